@@ -1,0 +1,90 @@
+// Address parsing shared by the schema, the linter and the compilers. Pure.
+import { isIPv4, isIPv6 } from "node:net";
+
+export type Family = "ipv4" | "ipv6";
+
+export interface Prefix {
+  family: Family;
+  /** Address as written (normalised case), without the length. */
+  address: string;
+  length: number;
+}
+
+/** Parse "a.b.c.d", "a.b.c.d/n", "x::y" or "x::y/n". Returns null when not an address. */
+export function parsePrefix(text: string): Prefix | null {
+  const slash = text.indexOf("/");
+  const address = (slash === -1 ? text : text.slice(0, slash)).toLowerCase();
+  const lenText = slash === -1 ? undefined : text.slice(slash + 1);
+  const family: Family | null = isIPv4(address) ? "ipv4" : isIPv6(address) ? "ipv6" : null;
+  if (!family) return null;
+  const max = family === "ipv4" ? 32 : 128;
+  if (lenText === undefined) return { family, address, length: max };
+  if (!/^\d{1,3}$/.test(lenText)) return null;
+  const length = Number(lenText);
+  if (length > max) return null;
+  return { family, address, length };
+}
+
+export function isAddress(text: string): boolean {
+  return isIPv4(text) || isIPv6(text);
+}
+
+export function ipv4ToInt(address: string): number {
+  const p = address.split(".").map(Number);
+  return (((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!) >>> 0;
+}
+
+export function intToIpv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+}
+
+/** The network address of an IPv4 prefix (host bits cleared). */
+export function ipv4Network(p: Prefix): string {
+  const mask = p.length === 0 ? 0 : (0xffffffff << (32 - p.length)) >>> 0;
+  return intToIpv4((ipv4ToInt(p.address) & mask) >>> 0);
+}
+
+/** True when the prefix has host bits set (e.g. 10.0.0.1/8): nft refuses those. */
+export function hasHostBits(p: Prefix): boolean {
+  if (p.family !== "ipv4") return ipv6HasHostBits(p);
+  return ipv4Network(p) !== p.address;
+}
+
+function expandIpv6(address: string): number[] {
+  let text = address;
+  const v4 = text.match(/(\d+\.\d+\.\d+\.\d+)$/);
+  if (v4) {
+    const n = ipv4ToInt(v4[1]!);
+    text = text.slice(0, -v4[1]!.length) + ((n >>> 16).toString(16) + ":" + (n & 0xffff).toString(16));
+  }
+  const [head, tail] = text.split("::") as [string, string | undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const fill = tail === undefined ? [] : Array(8 - h.length - t.length).fill("0");
+  return [...h, ...fill, ...t].map((g) => parseInt(g, 16));
+}
+
+function ipv6HasHostBits(p: Prefix): boolean {
+  const groups = expandIpv6(p.address);
+  for (let bit = p.length; bit < 128; bit++) {
+    if ((groups[bit >> 4]! >> (15 - (bit & 15))) & 1) return true;
+  }
+  return false;
+}
+
+/** Does prefix `outer` contain prefix `inner`? Same family only. */
+export function prefixContains(outer: Prefix, inner: Prefix): boolean {
+  if (outer.family !== inner.family || outer.length > inner.length) return false;
+  if (outer.family === "ipv4") {
+    const mask = outer.length === 0 ? 0 : (0xffffffff << (32 - outer.length)) >>> 0;
+    return ((ipv4ToInt(outer.address) & mask) >>> 0) === ((ipv4ToInt(inner.address) & mask) >>> 0);
+  }
+  const a = expandIpv6(outer.address);
+  const b = expandIpv6(inner.address);
+  for (let bit = 0; bit < outer.length; bit++) {
+    const x = (a[bit >> 4]! >> (15 - (bit & 15))) & 1;
+    const y = (b[bit >> 4]! >> (15 - (bit & 15))) & 1;
+    if (x !== y) return false;
+  }
+  return true;
+}

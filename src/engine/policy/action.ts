@@ -1,0 +1,97 @@
+// What a rule does with a matching packet. Exactly one action per rule, as in iptables
+// (one target per rule). Terminating verdicts end evaluation; the others (log, counter,
+// account, mark, ...) let the packet continue to the next rule.
+import { z } from "zod";
+import { Address, Cidr, Name, Port, U32, freeText } from "./primitives.ts";
+
+export const LOG_LEVELS = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"] as const;
+export const REJECT_WITH = [
+  "icmp-port-unreachable", "icmp-host-unreachable", "icmp-net-unreachable", "icmp-proto-unreachable",
+  "icmp-net-prohibited", "icmp-host-prohibited", "icmp-admin-prohibited", "tcp-reset",
+] as const;
+
+/** Target spelled as a bare word in YAML: `action: accept`. */
+export const SimpleAction = z.enum(["accept", "drop", "return", "notrack"]);
+
+const NatTo = z.strictObject({
+  address: Address.optional(),
+  /** Port or "low-high" range on the new destination/source. */
+  port: z.union([Port, z.string().regex(/^\d{1,5}-\d{1,5}$/)]).optional(),
+});
+
+export const ActionObject = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("accept") }),
+  z.strictObject({ type: z.literal("drop") }),
+  z.strictObject({ type: z.literal("return") }),
+  z.strictObject({ type: z.literal("notrack") }),
+  z.strictObject({ type: z.literal("reject"), with: z.enum(REJECT_WITH).optional() }),
+  z.strictObject({ type: z.literal("jump"), chain: Name }),
+  z.strictObject({ type: z.literal("goto"), chain: Name }),
+  z.strictObject({
+    type: z.literal("log"),
+    prefix: freeText(127).optional(),
+    level: z.enum(LOG_LEVELS).optional(),
+    /** NFLOG group: events go to userspace (the agent) instead of the kernel log. */
+    group: z.number().int().min(0).max(65535).optional(),
+  }),
+  z.strictObject({ type: z.literal("counter"), name: Name }),
+  z.strictObject({ type: z.literal("mark"), value: U32, mask: U32.optional() }),
+  z.strictObject({
+    type: z.literal("connmark"),
+    /** set: write `value` into the connection mark; save: packet mark -> ct mark; restore: ct mark -> packet mark. */
+    op: z.enum(["set", "save", "restore"]),
+    value: U32.optional(),
+  }),
+  /** xtables-addons ACCOUNT: per-address src/dst bytes and packets in a named accounting table. */
+  z.strictObject({ type: z.literal("account"), table: Name }),
+  /** xtables-addons LOGMARK: log nfmark and ctmark. */
+  z.strictObject({
+    type: z.literal("logmark"),
+    prefix: freeText(29).optional(),
+    level: z.number().int().min(0).max(8).optional(),
+    group: z.number().int().min(0).max(65535).optional(),
+  }),
+  /** xtables-addons IPMARK: mark = ((addr >> shift) & andMask) | orMask. */
+  z.strictObject({
+    type: z.literal("ipmark"),
+    addr: z.enum(["src", "dst"]),
+    shift: z.number().int().min(0).max(127).optional(),
+    andMask: U32.optional(),
+    orMask: U32.optional(),
+  }),
+  /** xtables-addons TEE: clone the packet to a gateway on the local segment. */
+  z.strictObject({ type: z.literal("tee"), gateway: Address }),
+  z.strictObject({ type: z.literal("rawsnat"), to: Cidr }),
+  z.strictObject({ type: z.literal("rawdnat"), to: Cidr }),
+  z.strictObject({ type: z.literal("checksumFill") }),
+  z.strictObject({ type: z.literal("tarpit") }),
+  z.strictObject({ type: z.literal("delude") }),
+  z.strictObject({ type: z.literal("chaos"), mode: z.enum(["delude", "tarpit"]).optional() }),
+  z.strictObject({ type: z.literal("steal") }),
+  z.strictObject({ type: z.literal("sysrq") }),
+  z.strictObject({ type: z.literal("dhcpmac"), setMac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i) }),
+  /** ECHO and MIRROR send traffic back to its source: always refused (see validate/safety). */
+  z.strictObject({ type: z.literal("echo") }),
+  z.strictObject({ type: z.literal("mirror") }),
+  z.strictObject({ type: z.literal("masquerade"), port: NatTo.shape.port }),
+  z.strictObject({ type: z.literal("snat"), to: NatTo }),
+  z.strictObject({ type: z.literal("dnat"), to: NatTo }),
+  z.strictObject({ type: z.literal("redirect"), port: NatTo.shape.port }),
+  /** NETMAP: 1:1 prefix translation of the source (postrouting) or destination (prerouting). */
+  z.strictObject({ type: z.literal("netmap"), to: Cidr }),
+]);
+export type ActionObject = z.infer<typeof ActionObject>;
+export type ActionType = ActionObject["type"];
+
+export const Action = z.union([SimpleAction, ActionObject]);
+export type Action = z.infer<typeof Action>;
+
+/** `accept` and `{type: "accept"}` mean the same thing; code works on the object form. */
+export function normalizeAction(a: Action): ActionObject {
+  return typeof a === "string" ? { type: a } : a;
+}
+
+export const TERMINATING: ReadonlySet<ActionType> = new Set<ActionType>([
+  "accept", "drop", "return", "reject", "goto", "tarpit", "delude", "chaos", "steal", "sysrq", "echo", "mirror",
+  "masquerade", "snat", "dnat", "redirect", "netmap",
+]);

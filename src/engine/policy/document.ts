@@ -1,0 +1,62 @@
+// The policy document: one immutable ruleset version. This schema is the contract of the
+// whole product (API bodies, stored versions, importer output, compiler input).
+import { z } from "zod";
+import { Comment, Name, Port } from "./primitives.ts";
+import { Match } from "./match.ts";
+import { Action } from "./action.ts";
+import { AccountingDef, CounterDef, QuotaDef, SetDef } from "./objects.ts";
+import { Protections } from "./protections.ts";
+import { Forwarding } from "./forwarding.ts";
+
+export const HOOKS = ["prerouting", "input", "forward", "output", "postrouting"] as const;
+/**
+ * The iptables table a chain belongs to. nftables has no fixed tables, but the table decides
+ * the chain type and priority, and which targets are allowed (IPMARK: mangle; RAWSNAT: raw/rawpost).
+ */
+export const CHAIN_TABLES = ["filter", "nat", "mangle", "raw", "rawpost"] as const;
+
+export const Rule = z.strictObject({
+  comment: Comment.optional(),
+  match: Match.optional(),
+  action: Action,
+  /** Count packets/bytes of this rule (an anonymous counter in the rendered rule). */
+  counter: z.boolean().optional(),
+});
+export type Rule = z.infer<typeof Rule>;
+
+export const Chain = z.strictObject({
+  table: z.enum(CHAIN_TABLES).default("filter"),
+  /** Base chains name a hook; chains without one are user chains reached by jump/goto. */
+  hook: z.enum(HOOKS).optional(),
+  /** Default verdict of a base chain. */
+  policy: z.enum(["accept", "drop"]).optional(),
+  comment: Comment.optional(),
+  rules: z.array(Rule).max(100_000).default([]),
+});
+export type Chain = z.infer<typeof Chain>;
+
+export const Failsafe = z.strictObject({
+  /**
+   * Keep the agent's own connection to the API open whatever the rules say (like Calico's
+   * failsafe ports). Turning it off is an explicit opt-out.
+   */
+  enabled: z.boolean().default(true),
+  /** TCP ports of the API the agent talks to; the agent also passes the exact endpoint at apply time. */
+  ports: z.array(Port).min(1).max(16).default([50051]),
+});
+
+export const Policy = z.strictObject({
+  description: Comment.optional(),
+  failsafe: Failsafe.default({ enabled: true, ports: [50051] }),
+  sets: z.record(Name, SetDef).default({}),
+  counters: z.record(Name, CounterDef).default({}),
+  quotas: z.record(z.string(), QuotaDef).default({}),
+  accounting: z.record(Name, AccountingDef).default({}),
+  chains: z.record(Name, Chain).default({}),
+  protections: Protections.default({}),
+  forwarding: Forwarding.default({ portForwards: [], rangeForwards: [], markForwards: [] }),
+});
+/** A validated policy with defaults filled in. */
+export type Policy = z.infer<typeof Policy>;
+/** A policy as a user may write it (defaults optional). */
+export type PolicyInput = z.input<typeof Policy>;

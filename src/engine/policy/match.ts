@@ -1,0 +1,141 @@
+// What a rule matches. Every key is optional; all present keys must match (AND).
+// Core matches render on every target; the `xt` group holds xtables-addons matches that
+// only the iptables target (with xtables-addons installed) can express.
+import { z } from "zod";
+import {
+  AddressList, Interface, Name, PortList, Protocol, Rate, Seconds, U32, negatable,
+} from "./primitives.ts";
+
+export const CT_STATES = ["new", "established", "related", "invalid", "untracked"] as const;
+export const TCP_FLAGS = ["fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr"] as const;
+export const ICMP_TYPES = [
+  "echo-reply", "destination-unreachable", "source-quench", "redirect", "echo-request", "router-advertisement",
+  "router-solicitation", "time-exceeded", "parameter-problem", "timestamp-request", "timestamp-reply",
+  "info-request", "info-reply", "address-mask-request", "address-mask-reply",
+] as const;
+export const ICMPV6_TYPES = [
+  "destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem", "echo-request", "echo-reply",
+  "mld-listener-query", "mld-listener-report", "mld-listener-done", "nd-router-solicit", "nd-router-advert",
+  "nd-neighbor-solicit", "nd-neighbor-advert", "nd-redirect", "router-renumbering",
+] as const;
+export const ADDR_TYPES = ["unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable", "prohibit"] as const;
+
+const TcpFlag = z.enum(TCP_FLAGS);
+/** `--tcp-flags MASK COMP`: of the flags in `mask`, exactly those in `compare` are set. */
+export const TcpFlagsMatch = z
+  .strictObject({ mask: z.array(TcpFlag).min(1), compare: z.array(TcpFlag) })
+  .refine((f) => f.compare.every((c) => f.mask.includes(c)), { message: "every flag in compare must also be in mask", path: ["compare"] });
+
+/** A 32-bit value with optional mask: `mark & mask == value`. */
+export const MarkMatch = z.union([U32, z.strictObject({ value: U32, mask: U32 })]);
+
+/** Packet length (layer 3, as `-m length` and nft `meta length`): exact or "min-max". */
+export const LengthMatch = z.union([
+  z.number().int().min(0).max(65535),
+  z.string().regex(/^\d{1,5}-\d{1,5}$/, 'must be a length or a range "min-max"'),
+]);
+
+export const LimitMatch = z.strictObject({
+  rate: Rate,
+  burst: z.number().int().min(1).max(1_000_000).optional(),
+  /** Match only traffic above the rate (nft `limit rate over`). */
+  over: z.boolean().optional(),
+});
+
+/** Per-source (or per-destination) rate meter: hashlimit, or `recent --hitcount`. */
+export const MeterMatch = z.strictObject({
+  name: Name,
+  key: z.enum(["saddr", "daddr"]).default("saddr"),
+  rate: Rate,
+  burst: z.number().int().min(1).max(1_000_000).optional(),
+  /** true: match sources above the rate (the usual "drop the flooder"). */
+  over: z.boolean().default(true),
+  /** How long a source's meter lives after its last packet. */
+  timeoutSeconds: Seconds.default(60),
+  size: z.number().int().min(1).max(1_000_000).default(65536),
+});
+
+/** `-m recent`: a named list of addresses with last-seen times. */
+export const RecentMatch = z.strictObject({
+  name: Name,
+  /** set: add the address (always matches); update/rcheck: match if listed (update refreshes); remove: drop it (matches if it was listed). */
+  mode: z.enum(["set", "update", "rcheck", "remove"]),
+  /** Only count the address as listed if seen within this many seconds (update/rcheck). */
+  seconds: Seconds.optional(),
+  /** Match only when the address was seen at least this many times within `seconds`. */
+  hitcount: z.number().int().min(1).max(1_000_000).optional(),
+  side: z.enum(["source", "destination"]).default("source"),
+});
+
+/** `-m quota2`: consult a named quota (declared under `quotas`). */
+export const QuotaMatch = z.strictObject({
+  name: z.string(),
+  /** `! --quota`: match once the budget is spent instead of while it lasts. */
+  invert: z.boolean().optional(),
+  /** `--no-change`: test without consuming. */
+  noChange: z.boolean().optional(),
+});
+
+const CountryList = z.array(z.string().regex(/^[A-Z]{2}$/, "must be an ISO-3166 alpha-2 code like DE")).min(1);
+const IFACE_FLAGS = ["up", "down", "broadcast", "loopback", "pointtopoint", "running", "noarp", "arp", "promisc", "multicast", "dynamic", "lower-up", "dormant"] as const;
+const IPV4_OPTIONS = ["nop", "security", "lsrr", "timestamp", "record-route", "ssrr", "mtu-probe", "mtu-reply", "traceroute", "router-alert"] as const;
+
+/** xtables-addons matches (seed: xtables-addons manual). */
+export const XtMatch = z.strictObject({
+  condition: negatable(z.string().regex(/^[A-Za-z0-9_]{1,27}$/, "must be 1-27 letters, digits or '_'")).optional(),
+  geoip: z.strictObject({ source: CountryList.optional(), destination: CountryList.optional(), invert: z.boolean().optional() }).optional(),
+  iface: z
+    .strictObject({
+      interface: Interface.optional(),
+      devIn: z.boolean().optional(),
+      devOut: z.boolean().optional(),
+      flags: z.array(z.strictObject({ flag: z.enum(IFACE_FLAGS), not: z.boolean().optional() })).min(1),
+    })
+    .optional(),
+  ipp2p: z.array(z.enum(["edk", "kazaa", "gnu", "dc", "bit", "apple", "soul", "winmx", "ares"])).min(1).optional(),
+  ipv4options: z
+    .strictObject({ flags: z.array(z.strictObject({ option: z.enum(IPV4_OPTIONS), not: z.boolean().optional() })).min(1), any: z.boolean().optional() })
+    .optional(),
+  lscan: z.array(z.enum(["stealth", "synscan", "cnscan", "grscan"])).min(1).optional(),
+  psd: z
+    .strictObject({
+      weightThreshold: z.number().int().min(1).optional(),
+      delayThreshold: z.number().int().min(1).optional(),
+      loPortsWeight: z.number().int().min(1).optional(),
+      hiPortsWeight: z.number().int().min(1).optional(),
+    })
+    .optional(),
+  fuzzy: z.strictObject({ lowerLimit: z.number().int().min(1), upperLimit: z.number().int().min(1) }).optional(),
+  gradm: z.enum(["enabled", "disabled"]).optional(),
+  dhcpmac: negatable(z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i, "must be a MAC address aa:bb:cc:dd:ee:ff[/bits]")).optional(),
+});
+
+export const Match = z.strictObject({
+  /** Restrict a rule to one IP family (inet tables see both). */
+  family: z.enum(["ipv4", "ipv6"]).optional(),
+  saddr: negatable(AddressList).optional(),
+  daddr: negatable(AddressList).optional(),
+  protocol: negatable(Protocol).optional(),
+  sport: negatable(PortList).optional(),
+  dport: negatable(PortList).optional(),
+  iif: negatable(z.union([Interface, z.array(Interface).min(1)])).optional(),
+  oif: negatable(z.union([Interface, z.array(Interface).min(1)])).optional(),
+  ctState: negatable(z.array(z.enum(CT_STATES)).min(1)).optional(),
+  tcpFlags: negatable(TcpFlagsMatch).optional(),
+  icmpType: negatable(z.union([z.enum(ICMP_TYPES), z.array(z.enum(ICMP_TYPES)).min(1)])).optional(),
+  icmpv6Type: negatable(z.union([z.enum(ICMPV6_TYPES), z.array(z.enum(ICMPV6_TYPES)).min(1)])).optional(),
+  length: negatable(LengthMatch).optional(),
+  mark: negatable(MarkMatch).optional(),
+  ctmark: negatable(MarkMatch).optional(),
+  /** Destination address type as the routing table sees it (`-m addrtype --dst-type`, nft `fib daddr type`). */
+  daddrType: negatable(z.array(z.enum(ADDR_TYPES)).min(1)).optional(),
+  /** Reverse-path check: "fail" matches packets whose source is not routed back out the interface they came in on. */
+  rpfilter: z.enum(["fail", "pass"]).optional(),
+  limit: LimitMatch.optional(),
+  meter: MeterMatch.optional(),
+  recent: RecentMatch.optional(),
+  quota: QuotaMatch.optional(),
+  xt: XtMatch.optional(),
+});
+export type Match = z.infer<typeof Match>;
+

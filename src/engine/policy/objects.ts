@@ -1,0 +1,51 @@
+// Named objects a policy declares once and rules refer to by name.
+import { z } from "zod";
+import { Cidr, Comment, Port, Seconds } from "./primitives.ts";
+import { parsePrefix } from "../net/address.ts";
+
+export const SET_TYPES = ["ipv4_addr", "ipv6_addr", "inet_service", "ether_addr", "ifname", "mark"] as const;
+
+/** Address/port sets: static elements, intervals (CIDR), timeouts, and dynamic (filled by rules). */
+export const SetDef = z.strictObject({
+  type: z.enum(SET_TYPES),
+  elements: z.array(z.union([z.string().max(64), Port])).max(2_000_000).default([]),
+  /** Holds prefixes/ranges; required for CIDR elements. */
+  interval: z.boolean().optional(),
+  /** Default lifetime of an element; elements expire by themselves. */
+  timeoutSeconds: Seconds.optional(),
+  /** Rules may add elements at runtime (`recent --set`, meters). */
+  dynamic: z.boolean().optional(),
+  /** Per-element packet/byte counters. */
+  counters: z.boolean().optional(),
+  /** Maximum number of elements the kernel will hold; defaults to elements + 65536 for dynamic sets. */
+  size: z.number().int().min(1).max(16_000_000).optional(),
+  comment: Comment.optional(),
+});
+export type SetDef = z.infer<typeof SetDef>;
+
+export const CounterDef = z.strictObject({ comment: Comment.optional() });
+
+/** quota2: a named byte or packet budget (down-counting) or an up-counting counter (`--grow`). */
+export const QuotaDef = z
+  .strictObject({
+    mode: z.enum(["bytes", "packets"]).default("bytes"),
+    /** Initial budget; required unless `grow`. */
+    limit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    grow: z.boolean().optional(),
+    comment: Comment.optional(),
+  })
+  .refine((q) => q.grow || q.limit !== undefined, { message: "a quota needs a limit unless it grows (grow: true)", path: ["limit"] });
+export type QuotaDef = z.infer<typeof QuotaDef>;
+
+/** ACCOUNT table: per-address counters for every address of an IPv4 prefix (/8 to /32, or 0.0.0.0/0). */
+export const AccountingDef = z.strictObject({
+  prefix: Cidr.superRefine((s, ctx) => {
+    const p = parsePrefix(s);
+    if (!p) return;
+    if (p.family !== "ipv4") ctx.addIssue({ code: "custom", message: "ACCOUNT tables account IPv4 prefixes only" });
+    else if (p.length !== 0 && p.length < 8) ctx.addIssue({ code: "custom", message: "ACCOUNT prefixes must be /8 or longer (or 0.0.0.0/0 for the one-slot total)" });
+    else if (p.length === 0 && p.address !== "0.0.0.0") ctx.addIssue({ code: "custom", message: "a /0 ACCOUNT prefix must be written 0.0.0.0/0" });
+  }),
+  comment: Comment.optional(),
+});
+export type AccountingDef = z.infer<typeof AccountingDef>;

@@ -1,0 +1,64 @@
+// Protection presets (seed: iptables hardening tricks). Each one expands into plain rules
+// (engine/expand) that the render shows; nothing here is hidden behaviour.
+import { z } from "zod";
+import { Interface, Port, Rate, Seconds, freeText } from "./primitives.ts";
+
+export const AntiSpoofing = z.strictObject({
+  /** The external interface: spoofed sources are dropped on packets arriving here. */
+  interface: Interface,
+  /** Reverse-path check (ipfw verrevpath; nft `fib saddr . iif oif missing drop`). */
+  reversePath: z.boolean().default(true),
+  /** Drop packets addressed to broadcast/multicast destinations. */
+  dropBroadcastDestinations: z.boolean().default(true),
+});
+
+/** Smurf / ping flood: drop address-mask and timestamp requests, rate-limit the remaining ICMP. */
+export const IcmpFlood = z.strictObject({
+  rate: Rate.default("1/second"),
+  burst: z.number().int().min(1).max(10000).default(5),
+});
+
+/** INVALID conntrack state dropped in input/forward/output; SYN+FIN and SYN+RST dropped. */
+export const BogusPackets = z.strictObject({ enabled: z.boolean().default(true) });
+
+export const RstFlood = z.strictObject({ rate: Rate.default("2/second"), burst: z.number().int().min(1).max(10000).default(2) });
+
+/** Per source address: drop new TCP connections above `rate`. */
+export const SynFlood = z.strictObject({
+  rate: Rate.default("60/second"),
+  burst: z.number().int().min(1).max(100000).optional(),
+});
+
+/** Port-scan sand trap: a probe of a listed port logs and bans the source for `banSeconds`. */
+export const PortScanTrap = z.strictObject({
+  ports: z.array(Port).min(1).max(1024).default([139]),
+  banSeconds: Seconds.default(86400),
+  logPrefix: freeText(29).default("Portscan:"),
+  /** Apply in forward too (routers), not just input. */
+  forward: z.boolean().default(true),
+});
+
+/** Port knocking (xtables-addons pknock, TCP mode). */
+export const PortKnock = z.strictObject({
+  name: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,15}$/, "must be 1-16 letters, digits or '_', starting with a letter"),
+  /** Knock sequence, in order. */
+  knockPorts: z.array(Port).min(2).max(8),
+  protocol: z.enum(["tcp", "udp"]).default("tcp"),
+  /** The port that opens for the knocking source. */
+  port: Port,
+  /** Maximum seconds between two knocks. */
+  knockTimeoutSeconds: Seconds.default(10),
+  /** How long the port stays open for that source. */
+  openSeconds: Seconds.default(60),
+});
+
+export const Protections = z.strictObject({
+  antiSpoofing: AntiSpoofing.optional(),
+  icmpFlood: IcmpFlood.optional(),
+  bogusPackets: BogusPackets.optional(),
+  rstFlood: RstFlood.optional(),
+  synFlood: SynFlood.optional(),
+  portScanTrap: PortScanTrap.optional(),
+  portKnock: z.array(PortKnock).max(32).optional(),
+});
+export type Protections = z.infer<typeof Protections>;
