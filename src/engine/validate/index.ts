@@ -1,0 +1,33 @@
+// validatePolicy: schema (zod) -> semantic errors -> lints (warnings) -> optional target
+// support check. Errors refuse a policy; warnings never do.
+import { Policy } from "../policy/index.ts";
+import { sortDiagnostics, type Diagnostic } from "../diagnostics.ts";
+import { translateZodIssues } from "./zod-issues.ts";
+import { semanticErrors } from "./semantic.ts";
+import { lintWarnings } from "./lints.ts";
+import { targetSupport } from "./target.ts";
+
+export type Target = "nftables" | "iptables";
+export interface ValidateOptions {
+  target?: Target;
+}
+export interface ValidationResult {
+  ok: boolean;
+  /** The parsed policy (defaults filled in) when the schema accepted it, even if semantic errors remain. */
+  policy?: Policy;
+  errors: Diagnostic[];
+  warnings: Diagnostic[];
+}
+
+export function validatePolicy(doc: unknown, opts: ValidateOptions = {}): ValidationResult {
+  const parsed = Policy.safeParse(doc);
+  if (!parsed.success) {
+    return { ok: false, errors: sortDiagnostics(translateZodIssues(parsed.error.issues, doc)), warnings: [] };
+  }
+  const policy = parsed.data;
+  const found = [...semanticErrors(policy), ...lintWarnings(policy)];
+  if (opts.target) found.push(...targetSupport(policy, opts.target));
+  const errors = sortDiagnostics(found.filter((d) => d.severity === "error"));
+  const warnings = sortDiagnostics(found.filter((d) => d.severity === "warning"));
+  return { ok: errors.length === 0, policy, errors, warnings };
+}
