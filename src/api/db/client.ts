@@ -1,0 +1,15 @@
+// One PrismaClient per process, over node-postgres via the driver adapter (Prisma 7).
+import { PrismaPg } from "@prisma/adapter-pg";
+import { PrismaClient } from "../../generated/prisma/client.ts";
+
+export type Db = PrismaClient;
+export { Prisma } from "../../generated/prisma/client.ts";
+
+export function createDb(databaseUrl: string): Db {
+  return new PrismaClient({
+    adapter: new PrismaPg({ connectionString: databaseUrl }),
+    // Version creation serialises on a row lock; bursts of concurrent writers must
+    // queue for a connection rather than fail after Prisma's 2 s default.
+    transactionOptions: { maxWait: 10_000, timeout: 15_000 },
+  });
+}
