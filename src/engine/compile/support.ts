@@ -1,0 +1,373 @@
+// Which features each compile target can express: the single source of truth shared by the
+// validator (refuses a policy for a target), the nftables and iptables compilers (refuse
+// instead of rendering something else) and the agent (which xtables-addons modules a host
+// needs). A feature a target cannot express is an `unsupported_on_target` error naming the
+// feature, the target, and what would support it.
+import { error, type Diagnostic, type Path } from "../diagnostics.ts";
+import {
+  normalizeAction, unwrap, type Match, type Policy, type ActionObject,
+} from "../policy/index.ts";
+
+export type CompileTarget = "nftables" | "iptables";
+export const COMPILE_TARGETS: readonly CompileTarget[] = ["nftables", "iptables"];
+
+/** A kernel module a rendering needs; `xtablesAddons` modules are not in the mainline kernel. */
+export interface ModuleNeed {
+  module: string;
+  xtablesAddons: boolean;
+}
+
+export type Support =
+  | { supported: true; how: string; needs?: ModuleNeed }
+  | { supported: false; reason: string; alternative: string };
+
+export interface FeatureEntry {
+  /** What an operator calls it; used in messages. */
+  label: string;
+  nftables: Support;
+  iptables: Support;
+}
+
+const yes = (how: string, needs?: ModuleNeed): Support => (needs ? { supported: true, how, needs } : { supported: true, how });
+const no = (reason: string, alternative: string): Support => ({ supported: false, reason, alternative });
+const addon = (module: string): ModuleNeed => ({ module, xtablesAddons: true });
+const mainline = (module: string): ModuleNeed => ({ module, xtablesAddons: false });
+const USE_IPT = "render with target iptables on a host with xtables-addons";
+
+/** nftables has no equivalent of an xtables-addons module. */
+function nftNoAddon(what: string, module: string): Support {
+  return no(`nftables has no ${what}`, `${USE_IPT} (module ${module})`);
+}
+const REFLECT = no(
+  "it sends traffic back to its source (reflection loops, DoS amplification; MIRROR was removed from the kernel)",
+  "nothing supports it: Palisade refuses reflection on every target",
+);
+
+export const FEATURES = {
+  // ---- actions (targets)
+  "action.notrack": { label: "NOTRACK", nftables: yes("notrack"), iptables: yes("-j CT --notrack (raw table)") },
+  "action.reject": { label: "REJECT", nftables: yes("reject with"), iptables: yes("-j REJECT --reject-with") },
+  "action.log": { label: "LOG", nftables: yes("log prefix/level"), iptables: yes("-j LOG") },
+  "action.nflog": { label: "NFLOG group", nftables: yes("log group"), iptables: yes("-j NFLOG --nflog-group") },
+  "action.counter": {
+    label: "named counter",
+    nftables: yes("named counter object"),
+    iptables: yes("rules tagged with comment 'palisade-counter:NAME'; the agent sums their per-rule counters"),
+  },
+  "action.mark": { label: "MARK", nftables: yes("meta mark set"), iptables: yes("-j MARK --set-xmark") },
+  "action.connmark": { label: "CONNMARK", nftables: yes("ct mark set"), iptables: yes("-j CONNMARK") },
+  "action.account": {
+    label: "ACCOUNT",
+    nftables: yes("per-prefix dynamic sets with per-element counters (src and dst)"),
+    iptables: yes("-j ACCOUNT --addr --tname", addon("xt_ACCOUNT")),
+  },
+  "action.logmark": {
+    label: "LOGMARK",
+    nftables: yes("log statement / NFLOG group carrying meta mark and ct mark"),
+    iptables: yes("-j LOGMARK", addon("xt_LOGMARK")),
+  },
+  "action.ipmark": {
+    label: "IPMARK",
+    nftables: yes("meta mark set from the raw address bits (@nh) with and/or"),
+    iptables: yes("-j IPMARK", addon("xt_IPMARK")),
+  },
+  "action.tee": {
+    label: "TEE",
+    nftables: yes("dup to (in a table of family ip/ip6)"),
+    iptables: yes("-j TEE --gateway", mainline("xt_TEE")),
+  },
+  "action.rawsnat": {
+    label: "RAWSNAT",
+    nftables: yes("stateless payload rewrite (ip saddr set ...) with notrack at raw priority"),
+    iptables: yes("-j RAWSNAT (raw/rawpost table)", addon("xt_RAWNAT")),
+  },
+  "action.rawdnat": {
+    label: "RAWDNAT",
+    nftables: yes("stateless payload rewrite (ip daddr set ...) with notrack at raw priority"),
+    iptables: yes("-j RAWDNAT (raw table)", addon("xt_RAWNAT")),
+  },
+  "action.checksumFill": {
+    label: "CHECKSUM --checksum-fill",
+    nftables: no("nftables has no checksum-fill statement", "render with target iptables (mainline module xt_CHECKSUM, mangle table)"),
+    iptables: yes("-j CHECKSUM --checksum-fill (mangle table)", mainline("xt_CHECKSUM")),
+  },
+  "action.tarpit": { label: "TARPIT", nftables: nftNoAddon("TARPIT", "xt_TARPIT"), iptables: yes("-j TARPIT", addon("xt_TARPIT")) },
+  "action.delude": { label: "DELUDE", nftables: nftNoAddon("DELUDE", "xt_DELUDE"), iptables: yes("-j DELUDE", addon("xt_DELUDE")) },
+  "action.chaos": { label: "CHAOS", nftables: nftNoAddon("CHAOS", "xt_CHAOS"), iptables: yes("-j CHAOS", addon("xt_CHAOS")) },
+  "action.steal": {
+    label: "STEAL",
+    nftables: no("nftables has no STEAL (stolen) verdict", `use drop, or ${USE_IPT} (module xt_STEAL)`),
+    iptables: yes("-j STEAL", addon("xt_STEAL")),
+  },
+  "action.sysrq": { label: "SYSRQ", nftables: nftNoAddon("SYSRQ", "xt_SYSRQ"), iptables: yes("-j SYSRQ", addon("xt_SYSRQ")) },
+  "action.dhcpmac": {
+    label: "DHCPMAC target",
+    nftables: nftNoAddon("DHCPMAC target", "xt_DHCPMAC"),
+    iptables: yes("-j DHCPMAC --set-mac", addon("xt_DHCPMAC")),
+  },
+  "action.echo": { label: "ECHO", nftables: REFLECT, iptables: REFLECT },
+  "action.mirror": { label: "MIRROR", nftables: REFLECT, iptables: REFLECT },
+  "action.masquerade": { label: "MASQUERADE", nftables: yes("masquerade"), iptables: yes("-j MASQUERADE") },
+  "action.snat": { label: "SNAT", nftables: yes("snat to"), iptables: yes("-j SNAT --to-source") },
+  "action.dnat": { label: "DNAT", nftables: yes("dnat to"), iptables: yes("-j DNAT --to-destination") },
+  "action.redirect": { label: "REDIRECT", nftables: yes("redirect to"), iptables: yes("-j REDIRECT --to-ports") },
+  "action.netmap": { label: "NETMAP", nftables: yes("snat/dnat prefix to"), iptables: yes("-j NETMAP --to") },
+
+  // ---- core matches with target-specific limits
+  "match.namedSet": {
+    label: "named address set",
+    nftables: yes("named set (@name)"),
+    iptables: yes("-m set --match-set (ipset; the agent loads the `ipsets` part with `ipset restore` first)"),
+  },
+  "match.tcpFlagsEcnCwr": {
+    label: "TCP flags ECN/CWR",
+    nftables: yes("tcp flags"),
+    iptables: no("the iptables tcp match only knows FIN, SYN, RST, PSH, ACK and URG", "render with target nftables"),
+  },
+  "match.negatedList": {
+    label: "negated list of several addresses or interfaces",
+    nftables: yes("anonymous set with !="),
+    iptables: no(
+      "iptables can negate only one address or interface per rule",
+      "negate a named address set (@name, rendered as ipset), split the rule, or render with target nftables",
+    ),
+  },
+  "match.limit": { label: "limit", nftables: yes("limit rate"), iptables: yes("-m limit") },
+  "match.limitOver": { label: "limit over", nftables: yes("limit rate over"), iptables: yes("-m hashlimit --hashlimit-above (one bucket)") },
+  "match.meter": { label: "rate meter", nftables: yes("meter / dynamic set with limit"), iptables: yes("-m hashlimit") },
+  "match.recent": { label: "recent", nftables: yes("set with timeouts (add/update/delete @set)"), iptables: yes("-m recent") },
+  "match.recentHitcount": {
+    label: "recent --hitcount",
+    nftables: yes("per-element limit on a timeout set"),
+    iptables: yes("-m recent --hitcount (at most 20 with the default xt_recent ip_pkt_list_tot)"),
+  },
+  "match.recentHitcountOver20": {
+    label: "recent --hitcount above 20",
+    nftables: yes("per-element limit on a timeout set"),
+    iptables: no("xt_recent remembers only 20 packets per address by default (ip_pkt_list_tot)", "use a meter (hashlimit) or render with target nftables"),
+  },
+  "match.rpfilter": { label: "reverse-path check", nftables: yes("fib saddr . iif oif missing"), iptables: yes("-m rpfilter (raw/mangle PREROUTING)") },
+  "match.rpfilterOutsidePrerouting": {
+    label: "reverse-path check outside raw/mangle prerouting",
+    nftables: yes("fib saddr . iif oif missing"),
+    iptables: no("the iptables rpfilter match is only valid in the raw and mangle PREROUTING chains", "put the rule in a raw or mangle chain on hook prerouting, or render with target nftables"),
+  },
+  "match.daddrType": { label: "destination address type", nftables: yes("fib daddr type"), iptables: yes("-m addrtype --dst-type") },
+  "match.quota": {
+    label: "quota2",
+    nftables: yes("named quota (or counter for grow) object"),
+    iptables: yes("-m quota2", addon("xt_quota2")),
+  },
+  "match.quotaNoChange": {
+    label: "quota2 --no-change",
+    nftables: no("nftables quotas always consume what they match", `${USE_IPT} (module xt_quota2)`),
+    iptables: yes("-m quota2 --no-change", addon("xt_quota2")),
+  },
+  "match.quotaMixedInvert": {
+    label: "quota used both inverted and not",
+    nftables: no("an nftables quota is 'until' or 'over' for every rule that uses it", `declare two quotas, or ${USE_IPT} (module xt_quota2)`),
+    iptables: yes("-m quota2 [!] --quota", addon("xt_quota2")),
+  },
+  // ---- xtables-addons matches
+  "match.condition": { label: "condition match", nftables: nftNoAddon("condition match", "xt_condition"), iptables: yes("-m condition", addon("xt_condition")) },
+  "match.geoip": { label: "geoip match", nftables: nftNoAddon("geoip match", "xt_geoip"), iptables: yes("-m geoip", addon("xt_geoip")) },
+  "match.iface": { label: "iface match", nftables: nftNoAddon("interface-flags (iface) match", "xt_iface"), iptables: yes("-m iface", addon("xt_iface")) },
+  "match.ipp2p": { label: "ipp2p match", nftables: nftNoAddon("ipp2p match", "xt_ipp2p"), iptables: yes("-m ipp2p", addon("xt_ipp2p")) },
+  "match.ipv4options": {
+    label: "ipv4options match",
+    nftables: nftNoAddon("ipv4options match", "xt_ipv4options"),
+    iptables: yes("-m ipv4options", addon("xt_ipv4options")),
+  },
+  "match.lscan": { label: "lscan match", nftables: nftNoAddon("lscan match", "xt_lscan"), iptables: yes("-m lscan", addon("xt_lscan")) },
+  "match.psd": { label: "psd match", nftables: nftNoAddon("psd (port scan detection) match", "xt_psd"), iptables: yes("-m psd", addon("xt_psd")) },
+  "match.fuzzy": { label: "fuzzy match", nftables: nftNoAddon("fuzzy match", "xt_fuzzy"), iptables: yes("-m fuzzy", addon("xt_fuzzy")) },
+  "match.gradm": { label: "gradm match", nftables: nftNoAddon("gradm match", "xt_gradm"), iptables: yes("-m gradm", addon("xt_gradm")) },
+  "match.dhcpmac": { label: "dhcpmac match", nftables: nftNoAddon("dhcpmac match", "xt_DHCPMAC"), iptables: yes("-m dhcpmac", addon("xt_DHCPMAC")) },
+
+  // ---- named objects
+  "object.quotaPackets": {
+    label: "packet-counting quota",
+    nftables: no("nftables quotas count bytes only", `count bytes, or ${USE_IPT} (module xt_quota2 --packets)`),
+    iptables: yes("-m quota2 --packets", addon("xt_quota2")),
+  },
+  "object.setIfname": {
+    label: "interface-name set",
+    nftables: yes("set of type ifname"),
+    iptables: no("ipset has no interface-name set type", "list the interfaces in the rule, or render with target nftables"),
+  },
+  "object.setMark": {
+    label: "mark set",
+    nftables: yes("set of type mark"),
+    iptables: no("ipset has no plain mark set type", "match marks in the rule, or render with target nftables"),
+  },
+
+  // ---- forwarding and protections (expanded into plain rules)
+  "forward.portfw": { label: "port forward (PORTFW)", nftables: yes("dnat with numgen map"), iptables: yes("DNAT with -m statistic") },
+  "forward.autofw": { label: "port-range forward (AUTOFW -h)", nftables: yes("dnat to range"), iptables: yes("DNAT with a port range") },
+  "forward.mfw": { label: "mark-based forward (FWMARK/mfw)", nftables: yes("mark + dnat map"), iptables: yes("MARK + DNAT per mark") },
+  "protection.antiSpoofing": { label: "anti-spoofing", nftables: yes("expanded rules"), iptables: yes("expanded rules (rpfilter in raw PREROUTING)") },
+  "protection.icmpFlood": { label: "ICMP flood", nftables: yes("expanded rules"), iptables: yes("expanded rules") },
+  "protection.bogusPackets": { label: "bogus packets", nftables: yes("expanded rules"), iptables: yes("expanded rules") },
+  "protection.rstFlood": { label: "RST flood", nftables: yes("expanded rules"), iptables: yes("expanded rules") },
+  "protection.synFlood": { label: "SYN flood", nftables: yes("expanded rules (meter)"), iptables: yes("expanded rules (hashlimit)") },
+  "protection.portScanTrap": { label: "port-scan trap", nftables: yes("expanded rules (timeout set)"), iptables: yes("expanded rules (recent)") },
+  "protection.portKnock": { label: "port knocking", nftables: yes("expanded rules (timeout sets)"), iptables: yes("expanded rules (recent)") },
+} as const satisfies Record<string, FeatureEntry>;
+
+export type Feature = keyof typeof FEATURES;
+
+export function supportOf(feature: Feature, target: CompileTarget): Support {
+  return FEATURES[feature][target];
+}
+
+/** One place in a policy where a feature is used. */
+export interface FeatureUse {
+  feature: Feature;
+  path: Path;
+}
+
+const XT_MATCH_FEATURE: Record<string, Feature> = {
+  condition: "match.condition", geoip: "match.geoip", iface: "match.iface", ipp2p: "match.ipp2p",
+  ipv4options: "match.ipv4options", lscan: "match.lscan", psd: "match.psd", fuzzy: "match.fuzzy",
+  gradm: "match.gradm", dhcpmac: "match.dhcpmac",
+};
+
+const ACTION_FEATURE: Partial<Record<ActionObject["type"], Feature>> = {
+  notrack: "action.notrack", reject: "action.reject", counter: "action.counter", mark: "action.mark",
+  connmark: "action.connmark", account: "action.account", logmark: "action.logmark", ipmark: "action.ipmark",
+  tee: "action.tee", rawsnat: "action.rawsnat", rawdnat: "action.rawdnat", checksumFill: "action.checksumFill",
+  tarpit: "action.tarpit", delude: "action.delude", chaos: "action.chaos", steal: "action.steal",
+  sysrq: "action.sysrq", dhcpmac: "action.dhcpmac", echo: "action.echo", mirror: "action.mirror",
+  masquerade: "action.masquerade", snat: "action.snat", dnat: "action.dnat", redirect: "action.redirect",
+  netmap: "action.netmap",
+};
+
+function listLength(v: unknown): number {
+  return Array.isArray(v) ? v.length : 1;
+}
+
+/** Features a match uses. `where` gives the chain context for table/hook-bound features. */
+export function matchFeatures(m: Match, path: Path, where?: { table: string; hook?: string }): FeatureUse[] {
+  const out: FeatureUse[] = [];
+  const at = (feature: Feature, ...rest: Array<string | number>) => out.push({ feature, path: [...path, ...rest] });
+  for (const key of ["saddr", "daddr"] as const) {
+    const v = m[key];
+    if (v === undefined) continue;
+    const { value, negated } = unwrap(v);
+    const items = Array.isArray(value) ? value : [value];
+    if (items.some((i) => i.startsWith("@"))) at("match.namedSet", key);
+    if (negated && items.length > 1) at("match.negatedList", key);
+  }
+  for (const key of ["iif", "oif"] as const) {
+    const v = m[key];
+    if (v === undefined) continue;
+    const { value, negated } = unwrap(v);
+    if (negated && listLength(value) > 1) at("match.negatedList", key);
+  }
+  if (m.tcpFlags) {
+    const f = unwrap(m.tcpFlags).value;
+    if ([...f.mask, ...f.compare].some((x) => x === "ecn" || x === "cwr")) at("match.tcpFlagsEcnCwr", "tcpFlags");
+  }
+  if (m.limit) at(m.limit.over ? "match.limitOver" : "match.limit", "limit");
+  if (m.meter) at("match.meter", "meter");
+  if (m.recent) {
+    at("match.recent", "recent");
+    if (m.recent.hitcount !== undefined) at(m.recent.hitcount > 20 ? "match.recentHitcountOver20" : "match.recentHitcount", "recent", "hitcount");
+  }
+  if (m.rpfilter) {
+    at("match.rpfilter", "rpfilter");
+    if (where && !((where.table === "raw" || where.table === "mangle") && (where.hook === undefined || where.hook === "prerouting"))) {
+      at("match.rpfilterOutsidePrerouting", "rpfilter");
+    }
+  }
+  if (m.daddrType) at("match.daddrType", "daddrType");
+  if (m.quota) {
+    at("match.quota", "quota");
+    if (m.quota.noChange) at("match.quotaNoChange", "quota", "noChange");
+  }
+  if (m.xt) {
+    for (const [k, v] of Object.entries(m.xt)) {
+      const f = XT_MATCH_FEATURE[k];
+      if (f && v !== undefined) at(f, "xt", k);
+    }
+  }
+  return out;
+}
+
+/** Every feature use in a policy, in document order. */
+export function featureUses(policy: Policy): FeatureUse[] {
+  const out: FeatureUse[] = [];
+  const quotaInvert = new Map<string, boolean>();
+  for (const [cname, chain] of Object.entries(policy.chains)) {
+    chain.rules.forEach((rule, i) => {
+      const base: Path = ["chains", cname, "rules", i];
+      if (rule.match) {
+        out.push(...matchFeatures(rule.match, [...base, "match"], { table: chain.table, hook: chain.hook }));
+        const q = rule.match.quota;
+        if (q) {
+          const inv = q.invert === true;
+          const seen = quotaInvert.get(q.name);
+          if (seen === undefined) quotaInvert.set(q.name, inv);
+          else if (seen !== inv) out.push({ feature: "match.quotaMixedInvert", path: [...base, "match", "quota", "invert"] });
+        }
+      }
+      const a = normalizeAction(rule.action);
+      if (a.type === "log") {
+        out.push({ feature: a.group !== undefined ? "action.nflog" : "action.log", path: [...base, "action"] });
+      } else {
+        const f = ACTION_FEATURE[a.type];
+        if (f) out.push({ feature: f, path: [...base, "action"] });
+      }
+    });
+  }
+  for (const [name, q] of Object.entries(policy.quotas)) {
+    if (q.mode === "packets" && !q.grow) out.push({ feature: "object.quotaPackets", path: ["quotas", name, "mode"] });
+  }
+  for (const [name, s] of Object.entries(policy.sets)) {
+    if (s.type === "ifname") out.push({ feature: "object.setIfname", path: ["sets", name, "type"] });
+    if (s.type === "mark") out.push({ feature: "object.setMark", path: ["sets", name, "type"] });
+  }
+  const fw = policy.forwarding;
+  fw.portForwards.forEach((_, i) => out.push({ feature: "forward.portfw", path: ["forwarding", "portForwards", i] }));
+  fw.rangeForwards.forEach((_, i) => out.push({ feature: "forward.autofw", path: ["forwarding", "rangeForwards", i] }));
+  fw.markForwards.forEach((mf, i) => {
+    out.push({ feature: "forward.mfw", path: ["forwarding", "markForwards", i] });
+    out.push(...matchFeatures(mf.match, ["forwarding", "markForwards", i, "match"], { table: "mangle", hook: "prerouting" }));
+  });
+  const p = policy.protections;
+  const presets = ["antiSpoofing", "icmpFlood", "bogusPackets", "rstFlood", "synFlood", "portScanTrap", "portKnock"] as const;
+  for (const k of presets) {
+    if (p[k] !== undefined) out.push({ feature: `protection.${k}` as const, path: ["protections", k] });
+  }
+  return out;
+}
+
+/** One sentence: the feature, the target, why not, and what would support it. */
+export function unsupportedMessage(feature: Feature, target: CompileTarget): string | null {
+  const s = supportOf(feature, target);
+  if (s.supported) return null;
+  return `${FEATURES[feature].label} is not supported on target ${target}: ${s.reason}; ${s.alternative}.`;
+}
+
+/** An `unsupported_on_target` error for every use of a feature the target cannot express. */
+export function checkTargetSupport(policy: Policy, target: CompileTarget): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const use of featureUses(policy)) {
+    const msg = unsupportedMessage(use.feature, target);
+    if (msg) out.push(error(use.path, "unsupported_on_target", msg));
+  }
+  return out;
+}
+
+/**
+ * xtables-addons kernel modules the iptables rendering of a policy needs (sorted, unique), so
+ * the agent can compare them with the host's capabilities. Mainline modules are not listed.
+ */
+export function requiredXtablesModules(policy: Policy): string[] {
+  const mods = new Set<string>();
+  for (const use of featureUses(policy)) {
+    const s = supportOf(use.feature, "iptables");
+    if (s.supported && s.needs?.xtablesAddons) mods.add(s.needs.module);
+  }
+  return [...mods].sort();
+}

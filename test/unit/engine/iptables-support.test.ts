@@ -1,0 +1,90 @@
+// The support table: what each target refuses, with which message, and which
+// xtables-addons modules an iptables rendering needs.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Policy } from "../../../src/engine/policy/index.ts";
+import {
+  FEATURES, checkTargetSupport, requiredXtablesModules, featureUses, type Feature,
+} from "../../../src/engine/compile/support.ts";
+
+const p = (doc: unknown) => Policy.parse(doc);
+
+test("TARPIT is refused on nftables with the module that supports it, accepted on iptables", () => {
+  const pol = p({ chains: { input: { hook: "input", rules: [{ match: { protocol: "tcp", dport: 80 }, action: { type: "tarpit" } }] } } });
+  const nft = checkTargetSupport(pol, "nftables");
+  assert.equal(nft.length, 1);
+  assert.equal(nft[0]!.code, "unsupported_on_target");
+  assert.equal(nft[0]!.path, "/chains/input/rules/0/action");
+  assert.match(nft[0]!.message, /TARPIT/);
+  assert.match(nft[0]!.message, /nftables/);
+  assert.match(nft[0]!.message, /iptables.*xt_TARPIT/);
+  assert.deepEqual(checkTargetSupport(pol, "iptables"), []);
+  assert.deepEqual(requiredXtablesModules(pol), ["xt_TARPIT"]);
+});
+
+test("MIRROR and ECHO are unsupported on every target", () => {
+  for (const f of ["action.mirror", "action.echo"] as Feature[]) {
+    assert.equal(FEATURES[f].nftables.supported, false);
+    assert.equal(FEATURES[f].iptables.supported, false);
+  }
+});
+
+test("xt matches point at the match field; quota --no-change refused on nftables only", () => {
+  const pol = p({
+    quotas: { q: { limit: 1000 } },
+    chains: {
+      fwd: {
+        hook: "forward",
+        rules: [
+          { match: { xt: { geoip: { source: ["DE"] } } }, action: "drop" },
+          { match: { quota: { name: "q", noChange: true } }, action: "accept" },
+        ],
+      },
+    },
+  });
+  const nft = checkTargetSupport(pol, "nftables").map((d) => d.path);
+  assert.deepEqual(nft, ["/chains/fwd/rules/0/match/xt/geoip", "/chains/fwd/rules/1/match/quota/noChange"]);
+  assert.deepEqual(checkTargetSupport(pol, "iptables"), []);
+  assert.deepEqual(requiredXtablesModules(pol), ["xt_geoip", "xt_quota2"]);
+});
+
+test("iptables refuses negated lists, ECN flags, rpfilter outside raw/mangle prerouting", () => {
+  const pol = p({
+    chains: {
+      input: {
+        hook: "input",
+        rules: [
+          { match: { saddr: { not: ["10.0.0.1", "10.0.0.2"] } }, action: "drop" },
+          { match: { protocol: "tcp", tcpFlags: { mask: ["ecn"], compare: [] } }, action: "drop" },
+          { match: { rpfilter: "fail" }, action: "drop" },
+        ],
+      },
+      pre: { table: "raw", hook: "prerouting", rules: [{ match: { rpfilter: "fail" }, action: "drop" }] },
+    },
+  });
+  const paths = checkTargetSupport(pol, "iptables").map((d) => d.path);
+  assert.deepEqual(paths, ["/chains/input/rules/0/match/saddr", "/chains/input/rules/1/match/tcpFlags", "/chains/input/rules/2/match/rpfilter"]);
+  assert.deepEqual(checkTargetSupport(pol, "nftables"), []);
+});
+
+test("packet quotas and mixed inversion are refused on nftables", () => {
+  const pol = p({
+    quotas: { pk: { mode: "packets", limit: 10 } },
+    chains: {
+      c: {
+        rules: [
+          { match: { quota: { name: "pk" } }, action: "accept" },
+          { match: { quota: { name: "pk", invert: true } }, action: "drop" },
+        ],
+      },
+    },
+  });
+  const paths = checkTargetSupport(pol, "nftables").map((d) => d.path).sort();
+  assert.deepEqual(paths, ["/chains/c/rules/1/match/quota/invert", "/quotas/pk/mode"]);
+});
+
+test("every feature use found maps to a table entry, and every table entry has a label", () => {
+  for (const [k, e] of Object.entries(FEATURES)) assert.ok(e.label.length > 0, k);
+  const pol = p({ protections: { synFlood: {} }, forwarding: { portForwards: [{ protocol: "tcp", port: 80, backends: [{ address: "10.0.0.2" }] }] } });
+  assert.deepEqual(featureUses(pol).map((u) => u.feature), ["forward.portfw", "protection.synFlood"]);
+});
