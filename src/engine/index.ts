@@ -7,3 +7,4 @@ export { validatePolicy, type Target, type ValidateOptions, type ValidationResul
 export { policyChecksum, canonicalJson } from "./checksum.ts";
 export { policyJsonSchema } from "./schema-export.ts";
 export type { Policy, PolicyInput } from "./policy/index.ts";
+export { checkTargetSupport, requiredXtablesModules } from "./compile/support.ts";
