@@ -1,11 +1,12 @@
 // validatePolicy: schema (zod) -> semantic errors -> lints (warnings) -> optional target
 // support check. Errors refuse a policy; warnings never do.
 import { Policy } from "../policy/index.ts";
-import { sortDiagnostics, type Diagnostic } from "../diagnostics.ts";
+import { error, sortDiagnostics, type Diagnostic } from "../diagnostics.ts";
 import { translateZodIssues } from "./zod-issues.ts";
 import { semanticErrors } from "./semantic.ts";
 import { lintWarnings } from "./lints.ts";
 import { targetSupport } from "./target.ts";
+import { limitErrors } from "./limits.ts";
 
 export type Target = "nftables" | "iptables";
 export interface ValidateOptions {
@@ -20,11 +21,24 @@ export interface ValidationResult {
 }
 
 export function validatePolicy(doc: unknown, opts: ValidateOptions = {}): ValidationResult {
+  try {
+    return run(doc, opts);
+  } catch (e) {
+    // A validator bug must not become a 500 or a crash of the CLI: report it as a refusal.
+    const msg = e instanceof Error ? e.message : String(e);
+    return { ok: false, errors: [error([], "internal_error", `the validator failed on this document (${msg}); please report it`)], warnings: [] };
+  }
+}
+
+function run(doc: unknown, opts: ValidateOptions): ValidationResult {
   const parsed = Policy.safeParse(doc);
   if (!parsed.success) {
     return { ok: false, errors: sortDiagnostics(translateZodIssues(parsed.error.issues, doc)), warnings: [] };
   }
   const policy = parsed.data;
+  // Oversized documents stop here: the other checks assume sane totals.
+  const limits = limitErrors(policy);
+  if (limits.length > 0) return { ok: false, policy, errors: sortDiagnostics(limits), warnings: [] };
   const found = [...semanticErrors(policy), ...lintWarnings(policy)];
   if (opts.target) found.push(...targetSupport(policy, opts.target));
   const errors = sortDiagnostics(found.filter((d) => d.severity === "error"));

@@ -1,7 +1,21 @@
-// All semantic (refusing) checks on a schema-valid policy.
+// All semantic checks on a schema-valid policy of sane size (limits.ts runs first), one
+// concern per module. Mostly errors; a few modules add closely related warnings.
 import type { Diagnostic } from "../diagnostics.ts";
 import type { Policy } from "../policy/index.ts";
+import { safetyErrors } from "./safety.ts";
+import { referenceErrors } from "./references.ts";
+import { placementErrors } from "./placement.ts";
+import { matchErrors } from "./matches.ts";
+import { objectErrors } from "./objects.ts";
+import { forwardingErrors } from "./forwarding.ts";
 
-export function semanticErrors(_policy: Policy): Diagnostic[] {
-  return [];
+export function semanticErrors(policy: Policy): Diagnostic[] {
+  return [
+    ...safetyErrors(policy),
+    ...referenceErrors(policy),
+    ...placementErrors(policy),
+    ...matchErrors(policy),
+    ...objectErrors(policy),
+    ...forwardingErrors(policy),
+  ];
 }

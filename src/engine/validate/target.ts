@@ -1,10 +1,22 @@
 // Whether a target (nftables, iptables-restore) can express every feature a policy uses.
-// The compilers own that knowledge (src/engine/compile/support.ts); this is the one seam.
-import type { Diagnostic } from "../diagnostics.ts";
+// The compilers own the feature table (compile/support.ts); this module adds the value
+// limits that differ per target.
+import { error, type Diagnostic } from "../diagnostics.ts";
 import type { Policy } from "../policy/index.ts";
+import { checkTargetSupport } from "../compile/support.ts";
+import { rulesOf } from "./model.ts";
 
-// TODO(compile/support.ts): import { checkTargetSupport } from "../compile/support.ts" once
-// the compiler engineers have committed it, and return checkTargetSupport(policy, target).
-export function targetSupport(_policy: Policy, _target: "nftables" | "iptables"): Diagnostic[] {
-  return [];
+/** iptables LOG --log-prefix holds 29 characters (nft log prefix allows 127). */
+export const IPTABLES_LOG_PREFIX_MAX = 29;
+
+export function targetSupport(policy: Policy, target: "nftables" | "iptables"): Diagnostic[] {
+  const out = checkTargetSupport(policy, target);
+  if (target === "iptables") {
+    for (const r of rulesOf(policy)) {
+      if (r.action.type === "log" && (r.action.prefix?.length ?? 0) > IPTABLES_LOG_PREFIX_MAX) {
+        out.push(error([...r.path, "action", "prefix"], "log_prefix_too_long", `iptables LOG prefixes hold at most ${IPTABLES_LOG_PREFIX_MAX} characters (this one has ${r.action.prefix!.length}); shorten it, or render for nftables (127)`));
+      }
+    }
+  }
+  return out;
 }

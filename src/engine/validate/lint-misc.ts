@@ -1,0 +1,39 @@
+// Smaller lints: unreachable user chains, unused objects, an empty policy.
+import { warning, type Diagnostic } from "../diagnostics.ts";
+import type { Policy } from "../policy/index.ts";
+import { chainHooks, rulesOf, sortedEntries } from "./model.ts";
+
+export function miscWarnings(policy: Policy): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const f = policy.forwarding;
+  const p = policy.protections;
+  const hasProtections = Object.values(p).some((v) => v !== undefined && !(Array.isArray(v) && v.length === 0));
+  if (Object.keys(policy.chains).length === 0 && !hasProtections && !f.portForwards.length && !f.rangeForwards.length && !f.markForwards.length) {
+    out.push(warning([], "empty_policy", `the policy has no chains, protections or forwards: applying it removes every Palisade rule from the host`));
+  }
+  const hooks = chainHooks(policy);
+  for (const [name, chain] of sortedEntries(policy.chains)) {
+    if (!chain.hook && hooks.get(name)!.size === 0) {
+      out.push(warning(["chains", name], "unreachable_user_chain", `chain "${name}" has no hook and no base chain reaches it by jump/goto, so its rules never run`));
+    }
+  }
+  const used = { sets: new Set<string>(), counters: new Set<string>(), quotas: new Set<string>(), accounting: new Set<string>() };
+  for (const r of rulesOf(policy)) {
+    for (const key of ["saddr", "daddr"] as const) {
+      const v = r.match[key];
+      if (v === undefined) continue;
+      const val = typeof v === "object" && !Array.isArray(v) ? v.not : v;
+      for (const item of Array.isArray(val) ? val : [val]) if (item.startsWith("@")) used.sets.add(item.slice(1));
+    }
+    if (r.match.quota) used.quotas.add(r.match.quota.name);
+    if (r.action.type === "counter") used.counters.add(r.action.name);
+    if (r.action.type === "account") used.accounting.add(r.action.table);
+  }
+  for (const [name] of sortedEntries(policy.sets)) if (!used.sets.has(name)) out.push(warning(["sets", name], "unused_object", `set "${name}" is declared but no rule matches on it`));
+  for (const key of ["counters", "quotas", "accounting"] as const) {
+    for (const name of Object.keys(policy[key]).sort()) {
+      if (!used[key].has(name)) out.push(warning([key, name], "unused_object", `${key} entry "${name}" is declared but no rule uses it`));
+    }
+  }
+  return out;
+}

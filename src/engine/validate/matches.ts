@@ -1,0 +1,153 @@
+// Per-rule match and action consistency: protocol prerequisites, address families and
+// prefixes, interfaces per hook, ranges, recent/ipmark/nat/xt options.
+import { error, warning, type Diagnostic, type Path } from "../diagnostics.ts";
+import { parsePrefix } from "../net/address.ts";
+import { unwrap, type Policy } from "../policy/index.ts";
+import { asList, chainHooks, rulesOf, type Hook, type RuleRef } from "./model.ts";
+import { hostBitsProblem, isUnspecified } from "./prefix.ts";
+
+const PORT_PROTOCOLS = new Set(["tcp", "udp", "sctp", "udplite", "dccp"]);
+const NO_IIF: readonly Hook[] = ["output", "postrouting"];
+const NO_OIF: readonly Hook[] = ["prerouting", "input"];
+
+export function matchErrors(policy: Policy): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const hooks = chainHooks(policy);
+  for (const r of rulesOf(policy)) {
+    protocolPrerequisites(r, out);
+    addresses(r, out);
+    interfaces(r, hooks.get(r.chainName) ?? new Set(), out);
+    rangesAndOptions(r, out);
+  }
+  return out;
+}
+
+function protocolPrerequisites(r: RuleRef, out: Diagnostic[]): void {
+  const m = r.match;
+  const mp = [...r.path, "match"];
+  const proto = m.protocol === undefined ? undefined : unwrap(m.protocol);
+  const positive = proto && !proto.negated ? proto.value : undefined;
+  for (const key of ["sport", "dport"] as const) {
+    if (m[key] === undefined) continue;
+    if (!positive || !PORT_PROTOCOLS.has(positive)) {
+      const why = proto?.negated ? "a negated protocol does not say which header carries the port" : positive ? `${positive} has no ports` : "no protocol is given";
+      out.push(error([...mp, key], "port_without_protocol", `${key} needs protocol tcp, udp, sctp, udplite or dccp: ${why}`));
+    }
+  }
+  if (m.tcpFlags !== undefined && positive !== "tcp") out.push(error([...mp, "tcpFlags"], "tcp_flags_without_tcp", `tcpFlags needs protocol: tcp`));
+  if (m.icmpType !== undefined && positive !== "icmp") out.push(error([...mp, "icmpType"], "icmp_type_without_icmp", `icmpType needs protocol: icmp (use icmpv6Type with protocol icmpv6 for IPv6)`));
+  if (m.icmpv6Type !== undefined && positive !== "icmpv6") out.push(error([...mp, "icmpv6Type"], "icmpv6_type_without_icmpv6", `icmpv6Type needs protocol: icmpv6`));
+  if (m.family && positive && (positive === "icmp" || positive === "icmpv6")) {
+    const want = positive === "icmp" ? "ipv4" : "ipv6";
+    if (m.family !== want) out.push(error([...mp, "protocol"], "protocol_family_mismatch", `${positive} exists only in ${want} but the rule is restricted to ${m.family}`));
+  }
+}
+
+function addresses(r: RuleRef, out: Diagnostic[]): void {
+  for (const key of ["saddr", "daddr"] as const) {
+    const v = r.match[key];
+    if (v === undefined) continue;
+    const { value, negated } = unwrap(v);
+    const base: Path = [...r.path, "match", key, ...(negated ? ["not"] : [])];
+    asList(value).forEach((item, i) => {
+      if (item.startsWith("@")) return;
+      const at = Array.isArray(value) ? [...base, i] : base;
+      const p = parsePrefix(item);
+      if (!p) return;
+      if (r.match.family && p.family !== r.match.family) {
+        out.push(error(at, "address_family_mismatch", `${item} is an ${p.family} address but the rule is restricted to family ${r.match.family}`));
+      }
+      const hb = hostBitsProblem(item);
+      if (hb) out.push(error(at, "address_host_bits", hb));
+    });
+  }
+}
+
+function interfaces(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
+  const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
+  if (r.match.iif !== undefined) {
+    const bad = [...hooks].filter((h) => NO_IIF.includes(h)).sort();
+    if (bad.length) out.push(error([...r.path, "match", "iif"], "iif_not_available", `iif cannot match at the ${bad.join("/")} hook${reached}: locally generated and outgoing packets have no input interface; use oif`));
+  }
+  if (r.match.oif !== undefined) {
+    const bad = [...hooks].filter((h) => NO_OIF.includes(h)).sort();
+    if (bad.length) out.push(error([...r.path, "match", "oif"], "oif_not_available", `oif cannot match at the ${bad.join("/")} hook${reached}: the output interface is not chosen yet; use iif`));
+  }
+}
+
+function range(text: string): [number, number] | null {
+  const m = /^(\d+)-(\d+)$/.exec(text);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+function checkRange(text: unknown, max: number, at: Path, what: string, out: Diagnostic[]): void {
+  if (typeof text !== "string") return;
+  const r = range(text);
+  if (r && (r[0] > r[1] || r[1] > max)) out.push(error(at, "invalid_range", `${what} range ${text} must be low-high with low <= high <= ${max}`));
+}
+
+function rangesAndOptions(r: RuleRef, out: Diagnostic[]): void {
+  const m = r.match;
+  const mp = [...r.path, "match"];
+  const ap = [...r.path, "action"];
+  if (m.length !== undefined) {
+    const { negated, value } = unwrap(m.length);
+    checkRange(value, 65535, negated ? [...mp, "length", "not"] : [...mp, "length"], "length", out);
+  }
+  if (m.recent) {
+    const { mode, seconds, hitcount } = m.recent;
+    if ((seconds !== undefined || hitcount !== undefined) && mode !== "update" && mode !== "rcheck") {
+      out.push(error([...mp, "recent", seconds !== undefined ? "seconds" : "hitcount"], "recent_option_needs_check", `recent seconds/hitcount only apply with mode update or rcheck, not ${mode}`));
+    }
+  }
+  if (m.xt?.iface) {
+    const f = m.xt.iface;
+    const n = (f.interface ? 1 : 0) + (f.devIn ? 1 : 0) + (f.devOut ? 1 : 0);
+    if (n !== 1) out.push(error([...mp, "xt", "iface"], "iface_selector", `iface needs exactly one of interface, devIn or devOut (got ${n})`));
+  }
+  if (m.xt?.fuzzy && m.xt.fuzzy.lowerLimit > m.xt.fuzzy.upperLimit) {
+    out.push(error([...mp, "xt", "fuzzy"], "invalid_range", `fuzzy lowerLimit (${m.xt.fuzzy.lowerLimit}) must not exceed upperLimit (${m.xt.fuzzy.upperLimit})`));
+  }
+  const a = r.action;
+  switch (a.type) {
+    case "snat":
+    case "dnat":
+      if (!a.to.address && a.to.port === undefined) out.push(error([...ap, "to"], "nat_target_empty", `${a.type} needs an address and/or a port to translate to`));
+      checkRange(a.to.port, 65535, [...ap, "to", "port"], "port", out);
+      if (a.to.port !== undefined && (!m.protocol || !PORT_PROTOCOLS.has(String(unwrap(m.protocol).value)) || unwrap(m.protocol).negated)) {
+        out.push(error([...ap, "to", "port"], "port_without_protocol", `translating the port needs match protocol tcp, udp, sctp, udplite or dccp`));
+      }
+      break;
+    case "masquerade":
+    case "redirect":
+      checkRange(a.port, 65535, [...ap, "port"], "port", out);
+      break;
+    case "tee":
+      if (isUnspecified(a.gateway)) out.push(error([...ap, "gateway"], "tee_gateway_unspecified", `TEE gateway ${a.gateway} is invalid: name the host on the local segment that receives the clones`));
+      break;
+    case "ipmark": {
+      const v4only = m.family === "ipv4" || onlyFamily(r, a.addr === "src" ? "saddr" : "daddr") === "ipv4";
+      if (v4only && (a.shift ?? 0) >= 32) out.push(error([...ap, "shift"], "ipmark_shift_too_large", `shifting an IPv4 address right by ${a.shift} bits leaves nothing: use a shift below 32`));
+      if (a.andMask === 0) out.push(warning([...ap, "andMask"], "ipmark_constant_mark", `andMask 0 discards the address: every packet gets mark ${a.orMask ?? 0}; use a mark action instead`));
+      break;
+    }
+    case "rawsnat":
+    case "rawdnat":
+    case "netmap": {
+      const hb = hostBitsProblem(a.to);
+      if (hb) out.push(error([...ap, "to"], "address_host_bits", hb));
+      break;
+    }
+    case "connmark":
+      if (a.op === "set" && a.value === undefined) out.push(error([...ap, "value"], "missing_field", `connmark op set needs a value`));
+      break;
+  }
+}
+
+/** The single family of a rule's address match when all its items are literal addresses of one family. */
+function onlyFamily(r: RuleRef, key: "saddr" | "daddr"): "ipv4" | "ipv6" | undefined {
+  const v = r.match[key];
+  if (v === undefined) return undefined;
+  const fams = new Set(asList(unwrap(v).value).map((s) => parsePrefix(s)?.family ?? "set"));
+  return fams.size === 1 && !fams.has("set") ? ([...fams][0] as "ipv4" | "ipv6") : undefined;
+}

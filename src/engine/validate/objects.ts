@@ -1,0 +1,122 @@
+// Named objects: quota names (quota2 rules), set elements against the set type and size,
+// and name clashes between meters, recent lists and sets (one kernel namespace in nft).
+import { error, warning, type Diagnostic, type Path } from "../diagnostics.ts";
+import { parsePrefix } from "../net/address.ts";
+import { Interface, NAME_RE, type Policy, type SetDef } from "../policy/index.ts";
+import { rulesOf, sortedEntries } from "./model.ts";
+import { hostBitsProblem } from "./prefix.ts";
+
+/** Element errors reported per set; a broken import can have millions. */
+const MAX_ELEMENT_ERRORS = 20;
+
+/** quota2's own rules first (the manual's), then the general identifier rule. */
+export function quotaNameProblem(name: string, at: Path): Diagnostic | null {
+  if (name === "") return error(at, "quota_name_empty", `a quota name must not be empty`);
+  if (name.startsWith(".")) return error(at, "quota_name_dot", `quota name ${JSON.stringify(name)} starts with a dot, which quota2 refuses (it names a file under /proc/net/xt_quota)`);
+  if (name.includes("/")) return error(at, "quota_name_slash", `quota name ${JSON.stringify(name)} contains a slash, which quota2 refuses (it names a file under /proc/net/xt_quota)`);
+  if (!NAME_RE.test(name)) return error(at, "invalid_name", `quota name ${JSON.stringify(name)} must start with a letter and contain only letters, digits and '_' (at most 32 characters)`);
+  return null;
+}
+
+export function objectErrors(policy: Policy): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const name of Object.keys(policy.quotas).sort()) {
+    const p = quotaNameProblem(name, ["quotas", name]);
+    if (p) out.push(p);
+  }
+  for (const [name, set] of sortedEntries(policy.sets)) out.push(...setErrors(name, set));
+  policy.failsafe.ports.forEach((port, i) => {
+    if (port === 0) out.push(error(["failsafe", "ports", i], "failsafe_port_invalid", `failsafe port 0 is not a port a connection can use; give the API's TCP port (1-65535)`));
+  });
+
+  const meters = new Map<string, Path>();
+  const recentSeconds = new Map<string, { seconds: number; at: Path }>();
+  for (const r of rulesOf(policy)) {
+    const m = r.match;
+    if (m.quota) {
+      const p = quotaNameProblem(m.quota.name, [...r.path, "match", "quota", "name"]);
+      if (p) out.push(p);
+      const def = policy.quotas[m.quota.name];
+      if (def?.grow && m.quota.invert) out.push(warning([...r.path, "match", "quota", "invert"], "quota_invert_with_grow", `invert has no effect on a growing quota (${m.quota.name} counts up and never runs out)`));
+    }
+    if (m.meter) {
+      const at = [...r.path, "match", "meter", "name"];
+      if (Object.hasOwn(policy.sets, m.meter.name)) out.push(error(at, "meter_name_conflict", `meter "${m.meter.name}" has the name of a declared set; meters are sets in the kernel, so give it its own name`));
+      if (!meters.has(m.meter.name)) meters.set(m.meter.name, at);
+    }
+    if (m.recent?.seconds !== undefined) {
+      const seen = recentSeconds.get(m.recent.name);
+      if (!seen) recentSeconds.set(m.recent.name, { seconds: m.recent.seconds, at: r.path });
+      else if (seen.seconds !== m.recent.seconds) {
+        out.push(error([...r.path, "match", "recent", "seconds"], "recent_timeout_conflict", `recent list "${m.recent.name}" is checked here with seconds ${m.recent.seconds} but with ${seen.seconds} at ${"/" + seen.at.join("/")}; nftables keeps one timeout per list, so use one value (or two lists)`));
+      }
+    }
+  }
+  for (const r of rulesOf(policy)) {
+    const name = r.match.recent?.name;
+    if (name && meters.has(name)) out.push(error([...r.path, "match", "recent", "name"], "meter_name_conflict", `recent list "${name}" has the name of a meter; both become kernel sets, so give them different names`));
+  }
+  return out;
+}
+
+function setErrors(name: string, set: SetDef): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const base: Path = ["sets", name];
+  let reported = 0;
+  const seen = new Set<string>();
+  for (let i = 0; i < set.elements.length && reported < MAX_ELEMENT_ERRORS; i++) {
+    const el = set.elements[i]!;
+    const problem = elementProblem(set, el);
+    if (problem) {
+      out.push(error([...base, "elements", i], problem.code, problem.message));
+      reported++;
+    } else {
+      const key = String(el).toLowerCase();
+      if (seen.has(key)) (out.push(warning([...base, "elements", i], "set_duplicate_element", `${JSON.stringify(el)} is listed twice in set "${name}"`)), reported++);
+      seen.add(key);
+    }
+  }
+  const capacity = set.size;
+  if (capacity !== undefined && capacity < set.elements.length) {
+    out.push(error([...base, "size"], "set_too_small", `set "${name}" has ${set.elements.length} elements but size ${capacity}; the kernel would refuse the extra elements (with a misleading "Too many open files"); raise size to at least ${set.elements.length}${set.dynamic ? " plus room for the elements rules add" : ""}`));
+  }
+  return out;
+}
+
+const MAC_RE = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
+
+function elementProblem(set: SetDef, el: string | number): { code: string; message: string } | null {
+  const bad = (what: string) => ({ code: "set_element_invalid", message: `${JSON.stringify(el)} is not ${what} (the set type is ${set.type})` });
+  const needsInterval = (what: string) => ({ code: "set_element_needs_interval", message: `${JSON.stringify(el)} is ${what}; add interval: true to the set to hold prefixes and ranges` });
+  switch (set.type) {
+    case "ipv4_addr":
+    case "ipv6_addr": {
+      const fam = set.type === "ipv4_addr" ? "ipv4" : "ipv6";
+      if (typeof el !== "string") return bad(`an ${fam} address`);
+      const dash = el.indexOf("-");
+      const parts = dash > 0 ? [el.slice(0, dash), el.slice(dash + 1)] : [el];
+      const ps = parts.map((s) => parsePrefix(s));
+      if (ps.some((p) => !p || p.family !== fam) || (dash > 0 && ps.some((p) => p!.length !== (fam === "ipv4" ? 32 : 128)))) return bad(`an ${fam} address, prefix or range`);
+      if (dash < 0) {
+        const hb = hostBitsProblem(el);
+        if (hb) return { code: "address_host_bits", message: hb };
+        if (ps[0]!.length !== (fam === "ipv4" ? 32 : 128) && !set.interval) return needsInterval("a prefix");
+      } else if (!set.interval) return needsInterval("a range");
+      return null;
+    }
+    case "inet_service": {
+      if (typeof el === "number") return null;
+      const m = /^(\d{1,5})-(\d{1,5})$/.exec(el);
+      if (/^\d{1,5}$/.test(el) && Number(el) <= 65535) return null;
+      if (!m || Number(m[1]) > Number(m[2]) || Number(m[2]) > 65535) return bad("a port (0-65535) or a port range low-high");
+      return set.interval ? null : needsInterval("a port range");
+    }
+    case "ether_addr":
+      return typeof el === "string" && MAC_RE.test(el) ? null : bad("a MAC address aa:bb:cc:dd:ee:ff");
+    case "ifname":
+      return typeof el === "string" && Interface.safeParse(el).success ? null : bad("an interface name");
+    case "mark":
+      if (typeof el === "number") return null;
+      return /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(el) && Number(el) <= 0xffffffff ? null : bad("a 32-bit mark");
+  }
+}

@@ -1,0 +1,75 @@
+// Names a rule refers to must exist and fit: jump/goto targets, @sets, counters, quotas,
+// accounting tables. Jump loops are refused (the kernel refuses them at load time too,
+// with a far less helpful message).
+import { error, type Diagnostic, type Path } from "../diagnostics.ts";
+import { unwrap, type Policy } from "../policy/index.ts";
+import { asList, rulesOf, sortedEntries } from "./model.ts";
+
+export function referenceErrors(policy: Policy): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const r of rulesOf(policy)) {
+    const a = r.action;
+    const at: Path = [...r.path, "action"];
+    if (a.type === "jump" || a.type === "goto") {
+      const target = policy.chains[a.chain];
+      if (!target) out.push(error([...at, "chain"], "unknown_chain", `${a.type} to chain "${a.chain}", which this policy does not define`));
+      else if (target.hook) out.push(error([...at, "chain"], "jump_to_base_chain", `chain "${a.chain}" is a base chain (hook ${target.hook}); only user chains (without hook) can be the target of ${a.type}`));
+      else if (target.table !== r.chain.table) out.push(error([...at, "chain"], "jump_cross_table", `chain "${a.chain}" is in table ${target.table} but this rule is in table ${r.chain.table}; ${a.type} stays within one table`));
+    }
+    if (a.type === "counter" && !Object.hasOwn(policy.counters, a.name)) {
+      out.push(error([...at, "name"], "unknown_counter", `counter "${a.name}" is not declared under counters`));
+    }
+    if (a.type === "account" && !Object.hasOwn(policy.accounting, a.table)) {
+      out.push(error([...at, "table"], "unknown_accounting_table", `accounting table "${a.table}" is not declared under accounting (ACCOUNT needs its prefix)`));
+    }
+    const q = r.match.quota;
+    if (q && !Object.hasOwn(policy.quotas, q.name)) {
+      out.push(error([...r.path, "match", "quota", "name"], "unknown_quota", `quota "${q.name}" is not declared under quotas`));
+    }
+    for (const key of ["saddr", "daddr"] as const) {
+      const m = r.match[key];
+      if (m === undefined) continue;
+      const { value, negated } = unwrap(m);
+      const base: Path = [...r.path, "match", key, ...(negated ? ["not"] : [])];
+      asList(value).forEach((item, i) => {
+        if (!item.startsWith("@")) return;
+        const p = Array.isArray(value) ? [...base, i] : base;
+        const name = item.slice(1);
+        const set = policy.sets[name];
+        if (!set) out.push(error(p, "unknown_set", `set "${name}" is not declared under sets`));
+        else if (set.type !== "ipv4_addr" && set.type !== "ipv6_addr") {
+          out.push(error(p, "set_type_mismatch", `set "${name}" holds ${set.type} elements; an address match needs an ipv4_addr or ipv6_addr set`));
+        } else if (r.match.family && set.type !== (r.match.family === "ipv4" ? "ipv4_addr" : "ipv6_addr")) {
+          out.push(error(p, "address_family_mismatch", `set "${name}" holds ${set.type} elements but the rule is restricted to ${r.match.family}`));
+        }
+      });
+    }
+  }
+  out.push(...loopErrors(policy));
+  return out;
+}
+
+/** Depth-first search over jump/goto edges; a back edge closes a loop. */
+function loopErrors(policy: Policy): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const state = new Map<string, "active" | "done">();
+  const stack: string[] = [];
+  const visit = (name: string): void => {
+    state.set(name, "active");
+    stack.push(name);
+    const chain = policy.chains[name]!;
+    chain.rules.forEach((rule, index) => {
+      const a = typeof rule.action === "string" ? null : rule.action;
+      if (!a || (a.type !== "jump" && a.type !== "goto") || !Object.hasOwn(policy.chains, a.chain)) return;
+      const s = state.get(a.chain);
+      if (s === "active") {
+        const cycle = [...stack.slice(stack.indexOf(a.chain)), a.chain].join(" -> ");
+        out.push(error(["chains", name, "rules", index, "action", "chain"], "chain_loop", `jumping to "${a.chain}" here closes a loop (${cycle}); packets would never leave it, and the kernel refuses such rulesets`));
+      } else if (s === undefined) visit(a.chain);
+    });
+    stack.pop();
+    state.set(name, "done");
+  };
+  for (const [name] of sortedEntries(policy.chains)) if (!state.has(name)) visit(name);
+  return out;
+}
