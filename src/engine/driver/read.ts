@@ -1,0 +1,316 @@
+// Reading the kernel back with `nft -j`: the ruleset, one table, sets with their
+// per-element counters, named counters and quotas. JSON is parsed with zod into
+// plain typed values; element keys are rendered back into nft's text syntax
+// ("10.0.0.0/8", "1.2.3.4 . 80") so they compare equal to what the compiler wrote.
+//
+// Numbers: nft prints 64-bit counters; JSON.parse is exact up to 2^53 bytes (8 PiB),
+// far beyond what a counter reaches between two telemetry reads.
+
+import type { z } from "zod";
+import { family as checkFamily, identifier, isPalisadeTable } from "../nft/names.ts";
+import type { Family } from "../nft/names.ts";
+import { NftError } from "./errors.ts";
+import { runNft, type DriverOptions } from "./nft.ts";
+import { JChain, JCounter, JDocument, JElemDetail, JMetainfo, JQuota, JRule, JSet, JTable, type JValue } from "./schemas.ts";
+
+export interface TableState {
+  family: Family;
+  name: string;
+  comment?: string;
+}
+
+export interface ChainState {
+  family: Family;
+  table: string;
+  name: string;
+  handle?: number;
+  type?: string;
+  hook?: string;
+  priority?: number;
+  policy?: string;
+  comment?: string;
+}
+
+export interface RuleState {
+  family: Family;
+  table: string;
+  chain: string;
+  handle?: number;
+  comment?: string;
+  /** nft's JSON expressions, unparsed. */
+  expr: unknown[];
+}
+
+export interface SetElementState {
+  /** nft text syntax: "1.2.3.4", "10.0.0.0/8", "1.1.1.1-1.1.1.9", "1.2.3.4 . 80". */
+  key: string;
+  /** Maps: "drop", "jump chain", "0x10"... (numbers as decimal). */
+  value?: string;
+  /** Present when the set has per-element counters. */
+  packets?: number;
+  bytes?: number;
+  /** Seconds. */
+  timeout?: number;
+  expires?: number;
+  comment?: string;
+}
+
+export interface SetState {
+  kind: "set" | "map";
+  family: Family;
+  table: string;
+  name: string;
+  type: string[];
+  map?: string;
+  flags: string[];
+  size?: number;
+  timeout?: number;
+  /** The set counts per element (`counter` in its definition). */
+  counter: boolean;
+  comment?: string;
+  elements: SetElementState[];
+}
+
+export interface CounterState {
+  family: Family;
+  table: string;
+  name: string;
+  packets: number;
+  bytes: number;
+  comment?: string;
+}
+
+export interface QuotaState {
+  family: Family;
+  table: string;
+  name: string;
+  /** "over" (nft `inv`): matches once the budget is spent; "until": while it remains. */
+  mode: "over" | "until";
+  /** The budget, bytes. */
+  bytes: number;
+  used: number;
+  comment?: string;
+}
+
+export interface RulesetState {
+  nftVersion?: string;
+  tables: TableState[];
+  chains: ChainState[];
+  rules: RuleState[];
+  sets: SetState[];
+  counters: CounterState[];
+  quotas: QuotaState[];
+}
+
+function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    throw new NftError("unexpected_output", `nft -j printed a ${what} Palisade cannot read: ${r.error.issues[0]?.message ?? "invalid"}`, { cause: r.error });
+  }
+  return r.data;
+}
+
+/** Render a JSON element value in nft's own text syntax. */
+export function valueText(v: JValue | unknown): string {
+  if (typeof v === "string") return v;
+  if (typeof v === "number") return String(v);
+  if (Array.isArray(v)) return v.map(valueText).join(" . ");
+  if (v && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    if ("prefix" in o) {
+      const p = o.prefix as { addr: unknown; len: unknown };
+      return `${valueText(p.addr)}/${String(p.len)}`;
+    }
+    if ("range" in o && Array.isArray(o.range)) return `${valueText(o.range[0])}-${valueText(o.range[1])}`;
+    if ("concat" in o && Array.isArray(o.concat)) return o.concat.map(valueText).join(" . ");
+    for (const verdict of ["accept", "drop", "continue", "return"]) if (verdict in o) return verdict;
+    for (const jump of ["jump", "goto"]) {
+      if (jump in o) return `${jump} ${String((o[jump] as { target?: unknown })?.target)}`;
+    }
+    if ("elem" in o) return valueText((o.elem as { val: unknown }).val);
+  }
+  return JSON.stringify(v);
+}
+
+function elementOf(raw: unknown, isMap: boolean): SetElementState {
+  let keyPart: unknown = raw;
+  let value: string | undefined;
+  if (isMap && Array.isArray(raw) && raw.length === 2) {
+    keyPart = raw[0];
+    value = valueText(raw[1]);
+  }
+  const out: SetElementState = { key: "" };
+  if (keyPart && typeof keyPart === "object" && !Array.isArray(keyPart) && "elem" in keyPart) {
+    const d = parseWith(JElemDetail, (keyPart as { elem: unknown }).elem, "set element");
+    out.key = valueText(d.val);
+    if (d.counter) {
+      out.packets = d.counter.packets;
+      out.bytes = d.counter.bytes;
+    }
+    if (d.timeout !== undefined) out.timeout = d.timeout;
+    if (d.expires !== undefined) out.expires = d.expires;
+    if (d.comment !== undefined) out.comment = d.comment;
+  } else {
+    out.key = valueText(keyPart);
+  }
+  if (value !== undefined) out.value = value;
+  return out;
+}
+
+function setOf(raw: unknown, kind: "set" | "map"): SetState {
+  const s = parseWith(JSet, raw, kind);
+  const isMap = kind === "map";
+  const out: SetState = {
+    kind,
+    family: s.family as Family,
+    table: s.table,
+    name: s.name,
+    type: Array.isArray(s.type) ? s.type : [s.type],
+    flags: s.flags ?? [],
+    counter: (s.stmt ?? []).some((x) => x !== null && typeof x === "object" && "counter" in x),
+    elements: (s.elem ?? []).map((e) => elementOf(e, isMap)),
+  };
+  if (s.map !== undefined) out.map = Array.isArray(s.map) ? s.map.join(" . ") : s.map;
+  if (s.size !== undefined) out.size = s.size;
+  if (s.timeout !== undefined) out.timeout = s.timeout;
+  if (s.comment !== undefined) out.comment = s.comment;
+  return out;
+}
+
+/** Parse a whole `nft -j list ...` document into typed state. */
+export function parseRuleset(stdout: string): RulesetState {
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch (e) {
+    throw new NftError("unexpected_output", "nft -j printed something that is not JSON", { cause: e });
+  }
+  const doc = parseWith(JDocument, json, "document");
+  const st: RulesetState = { tables: [], chains: [], rules: [], sets: [], counters: [], quotas: [] };
+  for (const entry of doc.nftables) {
+    if ("metainfo" in entry) st.nftVersion = parseWith(JMetainfo, entry.metainfo, "metainfo").version;
+    else if ("table" in entry) {
+      const t = parseWith(JTable, entry.table, "table");
+      st.tables.push({ family: t.family as Family, name: t.name, ...(t.comment !== undefined ? { comment: t.comment } : {}) });
+    } else if ("chain" in entry) {
+      const c = parseWith(JChain, entry.chain, "chain");
+      st.chains.push({
+        family: c.family as Family,
+        table: c.table,
+        name: c.name,
+        ...(c.handle !== undefined ? { handle: c.handle } : {}),
+        ...(c.type !== undefined ? { type: c.type } : {}),
+        ...(c.hook !== undefined ? { hook: c.hook } : {}),
+        ...(c.prio !== undefined ? { priority: c.prio } : {}),
+        ...(c.policy !== undefined ? { policy: c.policy } : {}),
+        ...(c.comment !== undefined ? { comment: c.comment } : {}),
+      });
+    } else if ("rule" in entry) {
+      const r = parseWith(JRule, entry.rule, "rule");
+      st.rules.push({
+        family: r.family as Family,
+        table: r.table,
+        chain: r.chain,
+        expr: r.expr,
+        ...(r.handle !== undefined ? { handle: r.handle } : {}),
+        ...(r.comment !== undefined ? { comment: r.comment } : {}),
+      });
+    } else if ("set" in entry) st.sets.push(setOf(entry.set, "set"));
+    else if ("map" in entry) st.sets.push(setOf(entry.map, "map"));
+    else if ("counter" in entry) st.counters.push(counterOf(entry.counter));
+    else if ("quota" in entry) st.quotas.push(quotaOf(entry.quota));
+  }
+  return st;
+}
+
+export function counterOf(raw: unknown): CounterState {
+  const c = parseWith(JCounter, raw, "counter");
+  return { family: c.family as Family, table: c.table, name: c.name, packets: c.packets, bytes: c.bytes, ...(c.comment !== undefined ? { comment: c.comment } : {}) };
+}
+
+export function quotaOf(raw: unknown): QuotaState {
+  const q = parseWith(JQuota, raw, "quota");
+  return {
+    family: q.family as Family,
+    table: q.table,
+    name: q.name,
+    mode: q.inv ? "over" : "until",
+    bytes: q.bytes,
+    used: q.used,
+    ...(q.comment !== undefined ? { comment: q.comment } : {}),
+  };
+}
+
+/** Validate names before they become nft arguments (a name like "-f" would be read as an option). */
+export function objectArgs(fam: string, table: string, name?: string): string[] {
+  const out = [checkFamily(fam), identifierArg(table, "table name")];
+  if (name !== undefined) out.push(identifierArg(name, "object name"));
+  return out;
+}
+
+function identifierArg(name: string, what: string): string {
+  try {
+    return identifier(name, what);
+  } catch (e) {
+    throw new NftError("invalid_argument", (e as Error).message, { cause: e });
+  }
+}
+
+async function listJson(args: string[], opts: DriverOptions): Promise<RulesetState> {
+  const { stdout } = await runNft(["-j", "list", ...args], opts);
+  return parseRuleset(stdout);
+}
+
+/** The whole ruleset (all tables, Palisade's and foreign), read-only. */
+export function listRuleset(opts: DriverOptions = {}): Promise<RulesetState> {
+  return listJson(["ruleset"], opts);
+}
+
+export async function listTables(opts: DriverOptions = {}): Promise<TableState[]> {
+  return (await listJson(["tables"], opts)).tables;
+}
+
+/** Palisade's own tables (name starts with "palisade"), sorted for determinism. */
+export async function listPalisadeTables(opts: DriverOptions = {}): Promise<TableState[]> {
+  const all = await listTables(opts);
+  return all.filter((t) => isPalisadeTable(t.name)).sort((a, b) => (a.family + a.name < b.family + b.name ? -1 : a.family + a.name > b.family + b.name ? 1 : 0));
+}
+
+export function readTable(fam: Family, table: string, opts: DriverOptions = {}): Promise<RulesetState> {
+  return listJson(["table", ...objectArgs(fam, table)], opts);
+}
+
+/** A named set (or map, with kind "map") with its elements and per-element counters. */
+export async function readSet(fam: Family, table: string, name: string, opts: DriverOptions & { kind?: "set" | "map" } = {}): Promise<SetState> {
+  const kind = opts.kind ?? "set";
+  const st = await listJson([kind, ...objectArgs(fam, table, name)], opts);
+  const s = st.sets.find((x) => x.name === name);
+  if (!s) throw new NftError("unexpected_output", `nft -j list ${kind} printed no ${kind} ${name}`);
+  return s;
+}
+
+/** The `size` of a set, or undefined when it has none (used to explain "set is full"). */
+export async function readSetSize(fam: string, table: string, name: string, opts: DriverOptions = {}): Promise<number | undefined> {
+  const st = await listJson(["set", ...objectArgs(fam, table, name)], opts);
+  return st.sets.find((x) => x.name === name)?.size;
+}
+
+export async function readCounters(fam: Family, table: string, opts: DriverOptions = {}): Promise<CounterState[]> {
+  return (await listJson(["counters", "table", ...objectArgs(fam, table)], opts)).counters;
+}
+
+export async function readCounter(fam: Family, table: string, name: string, opts: DriverOptions = {}): Promise<CounterState> {
+  const c = (await listJson(["counter", ...objectArgs(fam, table, name)], opts)).counters.find((x) => x.name === name);
+  if (!c) throw new NftError("not_found", `counter ${name} not found in table ${fam} ${table}`);
+  return c;
+}
+
+export async function readQuotas(fam: Family, table: string, opts: DriverOptions = {}): Promise<QuotaState[]> {
+  return (await listJson(["quotas", "table", ...objectArgs(fam, table)], opts)).quotas;
+}
+
+export async function readQuota(fam: Family, table: string, name: string, opts: DriverOptions = {}): Promise<QuotaState> {
+  const q = (await listJson(["quota", ...objectArgs(fam, table, name)], opts)).quotas.find((x) => x.name === name);
+  if (!q) throw new NftError("not_found", `quota ${name} not found in table ${fam} ${table}`);
+  return q;
+}
