@@ -1,0 +1,91 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { validatePolicy } from "../../../src/engine/validate/index.ts";
+import { chain, hasError, hasWarning, valid } from "./validate-helpers.ts";
+
+const m = (match: unknown, action: unknown = "accept", opts: Parameters<typeof chain>[1] = {}) => chain([{ match, action }], opts);
+
+test("ports need a port protocol, not negated", () => {
+  hasError(m({ dport: 22 }), "port_without_protocol", "/chains/c/rules/0/match/dport");
+  hasError(m({ protocol: "icmp", sport: 22 }), "port_without_protocol", "/chains/c/rules/0/match/sport");
+  hasError(m({ protocol: { not: "tcp" }, dport: 22 }), "port_without_protocol", "/chains/c/rules/0/match/dport");
+  valid(m({ protocol: "sctp", dport: [22, "1000-2000"] }));
+});
+
+test("tcpFlags need tcp; ICMP types need their protocol", () => {
+  hasError(m({ protocol: "udp", tcpFlags: { mask: ["syn"], compare: ["syn"] } }), "tcp_flags_without_tcp", "/chains/c/rules/0/match/tcpFlags");
+  hasError(m({ icmpType: "echo-request" }), "icmp_type_without_icmp", "/chains/c/rules/0/match/icmpType");
+  hasError(m({ protocol: "icmp", icmpv6Type: "echo-request" }), "icmpv6_type_without_icmpv6", "/chains/c/rules/0/match/icmpv6Type");
+  hasError(m({ family: "ipv6", protocol: "icmp" }), "protocol_family_mismatch", "/chains/c/rules/0/match/protocol");
+});
+
+test("family ipv4 with an IPv6 address; mixed families without family are fine", () => {
+  hasError(m({ family: "ipv4", saddr: ["10.0.0.0/8", "2001:db8::/32"] }), "address_family_mismatch", "/chains/c/rules/0/match/saddr/1");
+  valid(m({ saddr: ["10.0.0.0/8", "2001:db8::/32"] }));
+});
+
+test("host bits set in a prefix, with the corrected prefix in the message", () => {
+  hasError(m({ saddr: "10.0.0.1/8" }), "address_host_bits", "/chains/c/rules/0/match/saddr");
+  const msg = validatePolicy(m({ daddr: { not: "2001:db8::1/32" } })).errors[0]!;
+  assert.equal(msg.code, "address_host_bits");
+  assert.equal(msg.path, "/chains/c/rules/0/match/daddr/not");
+  assert.match(msg.message, /2001:db8::\/32/);
+  assert.match(validatePolicy(m({ saddr: "10.0.0.1/8" })).errors[0]!.message, /10\.0\.0\.0\/8/);
+});
+
+test("iif not in output/postrouting, oif not in prerouting/input (also via user chains)", () => {
+  hasError(m({ iif: "eth0" }, "accept", { hook: "output" }), "iif_not_available", "/chains/c/rules/0/match/iif");
+  hasError(m({ oif: "eth0" }, "accept", { hook: "input" }), "oif_not_available", "/chains/c/rules/0/match/oif");
+  const viaUser = { chains: { o: { hook: "output", rules: [{ action: { type: "jump", chain: "u" } }] }, u: { rules: [{ match: { iif: "lo" }, action: "accept" }] } } };
+  hasError(viaUser, "iif_not_available", "/chains/u/rules/0/match/iif");
+  valid(m({ iif: "eth0", oif: "eth1" }, "accept", { hook: "forward" }));
+});
+
+test("ranges low <= high outside the schema's port lists", () => {
+  hasError(m({ length: "1500-40" }), "invalid_range", "/chains/c/rules/0/match/length");
+  hasError(chain([{ match: { protocol: "tcp" }, action: { type: "dnat", to: { address: "10.0.0.1", port: "90-80" } } }], { table: "nat", hook: "prerouting" }), "invalid_range", "/chains/c/rules/0/action/to/port");
+  hasError({ forwarding: { rangeForwards: [{ protocol: "tcp", ports: "2000-1000", to: "10.0.0.9" }] } }, "invalid_range", "/forwarding/rangeForwards/0/ports");
+});
+
+test("recent seconds/hitcount only with update/rcheck", () => {
+  hasError(m({ recent: { name: "l", mode: "set", seconds: 60 } }), "recent_option_needs_check", "/chains/c/rules/0/match/recent/seconds");
+  valid(m({ recent: { name: "l", mode: "update", seconds: 1, hitcount: 60 } }, "drop"));
+});
+
+test("one recent list checked with two different timeouts", () => {
+  const doc = chain([
+    { match: { recent: { name: "l", mode: "rcheck", seconds: 60 } }, action: "drop" },
+    { match: { recent: { name: "l", mode: "update", seconds: 30 } }, action: "drop" },
+  ]);
+  hasError(doc, "recent_timeout_conflict", "/chains/c/rules/1/match/recent/seconds");
+});
+
+test("IPMARK shift beyond an IPv4 address; andMask 0 warns", () => {
+  hasError(chain([{ match: { family: "ipv4" }, action: { type: "ipmark", addr: "src", shift: 32 } }], { table: "mangle", hook: "prerouting" }), "ipmark_shift_too_large", "/chains/c/rules/0/action/shift");
+  hasWarning(chain([{ action: { type: "ipmark", addr: "src", andMask: 0 } }], { table: "mangle", hook: "prerouting" }), "ipmark_constant_mark", "/chains/c/rules/0/action/andMask");
+  valid(chain([{ match: { saddr: "2001:db8::/32" }, action: { type: "ipmark", addr: "src", shift: 16, andMask: 0xffff } }], { table: "mangle", hook: "prerouting" }));
+});
+
+test("TEE gateway 0.0.0.0 / :: refused", () => {
+  hasError(chain([{ action: { type: "tee", gateway: "0.0.0.0" } }], { table: "mangle", hook: "prerouting" }), "tee_gateway_unspecified", "/chains/c/rules/0/action/gateway");
+  hasError(chain([{ action: { type: "tee", gateway: "::" } }], { table: "mangle", hook: "prerouting" }), "tee_gateway_unspecified", "/chains/c/rules/0/action/gateway");
+});
+
+test("NAT needs something to translate to", () => {
+  hasError(chain([{ action: { type: "dnat", to: {} } }], { table: "nat", hook: "prerouting" }), "nat_target_empty", "/chains/c/rules/0/action/to");
+});
+
+test("iface needs exactly one selector; fuzzy limits ordered", () => {
+  hasError(m({ xt: { iface: { devIn: true, devOut: true, flags: [{ flag: "up" }] } } }), "iface_selector", "/chains/c/rules/0/match/xt/iface");
+  hasError(m({ xt: { fuzzy: { lowerLimit: 100, upperLimit: 10 } } }), "invalid_range", "/chains/c/rules/0/match/xt/fuzzy");
+});
+
+test("connmark set needs a value", () => {
+  hasError(chain([{ action: { type: "connmark", op: "set" } }]), "missing_field", "/chains/c/rules/0/action/value");
+});
+
+test("iptables LOG prefixes are limited to 29 characters", () => {
+  const doc = chain([{ action: { type: "log", prefix: "x".repeat(40) } }]);
+  hasError(doc, "log_prefix_too_long", "/chains/c/rules/0/action/prefix", "iptables");
+  assert.equal(validatePolicy(doc, { target: "nftables" }).ok, true);
+});
