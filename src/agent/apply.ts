@@ -1,0 +1,139 @@
+// The safe apply: check, snapshot, apply atomically, then commit-confirmed.
+//
+//   1. `nft -c` the rendered text (driver.check): a refusal is reported `failed` with
+//      the kernel's own message, and the kernel is untouched.
+//   2. Snapshot Palisade's tables as nft text (driver.snapshot).
+//   3. Tell telemetry to take its final reading of the old objects (hooks.beforeChange).
+//   4. Apply in one transaction, keeping stateful objects (kernel/plan.ts).
+//   5. Wait for the API's Confirm (caller's `confirmed(timeoutMs)`). None in time: put
+//      the snapshot's rules back by ourselves (same incremental path, so counters keep
+//      running and are not rewound) and report `rolled_back`. No Palisade tables
+//      before = no Palisade tables after.
+// One apply runs at a time; a second caller waits its turn.
+
+import { check, isNftError, restore, snapshot, apply as driverApply, type DriverOptions, type Snapshot } from "../engine/driver/index.ts";
+import { AgentError, errorText } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { readPalisade } from "./kernel/read.ts";
+import { carryPlan, incrementalPlan, type PlanMode } from "./kernel/plan.ts";
+
+export type ApplyStatus = "applied" | "failed" | "rolled_back";
+
+export interface ApplyOutcome {
+  status: ApplyStatus;
+  /** Stable code when not applied: check_failed, apply_failed, rollback_failed, confirm_timeout. */
+  code?: string;
+  /** Operator-facing text (the kernel's message for nft refusals). */
+  error?: string;
+  mode?: PlanMode;
+}
+
+export interface ApplyHooks {
+  /** Runs just before every kernel change (apply, rollback, drift repair): telemetry's final read. */
+  beforeChange?: () => Promise<void>;
+  /** Runs after every kernel change. */
+  afterChange?: () => Promise<void>;
+}
+
+export interface SafeApplyRequest {
+  text: string;
+  confirmTimeoutMs: number;
+  /** Resolves true when the API's Confirm arrived within timeoutMs, false otherwise. */
+  confirmed: (timeoutMs: number) => Promise<boolean>;
+  /** Called once the kernel holds the new rules (before confirmation). */
+  onApplied?: () => void;
+}
+
+function kernelText(e: unknown): string {
+  if (isNftError(e)) return e.kernelMessage ? `${e.message} [kernel: ${e.kernelMessage}]` : e.message;
+  return errorText(e);
+}
+
+export class Applier {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly driver: DriverOptions,
+    private readonly log: Logger,
+    private readonly hooks: ApplyHooks = {},
+  ) {}
+
+  /** Serialise kernel changes: applies, rollbacks and drift repairs never interleave. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Make Palisade's tables equal `text` in one transaction, keeping counter, quota and
+   * set state. Throws NftError when the kernel refuses both plans.
+   */
+  async applyText(text: string): Promise<PlanMode> {
+    const kernel = await readPalisade(this.driver);
+    const inc = incrementalPlan(text, kernel);
+    await this.hooks.beforeChange?.();
+    try {
+      await driverApply(inc, this.driver);
+      await this.hooks.afterChange?.();
+      return "incremental";
+    } catch (e) {
+      this.log.warn("incremental apply refused; replacing tables with carried counters", { error: kernelText(e) });
+    }
+    // Re-read: the values to carry must be as fresh as possible.
+    const fresh = await readPalisade(this.driver);
+    await this.hooks.beforeChange?.();
+    await driverApply(carryPlan(text, fresh), this.driver);
+    await this.hooks.afterChange?.();
+    return "carry";
+  }
+
+  /** Check, snapshot, apply, and hold the commit until confirmed (or roll back). */
+  safeApply(req: SafeApplyRequest): Promise<ApplyOutcome> {
+    return this.exclusive(() => this.safeApplyNow(req));
+  }
+
+  private async safeApplyNow(req: SafeApplyRequest): Promise<ApplyOutcome> {
+    try {
+      await check(req.text, this.driver);
+    } catch (e) {
+      this.log.warn("ruleset refused by nft -c; kernel unchanged", { error: kernelText(e) });
+      return { status: "failed", code: "check_failed", error: kernelText(e) };
+    }
+    const snap = await snapshot(this.driver);
+    let mode: PlanMode;
+    try {
+      mode = await this.applyText(req.text);
+    } catch (e) {
+      return { status: "failed", code: "apply_failed", error: kernelText(e) };
+    }
+    this.log.info("ruleset applied; waiting for confirmation", { mode, confirmTimeoutMs: req.confirmTimeoutMs, tables: snap.tables.length });
+    req.onApplied?.();
+    if (await req.confirmed(req.confirmTimeoutMs)) {
+      this.log.info("apply confirmed", { mode });
+      return { status: "applied", mode };
+    }
+    this.log.warn("no confirmation within the timeout; restoring the previous ruleset", { confirmTimeoutMs: req.confirmTimeoutMs });
+    try {
+      await this.rollback(snap);
+    } catch (e) {
+      this.log.error("rollback failed", { error: kernelText(e) });
+      return { status: "failed", code: "rollback_failed", error: `rollback failed: ${kernelText(e)}`, mode };
+    }
+    return { status: "rolled_back", code: "confirm_timeout", error: `no confirmation within ${Math.round(req.confirmTimeoutMs / 1000)} s; previous ruleset restored`, mode };
+  }
+
+  private async rollback(snap: Snapshot): Promise<void> {
+    try {
+      await this.applyText(snap.text);
+    } catch (e) {
+      // Last resort: the driver's exact restore (deletes and reloads; counters rewind to the snapshot).
+      this.log.warn("incremental rollback refused; restoring the snapshot verbatim", { error: kernelText(e) });
+      await this.hooks.beforeChange?.();
+      await restore(snap, this.driver);
+      await this.hooks.afterChange?.();
+    }
+  }
+}
+
+export { AgentError };

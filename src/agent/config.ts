@@ -1,0 +1,99 @@
+// Agent configuration from flags and environment (flags win), parsed by one zod schema so
+// every problem is reported at once with the flag that caused it.
+
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { AgentError } from "./errors.ts";
+import { LEVELS } from "./log.ts";
+
+const HostPort = z
+  .string()
+  .regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, "must be HOST:PORT (IPv6 as [addr]:port)")
+  .refine((s) => {
+    const p = Number(s.slice(s.lastIndexOf(":") + 1));
+    return p >= 1 && p <= 65535;
+  }, "port must be 1-65535");
+
+const seconds = (min: number, max: number) => z.coerce.number().min(min).max(max);
+
+export const AgentConfig = z.strictObject({
+  server: HostPort,
+  enrollToken: z.string().min(1).max(512).optional(),
+  stateDir: z.string().min(1),
+  name: z.string().min(1).max(253).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, dot, dash, underscore"),
+  /** Telemetry interval in seconds: default 10, at least 1. */
+  telemetryInterval: seconds(1, 3600).default(10),
+  /** Drift check interval in seconds (0 = only on demand). */
+  driftInterval: seconds(0, 86_400).default(60),
+  /** Restore the desired state when drift is found (default true). */
+  driftRestore: z.boolean().default(true),
+  /** Network namespace the agent manages (tests, containers); unset = the agent's own. */
+  netns: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/).optional(),
+  logLevel: z.enum(LEVELS).default("info"),
+  /** NFLOG groups to read log events from (the groups `log group N` rules use). */
+  nflogGroups: z.array(z.coerce.number().int().min(0).max(65535)).default([]),
+  spoolMaxBytes: z.coerce.number().int().min(4096).default(64 * 1024 * 1024),
+  spoolMaxBatches: z.coerce.number().int().min(1).default(10_000),
+  /** Use TLS to the API (default: plaintext, for a private network or a sidecar). */
+  tls: z.boolean().default(false),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+const FLAG_ENV: Record<string, string> = {
+  server: "PALISADE_SERVER",
+  enrollToken: "PALISADE_ENROLL_TOKEN",
+  stateDir: "PALISADE_STATE_DIR",
+  name: "PALISADE_NAME",
+  telemetryInterval: "PALISADE_TELEMETRY_INTERVAL",
+  driftInterval: "PALISADE_DRIFT_INTERVAL",
+  driftRestore: "PALISADE_DRIFT_RESTORE",
+  netns: "PALISADE_NETNS",
+  logLevel: "PALISADE_LOG_LEVEL",
+  nflogGroups: "PALISADE_NFLOG_GROUPS",
+  spoolMaxBytes: "PALISADE_SPOOL_MAX_BYTES",
+  spoolMaxBatches: "PALISADE_SPOOL_MAX_BATCHES",
+  tls: "PALISADE_TLS",
+};
+
+const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+function bool(v: string | boolean | undefined): boolean | undefined {
+  if (v === undefined || typeof v === "boolean") return v;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  return v as unknown as boolean; // let zod report it
+}
+
+/** Parse argv (without node and script) and env into a config, or throw AgentError invalid_config. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const options = Object.fromEntries(
+    Object.keys(FLAG_ENV).map((k) => [kebab(k), { type: k === "tls" ? ("boolean" as const) : ("string" as const) }]),
+  );
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (e) {
+    throw new AgentError("invalid_config", `agent flags: ${(e as Error).message}`);
+  }
+  const raw: Record<string, unknown> = {};
+  for (const [k, envName] of Object.entries(FLAG_ENV)) {
+    const v = values[kebab(k)] ?? env[envName];
+    if (v === undefined || v === "") continue;
+    raw[k] = v;
+  }
+  raw.name ??= hostname();
+  if (raw.driftRestore !== undefined) raw.driftRestore = bool(raw.driftRestore as string);
+  if (raw.tls !== undefined) raw.tls = bool(raw.tls as string | boolean);
+  if (typeof raw.nflogGroups === "string") raw.nflogGroups = raw.nflogGroups.split(",").filter((s) => s.trim() !== "");
+  const r = AgentConfig.safeParse(raw);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => {
+      const key = String(i.path[0] ?? "");
+      const where = key ? `--${kebab(key)} (${FLAG_ENV[key] ?? ""})` : "config";
+      return `${where}: ${i.message}`;
+    });
+    throw new AgentError("invalid_config", `invalid agent configuration:\n  ${lines.join("\n  ")}`);
+  }
+  return r.data;
+}

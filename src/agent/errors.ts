@@ -1,0 +1,42 @@
+// Agent failures as typed values: `code` is stable (logs, ApplyResult.error prefixes and
+// tests switch on it); `message` is a sentence for an operator.
+
+export type AgentErrorCode =
+  /** Flags/env did not parse; the message lists every problem. */
+  | "invalid_config"
+  /** The state dir is unreadable, or a file in it is corrupt. */
+  | "state_error"
+  /** The policy JSON from the API did not parse or validate. */
+  | "invalid_policy"
+  /** No compiler is available to render the policy (engine module missing). */
+  | "renderer_unavailable"
+  /** `nft -c` refused the rendered ruleset; the kernel is unchanged. */
+  | "check_failed"
+  /** `nft -f` refused the ruleset; the kernel is unchanged. */
+  | "apply_failed"
+  /** Restoring the previous ruleset failed: the kernel may hold the new rules. */
+  | "rollback_failed"
+  /** An apply is already running; the agent applies one version at a time. */
+  | "busy"
+  /** Enrollment was refused or the server is unreachable. */
+  | "enroll_failed"
+  /** The telemetry spool could not be written. */
+  | "spool_error"
+  /** A log reader (tcpdump) could not be started. */
+  | "log_reader_failed";
+
+export class AgentError extends Error {
+  override readonly name = "AgentError";
+  constructor(
+    readonly code: AgentErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}

@@ -1,0 +1,141 @@
+// Reads ruleset text (the compiler's statement form `add chain inet palisade x ...` or
+// nft's own listing form `table inet palisade { chain x { ... } }`) into top-level
+// statements and the named objects each table declares. The planner needs this to
+// keep stateful objects alive across an apply instead of deleting and recreating them.
+// Lexing is the engine's (src/engine/nft/lex.ts), so boundaries match the driver guard.
+
+import { lex, type Token } from "../../engine/nft/index.ts";
+import { AgentError } from "../errors.ts";
+
+export type ObjectKind = "chain" | "set" | "map" | "counter" | "quota" | "flowtable";
+const OBJECT_KINDS = new Set<string>(["chain", "set", "map", "counter", "quota", "flowtable"]);
+const FAMILIES = new Set(["inet", "ip", "ip6", "arp", "bridge", "netdev"]);
+
+export interface Statement {
+  /** The statement's exact source text. */
+  text: string;
+  tokens: Token[];
+  verb: string;
+  /** "table" for table blocks and table verbs, else the object kind ("rule", "element"...). */
+  object: string;
+  family: string;
+  table: string;
+  /** Object name for chain/set/map/counter/quota statements. */
+  name?: string;
+}
+
+export interface TableObjects {
+  family: string;
+  table: string;
+  /** "kind name" for every named object the text declares in this table. */
+  objects: Set<string>;
+  /**
+   * Sets/maps ("kind name") the kernel fills itself: declared with `flags dynamic` or
+   * `timeout`. Read from the text because nft 1.0.6's JSON omits the dynamic flag.
+   */
+  dynamic: Set<string>;
+}
+
+const DYNAMIC_WORDS = new Set(["dynamic", "timeout"]);
+
+function isDynamicDecl(tokens: Token[], from: number): boolean {
+  let depth = 0;
+  for (let j = from; j < tokens.length; j++) {
+    const t = tokens[j]!;
+    if (t.kind === "lbrace") depth++;
+    else if (t.kind === "rbrace" && --depth === 0) return false;
+    else if (depth === 1 && t.kind === "word" && t.text === "elements") return false;
+    else if (depth >= 1 && t.kind === "word" && t.text.split(",").some((w) => DYNAMIC_WORDS.has(w))) return true;
+  }
+  return false;
+}
+
+export const tableKey = (family: string, table: string) => `${family} ${table}`;
+
+function lineOffsets(text: string): number[] {
+  const offs = [0];
+  for (let i = 0; i < text.length; i++) if (text[i] === "\n") offs.push(i + 1);
+  return offs;
+}
+
+export function parseStatements(text: string): Statement[] {
+  const r = lex(text);
+  if (r.unterminated) throw new AgentError("invalid_policy", `ruleset text has an unterminated string at line ${r.unterminated.line}`);
+  const offs = lineOffsets(text);
+  const at = (t: Token) => offs[t.line - 1]! + t.col - 1;
+  const out: Statement[] = [];
+  let cur: Token[] = [];
+  let depth = 0;
+  const end = () => {
+    if (cur.length === 0) return;
+    const first = cur[0]!;
+    const last = cur[cur.length - 1]!;
+    out.push(classify(text.slice(at(first), at(last) + last.text.length), cur));
+    cur = [];
+  };
+  for (const t of r.tokens) {
+    if (depth === 0 && (t.kind === "newline" || t.kind === "semicolon")) {
+      end();
+      continue;
+    }
+    if (t.kind === "lbrace") depth++;
+    cur.push(t);
+    if (t.kind === "rbrace" && --depth === 0) end();
+  }
+  end();
+  return out;
+}
+
+function classify(text: string, tokens: Token[]): Statement {
+  const w = tokens.map((t) => t.text);
+  let i = 0;
+  let verb = "add";
+  if (w[0] !== "table") {
+    verb = w[0] ?? "";
+    i = 1;
+  }
+  const object = w[i] ?? "";
+  i++;
+  let family = "ip";
+  if (FAMILIES.has(w[i] ?? "")) family = w[i++]!;
+  const table = w[i++] ?? "";
+  const st: Statement = { text, tokens, verb, object, family, table };
+  if (OBJECT_KINDS.has(object) && w[i] !== undefined && w[i] !== "{") st.name = w[i];
+  return st;
+}
+
+/** Named objects declared per table, from both statement and block forms. */
+export function declaredObjects(stmts: Statement[]): Map<string, TableObjects> {
+  const out = new Map<string, TableObjects>();
+  const get = (f: string, t: string) => {
+    const k = tableKey(f, t);
+    let v = out.get(k);
+    if (!v) out.set(k, (v = { family: f, table: t, objects: new Set(), dynamic: new Set() }));
+    return v;
+  };
+  for (const s of stmts) {
+    if (s.object === "table" && (s.verb === "add" || s.verb === "create")) {
+      const tbl = get(s.family, s.table);
+      // Inside a table block: `chain x {`, `set y {`, ... at depth 1.
+      let depth = 0;
+      const tk = s.tokens;
+      for (let j = 0; j < tk.length; j++) {
+        const t = tk[j]!;
+        if (t.kind === "lbrace") depth++;
+        else if (t.kind === "rbrace") depth--;
+        else if (depth === 1 && t.kind === "word" && OBJECT_KINDS.has(t.text) && tk[j + 1]?.kind === "word" && tk[j + 2]?.kind === "lbrace") {
+          tbl.objects.add(`${t.text} ${tk[j + 1]!.text}`);
+          if ((t.text === "set" || t.text === "map") && isDynamicDecl(tk, j + 2)) tbl.dynamic.add(`${t.text} ${tk[j + 1]!.text}`);
+        }
+      }
+    } else if ((s.verb === "add" || s.verb === "create") && s.name !== undefined) {
+      const tbl = get(s.family, s.table);
+      tbl.objects.add(`${s.object} ${s.name}`);
+      if (s.object === "set" || s.object === "map") {
+        const at = s.tokens.findIndex((t) => t.kind === "lbrace");
+        if (at >= 0 && isDynamicDecl(s.tokens, at)) tbl.dynamic.add(`${s.object} ${s.name}`);
+      }
+    }
+  }
+  return out;
+}

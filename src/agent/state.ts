@@ -1,0 +1,108 @@
+// The agent's state dir. Everything here survives restarts:
+//   credential.json  host id + credential (mode 0600: it is a secret)
+//   epoch            telemetry epoch; a new state dir = a new counter baseline
+//   applied.json     last applied version, its policy JSON and rendered text
+//   last-good.nft    Palisade's tables as the kernel held them after the last confirmed apply
+//   spool/           telemetry batches not yet acknowledged (see telemetry/spool.ts)
+
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+import { writeFileAtomic } from "./atomic.ts";
+import { AgentError } from "./errors.ts";
+
+export const Credential = z.object({ hostId: z.string().min(1), hostName: z.string(), credential: z.string().min(1) });
+export type Credential = z.infer<typeof Credential>;
+
+export const AppliedState = z.object({
+  ruleset: z.string(),
+  version: z.number().int().min(0),
+  checksum: z.string(),
+  policyJson: z.string(),
+  /** The nft text that was applied (what drift restores). */
+  text: z.string(),
+  appliedAt: z.string(),
+});
+export type AppliedState = z.infer<typeof AppliedState>;
+
+export class StateDir {
+  constructor(readonly dir: string) {}
+
+  static async open(dir: string): Promise<StateDir> {
+    try {
+      await mkdir(join(dir, "spool"), { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw new AgentError("state_error", `cannot create state dir ${dir}: ${(e as Error).message}`, { cause: e });
+    }
+    return new StateDir(dir);
+  }
+
+  path(name: string): string {
+    return join(this.dir, name);
+  }
+
+  get spoolDir(): string {
+    return this.path("spool");
+  }
+
+  private async readJson<T>(name: string, schema: z.ZodType<T>): Promise<T | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.path(name), "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw new AgentError("state_error", `cannot read ${this.path(name)}: ${(e as Error).message}`, { cause: e });
+    }
+    const r = schema.safeParse(JSON.parse(text));
+    if (!r.success) throw new AgentError("state_error", `${this.path(name)} is corrupt: ${r.error.issues[0]?.message ?? "invalid"}`);
+    return r.data;
+  }
+
+  readCredential(): Promise<Credential | undefined> {
+    return this.readJson("credential.json", Credential);
+  }
+
+  async writeCredential(c: Credential): Promise<void> {
+    await writeFileAtomic(this.path("credential.json"), JSON.stringify(c), 0o600);
+  }
+
+  /** Mode bits of the credential file (tests assert 0600). */
+  async credentialMode(): Promise<number> {
+    return (await stat(this.path("credential.json"))).mode & 0o777;
+  }
+
+  /** The telemetry epoch, created on first use. */
+  async epoch(): Promise<string> {
+    try {
+      const e = (await readFile(this.path("epoch"), "utf8")).trim();
+      if (e.length > 0) return e;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new AgentError("state_error", `cannot read epoch: ${(e as Error).message}`);
+    }
+    const fresh = randomUUID();
+    await writeFileAtomic(this.path("epoch"), fresh + "\n");
+    return fresh;
+  }
+
+  readApplied(): Promise<AppliedState | undefined> {
+    return this.readJson("applied.json", AppliedState);
+  }
+
+  async writeApplied(a: AppliedState): Promise<void> {
+    await writeFileAtomic(this.path("applied.json"), JSON.stringify(a));
+  }
+
+  async readLastGood(): Promise<string | undefined> {
+    try {
+      return await readFile(this.path("last-good.nft"), "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw e;
+    }
+  }
+
+  async writeLastGood(text: string): Promise<void> {
+    await writeFileAtomic(this.path("last-good.nft"), text);
+  }
+}

@@ -1,0 +1,63 @@
+// Ruleset texts for the agent's kernel tests, built with the engine's transaction model
+// (replaceTables + serialize: the statement form the nft compiler emits). They carry
+// the accounting shape of src/engine/compile/nft/accounting.ts: dynamic counted sets
+// acct_T_src / acct_T_dst, a total counter acct_T_total, plus a quota and a counter.
+
+import { replaceTables, serialize, type Rule, type TableDefinition } from "../../src/engine/nft/index.ts";
+
+const F = "inet" as const;
+const T = "palisade";
+
+export interface FixtureOptions {
+  /** The /24 accounted per address. */
+  lan: string;
+  /** Extra rule bodies appended to the input chain (a "slightly changed" version). */
+  extra?: string[];
+  /** Quota budget in bytes. */
+  quotaBytes?: number;
+  /** Input chain policy. */
+  policy?: "accept" | "drop";
+  /** Add a second accounting table over 0.0.0.0/0 (the one-slot total). */
+  withAll?: boolean;
+  /** NFLOG group for a LOGMARK-like rule on UDP port 7777. */
+  logGroup?: number;
+}
+
+export function fixtureDefinition(o: FixtureOptions): TableDefinition {
+  const rule = (body: string, comment?: string): Rule => ({ kind: "rule", family: F, table: T, chain: "input", body, ...(comment ? { comment } : {}) });
+  const rules: Rule[] = [
+    rule(`counter name "acct_lan_total"`),
+    rule(`ip saddr ${o.lan} add @acct_lan_src { ip saddr counter }`),
+    rule(`ip daddr ${o.lan} add @acct_lan_dst { ip daddr counter }`),
+  ];
+  if (o.withAll) rules.push(rule(`counter name "acct_all_total"`));
+  rules.push(rule(`meta l4proto udp quota name "q1"`, "udp budget"));
+  rules.push(rule(`meta l4proto udp counter name "udp_seen"`));
+  if (o.logGroup !== undefined) {
+    rules.push(rule(`udp dport 7777 meta mark set 0x2a`));
+    rules.push(rule(`udp dport 7777 log prefix "PAL mark: " group ${o.logGroup}`));
+  }
+  for (const b of o.extra ?? []) rules.push(rule(b));
+  const set = (name: string) => ({ kind: "set" as const, family: F, table: T, name, type: "ipv4_addr", flags: ["dynamic" as const], size: 256, counter: true });
+  return {
+    table: { kind: "table", family: F, name: T },
+    counters: [
+      { kind: "counter", family: F, table: T, name: "acct_lan_total" },
+      ...(o.withAll ? [{ kind: "counter" as const, family: F, table: T, name: "acct_all_total" }] : []),
+      { kind: "counter", family: F, table: T, name: "udp_seen" },
+    ],
+    quotas: [{ kind: "quota", family: F, table: T, name: "q1", mode: "until", bytes: o.quotaBytes ?? 10_000_000 }],
+    sets: [set("acct_lan_src"), set("acct_lan_dst")],
+    chains: [{ kind: "chain", family: F, table: T, name: "input", type: "filter", hook: "input", priority: 0, policy: o.policy ?? "accept" }],
+    rules,
+  };
+}
+
+export function fixtureText(o: FixtureOptions): string {
+  return serialize(replaceTables([fixtureDefinition(o)]));
+}
+
+/** A ruleset nft -c refuses in the kernel (a jump to a chain that does not exist). */
+export function brokenText(): string {
+  return fixtureText({ lan: "10.9.9.0/24", extra: ["jump no_such_chain"] });
+}
