@@ -8,3 +8,4 @@ export { policyChecksum, canonicalJson } from "./checksum.ts";
 export { policyJsonSchema } from "./schema-export.ts";
 export type { Policy, PolicyInput } from "./policy/index.ts";
 export { checkTargetSupport, requiredXtablesModules } from "./compile/support.ts";
+export { compileNft, renderNft } from "./compile/nft/index.ts";

@@ -1,0 +1,173 @@
+// Policy actions -> nft statements. Each action gives the tails of one or more rules
+// (ACCOUNT needs three); everything before them is the rule's match.
+import type { Path } from "../../diagnostics.ts";
+import { logPrefix } from "../../nft/index.ts";
+import { parsePrefix } from "../../net/address.ts";
+import type { ActionObject } from "../../policy/index.ts";
+import type { Ctx, Fam } from "./context.ts";
+import { accountRules } from "./accounting.ts";
+import { natFamily, natStatements, type NatEnv } from "./nat.ts";
+import { unsupportedAction } from "./unsupported.ts";
+
+/**
+ * LOGMARK events go to this NFLOG group unless the action names one. NFLOG (not the
+ * kernel log) because an NFLOG message carries the packet mark (NFULA_MARK) and, when
+ * the listener asks for conntrack data, the connection and its mark; an nft log prefix
+ * cannot interpolate marks, and the kernel log is per host, not per namespace.
+ */
+export const LOGMARK_DEFAULT_GROUP = 2;
+
+export interface ActionEnv extends NatEnv {
+  /** The match restricts the rule to TCP (needed by `reject with tcp reset`). */
+  tcp: boolean;
+}
+
+const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
+
+/** Families an action pins a rule to; `split` = it has per-family statements. */
+export function actionFamilies(a: ActionObject): { allowed?: Set<Fam>; split: boolean } {
+  const nat = natFamily(a);
+  if (nat) return { allowed: new Set([nat]), split: true };
+  switch (a.type) {
+    case "account":
+      return { allowed: new Set(["ipv4"]), split: true };
+    case "tee":
+      return { allowed: new Set([parsePrefix(a.gateway)?.family ?? "ipv4"]), split: true };
+    case "ipmark":
+      return { split: true };
+    case "reject":
+      if (a.with === "icmp-proto-unreachable") return { allowed: new Set(["ipv4"]), split: true };
+      return { split: a.with === "icmp-net-prohibited" || a.with === "icmp-host-prohibited" };
+    default:
+      return { split: false };
+  }
+}
+
+function rejectStatement(a: Extract<ActionObject, { type: "reject" }>, fam: Fam | undefined, env: ActionEnv, ctx: Ctx, path: Path): string {
+  switch (a.with) {
+    case undefined:
+      return "reject";
+    case "tcp-reset":
+      if (!env.tcp) ctx.error([...path, "with"], "nft_reject_tcp_reset", "reject with tcp-reset needs a rule that matches protocol tcp");
+      return "reject with tcp reset";
+    case "icmp-port-unreachable":
+      return "reject with icmpx type port-unreachable";
+    case "icmp-host-unreachable":
+      return "reject with icmpx type host-unreachable";
+    case "icmp-net-unreachable":
+      return "reject with icmpx type no-route";
+    case "icmp-admin-prohibited":
+      return "reject with icmpx type admin-prohibited";
+    case "icmp-proto-unreachable":
+      return "reject with icmp type prot-unreachable";
+    case "icmp-net-prohibited":
+    case "icmp-host-prohibited":
+      // ICMPv6 has one "administratively prohibited" code for both.
+      return fam === "ipv6" ? "reject with icmpv6 type admin-prohibited" : `reject with icmp type ${a.with.slice(5)}`;
+  }
+}
+
+/**
+ * IPMARK: mark = ((address >> shift) & andMask) | orMask, the address read as a number
+ * in network ("human") order: 192.168.0.1 = 0xc0a80001. nft 1.0.6 refuses `ip saddr`
+ * as a mark value (address type), so the address is read as raw network-header bits,
+ * which are a plain integer. For IPv6 the low 32 bits of (address >> shift) are the 32
+ * bits ending `shift` bits before the end of the address.
+ */
+function ipmarkStatement(a: Extract<ActionObject, { type: "ipmark" }>, fam: Fam, ctx: Ctx, path: Path): string | undefined {
+  const shift = a.shift ?? 0;
+  let expr: string;
+  if (fam === "ipv4") {
+    if (shift > 31) {
+      ctx.error([...path, "shift"], "nft_ipmark_shift", "an IPv4 address has 32 bits; shift must be below 32");
+      return undefined;
+    }
+    expr = `@nh,${a.addr === "src" ? 96 : 128},32${shift ? ` >> ${shift}` : ""}`;
+  } else {
+    const base = a.addr === "src" ? 64 : 192;
+    expr = shift <= 96 ? `@nh,${base + 96 - shift},32` : `@nh,${base},${128 - shift}`;
+  }
+  if (a.andMask !== undefined) expr += ` & ${hex(a.andMask)}`;
+  if (a.orMask !== undefined) expr += ` | ${hex(a.orMask)}`;
+  return `meta mark set ${expr}`;
+}
+
+/**
+ * Rule tails for an action in family `fam` (undefined: family-agnostic rule). An empty
+ * list means an error was reported.
+ */
+export function compileAction(a: ActionObject, fam: Fam | undefined, env: ActionEnv, ctx: Ctx, path: Path): string[][] {
+  if (unsupportedAction(a)) return [];
+  const nat = natStatements(a, fam, env, ctx, path);
+  if (nat !== undefined) return nat.length ? [nat] : [];
+  switch (a.type) {
+    case "accept":
+    case "drop":
+    case "return":
+    case "notrack":
+      return [[a.type]];
+    case "reject":
+      return [[rejectStatement(a, fam, env, ctx, path)]];
+    case "jump":
+    case "goto":
+      if (!ctx.policy.chains[a.chain]) {
+        ctx.error([...path, "chain"], "nft_unknown_chain", `chain "${a.chain}" is not declared under chains`);
+        return [];
+      }
+      if (ctx.policy.chains[a.chain]!.hook) {
+        ctx.error([...path, "chain"], "nft_jump_to_base_chain", `chain "${a.chain}" is a base chain (hook ${ctx.policy.chains[a.chain]!.hook}); jump/goto needs a chain without hook`);
+        return [];
+      }
+      return [[`${a.type} ${a.chain}`]];
+    case "log": {
+      if (a.group !== undefined && a.level !== undefined) {
+        ctx.error(path, "nft_log_group_level", "a log action sends to the kernel log (level) or to an NFLOG group, not both");
+        return [];
+      }
+      let s = "log";
+      if (a.prefix) s += ` prefix ${logPrefix(a.prefix)}`;
+      if (a.level) s += ` level ${a.level}`;
+      if (a.group !== undefined) s += ` group ${a.group}`;
+      return [[s]];
+    }
+    case "logmark": {
+      // LOGMARK levels 0-8 are syslog levels: NFLOG has none, the agent records it from the policy.
+      const prefix = a.prefix ? ` prefix ${logPrefix(a.prefix)}` : "";
+      return [[`log${prefix} group ${a.group ?? LOGMARK_DEFAULT_GROUP}`]];
+    }
+    case "counter":
+      if (!ctx.policy.counters[a.name]) {
+        ctx.error([...path, "name"], "nft_unknown_counter", `counter "${a.name}" is not declared under counters`);
+        return [];
+      }
+      return [[`counter name "${a.name}"`]];
+    case "mark":
+      // MARK --set-mark value/mask: clear the mask bits, then or in the value.
+      return [[a.mask === undefined ? `meta mark set ${hex(a.value)}` : `meta mark set meta mark & ${hex(~a.mask >>> 0)} | ${hex(a.value & a.mask)}`]];
+    case "connmark":
+      if (a.op === "save") return [["ct mark set meta mark"]];
+      if (a.op === "restore") return [["meta mark set ct mark"]];
+      if (a.value === undefined) {
+        ctx.error([...path, "value"], "nft_connmark_value", "connmark set needs a value");
+        return [];
+      }
+      return [[`ct mark set ${hex(a.value)}`]];
+    case "account":
+      return accountRules(a.table, ctx, [...path, "table"]);
+    case "ipmark": {
+      if (!fam) return [];
+      const s = ipmarkStatement(a, fam, ctx, path);
+      return s ? [[s]] : [];
+    }
+    case "tee":
+      ctx.error(
+        path,
+        "nft_unsupported",
+        "TEE cannot be expressed in the nftables inet table with nft 1.0.6 (`dup to` is only accepted in ip/ip6 tables); the iptables target (TEE) supports it",
+      );
+      return [];
+    default:
+      ctx.error(path, "nft_unsupported", `action ${a.type} cannot be expressed in nftables`);
+      return [];
+  }
+}

@@ -1,0 +1,78 @@
+// Shared state of one nftables compilation: the diagnostics found so far and the named
+// objects (sets, counters, quotas) that rules ask for while they are compiled. Objects
+// are declared once, however many rules refer to them (an ACCOUNT table used from
+// three chains is still two sets and one counter).
+import { error, type Diagnostic, type Path } from "../../diagnostics.ts";
+import type { Counter, NamedMap, NamedSet, Quota } from "../../nft/index.ts";
+import type { Policy } from "../../policy/index.ts";
+
+/** The one table every Palisade rule lives in. */
+export const TABLE = "palisade";
+export const FAMILY = "inet" as const;
+
+export type Fam = "ipv4" | "ipv6";
+export const FAMS: readonly Fam[] = ["ipv4", "ipv6"];
+
+export interface FailsafeContext {
+  /** The API endpoint the agent talks to; with it the failsafe rules are exact. */
+  apiAddress?: string;
+  apiPort?: number;
+}
+
+export interface CompileContext {
+  failsafe?: FailsafeContext;
+}
+
+export class Ctx {
+  readonly diagnostics: Diagnostic[] = [];
+  readonly sets = new Map<string, NamedSet | NamedMap>();
+  readonly counters = new Map<string, Counter>();
+  readonly quotas = new Map<string, Quota>();
+  /** Why each generated object exists, to explain a name clash. */
+  private readonly owners = new Map<string, string>();
+
+  constructor(
+    readonly policy: Policy,
+    readonly options: CompileContext = {},
+  ) {}
+
+  error(path: Path, code: string, message: string): void {
+    this.diagnostics.push(error(path, code, message));
+  }
+
+  get failed(): boolean {
+    return this.diagnostics.some((d) => d.severity === "error");
+  }
+
+  /**
+   * Declare a set once. A second declaration under the same name must be identical
+   * (same JSON); otherwise two features want one name and the policy is refused.
+   */
+  declareSet(set: NamedSet | NamedMap, owner: string, path: Path): void {
+    this.declare(this.sets, set, owner, path, "set");
+  }
+
+  declareCounter(counter: Counter, owner: string, path: Path): void {
+    this.declare(this.counters, counter, owner, path, "counter");
+  }
+
+  declareQuota(quota: Quota, owner: string, path: Path): void {
+    this.declare(this.quotas, quota, owner, path, "quota");
+  }
+
+  private declare<T extends { name: string }>(map: Map<string, T>, obj: T, owner: string, path: Path, kind: string): void {
+    const prev = map.get(obj.name);
+    const key = `${kind} ${obj.name}`;
+    if (!prev) {
+      map.set(obj.name, obj);
+      this.owners.set(key, owner);
+      return;
+    }
+    if (JSON.stringify(prev) === JSON.stringify(obj)) return;
+    this.error(
+      path,
+      "nft_name_clash",
+      `${owner} needs the nftables ${kind} "${obj.name}", which ${this.owners.get(key) ?? "another object"} already defines differently; rename one of them`,
+    );
+  }
+}

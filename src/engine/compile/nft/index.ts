@@ -1,0 +1,145 @@
+// The nftables compiler: policy document -> one atomic replace of Palisade's tables.
+//
+//   compileNft(policy, ctx) -> the table definitions and the Transaction the driver runs
+//   renderNft(policy, ctx)  -> the same transaction as nft text
+//
+// Everything lives in `table inet palisade`; TEE clones need `table ip palisade_tee` /
+// `table ip6 palisade_tee6` (see tee.ts). The replace is `add table` + `delete table` +
+// the full definition in one transaction: it works whether or not the table exists,
+// and it really empties named sets (`flush table` would keep their elements). The tee
+// tables are always added and deleted, so one left by an earlier version goes away.
+// No other table is ever named.
+import { sortDiagnostics, type Diagnostic, error } from "../../diagnostics.ts";
+import { parsePrefix } from "../../net/address.ts";
+import {
+  NftModelError, replaceTables, serialize, Transaction,
+  type Chain as NftChain, type Rule as NftRule, type TableDefinition,
+} from "../../nft/index.ts";
+import type { MarkForward, Path, Policy } from "./deps.ts";
+import { checkTargetSupport } from "../support.ts";
+import { Ctx, FAMILY, TABLE, type CompileContext, type Fam } from "./context.ts";
+import { compileSet } from "./sets.ts";
+import { compileChain } from "./chains.ts";
+import { compileRule, defaultComment, type TeeRule } from "./rules.ts";
+import { failsafeRules, FAILSAFE_COMMENT } from "./failsafe.ts";
+import { compileForwarding, FWD_CHAINS, type GeneratedRule } from "./forwarding.ts";
+import { planRecentTimeouts } from "./recent.ts";
+import { declareQuotas } from "./quota.ts";
+import { declareAccounting } from "./accounting.ts";
+import { TEE_TABLES, teeTables } from "./tee.ts";
+import { expand } from "./expand.ts";
+
+export type { CompileContext } from "./context.ts";
+export { TABLE as NFT_TABLE } from "./context.ts";
+
+export type NftCompileResult =
+  | { ok: true; tables: TableDefinition[]; transaction: Transaction; warnings: Diagnostic[] }
+  | { ok: false; errors: Diagnostic[] };
+
+function checkFailsafeContext(ctx: Ctx): void {
+  const fs = ctx.options.failsafe;
+  if (fs?.apiAddress !== undefined) {
+    const p = parsePrefix(fs.apiAddress);
+    if (!p || fs.apiAddress.includes("/")) ctx.error([], "nft_failsafe_address", `failsafe API address ${JSON.stringify(fs.apiAddress)} is not an IP address`);
+  }
+  if (fs?.apiPort !== undefined && !(Number.isInteger(fs.apiPort) && fs.apiPort >= 1 && fs.apiPort <= 65535)) {
+    ctx.error([], "nft_failsafe_port", `failsafe API port ${String(fs.apiPort)} is not a TCP port`);
+  }
+}
+
+function build(policy: Policy, ctx: Ctx): TableDefinition[] {
+  checkFailsafeContext(ctx);
+  const timeouts = planRecentTimeouts(policy, ctx);
+  for (const [name, def] of Object.entries(policy.sets)) ctx.declareSet(compileSet(name, def, ctx), `set "${name}"`, ["sets", name]);
+  for (const [name, def] of Object.entries(policy.counters)) {
+    ctx.declareCounter({ kind: "counter", family: FAMILY, table: TABLE, name, ...(def.comment ? { comment: def.comment } : {}) }, `counter "${name}"`, ["counters", name]);
+  }
+  declareQuotas(policy, ctx);
+  for (const name of Object.keys(policy.accounting)) declareAccounting(name, ctx, ["accounting", name]);
+
+  const chains: NftChain[] = [];
+  const rules: NftRule[] = [];
+  const rule = (chain: string, body: string, comment: string): NftRule => ({ kind: "rule", family: FAMILY, table: TABLE, chain, body, comment });
+  const generated = new Set<string>(Object.values(FWD_CHAINS));
+  for (const name of Object.keys(policy.chains)) {
+    if (generated.has(name)) ctx.error(["chains", name], "nft_name_clash", `chain name "${name}" is reserved for port forwarding; rename the chain`);
+  }
+
+  // mfw mark rules go through the ordinary rule compiler (any match a rule can have).
+  const markRules = (mf: MarkForward, path: Path, comment: string): GeneratedRule[] =>
+    compileRule({ match: mf.match, action: { type: "mark", value: mf.mark } }, FWD_CHAINS.mark, { table: "mangle", hook: "prerouting" }, path, ctx, timeouts, comment)
+      .rules.map((r) => ({ chain: FWD_CHAINS.mark, ...r }));
+  const fwd = compileForwarding(policy.forwarding, ctx, markRules);
+
+  const tee = new Map<string, { chain: Policy["chains"][string]; rules: TeeRule[] }>();
+  for (const [name, chain] of Object.entries(policy.chains)) {
+    chains.push(compileChain(name, chain, ctx));
+    for (const body of failsafeRules(policy, chain.hook, ctx.options.failsafe)) rules.push(rule(name, body, FAILSAFE_COMMENT));
+    if (chain.table === "filter" && chain.hook === "forward") for (const r of fwd.forwardAccepts) rules.push(rule(name, r.body, r.comment));
+    chain.rules.forEach((r, i) => {
+      const path = ["chains", name, "rules", i];
+      const out = compileRule(r, name, chain, path, ctx, timeouts, r.comment ?? defaultComment(name, i));
+      for (const b of out.rules) rules.push(rule(name, b.body, b.comment));
+      if (out.tee.length) {
+        const entry = tee.get(name) ?? { chain, rules: [] };
+        entry.rules.push(...out.tee);
+        tee.set(name, entry);
+      }
+    });
+  }
+  chains.push(...fwd.chains);
+  for (const r of fwd.rules) rules.push(rule(r.chain, r.body, r.comment));
+
+  const main: TableDefinition = {
+    table: { kind: "table", family: FAMILY, name: TABLE, ...(policy.description ? { comment: policy.description } : {}) },
+    counters: [...ctx.counters.values()],
+    quotas: [...ctx.quotas.values()],
+    sets: [...ctx.sets.values()],
+    chains,
+    rules,
+  };
+  const teeDefs = teeTables(tee, ctx);
+  return [main, ...(["ipv4", "ipv6"] as Fam[]).flatMap((f) => (teeDefs.has(f) ? [teeDefs.get(f)!] : []))];
+}
+
+/** Compile a validated policy to the transaction that replaces Palisade's tables. */
+export function compileNft(policy: Policy, options: CompileContext = {}): NftCompileResult {
+  let expanded: Policy;
+  const diagnostics: Diagnostic[] = [];
+  try {
+    expanded = expand(policy);
+  } catch (e) {
+    return { ok: false, errors: [error([], "nft_expand_failed", `the protection presets could not be expanded: ${e instanceof Error ? e.message : String(e)}`)] };
+  }
+  diagnostics.push(...checkTargetSupport(expanded, "nftables"));
+  const ctx = new Ctx(expanded, options);
+  let tables: TableDefinition[] = [];
+  let tx: Transaction | undefined;
+  try {
+    tables = build(expanded, ctx);
+    if (!ctx.failed && !diagnostics.some((d) => d.severity === "error")) {
+      tx = replaceTables(tables);
+      // Tee tables of an earlier version disappear even when this one has none.
+      const present = new Set(tables.map((t) => `${t.table.family} ${t.table.name}`));
+      for (const t of Object.values(TEE_TABLES)) {
+        if (present.has(`${t.family} ${t.name}`)) continue;
+        tx.add({ kind: "table", family: t.family, name: t.name });
+        tx.delete({ kind: "table", family: t.family, name: t.name });
+      }
+      serialize(tx); // surfaces a model error (bad name, unsafe text) as a diagnostic now
+    }
+  } catch (e) {
+    if (!(e instanceof NftModelError)) throw e;
+    ctx.error([], `nft_${e.code}`, e.message);
+  }
+  diagnostics.push(...ctx.diagnostics);
+  const errors = sortDiagnostics(diagnostics.filter((d) => d.severity === "error"));
+  if (errors.length > 0 || !tx) return { ok: false, errors };
+  return { ok: true, tables, transaction: tx, warnings: sortDiagnostics(diagnostics.filter((d) => d.severity === "warning")) };
+}
+
+/** The policy as nft text: one `nft -f` transaction replacing Palisade's tables. */
+export function renderNft(policy: Policy, options: CompileContext = {}): { ok: true; text: string } | { ok: false; errors: Diagnostic[] } {
+  const r = compileNft(policy, options);
+  return r.ok ? { ok: true, text: serialize(r.transaction) } : { ok: false, errors: r.errors };
+}

@@ -1,0 +1,209 @@
+// Policy matches -> nft match expressions, for one address family at a time.
+//
+// A rule is compiled once per family it applies to (see families()); each part below
+// returns the expressions for that family. Lists become anonymous sets, `@name`
+// becomes a named-set lookup, negation becomes `!=`. A positive address list that
+// mixes literals and named sets is an OR nft cannot write in one expression: it is
+// returned as alternatives (one rule each), which only terminating verdicts allow.
+import type { Path } from "../../diagnostics.ts";
+import { parsePrefix } from "../../net/address.ts";
+import { ifname } from "../../nft/index.ts";
+import { isNegated, parseRate, unwrap, type Match, type Negatable } from "../../policy/index.ts";
+import { FAMS, type Ctx, type Fam } from "./context.ts";
+import { setFamily, valueOrSet } from "./sets.ts";
+import { meterParts, recentParts } from "./recent.ts";
+import { quotaParts } from "./quota.ts";
+
+const PORT_PROTOCOLS = new Set(["tcp", "udp", "udplite", "sctp", "dccp"]);
+const ANY_PORT_PROTOCOL = "meta l4proto { tcp, udp, udplite, sctp, dccp }";
+
+export interface MatchResult {
+  /** Alternatives: the rule is emitted once per entry (usually exactly one). */
+  alternatives: string[][];
+  /** True when some expression already restricts the packet to the family (ip saddr, icmp type...). */
+  impliesFamily: boolean;
+}
+
+const neg = (negated: boolean) => (negated ? "!= " : "");
+const asList = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
+
+/** Families an address list can match: each item's own family, or its set's. */
+function addressFamilies(list: string[], ctx: Ctx, path: Path): Set<Fam> {
+  const out = new Set<Fam>();
+  for (const item of list) {
+    if (item.startsWith("@")) {
+      const def = ctx.policy.sets[item.slice(1)];
+      const f = setFamily(def);
+      if (!def) ctx.error(path, "nft_unknown_set", `set "${item.slice(1)}" is not declared under sets`);
+      else if (!f) ctx.error(path, "nft_set_type", `set "${item.slice(1)}" holds ${def.type}, not addresses`);
+      else out.add(f);
+    } else {
+      const p = parsePrefix(item);
+      if (p) out.add(p.family);
+    }
+  }
+  return out;
+}
+
+/**
+ * The families a match restricts a rule to (undefined = no restriction). Parts that
+ * exist in one family only (ICMP types, addresses) narrow it; an empty set means the
+ * rule asks for IPv4-only and IPv6-only things at once.
+ */
+export function matchFamilies(m: Match | undefined, ctx: Ctx, path: Path): Set<Fam> | undefined {
+  if (!m) return undefined;
+  let allowed: Set<Fam> | undefined;
+  const narrow = (fams: Iterable<Fam>) => {
+    const s = new Set(fams);
+    allowed = allowed ? new Set([...allowed].filter((f) => s.has(f))) : s;
+  };
+  if (m.family) narrow([m.family]);
+  for (const key of ["saddr", "daddr"] as const) {
+    const v = m[key];
+    if (v !== undefined) narrow(addressFamilies(asList(unwrap(v).value), ctx, [...path, key]));
+  }
+  if (m.protocol !== undefined && !isNegated(m.protocol)) {
+    if (m.protocol === "icmp") narrow(["ipv4"]);
+    if (m.protocol === "icmpv6") narrow(["ipv6"]);
+  }
+  if (m.icmpType !== undefined) narrow(["ipv4"]);
+  if (m.icmpv6Type !== undefined) narrow(["ipv6"]);
+  return allowed;
+}
+
+/** True when the match needs per-family expressions even without addresses (meters, recent lists). */
+export function matchNeedsFamily(m: Match | undefined): boolean {
+  return !!m && (m.meter !== undefined || m.recent !== undefined || m.saddr !== undefined || m.daddr !== undefined);
+}
+
+function addressParts(v: Negatable<string | string[]>, side: "saddr" | "daddr", fam: Fam): { parts: string[]; alternatives?: string[] } {
+  const { value, negated } = unwrap(v);
+  const items = asList(value).filter((i) => {
+    if (!i.startsWith("@")) return parsePrefix(i)?.family === fam;
+    return true; // named sets were checked by matchFamilies; filtered by the caller's ctx below
+  });
+  const expr = `${fam === "ipv4" ? "ip" : "ip6"} ${side}`;
+  const literals = items.filter((i) => !i.startsWith("@")).map((i) => {
+    const p = parsePrefix(i)!;
+    return p.length === (fam === "ipv4" ? 32 : 128) ? p.address : `${p.address}/${p.length}`;
+  });
+  const refs = items.filter((i) => i.startsWith("@"));
+  const pieces = [...(literals.length ? [valueOrSet(literals)] : []), ...refs];
+  if (negated) return { parts: pieces.map((p) => `${expr} != ${p}`) };
+  if (pieces.length === 1) return { parts: [`${expr} ${pieces[0]}`] };
+  return { parts: [], alternatives: pieces.map((p) => `${expr} ${p}`) };
+}
+
+function portText(p: number | string): string {
+  return String(p);
+}
+
+function markText(v: number | { value: number; mask: number }, what: string, negated: boolean): string {
+  const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
+  if (typeof v === "number") return `${what} ${neg(negated)}${hex(v)}`;
+  return `${what} & ${hex(v.mask)} ${negated ? "!=" : "=="} ${hex(v.value)}`;
+}
+
+/**
+ * Expressions of a match for family `fam` (undefined: a family-agnostic rule), or null
+ * when the match cannot apply to that family (e.g. only IPv4 addresses listed).
+ */
+export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ctx, path: Path, timeouts: Map<string, number | undefined>): MatchResult | null {
+  const parts: string[] = [];
+  let impliesFamily = false;
+  const alternativeLists: string[][] = [];
+  if (!m) return { alternatives: [parts], impliesFamily };
+
+  for (const side of ["saddr", "daddr"] as const) {
+    const v = m[side];
+    if (v === undefined || fam === undefined) continue;
+    const items = asList(unwrap(v).value).filter((i) => (i.startsWith("@") ? setFamily(ctx.policy.sets[i.slice(1)]) === fam : parsePrefix(i)?.family === fam));
+    if (items.length === 0) return null;
+    const r = addressParts(isNegated(v) ? { not: items } : items, side, fam);
+    parts.push(...r.parts);
+    if (r.alternatives) alternativeLists.push(r.alternatives);
+    impliesFamily = true;
+  }
+
+  const proto = m.protocol === undefined ? undefined : unwrap(m.protocol);
+  const portProto = proto && !proto.negated && PORT_PROTOCOLS.has(proto.value) ? proto.value : undefined;
+  const hasPorts = m.sport !== undefined || m.dport !== undefined;
+  // `tcp dport` already implies `meta l4proto tcp`; so do tcp flags.
+  const protoImplied = portProto !== undefined && (hasPorts || (portProto === "tcp" && m.tcpFlags !== undefined));
+  if (proto && !protoImplied) parts.push(`meta l4proto ${neg(proto.negated)}${proto.value}`);
+  if (hasPorts && !portProto) parts.push(ANY_PORT_PROTOCOL);
+  for (const key of ["sport", "dport"] as const) {
+    const v = m[key];
+    if (v === undefined) continue;
+    const { value, negated } = unwrap(v);
+    parts.push(`${portProto ?? "th"} ${key} ${neg(negated)}${valueOrSet(asList(value).map(portText))}`);
+  }
+
+  for (const [key, word] of [["iif", "iifname"], ["oif", "oifname"]] as const) {
+    const v = m[key];
+    if (v === undefined) continue;
+    const { value, negated } = unwrap(v);
+    const names = asList(value).map((n) => (n.endsWith("*") ? ifname(n.slice(0, -1), { wildcard: true }) : ifname(n)));
+    parts.push(`${word} ${neg(negated)}${valueOrSet(names)}`);
+  }
+
+  if (m.ctState !== undefined) {
+    const { value, negated } = unwrap(m.ctState);
+    parts.push(`ct state ${neg(negated)}${valueOrSet([...value])}`);
+  }
+  if (m.tcpFlags !== undefined) {
+    const { value, negated } = unwrap(m.tcpFlags);
+    const compare = value.compare.length ? value.compare.join("|") : "0x0";
+    parts.push(`tcp flags & (${value.mask.join("|")}) ${negated ? "!=" : "=="} ${compare}`);
+  }
+  if (m.icmpType !== undefined) {
+    const { value, negated } = unwrap(m.icmpType);
+    parts.push(`icmp type ${neg(negated)}${valueOrSet(asList(value))}`);
+    impliesFamily = true;
+  }
+  if (m.icmpv6Type !== undefined) {
+    const { value, negated } = unwrap(m.icmpv6Type);
+    parts.push(`icmpv6 type ${neg(negated)}${valueOrSet(asList(value))}`);
+    impliesFamily = true;
+  }
+  if (m.length !== undefined) {
+    const { value, negated } = unwrap(m.length);
+    parts.push(`meta length ${neg(negated)}${value}`);
+  }
+  if (m.mark !== undefined) {
+    const { value, negated } = unwrap(m.mark);
+    parts.push(markText(value, "meta mark", negated));
+  }
+  if (m.ctmark !== undefined) {
+    const { value, negated } = unwrap(m.ctmark);
+    parts.push(markText(value, "ct mark", negated));
+  }
+  if (m.daddrType !== undefined) {
+    const { value, negated } = unwrap(m.daddrType);
+    parts.push(`fib daddr type ${neg(negated)}${valueOrSet([...value])}`);
+  }
+  if (m.rpfilter !== undefined) parts.push(`fib saddr . iif oif ${m.rpfilter === "fail" ? "missing" : "exists"}`);
+  // m.xt: xtables-addons matches; refused by checkTargetSupport (compile/support.ts).
+  // Stateful parts last: a meter, recent list or quota must only see packets that
+  // matched everything else (as in iptables, where matches are evaluated in order).
+  if (m.limit !== undefined) {
+    const { count, per } = parseRate(m.limit.rate);
+    parts.push(`limit rate ${m.limit.over ? "over " : ""}${count}/${per}${m.limit.burst !== undefined ? ` burst ${m.limit.burst} packets` : ""}`);
+  }
+  if (m.meter !== undefined && fam !== undefined) {
+    parts.push(...meterParts(m.meter, fam, ctx, [...path, "meter"]));
+    impliesFamily = true;
+  }
+  if (m.recent !== undefined && fam !== undefined) {
+    parts.push(...recentParts(m.recent, fam, ctx, [...path, "recent"], timeouts));
+    impliesFamily = true;
+  }
+  if (m.quota !== undefined) parts.push(...quotaParts(m.quota, ctx, [...path, "quota"]));
+
+  // Cartesian product of the OR-lists (at most saddr x daddr).
+  let alternatives: string[][] = [[]];
+  for (const list of alternativeLists) alternatives = alternatives.flatMap((a) => list.map((x) => [...a, x]));
+  return { alternatives: alternatives.map((a) => [...a, ...parts]), impliesFamily };
+}
+
+export { FAMS };

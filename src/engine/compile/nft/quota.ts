@@ -1,0 +1,73 @@
+// quota2 -> named nft objects.
+//   down-counting quota -> `quota NAME { until LIMIT bytes }`, rules `quota name "NAME"`:
+//     matches while budget remains; a quota only ever used inverted (`! --quota`) is
+//     declared `over` instead (matches once the budget is spent). nft decides
+//     until/over per object, so one quota cannot be used both ways.
+//   --grow -> `counter NAME` (always matches, counts packets and bytes).
+// Refused: packet-mode budgets (nft quotas count bytes only) and --no-change (an nft
+// quota always consumes what passes it); iptables with xtables-addons quota2 does both.
+import type { Path } from "../../diagnostics.ts";
+import { isIdentifier } from "../../nft/index.ts";
+import type { Policy } from "../../policy/index.ts";
+import type { QuotaMatch } from "./deps.ts";
+import { FAMILY, TABLE, type Ctx } from "./context.ts";
+
+
+/** Declare every quota of the policy (referenced or not: the agent reads them all). */
+export function declareQuotas(policy: Policy, ctx: Ctx): void {
+  const use = new Map<string, { normal: boolean; inverted: boolean }>();
+  for (const chain of Object.values(policy.chains)) {
+    for (const rule of chain.rules) {
+      const q = rule.match?.quota;
+      if (!q) continue;
+      const u = use.get(q.name) ?? { normal: false, inverted: false };
+      if (q.invert) u.inverted = true;
+      else u.normal = true;
+      use.set(q.name, u);
+    }
+  }
+  for (const [name, def] of Object.entries(policy.quotas)) {
+    const path = ["quotas", name];
+    if (!isIdentifier(name)) {
+      ctx.error(path, "nft_quota_name", `quota name "${name}" cannot name an nftables object: use a letter, then letters, digits or '_' (and not an nft keyword)`);
+      continue;
+    }
+    if (def.grow) {
+      if (policy.counters[name]) {
+        ctx.error(path, "nft_name_clash", `quota "${name}" grows, so it renders as the nftables counter "${name}", which the counter of the same name already uses`);
+        continue;
+      }
+      ctx.declareCounter({ kind: "counter", family: FAMILY, table: TABLE, name, comment: def.comment }, `quota "${name}"`, path);
+      continue;
+    }
+    if (def.mode === "packets") {
+      // Refused by checkTargetSupport (object.quotaPackets).
+      continue;
+    }
+    const u = use.get(name);
+    if (u?.normal && u.inverted) {
+      // Refused by checkTargetSupport (match.quotaMixedInvert).
+      continue;
+    }
+    ctx.declareQuota(
+      { kind: "quota", family: FAMILY, table: TABLE, name, mode: u?.inverted ? "over" : "until", bytes: def.limit ?? 0, comment: def.comment },
+      `quota "${name}"`,
+      path,
+    );
+  }
+}
+
+export function quotaParts(q: QuotaMatch, ctx: Ctx, path: Path): string[] {
+  const def = ctx.policy.quotas[q.name];
+  if (!def) {
+    ctx.error([...path, "name"], "nft_unknown_quota", `quota "${q.name}" is not declared under quotas`);
+    return [];
+  }
+  if (q.noChange) {
+    // Refused by checkTargetSupport (match.quotaNoChange).
+    return [];
+  }
+  if (!isIdentifier(q.name)) return [];
+  // quota2's `!` has no effect on a growing counter.
+  return def.grow ? [`counter name "${q.name}"`] : [`quota name "${q.name}"`];
+}

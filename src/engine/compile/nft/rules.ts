@@ -1,0 +1,98 @@
+// One policy rule -> one or more nft rule bodies.
+//
+// A rule is emitted once per IP family when it has family-specific parts (addresses,
+// ICMP types, meters, recent lists, NAT addresses...): `10.0.0.1` and `2001:db8::1` in one
+// list become an `ip saddr` rule and an `ip6 saddr` rule. A family-specific rule whose
+// match does not already pin the family (an address or ICMP type does) starts with
+// `meta nfproto ipv4|ipv6`, so nothing reads IPv6 headers with IPv4 offsets.
+import type { Path } from "../../diagnostics.ts";
+import { normalizeAction, unwrap, type ActionType, type Chain, type Rule } from "../../policy/index.ts";
+import { FAMS, type Ctx, type Fam } from "./context.ts";
+import { compileMatch, matchFamilies, matchNeedsFamily } from "./match.ts";
+import { teeMatchProblem } from "./tee.ts";
+import { actionFamilies, compileAction, type ActionEnv } from "./action.ts";
+
+export interface RuleBody {
+  body: string;
+  comment: string;
+}
+
+/** A TEE clone, emitted in the ip/ip6 table (see tee.ts). */
+export interface TeeRule extends RuleBody {
+  fam: Fam;
+}
+
+/** Actions that may run once per alternative (an OR the nft expression cannot hold). */
+const REPEATABLE = new Set<ActionType>(["accept", "drop", "reject", "return", "goto", "notrack", "mark", "masquerade", "snat", "dnat", "redirect", "netmap"]);
+const PORT_PROTOCOLS = new Set(["tcp", "udp", "udplite", "sctp", "dccp"]);
+
+function intersect(a: Set<Fam> | undefined, b: Set<Fam> | undefined): Set<Fam> | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return new Set([...a].filter((f) => b.has(f)));
+}
+
+export function defaultComment(chain: string, index: number): string {
+  return `${chain} rule ${index}`;
+}
+
+export function compileRule(
+  rule: Rule,
+  chainName: string,
+  chain: Pick<Chain, "table" | "hook">,
+  path: Path,
+  ctx: Ctx,
+  timeouts: Map<string, number | undefined>,
+  comment: string,
+): { rules: RuleBody[]; tee: TeeRule[] } {
+  const out: { rules: RuleBody[]; tee: TeeRule[] } = { rules: [], tee: [] };
+  const a = normalizeAction(rule.action);
+  const m = rule.match;
+  const af = actionFamilies(a);
+  const allowed = intersect(matchFamilies(m, ctx, [...path, "match"]), af.allowed);
+  const split = allowed !== undefined || af.split || matchNeedsFamily(m);
+  const fams: (Fam | undefined)[] = split ? FAMS.filter((f) => !allowed || allowed.has(f)) : [undefined];
+  if (fams.length === 0) {
+    ctx.error(path, "nft_family_conflict", "this rule combines IPv4-only and IPv6-only parts (addresses, ICMP types, NAT or ACCOUNT), so it can never match");
+    return out;
+  }
+  const proto = m?.protocol === undefined ? undefined : unwrap(m.protocol);
+  const env: ActionEnv = {
+    table: chain.table,
+    hook: chain.hook,
+    l4: (proto !== undefined && !proto.negated && PORT_PROTOCOLS.has(proto.value)) || m?.sport !== undefined || m?.dport !== undefined,
+    tcp: (proto !== undefined && !proto.negated && proto.value === "tcp") || m?.tcpFlags !== undefined,
+  };
+  for (const fam of fams) {
+    const mr = compileMatch(m, fam, ctx, [...path, "match"], timeouts);
+    if (!mr) continue;
+    if (a.type === "tee") {
+      if (!fam) continue;
+      const problem = teeMatchProblem(m);
+      if (problem) {
+        ctx.error([...path, "match"], "nft_tee_match", problem);
+        return out;
+      }
+      for (const alt of mr.alternatives) out.tee.push({ fam, body: [...alt, ...(rule.counter ? ["counter"] : []), `dup to ${a.gateway}`].join(" "), comment });
+      continue;
+    }
+    const tails = compileAction(a, fam, env, ctx, [...path, "action"]);
+    if (tails.length === 0) continue;
+    if (mr.alternatives.length > 1 && !REPEATABLE.has(a.type)) {
+      ctx.error(
+        [...path, "match"],
+        "nft_mixed_address_list",
+        `a list that mixes named sets (@name) with other addresses or sets is an OR that needs one nft rule per item; that is only safe with a verdict, not with ${a.type} (it would run once per item): put the addresses into one set`,
+      );
+      continue;
+    }
+    const nfproto = fam && !mr.impliesFamily ? [`meta nfproto ${fam}`] : [];
+    for (const alt of mr.alternatives) {
+      tails.forEach((tail, k) => {
+        const stmts = [...nfproto, ...alt, ...(rule.counter && k === 0 ? ["counter"] : []), ...tail];
+        out.rules.push({ body: stmts.join(" "), comment });
+      });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,79 @@
+// Policy address/port sets -> named nft sets, and the rendering of inline lists as
+// anonymous sets `{ a, b }`: one lookup per packet whatever the list length.
+import type { Path } from "../../diagnostics.ts";
+import { hasHostBits, parsePrefix } from "../../net/address.ts";
+import type { NamedSet, SetElement, SetFlag } from "../../nft/index.ts";
+import type { SetDef } from "../../policy/index.ts";
+import { FAMILY, TABLE, type Ctx, type Fam } from "./context.ts";
+
+/** Extra room for elements added at runtime when the policy gives no size. */
+export const DYNAMIC_HEADROOM = 65536;
+
+/** `x` or `{ x, y }`: nft matches a single value or an anonymous set the same way. */
+export function valueOrSet(values: string[]): string {
+  return values.length === 1 ? values[0]! : `{ ${values.join(", ")} }`;
+}
+
+/** The address family a named set's elements belong to (undefined: not an address set). */
+export function setFamily(def: SetDef | undefined): Fam | undefined {
+  if (def?.type === "ipv4_addr") return "ipv4";
+  if (def?.type === "ipv6_addr") return "ipv6";
+  return undefined;
+}
+
+function elementText(e: string | number, def: SetDef, ctx: Ctx, path: Path): string | undefined {
+  const text = String(e);
+  if (def.type === "ipv4_addr" || def.type === "ipv6_addr") {
+    const p = parsePrefix(text);
+    const want = def.type === "ipv4_addr" ? "ipv4" : "ipv6";
+    if (!p || p.family !== want) {
+      ctx.error(path, "nft_set_element", `element ${JSON.stringify(text)} is not an ${want === "ipv4" ? "IPv4" : "IPv6"} address or prefix`);
+      return undefined;
+    }
+    const max = want === "ipv4" ? 32 : 128;
+    if (p.length < max && !def.interval) {
+      ctx.error(path, "nft_set_needs_interval", `element ${text} is a prefix: the set needs "interval: true"`);
+      return undefined;
+    }
+    if (hasHostBits(p)) {
+      ctx.error(path, "nft_prefix_host_bits", `element ${text} has host bits set; write the network address of the prefix`);
+      return undefined;
+    }
+    return p.length === max ? p.address : `${p.address}/${p.length}`;
+  }
+  if (def.type === "ifname") return /^[A-Za-z0-9_.@+-]{1,15}\*?$/.test(text) ? `"${text}"` : undefined;
+  return text;
+}
+
+/** A policy set as an nft named set in the palisade table. */
+export function compileSet(name: string, def: SetDef, ctx: Ctx): NamedSet {
+  const path = ["sets", name];
+  const flags: SetFlag[] = [];
+  if (def.interval) flags.push("interval");
+  if (def.timeoutSeconds !== undefined) flags.push("timeout");
+  if (def.dynamic) flags.push("dynamic");
+  const elements: SetElement[] = [];
+  def.elements.forEach((e, i) => {
+    const key = elementText(e, def, ctx, [...path, "elements", i]);
+    if (key === undefined) {
+      if (def.type === "ifname") ctx.error([...path, "elements", i], "nft_set_element", `element ${JSON.stringify(e)} is not an interface name`);
+      return;
+    }
+    elements.push({ key });
+  });
+  const size = def.size ?? (def.dynamic ? def.elements.length + DYNAMIC_HEADROOM : undefined);
+  if (size !== undefined && def.elements.length > size) {
+    ctx.error([...path, "size"], "nft_set_too_small", `set ${name} has ${def.elements.length} elements but size ${size}; the kernel would refuse the extra ones`);
+  }
+  const set: NamedSet = { kind: "set", family: FAMILY, table: TABLE, name, type: def.type, flags: flags.length ? flags : undefined, elements };
+  if (def.timeoutSeconds !== undefined) set.timeout = def.timeoutSeconds;
+  if (size !== undefined) set.size = size;
+  if (def.counters) set.counter = true;
+  // Overlapping prefixes (10/8 and 10.1/16) are an error in a plain interval set;
+  // auto-merge folds them. It cannot be combined with timeouts or runtime additions.
+  if (def.interval && !def.dynamic && def.timeoutSeconds === undefined) set.autoMerge = true;
+  if (def.comment) set.comment = def.comment;
+  if (elements.length === 0) delete set.elements;
+  if (!set.flags) delete set.flags;
+  return set;
+}
