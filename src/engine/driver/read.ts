@@ -88,6 +88,7 @@ export interface QuotaState {
   mode: "over" | "until";
   /** The budget, bytes. */
   bytes: number;
+  /** Bytes consumed, as the kernel reports it: capped at `bytes` (measured on 6.18). */
   used: number;
   comment?: string;
 }
