@@ -38,8 +38,8 @@ ALTER TABLE "ruleset_versions" ADD CONSTRAINT "ruleset_versions_ruleset_id_fkey"
 -- so no code path (or hand-written SQL) can rewrite history.
 CREATE FUNCTION "palisade_refuse_version_change"() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'ruleset versions are immutable (% refused)', TG_OP
-        USING ERRCODE = 'restrict_violation';
+    -- Default SQLSTATE P0001 (raise_exception): clients show the message as is.
+    RAISE EXCEPTION 'ruleset versions are immutable (% refused)', TG_OP;
 END;
 $$;
 CREATE TRIGGER "ruleset_versions_immutable"
