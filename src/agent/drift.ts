@@ -1,0 +1,159 @@
+// Drift: does the kernel still hold what the agent applied? The baseline is the kernel's
+// own reading right after an apply (so nft's normalisation of what we wrote never looks
+// like drift), normalised to what an operator would call "the rules": no handles, no
+// counter values, no quota usage, no elements of sets the kernel fills itself
+// (dynamic/timeout sets, e.g. accounting). A later reading is normalised the same way
+// and compared object by object; rules are compared in order per chain.
+// Restoring re-applies the desired text through the applier (incremental: counters kept).
+
+import { readFile } from "node:fs/promises";
+import type { DriverOptions, RulesetState } from "../engine/driver/index.ts";
+import { writeFileAtomic } from "./atomic.ts";
+import type { Applier } from "./apply.ts";
+import { errorText } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { readPalisade } from "./kernel/read.ts";
+import { declaredObjects, parseStatements, tableKey } from "./kernel/statements.ts";
+
+/** Normalised objects, key -> canonical JSON. Rules: key "rule <table> <chain>" -> list. */
+export interface Normalised {
+  objects: Record<string, string>;
+  rules: Record<string, string[]>;
+}
+
+function stripState(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(stripState);
+  if (v && typeof v === "object") {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      if (k === "handle" || k === "expires") continue;
+      // An anonymous counter in a rule ({"counter": {"packets", "bytes"}}) -> {"counter": null}.
+      if (k === "counter" && x && typeof x === "object" && "packets" in (x as object)) {
+        o[k] = null;
+        continue;
+      }
+      o[k] = stripState(x);
+    }
+    return o;
+  }
+  return v;
+}
+
+const canon = (v: unknown) => JSON.stringify(stripState(v));
+
+/** `dynamic`: "family table kind name" of sets whose elements are not compared. */
+export function normalise(st: RulesetState, dynamic: Set<string>): Normalised {
+  const n: Normalised = { objects: {}, rules: {} };
+  for (const t of st.tables) n.objects[`table ${tableKey(t.family, t.name)}`] = canon({ comment: t.comment });
+  for (const c of st.chains) n.objects[`chain ${tableKey(c.family, c.table)} ${c.name}`] = canon({ ...c, handle: undefined });
+  for (const s of st.sets) {
+    const key = `${tableKey(s.family, s.table)} ${s.kind} ${s.name}`;
+    const elements = dynamic.has(key) ? [] : s.elements.map((e) => e.key + (e.value !== undefined ? ` : ${e.value}` : "")).sort();
+    n.objects[`${s.kind} ${tableKey(s.family, s.table)} ${s.name}`] = canon({ type: s.type, map: s.map, size: s.size, timeout: s.timeout, counter: s.counter, comment: s.comment, elements });
+  }
+  for (const c of st.counters) n.objects[`counter ${tableKey(c.family, c.table)} ${c.name}`] = canon({ comment: c.comment });
+  for (const q of st.quotas) n.objects[`quota ${tableKey(q.family, q.table)} ${q.name}`] = canon({ mode: q.mode, bytes: q.bytes, comment: q.comment });
+  for (const r of st.rules) {
+    const key = `rule ${tableKey(r.family, r.table)} ${r.chain}`;
+    (n.rules[key] ??= []).push(canon({ expr: r.expr, comment: r.comment }));
+  }
+  return n;
+}
+
+/** Human-readable differences; empty when equal. */
+export function compare(want: Normalised, have: Normalised, limit = 20): string[] {
+  const out: string[] = [];
+  for (const k of new Set([...Object.keys(want.objects), ...Object.keys(have.objects)])) {
+    if (!(k in have.objects)) out.push(`missing ${k}`);
+    else if (!(k in want.objects)) out.push(`unexpected ${k}`);
+    else if (want.objects[k] !== have.objects[k]) out.push(`changed ${k}`);
+  }
+  for (const k of new Set([...Object.keys(want.rules), ...Object.keys(have.rules)])) {
+    const a = want.rules[k] ?? [];
+    const b = have.rules[k] ?? [];
+    if (a.length !== b.length) out.push(`${k}: ${b.length} rules, expected ${a.length}`);
+    const i = a.findIndex((x, j) => x !== b[j]);
+    const extra = i < 0 && b.length > a.length ? a.length : i;
+    if (extra >= 0) out.push(`${k}: rule ${extra + 1} differs: ${(b[extra] ?? "(none)").slice(0, 160)}`);
+  }
+  return out.slice(0, limit);
+}
+
+export interface DriftReport {
+  drifted: boolean;
+  details: string;
+  restored: boolean;
+}
+
+interface Baseline {
+  text: string;
+  dynamic: string[];
+  normalised: Normalised;
+}
+
+/** Kernel-filled sets declared by the desired text, as "family table kind name". */
+function dynamicSets(text: string): Set<string> {
+  const out = new Set<string>();
+  for (const [k, t] of declaredObjects(parseStatements(text))) for (const d of t.dynamic) out.add(`${k} ${d}`);
+  return out;
+}
+
+export class DriftDetector {
+  private baseline: Baseline | undefined;
+
+  constructor(
+    private readonly driver: DriverOptions,
+    private readonly applier: Applier,
+    private readonly log: Logger,
+    /** Where the baseline is kept across restarts (state dir); none = memory only. */
+    private readonly file?: string,
+  ) {}
+
+  /** Load a baseline saved by a previous run. */
+  async load(): Promise<boolean> {
+    if (!this.file) return false;
+    try {
+      this.baseline = JSON.parse(await readFile(this.file, "utf8")) as Baseline;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Record what the kernel holds now as the desired state of `text` (call after a confirmed apply). */
+  async setDesired(text: string): Promise<void> {
+    const dynamic = dynamicSets(text);
+    const normalised = normalise(await readPalisade(this.driver), dynamic);
+    this.baseline = { text, dynamic: [...dynamic], normalised };
+    if (this.file) await writeFileAtomic(this.file, JSON.stringify(this.baseline));
+  }
+
+  get desiredText(): string | undefined {
+    return this.baseline?.text;
+  }
+
+  /** Compare now; with restore, re-apply the desired text when it drifted. */
+  check(opts: { restore: boolean }): Promise<DriftReport> {
+    // Never while an apply waits for its confirmation: that state is not drift.
+    return this.applier.exclusive(async () => {
+      const b = this.baseline;
+      if (!b) return { drifted: false, details: "no desired state yet", restored: false };
+      const have = normalise(await readPalisade(this.driver), new Set(b.dynamic));
+      const diffs = compare(b.normalised, have);
+      if (diffs.length === 0) return { drifted: false, details: "", restored: false };
+      const details = diffs.join("; ");
+      this.log.warn("drift detected", { details });
+      if (!opts.restore) return { drifted: true, details, restored: false };
+      try {
+        await this.applier.applyText(b.text);
+        const again = compare(b.normalised, normalise(await readPalisade(this.driver), new Set(b.dynamic)));
+        if (again.length > 0) return { drifted: true, details: `${details}; still differs after restore: ${again.join("; ")}`, restored: false };
+        this.log.info("drift restored");
+        return { drifted: true, details, restored: true };
+      } catch (e) {
+        this.log.error("drift restore failed", { error: errorText(e) });
+        return { drifted: true, details: `${details}; restore failed: ${errorText(e)}`, restored: false };
+      }
+    });
+  }
+}
