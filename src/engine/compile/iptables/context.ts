@@ -1,0 +1,61 @@
+// Shared state of one iptables-restore rendering: the diagnostics found so far, the
+// families, and the fixed table/builtin-chain layout of xtables.
+import { error, type Diagnostic, type Path } from "../../diagnostics.ts";
+import type { Policy } from "../../policy/index.ts";
+
+export type Fam = "ipv4" | "ipv6";
+export const FAMS: readonly Fam[] = ["ipv4", "ipv6"];
+
+/** Tables in the order they are written (packet order at prerouting: raw, mangle, nat; rawpost last). */
+export const TABLES = ["raw", "mangle", "nat", "filter", "rawpost"] as const;
+export type Table = (typeof TABLES)[number];
+
+/** Builtin chains (hooks) each table has in the kernel. */
+export const TABLE_HOOKS: Record<Table, readonly string[]> = {
+  raw: ["prerouting", "output"],
+  mangle: ["prerouting", "input", "forward", "output", "postrouting"],
+  nat: ["prerouting", "input", "output", "postrouting"],
+  filter: ["input", "forward", "output"],
+  rawpost: ["postrouting"],
+};
+
+export interface FailsafeContext {
+  /** The API endpoint the agent talks to; with it the failsafe rules are exact. */
+  apiAddress?: string;
+  apiPort?: number;
+}
+
+/** What an earlier apply left in the kernel for one family (see installed.ts). */
+export interface InstalledState {
+  /** table -> Palisade-owned chains present (PAL-*, PALISADE-*). */
+  chains: Partial<Record<Table, string[]>>;
+  /** table -> builtin chains (upper case) that already hold the jump to PALISADE-<chain>. */
+  jumps: Partial<Record<Table, string[]>>;
+}
+
+export interface IptablesRenderContext {
+  failsafe?: FailsafeContext;
+  /**
+   * Kernel state from a previous apply (parseInstalled(iptables-save)). Without it the text
+   * assumes a host with no Palisade chains yet: it inserts the jumps from the builtin chains.
+   */
+  installed?: Partial<Record<Fam, InstalledState>>;
+}
+
+export class IptCtx {
+  readonly diagnostics: Diagnostic[] = [];
+  constructor(
+    readonly policy: Policy,
+    readonly options: IptablesRenderContext = {},
+  ) {}
+
+  error(path: Path, code: string, message: string): void {
+    // One family's pass may find what the other already reported: keep one copy.
+    const d = error(path, code, message);
+    if (!this.diagnostics.some((x) => x.path === d.path && x.code === d.code && x.message === d.message)) this.diagnostics.push(d);
+  }
+
+  get failed(): boolean {
+    return this.diagnostics.some((d) => d.severity === "error");
+  }
+}

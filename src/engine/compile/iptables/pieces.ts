@@ -1,0 +1,37 @@
+// A rendered rule is a list of pieces, each with a slot that fixes its place in the line,
+// so every rule comes out in one canonical order whatever order the policy lists its
+// matches in: the order iptables-save prints (addresses, interfaces, protocol, then
+// matches, comment, target). That keeps renders deterministic and imports round-trip.
+export interface Piece {
+  slot: number;
+  text: string;
+}
+export type Alt = Piece[];
+
+export const SLOT = {
+  s: 0, d: 1, i: 2, o: 3, p: 4,
+  proto: 10, multiport: 11, icmp: 12,
+  setSrc: 20, setDst: 21,
+  conntrack: 30, length: 40, mark: 41, connmark: 42, addrtype: 43, rpfilter: 44,
+  limit: 50, meter: 51, recent: 52, quota: 53, statistic: 54,
+  xt: 60,
+  comment: 90, counterTag: 91,
+  target: 100,
+} as const;
+
+export const piece = (slot: number, text: string): Piece => ({ slot, text });
+
+/** Cartesian product of alternative dimensions (each a list of options). */
+export function product(dims: Alt[][]): Alt[] {
+  let out: Alt[] = [[]];
+  for (const dim of dims) {
+    const next: Alt[] = [];
+    for (const prefix of out) for (const opt of dim) next.push([...prefix, ...opt]);
+    out = next;
+  }
+  return out;
+}
+
+export function joinPieces(pieces: Piece[]): string {
+  return [...pieces].sort((a, b) => a.slot - b.slot).map((p) => p.text).join(" ");
+}
