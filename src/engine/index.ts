@@ -9,3 +9,4 @@ export { policyJsonSchema } from "./schema-export.ts";
 export type { Policy, PolicyInput } from "./policy/index.ts";
 export { checkTargetSupport, requiredXtablesModules } from "./compile/support.ts";
 export { compileNft, renderNft } from "./compile/nft/index.ts";
+export { renderIptables } from "./compile/iptables/index.ts";
