@@ -12,6 +12,7 @@ const QUOTED_IFNAME = /^"([^"]*)"$/;
 const VERDICT = /^(accept|drop|continue|return|(jump|goto) ([A-Za-z][A-Za-z0-9_]{0,62}))$/;
 
 function atomProblem(atom: string): string | undefined {
+  if (ATOM.test(atom)) return undefined; // the common case, checked first: 1M-element sets
   const q = QUOTED_IFNAME.exec(atom);
   if (q) {
     const name = q[1]!.endsWith("*") ? q[1]!.slice(0, -1) : q[1]!;
@@ -24,6 +25,7 @@ function atomProblem(atom: string): string | undefined {
 /** Why a key is not a safe element key, or undefined. Concatenations use " . ". */
 export function elementKeyProblem(key: string): string | undefined {
   if (typeof key !== "string" || key.length === 0) return "element key is empty";
+  if (!key.includes(" . ")) return atomProblem(key);
   for (const part of key.split(" . ")) {
     const p = atomProblem(part);
     if (p) return p;

@@ -85,27 +85,30 @@ function chainSpec(c: Chain): string {
 }
 
 function element(e: SetElement, setName: string, isMap: boolean, keysOnly: boolean): string {
-  let out = checkElementKey(e.key, setName);
-  if (!keysOnly) {
-    if (e.timeout !== undefined) out += ` timeout ${seconds(e.timeout, `timeout of ${e.key}`)}`;
-    if (e.counter) out += ` counter packets ${uint(e.counter.packets, "packets")} bytes ${uint(e.counter.bytes, "bytes")}`;
-    if (e.comment) out += ` comment ${quoteComment(e.comment)}`;
-    if (isMap) {
-      if (e.value === undefined) throw new NftModelError("invalid_element", `element ${e.key} of map ${setName} has no value`);
-      out += ` : ${checkElementValue(e.value, setName)}`;
-    } else if (e.value !== undefined) {
-      throw new NftModelError("invalid_element", `element ${e.key} of set ${setName} has a value; only maps have values`);
-    }
+  const key = checkElementKey(e.key, setName);
+  // Fast path for the bulk case (plain keys of a set): no options to render.
+  if (keysOnly || (!isMap && e.timeout === undefined && e.counter === undefined && !e.comment && e.value === undefined)) return key;
+  let out = key;
+  if (e.timeout !== undefined) out += ` timeout ${seconds(e.timeout, `timeout of ${e.key}`)}`;
+  if (e.counter) out += ` counter packets ${uint(e.counter.packets, "packets")} bytes ${uint(e.counter.bytes, "bytes")}`;
+  if (e.comment) out += ` comment ${quoteComment(e.comment)}`;
+  if (isMap) {
+    if (e.value === undefined) throw new NftModelError("invalid_element", `element ${e.key} of map ${setName} has no value`);
+    out += ` : ${checkElementValue(e.value, setName)}`;
+  } else if (e.value !== undefined) {
+    throw new NftModelError("invalid_element", `element ${e.key} of set ${setName} has a value; only maps have values`);
   }
   return out;
 }
 
 function elementList(list: SetElement[], setName: string, isMap: boolean, keysOnly: boolean): string {
-  const lines: string[] = [];
-  for (let i = 0; i < list.length; i += ELEMENTS_PER_LINE) {
-    lines.push(list.slice(i, i + ELEMENTS_PER_LINE).map((e) => element(e, setName, isMap, keysOnly)).join(", "));
+  if (list.length <= ELEMENTS_PER_LINE) return `{ ${list.map((e) => element(e, setName, isMap, keysOnly)).join(", ")} }`;
+  let out = "{\n\t";
+  for (let i = 0; i < list.length; i++) {
+    if (i > 0) out += i % ELEMENTS_PER_LINE === 0 ? ",\n\t" : ", ";
+    out += element(list[i]!, setName, isMap, keysOnly);
   }
-  return lines.length <= 1 ? `{ ${lines[0] ?? ""} }` : `{\n\t${lines.join(",\n\t")}\n}`;
+  return out + "\n}";
 }
 
 function dataType(t: string, what: string): string {
