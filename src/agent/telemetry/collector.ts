@@ -1,0 +1,217 @@
+// The telemetry collector. Every interval (and, through the applier's beforeChange hook,
+// just before any kernel change, so the last packets of an object about to be replaced
+// or removed are read first) it reads Palisade's tables, turns the cumulative values
+// into deltas against the previous reading (delta.ts), and writes one numbered batch to
+// the spool before anyone may send it. The reading the batch was computed against is
+// stored with it, so a restarted agent continues from exactly where the spool ends:
+// nothing is counted twice and nothing between two readings is skipped.
+
+import { readFile } from "node:fs/promises";
+import type { DriverOptions } from "../../engine/driver/index.ts";
+import { writeFileAtomic } from "../atomic.ts";
+import { errorText } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { LOGS_DROPPED_COUNTER, SPOOL_DROPPED_COUNTER, type AccountingDelta, type CounterDelta, type LogEventMsg, type QuotaSampleMsg, type TelemetryBatch } from "./batch.ts";
+import { deltas, readingFromJson, readingToJson, unattributed, type Cum, type Reading } from "./delta.ts";
+import { parseAccountingKey, readKernel, type KernelReading } from "./reading.ts";
+import type { Spool } from "./spool.ts";
+
+interface Resume {
+  seq: number;
+  reading: [string, number, number][];
+  carry: [string, number, number][];
+  quotas: string;
+}
+
+export interface CollectorOptions {
+  driver: DriverOptions;
+  spool: Spool;
+  epoch: string;
+  log: Logger;
+  /** File holding the resume point between batches (state dir). */
+  resumeFile: string;
+  /** Max log events held between batches; more are dropped and counted. */
+  maxLogEvents?: number;
+  /** Injected for tests; default reads the kernel through the driver. */
+  read?: () => Promise<KernelReading>;
+}
+
+const ZERO: Cum = { bytes: 0, packets: 0 };
+
+export class Collector {
+  private prev: Reading = new Map();
+  private carry = new Map<string, Cum>();
+  private lastQuotas = "";
+  private seq = 0;
+  private logs: LogEventMsg[] = [];
+  private logsDropped = 0;
+  private running: Promise<unknown> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+  /** Called with every batch once it is on disk. */
+  onBatch: (b: TelemetryBatch) => void = () => {};
+
+  private constructor(private readonly o: CollectorOptions) {}
+
+  static async create(o: CollectorOptions): Promise<Collector> {
+    const c = new Collector(o);
+    let resume: Resume | undefined;
+    try {
+      resume = JSON.parse(await readFile(o.resumeFile, "utf8")) as Resume;
+    } catch {
+      resume = undefined;
+    }
+    const newest = await o.spool.newest();
+    const fromSpool = newest?.resume as Resume | undefined;
+    if (fromSpool && (!resume || fromSpool.seq > resume.seq)) resume = fromSpool;
+    if (resume) {
+      c.seq = resume.seq;
+      c.prev = readingFromJson(resume.reading);
+      c.carry = readingFromJson(resume.carry);
+      c.lastQuotas = resume.quotas;
+    }
+    c.seq = Math.max(c.seq, o.spool.lastSeq);
+    return c;
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  addLogs(events: LogEventMsg[]): void {
+    const max = this.o.maxLogEvents ?? 10_000;
+    for (const e of events) {
+      if (this.logs.length >= max) {
+        this.logs.shift();
+        this.logsDropped++;
+      }
+      this.logs.push(e);
+    }
+  }
+
+  /** Read now and spool a batch if anything changed. Calls never overlap. */
+  collect(): Promise<TelemetryBatch | undefined> {
+    const run = this.running.then(() => this.collectNow());
+    this.running = run.catch(() => undefined);
+    return run;
+  }
+
+  start(intervalMs: number): void {
+    this.stop();
+    this.timer = setInterval(() => {
+      this.collect().catch((e) => this.o.log.warn("telemetry read failed", { error: errorText(e) }));
+    }, intervalMs);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** After a kernel change that rewound counters (verbatim snapshot restore): start over from now, shipping nothing. */
+  rebase(): Promise<void> {
+    const run = this.running.then(async () => {
+      this.prev = (await this.read()).counters;
+    });
+    this.running = run.catch(() => undefined);
+    return run;
+  }
+
+  private read(): Promise<KernelReading> {
+    return this.o.read ? this.o.read() : readKernel(this.o.driver);
+  }
+
+  private async collectNow(): Promise<TelemetryBatch | undefined> {
+    const cur = await this.read();
+    const d = deltas(this.prev, cur.counters);
+    const rows = new Map<string, AccountingDelta>();
+    const row = (table: string, ip: string) => {
+      const k = `${table}\t${ip}`;
+      let r = rows.get(k);
+      if (!r) rows.set(k, (r = { table, ip, srcBytes: 0, srcPackets: 0, dstBytes: 0, dstPackets: 0 }));
+      return r;
+    };
+    const counters: CounterDelta[] = [];
+    const addrSums = new Map<string, Cum>();
+    for (const [k, v] of d) {
+      const a = parseAccountingKey(k);
+      if (a) {
+        const r = row(a.table, a.ip);
+        if (a.dir === "src") {
+          r.srcBytes += v.bytes;
+          r.srcPackets += v.packets;
+        } else {
+          r.dstBytes += v.bytes;
+          r.dstPackets += v.packets;
+        }
+        const sk = `${a.table}\t${a.dir}`;
+        const s = addrSums.get(sk) ?? { bytes: 0, packets: 0 };
+        addrSums.set(sk, { bytes: s.bytes + v.bytes, packets: s.packets + v.packets });
+      } else if (k.startsWith("c\t")) {
+        counters.push({ name: k.slice(2), bytes: v.bytes, packets: v.packets });
+      }
+    }
+    // Unattributed per table and direction, from every table that has a total counter now.
+    const carry = new Map(this.carry);
+    for (const k of cur.counters.keys()) {
+      if (!k.startsWith("t\t")) continue;
+      const table = k.slice(2);
+      const dT = d.get(k) ?? ZERO;
+      for (const dir of ["src", "dst"] as const) {
+        const ck = `${table}\t${dir}`;
+        const u = unattributed(dT, addrSums.get(ck) ?? ZERO, carry.get(ck) ?? ZERO);
+        carry.set(ck, u.carry);
+        if (u.emit.bytes === 0 && u.emit.packets === 0) continue;
+        const r = row(table, "");
+        if (dir === "src") {
+          r.srcBytes += u.emit.bytes;
+          r.srcPackets += u.emit.packets;
+        } else {
+          r.dstBytes += u.emit.bytes;
+          r.dstPackets += u.emit.packets;
+        }
+      }
+    }
+    const quotas: QuotaSampleMsg[] = cur.quotas.map((q) => ({ name: q.name, mode: q.mode, limit: q.limit, used: q.used, grow: q.grow }));
+    const quotaKey = JSON.stringify(quotas);
+    const drops = this.o.spool.pendingDrops;
+    if (drops.batches > 0) counters.push({ name: SPOOL_DROPPED_COUNTER, bytes: drops.bytes, packets: drops.batches });
+    const logsDropped = this.logsDropped;
+    if (logsDropped > 0) counters.push({ name: LOGS_DROPPED_COUNTER, bytes: 0, packets: logsDropped });
+    const logs = this.logs;
+    this.logs = [];
+    const accounting = [...rows.values()];
+    if (accounting.length === 0 && counters.length === 0 && logs.length === 0 && quotaKey === this.lastQuotas) {
+      this.prev = cur.counters;
+      this.carry = carry;
+      this.logs = logs.concat(this.logs);
+      return undefined;
+    }
+    const seq = this.seq + 1;
+    const batch: TelemetryBatch = {
+      epoch: this.o.epoch,
+      seq,
+      takenAtUnixMs: cur.takenAt,
+      accounting,
+      quotas: quotaKey === this.lastQuotas ? [] : quotas,
+      counters,
+      logs,
+    };
+    const resume: Resume = { seq, reading: readingToJson(cur.counters), carry: readingToJson(carry), quotas: quotaKey };
+    try {
+      await this.o.spool.append({ batch, resume });
+    } catch (e) {
+      this.logs = logs.concat(this.logs); // not durable: keep the events for the next try
+      throw e;
+    }
+    // The batch is durable: only now does the baseline move.
+    this.seq = seq;
+    this.prev = cur.counters;
+    this.carry = carry;
+    this.lastQuotas = quotaKey;
+    this.logsDropped -= logsDropped;
+    if (drops.batches > 0) await this.o.spool.clearDrops(drops);
+    await writeFileAtomic(this.o.resumeFile, JSON.stringify(resume)).catch((e) => this.o.log.warn("cannot write telemetry resume point", { error: errorText(e) }));
+    this.onBatch(batch);
+    return batch;
+  }
+}

@@ -1,0 +1,161 @@
+// The telemetry spool: every batch is written to disk (atomically) before it is sent,
+// removed when the API acknowledges (epoch, seq), and resent in seq order after a
+// reconnect or a restart. Bounded by count and bytes: when full, the OLDEST batches
+// are dropped (last resort: that data is lost), and the loss is counted in
+// dropped.json until the next batch reports it (SPOOL_DROPPED_COUNTER: packets =
+// batches, bytes = their size on disk) and in a warn log line.
+//
+// Each file also holds the collector's cumulative reading after that batch, so a
+// restarted agent resumes its delta baseline from the newest batch it wrote.
+
+import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { writeFileAtomic } from "../atomic.ts";
+import { AgentError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { TelemetryBatch } from "./batch.ts";
+
+export interface SpoolLimits {
+  maxBytes: number;
+  maxBatches: number;
+}
+
+export interface SpoolEntry {
+  batch: TelemetryBatch;
+  /** Opaque collector state to resume from (see collector.ts). */
+  resume?: unknown;
+}
+
+export interface Dropped {
+  batches: number;
+  bytes: number;
+}
+
+const FILE = /^b-(\d{20})\.json$/;
+const fileName = (seq: number) => `b-${String(seq).padStart(20, "0")}.json`;
+
+export class Spool {
+  /** seq -> size in bytes, for files on disk. */
+  private files = new Map<number, number>();
+  private dropped: Dropped = { batches: 0, bytes: 0 };
+  /** Total ever dropped by this process (a gauge for logs/metrics). */
+  droppedTotal: Dropped = { batches: 0, bytes: 0 };
+
+  private constructor(
+    readonly dir: string,
+    readonly limits: SpoolLimits,
+    private readonly log: Logger,
+  ) {}
+
+  static async open(dir: string, limits: SpoolLimits, log: Logger): Promise<Spool> {
+    const s = new Spool(dir, limits, log);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (e) {
+      throw new AgentError("spool_error", `cannot read spool dir ${dir}: ${(e as Error).message}`, { cause: e });
+    }
+    for (const n of names) {
+      const m = FILE.exec(n);
+      if (m) s.files.set(Number(m[1]), (await stat(join(dir, n))).size);
+    }
+    try {
+      const d = JSON.parse(await readFile(join(dir, "dropped.json"), "utf8")) as Dropped;
+      if (typeof d.batches === "number" && typeof d.bytes === "number") s.dropped = d;
+    } catch {
+      // none yet
+    }
+    return s;
+  }
+
+  get count(): number {
+    return this.files.size;
+  }
+
+  get bytes(): number {
+    let b = 0;
+    for (const v of this.files.values()) b += v;
+    return b;
+  }
+
+  /** Highest seq on disk (0 when empty). */
+  get lastSeq(): number {
+    return Math.max(0, ...this.files.keys());
+  }
+
+  /** Drops not yet reported in a batch. */
+  get pendingDrops(): Dropped {
+    return { ...this.dropped };
+  }
+
+  /** Write a batch; drop the oldest batches first if the bounds require it. */
+  async append(entry: SpoolEntry): Promise<void> {
+    const data = JSON.stringify(entry);
+    const size = Buffer.byteLength(data);
+    const order = [...this.files.keys()].sort((a, b) => a - b);
+    let bytes = this.bytes;
+    let dropped = 0;
+    while (order.length > 0 && (order.length + 1 > this.limits.maxBatches || bytes + size > this.limits.maxBytes)) {
+      const seq = order.shift()!;
+      const sz = this.files.get(seq) ?? 0;
+      await rm(join(this.dir, fileName(seq)), { force: true });
+      this.files.delete(seq);
+      bytes -= sz;
+      dropped++;
+      this.dropped.batches++;
+      this.dropped.bytes += sz;
+      this.droppedTotal.batches++;
+      this.droppedTotal.bytes += sz;
+    }
+    if (dropped > 0) {
+      await writeFileAtomic(join(this.dir, "dropped.json"), JSON.stringify(this.dropped));
+      this.log.warn("telemetry spool full: oldest batches dropped", { dropped, droppedTotal: this.droppedTotal.batches, limits: this.limits });
+    }
+    try {
+      await writeFileAtomic(join(this.dir, fileName(entry.batch.seq)), data);
+    } catch (e) {
+      throw new AgentError("spool_error", `cannot write telemetry batch ${entry.batch.seq}: ${(e as Error).message}`, { cause: e });
+    }
+    this.files.set(entry.batch.seq, size);
+  }
+
+  /** The batch that carries a drop report has been written: clear the report. */
+  async clearDrops(reported: Dropped): Promise<void> {
+    this.dropped = { batches: Math.max(0, this.dropped.batches - reported.batches), bytes: Math.max(0, this.dropped.bytes - reported.bytes) };
+    await writeFileAtomic(join(this.dir, "dropped.json"), JSON.stringify(this.dropped));
+  }
+
+  /** Remove an acknowledged batch. False when it is not (or no longer) spooled. */
+  async ack(epoch: string, seq: number): Promise<boolean> {
+    if (!this.files.has(seq)) return false;
+    const e = await this.read(seq);
+    if (e && e.batch.epoch !== epoch) return false;
+    await rm(join(this.dir, fileName(seq)), { force: true });
+    this.files.delete(seq);
+    return true;
+  }
+
+  async read(seq: number): Promise<SpoolEntry | undefined> {
+    try {
+      return JSON.parse(await readFile(join(this.dir, fileName(seq)), "utf8")) as SpoolEntry;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Every spooled batch, oldest first. */
+  async pending(): Promise<TelemetryBatch[]> {
+    const out: TelemetryBatch[] = [];
+    for (const seq of [...this.files.keys()].sort((a, b) => a - b)) {
+      const e = await this.read(seq);
+      if (e) out.push(e.batch);
+    }
+    return out;
+  }
+
+  /** The newest entry on disk (resume point after a restart). */
+  async newest(): Promise<SpoolEntry | undefined> {
+    const seq = this.lastSeq;
+    return seq > 0 ? this.read(seq) : undefined;
+  }
+}
