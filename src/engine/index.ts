@@ -10,6 +10,8 @@ export type { Policy, PolicyInput } from "./policy/index.ts";
 export { checkTargetSupport, requiredXtablesModules } from "./compile/support.ts";
 export { compileNft, renderNft } from "./compile/nft/index.ts";
 export { renderIptables } from "./compile/iptables/index.ts";
+// Protection presets -> plain chains/rules (expand/).
+export { expandPolicy, presetNames } from "./expand/index.ts";
 // nft transaction model (nft/) and the kernel driver (driver/), as namespaces to keep names apart:
 // nft.Transaction, nft.serialize, nft.replaceTables; driver.apply, driver.check, driver.snapshot, driver.detectCapabilities.
 export * as nft from "./nft/index.ts";

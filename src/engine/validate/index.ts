@@ -7,6 +7,7 @@ import { semanticErrors } from "./semantic.ts";
 import { lintWarnings } from "./lints.ts";
 import { targetSupport } from "./target.ts";
 import { limitErrors } from "./limits.ts";
+import { expandPolicy } from "../expand/index.ts";
 
 export type Target = "nftables" | "iptables";
 export interface ValidateOptions {
@@ -40,8 +41,19 @@ function run(doc: unknown, opts: ValidateOptions): ValidationResult {
   const limits = limitErrors(policy);
   if (limits.length > 0) return { ok: false, policy, errors: sortDiagnostics(limits), warnings: [] };
   const found = [...semanticErrors(policy), ...lintWarnings(policy)];
+  if (!found.some((d) => d.severity === "error")) found.push(...expansionErrors(policy));
   if (opts.target) found.push(...targetSupport(policy, opts.target));
   const errors = sortDiagnostics(found.filter((d) => d.severity === "error"));
   const warnings = sortDiagnostics(found.filter((d) => d.severity === "warning"));
   return { ok: errors.length === 0, policy, errors, warnings };
+}
+
+/**
+ * Safety net: the preset expansion of a valid policy must itself be valid. A failure here is
+ * a bug in expand/, reported against the presets rather than silently compiled.
+ */
+function expansionErrors(policy: Policy): Diagnostic[] {
+  if (Object.values(policy.protections).every((v) => v === undefined)) return [];
+  const bad = semanticErrors(expandPolicy(policy)).filter((d) => d.severity === "error");
+  return bad.map((d) => error(["protections"], "preset_expansion_invalid", `the protection presets expand into an invalid rule at ${d.path} (${d.code}: ${d.message}); please report it`));
 }

@@ -8,6 +8,7 @@ import { placementErrors } from "./placement.ts";
 import { matchErrors } from "./matches.ts";
 import { objectErrors } from "./objects.ts";
 import { forwardingErrors } from "./forwarding.ts";
+import { presetErrors } from "./presets.ts";
 
 export function semanticErrors(policy: Policy): Diagnostic[] {
   return [
@@ -17,5 +18,6 @@ export function semanticErrors(policy: Policy): Diagnostic[] {
     ...matchErrors(policy),
     ...objectErrors(policy),
     ...forwardingErrors(policy),
+    ...presetErrors(policy),
   ];
 }
