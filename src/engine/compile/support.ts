@@ -66,6 +66,11 @@ export const FEATURES = {
     nftables: yes("log statement / NFLOG group carrying meta mark and ct mark"),
     iptables: yes("-j LOGMARK", addon("xt_LOGMARK")),
   },
+  "action.logmarkNflog": {
+    label: "LOGMARK to an NFLOG group",
+    nftables: yes("log group (the agent reads mark and ct mark)"),
+    iptables: yes("-j NFLOG --nflog-group (the agent reads mark and ct mark)"),
+  },
   "action.ipmark": {
     label: "IPMARK",
     nftables: yes("meta mark set from the raw address bits (@nh) with and/or"),
@@ -125,7 +130,7 @@ export const FEATURES = {
     iptables: no("the iptables tcp match only knows FIN, SYN, RST, PSH, ACK and URG", "render with target nftables"),
   },
   "match.negatedList": {
-    label: "negated list of several addresses or interfaces",
+    label: "negated list of several addresses, interfaces or ICMP types",
     nftables: yes("anonymous set with !="),
     iptables: no(
       "iptables can negate only one address or interface per rule",
@@ -201,6 +206,12 @@ export const FEATURES = {
     iptables: no("ipset has no plain mark set type", "match marks in the rule, or render with target nftables"),
   },
 
+  "object.rawpostTable": {
+    label: "rawpost table",
+    nftables: yes("a chain at postrouting after source NAT"),
+    iptables: yes("*rawpost table", addon("xt_RAWNAT")),
+  },
+
   // ---- forwarding and protections (expanded into plain rules)
   "forward.portfw": { label: "port forward (PORTFW)", nftables: yes("dnat with numgen map"), iptables: yes("DNAT with -m statistic") },
   "forward.autofw": { label: "port-range forward (AUTOFW -h)", nftables: yes("dnat to range"), iptables: yes("DNAT with a port range") },
@@ -264,6 +275,12 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
     const { value, negated } = unwrap(v);
     if (negated && listLength(value) > 1) at("match.negatedList", key);
   }
+  for (const key of ["icmpType", "icmpv6Type"] as const) {
+    const v = m[key];
+    if (v === undefined) continue;
+    const { value, negated } = unwrap(v);
+    if (negated && listLength(value) > 1) at("match.negatedList", key);
+  }
   if (m.tcpFlags) {
     const f = unwrap(m.tcpFlags).value;
     if ([...f.mask, ...f.compare].some((x) => x === "ecn" || x === "cwr")) at("match.tcpFlagsEcnCwr", "tcpFlags");
@@ -299,6 +316,7 @@ export function featureUses(policy: Policy): FeatureUse[] {
   const out: FeatureUse[] = [];
   const quotaInvert = new Map<string, boolean>();
   for (const [cname, chain] of Object.entries(policy.chains)) {
+    if (chain.table === "rawpost") out.push({ feature: "object.rawpostTable", path: ["chains", cname, "table"] });
     chain.rules.forEach((rule, i) => {
       const base: Path = ["chains", cname, "rules", i];
       if (rule.match) {
@@ -314,6 +332,8 @@ export function featureUses(policy: Policy): FeatureUse[] {
       const a = normalizeAction(rule.action);
       if (a.type === "log") {
         out.push({ feature: a.group !== undefined ? "action.nflog" : "action.log", path: [...base, "action"] });
+      } else if (a.type === "logmark" && a.group !== undefined) {
+        out.push({ feature: "action.logmarkNflog", path: [...base, "action"] });
       } else {
         const f = ACTION_FEATURE[a.type];
         if (f) out.push({ feature: f, path: [...base, "action"] });

@@ -88,3 +88,14 @@ test("every feature use found maps to a table entry, and every table entry has a
   const pol = p({ protections: { synFlood: {} }, forwarding: { portForwards: [{ protocol: "tcp", port: 80, backends: [{ address: "10.0.0.2" }] }] } });
   assert.deepEqual(featureUses(pol).map((u) => u.feature), ["forward.portfw", "protection.synFlood"]);
 });
+
+test("LOGMARK to an NFLOG group needs no xtables-addons module; a rawpost chain needs xt_RAWNAT", () => {
+  const pol = p({
+    chains: {
+      a: { hook: "input", rules: [{ action: { type: "logmark", prefix: "m", group: 3 } }] },
+      b: { table: "rawpost", hook: "postrouting", rules: [{ action: "accept" }] },
+    },
+  });
+  assert.deepEqual(requiredXtablesModules(pol), ["xt_RAWNAT"]);
+  assert.deepEqual(checkTargetSupport(pol, "nftables"), []);
+});

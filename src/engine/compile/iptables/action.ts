@@ -80,6 +80,9 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
   if (allowed && !allowed.includes(env.table)) {
     ctx.error(path, "iptables_wrong_table", `${a.type} is only valid in table ${allowed.join(" or ")} in iptables (this chain is table ${env.table})`);
   }
+  if ((a.type === "drop" || a.type === "reject") && env.table === "nat") {
+    ctx.error(path, "iptables_wrong_table", "iptables refuses DROP and REJECT in the nat table (it sees only a connection's first packet); filter in table filter");
+  }
   const needProto = PROTO_OF[a.type];
   if (needProto && env.proto !== needProto) {
     ctx.error(path, "iptables_target_protocol", `${a.type.toUpperCase()} works on ${needProto.toUpperCase()} only: add protocol ${needProto} to the rule's match`);

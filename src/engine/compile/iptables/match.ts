@@ -247,7 +247,13 @@ function singlePieces(m: Match, env: RuleEnv): Piece[] {
   if (m.ctmark !== undefined) out.push(piece(SLOT.connmark, `-m connmark ${markText(m.ctmark)}`));
   if (m.daddrType) {
     const { value, negated } = unwrap(m.daddrType);
-    out.push(piece(SLOT.addrtype, `-m addrtype ${neg(negated)}--dst-type ${value.map((t) => t.toUpperCase()).join(",")}`));
+    // IPv6 has no broadcast (dropped from the list: it never matches there; see
+    // matchAlternatives), and ip6t addrtype refuses the route types below.
+    const types = env.fam === "ipv6" ? value.filter((t) => t !== "broadcast") : value;
+    if (env.fam === "ipv6" && types.some((t) => t === "blackhole" || t === "unreachable" || t === "prohibit")) {
+      env.ctx.error(at("daddrType"), "iptables_addrtype_ipv6", "ip6tables' addrtype match cannot test blackhole, unreachable or prohibit; restrict the rule to family ipv4 or use target nftables");
+    }
+    if (types.length > 0) out.push(piece(SLOT.addrtype, `-m addrtype ${neg(negated)}--dst-type ${types.map((t) => t.toUpperCase()).join(",")}`));
   }
   if (m.rpfilter) out.push(piece(SLOT.rpfilter, m.rpfilter === "fail" ? "-m rpfilter --invert" : "-m rpfilter"));
   if (m.limit) {
@@ -319,6 +325,11 @@ export function matchAlternatives(m: Match | undefined, env: RuleEnv): Alt[] | n
   if (m.family && m.family !== env.fam) return null;
   if (m.xt?.ipv4options && env.fam === "ipv6") return null;
   if (m.xt?.dhcpmac && env.fam === "ipv6") return null;
+  // Only broadcast destinations asked for: no IPv6 packet has one.
+  if (m.daddrType && env.fam === "ipv6") {
+    const { value, negated } = unwrap(m.daddrType);
+    if (!negated && value.every((t) => t === "broadcast")) return null;
+  }
   const dims: Alt[][] = [];
   for (const key of ["saddr", "daddr"] as const) {
     const d = addressDim(key, m, env);
