@@ -46,7 +46,7 @@ async function save(ns: string, fam: "ipv4" | "ipv6", counters = false): Promise
   return r.stdout;
 }
 
-for (const name of ["forwarding", "nat-raw-meters"]) {
+for (const name of ["forwarding", "nat-raw-meters", "presets"]) {
   test(`golden policy ${name} loads with iptables-restore and ip6tables-restore`, async () => {
     const doc = JSON.parse(readFileSync(join(GOLDEN, `${name}.json`), "utf8"));
     const policy = Policy.parse(doc);
