@@ -7,3 +7,4 @@ export { identifier, isIdentifier, palisadeTable, isPalisadeTable, family, FAMIL
 export { elementKeyProblem, elementValueProblem } from "./element.ts";
 export { lex, singleStatementProblem, type Token, type TokenKind } from "./lex.ts";
 export { NftModelError, type NftModelErrorCode } from "./errors.ts";
+export { carryState, type CarriedState } from "./carry.ts";
