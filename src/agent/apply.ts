@@ -31,8 +31,11 @@ export interface ApplyOutcome {
 export interface ApplyHooks {
   /** Runs just before every kernel change (apply, rollback, drift repair): telemetry's final read. */
   beforeChange?: () => Promise<void>;
-  /** Runs after every kernel change. */
-  afterChange?: () => Promise<void>;
+  /**
+   * Runs after every kernel change. "rewound" = counters went back to a snapshot's
+   * values (last-resort verbatim restore): telemetry must rebase, not count a reset.
+   */
+  afterChange?: (how: PlanMode | "rewound") => Promise<void>;
 }
 
 export interface SafeApplyRequest {
@@ -55,7 +58,8 @@ export class Applier {
   constructor(
     private readonly driver: DriverOptions,
     private readonly log: Logger,
-    private readonly hooks: ApplyHooks = {},
+    /** Settable after construction: the collector is built after the applier. */
+    public hooks: ApplyHooks = {},
   ) {}
 
   /** Serialise kernel changes: applies, rollbacks and drift repairs never interleave. */
@@ -75,7 +79,7 @@ export class Applier {
     await this.hooks.beforeChange?.();
     try {
       await driverApply(inc, this.driver);
-      await this.hooks.afterChange?.();
+      await this.hooks.afterChange?.("incremental");
       return "incremental";
     } catch (e) {
       this.log.warn("incremental apply refused; replacing tables with carried counters", { error: kernelText(e) });
@@ -84,7 +88,7 @@ export class Applier {
     const fresh = await readPalisade(this.driver);
     await this.hooks.beforeChange?.();
     await driverApply(carryPlan(text, fresh), this.driver);
-    await this.hooks.afterChange?.();
+    await this.hooks.afterChange?.("carry");
     return "carry";
   }
 
@@ -131,7 +135,7 @@ export class Applier {
       this.log.warn("incremental rollback refused; restoring the snapshot verbatim", { error: kernelText(e) });
       await this.hooks.beforeChange?.();
       await restore(snap, this.driver);
-      await this.hooks.afterChange?.();
+      await this.hooks.afterChange?.("rewound");
     }
   }
 }
