@@ -13,3 +13,8 @@ export function createDb(databaseUrl: string): Db {
     transactionOptions: { maxWait: 10_000, timeout: 15_000 },
   });
 }
+
+/** True when err is Prisma's unique-constraint violation (P2002). */
+export function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: unknown; name?: unknown })?.name === "PrismaClientKnownRequestError" && (err as { code: unknown }).code === "P2002";
+}

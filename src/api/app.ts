@@ -1,0 +1,101 @@
+// Builds the Fastify app: shared plumbing (errors, auth, metrics, rate limit, OpenAPI)
+// and one plugin per route group. No listening here: server.ts owns the process.
+import rateLimit from "@fastify/rate-limit";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import {
+  createJsonSchemaTransform,
+  createJsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from "fastify-type-provider-zod";
+import type { Redis } from "ioredis";
+import { authPlugin, bearerOf, hashSecret } from "./auth.ts";
+import type { Config } from "./config.ts";
+import type { Db } from "./db/client.ts";
+import { ApiError } from "./errors.ts";
+import { handleError } from "./error-handler.ts";
+import { metricsPlugin } from "./metrics.ts";
+import { openApiDocument, zodToJsonConfig } from "./openapi.ts";
+import { parseYamlBody } from "./policy-input.ts";
+import { routes } from "./routes/index.ts";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    db: Db;
+    redis: Redis;
+    config: Config;
+  }
+}
+
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  redis: Redis;
+  logger?: FastifyServerOptions["logger"];
+  /** Key namespace for rate-limit counters in Redis (tests isolate themselves with it). */
+  rateLimitNamespace?: string;
+}
+
+export const YAML_CONTENT_TYPES = ["application/yaml", "application/x-yaml", "text/yaml"];
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: deps.config.bodyLimit,
+    // `/v1/rulesets/` and `/v1/rulesets` are the same list.
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.decorate("db", deps.db);
+  app.decorate("redis", deps.redis);
+  app.decorate("config", deps.config);
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((req) => {
+    throw new ApiError(404, "not_found", `no route ${req.method} ${req.url.split("?")[0]}`);
+  });
+  // A YAML (or JSON-as-YAML) body is a bare policy document: it becomes `{policy}`, so the
+// routes validate one body shape whatever the content type.
+  app.addContentTypeParser(YAML_CONTENT_TYPES, { parseAs: "string" }, (_req, body, done) => {
+    try {
+      done(null, parseYamlBody(body as string));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+
+  await app.register(metricsPlugin);
+  await app.register(rateLimit, {
+    max: deps.config.rateLimitPerMinute,
+    timeWindow: 60_000,
+    redis: deps.redis,
+    nameSpace: deps.rateLimitNamespace ?? "palisade-rl:",
+    // Per token when one is presented (replicas share the Redis counters), else per address.
+    keyGenerator: (req) => {
+      const secret = bearerOf(req);
+      return secret ? `t:${hashSecret(secret)}` : `ip:${req.ip}`;
+    },
+    allowList: (req) => req.routeOptions.config.access === "public",
+    errorResponseBuilder: (_req, ctx) =>
+      new ApiError(429, "rate_limited", `rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry after ${ctx.after}`),
+  });
+  await app.register(authPlugin);
+  await app.register(swagger, {
+    openapi: openApiDocument(),
+    transform: createJsonSchemaTransform({ zodToJsonConfig }),
+    transformObject: createJsonSchemaTransformObject({ zodToJsonConfig }),
+  });
+  // The docs UI's own routes (registered by the plugin) are public like /openapi.json.
+  app.addHook("onRoute", (route) => {
+    if (route.url.startsWith("/docs")) route.config = { ...route.config, access: "public" };
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs", uiConfig: { url: "/openapi.json" } });
+  app.get("/openapi.json", { schema: { hide: true }, config: { access: "public" } }, async () => app.swagger());
+
+  for (const [prefix, plugin] of routes) await app.register(plugin, { prefix });
+  return app;
+}

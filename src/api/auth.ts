@@ -1,0 +1,81 @@
+// Bearer-token auth. Secrets are random, shown once, and stored only as sha256 hex:
+// they carry 256 bits of entropy, so a fast hash is enough (no password stretching).
+// Every route declares its access level in `config.access`; routes that forget fail closed.
+import { createHash, randomBytes } from "node:crypto";
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+import type { Actor } from "./audit.ts";
+import { ApiError } from "./errors.ts";
+import type { TokenRole } from "../generated/prisma/enums.ts";
+
+export type Role = TokenRole;
+export const ROLES = ["admin", "operator", "viewer"] as const satisfies readonly Role[];
+
+/** public: anyone; read: any token; operate: admin or operator; admin: admin only. */
+export type Access = "public" | "read" | "operate" | "admin";
+
+const ALLOWED: Record<Exclude<Access, "public">, readonly Role[]> = {
+  read: ["admin", "operator", "viewer"],
+  operate: ["admin", "operator"],
+  admin: ["admin"],
+};
+
+export interface AuthenticatedActor extends Actor {
+  tokenId: string;
+  role: Role;
+}
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    access?: Access;
+  }
+  interface FastifyRequest {
+    /** Set by the auth hook on every non-public route. */
+    actor: AuthenticatedActor;
+  }
+}
+
+export function hashSecret(secret: string): string {
+  return createHash("sha256").update(secret).digest("hex");
+}
+
+/** A new random secret with a recognisable prefix (helps secret scanners and humans). */
+export function newSecret(prefix: "pal" | "palenroll"): string {
+  return `${prefix}_${randomBytes(32).toString("base64url")}`;
+}
+
+export function bearerOf(req: FastifyRequest): string | undefined {
+  const header = req.headers.authorization;
+  if (!header) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return m?.[1] ?? "";
+}
+
+/** Don't write last_used_at on every request; once a minute per token is plenty. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export const authPlugin = fp(async (app: FastifyInstance) => {
+  app.decorateRequest("actor", null as unknown as AuthenticatedActor);
+  app.addHook("onRequest", async (req, reply) => {
+    const access = req.routeOptions.config.access ?? "admin";
+    if (access === "public") return;
+    const secret = bearerOf(req);
+    if (secret === undefined) {
+      reply.header("www-authenticate", 'Bearer realm="palisade"');
+      throw new ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)");
+    }
+    const token = secret ? await app.db.apiToken.findUnique({ where: { tokenHash: hashSecret(secret) } }) : null;
+    if (!token || token.revokedAt) {
+      reply.header("www-authenticate", 'Bearer realm="palisade", error="invalid_token"');
+      throw new ApiError(401, "unauthorized", "unknown or revoked token");
+    }
+    if (!ALLOWED[access].includes(token.role)) {
+      throw new ApiError(403, "forbidden", `this needs the ${ALLOWED[access].join(" or ")} role; token "${token.name}" has ${token.role}`);
+    }
+    req.actor = { name: token.name, tokenId: token.id, role: token.role };
+    const now = new Date();
+    if (!token.lastUsedAt || now.getTime() - token.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+      await app.db.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: now } });
+    }
+  });
+});

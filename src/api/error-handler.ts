@@ -1,0 +1,64 @@
+// Maps every thrown error to the envelope and the right status. Request-shape problems
+// are 400 with one detail per problem; unexpected errors are 500 and logged, and their
+// message is not sent (it may hold internals).
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import { ApiError, type ErrorDetail } from "./errors.ts";
+
+/** Fastify's own error codes that are the client's fault, and what we call them. */
+const FASTIFY_CODES: Record<string, [number, ApiError["code"]]> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, "payload_too_large"],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, "malformed_request"],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, "unsupported_media_type"],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, "malformed_request"],
+  FST_ERR_CTP_INVALID_JSON_BODY: [400, "malformed_request"],
+};
+
+/** Prisma known-request error codes that are the client's fault. */
+const PRISMA_CODES: Record<string, [number, ApiError["code"], string]> = {
+  P2002: [409, "conflict", "a record with the same unique value already exists"],
+  P2025: [404, "not_found", "record not found"],
+};
+
+function validationDetails(err: FastifyError): ErrorDetail[] {
+  const out: ErrorDetail[] = [];
+  for (const v of err.validation ?? []) {
+    const params = v.params as { keys?: string[] } | undefined;
+    // One detail per unknown key, pointing at the key itself.
+    if (v.keyword === "unrecognized_keys" && params?.keys) {
+      const base = v.instancePath === "/" ? "" : v.instancePath;
+      for (const k of params.keys) out.push({ path: `${base}/${k}`, code: "unknown_field", message: `unknown field "${k}"` });
+    } else {
+      out.push({ path: v.instancePath === "/" ? "" : v.instancePath, code: v.keyword, message: v.message ?? "invalid" });
+    }
+  }
+  return out;
+}
+
+function toApiError(err: FastifyError & { code?: string }): ApiError | undefined {
+  if (err instanceof ApiError) return err;
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const where = err.validationContext ?? "request";
+    return new ApiError(400, "invalid_request", `the ${where} does not match the schema`, validationDetails(err));
+  }
+  const code = err.code ?? "";
+  const fastify = FASTIFY_CODES[code];
+  if (fastify) return new ApiError(fastify[0], fastify[1], err.message);
+  if (err instanceof SyntaxError && err.statusCode === 400) return new ApiError(400, "malformed_request", `malformed JSON: ${err.message}`);
+  const prisma = PRISMA_CODES[code];
+  if (prisma && err.name === "PrismaClientKnownRequestError") return new ApiError(prisma[0], prisma[1], prisma[2]);
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    return new ApiError(err.statusCode, err.statusCode === 429 ? "rate_limited" : "invalid_request", err.message);
+  }
+  return undefined;
+}
+
+export function handleError(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+  const api = toApiError(err);
+  if (api) {
+    if (api.status >= 500) req.log.error({ err }, "request failed");
+    return reply.status(api.status).type("application/json").send(api.toJSON());
+  }
+  req.log.error({ err }, "unhandled error");
+  return reply.status(500).type("application/json").send(new ApiError(500, "internal", "internal server error").toJSON());
+}

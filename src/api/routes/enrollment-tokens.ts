@@ -1,0 +1,76 @@
+// One-time tokens an agent presents to enroll (the gRPC side consumes them). Admin only.
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { recordAudit } from "../audit.ts";
+import { hashSecret, newSecret } from "../auth.ts";
+import { errorResponses } from "../errors.ts";
+import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
+import { iso, isoOrNull, Labels, Timestamp } from "../schemas.ts";
+import type { EnrollmentToken as Row } from "../../generated/prisma/client.ts";
+
+const DAY = 86_400;
+const CreateEnrollment = z.strictObject({
+  ttlSeconds: z.number().int().min(60).max(30 * DAY).default(DAY).describe("how long the token can be used; default one day"),
+  labels: Labels.default({}).describe("labels the enrolled host starts with"),
+});
+const Enrollment = z.object({
+  id: z.uuid(),
+  labels: Labels,
+  createdBy: z.string(),
+  expiresAt: Timestamp,
+  usedAt: Timestamp.nullable(),
+  hostId: z.uuid().nullable(),
+  createdAt: Timestamp,
+});
+const CreatedEnrollment = Enrollment.extend({ token: z.string().describe("the secret for `palisade agent --enroll-token`; shown only here") });
+
+const view = (t: Row): z.infer<typeof Enrollment> => ({
+  id: t.id,
+  labels: t.labels as Labels,
+  createdBy: t.createdBy,
+  expiresAt: iso(t.expiresAt),
+  usedAt: isoOrNull(t.usedAt),
+  hostId: t.hostId,
+  createdAt: iso(t.createdAt),
+});
+
+export const enrollmentTokenRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.post(
+    "/",
+    {
+      config: { access: "admin" },
+      schema: { tags: ["hosts"], body: CreateEnrollment, response: { 201: CreatedEnrollment, ...errorResponses(400, 401, 403) } },
+    },
+    async (req, reply) => {
+      const secret = newSecret("palenroll");
+      const expiresAt = new Date(Date.now() + req.body.ttlSeconds * 1000);
+      const t = await app.db.$transaction(async (tx) => {
+        const t = await tx.enrollmentToken.create({
+          data: { tokenHash: hashSecret(secret), labels: req.body.labels, expiresAt, createdBy: req.actor.name },
+        });
+        await recordAudit(tx, req.actor, "enrollment_token.create", `enrollment_token:${t.id}`, { expiresAt: iso(expiresAt), labels: req.body.labels });
+        return t;
+      });
+      return reply.status(201).send({ ...view(t), token: secret });
+    },
+  );
+
+  app.get(
+    "/",
+    {
+      config: { access: "admin" },
+      schema: { tags: ["hosts"], description: "Newest first.", querystring: PageQuery, response: { 200: pageOf(Enrollment), ...errorResponses(400, 401, 403) } },
+    },
+    async (req) => {
+      const before = decodeCursor(req.query.cursor, z.tuple([z.iso.datetime(), z.uuid()]));
+      const rows = await app.db.enrollmentToken.findMany({
+        where: before
+          ? { OR: [{ createdAt: { lt: new Date(before[0]) } }, { createdAt: new Date(before[0]), id: { lt: before[1] } }] }
+          : {},
+        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+        take: req.query.limit + 1,
+      });
+      return page(rows, req.query.limit, view, (t) => [iso(t.createdAt), t.id]);
+    },
+  );
+};

@@ -1,0 +1,50 @@
+// Liveness, readiness (Postgres and Redis answer) and Prometheus metrics. Public: probes
+// and scrapers carry no tokens, and nothing here reveals data.
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+
+const Check = z.object({ ok: z.boolean(), error: z.string().optional() });
+const Ready = z.object({ status: z.enum(["ready", "unavailable"]), checks: z.object({ postgres: Check, redis: Check }) });
+
+const READY_TIMEOUT_MS = 2000;
+
+async function check(probe: () => Promise<unknown>): Promise<z.infer<typeof Check>> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      probe(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+      }),
+    ]);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.get(
+    "/healthz",
+    { config: { access: "public" }, schema: { tags: ["health"], security: [], response: { 200: z.object({ status: z.literal("ok") }) } } },
+    async () => ({ status: "ok" as const }),
+  );
+
+  app.get(
+    "/readyz",
+    { config: { access: "public" }, schema: { tags: ["health"], security: [], response: { 200: Ready, 503: Ready } } },
+    async (_req, reply) => {
+      const [postgres, redis] = await Promise.all([check(() => app.db.$queryRaw`SELECT 1`), check(() => app.redis.ping())]);
+      const ok = postgres.ok && redis.ok;
+      return reply.status(ok ? 200 : 503).send({ status: ok ? "ready" : "unavailable", checks: { postgres, redis } });
+    },
+  );
+
+  app.get(
+    "/metrics",
+    { config: { access: "public" }, schema: { tags: ["health"], security: [], produces: ["text/plain"] } },
+    async (_req, reply) => reply.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics()),
+  );
+};

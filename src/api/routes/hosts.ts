@@ -1,0 +1,99 @@
+// The fleet: hosts that run the Palisade agent. Agents create and update their own rows
+// (enrollment, heartbeats, reports) over gRPC; here admins read them and set labels.
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { recordAudit } from "../audit.ts";
+import type { Prisma } from "../db/client.ts";
+import { hostWhere } from "../db/hosts.ts";
+import { errorResponses, notFound } from "../errors.ts";
+import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
+import { iso, isoOrNull, LabelKey, Labels, LabelValue, Timestamp } from "../schemas.ts";
+
+const VersionRef = z.object({ ruleset: z.string(), version: z.number().int() }).nullable();
+const Host = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  labels: Labels,
+  capabilities: z.record(z.string(), z.unknown()),
+  connection: z.enum(["never_connected", "connected", "disconnected"]),
+  lastSeenAt: Timestamp.nullable(),
+  desiredVersion: VersionRef,
+  appliedVersion: VersionRef,
+  drift: z.boolean(),
+  driftDetails: z.unknown().nullable(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+const HostParams = z.strictObject({ id: z.string().min(1).max(253).describe("host id or name") });
+const PatchHost = z.strictObject({
+  labels: z.record(LabelKey, LabelValue.nullable()).describe("merged into the labels (JSON merge patch): null removes a key"),
+});
+
+const versionRef = { select: { number: true, ruleset: { select: { name: true } } } } as const;
+const hostInclude = { desiredVersion: versionRef, appliedVersion: versionRef } as const;
+type HostRow = Prisma.HostGetPayload<{ include: typeof hostInclude }>;
+
+const refView = (v: HostRow["appliedVersion"]) => (v ? { ruleset: v.ruleset.name, version: v.number } : null);
+const hostView = (h: HostRow): z.infer<typeof Host> => ({
+  id: h.id,
+  name: h.name,
+  labels: h.labels as Labels,
+  capabilities: h.capabilities as Record<string, unknown>,
+  connection: h.connection,
+  lastSeenAt: isoOrNull(h.lastSeenAt),
+  desiredVersion: refView(h.desiredVersion),
+  appliedVersion: refView(h.appliedVersion),
+  drift: h.drift,
+  driftDetails: h.driftDetails ?? null,
+  createdAt: iso(h.createdAt),
+  updatedAt: iso(h.updatedAt),
+});
+
+export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.get(
+    "/",
+    { config: { access: "read" }, schema: { tags: ["hosts"], querystring: PageQuery, response: { 200: pageOf(Host), ...errorResponses(400, 401) } } },
+    async (req) => {
+      const after = decodeCursor(req.query.cursor, z.tuple([z.string()]));
+      const rows = await app.db.host.findMany({
+        where: after ? { name: { gt: after[0] } } : {},
+        orderBy: { name: "asc" },
+        take: req.query.limit + 1,
+        include: hostInclude,
+      });
+      return page(rows, req.query.limit, hostView, (h) => [h.name]);
+    },
+  );
+
+  app.get(
+    "/:id",
+    { config: { access: "read" }, schema: { tags: ["hosts"], params: HostParams, response: { 200: Host, ...errorResponses(401, 404) } } },
+    async (req) => {
+      const h = await app.db.host.findFirst({ where: hostWhere(req.params.id), include: hostInclude });
+      if (!h) throw notFound(`host "${req.params.id}"`);
+      return hostView(h);
+    },
+  );
+
+  app.patch(
+    "/:id",
+    { config: { access: "admin" }, schema: { tags: ["hosts"], params: HostParams, body: PatchHost, response: { 200: Host, ...errorResponses(400, 401, 403, 404) } } },
+    async (req) => {
+      const updated = await app.db.$transaction(async (tx) => {
+        const h = await tx.host.findFirst({ where: hostWhere(req.params.id), select: { id: true, name: true } });
+        if (!h) throw notFound(`host "${req.params.id}"`);
+        // Read the labels under a row lock: concurrent patches must not lose each other's keys.
+        const [locked] = await tx.$queryRaw<{ labels: Labels }[]>`SELECT labels FROM hosts WHERE id = ${h.id}::uuid FOR UPDATE`;
+        const labels: Record<string, string> = { ...locked?.labels };
+        for (const [k, v] of Object.entries(req.body.labels)) {
+          if (v === null) delete labels[k];
+          else labels[k] = v;
+        }
+        const u = await tx.host.update({ where: { id: h.id }, data: { labels, updatedAt: new Date() }, include: hostInclude });
+        await recordAudit(tx, req.actor, "host.labels.update", `host:${h.name}`, { id: h.id, patch: req.body.labels });
+        return u;
+      });
+      return hostView(updated);
+    },
+  );
+};

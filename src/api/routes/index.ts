@@ -1,0 +1,21 @@
+// Every route group and the prefix it is mounted at. Add a group: one line here.
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { auditRoutes } from "./audit.ts";
+import { enrollmentTokenRoutes } from "./enrollment-tokens.ts";
+import { healthRoutes } from "./health.ts";
+import { hostRoutes } from "./hosts.ts";
+import { rulesetRoutes } from "./rulesets.ts";
+import { tokenRoutes } from "./tokens.ts";
+import { validateRoutes } from "./validate.ts";
+import { versionRoutes } from "./versions.ts";
+
+export const routes: [prefix: string, plugin: FastifyPluginAsyncZod][] = [
+  ["", healthRoutes],
+  ["/v1/rulesets", rulesetRoutes],
+  ["/v1/rulesets", versionRoutes],
+  ["/v1", validateRoutes],
+  ["/v1/tokens", tokenRoutes],
+  ["/v1/audit", auditRoutes],
+  ["/v1/hosts", hostRoutes],
+  ["/v1/enrollment-tokens", enrollmentTokenRoutes],
+];

@@ -1,0 +1,93 @@
+// API tokens (admin only). The secret is returned once, at creation; only its hash is kept.
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { recordAudit } from "../audit.ts";
+import { isUniqueViolation } from "../db/client.ts";
+import { hashSecret, newSecret, ROLES } from "../auth.ts";
+import { conflict, errorResponses, notFound } from "../errors.ts";
+import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
+import { iso, isoOrNull, Name, Timestamp } from "../schemas.ts";
+import type { ApiToken as TokenRow } from "../../generated/prisma/client.ts";
+
+const Token = z.object({
+  id: z.uuid(),
+  name: Name,
+  role: z.enum(ROLES),
+  createdBy: z.string(),
+  createdAt: Timestamp,
+  lastUsedAt: Timestamp.nullable(),
+  revokedAt: Timestamp.nullable(),
+});
+const CreatedToken = Token.extend({ token: z.string().describe("the secret; shown only in this response") });
+const CreateToken = z.strictObject({ name: Name, role: z.enum(ROLES) });
+const TokenParams = z.strictObject({ id: z.uuid() });
+
+const tokenView = (t: TokenRow): z.infer<typeof Token> => ({
+  id: t.id,
+  name: t.name,
+  role: t.role,
+  createdBy: t.createdBy,
+  createdAt: iso(t.createdAt),
+  lastUsedAt: isoOrNull(t.lastUsedAt),
+  revokedAt: isoOrNull(t.revokedAt),
+});
+
+export const tokenRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.post(
+    "/",
+    { config: { access: "admin" }, schema: { tags: ["tokens"], body: CreateToken, response: { 201: CreatedToken, ...errorResponses(400, 401, 403, 409) } } },
+    async (req, reply) => {
+      const secret = newSecret("pal");
+      const t = await app.db
+        .$transaction(async (tx) => {
+          const t = await tx.apiToken.create({ data: { ...req.body, tokenHash: hashSecret(secret), createdBy: req.actor.name } });
+          await recordAudit(tx, req.actor, "token.create", `token:${t.name}`, { id: t.id, role: t.role });
+          return t;
+        })
+        .catch((err: unknown) => {
+          if (isUniqueViolation(err)) throw conflict(`a token named "${req.body.name}" already exists`, [{ path: "/name", code: "taken", message: "names are unique" }]);
+          throw err;
+        });
+      return reply.status(201).send({ ...tokenView(t), token: secret });
+    },
+  );
+
+  app.get(
+    "/",
+    { config: { access: "admin" }, schema: { tags: ["tokens"], querystring: PageQuery, response: { 200: pageOf(Token), ...errorResponses(400, 401, 403) } } },
+    async (req) => {
+      const after = decodeCursor(req.query.cursor, z.tuple([z.string()]));
+      const rows = await app.db.apiToken.findMany({ where: after ? { name: { gt: after[0] } } : {}, orderBy: { name: "asc" }, take: req.query.limit + 1 });
+      return page(rows, req.query.limit, tokenView, (t) => [t.name]);
+    },
+  );
+
+  app.delete(
+    "/:id",
+    {
+      config: { access: "admin" },
+      schema: {
+        tags: ["tokens"],
+        description: "Revoke a token (idempotent). Refused for the last active admin token, which would lock everyone out.",
+        params: TokenParams,
+        response: { 204: z.undefined(), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      await app.db.$transaction(async (tx) => {
+        // Serialise revocations so two admins can't revoke each other's last token at once.
+        await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('palisade.api_tokens.revoke'))`;
+        const t = await tx.apiToken.findUnique({ where: { id: req.params.id } });
+        if (!t) throw notFound(`token ${req.params.id}`);
+        if (t.revokedAt) return;
+        if (t.role === "admin") {
+          const admins = await tx.apiToken.count({ where: { role: "admin", revokedAt: null } });
+          if (admins <= 1) throw conflict("refusing to revoke the last active admin token; create another admin token first");
+        }
+        await tx.apiToken.update({ where: { id: t.id }, data: { revokedAt: new Date() } });
+        await recordAudit(tx, req.actor, "token.revoke", `token:${t.name}`, { id: t.id });
+      });
+      return reply.status(204).send();
+    },
+  );
+};

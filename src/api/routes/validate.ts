@@ -1,0 +1,26 @@
+// Validate and lint a policy without saving it. A policy with errors is still a
+// successful request: 200 with valid=false and every diagnostic.
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { errorResponses } from "../errors.ts";
+import { PolicyRequest, validateInput } from "../policy-input.ts";
+import { DiagnosticSchema } from "../schemas.ts";
+
+const ValidateQuery = z.strictObject({
+  target: z.enum(["nftables", "iptables"]).optional().describe("also check that every feature renders for this target"),
+});
+const Result = z.object({ valid: z.boolean(), errors: z.array(DiagnosticSchema), warnings: z.array(DiagnosticSchema) });
+
+export const validateRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.post(
+    "/validate",
+    {
+      config: { access: "operate" },
+      schema: { tags: ["rulesets"], querystring: ValidateQuery, body: PolicyRequest, response: { 200: Result, ...errorResponses(400, 401, 403, 413, 422) } },
+    },
+    async (req) => {
+      const v = validateInput(req.body, req.query.target);
+      return { valid: v.ok, errors: v.ok ? [] : v.errors, warnings: v.warnings };
+    },
+  );
+};

@@ -1,0 +1,173 @@
+// Ruleset versions: immutable, numbered from 1 without gaps. A new version takes the
+// ruleset row lock (UPDATE ... latest_version + 1) for the length of its transaction,
+// so concurrent creates queue and each gets the next number; a failed create rolls the
+// counter back with it.
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { policyChecksum, renderIptables, renderNft, validatePolicy, type Policy } from "../../engine/index.ts";
+import { recordAudit } from "../audit.ts";
+import type { Db, Prisma } from "../db/client.ts";
+import { diffJson } from "../diff.ts";
+import { ApiError, errorResponses, notFound } from "../errors.ts";
+import { PolicyDocument } from "../openapi.ts";
+import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
+import { PolicyRequest, requireValidPolicy, toDetails } from "../policy-input.ts";
+import { DiagnosticSchema, iso, Name, Timestamp } from "../schemas.ts";
+import { RulesetParams } from "./rulesets.ts";
+
+const RENDERERS = { nftables: renderNft, iptables: renderIptables } as const;
+
+const VersionNumber = z.coerce.number().int().min(1).max(2_147_483_647);
+const VersionParams = z.strictObject({ name: Name, v: VersionNumber });
+
+const VersionSummary = z.object({
+  ruleset: Name,
+  version: z.number().int(),
+  checksum: z.string().describe("sha256 hex of the canonical JSON of the document"),
+  author: z.string(),
+  message: z.string(),
+  createdAt: Timestamp,
+});
+const Version = VersionSummary.extend({ document: PolicyDocument });
+const Created = z.object({ version: z.number().int(), checksum: z.string(), warnings: z.array(DiagnosticSchema) });
+
+const CreateQuery = z.strictObject({ message: z.string().max(2000).optional().describe("for YAML bodies, which carry only the document") });
+const RenderQuery = z.strictObject({ target: z.enum(["nftables", "iptables"]).default("nftables") });
+const DiffQuery = z.strictObject({
+  from: VersionNumber.optional().describe("default: the version before `to`"),
+  to: VersionNumber.optional().describe("default: the latest version"),
+});
+const Change = z.object({
+  op: z.enum(["add", "remove", "change"]),
+  path: z.string().describe("JSON pointer into the document"),
+  from: z.unknown().optional(),
+  to: z.unknown().optional(),
+});
+const Diff = z.object({ ruleset: Name, from: z.number().int(), to: z.number().int(), changes: z.array(Change) });
+
+type VersionRow = Prisma.RulesetVersionGetPayload<{ include: { ruleset: { select: { name: true } } } }>;
+
+const summaryView = (v: VersionRow): z.infer<typeof VersionSummary> => ({
+  ruleset: v.ruleset.name,
+  version: v.number,
+  checksum: v.checksum,
+  author: v.author,
+  message: v.message,
+  createdAt: iso(v.createdAt),
+});
+
+async function findVersion(db: Db, name: string, number: number): Promise<VersionRow> {
+  const v = await db.rulesetVersion.findFirst({ where: { number, ruleset: { name } }, include: { ruleset: { select: { name: true } } } });
+  if (v) return v;
+  const exists = await db.ruleset.count({ where: { name } });
+  throw notFound(exists ? `version ${number} of ruleset "${name}"` : `ruleset "${name}"`);
+}
+
+/** A stored document as a Policy; re-validated in case the engine's rules moved on since. */
+function storedPolicy(v: VersionRow): Policy {
+  const r = validatePolicy(v.document);
+  if (!r.ok || !r.policy) {
+    throw new ApiError(422, "invalid_policy", `version ${v.number} no longer validates with this engine`, toDetails(r.errors));
+  }
+  return r.policy;
+}
+
+export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
+  app.post(
+    "/:name/versions",
+    {
+      config: { access: "operate" },
+      schema: {
+        tags: ["rulesets"],
+        description: "Body: `{policy}` or `{format, source}` as JSON, or the policy document itself as application/yaml.",
+        params: RulesetParams,
+        querystring: CreateQuery,
+        body: PolicyRequest,
+        response: { 201: Created, ...errorResponses(400, 401, 403, 404, 413, 422) },
+      },
+    },
+    async (req, reply) => {
+      const { name } = req.params;
+      if (!(await app.db.ruleset.count({ where: { name } }))) throw notFound(`ruleset "${name}"`);
+      const { policy, warnings } = requireValidPolicy(req.body);
+      const checksum = policyChecksum(policy);
+      const message = req.body.message ?? req.query.message ?? "";
+      const number = await app.db.$transaction(async (tx) => {
+        const r = await tx.ruleset.update({ where: { name }, data: { latestVersion: { increment: 1 }, updatedAt: new Date() } });
+        await tx.rulesetVersion.create({
+          data: { rulesetId: r.id, number: r.latestVersion, document: policy as Prisma.InputJsonValue, checksum, author: req.actor.name, message },
+        });
+        await recordAudit(tx, req.actor, "ruleset.version.create", `ruleset:${name}/versions/${r.latestVersion}`, { checksum, message });
+        return r.latestVersion;
+      });
+      return reply.status(201).send({ version: number, checksum, warnings });
+    },
+  );
+
+  app.get(
+    "/:name/versions",
+    {
+      config: { access: "read" },
+      schema: { tags: ["rulesets"], description: "Newest first.", params: RulesetParams, querystring: PageQuery, response: { 200: pageOf(VersionSummary), ...errorResponses(400, 401, 404) } },
+    },
+    async (req) => {
+      const { name } = req.params;
+      if (!(await app.db.ruleset.count({ where: { name } }))) throw notFound(`ruleset "${name}"`);
+      const before = decodeCursor(req.query.cursor, z.tuple([z.number().int()]));
+      const rows = await app.db.rulesetVersion.findMany({
+        where: { ruleset: { name }, ...(before ? { number: { lt: before[0] } } : {}) },
+        orderBy: { number: "desc" },
+        take: req.query.limit + 1,
+        include: { ruleset: { select: { name: true } } },
+      });
+      return page(rows, req.query.limit, summaryView, (v) => [v.number]);
+    },
+  );
+
+  app.get(
+    "/:name/versions/:v",
+    { config: { access: "read" }, schema: { tags: ["rulesets"], params: VersionParams, response: { 200: Version, ...errorResponses(400, 401, 404) } } },
+    async (req) => {
+      const v = await findVersion(app.db, req.params.name, req.params.v);
+      return { ...summaryView(v), document: v.document as Record<string, unknown> };
+    },
+  );
+
+  app.get(
+    "/:name/versions/:v/render",
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["rulesets"],
+        description: "The rules as the agent would load them (`nft -f` or `iptables-restore` input).",
+        produces: ["text/plain"],
+        params: VersionParams,
+        querystring: RenderQuery,
+        response: { 200: z.string(), ...errorResponses(400, 401, 404, 422) },
+      },
+    },
+    async (req, reply) => {
+      const v = await findVersion(app.db, req.params.name, req.params.v);
+      const rendered = RENDERERS[req.query.target](storedPolicy(v));
+      if (!rendered.ok) {
+        throw new ApiError(422, "invalid_policy", `version ${v.number} cannot be rendered for ${req.query.target}`, toDetails(rendered.errors));
+      }
+      return reply.type("text/plain; charset=utf-8").header("x-palisade-checksum", v.checksum).send(rendered.text);
+    },
+  );
+
+  app.get(
+    "/:name/diff",
+    { config: { access: "read" }, schema: { tags: ["rulesets"], params: RulesetParams, querystring: DiffQuery, response: { 200: Diff, ...errorResponses(400, 401, 404) } } },
+    async (req) => {
+      const { name } = req.params;
+      const r = await app.db.ruleset.findUnique({ where: { name } });
+      if (!r) throw notFound(`ruleset "${name}"`);
+      const to = req.query.to ?? r.latestVersion;
+      const from = req.query.from ?? to - 1;
+      if (from < 1 || to < 1) throw new ApiError(404, "not_found", `ruleset "${name}" has no version ${Math.max(from, 0)} to compare`);
+      const [a, b] = await Promise.all([findVersion(app.db, name, from), findVersion(app.db, name, to)]);
+      return { ruleset: name, from, to, changes: diffJson(a.document, b.document) };
+    },
+  );
+};

@@ -1,0 +1,282 @@
+// Rulesets and their versions over HTTP (app.inject) against a real database.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { errorOf, startTestApp, type TestApp } from "../support/app.ts";
+import { invalidPolicy, validPolicy } from "../support/policies.ts";
+
+let t: TestApp;
+before(async () => {
+  t = await startTestApp();
+});
+after(async () => {
+  await t?.close();
+});
+
+async function createRuleset(name: string, description = "") {
+  const res = await t.req("POST", "/v1/rulesets", { body: { name, description } });
+  assert.equal(res.statusCode, 201, res.body);
+  return res.json();
+}
+async function addVersion(name: string, policy: unknown = validPolicy(), message?: string) {
+  return t.req("POST", `/v1/rulesets/${name}/versions`, { as: "operator", body: { policy, ...(message && { message }) } });
+}
+
+describe("rulesets", () => {
+  test("create, get (latest version null before the first), and the audit row", async () => {
+    const created = await createRuleset("web", "front-end hosts");
+    assert.equal(created.name, "web");
+    assert.equal(created.description, "front-end hosts");
+    assert.equal(created.latestVersion, null);
+    const got = await t.req("GET", "/v1/rulesets/web", { as: "viewer" });
+    assert.equal(got.statusCode, 200);
+    assert.deepEqual(got.json(), created);
+    const audit = await t.db.auditLog.findMany({ where: { action: "ruleset.create", target: "ruleset:web" } });
+    assert.equal(audit.length, 1);
+    assert.equal(audit[0]!.actor, "test-admin");
+  });
+
+  test("a duplicate name is 409 and writes nothing", async () => {
+    await createRuleset("dup");
+    const auditBefore = await t.db.auditLog.count();
+    const res = await t.req("POST", "/v1/rulesets", { body: { name: "dup" } });
+    assert.equal(res.statusCode, 409);
+    assert.equal(errorOf(res).code, "conflict");
+    assert.equal(await t.db.ruleset.count({ where: { name: "dup" } }), 1);
+    assert.equal(await t.db.auditLog.count(), auditBefore);
+  });
+
+  test("bad names and unknown fields are 400 with a detail per problem", async () => {
+    const bad = await t.req("POST", "/v1/rulesets", { body: { name: "Has Spaces/and slash" } });
+    assert.equal(bad.statusCode, 400);
+    const e = errorOf(bad);
+    assert.equal(e.code, "invalid_request");
+    assert.equal(e.details[0]!.path, "/name");
+    const unknown = await t.req("POST", "/v1/rulesets", { body: { name: "ok-name", colour: "blue", size: 3 } });
+    assert.equal(unknown.statusCode, 400);
+    assert.deepEqual(errorOf(unknown).details.map((d) => [d.path, d.code]).sort(), [["/colour", "unknown_field"], ["/size", "unknown_field"]]);
+    assert.equal(await t.db.ruleset.count({ where: { name: "ok-name" } }), 0);
+  });
+
+  test("get of a missing ruleset is 404", async () => {
+    const res = await t.req("GET", "/v1/rulesets/nope");
+    assert.equal(res.statusCode, 404);
+    assert.equal(errorOf(res).code, "not_found");
+  });
+
+  test("list pages with limit and cursor, in name order, without repeats or gaps", async () => {
+    const names = Array.from({ length: 7 }, (_, i) => `page-${String(i).padStart(2, "0")}`);
+    for (const n of names) await createRuleset(n);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const url: string = `/v1/rulesets?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const res = await t.req("GET", url, { as: "viewer" });
+      assert.equal(res.statusCode, 200, res.body);
+      const body = res.json() as { items: { name: string }[]; nextCursor: string | null };
+      assert.ok(body.items.length <= 3);
+      seen.push(...body.items.map((i) => i.name));
+      cursor = body.nextCursor;
+      pages++;
+    } while (cursor);
+    const all = (await t.db.ruleset.findMany({ orderBy: { name: "asc" } })).map((r) => r.name);
+    assert.deepEqual(seen, all);
+    assert.equal(pages, Math.ceil(all.length / 3));
+    assert.ok(names.every((n) => seen.includes(n)));
+  });
+
+  test("a cursor that was not issued by the API is 400; limit out of range is 400", async () => {
+    const res = await t.req("GET", "/v1/rulesets?cursor=not-a-cursor");
+    assert.equal(res.statusCode, 400);
+    assert.equal(errorOf(res).details[0]!.code, "invalid_cursor");
+    assert.equal((await t.req("GET", "/v1/rulesets?limit=0")).statusCode, 400);
+    assert.equal((await t.req("GET", "/v1/rulesets?limit=abc")).statusCode, 400);
+    assert.equal((await t.req("GET", "/v1/rulesets?limit=2&colour=red")).statusCode, 400);
+  });
+});
+
+describe("versions", () => {
+  test("create from {policy}: 201 {version, checksum, warnings}; the ruleset shows it as latest", async () => {
+    await createRuleset("v1test");
+    const res = await addVersion("v1test", validPolicy(), "first cut");
+    assert.equal(res.statusCode, 201, res.body);
+    const body = res.json();
+    assert.equal(body.version, 1);
+    assert.match(body.checksum, /^[0-9a-f]{64}$/);
+    assert.ok(Array.isArray(body.warnings));
+    assert.equal((await t.req("GET", "/v1/rulesets/v1test")).json().latestVersion, 1);
+
+    const v = await t.req("GET", "/v1/rulesets/v1test/versions/1", { as: "viewer" });
+    assert.equal(v.statusCode, 200);
+    const doc = v.json();
+    assert.equal(doc.ruleset, "v1test");
+    assert.equal(doc.version, 1);
+    assert.equal(doc.checksum, body.checksum);
+    assert.equal(doc.author, "test-operator");
+    assert.equal(doc.message, "first cut");
+    assert.equal(doc.document.chains.input.rules[0].comment, "allow 22");
+    const audit = await t.db.auditLog.findFirst({ where: { target: "ruleset:v1test/versions/1" } });
+    assert.equal(audit?.action, "ruleset.version.create");
+    assert.equal(audit?.actor, "test-operator");
+  });
+
+  test("create from a YAML body (message in the query) and from JSON text sent as YAML", async () => {
+    await createRuleset("yaml");
+    const yaml = "chains:\n  input:\n    hook: input\n    policy: accept\n    rules:\n      - comment: ssh\n        match: { protocol: tcp, dport: 22 }\n        action: accept\n";
+    const res = await t.req("POST", "/v1/rulesets/yaml/versions?message=from%20yaml", { body: yaml, headers: { "content-type": "application/yaml" } });
+    assert.equal(res.statusCode, 201, res.body);
+    const res2 = await t.req("POST", "/v1/rulesets/yaml/versions", { body: JSON.stringify(validPolicy(443)), headers: { "content-type": "application/yaml" } });
+    assert.equal(res2.statusCode, 201, res2.body);
+    assert.equal(res2.json().version, 2);
+    const v1 = (await t.req("GET", "/v1/rulesets/yaml/versions/1")).json();
+    assert.equal(v1.message, "from yaml");
+    assert.equal(v1.document.chains.input.rules[0].comment, "ssh");
+  });
+
+  test("YAML that does not parse is 400 with the line; nothing written", async () => {
+    await createRuleset("badyaml");
+    const res = await t.req("POST", "/v1/rulesets/badyaml/versions", { body: "chains:\n  input: [unclosed\n", headers: { "content-type": "application/yaml" } });
+    assert.equal(res.statusCode, 400);
+    const e = errorOf(res);
+    assert.equal(e.code, "malformed_request");
+    assert.match(e.details[0]!.message, /line \d+/);
+    assert.equal(await t.db.rulesetVersion.count({ where: { ruleset: { name: "badyaml" } } }), 0);
+  });
+
+  test("an invalid policy is 422 with every error in details; nothing written, counter untouched", async () => {
+    await createRuleset("invalid");
+    const res = await addVersion("invalid", invalidPolicy());
+    assert.equal(res.statusCode, 422, res.body);
+    const e = errorOf(res);
+    assert.equal(e.code, "invalid_policy");
+    const paths = e.details.map((d) => d.path);
+    assert.ok(paths.some((p) => p.startsWith("/chains/input")), JSON.stringify(e.details));
+    assert.ok(paths.some((p) => p.startsWith("/chains/output")), JSON.stringify(e.details));
+    for (const d of e.details) assert.ok(d.code && d.message);
+    assert.equal(await t.db.rulesetVersion.count({ where: { ruleset: { name: "invalid" } } }), 0);
+    assert.equal((await t.db.ruleset.findUnique({ where: { name: "invalid" } }))?.latestVersion, 0);
+    assert.equal((await addVersion("invalid")).json().version, 1);
+  });
+
+  test("body must be {policy} or {format, source}: neither, both, or half are 400", async () => {
+    await createRuleset("shape");
+    for (const body of [{}, { policy: validPolicy(), format: "iptables", source: "-A INPUT -j ACCEPT" }, { format: "iptables" }, { policy: "not an object" }]) {
+      const res = await t.req("POST", "/v1/rulesets/shape/versions", { body });
+      assert.equal(res.statusCode, 400, `${JSON.stringify(body)} -> ${res.body}`);
+      assert.equal(errorOf(res).code, "invalid_request");
+    }
+  });
+
+  test("{format, source} imports when the engine offers it, else 422 import_unavailable", async () => {
+    await createRuleset("imported");
+    const res = await t.req("POST", "/v1/rulesets/imported/versions", { body: { format: "iptables", source: "iptables -A INPUT -p tcp --dport 22 -j ACCEPT\n" } });
+    if (res.statusCode === 422) assert.ok(["import_unavailable", "invalid_policy"].includes(errorOf(res).code), res.body);
+    else assert.equal(res.statusCode, 201, res.body);
+  });
+
+  test("versions of a missing ruleset: 404 for create, get, list, render, diff", async () => {
+    assert.equal((await addVersion("ghost")).statusCode, 404);
+    assert.equal((await t.req("GET", "/v1/rulesets/ghost/versions/1")).statusCode, 404);
+    assert.equal((await t.req("GET", "/v1/rulesets/ghost/versions")).statusCode, 404);
+    assert.equal((await t.req("GET", "/v1/rulesets/ghost/versions/1/render")).statusCode, 404);
+    assert.equal((await t.req("GET", "/v1/rulesets/ghost/diff")).statusCode, 404);
+    await createRuleset("empty");
+    const missing = await t.req("GET", "/v1/rulesets/empty/versions/3");
+    assert.equal(missing.statusCode, 404);
+    assert.match(errorOf(missing).message, /version 3/);
+    assert.equal((await t.req("GET", "/v1/rulesets/empty/versions/zero")).statusCode, 400);
+  });
+
+  test("20 concurrent creates get numbers 1..20 exactly: no duplicates, no gaps", async () => {
+    await createRuleset("race");
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => addVersion("race", validPolicy(1000 + i))));
+    for (const r of results) assert.equal(r.statusCode, 201, r.body);
+    const numbers = results.map((r) => r.json().version as number).sort((a, b) => a - b);
+    assert.deepEqual(numbers, Array.from({ length: 20 }, (_, i) => i + 1));
+    const rows = await t.db.rulesetVersion.findMany({ where: { ruleset: { name: "race" } }, orderBy: { number: "asc" } });
+    assert.deepEqual(rows.map((r) => r.number), numbers);
+    assert.equal((await t.db.ruleset.findUnique({ where: { name: "race" } }))?.latestVersion, 20);
+    // Each number holds the document its request sent.
+    for (const r of results) {
+      const { version } = r.json();
+      const doc = (await t.req("GET", `/v1/rulesets/race/versions/${version}`)).json();
+      assert.equal(doc.checksum, r.json().checksum);
+    }
+  });
+
+  test("list versions pages newest first", async () => {
+    await createRuleset("hist");
+    for (let i = 0; i < 5; i++) assert.equal((await addVersion("hist", validPolicy(2000 + i))).statusCode, 201);
+    const p1 = (await t.req("GET", "/v1/rulesets/hist/versions?limit=2")).json();
+    assert.deepEqual(p1.items.map((v: { version: number }) => v.version), [5, 4]);
+    const p2 = (await t.req("GET", `/v1/rulesets/hist/versions?limit=2&cursor=${p1.nextCursor}`)).json();
+    assert.deepEqual(p2.items.map((v: { version: number }) => v.version), [3, 2]);
+    const p3 = (await t.req("GET", `/v1/rulesets/hist/versions?limit=2&cursor=${p2.nextCursor}`)).json();
+    assert.deepEqual(p3.items.map((v: { version: number }) => v.version), [1]);
+    assert.equal(p3.nextCursor, null);
+  });
+
+  test("render: nftables by default, text/plain; iptables on request; bad target 400", async () => {
+    await createRuleset("render");
+    await addVersion("render", validPolicy(8443));
+    const nft = await t.req("GET", "/v1/rulesets/render/versions/1/render", { as: "viewer" });
+    assert.equal(nft.statusCode, 200, nft.body);
+    assert.match(String(nft.headers["content-type"]), /^text\/plain/);
+    assert.match(nft.body, /8443/);
+    const again = await t.req("GET", "/v1/rulesets/render/versions/1/render?target=nftables");
+    assert.equal(again.body, nft.body, "rendering is deterministic");
+    const ipt = await t.req("GET", "/v1/rulesets/render/versions/1/render?target=iptables");
+    assert.ok([200, 422].includes(ipt.statusCode), ipt.body);
+    if (ipt.statusCode === 200) assert.match(ipt.body, /8443/);
+    assert.equal((await t.req("GET", "/v1/rulesets/render/versions/1/render?target=pf")).statusCode, 400);
+  });
+
+  test("diff: structured changes between two versions; defaults to latest vs previous", async () => {
+    await createRuleset("diff");
+    await addVersion("diff", validPolicy(22));
+    await addVersion("diff", validPolicy(2222));
+    const res = await t.req("GET", "/v1/rulesets/diff/diff?from=1&to=2", { as: "viewer" });
+    assert.equal(res.statusCode, 200, res.body);
+    const body = res.json();
+    assert.equal(body.from, 1);
+    assert.equal(body.to, 2);
+    const paths = body.changes.map((c: { path: string }) => c.path);
+    assert.ok(paths.some((p: string) => p.startsWith("/chains/input/rules/0")), JSON.stringify(body.changes));
+    assert.ok(body.changes.every((c: { op: string }) => ["add", "remove", "change"].includes(c.op)));
+    assert.deepEqual((await t.req("GET", "/v1/rulesets/diff/diff")).json(), body);
+    assert.deepEqual((await t.req("GET", "/v1/rulesets/diff/diff?from=2&to=2")).json().changes, []);
+    assert.equal((await t.req("GET", "/v1/rulesets/diff/diff?from=1&to=9")).statusCode, 404);
+  });
+
+  test("a version never changes: the API has no way to, and the database refuses UPDATE", async () => {
+    await createRuleset("frozen");
+    await addVersion("frozen");
+    for (const method of ["PUT", "PATCH", "DELETE"] as const) {
+      assert.equal((await t.req(method, "/v1/rulesets/frozen/versions/1", { body: { policy: validPolicy(1) } })).statusCode, 404);
+    }
+    await assert.rejects(
+      t.db.rulesetVersion.updateMany({ where: { ruleset: { name: "frozen" } }, data: { message: "rewritten" } }),
+      /immutable/,
+    );
+    await assert.rejects(t.db.rulesetVersion.deleteMany({ where: { ruleset: { name: "frozen" } } }), /immutable/);
+    assert.equal((await t.req("GET", "/v1/rulesets/frozen/versions/1")).json().message, "");
+  });
+});
+
+describe("validate", () => {
+  test("valid policy: 200 valid=true; invalid: 200 valid=false with every error; nothing is stored", async () => {
+    const before = await t.db.rulesetVersion.count();
+    const ok = await t.req("POST", "/v1/validate", { as: "operator", body: { policy: validPolicy() } });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(ok.json().valid, true);
+    assert.deepEqual(ok.json().errors, []);
+    const bad = await t.req("POST", "/v1/validate?target=nftables", { body: { policy: invalidPolicy() } });
+    assert.equal(bad.statusCode, 200);
+    assert.equal(bad.json().valid, false);
+    assert.ok(bad.json().errors.length >= 2);
+    for (const d of bad.json().errors) assert.equal(d.severity, "error");
+    const yaml = await t.req("POST", "/v1/validate", { body: "chains: {}\n", headers: { "content-type": "application/yaml" } });
+    assert.equal(yaml.statusCode, 200, yaml.body);
+    assert.equal(await t.db.rulesetVersion.count(), before);
+  });
+});
