@@ -1,0 +1,45 @@
+// iptables chain names -> policy chain keys. Builtin chains become base chains named for
+// their hook (filter INPUT -> `input`; other tables prefix the table: nat PREROUTING ->
+// `nat_prerouting`); user chains keep their name, sanitised to the schema's Name rule.
+import { NAME_RE, type CHAIN_TABLES, type HOOKS } from "../policy/index.ts";
+
+export type Table = (typeof CHAIN_TABLES)[number];
+export type Hook = (typeof HOOKS)[number];
+
+/** The builtin chains of each table, as the kernel defines them. */
+export const BUILTIN_CHAINS: Record<Table, readonly string[]> = {
+  filter: ["INPUT", "FORWARD", "OUTPUT"],
+  nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
+  mangle: ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+  raw: ["PREROUTING", "OUTPUT"],
+  rawpost: ["POSTROUTING"],
+};
+
+export function isTable(name: string): name is Table {
+  return Object.hasOwn(BUILTIN_CHAINS, name);
+}
+
+export function builtinHook(table: Table, chain: string): Hook | undefined {
+  return BUILTIN_CHAINS[table].includes(chain) ? (chain.toLowerCase() as Hook) : undefined;
+}
+
+/** Policy key of a builtin chain. */
+export function baseChainKey(table: Table, hook: Hook): string {
+  return table === "filter" ? hook : `${table}_${hook}`;
+}
+
+/** A schema-valid key for a user chain name; `taken` tells which keys are already used. */
+export function userChainKey(name: string, table: Table, taken: (key: string) => boolean): string {
+  let key = name.replace(/[^A-Za-z0-9_]/g, "_");
+  if (!/^[A-Za-z]/.test(key)) key = `c_${key}`;
+  key = key.slice(0, 32);
+  if (NAME_RE.test(key) && !taken(key)) return key;
+  // Clashes (a nat chain with a filter chain's name, or with a base chain key) get the table prefix, then a number.
+  const prefixed = `${table}_${key}`.slice(0, 32);
+  if (!taken(prefixed)) return prefixed;
+  for (let n = 2; ; n++) {
+    const suffix = `_${n}`;
+    const candidate = prefixed.slice(0, 32 - suffix.length) + suffix;
+    if (!taken(candidate)) return candidate;
+  }
+}

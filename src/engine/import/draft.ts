@@ -1,0 +1,144 @@
+// The policy being assembled from imported lines. Rules are held as entries with identity,
+// so report lines can point at "the rule this line became" even when later `-I` inserts
+// shift positions or idiom lifting removes rules; pointers are computed once, at the end.
+import type { AccountingDef, Chain, Forwarding, Protections, QuotaDef, Rule } from "../policy/index.ts";
+import type { z } from "zod";
+import type { CounterDef } from "../policy/index.ts";
+import { fail } from "./cursor.ts";
+import { baseChainKey, builtinHook, userChainKey, type Hook, type Table } from "./chains.ts";
+
+export interface RuleEntry {
+  rule: Rule;
+  /** The report line(s) that produced this rule. */
+  line: number;
+}
+
+export interface DraftChain {
+  key: string;
+  table: Table;
+  /** The iptables name, to resolve later references. */
+  iptName: string;
+  hook?: Hook;
+  policy?: "accept" | "drop";
+  rules: RuleEntry[];
+  /** Created by an iptables-save header only: dropped again if it stays empty with policy ACCEPT. */
+  headerOnly?: boolean;
+}
+
+export type ReportTarget =
+  | { kind: "rule"; entry: RuleEntry }
+  | { kind: "chain"; chain: DraftChain }
+  | { kind: "path"; path: string };
+
+export class PolicyDraft {
+  readonly chains = new Map<string, DraftChain>();
+  private readonly byIptName = new Map<string, DraftChain>();
+  readonly quotas: Record<string, QuotaDef> = {};
+  readonly accounting: Record<string, AccountingDef> = {};
+  readonly counters: Record<string, z.infer<typeof CounterDef>> = {};
+  readonly protections: Protections = {};
+  /** Set when the source was rendered by Palisade and its failsafe rules tell the settings. */
+  failsafe?: { enabled: boolean; ports?: number[] };
+  readonly forwarding: Forwarding = { portForwards: [], rangeForwards: [], markForwards: [] };
+  private autoNames = new Set<string>();
+
+  /** Find a chain by its iptables name in a table, or undefined. */
+  find(table: Table, iptName: string): DraftChain | undefined {
+    return this.byIptName.get(`${table}\u0000${iptName}`);
+  }
+
+  /** A builtin chain (created on first use). Fails for names that are neither builtin nor created. */
+  chain(table: Table, iptName: string): DraftChain {
+    const found = this.find(table, iptName);
+    if (found) return found;
+    const hook = builtinHook(table, iptName);
+    if (!hook) fail("import_syntax", `chain ${iptName} does not exist in table ${table} (create it first with -N)`, iptName);
+    return this.add({ key: baseChainKey(table, hook), table, iptName, hook, rules: [] });
+  }
+
+  /** `-N NAME`: a user chain. Returns the chain and, when the name had to change, the new key. */
+  newUserChain(table: Table, iptName: string): { chain: DraftChain; renamed?: string } {
+    if (this.find(table, iptName)) fail("import_conflict", `chain ${iptName} already exists in table ${table}`, iptName);
+    if (builtinHook(table, iptName)) fail("import_conflict", `${iptName} is a builtin chain of table ${table}`, iptName);
+    const key = userChainKey(iptName, table, (k) => this.chains.has(k) || this.isReservedBaseKey(k));
+    const chain = this.add({ key, table, iptName, rules: [] });
+    return { chain, renamed: key === iptName ? undefined : key };
+  }
+
+  /** Base chain keys that a later builtin chain would need must not be taken by user chains. */
+  private isReservedBaseKey(key: string): boolean {
+    return /^(input|forward|output|(nat|mangle|raw|rawpost)_(prerouting|input|forward|output|postrouting))$/.test(key);
+  }
+
+  private add(chain: DraftChain): DraftChain {
+    this.chains.set(chain.key, chain);
+    this.byIptName.set(`${chain.table}\u0000${chain.iptName}`, chain);
+    return chain;
+  }
+
+  /** Give a chain another policy key (jumps and gotos follow). */
+  rekey(chain: DraftChain, key: string): void {
+    const old = chain.key;
+    const entries = [...this.chains.entries()].map(([k, c]): [string, DraftChain] => (k === old ? [key, c] : [k, c]));
+    this.chains.clear();
+    for (const [k, c] of entries) this.chains.set(k, c);
+    chain.key = key;
+    for (const c of this.chains.values()) {
+      for (const e of c.rules) {
+        const a = e.rule.action;
+        if (typeof a === "object" && (a.type === "jump" || a.type === "goto") && a.chain === old) e.rule.action = { ...a, chain: key };
+      }
+    }
+  }
+
+  deleteChain(chain: DraftChain): void {
+    this.chains.delete(chain.key);
+    this.byIptName.delete(`${chain.table}\u0000${chain.iptName}`);
+  }
+
+  /** Is the chain the target of a jump/goto anywhere? */
+  isReferenced(key: string): boolean {
+    return this.isReferencedExcept(key, () => false);
+  }
+
+  /** Like isReferenced, ignoring the rules `skip` accepts. */
+  isReferencedExcept(key: string, skip: (e: RuleEntry) => boolean): boolean {
+    for (const c of this.chains.values()) {
+      for (const e of c.rules) {
+        const a = e.rule.action;
+        if (typeof a === "object" && (a.type === "jump" || a.type === "goto") && a.chain === key && !skip(e)) return true;
+      }
+    }
+    return false;
+  }
+
+  /** A fresh object name with the given stem (quota for `-m quota`, counters...). */
+  freshName(stem: string, taken: (name: string) => boolean): string {
+    for (let n = 1; ; n++) {
+      const name = `${stem}_${n}`;
+      if (!taken(name) && !this.autoNames.has(name)) {
+        this.autoNames.add(name);
+        return name;
+      }
+    }
+  }
+
+  /** JSON pointer of every rule entry still in the policy. */
+  rulePointers(): Map<RuleEntry, string> {
+    const out = new Map<RuleEntry, string>();
+    for (const c of this.chains.values()) c.rules.forEach((e, i) => out.set(e, `/chains/${c.key}/rules/${i}`));
+    return out;
+  }
+
+  /** The chains as the schema wants them (keys in first-use order). */
+  chainsDocument(): Record<string, Chain> {
+    const out: Record<string, Chain> = {};
+    for (const c of this.chains.values()) {
+      const chain: Chain = { table: c.table, rules: c.rules.map((e) => e.rule) };
+      if (c.hook) chain.hook = c.hook;
+      if (c.policy) chain.policy = c.policy;
+      out[c.key] = chain;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,346 @@
+// One iptables/ip6tables command line (the words after the program name, or an
+// iptables-save rule line) applied to the policy draft: -A/-I/-N/-P/-F/-X/-t with matches
+// and a target. Throws ImportLineError for anything it cannot represent; the caller reports it.
+import type { Rule } from "../policy/index.ts";
+import { Cursor, fail } from "./cursor.ts";
+import { isTable, type Table } from "./chains.ts";
+import type { DraftChain, PolicyDraft, ReportTarget } from "./draft.ts";
+import { IMPLICIT_MODULE, MODULES, UNSUPPORTED_MODULES, canonicalOption, type ModuleSpec } from "./matches.ts";
+import { finishRule, negate, setMatch, type Options, type RuleDraft } from "./rule-draft.ts";
+import { REFUSED_TARGETS, TARGETS, type TargetSpec } from "./targets.ts";
+import { parseAddressList, parseInterface, type Family } from "./values.ts";
+import { PORT_PROTOCOLS, PROTOCOLS } from "./vocab.ts";
+import { liftPknock } from "./pknock.ts";
+
+export interface LineResult {
+  status: "imported" | "lifted" | "skipped";
+  target?: ReportTarget;
+  reason?: string;
+}
+
+export interface IptablesContext {
+  draft: PolicyDraft;
+  line: number;
+  /** ip6tables: rules are IPv6-only; iptables in a script that also has ip6tables lines: IPv4-only. */
+  family?: Family;
+  /** Table in effect when the line has no -t (iptables-save: the current `*table`). */
+  table?: Table;
+}
+
+type Op = "A" | "I" | "N" | "P" | "F" | "X" | "Z" | "L" | "D" | "R" | "E";
+const COMMANDS: Record<string, Op> = {
+  "-A": "A", "--append": "A", "-I": "I", "--insert": "I", "-N": "N", "--new-chain": "N", "--new": "N",
+  "-P": "P", "--policy": "P", "-F": "F", "--flush": "F", "-X": "X", "--delete-chain": "X", "-Z": "Z", "--zero": "Z",
+  "-L": "L", "--list": "L", "-S": "L", "--list-rules": "L", "-D": "D", "--delete": "D", "-R": "R", "--replace": "R",
+  "-E": "E", "--rename-chain": "E", "-C": "L", "--check": "L",
+};
+
+interface ModuleInstance {
+  name: string;
+  spec: ModuleSpec;
+  opts: Options;
+}
+
+export function applyIptables(words: readonly string[], ctx: IptablesContext): LineResult {
+  const cur = new Cursor(words);
+  let table: Table = ctx.table ?? "filter";
+  let op: Op | undefined;
+  let opWord = "";
+  let chainName: string | undefined;
+  let position: number | undefined;
+  let policyTarget: string | undefined;
+  const d: RuleDraft = { table, chainKey: "", match: {}, notes: [], policy: ctx.draft };
+  if (ctx.family) d.family = ctx.family;
+  const modules: ModuleInstance[] = [];
+  let target: { name: string; word: string; goto: boolean; spec?: TargetSpec; opts: Options } | undefined;
+  let neg = false;
+
+  const takeNeg = (opt: string, allowed: boolean): boolean => {
+    // Old syntax puts the '!' after the option (`-s ! 10.0.0.0/8`).
+    if (cur.peek() === "!") {
+      cur.next("!");
+      if (neg) fail("import_syntax", "'!' given twice", opt);
+      neg = true;
+    }
+    const was = neg;
+    neg = false;
+    if (was && !allowed) fail("import_syntax", `'!' cannot be used with ${opt}`, opt);
+    return was;
+  };
+  const setCommand = (o: Op, w: string) => {
+    if (op) fail("import_syntax", `one command per line: ${opWord} and ${w}`, w);
+    op = o;
+    opWord = w;
+  };
+
+  while (!cur.done) {
+    const w = cur.next("option");
+    if (w === "!") {
+      if (neg) fail("import_syntax", "'!' given twice", w);
+      neg = true;
+      continue;
+    }
+    const cmd = COMMANDS[w];
+    if (cmd) {
+      takeNeg(w, false);
+      setCommand(cmd, w);
+      if (cmd === "A" || cmd === "I" || cmd === "N" || cmd === "D" || cmd === "R" || cmd === "E") chainName = cur.arg("chain name", w);
+      else if (cmd !== "P") chainName = cur.optionalArg();
+      if (cmd === "P") {
+        chainName = cur.arg("chain name", w);
+        policyTarget = cur.arg("policy (ACCEPT or DROP)", `${w} ${chainName}`);
+      }
+      if (cmd === "I" && /^\d+$/.test(cur.peek() ?? "")) position = Number(cur.next("rule number"));
+      continue;
+    }
+    switch (w) {
+      case "-t":
+      case "--table": {
+        takeNeg(w, false);
+        const t = cur.arg("table name", w);
+        if (!isTable(t)) fail("import_unsupported", `table ${t} is not one of filter, nat, mangle, raw, rawpost`, t);
+        table = t;
+        d.table = t;
+        continue;
+      }
+      case "-s":
+      case "--source":
+      case "--src":
+      case "-d":
+      case "--destination":
+      case "--dst": {
+        const n = takeNeg(w, true);
+        const list = parseAddressList(cur.arg("address", w), w);
+        const key = w === "-s" || w === "--source" || w === "--src" ? "saddr" : "daddr";
+        setMatch(d, key, negate(n, list.length === 1 ? list[0]! : list), w);
+        continue;
+      }
+      case "-p":
+      case "--protocol": {
+        const n = takeNeg(w, true);
+        const p = cur.arg("protocol", w).toLowerCase();
+        if (p === "all" || p === "0") {
+          if (n) fail("import_unsupported", "! -p all matches nothing", w);
+          continue;
+        }
+        const proto = PROTOCOLS[p];
+        if (!proto) fail("import_unsupported", `protocol ${p} is not one of ${[...new Set(Object.values(PROTOCOLS))].join(", ")}`, p);
+        setMatch(d, "protocol", negate(n, proto), w);
+        continue;
+      }
+      case "-i":
+      case "--in-interface":
+      case "-o":
+      case "--out-interface": {
+        const n = takeNeg(w, true);
+        const text = cur.arg("interface name", w);
+        if (text === "+") {
+          // `+` alone matches every interface.
+          if (n) fail("import_unsupported", `! ${w} + matches no packet`, w);
+          continue;
+        }
+        setMatch(d, w === "-i" || w === "--in-interface" ? "iif" : "oif", negate(n, parseInterface(text, w)), w);
+        continue;
+      }
+      case "-f":
+      case "--fragment":
+        takeNeg(w, true);
+        fail("import_unsupported", "fragment matching (-f) has no equivalent in the policy schema", w);
+      case "-m":
+      case "--match": {
+        takeNeg(w, false);
+        const name = cur.arg("match module name", w);
+        const spec = MODULES[name];
+        if (!spec) {
+          const why = UNSUPPORTED_MODULES[name];
+          if (why) fail("import_unsupported", `-m ${name}: ${why}`, name);
+          fail("import_unknown_module", `unknown match module ${name}`, name);
+        }
+        modules.push({ name, spec, opts: new Map() });
+        continue;
+      }
+      case "-j":
+      case "--jump":
+      case "-g":
+      case "--goto": {
+        takeNeg(w, false);
+        if (target) fail("import_syntax", `a rule has one target: -${target.goto ? "g" : "j"} ${target.name} and ${w}`, w);
+        const name = cur.arg(w.startsWith("-g") || w === "--goto" ? "chain name" : "target name", w);
+        const isGoto = w === "-g" || w === "--goto";
+        const spec = isGoto ? undefined : TARGETS[name];
+        target = { name, word: w, goto: isGoto, opts: new Map() };
+        if (spec) target.spec = spec;
+        continue;
+      }
+      case "-c":
+      case "--set-counters":
+        takeNeg(w, false);
+        cur.next("packet count", w);
+        cur.next("byte count", w);
+        d.notes.push("-c (initial counter values) not carried over");
+        continue;
+      case "-4":
+      case "--ipv4":
+      case "-6":
+      case "--ipv6":
+        takeNeg(w, false);
+        d.family = w === "-4" || w === "--ipv4" ? "ipv4" : "ipv6";
+        continue;
+      case "-w":
+      case "--wait":
+        takeNeg(w, false);
+        if (/^\d+$/.test(cur.peek() ?? "")) cur.next("seconds");
+        continue;
+      case "-v":
+      case "--verbose":
+      case "-n":
+      case "--numeric":
+      case "-x":
+      case "--exact":
+      case "--line-numbers":
+        takeNeg(w, false);
+        continue;
+    }
+    if (!w.startsWith("-")) fail("import_syntax", `unexpected word ${w}`, w);
+    // A target or module option: the target's options first (they follow -j), then the
+    // modules from the most recently loaded, then the module -p loads implicitly.
+    if (target?.spec && Object.hasOwn(target.spec.options, w)) {
+      takeNeg(w, false);
+      const arity = target.spec.options[w]!;
+      if (target.opts.has(w)) fail("import_syntax", `${w} given twice`, w);
+      target.opts.set(w, arity === 0 ? { neg: false, opt: w } : { value: cur.next("value", w), neg: false, opt: w });
+      continue;
+    }
+    let inst: ModuleInstance | undefined;
+    let found: ReturnType<typeof canonicalOption>;
+    for (let k = modules.length - 1; k >= 0 && !found; k--) {
+      found = canonicalOption(modules[k]!.spec, w);
+      if (found) inst = modules[k];
+    }
+    if (!found) {
+      const proto = typeof d.match.protocol === "string" ? d.match.protocol : d.match.protocol?.not;
+      const implicit = proto ? IMPLICIT_MODULE[proto] : undefined;
+      const spec = implicit ? MODULES[implicit] : undefined;
+      found = spec ? canonicalOption(spec, w) : undefined;
+      if (found && implicit && spec) {
+        inst = { name: implicit, spec, opts: new Map() };
+        modules.push(inst);
+      }
+    }
+    if (!found || !inst) {
+      if (target && !target.spec) fail("import_unknown_option", `unknown option ${w} (target ${target.name} takes no options here)`, w);
+      fail("import_unknown_option", `unknown option ${w}${modules.length === 0 && !target ? " (is a -m module or -p protocol missing?)" : ""}`, w);
+    }
+    const n = takeNeg(w, Boolean(found.spec.neg));
+    if (inst.opts.has(found.name)) fail("import_syntax", `${w} given twice`, w);
+    let value: string | undefined;
+    if (found.spec.arity >= 1) value = cur.next("value", w);
+    if (found.spec.arity === 2) value = `${value} ${cur.next("second value", w)}`;
+    inst.opts.set(found.name, value === undefined ? { neg: n, opt: w } : { value, neg: n, opt: w });
+  }
+  if (neg) fail("import_syntax", "'!' at the end of the line negates nothing", "!");
+  if (!op) fail("import_syntax", "no command (-A, -I, -N, -P, ...) on this line", words[0] ?? "");
+  const draft = ctx.draft;
+
+  switch (op) {
+    case "L":
+      return { status: "skipped", reason: `${opWord} only lists or checks rules: no effect on the policy` };
+    case "Z":
+      return { status: "skipped", reason: "-Z only zeroes counters: no effect on the policy" };
+    case "D":
+    case "R":
+    case "E":
+      fail("import_unsupported", `${opWord} changes rules added earlier; write the final rules instead (the import builds the policy from -A/-I/-N/-P)`, opWord);
+    case "F":
+      return flush(draft, table, chainName, opWord);
+    case "X":
+      return deleteChain(draft, table, chainName);
+    case "N": {
+      const { chain, renamed } = draft.newUserChain(table, chainName!);
+      return { status: "imported", target: { kind: "chain", chain }, reason: renamed ? `chain ${chainName} is named ${renamed} in the policy (names: a letter, then letters, digits, '_')` : undefined };
+    }
+    case "P": {
+      const chain = draft.chain(table, chainName!);
+      if (!chain.hook) fail("import_syntax", `-P applies to builtin chains only, not ${chainName}`, chainName);
+      const pol = policyTarget!.toUpperCase();
+      if (pol !== "ACCEPT" && pol !== "DROP") fail("import_invalid_value", `a chain policy is ACCEPT or DROP, not ${policyTarget}`, policyTarget);
+      chain.policy = pol === "ACCEPT" ? "accept" : "drop";
+      chain.headerOnly = false;
+      return { status: "imported", target: { kind: "chain", chain } };
+    }
+  }
+
+  // -A / -I: a rule.
+  const chain = draft.find(table, chainName!) ?? draft.chain(table, chainName!);
+  chain.headerOnly = false;
+  d.chainKey = chain.key;
+  for (const m of modules) m.spec.build(m.opts, d);
+  checkPorts(d);
+  if (d.pknock) return liftPknock(d, chain, target?.name, ctx);
+  const action = buildAction(d, chain, target);
+  const entry = { rule: finishRule(d, action), line: ctx.line };
+  if (op === "I") {
+    const at = (position ?? 1) - 1;
+    if (at > chain.rules.length) fail("import_invalid_value", `-I ${chainName} ${position}: the chain has only ${chain.rules.length} rules`, String(position));
+    chain.rules.splice(at, 0, entry);
+  } else {
+    chain.rules.push(entry);
+  }
+  return { status: "imported", target: { kind: "rule", entry }, reason: d.notes.length ? d.notes.join("; ") : undefined };
+}
+
+function checkPorts(d: RuleDraft): void {
+  if (d.match.sport === undefined && d.match.dport === undefined) return;
+  const p = d.match.protocol;
+  if (typeof p !== "string" || !PORT_PROTOCOLS.has(p)) {
+    fail("import_syntax", "port matches need -p tcp, udp, sctp, dccp or udplite", d.match.dport !== undefined ? "--dport" : "--sport");
+  }
+}
+
+function buildAction(d: RuleDraft, chain: DraftChain, target: { name: string; goto: boolean; spec?: TargetSpec; opts: Options } | undefined): Rule["action"] {
+  if (d.counterTag !== undefined) {
+    if (target) fail("import_unsupported", `a rule tagged palisade-counter:${d.counterTag} has no target in Palisade's rendering`, target.name);
+    d.policy.counters[d.counterTag] = {};
+    return { type: "counter", name: d.counterTag };
+  }
+  if (!target) {
+    // No target: iptables only counts the packet (and runs the matches' side effects, e.g. recent --set).
+    const counters = d.policy.counters;
+    const name = d.policy.freshName(`${chain.key}_count`.slice(0, 24), (n) => n in counters);
+    counters[name] = {};
+    d.notes.push(`a rule without a target only counts packets: imported with counter ${name}`);
+    return { type: "counter", name };
+  }
+  if (target.spec) return target.spec.build(target.opts, d);
+  const refused = REFUSED_TARGETS[target.name];
+  if (refused && !target.goto) fail(refused.code, refused.reason, target.name);
+  const dest = d.policy.find(chain.table, target.name);
+  if (!dest || dest.hook) {
+    if (dest?.hook) fail("import_syntax", `cannot jump to builtin chain ${target.name}`, target.name);
+    fail("import_unknown_target", `unknown target ${target.name} (not a supported target, and no chain of that name was created with -N in table ${chain.table})`, target.name);
+  }
+  return { type: target.goto ? "goto" : "jump", chain: dest.key };
+}
+
+function flush(draft: PolicyDraft, table: Table, chainName: string | undefined, word: string): LineResult {
+  const chains = chainName ? [draft.find(table, chainName)].filter((c): c is DraftChain => c !== undefined) : [...draft.chains.values()].filter((c) => c.table === table);
+  if (chains.some((c) => c.rules.length > 0)) {
+    fail("import_unsupported", `${word} would remove rules added earlier in this script; the import keeps every rule, so remove them from the script instead`, word);
+  }
+  return { status: "skipped", reason: `${word}: the imported policy starts empty, so flushing has no effect` };
+}
+
+function deleteChain(draft: PolicyDraft, table: Table, chainName: string | undefined): LineResult {
+  if (!chainName) {
+    const users = [...draft.chains.values()].filter((c) => c.table === table && !c.hook);
+    if (users.length === 0) return { status: "skipped", reason: "-X: no user chains exist yet, so deleting them has no effect" };
+    fail("import_unsupported", "-X would delete chains created earlier in this script; remove them from the script instead", "-X");
+  }
+  const chain = draft.find(table, chainName);
+  if (!chain) return { status: "skipped", reason: `-X ${chainName}: the chain does not exist yet, so deleting it has no effect` };
+  if (chain.hook) fail("import_syntax", `cannot delete builtin chain ${chainName}`, chainName);
+  if (chain.rules.length > 0 || draft.isReferenced(chain.key)) fail("import_unsupported", `-X ${chainName}: the chain still has rules or is jumped to`, chainName);
+  draft.deleteChain(chain);
+  return { status: "imported", reason: `chain ${chainName} deleted again` };
+}
+

@@ -1,0 +1,72 @@
+// The rule under construction while one iptables command is parsed, and the small helpers
+// match and target builders share (set a match key once, wrap a negation, add a note).
+import type { Match, Rule } from "../policy/index.ts";
+import { fail } from "./cursor.ts";
+import type { PolicyDraft } from "./draft.ts";
+import type { Family } from "./values.ts";
+import type { Table } from "./chains.ts";
+
+export interface RuleDraft {
+  /** ip6tables lines restrict their rules to IPv6 (and iptables lines to IPv4 when the script mixes both). */
+  family?: Family;
+  table: Table;
+  /** The policy key of the chain the rule goes to (for generated names). */
+  chainKey: string;
+  match: Match;
+  comment?: string;
+  /** `-m comment --comment "palisade-counter:NAME"`: the rule counts into named counter NAME. */
+  counterTag?: string;
+  /** Options accepted without effect on verdicts, or renamed values: shown in the report. */
+  notes: string[];
+  /** `-m pknock` in TCP mode: the rule is lifted into protections.portKnock instead. */
+  pknock?: Map<string, OptionValue>;
+  policy: PolicyDraft;
+}
+
+export interface OptionValue {
+  value?: string;
+  neg: boolean;
+  /** The option as written, for error tokens. */
+  opt: string;
+}
+export type Options = Map<string, OptionValue>;
+
+type MatchKey = keyof Match;
+
+export function setMatch<K extends MatchKey>(d: RuleDraft, key: K, value: Match[K], opt: string): void {
+  if (d.match[key] !== undefined) fail("import_conflict", `${opt} conflicts with an earlier option that already sets ${String(key)}`, opt);
+  d.match[key] = value;
+}
+
+export function negate<T>(neg: boolean, value: T): T | { not: T } {
+  return neg ? { not: value } : value;
+}
+
+export function noNegation(o: OptionValue): void {
+  if (o.neg) fail("import_unsupported", `'!' cannot be used with ${o.opt} in a policy rule`, o.opt);
+}
+
+/** The final rule from a draft and its action. */
+export function finishRule(d: RuleDraft, action: Rule["action"]): Rule {
+  const match = { ...d.match };
+  if (d.family && !familyImplied(match, d.family)) match.family = d.family;
+  const rule: Rule = { action };
+  if (d.comment !== undefined) rule.comment = d.comment;
+  if (Object.keys(match).length > 0) rule.match = match;
+  return rule;
+}
+
+/** An address or ICMP match already pins the family; repeating it would only add noise. */
+function familyImplied(m: Match, family: Family): boolean {
+  const v4 = (s: string) => !s.includes(":") && !s.startsWith("@");
+  const addrs = [m.saddr, m.daddr].flatMap((a) => {
+    if (a === undefined) return [];
+    const inner = typeof a === "object" && !Array.isArray(a) ? a.not : a;
+    return Array.isArray(inner) ? inner : [inner];
+  });
+  if (addrs.some((a) => !a.startsWith("@"))) return addrs.every((a) => v4(a) === (family === "ipv4"));
+  const proto = typeof m.protocol === "string" ? m.protocol : undefined;
+  if (proto === "icmp" || m.icmpType !== undefined) return family === "ipv4";
+  if (proto === "icmpv6" || m.icmpv6Type !== undefined) return family === "ipv6";
+  return false;
+}

@@ -1,0 +1,112 @@
+// A firewall shell script: each command is recognised by its program (iptables, ip6tables,
+// ipmasqadm, ipchains, or a bare `-A ...` line as the manuals print them) and handed to that
+// importer. Other programs are reported: harmless ones skipped, anything else an error.
+import { fail } from "./cursor.ts";
+import type { Collector, PendingEntry } from "./collect.ts";
+import type { PolicyDraft } from "./draft.ts";
+import { applyIptables } from "./iptables.ts";
+import { ForwardingState, applyIpchains, applyIpmasqadm } from "./ipmasqadm.ts";
+import { lexScript, type LexedCommand } from "./lexer.ts";
+import type { Family } from "./values.ts";
+
+type Program = "iptables" | "ip6tables" | "ipmasqadm" | "ipchains" | "bare";
+
+function programOf(word: string): Program | undefined {
+  const base = word.slice(word.lastIndexOf("/") + 1);
+  if (/^iptables(-nft|-legacy)?$/.test(base)) return "iptables";
+  if (/^ip6tables(-nft|-legacy)?$/.test(base)) return "ip6tables";
+  if (base === "ipmasqadm" || base === "ipchains") return base;
+  return undefined;
+}
+
+/** Commands that change nothing a policy could hold. */
+const HARMLESS: Record<string, string> = {
+  modprobe: "loads a kernel module",
+  insmod: "loads a kernel module",
+  echo: "prints text",
+  printf: "prints text",
+  sysctl: "a host setting, not part of a firewall policy",
+  set: "a shell option",
+  export: "exports shell variables",
+  true: "does nothing",
+  ":": "does nothing",
+  cd: "changes directory",
+  sleep: "waits",
+  exit: "ends the script",
+};
+
+const NOT_IPTABLES: Record<string, string> = {
+  ipfw: "ipfw is the BSD firewall, not iptables; the protections presets cover its seed examples (e.g. antiSpoofing.reversePath for verrevpath)",
+  "iptables-restore": "feed iptables-restore input to the importer with format iptables-save",
+  "ip6tables-restore": "feed ip6tables-restore input to the importer with format iptables-save",
+  nft: "nft commands are not imported: Palisade renders nftables from the policy",
+  ebtables: "ebtables (bridge filtering) has no equivalent in the policy schema",
+  ipset: "ipset sets are not imported; declare policy sets instead",
+  tc: "traffic control (tc) has no equivalent in the policy schema",
+};
+
+export function importScript(source: string, draft: PolicyDraft, out: Collector, variables: Record<string, string> = {}): void {
+  const lexed = lexScript(source, variables);
+  const forwarding = new ForwardingState(draft);
+  const programs = lexed.commands.map((c): Program | undefined => {
+    const w = c.words[0];
+    if (w === undefined) return undefined;
+    return programOf(w) ?? (w.startsWith("-") ? "bare" : undefined);
+  });
+  // An inet policy sees both families: iptables rules stay IPv4-only when the script also has ip6tables rules.
+  const mixed = programs.includes("ip6tables");
+  const lineCommands = new Map<number, number>();
+  for (const c of lexed.commands) lineCommands.set(c.line, (lineCommands.get(c.line) ?? 0) + 1);
+  const firstEntry = new Map<number, PendingEntry>();
+
+  lexed.commands.forEach((cmd, idx) => {
+    const text = lineCommands.get(cmd.line) === 1 ? (lexed.lines[cmd.line - 1] ?? cmd.text).trim() : cmd.text;
+    const entry = out.add(cmd.line, text, () => runCommand(cmd, programs[idx], mixed, draft, forwarding));
+    if (!firstEntry.has(cmd.line)) firstEntry.set(cmd.line, entry);
+  });
+  for (const n of lexed.notes) {
+    const text = (lexed.lines[n.line - 1] ?? "").trim();
+    if (n.kind === "blank") out.note(n.line, text, "skipped", "blank line");
+    else if (n.kind === "comment") out.note(n.line, text, "skipped", "comment");
+    else {
+      const owner = firstEntry.get(n.of!);
+      out.note(n.line, text, "skipped", `continuation of line ${n.of}`, owner ? { continuationOf: owner } : {});
+    }
+  }
+  out.entries.sort((a, b) => a.line - b.line);
+}
+
+function runCommand(cmd: LexedCommand, program: Program | undefined, mixed: boolean, draft: PolicyDraft, fw: ForwardingState) {
+  if (cmd.assignmentOnly) return { status: "skipped" as const, reason: "shell variable assignment (expanded in later lines)" };
+  if (cmd.words.length === 0) return { status: "skipped" as const, reason: "empty command" };
+  if (cmd.unsupported) fail("import_unsupported", cmd.unsupported.reason, cmd.unsupported.token);
+  const first = cmd.words[0]!;
+  const name = first.slice(first.lastIndexOf("/") + 1);
+  if (!program) {
+    const why = NOT_IPTABLES[name];
+    if (why) fail("import_not_a_firewall_command", why, first);
+    const harmless = HARMLESS[name];
+    if (harmless) return { status: "skipped" as const, reason: `${name}: ${harmless}` };
+    if (name === "sudo" && cmd.words.length > 1) {
+      return runCommand({ ...cmd, words: cmd.words.slice(1) }, programOf(cmd.words[1]!), mixed, draft, fw);
+    }
+    fail("import_not_a_firewall_command", `${first} is not an iptables, ip6tables, ipmasqadm or ipchains command`, first);
+  }
+  if (cmd.undefinedVars.length > 0) {
+    const v = cmd.undefinedVars[0]!;
+    fail("import_undefined_variable", `variable ${v} is not assigned earlier in the script (pass it in the import variables)`, `$${v}`);
+  }
+  const args = program === "bare" ? cmd.words : cmd.words.slice(1);
+  switch (program) {
+    case "ipmasqadm":
+      return applyIpmasqadm(args, fw);
+    case "ipchains":
+      return applyIpchains(args, fw);
+    case "ip6tables":
+      return applyIptables(args, { draft, line: cmd.line, family: "ipv6" });
+    default: {
+      const family: Family | undefined = mixed ? "ipv4" : undefined;
+      return applyIptables(args, family ? { draft, line: cmd.line, family } : { draft, line: cmd.line });
+    }
+  }
+}

@@ -1,0 +1,323 @@
+// iptables targets (-j NAME): their options and the policy action each becomes. Targets the
+// policy refuses (MIRROR, ECHO) or cannot express are errors with the reason.
+import type { ActionObject, Rule } from "../policy/index.ts";
+import { Address, AccountingDef, freeText } from "../policy/index.ts";
+import { fail } from "./cursor.ts";
+import type { OptionValue, Options, RuleDraft } from "./rule-draft.ts";
+import { parseAddress, parseMarkValue, parseUint } from "./values.ts";
+import { LOG_LEVEL_BY_NAME, REJECT_BY_NAME } from "./vocab.ts";
+
+export interface TargetSpec {
+  /** Option name -> number of arguments. */
+  options: Record<string, 0 | 1>;
+  build(o: Options, d: RuleDraft): Rule["action"];
+}
+
+const val = (o: OptionValue | undefined): string => o?.value ?? "";
+const none = (action: Rule["action"]): TargetSpec => ({ options: {}, build: () => action });
+
+const REFLECTION =
+  "sends packets back to their source: reflection loops and denial of service (two mirrors bounce a spoofed packet 240-255 times); removed from the kernel in 2.5/2.6 and always refused by Palisade";
+
+function logPrefix(o: OptionValue | undefined, max: number): string | undefined {
+  if (!o) return undefined;
+  const text = val(o);
+  if (!freeText(max).safeParse(text).success) {
+    fail("import_invalid_value", `log prefix ${JSON.stringify(text)} must be printable ASCII without quotes or backslashes, at most ${max} characters`, text);
+  }
+  return text;
+}
+
+const LOG_DETAIL = ["--log-tcp-sequence", "--log-tcp-options", "--log-ip-options", "--log-uid", "--log-macdecode"];
+
+/** MARK/CONNMARK value and mask: mark = (mark & ~mask) | value (set-mark) or ^ value (set-xmark). */
+function markSet(o: Options, what: string): { value: number; mask?: number } | undefined {
+  const set = o.get("--set-mark") ?? o.get("--set-xmark");
+  const and = o.get("--and-mark");
+  const or = o.get("--or-mark");
+  const xor = o.get("--xor-mark");
+  if (and || xor) fail("import_unsupported", `${what} ${(and ?? xor)!.opt}: the policy sets a value under a mask; AND/XOR of the mark have no equivalent`, (and ?? xor)!.opt);
+  if (or) {
+    const v = parseUint(val(or), "mark", 0xffffffff);
+    return { value: v, mask: v };
+  }
+  if (!set) return undefined;
+  const { value, mask } = parseMarkValue(val(set), "mark");
+  // With every value bit inside the mask, XOR into cleared bits equals OR: both are "set under mask".
+  if (set.opt === "--set-xmark" && mask !== undefined && (value & ~mask) >>> 0 !== 0) {
+    fail("import_unsupported", `--set-xmark ${val(set)} flips bits outside its mask; only setting a value under a mask is supported`, val(set));
+  }
+  return mask === undefined || mask === 0xffffffff ? { value } : { value, mask };
+}
+
+const natTo = (o: OptionValue | undefined, what: string): NonNullable<Extract<ActionObject, { type: "dnat" }>["to"]> => {
+  const text = val(o);
+  if (!o || text === "") fail("import_missing_argument", `${what} needs ${what === "DNAT" ? "--to-destination" : "--to-source"}`, what);
+  // addr, addr:port, addr:lo-hi, [v6]:port; address ranges a-b are not expressible.
+  let addr = text;
+  let port: string | undefined;
+  const v6 = /^\[([^\]]+)\](?::(.+))?$/.exec(text);
+  if (v6) {
+    addr = v6[1]!;
+    port = v6[2];
+  } else if ((text.match(/:/g) ?? []).length === 1) {
+    [addr, port] = text.split(":") as [string, string];
+  }
+  const out: { address?: string; port?: number | string } = {};
+  if (addr !== "") {
+    if (addr.includes("-")) fail("import_unsupported", `${what} to an address range (${addr}) has no equivalent: use one address`, addr);
+    if (!Address.safeParse(addr).success) fail("import_invalid_value", `${addr} is not an address`, addr);
+    out.address = addr;
+  }
+  if (port !== undefined) out.port = natPort(port, what);
+  return out;
+};
+
+function natPort(text: string, what: string): number | string {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  if (!m || Number(m[1]) > 65535 || Number(m[2] ?? 0) > 65535) fail("import_invalid_value", `${text} is not a port or port range for ${what}`, text);
+  return m[2] === undefined ? Number(m[1]) : `${m[1]}-${m[2]}`;
+}
+
+function ignoreFlags(o: Options, d: RuleDraft, flags: string[], why: string): void {
+  for (const f of flags) if (o.has(f)) d.notes.push(`${f} ${why}`);
+}
+
+export const TARGETS: Record<string, TargetSpec> = {
+  ACCEPT: none("accept"),
+  DROP: none("drop"),
+  RETURN: none("return"),
+  NOTRACK: none("notrack"),
+  STEAL: none({ type: "steal" }),
+  SYSRQ: none({ type: "sysrq" }),
+  DELUDE: none({ type: "delude" }),
+  REJECT: {
+    options: { "--reject-with": 1 },
+    build(o) {
+      const w = o.get("--reject-with");
+      if (!w) return { type: "reject" };
+      const type = REJECT_BY_NAME[val(w)];
+      if (!type) fail("import_invalid_value", `--reject-with ${val(w)} is not a known reject type`, val(w));
+      return { type: "reject", with: type };
+    },
+  },
+  LOG: {
+    options: { "--log-prefix": 1, "--log-level": 1, ...Object.fromEntries(LOG_DETAIL.map((k) => [k, 0 as const])) },
+    build(o, d) {
+      const a: Extract<ActionObject, { type: "log" }> = { type: "log" };
+      const prefix = logPrefix(o.get("--log-prefix"), 127);
+      if (prefix !== undefined) a.prefix = prefix;
+      const l = o.get("--log-level");
+      if (l) {
+        const level = LOG_LEVEL_BY_NAME[val(l).toLowerCase()];
+        if (!level) fail("import_invalid_value", `--log-level ${val(l)} is not 0-7 or a syslog level name`, val(l));
+        a.level = level;
+      }
+      ignoreFlags(o, d, LOG_DETAIL, "only adds detail to the log line; not carried over");
+      return a;
+    },
+  },
+  NFLOG: {
+    options: { "--nflog-group": 1, "--nflog-prefix": 1, "--nflog-range": 1, "--nflog-size": 1, "--nflog-threshold": 1 },
+    build(o, d) {
+      const g = o.get("--nflog-group");
+      const a: Extract<ActionObject, { type: "log" }> = { type: "log", group: g ? parseUint(val(g), "NFLOG group", 65535) : 0 };
+      const prefix = logPrefix(o.get("--nflog-prefix"), 64);
+      if (prefix !== undefined) a.prefix = prefix;
+      ignoreFlags(o, d, ["--nflog-range", "--nflog-size", "--nflog-threshold"], "only tunes how much is copied/batched to userspace; not carried over");
+      return a;
+    },
+  },
+  MARK: {
+    options: { "--set-mark": 1, "--set-xmark": 1, "--and-mark": 1, "--or-mark": 1, "--xor-mark": 1 },
+    build(o) {
+      const m = markSet(o, "MARK");
+      if (!m) fail("import_missing_argument", "MARK needs --set-mark or --set-xmark", "MARK");
+      return { type: "mark", ...m };
+    },
+  },
+  CONNMARK: {
+    options: { "--set-mark": 1, "--set-xmark": 1, "--and-mark": 1, "--or-mark": 1, "--xor-mark": 1, "--save-mark": 0, "--restore-mark": 0, "--mask": 1, "--nfmask": 1, "--ctmask": 1 },
+    build(o) {
+      for (const k of ["--mask", "--nfmask", "--ctmask"]) {
+        const x = o.get(k);
+        if (x && parseUint(val(x), "mask", 0xffffffff) !== 0xffffffff) fail("import_unsupported", `CONNMARK ${k} ${val(x)}: only whole-mark save/restore is supported`, val(x));
+      }
+      if (o.has("--save-mark")) return { type: "connmark", op: "save" };
+      if (o.has("--restore-mark")) return { type: "connmark", op: "restore" };
+      const m = markSet(o, "CONNMARK");
+      if (!m) fail("import_missing_argument", "CONNMARK needs --set-mark, --save-mark or --restore-mark", "CONNMARK");
+      if (m.mask !== undefined) fail("import_unsupported", "CONNMARK --set-mark with a mask: the policy sets the whole connection mark", String(m.mask));
+      return { type: "connmark", op: "set", value: m.value };
+    },
+  },
+  ACCOUNT: {
+    options: { "--addr": 1, "--tname": 1 },
+    build(o, d) {
+      const addr = o.get("--addr");
+      const tname = o.get("--tname");
+      if (!addr || !tname) fail("import_missing_argument", "ACCOUNT takes two mandatory parameters: --addr network/netmask and --tname NAME", addr ? "--tname" : "--addr");
+      const name = val(tname);
+      if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(name)) fail("import_invalid_value", `accounting table name ${name} must start with a letter and contain only letters, digits and '_'`, name);
+      const prefix = parseAddress(val(addr), "--addr");
+      const p = prefix.includes("/") ? prefix : `${prefix}/32`;
+      const def = AccountingDef.safeParse({ prefix: p });
+      if (!def.success) fail("import_invalid_value", `ACCOUNT --addr ${val(addr)}: ${def.error.issues[0]?.message ?? "invalid prefix"}`, val(addr));
+      const existing = d.policy.accounting[name];
+      // The manual: a table may be referenced again only with the same address/netmask block.
+      if (existing && existing.prefix !== p) fail("import_conflict", `accounting table ${name} was defined for ${existing.prefix}; ACCOUNT may reuse it only with the same --addr`, val(addr));
+      if (!existing) d.policy.accounting[name] = { prefix: p };
+      return { type: "account", table: name };
+    },
+  },
+  LOGMARK: {
+    options: { "--log-prefix": 1, "--log-level": 1, "--log-nfmark": 0, "--log-ctmark": 0, "--log-secmark": 0 },
+    build(o, d) {
+      const a: Extract<ActionObject, { type: "logmark" }> = { type: "logmark" };
+      const prefix = logPrefix(o.get("--log-prefix"), 29);
+      if (prefix !== undefined) a.prefix = prefix;
+      const l = o.get("--log-level");
+      if (l) a.level = parseUint(val(l), "log level (0-8)", 8);
+      ignoreFlags(o, d, ["--log-nfmark", "--log-ctmark", "--log-secmark"], "selects old-style output fields; LOGMARK events always carry both marks");
+      return a;
+    },
+  },
+  IPMARK: {
+    options: { "--addr": 1, "--and-mask": 1, "--or-mask": 1, "--shift": 1 },
+    build(o) {
+      const addr = val(o.get("--addr"));
+      if (addr !== "src" && addr !== "dst") fail("import_invalid_value", "IPMARK --addr must be src or dst", addr || "IPMARK");
+      const a: Extract<ActionObject, { type: "ipmark" }> = { type: "ipmark", addr };
+      const shift = o.get("--shift");
+      if (shift) a.shift = parseUint(val(shift), "shift", 127);
+      const and = o.get("--and-mask");
+      if (and) a.andMask = parseUint(val(and), "mask", 0xffffffff);
+      const or = o.get("--or-mask");
+      if (or) a.orMask = parseUint(val(or), "mask", 0xffffffff);
+      return a;
+    },
+  },
+  TEE: {
+    options: { "--gateway": 1, "--oif": 1 },
+    build(o) {
+      const g = o.get("--gateway");
+      if (!g) fail("import_missing_argument", "TEE needs --gateway", "TEE");
+      if (o.has("--oif")) fail("import_unsupported", "TEE --oif has no equivalent in the policy schema", "--oif");
+      if (!Address.safeParse(val(g)).success) fail("import_invalid_value", `${val(g)} is not an address`, val(g));
+      if (val(g) === "0.0.0.0" || val(g) === "::") fail("import_invalid_value", `TEE --gateway ${val(g)} is invalid (xtables-addons manual)`, val(g));
+      return { type: "tee", gateway: val(g) };
+    },
+  },
+  RAWDNAT: {
+    options: { "--to-destination": 1 },
+    build(o) {
+      const t = o.get("--to-destination");
+      if (!t) fail("import_missing_argument", "RAWDNAT needs --to-destination addr[/mask]", "RAWDNAT");
+      return { type: "rawdnat", to: parseAddress(val(t), "--to-destination") };
+    },
+  },
+  RAWSNAT: {
+    options: { "--to-source": 1 },
+    build(o) {
+      const t = o.get("--to-source");
+      if (!t) fail("import_missing_argument", "RAWSNAT needs --to-source addr[/mask]", "RAWSNAT");
+      return { type: "rawsnat", to: parseAddress(val(t), "--to-source") };
+    },
+  },
+  CHECKSUM: {
+    options: { "--checksum-fill": 0 },
+    build(o) {
+      if (!o.has("--checksum-fill")) fail("import_missing_argument", "CHECKSUM needs --checksum-fill", "CHECKSUM");
+      return { type: "checksumFill" };
+    },
+  },
+  TARPIT: {
+    options: { "--tarpit": 0, "--honeypot": 0, "--reset": 0 },
+    build(o) {
+      for (const k of ["--honeypot", "--reset"]) if (o.has(k)) fail("import_unsupported", `TARPIT ${k} mode has no equivalent in the policy schema (only the default tarpit mode)`, k);
+      return { type: "tarpit" };
+    },
+  },
+  CHAOS: {
+    options: { "--delude": 0, "--tarpit": 0 },
+    build(o) {
+      if (o.has("--delude") && o.has("--tarpit")) fail("import_syntax", "CHAOS takes one of --delude or --tarpit", "--tarpit");
+      if (o.has("--delude")) return { type: "chaos", mode: "delude" };
+      if (o.has("--tarpit")) return { type: "chaos", mode: "tarpit" };
+      return { type: "chaos" };
+    },
+  },
+  DHCPMAC: {
+    options: { "--set-mac": 1 },
+    build(o) {
+      const m = val(o.get("--set-mac"));
+      if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i.test(m)) fail("import_invalid_value", `DHCPMAC --set-mac needs a MAC address aa:bb:cc:dd:ee:ff[/bits], got ${m || "nothing"}`, m || "DHCPMAC");
+      return { type: "dhcpmac", setMac: m.toLowerCase() };
+    },
+  },
+  CT: {
+    options: { "--notrack": 0, "--helper": 1, "--zone": 1, "--ctevents": 1, "--expevents": 1, "--timeout": 1, "--zone-orig": 1, "--zone-reply": 1 },
+    build(o) {
+      if (!o.has("--notrack") || o.size > 1) {
+        const other = [...o.keys()].find((k) => k !== "--notrack") ?? "CT";
+        fail("import_unsupported", "only CT --notrack has an equivalent in the policy schema", other);
+      }
+      return "notrack";
+    },
+  },
+  MASQUERADE: {
+    options: { "--to-ports": 1, "--random": 0, "--random-fully": 0 },
+    build(o, d) {
+      const p = o.get("--to-ports");
+      ignoreFlags(o, d, ["--random", "--random-fully"], "only changes how source ports are chosen; not carried over");
+      return p ? { type: "masquerade", port: natPort(val(p), "MASQUERADE") } : { type: "masquerade" };
+    },
+  },
+  DNAT: {
+    options: { "--to-destination": 1, "--random": 0, "--persistent": 0 },
+    build(o, d) {
+      ignoreFlags(o, d, ["--random", "--persistent"], "only changes how ports/addresses are chosen; not carried over");
+      return { type: "dnat", to: natTo(o.get("--to-destination"), "DNAT") };
+    },
+  },
+  SNAT: {
+    options: { "--to-source": 1, "--random": 0, "--random-fully": 0, "--persistent": 0 },
+    build(o, d) {
+      ignoreFlags(o, d, ["--random", "--random-fully", "--persistent"], "only changes how ports/addresses are chosen; not carried over");
+      return { type: "snat", to: natTo(o.get("--to-source"), "SNAT") };
+    },
+  },
+  REDIRECT: {
+    options: { "--to-ports": 1, "--random": 0 },
+    build(o, d) {
+      const p = o.get("--to-ports");
+      ignoreFlags(o, d, ["--random"], "only changes how ports are chosen; not carried over");
+      return p ? { type: "redirect", port: natPort(val(p), "REDIRECT") } : { type: "redirect" };
+    },
+  },
+  NETMAP: {
+    options: { "--to": 1 },
+    build(o) {
+      const t = o.get("--to");
+      if (!t) fail("import_missing_argument", "NETMAP needs --to address/prefix", "NETMAP");
+      return { type: "netmap", to: parseAddress(val(t), "--to") };
+    },
+  },
+};
+
+/** Targets that are refused or have no equivalent, with the reason. */
+export const REFUSED_TARGETS: Record<string, { code: "import_refused" | "import_unsupported"; reason: string }> = {
+  MIRROR: { code: "import_refused", reason: `MIRROR ${REFLECTION}` },
+  ECHO: { code: "import_refused", reason: `ECHO ${REFLECTION}` },
+  QUEUE: { code: "import_unsupported", reason: "QUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue" },
+  NFQUEUE: { code: "import_unsupported", reason: "NFQUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue" },
+  ULOG: { code: "import_unsupported", reason: "ULOG was removed from the kernel: use NFLOG" },
+  TCPMSS: { code: "import_unsupported", reason: "TCPMSS (MSS clamping) has no equivalent in the policy schema" },
+  TOS: { code: "import_unsupported", reason: "TOS rewriting has no equivalent in the policy schema" },
+  DSCP: { code: "import_unsupported", reason: "DSCP rewriting has no equivalent in the policy schema" },
+  TTL: { code: "import_unsupported", reason: "TTL rewriting has no equivalent in the policy schema" },
+  CLASSIFY: { code: "import_unsupported", reason: "CLASSIFY has no equivalent in the policy schema" },
+  SECMARK: { code: "import_unsupported", reason: "SECMARK has no equivalent in the policy schema" },
+  SET: { code: "import_unsupported", reason: "ipset SET target: ipset sets are not imported" },
+  MASQ: { code: "import_unsupported", reason: "MASQ is ipchains syntax: in iptables use -t nat -A POSTROUTING ... -j MASQUERADE" },
+};

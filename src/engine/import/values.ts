@@ -1,0 +1,107 @@
+// Parsing of iptables argument values into schema values: addresses, ports, marks, rates,
+// numbers, interface names. Each parser throws an ImportLineError naming the token.
+import { parsePrefix, hasHostBits, ipv4Network } from "../net/address.ts";
+import { Interface, RATE_UNITS } from "../policy/index.ts";
+import { fail } from "./cursor.ts";
+import { SERVICES } from "./vocab.ts";
+
+export type Family = "ipv4" | "ipv6";
+
+/** `10.0.0.0/8`, `10.0.0.0/255.0.0.0`, `1.2.3.4`, comma lists. Host names are not resolved. */
+export function parseAddressList(text: string, option: string): string[] {
+  const items = text.split(",");
+  return items.map((item) => parseAddress(item, option));
+}
+
+export function parseAddress(item: string, option: string): string {
+  if (item === "") fail("import_invalid_value", `empty address in ${option}`, option);
+  const slash = item.indexOf("/");
+  let text = item;
+  if (slash >= 0 && item.slice(slash + 1).includes(".")) {
+    const bits = dottedMaskBits(item.slice(slash + 1));
+    if (bits === null) fail("import_invalid_value", `${item}: the netmask is not contiguous`, item);
+    text = `${item.slice(0, slash)}/${bits}`;
+  }
+  const p = parsePrefix(text);
+  if (!p) {
+    const why = /^[A-Za-z]/.test(item) ? " (host names are not resolved: write the address)" : "";
+    fail("import_invalid_value", `${item} is not an IPv4/IPv6 address or prefix${why}`, item);
+  }
+  // iptables masks host bits away (10.1.2.3/8 means 10.0.0.0/8); nft refuses them, so do the same here.
+  if (p.family === "ipv4" && hasHostBits(p)) return `${ipv4Network(p)}/${p.length}`;
+  // A full-length prefix is one host: written as the address, as iptables-save's /32 means.
+  if (p.length === (p.family === "ipv4" ? 32 : 128)) return p.address;
+  return `${p.address}/${p.length}`;
+}
+
+function dottedMaskBits(mask: string): number | null {
+  const p = parsePrefix(mask);
+  if (!p || p.family !== "ipv4" || mask.includes("/")) return null;
+  const n = mask.split(".").reduce((acc, o) => (acc * 256 + Number(o)) >>> 0, 0);
+  const bits = n.toString(2).padStart(32, "0");
+  const ones = bits.indexOf("0") < 0 ? 32 : bits.indexOf("0");
+  return /^1*0*$/.test(bits) ? ones : null;
+}
+
+export function familyOf(address: string): Family | null {
+  return parsePrefix(address)?.family ?? null;
+}
+
+export function parsePort(text: string, option: string): number {
+  if (/^\d{1,5}$/.test(text)) {
+    const n = Number(text);
+    if (n <= 65535) return n;
+  }
+  const named = SERVICES[text];
+  if (named !== undefined) return named;
+  return fail("import_invalid_value", `${text} is not a port number (0-65535) or a known service name`, text);
+}
+
+/** `22`, `1000:2000`, `:1024`, `1024:` -> 22 | "1000-2000". */
+export function parsePortItem(text: string, option: string): number | string {
+  const colon = text.indexOf(":");
+  if (colon < 0) return parsePort(text, option);
+  const lo = colon === 0 ? 0 : parsePort(text.slice(0, colon), option);
+  const hi = colon === text.length - 1 ? 65535 : parsePort(text.slice(colon + 1), option);
+  if (lo > hi) fail("import_invalid_value", `port range ${text} is reversed`, text);
+  return `${lo}-${hi}`;
+}
+
+export function parsePortList(text: string, option: string): Array<number | string> {
+  const items = text.split(",");
+  if (items.length > 15) fail("import_invalid_value", `multiport takes at most 15 ports, got ${items.length}`, text);
+  return items.map((p) => parsePortItem(p, option));
+}
+
+export function parseUint(text: string, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  const n = /^0x[0-9a-f]+$/i.test(text) ? parseInt(text, 16) : /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n > max) fail("import_invalid_value", `${text} is not a valid ${what}`, text);
+  return n;
+}
+
+/** `0x10/0xff` or `16` -> value and optional mask. */
+export function parseMarkValue(text: string, what: string): { value: number; mask?: number } {
+  const [v, m, extra] = text.split("/");
+  if (extra !== undefined) fail("import_invalid_value", `${text} is not a valid ${what}`, text);
+  const value = parseUint(v ?? "", what, 0xffffffff);
+  if (m === undefined) return { value };
+  return { value, mask: parseUint(m, `${what} mask`, 0xffffffff) };
+}
+
+/** `1/second`, `1/s`, `3/min`, `5/hour`, `10/day`; iptables also allows the bare number (per second). */
+export function parseRate(text: string, option: string): string {
+  const m = /^(\d{1,9})(?:\/(s|sec|second|m|min|minute|h|hour|d|day))?$/.exec(text);
+  if (!m) fail("import_invalid_value", `${text} is not a rate like 5/second`, text);
+  const count = Number(m[1]);
+  if (count < 1) fail("import_invalid_value", `${option} ${text}: the rate must be at least 1`, text);
+  const unit = m[2] ?? "s";
+  const per = RATE_UNITS.find((u) => u.startsWith(unit[0]!))!;
+  return `${count}/${per}`;
+}
+
+/** iptables' `+` wildcard becomes the schema's `*`. */
+export function parseInterface(text: string, option: string): string {
+  const name = text.endsWith("+") ? `${text.slice(0, -1)}*` : text;
+  if (!Interface.safeParse(name).success) fail("import_invalid_value", `${text} is not a valid interface name`, text);
+  return name;
+}
