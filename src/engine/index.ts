@@ -17,3 +17,6 @@ export { expandPolicy, presetNames } from "./expand/index.ts";
 export * as nft from "./nft/index.ts";
 export * as driver from "./driver/index.ts";
 export { NftError, type NftErrorCode, type DriverOptions, type Capabilities } from "./driver/index.ts";
+// Importers: iptables scripts, iptables-save and ipmasqadm -> policy + per-line report (import/).
+export { importPolicy, formatImportReport } from "./import/index.ts";
+export type { ImportReportLine, ImportFormat, ImportResult } from "./import/index.ts";
