@@ -124,12 +124,12 @@ test("a set at its size limit gives set_full with the set's name and size, not '
 test("incremental: one chain rewritten and elements added/removed, other state kept", async () => {
   await apply(replaceTables([def(["192.0.2.1"])]), opts());
   const chain = def([]).chains[0]!;
-  const tx = replaceChain({ ...chain, policy: "accept" }, [{ kind: "rule", ...T, chain: "input", body: "tcp dport 22 accept", comment: "ssh" }]);
+  const tx = replaceChain({ ...chain, policy: "accept" }, [{ kind: "rule", ...T, chain: "input", body: "tcp dport { 22, 443 } ct state { new, untracked } accept", comment: "ssh" }]);
   tx.add({ kind: "element", ...T, set: "bans", elements: [{ key: "192.0.2.9" }] });
   tx.delete({ kind: "element", ...T, set: "bans", elements: [{ key: "192.0.2.1" }] });
   await apply(tx, opts());
   const text = await palisadeText();
-  assert.match(text, /tcp dport 22 accept comment "ssh"/);
+  assert.match(text, /tcp dport \{ 22, 443 \} ct state \{ new, untracked \} accept comment "ssh"/);
   assert.doesNotMatch(text, /@bans drop/);
   assert.deepEqual((await readSet("inet", "palisade", "bans", opts())).elements.map((e) => e.key), ["192.0.2.9"]);
 });

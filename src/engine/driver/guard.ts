@@ -34,9 +34,9 @@ function forbiddenAt(line: number, col: number, why: string): NftError {
 }
 
 // One pass over the text with charCodeAt and no token objects inside braces: a 1M-element
-// set (13 MB of text) is checked in well under 100 ms. Words are only collected at brace
-// depth 0, where statements start; inside a `{ }` block nothing can leave the table the
-// statement named.
+// set (13 MB of text) is checked in well under 100 ms. Statements end where nft ends them:
+// at a newline or ';' outside braces. Words are only collected at brace depth 0; inside a
+// `{ }` block nothing can leave the table the statement named.
 const NL = 10, SEMI = 59, QUOTE = 34, HASH = 35, BSLASH = 92, LBRACE = 123, RBRACE = 125, COMMA = 44;
 const IN_BLOCK = /["#\\{}\n]/g;
 function isSpace(c: number): boolean {
@@ -103,8 +103,6 @@ function scan(text: string, onStatement: (words: Word[], line: number) => void):
       depth--;
       if (depth < 0) throw forbiddenAt(line, i - lineStart + 1, "has an unbalanced '}'");
       i++;
-      // A block closes a statement: `table a { } table b { }` is two statements to us.
-      if (depth === 0) end();
       continue;
     }
     if (depth > 0) {
@@ -151,6 +149,11 @@ export function tablesTouched(text: string): TouchedTable[] {
     if (first.text === "table") {
       object = "table";
       i = 1;
+      // nft ends a command only at a newline or ';' (a `}` does not), and refuses
+      // `table a { } table b { }` as a syntax error. We refuse any word after the
+      // table's name too, so no second command can hide behind a block.
+      const extra = st.length - (st[1] && (FAMILIES as readonly string[]).includes(st[1].text) ? 3 : 2);
+      if (extra > 0) throw forbiddenAt(line, first.col, "has words after a table block; put each command on its own line");
     } else if (VERBS.has(first.text)) {
       const obj = st[1];
       if (!obj || obj.quoted || !OBJECTS.has(obj.text)) {

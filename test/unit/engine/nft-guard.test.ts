@@ -17,10 +17,13 @@ table ip palisade_nat {
 add element inet palisade s { 1.2.3.4,
   5.6.7.8 }
 flush set inet palisade s ; delete table palisade_x
+add rule inet palisade input tcp dport { 22, 80 } ct state { new, untracked } accept
+add rule inet palisade input ip saddr vmap { 192.0.2.1 : drop, 192.0.2.2 : accept } counter
+add rule inet palisade input ip saddr { 192.0.2.3 } add @s { ip saddr } comment "x"
 `;
   assert.deepEqual(
     tablesTouched(text).map((t) => `${t.family} ${t.name}`),
-    ["inet palisade", "ip palisade_nat", "inet palisade", "inet palisade", "ip palisade_x"],
+    ["inet palisade", "ip palisade_nat", "inet palisade", "inet palisade", "ip palisade_x", "inet palisade", "inet palisade", "inet palisade"],
   );
 });
 
@@ -30,7 +33,6 @@ test("foreign tables are refused however they are spelled", () => {
     "flush table ip filter\n",
     "delete table inet nat\n",
     "table inet palisade { }\ntable inet other { }\n",
-    "table inet palisade { } table inet other { }\n",
     "add table inet palisade ; add table ip other\n",
     "add rule ip filter INPUT accept\n",
     'add table inet "palisade"\n',
@@ -56,6 +58,8 @@ test("commands the driver never sends are refused", () => {
     "table inet palisade {\n",
     'add table inet palisade { comment "open\n',
     "{ }\n",
+    "table inet palisade { } table inet other { }\n",
+    "table inet palisade { } ; table inet other { }\n",
   ]) {
     assert.throws(() => tablesTouched(text), (e: unknown) => e instanceof NftError && (e.code === "forbidden_command" || e.code === "foreign_table"), text);
   }
