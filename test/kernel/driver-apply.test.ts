@@ -163,3 +163,26 @@ test("foreign tables are refused before nft runs and never changed by anything a
   assert.match(tables, /table inet other/);
   assert.match(tables, /table ip filter/);
 });
+
+test("maps read back with keys and values in nft syntax", async () => {
+  const d: TableDefinition = {
+    table: { kind: "table", family: "inet", name: "palisade" },
+    sets: [
+      { kind: "map", ...T, name: "dispatch", type: ["ipv4_addr", "inet_service"], map: "verdict", elements: [{ key: "192.0.2.1 . 22", value: "jump ssh" }, { key: "192.0.2.2 . 80", value: "drop" }] },
+      { kind: "map", ...T, name: "marks", type: "ipv4_addr", map: "mark", flags: ["interval"], elements: [{ key: "198.51.100.0/24", value: "0x10" }] },
+    ],
+    chains: [{ kind: "chain", ...T, name: "ssh" }, { kind: "chain", ...T, name: "input", type: "filter", hook: "input", priority: 0 }],
+    rules: [
+      { kind: "rule", ...T, chain: "input", body: "ip saddr . tcp dport vmap @dispatch" },
+      { kind: "rule", ...T, chain: "input", body: "meta mark set ip saddr map @marks" },
+    ],
+  };
+  await apply(replaceTables([d]), opts());
+  const m = await readSet("inet", "palisade", "dispatch", { ...opts(), kind: "map" });
+  assert.equal(m.kind, "map");
+  assert.equal(m.map, "verdict");
+  assert.deepEqual(m.type, ["ipv4_addr", "inet_service"]);
+  assert.deepEqual(m.elements.map((e) => [e.key, e.value]).sort(), [["192.0.2.1 . 22", "jump ssh"], ["192.0.2.2 . 80", "drop"]]);
+  const marks = await readSet("inet", "palisade", "marks", { ...opts(), kind: "map" });
+  assert.deepEqual(marks.elements.map((e) => [e.key, e.value]), [["198.51.100.0/24", "16"]]);
+});
