@@ -70,26 +70,48 @@ function rejectStatement(a: Extract<ActionObject, { type: "reject" }>, fam: Fam 
 /**
  * IPMARK: mark = ((address >> shift) & andMask) | orMask, the address read as a number
  * in network ("human") order: 192.168.0.1 = 0xc0a80001. nft 1.0.6 refuses `ip saddr`
- * as a mark value (address type), so the address is read as raw network-header bits,
- * which are a plain integer. For IPv6 the low 32 bits of (address >> shift) are the 32
- * bits ending `shift` bits before the end of the address.
+ * as a mark value (address type), so the address is read as raw network-header bits
+ * (`@nh,OFFSET,32`, a plain integer). Measured on nft 1.0.6 + kernel 6.18:
+ *  - a raw load followed only by `&`/`|` goes into the mark WITHOUT network-to-host
+ *    conversion (the mark comes out byte-swapped); a shift makes nft insert `ntoh`;
+ *  - the kernel refuses a shift by 0, and unaligned or shorter-than-32-bit loads do
+ *    not evaluate to the right width.
+ * So: with a shift, one rule `@nh,O,32 >> S & A | O`. Without one (IPv4 shift 0, IPv6
+ * windows on byte boundaries), `>> 1 << 1` forces the conversion and a second rule puts
+ * the lowest bit back: `@nh,LSB,1 1 meta mark set meta mark | 1`. IPv6 shifts above 96
+ * load the top 32 bits and shift by the rest; other IPv6 shifts must be multiples of 8.
  */
-function ipmarkStatement(a: Extract<ActionObject, { type: "ipmark" }>, fam: Fam, ctx: Ctx, path: Path): string | undefined {
+function ipmarkStatements(a: Extract<ActionObject, { type: "ipmark" }>, fam: Fam, ctx: Ctx, path: Path): string[][] {
   const shift = a.shift ?? 0;
-  let expr: string;
+  const and = a.andMask === undefined ? "" : ` & ${hex(a.andMask)}`;
+  const or = a.orMask === undefined ? "" : ` | ${hex(a.orMask)}`;
+  let offset: number;
+  let rest: number;
   if (fam === "ipv4") {
     if (shift > 31) {
       ctx.error([...path, "shift"], "nft_ipmark_shift", "an IPv4 address has 32 bits; shift must be below 32");
-      return undefined;
+      return [];
     }
-    expr = `@nh,${a.addr === "src" ? 96 : 128},32${shift ? ` >> ${shift}` : ""}`;
+    offset = a.addr === "src" ? 96 : 128;
+    rest = shift;
   } else {
     const base = a.addr === "src" ? 64 : 192;
-    expr = shift <= 96 ? `@nh,${base + 96 - shift},32` : `@nh,${base},${128 - shift}`;
+    if (shift > 96) {
+      offset = base;
+      rest = shift - 96;
+    } else if (shift % 8 === 0) {
+      offset = base + 96 - shift;
+      rest = 0;
+    } else {
+      ctx.error([...path, "shift"], "nft_ipmark_shift", "IPMARK on IPv6 with nftables needs a shift that is a multiple of 8 or above 96 (nft 1.0.6 cannot load an unaligned 32-bit window); the iptables target (xtables-addons IPMARK) supports any shift");
+      return [];
+    }
   }
-  if (a.andMask !== undefined) expr += ` & ${hex(a.andMask)}`;
-  if (a.orMask !== undefined) expr += ` | ${hex(a.orMask)}`;
-  return `meta mark set ${expr}`;
+  if (rest > 0) return [[`meta mark set @nh,${offset},32 >> ${rest}${and}${or}`]];
+  const andMask = a.andMask ?? 0xffffffff;
+  const first = [`meta mark set @nh,${offset},32 >> 1 << 1${a.andMask === undefined ? "" : ` & ${hex((andMask & ~1) >>> 0)}`}${or}`];
+  const lowBitKept = (andMask & 1) === 1 && ((a.orMask ?? 0) & 1) === 0;
+  return lowBitKept ? [first, [`@nh,${offset + 31},1 1`, "meta mark set meta mark | 0x00000001"]] : [first];
 }
 
 /**
@@ -154,11 +176,8 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
       return [[`ct mark set ${hex(a.value)}`]];
     case "account":
       return accountRules(a.table, ctx, [...path, "table"]);
-    case "ipmark": {
-      if (!fam) return [];
-      const s = ipmarkStatement(a, fam, ctx, path);
-      return s ? [[s]] : [];
-    }
+    case "ipmark":
+      return fam ? ipmarkStatements(a, fam, ctx, path) : [];
     case "tee":
       ctx.error(
         path,
