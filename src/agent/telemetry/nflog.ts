@@ -1,0 +1,142 @@
+// Decoding NFLOG packets as tcpdump writes them (`-w -`, pcap link type 239,
+// LINKTYPE_NFLOG): a 4-byte header (family, version, resource id = the log group), then
+// TLVs whose length and type are in HOST byte order and whose values are in NETWORK
+// byte order, each padded to 4 bytes. Pure functions; logs.ts feeds them.
+
+import type { LogEventMsg } from "./batch.ts";
+
+export const LINKTYPE_NFLOG = 239;
+
+const NFULA_MARK = 2;
+const NFULA_TIMESTAMP = 3;
+const NFULA_IFINDEX_INDEV = 4;
+const NFULA_IFINDEX_OUTDEV = 5;
+const NFULA_PAYLOAD = 9;
+const NFULA_PREFIX = 10;
+
+export interface NflogPacket {
+  group: number;
+  family: number;
+  mark: number;
+  indev?: number;
+  outdev?: number;
+  prefix: string;
+  /** From NFULA_TIMESTAMP when present, else the pcap record time. */
+  unixMs: number;
+  payload?: Buffer;
+}
+
+export function decodeNflog(data: Buffer, pcapMs: number, littleEndian: boolean): NflogPacket | undefined {
+  if (data.length < 4) return undefined;
+  const pkt: NflogPacket = { family: data[0]!, group: data.readUInt16BE(2), mark: 0, prefix: "", unixMs: pcapMs };
+  let off = 4;
+  while (off + 4 <= data.length) {
+    const len = littleEndian ? data.readUInt16LE(off) : data.readUInt16BE(off);
+    const type = (littleEndian ? data.readUInt16LE(off + 2) : data.readUInt16BE(off + 2)) & 0x7fff;
+    if (len < 4 || off + len > data.length) break;
+    const v = data.subarray(off + 4, off + len);
+    switch (type) {
+      case NFULA_MARK:
+        if (v.length >= 4) pkt.mark = v.readUInt32BE(0);
+        break;
+      case NFULA_IFINDEX_INDEV:
+        if (v.length >= 4) pkt.indev = v.readUInt32BE(0);
+        break;
+      case NFULA_IFINDEX_OUTDEV:
+        if (v.length >= 4) pkt.outdev = v.readUInt32BE(0);
+        break;
+      case NFULA_PREFIX: {
+        const nul = v.indexOf(0);
+        pkt.prefix = v.subarray(0, nul < 0 ? v.length : nul).toString("utf8");
+        break;
+      }
+      case NFULA_TIMESTAMP:
+        if (v.length >= 16) pkt.unixMs = Number(v.readBigUInt64BE(0)) * 1000 + Math.floor(Number(v.readBigUInt64BE(8)) / 1000);
+        break;
+      case NFULA_PAYLOAD:
+        pkt.payload = Buffer.from(v);
+        break;
+    }
+    off += (len + 3) & ~3;
+  }
+  return pkt;
+}
+
+const PROTO: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp", 136: "udplite" };
+
+function ipv6Text(b: Buffer): string {
+  const parts: string[] = [];
+  for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(i).toString(16));
+  // Compress the longest run of zero groups.
+  let best = -1, bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (parts[i] !== "0") { i++; continue; }
+    let j = i;
+    while (j < 8 && parts[j] === "0") j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  if (bestLen < 2) return parts.join(":");
+  return `${parts.slice(0, best).join(":")}::${parts.slice(best + bestLen).join(":")}`;
+}
+
+/** Addresses, protocol, ports and length from an IPv4/IPv6 packet. */
+export function decodeIp(p: Buffer | undefined): Pick<LogEventMsg, "saddr" | "daddr" | "protocol" | "sport" | "dport" | "length"> {
+  const out = { saddr: "", daddr: "", protocol: "", sport: 0, dport: 0, length: 0 };
+  if (!p || p.length < 1) return out;
+  const v = p[0]! >> 4;
+  let proto = -1;
+  let l4 = -1;
+  if (v === 4 && p.length >= 20) {
+    out.length = p.readUInt16BE(2);
+    proto = p[9]!;
+    out.saddr = [...p.subarray(12, 16)].join(".");
+    out.daddr = [...p.subarray(16, 20)].join(".");
+    const fragOffset = p.readUInt16BE(6) & 0x1fff;
+    if (fragOffset === 0) l4 = (p[0]! & 15) * 4;
+  } else if (v === 6 && p.length >= 40) {
+    out.length = p.readUInt16BE(4) + 40;
+    proto = p[6]!;
+    out.saddr = ipv6Text(p.subarray(8, 24));
+    out.daddr = ipv6Text(p.subarray(24, 40));
+    l4 = 40;
+  }
+  if (proto >= 0) out.protocol = PROTO[proto] ?? String(proto);
+  if (l4 >= 0 && (proto === 6 || proto === 17 || proto === 132 || proto === 136) && p.length >= l4 + 4) {
+    out.sport = p.readUInt16BE(l4);
+    out.dport = p.readUInt16BE(l4 + 2);
+  }
+  return out;
+}
+
+/** Incremental pcap stream reader: feed chunks, get records. */
+export class PcapStream {
+  private buf: Buffer = Buffer.alloc(0);
+  private le: boolean | undefined;
+  private nanos = false;
+  linktype: number | undefined;
+
+  push(chunk: Buffer, onRecord: (data: Buffer, unixMs: number, littleEndian: boolean) => void): void {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.le === undefined) {
+      if (this.buf.length < 24) return;
+      const magic = this.buf.readUInt32LE(0);
+      if (magic === 0xa1b2c3d4 || magic === 0xa1b23c4d) this.le = true;
+      else if (this.buf.readUInt32BE(0) === 0xa1b2c3d4 || this.buf.readUInt32BE(0) === 0xa1b23c4d) this.le = false;
+      else throw new Error("not a pcap stream");
+      this.nanos = (this.le ? magic : this.buf.readUInt32BE(0)) === 0xa1b23c4d;
+      this.linktype = this.le ? this.buf.readUInt32LE(20) : this.buf.readUInt32BE(20);
+      this.buf = this.buf.subarray(24);
+    }
+    const le = this.le;
+    const u32 = (o: number) => (le ? this.buf.readUInt32LE(o) : this.buf.readUInt32BE(o));
+    while (this.buf.length >= 16) {
+      const incl = u32(8);
+      if (this.buf.length < 16 + incl) break;
+      const ms = u32(0) * 1000 + Math.floor(u32(4) / (this.nanos ? 1_000_000 : 1000));
+      // NFLOG TLV headers are in the capturing host's order, which is the pcap file's order.
+      onRecord(this.buf.subarray(16, 16 + incl), ms, le);
+      this.buf = this.buf.subarray(16 + incl);
+    }
+  }
+}
