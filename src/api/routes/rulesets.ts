@@ -2,8 +2,8 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { recordAudit } from "../audit.ts";
-import { isUniqueViolation } from "../db/client.ts";
-import { conflict, errorResponses, notFound } from "../errors.ts";
+import { conflictOnUnique } from "../db/client.ts";
+import { errorResponses, notFound } from "../errors.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { iso, Name, Timestamp } from "../schemas.ts";
 import type { Ruleset as RulesetRow } from "../../generated/prisma/client.ts";
@@ -41,10 +41,7 @@ export const rulesetRoutes: FastifyPluginAsyncZod = async (app) => {
           await recordAudit(tx, req.actor, "ruleset.create", `ruleset:${r.name}`, { description: r.description });
           return r;
         })
-        .catch((err: unknown) => {
-          if (isUniqueViolation(err)) throw conflict(`ruleset "${req.body.name}" already exists`, [{ path: "/name", code: "taken", message: "names are unique" }]);
-          throw err;
-        });
+        .catch(conflictOnUnique(`ruleset "${req.body.name}" already exists`));
       return reply.status(201).send(rulesetView(created));
     },
   );

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { recordAudit } from "../audit.ts";
-import { isUniqueViolation } from "../db/client.ts";
+import { conflictOnUnique } from "../db/client.ts";
 import { hashSecret, newSecret, ROLES } from "../auth.ts";
 import { conflict, errorResponses, notFound } from "../errors.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
@@ -44,10 +44,7 @@ export const tokenRoutes: FastifyPluginAsyncZod = async (app) => {
           await recordAudit(tx, req.actor, "token.create", `token:${t.name}`, { id: t.id, role: t.role });
           return t;
         })
-        .catch((err: unknown) => {
-          if (isUniqueViolation(err)) throw conflict(`a token named "${req.body.name}" already exists`, [{ path: "/name", code: "taken", message: "names are unique" }]);
-          throw err;
-        });
+        .catch(conflictOnUnique(`a token named "${req.body.name}" already exists`));
       return reply.status(201).send({ ...tokenView(t), token: secret });
     },
   );

@@ -56,11 +56,15 @@ const summaryView = (v: VersionRow): z.infer<typeof VersionSummary> => ({
   createdAt: iso(v.createdAt),
 });
 
+async function requireRuleset(db: Db, name: string): Promise<void> {
+  if (!(await db.ruleset.count({ where: { name } }))) throw notFound(`ruleset "${name}"`);
+}
+
 async function findVersion(db: Db, name: string, number: number): Promise<VersionRow> {
   const v = await db.rulesetVersion.findFirst({ where: { number, ruleset: { name } }, include: { ruleset: { select: { name: true } } } });
   if (v) return v;
-  const exists = await db.ruleset.count({ where: { name } });
-  throw notFound(exists ? `version ${number} of ruleset "${name}"` : `ruleset "${name}"`);
+  await requireRuleset(db, name);
+  throw notFound(`version ${number} of ruleset "${name}"`);
 }
 
 /** A stored document as a Policy; re-validated in case the engine's rules moved on since. */
@@ -88,7 +92,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (req, reply) => {
       const { name } = req.params;
-      if (!(await app.db.ruleset.count({ where: { name } }))) throw notFound(`ruleset "${name}"`);
+      await requireRuleset(app.db, name);
       const { policy, warnings } = requireValidPolicy(req.body);
       const checksum = policyChecksum(policy);
       const message = req.body.message ?? req.query.message ?? "";
@@ -112,7 +116,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (req) => {
       const { name } = req.params;
-      if (!(await app.db.ruleset.count({ where: { name } }))) throw notFound(`ruleset "${name}"`);
+      await requireRuleset(app.db, name);
       const before = decodeCursor(req.query.cursor, z.tuple([z.number().int()]));
       const rows = await app.db.rulesetVersion.findMany({
         where: { ruleset: { name }, ...(before ? { number: { lt: before[0] } } : {}) },
