@@ -1,0 +1,70 @@
+// The TelemetryBatch the gRPC stream hands to ingestTelemetry, validated and normalised
+// (proto-loader camelCase; uint64 as number, string, bigint or Long; missing repeated
+// fields as empty). A batch that fails here is refused whole: nothing of it is stored.
+import { isIP } from "node:net";
+import { z } from "zod";
+import { TelemetryError } from "./errors.ts";
+import { U63 } from "./u64.ts";
+
+/** Stored address of a table's unattributed remainder (the agent sends ip ""). */
+export const UNATTRIBUTED = "0.0.0.0/0";
+
+const Name = z.string().min(1).max(128);
+const u32 = z.coerce.number().int().min(0).max(0xffffffff).default(0);
+const text = (max: number) => z.string().max(max).default("");
+
+const Accounting = z.object({
+  table: Name,
+  ip: z.string().max(45).refine((s) => s === "" || isIP(s) !== 0, "an IPv4/IPv6 address, or empty for the unattributed remainder"),
+  srcBytes: U63,
+  srcPackets: U63,
+  dstBytes: U63,
+  dstPackets: U63,
+});
+
+const Quota = z.object({
+  name: Name,
+  mode: z.enum(["bytes", "packets"]).default("bytes"),
+  limit: U63,
+  used: U63,
+  grow: z.boolean().default(false),
+});
+
+const CounterDelta = z.object({ name: Name, bytes: U63, packets: U63 });
+
+const LogEvent = z.object({
+  unixMs: U63,
+  prefix: text(64),
+  level: z.coerce.number().int().min(0).max(8).default(4),
+  mark: u32,
+  ctmark: u32,
+  iif: text(16),
+  oif: text(16),
+  saddr: text(45),
+  daddr: text(45),
+  protocol: text(16),
+  sport: u32,
+  dport: u32,
+  length: u32,
+});
+
+export const IncomingBatch = z.object({
+  epoch: z.string().min(1).max(128),
+  seq: U63,
+  takenAtUnixMs: U63,
+  accounting: z.array(Accounting).nullish().transform((a) => a ?? []),
+  quotas: z.array(Quota).nullish().transform((a) => a ?? []),
+  counters: z.array(CounterDelta).nullish().transform((a) => a ?? []),
+  logs: z.array(LogEvent).nullish().transform((a) => a ?? []),
+});
+export type IncomingBatch = z.input<typeof IncomingBatch>;
+export type Batch = z.output<typeof IncomingBatch>;
+
+export function parseBatch(raw: unknown): Batch {
+  const r = IncomingBatch.safeParse(raw);
+  if (!r.success) {
+    const details = r.error.issues.slice(0, 20).map((i) => ({ path: `/${i.path.join("/")}`, message: i.message }));
+    throw new TelemetryError("invalid_batch", `telemetry batch refused: ${details.map((d) => `${d.path}: ${d.message}`).join("; ")}`, details);
+  }
+  return r.data;
+}

@@ -1,0 +1,34 @@
+// Redis pub/sub channels the telemetry code uses. Messages are JSON.
+//
+// palisade:host:<hostId>  — to whichever replica holds that host's agent stream. The
+//   holder forwards each message to the agent as a ServerMessage. Shape (by `type`):
+//     { "type": "quota_reset", "requestId": "<uuid>", "name": "<quota name>" }
+//       -> ServerMessage{ quota_reset: QuotaReset{ request_id, name } }
+//   The agent answers with AgentMessage{ quota_reset: QuotaResetResult }, which the
+//   stream handler passes to recordQuotaReset(). A request published while no stream
+//   is up stays `pending`; the stream handler may replay pendingQuotaResets(hostId)
+//   when the agent connects.
+//
+// palisade:logs — every stored log event, after its batch committed (GET /v1/logs/stream).
+
+export const hostChannel = (hostId: string) => `palisade:host:${hostId}`;
+export const LOGS_CHANNEL = "palisade:logs";
+
+export interface QuotaResetMessage {
+  type: "quota_reset";
+  requestId: string;
+  name: string;
+}
+
+/** One log event as the API lists and streams it. */
+export interface LogEventView {
+  id: string;
+  at: string;
+  hostId: string;
+  host: string;
+  prefix: string;
+  level: number;
+  mark: number | null;
+  ctmark: number | null;
+  fields: Record<string, string | number>;
+}

@@ -1,0 +1,169 @@
+// Telemetry ingest against real Postgres and Redis: exactly once per (host, epoch, seq)
+// (resends, out-of-order seqs, the same batch on two connections at once), totals that
+// equal the sum of the deltas, the unattributed remainder, quotas, counters, log
+// events (stored and published), 64-bit values, and refusals that store nothing.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Redis } from "ioredis";
+import { createDb, type Db } from "../../src/api/db/client.ts";
+import { LOGS_CHANNEL, type LogEventView } from "../../src/api/telemetry/channels.ts";
+import { TelemetryError } from "../../src/api/telemetry/errors.ts";
+import { ingestTelemetry } from "../../src/api/telemetry/ingest.ts";
+import { addressTotals } from "../../src/api/telemetry/queries.ts";
+import { createTestDatabase, sql, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
+import { batch, expectedTotals, makeHost, rng } from "./telemetry-support.ts";
+
+let database: TestDatabase;
+let db: Db;
+let db2: Db;
+let redis: Redis;
+before(async () => {
+  database = await createTestDatabase();
+  db = createDb(database.url);
+  db2 = createDb(database.url);
+  redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+});
+after(async () => {
+  await db?.$disconnect();
+  await db2?.$disconnect();
+  redis?.disconnect();
+  await database?.drop();
+});
+
+const num = (v: unknown) => (typeof v === "string" ? Number(v) : (v as number));
+async function rawTotals(hostId: string, table: string) {
+  const rows = await sql<{ ip: string; sb: string; sp: string; db: string; dp: string }>(
+    database.url,
+    `SELECT CASE WHEN address = '0.0.0.0/0'::inet THEN '' ELSE host(address) END AS ip, sum(src_bytes)::text sb, sum(src_packets)::text sp, sum(dst_bytes)::text db, sum(dst_packets)::text dp
+     FROM accounting_samples WHERE host_id = $1 AND table_name = $2 GROUP BY 1`,
+    [hostId, table],
+  );
+  return new Map(rows.map((r) => [r.ip, [Number(r.sb), Number(r.sp), Number(r.db), Number(r.dp)]]));
+}
+
+describe("telemetry ingest", () => {
+  test("the same batch twice is stored once and acknowledged both times", async () => {
+    const host = await makeHost(db, "ingest-dup");
+    const b = batch("e1", 1, Date.now(), [{ table: "lan", ip: "10.0.0.1", srcBytes: 100, srcPackets: 1, dstBytes: 0, dstPackets: 0 }], {
+      counters: [{ name: "c1", bytes: 10, packets: 1 }],
+    });
+    const first = await ingestTelemetry({ db }, host, b);
+    const second = await ingestTelemetry({ db }, host, b);
+    assert.equal(first.duplicate, false);
+    assert.equal(second.duplicate, true);
+    assert.deepEqual([second.epoch, second.seq], ["e1", "1"], "the duplicate is acknowledged with its own epoch and seq");
+    assert.deepEqual([...(await rawTotals(host, "lan"))], [["10.0.0.1", [100, 1, 0, 0]]]);
+    const [c] = await sql<{ bytes: string }>(database.url, `SELECT bytes::text FROM counter_totals WHERE host_id = $1 AND name = 'c1'`, [host]);
+    assert.equal(c?.bytes, "10");
+    // Another epoch (new agent state dir) with the same seq is a different batch.
+    assert.equal((await ingestTelemetry({ db }, host, { ...b, epoch: "e2" })).duplicate, false);
+    assert.deepEqual([...(await rawTotals(host, "lan"))], [["10.0.0.1", [200, 2, 0, 0]]]);
+  });
+
+  test("out-of-order seqs and resends in any order add up to the sum of the deltas", async () => {
+    const host = await makeHost(db, "ingest-order");
+    const rand = rng(7);
+    const ips = ["10.1.0.1", "10.1.0.2", "10.1.0.3", ""];
+    const batches = Array.from({ length: 30 }, (_, i) =>
+      batch("ep", i + 1, Date.now() - 3600_000 + i * 1000, ips.filter(() => rand() < 0.8).map((ip) => ({
+        table: "lan", ip, srcBytes: Math.floor(rand() * 1e6), srcPackets: Math.floor(rand() * 1000), dstBytes: Math.floor(rand() * 1e6), dstPackets: Math.floor(rand() * 1000),
+      }))),
+    );
+    // Every batch sent 1-3 times, shuffled.
+    const sends = batches.flatMap((b) => Array.from({ length: 1 + Math.floor(rand() * 3) }, () => b));
+    for (let i = sends.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [sends[i], sends[j]] = [sends[j]!, sends[i]!];
+    }
+    let fresh = 0;
+    for (const b of sends) if (!(await ingestTelemetry({ db }, host, b)).duplicate) fresh++;
+    assert.equal(fresh, batches.length, "each batch ingested exactly once");
+    const want = expectedTotals(batches, "lan");
+    assert.deepEqual(await rawTotals(host, "lan"), want);
+    // The API's query says the same (rows come from raw or rollups; no rollup ran yet).
+    const rows = await addressTotals(db, { table: "lan", hostId: host }, {}, { limit: 100 });
+    assert.deepEqual(new Map(rows.map((r) => [r.ip, [num(r.srcBytes), num(r.srcPackets), num(r.dstBytes), num(r.dstPackets)]])), want);
+    const un = rows.find((r) => r.ip === "");
+    assert.ok(un?.unattributed, "the unattributed remainder is a row of its own, flagged");
+    const [stored] = await sql<{ a: string }>(database.url, `SELECT DISTINCT address::text a FROM accounting_samples WHERE host_id = $1 AND address = '0.0.0.0/0'`, [host]);
+    assert.equal(stored?.a, "0.0.0.0/0", "stored as the network 0.0.0.0/0, never a host address");
+  });
+
+  test("the same batch on two connections at once is stored once", async () => {
+    const host = await makeHost(db, "ingest-race");
+    const batches = Array.from({ length: 20 }, (_, i) => batch("race", i + 1, Date.now(), [{ table: "t", ip: "192.0.2.1", srcBytes: 1000, srcPackets: 10, dstBytes: 0, dstPackets: 0 }]));
+    for (const b of batches) {
+      const results = await Promise.all([ingestTelemetry({ db }, host, b), ingestTelemetry({ db: db2 }, host, b), ingestTelemetry({ db: db2 }, host, b)]);
+      assert.equal(results.filter((r) => !r.duplicate).length, 1, `seq ${b.seq}: one copy stored, the others acknowledged as duplicates`);
+    }
+    assert.deepEqual([...(await rawTotals(host, "t"))], [["192.0.2.1", [20_000, 200, 0, 0]]]);
+    const [n] = await sql<{ n: string }>(database.url, `SELECT count(*)::text n FROM telemetry_batches WHERE host_id = $1`, [host]);
+    assert.equal(n?.n, "20");
+  });
+
+  test("quotas keep the newest sample; counters add up; 64-bit values survive and print as strings above 2^53", async () => {
+    const host = await makeHost(db, "ingest-quota");
+    const t = Date.now();
+    const big = "9000000000000000000"; // > 2^53, < 2^63
+    await ingestTelemetry({ db }, host, batch("q", 2, t, [{ table: "big", ip: "10.9.0.1", srcBytes: big as unknown as number, srcPackets: 1, dstBytes: 0, dstPackets: 0 }], {
+      quotas: [{ name: "q1", mode: "bytes", limit: 1000, used: 600, grow: false }],
+      counters: [{ name: "c", bytes: 5, packets: 1 }, { name: "c", bytes: 5, packets: 1 }],
+    }));
+    // An older sample arriving late (spooled) does not overwrite the newer one.
+    await ingestTelemetry({ db }, host, batch("q", 1, t - 60_000, [], { quotas: [{ name: "q1", mode: "bytes", limit: 1000, used: 100, grow: false }] }));
+    const q = await db.quotaState.findUniqueOrThrow({ where: { hostId_name: { hostId: host, name: "q1" } } });
+    assert.equal(q.used, 600n);
+    await ingestTelemetry({ db }, host, batch("q", 3, t + 1000, [], { quotas: [{ name: "q1", mode: "packets", limit: "2000" as unknown as number, used: 0, grow: true }] }));
+    const q2 = await db.quotaState.findUniqueOrThrow({ where: { hostId_name: { hostId: host, name: "q1" } } });
+    assert.deepEqual([q2.used, q2.limit, q2.mode, q2.grow], [0n, 2000n, "packets", true]);
+    const c = await db.counterTotal.findUniqueOrThrow({ where: { hostId_name: { hostId: host, name: "c" } } });
+    assert.deepEqual([c.bytes, c.packets], [10n, 2n]);
+    const rows = await addressTotals(db, { table: "big", hostId: host }, {}, { limit: 10 });
+    assert.equal(rows[0]?.srcBytes, big, "a total above 2^53 is a decimal string");
+    assert.equal(rows[0]?.srcPackets, 1, "a small one is a number");
+  });
+
+  test("log events are stored and published after the commit", async () => {
+    const host = await makeHost(db, "ingest-logs");
+    const sub = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    try {
+      const got: LogEventView[] = [];
+      await sub.subscribe(LOGS_CHANNEL);
+      sub.on("message", (_ch, m) => {
+        const e = JSON.parse(m) as LogEventView;
+        if (e.hostId === host) got.push(e);
+      });
+      const t = Date.now();
+      await ingestTelemetry({ db, redis }, host, batch("l", 1, t, [], {
+        logs: [
+          { unixMs: t - 5, prefix: "PAL mark: ", level: 4, mark: 42, ctmark: 7, iif: "veth0", oif: "", saddr: "10.0.0.1", daddr: "10.0.0.2", protocol: "udp", sport: 5000, dport: 7777, length: 100 },
+          { unixMs: t - 1, prefix: "other", level: 6, mark: 0, ctmark: 0, iif: "", oif: "", saddr: "", daddr: "", protocol: "", sport: 0, dport: 0, length: 0 },
+        ],
+      }));
+      for (let i = 0; i < 100 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(got.length, 2);
+      assert.equal(got[0]?.mark, 42);
+      assert.equal(got[0]?.host, "ingest-logs");
+      assert.deepEqual(got[0]?.fields, { iif: "veth0", saddr: "10.0.0.1", daddr: "10.0.0.2", protocol: "udp", sport: 5000, dport: 7777, length: 100 });
+      const stored = await db.logEvent.findMany({ where: { hostId: host }, orderBy: { id: "asc" } });
+      assert.deepEqual(stored.map((e) => [e.prefix, e.mark, e.ctmark, e.at.getTime()]), [["PAL mark: ", 42n, 7n, t - 5], ["other", 0n, 0n, t - 1]]);
+    } finally {
+      sub.disconnect();
+    }
+  });
+
+  test("a malformed batch is refused whole with invalid_batch and stores nothing", async () => {
+    const host = await makeHost(db, "ingest-bad");
+    const bad = [
+      batch("b", 1, Date.now(), [{ table: "lan", ip: "not-an-ip", srcBytes: 1, srcPackets: 1, dstBytes: 0, dstPackets: 0 }]),
+      batch("b", 2, Date.now(), [{ table: "lan", ip: "10.0.0.1", srcBytes: -1, srcPackets: 1, dstBytes: 0, dstPackets: 0 }]),
+      batch("b", 3, Date.now(), [{ table: "lan", ip: "10.0.0.1", srcBytes: "18446744073709551615" as unknown as number, srcPackets: 1, dstBytes: 0, dstPackets: 0 }]),
+      { ...batch("", 4, Date.now(), []) },
+    ];
+    for (const b of bad) {
+      await assert.rejects(ingestTelemetry({ db }, host, b), (e: unknown) => e instanceof TelemetryError && e.code === "invalid_batch" && e.details.length > 0);
+    }
+    const [n] = await sql<{ n: string }>(database.url, `SELECT (SELECT count(*) FROM telemetry_batches WHERE host_id = $1) + (SELECT count(*) FROM accounting_samples WHERE host_id = $1) AS n`, [host]);
+    assert.equal(n?.n, "0");
+  });
+});
