@@ -55,9 +55,9 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   let target: { name: string; word: string; goto: boolean; spec?: TargetSpec; opts: Options } | undefined;
   let neg = false;
 
-  const takeNeg = (opt: string, allowed: boolean): boolean => {
-    // Old syntax puts the '!' after the option (`-s ! 10.0.0.0/8`).
-    if (cur.peek() === "!") {
+  const takeNeg = (opt: string, allowed: boolean, hasArg = true): boolean => {
+    // Old syntax puts the '!' after the option (`-s ! 10.0.0.0/8`); after a flag it belongs to the next option.
+    if (hasArg && cur.peek() === "!") {
       cur.next("!");
       if (neg) fail("import_syntax", "'!' given twice", opt);
       neg = true;
@@ -90,7 +90,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
         chainName = cur.arg("chain name", w);
         policyTarget = cur.arg("policy (ACCEPT or DROP)", `${w} ${chainName}`);
       }
-      if (cmd === "I" && /^\d+$/.test(cur.peek() ?? "")) position = Number(cur.next("rule number"));
+      if ((cmd === "I" || cmd === "D" || cmd === "R") && /^\d+$/.test(cur.peek() ?? "")) position = Number(cur.next("rule number"));
       continue;
     }
     switch (w) {
@@ -231,7 +231,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       if (target && !target.spec) fail("import_unknown_option", `unknown option ${w} (target ${target.name} takes no options here)`, w);
       fail("import_unknown_option", `unknown option ${w}${modules.length === 0 && !target ? " (is a -m module or -p protocol missing?)" : ""}`, w);
     }
-    const n = takeNeg(w, Boolean(found.spec.neg));
+    const n = takeNeg(w, Boolean(found.spec.neg), found.spec.arity > 0);
     if (inst.opts.has(found.name)) fail("import_syntax", `${w} given twice`, w);
     let value: string | undefined;
     if (found.spec.arity >= 1) value = cur.next("value", w);

@@ -73,7 +73,12 @@ export function foldPalisadeLayout(draft: PolicyDraft, entries: PendingEntry[]):
   for (const chain of [...draft.chains.values()]) {
     if (!chain.iptName.startsWith(CHAIN)) continue;
     const name = chain.iptName.slice(CHAIN.length);
-    if (NAME_RE.test(name) && !draft.chains.has(name)) draft.rekey(chain, name);
+    if (NAME_RE.test(name) && !draft.chains.has(name)) {
+      draft.rekey(chain, name);
+      for (const e of entries) {
+        if (e.target?.kind === "chain" && e.target.chain === chain && e.text.startsWith(":")) e.reason = `Palisade's kernel chain for policy chain ${name}`;
+      }
+    }
     const last = chain.rules[chain.rules.length - 1];
     if (chain.hook && last && last.rule.comment === POLICY_DROP && last.rule.match === undefined && (last.rule.action === "drop" || (typeof last.rule.action === "object" && last.rule.action.type === "drop"))) {
       chain.rules.pop();
