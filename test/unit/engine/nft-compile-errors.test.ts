@@ -1,0 +1,118 @@
+// What the nftables compiler refuses, and how it says so: every refusal is a Diagnostic
+// with a JSON path, a stable code, and a message naming the feature, nftables, and what
+// supports it instead.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Policy, type PolicyInput } from "../../../src/engine/policy/index.ts";
+import { compileNft, renderNft } from "../../../src/engine/compile/nft/index.ts";
+
+const errorsOf = (doc: PolicyInput) => {
+  const r = renderNft(Policy.parse(doc));
+  assert.ok(!r.ok, "expected a refusal");
+  return r.errors;
+};
+const input = (rules: unknown[], extra: Record<string, unknown> = {}) => ({ ...extra, chains: { input: { hook: "input", rules } } }) as PolicyInput;
+
+test("xtables-addons targets and matches are refused naming the feature, nftables and the iptables target", () => {
+  for (const action of [{ type: "tarpit" }, { type: "checksumFill" }, { type: "chaos" }, { type: "steal" }, { type: "sysrq" }, { type: "delude" }]) {
+    const errs = errorsOf(input([{ action }]));
+    assert.equal(errs.length, 1, JSON.stringify(errs));
+    assert.equal(errs[0]!.code, "unsupported_on_target");
+    assert.equal(errs[0]!.path, "/chains/input/rules/0/action");
+    assert.match(errs[0]!.message, /nftables/);
+    assert.match(errs[0]!.message, /iptables/);
+  }
+  const errs = errorsOf(input([{ match: { xt: { geoip: { source: ["DE"] }, psd: {} } }, action: "drop" }]));
+  assert.deepEqual(errs.map((e) => e.path).sort(), ["/chains/input/rules/0/match/xt/geoip", "/chains/input/rules/0/match/xt/psd"]);
+  assert.ok(errs.every((e) => /nftables/.test(e.message) && /xtables-addons|iptables/.test(e.message)));
+});
+
+test("MIRROR and ECHO are refused with the reason", () => {
+  for (const type of ["mirror", "echo"]) {
+    const [e] = errorsOf(input([{ action: { type } }]));
+    assert.match(e!.message, /reflection|back to its source/i);
+  }
+});
+
+test("quota2 features nftables cannot express: --no-change, packet budgets, one quota used both ways", () => {
+  const noChange = errorsOf(input([{ match: { quota: { name: "q", noChange: true } }, action: "accept" }], { quotas: { q: { limit: 10 } } }));
+  assert.equal(noChange[0]!.path, "/chains/input/rules/0/match/quota/noChange");
+  assert.match(noChange[0]!.message, /no-change.*nftables/i);
+  const packets = errorsOf(input([], { quotas: { q: { mode: "packets", limit: 10 } } }));
+  assert.equal(packets[0]!.path, "/quotas/q/mode");
+  const both = errorsOf(
+    input(
+      [
+        { match: { quota: { name: "q" } }, action: "accept" },
+        { match: { quota: { name: "q", invert: true } }, action: "drop" },
+      ],
+      { quotas: { q: { limit: 10 } } },
+    ),
+  );
+  assert.ok(both.some((e) => /until.*over|inverted/i.test(e.message)), JSON.stringify(both));
+  // A packet-mode grow counter is fine: nft counters count packets and bytes.
+  assert.ok(renderNft(Policy.parse(input([{ match: { quota: { name: "g" } }, action: "accept" }], { quotas: { g: { mode: "packets", grow: true } } }))).ok);
+});
+
+test("a recent list checked with two different --seconds is refused (one timeout per set)", () => {
+  const errs = errorsOf(
+    input([
+      { match: { recent: { name: "l", mode: "rcheck", seconds: 10 } }, action: "drop" },
+      { match: { recent: { name: "l", mode: "update", seconds: 20 } }, action: "drop" },
+    ]),
+  );
+  assert.equal(errs[0]!.code, "nft_recent_seconds_conflict");
+  assert.equal(errs[0]!.path, "/chains/input/rules/1/match/recent/seconds");
+});
+
+test("IPv4-only and IPv6-only parts in one rule can never match", () => {
+  const [e] = errorsOf(input([{ match: { saddr: "10.0.0.0/8", icmpv6Type: "echo-request" }, action: "drop" }]));
+  assert.equal(e!.code, "nft_family_conflict");
+});
+
+test("a list mixing named sets with addresses is only split for verdicts, not for counters/accounting", () => {
+  const sets = { a: { type: "ipv4_addr", elements: ["192.0.2.1"] } };
+  const ok = renderNft(Policy.parse(input([{ match: { saddr: ["@a", "198.51.100.0/24"] }, action: "drop" }], { sets })));
+  assert.ok(ok.ok);
+  assert.match(ok.text, /ip saddr 198\.51\.100\.0\/24 drop/);
+  assert.match(ok.text, /ip saddr @a drop/);
+  const [e] = errorsOf(input([{ match: { saddr: ["@a", "198.51.100.0/24"] }, action: { type: "counter", name: "c" } }], { sets, counters: { c: {} } }));
+  assert.equal(e!.code, "nft_mixed_address_list");
+});
+
+test("TEE needs a base chain and may not use the inet table's sets", () => {
+  const doc = { chains: { user: { rules: [{ action: { type: "tee", gateway: "192.0.2.1" } }] } } } as PolicyInput;
+  assert.ok(errorsOf(doc).some((e) => e.code === "nft_tee_needs_base_chain"));
+  const withSet = {
+    sets: { s: { type: "ipv4_addr", elements: ["192.0.2.9"] } },
+    chains: { pre: { table: "mangle", hook: "prerouting", rules: [{ match: { saddr: "@s" }, action: { type: "tee", gateway: "192.0.2.1" } }] } },
+  } as PolicyInput;
+  assert.ok(errorsOf(withSet).some((e) => e.code === "nft_tee_match"));
+});
+
+test("chains, placements and references", () => {
+  assert.ok(errorsOf({ chains: { r: { table: "raw", hook: "input", rules: [] } } } as PolicyInput).some((e) => e.code === "nft_chain_hook"));
+  assert.ok(errorsOf({ chains: { n: { table: "nat", hook: "forward", rules: [] } } } as PolicyInput).some((e) => e.code === "nft_chain_hook"));
+  assert.ok(errorsOf(input([{ action: { type: "jump", chain: "nowhere" } }])).some((e) => e.code === "nft_unknown_chain"));
+  assert.ok(errorsOf(input([{ action: { type: "rawsnat", to: "10.0.0.0/8" } }])).some((e) => e.code === "nft_rawnat_table"));
+  assert.ok(errorsOf(input([{ action: { type: "masquerade" } }])).some((e) => e.code === "nft_nat_table"));
+  assert.ok(errorsOf({ chains: { fwd_dnat: { rules: [] } } } as PolicyInput).some((e) => e.code === "nft_name_clash"));
+  // A chain named like an nft keyword cannot be written bare: refused, not mis-rendered.
+  assert.ok(errorsOf({ chains: { counter: { rules: [] } } } as PolicyInput).some((e) => e.code === "nft_invalid_identifier"));
+  // A user set with the name of a generated one.
+  const clash = errorsOf(input([{ match: { recent: { name: "x", mode: "set" } }, action: "accept" }], { sets: { recent_x_v4: { type: "ipv4_addr" } } }));
+  assert.ok(clash.some((e) => e.code === "nft_name_clash"), JSON.stringify(clash));
+});
+
+test("IPv6 IPMARK with an unaligned shift is refused and says what supports it", () => {
+  const [e] = errorsOf({ chains: { m: { table: "mangle", hook: "prerouting", rules: [{ match: { family: "ipv6" }, action: { type: "ipmark", addr: "src", shift: 4 } }] } } } as PolicyInput);
+  assert.equal(e!.code, "nft_ipmark_shift");
+  assert.match(e!.message, /iptables/);
+});
+
+test("a bad failsafe endpoint from the agent is refused, not rendered", () => {
+  const r = compileNft(Policy.parse(input([])), { failsafe: { apiAddress: "10.0.0.1; flush ruleset" } });
+  assert.ok(!r.ok && r.errors[0]!.code === "nft_failsafe_address");
+  const p = compileNft(Policy.parse(input([])), { failsafe: { apiPort: 70000 } });
+  assert.ok(!p.ok && p.errors[0]!.code === "nft_failsafe_port");
+});
