@@ -1,0 +1,61 @@
+// The telemetry BackgroundService (src/api/services.ts): a BullMQ queue with two
+// repeatable jobs, processed by one worker per replica (BullMQ hands each job to one
+// worker, and rollups.ts/partitions.ts take advisory locks besides):
+//   rollup       every 15 s: recompute dirty minutes -> hours -> days (rollups.ts)
+//   maintenance  every hour, and once at start: create daily partitions ahead, apply
+//                retention (partitions.ts)
+import { Queue, Worker, type Job } from "bullmq";
+import { Redis } from "ioredis";
+import type { BackgroundService, RunningService, ServiceContext } from "../services.ts";
+import { applyRetention, ensurePartitions } from "./partitions.ts";
+import { retentionFromEnv, type Retention } from "./retention.ts";
+import { rollupAll } from "./rollups.ts";
+
+export interface TelemetryServiceOptions {
+  queueName?: string;
+  /** BullMQ key prefix (tests isolate themselves with it). */
+  prefix?: string;
+  rollupEveryMs?: number;
+  maintenanceEveryMs?: number;
+  retention?: Retention;
+}
+
+export const TELEMETRY_QUEUE = "palisade-telemetry";
+
+export function telemetryService(opts: TelemetryServiceOptions = {}): BackgroundService {
+  return {
+    name: "telemetry",
+    async start(ctx: ServiceContext): Promise<RunningService> {
+      const retention = opts.retention ?? retentionFromEnv();
+      const queueName = opts.queueName ?? TELEMETRY_QUEUE;
+      const prefix = opts.prefix ?? "bull";
+      // BullMQ's blocking worker connection must retry forever (maxRetriesPerRequest: null).
+      const qConn = new Redis(ctx.config.redisUrl, { maxRetriesPerRequest: null });
+      const wConn = new Redis(ctx.config.redisUrl, { maxRetriesPerRequest: null });
+      const queue = new Queue(queueName, { connection: qConn, prefix });
+      const process = async (job: Job) => {
+        if (job.name === "rollup") return rollupAll(ctx.db, retention, { maxRuns: 50 });
+        if (job.name === "maintenance") {
+          const created = await ensurePartitions(ctx.db);
+          const r = await applyRetention(ctx.db, retention);
+          if (created.length || r.dropped.length) ctx.log.info({ created, dropped: r.dropped }, "telemetry partitions maintained");
+          return { created, ...r };
+        }
+        throw new Error(`unknown telemetry job ${job.name}`);
+      };
+      const worker = new Worker(queueName, process, { connection: wConn, prefix, concurrency: 1 });
+      worker.on("failed", (job, err) => ctx.log.error({ err, job: job?.name }, "telemetry job failed"));
+      await queue.upsertJobScheduler("rollup", { every: opts.rollupEveryMs ?? 15_000 }, { name: "rollup", opts: { removeOnComplete: 100, removeOnFail: 100 } });
+      await queue.upsertJobScheduler("maintenance", { every: opts.maintenanceEveryMs ?? 3_600_000 }, { name: "maintenance", opts: { removeOnComplete: 20, removeOnFail: 50 } });
+      await queue.add("maintenance", {}, { removeOnComplete: 20, removeOnFail: 50 });
+      return {
+        async stop() {
+          await worker.close();
+          await queue.close();
+          qConn.disconnect();
+          wConn.disconnect();
+        },
+      };
+    },
+  };
+}
