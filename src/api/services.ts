@@ -5,6 +5,8 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Redis } from "ioredis";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/client.ts";
+import { deployWorkerService } from "./deploy/worker.ts";
+import { agentGrpcService } from "./grpc/server.ts";
 
 export interface ServiceContext {
   config: Config;
@@ -23,4 +25,4 @@ export interface BackgroundService {
 }
 
 /** Add a service: append it here (e.g. the gRPC agent server, deploy workers). */
-export const backgroundServices: BackgroundService[] = [];
+export const backgroundServices: BackgroundService[] = [agentGrpcService, deployWorkerService];

@@ -1,6 +1,7 @@
 // Every route group and the prefix it is mounted at. Add a group: one line here.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { auditRoutes } from "./audit.ts";
+import { deploymentRoutes } from "./deployments.ts";
 import { enrollmentTokenRoutes } from "./enrollment-tokens.ts";
 import { healthRoutes } from "./health.ts";
 import { hostRoutes } from "./hosts.ts";
@@ -18,4 +19,5 @@ export const routes: [prefix: string, plugin: FastifyPluginAsyncZod][] = [
   ["/v1/audit", auditRoutes],
   ["/v1/hosts", hostRoutes],
   ["/v1/enrollment-tokens", enrollmentTokenRoutes],
+  ["/v1/deployments", deploymentRoutes],
 ];

@@ -1,0 +1,146 @@
+// Deployment targets in the database: the one place their status changes. Every change is
+// a conditional UPDATE on the current status, so the rollout worker, the replica holding a
+// host's stream and a replica resuming a dead one's rollout can race without a target
+// being sent twice or a late report undoing a newer one.
+import type { Db, Prisma } from "../db/client.ts";
+import type { ApplyResult } from "../grpc/messages.ts";
+
+export const TERMINAL = ["applied", "failed", "rolled_back"] as const;
+export type TargetStatus = "pending" | "applying" | "applied" | "failed" | "rolled_back";
+
+export interface ClaimedTarget {
+  targetId: string;
+  deploymentId: string;
+  versionId: string;
+  strategy: Prisma.JsonValue;
+}
+
+/**
+ * pending -> applying for one offered target of a running deployment, on its own host.
+ * Returns what to send, or null when someone else claimed it first (or it is not sendable).
+ */
+export async function claimTarget(db: Db, targetId: string, hostId: string): Promise<ClaimedTarget | null> {
+  const rows = await db.$queryRaw<{ id: string; deployment_id: string; version_id: string; strategy: Prisma.JsonValue }[]>`
+    UPDATE deployment_targets t
+       SET status = 'applying', started_at = now(), attempts = t.attempts + 1, error = NULL, updated_at = now()
+      FROM deployments d
+     WHERE t.id = ${targetId}::uuid AND t.host_id = ${hostId}::uuid AND t.status = 'pending'
+       AND t.offered_at IS NOT NULL AND d.id = t.deployment_id AND d.status = 'running'
+    RETURNING t.id, t.deployment_id, t.version_id, d.strategy`;
+  const r = rows[0];
+  return r ? { targetId: r.id, deploymentId: r.deployment_id, versionId: r.version_id, strategy: r.strategy } : null;
+}
+
+/**
+ * On an agent's hello: the newest offered, unsent target of a running deployment is claimed
+ * for sending; older unsent ones for the same host are superseded (the newest deployment
+ * decides what the host runs, and sending every version in turn would only churn the kernel).
+ */
+export async function claimForHost(db: Db, hostId: string): Promise<ClaimedTarget | null> {
+  const rows = await db.$queryRaw<{ id: string; deployment_id: string }[]>`
+    SELECT t.id, t.deployment_id FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
+     WHERE t.host_id = ${hostId}::uuid AND t.status = 'pending' AND t.offered_at IS NOT NULL AND d.status = 'running'
+     ORDER BY d.created_at DESC, d.id DESC`;
+  const [newest, ...older] = rows;
+  if (!newest) return null;
+  if (older.length) {
+    await db.deploymentTarget.updateMany({
+      where: { id: { in: older.map((r) => r.id) }, status: "pending" },
+      data: { status: "failed", error: `superseded by deployment ${newest.deployment_id}`, finishedAt: new Date(), updatedAt: new Date() },
+    });
+    for (const d of new Set(older.map((r) => r.deployment_id))) await settleDeployment(db, d);
+  }
+  return claimTarget(db, newest.id, hostId);
+}
+
+/**
+ * Hello says the kernel already holds the version a sent target carries: the agent applied it
+ * and lost the stream before its result got through. Its reconnect is the contact the
+ * commit-confirm waits for, so those targets count as applied (and the caller confirms them).
+ */
+export async function appliedBeforeReconnect(db: Db, hostId: string, versionId: string): Promise<{ targetId: string; deploymentId: string }[]> {
+  const rows = await db.$queryRaw<{ id: string; deployment_id: string }[]>`
+    UPDATE deployment_targets SET status = 'applied', finished_at = now(), updated_at = now(), error = NULL
+     WHERE host_id = ${hostId}::uuid AND status = 'applying' AND version_id = ${versionId}::uuid
+    RETURNING id, deployment_id`;
+  for (const d of new Set(rows.map((r) => r.deployment_id))) await settleDeployment(db, d);
+  return rows.map((r) => ({ targetId: r.id, deploymentId: r.deployment_id }));
+}
+
+export type ResultOutcome =
+  | { kind: "recorded"; status: TargetStatus; deploymentId: string; confirm: boolean }
+  | { kind: "ignored"; reason: string }
+  | { kind: "foreign" };
+
+/** Which statuses a reported status may replace. A report never moves a target off rolled_back. */
+const FROM: Record<string, TargetStatus[]> = {
+  APPLY_STATUS_APPLYING: ["pending"],
+  APPLY_STATUS_APPLIED: ["pending", "applying", "failed", "applied"],
+  APPLY_STATUS_FAILED: ["pending", "applying", "applied"],
+  APPLY_STATUS_ROLLED_BACK: ["pending", "applying", "applied", "failed"],
+};
+const TO: Record<string, TargetStatus> = {
+  APPLY_STATUS_APPLYING: "applying",
+  APPLY_STATUS_APPLIED: "applied",
+  APPLY_STATUS_FAILED: "failed",
+  APPLY_STATUS_ROLLED_BACK: "rolled_back",
+};
+
+/** An agent's ApplyResult, already validated; `hostId` comes from its credential. */
+export async function recordResult(db: Db, hostId: string, r: ApplyResult): Promise<ResultOutcome> {
+  if (!r.targetId) return { kind: "ignored", reason: "no target id (not a deployment's apply)" };
+  const to = TO[r.status];
+  if (!to) return { kind: "ignored", reason: `status ${r.status}` };
+  const target = await db.deploymentTarget.findUnique({
+    where: { id: r.targetId },
+    select: { id: true, hostId: true, deploymentId: true, versionId: true, previousVersionId: true, status: true },
+  });
+  if (!target) return { kind: "ignored", reason: "unknown target (deployment deleted?)" };
+  // The credential decides the host; a target of any other host is a forged claim.
+  if (target.hostId !== hostId || (r.deploymentId && r.deploymentId !== target.deploymentId)) return { kind: "foreign" };
+
+  const now = new Date();
+  const error = to === "failed" || to === "rolled_back" ? r.error || (to === "failed" ? "agent reported failure without a message" : "agent rolled back") : null;
+  const changed = await db.$transaction(async (tx) => {
+    const u = await tx.deploymentTarget.updateMany({
+      where: { id: target.id, status: { in: FROM[r.status] } },
+      data: { status: to, error, updatedAt: now, ...(to === "applying" ? { startedAt: now } : { finishedAt: now }) },
+    });
+    if (u.count === 0) return false;
+    if (to === "applied") {
+      await tx.host.update({ where: { id: hostId }, data: { appliedVersionId: target.versionId, updatedAt: now } });
+    } else if (to === "rolled_back") {
+      // The agent put back what it ran before; if we had already counted the new version
+      // as applied, that is no longer true.
+      await tx.host.updateMany({ where: { id: hostId, appliedVersionId: target.versionId }, data: { appliedVersionId: target.previousVersionId, updatedAt: now } });
+    }
+    return true;
+  });
+  if (!changed) {
+    // A repeated "applied" still deserves its Confirm: the first one may have been lost.
+    const again = to === "applied" && target.status === "applied";
+    return again ? { kind: "recorded", status: "applied", deploymentId: target.deploymentId, confirm: true } : { kind: "ignored", reason: `target is ${target.status}` };
+  }
+  if (to !== "applying") await settleDeployment(db, target.deploymentId);
+  return { kind: "recorded", status: to, deploymentId: target.deploymentId, confirm: to === "applied" };
+}
+
+/**
+ * A running deployment whose every target is final becomes succeeded (all applied) or
+ * failed. Targets not yet sent (later batches, offline hosts) keep it running.
+ */
+export async function settleDeployment(db: Db, deploymentId: string): Promise<void> {
+  const groups = await db.deploymentTarget.groupBy({ by: ["status"], where: { deploymentId }, _count: { _all: true } });
+  let open = 0;
+  let bad = 0;
+  for (const g of groups) {
+    if (g.status === "pending" || g.status === "applying") open += g._count._all;
+    if (g.status === "failed" || g.status === "rolled_back") bad += g._count._all;
+  }
+  if (open > 0) return;
+  const now = new Date();
+  await db.deployment.updateMany({
+    where: { id: deploymentId, status: "running" },
+    data: { status: bad > 0 ? "failed" : "succeeded", finishedAt: now, updatedAt: now },
+  });
+}

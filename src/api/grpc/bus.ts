@@ -1,0 +1,79 @@
+// Cross-replica delivery to agents. An agent's stream lives on whichever replica it
+// reached; everything meant for it is published on its host channel (the same channel the
+// telemetry code publishes quota resets on, see ../telemetry/channels.ts), and the
+// replica holding the stream forwards it. PUBLISH answers how many replicas listen, so a
+// sender learns for free whether the host is connected anywhere right now.
+import type { Redis } from "ioredis";
+import { z } from "zod";
+import { hostChannel } from "../telemetry/channels.ts";
+import type { Log } from "./context.ts";
+
+export const HostNotice = z.discriminatedUnion("type", [
+  /** A deployment target for this host is ready to be claimed and sent. */
+  z.object({ type: z.literal("offer"), targetId: z.uuid() }),
+  /** A newer stream for this host opened (maybe on another replica): older ones end. */
+  z.object({ type: z.literal("kick"), sessionId: z.uuid() }),
+  z.object({ type: z.literal("check_drift") }),
+  z.object({ type: z.literal("quota_reset"), requestId: z.string().min(1).max(128), name: z.string().min(1).max(128) }),
+]);
+export type HostNotice = z.infer<typeof HostNotice>;
+
+/** Publish to whichever replica holds the host's stream; resolves to the number of listeners (0 = offline). */
+export function publishToHost(redis: Redis, hostId: string, notice: HostNotice): Promise<number> {
+  return redis.publish(hostChannel(hostId), JSON.stringify(notice));
+}
+
+type Listener = (notice: HostNotice) => void;
+
+/** One subscriber connection per replica, shared by all of its agent streams. */
+export class AgentBus {
+  private readonly listeners = new Map<string, Set<Listener>>();
+
+  private constructor(
+    private readonly sub: Redis,
+    private readonly log: Log,
+  ) {
+    sub.on("message", (channel: string, text: string) => this.dispatch(channel, text));
+    // ioredis resubscribes by itself after a reconnect; say so when the link drops.
+    sub.on("error", (err: Error) => log.warn({ err: err.message }, "agent bus subscriber error"));
+  }
+
+  static async start(redis: Redis, log: Log): Promise<AgentBus> {
+    const sub = redis.duplicate({ lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: null });
+    await sub.connect();
+    return new AgentBus(sub, log);
+  }
+
+  /** Listen on a host's channel; resolves once Redis confirmed the subscription. Returns detach. */
+  async attach(hostId: string, fn: Listener): Promise<() => Promise<void>> {
+    const channel = hostChannel(hostId);
+    let set = this.listeners.get(channel);
+    if (!set) this.listeners.set(channel, (set = new Set()));
+    set.add(fn);
+    await this.sub.subscribe(channel);
+    return async () => {
+      const s = this.listeners.get(channel);
+      if (!s?.delete(fn) || s.size > 0) return;
+      this.listeners.delete(channel);
+      await this.sub.unsubscribe(channel).catch(() => {});
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.listeners.clear();
+    this.sub.disconnect();
+  }
+
+  private dispatch(channel: string, text: string): void {
+    const set = this.listeners.get(channel);
+    if (!set) return;
+    let notice: HostNotice;
+    try {
+      notice = HostNotice.parse(JSON.parse(text));
+    } catch {
+      this.log.warn({ channel }, "ignored a malformed host notice");
+      return;
+    }
+    for (const fn of set) fn(notice);
+  }
+}

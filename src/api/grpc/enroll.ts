@@ -1,0 +1,67 @@
+// Enroll: trade a one-time enrollment token for a host row and the agent's own credential.
+// The token is consumed by one conditional UPDATE inside the transaction that creates the
+// host, so two agents racing with the same token cannot both win, and a failure later in
+// the transaction (say the name is taken) leaves the token unused.
+import { z } from "zod";
+import { recordAudit } from "../audit.ts";
+import { hashSecret, newSecret } from "../auth.ts";
+import { isUniqueViolation, type Prisma } from "../db/client.ts";
+import type { AgentContext } from "./context.ts";
+import { AgentRpcError } from "./errors.ts";
+import { Capabilities } from "./messages.ts";
+
+/** Same rule as the agent's --name: a hostname-like token, safe in logs and selectors. */
+const HostName = z.string().min(1).max(253).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+
+export interface EnrollInput {
+  token: string;
+  name: string;
+  capabilities?: unknown;
+}
+
+export interface Enrolled {
+  hostId: string;
+  hostName: string;
+  credential: string;
+}
+
+export async function enrollAgent(ctx: AgentContext, input: EnrollInput): Promise<Enrolled> {
+  if (!input.token || input.token.length > 512) throw new AgentRpcError("invalid_token", "enrollment token missing or not one this API issued");
+  const name = HostName.safeParse(input.name);
+  if (!name.success) throw new AgentRpcError("invalid_name", "host name must be 1-253 of letters, digits, '.', '_' and '-', starting with a letter or digit");
+  const caps = Capabilities.safeParse(input.capabilities ?? {});
+  const capabilities = caps.success ? caps.data : {};
+  const tokenHash = hashSecret(input.token);
+  const credential = newSecret("pal");
+
+  try {
+    const host = await ctx.db.$transaction(async (tx) => {
+      const used = await tx.$queryRaw<{ id: string; labels: Prisma.JsonValue }[]>`
+        UPDATE enrollment_tokens SET used_at = now()
+        WHERE token_hash = ${tokenHash} AND used_at IS NULL AND expires_at > now()
+        RETURNING id, labels`;
+      const token = used[0];
+      if (!token) throw await whyRefused(tx, tokenHash);
+      const host = await tx.host.create({
+        data: { name: name.data, labels: token.labels ?? {}, capabilities, credentialHash: hashSecret(credential) },
+      });
+      await tx.enrollmentToken.update({ where: { id: token.id }, data: { hostId: host.id } });
+      await recordAudit(tx, { name: `agent:${host.name}`, tokenId: null }, "host.enroll", `host:${host.name}`, { id: host.id, enrollmentToken: token.id });
+      return host;
+    });
+    ctx.log.info({ hostId: host.id, host: host.name }, "agent enrolled");
+    return { hostId: host.id, hostName: host.name, credential };
+  } catch (err) {
+    if (isUniqueViolation(err)) {
+      throw new AgentRpcError("name_taken", `a host named "${name.data}" is already enrolled; pick another --name or remove the old host`);
+    }
+    throw err;
+  }
+}
+
+async function whyRefused(tx: Prisma.TransactionClient, tokenHash: string): Promise<AgentRpcError> {
+  const t = await tx.enrollmentToken.findUnique({ where: { tokenHash }, select: { usedAt: true, expiresAt: true } });
+  if (!t) return new AgentRpcError("invalid_token", "enrollment token not recognised");
+  if (t.usedAt) return new AgentRpcError("token_used", "enrollment token was already used; create a new one");
+  return new AgentRpcError("token_expired", `enrollment token expired at ${t.expiresAt.toISOString()}; create a new one`);
+}

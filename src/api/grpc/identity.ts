@@ -1,0 +1,32 @@
+// Who is on the other end of a Connect stream: the host whose credential hash matches the
+// bearer credential, and nothing else. An agent may also state which host it believes it
+// is (`palisade-host` metadata, id or name); a statement that disagrees with the
+// credential is refused rather than ignored, so a misconfigured agent is loud.
+import type * as grpc from "@grpc/grpc-js";
+import { hashSecret } from "../auth.ts";
+import type { Db } from "../db/client.ts";
+import { AgentRpcError } from "./errors.ts";
+
+export interface AgentIdentity {
+  hostId: string;
+  hostName: string;
+}
+
+function bearer(metadata: grpc.Metadata): string | undefined {
+  const values = metadata.get("authorization");
+  if (values.length !== 1 || typeof values[0] !== "string") return undefined;
+  return /^Bearer\s+(\S{1,512})\s*$/i.exec(values[0])?.[1];
+}
+
+export async function authenticateAgent(db: Db, metadata: grpc.Metadata): Promise<AgentIdentity> {
+  const credential = bearer(metadata);
+  if (!credential) throw new AgentRpcError("unauthenticated", "missing agent credential (metadata authorization: Bearer <credential>)");
+  const host = await db.host.findUnique({ where: { credentialHash: hashSecret(credential) }, select: { id: true, name: true } });
+  if (!host) throw new AgentRpcError("unauthenticated", "unknown agent credential; enroll again with a new enrollment token");
+  for (const claim of metadata.get("palisade-host")) {
+    if (claim !== host.id && claim !== host.name) {
+      throw new AgentRpcError("wrong_host", `this credential belongs to host "${host.name}"; it cannot speak for "${String(claim)}"`);
+    }
+  }
+  return { hostId: host.id, hostName: host.name };
+}

@@ -1,0 +1,95 @@
+// What an agent may send on its Connect stream, checked before anything is written.
+// protobuf decoding already guarantees types; these schemas bound sizes and shapes (ids
+// are UUIDs, texts have limits) so a buggy or hostile agent gets INVALID_ARGUMENT instead
+// of reaching the database with garbage.
+import { z } from "zod";
+
+const text = (max: number) => z.string().max(max);
+const uuidOrEmpty = z.union([z.uuid(), z.literal("")]);
+const strings = z.array(text(128)).max(512);
+
+export const Capabilities = z.object({
+  nftVersion: text(128),
+  kernel: text(256),
+  ipv6: z.boolean(),
+  features: strings,
+  xtablesModules: strings,
+  agentVersion: text(128),
+});
+export type Capabilities = z.infer<typeof Capabilities>;
+
+export const AppliedVersion = z.object({
+  ruleset: text(63),
+  version: z.number().int().min(0),
+  checksum: text(128),
+});
+export type AppliedVersion = z.infer<typeof AppliedVersion>;
+
+export const Hello = z.object({
+  capabilities: Capabilities.nullish(),
+  applied: AppliedVersion.nullish(),
+  telemetryEpoch: text(128),
+});
+
+export const Heartbeat = z.object({ seq: z.string().regex(/^\d{1,20}$/), unixMs: z.string().regex(/^-?\d{1,20}$/) });
+
+export const ApplyResult = z.object({
+  deploymentId: uuidOrEmpty,
+  targetId: uuidOrEmpty,
+  version: AppliedVersion.nullish(),
+  status: z.enum(["APPLY_STATUS_UNSPECIFIED", "APPLY_STATUS_APPLYING", "APPLY_STATUS_APPLIED", "APPLY_STATUS_FAILED", "APPLY_STATUS_ROLLED_BACK"]),
+  error: text(64 * 1024),
+});
+export type ApplyResult = z.infer<typeof ApplyResult>;
+
+export const DriftReport = z.object({ drifted: z.boolean(), details: text(64 * 1024), restored: z.boolean() });
+export type DriftReport = z.infer<typeof DriftReport>;
+
+const BODIES = ["hello", "heartbeat", "applyResult", "drift", "telemetry", "quotaReset"] as const;
+export type AgentMessageKind = (typeof BODIES)[number];
+
+export type AgentMessage =
+  | { kind: "hello"; hello: z.infer<typeof Hello> }
+  | { kind: "heartbeat"; heartbeat: z.infer<typeof Heartbeat> }
+  | { kind: "applyResult"; applyResult: ApplyResult }
+  | { kind: "drift"; drift: DriftReport }
+  // Telemetry owns the shape of these two; they are passed through as decoded.
+  | { kind: "telemetry"; telemetry: unknown }
+  | { kind: "quotaReset"; quotaReset: unknown };
+
+export class MalformedMessage extends Error {
+  override name = "MalformedMessage";
+}
+
+/** Validate one decoded AgentMessage (proto-loader form, `body` names the oneof member). */
+export function parseAgentMessage(raw: unknown): AgentMessage {
+  const msg = raw as Record<string, unknown> | null;
+  const kind = msg?.body;
+  if (typeof kind !== "string" || !(BODIES as readonly string[]).includes(kind)) {
+    throw new MalformedMessage("AgentMessage has no body (one of hello, heartbeat, apply_result, drift, telemetry, quota_reset)");
+  }
+  const value = msg![kind];
+  if (value === null || typeof value !== "object") throw new MalformedMessage(`AgentMessage.${kind} is empty`);
+  const check = <T>(schema: z.ZodType<T>): T => {
+    const r = schema.safeParse(value);
+    if (!r.success) {
+      const first = r.error.issues.slice(0, 5).map((i) => `${kind}.${i.path.join(".")}: ${i.message}`);
+      throw new MalformedMessage(`malformed ${kind}: ${first.join("; ")}`);
+    }
+    return r.data;
+  };
+  switch (kind as AgentMessageKind) {
+    case "hello":
+      return { kind: "hello", hello: check(Hello) };
+    case "heartbeat":
+      return { kind: "heartbeat", heartbeat: check(Heartbeat) };
+    case "applyResult":
+      return { kind: "applyResult", applyResult: check(ApplyResult) };
+    case "drift":
+      return { kind: "drift", drift: check(DriftReport) };
+    case "telemetry":
+      return { kind: "telemetry", telemetry: value };
+    case "quotaReset":
+      return { kind: "quotaReset", quotaReset: value };
+  }
+}

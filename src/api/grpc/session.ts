@@ -1,0 +1,235 @@
+// One agent's Connect stream on this replica. Messages are handled strictly in arrival
+// order (one promise chain), because order carries meaning: "applied" then "rolled_back"
+// for the same target must land in that order. The host is fixed by the credential when
+// the stream opens; nothing the agent sends can change which host it speaks for.
+import { randomUUID } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { desiredStateFor } from "../deploy/desired.ts";
+import { appliedBeforeReconnect, claimForHost, claimTarget, recordResult, type ClaimedTarget } from "../deploy/targets.ts";
+import type { Prisma } from "../db/client.ts";
+import { publishToHost, type AgentBus, type HostNotice } from "./bus.ts";
+import type { AgentContext } from "./context.ts";
+import { AgentRpcError, toStatus } from "./errors.ts";
+import type { AgentIdentity } from "./identity.ts";
+import { MalformedMessage, parseAgentMessage, type AgentMessage, type AppliedVersion, type DriftReport } from "./messages.ts";
+import type { ServerMessage } from "./proto.ts";
+
+export type AgentCall = grpc.ServerDuplexStream<unknown, ServerMessage>;
+
+/** Don't write last_seen_at for every message; a few seconds of resolution is plenty. */
+const LAST_SEEN_RESOLUTION_MS = 5_000;
+/** Stop reading from an agent that sends faster than we can store (resume below LOW). */
+const HIGH_WATER = 64;
+const LOW_WATER = 8;
+
+export class AgentSession {
+  readonly id = randomUUID();
+  private chain: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private paused = false;
+  private closed = false;
+  private detach: (() => Promise<void>) | undefined;
+  private lastSeenWritten = 0;
+
+  constructor(
+    private readonly ctx: AgentContext,
+    private readonly bus: AgentBus,
+    private readonly call: AgentCall,
+    readonly identity: AgentIdentity,
+    private readonly onClosed: (s: AgentSession) => void,
+  ) {}
+
+  /** Wire the stream up. Messages that arrive before the subscription is ready wait in the chain. */
+  start(): void {
+    this.call.on("data", (raw: unknown) => this.enqueue(() => this.onMessage(raw)));
+    this.call.on("end", () => {
+      this.call.end();
+      void this.close("agent ended the stream");
+    });
+    this.call.on("cancelled", () => void this.close("stream cancelled"));
+    this.call.on("error", (err: Error) => void this.close(`stream error: ${err.message}`));
+    this.call.on("close", () => void this.close("stream closed"));
+    this.enqueue(() => this.open());
+  }
+
+  /** End the stream from our side (server stopping, or a newer stream took over). */
+  async terminate(code: grpc.status, details: string): Promise<void> {
+    if (!this.closed) this.call.emit("error", { code, details, metadata: new grpc.Metadata() });
+    await this.close(details);
+  }
+
+  private async open(): Promise<void> {
+    const { hostId } = this.identity;
+    this.detach = await this.bus.attach(hostId, (n) => this.enqueue(() => this.onNotice(n)));
+    if (this.closed) return void (await this.detach());
+    const now = new Date();
+    await this.ctx.db.host.update({ where: { id: hostId }, data: { connection: "connected", sessionId: this.id, lastSeenAt: now, updatedAt: now } });
+    this.lastSeenWritten = now.getTime();
+    // Any older stream of this host (a half-dead one, perhaps on another replica) ends now.
+    await publishToHost(this.ctx.redis, hostId, { type: "kick", sessionId: this.id });
+    this.ctx.log.info({ hostId, host: this.identity.hostName, session: this.id }, "agent connected");
+  }
+
+  private async close(reason: string): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.onClosed(this);
+    await this.detach?.().catch(() => {});
+    const now = new Date();
+    // Only if we are still the host's current stream: a reconnect elsewhere already won.
+    await this.ctx.db.host
+      .updateMany({ where: { id: this.identity.hostId, sessionId: this.id }, data: { connection: "disconnected", sessionId: null, lastSeenAt: now, updatedAt: now } })
+      .catch((err: Error) => this.ctx.log.warn({ err: err.message, hostId: this.identity.hostId }, "could not mark host disconnected"));
+    this.ctx.log.info({ hostId: this.identity.hostId, host: this.identity.hostName, session: this.id, reason }, "agent disconnected");
+  }
+
+  private enqueue(fn: () => Promise<void>): void {
+    if (++this.queued > HIGH_WATER && !this.paused) {
+      this.paused = true;
+      this.call.pause();
+    }
+    this.chain = this.chain
+      .then(() => (this.closed ? undefined : fn()))
+      .catch((err: unknown) => this.fail(err))
+      .finally(() => {
+        if (--this.queued < LOW_WATER && this.paused) {
+          this.paused = false;
+          this.call.resume();
+        }
+      });
+  }
+
+  /** Refuse the stream with a status; the server and the other streams carry on. */
+  private async fail(err: unknown): Promise<void> {
+    if (this.closed) return;
+    if (!(err instanceof AgentRpcError)) this.ctx.log.error({ err, hostId: this.identity.hostId }, "agent stream failed");
+    else this.ctx.log.warn({ code: err.code, msg: err.message, hostId: this.identity.hostId }, "agent stream refused");
+    const status = toStatus(err);
+    this.call.emit("error", status);
+    await this.close(`refused: ${status.details}`);
+  }
+
+  private send(msg: ServerMessage): void {
+    if (!this.closed) this.call.write(msg);
+  }
+
+  private async onMessage(raw: unknown): Promise<void> {
+    let msg: AgentMessage;
+    try {
+      msg = parseAgentMessage(raw);
+    } catch (err) {
+      if (err instanceof MalformedMessage) throw new AgentRpcError("malformed_message", err.message);
+      throw err;
+    }
+    await this.touch();
+    switch (msg.kind) {
+      case "hello":
+        return this.onHello(msg.hello.capabilities ?? undefined, msg.hello.applied ?? undefined);
+      case "heartbeat":
+        return this.send({ heartbeat: { seq: msg.heartbeat.seq, unixMs: String(Date.now()) } });
+      case "applyResult":
+        return this.onApplyResult(msg.applyResult);
+      case "drift":
+        return this.onDrift(msg.drift);
+      case "telemetry":
+        // TELEMETRY CALL SITE (owned by src/api/telemetry): once ../telemetry/index.ts exports
+        // ingestTelemetry(ctx, hostId, batch) -> Promise<TelemetryAck>, call it here with
+        // this.identity.hostId and send { telemetryAck } back. Until then nothing is acked and
+        // agents keep their batches spooled, which is what the protocol wants when in doubt.
+        return;
+      case "quotaReset":
+        // TELEMETRY CALL SITE: hand QuotaResetResult to the telemetry code's recordQuotaReset()
+        // (see ../telemetry/channels.ts) once it exists.
+        return;
+    }
+  }
+
+  private async touch(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastSeenWritten < LAST_SEEN_RESOLUTION_MS) return;
+    this.lastSeenWritten = now;
+    await this.ctx.db.host.updateMany({ where: { id: this.identity.hostId, sessionId: this.id }, data: { lastSeenAt: new Date(now) } });
+  }
+
+  private async onHello(caps: Prisma.InputJsonValue | undefined, applied: AppliedVersion | undefined): Promise<void> {
+    const { db } = this.ctx;
+    const hostId = this.identity.hostId;
+    const data: Prisma.HostUpdateInput = { updatedAt: new Date() };
+    if (caps) data.capabilities = caps;
+    let appliedVersionId: string | null | undefined;
+    if (applied) {
+      appliedVersionId = applied.ruleset ? await this.versionIdOf(applied) : null;
+      data.appliedVersion = appliedVersionId ? { connect: { id: appliedVersionId } } : { disconnect: true };
+    }
+    await db.host.update({ where: { id: hostId }, data });
+    if (appliedVersionId) {
+      for (const t of await appliedBeforeReconnect(db, hostId, appliedVersionId)) this.send({ confirm: t });
+    }
+    // A host that was offline (or is new) gets what its deployments want it to run.
+    const claimed = await claimForHost(db, hostId);
+    if (claimed) await this.sendDesired(claimed);
+  }
+
+  /** The stored version the agent says it runs; null when unknown or its checksum differs. */
+  private async versionIdOf(a: AppliedVersion): Promise<string | null> {
+    const v = await this.ctx.db.rulesetVersion.findFirst({ where: { number: a.version, ruleset: { name: a.ruleset } }, select: { id: true, checksum: true } });
+    if (!v) return null;
+    if (a.checksum && a.checksum !== v.checksum) {
+      this.ctx.log.warn({ hostId: this.identity.hostId, ruleset: a.ruleset, version: a.version }, "agent reports a checksum that differs from the stored version");
+      return null;
+    }
+    return v.id;
+  }
+
+  private async onApplyResult(r: Parameters<typeof recordResult>[2]): Promise<void> {
+    const out = await recordResult(this.ctx.db, this.identity.hostId, r);
+    if (out.kind === "foreign") {
+      throw new AgentRpcError("wrong_host", `target ${r.targetId} does not belong to host "${this.identity.hostName}"`);
+    }
+    if (out.kind === "ignored") {
+      this.ctx.log.debug({ hostId: this.identity.hostId, targetId: r.targetId, reason: out.reason }, "apply result ignored");
+      return;
+    }
+    this.ctx.log.info({ hostId: this.identity.hostId, deploymentId: out.deploymentId, targetId: r.targetId, status: out.status, error: r.error || undefined }, "apply result");
+    // Hearing "applied" over the stream is the contact commit-confirm waits for.
+    if (out.confirm) this.send({ confirm: { deploymentId: out.deploymentId, targetId: r.targetId } });
+  }
+
+  private async onDrift(d: DriftReport): Promise<void> {
+    const now = new Date();
+    await this.ctx.db.host.update({
+      where: { id: this.identity.hostId },
+      data: {
+        // Drift that the agent already repaired is history, not current state.
+        drift: d.drifted && !d.restored,
+        driftDetails: { drifted: d.drifted, restored: d.restored, details: d.details, reportedAt: now.toISOString() },
+        driftCheckedAt: now,
+        updatedAt: now,
+      },
+    });
+    if (d.drifted) this.ctx.log.warn({ hostId: this.identity.hostId, restored: d.restored, details: d.details.slice(0, 500) }, "drift reported");
+  }
+
+  private async onNotice(n: HostNotice): Promise<void> {
+    switch (n.type) {
+      case "offer": {
+        const claimed = await claimTarget(this.ctx.db, n.targetId, this.identity.hostId);
+        if (claimed) await this.sendDesired(claimed);
+        return;
+      }
+      case "kick":
+        if (n.sessionId !== this.id) await this.terminate(grpc.status.ABORTED, "a newer stream for this host took over");
+        return;
+      case "check_drift":
+        return this.send({ checkDrift: {} });
+      case "quota_reset":
+        return this.send({ quotaReset: { requestId: n.requestId, name: n.name } });
+    }
+  }
+
+  private async sendDesired(claimed: ClaimedTarget): Promise<void> {
+    const desiredState = await desiredStateFor(this.ctx.db, claimed);
+    this.ctx.log.info({ hostId: this.identity.hostId, deploymentId: claimed.deploymentId, targetId: claimed.targetId, version: desiredState.version }, "desired state sent");
+    this.send({ desiredState });
+  }
+}

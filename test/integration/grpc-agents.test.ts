@@ -1,0 +1,218 @@
+// The agent protocol against a real API replica (Postgres + Redis): enrollment tokens are
+// one-time and expiring; a credential speaks only for its own host; bad messages are
+// refused with a status while the server keeps serving everyone else.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { hashSecret } from "../../src/api/auth.ts";
+import { MAX_MESSAGE_BYTES } from "../../src/api/grpc/proto.ts";
+import { validPolicy } from "../support/policies.ts";
+import { client, enroll, SimAgent, startFleet, streamEnd, waitFor, type Fleet } from "./grpc-kit.ts";
+
+let f: Fleet;
+let addr: string;
+before(async () => {
+  f = await startFleet();
+  addr = `127.0.0.1:${f.replicas[0]!.port}`;
+});
+after(async () => {
+  await f?.close();
+});
+
+const codeOf = (err: unknown) => ({ code: (err as grpc.ServiceError).code, palisade: (err as grpc.ServiceError).metadata?.get("palisade-code")[0]?.toString() });
+
+describe("enroll", () => {
+  test("a token enrolls one host with the token's labels and a credential stored hashed", async () => {
+    const token = await f.enrollmentToken({ env: "prod", role: "edge" });
+    const r = await enroll(addr, { token, name: "enroll-ok" });
+    assert.match(r.credential, /^pal_/);
+    const h = await f.t.db.host.findUniqueOrThrow({ where: { id: r.hostId } });
+    assert.equal(h.name, "enroll-ok");
+    assert.deepEqual(h.labels, { env: "prod", role: "edge" });
+    assert.equal(h.credentialHash, hashSecret(r.credential));
+    const used = await f.t.db.enrollmentToken.findUniqueOrThrow({ where: { tokenHash: hashSecret(token) } });
+    assert.ok(used.usedAt);
+    assert.equal(used.hostId, r.hostId);
+  });
+
+  test("a reused token is refused and creates nothing", async () => {
+    const token = await f.enrollmentToken();
+    await enroll(addr, { token, name: "reuse-1" });
+    await assert.rejects(enroll(addr, { token, name: "reuse-2" }), (e) => {
+      assert.deepEqual(codeOf(e), { code: grpc.status.UNAUTHENTICATED, palisade: "token_used" });
+      return true;
+    });
+    assert.equal(await f.t.db.host.count({ where: { name: "reuse-2" } }), 0);
+  });
+
+  test("unknown, empty and expired tokens are refused", async () => {
+    await assert.rejects(enroll(addr, { token: "palenroll_nope", name: "x1" }), (e) => codeOf(e).palisade === "invalid_token");
+    await assert.rejects(enroll(addr, { token: "", name: "x2" }), (e) => codeOf(e).code === grpc.status.UNAUTHENTICATED);
+    const token = await f.enrollmentToken();
+    await f.t.db.enrollmentToken.update({ where: { tokenHash: hashSecret(token) }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await assert.rejects(enroll(addr, { token, name: "x3" }), (e) => {
+      assert.deepEqual(codeOf(e), { code: grpc.status.UNAUTHENTICATED, palisade: "token_expired" });
+      return true;
+    });
+    assert.equal(await f.t.db.host.count({ where: { name: { in: ["x1", "x2", "x3"] } } }), 0);
+  });
+
+  test("a taken name or a bad name is refused and leaves the token usable", async () => {
+    await enroll(addr, { token: await f.enrollmentToken(), name: "taken" });
+    const token = await f.enrollmentToken();
+    await assert.rejects(enroll(addr, { token, name: "taken" }), (e) => codeOf(e).code === grpc.status.ALREADY_EXISTS);
+    await assert.rejects(enroll(addr, { token, name: "bad name;rm" }), (e) => codeOf(e).code === grpc.status.INVALID_ARGUMENT);
+    const r = await enroll(addr, { token, name: "taken-2" });
+    assert.ok(r.hostId);
+  });
+
+  test("two agents racing with one token: exactly one wins", async () => {
+    const token = await f.enrollmentToken();
+    const results = await Promise.allSettled([0, 1, 2, 3].map((i) => enroll(addr, { token, name: `race-${i}` })));
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    assert.equal(await f.t.db.host.count({ where: { name: { startsWith: "race-" } } }), 1);
+  });
+});
+
+describe("connect", () => {
+  test("hello marks the host connected with capabilities and applied version; the end marks it disconnected", async () => {
+    await f.t.req("POST", "/v1/rulesets", { body: { name: "hello-rs" } });
+    const v = (await f.t.req("POST", "/v1/rulesets/hello-rs/versions", { body: { policy: validPolicy() } })).json() as { version: number; checksum: string };
+    const a = await SimAgent.enroll(addr, await f.enrollmentToken(), "conn-1");
+    a.applied = { ruleset: "hello-rs", version: v.version, checksum: v.checksum };
+    await a.connect();
+    const h = (await f.t.req("GET", "/v1/hosts/conn-1")).json();
+    assert.equal(h.connection, "connected");
+    assert.ok(h.lastSeenAt);
+    assert.deepEqual(h.appliedVersion, { ruleset: "hello-rs", version: 1 });
+    a.close();
+    await waitFor(async () => (await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } })).connection === "disconnected", 10_000, "disconnected");
+  });
+
+  test("a reconnect elsewhere wins over the old stream, which is ended", async () => {
+    const a = await f.agent("conn-2");
+    const first = a.ended;
+    // A second stream with the same credential (the agent restarted and reconnected)
+    // while the first one is still open.
+    const b = new SimAgent(addr, a.hostId, a.name, a.credential);
+    await b.connect();
+    const end = await first;
+    assert.equal(end.code, grpc.status.ABORTED);
+    const h = await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } });
+    assert.equal(h.connection, "connected", "the old stream ending must not mark the host disconnected");
+    b.close();
+  });
+
+  test("no credential, or an unknown one, is refused", async () => {
+    const c = client(addr);
+    try {
+      const none = streamEnd(c.Connect!(new grpc.Metadata()));
+      assert.equal((await none).code, grpc.status.UNAUTHENTICATED);
+      const md = new grpc.Metadata();
+      md.set("authorization", "Bearer pal_forged");
+      assert.equal((await streamEnd(c.Connect!(md))).code, grpc.status.UNAUTHENTICATED);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe("an agent speaks only for its own host", () => {
+  test("A's credential with a claim to be B is refused", async () => {
+    const a = await f.agent("ident-a");
+    const b = await f.agent("ident-b");
+    a.close();
+    const c = client(addr);
+    try {
+      for (const claim of [b.hostId, b.name]) {
+        const md = new grpc.Metadata();
+        md.set("authorization", `Bearer ${a.credential}`);
+        md.set("palisade-host", claim);
+        const end = await streamEnd(c.Connect!(md));
+        assert.equal(end.code, grpc.status.PERMISSION_DENIED);
+        assert.equal(end.palisadeCode, "wrong_host");
+      }
+      // Claiming to be itself is fine.
+      await a.connect({ metadata: { "palisade-host": a.name } });
+    } finally {
+      c.close();
+    }
+  });
+
+  test("A reporting a result for B's deployment target is refused and B's target is untouched", async () => {
+    await f.t.req("POST", "/v1/rulesets", { body: { name: "ident-rs" } });
+    await f.t.req("POST", "/v1/rulesets/ident-rs/versions", { body: { policy: validPolicy() } });
+    const a = await f.agent("forge-a");
+    const b = await f.agent("forge-b", {}, { connect: false });
+    const version = await f.t.db.rulesetVersion.findFirstOrThrow({ where: { ruleset: { name: "ident-rs" } } });
+    const d = await f.t.db.deployment.create({
+      data: { versionId: version.id, selector: { hosts: ["forge-b"] }, createdBy: "test", status: "running", targets: { create: { hostId: b.hostId, versionId: version.id, offeredAt: new Date() } } },
+      include: { targets: true },
+    });
+    const target = d.targets[0]!;
+    a.report({ deploymentId: d.id, targetId: target.id, version: { ruleset: "ident-rs", version: 1, checksum: version.checksum } }, "applied");
+    const end = await a.ended;
+    assert.equal(end.code, grpc.status.PERMISSION_DENIED);
+    const after = await f.t.db.deploymentTarget.findUniqueOrThrow({ where: { id: target.id } });
+    assert.equal(after.status, "pending");
+    const hb = await f.t.db.host.findUniqueOrThrow({ where: { id: b.hostId } });
+    assert.equal(hb.appliedVersionId, null);
+  });
+});
+
+describe("bad messages", () => {
+  test("bytes that are not protobuf end that stream with an error; the server carries on", async () => {
+    const a = await f.agent("garbage");
+    const c = new grpc.Client(addr, grpc.credentials.createInsecure());
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${a.credential}`);
+    const call = c.makeBidiStreamRequest(
+      "/palisade.v1.AgentService/Connect",
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      md,
+    );
+    const end = streamEnd(call as grpc.ClientDuplexStream<unknown, unknown>);
+    call.write(Buffer.from([0xff, 0xff, 0xff, 0xff, 0x0f, 0x0a, 0x99]));
+    const s = await end;
+    assert.notEqual(s.code, grpc.status.OK);
+    c.close();
+    await a.ping();
+  });
+
+  test("an AgentMessage without a body, or with a non-UUID target id, is INVALID_ARGUMENT", async () => {
+    const a = await f.agent("nobody");
+    a.send({});
+    assert.equal((await a.ended).code, grpc.status.INVALID_ARGUMENT);
+    await a.connect();
+    a.send({ applyResult: { deploymentId: "x", targetId: "'; drop table hosts; --", status: "APPLY_STATUS_APPLIED" } });
+    const end = await a.ended;
+    assert.equal(end.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(end.palisadeCode, "malformed_message");
+    assert.ok(await f.t.db.host.count() > 0);
+  });
+
+  test("a message over the size limit is refused (RESOURCE_EXHAUSTED); the host's row is untouched", async () => {
+    const a = await f.agent("oversize");
+    a.send({ drift: { drifted: true, details: "x".repeat(MAX_MESSAGE_BYTES + 1024), restored: false } });
+    assert.equal((await a.ended).code, grpc.status.RESOURCE_EXHAUSTED);
+    const h = await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } });
+    assert.equal(h.drift, false);
+    // And the server still serves.
+    await a.connect();
+    await a.ping();
+  });
+
+  test("drift reports land on the host", async () => {
+    const a = await f.agent("drifty");
+    a.send({ drift: { drifted: true, details: "chain input: 1 rule added by hand", restored: true } });
+    await a.ping();
+    const h = (await f.t.req("GET", "/v1/hosts/drifty")).json();
+    assert.equal(h.drift, false, "restored drift is not current drift");
+    assert.equal(h.driftDetails.restored, true);
+    assert.match(h.driftDetails.details, /added by hand/);
+    a.send({ drift: { drifted: true, details: "set blocklist: 2 elements removed", restored: false } });
+    await a.ping();
+    assert.equal((await f.t.req("GET", "/v1/hosts/drifty")).json().drift, true);
+  });
+});
