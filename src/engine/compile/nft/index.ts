@@ -33,7 +33,8 @@ export type { CompileContext } from "./context.ts";
 export { TABLE as NFT_TABLE } from "./context.ts";
 
 export type NftCompileResult =
-  | { ok: true; tables: TableDefinition[]; transaction: Transaction; warnings: Diagnostic[] }
+  /** `text` is `serialize(transaction)`, computed once. */
+  | { ok: true; tables: TableDefinition[]; transaction: Transaction; text: string; warnings: Diagnostic[] }
   | { ok: false; errors: Diagnostic[] };
 
 function checkFailsafeContext(ctx: Ctx): void {
@@ -115,6 +116,7 @@ export function compileNft(policy: Policy, options: CompileContext = {}): NftCom
   const ctx = new Ctx(expanded, options);
   let tables: TableDefinition[] = [];
   let tx: Transaction | undefined;
+  let text = "";
   try {
     tables = build(expanded, ctx);
     if (!ctx.failed && !diagnostics.some((d) => d.severity === "error")) {
@@ -126,7 +128,7 @@ export function compileNft(policy: Policy, options: CompileContext = {}): NftCom
         tx.add({ kind: "table", family: t.family, name: t.name });
         tx.delete({ kind: "table", family: t.family, name: t.name });
       }
-      serialize(tx); // surfaces a model error (bad name, unsafe text) as a diagnostic now
+      text = serialize(tx); // also surfaces a model error (bad name, unsafe text) as a diagnostic
     }
   } catch (e) {
     if (!(e instanceof NftModelError)) throw e;
@@ -135,11 +137,11 @@ export function compileNft(policy: Policy, options: CompileContext = {}): NftCom
   diagnostics.push(...ctx.diagnostics);
   const errors = sortDiagnostics(diagnostics.filter((d) => d.severity === "error"));
   if (errors.length > 0 || !tx) return { ok: false, errors };
-  return { ok: true, tables, transaction: tx, warnings: sortDiagnostics(diagnostics.filter((d) => d.severity === "warning")) };
+  return { ok: true, tables, transaction: tx, text, warnings: sortDiagnostics(diagnostics.filter((d) => d.severity === "warning")) };
 }
 
 /** The policy as nft text: one `nft -f` transaction replacing Palisade's tables. */
 export function renderNft(policy: Policy, options: CompileContext = {}): { ok: true; text: string } | { ok: false; errors: Diagnostic[] } {
   const r = compileNft(policy, options);
-  return r.ok ? { ok: true, text: serialize(r.transaction) } : { ok: false, errors: r.errors };
+  return r.ok ? { ok: true, text: r.text } : { ok: false, errors: r.errors };
 }

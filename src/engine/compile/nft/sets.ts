@@ -1,5 +1,6 @@
 // Policy address/port sets -> named nft sets, and the rendering of inline lists as
 // anonymous sets `{ a, b }`: one lookup per packet whatever the list length.
+import { isIPv4, isIPv6 } from "node:net";
 import type { Path } from "../../diagnostics.ts";
 import { hasHostBits, parsePrefix } from "../../net/address.ts";
 import type { NamedSet, SetElement, SetFlag } from "../../nft/index.ts";
@@ -24,6 +25,8 @@ export function setFamily(def: SetDef | undefined): Fam | undefined {
 function elementText(e: string | number, def: SetDef, ctx: Ctx, path: Path): string | undefined {
   const text = String(e);
   if (def.type === "ipv4_addr" || def.type === "ipv6_addr") {
+    // Fast path for the common case (big blocklists): a plain address of the right family.
+    if (!text.includes("/") && (def.type === "ipv4_addr" ? isIPv4(text) : isIPv6(text))) return text.toLowerCase();
     const p = parsePrefix(text);
     const want = def.type === "ipv4_addr" ? "ipv4" : "ipv6";
     if (!p || p.family !== want) {
