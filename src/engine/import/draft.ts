@@ -37,6 +37,8 @@ export class PolicyDraft {
   readonly accounting: Record<string, AccountingDef> = {};
   readonly counters: Record<string, z.infer<typeof CounterDef>> = {};
   readonly protections: Protections = {};
+  /** `-P` of iptables vs ip6tables in a script that has both: one inet chain holds both families. */
+  readonly familyPolicies = new Map<DraftChain, Partial<Record<"ipv4" | "ipv6", "accept" | "drop">>>();
   /** Set when the source was rendered by Palisade and its failsafe rules tell the settings. */
   failsafe?: { enabled: boolean; ports?: number[] };
   readonly forwarding: Forwarding = { portForwards: [], rangeForwards: [], markForwards: [] };
@@ -128,6 +130,29 @@ export class PolicyDraft {
     const out = new Map<RuleEntry, string>();
     for (const c of this.chains.values()) c.rules.forEach((e, i) => out.set(e, `/chains/${c.key}/rules/${i}`));
     return out;
+  }
+
+  /**
+   * Settle per-family chain policies: the same verdict for both families is the chain's
+   * policy; otherwise the chain keeps policy accept and ends with a drop rule for the family
+   * whose default was DROP (the last rule, so it acts exactly like that family's policy).
+   */
+  settleFamilyPolicies(): Map<DraftChain, RuleEntry[]> {
+    const added = new Map<DraftChain, RuleEntry[]>();
+    for (const [chain, fam] of this.familyPolicies) {
+      const v4 = fam.ipv4 ?? "accept";
+      const v6 = fam.ipv6 ?? "accept";
+      if (v4 === v6) {
+        chain.policy = v4;
+        continue;
+      }
+      chain.policy = undefined;
+      const family = v4 === "drop" ? "ipv4" : "ipv6";
+      const entry: RuleEntry = { rule: { comment: `default policy DROP for ${family === "ipv4" ? "IPv4 (iptables -P)" : "IPv6 (ip6tables -P)"}`, match: { family }, action: "drop" }, line: 0 };
+      chain.rules.push(entry);
+      added.set(chain, [entry]);
+    }
+    return added;
   }
 
   /** The chains as the schema wants them (keys in first-use order). */

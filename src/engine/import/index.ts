@@ -3,7 +3,7 @@
 import { Policy, type PolicyInput } from "../policy/index.ts";
 import { error as diagnostic, type Diagnostic } from "../diagnostics.ts";
 import { Collector, type PendingEntry } from "./collect.ts";
-import { PolicyDraft, type ReportTarget } from "./draft.ts";
+import { PolicyDraft, type DraftChain, type ReportTarget, type RuleEntry } from "./draft.ts";
 import { importSave } from "./iptables-save.ts";
 import { importScript } from "./script.ts";
 import { liftIdioms } from "./idioms.ts";
@@ -37,8 +37,10 @@ export function importPolicy(format: ImportFormat, source: string, opts: ImportO
   if (format === "iptables-save") importSave(source, draft, out);
   else importScript(source, draft, out, opts.variables);
   out.resolveDeferred();
+  const familyDrops = draft.settleFamilyPolicies();
   if (format === "iptables-save") foldPalisadeLayout(draft, out.entries);
   liftIdioms(draft, out.entries);
+  pointPoliciesAtDropRules(out.entries, familyDrops);
   pruneHeaderChains(draft, out.entries);
 
   const doc: PolicyInput = {
@@ -62,6 +64,22 @@ export function importPolicy(format: ImportFormat, source: string, opts: ImportO
     return { report, errors };
   }
   return { policy: parsed.data, report, errors };
+}
+
+/** A family-specific `-P ... DROP` became the chain's last rule: its report line points there. */
+function pointPoliciesAtDropRules(entries: PendingEntry[], added: Map<DraftChain, RuleEntry[]>): void {
+  for (const [chain, rules] of added) {
+    const rule = rules[0]!;
+    for (const e of entries) {
+      if (e.target?.kind === "chain" && e.target.chain === chain && /\s-P\s/.test(` ${e.text} `) && e.status === "imported") {
+        const fam = rule.rule.match?.family;
+        if ((fam === "ipv6") === /^\S*ip6tables/.test(e.text)) {
+          e.target = { kind: "rule", entry: rule };
+          e.reason = "one chain serves IPv4 and IPv6: this family's DROP default is the chain's last rule";
+        }
+      }
+    }
+  }
 }
 
 /** iptables-save lists every builtin chain; one with no rules and policy ACCEPT adds nothing. */

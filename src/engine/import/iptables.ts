@@ -264,8 +264,14 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       if (!chain.hook) fail("import_syntax", `-P applies to builtin chains only, not ${chainName}`, chainName);
       const pol = policyTarget!.toUpperCase();
       if (pol !== "ACCEPT" && pol !== "DROP") fail("import_invalid_value", `a chain policy is ACCEPT or DROP, not ${policyTarget}`, policyTarget);
-      chain.policy = pol === "ACCEPT" ? "accept" : "drop";
+      const verdict = pol === "ACCEPT" ? "accept" : "drop";
       chain.headerOnly = false;
+      if (d.family) {
+        // A script with both iptables and ip6tables: each family's default is settled at the end.
+        const fam = draft.familyPolicies.get(chain) ?? {};
+        fam[d.family] = verdict;
+        draft.familyPolicies.set(chain, fam);
+      } else chain.policy = verdict;
       return { status: "imported", target: { kind: "chain", chain } };
     }
   }

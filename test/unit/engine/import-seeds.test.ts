@@ -121,7 +121,10 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   assert.deepEqual(p.chains.mangle_prerouting?.rules[1], { match: { family: "ipv6", iif: "eth0" }, action: { type: "tee", gateway: "2001:db8::1" } });
   assert.deepEqual(p.quotas, { bt: { mode: "bytes", grow: true } });
   assert.deepEqual(p.protections.portKnock, [{ name: "SSH", knockPorts: [4002, 4001, 4004], protocol: "tcp", port: 22, knockTimeoutSeconds: 10, openSeconds: 3600 }]);
-  assert.equal(p.chains.input?.policy, "drop");
+  // The file also has ip6tables lines, so `iptables -P INPUT DROP` is the IPv4 default only:
+  // the inet chain keeps ACCEPT and ends with an IPv4 drop.
+  assert.equal(p.chains.input?.policy, undefined);
+  assert.deepEqual(p.chains.input?.rules.at(-1), { comment: "default policy DROP for IPv4 (iptables -P)", match: { family: "ipv4" }, action: "drop" });
   // xtables-addons targets validate; nftables has no TARPIT/IPMARK/RAWNAT/TEE-in-mangle equivalents
   // for all of them, so this fixture is checked against the schema and validator only.
   const v = validatePolicy(p);
