@@ -5,7 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type Link } from "../support/netns.ts";
-import { applyPolicy, sleep } from "./nft-kit.ts";
+import { applyPolicy, ruleCounter, sleep } from "./nft-kit.ts";
 
 const lab = createLab();
 let client = "";
@@ -91,4 +91,20 @@ test("icmpFlood and bogusPackets presets: echo limited, smurf probes and SYN+FIN
   assert.ok(ping.received >= 5 && ping.received <= 5 + Math.ceil(elapsed) + 1, `received ${ping.received} in ${elapsed}s`);
   assert.deepEqual(await lab.tcpFlags(client, link.b.ip4, 7777, "SF", { count: 3 }), { sent: 3, received: 0 });
   assert.equal((await lab.tcpFlags(client, link.b.ip4, 7777, "S", { count: 3 })).received, 3);
+});
+
+test("rstFlood and synFlood presets: RST over 2/second and per-source SYN floods are dropped", async () => {
+  await applyPolicy(lab, server, {
+    protections: { rstFlood: { rate: "2/second", burst: 2 }, synFlood: { rate: "10/second", burst: 10 } },
+    chains: { input: { hook: "input", policy: "accept", rules: [{ comment: "rst passed", match: { protocol: "tcp", tcpFlags: { mask: ["rst"], compare: ["rst"] } }, action: "accept", counter: true }] } },
+  });
+  let t0 = Date.now();
+  await lab.tcpFlags(client, link.b.ip4, 7777, "R", { count: 20, intervalUs: 10_000 });
+  let elapsed = (Date.now() - t0) / 1000;
+  const passed = (await ruleCounter(lab, server, "input", "rst passed")).packets;
+  assert.ok(passed >= 2 && passed <= 2 + Math.ceil(elapsed * 2) + 1, `${passed} RSTs passed in ${elapsed}s`);
+  t0 = Date.now();
+  const flood = await lab.tcpFlags(client, link.b.ip4, 7777, "S", { count: 60, intervalUs: 2000 });
+  elapsed = (Date.now() - t0) / 1000;
+  assert.ok(flood.received >= 10 && flood.received <= 10 + Math.ceil(elapsed * 10) + 2, `answered ${flood.received} of 60 in ${elapsed}s`);
 });
