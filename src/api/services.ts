@@ -7,6 +7,7 @@ import type { Config } from "./config.ts";
 import type { Db } from "./db/client.ts";
 import { deployWorkerService } from "./deploy/worker.ts";
 import { agentGrpcService } from "./grpc/server.ts";
+import { telemetryService } from "./telemetry/service.ts";
 
 export interface ServiceContext {
   config: Config;
@@ -25,4 +26,4 @@ export interface BackgroundService {
 }
 
 /** Add a service: append it here (e.g. the gRPC agent server, deploy workers). */
-export const backgroundServices: BackgroundService[] = [agentGrpcService, deployWorkerService];
+export const backgroundServices: BackgroundService[] = [agentGrpcService, deployWorkerService, telemetryService()];

@@ -1,10 +1,13 @@
 // Every route group and the prefix it is mounted at. Add a group: one line here.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { accountingRoutes } from "./accounting.ts";
 import { auditRoutes } from "./audit.ts";
 import { deploymentRoutes } from "./deployments.ts";
 import { enrollmentTokenRoutes } from "./enrollment-tokens.ts";
 import { healthRoutes } from "./health.ts";
 import { hostRoutes } from "./hosts.ts";
+import { logRoutes } from "./logs.ts";
+import { quotaRoutes } from "./quotas.ts";
 import { rulesetRoutes } from "./rulesets.ts";
 import { tokenRoutes } from "./tokens.ts";
 import { validateRoutes } from "./validate.ts";
@@ -20,4 +23,7 @@ export const routes: [prefix: string, plugin: FastifyPluginAsyncZod][] = [
   ["/v1/hosts", hostRoutes],
   ["/v1/enrollment-tokens", enrollmentTokenRoutes],
   ["/v1/deployments", deploymentRoutes],
+  ["/v1/accounting", accountingRoutes],
+  ["/v1", quotaRoutes],
+  ["/v1/logs", logRoutes],
 ];

@@ -5,9 +5,7 @@ export type TelemetryErrorCode =
   /** The batch does not have the TelemetryBatch shape (field, address, 64-bit range). */
   | "invalid_batch"
   /** A quota reset names a host or quota the API does not know. */
-  | "unknown_quota"
-  /** Redis did not take a message (publish to an agent stream, log fan-out). */
-  | "publish_failed";
+  | "unknown_quota";
 
 export class TelemetryError extends Error {
   constructor(

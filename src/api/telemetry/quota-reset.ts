@@ -17,6 +17,8 @@ export interface QuotaResetRequested {
   requestId: string;
   /** Replicas that received the message (0: no stream up; the request stays pending). */
   delivered: number;
+  /** Redis refused the publish: the request is recorded (pending) and replayed on connect. */
+  publishError?: string;
 }
 
 export async function requestQuotaReset(ctx: QuotaResetContext, hostId: string, name: string, actor: Actor = { name: "system", tokenId: null }): Promise<QuotaResetRequested> {
@@ -33,7 +35,7 @@ export async function requestQuotaReset(ctx: QuotaResetContext, hostId: string, 
     return { requestId: req.id, delivered };
   } catch (err) {
     // Recorded as pending: the stream handler replays pending requests when the agent connects.
-    throw new TelemetryError("publish_failed", `quota reset ${req.id} recorded but not published: ${(err as Error).message}`, [], { cause: err });
+    return { requestId: req.id, delivered: 0, publishError: (err as Error).message };
   }
 }
 

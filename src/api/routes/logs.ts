@@ -1,0 +1,124 @@
+// Packet log events (LOGMARK / log rules) shipped by the agents: a filtered, paged list
+// (newest first) and a live Server-Sent Events stream of new ones.
+//
+// The stream: one Redis subscriber per open stream on palisade:logs (telemetry/ingest.ts
+// publishes each event after its batch committed), filtered by host and prefix here.
+// Each event is `id: <event id>` + `data: <JSON>`; a `: ping` comment every
+// `heartbeat` seconds (1-60, default 15) keeps proxies from closing an idle stream.
+// It ends cleanly when the client goes away, after `maxEvents` events if given, and when
+// the server closes. Auth is the usual bearer header (browsers' EventSource cannot send
+// one; use a fetch-based SSE client).
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import type { ServerResponse } from "node:http";
+import { z } from "zod";
+import type { Prisma } from "../db/client.ts";
+import { errorResponses } from "../errors.ts";
+import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
+import { Timestamp } from "../schemas.ts";
+import { LOGS_CHANNEL, type LogEventView } from "../telemetry/channels.ts";
+import { resolveHost } from "../telemetry/hosts.ts";
+import { HostFilter, range, When } from "../telemetry/http.ts";
+
+const Event = z.object({
+  id: z.string().describe("increasing; a string because it is a 64-bit integer"),
+  at: Timestamp,
+  hostId: z.uuid(),
+  host: z.string(),
+  prefix: z.string(),
+  level: z.number().int(),
+  mark: z.number().int().nullable(),
+  ctmark: z.number().int().nullable(),
+  fields: z.record(z.string(), z.union([z.string(), z.number()])).describe("iif, oif, saddr, daddr, protocol, sport, dport, length (when known)"),
+});
+const Filters = { host: HostFilter.optional(), prefix: z.string().max(64).optional().describe("events whose prefix starts with this") };
+const ListQuery = PageQuery.extend({ ...Filters, from: When.optional(), to: When.optional() });
+const StreamQuery = z.strictObject({
+  ...Filters,
+  heartbeat: z.coerce.number().int().min(1).max(60).default(15).describe("seconds between keep-alive comments"),
+  maxEvents: z.coerce.number().int().min(1).max(1_000_000).optional().describe("end the stream after this many events"),
+});
+
+export const logRoutes: FastifyPluginAsyncZod = async (app) => {
+  const open = new Set<() => void>();
+  app.addHook("onClose", async () => {
+    for (const end of [...open]) end();
+  });
+
+  app.get(
+    "/",
+    { config: { access: "read" }, schema: { tags: ["logs"], querystring: ListQuery, response: { 200: pageOf(Event), ...errorResponses(400, 401, 404) } } },
+    async (req) => {
+      const q = req.query;
+      const host = q.host !== undefined ? await resolveHost(app.db, q.host) : undefined;
+      const r = range(q);
+      const before = decodeCursor(q.cursor, z.tuple([z.string().regex(/^\d+$/)]));
+      const where: Prisma.LogEventWhereInput = {
+        ...(host && { hostId: host.id }),
+        ...(q.prefix !== undefined && { prefix: { startsWith: q.prefix } }),
+        ...((r.from || r.to) && { at: { ...(r.from && { gte: r.from }), ...(r.to && { lt: r.to }) } }),
+        ...(before && { id: { lt: BigInt(before[0]) } }),
+      };
+      const rows = await app.db.logEvent.findMany({ where, orderBy: { id: "desc" }, take: q.limit + 1 });
+      const names = new Map((await app.db.host.findMany({ where: { id: { in: [...new Set(rows.map((e) => e.hostId))] } }, select: { id: true, name: true } })).map((h) => [h.id, h.name]));
+      return page(
+        rows,
+        q.limit,
+        (e): LogEventView => ({
+          id: String(e.id),
+          at: e.at.toISOString(),
+          hostId: e.hostId,
+          host: names.get(e.hostId) ?? e.hostId,
+          prefix: e.prefix,
+          level: e.level,
+          mark: e.mark === null ? null : Number(e.mark),
+          ctmark: e.ctmark === null ? null : Number(e.ctmark),
+          fields: e.fields as Record<string, string | number>,
+        }),
+        (e) => [String(e.id)],
+      );
+    },
+  );
+
+  app.get(
+    "/stream",
+    { config: { access: "read" }, schema: { tags: ["logs"], querystring: StreamQuery, response: { ...errorResponses(400, 401, 404) } } },
+    async (req, reply) => {
+      const q = req.query;
+      const host = q.host !== undefined ? await resolveHost(app.db, q.host) : undefined;
+      const sub = app.redis.duplicate({ lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: null });
+      await sub.connect();
+      await sub.subscribe(LOGS_CHANNEL);
+      reply.hijack();
+      const res: ServerResponse = reply.raw;
+      res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", connection: "keep-alive", "x-accel-buffering": "no" });
+      res.write(": stream open\n\n");
+      let sent = 0;
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        clearInterval(ping);
+        open.delete(end);
+        sub.disconnect();
+        if (!res.writableEnded) res.end();
+      };
+      open.add(end);
+      const ping = setInterval(() => res.write(": ping\n\n"), q.heartbeat * 1000);
+      req.raw.on("close", end);
+      res.on("close", end);
+      sub.on("message", (_channel: string, text: string) => {
+        if (ended) return;
+        let e: LogEventView;
+        try {
+          e = JSON.parse(text) as LogEventView;
+        } catch {
+          return;
+        }
+        if (host && e.hostId !== host.id) return;
+        if (q.prefix !== undefined && !e.prefix.startsWith(q.prefix)) return;
+        res.write(`id: ${e.id}\nevent: log\ndata: ${JSON.stringify(e)}\n\n`);
+        if (q.maxEvents !== undefined && ++sent >= q.maxEvents) end();
+      });
+    },
+  );
+};
