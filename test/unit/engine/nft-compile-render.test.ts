@@ -104,3 +104,16 @@ test("no comment or log prefix can break out of its quoted token", () => {
     { numRuns: 300 },
   );
 });
+
+test("forward accepts of port forwards come after the presets' jump, before the policy's rules", () => {
+  const text = render({
+    protections: { bogusPackets: {} },
+    chains: { forward: { hook: "forward", policy: "drop", rules: [{ comment: "est", match: { ctState: ["established"] }, action: "accept" }] } },
+    forwarding: { portForwards: [{ protocol: "tcp", port: 80, backends: [{ address: "192.168.1.2" }] }] },
+  });
+  assert.deepEqual(rules(text, "forward").map((l) => l.replace(/ comment .*$/, "")), [
+    "add rule inet palisade forward jump protect_forward",
+    "add rule inet palisade forward ip daddr 192.168.1.2 tcp dport 80 ct status dnat accept",
+    "add rule inet palisade forward ct state established accept",
+  ]);
+});

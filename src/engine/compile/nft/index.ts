@@ -16,6 +16,7 @@ import {
   type Chain as NftChain, type Rule as NftRule, type TableDefinition,
 } from "../../nft/index.ts";
 import type { MarkForward, Path, Policy } from "./deps.ts";
+import { normalizeAction } from "../../policy/index.ts";
 import { checkTargetSupport } from "../support.ts";
 import { Ctx, FAMILY, TABLE, type CompileContext, type Fam } from "./context.ts";
 import { compileSet } from "./sets.ts";
@@ -48,7 +49,18 @@ function checkFailsafeContext(ctx: Ctx): void {
   }
 }
 
-function build(policy: Policy, ctx: Ctx): TableDefinition[] {
+/** How many of a chain's first rules jump to chains the expansion added (not in `original`). */
+function leadingPresetJumps(rules: Policy["chains"][string]["rules"], original: Policy): number {
+  let n = 0;
+  for (const r of rules) {
+    const a = normalizeAction(r.action);
+    if (a.type !== "jump" || Object.hasOwn(original.chains, a.chain)) break;
+    n++;
+  }
+  return n;
+}
+
+function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
   checkFailsafeContext(ctx);
   const timeouts = planRecentTimeouts(policy, ctx);
   for (const [name, def] of Object.entries(policy.sets)) ctx.declareSet(compileSet(name, def, ctx), `set "${name}"`, ["sets", name]);
@@ -76,11 +88,17 @@ function build(policy: Policy, ctx: Ctx): TableDefinition[] {
   for (const [name, chain] of Object.entries(policy.chains)) {
     chains.push(compileChain(name, chain, ctx));
     for (const body of failsafeRules(policy, chain.hook, ctx.options.failsafe)) rules.push(rule(name, body, FAILSAFE_COMMENT));
-    if (chain.table === "filter" && chain.hook === "forward") for (const r of fwd.forwardAccepts) rules.push(rule(name, r.body, r.comment));
+    // Forwarded connections are accepted before the policy's own forward rules, but after
+    // the jumps the preset expansion put first (into chains the document itself does not
+    // have), so protections still see forwarded traffic.
+    const accepts = chain.table === "filter" && chain.hook === "forward" ? fwd.forwardAccepts : [];
+    const presetJumps = leadingPresetJumps(chain.rules, original);
+    if (presetJumps === 0) for (const r of accepts) rules.push(rule(name, r.body, r.comment));
     chain.rules.forEach((r, i) => {
       const path = ["chains", name, "rules", i];
       const out = compileRule(r, name, chain, path, ctx, timeouts, r.comment ?? defaultComment(name, i));
       for (const b of out.rules) rules.push(rule(name, b.body, b.comment));
+      if (i + 1 === presetJumps) for (const a of accepts) rules.push(rule(name, a.body, a.comment));
       if (out.tee.length) {
         const entry = tee.get(name) ?? { chain, rules: [] };
         entry.rules.push(...out.tee);
@@ -118,7 +136,7 @@ export function compileNft(policy: Policy, options: CompileContext = {}): NftCom
   let tx: Transaction | undefined;
   let text = "";
   try {
-    tables = build(expanded, ctx);
+    tables = build(expanded, ctx, policy);
     if (!ctx.failed && !diagnostics.some((d) => d.severity === "error")) {
       tx = replaceTables(tables);
       // Tee tables of an earlier version disappear even when this one has none.
