@@ -28,7 +28,9 @@ export interface DraftChain {
 export type ReportTarget =
   | { kind: "rule"; entry: RuleEntry }
   | { kind: "chain"; chain: DraftChain }
-  | { kind: "path"; path: string };
+  | { kind: "path"; path: string }
+  /** A path known only once every line is in (e.g. a backend that a later `mfw -I` shifts). */
+  | { kind: "lazy"; path: () => string | undefined };
 
 export class PolicyDraft {
   readonly chains = new Map<string, DraftChain>();

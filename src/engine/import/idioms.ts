@@ -45,7 +45,7 @@ export function liftIdioms(draft: PolicyDraft, entries: PendingEntry[]): void {
   const output = draft.find("filter", "OUTPUT");
   const candidates: Group[] = [];
   const bogus = findBogus(input, forward, output);
-  if (bogus) candidates.push(bogus);
+  if (bogus && "preset" in bogus) candidates.push(bogus);
   const trap = findPortScan(input, forward);
   if (trap) candidates.push(trap);
   const syn = findSynFlood(input);
@@ -86,6 +86,13 @@ export function liftIdioms(draft: PolicyDraft, entries: PendingEntry[]): void {
   }
   for (const [g, why] of refusals) {
     for (const p of g.parts) for (const e of byEntry.get(p.entry) ?? []) e.reason = joinReason(e.reason, `recognised as part of the ${g.preset} idiom but kept as plain rules: ${why}`);
+  }
+  if (bogus && "missing" in bogus) {
+    for (const p of bogus.found) {
+      for (const e of byEntry.get(p.entry) ?? []) {
+        e.reason = joinReason(e.reason, `part of the bogusPackets idiom, kept as plain rules: the preset also drops ${bogus.missing.join(", ")}, which this script does not`);
+      }
+    }
   }
   for (const { entry, preset } of icmpRst) {
     for (const e of byEntry.get(entry) ?? []) {
@@ -141,20 +148,24 @@ function find(chain: DraftChain | undefined, pred: (r: Rule) => boolean): RuleEn
   return chain?.rules.find((e) => pred(e.rule));
 }
 
-function findBogus(input?: DraftChain, forward?: DraftChain, output?: DraftChain): Group | undefined {
-  if (!input || !forward || !output) return undefined;
+/** The whole bogus-packet group, or the part of it that is there and what is missing. */
+function findBogus(input?: DraftChain, forward?: DraftChain, output?: DraftChain): Group | { found: Part[]; missing: string[] } | undefined {
   const invalid = (r: Rule) => isDrop(r) && matches(r, { ctState: ["invalid"] });
   const synFin = (r: Rule) => isDrop(r) && matches(r, { protocol: "tcp", tcpFlags: { mask: ["fin", "syn"], compare: ["fin", "syn"] } });
   const synRst = (r: Rule) => isDrop(r) && matches(r, { protocol: "tcp", tcpFlags: { mask: ["syn", "rst"], compare: ["syn", "rst"] } });
   const parts: Part[] = [];
+  const missing: string[] = [];
+  const names = new Map<(r: Rule) => boolean, string>([[invalid, "INVALID"], [synFin, "SYN+FIN"], [synRst, "SYN+RST"]]);
   // The preset drops all three in input and forward, and INVALID in output: the whole group or nothing.
-  for (const [chain, preds] of [[input, [invalid, synFin, synRst]], [forward, [invalid, synFin, synRst]], [output, [invalid]]] as const) {
+  for (const [chain, key, preds] of [[input, "input", [invalid, synFin, synRst]], [forward, "forward", [invalid, synFin, synRst]], [output, "output", [invalid]]] as const) {
     for (const pred of preds) {
       const e = find(chain, pred);
-      if (!e) return undefined;
-      parts.push({ chain, entry: e, rank: RANK.bogus });
+      if (e && chain) parts.push({ chain, entry: e, rank: RANK.bogus });
+      else missing.push(`${names.get(pred)} in ${key}`);
     }
   }
+  if (parts.length === 0) return undefined;
+  if (missing.length > 0) return { found: parts, missing };
   return { preset: "bogusPackets", parts, lists: [], apply: (d) => void (d.protections.bogusPackets = { enabled: true }) };
 }
 

@@ -102,6 +102,7 @@ function finishReport(draft: PolicyDraft, entries: PendingEntry[]): ImportReport
   const pathOf = (t: ReportTarget | undefined): string | undefined => {
     if (!t) return undefined;
     if (t.kind === "path") return t.path;
+    if (t.kind === "lazy") return t.path();
     if (t.kind === "chain") return draft.chains.get(t.chain.key) === t.chain ? `/chains/${t.chain.key}` : undefined;
     return pointers.get(t.entry);
   };

@@ -232,7 +232,8 @@ function mfw(cur: Cursor, st: ForwardingState): Outcome {
         // -I puts the entry at the head of the mark's list: with preference 0 it becomes the primary.
         if (insert) fw.backends.unshift(backend);
         else fw.backends.push(backend);
-        return { status: "imported", target: { kind: "path", path: `/forwarding/markForwards/${index}/backends` } };
+        const at = index;
+        return { status: "imported", target: { kind: "lazy", path: () => `/forwarding/markForwards/${at}/backends/${fw.backends.indexOf(backend)}` } };
       },
     },
   };

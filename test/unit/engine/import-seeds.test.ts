@@ -11,6 +11,7 @@ import { importPolicy, type ImportFormat, type ImportResult } from "../../../src
 import { summarizeImport } from "../../../src/engine/import/report.ts";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
 import { renderNft } from "../../../src/engine/compile/nft/index.ts";
+import { renderIptables } from "../../../src/engine/compile/iptables/index.ts";
 import { createLab } from "../../support/netns.ts";
 
 const FIXTURES = join(import.meta.dirname, "../../fixtures/import");
@@ -125,10 +126,16 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   // the inet chain keeps ACCEPT and ends with an IPv4 drop.
   assert.equal(p.chains.input?.policy, undefined);
   assert.deepEqual(p.chains.input?.rules.at(-1), { comment: "default policy DROP for IPv4 (iptables -P)", match: { family: "ipv4" }, action: "drop" });
-  // xtables-addons targets validate; nftables has no TARPIT/IPMARK/RAWNAT/TEE-in-mangle equivalents
-  // for all of them, so this fixture is checked against the schema and validator only.
-  const v = validatePolicy(p);
-  assert.deepEqual(v.errors, []);
+  assert.deepEqual(validatePolicy(p).errors, []);
+  // The iptables target (xtables-addons syntax) renders all of it; nftables refuses exactly
+  // TARPIT, naming the target that can, and renders everything else.
+  assert.ok(renderIptables(p).ok);
+  const nft = renderNft(p);
+  assert.ok(!nft.ok);
+  assert.ok(nft.errors.length === 3 && nft.errors.every((e) => e.code === "unsupported_on_target" && /TARPIT.*xt_TARPIT/.test(e.message)), JSON.stringify(nft.errors));
+  const withoutTarpit = structuredClone(r);
+  for (const c of Object.values(withoutTarpit.policy!.chains)) c.rules = c.rules.filter((x) => !(typeof x.action === "object" && x.action.type === "tarpit"));
+  await nftAccepts(withoutTarpit);
 });
 
 test("kernel port forwarding: PORTFW with preferences and reply masquerading", async () => {
