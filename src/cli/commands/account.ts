@@ -1,0 +1,159 @@
+// `palisade account`: iptaccount(8) for the whole fleet, over the REST API.
+//   -a            list the accounting tables (iptaccount -a)
+//   -l NAME       show a table's per-address counters (iptaccount -l)
+//   -f            flush: show the counters since the mark, then move the mark to now
+//   -c            loop every second (Ctrl-C ends it; --count N bounds it)
+//   --host, --from, --to, --json; --url/--token or PALISADE_URL/PALISADE_TOKEN.
+// The API keeps every sample, so "flush" cannot zero the kernel table as iptaccount -f
+// does; it moves a counted-since mark instead. Marks are kept per OS user in
+// $PALISADE_STATE_DIR (default ~/.config/palisade)/account-marks.json, keyed by server
+// URL, table and host filter: each user's -f windows tile time without gaps or overlap.
+// They are sample times, so a batch an agent spooled during an outage and delivered
+// after the next -f is counted in the window of its sample time (visible with --from/--to),
+// not in the next -f.
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import type { Command } from "commander";
+
+interface Opts {
+  all?: boolean;
+  list?: string;
+  flush?: boolean;
+  continuous?: boolean;
+  count?: string;
+  host?: string;
+  from?: string;
+  to?: string;
+  json?: boolean;
+  url?: string;
+  token?: string;
+}
+
+type Counter = number | string;
+interface Row {
+  ip: string;
+  unattributed: boolean;
+  srcBytes: Counter;
+  srcPackets: Counter;
+  dstBytes: Counter;
+  dstPackets: Counter;
+}
+interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+class Api {
+  constructor(
+    private readonly url: string,
+    private readonly token: string | undefined,
+  ) {}
+
+  async get<T>(path: string, query: Record<string, string | undefined>): Promise<T> {
+    const u = new URL(path, this.url);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) u.searchParams.set(k, v);
+    const res = await fetch(u, { headers: this.token ? { authorization: `Bearer ${this.token}` } : {} });
+    const body = (await res.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
+    if (!res.ok) throw new Error(`${res.status} ${body?.error?.code ?? ""}: ${body?.error?.message ?? res.statusText}`);
+    return body as T;
+  }
+
+  async all<T>(path: string, query: Record<string, string | undefined>): Promise<T[]> {
+    const out: T[] = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < 100_000; i++) {
+      const p = await this.get<Page<T>>(path, { ...query, limit: "500", cursor });
+      out.push(...p.items);
+      if (!p.nextCursor) break;
+      cursor = p.nextCursor;
+    }
+    return out;
+  }
+}
+
+const stateFile = () => join(process.env.PALISADE_STATE_DIR || join(process.env.XDG_CONFIG_HOME || join(homedir(), ".config"), "palisade"), "account-marks.json");
+
+async function readMarks(): Promise<Record<string, string>> {
+  try {
+    return JSON.parse(await readFile(stateFile(), "utf8")) as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
+async function writeMark(key: string, at: string): Promise<void> {
+  const file = stateFile();
+  const marks = { ...(await readMarks()), [key]: at };
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(marks, null, 2) + "\n", { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+function isoTime(s: string | undefined, flag: string): string | undefined {
+  if (s === undefined) return undefined;
+  const d = new Date(s);
+  if (Number.isNaN(d.getTime())) throw new Error(`${flag}: not a time: ${s}`);
+  return d.toISOString();
+}
+
+const line = (r: Row) => `IP: ${r.unattributed ? "(unattributed)" : r.ip} SRC packets: ${r.srcPackets} bytes: ${r.srcBytes} DST packets: ${r.dstPackets} bytes: ${r.dstBytes}`;
+
+async function showTable(api: Api, name: string, o: Opts, run: number, url: string): Promise<void> {
+  const key = `${url} ${name} ${o.host ?? "*"}`;
+  const mark = o.flush && o.from === undefined ? (await readMarks())[key] : undefined;
+  const from = isoTime(o.from, "--from") ?? mark;
+  // A fixed `to` makes the flush window exact: the next one starts where this one ended.
+  const to = isoTime(o.to, "--to") ?? new Date().toISOString();
+  const rows = await api.all<Row>(`/v1/accounting/tables/${encodeURIComponent(name)}`, { host: o.host, from, to });
+  if (o.json) process.stdout.write(JSON.stringify({ table: name, run, from: from ?? null, to, rows }) + "\n");
+  else {
+    process.stdout.write(`Showing table: ${name}\nRun #${run} - ${rows.length} items found\n`);
+    for (const r of rows) process.stdout.write(line(r) + "\n");
+  }
+  if (o.flush) await writeMark(key, to);
+}
+
+export function register(program: Command): void {
+  program
+    .command("account")
+    .description("per-address accounting of the fleet, like iptaccount: -a lists tables, -l NAME shows one")
+    .option("-a, --all", "list all table names")
+    .option("-l, --list <name>", "show data in table <name>")
+    .option("-f, --flush", "show the counters since the last flush, then move the mark (per user, table and host filter)")
+    .option("-c, --continuous", "loop every second (abort with Ctrl-C)")
+    .option("--count <n>", "with -c: stop after n runs")
+    .option("--host <host>", "only this host (id or name)")
+    .option("--from <time>", "from this time (RFC 3339)")
+    .option("--to <time>", "until this time (RFC 3339)")
+    .option("--json", "one JSON object per run")
+    .option("--url <url>", "API base URL (PALISADE_URL, default http://127.0.0.1:8080)")
+    .option("--token <token>", "API token (PALISADE_TOKEN)")
+    .action(async (o: Opts) => {
+      if (!o.all === !o.list) throw new Error("account: give exactly one of -a or -l NAME");
+      const url = o.url ?? process.env.PALISADE_URL ?? "http://127.0.0.1:8080";
+      const api = new Api(url, o.token ?? process.env.PALISADE_TOKEN);
+      const count = o.count === undefined ? undefined : Number(o.count);
+      if (count !== undefined && !(Number.isInteger(count) && count > 0)) throw new Error("--count: a positive integer");
+      let stop = false;
+      const onSigint = () => {
+        stop = true;
+      };
+      process.once("SIGINT", onSigint);
+      try {
+        for (let run = 0; ; run++) {
+          if (o.all) {
+            const tables = await api.all<{ name: string; hosts: number; lastAt: string }>("/v1/accounting/tables", { host: o.host });
+            if (o.json) process.stdout.write(JSON.stringify({ run, tables }) + "\n");
+            else for (const t of tables) process.stdout.write(`${t.name}\n`);
+          } else await showTable(api, o.list!, o, run, url);
+          if (!o.continuous || stop || (count !== undefined && run + 1 >= count)) break;
+          await new Promise((r) => setTimeout(r, 1000));
+          if (stop) break;
+        }
+      } finally {
+        process.removeListener("SIGINT", onSigint);
+      }
+    });
+}
