@@ -1,0 +1,19 @@
+// `palisade agent --server HOST:PORT --enroll-token T --state-dir D [--name N] ...`:
+// the agent daemon. Its flags are the agent's own (src/agent/config.ts), passed through.
+import type { Command } from "commander";
+
+export function register(program: Command): void {
+  program
+    .command("agent")
+    .description("run the host agent (flags: --server --enroll-token --state-dir --name --netns --telemetry-interval --drift-interval ...; env PALISADE_*)")
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .helpOption(false)
+    .argument("[flags...]")
+    .action(async (flags: string[]) => {
+      // Loaded on use: other verbs should not pay for the agent's engine and driver.
+      const { loadConfig } = await import("../../agent/config.ts");
+      const { runAgent } = await import("../../agent/main.ts");
+      await runAgent(loadConfig(flags));
+    });
+}

@@ -1,0 +1,78 @@
+// `palisade status [DEPLOYMENT]`: recent deployments, or one deployment with a progress
+// line (per-status counts) printed whenever it changes while the rollout runs. Polling
+// is bounded by --timeout. Exit code: 0 succeeded, 1 failed/halted/rolled back, 3 still
+// running when the watch gave up.
+import type { Command } from "commander";
+import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
+
+interface Counts {
+  total: number;
+  pending: number;
+  applying: number;
+  applied: number;
+  failed: number;
+  rolled_back: number;
+}
+interface Summary {
+  id: string;
+  ruleset: string;
+  version: number;
+  status: string;
+  counts: Counts;
+  createdAt: string;
+  createdBy: string;
+}
+interface Detail extends Summary {
+  targets: { host: string; batch: number; status: string; error: string | null; version: { ruleset: string; version: number } }[];
+}
+
+const FINAL = ["succeeded", "failed", "halted", "rolled_back"];
+
+export function progressLine(d: Summary): string {
+  const c = d.counts;
+  const done = c.applied + c.failed + c.rolled_back;
+  return `${d.id} ${d.ruleset}@${d.version} ${d.status}: ${done}/${c.total} done (applied ${c.applied}, applying ${c.applying}, pending ${c.pending}, failed ${c.failed}, rolled_back ${c.rolled_back})`;
+}
+
+export async function watchDeployment(
+  rest: Rest,
+  id: string,
+  o: { timeoutS: number; intervalMs?: number; out?: (l: string) => void },
+): Promise<number> {
+  const out = o.out ?? ((l: string) => process.stdout.write(l + "\n"));
+  const deadline = Date.now() + o.timeoutS * 1000;
+  let last = "";
+  let d: Detail;
+  for (;;) {
+    d = await rest.request<Detail>("GET", `/v1/deployments/${encodeURIComponent(id)}`);
+    const line = progressLine(d);
+    if (line !== last) out(line);
+    last = line;
+    if (FINAL.includes(d.status) || Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, o.intervalMs ?? 1000));
+  }
+  for (const t of d.targets) out(`  ${t.host.padEnd(24)} batch ${t.batch}  ${t.status}${t.error ? `  ${t.error}` : ""}`);
+  if (d.status === "succeeded") return 0;
+  if (FINAL.includes(d.status)) return 1;
+  out(`still ${d.status} after ${o.timeoutS}s; run palisade status ${id} again to keep watching`);
+  return 3;
+}
+
+export function register(program: Command): void {
+  withRestOptions(
+    program
+      .command("status")
+      .description("recent deployments, or one deployment's progress until its rollout ends")
+      .argument("[deployment]", "deployment id")
+      .option("--no-watch", "print the current state once")
+      .option("--timeout <seconds>", "stop watching after this long", "600"),
+  ).action(async (id: string | undefined, o: RestOptions & { watch: boolean; timeout: string }) => {
+    const rest = new Rest(o);
+    if (!id) {
+      const page = await rest.request<{ items: Summary[] }>("GET", "/v1/deployments?limit=20");
+      for (const d of page.items) process.stdout.write(`${d.createdAt} ${progressLine(d)}\n`);
+      return;
+    }
+    process.exitCode = await watchDeployment(rest, id, { timeoutS: o.watch ? Number(o.timeout) : 0 });
+  });
+}
