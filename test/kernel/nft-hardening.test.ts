@@ -188,3 +188,20 @@ test("port-scan trap: a probe of 139 bans the source, and the ban expires", asyn
     await listener.stop();
   }
 });
+
+test("recent --hitcount (the seed's SYN-flood rules): the 10th new connection within 1 s is dropped", async () => {
+  const syn = { ctState: ["new"], protocol: "tcp", tcpFlags: { mask: ["syn", "ack", "rst", "fin"], compare: ["syn"] } };
+  await applyPolicy(
+    lab,
+    server,
+    inputPolicy([
+      { comment: "list", match: { ...syn, recent: { name: "synflood", mode: "set" } }, action: { type: "log", group: 3 } },
+      { comment: "hitcount", match: { ...syn, recent: { name: "synflood", mode: "update", seconds: 1, hitcount: 10 } }, action: "drop", counter: true },
+    ]),
+  );
+  const t0 = Date.now();
+  const flood = await lab.tcpFlags(client, link.b.ip4, CLOSED, "S", { count: 40, intervalUs: 2000 });
+  const elapsed = (Date.now() - t0) / 1000;
+  assert.ok(flood.received >= 9 && flood.received <= 9 + Math.ceil(elapsed * 9) + 2, `answered ${flood.received} of 40 in ${elapsed}s`);
+  assert.equal((await ruleCounter(lab, server, "input", "hitcount")).packets, 40 - flood.received);
+});
