@@ -96,6 +96,7 @@ test("chains, placements and references", () => {
   assert.ok(errorsOf(input([{ action: { type: "jump", chain: "nowhere" } }])).some((e) => e.code === "nft_unknown_chain"));
   assert.ok(errorsOf(input([{ action: { type: "rawsnat", to: "10.0.0.0/8" } }])).some((e) => e.code === "nft_rawnat_table"));
   assert.ok(errorsOf(input([{ action: { type: "masquerade" } }])).some((e) => e.code === "nft_nat_table"));
+  assert.ok(errorsOf(input([{ action: "notrack" }])).some((e) => e.code === "nft_notrack_table"));
   assert.ok(errorsOf({ chains: { fwd_dnat: { rules: [] } } } as PolicyInput).some((e) => e.code === "nft_name_clash"));
   // A chain named like an nft keyword cannot be written bare: refused, not mis-rendered.
   assert.ok(errorsOf({ chains: { counter: { rules: [] } } } as PolicyInput).some((e) => e.code === "nft_invalid_identifier"));

@@ -123,10 +123,17 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
   const nat = natStatements(a, fam, env, ctx, path);
   if (nat !== undefined) return nat.length ? [nat] : [];
   switch (a.type) {
+    case "notrack":
+      // Only useful before conntrack sees the packet; the kernel also allows it only on
+      // prerouting/output.
+      if (env.table !== "raw") {
+        ctx.error(path, "nft_notrack_table", "notrack must run before connection tracking: put it in a chain of table raw (hook prerouting or output)");
+        return [];
+      }
+      return [[a.type]];
     case "accept":
     case "drop":
     case "return":
-    case "notrack":
       return [[a.type]];
     case "reject":
       return [[rejectStatement(a, fam, env, ctx, path)]];
