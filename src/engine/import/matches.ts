@@ -241,7 +241,7 @@ function checkQuotaName(name: string, opt: string): void {
 }
 
 const quota2: ModuleSpec = {
-  options: { "--name": arg, "--quota": negArg, "--grow": flag, "--no-change": flag, "--packets": flag, "--jump": arg },
+  options: { "--name": arg, "--quota": negArg, "--grow": flag, "--no-change": flag, "--packets": flag },
   build(o, d) {
     const nameOpt = o.get("--name");
     const q = o.get("--quota");
@@ -280,8 +280,6 @@ const quota2: ModuleSpec = {
       else m.invert = true;
     }
     if (o.has("--no-change")) m.noChange = true;
-    const jump = o.get("--jump");
-    if (jump) fail("import_unsupported", "quota2 --jump has no equivalent in the policy schema", jump.opt);
     setMatch(d, "quota", m, nameOpt?.opt ?? "--quota");
   },
 };
