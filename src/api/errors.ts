@@ -25,7 +25,6 @@ export type ErrorCode =
   | "payload_too_large"
   | "unsupported_media_type"
   | "invalid_policy"
-  | "import_unavailable"
   | "rate_limited"
   | "internal";
 

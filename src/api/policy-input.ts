@@ -1,13 +1,19 @@
 // Turns what a client sent (a policy object, YAML/JSON text, or an import of iptables
 // lines) into a validated Policy, or an ApiError carrying every diagnostic.
 import { z } from "zod";
-import * as engine from "../engine/index.ts";
-import { parsePolicySource, validatePolicy, type Diagnostic, type Policy, type Target } from "../engine/index.ts";
+import {
+  importPolicy,
+  parsePolicySource,
+  validatePolicy,
+  type Diagnostic,
+  type ImportFormat,
+  type Policy,
+  type Target,
+} from "../engine/index.ts";
 import { ApiError, type ErrorDetail } from "./errors.ts";
 import { PolicyDocument } from "./openapi.ts";
 
-export const IMPORT_FORMATS = ["iptables", "iptables-save", "ipmasqadm"] as const;
-export type ImportFormat = (typeof IMPORT_FORMATS)[number];
+export const IMPORT_FORMATS = ["iptables", "iptables-save", "ipmasqadm"] as const satisfies readonly ImportFormat[];
 
 /** Body of POST .../versions and POST /v1/validate: a policy, or source text to import. */
 export const PolicyRequest = z
@@ -37,42 +43,49 @@ export function parseYamlBody(text: string): { policy: unknown } {
   return { policy: parsed.value };
 }
 
-type ImportFn = (format: ImportFormat, source: string) => unknown;
+/** What an import did with each source line (the engine's report), sent back to the client. */
+export const ImportReport = z
+  .array(
+    z.looseObject({
+      line: z.number().int(),
+      text: z.string(),
+      status: z.enum(["imported", "lifted", "skipped", "error"]),
+      path: z.string().optional().describe("JSON pointer into the imported policy"),
+      reason: z.string().optional(),
+    }),
+  )
+  .describe("one entry per source line: what it became, or why not (only for {format, source} bodies)");
+export type ImportReport = z.infer<typeof ImportReport>;
 
-/** The import comes from a later engine issue; until it is exported, say so plainly. */
-function importer(): ImportFn | undefined {
-  const fn = (engine as Record<string, unknown>).importPolicy;
-  return typeof fn === "function" ? (fn as ImportFn) : undefined;
+/** The document to validate and, for imports, the per-line report and the lines that failed. */
+function documentOf(input: PolicyRequest): { doc: unknown; importReport?: ImportReport; importErrors: Diagnostic[] } {
+  if (input.policy !== undefined) return { doc: input.policy, importErrors: [] };
+  const result = importPolicy(input.format!, input.source!);
+  // A partial import is refused as a whole: a policy missing some of its lines is not the one the user has.
+  const importErrors: Diagnostic[] =
+    result.errors.length > 0 || result.policy
+      ? result.errors
+      : [{ path: "/source", code: "import_failed", message: "nothing could be imported", severity: "error" }];
+  return { doc: result.policy, importReport: result.report, importErrors };
 }
 
-function documentOf(input: PolicyRequest): unknown {
-  if (input.policy !== undefined) return input.policy;
-  const importPolicy = importer();
-  if (!importPolicy) throw new ApiError(422, "import_unavailable", "importing iptables/ipmasqadm source is not available in this build");
-  const result = importPolicy(input.format!, input.source!) as { ok?: boolean; errors?: Diagnostic[]; policy?: unknown; document?: unknown; value?: unknown };
-  const errors = (result.errors ?? []).filter((d) => d.severity !== "warning");
-  if (result.ok === false || errors.length > 0) {
-    throw new ApiError(422, "invalid_policy", `the ${input.format} source could not be imported`, toDetails(errors));
-  }
-  return result.policy ?? result.document ?? result.value;
-}
-
-export interface ValidatedPolicy {
-  policy: Policy;
-  warnings: Diagnostic[];
-}
-
-export type Validation = { ok: true; policy: Policy; warnings: Diagnostic[] } | { ok: false; errors: Diagnostic[]; warnings: Diagnostic[] };
+export type Validation = { importReport?: ImportReport; warnings: Diagnostic[] } & ({ ok: true; policy: Policy } | { ok: false; errors: Diagnostic[] });
 
 export function validateInput(input: PolicyRequest, target?: Target): Validation {
-  const result = validatePolicy(documentOf(input), target ? { target } : undefined);
-  if (result.ok && result.policy) return { ok: true, policy: result.policy, warnings: result.warnings };
-  return { ok: false, errors: result.errors, warnings: result.warnings };
+  const { doc, importReport, importErrors } = documentOf(input);
+  if (importErrors.length > 0) return { ok: false, errors: importErrors, warnings: [], ...(importReport && { importReport }) };
+  const result = validatePolicy(doc, target ? { target } : undefined);
+  const extra = { warnings: result.warnings, ...(importReport && { importReport }) };
+  if (result.ok && result.policy) return { ok: true, policy: result.policy, ...extra };
+  return { ok: false, errors: result.errors, ...extra };
 }
 
 /** Validate or throw 422 with every error. */
-export function requireValidPolicy(input: PolicyRequest): ValidatedPolicy {
+export function requireValidPolicy(input: PolicyRequest): Extract<Validation, { ok: true }> {
   const v = validateInput(input);
-  if (!v.ok) throw new ApiError(422, "invalid_policy", `the policy has ${v.errors.length} error(s)`, toDetails(v.errors));
+  if (!v.ok) {
+    const what = input.format ? `the ${input.format} source` : "the policy";
+    throw new ApiError(422, "invalid_policy", `${what} has ${v.errors.length} error(s)`, toDetails(v.errors));
+  }
   return v;
 }

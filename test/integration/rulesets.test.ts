@@ -167,11 +167,34 @@ describe("versions", () => {
     }
   });
 
-  test("{format, source} imports when the engine offers it, else 422 import_unavailable", async () => {
+  test("{format, source} imports iptables lines; 201 carries the per-line report", async () => {
     await createRuleset("imported");
-    const res = await t.req("POST", "/v1/rulesets/imported/versions", { body: { format: "iptables", source: "iptables -A INPUT -p tcp --dport 22 -j ACCEPT\n" } });
-    if (res.statusCode === 422) assert.ok(["import_unavailable", "invalid_policy"].includes(errorOf(res).code), res.body);
-    else assert.equal(res.statusCode, 201, res.body);
+    const source = "iptables -P INPUT DROP\n# ssh from anywhere\niptables -A INPUT -p tcp --dport 22 -j ACCEPT\n";
+    const res = await t.req("POST", "/v1/rulesets/imported/versions", { body: { format: "iptables", source, message: "from the old box" } });
+    assert.equal(res.statusCode, 201, res.body);
+    const report = res.json().importReport as { line: number; status: string }[];
+    assert.deepEqual(report.map((r) => r.line), [1, 2, 3]);
+    assert.equal(report.find((r) => r.line === 3)?.status, "imported");
+    const doc = (await t.req("GET", "/v1/rulesets/imported/versions/1")).json();
+    assert.equal(doc.message, "from the old box");
+    assert.match(JSON.stringify(doc.document.chains), /22/);
+  });
+
+  test("an import with a line it cannot represent is 422 naming the line; nothing written", async () => {
+    await createRuleset("badimport");
+    const source = "iptables -A INPUT -p tcp --dport 22 -j ACCEPT\niptables -A INPUT -m frobnicate --x -j ACCEPT\n";
+    const res = await t.req("POST", "/v1/rulesets/badimport/versions", { body: { format: "iptables", source } });
+    assert.equal(res.statusCode, 422, res.body);
+    const e = errorOf(res);
+    assert.equal(e.code, "invalid_policy");
+    assert.deepEqual(e.details.map((d) => d.path), ["/source/line/2"]);
+    assert.match(e.details[0]!.message, /line 2/);
+    assert.equal(await t.db.rulesetVersion.count({ where: { ruleset: { name: "badimport" } } }), 0);
+    const v = await t.req("POST", "/v1/validate", { body: { format: "iptables", source } });
+    assert.equal(v.statusCode, 200);
+    assert.equal(v.json().valid, false);
+    assert.equal(v.json().errors[0].path, "/source/line/2");
+    assert.equal(v.json().importReport.length, 2);
   });
 
   test("versions of a missing ruleset: 404 for create, get, list, render, diff", async () => {

@@ -3,13 +3,18 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { errorResponses } from "../errors.ts";
-import { PolicyRequest, validateInput } from "../policy-input.ts";
+import { ImportReport, PolicyRequest, validateInput } from "../policy-input.ts";
 import { DiagnosticSchema } from "../schemas.ts";
 
 const ValidateQuery = z.strictObject({
   target: z.enum(["nftables", "iptables"]).optional().describe("also check that every feature renders for this target"),
 });
-const Result = z.object({ valid: z.boolean(), errors: z.array(DiagnosticSchema), warnings: z.array(DiagnosticSchema) });
+const Result = z.object({
+  valid: z.boolean(),
+  errors: z.array(DiagnosticSchema),
+  warnings: z.array(DiagnosticSchema),
+  importReport: ImportReport.optional(),
+});
 
 export const validateRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
@@ -20,7 +25,7 @@ export const validateRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (req) => {
       const v = validateInput(req.body, req.query.target);
-      return { valid: v.ok, errors: v.ok ? [] : v.errors, warnings: v.warnings };
+      return { valid: v.ok, errors: v.ok ? [] : v.errors, warnings: v.warnings, ...(v.importReport && { importReport: v.importReport }) };
     },
   );
 };

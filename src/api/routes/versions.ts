@@ -11,7 +11,7 @@ import { diffJson } from "../diff.ts";
 import { ApiError, errorResponses, notFound } from "../errors.ts";
 import { PolicyDocument } from "../openapi.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
-import { PolicyRequest, requireValidPolicy, toDetails } from "../policy-input.ts";
+import { ImportReport, PolicyRequest, requireValidPolicy, toDetails } from "../policy-input.ts";
 import { DiagnosticSchema, iso, Name, Timestamp } from "../schemas.ts";
 import { RulesetParams } from "./rulesets.ts";
 
@@ -29,7 +29,7 @@ const VersionSummary = z.object({
   createdAt: Timestamp,
 });
 const Version = VersionSummary.extend({ document: PolicyDocument });
-const Created = z.object({ version: z.number().int(), checksum: z.string(), warnings: z.array(DiagnosticSchema) });
+const Created = z.object({ version: z.number().int(), checksum: z.string(), warnings: z.array(DiagnosticSchema), importReport: ImportReport.optional() });
 
 const CreateQuery = z.strictObject({ message: z.string().max(2000).optional().describe("for YAML bodies, which carry only the document") });
 const RenderQuery = z.strictObject({ target: z.enum(["nftables", "iptables"]).default("nftables") });
@@ -93,7 +93,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req, reply) => {
       const { name } = req.params;
       await requireRuleset(app.db, name);
-      const { policy, warnings } = requireValidPolicy(req.body);
+      const { policy, warnings, importReport } = requireValidPolicy(req.body);
       const checksum = policyChecksum(policy);
       const message = req.body.message ?? req.query.message ?? "";
       const number = await app.db.$transaction(async (tx) => {
@@ -104,7 +104,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
         await recordAudit(tx, req.actor, "ruleset.version.create", `ruleset:${name}/versions/${r.latestVersion}`, { checksum, message });
         return r.latestVersion;
       });
-      return reply.status(201).send({ version: number, checksum, warnings });
+      return reply.status(201).send({ version: number, checksum, warnings, ...(importReport && { importReport }) });
     },
   );
 
