@@ -13,6 +13,7 @@ import { AgentRpcError, toStatus } from "./errors.ts";
 import type { AgentIdentity } from "./identity.ts";
 import { MalformedMessage, parseAgentMessage, type AgentMessage, type AppliedVersion, type DriftReport } from "./messages.ts";
 import type { ServerMessage } from "./proto.ts";
+import { ingestTelemetry, pendingQuotaResets, recordQuotaReset, TelemetryError } from "../telemetry/index.ts";
 
 export type AgentCall = grpc.ServerDuplexStream<unknown, ServerMessage>;
 
@@ -131,16 +132,25 @@ export class AgentSession {
         return this.onApplyResult(msg.applyResult);
       case "drift":
         return this.onDrift(msg.drift);
-      case "telemetry":
-        // TELEMETRY CALL SITE (owned by src/api/telemetry): once ../telemetry/index.ts exports
-        // ingestTelemetry(ctx, hostId, batch) -> Promise<TelemetryAck>, call it here with
-        // this.identity.hostId and send { telemetryAck } back. Until then nothing is acked and
-        // agents keep their batches spooled, which is what the protocol wants when in doubt.
+      case "telemetry": {
+        // Acked only after the batch's transaction committed (a duplicate is acked again).
+        // A batch that can never be stored (invalid_batch) is logged and acked, so the agent
+        // does not resend it forever; any other error leaves it unacked and spooled.
+        try {
+          const r = await ingestTelemetry(this.ctx, this.identity.hostId, msg.telemetry);
+          return this.send({ telemetryAck: { epoch: r.epoch, seq: r.seq } });
+        } catch (err) {
+          if (!(err instanceof TelemetryError && err.code === "invalid_batch")) throw err;
+          const b = msg.telemetry as { epoch?: unknown; seq?: unknown };
+          this.ctx.log.error({ hostId: this.identity.hostId, err: err.message }, "telemetry batch refused and dropped");
+          return this.send({ telemetryAck: { epoch: String(b.epoch ?? ""), seq: String(b.seq ?? "0") } });
+        }
+      }
+      case "quotaReset": {
+        const q = msg.quotaReset as { requestId?: string; name?: string; ok?: boolean; error?: string };
+        await recordQuotaReset(this.ctx, this.identity.hostId, { requestId: String(q.requestId ?? ""), ok: q.ok === true, ...(q.name && { name: q.name }), ...(q.error && { error: q.error }) });
         return;
-      case "quotaReset":
-        // TELEMETRY CALL SITE: hand QuotaResetResult to the telemetry code's recordQuotaReset()
-        // (see ../telemetry/channels.ts) once it exists.
-        return;
+      }
     }
   }
 
@@ -165,6 +175,8 @@ export class AgentSession {
     if (appliedVersionId) {
       for (const t of await appliedBeforeReconnect(db, hostId, appliedVersionId)) this.send({ confirm: t });
     }
+    // Quota resets asked for while the agent was away.
+    for (const m of await pendingQuotaResets(this.ctx, hostId)) this.send({ quotaReset: { requestId: m.requestId, name: m.name } });
     // A host that was offline (or is new) gets what its deployments want it to run.
     const claimed = await claimForHost(db, hostId);
     if (claimed) await this.sendDesired(claimed);
