@@ -32,6 +32,10 @@ import { expand } from "./expand.ts";
 
 export type { CompileContext } from "./context.ts";
 export { TABLE as NFT_TABLE } from "./context.ts";
+// Names the agent needs to read state back: accounting sets/counters, the LOGMARK NFLOG group.
+export { accountingNames, ACCOUNT_MAX_SLOTS } from "./accounting.ts";
+export { LOGMARK_DEFAULT_GROUP } from "./action.ts";
+export { TEE_TABLES } from "./tee.ts";
 
 export type NftCompileResult =
   /** `text` is `serialize(transaction)`, computed once. */
