@@ -74,6 +74,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     timeWindow: 60_000,
     redis: deps.redis,
     nameSpace: deps.rateLimitNamespace ?? "palisade-rl:",
+    // Redis down: serve unthrottled rather than fail every request (readyz reports it).
+    skipOnError: true,
     // Per token when one is presented (replicas share the Redis counters), else per address.
     keyGenerator: (req) => {
       const secret = bearerOf(req);

@@ -47,6 +47,18 @@ describe("hosts", () => {
     assert.equal(p2.nextCursor, null);
   });
 
+  test("list filters by label selector and connection state", async () => {
+    await t.db.host.create({ data: { name: "edge-2", labels: { role: "edge", zone: "us-1" } } });
+    const names = async (q: string) => (await t.req("GET", `/v1/hosts?${q}`)).json().items.map((h: { name: string }) => h.name);
+    assert.deepEqual(await names("label=role=edge"), ["edge-1", "edge-2"]);
+    assert.deepEqual(await names("label=role=edge,zone=us-1"), ["edge-2"]);
+    assert.deepEqual(await names("label=role=nothing"), []);
+    assert.deepEqual(await names("connection=connected"), ["edge-1"]);
+    assert.deepEqual(await names("label=role=edge&connection=never_connected"), ["edge-2"]);
+    assert.equal((await t.req("GET", "/v1/hosts?label=novalue")).statusCode, 400);
+    await t.db.host.delete({ where: { name: "edge-2" } });
+  });
+
   test("PATCH merges labels (null removes), audits, and validates keys", async () => {
     const res = await t.req("PATCH", "/v1/hosts/edge-1", { body: { labels: { zone: "eu-1", role: null } } });
     assert.equal(res.statusCode, 200, res.body);

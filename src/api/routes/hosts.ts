@@ -25,6 +25,14 @@ const Host = z.object({
   updatedAt: Timestamp,
 });
 const HostParams = z.strictObject({ id: z.string().min(1).max(253).describe("host id or name") });
+const HostQuery = PageQuery.extend({
+  label: z
+    .string()
+    .regex(/^[^=,]+=[^=,]*(,[^=,]+=[^=,]*)*$/, "key=value[,key=value...]")
+    .optional()
+    .describe("label selector: every key=value must match, e.g. role=edge,zone=eu-1"),
+  connection: z.enum(["never_connected", "connected", "disconnected"]).optional(),
+});
 const PatchHost = z.strictObject({
   labels: z.record(LabelKey, LabelValue.nullable()).describe("merged into the labels (JSON merge patch): null removes a key"),
 });
@@ -52,11 +60,19 @@ const hostView = (h: HostRow): z.infer<typeof Host> => ({
 export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/",
-    { config: { access: "read" }, schema: { tags: ["hosts"], querystring: PageQuery, response: { 200: pageOf(Host), ...errorResponses(400, 401) } } },
+    { config: { access: "read" }, schema: { tags: ["hosts"], querystring: HostQuery, response: { 200: pageOf(Host), ...errorResponses(400, 401) } } },
     async (req) => {
-      const after = decodeCursor(req.query.cursor, z.tuple([z.string()]));
+      const { label, connection, cursor } = req.query;
+      const after = decodeCursor(cursor, z.tuple([z.string()]));
+      const labels = (label?.split(",") ?? []).map((kv) => kv.split("=") as [string, string]);
       const rows = await app.db.host.findMany({
-        where: after ? { name: { gt: after[0] } } : {},
+        where: {
+          AND: [
+            ...(after ? [{ name: { gt: after[0] } }] : []),
+            ...(connection ? [{ connection }] : []),
+            ...labels.map(([k, v]) => ({ labels: { path: [k], equals: v } })),
+          ],
+        },
         orderBy: { name: "asc" },
         take: req.query.limit + 1,
         include: hostInclude,
