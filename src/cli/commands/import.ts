@@ -1,0 +1,55 @@
+// `palisade import FILE [--format iptables|iptables-save|ipmasqadm] [--ruleset NAME]`:
+// turn an existing firewall script into a policy document and print what every input line
+// became. With --ruleset the result is pushed as the ruleset's next version (the server
+// imports it again itself, so what is stored is exactly what the server validated).
+import { writeFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { stringify } from "yaml";
+import { formatImportReport, importPolicy, type ImportFormat } from "../../engine/index.ts";
+import { formatDiagnostic, readInput } from "../policy-file.ts";
+import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
+
+const FORMATS: readonly ImportFormat[] = ["iptables", "iptables-save", "ipmasqadm"];
+
+/** iptables-save output starts with `*table` lines; everything else is a script. */
+function guessFormat(text: string): ImportFormat {
+  return /^\*(filter|nat|mangle|raw|rawpost|security)\s*$/m.test(text) ? "iptables-save" : "iptables";
+}
+
+export function register(program: Command): void {
+  withRestOptions(
+    program
+      .command("import")
+      .description("import an iptables script, iptables-save output or ipmasqadm lines as a policy document")
+      .argument("<file>", "the script (- for stdin)")
+      .option("--format <format>", "iptables, iptables-save or ipmasqadm (default: detected)")
+      .option("--output <file>", "write the policy document (YAML) here instead of stdout")
+      .option("--ruleset <name>", "push the result as the next version of this ruleset")
+      .option("--message <text>", "with --ruleset: what changed"),
+  ).action(async (file: string, o: RestOptions & { format?: string; output?: string; ruleset?: string; message?: string }) => {
+    const source = await readInput(file);
+    const format = (o.format ?? guessFormat(source)) as ImportFormat;
+    if (!FORMATS.includes(format)) throw new Error(`--format must be one of ${FORMATS.join(", ")}, got "${o.format}"`);
+    const result = importPolicy(format, source);
+    // The report goes to stderr so stdout can be redirected to a policy file.
+    process.stderr.write(formatImportReport(result.report) + "\n");
+    for (const d of result.errors) process.stderr.write(formatDiagnostic(d) + "\n");
+    if (!result.policy || result.errors.length > 0) {
+      process.stderr.write(`${file}: ${result.errors.length} lines could not be imported; nothing was written\n`);
+      process.exitCode = 1;
+      return;
+    }
+    const yaml = stringify(result.policy, { sortMapEntries: false });
+    if (o.output) await writeFile(o.output, yaml);
+    else if (!o.ruleset) process.stdout.write(yaml);
+    if (o.ruleset) {
+      const rest = new Rest(o);
+      const created = await rest.request<{ version: number }>("POST", `/v1/rulesets/${encodeURIComponent(o.ruleset)}/versions`, {
+        format,
+        source,
+        message: o.message,
+      });
+      process.stdout.write(`${o.ruleset}@${created.version}\n`);
+    }
+  });
+}

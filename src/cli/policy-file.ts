@@ -1,0 +1,22 @@
+// Reading a policy document from disk for the local verbs (render, validate): YAML or JSON
+// by extension, parsed by the engine so syntax errors carry line and column.
+import { readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { extname } from "node:path";
+import { parsePolicySource, type Diagnostic } from "../engine/index.ts";
+
+export async function readPolicyFile(file: string): Promise<{ ok: true; value: unknown } | { ok: false; errors: Diagnostic[] }> {
+  const text = await readInput(file);
+  const format = [".yaml", ".yml"].includes(extname(file).toLowerCase()) ? "yaml" : "json";
+  return parsePolicySource(text, format);
+}
+
+/** A file's text, or standard input for "-". */
+export async function readInput(file: string): Promise<string> {
+  return file === "-" ? readFileSync(0, "utf8") : readFile(file, "utf8");
+}
+
+/** One diagnostic per line: `error /chains/input/rules/0/action: ... (code)`. */
+export function formatDiagnostic(d: Diagnostic): string {
+  return `${d.severity} ${d.path || "/"}: ${d.message} (${d.code})`;
+}
