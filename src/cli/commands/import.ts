@@ -16,6 +16,12 @@ function guessFormat(text: string): ImportFormat {
   return /^\*(filter|nat|mangle|raw|rawpost|security)\s*$/m.test(text) ? "iptables-save" : "iptables";
 }
 
+function collectVar(pair: string, acc: Record<string, string>): Record<string, string> {
+  const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(pair);
+  if (!m) throw new Error(`--var takes NAME=VALUE, got "${pair}"`);
+  return { ...acc, [m[1]!]: m[2]! };
+}
+
 export function register(program: Command): void {
   withRestOptions(
     program
@@ -24,13 +30,14 @@ export function register(program: Command): void {
       .argument("<file>", "the script (- for stdin)")
       .option("--format <format>", "iptables, iptables-save or ipmasqadm (default: detected)")
       .option("--output <file>", "write the policy document (YAML) here instead of stdout")
+      .option("--var <name=value>", "define a shell variable the script uses (repeatable), e.g. --var FRIEND=209.81.8.0/24", collectVar, {})
       .option("--ruleset <name>", "push the result as the next version of this ruleset")
       .option("--message <text>", "with --ruleset: what changed"),
-  ).action(async (file: string, o: RestOptions & { format?: string; output?: string; ruleset?: string; message?: string }) => {
+  ).action(async (file: string, o: RestOptions & { format?: string; output?: string; ruleset?: string; message?: string; var: Record<string, string> }) => {
     const source = await readInput(file);
     const format = (o.format ?? guessFormat(source)) as ImportFormat;
     if (!FORMATS.includes(format)) throw new Error(`--format must be one of ${FORMATS.join(", ")}, got "${o.format}"`);
-    const result = importPolicy(format, source);
+    const result = importPolicy(format, source, { variables: o.var });
     // The report goes to stderr so stdout can be redirected to a policy file.
     process.stderr.write(formatImportReport(result.report) + "\n");
     for (const d of result.errors) process.stderr.write(formatDiagnostic(d) + "\n");
