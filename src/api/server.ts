@@ -24,6 +24,14 @@ export async function runServer(config: Config, opts: ServerOptions = {}): Promi
     logger: { level: config.logLevel, redact: ["req.headers.authorization"] },
   });
   const log = app.log;
+  const running: RunningService[] = [];
+  // Stops what has started, newest first; used both on shutdown and when start-up fails.
+  const stopAll = async () => {
+    for (const s of running.reverse()) await s.stop().catch((err) => log.error({ err }, "service stop failed"));
+    await app.close().catch((err) => log.error({ err }, "http server close failed"));
+    await db.$disconnect().catch(() => {});
+    redis.disconnect();
+  };
   try {
     if (!opts.skipMigrate) {
       const r = await migrate(config.databaseUrl, { log: (msg, fields) => log.info(fields ?? {}, msg) });
@@ -32,24 +40,14 @@ export async function runServer(config: Config, opts: ServerOptions = {}): Promi
     await redis.connect();
     await ensureAdminToken(db, config.adminToken, log);
     const url = await app.listen({ host: config.host, port: config.port });
-    const running: RunningService[] = [];
     for (const service of backgroundServices) {
       running.push(await service.start({ config, db, redis, log: log.child({ service: service.name }) }));
       log.info({ service: service.name }, "service started");
     }
     let closing: Promise<void> | undefined;
-    const close = () =>
-      (closing ??= (async () => {
-        for (const s of running.reverse()) await s.stop().catch((err) => log.error({ err }, "service stop failed"));
-        await app.close();
-        await db.$disconnect();
-        redis.disconnect();
-      })());
-    return { close, url };
+    return { close: () => (closing ??= stopAll()), url };
   } catch (err) {
-    await app.close().catch(() => {});
-    await db.$disconnect().catch(() => {});
-    redis.disconnect();
+    await stopAll();
     throw err;
   }
 }
