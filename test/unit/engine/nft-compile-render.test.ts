@@ -43,12 +43,16 @@ test("failsafe: first rule of every base chain the agent's traffic crosses; exac
     },
   };
   const byPorts = render(doc);
-  assert.equal(rules(byPorts, "input")[0], `add rule inet palisade input tcp sport 50051 accept comment "palisade failsafe: keep the agent's API connection open"`);
+  // Inbound after conntrack: only replies on the agent's own connection, never any packet
+  // that merely claims source port 50051.
+  assert.equal(rules(byPorts, "input")[0], `add rule inet palisade input tcp sport 50051 ct state { established, related } accept comment "palisade failsafe: keep the agent's API connection open"`);
   assert.match(rules(byPorts, "output")[0]!, /tcp dport 50051 accept/);
+  // Raw chains run before conntrack: the port is all there is.
   assert.match(rules(byPorts, "pre")[0]!, /tcp sport 50051 accept/);
+  assert.doesNotMatch(rules(byPorts, "pre")[0]!, /ct state/);
   assert.equal(rules(byPorts, "forward").length, 0);
   const exact = render(doc, { failsafe: { apiAddress: "192.0.2.7", apiPort: 443 } });
-  assert.match(rules(exact, "input")[0]!, /^add rule inet palisade input ip saddr 192\.0\.2\.7 tcp sport 443 accept /);
+  assert.match(rules(exact, "input")[0]!, /^add rule inet palisade input ip saddr 192\.0\.2\.7 tcp sport 443 ct state \{ established, related \} accept /);
   assert.match(rules(exact, "output")[0]!, /^add rule inet palisade output ip daddr 192\.0\.2\.7 tcp dport 443 accept /);
   const v6 = render(doc, { failsafe: { apiAddress: "2001:db8::7" } });
   assert.match(rules(v6, "output")[0]!, /ip6 daddr 2001:db8::7 tcp dport 50051 accept/);

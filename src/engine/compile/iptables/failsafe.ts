@@ -10,8 +10,11 @@ export const FAILSAFE_COMMENT = "palisade failsafe: keep the agent's API connect
 const INBOUND = new Set(["prerouting", "input"]);
 const OUTBOUND = new Set(["output", "postrouting"]);
 
-/** Rule bodies to put first in the entry chain of `hook`. */
-export function failsafeRules(policy: Policy, hook: string, fam: Fam, fs: FailsafeContext | undefined): string[] {
+/** Tables whose chains run after conntrack: there, inbound failsafe traffic must be a reply (see the nft compiler). */
+const CONNTRACKED_TABLES = new Set(["filter", "mangle"]);
+
+/** Rule bodies to put first in the entry chain of `hook` in `table`. */
+export function failsafeRules(policy: Policy, hook: string, table: string, fam: Fam, fs: FailsafeContext | undefined): string[] {
   if (!policy.failsafe.enabled) return [];
   const inbound = INBOUND.has(hook);
   if (!inbound && !OUTBOUND.has(hook)) return [];
@@ -20,5 +23,6 @@ export function failsafeRules(policy: Policy, hook: string, fam: Fam, fs: Failsa
   const dir = inbound ? "sport" : "dport";
   const portMatch = ports.length === 1 ? `-m tcp --${dir} ${ports[0]}` : `-m multiport --${dir}s ${ports.join(",")}`;
   const addr = fs?.apiAddress ? `${inbound ? "-s" : "-d"} ${canonicalAddress(fs.apiAddress)}/${fam === "ipv4" ? 32 : 128} ` : "";
-  return [`${addr}-p tcp ${portMatch} -m comment --comment "${FAILSAFE_COMMENT}" -j ACCEPT`];
+  const state = inbound && CONNTRACKED_TABLES.has(table) ? "-m conntrack --ctstate RELATED,ESTABLISHED " : "";
+  return [`${addr}-p tcp ${portMatch} ${state}-m comment --comment "${FAILSAFE_COMMENT}" -j ACCEPT`];
 }

@@ -60,7 +60,7 @@ export function buildFamily(policy: Policy, fam: Fam, ctx: IptCtx): Map<Table, T
       b.chains.push(entry);
       b.entries.push(builtinChain(hook));
       const bodies = [
-        ...failsafeRules(policy, hook, fam, ctx.options.failsafe),
+        ...failsafeRules(policy, hook, table, fam, ctx.options.failsafe),
         ...mine.map((r) => r.body),
         ...bases.map((n) => `-j ${chainName(n)}`),
       ];

@@ -14,14 +14,24 @@ export const FAILSAFE_COMMENT = "palisade failsafe: keep the agent's API connect
 const INBOUND = new Set(["prerouting", "input"]);
 const OUTBOUND = new Set(["output", "postrouting"]);
 
+/**
+ * Inbound, the agent only ever receives replies on a connection it opened, so where
+ * conntrack has run (filter, mangle) the failsafe demands `ct state established,related`:
+ * otherwise any packet with source port 50051 would walk past the whole policy. Raw
+ * chains run before conntrack and nat chains never see replies, so there the port (and
+ * the API address when the agent knows it) is all there is to match.
+ */
+const CONNTRACKED_TABLES = new Set(["filter", "mangle"]);
+
 /** Rule bodies to put first in a base chain on `hook` (none on forward, or when disabled). */
-export function failsafeRules(policy: Policy, hook: string | undefined, fs: FailsafeContext | undefined): string[] {
+export function failsafeRules(policy: Policy, hook: string | undefined, table: string, fs: FailsafeContext | undefined): string[] {
   if (!policy.failsafe.enabled || !hook) return [];
   const inbound = INBOUND.has(hook);
   if (!inbound && !OUTBOUND.has(hook)) return [];
   const ports = fs?.apiPort !== undefined ? [fs.apiPort] : [...new Set(policy.failsafe.ports)].sort((a, b) => a - b);
-  const portExpr = `tcp ${inbound ? "sport" : "dport"} ${valueOrSet(ports.map(String))}`;
-  if (!fs?.apiAddress) return [`${portExpr} accept`];
-  const fam = isIPv4(fs.apiAddress) ? "ip" : "ip6";
-  return [`${fam} ${inbound ? "saddr" : "daddr"} ${fs.apiAddress} ${portExpr} accept`];
+  const parts: string[] = [];
+  if (fs?.apiAddress) parts.push(`${isIPv4(fs.apiAddress) ? "ip" : "ip6"} ${inbound ? "saddr" : "daddr"} ${fs.apiAddress}`);
+  parts.push(`tcp ${inbound ? "sport" : "dport"} ${valueOrSet(ports.map(String))}`);
+  if (inbound && CONNTRACKED_TABLES.has(table)) parts.push("ct state { established, related }");
+  return [`${parts.join(" ")} accept`];
 }

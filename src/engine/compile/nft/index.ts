@@ -91,7 +91,7 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
   const tee = new Map<string, { chain: Policy["chains"][string]; rules: TeeRule[] }>();
   for (const [name, chain] of Object.entries(policy.chains)) {
     chains.push(compileChain(name, chain, ctx));
-    for (const body of failsafeRules(policy, chain.hook, ctx.options.failsafe)) rules.push(rule(name, body, FAILSAFE_COMMENT));
+    for (const body of failsafeRules(policy, chain.hook, chain.table, ctx.options.failsafe)) rules.push(rule(name, body, FAILSAFE_COMMENT));
     // Forwarded connections are accepted before the policy's own forward rules, but after
     // the jumps the preset expansion put first (into chains the document itself does not
     // have), so protections still see forwarded traffic.
