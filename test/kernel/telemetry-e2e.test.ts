@@ -1,0 +1,276 @@
+// Telemetry end to end: real kernel (netns), the real agent (startAgent: collector, spool,
+// gRPC client, NFLOG reader), the real agent gRPC server and the real ingest, Postgres,
+// Redis and REST queries. A sender namespace sends a known number of 100-byte datagrams
+// from several addresses through the agent's host (tables: lan = the /24, all =
+// 0.0.0.0/0; a quota; a LOGMARK-style NFLOG rule). Phases: normal; API (gRPC) killed;
+// agent restarted; agent<->API link cut (a TCP relay in this process that blackholes,
+// since the agent's connection is on the root namespace's loopback, whose firewall we
+// never touch). After each phase the API's totals equal the sender's count and the
+// kernel's counters exactly. Then a quota reset from the API reaches the kernel, and a
+// log event arrives with its mark.
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { loadConfig } from "../../src/agent/config.ts";
+import { memoryLogger } from "../../src/agent/log.ts";
+import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
+import { startAgentServer, type RunningAgentServer } from "../../src/api/grpc/server.ts";
+import { silentLog } from "../../src/api/grpc/context.ts";
+import { readCounter, readQuota, readSet } from "../../src/engine/driver/index.ts";
+import { startTestApp, type TestApp } from "../support/app.ts";
+import { createLab, type NetnsLab } from "../support/netns.ts";
+import { fixtureText } from "./agent-fixtures.ts";
+
+const IPLEN = 100;
+const SENDER = `
+const dgram = require("node:dgram");
+const [dst, port, count, ...srcs] = process.argv.slice(1);
+(async () => {
+  for (const src of srcs) {
+    const s = dgram.createSocket("udp4");
+    await new Promise((r) => s.bind({ address: src, port: 0 }, r));
+    const buf = Buffer.alloc(72, 0x61);
+    for (let i = 0; i < Number(count); i++) {
+      await new Promise((r, j) => s.send(buf, Number(port), dst, (e) => (e ? j(e) : r())));
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 1));
+    }
+    s.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+/**
+ * A TCP relay the agent connects through. `cut()` stops moving bytes both ways and
+ * accepts new connections without connecting them: what a drop rule on the path does
+ * (TCP holds and retransmits; nothing is corrupted), until `restore()`.
+ */
+class Relay {
+  private server: Server | undefined;
+  private pairs = new Set<[Socket, Socket | undefined]>();
+  private cutNow = false;
+  port = 0;
+  constructor(private target: () => number) {}
+  cut(): void {
+    this.cutNow = true;
+    for (const [c, up] of this.pairs) {
+      c.pause();
+      up?.pause();
+    }
+  }
+  restore(): void {
+    this.cutNow = false;
+    for (const [c, up] of this.pairs) {
+      c.resume();
+      up?.resume();
+    }
+  }
+  async start(): Promise<void> {
+    this.server = createServer((c) => {
+      c.on("error", () => {});
+      if (this.cutNow) {
+        const pair: [Socket, Socket | undefined] = [c, undefined];
+        this.pairs.add(pair);
+        c.pause();
+        c.on("close", () => this.pairs.delete(pair));
+        return; // never connected upstream: the agent's own timeouts decide
+      }
+      const up = connect(this.target(), "127.0.0.1");
+      const pair: [Socket, Socket | undefined] = [c, up];
+      this.pairs.add(pair);
+      up.on("error", () => c.destroy());
+      up.on("close", () => { this.pairs.delete(pair); c.destroy(); });
+      c.on("close", () => up.destroy());
+      c.pipe(up);
+      up.pipe(c);
+    });
+    await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", r));
+    this.port = (this.server.address() as { port: number }).port;
+  }
+  async stop(): Promise<void> {
+    for (const [c, up] of this.pairs) {
+      c.destroy();
+      up?.destroy();
+    }
+    await new Promise((r) => this.server?.close(r));
+  }
+}
+
+describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
+  let lab: NetnsLab;
+  let t: TestApp;
+  let grpcServer: RunningAgentServer | undefined;
+  let grpcPort = 0;
+  let relay: Relay;
+  let agent: AgentHandle | undefined;
+  let dir: string;
+  let ns: string;
+  let sender: string;
+  let dst: string;
+  let srcs: string[];
+  let token: string;
+  const sent = new Map<string, number>();
+
+  const startGrpc = async () => {
+    grpcServer = await startAgentServer({ db: t.db, redis: t.redis, log: silentLog }, { address: `127.0.0.1:${grpcPort}` });
+    grpcPort = grpcServer.port;
+  };
+  const agentArgs = () => ["--server", `127.0.0.1:${relay.port}`, "--state-dir", dir, "--name", "e2e-edge", "--netns", ns, "--telemetry-interval", "1", "--drift-interval", "0", "--nflog-groups", "5"];
+  const startAgentNow = async (enroll: boolean) => {
+    agent = await startAgent(loadConfig([...agentArgs(), ...(enroll ? ["--enroll-token", token] : [])]), { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500 });
+  };
+  const send = async (count: number, from = srcs, port = 7000) => {
+    await lab.exec(sender, [process.execPath, "-e", SENDER, dst, String(port), String(count), ...from], { timeoutMs: 60_000 });
+    for (const s of from) sent.set(s, (sent.get(s) ?? 0) + count);
+  };
+  const apiRows = async () => {
+    const r = await t.req("GET", "/v1/accounting/tables/lan?host=e2e-edge&limit=500");
+    if (r.statusCode === 404) return new Map<string, Record<string, number>>();
+    const items = (r.json() as { items: (Record<string, number> & { ip: string })[] }).items;
+    return new Map(items.map((x) => [x.ip, x]));
+  };
+  /** Bounded wait until the API's per-address packets equal what was sent. */
+  const settle = async () => {
+    let rows = await apiRows();
+    for (let i = 0; i < 300; i++) {
+      if (srcs.every((s) => rows.get(s)?.srcPackets === (sent.get(s) ?? 0))) break;
+      await new Promise((r) => setTimeout(r, 200));
+      rows = await apiRows();
+    }
+    return rows;
+  };
+  const assertExact = async (phase: string) => {
+    const rows = await settle();
+    const drv = { netns: ns };
+    const set = await readSet("inet", "palisade", "acct_lan_src", drv);
+    let total = 0;
+    for (const s of srcs) {
+      const n = sent.get(s) ?? 0;
+      total += n;
+      assert.equal(rows.get(s)?.srcPackets, n, `${phase}: packets from ${s} (sender)`);
+      assert.equal(rows.get(s)?.srcBytes, n * IPLEN, `${phase}: bytes from ${s}`);
+      const el = set.elements.find((e) => e.key === s);
+      assert.deepEqual([rows.get(s)?.srcPackets, rows.get(s)?.srcBytes], [el?.packets, el?.bytes], `${phase}: ${s} equals the kernel's element`);
+    }
+    assert.equal(rows.get(dst)?.dstPackets, total, `${phase}: the receiver as destination`);
+    // Let one more interval pass so the last totals are shipped, then compare table totals.
+    const lanTotal = await readCounter("inet", "palisade", "acct_lan_total", drv);
+    const allTotal = await readCounter("inet", "palisade", "acct_all_total", drv);
+    for (let i = 0; i < 100; i++) {
+      const lan = [...(await apiRows()).values()].reduce((a, x) => a + (x.srcPackets ?? 0), 0);
+      const all = (await t.req("GET", "/v1/accounting/tables/all?host=e2e-edge")).json() as { items: { srcPackets: number; srcBytes: number }[] };
+      if (lan === lanTotal.packets && all.items[0]?.srcPackets === allTotal.packets) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const lanSum = [...(await apiRows()).values()].reduce((a, x) => a + (x.srcBytes ?? 0), 0);
+    assert.equal(lanSum, lanTotal.bytes, `${phase}: lan rows (addresses + unattributed) = the kernel's table total`);
+    const all = (await t.req("GET", "/v1/accounting/tables/all?host=e2e-edge")).json() as { items: { ip: string; srcBytes: number; unattributed: boolean }[] };
+    assert.deepEqual(all.items.map((x) => [x.ip, x.srcBytes, x.unattributed]), [["", allTotal.bytes, true]], `${phase}: the 0.0.0.0/0 table's one slot`);
+    const [ledger] = await t.db.$queryRawUnsafe<{ n: bigint; d: bigint }[]>(`SELECT count(*) AS n, count(DISTINCT (epoch, seq)) AS d FROM telemetry_batches`);
+    assert.equal(ledger?.n, ledger?.d);
+  };
+
+  before(async () => {
+    t = await startTestApp();
+    await startGrpc();
+    relay = new Relay(() => grpcPort);
+    await relay.start();
+    lab = createLab();
+    const p = await lab.pair();
+    ns = p.server;
+    sender = p.client;
+    dst = p.link.b.ip4;
+    const base = p.link.a.ip4.replace(/\.1$/, "");
+    srcs = [p.link.a.ip4, `${base}.21`, `${base}.22`];
+    for (const s of srcs.slice(1)) await lab.exec(sender, ["ip", "addr", "add", `${s}/24`, "dev", p.link.a.ifname]);
+    await lab.nft(ns, ["-f", "-"], fixtureText({ lan: p.link.net4, withAll: true, quotaBytes: 50_000_000, logGroup: 5 }));
+    dir = await mkdtemp(join(tmpdir(), "palisade-tel-e2e-"));
+    const r = await t.req("POST", "/v1/enrollment-tokens", { body: { ttlSeconds: 600 } });
+    assert.equal(r.statusCode, 201, r.body);
+    token = (r.json() as { token: string }).token;
+  });
+  after(async () => {
+    await agent?.stop().catch(() => {});
+    await relay?.stop().catch(() => {});
+    await grpcServer?.stop().catch(() => {});
+    await lab?.cleanup();
+    await t?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("normal run: per-address totals equal the sender and the kernel", async () => {
+    await startAgentNow(true);
+    await send(50);
+    await assertExact("normal");
+  });
+
+  it("API killed for part of the run: spooled, resent, still exact", async () => {
+    await grpcServer!.stop();
+    grpcServer = undefined;
+    await send(40);
+    await new Promise((r) => setTimeout(r, 2500)); // several intervals spooled
+    await startGrpc();
+    await send(10);
+    await assertExact("api killed");
+  });
+
+  it("agent restarted mid-run: resumes from its spool, still exact", async () => {
+    await send(20);
+    await agent!.stop();
+    agent = undefined;
+    await send(30); // while no agent runs: the kernel counts, the next reading ships it
+    await startAgentNow(false);
+    await send(10);
+    await assertExact("agent restart");
+  });
+
+  it("link between agent and API cut: nothing lost, nothing doubled", async () => {
+    relay.cut();
+    await send(25);
+    await new Promise((r) => setTimeout(r, 3000));
+    relay.restore();
+    await send(5);
+    await assertExact("link cut");
+  });
+
+  it("a quota reset from the API takes effect in the kernel", async () => {
+    const drv = { netns: ns };
+    const before = await readQuota("inet", "palisade", "q1", drv);
+    assert.ok(before.used > 0);
+    let shown = 0;
+    for (let i = 0; i < 100 && shown !== before.used; i++) {
+      const q = (await t.req("GET", "/v1/quotas?host=e2e-edge")).json() as { items: { name: string; used: number }[] };
+      shown = q.items.find((x) => x.name === "q1")?.used ?? -1;
+      if (shown !== before.used) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(shown, before.used, "the API shows the kernel's quota usage");
+    const r = await t.req("POST", "/v1/hosts/e2e-edge/quotas/q1/reset", { as: "operator" });
+    assert.equal(r.statusCode, 202, r.body);
+    const id = (r.json() as { requestId: string }).requestId;
+    let status = "pending";
+    for (let i = 0; i < 100 && status === "pending"; i++) {
+      await new Promise((res) => setTimeout(res, 200));
+      status = (await t.db.quotaResetRequest.findUniqueOrThrow({ where: { id } })).status;
+    }
+    assert.equal(status, "done");
+    assert.equal((await readQuota("inet", "palisade", "q1", drv)).used, 0, "the kernel quota was reset");
+  });
+
+  it("log events from the NFLOG (LOGMARK) rule arrive with the mark", async () => {
+    await send(3, srcs.slice(0, 1), 7777);
+    let items: { prefix: string; mark: number; fields: Record<string, unknown> }[] = [];
+    for (let i = 0; i < 100 && items.length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      items = ((await t.req("GET", "/v1/logs?host=e2e-edge&prefix=PAL")).json() as { items: typeof items }).items;
+    }
+    assert.equal(items.length, 3);
+    for (const e of items) {
+      assert.equal(e.prefix, "PAL mark: ");
+      assert.equal(e.mark, 0x2a);
+      assert.equal(e.fields.dport, 7777);
+    }
+    await assertExact("after logs");
+  });
+});
