@@ -16,7 +16,6 @@ import {
   type Chain as NftChain, type Rule as NftRule, type TableDefinition,
 } from "../../nft/index.ts";
 import type { MarkForward, Path, Policy } from "./deps.ts";
-import { normalizeAction } from "../../policy/index.ts";
 import { checkTargetSupport } from "../support.ts";
 import { Ctx, FAMILY, TABLE, type CompileContext, type Fam } from "./context.ts";
 import { compileSet } from "./sets.ts";
@@ -28,7 +27,7 @@ import { planRecentTimeouts } from "./recent.ts";
 import { declareQuotas } from "./quota.ts";
 import { declareAccounting } from "./accounting.ts";
 import { TEE_TABLES, teeTables } from "./tee.ts";
-import { expand } from "./expand.ts";
+import { expand, leadingPresetJumps, toUserPointer } from "./expand.ts";
 
 export type { CompileContext } from "./context.ts";
 export { TABLE as NFT_TABLE } from "./context.ts";
@@ -51,17 +50,6 @@ function checkFailsafeContext(ctx: Ctx): void {
   if (fs?.apiPort !== undefined && !(Number.isInteger(fs.apiPort) && fs.apiPort >= 1 && fs.apiPort <= 65535)) {
     ctx.error([], "nft_failsafe_port", `failsafe API port ${String(fs.apiPort)} is not a TCP port`);
   }
-}
-
-/** How many of a chain's first rules jump to chains the expansion added (not in `original`). */
-function leadingPresetJumps(rules: Policy["chains"][string]["rules"], original: Policy): number {
-  let n = 0;
-  for (const r of rules) {
-    const a = normalizeAction(r.action);
-    if (a.type !== "jump" || Object.hasOwn(original.chains, a.chain)) break;
-    n++;
-  }
-  return n;
 }
 
 function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
@@ -134,7 +122,8 @@ export function compileNft(policy: Policy, options: CompileContext = {}): NftCom
   } catch (e) {
     return { ok: false, errors: [error([], "nft_expand_failed", `the protection presets could not be expanded: ${e instanceof Error ? e.message : String(e)}`)] };
   }
-  diagnostics.push(...checkTargetSupport(expanded, "nftables"));
+  // Support is checked on the document as written, so errors point at the user's rules.
+  diagnostics.push(...checkTargetSupport(policy, "nftables"));
   const ctx = new Ctx(expanded, options);
   let tables: TableDefinition[] = [];
   let tx: Transaction | undefined;
@@ -156,7 +145,8 @@ export function compileNft(policy: Policy, options: CompileContext = {}): NftCom
     if (!(e instanceof NftModelError)) throw e;
     ctx.error([], `nft_${e.code}`, e.message);
   }
-  diagnostics.push(...ctx.diagnostics);
+  // The compiler worked on the expanded policy; point its findings back into the document as written.
+  diagnostics.push(...ctx.diagnostics.map((d) => (expanded === policy ? d : { ...d, path: toUserPointer(d.path, policy, expanded) })));
   const errors = sortDiagnostics(diagnostics.filter((d) => d.severity === "error"));
   if (errors.length > 0 || !tx) return { ok: false, errors };
   return { ok: true, tables, transaction: tx, text, warnings: sortDiagnostics(diagnostics.filter((d) => d.severity === "warning")) };
