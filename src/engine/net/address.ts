@@ -29,13 +29,22 @@ export function isAddress(text: string): boolean {
   return isIPv4(text) || isIPv6(text);
 }
 
+/** "a.b.c.d" (already validated) -> unsigned 32-bit integer. Parsed by char codes: hot on 1M-element sets. */
 export function ipv4ToInt(address: string): number {
-  const p = address.split(".").map(Number);
-  return (((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!) >>> 0;
+  let n = 0;
+  let octet = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 46 /* . */) {
+      n = (n << 8) | octet;
+      octet = 0;
+    } else octet = octet * 10 + (c - 48);
+  }
+  return ((n << 8) | octet) >>> 0;
 }
 
 export function intToIpv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join(".");
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
 /** The network address of an IPv4 prefix (host bits cleared). */
@@ -46,8 +55,10 @@ export function ipv4Network(p: Prefix): string {
 
 /** True when the prefix has host bits set (e.g. 10.0.0.1/8): nft refuses those. */
 export function hasHostBits(p: Prefix): boolean {
-  if (p.family !== "ipv4") return ipv6HasHostBits(p);
-  return ipv4Network(p) !== p.address;
+  if (p.family !== "ipv4") return p.length < 128 && ipv6HasHostBits(p);
+  if (p.length >= 32) return false; // a whole address has no host bits (the common case: blocklists)
+  const mask = p.length === 0 ? 0 : (0xffffffff << (32 - p.length)) >>> 0;
+  return (ipv4ToInt(p.address) & ~mask) !== 0;
 }
 
 function expandIpv6(address: string): number[] {

@@ -4,7 +4,7 @@ import { error, warning, type Diagnostic, type Path } from "../diagnostics.ts";
 import { parsePrefix } from "../net/address.ts";
 import { Interface, NAME_RE, type Policy, type SetDef } from "../policy/index.ts";
 import { rulesOf, sortedEntries } from "./model.ts";
-import { hostBitsProblem } from "./prefix.ts";
+import { prefixHostBitsProblem } from "./prefix.ts";
 
 /** Element errors reported per set; a broken import can have millions. */
 const MAX_ELEMENT_ERRORS = 20;
@@ -85,38 +85,54 @@ function setErrors(name: string, set: SetDef): Diagnostic[] {
 
 const MAC_RE = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
 
-function elementProblem(set: SetDef, el: string | number): { code: string; message: string } | null {
-  const bad = (what: string) => ({ code: "set_element_invalid", message: `${JSON.stringify(el)} is not ${what} (the set type is ${set.type})` });
-  const needsInterval = (what: string) => ({ code: "set_element_needs_interval", message: `${JSON.stringify(el)} is ${what}; add interval: true to the set to hold prefixes and ranges` });
+type ElementProblem = { code: string; message: string };
+
+// Messages are built only when an element is wrong: sets can have a million elements.
+function bad(set: SetDef, el: string | number, what: string): ElementProblem {
+  return { code: "set_element_invalid", message: `${JSON.stringify(el)} is not ${what} (the set type is ${set.type})` };
+}
+
+function needsInterval(el: string | number, what: string): ElementProblem {
+  return { code: "set_element_needs_interval", message: `${JSON.stringify(el)} is ${what}; add interval: true to the set to hold prefixes and ranges` };
+}
+
+function addressElementProblem(set: SetDef, el: string | number): ElementProblem | null {
+  const fam = set.type === "ipv4_addr" ? "ipv4" : "ipv6";
+  if (typeof el !== "string") return bad(set, el, `an ${fam} address`);
+  const max = fam === "ipv4" ? 32 : 128;
+  const dash = el.indexOf("-");
+  if (dash > 0) {
+    const lo = parsePrefix(el.slice(0, dash));
+    const hi = parsePrefix(el.slice(dash + 1));
+    if (!lo || lo.family !== fam || !hi || hi.family !== fam || lo.length !== max || hi.length !== max) return bad(set, el, `an ${fam} address, prefix or range`);
+    return set.interval ? null : needsInterval(el, "a range");
+  }
+  const p = parsePrefix(el);
+  if (!p || p.family !== fam) return bad(set, el, `an ${fam} address, prefix or range`);
+  if (p.length === max) return null; // the common case: one address
+  const hb = prefixHostBitsProblem(el, p);
+  if (hb) return { code: "address_host_bits", message: hb };
+  return set.interval ? null : needsInterval(el, "a prefix");
+}
+
+function elementProblem(set: SetDef, el: string | number): ElementProblem | null {
   switch (set.type) {
     case "ipv4_addr":
-    case "ipv6_addr": {
-      const fam = set.type === "ipv4_addr" ? "ipv4" : "ipv6";
-      if (typeof el !== "string") return bad(`an ${fam} address`);
-      const dash = el.indexOf("-");
-      const parts = dash > 0 ? [el.slice(0, dash), el.slice(dash + 1)] : [el];
-      const ps = parts.map((s) => parsePrefix(s));
-      if (ps.some((p) => !p || p.family !== fam) || (dash > 0 && ps.some((p) => p!.length !== (fam === "ipv4" ? 32 : 128)))) return bad(`an ${fam} address, prefix or range`);
-      if (dash < 0) {
-        const hb = hostBitsProblem(el);
-        if (hb) return { code: "address_host_bits", message: hb };
-        if (ps[0]!.length !== (fam === "ipv4" ? 32 : 128) && !set.interval) return needsInterval("a prefix");
-      } else if (!set.interval) return needsInterval("a range");
-      return null;
-    }
+    case "ipv6_addr":
+      return addressElementProblem(set, el);
     case "inet_service": {
       if (typeof el === "number") return null;
       const m = /^(\d{1,5})-(\d{1,5})$/.exec(el);
       if (/^\d{1,5}$/.test(el) && Number(el) <= 65535) return null;
-      if (!m || Number(m[1]) > Number(m[2]) || Number(m[2]) > 65535) return bad("a port (0-65535) or a port range low-high");
-      return set.interval ? null : needsInterval("a port range");
+      if (!m || Number(m[1]) > Number(m[2]) || Number(m[2]) > 65535) return bad(set, el, "a port (0-65535) or a port range low-high");
+      return set.interval ? null : needsInterval(el, "a port range");
     }
     case "ether_addr":
-      return typeof el === "string" && MAC_RE.test(el) ? null : bad("a MAC address aa:bb:cc:dd:ee:ff");
+      return typeof el === "string" && MAC_RE.test(el) ? null : bad(set, el, "a MAC address aa:bb:cc:dd:ee:ff");
     case "ifname":
-      return typeof el === "string" && Interface.safeParse(el).success ? null : bad("an interface name");
+      return typeof el === "string" && Interface.safeParse(el).success ? null : bad(set, el, "an interface name");
     case "mark":
       if (typeof el === "number") return null;
-      return /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(el) && Number(el) <= 0xffffffff ? null : bad("a 32-bit mark");
+      return /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(el) && Number(el) <= 0xffffffff ? null : bad(set, el, "a 32-bit mark");
   }
 }

@@ -12,8 +12,14 @@ export function networkOf(p: Prefix): string {
 }
 
 export function hostBitsProblem(text: string): string | null {
+  if (text.indexOf("/") === -1) return null; // a whole address (or not an address): no host bits
   const p = parsePrefix(text);
-  if (!p || !hasHostBits(p)) return null;
+  return p ? prefixHostBitsProblem(text, p) : null;
+}
+
+/** hostBitsProblem for an already parsed `p = parsePrefix(text)`. */
+export function prefixHostBitsProblem(text: string, p: Prefix): string | null {
+  if (!hasHostBits(p)) return null;
   return `${text} has host bits set beyond /${p.length}; write ${networkOf(p)} (or the address alone for one host)`;
 }
 
