@@ -22,30 +22,43 @@ export function setFamily(def: SetDef | undefined): Fam | undefined {
   return undefined;
 }
 
-function elementText(e: string | number, def: SetDef, ctx: Ctx, path: Path): string | undefined {
-  const text = String(e);
-  if (def.type === "ipv4_addr" || def.type === "ipv6_addr") {
-    // Fast path for the common case (big blocklists): a plain address of the right family.
-    if (!text.includes("/") && (def.type === "ipv4_addr" ? isIPv4(text) : isIPv6(text))) return text.toLowerCase();
-    const p = parsePrefix(text);
-    const want = def.type === "ipv4_addr" ? "ipv4" : "ipv6";
-    if (!p || p.family !== want) {
-      ctx.error(path, "nft_set_element", `element ${JSON.stringify(text)} is not an ${want === "ipv4" ? "IPv4" : "IPv6"} address or prefix`);
-      return undefined;
-    }
-    const max = want === "ipv4" ? 32 : 128;
-    if (p.length < max && !def.interval) {
-      ctx.error(path, "nft_set_needs_interval", `element ${text} is a prefix: the set needs "interval: true"`);
-      return undefined;
-    }
-    if (hasHostBits(p)) {
-      ctx.error(path, "nft_prefix_host_bits", `element ${text} has host bits set; write the network address of the prefix`);
-      return undefined;
-    }
-    return p.length === max ? p.address : `${p.address}/${p.length}`;
+// `base` + `i` name the element; its path array is built only when there is something to
+// report (sets can have a million elements).
+function elementText(e: string | number, def: SetDef, ctx: Ctx, base: Path, i: number): string | undefined {
+  if (def.type === "ipv4_addr") {
+    // Fast path for the common case (big blocklists): a plain IPv4 address (digits need no lowercasing).
+    if (typeof e === "string" && e.indexOf("/") === -1 && isIPv4(e)) return e;
+    return prefixText(String(e), def, ctx, base, i);
   }
+  if (def.type === "ipv6_addr") {
+    const text = String(e);
+    if (text.indexOf("/") === -1 && isIPv6(text)) return text.toLowerCase();
+    return prefixText(text, def, ctx, base, i);
+  }
+  const text = String(e);
   if (def.type === "ifname") return /^[A-Za-z0-9_.@+-]{1,15}\*?$/.test(text) ? `"${text}"` : undefined;
   return text;
+}
+
+/** An address set element that is not a plain address: a prefix, or something wrong. */
+function prefixText(text: string, def: SetDef, ctx: Ctx, base: Path, i: number): string | undefined {
+  const path = [...base, "elements", i];
+  const p = parsePrefix(text);
+  const want = def.type === "ipv4_addr" ? "ipv4" : "ipv6";
+  if (!p || p.family !== want) {
+    ctx.error(path, "nft_set_element", `element ${JSON.stringify(text)} is not an ${want === "ipv4" ? "IPv4" : "IPv6"} address or prefix`);
+    return undefined;
+  }
+  const max = want === "ipv4" ? 32 : 128;
+  if (p.length < max && !def.interval) {
+    ctx.error(path, "nft_set_needs_interval", `element ${text} is a prefix: the set needs "interval: true"`);
+    return undefined;
+  }
+  if (hasHostBits(p)) {
+    ctx.error(path, "nft_prefix_host_bits", `element ${text} has host bits set; write the network address of the prefix`);
+    return undefined;
+  }
+  return p.length === max ? p.address : `${p.address}/${p.length}`;
 }
 
 /** A policy set as an nft named set in the palisade table. */
@@ -56,14 +69,16 @@ export function compileSet(name: string, def: SetDef, ctx: Ctx): NamedSet {
   if (def.timeoutSeconds !== undefined) flags.push("timeout");
   if (def.dynamic) flags.push("dynamic");
   const elements: SetElement[] = [];
-  def.elements.forEach((e, i) => {
-    const key = elementText(e, def, ctx, [...path, "elements", i]);
+  const all = def.elements;
+  for (let i = 0; i < all.length; i++) {
+    const e = all[i]!;
+    const key = elementText(e, def, ctx, path, i);
     if (key === undefined) {
       if (def.type === "ifname") ctx.error([...path, "elements", i], "nft_set_element", `element ${JSON.stringify(e)} is not an interface name`);
-      return;
+      continue;
     }
     elements.push({ key });
-  });
+  }
   const size = def.size ?? (def.dynamic ? def.elements.length + DYNAMIC_HEADROOM : undefined);
   if (size !== undefined && def.elements.length > size) {
     ctx.error([...path, "size"], "nft_set_too_small", `set ${name} has ${def.elements.length} elements but size ${size}; the kernel would refuse the extra ones`);
