@@ -1,0 +1,172 @@
+// The stateless part of a match, parsed once into plain numbers and sets so that
+// containment (factsCover) costs no string parsing. factsCover(facts(a), facts(b)) answers
+// exactly what covers(a, b) in covers.ts answers when `a` is stateless; the shadow lint
+// compares thousands of rules with it.
+import { canonicalJson } from "../checksum.ts";
+import { parsePrefix } from "../net/address.ts";
+import { unwrap, type Match } from "../policy/index.ts";
+import { asList } from "./model.ts";
+
+/** The keys covers() can decide on (covers.ts STATELESS), in a fixed order: bit i = KEYS[i]. */
+export const KEYS = [
+  "family", "saddr", "daddr", "protocol", "sport", "dport", "iif", "oif", "ctState", "tcpFlags",
+  "icmpType", "icmpv6Type", "length", "mark", "ctmark", "daddrType", "rpfilter",
+] as const satisfies ReadonlyArray<keyof Match>;
+export type FactKey = (typeof KEYS)[number];
+export const KEY_BIT: Readonly<Record<FactKey, number>> = Object.fromEntries(KEYS.map((k, i) => [k, 1 << i])) as Record<FactKey, number>;
+
+/** One address item: "@set" references (and anything unparsable) only equal themselves. */
+export interface AddrItem {
+  raw: string;
+  /** 4 or 6; 0 for a set reference or text that is not an address. */
+  fam: 0 | 4 | 6;
+  len: number;
+  /** The network (host bits cleared): a number for IPv4, a bigint for IPv6. */
+  net: number | bigint;
+}
+
+export type KeyFact =
+  | { kind: "addr"; negated: boolean; canon: string; items: AddrItem[] }
+  | { kind: "port"; negated: boolean; canon: string; ranges: Array<[number, number]> }
+  | { kind: "iface"; negated: boolean; canon: string; items: string[] }
+  | { kind: "list"; negated: boolean; canon: string; items: string[] }
+  | { kind: "eq"; negated: boolean; canon: string };
+
+export interface MatchFacts {
+  /** Bits of the stateless keys present (defined). */
+  mask: number;
+  /** True when every present key is stateless (covers.ts isStateless). */
+  stateless: boolean;
+  /** Facts per KEYS index; undefined where the key is absent. */
+  keys: Array<KeyFact | undefined>;
+}
+
+const STATELESS_KEYS = new Set<string>(KEYS);
+
+export function matchFacts(m: Match): MatchFacts {
+  let mask = 0;
+  let stateless = true;
+  const keys: Array<KeyFact | undefined> = new Array(KEYS.length);
+  for (const key of Object.keys(m)) {
+    const v = (m as Record<string, unknown>)[key];
+    if (v === undefined) continue;
+    if (!STATELESS_KEYS.has(key)) {
+      stateless = false;
+      continue;
+    }
+    const i = KEYS.indexOf(key as FactKey);
+    mask |= 1 << i;
+    keys[i] = keyFact(key as FactKey, v);
+  }
+  return { mask, stateless, keys };
+}
+
+function keyFact(key: FactKey, v: unknown): KeyFact {
+  const { value, negated } = unwrap(v as never) as { value: unknown; negated: boolean };
+  const canon = canonicalJson(value);
+  switch (key) {
+    case "saddr":
+    case "daddr":
+      return { kind: "addr", negated, canon, items: asList(value as string | string[]).map(addrItem) };
+    case "sport":
+    case "dport":
+      return { kind: "port", negated, canon, ranges: asList(value as number | string | Array<number | string>).map(portRange) };
+    case "iif":
+    case "oif":
+      return { kind: "iface", negated, canon, items: asList(value as string | string[]) };
+    case "ctState":
+    case "icmpType":
+    case "icmpv6Type":
+    case "daddrType":
+      return { kind: "list", negated, canon, items: asList(value as string | string[]) };
+    default:
+      return { kind: "eq", negated, canon };
+  }
+}
+
+export function addrItem(raw: string): AddrItem {
+  if (raw.startsWith("@")) return { raw, fam: 0, len: 0, net: 0 };
+  const p = parsePrefix(raw);
+  if (!p) return { raw, fam: 0, len: 0, net: 0 };
+  if (p.family === "ipv4") return { raw, fam: 4, len: p.length, net: maskV4(ipv4Int(p.address), p.length) };
+  return { raw, fam: 6, len: p.length, net: maskV6(ipv6Int(p.address), p.length) };
+}
+
+function ipv4Int(address: string): number {
+  const [a, b, c, d] = address.split(".").map(Number) as [number, number, number, number];
+  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
+}
+
+function ipv6Int(address: string): bigint {
+  let text = address;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const n = ipv4Int(v4[1]!);
+    text = text.slice(0, -v4[1]!.length) + ((n >>> 16).toString(16) + ":" + (n & 0xffff).toString(16));
+  }
+  const [head, tail] = text.split("::") as [string, string | undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const fill = tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill("0");
+  let n = 0n;
+  for (const g of [...h, ...fill, ...t]) n = (n << 16n) | BigInt(parseInt(g, 16));
+  return n;
+}
+
+export function maskV4(n: number, len: number): number {
+  return len === 0 ? 0 : (n & ((0xffffffff << (32 - len)) >>> 0)) >>> 0;
+}
+
+const ALL128 = (1n << 128n) - 1n;
+export function maskV6(n: bigint, len: number): bigint {
+  return n & (ALL128 ^ ((1n << BigInt(128 - len)) - 1n));
+}
+
+/** `b` is inside `a` (covers.ts addressCovers). */
+export function addrCovers(a: AddrItem, b: AddrItem): boolean {
+  if (a.raw === b.raw) return true;
+  if (a.fam === 0 || a.fam !== b.fam || a.len > b.len) return false;
+  return (a.fam === 4 ? maskV4(b.net as number, a.len) : maskV6(b.net as bigint, a.len)) === a.net;
+}
+
+function portRange(p: number | string): [number, number] {
+  if (typeof p === "number") return [p, p];
+  const [lo, hi] = p.split("-").map(Number) as [number, number];
+  return [lo, hi];
+}
+
+function keyFactCovers(A: KeyFact, B: KeyFact): boolean {
+  if (A.negated || B.negated) return A.negated === B.negated && A.canon === B.canon;
+  switch (A.kind) {
+    case "addr": {
+      const bs = (B as typeof A).items;
+      for (const b of bs) if (!A.items.some((a) => addrCovers(a, b))) return false;
+      return true;
+    }
+    case "port": {
+      for (const [lo, hi] of (B as typeof A).ranges) if (!A.ranges.some(([l, h]) => l <= lo && hi <= h)) return false;
+      return true;
+    }
+    case "iface": {
+      for (const b of (B as typeof A).items) if (!A.items.some((a) => a === b || (a.endsWith("*") && b.startsWith(a.slice(0, -1))))) return false;
+      return true;
+    }
+    case "list": {
+      for (const b of (B as typeof A).items) if (!A.items.includes(b)) return false;
+      return true;
+    }
+    case "eq":
+      return A.canon === B.canon;
+  }
+}
+
+/** covers(a, b) on parsed facts. */
+export function factsCover(a: MatchFacts, b: MatchFacts): boolean {
+  if (!a.stateless || (a.mask & ~b.mask) !== 0) return false;
+  for (let i = 0; i < KEYS.length; i++) {
+    const A = a.keys[i];
+    if (A === undefined) continue;
+    if (!keyFactCovers(A, b.keys[i]!)) return false;
+  }
+  return true;
+}
