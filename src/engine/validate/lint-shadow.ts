@@ -46,7 +46,7 @@ export function shadowWarnings(policy: Policy, budget = SHADOW_COMPARISON_BUDGET
       const facts = matchFacts(r.match);
       const by = index.firstCovering(facts, left);
       if (by === "budget") {
-        out.push(warning(["chains", chainName], "lint_budget_exceeded", `chain ${chainName} has too many similar rules to check completely for shadowed rules (${budget} comparisons); rules after ${pointer(r.path)} were not checked`));
+        out.push(warning(["chains", chainName], "lint_budget_exceeded", `chain ${chainName} has too many similar rules to check completely for shadowed rules (${budget} comparisons); rules from ${pointer(r.path)} on were not checked`));
         break;
       }
       if (by) {
