@@ -1,0 +1,409 @@
+// Query benchmark (issue 5): top-10 talkers and a day's series over >= 10 million stored
+// accounting rows, p50/p95, through the functions the REST routes call
+// (src/api/telemetry/queries.ts: topTalkers, series; Prisma client, planner, rollups),
+// beside a naive GROUP BY over the raw samples and over the minute table for the same day
+// (what the rollups are meant to avoid), in the same run.
+//
+// A dedicated database (palisade_bench_query_<pid>) is created, migrated with the
+// project's migrator, filled with SQL (generate_series, INSERT ... SELECT, in chunks,
+// progress on stderr), VACUUM ANALYZEd, queried, and dropped in `finally` (and on
+// SIGINT/SIGTERM). Data: one accounting table "lan" over 10.20.0.0/16 (65,536 addresses)
+// on BENCH_HOSTS hosts, plus each table's unattributed remainder row (0.0.0.0/0):
+//   raw samples     the last BENCH_RAW_HOURS, BENCH_SAMPLES_PER_MIN samples per active address-minute
+//   accounting_minute  rollup of the raw samples where they exist; generated before that,
+//                   back to BENCH_MINUTE_DAYS whole days (daily partitions from partitions.ts)
+//   accounting_hour rollup of the minutes back to BENCH_MINUTE_DAYS; generated before that,
+//                   back to BENCH_HOUR_DAYS (BENCH_HOUR_ADDRS addresses per host-hour)
+//   accounting_day  rollup of the hours back to BENCH_HOUR_DAYS; generated before that,
+//                   back to BENCH_YEAR_DAYS (BENCH_DAY_ADDRS addresses per host-day)
+// Per host and minute BENCH_MINUTE_ADDRS addresses talk, each for BENCH_BLOCK_MIN
+// consecutive minutes, drawn from the day's live eighth of the /16 (which eighth rotates
+// every 46 days, so a year touches all 65,536); bytes are heavy-tailed per address.
+// The last minute and the current one are left marked dirty (telemetry_dirty), as between
+// two rollup runs, so the planner reads them from the raw samples.
+//
+// Run: node --import tsx bench/query.ts   (or npm run bench -- bench/query.ts)
+// Env (defaults): BENCH_HOSTS=2 BENCH_MINUTE_ADDRS=120 BENCH_BLOCK_MIN=10 BENCH_RAW_HOURS=48
+//   BENCH_SAMPLES_PER_MIN=3 BENCH_MINUTE_DAYS=14 BENCH_HOUR_DAYS=35 BENCH_HOUR_ADDRS=720
+//   BENCH_YEAR_DAYS=365 BENCH_DAY_ADDRS=6144 BENCH_RUNS=20 BENCH_WARMUP=2 BENCH_MIN_RUNS=5
+//   BENCH_QUERY_BUDGET_S=40 (per query: fewer runs, never under BENCH_MIN_RUNS, when slow)
+//   BENCH_EXPLAIN_MS=1000 (EXPLAIN ANALYZE to stderr for a query whose p50 is above; "all")
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { createDb, type Db } from "../src/api/db/client.ts";
+import { migrate } from "../src/api/db/migrate.ts";
+import { ensurePartitions } from "../src/api/telemetry/partitions.ts";
+import { series, topTalkers } from "../src/api/telemetry/queries.ts";
+import { dropDatabase, testDatabaseUrl } from "../test/support/db.ts";
+import { note, step } from "./lib/progress.ts";
+import { int, machine, max, min, ms, NOISE_NOTE, p50, p95, ratio, table } from "./lib/stats.ts";
+
+const env = (name: string, dflt: number): number => {
+  const v = Number(process.env[name] ?? dflt);
+  if (!Number.isInteger(v) || v < 0) throw new Error(`${name} must be a non-negative integer`);
+  return v;
+};
+const HOSTS = env("BENCH_HOSTS", 2);
+const MINUTE_ADDRS = env("BENCH_MINUTE_ADDRS", 120);
+const BLOCK_MIN = env("BENCH_BLOCK_MIN", 10);
+const RAW_HOURS = env("BENCH_RAW_HOURS", 48);
+const SAMPLES_PER_MIN = env("BENCH_SAMPLES_PER_MIN", 3);
+const MINUTE_DAYS = env("BENCH_MINUTE_DAYS", 14);
+const HOUR_DAYS = env("BENCH_HOUR_DAYS", 35);
+const HOUR_ADDRS = env("BENCH_HOUR_ADDRS", 720);
+const YEAR_DAYS = env("BENCH_YEAR_DAYS", 365);
+const DAY_ADDRS = env("BENCH_DAY_ADDRS", 6144);
+const RUNS = env("BENCH_RUNS", 20);
+const WARMUP = env("BENCH_WARMUP", 2);
+const MIN_RUNS = env("BENCH_MIN_RUNS", 5);
+const QUERY_BUDGET_MS = env("BENCH_QUERY_BUDGET_S", 40) * 1000;
+const EXPLAIN_ALL = process.env.BENCH_EXPLAIN === "all" || process.env.BENCH_EXPLAIN_MS === "all";
+const EXPLAIN_MS = EXPLAIN_ALL ? 0 : env("BENCH_EXPLAIN_MS", 1000);
+
+const LIVE = 8192; // addresses of the /16 that can talk on a given day (one eighth)
+if (HOSTS < 1 || HOSTS > 64) throw new Error("BENCH_HOSTS: 1..64");
+for (const [n, v] of [["BENCH_MINUTE_ADDRS", MINUTE_ADDRS], ["BENCH_HOUR_ADDRS", HOUR_ADDRS], ["BENCH_DAY_ADDRS", DAY_ADDRS]] as const) {
+  if (v < 1 || v > LIVE) throw new Error(`${n}: 1..${LIVE}`);
+}
+if (![1, 2, 3, 6].includes(SAMPLES_PER_MIN)) throw new Error("BENCH_SAMPLES_PER_MIN: 1, 2, 3 or 6 (10 s agent interval)");
+if (BLOCK_MIN < 1 || 60 % BLOCK_MIN !== 0) throw new Error("BENCH_BLOCK_MIN must divide 60");
+if (!(RAW_HOURS >= 25 && RAW_HOURS <= MINUTE_DAYS * 24 && MINUTE_DAYS <= HOUR_DAYS && HOUR_DAYS < YEAR_DAYS)) {
+  throw new Error("need 25 <= BENCH_RAW_HOURS <= 24*MINUTE_DAYS, MINUTE_DAYS <= HOUR_DAYS < YEAR_DAYS (the day's top-10 is checked against the raw samples)");
+}
+
+const MIN_MS = 60_000;
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+const TABLE = "lan";
+
+// ---- data generation (SQL) --------------------------------------------------------------
+
+// Address of live index j (0..8191) of host h on day index d (days since 1970): one eighth
+// of the /16 per host, rotating every 46 days.
+const addr = (j: string, day: string) => `('10.20.0.0'::inet + ((${j}) * 8 + ((${day}) / 46 + hs.h) % 8))`;
+// Heavy-tailed per-address weights (a permutation of the /16 ranks the addresses).
+const srcBase = (i: string) => `(4000000 / (1 + (((${i}) - '10.20.0.0'::inet) * 40503 % 65536) / 16))`;
+const dstBase = (i: string) => `(2000000 / (1 + (((${i}) - '10.20.0.0'::inet) * 9973 % 65536) / 16))`;
+const HOSTS_CTE = `hs AS (SELECT id, (ord - 1)::bigint AS h FROM unnest($3::uuid[]) WITH ORDINALITY AS u(id, ord))`;
+const EPOCH = `TIMESTAMPTZ '1970-01-01 00:00:00+00'`;
+const COLS = `host_id, table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets`;
+const SUMS = `sum(src_bytes)::bigint, sum(src_packets)::bigint, sum(dst_bytes)::bigint, sum(dst_packets)::bigint`;
+
+/** Raw samples for minutes [$1, $2), none at or after $4 (now). */
+const RAW_SQL = `
+WITH ${HOSTS_CTE},
+mins AS (SELECT t, (extract(epoch FROM t)::bigint / 60) AS mi FROM generate_series($1::timestamptz, $2::timestamptz - interval '1 minute', interval '1 minute') AS t),
+act AS (
+  SELECT mins.t, mins.mi, hs.id, ${addr(`(k * ${Math.floor(LIVE / MINUTE_ADDRS)} + (mins.mi / ${BLOCK_MIN}) * 37 + hs.h * 1001) % ${LIVE}`, "mins.mi / 1440")} AS a
+  FROM mins CROSS JOIN hs CROSS JOIN generate_series(0, ${MINUTE_ADDRS - 1}) AS k
+),
+rows AS (
+  SELECT act.t + q * interval '${60 / SAMPLES_PER_MIN} seconds' AS at, act.id, act.a,
+         ${srcBase("act.a")} + (act.mi * 7 + q * 13 + (act.a - '10.20.0.0'::inet) * 31) % 1000 AS sb,
+         ${dstBase("act.a")} + (act.mi * 3 + q * 17 + (act.a - '10.20.0.0'::inet) * 29) % 1000 AS db
+  FROM act CROSS JOIN generate_series(0, ${SAMPLES_PER_MIN - 1}) AS q
+  UNION ALL
+  SELECT t, hs.id, '0.0.0.0/0'::inet, 1500 + (extract(epoch FROM t)::bigint / 10) % 500, 700 + (extract(epoch FROM t)::bigint / 10) % 300
+  FROM generate_series($1::timestamptz, $2::timestamptz - interval '10 seconds', interval '10 seconds') AS t CROSS JOIN hs
+)
+INSERT INTO accounting_samples (at, host_id, table_name, address, src_bytes, src_packets, dst_bytes, dst_packets)
+SELECT at, id, '${TABLE}', a, sb, sb / 700 + 1, db, db / 700 + 1 FROM rows WHERE at < $4 ORDER BY at`;
+
+/** Minute rows generated directly for [$1, $2) (before the raw samples). */
+const MINUTE_SQL = `
+WITH ${HOSTS_CTE},
+mins AS (SELECT t, (extract(epoch FROM t)::bigint / 60) AS mi FROM generate_series($1::timestamptz, $2::timestamptz - interval '1 minute', interval '1 minute') AS t),
+rows AS (
+  SELECT mins.t, hs.id, x.a,
+         ${SAMPLES_PER_MIN} * ${srcBase("x.a")} + (mins.mi * 7 + (x.a - '10.20.0.0'::inet) * 31) % 3000 AS sb,
+         ${SAMPLES_PER_MIN} * ${dstBase("x.a")} + (mins.mi * 3 + (x.a - '10.20.0.0'::inet) * 29) % 3000 AS db
+  FROM mins CROSS JOIN hs CROSS JOIN generate_series(0, ${MINUTE_ADDRS - 1}) AS k
+  CROSS JOIN LATERAL (SELECT ${addr(`(k * ${Math.floor(LIVE / MINUTE_ADDRS)} + (mins.mi / ${BLOCK_MIN}) * 37 + hs.h * 1001) % ${LIVE}`, "mins.mi / 1440")} AS a) x
+  UNION ALL
+  SELECT t, hs.id, '0.0.0.0/0'::inet, 6 * 1750, 6 * 850
+  FROM generate_series($1::timestamptz, $2::timestamptz - interval '1 minute', interval '1 minute') AS t CROSS JOIN hs
+)
+INSERT INTO accounting_minute (${COLS})
+SELECT id, '${TABLE}', a, t, sb, sb / 700 + 1, db, db / 700 + 1 FROM rows ORDER BY t`;
+
+/** Hour rows generated directly for [$1, $2) (before the minute rollups). */
+const HOUR_FACTOR = BLOCK_MIN * SAMPLES_PER_MIN;
+const HOUR_SQL = `
+WITH ${HOSTS_CTE},
+hrs AS (SELECT t, (extract(epoch FROM t)::bigint / 3600) AS hi FROM generate_series($1::timestamptz, $2::timestamptz - interval '1 hour', interval '1 hour') AS t),
+rows AS (
+  SELECT hrs.t, hs.id, x.a,
+         ${HOUR_FACTOR} * ${srcBase("x.a")} + (hrs.hi * 7 + (x.a - '10.20.0.0'::inet) * 31) % 30000 AS sb,
+         ${HOUR_FACTOR} * ${dstBase("x.a")} + (hrs.hi * 3 + (x.a - '10.20.0.0'::inet) * 29) % 30000 AS db
+  FROM hrs CROSS JOIN hs CROSS JOIN generate_series(0, ${HOUR_ADDRS - 1}) AS k
+  CROSS JOIN LATERAL (SELECT ${addr(`(k * ${Math.floor(LIVE / HOUR_ADDRS)} + hrs.hi * ${37 * (60 / BLOCK_MIN)} + hs.h * 1001) % ${LIVE}`, "hrs.hi / 24")} AS a) x
+  UNION ALL
+  SELECT t, hs.id, '0.0.0.0/0'::inet, 360 * 1750, 360 * 850
+  FROM generate_series($1::timestamptz, $2::timestamptz - interval '1 hour', interval '1 hour') AS t CROSS JOIN hs
+)
+INSERT INTO accounting_hour (${COLS})
+SELECT id, '${TABLE}', a, t, sb, sb / 700 + 1, db, db / 700 + 1 FROM rows ORDER BY t`;
+
+/** Day rows generated directly for [$1, $2) (before the hour rollups). */
+const DAY_FACTOR = Math.max(1, Math.round((MINUTE_ADDRS * 1440 * SAMPLES_PER_MIN) / LIVE));
+const DAY_SQL = `
+WITH ${HOSTS_CTE},
+days AS (SELECT t, (extract(epoch FROM t)::bigint / 86400) AS di FROM generate_series($1::timestamptz, $2::timestamptz - interval '1 day', interval '1 day') AS t),
+rows AS (
+  SELECT days.t, hs.id, x.a,
+         ${DAY_FACTOR} * ${srcBase("x.a")} + (days.di * 7 + (x.a - '10.20.0.0'::inet) * 31) % 100000 AS sb,
+         ${DAY_FACTOR} * ${dstBase("x.a")} + (days.di * 3 + (x.a - '10.20.0.0'::inet) * 29) % 100000 AS db
+  FROM days CROSS JOIN hs CROSS JOIN generate_series(0, ${DAY_ADDRS - 1}) AS k
+  CROSS JOIN LATERAL (SELECT ${addr(`(k * ${Math.floor(LIVE / DAY_ADDRS)} + days.di * 1237 + hs.h * 1001) % ${LIVE}`, "days.di")} AS a) x
+  UNION ALL
+  SELECT t, hs.id, '0.0.0.0/0'::inet, 8640 * 1750, 8640 * 850
+  FROM generate_series($1::timestamptz, $2::timestamptz - interval '1 day', interval '1 day') AS t CROSS JOIN hs
+)
+INSERT INTO accounting_day (${COLS})
+SELECT id, '${TABLE}', a, t, sb, sb / 700 + 1, db, db / 700 + 1 FROM rows ORDER BY t`;
+
+/** A rollup level computed from the one below for [$1, $2), as rollups.ts does (whole buckets). */
+const rollupSql = (target: string, source: string, time: string, unit: string) => `
+INSERT INTO ${target} (${COLS})
+SELECT host_id, table_name, address, date_bin('1 ${unit}', ${time}, ${EPOCH}) AS b, ${SUMS}
+FROM ${source} WHERE ${time} >= $1 AND ${time} < $2
+GROUP BY host_id, table_name, address, b ORDER BY b`;
+
+interface Chunked {
+  table: string;
+  how: string;
+  sql: string;
+  from: number;
+  to: number;
+  chunkMs: number;
+  params: (from: Date, to: Date) => unknown[];
+}
+
+// ---- measuring ---------------------------------------------------------------------------
+
+interface Query {
+  name: string;
+  reads: string;
+  run: (db: Db) => Promise<unknown>;
+  times: number[];
+  warm: number[];
+  target: number;
+  result?: unknown;
+}
+
+/** A Prisma client whose $queryRawUnsafe calls are recorded (to EXPLAIN the same SQL). */
+function recording(db: Db, calls: { sql: string; params: unknown[] }[]): Db {
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === "$queryRawUnsafe") {
+        return (sql: string, ...params: unknown[]) => {
+          calls.push({ sql, params });
+          return target.$queryRawUnsafe(sql, ...params);
+        };
+      }
+      const v: unknown = Reflect.get(target, prop);
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+// ---- main --------------------------------------------------------------------------------
+
+const started = performance.now();
+const machineLine = machine();
+const name = `palisade_bench_query_${process.pid}`;
+const url = testDatabaseUrl(name);
+let dropped = false;
+const drop = async () => {
+  if (dropped) return;
+  dropped = true;
+  await dropDatabase(name);
+  note(`dropped database ${name}`);
+};
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    note(`${sig}: dropping ${name}`);
+    drop().finally(() => process.exit(130));
+  });
+}
+
+const now = new Date();
+const T0 = Math.floor(now.getTime() / MIN_MS) * MIN_MS; // current minute
+const D0 = Math.floor(now.getTime() / DAY_MS) * DAY_MS; // today 00:00 UTC
+const rawFrom = T0 - RAW_HOURS * HOUR_MS;
+const minuteFrom = D0 - MINUTE_DAYS * DAY_MS;
+const hourFrom = D0 - HOUR_DAYS * DAY_MS;
+const dayFrom = D0 - YEAR_DAYS * DAY_MS;
+const hostIds = Array.from({ length: HOSTS }, () => randomUUID());
+const generated: Record<string, number> = { accounting_samples: 0, accounting_minute: 0, accounting_hour: 0, accounting_day: 0 };
+const genLines: string[][] = [["step", "rows", "time", "rows/s"]];
+
+let db: Db | undefined;
+let exitCode = 0;
+try {
+  note(`database ${name}; sizes: hosts ${HOSTS}, ${MINUTE_ADDRS} addresses/host-minute (${BLOCK_MIN}-min talks), raw ${RAW_HOURS} h x ${SAMPLES_PER_MIN} samples/min, minutes ${MINUTE_DAYS} d, hours ${HOUR_DAYS} d (${HOUR_ADDRS}/host-hour before the minutes), days ${YEAR_DAYS} d (${DAY_ADDRS}/host-day before the hours)`);
+  await migrate(url);
+  db = createDb(url);
+  // Daily partitions through the project's own code, for every day that gets rows.
+  const parts = [
+    ...(await ensurePartitions(db, now, { tables: ["accounting_minute"], backDays: MINUTE_DAYS, aheadDays: 1 })),
+    ...(await ensurePartitions(db, now, { tables: ["accounting_samples"], backDays: Math.ceil(RAW_HOURS / 24), aheadDays: 1 })),
+  ];
+  note(`created ${parts.length} daily partitions (accounting_minute, accounting_samples)`);
+
+  const gen = new pg.Client({ connectionString: url });
+  await gen.connect();
+  try {
+    await gen.query(`SET TIME ZONE 'UTC'`);
+    await gen.query(`SET synchronous_commit = off`);
+    await gen.query(`SET work_mem = '64MB'`);
+    await gen.query(`SET max_parallel_workers_per_gather = 0`); // frugal: the box is shared
+    const nowP = (f: Date, t: Date) => [f, t, hostIds, now];
+    const plain = (f: Date, t: Date) => [f, t, hostIds];
+    const span = (f: Date, t: Date) => [f, t];
+    const steps: Chunked[] = [
+      { table: "accounting_samples", how: "raw samples (generated)", sql: RAW_SQL, from: rawFrom, to: T0 + MIN_MS, chunkMs: 4 * HOUR_MS, params: nowP },
+      { table: "accounting_minute", how: "minutes (generated, before raw)", sql: MINUTE_SQL, from: minuteFrom, to: rawFrom, chunkMs: DAY_MS, params: plain },
+      { table: "accounting_minute", how: "minutes (rollup of raw)", sql: rollupSql("accounting_minute", "accounting_samples", "at", "minute"), from: rawFrom, to: T0 + MIN_MS, chunkMs: 4 * HOUR_MS, params: span },
+      { table: "accounting_hour", how: "hours (generated, before minutes)", sql: HOUR_SQL, from: hourFrom, to: minuteFrom, chunkMs: 3 * DAY_MS, params: plain },
+      { table: "accounting_hour", how: "hours (rollup of minutes)", sql: rollupSql("accounting_hour", "accounting_minute", "bucket", "hour"), from: minuteFrom, to: D0 + DAY_MS, chunkMs: DAY_MS, params: span },
+      { table: "accounting_day", how: "days (generated, before hours)", sql: DAY_SQL, from: dayFrom, to: hourFrom, chunkMs: 10 * DAY_MS, params: plain },
+      { table: "accounting_day", how: "days (rollup of hours)", sql: rollupSql("accounting_day", "accounting_hour", "bucket", "day"), from: hourFrom, to: D0 + DAY_MS, chunkMs: 7 * DAY_MS, params: span },
+    ];
+    for (const s of steps) {
+      const p = step(`${s.how} -> ${s.table}`);
+      let rows = 0;
+      const chunks = Math.ceil((s.to - s.from) / s.chunkMs);
+      for (let c = 0, f = s.from; f < s.to; c++, f += s.chunkMs) {
+        const t = Math.min(f + s.chunkMs, s.to);
+        const r = await gen.query(s.sql, s.params(new Date(f), new Date(t)));
+        rows += r.rowCount ?? 0;
+        p.update(`${s.how} -> ${s.table}: chunk ${c + 1}/${chunks}, ${int(rows)} rows`);
+      }
+      const took = p.done(`${int(rows)} rows`);
+      generated[s.table] = (generated[s.table] ?? 0) + rows;
+      genLines.push([`${s.how} -> ${s.table}`, int(rows), ms(took), int(rows / (took / 1000))]);
+    }
+    // The last two minutes are "not rolled up yet": queries read them from the raw samples.
+    await gen.query(`INSERT INTO telemetry_dirty (host_id, bucket) SELECT h, b FROM unnest($1::uuid[]) AS h CROSS JOIN (VALUES ($2::timestamptz), ($3::timestamptz)) AS v(b)`, [hostIds, new Date(T0 - MIN_MS), new Date(T0)]);
+    await gen.query(`INSERT INTO accounting_tables (host_id, table_name, first_at, last_at) SELECT h, $2, $3, $4 FROM unnest($1::uuid[]) AS h`, [hostIds, TABLE, new Date(dayFrom), now]);
+    const v = step("VACUUM (ANALYZE) of the accounting tables");
+    for (const t of Object.keys(generated)) await gen.query(`VACUUM (ANALYZE) ${t}`);
+    genLines.push(["VACUUM (ANALYZE)", "", ms(v.done()), ""]);
+  } finally {
+    await gen.end();
+  }
+  const sizes = await db.$queryRawUnsafe<{ t: string; bytes: bigint }[]>(
+    `SELECT t, coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(t::regclass) WHERE isleaf), pg_total_relation_size(t::regclass))::bigint AS bytes FROM unnest($1::text[]) AS t`,
+    Object.keys(generated),
+  );
+  const totalRows = Object.values(generated).reduce((a, b) => a + b, 0);
+
+  // ---- the queries ----
+  const dayFromQ = new Date(now.getTime() - DAY_MS);
+  const yearFromQ = new Date(now.getTime() - YEAR_DAYS * DAY_MS);
+  const scope = { table: TABLE };
+  const first = await topTalkers(db, scope, { from: dayFromQ, to: now }, "bytes", "both", 10);
+  const ip = first[0]?.ip;
+  if (!ip) throw new Error("no top talker over the last day: the generated data is wrong");
+  const NAIVE = (src: string, time: string) =>
+    `SELECT address::text AS address, (sum(src_bytes) + sum(dst_bytes))::text AS v FROM ${src}
+     WHERE table_name = $1 AND ${time} >= $2::timestamptz AND ${time} < $3::timestamptz AND address <> '0.0.0.0/0'::inet
+     GROUP BY address ORDER BY sum(src_bytes) + sum(dst_bytes) DESC, address LIMIT 10`;
+  const naive = (src: string, time: string) => (d: Db) => d.$queryRawUnsafe<{ address: string; v: string }[]>(NAIVE(src, time), TABLE, dayFromQ, now);
+  const q = (name: string, reads: string, run: (d: Db) => Promise<unknown>): Query => ({ name, reads, run, times: [], warm: [], target: RUNS });
+  const queries: Query[] = [
+    q("topTalkers 24h bytes both", "hour 23 h + minute/raw edges", (d) => topTalkers(d, scope, { from: dayFromQ, to: now }, "bytes", "both", 10)),
+    q(`topTalkers ${YEAR_DAYS}d bytes both`, `day ${YEAR_DAYS - 1} d + hour/minute/raw edges`, (d) => topTalkers(d, scope, { from: yearFromQ, to: now }, "bytes", "both", 10)),
+    q("series 24h step 1h, table", "hour + raw tail", (d) => series(d, scope, dayFromQ, now, "1h")),
+    q("series 24h step 1m, table", "minute + raw tail", (d) => series(d, scope, dayFromQ, now, "1m")),
+    q(`series 24h step 1h, ${ip}`, "hour + raw tail", (d) => series(d, { ...scope, address: ip }, dayFromQ, now, "1h")),
+    q(`series 24h step 1m, ${ip}`, "minute + raw tail", (d) => series(d, { ...scope, address: ip }, dayFromQ, now, "1m")),
+    q("baseline: top-10 24h GROUP BY accounting_minute", "minute 24 h", naive("accounting_minute", "bucket")),
+    q("baseline: top-10 24h GROUP BY accounting_samples", "raw 24 h", naive("accounting_samples", "at")),
+  ];
+  const p = step("queries");
+  for (const x of queries) {
+    for (let i = 0; i < WARMUP; i++) {
+      const t = performance.now();
+      x.result = await x.run(db);
+      x.warm.push(performance.now() - t);
+    }
+    const per = x.warm.length ? x.warm.reduce((a, b) => a + b, 0) / x.warm.length : 1;
+    x.target = Math.min(RUNS, Math.max(MIN_RUNS, Math.floor(QUERY_BUDGET_MS / Math.max(per, 1))));
+  }
+  // Rounds: every query once per round (until its run count), so load drifts hit all alike.
+  for (let round = 0; queries.some((x) => x.times.length < x.target); round++) {
+    for (const x of queries) {
+      if (x.times.length >= x.target) continue;
+      const t = performance.now();
+      await x.run(db);
+      x.times.push(performance.now() - t);
+    }
+    p.update(`queries: round ${round + 1}/${Math.max(...queries.map((x) => x.target))}`);
+  }
+  p.done();
+
+  // Exactness: the rollup answer for the day equals the naive sum over the raw samples.
+  const top = (queries[0]!.result as { ip: string; value: number | string }[]).map((r) => `${r.ip}=${r.value}`);
+  const rawTop = (queries[7]!.result as { address: string; v: string }[]).map((r) => `${r.address.replace(/\/32$/, "")}=${r.v}`);
+  const same = JSON.stringify(top) === JSON.stringify(rawTop);
+
+  // EXPLAIN ANALYZE of the SQL the slow ones sent (recorded through a proxy client).
+  const explained: string[] = [];
+  for (const x of queries) {
+    if (!(p50(x.times) >= EXPLAIN_MS)) continue;
+    const calls: { sql: string; params: unknown[] }[] = [];
+    await x.run(recording(db, calls));
+    const main = calls.filter((c) => !c.sql.includes("telemetry_dirty"));
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      for (const call of main) {
+        const plan = await c.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${call.sql}`, call.params);
+        process.stderr.write(`\n[bench] EXPLAIN ANALYZE: ${x.name}\n${call.sql}\n-- params: ${JSON.stringify(call.params)}\n${plan.rows.map((r) => r["QUERY PLAN"]).join("\n")}\n`);
+        explained.push(x.name);
+      }
+    } finally {
+      await c.end();
+    }
+  }
+
+  // ---- report ----
+  const byName = new Map(queries.map((x) => [x.name, x]));
+  const dayTop = byName.get("topTalkers 24h bytes both")!;
+  const out: string[] = [];
+  out.push("Palisade query benchmark (bench/query.ts): top talkers and series over stored accounting rows");
+  out.push(machineLine);
+  out.push(`database ${name}, PostgreSQL defaults of the server; now = ${now.toISOString()}; ${HOSTS} hosts, table "${TABLE}" over 10.20.0.0/16`);
+  out.push("");
+  out.push(table([
+    ["table", "rows generated", "size on disk", "covers"],
+    ["accounting_samples", int(generated.accounting_samples!), `${int(Number(sizes.find((s) => s.t === "accounting_samples")?.bytes ?? 0) / 2 ** 20)} MB`, `last ${RAW_HOURS} h, ${SAMPLES_PER_MIN} samples/active address-minute`],
+    ["accounting_minute", int(generated.accounting_minute!), `${int(Number(sizes.find((s) => s.t === "accounting_minute")?.bytes ?? 0) / 2 ** 20)} MB`, `${MINUTE_DAYS} d + today, ${MINUTE_ADDRS} addresses/host-minute`],
+    ["accounting_hour", int(generated.accounting_hour!), `${int(Number(sizes.find((s) => s.t === "accounting_hour")?.bytes ?? 0) / 2 ** 20)} MB`, `${HOUR_DAYS} d + today`],
+    ["accounting_day", int(generated.accounting_day!), `${int(Number(sizes.find((s) => s.t === "accounting_day")?.bytes ?? 0) / 2 ** 20)} MB`, `${YEAR_DAYS} d + today`],
+    ["total", int(totalRows), `${int(sizes.reduce((a, s) => a + Number(s.bytes), 0) / 2 ** 20)} MB`, ""],
+  ]));
+  out.push("");
+  out.push(table(genLines));
+  out.push("");
+  out.push(table([
+    ["query", "reads", "runs", "p50", "p95", "min", "max", "vs topTalkers 24h (p50)"],
+    ...queries.map((x) => [x.name, x.reads, String(x.times.length), ms(p50(x.times)), ms(p95(x.times)), ms(min(x.times)), ms(max(x.times)), x === dayTop ? "" : ratio(p50(x.times), p50(dayTop.times))]),
+  ]));
+  out.push("");
+  out.push(`top-10 over 24h from the rollups equals the naive GROUP BY over the raw samples: ${same ? "yes (same addresses, same values)" : `NO\n  rollups: ${top.join(" ")}\n  raw:     ${rawTop.join(" ")}`}`);
+  out.push(`series points: 1h ${(byName.get("series 24h step 1h, table")!.result as unknown[]).length}, 1m ${(byName.get("series 24h step 1m, table")!.result as unknown[]).length} (one call each; the REST route pages them by at most 500)`);
+  out.push(`warm-ups per query ${WARMUP}; runs ${RUNS} or fewer for a slow query (budget ${QUERY_BUDGET_MS / 1000} s, at least ${MIN_RUNS}); EXPLAIN ANALYZE on stderr for: ${explained.length ? [...new Set(explained)].join("; ") : `none (no p50 >= ${EXPLAIN_MS} ms)`}`);
+  out.push(`total bench time ${ms(performance.now() - started)}`);
+  out.push(NOISE_NOTE);
+  console.log(out.join("\n"));
+} catch (err) {
+  exitCode = 1;
+  process.stderr.write(`[bench] failed: ${(err as Error).stack ?? String(err)}\n`);
+} finally {
+  await db?.$disconnect().catch(() => {});
+  await drop().catch((e: unknown) => process.stderr.write(`[bench] could not drop ${name}: ${String(e)}\n`));
+}
+process.exit(exitCode);
