@@ -15,7 +15,8 @@ import { renderIptables } from "../../../src/engine/compile/iptables/index.ts";
 import { createLab } from "../../support/netns.ts";
 
 const FIXTURES = join(import.meta.dirname, "../../fixtures/import");
-const SEEDS = join(import.meta.dirname, "../../../../shared/seeds");
+// A verbatim copy of ../shared/seeds/iptables-hardening-tricks.txt, so the suite does not depend on a sibling checkout.
+const SEEDS = join(import.meta.dirname, "../../fixtures/seeds");
 const lab = createLab();
 after(() => lab.cleanup());
 
