@@ -114,6 +114,8 @@ export async function recordResult(db: Db, hostId: string, r: ApplyResult): Prom
       // as applied, that is no longer true.
       await tx.host.updateMany({ where: { id: hostId, appliedVersionId: target.versionId }, data: { appliedVersionId: target.previousVersionId, updatedAt: now } });
     }
+    // Same transaction: nobody sees a final target under a deployment status that ignores it.
+    if (to !== "applying") await settleInTx(tx, target.deploymentId);
     return true;
   });
   if (!changed) {
@@ -121,15 +123,25 @@ export async function recordResult(db: Db, hostId: string, r: ApplyResult): Prom
     const again = to === "applied" && target.status === "applied";
     return again ? { kind: "recorded", status: "applied", deploymentId: target.deploymentId, confirm: true } : { kind: "ignored", reason: `target is ${target.status}` };
   }
-  if (to !== "applying") await settleDeployment(db, target.deploymentId);
   return { kind: "recorded", status: to, deploymentId: target.deploymentId, confirm: to === "applied" };
 }
 
 /**
  * A running deployment whose every target is final becomes succeeded (all applied) or
- * failed. Targets not yet sent (later batches, offline hosts) keep it running.
+ * failed. Targets not yet sent (later batches, offline hosts) keep it running. A finished
+ * one is recomputed too: a late "rolled_back" (an agent that lost contact reports it once
+ * it is back) turns a succeeded deployment into a failed one. The deployment row is locked
+ * before counting, so two settles (the worker's and a result's) cannot cross each other
+ * with stale counts.
  */
 export async function settleDeployment(db: Db, deploymentId: string): Promise<void> {
+  await db.$transaction((tx) => settleInTx(tx, deploymentId));
+}
+
+/** settleDeployment inside the caller's transaction. */
+export async function settleInTx(db: Prisma.TransactionClient, deploymentId: string): Promise<void> {
+  const [d] = await db.$queryRaw<{ status: string }[]>`SELECT status::text AS status FROM deployments WHERE id = ${deploymentId}::uuid FOR UPDATE`;
+  if (!d || !["running", "succeeded", "failed"].includes(d.status)) return;
   const groups = await db.deploymentTarget.groupBy({ by: ["status"], where: { deploymentId }, _count: { _all: true } });
   let open = 0;
   let bad = 0;
@@ -137,10 +149,8 @@ export async function settleDeployment(db: Db, deploymentId: string): Promise<vo
     if (g.status === "pending" || g.status === "applying") open += g._count._all;
     if (g.status === "failed" || g.status === "rolled_back") bad += g._count._all;
   }
-  if (open > 0) return;
+  const next = bad > 0 ? "failed" : "succeeded";
+  if (open > 0 || d.status === next) return;
   const now = new Date();
-  await db.deployment.updateMany({
-    where: { id: deploymentId, status: "running" },
-    data: { status: bad > 0 ? "failed" : "succeeded", finishedAt: now, updatedAt: now },
-  });
+  await db.deployment.update({ where: { id: deploymentId }, data: { status: next, finishedAt: now, updatedAt: now } });
 }

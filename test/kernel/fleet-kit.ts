@@ -1,0 +1,132 @@
+// Pieces of the fleet kernel test: API replicas as child processes (`palisade server`),
+// a tiny L4 balancer (unix socket -> the replicas' loopback gRPC ports, preferred one
+// first, the other when it is down) standing in for a load balancer, and JSON-log
+// scanning. Everything is killed by its own pid.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer, connect, type Server, type Socket } from "node:net";
+import { rm } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+
+export const BIN = fileURLToPath(new URL("../../bin/palisade", import.meta.url));
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+export interface Replica {
+  name: string;
+  httpPort: number;
+  grpcPort: number;
+  child: ChildProcess;
+  out(): string;
+  /** JSON log lines parsed so far. */
+  logs(): Record<string, unknown>[];
+  exited: Promise<void>;
+}
+
+export function startReplica(name: string, ports: { http: number; grpc: number }, env: Record<string, string>): Replica {
+  const child = spawn(process.execPath, [BIN, "server", "--no-migrate"], {
+    env: { ...process.env, ...env, HOST: "127.0.0.1", PORT: String(ports.http), GRPC_PORT: String(ports.grpc), LOG_LEVEL: "info" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  return {
+    name,
+    httpPort: ports.http,
+    grpcPort: ports.grpc,
+    child,
+    out: () => out,
+    logs: () =>
+      out
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .flatMap((l) => {
+          try {
+            return [JSON.parse(l) as Record<string, unknown>];
+          } catch {
+            return [];
+          }
+        }),
+    exited,
+  };
+}
+
+export async function killReplica(r: Replica): Promise<void> {
+  if (r.child.exitCode === null && r.child.signalCode === null && r.child.pid) process.kill(r.child.pid, "SIGKILL");
+  await r.exited;
+}
+
+export interface Balancer {
+  path: string;
+  close(): Promise<void>;
+}
+
+/** Unix socket at `path`; each connection goes to the first of `ports()` that accepts. */
+export async function startBalancer(path: string, ports: () => number[]): Promise<Balancer> {
+  await rm(path, { force: true });
+  const sockets = new Set<Socket>();
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    s.on("error", () => s.destroy());
+  };
+  const server: Server = createServer((client) => {
+    track(client);
+    const order = ports();
+    const attempt = (i: number) => {
+      const port = order[i];
+      if (port === undefined) return void client.destroy();
+      const up = connect(port, "127.0.0.1");
+      let ok = false;
+      up.once("connect", () => {
+        ok = true;
+        track(up);
+        client.pipe(up);
+        up.pipe(client);
+        up.on("close", () => client.destroy());
+        client.on("close", () => up.destroy());
+      });
+      up.once("error", () => {
+        if (!ok) attempt(i + 1);
+      });
+    };
+    attempt(0);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => resolve());
+  });
+  return {
+    path,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      await rm(path, { force: true });
+    },
+  };
+}
+
+export async function waitUntil<T>(fn: () => Promise<T | undefined | false>, timeoutMs: number, what: string, stepMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      lastErr = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ""}`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
