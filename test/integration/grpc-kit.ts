@@ -111,6 +111,8 @@ export class SimAgent {
   readonly received: ServerMessage[] = [];
   readonly desired: (DesiredStateMsg & { at: number })[] = [];
   readonly confirms: string[] = [];
+  /** When each target's Confirm arrived (performance.now()). */
+  readonly confirmedAt = new Map<string, number>();
   answer: (d: DesiredStateMsg) => Answer = () => ({ status: "applied" });
   applied: { ruleset: string; version: number; checksum: string } = { ruleset: "", version: 0, checksum: "" };
   private call: grpc.ClientDuplexStream<unknown, ServerMessage> | undefined;
@@ -177,7 +179,10 @@ export class SimAgent {
 
   private onMessage(m: ServerMessage): void {
     this.received.push(m);
-    if ("confirm" in m) this.confirms.push(m.confirm.targetId);
+    if ("confirm" in m) {
+      this.confirms.push(m.confirm.targetId);
+      this.confirmedAt.set(m.confirm.targetId, performance.now());
+    }
     if (!("desiredState" in m)) return;
     const d = m.desiredState;
     this.desired.push({ ...d, at: Date.now() });

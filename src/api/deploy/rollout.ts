@@ -88,25 +88,19 @@ async function runBatch(deps: RolloutDeps, deploymentId: string, batch: number, 
     });
     const now = Date.now();
     let waiting = false;
+    const toOffer: typeof rows = [];
     for (const t of rows) {
       if (t.status === "pending") {
         if (offline.has(t.id)) continue;
         const last = offers.get(t.id);
         if (last && now - last.at < reofferMs) {
           waiting = true;
-          continue;
-        }
-        if (last && last.count >= MAX_OFFERS) {
+        } else if (last && last.count >= MAX_OFFERS) {
           offline.add(t.id);
           log.warn({ deploymentId, targetId: t.id }, "host's replica never claimed the offer; it gets the version on reconnect");
-          continue;
+        } else {
+          toOffer.push(t);
         }
-        const listeners = await publishToHost(redis, t.hostId, { type: "offer", targetId: t.id });
-        offers.set(t.id, { at: now, count: (last?.count ?? 0) + 1 });
-        if (listeners === 0) {
-          offline.add(t.id);
-          log.info({ deploymentId, targetId: t.id, hostId: t.hostId }, "host offline; it gets the version when it reconnects");
-        } else waiting = true;
         continue;
       }
       // applying: sent (by whichever replica) and not answered yet.
@@ -132,6 +126,15 @@ async function runBatch(deps: RolloutDeps, deploymentId: string, batch: number, 
         log.warn({ deploymentId, targetId: t.id }, "no result in time; target failed");
       }
     }
+    // All offers of a round go out together (ioredis pipelines concurrent commands).
+    const listeners = await Promise.all(toOffer.map((t) => publishToHost(redis, t.hostId, { type: "offer", targetId: t.id })));
+    toOffer.forEach((t, i) => {
+      offers.set(t.id, { at: now, count: (offers.get(t.id)?.count ?? 0) + 1 });
+      if (listeners[i] === 0) {
+        offline.add(t.id);
+        log.info({ deploymentId, targetId: t.id, hostId: t.hostId }, "host offline; it gets the version when it reconnects");
+      } else waiting = true;
+    });
     if (!waiting) return;
     await sleep(pollMs);
   }

@@ -114,14 +114,22 @@ export async function recordResult(db: Db, hostId: string, r: ApplyResult): Prom
       // as applied, that is no longer true.
       await tx.host.updateMany({ where: { id: hostId, appliedVersionId: target.versionId }, data: { appliedVersionId: target.previousVersionId, updatedAt: now } });
     }
-    // Same transaction: nobody sees a final target under a deployment status that ignores it.
-    if (to !== "applying") await settleInTx(tx, target.deploymentId);
+    // A failure settles in the same transaction: nobody sees a failed target under a
+    // deployment that still says succeeded. (Successes settle after commit, see below.)
+    if (to === "failed" || to === "rolled_back") await settleInTx(tx, target.deploymentId);
     return true;
   });
   if (!changed) {
     // A repeated "applied" still deserves its Confirm: the first one may have been lost.
     const again = to === "applied" && target.status === "applied";
     return again ? { kind: "recorded", status: "applied", deploymentId: target.deploymentId, confirm: true } : { kind: "ignored", reason: `target is ${target.status}` };
+  }
+  if (to === "applied") {
+    // Locking the deployment row for every success would serialise a 500-host fan-out;
+    // count after commit instead: of results landing together, the last to commit sees
+    // all the others and settles.
+    const open = await db.deploymentTarget.count({ where: { deploymentId: target.deploymentId, status: { in: ["pending", "applying"] } } });
+    if (open === 0) await settleDeployment(db, target.deploymentId);
   }
   return { kind: "recorded", status: to, deploymentId: target.deploymentId, confirm: to === "applied" };
 }
