@@ -81,7 +81,7 @@ describe("telemetry ingest", () => {
     const want = expectedTotals(batches, "lan");
     assert.deepEqual(await rawTotals(host, "lan"), want);
     // The API's query says the same (rows come from raw or rollups; no rollup ran yet).
-    const rows = await addressTotals(db, { table: "lan", hostId: host }, {}, { limit: 100 });
+    const { items: rows } = await addressTotals(db, { table: "lan", hostId: host }, {}, { limit: 100 });
     assert.deepEqual(new Map(rows.map((r) => [r.ip, [num(r.srcBytes), num(r.srcPackets), num(r.dstBytes), num(r.dstPackets)]])), want);
     const un = rows.find((r) => r.ip === "");
     assert.ok(un?.unattributed, "the unattributed remainder is a row of its own, flagged");
@@ -118,7 +118,7 @@ describe("telemetry ingest", () => {
     assert.deepEqual([q2.used, q2.limit, q2.mode, q2.grow], [0n, 2000n, "packets", true]);
     const c = await db.counterTotal.findUniqueOrThrow({ where: { hostId_name: { hostId: host, name: "c" } } });
     assert.deepEqual([c.bytes, c.packets], [10n, 2n]);
-    const rows = await addressTotals(db, { table: "big", hostId: host }, {}, { limit: 10 });
+    const { items: rows } = await addressTotals(db, { table: "big", hostId: host }, {}, { limit: 10 });
     assert.equal(rows[0]?.srcBytes, big, "a total above 2^53 is a decimal string");
     assert.equal(rows[0]?.srcPackets, 1, "a small one is a number");
   });

@@ -81,7 +81,7 @@ describe("telemetry rollups", () => {
     await ingestTelemetry({ db }, host, late);
     // Before the rollup catches up, queries read raw data from the oldest dirty minute on: still exact.
     const want = expectedTotals(sent, "lan");
-    const before = await addressTotals(db, { table: "lan", hostId: host }, {}, { limit: 100 });
+    const { items: before } = await addressTotals(db, { table: "lan", hostId: host }, {}, { limit: 100 });
     assert.deepEqual(new Map(before.map((r) => [r.ip, [num(r.srcBytes), num(r.srcPackets), num(r.dstBytes), num(r.dstPackets)]])), want);
     await rollupAll(db, DEFAULT_RETENTION);
     for (const level of ["minute", "hour", "day"] as const) {
@@ -94,7 +94,7 @@ describe("telemetry rollups", () => {
       [base + 3 * HOUR + 30_000, base + 30 * HOUR + 45_000],
       [base, base + 24 * HOUR],
     ] as const) {
-      const got = await addressTotals(db, { table: "lan", hostId: host }, { from: new Date(from), to: new Date(to) }, { limit: 100 });
+      const { items: got } = await addressTotals(db, { table: "lan", hostId: host }, { from: new Date(from), to: new Date(to) }, { limit: 100 });
       const raw = await sql<{ ip: string; v: string }>(
         database.url,
         `SELECT CASE WHEN address = '0.0.0.0/0'::inet THEN '' ELSE host(address) END ip, concat_ws(',', sum(src_bytes), sum(src_packets), sum(dst_bytes), sum(dst_packets)) v
@@ -108,9 +108,9 @@ describe("telemetry rollups", () => {
       );
     }
     // Series: per-hour points sum to the same totals; top talkers order by bytes.
-    const pts = await series(db, { table: "lan", hostId: host }, new Date(base), new Date(now), "1h");
+    const { items: pts } = await series(db, { table: "lan", hostId: host }, new Date(base), new Date(now), "1h");
     assert.equal(pts.reduce((a, p) => a + num(p.srcBytes), 0), [...want.values()].reduce((a, v) => a + v[0], 0));
-    const top = await topTalkers(db, { table: "lan", hostId: host }, {}, "bytes", "src", 2);
+    const { items: top } = await topTalkers(db, { table: "lan", hostId: host }, {}, "bytes", "src", 2);
     const order = [...want].filter(([ip]) => ip !== "").sort((a, b) => b[1][0] - a[1][0]).slice(0, 2).map(([ip]) => ip);
     assert.deepEqual(top.map((t) => t.ip), order);
   });

@@ -39,6 +39,13 @@ const SeriesQuery = PageQuery.extend({
   from: When.optional(),
   to: When.optional(),
 });
+// The range an answer really covers: retention may widen an edge to a whole day or month
+// (the finer levels no longer hold it) or start it later (nothing older is kept).
+const Covered = {
+  from: Timestamp.describe("start of the time range this answer covers (may be earlier than asked: a bucket whose finer data expired is counted whole; or later: nothing older is kept)"),
+  to: Timestamp.describe("end (exclusive) of the time range this answer covers"),
+};
+const covered = (c: { from: Date; to: Date }) => ({ from: c.from.toISOString(), to: c.to.toISOString() });
 const DEFAULT_SPAN_STEPS = { "1m": 60, "1h": 24, "1d": 30 } as const;
 
 export const accountingRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -57,7 +64,7 @@ export const accountingRoutes: FastifyPluginAsyncZod = async (app) => {
     "/tables/:name",
     {
       config: { access: "read" },
-      schema: { tags: ["accounting"], params: z.strictObject({ name: TableName }), querystring: RowsQuery, response: { 200: pageOf(Row), ...errorResponses(400, 401, 404) } },
+      schema: { tags: ["accounting"], params: z.strictObject({ name: TableName }), querystring: RowsQuery, response: { 200: pageOf(Row).extend(Covered), ...errorResponses(400, 401, 404) } },
     },
     async (req) => {
       const q = req.query;
@@ -65,24 +72,24 @@ export const accountingRoutes: FastifyPluginAsyncZod = async (app) => {
       if (!(await tableExists(app.db, req.params.name, hostId))) throw notFound(`accounting table "${req.params.name}"${q.host ? ` on host "${q.host}"` : ""}`);
       const after = decodeCursor(q.cursor, z.tuple([z.string().max(64)]));
       const rows = await addressTotals(app.db, { table: req.params.name, ...(hostId && { hostId }) }, range(q), { limit: q.limit + 1, ...(after && { after: after[0] }) });
-      return page(rows, q.limit, (r) => r, (r) => [r.unattributed ? UNATTRIBUTED : r.ip]);
+      return { ...page(rows.items, q.limit, (r) => r, (r) => [r.unattributed ? UNATTRIBUTED : r.ip]), ...covered(rows) };
     },
   );
 
   app.get(
     "/top",
-    { config: { access: "read" }, schema: { tags: ["accounting"], querystring: TopQuery, response: { 200: pageOf(TopRow), ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["accounting"], querystring: TopQuery, response: { 200: pageOf(TopRow).extend(Covered), ...errorResponses(400, 401, 404) } } },
     async (req) => {
       const q = req.query;
       const hostId = await resolveHostId(app.db, q.host);
-      const items = await topTalkers(app.db, { table: q.table, ...(hostId && { hostId }) }, range(q), q.by, q.direction, q.limit);
-      return { items, nextCursor: null };
+      const top = await topTalkers(app.db, { table: q.table, ...(hostId && { hostId }) }, range(q), q.by, q.direction, q.limit);
+      return { items: top.items, nextCursor: null, ...covered(top) };
     },
   );
 
   app.get(
     "/series",
-    { config: { access: "read" }, schema: { tags: ["accounting"], querystring: SeriesQuery, response: { 200: pageOf(Point), ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["accounting"], querystring: SeriesQuery, response: { 200: pageOf(Point).extend(Covered), ...errorResponses(400, 401, 404) } } },
     async (req) => {
       const q = req.query;
       const hostId = await resolveHostId(app.db, q.host);
@@ -94,8 +101,9 @@ export const accountingRoutes: FastifyPluginAsyncZod = async (app) => {
       const after = decodeCursor(q.cursor, z.tuple([z.iso.datetime()]));
       const from = after ? new Date(after[0]) : start;
       const windowEnd = new Date(Math.min(to.getTime(), Math.floor(from.getTime() / unit) * unit + q.limit * unit));
-      const items = from < windowEnd ? await series(app.db, { table: q.table, ...(hostId && { hostId }), ...(q.ip && { address: q.ip }) }, from, windowEnd, q.step) : [];
-      return { items, nextCursor: windowEnd < to ? encodeCursor([windowEnd.toISOString()]) : null };
+      // from/to: what this page's points cover (a series starts where its step is still retained).
+      const pts = from < windowEnd ? await series(app.db, { table: q.table, ...(hostId && { hostId }), ...(q.ip && { address: q.ip }) }, from, windowEnd, q.step) : { items: [], from, to: from };
+      return { items: pts.items, nextCursor: windowEnd < to ? encodeCursor([windowEnd.toISOString()]) : null, ...covered(pts) };
     },
   );
 };

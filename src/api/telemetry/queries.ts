@@ -1,11 +1,14 @@
 // Read side of the accounting data: tables, per-address totals, top talkers, series.
 // Every query is planned over the resolutions (plan.ts): rollups where they are exact,
 // raw samples elsewhere, so totals equal the sum of the ingested deltas whatever the
-// range. Counters leave Postgres as text (sums are numeric) and become JSON numbers or
+// range. Where retention has emptied the finer levels, an edge of the range is widened
+// to the whole bucket (day, month) of the level that still holds it: every answer says
+// the range it really covers (`from`, `to`). Counters leave Postgres as text (sums are numeric) and become JSON numbers or
 // strings in u64.ts's counterJson.
 import type { Db } from "../db/client.ts";
 import { UNATTRIBUTED } from "./batch.ts";
-import { planSegments, SOURCE, UNIT_MS, floorTo, ceilTo, type Segment } from "./plan.ts";
+import { planSegments, SOURCE, UNIT_MS, floorTo, ceilTo, type BucketLevel, type Plan, type Segment } from "./plan.ts";
+import { availability, retentionFromEnv, type Retention } from "./retention.ts";
 import { rollupHorizon } from "./rollups.ts";
 import { counterJson, type Counter } from "./u64.ts";
 
@@ -38,6 +41,25 @@ interface SumRow {
 
 const EPOCH = new Date(0);
 
+/** What a query needs besides its arguments: the retention (what each level still holds) and now. */
+export interface QueryOptions {
+  retention?: Retention;
+  now?: Date;
+}
+/** Rows and the range [from, to) they really cover (retention may widen or clamp the asked one). */
+export interface Covered<T> {
+  items: T[];
+  from: Date;
+  to: Date;
+}
+
+let envRetention: Retention | undefined;
+function planOptions(o: QueryOptions) {
+  const now = o.now ?? new Date();
+  const retention = o.retention ?? (envRetention ??= retentionFromEnv());
+  return { now, avail: availability(now, retention) };
+}
+
 class Params {
   readonly values: unknown[] = [];
   add(v: unknown): string {
@@ -62,15 +84,17 @@ const addressRow = (r: SumRow): AddressRow => {
   return { ip: un ? "" : r.address.replace(/\/(32|128)$/, ""), unattributed: un, ...totals(r) };
 };
 
-async function segmentsFor(db: Db, scope: Scope, from: Date | undefined, to: Date | undefined, coarsest?: "day" | "hour" | "minute"): Promise<Segment[]> {
+async function planFor(db: Db, scope: Scope, from: Date | undefined, to: Date | undefined, o: QueryOptions): Promise<Plan> {
   const exactUntil = await rollupHorizon(db, scope.hostId);
-  return planSegments(from ?? EPOCH, to ?? new Date(Date.now() + 60_000), exactUntil, coarsest);
+  const { now, avail } = planOptions(o);
+  return planSegments(from ?? EPOCH, to ?? new Date(now.getTime() + 60_000), exactUntil, { avail });
 }
 
 /** Per-address totals over [from, to), ordered by address, keyset-paged by it. */
-export async function addressTotals(db: Db, scope: Scope, range: { from?: Date; to?: Date }, page: { limit: number; after?: string }): Promise<AddressRow[]> {
-  const segs = await segmentsFor(db, scope, range.from, range.to);
-  if (segs.length === 0) return [];
+export async function addressTotals(db: Db, scope: Scope, range: { from?: Date; to?: Date }, page: { limit: number; after?: string }, o: QueryOptions = {}): Promise<Covered<AddressRow>> {
+  const plan = await planFor(db, scope, range.from, range.to, o);
+  const segs = plan.segments;
+  if (segs.length === 0) return { items: [], from: plan.from, to: plan.to };
   const p = new Params();
   const extra = page.after !== undefined ? [`address > ${p.add(page.after)}::inet`] : [];
   const union = segs.map((s) => segmentSql(s, scope, p, extra)).join("\nUNION ALL\n");
@@ -78,16 +102,17 @@ export async function addressTotals(db: Db, scope: Scope, range: { from?: Date; 
     `SELECT address::text AS address, ${SUMS} FROM (${union}) x GROUP BY x.address ORDER BY x.address LIMIT ${p.add(page.limit)}`,
     ...p.values,
   );
-  return rows.map(addressRow);
+  return { items: rows.map(addressRow), from: plan.from, to: plan.to };
 }
 
 export type TopBy = "bytes" | "packets";
 export type Direction = "src" | "dst" | "both";
 
 /** The `limit` addresses with the most traffic (unattributed remainders are not talkers). */
-export async function topTalkers(db: Db, scope: Scope, range: { from?: Date; to?: Date }, by: TopBy, direction: Direction, limit: number): Promise<(AddressRow & { value: Counter })[]> {
-  const segs = await segmentsFor(db, scope, range.from, range.to);
-  if (segs.length === 0) return [];
+export async function topTalkers(db: Db, scope: Scope, range: { from?: Date; to?: Date }, by: TopBy, direction: Direction, limit: number, o: QueryOptions = {}): Promise<Covered<AddressRow & { value: Counter }>> {
+  const plan = await planFor(db, scope, range.from, range.to, o);
+  const segs = plan.segments;
+  if (segs.length === 0) return { items: [], from: plan.from, to: plan.to };
   const p = new Params();
   const extra = [`address <> ${p.add(UNATTRIBUTED)}::inet`];
   const union = segs.map((s) => segmentSql(s, scope, p, extra)).join("\nUNION ALL\n");
@@ -98,25 +123,33 @@ export async function topTalkers(db: Db, scope: Scope, range: { from?: Date; to?
      GROUP BY x.address ORDER BY ${metric} DESC, x.address LIMIT ${p.add(limit)}`,
     ...p.values,
   );
-  return rows.map((r) => ({ ...addressRow(r), value: counterJson(r.v) }));
+  return { items: rows.map((r) => ({ ...addressRow(r), value: counterJson(r.v) })), from: plan.from, to: plan.to };
 }
 
 export type Step = "1m" | "1h" | "1d";
-export const STEP_LEVEL = { "1m": "minute", "1h": "hour", "1d": "day" } as const;
+export const STEP_LEVEL = { "1m": "minute", "1h": "hour", "1d": "day" } as const satisfies Record<Step, BucketLevel>;
 export const stepMs = (s: Step) => UNIT_MS[STEP_LEVEL[s]];
 
 export interface Point extends Totals {
   t: string;
 }
 
-/** Buckets of `step` over [from, to) (aligned outward to the step), zeros included. */
-export async function series(db: Db, scope: Scope, from: Date, to: Date, step: Step): Promise<Point[]> {
+/**
+ * Buckets of `step` over [from, to) (aligned outward to the step), zeros included. A
+ * series is never widened past its step: it starts where the step's level (or a finer
+ * one) is still retained, and `from` says where that is.
+ */
+export async function series(db: Db, scope: Scope, from: Date, to: Date, step: Step, o: QueryOptions = {}): Promise<Covered<Point>> {
   const unit = stepMs(step);
-  const a = new Date(floorTo(from.getTime(), unit));
-  const b = new Date(ceilTo(to.getTime(), unit));
-  if (a >= b) return [];
+  const a0 = new Date(floorTo(from.getTime(), unit));
+  const b0 = new Date(ceilTo(to.getTime(), unit));
+  if (a0 >= b0) return { items: [], from: a0, to: a0 };
   const exactUntil = await rollupHorizon(db, scope.hostId);
-  const segs = planSegments(a, b, exactUntil, STEP_LEVEL[step]);
+  const plan = planSegments(a0, b0, exactUntil, { coarsest: STEP_LEVEL[step], avail: planOptions(o).avail, widen: false });
+  const segs = plan.segments;
+  const a = plan.from;
+  const b = plan.to;
+  if (segs.length === 0) return { items: [], from: a, to: b };
   const p = new Params();
   const interval = p.add(`${unit / 1000} seconds`);
   const bin = (col: string) => `date_bin(${interval}::interval, ${col}, TIMESTAMPTZ '1970-01-01 00:00:00+00')`;
@@ -128,7 +161,7 @@ export async function series(db: Db, scope: Scope, from: Date, to: Date, step: S
     const r = byT.get(t);
     out.push({ t: new Date(t).toISOString(), ...(r ? totals(r) : { srcBytes: 0, srcPackets: 0, dstBytes: 0, dstPackets: 0 }) });
   }
-  return out;
+  return { items: out, from: a, to: b };
 }
 
 export interface TableInfo {

@@ -1,9 +1,10 @@
-// Accounting rollups: raw samples -> accounting_minute -> accounting_hour -> accounting_day.
+// Accounting rollups: raw samples -> accounting_minute -> accounting_hour -> accounting_day
+// -> accounting_month (calendar months, UTC).
 //
 // The ingest marks every (host, minute) it wrote samples for in telemetry_dirty. A run
 // takes a bounded set of marks, deletes them and, in the same transaction, recomputes
-// each marked minute from the raw samples, then the hours and days containing them from
-// the level below — whole buckets, written with upsert, so a rerun (or a second run
+// each marked minute from the raw samples, then the hours, days and months containing
+// them from the level below — whole buckets, written with upsert, so a rerun (or a second run
 // over the same marks) writes the same values: idempotent. Late batches (an agent's
 // spool after an outage) simply mark old minutes dirty again.
 //
@@ -15,6 +16,7 @@
 // Queries (queries.ts) use the rollups only for time before the oldest remaining mark,
 // so an answer never mixes a stale rollup with the raw rows that changed it.
 import type { Db, Prisma } from "../db/client.ts";
+import { floorAt, nextAt, type BucketLevel } from "./plan.ts";
 import { horizon, type Retention } from "./retention.ts";
 
 const LOCK_KEY = 0x70616c72; // "palr"
@@ -28,38 +30,47 @@ export interface RollupResult {
   minutes: number;
   hours: number;
   days: number;
+  months: number;
   /** Marks still waiting (more than one run's worth, or held by an in-flight ingest). */
   remaining: number;
 }
 
-async function rollupLevel(tx: Prisma.TransactionClient, target: "accounting_minute" | "accounting_hour" | "accounting_day", source: string, time: string, unit: "minute" | "hour" | "day", hosts: string[], buckets: Date[]): Promise<number> {
-  if (hosts.length === 0) return 0;
+type Target = "accounting_minute" | "accounting_hour" | "accounting_day" | "accounting_month";
+
+/** Recomputes whole buckets [start, end) of `target` from `source`, upserting. */
+async function rollupLevel(tx: Prisma.TransactionClient, target: Target, source: string, time: string, b: Buckets): Promise<number> {
+  if (b.hosts.length === 0) return 0;
+  // Bucket ends come from JS (calendar months in UTC), not from interval arithmetic in
+  // the session's time zone.
   await tx.$executeRawUnsafe(
     `INSERT INTO ${target} (host_id, table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
      SELECT s.host_id, s.table_name, s.address, d.b, ${SUMS.replaceAll("sum(", "sum(s.")}
-     FROM unnest($1::uuid[], $2::timestamptz[]) AS d(h, b)
-     JOIN ${source} s ON s.host_id = d.h AND s.${time} >= d.b AND s.${time} < d.b + interval '1 ${unit}'
+     FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS d(h, b, e)
+     JOIN ${source} s ON s.host_id = d.h AND s.${time} >= d.b AND s.${time} < d.e
      GROUP BY s.host_id, s.table_name, s.address, d.b
      ${UPSERT}`,
-    hosts, buckets,
+    b.hosts, b.starts, b.ends,
   );
-  return hosts.length;
+  return b.hosts.length;
 }
 
-function distinctBuckets(marks: { host_id: string; bucket: Date }[], trunc: (d: Date) => Date, notBefore: Date): { hosts: string[]; buckets: Date[] } {
-  const seen = new Map<string, { h: string; b: Date }>();
+interface Buckets {
+  hosts: string[];
+  starts: Date[];
+  ends: Date[];
+}
+
+function distinctBuckets(marks: { host_id: string; bucket: Date }[], level: BucketLevel, notBefore: Date): Buckets {
+  const seen = new Map<string, { h: string; b: number }>();
   for (const m of marks) {
-    const b = trunc(m.bucket);
+    const b = floorAt(m.bucket.getTime(), level);
     // A bucket starting before the finer level's retention would be recomputed from partial data.
-    if (b < notBefore) continue;
-    seen.set(`${m.host_id}|${b.getTime()}`, { h: m.host_id, b });
+    if (b < notBefore.getTime()) continue;
+    seen.set(`${m.host_id}|${b}`, { h: m.host_id, b });
   }
   const v = [...seen.values()];
-  return { hosts: v.map((x) => x.h), buckets: v.map((x) => x.b) };
+  return { hosts: v.map((x) => x.h), starts: v.map((x) => new Date(x.b)), ends: v.map((x) => new Date(nextAt(x.b, level))) };
 }
-
-const truncHour = (d: Date) => new Date(Math.floor(d.getTime() / 3600_000) * 3600_000);
-const truncDay = (d: Date) => new Date(Math.floor(d.getTime() / 86_400_000) * 86_400_000);
 
 /** One rollup run over at most `maxMarks` dirty minutes. */
 export async function runRollup(db: Db, retention: Retention, opts: { maxMarks?: number; now?: Date } = {}): Promise<RollupResult> {
@@ -77,13 +88,15 @@ export async function runRollup(db: Db, retention: Retention, opts: { maxMarks?:
           marks.map((m) => m.host_id), marks.map((m) => m.bucket),
         );
       }
-      const minutes = distinctBuckets(marks, (d) => d, horizon(now, retention.rawDays));
-      const hours = distinctBuckets(marks, truncHour, horizon(now, retention.minuteDays));
-      const days = distinctBuckets(marks, truncDay, horizon(now, retention.hourDays));
+      const minutes = distinctBuckets(marks, "minute", horizon(now, retention.rawDays));
+      const hours = distinctBuckets(marks, "hour", horizon(now, retention.minuteDays));
+      const days = distinctBuckets(marks, "day", horizon(now, retention.hourDays));
+      const months = distinctBuckets(marks, "month", horizon(now, retention.dayDays));
       const r: RollupResult = {
-        minutes: await rollupLevel(tx, "accounting_minute", "accounting_samples", "at", "minute", minutes.hosts, minutes.buckets),
-        hours: await rollupLevel(tx, "accounting_hour", "accounting_minute", "bucket", "hour", hours.hosts, hours.buckets),
-        days: await rollupLevel(tx, "accounting_day", "accounting_hour", "bucket", "day", days.hosts, days.buckets),
+        minutes: await rollupLevel(tx, "accounting_minute", "accounting_samples", "at", minutes),
+        hours: await rollupLevel(tx, "accounting_hour", "accounting_minute", "bucket", hours),
+        days: await rollupLevel(tx, "accounting_day", "accounting_hour", "bucket", days),
+        months: await rollupLevel(tx, "accounting_month", "accounting_day", "bucket", months),
         remaining: 0,
       };
       const [left] = await tx.$queryRawUnsafe<{ n: bigint }[]>(`SELECT count(*) AS n FROM telemetry_dirty`);
@@ -96,14 +109,15 @@ export async function runRollup(db: Db, retention: Retention, opts: { maxMarks?:
 
 /** Runs until no mark is left that this run could take (bounded by maxRuns). */
 export async function rollupAll(db: Db, retention: Retention, opts: { maxMarks?: number; maxRuns?: number; now?: Date } = {}): Promise<RollupResult> {
-  const total: RollupResult = { minutes: 0, hours: 0, days: 0, remaining: 0 };
+  const total: RollupResult = { minutes: 0, hours: 0, days: 0, months: 0, remaining: 0 };
   for (let i = 0; i < (opts.maxRuns ?? 1000); i++) {
     const r = await runRollup(db, retention, opts);
     total.minutes += r.minutes;
     total.hours += r.hours;
     total.days += r.days;
+    total.months += r.months;
     total.remaining = r.remaining;
-    if (r.minutes === 0 && r.hours === 0 && r.days === 0) break;
+    if (r.minutes === 0 && r.hours === 0 && r.days === 0 && r.months === 0) break;
   }
   return total;
 }
