@@ -54,7 +54,9 @@ export async function startDeployWorker(deps: { db: Db; redis: Redis; log: Log }
   return {
     async stop() {
       clearInterval(timer);
-      await worker.close();
+      // Don't wait for running rollouts (they can take as long as their slowest batch):
+      // their locks lapse and another replica resumes them from Postgres.
+      await worker.close(true);
       await queue.close();
     },
   };
