@@ -9,9 +9,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { ingestTelemetry } from "../../src/api/telemetry/ingest.ts";
+import { applyRetention } from "../../src/api/telemetry/partitions.ts";
 import { ALL_AVAILABLE, planSegments, type Availability } from "../../src/api/telemetry/plan.ts";
 import { addressTotals, series, topTalkers } from "../../src/api/telemetry/queries.ts";
-import { availability, DEFAULT_RETENTION } from "../../src/api/telemetry/retention.ts";
+import { availability, DEFAULT_RETENTION, retentionFromEnv } from "../../src/api/telemetry/retention.ts";
 import { rollupAll } from "../../src/api/telemetry/rollups.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 import { sql } from "../support/db.ts";
@@ -160,6 +161,25 @@ describe("month rollup", () => {
     const top = await topTalkers(t.db, { table: "yr", hostId: host }, { from: yearFrom, to: now }, "bytes", "both", 2);
     const order = [...want].filter(([ip]) => ip !== "").sort((a, b) => b[1][0] + b[1][2] - (a[1][0] + a[1][2])).slice(0, 2);
     assert.deepEqual(top.items.map((x) => [x.ip, Number(x.value)]), order.map(([ip, v]) => [ip, v[0] + v[2]]));
+  });
+});
+
+describe("month retention", () => {
+  test("month rows before the month horizon are deleted, later ones kept", async () => {
+    const host = await makeHost(t.db, "month-ret");
+    const now = new Date(Date.UTC(2031, 5, 15, 12));
+    await sql(
+      t.database.url,
+      `INSERT INTO accounting_month (host_id, table_name, address, bucket, src_bytes) VALUES ($1, 'm', '10.1.0.1', '2028-05-01Z', 1), ($1, 'm', '10.1.0.1', '2028-06-01Z', 2)`,
+      [host],
+    );
+    const r = await applyRetention(t.db, DEFAULT_RETENTION, now); // 36 months: from 2028-06-01
+    assert.ok((r.deleted.accounting_month ?? 0) >= 1, "expired month rows deleted");
+    const left = await sql<{ b: Date }>(t.database.url, `SELECT bucket AS b FROM accounting_month WHERE host_id = $1`, [host]);
+    assert.deepEqual(left.map((x) => x.b.toISOString()), ["2028-06-01T00:00:00.000Z"]);
+    // Months must outlive days (800 days by default).
+    assert.throws(() => retentionFromEnv({ PALISADE_RETENTION_MONTH_MONTHS: "25" }), /do not outlive/);
+    assert.equal(retentionFromEnv({ PALISADE_RETENTION_MONTH_MONTHS: "25", PALISADE_RETENTION_DAY_DAYS: "400" }).monthMonths, 25);
   });
 });
 

@@ -3,9 +3,9 @@
 // Each table also has a DEFAULT partition (init/telemetry migrations) so an insert for
 // a day without its partition never fails; creating that day's partition later moves
 // such rows into it. Names: <table>_pYYYYMMDD, covering [day 00:00 UTC, next day).
-// Tables that are not partitioned (hour/day rollups, the ledger) are trimmed by DELETE.
+// Tables that are not partitioned (hour/day/month rollups, the ledger) are trimmed by DELETE.
 import type { Db } from "../db/client.ts";
-import { DAY_MS, horizon, type Retention } from "./retention.ts";
+import { DAY_MS, horizon, monthHorizon, type Retention } from "./retention.ts";
 
 /** Partitioned table -> its time column. */
 export const PARTITIONED = { accounting_samples: "at", log_events: "at", accounting_minute: "bucket" } as const;
@@ -79,6 +79,7 @@ export async function applyRetention(db: Db, retention: Retention, now = new Dat
   }
   out.deleted.accounting_hour = await db.$executeRawUnsafe(`DELETE FROM accounting_hour WHERE bucket < $1`, horizon(now, retention.hourDays));
   out.deleted.accounting_day = await db.$executeRawUnsafe(`DELETE FROM accounting_day WHERE bucket < $1`, horizon(now, retention.dayDays));
+  out.deleted.accounting_month = await db.$executeRawUnsafe(`DELETE FROM accounting_month WHERE bucket < $1`, monthHorizon(now, retention.monthMonths));
   out.deleted.telemetry_batches = await db.$executeRawUnsafe(`DELETE FROM telemetry_batches WHERE received_at < $1`, horizon(now, retention.ledgerDays));
   out.deleted.quota_reset_requests = await db.$executeRawUnsafe(`DELETE FROM quota_reset_requests WHERE requested_at < $1`, horizon(now, retention.ledgerDays));
   return out;
