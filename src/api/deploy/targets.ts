@@ -101,15 +101,13 @@ export async function recordResult(db: Db, hostId: string, r: ApplyResult): Prom
 
   const now = new Date();
   const error = to === "failed" || to === "rolled_back" ? r.error || (to === "failed" ? "agent reported failure without a message" : "agent rolled back") : null;
-  const changed = await db.$transaction(async (tx) => {
+  const changed = to === "applied" ? await markApplied(db, target.id, hostId) : await db.$transaction(async (tx) => {
     const u = await tx.deploymentTarget.updateMany({
       where: { id: target.id, status: { in: FROM[r.status] } },
       data: { status: to, error, updatedAt: now, ...(to === "applying" ? { startedAt: now } : { finishedAt: now }) },
     });
     if (u.count === 0) return false;
-    if (to === "applied") {
-      await tx.host.update({ where: { id: hostId }, data: { appliedVersionId: target.versionId, updatedAt: now } });
-    } else if (to === "rolled_back") {
+    if (to === "rolled_back") {
       // The agent put back what it ran before; if we had already counted the new version
       // as applied, that is no longer true.
       await tx.host.updateMany({ where: { id: hostId, appliedVersionId: target.versionId }, data: { appliedVersionId: target.previousVersionId, updatedAt: now } });
@@ -132,6 +130,23 @@ export async function recordResult(db: Db, hostId: string, r: ApplyResult): Prom
     if (open === 0) await settleDeployment(db, target.deploymentId);
   }
   return { kind: "recorded", status: to, deploymentId: target.deploymentId, confirm: to === "applied" };
+}
+
+/**
+ * The common case of a fan-out, in one statement (one round trip, its own transaction):
+ * the target becomes applied and its host's applied version follows.
+ */
+async function markApplied(db: Db, targetId: string, hostId: string): Promise<boolean> {
+  const rows = await db.$queryRaw<{ id: string }[]>`
+    WITH t AS (
+      UPDATE deployment_targets SET status = 'applied', error = NULL, finished_at = now(), updated_at = now()
+       WHERE id = ${targetId}::uuid AND host_id = ${hostId}::uuid AND status IN ('pending', 'applying', 'failed')
+      RETURNING id, version_id
+    ), h AS (
+      UPDATE hosts SET applied_version_id = t.version_id, updated_at = now() FROM t WHERE hosts.id = ${hostId}::uuid RETURNING hosts.id
+    )
+    SELECT t.id FROM t LEFT JOIN h ON true`;
+  return rows.length > 0;
 }
 
 /**
