@@ -58,6 +58,11 @@ function lineOffsets(text: string): number[] {
   return offs;
 }
 
+/**
+ * Top-level statements, split at newlines and semicolons outside braces. A closing
+ * brace does not end a statement: rules carry inline blocks (`ct state { a, b } accept`,
+ * `add @set { ip saddr counter } comment "..."`).
+ */
 export function parseStatements(text: string): Statement[] {
   const r = lex(text);
   if (r.unterminated) throw new AgentError("invalid_policy", `ruleset text has an unterminated string at line ${r.unterminated.line}`);
@@ -79,8 +84,8 @@ export function parseStatements(text: string): Statement[] {
       continue;
     }
     if (t.kind === "lbrace") depth++;
+    if (t.kind === "rbrace") depth--;
     cur.push(t);
-    if (t.kind === "rbrace" && --depth === 0) end();
   }
   end();
   return out;
@@ -114,6 +119,12 @@ export function declaredObjects(stmts: Statement[]): Map<string, TableObjects> {
     return v;
   };
   for (const s of stmts) {
+    // `add table X` + `delete table X` (the compiler does this for tables a policy no
+    // longer has) leaves no table: only what exists at the end of the text is desired.
+    if (s.object === "table" && (s.verb === "delete" || s.verb === "destroy")) {
+      out.delete(tableKey(s.family, s.table));
+      continue;
+    }
     if (s.object === "table" && (s.verb === "add" || s.verb === "create")) {
       const tbl = get(s.family, s.table);
       // Inside a table block: `chain x {`, `set y {`, ... at depth 1.

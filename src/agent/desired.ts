@@ -1,0 +1,39 @@
+// DesiredState -> nft text: validate the policy JSON with the engine's validator and
+// render it with the engine's nft compiler, with the failsafe context set to the exact
+// API endpoint this agent talks to (so the rules always keep that connection open).
+
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { renderNft, validatePolicy } from "../engine/index.ts";
+
+export type Rendered = { ok: true; text: string } | { ok: false; code: "invalid_policy" | "render_failed"; error: string };
+
+/** HOST:PORT -> the address and port the failsafe must keep open (address omitted when unresolvable). */
+export async function failsafeContext(server: string): Promise<{ apiAddress?: string; apiPort: number }> {
+  const i = server.lastIndexOf(":");
+  const host = server.slice(0, i).replace(/^\[|\]$/g, "");
+  const apiPort = Number(server.slice(i + 1));
+  if (isIP(host)) return { apiAddress: host, apiPort };
+  try {
+    return { apiAddress: (await lookup(host)).address, apiPort };
+  } catch {
+    return { apiPort }; // ports-only failsafe: wider, still safe
+  }
+}
+
+const summary = (ds: { path?: unknown; message: string }[]) =>
+  ds.slice(0, 10).map((d) => `${Array.isArray(d.path) && d.path.length ? d.path.join(".") + ": " : ""}${d.message}`).join("; ");
+
+export function renderDesired(policyJson: string, failsafe: { apiAddress?: string; apiPort: number }): Rendered {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(policyJson);
+  } catch (e) {
+    return { ok: false, code: "invalid_policy", error: `policy is not JSON: ${(e as Error).message}` };
+  }
+  const v = validatePolicy(doc, { target: "nftables" });
+  if (!v.ok || !v.policy) return { ok: false, code: "invalid_policy", error: `invalid policy: ${summary(v.errors)}` };
+  const r = renderNft(v.policy, { failsafe });
+  if (!r.ok) return { ok: false, code: "render_failed", error: `cannot render for nftables: ${summary(r.errors)}` };
+  return { ok: true, text: r.text };
+}

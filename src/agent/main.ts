@@ -1,0 +1,213 @@
+// runAgent(config): wires the agent together and runs until SIGTERM/SIGINT.
+//
+//   state dir -> client (enroll, stream) -> DesiredState -> render -> Applier.safeApply
+//   -> ApplyResult APPLIED -> API's Confirm (or rollback, ROLLED_BACK)
+//   collector (interval + before every kernel change) -> spool -> TelemetryBatch -> Ack
+//   drift (interval + CheckDrift) -> DriftReport;  QuotaReset -> driver reset
+//   NFLOG readers -> log events into the next batch
+
+import { readFileSync } from "node:fs";
+import { detectCapabilities, resetQuota, snapshot, type DriverOptions } from "../engine/driver/index.ts";
+import { Applier } from "./apply.ts";
+import { AgentClient } from "./client.ts";
+import type { AgentConfig } from "./config.ts";
+import { failsafeContext, renderDesired } from "./desired.ts";
+import { DriftDetector } from "./drift.ts";
+import { errorText } from "./errors.ts";
+import { createLogger, type Logger } from "./log.ts";
+import type { AppliedVersionMsg, CapabilitiesMsg, DesiredStateMsg } from "./proto.ts";
+import { StateDir } from "./state.ts";
+import { Collector } from "./telemetry/collector.ts";
+import { LogReader } from "./telemetry/logs.ts";
+import { Spool } from "./telemetry/spool.ts";
+
+const AGENT_VERSION = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string }).version ?? "0";
+  } catch {
+    return "0";
+  }
+})();
+
+/** The table the compiler renders everything into (quota names live there). */
+const PALISADE_TABLE = "palisade";
+
+export interface AgentHandle {
+  stop(): Promise<void>;
+  client: AgentClient;
+  collector: Collector;
+  applier: Applier;
+  drift: DriftDetector;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Resolve reconnect timing in tests. */
+  backoff?: { initialMs: number; maxMs: number };
+  heartbeatMs?: number;
+}
+
+/** Start every part; resolves once enrolled and the stream loop runs. */
+export async function startAgent(config: AgentConfig, opts: StartOptions = {}): Promise<AgentHandle> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const driver: DriverOptions = config.netns ? { netns: config.netns } : {};
+  const state = await StateDir.open(config.stateDir);
+  const epoch = await state.epoch();
+  const spool = await Spool.open(state.spoolDir, { maxBytes: config.spoolMaxBytes, maxBatches: config.spoolMaxBatches }, log);
+  const collector = await Collector.create({ driver, spool, epoch, log, resumeFile: state.path("telemetry-resume.json") });
+  const applier = new Applier(driver, log);
+  applier.hooks = {
+    beforeChange: async () => {
+      await collector.collect().catch((e) => log.warn("final telemetry read before a kernel change failed", { error: errorText(e) }));
+    },
+    afterChange: async (how) => {
+      if (how === "rewound") await collector.rebase();
+    },
+  };
+  const drift = new DriftDetector(driver, applier, log, state.path("drift-baseline.json"));
+  await drift.load();
+
+  let applied: AppliedVersionMsg | undefined = await state.readApplied().then((a) => (a ? { ruleset: a.ruleset, version: a.version, checksum: a.checksum } : undefined));
+  let pendingVersion: AppliedVersionMsg | undefined;
+  const confirms = new Map<string, (ok: boolean) => void>();
+  const early = new Set<string>();
+  let caps: CapabilitiesMsg | undefined;
+  const capabilities = async (): Promise<CapabilitiesMsg> => {
+    if (caps) return caps;
+    const c = await detectCapabilities(driver);
+    caps = {
+      nftVersion: c.nftVersion ?? "",
+      kernel: c.kernelRelease,
+      ipv6: c.ipv6,
+      features: Object.entries(c.features).filter(([, ok]) => ok).map(([f]) => f).sort(),
+      xtablesModules: [],
+      agentVersion: AGENT_VERSION,
+    };
+    return caps;
+  };
+
+  const client: AgentClient = new AgentClient({
+    server: config.server,
+    tls: config.tls,
+    name: config.name,
+    ...(config.enrollToken ? { enrollToken: config.enrollToken } : {}),
+    state,
+    log,
+    capabilities,
+    hello: async () => ({ applied: pendingVersion ?? applied ?? { ruleset: "", version: 0, checksum: "" }, telemetryEpoch: epoch }),
+    ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
+    handlers: {
+      desiredState: (m) => void onDesired(m).catch((e) => log.error("desired state failed", { error: errorText(e) })),
+      confirm: (m) => {
+        const k = `${m.deploymentId}/${m.targetId}`;
+        const fn = confirms.get(k);
+        if (fn) fn(true);
+        else early.add(k);
+      },
+      checkDrift: () => void checkDrift(),
+      quotaReset: (m) =>
+        void resetQuota("inet", PALISADE_TABLE, m.name, driver)
+          .then(() => client.send({ quotaReset: { requestId: m.requestId, name: m.name, ok: true, error: "" } }))
+          .catch((e) => client.send({ quotaReset: { requestId: m.requestId, name: m.name, ok: false, error: errorText(e) } })),
+      telemetryAck: (m) => void spool.ack(m.epoch, m.seq).catch((e) => log.warn("ack failed", { error: errorText(e) })),
+      connected: () => void resend(),
+    },
+  });
+
+  collector.onBatch = (b) => {
+    client.send({ telemetry: b });
+  };
+
+  async function resend(): Promise<void> {
+    for (const b of await spool.pending()) if (!client.send({ telemetry: b })) return;
+  }
+
+  async function checkDrift(): Promise<void> {
+    const r = await drift.check({ restore: config.driftRestore }).catch((e) => ({ drifted: false, details: `drift check failed: ${errorText(e)}`, restored: false }));
+    client.send({ drift: r });
+  }
+
+  async function onDesired(m: DesiredStateMsg): Promise<void> {
+    const version = m.version ?? { ruleset: "", version: 0, checksum: "" };
+    const report = (status: "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK", error = "") =>
+      client.send({ applyResult: { deploymentId: m.deploymentId, targetId: m.targetId, version, status, error } });
+    const rendered = renderDesired(m.policyJson, await failsafeContext(config.server));
+    if (!rendered.ok) return void report("APPLY_STATUS_FAILED", `${rendered.code}: ${rendered.error}`);
+    const key = `${m.deploymentId}/${m.targetId}`;
+    const out = await applier.safeApply({
+      text: rendered.text,
+      confirmTimeoutMs: Math.max(1, m.confirmTimeoutSeconds || 60) * 1000,
+      onApplied: () => {
+        pendingVersion = version;
+        report("APPLY_STATUS_APPLIED");
+      },
+      confirmed: (ms) =>
+        new Promise<boolean>((resolve) => {
+          if (early.delete(key)) return resolve(true);
+          const t = setTimeout(() => {
+            confirms.delete(key);
+            resolve(false);
+          }, ms);
+          confirms.set(key, (ok) => {
+            clearTimeout(t);
+            confirms.delete(key);
+            resolve(ok);
+          });
+        }),
+    });
+    pendingVersion = undefined;
+    if (out.status === "applied") {
+      applied = version;
+      await state.writeApplied({ ...version, policyJson: m.policyJson, text: rendered.text, appliedAt: new Date().toISOString() });
+      await state.writeLastGood((await snapshot(driver)).text);
+      await drift.setDesired(rendered.text);
+      return;
+    }
+    report(out.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED", `${out.code ?? "failed"}: ${out.error ?? ""}`);
+  }
+
+  try {
+    // Enroll (or read the stored credential) first: nothing runs for an agent that cannot.
+    await client.start();
+  } catch (e) {
+    client.stop();
+    throw e;
+  }
+  const readers = config.nflogGroups.length > 0 ? new LogReader({ groups: config.nflogGroups, ...(config.netns ? { netns: config.netns } : {}), log, onEvents: (e) => collector.addLogs(e) }) : undefined;
+  await readers?.start();
+  collector.start(config.telemetryInterval * 1000);
+  const driftTimer = config.driftInterval > 0 ? setInterval(() => void checkDrift(), config.driftInterval * 1000) : undefined;
+  log.info("agent started", { server: config.server, name: config.name, netns: config.netns, epoch });
+
+  return {
+    client,
+    collector,
+    applier,
+    drift,
+    stop: async () => {
+      if (driftTimer) clearInterval(driftTimer);
+      // An apply still waiting for its Confirm is not confirmed: roll it back before exiting,
+      // so a shutdown can never leave unconfirmed (possibly locking-out) rules behind.
+      for (const fn of [...confirms.values()]) fn(false);
+      await applier.exclusive(async () => undefined);
+      collector.stop();
+      await readers?.stop();
+      // A last reading so nothing counted since the previous interval waits for the next start.
+      await collector.collect().catch(() => undefined);
+      client.stop();
+      log.info("agent stopped");
+    },
+  };
+}
+
+/** `palisade agent`: run until SIGTERM/SIGINT, then shut down cleanly. */
+export async function runAgent(config: AgentConfig): Promise<void> {
+  const agent = await startAgent(config);
+  await new Promise<void>((resolve) => {
+    const done = () => resolve();
+    process.once("SIGTERM", done);
+    process.once("SIGINT", done);
+  });
+  await agent.stop();
+}
