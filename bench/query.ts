@@ -16,6 +16,7 @@
 //                   back to BENCH_HOUR_DAYS (BENCH_HOUR_ADDRS addresses per host-hour)
 //   accounting_day  rollup of the hours back to BENCH_HOUR_DAYS; generated before that,
 //                   back to BENCH_YEAR_DAYS (BENCH_DAY_ADDRS addresses per host-day)
+//   accounting_month rollup of all the day rows into calendar months (UTC), as rollups.ts does
 // Per host and minute BENCH_MINUTE_ADDRS addresses talk, each for BENCH_BLOCK_MIN
 // consecutive minutes, drawn from the day's live eighth of the /16 (which eighth rotates
 // every 46 days, so a year touches all 65,536); bytes are heavy-tailed per address.
@@ -169,6 +170,13 @@ SELECT host_id, table_name, address, date_bin('1 ${unit}', ${time}, ${EPOCH}) AS
 FROM ${source} WHERE ${time} >= $1 AND ${time} < $2
 GROUP BY host_id, table_name, address, b ORDER BY b`;
 
+/** Calendar months (UTC) from the day rows of [$1, $2) ($1, $2 month starts), as rollups.ts does. */
+const MONTH_SQL = `
+INSERT INTO accounting_month (${COLS})
+SELECT host_id, table_name, address, date_trunc('month', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS b, ${SUMS}
+FROM accounting_day WHERE bucket >= $1 AND bucket < $2
+GROUP BY host_id, table_name, address, b ORDER BY b`;
+
 interface Chunked {
   table: string;
   how: string;
@@ -235,7 +243,8 @@ const minuteFrom = D0 - MINUTE_DAYS * DAY_MS;
 const hourFrom = D0 - HOUR_DAYS * DAY_MS;
 const dayFrom = D0 - YEAR_DAYS * DAY_MS;
 const hostIds = Array.from({ length: HOSTS }, () => randomUUID());
-const generated: Record<string, number> = { accounting_samples: 0, accounting_minute: 0, accounting_hour: 0, accounting_day: 0 };
+const generated: Record<string, number> = { accounting_samples: 0, accounting_minute: 0, accounting_hour: 0, accounting_day: 0, accounting_month: 0 };
+const monthFrom = Date.UTC(new Date(dayFrom).getUTCFullYear(), new Date(dayFrom).getUTCMonth(), 1);
 const genLines: string[][] = [["step", "rows", "time", "rows/s"]];
 
 let db: Db | undefined;
@@ -269,6 +278,8 @@ try {
       { table: "accounting_hour", how: "hours (rollup of minutes)", sql: rollupSql("accounting_hour", "accounting_minute", "bucket", "hour"), from: minuteFrom, to: D0 + DAY_MS, chunkMs: DAY_MS, params: span },
       { table: "accounting_day", how: "days (generated, before hours)", sql: DAY_SQL, from: dayFrom, to: hourFrom, chunkMs: 10 * DAY_MS, params: plain },
       { table: "accounting_day", how: "days (rollup of hours)", sql: rollupSql("accounting_day", "accounting_hour", "bucket", "day"), from: hourFrom, to: D0 + DAY_MS, chunkMs: 7 * DAY_MS, params: span },
+      // One chunk: chunks must not split a calendar month.
+      { table: "accounting_month", how: "months (rollup of days)", sql: MONTH_SQL, from: monthFrom, to: D0 + DAY_MS, chunkMs: D0 + DAY_MS - monthFrom, params: span },
     ];
     for (const s of steps) {
       const p = step(`${s.how} -> ${s.table}`);
@@ -303,7 +314,7 @@ try {
   const dayFromQ = new Date(now.getTime() - DAY_MS);
   const yearFromQ = new Date(now.getTime() - YEAR_DAYS * DAY_MS);
   const scope = { table: TABLE };
-  const first = await topTalkers(db, scope, { from: dayFromQ, to: now }, "bytes", "both", 10);
+  const first = (await topTalkers(db, scope, { from: dayFromQ, to: now }, "bytes", "both", 10)).items;
   const ip = first[0]?.ip;
   if (!ip) throw new Error("no top talker over the last day: the generated data is wrong");
   const NAIVE = (src: string, time: string) =>
@@ -314,7 +325,7 @@ try {
   const q = (name: string, reads: string, run: (d: Db) => Promise<unknown>): Query => ({ name, reads, run, times: [], warm: [], target: RUNS });
   const queries: Query[] = [
     q("topTalkers 24h bytes both", "hour 23 h + minute/raw edges", (d) => topTalkers(d, scope, { from: dayFromQ, to: now }, "bytes", "both", 10)),
-    q(`topTalkers ${YEAR_DAYS}d bytes both`, `day ${YEAR_DAYS - 1} d + hour/minute/raw edges`, (d) => topTalkers(d, scope, { from: yearFromQ, to: now }, "bytes", "both", 10)),
+    q(`topTalkers ${YEAR_DAYS}d bytes both`, `month ~11 + day/hour/minute/raw edges`, (d) => topTalkers(d, scope, { from: yearFromQ, to: now }, "bytes", "both", 10)),
     q("series 24h step 1h, table", "hour + raw tail", (d) => series(d, scope, dayFromQ, now, "1h")),
     q("series 24h step 1m, table", "minute + raw tail", (d) => series(d, scope, dayFromQ, now, "1m")),
     q(`series 24h step 1h, ${ip}`, "hour + raw tail", (d) => series(d, { ...scope, address: ip }, dayFromQ, now, "1h")),
@@ -345,7 +356,7 @@ try {
   p.done();
 
   // Exactness: the rollup answer for the day equals the naive sum over the raw samples.
-  const top = (queries[0]!.result as { ip: string; value: number | string }[]).map((r) => `${r.ip}=${r.value}`);
+  const top = (queries[0]!.result as { items: { ip: string; value: number | string }[] }).items.map((r) => `${r.ip}=${r.value}`);
   const rawTop = (queries[7]!.result as { address: string; v: string }[]).map((r) => `${r.address.replace(/\/32$/, "")}=${r.v}`);
   const same = JSON.stringify(top) === JSON.stringify(rawTop);
 
@@ -383,6 +394,7 @@ try {
     ["accounting_minute", int(generated.accounting_minute!), `${int(Number(sizes.find((s) => s.t === "accounting_minute")?.bytes ?? 0) / 2 ** 20)} MB`, `${MINUTE_DAYS} d + today, ${MINUTE_ADDRS} addresses/host-minute`],
     ["accounting_hour", int(generated.accounting_hour!), `${int(Number(sizes.find((s) => s.t === "accounting_hour")?.bytes ?? 0) / 2 ** 20)} MB`, `${HOUR_DAYS} d + today`],
     ["accounting_day", int(generated.accounting_day!), `${int(Number(sizes.find((s) => s.t === "accounting_day")?.bytes ?? 0) / 2 ** 20)} MB`, `${YEAR_DAYS} d + today`],
+    ["accounting_month", int(generated.accounting_month!), `${int(Number(sizes.find((s) => s.t === "accounting_month")?.bytes ?? 0) / 2 ** 20)} MB`, "calendar months of the day rows"],
     ["total", int(totalRows), `${int(sizes.reduce((a, s) => a + Number(s.bytes), 0) / 2 ** 20)} MB`, ""],
   ]));
   out.push("");
@@ -394,7 +406,7 @@ try {
   ]));
   out.push("");
   out.push(`top-10 over 24h from the rollups equals the naive GROUP BY over the raw samples: ${same ? "yes (same addresses, same values)" : `NO\n  rollups: ${top.join(" ")}\n  raw:     ${rawTop.join(" ")}`}`);
-  out.push(`series points: 1h ${(byName.get("series 24h step 1h, table")!.result as unknown[]).length}, 1m ${(byName.get("series 24h step 1m, table")!.result as unknown[]).length} (one call each; the REST route pages them by at most 500)`);
+  out.push(`series points: 1h ${(byName.get("series 24h step 1h, table")!.result as { items: unknown[] }).items.length}, 1m ${(byName.get("series 24h step 1m, table")!.result as { items: unknown[] }).items.length} (one call each; the REST route pages them by at most 500)`);
   out.push(`warm-ups per query ${WARMUP}; runs ${RUNS} or fewer for a slow query (budget ${QUERY_BUDGET_MS / 1000} s, at least ${MIN_RUNS}); EXPLAIN ANALYZE on stderr for: ${explained.length ? [...new Set(explained)].join("; ") : `none (no p50 >= ${EXPLAIN_MS} ms)`}`);
   out.push(`total bench time ${ms(performance.now() - started)}`);
   out.push(NOISE_NOTE);
