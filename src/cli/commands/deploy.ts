@@ -40,6 +40,7 @@ const int = (flag: string, v: string | undefined) => {
 };
 
 export function deployBody(ref: string, o: DeployOptions): Record<string, unknown> {
+  const target = parseRef(ref);
   const labels = parseLabels(o.labels);
   const hosts = o.hosts?.split(",").map((h) => h.trim()).filter(Boolean);
   if (!labels && !hosts?.length) throw usage("say which hosts: --labels k=v and/or --hosts a,b");
@@ -52,7 +53,7 @@ export function deployBody(ref: string, o: DeployOptions): Record<string, unknow
       haltOnFailure: o.haltOnFailure,
     }).filter(([, v]) => v !== undefined),
   );
-  return { ...parseRef(ref), selector: { ...(hosts?.length ? { hosts } : {}), ...(labels ? { labels } : {}) }, strategy };
+  return { ...target, selector: { ...(hosts?.length ? { hosts } : {}), ...(labels ? { labels } : {}) }, strategy };
 }
 
 export function register(program: Command): void {
