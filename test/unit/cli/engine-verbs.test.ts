@@ -1,0 +1,97 @@
+// The local engine verbs of the real `palisade` binary: validate, render and import work
+// on files without a server, print what an operator needs, and exit non-zero on errors.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const BIN = join(import.meta.dirname, "../../../bin/palisade");
+let dir = "";
+
+function palisade(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(BIN, args, { timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "palisade-cli-"));
+  await writeFile(
+    join(dir, "good.yaml"),
+    [
+      "description: edge",
+      "chains:",
+      "  input:",
+      "    hook: input",
+      "    policy: drop",
+      "    rules:",
+      "      - { comment: replies, match: { ctState: [established, related] }, action: accept }",
+      "      - { comment: ssh, match: { protocol: tcp, dport: 22 }, action: accept }",
+      "",
+    ].join("\n"),
+  );
+  await writeFile(join(dir, "mirror.json"), JSON.stringify({ chains: { input: { hook: "input", rules: [{ action: { type: "mirror" } }] } } }));
+  await writeFile(join(dir, "tarpit.json"), JSON.stringify({ chains: { input: { hook: "input", rules: [{ match: { protocol: "tcp", dport: 80 }, action: { type: "tarpit" } }] } } }));
+  await writeFile(join(dir, "broken.yaml"), "chains:\n  input: [\n");
+  await writeFile(
+    join(dir, "fw.sh"),
+    ["#!/bin/sh", "FRIEND=198.51.100.0/24", "iptables -P INPUT DROP", 'iptables -A INPUT -s ${FRIEND} -p tcp --dport 22 -j ACCEPT', "iptables -A INPUT -p tcp --dport 80 -j MIRROR", ""].join("\n"),
+  );
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+test("validate: a good policy passes, MIRROR is refused with the reason and exit 1", async () => {
+  const good = await palisade(["validate", join(dir, "good.yaml")]);
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stdout, /valid \(0 errors/);
+  const bad = await palisade(["validate", join(dir, "mirror.json"), "--json"]);
+  assert.equal(bad.code, 1);
+  const out = JSON.parse(bad.stdout) as { ok: boolean; errors: { code: string; path: string; message: string }[] };
+  assert.equal(out.ok, false);
+  const mirror = out.errors.find((e) => e.code === "mirror_refused");
+  assert.ok(mirror, bad.stdout);
+  assert.equal(mirror.path, "/chains/input/rules/0/action");
+  assert.match(mirror.message, /loop|DoS/i);
+});
+
+test("validate: YAML syntax errors name line and column", async () => {
+  const r = await palisade(["validate", join(dir, "broken.yaml")]);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /line \d+/);
+});
+
+test("render: nftables text for a good policy; a target that cannot express a feature says which can", async () => {
+  const r = await palisade(["render", join(dir, "good.yaml")]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^add table inet palisade$/m);
+  assert.match(r.stdout, /tcp dport 22 accept comment "ssh"/);
+  const ipt = await palisade(["render", join(dir, "good.yaml"), "--target", "iptables"]);
+  assert.equal(ipt.code, 0, ipt.stderr);
+  assert.match(ipt.stdout, /--dport 22 .*-j ACCEPT/);
+  const tarpit = await palisade(["render", join(dir, "tarpit.json")]);
+  assert.equal(tarpit.code, 1);
+  assert.equal(tarpit.stdout, "");
+  assert.match(tarpit.stderr, /TARPIT is not supported on target nftables.*iptables/);
+});
+
+test("import: every line reported; MIRROR refuses the import, and nothing is written", async () => {
+  const out = join(dir, "imported.yaml");
+  const r = await palisade(["import", join(dir, "fw.sh"), "--output", out]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /MIRROR/);
+  assert.match(r.stderr, /^5 +error/m);
+  await assert.rejects(readFile(out), /ENOENT/);
+  // Without the MIRROR line the script imports, and the result validates.
+  const src = (await readFile(join(dir, "fw.sh"), "utf8")).replace(/^iptables .*MIRROR\n/m, "");
+  await writeFile(join(dir, "fw2.sh"), src);
+  const ok = await palisade(["import", join(dir, "fw2.sh"), "--output", out]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const v = await palisade(["validate", out]);
+  assert.equal(v.code, 0, v.stdout);
+  assert.match(await readFile(out, "utf8"), /198\.51\.100\.0\/24/);
+});
