@@ -57,13 +57,17 @@ export class AgentClient {
 
   constructor(private readonly o: ClientOptions) {
     const Ctor = agentServiceClient();
+    const backoff = o.backoff ?? { initialMs: 500, maxMs: 30_000 };
     this.client = new Ctor(o.server, o.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(), {
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
       "grpc.keepalive_time_ms": 30_000,
       "grpc.keepalive_timeout_ms": 10_000,
+      // The channel's own reconnect pace (open() waits for it) follows the agent's backoff.
+      "grpc.initial_reconnect_backoff_ms": backoff.initialMs,
+      "grpc.max_reconnect_backoff_ms": backoff.maxMs,
     });
-    this.backoff = new Backoff(o.backoff ?? { initialMs: 500, maxMs: 30_000 });
+    this.backoff = new Backoff(backoff);
   }
 
   get connected(): boolean {
@@ -105,7 +109,23 @@ export class AgentClient {
     }
   }
 
+  /**
+   * Open the stream once the channel is READY. A stream opened on a channel that is still
+   * connecting accepts writes that are then lost when the call fails: results sent in that
+   * window would count as sent (see outbox.ts), so no stream exists until then.
+   */
   private open(): void {
+    if (this.stopped || !this.credential) return;
+    this.client.waitForReady(Date.now() + (this.o.deadlineMs ?? 15_000), (e) => {
+      if (this.stopped) return;
+      if (!e) return this.openStream();
+      const delay = this.backoff.next();
+      this.o.log.warn("API not reachable; retrying", { error: errorText(e), delayMs: delay });
+      this.retry = setTimeout(() => this.open(), delay);
+    });
+  }
+
+  private openStream(): void {
     if (this.stopped || !this.credential) return;
     const md = new grpc.Metadata();
     md.set("authorization", `Bearer ${this.credential.credential}`);

@@ -15,6 +15,7 @@ import { failsafeContext, renderDesired } from "./desired.ts";
 import { DriftDetector } from "./drift.ts";
 import { errorText } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
+import { Outbox } from "./outbox.ts";
 import type { AppliedVersionMsg, CapabilitiesMsg, DesiredStateMsg } from "./proto.ts";
 import { StateDir } from "./state.ts";
 import { Collector } from "./telemetry/collector.ts";
@@ -71,6 +72,14 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   let pendingVersion: AppliedVersionMsg | undefined;
   const confirms = new Map<string, (ok: boolean) => void>();
   const early = new Set<string>();
+  // Results are never dropped: kept in the state dir until a stream took them.
+  const outbox = await Outbox.open(state.path("outbox.json"), (m) => client.send(m), log);
+  const results = new Set<Promise<void>>();
+  const track = (p: Promise<void>) => {
+    const q = p.catch((e) => log.error("result not kept", { error: errorText(e) }));
+    results.add(q);
+    void q.finally(() => results.delete(q));
+  };
   let caps: CapabilitiesMsg | undefined;
   const capabilities = async (): Promise<CapabilitiesMsg> => {
     if (caps) return caps;
@@ -98,20 +107,24 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
     ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
     handlers: {
-      desiredState: (m) => void onDesired(m).catch((e) => log.error("desired state failed", { error: errorText(e) })),
+      desiredState: (m) => track(onDesired(m).catch((e) => log.error("desired state failed", { error: errorText(e) }))),
       confirm: (m) => {
         const k = `${m.deploymentId}/${m.targetId}`;
         const fn = confirms.get(k);
         if (fn) fn(true);
         else early.add(k);
       },
-      checkDrift: () => void checkDrift(),
+      checkDrift: () => track(checkDrift()),
       quotaReset: (m) =>
-        void resetQuota("inet", PALISADE_TABLE, m.name, driver)
-          .then(() => client.send({ quotaReset: { requestId: m.requestId, name: m.name, ok: true, error: "" } }))
-          .catch((e) => client.send({ quotaReset: { requestId: m.requestId, name: m.name, ok: false, error: errorText(e) } })),
+        track(
+          resetQuota("inet", PALISADE_TABLE, m.name, driver).then(
+            () => outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok: true, error: "" } }),
+            (e) => outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok: false, error: errorText(e) } }),
+          ),
+        ),
       telemetryAck: (m) => void spool.ack(m.epoch, m.seq).catch((e) => log.warn("ack failed", { error: errorText(e) })),
-      connected: () => void resend(),
+      // Unsent results first (in order), then the spooled telemetry.
+      connected: () => void outbox.flush().then(resend).catch((e) => log.warn("resend after connect failed", { error: errorText(e) })),
     },
   });
 
@@ -125,22 +138,22 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
 
   async function checkDrift(): Promise<void> {
     const r = await drift.check({ restore: config.driftRestore }).catch((e) => ({ drifted: false, details: `drift check failed: ${errorText(e)}`, restored: false }));
-    client.send({ drift: r });
+    await outbox.post({ drift: r });
   }
 
   async function onDesired(m: DesiredStateMsg): Promise<void> {
     const version = m.version ?? { ruleset: "", version: 0, checksum: "" };
     const report = (status: "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK", error = "") =>
-      client.send({ applyResult: { deploymentId: m.deploymentId, targetId: m.targetId, version, status, error } });
+      outbox.post({ applyResult: { deploymentId: m.deploymentId, targetId: m.targetId, version, status, error } });
     const rendered = renderDesired(m.policyJson, await failsafeContext(config.server));
-    if (!rendered.ok) return void report("APPLY_STATUS_FAILED", `${rendered.code}: ${rendered.error}`);
+    if (!rendered.ok) return report("APPLY_STATUS_FAILED", `${rendered.code}: ${rendered.error}`);
     const key = `${m.deploymentId}/${m.targetId}`;
     const out = await applier.safeApply({
       text: rendered.text,
       confirmTimeoutMs: Math.max(1, m.confirmTimeoutSeconds || 60) * 1000,
       onApplied: () => {
         pendingVersion = version;
-        report("APPLY_STATUS_APPLIED");
+        void report("APPLY_STATUS_APPLIED");
       },
       confirmed: (ms) =>
         new Promise<boolean>((resolve) => {
@@ -164,7 +177,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       await drift.setDesired(rendered.text);
       return;
     }
-    report(out.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED", `${out.code ?? "failed"}: ${out.error ?? ""}`);
+    await report(out.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED", `${out.code ?? "failed"}: ${out.error ?? ""}`);
   }
 
   try {
@@ -191,6 +204,9 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       // so a shutdown can never leave unconfirmed (possibly locking-out) rules behind.
       for (const fn of [...confirms.values()]) fn(false);
       await applier.exclusive(async () => undefined);
+      // Their results (a shutdown's ROLLED_BACK) are in the outbox before the stream closes.
+      await Promise.allSettled([...results]);
+      await outbox.idle();
       collector.stop();
       await readers?.stop();
       // A last reading so nothing counted since the previous interval waits for the next start.

@@ -22,7 +22,8 @@ export class TestApi {
   private streams = 0;
   private waiters: (() => void)[] = [];
 
-  async start(): Promise<void> {
+  /** `port`: bind a fixed port (a replica that comes back where the agent expects it). */
+  async start(port = 0): Promise<void> {
     const service = agentServiceClient().service;
     this.server.addService(service, {
       Enroll: (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, cb: grpc.sendUnaryData<unknown>) => {
@@ -46,7 +47,7 @@ export class TestApi {
       },
     });
     this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))),
+      this.server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))),
     );
   }
 

@@ -1,0 +1,138 @@
+// Results are never lost (src/agent/outbox.ts): an ApplyResult produced while the stream
+// is down is kept in the state dir and arrives on the next stream, right after Hello —
+// also when the agent restarts in between (a new process on the same state dir). Real
+// grpc-js peers in this process (the "replica" goes away and comes back on the same
+// port), real kernel in a throwaway namespace.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLab, type NetnsLab } from "../support/netns.ts";
+import { loadConfig } from "../../src/agent/config.ts";
+import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
+import { memoryLogger } from "../../src/agent/log.ts";
+import { TestApi } from "./agent-grpc-server.ts";
+
+const BIN = join(import.meta.dirname, "../../bin/palisade");
+
+const policy = (lan: string, extraPort?: number) => ({
+  accounting: { lan: { prefix: lan } },
+  chains: {
+    input: {
+      hook: "input",
+      policy: "accept",
+      rules: [{ action: { type: "account", table: "lan" } }, ...(extraPort ? [{ match: { protocol: "tcp", dport: extraPort }, action: "drop" }] : [])],
+    },
+  },
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("agent results survive a lost stream and a restart (kernel, netns, grpc)", () => {
+  let lab: NetnsLab;
+  let ns: string;
+  let lan: string;
+  let dir: string;
+  let port: number;
+  const apis: TestApi[] = [];
+  let agent: AgentHandle | undefined;
+  const children: ChildProcess[] = [];
+
+  const newApi = async (p = 0) => {
+    const a = new TestApi();
+    await a.start(p);
+    apis.push(a);
+    return a;
+  };
+  const list = async () => (await lab.nft(ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true })).stdout;
+  const outbox = async () => readFile(join(dir, "outbox.json"), "utf8").catch(() => "");
+  /** Bounded poll of a condition that the agent reaches by itself. */
+  const until = async (what: string, pred: () => Promise<boolean>, tries = 150) => {
+    for (let i = 0; i < tries; i++) {
+      if (await pred()) return;
+      await sleep(100);
+    }
+    assert.fail(`timed out waiting for ${what}`);
+  };
+  const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once("exit", (code) => r(code))));
+
+  before(async () => {
+    lab = createLab();
+    const p = await lab.pair();
+    ns = p.server;
+    lan = p.link.net4;
+    dir = await mkdtemp(join(tmpdir(), "palisade-agent-results-"));
+  });
+  after(async () => {
+    await agent?.stop().catch(() => undefined);
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    for (const a of apis) await a.stop();
+    await lab.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("a rollback that happens while the API is unreachable is reported on the next stream, right after Hello", async () => {
+    const api = await newApi();
+    port = api.port;
+    const cfg = loadConfig(["--server", `127.0.0.1:${port}`, "--enroll-token", "good-token", "--state-dir", dir, "--name", "edge-r", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0"]);
+    agent = await startAgent(cfg, { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500 });
+    await api.waitFor((r) => r.find((x) => x.msg.hello));
+    api.send({ desiredState: { deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, policyJson: JSON.stringify(policy(lan)), confirmTimeoutSeconds: 30 } });
+    assert.equal((await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1"))).msg.applyResult.status, "APPLY_STATUS_APPLIED");
+
+    api.autoConfirm = false;
+    api.send({ desiredState: { deploymentId: "d2", targetId: "t2", version: { ruleset: "edge", version: 2, checksum: "c2" }, policyJson: JSON.stringify(policy(lan, 2222)), confirmTimeoutSeconds: 2 } });
+    assert.equal((await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2"))).msg.applyResult.status, "APPLY_STATUS_APPLIED");
+    assert.match(await list(), /dport 2222 drop/);
+    // The replica goes away before the confirm timeout: the agent rolls back on its own.
+    await api.stop();
+    await until("the rollback in the kernel", async () => !/dport 2222/.test(await list()));
+    await until("the ROLLED_BACK result kept in the state dir", async () => /APPLY_STATUS_ROLLED_BACK/.test(await outbox()));
+    assert.equal(api.received.filter((x) => x.msg.applyResult?.targetId === "t2").length, 1, "only APPLIED reached the old stream");
+
+    const back = await newApi(port);
+    const rolled = await back.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2"));
+    assert.equal(rolled.msg.applyResult.status, "APPLY_STATUS_ROLLED_BACK");
+    assert.match(rolled.msg.applyResult.error, /confirm_timeout/);
+    const helloAt = back.received.findIndex((x) => x.stream === rolled.stream && x.msg.hello);
+    assert.ok(helloAt >= 0 && helloAt < back.received.indexOf(rolled), "sent after Hello on the new stream");
+    await until("the outbox emptied", async () => !/ROLLED_BACK/.test(await outbox()));
+    await agent.stop();
+    agent = undefined;
+    await back.stop();
+  });
+
+  it("a shutdown's rollback is kept across an agent restart (new process, same state dir)", async () => {
+    const api = await newApi(port);
+    api.autoConfirm = false;
+    const argv = [BIN, "agent", "--server", `127.0.0.1:${port}`, "--state-dir", dir, "--name", "edge-r", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0", "--log-level", "warn"];
+    const first = spawn(process.execPath, argv, { stdio: ["ignore", "ignore", "pipe"] });
+    children.push(first);
+    let err1 = "";
+    first.stderr!.on("data", (d: Buffer) => (err1 += d.toString()));
+    await api.waitFor((r) => r.find((x) => x.msg.hello), 30_000);
+    api.send({ desiredState: { deploymentId: "d3", targetId: "t3", version: { ruleset: "edge", version: 3, checksum: "c3" }, policyJson: JSON.stringify(policy(lan, 3333)), confirmTimeoutSeconds: 120 } });
+    assert.equal((await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t3"))).msg.applyResult.status, "APPLY_STATUS_APPLIED");
+    assert.match(await list(), /dport 3333 drop/);
+    await api.stop();
+    // Shutting down while unconfirmed rolls back; the stream is gone, so the result waits on disk.
+    first.kill("SIGTERM");
+    assert.equal(await exited(first), 0, err1);
+    assert.doesNotMatch(await list(), /dport 3333/);
+    assert.match(await outbox(), /"targetId":"t3".*APPLY_STATUS_ROLLED_BACK/);
+
+    const back = await newApi(port);
+    const second = spawn(process.execPath, argv, { stdio: ["ignore", "ignore", "pipe"] });
+    children.push(second);
+    let err2 = "";
+    second.stderr!.on("data", (d: Buffer) => (err2 += d.toString()));
+    const rolled = await back.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t3"), 30_000).catch((e: Error) => assert.fail(`${e.message}\n${err2}`));
+    assert.equal(rolled.msg.applyResult.status, "APPLY_STATUS_ROLLED_BACK");
+    assert.match(rolled.msg.applyResult.error, /confirm_timeout/);
+    second.kill("SIGTERM");
+    assert.equal(await exited(second), 0, err2);
+  });
+});
