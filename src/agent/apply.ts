@@ -9,7 +9,8 @@
 //      the snapshot's rules back by ourselves (same incremental path, so counters keep
 //      running and are not rewound) and report `rolled_back`. No Palisade tables
 //      before = no Palisade tables after.
-// One apply runs at a time; a second caller waits its turn.
+// One apply runs at a time; a second caller waits its turn. Drift checks take the same
+// lock (drift.ts), and the confirmed state is recorded before the lock is released.
 
 import { check, isNftError, restore, snapshot, apply as driverApply, type DriverOptions, type Snapshot } from "../engine/driver/index.ts";
 import { AgentError, errorText } from "./errors.ts";
@@ -45,6 +46,11 @@ export interface SafeApplyRequest {
   confirmed: (timeoutMs: number) => Promise<boolean>;
   /** Called once the kernel holds the new rules (before confirmation). */
   onApplied?: () => void;
+  /**
+   * Runs after the confirmation, still inside the lock: record the new desired state
+   * (drift baseline) before any queued drift check can compare against the old one.
+   */
+  onConfirmed?: () => Promise<void>;
 }
 
 function kernelText(e: unknown): string {
@@ -115,6 +121,7 @@ export class Applier {
     req.onApplied?.();
     if (await req.confirmed(req.confirmTimeoutMs)) {
       this.log.info("apply confirmed", { mode });
+      await req.onConfirmed?.();
       return { status: "applied", mode };
     }
     this.log.warn("no confirmation within the timeout; restoring the previous ruleset", { confirmTimeoutMs: req.confirmTimeoutMs });

@@ -92,7 +92,7 @@ interface Baseline {
 }
 
 /** Kernel-filled sets declared by the desired text, as "family table kind name". */
-function dynamicSets(text: string): Set<string> {
+export function dynamicSets(text: string): Set<string> {
   const out = new Set<string>();
   for (const [k, t] of declaredObjects(parseStatements(text))) for (const d of t.dynamic) out.add(`${k} ${d}`);
   return out;
@@ -120,7 +120,11 @@ export class DriftDetector {
     }
   }
 
-  /** Record what the kernel holds now as the desired state of `text` (call after a confirmed apply). */
+  /**
+   * Record what the kernel holds now as the desired state of `text`. Call after a confirmed
+   * apply while holding the applier's lock (SafeApplyRequest.onConfirmed), so no drift check
+   * runs between the apply and this.
+   */
   async setDesired(text: string): Promise<void> {
     const dynamic = dynamicSets(text);
     const normalised = normalise(await readPalisade(this.driver), dynamic);
@@ -135,6 +139,8 @@ export class DriftDetector {
   /** Compare now; with restore, re-apply the desired text when it drifted. */
   check(opts: { restore: boolean }): Promise<DriftReport> {
     // Never while an apply waits for its confirmation: that state is not drift.
+    // The baseline is read only once the lock is held: the desired state current now, not
+    // the one from when the check was asked for.
     return this.applier.exclusive(async () => {
       const b = this.baseline;
       if (!b) return { drifted: false, details: "no desired state yet", restored: false };

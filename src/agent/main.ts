@@ -168,15 +168,16 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
             resolve(ok);
           });
         }),
+      // Inside the applier's lock: a drift check queued meanwhile sees this version as desired.
+      onConfirmed: async () => {
+        applied = version;
+        await drift.setDesired(rendered.text);
+        await state.writeApplied({ ...version, policyJson: m.policyJson, text: rendered.text, appliedAt: new Date().toISOString() });
+        await state.writeLastGood((await snapshot(driver)).text);
+      },
     });
     pendingVersion = undefined;
-    if (out.status === "applied") {
-      applied = version;
-      await state.writeApplied({ ...version, policyJson: m.policyJson, text: rendered.text, appliedAt: new Date().toISOString() });
-      await state.writeLastGood((await snapshot(driver)).text);
-      await drift.setDesired(rendered.text);
-      return;
-    }
+    if (out.status === "applied") return;
     await report(out.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED", `${out.code ?? "failed"}: ${out.error ?? ""}`);
   }
 

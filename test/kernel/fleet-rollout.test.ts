@@ -92,7 +92,7 @@ async function kernel(a: AgentProc): Promise<string> {
 }
 
 function startAgent(a: AgentProc, token?: string): void {
-  const argv = [process.execPath, BIN, "agent", "--server", `${API_ADDR}:${a.port}`, "--state-dir", a.stateDir, "--name", a.name, "--drift-interval", "0", "--telemetry-interval", "60", ...(process.env.FLEET_DEBUG ? ["--log-level", "debug"] : [])];
+  const argv = [process.execPath, BIN, "agent", "--server", `${API_ADDR}:${a.port}`, "--state-dir", a.stateDir, "--name", a.name, "--drift-interval", "10", "--telemetry-interval", "60", ...(process.env.FLEET_DEBUG ? ["--log-level", "debug"] : [])];
   if (token) argv.push("--enroll-token", token);
   a.proc = lab.background(a.ns, argv, { maxLifetimeMs: 20 * 60_000 });
 }
