@@ -2,7 +2,7 @@
 // entry; lines that refer to later lines (mfw, MASQ) are resolved in phases afterwards.
 import { ImportLineError, type ImportErrorCode } from "./cursor.ts";
 import type { ReportTarget } from "./draft.ts";
-import type { LineResult } from "./iptables.ts";
+import type { LineResult } from "./draft.ts";
 import type { Deferred, Outcome } from "./ipmasqadm.ts";
 
 export interface PendingEntry {

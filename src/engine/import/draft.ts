@@ -6,6 +6,7 @@ import type { z } from "zod";
 import type { CounterDef } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { baseChainKey, builtinHook, userChainKey, type Hook, type Table } from "./chains.ts";
+import type { Family } from "./values.ts";
 
 export interface RuleEntry {
   rule: Rule;
@@ -168,4 +169,19 @@ export class PolicyDraft {
     }
     return out;
   }
+}
+
+export interface LineResult {
+  status: "imported" | "lifted" | "skipped";
+  target?: ReportTarget;
+  reason?: string;
+}
+
+export interface IptablesContext {
+  draft: PolicyDraft;
+  line: number;
+  /** ip6tables: rules are IPv6-only; iptables in a script that also has ip6tables lines: IPv4-only. */
+  family?: Family;
+  /** Table in effect when the line has no -t (iptables-save: the current `*table`). */
+  table?: Table;
 }

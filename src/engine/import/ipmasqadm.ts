@@ -6,7 +6,7 @@ import type { Match } from "../policy/index.ts";
 import { Address } from "../policy/index.ts";
 import { Cursor, fail } from "./cursor.ts";
 import type { PolicyDraft, ReportTarget } from "./draft.ts";
-import type { LineResult } from "./iptables.ts";
+import type { LineResult } from "./draft.ts";
 import { negate } from "./rule-draft.ts";
 import { parseAddress, parseInterface, parsePort, parsePortItem, parseUint } from "./values.ts";
 import { PROTOCOLS } from "./vocab.ts";

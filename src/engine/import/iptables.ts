@@ -4,28 +4,13 @@
 import type { Rule } from "../policy/index.ts";
 import { Cursor, fail } from "./cursor.ts";
 import { isTable, type Table } from "./chains.ts";
-import type { DraftChain, PolicyDraft, ReportTarget } from "./draft.ts";
+import type { DraftChain, IptablesContext, LineResult, PolicyDraft, ReportTarget } from "./draft.ts";
 import { IMPLICIT_MODULE, MODULES, UNSUPPORTED_MODULES, canonicalOption, type ModuleSpec } from "./matches.ts";
 import { finishRule, negate, setMatch, type Options, type RuleDraft } from "./rule-draft.ts";
 import { REFUSED_TARGETS, TARGETS, type TargetSpec } from "./targets.ts";
 import { parseAddressList, parseInterface, type Family } from "./values.ts";
 import { PORT_PROTOCOLS, PROTOCOLS } from "./vocab.ts";
 import { liftPknock } from "./pknock.ts";
-
-export interface LineResult {
-  status: "imported" | "lifted" | "skipped";
-  target?: ReportTarget;
-  reason?: string;
-}
-
-export interface IptablesContext {
-  draft: PolicyDraft;
-  line: number;
-  /** ip6tables: rules are IPv6-only; iptables in a script that also has ip6tables lines: IPv4-only. */
-  family?: Family;
-  /** Table in effect when the line has no -t (iptables-save: the current `*table`). */
-  table?: Table;
-}
 
 type Op = "A" | "I" | "N" | "P" | "F" | "X" | "Z" | "L" | "D" | "R" | "E";
 const COMMANDS: Record<string, Op> = {

@@ -3,8 +3,7 @@
 // the preset. UDP/HMAC ("SPA") mode has no equivalent and is refused with the reason.
 import { PortKnock } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
-import type { DraftChain } from "./draft.ts";
-import type { IptablesContext, LineResult } from "./iptables.ts";
+import type { DraftChain, IptablesContext, LineResult } from "./draft.ts";
 import type { RuleDraft } from "./rule-draft.ts";
 import { parsePort, parseUint } from "./values.ts";
 

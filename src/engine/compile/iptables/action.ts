@@ -7,7 +7,7 @@ import { parsePrefix } from "../../net/address.ts";
 import { LOG_LEVELS, type ActionObject } from "../../policy/index.ts";
 import { canonicalAddress, cidr, familyOf, hostPort } from "./address.ts";
 import type { Fam, Table } from "./context.ts";
-import type { RuleEnv } from "./match.ts";
+import type { RuleEnv } from "./context.ts";
 import { chainName, counterTag } from "./names.ts";
 import { SLOT, piece, type Piece } from "./pieces.ts";
 import { quoteText } from "./quote.ts";

@@ -59,3 +59,15 @@ export class IptCtx {
     return this.diagnostics.some((d) => d.severity === "error");
   }
 }
+
+/** Where a rule is being rendered: what the match and action renderers need to know. */
+export interface RuleEnv {
+  ctx: IptCtx;
+  fam: Fam;
+  table: Table;
+  hook?: string;
+  /** Seed for names derived from the rule (limit-over buckets). */
+  seed: string;
+  /** JSON path of the match object. */
+  path: Path;
+}

@@ -7,22 +7,12 @@ import type { Path } from "../../diagnostics.ts";
 import { parsePrefix } from "../../net/address.ts";
 import { parseRate, unwrap, type Match, type Policy } from "../../policy/index.ts";
 import { cidr } from "./address.ts";
-import type { Fam, IptCtx, Table } from "./context.ts";
+import type { Fam, IptCtx, RuleEnv, Table } from "./context.ts";
 import { ipsetName, limitName } from "./names.ts";
 import { SLOT, piece, product, type Alt, type Piece } from "./pieces.ts";
 import { bare } from "./quote.ts";
 import { xtMatchPieces } from "./xt-match.ts";
 
-export interface RuleEnv {
-  ctx: IptCtx;
-  fam: Fam;
-  table: Table;
-  hook?: string;
-  /** Seed for names derived from the rule (limit-over buckets). */
-  seed: string;
-  /** JSON path of the match object. */
-  path: Path;
-}
 
 const PORT_PROTOS = new Set(["tcp", "udp", "sctp", "dccp", "udplite"]);
 /** Protocols with their own port match (`-m tcp --dport`); the others use multiport. */

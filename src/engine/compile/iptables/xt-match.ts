@@ -1,7 +1,7 @@
 // xtables-addons matches, spelled as the xtables-addons manual shows them. Which target
 // can render them at all is decided in compile/support.ts; here only the syntax.
 import { unwrap, type Match } from "../../policy/index.ts";
-import type { RuleEnv } from "./match.ts";
+import type { RuleEnv } from "./context.ts";
 import { SLOT, piece, type Piece } from "./pieces.ts";
 import { bare } from "./quote.ts";
 

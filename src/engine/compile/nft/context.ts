@@ -76,3 +76,14 @@ export class Ctx {
     );
   }
 }
+
+/** One compiled rule: its nft statement text and its comment. */
+export interface RuleBody {
+  body: string;
+  comment: string;
+}
+
+/** A TEE clone, emitted in the ip/ip6 table (see tee.ts). */
+export interface TeeRule extends RuleBody {
+  fam: Fam;
+}

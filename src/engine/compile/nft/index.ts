@@ -17,10 +17,10 @@ import {
 } from "../../nft/index.ts";
 import type { MarkForward, Path, Policy } from "./deps.ts";
 import { checkTargetSupport } from "../support.ts";
-import { Ctx, FAMILY, TABLE, type CompileContext, type Fam } from "./context.ts";
+import { Ctx, FAMILY, TABLE, type CompileContext, type Fam, type TeeRule } from "./context.ts";
 import { compileSet } from "./sets.ts";
 import { compileChain } from "./chains.ts";
-import { compileRule, defaultComment, type TeeRule } from "./rules.ts";
+import { compileRule, defaultComment } from "./rules.ts";
 import { failsafeRules, FAILSAFE_COMMENT } from "./failsafe.ts";
 import { compileForwarding, FWD_CHAINS, type GeneratedRule } from "./forwarding.ts";
 import { planRecentTimeouts } from "./recent.ts";

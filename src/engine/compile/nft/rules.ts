@@ -7,20 +7,11 @@
 // `meta nfproto ipv4|ipv6`, so nothing reads IPv6 headers with IPv4 offsets.
 import type { Path } from "../../diagnostics.ts";
 import { normalizeAction, unwrap, type ActionType, type Chain, type Rule } from "../../policy/index.ts";
-import { FAMS, type Ctx, type Fam } from "./context.ts";
+import { FAMS, type Ctx, type Fam, type RuleBody, type TeeRule } from "./context.ts";
 import { compileMatch, matchFamilies, matchNeedsFamily } from "./match.ts";
 import { teeMatchProblem } from "./tee.ts";
 import { actionFamilies, compileAction, type ActionEnv } from "./action.ts";
 
-export interface RuleBody {
-  body: string;
-  comment: string;
-}
-
-/** A TEE clone, emitted in the ip/ip6 table (see tee.ts). */
-export interface TeeRule extends RuleBody {
-  fam: Fam;
-}
 
 /** Actions that may run once per alternative (an OR the nft expression cannot hold). */
 const REPEATABLE = new Set<ActionType>(["accept", "drop", "reject", "return", "goto", "notrack", "mark", "masquerade", "snat", "dnat", "redirect", "netmap"]);

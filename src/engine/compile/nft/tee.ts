@@ -7,9 +7,8 @@
 // which live in the inet table).
 import type { Chain as NftChain, Hook, Priority, Rule as NftRule, TableDefinition } from "../../nft/index.ts";
 import type { Chain, Match } from "../../policy/index.ts";
-import type { Ctx, Fam } from "./context.ts";
+import type { Ctx, Fam, TeeRule } from "./context.ts";
 import { chainPlacement } from "./chains.ts";
-import type { TeeRule } from "./rules.ts";
 
 export const TEE_TABLES: Record<Fam, { family: "ip" | "ip6"; name: string }> = {
   ipv4: { family: "ip", name: "palisade_tee" },
