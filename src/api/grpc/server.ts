@@ -2,7 +2,7 @@
 // with a status on that one call; nothing an agent sends can take the process down.
 // Oversized messages are refused by grpc-js itself (RESOURCE_EXHAUSTED) before decoding.
 import * as grpc from "@grpc/grpc-js";
-import type { BackgroundService } from "../services.ts";
+import type { BackgroundService } from "../background-service.ts";
 import { AgentBus } from "./bus.ts";
 import type { AgentContext } from "./context.ts";
 import { enrollAgent } from "./enroll.ts";

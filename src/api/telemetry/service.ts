@@ -6,7 +6,7 @@
 //                retention (partitions.ts)
 import { Queue, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
-import type { BackgroundService, RunningService, ServiceContext } from "../services.ts";
+import type { BackgroundService, RunningService, ServiceContext } from "../background-service.ts";
 import { applyRetention, ensurePartitions } from "./partitions.ts";
 import { retentionFromEnv, type Retention } from "./retention.ts";
 import { rollupAll } from "./rollups.ts";
