@@ -1,27 +1,15 @@
-// The agent's view of proto/palisade/v1/agent.proto, loaded with the same proto-loader
-// options the API's server uses (src/api/grpc/proto.ts: camelCase, uint64 as decimal
-// strings, enums by name, defaults, oneof member named in `body`), so both sides see
-// identical shapes. TODO(move): one shared loader for api and agent once src/api/grpc is
-// committed; this file duplicates its ten lines on purpose until then.
+// The agent's typings of proto/palisade/v1/agent.proto. Loading (path, proto-loader
+// options, the service lookup) is src/protocol/agent.ts, shared with the API's server, so
+// both sides see identical shapes.
 
-import { fileURLToPath } from "node:url";
-import * as grpc from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
-import type { AccountingDelta, CounterDelta, LogEventMsg, QuotaSampleMsg } from "./telemetry/batch.ts";
+import type * as grpc from "@grpc/grpc-js";
+import { agentService } from "../protocol/agent.ts";
+import type { TelemetryBatch } from "./telemetry/batch.ts";
 
-export const PROTO_PATH = fileURLToPath(new URL("../../proto/palisade/v1/agent.proto", import.meta.url));
-export const LOADER_OPTIONS = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true } as const;
-export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
-
-let cached: grpc.ServiceClientConstructor | undefined;
+export { MAX_MESSAGE_BYTES } from "../protocol/agent.ts";
 
 export function agentServiceClient(): grpc.ServiceClientConstructor {
-  if (cached) return cached;
-  const pkg = grpc.loadPackageDefinition(loadSync(PROTO_PATH, LOADER_OPTIONS)) as unknown as {
-    palisade: { v1: { AgentService: grpc.ServiceClientConstructor } };
-  };
-  cached = pkg.palisade.v1.AgentService;
-  return cached;
+  return agentService().Client;
 }
 
 export interface CapabilitiesMsg {
@@ -47,17 +35,7 @@ export type AgentMessage =
   | { heartbeat: { seq: number; unixMs: number } }
   | { applyResult: { deploymentId: string; targetId: string; version?: AppliedVersionMsg; status: ApplyStatusName; error: string } }
   | { drift: { drifted: boolean; details: string; restored: boolean } }
-  | {
-      telemetry: {
-        epoch: string;
-        seq: number;
-        takenAtUnixMs: number;
-        accounting: AccountingDelta[];
-        quotas: QuotaSampleMsg[];
-        counters: CounterDelta[];
-        logs: LogEventMsg[];
-      };
-    }
+  | { telemetry: TelemetryBatch }
   | { quotaReset: { requestId: string; name: string; ok: boolean; error: string } };
 
 export interface DesiredStateMsg {

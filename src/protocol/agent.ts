@@ -1,0 +1,31 @@
+// The agent protocol's one loader, shared by the API (src/api/grpc) and the agent
+// (src/agent), which must not import each other: proto/palisade/v1/agent.proto loaded
+// with the proto-loader options both sides' TypeScript shapes are written for —
+// camelCase fields, uint64 as decimal strings (no precision loss), enums by name,
+// defaults filled in, and `body` naming the oneof member that is set. Each side keeps its
+// own message typings (src/api/grpc/proto.ts, src/agent/proto.ts). Not for the engine,
+// which has no gRPC.
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+
+export const PROTO_PATH = fileURLToPath(new URL("../../proto/palisade/v1/agent.proto", import.meta.url));
+
+export const LOADER_OPTIONS = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true } as const;
+
+/** Largest message either side accepts. Telemetry batches are the big ones; a policy is far smaller. */
+export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+type ServiceCtor = grpc.ServiceClientConstructor;
+
+let cached: { service: grpc.ServiceDefinition; Client: ServiceCtor } | undefined;
+
+/** palisade.v1.AgentService: its definition (servers) and client constructor (agents, tests). */
+export function agentService(): { service: grpc.ServiceDefinition; Client: ServiceCtor } {
+  if (cached) return cached;
+  const def = loadSync(PROTO_PATH, LOADER_OPTIONS);
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { palisade: { v1: { AgentService: ServiceCtor } } };
+  const Client = pkg.palisade.v1.AgentService;
+  cached = { service: Client.service, Client };
+  return cached;
+}
