@@ -24,6 +24,8 @@ export const AgentConfig = z.strictObject({
   name: z.string().min(1).max(253).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, dot, dash, underscore"),
   /** Telemetry interval in seconds: default 10, at least 1. */
   telemetryInterval: seconds(1, 3600).default(10),
+  /** Seconds without a TelemetryAck before the oldest unacked batch is sent again (doubling up to 10 min). */
+  telemetryAckTimeout: seconds(1, 3600).default(30),
   /** Drift check interval in seconds (0 = only on demand). */
   driftInterval: seconds(0, 86_400).default(60),
   /** Restore the desired state when drift is found (default true). */
@@ -46,6 +48,7 @@ const FLAG_ENV: Record<string, string> = {
   stateDir: "PALISADE_STATE_DIR",
   name: "PALISADE_NAME",
   telemetryInterval: "PALISADE_TELEMETRY_INTERVAL",
+  telemetryAckTimeout: "PALISADE_TELEMETRY_ACK_TIMEOUT",
   driftInterval: "PALISADE_DRIFT_INTERVAL",
   driftRestore: "PALISADE_DRIFT_RESTORE",
   netns: "PALISADE_NETNS",

@@ -20,6 +20,7 @@ import type { AppliedVersionMsg, CapabilitiesMsg, DesiredStateMsg } from "./prot
 import { StateDir } from "./state.ts";
 import { Collector } from "./telemetry/collector.ts";
 import { LogReader } from "./telemetry/logs.ts";
+import { AckWatch } from "./telemetry/resend.ts";
 import { Spool } from "./telemetry/spool.ts";
 
 const AGENT_VERSION = (() => {
@@ -122,18 +123,33 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
             (e) => outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok: false, error: errorText(e) } }),
           ),
         ),
-      telemetryAck: (m) => void spool.ack(m.epoch, m.seq).catch((e) => log.warn("ack failed", { error: errorText(e) })),
+      telemetryAck: (m) =>
+        void spool
+          .ack(m.epoch, m.seq)
+          .then(() => ackWatch.acked(m.seq))
+          .catch((e) => log.warn("ack failed", { error: errorText(e) })),
+      disconnected: () => ackWatch.stop(),
       // Unsent results first (in order), then the spooled telemetry.
       connected: () => void outbox.flush().then(resend).catch((e) => log.warn("resend after connect failed", { error: errorText(e) })),
     },
   });
 
+  // Sent but never acked while the stream stays up: the oldest batch goes again after the timeout.
+  const ackWatch = new AckWatch({
+    timeoutMs: config.telemetryAckTimeout * 1000,
+    maxMs: Math.max(config.telemetryAckTimeout * 1000, 600_000),
+    oldest: () => spool.oldest(),
+    send: (b) => client.send({ telemetry: b }),
+    log,
+  });
+
   collector.onBatch = (b) => {
-    client.send({ telemetry: b });
+    if (client.send({ telemetry: b })) ackWatch.sent();
   };
 
   async function resend(): Promise<void> {
     for (const b of await spool.pending()) if (!client.send({ telemetry: b })) return;
+    ackWatch.sent();
   }
 
   async function checkDrift(): Promise<void> {
@@ -209,6 +225,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       await Promise.allSettled([...results]);
       await outbox.idle();
       collector.stop();
+      ackWatch.stop();
       await readers?.stop();
       // A last reading so nothing counted since the previous interval waits for the next start.
       await collector.collect().catch(() => undefined);

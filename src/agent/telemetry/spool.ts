@@ -153,6 +153,15 @@ export class Spool {
     return out;
   }
 
+  /** The oldest spooled batch (the next one the API should ack), if any. */
+  async oldest(): Promise<TelemetryBatch | undefined> {
+    for (const seq of [...this.files.keys()].sort((a, b) => a - b)) {
+      const e = await this.read(seq);
+      if (e) return e.batch;
+    }
+    return undefined;
+  }
+
   /** The newest entry on disk (resume point after a restart). */
   async newest(): Promise<SpoolEntry | undefined> {
     const seq = this.lastSeq;
