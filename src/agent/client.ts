@@ -18,6 +18,8 @@ export interface ClientHandlers {
   checkDrift(): void;
   quotaReset(m: { requestId: string; name: string }): void;
   telemetryAck(m: { epoch: string; seq: number }): void;
+  /** The API processed the result with this id (outbox.ts drops it). */
+  resultAck?(resultId: string): void;
   /** The stream is open and Hello was sent: resend what is spooled. */
   connected(): void;
   /** The stream ended (before a reconnect attempt). */
@@ -178,6 +180,7 @@ export class AgentClient {
       else if (m.telemetryAck) h.telemetryAck({ epoch: m.telemetryAck.epoch, seq: Number(m.telemetryAck.seq) });
       else if (m.checkDrift) h.checkDrift();
       else if (m.quotaReset) h.quotaReset(m.quotaReset);
+      else if (m.resultAck) h.resultAck?.(m.resultAck.resultId);
       // heartbeat answers only prove the stream is alive
     } catch (e) {
       this.o.log.error("handler failed", { error: errorText(e), body: m.body });

@@ -73,7 +73,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   let pendingVersion: AppliedVersionMsg | undefined;
   const confirms = new Map<string, (ok: boolean) => void>();
   const early = new Set<string>();
-  // Results are never dropped: kept in the state dir until a stream took them.
+  // Results are never dropped: kept in the state dir until the API acknowledged them.
   const outbox = await Outbox.open(state.path("outbox.json"), (m) => client.send(m), log);
   const results = new Set<Promise<void>>();
   const track = (p: Promise<void>) => {
@@ -128,8 +128,12 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
           .ack(m.epoch, m.seq)
           .then(() => ackWatch.acked(m.seq))
           .catch((e) => log.warn("ack failed", { error: errorText(e) })),
-      disconnected: () => ackWatch.stop(),
-      // Unsent results first (in order), then the spooled telemetry.
+      resultAck: (id) => void outbox.ack(id).catch((e) => log.warn("result ack failed", { error: errorText(e) })),
+      disconnected: () => {
+        ackWatch.stop();
+        outbox.disconnected();
+      },
+      // Unacknowledged results first (in order), then the spooled telemetry.
       connected: () => void outbox.flush().then(resend).catch((e) => log.warn("resend after connect failed", { error: errorText(e) })),
     },
   });
@@ -221,9 +225,12 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       // so a shutdown can never leave unconfirmed (possibly locking-out) rules behind.
       for (const fn of [...confirms.values()]) fn(false);
       await applier.exclusive(async () => undefined);
-      // Their results (a shutdown's ROLLED_BACK) are in the outbox before the stream closes.
+      // Their results (a shutdown's ROLLED_BACK) are in the outbox before the stream closes;
+      // what is not acked by then goes again from the next run.
       await Promise.allSettled([...results]);
       await outbox.idle();
+      // Give results on a live stream a moment to be acked (else the next run resends them).
+      if (client.connected) await outbox.drained(2_000);
       collector.stop();
       ackWatch.stop();
       await readers?.stop();

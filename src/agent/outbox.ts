@@ -1,14 +1,17 @@
 // Results that must reach the API (ApplyResult, DriftReport, QuotaResetResult) go
-// through the outbox: each is written to `outbox.json` in the state dir (atomically)
-// before it is sent, and stays there until the stream took it. A result produced while
-// the stream is down (a rollback after the contact was lost, a failure, a shutdown's
-// rollback) is sent right after the next Hello, oldest first, also by a restarted agent.
-// A late result is harmless: the API ignores one for a target it already settled
-// (src/api/deploy/targets.ts recordResult).
+// through the outbox: each gets a unique `resultId` (a UUID) and is written to
+// `outbox.json` in the state dir (atomically) before it is sent, and stays there until the
+// API's ResultAck names it. The API acks only after it processed the result (its
+// transaction committed, or it ignored the result as stale or already seen), so a result
+// written into a stream that dies in that same moment is not lost: whatever is unacked when
+// a stream ends is sent again right after the next Hello, oldest first, with the same id —
+// also by a restarted agent. Resending is harmless: the API's processing is idempotent
+// (src/api/grpc/session.ts), and a result it has already settled is only acked again.
 //
-// "Sent" means the stream accepted the write; the proto has no ack for results, so a
-// result written into a stream that dies in the same moment can still be lost.
+// While one stream lives, each entry is written to it once (in order); acks arrive in the
+// same order, but an entry is dropped only by its own ack.
 
+import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "./atomic.ts";
 import { errorText } from "./errors.ts";
@@ -23,10 +26,17 @@ interface Entry {
   msg: ResultMessage;
 }
 
+/** The result's body (the one member set), where its resultId lives. */
+function body(msg: ResultMessage): { resultId?: string } {
+  return "applyResult" in msg ? msg.applyResult : "drift" in msg ? msg.drift : msg.quotaReset;
+}
+
 export class Outbox {
   private entries: Entry[] = [];
   private nextId = 1;
   private chain: Promise<unknown> = Promise.resolve();
+  /** Entries (by local id) written to the current stream and awaiting their ack. */
+  private inFlight = new Set<number>();
 
   private constructor(
     private readonly file: string,
@@ -37,37 +47,70 @@ export class Outbox {
 
   static async open(file: string, send: (m: ResultMessage) => boolean, log: Logger): Promise<Outbox> {
     const o = new Outbox(file, send, log);
+    let stamped = false;
     try {
       const saved = JSON.parse(await readFile(file, "utf8")) as { entries?: Entry[] };
-      if (Array.isArray(saved.entries)) o.entries = saved.entries.filter((e) => typeof e?.id === "number" && e.msg && typeof e.msg === "object");
+      if (Array.isArray(saved.entries)) o.entries = saved.entries.filter((e) => typeof e?.id === "number" && e.msg && typeof e.msg === "object" && body(e.msg));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") log.warn("outbox unreadable; starting empty", { file, error: errorText(e) });
     }
+    // Entries kept by an agent that predates result ids get one now (kept from here on).
+    for (const e of o.entries) {
+      const b = body(e.msg);
+      if (!b.resultId) {
+        b.resultId = randomUUID();
+        stamped = true;
+      }
+    }
+    if (stamped) await o.persist();
     o.nextId = Math.max(0, ...o.entries.map((e) => e.id)) + 1;
-    if (o.entries.length > 0) log.info("unsent results from a previous run", { count: o.entries.length });
+    if (o.entries.length > 0) log.info("unacknowledged results from a previous run", { count: o.entries.length });
     return o;
   }
 
-  /** Results not yet taken by a stream. */
+  /** Results not yet acknowledged by the API. */
   get size(): number {
     return this.entries.length;
   }
 
-  /** Keep `msg` (durably), then try to send everything queued, in order. */
+  /** Stamp `msg` with a fresh resultId, keep it (durably), then send what is not on the stream yet, in order. */
   post(msg: ResultMessage): Promise<void> {
     return this.serial(async () => {
+      body(msg).resultId = randomUUID();
       this.entries.push({ id: this.nextId++, msg });
       await this.persist();
-      await this.flushNow();
+      this.flushNow();
     });
   }
 
-  /** Send what is queued (after Hello on a new stream). */
+  /** Send every unacked result again (after Hello on a new stream), oldest first. */
   flush(): Promise<void> {
-    return this.serial(() => this.flushNow());
+    return this.serial(async () => this.flushNow());
   }
 
-  /** Resolves when every post/flush started so far has finished. */
+  /** The stream ended: nothing on it will be acked any more; all of it goes again on the next one. */
+  disconnected(): void {
+    this.inFlight.clear();
+  }
+
+  /** The API processed the result with this id: forget it. */
+  ack(resultId: string): Promise<void> {
+    return this.serial(async () => {
+      const i = this.entries.findIndex((e) => body(e.msg).resultId === resultId);
+      if (i < 0) return;
+      const [e] = this.entries.splice(i, 1);
+      this.inFlight.delete(e!.id);
+      await this.persist();
+    });
+  }
+
+  /** Resolves once nothing is waiting for an ack, or after `ms` (a shutdown's grace). */
+  async drained(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.entries.length > 0 && this.inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /** Resolves when every post/flush/ack started so far has finished. */
   idle(): Promise<void> {
     return this.serial(async () => undefined);
   }
@@ -78,13 +121,13 @@ export class Outbox {
     return run;
   }
 
-  private async flushNow(): Promise<void> {
-    let sent = 0;
-    while (this.entries.length > 0 && this.send(this.entries[0]!.msg)) {
-      this.entries.shift();
-      sent++;
+  /** Write, in order, the entries not yet on the current stream; stop at the first refused write. */
+  private flushNow(): void {
+    for (const e of this.entries) {
+      if (this.inFlight.has(e.id)) continue;
+      if (!this.send(e.msg)) return;
+      this.inFlight.add(e.id);
     }
-    if (sent > 0) await this.persist();
   }
 
   private async persist(): Promise<void> {

@@ -29,14 +29,18 @@ export interface AppliedVersionMsg {
 
 export type ApplyStatusName = "APPLY_STATUS_APPLYING" | "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK";
 
-/** Messages the agent sends (one member set). Numbers go out as numbers; grpc encodes uint64. */
+/**
+ * Messages the agent sends (one member set). Numbers go out as numbers; grpc encodes uint64.
+ * `resultId` of the three results is stamped by the outbox (outbox.ts), which keeps each
+ * result until the API's ResultAck names it.
+ */
 export type AgentMessage =
   | { hello: { capabilities: CapabilitiesMsg; applied?: AppliedVersionMsg; telemetryEpoch: string } }
   | { heartbeat: { seq: number; unixMs: number } }
-  | { applyResult: { deploymentId: string; targetId: string; version?: AppliedVersionMsg; status: ApplyStatusName; error: string } }
-  | { drift: { drifted: boolean; details: string; restored: boolean } }
+  | { applyResult: { deploymentId: string; targetId: string; version?: AppliedVersionMsg; status: ApplyStatusName; error: string; resultId?: string } }
+  | { drift: { drifted: boolean; details: string; restored: boolean; resultId?: string } }
   | { telemetry: TelemetryBatch }
-  | { quotaReset: { requestId: string; name: string; ok: boolean; error: string } };
+  | { quotaReset: { requestId: string; name: string; ok: boolean; error: string; resultId?: string } };
 
 export interface DesiredStateMsg {
   deploymentId: string;
@@ -55,4 +59,5 @@ export interface ServerMessageIn {
   checkDrift?: Record<string, never>;
   quotaReset?: { requestId: string; name: string };
   heartbeat?: { seq: string; unixMs: string };
+  resultAck?: { resultId: string };
 }

@@ -1,9 +1,11 @@
 // The agent protocol against a real API replica (Postgres + Redis): enrollment tokens are
 // one-time and expiring; a credential speaks only for its own host; bad messages are
-// refused with a status while the server keeps serving everyone else.
+// refused with a status while the server keeps serving everyone else. Results are acked
+// (ResultAck) only after they are committed, and a resent result changes nothing twice.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
+import { randomUUID } from "node:crypto";
 import { hashSecret } from "../../src/api/auth.ts";
 import { MAX_MESSAGE_BYTES } from "../../src/api/grpc/proto.ts";
 import { validPolicy } from "../support/policies.ts";
@@ -214,5 +216,99 @@ describe("bad messages", () => {
     a.send({ drift: { drifted: true, details: "set blocklist: 2 elements removed", restored: false } });
     await a.ping();
     assert.equal((await f.t.req("GET", "/v1/hosts/drifty")).json().drift, true);
+  });
+});
+
+describe("results are acknowledged after commit; a resent result is harmless", () => {
+  const acks = (a: SimAgent, id: string) => a.received.filter((m) => "resultAck" in m && m.resultAck.resultId === id).length;
+  /** Wait for the n-th ResultAck of `id`; returns the DB reads taken the moment it arrived. */
+  const acked = async <T>(a: SimAgent, id: string, n: number, read: () => Promise<T>): Promise<T> => {
+    await waitFor(() => acks(a, id) >= n, 10_000, `ResultAck #${n} for ${id}`);
+    return read();
+  };
+
+  test("ApplyResult: acked once committed; the same result_id again changes nothing and is acked again", async () => {
+    await f.t.req("POST", "/v1/rulesets", { body: { name: "ack-rs" } });
+    await f.t.req("POST", "/v1/rulesets/ack-rs/versions", { body: { policy: validPolicy() } });
+    const a = await f.agent("ack-a");
+    const version = await f.t.db.rulesetVersion.findFirstOrThrow({ where: { ruleset: { name: "ack-rs" } } });
+    const d = await f.t.db.deployment.create({
+      data: { versionId: version.id, selector: { hosts: ["ack-a"] }, createdBy: "test", status: "running", targets: { create: { hostId: a.hostId, versionId: version.id, offeredAt: new Date(), status: "applying", startedAt: new Date() } } },
+      include: { targets: true },
+    });
+    const target = d.targets[0]!;
+    const v = { ruleset: "ack-rs", version: 1, checksum: version.checksum };
+    const read = async () => ({
+      target: await f.t.db.deploymentTarget.findUniqueOrThrow({ where: { id: target.id } }),
+      deployment: await f.t.db.deployment.findUniqueOrThrow({ where: { id: d.id } }),
+      host: await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId }, select: { appliedVersionId: true } }),
+    });
+
+    const applied = randomUUID();
+    const msg = { applyResult: { deploymentId: d.id, targetId: target.id, version: v, status: "APPLY_STATUS_APPLIED", error: "", resultId: applied } };
+    a.send(msg);
+    // Read the moment the ack arrives: everything it acknowledges is already committed.
+    const first = await acked(a, applied, 1, read);
+    assert.equal(first.target.status, "applied");
+    assert.equal(first.host.appliedVersionId, version.id);
+    assert.equal(first.deployment.status, "succeeded");
+    const confirmAt = a.received.findIndex((m) => "confirm" in m && m.confirm.targetId === target.id);
+    assert.ok(confirmAt >= 0, "confirmed");
+
+    a.send(msg);
+    const second = await acked(a, applied, 2, read);
+    assert.deepEqual(second, first, "a resent result changes nothing");
+    assert.equal(acks(a, applied), 2);
+
+    // A rollback, resent: recorded once (host back to nothing, deployment failed), acked twice.
+    const rolled = randomUUID();
+    const rb = { applyResult: { deploymentId: d.id, targetId: target.id, version: v, status: "APPLY_STATUS_ROLLED_BACK", error: "confirm_timeout: x", resultId: rolled } };
+    a.send(rb);
+    const r1 = await acked(a, rolled, 1, read);
+    assert.equal(r1.target.status, "rolled_back");
+    assert.equal(r1.host.appliedVersionId, null);
+    assert.equal(r1.deployment.status, "failed");
+    // The old "applied" resent after the rollback (its ack was lost) does not undo it.
+    a.send(msg);
+    a.send(rb);
+    await acked(a, rolled, 2, async () => undefined);
+    assert.equal(acks(a, applied), 3);
+    assert.deepEqual(await read(), r1);
+    a.close();
+  });
+
+  test("DriftReport and QuotaResetResult: acked; the same result_id again does not rewrite the host", async () => {
+    const a = await f.agent("ack-drift");
+    const id = randomUUID();
+    a.send({ drift: { drifted: true, details: "chain input: 1 rule added by hand", restored: false, resultId: id } });
+    const read = () => f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId }, select: { drift: true, driftDetails: true, driftCheckedAt: true, updatedAt: true } });
+    const first = await acked(a, id, 1, read);
+    assert.equal(first.drift, true);
+    assert.ok(first.driftCheckedAt);
+    await new Promise((r) => setTimeout(r, 20));
+    a.send({ drift: { drifted: true, details: "chain input: 1 rule added by hand", restored: false, resultId: id } });
+    assert.deepEqual(await acked(a, id, 2, read), first);
+    // A new report (new id) is recorded.
+    const next = randomUUID();
+    a.send({ drift: { drifted: false, details: "", restored: false, resultId: next } });
+    const later = await acked(a, next, 1, read);
+    assert.equal(later.drift, false);
+    assert.ok(later.driftCheckedAt! > first.driftCheckedAt!);
+
+    // A quota reset result for a request that is not pending changes nothing and is acked all the same.
+    const q = randomUUID();
+    a.send({ quotaReset: { requestId: randomUUID(), name: "q1", ok: true, error: "", resultId: q } });
+    a.send({ quotaReset: { requestId: randomUUID(), name: "q1", ok: true, error: "", resultId: q } });
+    await acked(a, q, 2, async () => undefined);
+    a.close();
+  });
+
+  test("a result without a result_id (an older agent) is processed and not acked", async () => {
+    const a = await f.agent("ack-old");
+    a.send({ drift: { drifted: true, details: "old agent", restored: false } });
+    await a.ping();
+    assert.equal((await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } })).drift, true);
+    assert.equal(a.received.filter((m) => "resultAck" in m).length, 0);
+    a.close();
   });
 });

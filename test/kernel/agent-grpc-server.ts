@@ -1,6 +1,8 @@
 // A small real gRPC peer for the agent's client tests: AgentService served by
 // @grpc/grpc-js in the test process, from the same .proto. It records what the agent
 // sends and lets the test answer (confirm, ack, drift, quota reset) or cut the stream.
+// Like the API, it acks every result (ApplyResult, DriftReport, QuotaResetResult) by its
+// result_id unless `autoAckResults` is off.
 
 import * as grpc from "@grpc/grpc-js";
 import { agentServiceClient } from "../../src/agent/proto.ts";
@@ -18,6 +20,7 @@ export class TestApi {
   readonly enrolls: Record<string, unknown>[] = [];
   autoConfirm = true;
   autoAck = true;
+  autoAckResults = true;
   private call: grpc.ServerDuplexStream<unknown, unknown> | undefined;
   private streams = 0;
   private waiters: (() => void)[] = [];
@@ -40,6 +43,8 @@ export class TestApi {
             call.write({ confirm: { deploymentId: msg.applyResult.deploymentId, targetId: msg.applyResult.targetId } });
           }
           if (this.autoAck && msg.telemetry) call.write({ telemetryAck: { epoch: msg.telemetry.epoch, seq: msg.telemetry.seq } });
+          const result = msg.applyResult ?? msg.drift ?? msg.quotaReset;
+          if (this.autoAckResults && result?.resultId) call.write({ resultAck: { resultId: result.resultId } });
           for (const w of this.waiters.splice(0)) w();
         });
         call.on("end", () => call.end());

@@ -1,6 +1,7 @@
 // Results are never lost (src/agent/outbox.ts): an ApplyResult produced while the stream
 // is down is kept in the state dir and arrives on the next stream, right after Hello —
-// also when the agent restarts in between (a new process on the same state dir). Real
+// also when the agent restarts in between (a new process on the same state dir); one the
+// server received but never acked (ResultAck) goes again, same result_id. Real
 // grpc-js peers in this process (the "replica" goes away and comes back on the same
 // port), real kernel in a throwaway namespace.
 
@@ -134,5 +135,37 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     assert.match(rolled.msg.applyResult.error, /confirm_timeout/);
     second.kill("SIGTERM");
     assert.equal(await exited(second), 0, err2);
+  });
+
+  it("a result the server received but did not ack before its stream closed is resent on the next stream, same result_id", async () => {
+    const api = await newApi();
+    api.autoAckResults = false;
+    const cfg = loadConfig(["--server", `127.0.0.1:${api.port}`, "--state-dir", dir, "--name", "edge-r", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0"]);
+    agent = await startAgent(cfg, { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500 });
+    await api.waitFor((r) => r.find((x) => x.msg.hello));
+    api.send({ desiredState: { deploymentId: "d5", targetId: "t5", version: { ruleset: "edge", version: 5, checksum: "c5" }, policyJson: JSON.stringify(policy(lan, 5555)), confirmTimeoutSeconds: 30 } });
+    const first = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t5"));
+    assert.equal(first.msg.applyResult.status, "APPLY_STATUS_APPLIED");
+    const id = first.msg.applyResult.resultId as string;
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    // Confirmed (the apply stays), but the result is never acked: the stream closes first.
+    await until("the confirmed apply", async () => /dport 5555 drop/.test(await list()));
+    assert.match(await outbox(), new RegExp(id));
+    api.cut();
+
+    const again = await api.waitFor((r) => r.find((x) => x.stream > first.stream && x.msg.applyResult?.targetId === "t5"));
+    assert.equal(again.msg.applyResult.resultId, id, "the same result, not a new one");
+    assert.equal(again.msg.applyResult.status, "APPLY_STATUS_APPLIED");
+    const helloAt = api.received.findIndex((x) => x.stream === again.stream && x.msg.hello);
+    assert.ok(helloAt >= 0 && helloAt < api.received.indexOf(again), "resent after Hello on the new stream");
+    assert.equal(api.received.filter((x) => x.stream === again.stream && x.msg.applyResult?.resultId === id).length, 1, "once per stream");
+    assert.match(await outbox(), new RegExp(id), "still kept: not acked yet");
+
+    // Now the server acks: the entry goes, and no later stream carries it.
+    api.send({ resultAck: { resultId: id } });
+    await until("the outbox emptied", async () => !(await outbox()).includes(id));
+    await agent.stop();
+    agent = undefined;
+    await api.stop();
   });
 });

@@ -7,6 +7,9 @@ import { z } from "zod";
 const text = (max: number) => z.string().max(max);
 const uuidOrEmpty = z.union([z.uuid(), z.literal("")]);
 const strings = z.array(text(128)).max(512);
+/** The agent's id for one result (a UUID from current agents; empty from older ones, which get no ResultAck). */
+export const RESULT_ID = /^[A-Za-z0-9-]{1,64}$/;
+const resultId = z.union([z.string().regex(RESULT_ID), z.literal("")]);
 
 export const Capabilities = z.object({
   nftVersion: text(128),
@@ -39,10 +42,11 @@ export const ApplyResult = z.object({
   version: AppliedVersion.nullish(),
   status: z.enum(["APPLY_STATUS_UNSPECIFIED", "APPLY_STATUS_APPLYING", "APPLY_STATUS_APPLIED", "APPLY_STATUS_FAILED", "APPLY_STATUS_ROLLED_BACK"]),
   error: text(64 * 1024),
+  resultId,
 });
 export type ApplyResult = z.infer<typeof ApplyResult>;
 
-export const DriftReport = z.object({ drifted: z.boolean(), details: text(64 * 1024), restored: z.boolean() });
+export const DriftReport = z.object({ drifted: z.boolean(), details: text(64 * 1024), restored: z.boolean(), resultId });
 export type DriftReport = z.infer<typeof DriftReport>;
 
 const BODIES = ["hello", "heartbeat", "applyResult", "drift", "telemetry", "quotaReset"] as const;

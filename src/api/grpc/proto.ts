@@ -26,4 +26,5 @@ export type ServerMessage =
   | { telemetryAck: { epoch: string; seq: string } }
   | { checkDrift: Record<string, never> }
   | { quotaReset: { requestId: string; name: string } }
-  | { heartbeat: { seq: string; unixMs: string } };
+  | { heartbeat: { seq: string; unixMs: string } }
+  | { resultAck: { resultId: string } };

@@ -11,7 +11,7 @@ import { publishToHost, type AgentBus, type HostNotice } from "./bus.ts";
 import type { AgentContext } from "./context.ts";
 import { AgentRpcError, toStatus } from "./errors.ts";
 import type { AgentIdentity } from "./identity.ts";
-import { MalformedMessage, parseAgentMessage, type AgentMessage, type AppliedVersion, type DriftReport } from "./messages.ts";
+import { MalformedMessage, parseAgentMessage, RESULT_ID, type AgentMessage, type AppliedVersion, type ApplyResult, type DriftReport } from "./messages.ts";
 import type { ServerMessage } from "./proto.ts";
 import { ingestTelemetry, pendingQuotaResets, recordQuotaReset, TelemetryError } from "../telemetry/index.ts";
 
@@ -147,11 +147,21 @@ export class AgentSession {
         }
       }
       case "quotaReset": {
-        const q = msg.quotaReset as { requestId?: string; name?: string; ok?: boolean; error?: string };
+        const q = msg.quotaReset as { requestId?: string; name?: string; ok?: boolean; error?: string; resultId?: string };
+        // Only a pending request changes, so a resent result is a no-op (and acked again).
         await recordQuotaReset(this.ctx, this.identity.hostId, { requestId: String(q.requestId ?? ""), ok: q.ok === true, ...(q.name && { name: q.name }), ...(q.error && { error: q.error }) });
-        return;
+        return this.ackResult(typeof q.resultId === "string" && RESULT_ID.test(q.resultId) ? q.resultId : "");
       }
     }
+  }
+
+  /**
+   * The result with this id is processed: its transaction committed, or it was ignored
+   * (stale, or already processed). The agent drops it from its outbox only now; until then
+   * it resends it after every Hello, so every result handler must be idempotent.
+   */
+  private ackResult(resultId: string): void {
+    if (resultId) this.send({ resultAck: { resultId } });
   }
 
   private async touch(): Promise<void> {
@@ -193,33 +203,47 @@ export class AgentSession {
     return v.id;
   }
 
-  private async onApplyResult(r: Parameters<typeof recordResult>[2]): Promise<void> {
+  /**
+   * recordResult is a state machine over the target's row: a transition happens once, so the
+   * same result again (a resend whose first ack was lost) is ignored — or, for "applied",
+   * answered with Confirm again and nothing written.
+   */
+  private async onApplyResult(r: ApplyResult): Promise<void> {
     const out = await recordResult(this.ctx.db, this.identity.hostId, r);
     if (out.kind === "foreign") {
+      // Acked before the refusal, so an agent that somehow holds such a result does not
+      // resend it (and lose its stream) after every reconnect.
+      this.ackResult(r.resultId);
       throw new AgentRpcError("wrong_host", `target ${r.targetId} does not belong to host "${this.identity.hostName}"`);
     }
     if (out.kind === "ignored") {
       this.ctx.log.debug({ hostId: this.identity.hostId, targetId: r.targetId, reason: out.reason }, "apply result ignored");
-      return;
+      return this.ackResult(r.resultId);
     }
     this.ctx.log.info({ hostId: this.identity.hostId, deploymentId: out.deploymentId, targetId: r.targetId, status: out.status, error: r.error || undefined }, "apply result");
     // Hearing "applied" over the stream is the contact commit-confirm waits for.
     if (out.confirm) this.send({ confirm: { deploymentId: out.deploymentId, targetId: r.targetId } });
+    this.ackResult(r.resultId);
   }
 
+  /**
+   * The report's result id is stored in drift_details and the row is only written when it
+   * differs, so a resent report (its first ack lost) leaves the host as it is. Reports
+   * arrive in order (the agent resends its outbox oldest first), so the stored id is always
+   * the newest processed one.
+   */
   private async onDrift(d: DriftReport): Promise<void> {
     const now = new Date();
-    await this.ctx.db.host.update({
-      where: { id: this.identity.hostId },
-      data: {
-        // Drift that the agent already repaired is history, not current state.
-        drift: d.drifted && !d.restored,
-        driftDetails: { drifted: d.drifted, restored: d.restored, details: d.details, reportedAt: now.toISOString() },
-        driftCheckedAt: now,
-        updatedAt: now,
-      },
-    });
-    if (d.drifted) this.ctx.log.warn({ hostId: this.identity.hostId, restored: d.restored, details: d.details.slice(0, 500) }, "drift reported");
+    // Drift that the agent already repaired is history, not current state.
+    const drift = d.drifted && !d.restored;
+    const details = JSON.stringify({ drifted: d.drifted, restored: d.restored, details: d.details, reportedAt: now.toISOString(), ...(d.resultId && { resultId: d.resultId }) });
+    const n = await this.ctx.db.$executeRaw`
+      UPDATE hosts SET drift = ${drift}, drift_details = ${details}::jsonb, drift_checked_at = ${now}, updated_at = ${now}
+       WHERE id = ${this.identity.hostId}::uuid
+         AND (${d.resultId} = '' OR drift_details IS NULL OR drift_details->>'resultId' IS DISTINCT FROM ${d.resultId})`;
+    if (n === 0) this.ctx.log.debug({ hostId: this.identity.hostId, resultId: d.resultId }, "drift report already recorded");
+    else if (d.drifted) this.ctx.log.warn({ hostId: this.identity.hostId, restored: d.restored, details: d.details.slice(0, 500) }, "drift reported");
+    this.ackResult(d.resultId);
   }
 
   private async onNotice(n: HostNotice): Promise<void> {
