@@ -7,8 +7,12 @@
 // the mark (not even with -v), but the pcap records carry NFLOG's TLVs verbatim: prefix,
 // packet mark, in/out interface index, timestamp, payload. Node has no netlink sockets
 // without a native addon, and `nft monitor trace` needs nftrace rules, so tcpdump's
-// pcap is the reliable source. Not available this way: the conntrack mark (NFULA_CT
-// needs the listener to ask for conntrack data; tcpdump does not), so ctmark is 0.
+// pcap is the reliable source. The conntrack mark is not in tcpdump's records (NFULA_CT
+// needs the listener to ask for conntrack data, tcpdump does not, and kernels without
+// CONFIG_NETFILTER_NETLINK_GLUE_CT cannot send it): when a record has no NFULA_CT, the
+// mark is looked up by the packet's tuple with `conntrack -G` (ctmark.ts: timeout, LRU
+// cache, rate cap). Unknown is sent as 0: LogEvent.ctmark is a proto3 uint32 without
+// presence, so the wire cannot tell "unknown" from 0.
 // Measured pitfall: never pass a small snaplen (-s 512). libpcap sizes its netlink
 // receive buffer from it, and the kernel batches NFLOG messages (several per netlink
 // packet under load): the batch is truncated and tcpdump writes garbage records and
@@ -18,7 +22,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { LogEventMsg } from "./batch.ts";
 import type { Logger } from "../log.ts";
 import { errorText } from "../errors.ts";
-import { decodeIp, decodeNflog, LINKTYPE_NFLOG, PcapStream } from "./nflog.ts";
+import { ctTuple, decodeIp, decodeNflog, LINKTYPE_NFLOG, PcapStream } from "./nflog.ts";
+import { CtMarkLookup, type CtMarkOptions } from "./ctmark.ts";
 
 export interface LogReaderOptions {
   groups: number[];
@@ -26,14 +31,19 @@ export interface LogReaderOptions {
   log: Logger;
   onEvents: (events: LogEventMsg[]) => void;
   tcpdumpPath?: string;
+  /** Bounds of the conntrack -G lookups (netns and log are taken from here). */
+  ctmark?: Omit<CtMarkOptions, "netns" | "log">;
 }
 
 export class LogReader {
   private procs: ChildProcess[] = [];
   private ifnames = new Map<number, string>();
   private stopped = false;
+  private readonly ct: CtMarkLookup;
 
-  constructor(private readonly o: LogReaderOptions) {}
+  constructor(private readonly o: LogReaderOptions) {
+    this.ct = new CtMarkLookup({ ...o.ctmark, ...(o.netns ? { netns: o.netns } : {}), log: o.log });
+  }
 
   /** Start one tcpdump per group; resolves once each printed "listening" (or failed). */
   async start(): Promise<void> {
@@ -51,29 +61,42 @@ export class LogReader {
     const child = spawn(file, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.procs.push(child);
     const pcap = new PcapStream();
+    // Chunks are handed on in the order they arrived, each after its ct mark lookups.
+    let delivered: Promise<void> = Promise.resolve();
     child.stdout!.on("data", (chunk: Buffer) => {
-      const events: LogEventMsg[] = [];
+      const events: Promise<LogEventMsg>[] = [];
       try {
         pcap.push(chunk, (data, ms, le) => {
           if (pcap.linktype !== LINKTYPE_NFLOG) return;
           const p = decodeNflog(data, ms, le);
           if (!p) return;
-          events.push({
+          const ev: LogEventMsg = {
             unixMs: p.unixMs,
             prefix: p.prefix,
             level: 0,
             mark: p.mark,
-            ctmark: 0,
+            ctmark: p.ctmark ?? 0,
             iif: p.indev !== undefined ? this.ifname(p.indev) : "",
             oif: p.outdev !== undefined ? this.ifname(p.outdev) : "",
             ...decodeIp(p.payload),
-          });
+          };
+          const tuple = p.ctmark === undefined ? ctTuple(p.payload) : undefined;
+          events.push(tuple ? this.ct.lookup(tuple).then((m) => ({ ...ev, ctmark: m ?? 0 }), () => ev) : Promise.resolve(ev));
         });
       } catch (e) {
         this.o.log.error("cannot decode tcpdump output", { group, error: errorText(e) });
         child.kill("SIGTERM");
       }
-      if (events.length > 0) this.o.onEvents(events);
+      if (events.length === 0) return;
+      const all = Promise.all(events);
+      delivered = delivered.then(async () => {
+        const evs = await all;
+        try {
+          this.o.onEvents(evs);
+        } catch (e) {
+          this.o.log.error("log event consumer failed", { group, error: errorText(e) });
+        }
+      });
     });
     let err = "";
     return new Promise((resolve) => {
@@ -131,5 +154,11 @@ export class LogReader {
       ),
     );
     this.procs = [];
+    this.ct.flushReport();
+  }
+
+  /** ct mark lookups started / skipped by the rate cap (for tests and diagnostics). */
+  ctLookups(): { started: number; skipped: number } {
+    return { started: this.ct.started, skipped: this.ct.skipped };
   }
 }

@@ -13,6 +13,10 @@ const NFULA_IFINDEX_INDEV = 4;
 const NFULA_IFINDEX_OUTDEV = 5;
 const NFULA_PAYLOAD = 9;
 const NFULA_PREFIX = 10;
+/** Nested conntrack attributes; only with CONFIG_NETFILTER_NETLINK_GLUE_CT and a listener
+ * that set NFULNL_CFG_F_CONNTRACK (tcpdump does not), kept for such readers. */
+const NFULA_CT = 18;
+const CTA_MARK = 8;
 
 export interface NflogPacket {
   group: number;
@@ -24,6 +28,8 @@ export interface NflogPacket {
   /** From NFULA_TIMESTAMP when present, else the pcap record time. */
   unixMs: number;
   payload?: Buffer;
+  /** CTA_MARK of NFULA_CT when the message carries conntrack data; else undefined. */
+  ctmark?: number;
 }
 
 export function decodeNflog(data: Buffer, pcapMs: number, littleEndian: boolean): NflogPacket | undefined {
@@ -56,10 +62,95 @@ export function decodeNflog(data: Buffer, pcapMs: number, littleEndian: boolean)
       case NFULA_PAYLOAD:
         pkt.payload = Buffer.from(v);
         break;
+      case NFULA_CT: {
+        const m = nestedU32(v, CTA_MARK, littleEndian);
+        if (m !== undefined) pkt.ctmark = m;
+        break;
+      }
     }
     off += (len + 3) & ~3;
   }
   return pkt;
+}
+
+/** A big-endian u32 attribute of a nested attribute block (headers in host order). */
+function nestedU32(buf: Buffer, want: number, littleEndian: boolean): number | undefined {
+  let off = 0;
+  while (off + 4 <= buf.length) {
+    const len = littleEndian ? buf.readUInt16LE(off) : buf.readUInt16BE(off);
+    const type = (littleEndian ? buf.readUInt16LE(off + 2) : buf.readUInt16BE(off + 2)) & 0x7fff;
+    if (len < 4 || off + len > buf.length) return undefined;
+    if (type === want && len >= 8) return buf.readUInt32BE(off + 4);
+    off += (len + 3) & ~3;
+  }
+  return undefined;
+}
+
+/** What `conntrack -G` needs to find a packet's connection. */
+export interface CtTuple {
+  family: 4 | 6;
+  protocol: "tcp" | "udp" | "sctp" | "udplite" | "icmp" | "icmpv6";
+  saddr: string;
+  daddr: string;
+  sport?: number;
+  dport?: number;
+  /** ICMP/ICMPv6 echo-style messages: conntrack tracks them by type, code and id. */
+  icmp?: { type: number; code: number; id: number };
+}
+
+// ICMP types conntrack tracks as their own connection (request -> reply), IPv4 and IPv6.
+const ICMP4_TRACKED = new Set([0, 8, 13, 14, 15, 16, 17, 18]);
+const ICMP6_TRACKED = new Set([128, 129, 130, 131]);
+
+/** The conntrack tuple of an IPv4/IPv6 packet, or undefined when conntrack -G cannot look it up. */
+export function ctTuple(p: Buffer | undefined): CtTuple | undefined {
+  if (!p || p.length < 1) return undefined;
+  const d = decodeIp(p);
+  if (d.saddr === "" || d.daddr === "") return undefined;
+  const v = p[0]! >> 4;
+  const family = v === 6 ? 6 : 4;
+  let proto: number;
+  let l4: number;
+  if (v === 4) {
+    if ((p.readUInt16BE(6) & 0x1fff) !== 0) return undefined;
+    proto = p[9]!;
+    l4 = (p[0]! & 15) * 4;
+  } else {
+    proto = p[6]!;
+    l4 = 40; // extension headers are not walked: such packets get no lookup
+  }
+  const base = { family, saddr: d.saddr, daddr: d.daddr } as const;
+  const ports: Record<number, CtTuple["protocol"]> = { 6: "tcp", 17: "udp", 132: "sctp", 136: "udplite" };
+  if (ports[proto] !== undefined) {
+    if (d.sport === 0 && d.dport === 0) return undefined;
+    return { ...base, protocol: ports[proto]!, sport: d.sport, dport: d.dport };
+  }
+  const icmp = (family === 4 && proto === 1) || (family === 6 && proto === 58);
+  if (icmp && p.length >= l4 + 8) {
+    const type = p[l4]!;
+    if (!(family === 4 ? ICMP4_TRACKED : ICMP6_TRACKED).has(type)) return undefined;
+    return { ...base, protocol: family === 4 ? "icmp" : "icmpv6", icmp: { type, code: p[l4 + 1]!, id: p.readUInt16BE(l4 + 4) } };
+  }
+  return undefined;
+}
+
+const ICMP4_REQUEST: Record<number, number> = { 0: 8, 14: 13, 16: 15, 18: 17 };
+const ICMP6_REQUEST: Record<number, number> = { 129: 128, 131: 130 };
+
+/**
+ * The tuple a reply-direction packet's connection was created with (without NAT):
+ * addresses and ports swapped, an ICMP reply type turned into its request type.
+ * `conntrack -G` finds entries by their original tuple only (measured, 1.4.7 / 6.18:
+ * the packet's own tuple of a reply misses; a reply-tuple query is refused).
+ */
+export function swappedTuple(t: CtTuple): CtTuple | undefined {
+  const base = { family: t.family, protocol: t.protocol, saddr: t.daddr, daddr: t.saddr };
+  if (t.icmp) {
+    const req = (t.family === 4 ? ICMP4_REQUEST : ICMP6_REQUEST)[t.icmp.type];
+    return req === undefined ? undefined : { ...base, icmp: { ...t.icmp, type: req } };
+  }
+  if (t.sport === undefined || t.dport === undefined) return undefined;
+  return { ...base, sport: t.dport, dport: t.sport };
 }
 
 const PROTO: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp", 136: "udplite" };
