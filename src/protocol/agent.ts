@@ -2,7 +2,11 @@
 // (src/agent), which must not import each other: proto/palisade/v1/agent.proto loaded
 // with the proto-loader options both sides' TypeScript shapes are written for —
 // camelCase fields, uint64 as decimal strings (no precision loss), enums by name,
-// defaults filled in, and `body` naming the oneof member that is set. Each side keeps its
+// defaults filled in, and `body` naming the oneof member that is set. proto3 `optional`
+// fields (LogEvent.ctmark) keep their presence under these options (measured with
+// proto-loader 0.8): unset stays absent from the decoded object (`defaults` does not
+// fill members of the synthetic oneof), set — even to 0 — is present, alongside
+// `_ctmark: "ctmark"` from `oneofs`; an undefined/null value is not encoded. Each side keeps its
 // own message typings (src/api/grpc/proto.ts, src/agent/proto.ts). Not for the engine,
 // which has no gRPC.
 import { fileURLToPath } from "node:url";

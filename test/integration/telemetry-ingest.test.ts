@@ -10,6 +10,9 @@ import { LOGS_CHANNEL, type LogEventView } from "../../src/api/telemetry/channel
 import { TelemetryError } from "../../src/api/telemetry/errors.ts";
 import { ingestTelemetry } from "../../src/api/telemetry/ingest.ts";
 import { addressTotals } from "../../src/api/telemetry/queries.ts";
+import { loadSync } from "@grpc/proto-loader";
+import { LOADER_OPTIONS, PROTO_PATH } from "../../src/protocol/agent.ts";
+import { startTestApp } from "../support/app.ts";
 import { createTestDatabase, sql, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
 import { batch, expectedTotals, makeHost, rng } from "./telemetry-support.ts";
 
@@ -149,6 +152,31 @@ describe("telemetry ingest", () => {
       assert.deepEqual(stored.map((e) => [e.prefix, e.mark, e.ctmark, e.at.getTime()]), [["PAL mark: ", 42n, 7n, t - 5], ["other", 0n, 0n, t - 1]]);
     } finally {
       sub.disconnect();
+    }
+  });
+
+  test("ctmark: unset on the wire is stored NULL and listed null; a found 0 stays 0", async () => {
+    // Through the proto as the gRPC stream decodes it: `optional uint32 ctmark` keeps presence.
+    const type = loadSync(PROTO_PATH, LOADER_OPTIONS)["palisade.v1.LogEvent"] as unknown as { serialize(v: object): Buffer; deserialize(b: Buffer): Record<string, unknown> };
+    const wire = (v: object) => type.deserialize(type.serialize(v));
+    const base = { level: 4, mark: 1, iif: "", oif: "", saddr: "", daddr: "", protocol: "", sport: 0, dport: 0, length: 0 };
+    const t = Date.now();
+    const unknown = wire({ ...base, unixMs: t - 2, prefix: "CT unknown " });
+    const zero = wire({ ...base, unixMs: t - 1, prefix: "CT zero ", ctmark: 0 });
+    assert.equal("ctmark" in unknown, false);
+    assert.equal(zero.ctmark, 0);
+    const app = await startTestApp();
+    try {
+      const host = await makeHost(app.db, "ingest-ctmark");
+      await ingestTelemetry({ db: app.db, redis: app.redis }, host, batch("ct", 1, t, [], { logs: [unknown, zero] as never }));
+      const stored = await app.db.logEvent.findMany({ where: { hostId: host }, orderBy: { id: "asc" } });
+      assert.deepEqual(stored.map((e) => [e.prefix, e.ctmark]), [["CT unknown ", null], ["CT zero ", 0n]]);
+      const res = await app.req("GET", `/v1/logs?host=${host}`, { as: "viewer" });
+      assert.equal(res.statusCode, 200);
+      const items = (res.json() as { items: { prefix: string; ctmark: number | null }[] }).items;
+      assert.deepEqual(items.map((e) => [e.prefix, e.ctmark]), [["CT zero ", 0], ["CT unknown ", null]]);
+    } finally {
+      await app.close();
     }
   });
 

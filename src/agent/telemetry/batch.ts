@@ -30,7 +30,8 @@ export interface LogEventMsg {
   prefix: string;
   level: number;
   mark: number;
-  ctmark: number;
+  /** Absent when the conntrack mark could not be determined (sent unset; 0 is a real mark). */
+  ctmark?: number;
   iif: string;
   oif: string;
   saddr: string;

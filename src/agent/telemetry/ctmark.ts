@@ -11,7 +11,8 @@
 //   - a small LRU cache keyed by the tuple with a short TTL (hits and misses), and one
 //     shared in-flight lookup per tuple;
 //   - at most `maxPerSecond` processes started per second; beyond it the mark stays
-//     unknown and the skipped lookups are counted and logged (warn, at most every 10 s).
+//     unknown (the event is sent without ctmark, which the API stores as NULL) and the
+//     skipped lookups are counted and logged (warn, at most every 10 s).
 
 import { execFile } from "node:child_process";
 import type { Logger } from "../log.ts";
@@ -148,7 +149,7 @@ export class CtMarkLookup {
   /** Log the skipped lookups not reported yet (also called on stop). */
   flushReport(now = this.now()): void {
     if (this.skippedSinceReport === 0) return;
-    this.o.log.warn("ct mark lookups skipped (rate cap): those log events carry ctmark 0", {
+    this.o.log.warn("ct mark lookups skipped (rate cap): those log events carry no ctmark", {
       skipped: this.skippedSinceReport,
       skippedTotal: this.skipped,
       maxPerSecond: this.o.maxPerSecond ?? 50,

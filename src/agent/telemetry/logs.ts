@@ -11,8 +11,9 @@
 // needs the listener to ask for conntrack data, tcpdump does not, and kernels without
 // CONFIG_NETFILTER_NETLINK_GLUE_CT cannot send it): when a record has no NFULA_CT, the
 // mark is looked up by the packet's tuple with `conntrack -G` (ctmark.ts: timeout, LRU
-// cache, rate cap). Unknown is sent as 0: LogEvent.ctmark is a proto3 uint32 without
-// presence, so the wire cannot tell "unknown" from 0.
+// cache, rate cap). Unknown (lookup missed, failed or skipped by the rate cap; no tuple) is
+// left unset: LogEvent.ctmark is `optional`, so the API stores NULL, while a found mark
+// of 0 is sent as 0.
 // Measured pitfall: never pass a small snaplen (-s 512). libpcap sizes its netlink
 // receive buffer from it, and the kernel batches NFLOG messages (several per netlink
 // packet under load): the batch is truncated and tcpdump writes garbage records and
@@ -75,13 +76,13 @@ export class LogReader {
             prefix: p.prefix,
             level: 0,
             mark: p.mark,
-            ctmark: p.ctmark ?? 0,
+            ...(p.ctmark !== undefined && { ctmark: p.ctmark }),
             iif: p.indev !== undefined ? this.ifname(p.indev) : "",
             oif: p.outdev !== undefined ? this.ifname(p.outdev) : "",
             ...decodeIp(p.payload),
           };
           const tuple = p.ctmark === undefined ? ctTuple(p.payload) : undefined;
-          events.push(tuple ? this.ct.lookup(tuple).then((m) => ({ ...ev, ctmark: m ?? 0 }), () => ev) : Promise.resolve(ev));
+          events.push(tuple ? this.ct.lookup(tuple).then((m) => (m === undefined ? ev : { ...ev, ctmark: m }), () => ev) : Promise.resolve(ev));
         });
       } catch (e) {
         this.o.log.error("cannot decode tcpdump output", { group, error: errorText(e) });

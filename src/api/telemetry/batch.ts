@@ -11,6 +11,8 @@ export const UNATTRIBUTED = "0.0.0.0/0";
 
 const Name = z.string().min(1).max(128);
 const u32 = z.coerce.number().int().min(0).max(0xffffffff).default(0);
+/** proto3 `optional uint32`: absent (or null) when unknown, kept as null; 0 is a value. */
+const optU32 = z.coerce.number().int().min(0).max(0xffffffff).nullish().transform((v) => v ?? null);
 const text = (max: number) => z.string().max(max).default("");
 
 const Accounting = z.object({
@@ -37,7 +39,7 @@ const LogEvent = z.object({
   prefix: text(64),
   level: z.coerce.number().int().min(0).max(8).default(4),
   mark: u32,
-  ctmark: u32,
+  ctmark: optU32,
   iif: text(16),
   oif: text(16),
   saddr: text(45),

@@ -162,7 +162,7 @@ async function insertLogs(tx: Prisma.TransactionClient, hostId: string, b: Batch
     b.logs.map((e) => e.prefix),
     b.logs.map((e) => e.level),
     b.logs.map((e) => String(e.mark)),
-    b.logs.map((e) => String(e.ctmark)),
+    b.logs.map((e) => (e.ctmark === null ? null : String(e.ctmark))),
     fields,
   );
   return rows.map((r, i) => {
