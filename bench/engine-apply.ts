@@ -15,9 +15,7 @@
 // Usage: npm run bench -- bench/engine-apply.ts   (BENCH_RUNS=5 BENCH_RUNS_1M=3 by default)
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
-import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { driver } from "../src/engine/index.ts";
 import { createLab, type NetnsLab } from "../test/support/netns.ts";
 import { CASES, type Case } from "./lib/policies.ts";
@@ -27,9 +25,7 @@ import { note, step } from "./lib/progress.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const RUNS_1M = Number(process.env.BENCH_RUNS_1M ?? 3);
-const FULL_VALIDATE_CAP_MS = Number(process.env.BENCH_VALIDATE_CAP_MS ?? 20_000);
 const NFT_TIMEOUT_MS = 120_000;
-const here = dirname(fileURLToPath(import.meta.url));
 
 interface Sample {
   compile: CompileTimes;
@@ -50,34 +46,7 @@ async function dropTable(lab: NetnsLab, ns: string): Promise<void> {
   await lab.nft(ns, ["delete", "table", "inet", "palisade"], undefined, { allowFailure: true, timeoutMs: 60_000 });
 }
 
-/** The full public validatePolicy() in a child process, killed (by its pid) after `capMs`. */
-function fullValidateBounded(key: string, capMs: number): Promise<{ ms?: number; killedAfterMs?: number; ok?: boolean; warnings?: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, ["--import", "tsx", join(here, "lib", "validate-child.ts"), key], { stdio: ["ignore", "pipe", "pipe"], cwd: join(here, "..") });
-    let out = "";
-    let err = "";
-    let killed = false;
-    child.stdout.on("data", (b: Buffer) => (out += b.toString()));
-    child.stderr.on("data", (b: Buffer) => (err += b.toString()));
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill("SIGKILL");
-    }, capMs);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      if (killed) return resolve({ killedAfterMs: performance.now() - t0 });
-      if (code !== 0) return reject(new Error(`validate child exited ${code}: ${err.trim().slice(0, 500)}`));
-      resolve(JSON.parse(out.trim().split("\n").pop()!));
-    });
-  });
-}
-
-async function benchCase(lab: NetnsLab, ns: string, dir: string, c: Case, runs: number, lints: boolean): Promise<Sample[]> {
+async function benchCase(lab: NetnsLab, ns: string, dir: string, c: Case, runs: number): Promise<Sample[]> {
   const gen = step(`${c.label}: building the policy document`);
   const doc = c.doc();
   gen.done();
@@ -85,7 +54,7 @@ async function benchCase(lab: NetnsLab, ns: string, dir: string, c: Case, runs: 
   const samples: Sample[] = [];
   for (let r = 0; r < runs; r++) {
     const p = step(`${c.label}: run ${r + 1}/${runs}: compile`);
-    const compile = compileTimed(doc, lints);
+    const compile = compileTimed(doc);
     if (r === 0) writeFileSync(file, compile.text);
     const g0 = performance.now();
     driver.assertPalisadeOnly(compile.text);
@@ -123,18 +92,13 @@ async function main(): Promise<void> {
   const started = performance.now();
   const lab = createLab();
   const dir = mkdtempSync(join(tmpdir(), "palisade-bench-"));
-  const results: Array<{ c: Case; runs: number; s: Sample[]; lints: boolean; bytes: number }> = [];
-  let fullValidate10k: Awaited<ReturnType<typeof fullValidateBounded>> | undefined;
+  const results: Array<{ c: Case; runs: number; s: Sample[]; bytes: number }> = [];
   try {
     const ns = await lab.addNamespace();
     note(`namespace ${ns}; runs: ${RUNS} (10k, 100k), ${RUNS_1M} (1M)`);
-    // 10k rules: the full validatePolicy (with lints) is bounded in a child; the timed runs skip the lints.
-    const v = step(`10k linear rules: full validatePolicy() in a child, capped at ${ms(FULL_VALIDATE_CAP_MS)}`);
-    fullValidate10k = await fullValidateBounded("rules10k", FULL_VALIDATE_CAP_MS);
-    v.done(fullValidate10k.killedAfterMs !== undefined ? "(killed at the cap)" : `(${ms(fullValidate10k.ms!)})`);
-    for (const [c, runs, lints] of [[CASES.rules10k, RUNS, false], [CASES.set100k, RUNS, true], [CASES.set1m, RUNS_1M, true]] as const) {
-      const s = await benchCase(lab, ns, dir, c, runs, lints);
-      results.push({ c, runs, s, lints, bytes: Buffer.byteLength(s[0]!.compile.text) });
+    for (const [c, runs] of [[CASES.rules10k, RUNS], [CASES.set100k, RUNS], [CASES.set1m, RUNS_1M]] as const) {
+      const s = await benchCase(lab, ns, dir, c, runs);
+      results.push({ c, runs, s, bytes: Buffer.byteLength(s[0]!.compile.text) });
     }
   } finally {
     await lab.cleanup();
@@ -159,21 +123,14 @@ async function main(): Promise<void> {
   out.push(table(rows));
   out.push("");
   out.push("Where the time goes (medians; engine apply = guard + spawn `ip netns exec nft -f -` + stdin; ApplyResult.durationMs = the nft run):");
-  const rows2: string[][] = [["policy", "validate", "compileNft", "serialize", "guard", "apply nft run", "apply - raw -f FILE", "raw -f - minus raw -f FILE", "lints in compile"]];
-  for (const { c, s, lints } of results) {
-    rows2.push([c.label, ms(median(s.map((x) => x.compile.validateMs))), ms(median(s.map((x) => x.compile.compileMs))), ms(median(s.map((x) => x.compile.serializeMs))),
+  const rows2: string[][] = [["policy", "validate (with lints)", "compileNft", "guard", "apply nft run", "apply - raw -f FILE", "raw -f - minus raw -f FILE"]];
+  for (const { c, s } of results) {
+    rows2.push([c.label, ms(median(s.map((x) => x.compile.validateMs))), ms(median(s.map((x) => x.compile.compileMs))),
       ms(median(s.map((x) => x.guardMs))), ms(median(s.map((x) => x.engineNftMs))), ms(median(s.map((x) => x.engineMs - x.rawFileMs))),
-      ms(median(s.map((x) => x.rawPipeMs - x.rawFileMs))), lints ? "yes" : "NO (see below)"]);
+      ms(median(s.map((x) => x.rawPipeMs - x.rawFileMs)))]);
   }
   out.push(table(rows2));
   out.push("");
-  const fv = fullValidate10k;
-  if (fv?.killedAfterMs !== undefined) {
-    out.push(`10k linear rules: the full validatePolicy() (with lints) did not finish within ${ms(fv.killedAfterMs)} and was killed; the compile column above is validate WITHOUT lints.`);
-    out.push("  (the rule_shadowed lint compares each rule with every earlier terminating rule: O(n^2) covers() calls, each parsing both prefixes.)");
-  } else if (fv) {
-    out.push(`10k linear rules: full validatePolicy() with lints took ${ms(fv.ms!)} (ok=${fv.ok}, ${fv.warnings} warnings); the compile column above is validate WITHOUT lints.`);
-  }
   out.push(`Target (issue 3): engine apply within 1.2x of raw nft -f. ${results.map(({ c, s }) => `${c.label}: ${ratio(median(s.map((x) => x.engineMs)), median(s.map((x) => x.rawFileMs)))} ${median(s.map((x) => x.engineMs)) <= 1.2 * median(s.map((x) => x.rawFileMs)) ? "met" : "NOT met"}`).join("; ")}.`);
   out.push(`Total bench time ${ms(performance.now() - started)}.`);
   process.stdout.write(out.join("\n") + "\n");
