@@ -2,8 +2,10 @@
 // types and priorities on the same hook, so the kernel runs them in iptables' order:
 //   raw      filter hook {prerouting,output}   priority raw     (-300)
 //   mangle   filter hook *                     priority mangle  (-150); output: type route
-//   nat      nat    hook {prerouting,output}   priority dstnat  (-100)
-//            nat    hook {postrouting,input}   priority srcnat  (100)
+//   nat      nat    hook prerouting            priority dstnat  (-100)
+//            nat    hook output                priority -100    (iptables' NF_IP_PRI_NAT_DST)
+//            nat    hook postrouting           priority srcnat  (100)
+//            nat    hook input                 priority 100     (iptables' NF_IP_PRI_NAT_SRC)
 //   filter   filter hook *                     priority filter  (0)
 //   rawpost  filter hook postrouting           priority 300     (after srcnat, like xtables-addons' rawpost)
 import type { Path } from "../../diagnostics.ts";
@@ -12,6 +14,9 @@ import type { Chain } from "../../policy/index.ts";
 import { FAMILY, TABLE, type Ctx } from "./context.ts";
 
 export const RAWPOST_PRIORITY = 300;
+/** The values of nft's dstnat/srcnat, for the hooks where nft does not accept the names. */
+export const NAT_DST_PRIORITY = -100;
+export const NAT_SRC_PRIORITY = 100;
 
 export function chainPlacement(chain: Chain, ctx: Ctx, path: Path): { type: NftChain["type"]; priority: Priority } | undefined {
   const hook = chain.hook;
@@ -30,8 +35,12 @@ export function chainPlacement(chain: Chain, ctx: Ctx, path: Path): { type: NftC
     case "rawpost":
       return hook === "postrouting" ? { type: "filter", priority: RAWPOST_PRIORITY } : bad("postrouting");
     case "nat":
-      if (hook === "prerouting" || hook === "output") return { type: "nat", priority: "dstnat" };
-      if (hook === "postrouting" || hook === "input") return { type: "nat", priority: "srcnat" };
+      // nft 1.0.6 accepts the names dstnat/srcnat only on prerouting/postrouting
+      // ("invalid priority expression value in this context" elsewhere): numbers there.
+      if (hook === "prerouting") return { type: "nat", priority: "dstnat" };
+      if (hook === "output") return { type: "nat", priority: NAT_DST_PRIORITY };
+      if (hook === "postrouting") return { type: "nat", priority: "srcnat" };
+      if (hook === "input") return { type: "nat", priority: NAT_SRC_PRIORITY };
       return bad("prerouting, input, output or postrouting");
   }
 }
