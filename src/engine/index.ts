@@ -8,7 +8,7 @@ export { policyChecksum, canonicalJson } from "./checksum.ts";
 export { policyJsonSchema } from "./schema-export.ts";
 export type { Policy, PolicyInput } from "./policy/index.ts";
 export { checkTargetSupport, requiredXtablesModules } from "./compile/support.ts";
-export { compileNft, renderNft } from "./compile/nft/index.ts";
+export { compileNft, renderNft, parseAccountingName, type AccountingObject } from "./compile/nft/index.ts";
 export { renderIptables } from "./compile/iptables/index.ts";
 // Protection presets -> plain chains/rules (expand/).
 export { expandPolicy, presetNames } from "./expand/index.ts";

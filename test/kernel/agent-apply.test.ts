@@ -99,7 +99,7 @@ describe("agent safe apply (kernel, netns)", () => {
     await lab.sendUdp(peer, dst, 5000, { count: 20, size: 100 });
     const read = async () => {
       const src = await readSet("inet", "palisade", "acct_lan_src", drv());
-      const total = await readCounter("inet", "palisade", "acct_lan_total", drv());
+      const total = await readCounter("inet", "palisade", "acct_lan_srctotal", drv());
       const udp = await readCounter("inet", "palisade", "udp_seen", drv());
       const q = await readQuota("inet", "palisade", "q1", drv());
       return { src: src.elements.map((e) => `${e.key}:${e.packets}:${e.bytes}`).sort(), total: [total.packets, total.bytes], udp: [udp.packets, udp.bytes], used: q.used };

@@ -1,7 +1,8 @@
 // Ruleset texts for the agent's kernel tests, built with the engine's transaction model
 // (replaceTables + serialize: the statement form the nft compiler emits). They carry
 // the accounting shape of src/engine/compile/nft/accounting.ts: dynamic counted sets
-// acct_T_src / acct_T_dst, a total counter acct_T_total, plus a quota and a counter.
+// acct_T_src / acct_T_dst with per-direction totals acct_T_srctotal / acct_T_dsttotal
+// (or, for 0.0.0.0/0, the one total acct_T_total), plus a quota and a counter.
 
 import { replaceTables, serialize, type Rule, type TableDefinition } from "../../src/engine/nft/index.ts";
 
@@ -26,9 +27,8 @@ export interface FixtureOptions {
 export function fixtureDefinition(o: FixtureOptions): TableDefinition {
   const rule = (body: string, comment?: string): Rule => ({ kind: "rule", family: F, table: T, chain: "input", body, ...(comment ? { comment } : {}) });
   const rules: Rule[] = [
-    rule(`counter name "acct_lan_total"`),
-    rule(`ip saddr ${o.lan} add @acct_lan_src { ip saddr counter }`),
-    rule(`ip daddr ${o.lan} add @acct_lan_dst { ip daddr counter }`),
+    rule(`ip saddr ${o.lan} counter name "acct_lan_srctotal" add @acct_lan_src { ip saddr counter }`),
+    rule(`ip daddr ${o.lan} counter name "acct_lan_dsttotal" add @acct_lan_dst { ip daddr counter }`),
   ];
   if (o.withAll) rules.push(rule(`counter name "acct_all_total"`));
   rules.push(rule(`meta l4proto udp quota name "q1"`, "udp budget"));
@@ -42,7 +42,8 @@ export function fixtureDefinition(o: FixtureOptions): TableDefinition {
   return {
     table: { kind: "table", family: F, name: T },
     counters: [
-      { kind: "counter", family: F, table: T, name: "acct_lan_total" },
+      { kind: "counter", family: F, table: T, name: "acct_lan_srctotal" },
+      { kind: "counter", family: F, table: T, name: "acct_lan_dsttotal" },
       ...(o.withAll ? [{ kind: "counter" as const, family: F, table: T, name: "acct_all_total" }] : []),
       { kind: "counter", family: F, table: T, name: "udp_seen" },
     ],

@@ -87,11 +87,11 @@ describe("agent telemetry (kernel, netns)", () => {
     return { sb, sp, db, dp };
   };
   const sumTable = (table: string) => {
-    let sb = 0, sp = 0;
+    let sb = 0, sp = 0, db = 0, dp = 0;
     for (const b of batches.values()) for (const r of b.accounting) if (r.table === table) {
-      sb += r.srcBytes; sp += r.srcPackets;
+      sb += r.srcBytes; sp += r.srcPackets; db += r.dstBytes; dp += r.dstPackets;
     }
-    return { sb, sp };
+    return { sb, sp, db, dp };
   };
 
   it("deltas over many intervals, a re-apply under traffic, a table replace and a restart add up exactly", async () => {
@@ -161,11 +161,15 @@ describe("agent telemetry (kernel, netns)", () => {
     const total = [...sent.values()].reduce((a, b) => a + b, 0);
     assert.equal(sumRows("lan", dst).dp, total);
     assert.equal(sumRows("lan", dst).db, total * IPLEN);
-    // Every row of a table (per-address + unattributed) adds up to the kernel's total counter.
-    const lanTotal = await readCounter("inet", "palisade", "acct_lan_total", drv);
-    assert.deepEqual(sumTable("lan"), { sb: lanTotal.bytes, sp: lanTotal.packets });
+    // Every row of a table (per-address + unattributed) adds up to the kernel's
+    // per-direction totals; with every element added there is no unattributed row.
+    const lanSrc = await readCounter("inet", "palisade", "acct_lan_srctotal", drv);
+    const lanDst = await readCounter("inet", "palisade", "acct_lan_dsttotal", drv);
+    assert.deepEqual(sumTable("lan"), { sb: lanSrc.bytes, sp: lanSrc.packets, db: lanDst.bytes, dp: lanDst.packets });
+    assert.deepEqual(sumRows("lan", ""), { sb: 0, sp: 0, db: 0, dp: 0 });
+    // 0.0.0.0/0: ACCOUNT's one slot, on the src side only.
     const allTotal = await readCounter("inet", "palisade", "acct_all_total", drv);
-    assert.deepEqual(sumRows("all", ""), { sb: allTotal.bytes, sp: allTotal.packets, db: allTotal.bytes, dp: allTotal.packets });
+    assert.deepEqual(sumRows("all", ""), { sb: allTotal.bytes, sp: allTotal.packets, db: 0, dp: 0 });
     assert.ok(allTotal.packets >= total);
     // Named counter and quota.
     const udp = await readCounter("inet", "palisade", "udp_seen", drv);

@@ -156,7 +156,7 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     }
     assert.equal(rows.get(dst)?.dstPackets, total, `${phase}: the receiver as destination`);
     // Let one more interval pass so the last totals are shipped, then compare table totals.
-    const lanTotal = await readCounter("inet", "palisade", "acct_lan_total", drv);
+    const lanTotal = await readCounter("inet", "palisade", "acct_lan_srctotal", drv);
     const allTotal = await readCounter("inet", "palisade", "acct_all_total", drv);
     for (let i = 0; i < 100; i++) {
       const lan = [...(await apiRows()).values()].reduce((a, x) => a + (x.srcPackets ?? 0), 0);
@@ -165,7 +165,8 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     const lanSum = [...(await apiRows()).values()].reduce((a, x) => a + (x.srcBytes ?? 0), 0);
-    assert.equal(lanSum, lanTotal.bytes, `${phase}: lan rows (addresses + unattributed) = the kernel's table total`);
+    assert.equal(lanSum, lanTotal.bytes, `${phase}: lan rows (addresses + unattributed) = the kernel's src total`);
+    assert.equal((await apiRows()).get(""), undefined, `${phase}: no unattributed row (every element was added)`);
     const all = (await t.req("GET", "/v1/accounting/tables/all?host=e2e-edge")).json() as { items: { ip: string; srcBytes: number; unattributed: boolean }[] };
     assert.deepEqual(all.items.map((x) => [x.ip, x.srcBytes, x.unattributed]), [["", allTotal.bytes, true]], `${phase}: the 0.0.0.0/0 table's one slot`);
     const [ledger] = await t.db.$queryRawUnsafe<{ n: bigint; d: bigint }[]>(`SELECT count(*) AS n, count(DISTINCT (epoch, seq)) AS d FROM telemetry_batches`);

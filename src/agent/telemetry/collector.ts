@@ -13,7 +13,7 @@ import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { LOGS_DROPPED_COUNTER, SPOOL_DROPPED_COUNTER, type AccountingDelta, type CounterDelta, type LogEventMsg, type QuotaSampleMsg, type TelemetryBatch } from "./batch.ts";
 import { deltas, readingFromJson, readingToJson, unattributed, type Cum, type Reading } from "./delta.ts";
-import { parseAccountingKey, readKernel, type KernelReading } from "./reading.ts";
+import { parseAccountingKey, parseDirectionTotalKey, readKernel, type Direction, type KernelReading } from "./reading.ts";
 import type { Spool } from "./spool.ts";
 
 interface Resume {
@@ -150,26 +150,36 @@ export class Collector {
         counters.push({ name: k.slice(2), bytes: v.bytes, packets: v.packets });
       }
     }
-    // Unattributed per table and direction, from every table that has a total counter now.
+    // Unattributed remainders: a direction's total minus its per-address sum, i.e. the
+    // packets whose element the kernel could not add (zero otherwise).
     const carry = new Map(this.carry);
+    const remainder = (table: string, dir: Direction, total: Cum) => {
+      const ck = `${table}\t${dir}`;
+      const u = unattributed(total, addrSums.get(ck) ?? ZERO, carry.get(ck) ?? ZERO);
+      carry.set(ck, u.carry);
+      if (u.emit.bytes === 0 && u.emit.packets === 0) return;
+      const r = row(table, "");
+      if (dir === "src") {
+        r.srcBytes += u.emit.bytes;
+        r.srcPackets += u.emit.packets;
+      } else {
+        r.dstBytes += u.emit.bytes;
+        r.dstPackets += u.emit.packets;
+      }
+    };
     for (const k of cur.counters.keys()) {
+      const dt = parseDirectionTotalKey(k);
+      if (dt) {
+        remainder(dt.table, dt.dir, d.get(k) ?? ZERO);
+        continue;
+      }
       if (!k.startsWith("t\t")) continue;
       const table = k.slice(2);
-      const dT = d.get(k) ?? ZERO;
-      for (const dir of ["src", "dst"] as const) {
-        const ck = `${table}\t${dir}`;
-        const u = unattributed(dT, addrSums.get(ck) ?? ZERO, carry.get(ck) ?? ZERO);
-        carry.set(ck, u.carry);
-        if (u.emit.bytes === 0 && u.emit.packets === 0) continue;
-        const r = row(table, "");
-        if (dir === "src") {
-          r.srcBytes += u.emit.bytes;
-          r.srcPackets += u.emit.packets;
-        } else {
-          r.dstBytes += u.emit.bytes;
-          r.dstPackets += u.emit.packets;
-        }
-      }
+      // One slot (0.0.0.0/0): everything on the src side, as ACCOUNT's slot 0. A legacy
+      // single total (applied before per-direction totals) stands for both directions
+      // until the table's next apply replaces it.
+      remainder(table, "src", d.get(k) ?? ZERO);
+      if (cur.legacyTotals.has(table)) remainder(table, "dst", d.get(k) ?? ZERO);
     }
     const quotas: QuotaSampleMsg[] = cur.quotas.map((q) => ({ name: q.name, mode: q.mode, limit: q.limit, used: q.used, grow: q.grow }));
     const quotaKey = JSON.stringify(quotas);

@@ -2,16 +2,19 @@
 //
 // Keys of the cumulative reading (raw kernel values; see collector.ts for the deltas):
 //   a\t<table>\t<ip>\tsrc|dst   per-address accounting (sets acct_<table>_src/_dst)
-//   t\t<table>                  the accounting table's total counter (acct_<table>_total):
-//                               every packet the ACCOUNT rule saw, once
-//   c\t<name>                   named counters (and quota2 --grow, which renders as one)
+//   d\t<table>\tsrc|dst         a direction's total (acct_<table>_srctotal/_dsttotal): the
+//                               packets that direction's set was meant to see
+//   t\t<table>                  acct_<table>_total: the one-slot (0.0.0.0/0) table's total;
+//                               or, in `legacyTotals`, the single total of a table applied
+//                               before per-direction totals existed (every packet the
+//                               ACCOUNT rule saw), until its next apply
+//   c\t<name>                   named counters
 // Quotas are samples (limit, used), not deltas.
 
 import type { DriverOptions, RulesetState } from "../../engine/driver/index.ts";
+import { parseAccountingName } from "../../engine/index.ts";
 import { readPalisade } from "../kernel/read.ts";
 import type { Reading } from "./delta.ts";
-
-const ACCT = /^acct_(.+)_(src|dst|total)$/;
 
 export interface QuotaSample {
   name: string;
@@ -26,36 +29,58 @@ export interface QuotaSample {
 export interface KernelReading {
   counters: Reading;
   quotas: QuotaSample[];
+  /** Tables whose `t` key is a single total next to per-address sets (the layout before per-direction totals). */
+  legacyTotals: Set<string>;
   takenAt: number;
 }
 
-export const accountingKey = (table: string, ip: string, dir: "src" | "dst") => `a\t${table}\t${ip}\t${dir}`;
-export const counterKey = (name: string) => `c\t${name}`;
+export type Direction = "src" | "dst";
 
+export const accountingKey = (table: string, ip: string, dir: Direction) => `a\t${table}\t${ip}\t${dir}`;
+export const counterKey = (name: string) => `c\t${name}`;
 export const totalKey = (table: string) => `t\t${table}`;
+export const directionTotalKey = (table: string, dir: Direction) => `d\t${table}\t${dir}`;
 
 /** Split an accounting key back into its parts. */
-export function parseAccountingKey(k: string): { table: string; ip: string; dir: "src" | "dst" } | undefined {
+export function parseAccountingKey(k: string): { table: string; ip: string; dir: Direction } | undefined {
   const p = k.split("\t");
   if (p[0] !== "a" || p.length !== 4) return undefined;
-  return { table: p[1]!, ip: p[2]!, dir: p[3] as "src" | "dst" };
+  return { table: p[1]!, ip: p[2]!, dir: p[3] as Direction };
+}
+
+/** Split a direction-total key back into its parts. */
+export function parseDirectionTotalKey(k: string): { table: string; dir: Direction } | undefined {
+  const p = k.split("\t");
+  if (p[0] !== "d" || p.length !== 3) return undefined;
+  return { table: p[1]!, dir: p[2] as Direction };
 }
 
 export function readingOf(st: RulesetState, now = Date.now()): KernelReading {
   const counters: Reading = new Map();
+  const setTables = new Set<string>();
   for (const set of st.sets) {
-    const m = ACCT.exec(set.name);
-    if (!m || m[2] === "total" || !set.counter) continue;
+    const a = parseAccountingName(set.name);
+    if (!a || (a.object !== "src" && a.object !== "dst") || !set.counter) continue;
+    setTables.add(a.table);
     for (const e of set.elements) {
-      counters.set(accountingKey(m[1]!, e.key, m[2] as "src" | "dst"), { bytes: e.bytes ?? 0, packets: e.packets ?? 0 });
+      counters.set(accountingKey(a.table, e.key, a.object), { bytes: e.bytes ?? 0, packets: e.packets ?? 0 });
     }
   }
+  const legacyTotals = new Set<string>();
   for (const c of st.counters) {
-    const m = ACCT.exec(c.name);
-    counters.set(m && m[2] === "total" ? totalKey(m[1]!) : counterKey(c.name), { bytes: c.bytes, packets: c.packets });
+    const a = parseAccountingName(c.name);
+    const v = { bytes: c.bytes, packets: c.packets };
+    if (a?.object === "total") {
+      counters.set(totalKey(a.table), v);
+      if (setTables.has(a.table)) legacyTotals.add(a.table);
+    } else if (a?.object === "srctotal" || a?.object === "dsttotal") {
+      counters.set(directionTotalKey(a.table, a.object === "srctotal" ? "src" : "dst"), v);
+    } else {
+      counters.set(counterKey(c.name), v);
+    }
   }
   const quotas = st.quotas.map((q) => ({ name: q.name, mode: "bytes" as const, limit: q.bytes, used: q.used, grow: false, inverted: q.mode === "over" }));
-  return { counters, quotas, takenAt: now };
+  return { counters, quotas, legacyTotals, takenAt: now };
 }
 
 export async function readKernel(opts: DriverOptions): Promise<KernelReading> {

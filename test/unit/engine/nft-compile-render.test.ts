@@ -28,7 +28,7 @@ test("compileNft gives the table definitions and the transaction the driver runs
   const main = r.tables[0]!;
   assert.equal(main.table.name, "palisade");
   assert.deepEqual(main.sets!.map((s) => s.name), ["s", "acct_lan_src", "acct_lan_dst"]);
-  assert.deepEqual(main.counters!.map((c) => c.name), ["acct_lan_total"]);
+  assert.deepEqual(main.counters!.map((c) => c.name), ["acct_lan_srctotal", "acct_lan_dsttotal"]);
   assert.equal(main.sets!.find((s) => s.name === "acct_lan_src")!.size, 256);
   assert.deepEqual(r.transaction.ops.slice(0, 2).map((o) => o.verb), ["add", "delete"]);
 });

@@ -1,0 +1,174 @@
+// ACCOUNT with traffic in both directions, on a real router: client -- router -- server
+// namespaces, the accounting policy (rendered by the real compiler) in the router's
+// forward chain, the agent's real collector reading it. TCP transfers both ways (data,
+// ACKs, handshakes: every reply included) from a LAN host. An independent table in the
+// router counts, per address and direction, what was really forwarded.
+// - Two-way traffic: the host's src and dst rows equal what it sent and received, and
+//   there is no unattributed row (a reply is the host's dst traffic, not a remainder).
+// - A full set: the remainder of each direction equals exactly what the address that
+//   found no free element carried, and the other host's row stays exact.
+
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLab, type Link, type NetnsLab } from "../support/netns.ts";
+import { memoryLogger } from "../../src/agent/log.ts";
+import { Spool } from "../../src/agent/telemetry/spool.ts";
+import { Collector } from "../../src/agent/telemetry/collector.ts";
+import type { AccountingDelta } from "../../src/agent/telemetry/batch.ts";
+import { applyPolicy } from "./nft-kit.ts";
+
+const UP = 200_000;
+const DOWN = 300_000;
+
+// Listeners in the server: 5001 swallows an upload and closes; 5002 sends DOWN bytes.
+const SERVER = `
+const net = require("node:net");
+const down = Number(process.argv[1]);
+let up = 0;
+const a = net.createServer((s) => { s.on("data", () => {}); s.on("end", () => s.end()); s.on("error", () => {}); });
+const b = net.createServer((s) => { s.on("error", () => {}); s.resume(); s.end(Buffer.alloc(down, 98)); });
+a.listen(5001, () => b.listen(5002, () => console.log("listening")));
+`;
+
+// In the client: one upload of `up` bytes, then one download, from source address `src`.
+const CLIENT = `
+const net = require("node:net");
+const [host, src, up] = process.argv.slice(1);
+const conn = (port, onConnect, onData) => new Promise((res, rej) => {
+  const s = net.connect({ host, port, localAddress: src }, () => onConnect(s));
+  s.on("data", onData);
+  s.on("error", rej);
+  s.on("close", res);
+});
+(async () => {
+  await conn(5001, (s) => s.end(Buffer.alloc(Number(up), 97)), () => {});
+  let got = 0;
+  await conn(5002, () => {}, (b) => { got += b.length; });
+  console.log(JSON.stringify({ got }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`;
+
+interface Truth {
+  src: { packets: number; bytes: number };
+  dst: { packets: number; bytes: number };
+}
+
+describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => {
+  let lab: NetnsLab;
+  let client: string;
+  let router: string;
+  let server: string;
+  let left: Link;
+  let right: Link;
+  let dir: string;
+  let extra: string; // a second LAN host address on the client
+
+  before(async () => {
+    lab = createLab();
+    ({ client, router, server, left, right } = await lab.routed());
+    extra = left.a.ip4.replace(/\.1$/, ".3");
+    await lab.exec(client, ["ip", "addr", "add", `${extra}/24`, "dev", left.a.ifname]);
+    const srv = lab.background(server, [process.execPath, "-e", SERVER, String(DOWN)], { maxLifetimeMs: 120_000 });
+    for (let i = 0; i < 100 && !srv.output().includes("listening"); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(srv.output().includes("listening"), `server did not start: ${srv.output()}`);
+    dir = await mkdtemp(join(tmpdir(), "palisade-acct-2way-"));
+  });
+  after(async () => {
+    await lab.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Independent per-address counters in the router's forward path (a table of its own). */
+  const installTruth = async (hosts: string[]) => {
+    const lines = hosts.flatMap((h, i) => [`ip saddr ${h} counter name s${i}`, `ip daddr ${h} counter name d${i}`]);
+    const counters = hosts.flatMap((_, i) => [`counter s${i} {}`, `counter d${i} {}`]);
+    const text = `table ip truth\ndelete table ip truth\ntable ip truth {\n${counters.join("\n")}\nchain seen { type filter hook forward priority -10; policy accept;\n${lines.join("\n")}\n}\n}\n`;
+    await lab.nft(router, ["-f", "-"], text);
+  };
+  const readTruth = async (hosts: string[]): Promise<Truth[]> => {
+    const out = JSON.parse((await lab.nft(router, ["-j", "list", "counters", "table", "ip", "truth"])).stdout) as { nftables: { counter?: { name: string; packets: number; bytes: number } }[] };
+    const c = new Map(out.nftables.flatMap((x) => (x.counter ? [[x.counter.name, { packets: x.counter.packets, bytes: x.counter.bytes }] as const] : [])));
+    return hosts.map((_, i) => ({ src: c.get(`s${i}`)!, dst: c.get(`d${i}`)! }));
+  };
+  /** The truth once no packet is in flight any more (two equal readings in a row; bounded). */
+  const settledTruth = async (hosts: string[]): Promise<Truth[]> => {
+    let prev = JSON.stringify(await readTruth(hosts));
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const cur = JSON.stringify(await readTruth(hosts));
+      if (cur === prev) return JSON.parse(cur) as Truth[];
+      prev = cur;
+    }
+    assert.fail("forwarded traffic did not settle");
+  };
+  const transfer = async (src: string) => {
+    const r = await lab.exec(client, [process.execPath, "-e", CLIENT, right.b.ip4, src, String(UP)], { timeoutMs: 60_000 });
+    assert.equal((JSON.parse(r.stdout) as { got: number }).got, DOWN);
+  };
+  const collector = async (name: string) => {
+    const log = memoryLogger("warn");
+    await mkdir(join(dir, name));
+    const spool = await Spool.open(join(dir, name), { maxBytes: 1 << 24, maxBatches: 1000 }, log);
+    return Collector.create({ driver: { netns: router }, spool, epoch: name, log, resumeFile: join(dir, `${name}.resume.json`) });
+  };
+  const rowsOf = (acc: AccountingDelta[], table: string) => {
+    const m = new Map<string, AccountingDelta>();
+    for (const r of acc.filter((x) => x.table === table)) {
+      const cur = m.get(r.ip) ?? { table, ip: r.ip, srcBytes: 0, srcPackets: 0, dstBytes: 0, dstPackets: 0 };
+      m.set(r.ip, { ...cur, srcBytes: cur.srcBytes + r.srcBytes, srcPackets: cur.srcPackets + r.srcPackets, dstBytes: cur.dstBytes + r.dstBytes, dstPackets: cur.dstPackets + r.dstPackets });
+    }
+    return m;
+  };
+  const asRow = (ip: string, t: Truth) => ({ ip, srcBytes: t.src.bytes, srcPackets: t.src.packets, dstBytes: t.dst.bytes, dstPackets: t.dst.packets });
+  const strip = (r: AccountingDelta | undefined) => r && { ip: r.ip, srcBytes: r.srcBytes, srcPackets: r.srcPackets, dstBytes: r.dstBytes, dstPackets: r.dstPackets };
+
+  it("TCP both ways: src and dst equal what was sent and received, no unattributed row", async () => {
+    await applyPolicy(lab, router, {
+      accounting: { lan: { prefix: left.net4 } },
+      chains: { forward: { hook: "forward", rules: [{ comment: "per-IP accounting", action: { type: "account", table: "lan" } }] } },
+    });
+    const hosts = [left.a.ip4];
+    await installTruth(hosts);
+    const c = await collector("twoway");
+    await c.collect(); // baseline
+    await transfer(left.a.ip4);
+    const [truth] = await settledTruth(hosts);
+    const batch = await c.collect();
+    assert.ok(batch, "the transfer was collected");
+    const rows = rowsOf(batch.accounting, "lan");
+    // Replies (the server's data and ACKs) are this host's dst traffic.
+    assert.ok(truth!.src.bytes > UP && truth!.dst.bytes > DOWN, "the transfers went through the router");
+    assert.deepEqual(strip(rows.get(left.a.ip4)), asRow(left.a.ip4, truth!));
+    assert.equal(rows.get(""), undefined, "no unattributed row: every packet of the table is on its address's row");
+    assert.deepEqual([...rows.keys()], [left.a.ip4], "the server (outside the prefix) has no row");
+  });
+
+  it("a full set: the remainder equals exactly what the address without an element carried", async () => {
+    // A /30 holds 4 addresses: size 4. Three slots of each set are taken (what a full
+    // set looks like to the kernel), the LAN host takes the last one, the second host
+    // finds none: its traffic is counted by the direction totals only.
+    const prefix = left.a.ip4.replace(/\.1$/, ".0/30");
+    await applyPolicy(lab, router, {
+      accounting: { small: { prefix } },
+      chains: { forward: { hook: "forward", rules: [{ comment: "per-IP accounting", action: { type: "account", table: "small" } }] } },
+    });
+    for (const set of ["acct_small_src", "acct_small_dst"]) await lab.nft(router, ["add", "element", "inet", "palisade", set, "{ 192.0.2.1, 192.0.2.2, 192.0.2.3 }"]);
+    const hosts = [left.a.ip4, extra];
+    await installTruth(hosts);
+    const c = await collector("fullset");
+    await c.collect();
+    await transfer(left.a.ip4);
+    await transfer(extra);
+    const [first, second] = await settledTruth(hosts);
+    const batch = await c.collect();
+    assert.ok(batch);
+    const rows = rowsOf(batch.accounting, "small");
+    assert.deepEqual(strip(rows.get(left.a.ip4)), asRow(left.a.ip4, first!), "the host with an element is exact");
+    assert.equal(rows.get(extra), undefined, "the second host found no free element");
+    assert.ok(second!.src.packets > 0 && second!.dst.packets > 0);
+    assert.deepEqual(strip(rows.get("")), asRow("", second!), "the remainder is exactly the second host's traffic, per direction");
+  });
+});
