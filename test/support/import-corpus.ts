@@ -1,0 +1,67 @@
+// The import corpus (test/fixtures/import/corpus): real rule files from public sources,
+// each with its origin in SOURCES. measureCorpus imports and renders every file and says
+// how far each got; the kernel test adds `nft -c` in a namespace, and prints the rates.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { importPolicy, type ImportFormat } from "../../src/engine/import/index.ts";
+import { validatePolicy } from "../../src/engine/validate/index.ts";
+import { renderNft } from "../../src/engine/compile/nft/index.ts";
+
+export const CORPUS_DIR = join(import.meta.dirname, "..", "fixtures", "import", "corpus");
+
+/** `.rules`: iptables-save text; `.rules6`: ip6tables-save text; `.sh`: a shell script. */
+export function corpusFiles(): { name: string; format: ImportFormat; text: string }[] {
+  return readdirSync(CORPUS_DIR)
+    .filter((n) => /\.(rules6?|sh)$/.test(n))
+    .sort()
+    .map((name) => ({
+      name,
+      format: name.endsWith(".sh") ? "iptables" : "iptables-save",
+      text: readFileSync(join(CORPUS_DIR, name), "utf8"),
+    }));
+}
+
+export type Stage = "import" | "validate" | "render" | "load" | "ok";
+
+export interface FileOutcome {
+  name: string;
+  /** The first stage that failed, or "ok" once `nft -c` accepted the rendering. */
+  stage: Stage;
+  /** Why (first error), when stage is not ok. */
+  reason?: string;
+  /** Lines that became (part of) the policy, and lines that were refused; skipped lines count in neither. */
+  linesImported: number;
+  linesRefused: number;
+  /** The nft text, when rendering succeeded. */
+  nft?: string;
+}
+
+/** Import, validate and render one file; `stage` is "load" when it is ready for `nft -c`. */
+export function measureFile(f: { name: string; format: ImportFormat; text: string }): FileOutcome {
+  const r = importPolicy(f.format, f.text, f.name.endsWith(".rules6") ? { family: "ipv6" } : {});
+  const linesImported = r.report.filter((l) => l.status === "imported" || l.status === "lifted").length;
+  const linesRefused = r.report.filter((l) => l.status === "error").length;
+  const base = { name: f.name, linesImported, linesRefused };
+  if (r.errors.length > 0 || !r.policy) {
+    const e = r.errors[0];
+    return { ...base, stage: "import", reason: e ? `${e.code}: ${e.message}` : "no policy" };
+  }
+  const v = validatePolicy(r.policy);
+  if (!v.ok) return { ...base, stage: "validate", reason: `${v.errors[0]!.code}: ${v.errors[0]!.message}` };
+  const nft = renderNft(r.policy);
+  if (!nft.ok) return { ...base, stage: "render", reason: `${nft.errors[0]!.code}: ${nft.errors[0]!.message}` };
+  return { ...base, stage: "load", nft: nft.text };
+}
+
+export function formatRates(outcomes: FileOutcome[]): string {
+  const n = outcomes.length;
+  const imported = outcomes.filter((o) => o.stage !== "import").length;
+  const loaded = outcomes.filter((o) => o.stage === "ok").length;
+  const li = outcomes.reduce((s, o) => s + o.linesImported, 0);
+  const lr = outcomes.reduce((s, o) => s + o.linesRefused, 0);
+  const pct = (a: number, b: number) => (b === 0 ? "n/a" : `${((100 * a) / b).toFixed(1)} %`);
+  return [
+    ...outcomes.map((o) => `${o.stage === "ok" ? "ok  " : "FAIL"} ${o.name.padEnd(34)} ${String(o.linesImported).padStart(4)}/${o.linesImported + o.linesRefused} lines${o.reason ? `  [${o.stage}] ${o.reason.slice(0, 160)}` : ""}`),
+    `files: ${n}; import without error: ${imported} (${pct(imported, n)}); import, render and load (nft -c): ${loaded} (${pct(loaded, n)}); lines imported: ${li}/${li + lr} (${pct(li, li + lr)})`,
+  ].join("\n");
+}
