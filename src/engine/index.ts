@@ -7,7 +7,8 @@ export { validatePolicy, type Target, type ValidateOptions, type ValidationResul
 export { policyChecksum, canonicalJson } from "./checksum.ts";
 export { policyJsonSchema } from "./schema-export.ts";
 export type { Policy, PolicyInput } from "./policy/index.ts";
-export { checkTargetSupport, requiredXtablesModules } from "./compile/support.ts";
+export { checkTargetSupport, requiredXtablesModules, type TargetCapabilities } from "./compile/support.ts";
+export { xtRecentMaxHitcount } from "./compile/hitcount.ts";
 export { compileNft, renderNft, parseAccountingName, type AccountingObject } from "./compile/nft/index.ts";
 export { renderIptables } from "./compile/iptables/index.ts";
 // Protection presets -> plain chains/rules (expand/).

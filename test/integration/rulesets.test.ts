@@ -254,6 +254,25 @@ describe("versions", () => {
     assert.equal((await t.req("GET", "/v1/rulesets/render/versions/1/render?target=pf")).statusCode, 400);
   });
 
+  test("render for a host: the largest recent --hitcount on iptables follows the kernel its agent reported", async () => {
+    await createRuleset("hitcount");
+    const policy = { chains: { input: { hook: "input", rules: [{ match: { recent: { name: "syn", mode: "update", seconds: 1, hitcount: 300 } }, action: "drop" }] } } };
+    assert.equal((await addVersion("hitcount", policy)).statusCode, 201);
+    await t.db.host.create({ data: { name: "hc-new", capabilities: { kernel: "6.18.44-fc", nftVersion: "1.0.6" } } });
+    await t.db.host.create({ data: { name: "hc-old", capabilities: { kernel: "6.1.0-27-amd64" } } });
+    const url = "/v1/rulesets/hitcount/versions/1/render?target=iptables";
+    const fresh = await t.req("GET", `${url}&host=hc-new`, { as: "viewer" });
+    assert.equal(fresh.statusCode, 200, fresh.body);
+    assert.match(fresh.body, /--hitcount 300 /);
+    const old = await t.req("GET", `${url}&host=hc-old`, { as: "viewer" });
+    assert.equal(old.statusCode, 422, old.body);
+    assert.equal(errorOf(old).details[0]!.path, "/chains/input/rules/0/match/recent/hitcount");
+    assert.match(errorOf(old).details[0]!.message, /kernel 6\.1\.0-27-amd64 .*255/);
+    // No host: Linux 4.10 or later is assumed (255).
+    assert.equal((await t.req("GET", url, { as: "viewer" })).statusCode, 422);
+    assert.equal((await t.req("GET", `${url}&host=ghost`, { as: "viewer" })).statusCode, 404);
+  });
+
   test("diff: structured changes between two versions; defaults to latest vs previous", async () => {
     await createRuleset("diff");
     await addVersion("diff", validPolicy(22));

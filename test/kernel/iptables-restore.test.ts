@@ -11,10 +11,12 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { release } from "node:os";
 import { createLab, type Link } from "../support/netns.ts";
 import { Policy, type PolicyInput } from "../../src/engine/policy/index.ts";
 import { renderIptables, parseInstalled } from "../../src/engine/compile/iptables/index.ts";
 import { requiredXtablesModules } from "../../src/engine/compile/support.ts";
+import { importPolicy, validatePolicy } from "../../src/engine/index.ts";
 
 const lab = createLab();
 let client = "";
@@ -128,4 +130,21 @@ test("packets: default-drop input lets only the allowed ping through (IPv4 and I
   assert.equal((await lab.ping(client, link.b.ip6, { count: 3, waitS: 0.3 })).received, 0);
   const counters = await save(server, "ipv4", true);
   assert.match(counters, /\[3:\d+\] -A PAL-input -m comment --comment "palisade: policy drop" -j DROP/);
+});
+
+test("the hardening seed (recent --hitcount 60) renders for this host's kernel and loads with iptables-restore", async () => {
+  const source = readFileSync(join(import.meta.dirname, "../fixtures/import/hardening.sh"), "utf8");
+  const imported = importPolicy("iptables", source);
+  assert.ok(imported.policy, JSON.stringify(imported.errors));
+  // The kernel decides, as the agent reports it (driver Capabilities.kernelRelease).
+  const capabilities = { kernelRelease: release() };
+  const v = validatePolicy(imported.policy, { target: "iptables", capabilities });
+  assert.deepEqual(v.errors, []);
+  const r = renderIptables(v.policy!, { capabilities });
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  assert.match(r.text, /--hitcount 60 /);
+  const ns = await lab.addNamespace();
+  await restore(ns, "ipv4", r.text);
+  await restore(ns, "ipv6", r.text6);
+  assert.match(await save(ns, "ipv4"), /-m recent --update --seconds 1 --hitcount 60 --name synflood/);
 });

@@ -4,7 +4,7 @@
 // counter back with it.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { policyChecksum, renderIptables, renderNft, validatePolicy, type Policy } from "../../engine/index.ts";
+import { policyChecksum, renderIptables, renderNft, validatePolicy, type Policy, type TargetCapabilities } from "../../engine/index.ts";
 import { recordAudit } from "../audit.ts";
 import type { Db, Prisma } from "../db/client.ts";
 import { diffJson } from "../diff.ts";
@@ -15,7 +15,15 @@ import { ImportReport, PolicyRequest, requireValidPolicy, toDetails } from "../p
 import { DiagnosticSchema, iso, Name, Timestamp } from "../schemas.ts";
 import { RulesetParams } from "./rulesets.ts";
 
-const RENDERERS = { nftables: renderNft, iptables: renderIptables } as const;
+/** The kernel facts an agent reported in Hello (`capabilities.kernel`), as the engine names them. */
+function targetCapabilities(reported: unknown): TargetCapabilities {
+  const kernel = (reported as { kernel?: unknown } | null)?.kernel;
+  return typeof kernel === "string" && kernel ? { kernelRelease: kernel } : {};
+}
+
+function render(target: "nftables" | "iptables", policy: Policy, capabilities: TargetCapabilities) {
+  return target === "nftables" ? renderNft(policy) : renderIptables(policy, { capabilities });
+}
 
 const VersionNumber = z.coerce.number().int().min(1).max(2_147_483_647);
 const VersionParams = z.strictObject({ name: Name, v: VersionNumber });
@@ -32,7 +40,10 @@ const Version = VersionSummary.extend({ document: PolicyDocument });
 const Created = z.object({ version: z.number().int(), checksum: z.string(), warnings: z.array(DiagnosticSchema), importReport: ImportReport.optional() });
 
 const CreateQuery = z.strictObject({ message: z.string().max(2000).optional().describe("for YAML bodies, which carry only the document") });
-const RenderQuery = z.strictObject({ target: z.enum(["nftables", "iptables"]).default("nftables") });
+const RenderQuery = z.strictObject({
+  target: z.enum(["nftables", "iptables"]).default("nftables"),
+  host: z.string().min(1).max(253).optional().describe("render for this enrolled host: limits that depend on its kernel come from the capabilities its agent reported"),
+});
 const DiffQuery = z.strictObject({
   from: VersionNumber.optional().describe("default: the version before `to`"),
   to: VersionNumber.optional().describe("default: the latest version"),
@@ -152,7 +163,13 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (req, reply) => {
       const v = await findVersion(app.db, req.params.name, req.params.v);
-      const rendered = RENDERERS[req.query.target](storedPolicy(v));
+      let capabilities: TargetCapabilities = {};
+      if (req.query.host !== undefined) {
+        const host = await app.db.host.findUnique({ where: { name: req.query.host }, select: { capabilities: true } });
+        if (!host) throw notFound(`host "${req.query.host}"`);
+        capabilities = targetCapabilities(host.capabilities);
+      }
+      const rendered = render(req.query.target, storedPolicy(v), capabilities);
       if (!rendered.ok) {
         throw new ApiError(422, "invalid_policy", `version ${v.number} cannot be rendered for ${req.query.target}`, toDetails(rendered.errors));
       }

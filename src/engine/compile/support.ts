@@ -4,11 +4,13 @@
 // needs). A feature a target cannot express is an `unsupported_on_target` error naming the
 // feature, the target, and what would support it.
 import { error, type Diagnostic, type Path } from "../diagnostics.ts";
+import { hitcountErrors, type TargetCapabilities } from "./hitcount.ts";
 import {
   normalizeAction, unwrap, type Match, type Policy, type ActionObject,
 } from "../policy/index.ts";
 
 export type CompileTarget = "nftables" | "iptables";
+export type { TargetCapabilities } from "./hitcount.ts";
 export const COMPILE_TARGETS: readonly CompileTarget[] = ["nftables", "iptables"];
 
 /** A kernel module a rendering needs; `xtablesAddons` modules are not in the mainline kernel. */
@@ -144,12 +146,8 @@ export const FEATURES = {
   "match.recentHitcount": {
     label: "recent --hitcount",
     nftables: yes("per-element limit on a timeout set"),
-    iptables: yes("-m recent --hitcount (at most 20 with the default xt_recent ip_pkt_list_tot)"),
-  },
-  "match.recentHitcountOver20": {
-    label: "recent --hitcount above 20",
-    nftables: yes("per-element limit on a timeout set"),
-    iptables: no("xt_recent remembers only 20 packets per address by default (ip_pkt_list_tot)", "use a meter (hashlimit) or render with target nftables"),
+    // How large a hit count may be depends on the host's kernel: see hitcount.ts.
+    iptables: yes("-m recent --hitcount (up to what the host's xt_recent accepts)"),
   },
   "match.rpfilter": { label: "reverse-path check", nftables: yes("fib saddr . iif oif missing"), iptables: yes("-m rpfilter (raw/mangle PREROUTING)") },
   "match.rpfilterOutsidePrerouting": {
@@ -289,7 +287,7 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   if (m.meter) at("match.meter", "meter");
   if (m.recent) {
     at("match.recent", "recent");
-    if (m.recent.hitcount !== undefined) at(m.recent.hitcount > 20 ? "match.recentHitcountOver20" : "match.recentHitcount", "recent", "hitcount");
+    if (m.recent.hitcount !== undefined) at("match.recentHitcount", "recent", "hitcount");
   }
   if (m.rpfilter) {
     at("match.rpfilter", "rpfilter");
@@ -369,13 +367,23 @@ export function unsupportedMessage(feature: Feature, target: CompileTarget): str
   return `${FEATURES[feature].label} is not supported on target ${target}: ${s.reason}; ${s.alternative}.`;
 }
 
-/** An `unsupported_on_target` error for every use of a feature the target cannot express. */
-export function checkTargetSupport(policy: Policy, target: CompileTarget): Diagnostic[] {
+/**
+ * An `unsupported_on_target` error for every use of a feature the target cannot express,
+ * and for values beyond what it can express on the host whose capabilities are given
+ * (without them, the oldest kernel Palisade assumes; see hitcount.ts).
+ */
+export function checkTargetSupport(policy: Policy, target: CompileTarget, caps: TargetCapabilities = {}): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const use of featureUses(policy)) {
     const msg = unsupportedMessage(use.feature, target);
     if (msg) out.push(error(use.path, "unsupported_on_target", msg));
   }
+  for (const [cname, chain] of Object.entries(policy.chains)) {
+    chain.rules.forEach((rule, i) => {
+      if (rule.match) out.push(...hitcountErrors(rule.match, ["chains", cname, "rules", i, "match"], target, caps));
+    });
+  }
+  policy.forwarding.markForwards.forEach((mf, i) => out.push(...hitcountErrors(mf.match, ["forwarding", "markForwards", i, "match"], target, caps)));
   return out;
 }
 

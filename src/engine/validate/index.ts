@@ -8,10 +8,13 @@ import { lintWarnings } from "./lints.ts";
 import { targetSupport } from "./target.ts";
 import { limitErrors } from "./limits.ts";
 import { expandPolicy } from "../expand/index.ts";
+import type { TargetCapabilities } from "../compile/hitcount.ts";
 
 export type Target = "nftables" | "iptables";
 export interface ValidateOptions {
   target?: Target;
+  /** The host the policy is for, as its agent reported it: target limits that depend on the kernel. */
+  capabilities?: TargetCapabilities;
 }
 export interface ValidationResult {
   ok: boolean;
@@ -42,7 +45,7 @@ function run(doc: unknown, opts: ValidateOptions): ValidationResult {
   if (limits.length > 0) return { ok: false, policy, errors: sortDiagnostics(limits), warnings: [] };
   const found = [...semanticErrors(policy), ...lintWarnings(policy)];
   if (!found.some((d) => d.severity === "error")) found.push(...expansionErrors(policy));
-  if (opts.target) found.push(...targetSupport(policy, opts.target));
+  if (opts.target) found.push(...targetSupport(policy, opts.target, opts.capabilities));
   const errors = sortDiagnostics(found.filter((d) => d.severity === "error"));
   const warnings = sortDiagnostics(found.filter((d) => d.severity === "warning"));
   return { ok: errors.length === 0, policy, errors, warnings };

@@ -3,14 +3,14 @@
 // limits that differ per target.
 import { error, type Diagnostic } from "../diagnostics.ts";
 import type { Policy } from "../policy/index.ts";
-import { checkTargetSupport } from "../compile/support.ts";
+import { checkTargetSupport, type TargetCapabilities } from "../compile/support.ts";
 import { rulesOf } from "./model.ts";
 
 /** iptables LOG --log-prefix holds 29 characters (nft log prefix allows 127). */
 export const IPTABLES_LOG_PREFIX_MAX = 29;
 
-export function targetSupport(policy: Policy, target: "nftables" | "iptables"): Diagnostic[] {
-  const out = checkTargetSupport(policy, target);
+export function targetSupport(policy: Policy, target: "nftables" | "iptables", caps?: TargetCapabilities): Diagnostic[] {
+  const out = checkTargetSupport(policy, target, caps);
   if (target === "iptables") {
     for (const r of rulesOf(policy)) {
       if (r.action.type === "log" && (r.action.prefix?.length ?? 0) > IPTABLES_LOG_PREFIX_MAX) {

@@ -6,6 +6,8 @@ import { Policy } from "../../../src/engine/policy/index.ts";
 import {
   FEATURES, checkTargetSupport, requiredXtablesModules, featureUses, type Feature,
 } from "../../../src/engine/compile/support.ts";
+import { xtRecentMaxHitcount } from "../../../src/engine/compile/hitcount.ts";
+import { renderIptables } from "../../../src/engine/compile/iptables/index.ts";
 
 const p = (doc: unknown) => Policy.parse(doc);
 
@@ -98,4 +100,25 @@ test("LOGMARK to an NFLOG group needs no xtables-addons module; a rawpost chain 
   });
   assert.deepEqual(requiredXtablesModules(pol), ["xt_RAWNAT"]);
   assert.deepEqual(checkTargetSupport(pol, "nftables"), []);
+});
+
+test("recent --hitcount on iptables: refused only above what the host's kernel accepts", () => {
+  assert.equal(xtRecentMaxHitcount({ kernelRelease: "4.9.337" }).max, 20);
+  assert.equal(xtRecentMaxHitcount({ kernelRelease: "4.10.0" }).max, 255);
+  assert.equal(xtRecentMaxHitcount({ kernelRelease: "6.1.0-27-amd64" }).max, 255);
+  assert.equal(xtRecentMaxHitcount({ kernelRelease: "6.18.44-fc-v1045" }).max, 65535);
+  assert.equal(xtRecentMaxHitcount({}).max, 255);
+  const pol = (hitcount: number) => p({ chains: { c: { hook: "input", rules: [{ match: { recent: { name: "syn", mode: "update", seconds: 1, hitcount } }, action: "drop" }] } } });
+  // The seed's hitcount 60: fine without a host (Linux >= 4.10 assumed) and on this kernel.
+  assert.deepEqual(checkTargetSupport(pol(60), "iptables"), []);
+  assert.deepEqual(checkTargetSupport(pol(60), "iptables", { kernelRelease: "6.1.0" }), []);
+  const old = checkTargetSupport(pol(60), "iptables", { kernelRelease: "4.9.337" });
+  assert.deepEqual(old.map((d) => [d.path, d.code]), [["/chains/c/rules/0/match/recent/hitcount", "unsupported_on_target"]]);
+  assert.match(old[0]!.message, /kernel 4\.9\.337 \(before 4\.10\).*20 by default/);
+  assert.equal(checkTargetSupport(pol(300), "iptables", { kernelRelease: "6.1.0" }).length, 1);
+  assert.deepEqual(checkTargetSupport(pol(300), "iptables", { kernelRelease: "6.18.44" }), []);
+  assert.equal(checkTargetSupport(pol(65536), "iptables", { kernelRelease: "6.18.44" }).length, 1);
+  // renderIptables decides from the same capabilities.
+  assert.equal(renderIptables(pol(300), { capabilities: { kernelRelease: "6.1.0" } }).ok, false);
+  assert.equal(renderIptables(pol(300), { capabilities: { kernelRelease: "6.18.44" } }).ok, true);
 });

@@ -2,6 +2,7 @@
 // families, and the fixed table/builtin-chain layout of xtables.
 import { error, type Diagnostic, type Path } from "../../diagnostics.ts";
 import type { Policy } from "../../policy/index.ts";
+import type { TargetCapabilities } from "../hitcount.ts";
 
 export type Fam = "ipv4" | "ipv6";
 export const FAMS: readonly Fam[] = ["ipv4", "ipv6"];
@@ -35,6 +36,8 @@ export interface InstalledState {
 
 export interface IptablesRenderContext {
   failsafe?: FailsafeContext;
+  /** What the host's agent reported (its kernel decides e.g. the largest recent --hitcount). */
+  capabilities?: TargetCapabilities;
   /**
    * Kernel state from a previous apply (parseInstalled(iptables-save)). Without it the text
    * assumes a host with no Palisade chains yet: it inserts the jumps from the builtin chains.

@@ -1,0 +1,50 @@
+// How large `recent --hitcount` may be on each target, and for iptables on which kernel.
+//
+// iptables: the kernel's xt_recent checks the hit count when the rule is loaded.
+//   - before Linux 4.10 every address remembers ip_pkt_list_tot packets (module parameter,
+//     20 by default) and a larger --hitcount is refused;
+//   - from 4.10 the list is sized per rule: up to 255 (XT_RECENT_MAX_NSTAMPS 256);
+//   - from 6.11 up to 65535 (measured here: kernel 6.18 + iptables 1.8.9 load 65535 and
+//     refuse 65536 with "hitcount (65536) is larger than allowed maximum (65535)").
+//   The kernel is the one the agent reports (`Capabilities.kernelRelease`). Without one,
+//   the renderer assumes Linux 4.10 or later, which every host running Palisade's nftables
+//   output has anyway (nat in the inet family needs 5.2).
+import { error, type Diagnostic, type Path } from "../diagnostics.ts";
+import type { Match } from "../policy/index.ts";
+
+/** What the compilers may know about the host they render for, from its agent's capabilities. */
+export interface TargetCapabilities {
+  /** `uname -r` of the host (driver `Capabilities.kernelRelease`; the agent's Hello calls it `kernel`). */
+  kernelRelease?: string;
+}
+
+/** Major.minor of a kernel release string ("6.18.44-fc" -> [6, 18]), or undefined. */
+export function kernelVersion(release: string | undefined): [number, number] | undefined {
+  const m = /^(\d+)\.(\d+)/.exec(release ?? "");
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+
+const atLeast = (v: [number, number], major: number, minor: number) => v[0] > major || (v[0] === major && v[1] >= minor);
+
+/** The largest --hitcount the host's xt_recent accepts, and the reason, for messages. */
+export function xtRecentMaxHitcount(caps: TargetCapabilities = {}): { max: number; basis: string } {
+  const v = kernelVersion(caps.kernelRelease);
+  if (!v) return { max: 255, basis: "without a host's kernel release, Linux 4.10 or later is assumed, where xt_recent sizes each rule's list up to 255 packets" };
+  const k = `kernel ${caps.kernelRelease}`;
+  if (atLeast(v, 6, 11)) return { max: 65535, basis: `xt_recent on ${k} remembers at most 65535 packets per address` };
+  if (atLeast(v, 4, 10)) return { max: 255, basis: `xt_recent on ${k} remembers at most 255 packets per address` };
+  return { max: 20, basis: `xt_recent on ${k} (before 4.10) remembers ip_pkt_list_tot packets per address, 20 by default` };
+}
+
+/** Errors for hit counts the target cannot express (on the host's kernel, for iptables). */
+export function hitcountErrors(m: Match, path: Path, target: "nftables" | "iptables", caps: TargetCapabilities = {}): Diagnostic[] {
+  const r = m.recent;
+  if (!r || r.hitcount === undefined || r.hitcount <= 1) return [];
+  const at: Path = [...path, "recent", "hitcount"];
+  if (target === "iptables") {
+    const { max, basis } = xtRecentMaxHitcount(caps);
+    if (r.hitcount <= max) return [];
+    return [error(at, "unsupported_on_target", `recent --hitcount ${r.hitcount} is not supported on target iptables: ${basis}; lower the hit count, use a meter (hashlimit), or render with target nftables.`)];
+  }
+  return [];
+}
