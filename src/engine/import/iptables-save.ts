@@ -41,6 +41,7 @@ export function importSave(source: string, draft: PolicyDraft, out: Collector, f
   if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop();
   let table: Table | undefined;
   let tableName = "";
+  let securityTable = false;
   lines.forEach((raw, idx) => {
     const n = idx + 1;
     const text = raw.trim();
@@ -51,6 +52,11 @@ export function importSave(source: string, draft: PolicyDraft, out: Collector, f
         const name = text.slice(1).trim();
         if (table) fail("import_syntax", `table ${name} starts before COMMIT ended table ${tableName}`, text);
         tableName = name;
+        if (name === "security") {
+          // SELinux packet labelling: an empty table (headers, ACCEPT policies) is what most dumps hold.
+          securityTable = true;
+          return { status: "skipped", reason: "start of table security (SELinux labels): imported only when empty" };
+        }
         if (!isTable(name)) fail("import_unsupported", `table ${name} is not one of filter, nat, mangle, raw, rawpost`, name);
         table = name;
         return { status: "skipped", reason: `start of table ${name}` };
@@ -59,8 +65,13 @@ export function importSave(source: string, draft: PolicyDraft, out: Collector, f
         if (!tableName) fail("import_syntax", "COMMIT without a *table line", text);
         const was = tableName;
         table = undefined;
+        securityTable = false;
         tableName = "";
         return { status: "skipped", reason: `end of table ${was}` };
+      }
+      if (securityTable) {
+        if (/^:\S+\s+(ACCEPT|-)(\s|$)/.test(text)) return { status: "skipped", reason: "chain of the empty security table" };
+        fail("import_unsupported", "the security table (SELinux SECMARK/CONNSECMARK) has no equivalent in the policy schema", text.split(/\s+/)[0]);
       }
       if (!table) fail("import_syntax", tableName ? `table ${tableName} is not imported` : "rule outside a *table section", text.split(/\s+/)[0]);
       if (text.startsWith(":")) return chainHeader(text, table, draft, fam);

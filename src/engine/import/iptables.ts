@@ -59,7 +59,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   };
 
   while (!cur.done) {
-    const w = cur.next("option");
+    let w = cur.next("option");
     if (w === "!") {
       if (neg) fail("import_syntax", "'!' given twice", w);
       neg = true;
@@ -189,33 +189,52 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
     if (!w.startsWith("-")) fail("import_syntax", `unexpected word ${w}`, w);
     // A target or module option: the target's options first (they follow -j), then the
     // modules from the most recently loaded, then the module -p loads implicitly.
-    if (target?.spec && Object.hasOwn(target.spec.options, w)) {
-      takeNeg(w, false);
-      const arity = target.spec.options[w]!;
-      if (target.opts.has(w)) fail("import_syntax", `${w} given twice`, w);
-      target.opts.set(w, arity === 0 ? { neg: false, opt: w } : { value: cur.next("value", w), neg: false, opt: w });
-      continue;
-    }
-    let inst: ModuleInstance | undefined;
-    let found: ReturnType<typeof canonicalOption>;
-    for (let k = modules.length - 1; k >= 0 && !found; k--) {
-      found = canonicalOption(modules[k]!.spec, w);
-      if (found) inst = modules[k];
-    }
-    if (!found) {
+    // iptables (getopt_long) also takes an unambiguous abbreviation: `DNAT --to 1.2.3.4`.
+    const lookup = (opt: string) => {
+      if (target?.spec && Object.hasOwn(target.spec.options, opt)) return { targetOpt: true as const };
+      for (let k = modules.length - 1; k >= 0; k--) {
+        const f = canonicalOption(modules[k]!.spec, opt);
+        if (f) return { found: f, inst: modules[k]! };
+      }
       const proto = typeof d.match.protocol === "string" ? d.match.protocol : d.match.protocol?.not;
       const implicit = proto ? IMPLICIT_MODULE[proto] : undefined;
       const spec = implicit ? MODULES[implicit] : undefined;
-      found = spec ? canonicalOption(spec, w) : undefined;
-      if (found && implicit && spec) {
-        inst = { name: implicit, spec, opts: new Map() };
-        modules.push(inst);
-      }
+      const f = spec ? canonicalOption(spec, opt) : undefined;
+      if (f && implicit && spec) return { found: f, inst: { name: implicit, spec, opts: new Map() } as ModuleInstance, implicit: true };
+      return undefined;
+    };
+    let hit = lookup(w);
+    if (!hit && w.startsWith("--") && w.length > 2) {
+      const proto = typeof d.match.protocol === "string" ? d.match.protocol : d.match.protocol?.not;
+      const implicit = proto ? MODULES[IMPLICIT_MODULE[proto] ?? ""] : undefined;
+      const known = new Set<string>([
+        ...Object.keys(target?.spec?.options ?? {}),
+        ...[...modules.map((m) => m.spec), ...(implicit ? [implicit] : [])].flatMap((m) => Object.keys(m.options)),
+      ]);
+      // Spellings of one option (--dport, --destination-port) are one candidate, as getopt_long counts them.
+      const canonical = (k: string) => {
+        for (const m of [...modules.map((x) => x.spec), ...(implicit ? [implicit] : [])]) if (m.options[k]?.alias) return m.options[k]!.alias!;
+        return k;
+      };
+      const candidates = [...new Set([...known].filter((k) => k.startsWith(w)).map(canonical))];
+      if (candidates.length === 1) {
+        w = candidates[0]!;
+        hit = lookup(w);
+      } else if (candidates.length > 1) fail("import_unknown_option", `${w} is ambiguous: ${candidates.join(", ")}`, w);
     }
-    if (!found || !inst) {
+    if (hit && "targetOpt" in hit) {
+      takeNeg(w, false);
+      const arity = target!.spec!.options[w]!;
+      if (target!.opts.has(w)) fail("import_syntax", `${w} given twice`, w);
+      target!.opts.set(w, arity === 0 ? { neg: false, opt: w } : { value: cur.next("value", w), neg: false, opt: w });
+      continue;
+    }
+    if (!hit) {
       if (target && !target.spec) fail("import_unknown_option", `unknown option ${w} (target ${target.name} takes no options here)`, w);
       fail("import_unknown_option", `unknown option ${w}${modules.length === 0 && !target ? " (is a -m module or -p protocol missing?)" : ""}`, w);
     }
+    const { found, inst } = hit;
+    if (hit.implicit) modules.push(inst);
     const n = takeNeg(w, Boolean(found.spec.neg), found.spec.arity > 0);
     if (inst.opts.has(found.name)) fail("import_syntax", `${w} given twice`, w);
     let value: string | undefined;

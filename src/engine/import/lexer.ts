@@ -17,6 +17,8 @@ export interface LexedCommand {
   undefinedVars: string[];
   /** Shell syntax the importer does not interpret (reported as an error on this command). */
   unsupported?: { token: string; reason: string };
+  /** Output redirections (`> file`, `2>&1`, ...): they change where the program prints, not what it does. */
+  redirects: string[];
   /** The command only assigned variables (`A=1 B=2`). */
   assignmentOnly: boolean;
 }
@@ -62,6 +64,7 @@ export function lexScript(source: string, variables: Record<string, string> = {}
   let cmdLine = 0;
   let undefinedVars: string[] = [];
   let unsupported: LexedCommand["unsupported"];
+  let redirects: string[] = [];
   let pendingAssign: Array<[string, string]> = [];
   let onlyAssignments = true;
   // Raw word text as written, to recognise `NAME=` before quote removal.
@@ -100,6 +103,7 @@ export function lexScript(source: string, variables: Record<string, string> = {}
         words,
         undefinedVars,
         unsupported,
+        redirects,
         assignmentOnly: onlyAssignments && pendingAssign.length > 0,
       });
       for (let l = cmdLine + 1; l <= line; l++) if (!spanned.has(l)) spanned.set(l, cmdLine);
@@ -110,6 +114,7 @@ export function lexScript(source: string, variables: Record<string, string> = {}
     cmdStart = -1;
     undefinedVars = [];
     unsupported = undefined;
+    redirects = [];
     pendingAssign = [];
     onlyAssignments = true;
   };
@@ -275,6 +280,31 @@ export function lexScript(source: string, variables: Record<string, string> = {}
       markUnsupported("`", "command substitution with backticks is not run by the importer");
       append(c);
       i++;
+      continue;
+    }
+    // Output redirection (`>`, `>>`, `2>`, `&>`, `2>&1`): only where the program prints goes
+    // elsewhere; the command itself is unchanged, so it is recorded, not refused.
+    if (c === ">" || (c === "&" && src[i + 1] === ">")) {
+      if (c === ">" && cur !== null && /^\d$/.test(rawWord) && cur === rawWord) {
+        cur = null; // `2>`: the digit is the descriptor, not a word of the command
+        rawWord = "";
+      }
+      startCommand();
+      endWord();
+      let j = i + (c === "&" ? 2 : 1);
+      if (src[j] === ">") j++;
+      let target = "";
+      if (src[j] === "&") {
+        j++;
+        while (j < src.length && /[\d-]/.test(src[j]!)) target += src[j++];
+        target = `&${target}`;
+      } else {
+        while (src[j] === " " || src[j] === "\t") j++;
+        while (j < src.length && !/[\s;&|<>()]/.test(src[j]!)) target += src[j++];
+      }
+      if (target === "" || target.includes("$") || /["'`]/.test(target)) markUnsupported(">", "a redirection without a plain file name is not supported");
+      redirects.push(target);
+      i = j;
       continue;
     }
     if (c === "|" || c === "&" || c === "<" || c === ">" || c === "(" || c === ")") {

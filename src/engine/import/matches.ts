@@ -208,9 +208,12 @@ const recent: ModuleSpec = {
     if (modes.length !== 1) fail("import_syntax", "-m recent needs exactly one of --set, --update, --rcheck, --remove", "-m recent");
     const modeOpt = o.get(modes[0]!)!;
     noNegation(modeOpt);
-    for (const k of ["--rttl", "--mask"]) {
-      const x = o.get(k);
-      if (x) fail("import_unsupported", `recent ${k} has no equivalent in the policy schema`, x.opt);
+    const rttl = o.get("--rttl");
+    if (rttl) fail("import_unsupported", "recent --rttl has no equivalent in the policy schema", rttl.opt);
+    // iptables-save always prints the mask; the all-ones default (the whole address) is what the policy's lists key on.
+    const mask = o.get("--mask");
+    if (mask && !/^(255\.255\.255\.255|ffff(:ffff){7})$/i.test(val(mask))) {
+      fail("import_unsupported", `recent --mask ${val(mask)}: the policy's recent lists key on whole addresses (mask 255.255.255.255)`, val(mask));
     }
     if (o.has("--reap")) d.notes.push("--reap only frees memory early: listed addresses expire by themselves");
     const nameOpt = o.get("--name");

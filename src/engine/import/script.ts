@@ -33,6 +33,19 @@ const HARMLESS: Record<string, string> = {
   cd: "changes directory",
   sleep: "waits",
   exit: "ends the script",
+  clear: "clears the terminal",
+  cat: "prints a file",
+  logger: "writes to the system log",
+  date: "prints the date",
+  "iptables-save": "prints the rules in place (the import builds them from the script itself)",
+  "ip6tables-save": "prints the rules in place (the import builds them from the script itself)",
+  "netfilter-persistent": "saves or reloads the rules in place, not part of a policy",
+  service: "starts or stops a system service",
+  systemctl: "starts or stops a system service",
+  sed: "edits a file",
+  ifconfig: "interface configuration, not part of a firewall policy",
+  route: "routing configuration, not part of a firewall policy",
+  ip: "interface and routing configuration, not part of a firewall policy",
 };
 
 const NOT_IPTABLES: Record<string, string> = {
@@ -86,7 +99,9 @@ function runCommand(cmd: LexedCommand, program: Program | undefined, mixed: bool
     const why = NOT_IPTABLES[name];
     if (why) fail("import_not_a_firewall_command", why, first);
     const harmless = HARMLESS[name];
-    if (harmless) return { status: "skipped" as const, reason: `${name}: ${harmless}` };
+    // `echo 1 > /proc/sys/...` is a kernel setting, like sysctl.
+    if (harmless && cmd.redirects.some((r) => r.startsWith("/proc/sys/"))) return { status: "skipped" as const, reason: `${name} > ${cmd.redirects.find((r) => r.startsWith("/proc/sys/"))}: a kernel setting (like sysctl), not part of a firewall policy` };
+    if (harmless) return { status: "skipped" as const, reason: `${name}: ${harmless}${cmd.redirects.length ? ` (output redirected to ${cmd.redirects.join(", ")})` : ""}` };
     if (name === "sudo" && cmd.words.length > 1) {
       return runCommand({ ...cmd, words: cmd.words.slice(1) }, programOf(cmd.words[1]!), mixed, draft, fw);
     }

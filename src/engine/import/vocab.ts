@@ -115,4 +115,11 @@ export const SERVICES: Record<string, number> = {
   http: 80, www: 80, pop3: 110, ntp: 123, "netbios-ns": 137, "netbios-dgm": 138, "netbios-ssn": 139,
   imap: 143, imap2: 143, snmp: 161, ldap: 389, https: 443, "microsoft-ds": 445, submission: 587,
   ldaps: 636, imaps: 993, pop3s: 995, mysql: 3306, postgresql: 5432, ircd: 6667,
+  // More of /etc/services (netbase) as real scripts use them.
+  finger: 79, kerberos: 88, auth: 113, ident: 113, sunrpc: 111, nntp: 119, "snmp-trap": 162, bgp: 179,
+  irc: 194, isakmp: 500, syslog: 514, printer: 515, "dhcpv6-client": 546, "dhcpv6-server": 547, rtsp: 554,
+  ipp: 631, rsync: 873, "domain-s": 853, ftps: 990, socks: 1080, openvpn: 1194, "ms-sql-s": 1433,
+  l2tp: 1701, pptp: 1723, radius: 1812, "radius-acct": 1813, nfs: 2049, "ms-wbt-server": 3389, svn: 3690,
+  "ipsec-nat-t": 4500, sip: 5060, "sip-tls": 5061, "xmpp-client": 5222, "xmpp-server": 5269, mdns: 5353,
+  x11: 6000, "http-alt": 8080, webcache: 8080, git: 9418,
 };

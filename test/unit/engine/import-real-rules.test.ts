@@ -34,3 +34,48 @@ test("ip6tables-save (header or family option): rules and the DROP policy are IP
   // Without either, the same text is IPv4 iptables-save: the policy is the chain's.
   assert.equal(save(text).input!.policy, "drop");
 });
+
+test("shell: output redirections are recorded, not refused; /proc/sys writes, iptables-save, cat... are skipped", () => {
+  const r = importPolicy("iptables", [
+    "echo 1 > /proc/sys/net/ipv4/ip_forward",
+    "iptables -A INPUT -i lo -j ACCEPT >/dev/null 2>&1",
+    "iptables-save > /etc/iptables.rules",
+    "cat /etc/iptables/rules.v4",
+    "clear",
+    "echo hi | grep x",
+  ].join("\n"));
+  assert.deepEqual(r.report.map((l) => l.status), ["skipped", "imported", "skipped", "skipped", "skipped", "error"]);
+  assert.match(r.report[0]!.reason!, /kernel setting/);
+  assert.match(r.report[5]!.reason!, /shell operator '\|'/, "pipes still refused: the output feeds another program");
+  assert.deepEqual(r.policy?.chains.input?.rules, [{ match: { iif: "lo" }, action: "accept" }]);
+  assert.deepEqual(importPolicy("iptables", "iptables -A INPUT -i lo -j ACCEPT 2>/dev/null").policy?.chains.input?.rules, [{ match: { iif: "lo" }, action: "accept" }]);
+});
+
+test("target and match options abbreviated as iptables accepts them (DNAT --to, --to-port)", () => {
+  const chains = save("*nat\n-A PREROUTING -d 172.17.1.1 -p tcp --dport 80 -j DNAT --to 172.17.2.2\n-A PREROUTING -p tcp --dport 81 -j REDIRECT --to-port 8080\nCOMMIT\n");
+  assert.deepEqual(chains.nat_prerouting!.rules.map((r) => r.action), [
+    { type: "dnat", to: { address: "172.17.2.2" } },
+    { type: "redirect", port: 8080 },
+  ]);
+  assert.deepEqual(rule("iptables -A INPUT -p tcp --dp 22 -j ACCEPT").match, { protocol: "tcp", dport: 22 });
+  const amb = importPolicy("iptables", "iptables -A INPUT -j LOG --log-t");
+  assert.match(amb.errors[0]!.message, /--log-t is ambiguous/);
+});
+
+test("recent: the default --mask that iptables-save always prints imports; another mask is refused", () => {
+  const chains = save("*filter\n-A INPUT -m recent --update --seconds 60 --hitcount 3 --name ssh --mask 255.255.255.255 --rsource -j DROP\nCOMMIT\n");
+  assert.deepEqual(chains.input!.rules[0]!.match, { recent: { name: "ssh", mode: "update", seconds: 60, hitcount: 3, side: "source" } });
+  const r = importPolicy("iptables", "iptables -A INPUT -m recent --rcheck --name x --mask 255.255.0.0 -j DROP");
+  assert.match(r.errors[0]!.message, /--mask 255\.255\.0\.0/);
+});
+
+test("an empty *security table (headers only) imports; a rule in it is refused", () => {
+  save("*security\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*filter\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n");
+  const r = importPolicy("iptables-save", "*security\n:INPUT ACCEPT [0:0]\n-A INPUT -j SECMARK --selctx x\nCOMMIT\n");
+  assert.match(r.errors[0]!.message, /security table/);
+});
+
+test("service names from /etc/services: auth, sunrpc, openvpn ...", () => {
+  assert.deepEqual(rule("iptables -A INPUT -p tcp --dport auth -j REJECT").match, { protocol: "tcp", dport: 113 });
+  assert.deepEqual(rule("iptables -A INPUT -p udp --dport openvpn -j ACCEPT").match, { protocol: "udp", dport: 1194 });
+});
