@@ -2,13 +2,17 @@
 //
 //   1. `nft -c` the rendered text (driver.check): a refusal is reported `failed` with
 //      the kernel's own message, and the kernel is untouched.
-//   2. Snapshot Palisade's tables as nft text (driver.snapshot).
+//   2. Snapshot Palisade's tables as nft text (driver.snapshot) and hand it to the caller
+//      (`beforeApply`), which writes it to the state dir as the pending apply: a crash while
+//      waiting for the Confirm must leave the way back on disk. Cannot write it (disk full)
+//      = nothing is applied (`state_error`).
 //   3. Tell telemetry to take its final reading of the old objects (hooks.beforeChange).
 //   4. Apply in one transaction, keeping stateful objects (kernel/plan.ts).
 //   5. Wait for the API's Confirm (caller's `confirmed(timeoutMs)`). None in time: put
 //      the snapshot's rules back by ourselves (same incremental path, so counters keep
 //      running and are not rewound) and report `rolled_back`. No Palisade tables
-//      before = no Palisade tables after.
+//      before = no Palisade tables after. A Confirm that cannot be recorded (`onConfirmed`
+//      throws, e.g. the disk is full) is rolled back too: never run what is not on disk.
 // One apply runs at a time; a second caller waits its turn. Drift checks take the same
 // lock (drift.ts), and the confirmed state is recorded before the lock is released.
 
@@ -22,7 +26,7 @@ export type ApplyStatus = "applied" | "failed" | "rolled_back";
 
 export interface ApplyOutcome {
   status: ApplyStatus;
-  /** Stable code when not applied: check_failed, apply_failed, rollback_failed, confirm_timeout. */
+  /** Stable code when not applied: check_failed, apply_failed, rollback_failed, confirm_timeout, state_error. */
   code?: string;
   /** Operator-facing text (the kernel's message for nft refusals). */
   error?: string;
@@ -44,13 +48,25 @@ export interface SafeApplyRequest {
   confirmTimeoutMs: number;
   /** Resolves true when the API's Confirm arrived within timeoutMs, false otherwise. */
   confirmed: (timeoutMs: number) => Promise<boolean>;
+  /**
+   * Runs after the snapshot, before the kernel changes: record it durably (pending.json).
+   * Throwing aborts the apply with `state_error`; the kernel stays untouched.
+   */
+  beforeApply?: (snap: Snapshot) => Promise<void>;
   /** Called once the kernel holds the new rules (before confirmation). */
   onApplied?: () => void;
   /**
    * Runs after the confirmation, still inside the lock: record the new desired state
    * (drift baseline) before any queued drift check can compare against the old one.
+   * Throwing (nothing recorded) rolls the apply back with `state_error`.
    */
   onConfirmed?: () => Promise<void>;
+  /**
+   * Runs inside the lock for every outcome but "applied" once beforeApply succeeded
+   * (apply refused, rolled back, rollback failed): report it and drop the pending record
+   * before another apply can write a new one.
+   */
+  onNotApplied?: (out: ApplyOutcome) => Promise<void>;
 }
 
 function kernelText(e: unknown): string {
@@ -111,27 +127,51 @@ export class Applier {
       return { status: "failed", code: "check_failed", error: kernelText(e) };
     }
     const snap = await snapshot(this.driver);
+    try {
+      await req.beforeApply?.(snap);
+    } catch (e) {
+      this.log.error("cannot record the pending apply; nothing applied", { error: errorText(e) });
+      return { status: "failed", code: "state_error", error: `cannot record the pending apply in the state dir, nothing applied: ${errorText(e)}` };
+    }
     let mode: PlanMode;
     try {
       mode = await this.applyText(req.text);
     } catch (e) {
-      return { status: "failed", code: "apply_failed", error: kernelText(e) };
+      return this.notApplied(req, { status: "failed", code: "apply_failed", error: kernelText(e) });
     }
     this.log.info("ruleset applied; waiting for confirmation", { mode, confirmTimeoutMs: req.confirmTimeoutMs, tables: snap.tables.length });
     req.onApplied?.();
+    let why: { code: string; error: string };
     if (await req.confirmed(req.confirmTimeoutMs)) {
-      this.log.info("apply confirmed", { mode });
-      await req.onConfirmed?.();
-      return { status: "applied", mode };
+      try {
+        await req.onConfirmed?.();
+        this.log.info("apply confirmed", { mode });
+        return { status: "applied", mode };
+      } catch (e) {
+        this.log.error("cannot record the confirmed apply; restoring the previous ruleset", { error: errorText(e) });
+        why = { code: "state_error", error: `cannot record the confirmed apply in the state dir (${errorText(e)}); previous ruleset restored` };
+      }
+    } else {
+      this.log.warn("no confirmation within the timeout; restoring the previous ruleset", { confirmTimeoutMs: req.confirmTimeoutMs });
+      why = { code: "confirm_timeout", error: `no confirmation within ${Math.round(req.confirmTimeoutMs / 1000)} s; previous ruleset restored` };
     }
-    this.log.warn("no confirmation within the timeout; restoring the previous ruleset", { confirmTimeoutMs: req.confirmTimeoutMs });
     try {
       await this.rollback(snap);
     } catch (e) {
       this.log.error("rollback failed", { error: kernelText(e) });
-      return { status: "failed", code: "rollback_failed", error: `rollback failed: ${kernelText(e)}`, mode };
+      return this.notApplied(req, { status: "failed", code: "rollback_failed", error: `rollback failed: ${kernelText(e)}`, mode });
     }
-    return { status: "rolled_back", code: "confirm_timeout", error: `no confirmation within ${Math.round(req.confirmTimeoutMs / 1000)} s; previous ruleset restored`, mode };
+    return this.notApplied(req, { status: "rolled_back", ...why, mode });
+  }
+
+  private async notApplied(req: SafeApplyRequest, out: ApplyOutcome): Promise<ApplyOutcome> {
+    await req.onNotApplied?.(out).catch((e) => this.log.error("cannot record the outcome", { error: errorText(e) }));
+    return out;
+  }
+
+  /** Put a snapshot's tables back (a restarted agent undoing an unconfirmed apply), under the lock. */
+  restoreSnapshot(snap: Snapshot): Promise<void> {
+    return this.exclusive(() => this.rollback(snap));
   }
 
   private async rollback(snap: Snapshot): Promise<void> {

@@ -6,7 +6,7 @@
 // and compared object by object; rules are compared in order per chain.
 // Restoring re-applies the desired text through the applier (incremental: counters kept).
 
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import type { DriverOptions, RulesetState } from "../engine/driver/index.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import type { Applier } from "./apply.ts";
@@ -85,7 +85,7 @@ export interface DriftReport {
   restored: boolean;
 }
 
-interface Baseline {
+export interface Baseline {
   text: string;
   dynamic: string[];
   normalised: Normalised;
@@ -109,14 +109,41 @@ export class DriftDetector {
     private readonly file?: string,
   ) {}
 
-  /** Load a baseline saved by a previous run. */
-  async load(): Promise<boolean> {
+  /**
+   * Load a baseline saved by a previous run. `appliedText`: the text applied.json records;
+   * a baseline of another text (a commit interrupted between the two files) is not used,
+   * because checking against it would "restore" rules that were never committed.
+   */
+  async load(appliedText?: string): Promise<boolean> {
     if (!this.file) return false;
+    let b: Baseline;
     try {
-      this.baseline = JSON.parse(await readFile(this.file, "utf8")) as Baseline;
-      return true;
+      b = JSON.parse(await readFile(this.file, "utf8")) as Baseline;
     } catch {
       return false;
+    }
+    if (appliedText !== undefined && b.text !== appliedText) {
+      this.log.warn("drift baseline does not match the applied version; drift checks wait for the next apply");
+      return false;
+    }
+    this.baseline = b;
+    return true;
+  }
+
+  /** The current baseline (to put back with revert when a commit cannot be recorded). */
+  get current(): Baseline | undefined {
+    return this.baseline;
+  }
+
+  /** Go back to an earlier baseline (memory first; the file is best effort, load() checks it). */
+  async revert(b: Baseline | undefined): Promise<void> {
+    this.baseline = b;
+    if (!this.file) return;
+    try {
+      if (b) await writeFileAtomic(this.file, JSON.stringify(b));
+      else await rm(this.file, { force: true });
+    } catch (e) {
+      this.log.warn("cannot write the drift baseline back", { error: errorText(e) });
     }
   }
 
@@ -128,8 +155,10 @@ export class DriftDetector {
   async setDesired(text: string): Promise<void> {
     const dynamic = dynamicSets(text);
     const normalised = normalise(await readPalisade(this.driver), dynamic);
-    this.baseline = { text, dynamic: [...dynamic], normalised };
-    if (this.file) await writeFileAtomic(this.file, JSON.stringify(this.baseline));
+    const b: Baseline = { text, dynamic: [...dynamic], normalised };
+    // On disk first: a baseline that could not be recorded is not used either.
+    if (this.file) await writeFileAtomic(this.file, JSON.stringify(b));
+    this.baseline = b;
   }
 
   get desiredText(): string | undefined {

@@ -16,6 +16,7 @@ import { DriftDetector } from "./drift.ts";
 import { errorText } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Outbox } from "./outbox.ts";
+import { recoverPending } from "./recover.ts";
 import type { AppliedVersionMsg, CapabilitiesMsg, DesiredStateMsg } from "./proto.ts";
 import { StateDir } from "./state.ts";
 import { Collector } from "./telemetry/collector.ts";
@@ -67,12 +68,15 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     },
   };
   const drift = new DriftDetector(driver, applier, log, state.path("drift-baseline.json"));
-  await drift.load();
+  const appliedState = await state.readApplied();
+  await drift.load(appliedState?.text);
 
-  let applied: AppliedVersionMsg | undefined = await state.readApplied().then((a) => (a ? { ruleset: a.ruleset, version: a.version, checksum: a.checksum } : undefined));
+  let applied: AppliedVersionMsg | undefined = appliedState ? { ruleset: appliedState.ruleset, version: appliedState.version, checksum: appliedState.checksum } : undefined;
   let pendingVersion: AppliedVersionMsg | undefined;
   const confirms = new Map<string, (ok: boolean) => void>();
+  // A Confirm that overtakes its apply's wait (only for a target being applied right now).
   const early = new Set<string>();
+  const applying = new Set<string>();
   // Results are never dropped: kept in the state dir until the API acknowledged them.
   const outbox = await Outbox.open(state.path("outbox.json"), (m) => client.send(m), log);
   const results = new Set<Promise<void>>();
@@ -113,7 +117,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         const k = `${m.deploymentId}/${m.targetId}`;
         const fn = confirms.get(k);
         if (fn) fn(true);
-        else early.add(k);
+        else if (applying.has(k)) early.add(k);
       },
       checkDrift: () => track(checkDrift()),
       quotaReset: (m) =>
@@ -163,44 +167,75 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
 
   async function onDesired(m: DesiredStateMsg): Promise<void> {
     const version = m.version ?? { ruleset: "", version: 0, checksum: "" };
-    const report = (status: "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK", error = "") =>
+    const report = (status: "APPLY_STATUS_APPLYING" | "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK", error = "") =>
       outbox.post({ applyResult: { deploymentId: m.deploymentId, targetId: m.targetId, version, status, error } });
     const rendered = renderDesired(m.policyJson, await failsafeContext(config.server));
     if (!rendered.ok) return report("APPLY_STATUS_FAILED", `${rendered.code}: ${rendered.error}`);
     const key = `${m.deploymentId}/${m.targetId}`;
-    const out = await applier.safeApply({
-      text: rendered.text,
-      confirmTimeoutMs: Math.max(1, m.confirmTimeoutSeconds || 60) * 1000,
-      onApplied: () => {
-        pendingVersion = version;
-        void report("APPLY_STATUS_APPLIED");
-      },
-      confirmed: (ms) =>
-        new Promise<boolean>((resolve) => {
-          if (early.delete(key)) return resolve(true);
-          const t = setTimeout(() => {
-            confirms.delete(key);
-            resolve(false);
-          }, ms);
-          confirms.set(key, (ok) => {
-            clearTimeout(t);
-            confirms.delete(key);
-            resolve(ok);
-          });
-        }),
-      // Inside the applier's lock: a drift check queued meanwhile sees this version as desired.
-      onConfirmed: async () => {
-        applied = version;
-        await drift.setDesired(rendered.text);
-        await state.writeApplied({ ...version, policyJson: m.policyJson, text: rendered.text, appliedAt: new Date().toISOString() });
-        await state.writeLastGood((await snapshot(driver)).text);
-      },
-    });
-    pendingVersion = undefined;
-    if (out.status === "applied") return;
+    let reported = false;
+    applying.add(key);
+    const out = await applier
+      .safeApply({
+        text: rendered.text,
+        confirmTimeoutMs: Math.max(1, m.confirmTimeoutSeconds || 60) * 1000,
+        // The way back is on disk before the kernel changes (recover.ts undoes it after a crash).
+        beforeApply: (snap) => state.writePending({ deploymentId: m.deploymentId, targetId: m.targetId, version, snapshot: snap, startedAt: new Date().toISOString() }),
+        // APPLYING = the kernel holds it, not yet committed: the API answers with Confirm and
+        // counts the target applied only on the APPLIED sent after the commit below.
+        onApplied: () => {
+          pendingVersion = version;
+          void report("APPLY_STATUS_APPLYING");
+        },
+        confirmed: (ms) =>
+          new Promise<boolean>((resolve) => {
+            if (early.delete(key)) return resolve(true);
+            const t = setTimeout(() => {
+              confirms.delete(key);
+              resolve(false);
+            }, ms);
+            confirms.set(key, (ok) => {
+              clearTimeout(t);
+              confirms.delete(key);
+              resolve(ok);
+            });
+          }),
+        // Inside the applier's lock: a drift check queued meanwhile sees this version as desired.
+        // applied.json naming this target is the commit point; anything failing before it
+        // (disk full) makes the applier roll back.
+        onConfirmed: async () => {
+          const before = drift.current;
+          await drift.setDesired(rendered.text);
+          try {
+            await state.writeApplied({ ...version, policyJson: m.policyJson, text: rendered.text, appliedAt: new Date().toISOString(), deploymentId: m.deploymentId, targetId: m.targetId });
+          } catch (e) {
+            await drift.revert(before);
+            throw e;
+          }
+          applied = version;
+          pendingVersion = undefined;
+          await state.writeLastGood((await snapshot(driver)).text).catch((e) => log.warn("cannot write last-good.nft", { error: errorText(e) }));
+          await report("APPLY_STATUS_APPLIED");
+          reported = true;
+          await state.clearPending().catch((e) => log.warn("cannot remove pending.json", { error: errorText(e) }));
+        },
+        onNotApplied: async (o) => {
+          pendingVersion = undefined;
+          await outbox.withdrawApplying(m.targetId);
+          await report(o.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED", `${o.code ?? "failed"}: ${o.error ?? ""}`);
+          reported = true;
+          await state.clearPending();
+        },
+      })
+      .finally(() => {
+        applying.delete(key);
+        early.delete(key);
+      });
+    if (out.status === "applied" || reported) return;
     await report(out.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED", `${out.code ?? "failed"}: ${out.error ?? ""}`);
   }
 
+  // An apply left unconfirmed by a crash is undone before the agent says hello (recover.ts).
+  await recoverPending({ state, applier, outbox, log });
   try {
     // Enroll (or read the stored credential) first: nothing runs for an agent that cannot.
     await client.start();

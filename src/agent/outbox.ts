@@ -10,6 +10,10 @@
 //
 // While one stream lives, each entry is written to it once (in order); acks arrive in the
 // same order, but an entry is dropped only by its own ack.
+//
+// A state dir that cannot be written (disk full) never loses a result that can still be
+// sent and never rejects: the entry stays in memory, is sent anyway, and the failure is
+// logged (it is only lost if the agent also dies before the ack).
 
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -83,6 +87,20 @@ export class Outbox {
     });
   }
 
+  /**
+   * Drop unacked APPLYING reports of a target that was rolled back: resent later they would
+   * earn a Confirm for rules the kernel no longer holds.
+   */
+  withdrawApplying(targetId: string): Promise<void> {
+    return this.serial(async () => {
+      const keep = this.entries.filter((e) => !("applyResult" in e.msg && e.msg.applyResult.targetId === targetId && e.msg.applyResult.status === "APPLY_STATUS_APPLYING"));
+      if (keep.length === this.entries.length) return;
+      for (const e of this.entries) if (!keep.includes(e)) this.inFlight.delete(e.id);
+      this.entries = keep;
+      await this.persist();
+    });
+  }
+
   /** Send every unacked result again (after Hello on a new stream), oldest first. */
   flush(): Promise<void> {
     return this.serial(async () => this.flushNow());
@@ -130,7 +148,12 @@ export class Outbox {
     }
   }
 
+  /** Never throws: a full disk must not stop results from being sent (see the header). */
   private async persist(): Promise<void> {
-    await writeFileAtomic(this.file, JSON.stringify({ entries: this.entries }));
+    try {
+      await writeFileAtomic(this.file, JSON.stringify({ entries: this.entries }));
+    } catch (e) {
+      this.log.error("cannot write the outbox to the state dir; results kept in memory only", { file: this.file, pending: this.entries.length, error: errorText(e) });
+    }
   }
 }

@@ -3,12 +3,17 @@
 //   epoch            telemetry epoch; a new state dir = a new counter baseline
 //   applied.json     last applied version, its policy JSON and rendered text
 //   last-good.nft    Palisade's tables as the kernel held them after the last confirmed apply
+//   pending.json     an apply waiting for its Confirm: the target and the snapshot to roll
+//                    back to. Written before the kernel changes, removed once the apply is
+//                    committed (applied.json names its target) or rolled back; an agent that
+//                    starts with it present rolls back first (recover.ts)
 //   spool/           telemetry batches not yet acknowledged (see telemetry/spool.ts)
 
-import { mkdir, readFile, stat } from "node:fs/promises";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
+import type { Snapshot } from "../engine/driver/index.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { AgentError } from "./errors.ts";
 
@@ -23,8 +28,26 @@ export const AppliedState = z.object({
   /** The nft text that was applied (what drift restores). */
   text: z.string(),
   appliedAt: z.string(),
+  /** The deployment target this apply answered (absent: written by an older agent). */
+  deploymentId: z.string().optional(),
+  targetId: z.string().optional(),
 });
 export type AppliedState = z.infer<typeof AppliedState>;
+
+const VersionRef = z.object({ ruleset: z.string(), version: z.number().int().min(0), checksum: z.string() });
+
+const SnapshotShape = z.object({ tables: z.array(z.object({ family: z.string(), name: z.string() }).passthrough()), text: z.string(), takenAt: z.string() });
+
+/** An apply whose Confirm has not arrived yet (pending.json). */
+export const PendingApply = z.object({
+  deploymentId: z.string(),
+  targetId: z.string(),
+  version: VersionRef,
+  /** Palisade's tables before the apply: what a rollback puts back (driver Snapshot). */
+  snapshot: z.custom<Snapshot>((v) => SnapshotShape.safeParse(v).success, "not a ruleset snapshot"),
+  startedAt: z.string(),
+});
+export type PendingApply = z.infer<typeof PendingApply>;
 
 export class StateDir {
   constructor(readonly dir: string) {}
@@ -91,6 +114,20 @@ export class StateDir {
 
   async writeApplied(a: AppliedState): Promise<void> {
     await writeFileAtomic(this.path("applied.json"), JSON.stringify(a));
+  }
+
+  readPending(): Promise<PendingApply | undefined> {
+    return this.readJson("pending.json", PendingApply);
+  }
+
+  /** Durable before the kernel changes: a crash after it leaves the way back on disk. */
+  async writePending(p: PendingApply): Promise<void> {
+    await writeFileAtomic(this.path("pending.json"), JSON.stringify(p));
+  }
+
+  /** Removing needs no free space, so this works on a full disk too. */
+  async clearPending(): Promise<void> {
+    await rm(this.path("pending.json"), { force: true });
   }
 
   async readLastGood(): Promise<string | undefined> {

@@ -190,19 +190,22 @@ describe("commit-confirmed and faults", () => {
     assert.deepEqual((await f.t.req("GET", `/v1/hosts/${a!.name}`)).json().appliedVersion, { ruleset: "web", version: 1 });
   });
 
-  test("an agent that applied but lost the stream before reporting is confirmed on its hello", async () => {
+  test("an agent that applied but lost the stream before reporting is confirmed on its hello, and applied once it says so", async () => {
     const [a] = await agents("hello", 1, { grp: "hello" });
     a!.answer = (d) => {
-      a!.applied = { ...d.version }; // kernel holds it; the report is lost with the stream
+      a!.applied = { ...d.version }; // kernel holds it, unconfirmed; the APPLYING is lost with the stream
       return { status: "none" };
     };
     const id = await deploy({ version: 2, selector: { labels: { grp: "hello" } }, strategy: { canary: 0 } });
     await waitFor(() => a!.desired.length === 1, 10_000, "desired state");
     a!.close();
     await a!.connect();
+    await waitFor(() => a!.confirms.includes(a!.desired[0]!.targetId), 5_000, "confirm on hello");
+    // The hello is contact, not the commit: the agent may still die before recording it.
+    assert.equal((await until(id, ["running"])).targets[0]!.status, "applying");
+    a!.report(a!.desired[0]!, "applied");
     const d = await until(id, ["succeeded"]);
     assert.equal(d.targets[0]!.status, "applied");
-    await waitFor(() => a!.confirms.includes(a!.desired[0]!.targetId), 5_000, "confirm on hello");
   });
 
   test("no result in time is retried (bounded), then succeeds", async () => {

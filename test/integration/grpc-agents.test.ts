@@ -260,20 +260,54 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     assert.deepEqual(second, first, "a resent result changes nothing");
     assert.equal(acks(a, applied), 2);
 
-    // A rollback, resent: recorded once (host back to nothing, deployment failed), acked twice.
+    // A final target never changes again: a ROLLED_BACK (or FAILED) after "applied" is acked
+    // and ignored, and so is an APPLYING (no Confirm for it).
     const rolled = randomUUID();
     const rb = { applyResult: { deploymentId: d.id, targetId: target.id, version: v, status: "APPLY_STATUS_ROLLED_BACK", error: "confirm_timeout: x", resultId: rolled } };
     a.send(rb);
-    const r1 = await acked(a, rolled, 1, read);
-    assert.equal(r1.target.status, "rolled_back");
-    assert.equal(r1.host.appliedVersionId, null);
-    assert.equal(r1.deployment.status, "failed");
-    // The old "applied" resent after the rollback (its ack was lost) does not undo it.
-    a.send(msg);
-    a.send(rb);
-    await acked(a, rolled, 2, async () => undefined);
-    assert.equal(acks(a, applied), 3);
-    assert.deepEqual(await read(), r1);
+    await acked(a, rolled, 1, async () => undefined);
+    const stale = randomUUID();
+    const confirmsBefore = a.received.filter((m) => "confirm" in m).length;
+    a.send({ applyResult: { ...msg.applyResult, status: "APPLY_STATUS_APPLYING", resultId: stale } });
+    await acked(a, stale, 1, async () => undefined);
+    assert.deepEqual(await read(), first, "applied stays applied");
+    assert.equal(a.received.filter((m) => "confirm" in m).length, confirmsBefore, "no Confirm for a final target");
+    a.close();
+  });
+
+  test("APPLYING is confirmed and changes nothing; a stale APPLIED or ROLLED_BACK never moves a failed target", async () => {
+    await f.t.req("POST", "/v1/rulesets", { body: { name: "final-rs" } });
+    await f.t.req("POST", "/v1/rulesets/final-rs/versions", { body: { policy: validPolicy() } });
+    const a = await f.agent("final-a");
+    const version = await f.t.db.rulesetVersion.findFirstOrThrow({ where: { ruleset: { name: "final-rs" } } });
+    const mk = (status: "applying" | "failed") =>
+      f.t.db.deployment.create({
+        data: { versionId: version.id, selector: { hosts: ["final-a"] }, createdBy: "test", status: status === "failed" ? "failed" : "running", targets: { create: { hostId: a.hostId, versionId: version.id, offeredAt: new Date(), status, startedAt: new Date(), ...(status === "failed" ? { error: "no result from the agent within 50s (after 2 attempts)", finishedAt: new Date() } : {}) } } },
+        include: { targets: true },
+      });
+    const v = { ruleset: "final-rs", version: 1, checksum: version.checksum };
+    const send = async (d: { id: string; targets: { id: string }[] }, status: string) => {
+      const id = randomUUID();
+      a.send({ applyResult: { deploymentId: d.id, targetId: d.targets[0]!.id, version: v, status, error: status === "APPLY_STATUS_APPLIED" ? "" : "x", resultId: id } });
+      await acked(a, id, 1, async () => undefined);
+    };
+    const confirmsOf = (t: string) => a.received.filter((m) => "confirm" in m && m.confirm.targetId === t).length;
+
+    const live = await mk("applying");
+    await send(live, "APPLY_STATUS_APPLYING");
+    assert.equal(confirmsOf(live.targets[0]!.id), 1, "APPLYING on an applying target earns the Confirm");
+    assert.equal((await f.t.db.deploymentTarget.findUniqueOrThrow({ where: { id: live.targets[0]!.id } })).status, "applying", "not applied before the agent recorded the commit");
+
+    const failed = await mk("failed");
+    const before = await f.t.db.deploymentTarget.findUniqueOrThrow({ where: { id: failed.targets[0]!.id } });
+    const hostBefore = await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId }, select: { appliedVersionId: true } });
+    await send(failed, "APPLY_STATUS_APPLYING");
+    await send(failed, "APPLY_STATUS_APPLIED");
+    await send(failed, "APPLY_STATUS_ROLLED_BACK");
+    assert.equal(confirmsOf(failed.targets[0]!.id), 0, "a failed target is never confirmed");
+    assert.deepEqual(await f.t.db.deploymentTarget.findUniqueOrThrow({ where: { id: failed.targets[0]!.id } }), before, "the failed target is untouched");
+    assert.deepEqual(await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId }, select: { appliedVersionId: true } }), hostBefore, "the host's applied version is untouched");
+    assert.equal((await f.t.db.deployment.findUniqueOrThrow({ where: { id: failed.id } })).status, "failed");
     a.close();
   });
 

@@ -93,10 +93,11 @@ describe("agent end to end with a gRPC peer (kernel, netns)", () => {
 
   it("applies desired state, reports APPLIED, and keeps it once confirmed", async () => {
     api.send({ desiredState: { deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, policyJson: JSON.stringify(policy(lan)), confirmTimeoutSeconds: 2 } });
-    const res = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1"));
+    // APPLYING (kernel holds it) earns the Confirm; APPLIED follows once the commit is recorded.
+    const res = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status !== "APPLY_STATUS_APPLYING"));
     assert.equal(res.msg.applyResult.status, "APPLY_STATUS_APPLIED", res.msg.applyResult.error);
     await new Promise((r) => setTimeout(r, 2500)); // past the confirm timeout
-    assert.equal(api.of("applyResult").filter((x) => x.msg.applyResult.targetId === "t1").length, 1, "no rollback after the confirm");
+    assert.deepEqual(api.of("applyResult").filter((x) => x.msg.applyResult.targetId === "t1").map((x) => x.msg.applyResult.status), ["APPLY_STATUS_APPLYING", "APPLY_STATUS_APPLIED"], "no rollback after the confirm");
     assert.match(await list(), /acct_lan_src/);
   });
 
@@ -139,9 +140,9 @@ describe("agent end to end with a gRPC peer (kernel, netns)", () => {
     api.autoConfirm = false;
     api.send({ desiredState: { deploymentId: "d2", targetId: "t2", version: { ruleset: "edge", version: 2, checksum: "c2" }, policyJson: JSON.stringify(policy(lan, 2222)), confirmTimeoutSeconds: 2 } });
     const applied = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2"));
-    assert.equal(applied.msg.applyResult.status, "APPLY_STATUS_APPLIED");
+    assert.equal(applied.msg.applyResult.status, "APPLY_STATUS_APPLYING");
     assert.match(await list(), /dport 2222 drop/);
-    const rolled = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2" && x.msg.applyResult.status !== "APPLY_STATUS_APPLIED"), 8000);
+    const rolled = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2" && x.msg.applyResult.status !== "APPLY_STATUS_APPLYING"), 8000);
     assert.equal(rolled.msg.applyResult.status, "APPLY_STATUS_ROLLED_BACK");
     assert.match(rolled.msg.applyResult.error, /confirm_timeout/);
     assert.equal(stripCounters(await list()), before);

@@ -80,7 +80,7 @@ describe("agent drift checks never undo a confirmed apply (kernel, netns, grpc)"
         if (after >= 0) after++;
         else if (api.received.some((x) => x.msg.applyResult?.targetId === `t${v}`)) after = 0;
       }
-      const res = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === `t${v}`));
+      const res = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === `t${v}` && x.msg.applyResult.status !== "APPLY_STATUS_APPLYING"));
       assert.equal(res.msg.applyResult.status, "APPLY_STATUS_APPLIED", res.msg.applyResult.error);
       // Let everything queued behind the lock finish, then one more check.
       await agent.applier.exclusive(async () => undefined);

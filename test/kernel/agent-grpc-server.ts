@@ -39,7 +39,8 @@ export class TestApi {
         this.call = call;
         call.on("data", (msg: Record<string, any>) => { // eslint-disable-line @typescript-eslint/no-explicit-any
           this.received.push({ stream: n, metadata: call.metadata, msg });
-          if (this.autoConfirm && msg.applyResult?.status === "APPLY_STATUS_APPLIED") {
+          // Like the API: APPLYING (the kernel holds it, waiting) earns the Confirm.
+          if (this.autoConfirm && msg.applyResult?.status === "APPLY_STATUS_APPLYING") {
             call.write({ confirm: { deploymentId: msg.applyResult.deploymentId, targetId: msg.applyResult.targetId } });
           }
           if (this.autoAck && msg.telemetry) call.write({ telemetryAck: { epoch: msg.telemetry.epoch, seq: msg.telemetry.seq } });

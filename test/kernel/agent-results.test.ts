@@ -82,17 +82,17 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     agent = await startAgent(cfg, { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500 });
     await api.waitFor((r) => r.find((x) => x.msg.hello));
     api.send({ desiredState: { deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, policyJson: JSON.stringify(policy(lan)), confirmTimeoutSeconds: 30 } });
-    assert.equal((await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1"))).msg.applyResult.status, "APPLY_STATUS_APPLIED");
+    await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"));
 
     api.autoConfirm = false;
     api.send({ desiredState: { deploymentId: "d2", targetId: "t2", version: { ruleset: "edge", version: 2, checksum: "c2" }, policyJson: JSON.stringify(policy(lan, 2222)), confirmTimeoutSeconds: 2 } });
-    assert.equal((await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2"))).msg.applyResult.status, "APPLY_STATUS_APPLIED");
+    assert.equal((await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2"))).msg.applyResult.status, "APPLY_STATUS_APPLYING");
     assert.match(await list(), /dport 2222 drop/);
     // The replica goes away before the confirm timeout: the agent rolls back on its own.
     await api.stop();
     await until("the rollback in the kernel", async () => !/dport 2222/.test(await list()));
     await until("the ROLLED_BACK result kept in the state dir", async () => /APPLY_STATUS_ROLLED_BACK/.test(await outbox()));
-    assert.equal(api.received.filter((x) => x.msg.applyResult?.targetId === "t2").length, 1, "only APPLIED reached the old stream");
+    assert.equal(api.received.filter((x) => x.msg.applyResult?.targetId === "t2").length, 1, "only APPLYING reached the old stream");
 
     const back = await newApi(port);
     const rolled = await back.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2"));
@@ -116,7 +116,7 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     first.stderr!.on("data", (d: Buffer) => (err1 += d.toString()));
     await api.waitFor((r) => r.find((x) => x.msg.hello), 30_000);
     api.send({ desiredState: { deploymentId: "d3", targetId: "t3", version: { ruleset: "edge", version: 3, checksum: "c3" }, policyJson: JSON.stringify(policy(lan, 3333)), confirmTimeoutSeconds: 120 } });
-    assert.equal((await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t3"))).msg.applyResult.status, "APPLY_STATUS_APPLIED");
+    assert.equal((await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t3"))).msg.applyResult.status, "APPLY_STATUS_APPLYING");
     assert.match(await list(), /dport 3333 drop/);
     await api.stop();
     // Shutting down while unconfirmed rolls back; the stream is gone, so the result waits on disk.
@@ -144,8 +144,8 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     agent = await startAgent(cfg, { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500 });
     await api.waitFor((r) => r.find((x) => x.msg.hello));
     api.send({ desiredState: { deploymentId: "d5", targetId: "t5", version: { ruleset: "edge", version: 5, checksum: "c5" }, policyJson: JSON.stringify(policy(lan, 5555)), confirmTimeoutSeconds: 30 } });
-    const first = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t5"));
-    assert.equal(first.msg.applyResult.status, "APPLY_STATUS_APPLIED");
+    // APPLYING earns the Confirm; APPLIED follows once the agent recorded the commit.
+    const first = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t5" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"));
     const id = first.msg.applyResult.resultId as string;
     assert.match(id, /^[0-9a-f-]{36}$/);
     // Confirmed (the apply stays), but the result is never acked: the stream closes first.
@@ -153,7 +153,7 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     assert.match(await outbox(), new RegExp(id));
     api.cut();
 
-    const again = await api.waitFor((r) => r.find((x) => x.stream > first.stream && x.msg.applyResult?.targetId === "t5"));
+    const again = await api.waitFor((r) => r.find((x) => x.stream > first.stream && x.msg.applyResult?.resultId === id));
     assert.equal(again.msg.applyResult.resultId, id, "the same result, not a new one");
     assert.equal(again.msg.applyResult.status, "APPLY_STATUS_APPLIED");
     const helloAt = api.received.findIndex((x) => x.stream === again.stream && x.msg.hello);
@@ -162,7 +162,7 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     assert.match(await outbox(), new RegExp(id), "still kept: not acked yet");
 
     // Now the server acks: the entry goes, and no later stream carries it.
-    api.send({ resultAck: { resultId: id } });
+    for (const x of api.received.filter((x) => x.msg.applyResult?.targetId === "t5")) api.send({ resultAck: { resultId: x.msg.applyResult.resultId } });
     await until("the outbox emptied", async () => !(await outbox()).includes(id));
     await agent.stop();
     agent = undefined;

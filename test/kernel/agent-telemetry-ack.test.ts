@@ -53,7 +53,7 @@ describe("agent telemetry ack timeout (kernel, netns, grpc)", () => {
     await api.waitFor((r) => r.find((x) => x.msg.hello));
     // Something to report: a policy with accounting, then traffic it counts.
     api.send({ desiredState: { deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, policyJson: JSON.stringify(policy(lan)), confirmTimeoutSeconds: 30 } });
-    assert.equal((await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1"))).msg.applyResult.status, "APPLY_STATUS_APPLIED");
+    await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"));
     await lab.sendUdp(peer, dst, 7000, { count: 3, size: 64 });
     await agent.collector.collect();
     const first = await api.waitFor((r) => r.find((x) => x.msg.telemetry));

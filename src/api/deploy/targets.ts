@@ -54,17 +54,15 @@ export async function claimForHost(db: Db, hostId: string): Promise<ClaimedTarge
 }
 
 /**
- * Hello says the kernel already holds the version a sent target carries: the agent applied it
- * and lost the stream before its result got through. Its reconnect is the contact the
- * commit-confirm waits for, so those targets count as applied (and the caller confirms them).
+ * Hello says the kernel holds, unconfirmed, the version a sent target carries: the agent
+ * applied it and lost the stream before its Confirm arrived. The reconnect is the contact
+ * commit-confirm waits for, so the caller confirms those targets. They stay `applying`:
+ * only the agent's APPLIED after it recorded the commit makes them applied (an agent that
+ * dies before recording rolls back at its next start and reports ROLLED_BACK).
  */
-export async function appliedBeforeReconnect(db: Db, hostId: string, versionId: string): Promise<{ targetId: string; deploymentId: string }[]> {
-  const rows = await db.$queryRaw<{ id: string; deployment_id: string }[]>`
-    UPDATE deployment_targets SET status = 'applied', finished_at = now(), updated_at = now(), error = NULL
-     WHERE host_id = ${hostId}::uuid AND status = 'applying' AND version_id = ${versionId}::uuid
-    RETURNING id, deployment_id`;
-  for (const d of new Set(rows.map((r) => r.deployment_id))) await settleDeployment(db, d);
-  return rows.map((r) => ({ targetId: r.id, deploymentId: r.deployment_id }));
+export async function applyingWithVersion(db: Db, hostId: string, versionId: string): Promise<{ targetId: string; deploymentId: string }[]> {
+  const rows = await db.deploymentTarget.findMany({ where: { hostId, status: "applying", versionId }, select: { id: true, deploymentId: true } });
+  return rows.map((r) => ({ targetId: r.id, deploymentId: r.deploymentId }));
 }
 
 export type ResultOutcome =
@@ -72,12 +70,16 @@ export type ResultOutcome =
   | { kind: "ignored"; reason: string }
   | { kind: "foreign" };
 
-/** Which statuses a reported status may replace. A report never moves a target off rolled_back. */
+/**
+ * Which statuses a reported status may replace. A final target (applied, failed,
+ * rolled_back) never changes again: "applied" is only reported after the agent recorded
+ * the commit, so nothing the agent says later can be about that apply, and a result that
+ * arrives after the target failed (timed out, superseded) is stale.
+ */
 const FROM: Record<string, TargetStatus[]> = {
-  APPLY_STATUS_APPLYING: ["pending"],
-  APPLY_STATUS_APPLIED: ["pending", "applying", "failed", "applied"],
-  APPLY_STATUS_FAILED: ["pending", "applying", "applied"],
-  APPLY_STATUS_ROLLED_BACK: ["pending", "applying", "applied", "failed"],
+  APPLY_STATUS_APPLIED: ["pending", "applying"],
+  APPLY_STATUS_FAILED: ["pending", "applying"],
+  APPLY_STATUS_ROLLED_BACK: ["pending", "applying"],
 };
 const TO: Record<string, TargetStatus> = {
   APPLY_STATUS_APPLYING: "applying",
@@ -99,17 +101,23 @@ export async function recordResult(db: Db, hostId: string, r: ApplyResult): Prom
   // The credential decides the host; a target of any other host is a forged claim.
   if (target.hostId !== hostId || (r.deploymentId && r.deploymentId !== target.deploymentId)) return { kind: "foreign" };
 
+  // APPLYING: the kernel holds the version, waiting for our Confirm. Only a target that is
+  // still being applied is confirmed; a final one (timed out, superseded) is not, so the
+  // agent's window runs out and it puts its previous rules back.
+  if (to === "applying") {
+    return target.status === "applying" ? { kind: "recorded", status: "applying", deploymentId: target.deploymentId, confirm: true } : { kind: "ignored", reason: `target is ${target.status}; not confirmed` };
+  }
   const now = new Date();
   const error = to === "failed" || to === "rolled_back" ? r.error || (to === "failed" ? "agent reported failure without a message" : "agent rolled back") : null;
   const changed = to === "applied" ? await markApplied(db, target.id, hostId) : await db.$transaction(async (tx) => {
     const u = await tx.deploymentTarget.updateMany({
       where: { id: target.id, status: { in: FROM[r.status] } },
-      data: { status: to, error, updatedAt: now, ...(to === "applying" ? { startedAt: now } : { finishedAt: now }) },
+      data: { status: to, error, updatedAt: now, finishedAt: now },
     });
     if (u.count === 0) return false;
     if (to === "rolled_back") {
-      // The agent put back what it ran before; if we had already counted the new version
-      // as applied, that is no longer true.
+      // The agent put back what it ran before; a Hello that reported the version while it
+      // waited for the Confirm set it as the host's applied version, which is no longer true.
       await tx.host.updateMany({ where: { id: hostId, appliedVersionId: target.versionId }, data: { appliedVersionId: target.previousVersionId, updatedAt: now } });
     }
     // A failure settles in the same transaction: nobody sees a failed target under a
@@ -140,7 +148,7 @@ async function markApplied(db: Db, targetId: string, hostId: string): Promise<bo
   const rows = await db.$queryRaw<{ id: string }[]>`
     WITH t AS (
       UPDATE deployment_targets SET status = 'applied', error = NULL, finished_at = now(), updated_at = now()
-       WHERE id = ${targetId}::uuid AND host_id = ${hostId}::uuid AND status IN ('pending', 'applying', 'failed')
+       WHERE id = ${targetId}::uuid AND host_id = ${hostId}::uuid AND status IN ('pending', 'applying')
       RETURNING id, version_id
     ), h AS (
       UPDATE hosts SET applied_version_id = t.version_id, updated_at = now() FROM t WHERE hosts.id = ${hostId}::uuid RETURNING hosts.id
@@ -152,8 +160,8 @@ async function markApplied(db: Db, targetId: string, hostId: string): Promise<bo
 /**
  * A running deployment whose every target is final becomes succeeded (all applied) or
  * failed. Targets not yet sent (later batches, offline hosts) keep it running. A finished
- * one is recomputed too: a late "rolled_back" (an agent that lost contact reports it once
- * it is back) turns a succeeded deployment into a failed one. The deployment row is locked
+ * one is recomputed too (a target failed by the worker or superseded after the others
+ * settled). The deployment row is locked
  * before counting, so two settles (the worker's and a result's) cannot cross each other
  * with stale counts.
  */

@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { desiredStateFor } from "../deploy/desired.ts";
-import { appliedBeforeReconnect, claimForHost, claimTarget, recordResult, type ClaimedTarget } from "../deploy/targets.ts";
+import { applyingWithVersion, claimForHost, claimTarget, recordResult, type ClaimedTarget } from "../deploy/targets.ts";
 import type { Prisma } from "../db/client.ts";
 import { publishToHost, type AgentBus, type HostNotice } from "./bus.ts";
 import type { AgentContext } from "./context.ts";
@@ -182,8 +182,14 @@ export class AgentSession {
       data.appliedVersion = appliedVersionId ? { connect: { id: appliedVersionId } } : { disconnect: true };
     }
     await db.host.update({ where: { id: hostId }, data });
+    // Reconciled against the host's targets: one being applied with exactly the version the
+    // agent reports is confirmed (its APPLYING was lost with the old stream); it becomes
+    // applied on the APPLIED the agent sends once it recorded the commit. One with another
+    // version is not confirmed: the agent is not waiting on it (an agent waiting on a
+    // Confirm reports that version), and its result (ROLLED_BACK after a restart) follows
+    // from the agent's outbox.
     if (appliedVersionId) {
-      for (const t of await appliedBeforeReconnect(db, hostId, appliedVersionId)) this.send({ confirm: t });
+      for (const t of await applyingWithVersion(db, hostId, appliedVersionId)) this.send({ confirm: t });
     }
     // Quota resets asked for while the agent was away.
     for (const m of await pendingQuotaResets(this.ctx, hostId)) this.send({ quotaReset: { requestId: m.requestId, name: m.name } });

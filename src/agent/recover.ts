@@ -1,0 +1,60 @@
+// Start-up recovery of an apply that was waiting for its Confirm when the agent died
+// (SIGKILL, power loss, OOM). pending.json was written before the kernel changed:
+//   - applied.json names the same target: the Confirm arrived and the commit was recorded;
+//     only the cleanup was lost. APPLIED is reported (again: the API ignores a repeat).
+//   - otherwise the apply was never confirmed: the snapshot in pending.json is put back
+//     before the agent connects (an unconfirmed version may cut the host off from the API
+//     for good), stale APPLYING reports are withdrawn, and ROLLED_BACK is reported with
+//     code `agent_restarted`.
+// The results go through the outbox, so they reach the API right after the Hello.
+
+import type { Applier } from "./apply.ts";
+import { errorText } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import type { Outbox } from "./outbox.ts";
+import type { ApplyStatusName } from "./proto.ts";
+import type { StateDir } from "./state.ts";
+
+export interface RecoverDeps {
+  state: StateDir;
+  applier: Applier;
+  outbox: Outbox;
+  log: Logger;
+}
+
+/** What happened to the pending apply: none, committed, rolled_back, rollback_failed, unreadable. */
+export type Recovery = "none" | "committed" | "rolled_back" | "rollback_failed" | "unreadable";
+
+export async function recoverPending({ state, applier, outbox, log }: RecoverDeps): Promise<Recovery> {
+  let p;
+  try {
+    p = await state.readPending();
+  } catch (e) {
+    // Without the snapshot there is nothing safe to put back; say so loudly and go on.
+    log.error("pending.json is unreadable; cannot undo an unconfirmed apply", { error: errorText(e) });
+    return "unreadable";
+  }
+  if (!p) return "none";
+  const result = (status: ApplyStatusName, error: string) =>
+    outbox.post({ applyResult: { deploymentId: p.deploymentId, targetId: p.targetId, version: p.version, status, error } });
+  const applied = await state.readApplied().catch(() => undefined);
+  if (applied?.targetId === p.targetId && applied.deploymentId === p.deploymentId) {
+    log.info("the pending apply was committed before the restart", { targetId: p.targetId, version: p.version.version });
+    await result("APPLY_STATUS_APPLIED", "");
+    await state.clearPending();
+    return "committed";
+  }
+  log.warn("unconfirmed apply found at start; restoring the previous ruleset before connecting", { targetId: p.targetId, version: p.version.version, since: p.startedAt });
+  await outbox.withdrawApplying(p.targetId);
+  let out: Recovery = "rolled_back";
+  try {
+    await applier.restoreSnapshot(p.snapshot);
+    await result("APPLY_STATUS_ROLLED_BACK", `agent_restarted: the agent restarted while waiting for the confirmation (applied ${p.startedAt}); previous ruleset restored`);
+  } catch (e) {
+    log.error("restoring the previous ruleset after a restart failed", { error: errorText(e) });
+    await result("APPLY_STATUS_FAILED", `rollback_failed: the agent restarted while waiting for the confirmation and could not restore the previous ruleset: ${errorText(e)}`);
+    out = "rollback_failed";
+  }
+  await state.clearPending();
+  return out;
+}
