@@ -1,0 +1,125 @@
+// A full state directory, for real: the agent (`palisade agent`, a child process) runs in a
+// private mount namespace (`unshare -m`) with a 256 KiB tmpfs mounted over its state dir,
+// so filling it never touches the real disk and the mount disappears with the process. The
+// test reaches that tmpfs through /proc/<pid>/root. The agent manages a throwaway network
+// namespace (--netns) and talks to a real gRPC peer in this process (agent-grpc-server.ts).
+//
+// Proves: with no space, nothing is applied that cannot be recorded (FAILED state_error,
+// kernel unchanged); a commit that cannot be recorded after the Confirm is rolled back
+// (ROLLED_BACK state_error); the results still reach the API although outbox.json cannot
+// be written; and the agent does not exit.
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, open, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { createLab, type NetnsLab } from "../support/netns.ts";
+import { TestApi } from "./agent-grpc-server.ts";
+import { BIN } from "./fleet-kit.ts";
+
+const policy = (port: number) => ({ description: `enospc ${port}`, chains: { input: { hook: "input", policy: "accept", rules: [{ comment: `port-${port}`, match: { protocol: "tcp", dport: port }, action: "drop" }] } } });
+const desired = (n: number, port: number) => ({ desiredState: { deploymentId: `d${n}`, targetId: `t${n}`, version: { ruleset: "edge", version: n, checksum: `c${n}` }, policyJson: JSON.stringify(policy(port)), confirmTimeoutSeconds: 30 } });
+
+describe("agent with a full state dir (tmpfs in a private mount namespace, kernel, grpc)", () => {
+  let lab: NetnsLab;
+  let ns: string;
+  let dir: string;
+  let api: TestApi;
+  let child: ChildProcess;
+  let out = "";
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  /** The agent's state dir as the agent sees it (its tmpfs). */
+  const inside = (f = "") => join(`/proc/${child.pid}/root`, dir, f);
+  const list = async () => (await lab.nft(ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true })).stdout;
+  const resultOf = (t: string, pred: (s: string) => boolean = () => true) =>
+    api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === t && pred(x.msg.applyResult.status)), 20_000).catch((e: Error) => assert.fail(`${e.message}\n${out.slice(-3000)}`));
+
+  /** Fill the tmpfs until the kernel says ENOSPC (bounded: it is 256 KiB). */
+  async function fill(): Promise<void> {
+    const h = await open(inside(`filler-${Date.now()}`), "w");
+    const chunk = Buffer.alloc(4096, 1);
+    try {
+      for (let i = 0; i < 1000; i++) await h.write(chunk);
+      assert.fail("the tmpfs never filled up");
+    } catch (e) {
+      assert.equal((e as NodeJS.ErrnoException).code, "ENOSPC", String(e));
+    } finally {
+      await h.close().catch(() => {});
+    }
+  }
+
+  async function free(): Promise<void> {
+    for (const f of await readdir(inside())) if (f.startsWith("filler-")) await rm(inside(f));
+  }
+
+  /** A drift check round trip: the agent is alive and still handles messages. */
+  async function alive(): Promise<void> {
+    const n = api.of("drift").length;
+    api.send({ checkDrift: {} });
+    await api.waitFor((r) => r.filter((x) => x.msg.drift).length > n, 20_000).catch((e: Error) => assert.fail(`${e.message}\n${out.slice(-3000)}`));
+    assert.equal(exited(), false, `the agent exited:\n${out.slice(-3000)}`);
+  }
+
+  before(async () => {
+    lab = createLab();
+    ns = await lab.addNamespace();
+    dir = await mkdtemp(join(tmpdir(), "palisade-enospc-"));
+    api = new TestApi();
+    await api.start();
+    const argv = [process.execPath, BIN, "agent", "--server", `127.0.0.1:${api.port}`, "--enroll-token", "good-token", "--state-dir", dir, "--name", "edge-full", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0"];
+    // sh mounts the tmpfs inside the new mount namespace, then becomes the agent (exec: same pid).
+    child = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs -o size=256k,mode=0700 palisade-enospc "$0" && exec "$@"', dir, ...argv], { stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+    await api.waitFor((r) => r.find((x) => x.msg.hello), 30_000).catch((e: Error) => assert.fail(`${e.message}\n${out}`));
+    // The real dir stays empty: the agent writes into its own tmpfs.
+    assert.deepEqual(await readdir(dir), []);
+    api.send(desired(1, 1111));
+    await resultOf("t1", (s) => s === "APPLY_STATUS_APPLIED");
+    assert.match(await list(), /port-1111/);
+  });
+
+  after(async () => {
+    if (child && !exited() && child.pid) process.kill(child.pid, "SIGKILL");
+    await api?.stop();
+    await lab?.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("no space for the pending apply: nothing applied, FAILED state_error reaches the API, the agent keeps running", async () => {
+    await fill();
+    api.send(desired(2, 2222));
+    const r = await resultOf("t2");
+    assert.equal(r.msg.applyResult.status, "APPLY_STATUS_FAILED", r.msg.applyResult.error);
+    assert.match(r.msg.applyResult.error, /^state_error: .*ENOSPC/);
+    const k = await list();
+    assert.match(k, /port-1111/);
+    assert.doesNotMatch(k, /port-2222/, "nothing applied that could not be recorded");
+    assert.match(out, /cannot write the outbox to the state dir/, "the result went out without being on disk");
+    await alive();
+    await free();
+  });
+
+  it("no space to record the commit after the Confirm: rolled back, ROLLED_BACK state_error, the agent keeps running", async () => {
+    api.autoConfirm = false;
+    api.send(desired(3, 3333));
+    const applying = await resultOf("t3");
+    assert.equal(applying.msg.applyResult.status, "APPLY_STATUS_APPLYING");
+    assert.match(await list(), /port-3333/);
+    await fill();
+    api.send({ confirm: { deploymentId: "d3", targetId: "t3" } });
+    const r = await resultOf("t3", (s) => s !== "APPLY_STATUS_APPLYING");
+    assert.equal(r.msg.applyResult.status, "APPLY_STATUS_ROLLED_BACK", r.msg.applyResult.error);
+    assert.match(r.msg.applyResult.error, /^state_error: cannot record the confirmed apply.*ENOSPC.*previous ruleset restored/);
+    const k = await list();
+    assert.match(k, /port-1111/);
+    assert.doesNotMatch(k, /port-3333/);
+    await alive();
+    // The drift check compared against v1 (the recorded version), not the unrecorded v3.
+    assert.equal(api.of("drift").at(-1)!.msg.drift.drifted, false);
+    assert.deepEqual((await readdir(inside())).filter((f) => f === "pending.json"), [], "no pending apply left behind");
+    api.autoConfirm = true;
+    await free();
+  });
+});
