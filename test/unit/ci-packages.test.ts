@@ -29,6 +29,7 @@ const PACKAGE: Record<string, string> = {
   scapy: "python3-scapy",
   sysctl: "procps",
   setpriv: "util-linux",
+  unshare: "util-linux",
   psql: "postgresql-client",
   sleep: "coreutils",
 };
