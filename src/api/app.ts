@@ -17,7 +17,7 @@ import type { Config } from "./config.ts";
 import type { Db } from "./db/client.ts";
 import { ApiError } from "./errors.ts";
 import { handleError } from "./error-handler.ts";
-import { metricsPlugin } from "./metrics.ts";
+import { metricsPlugin } from "./metrics/plugin.ts";
 import { openApiDocument, zodToJsonConfig } from "./openapi.ts";
 import { parseYamlBody } from "./policy-input.ts";
 import { routes } from "./routes/index.ts";

@@ -47,7 +47,7 @@ describe("health", () => {
     assert.match(String(res.headers["content-type"]), /^text\/plain/);
     assert.match(res.body, /# TYPE palisade_http_requests_total counter/);
     assert.match(res.body, /palisade_http_requests_total\{method="GET",route="\/v1\/rulesets\/:name",status="404"\} 1/);
-    assert.match(res.body, /palisade_process_cpu_user_seconds_total/);
+    assert.match(res.body, /^process_cpu_user_seconds_total /m);
   });
 });
 

@@ -13,6 +13,7 @@ import { AgentRpcError, toStatus } from "./errors.ts";
 import type { AgentIdentity } from "./identity.ts";
 import { MalformedMessage, parseAgentMessage, RESULT_ID, type AgentMessage, type AppliedVersion, type ApplyResult, type DriftReport } from "./messages.ts";
 import type { ServerMessage } from "./proto.ts";
+import { applyResults, countIngested, telemetryBatches } from "../metrics/events.ts";
 import { ingestTelemetry, pendingQuotaResets, recordQuotaReset, TelemetryError } from "../telemetry/index.ts";
 
 export type AgentCall = grpc.ServerDuplexStream<unknown, ServerMessage>;
@@ -138,9 +139,11 @@ export class AgentSession {
         // does not resend it forever; any other error leaves it unacked and spooled.
         try {
           const r = await ingestTelemetry(this.ctx, this.identity.hostId, msg.telemetry);
+          countIngested(r);
           return this.send({ telemetryAck: { epoch: r.epoch, seq: r.seq } });
         } catch (err) {
           if (!(err instanceof TelemetryError && err.code === "invalid_batch")) throw err;
+          telemetryBatches.inc({ result: "refused" });
           const b = msg.telemetry as { epoch?: unknown; seq?: unknown };
           this.ctx.log.error({ hostId: this.identity.hostId, err: err.message }, "telemetry batch refused and dropped");
           return this.send({ telemetryAck: { epoch: String(b.epoch ?? ""), seq: String(b.seq ?? "0") } });
@@ -227,6 +230,7 @@ export class AgentSession {
       return this.ackResult(r.resultId);
     }
     this.ctx.log.info({ hostId: this.identity.hostId, deploymentId: out.deploymentId, targetId: r.targetId, status: out.status, error: r.error || undefined }, "apply result");
+    applyResults.inc({ outcome: out.status });
     // Hearing "applied" over the stream is the contact commit-confirm waits for.
     if (out.confirm) this.send({ confirm: { deploymentId: out.deploymentId, targetId: r.targetId } });
     this.ackResult(r.resultId);

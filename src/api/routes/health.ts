@@ -45,6 +45,6 @@ export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/metrics",
     { config: { access: "public" }, schema: { tags: ["health"], security: [], produces: ["text/plain"] } },
-    async (_req, reply) => reply.type(app.metrics.registry.contentType).send(await app.metrics.registry.metrics()),
+    async (_req, reply) => reply.type(app.metrics.registry.contentType).send(await app.metrics.scrape()),
   );
 };

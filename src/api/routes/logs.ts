@@ -13,6 +13,7 @@ import type { ServerResponse } from "node:http";
 import { z } from "zod";
 import type { Prisma } from "../db/client.ts";
 import { errorResponses } from "../errors.ts";
+import { sseClients } from "../metrics/events.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { Timestamp } from "../schemas.ts";
 import { LOGS_CHANNEL, type LogEventView } from "../telemetry/channels.ts";
@@ -97,12 +98,14 @@ export const logRoutes: FastifyPluginAsyncZod = async (app) => {
       const end = () => {
         if (ended) return;
         ended = true;
+        sseClients.dec();
         clearInterval(ping);
         open.delete(end);
         sub.disconnect();
         if (!res.writableEnded) res.end();
       };
       open.add(end);
+      sseClients.inc();
       const ping = setInterval(() => res.write(": ping\n\n"), q.heartbeat * 1000);
       req.raw.on("close", end);
       res.on("close", end);

@@ -1,18 +1,26 @@
 // Prometheus metrics. One registry per app instance (tests build many apps in one
-// process; the prom-client global registry would refuse duplicate names).
+// process; one registry would refuse duplicate names), merged at scrape time with the
+// process-wide event counters (events.ts). prom-client's default metrics keep their
+// standard names (process_*, nodejs_*), so stock Node.js dashboards work unchanged.
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { QUEUE_NAME as DEPLOY_QUEUE, queueSettings } from "../deploy/queue.ts";
+import { TELEMETRY_QUEUE } from "../telemetry/service.ts";
+import { eventRegistry } from "./events.ts";
+import { registerFleetMetrics } from "./fleet.ts";
 
 export interface Metrics {
   registry: Registry;
   httpRequests: Counter<"method" | "route" | "status">;
   httpDuration: Histogram<"method" | "route">;
+  /** The exposition text of everything: this app's, the process's events and the fleet's. */
+  scrape(): Promise<string>;
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "palisade_" });
+  collectDefaultMetrics({ register: registry });
   return {
     registry,
     httpRequests: new Counter({
@@ -28,6 +36,7 @@ export function createMetrics(): Metrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+    scrape: () => Registry.merge([registry, eventRegistry]).metrics(),
   };
 }
 
@@ -38,7 +47,16 @@ declare module "fastify" {
 }
 
 export const metricsPlugin = fp(async (app: FastifyInstance) => {
-  app.decorate("metrics", createMetrics());
+  const metrics = createMetrics();
+  registerFleetMetrics(metrics.registry, {
+    db: app.db,
+    redis: app.redis,
+    queues: [
+      { label: "deploy", prefix: queueSettings().prefix, name: DEPLOY_QUEUE },
+      { label: "telemetry", prefix: "bull", name: TELEMETRY_QUEUE },
+    ],
+  });
+  app.decorate("metrics", metrics);
   app.addHook("onResponse", async (req, reply) => {
     // The route template, not the URL: label cardinality must stay bounded.
     const route = req.routeOptions.url ?? "unmatched";
