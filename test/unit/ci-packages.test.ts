@@ -31,6 +31,8 @@ const PACKAGE: Record<string, string> = {
   setpriv: "util-linux",
   unshare: "util-linux",
   psql: "postgresql-client",
+  promtool: "prometheus",
+  "/usr/bin/chromium": "chromium",
   sleep: "coreutils",
 };
 /** Essential on every Debian system: never on an apt-get line. */
