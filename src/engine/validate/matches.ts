@@ -65,13 +65,23 @@ function addresses(r: RuleRef, out: Diagnostic[]): void {
 
 function interfaces(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
   const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
-  if (r.match.iif !== undefined) {
-    const bad = [...hooks].filter((h) => NO_IIF.includes(h)).sort();
-    if (bad.length) out.push(error([...r.path, "match", "iif"], "iif_not_available", `iif cannot match at the ${bad.join("/")} hook${reached}: locally generated and outgoing packets have no input interface; use oif`));
-  }
-  if (r.match.oif !== undefined) {
-    const bad = [...hooks].filter((h) => NO_OIF.includes(h)).sort();
-    if (bad.length) out.push(error([...r.path, "match", "oif"], "oif_not_available", `oif cannot match at the ${bad.join("/")} hook${reached}: the output interface is not chosen yet; use iif`));
+  for (const [key, unavailable, why, instead] of [
+    ["iif", NO_IIF, "locally generated and outgoing packets have no input interface", "oif"],
+    ["oif", NO_OIF, "the output interface is not chosen yet", "iif"],
+  ] as const) {
+    if (r.match[key] === undefined) continue;
+    const bad = [...hooks].filter((h) => (unavailable as readonly Hook[]).includes(h)).sort();
+    if (!bad.length) continue;
+    const at = [...r.path, "match", key];
+    // A chain shared by several hooks (Docker's nat DOCKER chain, reached from prerouting and
+    // output, holds `-i docker0 -j RETURN`): on the paths without the interface the match
+    // means what it means in iptables and nftables (empty name: a positive match never
+    // matches, a negated one always does). Only a chain whose every path lacks it is a mistake.
+    if (!r.chain.hook && bad.length < hooks.size) {
+      out.push(warning(at, `${key}_not_available`, `${key} never matches at the ${bad.join("/")} hook${reached}: ${why} (a negated ${key} always matches there)`));
+    } else {
+      out.push(error(at, `${key}_not_available`, `${key} cannot match at the ${bad.join("/")} hook${reached}: ${why}; use ${instead}`));
+    }
   }
 }
 

@@ -41,6 +41,24 @@ test("iif not in output/postrouting, oif not in prerouting/input (also via user 
   valid(m({ iif: "eth0", oif: "eth1" }, "accept", { hook: "forward" }));
 });
 
+test("a user chain shared by a hook with the interface and one without: a warning, the iptables meaning", () => {
+  // Docker's nat DOCKER chain: jumped to from prerouting and output, holds `-i docker0 -j RETURN`.
+  const docker = {
+    chains: {
+      pre: { table: "nat", hook: "prerouting", rules: [{ action: { type: "jump", chain: "DOCKER" } }] },
+      out: { table: "nat", hook: "output", rules: [{ action: { type: "jump", chain: "DOCKER" } }] },
+      DOCKER: { table: "nat", rules: [{ match: { iif: "docker0" }, action: "return" }] },
+    },
+  };
+  const r = validatePolicy(docker);
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.warnings.map((w) => [w.code, w.path]), [["iif_not_available", "/chains/DOCKER/rules/0/match/iif"]]);
+  assert.match(r.warnings[0]!.message, /never matches at the output hook/);
+  // The mirror case (OpenVPN-AS): oif in a chain reached from input and forward.
+  const vpn = { chains: { i: { hook: "input", rules: [{ action: { type: "jump", chain: "AS" } }] }, f: { hook: "forward", rules: [{ action: { type: "jump", chain: "AS" } }] }, AS: { rules: [{ match: { oif: "as0t0" }, action: "accept" }] } } };
+  assert.deepEqual(validatePolicy(vpn).errors, []);
+});
+
 test("ranges low <= high outside the schema's port lists", () => {
   hasError(m({ length: "1500-40" }), "invalid_range", "/chains/c/rules/0/match/length");
   hasError(chain([{ match: { protocol: "tcp" }, action: { type: "dnat", to: { address: "10.0.0.1", port: "90-80" } } }], { table: "nat", hook: "prerouting" }), "invalid_range", "/chains/c/rules/0/action/to/port");
