@@ -23,7 +23,9 @@ export type AgentErrorCode =
   /** The telemetry spool could not be written. */
   | "spool_error"
   /** A log reader (tcpdump) could not be started. */
-  | "log_reader_failed";
+  | "log_reader_failed"
+  /** A quota reset names no quota and no growing quota's counter the kernel holds. */
+  | "unknown_quota";
 
 export class AgentError extends Error {
   override readonly name = "AgentError";

@@ -7,7 +7,7 @@
 //   NFLOG readers -> log events into the next batch
 
 import { readFileSync } from "node:fs";
-import { detectCapabilities, resetQuota, snapshot, type DriverOptions } from "../engine/driver/index.ts";
+import { detectCapabilities, snapshot, type DriverOptions } from "../engine/driver/index.ts";
 import { Applier } from "./apply.ts";
 import { AgentClient } from "./client.ts";
 import type { AgentConfig } from "./config.ts";
@@ -20,6 +20,7 @@ import { recoverPending } from "./recover.ts";
 import type { AppliedVersionMsg, CapabilitiesMsg, DesiredStateMsg } from "./proto.ts";
 import { StateDir } from "./state.ts";
 import { Collector } from "./telemetry/collector.ts";
+import { resetQuotaByName } from "./quota-reset.ts";
 import { LogReader } from "./telemetry/logs.ts";
 import { AckWatch } from "./telemetry/resend.ts";
 import { Spool } from "./telemetry/spool.ts";
@@ -122,7 +123,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       checkDrift: () => track(checkDrift()),
       quotaReset: (m) =>
         track(
-          resetQuota("inet", PALISADE_TABLE, m.name, driver).then(
+          resetQuotaByName(PALISADE_TABLE, m.name, driver).then(
             () => outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok: true, error: "" } }),
             (e) => outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok: false, error: errorText(e) } }),
           ),

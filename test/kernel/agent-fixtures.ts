@@ -2,8 +2,10 @@
 // (replaceTables + serialize: the statement form the nft compiler emits). They carry
 // the accounting shape of src/engine/compile/nft/accounting.ts: dynamic counted sets
 // acct_T_src / acct_T_dst with per-direction totals acct_T_srctotal / acct_T_dsttotal
-// (or, for 0.0.0.0/0, the one total acct_T_total), plus a quota and a counter.
+// (or, for 0.0.0.0/0, the one total acct_T_total), plus a quota and a counter, and
+// optionally a growing quota (its counter, named as the compiler names it).
 
+import { growCounterName } from "../../src/engine/index.ts";
 import { replaceTables, serialize, type Rule, type TableDefinition } from "../../src/engine/nft/index.ts";
 
 const F = "inet" as const;
@@ -22,6 +24,8 @@ export interface FixtureOptions {
   withAll?: boolean;
   /** NFLOG group for a LOGMARK-like rule on UDP port 7777. */
   logGroup?: number;
+  /** A growing byte quota of this name (quota2 --grow) counting every UDP packet. */
+  growQuota?: string;
 }
 
 export function fixtureDefinition(o: FixtureOptions): TableDefinition {
@@ -33,6 +37,7 @@ export function fixtureDefinition(o: FixtureOptions): TableDefinition {
   if (o.withAll) rules.push(rule(`counter name "acct_all_total"`));
   rules.push(rule(`meta l4proto udp quota name "q1"`, "udp budget"));
   rules.push(rule(`meta l4proto udp counter name "udp_seen"`));
+  if (o.growQuota) rules.push(rule(`meta l4proto udp counter name "${growCounterName(o.growQuota, "bytes")}"`));
   if (o.logGroup !== undefined) {
     rules.push(rule(`udp dport 7777 meta mark set 0x2a`));
     rules.push(rule(`udp dport 7777 log prefix "PAL mark: " group ${o.logGroup}`));
@@ -46,6 +51,7 @@ export function fixtureDefinition(o: FixtureOptions): TableDefinition {
       { kind: "counter", family: F, table: T, name: "acct_lan_dsttotal" },
       ...(o.withAll ? [{ kind: "counter" as const, family: F, table: T, name: "acct_all_total" }] : []),
       { kind: "counter", family: F, table: T, name: "udp_seen" },
+      ...(o.growQuota ? [{ kind: "counter" as const, family: F, table: T, name: growCounterName(o.growQuota, "bytes") }] : []),
     ],
     quotas: [{ kind: "quota", family: F, table: T, name: "q1", mode: "until", bytes: o.quotaBytes ?? 10_000_000 }],
     sets: [set("acct_lan_src"), set("acct_lan_dst")],

@@ -6,8 +6,9 @@
 // agent restarted; agent<->API link cut (a TCP relay in this process that blackholes,
 // since the agent's connection is on the root namespace's loopback, whose firewall we
 // never touch). After each phase the API's totals equal the sender's count and the
-// kernel's counters exactly. Then a quota reset from the API reaches the kernel, and a
-// log event arrives with its mark.
+// kernel's counters exactly. Then a quota reset from the API reaches the kernel; a
+// growing quota (quota2 --grow) is listed as a quota and its reset reaches the kernel
+// too; and a log event arrives with its mark.
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, connect, type Server, type Socket } from "node:net";
@@ -20,6 +21,7 @@ import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
 import { startAgentServer, type RunningAgentServer } from "../../src/api/grpc/server.ts";
 import { silentLog } from "../../src/api/grpc/context.ts";
 import { readCounter, readQuota, readSet } from "../../src/engine/driver/index.ts";
+import { growCounterName } from "../../src/engine/index.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 import { createLab, type NetnsLab } from "../support/netns.ts";
 import { fixtureText } from "./agent-fixtures.ts";
@@ -186,7 +188,7 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     const base = p.link.a.ip4.replace(/\.1$/, "");
     srcs = [p.link.a.ip4, `${base}.21`, `${base}.22`];
     for (const s of srcs.slice(1)) await lab.exec(sender, ["ip", "addr", "add", `${s}/24`, "dev", p.link.a.ifname]);
-    await lab.nft(ns, ["-f", "-"], fixtureText({ lan: p.link.net4, withAll: true, quotaBytes: 50_000_000, logGroup: 5 }));
+    await lab.nft(ns, ["-f", "-"], fixtureText({ lan: p.link.net4, withAll: true, quotaBytes: 50_000_000, logGroup: 5, growQuota: "bt" }));
     dir = await mkdtemp(join(tmpdir(), "palisade-tel-e2e-"));
     const r = await t.req("POST", "/v1/enrollment-tokens", { body: { ttlSeconds: 600 } });
     assert.equal(r.statusCode, 201, r.body);
@@ -257,6 +259,45 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     }
     assert.equal(status, "done");
     assert.equal((await readQuota("inet", "palisade", "q1", drv)).used, 0, "the kernel quota was reset");
+  });
+
+  it("a growing quota is listed with grow: true, used = the kernel's count, remaining null, and resets in the kernel", async () => {
+    const drv = { netns: ns };
+    const counter = growCounterName("bt", "bytes");
+    type Q = { name: string; mode: string; grow: boolean; limit: number; used: number; remaining: number | null };
+    const shown = async (want: number) => {
+      let q: Q | undefined;
+      for (let i = 0; i < 100; i++) {
+        const items = ((await t.req("GET", "/v1/quotas?host=e2e-edge")).json() as { items: Q[] }).items;
+        q = items.find((x) => x.name === "bt");
+        if (q?.used === want) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      return q;
+    };
+    const kernel = await readCounter("inet", "palisade", counter, drv);
+    const total = [...sent.values()].reduce((a, b) => a + b, 0);
+    assert.ok(kernel.bytes >= total * IPLEN, "the grow counter counted the traffic");
+    const q = await shown(kernel.bytes);
+    assert.deepEqual(q && [q.mode, q.grow, q.limit, q.used, q.remaining], ["bytes", true, 0, kernel.bytes, null], "listed as a growing quota with the kernel's count");
+    const counters = await t.db.counterTotal.findMany({ where: { name: { in: [counter, "bt"] } } });
+    assert.deepEqual(counters, [], "a growing quota is not reported as a plain counter");
+
+    const r = await t.req("POST", "/v1/hosts/e2e-edge/quotas/bt/reset", { as: "operator" });
+    assert.equal(r.statusCode, 202, r.body);
+    const id = (r.json() as { requestId: string }).requestId;
+    let row = await t.db.quotaResetRequest.findUniqueOrThrow({ where: { id } });
+    for (let i = 0; i < 100 && row.status === "pending"; i++) {
+      await new Promise((res) => setTimeout(res, 200));
+      row = await t.db.quotaResetRequest.findUniqueOrThrow({ where: { id } });
+    }
+    assert.deepEqual([row.status, row.error], ["done", null]);
+    assert.equal((await readCounter("inet", "palisade", counter, drv)).bytes, 0, "the kernel counter was reset");
+    assert.equal((await shown(0))?.used, 0, "the API shows the reset");
+    // It counts up again from zero, exactly.
+    await send(4, srcs.slice(0, 1));
+    assert.equal((await shown(4 * IPLEN))?.used, 4 * IPLEN);
+    assert.equal((await readCounter("inet", "palisade", counter, drv)).bytes, 4 * IPLEN);
   });
 
   it("log events from the NFLOG (LOGMARK) rule arrive with the mark", async () => {

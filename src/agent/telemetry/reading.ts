@@ -9,10 +9,12 @@
 //                               before per-direction totals existed (every packet the
 //                               ACCOUNT rule saw), until its next apply
 //   c\t<name>                   named counters
-// Quotas are samples (limit, used), not deltas.
+// Quotas are samples (limit, used), not deltas: the kernel's quota objects, and the
+// counters of growing quotas (quota_<name>_grow_<mode>), reported as quotas with
+// grow: true, used = the counter's bytes or packets (by mode) and limit 0.
 
 import type { DriverOptions, RulesetState } from "../../engine/driver/index.ts";
-import { parseAccountingName } from "../../engine/index.ts";
+import { parseAccountingName, parseGrowCounterName } from "../../engine/index.ts";
 import { readPalisade } from "../kernel/read.ts";
 import type { Reading } from "./delta.ts";
 
@@ -67,7 +69,13 @@ export function readingOf(st: RulesetState, now = Date.now()): KernelReading {
     }
   }
   const legacyTotals = new Set<string>();
+  const grow: QuotaSample[] = [];
   for (const c of st.counters) {
+    const g = parseGrowCounterName(c.name);
+    if (g) {
+      grow.push({ name: g.quota, mode: g.mode, limit: 0, used: g.mode === "packets" ? c.packets : c.bytes, grow: true, inverted: false });
+      continue;
+    }
     const a = parseAccountingName(c.name);
     const v = { bytes: c.bytes, packets: c.packets };
     if (a?.object === "total") {
@@ -79,7 +87,8 @@ export function readingOf(st: RulesetState, now = Date.now()): KernelReading {
       counters.set(counterKey(c.name), v);
     }
   }
-  const quotas = st.quotas.map((q) => ({ name: q.name, mode: "bytes" as const, limit: q.bytes, used: q.used, grow: false, inverted: q.mode === "over" }));
+  const quotas: QuotaSample[] = st.quotas.map((q) => ({ name: q.name, mode: "bytes" as const, limit: q.bytes, used: q.used, grow: false, inverted: q.mode === "over" }));
+  quotas.push(...grow);
   return { counters, quotas, legacyTotals, takenAt: now };
 }
 

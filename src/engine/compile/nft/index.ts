@@ -24,7 +24,7 @@ import { compileRule, defaultComment } from "./rules.ts";
 import { failsafeRules, FAILSAFE_COMMENT } from "./failsafe.ts";
 import { compileForwarding, FWD_CHAINS, type GeneratedRule } from "./forwarding.ts";
 import { planRecentTimeouts } from "./recent.ts";
-import { declareQuotas } from "./quota.ts";
+import { declareQuotas, parseGrowCounterName } from "./quota.ts";
 import { declareAccounting } from "./accounting.ts";
 import { TEE_TABLES, teeTables } from "./tee.ts";
 import { expand, leadingPresetJumps, toUserPointer } from "./expand.ts";
@@ -34,6 +34,7 @@ export { TABLE as NFT_TABLE } from "./context.ts";
 // Names the agent needs to read state back: accounting sets/counters, the LOGMARK NFLOG group.
 export { accountingNames, parseAccountingName, ACCOUNT_MAX_SLOTS, type AccountingObject } from "./accounting.ts";
 export { LOGMARK_DEFAULT_GROUP } from "./action.ts";
+export { growCounterName, parseGrowCounterName, type QuotaMode } from "./quota.ts";
 export { TEE_TABLES } from "./tee.ts";
 
 export type NftCompileResult =
@@ -57,6 +58,10 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
   const timeouts = planRecentTimeouts(policy, ctx);
   for (const [name, def] of Object.entries(policy.sets)) ctx.declareSet(compileSet(name, def, ctx), `set "${name}"`, ["sets", name]);
   for (const [name, def] of Object.entries(policy.counters)) {
+    if (parseGrowCounterName(name)) {
+      ctx.error(["counters", name], "nft_name_reserved", `counter name "${name}" has the shape of a growing quota's counter (quota_<name>_grow_bytes|packets), which the agent reports as that quota; rename the counter`);
+      continue;
+    }
     ctx.declareCounter({ kind: "counter", family: FAMILY, table: TABLE, name, ...(def.comment ? { comment: def.comment } : {}) }, `counter "${name}"`, ["counters", name]);
   }
   declareQuotas(policy, ctx);

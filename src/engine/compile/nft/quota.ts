@@ -3,7 +3,11 @@
 //     matches while budget remains; a quota only ever used inverted (`! --quota`) is
 //     declared `over` instead (matches once the budget is spent). nft decides
 //     until/over per object, so one quota cannot be used both ways.
-//   --grow -> `counter NAME` (always matches, counts packets and bytes).
+//   --grow -> `counter quota_NAME_grow_MODE` (MODE bytes|packets; always matches, counts
+//     packets and bytes; starts at the quota's limit when one is given, as quota2's
+//     initial value). The name says what the object is, so the agent reading the kernel
+//     alone reports it as a growing quota of that mode (and resets it as one) instead of
+//     as a plain counter. User counters may not take a name of that shape.
 // Refused: packet-mode budgets (nft quotas count bytes only) and --no-change (an nft
 // quota always consumes what passes it); iptables with xtables-addons quota2 does both.
 import type { Path } from "../../diagnostics.ts";
@@ -12,6 +16,18 @@ import type { Policy } from "../../policy/index.ts";
 import type { QuotaMatch } from "./deps.ts";
 import { FAMILY, TABLE, type Ctx } from "./context.ts";
 
+export type QuotaMode = "bytes" | "packets";
+
+/** The nft counter a growing quota renders as. */
+export const growCounterName = (quota: string, mode: QuotaMode) => `quota_${quota}_grow_${mode}`;
+
+const GROW_COUNTER = /^quota_([A-Za-z][A-Za-z0-9_]*)_grow_(bytes|packets)$/;
+
+/** The growing quota an nft counter name stands for, if it has that shape. */
+export function parseGrowCounterName(name: string): { quota: string; mode: QuotaMode } | undefined {
+  const m = GROW_COUNTER.exec(name);
+  return m ? { quota: m[1]!, mode: m[2] as QuotaMode } : undefined;
+}
 
 /** Declare every quota of the policy (referenced or not: the agent reads them all). */
 export function declareQuotas(policy: Policy, ctx: Ctx): void {
@@ -33,11 +49,8 @@ export function declareQuotas(policy: Policy, ctx: Ctx): void {
       continue;
     }
     if (def.grow) {
-      if (policy.counters[name]) {
-        ctx.error(path, "nft_name_clash", `quota "${name}" grows, so it renders as the nftables counter "${name}", which the counter of the same name already uses`);
-        continue;
-      }
-      ctx.declareCounter({ kind: "counter", family: FAMILY, table: TABLE, name, comment: def.comment }, `quota "${name}"`, path);
+      const start = def.limit ? (def.mode === "packets" ? { packets: def.limit } : { bytes: def.limit }) : {};
+      ctx.declareCounter({ kind: "counter", family: FAMILY, table: TABLE, name: growCounterName(name, def.mode), ...start, comment: def.comment }, `quota "${name}"`, path);
       continue;
     }
     if (def.mode === "packets") {
@@ -69,5 +82,5 @@ export function quotaParts(q: QuotaMatch, ctx: Ctx, path: Path): string[] {
   }
   if (!isIdentifier(q.name)) return [];
   // quota2's `!` has no effect on a growing counter.
-  return def.grow ? [`counter name "${q.name}"`] : [`quota name "${q.name}"`];
+  return def.grow ? [`counter name "${growCounterName(q.name, def.mode)}"`] : [`quota name "${q.name}"`];
 }

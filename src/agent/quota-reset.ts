@@ -1,0 +1,25 @@
+// A quota reset asked for by the API. A quota name stands for one kernel object: a
+// down-counting quota is an nft quota of that name; a growing quota (quota2 --grow) is
+// the counter quota_<name>_grow_<mode> (see the engine's quota compiler). The kernel is
+// asked which one it holds and that one is zeroed; nft's reset zeroes atomically, and
+// the next telemetry reading reports the new usage.
+
+import { readCounters, readQuotas, resetCounter, resetQuota, type DriverOptions } from "../engine/driver/index.ts";
+import { growCounterName } from "../engine/index.ts";
+import { AgentError } from "./errors.ts";
+
+export async function resetQuotaByName(table: string, name: string, opts: DriverOptions): Promise<void> {
+  if ((await readQuotas("inet", table, opts)).some((q) => q.name === name)) {
+    await resetQuota("inet", table, name, opts);
+    return;
+  }
+  const counters = new Set((await readCounters("inet", table, opts)).map((c) => c.name));
+  for (const mode of ["bytes", "packets"] as const) {
+    const counter = growCounterName(name, mode);
+    if (counters.has(counter)) {
+      await resetCounter("inet", table, counter, opts);
+      return;
+    }
+  }
+  throw new AgentError("unknown_quota", `no quota "${name}" in table inet ${table} (neither a quota nor a growing quota's counter)`);
+}
