@@ -66,7 +66,7 @@ test("ACCOUNT: per-address src and dst bytes/packets equal what was sent, plus t
 test("quota2: a byte quota matches until its budget is spent; inverted matches after; grow counts", async () => {
   const LIMIT = 1000;
   await applyPolicy(lab, server, {
-    quotas: { budget: { mode: "bytes", limit: LIMIT }, after: { mode: "bytes", limit: LIMIT }, bt: { grow: true } },
+    quotas: { budget: { mode: "bytes", limit: LIMIT }, after: { mode: "bytes", limit: LIMIT }, bt: { grow: true }, started: { grow: true, limit: 5000 } },
     chains: {
       input: {
         hook: "input",
@@ -75,6 +75,7 @@ test("quota2: a byte quota matches until its budget is spent; inverted matches a
           { comment: "over budget", match: { protocol: "udp", dport: 9100 }, action: "drop", counter: true },
           { comment: "inverted", match: { protocol: "udp", dport: 9200, quota: { name: "after", invert: true } }, action: "drop", counter: true },
           { comment: "before inverted", match: { protocol: "udp", dport: 9200 }, action: "accept", counter: true },
+          { comment: "grow from the initial value", match: { protocol: "udp", dport: 9300, quota: { name: "started" } }, action: { type: "mark", value: 1 } },
           { comment: "grow", match: { protocol: "udp", dport: 9300, quota: { name: "bt" } }, action: "accept", counter: true },
         ],
       },
@@ -92,7 +93,9 @@ test("quota2: a byte quota matches until its budget is spent; inverted matches a
   assert.equal((await ruleCounter(lab, server, "input", "inverted")).packets, N - within);
 
   await lab.sendUdp(client, link.b.ip4, 9300, { count: 7, size: PAYLOAD });
-  assert.deepEqual(await namedCounter(lab, server, "bt"), { packets: 7, bytes: 7 * WIRE });
+  // A growing quota is the counter quota_<name>_grow_<mode>; a limit is its start value.
+  assert.deepEqual(await namedCounter(lab, server, "quota_bt_grow_bytes"), { packets: 7, bytes: 7 * WIRE });
+  assert.deepEqual(await namedCounter(lab, server, "quota_started_grow_bytes"), { packets: 7, bytes: 5000 + 7 * WIRE });
   assert.equal((await ruleCounter(lab, server, "input", "grow")).packets, 7);
   const q = JSON.parse((await lab.nft(server, ["-j", "list", "quota", "inet", "palisade", "budget"])).stdout) as { nftables: { quota?: { bytes: number; used: number } }[] };
   assert.equal(q.nftables.find((x) => x.quota)?.quota?.bytes, LIMIT);

@@ -76,3 +76,14 @@ describe("accounting rows from the kernel's objects", () => {
     assert.deepEqual([...rows].sort(), [["a 10.0.0.1", [1, 100, 0, 0]], ["a_src ", [2, 200, 0, 0]]]);
   });
 });
+
+describe("growing quotas from the kernel's counters", () => {
+  it("quota_<name>_grow_<mode> is a quota sample (grow, used by mode, limit 0), not a counter", () => {
+    const r = readingOf(state({
+      counters: [counter("quota_bt_grow_bytes", 3, 300), counter("quota_pk_grow_packets", 7, 700), counter("bt", 1, 10)],
+      quotas: [{ ...T, name: "q1", mode: "until", bytes: 1000, used: 250 }],
+    }));
+    assert.deepEqual(r.quotas.map((q) => [q.name, q.mode, q.grow, q.limit, q.used]), [["q1", "bytes", false, 1000, 250], ["bt", "bytes", true, 0, 300], ["pk", "packets", true, 0, 7]]);
+    assert.deepEqual([...r.counters.keys()], ["c\tbt"], "only the plain counter is a counter");
+  });
+});

@@ -117,3 +117,13 @@ test("a bad failsafe endpoint from the agent is refused, not rendered", () => {
   const p = compileNft(Policy.parse(input([])), { failsafe: { apiPort: 70000 } });
   assert.ok(!p.ok && p.errors[0]!.code === "nft_failsafe_port");
 });
+
+test("a user counter may not take the name shape of a growing quota's counter", () => {
+  const [e, ...rest] = errorsOf(input([], { counters: { quota_bt_grow_bytes: {} } }));
+  assert.equal(rest.length, 0);
+  assert.equal(e!.code, "nft_name_reserved");
+  assert.equal(e!.path, "/counters/quota_bt_grow_bytes");
+  assert.match(e!.message, /growing quota/);
+  // A counter and a growing quota may share a name: they are different kernel objects.
+  assert.ok(renderNft(Policy.parse(input([{ match: { quota: { name: "bt" } }, action: "accept" }], { counters: { bt: {} }, quotas: { bt: { grow: true } } }))).ok);
+});

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Policy, type PolicyInput } from "../../../src/engine/policy/index.ts";
-import { compileNft, renderNft } from "../../../src/engine/compile/nft/index.ts";
+import { compileNft, parseGrowCounterName, renderNft } from "../../../src/engine/compile/nft/index.ts";
 import { lex } from "../../../src/engine/nft/index.ts";
 
 const render = (doc: PolicyInput, ctx = {}) => {
@@ -120,4 +120,19 @@ test("forward accepts of port forwards come after the presets' jump, before the 
     "add rule inet palisade forward ip daddr 192.168.1.2 tcp dport 80 ct status dnat accept",
     "add rule inet palisade forward ct state established accept",
   ]);
+});
+
+test("quota2 --grow renders as the counter quota_<name>_grow_<mode>, starting at the limit (quota2's initial value)", () => {
+  const r = compileNft(Policy.parse({
+    quotas: { up: { grow: true }, pk: { grow: true, mode: "packets", limit: 40 }, by: { grow: true, limit: 1000 } },
+    chains: { input: { hook: "input", rules: [{ match: { quota: { name: "up" } }, action: "accept" }, { match: { quota: { name: "pk", invert: true } }, action: "accept" }] } },
+  }));
+  assert.ok(r.ok);
+  const main = r.tables[0]!;
+  assert.deepEqual(main.counters!.map((c) => [c.name, c.packets, c.bytes]), [["quota_up_grow_bytes", undefined, undefined], ["quota_pk_grow_packets", 40, undefined], ["quota_by_grow_bytes", undefined, 1000]]);
+  assert.deepEqual(main.quotas ?? [], []);
+  assert.match(r.text, /counter name "quota_up_grow_bytes" accept/);
+  assert.match(r.text, /counter name "quota_pk_grow_packets" accept/);
+  for (const n of ["quota_up_grow_bytes", "quota_pk_grow_packets", "quota_by_grow_bytes"]) assert.deepEqual(parseGrowCounterName(n), { quota: n.split("_")[1], mode: n.endsWith("packets") ? "packets" : "bytes" });
+  assert.equal(parseGrowCounterName("bt"), undefined);
 });
