@@ -30,6 +30,7 @@ const PACKAGE: Record<string, string> = {
   sysctl: "procps",
   setpriv: "util-linux",
   unshare: "util-linux",
+  nsenter: "util-linux",
   psql: "postgresql-client",
   promtool: "prometheus",
   "/usr/bin/chromium": "chromium",
