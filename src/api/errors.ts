@@ -47,7 +47,21 @@ export class ApiError extends Error {
 export const notFound = (what: string) => new ApiError(404, "not_found", `${what} not found`);
 export const conflict = (message: string, details: ErrorDetail[] = []) => new ApiError(409, "conflict", message, details);
 
+/** What each error status means, for the OpenAPI document's response descriptions. */
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: "The request is invalid: `error.details` names every problem (path, code, message).",
+  401: "No bearer token, or an unknown or revoked one.",
+  403: "The token's role may not do this (the message names the role needed).",
+  404: "A resource named in the path or query does not exist.",
+  409: "Conflicts with the current state (the message says which).",
+  413: "The body is larger than the configured limit.",
+  415: "The body's content type is not accepted here.",
+  422: "The policy document is invalid: `error.details` lists every error with its path.",
+  429: "Rate limit exceeded; retry after the time given in the message.",
+  503: "A dependency (PostgreSQL or Redis) does not answer.",
+};
+
 /** Response schemas for the error statuses a route can answer, for the OpenAPI document. */
-export function errorResponses(...statuses: number[]): Record<number, typeof ErrorEnvelope> {
-  return Object.fromEntries(statuses.map((s) => [s, ErrorEnvelope]));
+export function errorResponses(...statuses: number[]): Record<number, { description: string; content: { "application/json": { schema: typeof ErrorEnvelope } } }> {
+  return Object.fromEntries(statuses.map((s) => [s, { description: ERROR_DESCRIPTIONS[s] ?? `HTTP ${s}`, content: { "application/json": { schema: ErrorEnvelope } } }]));
 }

@@ -43,7 +43,10 @@ export function openApiDocument() {
       title: "Palisade API",
       version: "1",
       description: "Central firewall manager: versioned rulesets, hosts running the Palisade agent, deployments, accounting.",
+      license: { name: "Apache-2.0", identifier: "Apache-2.0" },
     },
+    // Relative: the document is served by the API it describes, wherever that is.
+    servers: [{ url: "/", description: "the Palisade API serving this document" }],
     components: {
       securitySchemes: { bearer: { type: "http" as const, scheme: "bearer" } },
     },

@@ -51,7 +51,7 @@ const DEFAULT_SPAN_STEPS = { "1m": 60, "1h": 24, "1d": 30 } as const;
 export const accountingRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/tables",
-    { config: { access: "read" }, schema: { tags: ["accounting"], querystring: TablesQuery, response: { 200: pageOf(Table), ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["accounting"], operationId: "listAccountingTables", summary: "List accounting tables", querystring: TablesQuery, response: { 200: pageOf(Table).describe("A page of accounting tables with the hosts that report them and their time span."), ...errorResponses(400, 401, 404) } } },
     async (req) => {
       const q = req.query;
       const after = decodeCursor(q.cursor, z.tuple([z.string()]));
@@ -64,7 +64,7 @@ export const accountingRoutes: FastifyPluginAsyncZod = async (app) => {
     "/tables/:name",
     {
       config: { access: "read" },
-      schema: { tags: ["accounting"], params: z.strictObject({ name: TableName }), querystring: RowsQuery, response: { 200: pageOf(Row).extend(Covered), ...errorResponses(400, 401, 404) } },
+      schema: { tags: ["accounting"], operationId: "getAccountingTable", summary: "Per-address totals of one accounting table", params: z.strictObject({ name: TableName }), querystring: RowsQuery, response: { 200: pageOf(Row).extend(Covered).describe("A page of per-address byte and packet totals over the range (like iptaccount -l)."), ...errorResponses(400, 401, 404) } },
     },
     async (req) => {
       const q = req.query;
@@ -78,7 +78,7 @@ export const accountingRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/top",
-    { config: { access: "read" }, schema: { tags: ["accounting"], querystring: TopQuery, response: { 200: pageOf(TopRow).extend(Covered), ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["accounting"], operationId: "topTalkers", summary: "Top talkers of an accounting table", querystring: TopQuery, response: { 200: pageOf(TopRow).extend(Covered).describe("A page of addresses ordered by traffic over the range, aggregated on the server."), ...errorResponses(400, 401, 404) } } },
     async (req) => {
       const q = req.query;
       const hostId = await resolveHostId(app.db, q.host);
@@ -89,7 +89,7 @@ export const accountingRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/series",
-    { config: { access: "read" }, schema: { tags: ["accounting"], querystring: SeriesQuery, response: { 200: pageOf(Point).extend(Covered), ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["accounting"], operationId: "accountingSeries", summary: "Accounting time series", querystring: SeriesQuery, response: { 200: pageOf(Point).extend(Covered).describe("A page of time buckets with byte and packet sums, for one address or the whole table."), ...errorResponses(400, 401, 404) } } },
     async (req) => {
       const q = req.query;
       const hostId = await resolveHostId(app.db, q.host);

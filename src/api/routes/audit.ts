@@ -26,7 +26,7 @@ const AuditQuery = PageQuery.extend({
 export const auditRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/",
-    { config: { access: "read" }, schema: { tags: ["audit"], querystring: AuditQuery, response: { 200: pageOf(Entry), ...errorResponses(400, 401) } } },
+    { config: { access: "read" }, schema: { tags: ["audit"], operationId: "listAudit", summary: "List audit entries", querystring: AuditQuery, response: { 200: pageOf(Entry).describe("A page of audit entries, newest first."), ...errorResponses(400, 401) } } },
     async (req) => {
       const q = req.query;
       const before = decodeCursor(q.cursor, z.tuple([z.string().regex(/^\d+$/)]));

@@ -30,7 +30,7 @@ export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
     "/",
     {
       config: { access: "operate" },
-      schema: { tags: ["deployments"], body: CreateDeployment, response: { 202: Accepted, ...errorResponses(400, 401, 403, 404) } },
+      schema: { tags: ["deployments"], operationId: "createDeployment", summary: "Deploy a ruleset version", body: CreateDeployment, response: { 202: Accepted.describe("The deployment was created and its rollout queued."), ...errorResponses(400, 401, 403, 404) } },
     },
     async (req, reply) => reply.status(202).send(await createDeployment(deps, req.actor, req.body)),
   );
@@ -39,7 +39,7 @@ export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
     "/",
     {
       config: { access: "read" },
-      schema: { tags: ["deployments"], description: "Newest first.", querystring: ListQuery, response: { 200: pageOf(DeploymentSummary), ...errorResponses(400, 401) } },
+      schema: { tags: ["deployments"], operationId: "listDeployments", summary: "List deployments", description: "Newest first.", querystring: ListQuery, response: { 200: pageOf(DeploymentSummary).describe("A page of deployments with per-status host counts, newest first."), ...errorResponses(400, 401) } },
     },
     async (req) => {
       const before = decodeCursor(req.query.cursor, z.tuple([z.iso.datetime(), z.uuid()]));
@@ -59,7 +59,7 @@ export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/:id",
-    { config: { access: "read" }, schema: { tags: ["deployments"], params: IdParams, response: { 200: DeploymentDetail, ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["deployments"], operationId: "getDeployment", summary: "Get a deployment with its hosts", params: IdParams, response: { 200: DeploymentDetail.describe("The deployment with every target host, its batch, status and error."), ...errorResponses(400, 401, 404) } } },
     async (req) => {
       const d = await app.db.deployment.findUnique({ where: { id: req.params.id }, include: summaryInclude });
       if (!d) throw notFound(`deployment ${req.params.id}`);
@@ -72,10 +72,10 @@ export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: "operate" },
       schema: {
-        tags: ["deployments"],
+        tags: ["deployments"], operationId: "rollbackDeployment", summary: "Roll a deployment back",
         description: "A new deployment that puts each target's previous version back.",
         params: IdParams,
-        response: { 202: RollbackAccepted, ...errorResponses(400, 401, 403, 404, 409) },
+        response: { 202: RollbackAccepted.describe("A rollback deployment was created and queued."), ...errorResponses(400, 401, 403, 404, 409) },
       },
     },
     async (req, reply) => reply.status(202).send(await createRollback(deps, req.actor, req.params.id)),

@@ -39,7 +39,7 @@ export const enrollmentTokenRoutes: FastifyPluginAsyncZod = async (app) => {
     "/",
     {
       config: { access: "admin" },
-      schema: { tags: ["hosts"], body: CreateEnrollment, response: { 201: CreatedEnrollment, ...errorResponses(400, 401, 403) } },
+      schema: { tags: ["hosts"], operationId: "createEnrollmentToken", summary: "Create an enrollment token", body: CreateEnrollment, response: { 201: CreatedEnrollment.describe("The one-time token (shown only now) and its expiry."), ...errorResponses(400, 401, 403) } },
     },
     async (req, reply) => {
       const secret = newSecret("palenroll");
@@ -59,7 +59,7 @@ export const enrollmentTokenRoutes: FastifyPluginAsyncZod = async (app) => {
     "/",
     {
       config: { access: "admin" },
-      schema: { tags: ["hosts"], description: "Newest first.", querystring: PageQuery, response: { 200: pageOf(Enrollment), ...errorResponses(400, 401, 403) } },
+      schema: { tags: ["hosts"], operationId: "listEnrollmentTokens", summary: "List enrollment tokens", description: "Newest first.", querystring: PageQuery, response: { 200: pageOf(Enrollment).describe("A page of enrollment tokens (never their secrets), newest first."), ...errorResponses(400, 401, 403) } },
     },
     async (req) => {
       const before = decodeCursor(req.query.cursor, z.tuple([z.iso.datetime(), z.uuid()]));

@@ -28,13 +28,19 @@ async function check(probe: () => Promise<unknown>): Promise<z.infer<typeof Chec
 export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/healthz",
-    { config: { access: "public" }, schema: { tags: ["health"], security: [], response: { 200: z.object({ status: z.literal("ok") }) } } },
+    { config: { access: "public" }, schema: { tags: ["health"], operationId: "liveness", summary: "Liveness probe", security: [], response: { 200: z.object({ status: z.literal("ok") }).describe("The process is up.") } } },
     async () => ({ status: "ok" as const }),
   );
 
   app.get(
     "/readyz",
-    { config: { access: "public" }, schema: { tags: ["health"], security: [], response: { 200: Ready, 503: Ready } } },
+    { config: { access: "public" }, schema: {
+        tags: ["health"],
+        operationId: "readiness",
+        summary: "Readiness probe (PostgreSQL and Redis answer)",
+        security: [],
+        response: { 200: Ready.describe("PostgreSQL and Redis answered within 2 s."), 503: Ready.describe("PostgreSQL or Redis did not answer; `checks` names which and why.") },
+      }, },
     async (_req, reply) => {
       const [postgres, redis] = await Promise.all([check(() => app.db.$queryRaw`SELECT 1`), check(() => app.redis.ping())]);
       const ok = postgres.ok && redis.ok;
@@ -44,7 +50,18 @@ export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/metrics",
-    { config: { access: "public" }, schema: { tags: ["health"], security: [], produces: ["text/plain"] } },
+    { config: { access: "public" }, schema: {
+        tags: ["health"],
+        operationId: "metrics",
+        summary: "Prometheus metrics",
+        security: [],
+        response: {
+          200: {
+            description: "Prometheus text exposition format 0.0.4 (see docs/api.md for the metrics).",
+            content: { "text/plain": { schema: z.string() } },
+          },
+        },
+      } },
     async (_req, reply) => reply.type(app.metrics.registry.contentType).send(await app.metrics.scrape()),
   );
 };

@@ -20,7 +20,7 @@ const Host = z.object({
   desiredVersion: VersionRef,
   appliedVersion: VersionRef,
   drift: z.boolean(),
-  driftDetails: z.unknown().nullable(),
+  driftDetails: z.unknown().describe("the agent's last drift report; null when none"),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -60,7 +60,7 @@ const hostView = (h: HostRow): z.infer<typeof Host> => ({
 export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/",
-    { config: { access: "read" }, schema: { tags: ["hosts"], querystring: HostQuery, response: { 200: pageOf(Host), ...errorResponses(400, 401) } } },
+    { config: { access: "read" }, schema: { tags: ["hosts"], operationId: "listHosts", summary: "List hosts", querystring: HostQuery, response: { 200: pageOf(Host).describe("A page of hosts ordered by name."), ...errorResponses(400, 401) } } },
     async (req) => {
       const { label, connection, cursor } = req.query;
       const after = decodeCursor(cursor, z.tuple([z.string()]));
@@ -83,7 +83,7 @@ export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/:id",
-    { config: { access: "read" }, schema: { tags: ["hosts"], params: HostParams, response: { 200: Host, ...errorResponses(401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["hosts"], operationId: "getHost", summary: "Get a host", params: HostParams, response: { 200: Host.describe("The host: connection, labels, versions, drift and capabilities."), ...errorResponses(401, 404) } } },
     async (req) => {
       const h = await app.db.host.findFirst({ where: hostWhere(req.params.id), include: hostInclude });
       if (!h) throw notFound(`host "${req.params.id}"`);
@@ -93,7 +93,7 @@ export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.patch(
     "/:id",
-    { config: { access: "admin" }, schema: { tags: ["hosts"], params: HostParams, body: PatchHost, response: { 200: Host, ...errorResponses(400, 401, 403, 404) } } },
+    { config: { access: "admin" }, schema: { tags: ["hosts"], operationId: "updateHostLabels", summary: "Change a host's labels", params: HostParams, body: PatchHost, response: { 200: Host.describe("The host with its new labels."), ...errorResponses(400, 401, 403, 404) } } },
     async (req) => {
       const updated = await app.db.$transaction(async (tx) => {
         const h = await tx.host.findFirst({ where: hostWhere(req.params.id), select: { id: true, name: true } });

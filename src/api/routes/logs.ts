@@ -39,6 +39,12 @@ const StreamQuery = z.strictObject({
   maxEvents: z.coerce.number().int().min(1).max(1_000_000).optional().describe("end the stream after this many events"),
 });
 
+const StreamResponse = {
+  description:
+    "A Server-Sent Events stream that stays open: every new log event as `id: <event id>`, `event: log`, `data: <the event as JSON, as in the list>`; a `: ping` comment every `heartbeat` seconds.",
+  content: { "text/event-stream": { schema: z.string().describe("text/event-stream; each `data:` line is one Event object as JSON") } },
+};
+
 export const logRoutes: FastifyPluginAsyncZod = async (app) => {
   const open = new Set<() => void>();
   app.addHook("onClose", async () => {
@@ -47,7 +53,7 @@ export const logRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/",
-    { config: { access: "read" }, schema: { tags: ["logs"], querystring: ListQuery, response: { 200: pageOf(Event), ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["logs"], operationId: "listLogEvents", summary: "List packet log events", querystring: ListQuery, response: { 200: pageOf(Event).describe("A page of log events, newest first."), ...errorResponses(400, 401, 404) } } },
     async (req) => {
       const q = req.query;
       const host = q.host !== undefined ? await resolveHost(app.db, q.host) : undefined;
@@ -82,7 +88,7 @@ export const logRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/stream",
-    { config: { access: "read" }, schema: { tags: ["logs"], querystring: StreamQuery, response: { ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["logs"], operationId: "streamLogEvents", summary: "Stream packet log events live (SSE)", querystring: StreamQuery, response: { 200: StreamResponse, ...errorResponses(400, 401, 404) } } },
     async (req, reply) => {
       const q = req.query;
       const host = q.host !== undefined ? await resolveHost(app.db, q.host) : undefined;

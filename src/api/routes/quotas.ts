@@ -30,7 +30,7 @@ const ResetAccepted = z.object({ requestId: z.uuid(), status: z.literal("pending
 export const quotaRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/quotas",
-    { config: { access: "read" }, schema: { tags: ["quotas"], querystring: QuotasQuery, response: { 200: pageOf(Quota), ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["quotas"], operationId: "listQuotas", summary: "List quotas", querystring: QuotasQuery, response: { 200: pageOf(Quota).describe("A page of quotas with their current usage."), ...errorResponses(400, 401, 404) } } },
     async (req) => {
       const q = req.query;
       const host = q.host !== undefined ? await resolveHost(app.db, q.host) : undefined;
@@ -67,7 +67,7 @@ export const quotaRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.post(
     "/hosts/:id/quotas/:name/reset",
-    { config: { access: "operate" }, schema: { tags: ["quotas"], params: ResetParams, response: { 202: ResetAccepted, ...errorResponses(400, 401, 403, 404) } } },
+    { config: { access: "operate" }, schema: { tags: ["quotas"], operationId: "resetQuota", summary: "Reset a quota on a host", params: ResetParams, response: { 202: ResetAccepted.describe("The reset was sent to the agent (or queued until it reconnects)."), ...errorResponses(400, 401, 403, 404) } } },
     async (req, reply) => {
       const host = await resolveHost(app.db, req.params.id);
       const known = await app.db.quotaState.findUnique({ where: { hostId_name: { hostId: host.id, name: req.params.name } }, select: { id: true } });

@@ -35,7 +35,7 @@ const tokenView = (t: TokenRow): z.infer<typeof Token> => ({
 export const tokenRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     "/",
-    { config: { access: "admin" }, schema: { tags: ["tokens"], body: CreateToken, response: { 201: CreatedToken, ...errorResponses(400, 401, 403, 409) } } },
+    { config: { access: "admin" }, schema: { tags: ["tokens"], operationId: "createApiToken", summary: "Create an API token", body: CreateToken, response: { 201: CreatedToken.describe("The new token; its secret is shown only in this response."), ...errorResponses(400, 401, 403, 409) } } },
     async (req, reply) => {
       const secret = newSecret("pal");
       const t = await app.db
@@ -51,7 +51,7 @@ export const tokenRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/",
-    { config: { access: "admin" }, schema: { tags: ["tokens"], querystring: PageQuery, response: { 200: pageOf(Token), ...errorResponses(400, 401, 403) } } },
+    { config: { access: "admin" }, schema: { tags: ["tokens"], operationId: "listApiTokens", summary: "List API tokens", querystring: PageQuery, response: { 200: pageOf(Token).describe("A page of API tokens (never their secrets)."), ...errorResponses(400, 401, 403) } } },
     async (req) => {
       const after = decodeCursor(req.query.cursor, z.tuple([z.string()]));
       const rows = await app.db.apiToken.findMany({ where: after ? { name: { gt: after[0] } } : {}, orderBy: { name: "asc" }, take: req.query.limit + 1 });
@@ -64,10 +64,10 @@ export const tokenRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: "admin" },
       schema: {
-        tags: ["tokens"],
+        tags: ["tokens"], operationId: "revokeApiToken", summary: "Revoke an API token",
         description: "Revoke a token (idempotent). Refused for the last active admin token, which would lock everyone out.",
         params: TokenParams,
-        response: { 204: z.undefined(), ...errorResponses(400, 401, 403, 404, 409) },
+        response: { 204: z.undefined().describe("Revoked (also when it already was): the token no longer authenticates, and its console sessions end."), ...errorResponses(400, 401, 403, 404, 409) },
       },
     },
     async (req, reply) => {

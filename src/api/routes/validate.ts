@@ -21,7 +21,7 @@ export const validateRoutes: FastifyPluginAsyncZod = async (app) => {
     "/validate",
     {
       config: { access: "operate" },
-      schema: { tags: ["rulesets"], querystring: ValidateQuery, body: PolicyRequest, response: { 200: Result, ...errorResponses(400, 401, 403, 413, 422) } },
+      schema: { tags: ["rulesets"], operationId: "validatePolicy", summary: "Validate and lint a policy without saving it", querystring: ValidateQuery, body: PolicyRequest, response: { 200: Result.describe("Whether the policy is valid, its lint warnings and (on request) its rendering."), ...errorResponses(400, 401, 403, 413, 422) } },
     },
     async (req) => {
       const v = validateInput(req.body, req.query.target);

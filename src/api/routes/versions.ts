@@ -93,12 +93,12 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: "operate" },
       schema: {
-        tags: ["rulesets"],
+        tags: ["rulesets"], operationId: "createRulesetVersion", summary: "Create a ruleset version",
         description: "Body: `{policy}` or `{format, source}` as JSON, or the policy document itself as application/yaml.",
         params: RulesetParams,
         querystring: CreateQuery,
         body: PolicyRequest,
-        response: { 201: Created, ...errorResponses(400, 401, 403, 404, 413, 422) },
+        response: { 201: Created.describe("The new immutable version with its lint warnings."), ...errorResponses(400, 401, 403, 404, 413, 422) },
       },
     },
     async (req, reply) => {
@@ -123,7 +123,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
     "/:name/versions",
     {
       config: { access: "read" },
-      schema: { tags: ["rulesets"], description: "Newest first.", params: RulesetParams, querystring: PageQuery, response: { 200: pageOf(VersionSummary), ...errorResponses(400, 401, 404) } },
+      schema: { tags: ["rulesets"], operationId: "listRulesetVersions", summary: "List versions of a ruleset", description: "Newest first.", params: RulesetParams, querystring: PageQuery, response: { 200: pageOf(VersionSummary).describe("A page of versions, newest first."), ...errorResponses(400, 401, 404) } },
     },
     async (req) => {
       const { name } = req.params;
@@ -141,7 +141,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/:name/versions/:v",
-    { config: { access: "read" }, schema: { tags: ["rulesets"], params: VersionParams, response: { 200: Version, ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["rulesets"], operationId: "getRulesetVersion", summary: "Get a ruleset version", params: VersionParams, response: { 200: Version.describe("The version with its policy document."), ...errorResponses(400, 401, 404) } } },
     async (req) => {
       const v = await findVersion(app.db, req.params.name, req.params.v);
       return { ...summaryView(v), document: v.document as Record<string, unknown> };
@@ -153,12 +153,12 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: "read" },
       schema: {
-        tags: ["rulesets"],
+        tags: ["rulesets"], operationId: "renderRulesetVersion", summary: "Render a version as nftables or iptables-restore text",
         description: "The rules as the agent would load them (`nft -f` or `iptables-restore` input).",
         produces: ["text/plain"],
         params: VersionParams,
         querystring: RenderQuery,
-        response: { 200: z.string(), ...errorResponses(400, 401, 404, 422) },
+        response: { 200: z.string().describe("The rendered rules, as text/plain."), ...errorResponses(400, 401, 404, 422) },
       },
     },
     async (req, reply) => {
@@ -179,7 +179,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/:name/diff",
-    { config: { access: "read" }, schema: { tags: ["rulesets"], params: RulesetParams, querystring: DiffQuery, response: { 200: Diff, ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["rulesets"], operationId: "diffRulesetVersions", summary: "Diff two versions of a ruleset", params: RulesetParams, querystring: DiffQuery, response: { 200: Diff.describe("A structured diff of the two policy documents."), ...errorResponses(400, 401, 404) } } },
     async (req) => {
       const { name } = req.params;
       const r = await app.db.ruleset.findUnique({ where: { name } });
