@@ -49,7 +49,7 @@ export const FEATURES = {
   // ---- actions (targets)
   "action.notrack": { label: "NOTRACK", nftables: yes("notrack"), iptables: yes("-j CT --notrack (raw table)") },
   "action.reject": { label: "REJECT", nftables: yes("reject with"), iptables: yes("-j REJECT --reject-with") },
-  "action.log": { label: "LOG", nftables: yes("log prefix/level"), iptables: yes("-j LOG") },
+  "action.log": { label: "LOG", nftables: yes("log group 2 (the agent ships it to the API; level/kernelLog add a kernel-log copy)"), iptables: yes("-j LOG") },
   "action.nflog": { label: "NFLOG group", nftables: yes("log group"), iptables: yes("-j NFLOG --nflog-group") },
   "action.counter": {
     label: "named counter",
@@ -65,7 +65,7 @@ export const FEATURES = {
   },
   "action.logmark": {
     label: "LOGMARK",
-    nftables: yes("log statement / NFLOG group carrying meta mark and ct mark"),
+    nftables: yes("log group 2 (the agent reads mark and ct mark)"),
     iptables: yes("-j LOGMARK", addon("xt_LOGMARK")),
   },
   "action.logmarkNflog": {

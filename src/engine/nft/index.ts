@@ -6,5 +6,6 @@ export { comment, logPrefix, ifname, ifnameProblem, quoteText, sanitizeText, tex
 export { identifier, isIdentifier, palisadeTable, isPalisadeTable, family, FAMILIES, PALISADE_TABLE_PREFIX, IDENTIFIER_RE } from "./names.ts";
 export { elementKeyProblem, elementValueProblem } from "./element.ts";
 export { lex, singleStatementProblem, type Token, type TokenKind } from "./lex.ts";
+export { nflogGroups } from "./log-groups.ts";
 export { NftModelError, type NftModelErrorCode } from "./errors.ts";
 export { carryState, type CarriedState } from "./carry.ts";

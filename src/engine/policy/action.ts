@@ -30,9 +30,12 @@ export const ActionObject = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("log"),
     prefix: freeText(127).optional(),
+    /** Syslog level of the kernel-log copy; giving one keeps that copy (nftables). */
     level: z.enum(LOG_LEVELS).optional(),
-    /** NFLOG group: events go to userspace (the agent) instead of the kernel log. */
+    /** NFLOG group the event goes to (the agent reads it and ships it to the API); default 2 on nftables. */
     group: z.number().int().min(0).max(65535).optional(),
+    /** Also write the packet to the kernel log (dmesg/journal), besides the NFLOG event (nftables). */
+    kernelLog: z.boolean().optional(),
   }),
   z.strictObject({ type: z.literal("counter"), name: Name }),
   z.strictObject({ type: z.literal("mark"), value: U32, mask: U32.optional() }),

@@ -100,10 +100,11 @@ test("no comment or log prefix can break out of its quoted token", () => {
       assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
       const line = rules(r.text, "c")[0]!;
       const tokens = lex(line).tokens;
-      // add rule inet palisade c log prefix "<prefix>" comment "<comment>": nothing else.
-      assert.deepEqual(tokens.map((t) => t.kind), ["word", "word", "word", "word", "word", "word", "word", "string", "word", "string"]);
+      // add rule inet palisade c log prefix "<prefix>" group 2 comment "<comment>": nothing else.
+      assert.deepEqual(tokens.map((t) => t.kind), ["word", "word", "word", "word", "word", "word", "word", "string", "word", "word", "word", "string"]);
       assert.equal(tokens[7]!.text, `"${prefix.replace(/\$/g, "_")}"`);
-      assert.equal(tokens[9]!.text, `"${comment}"`);
+      assert.deepEqual([tokens[8]!.text, tokens[9]!.text], ["group", "2"]);
+      assert.equal(tokens[11]!.text, `"${comment}"`);
     }),
     { numRuns: 300 },
   );

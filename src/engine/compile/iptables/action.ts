@@ -115,6 +115,10 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
       return t(`${a.type === "jump" ? "-j" : "-g"} ${chainName(a.chain)}`);
     }
     case "log": {
+      if (a.group !== undefined && (a.kernelLog || a.level !== undefined)) {
+        ctx.error(path, "iptables_log_kernel_copy", "iptables renders one target per rule: -j NFLOG (group) or -j LOG (kernelLog/level), not both; write two rules");
+        return [];
+      }
       if (a.group !== undefined) {
         const prefix = a.prefix !== undefined ? `--nflog-prefix ${quoteText(a.prefix, ctx, [...path, "prefix"])} ` : "";
         return t(`-j NFLOG ${prefix}--nflog-group ${a.group}`);

@@ -10,12 +10,14 @@ import { natFamily, natStatements, type NatEnv } from "./nat.ts";
 import { unsupportedAction } from "./unsupported.ts";
 
 /**
- * LOGMARK events go to this NFLOG group unless the action names one. NFLOG (not the
- * kernel log) because an NFLOG message carries the packet mark (NFULA_MARK) and, when
- * the listener asks for conntrack data, the connection and its mark; an nft log prefix
- * cannot interpolate marks, and the kernel log is per host, not per namespace.
+ * `log` and LOGMARK events go to this NFLOG group unless the action names one, so the
+ * agent (which reads every group its applied ruleset uses) ships them to the API. NFLOG,
+ * not the kernel log: an NFLOG message carries the packet mark (NFULA_MARK) and, when the
+ * listener asks for conntrack data, the connection and its mark; an nft log prefix cannot
+ * interpolate marks, and the kernel log is per host, not per namespace. A `log` action
+ * with `kernelLog: true` or a `level` also keeps a kernel-log copy.
  */
-export const LOGMARK_DEFAULT_GROUP = 2;
+export const LOG_DEFAULT_GROUP = 2;
 
 export interface ActionEnv extends NatEnv {
   /** The match restricts the rule to TCP (needed by `reject with tcp reset`). */
@@ -149,20 +151,20 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
       }
       return [[`${a.type} ${a.chain}`]];
     case "log": {
-      if (a.group !== undefined && a.level !== undefined) {
-        ctx.error(path, "nft_log_group_level", "a log action sends to the kernel log (level) or to an NFLOG group, not both");
+      if (a.kernelLog === false && a.level !== undefined) {
+        ctx.error([...path, "level"], "nft_log_level_without_kernel_log", "level is the syslog level of the kernel-log copy; it cannot be set with kernelLog: false");
         return [];
       }
-      let s = "log";
-      if (a.prefix) s += ` prefix ${logPrefix(a.prefix)}`;
-      if (a.level) s += ` level ${a.level}`;
-      if (a.group !== undefined) s += ` group ${a.group}`;
-      return [[s]];
+      const prefix = a.prefix ? ` prefix ${logPrefix(a.prefix)}` : "";
+      const nflog = `log${prefix} group ${a.group ?? LOG_DEFAULT_GROUP}`;
+      if (!a.kernelLog && a.level === undefined) return [[nflog]];
+      // Two log statements in one rule: the kernel-log copy, then the event for the agent.
+      return [[`log${prefix} level ${a.level ?? "warn"} ${nflog}`]];
     }
     case "logmark": {
       // LOGMARK levels 0-8 are syslog levels: NFLOG has none, the agent records it from the policy.
       const prefix = a.prefix ? ` prefix ${logPrefix(a.prefix)}` : "";
-      return [[`log${prefix} group ${a.group ?? LOGMARK_DEFAULT_GROUP}`]];
+      return [[`log${prefix} group ${a.group ?? LOG_DEFAULT_GROUP}`]];
     }
     case "counter":
       if (!ctx.policy.counters[a.name]) {
