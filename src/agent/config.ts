@@ -33,8 +33,6 @@ export const AgentConfig = z.strictObject({
   /** Network namespace the agent manages (tests, containers); unset = the agent's own. */
   netns: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/).optional(),
   logLevel: z.enum(LEVELS).default("info"),
-  /** NFLOG groups to read log events from (the groups `log group N` rules use). */
-  nflogGroups: z.array(z.coerce.number().int().min(0).max(65535)).default([]),
   spoolMaxBytes: z.coerce.number().int().min(4096).default(64 * 1024 * 1024),
   spoolMaxBatches: z.coerce.number().int().min(1).default(10_000),
   /** Use TLS to the API (default: plaintext, for a private network or a sidecar). */
@@ -53,7 +51,6 @@ const FLAG_ENV: Record<string, string> = {
   driftRestore: "PALISADE_DRIFT_RESTORE",
   netns: "PALISADE_NETNS",
   logLevel: "PALISADE_LOG_LEVEL",
-  nflogGroups: "PALISADE_NFLOG_GROUPS",
   spoolMaxBytes: "PALISADE_SPOOL_MAX_BYTES",
   spoolMaxBatches: "PALISADE_SPOOL_MAX_BATCHES",
   tls: "PALISADE_TLS",
@@ -70,6 +67,10 @@ function bool(v: string | boolean | undefined): boolean | undefined {
 
 /** Parse argv (without node and script) and env into a config, or throw AgentError invalid_config. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  // Removed: an operator who still sets it learns why, instead of it being ignored.
+  if (argv.some((a) => a === "--nflog-groups" || a.startsWith("--nflog-groups=")) || env.PALISADE_NFLOG_GROUPS !== undefined) {
+    throw new AgentError("invalid_config", "--nflog-groups (PALISADE_NFLOG_GROUPS) was removed: the agent reads exactly the NFLOG groups its applied ruleset logs to; remove the setting");
+  }
   const options = Object.fromEntries(
     Object.keys(FLAG_ENV).map((k) => [kebab(k), { type: k === "tls" ? ("boolean" as const) : ("string" as const) }]),
   );
@@ -88,7 +89,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   raw.name ??= hostname();
   if (raw.driftRestore !== undefined) raw.driftRestore = bool(raw.driftRestore as string);
   if (raw.tls !== undefined) raw.tls = bool(raw.tls as string | boolean);
-  if (typeof raw.nflogGroups === "string") raw.nflogGroups = raw.nflogGroups.split(",").filter((s) => s.trim() !== "");
   const r = AgentConfig.safeParse(raw);
   if (!r.success) {
     const lines = r.error.issues.map((i) => {

@@ -4,7 +4,7 @@
 //   -> ApplyResult APPLIED -> API's Confirm (or rollback, ROLLED_BACK)
 //   collector (interval + before every kernel change) -> spool -> TelemetryBatch -> Ack
 //   drift (interval + CheckDrift) -> DriftReport;  QuotaReset -> driver reset
-//   NFLOG readers -> log events into the next batch
+//   NFLOG readers (the groups the kernel's Palisade tables log to, after every change) -> log events into the next batch
 
 import { readFileSync } from "node:fs";
 import { detectCapabilities, snapshot, type DriverOptions } from "../engine/driver/index.ts";
@@ -21,7 +21,8 @@ import type { AppliedVersionMsg, CapabilitiesMsg, DesiredStateMsg } from "./prot
 import { StateDir } from "./state.ts";
 import { Collector } from "./telemetry/collector.ts";
 import { resetQuotaByName } from "./quota-reset.ts";
-import { LogReader } from "./telemetry/logs.ts";
+import { checkPrograms } from "./programs.ts";
+import { LogGroups } from "./telemetry/log-groups.ts";
 import { AckWatch } from "./telemetry/resend.ts";
 import { Spool } from "./telemetry/spool.ts";
 
@@ -42,10 +43,13 @@ export interface AgentHandle {
   collector: Collector;
   applier: Applier;
   drift: DriftDetector;
+  logGroups: LogGroups;
 }
 
 export interface StartOptions {
   log?: Logger;
+  /** PATH the agent's programs are looked up on (tests: a host without tcpdump); default process.env.PATH. */
+  path?: string;
   /** Resolve reconnect timing in tests. */
   backoff?: { initialMs: number; maxMs: number };
   heartbeatMs?: number;
@@ -59,6 +63,9 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const epoch = await state.epoch();
   const spool = await Spool.open(state.spoolDir, { maxBytes: config.spoolMaxBytes, maxBatches: config.spoolMaxBatches }, log);
   const collector = await Collector.create({ driver, spool, epoch, log, resumeFile: state.path("telemetry-resume.json") });
+  const programs = checkPrograms(opts.path);
+  for (const m of programs.missing) log.error(m.reason, { program: m.program });
+  const logGroups = new LogGroups({ driver, log, onEvents: (e) => collector.addLogs(e), tcpdumpPath: programs.found.tcpdump, conntrackPath: programs.found.conntrack });
   const applier = new Applier(driver, log);
   applier.hooks = {
     beforeChange: async () => {
@@ -66,6 +73,8 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     },
     afterChange: async (how) => {
       if (how === "rewound") await collector.rebase();
+      // Not awaited: an apply never waits for tcpdump; logGroups.idle() does.
+      void logGroups.syncFromKernel();
     },
   };
   const drift = new DriftDetector(driver, applier, log, state.path("drift-baseline.json"));
@@ -88,17 +97,20 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   };
   let caps: CapabilitiesMsg | undefined;
   const capabilities = async (): Promise<CapabilitiesMsg> => {
-    if (caps) return caps;
-    const c = await detectCapabilities(driver);
-    caps = {
-      nftVersion: c.nftVersion ?? "",
-      kernel: c.kernelRelease,
-      ipv6: c.ipv6,
-      features: Object.entries(c.features).filter(([, ok]) => ok).map(([f]) => f).sort(),
-      xtablesModules: [],
-      agentVersion: AGENT_VERSION,
-    };
-    return caps;
+    if (!caps) {
+      const c = await detectCapabilities(driver);
+      caps = {
+        nftVersion: c.nftVersion ?? "",
+        kernel: c.kernelRelease,
+        ipv6: c.ipv6,
+        features: Object.entries(c.features).filter(([, ok]) => ok).map(([f]) => f).sort(),
+        xtablesModules: [],
+        agentVersion: AGENT_VERSION,
+        unavailable: [],
+      };
+    }
+    // Fresh on every Hello: a log reader that failed since the last one is reported too.
+    return { ...caps, unavailable: [...programs.missing, ...logGroups.unavailable()] };
   };
 
   const client: AgentClient = new AgentClient({
@@ -237,15 +249,17 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
 
   // An apply left unconfirmed by a crash is undone before the agent says hello (recover.ts).
   await recoverPending({ state, applier, outbox, log });
+  // The groups the rules in the kernel log to (the last run's ruleset), before the first
+  // Hello, so a reader that cannot run is in its capabilities.
+  await logGroups.syncFromKernel();
   try {
     // Enroll (or read the stored credential) first: nothing runs for an agent that cannot.
     await client.start();
   } catch (e) {
     client.stop();
+    await logGroups.stop();
     throw e;
   }
-  const readers = config.nflogGroups.length > 0 ? new LogReader({ groups: config.nflogGroups, ...(config.netns ? { netns: config.netns } : {}), log, onEvents: (e) => collector.addLogs(e) }) : undefined;
-  await readers?.start();
   collector.start(config.telemetryInterval * 1000);
   const driftTimer = config.driftInterval > 0 ? setInterval(() => void checkDrift(), config.driftInterval * 1000) : undefined;
   log.info("agent started", { server: config.server, name: config.name, netns: config.netns, epoch });
@@ -255,6 +269,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     collector,
     applier,
     drift,
+    logGroups,
     stop: async () => {
       if (driftTimer) clearInterval(driftTimer);
       // An apply still waiting for its Confirm is not confirmed: roll it back before exiting,
@@ -269,7 +284,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       if (client.connected) await outbox.drained(2_000);
       collector.stop();
       ackWatch.stop();
-      await readers?.stop();
+      await logGroups.stop();
       // A last reading so nothing counted since the previous interval waits for the next start.
       await collector.collect().catch(() => undefined);
       client.stop();

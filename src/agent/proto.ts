@@ -4,6 +4,7 @@
 
 import type * as grpc from "@grpc/grpc-js";
 import { agentService } from "../protocol/agent.ts";
+import type { UnavailableMsg } from "./programs.ts";
 import type { TelemetryBatch } from "./telemetry/batch.ts";
 
 export { MAX_MESSAGE_BYTES } from "../protocol/agent.ts";
@@ -19,6 +20,7 @@ export interface CapabilitiesMsg {
   features: string[];
   xtablesModules: string[];
   agentVersion: string;
+  unavailable: UnavailableMsg[];
 }
 
 export interface AppliedVersionMsg {

@@ -119,7 +119,7 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     grpcServer = await startAgentServer({ db: t.db, redis: t.redis, log: silentLog }, { address: `127.0.0.1:${grpcPort}` });
     grpcPort = grpcServer.port;
   };
-  const agentArgs = () => ["--server", `127.0.0.1:${relay.port}`, "--state-dir", dir, "--name", "e2e-edge", "--netns", ns, "--telemetry-interval", "1", "--drift-interval", "0", "--nflog-groups", "5"];
+  const agentArgs = () => ["--server", `127.0.0.1:${relay.port}`, "--state-dir", dir, "--name", "e2e-edge", "--netns", ns, "--telemetry-interval", "1", "--drift-interval", "0"];
   const startAgentNow = async (enroll: boolean) => {
     agent = await startAgent(loadConfig([...agentArgs(), ...(enroll ? ["--enroll-token", token] : [])]), { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500 });
   };

@@ -34,6 +34,8 @@ export interface LogReaderOptions {
   tcpdumpPath?: string;
   /** Bounds of the conntrack -G lookups (netns and log are taken from here). */
   ctmark?: Omit<CtMarkOptions, "netns" | "log">;
+  /** false: no conntrack -G lookups (conntrack is not installed); events carry no ctmark. */
+  ctmarkLookup?: boolean;
 }
 
 export class LogReader {
@@ -41,6 +43,8 @@ export class LogReader {
   private ifnames = new Map<number, string>();
   private stopped = false;
   private readonly ct: CtMarkLookup;
+  /** Group -> why its tcpdump could not start or exited (reported to the API, never silent). */
+  readonly failures = new Map<number, string>();
 
   constructor(private readonly o: LogReaderOptions) {
     this.ct = new CtMarkLookup({ ...o.ctmark, ...(o.netns ? { netns: o.netns } : {}), log: o.log });
@@ -81,7 +85,7 @@ export class LogReader {
             oif: p.outdev !== undefined ? this.ifname(p.outdev) : "",
             ...decodeIp(p.payload),
           };
-          const tuple = p.ctmark === undefined ? ctTuple(p.payload) : undefined;
+          const tuple = p.ctmark === undefined && this.o.ctmarkLookup !== false ? ctTuple(p.payload) : undefined;
           events.push(tuple ? this.ct.lookup(tuple).then((m) => (m === undefined ? ev : { ...ev, ctmark: m }), () => ev) : Promise.resolve(ev));
         });
       } catch (e) {
@@ -104,14 +108,20 @@ export class LogReader {
       const done = () => resolve();
       child.stderr!.on("data", (b: Buffer) => {
         err += b.toString();
+        if (err.length > 4096) err = err.slice(-2048);
         if (/listening on/.test(err)) done();
       });
       child.on("error", (e) => {
-        this.o.log.error("cannot start tcpdump for NFLOG", { group, error: errorText(e) });
+        this.failures.set(group, `tcpdump could not start: ${errorText(e)}`);
+        this.o.log.error("cannot start tcpdump for NFLOG: log events of this group are lost", { group, error: errorText(e) });
         done();
       });
-      child.on("close", (code) => {
-        if (!this.stopped) this.o.log.warn("NFLOG reader exited", { group, code, stderr: err.slice(-300) });
+      child.on("close", (code, signal) => {
+        if (!this.stopped) {
+          const last = err.trim().split("\n").filter((l) => !/^(listening on|\d+ packets)/.test(l)).pop() ?? "";
+          this.failures.set(group, `tcpdump exited (${signal ?? `code ${code}`})${last ? `: ${last.slice(0, 300)}` : ""}`);
+          this.o.log.error("NFLOG reader exited: log events of this group are lost", { group, code, stderr: err.slice(-300) });
+        }
         done();
       });
     });

@@ -18,6 +18,8 @@ export const Capabilities = z.object({
   features: strings,
   xtablesModules: strings,
   agentVersion: text(128),
+  /** What does not work on the host and why (absent from agents before it existed). */
+  unavailable: z.array(z.object({ program: text(64), reason: text(1024) })).max(64).default([]),
 });
 export type Capabilities = z.infer<typeof Capabilities>;
 

@@ -6,11 +6,10 @@ import { memoryLogger } from "../../../src/agent/log.ts";
 
 describe("agent config", () => {
   it("reads flags, fills defaults, and lets flags win over env", () => {
-    const c = loadConfig(["--server", "api.example:50051", "--state-dir", "/var/lib/palisade", "--name", "edge-1"], { PALISADE_SERVER: "other:1", PALISADE_NFLOG_GROUPS: "3,4" });
+    const c = loadConfig(["--server", "api.example:50051", "--state-dir", "/var/lib/palisade", "--name", "edge-1"], { PALISADE_SERVER: "other:1" });
     assert.equal(c.server, "api.example:50051");
     assert.equal(c.telemetryInterval, 10);
     assert.equal(c.driftRestore, true);
-    assert.deepEqual(c.nflogGroups, [3, 4]);
     assert.equal(c.logLevel, "info");
   });
   it("takes everything from env", () => {
@@ -28,6 +27,11 @@ describe("agent config", () => {
         e.code === "invalid_config" && /--server/.test(e.message) && /--telemetry-interval/.test(e.message) && /--state-dir/.test(e.message) && /--log-level/.test(e.message),
     );
     assert.throws(() => loadConfig(["--bogus"], {}), (e: Error & { code?: string }) => e.code === "invalid_config");
+  });
+  it("refuses the removed --nflog-groups: the groups come from the applied ruleset", () => {
+    const removed = (e: Error & { code?: string }) => e.code === "invalid_config" && /nflog-groups \(PALISADE_NFLOG_GROUPS\) was removed/.test(e.message);
+    assert.throws(() => loadConfig(["--server", "a:1", "--state-dir", "/s", "--nflog-groups", "2"], {}), removed);
+    assert.throws(() => loadConfig(["--server", "a:1", "--state-dir", "/s"], { PALISADE_NFLOG_GROUPS: "2" }), removed);
   });
 });
 
