@@ -156,6 +156,7 @@ export const FEATURES = {
     iptables: no("the iptables rpfilter match is only valid in the raw and mangle PREROUTING chains", "put the rule in a raw or mangle chain on hook prerouting, or render with target nftables"),
   },
   "match.daddrType": { label: "destination address type", nftables: yes("fib daddr type"), iptables: yes("-m addrtype --dst-type") },
+  "match.icmpCode": { label: "ICMP/ICMPv6 code", nftables: yes("icmp code / icmpv6 code"), iptables: yes("-m icmp --icmp-type TYPE/CODE") },
   "match.quota": {
     label: "quota2",
     nftables: yes("named quota (or counter for grow) object"),
@@ -296,6 +297,7 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
     }
   }
   if (m.daddrType) at("match.daddrType", "daddrType");
+  if (m.icmpCode !== undefined) at("match.icmpCode", "icmpCode");
   if (m.quota) {
     at("match.quota", "quota");
     if (m.quota.noChange) at("match.quotaNoChange", "quota", "noChange");

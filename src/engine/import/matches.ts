@@ -5,7 +5,7 @@ import { ADDR_TYPES, CT_STATES, Name, QuotaDef } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { negate, noNegation, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
 import { parseMarkValue, parsePortItem, parsePortList, parseRate, parseUint, parseInterface } from "./values.ts";
-import { ALL_TCP_FLAGS, ICMPV6_BY_NAME, ICMPV6_BY_NUMBER, ICMP_BY_NAME, ICMP_BY_NUMBER, ICMP_CODE_NAMES, IPT_TCP_FLAGS } from "./vocab.ts";
+import { ALL_TCP_FLAGS, ICMPV6_BY_NAME, ICMPV6_BY_NUMBER, ICMP_BY_NAME, ICMP_BY_NUMBER, ICMP_CODE_NAMES, ICMPV6_CODE_NAMES, IPT_TCP_FLAGS } from "./vocab.ts";
 
 interface OptionSpec {
   /** Number of arguments (0: a flag). */
@@ -83,22 +83,25 @@ const tcp: ModuleSpec = {
 };
 const udp: ModuleSpec = { options: portOptions, build: ports };
 
-type IcmpType = Extract<NonNullable<Match["icmpType"]>, string>;
-type Icmpv6Type = Extract<NonNullable<Match["icmpv6Type"]>, string>;
+type IcmpType = Extract<NonNullable<Match["icmpType"]>, string | number>;
+type Icmpv6Type = Extract<NonNullable<Match["icmpv6Type"]>, string | number>;
 
-function icmpType<T extends string>(o: OptionValue, byName: Record<string, T>, byNumber: Record<number, T>, v6: boolean): T | null {
+/** `--icmp-type` text: a name, a number, `type/code`, or a name standing for a type and code. */
+function icmpType<T extends string>(
+  o: OptionValue, byName: Record<string, T>, byNumber: Record<number, T>, codeNames: Record<string, [number, number]>, v6: boolean,
+): { type: T | number; code?: number } | null {
   const text = val(o);
   if (text === "any") return null;
-  const [typeText, code] = text.split("/");
-  let t: T | undefined;
-  if (/^\d+$/.test(typeText ?? "")) t = byNumber[Number(typeText)];
-  else t = byName[typeText ?? ""];
-  if (code !== undefined) fail("import_unsupported", `ICMP${v6 ? "v6" : ""} code ${text}: the policy matches ICMP types only, not codes`, text);
-  if (!t) {
-    if (ICMP_CODE_NAMES.has(text)) fail("import_unsupported", `${text} is an ICMP type with a code; the policy matches ICMP types only`, text);
-    fail("import_invalid_value", `${text} is not an ICMP${v6 ? "v6" : ""} type`, text);
-  }
-  return t;
+  const named = codeNames[text];
+  const [typeText, codeText] = named ? [String(named[0]), String(named[1])] : (text.split("/") as [string, string | undefined]);
+  let type: T | number | undefined;
+  if (/^\d{1,3}$/.test(typeText) && Number(typeText) <= 255) type = byNumber[Number(typeText)] ?? Number(typeText);
+  else type = byName[typeText];
+  if (type === undefined) fail("import_invalid_value", `${text} is not an ICMP${v6 ? "v6" : ""} type`, text);
+  if (codeText === undefined) return { type };
+  if (!/^\d{1,3}$/.test(codeText) || Number(codeText) > 255) fail("import_invalid_value", `${codeText} is not an ICMP code (0-255)`, text);
+  if (o.neg) fail("import_unsupported", `! --icmp${v6 ? "v6" : ""}-type ${text}: the policy negates ICMP types, not a type with its code`, text);
+  return { type, code: Number(codeText) };
 }
 
 const icmp: ModuleSpec = {
@@ -106,13 +109,14 @@ const icmp: ModuleSpec = {
   build(o, d) {
     const t = o.get("--icmp-type");
     if (!t) return;
-    const type = icmpType<IcmpType>(t, ICMP_BY_NAME, ICMP_BY_NUMBER, false);
-    if (type === null) {
+    const r = icmpType<Extract<IcmpType, string>>(t, ICMP_BY_NAME, ICMP_BY_NUMBER, ICMP_CODE_NAMES, false);
+    if (r === null) {
       if (t.neg) fail("import_unsupported", "! --icmp-type any never matches", t.opt);
       d.notes.push("--icmp-type any matches every ICMP packet: only the protocol is kept");
       return;
     }
-    setMatch(d, "icmpType", negate(t.neg, type), t.opt);
+    setMatch(d, "icmpType", negate(t.neg, r.type), t.opt);
+    if (r.code !== undefined) setMatch(d, "icmpCode", r.code, t.opt);
   },
 };
 const icmp6: ModuleSpec = {
@@ -120,9 +124,10 @@ const icmp6: ModuleSpec = {
   build(o, d) {
     const t = o.get("--icmpv6-type");
     if (!t) return;
-    const type = icmpType<Icmpv6Type>(t, ICMPV6_BY_NAME, ICMPV6_BY_NUMBER, true);
-    if (type === null) return;
-    setMatch(d, "icmpv6Type", negate(t.neg, type), t.opt);
+    const r = icmpType<Extract<Icmpv6Type, string>>(t, ICMPV6_BY_NAME, ICMPV6_BY_NUMBER, ICMPV6_CODE_NAMES, true);
+    if (r === null) return;
+    setMatch(d, "icmpv6Type", negate(t.neg, r.type), t.opt);
+    if (r.code !== undefined) setMatch(d, "icmpCode", r.code, t.opt);
   },
 };
 

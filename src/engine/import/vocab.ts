@@ -43,16 +43,22 @@ export const ICMP_BY_NUMBER: Record<number, IcmpType> = {
   13: "timestamp-request", 14: "timestamp-reply", 15: "info-request", 16: "info-reply",
   17: "address-mask-request", 18: "address-mask-reply",
 };
-/** iptables names that stand for a type *and code*: the schema matches types only. */
-export const ICMP_CODE_NAMES = new Set([
-  "network-unreachable", "host-unreachable", "protocol-unreachable", "port-unreachable", "fragmentation-needed",
-  "source-route-failed", "network-unknown", "host-unknown", "network-prohibited", "host-prohibited",
-  "TOS-network-unreachable", "TOS-host-unreachable", "communication-prohibited", "host-precedence-violation",
-  "precedence-cutoff", "network-redirect", "host-redirect", "TOS-network-redirect", "TOS-host-redirect",
-  "ttl-zero-during-transit", "ttl-zero-during-reassembly", "ip-header-bad", "required-option-missing",
-  "no-route", "address-unreachable", "communication-prohibited", "beyond-scope", "failed-policy", "reject-route",
-  "unknown-header-type", "unknown-option", "bad-header",
-]);
+/** iptables names that stand for a type *and* code (`iptables -p icmp -h`): [type, code]. */
+export const ICMP_CODE_NAMES: Record<string, [number, number]> = {
+  "network-unreachable": [3, 0], "host-unreachable": [3, 1], "protocol-unreachable": [3, 2], "port-unreachable": [3, 3],
+  "fragmentation-needed": [3, 4], "source-route-failed": [3, 5], "network-unknown": [3, 6], "host-unknown": [3, 7],
+  "network-prohibited": [3, 9], "host-prohibited": [3, 10], "TOS-network-unreachable": [3, 11], "TOS-host-unreachable": [3, 12],
+  "communication-prohibited": [3, 13], "host-precedence-violation": [3, 14], "precedence-cutoff": [3, 15],
+  "network-redirect": [5, 0], "host-redirect": [5, 1], "TOS-network-redirect": [5, 2], "TOS-host-redirect": [5, 3],
+  "ttl-zero-during-transit": [11, 0], "ttl-zero-during-reassembly": [11, 1], "ip-header-bad": [12, 0], "required-option-missing": [12, 1],
+};
+/** The same for ip6tables (`ip6tables -p icmpv6 -h`). */
+export const ICMPV6_CODE_NAMES: Record<string, [number, number]> = {
+  "no-route": [1, 0], "communication-prohibited": [1, 1], "beyond-scope": [1, 2], "address-unreachable": [1, 3],
+  "port-unreachable": [1, 4], "failed-policy": [1, 5], "reject-route": [1, 6],
+  "ttl-zero-during-transit": [3, 0], "ttl-zero-during-reassembly": [3, 1],
+  "bad-header": [4, 0], "unknown-header-type": [4, 1], "unknown-option": [4, 2],
+};
 
 export const ICMPV6_BY_NAME: Record<string, Icmpv6Type> = {
   "destination-unreachable": "destination-unreachable",

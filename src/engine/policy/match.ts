@@ -18,6 +18,10 @@ export const ICMPV6_TYPES = [
   "mld-listener-query", "mld-listener-report", "mld-listener-done", "nd-router-solicit", "nd-router-advert",
   "nd-neighbor-solicit", "nd-neighbor-advert", "nd-redirect", "router-renumbering",
 ] as const;
+/** A type by name, or by number for the ones without a name here (ICMPv6 143, MLDv2 report, ...). */
+const IcmpNumber = z.number().int().min(0).max(255);
+const IcmpTypeItem = z.union([z.enum(ICMP_TYPES), IcmpNumber]);
+const Icmpv6TypeItem = z.union([z.enum(ICMPV6_TYPES), IcmpNumber]);
 export const ADDR_TYPES = ["unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable", "prohibit"] as const;
 
 const TcpFlag = z.enum(TCP_FLAGS);
@@ -122,8 +126,10 @@ export const Match = z.strictObject({
   oif: negatable(z.union([Interface, z.array(Interface).min(1)])).optional(),
   ctState: negatable(z.array(z.enum(CT_STATES)).min(1)).optional(),
   tcpFlags: negatable(TcpFlagsMatch).optional(),
-  icmpType: negatable(z.union([z.enum(ICMP_TYPES), z.array(z.enum(ICMP_TYPES)).min(1)])).optional(),
-  icmpv6Type: negatable(z.union([z.enum(ICMPV6_TYPES), z.array(z.enum(ICMPV6_TYPES)).min(1)])).optional(),
+  icmpType: negatable(z.union([IcmpTypeItem, z.array(IcmpTypeItem).min(1)])).optional(),
+  icmpv6Type: negatable(z.union([Icmpv6TypeItem, z.array(Icmpv6TypeItem).min(1)])).optional(),
+  /** ICMP/ICMPv6 code, with exactly one (positive) type: `--icmp-type 3/4`, nft `icmp code 4`. */
+  icmpCode: IcmpNumber.optional(),
   length: negatable(LengthMatch).optional(),
   mark: negatable(MarkMatch).optional(),
   ctmark: negatable(MarkMatch).optional(),

@@ -2,7 +2,7 @@
 // prefixes, interfaces per hook, ranges, recent/ipmark/nat/xt options.
 import { error, warning, type Diagnostic, type Path } from "../diagnostics.ts";
 import { parsePrefix } from "../net/address.ts";
-import { unwrap, type Policy } from "../policy/index.ts";
+import { isNegated, unwrap, type Policy } from "../policy/index.ts";
 import { asList, chainHooks, rulesOf, type Hook, type RuleRef } from "./model.ts";
 import { hostBitsProblem, isUnspecified } from "./prefix.ts";
 
@@ -37,6 +37,11 @@ function protocolPrerequisites(r: RuleRef, out: Diagnostic[]): void {
   if (m.tcpFlags !== undefined && positive !== "tcp") out.push(error([...mp, "tcpFlags"], "tcp_flags_without_tcp", `tcpFlags needs protocol: tcp`));
   if (m.icmpType !== undefined && positive !== "icmp") out.push(error([...mp, "icmpType"], "icmp_type_without_icmp", `icmpType needs protocol: icmp (use icmpv6Type with protocol icmpv6 for IPv6)`));
   if (m.icmpv6Type !== undefined && positive !== "icmpv6") out.push(error([...mp, "icmpv6Type"], "icmpv6_type_without_icmpv6", `icmpv6Type needs protocol: icmpv6`));
+  if (m.icmpCode !== undefined) {
+    const t = m.icmpType ?? m.icmpv6Type;
+    const single = t !== undefined && !isNegated(t) && !Array.isArray(t) && (m.icmpType === undefined || m.icmpv6Type === undefined);
+    if (!single) out.push(error([...mp, "icmpCode"], "icmp_code_needs_one_type", "icmpCode needs exactly one, not negated, icmpType or icmpv6Type"));
+  }
   if (m.family && positive && (positive === "icmp" || positive === "icmpv6")) {
     const want = positive === "icmp" ? "ipv4" : "ipv6";
     if (m.family !== want) out.push(error([...mp, "protocol"], "protocol_family_mismatch", `${positive} exists only in ${want} but the rule is restricted to ${m.family}`));

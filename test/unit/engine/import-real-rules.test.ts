@@ -79,3 +79,14 @@ test("service names from /etc/services: auth, sunrpc, openvpn ...", () => {
   assert.deepEqual(rule("iptables -A INPUT -p tcp --dport auth -j REJECT").match, { protocol: "tcp", dport: 113 });
   assert.deepEqual(rule("iptables -A INPUT -p udp --dport openvpn -j ACCEPT").match, { protocol: "udp", dport: 1194 });
 });
+
+test("ICMP: type/code pairs, names that stand for a type and code, numeric types without a name", () => {
+  assert.deepEqual(rule("iptables -A INPUT -p icmp --icmp-type 3/4 -j ACCEPT").match, { protocol: "icmp", icmpType: "destination-unreachable", icmpCode: 4 });
+  assert.deepEqual(rule("iptables -A INPUT -p icmp --icmp-type fragmentation-needed -j ACCEPT").match, { protocol: "icmp", icmpType: "destination-unreachable", icmpCode: 4 });
+  assert.deepEqual(rule("iptables -A INPUT -p icmp --icmp-type host-unreachable -j ACCEPT").match, { protocol: "icmp", icmpType: "destination-unreachable", icmpCode: 1 });
+  assert.deepEqual(rule("iptables -A INPUT -p icmp --icmp-type 30 -j DROP").match, { protocol: "icmp", icmpType: 30 });
+  assert.deepEqual(rule("ip6tables -A INPUT -p icmpv6 --icmpv6-type 143 -j ACCEPT").match, { protocol: "icmpv6", icmpv6Type: 143 });
+  assert.deepEqual(rule("ip6tables -A INPUT -p icmpv6 --icmpv6-type port-unreachable -j ACCEPT").match, { protocol: "icmpv6", icmpv6Type: "destination-unreachable", icmpCode: 4 });
+  assert.match(importPolicy("iptables", "iptables -A INPUT -p icmp ! --icmp-type 3/4 -j DROP").errors[0]!.message, /negates ICMP types, not a type with its code/);
+  assert.match(importPolicy("iptables", "iptables -A INPUT -p icmp --icmp-type 3/300 -j DROP").errors[0]!.message, /not an ICMP code/);
+});

@@ -41,6 +41,13 @@ test("iif not in output/postrouting, oif not in prerouting/input (also via user 
   valid(m({ iif: "eth0", oif: "eth1" }, "accept", { hook: "forward" }));
 });
 
+test("icmpCode needs exactly one positive ICMP type", () => {
+  valid(m({ protocol: "icmp", icmpType: "destination-unreachable", icmpCode: 4 }));
+  hasError(m({ protocol: "icmp", icmpType: ["destination-unreachable", "redirect"], icmpCode: 1 }), "icmp_code_needs_one_type", "/chains/c/rules/0/match/icmpCode");
+  hasError(m({ protocol: "icmp", icmpType: { not: "redirect" }, icmpCode: 1 }), "icmp_code_needs_one_type", "/chains/c/rules/0/match/icmpCode");
+  hasError(m({ protocol: "icmp", icmpCode: 1 }), "icmp_code_needs_one_type", "/chains/c/rules/0/match/icmpCode");
+});
+
 test("a user chain shared by a hook with the interface and one without: a warning, the iptables meaning", () => {
   // Docker's nat DOCKER chain: jumped to from prerouting and output, holds `-i docker0 -j RETURN`.
   const docker = {

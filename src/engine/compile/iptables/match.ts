@@ -204,12 +204,13 @@ function protocolDims(m: Match, env: RuleEnv): Alt[][] | null {
     const v = m[key];
     if (v === undefined) continue;
     const { value, negated } = unwrap(v);
-    const types = asList(value as string | string[]);
+    const types = asList(value as string | number | Array<string | number>);
     if (negated && types.length > 1) {
       env.ctx.error([...env.path, key], "iptables_negated_list", "iptables can negate only one ICMP type per rule; split the rule or use target nftables");
       return null;
     }
-    dims.push(types.map((t) => [piece(SLOT.icmp, `-m ${mod} ${neg(negated)}${opt} ${table[t]}`)]));
+    const code = m.icmpCode !== undefined ? `/${m.icmpCode}` : "";
+    dims.push(types.map((t) => [piece(SLOT.icmp, `-m ${mod} ${neg(negated)}${opt} ${typeof t === "number" ? t : table[t]}${code}`)]));
   }
   return dims;
 }

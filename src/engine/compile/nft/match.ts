@@ -158,14 +158,15 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
   }
   if (m.icmpType !== undefined) {
     const { value, negated } = unwrap(m.icmpType);
-    parts.push(`icmp type ${neg(negated)}${valueOrSet(asList(value))}`);
+    parts.push(`icmp type ${neg(negated)}${valueOrSet(asList(value).map(String))}`);
     impliesFamily = true;
   }
   if (m.icmpv6Type !== undefined) {
     const { value, negated } = unwrap(m.icmpv6Type);
-    parts.push(`icmpv6 type ${neg(negated)}${valueOrSet(asList(value))}`);
+    parts.push(`icmpv6 type ${neg(negated)}${valueOrSet(asList(value).map(String))}`);
     impliesFamily = true;
   }
+  if (m.icmpCode !== undefined) parts.push(`${m.icmpType !== undefined ? "icmp" : "icmpv6"} code ${m.icmpCode}`);
   if (m.length !== undefined) {
     const { value, negated } = unwrap(m.length);
     parts.push(`meta length ${neg(negated)}${value}`);
