@@ -4,7 +4,9 @@
 # Pass a directory or files to run a subset: `npm test -- test/unit`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d src/generated/prisma ] || bash scripts/prisma-generate.sh >/dev/null
+# Tests that spawn bin/palisade run dist/ (the built code that ships): build it from the
+# sources under test first (prisma generate + esbuild, a few seconds).
+npm run --silent build >/dev/null
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(test)
 mapfile -t files < <(find "${targets[@]}" -name '*.test.ts' | sort)

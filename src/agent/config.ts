@@ -40,7 +40,8 @@ export const AgentConfig = z.strictObject({
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
-const FLAG_ENV: Record<string, string> = {
+/** Every flag (camelCase key; `--kebab-case` on the command line) and its environment twin. */
+export const FLAG_ENV: Record<string, string> = {
   server: "PALISADE_SERVER",
   enrollToken: "PALISADE_ENROLL_TOKEN",
   stateDir: "PALISADE_STATE_DIR",

@@ -6,8 +6,8 @@
 //   drift (interval + CheckDrift) -> DriftReport;  QuotaReset -> driver reset
 //   NFLOG readers (the groups the kernel's Palisade tables log to, after every change) -> log events into the next batch
 
-import { readFileSync } from "node:fs";
 import { detectCapabilities, snapshot, type DriverOptions } from "../engine/driver/index.ts";
+import { packageVersion } from "../runtime/install-root.ts";
 import { Applier } from "./apply.ts";
 import { AgentClient } from "./client.ts";
 import type { AgentConfig } from "./config.ts";
@@ -26,13 +26,7 @@ import { LogGroups } from "./telemetry/log-groups.ts";
 import { AckWatch } from "./telemetry/resend.ts";
 import { Spool } from "./telemetry/spool.ts";
 
-const AGENT_VERSION = (() => {
-  try {
-    return (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: string }).version ?? "0";
-  } catch {
-    return "0";
-  }
-})();
+const AGENT_VERSION = packageVersion(import.meta.url);
 
 /** The table the compiler renders everything into (quota names live there). */
 const PALISADE_TABLE = "palisade";

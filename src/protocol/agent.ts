@@ -9,11 +9,12 @@
 // `_ctmark: "ctmark"` from `oneofs`; an undefined/null value is not encoded. Each side keeps its
 // own message typings (src/api/grpc/proto.ts, src/agent/proto.ts). Not for the engine,
 // which has no gRPC.
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
+import { installRoot } from "../runtime/install-root.ts";
 
-export const PROTO_PATH = fileURLToPath(new URL("../../proto/palisade/v1/agent.proto", import.meta.url));
+export const PROTO_PATH = join(installRoot(import.meta.url), "proto/palisade/v1/agent.proto");
 
 export const LOADER_OPTIONS = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true } as const;
 

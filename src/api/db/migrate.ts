@@ -5,11 +5,11 @@
 // "failed" row), and the database is created when it does not exist.
 import { createHash, randomUUID } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
-import { join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import pg from "pg";
+import { installRoot } from "../../runtime/install-root.ts";
 
-export const DEFAULT_MIGRATIONS_DIR = resolve(fileURLToPath(import.meta.url), "../../../../prisma/migrations");
+export const DEFAULT_MIGRATIONS_DIR = join(installRoot(import.meta.url), "prisma/migrations");
 
 /** The key Prisma's migration engine locks on PostgreSQL, so the two tools exclude each other. */
 const PRISMA_ADVISORY_LOCK_KEY = 72707369;

@@ -1,5 +1,6 @@
 // `palisade agent --server HOST:PORT --enroll-token T --state-dir D [--name N] ...`:
-// the agent daemon. Its flags are the agent's own (src/agent/config.ts), passed through.
+// the agent daemon. Its flags are the agent's own (src/agent/config.ts), passed through
+// to src/agent/cli.ts, which also answers `palisade agent --help`.
 import type { Command } from "commander";
 
 export function register(program: Command): void {
@@ -11,9 +12,7 @@ export function register(program: Command): void {
     .helpOption(false)
     .argument("[flags...]")
     .action(async (flags: string[]) => {
-      // Loaded on use: other verbs should not pay for the agent's engine and driver.
-      const { loadConfig } = await import("../../agent/config.ts");
-      const { runAgent } = await import("../../agent/main.ts");
-      await runAgent(loadConfig(flags));
+      const { agentCli } = await import("../../agent/cli.ts");
+      await agentCli(flags);
     });
 }

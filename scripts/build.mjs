@@ -1,0 +1,126 @@
+// `npm run build` (after `prisma generate`, see package.json): bundles the TypeScript
+// with esbuild into dist/. Two outputs:
+//
+//   dist/cli/main.js + dist/cli/commands/<verb>.js   the `palisade` command (bin/palisade
+//       runs it): main.js holds commander and the verb table (src/cli/program.ts), each
+//       verb is its own bundle, imported only when that verb runs. Dependencies the
+//       server needs at run time (Fastify, BullMQ, Prisma's runtime, pg, grpc-js, ...) stay
+//       in node_modules, imported as packages; the small pure ones every verb uses
+//       (commander, zod, yaml) are bundled, which is most of the start-up saving.
+//   dist/agent/palisade-agent.mjs   the standalone agent (src/agent/bundle-main.ts): one
+//       file with everything it runs (engine, grpc-js, proto-loader, protobufjs, zod),
+//       nothing of the API, CLI or database; its esbuild metafile sits beside it
+//       (palisade-agent.meta.json) so a test can check what went in. `npm run pack:agent`
+//       ships it (scripts/pack-agent.mjs).
+//
+// Files read at run time (package.json, proto/, prisma/migrations) are found next to the
+// nearest package.json above the running module (src/runtime/install-root.ts), so the
+// bundles need no copies of them. Bundled CommonJS (commander, grpc-js, protobufjs) calls
+// require() for Node's built-in modules; the banner gives the ESM output a real one.
+import { build } from "esbuild";
+import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+
+/** Dependencies bundled into the CLI (pure JS, on the path of every verb); the rest stay packages. */
+const CLI_BUNDLED = new Set(["commander", "yaml", "zod", "fastify-type-provider-zod"]);
+
+const REQUIRE_BANNER = 'import { createRequire as __palisadeCreateRequire } from "node:module";\nconst require = __palisadeCreateRequire(import.meta.url);';
+
+/**
+ * zod's `z.locales` namespace holds ~50 translations of its error messages (a third of
+ * zod's size); Palisade reports its own English messages and never selects a locale, so
+ * the bundles get a `locales` with English alone (the default zod installs itself).
+ */
+const zodEnglishOnly = {
+  name: "zod-english-only",
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      /[\\/]zod[\\/]v4[\\/](?:classic|core|mini)[\\/]/.test(args.importer) ? { path: join(dirname(args.importer), "../locales/index.js"), namespace: "zod-locales" } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "zod-locales" }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(join(dirname(args.path), "en.js"))};`,
+      resolveDir: dirname(args.path),
+      loader: "js",
+    }));
+  },
+};
+
+const common = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  logLevel: "warning",
+  legalComments: "eof",
+  // Readable stacks in logs: whitespace and syntax are minified, names are kept.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  plugins: [zodEnglishOnly],
+};
+
+/**
+ * src/cli/program.ts loads each verb with `import("./commands/<verb>.ts")`; in the bundle
+ * that becomes `import("./commands/<verb>.js")`, a separate bundle built below. (esbuild's
+ * code splitting would share chunks, but it assigns whole files to chunks, so every verb
+ * that goes through src/engine/index.ts would load the whole engine.)
+ */
+const verbsExternal = {
+  name: "verbs-external",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/commands\/[a-z-]+\.ts$/ }, (args) =>
+      /[\\/]src[\\/]cli[\\/]program\.ts$/.test(args.importer) ? { path: args.path.replace(/\.ts$/, ".js"), external: true } : undefined,
+    );
+  },
+};
+
+export async function buildCli() {
+  rmSync(join(ROOT, "dist/cli"), { recursive: true, force: true });
+  // zod stays bundled together with fastify-type-provider-zod: the API's schemas and the
+  // provider that turns them into JSON Schema must share one zod.
+  const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !CLI_BUNDLED.has(d));
+  const verbs = readdirSync(join(ROOT, "src/cli/commands")).filter((f) => /^[a-z-]+\.ts$/.test(f)).map((f) => f.replace(/\.ts$/, ""));
+  const entryPoints = { main: "src/cli/main.ts", ...Object.fromEntries(verbs.map((v) => [`commands/${v}`, `src/cli/commands/${v}.ts`])) };
+  const result = await build({
+    ...common,
+    plugins: [...common.plugins, verbsExternal],
+    entryPoints,
+    outdir: "dist/cli",
+    external,
+    banner: { js: REQUIRE_BANNER },
+    metafile: true,
+  });
+  writeFileSync(join(ROOT, "dist/cli/meta.json"), JSON.stringify(result.metafile));
+  return result;
+}
+
+export async function buildAgent() {
+  rmSync(join(ROOT, "dist/agent"), { recursive: true, force: true });
+  const result = await build({
+    ...common,
+    entryPoints: { "palisade-agent": "src/agent/bundle-main.ts" },
+    outdir: "dist/agent",
+    outExtension: { ".js": ".mjs" },
+    banner: { js: `#!/usr/bin/env node\n${REQUIRE_BANNER}` },
+    metafile: true,
+  });
+  writeFileSync(join(ROOT, "dist/agent/palisade-agent.meta.json"), JSON.stringify(result.metafile));
+  chmodSync(join(ROOT, "dist/agent/palisade-agent.mjs"), 0o755);
+  return result;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const only = process.argv[2];
+  if (only !== undefined && only !== "cli" && only !== "agent") {
+    console.error("usage: node scripts/build.mjs [cli|agent]");
+    process.exit(2);
+  }
+  const t0 = Date.now();
+  if (only !== "agent") await buildCli();
+  if (only !== "cli") await buildAgent();
+  console.error(`built dist/ in ${Date.now() - t0} ms`);
+}

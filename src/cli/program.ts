@@ -1,0 +1,59 @@
+// The `palisade` program (run by main.ts). Each verb lives in src/cli/commands/<verb>.ts and exports
+// `register(program)`; COMMANDS below names it. Only the verb being run is imported: the
+// others appear in `--help` by name and summary alone, so `palisade --version`, `--help`
+// or `render` never load Fastify, Prisma or gRPC (each verb's module graph is its own
+// chunk in dist/cli, see scripts/build.mjs). A new verb: a file there and a line here
+// (test/unit/cli/lazy-commands.test.ts checks the two agree).
+import { Command } from "commander";
+import { packageVersion } from "../runtime/install-root.ts";
+
+export interface CommandModule {
+  register(program: Command): void;
+}
+
+interface CommandEntry {
+  /** What `--help` shows after the name (commander's own term for the loaded verb). */
+  args: string;
+  summary: string;
+  load(): Promise<CommandModule>;
+}
+
+/** Every verb: its arguments and one-line summary as its module declares them, and its loader. */
+export const COMMANDS: Record<string, CommandEntry> = {
+  account: { args: "[options]", summary: "per-address accounting of the fleet, like iptaccount: -a lists tables, -l NAME shows one", load: () => import("./commands/account.ts") },
+  agent: { args: "[flags...]", summary: "run the host agent (flags: --server --enroll-token --state-dir --name --netns --telemetry-interval --drift-interval ...; env PALISADE_*)", load: () => import("./commands/agent.ts") },
+  deploy: { args: "[options] <ref>", summary: "roll a ruleset version out to the selected hosts", load: () => import("./commands/deploy.ts") },
+  import: { args: "[options] <file>", summary: "import an iptables script, iptables-save output or ipmasqadm lines as a policy document", load: () => import("./commands/import.ts") },
+  migrate: { args: "", summary: "apply pending database migrations (DATABASE_URL), creating the database if needed", load: () => import("./commands/migrate.ts") },
+  push: { args: "[options] <file>", summary: "store a policy file as the next version of a ruleset (created if missing)", load: () => import("./commands/push.ts") },
+  render: { args: "[options] <file>", summary: "compile a policy document to nftables (default) or iptables-restore text", load: () => import("./commands/render.ts") },
+  server: { args: "[options]", summary: "apply migrations, then serve the API (config from DATABASE_URL, REDIS_URL, HOST, PORT, GRPC_PORT, PALISADE_ADMIN_TOKEN)", load: () => import("./commands/server.ts") },
+  status: { args: "[options] [deployment]", summary: "recent deployments, or one deployment's progress until its rollout ends", load: () => import("./commands/status.ts") },
+  validate: { args: "[options] <file>", summary: "validate and lint a policy document (YAML or JSON) without a server", load: () => import("./commands/validate.ts") },
+};
+
+/** The verb `args` (argv without node and script) runs: the first word, or the one after `help`. */
+export function selectedVerb(args: string[]): string | undefined {
+  const words = args.filter((a) => !a.startsWith("-"));
+  return words[0] === "help" ? words[1] : words[0];
+}
+
+/** The program with the selected verb loaded and every other verb as a name and summary. */
+export async function buildProgram(args: string[]): Promise<Command> {
+  const program = new Command("palisade")
+    .description("Central firewall manager: versioned rulesets, nftables agents, per-IP accounting.")
+    .version(packageVersion(import.meta.url), "-V, --version", "print the version")
+    .showHelpAfterError()
+    .configureHelp({ subcommandTerm: (cmd) => `${cmd.name()}${COMMANDS[cmd.name()]?.args ? ` ${COMMANDS[cmd.name()]!.args}` : ""}` })
+    .configureOutput({ outputError: (s, write) => write(s) });
+  const verb = selectedVerb(args);
+  for (const [name, entry] of Object.entries(COMMANDS)) {
+    if (name === verb) {
+      (await entry.load()).register(program);
+    } else {
+      // Listed for --help; never run (a verb that runs is the selected one, loaded above).
+      program.command(name).description(entry.summary).allowUnknownOption().allowExcessArguments().helpOption(false);
+    }
+  }
+  return program;
+}
