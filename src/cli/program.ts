@@ -26,6 +26,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   import: { args: "[options] <file>", summary: "import an iptables script, iptables-save output or ipmasqadm lines as a policy document", load: () => import("./commands/import.ts") },
   migrate: { args: "", summary: "apply pending database migrations (DATABASE_URL), creating the database if needed", load: () => import("./commands/migrate.ts") },
   push: { args: "[options] <file>", summary: "store a policy file as the next version of a ruleset (created if missing)", load: () => import("./commands/push.ts") },
+  quotas: { args: "", summary: "quota2 quotas and growing counters of the fleet", load: () => import("./commands/quotas.ts") },
   render: { args: "[options] <file>", summary: "compile a policy document to nftables (default) or iptables-restore text", load: () => import("./commands/render.ts") },
   server: { args: "[options]", summary: "apply migrations, then serve the API (config from DATABASE_URL, REDIS_URL, HOST, PORT, GRPC_PORT, PALISADE_ADMIN_TOKEN)", load: () => import("./commands/server.ts") },
   status: { args: "[options] [deployment]", summary: "recent deployments, or one deployment's progress until its rollout ends", load: () => import("./commands/status.ts") },
