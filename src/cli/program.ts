@@ -23,6 +23,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   account: { args: "[options]", summary: "per-address accounting of the fleet, like iptaccount: -a lists tables, -l NAME shows one", load: () => import("./commands/account.ts") },
   agent: { args: "[flags...]", summary: "run the host agent (flags: --server --enroll-token --state-dir --name --netns --telemetry-interval --drift-interval ...; env PALISADE_*)", load: () => import("./commands/agent.ts") },
   deploy: { args: "[options] <ref>", summary: "roll a ruleset version out to the selected hosts", load: () => import("./commands/deploy.ts") },
+  hosts: { args: "", summary: "the fleet's hosts", load: () => import("./commands/hosts.ts") },
   import: { args: "[options] <file>", summary: "import an iptables script, iptables-save output or ipmasqadm lines as a policy document", load: () => import("./commands/import.ts") },
   migrate: { args: "", summary: "apply pending database migrations (DATABASE_URL), creating the database if needed", load: () => import("./commands/migrate.ts") },
   push: { args: "[options] <file>", summary: "store a policy file as the next version of a ruleset (created if missing)", load: () => import("./commands/push.ts") },

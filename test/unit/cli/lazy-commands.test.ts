@@ -28,7 +28,7 @@ const loadedServerPackages = (debugLog: string) => [...new Set(debugLog.split("\
 
 test("the verb table names every module in src/cli/commands, and each registers its verb with the table's summary", async () => {
   const files = readdirSync(join(ROOT, "src/cli/commands")).filter((f) => /^[a-z-]+\.ts$/.test(f)).map((f) => f.slice(0, -3)).sort();
-  assert.deepEqual(Object.keys(COMMANDS).sort(), files);
+  assert.deepEqual(Object.keys(COMMANDS).sort(), files, "every src/cli/commands/<verb>.ts needs its line in COMMANDS (src/cli/program.ts), and only those");
   for (const [name, entry] of Object.entries(COMMANDS)) {
     const program = new Command();
     (await entry.load()).register(program);
