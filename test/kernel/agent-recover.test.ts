@@ -1,0 +1,99 @@
+// Start-up recovery (src/agent/recover.ts) from the state a crash leaves behind, written the
+// way the agent writes it: the kernel test fleet-confirm-crash.test.ts kills a real agent in
+// the confirm window; this one covers the states a kill cannot hit on purpose (between
+// recording the commit and removing pending.json; a torn pending.json; a drift baseline of
+// another text than applied.json). In-process agent, real gRPC peer, real kernel in a
+// throwaway namespace.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createLab, type NetnsLab } from "../support/netns.ts";
+import { loadConfig } from "../../src/agent/config.ts";
+import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
+import { memoryLogger } from "../../src/agent/log.ts";
+import { TestApi } from "./agent-grpc-server.ts";
+
+const policy = (port: number) => ({ description: `recover ${port}`, chains: { input: { hook: "input", policy: "accept", rules: [{ match: { protocol: "tcp", dport: port }, action: "drop" }] } } });
+
+describe("agent start-up recovery of a pending apply (kernel, netns, grpc)", () => {
+  let lab: NetnsLab;
+  let ns: string;
+  let dir: string;
+  let api: TestApi;
+  let agent: AgentHandle | undefined;
+  let logs: ReturnType<typeof memoryLogger>;
+  const list = async () => (await lab.nft(ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true })).stdout;
+  const exists = (f: string) => readFile(join(dir, f)).then(() => true, () => false);
+  const start = async () => {
+    await stop(); // one left running by a failed test
+    logs = memoryLogger("debug");
+    const cfg = loadConfig(["--server", `127.0.0.1:${api.port}`, "--enroll-token", "good-token", "--state-dir", dir, "--name", "edge-rec", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0"]);
+    agent = await startAgent(cfg, { log: logs, backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500 });
+  };
+  async function stop(): Promise<void> {
+    const a = agent;
+    agent = undefined;
+    await a?.stop();
+  }
+  const nextStream = () => Math.max(0, ...api.received.map((x) => x.stream));
+
+  before(async () => {
+    lab = createLab();
+    ns = await lab.addNamespace();
+    dir = await mkdtemp(join(tmpdir(), "palisade-agent-recover-"));
+    api = new TestApi();
+    await api.start();
+    await start();
+    await api.waitFor((r) => r.find((x) => x.msg.hello));
+    api.send({ desiredState: { deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, policyJson: JSON.stringify(policy(1111)), confirmTimeoutSeconds: 30 } });
+    await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"));
+    await agent!.applier.exclusive(async () => undefined); // the commit's cleanup runs inside the lock
+    assert.equal(await exists("pending.json"), false, "a committed apply leaves no pending.json");
+    const applied = JSON.parse(await readFile(join(dir, "applied.json"), "utf8"));
+    assert.equal(applied.targetId, "t1", "applied.json names the target it answered");
+    await stop();
+  });
+  after(async () => {
+    await stop().catch(() => undefined);
+    await api.stop();
+    await lab.cleanup();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("killed after recording the commit, before removing pending.json: keeps the version and reports APPLIED", async () => {
+    // The state a crash right after writing applied.json leaves: pending.json for the same target.
+    await writeFile(join(dir, "pending.json"), JSON.stringify({ deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, snapshot: { tables: [], text: "", takenAt: new Date().toISOString() }, startedAt: new Date().toISOString() }));
+    const s = nextStream();
+    await start();
+    const r = await api.waitFor((rs) => rs.find((x) => x.stream > s && x.msg.applyResult?.targetId === "t1"));
+    assert.equal(r.msg.applyResult.status, "APPLY_STATUS_APPLIED");
+    assert.match(await list(), /dport 1111 drop/, "the committed version is not rolled back");
+    assert.equal(await exists("pending.json"), false);
+    assert.ok(logs.lines.some((l) => l.msg === "the pending apply was committed before the restart"));
+    await stop();
+  });
+
+  it("an unreadable pending.json is reported in the log and leaves the kernel alone; the agent runs", async () => {
+    await writeFile(join(dir, "pending.json"), "{torn");
+    const s = nextStream();
+    await start();
+    await api.waitFor((rs) => rs.find((x) => x.stream > s && x.msg.hello));
+    assert.ok(logs.lines.some((l) => l.level === "error" && /pending.json is unreadable/.test(String(l.msg))), JSON.stringify(logs.lines.slice(-5)));
+    assert.match(await list(), /dport 1111 drop/);
+    await stop();
+    await rm(join(dir, "pending.json"));
+  });
+
+  it("a drift baseline of another text than applied.json is not used (no 'restore' of an uncommitted version)", async () => {
+    const file = join(dir, "drift-baseline.json");
+    const b = JSON.parse(await readFile(file, "utf8"));
+    await writeFile(file, JSON.stringify({ ...b, text: b.text + "\n# another version\n", normalised: { objects: {}, rules: {} } }));
+    await start();
+    const r = await agent!.drift.check({ restore: true });
+    assert.deepEqual(r, { drifted: false, details: "no desired state yet", restored: false });
+    assert.match(await list(), /dport 1111 drop/);
+    await stop();
+  });
+});
