@@ -11,9 +11,28 @@ import { backgroundServices, type RunningService } from "./services.ts";
 export interface ServerOptions {
   /** Skip migrations (when another process or an init container runs them). */
   skipMigrate?: boolean;
+  /**
+   * Aborted when the process is asked to stop. The caller installs its signal handlers
+   * before calling, so a signal during start-up stops what has started instead of
+   * killing the process halfway (listening, services half started).
+   */
+  signal?: AbortSignal;
 }
 
-export async function runServer(config: Config, opts: ServerOptions = {}): Promise<{ close(): Promise<void>; url: string }> {
+/** Start-up was cut short by `signal`: everything started so far has been stopped. */
+export class StartAborted extends Error {
+  override name = "StartAborted";
+  constructor() {
+    super("stopped during start-up");
+  }
+}
+
+export interface RunningServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function runServer(config: Config, opts: ServerOptions = {}): Promise<RunningServer> {
   const db = createDb(config.databaseUrl);
   // Fail the first command that needs Redis rather than queueing forever while it is down.
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
@@ -31,22 +50,34 @@ export async function runServer(config: Config, opts: ServerOptions = {}): Promi
     await app.close().catch((err) => log.error({ err }, "http server close failed"));
     await db.$disconnect().catch(() => {});
     redis.disconnect();
+    log.info("server stopped");
+  };
+  // Checked between start-up steps: each step finishes (a migration is never cut in half).
+  const continueStarting = () => {
+    if (opts.signal?.aborted) throw new StartAborted();
   };
   try {
+    continueStarting();
     if (!opts.skipMigrate) {
       const r = await migrate(config.databaseUrl, { log: (msg, fields) => log.info(fields ?? {}, msg) });
       log.info({ applied: r.applied.length, alreadyApplied: r.alreadyApplied.length }, "database schema is current");
+      continueStarting();
     }
     await redis.connect();
     await ensureAdminToken(db, config.adminToken, log);
+    continueStarting();
     const url = await app.listen({ host: config.host, port: config.port });
     for (const service of backgroundServices) {
+      continueStarting();
       running.push(await service.start({ config, db, redis, log: log.child({ service: service.name }) }));
       log.info({ service: service.name }, "service started");
     }
+    continueStarting();
+    log.info("server started");
     let closing: Promise<void> | undefined;
     return { close: () => (closing ??= stopAll()), url };
   } catch (err) {
+    if (err instanceof StartAborted) log.info("stop requested during start-up");
     await stopAll();
     throw err;
   }
