@@ -2,7 +2,7 @@
 // policy document -> validate/lint -> compile (nftables | iptables) -> driver (kernel)
 export type { Diagnostic, Severity } from "./diagnostics.ts";
 // Source parsing, validation and linting, checksums, JSON Schema (validate/, source.ts, checksum.ts, schema-export.ts).
-export { parsePolicySource, MAX_SOURCE_BYTES, type ParsedSource, type SourceFormat } from "./source.ts";
+export { parsePolicySource, MAX_SOURCE_BYTES, MAX_YAML_ALIAS_EXPANSION, type ParsedSource, type SourceFormat } from "./source.ts";
 export { validatePolicy, type Target, type ValidateOptions, type ValidationResult } from "./validate/index.ts";
 export { policyChecksum, canonicalJson } from "./checksum.ts";
 export { policyJsonSchema } from "./schema-export.ts";

@@ -2,7 +2,7 @@
 // Diagnostics with line/column. Hostile input is refused here, before the schema sees it:
 // oversized documents, YAML alias bombs, duplicate keys (a silent "last one wins" would
 // hide half of a rule), and absurd nesting.
-import { LineCounter, parseDocument } from "yaml";
+import { isAlias, isMap, isNode, isPair, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
 import { error, type Diagnostic } from "./diagnostics.ts";
 
 /** Large enough for a 1M-address blocklist written as JSON, small enough to refuse abuse. */
@@ -11,6 +11,13 @@ export const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
 export const MAX_SOURCE_DEPTH = 64;
 /** Aliases are handy for reusing a port list; a few dozen are plenty, bombs need thousands. */
 const MAX_ALIAS_COUNT = 50;
+/**
+ * How many nodes (keys, values, list items) aliases may add to a YAML document when
+ * expanded: 50 uses of a 4096-port list fit; one anchor of 200k ports used 48 times
+ * (9.6M nodes from a 1 MB body) does not. Checked on the parsed tree, before anything is
+ * materialised or validated, because the cost of everything after grows with the expanded size.
+ */
+export const MAX_YAML_ALIAS_EXPANSION = 250_000;
 
 export type SourceFormat = "json" | "yaml";
 export type ParsedSource = { ok: true; value: unknown } | { ok: false; errors: Diagnostic[] };
@@ -45,12 +52,79 @@ function parseYaml(text: string): ParsedSource {
     });
     return { ok: false, errors };
   }
+  const size = measureYaml(doc);
+  if ("error" in size) return fail(size.error.code, size.error.message);
+  if (size.expanded - size.written > MAX_YAML_ALIAS_EXPANSION) {
+    return fail(
+      "alias_expansion_too_large",
+      `YAML aliases expand the document from ${size.written} to ${size.expanded} nodes; aliases may add at most ${MAX_YAML_ALIAS_EXPANSION} nodes`,
+    );
+  }
   try {
     return { ok: true, value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
   } catch (e) {
     // yaml throws a ReferenceError when aliases expand past maxAliasCount.
     const msg = e instanceof Error ? e.message : String(e);
     return fail("alias_limit", `YAML aliases expand too much (limit ${MAX_ALIAS_COUNT}): ${firstLine(msg)}`);
+  }
+}
+
+type YamlSize = { written: number; expanded: number } | { error: { code: string; message: string } };
+
+/**
+ * Counts the nodes of a parsed YAML document as written (an alias is one node) and as
+ * expanded (an alias counts as its anchor's whole subtree), in one pass over the tree
+ * with each anchor's size memoised, so a bomb costs no more to measure than to read.
+ * Also refuses nesting deeper than MAX_SOURCE_DEPTH (counted through aliases), which
+ * bounds the recursion here, and aliases inside their own anchor (a cycle).
+ */
+function measureYaml(doc: Document): YamlSize {
+  // An alias refers to the last node with its anchor before it, in document order.
+  const anchors = new Map<string, Node>();
+  const sizes = new Map<Node, { size: number; height: number }>();
+  let written = 0;
+  class Refused extends Error {
+    constructor(readonly code: string) {
+      super(code);
+    }
+  }
+  const visit = (node: Node, depth: number): { size: number; height: number } => {
+    written += 1;
+    if (isAlias(node)) {
+      const target = anchors.get(node.source);
+      if (!target) return { size: 1, height: 1 }; // the parser already reported it
+      const known = sizes.get(target);
+      if (!known) throw new Refused("alias_cycle");
+      if (known.height > 0 && depth + known.height - 1 > MAX_SOURCE_DEPTH) throw new Refused("source_too_deep");
+      return known;
+    }
+    if (node.anchor) anchors.set(node.anchor, node);
+    // height: levels of collections from this node down (a scalar has 0).
+    let size = 1;
+    let height = 0;
+    if (isMap(node) || isSeq(node)) {
+      if (depth > MAX_SOURCE_DEPTH) throw new Refused("source_too_deep");
+      height = 1;
+      for (const item of node.items) {
+        for (const child of isPair(item) ? [item.key, item.value] : [item]) {
+          if (!isNode(child)) continue;
+          const r = visit(child, depth + 1);
+          size += r.size;
+          height = Math.max(height, r.height + 1);
+        }
+      }
+    }
+    const result = { size, height };
+    sizes.set(node, result);
+    return result;
+  };
+  try {
+    const expanded = isNode(doc.contents) ? visit(doc.contents, 1).size : 0;
+    return { written, expanded };
+  } catch (e) {
+    if (!(e instanceof Refused)) throw e;
+    if (e.code === "alias_cycle") return { error: { code: "alias_cycle", message: "a YAML alias refers to a node that contains it" } };
+    return { error: { code: "source_too_deep", message: `the document is nested more than ${MAX_SOURCE_DEPTH} levels deep` } };
   }
 }
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parsePolicySource, MAX_SOURCE_BYTES } from "../../../src/engine/source.ts";
+import { parsePolicySource, MAX_SOURCE_BYTES, MAX_YAML_ALIAS_EXPANSION } from "../../../src/engine/source.ts";
 import { policyChecksum, canonicalJson } from "../../../src/engine/checksum.ts";
 import { policyJsonSchema } from "../../../src/engine/schema-export.ts";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
@@ -43,6 +43,36 @@ test("YAML alias bombs are refused", () => {
   assert.equal(r.ok, false);
   if (!r.ok) assert.equal(r.errors[0]!.code, "alias_limit");
   assert.equal(parsePolicySource("p: &p [22, 80]\nq: *p\n", "yaml").ok, true);
+});
+
+test("YAML whose aliases expand it by more than MAX_YAML_ALIAS_EXPANSION nodes is refused, naming the limit", () => {
+  // Few aliases, one large anchor: the alias count is small, the expanded size is not.
+  const doc = (ports: number, uses: number) =>
+    `sets:\n  a:\n    type: inet_service\n    elements: &p [${Array.from({ length: ports }, (_, i) => i % 65536).join(",")}]\n` +
+    Array.from({ length: uses }, (_, i) => `  s${i}:\n    type: inet_service\n    elements: *p\n`).join("");
+  const uses = 4;
+  const over = Math.floor(MAX_YAML_ALIAS_EXPANSION / uses) + 1;
+  const r = parsePolicySource(doc(over, uses), "yaml");
+  assert.equal(r.ok, false);
+  if (!r.ok) {
+    assert.equal(r.errors[0]!.code, "alias_expansion_too_large");
+    assert.match(r.errors[0]!.message, new RegExp(`at most ${MAX_YAML_ALIAS_EXPANSION} nodes`));
+  }
+  // Just under the limit (each alias adds the list and its items) is read as written.
+  const under = parsePolicySource(doc(Math.floor(MAX_YAML_ALIAS_EXPANSION / uses) - 1, uses), "yaml");
+  assert.equal(under.ok, true);
+  if (under.ok) assert.equal((under.value as { sets: Record<string, { elements: number[] }> }).sets.s3!.elements.length, Math.floor(MAX_YAML_ALIAS_EXPANSION / uses) - 1);
+});
+
+test("YAML aliases cannot nest a document deeper than the limit or refer to their own anchor", () => {
+  const nested = (n: number) => "[".repeat(n) + "]".repeat(n);
+  const deep = parsePolicySource(`a: &x ${nested(60)}\nb: [[[[[[*x]]]]]]\n`, "yaml");
+  assert.equal(deep.ok, false);
+  if (!deep.ok) assert.equal(deep.errors[0]!.code, "source_too_deep");
+  assert.equal(parsePolicySource(`a: &x ${nested(60)}\nb: [[*x]]\n`, "yaml").ok, true);
+  const cycle = parsePolicySource("a: &x [1, *x]\n", "yaml");
+  assert.equal(cycle.ok, false);
+  if (!cycle.ok) assert.equal(cycle.errors[0]!.code, "alias_cycle");
 });
 
 test("oversized and absurdly nested documents are refused", () => {
