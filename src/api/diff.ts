@@ -1,7 +1,10 @@
 // Structured diff of two JSON documents: a list of changes addressed by JSON pointer.
 // Arrays are aligned by longest common subsequence so inserting one rule at the top
-// reads as one "add", not as every later rule "changed".
+// reads as one "add", not as every later rule "changed". The cost is bounded: at most
+// LCS_MAX_CELLS table cells per array, numbers compared in them; the API runs it off the
+// event loop anyway (cpu-pool.ts).
 import { isDeepStrictEqual } from "node:util";
+import { canonicalJson } from "../engine/index.ts";
 
 export type Change =
   | { op: "add"; path: string; to: unknown }
@@ -31,22 +34,51 @@ export function diffJson(from: unknown, to: unknown, path = ""): Change[] {
   return [{ op: "change", path, from, to }];
 }
 
-/** Index pairs (i in a, j in b) of a longest common subsequence of equal elements. */
+/**
+ * Index pairs (i in a, j in b) of a longest common subsequence of equal elements. Each
+ * element is reduced once to a number (equal canonical JSON, equal number), so the table
+ * compares numbers, not documents; the common prefix and suffix (most edits touch a few
+ * rules) are matched without a table at all.
+ */
 function lcsPairs(a: unknown[], b: unknown[]): [number, number][] {
-  if (a.length * b.length > LCS_MAX_CELLS) {
-    return a.flatMap((x, i) => (i < b.length && isDeepStrictEqual(x, b[i]) ? [[i, i] as [number, number]] : []));
+  const ids = new Map<string, number>();
+  const idOf = (v: unknown) => {
+    const key = canonicalJson(v);
+    let id = ids.get(key);
+    if (id === undefined) ids.set(key, (id = ids.size));
+    return id;
+  };
+  const x = Int32Array.from(a, idOf);
+  const y = Int32Array.from(b, idOf);
+  let start = 0;
+  while (start < x.length && start < y.length && x[start] === y[start]) start++;
+  let endA = x.length;
+  let endB = y.length;
+  while (endA > start && endB > start && x[endA - 1] === y[endB - 1]) (endA--, endB--);
+  const pairs: [number, number][] = [];
+  for (let i = 0; i < start; i++) pairs.push([i, i]);
+  pairs.push(...middlePairs(x.subarray(start, endA), y.subarray(start, endB)).map(([i, j]) => [i + start, j + start] as [number, number]));
+  for (let k = 0; k < x.length - endA; k++) pairs.push([endA + k, endB + k]);
+  return pairs;
+}
+
+function middlePairs(x: Int32Array, y: Int32Array): [number, number][] {
+  const n = x.length;
+  const m = y.length;
+  if (n * m > LCS_MAX_CELLS) {
+    const out: [number, number][] = [];
+    for (let i = 0; i < n && i < m; i++) if (x[i] === y[i]) out.push([i, i]);
+    return out;
   }
-  const n = a.length;
-  const m = b.length;
   const len = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
   for (let i = n - 1; i >= 0; i--) {
     for (let j = m - 1; j >= 0; j--) {
-      len[i]![j] = isDeepStrictEqual(a[i], b[j]) ? len[i + 1]![j + 1]! + 1 : Math.max(len[i + 1]![j]!, len[i]![j + 1]!);
+      len[i]![j] = x[i] === y[j] ? len[i + 1]![j + 1]! + 1 : Math.max(len[i + 1]![j]!, len[i]![j + 1]!);
     }
   }
   const pairs: [number, number][] = [];
   for (let i = 0, j = 0; i < n && j < m; ) {
-    if (isDeepStrictEqual(a[i], b[j])) pairs.push([i++, j++]);
+    if (x[i] === y[j]) pairs.push([i++, j++]);
     else if (len[i + 1]![j]! >= len[i]![j + 1]!) i++;
     else j++;
   }

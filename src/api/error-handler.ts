@@ -57,7 +57,7 @@ export function handleError(err: FastifyError, req: FastifyRequest, reply: Fasti
   const api = toApiError(err);
   if (api) {
     if (api.status >= 500) req.log.error({ err }, "request failed");
-    return reply.status(api.status).type("application/json").send(api.toJSON());
+    return reply.status(api.status).headers(api.headers).type("application/json").send(api.toJSON());
   }
   req.log.error({ err }, "unhandled error");
   return reply.status(500).type("application/json").send(new ApiError(500, "internal", "internal server error").toJSON());

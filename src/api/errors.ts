@@ -26,6 +26,7 @@ export type ErrorCode =
   | "unsupported_media_type"
   | "invalid_policy"
   | "rate_limited"
+  | "busy"
   | "internal";
 
 export class ApiError extends Error {
@@ -34,6 +35,8 @@ export class ApiError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details: ErrorDetail[] = [],
+    /** Response headers that go with this error (e.g. Retry-After). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = "ApiError";
@@ -54,11 +57,11 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   403: "The token's role may not do this (the message names the role needed).",
   404: "A resource named in the path or query does not exist.",
   409: "Conflicts with the current state (the message says which).",
-  413: "The body is larger than the configured limit.",
+  413: "The body is larger than the configured limit, a YAML body expands past the alias limit, or its work ran past the time limit.",
   415: "The body's content type is not accepted here.",
   422: "The policy document is invalid: `error.details` lists every error with its path.",
   429: "Rate limit exceeded; retry after the time given in the message.",
-  503: "A dependency (PostgreSQL or Redis) does not answer.",
+  503: "A dependency (PostgreSQL or Redis) does not answer, or the queue of expensive work is full (`busy`, with Retry-After).",
 };
 
 /** Response schemas for the error statuses a route can answer, for the OpenAPI document. */

@@ -1,5 +1,6 @@
-// Turns what a client sent (a policy object, YAML/JSON text, or an import of iptables
-// lines) into a validated Policy, or an ApiError carrying every diagnostic.
+// Turns what a client sent (a policy object, or an import of iptables lines) into a
+// validated Policy, or every diagnostic. Pure: it runs in the CPU pool's worker
+// (cpu-tasks.ts); policy-checks.ts turns refusals into ApiErrors.
 import { z } from "zod";
 import {
   importPolicy,
@@ -10,7 +11,7 @@ import {
   type Policy,
   type Target,
 } from "../engine/index.ts";
-import { ApiError, type ErrorDetail } from "./errors.ts";
+import type { ErrorDetail } from "./errors.ts";
 import { PolicyDocument } from "./openapi.ts";
 
 export const IMPORT_FORMATS = ["iptables", "iptables-save", "ipmasqadm"] as const satisfies readonly ImportFormat[];
@@ -35,13 +36,6 @@ export const PolicyRequest = z
 export type PolicyRequest = z.infer<typeof PolicyRequest>;
 
 export const toDetails = (list: Diagnostic[]): ErrorDetail[] => list.map(({ path, code, message }) => ({ path, code, message }));
-
-/** The content-type parser for YAML bodies: text in, `{policy}` out, so one schema covers both. */
-export function parseYamlBody(text: string): { policy: unknown } {
-  const parsed = parsePolicySource(text, "yaml");
-  if (!parsed.ok) throw new ApiError(400, "malformed_request", "the YAML body does not parse", toDetails(parsed.errors));
-  return { policy: parsed.value };
-}
 
 /** What an import did with each source line (the engine's report), sent back to the client. */
 export const ImportReport = z
@@ -78,14 +72,4 @@ export function validateInput(input: PolicyRequest, target?: Target): Validation
   const extra = { warnings: result.warnings, ...(importReport && { importReport }) };
   if (result.ok && result.policy) return { ok: true, policy: result.policy, ...extra };
   return { ok: false, errors: result.errors, ...extra };
-}
-
-/** Validate or throw 422 with every error. */
-export function requireValidPolicy(input: PolicyRequest): Extract<Validation, { ok: true }> {
-  const v = validateInput(input);
-  if (!v.ok) {
-    const what = input.format ? `the ${input.format} source` : "the policy";
-    throw new ApiError(422, "invalid_policy", `${what} has ${v.errors.length} error(s)`, toDetails(v.errors));
-  }
-  return v;
 }

@@ -4,14 +4,14 @@
 // counter back with it.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { policyChecksum, renderIptables, renderNft, validatePolicy, type Policy, type TargetCapabilities } from "../../engine/index.ts";
+import { policyChecksum, type TargetCapabilities } from "../../engine/index.ts";
 import { recordAudit } from "../audit.ts";
 import type { Db, Prisma } from "../db/client.ts";
-import { diffJson } from "../diff.ts";
 import { ApiError, errorResponses, notFound } from "../errors.ts";
 import { PolicyDocument } from "../openapi.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
-import { ImportReport, PolicyRequest, requireValidPolicy, toDetails } from "../policy-input.ts";
+import { requireValidPolicy } from "../policy-checks.ts";
+import { ImportReport, PolicyRequest, toDetails } from "../policy-input.ts";
 import { DiagnosticSchema, iso, Name, Timestamp } from "../schemas.ts";
 import { RulesetParams } from "./rulesets.ts";
 
@@ -19,10 +19,6 @@ import { RulesetParams } from "./rulesets.ts";
 function targetCapabilities(reported: unknown): TargetCapabilities {
   const kernel = (reported as { kernel?: unknown } | null)?.kernel;
   return typeof kernel === "string" && kernel ? { kernelRelease: kernel } : {};
-}
-
-function render(target: "nftables" | "iptables", policy: Policy, capabilities: TargetCapabilities) {
-  return target === "nftables" ? renderNft(policy) : renderIptables(policy, { capabilities });
 }
 
 const VersionNumber = z.coerce.number().int().min(1).max(2_147_483_647);
@@ -78,15 +74,6 @@ async function findVersion(db: Db, name: string, number: number): Promise<Versio
   throw notFound(`version ${number} of ruleset "${name}"`);
 }
 
-/** A stored document as a Policy; re-validated in case the engine's rules moved on since. */
-function storedPolicy(v: VersionRow): Policy {
-  const r = validatePolicy(v.document);
-  if (!r.ok || !r.policy) {
-    throw new ApiError(422, "invalid_policy", `version ${v.number} no longer validates with this engine`, toDetails(r.errors));
-  }
-  return r.policy;
-}
-
 export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     "/:name/versions",
@@ -98,13 +85,13 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
         params: RulesetParams,
         querystring: CreateQuery,
         body: PolicyRequest,
-        response: { 201: Created.describe("The new immutable version with its lint warnings."), ...errorResponses(400, 401, 403, 404, 413, 422) },
+        response: { 201: Created.describe("The new immutable version with its lint warnings."), ...errorResponses(400, 401, 403, 404, 413, 422, 503) },
       },
     },
     async (req, reply) => {
       const { name } = req.params;
       await requireRuleset(app.db, name);
-      const { policy, warnings, importReport } = requireValidPolicy(req.body);
+      const { policy, warnings, importReport } = await requireValidPolicy(app.cpu, req.body);
       const checksum = policyChecksum(policy);
       const message = req.body.message ?? req.query.message ?? "";
       const number = await app.db.$transaction(async (tx) => {
@@ -158,7 +145,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
         produces: ["text/plain"],
         params: VersionParams,
         querystring: RenderQuery,
-        response: { 200: z.string().describe("The rendered rules, as text/plain."), ...errorResponses(400, 401, 404, 422) },
+        response: { 200: z.string().describe("The rendered rules, as text/plain."), ...errorResponses(400, 401, 404, 413, 422, 503) },
       },
     },
     async (req, reply) => {
@@ -169,7 +156,11 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
         if (!host) throw notFound(`host "${req.query.host}"`);
         capabilities = targetCapabilities(host.capabilities);
       }
-      const rendered = render(req.query.target, storedPolicy(v), capabilities);
+      // Re-validated in case the engine's rules moved on since the version was stored.
+      const rendered = await app.cpu.run("render", { document: v.document, target: req.query.target, capabilities });
+      if (!rendered.ok && rendered.stage === "validate") {
+        throw new ApiError(422, "invalid_policy", `version ${v.number} no longer validates with this engine`, toDetails(rendered.errors));
+      }
       if (!rendered.ok) {
         throw new ApiError(422, "invalid_policy", `version ${v.number} cannot be rendered for ${req.query.target}`, toDetails(rendered.errors));
       }
@@ -179,7 +170,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/:name/diff",
-    { config: { access: "read" }, schema: { tags: ["rulesets"], operationId: "diffRulesetVersions", summary: "Diff two versions of a ruleset", params: RulesetParams, querystring: DiffQuery, response: { 200: Diff.describe("A structured diff of the two policy documents."), ...errorResponses(400, 401, 404) } } },
+    { config: { access: "read" }, schema: { tags: ["rulesets"], operationId: "diffRulesetVersions", summary: "Diff two versions of a ruleset", params: RulesetParams, querystring: DiffQuery, response: { 200: Diff.describe("A structured diff of the two policy documents."), ...errorResponses(400, 401, 404, 413, 503) } } },
     async (req) => {
       const { name } = req.params;
       const r = await app.db.ruleset.findUnique({ where: { name } });
@@ -188,7 +179,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
       const from = req.query.from ?? to - 1;
       if (from < 1 || to < 1) throw new ApiError(404, "not_found", `ruleset "${name}" has no version ${Math.max(from, 0)} to compare`);
       const [a, b] = await Promise.all([findVersion(app.db, name, from), findVersion(app.db, name, to)]);
-      return { ruleset: name, from, to, changes: diffJson(a.document, b.document) };
+      return { ruleset: name, from, to, changes: await app.cpu.run("diff", { from: a.document, to: b.document }) };
     },
   );
 };

@@ -1,0 +1,155 @@
+// Runs the CPU-heavy work of requests (YAML parsing, validation and import, diff, render)
+// in worker threads, so the event loop that answers /healthz, every other request and the
+// agents' gRPC streams never waits for it. The queue is bounded: when it is full a request
+// is refused at once with 503 and Retry-After instead of piling up, and a task that runs
+// past its time limit is stopped (its worker is replaced) with 413.
+import { Worker } from "node:worker_threads";
+import { ApiError } from "./errors.ts";
+import type { CpuTaskName, CpuTasks } from "./cpu-tasks.ts";
+import type { TaskReply, TaskRequest } from "./cpu-worker.ts";
+
+export interface CpuPoolOptions {
+  /** Worker threads (default 1: the event loop keeps the other core). */
+  workers?: number;
+  /** Tasks that may wait for a worker; one more is refused with 503 (default 16). */
+  queueLimit?: number;
+  /** A task running longer is stopped and answered 413 (default 30 s). */
+  taskTimeoutMs?: number;
+  /** Heap limit of a worker; a task that needs more fails alone, not the server (default 1 GiB). */
+  maxHeapMb?: number;
+}
+
+export const CPU_POOL_DEFAULTS = { workers: 1, queueLimit: 16, taskTimeoutMs: 30_000, maxHeapMb: 1024 } as const;
+/** What a refused request is told to wait before retrying. */
+export const BUSY_RETRY_AFTER_SECONDS = 2;
+
+type Arg<K extends CpuTaskName> = Parameters<CpuTasks[K]>[0];
+type Result<K extends CpuTaskName> = ReturnType<CpuTasks[K]>;
+
+interface Job {
+  task: CpuTaskName;
+  arg: unknown;
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  job?: Job & { id: number; timer: NodeJS.Timeout };
+}
+
+// The worker loads TypeScript: register the same loader the process uses (tsx) inside the
+// thread itself, so it works whether the parent was started with `--import tsx` (tests) or
+// registered it at run time (bin/palisade), where execArgv carries nothing.
+const WORKER_BOOTSTRAP = `
+import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})
+  .then((tsx) => tsx.register())
+  .then(() => import(${JSON.stringify(new URL("./cpu-worker.ts", import.meta.url).href)}))
+  .then(() => require("node:worker_threads").parentPort.postMessage({ ready: true }));
+`;
+
+export class CpuPool {
+  private readonly opts: Required<CpuPoolOptions>;
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private nextId = 1;
+  private closed = false;
+
+  constructor(opts: CpuPoolOptions = {}) {
+    this.opts = { ...CPU_POOL_DEFAULTS, ...opts };
+  }
+
+  /** Tasks waiting for a worker (not counting those running). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  run<K extends CpuTaskName>(task: K, arg: Arg<K>): Promise<Result<K>> {
+    if (this.closed) return Promise.reject(new ApiError(503, "busy", "the server is shutting down", [], { "retry-after": String(BUSY_RETRY_AFTER_SECONDS) }));
+    const idle = this.idleSlot();
+    if (!idle && this.queue.length >= this.opts.queueLimit) {
+      return Promise.reject(
+        new ApiError(503, "busy", `the server is busy with ${this.queue.length} queued validations, diffs and renders; retry in ${BUSY_RETRY_AFTER_SECONDS} s`, [], {
+          "retry-after": String(BUSY_RETRY_AFTER_SECONDS),
+        }),
+      );
+    }
+    return new Promise<Result<K>>((resolve, reject) => {
+      const job: Job = { task, arg, resolve: resolve as (v: unknown) => void, reject };
+      if (idle) this.start(idle, job);
+      else this.queue.push(job);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) job.reject(new ApiError(503, "busy", "the server is shutting down", [], { "retry-after": String(BUSY_RETRY_AFTER_SECONDS) }));
+    await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
+  }
+
+  /** An idle worker, started on demand up to the pool size. */
+  private idleSlot(): Slot | undefined {
+    const idle = this.slots.find((s) => !s.job);
+    if (idle || this.slots.length >= this.opts.workers) return idle;
+    const slot: Slot = { worker: this.spawn() };
+    this.slots.push(slot);
+    return slot;
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(WORKER_BOOTSTRAP, {
+      eval: true,
+      execArgv: [],
+      resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMb },
+    });
+    // An idle worker must not keep the process alive.
+    worker.unref();
+    worker.on("message", (m: TaskReply | { ready: true }) => {
+      if ("id" in m) this.finish(worker, m);
+    });
+    worker.on("error", (err) => this.fail(worker, new Error(`the CPU worker failed: ${err.message}`)));
+    worker.on("exit", (code) => this.fail(worker, new Error(`the CPU worker exited with code ${code}`)));
+    return worker;
+  }
+
+  private start(slot: Slot, job: Job): void {
+    const id = this.nextId++;
+    const timer = setTimeout(() => {
+      const limit = this.opts.taskTimeoutMs / 1000;
+      this.fail(slot.worker, new ApiError(413, "payload_too_large", `the request needed more than ${limit} s of work and was stopped; send a smaller document`));
+    }, this.opts.taskTimeoutMs);
+    slot.job = { ...job, id, timer };
+    slot.worker.postMessage({ id, task: job.task, arg: job.arg } satisfies TaskRequest);
+  }
+
+  private finish(worker: Worker, reply: TaskReply): void {
+    const slot = this.slots.find((s) => s.worker === worker);
+    const job = slot?.job;
+    if (!slot || !job || job.id !== reply.id) return;
+    clearTimeout(job.timer);
+    slot.job = undefined;
+    if (reply.ok) job.resolve(reply.result);
+    else job.reject(new Error(`CPU task ${job.task} failed: ${reply.error}`));
+    this.next(slot);
+  }
+
+  /** The worker is gone or stopped: fail its task, replace it, carry on with the queue. */
+  private fail(worker: Worker, err: Error): void {
+    const i = this.slots.findIndex((s) => s.worker === worker);
+    if (i < 0) return;
+    const [slot] = this.slots.splice(i, 1);
+    if (slot!.job) {
+      clearTimeout(slot!.job.timer);
+      slot!.job.reject(err);
+    }
+    void worker.terminate();
+    if (this.closed) return;
+    const next = this.idleSlot();
+    if (next) this.next(next);
+  }
+
+  private next(slot: Slot): void {
+    const job = this.queue.shift();
+    if (job) this.start(slot, job);
+  }
+}
