@@ -1,0 +1,88 @@
+// `palisade server` as a real child process over a throwaway database: its JSON log lines
+// as they arrive, a way to wait for one, and its exit status. Call `drop()` when done.
+import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { createServer } from "node:net";
+import type { Readable } from "node:stream";
+import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "./db.ts";
+
+export type LogLine = Record<string, unknown>;
+
+export interface ServerProcess {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  database: TestDatabase;
+  port: number;
+  grpcPort: number;
+  lines: LogLine[];
+  stderr(): string;
+  /** Resolves with the first log line matching `pred` (seen before or later); rejects if the process exits first. */
+  line(pred: (l: LogLine) => boolean): Promise<LogLine>;
+  /** Exit status and signal, once the process has exited. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGTERM (if still running), wait for the exit, drop the database. */
+  stop(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+export const isListening = (l: LogLine) => String(l.msg).startsWith("Server listening");
+
+export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
+  const database = await createTestDatabase({ migrated: false });
+  const port = await freePort();
+  const grpcPort = await freePort();
+  const child = spawn(new URL("../../bin/palisade", import.meta.url).pathname, ["server"], {
+    env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, HOST: "127.0.0.1", PORT: String(port), GRPC_PORT: String(grpcPort), PALISADE_ADMIN_TOKEN: "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: LogLine[] = [];
+  const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+  let buf = "";
+  child.stdout.on("data", (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      const line = JSON.parse(buf.slice(0, i)) as LogLine;
+      buf = buf.slice(i + 1);
+      lines.push(line);
+      for (const w of waiters.filter((w) => w.pred(line))) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  });
+  let running = true;
+  void exited.then(() => (running = false));
+  return {
+    child,
+    database,
+    port,
+    grpcPort,
+    lines,
+    stderr: () => stderr,
+    exited,
+    line(pred) {
+      const seen = lines.find(pred);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        waiters.push({ pred, resolve });
+        void exited.then(({ code, signal }) => reject(new Error(`server exited (${code ?? signal}) before the awaited line: ${stderr}`)));
+      });
+    },
+    async stop() {
+      if (running) child.kill("SIGTERM");
+      await exited;
+      await database.drop();
+    },
+  };
+}
