@@ -35,7 +35,9 @@ interface Job {
 
 interface Slot {
   worker: Worker;
-  job?: Job & { id: number; timer: NodeJS.Timeout };
+  /** The worker has loaded its code; a task's time limit runs from then, not from the spawn. */
+  ready: boolean;
+  job?: Job & { id: number; timer?: NodeJS.Timeout };
 }
 
 // The worker loads TypeScript: register the same loader the process uses (tsx) inside the
@@ -62,6 +64,11 @@ export class CpuPool {
   /** Tasks waiting for a worker (not counting those running). */
   get queued(): number {
     return this.queue.length;
+  }
+
+  /** Tasks running in a worker now. */
+  get running(): number {
+    return this.slots.filter((s) => s.job).length;
   }
 
   run<K extends CpuTaskName>(task: K, arg: Arg<K>): Promise<Result<K>> {
@@ -91,7 +98,7 @@ export class CpuPool {
   private idleSlot(): Slot | undefined {
     const idle = this.slots.find((s) => !s.job);
     if (idle || this.slots.length >= this.opts.workers) return idle;
-    const slot: Slot = { worker: this.spawn() };
+    const slot: Slot = { worker: this.spawn(), ready: false };
     this.slots.push(slot);
     return slot;
   }
@@ -105,7 +112,11 @@ export class CpuPool {
     // An idle worker must not keep the process alive.
     worker.unref();
     worker.on("message", (m: TaskReply | { ready: true }) => {
-      if ("id" in m) this.finish(worker, m);
+      if ("id" in m) return this.finish(worker, m);
+      const slot = this.slots.find((s) => s.worker === worker);
+      if (!slot) return;
+      slot.ready = true;
+      if (slot.job) this.startTimer(slot);
     });
     worker.on("error", (err) => this.fail(worker, new Error(`the CPU worker failed: ${err.message}`)));
     worker.on("exit", (code) => this.fail(worker, new Error(`the CPU worker exited with code ${code}`)));
@@ -114,12 +125,16 @@ export class CpuPool {
 
   private start(slot: Slot, job: Job): void {
     const id = this.nextId++;
-    const timer = setTimeout(() => {
+    slot.job = { ...job, id };
+    slot.worker.postMessage({ id, task: job.task, arg: job.arg } satisfies TaskRequest);
+    if (slot.ready) this.startTimer(slot);
+  }
+
+  private startTimer(slot: Slot): void {
+    slot.job!.timer = setTimeout(() => {
       const limit = this.opts.taskTimeoutMs / 1000;
       this.fail(slot.worker, new ApiError(413, "payload_too_large", `the request needed more than ${limit} s of work and was stopped; send a smaller document`));
     }, this.opts.taskTimeoutMs);
-    slot.job = { ...job, id, timer };
-    slot.worker.postMessage({ id, task: job.task, arg: job.arg } satisfies TaskRequest);
   }
 
   private finish(worker: Worker, reply: TaskReply): void {

@@ -84,7 +84,13 @@ test("an amplified YAML document and a diff flood leave /healthz and agents' con
   const confirms: number[] = [];
   const floodAnswers: string[] = [];
 
-  const healthProbes = (async () => {
+  // A probe that fails ends the flood, and the test with its error.
+  const probe = (run: () => Promise<void>) =>
+    run().catch((err) => {
+      flooding = false;
+      throw err;
+    });
+  const healthProbes = probe(async () => {
     while (flooding) {
       const t0 = performance.now();
       const res = await fetch(`${base}/healthz`);
@@ -93,8 +99,8 @@ test("an amplified YAML document and a diff flood leave /healthz and agents' con
       assert.equal(res.status, 200);
       await sleep(100);
     }
-  })();
-  const confirmProbes = (async () => {
+  });
+  const confirmProbes = probe(async () => {
     for (let version = 1; flooding; version = 3 - version) {
       const d = await api("POST", "/v1/deployments", { ruleset: "probe", version, selector: { hosts: ["load-agent"] }, strategy: { canary: 0 } });
       assert.equal(d.status, 202, JSON.stringify(d.json));
@@ -104,11 +110,11 @@ test("an amplified YAML document and a diff flood leave /healthz and agents' con
       if (flooding) confirms.push(agent.confirmedAt.get(target!)! - reportedAt.get(target!)!);
       await waitFor(async () => (await api("GET", `/v1/deployments/${d.json.id}`)).json.status === "succeeded", 120_000, "deployment to succeed", 100);
     }
-  })();
+  });
 
   // Rounds of flood until there are enough samples taken while it ran (bounded in count and time).
   const started = Date.now();
-  for (let round = 0; round < 12 && Date.now() - started < 240_000; round++) {
+  for (let round = 0; flooding && round < 12 && Date.now() - started < 240_000; round++) {
     const bombs = round === 0 ? [small, large] : [small];
     const answers = await Promise.all([
       ...bombs.map((doc) => api("POST", "/v1/validate", doc, "application/yaml")),

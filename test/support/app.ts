@@ -2,7 +2,7 @@
 // Register `after(() => t.close())` right after creating it: close() drops the database.
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from "fastify";
 import { Redis } from "ioredis";
-import { buildApp } from "../../src/api/app.ts";
+import { buildApp, type AppDeps } from "../../src/api/app.ts";
 import { hashSecret } from "../../src/api/auth.ts";
 import { loadConfig, type Config } from "../../src/api/config.ts";
 import { createDb, type Db } from "../../src/api/db/client.ts";
@@ -26,7 +26,7 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function startTestApp(overrides: Partial<Config> = {}): Promise<TestApp> {
+export async function startTestApp(overrides: Partial<Config> = {}, deps: Pick<AppDeps, "cpuPool"> = {}): Promise<TestApp> {
   const database = await createTestDatabase();
   const db = createDb(database.url);
   const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
@@ -42,7 +42,7 @@ export async function startTestApp(overrides: Partial<Config> = {}): Promise<Tes
     await database.drop();
   };
   try {
-    app = await buildApp({ config, db, redis, rateLimitNamespace });
+    app = await buildApp({ config, db, redis, rateLimitNamespace, ...deps });
     await app.ready();
     for (const role of Object.keys(ROLE_TOKENS) as TestRole[]) {
       await db.apiToken.create({ data: { name: `test-${role}`, role, tokenHash: hashSecret(ROLE_TOKENS[role]), createdBy: "test" } });
