@@ -95,3 +95,15 @@ test("import: every line reported; MIRROR refuses the import, and nothing is wri
   assert.equal(v.code, 0, v.stdout);
   assert.match(await readFile(out, "utf8"), /198\.51\.100\.0\/24/);
 });
+
+test("validate and render: a YAML file whose aliases expand past the limit is refused with the limit named, exit 1", async () => {
+  const ports = Array.from({ length: 20_000 }, (_, i) => 1 + i).join(", ");
+  let doc = `sets:\n  base:\n    type: inet_service\n    elements: &p [${ports}]\n`;
+  for (let i = 0; i < 20; i++) doc += `  s${i}:\n    type: inet_service\n    elements: *p\n`;
+  await writeFile(join(dir, "amplified.yaml"), doc);
+  for (const verb of ["validate", "render"]) {
+    const r = await palisade([verb, join(dir, "amplified.yaml")]);
+    assert.equal(r.code, 1, `${verb}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stdout + r.stderr, /aliases may add at most 250000 nodes \(alias_expansion_too_large\)/, verb);
+  }
+});
