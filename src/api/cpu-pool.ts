@@ -1,8 +1,9 @@
 // Runs the CPU-heavy work of requests (YAML parsing, validation and import, diff, render)
 // in worker threads, so the event loop that answers /healthz, every other request and the
-// agents' gRPC streams never waits for it. The queue is bounded: when it is full a request
-// is refused at once with 503 and Retry-After instead of piling up, and a task that runs
-// past its time limit is stopped (its worker is replaced) with 413.
+// agents' gRPC streams never waits for it. The queue is bounded in length and in waiting
+// time: a request that finds it full, or waits too long in it, is refused with 503 and
+// Retry-After instead of piling up; a task that runs past its time limit is stopped (its
+// worker is replaced) with 413.
 import { Worker } from "node:worker_threads";
 import { ApiError } from "./errors.ts";
 import type { CpuTaskName, CpuTasks } from "./cpu-tasks.ts";
@@ -11,15 +12,17 @@ import type { TaskReply, TaskRequest } from "./cpu-worker.ts";
 export interface CpuPoolOptions {
   /** Worker threads (default 1: the event loop keeps the other core). */
   workers?: number;
-  /** Tasks that may wait for a worker; one more is refused with 503 (default 16). */
+  /** Tasks that may wait for a worker; one more is refused with 503 (default 64: a burst of pushes fits). */
   queueLimit?: number;
+  /** A task that waited this long for a worker is refused with 503 (default 30 s). */
+  queueTimeoutMs?: number;
   /** A task running longer is stopped and answered 413 (default 30 s). */
   taskTimeoutMs?: number;
   /** Heap limit of a worker; a task that needs more fails alone, not the server (default 1 GiB). */
   maxHeapMb?: number;
 }
 
-export const CPU_POOL_DEFAULTS = { workers: 1, queueLimit: 16, taskTimeoutMs: 30_000, maxHeapMb: 1024 } as const;
+export const CPU_POOL_DEFAULTS = { workers: 1, queueLimit: 64, queueTimeoutMs: 30_000, taskTimeoutMs: 30_000, maxHeapMb: 1024 } as const;
 /** What a refused request is told to wait before retrying. */
 export const BUSY_RETRY_AFTER_SECONDS = 2;
 
@@ -27,6 +30,8 @@ type Arg<K extends CpuTaskName> = Parameters<CpuTasks[K]>[0];
 type Result<K extends CpuTaskName> = ReturnType<CpuTasks[K]>;
 
 interface Job {
+  /** Refuses the job if it is still queued when it fires. */
+  queuedTimer?: NodeJS.Timeout;
   task: CpuTaskName;
   arg: unknown;
   resolve(v: unknown): void;
@@ -50,6 +55,8 @@ import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})
   .then(() => require("node:worker_threads").parentPort.postMessage({ ready: true }));
 `;
 
+const busy = (message: string) => new ApiError(503, "busy", message, [], { "retry-after": String(BUSY_RETRY_AFTER_SECONDS) });
+
 export class CpuPool {
   private readonly opts: Required<CpuPoolOptions>;
   private readonly slots: Slot[] = [];
@@ -72,25 +79,30 @@ export class CpuPool {
   }
 
   run<K extends CpuTaskName>(task: K, arg: Arg<K>): Promise<Result<K>> {
-    if (this.closed) return Promise.reject(new ApiError(503, "busy", "the server is shutting down", [], { "retry-after": String(BUSY_RETRY_AFTER_SECONDS) }));
+    if (this.closed) return Promise.reject(busy("the server is shutting down"));
     const idle = this.idleSlot();
     if (!idle && this.queue.length >= this.opts.queueLimit) {
-      return Promise.reject(
-        new ApiError(503, "busy", `the server is busy with ${this.queue.length} queued validations, diffs and renders; retry in ${BUSY_RETRY_AFTER_SECONDS} s`, [], {
-          "retry-after": String(BUSY_RETRY_AFTER_SECONDS),
-        }),
-      );
+      return Promise.reject(busy(`the server is busy with ${this.queue.length} queued validations, diffs and renders; retry in ${BUSY_RETRY_AFTER_SECONDS} s`));
     }
     return new Promise<Result<K>>((resolve, reject) => {
       const job: Job = { task, arg, resolve: resolve as (v: unknown) => void, reject };
-      if (idle) this.start(idle, job);
-      else this.queue.push(job);
+      if (idle) return this.start(idle, job);
+      this.queue.push(job);
+      job.queuedTimer = setTimeout(() => {
+        const i = this.queue.indexOf(job);
+        if (i < 0) return;
+        this.queue.splice(i, 1);
+        job.reject(busy(`the request waited ${this.opts.queueTimeoutMs / 1000} s for the server's validation worker; retry in ${BUSY_RETRY_AFTER_SECONDS} s`));
+      }, this.opts.queueTimeoutMs);
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const job of this.queue.splice(0)) job.reject(new ApiError(503, "busy", "the server is shutting down", [], { "retry-after": String(BUSY_RETRY_AFTER_SECONDS) }));
+    for (const job of this.queue.splice(0)) {
+      clearTimeout(job.queuedTimer);
+      job.reject(busy("the server is shutting down"));
+    }
     await Promise.all(this.slots.splice(0).map((s) => s.worker.terminate()));
   }
 
@@ -165,6 +177,8 @@ export class CpuPool {
 
   private next(slot: Slot): void {
     const job = this.queue.shift();
-    if (job) this.start(slot, job);
+    if (!job) return;
+    clearTimeout(job.queuedTimer);
+    this.start(slot, job);
   }
 }

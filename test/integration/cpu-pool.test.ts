@@ -55,6 +55,22 @@ test("when the pool's queue is full a request is refused at once with 503 busy a
   assert.equal((await t.req("POST", "/v1/validate", { body: { policy: validPolicy() } })).statusCode, 200);
 });
 
+test("a request that waits longer than the queue's time limit is refused with 503 busy", async () => {
+  const waiting = await startTestApp({}, { cpuPool: { workers: 1, queueLimit: 4, queueTimeoutMs: 200 } });
+  try {
+    const slow = waiting.req("POST", "/v1/validate", { body: amplifiedYaml(300_000, 0), headers: yaml });
+    await waitFor(() => waiting.app.cpu.running === 1, 30_000, "the slow request to occupy the worker", 5);
+    const res = await waiting.req("POST", "/v1/validate", { body: { policy: validPolicy() } });
+    assert.equal(res.statusCode, 503, res.body);
+    assert.match(errorOf(res).message, /waited 0.2 s/);
+    assert.equal(res.headers["retry-after"], "2");
+    assert.equal(waiting.app.cpu.queued, 0, "the refused request left the queue");
+    assert.equal((await slow).statusCode, 200);
+  } finally {
+    await waiting.close();
+  }
+});
+
 test("a task past the time limit is stopped with 413 and its worker replaced", async () => {
   const quick = await startTestApp({}, { cpuPool: { workers: 1, taskTimeoutMs: 300 } });
   try {
