@@ -9,6 +9,9 @@
 //   The kernel is the one the agent reports (`Capabilities.kernelRelease`). Without one,
 //   the renderer assumes Linux 4.10 or later, which every host running Palisade's nftables
 //   output has anyway (nat in the inet family needs 5.2).
+// nftables: a hit count is compiled to one slot set per counted packet (compile/nft/recent.ts),
+//   so it is bounded by NFT_MAX_HITCOUNT; the window must be given (`seconds`) and at most
+//   NFT_MAX_HITCOUNT_SECONDS, the refill period of a slot claim.
 import { error, type Diagnostic, type Path } from "../diagnostics.ts";
 import type { Match } from "../policy/index.ts";
 
@@ -23,6 +26,11 @@ export function kernelVersion(release: string | undefined): [number, number] | u
   const m = /^(\d+)\.(\d+)/.exec(release ?? "");
   return m ? [Number(m[1]), Number(m[2])] : undefined;
 }
+
+/** The largest hit count the nftables construction takes: 2 x 127 slot sets and a 129-rule chain per list. */
+export const NFT_MAX_HITCOUNT = 128;
+/** One week: a slot claim is `limit rate 1/week burst 1 packets` (see compile/nft/recent.ts). */
+export const NFT_MAX_HITCOUNT_SECONDS = 7 * 86400;
 
 const atLeast = (v: [number, number], major: number, minor: number) => v[0] > major || (v[0] === major && v[1] >= minor);
 
@@ -45,6 +53,18 @@ export function hitcountErrors(m: Match, path: Path, target: "nftables" | "iptab
     const { max, basis } = xtRecentMaxHitcount(caps);
     if (r.hitcount <= max) return [];
     return [error(at, "unsupported_on_target", `recent --hitcount ${r.hitcount} is not supported on target iptables: ${basis}; lower the hit count, use a meter (hashlimit), or render with target nftables.`)];
+  }
+  if (r.hitcount > NFT_MAX_HITCOUNT) {
+    return [error(at, "unsupported_on_target", `recent hitcount ${r.hitcount} is not supported on target nftables: Palisade counts hits exactly with one set per counted packet, at most ${NFT_MAX_HITCOUNT}; lower the hit count, use a meter (a token bucket), or render with target iptables.`)];
+  }
+  if (r.seconds === undefined) {
+    return [error([...path, "recent", "seconds"], "unsupported_on_target", `recent hitcount without seconds (hits ever counted) is not supported on target nftables: give the window in seconds (at most ${NFT_MAX_HITCOUNT_SECONDS}).`)];
+  }
+  if (r.seconds > NFT_MAX_HITCOUNT_SECONDS) {
+    return [error([...path, "recent", "seconds"], "unsupported_on_target", `recent hitcount within ${r.seconds} seconds is not supported on target nftables: the window may be at most ${NFT_MAX_HITCOUNT_SECONDS} seconds (one week).`)];
+  }
+  if (m.limit !== undefined || m.meter !== undefined || m.quota !== undefined) {
+    return [error(at, "unsupported_on_target", `recent hitcount together with limit, meter or quota in one rule is not supported on target nftables: the hit count is kept by a jump to its own chain before the rule, which would evaluate those twice; put them in a separate rule.`)];
   }
   return [];
 }

@@ -145,7 +145,7 @@ export const FEATURES = {
   "match.recent": { label: "recent", nftables: yes("set with timeouts (add/update/delete @set)"), iptables: yes("-m recent") },
   "match.recentHitcount": {
     label: "recent --hitcount",
-    nftables: yes("per-element limit on a timeout set"),
+    nftables: yes("a counting chain of slot sets and a blocked set (exact within the window)"),
     // How large a hit count may be depends on the host's kernel: see hitcount.ts.
     iptables: yes("-m recent --hitcount (up to what the host's xt_recent accepts)"),
   },
@@ -219,7 +219,7 @@ export const FEATURES = {
   "protection.icmpFlood": { label: "ICMP flood", nftables: yes("expanded rules"), iptables: yes("expanded rules") },
   "protection.bogusPackets": { label: "bogus packets", nftables: yes("expanded rules"), iptables: yes("expanded rules") },
   "protection.rstFlood": { label: "RST flood", nftables: yes("expanded rules"), iptables: yes("expanded rules") },
-  "protection.synFlood": { label: "SYN flood", nftables: yes("expanded rules (meter)"), iptables: yes("expanded rules (hashlimit)") },
+  "protection.synFlood": { label: "SYN flood", nftables: yes("expanded rules (recent hit count; meter with burst)"), iptables: yes("expanded rules (recent; hashlimit with burst)") },
   "protection.portScanTrap": { label: "port-scan trap", nftables: yes("expanded rules (timeout set)"), iptables: yes("expanded rules (recent)") },
   "protection.portKnock": { label: "port knocking", nftables: yes("expanded rules (timeout sets)"), iptables: yes("expanded rules (recent)") },
 } as const satisfies Record<string, FeatureEntry>;

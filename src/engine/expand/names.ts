@@ -18,7 +18,10 @@ export function presetNames(policy: Policy): PresetNames {
   const any = Object.values(p).some((v) => v !== undefined && !(Array.isArray(v) && v.length === 0));
   if (!any) return out;
   for (const s of SLOTS) out.chains.push(protectChain(s), protectBaseChain(s));
-  if (p.synFlood) out.dynamic.push(SYN_FLOOD_METER);
+  if (p.synFlood) {
+    out.dynamic.push(SYN_FLOOD_METER);
+    if (p.synFlood.burst === undefined) out.counters.push(SYN_FLOOD_METER);
+  }
   if (p.portScanTrap) out.dynamic.push(PORTSCAN_LIST);
   for (const k of p.portKnock ?? []) {
     const n = knockNames(k);

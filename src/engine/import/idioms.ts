@@ -14,6 +14,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { Match, Rule } from "../policy/index.ts";
 import type { PendingEntry } from "./collect.ts";
 import type { DraftChain, PolicyDraft, RuleEntry } from "./draft.ts";
+import { SYN_FLOOD_MAX_EXACT } from "../expand/floods.ts";
 
 type Preset = "bogusPackets" | "portScanTrap" | "synFlood";
 
@@ -228,7 +229,7 @@ function findSynFlood(input?: DraftChain): Group | undefined {
     const base: Match = { ctState: ["new"], protocol: "tcp", tcpFlags: SYN };
     if (!(typeof set.action === "object" && set.action.type === "counter") || !matches(set, { ...base, recent: r })) continue;
     // `--update --seconds 1 --hitcount N -j DROP`: more than N new connections per second from one source.
-    if (!isDrop(upd) || u.seconds !== 1 || u.hitcount === undefined || !matches(upd, { ...base, recent: u })) continue;
+    if (!isDrop(upd) || u.seconds !== 1 || u.hitcount === undefined || u.hitcount < 2 || u.hitcount - 1 > SYN_FLOOD_MAX_EXACT || !matches(upd, { ...base, recent: u })) continue;
     const hitcount = u.hitcount;
     return {
       preset: "synFlood",
@@ -237,8 +238,9 @@ function findSynFlood(input?: DraftChain): Group | undefined {
         { chain: input, entry: rules[k + 1]!, rank: RANK.syn },
       ],
       lists: [r.name],
-      note: `the preset's per-source meter of ${hitcount}/second is how Palisade expresses recent --update --seconds 1 --hitcount ${hitcount}`,
-      apply: (d) => void (d.protections.synFlood = { rate: `${hitcount}/second` }),
+      // The preset's rate N expands to exactly these two lines with --hitcount N+1.
+      note: `the preset's rate ${hitcount - 1}/second expands to exactly recent --set and recent --update --seconds 1 --hitcount ${hitcount}`,
+      apply: (d) => void (d.protections.synFlood = { rate: `${hitcount - 1}/second` }),
     };
   }
   return undefined;

@@ -23,7 +23,11 @@ export const BogusPackets = z.strictObject({ enabled: z.boolean().default(true) 
 
 export const RstFlood = z.strictObject({ rate: Rate.default("2/second"), burst: z.number().int().min(1).max(10000).default(2) });
 
-/** Per source address: drop new TCP connections above `rate`. */
+/**
+ * Per source address: drop new TCP connections above `rate` ("N/unit": at most N in any
+ * window of one unit, counted exactly like the seed's recent --hitcount). With `burst`:
+ * a token bucket instead (lets the burst and the refill through).
+ */
 export const SynFlood = z.strictObject({
   rate: Rate.default("60/second"),
   burst: z.number().int().min(1).max(100000).optional(),

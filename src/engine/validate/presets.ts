@@ -1,7 +1,8 @@
 // Protection presets: the names their expansion creates must be free, and their options
 // must make sense (expand/ builds the rules).
 import { error, type Diagnostic } from "../diagnostics.ts";
-import type { Policy } from "../policy/index.ts";
+import { parseRate, type Policy } from "../policy/index.ts";
+import { SYN_FLOOD_MAX_EXACT } from "../expand/floods.ts";
 import { presetNames } from "../expand/names.ts";
 import { rulesOf } from "./model.ts";
 
@@ -18,6 +19,10 @@ export function presetErrors(policy: Policy): Diagnostic[] {
       const name = r.match[key]?.name;
       if (name && dynamic.has(name)) out.push(error([...r.path, "match", key, "name"], "preset_name_conflict", `${key} name "${name}" is reserved: ${why}`));
     }
+  }
+  const sf = policy.protections.synFlood;
+  if (sf && sf.burst === undefined && parseRate(sf.rate).count > SYN_FLOOD_MAX_EXACT) {
+    out.push(error(["protections", "synFlood", "rate"], "syn_flood_rate_too_high", `synFlood without burst counts each source's new connections exactly, at most ${SYN_FLOOD_MAX_EXACT} per second, minute, hour or day (${sf.rate} asks for more); give a burst for a token bucket instead`));
   }
   const seen = new Map<string, number>();
   (policy.protections.portKnock ?? []).forEach((k, i) => {

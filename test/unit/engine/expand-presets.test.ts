@@ -71,13 +71,26 @@ test("rstFlood: RST over 2/second burst 2 dropped", () => {
   assert.deepEqual(r.map((x) => [x.match, x.action]), [[{ protocol: "tcp", tcpFlags: { mask: ["rst"], compare: ["rst"] }, limit: { rate: "2/second", burst: 2, over: true } }, "drop"]]);
 });
 
-test("synFlood: per-source meter over the rate on new SYNs", () => {
-  const [r] = rules(expand({ protections: { synFlood: { rate: "30/second" } } }), "protect_input");
+test("synFlood: exactly the seed's recent --set + --update --seconds S --hitcount N+1 on new SYNs", () => {
+  const e = expand({ protections: { synFlood: { rate: "30/second" } } });
+  const [set, upd] = rules(e, "protect_input");
+  const syn = { protocol: "tcp", ctState: ["new"], tcpFlags: { mask: ["fin", "syn", "rst", "ack"], compare: ["syn"] } };
+  assert.deepEqual(set!.match, { ...syn, recent: { name: "protect_synflood", mode: "set", side: "source" } });
+  assert.deepEqual(set!.action, { type: "counter", name: "protect_synflood" });
+  assert.deepEqual(upd!.match, { ...syn, recent: { name: "protect_synflood", mode: "update", seconds: 1, hitcount: 31, side: "source" } });
+  assert.equal(upd!.action, "drop");
+  assert.ok(e.counters.protect_synflood);
+  const perMinute = rules(expand({ protections: { synFlood: { rate: "100/minute" } } }), "protect_input")[1]!;
+  assert.deepEqual([perMinute.match?.recent?.seconds, perMinute.match?.recent?.hitcount], [60, 101]);
+});
+
+test("synFlood with a burst: per-source token bucket (meter) over the rate", () => {
+  const [r] = rules(expand({ protections: { synFlood: { rate: "30/second", burst: 30 } } }), "protect_input");
   assert.equal(r!.action, "drop");
   assert.deepEqual(r!.match?.ctState, ["new"]);
-  assert.deepEqual(r!.match?.tcpFlags, { mask: ["fin", "syn", "rst", "ack"], compare: ["syn"] });
   assert.equal(r!.match?.meter?.key, "saddr");
   assert.equal(r!.match?.meter?.rate, "30/second");
+  assert.equal(r!.match?.meter?.burst, 30);
   assert.equal(r!.match?.meter?.over, true);
 });
 

@@ -12,6 +12,7 @@ import { summarizeImport } from "../../../src/engine/import/report.ts";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
 import { renderNft } from "../../../src/engine/compile/nft/index.ts";
 import { renderIptables } from "../../../src/engine/compile/iptables/index.ts";
+import { expandPolicy } from "../../../src/engine/expand/index.ts";
 import { createLab } from "../../support/netns.ts";
 
 const FIXTURES = join(import.meta.dirname, "../../fixtures/import");
@@ -89,8 +90,11 @@ test("hardening idioms placed first lift into the presets, and the expansion equ
   assert.deepEqual(r.policy?.protections, {
     bogusPackets: { enabled: true },
     portScanTrap: { ports: [139], banSeconds: 86400, logPrefix: "Portscan:", forward: true },
-    synFlood: { rate: "60/second" },
+    synFlood: { rate: "59/second" },
   });
+  // The lifted SYN-flood preset expands to exactly the seed's `--update --seconds 1 --hitcount 60`.
+  const upd = expandPolicy(r.policy!).chains.protect_input!.rules.find((x) => x.match?.recent?.mode === "update" && x.match.recent.name === "protect_synflood");
+  assert.deepEqual(upd?.match?.recent, { name: "protect_synflood", mode: "update", seconds: 1, hitcount: 60, side: "source" });
   // What stays: the default-drop policy and the ssh rule; the no-target rules' counters went with them.
   assert.deepEqual(r.policy?.chains, { input: { table: "filter", hook: "input", policy: "drop", rules: [{ match: { protocol: "tcp", dport: 22 }, action: "accept" }] } });
   assert.deepEqual(r.policy?.counters, {});

@@ -3,7 +3,7 @@
 // are declared once, however many rules refer to them (an ACCOUNT table used from
 // three chains is still two sets and one counter).
 import { error, type Diagnostic, type Path } from "../../diagnostics.ts";
-import type { Counter, NamedMap, NamedSet, Quota } from "../../nft/index.ts";
+import type { Chain, Counter, NamedMap, NamedSet, Quota } from "../../nft/index.ts";
 import type { Policy } from "../../policy/index.ts";
 
 /** The one table every Palisade rule lives in. */
@@ -28,6 +28,8 @@ export class Ctx {
   readonly sets = new Map<string, NamedSet | NamedMap>();
   readonly counters = new Map<string, Counter>();
   readonly quotas = new Map<string, Quota>();
+  /** Chains the compiler adds for a rule (recent hit counts), with their rules, by name. */
+  readonly chains = new Map<string, { name: string; chain: Chain; rules: RuleBody[] }>();
   /** Why each generated object exists, to explain a name clash. */
   private readonly owners = new Map<string, string>();
 
@@ -50,6 +52,15 @@ export class Ctx {
    */
   declareSet(set: NamedSet | NamedMap, owner: string, path: Path): void {
     this.declare(this.sets, set, owner, path, "set");
+  }
+
+  /** Declare a generated chain once; a second declaration must be identical. */
+  declareChain(chain: Chain, rules: RuleBody[], owner: string, path: Path): void {
+    if (Object.hasOwn(this.policy.chains, chain.name)) {
+      this.error(path, "nft_name_clash", `${owner} needs the nftables chain "${chain.name}", which the policy already has; rename that chain`);
+      return;
+    }
+    this.declare(this.chains, { name: chain.name, chain, rules }, owner, path, "chain");
   }
 
   declareCounter(counter: Counter, owner: string, path: Path): void {

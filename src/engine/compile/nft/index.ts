@@ -105,6 +105,10 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
   }
   chains.push(...fwd.chains);
   for (const r of fwd.rules) rules.push(rule(r.chain, r.body, r.comment));
+  for (const g of ctx.chains.values()) {
+    chains.push(g.chain);
+    for (const r of g.rules) rules.push(rule(g.chain.name, r.body, r.comment));
+  }
 
   const main: TableDefinition = {
     table: { kind: "table", family: FAMILY, name: TABLE, ...(policy.description ? { comment: policy.description } : {}) },

@@ -11,7 +11,7 @@ import { ifname } from "../../nft/index.ts";
 import { isNegated, parseRate, unwrap, type Match, type Negatable } from "../../policy/index.ts";
 import { FAMS, type Ctx, type Fam } from "./context.ts";
 import { setFamily, valueOrSet } from "./sets.ts";
-import { meterParts, recentParts } from "./recent.ts";
+import { hitcountCheck, meterParts, recentParts, type HitcountCheck } from "./recent.ts";
 import { quotaParts } from "./quota.ts";
 
 const PORT_PROTOCOLS = new Set(["tcp", "udp", "udplite", "sctp", "dccp"]);
@@ -22,6 +22,11 @@ export interface MatchResult {
   alternatives: string[][];
   /** True when some expression already restricts the packet to the family (ip saddr, icmp type...). */
   impliesFamily: boolean;
+  /**
+   * A recent hit count: the rule is preceded by one that jumps to `chain` (where the packet
+   * is counted) and `member` is appended to the rule itself (see recent.ts).
+   */
+  hitcount?: HitcountCheck;
 }
 
 const neg = (negated: boolean) => (negated ? "!= " : "");
@@ -195,8 +200,13 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
     parts.push(...meterParts(m.meter, fam, ctx, [...path, "meter"]));
     impliesFamily = true;
   }
+  let hitcount: HitcountCheck | undefined;
   if (m.recent !== undefined && fam !== undefined) {
-    parts.push(...recentParts(m.recent, fam, ctx, [...path, "recent"], timeouts));
+    const r = m.recent;
+    if (r.hitcount !== undefined && r.hitcount > 1 && (r.mode === "update" || r.mode === "rcheck")) {
+      hitcount = hitcountCheck(r, fam, ctx, [...path, "recent"]);
+      if (!hitcount) return null;
+    } else parts.push(...recentParts(r, fam, ctx, [...path, "recent"], timeouts));
     impliesFamily = true;
   }
   if (m.quota !== undefined) parts.push(...quotaParts(m.quota, ctx, [...path, "quota"]));
@@ -204,7 +214,7 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
   // Cartesian product of the OR-lists (at most saddr x daddr).
   let alternatives: string[][] = [[]];
   for (const list of alternativeLists) alternatives = alternatives.flatMap((a) => list.map((x) => [...a, x]));
-  return { alternatives: alternatives.map((a) => [...a, ...parts]), impliesFamily };
+  return { alternatives: alternatives.map((a) => [...a, ...parts]), impliesFamily, ...(hitcount ? { hitcount } : {}) };
 }
 
 export { FAMS };

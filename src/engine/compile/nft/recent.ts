@@ -1,4 +1,4 @@
-// `-m recent` and per-source meters (hashlimit, `recent --hitcount`) as dynamic sets.
+// `-m recent` and per-source meters (hashlimit) as dynamic sets.
 //
 // recent list NAME -> sets recent_NAME_v4 / recent_NAME_v6 whose timeout is the
 // list's `seconds` (an element expires when the address has not been seen for that
@@ -8,11 +8,31 @@
 //   rcheck -> ip saddr @s
 //   update -> ip saddr @s update @s { ip saddr }
 //   remove -> ip saddr @s delete @s { ip saddr }   (matches if it was listed)
-//   hitcount H within S seconds -> a per-address meter: more than H-1 packets per S
-//     seconds (token bucket, burst H-1), in its own set recent_NAME_hcH_Ss_v4.
+//
+// `--hitcount H --seconds S` (update or rcheck) is counted exactly, not with a token bucket
+// (a bucket of burst H-1 lets the burst AND its refill through within S seconds). Each
+// family gets a chain recent_NAME_hcH_Ss_v4 with H-1 "slot" sets and a "blocked" set, all
+// with element timeout S, and the rule becomes two rules:
+//   <matches> jump recent_NAME_hcH_Ss_v4          (count this packet)
+//   <matches> ip saddr @recent_NAME_hcH_Ss_v4_blocked <action>
+// The chain, for one packet of source A:
+//   A in blocked         -> refresh A's timeout there (S again), return
+//   claim slot k (1..H-1): add @slot_k { ip saddr limit rate 1/week burst 1 packets } return
+//                          (a new element carries one token: the first packet takes it; the
+//                          element expires S after it was added, `add` never refreshes it.
+//                          The claim is one atomic kernel operation, so two CPUs cannot
+//                          both count one slot)
+//   all slots held       -> add A to blocked (the H-th packet within S seconds)
+// Semantics: a packet matches when its source is blocked or when H-1 of the source's
+// packets were counted within the last S seconds; a source stays blocked until it has
+// sent nothing through the rule for S seconds. So no window of S seconds lets more than
+// H-1 packets of one source through unmatched. See docs/engine.md for the comparison
+// with xt_recent.
 import type { Path } from "../../diagnostics.ts";
 import type { NamedSet } from "../../nft/index.ts";
+import { IDENTIFIER_RE } from "../../nft/names.ts";
 import { parseRate, type Policy } from "../../policy/index.ts";
+import { NFT_MAX_HITCOUNT, NFT_MAX_HITCOUNT_SECONDS } from "../hitcount.ts";
 import type { MeterMatch, RecentMatch } from "./deps.ts";
 import { FAMILY, TABLE, type Ctx, type Fam } from "./context.ts";
 
@@ -25,13 +45,18 @@ const addrType = (fam: Fam) => (fam === "ipv4" ? "ipv4_addr" : "ipv6_addr");
 /** The timeout of every recent list, agreed across all rules that use it. */
 export function planRecentTimeouts(policy: Policy, ctx: Ctx): Map<string, number | undefined> {
   const seen = new Map<string, { seconds?: number; path: Path }>();
+  const hitWindow = new Map<string, number>();
+  const checked = new Set<string>();
   for (const [chainName, chain] of Object.entries(policy.chains)) {
     chain.rules.forEach((rule, i) => {
       const r = rule.match?.recent;
       if (!r) return;
       const path = ["chains", chainName, "rules", i, "match", "recent", "seconds"];
-      // A hitcount rule lives in its own meter set; its seconds is the meter window.
-      const seconds = r.hitcount !== undefined && r.hitcount > 1 ? undefined : r.seconds;
+      // A hitcount rule counts in its own sets; its seconds is their window.
+      const counted = r.hitcount !== undefined && r.hitcount > 1;
+      if (counted) hitWindow.set(r.name, Math.max(hitWindow.get(r.name) ?? 0, r.seconds ?? 0));
+      else if (r.mode !== "set") checked.add(r.name);
+      const seconds = counted ? undefined : r.seconds;
       const prev = seen.get(r.name);
       if (!prev || prev.seconds === undefined) {
         seen.set(r.name, { seconds: seconds ?? prev?.seconds, path });
@@ -44,31 +69,54 @@ export function planRecentTimeouts(policy: Policy, ctx: Ctx): Map<string, number
       }
     });
   }
-  return new Map([...seen].map(([k, v]) => [k, v.seconds]));
+  // A list that is only `set` and counted (the SYN-flood idiom) is never looked up itself:
+  // let its addresses expire with the hit-count window instead of filling the set forever.
+  return new Map([...seen].map(([k, v]) => [k, v.seconds ?? (checked.has(k) ? undefined : hitWindow.get(k) || undefined)]));
 }
 
-function rateText(count: number, windowSeconds: number): string {
-  const units: [string, number][] = [["second", 1], ["minute", 60], ["hour", 3600], ["day", 86400]];
-  for (const [unit, len] of units) {
-    if ((count * len) % windowSeconds === 0) return `${(count * len) / windowSeconds}/${unit}`;
+/** A recent hit count, compiled: the chain the packet is counted in and the check that matches. */
+export interface HitcountCheck {
+  chain: string;
+  /** The match that is true once the source is blocked. */
+  member: string;
+}
+
+/** Slot claims: a new element has one token, and refilling one takes longer than any window. */
+const SLOT_CLAIM = "limit rate 1/week burst 1 packets";
+
+export function hitcountCheck(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path): HitcountCheck | undefined {
+  const hits = r.hitcount!;
+  const seconds = r.seconds;
+  // Refused by checkTargetSupport (compile/hitcount.ts) with the reason.
+  if (seconds === undefined || hits > NFT_MAX_HITCOUNT || seconds > NFT_MAX_HITCOUNT_SECONDS) return undefined;
+  const key = addrKey(fam, r.side === "destination" ? "daddr" : "saddr");
+  const base = `recent_${r.name}_hc${hits}_${seconds}s${r.side === "destination" ? "_dst" : ""}_${suffix(fam)}`;
+  const blocked = `${base}_blocked`;
+  if (!IDENTIFIER_RE.test(blocked)) {
+    ctx.error([...path, "name"], "nft_recent_name_too_long", `recent list name "${r.name}" is too long for its hit-count sets (${blocked} has more than 63 characters); shorten it`);
+    return undefined;
   }
-  // Not a whole number per day: round up (at most one packet per day looser).
-  return `${Math.ceil((count * 86400) / windowSeconds)}/day`;
+  const set = (name: string): NamedSet => ({ kind: "set", family: FAMILY, table: TABLE, name, type: addrType(fam), flags: ["dynamic", "timeout"], timeout: seconds, size: RECENT_SIZE });
+  const owner = `recent "${r.name}" hitcount ${hits}`;
+  const what = `recent ${r.name}: hitcount ${hits} within ${seconds}s`;
+  ctx.declareSet(set(blocked), owner, path);
+  const rules = [{ body: `${key} @${blocked} update @${blocked} { ${key} } return`, comment: `${what}: a blocked source stays blocked while it sends` }];
+  for (let k = 1; k < hits; k++) {
+    ctx.declareSet(set(`${base}_${k}`), owner, path);
+    rules.push({ body: `add @${base}_${k} { ${key} ${SLOT_CLAIM} } return`, comment: `${what}: hit ${k} of ${hits - 1} allowed` });
+  }
+  rules.push({ body: `add @${blocked} { ${key} }`, comment: `${what}: hit ${hits}, block` });
+  ctx.declareChain(
+    { kind: "chain", family: FAMILY, table: TABLE, name: base, comment: `${what} (${fam === "ipv4" ? "IPv4" : "IPv6"}): counts each packet, fills @${blocked}` },
+    rules,
+    owner,
+    path,
+  );
+  return { chain: base, member: `${key} @${blocked}` };
 }
 
 export function recentParts(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, timeouts: Map<string, number | undefined>): string[] {
   const key = addrKey(fam, r.side === "destination" ? "daddr" : "saddr");
-  if (r.hitcount !== undefined && r.hitcount > 1 && (r.mode === "update" || r.mode === "rcheck")) {
-    const window = r.seconds ?? 1;
-    const name = `recent_${r.name}_hc${r.hitcount}_${window}s_${suffix(fam)}`;
-    ctx.declareSet(
-      { kind: "set", family: FAMILY, table: TABLE, name, type: addrType(fam), flags: ["dynamic", "timeout"], timeout: window, size: RECENT_SIZE },
-      `recent "${r.name}" hitcount ${r.hitcount}`,
-      path,
-    );
-    const n = r.hitcount - 1;
-    return [`update @${name} { ${key} limit rate over ${rateText(n, window)} burst ${n} packets }`];
-  }
   if (r.hitcount !== undefined && r.hitcount > 1) {
     ctx.error([...path, "hitcount"], "nft_recent_hitcount_mode", `recent hitcount needs mode update or rcheck (it counts hits of a listed address)`);
     return [];

@@ -78,9 +78,16 @@ export function compileRule(
       continue;
     }
     const nfproto = fam && !mr.impliesFamily ? [`meta nfproto ${fam}`] : [];
+    const hc = mr.hitcount;
+    if (hc && mr.alternatives.length > 1) {
+      ctx.error([...path, "match", "recent", "hitcount"], "nft_recent_hitcount_alternatives", "a recent hit count cannot be combined with an address list that mixes named sets and other items (a packet could be counted once per item): put the addresses into one set");
+      continue;
+    }
     for (const alt of mr.alternatives) {
+      // Count first (the jump), then match on the outcome: the rule's action stays in its own chain.
+      if (hc) out.rules.push({ body: [...nfproto, ...alt, `jump ${hc.chain}`].join(" "), comment });
       tails.forEach((tail, k) => {
-        const stmts = [...nfproto, ...alt, ...(rule.counter && k === 0 ? ["counter"] : []), ...tail];
+        const stmts = [...nfproto, ...alt, ...(hc ? [hc.member] : []), ...(rule.counter && k === 0 ? ["counter"] : []), ...tail];
         out.rules.push({ body: stmts.join(" "), comment });
       });
     }

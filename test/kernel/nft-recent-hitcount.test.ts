@@ -1,0 +1,92 @@
+// The hardening seed's SYN-flood rule, `recent --update --seconds 1 --hitcount 60`, side by
+// side on real kernels: the seed's own two lines loaded with iptables-restore in one pair
+// of namespaces, the same lines imported and rendered by Palisade for nftables in another.
+// One source sends 120 SYNs 5 ms apart (0.6 s) to a closed port, so every SYN that is not
+// dropped is answered with a RST, which hping3 counts. xt_recent answers 59 (the 60th SYN
+// within a second is dropped, and every later one while the source keeps sending); the
+// nftables construction must answer exactly as many, where the token bucket it replaced
+// answered 98.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createLab, type Link } from "../support/netns.ts";
+import { importPolicy, validatePolicy } from "../../src/engine/index.ts";
+import { applyPolicy, sleep } from "./nft-kit.ts";
+
+const lab = createLab();
+let pal: { client: string; server: string; link: Link };
+let seed: { client: string; server: string; link: Link };
+before(async () => {
+  pal = await lab.pair();
+  seed = await lab.pair();
+});
+after(() => lab.cleanup());
+
+const CLOSED = 7777;
+const FLOOD = { count: 120, intervalUs: 5000 };
+
+/** The seed's SYN-flood commands (continuation lines joined), as written in the seed. */
+function seedSynFloodLines(): string[] {
+  const text = readFileSync(join(import.meta.dirname, "../fixtures/seeds/iptables-hardening-tricks.txt"), "utf8");
+  const commands = text.replace(/\\\n\s*/g, " ").split("\n").map((l) => l.trim());
+  const lines = commands.filter((l) => l.startsWith("iptables ") && l.includes("--name synflood"));
+  assert.equal(lines.length, 2, lines.join("\n"));
+  return lines;
+}
+
+async function blockedElements(ns: string, set: string): Promise<number> {
+  const out = JSON.parse((await lab.nft(ns, ["-j", "list", "set", "inet", "palisade", set])).stdout) as { nftables: { set?: { elem?: unknown[] } }[] };
+  return out.nftables.find((x) => x.set)?.set?.elem?.length ?? 0;
+}
+
+let policyText = "";
+
+/** Fresh state on both sides (xt_recent list cleared, nft sets emptied by a full replace), then one flood each. */
+async function flood(count: number): Promise<{ xt: number; nft: number }> {
+  await lab.exec(seed.server, ["sh", "-c", "echo / > /proc/net/xt_recent/synflood"]);
+  await lab.nft(pal.server, ["-f", "-"], policyText);
+  const opts = { count, intervalUs: 5000 };
+  const xt = await lab.tcpFlags(seed.client, seed.link.b.ip4, CLOSED, "S", opts);
+  const nft = await lab.tcpFlags(pal.client, pal.link.b.ip4, CLOSED, "S", opts);
+  assert.equal(xt.sent, count);
+  assert.equal(nft.sent, count);
+  return { xt: xt.received, nft: nft.received };
+}
+
+test("the seed's lines load with iptables-restore; imported, they render for nftables without a token bucket", async () => {
+  const lines = seedSynFloodLines();
+  const restore = ["*filter", ...lines.map((l) => l.replace(/^iptables /, "")), "COMMIT", ""].join("\n");
+  await lab.exec(seed.server, ["iptables-restore", "--noflush"], { input: restore });
+  const imported = importPolicy("iptables", lines.join("\n"));
+  assert.deepEqual(imported.errors, []);
+  const v = validatePolicy(imported.policy, { target: "nftables" });
+  assert.ok(v.ok, JSON.stringify(v.errors));
+  policyText = await applyPolicy(lab, pal.server, v.policy as never);
+  assert.doesNotMatch(policyText, /limit rate over/);
+});
+
+test("120 SYNs in 0.6 s from one source: nftables answers exactly as many as xt_recent (59)", async () => {
+  const r = await flood(120);
+  assert.equal(r.xt, 59, "xt_recent: the 60th SYN within one second is dropped, and all after it");
+  assert.equal(r.nft, r.xt);
+  const saved = (await lab.exec(seed.server, ["iptables-save", "-c"])).stdout;
+  assert.match(saved, /\[61:\d+\] -A INPUT .*--hitcount 60 .*-j DROP/);
+});
+
+test("300 SYNs in 1.5 s: a source that keeps flooding stays dropped past the first second, on both (59)", async () => {
+  const r = await flood(300);
+  assert.equal(r.xt, 59);
+  assert.equal(r.nft, r.xt);
+});
+
+test("after a second of silence the block ends and the next burst gets 59 again", async () => {
+  const blocked = [...policyText.matchAll(/ (recent_\w+_hc60_1s_v4_blocked) /g)][0]?.[1];
+  assert.ok(blocked, policyText);
+  await lab.tcpFlags(pal.client, pal.link.b.ip4, CLOSED, "S", { count: 100, intervalUs: 2000 });
+  // Wait for the state, bounded: the blocked set empties one second after the last SYN.
+  for (let i = 0; i < 40 && (await blockedElements(pal.server, blocked)) > 0; i++) await sleep(100);
+  assert.equal(await blockedElements(pal.server, blocked), 0, "the block ended after a second of silence");
+  const again = await lab.tcpFlags(pal.client, pal.link.b.ip4, CLOSED, "S", { count: 120, intervalUs: 5000 });
+  assert.equal(again.received, 59);
+});
