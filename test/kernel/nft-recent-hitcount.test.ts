@@ -43,9 +43,9 @@ async function blockedElements(ns: string, set: string): Promise<number> {
 let policyText = "";
 
 /** Fresh state on both sides (xt_recent list cleared, nft sets emptied by a full replace), then one flood each. */
-async function flood(count: number): Promise<{ xt: number; nft: number }> {
+async function flood(count: number, text = policyText): Promise<{ xt: number; nft: number }> {
   await lab.exec(seed.server, ["sh", "-c", "echo / > /proc/net/xt_recent/synflood"]);
-  await lab.nft(pal.server, ["-f", "-"], policyText);
+  await lab.nft(pal.server, ["-f", "-"], text);
   const opts = { count, intervalUs: 5000 };
   const xt = await lab.tcpFlags(seed.client, seed.link.b.ip4, CLOSED, "S", opts);
   const nft = await lab.tcpFlags(pal.client, pal.link.b.ip4, CLOSED, "S", opts);
@@ -80,9 +80,23 @@ test("300 SYNs in 1.5 s: a source that keeps flooding stays dropped past the fir
   assert.equal(r.nft, r.xt);
 });
 
+test("the same lines kept as plain rules (behind another rule, so not lifted into the preset): 59 as well", async () => {
+  const lines = ["iptables -A INPUT -p udp --dport 9 -j ACCEPT", ...seedSynFloodLines()];
+  const imported = importPolicy("iptables", lines.join("\n"));
+  assert.deepEqual(imported.policy?.protections, {});
+  const v = validatePolicy(imported.policy, { target: "nftables" });
+  assert.ok(v.ok, JSON.stringify(v.errors));
+  const text = await applyPolicy(lab, pal.server, v.policy as never);
+  assert.match(text, /jump recent_synflood_hc60_1s_v4 /);
+  const r = await flood(120, text);
+  assert.equal(r.xt, 59);
+  assert.equal(r.nft, r.xt);
+});
+
 test("after a second of silence the block ends and the next burst gets 59 again", async () => {
   const blocked = [...policyText.matchAll(/ (recent_\w+_hc60_1s_v4_blocked) /g)][0]?.[1];
   assert.ok(blocked, policyText);
+  await lab.nft(pal.server, ["-f", "-"], policyText);
   await lab.tcpFlags(pal.client, pal.link.b.ip4, CLOSED, "S", { count: 100, intervalUs: 2000 });
   // Wait for the state, bounded: the blocked set empties one second after the last SYN.
   for (let i = 0; i < 40 && (await blockedElements(pal.server, blocked)) > 0; i++) await sleep(100);

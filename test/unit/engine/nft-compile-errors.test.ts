@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Policy, type PolicyInput } from "../../../src/engine/policy/index.ts";
 import { compileNft, renderNft } from "../../../src/engine/compile/nft/index.ts";
+import { validatePolicy } from "../../../src/engine/validate/index.ts";
 
 const errorsOf = (doc: PolicyInput) => {
   const r = renderNft(Policy.parse(doc));
@@ -126,4 +127,26 @@ test("a user counter may not take the name shape of a growing quota's counter", 
   assert.match(e!.message, /growing quota/);
   // A counter and a growing quota may share a name: they are different kernel objects.
   assert.ok(renderNft(Policy.parse(input([{ match: { quota: { name: "bt" } }, action: "accept" }], { counters: { bt: {} }, quotas: { bt: { grow: true } } }))).ok);
+});
+
+test("recent hitcount: bounded on nftables (H <= 128, seconds given and <= a week, no limit/meter/quota beside it)", () => {
+  const hc = (recent: Record<string, unknown>, more: Record<string, unknown> = {}) => input([{ match: { ...more, recent: { name: "syn", mode: "update", ...recent } }, action: "drop" }]);
+  const one = (doc: PolicyInput) => {
+    const errs = errorsOf(doc);
+    assert.equal(errs.length, 1, JSON.stringify(errs));
+    assert.equal(errs[0]!.code, "unsupported_on_target");
+    return errs[0]!;
+  };
+  assert.ok(renderNft(Policy.parse(hc({ seconds: 1, hitcount: 128 }))).ok);
+  const big = one(hc({ seconds: 1, hitcount: 129 }));
+  assert.equal(big.path, "/chains/input/rules/0/match/recent/hitcount");
+  assert.match(big.message, /at most 128/);
+  assert.equal(one(hc({ hitcount: 5 })).path, "/chains/input/rules/0/match/recent/seconds");
+  assert.equal(one(hc({ seconds: 8 * 86400, hitcount: 5 })).path, "/chains/input/rules/0/match/recent/seconds");
+  assert.match(one(hc({ seconds: 1, hitcount: 5 }, { limit: { rate: "5/second" } })).message, /limit, meter or quota/);
+  // The SYN-flood preset counts exactly up to 127 per window; beyond that it needs a burst (token bucket).
+  const v = validatePolicy({ protections: { synFlood: { rate: "128/second" } } });
+  assert.deepEqual(v.errors.map((e) => [e.path, e.code]), [["/protections/synFlood/rate", "syn_flood_rate_too_high"]]);
+  assert.ok(validatePolicy({ protections: { synFlood: { rate: "128/second", burst: 128 } } }).ok);
+  assert.ok(renderNft(Policy.parse({ protections: { synFlood: { rate: "127/second" } } })).ok);
 });
