@@ -78,7 +78,8 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   let applied: AppliedVersionMsg | undefined = appliedState ? { ruleset: appliedState.ruleset, version: appliedState.version, checksum: appliedState.checksum } : undefined;
   let pendingVersion: AppliedVersionMsg | undefined;
   const confirms = new Map<string, (ok: boolean) => void>();
-  // A Confirm that overtakes its apply's wait (only for a target being applied right now).
+  // A Confirm that overtakes its apply's wait: only for a target whose version the kernel
+  // holds right now (a stale Confirm must never confirm a later apply of the same target).
   const early = new Set<string>();
   const applying = new Set<string>();
   // Results are never dropped: kept in the state dir until the API acknowledged them.
@@ -180,7 +181,6 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     if (!rendered.ok) return report("APPLY_STATUS_FAILED", `${rendered.code}: ${rendered.error}`);
     const key = `${m.deploymentId}/${m.targetId}`;
     let reported = false;
-    applying.add(key);
     const out = await applier
       .safeApply({
         text: rendered.text,
@@ -190,6 +190,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         // APPLYING = the kernel holds it, not yet committed: the API answers with Confirm and
         // counts the target applied only on the APPLIED sent after the commit below.
         onApplied: () => {
+          applying.add(key);
           pendingVersion = version;
           void report("APPLY_STATUS_APPLYING");
         },
