@@ -5,6 +5,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Actor } from "./audit.ts";
+import { CSRF_HEADER, csrfMatches, loadSession, sessionIdOf } from "./console/session.ts";
 import { ApiError } from "./errors.ts";
 import type { TokenRole } from "../generated/prisma/enums.ts";
 
@@ -60,6 +61,8 @@ export const authPlugin = fp(async (app: FastifyInstance) => {
     const access = req.routeOptions.config.access ?? "admin";
     if (access === "public") return;
     const secret = bearerOf(req);
+    const sid = secret === undefined ? sessionIdOf(req) : undefined;
+    if (sid !== undefined) return authenticateSession(app, req, sid, access);
     if (secret === undefined) {
       reply.header("www-authenticate", 'Bearer realm="palisade"');
       throw new ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)");
@@ -69,13 +72,37 @@ export const authPlugin = fp(async (app: FastifyInstance) => {
       reply.header("www-authenticate", 'Bearer realm="palisade", error="invalid_token"');
       throw new ApiError(401, "unauthorized", "unknown or revoked token");
     }
-    if (!ALLOWED[access].includes(token.role)) {
-      throw new ApiError(403, "forbidden", `this needs the ${ALLOWED[access].join(" or ")} role; token "${token.name}" has ${token.role}`);
-    }
-    req.actor = { name: token.name, tokenId: token.id, role: token.role };
-    const now = new Date();
-    if (!token.lastUsedAt || now.getTime() - token.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-      await app.db.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: now } });
-    }
+    await admit(app, req, token, access);
   });
 });
+
+type TokenRow = { id: string; name: string; role: Role; revokedAt: Date | null; lastUsedAt: Date | null };
+
+async function admit(app: FastifyInstance, req: FastifyRequest, token: TokenRow, access: Exclude<Access, "public">): Promise<void> {
+  if (!ALLOWED[access].includes(token.role)) {
+    throw new ApiError(403, "forbidden", `this needs the ${ALLOWED[access].join(" or ")} role; token "${token.name}" has ${token.role}`);
+  }
+  req.actor = { name: token.name, tokenId: token.id, role: token.role };
+  const now = new Date();
+  if (!token.lastUsedAt || now.getTime() - token.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+    await app.db.apiToken.update({ where: { id: token.id }, data: { lastUsedAt: now } });
+  }
+}
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * The web console's cookie (console/session.ts): the session's token must still be valid
+ * (revoking it ends the session), and every write must carry the session's CSRF header.
+ */
+async function authenticateSession(app: FastifyInstance, req: FastifyRequest, sid: string, access: Exclude<Access, "public">): Promise<void> {
+  const session = await loadSession(app.redis, sid);
+  const token = session ? await app.db.apiToken.findUnique({ where: { id: session.tokenId } }) : null;
+  if (!session || !token || token.revokedAt) {
+    throw new ApiError(401, "unauthorized", "session expired or signed out (or its token was revoked); sign in again");
+  }
+  if (!SAFE_METHODS.has(req.method) && !csrfMatches(req, session)) {
+    throw new ApiError(403, "forbidden", `a write with the session cookie needs the ${CSRF_HEADER} header of the session`);
+  }
+  await admit(app, req, token, access);
+}

@@ -2,6 +2,8 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { accountingRoutes } from "./accounting.ts";
 import { auditRoutes } from "./audit.ts";
+import { consoleRoutes } from "./console.ts";
+import { consoleSessionRoutes } from "./console-session.ts";
 import { deploymentRoutes } from "./deployments.ts";
 import { enrollmentTokenRoutes } from "./enrollment-tokens.ts";
 import { healthRoutes } from "./health.ts";
@@ -26,4 +28,6 @@ export const routes: [prefix: string, plugin: FastifyPluginAsyncZod][] = [
   ["/v1/accounting", accountingRoutes],
   ["/v1", quotaRoutes],
   ["/v1/logs", logRoutes],
+  ["", consoleRoutes],
+  ["/v1/session", consoleSessionRoutes],
 ];

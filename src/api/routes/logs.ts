@@ -6,8 +6,8 @@
 // Each event is `id: <event id>` + `data: <JSON>`; a `: ping` comment every
 // `heartbeat` seconds (1-60, default 15) keeps proxies from closing an idle stream.
 // It ends cleanly when the client goes away, after `maxEvents` events if given, and when
-// the server closes. Auth is the usual bearer header (browsers' EventSource cannot send
-// one; use a fetch-based SSE client).
+// the server closes. Auth: the bearer header, or the web console's session cookie
+// (which a browser's EventSource sends).
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { ServerResponse } from "node:http";
 import { z } from "zod";
@@ -31,7 +31,11 @@ const Event = z.object({
   ctmark: z.number().int().nullable(),
   fields: z.record(z.string(), z.union([z.string(), z.number()])).describe("iif, oif, saddr, daddr, protocol, sport, dport, length (when known)"),
 });
-const Filters = { host: HostFilter.optional(), prefix: z.string().max(64).optional().describe("events whose prefix starts with this") };
+const Filters = {
+  host: HostFilter.optional(),
+  prefix: z.string().max(64).optional().describe("events whose prefix starts with this"),
+  mark: z.coerce.number().int().min(0).max(4294967295).optional().describe("events whose packet mark is this"),
+};
 const ListQuery = PageQuery.extend({ ...Filters, from: When.optional(), to: When.optional() });
 const StreamQuery = z.strictObject({
   ...Filters,
@@ -62,6 +66,7 @@ export const logRoutes: FastifyPluginAsyncZod = async (app) => {
       const where: Prisma.LogEventWhereInput = {
         ...(host && { hostId: host.id }),
         ...(q.prefix !== undefined && { prefix: { startsWith: q.prefix } }),
+        ...(q.mark !== undefined && { mark: BigInt(q.mark) }),
         ...((r.from || r.to) && { at: { ...(r.from && { gte: r.from }), ...(r.to && { lt: r.to }) } }),
         ...(before && { id: { lt: BigInt(before[0]) } }),
       };
@@ -125,6 +130,7 @@ export const logRoutes: FastifyPluginAsyncZod = async (app) => {
         }
         if (host && e.hostId !== host.id) return;
         if (q.prefix !== undefined && !e.prefix.startsWith(q.prefix)) return;
+        if (q.mark !== undefined && e.mark !== q.mark) return;
         res.write(`id: ${e.id}\nevent: log\ndata: ${JSON.stringify(e)}\n\n`);
         if (q.maxEvents !== undefined && ++sent >= q.maxEvents) end();
       });
