@@ -12,29 +12,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createLab, type NetnsLab } from "../support/netns.ts";
+import { setprivArgs, unitPrivileges } from "./unit-privileges.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const PROC = join(import.meta.dirname, "log-reader-proc.ts");
-
-/** The [Service] settings that decide the agent's privileges. */
-export function unitPrivileges(unit: string): { user: string; bounding: string[]; ambient: string[]; noNewPrivileges: boolean } {
-  const values = (key: string) =>
-    [...unit.matchAll(new RegExp(`^${key}=(.*)$`, "gm"))].flatMap((m) => m[1]!.trim().split(/\s+/).filter(Boolean));
-  const caps = (key: string) => values(key).map((c) => c.replace(/^CAP_/, "").toLowerCase());
-  return { user: values("User")[0] ?? "root", bounding: caps("CapabilityBoundingSet"), ambient: caps("AmbientCapabilities"), noNewPrivileges: values("NoNewPrivileges")[0] === "true" };
-}
-
-/** setpriv arguments that put a process under those privileges. */
-export function setprivArgs(p: ReturnType<typeof unitPrivileges>): string[] {
-  const set = (caps: string[]) => ["-all", ...caps.map((c) => `+${c}`)].join(",");
-  const uid = p.user === "root" ? "0" : "65534";
-  return [
-    `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups",
-    `--bounding-set=${set(p.bounding)}`,
-    ...(p.ambient.length ? [`--inh-caps=${set(p.ambient)}`, `--ambient-caps=${set(p.ambient)}`] : []),
-    ...(p.noNewPrivileges ? ["--no-new-privs"] : []),
-  ];
-}
 
 describe("the log reader under the systemd unit's capability set (kernel, setpriv)", () => {
   let lab: NetnsLab;

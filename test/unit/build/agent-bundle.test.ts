@@ -1,0 +1,52 @@
+// The standalone agent bundle (dist/agent/palisade-agent.mjs, `npm run build`) holds what
+// the agent runs and nothing of the API, the CLI or the database: read from esbuild's own
+// record of its inputs (palisade-agent.meta.json). And it needs no node_modules: the only
+// imports left in it are Node's built-in modules.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { builtinModules } from "node:module";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dirname, "../../..");
+const META = join(ROOT, "dist/agent/palisade-agent.meta.json");
+
+interface Metafile {
+  inputs: Record<string, unknown>;
+  outputs: Record<string, { bytes: number; imports: { path: string; external?: boolean }[]; inputs: Record<string, { bytesInOutput: number }> }>;
+}
+
+function meta(): Metafile {
+  assert.ok(existsSync(META), `${META} missing: run \`npm run build\``);
+  return JSON.parse(readFileSync(META, "utf8")) as Metafile;
+}
+
+/** Packages (node_modules/<name>) and src/ parts whose code ended up in the bundle. */
+function contents(m: Metafile): { packages: Set<string>; src: Set<string> } {
+  const out = Object.values(m.outputs).find((o) => Object.keys(o.inputs).some((i) => i.endsWith("src/agent/bundle-main.ts")));
+  assert.ok(out, "no output holds src/agent/bundle-main.ts");
+  const packages = new Set<string>();
+  const src = new Set<string>();
+  for (const [input, v] of Object.entries(out.inputs)) {
+    if (v.bytesInOutput === 0) continue;
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (pkg) packages.add(pkg[1]!);
+    else if (input.startsWith("src/")) src.add(input.split("/").slice(0, 2).join("/"));
+  }
+  return { packages, src };
+}
+
+test("the agent bundle holds grpc-js, the protocol loader and the agent, and no Fastify, BullMQ, Prisma, Redis, pg, commander or tsx", () => {
+  const { packages, src } = contents(meta());
+  for (const p of ["@grpc/grpc-js", "@grpc/proto-loader", "protobufjs", "zod"]) assert.ok(packages.has(p), `${p} missing; has ${[...packages].join(", ")}`);
+  for (const s of ["src/agent", "src/engine", "src/protocol"]) assert.ok(src.has(s), `${s} missing`);
+  const banned = /^(fastify|@fastify\/.*|fastify-.*|bullmq|ioredis|pg|pg-.*|@prisma\/.*|prisma|prom-client|commander|tsx|esbuild|yaml)$/;
+  assert.deepEqual([...packages].filter((p) => banned.test(p)), []);
+  assert.deepEqual([...src].filter((s) => s === "src/api" || s === "src/cli" || s === "src/generated"), []);
+});
+
+test("the agent bundle imports only Node's built-in modules", () => {
+  const builtins = new Set(builtinModules.flatMap((b) => [b, `node:${b}`]));
+  const imports = Object.values(meta().outputs).flatMap((o) => o.imports.map((i) => i.path));
+  assert.deepEqual(imports.filter((p) => !builtins.has(p)), []);
+});
