@@ -105,7 +105,15 @@ export class LogReader {
     });
     let err = "";
     return new Promise((resolve) => {
-      const done = () => resolve();
+      // Bounded: a tcpdump that neither listens nor exits must not hold up the agent's start.
+      const timer = setTimeout(() => {
+        this.o.log.warn("tcpdump has not said it is listening after 10 s; going on", { group });
+        resolve();
+      }, 10_000);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
       child.stderr!.on("data", (b: Buffer) => {
         err += b.toString();
         if (err.length > 4096) err = err.slice(-2048);
