@@ -3,7 +3,7 @@
 
 export interface AccountingDelta {
   table: string;
-  /** Dotted IPv4 address; "" for the table's unattributed remainder. */
+  /** IPv4/IPv6 address, or "network/n" for an aggregated table's prefix; "" for the table's unattributed remainder. */
   ip: string;
   srcBytes: number;
   srcPackets: number;

@@ -1,7 +1,9 @@
 // One read of everything telemetry ships, from Palisade's tables (via the driver).
 //
 // Keys of the cumulative reading (raw kernel values; see collector.ts for the deltas):
-//   a\t<table>\t<ip>\tsrc|dst   per-address accounting (sets acct_<table>_src/_dst)
+//   a\t<table>\t<ip>\tsrc|dst   per-address accounting (sets acct_<table>_src/_dst), IPv4 or
+//                               IPv6; "<network>/<n>" for an aggregated table (its sets'
+//                               comment "aggregate /n": one element per /n)
 //   d\t<table>\tsrc|dst         a direction's total (acct_<table>_srctotal/_dsttotal): the
 //                               packets that direction's set was meant to see
 //   t\t<table>                  acct_<table>_total: the one-slot (0.0.0.0/0) table's total;
@@ -14,7 +16,7 @@
 // grow: true, used = the counter's bytes or packets (by mode) and limit 0.
 
 import type { DriverOptions, RulesetState } from "../../engine/driver/index.ts";
-import { parseAccountingName, parseGrowCounterName } from "../../engine/index.ts";
+import { parseAccountingName, parseAggregateComment, parseGrowCounterName } from "../../engine/index.ts";
 import { readPalisade } from "../kernel/read.ts";
 import type { Reading } from "./delta.ts";
 
@@ -64,8 +66,10 @@ export function readingOf(st: RulesetState, now = Date.now()): KernelReading {
     const a = parseAccountingName(set.name);
     if (!a || (a.object !== "src" && a.object !== "dst") || !set.counter) continue;
     setTables.add(a.table);
+    const aggregate = parseAggregateComment(set.comment);
     for (const e of set.elements) {
-      counters.set(accountingKey(a.table, e.key, a.object), { bytes: e.bytes ?? 0, packets: e.packets ?? 0 });
+      const ip = aggregate === undefined ? e.key : `${e.key}/${aggregate}`;
+      counters.set(accountingKey(a.table, ip, a.object), { bytes: e.bytes ?? 0, packets: e.packets ?? 0 });
     }
   }
   const legacyTotals = new Set<string>();

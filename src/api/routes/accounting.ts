@@ -16,7 +16,7 @@ import { Counter } from "../telemetry/u64.ts";
 
 const Table = z.object({ name: z.string(), hosts: z.number().int().describe("hosts that reported it"), firstAt: Timestamp, lastAt: Timestamp });
 const Totals = { srcBytes: Counter, srcPackets: Counter, dstBytes: Counter, dstPackets: Counter };
-const Row = z.object({ ip: z.string().describe('address; "" for the unattributed remainder'), unattributed: z.boolean(), ...Totals });
+const Row = z.object({ ip: z.string().describe('IPv4/IPv6 address, or "network/n" for an aggregated table\'s prefix; "" for the unattributed remainder'), unattributed: z.boolean(), ...Totals });
 const TopRow = Row.extend({ value: Counter.describe("the ranking value (by + direction)") });
 const Point = z.object({ t: Timestamp.describe("bucket start"), ...Totals });
 
@@ -33,7 +33,7 @@ const TopQuery = z.strictObject({
 });
 const SeriesQuery = PageQuery.extend({
   table: TableName,
-  ip: z.ipv4().or(z.ipv6()).optional().describe("one address; default: the whole table"),
+  ip: z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()]).optional().describe('one address, or one prefix of an aggregated table ("2001:db8:1:2::/64"); default: the whole table'),
   step: z.enum(["1m", "1h", "1d"]).default("1h"),
   host: HostFilter.optional(),
   from: When.optional(),

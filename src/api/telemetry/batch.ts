@@ -3,6 +3,7 @@
 // fields as empty). A batch that fails here is refused whole: nothing of it is stored.
 import { isIP } from "node:net";
 import { z } from "zod";
+import { hasHostBits, parsePrefix } from "../../engine/index.ts";
 import { TelemetryError } from "./errors.ts";
 import { U63 } from "./u64.ts";
 
@@ -10,6 +11,12 @@ import { U63 } from "./u64.ts";
 export const UNATTRIBUTED = "0.0.0.0/0";
 
 const Name = z.string().min(1).max(128);
+
+/** "network/n" with no host bits (an aggregated table's element), IPv4 or IPv6. */
+function isNetwork(s: string): boolean {
+  const p = parsePrefix(s);
+  return p !== null && s.includes("/") && p.length > 0 && !hasHostBits(p);
+}
 const u32 = z.coerce.number().int().min(0).max(0xffffffff).default(0);
 /** proto3 `optional uint32`: absent (or null) when unknown, kept as null; 0 is a value. */
 const optU32 = z.coerce.number().int().min(0).max(0xffffffff).nullish().transform((v) => v ?? null);
@@ -17,7 +24,7 @@ const text = (max: number) => z.string().max(max).default("");
 
 const Accounting = z.object({
   table: Name,
-  ip: z.string().max(45).refine((s) => s === "" || isIP(s) !== 0, "an IPv4/IPv6 address, or empty for the unattributed remainder"),
+  ip: z.string().max(49).refine((s) => s === "" || isIP(s) !== 0 || isNetwork(s), "an IPv4/IPv6 address, a network/n of an aggregated table, or empty for the unattributed remainder"),
   srcBytes: U63,
   srcPackets: U63,
   dstBytes: U63,

@@ -99,3 +99,43 @@ export function prefixContains(outer: Prefix, inner: Prefix): boolean {
   }
   return true;
 }
+
+function compressIpv6(groups: number[]): string {
+  // RFC 5952: the longest run (2+) of zero groups becomes "::", leftmost on a tie.
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best === -1) return hex.join(":");
+  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+}
+
+/** The network address of an IPv6 prefix (host bits cleared), in RFC 5952 form. */
+export function ipv6Network(p: Prefix): string {
+  const groups = expandIpv6(p.address).map((g, i) => {
+    const keep = Math.max(0, Math.min(16, p.length - i * 16));
+    return keep === 0 ? 0 : g & ((0xffff << (16 - keep)) & 0xffff);
+  });
+  return compressIpv6(groups);
+}
+
+/** The network address of a prefix of either family. */
+export function prefixNetwork(p: Prefix): string {
+  return p.family === "ipv4" ? ipv4Network(p) : ipv6Network(p);
+}
+
+/** The netmask of a prefix length as an address ("255.255.255.0", "ffff:ffff:ffff:ffff::"). */
+export function prefixMask(family: Family, length: number): string {
+  return family === "ipv4"
+    ? intToIpv4(length === 0 ? 0 : (0xffffffff << (32 - length)) >>> 0)
+    : ipv6Network({ family, address: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", length });
+}

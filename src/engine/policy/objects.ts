@@ -37,15 +37,30 @@ export const QuotaDef = z
   .refine((q) => q.grow || q.limit !== undefined, { message: "a quota needs a limit unless it grows (grow: true)", path: ["limit"] });
 export type QuotaDef = z.infer<typeof QuotaDef>;
 
-/** ACCOUNT table: per-address counters for every address of an IPv4 prefix (/8 to /32, or 0.0.0.0/0). */
-export const AccountingDef = z.strictObject({
-  prefix: Cidr.superRefine((s, ctx) => {
-    const p = parsePrefix(s);
-    if (!p) return;
-    if (p.family !== "ipv4") ctx.addIssue({ code: "custom", message: "ACCOUNT tables account IPv4 prefixes only" });
-    else if (p.length !== 0 && p.length < 8) ctx.addIssue({ code: "custom", message: "ACCOUNT prefixes must be /8 or longer (or 0.0.0.0/0 for the one-slot total)" });
-    else if (p.length === 0 && p.address !== "0.0.0.0") ctx.addIssue({ code: "custom", message: "a /0 ACCOUNT prefix must be written 0.0.0.0/0" });
-  }),
-  comment: Comment.optional(),
-});
+/**
+ * ACCOUNT table: per-address counters for every address of a prefix: IPv4 /8 to /32 (or
+ * 0.0.0.0/0, the one-slot total) or IPv6 /8 to /128. `aggregate` counts per sub-prefix of
+ * that length instead of per address (e.g. 64: one row per /64 of an IPv6 prefix).
+ */
+export const AccountingDef = z
+  .strictObject({
+    prefix: Cidr.superRefine((s, ctx) => {
+      const p = parsePrefix(s);
+      if (!p) return;
+      if (p.family === "ipv6" && p.length < 8) ctx.addIssue({ code: "custom", message: "ACCOUNT prefixes must be /8 or longer (IPv6: no one-slot ::/0 table)" });
+      else if (p.family === "ipv4" && p.length !== 0 && p.length < 8) ctx.addIssue({ code: "custom", message: "ACCOUNT prefixes must be /8 or longer (or 0.0.0.0/0 for the one-slot total)" });
+      else if (p.length === 0 && p.address !== "0.0.0.0") ctx.addIssue({ code: "custom", message: "a /0 ACCOUNT prefix must be written 0.0.0.0/0" });
+    }),
+    /** Count per sub-prefix of this length (the prefix's length to 32/128) instead of per address. */
+    aggregate: z.number().int().min(1).max(128).optional(),
+    comment: Comment.optional(),
+  })
+  .superRefine((d, ctx) => {
+    const p = parsePrefix(d.prefix);
+    if (!p || d.aggregate === undefined) return;
+    const max = p.family === "ipv4" ? 32 : 128;
+    if (p.length === 0) ctx.addIssue({ code: "custom", path: ["aggregate"], message: "ACCOUNT aggregate does not apply to the one-slot 0.0.0.0/0 table" });
+    else if (d.aggregate < p.length || d.aggregate > max)
+      ctx.addIssue({ code: "custom", path: ["aggregate"], message: `ACCOUNT aggregate must be between the prefix length and the address length (${p.length} to ${max} for ${d.prefix})` });
+  });
 export type AccountingDef = z.infer<typeof AccountingDef>;

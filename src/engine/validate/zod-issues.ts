@@ -17,7 +17,7 @@ const CUSTOM_CODES: ReadonlyArray<[RegExp, string]> = [
   [/^every flag in compare must also be in mask$/, "tcp_flags_compare_not_in_mask"],
   [/^mark 0 means unmarked/, "mark_zero"],
   [/^a quota needs a limit/, "quota_limit_required"],
-  [/^ACCOUNT tables account IPv4/, "account_prefix_not_ipv4"],
+  [/^ACCOUNT aggregate/, "account_aggregate_invalid"],
   [/^ACCOUNT prefixes must be \/8/, "account_prefix_too_short"],
   [/^a \/0 ACCOUNT prefix/, "account_prefix_zero_form"],
 ];

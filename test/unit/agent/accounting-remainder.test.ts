@@ -54,6 +54,25 @@ describe("accounting rows from the kernel's objects", () => {
     assert.deepEqual(rows.get("lan "), [3, 300, 2, 1000]);
   });
 
+  it("IPv6 per address and per aggregate (/64 from the sets' comment), exact with per-direction totals", async () => {
+    const v6 = (name: string, elements: [string, number, number][], comment?: string) => ({ ...set(name, elements), type: ["ipv6_addr"], ...(comment ? { comment } : {}) });
+    const rows = await rowsOf(state({
+      counters: [counter("acct_h_srctotal", 3, 300), counter("acct_h_dsttotal", 2, 200), counter("acct_n_srctotal", 7, 700), counter("acct_n_dsttotal", 0, 0)],
+      sets: [
+        v6("acct_h_src", [["2001:db8:1::1", 3, 300]]),
+        v6("acct_h_dst", [["2001:db8:1::1", 1, 100]]),
+        v6("acct_n_src", [["2001:db8:1::", 5, 500], ["2001:db8:2::", 2, 200]], "aggregate /64"),
+        v6("acct_n_dst", [], "aggregate /64"),
+      ],
+    }));
+    assert.deepEqual([...rows].sort(), [
+      ["h ", [0, 0, 1, 100]],
+      ["h 2001:db8:1::1", [3, 300, 1, 100]],
+      ["n 2001:db8:1::/64", [5, 500, 0, 0]],
+      ["n 2001:db8:2::/64", [2, 200, 0, 0]],
+    ]);
+  });
+
   it("0.0.0.0/0 is one slot, counted on the src side only", async () => {
     const rows = await rowsOf(state({ counters: [counter("acct_all_total", 5, 500)] }));
     assert.deepEqual([...rows], [["all ", [5, 500, 0, 0]]]);

@@ -84,6 +84,22 @@ test("sets: intervals auto-merge, dynamic sets get room, counters and timeouts",
   assert.match(text, /add set inet palisade ports \{ type inet_service ; elements = \{ 22, 80 \} ; \}/);
 });
 
+test("IPv6 accounting: ip6 rules and ipv6_addr sets; an aggregate keys elements by the masked address", () => {
+  const text = render({
+    accounting: { v6: { prefix: "2001:db8:0:0:1::/80" }, per64: { prefix: "2001:DB8::/32", aggregate: 64 }, per24: { prefix: "10.0.0.0/16", aggregate: 24 } },
+    chains: { forward: { hook: "forward", rules: [{ action: { type: "account", table: "v6" } }, { action: { type: "account", table: "per64" } }, { action: { type: "account", table: "per24" } }] } },
+  });
+  assert.match(text, /add set inet palisade acct_v6_src \{ type ipv6_addr ; flags dynamic ; size 65536 ; counter ; \}/);
+  assert.match(text, /meta nfproto ipv6 ip6 saddr 2001:db8:0:0:1::\/80 counter name "acct_v6_srctotal" add @acct_v6_src \{ ip6 saddr counter \}/);
+  assert.match(text, /meta nfproto ipv6 ip6 daddr 2001:db8:0:0:1::\/80 counter name "acct_v6_dsttotal" add @acct_v6_dst \{ ip6 daddr counter \}/);
+  assert.match(text, /add set inet palisade acct_per64_dst \{ type ipv6_addr ; flags dynamic ; size 65536 ; counter ; comment "aggregate \/64" ; \}/);
+  assert.match(text, /ip6 saddr 2001:db8::\/32 counter name "acct_per64_srctotal" add @acct_per64_src \{ ip6 saddr & ffff:ffff:ffff:ffff:: counter \}/);
+  assert.match(text, /ip6 daddr 2001:db8::\/32 counter name "acct_per64_dsttotal" add @acct_per64_dst \{ ip6 daddr & ffff:ffff:ffff:ffff:: counter \}/);
+  assert.match(text, /add set inet palisade acct_per24_src \{ type ipv4_addr ; flags dynamic ; size 256 ; counter ; comment "aggregate \/24" ; \}/);
+  assert.match(text, /ip saddr 10\.0\.0\.0\/16 counter name "acct_per24_srctotal" add @acct_per24_src \{ ip saddr & 255\.255\.255\.0 counter \}/);
+  assert.doesNotMatch(text, /meta nfproto ipv4 ip6|meta nfproto ipv6 ip saddr/);
+});
+
 test("deterministic: the same document renders byte-identical text", () => {
   const doc: PolicyInput = { accounting: { a: { prefix: "10.0.0.0/16" } }, chains: { input: { hook: "input", rules: [{ action: { type: "account", table: "a" } }] } } };
   assert.equal(render(doc), render(structuredClone(doc)));

@@ -38,5 +38,10 @@ test("invalid names, addresses, ranges and refinements get their own codes", () 
   assert.deepEqual(codes({ chains: { x: { rules: [{ comment: 'a"b', action: "drop" }] } } }), ["unsafe_text /chains/x/rules/0/comment"]);
   assert.deepEqual(codes({ quotas: { q: {} } }), ["quota_limit_required /quotas/q/limit"]);
   assert.deepEqual(codes({ accounting: { a: { prefix: "10.0.0.0/7" } } }), ["account_prefix_too_short /accounting/a/prefix"]);
+  assert.deepEqual(codes({ accounting: { a: { prefix: "2001:db8::/7" } } }), ["account_prefix_too_short /accounting/a/prefix"]);
+  assert.deepEqual(codes({ accounting: { a: { prefix: "2001:db8::/48", aggregate: 32 } } }), ["account_aggregate_invalid /accounting/a/aggregate"]);
+  assert.deepEqual(codes({ accounting: { a: { prefix: "10.0.0.0/16", aggregate: 64 } } }), ["account_aggregate_invalid /accounting/a/aggregate"]);
+  assert.deepEqual(codes({ accounting: { a: { prefix: "0.0.0.0/0", aggregate: 8 } } }), ["account_aggregate_invalid /accounting/a/aggregate"]);
+  assert.equal(validatePolicy({ accounting: { a: { prefix: "2001:db8::/32", aggregate: 64 }, b: { prefix: "2001:db8:1::/64" } } }).ok, true);
   assert.deepEqual(codes({ chains: { x: { rules: [{ action: { type: "logmark", prefix: "x".repeat(30) } }] } } }), ["too_large /chains/x/rules/0/action/prefix"]);
 });

@@ -144,6 +144,15 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
         return [];
       }
       const p = parsePrefix(def.prefix);
+      // The ACCOUNT target is IPv4-only and per address; the nftables backend does the rest.
+      if (p?.family === "ipv6") {
+        ctx.error([...path, "table"], "iptables_account_ipv6", `accounting table ${a.table} accounts an IPv6 prefix: the ACCOUNT target is IPv4-only; use the nftables backend`);
+        return [];
+      }
+      if (def.aggregate !== undefined && def.aggregate !== 32) {
+        ctx.error([...path, "table"], "iptables_account_aggregate", `accounting table ${a.table} aggregates per /${def.aggregate}: the ACCOUNT target counts per address only; use the nftables backend`);
+        return [];
+      }
       return t(`-j ACCOUNT --addr ${p ? cidr(p) : def.prefix} --tname ${a.table}`);
     }
     case "logmark": {

@@ -27,12 +27,15 @@ export interface ActionEnv extends NatEnv {
 const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
 
 /** Families an action pins a rule to; `split` = it has per-family statements. */
-export function actionFamilies(a: ActionObject): { allowed?: Set<Fam>; split: boolean } {
+export function actionFamilies(a: ActionObject, accounting: Record<string, { prefix: string }> = {}): { allowed?: Set<Fam>; split: boolean } {
   const nat = natFamily(a);
   if (nat) return { allowed: new Set([nat]), split: true };
   switch (a.type) {
-    case "account":
-      return { allowed: new Set(["ipv4"]), split: true };
+    case "account": {
+      // The table's prefix decides: ip/ip6 statements, one family.
+      const p = accounting[a.table] ? parsePrefix(accounting[a.table]!.prefix) : null;
+      return { allowed: new Set([p?.family ?? "ipv4"]), split: true };
+    }
     case "tee":
       return { allowed: new Set([parsePrefix(a.gateway)?.family ?? "ipv4"]), split: true };
     case "ipmark":

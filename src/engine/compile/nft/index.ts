@@ -32,7 +32,7 @@ import { expand, leadingPresetJumps, toUserPointer } from "./expand.ts";
 export type { CompileContext } from "./context.ts";
 export { TABLE as NFT_TABLE } from "./context.ts";
 // Names the agent needs to read state back: accounting sets/counters; the NFLOG group log and LOGMARK events go to by default.
-export { accountingNames, parseAccountingName, ACCOUNT_MAX_SLOTS, type AccountingObject } from "./accounting.ts";
+export { accountingNames, parseAccountingName, parseAggregateComment, ACCOUNT_MAX_SLOTS, type AccountingObject } from "./accounting.ts";
 export { LOG_DEFAULT_GROUP } from "./action.ts";
 export { growCounterName, parseGrowCounterName, type QuotaMode } from "./quota.ts";
 export { TEE_TABLES } from "./tee.ts";
