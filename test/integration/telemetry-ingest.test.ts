@@ -180,12 +180,32 @@ describe("telemetry ingest", () => {
     }
   });
 
+  test("IPv6 addresses and aggregate prefixes are stored and queried as such", async () => {
+    const app = await startTestApp();
+    try {
+      const host = await makeHost(app.db, "ingest-v6");
+      const row = (table: string, ip: string, n: number) => ({ table, ip, srcBytes: n * 100, srcPackets: n, dstBytes: 0, dstPackets: 0 });
+      await ingestTelemetry({ db: app.db }, host, batch("v6", 1, Date.now(), [row("h6", "2001:db8:1::1", 3), row("n6", "2001:db8:1::/64", 5), row("n6", "2001:db8:2::/64", 2)]));
+      await ingestTelemetry({ db: app.db }, host, batch("v6", 2, Date.now(), [row("n6", "2001:db8:1::/64", 1)]));
+      const items = async (url: string) => ((await app.req("GET", url, { as: "viewer" })).json() as { items: { ip: string; srcPackets: number }[] }).items.map((x) => [x.ip, x.srcPackets]);
+      assert.deepEqual(await items(`/v1/accounting/tables/h6?host=${host}`), [["2001:db8:1::1", 3]]);
+      assert.deepEqual(await items(`/v1/accounting/tables/n6?host=${host}`), [["2001:db8:1::/64", 6], ["2001:db8:2::/64", 2]]);
+      assert.deepEqual(await items(`/v1/accounting/top?table=n6&host=${host}&limit=1`), [["2001:db8:1::/64", 6]]);
+      const series = await app.req("GET", `/v1/accounting/series?table=n6&ip=${encodeURIComponent("2001:db8:2::/64")}&step=1m&host=${host}`, { as: "viewer" });
+      assert.equal(series.statusCode, 200, `a series takes an aggregate's prefix as its ip: ${series.body}`);
+    } finally {
+      await app.close();
+    }
+  });
+
   test("a malformed batch is refused whole with invalid_batch and stores nothing", async () => {
     const host = await makeHost(db, "ingest-bad");
     const bad = [
       batch("b", 1, Date.now(), [{ table: "lan", ip: "not-an-ip", srcBytes: 1, srcPackets: 1, dstBytes: 0, dstPackets: 0 }]),
       batch("b", 2, Date.now(), [{ table: "lan", ip: "10.0.0.1", srcBytes: -1, srcPackets: 1, dstBytes: 0, dstPackets: 0 }]),
       batch("b", 3, Date.now(), [{ table: "lan", ip: "10.0.0.1", srcBytes: "18446744073709551615" as unknown as number, srcPackets: 1, dstBytes: 0, dstPackets: 0 }]),
+      // An aggregate's prefix is a network: host bits set means a broken sender.
+      batch("b", 5, Date.now(), [{ table: "n6", ip: "2001:db8:1::1/64", srcBytes: 1, srcPackets: 1, dstBytes: 0, dstPackets: 0 }]),
       { ...batch("", 4, Date.now(), []) },
     ];
     for (const b of bad) {

@@ -65,12 +65,15 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
   let right: Link;
   let dir: string;
   let extra: string; // a second LAN host address on the client
+  let extra6: string; // and a second IPv6 one
 
   before(async () => {
     lab = createLab();
     ({ client, router, server, left, right } = await lab.routed());
     extra = left.a.ip4.replace(/\.1$/, ".3");
     await lab.exec(client, ["ip", "addr", "add", `${extra}/24`, "dev", left.a.ifname]);
+    extra6 = left.a.ip6.replace(/::1$/, "::3");
+    await lab.exec(client, ["ip", "-6", "addr", "add", `${extra6}/64`, "dev", left.a.ifname, "nodad"]);
     const srv = lab.background(server, [process.execPath, "-e", SERVER, String(DOWN)], { maxLifetimeMs: 120_000 });
     for (let i = 0; i < 100 && !srv.output().includes("listening"); i++) await new Promise((r) => setTimeout(r, 50));
     assert.ok(srv.output().includes("listening"), `server did not start: ${srv.output()}`);
@@ -82,14 +85,17 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
   });
 
   /** Independent per-address counters in the router's forward path (a table of its own). */
+  // Hosts are addresses or prefixes (an IPv6 /64 for the aggregate), one family per call.
+  const fam = (hosts: string[]) => (hosts[0]!.includes(":") ? { f: "ip6", ip: "ip6" } : { f: "ip", ip: "ip" });
   const installTruth = async (hosts: string[]) => {
-    const lines = hosts.flatMap((h, i) => [`ip saddr ${h} counter name s${i}`, `ip daddr ${h} counter name d${i}`]);
+    const { f, ip } = fam(hosts);
+    const lines = hosts.flatMap((h, i) => [`${ip} saddr ${h} counter name s${i}`, `${ip} daddr ${h} counter name d${i}`]);
     const counters = hosts.flatMap((_, i) => [`counter s${i} {}`, `counter d${i} {}`]);
-    const text = `table ip truth\ndelete table ip truth\ntable ip truth {\n${counters.join("\n")}\nchain seen { type filter hook forward priority -10; policy accept;\n${lines.join("\n")}\n}\n}\n`;
+    const text = `table ${f} truth\ndelete table ${f} truth\ntable ${f} truth {\n${counters.join("\n")}\nchain seen { type filter hook forward priority -10; policy accept;\n${lines.join("\n")}\n}\n}\n`;
     await lab.nft(router, ["-f", "-"], text);
   };
   const readTruth = async (hosts: string[]): Promise<Truth[]> => {
-    const out = JSON.parse((await lab.nft(router, ["-j", "list", "counters", "table", "ip", "truth"])).stdout) as { nftables: { counter?: { name: string; packets: number; bytes: number } }[] };
+    const out = JSON.parse((await lab.nft(router, ["-j", "list", "counters", "table", fam(hosts).f, "truth"])).stdout) as { nftables: { counter?: { name: string; packets: number; bytes: number } }[] };
     const c = new Map(out.nftables.flatMap((x) => (x.counter ? [[x.counter.name, { packets: x.counter.packets, bytes: x.counter.bytes }] as const] : [])));
     return hosts.map((_, i) => ({ src: c.get(`s${i}`)!, dst: c.get(`d${i}`)! }));
   };
@@ -104,8 +110,8 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
     }
     assert.fail("forwarded traffic did not settle");
   };
-  const transfer = async (src: string) => {
-    const r = await lab.exec(client, [process.execPath, "-e", CLIENT, right.b.ip4, src, String(UP)], { timeoutMs: 60_000 });
+  const transfer = async (src: string, to = right.b.ip4) => {
+    const r = await lab.exec(client, [process.execPath, "-e", CLIENT, to, src, String(UP)], { timeoutMs: 60_000 });
     assert.equal((JSON.parse(r.stdout) as { got: number }).got, DOWN);
   };
   const collector = async (name: string) => {
@@ -170,5 +176,49 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
     assert.equal(rows.get(extra), undefined, "the second host found no free element");
     assert.ok(second!.src.packets > 0 && second!.dst.packets > 0);
     assert.deepEqual(strip(rows.get("")), asRow("", second!), "the remainder is exactly the second host's traffic, per direction");
+  });
+
+  it("IPv6 per address: TCP both ways, src and dst equal what was sent and received", async () => {
+    await applyPolicy(lab, router, {
+      accounting: { lan6: { prefix: left.net6 } },
+      chains: { forward: { hook: "forward", rules: [{ comment: "per-IP accounting", action: { type: "account", table: "lan6" } }] } },
+    });
+    const hosts = [left.a.ip6, extra6];
+    await installTruth(hosts);
+    const c = await collector("v6addr");
+    await c.collect();
+    await transfer(left.a.ip6, right.b.ip6);
+    await transfer(extra6, right.b.ip6);
+    const [first, second] = await settledTruth(hosts);
+    const batch = await c.collect();
+    assert.ok(batch);
+    const rows = rowsOf(batch.accounting, "lan6");
+    assert.ok(first!.src.bytes > UP && first!.dst.bytes > DOWN && second!.src.bytes > UP, "the IPv6 transfers went through the router");
+    assert.deepEqual(strip(rows.get(left.a.ip6)), asRow(left.a.ip6, first!));
+    assert.deepEqual(strip(rows.get(extra6)), asRow(extra6, second!));
+    assert.deepEqual([...rows.keys()].sort(), [left.a.ip6, extra6].sort(), "no unattributed row, no row outside the prefix");
+  });
+
+  it("IPv6 per /64 aggregate: one row per /64 of the prefix, equal to that /64's traffic", async () => {
+    // 2001:db8::/32 holds both links' /64s: the client's (two addresses, one row) and the
+    // server's; every packet is on its source /64's src side and its destination's dst side.
+    await applyPolicy(lab, router, {
+      accounting: { per64: { prefix: "2001:db8::/32", aggregate: 64 } },
+      chains: { forward: { hook: "forward", rules: [{ comment: "per-/64 accounting", action: { type: "account", table: "per64" } }] } },
+    });
+    const nets = [left.net6, right.net6];
+    await installTruth(nets);
+    const c = await collector("v6agg");
+    await c.collect();
+    await transfer(left.a.ip6, right.b.ip6);
+    await transfer(extra6, right.b.ip6);
+    const [lan, srv] = await settledTruth(nets);
+    const batch = await c.collect();
+    assert.ok(batch);
+    const rows = rowsOf(batch.accounting, "per64");
+    assert.ok(lan!.src.bytes > 2 * UP && srv!.src.bytes > 2 * DOWN, "both transfers went through the router");
+    assert.deepEqual(strip(rows.get(left.net6)), asRow(left.net6, lan!), "the client's /64 (both addresses) is exact");
+    assert.deepEqual(strip(rows.get(right.net6)), asRow(right.net6, srv!), "the server's /64 is exact");
+    assert.deepEqual([...rows.keys()].sort(), [left.net6, right.net6].sort(), "one row per /64, no unattributed row");
   });
 });

@@ -27,12 +27,13 @@ import { createLab, type NetnsLab } from "../support/netns.ts";
 import { fixtureText } from "./agent-fixtures.ts";
 
 const IPLEN = 100;
+const IPLEN6 = 120; // 72 bytes of payload + UDP 8 + IPv6 40
 const SENDER = `
 const dgram = require("node:dgram");
 const [dst, port, count, ...srcs] = process.argv.slice(1);
 (async () => {
   for (const src of srcs) {
-    const s = dgram.createSocket("udp4");
+    const s = dgram.createSocket(src.includes(":") ? "udp6" : "udp4");
     await new Promise((r) => s.bind({ address: src, port: 0 }, r));
     const buf = Buffer.alloc(72, 0x61);
     for (let i = 0; i < Number(count); i++) {
@@ -112,6 +113,9 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
   let sender: string;
   let dst: string;
   let srcs: string[];
+  let dst6: string;
+  let srcs6: string[];
+  let net6: string;
   let token: string;
   const sent = new Map<string, number>();
 
@@ -126,9 +130,14 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
   const send = async (count: number, from = srcs, port = 7000) => {
     await lab.exec(sender, [process.execPath, "-e", SENDER, dst, String(port), String(count), ...from], { timeoutMs: 60_000 });
     for (const s of from) sent.set(s, (sent.get(s) ?? 0) + count);
+    // The same from the IPv6 addresses (each phase's traffic in both families).
+    if (from === srcs) {
+      await lab.exec(sender, [process.execPath, "-e", SENDER, dst6, String(port), String(count), ...srcs6], { timeoutMs: 60_000 });
+      for (const s of srcs6) sent.set(s, (sent.get(s) ?? 0) + count);
+    }
   };
-  const apiRows = async () => {
-    const r = await t.req("GET", "/v1/accounting/tables/lan?host=e2e-edge&limit=500");
+  const apiRows = async (table = "lan") => {
+    const r = await t.req("GET", `/v1/accounting/tables/${table}?host=e2e-edge&limit=500`);
     if (r.statusCode === 404) return new Map<string, Record<string, number>>();
     const items = (r.json() as { items: (Record<string, number> & { ip: string })[] }).items;
     return new Map(items.map((x) => [x.ip, x]));
@@ -137,11 +146,39 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
   const settle = async () => {
     let rows = await apiRows();
     for (let i = 0; i < 300; i++) {
-      if (srcs.every((s) => rows.get(s)?.srcPackets === (sent.get(s) ?? 0))) break;
+      const v6 = await apiRows("lan6");
+      if (srcs.every((s) => rows.get(s)?.srcPackets === (sent.get(s) ?? 0)) && srcs6.every((s) => v6.get(s)?.srcPackets === (sent.get(s) ?? 0))) break;
       await new Promise((r) => setTimeout(r, 200));
       rows = await apiRows();
     }
     return rows;
+  };
+  /** IPv6: per address (lan6) and per /64 (net6) equal the sender and the kernel's elements. */
+  const assertExact6 = async (phase: string) => {
+    const drv = { netns: ns };
+    const rows = await apiRows("lan6");
+    const set = await readSet("inet", "palisade", "acct_lan6_src", drv);
+    let total = 0;
+    for (const s of srcs6) {
+      const n = sent.get(s) ?? 0;
+      total += n;
+      assert.deepEqual([rows.get(s)?.srcPackets, rows.get(s)?.srcBytes], [n, n * IPLEN6], `${phase}: IPv6 packets and bytes from ${s}`);
+      const el = set.elements.find((e) => e.key === s);
+      assert.deepEqual([rows.get(s)?.srcPackets, rows.get(s)?.srcBytes], [el?.packets, el?.bytes], `${phase}: ${s} equals the kernel's element`);
+    }
+    assert.deepEqual([rows.get(dst6)?.dstPackets, rows.get(dst6)?.dstBytes], [total, total * IPLEN6], `${phase}: the IPv6 receiver as destination`);
+    const srcTotal = await readCounter("inet", "palisade", "acct_lan6_srctotal", drv);
+    assert.deepEqual([srcTotal.packets, srcTotal.bytes], [total, total * IPLEN6], `${phase}: the kernel's lan6 src total`);
+    assert.equal(rows.get(""), undefined, `${phase}: no unattributed IPv6 row`);
+    let agg = await apiRows("net6");
+    for (let i = 0; i < 100 && agg.get(net6)?.srcPackets !== total; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      agg = await apiRows("net6");
+    }
+    // Sender and receiver share the link's /64: one row, every packet on both sides.
+    assert.deepEqual([...agg.keys()], [net6], `${phase}: one row for the /64`);
+    const a = agg.get(net6)!;
+    assert.deepEqual([a.srcPackets, a.srcBytes, a.dstPackets, a.dstBytes], [total, total * IPLEN6, total, total * IPLEN6], `${phase}: the /64 aggregate`);
   };
   const assertExact = async (phase: string) => {
     const rows = await settle();
@@ -173,6 +210,7 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     assert.deepEqual(all.items.map((x) => [x.ip, x.srcBytes, x.unattributed]), [["", allTotal.bytes, true]], `${phase}: the 0.0.0.0/0 table's one slot`);
     const [ledger] = await t.db.$queryRawUnsafe<{ n: bigint; d: bigint }[]>(`SELECT count(*) AS n, count(DISTINCT (epoch, seq)) AS d FROM telemetry_batches`);
     assert.equal(ledger?.n, ledger?.d);
+    await assertExact6(phase);
   };
 
   before(async () => {
@@ -188,7 +226,12 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     const base = p.link.a.ip4.replace(/\.1$/, "");
     srcs = [p.link.a.ip4, `${base}.21`, `${base}.22`];
     for (const s of srcs.slice(1)) await lab.exec(sender, ["ip", "addr", "add", `${s}/24`, "dev", p.link.a.ifname]);
-    await lab.nft(ns, ["-f", "-"], fixtureText({ lan: p.link.net4, withAll: true, quotaBytes: 50_000_000, logGroup: 5, growQuota: "bt" }));
+    dst6 = p.link.b.ip6;
+    net6 = p.link.net6;
+    const base6 = p.link.a.ip6.replace(/::1$/, "");
+    srcs6 = [p.link.a.ip6, `${base6}::21`, `${base6}::22`];
+    for (const s of srcs6.slice(1)) await lab.exec(sender, ["ip", "-6", "addr", "add", `${s}/64`, "dev", p.link.a.ifname, "nodad"]);
+    await lab.nft(ns, ["-f", "-"], fixtureText({ lan: p.link.net4, withAll: true, quotaBytes: 50_000_000, logGroup: 5, growQuota: "bt", lan6: p.link.net6, net6: "2001:db8::/32" }));
     dir = await mkdtemp(join(tmpdir(), "palisade-tel-e2e-"));
     const r = await t.req("POST", "/v1/enrollment-tokens", { body: { ttlSeconds: 600 } });
     assert.equal(r.statusCode, 201, r.body);
