@@ -1,7 +1,8 @@
 // runAgent(config): wires the agent together and runs until SIGTERM/SIGINT.
 //
-//   state dir -> client (enroll, stream) -> DesiredState -> render -> Applier.safeApply
-//   -> ApplyResult APPLIED -> API's Confirm (or rollback, ROLLED_BACK)
+//   state dir (an unconfirmed apply left by a crash is rolled back first, recover.ts)
+//   -> client (enroll, stream) -> DesiredState -> render -> pending.json -> Applier.safeApply
+//   -> ApplyResult APPLYING -> API's Confirm -> applied.json -> APPLIED (or rollback, ROLLED_BACK)
 //   collector (interval + before every kernel change) -> spool -> TelemetryBatch -> Ack
 //   drift (interval + CheckDrift) -> DriftReport;  QuotaReset -> driver reset
 //   NFLOG readers (the groups the kernel's Palisade tables log to, after every change) -> log events into the next batch
