@@ -12,34 +12,45 @@ import { validatePolicy } from "../../src/engine/validate/index.ts";
 
 const lab: NetnsLab = createLab();
 interface Pair { client: string; server: string; target: string }
+const clientIp = { ipt: "", nft: "" };
 let viaIpt: Pair;
 let viaNft: Pair;
 before(async () => {
   for (const which of ["ipt", "nft"] as const) {
     const { client, server, link } = await lab.pair();
     const p = { client, server, target: link.b.ip4 };
+    clientIp[which] = link.a.ip4;
     if (which === "ipt") viaIpt = p;
     else viaNft = p;
   }
 });
 after(() => lab.cleanup());
 
-/** Packet counts of the target-less rules of INPUT, in order (iptables-save -c). */
-async function iptCounts(ns: string): Promise<number[]> {
+/** Packet counts of the target-less rules of a filter chain, in order (iptables-save -c). */
+async function iptCounts(ns: string, chain = "INPUT"): Promise<number[]> {
   const r = await lab.exec(ns, ["iptables-save", "-c", "-t", "filter"]);
-  return r.stdout.split("\n").filter((l) => /^\[\d+:\d+\] -A INPUT /.test(l) && !/ -j /.test(l)).map((l) => Number(/^\[(\d+):/.exec(l)![1]));
+  return r.stdout.split("\n").filter((l) => l.includes(`] -A ${chain} `) && !/ -j /.test(l)).map((l) => Number(/^\[(\d+):/.exec(l)![1]));
 }
 
-/** Packet counts of the import's named counters input_count_1.. (nft). */
-async function nftCounts(ns: string, n: number): Promise<number[]> {
+/** Packet counts of the import's named counters <chain>_count_1.. (nft). */
+async function nftCounts(ns: string, n: number, chain = "input"): Promise<number[]> {
   const r = await lab.nft(ns, ["-j", "list", "counters"]);
   const objs = (JSON.parse(r.stdout) as { nftables: Array<{ counter?: { name: string; packets: number } }> }).nftables;
   const by = new Map(objs.flatMap((o) => (o.counter ? [[o.counter.name, o.counter.packets] as const] : [])));
-  return Array.from({ length: n }, (_, i) => by.get(`input_count_${i + 1}`) ?? -1);
+  return Array.from({ length: n }, (_, i) => by.get(`${chain}_count_${i + 1}`) ?? -1);
 }
 
-async function load(text: string): Promise<number> {
-  const imported = importPolicy("iptables-save", text);
+/** Both servers back to no rules (each test loads its own). */
+async function reset(): Promise<void> {
+  for (const t of ["filter", "nat"]) await lab.exec(viaIpt.server, ["iptables", "-t", t, "-F"], { allowFailure: true });
+  await lab.nft(viaNft.server, ["flush", "ruleset"]);
+}
+
+async function load(text: string, chain = "input"): Promise<number> {
+  await reset();
+  const forNft = text.replaceAll("TARGET", viaNft.target);
+  text = text.replaceAll("TARGET", viaIpt.target);
+  const imported = importPolicy("iptables-save", forNft);
   assert.deepEqual(imported.errors, []);
   assert.ok(imported.policy);
   assert.deepEqual(validatePolicy(imported.policy).errors, []);
@@ -47,7 +58,7 @@ async function load(text: string): Promise<number> {
   assert.ok(nft.ok, JSON.stringify(!nft.ok && nft.errors));
   await lab.exec(viaIpt.server, ["iptables-restore"], { input: text });
   await lab.nft(viaNft.server, ["-f", "-"], nft.text);
-  return imported.policy.chains.input!.rules.length;
+  return imported.policy.chains[chain]!.rules.length;
 }
 
 async function hping(p: Pair, args: string[], count: number): Promise<void> {
@@ -79,4 +90,67 @@ test("ICMP type/code pairs and numeric types: 3/4, a named code, an unnamed type
   const want = [2, 3, 2];
   assert.deepEqual(await iptCounts(viaIpt.server), want, "iptables counts the crafted packets as the rules say");
   assert.deepEqual(await nftCounts(viaNft.server, n), want, "the nftables rendering counts them the same");
+});
+
+test("iprange: source ranges, and a negated destination range", async () => {
+  const n = await load([
+    "*filter",
+    "-A INPUT -p tcp --dport 80 -m iprange --src-range 10.9.0.10-10.9.0.20",
+    "-A INPUT -p tcp --dport 80 -m iprange ! --src-range 10.9.0.10-10.9.0.20",
+    "COMMIT",
+    "",
+  ].join("\n"));
+  for (const p of [viaIpt, viaNft]) {
+    for (const [src, count] of [["10.9.0.10", 2], ["10.9.0.20", 1], ["10.9.0.21", 3], ["10.9.0.9", 1]] as const) {
+      await hping(p, ["-S", "-p", "80", "-a", src], count);
+    }
+  }
+  const want = [3, 4];
+  assert.deepEqual(await iptCounts(viaIpt.server), want);
+  assert.deepEqual(await nftCounts(viaNft.server, n), want);
+});
+
+test("conntrack --ctstate DNAT: only connections the nat table redirected", async () => {
+  const n = await load([
+    "*nat",
+    "-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination :8080",
+    "COMMIT",
+    "*filter",
+    "-A INPUT -p tcp -m conntrack --ctstate DNAT",
+    "-A INPUT -p tcp -m conntrack ! --ctstate DNAT",
+    "COMMIT",
+    "",
+  ].join("\n").replace(":8080", "TARGET:8080"));
+  void n;
+  for (const p of [viaIpt, viaNft]) {
+    await hping(p, ["-S", "-p", "80"], 3);
+    await hping(p, ["-S", "-p", "81"], 2);
+  }
+  // SYNs to 80 were DNATed to 8080; each SYN (a new hping3 source port) is one connection.
+  assert.deepEqual(await iptCounts(viaIpt.server), [3, 2]);
+  assert.deepEqual(await nftCounts(viaNft.server, 2), [3, 2]);
+});
+
+test("owner: --uid-owner in OUTPUT counts the packets of that user's sockets only", async () => {
+  const n = await load([
+    "*filter",
+    "-A OUTPUT -p udp --dport 9999 -m owner --uid-owner 0",
+    "-A OUTPUT -p udp --dport 9999 -m owner --uid-owner 65534",
+    "-A OUTPUT -p udp --dport 9999 -m owner ! --uid-owner 0",
+    "COMMIT",
+    "",
+  ].join("\n"), "output");
+  const send = (p: Pair, client: string, count: number, asNobody: boolean) => {
+    const py = `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range(${count}): s.sendto(b"x", (${JSON.stringify(client)}, 9999))`;
+    const argv = ["/usr/bin/python3", "-c", py];
+    return lab.exec(p.server, asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...argv] : argv);
+  };
+  for (const p of [viaIpt, viaNft]) {
+    const client = p === viaIpt ? clientIp.ipt : clientIp.nft;
+    await send(p, client, 2, false);
+    await send(p, client, 3, true);
+  }
+  const want = [2, 3, 3];
+  assert.deepEqual(await iptCounts(viaIpt.server, "OUTPUT"), want);
+  assert.deepEqual(await nftCounts(viaNft.server, n, "output"), want);
 });

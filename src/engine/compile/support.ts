@@ -156,6 +156,15 @@ export const FEATURES = {
     iptables: no("the iptables rpfilter match is only valid in the raw and mangle PREROUTING chains", "put the rule in a raw or mangle chain on hook prerouting, or render with target nftables"),
   },
   "match.daddrType": { label: "destination address type", nftables: yes("fib daddr type"), iptables: yes("-m addrtype --dst-type") },
+  "match.socketOwner": { label: "socket owner (uid/gid)", nftables: yes("meta skuid / meta skgid"), iptables: yes("-m owner --uid-owner / --gid-owner") },
+  "match.ctStatus": { label: "conntrack status", nftables: yes("ct status & (...) != 0"), iptables: yes("-m conntrack --ctstate DNAT,SNAT / --ctstatus") },
+  "match.ctStatusMixed": {
+    label: "conntrack status: snat/dnat together with other bits",
+    nftables: yes("ct status & (...) != 0"),
+    iptables: no("iptables tests snat/dnat (--ctstate) and the other status bits (--ctstatus) in different options", "split the rule, or render with target nftables"),
+  },
+  "match.addressRange": { label: "address range", nftables: yes("ip saddr A-B"), iptables: yes("-m iprange --src-range / --dst-range") },
+  "match.fragment": { label: "non-first IPv4 fragment", nftables: yes("ip frag-off & 0x1fff != 0"), iptables: yes("-f") },
   "match.icmpCode": { label: "ICMP/ICMPv6 code", nftables: yes("icmp code / icmpv6 code"), iptables: yes("-m icmp --icmp-type TYPE/CODE") },
   "match.quota": {
     label: "quota2",
@@ -298,6 +307,16 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   }
   if (m.daddrType) at("match.daddrType", "daddrType");
   if (m.icmpCode !== undefined) at("match.icmpCode", "icmpCode");
+  if (m.skuid !== undefined) at("match.socketOwner", "skuid");
+  if (m.skgid !== undefined) at("match.socketOwner", "skgid");
+  if (m.ctStatus !== undefined) {
+    const bits = unwrap(m.ctStatus).value;
+    const nat = bits.filter((b) => b === "snat" || b === "dnat").length;
+    at(nat > 0 && nat < bits.length ? "match.ctStatusMixed" : "match.ctStatus", "ctStatus");
+  }
+  if (m.saddrRange !== undefined) at("match.addressRange", "saddrRange");
+  if (m.daddrRange !== undefined) at("match.addressRange", "daddrRange");
+  if (m.fragment !== undefined) at("match.fragment", "fragment");
   if (m.quota) {
     at("match.quota", "quota");
     if (m.quota.noChange) at("match.quotaNoChange", "quota", "noChange");

@@ -2,6 +2,7 @@
 // their hook (filter INPUT -> `input`; other tables prefix the table: nat PREROUTING ->
 // `nat_prerouting`); user chains keep their name, sanitised to the schema's Name rule.
 import { NAME_RE, type CHAIN_TABLES, type HOOKS } from "../policy/index.ts";
+import { isIdentifier } from "../nft/names.ts";
 
 export type Table = (typeof CHAIN_TABLES)[number];
 export type Hook = (typeof HOOKS)[number];
@@ -33,8 +34,9 @@ export function userChainKey(name: string, table: Table, taken: (key: string) =>
   let key = name.replace(/[^A-Za-z0-9_]/g, "_");
   if (!/^[A-Za-z]/.test(key)) key = `c_${key}`;
   key = key.slice(0, 32);
-  if (NAME_RE.test(key) && !taken(key)) return key;
-  // Clashes (a nat chain with a filter chain's name, or with a base chain key) get the table prefix, then a number.
+  // A name nft reads as a keyword (TCP, reject) cannot be written as a chain name there.
+  if (NAME_RE.test(key) && isIdentifier(key) && !taken(key)) return key;
+  // Keywords and clashes (a nat chain with a filter chain's name, or with a base chain key) get the table prefix, then a number.
   const prefixed = `${table}_${key}`.slice(0, 32);
   if (!taken(prefixed)) return prefixed;
   for (let n = 2; ; n++) {

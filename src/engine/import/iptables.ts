@@ -128,9 +128,12 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
         continue;
       }
       case "-f":
-      case "--fragment":
-        takeNeg(w, true);
-        fail("import_unsupported", "fragment matching (-f) has no equivalent in the policy schema", w);
+      case "--fragment": {
+        const n = takeNeg(w, true, false);
+        if (d.family === "ipv6") fail("import_unsupported", "ip6tables has no -f: IPv6 fragments are matched with -m frag", w);
+        setMatch(d, "fragment", !n, w);
+        continue;
+      }
       case "-m":
       case "--match": {
         takeNeg(w, false);

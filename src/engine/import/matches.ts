@@ -3,6 +3,7 @@
 import type { Match } from "../policy/index.ts";
 import { ADDR_TYPES, CT_STATES, Name, QuotaDef } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
+import { EXTRA_MODULES } from "./matches-extra.ts";
 import { negate, noNegation, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
 import { parseMarkValue, parsePortItem, parsePortList, parseRate, parseUint, parseInterface } from "./values.ts";
 import { ALL_TCP_FLAGS, ICMPV6_BY_NAME, ICMPV6_BY_NUMBER, ICMP_BY_NAME, ICMP_BY_NUMBER, ICMP_CODE_NAMES, ICMPV6_CODE_NAMES, IPT_TCP_FLAGS } from "./vocab.ts";
@@ -154,11 +155,21 @@ function ctStates(o: OptionValue): CtState[] {
     .map((s) => {
       const st = s.toLowerCase();
       if (!(CT_STATES as readonly string[]).includes(st)) {
-        fail("import_unsupported", `conntrack state ${s} is not one of NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED`, s);
+        fail("import_unsupported", `conntrack state ${s} is not one of NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED${o.opt === "--ctstate" ? ", DNAT, SNAT" : ""}`, s);
       }
       return st as CtState;
     });
 }
+/** `--ctstate`: the states, or (DNAT/SNAT, which are status bits) the conntrack status. */
+function ctStateOrStatus(o: OptionValue, d: RuleDraft): void {
+  const words = val(o).split(",");
+  const nat = words.filter((w) => /^(DNAT|SNAT)$/i.test(w));
+  if (nat.length === 0) return setMatch(d, "ctState", negate(o.neg, ctStates(o)), o.opt);
+  // "NEW,DNAT" is NEW or DNAT: two different keys of the policy cannot say "or".
+  if (nat.length !== words.length) fail("import_unsupported", `--ctstate ${val(o)} mixes states and DNAT/SNAT (an OR of two matches): split the rule`, val(o));
+  setMatch(d, "ctStatus", negate(o.neg, nat.map((w) => w.toLowerCase() as "dnat" | "snat")), o.opt);
+}
+const CT_STATUS_WORDS: Record<string, "expected" | "seen-reply" | "assured" | "confirmed"> = { EXPECTED: "expected", SEEN_REPLY: "seen-reply", ASSURED: "assured", CONFIRMED: "confirmed" };
 const state: ModuleSpec = {
   options: { "--state": negArg },
   build(o, d) {
@@ -166,16 +177,25 @@ const state: ModuleSpec = {
     if (s) setMatch(d, "ctState", negate(s.neg, ctStates(s)), s.opt);
   },
 };
-const CONNTRACK_OTHER = ["--ctproto", "--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst", "--ctorigsrcport", "--ctorigdstport", "--ctreplsrcport", "--ctrepldstport", "--ctstatus", "--ctexpire", "--ctdir"];
+const CONNTRACK_OTHER = ["--ctproto", "--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst", "--ctorigsrcport", "--ctorigdstport", "--ctreplsrcport", "--ctrepldstport", "--ctexpire", "--ctdir"];
 const conntrack: ModuleSpec = {
-  options: { "--ctstate": negArg, ...Object.fromEntries(CONNTRACK_OTHER.map((k) => [k, negArg])) },
+  options: { "--ctstate": negArg, "--ctstatus": negArg, ...Object.fromEntries(CONNTRACK_OTHER.map((k) => [k, negArg])) },
   build(o, d) {
     for (const k of CONNTRACK_OTHER) {
       const x = o.get(k);
-      if (x) fail("import_unsupported", `conntrack ${k} has no equivalent in the policy schema (only --ctstate)`, x.opt);
+      if (x) fail("import_unsupported", `conntrack ${k} has no equivalent in the policy schema (--ctstate and --ctstatus do)`, x.opt);
     }
     const s = o.get("--ctstate");
-    if (s) setMatch(d, "ctState", negate(s.neg, ctStates(s)), s.opt);
+    const st = o.get("--ctstatus");
+    if (s) ctStateOrStatus(s, d);
+    if (st) {
+      const bits = val(st).split(",").map((w) => {
+        const b = CT_STATUS_WORDS[w.toUpperCase()];
+        if (!b) fail("import_invalid_value", `conntrack status ${w} is not one of EXPECTED, SEEN_REPLY, ASSURED, CONFIRMED${w.toUpperCase() === "NONE" ? " (NONE, no bit set, has no equivalent)" : ""}`, w);
+        return b;
+      });
+      setMatch(d, "ctStatus", negate(st.neg, bits), st.opt);
+    }
   },
 };
 
@@ -593,7 +613,7 @@ const pknock: ModuleSpec = {
 export const MODULES: Record<string, ModuleSpec> = {
   tcp, udp, sctp: udp, dccp: udp, udplite: udp, icmp, icmp6, multiport, state, conntrack, limit, recent,
   quota2, quota: quota2, length, mark, connmark, iface, geoip, comment, addrtype, hashlimit, condition,
-  ipp2p, ipv4options, lscan, psd, fuzzy, gradm, dhcpmac, rpfilter, pknock,
+  ipp2p, ipv4options, lscan, psd, fuzzy, gradm, dhcpmac, rpfilter, pknock, ...EXTRA_MODULES,
 };
 
 /** Known modules that the policy cannot express, with the reason the report gives. */
@@ -603,11 +623,9 @@ export const UNSUPPORTED_MODULES: Record<string, string> = {
   policy: "the policy schema has no IPsec policy match",
   set: "ipset sets are not imported (the ipset commands that fill them are not part of the script); list the addresses in the rule or declare a policy set",
   string: "payload string matching has no equivalent in the policy schema",
-  owner: "socket owner matching has no equivalent in the policy schema",
   time: "time-of-day matching has no equivalent in the policy schema",
   u32: "u32 payload matching has no equivalent in the policy schema",
   statistic: "statistic (random/nth) matching has no equivalent in the policy schema",
-  iprange: "address ranges have no equivalent in the policy schema: use prefixes",
   tos: "TOS matching has no equivalent in the policy schema",
   dscp: "DSCP matching has no equivalent in the policy schema",
   ttl: "TTL matching has no equivalent in the policy schema",

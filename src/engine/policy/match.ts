@@ -5,6 +5,7 @@ import { z } from "zod";
 import {
   AddressList, Interface, Name, PortList, Protocol, Rate, Seconds, U32, negatable,
 } from "./primitives.ts";
+import { extraMatchKeys } from "./match-extra.ts";
 
 export const CT_STATES = ["new", "established", "related", "invalid", "untracked"] as const;
 export const TCP_FLAGS = ["fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr"] as const;
@@ -142,6 +143,7 @@ export const Match = z.strictObject({
   recent: RecentMatch.optional(),
   quota: QuotaMatch.optional(),
   xt: XtMatch.optional(),
+  ...extraMatchKeys,
 });
 export type Match = z.infer<typeof Match>;
 

@@ -17,6 +17,7 @@ export function matchErrors(policy: Policy): Diagnostic[] {
     protocolPrerequisites(r, out);
     addresses(r, out);
     interfaces(r, hooks.get(r.chainName) ?? new Set(), out);
+    socketOwner(r, hooks.get(r.chainName) ?? new Set(), out);
     rangesAndOptions(r, out);
   }
   return out;
@@ -87,6 +88,22 @@ function interfaces(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
     } else {
       out.push(error(at, `${key}_not_available`, `${key} cannot match at the ${bad.join("/")} hook${reached}: ${why}; use ${instead}`));
     }
+  }
+}
+
+/** The socket owner is known for locally generated packets only (iptables refuses -m owner elsewhere). */
+function socketOwner(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
+  for (const key of ["skuid", "skgid"] as const) {
+    if (r.match[key] === undefined) continue;
+    const bad = [...hooks].filter((h) => h !== "output" && h !== "postrouting").sort();
+    const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
+    if (bad.length) out.push(error([...r.path, "match", key], "socket_owner_not_available", `${key} cannot match at the ${bad.join("/")} hook${reached}: only locally generated packets have a socket owner (output, postrouting)`));
+  }
+  for (const key of ["saddrRange", "daddrRange"] as const) {
+    const v = r.match[key];
+    if (v === undefined || !r.match.family) continue;
+    const fam = parsePrefix(unwrap(v).value.split("-")[0]!)?.family;
+    if (fam !== r.match.family) out.push(error([...r.path, "match", key], "address_family_mismatch", `${unwrap(v).value} is an ${fam} range but the rule is restricted to family ${r.match.family}`));
   }
 }
 

@@ -155,7 +155,7 @@ test("refused and unknown things are errors naming the token", () => {
   assert.equal(err("iptables -A INPUT -j NOSUCH").token, "NOSUCH");
   assert.equal(err("iptables -A INPUT -p tcp --bogus 1 -j DROP").token, "--bogus");
   assert.equal(err("iptables -A INPUT -m mac --mac-source aa:bb:cc:dd:ee:ff -j DROP").token, "mac");
-  assert.equal(err("iptables -A INPUT -f -j DROP").token, "-f");
+  assert.equal(err("ip6tables -A INPUT -f -j DROP").token, "-f");
   assert.match(err("iptables -A INPUT -j QUEUE").reason!, /nfqueue/);
   assert.equal(err("iptables -D INPUT 1").token, "-D");
   assert.equal(err("ipfw add 100 deny all from any to any").token, "ipfw");

@@ -90,3 +90,24 @@ test("ICMP: type/code pairs, names that stand for a type and code, numeric types
   assert.match(importPolicy("iptables", "iptables -A INPUT -p icmp ! --icmp-type 3/4 -j DROP").errors[0]!.message, /negates ICMP types, not a type with its code/);
   assert.match(importPolicy("iptables", "iptables -A INPUT -p icmp --icmp-type 3/300 -j DROP").errors[0]!.message, /not an ICMP code/);
 });
+
+test("owner, conntrack DNAT/SNAT and --ctstatus, iprange, -f", () => {
+  assert.deepEqual(rule("iptables -A OUTPUT -m owner --uid-owner 0 -j ACCEPT", "output").match, { skuid: 0 });
+  assert.deepEqual(rule("iptables -A OUTPUT -m owner --uid-owner root -j ACCEPT", "output").match, { skuid: 0 });
+  assert.deepEqual(rule("iptables -A OUTPUT -m owner ! --gid-owner 100-200 -j DROP", "output").match, { skgid: { not: "100-200" } });
+  assert.match(importPolicy("iptables", "iptables -A OUTPUT -m owner --uid-owner debian-tor -j ACCEPT").errors[0]!.message, /numeric id/);
+  assert.deepEqual(rule("iptables -A INPUT -m conntrack --ctstate DNAT -j ACCEPT").match, { ctStatus: ["dnat"] });
+  assert.deepEqual(rule("iptables -A INPUT -m conntrack ! --ctstatus SEEN_REPLY -j DROP").match, { ctStatus: { not: ["seen-reply"] } });
+  assert.match(importPolicy("iptables", "iptables -A INPUT -m conntrack --ctstate NEW,DNAT -j ACCEPT").errors[0]!.message, /split the rule/);
+  assert.deepEqual(rule("iptables -A INPUT -m iprange --src-range 10.0.0.1-10.0.0.9 ! --dst-range 10.1.0.0-10.1.0.255 -j ACCEPT").match, { saddrRange: "10.0.0.1-10.0.0.9", daddrRange: { not: "10.1.0.0-10.1.0.255" } });
+  assert.match(importPolicy("iptables", "iptables -A INPUT -m iprange --src-range 10.0.0.9-10.0.0.1 -j ACCEPT").errors[0]!.message, /not an address range/);
+  assert.deepEqual(rule("iptables -A INPUT -f -j DROP").match, { fragment: true });
+  assert.deepEqual(rule("iptables -A INPUT ! -f -p tcp -j ACCEPT").match, { fragment: false, protocol: "tcp" });
+});
+
+test("user chains named like nft keywords (TCP, reject) get the table prefix; jumps follow", () => {
+  const chains = save("*filter\n:TCP - [0:0]\n:reject - [0:0]\n-A INPUT -p tcp -j TCP\n-A TCP -j reject\n-A reject -j REJECT\nCOMMIT\n");
+  assert.deepEqual(Object.keys(chains).sort(), ["filter_TCP", "filter_reject", "input"]);
+  assert.deepEqual(chains.input!.rules[0]!.action, { type: "jump", chain: "filter_TCP" });
+  assert.deepEqual(chains.filter_TCP!.rules[0]!.action, { type: "jump", chain: "filter_reject" });
+});

@@ -41,6 +41,13 @@ test("iif not in output/postrouting, oif not in prerouting/input (also via user 
   valid(m({ iif: "eth0", oif: "eth1" }, "accept", { hook: "forward" }));
 });
 
+test("socket owner only where packets have a local socket (output, postrouting); ranges of the rule's family", () => {
+  valid(m({ skuid: 0 }, "accept", { hook: "output" }));
+  hasError(m({ skuid: 0 }, "accept", { hook: "input" }), "socket_owner_not_available", "/chains/c/rules/0/match/skuid");
+  hasError(m({ family: "ipv6", saddrRange: "10.0.0.1-10.0.0.9" }), "address_family_mismatch", "/chains/c/rules/0/match/saddrRange");
+  assert.equal(validatePolicy(m({ saddrRange: "10.0.0.9-10.0.0.1" })).ok, false, "first <= last");
+});
+
 test("icmpCode needs exactly one positive ICMP type", () => {
   valid(m({ protocol: "icmp", icmpType: "destination-unreachable", icmpCode: 4 }));
   hasError(m({ protocol: "icmp", icmpType: ["destination-unreachable", "redirect"], icmpCode: 1 }), "icmp_code_needs_one_type", "/chains/c/rules/0/match/icmpCode");

@@ -12,6 +12,7 @@ import { ipsetName, limitName } from "./names.ts";
 import { SLOT, piece, product, type Alt, type Piece } from "./pieces.ts";
 import { bare } from "./quote.ts";
 import { xtMatchPieces } from "./xt-match.ts";
+import { extraApplies, extraPieces } from "./match-extra.ts";
 
 
 const PORT_PROTOS = new Set(["tcp", "udp", "sctp", "dccp", "udplite"]);
@@ -282,6 +283,7 @@ function singlePieces(m: Match, env: RuleEnv): Piece[] {
     ];
     out.push(piece(SLOT.recent, parts.join(" ")));
   }
+  out.push(...extraPieces(m, env));
   if (m.quota) out.push(...quotaPieces(m.quota, env));
   if (m.xt) out.push(...xtMatchPieces(m.xt, env));
   return out;
@@ -315,6 +317,7 @@ export function matchAlternatives(m: Match | undefined, env: RuleEnv): Alt[] | n
   if (!m) return [[]];
   if (m.family && m.family !== env.fam) return null;
   if (m.xt?.ipv4options && env.fam === "ipv6") return null;
+  if (!extraApplies(m, env)) return null;
   if (m.xt?.dhcpmac && env.fam === "ipv6") return null;
   // Only broadcast destinations asked for: no IPv6 packet has one.
   if (m.daddrType && env.fam === "ipv6") {

@@ -13,6 +13,7 @@ import { FAMS, type Ctx, type Fam } from "./context.ts";
 import { setFamily, valueOrSet } from "./sets.ts";
 import { hitcountCheck, meterParts, recentParts, type HitcountCheck } from "./recent.ts";
 import { quotaParts } from "./quota.ts";
+import { extraFamilies, extraParts } from "./match-extra.ts";
 
 const PORT_PROTOCOLS = new Set(["tcp", "udp", "udplite", "sctp", "dccp"]);
 const ANY_PORT_PROTOCOL = "meta l4proto { tcp, udp, udplite, sctp, dccp }";
@@ -73,12 +74,14 @@ export function matchFamilies(m: Match | undefined, ctx: Ctx, path: Path): Set<F
   }
   if (m.icmpType !== undefined) narrow(["ipv4"]);
   if (m.icmpv6Type !== undefined) narrow(["ipv6"]);
+  const extra = extraFamilies(m);
+  if (extra) narrow(extra);
   return allowed;
 }
 
 /** True when the match needs per-family expressions even without addresses (meters, recent lists). */
 export function matchNeedsFamily(m: Match | undefined): boolean {
-  return !!m && (m.meter !== undefined || m.recent !== undefined || m.saddr !== undefined || m.daddr !== undefined);
+  return !!m && (m.meter !== undefined || m.recent !== undefined || m.saddr !== undefined || m.daddr !== undefined || m.saddrRange !== undefined || m.daddrRange !== undefined || m.fragment !== undefined);
 }
 
 function addressParts(v: Negatable<string | string[]>, side: "saddr" | "daddr", fam: Fam): { parts: string[]; alternatives?: string[] } {
@@ -189,6 +192,10 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
     parts.push(`fib daddr type ${neg(negated)}${valueOrSet([...value])}`);
   }
   if (m.rpfilter !== undefined) parts.push(`fib saddr . iif oif ${m.rpfilter === "fail" ? "missing" : "exists"}`);
+  const extra = extraParts(m, fam);
+  if (!extra) return null;
+  parts.push(...extra.parts);
+  if (extra.impliesFamily) impliesFamily = true;
   // m.xt: xtables-addons matches; refused by checkTargetSupport (compile/support.ts).
   // Stateful parts last: a meter, recent list or quota must only see packets that
   // matched everything else (as in iptables, where matches are evaluated in order).

@@ -1,0 +1,53 @@
+// The extra match keys (policy/match-extra.ts) as iptables match options.
+import { parsePrefix } from "../../net/address.ts";
+import { unwrap, type Match } from "../../policy/index.ts";
+import type { RuleEnv } from "./context.ts";
+import { SLOT, piece, type Piece } from "./pieces.ts";
+
+const neg = (n: boolean) => (n ? "! " : "");
+const NAT_BITS = new Set(["snat", "dnat"]);
+
+/** False when the extra keys cannot match in this family (a range of the other family, -f in IPv6). */
+export function extraApplies(m: Match, env: RuleEnv): boolean {
+  for (const key of ["saddrRange", "daddrRange"] as const) {
+    const v = m[key];
+    if (v !== undefined && parsePrefix(unwrap(v).value.split("-")[0]!)?.family !== env.fam) return false;
+  }
+  return !(m.fragment !== undefined && env.fam === "ipv6");
+}
+
+export function extraPieces(m: Match, env: RuleEnv): Piece[] {
+  const out: Piece[] = [];
+  const owner: string[] = [];
+  for (const [key, opt] of [["skuid", "--uid-owner"], ["skgid", "--gid-owner"]] as const) {
+    const v = m[key];
+    if (v === undefined) continue;
+    const { value, negated } = unwrap(v);
+    owner.push(`${neg(negated)}${opt} ${value}`);
+  }
+  if (owner.length) out.push(piece(SLOT.owner, `-m owner ${owner.join(" ")}`));
+  if (m.ctStatus !== undefined) {
+    const { value, negated } = unwrap(m.ctStatus);
+    // DNAT/SNAT are --ctstate pseudo-states; the other bits are --ctstatus. "Any of" across
+    // the two options is an OR one rule cannot hold.
+    const nat = value.filter((b) => NAT_BITS.has(b));
+    const other = value.filter((b) => !NAT_BITS.has(b));
+    if (nat.length && other.length) {
+      env.ctx.error([...env.path, "ctStatus"], "iptables_ctstatus_mixed", "iptables tests snat/dnat (--ctstate) and the other status bits (--ctstatus) in different options; split the rule or use target nftables");
+    } else if (nat.length) {
+      out.push(piece(SLOT.ctStatus, `-m conntrack ${neg(negated)}--ctstate ${nat.map((b) => b.toUpperCase()).join(",")}`));
+    } else {
+      out.push(piece(SLOT.ctStatus, `-m conntrack ${neg(negated)}--ctstatus ${other.map((b) => b.toUpperCase().replace("-", "_")).join(",")}`));
+    }
+  }
+  const ranges: string[] = [];
+  for (const [key, opt] of [["saddrRange", "--src-range"], ["daddrRange", "--dst-range"]] as const) {
+    const v = m[key];
+    if (v === undefined) continue;
+    const { value, negated } = unwrap(v);
+    ranges.push(`${neg(negated)}${opt} ${value}`);
+  }
+  if (ranges.length) out.push(piece(SLOT.iprange, `-m iprange ${ranges.join(" ")}`));
+  if (m.fragment !== undefined) out.push(piece(SLOT.fragment, m.fragment ? "-f" : "! -f"));
+  return out;
+}

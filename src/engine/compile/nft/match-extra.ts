@@ -1,0 +1,57 @@
+// The extra match keys (policy/match-extra.ts) as nft expressions for one family.
+import { parsePrefix } from "../../net/address.ts";
+import { unwrap, type Match } from "../../policy/index.ts";
+import type { Fam } from "./context.ts";
+
+const neg = (negated: boolean) => (negated ? "!= " : "");
+
+/** The family an address range belongs to. */
+export function rangeFamily(range: string): Fam | undefined {
+  return parsePrefix(range.split("-")[0]!)?.family;
+}
+
+/** Families the extra keys restrict a rule to (ranges: their addresses' family; fragments: IPv4). */
+export function extraFamilies(m: Match): Fam[] | undefined {
+  const fams = new Set<Fam>(["ipv4", "ipv6"]);
+  for (const key of ["saddrRange", "daddrRange"] as const) {
+    const v = m[key];
+    if (v === undefined) continue;
+    const f = rangeFamily(unwrap(v).value);
+    for (const x of [...fams]) if (x !== f) fams.delete(x);
+  }
+  if (m.fragment !== undefined) fams.delete("ipv6");
+  return fams.size === 2 ? undefined : [...fams];
+}
+
+/** Expressions for the extra keys; null when the rule cannot apply to `fam`. */
+export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; impliesFamily: boolean } | null {
+  const parts: string[] = [];
+  let impliesFamily = false;
+  for (const [key, what] of [["skuid", "meta skuid"], ["skgid", "meta skgid"]] as const) {
+    const v = m[key];
+    if (v === undefined) continue;
+    const { value, negated } = unwrap(v);
+    parts.push(`${what} ${neg(negated)}${value}`);
+  }
+  if (m.ctStatus !== undefined) {
+    const { value, negated } = unwrap(m.ctStatus);
+    // Any of the bits: a bitmask test (ct status is a bitmask in nft).
+    parts.push(`ct status & (${value.join("|")}) ${negated ? "==" : "!="} 0`);
+  }
+  for (const [key, side] of [["saddrRange", "saddr"], ["daddrRange", "daddr"]] as const) {
+    const v = m[key];
+    if (v === undefined) continue;
+    const { value, negated } = unwrap(v);
+    const f = rangeFamily(value);
+    if (fam !== undefined && f !== fam) return null;
+    parts.push(`${f === "ipv6" ? "ip6" : "ip"} ${side} ${neg(negated)}${value}`);
+    impliesFamily = true;
+  }
+  if (m.fragment !== undefined) {
+    if (fam === "ipv6") return null;
+    // Non-first fragments: a fragment offset (iptables -f).
+    parts.push(`ip frag-off & 0x1fff ${m.fragment ? "!=" : "=="} 0`);
+    impliesFamily = true;
+  }
+  return { parts, impliesFamily };
+}

@@ -1,0 +1,53 @@
+// Match keys real rule files needed beyond the core set (the import corpus): socket
+// owner, conntrack status bits, address ranges, IPv4 fragments. Each renders on both
+// targets (compile/nft/match-extra.ts, compile/iptables/match-extra.ts).
+import { z } from "zod";
+import { parsePrefix } from "../net/address.ts";
+import { negatable } from "./primitives.ts";
+
+/** Conntrack status bits: `--ctstate DNAT/SNAT` and `--ctstatus` in iptables, `ct status` in nft. */
+export const CT_STATUS = ["expected", "seen-reply", "assured", "confirmed", "snat", "dnat"] as const;
+
+/** A user or group id, or an inclusive range "low-high". */
+const IdRange = z.union([
+  z.number().int().min(0).max(0xffffffff),
+  z.string().regex(/^\d{1,10}-\d{1,10}$/, 'must be an id or a range "low-high"').refine((s) => {
+    const [a, b] = s.split("-").map(Number) as [number, number];
+    return a <= b && b <= 0xffffffff;
+  }, "the range must be low-high with low <= high"),
+]);
+
+/** "first-last": an inclusive address range of one family (`-m iprange`), first <= last. */
+export const AddressRange = z.string().refine((s) => {
+  const [a, b, ...rest] = s.split("-");
+  if (rest.length || !a || !b || a.includes("/") || b.includes("/")) return false;
+  const pa = parsePrefix(a);
+  const pb = parsePrefix(b);
+  return pa !== null && pb !== null && pa.family === pb.family && addressValue(a) <= addressValue(b);
+}, 'must be "first-last", two addresses of one family with first <= last');
+
+/** An address as a number (IPv4) or bigint (IPv6) for ordering ranges. */
+export function addressValue(a: string): bigint {
+  if (a.includes(":")) {
+    const [head, tail = ""] = a.includes("::") ? a.split("::") : [a, ""];
+    const h = head ? head.split(":") : [];
+    const t = tail ? tail.split(":") : [];
+    const groups = [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
+    return groups.reduce((acc, g) => (acc << 16n) + BigInt(parseInt(g || "0", 16)), 0n);
+  }
+  return a.split(".").reduce((acc, o) => (acc << 8n) + BigInt(Number(o)), 0n);
+}
+
+export const extraMatchKeys = {
+  /** Local socket's user id (`-m owner --uid-owner`, nft `meta skuid`): output and postrouting only. */
+  skuid: negatable(IdRange).optional(),
+  /** Local socket's group id (`--gid-owner`, nft `meta skgid`). */
+  skgid: negatable(IdRange).optional(),
+  /** Any of these conntrack status bits set (dnat: the connection was destination-NATed). */
+  ctStatus: negatable(z.array(z.enum(CT_STATUS)).min(1)).optional(),
+  /** Source / destination address in an inclusive range (`-m iprange --src-range`). */
+  saddrRange: negatable(AddressRange).optional(),
+  daddrRange: negatable(AddressRange).optional(),
+  /** true: only non-first IPv4 fragments (`-f`); false: all but those (`! -f`). IPv4 only. */
+  fragment: z.boolean().optional(),
+};
