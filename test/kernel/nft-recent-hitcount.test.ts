@@ -104,3 +104,21 @@ test("after a second of silence the block ends and the next burst gets 59 again"
   const again = await lab.tcpFlags(pal.client, pal.link.b.ip4, CLOSED, "S", { count: 120, intervalUs: 5000 });
   assert.equal(again.received, 59);
 });
+
+// hping3 has no IPv6: scapy sends the SYNs (distinct source ports, so each is a new connection).
+const SCAPY_SYN6 = `
+import sys
+from scapy.all import IPv6, TCP, sr, conf
+conf.verb = 0
+dst, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ans, unans = sr([IPv6(dst=dst)/TCP(sport=20000 + i, dport=port, flags="S", seq=i) for i in range(n)], timeout=1, retry=0, inter=0.005)
+print(sum(1 for s, r in ans if r.haslayer(TCP) and r[TCP].flags & 0x04))
+`;
+
+test("IPv6: the same construction counts per IPv6 source (hitcount 10: 9 of 30 SYNs answered)", async () => {
+  await applyPolicy(lab, pal.server, {
+    chains: { input: { hook: "input", rules: [{ comment: "syn6", match: { protocol: "tcp", ctState: ["new"], recent: { name: "syn6", mode: "update", seconds: 1, hitcount: 10 } }, action: "drop", counter: true }] } },
+  } as never);
+  const r = await lab.exec(pal.client, ["/usr/bin/python3", "-c", SCAPY_SYN6, pal.link.b.ip6, String(CLOSED), "30"], { timeoutMs: 30_000 });
+  assert.equal(Number(r.stdout.trim().split("\n").pop()), 9, r.stdout + r.stderr);
+});
