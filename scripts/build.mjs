@@ -3,7 +3,8 @@
 //
 //   dist/cli/main.js + dist/cli/commands/<verb>.js   the `palisade` command (bin/palisade
 //       runs it): main.js holds commander and the verb table (src/cli/program.ts), each
-//       verb is its own bundle, imported only when that verb runs. Dependencies the
+//       verb is its own bundle, imported only when that verb runs. dist/cli/cpu-worker.js
+//       is the worker thread of the server's CPU pool (src/api/cpu-pool.ts). Dependencies the
 //       server needs at run time (Fastify, BullMQ, Prisma's runtime, pg, grpc-js, ...) stay
 //       in node_modules, imported as packages; the small pure ones every verb uses
 //       (commander, zod, yaml) are bundled, which is most of the start-up saving.
@@ -84,7 +85,12 @@ export async function buildCli() {
   // provider that turns them into JSON Schema must share one zod.
   const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !CLI_BUNDLED.has(d));
   const verbs = readdirSync(join(ROOT, "src/cli/commands")).filter((f) => /^[a-z-]+\.ts$/.test(f)).map((f) => f.replace(/\.ts$/, ""));
-  const entryPoints = { main: "src/cli/main.ts", ...Object.fromEntries(verbs.map((v) => [`commands/${v}`, `src/cli/commands/${v}.ts`])) };
+  const entryPoints = {
+    main: "src/cli/main.ts",
+    ...Object.fromEntries(verbs.map((v) => [`commands/${v}`, `src/cli/commands/${v}.ts`])),
+    // The server's CPU pool runs this in a worker thread (src/api/cpu-pool.ts finds it here).
+    "cpu-worker": "src/api/cpu-worker.ts",
+  };
   const result = await build({
     ...common,
     plugins: [...common.plugins, verbsExternal],

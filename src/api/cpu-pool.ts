@@ -4,7 +4,10 @@
 // time: a request that finds it full, or waits too long in it, is refused with 503 and
 // Retry-After instead of piling up; a task that runs past its time limit is stopped (its
 // worker is replaced) with 413.
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
+import { installRoot } from "../runtime/install-root.ts";
 import { ApiError } from "./errors.ts";
 import type { CpuTaskName, CpuTasks } from "./cpu-tasks.ts";
 import type { TaskReply, TaskRequest } from "./cpu-worker.ts";
@@ -45,15 +48,20 @@ interface Slot {
   job?: Job & { id: number; timer?: NodeJS.Timeout };
 }
 
-// The worker loads TypeScript: register the same loader the process uses (tsx) inside the
-// thread itself, so it works whether the parent was started with `--import tsx` (tests) or
-// registered it at run time (bin/palisade), where execArgv carries nothing.
-const WORKER_BOOTSTRAP = `
-import(${JSON.stringify(import.meta.resolve("tsx/esm/api"))})
-  .then((tsx) => tsx.register())
-  .then(() => import(${JSON.stringify(new URL("./cpu-worker.ts", import.meta.url).href)}))
-  .then(() => require("node:worker_threads").parentPort.postMessage({ ready: true }));
-`;
+/**
+ * The worker's code. Built (`npm run build`), this module is inside a bundle and the
+ * worker is its own bundle, dist/cli/cpu-worker.js. From the sources (tests, a checkout
+ * without dist/) the worker loads TypeScript: it registers tsx (a dev dependency, present
+ * there) itself, since a parent that registered it at run time passes nothing in execArgv.
+ */
+function workerScript(): { script: string | URL; eval: boolean } {
+  if (!import.meta.url.endsWith(".ts")) {
+    return { script: pathToFileURL(join(installRoot(import.meta.url), "dist/cli/cpu-worker.js")), eval: false };
+  }
+  const tsx = import.meta.resolve("tsx/esm/api");
+  const entry = new URL("./cpu-worker.ts", import.meta.url).href;
+  return { script: `import(${JSON.stringify(tsx)}).then((m) => m.register()).then(() => import(${JSON.stringify(entry)}));`, eval: true };
+}
 
 const busy = (message: string) => new ApiError(503, "busy", message, [], { "retry-after": String(BUSY_RETRY_AFTER_SECONDS) });
 
@@ -116,8 +124,9 @@ export class CpuPool {
   }
 
   private spawn(): Worker {
-    const worker = new Worker(WORKER_BOOTSTRAP, {
-      eval: true,
+    const { script, eval: isEval } = workerScript();
+    const worker = new Worker(script, {
+      eval: isEval,
       execArgv: [],
       resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMb },
     });

@@ -1,5 +1,6 @@
-// Entry of the CPU pool's worker thread: runs one task per message, answers with its
-// result or the message of what it threw.
+// Entry of the CPU pool's worker thread (bundled as dist/cli/cpu-worker.js): runs one task
+// per message, answers with its result or the message of what it threw, and says when it
+// is ready (a task's time limit runs from then).
 import { parentPort } from "node:worker_threads";
 import { cpuTasks, type CpuTaskName } from "./cpu-tasks.ts";
 
@@ -19,3 +20,4 @@ parentPort?.on("message", (m: TaskRequest) => {
   }
   parentPort!.postMessage(reply);
 });
+parentPort?.postMessage({ ready: true });
