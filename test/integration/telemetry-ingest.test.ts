@@ -198,6 +198,13 @@ describe("telemetry ingest", () => {
     }
   });
 
+  test("COPY stores table names with tabs, newlines and backslashes exactly", async () => {
+    const host = await makeHost(db, "ingest-copy-text");
+    const name = "a\tb\nc\\d\re\\N";
+    await ingestTelemetry({ db }, host, batch("ct", 1, Date.now(), [{ table: name, ip: "10.0.0.1", srcBytes: 7, srcPackets: 1, dstBytes: 0, dstPackets: 0 }]));
+    assert.deepEqual([...(await rawTotals(host, name))], [["10.0.0.1", [7, 1, 0, 0]]]);
+  });
+
   test("a malformed batch is refused whole with invalid_batch and stores nothing", async () => {
     const host = await makeHost(db, "ingest-bad");
     const bad = [
