@@ -45,7 +45,7 @@ async function api<T = any>(method: string, path: string, body?: unknown): Promi
     method,
     headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(15_000),
+    signal: AbortSignal.timeout(60_000),
   });
   return { status: res.status, json: (await res.json()) as T };
 }
@@ -195,9 +195,11 @@ async function crashInConfirmWindow(v: string, holdConfirm: boolean): Promise<st
   assert.match(await kernel(), new RegExp(marker(v)), "SIGKILL left the unconfirmed version in the kernel");
   if (holdConfirm) await lab.exec(hub, ["nft", "delete table inet h4hold"]);
   startAgent();
+  // Both final: the detail view reads the deployment row and its targets in two queries, so
+  // one response can show the target settled and the deployment not yet.
   const d = await waitUntil(async () => {
     const d = await deployment(depId);
-    return d.targets[0] && !["pending", "applying"].includes(d.targets[0].status) ? d : undefined;
+    return d.targets[0] && !["pending", "applying"].includes(d.targets[0].status) && d.status !== "running" ? d : undefined;
   }, 45_000, `the target settled\n${agent?.output().slice(-3000)}`);
   assert.equal(d.targets[0]!.status, "rolled_back", JSON.stringify(d));
   assert.match(d.targets[0]!.error ?? "", /agent_restarted/);
