@@ -6,6 +6,7 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { AgentError } from "./errors.ts";
 import { LEVELS } from "./log.ts";
+import { HostName } from "../engine/index.ts";
 
 const HostPort = z
   .string()
@@ -21,7 +22,7 @@ export const AgentConfig = z.strictObject({
   server: HostPort,
   enrollToken: z.string().min(1).max(512).optional(),
   stateDir: z.string().min(1),
-  name: z.string().min(1).max(253).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits, dot, dash, underscore"),
+  name: HostName,
   /** Telemetry interval in seconds: default 10, at least 1. */
   telemetryInterval: seconds(1, 3600).default(10),
   /** Seconds without a TelemetryAck before the oldest unacked batch is sent again (doubling up to 10 min). */

@@ -10,6 +10,7 @@ export type { Policy, PolicyInput } from "./policy/index.ts";
 export { checkTargetSupport, requiredXtablesModules, type TargetCapabilities } from "./compile/support.ts";
 export { xtRecentMaxHitcount } from "./compile/hitcount.ts";
 export { parsePrefix, hasHostBits } from "./net/address.ts";
+export { HostName, isHostId } from "./host-name.ts";
 export { compileNft, renderNft, parseAccountingName, parseAggregateComment, growCounterName, parseGrowCounterName, type AccountingObject, type QuotaMode } from "./compile/nft/index.ts";
 export { renderIptables } from "./compile/iptables/index.ts";
 // Protection presets -> plain chains/rules (expand/).

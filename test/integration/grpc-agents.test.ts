@@ -64,6 +64,12 @@ describe("enroll", () => {
     const token = await f.enrollmentToken();
     await assert.rejects(enroll(addr, { token, name: "taken" }), (e) => codeOf(e).code === grpc.status.ALREADY_EXISTS);
     await assert.rejects(enroll(addr, { token, name: "bad name;rm" }), (e) => codeOf(e).code === grpc.status.INVALID_ARGUMENT);
+    // A UUID-shaped name would collide with host ids (a UUID always addresses a host by id).
+    await assert.rejects(enroll(addr, { token, name: randomUUID() }), (e) => {
+      assert.deepEqual(codeOf(e), { code: grpc.status.INVALID_ARGUMENT, palisade: "invalid_name" });
+      assert.match((e as grpc.ServiceError).details, /must not look like a host id/);
+      return true;
+    });
     const r = await enroll(addr, { token, name: "taken-2" });
     assert.ok(r.hostId);
   });

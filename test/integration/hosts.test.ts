@@ -72,6 +72,23 @@ describe("hosts", () => {
     assert.deepEqual((await t.req("GET", "/v1/hosts/edge-1")).json().labels, { zone: "eu-1" });
   });
 
+  test("a host named like another host's id never receives that host's changes", async () => {
+    // Created first so an unordered id-or-name lookup would find it before the victim.
+    const victimId = "0b5e1f7a-1c2d-4e3f-8a9b-0c1d2e3f4a5b";
+    const impostor = await t.db.host.create({ data: { name: victimId } });
+    const victim = await t.db.host.create({ data: { id: victimId, name: "victim-1" } });
+    const res = await t.req("PATCH", `/v1/hosts/${victimId}`, { body: { labels: { owner: "victim" } } });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.json().id, victim.id);
+    assert.deepEqual((await t.db.host.findUniqueOrThrow({ where: { id: impostor.id } })).labels, {});
+    assert.deepEqual((await t.db.host.findUniqueOrThrow({ where: { id: victim.id } })).labels, { owner: "victim" });
+    assert.equal((await t.req("GET", `/v1/hosts/${victimId.toUpperCase()}`)).json().id, victim.id);
+    // Deployment selectors resolve the same way.
+    const { resolveSelector } = await import("../../src/api/deploy/selector.ts");
+    assert.deepEqual((await resolveSelector(t.db, { hosts: [victimId] })).map((h) => h.id), [victim.id]);
+    await t.db.host.deleteMany({ where: { id: { in: [impostor.id, victim.id] } } });
+  });
+
   test("concurrent label patches keep every key", async () => {
     const keys = Array.from({ length: 10 }, (_, i) => `k${i}`);
     const results = await Promise.all(keys.map((k) => t.req("PATCH", "/v1/hosts/node-0", { body: { labels: { [k]: "v" } } })));

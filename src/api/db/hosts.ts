@@ -1,9 +1,10 @@
-// Hosts are addressed by id or by name everywhere (SPEC §3).
+// Hosts are addressed by id or by name (SPEC §3), never by a lookup that could match one
+// host's name against another host's id: a UUID-shaped reference is only ever an id, and
+// host names may not be UUID-shaped (HostName in the engine, checked at enrollment).
+import { isHostId } from "../../engine/index.ts";
 import type { Prisma } from "./client.ts";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Prisma filter for "the host with this id or name". */
-export function hostWhere(idOrName: string): Prisma.HostWhereInput {
-  return UUID.test(idOrName) ? { OR: [{ id: idOrName.toLowerCase() }, { name: idOrName }] } : { name: idOrName };
+/** Prisma filter for "the host this reference addresses": by id when UUID-shaped, else by name. */
+export function hostWhere(ref: string): Prisma.HostWhereUniqueInput {
+  return isHostId(ref) ? { id: ref.toLowerCase() } : { name: ref };
 }

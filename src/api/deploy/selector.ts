@@ -1,6 +1,7 @@
-// Selector -> hosts. Hosts are named by id or name (SPEC §3); labels select hosts whose
+// Selector -> hosts. Hosts are named by id or name (SPEC §3, see ../db/hosts.ts); labels select hosts whose
 // labels contain every given pair. With both, a listed host must also carry the labels:
 // a selector never reaches more hosts than either half names.
+import { isHostId } from "../../engine/index.ts";
 import type { Db } from "../db/client.ts";
 import { ApiError, type ErrorDetail } from "../errors.ts";
 import type { Selector } from "./strategy.ts";
@@ -12,18 +13,20 @@ export interface SelectedHost {
   appliedVersionId: string | null;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const select = { id: true, name: true, connection: true, appliedVersionId: true } as const;
 
 export async function resolveSelector(db: Db, sel: Selector): Promise<SelectedHost[]> {
   const details: ErrorDetail[] = [];
   let listed: SelectedHost[] | undefined;
   if (sel.hosts) {
-    const ids = sel.hosts.filter((h) => UUID.test(h)).map((h) => h.toLowerCase());
-    const rows = await db.host.findMany({ where: { OR: [{ id: { in: ids } }, { name: { in: sel.hosts } }] }, select });
+    // A UUID-shaped reference is only ever an id, anything else only a name: a host named
+    // like another host's id must never be selected in its place.
+    const ids = sel.hosts.filter(isHostId).map((h) => h.toLowerCase());
+    const names = sel.hosts.filter((h) => !isHostId(h));
+    const rows = await db.host.findMany({ where: { OR: [{ id: { in: ids } }, { name: { in: names } }] }, select });
     listed = [];
     sel.hosts.forEach((ref, i) => {
-      const h = rows.find((r) => r.id === ref.toLowerCase() || r.name === ref);
+      const h = isHostId(ref) ? rows.find((r) => r.id === ref.toLowerCase()) : rows.find((r) => r.name === ref);
       if (!h) details.push({ path: `/selector/hosts/${i}`, code: "unknown_host", message: `no host with id or name "${ref}"` });
       else if (!listed!.some((x) => x.id === h.id)) listed!.push(h);
     });

@@ -2,7 +2,7 @@
 // The token is consumed by one conditional UPDATE inside the transaction that creates the
 // host, so two agents racing with the same token cannot both win, and a failure later in
 // the transaction (say the name is taken) leaves the token unused.
-import { z } from "zod";
+import { HostName } from "../../engine/index.ts";
 import { recordAudit } from "../audit.ts";
 import { hashSecret, newSecret } from "../auth.ts";
 import { isUniqueViolation, type Prisma } from "../db/client.ts";
@@ -10,8 +10,6 @@ import type { AgentContext } from "./context.ts";
 import { AgentRpcError } from "./errors.ts";
 import { Capabilities } from "./messages.ts";
 
-/** Same rule as the agent's --name: a hostname-like token, safe in logs and selectors. */
-const HostName = z.string().min(1).max(253).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
 
 export interface EnrollInput {
   token: string;
@@ -28,7 +26,7 @@ export interface Enrolled {
 export async function enrollAgent(ctx: AgentContext, input: EnrollInput): Promise<Enrolled> {
   if (!input.token || input.token.length > 512) throw new AgentRpcError("invalid_token", "enrollment token missing or not one this API issued");
   const name = HostName.safeParse(input.name);
-  if (!name.success) throw new AgentRpcError("invalid_name", "host name must be 1-253 of letters, digits, '.', '_' and '-', starting with a letter or digit");
+  if (!name.success) throw new AgentRpcError("invalid_name", `host name ${JSON.stringify(input.name.slice(0, 64))}: ${name.error.issues[0]?.message ?? "invalid"} (1-253 characters)`);
   const caps = Capabilities.safeParse(input.capabilities ?? {});
   const capabilities = caps.success ? caps.data : {};
   const tokenHash = hashSecret(input.token);

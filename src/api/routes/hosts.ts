@@ -85,7 +85,7 @@ export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
     "/:id",
     { config: { access: "read" }, schema: { tags: ["hosts"], operationId: "getHost", summary: "Get a host", params: HostParams, response: { 200: Host.describe("The host: connection, labels, versions, drift and capabilities."), ...errorResponses(401, 404) } } },
     async (req) => {
-      const h = await app.db.host.findFirst({ where: hostWhere(req.params.id), include: hostInclude });
+      const h = await app.db.host.findUnique({ where: hostWhere(req.params.id), include: hostInclude });
       if (!h) throw notFound(`host "${req.params.id}"`);
       return hostView(h);
     },
@@ -96,7 +96,7 @@ export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
     { config: { access: "admin" }, schema: { tags: ["hosts"], operationId: "updateHostLabels", summary: "Change a host's labels", params: HostParams, body: PatchHost, response: { 200: Host.describe("The host with its new labels."), ...errorResponses(400, 401, 403, 404) } } },
     async (req) => {
       const updated = await app.db.$transaction(async (tx) => {
-        const h = await tx.host.findFirst({ where: hostWhere(req.params.id), select: { id: true, name: true } });
+        const h = await tx.host.findUnique({ where: hostWhere(req.params.id), select: { id: true, name: true } });
         if (!h) throw notFound(`host "${req.params.id}"`);
         // Read the labels under a row lock: concurrent patches must not lose each other's keys.
         const [locked] = await tx.$queryRaw<{ labels: Labels }[]>`SELECT labels FROM hosts WHERE id = ${h.id}::uuid FOR UPDATE`;

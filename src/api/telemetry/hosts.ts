@@ -4,7 +4,7 @@ import { hostWhere } from "../db/hosts.ts";
 import { notFound } from "../errors.ts";
 
 export async function resolveHost(db: Db, idOrName: string): Promise<{ id: string; name: string }> {
-  const h = await db.host.findFirst({ where: hostWhere(idOrName), select: { id: true, name: true } });
+  const h = await db.host.findUnique({ where: hostWhere(idOrName), select: { id: true, name: true } });
   if (!h) throw notFound(`host "${idOrName}"`);
   return h;
 }
