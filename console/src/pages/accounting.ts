@@ -38,13 +38,15 @@ export async function accountingPage(_ctx: Ctx, main: HTMLElement): Promise<void
   };
   const key = (dir: "src" | "dst") => `${dir}${unit.value === "bytes" ? "Bytes" : "Packets"}` as "srcBytes";
   const fmt = (v: N) => (unit.value === "bytes" ? fmtBytes(v) : `${fmtNum(v)} pkts`);
+  /** Exact, for totals: a reader compares them with what they sent. */
+  const exact = (v: N) => (unit.value === "bytes" ? `${fmtNum(v)} B` : `${fmtNum(v)} pkts`);
 
   const drawSeries = async () => {
     const s = span();
     const points: Point[] = [];
     let cursor: string | null | undefined;
     for (let i = 0; i < 20; i++) {
-      const p = await api<Page<Point>>("GET", `/v1/accounting/series${qs({ table: table.value, ip: selectedIp || undefined, host: host.value.trim(), step: s.step, from: s.from, to: s.to, limit: 1000, cursor: cursor ?? undefined })}`);
+      const p = await api<Page<Point>>("GET", `/v1/accounting/series${qs({ table: table.value, ip: selectedIp || undefined, host: host.value.trim(), step: s.step, from: s.from, to: s.to, limit: 500, cursor: cursor ?? undefined })}`);
       points.push(...p.items);
       cursor = p.nextCursor;
       if (!cursor) break;
@@ -54,7 +56,7 @@ export async function accountingPage(_ctx: Ctx, main: HTMLElement): Promise<void
     const dst = points.map((p) => Number(p[key("dst")]));
     const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
     chartTitle.textContent = `Traffic over time: ${selectedIp || "whole table"} (${unit.value} per ${s.step})`;
-    totals.textContent = `${selectedIp || "table"}: sent (src) ${fmt(sum(src))}, received (dst) ${fmt(sum(dst))} in ${points.length} bucket(s)`;
+    totals.textContent = `${selectedIp || "table"}: sent (src) ${exact(sum(src))}, received (dst) ${exact(sum(dst))} in ${points.length} bucket(s)`;
     chart?.destroy();
     const width = Math.max(320, chartBox.clientWidth || 800);
     chart = new uPlot(
@@ -79,9 +81,9 @@ export async function accountingPage(_ctx: Ctx, main: HTMLElement): Promise<void
           "tr",
           { "data-ip": r.ip },
           h("th", { scope: "row" }, h("button", { type: "button", class: "link", onclick: () => ((selectedIp = r.ip), void drawSeries()), "aria-label": `Show ${r.ip || "unattributed"} over time` }, r.unattributed ? "(unattributed)" : r.ip)),
-          h("td", { class: "num" }, fmtBytes(r.srcBytes)),
+          h("td", { class: "num", title: fmtBytes(r.srcBytes) }, `${fmtNum(r.srcBytes)} B`),
           h("td", { class: "num" }, fmtNum(r.srcPackets)),
-          h("td", { class: "num" }, fmtBytes(r.dstBytes)),
+          h("td", { class: "num", title: fmtBytes(r.dstBytes) }, `${fmtNum(r.dstBytes)} B`),
           h("td", { class: "num" }, fmtNum(r.dstPackets)),
         ),
       ),

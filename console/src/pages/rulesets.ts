@@ -44,7 +44,7 @@ export async function rulesetsPage(ctx: Ctx, main: HTMLElement, name?: string): 
   const deployBox = h("div");
   const show = async () => {
     const v = vSel.value;
-    const text = await api<string>("GET", `/v1/rulesets/${encodeURIComponent(rs)}/versions/${v}/render${qs({ target: "nft" })}`);
+    const text = await api<string>("GET", `/v1/rulesets/${encodeURIComponent(rs)}/versions/${v}/render${qs({ target: "nftables" })}`);
     rendered.textContent = text;
     if (ctx.canOperate) {
       const doc = await api<{ document: unknown }>("GET", `/v1/rulesets/${encodeURIComponent(rs)}/versions/${v}`);
@@ -53,7 +53,7 @@ export async function rulesetsPage(ctx: Ctx, main: HTMLElement, name?: string): 
       clear(lint, h("h3", {}, `Lint: ${w.length} warning(s)`), w.length ? h("ul", {}, w.map((d) => h("li", {}, h("code", {}, d.path || "/"), ` ${d.code}: ${d.message}`))) : h("p", { class: "muted" }, "No warnings."));
     } else clear(lint, h("p", { class: "muted" }, "Lint warnings are shown to operators and admins (POST /v1/validate)."));
     const from = fromSel.value;
-    const before = from === v ? text : await api<string>("GET", `/v1/rulesets/${encodeURIComponent(rs)}/versions/${from}/render${qs({ target: "nft" })}`);
+    const before = from === v ? text : await api<string>("GET", `/v1/rulesets/${encodeURIComponent(rs)}/versions/${from}/render${qs({ target: "nftables" })}`);
     const rows = sideBySide(before.split("\n"), text.split("\n"));
     clear(
       diffBox,
