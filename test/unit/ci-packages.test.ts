@@ -16,6 +16,7 @@ const PACKAGE: Record<string, string> = {
   iptables: "iptables",
   "iptables-restore": "iptables",
   "iptables-save": "iptables",
+  ipset: "ipset",
   ip: "iproute2",
   ss: "iproute2",
   tcpdump: "tcpdump",

@@ -11,7 +11,9 @@ for (const c of goldenCases()) {
   test(`golden ${c.name}`, () => {
     const r = renderNft(c.policy, c.ctx);
     assert.ok(r.ok, `render failed: ${JSON.stringify(!r.ok && r.errors, null, 1)}`);
-    if (process.env.UPDATE_GOLDEN === "1" || !existsSync(c.expectedPath)) writeFileSync(c.expectedPath, r.text);
+    if (process.env.UPDATE_GOLDEN === "1") writeFileSync(c.expectedPath, r.text);
+    // A missing golden fails: writing it from the output under test would compare it with itself.
+    assert.ok(existsSync(c.expectedPath), `${c.expectedPath} is missing: run with UPDATE_GOLDEN=1 and review it`);
     assert.equal(r.text, readFileSync(c.expectedPath, "utf8"));
     // Deterministic: a second render of the same document is identical.
     const again = renderNft(c.policy, c.ctx);
