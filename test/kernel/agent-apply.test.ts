@@ -72,14 +72,21 @@ describe("agent safe apply (kernel, netns)", () => {
     const foreignBefore = await foreign();
     const applier = new Applier(drv(), memoryLogger());
     const t0 = Date.now();
+    // What the kernel held in the confirm window: the new version must have been applied
+    // before it was rolled back, or this test would pass without any rollback happening.
+    let during: Promise<string> | undefined;
     const out = await applier.safeApply({
       text: fixtureText({ lan, extra: ["tcp dport 9999 drop"], quotaBytes: 5000 }),
       confirmTimeoutMs: 2000,
-      onApplied: () => assert.equal(true, true),
+      onApplied: () => {
+        during = list();
+      },
       confirmed: (ms) => new Promise((r) => setTimeout(() => r(false), ms)),
     });
     assert.equal(out.status, "rolled_back");
     assert.ok(Date.now() - t0 >= 2000);
+    assert.ok(during, "onApplied was called");
+    assert.match(await during, /tcp dport 9999 drop/);
     assert.equal(await list(), before);
     assert.equal(await foreign(), foreignBefore);
   });
