@@ -6,7 +6,7 @@
 import { error, type Diagnostic, type Path } from "../diagnostics.ts";
 import { hitcountErrors, type TargetCapabilities } from "./hitcount.ts";
 import {
-  normalizeAction, unwrap, type Match, type Policy, type ActionObject,
+  isNegated, normalizeAction, unwrap, type Match, type Policy, type ActionObject,
 } from "../policy/index.ts";
 
 export type CompileTarget = "nftables" | "iptables";
@@ -92,6 +92,12 @@ export const FEATURES = {
     label: "RAWDNAT",
     nftables: yes("stateless payload rewrite (ip daddr set ...) with notrack at raw priority"),
     iptables: yes("-j RAWDNAT (raw table)", addon("xt_RAWNAT")),
+  },
+  "action.tcpmss": { label: "TCPMSS (MSS clamping)", nftables: yes("tcp option maxseg size set rt mtu / N"), iptables: yes("-j TCPMSS --clamp-mss-to-pmtu / --set-mss") },
+  "action.tcpmssWithoutSyn": {
+    label: "TCPMSS on a rule that does not match SYN",
+    nftables: yes("tcp option maxseg size set (only SYNs carry the option)"),
+    iptables: no("the TCPMSS target refuses rules that do not match TCP SYN (--tcp-flags SYN,RST SYN or --syn)", "match tcpFlags with syn, or render with target nftables"),
   },
   "action.checksumFill": {
     label: "CHECKSUM --checksum-fill",
@@ -255,7 +261,7 @@ const ACTION_FEATURE: Partial<Record<ActionObject["type"], Feature>> = {
   notrack: "action.notrack", reject: "action.reject", counter: "action.counter", mark: "action.mark",
   connmark: "action.connmark", account: "action.account", logmark: "action.logmark", ipmark: "action.ipmark",
   tee: "action.tee", rawsnat: "action.rawsnat", rawdnat: "action.rawdnat", checksumFill: "action.checksumFill",
-  tarpit: "action.tarpit", delude: "action.delude", chaos: "action.chaos", steal: "action.steal",
+  tcpmss: "action.tcpmss", tarpit: "action.tarpit", delude: "action.delude", chaos: "action.chaos", steal: "action.steal",
   sysrq: "action.sysrq", dhcpmac: "action.dhcpmac", echo: "action.echo", mirror: "action.mirror",
   masquerade: "action.masquerade", snat: "action.snat", dnat: "action.dnat", redirect: "action.redirect",
   netmap: "action.netmap",
@@ -353,6 +359,8 @@ export function featureUses(policy: Policy): FeatureUse[] {
         out.push({ feature: a.group !== undefined ? "action.nflog" : "action.log", path: [...base, "action"] });
       } else if (a.type === "logmark" && a.group !== undefined) {
         out.push({ feature: "action.logmarkNflog", path: [...base, "action"] });
+      } else if (a.type === "tcpmss" && !matchesSyn(rule.match)) {
+        out.push({ feature: "action.tcpmssWithoutSyn", path: [...base, "action"] });
       } else {
         const f = ACTION_FEATURE[a.type];
         if (f) out.push({ feature: f, path: [...base, "action"] });
@@ -419,4 +427,12 @@ export function requiredXtablesModules(policy: Policy): string[] {
     if (s.supported && s.needs?.xtablesAddons) mods.add(s.needs.module);
   }
   return [...mods].sort();
+}
+
+/** The rule matches only SYNs (SYN in the compared flags, not negated): what xt_TCPMSS insists on. */
+function matchesSyn(m: Match | undefined): boolean {
+  const f = m?.tcpFlags;
+  if (!f || isNegated(f)) return false;
+  const v = unwrap(f).value;
+  return v.mask.includes("syn") && v.compare.includes("syn");
 }

@@ -224,6 +224,17 @@ export const TARGETS: Record<string, TargetSpec> = {
       return { type: "rawsnat", to: parseAddress(val(t), "--to-source") };
     },
   },
+  TCPMSS: {
+    options: { "--clamp-mss-to-pmtu": 0, "--set-mss": 1 },
+    build(o) {
+      const set = o.get("--set-mss");
+      if (o.has("--clamp-mss-to-pmtu") === (set !== undefined)) fail("import_syntax", "TCPMSS needs exactly one of --clamp-mss-to-pmtu and --set-mss", "TCPMSS");
+      if (!set) return { type: "tcpmss", mss: "pmtu" };
+      const n = Number(val(set));
+      if (!/^\d+$/.test(val(set)) || n < 1 || n > 65535) fail("import_invalid_value", `--set-mss ${val(set)} is not an MSS (1-65535)`, val(set));
+      return { type: "tcpmss", mss: n };
+    },
+  },
   CHECKSUM: {
     options: { "--checksum-fill": 0 },
     build(o) {
@@ -312,7 +323,6 @@ export const REFUSED_TARGETS: Record<string, { code: "import_refused" | "import_
   QUEUE: { code: "import_unsupported", reason: "QUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue" },
   NFQUEUE: { code: "import_unsupported", reason: "NFQUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue" },
   ULOG: { code: "import_unsupported", reason: "ULOG was removed from the kernel: use NFLOG" },
-  TCPMSS: { code: "import_unsupported", reason: "TCPMSS (MSS clamping) has no equivalent in the policy schema" },
   TOS: { code: "import_unsupported", reason: "TOS rewriting has no equivalent in the policy schema" },
   DSCP: { code: "import_unsupported", reason: "DSCP rewriting has no equivalent in the policy schema" },
   TTL: { code: "import_unsupported", reason: "TTL rewriting has no equivalent in the policy schema" },

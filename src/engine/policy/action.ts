@@ -67,6 +67,8 @@ export const ActionObject = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("rawsnat"), to: Cidr }),
   z.strictObject({ type: z.literal("rawdnat"), to: Cidr }),
   z.strictObject({ type: z.literal("checksumFill") }),
+  /** TCPMSS: rewrite the MSS option of TCP SYNs to `mss`, or clamp it to the route's path MTU ("pmtu"). */
+  z.strictObject({ type: z.literal("tcpmss"), mss: z.union([z.literal("pmtu"), z.number().int().min(1).max(65535)]) }),
   z.strictObject({ type: z.literal("tarpit") }),
   z.strictObject({ type: z.literal("delude") }),
   z.strictObject({ type: z.literal("chaos"), mode: z.enum(["delude", "tarpit"]).optional() }),

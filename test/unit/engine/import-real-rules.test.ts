@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { importPolicy } from "../../../src/engine/import/index.ts";
-import type { Rule } from "../../../src/engine/policy/index.ts";
+import { Policy, type Rule } from "../../../src/engine/policy/index.ts";
+import { checkTargetSupport } from "../../../src/engine/compile/support.ts";
 
 /** Import iptables-save text; assert no errors; return the chains. */
 function save(text: string, opts: { family?: "ipv6" } = {}) {
@@ -110,4 +111,14 @@ test("user chains named like nft keywords (TCP, reject) get the table prefix; ju
   assert.deepEqual(Object.keys(chains).sort(), ["filter_TCP", "filter_reject", "input"]);
   assert.deepEqual(chains.input!.rules[0]!.action, { type: "jump", chain: "filter_TCP" });
   assert.deepEqual(chains.filter_TCP!.rules[0]!.action, { type: "jump", chain: "filter_reject" });
+});
+
+test("TCPMSS: --clamp-mss-to-pmtu and --set-mss; iptables needs the rule to match SYN", () => {
+  const chains = save("*mangle\n-A FORWARD -o ppp+ -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu\n-A FORWARD -p tcp --syn -j TCPMSS --set-mss 1400\nCOMMIT\n");
+  assert.deepEqual(chains.mangle_forward!.rules.map((r) => r.action), [{ type: "tcpmss", mss: "pmtu" }, { type: "tcpmss", mss: 1400 }]);
+  assert.match(importPolicy("iptables", "iptables -t mangle -A FORWARD -p tcp --syn -j TCPMSS").errors[0]!.message, /exactly one of/);
+  const noSyn = { chains: { f: { table: "mangle", hook: "forward", rules: [{ match: { protocol: "tcp" }, action: { type: "tcpmss", mss: "pmtu" } }] } } };
+  const p = Policy.parse(noSyn);
+  assert.deepEqual(checkTargetSupport(p, "nftables"), []);
+  assert.match(checkTargetSupport(p, "iptables")[0]!.message, /SYN/);
 });

@@ -183,6 +183,8 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
     }
     case "checksumFill":
       return t("-j CHECKSUM --checksum-fill");
+    case "tcpmss":
+      return t(a.mss === "pmtu" ? "-j TCPMSS --clamp-mss-to-pmtu" : `-j TCPMSS --set-mss ${a.mss}`);
     case "tarpit":
       return t("-j TARPIT");
     case "delude":

@@ -186,6 +186,9 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
         return [];
       }
       return [[`ct mark set ${hex(a.value)}`]];
+    case "tcpmss":
+      // Only SYNs carry the option; the rule's match selects them (validation asks for protocol tcp).
+      return [[`tcp option maxseg size set ${a.mss === "pmtu" ? "rt mtu" : a.mss}`]];
     case "account":
       return accountRules(a.table, ctx, [...path, "table"]);
     case "ipmark":
