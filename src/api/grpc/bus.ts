@@ -13,6 +13,8 @@ export const HostNotice = z.discriminatedUnion("type", [
   z.object({ type: z.literal("offer"), targetId: z.uuid() }),
   /** A newer stream for this host opened (maybe on another replica): older ones end. */
   z.object({ type: z.literal("kick"), sessionId: z.uuid() }),
+  /** The host was deleted or disabled: its streams end now and its credential is refused. */
+  z.object({ type: z.literal("revoke"), reason: z.enum(["deleted", "disabled"]) }),
   z.object({ type: z.literal("check_drift") }),
   z.object({ type: z.literal("quota_reset"), requestId: z.string().min(1).max(128), name: z.string().min(1).max(128) }),
 ]);

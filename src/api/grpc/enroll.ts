@@ -51,7 +51,7 @@ export async function enrollAgent(ctx: AgentContext, input: EnrollInput): Promis
     return { hostId: host.id, hostName: host.name, credential };
   } catch (err) {
     if (isUniqueViolation(err)) {
-      throw new AgentRpcError("name_taken", `a host named "${name.data}" is already enrolled; pick another --name or remove the old host`);
+      throw new AgentRpcError("name_taken", `a host named "${name.data}" is already enrolled; if it is this machine re-enrolling, delete the old host first (DELETE /v1/hosts/${name.data}, which also revokes its credential), or pick another --name`);
     }
     throw err;
   }

@@ -10,6 +10,8 @@ export type AgentErrorCode =
   | "name_taken"
   | "unauthenticated"
   | "wrong_host"
+  | "host_disabled"
+  | "host_deleted"
   | "malformed_message"
   | "internal";
 
@@ -21,6 +23,8 @@ const STATUS: Record<AgentErrorCode, grpc.status> = {
   name_taken: grpc.status.ALREADY_EXISTS,
   unauthenticated: grpc.status.UNAUTHENTICATED,
   wrong_host: grpc.status.PERMISSION_DENIED,
+  host_disabled: grpc.status.PERMISSION_DENIED,
+  host_deleted: grpc.status.UNAUTHENTICATED,
   malformed_message: grpc.status.INVALID_ARGUMENT,
   internal: grpc.status.INTERNAL,
 };

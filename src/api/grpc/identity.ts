@@ -21,8 +21,9 @@ function bearer(metadata: grpc.Metadata): string | undefined {
 export async function authenticateAgent(db: Db, metadata: grpc.Metadata): Promise<AgentIdentity> {
   const credential = bearer(metadata);
   if (!credential) throw new AgentRpcError("unauthenticated", "missing agent credential (metadata authorization: Bearer <credential>)");
-  const host = await db.host.findUnique({ where: { credentialHash: hashSecret(credential) }, select: { id: true, name: true } });
+  const host = await db.host.findUnique({ where: { credentialHash: hashSecret(credential) }, select: { id: true, name: true, disabled: true } });
   if (!host) throw new AgentRpcError("unauthenticated", "unknown agent credential; enroll again with a new enrollment token");
+  if (host.disabled) throw new AgentRpcError("host_disabled", `host "${host.name}" is disabled by an admin; its credential is refused until it is enabled again`);
   for (const claim of metadata.get("palisade-host")) {
     if (claim !== host.id && claim !== host.name) {
       throw new AgentRpcError("wrong_host", `this credential belongs to host "${host.name}"; it cannot speak for "${String(claim)}"`);

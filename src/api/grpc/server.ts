@@ -75,6 +75,17 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
   const sweep = async () => {
     const ids = [...sessions].map((s) => s.id);
     if (ids.length) await ctx.db.host.updateMany({ where: { sessionId: { in: ids } }, data: { lastSeenAt: new Date() } });
+    // Backstop for a revocation whose Redis notice was lost: streams of hosts that are
+    // now disabled or deleted end at the next sweep.
+    if (sessions.size) {
+      const hostIds = [...new Set([...sessions].map((s) => s.identity.hostId))];
+      const rows = await ctx.db.host.findMany({ where: { id: { in: hostIds } }, select: { id: true, disabled: true } });
+      const state = new Map(rows.map((r) => [r.id, r.disabled]));
+      for (const s of [...sessions]) {
+        const disabled = state.get(s.identity.hostId);
+        if (disabled !== false) await s.revoke(disabled === undefined ? "deleted" : "disabled");
+      }
+    }
     const n = await ctx.db.$executeRaw`
       UPDATE hosts SET connection = 'disconnected', session_id = NULL, updated_at = now()
        WHERE connection = 'connected' AND last_seen_at < now() - make_interval(secs => ${STALE_AFTER_S})`;

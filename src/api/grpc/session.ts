@@ -60,12 +60,27 @@ export class AgentSession {
     await this.close(details);
   }
 
+  /** The host was deleted or disabled: end the stream with a status the agent reports. */
+  async revoke(reason: "deleted" | "disabled"): Promise<void> {
+    if (this.closed) return;
+    const err = reason === "deleted"
+      ? new AgentRpcError("host_deleted", `host "${this.identity.hostName}" was deleted by an admin; enroll again with a new enrollment token`)
+      : new AgentRpcError("host_disabled", `host "${this.identity.hostName}" was disabled by an admin`);
+    this.ctx.log.warn({ hostId: this.identity.hostId, host: this.identity.hostName, reason }, "agent stream revoked");
+    this.call.emit("error", err.toStatus());
+    await this.close(`revoked: host ${reason}`);
+  }
+
   private async open(): Promise<void> {
     const { hostId } = this.identity;
-    this.detach = await this.bus.attach(hostId, (n) => this.enqueue(() => this.onNotice(n)));
+    // A revocation skips the message chain: it must not wait behind a slow ingest.
+    this.detach = await this.bus.attach(hostId, (n) => (n.type === "revoke" ? void this.revoke(n.reason) : this.enqueue(() => this.onNotice(n))));
     if (this.closed) return void (await this.detach());
     const now = new Date();
-    await this.ctx.db.host.update({ where: { id: hostId }, data: { connection: "connected", sessionId: this.id, lastSeenAt: now, updatedAt: now } });
+    // Conditional on the host still being enabled: a revocation published between the
+    // credential check and the subscription above would otherwise be missed.
+    const opened = await this.ctx.db.host.updateMany({ where: { id: hostId, disabled: false }, data: { connection: "connected", sessionId: this.id, lastSeenAt: now, updatedAt: now } });
+    if (opened.count === 0) throw new AgentRpcError("host_disabled", `host "${this.identity.hostName}" was deleted or disabled by an admin`);
     this.lastSeenWritten = now.getTime();
     // Any older stream of this host (a half-dead one, perhaps on another replica) ends now.
     await publishToHost(this.ctx.redis, hostId, { type: "kick", sessionId: this.id });
@@ -270,6 +285,8 @@ export class AgentSession {
         return this.send({ checkDrift: {} });
       case "quota_reset":
         return this.send({ quotaReset: { requestId: n.requestId, name: n.name } });
+      case "revoke":
+        return this.revoke(n.reason);
     }
   }
 

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { recordAudit } from "../audit.ts";
 import { hashSecret, newSecret } from "../auth.ts";
-import { errorResponses } from "../errors.ts";
+import { conflict, errorResponses, notFound } from "../errors.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { iso, isoOrNull, Labels, Timestamp } from "../schemas.ts";
 import type { EnrollmentToken as Row } from "../../generated/prisma/client.ts";
@@ -71,6 +71,32 @@ export const enrollmentTokenRoutes: FastifyPluginAsyncZod = async (app) => {
         take: req.query.limit + 1,
       });
       return page(rows, req.query.limit, view, (t) => [iso(t.createdAt), t.id]);
+    },
+  );
+
+  app.delete(
+    "/:id",
+    {
+      config: { access: "admin" },
+      schema: {
+        tags: ["hosts"], operationId: "revokeEnrollmentToken", summary: "Revoke an unused enrollment token",
+        description: "The token can no longer enroll. A used token is 409: revoke the host it enrolled instead (DELETE /v1/hosts/:id).",
+        params: z.strictObject({ id: z.uuid() }),
+        response: { 204: z.undefined().describe("Revoked."), ...errorResponses(400, 401, 403, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      await app.db.$transaction(async (tx) => {
+        // Conditional delete: a token consumed by a concurrent enrollment is not revoked.
+        const n = await tx.enrollmentToken.deleteMany({ where: { id: req.params.id, usedAt: null } });
+        if (n.count === 0) {
+          const t = await tx.enrollmentToken.findUnique({ where: { id: req.params.id }, select: { hostId: true } });
+          if (!t) throw notFound(`enrollment token "${req.params.id}"`);
+          throw conflict(`enrollment token "${req.params.id}" was already used${t.hostId ? ` by host ${t.hostId}` : ""}; delete that host to revoke its access`);
+        }
+        await recordAudit(tx, req.actor, "enrollment_token.revoke", `enrollment_token:${req.params.id}`, {});
+      });
+      return reply.status(204).send();
     },
   );
 };

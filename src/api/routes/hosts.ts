@@ -5,6 +5,7 @@ import { z } from "zod";
 import { recordAudit } from "../audit.ts";
 import type { Prisma } from "../db/client.ts";
 import { hostWhere } from "../db/hosts.ts";
+import { publishToHost } from "../grpc/bus.ts";
 import { errorResponses, notFound } from "../errors.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { iso, isoOrNull, LabelKey, Labels, LabelValue, Timestamp } from "../schemas.ts";
@@ -16,6 +17,7 @@ const Host = z.object({
   labels: Labels,
   capabilities: z.record(z.string(), z.unknown()),
   connection: z.enum(["never_connected", "connected", "disconnected"]),
+  disabled: z.boolean().describe("disabled by an admin: the agent's credential is refused"),
   lastSeenAt: Timestamp.nullable(),
   desiredVersion: VersionRef,
   appliedVersion: VersionRef,
@@ -48,6 +50,7 @@ const hostView = (h: HostRow): z.infer<typeof Host> => ({
   labels: h.labels as Labels,
   capabilities: h.capabilities as Record<string, unknown>,
   connection: h.connection,
+  disabled: h.disabled,
   lastSeenAt: isoOrNull(h.lastSeenAt),
   desiredVersion: refView(h.desiredVersion),
   appliedVersion: refView(h.appliedVersion),
@@ -112,4 +115,54 @@ export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
       return hostView(updated);
     },
   );
+
+  // Revocation. The row change commits first, so the credential is refused at connect from
+  // then on; the notice then ends a live stream on whichever replica holds it (and the
+  // replica's sweep ends it anyway if the notice is lost).
+  const revoke = async (hostId: string, reason: "deleted" | "disabled") => {
+    await publishToHost(app.redis, hostId, { type: "revoke", reason }).catch((err: Error) => app.log.warn({ err: err.message, hostId }, "revocation notice not published; the stream ends at the next sweep"));
+  };
+
+  app.delete(
+    "/:id",
+    { config: { access: "admin" }, schema: { tags: ["hosts"], operationId: "deleteHost", summary: "Delete a host and revoke its credential", description: "Its live agent stream is closed; the agent must enroll again with a new token. Its deployment targets and quota state go with it.", params: HostParams, response: { 204: z.undefined().describe("Deleted."), ...errorResponses(401, 403, 404) } } },
+    async (req, reply) => {
+      const h = await app.db.$transaction(async (tx) => {
+        const h = await tx.host.findUnique({ where: hostWhere(req.params.id), select: { id: true, name: true } });
+        if (!h) throw notFound(`host "${req.params.id}"`);
+        await tx.host.delete({ where: { id: h.id } });
+        await recordAudit(tx, req.actor, "host.delete", `host:${h.name}`, { id: h.id });
+        return h;
+      });
+      await revoke(h.id, "deleted");
+      return reply.status(204).send();
+    },
+  );
+
+  for (const disabled of [true, false]) {
+    app.post(
+      `/:id/${disabled ? "disable" : "enable"}`,
+      {
+        config: { access: "admin" },
+        schema: {
+          tags: ["hosts"],
+          operationId: disabled ? "disableHost" : "enableHost",
+          summary: disabled ? "Disable a host (refuse its credential, close its stream)" : "Enable a disabled host again",
+          params: HostParams,
+          response: { 200: Host.describe("The host."), ...errorResponses(401, 403, 404) },
+        },
+      },
+      async (req) => {
+        const updated = await app.db.$transaction(async (tx) => {
+          const h = await tx.host.findUnique({ where: hostWhere(req.params.id), select: { id: true, name: true } });
+          if (!h) throw notFound(`host "${req.params.id}"`);
+          const u = await tx.host.update({ where: { id: h.id }, data: { disabled, updatedAt: new Date() }, include: hostInclude });
+          await recordAudit(tx, req.actor, disabled ? "host.disable" : "host.enable", `host:${h.name}`, { id: h.id });
+          return u;
+        });
+        if (disabled) await revoke(updated.id, "disabled");
+        return hostView(updated);
+      },
+    );
+  }
 };

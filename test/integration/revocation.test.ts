@@ -1,0 +1,118 @@
+// Revocation: deleting or disabling a host closes its live stream on whichever replica
+// holds it (REST and the stream on different replicas, the notice crossing Redis) within
+// 5 s, and its credential is refused from then on; unused enrollment tokens can be revoked.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { client, enroll, streamEnd, type Fleet, type SimAgent, startFleet } from "./grpc-kit.ts";
+
+let f: Fleet;
+before(async () => {
+  f = await startFleet({ replicas: 2 });
+});
+after(async () => {
+  await f?.close();
+});
+
+/** Open a Connect stream with `credential` and wait for how the server ends it. */
+async function reconnect(a: SimAgent, replica: number) {
+  const c = client(`127.0.0.1:${f.replicas[replica]!.port}`);
+  try {
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${a.credential}`);
+    const call = c.Connect!(md) as grpc.ClientDuplexStream<unknown, unknown>;
+    const end = streamEnd(call);
+    call.write({ hello: { capabilities: null, applied: a.applied, telemetryEpoch: "e1" } });
+    return await end;
+  } finally {
+    c.close();
+  }
+}
+
+/** How long the stream took to end after `action`, and how it ended. */
+async function endsAfter(a: SimAgent, action: () => Promise<void>) {
+  const start = performance.now();
+  await action();
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("stream still open 5 s after the revocation")), 5_000).unref());
+  const end = await Promise.race([a.ended, timeout]);
+  return { end, ms: performance.now() - start };
+}
+
+describe("revocation", () => {
+  test("DELETE /v1/hosts/:id closes the stream held by another replica within 5 s; the credential is refused after", async () => {
+    const a = await f.agent("rev-del", {}, { replica: 1 });
+    const { end, ms } = await endsAfter(a, async () => {
+      const res = await f.t.req("DELETE", `/v1/hosts/${a.hostId}`);
+      assert.equal(res.statusCode, 204, res.body);
+    });
+    assert.equal(end.code, grpc.status.UNAUTHENTICATED, end.details);
+    assert.equal(end.palisadeCode, "host_deleted");
+    assert.ok(ms < 5_000, `${ms} ms`);
+    for (const replica of [0, 1]) {
+      const again = await reconnect(a, replica);
+      assert.equal(again.code, grpc.status.UNAUTHENTICATED, again.details);
+    }
+    assert.equal(await f.t.db.host.count({ where: { id: a.hostId } }), 0);
+    const audit = await f.t.db.auditLog.findFirst({ where: { action: "host.delete", target: "host:rev-del" } });
+    assert.deepEqual(audit?.details, { id: a.hostId });
+    assert.equal((await f.t.req("DELETE", `/v1/hosts/${a.hostId}`)).statusCode, 404);
+    assert.equal((await f.t.req("DELETE", "/v1/hosts/rev-del", { as: "operator" })).statusCode, 403);
+  });
+
+  test("disable closes the stream and refuses the credential; enable lets it connect again", async () => {
+    const a = await f.agent("rev-dis", {}, { replica: 1 });
+    const { end } = await endsAfter(a, async () => {
+      const res = await f.t.req("POST", "/v1/hosts/rev-dis/disable");
+      assert.equal(res.statusCode, 200, res.body);
+      assert.equal(res.json().disabled, true);
+    });
+    assert.deepEqual([end.code, end.palisadeCode], [grpc.status.PERMISSION_DENIED, "host_disabled"]);
+    const refused = await reconnect(a, 0);
+    assert.deepEqual([refused.code, refused.palisadeCode], [grpc.status.PERMISSION_DENIED, "host_disabled"]);
+    const enabled = await f.t.req("POST", `/v1/hosts/${a.hostId}/enable`);
+    assert.equal(enabled.json().disabled, false);
+    await a.connect({ address: `127.0.0.1:${f.replicas[0]!.port}` });
+    assert.equal((await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } })).connection, "connected");
+    const actions = (await f.t.db.auditLog.findMany({ where: { target: "host:rev-dis" }, orderBy: { at: "asc" } })).map((r) => r.action);
+    assert.deepEqual(actions.filter((x) => x !== "host.enroll"), ["host.disable", "host.enable"]);
+    a.close();
+  });
+
+  test("a lost revocation notice is made up for by the replica's sweep", async () => {
+    const a = await f.agent("rev-sweep", {}, { replica: 0, connect: false });
+    // Replicas sweep every 30 s by default; this one sweeps every 100 ms.
+    const { startAgentServer, silentLog } = await import("../../src/api/grpc/index.ts");
+    const fast = await startAgentServer({ db: f.t.db, redis: f.t.redis, log: silentLog }, { address: "127.0.0.1:0", sweepIntervalMs: 100 });
+    try {
+      await a.connect({ address: `127.0.0.1:${fast.port}` });
+      // Disabled behind the API's back: no notice is published.
+      await f.t.db.host.update({ where: { id: a.hostId }, data: { disabled: true } });
+      const { end } = await endsAfter(a, async () => {});
+      assert.equal(end.palisadeCode, "host_disabled");
+    } finally {
+      await fast.stop();
+    }
+  });
+});
+
+describe("enrollment token revocation", () => {
+  test("a revoked token cannot enroll; a used one is 409; audited", async () => {
+    const created = (await f.t.req("POST", "/v1/enrollment-tokens", { body: {} })).json() as { id: string; token: string };
+    const res = await f.t.req("DELETE", `/v1/enrollment-tokens/${created.id}`);
+    assert.equal(res.statusCode, 204, res.body);
+    const addr = `127.0.0.1:${f.replicas[0]!.port}`;
+    await assert.rejects(enroll(addr, { token: created.token, name: "rev-tok" }), (e: grpc.ServiceError) => {
+      assert.equal(e.code, grpc.status.UNAUTHENTICATED);
+      return true;
+    });
+    assert.equal(await f.t.db.host.count({ where: { name: "rev-tok" } }), 0);
+    assert.ok(await f.t.db.auditLog.findFirst({ where: { action: "enrollment_token.revoke", target: `enrollment_token:${created.id}` } }));
+    assert.equal((await f.t.req("DELETE", `/v1/enrollment-tokens/${created.id}`)).statusCode, 404);
+
+    const used = (await f.t.req("POST", "/v1/enrollment-tokens", { body: {} })).json() as { id: string; token: string };
+    await enroll(addr, { token: used.token, name: "rev-tok-used" });
+    const c = await f.t.req("DELETE", `/v1/enrollment-tokens/${used.id}`);
+    assert.equal(c.statusCode, 409);
+    assert.match(c.json().error.message, /delete that host/);
+  });
+});
