@@ -139,7 +139,15 @@ export class CpuPool {
       slot.ready = true;
       if (slot.job) this.startTimer(slot);
     });
-    worker.on("error", (err) => this.fail(worker, new Error(`the CPU worker failed: ${err.message}`)));
+    worker.on("error", (err: Error & { code?: string }) => {
+      const tooBig = err.code === "ERR_WORKER_OUT_OF_MEMORY";
+      this.fail(
+        worker,
+        tooBig
+          ? new ApiError(413, "payload_too_large", `the request needed more than ${this.opts.maxHeapMb} MiB of memory and was stopped; send a smaller document`)
+          : new Error(`the CPU worker failed: ${err.message}`),
+      );
+    });
     worker.on("exit", (code) => this.fail(worker, new Error(`the CPU worker exited with code ${code}`)));
     return worker;
   }

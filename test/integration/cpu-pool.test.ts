@@ -71,6 +71,18 @@ test("a request that waits longer than the queue's time limit is refused with 50
   }
 });
 
+test("a task that runs out of the worker's heap is stopped with 413 and the next one runs", async () => {
+  const small = await startTestApp({}, { cpuPool: { workers: 1, maxHeapMb: 64 } });
+  try {
+    const res = await small.req("POST", "/v1/validate", { body: amplifiedYaml(700_000, 0), headers: yaml });
+    assert.equal(res.statusCode, 413, res.body);
+    assert.match(errorOf(res).message, /needed more than 64 MiB of memory and was stopped/);
+    assert.equal((await small.req("POST", "/v1/validate", { body: "chains: {}\n", headers: yaml })).statusCode, 200);
+  } finally {
+    await small.close();
+  }
+});
+
 test("a task past the time limit is stopped with 413 and its worker replaced", async () => {
   const quick = await startTestApp({}, { cpuPool: { workers: 1, taskTimeoutMs: 300 } });
   try {
