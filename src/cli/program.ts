@@ -31,6 +31,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   render: { args: "[options] <file>", summary: "compile a policy document to nftables (default) or iptables-restore text", load: () => import("./commands/render.ts") },
   server: { args: "[options]", summary: "apply migrations, then serve the API (config from DATABASE_URL, REDIS_URL, HOST, PORT, GRPC_PORT, PALISADE_ADMIN_TOKEN)", load: () => import("./commands/server.ts") },
   status: { args: "[options] [deployment]", summary: "recent deployments, or one deployment's progress until its rollout ends", load: () => import("./commands/status.ts") },
+  trace: { args: "[options] <policy>", summary: "what-if: the rules packets meet and their verdict, from the kernel in a throwaway namespace (needs CAP_NET_ADMIN)", load: () => import("./commands/trace.ts") },
   validate: { args: "[options] <file>", summary: "validate and lint a policy document (YAML or JSON) without a server", load: () => import("./commands/validate.ts") },
 };
 

@@ -23,3 +23,5 @@ export { NftError, type NftErrorCode, type DriverOptions, type Capabilities } fr
 // Importers: iptables scripts, iptables-save and ipmasqadm -> policy + per-line report (import/).
 export { importPolicy, formatImportReport } from "./import/index.ts";
 export type { ImportReportLine, ImportFormat, ImportResult } from "./import/index.ts";
+// What-if traces: packet specs and trace parsing (trace/); the runner is driver.trace.
+export { parsePacketSpec, PacketSpecError, parseTraceLine, summarizeTrace, type PacketSpec, type PacketTrace, type TraceStep, type TraceVerdict } from "./trace/index.ts";

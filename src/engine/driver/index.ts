@@ -10,3 +10,4 @@ export {
 } from "./read.ts";
 export { resetCounters, resetQuotas, resetCounter, resetQuota } from "./reset.ts";
 export { detectCapabilities, probe, probeText, nftVersion, PROBES, type Capabilities, type Feature } from "./capabilities.ts";
+export { trace, CAP_MESSAGE as TRACE_CAP_MESSAGE, TRACE_TABLE, type TraceOptions, type TraceResult } from "./trace.ts";
