@@ -19,7 +19,7 @@ export function register(program: Command): void {
       .description("what-if: the rules packets meet and their verdict, from the kernel in a throwaway namespace (needs CAP_NET_ADMIN)")
       .argument("<policy>", "policy document (.yaml/.json) or NAME@VERSION of a stored ruleset")
       .requiredOption("--packet <spec>", 'packet, e.g. "tcp 203.0.113.5:40000 -> 198.51.100.1:22 flags S iif wan0"; repeat for a sequence', (v: string, acc: string[] = []) => [...acc, v])
-      .option("--count <n>", "repeat the sequence N times, each on fresh state (shows random choices as a distribution)", "1")
+      .option("--count <n>", "repeat the sequence N times as new connections on the same ruleset (shows load balancing as a distribution)", "1")
       .option("-o, --output <format>", "table or json", "table"),
   ).action(async (ref: string, o: TraceCliOptions) => {
     if (o.output !== "table" && o.output !== "json") throw new Error(`--output must be table or json, got "${o.output}"`);

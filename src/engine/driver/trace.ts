@@ -25,7 +25,7 @@ export interface TraceOptions {
   rulesetText: string;
   /** Packets injected in order, in the same namespace (so the second sees what the first left). */
   packets: PacketSpec[];
-  /** Repetitions, each with a fresh ruleset and conntrack (default 1, at most 200). */
+  /** Repetitions of the sequence, each as new connections (conntrack flushed) on the same loaded ruleset (default 1, at most 200). */
   count?: number;
   /** Bound on the whole run (default 60 s + 1 s per repetition). */
   timeoutMs?: number;
@@ -63,6 +63,7 @@ export async function trace(opts: TraceOptions): Promise<TraceResult> {
     live.add(tx);
     const ifaces = await setupLinks(fw, tx, opts.packets, deadline);
     sender = startSender(tx, deadline);
+    await nftLoad(fw, opts.rulesetText, deadline);
     const runs: PacketTrace[][] = [];
     for (let i = 0; i < count; i++) runs.push(await oneRun(fw, opts, ifaces, sender, deadline));
     return { runs };
@@ -114,6 +115,7 @@ async function setupLinks(fw: string, tx: string, packets: PacketSpec[], deadlin
       }
     }
   }
+  const local = new Set<string>();
   for (const p of packets) {
     if (p.oif !== undefined) {
       if (!macs.has(p.oif)) {
@@ -124,11 +126,12 @@ async function setupLinks(fw: string, tx: string, packets: PacketSpec[], deadlin
         }
       }
       await exec(["ip", "-n", fw, ...(p.family === "ipv6" ? ["-6"] : []), "route", "replace", p.dst, "dev", p.oif], deadline);
-    } else {
+    } else if (!local.has(p.dst)) {
+      local.add(p.dst);
       // No oif: the destination is the firewall itself.
       const addr = p.family === "ipv6" ? [`${p.dst}/128`, "nodad"] : [`${p.dst}/32`];
       const r = await exec(["ip", "-n", fw, "addr", "add", addr[0]!, "dev", "lo", ...addr.slice(1)], deadline, true);
-      if (r.code !== 0 && !/File exists/.test(r.stderr)) throw new NftError("nft_failed", `cannot add ${p.dst} to the trace namespace: ${r.stderr.trim()}`);
+      if (r.code !== 0 && !/File exists|already assigned/.test(r.stderr)) throw new NftError("nft_failed", `cannot add ${p.dst} to the trace namespace: ${r.stderr.trim()}`);
     }
   }
   return { macs };
@@ -158,8 +161,8 @@ function traceTableText(packets: PacketSpec[]): string {
 }
 
 async function oneRun(fw: string, opts: TraceOptions, ifaces: Ifaces, sender: Sender, deadline: number): Promise<PacketTrace[]> {
-  // Fresh state per repetition: the rendering deletes and recreates its tables (sets empty), conntrack flushed.
-  await nftLoad(fw, opts.rulesetText, deadline);
+  // Each repetition is a new connection (conntrack flushed) on the same ruleset: sets, counters and
+  // numgen counters carry over, as on a router seeing the same packets again (round-robin shows its turns).
   await exec(["ip", "netns", "exec", fw, "conntrack", "-F"], deadline, true);
   // The monitor starts after the load so it knows the rules' text; it is ready once it echoes the tracer's table.
   const monitor = startMonitor(fw, deadline);

@@ -1,0 +1,80 @@
+// `palisade trace` on a real kernel: the seed scenarios traced through the presets policy
+// and a PORTFW forward, each verdict and the rule that decided it read from the kernel's
+// own nftrace events (driver.trace builds and deletes its own namespaces).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { parse } from "yaml";
+import { driver, parsePacketSpec, renderNft, validatePolicy } from "../../src/engine/index.ts";
+
+function rendering(doc: unknown): string {
+  const checked = validatePolicy(doc, { target: "nftables" });
+  assert.ok(checked.ok && checked.policy, JSON.stringify(checked.errors));
+  const r = renderNft(checked.policy);
+  assert.ok(r.ok);
+  return r.text;
+}
+
+const presets = rendering(parse(readFileSync(new URL("../golden/presets.policy.yaml", import.meta.url), "utf8")));
+const trace = (packets: string[], text = presets, count?: number) =>
+  driver.trace({ rulesetText: text, packets: packets.map(parsePacketSpec), ...(count ? { count } : {}) });
+const last = <T>(a: T[]): T => a[a.length - 1]!;
+
+test("SYN+FIN is dropped, by the bogus-packets rule; a plain SYN to the same port is accepted", async () => {
+  const bad = (await trace(["tcp 203.0.113.5:40000 -> 198.51.100.1:443 flags S,F iif eth0"])).runs[0]![0]!;
+  assert.equal(bad.verdict, "drop");
+  assert.match(last(bad.steps).rule, /bogusPackets/);
+  const good = (await trace(["tcp 203.0.113.5:40000 -> 198.51.100.1:443 flags S iif eth0"])).runs[0]![0]!;
+  assert.equal(good.verdict, "accept");
+  assert.ok(good.steps.some((s) => s.chain === "input" && /tcp dport 443 accept/.test(s.rule)), JSON.stringify(good.steps));
+});
+
+test("a spoofed RFC 1918 source on the WAN interface is dropped by anti-spoofing; the same source on another interface is not", async () => {
+  const spoofed = (await trace(["tcp 10.1.2.3:40000 -> 198.51.100.1:443 flags S iif eth0"])).runs[0]![0]!;
+  assert.equal(spoofed.verdict, "drop");
+  assert.equal(last(spoofed.steps).chain, "protect_prerouting");
+  assert.match(last(spoofed.steps).rule, /antiSpoofing/);
+  const inside = (await trace(["tcp 10.1.2.3:40000 -> 198.51.100.1:443 flags S iif lan0"])).runs[0]![0]!;
+  assert.equal(inside.verdict, "accept");
+});
+
+test("the port-139 trap logs and drops the probe, then the source is banned: its next SYN to an open port is dropped", async () => {
+  const [probe, after] = (await trace(["tcp 203.0.113.5:40000 -> 198.51.100.1:139 flags S iif eth0", "tcp 203.0.113.5:40001 -> 198.51.100.1:443 flags S iif eth0"])).runs[0]!;
+  assert.equal(probe!.verdict, "drop");
+  assert.ok(probe!.steps.some((s) => /update @recent_protect_portscan_v4/.test(s.rule) && /log prefix "Portscan:"/.test(s.rule)), JSON.stringify(probe!.steps));
+  assert.equal(after!.verdict, "drop");
+  assert.match(last(after!.steps).rule, /ip saddr @recent_protect_portscan_v4 drop/);
+});
+
+test("an ICMP timestamp request is dropped by its own rule", async () => {
+  const t = (await trace(["icmp 203.0.113.5 -> 198.51.100.1 type timestamp-request iif eth0"])).runs[0]![0]!;
+  assert.equal(t.verdict, "drop");
+  assert.match(last(t.steps).rule, /icmp type \{ timestamp-request, address-mask-request \} drop/);
+});
+
+test("a tcp reset rule shows as reject", async () => {
+  const text = rendering({ chains: { input: { hook: "input", policy: "accept", rules: [{ match: { protocol: "tcp", dport: 22 }, action: { type: "reject", with: "tcp-reset" } }] } } });
+  const t = (await trace(["tcp 203.0.113.5:40000 -> 198.51.100.1:22 flags S iif wan0"], text)).runs[0]![0]!;
+  assert.equal(t.verdict, "reject");
+});
+
+test("PORTFW weights 3:1 show as a 3:1 distribution over repeated traces (round-robin: exactly 30 and 10 of 40)", async () => {
+  const text = rendering({
+    chains: { forward: { hook: "forward", policy: "drop", rules: [{ match: { ctState: ["established", "related"] }, action: "accept" }] } },
+    forwarding: { portForwards: [{ protocol: "tcp", address: "198.51.100.1", port: 80, backends: [{ address: "192.168.16.27", weight: 3 }, { address: "192.168.16.28", weight: 1 }] }] },
+  });
+  const r = await trace(["tcp 203.0.113.5:40000 -> 198.51.100.1:80 flags S iif wan0"], text, 40);
+  const counts = new Map<string, number>();
+  for (const run of r.runs) {
+    assert.equal(run[0]!.verdict, "accept");
+    counts.set(run[0]!.finalDestination!, (counts.get(run[0]!.finalDestination!) ?? 0) + 1);
+  }
+  assert.deepEqual(Object.fromEntries(counts), { "192.168.16.27:80": 30, "192.168.16.28:80": 10 });
+});
+
+test("namespaces are deleted after a trace", async () => {
+  await trace(["udp 203.0.113.5:5000 -> 198.51.100.1:53 iif wan0"]);
+  const list = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout;
+  assert.ok(!list.includes(`palisade-trace-${process.pid}-`), list);
+});
