@@ -88,7 +88,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     errorResponseBuilder: (_req, ctx) =>
       new ApiError(429, "rate_limited", `rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry after ${ctx.after}`),
   });
-  await app.register(authPlugin);
+  await app.register(authPlugin, { failuresPerMinute: deps.config.rateLimitPerMinute, namespace: deps.rateLimitNamespace ?? "palisade-rl:" });
   await app.register(swagger, {
     openapi: openApiDocument(),
     transform: createJsonSchemaTransform({ zodToJsonConfig }),

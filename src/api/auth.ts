@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import type { Actor } from "./audit.ts";
 import { CSRF_HEADER, csrfMatches, loadSession, sessionIdOf } from "./console/session.ts";
+import { AuthThrottle } from "./auth-throttle.ts";
 import { ApiError } from "./errors.ts";
 import type { TokenRole } from "../generated/prisma/enums.ts";
 
@@ -55,20 +56,31 @@ export function bearerOf(req: FastifyRequest): string | undefined {
 /** Don't write last_used_at on every request; once a minute per token is plenty. */
 const LAST_USED_RESOLUTION_MS = 60_000;
 
-export const authPlugin = fp(async (app: FastifyInstance) => {
+export interface AuthPluginOptions {
+  /** Failed authentications allowed per address and minute (then 429, see auth-throttle.ts). */
+  failuresPerMinute: number;
+  /** Redis key namespace of the counters. */
+  namespace: string;
+}
+
+export const authPlugin = fp(async (app: FastifyInstance, opts: AuthPluginOptions) => {
+  const throttle = new AuthThrottle(app.redis, opts.namespace, opts.failuresPerMinute);
   app.decorateRequest("actor", null as unknown as AuthenticatedActor);
   app.addHook("onRequest", async (req, reply) => {
     const access = req.routeOptions.config.access ?? "admin";
     if (access === "public") return;
+    await throttle.check(req.ip);
     const secret = bearerOf(req);
     const sid = secret === undefined ? sessionIdOf(req) : undefined;
     if (sid !== undefined) return authenticateSession(app, req, sid, access);
     if (secret === undefined) {
+      await throttle.fail(req.ip);
       reply.header("www-authenticate", 'Bearer realm="palisade"');
       throw new ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)");
     }
     const token = secret ? await app.db.apiToken.findUnique({ where: { tokenHash: hashSecret(secret) } }) : null;
     if (!token || token.revokedAt) {
+      await throttle.fail(req.ip);
       reply.header("www-authenticate", 'Bearer realm="palisade", error="invalid_token"');
       throw new ApiError(401, "unauthorized", "unknown or revoked token");
     }

@@ -1,7 +1,7 @@
 // The error envelope for every way a request can be wrong, and that nothing is written.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { errorOf, startTestApp, type TestApp } from "../support/app.ts";
+import { errorOf, ROLE_TOKENS, startTestApp, type TestApp } from "../support/app.ts";
 import { validPolicy } from "../support/policies.ts";
 
 let t: TestApp;
@@ -91,6 +91,24 @@ describe("rate limit", () => {
       assert.equal((await limited.req("GET", "/v1/rulesets", { as: "operator" })).statusCode, 200);
       // Probes are never limited.
       for (let i = 0; i < 7; i++) assert.equal((await limited.req("GET", "/healthz", { as: null })).statusCode, 200);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  test("failed authentications are limited per address: a burst of bad tokens gets 429, other addresses unaffected", async () => {
+    const limited = await startTestApp({ rateLimitPerMinute: 5 });
+    try {
+      const from = (remoteAddress: string, token?: string) =>
+        limited.app.inject({ method: "GET", url: "/v1/rulesets", remoteAddress, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+      const statuses: number[] = [];
+      for (let i = 0; i < 7; i++) statuses.push((await from("192.0.2.7", `garbage-${i}`)).statusCode);
+      assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429]);
+      const res = await from("192.0.2.7");
+      assert.equal(errorOf(res).code, "rate_limited");
+      assert.ok(Number(res.headers["retry-after"]) > 0, JSON.stringify(res.headers));
+      assert.equal((await from("192.0.2.8", ROLE_TOKENS.viewer)).statusCode, 200);
+      assert.equal((await from("192.0.2.8", "garbage")).statusCode, 401);
     } finally {
       await limited.close();
     }
