@@ -78,3 +78,32 @@ test("namespaces are deleted after a trace", async () => {
   const list = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout;
   assert.ok(!list.includes(`palisade-trace-${process.pid}-`), list);
 });
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const cli = (args: string[], pre: string[] = []) =>
+  spawnSync(pre[0] ?? process.execPath, [...(pre.length ? [...pre.slice(1), process.execPath] : []), "--import", "tsx", "src/cli/main.ts", "trace", ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+
+test("the CLI: table output ends with the verdict line, -o json gives {verdict, rules}", () => {
+  const args = ["test/golden/presets.policy.yaml", "--packet", "icmp 203.0.113.5 -> 198.51.100.1 type timestamp-request iif eth0"];
+  const table = cli(args);
+  assert.equal(table.status, 0, table.stderr);
+  assert.equal(table.stdout.trimEnd().split("\n").pop(), "verdict: drop");
+  const json = cli([...args, "-o", "json"]);
+  assert.equal(json.status, 0, json.stderr);
+  const body = JSON.parse(json.stdout) as { verdict: string; rules: Array<{ chain: string; rule: string }> };
+  assert.equal(body.verdict, "drop");
+  assert.ok(body.rules.some((r) => r.chain === "protect_input" && /timestamp-request/.test(r.rule)), json.stdout);
+});
+
+test("without CAP_NET_ADMIN the CLI says so and creates nothing", () => {
+  const r = cli(["test/golden/presets.policy.yaml", "--packet", "tcp 203.0.113.5:40000 -> 198.51.100.1:22 iif eth0"], ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /trace needs CAP_NET_ADMIN \(run as root or with the capability\) to create a throwaway network namespace/);
+  assert.equal(r.stdout, "");
+});
+
+test("a bad packet spec is refused before any namespace is made, naming the token", () => {
+  const r = cli(["test/golden/presets.policy.yaml", "--packet", "tcp 203.0.113.5 -> 198.51.100.1:22"]);
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /"203\.0\.113\.5": source needs a port/);
+});
