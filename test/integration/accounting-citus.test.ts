@@ -9,6 +9,7 @@
 //   row locks (FOR UPDATE/SHARE), window functions, WITH RECURSIVE, LOCK TABLE,
 //   TABLESAMPLE, ctid; an upsert's conflict target includes host_id; an INSERT ... SELECT
 //   between distributed tables groups by host_id (so it runs shard by shard).
+// Views over the distributed tables are checked with the same rules.
 // telemetry_dirty is deliberately not distributed (the rollup takes marks of every host
 // FOR UPDATE SKIP LOCKED): it stays on the coordinator (docs/scaling.md says why).
 import assert from "node:assert/strict";
@@ -101,6 +102,10 @@ describe("accounting SQL stays distributable by host_id (Citus)", () => {
       [DISTRIBUTED],
     );
     for (const f of fks) assert.equal(f.ref, "hosts", `${f.tbl} references ${f.ref}: only hosts (a reference table) is allowed`);
+    // Views over them (Grafana's, for example) are planned like any query: same rules.
+    const views = await sql<{ name: string; def: string }>(database.url, `SELECT viewname AS name, definition AS def FROM pg_views WHERE schemaname = 'public'`);
+    const bad = views.map((v) => ({ view: v.name, problems: citusProblems(v.def) })).filter((v) => v.problems.length > 0);
+    assert.deepEqual(bad, []);
   });
 
   test("every statement of ingest, rollups, retention and queries is distributable", async () => {
