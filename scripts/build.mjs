@@ -104,6 +104,9 @@ export async function buildCli() {
   return result;
 }
 
+/** Node flags the agent runs with: the shebang here and ExecStart= of deploy/palisade-agent.service (tests check they agree). */
+export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1", "--optimize-for-size"];
+
 export async function buildAgent() {
   rmSync(join(ROOT, "dist/agent"), { recursive: true, force: true });
   const result = await build({
@@ -111,7 +114,7 @@ export async function buildAgent() {
     entryPoints: { "palisade-agent": "src/agent/bundle-main.ts" },
     outdir: "dist/agent",
     outExtension: { ".js": ".mjs" },
-    banner: { js: `#!/usr/bin/env node\n${REQUIRE_BANNER}` },
+    banner: { js: `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(" ")}\n${REQUIRE_BANNER}` },
     metafile: true,
   });
   writeFileSync(join(ROOT, "dist/agent/palisade-agent.meta.json"), JSON.stringify(result.metafile));

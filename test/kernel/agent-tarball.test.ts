@@ -20,7 +20,7 @@ import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
 import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
-import { setprivArgs, unitPrivileges } from "./unit-privileges.ts";
+import { setprivArgs, unitNodeFlags, unitPrivileges } from "./unit-privileges.ts";
 import { freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "./fleet-kit.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -71,7 +71,9 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(15_000),
     });
-    return { status: res.status, json: (await res.json()) as T };
+    const json = (await res.json()) as T;
+    if (res.status >= 500) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}\n${replica!.out().split("\n").filter((l) => !/"level":30/.test(l)).join("\n").slice(-4000)}`);
+    return { status: res.status, json };
   }
 
   before(async () => {
@@ -130,11 +132,11 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
   it("enrolls, applies a deployment to its namespace's kernel and reports real counters", async () => {
     const unit = readFileSync(join(top, "palisade-agent.service"), "utf8");
     const token = await api("POST", "/v1/enrollment-tokens", { labels: { via: "tarball" } });
-    assert.equal(token.status, 201, JSON.stringify(token.json));
+    assert.equal(token.status, 201, `${JSON.stringify(token.json)}\n${replica!.out().slice(-3000)}`);
     const argv = [
       "env", "-i", "-C", "/", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", `TMPDIR=${tmp}`, "HOME=/nonexistent",
       "setpriv", ...setprivArgs(unitPrivileges(unit)),
-      process.execPath, join(top, "palisade-agent.mjs"),
+      process.execPath, ...unitNodeFlags(unit), join(top, "palisade-agent.mjs"),
       "--server", "127.0.0.1:50051", "--enroll-token", token.json.token, "--state-dir", stateDir, "--name", HOST,
       "--telemetry-interval", "1", "--drift-interval", "0",
     ];
@@ -191,7 +193,9 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
       const prefixDir = join(dest, "opt/palisade-agent");
       assert.deepEqual(readdirSync(prefixDir).sort(), ["README.md", "package.json", "palisade-agent.mjs", "proto"]);
       const unit = readFileSync(join(dest, "etc/systemd/system/palisade-agent.service"), "utf8");
-      assert.match(unit, new RegExp(`^ExecStart=${process.execPath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} /opt/palisade-agent/palisade-agent\\.mjs$`, "m"));
+      const execStart = /^ExecStart=(.*)$/m.exec(unit)?.[1] ?? "";
+      assert.ok(execStart.startsWith(`${process.execPath} `), execStart);
+      assert.ok(execStart.endsWith(" /opt/palisade-agent/palisade-agent.mjs"), execStart);
       assert.match(unit, /^EnvironmentFile=-\/etc\/palisade\/agent\.env$/m);
       const envFile = join(dest, "etc/palisade/agent.env");
       assert.equal(statSync(envFile).mode & 0o777, 0o600);

@@ -21,3 +21,11 @@ export function setprivArgs(p: ReturnType<typeof unitPrivileges>): string[] {
     ...(p.noNewPrivileges ? ["--no-new-privs"] : []),
   ];
 }
+
+/** The node flags the unit's ExecStart= passes before the agent bundle (memory settings). */
+export function unitNodeFlags(unit: string): string[] {
+  const words = /^ExecStart=(.*)$/m.exec(unit)?.[1]?.trim().split(/\s+/) ?? [];
+  const node = words.findIndex((w) => /(^|\/)node$/.test(w));
+  const bundle = words.findIndex((w) => w.endsWith(".mjs"));
+  return node >= 0 && bundle > node ? words.slice(node + 1, bundle) : [];
+}

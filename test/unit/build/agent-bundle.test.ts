@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { join } from "node:path";
+import { unitNodeFlags } from "../../kernel/unit-privileges.ts";
 
 const ROOT = join(import.meta.dirname, "../../..");
 const META = join(ROOT, "dist/agent/palisade-agent.meta.json");
@@ -49,4 +50,12 @@ test("the agent bundle imports only Node's built-in modules", () => {
   const builtins = new Set(builtinModules.flatMap((b) => [b, `node:${b}`]));
   const imports = Object.values(meta().outputs).flatMap((o) => o.imports.map((i) => i.path));
   assert.deepEqual(imports.filter((p) => !builtins.has(p)), []);
+});
+
+test("the bundle's shebang runs node with the same flags as the systemd unit's ExecStart=", () => {
+  const shebang = readFileSync(join(ROOT, "dist/agent/palisade-agent.mjs"), "utf8").split("\n", 1)[0]!;
+  const m = /^#!\/usr\/bin\/env -S node((?: --[\w-]+(?:=\S+)?)*)$/.exec(shebang);
+  assert.ok(m, shebang);
+  const unit = readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8");
+  assert.deepEqual(m[1]!.trim().split(/\s+/).filter(Boolean), unitNodeFlags(unit));
 });
