@@ -3,6 +3,7 @@
 // message is not sent (it may hold internals).
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import { isDatabaseUnavailable } from "./db/unavailable.ts";
 import { ApiError, type ErrorDetail } from "./errors.ts";
 
 /** Fastify's own error codes that are the client's fault, and what we call them. */
@@ -13,6 +14,9 @@ const FASTIFY_CODES: Record<string, [number, ApiError["code"]]> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, "malformed_request"],
   FST_ERR_CTP_INVALID_JSON_BODY: [400, "malformed_request"],
 };
+
+/** Retry-After of a 503 while PostgreSQL does not answer (a pool reconnect is quick). */
+const DB_RETRY_AFTER_S = 5;
 
 /** Prisma known-request error codes that are the client's fault. */
 const PRISMA_CODES: Record<string, [number, ApiError["code"], string]> = {
@@ -58,6 +62,11 @@ export function handleError(err: FastifyError, req: FastifyRequest, reply: Fasti
   if (api) {
     if (api.status >= 500) req.log.error({ err }, "request failed");
     return reply.status(api.status).headers(api.headers).type("application/json").send(api.toJSON());
+  }
+  if (isDatabaseUnavailable(err)) {
+    req.log.error({ err }, "database unavailable");
+    const unavailable = new ApiError(503, "unavailable", "the database does not answer; retry later", [], { "retry-after": String(DB_RETRY_AFTER_S) });
+    return reply.status(503).headers(unavailable.headers).type("application/json").send(unavailable.toJSON());
   }
   req.log.error({ err }, "unhandled error");
   return reply.status(500).type("application/json").send(new ApiError(500, "internal", "internal server error").toJSON());

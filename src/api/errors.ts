@@ -27,6 +27,7 @@ export type ErrorCode =
   | "invalid_policy"
   | "rate_limited"
   | "busy"
+  | "unavailable"
   | "internal";
 
 export class ApiError extends Error {

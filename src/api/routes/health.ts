@@ -8,7 +8,9 @@ const Ready = z.object({ status: z.enum(["ready", "unavailable"]), checks: z.obj
 
 const READY_TIMEOUT_MS = 2000;
 
-async function check(probe: () => Promise<unknown>): Promise<z.infer<typeof Check>> {
+// The probe is public: the raw error (host names, database names, driver text) goes to the
+// log, the response only says which dependency did not answer.
+async function check(probe: () => Promise<unknown>, what: string, log: { warn: (o: object, m: string) => void }): Promise<z.infer<typeof Check>> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -19,7 +21,9 @@ async function check(probe: () => Promise<unknown>): Promise<z.infer<typeof Chec
     ]);
     return { ok: true };
   } catch (err) {
-    return { ok: false, error: (err as Error).message };
+    log.warn({ err: (err as Error).message, dependency: what }, "readiness check failed");
+    const timedOut = (err as Error).message.startsWith("no answer within");
+    return { ok: false, error: timedOut ? `no answer within ${READY_TIMEOUT_MS} ms` : "unreachable or refused the check (details in the API's log)" };
   } finally {
     clearTimeout(timer);
   }
@@ -42,7 +46,7 @@ export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: Ready.describe("PostgreSQL and Redis answered within 2 s."), 503: Ready.describe("PostgreSQL or Redis did not answer; `checks` names which and why.") },
       }, },
     async (_req, reply) => {
-      const [postgres, redis] = await Promise.all([check(() => app.db.$queryRaw`SELECT 1`), check(() => app.redis.ping())]);
+      const [postgres, redis] = await Promise.all([check(() => app.db.$queryRaw`SELECT 1`, "postgres", app.log), check(() => app.redis.ping(), "redis", app.log)]);
       const ok = postgres.ok && redis.ok;
       return reply.status(ok ? 200 : 503).send({ status: ok ? "ready" : "unavailable", checks: { postgres, redis } });
     },
