@@ -19,16 +19,12 @@ export interface Host {
 
 const ref = (v: Host["desiredVersion"]) => (v ? `${v.ruleset}@${v.version}` : "—");
 
-/** What the agent said it lacks (programs, kernel features), in whichever key it used. */
+/** What the agent reported it cannot do, as it phrased it: `capabilities.unavailable`
+ *  holds `{program, reason}` ("log events unavailable: tcpdump not installed"). */
 export function missingOf(caps: Record<string, unknown>): string[] {
-  const out: string[] = [];
-  for (const [k, v] of Object.entries(caps)) {
-    if (!/missing|unavailable|absent/i.test(k)) continue;
-    if (Array.isArray(v)) out.push(...v.map((x) => (typeof x === "string" ? x : JSON.stringify(x))));
-    else if (v && typeof v === "object") out.push(...Object.keys(v));
-    else if (typeof v === "string" && v) out.push(v);
-  }
-  return out;
+  const list = caps.unavailable;
+  if (!Array.isArray(list)) return [];
+  return list.map((x) => (x && typeof x === "object" && "reason" in x ? String((x as { reason: unknown }).reason) : String(x)));
 }
 
 function driftView(host: Host): HTMLElement {
