@@ -117,7 +117,12 @@ print(sum(1 for s, r in ans if r.haslayer(TCP) and r[TCP].flags & 0x04))
 
 test("IPv6: the same construction counts per IPv6 source (hitcount 10: 9 of 30 SYNs answered)", async () => {
   await applyPolicy(lab, pal.server, {
-    chains: { input: { hook: "input", rules: [{ comment: "syn6", match: { protocol: "tcp", ctState: ["new"], recent: { name: "syn6", mode: "update", seconds: 1, hitcount: 10 } }, action: "drop", counter: true }] } },
+    // The counting idiom (nftables refuses a hit count without it): the list's set rule, then the count.
+    counters: { syn6seen: {} },
+    chains: { input: { hook: "input", rules: [
+      { comment: "syn6 seen", match: { protocol: "tcp", ctState: ["new"], recent: { name: "syn6", mode: "set" } }, action: { type: "counter", name: "syn6seen" } },
+      { comment: "syn6", match: { protocol: "tcp", ctState: ["new"], recent: { name: "syn6", mode: "update", seconds: 1, hitcount: 10 } }, action: "drop", counter: true },
+    ] } },
   } as never);
   const r = await lab.exec(pal.client, ["/usr/bin/python3", "-c", SCAPY_SYN6, pal.link.b.ip6, String(CLOSED), "30"], { timeoutMs: 30_000 });
   assert.equal(Number(r.stdout.trim().split("\n").pop()), 9, r.stdout + r.stderr);

@@ -12,8 +12,9 @@
 // nftables: a hit count is compiled to one slot set per counted packet (compile/nft/recent.ts),
 //   so it is bounded by NFT_MAX_HITCOUNT; the window must be given (`seconds`) and at most
 //   NFT_MAX_HITCOUNT_SECONDS, the refill period of a slot claim.
+import { isDeepStrictEqual } from "node:util";
 import { error, type Diagnostic, type Path } from "../diagnostics.ts";
-import type { Match } from "../policy/index.ts";
+import type { Match, Policy } from "../policy/index.ts";
 
 /** What the compilers may know about the host they render for, from its agent's capabilities. */
 export interface TargetCapabilities {
@@ -67,4 +68,52 @@ export function hitcountErrors(m: Match, path: Path, target: "nftables" | "iptab
     return [error(at, "unsupported_on_target", `recent hitcount together with limit, meter or quota in one rule is not supported on target nftables: the hit count is kept by a jump to its own chain before the rule, which would evaluate those twice; put them in a separate rule.`)];
   }
   return [];
+}
+
+const isCounted = (m: Match | undefined) => {
+  const r = m?.recent;
+  return r !== undefined && r.hitcount !== undefined && r.hitcount > 1 && (r.mode === "update" || r.mode === "rcheck");
+};
+const withoutRecent = (m: Match | undefined) => {
+  const { recent: _recent, ...rest } = m ?? {};
+  return rest;
+};
+
+/**
+ * nftables counts a hit count on the packets that reach the hit-count rule, not on the
+ * list's stamps (compile/nft/recent.ts). That is xt_recent's meaning only in the counting
+ * idiom: every `set` rule of the list sits in the same chain, before the hit-count rule,
+ * with the same matches (apart from `recent`) and side, so the packets counted are the
+ * packets stamped. Anything else (a knock list filled by other packets, a list with no
+ * `set` rule, a hit count in a mark forward) would count the wrong packets: refused.
+ */
+export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const sets: { chain: string; index: number; match: Match }[] = [];
+  for (const [chain, c] of Object.entries(policy.chains)) {
+    c.rules.forEach((rule, index) => {
+      if (rule.match?.recent?.mode === "set") sets.push({ chain, index, match: rule.match });
+    });
+  }
+  const why = (name: string, detail: string) =>
+    `recent hitcount on list "${name}" is not supported on target nftables here: ${detail}. nftables counts the hits on this rule's own packets, not on the stamps the list's set rules record, so it would match sources xt_recent would not. Use the portKnock preset (protections.portKnock) for a knock sequence; for a rate (the SYN-flood idiom) give the list's set rule the same matches as this rule, in the same chain, before it; or render with target iptables.`;
+  for (const [chain, c] of Object.entries(policy.chains)) {
+    c.rules.forEach((rule, index) => {
+      if (!isCounted(rule.match)) return;
+      const r = rule.match!.recent!;
+      const at: Path = ["chains", chain, "rules", index, "match", "recent", "hitcount"];
+      const mine = sets.filter((s) => s.match.recent!.name === r.name);
+      if (mine.length === 0) return void out.push(error(at, "unsupported_on_target", why(r.name, "no rule sets the list")));
+      const bad = mine.find((s) => s.chain !== chain || s.index >= index || s.match.recent!.side !== r.side || !isDeepStrictEqual(withoutRecent(s.match), withoutRecent(rule.match)));
+      if (bad) {
+        out.push(error(at, "unsupported_on_target", why(r.name, `the set rule at chains.${bad.chain}.rules[${bad.index}] is not in the same chain before this rule with the same matches`)));
+      }
+    });
+  }
+  policy.forwarding.markForwards.forEach((mf, i) => {
+    if (isCounted(mf.match)) {
+      out.push(error(["forwarding", "markForwards", i, "match", "recent", "hitcount"], "unsupported_on_target", why(mf.match.recent!.name, "a mark forward is not in a chain with the list's set rule")));
+    }
+  });
+  return out;
 }

@@ -4,7 +4,7 @@
 // needs). A feature a target cannot express is an `unsupported_on_target` error naming the
 // feature, the target, and what would support it.
 import { error, type Diagnostic, type Path } from "../diagnostics.ts";
-import { hitcountErrors, type TargetCapabilities } from "./hitcount.ts";
+import { hitcountErrors, hitcountIdiomErrors, type TargetCapabilities } from "./hitcount.ts";
 import {
   isNegated, normalizeAction, unwrap, type Match, type Policy, type ActionObject,
 } from "../policy/index.ts";
@@ -413,6 +413,11 @@ export function checkTargetSupport(policy: Policy, target: CompileTarget, caps: 
     });
   }
   policy.forwarding.markForwards.forEach((mf, i) => out.push(...hitcountErrors(mf.match, ["forwarding", "markForwards", i, "match"], target, caps)));
+  // xt_recent counts the list's stamps natively; only nftables needs the counting idiom.
+  if (target === "nftables") {
+    const seen = new Set(out.map((d) => d.path));
+    out.push(...hitcountIdiomErrors(policy).filter((d) => !seen.has(d.path)));
+  }
   return out;
 }
 

@@ -130,7 +130,9 @@ test("a user counter may not take the name shape of a growing quota's counter", 
 });
 
 test("recent hitcount: bounded on nftables (H <= 128, seconds given and <= a week, no limit/meter/quota beside it)", () => {
-  const hc = (recent: Record<string, unknown>, more: Record<string, unknown> = {}) => input([{ match: { ...more, recent: { name: "syn", mode: "update", ...recent } }, action: "drop" }]);
+  // The counting idiom (set rule with the same matches first): only the bounds are at issue here.
+  const hc = (recent: Record<string, unknown>, more: Record<string, unknown> = {}) =>
+    input([{ match: { ...more, recent: { name: "syn", mode: "set" } }, action: { type: "counter", name: "seen" } }, { match: { ...more, recent: { name: "syn", mode: "update", ...recent } }, action: "drop" }], { counters: { seen: {} } });
   const one = (doc: PolicyInput) => {
     const errs = errorsOf(doc);
     assert.equal(errs.length, 1, JSON.stringify(errs));
@@ -139,14 +141,53 @@ test("recent hitcount: bounded on nftables (H <= 128, seconds given and <= a wee
   };
   assert.ok(renderNft(Policy.parse(hc({ seconds: 1, hitcount: 128 }))).ok);
   const big = one(hc({ seconds: 1, hitcount: 129 }));
-  assert.equal(big.path, "/chains/input/rules/0/match/recent/hitcount");
+  assert.equal(big.path, "/chains/input/rules/1/match/recent/hitcount");
   assert.match(big.message, /at most 128/);
-  assert.equal(one(hc({ hitcount: 5 })).path, "/chains/input/rules/0/match/recent/seconds");
-  assert.equal(one(hc({ seconds: 8 * 86400, hitcount: 5 })).path, "/chains/input/rules/0/match/recent/seconds");
+  assert.equal(one(hc({ hitcount: 5 })).path, "/chains/input/rules/1/match/recent/seconds");
+  assert.equal(one(hc({ seconds: 8 * 86400, hitcount: 5 })).path, "/chains/input/rules/1/match/recent/seconds");
   assert.match(one(hc({ seconds: 1, hitcount: 5 }, { limit: { rate: "5/second" } })).message, /limit, meter or quota/);
   // The SYN-flood preset counts exactly up to 127 per window; beyond that it needs a burst (token bucket).
   const v = validatePolicy({ protections: { synFlood: { rate: "128/second" } } });
   assert.deepEqual(v.errors.map((e) => [e.path, e.code]), [["/protections/synFlood/rate", "syn_flood_rate_too_high"]]);
   assert.ok(validatePolicy({ protections: { synFlood: { rate: "128/second", burst: 128 } } }).ok);
   assert.ok(renderNft(Policy.parse({ protections: { synFlood: { rate: "127/second" } } })).ok);
+});
+
+test("recent hitcount on nftables: only the counting idiom (the list's set rules, same chain, same matches, before it); a knock list is refused", () => {
+  const seen = { type: "counter", name: "seen" };
+  const inp = (rules: unknown[]) => input(rules, { counters: { seen: {} } });
+  const knockSet = { comment: "knock", match: { protocol: "tcp", dport: 1234, recent: { name: "knock", mode: "set" } }, action: seen };
+  const sshCheck = { comment: "ssh", match: { protocol: "tcp", dport: 22, recent: { name: "knock", mode: "rcheck", seconds: 30, hitcount: 3 } }, action: "accept" };
+  const knock = inp([knockSet, sshCheck]);
+  const errs = errorsOf(knock);
+  assert.deepEqual(errs.map((e) => [e.path, e.code]), [["/chains/input/rules/1/match/recent/hitcount", "unsupported_on_target"]]);
+  assert.match(errs[0]!.message, /this rule's own packets, not on the stamps/);
+  assert.match(errs[0]!.message, /portKnock preset/);
+  assert.match(errs[0]!.message, /same matches/);
+  // The validator refuses it for nftables too, and iptables (xt_recent counts stamps natively) takes it.
+  const v = validatePolicy(knock, { target: "nftables" });
+  assert.ok(v.errors.some((e) => e.path === "/chains/input/rules/1/match/recent/hitcount" && e.code === "unsupported_on_target"), JSON.stringify(v.errors));
+  assert.ok(validatePolicy(knock, { target: "iptables" }).ok);
+  // No set rule at all, the set rule after the count, in another chain, or on another side: refused.
+  const count = { match: { protocol: "tcp", dport: 22, recent: { name: "l", mode: "update", seconds: 1, hitcount: 3 } }, action: "drop" };
+  const set = { match: { protocol: "tcp", dport: 22, recent: { name: "l", mode: "set" } }, action: seen };
+  assert.equal(errorsOf(inp([count])).length, 1);
+  assert.equal(errorsOf(inp([count, set])).length, 1);
+  assert.equal(errorsOf(inp([{ ...set, match: { ...set.match, recent: { name: "l", mode: "set", side: "destination" } } }, count])).length, 1);
+  assert.equal(errorsOf({ counters: { seen: {} }, chains: { input: { hook: "input", rules: [count] }, fwd: { hook: "forward", rules: [set] } } } as PolicyInput).length, 1);
+  assert.ok(renderNft(Policy.parse(inp([set, count]))).ok);
+  // The SYN-flood idiom as plain rules (the seed's --set then --update --hitcount): accepted, and the
+  // counted rules also require the source on the list.
+  const syn = { protocol: "tcp", ctState: ["new"], tcpFlags: { mask: ["fin", "syn", "rst", "ack"], compare: ["syn"] } };
+  const idiom = renderNft(Policy.parse(inp([
+    { match: { ...syn, recent: { name: "synflood", mode: "set" } }, action: seen },
+    { match: { ...syn, recent: { name: "synflood", mode: "update", seconds: 1, hitcount: 60 } }, action: "drop" },
+  ])));
+  assert.ok(idiom.ok, JSON.stringify(!idiom.ok && idiom.errors));
+  assert.match(idiom.text, /ip saddr @recent_synflood_v4 jump recent_synflood_hc60_1s_v4/);
+  assert.match(idiom.text, /ip saddr @recent_synflood_v4 ip saddr @recent_synflood_hc60_1s_v4_blocked .*drop/);
+  // And the preset, which expands to that idiom.
+  const preset = renderNft(Policy.parse({ protections: { synFlood: { rate: "10/second" } } }));
+  assert.ok(preset.ok, JSON.stringify(!preset.ok && preset.errors));
+  assert.match(preset.text, /ip saddr @recent_protect_synflood_v4 jump recent_protect_synflood_hc11_1s_v4/);
 });

@@ -11,7 +11,7 @@ import { ifname } from "../../nft/index.ts";
 import { isNegated, parseRate, unwrap, type Match, type Negatable } from "../../policy/index.ts";
 import { FAMS, type Ctx, type Fam } from "./context.ts";
 import { setFamily, valueOrSet } from "./sets.ts";
-import { hitcountCheck, meterParts, recentParts, type HitcountCheck } from "./recent.ts";
+import { hitcountCheck, hitcountListMember, meterParts, recentParts, type HitcountCheck } from "./recent.ts";
 import { quotaParts } from "./quota.ts";
 import { extraFamilies, extraParts } from "./match-extra.ts";
 
@@ -213,6 +213,7 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
     if (r.hitcount !== undefined && r.hitcount > 1 && (r.mode === "update" || r.mode === "rcheck")) {
       hitcount = hitcountCheck(r, fam, ctx, [...path, "recent"]);
       if (!hitcount) return null;
+      parts.push(hitcountListMember(r, fam, ctx, [...path, "recent"], timeouts));
     } else parts.push(...recentParts(r, fam, ctx, [...path, "recent"], timeouts));
     impliesFamily = true;
   }

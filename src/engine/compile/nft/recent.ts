@@ -115,17 +115,33 @@ export function hitcountCheck(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path): H
   return { chain: base, member: `${key} @${blocked}` };
 }
 
+/** The list's own set recent_NAME_v4/_v6, declared once with the list's agreed timeout. */
+function declareList(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, timeouts: Map<string, number | undefined>): { name: string; timeout: number | undefined } {
+  const timeout = timeouts.get(r.name);
+  const name = `recent_${r.name}_${suffix(fam)}`;
+  const set: NamedSet = { kind: "set", family: FAMILY, table: TABLE, name, type: addrType(fam), flags: timeout ? ["dynamic", "timeout"] : ["dynamic"], size: RECENT_SIZE };
+  if (timeout) set.timeout = timeout;
+  ctx.declareSet(set, `recent list "${r.name}"`, path);
+  return { name, timeout };
+}
+
+/**
+ * A hit-count rule also requires its source to be on the list. In the counting idiom (the
+ * only one accepted, compile/hitcount.ts) the list's set rule has just added it, so this
+ * changes nothing there, but it keeps an unlisted source (the list's set full) uncounted.
+ */
+export function hitcountListMember(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, timeouts: Map<string, number | undefined>): string {
+  const { name } = declareList(r, fam, ctx, path, timeouts);
+  return `${addrKey(fam, r.side === "destination" ? "daddr" : "saddr")} @${name}`;
+}
+
 export function recentParts(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, timeouts: Map<string, number | undefined>): string[] {
   const key = addrKey(fam, r.side === "destination" ? "daddr" : "saddr");
   if (r.hitcount !== undefined && r.hitcount > 1) {
     ctx.error([...path, "hitcount"], "nft_recent_hitcount_mode", `recent hitcount needs mode update or rcheck (it counts hits of a listed address)`);
     return [];
   }
-  const timeout = timeouts.get(r.name);
-  const name = `recent_${r.name}_${suffix(fam)}`;
-  const set: NamedSet = { kind: "set", family: FAMILY, table: TABLE, name, type: addrType(fam), flags: timeout ? ["dynamic", "timeout"] : ["dynamic"], size: RECENT_SIZE };
-  if (timeout) set.timeout = timeout;
-  ctx.declareSet(set, `recent list "${r.name}"`, path);
+  const { name, timeout } = declareList(r, fam, ctx, path, timeouts);
   // Without a timeout nft refuses `update` (it refreshes a timeout); `add` is the same then.
   const refresh = timeout ? "update" : "add";
   switch (r.mode) {
