@@ -17,7 +17,7 @@ const KNOWN_FAILURES: Record<string, string> = {
   "init-script-gateway.sh": "shell operator '('",
   "ipv6-testbed-router.rules6": "unknown match module hl",
   "nat-gateway-tos.sh": "--set-tos",
-  "nexus-pi.rules": "protocol igmp",
+  "nexus-pi.rules": "recent --rttl",
   "opennic-tier2.rules": "-m string",
   "pi-ap-ipset.rules": "-m set: ipset sets are not imported",
   "pppoe-server.rules": "-m set: ipset sets are not imported",

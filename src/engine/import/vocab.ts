@@ -16,6 +16,8 @@ export const PROTOCOLS: Record<string, Proto> = {
   icmpv6: "icmpv6", "ipv6-icmp": "icmpv6", icmp6: "icmpv6", "58": "icmpv6",
   sctp: "sctp", "132": "sctp", udplite: "udplite", "136": "udplite", dccp: "dccp", "33": "dccp",
   gre: "gre", "47": "gre", esp: "esp", "50": "esp", ah: "ah", "51": "ah",
+  igmp: "igmp", "2": "igmp", ipip: "ipip", ipencap: "ipip", "4": "ipip", ipv6: "ipv6", "41": "ipv6",
+  ospf: "ospf", ospfigp: "ospf", "89": "ospf", pim: "pim", "103": "pim", vrrp: "vrrp", "112": "vrrp", l2tp: "l2tp", "115": "l2tp",
 };
 /** Protocols whose header has ports (`--sport`/`--dport` are allowed after `-p`). */
 export const PORT_PROTOCOLS: ReadonlySet<Proto> = new Set<Proto>(["tcp", "udp", "sctp", "udplite", "dccp"]);

@@ -54,7 +54,13 @@ export const PortItem = z.union([
 ]);
 export const PortList = z.union([PortItem, z.array(PortItem).min(1).max(4096)]);
 
-export const Protocol = z.enum(["tcp", "udp", "icmp", "icmpv6", "sctp", "udplite", "dccp", "gre", "esp", "ah"]);
+export const Protocol = z.enum([
+  "tcp", "udp", "icmp", "icmpv6", "sctp", "udplite", "dccp", "gre", "esp", "ah",
+  // Protocols without ports that router scripts allow or drop (multicast, routing, VRRP, tunnels).
+  "igmp", "ipip", "ipv6", "ospf", "pim", "vrrp", "l2tp",
+]);
+/** IANA numbers of the protocols rendered as numbers (no /etc/protocols lookup on the host). */
+export const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = { igmp: 2, ipip: 4, ipv6: 41, ospf: 89, pim: 103, vrrp: 112, l2tp: 115 };
 
 export const RATE_UNITS = ["second", "minute", "hour", "day"] as const;
 /** "60/second", "5/minute". */

@@ -122,3 +122,10 @@ test("TCPMSS: --clamp-mss-to-pmtu and --set-mss; iptables needs the rule to matc
   assert.deepEqual(checkTargetSupport(p, "nftables"), []);
   assert.match(checkTargetSupport(p, "iptables")[0]!.message, /SYN/);
 });
+
+test("protocols without ports: igmp, vrrp, ipv6 (6in4) by name or number; rendered as numbers", () => {
+  assert.deepEqual(rule("iptables -A OUTPUT -d 224.0.0.22 -p igmp -j DROP", "output").match, { daddr: "224.0.0.22", protocol: "igmp" });
+  assert.deepEqual(rule("iptables -A INPUT -p 112 -j ACCEPT").match, { protocol: "vrrp" });
+  assert.deepEqual(rule("iptables -A INPUT -p 41 -j ACCEPT").match, { protocol: "ipv6" });
+  assert.match(importPolicy("iptables", "iptables -A INPUT -p 253 -j ACCEPT").errors[0]!.message, /protocol 253/);
+});

@@ -5,7 +5,7 @@
 // `ip saddr` implies IPv4.
 import type { Path } from "../../diagnostics.ts";
 import { parsePrefix } from "../../net/address.ts";
-import { parseRate, unwrap, type Match, type Policy } from "../../policy/index.ts";
+import { PROTOCOL_NUMBERS, parseRate, unwrap, type Match, type Policy } from "../../policy/index.ts";
 import { cidr } from "./address.ts";
 import type { Fam, IptCtx, RuleEnv, Table } from "./context.ts";
 import { ipsetName, limitName } from "./names.ts";
@@ -42,7 +42,8 @@ const hex = (n: number) => `0x${n.toString(16)}`;
 const asList = <T>(v: T | T[]): T[] => (Array.isArray(v) ? v : [v]);
 
 export function protoName(p: string): string {
-  return p === "icmpv6" ? "ipv6-icmp" : p;
+  // Names iptables does not know without /etc/protocols are written as numbers.
+  return p === "icmpv6" ? "ipv6-icmp" : PROTOCOL_NUMBERS[p] !== undefined ? String(PROTOCOL_NUMBERS[p]) : p;
 }
 
 /** `N/sec` as iptables writes rates; refuses rates the kernel module cannot represent. */

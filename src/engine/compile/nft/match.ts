@@ -8,7 +8,7 @@
 import type { Path } from "../../diagnostics.ts";
 import { parsePrefix } from "../../net/address.ts";
 import { ifname } from "../../nft/index.ts";
-import { isNegated, parseRate, unwrap, type Match, type Negatable } from "../../policy/index.ts";
+import { PROTOCOL_NUMBERS, isNegated, parseRate, unwrap, type Match, type Negatable } from "../../policy/index.ts";
 import { FAMS, type Ctx, type Fam } from "./context.ts";
 import { setFamily, valueOrSet } from "./sets.ts";
 import { hitcountCheck, hitcountListMember, meterParts, recentParts, type HitcountCheck } from "./recent.ts";
@@ -138,7 +138,7 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
   const hasPorts = m.sport !== undefined || m.dport !== undefined;
   // `tcp dport` already implies `meta l4proto tcp`; so do tcp flags.
   const protoImplied = portProto !== undefined && (hasPorts || (portProto === "tcp" && m.tcpFlags !== undefined));
-  if (proto && !protoImplied) parts.push(`meta l4proto ${neg(proto.negated)}${proto.value}`);
+  if (proto && !protoImplied) parts.push(`meta l4proto ${neg(proto.negated)}${PROTOCOL_NUMBERS[proto.value] ?? proto.value}`);
   if (hasPorts && !portProto) parts.push(ANY_PORT_PROTOCOL);
   for (const key of ["sport", "dport"] as const) {
     const v = m[key];
