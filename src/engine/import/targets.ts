@@ -22,6 +22,8 @@ const REFLECTION =
 function logPrefix(o: OptionValue | undefined, max: number): string | undefined {
   if (!o) return undefined;
   const text = val(o);
+  // An empty prefix is no prefix; the policy leaves it out rather than carrying "".
+  if (text === "") return undefined;
   if (!freeText(max).safeParse(text).success) {
     fail("import_invalid_value", `log prefix ${JSON.stringify(text)} must be printable ASCII without quotes or backslashes, at most ${max} characters`, text);
   }

@@ -2,7 +2,7 @@
 // (one target per rule). Terminating verdicts end evaluation; the others (log, counter,
 // account, mark, ...) let the packet continue to the next rule.
 import { z } from "zod";
-import { Address, Cidr, Name, Port, U32, freeText } from "./primitives.ts";
+import { Address, Cidr, Name, Port, U32, logPrefix } from "./primitives.ts";
 
 export const LOG_LEVELS = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"] as const;
 export const REJECT_WITH = [
@@ -29,7 +29,7 @@ export const ActionObject = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("goto"), chain: Name }),
   z.strictObject({
     type: z.literal("log"),
-    prefix: freeText(127).optional(),
+    prefix: logPrefix(127).optional(),
     /** Syslog level of the kernel-log copy; giving one keeps that copy (nftables). */
     level: z.enum(LOG_LEVELS).optional(),
     /** NFLOG group the event goes to (the agent reads it and ships it to the API); default 2 on nftables. */
@@ -50,7 +50,7 @@ export const ActionObject = z.discriminatedUnion("type", [
   /** xtables-addons LOGMARK: log nfmark and ctmark. */
   z.strictObject({
     type: z.literal("logmark"),
-    prefix: freeText(29).optional(),
+    prefix: logPrefix(29).optional(),
     level: z.number().int().min(0).max(8).optional(),
     group: z.number().int().min(0).max(65535).optional(),
   }),

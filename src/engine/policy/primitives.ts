@@ -26,10 +26,21 @@ export function freeText(max: number) {
 }
 export const Comment = freeText(128);
 
-/** Interface name as the kernel allows it (IFNAMSIZ 16 incl. NUL), with an optional trailing '*' wildcard. */
+/**
+ * Interface name as the kernel accepts it (dev_valid_name: 1-15 bytes for IFNAMSIZ 16 with
+ * the NUL, no '/', ':' or whitespace, not "." or ".."), with an optional trailing '*'
+ * wildcard (nft `iifname "eth*"`, iptables `eth+`). Aliases like eth0:1 are not devices:
+ * a rule naming one would load and never match.
+ */
 export const Interface = z
   .string()
-  .regex(/^[A-Za-z0-9_.:@-]{1,15}\*?$/, "must be an interface name (1-15 of letters, digits, '_', '.', ':', '@', '-'), optionally ending in '*'");
+  .regex(/^[A-Za-z0-9_.@-]{1,15}\*?$/, "must be an interface name: 1-15 of letters, digits, '_', '.', '@', '-' (no ':', '/' or spaces), optionally ending in '*'")
+  .refine((s) => s !== "." && s !== "..", 'must not be "." or ".." (the kernel refuses those names)');
+
+/** A log prefix: leave it out for none; an empty one is refused rather than rendered as "". */
+export function logPrefix(max: number) {
+  return freeText(max).min(1, "must not be empty (leave the prefix out for none)");
+}
 
 export const Address = z.string().refine((s) => !s.includes("/") && parsePrefix(s) !== null, "must be an IPv4 or IPv6 address");
 export const Cidr = z.string().refine((s) => parsePrefix(s) !== null, "must be an IPv4/IPv6 address or prefix (CIDR)");

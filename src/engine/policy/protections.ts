@@ -1,7 +1,7 @@
 // Protection presets (seed: iptables hardening tricks). Each one expands into plain rules
 // (engine/expand) that the render shows; nothing here is hidden behaviour.
 import { z } from "zod";
-import { Interface, Port, Rate, Seconds, freeText } from "./primitives.ts";
+import { Interface, Port, Rate, Seconds, logPrefix } from "./primitives.ts";
 
 export const AntiSpoofing = z.strictObject({
   /** The external interface: spoofed sources are dropped on packets arriving here. */
@@ -37,7 +37,7 @@ export const SynFlood = z.strictObject({
 export const PortScanTrap = z.strictObject({
   ports: z.array(Port).min(1).max(1024).default([139]),
   banSeconds: Seconds.default(86400),
-  logPrefix: freeText(29).default("Portscan:"),
+  logPrefix: logPrefix(29).default("Portscan:"),
   /** Apply in forward too (routers), not just input. */
   forward: z.boolean().default(true),
 });

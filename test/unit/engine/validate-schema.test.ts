@@ -45,3 +45,24 @@ test("invalid names, addresses, ranges and refinements get their own codes", () 
   assert.equal(validatePolicy({ accounting: { a: { prefix: "2001:db8::/32", aggregate: 64 }, b: { prefix: "2001:db8:1::/64" } } }).ok, true);
   assert.deepEqual(codes({ chains: { x: { rules: [{ action: { type: "logmark", prefix: "x".repeat(30) } }] } } }), ["too_large /chains/x/rules/0/action/prefix"]);
 });
+
+test("interface names the kernel refuses, and empty log prefixes, are refused at validation with their path", () => {
+  const rule = (match: unknown, action: unknown = "accept") => ({ chains: { input: { hook: "input", rules: [{ match, action }] } } });
+  for (const bad of ["eth0:1", ".", "..", "eth/0", "eth 0", "", "a234567890123456", "*"]) {
+    const r = validatePolicy(rule({ iif: bad }));
+    assert.equal(r.ok, false, `iif ${JSON.stringify(bad)} must be refused`);
+    assert.deepEqual(r.errors.map((e) => e.path), ["/chains/input/rules/0/match/iif"], bad);
+  }
+  const dot = validatePolicy(rule({ oif: [".."] }));
+  assert.match(dot.errors[0]!.message, /"\." or "\.\."/);
+  assert.match(validatePolicy(rule({ iif: "eth0:1" })).errors[0]!.message, /no ':'/);
+  for (const good of ["eth0", "eth*", "eth0*", "br-lan.10", "wg_0@x", "a23456789012345"]) {
+    assert.equal(validatePolicy(rule({ iif: good })).ok, true, good);
+  }
+  const empty = validatePolicy(rule({}, { type: "log", prefix: "" }));
+  assert.equal(empty.ok, false);
+  assert.deepEqual(empty.errors.map((e) => e.path), ["/chains/input/rules/0/action/prefix"]);
+  assert.equal(empty.errors[0]!.code, "too_small");
+  assert.equal(validatePolicy(rule({}, { type: "log" })).ok, true);
+  assert.equal(validatePolicy(rule({}, { type: "log", prefix: "drop: " })).ok, true);
+});
