@@ -28,6 +28,8 @@ export type ErrorCode =
   | "rate_limited"
   | "busy"
   | "unavailable"
+  /** The server lacks a capability the request needs (e.g. CAP_NET_ADMIN for traces). */
+  | "not_capable"
   | "internal";
 
 export class ApiError extends Error {

@@ -12,6 +12,7 @@ import { logRoutes } from "./logs.ts";
 import { quotaRoutes } from "./quotas.ts";
 import { rulesetRoutes } from "./rulesets.ts";
 import { tokenRoutes } from "./tokens.ts";
+import { traceRoutes } from "./trace.ts";
 import { validateRoutes } from "./validate.ts";
 import { versionRoutes } from "./versions.ts";
 
@@ -19,6 +20,7 @@ export const routes: [prefix: string, plugin: FastifyPluginAsyncZod][] = [
   ["", healthRoutes],
   ["/v1/rulesets", rulesetRoutes],
   ["/v1/rulesets", versionRoutes],
+  ["/v1/rulesets", traceRoutes],
   ["/v1", validateRoutes],
   ["/v1/tokens", tokenRoutes],
   ["/v1/audit", auditRoutes],
