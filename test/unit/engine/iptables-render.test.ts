@@ -101,3 +101,10 @@ test("chain names fit the 28-character kernel limit, deterministically", () => {
   assert.notEqual(chainName(long), chainName("a".repeat(31) + "b"));
   assert.equal(chainName("input"), "PAL-input");
 });
+
+test("ACCOUNT of an IPv6 or aggregated table is refused (the target is IPv4-only, per address); IPv4 per address renders", () => {
+  const doc = (def: Record<string, unknown>) => input([{ action: { type: "account", table: "t" } }], { accounting: { t: def } });
+  assert.deepEqual(errs(doc({ prefix: "2001:db8::/48" })), ["/chains/input/rules/0/action/table iptables_account_ipv6"]);
+  assert.deepEqual(errs(doc({ prefix: "10.0.0.0/16", aggregate: 24 })), ["/chains/input/rules/0/action/table iptables_account_aggregate"]);
+  assert.match(ok(doc({ prefix: "10.0.0.0/16" })).text, /-j ACCOUNT --addr 10\.0\.0\.0\/16 --tname t/);
+});
