@@ -61,7 +61,7 @@ export function summarizeTrace(packet: string, lines: TraceLine[], hiddenTable: 
     if (l.kind === "packet") {
       const d = /ip6? daddr (\S+)/.exec(l.text);
       const p = /(?:tcp|udp) dport (\d+)/.exec(l.text);
-      if (d) finalDestination = p ? `${d[1]}:${p[1]}` : d[1];
+      if (d) finalDestination = p ? (d[1]!.includes(":") ? `[${d[1]}]:${p[1]}` : `${d[1]}:${p[1]}`) : d[1];
       continue;
     }
     if (l.table === hiddenTable) continue;

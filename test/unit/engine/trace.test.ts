@@ -67,3 +67,8 @@ test("a dropping rule that rejects is reported as reject; no drop at all is acce
   assert.equal(summarizeTrace("p", lines.slice(0, 4), "palisade_trace").verdict, "accept");
   assert.equal(parseTraceLine("add table inet x"), undefined);
 });
+
+test("an IPv6 destination with a port is written [address]:port", () => {
+  const l = parseTraceLine("trace id cc inet palisade input packet: iif \"eth0\" ip6 saddr 2001:db8::5 ip6 daddr 2001:db8::1 tcp dport 443")!;
+  assert.equal(summarizeTrace("p", [l], "x").finalDestination, "[2001:db8::1]:443");
+});
