@@ -114,6 +114,9 @@ export const TARGETS: Record<string, TargetSpec> = {
         const level = LOG_LEVEL_BY_NAME[val(l).toLowerCase()];
         if (!level) fail("import_invalid_value", `--log-level ${val(l)} is not 0-7 or a syslog level name`, val(l));
         a.level = level;
+      } else {
+        // -j LOG means the kernel log; a level already implies the kernel-log copy.
+        a.kernelLog = true;
       }
       ignoreFlags(o, d, LOG_DETAIL, "only adds detail to the log line; not carried over");
       return a;

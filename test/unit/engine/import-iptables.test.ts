@@ -263,3 +263,18 @@ test("formatImportReport prints one line per entry and a summary", () => {
   assert.match(lines[2]!, /^3 {2}imported +iptables -A INPUT -j DROP -> \/chains\/input\/rules\/0$/);
   assert.equal(lines[3], "1 imported, 0 lifted into presets/forwards, 1 skipped, 1 errors");
 });
+
+test("-j LOG without --log-level still reaches the kernel log: kernelLog, so nftables renders the NFLOG copy and a kernel log", async () => {
+  const { Policy } = await import("../../../src/engine/policy/index.ts");
+  const { renderNft } = await import("../../../src/engine/compile/nft/index.ts");
+  const r = importPolicy("iptables", 'iptables -A INPUT -p tcp --dport 139 -j LOG --log-prefix "Portscan:"');
+  assert.deepEqual(r.errors, []);
+  const rule = r.policy!.chains.input!.rules[0]!;
+  assert.deepEqual(rule.action, { type: "log", prefix: "Portscan:", kernelLog: true });
+  const out = renderNft(Policy.parse(r.policy));
+  assert.ok(out.ok, JSON.stringify(!out.ok && out.errors));
+  const logs = out.text.split("\n").filter((l) => l.includes("dport 139"));
+  assert.ok(logs.some((l) => /log prefix "Portscan:" group 2\b/.test(l)), logs.join("\n"));
+  // The kernel-log statement: a `log` with a syslog level and no group.
+  assert.ok(logs.some((l) => /log prefix "Portscan:" level \w+ /.test(l)), `no kernel-log statement:\n${logs.join("\n")}`);
+});

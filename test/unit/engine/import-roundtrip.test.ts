@@ -10,7 +10,8 @@
 //     splits them; a list and its split rules match the same packets in the same order);
 //   - one-element lists as scalars, host prefixes (/32) as addresses, protocols implied by
 //     TCP flags or ICMP types written out, conntrack states and TCP flags in a fixed order;
-//   - actions in object form; `counter: true` dropped (every iptables rule counts);
+//   - actions in object form; `counter: true` dropped (every iptables rule counts); a log
+//     without a group without its kernelLog (on iptables it is `-j LOG` either way);
 //   - named counters by name only (their comments have no place in iptables text);
 //   - base chains: no policy = accept; a base chain with no rules and policy accept dropped
 //     (it renders to nothing); the failsafe setting ignored (the render context decides it).
@@ -66,6 +67,9 @@ function canonicalRules(rule: Rule): unknown[] {
     alts = alts.flatMap((a) => items.map((it) => ({ ...a, [key]: rewrap(neg, it) })));
   }
   const action = normalizeAction(rule.action);
+  // A log without a group is `-j LOG` on iptables, the kernel log, whatever kernelLog says
+  // (the import writes kernelLog: true, since that is what -j LOG means).
+  if (action.type === "log" && action.group === undefined) delete (action as { kernelLog?: boolean }).kernelLog;
   return alts.map((a) => {
     for (const key of ["sport", "dport"] as const) {
       if (a[key] !== undefined) {
