@@ -21,6 +21,7 @@ import { handleError } from "./error-handler.ts";
 import { metricsPlugin } from "./metrics/plugin.ts";
 import { openApiDocument, zodToJsonConfig } from "./openapi.ts";
 import { parseYamlBody } from "./policy-checks.ts";
+import { refuseNulBytes } from "./request-guards.ts";
 import { routes } from "./routes/index.ts";
 
 declare module "fastify" {
@@ -69,6 +70,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // A YAML (or JSON-as-YAML) body is a bare policy document: it becomes `{policy}`, so the
 // routes validate one body shape whatever the content type.
   // Parsed in the CPU pool: YAML parsing runs at about a megabyte a second.
+  // Only JSON and YAML bodies (docs/api.md): text/plain is 415, not parsed into a string.
+  app.removeContentTypeParser("text/plain");
+  app.addHook("preValidation", refuseNulBytes);
   app.addContentTypeParser(YAML_CONTENT_TYPES, { parseAs: "string" }, async (_req: unknown, body: string | Buffer) => parseYamlBody(cpu, body as string));
 
   await app.register(metricsPlugin);

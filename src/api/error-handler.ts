@@ -49,6 +49,11 @@ function toApiError(err: FastifyError & { code?: string }): ApiError | undefined
   const fastify = FASTIFY_CODES[code];
   if (fastify) return new ApiError(fastify[0], fastify[1], err.message);
   if (err instanceof SyntaxError && err.statusCode === 400) return new ApiError(400, "malformed_request", `malformed JSON: ${err.message}`);
+  // Values PostgreSQL refuses as data (a date outside its range, a NUL byte in text):
+  // the request's fault, though only the database could tell.
+  const sqlState = (err as { meta?: { driverAdapterError?: { cause?: { originalCode?: string } } } }).meta?.driverAdapterError?.cause?.originalCode;
+  if (sqlState === "22008" || sqlState === "22007") return new ApiError(400, "invalid_request", "a date or time in the request is outside the range the database can store (years 1-9999)");
+  if (sqlState === "22021") return new ApiError(400, "invalid_request", "the request contains a byte sequence (such as NUL) the database cannot store");
   const prisma = PRISMA_CODES[code];
   if (prisma && err.name === "PrismaClientKnownRequestError") return new ApiError(prisma[0], prisma[1], prisma[2]);
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {

@@ -114,3 +114,25 @@ describe("rate limit", () => {
     }
   });
 });
+
+describe("input PostgreSQL cannot take", () => {
+  test("NUL bytes in query filters and path values: 400 naming the field, not 500", async () => {
+    for (const [url, path] of [["/v1/audit?actor=%00", "/actor"], ["/v1/audit?target=a%00b", "/target"], ["/v1/logs?prefix=%00", "/prefix"], ["/v1/hosts/%00", "/id"], ["/v1/hosts?label=a=%00", "/label"]] as const) {
+      const res = await t.req("GET", url);
+      assert.equal(res.statusCode, 400, `${url}: ${res.body}`);
+      assert.deepEqual(errorOf(res).details.map((d: { path: string }) => d.path), [path], url);
+    }
+  });
+
+  test("a date outside PostgreSQL's range in a filter: 400, not 500", async () => {
+    const res = await t.req("GET", "/v1/audit?from=0000-01-01T00:00:00Z");
+    assert.equal(res.statusCode, 400, res.body);
+    assert.match(errorOf(res).message, /outside the range/);
+  });
+
+  test("a text/plain body: 415 as documented", async () => {
+    const res = await t.req("POST", "/v1/rulesets", { headers: { "content-type": "text/plain" }, body: "hello" });
+    assert.equal(res.statusCode, 415, res.body);
+    assert.equal(errorOf(res).code, "unsupported_media_type");
+  });
+});
