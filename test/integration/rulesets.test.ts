@@ -259,8 +259,8 @@ describe("versions", () => {
     await createRuleset("hitcount");
     const policy = { chains: { input: { hook: "input", rules: [{ match: { recent: { name: "syn", mode: "update", seconds: 1, hitcount: 300 } }, action: "drop" }] } } };
     assert.equal((await addVersion("hitcount", policy)).statusCode, 201);
-    await t.db.host.create({ data: { name: "hc-new", capabilities: { kernel: "6.18.44-fc", nftVersion: "1.0.6" } } });
-    await t.db.host.create({ data: { name: "hc-old", capabilities: { kernel: "6.1.0-27-amd64" } } });
+    const hcNew = await t.db.host.create({ data: { name: "hc-new", capabilities: { kernel: "6.18.44-fc", nftVersion: "1.0.6" } } });
+    const hcOld = await t.db.host.create({ data: { name: "hc-old", capabilities: { kernel: "6.1.0-27-amd64" } } });
     const url = "/v1/rulesets/hitcount/versions/1/render?target=iptables";
     const fresh = await t.req("GET", `${url}&host=hc-new`, { as: "viewer" });
     assert.equal(fresh.statusCode, 200, fresh.body);
@@ -272,6 +272,12 @@ describe("versions", () => {
     // No host: Linux 4.10 or later is assumed (255).
     assert.equal((await t.req("GET", url, { as: "viewer" })).statusCode, 422);
     assert.equal((await t.req("GET", `${url}&host=ghost`, { as: "viewer" })).statusCode, 404);
+    // The host may be given by id as well, as everywhere else (an id is only ever an id).
+    const byId = await t.req("GET", `${url}&host=${hcNew.id}`, { as: "viewer" });
+    assert.equal(byId.statusCode, 200, byId.body);
+    assert.match(byId.body, /--hitcount 300 /);
+    assert.equal((await t.req("GET", `${url}&host=${hcOld.id.toUpperCase()}`, { as: "viewer" })).statusCode, 422);
+    assert.equal((await t.req("GET", `${url}&host=00000000-0000-4000-8000-000000000000`, { as: "viewer" })).statusCode, 404);
   });
 
   test("diff: structured changes between two versions; defaults to latest vs previous", async () => {

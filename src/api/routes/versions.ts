@@ -7,6 +7,7 @@ import { z } from "zod";
 import { policyChecksum, type TargetCapabilities } from "../../engine/index.ts";
 import { recordAudit } from "../audit.ts";
 import type { Db, Prisma } from "../db/client.ts";
+import { hostWhere } from "../db/hosts.ts";
 import { ApiError, errorResponses, notFound } from "../errors.ts";
 import { PolicyDocument } from "../openapi.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
@@ -38,7 +39,7 @@ const Created = z.object({ version: z.number().int(), checksum: z.string(), warn
 const CreateQuery = z.strictObject({ message: z.string().max(2000).optional().describe("for YAML bodies, which carry only the document") });
 const RenderQuery = z.strictObject({
   target: z.enum(["nftables", "iptables"]).default("nftables"),
-  host: z.string().min(1).max(253).optional().describe("render for this enrolled host: limits that depend on its kernel come from the capabilities its agent reported"),
+  host: z.string().min(1).max(253).optional().describe("render for this enrolled host (id or name): limits that depend on its kernel come from the capabilities its agent reported"),
 });
 const DiffQuery = z.strictObject({
   from: VersionNumber.optional().describe("default: the version before `to`"),
@@ -152,7 +153,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
       const v = await findVersion(app.db, req.params.name, req.params.v);
       let capabilities: TargetCapabilities = {};
       if (req.query.host !== undefined) {
-        const host = await app.db.host.findUnique({ where: { name: req.query.host }, select: { capabilities: true } });
+        const host = await app.db.host.findUnique({ where: hostWhere(req.query.host), select: { capabilities: true } });
         if (!host) throw notFound(`host "${req.query.host}"`);
         capabilities = targetCapabilities(host.capabilities);
       }
