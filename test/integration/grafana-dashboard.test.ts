@@ -124,4 +124,16 @@ describe("Grafana dashboard", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test("views: an aggregated prefix keeps its length, a single address stays bare; the fleet view shows disabled", async () => {
+    const host = (await t.db.host.findUniqueOrThrow({ where: { name: "gr-edge" } })).id;
+    const row = (ip: string, src: number) => ({ table: "lan6", ip, srcBytes: src, srcPackets: 1, dstBytes: 0, dstPackets: 0 });
+    await ingestTelemetry({ db: t.db }, host, batch("g6", 1, now - 0.3 * HOUR, [row("2001:db8:1:2::/64", 640), row("2001:db8::7", 70)]));
+    await rollupAll(t.db, retentionFromEnv(), { maxRuns: 50 });
+    const rows = await t.db.$queryRawUnsafe<{ address: string }[]>(`SELECT DISTINCT address FROM palisade_accounting WHERE table_name = 'lan6' ORDER BY address`);
+    assert.deepEqual(rows.map((r) => r.address), ["2001:db8:1:2::/64", "2001:db8::7"]);
+    await t.db.host.update({ where: { name: "gr-idle" }, data: { disabled: true } });
+    const fleet = await t.db.$queryRawUnsafe<{ host: string; disabled: boolean }[]>(`SELECT host, disabled FROM palisade_hosts_state ORDER BY host`);
+    assert.deepEqual(fleet, [{ host: "gr-edge", disabled: false }, { host: "gr-idle", disabled: true }]);
+  });
 });
