@@ -28,6 +28,10 @@ let viaNft: Lab;
 async function routed(): Promise<Lab> {
   const r = await lab.routed();
   const l = { client: r.client, router: r.router, server: r.server, routerIn: r.left.b.ip4, serverIp: r.right.b.ip4, clientIp: r.left.a.ip4 };
+  // A REJECT answers with ICMP errors, which the kernel rate-limits per peer (6 at once, then
+  // one a second): a probe after a few rejections would find its answer suppressed in one lab
+  // and not in the other. Without the limit every probe gets the answer its rules give.
+  await lab.exec(l.router, ["sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0"]);
   // Listeners: the client (for the router's outgoing connection), the server (forwarded ones).
   lab.background(l.client, ["nc", "-lk", "7777"], { maxLifetimeMs: 600_000 });
   for (const port of ["80", "22"]) lab.background(l.server, ["nc", "-lk", port], { maxLifetimeMs: 600_000 });
@@ -40,11 +44,16 @@ before(async () => {
 });
 after(() => lab.cleanup());
 
+/** TCP: 1 when the router's TCP stack answered (SYN-ACK or RST), 0 when the packet was
+ *  dropped or rejected with an ICMP error (hping3 counts those as received too, so its
+ *  summary alone cannot tell a REJECT from an accept). UDP: any answer counts. */
 async function syn(l: Lab, host: string, port: number, udp = false): Promise<number> {
-  const r = await lab.exec(l.client, ["hping3", "-q", "-c", "2", "-i", "u20000", ...(udp ? ["--udp"] : ["-S"]), "-p", String(port), host], { allowFailure: true, timeoutMs: 10_000 });
-  const m = /(\d+) packets received/.exec(r.stdout + r.stderr);
-  if (!m) throw new Error(`hping3 printed no summary: ${r.stdout} ${r.stderr}`);
-  return Number(m[1]) > 0 ? 1 : 0;
+  const r = await lab.exec(l.client, ["hping3", ...(udp ? ["-q", "--udp"] : ["-S"]), "-c", "2", "-i", "u20000", "-p", String(port), host], { allowFailure: true, timeoutMs: 10_000 });
+  const out = r.stdout + r.stderr;
+  const m = /(\d+) packets received/.exec(out);
+  if (!m) throw new Error(`hping3 printed no summary: ${out}`);
+  if (udp) return Number(m[1]) > 0 ? 1 : 0;
+  return /flags=(SA|RA)/.test(out) ? 1 : 0;
 }
 
 const PROBES: Record<string, (l: Lab) => Promise<number | boolean>> = {
