@@ -1,4 +1,4 @@
-// Configuration comes from the environment only (SPEC §5), parsed once with zod so a bad
+// Configuration comes from the environment only (README, "Configuration"), parsed once with zod so a bad
 // value stops the process with a message naming the variable.
 import { z } from "zod";
 

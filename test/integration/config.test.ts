@@ -1,4 +1,4 @@
-// Configuration from the environment (SPEC §5): defaults, and a bad value stops the
+// Configuration from the environment (README, "Configuration"): defaults, and a bad value stops the
 // process with a message that names the variable.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import { ConfigError, loadConfig } from "../../src/api/config.ts";
 
 describe("config", () => {
-  test("defaults are SPEC §5's", () => {
+  test("defaults are the documented ones (README, Configuration)", () => {
     const c = loadConfig({});
     assert.equal(c.databaseUrl, "postgresql://postgres@127.0.0.1:5432/palisade");
     assert.equal(c.redisUrl, "redis://127.0.0.1:6379");

@@ -1,6 +1,6 @@
 // A full replace normally resets everything the kernel counted; carryState() puts the
 // kernel's counters, quota usage and dynamic set elements into the new definitions,
-// so a re-apply in one atomic transaction keeps them (SPEC §4).
+// so a re-apply in one atomic transaction keeps them.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type Link } from "../support/netns.ts";

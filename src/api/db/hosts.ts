@@ -1,4 +1,4 @@
-// Hosts are addressed by id or by name (SPEC §3), never by a lookup that could match one
+// Hosts are addressed by id or by name, never by a lookup that could match one
 // host's name against another host's id: a UUID-shaped reference is only ever an id, and
 // host names may not be UUID-shaped (HostName in the engine, checked at enrollment).
 import { isHostId } from "../../engine/index.ts";

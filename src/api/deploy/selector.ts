@@ -1,4 +1,4 @@
-// Selector -> hosts. Hosts are named by id or name (SPEC §3, see ../db/hosts.ts); labels select hosts whose
+// Selector -> hosts. Hosts are named by id or name (see ../db/hosts.ts); labels select hosts whose
 // labels contain every given pair. With both, a listed host must also carry the labels:
 // a selector never reaches more hosts than either half names.
 import { isHostId } from "../../engine/index.ts";

@@ -1,4 +1,4 @@
-// Accounting (SPEC §3): the tables the fleet reports, per-address totals over a time
+// Accounting: the tables the fleet reports, per-address totals over a time
 // range, top talkers, and time series. Counters are JSON numbers up to 2^53 and decimal
 // strings above (telemetry/u64.ts). The unattributed remainder of a table (traffic the
 // kernel counted in the table's total but under no address) is the row with ip "" and

@@ -1,4 +1,4 @@
-// Quotas (SPEC §3): the state each host's agent reported for its named quotas, and a
+// Quotas: the state each host's agent reported for its named quotas, and a
 // reset that travels to the agent over its stream (telemetry/quota-reset.ts). A reset
 // answers 202 with the request id at once; the agent's answer lands on the request row.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";

@@ -1,4 +1,4 @@
-// Host filters of the telemetry routes: a host is named by id or name (SPEC §3).
+// Host filters of the telemetry routes: a host is named by id or name.
 import type { Db } from "../db/client.ts";
 import { hostWhere } from "../db/hosts.ts";
 import { notFound } from "../errors.ts";

@@ -1,4 +1,4 @@
-// Carrying kernel state across a full replace (SPEC §4: re-applying never resets the
+// Carrying kernel state across a full replace (re-applying never resets the
 // accounting, quota or counter state the kernel holds). A replace deletes and
 // recreates Palisade's tables, so the agent reads the kernel first (driver.readTable /
 // listRuleset) and passes that state here; the new definitions then start from the
