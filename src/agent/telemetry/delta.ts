@@ -43,10 +43,11 @@ export function readingFromJson(a: unknown): Reading {
 
 /**
  * The unattributed remainder of one accounting table and direction: total delta minus
- * the per-address deltas. The kernel lists the total counter and the set elements in
- * separate dumps, so one reading can see an element a few packets ahead of the total;
- * a negative remainder is kept (`carry`) and netted against the next interval instead
- * of being clamped, so the shipped sum always telescopes to total - per-address sum.
+ * the per-address deltas. readKernel lists the totals in an nft run before the one that
+ * lists the set elements, so a reading can see an element a few packets ahead of its
+ * total, never behind it; that negative remainder is kept (`carry`) and netted against
+ * the next interval instead of being clamped, so the shipped sum telescopes to
+ * total - per-address sum once traffic pauses.
  */
 export function unattributed(totalDelta: Cum, addrDelta: Cum, carry: Cum): { emit: Cum; carry: Cum } {
   const b = carry.bytes + totalDelta.bytes - addrDelta.bytes;
