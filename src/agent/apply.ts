@@ -7,10 +7,14 @@
 //      waiting for the Confirm must leave the way back on disk. Cannot write it (disk full)
 //      = nothing is applied (`state_error`).
 //   3. Tell telemetry to take its final reading of the old objects (hooks.beforeChange).
-//   4. Apply in one transaction, keeping stateful objects (kernel/plan.ts).
+//   4. Apply in one transaction, keeping stateful objects (kernel/plan.ts); when the
+//      kernel refuses that, replace the tables with the kernel's values carried into the
+//      compiled definitions (the engine's nft.carryReplace).
 //   5. Wait for the API's Confirm (caller's `confirmed(timeoutMs)`). None in time: put
 //      the snapshot's rules back by ourselves (same incremental path, so counters keep
-//      running and are not rewound) and report `rolled_back`. No Palisade tables
+//      running and are not rewound; a snapshot is nft text with no compiled tables, so
+//      when the incremental form is refused the driver's verbatim restore puts it back
+//      and counters rewind to the snapshot) and report `rolled_back`. No Palisade tables
 //      before = no Palisade tables after. A Confirm that cannot be recorded (`onConfirmed`
 //      throws, e.g. the disk is full) is rolled back too: never run what is not on disk.
 // One apply runs at a time; a second caller waits its turn. Drift checks take the same
@@ -20,7 +24,8 @@ import { check, isNftError, restore, snapshot, apply as driverApply, type Driver
 import { AgentError, errorText } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { readPalisade } from "./kernel/read.ts";
-import { carryPlan, incrementalPlan, type PlanMode } from "./kernel/plan.ts";
+import { incrementalPlan, type PlanMode } from "./kernel/plan.ts";
+import { carryReplace, type TableDefinition } from "../engine/nft/index.ts";
 
 export type ApplyStatus = "applied" | "failed" | "rolled_back";
 
@@ -45,6 +50,11 @@ export interface ApplyHooks {
 
 export interface SafeApplyRequest {
   text: string;
+  /**
+   * The engine's compiled tables of `text` (compileNft), what a carry rebuilds when the
+   * kernel refuses the incremental form. Without them such a change fails (`apply_failed`).
+   */
+  tables?: TableDefinition[];
   confirmTimeoutMs: number;
   /** Resolves true when the API's Confirm arrived within timeoutMs, false otherwise. */
   confirmed: (timeoutMs: number) => Promise<boolean>;
@@ -93,9 +103,10 @@ export class Applier {
 
   /**
    * Make Palisade's tables equal `text` in one transaction, keeping counter, quota and
-   * set state. Throws NftError when the kernel refuses both plans.
+   * set state. `tables` (the compiled model of `text`) allow the carry fallback. Throws
+   * NftError when the kernel refuses the incremental plan and there is no carry, or both.
    */
-  async applyText(text: string): Promise<PlanMode> {
+  async applyText(text: string, tables?: TableDefinition[]): Promise<PlanMode> {
     const kernel = await readPalisade(this.driver);
     const inc = incrementalPlan(text, kernel);
     await this.hooks.beforeChange?.();
@@ -104,12 +115,13 @@ export class Applier {
       await this.hooks.afterChange?.("incremental");
       return "incremental";
     } catch (e) {
-      this.log.warn("incremental apply refused; replacing tables with carried counters", { error: kernelText(e) });
+      if (!tables) throw e;
+      this.log.warn("incremental apply refused; replacing tables with carried counters (packets between the read and the commit are not counted)", { error: kernelText(e) });
     }
     // Re-read: the values to carry must be as fresh as possible.
     const fresh = await readPalisade(this.driver);
     await this.hooks.beforeChange?.();
-    await driverApply(carryPlan(text, fresh), this.driver);
+    await driverApply(carryReplace(tables, fresh), this.driver);
     await this.hooks.afterChange?.("carry");
     return "carry";
   }
@@ -135,7 +147,7 @@ export class Applier {
     }
     let mode: PlanMode;
     try {
-      mode = await this.applyText(req.text);
+      mode = await this.applyText(req.text, req.tables);
     } catch (e) {
       return this.notApplied(req, { status: "failed", code: "apply_failed", error: kernelText(e) });
     }

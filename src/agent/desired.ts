@@ -4,9 +4,10 @@
 
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { renderNft, validatePolicy } from "../engine/index.ts";
+import { compileNft, validatePolicy, type nft } from "../engine/index.ts";
 
-export type Rendered = { ok: true; text: string } | { ok: false; code: "invalid_policy" | "render_failed"; error: string };
+/** `tables` = the compiled model of `text`, which the applier's carry fallback rebuilds. */
+export type Rendered = { ok: true; text: string; tables: nft.TableDefinition[] } | { ok: false; code: "invalid_policy" | "render_failed"; error: string };
 
 /** HOST:PORT -> the address and port the failsafe must keep open (address omitted when unresolvable). */
 export async function failsafeContext(server: string): Promise<{ apiAddress?: string; apiPort: number }> {
@@ -33,7 +34,7 @@ export function renderDesired(policyJson: string, failsafe: { apiAddress?: strin
   }
   const v = validatePolicy(doc, { target: "nftables" });
   if (!v.ok || !v.policy) return { ok: false, code: "invalid_policy", error: `invalid policy: ${summary(v.errors)}` };
-  const r = renderNft(v.policy, { failsafe });
+  const r = compileNft(v.policy, { failsafe });
   if (!r.ok) return { ok: false, code: "render_failed", error: `cannot render for nftables: ${summary(r.errors)}` };
-  return { ok: true, text: r.text };
+  return { ok: true, text: r.text, tables: r.tables };
 }

@@ -185,6 +185,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     const out = await applier
       .safeApply({
         text: rendered.text,
+        tables: rendered.tables,
         confirmTimeoutMs: Math.max(1, m.confirmTimeoutSeconds || 60) * 1000,
         // The way back is on disk before the kernel changes (recover.ts undoes it after a crash).
         beforeApply: (snap) => state.writePending({ deploymentId: m.deploymentId, targetId: m.targetId, version, snapshot: snap, startedAt: new Date().toISOString() }),

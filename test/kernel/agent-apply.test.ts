@@ -7,7 +7,7 @@ import { createLab, type NetnsLab } from "../support/netns.ts";
 import { Applier } from "../../src/agent/apply.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
 import { readCounter, readQuota, readSet } from "../../src/engine/driver/index.ts";
-import { brokenText, fixtureText } from "./agent-fixtures.ts";
+import { brokenText, fixtureDesired, fixtureText } from "./agent-fixtures.ts";
 
 const FOREIGN = `table ip foreign_fw {
   counter kept { packets 7 bytes 700 }
@@ -127,8 +127,13 @@ describe("agent safe apply (kernel, netns)", () => {
     assert.match(await list(), /20000000 bytes used 2560 bytes/);
     // The base chain moves to another priority: the kernel refuses that in place, so the
     // agent replaces the table and carries the values into the new definitions.
-    const moved = fixtureText({ lan }).replace("priority 0 ;", "priority 10 ;");
-    const carried = await applier.safeApply({ text: moved, confirmTimeoutMs: 1000, confirmed: async () => true });
+    // Without the compiled tables there is nothing to carry into: refused, kernel unchanged.
+    const listed = await list();
+    const bare = await applier.safeApply({ text: fixtureText({ lan, priority: 10 }), confirmTimeoutMs: 1000, confirmed: async () => true });
+    assert.equal(bare.status, "failed");
+    assert.equal(bare.code, "apply_failed");
+    assert.equal(await list(), listed);
+    const carried = await applier.safeApply({ ...fixtureDesired({ lan, priority: 10 }), confirmTimeoutMs: 1000, confirmed: async () => true });
     assert.equal(carried.status, "applied", carried.error);
     assert.equal(carried.mode, "carry");
     assert.deepEqual(await read(), v0);

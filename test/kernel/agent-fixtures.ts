@@ -33,6 +33,8 @@ export interface FixtureOptions {
    */
   lan6?: string;
   net6?: string;
+  /** The input chain's priority (default 0): changing it forces a table replace. */
+  priority?: number;
 }
 
 export function fixtureDefinition(o: FixtureOptions): TableDefinition {
@@ -81,13 +83,19 @@ export function fixtureDefinition(o: FixtureOptions): TableDefinition {
       ...(o.lan6 ? [set("acct_lan6_src", "ipv6_addr"), set("acct_lan6_dst", "ipv6_addr")] : []),
       ...(o.net6 ? [set("acct_net6_src", "ipv6_addr", "aggregate /64"), set("acct_net6_dst", "ipv6_addr", "aggregate /64")] : []),
     ],
-    chains: [{ kind: "chain", family: F, table: T, name: "input", type: "filter", hook: "input", priority: 0, policy: o.policy ?? "accept" }],
+    chains: [{ kind: "chain", family: F, table: T, name: "input", type: "filter", hook: "input", priority: o.priority ?? 0, policy: o.policy ?? "accept" }],
     rules,
   };
 }
 
 export function fixtureText(o: FixtureOptions): string {
   return serialize(replaceTables([fixtureDefinition(o)]));
+}
+
+/** The text and its compiled tables, as the agent gets them from the compiler (what a carry rebuilds). */
+export function fixtureDesired(o: FixtureOptions): { text: string; tables: TableDefinition[] } {
+  const def = fixtureDefinition(o);
+  return { text: serialize(replaceTables([def])), tables: [def] };
 }
 
 /** A ruleset nft -c refuses in the kernel (a jump to a chain that does not exist). */

@@ -20,7 +20,7 @@ import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
 import type { TelemetryBatch } from "../../src/agent/telemetry/batch.ts";
 import { readCounter, readQuota, readSet } from "../../src/engine/driver/index.ts";
-import { fixtureText } from "./agent-fixtures.ts";
+import { fixtureDesired, fixtureText } from "./agent-fixtures.ts";
 
 const run = promisify(execFile);
 const PAYLOAD = 72; // IP-level length = 20 + 8 + 72 = 100 bytes
@@ -126,8 +126,8 @@ describe("agent telemetry (kernel, netns)", () => {
 
     // A change the kernel refuses in place (base chain priority): tables replaced with
     // carried values; the collector's final reading ran just before.
-    const moved = fixtureText({ lan, withAll: true, quotaBytes: 60_000_000 }).replace("priority 0 ;", "priority 5 ;");
-    assert.equal((await applier.safeApply({ text: moved, confirmTimeoutMs: 1000, confirmed: async () => true })).mode, "carry");
+    const moved = fixtureDesired({ lan, withAll: true, quotaBytes: 60_000_000, priority: 5 });
+    assert.equal((await applier.safeApply({ ...moved, confirmTimeoutMs: 1000, confirmed: async () => true })).mode, "carry");
     await send(25);
     keep(await collector.collect());
 

@@ -1,8 +1,10 @@
 // Carrying kernel state across a full replace (re-applying never resets the
 // accounting, quota or counter state the kernel holds). A replace deletes and
-// recreates Palisade's tables, so the agent reads the kernel first (driver.readTable /
-// listRuleset) and passes that state here; the new definitions then start from the
-// kernel's values, all inside the same atomic transaction.
+// recreates Palisade's tables, so the agent reads the kernel first (driver.readTable)
+// and passes that state here; the new definitions then start from the kernel's
+// values, all inside the same atomic transaction. This is the only carry in Palisade:
+// the agent's fallback when the kernel refuses its incremental apply (a set changed
+// type, a base chain its hook or priority) is carryReplace() below.
 //
 // - named counters: packets/bytes carried (unless the definition sets its own);
 // - named quotas: `used` carried (the kernel reports it capped at the budget);
@@ -12,8 +14,8 @@
 // Nothing is carried into a set whose data type changed. A carried set can still be
 // too small for what it held: the kernel then refuses with NftError "set_full".
 
-import type { TableDefinition } from "./replace.ts";
-import type { Family, NamedMap, NamedSet, SetElement } from "./transaction.ts";
+import { replaceTables, type TableDefinition } from "./replace.ts";
+import type { Family, NamedMap, NamedSet, SetElement, TableRef, Transaction } from "./transaction.ts";
 
 /** The parts of the kernel's state carry() reads; driver.RulesetState has this shape. */
 export interface CarriedState {
@@ -76,4 +78,15 @@ export function carryState(defs: TableDefinition[], state: CarriedState): TableD
     }),
     sets: def.sets?.map((s) => carrySet(s, sets.get(k(s.family, s.table, s.name)))),
   }));
+}
+
+/**
+ * The whole fallback transaction: Palisade's tables replaced by `defs` with the kernel's
+ * values carried in, and the kernel's other Palisade tables (ones `defs` no longer has)
+ * deleted, in one transaction. `state.tables` = the Palisade tables the kernel holds now.
+ */
+export function carryReplace(defs: TableDefinition[], state: CarriedState & { tables: { family: Family; name: string }[] }): Transaction {
+  const wanted = new Set(defs.map((d) => `${d.table.family} ${d.table.name}`));
+  const remove: TableRef[] = state.tables.filter((t) => !wanted.has(`${t.family} ${t.name}`)).map((t) => ({ family: t.family, name: t.name }));
+  return replaceTables(carryState(defs, state), { remove });
 }

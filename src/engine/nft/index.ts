@@ -8,4 +8,4 @@ export { elementKeyProblem, elementValueProblem } from "./element.ts";
 export { lex, singleStatementProblem, type Token, type TokenKind } from "./lex.ts";
 export { nflogGroups } from "./log-groups.ts";
 export { NftModelError, type NftModelErrorCode } from "./errors.ts";
-export { carryState, type CarriedState } from "./carry.ts";
+export { carryState, carryReplace, type CarriedState } from "./carry.ts";

@@ -1,8 +1,9 @@
 // The planner's text handling, without a kernel (the kernel tests prove the plans apply).
+// The carry fallback is the engine's carryReplace (test/unit/engine/nft-carry.test.ts).
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { declaredObjects, parseStatements } from "../../../src/agent/kernel/statements.ts";
-import { carryPlan, incrementalPlan } from "../../../src/agent/kernel/plan.ts";
+import { incrementalPlan } from "../../../src/agent/kernel/plan.ts";
 import { emptyState } from "../../../src/agent/kernel/read.ts";
 import type { RulesetState } from "../../../src/engine/driver/index.ts";
 
@@ -91,20 +92,5 @@ describe("agent plan: incremental", () => {
   });
   it("an empty desired text removes every Palisade table (rollback to nothing)", () => {
     assert.equal(incrementalPlan("", kernel()), "delete table inet palisade\ndelete table ip palisade_tee\n");
-  });
-});
-
-describe("agent plan: carry", () => {
-  it("writes the kernel's values into counter/quota definitions and re-adds counted elements", () => {
-    const plan = carryPlan(COMPILED, kernel());
-    assert.match(plan, /^add counter inet palisade acct_lan_total \{ packets 7 bytes 700 \}$/m);
-    assert.match(plan, /^add quota inet palisade q1 \{ until 1000000 bytes used 4242 bytes \}$/m);
-    assert.match(plan, /^add element inet palisade acct_lan_src \{ 10\.0\.0\.9 counter packets 2 bytes 200 \}$/m);
-    assert.doesNotMatch(plan, /add element inet palisade allow/);
-  });
-  it("rewrites values inside nft's listing form", () => {
-    const plan = carryPlan(LISTING, kernel());
-    assert.match(plan, /counter acct_lan_total \{ packets 7 bytes 700 \}/);
-    assert.match(plan, /quota q1 \{ 1000000 bytes used 4242 bytes \}/);
   });
 });
