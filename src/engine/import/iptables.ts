@@ -287,6 +287,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   const chain = draft.find(table, chainName!) ?? draft.chain(table, chainName!);
   chain.headerOnly = false;
   d.chainKey = chain.key;
+  checkProtocolModules(d, modules);
   for (const m of modules) m.spec.build(m.opts, d);
   checkPorts(d);
   if (d.pknock) return liftPknock(d, chain, target?.name, ctx);
@@ -300,6 +301,26 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
     chain.rules.push(entry);
   }
   return { status: "imported", target: { kind: "rule", entry }, reason: d.notes.length ? d.notes.join("; ") : undefined };
+}
+
+/** Match modules that belong to one protocol, and the -p value each needs. */
+const MODULE_PROTOCOL: Record<string, string> = { tcp: "tcp", udp: "udp", icmp: "icmp", icmp6: "icmpv6", sctp: "sctp", dccp: "dccp", udplite: "udplite" };
+
+/**
+ * `-p tcp -m udp --dport 53` loads, but the kernel refuses it ("udp match: only valid for
+ * protocol 17"): a protocol's match module needs that protocol, not negated. Importing it
+ * would turn a rule that never loaded into one that matches.
+ */
+function checkProtocolModules(d: RuleDraft, modules: readonly ModuleInstance[]): void {
+  for (const m of modules) {
+    const want = MODULE_PROTOCOL[m.name];
+    if (!want) continue;
+    const p = d.match.protocol;
+    const flag = want === "icmpv6" ? "ipv6-icmp" : want;
+    if (p === want) continue;
+    const given = p === undefined ? "no -p" : typeof p === "string" ? `-p ${p}` : `! -p ${p.not}`;
+    fail("import_invalid_value", `-m ${m.name} only works with -p ${flag}, but this rule has ${given} (the kernel refuses to load such a rule); write -p ${flag} -m ${m.name}, or use the module of the rule's protocol`, m.name);
+  }
 }
 
 function checkPorts(d: RuleDraft): void {

@@ -129,3 +129,16 @@ test("protocols without ports: igmp, vrrp, ipv6 (6in4) by name or number; render
   assert.deepEqual(rule("iptables -A INPUT -p 41 -j ACCEPT").match, { protocol: "ipv6" });
   assert.match(importPolicy("iptables", "iptables -A INPUT -p 253 -j ACCEPT").errors[0]!.message, /protocol 253/);
 });
+
+test("a protocol's match module needs that protocol: -p tcp -m udp is refused as the kernel refuses it", () => {
+  const r = importPolicy("iptables-save", "*filter\n-A INPUT -p tcp -m udp --dport 69 -j ACCEPT\nCOMMIT\n");
+  assert.equal(r.errors.length, 1);
+  assert.equal(r.errors[0]!.code, "import_invalid_value");
+  assert.match(r.errors[0]!.message, /line 2: -m udp only works with -p udp, but this rule has -p tcp/);
+  const line = (l: string) => importPolicy("iptables", l).errors.map((e) => e.message).join("; ");
+  assert.match(line("iptables -A INPUT -m tcp --syn -j DROP"), /-m tcp only works with -p tcp, but this rule has no -p/);
+  assert.match(line("iptables -A INPUT ! -p tcp -m tcp --dport 1 -j DROP"), /has ! -p tcp/);
+  assert.match(line("ip6tables -A INPUT -p udp -m icmp6 --icmpv6-type 128 -j DROP"), /-m icmp6 only works with -p ipv6-icmp/);
+  assert.equal(line("iptables -A INPUT -p udp -m udp --dport 69 -j ACCEPT"), "");
+  assert.equal(line("ip6tables -A INPUT -p icmpv6 -m icmp6 --icmpv6-type 128 -j ACCEPT"), "");
+});
