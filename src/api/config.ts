@@ -11,6 +11,8 @@ const EnvSchema = z.object({
   PORT: port.default(8080),
   GRPC_PORT: port.default(50051),
   PALISADE_ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Where a generated first admin token is written (mode 0600); relative to the working directory. */
+  PALISADE_INITIAL_TOKEN_FILE: z.string().min(1).default("palisade-initial-admin-token"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Requests per minute per token (or per client address when unauthenticated). */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(1200),
@@ -25,6 +27,8 @@ export interface Config {
   port: number;
   grpcPort: number;
   adminToken: string | undefined;
+  /** Where a generated first admin token is written (0600), never the log. */
+  initialTokenFile: string;
   logLevel: Env["LOG_LEVEL"];
   rateLimitPerMinute: number;
   /** Largest request body accepted, in bytes (413 above). */
@@ -53,6 +57,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     grpcPort: e.GRPC_PORT,
     adminToken: e.PALISADE_ADMIN_TOKEN,
+    initialTokenFile: e.PALISADE_INITIAL_TOKEN_FILE,
     logLevel: e.LOG_LEVEL,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     bodyLimit: BODY_LIMIT_BYTES,

@@ -64,7 +64,7 @@ export async function runServer(config: Config, opts: ServerOptions = {}): Promi
       continueStarting();
     }
     await redis.connect();
-    await ensureAdminToken(db, config.adminToken, log);
+    await ensureAdminToken(db, config.adminToken, log, { tokenFile: config.initialTokenFile, terminal: process.stderr });
     continueStarting();
     const url = await app.listen({ host: config.host, port: config.port });
     for (const service of backgroundServices) {

@@ -2,6 +2,9 @@
 // first admin token.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { FastifyBaseLogger } from "fastify";
 import { hashSecret } from "../../src/api/auth.ts";
@@ -162,23 +165,51 @@ describe("first admin token", () => {
     return { log, lines };
   }
 
-  test("with no admin token at all, one is generated, printed once in a JSON log line, and works", async () => {
+  test("with no admin token at all, one is generated into a 0600 file (not the log), and works", async () => {
+    const t2 = await startTestApp();
+    const dir = mkdtempSync(join(tmpdir(), "palisade-bootstrap-"));
+    try {
+      await t2.db.apiToken.deleteMany({});
+      const tokenFile = join(dir, "admin-token");
+      // A symlink planted at the path is replaced, not written through.
+      const victim = join(dir, "victim");
+      writeFileSync(victim, "keep me\n");
+      symlinkSync(victim, tokenFile);
+      const { log, lines } = capture();
+      const r = await ensureAdminToken(t2.db, undefined, log, { tokenFile });
+      assert.equal(r.kind, "generated");
+      const token = readFileSync(tokenFile, "utf8").trim();
+      assert.match(token, /^pal_/);
+      assert.equal(lstatSync(tokenFile).mode & 0o777, 0o600);
+      assert.ok(lstatSync(tokenFile).isFile());
+      assert.equal(readFileSync(victim, "utf8"), "keep me\n");
+      const line = lines.find((l) => l.file === tokenFile);
+      assert.ok(line, JSON.stringify(lines));
+      assert.match(String(line.msg), /mode 0600/);
+      assert.ok(!JSON.stringify(lines).includes(token), "the token is not logged");
+      assert.equal((await t2.req("POST", "/v1/tokens", { as: { token }, body: { name: "second-admin", role: "admin" } })).statusCode, 201);
+      // Second start: an admin exists, nothing written, nothing created.
+      rmSync(tokenFile);
+      assert.equal((await ensureAdminToken(t2.db, undefined, capture().log, { tokenFile })).kind, "existing");
+      assert.ok(!existsSync(tokenFile));
+      assert.equal(await t2.db.apiToken.count({ where: { name: "initial-admin" } }), 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await t2.close();
+    }
+  });
+
+  test("a token file that cannot be written creates no token and says what to set", async () => {
     const t2 = await startTestApp();
     try {
       await t2.db.apiToken.deleteMany({});
-      const { log, lines } = capture();
-      const r = await ensureAdminToken(t2.db, undefined, log);
-      assert.equal(r.kind, "generated");
-      const line = lines.find((l) => typeof l.adminToken === "string");
-      assert.ok(line, JSON.stringify(lines));
-      assert.match(String(line.msg), /shown only this once/);
-      const token = String(line.adminToken);
-      assert.equal((await t2.req("POST", "/v1/tokens", { as: { token }, body: { name: "second-admin", role: "admin" } })).statusCode, 201);
-      // Second start: an admin exists, nothing printed, nothing created.
-      const again = capture();
-      assert.equal((await ensureAdminToken(t2.db, undefined, again.log)).kind, "existing");
-      assert.ok(!again.lines.some((l) => "adminToken" in l));
-      assert.equal(await t2.db.apiToken.count({ where: { name: "initial-admin" } }), 1);
+      const tokenFile = join(tmpdir(), `palisade-no-such-dir-${process.pid}`, "admin-token");
+      await assert.rejects(ensureAdminToken(t2.db, undefined, capture().log, { tokenFile }), (err: Error) => {
+        assert.match(err.message, /PALISADE_INITIAL_TOKEN_FILE/);
+        assert.match(err.message, /ENOENT/);
+        return true;
+      });
+      assert.equal(await t2.db.apiToken.count(), 0, "rolled back: no token nobody can read");
     } finally {
       await t2.close();
     }
@@ -188,8 +219,11 @@ describe("first admin token", () => {
     const t2 = await startTestApp();
     try {
       await t2.db.apiToken.deleteMany({});
-      const results = await Promise.all(Array.from({ length: 4 }, () => ensureAdminToken(t2.db, undefined, capture().log)));
+      const files = Array.from({ length: 4 }, (_, i) => join(tmpdir(), `palisade-race-${process.pid}-${i}`));
+      const results = await Promise.all(files.map((tokenFile) => ensureAdminToken(t2.db, undefined, capture().log, { tokenFile })));
       assert.equal(results.filter((r) => r.kind === "generated").length, 1);
+      assert.equal(files.filter((f) => existsSync(f)).length, 1);
+      for (const f of files) rmSync(f, { force: true });
       assert.equal(await t2.db.apiToken.count({ where: { role: "admin" } }), 1);
     } finally {
       await t2.close();
@@ -199,8 +233,8 @@ describe("first admin token", () => {
   test("PALISADE_ADMIN_TOKEN is stored hashed, once, and authenticates as admin", async () => {
     const secret = "env-provided-admin-token-1234567890";
     const { log } = capture();
-    assert.deepEqual(await ensureAdminToken(t.db, secret, log), { kind: "env", created: true });
-    assert.deepEqual(await ensureAdminToken(t.db, secret, log), { kind: "env", created: false });
+    assert.deepEqual(await ensureAdminToken(t.db, secret, log, { tokenFile: "/nonexistent/unused" }), { kind: "env", created: true });
+    assert.deepEqual(await ensureAdminToken(t.db, secret, log, { tokenFile: "/nonexistent/unused" }), { kind: "env", created: false });
     const rows = await t.db.apiToken.findMany({ where: { tokenHash: hashSecret(secret) } });
     assert.equal(rows.length, 1);
     assert.equal(rows[0]!.role, "admin");

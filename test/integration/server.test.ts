@@ -1,7 +1,8 @@
-// `palisade server` as a real process: migrates a new database, prints the first admin
-// token once as JSON, serves HTTP with it, and exits cleanly on SIGTERM, also when the
+// `palisade server` as a real process: migrates a new database, writes the first admin
+// token to a 0600 file (not the log), serves HTTP with it, and exits cleanly on SIGTERM, also when the
 // signal arrives while it is still starting.
 import assert from "node:assert/strict";
+import { statSync } from "node:fs";
 import { after, test } from "node:test";
 import { isListening, spawnServer, type LogLine, type ServerProcess } from "../support/server-process.ts";
 
@@ -20,12 +21,16 @@ test("palisade server: migrate, bootstrap admin token, serve, stop on SIGTERM", 
   try {
     await s.line((l) => l.msg === "server started");
     assert.ok(s.lines.some((l) => l.msg === "applied migration"), "migrated the new database");
-    const tokenLine = s.lines.find((l) => typeof l.adminToken === "string");
-    assert.ok(tokenLine, "printed the generated admin token");
-    assert.match(String(tokenLine.msg), /initial admin API token/);
+    const tokenLine = s.lines.find((l) => typeof l.msg === "string" && l.msg.includes("initial admin API token"));
+    assert.ok(tokenLine, "said where the generated admin token is");
+    assert.equal(tokenLine.file, s.tokenFile);
+    assert.equal(statSync(s.tokenFile).mode & 0o777, 0o600, "the token file is private to the server's user");
+    const adminToken = s.adminToken();
+    assert.match(adminToken, /^pal_/);
+    assert.ok(!s.lines.some((l) => JSON.stringify(l).includes(adminToken)), "the token is not in the log");
     const base = `http://127.0.0.1:${s.port}`;
     assert.equal((await fetch(`${base}/readyz`)).status, 200);
-    const res = await fetch(`${base}/v1/tokens`, { headers: { authorization: `Bearer ${tokenLine.adminToken}` } });
+    const res = await fetch(`${base}/v1/tokens`, { headers: { authorization: `Bearer ${adminToken}` } });
     assert.equal(res.status, 200);
     assert.equal((await res.json()).items[0].name, "initial-admin");
     assert.ok(!s.lines.some((l) => JSON.stringify(l).includes("authorization")), "auth headers are not logged");

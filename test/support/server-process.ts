@@ -1,7 +1,10 @@
 // `palisade server` as a real child process over a throwaway database: its JSON log lines
 // as they arrive, a way to wait for one, and its exit status. Call `drop()` when done.
 import { spawn, type ChildProcessByStdio } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "./db.ts";
 
@@ -13,6 +16,10 @@ export interface ServerProcess {
   port: number;
   grpcPort: number;
   lines: LogLine[];
+  /** Where the server writes a generated first admin token (PALISADE_INITIAL_TOKEN_FILE, in a private temp dir). */
+  tokenFile: string;
+  /** The generated first admin token, read from tokenFile. */
+  adminToken(): string;
   stderr(): string;
   /** Resolves with the first log line matching `pred` (seen before or later); rejects if the process exits first. */
   line(pred: (l: LogLine) => boolean): Promise<LogLine>;
@@ -38,8 +45,10 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
   const database = await createTestDatabase({ migrated: false });
   const port = await freePort();
   const grpcPort = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "palisade-server-"));
+  const tokenFile = join(dir, "initial-admin-token");
   const child = spawn(new URL("../../bin/palisade", import.meta.url).pathname, ["server"], {
-    env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, HOST: "127.0.0.1", PORT: String(port), GRPC_PORT: String(grpcPort), PALISADE_ADMIN_TOKEN: "", ...env },
+    env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, HOST: "127.0.0.1", PORT: String(port), GRPC_PORT: String(grpcPort), PALISADE_ADMIN_TOKEN: "", PALISADE_INITIAL_TOKEN_FILE: tokenFile, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: LogLine[] = [];
@@ -69,6 +78,8 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
     port,
     grpcPort,
     lines,
+    tokenFile,
+    adminToken: () => readFileSync(tokenFile, "utf8").trim(),
     stderr: () => stderr,
     exited,
     line(pred) {
@@ -82,6 +93,7 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
     async stop() {
       if (running) child.kill("SIGTERM");
       await exited;
+      rmSync(dir, { recursive: true, force: true });
       await database.drop();
     },
   };
