@@ -17,7 +17,7 @@ import { DriftDetector } from "./drift.ts";
 import { errorText } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Outbox } from "./outbox.ts";
-import { recoverPending } from "./recover.ts";
+import { recoverPending, restoreAfterReboot } from "./recover.ts";
 import type { AppliedVersionMsg, CapabilitiesMsg, DesiredStateMsg } from "./proto.ts";
 import { StateDir } from "./state.ts";
 import { Collector } from "./telemetry/collector.ts";
@@ -246,6 +246,8 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
 
   // An apply left unconfirmed by a crash is undone before the agent says hello (recover.ts).
   await recoverPending({ state, applier, outbox, log });
+  // A reboot left the kernel empty: the last confirmed version goes back before the Hello.
+  if (config.driftRestore) await restoreAfterReboot({ applier, driver, log }, appliedState);
   // The groups the rules in the kernel log to (the last run's ruleset), before the first
   // Hello, so a reader that cannot run is in its capabilities.
   await logGroups.syncFromKernel();

@@ -8,12 +8,13 @@
 //     code `agent_restarted`.
 // The results go through the outbox, so they reach the API right after the Hello.
 
+import { driver as kernel, type DriverOptions } from "../engine/index.ts";
 import type { Applier } from "./apply.ts";
 import { errorText } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Outbox } from "./outbox.ts";
 import type { ApplyStatusName } from "./proto.ts";
-import type { StateDir } from "./state.ts";
+import type { AppliedState, StateDir } from "./state.ts";
 
 export interface RecoverDeps {
   state: StateDir;
@@ -57,4 +58,30 @@ export async function recoverPending({ state, applier, outbox, log }: RecoverDep
   }
   await state.clearPending();
   return out;
+}
+
+/**
+ * After a reboot the kernel holds none of Palisade's tables, and until the agent reaches
+ * the API (which may be down, or reachable only through this very firewall) the host
+ * would run with no rules at all. The last confirmed version (applied.json) goes back in
+ * before the agent connects. Only when no Palisade table exists: anything else is drift,
+ * which the drift check reports and restores like any other.
+ */
+export async function restoreAfterReboot(
+  { applier, driver, log }: { applier: Applier; driver: DriverOptions; log: Logger },
+  applied: AppliedState | undefined,
+): Promise<boolean> {
+  if (!applied) return false;
+  if ((await kernel.listPalisadeTables(driver)).length > 0) return false;
+  log.warn("the kernel holds none of Palisade's tables (a reboot?); applying the last confirmed version before connecting", {
+    ruleset: applied.ruleset,
+    version: applied.version,
+  });
+  try {
+    await applier.applyText(applied.text);
+  } catch (e) {
+    log.error("applying the last confirmed version at start failed; the host runs without Palisade's rules until the API sends them", { error: errorText(e) });
+    return false;
+  }
+  return true;
 }

@@ -26,10 +26,10 @@ describe("agent start-up recovery of a pending apply (kernel, netns, grpc)", () 
   let logs: ReturnType<typeof memoryLogger>;
   const list = async () => (await lab.nft(ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true })).stdout;
   const exists = (f: string) => readFile(join(dir, f)).then(() => true, () => false);
-  const start = async () => {
+  const start = async (server = `127.0.0.1:${api.port}`, extra: string[] = []) => {
     await stop(); // one left running by a failed test
     logs = memoryLogger("debug");
-    const cfg = loadConfig(["--server", `127.0.0.1:${api.port}`, "--enroll-token", "good-token", "--state-dir", dir, "--name", "edge-rec", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0"]);
+    const cfg = loadConfig([...extra, "--server", server, "--enroll-token", "good-token", "--state-dir", dir, "--name", "edge-rec", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0"]);
     agent = await startAgent(cfg, { log: logs, backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500 });
   };
   async function stop(): Promise<void> {
@@ -94,6 +94,27 @@ describe("agent start-up recovery of a pending apply (kernel, netns, grpc)", () 
     const r = await agent!.drift.check({ restore: true });
     assert.deepEqual(r, { drifted: false, details: "no desired state yet", restored: false });
     assert.match(await list(), /dport 1111 drop/);
+    await stop();
+  });
+
+  it("after a reboot (no Palisade table in the kernel) the last confirmed version is back before the agent reaches the API", async () => {
+    await lab.nft(ns, ["delete", "table", "inet", "palisade"]);
+    assert.doesNotMatch(await list(), /dport 1111/);
+    // An API that does not answer: nothing but the agent's own state can put the rules back.
+    await start("127.0.0.1:9");
+    assert.match(await list(), /dport 1111 drop/, "the version in applied.json is in the kernel when startAgent returns");
+    assert.ok(logs.lines.some((l) => l.level === "warn" && /none of Palisade's tables/.test(String(l.msg))));
+    await stop();
+    // Tables present: nothing is re-applied at start (that is the drift check's business).
+    await start("127.0.0.1:9");
+    assert.ok(!logs.lines.some((l) => /none of Palisade's tables/.test(String(l.msg))));
+    await stop();
+  });
+
+  it("with drift restore off, an empty kernel stays empty at start", async () => {
+    await lab.nft(ns, ["delete", "table", "inet", "palisade"]);
+    await start("127.0.0.1:9", ["--drift-restore", "false"]);
+    assert.doesNotMatch(await list(), /dport 1111/);
     await stop();
   });
 });
