@@ -127,3 +127,29 @@ test("IPv6: the same construction counts per IPv6 source (hitcount 10: 9 of 30 S
   const r = await lab.exec(pal.client, ["/usr/bin/python3", "-c", SCAPY_SYN6, pal.link.b.ip6, String(CLOSED), "30"], { timeoutMs: 30_000 });
   assert.equal(Number(r.stdout.trim().split("\n").pop()), 9, r.stdout + r.stderr);
 });
+
+test("check-then-stamp (Freifunk's sshd list: --update --hitcount 3 -j DROP, then --set): 3 of 12 SYNs answered on both", async () => {
+  const xtPair = await lab.pair();
+  const nftPair = await lab.pair();
+  const lines = [
+    `-A INPUT -p tcp -m recent --update --seconds 60 --hitcount 3 --name sshd --rsource -m tcp --dport ${CLOSED} -j DROP`,
+    `-A INPUT -p tcp -m recent --set --name sshd --rsource -m tcp --dport ${CLOSED}`,
+  ];
+  const save = ["*filter", ...lines, "COMMIT", ""].join("\n");
+  await lab.exec(xtPair.server, ["iptables-restore"], { input: save });
+  const imported = importPolicy("iptables-save", save);
+  assert.deepEqual(imported.errors, []);
+  const v = validatePolicy(imported.policy, { target: "nftables" });
+  assert.ok(v.ok, JSON.stringify(v.errors));
+  const text = await applyPolicy(lab, nftPair.server, v.policy as never);
+  // This packet and 3 earlier ones: a counting chain of 4, without the list-membership test.
+  assert.match(text, /jump recent_sshd_hc4_60s_v4/);
+  assert.doesNotMatch(text, /ip saddr @recent_sshd_v4 /);
+  const opts = { count: 12, intervalUs: 5000 };
+  const xt = await lab.tcpFlags(xtPair.client, xtPair.link.b.ip4, CLOSED, "S", opts);
+  const nft = await lab.tcpFlags(nftPair.client, nftPair.link.b.ip4, CLOSED, "S", opts);
+  assert.equal(xt.sent, 12);
+  assert.equal(nft.sent, 12);
+  assert.equal(xt.received, 3, "xt_recent: the 4th SYN has 3 earlier stamps within 60 s and is dropped, and all after it");
+  assert.equal(nft.received, xt.received);
+});

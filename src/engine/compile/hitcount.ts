@@ -14,7 +14,7 @@
 //   NFT_MAX_HITCOUNT_SECONDS, the refill period of a slot claim.
 import { isDeepStrictEqual } from "node:util";
 import { error, type Diagnostic, type Path } from "../diagnostics.ts";
-import type { Match, Policy } from "../policy/index.ts";
+import { TERMINATING, normalizeAction, type Match, type Policy } from "../policy/index.ts";
 
 /** What the compilers may know about the host they render for, from its agent's capabilities. */
 export interface TargetCapabilities {
@@ -80,6 +80,54 @@ const withoutRecent = (m: Match | undefined) => {
 };
 
 /**
+ * The check-then-stamp idiom (Freifunk's sshd/ntpd lists):
+ *   -A c <matches> -m recent --update --seconds S --hitcount H --name L -j DROP
+ *   -A c <matches> -m recent --set --name L
+ * Every packet that reaches the first rule is stamped once: by --update when it matches
+ * (it is then dropped), by --set right after when it does not. A packet is dropped when H
+ * earlier stamps lie within S seconds. So the counted packets are again the packets that
+ * reach the hit-count rule, and "H earlier ones" is the counting chain of H+1 that counts
+ * this packet too (compile/nft/recent.ts), without the list-membership test (the first
+ * packet is not listed yet when it is counted).
+ * Accepted only exactly so: mode update, a terminating action, the set rule at the next
+ * index with the same matches and side, every rule of the list part of such a pair, the
+ * pairs sharing one hit count and window (one counting chain), no mark forward using it.
+ * Returns "chain/index" of the hit-count rules.
+ */
+export function stampAfterRules(policy: Policy): Set<string> {
+  const uses = new Map<string, { chain: string; index: number }[]>();
+  for (const [chain, c] of Object.entries(policy.chains)) {
+    c.rules.forEach((rule, index) => {
+      const name = rule.match?.recent?.name;
+      if (name !== undefined) uses.set(name, [...(uses.get(name) ?? []), { chain, index }]);
+    });
+  }
+  for (const mf of policy.forwarding.markForwards) if (mf.match.recent) uses.delete(mf.match.recent.name);
+  const out = new Set<string>();
+  for (const list of uses.values()) {
+    const counted = list.filter(({ chain, index }) => isCounted(policy.chains[chain]!.rules[index]!.match));
+    if (counted.length === 0) continue;
+    const first = policy.chains[counted[0]!.chain]!.rules[counted[0]!.index]!.match!.recent!;
+    const paired = new Set<string>();
+    const ok = counted.every(({ chain, index }) => {
+      const rule = policy.chains[chain]!.rules[index]!;
+      const r = rule.match!.recent!;
+      const next = policy.chains[chain]!.rules[index + 1];
+      const s = next?.match?.recent;
+      const pairs =
+        r.mode === "update" && r.hitcount === first.hitcount && r.seconds === first.seconds &&
+        TERMINATING.has(normalizeAction(rule.action).type) &&
+        s !== undefined && s.mode === "set" && s.name === r.name && s.side === r.side &&
+        isDeepStrictEqual(withoutRecent(next!.match), withoutRecent(rule.match));
+      if (pairs) paired.add(`${chain}/${index}`).add(`${chain}/${index + 1}`);
+      return pairs;
+    });
+    if (ok && list.every(({ chain, index }) => paired.has(`${chain}/${index}`))) for (const c of counted) out.add(`${c.chain}/${c.index}`);
+  }
+  return out;
+}
+
+/**
  * nftables counts a hit count on the packets that reach the hit-count rule, not on the
  * list's stamps (compile/nft/recent.ts). That is xt_recent's meaning only in the counting
  * idiom: every `set` rule of the list sits in the same chain, before the hit-count rule,
@@ -97,11 +145,17 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
   }
   const why = (name: string, detail: string) =>
     `recent hitcount on list "${name}" is not supported on target nftables here: ${detail}. nftables counts the hits on this rule's own packets, not on the stamps the list's set rules record, so it would match sources xt_recent would not. Use the portKnock preset (protections.portKnock) for a knock sequence; for a rate (the SYN-flood idiom) give the list's set rule the same matches as this rule, in the same chain, before it; or render with target iptables.`;
+  const stampAfter = stampAfterRules(policy);
   for (const [chain, c] of Object.entries(policy.chains)) {
     c.rules.forEach((rule, index) => {
       if (!isCounted(rule.match)) return;
       const r = rule.match!.recent!;
       const at: Path = ["chains", chain, "rules", index, "match", "recent", "hitcount"];
+      if (stampAfter.has(`${chain}/${index}`)) {
+        // Counted as H+1 (see stampAfterRules).
+        if (r.hitcount! + 1 > NFT_MAX_HITCOUNT) out.push(error(at, "unsupported_on_target", `recent hitcount ${r.hitcount} with the list's set rule after this rule is not supported on target nftables: Palisade counts it as ${r.hitcount! + 1} packets (this one and ${r.hitcount} earlier), at most ${NFT_MAX_HITCOUNT}; lower the hit count, or render with target iptables.`));
+        return;
+      }
       const mine = sets.filter((s) => s.match.recent!.name === r.name);
       if (mine.length === 0) return void out.push(error(at, "unsupported_on_target", why(r.name, "no rule sets the list")));
       const bad = mine.find((s) => s.chain !== chain || s.index >= index || s.match.recent!.side !== r.side || !isDeepStrictEqual(withoutRecent(s.match), withoutRecent(rule.match)));

@@ -168,11 +168,24 @@ test("recent hitcount on nftables: only the counting idiom (the list's set rules
   const v = validatePolicy(knock, { target: "nftables" });
   assert.ok(v.errors.some((e) => e.path === "/chains/input/rules/1/match/recent/hitcount" && e.code === "unsupported_on_target"), JSON.stringify(v.errors));
   assert.ok(validatePolicy(knock, { target: "iptables" }).ok);
-  // No set rule at all, the set rule after the count, in another chain, or on another side: refused.
+  // No set rule at all, in another chain, or on another side: refused.
   const count = { match: { protocol: "tcp", dport: 22, recent: { name: "l", mode: "update", seconds: 1, hitcount: 3 } }, action: "drop" };
   const set = { match: { protocol: "tcp", dport: 22, recent: { name: "l", mode: "set" } }, action: seen };
   assert.equal(errorsOf(inp([count])).length, 1);
-  assert.equal(errorsOf(inp([count, set])).length, 1);
+  // Check-then-stamp (the set rule right after an --update rule that drops): accepted, counted as
+  // this packet and 3 earlier ones, without the list test (the first packet is not listed yet).
+  const after = renderNft(Policy.parse(inp([count, set])));
+  assert.ok(after.ok, JSON.stringify(!after.ok && after.errors));
+  assert.match(after.text, /tcp dport 22 jump recent_l_hc4_1s_v4/);
+  assert.match(after.text, /tcp dport 22 ip saddr @recent_l_hc4_1s_v4_blocked .*drop/);
+  assert.doesNotMatch(after.text, /ip saddr @recent_l_v4 /);
+  // ... but not with --rcheck (a matched packet is not stamped), an action that lets the packet
+  // on to the set rule (stamped twice), a rule between the two, or a list used elsewhere too.
+  const rcheck = { ...count, match: { ...count.match, recent: { ...count.match.recent, mode: "rcheck" } } };
+  assert.equal(errorsOf(inp([rcheck, set])).length, 1);
+  assert.equal(errorsOf(inp([{ ...count, action: seen }, set])).length, 1);
+  assert.equal(errorsOf(inp([count, { action: seen }, set])).length, 1);
+  assert.equal(errorsOf(inp([count, set, { match: { recent: { name: "l", mode: "rcheck", seconds: 1 } }, action: "drop" }])).length, 1);
   assert.equal(errorsOf(inp([{ ...set, match: { ...set.match, recent: { name: "l", mode: "set", side: "destination" } } }, count])).length, 1);
   assert.equal(errorsOf({ counters: { seen: {} }, chains: { input: { hook: "input", rules: [count] }, fwd: { hook: "forward", rules: [set] } } } as PolicyInput).length, 1);
   assert.ok(renderNft(Policy.parse(inp([set, count]))).ok);

@@ -30,6 +30,8 @@ export class Ctx {
   readonly quotas = new Map<string, Quota>();
   /** Chains the compiler adds for a rule (recent hit counts), with their rules, by name. */
   readonly chains = new Map<string, { name: string; chain: Chain; rules: RuleBody[] }>();
+  /** "chain/index" of hit-count rules in the check-then-stamp idiom (compile/hitcount.ts stampAfterRules). */
+  stampAfter: ReadonlySet<string> = new Set();
   /** Why each generated object exists, to explain a name clash. */
   private readonly owners = new Map<string, string>();
 

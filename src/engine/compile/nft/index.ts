@@ -24,6 +24,7 @@ import { compileRule, defaultComment } from "./rules.ts";
 import { failsafeRules, FAILSAFE_COMMENT } from "./failsafe.ts";
 import { compileForwarding, FWD_CHAINS, type GeneratedRule } from "./forwarding.ts";
 import { planRecentTimeouts } from "./recent.ts";
+import { stampAfterRules } from "../hitcount.ts";
 import { declareQuotas, parseGrowCounterName } from "./quota.ts";
 import { declareAccounting } from "./accounting.ts";
 import { TEE_TABLES, teeTables } from "./tee.ts";
@@ -56,6 +57,7 @@ function checkFailsafeContext(ctx: Ctx): void {
 function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
   checkFailsafeContext(ctx);
   const timeouts = planRecentTimeouts(policy, ctx);
+  ctx.stampAfter = stampAfterRules(policy);
   for (const [name, def] of Object.entries(policy.sets)) ctx.declareSet(compileSet(name, def, ctx), `set "${name}"`, ["sets", name]);
   for (const [name, def] of Object.entries(policy.counters)) {
     if (parseGrowCounterName(name)) {

@@ -211,9 +211,12 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
   if (m.recent !== undefined && fam !== undefined) {
     const r = m.recent;
     if (r.hitcount !== undefined && r.hitcount > 1 && (r.mode === "update" || r.mode === "rcheck")) {
-      hitcount = hitcountCheck(r, fam, ctx, [...path, "recent"]);
+      // Check-then-stamp (the set rule follows): this packet and H earlier ones, counted
+      // from the list's first packet, which is not listed yet (compile/hitcount.ts).
+      const stampAfter = path[0] === "chains" && ctx.stampAfter.has(`${String(path[1])}/${String(path[3])}`);
+      hitcount = hitcountCheck(stampAfter ? { ...r, hitcount: r.hitcount + 1 } : r, fam, ctx, [...path, "recent"]);
       if (!hitcount) return null;
-      parts.push(hitcountListMember(r, fam, ctx, [...path, "recent"], timeouts));
+      if (!stampAfter) parts.push(hitcountListMember(r, fam, ctx, [...path, "recent"], timeouts));
     } else parts.push(...recentParts(r, fam, ctx, [...path, "recent"], timeouts));
     impliesFamily = true;
   }
