@@ -170,6 +170,18 @@ export const FEATURES = {
     iptables: no("iptables tests snat/dnat (--ctstate) and the other status bits (--ctstatus) in different options", "split the rule, or render with target nftables"),
   },
   "match.addressRange": { label: "address range", nftables: yes("ip saddr A-B"), iptables: yes("-m iprange --src-range / --dst-range") },
+  "match.ipsec": { label: "IPsec policy", nftables: yes("meta ipsec exists|missing (in) / rt ipsec exists|missing (out)"), iptables: yes("-m policy --dir --pol") },
+  "match.ipsecProtocolEsp": {
+    label: "IPsec policy protocol esp",
+    // nft cannot test an SA's protocol; targetSupport warns (validate/target.ts).
+    nftables: yes("not tested: any security association matches (a validation warning says so)"),
+    iptables: yes("-m policy --proto esp"),
+  },
+  "match.ipsecProtocolOther": {
+    label: "IPsec policy protocol ah/ipcomp",
+    nftables: no("nftables cannot test a security association's protocol", "drop protocol (every SA then matches), or render with target iptables"),
+    iptables: yes("-m policy --proto ah|ipcomp"),
+  },
   "match.fragment": { label: "non-first IPv4 fragment", nftables: yes("ip frag-off & 0x1fff != 0"), iptables: yes("-f") },
   "match.icmpCode": { label: "ICMP/ICMPv6 code", nftables: yes("icmp code / icmpv6 code"), iptables: yes("-m icmp --icmp-type TYPE/CODE") },
   "match.quota": {
@@ -323,6 +335,10 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   if (m.saddrRange !== undefined) at("match.addressRange", "saddrRange");
   if (m.daddrRange !== undefined) at("match.addressRange", "daddrRange");
   if (m.fragment !== undefined) at("match.fragment", "fragment");
+  if (m.ipsec !== undefined) {
+    at("match.ipsec", "ipsec");
+    if (m.ipsec.protocol) at(m.ipsec.protocol === "esp" ? "match.ipsecProtocolEsp" : "match.ipsecProtocolOther", "ipsec", "protocol");
+  }
   if (m.quota) {
     at("match.quota", "quota");
     if (m.quota.noChange) at("match.quotaNoChange", "quota", "noChange");

@@ -1,7 +1,7 @@
 // iptables match modules for the extra match keys (policy/match-extra.ts): owner, iprange.
 // (conntrack --ctstate DNAT/SNAT and --ctstatus live with the conntrack module; -f with the
 // core options in iptables.ts.)
-import { AddressRange } from "../policy/index.ts";
+import { AddressRange, type Match } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { negate, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
 
@@ -51,4 +51,33 @@ const iprange: ExtraModule = {
   },
 };
 
-export const EXTRA_MODULES = { owner, iprange };
+/** `-m policy`: direction and policy, and the protocol of the (one) element; the rest has no policy key. */
+const policy: ExtraModule = {
+  options: {
+    "--dir": { arity: 1 }, "--pol": { arity: 1 }, "--strict": { arity: 0 }, "--next": { arity: 0 },
+    "--proto": negArg, "--reqid": negArg, "--spi": negArg, "--mode": negArg, "--tunnel-src": negArg, "--tunnel-dst": negArg,
+  },
+  build(o, d) {
+    const dir = o.get("--dir");
+    const pol = o.get("--pol");
+    if (!dir || !pol) fail("import_missing_argument", "-m policy needs --dir in|out and --pol ipsec|none", "-m policy");
+    if (val(dir) !== "in" && val(dir) !== "out") fail("import_invalid_value", `--dir ${val(dir)}: must be in or out`, val(dir));
+    if (val(pol) !== "ipsec" && val(pol) !== "none") fail("import_invalid_value", `--pol ${val(pol)}: must be ipsec or none`, val(pol));
+    for (const k of ["--strict", "--next", "--reqid", "--spi", "--mode", "--tunnel-src", "--tunnel-dst"]) {
+      const x = o.get(k);
+      if (x) fail("import_unsupported", `policy ${k} has no equivalent in the policy schema (--dir, --pol and --proto do): drop it to match any IPsec packet of that direction, or keep the rule on an iptables host`, x.opt);
+    }
+    const m: NonNullable<Match["ipsec"]> = { direction: val(dir) as "in" | "out", policy: val(pol) as "ipsec" | "none" };
+    const proto = o.get("--proto");
+    if (proto) {
+      if (proto.neg) fail("import_unsupported", "! --proto: the policy schema tests one protocol, not its absence", proto.opt);
+      const p = ({ esp: "esp", ah: "ah", ipcomp: "ipcomp", "50": "esp", "51": "ah", "108": "ipcomp" } as const)[val(proto).toLowerCase() as "esp"];
+      if (!p) fail("import_invalid_value", `--proto ${val(proto)}: must be esp, ah or ipcomp`, val(proto));
+      if (m.policy === "none") fail("import_invalid_value", "--proto with --pol none: a packet without IPsec has no protocol to test", proto.opt);
+      m.protocol = p;
+    }
+    setMatch(d, "ipsec", m, "-m policy");
+  },
+};
+
+export const EXTRA_MODULES = { owner, iprange, policy };

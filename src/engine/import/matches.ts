@@ -620,7 +620,6 @@ export const MODULES: Record<string, ModuleSpec> = {
 export const UNSUPPORTED_MODULES: Record<string, string> = {
   mac: "the policy schema has no source MAC address match",
   physdev: "the policy schema has no bridge port (physdev) match",
-  policy: "the policy schema has no IPsec policy match",
   set: "ipset sets are not imported (the ipset commands that fill them are not part of the script); list the addresses in the rule or declare a policy set",
   string: "payload string matching has no equivalent in the policy schema",
   time: "time-of-day matching has no equivalent in the policy schema",

@@ -38,6 +38,19 @@ export function addressValue(a: string): bigint {
   return a.split(".").reduce((acc, o) => (acc << 8n) + BigInt(Number(o)), 0n);
 }
 
+/**
+ * `-m policy --dir in|out --pol ipsec|none [--proto esp|ah|ipcomp]`: in is known at
+ * prerouting/input/forward (the packet's secpath), out at forward/output/postrouting (its
+ * route). `protocol`: one of the packet's security associations uses it.
+ */
+export const IpsecMatch = z
+  .strictObject({
+    direction: z.enum(["in", "out"]),
+    policy: z.enum(["ipsec", "none"]),
+    protocol: z.enum(["esp", "ah", "ipcomp"]).optional(),
+  })
+  .refine((m) => m.protocol === undefined || m.policy === "ipsec", { message: "protocol needs policy: ipsec (a packet without IPsec has no security association)", path: ["protocol"] });
+
 export const extraMatchKeys = {
   /** Local socket's user id (`-m owner --uid-owner`, nft `meta skuid`): output and postrouting only. */
   skuid: negatable(IdRange).optional(),
@@ -50,4 +63,6 @@ export const extraMatchKeys = {
   daddrRange: negatable(AddressRange).optional(),
   /** true: only non-first IPv4 fragments (`-f`); false: all but those (`! -f`). IPv4 only. */
   fragment: z.boolean().optional(),
+  /** IPsec policy (`-m policy`): the packet arrived decapsulated (in) / will be encapsulated (out), or not (policy none). */
+  ipsec: IpsecMatch.optional(),
 };

@@ -18,6 +18,7 @@ export function matchErrors(policy: Policy): Diagnostic[] {
     addresses(r, out);
     interfaces(r, hooks.get(r.chainName) ?? new Set(), out);
     socketOwner(r, hooks.get(r.chainName) ?? new Set(), out);
+    ipsecDirection(r, hooks.get(r.chainName) ?? new Set(), out);
     rangesAndOptions(r, out);
   }
   return out;
@@ -105,6 +106,17 @@ function socketOwner(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
     const fam = parsePrefix(unwrap(v).value.split("-")[0]!)?.family;
     if (fam !== r.match.family) out.push(error([...r.path, "match", key], "address_family_mismatch", `${unwrap(v).value} is an ${fam} range but the rule is restricted to family ${r.match.family}`));
   }
+}
+
+/** iptables refuses `--dir in` at output/postrouting and `--dir out` at prerouting/input (the kernel does not know it there). */
+function ipsecDirection(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
+  const m = r.match.ipsec;
+  if (!m) return;
+  const bad = [...hooks].filter((h) => (m.direction === "in" ? NO_IIF : NO_OIF).includes(h)).sort();
+  if (!bad.length) return;
+  const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
+  const why = m.direction === "in" ? "a locally generated packet was not decapsulated" : "the packet's route (and so its IPsec policy) is not chosen yet";
+  out.push(error([...r.path, "match", "ipsec", "direction"], "ipsec_direction_not_available", `ipsec direction ${m.direction} cannot be tested at the ${bad.join("/")} hook${reached}: ${why}; use direction ${m.direction === "in" ? "out" : "in"} or move the rule`));
 }
 
 function range(text: string): [number, number] | null {

@@ -1,7 +1,7 @@
 // Whether a target (nftables, iptables-restore) can express every feature a policy uses.
 // The compilers own the feature table (compile/support.ts); this module adds the value
 // limits that differ per target.
-import { error, type Diagnostic } from "../diagnostics.ts";
+import { error, warning, type Diagnostic } from "../diagnostics.ts";
 import type { Policy } from "../policy/index.ts";
 import { checkTargetSupport, type TargetCapabilities } from "../compile/support.ts";
 import { rulesOf } from "./model.ts";
@@ -11,6 +11,13 @@ export const IPTABLES_LOG_PREFIX_MAX = 29;
 
 export function targetSupport(policy: Policy, target: "nftables" | "iptables", caps?: TargetCapabilities): Diagnostic[] {
   const out = checkTargetSupport(policy, target, caps);
+  if (target === "nftables") {
+    for (const r of rulesOf(policy)) {
+      if (r.match?.ipsec?.protocol === "esp") {
+        out.push(warning([...r.path, "match", "ipsec", "protocol"], "ipsec_protocol_not_tested", `nftables cannot test a security association's protocol: this rule matches any IPsec packet${r.match.ipsec.direction === "in" ? " that was decapsulated" : " whose route is encapsulated"}, also one that only used AH (with ESP, as almost every tunnel, the same packets); render with target iptables to test esp`));
+      }
+    }
+  }
   if (target === "iptables") {
     for (const r of rulesOf(policy)) {
       if (r.action.type === "log" && (r.action.prefix?.length ?? 0) > IPTABLES_LOG_PREFIX_MAX) {

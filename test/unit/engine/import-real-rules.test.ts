@@ -142,3 +142,14 @@ test("a protocol's match module needs that protocol: -p tcp -m udp is refused as
   assert.equal(line("iptables -A INPUT -p udp -m udp --dport 69 -j ACCEPT"), "");
   assert.equal(line("ip6tables -A INPUT -p icmpv6 -m icmp6 --icmpv6-type 128 -j ACCEPT"), "");
 });
+
+test("-m policy: --dir, --pol and --proto (UniFi's IPsec gateway); the other options are refused with the way out", () => {
+  assert.deepEqual(rule("iptables -A FORWARD -s 10.8.0.0/16 -m policy --dir in --pol ipsec --proto esp -j ACCEPT", "forward").match, { saddr: "10.8.0.0/16", ipsec: { direction: "in", policy: "ipsec", protocol: "esp" } });
+  assert.deepEqual(rule("iptables -t nat -A POSTROUTING -o eth0 -m policy --dir out --pol ipsec -j ACCEPT", "nat_postrouting").match, { oif: "eth0", ipsec: { direction: "out", policy: "ipsec" } });
+  assert.deepEqual(rule("iptables -A INPUT -m policy --dir in --pol none -j DROP").match, { ipsec: { direction: "in", policy: "none" } });
+  const e = (l: string) => importPolicy("iptables", l).errors[0]?.message ?? "";
+  assert.match(e("iptables -A INPUT -m policy --dir in --pol ipsec --reqid 1 -j ACCEPT"), /policy --reqid has no equivalent .*drop it/);
+  assert.match(e("iptables -A INPUT -m policy --dir in --pol none --proto esp -j ACCEPT"), /--proto with --pol none/);
+  assert.match(e("iptables -A INPUT -m policy --pol ipsec -j ACCEPT"), /needs --dir in\|out and --pol/);
+  assert.match(e("iptables -A INPUT -m policy --dir in --pol ipsec --proto gre -j ACCEPT"), /must be esp, ah or ipcomp/);
+});

@@ -121,3 +121,18 @@ test("iptables LOG prefixes are limited to 29 characters", () => {
   hasError(doc, "log_prefix_too_long", "/chains/c/rules/0/action/prefix", "iptables");
   assert.equal(validatePolicy(doc, { target: "nftables" }).ok, true);
 });
+
+test("ipsec: direction in not at output/postrouting, out not at prerouting/input; protocol needs policy ipsec; esp is not tested on nftables (warning), ah refused there", () => {
+  hasError(m({ ipsec: { direction: "in", policy: "ipsec" } }, "accept", { hook: "output" }), "ipsec_direction_not_available", "/chains/c/rules/0/match/ipsec/direction");
+  hasError(m({ ipsec: { direction: "out", policy: "none" } }, "accept", { hook: "input" }), "ipsec_direction_not_available", "/chains/c/rules/0/match/ipsec/direction");
+  hasError(m({ ipsec: { direction: "in", policy: "none", protocol: "esp" } }, "accept", { hook: "forward" }), "invalid_value", "/chains/c/rules/0/match/ipsec/protocol");
+  valid(m({ ipsec: { direction: "in", policy: "ipsec" } }, "accept", { hook: "forward" }));
+  valid(m({ ipsec: { direction: "out", policy: "ipsec" } }, "accept", { hook: "postrouting", table: "nat" }));
+  const esp = m({ ipsec: { direction: "in", policy: "ipsec", protocol: "esp" } }, "accept", { hook: "forward" });
+  const nft = validatePolicy(esp, { target: "nftables" });
+  assert.equal(nft.ok, true);
+  assert.deepEqual(nft.warnings.filter((w) => w.code === "ipsec_protocol_not_tested").map((w) => w.path), ["/chains/c/rules/0/match/ipsec/protocol"]);
+  assert.equal(validatePolicy(esp, { target: "iptables" }).warnings.filter((w) => w.code === "ipsec_protocol_not_tested").length, 0);
+  hasError(m({ ipsec: { direction: "in", policy: "ipsec", protocol: "ah" } }, "accept", { hook: "forward" }), "unsupported_on_target", "/chains/c/rules/0/match/ipsec/protocol", "nftables");
+  assert.equal(validatePolicy(m({ ipsec: { direction: "in", policy: "ipsec", protocol: "ah" } }, "accept", { hook: "forward" }), { target: "iptables" }).ok, true);
+});

@@ -49,5 +49,9 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
   }
   if (ranges.length) out.push(piece(SLOT.iprange, `-m iprange ${ranges.join(" ")}`));
   if (m.fragment !== undefined) out.push(piece(SLOT.fragment, m.fragment ? "-f" : "! -f"));
+  if (m.ipsec !== undefined) {
+    const { direction, policy, protocol } = m.ipsec;
+    out.push(piece(SLOT.ipsec, `-m policy --dir ${direction} --pol ${policy}${protocol ? ` --proto ${protocol}` : ""}`));
+  }
   return out;
 }

@@ -53,5 +53,12 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
     parts.push(`ip frag-off & 0x1fff ${m.fragment ? "!=" : "=="} 0`);
     impliesFamily = true;
   }
+  if (m.ipsec !== undefined) {
+    // in: the packet's secpath (it was decapsulated); out: its route goes through an xfrm
+    // policy. nft cannot test an SA's protocol: protocol esp is rendered without it (a
+    // validation warning says so), ah/ipcomp are refused (compile/support.ts).
+    const { direction, policy } = m.ipsec;
+    parts.push(`${direction === "in" ? "meta" : "rt"} ipsec ${policy === "ipsec" ? "exists" : "missing"}`);
+  }
   return { parts, impliesFamily };
 }
