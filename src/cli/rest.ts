@@ -1,68 +1,168 @@
-// A small REST client for the admin verbs (push, deploy, status, ...): server URL and
-// token from flags or PALISADE_URL / PALISADE_TOKEN; API errors become RestError with the
-// envelope's code, message and details, which main.ts prints as one clear line.
+// The one HTTP client of the CLI's API verbs. Where it connects, in order: --server /
+// --token; PALISADE_SERVER (or the older PALISADE_URL) / PALISADE_TOKEN; the context
+// (--context, PALISADE_CONTEXT, or the config file's current-context, see contexts.ts);
+// http://127.0.0.1:8080. A context's token is sent only to that context's server, never
+// to a --server given beside it. API errors become RestError (a CliError with the
+// envelope's code, message and details and the HTTP status), printed by errors.ts.
 import type { Command } from "commander";
+import { selectContext } from "./contexts.ts";
+import { CliError, EXIT, exitForCode, exitForStatus, type ErrorDetail } from "./errors.ts";
 
 export interface RestOptions {
   server?: string;
   token?: string;
+  context?: string;
 }
 
-export class RestError extends Error {
+export class RestError extends CliError {
   override name = "RestError";
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
-    readonly details: { path: string; code: string; message: string }[] = [],
+    details: ErrorDetail[] = [],
   ) {
-    const more = details.length ? "\n" + details.map((d) => `  ${d.path || "/"}: ${d.message} (${d.code})`).join("\n") : "";
-    super(`${message} [${status ? `${code}, HTTP ${status}` : code}]${more}`);
+    super(code, message, status && !exitKnown(code) ? exitForStatus(status) : exitForCode(code), details);
   }
 }
+const exitKnown = (code: string) => exitForCode(code) !== EXIT.generic;
 
-/** Adds --server and --token to a verb. */
+/** Adds --server, --token and --context to a verb. */
 export function withRestOptions(cmd: Command): Command {
   return cmd
-    .option("--server <url>", "API base URL (env PALISADE_URL, default http://127.0.0.1:8080)")
-    .option("--token <token>", "API bearer token (env PALISADE_TOKEN)");
+    .option("--server <url>", "API base URL (env PALISADE_SERVER; default: the context's, else http://127.0.0.1:8080)")
+    .option("--token <token>", "API bearer token (env PALISADE_TOKEN; default: the context's)")
+    .option("--context <name>", "use this context of the config file (env PALISADE_CONTEXT)");
 }
 
-export class Rest {
-  readonly base: string;
-  private readonly token: string | undefined;
+interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
 
-  constructor(o: RestOptions, env: NodeJS.ProcessEnv = process.env) {
-    this.base = (o.server ?? env.PALISADE_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
-    if (!/^https?:\/\//.test(this.base)) throw new RestError(0, "invalid_config", `--server must be an http(s) URL, got "${this.base}"`);
-    this.token = o.token ?? env.PALISADE_TOKEN;
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export class Rest {
+  private target?: Promise<{ base: string; token: string | undefined }>;
+
+  constructor(
+    private readonly o: RestOptions,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  /** The server URL and token this client uses. */
+  resolve(): Promise<{ base: string; token: string | undefined }> {
+    this.target ??= (async () => {
+      const o = this.o;
+      const env = this.env;
+      const explicit = o.server ?? (env.PALISADE_SERVER || undefined) ?? (env.PALISADE_URL || undefined);
+      const ctx = o.context !== undefined || !explicit || !(o.token ?? env.PALISADE_TOKEN) ? await selectContext(o.context, env) : undefined;
+      const base = (explicit ?? ctx?.server ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
+      if (!/^https?:\/\/[^/]/.test(base)) {
+        throw new CliError("usage", `the server must be an http(s) URL, got "${base}"`, EXIT.usage, [], "e.g. --server https://palisade.example:8080");
+      }
+      const sameServer = ctx !== undefined && ctx.server.replace(/\/+$/, "") === base;
+      return { base, token: o.token ?? (env.PALISADE_TOKEN || undefined) ?? (sameServer ? ctx.token : undefined) };
+    })();
+    return this.target;
+  }
+
+  private async send(method: string, path: string, init: { body?: string; contentType?: string; accept?: string; signal?: AbortSignal }): Promise<Response> {
+    const { base, token } = await this.resolve();
+    if (!token) throw new RestError(0, "unauthorized", `no API token for ${base}`);
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: init.accept ?? "application/json" };
+    if (init.body !== undefined) headers["content-type"] = init.contentType ?? "application/json";
+    let res: Response;
+    try {
+      res = await fetch(base + path, { method, headers, body: init.body, signal: init.signal });
+    } catch (e) {
+      const why = (e as Error).name === "TimeoutError" ? "no answer in time" : ((e as { cause?: Error }).cause?.message ?? (e as Error).message);
+      throw new RestError(0, "unreachable", `cannot reach ${base}: ${why}`);
+    }
+    if (!res.ok) {
+      const text = await res.text();
+      let env: { error?: { code?: string; message?: string; details?: ErrorDetail[] } } | undefined;
+      try {
+        env = JSON.parse(text) as typeof env;
+      } catch {
+        env = undefined;
+      }
+      const err = env?.error;
+      throw new RestError(res.status, err?.code ?? `http_${res.status}`, err?.message ?? `HTTP ${res.status} ${(text.slice(0, 300) || res.statusText).trim()}`, err?.details ?? []);
+    }
+    return res;
   }
 
   async request<T>(method: string, path: string, body?: unknown, opts: { contentType?: string; timeoutMs?: number } = {}): Promise<T> {
-    if (!this.token) throw new RestError(0, "unauthorized", "no API token: pass --token or set PALISADE_TOKEN");
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: "application/json" };
-    let payload: string | undefined;
-    if (body !== undefined) {
-      headers["content-type"] = opts.contentType ?? "application/json";
-      payload = typeof body === "string" ? body : JSON.stringify(body);
+    const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+    const res = await this.send(method, path, { body: payload, contentType: opts.contentType, signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) });
+    const text = await res.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  get<T>(path: string, query: Query = {}): Promise<T> {
+    return this.request<T>("GET", withQuery(path, query));
+  }
+
+  /** Every item of a paged list, following nextCursor (at most `max` items). */
+  async all<T>(path: string, query: Query = {}, max = Number.POSITIVE_INFINITY): Promise<T[]> {
+    const out: T[] = [];
+    let cursor: string | undefined;
+    for (let i = 0; i < 100_000 && out.length < max; i++) {
+      const page: Page<T> = await this.get<Page<T>>(path, { ...query, limit: Math.min(500, max - out.length), cursor });
+      out.push(...page.items);
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
     }
+    return out;
+  }
+
+  /**
+   * A Server-Sent Events stream: `onEvent` gets each event's data (the `data:` lines joined)
+   * until the server ends the stream (resolves) or `signal` aborts (resolves too). `onOpen`
+   * runs once the server answered (the API subscribes before it answers).
+   */
+  async stream(path: string, query: Query, onEvent: (data: string, id: string | undefined) => void, signal: AbortSignal, onOpen?: () => void): Promise<"ended" | "aborted"> {
     let res: Response;
     try {
-      res = await fetch(this.base + path, { method, headers, body: payload, signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) });
+      res = await this.send("GET", withQuery(path, query), { accept: "text/event-stream", signal });
     } catch (e) {
-      throw new RestError(0, "unreachable", `cannot reach ${this.base}: ${(e as Error).message}`);
+      if (signal.aborted) return "aborted";
+      throw e;
     }
-    const text = await res.text();
-    let json: unknown;
+    onOpen?.();
+    if (!res.body) return "ended";
+    const decoder = new TextDecoder();
+    let buf = "";
     try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buf += decoder.decode(chunk, { stream: true });
+        for (let end = buf.indexOf("\n\n"); end >= 0; end = buf.indexOf("\n\n")) {
+          const block = buf.slice(0, end);
+          buf = buf.slice(end + 2);
+          let id: string | undefined;
+          const data: string[] = [];
+          for (const line of block.split("\n")) {
+            if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+            else if (line.startsWith("id:")) id = line.slice(3).trim();
+          }
+          if (data.length) onEvent(data.join("\n"), id);
+        }
+      }
+    } catch (e) {
+      if (signal.aborted) return "aborted";
+      throw new RestError(0, "unreachable", `the event stream broke: ${(e as Error).message}`);
     }
-    if (!res.ok) {
-      const err = (json as { error?: { code?: string; message?: string; details?: RestError["details"] } } | undefined)?.error;
-      throw new RestError(res.status, err?.code ?? "http_error", err?.message ?? (text.slice(0, 500) || res.statusText), err?.details ?? []);
-    }
-    return json as T;
+    return signal.aborted ? "aborted" : "ended";
   }
 }
+
+export function withQuery(path: string, query: Query): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v));
+  const s = q.toString();
+  return s ? `${path}${path.includes("?") ? "&" : "?"}${s}` : path;
+}
+
+/** A path segment: names and ids as the API expects them in a URL. */
+export const seg = encodeURIComponent;

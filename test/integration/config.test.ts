@@ -37,9 +37,9 @@ describe("config", () => {
     assert.throws(() => loadConfig({ PORT: "70000" }), /PORT/);
   });
 
-  test("palisade server with a bad variable exits 1 with one clear message", () => {
+  test("palisade server with a bad variable exits 1 with one clear message in the CLI's error format", () => {
     const r = spawnSync(new URL("../../bin/palisade", import.meta.url).pathname, ["server"], { env: { ...process.env, PORT: "not-a-port" }, encoding: "utf8" });
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /^palisade: ConfigError: invalid configuration:\n {2}PORT: /);
+    assert.match(r.stderr, /^error: invalid_config: invalid configuration:\n {2}PORT: /);
   });
 });

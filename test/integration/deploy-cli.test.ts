@@ -71,16 +71,17 @@ test("push, deploy --wait and status show a rollout through to its end", async (
 
 test("bad input is refused with one clear line and a non-zero exit", async () => {
   const nohost = await cli(["deploy", "cli@1", "--hosts", "ghost"]);
-  assert.equal(nohost.code, 1);
-  assert.match(nohost.out, /palisade: RestError: the selector names hosts that cannot be targeted \[invalid_request, HTTP 400\]/);
-  assert.match(nohost.out, /\/selector\/hosts\/0: no host with id or name "ghost"/);
+  assert.equal(nohost.code, 4);
+  assert.match(nohost.out, /^error: invalid_request: the selector names hosts that cannot be targeted\n/m);
+  assert.match(nohost.out, /^ {2}\/selector\/hosts\/0: no host with id or name "ghost"/m);
   const noSel = await cli(["deploy", "cli@1"]);
-  assert.equal(noSel.code, 1);
-  assert.match(noSel.out, /--labels k=v and\/or --hosts/);
+  assert.equal(noSel.code, 2);
+  assert.match(noSel.out, /^error: usage: .*--labels k=v and\/or --hosts/m);
   const viewer = await cli(["deploy", "cli@1", "--labels", "env=prod"], { PALISADE_TOKEN: ROLE_TOKENS.viewer });
-  assert.match(viewer.out, /HTTP 403/);
+  assert.equal(viewer.code, 6);
+  assert.match(viewer.out, /^error: forbidden: /m);
   await writeFile(join(dir, "broken.json"), "{ not json");
   const broken = await cli(["push", join(dir, "broken.json"), "--ruleset", "cli"]);
-  assert.equal(broken.code, 1);
-  assert.match(broken.out, /is not JSON/);
+  assert.equal(broken.code, 4);
+  assert.match(broken.out, /^error: malformed_request: .*is not JSON/m);
 });

@@ -40,7 +40,7 @@ const cli = (args: string[], token: string = ROLE_TOKENS.viewer) =>
   run(process.execPath, [BIN, "quotas", ...args, "--server", url], { env: { ...process.env, PALISADE_TOKEN: token }, timeout: 60_000 });
 
 describe("palisade quotas", () => {
-  test("list shows quotas and growing counters; --json keeps the API's fields", async () => {
+  test("ls shows quotas and growing counters; -o json keeps the API's fields", async () => {
     const { stdout } = await cli(["list", "--host", "quota-edge"]);
     assert.equal(stdout, [
       "HOST        NAME   MODE   KIND   LIMIT  USED    REMAINING",
@@ -48,7 +48,7 @@ describe("palisade quotas", () => {
       "quota-edge  daily  bytes  quota  10000  2500    7500",
       "",
     ].join("\n"));
-    const items = JSON.parse((await cli(["list", "--name", "bt", "--json"])).stdout) as { name: string; grow: boolean; used: number; remaining: number | null }[];
+    const items = JSON.parse((await cli(["ls", "--name", "bt", "-o", "json"])).stdout) as { name: string; grow: boolean; used: number; remaining: number | null }[];
     assert.deepEqual(items.map((q) => [q.name, q.grow, q.used, q.remaining]), [["bt", true, 123_456, null]]);
   });
 
@@ -72,13 +72,13 @@ describe("palisade quotas", () => {
     }
   });
 
-  test("errors: one line, exit status 1", async () => {
-    for (const [args, token, re] of [
-      [["reset", "quota-edge", "bt"], ROLE_TOKENS.viewer, /forbidden|HTTP 403/],
-      [["reset", "quota-edge", "nope"], ROLE_TOKENS.operator, /quota "nope" on host "quota-edge"/],
-      [["list", "--host", "ghost"], ROLE_TOKENS.viewer, /host "ghost" not found/],
-    ] as [string[], string, RegExp][]) {
-      await assert.rejects(cli(args, token), (e: { code?: number; stderr?: string }) => e.code === 1 && re.test(e.stderr ?? "") && e.stderr!.trim().split("\n").length === 1);
+  test("errors: `error: <code>: <message>`, a hint where one helps, the documented exit status", async () => {
+    for (const [args, token, re, status] of [
+      [["reset", "quota-edge", "bt"], ROLE_TOKENS.viewer, /^error: forbidden: .*\nhint: ask an admin/, 6],
+      [["reset", "quota-edge", "nope"], ROLE_TOKENS.operator, /^error: not_found: .*quota "nope" on host "quota-edge"/, 3],
+      [["ls", "--host", "ghost"], ROLE_TOKENS.viewer, /^error: not_found: host "ghost" not found\n$/, 3],
+    ] as [string[], string, RegExp, number][]) {
+      await assert.rejects(cli(args, token), (e: { code?: number; stderr?: string }) => e.code === status && re.test(e.stderr ?? ""));
     }
   });
 });

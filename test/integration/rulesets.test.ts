@@ -227,6 +227,33 @@ describe("versions", () => {
     }
   });
 
+  test("ifChanged=true: a document equal to the latest is 200 unchanged and creates nothing, even when 10 race; a different one is 201", async () => {
+    await createRuleset("same");
+    const add = (policy: unknown, q = "?ifChanged=true") => t.req("POST", `/v1/rulesets/same/versions${q}`, { as: "operator", body: { policy } });
+    const first = await add(validPolicy(80));
+    assert.equal(first.statusCode, 201, first.body);
+    const again = await Promise.all(Array.from({ length: 10 }, () => add(validPolicy(80))));
+    for (const r of again) {
+      assert.equal(r.statusCode, 200, r.body);
+      assert.deepEqual([r.json().version, r.json().unchanged, r.json().checksum], [1, true, first.json().checksum]);
+    }
+    // Different documents racing an equal one: each different one is a version; the equal one is one only if a different one landed first.
+    const mixed = await Promise.all([...Array.from({ length: 3 }, (_, i) => add(validPolicy(90 + i))), add(validPolicy(80))]);
+    assert.deepEqual(mixed.slice(0, 3).map((r) => r.statusCode), [201, 201, 201]);
+    assert.equal((await t.db.rulesetVersion.count({ where: { ruleset: { name: "same" } } })), 1 + 3 + (mixed[3]!.statusCode === 201 ? 1 : 0));
+    // Without ifChanged (or with false) a document equal to the latest is a new version, as before.
+    const latest = (await t.req("GET", "/v1/rulesets/same")).json().latestVersion as number;
+    const doc = (await t.req("GET", `/v1/rulesets/same/versions/${latest}`)).json().document;
+    const forced = await add(doc, "?ifChanged=false");
+    assert.equal(forced.statusCode, 201, forced.body);
+    assert.equal(forced.json().version, latest + 1);
+    assert.equal((await add(doc)).json().unchanged, true);
+    const yaml = await t.req("POST", "/v1/rulesets/same/versions?ifChanged=true&message=m", { as: "operator", body: "chains: {}\n", headers: { "content-type": "application/yaml" } });
+    assert.ok([200, 201].includes(yaml.statusCode), yaml.body);
+    const bad = await t.req("POST", "/v1/rulesets/same/versions?ifChanged=yes", { as: "operator", body: { policy: validPolicy(80) } });
+    assert.equal(bad.statusCode, 400, bad.body);
+  });
+
   test("list versions pages newest first", async () => {
     await createRuleset("hist");
     for (let i = 0; i < 5; i++) assert.equal((await addVersion("hist", validPolicy(2000 + i))).statusCode, 201);

@@ -69,14 +69,15 @@ describe("palisade account", () => {
     assert.equal(ranged.rows.length, 2);
   });
 
-  test("errors: one line, exit status 1", async () => {
-    for (const [args, env, re] of [
-      [["-l", "nope"], {}, /404 not_found: accounting table "nope" not found/],
-      [["-a"], { PALISADE_TOKEN: "wrong" }, /401 unauthorized/],
-      [["-l", "sales", "--host", "ghost"], {}, /404 not_found: host "ghost" not found/],
-      [[], {}, /exactly one of -a or -l/],
-    ] as [string[], Record<string, string>, RegExp][]) {
-      await assert.rejects(cli(args, env), (e: { code?: number; stderr?: string }) => e.code === 1 && re.test(e.stderr ?? ""));
+  test("errors: `error: <code>: <message>` first, the documented exit status", async () => {
+    for (const [args, env, re, status] of [
+      [["-l", "nope"], {}, /^error: not_found: accounting table "nope" not found\n/, 3],
+      [["-a"], { PALISADE_TOKEN: "wrong" }, /^error: unauthorized: /, 6],
+      [["-l", "sales", "--host", "ghost"], {}, /^error: not_found: host "ghost" not found\n/, 3],
+      [[], {}, /^error: usage: account: give exactly one of -a or -l/, 2],
+      [["-l", "sales", "--from", "yesterday"], {}, /^error: usage: --from: "yesterday" is not a time\nhint: /, 2],
+    ] as [string[], Record<string, string>, RegExp, number][]) {
+      await assert.rejects(cli(args, env), (e: { code?: number; stderr?: string }) => e.code === status && re.test(e.stderr ?? ""));
     }
   });
 });

@@ -38,9 +38,10 @@ const PACKAGE: Record<string, string> = {
   sleep: "coreutils",
   tar: "tar",
   sh: "dash",
+  bash: "bash",
 };
 /** Essential on every Debian system: never on an apt-get line. */
-const ESSENTIAL = new Set(["coreutils", "util-linux", "tar", "dash"]);
+const ESSENTIAL = new Set(["coreutils", "util-linux", "tar", "dash", "bash"]);
 /** `run([...])` in the CLI tests runs bin/palisade: its verbs and flags are not programs. */
 const VERBS = new Set(readdirSync(join(ROOT, "src/cli/commands")).map((f) => f.replace(/\.ts$/, "")));
 

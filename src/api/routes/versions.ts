@@ -34,9 +34,18 @@ const VersionSummary = z.object({
   createdAt: Timestamp,
 });
 const Version = VersionSummary.extend({ document: PolicyDocument });
-const Created = z.object({ version: z.number().int(), checksum: z.string(), warnings: z.array(DiagnosticSchema), importReport: ImportReport.optional() });
+const Created = z.object({
+  version: z.number().int(),
+  checksum: z.string(),
+  warnings: z.array(DiagnosticSchema),
+  importReport: ImportReport.optional(),
+  unchanged: z.boolean().optional().describe("true (status 200) when ifChanged=true and the document equals the latest version's: nothing was created and `version` is that latest one"),
+});
 
-const CreateQuery = z.strictObject({ message: z.string().max(2000).optional().describe("for YAML bodies, which carry only the document") });
+const CreateQuery = z.strictObject({
+  message: z.string().max(2000).optional().describe("for YAML bodies, which carry only the document"),
+  ifChanged: z.enum(["true", "false"]).optional().describe("true: create nothing when the document's checksum equals the latest version's (answers 200 with unchanged: true)"),
+});
 const RenderQuery = z.strictObject({
   target: z.enum(["nftables", "iptables"]).default("nftables"),
   host: z.string().min(1).max(253).optional().describe("render for this enrolled host (id or name): limits that depend on its kernel come from the capabilities its agent reported"),
@@ -86,7 +95,11 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
         params: RulesetParams,
         querystring: CreateQuery,
         body: PolicyRequest,
-        response: { 201: Created.describe("The new immutable version with its lint warnings."), ...errorResponses(400, 401, 403, 404, 413, 422, 503) },
+        response: {
+          201: Created.describe("The new immutable version with its lint warnings."),
+          200: Created.describe("With ifChanged=true only: the document equals the latest version, which is returned; nothing was created."),
+          ...errorResponses(400, 401, 403, 404, 413, 422, 503),
+        },
       },
     },
     async (req, reply) => {
@@ -95,7 +108,17 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
       const { policy, warnings, importReport } = await requireValidPolicy(app.cpu, req.body);
       const checksum = policyChecksum(policy);
       const message = req.body.message ?? req.query.message ?? "";
+      const ifChanged = req.query.ifChanged === "true";
       const number = await app.db.$transaction(async (tx) => {
+        if (ifChanged) {
+          // Under the ruleset's row lock, as a create takes it: no version can land between this read and the answer.
+          const [locked] = await tx.$queryRaw<{ latest_version: number }[]>`SELECT latest_version FROM rulesets WHERE name = ${name} FOR UPDATE`;
+          const latest = locked?.latest_version ?? 0;
+          if (latest > 0) {
+            const v = await tx.rulesetVersion.findFirst({ where: { number: latest, ruleset: { name } }, select: { checksum: true } });
+            if (v?.checksum === checksum) return { unchanged: latest };
+          }
+        }
         const r = await tx.ruleset.update({ where: { name }, data: { latestVersion: { increment: 1 }, updatedAt: new Date() } });
         await tx.rulesetVersion.create({
           data: { rulesetId: r.id, number: r.latestVersion, document: policy as Prisma.InputJsonValue, checksum, author: req.actor.name, message },
@@ -103,6 +126,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
         await recordAudit(tx, req.actor, "ruleset.version.create", `ruleset:${name}/versions/${r.latestVersion}`, { checksum, message });
         return r.latestVersion;
       });
+      if (typeof number === "object") return reply.status(200).send({ version: number.unchanged, checksum, warnings, unchanged: true, ...(importReport && { importReport }) });
       return reply.status(201).send({ version: number, checksum, warnings, ...(importReport && { importReport }) });
     },
   );

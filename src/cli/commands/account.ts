@@ -3,7 +3,8 @@
 //   -l NAME       show a table's per-address counters (iptaccount -l)
 //   -f            flush: show the counters since the mark, then move the mark to now
 //   -c            loop every second (Ctrl-C ends it; --count N bounds it)
-//   --host, --from, --to, --json; --url/--token or PALISADE_URL/PALISADE_TOKEN.
+//   --host, --from, --to (1h, 2d back or RFC 3339), --json; --server/--token/--context as
+//   every API verb (--url is the older name of --server).
 // The API keeps every sample, so "flush" cannot zero the kernel table as iptaccount -f
 // does; it moves a counted-since mark instead. Marks are kept per OS user in
 // $PALISADE_STATE_DIR (default ~/.config/palisade)/account-marks.json, keyed by server
@@ -14,9 +15,13 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
+import { parseCount } from "../args.ts";
+import { usageError } from "../errors.ts";
+import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
+import { parseWhen } from "../time.ts";
 
-interface Opts {
+interface Opts extends RestOptions {
   all?: boolean;
   list?: string;
   flush?: boolean;
@@ -27,7 +32,6 @@ interface Opts {
   to?: string;
   json?: boolean;
   url?: string;
-  token?: string;
 }
 
 type Counter = number | string;
@@ -44,31 +48,16 @@ interface Page<T> {
   nextCursor: string | null;
 }
 
+/** The verb's view of the API: GET with a query, and every page of a list. */
 class Api {
-  constructor(
-    private readonly url: string,
-    private readonly token: string | undefined,
-  ) {}
+  constructor(private readonly rest: Rest) {}
 
-  async get<T>(path: string, query: Record<string, string | undefined>): Promise<T> {
-    const u = new URL(path, this.url);
-    for (const [k, v] of Object.entries(query)) if (v !== undefined) u.searchParams.set(k, v);
-    const res = await fetch(u, { headers: this.token ? { authorization: `Bearer ${this.token}` } : {} });
-    const body = (await res.json().catch(() => undefined)) as { error?: { code: string; message: string } } | undefined;
-    if (!res.ok) throw new Error(`${res.status} ${body?.error?.code ?? ""}: ${body?.error?.message ?? res.statusText}`);
-    return body as T;
+  get<T>(path: string, query: Record<string, string | undefined>): Promise<T> {
+    return this.rest.get<T>(path, query);
   }
 
-  async all<T>(path: string, query: Record<string, string | undefined>): Promise<T[]> {
-    const out: T[] = [];
-    let cursor: string | undefined;
-    for (let i = 0; i < 100_000; i++) {
-      const p = await this.get<Page<T>>(path, { ...query, limit: "500", cursor });
-      out.push(...p.items);
-      if (!p.nextCursor) break;
-      cursor = p.nextCursor;
-    }
-    return out;
+  all<T>(path: string, query: Record<string, string | undefined>): Promise<T[]> {
+    return this.rest.all<T>(path, query);
   }
 }
 
@@ -91,12 +80,7 @@ async function writeMark(key: string, at: string): Promise<void> {
   await rename(tmp, file);
 }
 
-function isoTime(s: string | undefined, flag: string): string | undefined {
-  if (s === undefined) return undefined;
-  const d = new Date(s);
-  if (Number.isNaN(d.getTime())) throw new Error(`${flag}: not a time: ${s}`);
-  return d.toISOString();
-}
+const isoTime = (s: string | undefined, flag: string) => parseWhen(s, flag);
 
 const line = (r: Row) => `IP: ${r.unattributed ? "(unattributed)" : r.ip} SRC packets: ${r.srcPackets} bytes: ${r.srcBytes} DST packets: ${r.dstPackets} bytes: ${r.dstBytes}`;
 
@@ -116,7 +100,7 @@ async function showTable(api: Api, name: string, o: Opts, run: number, url: stri
 }
 
 export function register(program: Command): void {
-  program
+  withRestOptions(program
     .command("account")
     .description("per-address accounting of the fleet, like iptaccount: -a lists tables, -l NAME shows one")
     .option("-a, --all", "list all table names")
@@ -125,17 +109,16 @@ export function register(program: Command): void {
     .option("-c, --continuous", "loop every second (abort with Ctrl-C)")
     .option("--count <n>", "with -c: stop after n runs")
     .option("--host <host>", "only this host (id or name)")
-    .option("--from <time>", "from this time (RFC 3339)")
-    .option("--to <time>", "until this time (RFC 3339)")
+    .option("--from <time>", "from this time (15m, 1h, 2d back, or RFC 3339)")
+    .option("--to <time>", "until this time (same forms)")
     .option("--json", "one JSON object per run")
-    .option("--url <url>", "API base URL (PALISADE_URL, default http://127.0.0.1:8080)")
-    .option("--token <token>", "API token (PALISADE_TOKEN)")
+    .addOption(new Option("--url <url>", "older name of --server").hideHelp()))
     .action(async (o: Opts) => {
-      if (!o.all === !o.list) throw new Error("account: give exactly one of -a or -l NAME");
-      const url = o.url ?? process.env.PALISADE_URL ?? "http://127.0.0.1:8080";
-      const api = new Api(url, o.token ?? process.env.PALISADE_TOKEN);
-      const count = o.count === undefined ? undefined : Number(o.count);
-      if (count !== undefined && !(Number.isInteger(count) && count > 0)) throw new Error("--count: a positive integer");
+      if (!o.all === !o.list) throw usageError("account: give exactly one of -a or -l NAME");
+      const rest = new Rest({ ...o, server: o.server ?? o.url });
+      const url = (await rest.resolve()).base;
+      const api = new Api(rest);
+      const count = o.count === undefined ? undefined : parseCount(o.count, "--count");
       let stop = false;
       const onSigint = () => {
         stop = true;

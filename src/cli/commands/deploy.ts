@@ -1,6 +1,10 @@
-// `palisade deploy NAME@VERSION --labels k=v [--hosts a,b] [strategy flags] [--wait]`.
+// `palisade deploy NAME[@VERSION] --labels k=v [--hosts a,b] [strategy flags] [--wait]`:
+// NAME alone deploys the ruleset's latest version.
 import type { Command } from "commander";
-import { Rest, RestError, withRestOptions, type RestOptions } from "../rest.ts";
+import { parseLabels } from "../args.ts";
+import { usageError } from "../errors.ts";
+import { resolveRef } from "../ref.ts";
+import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
 import { watchDeployment } from "./status.ts";
 
 interface DeployOptions extends RestOptions {
@@ -15,23 +19,7 @@ interface DeployOptions extends RestOptions {
   timeout: string;
 }
 
-const usage = (msg: string) => new RestError(0, "invalid_request", msg);
-
-export function parseRef(ref: string): { ruleset: string; version: number } {
-  const m = /^([a-z0-9][a-z0-9._-]*)@(\d+)$/.exec(ref);
-  if (!m) throw usage(`expected NAME@VERSION (e.g. web@3), got "${ref}"`);
-  return { ruleset: m[1]!, version: Number(m[2]) };
-}
-
-export function parseLabels(pairs: string[] = []): Record<string, string> | undefined {
-  const out: Record<string, string> = {};
-  for (const p of pairs.flatMap((s) => s.split(",")).filter(Boolean)) {
-    const i = p.indexOf("=");
-    if (i <= 0) throw usage(`--labels wants k=v pairs, got "${p}"`);
-    out[p.slice(0, i)] = p.slice(i + 1);
-  }
-  return Object.keys(out).length ? out : undefined;
-}
+const usage = (msg: string) => usageError(msg);
 
 const int = (flag: string, v: string | undefined) => {
   if (v === undefined) return undefined;
@@ -39,8 +27,7 @@ const int = (flag: string, v: string | undefined) => {
   return Number(v);
 };
 
-export function deployBody(ref: string, o: DeployOptions): Record<string, unknown> {
-  const target = parseRef(ref);
+export function deployBody(target: { ruleset: string; version: number }, o: DeployOptions): Record<string, unknown> {
   const labels = parseLabels(o.labels);
   const hosts = o.hosts?.split(",").map((h) => h.trim()).filter(Boolean);
   if (!labels && !hosts?.length) throw usage("say which hosts: --labels k=v and/or --hosts a,b");
@@ -61,7 +48,7 @@ export function register(program: Command): void {
     program
       .command("deploy")
       .description("roll a ruleset version out to the selected hosts")
-      .argument("<ref>", "NAME@VERSION")
+      .argument("<ref>", "NAME@VERSION, or NAME for its latest version")
       .option("--labels <k=v...>", "hosts whose labels include these (repeat or comma-separate)")
       .option("--hosts <a,b>", "host names or ids")
       .option("--batch-size <n>", "hosts per batch after the canary")
@@ -74,8 +61,11 @@ export function register(program: Command): void {
       .option("--timeout <seconds>", "with --wait: give up watching after this long", "600"),
   ).action(async (ref: string, o: DeployOptions) => {
     const rest = new Rest(o);
-    const r = await rest.request<{ id: string; targets: number }>("POST", "/v1/deployments", deployBody(ref, o));
-    process.stdout.write(`deployment ${r.id}: ${ref} to ${r.targets} host(s)\n`);
+    // Flags first: a bad flag is reported without a round trip.
+    deployBody({ ruleset: "x", version: 1 }, o);
+    const target = await resolveRef(rest, ref);
+    const r = await rest.request<{ id: string; targets: number }>("POST", "/v1/deployments", deployBody(target, o));
+    process.stdout.write(`deployment ${r.id}: ${target.ruleset}@${target.version} to ${r.targets} host(s)\n`);
     if (o.wait) process.exitCode = await watchDeployment(rest, r.id, { timeoutS: Number(o.timeout) });
   });
 }

@@ -7,7 +7,8 @@ import type { Command } from "commander";
 import { stringify } from "yaml";
 import { formatImportReport, importPolicy, type ImportFormat } from "../../engine/index.ts";
 import { formatDiagnostic, readInput } from "../policy-file.ts";
-import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
+import { usageError } from "../errors.ts";
+import { Rest, RestError, withRestOptions, type RestOptions } from "../rest.ts";
 
 const FORMATS: readonly ImportFormat[] = ["iptables", "iptables-save", "ipmasqadm"];
 
@@ -36,7 +37,7 @@ export function register(program: Command): void {
   ).action(async (file: string, o: RestOptions & { format?: string; output?: string; ruleset?: string; message?: string; var: Record<string, string> }) => {
     const source = await readInput(file);
     const format = (o.format ?? guessFormat(source)) as ImportFormat;
-    if (!FORMATS.includes(format)) throw new Error(`--format must be one of ${FORMATS.join(", ")}, got "${o.format}"`);
+    if (!FORMATS.includes(format)) throw usageError(`--format must be one of ${FORMATS.join(", ")}, got "${o.format}"`);
     const result = importPolicy(format, source, { variables: o.var });
     // The report goes to stderr so stdout can be redirected to a policy file.
     process.stderr.write(formatImportReport(result.report) + "\n");
@@ -51,11 +52,17 @@ export function register(program: Command): void {
     else if (!o.ruleset) process.stdout.write(yaml);
     if (o.ruleset) {
       const rest = new Rest(o);
-      const created = await rest.request<{ version: number }>("POST", `/v1/rulesets/${encodeURIComponent(o.ruleset)}/versions`, {
-        format,
-        source,
-        message: o.message,
-      });
+      const send = () => rest.request<{ version: number }>("POST", `/v1/rulesets/${encodeURIComponent(o.ruleset!)}/versions`, { format, source, message: o.message });
+      let created: { version: number };
+      try {
+        created = await send();
+      } catch (e) {
+        // As push does: a ruleset that does not exist yet is created.
+        if (!(e instanceof RestError && e.status === 404 && /ruleset/.test(e.message))) throw e;
+        await rest.request("POST", "/v1/rulesets", { name: o.ruleset });
+        process.stdout.write(`created ruleset ${o.ruleset}\n`);
+        created = await send();
+      }
       process.stdout.write(`${o.ruleset}@${created.version}\n`);
     }
   });

@@ -1,11 +1,13 @@
 // `palisade quotas`: the fleet's quota2 state over REST.
-//   list [--host H] [--name N] [--json]   every quota per host: mode, limit, used, remaining;
+//   ls [--host H] [--name N] [-o ...]    every quota per host: mode, limit, used, remaining;
 //                                         a growing quota (--grow) shows "grow" and no
 //                                         limit or remaining
 //   reset HOST NAME                       zero a quota (or growing counter) on one host:
 //                                         the API records and forwards the request; the
 //                                         agent resets the kernel object and answers
 import type { Command } from "commander";
+import { relative } from "../time.ts";
+import { data, formatOf, out, withOutput } from "../output.ts";
 import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
 
 type Counter = number | string;
@@ -20,16 +22,12 @@ interface Quota {
   remaining: Counter | null;
   sampledAt: string | null;
 }
-interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
-}
 
-/** Aligned columns, one line per quota. */
-export function quotaLines(items: Quota[]): string[] {
-  const rows = [["HOST", "NAME", "MODE", "KIND", "LIMIT", "USED", "REMAINING"]];
+/** Aligned columns, one line per quota (wide: when it was sampled). */
+export function quotaLines(items: Quota[], wide = false): string[] {
+  const rows = [["HOST", "NAME", "MODE", "KIND", "LIMIT", "USED", "REMAINING", ...(wide ? ["SAMPLED"] : [])]];
   for (const q of items) {
-    rows.push([q.host, q.name, q.mode, q.grow ? "grow" : "quota", q.grow ? "-" : String(q.limit), String(q.used), q.remaining === null ? "-" : String(q.remaining)]);
+    rows.push([q.host, q.name, q.mode, q.grow ? "grow" : "quota", q.grow ? "-" : String(q.limit), String(q.used), q.remaining === null ? "-" : String(q.remaining), ...(wide ? [relative(q.sampledAt)] : [])]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
@@ -37,28 +35,17 @@ export function quotaLines(items: Quota[]): string[] {
 
 export function register(program: Command): void {
   const quotas = program.command("quotas").description("quota2 quotas and growing counters of the fleet");
-  withRestOptions(
+  withOutput(withRestOptions(
     quotas
-      .command("list")
+      .command("ls")
+      .alias("list")
       .description("every quota per host: mode, limit, used, remaining (growing counters: used only)")
       .option("--host <host>", "only this host (id or name)")
-      .option("--name <name>", "only quotas of this name")
-      .option("--json", "print the API's items as JSON"),
-  ).action(async (o: RestOptions & { host?: string; name?: string; json?: boolean }) => {
-    const rest = new Rest(o);
-    const items: Quota[] = [];
-    let cursor: string | null = null;
-    for (let i = 0; i < 10_000; i++) {
-      const q = new URLSearchParams({ limit: "500" });
-      if (o.host !== undefined) q.set("host", o.host);
-      if (o.name !== undefined) q.set("name", o.name);
-      if (cursor) q.set("cursor", cursor);
-      const page: Page<Quota> = await rest.request<Page<Quota>>("GET", `/v1/quotas?${q}`);
-      items.push(...page.items);
-      cursor = page.nextCursor;
-      if (!cursor) break;
-    }
-    process.stdout.write(o.json ? JSON.stringify(items, null, 2) + "\n" : quotaLines(items).join("\n") + "\n");
+      .option("--name <name>", "only quotas of this name"),
+  )).action(async (o: RestOptions & { host?: string; name?: string; json?: boolean; output?: string }) => {
+    const items = await new Rest(o).all<Quota>("/v1/quotas", { host: o.host, name: o.name });
+    const f = formatOf(o);
+    out(f === "json" || f === "yaml" ? data(items, f) : quotaLines(items, f === "wide").join("\n") + "\n");
   });
   withRestOptions(
     quotas

@@ -1,8 +1,10 @@
 // `palisade status [DEPLOYMENT]`: recent deployments, or one deployment with a progress
 // line (per-status counts) printed whenever it changes while the rollout runs. Polling
-// is bounded by --timeout. Exit code: 0 succeeded, 1 failed/halted/rolled back, 3 still
+// is bounded by --timeout. Exit code: 0 succeeded, 1 failed/halted/rolled back, 7 still
 // running when the watch gave up.
 import type { Command } from "commander";
+import { EXIT } from "../errors.ts";
+import { data, formatOf, out, withOutput } from "../output.ts";
 import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
 
 interface Counts {
@@ -13,7 +15,8 @@ interface Counts {
   failed: number;
   rolled_back: number;
 }
-interface Summary {
+type VersionRef = { ruleset: string; version: number };
+export interface Summary {
   id: string;
   ruleset: string;
   version: number;
@@ -21,9 +24,11 @@ interface Summary {
   counts: Counts;
   createdAt: string;
   createdBy: string;
+  rollbackOf: string | null;
+  finishedAt: string | null;
 }
-interface Detail extends Summary {
-  targets: { host: string; batch: number; status: string; error: string | null; version: { ruleset: string; version: number } }[];
+export interface Detail extends Summary {
+  targets: { host: string; batch: number; status: string; error: string | null; version: VersionRef; previousVersion: VersionRef | null; attempts: number; finishedAt: string | null }[];
 }
 
 const FINAL = ["succeeded", "failed", "halted", "rolled_back"];
@@ -52,27 +57,30 @@ export async function watchDeployment(
     await new Promise((r) => setTimeout(r, o.intervalMs ?? 1000));
   }
   for (const t of d.targets) out(`  ${t.host.padEnd(24)} batch ${t.batch}  ${t.status}${t.error ? `  ${t.error}` : ""}`);
-  if (d.status === "succeeded") return 0;
-  if (FINAL.includes(d.status)) return 1;
+  if (d.status === "succeeded") return EXIT.ok;
+  if (FINAL.includes(d.status)) return EXIT.generic;
   out(`still ${d.status} after ${o.timeoutS}s; run palisade status ${id} again to keep watching`);
-  return 3;
+  return EXIT.stillRunning;
 }
 
 export function register(program: Command): void {
-  withRestOptions(
+  withOutput(withRestOptions(
     program
       .command("status")
       .description("recent deployments, or one deployment's progress until its rollout ends")
       .argument("[deployment]", "deployment id")
       .option("--no-watch", "print the current state once")
       .option("--timeout <seconds>", "stop watching after this long", "600"),
-  ).action(async (id: string | undefined, o: RestOptions & { watch: boolean; timeout: string }) => {
+  )).action(async (id: string | undefined, o: RestOptions & { watch: boolean; timeout: string; output?: string; json?: boolean }) => {
     const rest = new Rest(o);
+    const f = formatOf(o);
     if (!id) {
       const page = await rest.request<{ items: Summary[] }>("GET", "/v1/deployments?limit=20");
-      for (const d of page.items) process.stdout.write(`${d.createdAt} ${progressLine(d)}\n`);
+      if (f === "json" || f === "yaml") return out(data(page.items, f));
+      for (const d of page.items) out(`${d.createdAt} ${progressLine(d)}\n`);
       return;
     }
+    if (f === "json" || f === "yaml") return out(data(await rest.request<Detail>("GET", `/v1/deployments/${encodeURIComponent(id)}`), f));
     process.exitCode = await watchDeployment(rest, id, { timeoutS: o.watch ? Number(o.timeout) : 0 });
   });
 }

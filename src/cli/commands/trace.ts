@@ -3,6 +3,7 @@
 // (the rendering loaded into a throwaway network namespace, see docs/trace.md).
 import type { Command } from "commander";
 import { driver, parsePacketSpec, renderNft, validatePolicy, type PacketSpec, type PacketTrace } from "../../engine/index.ts";
+import { usageError } from "../errors.ts";
 import { formatDiagnostic, readPolicyFile } from "../policy-file.ts";
 import { Rest, RestError, withRestOptions, type RestOptions } from "../rest.ts";
 
@@ -22,8 +23,8 @@ export function register(program: Command): void {
       .option("--count <n>", "repeat the sequence N times as new connections on the same ruleset (shows load balancing as a distribution)", "1")
       .option("-o, --output <format>", "table or json", "table"),
   ).action(async (ref: string, o: TraceCliOptions) => {
-    if (o.output !== "table" && o.output !== "json") throw new Error(`--output must be table or json, got "${o.output}"`);
-    if (!/^\d+$/.test(o.count) || Number(o.count) < 1 || Number(o.count) > 200) throw new Error(`--count must be a whole number 1-200, got "${o.count}"`);
+    if (o.output !== "table" && o.output !== "json") throw usageError(`--output must be table or json, got "${o.output}"`);
+    if (!/^\d+$/.test(o.count) || Number(o.count) < 1 || Number(o.count) > 200) throw usageError(`--count must be a whole number 1-200, got "${o.count}"`);
     const packets: PacketSpec[] = o.packet.map((p) => parsePacketSpec(p));
     const text = await rendering(ref, o);
     if (text === undefined) return;
