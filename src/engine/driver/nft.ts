@@ -54,7 +54,10 @@ export function runNft(args: readonly string[], opts: RunOptions = {}): Promise<
   const maxOut = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   return new Promise((resolve, reject) => {
     const child = spawn(file, argv, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
-    const out: Buffer[] = [];
+    // Output is decoded as it arrives (the stream's own utf8 decoder keeps split
+    // characters whole), so each pipe buffer is garbage at once instead of all of them
+    // being held until the end and then copied twice (concat, toString).
+    const out: string[] = [];
     const err: Buffer[] = [];
     let outBytes = 0;
     let settled = false;
@@ -70,8 +73,9 @@ export function runNft(args: readonly string[], opts: RunOptions = {}): Promise<
       killedFor = "timeout";
       child.kill("SIGKILL");
     }, timeoutMs);
-    child.stdout.on("data", (b: Buffer) => {
-      outBytes += b.length;
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (b: string) => {
+      outBytes += b.length; // characters: bytes for nft's ASCII output, fewer otherwise
       if (outBytes > maxOut) {
         killedFor = "output";
         child.kill("SIGKILL");
@@ -89,7 +93,7 @@ export function runNft(args: readonly string[], opts: RunOptions = {}): Promise<
     // nft may exit before reading all of stdin (e.g. on a parse error); that is not our error.
     child.stdin.on("error", () => {});
     child.on("close", (exitCode) => {
-      const stdout = Buffer.concat(out).toString("utf8");
+      const stdout = out.splice(0).join("");
       const stderr = Buffer.concat(err).toString("utf8");
       if (killedFor === "timeout") {
         finish(new NftError("nft_timeout", `nft ${args.join(" ")} did not finish within ${timeoutMs} ms and was killed; nothing is applied by a killed nft`, { stderr, exitCode }));

@@ -10,8 +10,9 @@ import type { z } from "zod";
 import { family as checkFamily, identifier, isPalisadeTable } from "../nft/names.ts";
 import type { Family } from "../nft/names.ts";
 import { NftError } from "./errors.ts";
+import { nftablesEntries, type EntryPiece } from "./json-chunks.ts";
 import { runNft, type DriverOptions } from "./nft.ts";
-import { JChain, JCounter, JDocument, JElemDetail, JMetainfo, JQuota, JRule, JSet, JTable, type JValue } from "./schemas.ts";
+import { JChain, JCounter, JMetainfo, JQuota, JRule, JSet, JTable, type JValue } from "./schemas.ts";
 
 export interface TableState {
   family: Family;
@@ -133,6 +134,13 @@ export function valueText(v: JValue | unknown): string {
   return JSON.stringify(v);
 }
 
+const badElement = (why: string) => new NftError("unexpected_output", `nft -j printed a set element Palisade cannot read: ${why}`);
+const isNum = (v: unknown): v is number => typeof v === "number";
+
+/**
+ * One element, checked by hand rather than with zod (schemas.ts's JElemDetail is the
+ * shape): a schema parse copies every object, and a 65k-element set is 200k objects.
+ */
 function elementOf(raw: unknown, isMap: boolean): SetElementState {
   let keyPart: unknown = raw;
   let value: string | undefined;
@@ -140,27 +148,47 @@ function elementOf(raw: unknown, isMap: boolean): SetElementState {
     keyPart = raw[0];
     value = valueText(raw[1]);
   }
-  const out: SetElementState = { key: "" };
+  let out: SetElementState;
   if (keyPart && typeof keyPart === "object" && !Array.isArray(keyPart) && "elem" in keyPart) {
-    const d = parseWith(JElemDetail, (keyPart as { elem: unknown }).elem, "set element");
-    out.key = valueText(d.val);
-    if (d.counter) {
-      out.packets = d.counter.packets;
-      out.bytes = d.counter.bytes;
+    const d = (keyPart as { elem: unknown }).elem as Record<string, unknown> | null;
+    if (d === null || typeof d !== "object" || !("val" in d)) throw badElement("an elem without val");
+    const key = valueText(d.val);
+    const c = d.counter as { packets?: unknown; bytes?: unknown } | undefined;
+    if (c !== undefined) {
+      if (c === null || typeof c !== "object" || !isNum(c.packets) || !isNum(c.bytes)) throw badElement(`counter of ${key} is not {packets, bytes}`);
+      // All fields in one literal: no out-of-object property store per element (65k of them).
+      out = { key, packets: c.packets, bytes: c.bytes };
+    } else out = { key };
+    for (const f of ["timeout", "expires"] as const) {
+      if (d[f] === undefined) continue;
+      if (!isNum(d[f])) throw badElement(`${f} of ${out.key} is not a number`);
+      out[f] = d[f];
     }
-    if (d.timeout !== undefined) out.timeout = d.timeout;
-    if (d.expires !== undefined) out.expires = d.expires;
-    if (d.comment !== undefined) out.comment = d.comment;
+    if (d.comment !== undefined) {
+      if (typeof d.comment !== "string") throw badElement(`comment of ${out.key} is not a string`);
+      out.comment = d.comment;
+    }
   } else {
-    out.key = valueText(keyPart);
+    out = value === undefined ? { key: valueText(keyPart) } : { key: valueText(keyPart), value };
+    return out;
   }
   if (value !== undefined) out.value = value;
   return out;
 }
 
-function setOf(raw: unknown, kind: "set" | "map"): SetState {
-  const s = parseWith(JSet, raw, kind);
+function setOf(raw: unknown, kind: "set" | "map", more: Iterable<unknown[]> = []): SetState {
+  // The elements are converted one by one below; the schema sees the rest only.
+  const { elem, ...head } = (raw ?? {}) as { elem?: unknown };
+  const s = parseWith(JSet, head, kind);
+  if (elem !== undefined && !Array.isArray(elem)) throw new NftError("unexpected_output", `nft -j printed ${kind} ${s.name} whose elem is not a list`);
   const isMap = kind === "map";
+  const elements: SetElementState[] = [];
+  for (const list of [elem ?? [], ...more]) {
+    for (let i = 0; i < list.length; i++) {
+      elements.push(elementOf(list[i], isMap));
+      list[i] = undefined; // the parsed JSON of this element is garbage from here on
+    }
+  }
   const out: SetState = {
     kind,
     family: s.family as Family,
@@ -169,7 +197,7 @@ function setOf(raw: unknown, kind: "set" | "map"): SetState {
     type: Array.isArray(s.type) ? s.type : [s.type],
     flags: s.flags ?? [],
     counter: (s.stmt ?? []).some((x) => x !== null && typeof x === "object" && "counter" in x),
-    elements: (s.elem ?? []).map((e) => elementOf(e, isMap)),
+    elements,
   };
   if (s.map !== undefined) out.map = Array.isArray(s.map) ? s.map.join(" . ") : s.map;
   if (s.size !== undefined) out.size = s.size;
@@ -180,15 +208,24 @@ function setOf(raw: unknown, kind: "set" | "map"): SetState {
 
 /** Parse a whole `nft -j list ...` document into typed state. */
 export function parseRuleset(stdout: string): RulesetState {
-  let json: unknown;
   try {
-    json = JSON.parse(stdout);
+    return stateOf(nftablesEntries(stdout));
   } catch (e) {
-    throw new NftError("unexpected_output", "nft -j printed something that is not JSON", { cause: e });
+    if (e instanceof SyntaxError) throw new NftError("unexpected_output", `nft -j printed something that is not JSON: ${e.message}`, { cause: e });
+    throw e;
   }
-  const doc = parseWith(JDocument, json, "document");
+}
+
+/**
+ * The typed state of a document, read entry by entry (json-chunks.ts): a large set's
+ * elements are parsed a batch at a time and each batch is garbage once converted, so the
+ * parsed JSON of the whole document is never held at once.
+ */
+function stateOf(entries: Iterable<EntryPiece>): RulesetState {
   const st: RulesetState = { tables: [], chains: [], rules: [], sets: [], counters: [], quotas: [] };
-  for (const entry of doc.nftables) {
+  for (const piece of entries) {
+    const entry = piece.head as Record<string, unknown>;
+    if (entry === null || typeof entry !== "object" || Array.isArray(entry)) throw new NftError("unexpected_output", "nft -j printed a document Palisade cannot read: an entry is not an object");
     if ("metainfo" in entry) st.nftVersion = parseWith(JMetainfo, entry.metainfo, "metainfo").version;
     else if ("table" in entry) {
       const t = parseWith(JTable, entry.table, "table");
@@ -216,8 +253,8 @@ export function parseRuleset(stdout: string): RulesetState {
         ...(r.handle !== undefined ? { handle: r.handle } : {}),
         ...(r.comment !== undefined ? { comment: r.comment } : {}),
       });
-    } else if ("set" in entry) st.sets.push(setOf(entry.set, "set"));
-    else if ("map" in entry) st.sets.push(setOf(entry.map, "map"));
+    } else if ("set" in entry) st.sets.push(setOf(entry.set, "set", piece.elements));
+    else if ("map" in entry) st.sets.push(setOf(entry.map, "map", piece.elements));
     else if ("counter" in entry) st.counters.push(counterOf(entry.counter));
     else if ("quota" in entry) st.quotas.push(quotaOf(entry.quota));
   }
@@ -258,8 +295,7 @@ function identifierArg(name: string, what: string): string {
 }
 
 async function listJson(args: string[], opts: DriverOptions): Promise<RulesetState> {
-  const { stdout } = await runNft(["-j", "list", ...args], opts);
-  return parseRuleset(stdout);
+  return parseRuleset((await runNft(["-j", "list", ...args], opts)).stdout);
 }
 
 /** The whole ruleset (all tables, Palisade's and foreign), read-only. */
