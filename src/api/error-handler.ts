@@ -5,6 +5,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { isDatabaseUnavailable } from "./db/unavailable.ts";
 import { ApiError, type ErrorDetail } from "./errors.ts";
+import { isRedisUnavailable, redisUnavailable } from "./redis.ts";
 
 /** Fastify's own error codes that are the client's fault, and what we call them. */
 const FASTIFY_CODES: Record<string, [number, ApiError["code"]]> = {
@@ -67,6 +68,12 @@ export function handleError(err: FastifyError, req: FastifyRequest, reply: Fasti
   if (api) {
     if (api.status >= 500) req.log.error({ err }, "request failed");
     return reply.status(api.status).headers(api.headers).type("application/json").send(api.toJSON());
+  }
+  // Before the database check: both may carry socket errnos, and the message must name the right one.
+  if (isRedisUnavailable(err)) {
+    req.log.warn({ err: err.message }, "redis unavailable");
+    const unavailable = redisUnavailable("this request");
+    return reply.status(503).headers(unavailable.headers).type("application/json").send(unavailable.toJSON());
   }
   if (isDatabaseUnavailable(err)) {
     req.log.error({ err }, "database unavailable");

@@ -25,6 +25,8 @@ export type ErrorCode =
   | "payload_too_large"
   | "unsupported_media_type"
   | "invalid_policy"
+  /** An Idempotency-Key sent again with a different request. */
+  | "idempotency_key_reused"
   | "rate_limited"
   | "busy"
   | "unavailable"
@@ -62,7 +64,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   409: "Conflicts with the current state (the message says which).",
   413: "The body is larger than the configured limit, a YAML body expands past the alias limit, or its work ran past the time limit.",
   415: "The body's content type is not accepted here.",
-  422: "The policy document is invalid: `error.details` lists every error with its path.",
+  422: "The policy document is invalid (`invalid_policy`: `error.details` lists every error with its path), or an Idempotency-Key was reused for a different request (`idempotency_key_reused`).",
   429: "Rate limit exceeded; retry after the time given in the message.",
   503: "A dependency (PostgreSQL or Redis) does not answer, or the queue of expensive work is full (`busy`, with Retry-After).",
 };

@@ -1,11 +1,11 @@
 // `palisade server`: migrate, connect, bootstrap the admin token, serve REST, start the
 // background services, and shut all of it down cleanly on SIGINT/SIGTERM.
-import { Redis } from "ioredis";
 import { buildApp } from "./app.ts";
 import { ensureAdminToken } from "./bootstrap.ts";
 import type { Config } from "./config.ts";
 import { createDb } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
+import { createRedis } from "./redis.ts";
 import { backgroundServices, type RunningService } from "./services.ts";
 
 export interface ServerOptions {
@@ -35,7 +35,7 @@ export interface RunningServer {
 export async function runServer(config: Config, opts: ServerOptions = {}): Promise<RunningServer> {
   const db = createDb(config.databaseUrl);
   // Fail the first command that needs Redis rather than queueing forever while it is down.
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  const redis = createRedis(config.redisUrl);
   const app = await buildApp({
     config,
     db,

@@ -33,6 +33,7 @@ const PACKAGE: Record<string, string> = {
   unshare: "util-linux",
   nsenter: "util-linux",
   psql: "postgresql-client",
+  "redis-server": "redis-server",
   promtool: "prometheus",
   "/usr/bin/chromium": "chromium",
   sleep: "coreutils",

@@ -1,12 +1,17 @@
 // Creating deployments: a new one from a selector, and a rollback of an existing one.
 // The rows (deployment, every target with its batch, the audit record) commit together;
-// the rollout job is enqueued afterwards and re-enqueued by the worker's sweep if that fails.
+// the rollout job is enqueued afterwards and re-enqueued by the worker's sweep if that fails
+// (or is skipped because Redis is down: the answer never waits for Redis).
+// An Idempotency-Key makes a retried create answer with the deployment of the first try.
+import { createHash } from "node:crypto";
 import type { Queue } from "bullmq";
 import type { Actor } from "../audit.ts";
 import { recordAudit } from "../audit.ts";
 import type { Db, Prisma } from "../db/client.ts";
-import { conflict, notFound } from "../errors.ts";
+import { canonicalJson } from "../../engine/index.ts";
+import { ApiError, conflict, notFound } from "../errors.ts";
 import type { Log } from "../grpc/context.ts";
+import { withinMs } from "../redis.ts";
 import { enqueueRollout, type RolloutJob } from "./queue.ts";
 import { resolveSelector } from "./selector.ts";
 import { batchOf, storedStrategy, type Selector, type Strategy } from "./strategy.ts";
@@ -15,7 +20,23 @@ export interface DeployDeps {
   db: Db;
   queue: Queue<RolloutJob>;
   log: Log;
+  /** False while Redis is down: the enqueue is left to the worker's sweep instead of waiting. */
+  redisReady?: () => boolean;
 }
+
+/** The client's Idempotency-Key and what it was sent with. */
+export interface IdempotencyKey {
+  key: string;
+  /** sha256 hex of the canonical request (requestFingerprint). */
+  request: string;
+}
+
+export function requestFingerprint(request: unknown): string {
+  return createHash("sha256").update(canonicalJson(request)).digest("hex");
+}
+
+/** How long an answer waits for the enqueue before leaving it to the sweep. */
+const ENQUEUE_WAIT_MS = 2_000;
 
 export interface NewDeployment {
   ruleset: string;
@@ -36,6 +57,8 @@ async function insert(
   d: { versionId: string; selector: Selector; strategy: Strategy; rollbackOfId?: string },
   targets: TargetSeed[],
   audit: { action: string; details: Prisma.InputJsonValue },
+  idem: IdempotencyKey | undefined,
+  response: (id: string) => Prisma.InputJsonObject,
 ): Promise<string> {
   const id = await deps.db.$transaction(async (tx) => {
     const dep = await tx.deployment.create({
@@ -45,8 +68,10 @@ async function insert(
         strategy: d.strategy as unknown as Prisma.InputJsonValue,
         createdBy: actor.name,
         rollbackOfId: d.rollbackOfId ?? null,
+        ...(idem && { idempotencyKey: idem.key, idempotencyRequest: idem.request }),
       },
     });
+    if (idem) await tx.deployment.update({ where: { id: dep.id }, data: { idempotencyResponse: response(dep.id) } });
     await tx.deploymentTarget.createMany({
       data: targets.map((t, i) => ({ deploymentId: dep.id, hostId: t.hostId, versionId: t.versionId, previousVersionId: t.previousVersionId, batch: batchOf(i, d.strategy) })),
     });
@@ -57,11 +82,60 @@ async function insert(
     await recordAudit(tx, actor, audit.action, `deployment:${dep.id}`, audit.details);
     return dep.id;
   });
-  await enqueueRollout(deps.queue, id).catch((err: Error) => deps.log.error({ err: err.message, deploymentId: id }, "could not enqueue rollout; the worker sweep will"));
+  if (deps.redisReady && !deps.redisReady()) {
+    deps.log.warn({ deploymentId: id }, "Redis is down: rollout not queued now; the deploy worker's sweep queues it once Redis is back");
+  } else {
+    await withinMs(enqueueRollout(deps.queue, id), ENQUEUE_WAIT_MS, "enqueue rollout").catch((err: Error) =>
+      deps.log.error({ err: err.message, deploymentId: id }, "could not enqueue rollout; the worker sweep will"),
+    );
+  }
   return id;
 }
 
-export async function createDeployment(deps: DeployDeps, actor: Actor, req: NewDeployment): Promise<{ id: string; targets: number }> {
+/**
+ * The answer a key already got, if this token used it before. The same key with another
+ * request is refused: the client mixed up keys, and guessing which request it meant
+ * would create or hide a deployment.
+ */
+async function replay<T extends object>(deps: DeployDeps, actor: Actor, idem: IdempotencyKey | undefined): Promise<(T & { replayed: true }) | undefined> {
+  if (!idem) return undefined;
+  const prior = await deps.db.deployment.findUnique({
+    where: { createdBy_idempotencyKey: { createdBy: actor.name, idempotencyKey: idem.key } },
+    select: { id: true, idempotencyRequest: true, idempotencyResponse: true },
+  });
+  if (!prior) return undefined;
+  if (prior.idempotencyRequest !== idem.request) {
+    throw new ApiError(
+      422,
+      "idempotency_key_reused",
+      `Idempotency-Key "${idem.key}" was already used by token "${actor.name}" for a different request (deployment ${prior.id}): send a new key for a new request, or exactly the same request to get that deployment`,
+      [{ path: "", code: "idempotency_key_reused", message: `key used for deployment ${prior.id}` }],
+    );
+  }
+  return { ...(prior.idempotencyResponse as T), replayed: true };
+}
+
+/** Runs `create`; a concurrent request with the same key that committed first wins, and this one replays it. */
+async function once<T extends object>(deps: DeployDeps, actor: Actor, idem: IdempotencyKey | undefined, create: () => Promise<T>): Promise<T & { replayed?: true }> {
+  const prior = await replay<T>(deps, actor, idem);
+  if (prior) return prior;
+  try {
+    const created: T & { replayed?: true } = await create();
+    return created;
+  } catch (err) {
+    const again = idem && (err as { code?: string }).code === "P2002" ? await replay<T>(deps, actor, idem) : undefined;
+    if (again) return again;
+    throw err;
+  }
+}
+
+export type Created = { id: string; targets: number };
+
+export async function createDeployment(deps: DeployDeps, actor: Actor, req: NewDeployment, idem?: IdempotencyKey): Promise<Created & { replayed?: true }> {
+  return once(deps, actor, idem, () => newDeployment(deps, actor, req, idem));
+}
+
+async function newDeployment(deps: DeployDeps, actor: Actor, req: NewDeployment, idem: IdempotencyKey | undefined): Promise<Created> {
   const version = await deps.db.rulesetVersion.findFirst({ where: { number: req.version, ruleset: { name: req.ruleset } }, select: { id: true } });
   if (!version) {
     const exists = await deps.db.ruleset.count({ where: { name: req.ruleset } });
@@ -74,6 +148,8 @@ export async function createDeployment(deps: DeployDeps, actor: Actor, req: NewD
     { versionId: version.id, selector: req.selector, strategy: req.strategy },
     hosts.map((h) => ({ hostId: h.id, versionId: version.id, previousVersionId: h.appliedVersionId })),
     { action: "deployment.create", details: { ruleset: req.ruleset, version: req.version, hosts: hosts.map((h) => h.name), strategy: req.strategy as unknown as Prisma.InputJsonValue } },
+    idem,
+    (id) => ({ id, targets: hosts.length }),
   );
   return { id, targets: hosts.length };
 }
@@ -83,7 +159,13 @@ export async function createDeployment(deps: DeployDeps, actor: Actor, req: NewD
  * previous version. Targets that ran nothing before have nothing to go back to; they are
  * listed as skipped (Palisade never deletes a host's rules by itself).
  */
-export async function createRollback(deps: DeployDeps, actor: Actor, deploymentId: string): Promise<{ id: string; targets: number; skipped: string[] }> {
+export type RolledBack = Created & { skipped: string[] };
+
+export async function createRollback(deps: DeployDeps, actor: Actor, deploymentId: string, idem?: IdempotencyKey): Promise<RolledBack & { replayed?: true }> {
+  return once(deps, actor, idem, () => newRollback(deps, actor, deploymentId, idem));
+}
+
+async function newRollback(deps: DeployDeps, actor: Actor, deploymentId: string, idem: IdempotencyKey | undefined): Promise<RolledBack> {
   const orig = await deps.db.deployment.findUnique({
     where: { id: deploymentId },
     include: { targets: { include: { host: { select: { name: true, appliedVersionId: true } } }, orderBy: [{ batch: "asc" }] } },
@@ -104,6 +186,8 @@ export async function createRollback(deps: DeployDeps, actor: Actor, deploymentI
     { versionId: main, selector: { hosts: withPrevious.map((t) => t.hostId) }, strategy, rollbackOfId: orig.id },
     withPrevious.map((t) => ({ hostId: t.hostId, versionId: t.previousVersionId!, previousVersionId: t.host.appliedVersionId })),
     { action: "deployment.rollback", details: { of: orig.id, hosts: withPrevious.map((t) => t.host.name), skipped } },
+    idem,
+    (id) => ({ id, targets: withPrevious.length, skipped }),
   );
   return { id, targets: withPrevious.length, skipped };
 }

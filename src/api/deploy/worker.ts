@@ -49,11 +49,20 @@ export async function startDeployWorker(deps: { db: Db; redis: Redis; log: Log }
   await sweep(true).catch((err: Error) => deps.log.warn({ err: err.message }, "deploy sweep failed"));
   const timer = setInterval(() => void sweep(false).catch((err: Error) => deps.log.warn({ err: err.message }, "deploy sweep failed")), opts.sweepIntervalMs ?? 30_000);
   timer.unref();
+  // Redis came back (maybe empty, its jobs lost): every unfinished rollout is queued again at
+  // once (job id = deployment id, so the ones still there are not doubled).
+  const onReconnect = () => {
+    deps.log.info({}, "Redis is back: queueing unfinished rollouts again");
+    void sweep(true).catch((err: Error) => deps.log.warn({ err: err.message }, "deploy sweep failed"));
+  };
+  deps.redis.on("ready", onReconnect);
+  queue.on("error", () => {}); // reconnects by itself; the worker's handler below logs
   await worker.waitUntilReady();
   deps.log.info({ prefix: settings.prefix, pid: process.pid }, "deploy worker ready");
   return {
     async stop() {
       clearInterval(timer);
+      deps.redis.off("ready", onReconnect);
       // Don't wait for running rollouts (they can take as long as their slowest batch):
       // their locks lapse and another replica resumes them from Postgres.
       await worker.close(true);

@@ -52,7 +52,12 @@ export class AgentBus {
     let set = this.listeners.get(channel);
     if (!set) this.listeners.set(channel, (set = new Set()));
     set.add(fn);
-    await this.sub.subscribe(channel);
+    const subscribed = this.sub.subscribe(channel);
+    // Redis down: the agent still connects and reports (PostgreSQL is what it needs); the
+    // subscription goes out when Redis is back, and notices published meanwhile are lost,
+    // which the deploy worker's offers and the revocation sweep make up for.
+    if (this.sub.status === "ready") await subscribed;
+    else subscribed.catch((err: Error) => this.log.warn({ err: err.message, channel }, "host channel subscription failed"));
     return async () => {
       const s = this.listeners.get(channel);
       if (!s?.delete(fn) || s.size > 0) return;

@@ -83,7 +83,10 @@ export class AgentSession {
     if (opened.count === 0) throw new AgentRpcError("host_disabled", `host "${this.identity.hostName}" was deleted or disabled by an admin`);
     this.lastSeenWritten = now.getTime();
     // Any older stream of this host (a half-dead one, perhaps on another replica) ends now.
-    await publishToHost(this.ctx.redis, hostId, { type: "kick", sessionId: this.id });
+    await publishToHost(this.ctx.redis, hostId, { type: "kick", sessionId: this.id }).catch((err: Error) =>
+      // Redis down: an older stream of this host on another replica is not told to end now.
+      this.ctx.log.warn({ err: err.message, hostId }, "could not tell older streams of this host to end (Redis down)"),
+    );
     this.ctx.log.info({ hostId, host: this.identity.hostName, session: this.id }, "agent connected");
   }
 

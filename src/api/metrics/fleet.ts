@@ -77,7 +77,9 @@ async function queueDepths(redis: Redis, queues: QueueRef[]): Promise<Snapshot["
       keys.push({ queue: q.label, state });
     }
   }
-  const results = (await pipe.exec()) ?? [];
+  // Redis down: no queue gauges this scrape rather than a failed scrape (/readyz reports Redis).
+  const results = await pipe.exec().catch(() => null);
+  if (!results) return [];
   return keys.map((k, i) => ({ ...k, jobs: Number(results[i]?.[1] ?? 0) }));
 }
 

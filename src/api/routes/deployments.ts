@@ -2,12 +2,14 @@
 // rollout itself runs in the deploy worker, see ../deploy/). 202 = accepted and queued.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { createDeployment, createRollback } from "../deploy/create.ts";
+import type { FastifyReply, FastifyRequest } from "fastify";
+import { createDeployment, createRollback, requestFingerprint, type IdempotencyKey } from "../deploy/create.ts";
 import { createRolloutQueue, queueSettings } from "../deploy/queue.ts";
 import { Selector, Strategy } from "../deploy/strategy.ts";
 import { countsFor, DeploymentDetail, DeploymentSummary, detailView, summaryInclude, summaryView } from "../deploy/views.ts";
 import { errorResponses, notFound } from "../errors.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
+import { redisReady } from "../redis.ts";
 import { iso, Name } from "../schemas.ts";
 
 const CreateDeployment = z.strictObject({
@@ -19,20 +21,46 @@ const CreateDeployment = z.strictObject({
 const Accepted = z.object({ id: z.uuid(), targets: z.number().int().describe("hosts the deployment targets") });
 const RollbackAccepted = Accepted.extend({ skipped: z.array(z.string()).describe("hosts that ran no version before; left as they are") });
 const IdParams = z.strictObject({ id: z.uuid() });
+// Other headers pass through untouched (auth, content type).
+const IdempotencyHeaders = z.looseObject({
+  "idempotency-key": z
+    .string()
+    .regex(/^[\x21-\x7e]{1,255}$/, "1-255 visible ASCII characters")
+    .optional()
+    .describe("a key the client picks per create (a UUID); a retry with the same key and body answers with the deployment of the first try instead of creating another; the same key with another body is 422 idempotency_key_reused. Kept per token, in PostgreSQL, as long as the deployment exists"),
+});
+
+function idempotencyOf(req: FastifyRequest, request: unknown): IdempotencyKey | undefined {
+  const key = (req.headers as { "idempotency-key"?: string })["idempotency-key"];
+  return key === undefined ? undefined : { key, request: requestFingerprint(request) };
+}
+
+/** 202 either way; a replay says so (the first answer may have been lost on the way). */
+function accepted<T extends { replayed?: true }>(reply: FastifyReply, r: T) {
+  const { replayed, ...body } = r;
+  if (replayed) reply.header("idempotent-replayed", "true");
+  return reply.status(202).send(body);
+}
 const ListQuery = PageQuery.extend({ status: z.enum(["pending", "running", "succeeded", "failed", "halted", "rolled_back"]).optional() });
 
 export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
   const queue = createRolloutQueue(app.redis, queueSettings());
   app.addHook("onClose", async () => queue.close());
-  const deps = { db: app.db, queue, log: app.log };
+  queue.on("error", () => {}); // its connection reconnects by itself; /readyz reports Redis
+  const deps = { db: app.db, queue, log: app.log, redisReady: () => redisReady(app.redis) };
 
   app.post(
     "/",
     {
       config: { access: "operate" },
-      schema: { tags: ["deployments"], operationId: "createDeployment", summary: "Deploy a ruleset version", body: CreateDeployment, response: { 202: Accepted.describe("The deployment was created and its rollout queued."), ...errorResponses(400, 401, 403, 404) } },
+      schema: {
+        tags: ["deployments"], operationId: "createDeployment", summary: "Deploy a ruleset version",
+        description: "Answers without waiting for Redis: while it is down the rollout is queued once it is back. Send an Idempotency-Key to retry safely.",
+        headers: IdempotencyHeaders, body: CreateDeployment,
+        response: { 202: Accepted.describe("The deployment was created (or, for a repeated Idempotency-Key, had been: header Idempotent-Replayed) and its rollout queued."), ...errorResponses(400, 401, 403, 404, 422) },
+      },
     },
-    async (req, reply) => reply.status(202).send(await createDeployment(deps, req.actor, req.body)),
+    async (req, reply) => accepted(reply, await createDeployment(deps, req.actor, req.body, idempotencyOf(req, { create: req.body }))),
   );
 
   app.get(
@@ -74,10 +102,10 @@ export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
       schema: {
         tags: ["deployments"], operationId: "rollbackDeployment", summary: "Roll a deployment back",
         description: "A new deployment that puts each target's previous version back.",
-        params: IdParams,
-        response: { 202: RollbackAccepted.describe("A rollback deployment was created and queued."), ...errorResponses(400, 401, 403, 404, 409) },
+        params: IdParams, headers: IdempotencyHeaders,
+        response: { 202: RollbackAccepted.describe("A rollback deployment was created and queued (or, for a repeated Idempotency-Key, had been)."), ...errorResponses(400, 401, 403, 404, 409, 422) },
       },
     },
-    async (req, reply) => reply.status(202).send(await createRollback(deps, req.actor, req.params.id)),
+    async (req, reply) => accepted(reply, await createRollback(deps, req.actor, req.params.id, idempotencyOf(req, { rollback: req.params.id }))),
   );
 };

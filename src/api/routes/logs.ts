@@ -14,6 +14,7 @@ import { z } from "zod";
 import type { Prisma } from "../db/client.ts";
 import { errorResponses } from "../errors.ts";
 import { sseClients } from "../metrics/events.ts";
+import { requireRedis } from "../redis.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { Timestamp } from "../schemas.ts";
 import { LOGS_CHANNEL, type LogEventView } from "../telemetry/channels.ts";
@@ -96,6 +97,7 @@ export const logRoutes: FastifyPluginAsyncZod = async (app) => {
     { config: { access: "read" }, schema: { tags: ["logs"], operationId: "streamLogEvents", summary: "Stream packet log events live (SSE)", querystring: StreamQuery, response: { 200: StreamResponse, ...errorResponses(400, 401, 404) } } },
     async (req, reply) => {
       const q = req.query;
+      requireRedis(app.redis, "the live log stream");
       const host = q.host !== undefined ? await resolveHost(app.db, q.host) : undefined;
       const sub = app.redis.duplicate({ lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: null });
       await sub.connect();

@@ -4,6 +4,9 @@
 //   rollup       every 15 s: recompute dirty minutes -> hours -> days (rollups.ts)
 //   maintenance  every hour, and once at start: create daily partitions ahead, apply
 //                retention (partitions.ts)
+// The schedules live in Redis. When Redis comes back after an outage (perhaps empty: a
+// restart without persistence loses them) they are upserted again on reconnect, so
+// rollups and retention resume without a restart of the server.
 import { Queue, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import type { BackgroundService, RunningService, ServiceContext } from "../background-service.ts";
@@ -45,11 +48,32 @@ export function telemetryService(opts: TelemetryServiceOptions = {}): Background
       };
       const worker = new Worker(queueName, process, { connection: wConn, prefix, concurrency: 1 });
       worker.on("failed", (job, err) => ctx.log.error({ err, job: job?.name }, "telemetry job failed"));
-      await queue.upsertJobScheduler("rollup", { every: opts.rollupEveryMs ?? 15_000 }, { name: "rollup", opts: { removeOnComplete: 100, removeOnFail: 100 } });
-      await queue.upsertJobScheduler("maintenance", { every: opts.maintenanceEveryMs ?? 3_600_000 }, { name: "maintenance", opts: { removeOnComplete: 20, removeOnFail: 50 } });
+      // Both reconnect by themselves; without a listener an 'error' event would end the process.
+      let down = false;
+      const onError = (err: Error) => {
+        if (!down) ctx.log.warn({ err: err.message }, "telemetry queue lost Redis; rollups and retention wait until it is back");
+        down = true;
+      };
+      queue.on("error", onError);
+      worker.on("error", onError);
+      const schedule = async () => {
+        await queue.upsertJobScheduler("rollup", { every: opts.rollupEveryMs ?? 15_000 }, { name: "rollup", opts: { removeOnComplete: 100, removeOnFail: 100 } });
+        await queue.upsertJobScheduler("maintenance", { every: opts.maintenanceEveryMs ?? 3_600_000 }, { name: "maintenance", opts: { removeOnComplete: 20, removeOnFail: 50 } });
+      };
+      await schedule();
       await queue.add("maintenance", {}, { removeOnComplete: 20, removeOnFail: 50 });
+      // Every later 'ready' is a reconnect.
+      const onReconnect = () => {
+        down = false;
+        void schedule().then(
+          () => ctx.log.info("Redis is back: telemetry schedules (rollup, maintenance) re-created"),
+          (err: Error) => ctx.log.error({ err: err.message }, "could not re-create the telemetry schedules; they resume at the next start"),
+        );
+      };
+      qConn.on("ready", onReconnect);
       return {
         async stop() {
+          qConn.off("ready", onReconnect);
           await worker.close();
           await queue.close();
           qConn.disconnect();
