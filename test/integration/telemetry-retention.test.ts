@@ -40,6 +40,22 @@ async function insertDays(host: string, table: string, rows: { day: number; ip: 
       [host, table, r.ip || "0.0.0.0/0", new Date(r.day), r.sb, Math.ceil(r.sb / 100), r.db, Math.ceil(r.db / 100)],
     );
   }
+  // ... and what the rollup derived with those days (rollups.ts): the fleet rows and the table totals.
+  await sql(
+    t.database.url,
+    `INSERT INTO accounting_fleet_day AS f (table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
+     SELECT table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets FROM accounting_day WHERE host_id = $1 AND table_name = $2
+     ON CONFLICT (table_name, address, bucket) DO UPDATE SET src_bytes = f.src_bytes + EXCLUDED.src_bytes, src_packets = f.src_packets + EXCLUDED.src_packets,
+       dst_bytes = f.dst_bytes + EXCLUDED.dst_bytes, dst_packets = f.dst_packets + EXCLUDED.dst_packets`,
+    [host, table],
+  );
+  await sql(
+    t.database.url,
+    `INSERT INTO accounting_table_day (host_id, table_name, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
+     SELECT host_id, table_name, bucket, sum(src_bytes), sum(src_packets), sum(dst_bytes), sum(dst_packets) FROM accounting_day WHERE host_id = $1 AND table_name = $2
+     GROUP BY host_id, table_name, bucket`,
+    [host, table],
+  );
   // As an ingest would have: mark a minute of each day dirty, so the rollup (re)computes
   // that day's month from the days.
   await sql(t.database.url, `INSERT INTO telemetry_dirty (host_id, bucket) SELECT $1, b FROM unnest($2::timestamptz[]) b ON CONFLICT DO NOTHING`, [host, [...new Set(rows.map((r) => r.day))].map((d) => new Date(d + 6 * HOUR))]);

@@ -3,7 +3,8 @@
 // Each table also has a DEFAULT partition (init/telemetry migrations) so an insert for
 // a day without its partition never fails; creating that day's partition later moves
 // such rows into it. Names: <table>_pYYYYMMDD, covering [day 00:00 UTC, next day).
-// Tables that are not partitioned (hour/day/month rollups, the ledger) are trimmed by DELETE.
+// Tables that are not partitioned (hour/day/month rollups, the fleet and table-total
+// rollups, the ledger) are trimmed by DELETE.
 import type { Db } from "../db/client.ts";
 import { DAY_MS, horizon, monthHorizon, type Retention } from "./retention.ts";
 
@@ -80,6 +81,14 @@ export async function applyRetention(db: Db, retention: Retention, now = new Dat
   out.deleted.accounting_hour = await db.$executeRawUnsafe(`DELETE FROM accounting_hour WHERE bucket < $1`, horizon(now, retention.hourDays));
   out.deleted.accounting_day = await db.$executeRawUnsafe(`DELETE FROM accounting_day WHERE bucket < $1`, horizon(now, retention.dayDays));
   out.deleted.accounting_month = await db.$executeRawUnsafe(`DELETE FROM accounting_month WHERE bucket < $1`, monthHorizon(now, retention.monthMonths));
+  // The derived tables (rollups.ts) keep the horizon of the level they are derived with,
+  // so a query reads the same buckets from them as from the per-host rows.
+  out.deleted.accounting_table_minute = await db.$executeRawUnsafe(`DELETE FROM accounting_table_minute WHERE bucket < $1`, keep.accounting_minute);
+  out.deleted.accounting_table_hour = await db.$executeRawUnsafe(`DELETE FROM accounting_table_hour WHERE bucket < $1`, horizon(now, retention.hourDays));
+  out.deleted.accounting_fleet_hour = await db.$executeRawUnsafe(`DELETE FROM accounting_fleet_hour WHERE bucket < $1`, horizon(now, retention.hourDays));
+  out.deleted.accounting_table_day = await db.$executeRawUnsafe(`DELETE FROM accounting_table_day WHERE bucket < $1`, horizon(now, retention.dayDays));
+  out.deleted.accounting_fleet_day = await db.$executeRawUnsafe(`DELETE FROM accounting_fleet_day WHERE bucket < $1`, horizon(now, retention.dayDays));
+  out.deleted.accounting_fleet_month = await db.$executeRawUnsafe(`DELETE FROM accounting_fleet_month WHERE bucket < $1`, monthHorizon(now, retention.monthMonths));
   out.deleted.telemetry_batches = await db.$executeRawUnsafe(`DELETE FROM telemetry_batches WHERE received_at < $1`, horizon(now, retention.ledgerDays));
   out.deleted.quota_reset_requests = await db.$executeRawUnsafe(`DELETE FROM quota_reset_requests WHERE requested_at < $1`, horizon(now, retention.ledgerDays));
   return out;

@@ -5,11 +5,12 @@
 // to the whole bucket (day, month) of the level that still holds it: every answer says
 // the range it really covers (`from`, `to`). Counters leave Postgres as text (sums are numeric) and become JSON numbers or
 // strings in u64.ts's counterJson.
-import type { Db } from "../db/client.ts";
+import type { Db, Prisma } from "../db/client.ts";
 import { UNATTRIBUTED } from "./batch.ts";
 import { planSegments, SOURCE, UNIT_MS, floorTo, ceilTo, type BucketLevel, type Plan, type Segment } from "./plan.ts";
 import { availability, retentionFromEnv, type Retention } from "./retention.ts";
 import { rollupHorizon } from "./rollups.ts";
+import { FLEET, fleetTop, type Direction, type TopBy, type TopOptions, type TopStats } from "./top.ts";
 import { counterJson, type Counter } from "./u64.ts";
 
 export interface Scope {
@@ -45,6 +46,15 @@ const EPOCH = new Date(0);
 export interface QueryOptions {
   retention?: Retention;
   now?: Date;
+  /**
+   * "scan" reads every row of the range from the per-host tables, as before the fleet and
+   * table-total rollups (the bench's baseline, and the tests' reference); default "fast".
+   */
+  path?: "fast" | "scan";
+  /** Fleet top-N tuning (top.ts); tests force a small K to exercise the rounds. */
+  top?: TopOptions;
+  /** Receives how the fleet top-N found its answer. */
+  onTopStats?: (s: TopStats) => void;
 }
 /** Rows and the range [from, to) they really cover (retention may widen or clamp the asked one). */
 export interface Covered<T> {
@@ -67,9 +77,12 @@ function planOptions(o: QueryOptions) {
  * queries this short. SET LOCAL ends with the transaction.
  */
 async function aggregate<R>(db: Db, sql: string, params: unknown[]): Promise<R[]> {
+  return withoutJit(db, (tx) => tx.$queryRawUnsafe<R[]>(sql, ...params));
+}
+async function withoutJit<R>(db: Db, fn: (tx: Prisma.TransactionClient) => Promise<R>): Promise<R> {
   return db.$transaction(async (tx) => {
     await tx.$executeRawUnsafe("SET LOCAL jit = off");
-    return tx.$queryRawUnsafe<R[]>(sql, ...params);
+    return fn(tx);
   });
 }
 
@@ -81,13 +94,15 @@ class Params {
   }
 }
 
-function segmentSql(seg: Segment, scope: Scope, p: Params, extra: string[] = [], timeExpr?: (col: string) => string): string {
-  const src = SOURCE[seg.level];
+/** `from`: read the segment from this table (a fleet or table-total rollup of the same level) instead. */
+function segmentSql(seg: Segment, scope: Scope, p: Params, extra: string[] = [], timeExpr?: (col: string) => string, from?: { table: string; address: boolean }): string {
+  const src = from ? { table: from.table, time: "bucket" } : SOURCE[seg.level];
   const where = [`table_name = ${p.add(scope.table)}`, `${src.time} >= ${p.add(seg.from)}::timestamptz`, `${src.time} < ${p.add(seg.to)}::timestamptz`, ...extra];
   if (scope.hostId) where.push(`host_id = ${p.add(scope.hostId)}::uuid`);
   if (scope.address) where.push(`address = ${p.add(scope.address)}::inet`);
   const t = timeExpr ? `, ${timeExpr(src.time)} AS t` : "";
-  return `SELECT address${t}, src_bytes, src_packets, dst_bytes, dst_packets FROM ${src.table} WHERE ${where.join(" AND ")}`;
+  const address = from && !from.address ? "NULL::inet AS address" : "address";
+  return `SELECT ${address}${t}, src_bytes, src_packets, dst_bytes, dst_packets FROM ${src.table} WHERE ${where.join(" AND ")}`;
 }
 
 const SUMS = `sum(src_bytes)::text AS sb, sum(src_packets)::text AS sp, sum(dst_bytes)::text AS db, sum(dst_packets)::text AS dp`;
@@ -118,30 +133,54 @@ export async function addressTotals(db: Db, scope: Scope, range: { from?: Date; 
   return { items: rows.map(addressRow), from: plan.from, to: plan.to };
 }
 
-export type TopBy = "bytes" | "packets";
-export type Direction = "src" | "dst" | "both";
+export type { Direction, TopBy } from "./top.ts";
 
-/** The `limit` addresses with the most traffic (unattributed remainders are not talkers). */
+/**
+ * The `limit` addresses with the most traffic (unattributed remainders are not talkers).
+ * Fleet-wide it reads the fleet rollups' sorted lists (top.ts), exact by construction;
+ * for one host (or with path "scan") it aggregates the range's rows.
+ */
 export async function topTalkers(db: Db, scope: Scope, range: { from?: Date; to?: Date }, by: TopBy, direction: Direction, limit: number, o: QueryOptions = {}): Promise<Covered<AddressRow & { value: Counter }>> {
   const plan = await planFor(db, scope, range.from, range.to, o);
   const segs = plan.segments;
   if (segs.length === 0) return { items: [], from: plan.from, to: plan.to };
-  const p = new Params();
-  const extra = [`address <> ${p.add(UNATTRIBUTED)}::inet`];
-  const union = segs.map((s) => segmentSql(s, scope, p, extra)).join("\nUNION ALL\n");
   const col = (dir: "src" | "dst") => `sum(${dir}_${by})`;
   const metric = direction === "both" ? `(${col("src")} + ${col("dst")})` : col(direction);
-  const rows = await aggregate<SumRow & { v: string }>(db,
-    `SELECT address::text AS address, ${SUMS}, ${metric}::text AS v FROM (${union}) x
-     GROUP BY x.address ORDER BY ${metric} DESC, x.address LIMIT ${p.add(limit)}`,
-    p.values,
-  );
+  /** Top `n` over the segments, optionally only some addresses, fleet rollups where `fleet`. */
+  const query = (tx: Prisma.TransactionClient, parts: Segment[], n: number, opts: { only?: string[]; fleet?: boolean } = {}) => {
+    const p = new Params();
+    const extra = [`address <> ${p.add(UNATTRIBUTED)}::inet`];
+    if (opts.only) extra.push(`address = ANY(${p.add(opts.only)}::inet[])`);
+    const from = (s: Segment) => (opts.fleet && s.level !== "minute" && s.level !== "raw" ? { table: FLEET[s.level], address: true } : undefined);
+    const union = parts.map((s) => segmentSql(s, scope, p, extra, undefined, from(s))).join("\nUNION ALL\n");
+    return tx.$queryRawUnsafe<(SumRow & { v: string })[]>(
+      `SELECT address::text AS address, ${SUMS}, ${metric}::text AS v FROM (${union}) x
+       GROUP BY x.address ORDER BY ${metric} DESC, x.address LIMIT ${p.add(n)}`,
+      ...p.values,
+    );
+  };
+  const rows = await withoutJit(db, async (tx) => {
+    if (scope.hostId || o.path === "scan") return query(tx, segs, limit);
+    const edge = segs.filter((s) => s.level === "minute" || s.level === "raw");
+    const { rows, stats } = await fleetTop(tx, {
+      table: scope.table, unattributed: UNATTRIBUTED, segments: segs, by, direction, limit,
+      sql: {
+        exact: (candidates) => query(tx, segs, limit, { only: candidates, fleet: true }),
+        edge: edge.length ? (k) => query(tx, edge, k) : null,
+        full: () => query(tx, segs, limit, { fleet: true }),
+      },
+    }, o.top);
+    o.onTopStats?.(stats);
+    return rows as (SumRow & { v: string })[];
+  });
   return { items: rows.map((r) => ({ ...addressRow(r), value: counterJson(r.v) })), from: plan.from, to: plan.to };
 }
 
 export type Step = "1m" | "1h" | "1d";
 export const STEP_LEVEL = { "1m": "minute", "1h": "hour", "1d": "day" } as const satisfies Record<Step, BucketLevel>;
 export const stepMs = (s: Step) => UNIT_MS[STEP_LEVEL[s]];
+
+const TABLE_TOTALS = { minute: "accounting_table_minute", hour: "accounting_table_hour", day: "accounting_table_day" } as const;
 
 export interface Point extends Totals {
   t: string;
@@ -166,7 +205,11 @@ export async function series(db: Db, scope: Scope, from: Date, to: Date, step: S
   const p = new Params();
   const interval = p.add(`${unit / 1000} seconds`);
   const bin = (col: string) => `date_bin(${interval}::interval, ${col}, TIMESTAMPTZ '1970-01-01 00:00:00+00')`;
-  const union = segs.map((s) => segmentSql(s, scope, p, [], bin)).join("\nUNION ALL\n");
+  // A whole table's series reads the per-host table totals (one row per host and bucket)
+  // instead of every address's row; one address's series reads its own rows by index.
+  const useTotals = !scope.address && o.path !== "scan";
+  const source = (s: Segment) => (useTotals && s.level !== "raw" && s.level !== "month" ? { table: TABLE_TOTALS[s.level], address: false } : undefined);
+  const union = segs.map((s) => segmentSql(s, scope, p, [], bin, source(s))).join("\nUNION ALL\n");
   const rows = await aggregate<SumRow & { t: Date }>(db, `SELECT t, '' AS address, ${SUMS} FROM (${union}) x GROUP BY t ORDER BY t`, p.values);
   const byT = new Map(rows.map((r) => [r.t.getTime(), r]));
   const out: Point[] = [];

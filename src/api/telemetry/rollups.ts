@@ -13,6 +13,11 @@
 // arrives after the mark was deleted inserts it anew. Either way every committed sample
 // is covered by a later run. Runs themselves are serialised by an advisory lock.
 //
+// Derived with each level, in the same transaction (rollupLevel): the fleet tables
+// (per address over all hosts: hour, day, month) that the fleet top-N reads sorted
+// (top.ts), and the table totals (per host over all addresses: minute, hour, day) that
+// a table's series reads.
+//
 // Queries (queries.ts) use the rollups only for time before the oldest remaining mark,
 // so an answer never mixes a stale rollup with the raw rows that changed it.
 import type { Db, Prisma } from "../db/client.ts";
@@ -37,20 +42,74 @@ export interface RollupResult {
 
 type Target = "accounting_minute" | "accounting_hour" | "accounting_day" | "accounting_month";
 
-/** Recomputes whole buckets [start, end) of `target` from `source`, upserting. */
-async function rollupLevel(tx: Prisma.TransactionClient, target: Target, source: string, time: string, b: Buckets): Promise<number> {
+/** A level, what it is recomputed from, and the derived tables kept with it. */
+interface LevelSpec {
+  target: Target;
+  source: string;
+  time: string;
+  /** Per (table, address, bucket) over all hosts: kept equal to the sum of `target`'s rows. */
+  fleet?: string;
+  /** Per (host, table, bucket) over all addresses. */
+  totals?: string;
+}
+const LEVELS = {
+  minute: { target: "accounting_minute", source: "accounting_samples", time: "at", totals: "accounting_table_minute" },
+  hour: { target: "accounting_hour", source: "accounting_minute", time: "bucket", fleet: "accounting_fleet_hour", totals: "accounting_table_hour" },
+  day: { target: "accounting_day", source: "accounting_hour", time: "bucket", fleet: "accounting_fleet_day", totals: "accounting_table_day" },
+  month: { target: "accounting_month", source: "accounting_day", time: "bucket", fleet: "accounting_fleet_month" },
+} as const satisfies Record<BucketLevel, LevelSpec>;
+
+const COUNTERS = ["src_bytes", "src_packets", "dst_bytes", "dst_packets"] as const;
+
+/**
+ * Recomputes whole buckets [start, end) of a level from the level below, upserting, and
+ * keeps its fleet and totals tables in step in the same transaction. The recomputed rows
+ * go to a temporary table first (rollup_new, created by runRollup), so the source is
+ * aggregated once: the fleet table gets the difference between each recomputed row and
+ * the stored one (zero on a rerun: exactly-once without a ledger), then the per-host rows
+ * are upserted, then the per-host table totals of the recomputed buckets (whole buckets,
+ * so their sums are the complete totals).
+ */
+async function rollupLevel(tx: Prisma.TransactionClient, spec: LevelSpec, b: Buckets): Promise<number> {
   if (b.hosts.length === 0) return 0;
+  const { target, source, time } = spec;
+  await tx.$executeRawUnsafe(`TRUNCATE rollup_new`);
   // Bucket ends come from JS (calendar months in UTC), not from interval arithmetic in
   // the session's time zone.
   await tx.$executeRawUnsafe(
-    `INSERT INTO ${target} (host_id, table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
+    `INSERT INTO rollup_new (host_id, table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
      SELECT s.host_id, s.table_name, s.address, d.b, ${SUMS.replaceAll("sum(", "sum(s.")}
      FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS d(h, b, e)
      JOIN ${source} s ON s.host_id = d.h AND s.${time} >= d.b AND s.${time} < d.e
-     GROUP BY s.host_id, s.table_name, s.address, d.b
-     ${UPSERT}`,
+     GROUP BY s.host_id, s.table_name, s.address, d.b`,
     b.hosts, b.starts, b.ends,
   );
+  if (spec.fleet) {
+    // Statistics of this run's rows, so the join below probes the target's primary key
+    // instead of hashing the whole target table.
+    await tx.$executeRawUnsafe(`ANALYZE rollup_new`);
+    const delta = COUNTERS.map((c) => `sum(n.${c} - coalesce(o.${c}, 0))::bigint`).join(", ");
+    await tx.$executeRawUnsafe(
+      `INSERT INTO ${spec.fleet} AS f (table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
+       SELECT n.table_name, n.address, n.bucket, ${delta}
+       FROM rollup_new n LEFT JOIN ${target} o
+         ON o.host_id = n.host_id AND o.table_name = n.table_name AND o.address = n.address AND o.bucket = n.bucket
+       GROUP BY n.table_name, n.address, n.bucket
+       ON CONFLICT (table_name, address, bucket) DO UPDATE SET ${COUNTERS.map((c) => `${c} = f.${c} + EXCLUDED.${c}`).join(", ")}`,
+    );
+  }
+  await tx.$executeRawUnsafe(
+    `INSERT INTO ${target} (host_id, table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
+     SELECT host_id, table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets FROM rollup_new
+     ${UPSERT}`,
+  );
+  if (spec.totals) {
+    await tx.$executeRawUnsafe(
+      `INSERT INTO ${spec.totals} (host_id, table_name, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
+       SELECT host_id, table_name, bucket, ${SUMS} FROM rollup_new GROUP BY host_id, table_name, bucket
+       ON CONFLICT (host_id, table_name, bucket) DO UPDATE SET ${COUNTERS.map((c) => `${c} = EXCLUDED.${c}`).join(", ")}`,
+    );
+  }
   return b.hosts.length;
 }
 
@@ -92,11 +151,17 @@ export async function runRollup(db: Db, retention: Retention, opts: { maxMarks?:
       const hours = distinctBuckets(marks, "hour", horizon(now, retention.minuteDays));
       const days = distinctBuckets(marks, "day", horizon(now, retention.hourDays));
       const months = distinctBuckets(marks, "month", horizon(now, retention.dayDays));
+      if (marks.length > 0) {
+        await tx.$executeRawUnsafe(
+          `CREATE TEMPORARY TABLE IF NOT EXISTS rollup_new (host_id uuid, table_name text, address inet, bucket timestamptz(3),
+             src_bytes bigint, src_packets bigint, dst_bytes bigint, dst_packets bigint) ON COMMIT DROP`,
+        );
+      }
       const r: RollupResult = {
-        minutes: await rollupLevel(tx, "accounting_minute", "accounting_samples", "at", minutes),
-        hours: await rollupLevel(tx, "accounting_hour", "accounting_minute", "bucket", hours),
-        days: await rollupLevel(tx, "accounting_day", "accounting_hour", "bucket", days),
-        months: await rollupLevel(tx, "accounting_month", "accounting_day", "bucket", months),
+        minutes: await rollupLevel(tx, LEVELS.minute, minutes),
+        hours: await rollupLevel(tx, LEVELS.hour, hours),
+        days: await rollupLevel(tx, LEVELS.day, days),
+        months: await rollupLevel(tx, LEVELS.month, months),
         remaining: 0,
       };
       const [left] = await tx.$queryRawUnsafe<{ n: bigint }[]>(`SELECT count(*) AS n FROM telemetry_dirty`);

@@ -1,0 +1,146 @@
+// Exact fleet-wide top-N without aggregating every address of the range.
+//
+// The range's plan (plan.ts) splits into sorted lists and an edge:
+// - each hour, day or month bucket the plan reads from a rollup is a list: that bucket's
+//   addresses in the fleet table (accounting_fleet_<level>, summed over hosts), read in
+//   descending order of one counter column through its (table, bucket, column) index;
+// - the minute and raw segments (at most about an hour at each end) are the edge,
+//   aggregated per address and sorted by the metric.
+// A round reads the first K entries of every list and of the edge. Every address seen
+// is a candidate; the candidates' exact totals over the whole range are then summed by
+// address (primary-key lookups). An address never seen has, in every list, at most that
+// list's K-th value (or nothing, when the list had fewer than K entries), so its total
+// is at most T = the sum of those K-th values. If the N-th candidate's total is above T,
+// no unseen address can reach the top N: the answer is exact. Otherwise K grows and the
+// round repeats; past a bound, the full GROUP BY over the range answers instead.
+// With "both" directions, src and dst are separate lists (src + dst of an unseen address
+// is at most the src K-th value plus the dst K-th value).
+// This is Fagin's threshold algorithm with batched sorted access; it is fast when a few
+// addresses carry most of the traffic (the usual case), and exact in every case.
+import type { Prisma } from "../db/client.ts";
+import { floorAt, nextAt, type BucketLevel, type Segment } from "./plan.ts";
+
+export type TopBy = "bytes" | "packets";
+export type Direction = "src" | "dst" | "both";
+
+type ListLevel = Exclude<BucketLevel, "minute">;
+export const FLEET: Record<ListLevel, string> = { hour: "accounting_fleet_hour", day: "accounting_fleet_day", month: "accounting_fleet_month" };
+
+/** How the answer was found (tests and the bench check the fast path really ran). */
+export interface TopStats {
+  rounds: number;
+  k: number;
+  lists: number;
+  candidates: number;
+  /** True when the sorted lists could not prove the answer and the full GROUP BY ran. */
+  fallback: boolean;
+}
+
+export interface TopOptions {
+  /** First K (entries read per list); grows 4x per round. */
+  k?: number;
+  /** Largest K * (lists + 1) tried before the full GROUP BY answers. */
+  maxEntries?: number;
+}
+
+export interface TopSql {
+  /** Exact totals over the whole range of the addresses in $candidates (a text[] param). */
+  exact: (candidates: string[]) => Promise<{ address: string; v: string }[]>;
+  /** Edge rows: address and metric summed over the minute/raw segments, top `k` (null when there is no edge). */
+  edge: ((k: number) => Promise<{ address: string; v: string }[]>) | null;
+  /** Full GROUP BY over the range (the fallback), top `limit` addresses. */
+  full: () => Promise<{ address: string; v: string }[]>;
+}
+
+/** The list buckets of a plan: every hour/day/month bucket it reads from a rollup. */
+export function listBuckets(segments: Segment[]): { level: ListLevel; bucket: Date }[] {
+  const out: { level: ListLevel; bucket: Date }[] = [];
+  for (const s of segments) {
+    if (s.level !== "hour" && s.level !== "day" && s.level !== "month") continue;
+    for (let t = floorAt(s.from.getTime(), s.level); t < s.to.getTime(); t = nextAt(t, s.level)) out.push({ level: s.level, bucket: new Date(t) });
+  }
+  return out;
+}
+
+/** Reads the first k entries of every list, in one statement. */
+async function readLists(tx: Prisma.TransactionClient, table: string, unattributed: string, lists: { level: ListLevel; bucket: Date }[], cols: string[], k: number) {
+  const params: unknown[] = [table, unattributed, k];
+  const parts: string[] = [];
+  for (const level of ["hour", "day", "month"] as const) {
+    const buckets = lists.filter((l) => l.level === level).map((l) => l.bucket);
+    if (buckets.length === 0) continue;
+    params.push(buckets);
+    const bp = `$${params.length}`;
+    for (const c of cols) {
+      parts.push(
+        `SELECT '${level}' AS lvl, '${c}' AS col, l.b AS b, x.address::text AS address, x.v::text AS v
+         FROM unnest(${bp}::timestamptz[]) AS l(b) CROSS JOIN LATERAL (
+           SELECT address, ${c} AS v FROM ${FLEET[level]}
+           WHERE table_name = $1 AND bucket = l.b AND address <> $2::inet ORDER BY ${c} DESC LIMIT $3) x`,
+      );
+    }
+  }
+  if (parts.length === 0) return [];
+  return tx.$queryRawUnsafe<{ lvl: string; col: string; b: Date; address: string; v: string }[]>(parts.join("\nUNION ALL\n"), ...params);
+}
+
+/**
+ * Exact top `limit` addresses by the metric over the plan's range, fleet-wide. `sql`
+ * supplies the statements that depend on the metric and the plan (queries.ts).
+ */
+export async function fleetTop(
+  tx: Prisma.TransactionClient,
+  args: { table: string; unattributed: string; segments: Segment[]; by: TopBy; direction: Direction; limit: number; sql: TopSql },
+  o: TopOptions = {},
+): Promise<{ rows: { address: string; v: string }[]; stats: TopStats }> {
+  const { table, unattributed, segments, by, direction, limit, sql } = args;
+  const lists = listBuckets(segments);
+  const cols = direction === "both" ? [`src_${by}`, `dst_${by}`] : [`${direction}_${by}`];
+  const nLists = lists.length * cols.length + (sql.edge ? 1 : 0);
+  const maxEntries = o.maxEntries ?? 200_000;
+  let k = Math.max(o.k ?? 4 * limit, 1);
+  const stats: TopStats = { rounds: 0, k, lists: nLists, candidates: 0, fallback: false };
+  while (k * Math.max(nLists, 1) <= maxEntries) {
+    stats.rounds++;
+    stats.k = k;
+    const listRows = await readLists(tx, table, unattributed, lists, cols, k);
+    const edgeRows = sql.edge ? await sql.edge(k) : [];
+    // Per list: entries read and the smallest value read (the K-th when it is full).
+    const seen = new Map<string, { n: number; min: bigint }>();
+    const candidates = new Set<string>();
+    for (const r of listRows) {
+      candidates.add(r.address);
+      const key = `${r.lvl}|${r.col}|${r.b.getTime()}`;
+      const v = BigInt(r.v);
+      const cur = seen.get(key);
+      if (!cur) seen.set(key, { n: 1, min: v });
+      else {
+        cur.n++;
+        if (v < cur.min) cur.min = v;
+      }
+    }
+    let bound = 0n;
+    let exhausted = true;
+    for (const { n, min } of seen.values()) {
+      if (n >= k) {
+        bound += min;
+        exhausted = false;
+      }
+    }
+    for (const r of edgeRows) candidates.add(r.address);
+    if (edgeRows.length >= k) {
+      bound += edgeRows.reduce((m, r) => (BigInt(r.v) < m ? BigInt(r.v) : m), BigInt(edgeRows[0]!.v));
+      exhausted = false;
+    }
+    stats.candidates = candidates.size;
+    if (candidates.size === 0 && exhausted) return { rows: [], stats };
+    const rows = candidates.size > 0 ? await sql.exact([...candidates]) : [];
+    // Exact when every list was read to its end (every address with traffic is a
+    // candidate), or when the N-th candidate is strictly above what an unseen one can have.
+    if (exhausted) return { rows, stats };
+    if (rows.length >= limit && BigInt(rows[limit - 1]!.v) > bound) return { rows, stats };
+    k *= 4;
+  }
+  stats.fallback = true;
+  return { rows: await sql.full(), stats };
+}
