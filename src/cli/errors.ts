@@ -12,7 +12,8 @@ export const EXIT = {
   usage: 2,
   /** What the command names does not exist (host, ruleset, version, deployment, file). */
   notFound: 3,
-  /** The request was refused as invalid or conflicting (400, 409, 413, 415, 422). */
+  /** The request or document was refused as invalid or conflicting (400, 409, 413, 415, 422;
+   *  validate, render, import and trace of an invalid document or packet). */
   invalid: 4,
   /** The server cannot be reached or cannot answer now (5xx, 503 busy/unavailable, 429). */
   unavailable: 5,
@@ -65,7 +66,6 @@ const CODE_EXIT: Record<string, number> = {
   busy: EXIT.unavailable,
   rate_limited: EXIT.unavailable,
   internal: EXIT.unavailable,
-  not_capable: EXIT.unavailable,
   unauthorized: EXIT.denied,
   forbidden: EXIT.denied,
 };

@@ -1,5 +1,5 @@
 // Reading a policy document from disk for the local verbs (render, validate): YAML or JSON
-// by extension, parsed by the engine so syntax errors carry line and column.
+// by extension ("-", standard input, as YAML, which JSON is too), parsed by the engine so syntax errors carry line and column.
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
@@ -7,7 +7,8 @@ import { parsePolicySource, type Diagnostic } from "../engine/index.ts";
 
 export async function readPolicyFile(file: string): Promise<{ ok: true; value: unknown } | { ok: false; errors: Diagnostic[] }> {
   const text = await readInput(file);
-  const format = [".yaml", ".yml"].includes(extname(file).toLowerCase()) ? "yaml" : "json";
+  // Standard input may be either: it is read as YAML, of which JSON is a subset.
+  const format = file === "-" || [".yaml", ".yml"].includes(extname(file).toLowerCase()) ? "yaml" : "json";
   return parsePolicySource(text, format);
 }
 

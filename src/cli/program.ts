@@ -6,18 +6,9 @@
 // (test/unit/cli/lazy-commands.test.ts checks the two agree).
 import { Command } from "commander";
 import { packageVersion } from "../runtime/install-root.ts";
+import type { CommandEntry } from "./verb.ts";
 
-export interface CommandModule {
-  /** `verbs` is this table, for verbs about verbs (completion); loaders must run from here (see scripts/build.mjs). */
-  register(program: Command, verbs?: Record<string, CommandEntry>): void;
-}
-
-export interface CommandEntry {
-  /** What `--help` shows after the name (commander's own term for the loaded verb). */
-  args: string;
-  summary: string;
-  load(): Promise<CommandModule>;
-}
+export type { CommandEntry, CommandModule } from "./verb.ts";
 
 /** Every verb: its arguments and one-line summary as its module declares them, and its loader. */
 export const COMMANDS: Record<string, CommandEntry> = {

@@ -104,6 +104,7 @@ test("without CAP_NET_ADMIN the CLI says so and creates nothing", () => {
 
 test("a bad packet spec is refused before any namespace is made, naming the token", () => {
   const r = cli(["test/golden/presets.policy.yaml", "--packet", "tcp 203.0.113.5 -> 198.51.100.1:22"]);
-  assert.equal(r.status, 1);
+  assert.equal(r.status, 4, "invalid input (docs/cli.md: exit statuses)");
+  assert.match(r.stderr, /^error: invalid_packet: /);
   assert.match(r.stderr, /"203\.0\.113\.5": source needs a port/);
 });

@@ -6,7 +6,7 @@ import { Option, type Command } from "commander";
 import { Command as Cmd } from "commander";
 import { CliError, EXIT, usageError } from "../errors.ts";
 import { FORMATS, out } from "../output.ts";
-import type { CommandEntry } from "../program.ts";
+import type { CommandEntry } from "../verb.ts";
 
 export interface VerbTree {
   name: string;

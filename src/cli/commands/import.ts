@@ -7,7 +7,7 @@ import type { Command } from "commander";
 import { stringify } from "yaml";
 import { formatImportReport, importPolicy, type ImportFormat } from "../../engine/index.ts";
 import { formatDiagnostic, readInput } from "../policy-file.ts";
-import { usageError } from "../errors.ts";
+import { EXIT, usageError } from "../errors.ts";
 import { Rest, RestError, withRestOptions, type RestOptions } from "../rest.ts";
 
 const FORMATS: readonly ImportFormat[] = ["iptables", "iptables-save", "ipmasqadm"];
@@ -44,7 +44,7 @@ export function register(program: Command): void {
     for (const d of result.errors) process.stderr.write(formatDiagnostic(d) + "\n");
     if (!result.policy || result.errors.length > 0) {
       process.stderr.write(`${file}: ${result.errors.length} lines could not be imported; nothing was written\n`);
-      process.exitCode = 1;
+      process.exitCode = EXIT.invalid;
       return;
     }
     const yaml = stringify(result.policy, { sortMapEntries: false });

@@ -1,6 +1,7 @@
 // `palisade render FILE [--target nftables|iptables]`: print the kernel rule text a policy
 // compiles to, exactly what an agent would load (before its own failsafe endpoint is added).
 import type { Command } from "commander";
+import { EXIT } from "../errors.ts";
 import { renderIptables, renderNft, validatePolicy } from "../../engine/index.ts";
 import { formatDiagnostic, readPolicyFile } from "../policy-file.ts";
 
@@ -18,7 +19,7 @@ export function register(program: Command): void {
       if (!checked.ok || !("policy" in checked) || !checked.policy) {
         for (const d of checked.errors) process.stderr.write(formatDiagnostic(d) + "\n");
         process.stderr.write(`${file}: not rendered (${checked.errors.length} errors)\n`);
-        process.exitCode = 1;
+        process.exitCode = EXIT.invalid;
         return;
       }
       if (o.target === "nftables") {
@@ -38,5 +39,5 @@ export function register(program: Command): void {
 function fail(file: string, lines: string[]): void {
   for (const l of lines) process.stderr.write(l + "\n");
   process.stderr.write(`${file}: not rendered\n`);
-  process.exitCode = 1;
+  process.exitCode = EXIT.invalid;
 }

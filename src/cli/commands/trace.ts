@@ -3,7 +3,7 @@
 // (the rendering loaded into a throwaway network namespace, see docs/trace.md).
 import type { Command } from "commander";
 import { driver, parsePacketSpec, renderNft, validatePolicy, type PacketSpec, type PacketTrace } from "../../engine/index.ts";
-import { usageError } from "../errors.ts";
+import { EXIT, usageError } from "../errors.ts";
 import { formatDiagnostic, readPolicyFile } from "../policy-file.ts";
 import { Rest, RestError, withRestOptions, type RestOptions } from "../rest.ts";
 
@@ -103,7 +103,7 @@ async function rendering(ref: string, o: TraceCliOptions): Promise<string | unde
     const parsed = await readPolicyFile(ref);
     if (!parsed.ok) {
       for (const d of parsed.errors) process.stderr.write(formatDiagnostic(d) + "\n");
-      process.exitCode = 1;
+      process.exitCode = EXIT.invalid;
       return undefined;
     }
     document = parsed.value;
@@ -112,7 +112,7 @@ async function rendering(ref: string, o: TraceCliOptions): Promise<string | unde
   if (!checked.ok || !checked.policy) {
     for (const d of checked.errors) process.stderr.write(formatDiagnostic(d) + "\n");
     process.stderr.write(`${ref}: not traced (${checked.errors.length} errors)\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT.invalid;
     return undefined;
   }
   const r = renderNft(checked.policy);

@@ -1,6 +1,7 @@
 // `palisade validate FILE [--target nftables|iptables] [--json]`: validate and lint a policy
 // locally, without a server. Exit code 1 when there are errors (warnings alone pass).
 import type { Command } from "commander";
+import { EXIT } from "../errors.ts";
 import { validatePolicy, type Target } from "../../engine/index.ts";
 import { formatDiagnostic, readPolicyFile } from "../policy-file.ts";
 
@@ -25,6 +26,6 @@ export function register(program: Command): void {
         for (const d of [...result.errors, ...result.warnings]) process.stdout.write(formatDiagnostic(d) + "\n");
         process.stdout.write(`${file}: ${result.ok ? "valid" : "invalid"} (${result.errors.length} errors, ${result.warnings.length} warnings)\n`);
       }
-      if (!result.ok) process.exitCode = 1;
+      if (!result.ok) process.exitCode = EXIT.invalid;
     });
 }

@@ -45,12 +45,12 @@ before(async () => {
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
-test("validate: a good policy passes, MIRROR is refused with the reason and exit 1", async () => {
+test("validate: a good policy passes, MIRROR is refused with the reason and exit 4 (invalid)", async () => {
   const good = await palisade(["validate", join(dir, "good.yaml")]);
   assert.equal(good.code, 0, good.stderr);
   assert.match(good.stdout, /valid \(0 errors/);
   const bad = await palisade(["validate", join(dir, "mirror.json"), "--json"]);
-  assert.equal(bad.code, 1);
+  assert.equal(bad.code, 4);
   const out = JSON.parse(bad.stdout) as { ok: boolean; errors: { code: string; path: string; message: string }[] };
   assert.equal(out.ok, false);
   const mirror = out.errors.find((e) => e.code === "mirror_refused");
@@ -61,7 +61,7 @@ test("validate: a good policy passes, MIRROR is refused with the reason and exit
 
 test("validate: YAML syntax errors name line and column", async () => {
   const r = await palisade(["validate", join(dir, "broken.yaml")]);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 4);
   assert.match(r.stdout, /line \d+/);
 });
 
@@ -74,7 +74,7 @@ test("render: nftables text for a good policy; a target that cannot express a fe
   assert.equal(ipt.code, 0, ipt.stderr);
   assert.match(ipt.stdout, /--dport 22 .*-j ACCEPT/);
   const tarpit = await palisade(["render", join(dir, "tarpit.json")]);
-  assert.equal(tarpit.code, 1);
+  assert.equal(tarpit.code, 4);
   assert.equal(tarpit.stdout, "");
   assert.match(tarpit.stderr, /TARPIT is not supported on target nftables.*iptables/);
 });
@@ -82,7 +82,7 @@ test("render: nftables text for a good policy; a target that cannot express a fe
 test("import: every line reported; MIRROR refuses the import, and nothing is written", async () => {
   const out = join(dir, "imported.yaml");
   const r = await palisade(["import", join(dir, "fw.sh"), "--output", out]);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 4);
   assert.match(r.stderr, /MIRROR/);
   assert.match(r.stderr, /^5 +error/m);
   await assert.rejects(readFile(out), /ENOENT/);
@@ -96,14 +96,14 @@ test("import: every line reported; MIRROR refuses the import, and nothing is wri
   assert.match(await readFile(out, "utf8"), /198\.51\.100\.0\/24/);
 });
 
-test("validate and render: a YAML file whose aliases expand past the limit is refused with the limit named, exit 1", async () => {
+test("validate and render: a YAML file whose aliases expand past the limit is refused with the limit named, exit 4 (invalid)", async () => {
   const ports = Array.from({ length: 20_000 }, (_, i) => 1 + i).join(", ");
   let doc = `sets:\n  base:\n    type: inet_service\n    elements: &p [${ports}]\n`;
   for (let i = 0; i < 20; i++) doc += `  s${i}:\n    type: inet_service\n    elements: *p\n`;
   await writeFile(join(dir, "amplified.yaml"), doc);
   for (const verb of ["validate", "render"]) {
     const r = await palisade([verb, join(dir, "amplified.yaml")]);
-    assert.equal(r.code, 1, `${verb}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.code, 4, `${verb}: ${r.stdout}${r.stderr}`);
     assert.match(r.stdout + r.stderr, /aliases may add at most 250000 nodes \(alias_expansion_too_large\)/, verb);
   }
 });
