@@ -93,6 +93,7 @@ export const FEATURES = {
     nftables: yes("stateless payload rewrite (ip daddr set ...) with notrack at raw priority"),
     iptables: yes("-j RAWDNAT (raw table)", addon("xt_RAWNAT")),
   },
+  "action.tos": { label: "TOS (DSCP and ECN)", nftables: yes("ip/ip6 dscp set, ip/ip6 ecn set (kept bits: one case each)"), iptables: yes("-j TOS --set-tos value/mask") },
   "action.tcpmss": { label: "TCPMSS (MSS clamping)", nftables: yes("tcp option maxseg size set rt mtu / N"), iptables: yes("-j TCPMSS --clamp-mss-to-pmtu / --set-mss") },
   "action.tcpmssWithoutSyn": {
     label: "TCPMSS on a rule that does not match SYN",
@@ -273,7 +274,7 @@ const ACTION_FEATURE: Partial<Record<ActionObject["type"], Feature>> = {
   notrack: "action.notrack", reject: "action.reject", counter: "action.counter", mark: "action.mark",
   connmark: "action.connmark", account: "action.account", logmark: "action.logmark", ipmark: "action.ipmark",
   tee: "action.tee", rawsnat: "action.rawsnat", rawdnat: "action.rawdnat", checksumFill: "action.checksumFill",
-  tcpmss: "action.tcpmss", tarpit: "action.tarpit", delude: "action.delude", chaos: "action.chaos", steal: "action.steal",
+  tcpmss: "action.tcpmss", tos: "action.tos", tarpit: "action.tarpit", delude: "action.delude", chaos: "action.chaos", steal: "action.steal",
   sysrq: "action.sysrq", dhcpmac: "action.dhcpmac", echo: "action.echo", mirror: "action.mirror",
   masquerade: "action.masquerade", snat: "action.snat", dnat: "action.dnat", redirect: "action.redirect",
   netmap: "action.netmap",

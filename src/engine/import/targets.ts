@@ -19,6 +19,33 @@ const none = (action: Rule["action"]): TargetSpec => ({ options: {}, build: () =
 const REFLECTION =
   "sends packets back to their source: reflection loops and denial of service (two mirrors bounce a spoofed packet 240-255 times); removed from the kernel in 2.5/2.6 and always refused by Palisade";
 
+/** libxt_TOS symbolic values; they come with mask 0x3f (the two precedence bits are kept). */
+const TOS_NAMES: Record<string, number> = { "minimize-delay": 0x10, "maximize-throughput": 0x08, "maximize-reliability": 0x04, "minimize-cost": 0x02, "normal-service": 0x00 };
+const DSCP_CLASSES: Record<string, number> = {
+  CS0: 0, CS1: 8, CS2: 16, CS3: 24, CS4: 32, CS5: 40, CS6: 48, CS7: 56, BE: 0, EF: 46,
+  AF11: 10, AF12: 12, AF13: 14, AF21: 18, AF22: 20, AF23: 22, AF31: 26, AF32: 28, AF33: 30, AF41: 34, AF42: 36, AF43: 38,
+};
+
+function byte(text: string, opt: string): number {
+  const n = /^(0x[0-9a-f]{1,2}|\d{1,3})$/i.test(text) ? Number(text) : NaN;
+  if (!(n >= 0 && n <= 0xff)) fail("import_invalid_value", `${opt} ${text} is not a TOS value (0-255, or 0x00-0xff)`, text);
+  return n;
+}
+
+/** `--set-tos value[/mask]` (mask 0xff by default) or a symbolic name (mask 0x3f). */
+function tosValue(text: string): { value: number; mask?: number } {
+  const named = TOS_NAMES[text.toLowerCase()];
+  if (named !== undefined) return { value: named, mask: 0x3f };
+  const [v, m] = text.split("/");
+  if (!/^(0x[0-9a-f]{1,2}|\d{1,3})$/i.test(v!) && m === undefined) {
+    fail("import_invalid_value", `--set-tos ${text} is not a TOS value[/mask] or one of Minimize-Delay, Maximize-Throughput, Maximize-Reliability, Minimize-Cost, Normal-Service`, text);
+  }
+  const value = byte(v!, "--set-tos");
+  const mask = m === undefined ? 0xff : byte(m, "--set-tos mask");
+  if (value === 0 && mask === 0) fail("import_invalid_value", `--set-tos ${text} changes nothing; drop the rule`, text);
+  return mask === 0xff ? { value } : { value, mask };
+}
+
 function logPrefix(o: OptionValue | undefined, max: number): string | undefined {
   if (!o) return undefined;
   const text = val(o);
@@ -240,6 +267,40 @@ export const TARGETS: Record<string, TargetSpec> = {
       return { type: "tcpmss", mss: n };
     },
   },
+  TOS: {
+    options: { "--set-tos": 1, "--and-tos": 1, "--or-tos": 1, "--xor-tos": 1 },
+    build(o) {
+      const given = ["--set-tos", "--and-tos", "--or-tos", "--xor-tos"].filter((k) => o.has(k));
+      if (given.length !== 1) fail("import_syntax", "TOS needs exactly one of --set-tos, --and-tos, --or-tos, --xor-tos", "TOS");
+      const opt = given[0]!;
+      const text = val(o.get(opt));
+      if (opt === "--set-tos") return { type: "tos", ...tosValue(text) };
+      const bits = byte(text, opt);
+      // libxt_TOS: --and-tos b = --set-tos 0/~b, --or-tos b = b/b, --xor-tos b = b/0.
+      const vm = opt === "--and-tos" ? { value: 0, mask: ~bits & 0xff } : opt === "--or-tos" ? { value: bits, mask: bits } : { value: bits, mask: 0 };
+      if (vm.value === 0 && vm.mask === 0) fail("import_invalid_value", `${opt} ${text} changes nothing; drop the rule`, text);
+      return { type: "tos", ...vm };
+    },
+  },
+  DSCP: {
+    options: { "--set-dscp": 1, "--set-dscp-class": 1 },
+    build(o) {
+      const n = o.get("--set-dscp");
+      const c = o.get("--set-dscp-class");
+      if (!n === !c) fail("import_syntax", "DSCP needs exactly one of --set-dscp and --set-dscp-class", "DSCP");
+      let dscp: number;
+      if (n) {
+        dscp = /^(0x[0-9a-f]+|\d+)$/i.test(val(n)) ? Number(val(n)) : NaN;
+        if (!(dscp >= 0 && dscp <= 0x3f)) fail("import_invalid_value", `--set-dscp ${val(n)} is not a DSCP value (0-63)`, val(n));
+      } else {
+        const d = DSCP_CLASSES[val(c).toUpperCase()];
+        if (d === undefined) fail("import_invalid_value", `--set-dscp-class ${val(c)} is not a DSCP class (CS0-CS7, AF11-AF43, EF)`, val(c));
+        dscp = d;
+      }
+      // The DSCP bits of the TOS byte; ECN is kept.
+      return { type: "tos", value: dscp << 2, mask: 0xfc };
+    },
+  },
   CHECKSUM: {
     options: { "--checksum-fill": 0 },
     build(o) {
@@ -328,8 +389,6 @@ export const REFUSED_TARGETS: Record<string, { code: "import_refused" | "import_
   QUEUE: { code: "import_unsupported", reason: "QUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue" },
   NFQUEUE: { code: "import_unsupported", reason: "NFQUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue" },
   ULOG: { code: "import_unsupported", reason: "ULOG was removed from the kernel: use NFLOG" },
-  TOS: { code: "import_unsupported", reason: "TOS rewriting has no equivalent in the policy schema" },
-  DSCP: { code: "import_unsupported", reason: "DSCP rewriting has no equivalent in the policy schema" },
   TTL: { code: "import_unsupported", reason: "TTL rewriting has no equivalent in the policy schema" },
   CLASSIFY: { code: "import_unsupported", reason: "CLASSIFY has no equivalent in the policy schema" },
   SECMARK: { code: "import_unsupported", reason: "SECMARK has no equivalent in the policy schema" },

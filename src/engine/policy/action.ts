@@ -69,6 +69,13 @@ export const ActionObject = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("checksumFill") }),
   /** TCPMSS: rewrite the MSS option of TCP SYNs to `mss`, or clamp it to the route's path MTU ("pmtu"). */
   z.strictObject({ type: z.literal("tcpmss"), mss: z.union([z.literal("pmtu"), z.number().int().min(1).max(65535)]) }),
+  /**
+   * TOS (IPv4 TOS byte / IPv6 traffic class: DSCP and ECN): new = (old & ~mask) ^ value, as
+   * `-j TOS --set-tos value/mask`; mask defaults to 0xff (set the whole byte). mangle only.
+   */
+  z
+    .strictObject({ type: z.literal("tos"), value: z.number().int().min(0).max(255), mask: z.number().int().min(0).max(255).optional() })
+    .refine((a) => a.value !== 0 || a.mask !== 0, { message: "value 0 with mask 0 changes nothing; drop the rule", path: ["mask"] }),
   z.strictObject({ type: z.literal("tarpit") }),
   z.strictObject({ type: z.literal("delude") }),
   z.strictObject({ type: z.literal("chaos"), mode: z.enum(["delude", "tarpit"]).optional() }),

@@ -26,6 +26,7 @@ interface Rule_ {
 
 const PLACEMENT: Partial<Record<ActionType, Rule_>> = {
   ipmark: { tables: ["mangle"], code: "mangle_only", why: "IPMARK is to be used inside the mangle table" },
+  tos: { tables: ["mangle"], code: "mangle_only", why: "TOS can only be used in the mangle table" },
   checksumFill: { tables: ["mangle"], code: "mangle_only", why: "CHECKSUM can only be used in the mangle table" },
   dhcpmac: { tables: ["mangle"], code: "mangle_only", why: "DHCPMAC rewrites DHCP messages and belongs in the mangle table" },
   rawsnat: { tables: ["raw", "rawpost"], code: "rawnat_table", why: "RAWSNAT/RAWDNAT must happen outside connection tracking, so only in the raw or rawpost tables" },

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { importPolicy } from "../../../src/engine/import/index.ts";
 import { Policy, type Rule } from "../../../src/engine/policy/index.ts";
 import { checkTargetSupport } from "../../../src/engine/compile/support.ts";
+import { validatePolicy } from "../../../src/engine/validate/index.ts";
 
 /** Import iptables-save text; assert no errors; return the chains. */
 function save(text: string, opts: { family?: "ipv6" } = {}) {
@@ -152,4 +153,22 @@ test("-m policy: --dir, --pol and --proto (UniFi's IPsec gateway); the other opt
   assert.match(e("iptables -A INPUT -m policy --dir in --pol none --proto esp -j ACCEPT"), /--proto with --pol none/);
   assert.match(e("iptables -A INPUT -m policy --pol ipsec -j ACCEPT"), /needs --dir in\|out and --pol/);
   assert.match(e("iptables -A INPUT -m policy --dir in --pol ipsec --proto gre -j ACCEPT"), /must be esp, ah or ipcomp/);
+});
+
+test("TOS and DSCP targets: --set-tos value[/mask] or a name (mask 0x3f), --and/--or/--xor-tos, --set-dscp[-class]; mangle only", () => {
+  const a = (l: string) => rule(l, "mangle_prerouting").action;
+  assert.deepEqual(a("iptables -t mangle -A PREROUTING -p tcp --sport 22 -j TOS --set-tos Minimize-Delay"), { type: "tos", value: 0x10, mask: 0x3f });
+  assert.deepEqual(a("iptables -t mangle -A PREROUTING -j TOS --set-tos 0x08"), { type: "tos", value: 0x08 });
+  assert.deepEqual(a("iptables -t mangle -A PREROUTING -j TOS --set-tos 0x08/0x0c"), { type: "tos", value: 0x08, mask: 0x0c });
+  assert.deepEqual(a("iptables -t mangle -A PREROUTING -j TOS --and-tos 0x03"), { type: "tos", value: 0, mask: 0xfc });
+  assert.deepEqual(a("iptables -t mangle -A PREROUTING -j TOS --or-tos 0x10"), { type: "tos", value: 0x10, mask: 0x10 });
+  assert.deepEqual(a("iptables -t mangle -A PREROUTING -j TOS --xor-tos 0x21"), { type: "tos", value: 0x21, mask: 0 });
+  assert.deepEqual(a("iptables -t mangle -A PREROUTING -j DSCP --set-dscp-class EF"), { type: "tos", value: 46 << 2, mask: 0xfc });
+  assert.deepEqual(a("iptables -t mangle -A PREROUTING -j DSCP --set-dscp 0x0a"), { type: "tos", value: 10 << 2, mask: 0xfc });
+  const e = (l: string) => importPolicy("iptables", l).errors[0]?.message ?? "";
+  assert.match(e("iptables -t mangle -A PREROUTING -j TOS --set-tos Fast"), /not a TOS value\[\/mask\] or one of Minimize-Delay/);
+  assert.match(e("iptables -t mangle -A PREROUTING -j TOS --xor-tos 0"), /changes nothing/);
+  assert.match(e("iptables -t mangle -A PREROUTING -j DSCP --set-dscp 64"), /not a DSCP value/);
+  const v = validatePolicy({ chains: { input: { hook: "input", rules: [{ action: { type: "tos", value: 16 } }] } } });
+  assert.deepEqual(v.errors.map((x) => [x.path, x.code]), [["/chains/input/rules/0/action", "mangle_only"]]);
 });

@@ -183,6 +183,8 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
     }
     case "checksumFill":
       return t("-j CHECKSUM --checksum-fill");
+    case "tos":
+      return t(`-j TOS --set-tos 0x${a.value.toString(16).padStart(2, "0")}/0x${(a.mask ?? 0xff).toString(16).padStart(2, "0")}`);
     case "tcpmss":
       return t(a.mss === "pmtu" ? "-j TCPMSS --clamp-mss-to-pmtu" : `-j TCPMSS --set-mss ${a.mss}`);
     case "tarpit":

@@ -8,6 +8,7 @@ import type { Ctx, Fam } from "./context.ts";
 import { accountRules } from "./accounting.ts";
 import { natFamily, natStatements, type NatEnv } from "./nat.ts";
 import { unsupportedAction } from "./unsupported.ts";
+import { tosStatements } from "./tos.ts";
 
 /**
  * `log` and LOGMARK events go to this NFLOG group unless the action names one, so the
@@ -39,6 +40,7 @@ export function actionFamilies(a: ActionObject, accounting: Record<string, { pre
     case "tee":
       return { allowed: new Set([parsePrefix(a.gateway)?.family ?? "ipv4"]), split: true };
     case "ipmark":
+    case "tos":
       return { split: true };
     case "reject":
       if (a.with === "icmp-proto-unreachable") return { allowed: new Set(["ipv4"]), split: true };
@@ -186,6 +188,8 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
         return [];
       }
       return [[`ct mark set ${hex(a.value)}`]];
+    case "tos":
+      return fam ? tosStatements(a, fam, ctx, path) : [];
     case "tcpmss":
       // Only SYNs carry the option; the rule's match selects them (validation asks for protocol tcp).
       return [[`tcp option maxseg size set ${a.mss === "pmtu" ? "rt mtu" : a.mss}`]];
