@@ -16,6 +16,8 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Requests per minute per token (or per client address when unauthenticated). */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(1200),
+  /** Concurrent live log streams (SSE) one token may hold on one server (then 429). */
+  SSE_STREAMS_PER_TOKEN: z.coerce.number().int().min(1).max(10_000).default(10),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -31,6 +33,7 @@ export interface Config {
   initialTokenFile: string;
   logLevel: Env["LOG_LEVEL"];
   rateLimitPerMinute: number;
+  sseStreamsPerToken: number;
   /** Largest request body accepted, in bytes (413 above). */
   bodyLimit: number;
 }
@@ -60,6 +63,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     initialTokenFile: e.PALISADE_INITIAL_TOKEN_FILE,
     logLevel: e.LOG_LEVEL,
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
+    sseStreamsPerToken: e.SSE_STREAMS_PER_TOKEN,
     bodyLimit: BODY_LIMIT_BYTES,
   };
 }

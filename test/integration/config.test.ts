@@ -14,6 +14,8 @@ describe("config", () => {
     assert.equal(c.port, 8080);
     assert.equal(c.grpcPort, 50051);
     assert.equal(c.adminToken, undefined);
+    assert.equal(c.initialTokenFile, "palisade-initial-admin-token");
+    assert.equal(c.sseStreamsPerToken, 10);
   });
 
   test("values are read and coerced; empty counts as unset", () => {
@@ -35,6 +37,7 @@ describe("config", () => {
       },
     );
     assert.throws(() => loadConfig({ PORT: "70000" }), /PORT/);
+    assert.throws(() => loadConfig({ SSE_STREAMS_PER_TOKEN: "0" }), /SSE_STREAMS_PER_TOKEN/);
   });
 
   test("palisade server with a bad variable exits 1 with one clear message in the CLI's error format", () => {

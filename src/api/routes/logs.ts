@@ -1,12 +1,14 @@
 // Packet log events (LOGMARK / log rules) shipped by the agents: a filtered, paged list
 // (newest first) and a live Server-Sent Events stream of new ones.
 //
-// The stream: one Redis subscriber per open stream on palisade:logs (telemetry/ingest.ts
-// publishes each event after its batch committed), filtered by host and prefix here.
+// The stream: every open stream of this replica shares one Redis subscriber on
+// palisade:logs (telemetry/log-feed.ts; telemetry/ingest.ts publishes each event after its
+// batch committed), filtered by host and prefix here.
 // Each event is `id: <event id>` + `data: <JSON>`; a `: ping` comment every
 // `heartbeat` seconds (1-60, default 15) keeps proxies from closing an idle stream.
-// It ends cleanly when the client goes away, after `maxEvents` events if given, and when
-// the server closes. Auth: the bearer header, or the web console's session cookie
+// It ends cleanly (a last `event: end` whose data is the reason) after `maxEvents` events if
+// given, when its token is revoked, when Redis goes away and when the server closes; and
+// when the client goes away. Auth: the bearer header, or the web console's session cookie
 // (which a browser's EventSource sends).
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { ServerResponse } from "node:http";
@@ -17,7 +19,8 @@ import { sseClients } from "../metrics/events.ts";
 import { requireRedis } from "../redis.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { Timestamp } from "../schemas.ts";
-import { LOGS_CHANNEL, type LogEventView } from "../telemetry/channels.ts";
+import type { LogEventView } from "../telemetry/channels.ts";
+import { LogFeed, type EndReason } from "../telemetry/log-feed.ts";
 import { resolveHost } from "../telemetry/hosts.ts";
 import { HostFilter, range, When } from "../telemetry/http.ts";
 
@@ -51,10 +54,8 @@ const StreamResponse = {
 };
 
 export const logRoutes: FastifyPluginAsyncZod = async (app) => {
-  const open = new Set<() => void>();
-  app.addHook("onClose", async () => {
-    for (const end of [...open]) end();
-  });
+  const feed = new LogFeed(app.redis, app.db, app.log, { perToken: app.config.sseStreamsPerToken });
+  app.addHook("onClose", async () => feed.close());
 
   app.get(
     "/",
@@ -94,48 +95,52 @@ export const logRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/stream",
-    { config: { access: "read" }, schema: { tags: ["logs"], operationId: "streamLogEvents", summary: "Stream packet log events live (SSE)", querystring: StreamQuery, response: { 200: StreamResponse, ...errorResponses(400, 401, 404) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["logs"], operationId: "streamLogEvents", summary: "Stream packet log events live (SSE)",
+        description: "503 while Redis is down; 429 past SSE_STREAMS_PER_TOKEN open streams of one token on a server. The stream ends with `event: end` (data: the reason) when the token is revoked, Redis goes away, the server stops or maxEvents is reached.",
+        querystring: StreamQuery,
+        response: { 200: StreamResponse, ...errorResponses(400, 401, 404, 429, 503) },
+      },
+    },
     async (req, reply) => {
       const q = req.query;
       requireRedis(app.redis, "the live log stream");
       const host = q.host !== undefined ? await resolveHost(app.db, q.host) : undefined;
-      const sub = app.redis.duplicate({ lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: null });
-      await sub.connect();
-      await sub.subscribe(LOGS_CHANNEL);
-      reply.hijack();
       const res: ServerResponse = reply.raw;
-      res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", connection: "keep-alive", "x-accel-buffering": "no" });
-      res.write(": stream open\n\n");
       let sent = 0;
       let ended = false;
-      const end = () => {
+      let ping: NodeJS.Timeout | undefined;
+      let detach = () => {};
+      const end = (reason: EndReason) => {
         if (ended) return;
         ended = true;
-        sseClients.dec();
+        detach();
         clearInterval(ping);
-        open.delete(end);
-        sub.disconnect();
+        sseClients.dec();
+        if (reason !== "client_gone" && !res.writableEnded) res.write(`event: end\ndata: ${reason}\n\n`);
         if (!res.writableEnded) res.end();
       };
-      open.add(end);
-      sseClients.inc();
-      const ping = setInterval(() => res.write(": ping\n\n"), q.heartbeat * 1000);
-      req.raw.on("close", end);
-      res.on("close", end);
-      sub.on("message", (_channel: string, text: string) => {
-        if (ended) return;
-        let e: LogEventView;
-        try {
-          e = JSON.parse(text) as LogEventView;
-        } catch {
-          return;
-        }
-        if (host && e.hostId !== host.id) return;
-        if (q.prefix !== undefined && !e.prefix.startsWith(q.prefix)) return;
-        if (q.mark !== undefined && e.mark !== q.mark) return;
-        res.write(`id: ${e.id}\nevent: log\ndata: ${JSON.stringify(e)}\n\n`);
-        if (q.maxEvents !== undefined && ++sent >= q.maxEvents) end();
+      detach = await feed.open({
+        tokenId: req.actor.tokenId,
+        onEnd: end,
+        onEvent: (e) => {
+          if (ended) return;
+          if (host && e.hostId !== host.id) return;
+          if (q.prefix !== undefined && !e.prefix.startsWith(q.prefix)) return;
+          if (q.mark !== undefined && e.mark !== q.mark) return;
+          res.write(`id: ${e.id}\nevent: log\ndata: ${JSON.stringify(e)}\n\n`);
+          if (q.maxEvents !== undefined && ++sent >= q.maxEvents) end("max_events");
+        },
       });
+      sseClients.inc();
+      reply.hijack();
+      res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", connection: "keep-alive", "x-accel-buffering": "no" });
+      res.write(": stream open\n\n");
+      ping = setInterval(() => res.write(": ping\n\n"), q.heartbeat * 1000);
+      req.raw.on("close", () => end("client_gone"));
+      res.on("close", () => end("client_gone"));
     },
   );
 };

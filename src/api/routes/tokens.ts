@@ -7,6 +7,7 @@ import { hashSecret, newSecret, ROLES } from "../auth.ts";
 import { conflict, errorResponses, notFound } from "../errors.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { iso, isoOrNull, Name, Timestamp } from "../schemas.ts";
+import { publishTokenRevoked } from "../telemetry/log-feed.ts";
 import type { ApiToken as TokenRow } from "../../generated/prisma/client.ts";
 
 const Token = z.object({
@@ -71,19 +72,22 @@ export const tokenRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (req, reply) => {
-      await app.db.$transaction(async (tx) => {
+      const revoked = await app.db.$transaction(async (tx) => {
         // Serialise revocations so two admins can't revoke each other's last token at once.
         await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('palisade.api_tokens.revoke'))`;
         const t = await tx.apiToken.findUnique({ where: { id: req.params.id } });
         if (!t) throw notFound(`token ${req.params.id}`);
-        if (t.revokedAt) return;
+        if (t.revokedAt) return undefined;
         if (t.role === "admin") {
           const admins = await tx.apiToken.count({ where: { role: "admin", revokedAt: null } });
           if (admins <= 1) throw conflict("refusing to revoke the last active admin token; create another admin token first");
         }
         await tx.apiToken.update({ where: { id: t.id }, data: { revokedAt: new Date() } });
         await recordAudit(tx, req.actor, "token.revoke", `token:${t.name}`, { id: t.id });
+        return t.id;
       });
+      // Its live log streams end on every replica (each replica's sweep is the backstop).
+      if (revoked) await publishTokenRevoked(app.redis, revoked).catch((err: Error) => app.log.warn({ err: err.message }, "token revocation not published; its live streams end at the next sweep"));
       return reply.status(204).send();
     },
   );

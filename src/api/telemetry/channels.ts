@@ -10,9 +10,13 @@
 //   when the agent connects.
 //
 // palisade:logs — every stored log event, after its batch committed (GET /v1/logs/stream).
+//
+// palisade:tokens:revoked — the id of an API token just revoked: live log streams of that
+//   token end on every replica (telemetry/log-feed.ts).
 
 export const hostChannel = (hostId: string) => `palisade:host:${hostId}`;
 export const LOGS_CHANNEL = "palisade:logs";
+export const TOKEN_REVOKED_CHANNEL = "palisade:tokens:revoked";
 
 export interface QuotaResetMessage {
   type: "quota_reset";
