@@ -3,10 +3,11 @@
 // (expanding copies the whole document, which costs seconds for a 1M-address set).
 import { expandPolicy } from "../../expand/index.ts";
 import { normalizeAction, type Policy } from "../../policy/index.ts";
+import { moveAntiSpoofing } from "./anti-spoofing.ts";
 
 export function expand(policy: Policy): Policy {
   const any = Object.values(policy.protections).some((v) => v !== undefined && !(Array.isArray(v) && v.length === 0));
-  return any ? expandPolicy(policy) : policy;
+  return any ? moveAntiSpoofing(expandPolicy(policy), policy) : policy;
 }
 
 /** How many of a chain's first rules jump to chains the expansion added (not in `original`). */

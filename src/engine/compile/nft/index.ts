@@ -29,6 +29,7 @@ import { declareQuotas, parseGrowCounterName } from "./quota.ts";
 import { declareAccounting } from "./accounting.ts";
 import { TEE_TABLES, teeTables } from "./tee.ts";
 import { expand, leadingPresetJumps, toUserPointer } from "./expand.ts";
+import { ANTI_SPOOFING_CHAIN, antiSpoofingCache, placeAntiSpoofing, verifiedInterface } from "./anti-spoofing.ts";
 
 export type { CompileContext } from "./context.ts";
 export { TABLE as NFT_TABLE } from "./context.ts";
@@ -85,7 +86,7 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
 
   const tee = new Map<string, { chain: Policy["chains"][string]; rules: TeeRule[] }>();
   for (const [name, chain] of Object.entries(policy.chains)) {
-    chains.push(compileChain(name, chain, ctx));
+    chains.push(placeAntiSpoofing(compileChain(name, chain, ctx), original));
     for (const body of failsafeRules(policy, chain.hook, chain.table, ctx.options.failsafe)) rules.push(rule(name, body, FAILSAFE_COMMENT));
     // Forwarded connections are accepted before the policy's own forward rules, but after
     // the jumps the preset expansion put first (into chains the document itself does not
@@ -104,6 +105,15 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
         tee.set(name, entry);
       }
     });
+  }
+  const verified = verifiedInterface(original);
+  if (verified && policy.chains[ANTI_SPOOFING_CHAIN]) {
+    // The antiSpoofing preset's checks run once per connection direction (anti-spoofing.ts).
+    const cache = antiSpoofingCache(verified);
+    const first = rules.findIndex((r) => r.chain === ANTI_SPOOFING_CHAIN);
+    const last = rules.length - [...rules].reverse().findIndex((r) => r.chain === ANTI_SPOOFING_CHAIN);
+    rules.splice(last, 0, ...cache.tail.map((r) => rule(ANTI_SPOOFING_CHAIN, r.body, r.comment)));
+    rules.splice(first, 0, ...cache.head.map((r) => rule(ANTI_SPOOFING_CHAIN, r.body, r.comment)));
   }
   chains.push(...fwd.chains);
   for (const r of fwd.rules) rules.push(rule(r.chain, r.body, r.comment));
