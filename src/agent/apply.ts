@@ -20,12 +20,12 @@
 // One apply runs at a time; a second caller waits its turn. Drift checks take the same
 // lock (drift.ts), and the confirmed state is recorded before the lock is released.
 
-import { check, isNftError, restore, snapshot, apply as driverApply, type DriverOptions, type Snapshot } from "../engine/driver/index.ts";
+import { isNftError, type Driver, type Snapshot } from "../engine/driver/index.ts";
 import { AgentError, errorText } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { readPalisade } from "./kernel/read.ts";
 import { incrementalPlan, type PlanMode } from "./kernel/plan.ts";
-import { carryReplace, type TableDefinition } from "../engine/nft/index.ts";
+import { carryReplace, serialize, type TableDefinition } from "../engine/nft/index.ts";
 
 export type ApplyStatus = "applied" | "failed" | "rolled_back";
 
@@ -88,7 +88,8 @@ export class Applier {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly driver: DriverOptions,
+    /** The kernel: nftDriver() in production, an in-memory fake in unit tests. */
+    readonly driver: Driver,
     private readonly log: Logger,
     /** Settable after construction: the collector is built after the applier. */
     public hooks: ApplyHooks = {},
@@ -111,7 +112,7 @@ export class Applier {
     const inc = incrementalPlan(text, kernel);
     await this.hooks.beforeChange?.();
     try {
-      await driverApply(inc, this.driver);
+      await this.driver.apply(inc);
       await this.hooks.afterChange?.("incremental");
       return "incremental";
     } catch (e) {
@@ -121,7 +122,7 @@ export class Applier {
     // Re-read: the values to carry must be as fresh as possible.
     const fresh = await readPalisade(this.driver);
     await this.hooks.beforeChange?.();
-    await driverApply(carryReplace(tables, fresh), this.driver);
+    await this.driver.apply(serialize(carryReplace(tables, fresh)));
     await this.hooks.afterChange?.("carry");
     return "carry";
   }
@@ -133,12 +134,12 @@ export class Applier {
 
   private async safeApplyNow(req: SafeApplyRequest): Promise<ApplyOutcome> {
     try {
-      await check(req.text, this.driver);
+      await this.driver.check(req.text);
     } catch (e) {
       this.log.warn("ruleset refused by nft -c; kernel unchanged", { error: kernelText(e) });
       return { status: "failed", code: "check_failed", error: kernelText(e) };
     }
-    const snap = await snapshot(this.driver);
+    const snap = await this.driver.snapshot();
     try {
       await req.beforeApply?.(snap);
     } catch (e) {
@@ -193,7 +194,7 @@ export class Applier {
       // Last resort: the driver's exact restore (deletes and reloads; counters rewind to the snapshot).
       this.log.warn("incremental rollback refused; restoring the snapshot verbatim", { error: kernelText(e) });
       await this.hooks.beforeChange?.();
-      await restore(snap, this.driver);
+      await this.driver.restore(snap);
       await this.hooks.afterChange?.("rewound");
     }
   }

@@ -7,7 +7,7 @@
 //   drift (interval + CheckDrift) -> DriftReport;  QuotaReset -> driver reset
 //   NFLOG readers (the groups the kernel's Palisade tables log to, after every change) -> log events into the next batch
 
-import { detectCapabilities, snapshot, type DriverOptions } from "../engine/driver/index.ts";
+import { detectCapabilities, nftDriver, snapshot, type DriverOptions } from "../engine/driver/index.ts";
 import { packageVersion } from "../runtime/install-root.ts";
 import { Applier } from "./apply.ts";
 import { AgentClient } from "./client.ts";
@@ -61,7 +61,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const programs = checkPrograms(opts.path);
   for (const m of programs.missing) log.error(m.reason, { program: m.program });
   const logGroups = new LogGroups({ driver, log, onEvents: (e) => collector.addLogs(e), tcpdumpPath: programs.found.tcpdump, conntrackPath: programs.found.conntrack });
-  const applier = new Applier(driver, log);
+  const applier = new Applier(nftDriver(driver), log);
   applier.hooks = {
     beforeChange: async () => {
       await collector.collect().catch((e) => log.warn("final telemetry read before a kernel change failed", { error: errorText(e) }));

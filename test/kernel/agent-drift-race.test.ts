@@ -4,6 +4,7 @@
 // version: a check that compared against the previous desired state would "restore" it
 // (seen in the fleet: v2 restored after v3 was confirmed).
 
+import { nftDriver } from "../../src/engine/driver/index.ts";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -65,7 +66,7 @@ describe("agent drift checks never undo a confirmed apply (kernel, netns, grpc)"
     agent = await startAgent(cfg, { log, backoff: { initialMs: 100, maxMs: 300 } });
     await api.waitFor((r) => r.find((x) => x.msg.hello));
     const failsafe = await failsafeContext(server);
-    const scratchApplier = new Applier({ netns: scratch }, log);
+    const scratchApplier = new Applier(nftDriver({ netns: scratch }), log);
     let restores = 0;
 
     for (let v = 1; v <= VERSIONS; v++) {

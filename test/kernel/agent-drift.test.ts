@@ -7,7 +7,7 @@ import { createLab, type NetnsLab } from "../support/netns.ts";
 import { Applier } from "../../src/agent/apply.ts";
 import { DriftDetector } from "../../src/agent/drift.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
-import { readCounter } from "../../src/engine/driver/index.ts";
+import { readCounter, nftDriver } from "../../src/engine/driver/index.ts";
 import { fixtureText } from "./agent-fixtures.ts";
 
 describe("agent drift (kernel, netns)", () => {
@@ -27,7 +27,7 @@ describe("agent drift (kernel, netns)", () => {
     dst = p.link.b.ip4;
     lan = p.link.net4;
     const log = memoryLogger();
-    applier = new Applier({ netns: ns }, log);
+    applier = new Applier(nftDriver({ netns: ns }), log);
     drift = new DriftDetector({ netns: ns }, applier, log);
     const text = fixtureText({ lan });
     const r = await applier.safeApply({ text, confirmTimeoutMs: 1000, confirmed: async () => true });

@@ -4,6 +4,7 @@
 // no conntrack data, so the ct mark comes from the agent's `conntrack -G` lookup (a policy
 // with LOGMARK and `ct mark set 0x7`); its cache and rate cap are checked with a fake run.
 
+import { nftDriver } from "../../src/engine/driver/index.ts";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type NetnsLab } from "../support/netns.ts";
@@ -34,7 +35,7 @@ describe("agent NFLOG reader (kernel, netns)", () => {
   it("reads prefix, mark, interface, addresses and ports of logged packets", async () => {
     const { client, server, link } = await lab.pair();
     const group = 40 + (process.pid % 100);
-    const applier = new Applier({ netns: server }, memoryLogger());
+    const applier = new Applier(nftDriver({ netns: server }), memoryLogger());
     const r = await applier.safeApply({ text: fixtureText({ lan: link.net4, logGroup: group }), confirmTimeoutMs: 1000, confirmed: async () => true });
     assert.equal(r.status, "applied");
     const events: LogEventMsg[] = [];

@@ -19,7 +19,7 @@ import { StateDir } from "../../src/agent/state.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
 import type { TelemetryBatch } from "../../src/agent/telemetry/batch.ts";
-import { readCounter, readQuota, readSet } from "../../src/engine/driver/index.ts";
+import { readCounter, readQuota, readSet, nftDriver } from "../../src/engine/driver/index.ts";
 import { fixtureDesired, fixtureText } from "./agent-fixtures.ts";
 
 const run = promisify(execFile);
@@ -101,7 +101,7 @@ describe("agent telemetry (kernel, netns)", () => {
     const epoch = await state.epoch();
     const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 1000 }, log);
     const collector = await Collector.create({ driver: drv, spool, epoch, log, resumeFile: state.path("telemetry-resume.json") });
-    const applier = new Applier(drv, log, { beforeChange: async () => keep(await collector.collect()) });
+    const applier = new Applier(nftDriver(drv), log, { beforeChange: async () => keep(await collector.collect()) });
     const text = fixtureText({ lan, withAll: true, quotaBytes: 50_000_000 });
     assert.equal((await applier.safeApply({ text, confirmTimeoutMs: 1000, confirmed: async () => true })).status, "applied");
 

@@ -19,7 +19,7 @@ import { StateDir } from "../../src/agent/state.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
 import type { TelemetryBatch } from "../../src/agent/telemetry/batch.ts";
-import { readCounter, readSet } from "../../src/engine/driver/index.ts";
+import { readCounter, readSet, nftDriver } from "../../src/engine/driver/index.ts";
 import { fixtureText } from "./agent-fixtures.ts";
 
 const SENDER = `
@@ -85,7 +85,7 @@ describe("telemetry reading order (kernel, netns)", () => {
     const state = await StateDir.open(join(dir, "state"));
     const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 1000 }, log);
     const collector = await Collector.create({ driver: wrapped, spool, epoch: await state.epoch(), log, resumeFile: state.path("telemetry-resume.json") });
-    const applier = new Applier(plain, log);
+    const applier = new Applier(nftDriver(plain), log);
     assert.equal((await applier.safeApply({ text: fixtureText({ lan }), confirmTimeoutMs: 1000, confirmed: async () => true })).status, "applied");
 
     const batches: TelemetryBatch[] = [];

@@ -2,16 +2,18 @@
 // (the only code that runs nft). One `nft -j list table` per Palisade table: foreign
 // tables are never even listed.
 
-import { listPalisadeTables, readTable, type DriverOptions, type RulesetState } from "../../engine/driver/index.ts";
+import { asDriver, type Driver, type DriverOptions, type RulesetState } from "../../engine/driver/index.ts";
 
 export function emptyState(): RulesetState {
   return { tables: [], chains: [], rules: [], sets: [], counters: [], quotas: [] };
 }
 
-export async function readPalisade(opts: DriverOptions): Promise<RulesetState> {
+/** `from`: a Driver, or DriverOptions for the nft driver (telemetry still passes options). */
+export async function readPalisade(from: Driver | DriverOptions): Promise<RulesetState> {
+  const driver = asDriver(from);
   const st = emptyState();
-  for (const t of await listPalisadeTables(opts)) {
-    const one = await readTable(t.family, t.name, opts);
+  for (const t of await driver.listTables()) {
+    const one = await driver.readTable(t.family, t.name);
     st.tables.push(...one.tables);
     st.chains.push(...one.chains);
     st.rules.push(...one.rules);

@@ -1,0 +1,137 @@
+// The applier's decisions (which plan, when to carry, when to roll back, what is reported)
+// on the in-memory FakeDriver, whose behaviour test/kernel/driver-contract.test.ts checks
+// against nft. The kernel tests (test/kernel/agent-apply.test.ts) prove the same on nft.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Applier, type SafeApplyRequest } from "../../../src/agent/apply.ts";
+import { memoryLogger } from "../../../src/agent/log.ts";
+import type { Snapshot } from "../../../src/engine/driver/index.ts";
+import { FakeDriver } from "../../support/fake-driver.ts";
+import { brokenText, fixtureDesired, fixtureText } from "../../kernel/agent-fixtures.ts";
+
+const LAN = "10.9.0.0/24";
+const yes = async () => true;
+
+function setup() {
+  const kernel = new FakeDriver();
+  const changes: string[] = [];
+  const applier = new Applier(kernel, memoryLogger("error"), {
+    beforeChange: async () => void changes.push("before"),
+    afterChange: async (how) => void changes.push(how),
+  });
+  const apply = (req: Partial<SafeApplyRequest> & { text: string }) => applier.safeApply({ confirmTimeoutMs: 1000, confirmed: yes, ...req });
+  const values = async () => {
+    const st = await kernel.readTable("inet", "palisade");
+    return {
+      udp: st.counters.find((c) => c.name === "udp_seen")?.packets,
+      used: st.quotas.find((q) => q.name === "q1")?.used,
+      src: st.sets.find((s) => s.name === "acct_lan_src")?.elements.map((e) => `${e.key}:${e.packets}`),
+      priority: st.chains.find((c) => c.name === "input")?.priority,
+      rules: st.rules.length,
+    };
+  };
+  const traffic = () => {
+    kernel.count("inet", "palisade", "udp_seen", 4, 400);
+    kernel.hit("inet", "palisade", "acct_lan_src", "10.9.0.7", 4, 400);
+  };
+  return { kernel, applier, apply, values, traffic, changes };
+}
+
+describe("Applier on the fake driver", () => {
+  it("applies incrementally and keeps counters and set elements across re-applies", async () => {
+    const { apply, values, traffic, changes } = setup();
+    assert.deepEqual(await apply({ text: fixtureText({ lan: LAN }) }), { status: "applied", mode: "incremental" });
+    traffic();
+    const out = await apply({ text: fixtureText({ lan: LAN, extra: ["tcp dport 9 drop"] }) });
+    assert.equal(out.mode, "incremental");
+    const v = await values();
+    assert.equal(v.udp, 4);
+    assert.deepEqual(v.src, ["10.9.0.7:4"]);
+    assert.deepEqual(changes, ["before", "incremental", "before", "incremental"]);
+  });
+
+  it("carries values into the compiled tables when the kernel refuses the incremental form", async () => {
+    const { apply, values, traffic, changes } = setup();
+    await apply({ text: fixtureText({ lan: LAN }) });
+    traffic();
+    const out = await apply(fixtureDesired({ lan: LAN, priority: 10 }));
+    assert.deepEqual(out, { status: "applied", mode: "carry" });
+    const v = await values();
+    assert.equal(v.priority, 10);
+    assert.equal(v.udp, 4);
+    assert.deepEqual(v.src, ["10.9.0.7:4"]);
+    assert.deepEqual(changes.slice(-3), ["before", "before", "carry"], "a second final read before the replace");
+  });
+
+  it("without compiled tables a refused incremental apply fails and the kernel is unchanged", async () => {
+    const { kernel, apply, values } = setup();
+    await apply({ text: fixtureText({ lan: LAN }) });
+    const before = await values();
+    let notApplied = "";
+    const out = await apply({ text: fixtureText({ lan: LAN, priority: 10 }), onNotApplied: async (o) => void (notApplied = o.code ?? "") });
+    assert.equal(out.status, "failed");
+    assert.equal(out.code, "apply_failed");
+    assert.match(out.error ?? "", /priority/);
+    assert.equal(notApplied, "apply_failed");
+    assert.deepEqual(await values(), before);
+    assert.equal(kernel.applied.length, 1);
+  });
+
+  it("a text nft -c refuses is reported with no snapshot written and no change", async () => {
+    const { kernel, apply } = setup();
+    let snapshots = 0;
+    const out = await apply({ text: brokenText(), beforeApply: async () => void snapshots++ });
+    assert.equal(out.code, "check_failed");
+    assert.match(out.error ?? "", /no_such_chain/);
+    assert.equal(snapshots, 0);
+    assert.deepEqual(await kernel.listTables(), []);
+  });
+
+  it("a pending record that cannot be written stops the apply (state_error)", async () => {
+    const { kernel, apply } = setup();
+    const out = await apply({ text: fixtureText({ lan: LAN }), beforeApply: async () => Promise.reject(new Error("ENOSPC")) });
+    assert.equal(out.code, "state_error");
+    assert.deepEqual(await kernel.listTables(), []);
+  });
+
+  it("no confirmation: the previous rules come back and counters keep what they counted meanwhile", async () => {
+    const { apply, values, kernel } = setup();
+    await apply({ text: fixtureText({ lan: LAN }) });
+    const rulesBefore = (await values()).rules;
+    let snap: Snapshot | undefined;
+    const out = await apply({
+      text: fixtureText({ lan: LAN, extra: ["tcp dport 1 drop", "tcp dport 2 drop"] }),
+      beforeApply: async (s) => void (snap = s),
+      confirmed: async () => {
+        kernel.count("inet", "palisade", "udp_seen", 2, 200); // traffic while waiting
+        return false;
+      },
+    });
+    assert.equal(out.status, "rolled_back");
+    assert.equal(out.code, "confirm_timeout");
+    assert.ok(snap?.text.includes("udp_seen"));
+    const v = await values();
+    assert.equal(v.rules, rulesBefore, "rules are the previous version's");
+    assert.equal(v.udp, 2, "not rewound to the snapshot's 0");
+  });
+
+  it("a rollback the incremental form cannot do is a verbatim restore, and telemetry is told (rewound)", async () => {
+    const { apply, values, changes } = setup();
+    await apply({ text: fixtureText({ lan: LAN }) });
+    const out = await apply({ ...fixtureDesired({ lan: LAN, priority: 10 }), confirmed: async () => false });
+    assert.equal(out.status, "rolled_back");
+    assert.equal(out.mode, "carry");
+    assert.equal((await values()).priority, 0);
+    assert.equal(changes.at(-1), "rewound");
+  });
+
+  it("a confirmed apply that cannot be recorded is rolled back (state_error)", async () => {
+    const { apply, values } = setup();
+    await apply({ text: fixtureText({ lan: LAN }) });
+    const before = (await values()).rules;
+    const out = await apply({ text: fixtureText({ lan: LAN, extra: ["tcp dport 1 drop"] }), onConfirmed: async () => Promise.reject(new Error("disk full")) });
+    assert.equal(out.status, "rolled_back");
+    assert.equal(out.code, "state_error");
+    assert.equal((await values()).rules, before);
+  });
+});
