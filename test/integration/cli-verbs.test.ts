@@ -144,9 +144,14 @@ describe("palisade API verbs", () => {
     const show = await ok(["deployments", "show", id]);
     assert.match(show, new RegExp(`^deployment ${id}: web@3 `));
     assert.match(show, /^HOST\s+BATCH\s+STATUS\s+VERSION\s+ERROR$/m);
-    assert.match(show, /^edge-1\s+0\s+\w+\s+web@3\s+/m);
+    assert.match(show, /^edge-1\s+0\s+pending\s+web@3\s+waiting: host never connected$/m);
     const detail = await json<{ targets: { host: string }[] }>(["deployments", "show", id]);
     assert.deepEqual(detail.targets.map((x) => x.host), ["edge-1"]);
+    // --wait that gives up: exit 7, and each waiting host says why (no deploy worker runs here, so it stays pending).
+    const waited = await cli(["deploy", "web@2", "--hosts", "edge-2", "--wait", "--timeout", "1"]);
+    assert.equal(waited.code, 7, waited.stderr + waited.stdout);
+    assert.match(waited.stdout, /^ {2}edge-2\s+batch 0 {2}pending {2}\(host never connected\)$/m);
+    assert.match(waited.stdout, /^still pending after 1s; run palisade status [0-9a-f-]{36} again to keep watching$/m);
     const none = await cli(["deploy", "ghost-set", "--hosts", "edge-1"]);
     assert.equal(none.code, 3);
     assert.match(none.stderr, /^error: not_found: ruleset "ghost-set" not found\n$/);

@@ -67,6 +67,8 @@ describe("palisade account", () => {
     assert.deepEqual(loop.match(/Run #\d+/g), ["Run #0", "Run #1"]);
     const ranged = JSON.parse((await cli(["-l", "sales", "--json", "--from", new Date(Date.now() - 3600_000).toISOString(), "--to", new Date(Date.now() - 30_000).toISOString()])).stdout) as { rows: unknown[] };
     assert.equal(ranged.rows.length, 2);
+    const yaml = (await cli(["-a", "-o", "yaml"])).stdout;
+    assert.match(yaml, /^---\nrun: 0\ntables:\n/);
   });
 
   test("errors: `error: <code>: <message>` first, the documented exit status", async () => {

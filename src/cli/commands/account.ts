@@ -3,7 +3,8 @@
 //   -l NAME       show a table's per-address counters (iptaccount -l)
 //   -f            flush: show the counters since the mark, then move the mark to now
 //   -c            loop every second (Ctrl-C ends it; --count N bounds it)
-//   --host, --from, --to (1h, 2d back or RFC 3339), --json; --server/--token/--context as
+//   --host, --from, --to (1h, 2d back or RFC 3339), -o json|yaml (--json: one JSON object
+//   per run; yaml: one document per run); --server/--token/--context as
 //   every API verb (--url is the older name of --server).
 // The API keeps every sample, so "flush" cannot zero the kernel table as iptaccount -f
 // does; it moves a counted-since mark instead. Marks are kept per OS user in
@@ -16,6 +17,7 @@ import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { Option, type Command } from "commander";
+import { stringify } from "yaml";
 import { parseCount } from "../args.ts";
 import { usageError } from "../errors.ts";
 import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
@@ -31,6 +33,7 @@ interface Opts extends RestOptions {
   from?: string;
   to?: string;
   json?: boolean;
+  output?: string;
   url?: string;
 }
 
@@ -82,6 +85,11 @@ async function writeMark(key: string, at: string): Promise<void> {
 
 const isoTime = (s: string | undefined, flag: string) => parseWhen(s, flag);
 
+const machine = (o: Opts) => o.json || o.output === "json" || o.output === "yaml";
+function emit(o: Opts, value: unknown): void {
+  process.stdout.write(o.output === "yaml" && !o.json ? `---\n${stringify(value)}` : JSON.stringify(value) + "\n");
+}
+
 const line = (r: Row) => `IP: ${r.unattributed ? "(unattributed)" : r.ip} SRC packets: ${r.srcPackets} bytes: ${r.srcBytes} DST packets: ${r.dstPackets} bytes: ${r.dstBytes}`;
 
 async function showTable(api: Api, name: string, o: Opts, run: number, url: string): Promise<void> {
@@ -91,7 +99,7 @@ async function showTable(api: Api, name: string, o: Opts, run: number, url: stri
   // A fixed `to` makes the flush window exact: the next one starts where this one ended.
   const to = isoTime(o.to, "--to") ?? new Date().toISOString();
   const rows = await api.all<Row>(`/v1/accounting/tables/${encodeURIComponent(name)}`, { host: o.host, from, to });
-  if (o.json) process.stdout.write(JSON.stringify({ table: name, run, from: from ?? null, to, rows }) + "\n");
+  if (machine(o)) emit(o, { table: name, run, from: from ?? null, to, rows });
   else {
     process.stdout.write(`Showing table: ${name}\nRun #${run} - ${rows.length} items found\n`);
     for (const r of rows) process.stdout.write(line(r) + "\n");
@@ -111,7 +119,8 @@ export function register(program: Command): void {
     .option("--host <host>", "only this host (id or name)")
     .option("--from <time>", "from this time (15m, 1h, 2d back, or RFC 3339)")
     .option("--to <time>", "until this time (same forms)")
-    .option("--json", "one JSON object per run")
+    .option("--json", "one JSON object per run (same as -o json)")
+    .addOption(new Option("-o, --output <format>", "table (iptaccount's lines), json (one object per line and run) or yaml (one document per run)").choices(["table", "wide", "json", "yaml"]).default("table"))
     .addOption(new Option("--url <url>", "older name of --server").hideHelp()))
     .action(async (o: Opts) => {
       if (!o.all === !o.list) throw usageError("account: give exactly one of -a or -l NAME");
@@ -128,7 +137,7 @@ export function register(program: Command): void {
         for (let run = 0; ; run++) {
           if (o.all) {
             const tables = await api.all<{ name: string; hosts: number; lastAt: string }>("/v1/accounting/tables", { host: o.host });
-            if (o.json) process.stdout.write(JSON.stringify({ run, tables }) + "\n");
+            if (machine(o)) emit(o, { run, tables });
             else for (const t of tables) process.stdout.write(`${t.name}\n`);
           } else await showTable(api, o.list!, o, run, url);
           if (!o.continuous || stop || (count !== undefined && run + 1 >= count)) break;

@@ -8,7 +8,7 @@ import { parseCount } from "../args.ts";
 import { formatOf, out, printList, printOne, table, when, withOutput, type Column } from "../output.ts";
 import { Rest, seg, withRestOptions, type RestOptions } from "../rest.ts";
 import { relative } from "../time.ts";
-import { watchDeployment, type Detail, type Summary } from "./status.ts";
+import { waitReasons, watchDeployment, type Detail, type Summary } from "./status.ts";
 
 const COLUMNS: Column<Summary>[] = [
   { header: "ID", value: (d) => d.id },
@@ -22,7 +22,7 @@ const COLUMNS: Column<Summary>[] = [
   when("FINISHED", (d) => d.finishedAt, true),
 ];
 
-type Target = Detail["targets"][number];
+type Target = Detail["targets"][number] & { waiting?: string };
 const TARGETS: Column<Target>[] = [
   { header: "HOST", value: (t) => t.host },
   { header: "BATCH", value: (t) => t.batch },
@@ -31,10 +31,10 @@ const TARGETS: Column<Target>[] = [
   { header: "PREVIOUS", value: (t) => (t.previousVersion ? `${t.previousVersion.ruleset}@${t.previousVersion.version}` : "-"), wide: true },
   { header: "ATTEMPTS", value: (t) => t.attempts, wide: true },
   when("FINISHED", (t) => t.finishedAt, true),
-  { header: "ERROR", value: (t) => t.error },
+  { header: "ERROR", value: (t) => t.error ?? (t.waiting ? `waiting: ${t.waiting}` : null) },
 ];
 
-export function deploymentLines(d: Detail, wide: boolean): string[] {
+export function deploymentLines(d: Detail, wide: boolean, waiting = new Map<string, string>()): string[] {
   const c = d.counts;
   return [
     `deployment ${d.id}: ${d.ruleset}@${d.version} ${d.status}`,
@@ -42,7 +42,7 @@ export function deploymentLines(d: Detail, wide: boolean): string[] {
     `  hosts:    ${c.total} (applied ${c.applied}, applying ${c.applying}, pending ${c.pending}, failed ${c.failed}, rolled_back ${c.rolled_back})`,
     ...(d.rollbackOf ? [`  rollback of ${d.rollbackOf}`] : []),
     "",
-    table(d.targets, TARGETS, wide).trimEnd(),
+    table(d.targets.map((t) => ({ ...t, waiting: waiting.get(t.hostId) })), TARGETS, wide).trimEnd(),
   ];
 }
 
@@ -61,7 +61,11 @@ export function register(program: Command): void {
     printList(await new Rest(o).all<Summary>("/v1/deployments", { status: o.status }, parseCount(o.limit, "--limit")), COLUMNS, formatOf(o));
   });
   withOutput(withRestOptions(deployments.command("show").description("one deployment and its target hosts").argument("<id>", "deployment id"))).action(async (id: string, o: Opts) => {
-    printOne(await new Rest(o).get<Detail>(`/v1/deployments/${seg(id)}`), formatOf(o), deploymentLines);
+    const rest = new Rest(o);
+    const d = await rest.get<Detail>(`/v1/deployments/${seg(id)}`);
+    const f = formatOf(o);
+    const waiting = f === "table" || f === "wide" ? await waitReasons(rest, d) : new Map<string, string>();
+    printOne(d, f, (x, wide) => deploymentLines(x, wide, waiting));
   });
   withRestOptions(
     deployments

@@ -6,6 +6,7 @@ import type { Command } from "commander";
 import { EXIT } from "../errors.ts";
 import { data, formatOf, out, withOutput } from "../output.ts";
 import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
+import { relative } from "../time.ts";
 
 interface Counts {
   total: number;
@@ -28,7 +29,7 @@ export interface Summary {
   finishedAt: string | null;
 }
 export interface Detail extends Summary {
-  targets: { host: string; batch: number; status: string; error: string | null; version: VersionRef; previousVersion: VersionRef | null; attempts: number; finishedAt: string | null }[];
+  targets: { hostId: string; host: string; batch: number; status: string; error: string | null; version: VersionRef; previousVersion: VersionRef | null; attempts: number; finishedAt: string | null }[];
 }
 
 const FINAL = ["succeeded", "failed", "halted", "rolled_back"];
@@ -37,6 +38,41 @@ export function progressLine(d: Summary): string {
   const c = d.counts;
   const done = c.applied + c.failed + c.rolled_back;
   return `${d.id} ${d.ruleset}@${d.version} ${d.status}: ${done}/${c.total} done (applied ${c.applied}, applying ${c.applying}, pending ${c.pending}, failed ${c.failed}, rolled_back ${c.rolled_back})`;
+}
+
+const OPEN_TARGET = ["pending", "applying"];
+/** Hosts looked up to say why their target waits; beyond this many, only the batch is said. */
+const MAX_HOST_LOOKUPS = 25;
+
+/**
+ * Why each unfinished target of a running deployment waits: its host is offline, never
+ * connected or disabled (the agent gets nothing until it connects), or an earlier batch
+ * (the canary first) has not finished.
+ */
+export async function waitReasons(rest: Rest, d: Detail, now = Date.now()): Promise<Map<string, string>> {
+  const why = new Map<string, string>();
+  if (FINAL.includes(d.status)) return why;
+  const open = d.targets.filter((t) => OPEN_TARGET.includes(t.status));
+  const firstOpenBatch = Math.min(...open.map((t) => t.batch));
+  for (const [i, t] of open.entries()) {
+    if (i < MAX_HOST_LOOKUPS) {
+      const h = await rest.get<{ connection: string; disabled?: boolean; lastSeenAt: string | null }>(`/v1/hosts/${encodeURIComponent(t.hostId)}`).catch(() => undefined);
+      if (h?.disabled) {
+        why.set(t.hostId, "host disabled");
+        continue;
+      }
+      if (h?.connection === "never_connected") {
+        why.set(t.hostId, "host never connected");
+        continue;
+      }
+      if (h?.connection === "disconnected") {
+        why.set(t.hostId, `host offline${h.lastSeenAt ? ` since ${relative(h.lastSeenAt, now)}` : ""}`);
+        continue;
+      }
+    }
+    if (t.status === "pending" && t.batch > firstOpenBatch) why.set(t.hostId, `waits for batch ${firstOpenBatch}${firstOpenBatch === 0 ? " (canary)" : ""}`);
+  }
+  return why;
 }
 
 export async function watchDeployment(
@@ -56,7 +92,8 @@ export async function watchDeployment(
     if (FINAL.includes(d.status) || Date.now() >= deadline) break;
     await new Promise((r) => setTimeout(r, o.intervalMs ?? 1000));
   }
-  for (const t of d.targets) out(`  ${t.host.padEnd(24)} batch ${t.batch}  ${t.status}${t.error ? `  ${t.error}` : ""}`);
+  const why = await waitReasons(rest, d);
+  for (const t of d.targets) out(`  ${t.host.padEnd(24)} batch ${t.batch}  ${t.status}${t.error ? `  ${t.error}` : ""}${why.get(t.hostId) ? `  (${why.get(t.hostId)})` : ""}`);
   if (d.status === "succeeded") return EXIT.ok;
   if (FINAL.includes(d.status)) return EXIT.generic;
   out(`still ${d.status} after ${o.timeoutS}s; run palisade status ${id} again to keep watching`);

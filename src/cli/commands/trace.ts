@@ -2,6 +2,7 @@
 // the rules a packet meets, chain by chain, and its verdict, as the kernel itself decides
 // (the rendering loaded into a throwaway network namespace, see docs/trace.md).
 import type { Command } from "commander";
+import { stringify } from "yaml";
 import { driver, parsePacketSpec, renderNft, validatePolicy, type PacketSpec, type PacketTrace } from "../../engine/index.ts";
 import { EXIT, usageError } from "../errors.ts";
 import { formatDiagnostic, readPolicyFile } from "../policy-file.ts";
@@ -21,9 +22,9 @@ export function register(program: Command): void {
       .argument("<policy>", "policy document (.yaml/.json) or NAME@VERSION of a stored ruleset")
       .requiredOption("--packet <spec>", 'packet, e.g. "tcp 203.0.113.5:40000 -> 198.51.100.1:22 flags S iif wan0"; repeat for a sequence', (v: string, acc: string[] = []) => [...acc, v])
       .option("--count <n>", "repeat the sequence N times as new connections on the same ruleset (shows load balancing as a distribution)", "1")
-      .option("-o, --output <format>", "table or json", "table"),
+      .option("-o, --output <format>", "table, json or yaml (wide: same as table)", "table"),
   ).action(async (ref: string, o: TraceCliOptions) => {
-    if (o.output !== "table" && o.output !== "json") throw usageError(`--output must be table or json, got "${o.output}"`);
+    if (!["table", "wide", "json", "yaml"].includes(o.output)) throw usageError(`--output must be table, wide, json or yaml, got "${o.output}"`);
     if (!/^\d+$/.test(o.count) || Number(o.count) < 1 || Number(o.count) > 200) throw usageError(`--count must be a whole number 1-200, got "${o.count}"`);
     const packets: PacketSpec[] = o.packet.map((p) => parsePacketSpec(p));
     const text = await rendering(ref, o);
@@ -31,10 +32,10 @@ export function register(program: Command): void {
     // Interrupted: exit (which deletes the trace's namespaces) instead of dying with them left behind.
     for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => process.exit(sig === "SIGINT" ? 130 : 143));
     const result = await driver.trace({ rulesetText: text, packets, count: Number(o.count) });
-    if (o.output === "json") {
+    if (o.output === "json" || o.output === "yaml") {
       const runs = result.runs.map((run) => run.map(jsonTrace));
       const body = runs.length === 1 ? (runs[0]!.length === 1 ? runs[0]![0] : { packets: runs[0] }) : { runs: runs.map((r) => (r.length === 1 ? r[0] : { packets: r })), distribution: distribution(result.runs) };
-      process.stdout.write(JSON.stringify(body, null, 2) + "\n");
+      process.stdout.write(o.output === "yaml" ? stringify(body, { lineWidth: 0 }) : JSON.stringify(body, null, 2) + "\n");
       return;
     }
     process.stdout.write(formatTable(result.runs));
