@@ -17,7 +17,7 @@ const LOAD_FLOOR = 0.843;
 const KNOWN_FAILURES: Record<string, string> = {
   "badflags-dropwall.sh": "command substitution $(...) is not run",
   "init-script-gateway.sh": "shell operator '('",
-  "ipv6-testbed-router.rules6": "unknown match module hl",
+  "ipv6-testbed-router.rules6": "-m set: ipset sets are not imported",
   // The file itself does not load: line 30 is -p tcp -m udp (and lines 54-55 use recent --rttl).
   "nexus-pi.rules": "-m udp only works with -p udp",
   "opennic-tier2.rules": "-m string",

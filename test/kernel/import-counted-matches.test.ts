@@ -154,3 +154,23 @@ test("owner: --uid-owner in OUTPUT counts the packets of that user's sockets onl
   assert.deepEqual(await iptCounts(viaIpt.server, "OUTPUT"), want);
   assert.deepEqual(await nftCounts(viaNft.server, n, "output"), want);
 });
+
+test("ttl: --ttl-eq, ! --ttl-eq, --ttl-lt, --ttl-gt count the packets of those TTLs; pkttype unicast counts them all", async () => {
+  const n = await load([
+    "*filter",
+    "-A INPUT -p tcp --dport 81 -m ttl --ttl-eq 5",
+    "-A INPUT -p tcp --dport 81 -m ttl ! --ttl-eq 5",
+    "-A INPUT -p tcp --dport 81 -m ttl --ttl-lt 10",
+    "-A INPUT -p tcp --dport 81 -m ttl --ttl-gt 100",
+    "-A INPUT -p tcp --dport 81 -m pkttype --pkt-type unicast",
+    "-A INPUT -p tcp --dport 81 -m pkttype --pkt-type broadcast",
+    "COMMIT",
+    "",
+  ].join("\n"));
+  for (const p of [viaIpt, viaNft]) {
+    for (const [ttl, count] of [[5, 2], [9, 1], [64, 3], [200, 1]] as const) await hping(p, ["-S", "-p", "81", "-t", String(ttl)], count);
+  }
+  const want = [2, 5, 3, 1, 7, 0];
+  assert.deepEqual(await iptCounts(viaIpt.server), want, "xt_ttl / xt_pkttype");
+  assert.deepEqual(await nftCounts(viaNft.server, n), want, "ip ttl / meta pkttype");
+});

@@ -171,6 +171,8 @@ export const FEATURES = {
     iptables: no("iptables tests snat/dnat (--ctstate) and the other status bits (--ctstatus) in different options", "split the rule, or render with target nftables"),
   },
   "match.addressRange": { label: "address range", nftables: yes("ip saddr A-B"), iptables: yes("-m iprange --src-range / --dst-range") },
+  "match.pktType": { label: "packet type", nftables: yes("meta pkttype"), iptables: yes("-m pkttype --pkt-type") },
+  "match.ttl": { label: "TTL / hop limit", nftables: yes("ip ttl / ip6 hoplimit"), iptables: yes("-m ttl / -m hl") },
   "match.ipsec": { label: "IPsec policy", nftables: yes("meta ipsec exists|missing (in) / rt ipsec exists|missing (out)"), iptables: yes("-m policy --dir --pol") },
   "match.ipsecProtocolEsp": {
     label: "IPsec policy protocol esp",
@@ -336,6 +338,8 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   if (m.saddrRange !== undefined) at("match.addressRange", "saddrRange");
   if (m.daddrRange !== undefined) at("match.addressRange", "daddrRange");
   if (m.fragment !== undefined) at("match.fragment", "fragment");
+  if (m.pktType !== undefined) at("match.pktType", "pktType");
+  if (m.ttl !== undefined) at("match.ttl", "ttl");
   if (m.ipsec !== undefined) {
     at("match.ipsec", "ipsec");
     if (m.ipsec.protocol) at(m.ipsec.protocol === "esp" ? "match.ipsecProtocolEsp" : "match.ipsecProtocolOther", "ipsec", "protocol");

@@ -1,7 +1,7 @@
 // iptables match modules for the extra match keys (policy/match-extra.ts): owner, iprange.
 // (conntrack --ctstate DNAT/SNAT and --ctstatus live with the conntrack module; -f with the
 // core options in iptables.ts.)
-import { AddressRange, type Match } from "../policy/index.ts";
+import { AddressRange, PKT_TYPES, type Match } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { negate, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
 
@@ -80,4 +80,31 @@ const policy: ExtraModule = {
   },
 };
 
-export const EXTRA_MODULES = { owner, iprange, policy };
+const PKT_TYPE_WORDS: Record<string, (typeof PKT_TYPES)[number]> = { unicast: "host", host: "host", broadcast: "broadcast", multicast: "multicast", otherhost: "other" };
+const pkttype: ExtraModule = {
+  options: { "--pkt-type": negArg },
+  build(o, d) {
+    const t = o.get("--pkt-type");
+    if (!t) fail("import_missing_argument", "-m pkttype needs --pkt-type", "-m pkttype");
+    const v = PKT_TYPE_WORDS[val(t).toLowerCase()];
+    if (!v) fail("import_unsupported", `--pkt-type ${val(t)}: the policy matches unicast (host), broadcast, multicast and otherhost`, val(t));
+    setMatch(d, "pktType", negate(t.neg, v), t.opt);
+  },
+};
+
+/** `-m ttl` (IPv4) and `-m hl` (IPv6): one comparison; `! --ttl-eq` is ne. */
+function ttlModule(p: "--ttl" | "--hl"): ExtraModule {
+  return {
+    options: { [`${p}-eq`]: negArg, [`${p}-lt`]: { arity: 1 }, [`${p}-gt`]: { arity: 1 } },
+    build(o, d) {
+      const given = (["eq", "lt", "gt"] as const).filter((k) => o.has(`${p}-${k}`));
+      if (given.length !== 1) fail("import_syntax", `-m ${p.slice(2)} needs exactly one of ${p}-eq, ${p}-lt, ${p}-gt`, `-m ${p.slice(2)}`);
+      const x = o.get(`${p}-${given[0]!}`)!;
+      const value = /^\d{1,3}$/.test(val(x)) ? Number(val(x)) : NaN;
+      if (!(value >= 0 && value <= 255)) fail("import_invalid_value", `${x.opt} ${val(x)} is not a ${p === "--ttl" ? "TTL" : "hop limit"} (0-255)`, val(x));
+      setMatch(d, "ttl", { op: x.neg ? "ne" : given[0]!, value }, x.opt);
+    },
+  };
+}
+
+export const EXTRA_MODULES = { owner, iprange, policy, pkttype, ttl: ttlModule("--ttl"), hl: ttlModule("--hl") };

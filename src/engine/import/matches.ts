@@ -627,8 +627,6 @@ export const UNSUPPORTED_MODULES: Record<string, string> = {
   statistic: "statistic (random/nth) matching has no equivalent in the policy schema",
   tos: "TOS matching has no equivalent in the policy schema",
   dscp: "DSCP matching has no equivalent in the policy schema",
-  ttl: "TTL matching has no equivalent in the policy schema",
-  pkttype: "packet type matching has no equivalent in the policy schema",
   helper: "conntrack helper matching has no equivalent in the policy schema",
   connlimit: "connection count limits have no equivalent in the policy schema",
 };

@@ -51,6 +51,11 @@ export const IpsecMatch = z
   })
   .refine((m) => m.protocol === undefined || m.policy === "ipsec", { message: "protocol needs policy: ipsec (a packet without IPsec has no security association)", path: ["protocol"] });
 
+export const PKT_TYPES = ["host", "broadcast", "multicast", "other"] as const;
+
+/** `op` of `ttl`: eq, ne (`! --ttl-eq`), lt, gt, as xt_ttl/xt_hl compare. */
+export const TtlMatch = z.strictObject({ op: z.enum(["eq", "ne", "lt", "gt"]), value: z.number().int().min(0).max(255) });
+
 export const extraMatchKeys = {
   /** Local socket's user id (`-m owner --uid-owner`, nft `meta skuid`): output and postrouting only. */
   skuid: negatable(IdRange).optional(),
@@ -63,6 +68,10 @@ export const extraMatchKeys = {
   daddrRange: negatable(AddressRange).optional(),
   /** true: only non-first IPv4 fragments (`-f`); false: all but those (`! -f`). IPv4 only. */
   fragment: z.boolean().optional(),
+  /** Link-layer packet type (`-m pkttype`, nft `meta pkttype`): host (unicast to this host), broadcast, multicast, other (another host's). */
+  pktType: negatable(z.enum(PKT_TYPES)).optional(),
+  /** IPv4 TTL / IPv6 hop limit compared with a value (`-m ttl --ttl-eq`, `-m hl --hl-gt`; nft `ip ttl` / `ip6 hoplimit`). */
+  ttl: TtlMatch.optional(),
   /** IPsec policy (`-m policy`): the packet arrived decapsulated (in) / will be encapsulated (out), or not (policy none). */
   ipsec: IpsecMatch.optional(),
 };

@@ -49,6 +49,16 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
   }
   if (ranges.length) out.push(piece(SLOT.iprange, `-m iprange ${ranges.join(" ")}`));
   if (m.fragment !== undefined) out.push(piece(SLOT.fragment, m.fragment ? "-f" : "! -f"));
+  if (m.pktType !== undefined) {
+    const { value, negated } = unwrap(m.pktType);
+    out.push(piece(SLOT.pkttype, `-m pkttype ${neg(negated)}--pkt-type ${({ host: "unicast", broadcast: "broadcast", multicast: "multicast", other: "otherhost" } as const)[value]}`));
+  }
+  if (m.ttl !== undefined) {
+    // xt_ttl (IPv4) and xt_hl (IPv6) take the same comparisons; ne is `! --ttl-eq`.
+    const [mod, p] = env.fam === "ipv6" ? ["hl", "--hl"] : ["ttl", "--ttl"];
+    const { op, value } = m.ttl;
+    out.push(piece(SLOT.ttl, `-m ${mod} ${op === "ne" ? `! ${p}-eq` : `${p}-${op}`} ${value}`));
+  }
   if (m.ipsec !== undefined) {
     const { direction, policy, protocol } = m.ipsec;
     out.push(piece(SLOT.ipsec, `-m policy --dir ${direction} --pol ${policy}${protocol ? ` --proto ${protocol}` : ""}`));

@@ -53,6 +53,17 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
     parts.push(`ip frag-off & 0x1fff ${m.fragment ? "!=" : "=="} 0`);
     impliesFamily = true;
   }
+  if (m.pktType !== undefined) {
+    const { value, negated } = unwrap(m.pktType);
+    parts.push(`meta pkttype ${neg(negated)}${value}`);
+  }
+  if (m.ttl !== undefined) {
+    // Both families: the rule is compiled per family (matchNeedsFamily).
+    if (fam === undefined) return null;
+    const op = { eq: "", ne: "!= ", lt: "< ", gt: "> " }[m.ttl.op];
+    parts.push(`${fam === "ipv4" ? "ip ttl" : "ip6 hoplimit"} ${op}${m.ttl.value}`);
+    impliesFamily = true;
+  }
   if (m.ipsec !== undefined) {
     // in: the packet's secpath (it was decapsulated); out: its route goes through an xfrm
     // policy. nft cannot test an SA's protocol: protocol esp is rendered without it (a

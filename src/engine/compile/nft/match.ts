@@ -81,7 +81,7 @@ export function matchFamilies(m: Match | undefined, ctx: Ctx, path: Path): Set<F
 
 /** True when the match needs per-family expressions even without addresses (meters, recent lists). */
 export function matchNeedsFamily(m: Match | undefined): boolean {
-  return !!m && (m.meter !== undefined || m.recent !== undefined || m.saddr !== undefined || m.daddr !== undefined || m.saddrRange !== undefined || m.daddrRange !== undefined || m.fragment !== undefined);
+  return !!m && (m.meter !== undefined || m.recent !== undefined || m.saddr !== undefined || m.daddr !== undefined || m.saddrRange !== undefined || m.daddrRange !== undefined || m.fragment !== undefined || m.ttl !== undefined);
 }
 
 function addressParts(v: Negatable<string | string[]>, side: "saddr" | "daddr", fam: Fam): { parts: string[]; alternatives?: string[] } {
