@@ -1,5 +1,8 @@
 // The agent's gRPC client: enroll once (credential kept in the state dir, mode 0600),
-// then hold one Connect stream authenticated with `authorization: Bearer <credential>`.
+// then hold one Connect stream. With mutual TLS (the enrollment token pins the API's CA)
+// the stream is authenticated by the host's client certificate (tls.json), renewed at two
+// thirds of its life over the same channel; without (a lab API) by
+// `authorization: Bearer <credential>`.
 // On every (re)connect it sends Hello (capabilities, what it believes is applied, the
 // telemetry epoch) and lets the caller resend spooled telemetry. Server messages are
 // dispatched to handlers. The stream is reopened after any end or error with
@@ -8,7 +11,13 @@
 import * as grpc from "@grpc/grpc-js";
 import { AgentError, errorText } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import type { StateDir, Credential } from "./state.ts";
+import type { StateDir, Credential, TlsMaterial } from "./state.ts";
+import { createPrivateKey } from "node:crypto";
+import { newPrivateKeyPem, splitEnrollToken } from "../protocol/pin.ts";
+
+/** The X.509 encoder is loaded only to make a CSR (enrollment, renewal), not at every start. */
+const createCsr = async (...args: Parameters<typeof import("../protocol/pki.ts").createCsr>) => (await import("../protocol/pki.ts")).createCsr(...args);
+import { checkIssued, clientCredentials, enrollCredentials, fetchPinnedCa, renewalTime, splitHostPort } from "./tls.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { agentServiceClient, MAX_MESSAGE_BYTES, type AgentMessage, type AppliedVersionMsg, type CapabilitiesMsg, type DesiredStateMsg, type ServerMessageIn } from "./proto.ts";
 
@@ -28,7 +37,10 @@ export interface ClientHandlers {
 
 export interface ClientOptions {
   server: string;
+  /** Plaintext-mode agents only: TLS with the system's roots (a TLS-terminating proxy). */
   tls: boolean;
+  /** Where to enroll with a pinned token (default: --server's host, port + 1). */
+  enrollServer?: string;
   name: string;
   enrollToken?: string;
   state: StateDir;
@@ -43,10 +55,34 @@ export interface ClientOptions {
 }
 
 type Duplex = grpc.ClientDuplexStream<AgentMessage, ServerMessageIn>;
-type EnrollFn = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: { hostId: string; hostName: string; credential: string }) => void) => void;
+interface EnrollAnswer {
+  hostId: string;
+  hostName: string;
+  credential: string;
+  certificate: string;
+  caCertificate: string;
+}
+type UnaryFn<Res> = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void;
+
+function unary<Res>(client: grpc.Client, method: string, req: unknown, deadlineMs: number): Promise<Res> {
+  const fn = (client as unknown as Record<string, UnaryFn<Res>>)[method]!.bind(client);
+  return new Promise<Res>((resolve, reject) =>
+    fn(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (e, r) => (e || !r ? reject(e ?? new Error("empty answer")) : resolve(r))),
+  );
+}
+
+/** The enrollment listener is the agent port + 1 unless configured otherwise. */
+export function defaultEnrollServer(server: string): string {
+  const { host, port } = splitHostPort(server);
+  return `${host.includes(":") ? `[${host}]` : host}:${port + 1}`;
+}
 
 export class AgentClient {
-  private client: grpc.Client;
+  private client: grpc.Client | undefined;
+  /** A renewal stored a new certificate: the next stream uses a channel built with it. */
+  private clientStale = false;
+  private material: TlsMaterial | undefined;
+  private renewTimer: NodeJS.Timeout | undefined;
   private stream: Duplex | undefined;
   private stopped = false;
   private backoff: Backoff;
@@ -56,11 +92,31 @@ export class AgentClient {
   private credential: Credential | undefined;
   /** Streams opened so far (tests observe reconnects). */
   connects = 0;
+  /** Certificates renewed so far (tests). */
+  renewals = 0;
 
   constructor(private readonly o: ClientOptions) {
+    this.backoff = new Backoff(o.backoff ?? { initialMs: 500, maxMs: 30_000 });
+  }
+
+  /** Mutual TLS once enrolled with a pinned token; otherwise plaintext (or system-root TLS). */
+  get mutualTls(): boolean {
+    return this.material !== undefined;
+  }
+
+  /** The client certificate in use (mutual TLS). */
+  get certificate(): string | undefined {
+    return this.material?.certPem;
+  }
+
+  private channel(): grpc.Client {
+    if (this.client && !this.clientStale) return this.client;
+    this.client?.close();
+    this.clientStale = false;
     const Ctor = agentServiceClient();
-    const backoff = o.backoff ?? { initialMs: 500, maxMs: 30_000 };
-    this.client = new Ctor(o.server, o.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(), {
+    const backoff = this.o.backoff ?? { initialMs: 500, maxMs: 30_000 };
+    const creds = this.material ? clientCredentials(this.material) : this.o.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
+    this.client = new Ctor(this.o.server, creds, {
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
       "grpc.keepalive_time_ms": 30_000,
@@ -69,7 +125,7 @@ export class AgentClient {
       "grpc.initial_reconnect_backoff_ms": backoff.initialMs,
       "grpc.max_reconnect_backoff_ms": backoff.maxMs,
     });
-    this.backoff = new Backoff(backoff);
+    return this.client;
   }
 
   get connected(): boolean {
@@ -79,24 +135,95 @@ export class AgentClient {
   /** The stored credential, or enroll with the token (and store it). */
   async ensureCredential(): Promise<Credential> {
     const stored = await this.o.state.readCredential();
-    if (stored) return (this.credential = stored);
-    if (!this.o.enrollToken) throw new AgentError("enroll_failed", "no credential in the state dir and no enrollment token (--enroll-token)");
+    if (stored) {
+      this.material = await this.o.state.readTls();
+      return (this.credential = stored);
+    }
+    if (!this.o.enrollToken) throw new AgentError("enroll_failed", "no credential in the state dir and no enrollment token (PALISADE_ENROLL_TOKEN or --enroll-token-file)");
+    const { secret, pin } = splitEnrollToken(this.o.enrollToken);
     const caps = await this.o.capabilities();
-    const enroll = (this.client as unknown as { Enroll: EnrollFn }).Enroll.bind(this.client);
-    const res = await new Promise<{ hostId: string; hostName: string; credential: string }>((resolve, reject) => {
-      enroll({ token: this.o.enrollToken, name: this.o.name, capabilities: caps }, new grpc.Metadata(), { deadline: Date.now() + (this.o.deadlineMs ?? 15_000) }, (e, r) =>
-        e || !r ? reject(new AgentError("enroll_failed", `enrollment refused: ${e?.details ?? "empty answer"}`, { cause: e })) : resolve(r),
-      );
-    });
+    const deadlineMs = this.o.deadlineMs ?? 15_000;
+    const refused = (e: unknown) => new AgentError("enroll_failed", `enrollment refused: ${(e as grpc.ServiceError)?.details ?? errorText(e)}`, { cause: e });
+    let res: EnrollAnswer;
+    let material: TlsMaterial | undefined;
+    if (pin) {
+      // Trust nothing the network says until the server has shown the pinned CA.
+      const enrollServer = this.o.enrollServer ?? defaultEnrollServer(this.o.server);
+      const caPem = await fetchPinnedCa(enrollServer, pin, deadlineMs);
+      const keyPem = newPrivateKeyPem();
+      const csr = await createCsr(createPrivateKey(keyPem), this.o.name);
+      const c = new (agentServiceClient())(enrollServer, enrollCredentials(caPem), {});
+      try {
+        res = await unary<EnrollAnswer>(c, "Enroll", { token: secret, name: this.o.name, capabilities: caps, csr }, deadlineMs).catch((e) => {
+          throw refused(e);
+        });
+      } finally {
+        c.close();
+      }
+      checkIssued(res.certificate, keyPem, caPem);
+      material = { keyPem, certPem: res.certificate, caPem };
+      await this.o.state.writeTls(material);
+    } else {
+      this.o.log.warn("the enrollment token pins no CA: the API runs without TLS (PALISADE_GRPC_PLAINTEXT), so this agent's channel is not protected");
+      res = await unary<EnrollAnswer>(this.channel(), "Enroll", { token: secret, name: this.o.name, capabilities: caps }, deadlineMs).catch((e) => {
+        throw refused(e);
+      });
+    }
     const c: Credential = { hostId: res.hostId, hostName: res.hostName, credential: res.credential };
     await this.o.state.writeCredential(c);
-    this.o.log.info("enrolled", { hostId: c.hostId, hostName: c.hostName });
+    if (material) {
+      this.material = material;
+      this.clientStale = true;
+    }
+    this.o.log.info("enrolled", { hostId: c.hostId, hostName: c.hostName, mutualTls: this.mutualTls });
     return (this.credential = c);
+  }
+
+  /**
+   * Renew the client certificate at two thirds of its life: a new key, a CSR, the Renew
+   * call authenticated by the current (still valid) certificate. The open stream is left alone;
+   * the next one uses the new certificate. Failures retry at a tenth of the time left.
+   */
+  private scheduleRenewal(): void {
+    if (this.stopped || !this.material) return;
+    const { at } = renewalTime(this.material.certPem);
+    this.renewTimer = setTimeout(() => void this.renew(), Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1));
+  }
+
+  async renew(): Promise<void> {
+    const m = this.material;
+    if (this.stopped || !m) return;
+    try {
+      const keyPem = newPrivateKeyPem();
+      const csr = await createCsr(createPrivateKey(keyPem), this.credential?.hostName ?? this.o.name);
+      // Its own short channel with the current certificate: the stream's channel may still
+      // carry an older one (it is rebuilt only between streams).
+      const c = new (agentServiceClient())(this.o.server, clientCredentials(m), {});
+      const res = await unary<{ certificate: string }>(c, "Renew", { csr }, this.o.deadlineMs ?? 15_000)
+        .catch((e) => {
+          throw new AgentError("renew_failed", `certificate renewal refused: ${(e as grpc.ServiceError)?.details ?? errorText(e)}`, { cause: e });
+        })
+        .finally(() => c.close());
+      checkIssued(res.certificate, keyPem, m.caPem);
+      const next = { ...m, keyPem, certPem: res.certificate };
+      await this.o.state.writeTls(next);
+      this.material = next;
+      this.clientStale = true;
+      this.renewals++;
+      this.o.log.info("client certificate renewed", { validUntil: new Date(renewalTime(next.certPem).notAfter).toISOString() });
+      this.scheduleRenewal();
+    } catch (e) {
+      const left = renewalTime(m.certPem).notAfter - Date.now();
+      const delay = Math.min(3_600_000, Math.max(1_000, left / 10));
+      this.o.log.warn("certificate renewal failed; retrying", { error: errorText(e), delayMs: delay, expiresInMs: left });
+      if (!this.stopped) this.renewTimer = setTimeout(() => void this.renew(), delay);
+    }
   }
 
   /** Enroll if needed, then keep a stream open until stop(). */
   async start(): Promise<void> {
     await this.ensureCredential();
+    this.scheduleRenewal();
     this.open();
   }
 
@@ -118,7 +245,7 @@ export class AgentClient {
    */
   private open(): void {
     if (this.stopped || !this.credential) return;
-    this.client.waitForReady(Date.now() + (this.o.deadlineMs ?? 15_000), (e) => {
+    this.channel().waitForReady(Date.now() + (this.o.deadlineMs ?? 15_000), (e) => {
       if (this.stopped) return;
       if (!e) return this.openStream();
       const delay = this.backoff.next();
@@ -130,8 +257,10 @@ export class AgentClient {
   private openStream(): void {
     if (this.stopped || !this.credential) return;
     const md = new grpc.Metadata();
-    md.set("authorization", `Bearer ${this.credential.credential}`);
+    // With mutual TLS the certificate is the identity; the bearer credential is not sent.
+    if (!this.material) md.set("authorization", `Bearer ${this.credential.credential}`);
     md.set("palisade-host", this.credential.hostId);
+    // The channel open() waited for (a renewal may have marked it stale since: next time).
     const connect = (this.client as unknown as { Connect: (md: grpc.Metadata) => Duplex }).Connect.bind(this.client);
     const stream = connect(md);
     this.stream = stream;
@@ -192,12 +321,13 @@ export class AgentClient {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.renewTimer) clearTimeout(this.renewTimer);
     const s = this.stream;
     this.stream = undefined;
     if (s) {
       s.end();
       s.cancel();
     }
-    this.client.close();
+    this.client?.close();
   }
 }

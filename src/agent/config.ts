@@ -1,6 +1,7 @@
 // Agent configuration from flags and environment (flags win), parsed by one zod schema so
 // every problem is reported at once with the flag that caused it.
 
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { z } from "zod";
@@ -20,7 +21,12 @@ const seconds = (min: number, max: number) => z.coerce.number().min(min).max(max
 
 export const AgentConfig = z.strictObject({
   server: HostPort,
+  /** Prefer the environment or a file: a flag shows in `ps`. */
   enrollToken: z.string().min(1).max(512).optional(),
+  /** A file holding the enrollment token (read at start; may be deleted once enrolled). */
+  enrollTokenFile: z.string().min(1).optional(),
+  /** The API's enrollment listener (mutual TLS); default: --server's host, port + 1. */
+  enrollServer: HostPort.optional(),
   stateDir: z.string().min(1),
   name: HostName,
   /** Telemetry interval in seconds: default 10, at least 1. */
@@ -36,7 +42,11 @@ export const AgentConfig = z.strictObject({
   logLevel: z.enum(LEVELS).default("info"),
   spoolMaxBytes: z.coerce.number().int().min(4096).default(64 * 1024 * 1024),
   spoolMaxBatches: z.coerce.number().int().min(1).default(10_000),
-  /** Use TLS to the API (default: plaintext, for a private network or a sidecar). */
+  /**
+   * Only for an agent enrolled with a token that pins no CA (an API with
+   * PALISADE_GRPC_PLAINTEXT behind a TLS-terminating proxy): TLS with the system's roots.
+   * Agents enrolled with a pinned token always use mutual TLS.
+   */
   tls: z.boolean().default(false),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
@@ -45,6 +55,8 @@ export type AgentConfig = z.infer<typeof AgentConfig>;
 export const FLAG_ENV: Record<string, string> = {
   server: "PALISADE_SERVER",
   enrollToken: "PALISADE_ENROLL_TOKEN",
+  enrollTokenFile: "PALISADE_ENROLL_TOKEN_FILE",
+  enrollServer: "PALISADE_ENROLL_SERVER",
   stateDir: "PALISADE_STATE_DIR",
   name: "PALISADE_NAME",
   telemetryInterval: "PALISADE_TELEMETRY_INTERVAL",
@@ -89,6 +101,15 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     raw[k] = v;
   }
   raw.name ??= hostname();
+  if (raw.enrollTokenFile !== undefined) {
+    if (raw.enrollToken !== undefined) throw new AgentError("invalid_config", "set either --enroll-token-file (PALISADE_ENROLL_TOKEN_FILE) or --enroll-token (PALISADE_ENROLL_TOKEN), not both");
+    try {
+      raw.enrollToken = readFileSync(String(raw.enrollTokenFile), "utf8").trim();
+    } catch (e) {
+      // Once enrolled the token is no longer needed: a deleted file is not an error then.
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new AgentError("invalid_config", `--enroll-token-file (PALISADE_ENROLL_TOKEN_FILE): cannot read ${String(raw.enrollTokenFile)}: ${(e as Error).message}`);
+    }
+  }
   if (raw.driftRestore !== undefined) raw.driftRestore = bool(raw.driftRestore as string);
   if (raw.tls !== undefined) raw.tls = bool(raw.tls as string | boolean);
   const r = AgentConfig.safeParse(raw);

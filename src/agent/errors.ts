@@ -20,6 +20,10 @@ export type AgentErrorCode =
   | "busy"
   /** Enrollment was refused or the server is unreachable. */
   | "enroll_failed"
+  /** The server did not present the CA the enrollment token pins (a different server, or someone in between). */
+  | "ca_mismatch"
+  /** The client certificate could not be renewed. */
+  | "renew_failed"
   /** The telemetry spool could not be written. */
   | "spool_error"
   /** A log reader (tcpdump) could not be started. */

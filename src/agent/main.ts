@@ -114,6 +114,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     tls: config.tls,
     name: config.name,
     ...(config.enrollToken ? { enrollToken: config.enrollToken } : {}),
+    ...(config.enrollServer ? { enrollServer: config.enrollServer } : {}),
     state,
     log,
     capabilities,

@@ -1,5 +1,7 @@
 // The agent's state dir. Everything here survives restarts:
 //   credential.json  host id + credential (mode 0600: it is a secret)
+//   tls.json         mutual TLS: the agent's private key, its client certificate and the
+//                    CA (mode 0600; one file so a renewal replaces key and certificate at once)
 //   epoch            telemetry epoch; a new state dir = a new counter baseline
 //   applied.json     last applied version, its policy JSON and rendered text
 //   last-good.nft    Palisade's tables as the kernel held them after the last confirmed apply
@@ -19,6 +21,9 @@ import { AgentError } from "./errors.ts";
 
 export const Credential = z.object({ hostId: z.string().min(1), hostName: z.string(), credential: z.string().min(1) });
 export type Credential = z.infer<typeof Credential>;
+
+export const TlsMaterial = z.object({ keyPem: z.string().min(1), certPem: z.string().min(1), caPem: z.string().min(1) });
+export type TlsMaterial = z.infer<typeof TlsMaterial>;
 
 export const AppliedState = z.object({
   ruleset: z.string(),
@@ -91,6 +96,15 @@ export class StateDir {
   }
 
   /** Mode bits of the credential file (tests assert 0600). */
+  readTls(): Promise<TlsMaterial | undefined> {
+    return this.readJson("tls.json", TlsMaterial);
+  }
+
+  /** The private key never leaves the host: this file is the only place it is written. */
+  async writeTls(t: TlsMaterial): Promise<void> {
+    await writeFileAtomic(this.path("tls.json"), JSON.stringify(t), 0o600);
+  }
+
   async credentialMode(): Promise<number> {
     return (await stat(this.path("credential.json"))).mode & 0o777;
   }

@@ -1,5 +1,7 @@
 // Configuration comes from the environment only (README, "Configuration"), parsed once with zod so a bad
 // value stops the process with a message naming the variable.
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { z } from "zod";
 
 const port = z.coerce.number().int().min(0).max(65535);
@@ -18,6 +20,17 @@ const EnvSchema = z.object({
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().positive().default(1200),
   /** Concurrent live log streams (SSE) one token may hold on one server (then 429). */
   SSE_STREAMS_PER_TOKEN: z.coerce.number().int().min(1).max(10_000).default(10),
+  /** Agent channel without TLS: a lab only (a warning at every start). */
+  PALISADE_GRPC_PLAINTEXT: z.enum(["0", "1", "true", "false", "yes", "no"]).default("0"),
+  /** Port of the enrollment listener (server-authenticated TLS; agents without a certificate yet). Default GRPC_PORT + 1. */
+  GRPC_ENROLL_PORT: port.optional(),
+  /** Encrypts the CA key at rest (at least 32 characters), or a file holding it. */
+  PALISADE_SECRET_KEY: z.string().optional(),
+  PALISADE_SECRET_KEY_FILE: z.string().optional(),
+  /** Names (DNS or IP) in each replica's server certificate, comma separated; agents' --server must use one. */
+  PALISADE_TLS_SERVER_NAMES: z.string().optional(),
+  /** Lifetime of an agent's client certificate in days (renewed at about two thirds). */
+  PALISADE_AGENT_CERT_DAYS: z.coerce.number().min(1).max(365).default(30),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -36,13 +49,42 @@ export interface Config {
   sseStreamsPerToken: number;
   /** Largest request body accepted, in bytes (413 above). */
   bodyLimit: number;
+  /** The agents' gRPC channel (docs/security.md, "Transport"). */
+  agentTls: AgentTlsConfig;
 }
+
+export type AgentTlsConfig =
+  | { mode: "plaintext" }
+  | {
+      mode: "mtls";
+      /** Undefined when unset: the server refuses to start (checked when the CA is loaded). */
+      secretKey: string | undefined;
+      enrollPort: number;
+      serverNames: string[];
+      clientCertTtlSeconds: number;
+    };
 
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
 export const BODY_LIMIT_BYTES = 5 * 1024 * 1024;
+
+function secretKey(e: Env): string | undefined {
+  if (e.PALISADE_SECRET_KEY !== undefined) return e.PALISADE_SECRET_KEY;
+  if (e.PALISADE_SECRET_KEY_FILE === undefined) return undefined;
+  try {
+    return readFileSync(e.PALISADE_SECRET_KEY_FILE, "utf8").trim();
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  PALISADE_SECRET_KEY_FILE: cannot read ${e.PALISADE_SECRET_KEY_FILE}: ${(err as Error).message}`);
+  }
+}
+
+/** Configured names, or this machine's name and loopback (enough for one box and the tests). */
+function serverNames(list: string | undefined): string[] {
+  const names = (list ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+  return names.length ? [...new Set(names)] : [...new Set([hostname(), "localhost", "127.0.0.1", "::1"])];
+}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty variables count as unset, as in most shells' `VAR= cmd` habit.
@@ -65,5 +107,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     sseStreamsPerToken: e.SSE_STREAMS_PER_TOKEN,
     bodyLimit: BODY_LIMIT_BYTES,
+    agentTls: /^(1|true|yes)$/.test(e.PALISADE_GRPC_PLAINTEXT)
+      ? { mode: "plaintext" }
+      : {
+          mode: "mtls",
+          secretKey: secretKey(e),
+          enrollPort: e.GRPC_ENROLL_PORT ?? (e.GRPC_PORT === 0 ? 0 : e.GRPC_PORT + 1),
+          serverNames: serverNames(e.PALISADE_TLS_SERVER_NAMES),
+          clientCertTtlSeconds: Math.round(e.PALISADE_AGENT_CERT_DAYS * 86_400),
+        },
   };
 }

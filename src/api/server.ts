@@ -2,7 +2,8 @@
 // background services, and shut all of it down cleanly on SIGINT/SIGTERM.
 import { buildApp } from "./app.ts";
 import { ensureAdminToken } from "./bootstrap.ts";
-import type { Config } from "./config.ts";
+import { ConfigError, type Config } from "./config.ts";
+import { checkSecretKey, ensureCa } from "./tls/ca.ts";
 import { createDb } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
 import { createRedis } from "./redis.ts";
@@ -33,6 +34,14 @@ export interface RunningServer {
 }
 
 export async function runServer(config: Config, opts: ServerOptions = {}): Promise<RunningServer> {
+  // Refuse to start before touching anything when the CA key could not be decrypted anyway.
+  if (config.agentTls.mode === "mtls") {
+    try {
+      checkSecretKey(config.agentTls.secretKey);
+    } catch (err) {
+      throw new ConfigError(`invalid configuration:\n  PALISADE_SECRET_KEY: ${(err as Error).message}`);
+    }
+  }
   const db = createDb(config.databaseUrl);
   // Fail the first command that needs Redis rather than queueing forever while it is down.
   const redis = createRedis(config.redisUrl);
@@ -65,6 +74,9 @@ export async function runServer(config: Config, opts: ServerOptions = {}): Promi
     }
     await redis.connect();
     await ensureAdminToken(db, config.adminToken, log, { tokenFile: config.initialTokenFile, terminal: process.stderr });
+    // The CA exists before REST serves: enrollment tokens carry its fingerprint.
+    if (config.agentTls.mode === "mtls") log.info({ caFingerprint: (await ensureCa(db, config.agentTls.secretKey!)).fingerprint }, "agent CA ready");
+    else log.warn("PALISADE_GRPC_PLAINTEXT is set: the agent channel has no TLS (a lab only; see docs/security.md)");
     continueStarting();
     const url = await app.listen({ host: config.host, port: config.port });
     for (const service of backgroundServices) {

@@ -40,6 +40,22 @@ describe("config", () => {
     assert.throws(() => loadConfig({ SSE_STREAMS_PER_TOKEN: "0" }), /SSE_STREAMS_PER_TOKEN/);
   });
 
+  test("palisade server refuses to start with TLS on and no usable PALISADE_SECRET_KEY", () => {
+    for (const key of ["", "too-short"]) {
+      const env = { ...process.env, PALISADE_SECRET_KEY: key, PALISADE_SECRET_KEY_FILE: "", PALISADE_GRPC_PLAINTEXT: "" };
+      const r = spawnSync(new URL("../../bin/palisade", import.meta.url).pathname, ["server", "--no-migrate"], { env, encoding: "utf8", timeout: 30_000 });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /PALISADE_SECRET_KEY/);
+      assert.match(r.stderr, /must be at least 32|not set/);
+    }
+  });
+
+  test("TLS settings: on by default, the enrollment port follows GRPC_PORT, plaintext only when asked", () => {
+    const c = loadConfig({ GRPC_PORT: "6000", PALISADE_SECRET_KEY: "k".repeat(40), PALISADE_TLS_SERVER_NAMES: "api.example.net, 10.0.0.1" });
+    assert.deepEqual(c.agentTls, { mode: "mtls", secretKey: "k".repeat(40), enrollPort: 6001, serverNames: ["api.example.net", "10.0.0.1"], clientCertTtlSeconds: 30 * 86_400 });
+    assert.deepEqual(loadConfig({ PALISADE_GRPC_PLAINTEXT: "1" }).agentTls, { mode: "plaintext" });
+  });
+
   test("palisade server with a bad variable exits 1 with one clear message in the CLI's error format", () => {
     const r = spawnSync(new URL("../../bin/palisade", import.meta.url).pathname, ["server"], { env: { ...process.env, PORT: "not-a-port" }, encoding: "utf8" });
     assert.equal(r.status, 1);

@@ -33,7 +33,7 @@ export interface Replica {
 
 export function startReplica(name: string, ports: { http: number; grpc: number }, env: Record<string, string>): Replica {
   const child = spawn(process.execPath, [BIN, "server", "--no-migrate"], {
-    env: { ...process.env, ...env, HOST: "127.0.0.1", PORT: String(ports.http), GRPC_PORT: String(ports.grpc), LOG_LEVEL: "info" },
+    env: { ...process.env, PALISADE_GRPC_PLAINTEXT: "1", ...env, HOST: "127.0.0.1", PORT: String(ports.http), GRPC_PORT: String(ports.grpc), LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";

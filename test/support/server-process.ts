@@ -48,7 +48,7 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
   const dir = mkdtempSync(join(tmpdir(), "palisade-server-"));
   const tokenFile = join(dir, "initial-admin-token");
   const child = spawn(new URL("../../bin/palisade", import.meta.url).pathname, ["server"], {
-    env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, HOST: "127.0.0.1", PORT: String(port), GRPC_PORT: String(grpcPort), PALISADE_ADMIN_TOKEN: "", PALISADE_INITIAL_TOKEN_FILE: tokenFile, ...env },
+    env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, HOST: "127.0.0.1", PORT: String(port), GRPC_PORT: String(grpcPort), PALISADE_ADMIN_TOKEN: "", PALISADE_GRPC_PLAINTEXT: "1", PALISADE_INITIAL_TOKEN_FILE: tokenFile, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: LogLine[] = [];

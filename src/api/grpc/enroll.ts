@@ -9,21 +9,37 @@ import { isUniqueViolation, type Prisma } from "../db/client.ts";
 import type { AgentContext } from "./context.ts";
 import { AgentRpcError } from "./errors.ts";
 import { Capabilities } from "./messages.ts";
+import { CaError, type AgentCa } from "../tls/ca.ts";
+import { splitEnrollToken } from "../../protocol/pin.ts";
 
 
 export interface EnrollInput {
   token: string;
   name: string;
   capabilities?: unknown;
+  /** PEM PKCS#10 request for the agent's key (mutual TLS). */
+  csr?: string;
 }
 
 export interface Enrolled {
   hostId: string;
   hostName: string;
   credential: string;
+  /** Mutual TLS: the host's client certificate and the CA's. */
+  certificate: string;
+  caCertificate: string;
 }
 
-export async function enrollAgent(ctx: AgentContext, input: EnrollInput): Promise<Enrolled> {
+/** With mutual TLS the enrollment also issues the host's first client certificate. */
+export interface EnrollTls {
+  ca: AgentCa;
+  clientCertTtlSeconds: number;
+}
+
+export async function enrollAgent(ctx: AgentContext, input: EnrollInput, tls?: EnrollTls): Promise<Enrolled> {
+  // The token as shown to the admin may still carry the CA pin; only the secret is hashed.
+  input = { ...input, token: splitEnrollToken(input.token ?? "").secret };
+  if (tls && !input.csr) throw new AgentRpcError("invalid_csr", "this API issues client certificates: the enrollment must carry a certificate request (csr); upgrade the agent");
   if (!input.token || input.token.length > 512) throw new AgentRpcError("invalid_token", "enrollment token missing or not one this API issued");
   const name = HostName.safeParse(input.name);
   if (!name.success) throw new AgentRpcError("invalid_name", `host name ${JSON.stringify(input.name.slice(0, 64))}: ${name.error.issues[0]?.message ?? "invalid"} (1-253 characters)`);
@@ -44,12 +60,16 @@ export async function enrollAgent(ctx: AgentContext, input: EnrollInput): Promis
         data: { name: name.data, labels: token.labels ?? {}, capabilities, credentialHash: hashSecret(credential) },
       });
       await tx.enrollmentToken.update({ where: { id: token.id }, data: { hostId: host.id } });
-      await recordAudit(tx, { name: `agent:${host.name}`, tokenId: null }, "host.enroll", `host:${host.name}`, { id: host.id, enrollmentToken: token.id });
-      return host;
+      // Issued inside the transaction: a bad CSR leaves the token unused.
+      const cert = tls ? await tls.ca.issueClient(input.csr!, host.id, tls.clientCertTtlSeconds) : undefined;
+      if (cert) await tx.host.update({ where: { id: host.id }, data: { certSerial: cert.serial, certExpiresAt: cert.notAfter } });
+      await recordAudit(tx, { name: `agent:${host.name}`, tokenId: null }, "host.enroll", `host:${host.name}`, { id: host.id, enrollmentToken: token.id, ...(cert ? { certSerial: cert.serial } : {}) });
+      return { ...host, certificate: cert?.certPem ?? "" };
     });
     ctx.log.info({ hostId: host.id, host: host.name }, "agent enrolled");
-    return { hostId: host.id, hostName: host.name, credential };
+    return { hostId: host.id, hostName: host.name, credential, certificate: host.certificate, caCertificate: tls?.ca.certPem ?? "" };
   } catch (err) {
+    if (err instanceof CaError) throw new AgentRpcError("invalid_csr", err.message);
     if (isUniqueViolation(err)) {
       throw new AgentRpcError("name_taken", `a host named "${name.data}" is already enrolled; if it is this machine re-enrolling, delete the old host first (DELETE /v1/hosts/${name.data}, which also revokes its credential), or pick another --name`);
     }

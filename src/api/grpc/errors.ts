@@ -13,6 +13,8 @@ export type AgentErrorCode =
   | "host_disabled"
   | "host_deleted"
   | "malformed_message"
+  | "invalid_csr"
+  | "wrong_listener"
   | "internal";
 
 const STATUS: Record<AgentErrorCode, grpc.status> = {
@@ -26,6 +28,8 @@ const STATUS: Record<AgentErrorCode, grpc.status> = {
   host_disabled: grpc.status.PERMISSION_DENIED,
   host_deleted: grpc.status.UNAUTHENTICATED,
   malformed_message: grpc.status.INVALID_ARGUMENT,
+  invalid_csr: grpc.status.INVALID_ARGUMENT,
+  wrong_listener: grpc.status.FAILED_PRECONDITION,
   internal: grpc.status.INTERNAL,
 };
 

@@ -1,13 +1,21 @@
-// The agents' gRPC endpoint: Enroll and Connect on AgentService. Every failure is answered
-// with a status on that one call; nothing an agent sends can take the process down.
-// Oversized messages are refused by grpc-js itself (RESOURCE_EXHAUSTED) before decoding.
+// The agents' gRPC endpoint: Enroll, Connect and Renew on AgentService. Every failure is
+// answered with a status on that one call; nothing an agent sends can take the process
+// down. Oversized messages are refused by grpc-js itself (RESOURCE_EXHAUSTED) before decoding.
+//
+// With mutual TLS (docs/security.md, "Transport") there are two listeners: the agent port
+// requires a client certificate from the CA in the TLS handshake and serves Connect and
+// Renew; the enrollment port is TLS without client certificates (an agent has none yet)
+// and serves Enroll only. In plaintext mode (a lab) one port serves Enroll and Connect.
 import * as grpc from "@grpc/grpc-js";
+import type { PeerCertificate } from "node:tls";
 import type { BackgroundService } from "../background-service.ts";
 import { AgentBus } from "./bus.ts";
 import type { AgentContext } from "./context.ts";
 import { enrollAgent } from "./enroll.ts";
 import { toStatus } from "./errors.ts";
-import { authenticateAgent } from "./identity.ts";
+import { authenticateAgent, authenticatePeer } from "./identity.ts";
+import { CaError, checkSecretKey, ensureCa, type AgentCa } from "../tls/ca.ts";
+import { AgentRpcError } from "./errors.ts";
 import { agentService, MAX_MESSAGE_BYTES } from "./proto.ts";
 import { AgentSession, type AgentCall } from "./session.ts";
 
@@ -16,10 +24,23 @@ export interface AgentServerOptions {
   address: string;
   /** How often live streams refresh last_seen_at and stale hosts are swept (ms). */
   sweepIntervalMs?: number;
+  /** Mutual TLS; absent = plaintext (tests and labs; `palisade server` needs PALISADE_GRPC_PLAINTEXT=1 for it). */
+  tls?: AgentServerTls;
+}
+
+export interface AgentServerTls {
+  ca: AgentCa;
+  /** host:port of the enrollment listener ("127.0.0.1:0" picks a free port). */
+  enrollAddress: string;
+  /** Names (DNS or IP) in this replica's server certificate. */
+  serverNames: string[];
+  clientCertTtlSeconds: number;
 }
 
 export interface RunningAgentServer {
   port: number;
+  /** The enrollment listener's port (mutual TLS only). */
+  enrollPort: number | undefined;
   /** Streams open on this replica right now. */
   sessions(): ReadonlySet<AgentSession>;
   stop(): Promise<void>;
@@ -40,36 +61,84 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
     "grpc.keepalive_permit_without_calls": 1,
   });
 
-  const handlers: grpc.UntypedServiceImplementation = {
-    Enroll: (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      const req = call.request ?? {};
-      enrollAgent(ctx, { token: String(req.token ?? ""), name: String(req.name ?? ""), capabilities: req.capabilities ?? undefined })
-        .then((r) => callback(null, r))
-        .catch((err: unknown) => {
-          const status = toStatus(err);
-          if (status.code === grpc.status.INTERNAL) ctx.log.error({ err }, "enroll failed");
-          else ctx.log.warn({ reason: status.details }, "enroll refused");
-          callback(status);
-        });
-    },
-    Connect: (call: AgentCall) => {
-      authenticateAgent(ctx.db, call.metadata)
-        .then((identity) => {
-          const session = new AgentSession(ctx, bus, call, identity, (s) => sessions.delete(s));
-          sessions.add(session);
-          session.start();
-        })
-        .catch((err: unknown) => {
-          const status = toStatus(err);
-          ctx.log.warn({ reason: status.details }, "agent stream refused");
-          call.emit("error", status);
-        });
-    },
+  const tls = opts.tls;
+  const refuse = (callback: grpc.sendUnaryData<unknown>, why: AgentRpcError) => callback(toStatus(why));
+  const enroll = (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    const req = call.request ?? {};
+    const input = { token: String(req.token ?? ""), name: String(req.name ?? ""), capabilities: req.capabilities ?? undefined, csr: String(req.csr ?? "") || undefined };
+    enrollAgent(ctx, input, tls && { ca: tls.ca, clientCertTtlSeconds: tls.clientCertTtlSeconds })
+      .then((r) => callback(null, r))
+      .catch((err: unknown) => {
+        const status = toStatus(err);
+        if (status.code === grpc.status.INTERNAL) ctx.log.error({ err }, "enroll failed");
+        else ctx.log.warn({ reason: status.details }, "enroll refused");
+        callback(status);
+      });
   };
+  const peer = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null }) => call.getAuthContext()?.sslPeerCertificate;
+  const connect = (call: AgentCall) => {
+    (tls ? authenticatePeer(ctx.db, peer(call), call.metadata) : authenticateAgent(ctx.db, call.metadata))
+      .then((identity) => {
+        const session = new AgentSession(ctx, bus, call, identity, (s) => sessions.delete(s));
+        sessions.add(session);
+        session.start();
+      })
+      .catch((err: unknown) => {
+        const status = toStatus(err);
+        ctx.log.warn({ reason: status.details }, "agent stream refused");
+        call.emit("error", status);
+      });
+  };
+  const renew = (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    if (!tls) return refuse(callback, new AgentRpcError("wrong_listener", "this API runs without TLS (PALISADE_GRPC_PLAINTEXT): there is no certificate to renew"));
+    authenticatePeer(ctx.db, peer(call), call.metadata)
+      .then(async (identity) => {
+        const cert = await tls.ca.issueClient(String(call.request?.csr ?? ""), identity.hostId, tls.clientCertTtlSeconds).catch((e: unknown) => {
+          throw e instanceof CaError ? new AgentRpcError("invalid_csr", e.message) : e;
+        });
+        await ctx.db.host.update({ where: { id: identity.hostId }, data: { certSerial: cert.serial, certExpiresAt: cert.notAfter } });
+        ctx.log.info({ hostId: identity.hostId, host: identity.hostName, certSerial: cert.serial, notAfter: cert.notAfter.toISOString() }, "agent certificate renewed");
+        callback(null, { certificate: cert.certPem });
+      })
+      .catch((err: unknown) => {
+        const status = toStatus(err);
+        if (status.code === grpc.status.INTERNAL) ctx.log.error({ err }, "renew failed");
+        else ctx.log.warn({ reason: status.details }, "renew refused");
+        callback(status);
+      });
+  };
+  const notHere = (what: string) => new AgentRpcError("wrong_listener", what);
+
+  const handlers: grpc.UntypedServiceImplementation = tls
+    ? {
+        Enroll: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => refuse(callback, notHere("enroll on the enrollment port (GRPC_ENROLL_PORT), not the agent port")),
+        Connect: connect,
+        Renew: renew,
+      }
+    : { Enroll: enroll, Connect: connect, Renew: renew };
   server.addService(agentService().service, handlers);
 
+  let enrollServer: grpc.Server | undefined;
+  let enrollPort: number | undefined;
+  let credentials = grpc.ServerCredentials.createInsecure();
+  if (tls) {
+    const issued = await tls.ca.issueServer(tls.serverNames);
+    // The chain includes the CA so an enrolling agent can match it against its pin.
+    const pair = { private_key: Buffer.from(issued.keyPem), cert_chain: Buffer.from(`${issued.certPem.trim()}\n${tls.ca.certPem.trim()}\n`) };
+    credentials = grpc.ServerCredentials.createSsl(Buffer.from(tls.ca.certPem), [pair], true);
+    enrollServer = new grpc.Server({ "grpc.max_receive_message_length": 256 * 1024, "grpc.max_send_message_length": 256 * 1024 });
+    enrollServer.addService(agentService().service, {
+      Enroll: enroll,
+      Connect: (call: AgentCall) => call.emit("error", toStatus(notHere("this is the enrollment port: connect to the agent port (GRPC_PORT) with the certificate from enrollment"))),
+      Renew: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => refuse(callback, notHere("renew on the agent port (GRPC_PORT) with the current certificate")),
+    });
+    const enrollCreds = grpc.ServerCredentials.createSsl(null, [pair], false);
+    const srv = enrollServer;
+    enrollPort = await new Promise<number>((resolve, reject) => srv.bindAsync(tls.enrollAddress, enrollCreds, (err, p) => (err ? reject(err) : resolve(p))));
+  }
+
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(opts.address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
 
   const sweep = async () => {
@@ -93,25 +162,29 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
   };
   const timer = setInterval(() => void sweep().catch((err: Error) => ctx.log.warn({ err: err.message }, "host sweep failed")), opts.sweepIntervalMs ?? 30_000);
   timer.unref();
-  ctx.log.info({ address: opts.address, port }, "agent gRPC server listening");
+  if (tls) ctx.log.info({ address: opts.address, port, enrollPort, caFingerprint: tls.ca.fingerprint, serverNames: tls.serverNames }, "agent gRPC server listening (mutual TLS)");
+  else ctx.log.warn({ address: opts.address, port }, "agent gRPC server listening WITHOUT TLS (PALISADE_GRPC_PLAINTEXT): credentials and rulesets cross the network in clear; use only in a lab");
 
   return {
     port,
+    enrollPort,
     sessions: () => sessions,
     async stop() {
       clearInterval(timer);
       // Mark our hosts disconnected first; their agents reconnect to another replica.
       await Promise.all([...sessions].map((s) => s.terminate(grpc.status.UNAVAILABLE, "API replica shutting down")));
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, 3_000);
-        server.tryShutdown(() => {
-          clearTimeout(t);
-          resolve();
+      const shutdown = (srv: grpc.Server) =>
+        new Promise<void>((resolve) => {
+          const t = setTimeout(() => {
+            srv.forceShutdown();
+            resolve();
+          }, 3_000);
+          srv.tryShutdown(() => {
+            clearTimeout(t);
+            resolve();
+          });
         });
-      });
+      await Promise.all([shutdown(server), ...(enrollServer ? [shutdown(enrollServer)] : [])]);
       await bus.stop();
     },
   };
@@ -122,7 +195,12 @@ export const agentGrpcService: BackgroundService = {
   name: "agent-grpc",
   async start({ config, db, redis, log }) {
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-    const running = await startAgentServer({ db, redis, log }, { address: `${host}:${config.grpcPort}` });
+    const t = config.agentTls;
+    const tls: AgentServerTls | undefined =
+      t.mode === "mtls"
+        ? { ca: await ensureCa(db, checkSecretKey(t.secretKey)), enrollAddress: `${host}:${t.enrollPort}`, serverNames: t.serverNames, clientCertTtlSeconds: t.clientCertTtlSeconds }
+        : undefined;
+    const running = await startAgentServer({ db, redis, log }, { address: `${host}:${config.grpcPort}`, ...(tls ? { tls } : {}) });
     return { stop: () => running.stop() };
   },
 };

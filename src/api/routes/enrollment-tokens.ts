@@ -3,6 +3,8 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { recordAudit } from "../audit.ts";
 import { hashSecret, newSecret } from "../auth.ts";
+import { caFingerprint } from "../tls/ca.ts";
+import { joinEnrollToken } from "../../protocol/pin.ts";
 import { conflict, errorResponses, notFound } from "../errors.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { iso, isoOrNull, Labels, Timestamp } from "../schemas.ts";
@@ -22,7 +24,10 @@ const Enrollment = z.object({
   hostId: z.uuid().nullable(),
   createdAt: Timestamp,
 });
-const CreatedEnrollment = Enrollment.extend({ token: z.string().describe("the secret for `palisade agent --enroll-token`; shown only here") });
+const CreatedEnrollment = Enrollment.extend({
+  token: z.string().describe("for the agent's PALISADE_ENROLL_TOKEN (or --enroll-token-file); shown only here. With mutual TLS it ends in `.<SHA-256 of the CA certificate>`, which the agent checks the server against before sending anything"),
+  caFingerprint: z.string().nullable().describe("SHA-256 (hex) of the agents' CA certificate, also carried in `token`; null when the agent channel runs without TLS"),
+});
 
 const view = (t: Row): z.infer<typeof Enrollment> => ({
   id: t.id,
@@ -51,7 +56,9 @@ export const enrollmentTokenRoutes: FastifyPluginAsyncZod = async (app) => {
         await recordAudit(tx, req.actor, "enrollment_token.create", `enrollment_token:${t.id}`, { expiresAt: iso(expiresAt), labels: req.body.labels });
         return t;
       });
-      return reply.status(201).send({ ...view(t), token: secret });
+      // The CA is created before REST serves (server.ts); no row means plaintext mode or a test app.
+      const pin = app.config.agentTls.mode === "mtls" ? await caFingerprint(app.db) : undefined;
+      return reply.status(201).send({ ...view(t), token: joinEnrollToken(secret, pin), caFingerprint: pin ?? null });
     },
   );
 

@@ -1,0 +1,232 @@
+// The agents' mutual-TLS channel with real TLS, real grpc-js, the real agent client and a
+// real API over PostgreSQL/Redis (no kernel: the agent's handlers do nothing). Enrollment
+// pins the CA; the stream's host comes from the verified certificate; foreign, expired,
+// not-yet-valid and deleted hosts' certificates are refused; renewal keeps the stream.
+import assert from "node:assert/strict";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { silentLog, startAgentServer, type RunningAgentServer } from "../../src/api/grpc/index.ts";
+import { agentService } from "../../src/api/grpc/proto.ts";
+import { AgentCa, ensureCa } from "../../src/api/tls/ca.ts";
+import { AgentClient } from "../../src/agent/client.ts";
+import { memoryLogger } from "../../src/agent/log.ts";
+import { StateDir } from "../../src/agent/state.ts";
+import { clientCredentials } from "../../src/agent/tls.ts";
+import { createCsr, hostIdOfSubjectAltName, newPrivateKeyPem, splitEnrollToken } from "../../src/protocol/pki.ts";
+import { startTestApp, type TestApp } from "../support/app.ts";
+import { streamEnd, waitFor, type StreamEnd } from "./grpc-kit.ts";
+
+const SECRET = "test-secret-key-for-the-ca-0123456789abcdef";
+let t: TestApp;
+let ca: AgentCa;
+let replica: RunningAgentServer;
+const dirs: string[] = [];
+const clients: AgentClient[] = [];
+
+async function startReplica(c: AgentCa, clientCertTtlSeconds = 3600): Promise<RunningAgentServer> {
+  return startAgentServer(
+    { db: t.db, redis: t.redis, log: silentLog },
+    { address: "127.0.0.1:0", tls: { ca: c, enrollAddress: "127.0.0.1:0", serverNames: ["127.0.0.1", "localhost"], clientCertTtlSeconds } },
+  );
+}
+
+before(async () => {
+  t = await startTestApp();
+  ca = await ensureCa(t.db, SECRET);
+  replica = await startReplica(ca);
+});
+after(async () => {
+  for (const c of clients) c.stop();
+  await replica?.stop();
+  await t?.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+async function token(): Promise<string> {
+  const res = await t.req("POST", "/v1/enrollment-tokens", { body: { ttlSeconds: 3600 } });
+  assert.equal(res.statusCode, 201, res.body);
+  return (res.json() as { token: string }).token;
+}
+
+/** A real agent client (no kernel behind it) enrolling through `r`'s enrollment port. */
+async function agent(name: string, opts: { r?: RunningAgentServer; token?: string } = {}) {
+  const r = opts.r ?? replica;
+  const dir = mkdtempSync(join(tmpdir(), "palisade-mtls-"));
+  dirs.push(dir);
+  const state = await StateDir.open(dir);
+  let connected = 0;
+  const log = memoryLogger("debug");
+  const client = new AgentClient({
+    server: `127.0.0.1:${r.port}`,
+    enrollServer: `127.0.0.1:${r.enrollPort}`,
+    tls: false,
+    name,
+    enrollToken: opts.token ?? (await token()),
+    state,
+    log,
+    capabilities: async () => ({ nftVersion: "1.0.9", kernel: "6.1", ipv6: true, features: [], xtablesModules: [], agentVersion: "test", unavailable: [] }),
+    hello: async () => ({ telemetryEpoch: "e1" }),
+    handlers: { desiredState() {}, confirm() {}, checkDrift() {}, quotaReset() {}, telemetryAck() {}, connected: () => void connected++ },
+    backoff: { initialMs: 50, maxMs: 200 },
+    heartbeatMs: 200,
+    deadlineMs: 5_000,
+  });
+  clients.push(client);
+  return { client, state, dir, log, connected: () => connected };
+}
+
+/** Open a Connect stream with raw credentials and see how it ends (or that it stays open). */
+async function connectWith(creds: grpc.ChannelCredentials, port: number, metadata: Record<string, string> = {}): Promise<StreamEnd> {
+  const { Client } = agentService();
+  const c = new Client(`127.0.0.1:${port}`, creds) as grpc.Client & Record<string, Function>;
+  try {
+    const md = new grpc.Metadata();
+    for (const [k, v] of Object.entries(metadata)) md.set(k, v);
+    const call = c.Connect!(md) as grpc.ClientDuplexStream<unknown, unknown>;
+    const end = streamEnd(call);
+    call.write({ hello: { capabilities: null, applied: { ruleset: "", version: 0, checksum: "" }, telemetryEpoch: "e1" } });
+    const open = new Promise<StreamEnd>((resolve) => {
+      // A stream the server accepted answers the heartbeat; report it as "open".
+      call.on("data", () => {
+        call.cancel();
+        resolve({ code: -1, details: "open", palisadeCode: undefined });
+      });
+      call.write({ heartbeat: { seq: "1", unixMs: String(Date.now()) } });
+    });
+    return await Promise.race([end, open]);
+  } finally {
+    c.close();
+  }
+}
+
+/** A key and a certificate for `hostId` from `issuer`, valid from `now` for `ttl` seconds. */
+async function certFor(issuer: AgentCa, hostId: string, ttl = 3600, now = Date.now()) {
+  const keyPem = newPrivateKeyPem();
+  const cert = await issuer.issueClient(await createCsr(createPrivateKey(keyPem), "x"), hostId, ttl, now);
+  return { keyPem, certPem: cert.certPem, caPem: ca.certPem };
+}
+
+describe("mutual TLS on the agent channel", () => {
+  test("the enrollment token pins the CA; the agent enrolls with its own key and connects with its certificate", async () => {
+    const tok = await token();
+    assert.equal(splitEnrollToken(tok).pin, ca.fingerprint);
+    const a = await agent("edge-good", { token: tok });
+    await a.client.start();
+    await waitFor(() => a.connected() > 0, 10_000, "the stream to open");
+    assert.ok(a.client.mutualTls);
+    const cred = (await a.state.readCredential())!;
+    const tls = (await a.state.readTls())!;
+    assert.equal(statSync(join(a.dir, "tls.json")).mode & 0o777, 0o600);
+    assert.equal(hostIdOfSubjectAltName(new X509Certificate(tls.certPem).subjectAltName), cred.hostId);
+    await waitFor(() => [...replica.sessions()].some((s) => s.identity.hostId === cred.hostId), 10_000, "the session on the replica");
+    const row = await t.db.host.findUniqueOrThrow({ where: { id: cred.hostId } });
+    assert.equal(row.certSerial?.toUpperCase().replace(/^0+/, ""), new X509Certificate(tls.certPem).serialNumber.toUpperCase().replace(/^0+/, ""));
+  });
+
+  test("a plaintext client, and a TLS client without a certificate, are refused by the agent port", async () => {
+    const plain = await connectWith(grpc.credentials.createInsecure(), replica.port, { authorization: "Bearer whatever" });
+    assert.equal(plain.code, grpc.status.UNAVAILABLE, plain.details);
+    const noCert = await connectWith(grpc.credentials.createSsl(Buffer.from(ca.certPem)), replica.port);
+    assert.notEqual(noCert.code, -1, "a client without a certificate got a stream");
+  });
+
+  test("a certificate from another CA is refused in the handshake", async () => {
+    const a = await agent("edge-foreign-victim");
+    await a.client.ensureCredential();
+    const hostId = (await a.state.readCredential())!.hostId;
+    const { ca: other } = await AgentCa.create();
+    const end = await connectWith(clientCredentials(await certFor(other, hostId)), replica.port);
+    assert.equal(end.code, grpc.status.UNAVAILABLE, end.details);
+  });
+
+  test("expired and not-yet-valid certificates are refused", async () => {
+    const a = await agent("edge-expired");
+    await a.client.ensureCredential();
+    const hostId = (await a.state.readCredential())!.hostId;
+    const expired = await connectWith(clientCredentials(await certFor(ca, hostId, 3600, Date.now() - 7200_000)), replica.port);
+    assert.equal(expired.code, grpc.status.UNAVAILABLE, expired.details);
+    const future = await connectWith(clientCredentials(await certFor(ca, hostId, 3600, Date.now() + 7200_000)), replica.port);
+    assert.equal(future.code, grpc.status.UNAVAILABLE, future.details);
+    // The same host with a current certificate gets a stream: the refusals were about time.
+    const ok = await connectWith(clientCredentials(await certFor(ca, hostId)), replica.port);
+    assert.equal(ok.code, -1, ok.details);
+  });
+
+  test("host A's certificate cannot act for host B", async () => {
+    const a = await agent("edge-a");
+    const b = await agent("edge-b");
+    await a.client.ensureCredential();
+    await b.client.ensureCredential();
+    const bId = (await b.state.readCredential())!.hostId;
+    const end = await connectWith(clientCredentials((await a.state.readTls())!), replica.port, { "palisade-host": bId });
+    assert.equal(end.palisadeCode, "wrong_host", end.details);
+  });
+
+  test("a deleted host's and a disabled host's certificates are refused", async () => {
+    const d = await agent("edge-deleted");
+    await d.client.ensureCredential();
+    const dTls = (await d.state.readTls())!;
+    const del = await t.req("DELETE", `/v1/hosts/${(await d.state.readCredential())!.hostId}`);
+    assert.equal(del.statusCode, 204, del.body);
+    const gone = await connectWith(clientCredentials(dTls), replica.port);
+    assert.equal(gone.palisadeCode, "host_deleted", gone.details);
+
+    const x = await agent("edge-disabled");
+    await x.client.ensureCredential();
+    const dis = await t.req("POST", `/v1/hosts/${(await x.state.readCredential())!.hostId}/disable`);
+    assert.equal(dis.statusCode < 300, true, dis.body);
+    const off = await connectWith(clientCredentials((await x.state.readTls())!), replica.port);
+    assert.equal(off.palisadeCode, "host_disabled", off.details);
+  });
+
+  test("an agent whose token pins another CA refuses the server and sends it nothing", async () => {
+    const { ca: other } = await AgentCa.create();
+    const tok = await token();
+    const a = await agent("edge-pinned-elsewhere", { token: `${splitEnrollToken(tok).secret}.${other.fingerprint}` });
+    await assert.rejects(a.client.ensureCredential(), (e: Error & { code?: string }) => e.code === "ca_mismatch");
+    const rows = await t.db.enrollmentToken.findMany({ where: { usedAt: null } });
+    assert.ok(rows.length >= 1, "the token was not consumed");
+    assert.equal(await t.db.host.count({ where: { name: "edge-pinned-elsewhere" } }), 0);
+  });
+
+  test("an agent refuses a server whose certificate another CA issued", async () => {
+    const a = await agent("edge-rogue-victim");
+    await a.client.ensureCredential();
+    const { ca: rogueCa } = await AgentCa.create();
+    const rogue = await startReplica(rogueCa);
+    try {
+      const { Client } = agentService();
+      const c = new Client(`127.0.0.1:${rogue.port}`, clientCredentials((await a.state.readTls())!));
+      const err = await new Promise<Error | undefined>((resolve) => c.waitForReady(Date.now() + 3_000, resolve));
+      c.close();
+      assert.ok(err, "the agent's channel became ready against a server from another CA");
+      assert.equal(rogue.sessions().size, 0);
+    } finally {
+      await rogue.stop();
+    }
+  });
+
+  test("renewal at two thirds of the certificate's life keeps the stream; the next stream uses the new certificate", { timeout: 60_000 }, async () => {
+    const short = await startReplica(ca, 3);
+    try {
+      const a = await agent("edge-renew", { r: short });
+      await a.client.start();
+      await waitFor(() => a.connected() > 0, 10_000, "the stream to open");
+      const first = a.client.certificate!;
+      await waitFor(() => a.client.renewals >= 2, 20_000, "two renewals (the second one made with the renewed certificate)");
+      assert.equal(a.client.connects, 1, "a renewal reopened the stream");
+      assert.notEqual(a.client.certificate, first);
+      assert.deepEqual((await a.state.readTls())!.certPem, a.client.certificate);
+      // The first certificate has expired by now; a new stream must use the renewed one.
+      await waitFor(() => Date.now() > Date.parse(new X509Certificate(first).validTo) + 1_000, 10_000, "the first certificate to expire");
+      for (const s of [...short.sessions()]) await s.terminate(grpc.status.UNAVAILABLE, "test: reconnect");
+      await waitFor(() => a.client.connects >= 2 && a.connected() >= 2 && short.sessions().size === 1, 15_000, "the agent to reconnect with its renewed certificate");
+    } finally {
+      await short.stop();
+    }
+  });
+});
