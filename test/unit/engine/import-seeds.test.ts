@@ -116,7 +116,7 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   assert.equal(s[43], "error");
   assert.equal(s[44], "error");
   const errs = r.report.filter((l) => l.status === "error");
-  assert.deepEqual(errs.map((l) => l.token), ["physdev", "physdev", "mac", "policy", "mac", "--name", "--opensecret", "--checkip"]);
+  assert.deepEqual(errs.map((l) => l.token), ["physdev", "physdev", "mac", "--tunnel-src", "mac", "--name", "--opensecret", "--checkip"]);
   const p = r.policy!;
   assert.deepEqual(p.accounting, { all_outgoing: { prefix: "0.0.0.0/0" }, sales: { prefix: "192.168.1.0/24" } });
   assert.deepEqual(p.chains.forward?.rules.slice(0, 2).map((x) => x.action), [{ type: "account", table: "all_outgoing" }, { type: "account", table: "sales" }]);
