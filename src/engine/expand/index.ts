@@ -10,6 +10,9 @@
 // schema has no chain priority, and because one jump keeps stateful presets (meters, rate
 // limits) from counting a packet twice. Presets only drop (port knocking's opened port
 // aside), so jumping first never lets through what the user's rules would drop.
+// In forward, ESTABLISHED packets that no preset rule there can match return right after the
+// port-scan ban check (established-skip.ts). The nftables compiler runs the prerouting slot
+// (anti-spoofing) after conntrack, once per connection direction (compile/nft/anti-spoofing.ts).
 // Deterministic: fixed preset order, chains by name, no clocks or randomness.
 import type { Chain, Policy, Rule } from "../policy/index.ts";
 import { antiSpoofing } from "./anti-spoofing.ts";
@@ -17,6 +20,7 @@ import { bogusPackets } from "./bogus-packets.ts";
 import { icmpFlood, rstFlood, synFlood } from "./floods.ts";
 import { isBanCheck, portScanTrap } from "./port-scan-trap.ts";
 import { portKnock } from "./port-knock.ts";
+import { forwardEstablishedSkip } from "./established-skip.ts";
 import { SLOTS, SLOT_TABLE, comment, protectBaseChain, protectChain, type PresetOutput, type Slot } from "./types.ts";
 
 export { presetNames } from "./names.ts";
@@ -52,7 +56,7 @@ export function expandPolicy(policy: Policy): Policy {
     chains[name] = chain;
   };
   for (const slot of SLOTS) {
-    const rules = orderSlot(outs.flatMap((o) => o.rules[slot] ?? []));
+    const rules = orderSlot(outs.flatMap((o) => o.rules[slot] ?? []), slot === "forward" ? forwardEstablishedSkip(policy.protections) : []);
     if (rules.length === 0) continue;
     const table = SLOT_TABLE[slot];
     const name = protectChain(slot);
@@ -76,9 +80,13 @@ export function expandPolicy(policy: Policy): Policy {
   return expanded;
 }
 
-/** Port-scan bans run before the other presets' rules in a slot (a banned source gets nothing). */
-function orderSlot(rules: Rule[]): Rule[] {
-  return [...rules.filter(isBanCheck), ...rules.filter((r) => !isBanCheck(r))];
+/**
+ * Port-scan bans run before the other presets' rules in a slot (a banned source gets nothing);
+ * `skip` (forward: established-skip.ts) goes between the bans and the rest.
+ */
+function orderSlot(rules: Rule[], skip: Rule[]): Rule[] {
+  const rest = rules.filter((r) => !isBanCheck(r));
+  return [...rules.filter(isBanCheck), ...(rest.length ? skip : []), ...rest];
 }
 
 export type { Slot };

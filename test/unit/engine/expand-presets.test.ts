@@ -60,7 +60,9 @@ test("icmpFlood: drop mask/timestamp requests, drop ICMP over the rate", () => {
 
 test("bogusPackets: INVALID in input/forward/output, SYN+FIN and SYN+RST", () => {
   const e = expand({ protections: { bogusPackets: {} } });
-  for (const c of ["protect_input", "protect_forward", "protect_output"]) assert.deepEqual(rules(e, c)[0]!.match, { ctState: ["invalid"] });
+  for (const c of ["protect_input", "protect_output"]) assert.deepEqual(rules(e, c)[0]!.match, { ctState: ["invalid"] });
+  // forward: ESTABLISHED packets return first (none of these rules can match them), then the same rules.
+  assert.deepEqual(rules(e, "protect_forward").map((x) => x.match), [{ ctState: ["established"] }, ...rules(e, "protect_input").map((x) => x.match)]);
   const flags = rules(e, "protect_input").slice(1).map((x) => x.match?.tcpFlags);
   assert.deepEqual(flags, [{ mask: ["syn", "fin"], compare: ["syn", "fin"] }, { mask: ["syn", "rst"], compare: ["syn", "rst"] }]);
   assert.equal(expandPolicy(validatePolicy({ protections: { bogusPackets: { enabled: false } } }).policy!).chains.protect_input, undefined);
@@ -149,4 +151,21 @@ test("preset names are reserved; knock sequences are checked", () => {
   assert.deepEqual(codes({ protections: { portKnock: [{ name: "a", knockPorts: [1, 1], port: 22 }] } }), ["port_knock_repeated_port /protections/portKnock/0/knockPorts/1"]);
   assert.deepEqual(codes({ protections: { portKnock: [{ name: "a", knockPorts: [1, 22], port: 22 }] } }), ["port_knock_port_in_sequence /protections/portKnock/0/knockPorts/1"]);
   assert.deepEqual(codes({ protections: { portKnock: [{ name: "a", knockPorts: [1, 2], port: 22 }, { name: "a", knockPorts: [3, 4], port: 23 }] } }), ["duplicate_port_knock /protections/portKnock/1/name"]);
+});
+
+test("forward: after the port-scan ban, ESTABLISHED packets no forward preset rule can match return", () => {
+  const both = rules(expand({ protections: { bogusPackets: {}, portScanTrap: { ports: [139, 445] } } }), "protect_forward");
+  assert.deepEqual(both.slice(0, 4).map((x) => [x.match, x.action]), [
+    [{ recent: { name: "protect_portscan", mode: "rcheck", seconds: 86400, side: "source" } }, "drop"],
+    [{ ctState: ["established"], protocol: { not: "tcp" } }, "return"],
+    [{ ctState: ["established"], protocol: "tcp", dport: { not: [139, 445] } }, "return"],
+    [{ ctState: ["invalid"] }, "drop"],
+  ]);
+  // Without the trap in forward, no forward rule can match an ESTABLISHED packet.
+  const bogus = rules(expand({ protections: { bogusPackets: {}, portScanTrap: { forward: false } } }), "protect_forward");
+  assert.deepEqual(bogus[0]!.match, { ctState: ["established"] });
+  assert.equal(bogus[0]!.action, "return");
+  // Input keeps every rule for every packet (rate limits and knocks apply to established traffic).
+  const input = rules(expand({ protections: { bogusPackets: {}, portScanTrap: {} } }), "protect_input");
+  assert.ok(!input.some((x) => x.action === "return"));
 });
