@@ -127,6 +127,32 @@ describe("mutual TLS on the agent channel", () => {
     assert.equal(row.certSerial?.toUpperCase().replace(/^0+/, ""), new X509Certificate(tls.certPem).serialNumber.toUpperCase().replace(/^0+/, ""));
   });
 
+  test("replicas share one CA: concurrent first starts agree, a wrong PALISADE_SECRET_KEY is refused, an agent enrolled on one replica streams to another", async () => {
+    // Two replicas starting at once on a database without a CA make one between them.
+    const fresh = await startTestApp();
+    try {
+      const [x, y] = await Promise.all([ensureCa(fresh.db, SECRET), ensureCa(fresh.db, SECRET)]);
+      assert.equal(x.fingerprint, y.fingerprint);
+      assert.equal(await fresh.db.certificateAuthority.count(), 1);
+    } finally {
+      await fresh.close();
+    }
+    const again = await Promise.all([ensureCa(t.db, SECRET), ensureCa(t.db, SECRET)]);
+    assert.deepEqual(again.map((c) => c.fingerprint), [ca.fingerprint, ca.fingerprint]);
+    await assert.rejects(ensureCa(t.db, "another-secret-key-of-enough-length-000000"), (e: Error & { code?: string }) => e.code === "secret_key_wrong");
+    const row = await t.db.certificateAuthority.findUniqueOrThrow({ where: { id: 1 } });
+    assert.ok(!row.keyEncrypted.includes("PRIVATE KEY"), "the CA key is stored in clear");
+    const second = await startReplica(again[1]!);
+    try {
+      const a = await agent("edge-two-replicas");
+      await a.client.ensureCredential();
+      const end = await connectWith(clientCredentials((await a.state.readTls())!), second.port);
+      assert.equal(end.code, -1, end.details);
+    } finally {
+      await second.stop();
+    }
+  });
+
   test("a plaintext client, and a TLS client without a certificate, are refused by the agent port", async () => {
     const plain = await connectWith(grpc.credentials.createInsecure(), replica.port, { authorization: "Bearer whatever" });
     assert.equal(plain.code, grpc.status.UNAVAILABLE, plain.details);
