@@ -4,7 +4,8 @@
 // more than conntrack itself on a router's external interface.
 //
 // How: the preset's chain runs in its own base chain just after conntrack (prerouting,
-// priority mangle - 1) rather than from raw, and
+// priority mangle - 1) rather than from raw; that base chain holds steps 1 and 2 before its
+// jump to the checks, so most packets never enter the preset chain:
 //   1. packets not arriving on the preset's interface X return at once (one compare);
 //   2. a packet conntrack finds ESTABLISHED returns when its direction of the connection
 //      carries the "verified on X" conntrack label (bit 126 original, 127 reply);
@@ -73,7 +74,7 @@ interface Body {
   comment: string;
 }
 
-/** Rules before and after the preset's checks in protect_prerouting. */
+/** Rules before the jump to the checks (in protect_prerouting_base) and after them (in protect_prerouting). */
 export function antiSpoofingCache(iif: string): { head: Body[]; tail: Body[] } {
   const x = ifname(iif);
   const c = (what: string) => `preset antiSpoofing: ${what}`.slice(0, 128);
@@ -90,4 +91,4 @@ export function antiSpoofingCache(iif: string): { head: Body[]; tail: Body[] } {
   };
 }
 
-export { PRE as ANTI_SPOOFING_CHAIN };
+export { PRE as ANTI_SPOOFING_CHAIN, BASE as ANTI_SPOOFING_BASE };

@@ -29,7 +29,7 @@ import { declareQuotas, parseGrowCounterName } from "./quota.ts";
 import { declareAccounting } from "./accounting.ts";
 import { TEE_TABLES, teeTables } from "./tee.ts";
 import { expand, leadingPresetJumps, toUserPointer } from "./expand.ts";
-import { ANTI_SPOOFING_CHAIN, antiSpoofingCache, placeAntiSpoofing, verifiedInterface } from "./anti-spoofing.ts";
+import { ANTI_SPOOFING_BASE, ANTI_SPOOFING_CHAIN, antiSpoofingCache, placeAntiSpoofing, verifiedInterface } from "./anti-spoofing.ts";
 
 export type { CompileContext } from "./context.ts";
 export { TABLE as NFT_TABLE } from "./context.ts";
@@ -110,10 +110,11 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
   if (verified && policy.chains[ANTI_SPOOFING_CHAIN]) {
     // The antiSpoofing preset's checks run once per connection direction (anti-spoofing.ts).
     const cache = antiSpoofingCache(verified);
-    const first = rules.findIndex((r) => r.chain === ANTI_SPOOFING_CHAIN);
     const last = rules.length - [...rules].reverse().findIndex((r) => r.chain === ANTI_SPOOFING_CHAIN);
     rules.splice(last, 0, ...cache.tail.map((r) => rule(ANTI_SPOOFING_CHAIN, r.body, r.comment)));
-    rules.splice(first, 0, ...cache.head.map((r) => rule(ANTI_SPOOFING_CHAIN, r.body, r.comment)));
+    // The skips go in the base chain, before the jump: most packets then never enter the preset chain.
+    const jump = rules.findIndex((r) => r.chain === ANTI_SPOOFING_BASE && r.body === `jump ${ANTI_SPOOFING_CHAIN}`);
+    rules.splice(jump, 0, ...cache.head.map((r) => rule(ANTI_SPOOFING_BASE, r.body, r.comment)));
   }
   chains.push(...fwd.chains);
   for (const r of fwd.rules) rules.push(rule(r.chain, r.body, r.comment));
