@@ -11,6 +11,21 @@ export function createRedis(url: string): Redis {
   return new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
 }
 
+/** Logs the start and the end of an outage once each (ioredis reports every reconnect attempt). */
+export function reportOutages(redis: Redis, log: { warn(o: object, m: string): void; info(o: object, m: string): void }): void {
+  let down = false;
+  redis.on("error", (err: Error) => {
+    if (down) return;
+    down = true;
+    log.warn({ err: err.message }, "Redis does not answer (REDIS_URL): live log streams, console sign-in and rate limits are off, rollouts wait; reconnecting");
+  });
+  redis.on("ready", () => {
+    if (!down) return;
+    down = false;
+    log.info({}, "Redis answers again");
+  });
+}
+
 /** True when the connection is up and usable right now. */
 export function redisReady(redis: Redis): boolean {
   return redis.status === "ready";

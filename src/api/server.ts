@@ -6,7 +6,7 @@ import { ConfigError, type Config } from "./config.ts";
 import { checkSecretKey, ensureCa } from "./tls/ca.ts";
 import { createDb } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
-import { createRedis } from "./redis.ts";
+import { createRedis, reportOutages } from "./redis.ts";
 import { backgroundServices, type RunningService } from "./services.ts";
 
 export interface ServerOptions {
@@ -52,6 +52,7 @@ export async function runServer(config: Config, opts: ServerOptions = {}): Promi
     logger: { level: config.logLevel, redact: ["req.headers.authorization"] },
   });
   const log = app.log;
+  reportOutages(redis, log);
   const running: RunningService[] = [];
   // Stops what has started, newest first; used both on shutdown and when start-up fails.
   const stopAll = async () => {

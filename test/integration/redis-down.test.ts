@@ -77,6 +77,7 @@ describe("Redis down", () => {
   test("Redis is killed: /readyz says so", async () => {
     await redis.kill();
     await waitFor(async () => !(await readyRedis()), 10_000, "readyz to report Redis down");
+    await s.line((l) => String(l.msg).startsWith("Redis does not answer (REDIS_URL)"));
   });
 
   test("POST /v1/deployments answers 202; a retry with the same Idempotency-Key gets the same deployment", async () => {
@@ -138,6 +139,9 @@ describe("Redis down", () => {
     assert.deepEqual(await schedulers(), ["maintenance", "rollup"]);
     assert.equal((await call("GET", "/v1/deployments")).body.items.length, 1);
     assert.ok(s.lines.some((l) => String(l.msg).includes("telemetry schedules (rollup, maintenance) re-created")));
+    assert.equal(s.lines.filter((l) => String(l.msg).startsWith("Redis does not answer")).length, 1, "one line per outage, not one per reconnect attempt");
+    assert.ok(s.lines.some((l) => l.msg === "Redis answers again"));
+    assert.doesNotMatch(s.stderr(), /Unhandled error event/, "every Redis connection has an error listener");
     assert.equal((await call("POST", "/v1/session", { body: { token: admin }, token: null })).status, 200);
   });
 });

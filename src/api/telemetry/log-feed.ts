@@ -29,6 +29,8 @@ export interface LogFeedOptions {
 export class LogFeed {
   private sub: Redis | undefined;
   private subscribing: Promise<Redis> | undefined;
+  /** Whether the shared subscription is up: unknown while it is first made (opens wait for it). */
+  private subscribed: boolean | undefined;
   private readonly streams = new Set<FeedStream>();
   private readonly sweep: NodeJS.Timeout;
 
@@ -52,7 +54,7 @@ export class LogFeed {
    * Returns the function that detaches it (idempotent).
    */
   async open(stream: FeedStream): Promise<() => void> {
-    if (!redisReady(this.redis) || (this.sub && !redisReady(this.sub))) throw redisUnavailable("the live log stream");
+    if (!redisReady(this.redis) || this.subscribed === false) throw redisUnavailable("the live log stream");
     const held = [...this.streams].filter((s) => s.tokenId === stream.tokenId).length;
     if (held >= this.opts.perToken) {
       throw new ApiError(
@@ -84,6 +86,7 @@ export class LogFeed {
     for (const s of [...this.streams]) this.end(s, "server_closing");
     this.sub?.disconnect();
     this.sub = undefined;
+    this.subscribing = undefined;
   }
 
   private end(s: FeedStream, reason: EndReason): void {
@@ -100,13 +103,19 @@ export class LogFeed {
     // The link dropped: events published meanwhile would be missed without a sign, so the
     // streams end (clients reconnect and get 503 until Redis is back). ioredis reconnects
     // and resubscribes this connection by itself.
+    sub.on("ready", () => {
+      // A reconnect: ioredis resubscribes as its first command, ahead of any new stream's.
+      if (this.subscribed === false) this.subscribed = true;
+    });
     sub.on("close", () => {
+      if (this.subscribed) this.subscribed = false;
       if (this.streams.size) this.log.warn({ streams: this.streams.size }, "live log streams ended: lost the Redis subscription");
       for (const s of [...this.streams]) this.end(s, "redis_unavailable");
     });
     this.subscribing = (async () => {
       await sub.connect();
       await sub.subscribe(LOGS_CHANNEL, TOKEN_REVOKED_CHANNEL);
+      this.subscribed = true;
       return sub;
     })();
     this.subscribing.catch(() => {
@@ -114,6 +123,7 @@ export class LogFeed {
       if (this.sub === sub) {
         this.sub = undefined;
         this.subscribing = undefined;
+        this.subscribed = undefined;
         sub.disconnect();
       }
     });
