@@ -4,6 +4,7 @@
 // http://127.0.0.1:8080. A context's token is sent only to that context's server, never
 // to a --server given beside it. API errors become RestError (a CliError with the
 // envelope's code, message and details and the HTTP status), printed by errors.ts.
+import { randomUUID } from "node:crypto";
 import type { Command } from "commander";
 import { selectContext } from "./contexts.ts";
 import { CliError, EXIT, exitForCode, exitForStatus, type ErrorDetail } from "./errors.ts";
@@ -67,10 +68,10 @@ export class Rest {
     return this.target;
   }
 
-  private async send(method: string, path: string, init: { body?: string; contentType?: string; accept?: string; signal?: AbortSignal }): Promise<Response> {
+  private async send(method: string, path: string, init: { body?: string; contentType?: string; accept?: string; signal?: AbortSignal; headers?: Record<string, string> }): Promise<Response> {
     const { base, token } = await this.resolve();
     if (!token) throw new RestError(0, "unauthorized", `no API token for ${base}`);
-    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: init.accept ?? "application/json" };
+    const headers: Record<string, string> = { ...init.headers, authorization: `Bearer ${token}`, accept: init.accept ?? "application/json" };
     if (init.body !== undefined) headers["content-type"] = init.contentType ?? "application/json";
     let res: Response;
     try {
@@ -93,9 +94,9 @@ export class Rest {
     return res;
   }
 
-  async request<T>(method: string, path: string, body?: unknown, opts: { contentType?: string; timeoutMs?: number } = {}): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown, opts: { contentType?: string; timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<T> {
     const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
-    const res = await this.send(method, path, { body: payload, contentType: opts.contentType, signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) });
+    const res = await this.send(method, path, { body: payload, contentType: opts.contentType, headers: opts.headers, signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) });
     const text = await res.text();
     return (text ? JSON.parse(text) : undefined) as T;
   }
@@ -119,10 +120,11 @@ export class Rest {
 
   /**
    * A Server-Sent Events stream: `onEvent` gets each event's data (the `data:` lines joined)
+   * and type (`event:`, "message" when absent)
    * until the server ends the stream (resolves) or `signal` aborts (resolves too). `onOpen`
    * runs once the server answered (the API subscribes before it answers).
    */
-  async stream(path: string, query: Query, onEvent: (data: string, id: string | undefined) => void, signal: AbortSignal, onOpen?: () => void): Promise<"ended" | "aborted"> {
+  async stream(path: string, query: Query, onEvent: (data: string, event: string, id: string | undefined) => void, signal: AbortSignal, onOpen?: () => void): Promise<"ended" | "aborted"> {
     let res: Response;
     try {
       res = await this.send("GET", withQuery(path, query), { accept: "text/event-stream", signal });
@@ -141,12 +143,14 @@ export class Rest {
           const block = buf.slice(0, end);
           buf = buf.slice(end + 2);
           let id: string | undefined;
+          let event = "message";
           const data: string[] = [];
           for (const line of block.split("\n")) {
             if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
             else if (line.startsWith("id:")) id = line.slice(3).trim();
+            else if (line.startsWith("event:")) event = line.slice(6).trim();
           }
-          if (data.length) onEvent(data.join("\n"), id);
+          if (data.length) onEvent(data.join("\n"), event, id);
         }
       }
     } catch (e) {
@@ -154,6 +158,27 @@ export class Rest {
       throw new RestError(0, "unreachable", `the event stream broke: ${(e as Error).message}`);
     }
     return signal.aborted ? "aborted" : "ended";
+  }
+}
+
+/** Delays before the 2nd and 3rd try of an idempotent create. */
+const RETRY_DELAYS_MS = [1000, 3000];
+
+/**
+ * A POST the API deduplicates by Idempotency-Key (deployments, rollbacks): one key for
+ * every try, so a retry after a lost answer or a moment without the server cannot
+ * create a second rollout. Retried only when the server was not reached or answered 502-504.
+ */
+export async function idempotentPost<T>(rest: Rest, path: string, body?: unknown, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<T> {
+  const headers = { "idempotency-key": randomUUID() };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await rest.request<T>("POST", path, body, { headers });
+    } catch (e) {
+      const transient = e instanceof RestError && (e.code === "unreachable" || [502, 503, 504].includes(e.status));
+      if (!transient || attempt >= RETRY_DELAYS_MS.length) throw e;
+      await sleep(RETRY_DELAYS_MS[attempt]!);
+    }
   }
 }
 

@@ -137,6 +137,8 @@ describe("palisade API verbs", () => {
     const d = await ok(["deploy", "web", "--hosts", "edge-1"]);
     const id = /^deployment ([0-9a-f-]{36}): web@3 to 1 host\(s\)\n$/.exec(d)?.[1];
     assert.ok(id, d);
+    const row = await t.db.deployment.findUniqueOrThrow({ where: { id } });
+    assert.match(row.idempotencyKey ?? "", /^[0-9a-f-]{36}$/, "deploy sends an Idempotency-Key, so its retries cannot create a second rollout");
     const ls = await ok(["deployments", "ls"]);
     assert.deepEqual(header(ls), ["ID", "CREATED", "VERSION", "STATUS", "APPLIED", "FAILED", "BY"]);
     assert.match(ls, new RegExp(`^${id}\\s+\\S+( ago)?\\s+web@3\\s+\\w+\\s+0/1\\s+0\\s+test-admin$`, "m"));
@@ -212,6 +214,29 @@ describe("palisade API verbs", () => {
       assert.equal(await closed, 0, err);
       const lines = out.trim().split("\n").map((l) => JSON.parse(l) as { fields: { dport: number } });
       assert.deepEqual(lines.map((e) => e.fields.dport), [23, 8443]);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null && child.pid) process.kill(child.pid, "SIGKILL");
+    }
+  });
+
+  test("logs -f: a token revoked while following ends it with exit 6 (the server's event: end token_revoked)", async () => {
+    const created = (await t.req("POST", "/v1/tokens", { body: { name: "follower", role: "viewer" } })).json() as { id: string; token: string };
+    const child = spawn(process.execPath, [BIN, "logs", "-f", "--limit", "1", "-o", "json"], { env: baseEnv({ PALISADE_SERVER: url, PALISADE_TOKEN: created.token }), stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      let out = "";
+      let err = "";
+      child.stderr.on("data", (b: Buffer) => (err += b.toString()));
+      const closed = new Promise<number | null>((r) => child.once("close", (c) => r(c)));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on("data", (b: Buffer) => {
+          out += b.toString();
+          if (out.includes("\n")) resolve();
+        });
+        child.once("close", () => reject(new Error(`logs -f ended early: ${err}${out}`)));
+      });
+      assert.equal((await t.req("DELETE", `/v1/tokens/${created.id}`)).statusCode, 204);
+      assert.equal(await closed, 6, err);
+      assert.match(err, /^error: unauthorized: the token was revoked; the server ended the log stream\n/);
     } finally {
       if (child.exitCode === null && child.signalCode === null && child.pid) process.kill(child.pid, "SIGKILL");
     }

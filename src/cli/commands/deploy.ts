@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { parseLabels } from "../args.ts";
 import { usageError } from "../errors.ts";
 import { resolveRef } from "../ref.ts";
-import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
+import { idempotentPost, Rest, withRestOptions, type RestOptions } from "../rest.ts";
 import { watchDeployment } from "./status.ts";
 
 interface DeployOptions extends RestOptions {
@@ -64,7 +64,7 @@ export function register(program: Command): void {
     // Flags first: a bad flag is reported without a round trip.
     deployBody({ ruleset: "x", version: 1 }, o);
     const target = await resolveRef(rest, ref);
-    const r = await rest.request<{ id: string; targets: number }>("POST", "/v1/deployments", deployBody(target, o));
+    const r = await idempotentPost<{ id: string; targets: number }>(rest, "/v1/deployments", deployBody(target, o));
     process.stdout.write(`deployment ${r.id}: ${target.ruleset}@${target.version} to ${r.targets} host(s)\n`);
     if (o.wait) process.exitCode = await watchDeployment(rest, r.id, { timeoutS: Number(o.timeout) });
   });

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import { parseCount } from "../args.ts";
 import { formatOf, out, printList, printOne, table, when, withOutput, type Column } from "../output.ts";
-import { Rest, seg, withRestOptions, type RestOptions } from "../rest.ts";
+import { idempotentPost, Rest, seg, withRestOptions, type RestOptions } from "../rest.ts";
 import { relative } from "../time.ts";
 import { waitReasons, watchDeployment, type Detail, type Summary } from "./status.ts";
 
@@ -85,7 +85,7 @@ export function register(program: Command): void {
       .option("--timeout <seconds>", "with --wait: give up watching after this long", "600"),
   ).action(async (id: string, o: RestOptions & { wait?: boolean; timeout: string }) => {
     const rest = new Rest(o);
-    const r = await rest.request<{ id: string; targets: number; skipped: string[] }>("POST", `/v1/deployments/${seg(id)}/rollback`);
+    const r = await idempotentPost<{ id: string; targets: number; skipped: string[] }>(rest, `/v1/deployments/${seg(id)}/rollback`);
     out(`deployment ${r.id}: rollback of ${id} to ${r.targets} host(s)${r.skipped.length ? `; skipped (no earlier version): ${r.skipped.join(", ")}` : ""}\n`);
     if (o.wait) process.exitCode = await watchDeployment(rest, r.id, { timeoutS: Number(o.timeout) });
   });

@@ -1,7 +1,9 @@
 // `palisade logs`: packet log events the agents shipped (log rules, LOGMARK), oldest first.
 // -f follows: the stream is opened first, then the recent events are listed, then new
 // ones print as they arrive (events the list already showed are skipped by id), until
-// Ctrl-C or --max-events. -o json with -f prints one JSON object per line.
+// Ctrl-C or --max-events. -o json with -f prints one JSON object per line. The server's
+// `event: end` says why a stream ended: max_events is a normal end, anything else (token
+// revoked, Redis lost, server closing) an error.
 import type { Command } from "commander";
 import { parseCount } from "../args.ts";
 import { CliError, EXIT } from "../errors.ts";
@@ -102,7 +104,14 @@ export function register(program: Command): void {
     };
     let opened!: () => void;
     const open = new Promise<void>((r) => (opened = r));
-    const stream = rest.stream("/v1/logs/stream", { ...filters, maxEvents }, (text) => {
+    let endReason: string | undefined;
+    const stream = rest.stream("/v1/logs/stream", { ...filters, maxEvents }, (text, event) => {
+      // The server's last word: `event: end` with the reason (max_events, token_revoked, redis_unavailable, server_closing).
+      if (event === "end") {
+        endReason = text.trim();
+        return;
+      }
+      if (event !== "log" && event !== "message") return;
       const e = JSON.parse(text) as LogEvent;
       if (listed) show(e);
       else pending.push(e);
@@ -118,8 +127,9 @@ export function register(program: Command): void {
       listed = true;
       pending.splice(0).forEach(show);
       const end = await stream;
-      if (end === "ended" && maxEvents === undefined) {
-        throw new CliError("unavailable", "the server ended the log stream", EXIT.unavailable, [], "it was restarting or shutting down; run the command again");
+      if (end === "ended" && endReason !== "max_events") {
+        if (endReason === "token_revoked") throw new CliError("unauthorized", "the token was revoked; the server ended the log stream", EXIT.denied);
+        throw new CliError("unavailable", `the server ended the log stream (${endReason ?? "closed without a reason"})`, EXIT.unavailable, [], "it was restarting, or lost Redis; run the command again");
       }
     } finally {
       abort.abort();

@@ -79,3 +79,46 @@ test("diff: arguments and lines", () => {
     ["web@1 -> web@2: 3 change(s)", "+ /a: 1", '- /b: "x"', "~ /c: 1 -> 2"],
   );
 });
+
+test("idempotentPost: one Idempotency-Key for every try; retried on 503 and when unreachable, not on 4xx", async () => {
+  const { createServer } = await import("node:http");
+  const { idempotentPost, Rest } = await import("../../../src/cli/rest.ts");
+  const seen: { key: string | undefined; n: number }[] = [];
+  let answers: number[] = [];
+  const server = createServer((req, res) => {
+    seen.push({ key: req.headers["idempotency-key"] as string | undefined, n: seen.length });
+    const status = answers.shift() ?? 202;
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(JSON.stringify(status === 202 ? { id: "d1", targets: 1 } : { error: { code: status === 503 ? "unavailable" : "invalid_request", message: "no", details: [] } }));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  try {
+    const port = (server.address() as { port: number }).port;
+    const rest = new Rest({ server: `http://127.0.0.1:${port}`, token: "t" }, {});
+    const slept: number[] = [];
+    const sleep = async (ms: number) => void slept.push(ms);
+    answers = [503, 503];
+    assert.deepEqual(await idempotentPost(rest, "/v1/deployments", {}, sleep), { id: "d1", targets: 1 });
+    assert.equal(seen.length, 3);
+    assert.match(seen[0]!.key ?? "", /^[0-9a-f-]{36}$/);
+    assert.ok(seen.every((s) => s.key === seen[0]!.key), "the same key on every try");
+    assert.deepEqual(slept, [1000, 3000]);
+
+    seen.length = 0;
+    answers = [400];
+    await assert.rejects(idempotentPost(rest, "/v1/deployments", {}, sleep), (e: CliError) => e.code === "invalid_request");
+    assert.equal(seen.length, 1, "a refused request is not retried");
+
+    seen.length = 0;
+    answers = [503, 503, 503];
+    await assert.rejects(idempotentPost(rest, "/v1/deployments", {}, sleep), (e: CliError) => e.code === "unavailable" && e.exit === EXIT.unavailable);
+    assert.equal(seen.length, 3, "at most three tries");
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+  // Nothing listens: unreachable, retried, then reported.
+  const closed = new Rest({ server: "http://127.0.0.1:9", token: "t" }, {});
+  let tries = 0;
+  await assert.rejects(idempotentPost(closed, "/v1/deployments", {}, async () => void tries++), (e: CliError) => e.code === "unreachable");
+  assert.equal(tries, 2);
+});
