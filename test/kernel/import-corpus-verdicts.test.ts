@@ -18,6 +18,8 @@ const RULESETS = [
   "debian-webserver.rules", "pi-server.rules", "persistent-web.rules", "mail-relay.rules", "zerotier-starter.rules",
   "openshift-bastion.rules", "amimoto-centos.rules", "synology-ds414.rules", "cloudflare-only.rules",
   "dmz-minecraft.rules", "simple-ipv4-router.rules", "ufw-server2.rules",
+  // Loading since the check-then-stamp recent idiom and -m policy (ipsec) were added.
+  "freifunk-sargon.rules", "unifi-ipsec-gateway.rules",
 ];
 
 interface Lab { client: string; router: string; server: string; routerIn: string; serverIp: string; clientIp: string }
