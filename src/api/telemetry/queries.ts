@@ -161,7 +161,7 @@ export async function topTalkers(db: Db, scope: Scope, range: { from?: Date; to?
   };
   const rows = await withoutJit(db, async (tx) => {
     if (scope.hostId || o.path === "scan") return query(tx, segs, limit);
-    const edge = segs.filter((s) => s.level === "minute" || s.level === "raw");
+    const edge = segs.filter((s) => s.level === "raw");
     const { rows, stats } = await fleetTop(tx, {
       table: scope.table, unattributed: UNATTRIBUTED, segments: segs, by, direction, limit,
       sql: {

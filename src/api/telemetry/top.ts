@@ -4,7 +4,11 @@
 // - each hour, day or month bucket the plan reads from a rollup is a list: that bucket's
 //   addresses in the fleet table (accounting_fleet_<level>, summed over hosts), read in
 //   descending order of one counter column through its (table, bucket, column) index;
-// - the minute and raw segments (at most about an hour at each end) are the edge,
+// - a minute segment (up to an hour at each end of the range) is bounded by the list of
+//   the hour that contains it: counters only grow, and that hour's fleet row is rolled up
+//   in the same transaction as its minutes, so an address's traffic in those minutes is
+//   at most its traffic in the hour. This spares aggregating ~an hour of minute rows;
+// - the raw segments (sub-minute edges and the minutes not rolled up yet) are the edge,
 //   aggregated per address and sorted by the metric.
 // A round reads the first K entries of every list and of the edge. Every address seen
 // is a candidate; the candidates' exact totals over the whole range are then summed by
@@ -46,20 +50,25 @@ export interface TopOptions {
 export interface TopSql {
   /** Exact totals over the whole range of the addresses in $candidates (a text[] param). */
   exact: (candidates: string[]) => Promise<{ address: string; v: string }[]>;
-  /** Edge rows: address and metric summed over the minute/raw segments, top `k` (null when there is no edge). */
+  /** Edge rows: address and metric summed over the raw segments, top `k` (null when there is no edge). */
   edge: ((k: number) => Promise<{ address: string; v: string }[]>) | null;
   /** Full GROUP BY over the range (the fallback), top `limit` addresses. */
   full: () => Promise<{ address: string; v: string }[]>;
 }
 
-/** The list buckets of a plan: every hour/day/month bucket it reads from a rollup. */
+/**
+ * The list buckets of a plan: every hour/day/month bucket it reads from a rollup, and the
+ * hours containing its minute segments (once each: minutes of one hour are disjoint parts
+ * of it, so together they are bounded by it once).
+ */
 export function listBuckets(segments: Segment[]): { level: ListLevel; bucket: Date }[] {
-  const out: { level: ListLevel; bucket: Date }[] = [];
+  const out = new Map<string, { level: ListLevel; bucket: Date }>();
   for (const s of segments) {
-    if (s.level !== "hour" && s.level !== "day" && s.level !== "month") continue;
-    for (let t = floorAt(s.from.getTime(), s.level); t < s.to.getTime(); t = nextAt(t, s.level)) out.push({ level: s.level, bucket: new Date(t) });
+    if (s.level === "raw") continue;
+    const level = s.level === "minute" ? "hour" : s.level;
+    for (let t = floorAt(s.from.getTime(), level); t < s.to.getTime(); t = nextAt(t, level)) out.set(`${level}|${t}`, { level, bucket: new Date(t) });
   }
-  return out;
+  return [...out.values()];
 }
 
 /** Reads the first k entries of every list, in one statement. */
