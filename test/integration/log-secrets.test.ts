@@ -4,15 +4,41 @@
 // every stdout (pino JSON) and stderr line collected; none may contain any secret that was
 // issued or presented.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, test } from "node:test";
+import { AgentClient } from "../../src/agent/client.ts";
+import { memoryLogger } from "../../src/agent/log.ts";
+import { StateDir } from "../../src/agent/state.ts";
+import { decryptKey } from "../../src/api/tls/ca.ts";
 import { SimAgent, waitFor } from "./grpc-kit.ts";
-import { spawnServer, type ServerProcess } from "../support/server-process.ts";
+import { sql } from "../support/db.ts";
+import { freePort, spawnServer, type ServerProcess } from "../support/server-process.ts";
 import { validPolicy } from "../support/policies.ts";
 
 let s: ServerProcess | undefined;
+let tlsServer: ServerProcess | undefined;
+const dirs: string[] = [];
 after(async () => {
   await s?.stop();
+  await tlsServer?.stop();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
+
+/** Every line of both streams that contains one of `secrets` (by name), and every secret-shaped value. */
+function leaks(server: ServerProcess, secrets: Map<string, string>): string[] {
+  const everything = [...server.lines.map((l) => JSON.stringify(l)), ...server.stderr().split("\n")];
+  const out: string[] = [];
+  for (const [what, secret] of secrets) {
+    assert.ok(secret.length >= 16, what);
+    const hit = everything.find((l) => l.includes(secret));
+    if (hit) out.push(`${what}: ${hit}`);
+  }
+  const pattern = /pal(enroll)?_[A-Za-z0-9_-]{20,}|Bearer\s+\S{8,}|PRIVATE KEY|"(authorization|cookie|password|secret|credential|token|keyPem|key)"\s*:\s*"[^"]{8,}/i;
+  for (const l of everything) if (pattern.test(l)) out.push(`secret-shaped: ${l}`);
+  return out;
+}
 
 test("a full run logs no token, enrollment token, credential, session or CSRF secret", { timeout: 120_000 }, async () => {
   s = await spawnServer({ LOG_LEVEL: "trace" });
@@ -73,14 +99,52 @@ test("a full run logs no token, enrollment token, credential, session or CSRF se
   const lines = s.lines.map((l) => JSON.stringify(l));
   assert.ok(lines.length > 30, `collected the log (${lines.length} lines)`);
   assert.ok(lines.some((l) => l.includes("incoming request")), "request logging was on");
-  const everything = [...lines, ...s.stderr().split("\n")];
-  for (const [what, secret] of secrets) {
-    assert.ok(secret.length >= 16, what);
-    const hit = everything.find((l) => l.includes(secret));
-    assert.equal(hit, undefined, `the ${what} appears in the log`);
+  assert.deepEqual(leaks(s, secrets), []);
+});
+
+test("with mutual TLS: no PALISADE_SECRET_KEY, CA key or agent key in the log either", { timeout: 120_000 }, async () => {
+  const secretKey = "log-secrets-test-key-0123456789abcdefghijklmnop";
+  const enrollPort = await freePort();
+  tlsServer = await spawnServer({ LOG_LEVEL: "trace", PALISADE_GRPC_PLAINTEXT: "0", PALISADE_SECRET_KEY: secretKey, GRPC_ENROLL_PORT: String(enrollPort), PALISADE_TLS_SERVER_NAMES: "127.0.0.1,localhost" });
+  const srv = tlsServer;
+  await srv.line((l) => l.msg === "server started");
+  const admin = srv.adminToken();
+  const secrets = new Map<string, string>([["initial admin token", admin], ["PALISADE_SECRET_KEY", secretKey]]);
+  const res = await fetch(`http://127.0.0.1:${srv.port}/v1/enrollment-tokens`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: "{}" });
+  assert.equal(res.status, 201);
+  const enrollToken = ((await res.json()) as { token: string }).token;
+  secrets.set("enrollment token", enrollToken);
+  const [row] = await sql<{ key_encrypted: string }>(srv.database.url, "SELECT key_encrypted FROM certificate_authority");
+  const caKey = decryptKey(row!.key_encrypted, secretKey);
+  // A line from the middle of the PEM body: the key is unmistakable by it.
+  secrets.set("CA private key", caKey.split("\n")[2]!);
+  const dir = mkdtempSync(join(tmpdir(), "palisade-log-secrets-"));
+  dirs.push(dir);
+  const state = await StateDir.open(dir);
+  let connected = 0;
+  const client = new AgentClient({
+    server: `127.0.0.1:${srv.grpcPort}`,
+    enrollServer: `127.0.0.1:${enrollPort}`,
+    tls: false,
+    name: "edge-tls",
+    enrollToken,
+    state,
+    log: memoryLogger("debug"),
+    capabilities: async () => ({ nftVersion: "1.0.9", kernel: "6.1", ipv6: true, features: [], xtablesModules: [], agentVersion: "test", unavailable: [] }),
+    hello: async () => ({ telemetryEpoch: "e1" }),
+    handlers: { desiredState() {}, confirm() {}, checkDrift() {}, quotaReset() {}, telemetryAck() {}, connected: () => void connected++ },
+    backoff: { initialMs: 50, maxMs: 200 },
+    heartbeatMs: 200,
+    deadlineMs: 5_000,
+  });
+  try {
+    await client.start();
+    await waitFor(() => connected > 0, 20_000, "the agent's mutual-TLS stream to open");
+    assert.ok(client.mutualTls);
+    const tls = await state.readTls();
+    secrets.set("agent private key", tls!.keyPem.split("\n")[2]!);
+  } finally {
+    client.stop();
   }
-  // Nothing that looks like a bearer or an issued secret either, whoever issued it.
-  const pattern = /pal(enroll)?_[A-Za-z0-9_-]{20,}|Bearer\s+\S{8,}|"(authorization|cookie|password|secret|credential|token)"\s*:\s*"[^"]{8,}/i;
-  const suspicious = everything.filter((l) => pattern.test(l));
-  assert.deepEqual(suspicious, [], "secret-like values in the log");
+  assert.deepEqual(leaks(srv, secrets), []);
 });
