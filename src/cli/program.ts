@@ -15,6 +15,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   account: { args: "[options]", summary: "per-address accounting of the fleet, like iptaccount: -a lists tables, -l NAME shows one", load: () => import("./commands/account.ts") },
   agent: { args: "[flags...]", summary: "run the host agent (flags: --server --enroll-token --state-dir --name --netns --telemetry-interval --drift-interval ...; env PALISADE_*)", load: () => import("./commands/agent.ts") },
   audit: { args: "", summary: "the audit log: ls (who changed what, when)", load: () => import("./commands/audit.ts") },
+  ca: { args: "", summary: "the agents' CA: init (create it before the first server start; prints its SHA-256)", load: () => import("./commands/ca.ts") },
   completion: { args: "<shell>", summary: "print a shell completion script: bash or zsh (source <(palisade completion bash))", load: () => import("./commands/completion.ts") },
   config: { args: "", summary: "contexts of ~/.config/palisade/config.yaml: get-contexts, use-context NAME, current-context, delete-context NAME", load: () => import("./commands/config.ts") },
   deploy: { args: "[options] <ref>", summary: "roll a ruleset version out to the selected hosts", load: () => import("./commands/deploy.ts") },

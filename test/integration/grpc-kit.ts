@@ -1,8 +1,12 @@
 // Test kit for the agent protocol and deployments: a real app (REST), real agent gRPC
 // servers ("replicas", each with its own Redis subscriber) and simulated agents, which are
 // plain grpc-js clients in this process that enroll, say hello and answer DesiredState the
-// way a test tells them to. Also used by bench/fanout.ts.
-import { randomBytes } from "node:crypto";
+// way a test tells them to. With `tls` the replicas run mutual TLS (a CA in the test
+// database) and the agents enroll with a CSR and connect with their certificates.
+// Also used by bench/fanout.ts and bench/mtls.ts.
+import { createPrivateKey, randomBytes } from "node:crypto";
+import { ensureCa, type AgentCa } from "../../src/api/tls/ca.ts";
+import { createCsr, newPrivateKeyPem, splitEnrollToken } from "../../src/protocol/pki.ts";
 import * as grpc from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import { silentLog, startAgentServer, type Log, type RunningAgentServer, type ServerMessage } from "../../src/api/grpc/index.ts";
@@ -22,16 +26,18 @@ export interface Fleet {
   /** Queue prefix of this fleet (also set as PALISADE_QUEUE_PREFIX for the routes). */
   prefix: string;
   replicas: RunningAgentServer[];
+  /** The CA when the fleet runs mutual TLS. */
+  ca: AgentCa | undefined;
   addReplica(): Promise<RunningAgentServer>;
   startWorker(opts?: { pollMs?: number; lockMs?: number }): Promise<RunningDeployWorker>;
   enrollmentToken(labels?: Record<string, string>, ttlSeconds?: number): Promise<string>;
   /** Enroll a simulated agent (through replica 0 unless given) and connect it. */
-  agent(name: string, labels?: Record<string, string>, opts?: { replica?: number; connect?: boolean }): Promise<SimAgent>;
+  agent(name: string, labels?: Record<string, string>, opts?: { replica?: number; connect?: boolean; timeoutMs?: number }): Promise<SimAgent>;
   close(): Promise<void>;
 }
 
 /** A fleet whose queue prefix is unique; the env var must be set before the app builds its routes. */
-export async function startFleet(opts: { log?: Log; replicas?: number } = {}): Promise<Fleet> {
+export async function startFleet(opts: { log?: Log; replicas?: number; tls?: boolean } = {}): Promise<Fleet> {
   const prefix = `palisade-test:${process.pid}:${randomBytes(4).toString("hex")}`;
   process.env.PALISADE_QUEUE_PREFIX = prefix;
   const t = await startTestApp();
@@ -39,12 +45,15 @@ export async function startFleet(opts: { log?: Log; replicas?: number } = {}): P
   const replicas: RunningAgentServer[] = [];
   const workers: RunningDeployWorker[] = [];
   const agents: SimAgent[] = [];
+  const ca = opts.tls ? await ensureCa(t.db, "grpc-kit-secret-key-0123456789abcdef") : undefined;
   const fleet: Fleet = {
     t,
     prefix,
     replicas,
+    ca,
     async addReplica() {
-      const r = await startAgentServer({ db: t.db, redis: t.redis, log }, { address: "127.0.0.1:0" });
+      const tls = ca && { ca, enrollAddress: "127.0.0.1:0", serverNames: ["127.0.0.1"], clientCertTtlSeconds: 3600 };
+      const r = await startAgentServer({ db: t.db, redis: t.redis, log }, { address: "127.0.0.1:0", ...(tls ? { tls } : {}) });
       replicas.push(r);
       return r;
     },
@@ -61,9 +70,11 @@ export async function startFleet(opts: { log?: Log; replicas?: number } = {}): P
     async agent(name, labels = {}, o = {}) {
       const replica = replicas[o.replica ?? 0];
       if (!replica) throw new Error("no such replica");
-      const a = await SimAgent.enroll(`127.0.0.1:${replica.port}`, await fleet.enrollmentToken(labels), name);
+      const a = ca
+        ? await SimAgent.enrollTls(`127.0.0.1:${replica.enrollPort}`, `127.0.0.1:${replica.port}`, await fleet.enrollmentToken(labels), name, ca.certPem)
+        : await SimAgent.enroll(`127.0.0.1:${replica.port}`, await fleet.enrollmentToken(labels), name);
       agents.push(a);
-      if (o.connect !== false) await a.connect();
+      if (o.connect !== false) await a.connect(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {});
       return a;
     },
     async close() {
@@ -84,21 +95,34 @@ export async function startFleet(opts: { log?: Log; replicas?: number } = {}): P
   return fleet;
 }
 
-export function client(address: string): grpc.Client & Record<string, Function> {
+export function client(address: string, creds = grpc.credentials.createInsecure()): grpc.Client & Record<string, Function> {
   const { Client } = agentService();
-  return new Client(address, grpc.credentials.createInsecure(), { "grpc.max_send_message_length": 64 * 1024 * 1024 }) as grpc.Client & Record<string, Function>;
+  return new Client(address, creds, { "grpc.max_send_message_length": 64 * 1024 * 1024 }) as grpc.Client & Record<string, Function>;
 }
 
-export function enroll(address: string, req: { token: string; name: string; capabilities?: unknown }): Promise<{ hostId: string; hostName: string; credential: string }> {
-  const c = client(address);
+/** A simulated agent's mutual-TLS material. */
+export interface SimTls {
+  keyPem: string;
+  certPem: string;
+  caPem: string;
+}
+
+export function enroll(
+  address: string,
+  req: { token: string; name: string; capabilities?: unknown; csr?: string },
+  creds?: grpc.ChannelCredentials,
+): Promise<{ hostId: string; hostName: string; credential: string; certificate: string }> {
+  const c = client(address, creds);
   return new Promise((resolve, reject) =>
-    c.Enroll!(req, (err: grpc.ServiceError | null, res: { hostId: string; hostName: string; credential: string }) => {
+    c.Enroll!(req, (err: grpc.ServiceError | null, res: { hostId: string; hostName: string; credential: string; certificate: string }) => {
       c.close();
       if (err) reject(err);
       else resolve(res);
     }),
   );
 }
+
+const SIM_CAPS = { nftVersion: "1.0.9", kernel: "6.1", ipv6: true, features: ["fib"], xtablesModules: [], agentVersion: "sim" };
 
 export interface StreamEnd {
   code: number;
@@ -125,26 +149,40 @@ export class SimAgent {
     readonly hostId: string,
     readonly name: string,
     readonly credential: string,
+    readonly tls?: SimTls,
   ) {}
 
   static async enroll(address: string, token: string, name: string): Promise<SimAgent> {
-    const r = await enroll(address, { token, name, capabilities: { nftVersion: "1.0.9", kernel: "6.1", ipv6: true, features: ["fib"], xtablesModules: [], agentVersion: "sim" } });
+    const r = await enroll(address, { token, name, capabilities: SIM_CAPS });
     return new SimAgent(address, r.hostId, r.hostName, r.credential);
   }
 
+  /** Enroll on a mutual-TLS replica's enrollment port (CSR for a new key), then connect to `address` with the certificate. */
+  static async enrollTls(enrollAddress: string, address: string, token: string, name: string, caPem: string): Promise<SimAgent> {
+    const keyPem = newPrivateKeyPem();
+    const csr = await createCsr(createPrivateKey(keyPem), name);
+    const r = await enroll(enrollAddress, { token: splitEnrollToken(token).secret, name, capabilities: SIM_CAPS, csr }, grpc.credentials.createSsl(Buffer.from(caPem)));
+    return new SimAgent(address, r.hostId, r.hostName, r.credential, { keyPem, certPem: r.certificate, caPem });
+  }
+
+  private creds(): grpc.ChannelCredentials {
+    const t = this.tls;
+    return t ? grpc.credentials.createSsl(Buffer.from(t.caPem), Buffer.from(t.keyPem), Buffer.from(t.certPem)) : grpc.credentials.createInsecure();
+  }
+
   /** Open the stream and say hello; resolves once the server has seen the hello (it answers heartbeats after it). */
-  async connect(opts: { address?: string; metadata?: Record<string, string> } = {}): Promise<void> {
+  async connect(opts: { address?: string; metadata?: Record<string, string>; timeoutMs?: number } = {}): Promise<void> {
     this.close();
-    this.c = client(opts.address ?? this.address);
+    this.c = client(opts.address ?? this.address, this.creds());
     const md = new grpc.Metadata();
-    md.set("authorization", `Bearer ${this.credential}`);
+    if (!this.tls) md.set("authorization", `Bearer ${this.credential}`);
     for (const [k, v] of Object.entries(opts.metadata ?? {})) md.set(k, v);
     const call = this.c.Connect!(md) as grpc.ClientDuplexStream<unknown, ServerMessage>;
     this.call = call;
     this.ended = streamEnd(call);
     call.on("data", (m: ServerMessage) => this.onMessage(m));
     call.write({ hello: { capabilities: null, applied: this.applied, telemetryEpoch: "e1" } });
-    await this.ping();
+    await this.ping(opts.timeoutMs);
   }
 
   /** Heartbeat round trip: everything sent before it has been handled by the server. */

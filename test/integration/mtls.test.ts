@@ -18,6 +18,8 @@ import { StateDir } from "../../src/agent/state.ts";
 import { clientCredentials } from "../../src/agent/tls.ts";
 import { createCsr, hostIdOfSubjectAltName, newPrivateKeyPem, splitEnrollToken } from "../../src/protocol/pki.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
+import { createTestDatabase } from "../support/db.ts";
+import { spawnSync } from "node:child_process";
 import { streamEnd, waitFor, type StreamEnd } from "./grpc-kit.ts";
 
 const SECRET = "test-secret-key-for-the-ca-0123456789abcdef";
@@ -255,4 +257,25 @@ describe("mutual TLS on the agent channel", () => {
       await short.stop();
     }
   });
+});
+
+test("palisade ca init creates the CA once and prints its SHA-256; a second run finds it", { timeout: 60_000 }, async () => {
+  const database = await createTestDatabase();
+  try {
+    const env = { ...process.env, DATABASE_URL: database.url, PALISADE_SECRET_KEY: SECRET, PALISADE_GRPC_PLAINTEXT: "" };
+    const run = () => {
+      const r = spawnSync(new URL("../../bin/palisade", import.meta.url).pathname, ["ca", "init"], { env, encoding: "utf8", timeout: 30_000 });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { msg: string; caFingerprint: string };
+    };
+    const first = run();
+    const second = run();
+    assert.equal(first.msg, "agent CA created");
+    assert.equal(second.msg, "agent CA exists");
+    assert.match(first.caFingerprint, /^[0-9a-f]{64}$/);
+    assert.equal(second.caFingerprint, first.caFingerprint);
+    assert.ok(!JSON.stringify([first, second]).includes("PRIVATE KEY"));
+  } finally {
+    await database.drop();
+  }
 });

@@ -1,0 +1,110 @@
+// The cost of mutual TLS on the agent channel: N simulated agents (in-process grpc-js
+// clients, half on each of two API replicas) connecting all at once, and the fan-out of one
+// deployment to all of them, with mutual TLS and with plaintext. Both fleets live in this
+// process and the runs alternate, so both see the same machine load; the plaintext fleet
+// is the baseline of every ratio.
+//
+// Connect: every agent drops its channel, then all N open a new one (TCP + TLS handshake
+// with the client certificate + Connect stream + Hello) at once; timed until each agent's
+// heartbeat came back (the server holds the stream). Fan-out: as bench/fanout.ts, POST
+// /v1/deployments to each agent's Confirm.
+// Env: BENCH_N (default 500), BENCH_RUNS (default 5). Needs Postgres and Redis (as tests).
+import { performance } from "node:perf_hooks";
+import { cpus, loadavg } from "node:os";
+import { validPolicy } from "../test/support/policies.ts";
+import { startFleet, waitFor, type Fleet, type SimAgent } from "../test/integration/grpc-kit.ts";
+import { median, ms, percentile, ratio, table } from "./lib/stats.ts";
+
+const N = Number(process.env.BENCH_N ?? 500);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const err = (s: string) => process.stderr.write(s + "\n");
+
+async function fleetOf(tls: boolean): Promise<{ f: Fleet; agents: SimAgent[] }> {
+  const f = await startFleet({ replicas: 2, tls });
+  await f.startWorker({ pollMs: 250 });
+  await f.startWorker({ pollMs: 250 });
+  await f.t.req("POST", "/v1/rulesets", { body: { name: "fan" } });
+  await f.t.req("POST", "/v1/rulesets/fan/versions", { body: { policy: validPolicy(443) } });
+  const agents: SimAgent[] = new Array(N);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      for (let i = next++; i < N; i = next++) agents[i] = await f.agent(`fan-${String(i).padStart(4, "0")}`, { fan: "all" }, { replica: i % 2, timeoutMs: 120_000 });
+    }),
+  );
+  err(`  ${tls ? "mTLS" : "plaintext"}: ${N} agents enrolled and connected`);
+  return { f, agents };
+}
+
+/** All agents reconnect at once; ms from the start to each one's first heartbeat echo. */
+async function reconnectAll(agents: SimAgent[]): Promise<{ each: number[]; all: number }> {
+  for (const a of agents) a.close();
+  const t0 = performance.now();
+  const each = await Promise.all(agents.map(async (a) => (await a.connect({ timeoutMs: 120_000 }), performance.now() - t0)));
+  return { each, all: performance.now() - t0 };
+}
+
+async function deployOnce(f: Fleet, agents: SimAgent[]): Promise<number[]> {
+  const t0 = performance.now();
+  const res = await f.t.req("POST", "/v1/deployments", {
+    as: "operator",
+    body: { ruleset: "fan", version: 1, selector: { labels: { fan: "all" } }, strategy: { canary: 0, batchSize: 10_000, confirmTimeoutSeconds: 60, retries: 0 } },
+  });
+  if (res.statusCode !== 202) throw new Error(`deploy: ${res.statusCode} ${res.body}`);
+  const id = (res.json() as { id: string }).id;
+  const targets = new Map((await f.t.db.deploymentTarget.findMany({ where: { deploymentId: id }, select: { id: true, hostId: true } })).map((t) => [t.hostId, t.id]));
+  await waitFor(() => agents.every((a) => a.confirmedAt.has(targets.get(a.hostId)!)), 180_000, `all ${agents.length} confirmed`, 20);
+  await waitFor(async () => (await f.t.db.deployment.findUniqueOrThrow({ where: { id } })).status === "succeeded", 30_000, "deployment succeeded", 50);
+  return agents.map((a) => a.confirmedAt.get(targets.get(a.hostId)!)! - t0);
+}
+
+interface Run {
+  connectAll: number;
+  connectP50: number;
+  connectP99: number;
+  fanP50: number;
+  fanP99: number;
+}
+
+async function main(): Promise<void> {
+  err(`mtls: N=${N}, runs=${RUNS}`);
+  const plain = await fleetOf(false);
+  const tls = await fleetOf(true);
+  try {
+    const rows: Record<"plain" | "tls", Run[]> = { plain: [], tls: [] };
+    // Warm-up of both: caches, JIT, pools.
+    for (const x of [plain, tls]) {
+      await reconnectAll(x.agents);
+      await deployOnce(x.f, x.agents);
+    }
+    for (let r = 0; r < RUNS; r++) {
+      for (const [name, x] of [["plain", plain], ["tls", tls]] as const) {
+        const c = await reconnectAll(x.agents);
+        const fan = await deployOnce(x.f, x.agents);
+        const run = { connectAll: c.all, connectP50: percentile(c.each, 50), connectP99: percentile(c.each, 99), fanP50: percentile(fan, 50), fanP99: percentile(fan, 99) };
+        rows[name].push(run);
+        err(`  run ${r + 1}/${RUNS} ${name}: connect all ${ms(run.connectAll)} (p99 ${ms(run.connectP99)}); fan-out p50 ${ms(run.fanP50)} p99 ${ms(run.fanP99)}`);
+      }
+    }
+    const med = (name: "plain" | "tls", k: keyof Run) => median(rows[name].map((x) => x[k]));
+    process.stdout.write(`nproc ${cpus().length}, load average at end ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
+    process.stdout.write(`${N} agents on 2 replicas, median of ${RUNS} alternating runs\n`);
+    const line = (label: string, k: keyof Run) => [label, ms(med("plain", k)), ms(med("tls", k)), ratio(med("tls", k), med("plain", k))];
+    process.stdout.write(
+      table([
+        ["", "plaintext", "mutual TLS", "mTLS vs plaintext"],
+        line(`all ${N} connected`, "connectAll"),
+        line("connect p50", "connectP50"),
+        line("connect p99", "connectP99"),
+        line("fan-out p50 (POST to Confirm)", "fanP50"),
+        line("fan-out p99", "fanP99"),
+      ]) + "\n",
+    );
+  } finally {
+    await plain.f.close();
+    await tls.f.close();
+  }
+}
+
+await main();
+process.exit(0);
