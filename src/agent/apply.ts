@@ -109,7 +109,7 @@ export class Applier {
    */
   async applyText(text: string, tables?: TableDefinition[]): Promise<PlanMode> {
     const kernel = await readPalisade(this.driver);
-    const inc = incrementalPlan(text, kernel);
+    const inc = incrementalPlan(text, kernel, tables);
     await this.hooks.beforeChange?.();
     try {
       await this.driver.apply(inc);

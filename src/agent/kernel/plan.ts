@@ -16,13 +16,39 @@
 // nft.carryReplace() on the compiled tables (src/engine/nft/carry.ts), see apply.ts.
 
 import type { RulesetState } from "../../engine/driver/index.ts";
-import { declaredObjects, parseStatements, tableKey } from "./statements.ts";
+import type { TableDefinition } from "../../engine/nft/index.ts";
+import { declaredObjects, parseStatements, tableKey, type TableObjects } from "./statements.ts";
 
 export type PlanMode = "incremental" | "carry";
 
-export function incrementalPlan(desiredText: string, kernel: RulesetState): string {
-  const stmts = parseStatements(desiredText);
-  const desired = declaredObjects(stmts);
+/** What the compiled tables declare, as declaredObjects() reads it from text. */
+export function declaredByTables(tables: TableDefinition[]): Map<string, TableObjects> {
+  const out = new Map<string, TableObjects>();
+  for (const d of tables) {
+    const t: TableObjects = { family: d.table.family, table: d.table.name, objects: new Set(), dynamic: new Set() };
+    for (const c of d.chains) t.objects.add(`chain ${c.name}`);
+    for (const c of d.counters ?? []) t.objects.add(`counter ${c.name}`);
+    for (const q of d.quotas ?? []) t.objects.add(`quota ${q.name}`);
+    for (const s of d.sets ?? []) {
+      t.objects.add(`${s.kind} ${s.name}`);
+      if (s.flags?.includes("dynamic") || s.flags?.includes("timeout") || s.timeout !== undefined) t.dynamic.add(`${s.kind} ${s.name}`);
+    }
+    out.set(tableKey(d.table.family, d.table.name), t);
+  }
+  return out;
+}
+
+const TABLE_VERB = /^(delete|destroy|flush) table (\S+) (\S+)$/;
+
+/**
+ * The incremental transaction. With `tables` (the compiled model of `desiredText`, which
+ * serialize() wrote one statement per line) the text is not lexed: the objects come from
+ * the model and only whole `delete|destroy|flush table F T` lines are dropped; a 10k-rule
+ * text is planned in a few milliseconds instead of ~170 ms of lexing.
+ */
+export function incrementalPlan(desiredText: string, kernel: RulesetState, tables?: TableDefinition[]): string {
+  const stmts = tables ? undefined : parseStatements(desiredText);
+  const desired = tables ? declaredByTables(tables) : declaredObjects(stmts!);
   const existing = new Set(kernel.tables.map((t) => tableKey(t.family, t.name)));
   const lines: string[] = [];
   for (const t of kernel.tables) {
@@ -49,10 +75,20 @@ export function incrementalPlan(desiredText: string, kernel: RulesetState): stri
       if (tableKey(q.family, q.table) === k && !want.objects.has(`quota ${q.name}`)) lines.push(`delete quota ${k} ${q.name}`);
     }
   }
+  // Only the delete/flush of a table that exists and stays goes; everything else (adds,
+  // rules, elements, and the add + delete of a table the text drops) runs.
+  const kept = (k: string) => existing.has(k) && desired.has(k);
+  if (!stmts) {
+    const head = lines.join("\n");
+    const body = desiredText.split("\n").filter((l) => {
+      const m = TABLE_VERB.exec(l);
+      return !(m && kept(tableKey(m[2]!, m[3]!)));
+    });
+    return (head ? head + "\n" : "") + body.join("\n").replace(/\n*$/, "\n");
+  }
   for (const s of stmts) {
     const k = tableKey(s.family, s.table);
-    // Only the table's own delete/flush go; everything else (adds, rules, elements) runs.
-    if (s.object === "table" && (s.verb === "delete" || s.verb === "destroy" || s.verb === "flush") && existing.has(k)) continue;
+    if (s.object === "table" && (s.verb === "delete" || s.verb === "destroy" || s.verb === "flush") && kept(k)) continue;
     lines.push(s.text);
   }
   return lines.join("\n") + "\n";

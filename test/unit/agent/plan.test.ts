@@ -6,6 +6,11 @@ import { declaredObjects, parseStatements } from "../../../src/agent/kernel/stat
 import { incrementalPlan } from "../../../src/agent/kernel/plan.ts";
 import { emptyState } from "../../../src/agent/kernel/read.ts";
 import type { RulesetState } from "../../../src/engine/driver/index.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { compileNft, validatePolicy } from "../../../src/engine/index.ts";
+import { fixtureDesired } from "../../kernel/agent-fixtures.ts";
 
 const COMPILED = `add table inet palisade
 delete table inet palisade
@@ -92,5 +97,28 @@ describe("agent plan: incremental", () => {
   });
   it("an empty desired text removes every Palisade table (rollback to nothing)", () => {
     assert.equal(incrementalPlan("", kernel()), "delete table inet palisade\ndelete table ip palisade_tee\n");
+  });
+});
+
+describe("agent plan: from the compiled tables", () => {
+  it("plans the same transaction as from the text, without lexing it", () => {
+    const small = parse(readFileSync(join(import.meta.dirname, "../../../bench/fixtures/small.yaml"), "utf8"));
+    const v = validatePolicy(small, { target: "nftables" });
+    assert.ok(v.ok && v.policy);
+    const c = compileNft(v.policy, { failsafe: { apiAddress: "192.0.2.10", apiPort: 50051 } });
+    assert.ok(c.ok);
+    const fx = fixtureDesired({ lan: "10.9.0.0/24", extra: ["tcp dport 9 drop"] });
+    for (const [text, tables] of [[c.text, c.tables], [fx.text, fx.tables]] as const) {
+      for (const k of [emptyState(), kernel()]) {
+        const fromTables = incrementalPlan(text, k, [...tables]);
+        assert.equal(fromTables, incrementalPlan(text, k));
+        if (k.tables.length) assert.doesNotMatch(fromTables, /^delete table inet palisade$/m, "an existing table that stays is never deleted");
+      }
+    }
+  });
+  it("a table the text adds and deletes (a tee table the policy dropped) ends deleted", () => {
+    const lines = incrementalPlan(COMPILED, kernel()).trim().split("\n");
+    assert.equal(lines.filter((l) => l === "delete table ip palisade_tee").length, 2);
+    assert.ok(lines.lastIndexOf("delete table ip palisade_tee") > lines.indexOf("add table ip palisade_tee"));
   });
 });

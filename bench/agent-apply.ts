@@ -1,0 +1,120 @@
+// agent-apply: CPU the agent spends on an apply (issue 11: "agent CPU for a 10k-rule apply
+// <= 1.5x raw nft -f of the same text"), beside raw `nft -f FILE` of the same rendered text
+// from the same starting state, measured in the same run.
+//
+// Transitions: small -> 10k, 10k -> small, 10k -> 10k with one rule changed (small =
+// bench/fixtures/small.yaml, 10k = 10,000 linear saddr drop rules). Per run and transition,
+// in a throwaway namespace with the starting policy loaded (untimed):
+//   agent   a fresh `node` (the shipped unit's flags) runs what the agent runs for a
+//           DesiredState: renderDesired (validate + compile) and Applier.safeApply with the
+//           real driver (nft -c, snapshot, read, incremental plan, nft -f; confirmed at once).
+//           CPU = utime + stime of the process and its reaped children (nft, ip) from
+//           /proc/self/stat, around those two steps only (not node's start-up).
+//   raw     `ip netns exec NS nft -f FILE` of the text the agent rendered, CPU from the
+//           same counters of a small waiting process.
+// Medians of BENCH_RUNS (default 5); ratios agent/raw. Needs root.
+// Usage: npm run bench -- bench/agent-apply.ts
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { createLab } from "../test/support/netns.ts";
+import { unitNodeFlags } from "../test/kernel/unit-privileges.ts";
+import { linearRules } from "./lib/policies.ts";
+import { note } from "./lib/progress.ts";
+import { machine, median, ratio, table, NOISE_NOTE } from "./lib/stats.ts";
+
+const ROOT = join(import.meta.dirname, "..");
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const TICK_MS = 1000 / 100; // USER_HZ
+
+/** CPU of this process and its reaped children, ms (fields 14-17 of /proc/self/stat). */
+function cpuMs(): number {
+  const f = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * TICK_MS;
+}
+
+interface Sample {
+  renderMs: number;
+  applyMs: number;
+  mode: string;
+}
+
+/** Child: render + safeApply the policy in `file`; prints {renderMs, applyMs, mode}. The rendered text goes to `textOut`. */
+async function child(ns: string, file: string, textOut: string): Promise<void> {
+  const { renderDesired } = await import("../src/agent/desired.ts");
+  const { Applier } = await import("../src/agent/apply.ts");
+  const { memoryLogger } = await import("../src/agent/log.ts");
+  const { nftDriver } = await import("../src/engine/driver/index.ts");
+  const json = readFileSync(file, "utf8");
+  const c0 = cpuMs();
+  const r = renderDesired(json, { apiAddress: "127.0.0.1", apiPort: 50051 });
+  const c1 = cpuMs();
+  if (!r.ok) throw new Error(r.error);
+  const out = await new Applier(nftDriver({ netns: ns, timeoutMs: 120_000 }), memoryLogger("error")).safeApply({ text: r.text, tables: r.tables, confirmTimeoutMs: 1000, confirmed: async () => true });
+  const c2 = cpuMs();
+  if (out.status !== "applied") throw new Error(`apply: ${JSON.stringify(out)}`);
+  writeFileSync(textOut, r.text);
+  process.stdout.write(JSON.stringify({ renderMs: c1 - c0, applyMs: c2 - c1, mode: out.mode }) + "\n");
+}
+
+async function main(): Promise<void> {
+  const lab = createLab();
+  const dir = mkdtempSync(join(tmpdir(), "palisade-bench-agent-apply-"));
+  const flags = unitNodeFlags(readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8"));
+  try {
+    const ns = await lab.addNamespace();
+    const small = parseYaml(readFileSync(join(ROOT, "bench/fixtures/small.yaml"), "utf8"));
+    const big = linearRules(10_000);
+    const bigChanged = linearRules(10_000);
+    (bigChanged.chains!.input!.rules![5_000] as { action: string }).action = "accept";
+    const docs = { small, big, bigChanged } as Record<string, unknown>;
+    for (const [k, d] of Object.entries(docs)) writeFileSync(join(dir, `${k}.json`), JSON.stringify(d));
+    const transitions: [string, string, string][] = [
+      ["small -> 10k", "small", "big"],
+      ["10k -> small", "big", "small"],
+      ["10k -> 10k, one rule changed", "big", "bigChanged"],
+    ];
+    const runChild = (doc: string): Sample => {
+      const r = spawnSync(process.execPath, [...flags, "--import", "tsx", import.meta.filename, "--child", ns, join(dir, `${doc}.json`), join(dir, `${doc}.nft`)], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
+      if (r.status !== 0) throw new Error(`agent child (${doc}) exited ${r.status}: ${r.stderr.slice(-2000)}`);
+      return JSON.parse(r.stdout.trim().split("\n").pop()!) as Sample;
+    };
+    const reset = async (from: string) => {
+      await lab.nft(ns, ["flush", "ruleset"], undefined, { timeoutMs: 60_000 });
+      runChild(from); // the starting state, through the agent itself (untimed)
+    };
+    const rows = [["transition", "agent: render", "agent: apply (check, snapshot, read, plan, nft -f)", "agent total", "raw nft -f FILE", "apply / raw", "total / raw", "plan"]];
+    for (const [label, from, to] of transitions) {
+      const agent: Sample[] = [];
+      const raw: number[] = [];
+      for (let i = 0; i < RUNS; i++) {
+        note(`${label}: run ${i + 1}/${RUNS}`);
+        await reset(from);
+        agent.push(runChild(to));
+        await reset(from);
+        const r = spawnSync(process.execPath, ["-e", `
+          const { spawnSync } = require("node:child_process"); const fs = require("node:fs");
+          const cpu = () => { const f = fs.readFileSync("/proc/self/stat", "utf8").split(") ")[1].split(" "); return (+f[11] + +f[12] + +f[13] + +f[14]) * ${TICK_MS}; };
+          const c0 = cpu(); const r = spawnSync("ip", ["netns", "exec", ${JSON.stringify(ns)}, "nft", "-f", ${JSON.stringify(join(dir, `${to}.nft`))}], { stdio: "inherit" });
+          if (r.status !== 0) process.exit(1); process.stdout.write(String(cpu() - c0));`], { encoding: "utf8", timeout: 300_000 });
+        if (r.status !== 0) throw new Error(`raw nft -f exited ${r.status}: ${r.stderr}`);
+        raw.push(Number(r.stdout));
+      }
+      const rm = median(agent.map((s) => s.renderMs));
+      const am = median(agent.map((s) => s.applyMs));
+      const raw1 = median(raw);
+      rows.push([label, `${rm.toFixed(0)} ms`, `${am.toFixed(0)} ms`, `${(rm + am).toFixed(0)} ms`, `${raw1.toFixed(0)} ms`, ratio(am, raw1), ratio(rm + am, raw1), [...new Set(agent.map((s) => s.mode))].join(",")]);
+    }
+    console.log(`agent-apply — ${machine()}`);
+    console.log(NOISE_NOTE);
+    console.log(`\nCPU (user + sys, with reaped children; ${RUNS} runs, medians; target: agent <= 1.5x raw nft -f)\n${table(rows)}`);
+  } finally {
+    await lab.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === "--child") await child(process.argv[3]!, process.argv[4]!, process.argv[5]!);
+else await main();
