@@ -111,6 +111,20 @@ describe("palisade API verbs", () => {
     assert.deepEqual(j, await api("/v1/rulesets/web/diff?from=1"));
   });
 
+  test("diff NAME --host H: the applied version against the desired one, and the kernel's drift", async () => {
+    const v = async (n: number) => (await t.db.rulesetVersion.findFirstOrThrow({ where: { number: n, ruleset: { name: "web" } } })).id;
+    await makeHost(t.db, "differ");
+    await t.db.host.update({ where: { name: "differ" }, data: { appliedVersionId: await v(2), desiredVersionId: await v(3), drift: true } });
+    const d = await ok(["diff", "web", "--host", "differ"]);
+    assert.match(d, /^host differ: desired web@3, applied web@2, kernel DRIFTED from the applied version .*\nweb@2 -> web@3: 1 change\(s\)\n~ \/chains\/input\/rules\/0\/match\/dport: 22 -> 443\n$/);
+    const j = await json<{ applied: { version: number }; desired: { version: number }; drift: boolean; diff: { from: number; to: number } }>(["diff", "web", "--host", "differ"]);
+    assert.deepEqual([j.applied.version, j.desired.version, j.drift, j.diff.from, j.diff.to], [2, 3, true, 2, 3]);
+    const other = await cli(["diff", "api", "--host", "differ"]);
+    assert.equal(other.code, 3);
+    assert.match(other.stderr, /^error: not_found: host differ neither runs nor is meant to run ruleset "api"/);
+    await t.db.host.delete({ where: { name: "differ" } });
+  });
+
   test("hosts: ls, show, label, disable/enable, delete", async () => {
     const ls = await ok(["hosts", "ls"]);
     assert.deepEqual(header(ls), ["NAME", "CONNECTION", "LAST SEEN", "APPLIED", "DESIRED", "DRIFT"]);

@@ -7,7 +7,7 @@ import { table } from "../../../src/cli/output.ts";
 import { RestError } from "../../../src/cli/rest.ts";
 import { parseDuration, parseWhen, relative } from "../../../src/cli/time.ts";
 import { labelPatch } from "../../../src/cli/commands/hosts.ts";
-import { diffLines, diffQuery } from "../../../src/cli/commands/diff.ts";
+import { diffLines, diffQuery, hostDiffPlan } from "../../../src/cli/commands/diff.ts";
 
 const NOW = Date.parse("2026-12-03T08:00:00.000Z");
 
@@ -121,4 +121,19 @@ test("idempotentPost: one Idempotency-Key for every try; retried on 503 and when
   let tries = 0;
   await assert.rejects(idempotentPost(closed, "/v1/deployments", {}, async () => void tries++), (e: CliError) => e.code === "unreachable");
   assert.equal(tries, 2);
+});
+
+test("hostDiffPlan: what to compare on a host, and what to say when there is nothing to", () => {
+  const h = (desired: [string, number] | null, applied: [string, number] | null, drift = false) => ({
+    name: "h",
+    desiredVersion: desired && { ruleset: desired[0], version: desired[1] },
+    appliedVersion: applied && { ruleset: applied[0], version: applied[1] },
+    drift,
+  });
+  assert.deepEqual(hostDiffPlan("web", h(["web", 3], ["web", 2])).versions, { from: 2, to: 3 });
+  assert.equal(hostDiffPlan("web", h(["web", 3], ["web", 3])).note, "applied = desired");
+  assert.equal(hostDiffPlan("web", h(["web", 3], null)).note, "nothing applied yet");
+  assert.match(hostDiffPlan("web", h(["web", 3], ["api", 1])).note ?? "", /different rulesets/);
+  assert.match(hostDiffPlan("web", h(["web", 1], ["web", 1], true)).header, /kernel DRIFTED/);
+  assert.throws(() => hostDiffPlan("db", h(["web", 3], ["web", 2])), (e: CliError) => e.exit === EXIT.notFound);
 });
