@@ -1,8 +1,10 @@
-// Query benchmark (issue 5): top-10 talkers and a day's series over >= 10 million stored
-// accounting rows, p50/p95, through the functions the REST routes call
-// (src/api/telemetry/queries.ts: topTalkers, series; Prisma client, planner, rollups),
-// beside a naive GROUP BY over the raw samples and over the minute table for the same day
-// (what the rollups are meant to avoid), in the same run.
+// Query benchmark (issues 5 and 15): fleet top-10 talkers over 24 h, 30 d and 365 d and a
+// table's series over the same ranges, over >= 10 million stored accounting rows, p50/p95,
+// through the functions the REST routes call (src/api/telemetry/queries.ts: topTalkers,
+// series; Prisma client, planner, rollups). Each is measured beside the old path of the
+// same question (`path: "scan"`: GROUP BY over every row of the range) in the same rounds,
+// and the answers are checked equal; plus a naive GROUP BY over the raw samples and over
+// the minute table for the day.
 //
 // A dedicated database (palisade_bench_query_<pid>) is created, migrated with the
 // project's migrator, filled with SQL (generate_series, INSERT ... SELECT, in chunks,
@@ -17,6 +19,8 @@
 //   accounting_day  rollup of the hours back to BENCH_HOUR_DAYS; generated before that,
 //                   back to BENCH_YEAR_DAYS (BENCH_DAY_ADDRS addresses per host-day)
 //   accounting_month rollup of all the day rows into calendar months (UTC), as rollups.ts does
+//   accounting_fleet_* / accounting_table_*  the derived rollups (sums over hosts / over
+//                   addresses) of the levels above, as the migration's backfill does
 // Per host and minute BENCH_MINUTE_ADDRS addresses talk, each for BENCH_BLOCK_MIN
 // consecutive minutes, drawn from the day's live eighth of the /16 (which eighth rotates
 // every 46 days, so a year touches all 65,536); bytes are heavy-tailed per address.
@@ -35,6 +39,7 @@ import { createDb, type Db } from "../src/api/db/client.ts";
 import { migrate } from "../src/api/db/migrate.ts";
 import { ensurePartitions } from "../src/api/telemetry/partitions.ts";
 import { series, topTalkers } from "../src/api/telemetry/queries.ts";
+import type { TopStats } from "../src/api/telemetry/top.ts";
 import { dropDatabase, testDatabaseUrl } from "../test/support/db.ts";
 import { note, step } from "./lib/progress.ts";
 import { int, machine, max, min, ms, NOISE_NOTE, p50, p95, ratio, table } from "./lib/stats.ts";
@@ -177,6 +182,16 @@ SELECT host_id, table_name, address, date_trunc('month', bucket AT TIME ZONE 'UT
 FROM accounting_day WHERE bucket >= $1 AND bucket < $2
 GROUP BY host_id, table_name, address, b ORDER BY b`;
 
+/** The derived rollups (rollups.ts keeps them at ingest/rollup time), from the per-host rows of [$1, $2). */
+const fleetSql = (level: string) => `
+INSERT INTO accounting_fleet_${level} (table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
+SELECT table_name, address, bucket, ${SUMS} FROM accounting_${level} WHERE bucket >= $1 AND bucket < $2
+GROUP BY table_name, address, bucket ORDER BY bucket`;
+const totalsSql = (level: string) => `
+INSERT INTO accounting_table_${level} (host_id, table_name, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
+SELECT host_id, table_name, bucket, ${SUMS} FROM accounting_${level} WHERE bucket >= $1 AND bucket < $2
+GROUP BY host_id, table_name, bucket ORDER BY bucket`;
+
 interface Chunked {
   table: string;
   how: string;
@@ -191,6 +206,8 @@ interface Chunked {
 
 interface Query {
   name: string;
+  /** The old path of the same question, measured in the same rounds (the baseline). */
+  base?: string;
   reads: string;
   run: (db: Db) => Promise<unknown>;
   times: number[];
@@ -243,7 +260,12 @@ const minuteFrom = D0 - MINUTE_DAYS * DAY_MS;
 const hourFrom = D0 - HOUR_DAYS * DAY_MS;
 const dayFrom = D0 - YEAR_DAYS * DAY_MS;
 const hostIds = Array.from({ length: HOSTS }, () => randomUUID());
-const generated: Record<string, number> = { accounting_samples: 0, accounting_minute: 0, accounting_hour: 0, accounting_day: 0, accounting_month: 0 };
+const generated: Record<string, number> = {
+  accounting_samples: 0, accounting_minute: 0, accounting_hour: 0, accounting_day: 0, accounting_month: 0,
+  accounting_fleet_hour: 0, accounting_fleet_day: 0, accounting_fleet_month: 0, accounting_table_minute: 0, accounting_table_hour: 0, accounting_table_day: 0,
+};
+/** The per-host rows a query reads (the derived fleet/table-total rollups are extra storage, not "stored rows"). */
+const BASE = ["accounting_samples", "accounting_minute", "accounting_hour", "accounting_day", "accounting_month"];
 const monthFrom = Date.UTC(new Date(dayFrom).getUTCFullYear(), new Date(dayFrom).getUTCMonth(), 1);
 const genLines: string[][] = [["step", "rows", "time", "rows/s"]];
 
@@ -280,6 +302,12 @@ try {
       { table: "accounting_day", how: "days (rollup of hours)", sql: rollupSql("accounting_day", "accounting_hour", "bucket", "day"), from: hourFrom, to: D0 + DAY_MS, chunkMs: 7 * DAY_MS, params: span },
       // One chunk: chunks must not split a calendar month.
       { table: "accounting_month", how: "months (rollup of days)", sql: MONTH_SQL, from: monthFrom, to: D0 + DAY_MS, chunkMs: D0 + DAY_MS - monthFrom, params: span },
+      { table: "accounting_fleet_hour", how: "fleet hours (sum over hosts)", sql: fleetSql("hour"), from: hourFrom, to: D0 + DAY_MS, chunkMs: 7 * DAY_MS, params: span },
+      { table: "accounting_fleet_day", how: "fleet days (sum over hosts)", sql: fleetSql("day"), from: dayFrom, to: D0 + DAY_MS, chunkMs: 30 * DAY_MS, params: span },
+      { table: "accounting_fleet_month", how: "fleet months (sum over hosts)", sql: fleetSql("month"), from: monthFrom, to: D0 + DAY_MS, chunkMs: D0 + DAY_MS - monthFrom, params: span },
+      { table: "accounting_table_minute", how: "table minutes (sum over addresses)", sql: totalsSql("minute"), from: minuteFrom, to: T0 + MIN_MS, chunkMs: 2 * DAY_MS, params: span },
+      { table: "accounting_table_hour", how: "table hours (sum over addresses)", sql: totalsSql("hour"), from: hourFrom, to: D0 + DAY_MS, chunkMs: 35 * DAY_MS, params: span },
+      { table: "accounting_table_day", how: "table days (sum over addresses)", sql: totalsSql("day"), from: dayFrom, to: D0 + DAY_MS, chunkMs: 400 * DAY_MS, params: span },
     ];
     for (const s of steps) {
       const p = step(`${s.how} -> ${s.table}`);
@@ -308,12 +336,14 @@ try {
     `SELECT t, coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(t::regclass) WHERE isleaf), pg_total_relation_size(t::regclass))::bigint AS bytes FROM unnest($1::text[]) AS t`,
     Object.keys(generated),
   );
-  const totalRows = Object.values(generated).reduce((a, b) => a + b, 0);
+  const totalRows = BASE.reduce((a, t) => a + generated[t]!, 0);
 
   // ---- the queries ----
   const dayFromQ = new Date(now.getTime() - DAY_MS);
+  const monthFromQ = new Date(now.getTime() - 30 * DAY_MS);
   const yearFromQ = new Date(now.getTime() - YEAR_DAYS * DAY_MS);
   const scope = { table: TABLE };
+  const scan = { path: "scan" } as const;
   const first = (await topTalkers(db, scope, { from: dayFromQ, to: now }, "bytes", "both", 10)).items;
   const ip = first[0]?.ip;
   if (!ip) throw new Error("no top talker over the last day: the generated data is wrong");
@@ -322,16 +352,28 @@ try {
      WHERE table_name = $1 AND ${time} >= $2::timestamptz AND ${time} < $3::timestamptz AND address <> '0.0.0.0/0'::inet
      GROUP BY address ORDER BY sum(src_bytes) + sum(dst_bytes) DESC, address LIMIT 10`;
   const naive = (src: string, time: string) => (d: Db) => d.$queryRawUnsafe<{ address: string; v: string }[]>(NAIVE(src, time), TABLE, dayFromQ, now);
-  const q = (name: string, reads: string, run: (d: Db) => Promise<unknown>): Query => ({ name, reads, run, times: [], warm: [], target: RUNS });
+  const q = (name: string, reads: string, run: (d: Db) => Promise<unknown>, base?: string): Query => ({ name, reads, run, times: [], warm: [], target: RUNS, base });
+  const topStats: Record<string, TopStats> = {};
+  const top = (label: string, from: Date) => (d: Db) => topTalkers(d, scope, { from, to: now }, "bytes", "both", 10, { onTopStats: (s) => (topStats[label] = s) });
   const queries: Query[] = [
-    q("topTalkers 24h bytes both", "hour 23 h + minute/raw edges", (d) => topTalkers(d, scope, { from: dayFromQ, to: now }, "bytes", "both", 10)),
-    q(`topTalkers ${YEAR_DAYS}d bytes both`, `month ~11 + day/hour/minute/raw edges`, (d) => topTalkers(d, scope, { from: yearFromQ, to: now }, "bytes", "both", 10)),
-    q("series 24h step 1h, table", "hour + raw tail", (d) => series(d, scope, dayFromQ, now, "1h")),
-    q("series 24h step 1m, table", "minute + raw tail", (d) => series(d, scope, dayFromQ, now, "1m")),
-    q(`series 24h step 1h, ${ip}`, "hour + raw tail", (d) => series(d, { ...scope, address: ip }, dayFromQ, now, "1h")),
-    q(`series 24h step 1m, ${ip}`, "minute + raw tail", (d) => series(d, { ...scope, address: ip }, dayFromQ, now, "1m")),
-    q("baseline: top-10 24h GROUP BY accounting_minute", "minute 24 h", naive("accounting_minute", "bucket")),
-    q("baseline: top-10 24h GROUP BY accounting_samples", "raw 24 h", naive("accounting_samples", "at")),
+    q("top-10 24h", "fleet hour lists (minutes bounded by their hour) + raw edge, candidates' totals", top("24h", dayFromQ), "old top-10 24h"),
+    q("old top-10 24h", "GROUP BY over hour + minute/raw rows", (d) => topTalkers(d, scope, { from: dayFromQ, to: now }, "bytes", "both", 10, scan)),
+    q("top-10 30d", "fleet day/hour lists + edge", top("30d", monthFromQ), "old top-10 30d"),
+    q("old top-10 30d", "GROUP BY over day + hour + minute/raw rows", (d) => topTalkers(d, scope, { from: monthFromQ, to: now }, "bytes", "both", 10, scan)),
+    q(`top-10 ${YEAR_DAYS}d`, "fleet month/day/hour lists + edge", top("year", yearFromQ), `old top-10 ${YEAR_DAYS}d`),
+    q(`old top-10 ${YEAR_DAYS}d`, "GROUP BY over month + day + hour + minute/raw rows", (d) => topTalkers(d, scope, { from: yearFromQ, to: now }, "bytes", "both", 10, scan)),
+    q("series 24h 1m", "table totals per minute + raw tail", (d) => series(d, scope, dayFromQ, now, "1m"), "old series 24h 1m"),
+    q("old series 24h 1m", "every address's minute rows", (d) => series(d, scope, dayFromQ, now, "1m", scan)),
+    q("series 24h 1h", "table totals per hour + minute/raw", (d) => series(d, scope, dayFromQ, now, "1h"), "old series 24h 1h"),
+    q("old series 24h 1h", "every address's hour rows", (d) => series(d, scope, dayFromQ, now, "1h", scan)),
+    q("series 30d 1h", "table totals per hour + minute/raw", (d) => series(d, scope, monthFromQ, now, "1h"), "old series 30d 1h"),
+    q("old series 30d 1h", "every address's hour rows", (d) => series(d, scope, monthFromQ, now, "1h", scan)),
+    q(`series ${YEAR_DAYS}d 1d`, "table totals per day + finer edges", (d) => series(d, scope, yearFromQ, now, "1d"), `old series ${YEAR_DAYS}d 1d`),
+    q(`old series ${YEAR_DAYS}d 1d`, "every address's day rows", (d) => series(d, scope, yearFromQ, now, "1d", scan)),
+    q(`series 24h 1h, ${ip}`, "one address's hour rows (index)", (d) => series(d, { ...scope, address: ip }, dayFromQ, now, "1h")),
+    q(`series 24h 1m, ${ip}`, "one address's minute rows (index)", (d) => series(d, { ...scope, address: ip }, dayFromQ, now, "1m")),
+    q("naive: top-10 24h GROUP BY accounting_minute", "minute 24 h", naive("accounting_minute", "bucket")),
+    q("naive: top-10 24h GROUP BY accounting_samples", "raw 24 h", naive("accounting_samples", "at")),
   ];
   const p = step("queries");
   for (const x of queries) {
@@ -355,10 +397,13 @@ try {
   }
   p.done();
 
-  // Exactness: the rollup answer for the day equals the naive sum over the raw samples.
-  const top = (queries[0]!.result as { items: { ip: string; value: number | string }[] }).items.map((r) => `${r.ip}=${r.value}`);
-  const rawTop = (queries[7]!.result as { address: string; v: string }[]).map((r) => `${r.address.replace(/\/32$/, "")}=${r.v}`);
-  const same = JSON.stringify(top) === JSON.stringify(rawTop);
+  // Exactness: the fast answers equal the old path's, and the day's equals the naive sum over the raw samples.
+  const byName = new Map(queries.map((x) => [x.name, x]));
+  const items = (name: string) => JSON.stringify((byName.get(name)!.result as { items: unknown[] }).items);
+  const same = queries.filter((x) => x.base).map((x) => [x.name, items(x.name) === items(x.base!)] as const);
+  const dayTopList = (byName.get("top-10 24h")!.result as { items: { ip: string; value: number | string }[] }).items.map((r) => `${r.ip}=${r.value}`);
+  const rawTop = (byName.get("naive: top-10 24h GROUP BY accounting_samples")!.result as { address: string; v: string }[]).map((r) => `${r.address.replace(/\/32$/, "")}=${r.v}`);
+  const sameRaw = JSON.stringify(dayTopList) === JSON.stringify(rawTop);
 
   // EXPLAIN ANALYZE of the SQL the slow ones sent (recorded through a proxy client).
   const explained: string[] = [];
@@ -381,33 +426,51 @@ try {
   }
 
   // ---- report ----
-  const byName = new Map(queries.map((x) => [x.name, x]));
-  const dayTop = byName.get("topTalkers 24h bytes both")!;
   const out: string[] = [];
   out.push("Palisade query benchmark (bench/query.ts): top talkers and series over stored accounting rows");
   out.push(machineLine);
   out.push(`database ${name}, PostgreSQL defaults of the server; now = ${now.toISOString()}; ${HOSTS} hosts, table "${TABLE}" over 10.20.0.0/16`);
   out.push("");
+  const size = (t: string) => Number(sizes.find((s) => s.t === t)?.bytes ?? 0);
+  const COVERS: Record<string, string> = {
+    accounting_samples: `last ${RAW_HOURS} h, ${SAMPLES_PER_MIN} samples/active address-minute`,
+    accounting_minute: `${MINUTE_DAYS} d + today, ${MINUTE_ADDRS} addresses/host-minute`,
+    accounting_hour: `${HOUR_DAYS} d + today`,
+    accounting_day: `${YEAR_DAYS} d + today`,
+    accounting_month: "calendar months of the day rows",
+    accounting_fleet_hour: "derived: hour rows summed over hosts",
+    accounting_fleet_day: "derived: day rows summed over hosts",
+    accounting_fleet_month: "derived: month rows summed over hosts",
+    accounting_table_minute: "derived: minute rows summed over addresses",
+    accounting_table_hour: "derived: hour rows summed over addresses",
+    accounting_table_day: "derived: day rows summed over addresses",
+  };
+  const derived = Object.keys(generated).filter((t) => !BASE.includes(t));
+  const baseBytes = BASE.reduce((a, t) => a + size(t), 0);
+  const derivedBytes = derived.reduce((a, t) => a + size(t), 0);
   out.push(table([
-    ["table", "rows generated", "size on disk", "covers"],
-    ["accounting_samples", int(generated.accounting_samples!), `${int(Number(sizes.find((s) => s.t === "accounting_samples")?.bytes ?? 0) / 2 ** 20)} MB`, `last ${RAW_HOURS} h, ${SAMPLES_PER_MIN} samples/active address-minute`],
-    ["accounting_minute", int(generated.accounting_minute!), `${int(Number(sizes.find((s) => s.t === "accounting_minute")?.bytes ?? 0) / 2 ** 20)} MB`, `${MINUTE_DAYS} d + today, ${MINUTE_ADDRS} addresses/host-minute`],
-    ["accounting_hour", int(generated.accounting_hour!), `${int(Number(sizes.find((s) => s.t === "accounting_hour")?.bytes ?? 0) / 2 ** 20)} MB`, `${HOUR_DAYS} d + today`],
-    ["accounting_day", int(generated.accounting_day!), `${int(Number(sizes.find((s) => s.t === "accounting_day")?.bytes ?? 0) / 2 ** 20)} MB`, `${YEAR_DAYS} d + today`],
-    ["accounting_month", int(generated.accounting_month!), `${int(Number(sizes.find((s) => s.t === "accounting_month")?.bytes ?? 0) / 2 ** 20)} MB`, "calendar months of the day rows"],
-    ["total", int(totalRows), `${int(sizes.reduce((a, s) => a + Number(s.bytes), 0) / 2 ** 20)} MB`, ""],
+    ["table", "rows", "size on disk (table + indexes)", "bytes/row", "covers"],
+    ...Object.keys(generated).map((t) => [t, int(generated[t]!), `${int(size(t) / 2 ** 20)} MB`, int(size(t) / Math.max(generated[t]!, 1)), COVERS[t] ?? ""]),
+    ["stored rows (per-host tables)", int(totalRows), `${int(baseBytes / 2 ** 20)} MB`, int(baseBytes / totalRows), ""],
+    ["+ derived rollups", int(derived.reduce((a, t) => a + generated[t]!, 0)), `${int(derivedBytes / 2 ** 20)} MB`, "", `+${((100 * derivedBytes) / baseBytes).toFixed(0)} % on disk`],
+    ["all, per stored row", "", `${int((baseBytes + derivedBytes) / 2 ** 20)} MB`, int((baseBytes + derivedBytes) / totalRows), ""],
   ]));
   out.push("");
   out.push(table(genLines));
   out.push("");
   out.push(table([
-    ["query", "reads", "runs", "p50", "p95", "min", "max", "vs topTalkers 24h (p50)"],
-    ...queries.map((x) => [x.name, x.reads, String(x.times.length), ms(p50(x.times)), ms(p95(x.times)), ms(min(x.times)), ms(max(x.times)), x === dayTop ? "" : ratio(p50(x.times), p50(dayTop.times))]),
+    ["query", "reads", "runs", "p50", "p95", "min", "max", "old path p50 / p95", "speed-up (p95)"],
+    ...queries.filter((x) => !queries.some((y) => y.base === x.name)).map((x) => {
+      const b = x.base ? byName.get(x.base)! : undefined;
+      return [x.name, x.reads, String(x.times.length), ms(p50(x.times)), ms(p95(x.times)), ms(min(x.times)), ms(max(x.times)), b ? `${ms(p50(b.times))} / ${ms(p95(b.times))}` : "", b ? ratio(p95(b.times), p95(x.times)) : ""];
+    }),
   ]));
   out.push("");
-  out.push(`top-10 over 24h from the rollups equals the naive GROUP BY over the raw samples: ${same ? "yes (same addresses, same values)" : `NO\n  rollups: ${top.join(" ")}\n  raw:     ${rawTop.join(" ")}`}`);
-  out.push(`series points: 1h ${(byName.get("series 24h step 1h, table")!.result as { items: unknown[] }).items.length}, 1m ${(byName.get("series 24h step 1m, table")!.result as { items: unknown[] }).items.length} (one call each; the REST route pages them by at most 500)`);
+  out.push(`fleet top-N rounds: ${Object.entries(topStats).map(([k, s]) => `${k}: ${s.rounds} round(s), K ${s.k}, ${s.lists} lists, ${s.candidates} candidates${s.fallback ? ", FELL BACK to the full GROUP BY" : ""}`).join("; ")}`);
+  out.push(`fast answers equal the old path's: ${same.map(([n, ok]) => `${n} ${ok ? "yes" : "NO"}`).join(", ")}`);
+  out.push(`top-10 over 24h equals the naive GROUP BY over the raw samples: ${sameRaw ? "yes (same addresses, same values)" : `NO\n  fast: ${dayTopList.join(" ")}\n  raw:  ${rawTop.join(" ")}`}`);
   out.push(`warm-ups per query ${WARMUP}; runs ${RUNS} or fewer for a slow query (budget ${QUERY_BUDGET_MS / 1000} s, at least ${MIN_RUNS}); EXPLAIN ANALYZE on stderr for: ${explained.length ? [...new Set(explained)].join("; ") : `none (no p50 >= ${EXPLAIN_MS} ms)`}`);
+  if (!sameRaw || !same.every(([, ok]) => ok)) exitCode = 1;
   out.push(`total bench time ${ms(performance.now() - started)}`);
   out.push(NOISE_NOTE);
   console.log(out.join("\n"));
