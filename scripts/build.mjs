@@ -9,7 +9,8 @@
 //       in node_modules, imported as packages; the small pure ones every verb uses
 //       (commander, zod, yaml) are bundled, which is most of the start-up saving.
 //   dist/agent/palisade-agent.mjs   the standalone agent (src/agent/bundle-main.ts): one
-//       file with everything it runs (engine, grpc-js, proto-loader, protobufjs, zod),
+//       file with everything it runs (engine, grpc-js, the generated protocol and
+//       @bufbuild/protobuf's wire codec, zod),
 //       nothing of the API, CLI or database; its esbuild metafile sits beside it
 //       (palisade-agent.meta.json) so a test can check what went in. `npm run pack:agent`
 //       ships it (scripts/pack-agent.mjs).

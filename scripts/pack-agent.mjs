@@ -1,7 +1,7 @@
 // `npm run pack:agent`: the agent as its own artifact, dist/palisade-agent-<version>.tgz.
 // It holds what a host needs besides Node (>= 20.19) and the system's nft/ip/tcpdump/
 // conntrack: the bundle (dist/agent/palisade-agent.mjs, built by `node scripts/build.mjs
-// agent`), the .proto it loads, a package.json (its version; the bundle finds its files
+// agent`), the .proto its protocol code is generated from (for reference), a package.json (its version; the bundle finds its files
 // next to it), the systemd unit and an install script. No node_modules.
 //
 //   palisade-agent-<version>/

@@ -19,10 +19,10 @@ import { newPrivateKeyPem, splitEnrollToken } from "../protocol/pin.ts";
 const createCsr = async (...args: Parameters<typeof import("../protocol/pki.ts").createCsr>) => (await import("../protocol/pki.ts")).createCsr(...args);
 import { checkIssued, clientCredentials, enrollCredentials, fetchPinnedCa, renewalTime, splitHostPort } from "./tls.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
-import { agentServiceClient, MAX_MESSAGE_BYTES, type AgentMessage, type AppliedVersionMsg, type CapabilitiesMsg, type DesiredStateMsg, type ServerMessageIn } from "./proto.ts";
+import { AgentServiceClient, MAX_MESSAGE_BYTES, type AgentMessage, type AppliedVersion, type Capabilities, type DesiredState, type EnrollRequest, type EnrollResponse, type RenewRequest, type RenewResponse, type ServerMessage } from "../protocol/agent.ts";
 
 export interface ClientHandlers {
-  desiredState(m: DesiredStateMsg): void;
+  desiredState(m: DesiredState): void;
   confirm(m: { deploymentId: string; targetId: string }): void;
   checkDrift(): void;
   quotaReset(m: { requestId: string; name: string }): void;
@@ -45,8 +45,8 @@ export interface ClientOptions {
   enrollToken?: string;
   state: StateDir;
   log: Logger;
-  capabilities: () => Promise<CapabilitiesMsg>;
-  hello: () => Promise<{ applied?: AppliedVersionMsg; telemetryEpoch: string }>;
+  capabilities: () => Promise<Capabilities>;
+  hello: () => Promise<{ applied?: AppliedVersion; telemetryEpoch: string }>;
   handlers: ClientHandlers;
   backoff?: BackoffOptions;
   heartbeatMs?: number;
@@ -54,19 +54,16 @@ export interface ClientOptions {
   deadlineMs?: number;
 }
 
-type Duplex = grpc.ClientDuplexStream<AgentMessage, ServerMessageIn>;
-interface EnrollAnswer {
-  hostId: string;
-  hostName: string;
-  credential: string;
-  certificate: string;
-  caCertificate: string;
+type Duplex = grpc.ClientDuplexStream<AgentMessage, ServerMessage>;
+interface Unary {
+  Enroll: [EnrollRequest, EnrollResponse];
+  Renew: [RenewRequest, RenewResponse];
 }
-type UnaryFn<Res> = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void;
 
-function unary<Res>(client: grpc.Client, method: string, req: unknown, deadlineMs: number): Promise<Res> {
-  const fn = (client as unknown as Record<string, UnaryFn<Res>>)[method]!.bind(client);
-  return new Promise<Res>((resolve, reject) =>
+function unary<M extends keyof Unary>(client: AgentServiceClient, method: M, req: Unary[M][0], deadlineMs: number): Promise<Unary[M][1]> {
+  type Fn = (req: Unary[M][0], md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Unary[M][1]) => void) => void;
+  const fn = (client[method] as unknown as Fn).bind(client);
+  return new Promise((resolve, reject) =>
     fn(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (e, r) => (e || !r ? reject(e ?? new Error("empty answer")) : resolve(r))),
   );
 }
@@ -78,7 +75,7 @@ export function defaultEnrollServer(server: string): string {
 }
 
 export class AgentClient {
-  private client: grpc.Client | undefined;
+  private client: AgentServiceClient | undefined;
   /** A renewal stored a new certificate: the next stream uses a channel built with it. */
   private clientStale = false;
   private material: TlsMaterial | undefined;
@@ -109,14 +106,13 @@ export class AgentClient {
     return this.material?.certPem;
   }
 
-  private channel(): grpc.Client {
+  private channel(): AgentServiceClient {
     if (this.client && !this.clientStale) return this.client;
     this.client?.close();
     this.clientStale = false;
-    const Ctor = agentServiceClient();
     const backoff = this.o.backoff ?? { initialMs: 500, maxMs: 30_000 };
     const creds = this.material ? clientCredentials(this.material) : this.o.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
-    this.client = new Ctor(this.o.server, creds, {
+    this.client = new AgentServiceClient(this.o.server, creds, {
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
       "grpc.keepalive_time_ms": 30_000,
@@ -144,7 +140,7 @@ export class AgentClient {
     const caps = await this.o.capabilities();
     const deadlineMs = this.o.deadlineMs ?? 15_000;
     const refused = (e: unknown) => new AgentError("enroll_failed", `enrollment refused: ${(e as grpc.ServiceError)?.details ?? errorText(e)}`, { cause: e });
-    let res: EnrollAnswer;
+    let res: EnrollResponse;
     let material: TlsMaterial | undefined;
     if (pin) {
       // Trust nothing the network says until the server has shown the pinned CA.
@@ -152,9 +148,9 @@ export class AgentClient {
       const caPem = await fetchPinnedCa(enrollServer, pin, deadlineMs);
       const keyPem = newPrivateKeyPem();
       const csr = await createCsr(createPrivateKey(keyPem), this.o.name);
-      const c = new (agentServiceClient())(enrollServer, enrollCredentials(caPem), {});
+      const c = new AgentServiceClient(enrollServer, enrollCredentials(caPem), {});
       try {
-        res = await unary<EnrollAnswer>(c, "Enroll", { token: secret, name: this.o.name, capabilities: caps, csr }, deadlineMs).catch((e) => {
+        res = await unary(c, "Enroll", { token: secret, name: this.o.name, capabilities: caps, csr }, deadlineMs).catch((e) => {
           throw refused(e);
         });
       } finally {
@@ -165,7 +161,7 @@ export class AgentClient {
       await this.o.state.writeTls(material);
     } else {
       this.o.log.warn("the enrollment token pins no CA: the API runs without TLS (PALISADE_GRPC_PLAINTEXT), so this agent's channel is not protected");
-      res = await unary<EnrollAnswer>(this.channel(), "Enroll", { token: secret, name: this.o.name, capabilities: caps }, deadlineMs).catch((e) => {
+      res = await unary(this.channel(), "Enroll", { token: secret, name: this.o.name, capabilities: caps, csr: "" }, deadlineMs).catch((e) => {
         throw refused(e);
       });
     }
@@ -198,8 +194,8 @@ export class AgentClient {
       const csr = await createCsr(createPrivateKey(keyPem), this.credential?.hostName ?? this.o.name);
       // Its own short channel with the current certificate: the stream's channel may still
       // carry an older one (it is rebuilt only between streams).
-      const c = new (agentServiceClient())(this.o.server, clientCredentials(m), {});
-      const res = await unary<{ certificate: string }>(c, "Renew", { csr }, this.o.deadlineMs ?? 15_000)
+      const c = new AgentServiceClient(this.o.server, clientCredentials(m), {});
+      const res = await unary(c, "Renew", { csr }, this.o.deadlineMs ?? 15_000)
         .catch((e) => {
           throw new AgentError("renew_failed", `certificate renewal refused: ${(e as grpc.ServiceError)?.details ?? errorText(e)}`, { cause: e });
         })
@@ -261,8 +257,7 @@ export class AgentClient {
     if (!this.material) md.set("authorization", `Bearer ${this.credential.credential}`);
     md.set("palisade-host", this.credential.hostId);
     // The channel open() waited for (a renewal may have marked it stale since: next time).
-    const connect = (this.client as unknown as { Connect: (md: grpc.Metadata) => Duplex }).Connect.bind(this.client);
-    const stream = connect(md);
+    const stream: Duplex = this.client!.Connect(md);
     this.stream = stream;
     this.connects++;
     let ended = false;
@@ -278,7 +273,7 @@ export class AgentClient {
       this.o.log.warn("stream closed; reconnecting", { why, error: e ? errorText(e) : undefined, delayMs: delay });
       this.retry = setTimeout(() => this.open(), delay);
     };
-    stream.on("data", (m: ServerMessageIn) => {
+    stream.on("data", (m: ServerMessage) => {
       this.backoff.reset();
       this.dispatch(m);
     });
@@ -292,8 +287,8 @@ export class AgentClient {
     try {
       const [caps, h] = await Promise.all([this.o.capabilities(), this.o.hello()]);
       if (this.stream !== stream) return;
-      stream.write({ hello: { capabilities: caps, ...(h.applied ? { applied: h.applied } : {}), telemetryEpoch: h.telemetryEpoch } });
-      this.heartbeat = setInterval(() => this.send({ heartbeat: { seq: ++this.hbSeq, unixMs: Date.now() } }), this.o.heartbeatMs ?? 15_000);
+      stream.write({ hello: { capabilities: caps, applied: h.applied, telemetryEpoch: h.telemetryEpoch } });
+      this.heartbeat = setInterval(() => this.send({ heartbeat: { seq: String(++this.hbSeq), unixMs: String(Date.now()) } }), this.o.heartbeatMs ?? 15_000);
       this.o.handlers.connected();
     } catch (e) {
       this.o.log.error("cannot send hello", { error: errorText(e) });
@@ -301,7 +296,7 @@ export class AgentClient {
     }
   }
 
-  private dispatch(m: ServerMessageIn): void {
+  private dispatch(m: ServerMessage): void {
     const h = this.o.handlers;
     try {
       if (m.desiredState) h.desiredState(m.desiredState);
@@ -312,7 +307,7 @@ export class AgentClient {
       else if (m.resultAck) h.resultAck?.(m.resultAck.resultId);
       // heartbeat answers only prove the stream is alive
     } catch (e) {
-      this.o.log.error("handler failed", { error: errorText(e), body: m.body });
+      this.o.log.error("handler failed", { error: errorText(e), body: Object.keys(m).find((k) => m[k as keyof ServerMessage] !== undefined) });
     }
   }
 

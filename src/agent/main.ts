@@ -18,7 +18,7 @@ import { errorText } from "./errors.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { Outbox } from "./outbox.ts";
 import { recoverPending, restoreAfterReboot } from "./recover.ts";
-import type { AppliedVersionMsg, CapabilitiesMsg, DesiredStateMsg } from "./proto.ts";
+import type { AppliedVersion, Capabilities, DesiredState } from "../protocol/agent.ts";
 import { StateDir } from "./state.ts";
 import { Collector } from "./telemetry/collector.ts";
 import { resetQuotaByName } from "./quota-reset.ts";
@@ -76,8 +76,8 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const appliedState = await state.readApplied();
   await drift.load(appliedState?.text);
 
-  let applied: AppliedVersionMsg | undefined = appliedState ? { ruleset: appliedState.ruleset, version: appliedState.version, checksum: appliedState.checksum } : undefined;
-  let pendingVersion: AppliedVersionMsg | undefined;
+  let applied: AppliedVersion | undefined = appliedState ? { ruleset: appliedState.ruleset, version: appliedState.version, checksum: appliedState.checksum } : undefined;
+  let pendingVersion: AppliedVersion | undefined;
   const confirms = new Map<string, (ok: boolean) => void>();
   // A Confirm that overtakes its apply's wait: only for a target whose version the kernel
   // holds right now (a stale Confirm must never confirm a later apply of the same target).
@@ -91,8 +91,8 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     results.add(q);
     void q.finally(() => results.delete(q));
   };
-  let caps: CapabilitiesMsg | undefined;
-  const capabilities = async (): Promise<CapabilitiesMsg> => {
+  let caps: Capabilities | undefined;
+  const capabilities = async (): Promise<Capabilities> => {
     if (!caps) {
       const c = await detectCapabilities(driver);
       caps = {
@@ -175,7 +175,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     await outbox.post({ drift: r });
   }
 
-  async function onDesired(m: DesiredStateMsg): Promise<void> {
+  async function onDesired(m: DesiredState): Promise<void> {
     const version = m.version ?? { ruleset: "", version: 0, checksum: "" };
     const report = (status: "APPLY_STATUS_APPLYING" | "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK", error = "") =>
       outbox.post({ applyResult: { deploymentId: m.deploymentId, targetId: m.targetId, version, status, error } });

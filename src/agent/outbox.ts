@@ -20,10 +20,13 @@ import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "./atomic.ts";
 import { errorText } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import type { AgentMessage } from "./proto.ts";
+import type { AgentMessage, ApplyResult, DriftReport, QuotaResetResult } from "../protocol/agent.ts";
+
+/** A result as posted: the outbox stamps its resultId. */
+type Unstamped<T extends { resultId: string }> = Omit<T, "resultId"> & { resultId?: string };
 
 /** The members that are results (never lost); telemetry and heartbeats have their own paths. */
-export type ResultMessage = Extract<AgentMessage, { applyResult: unknown } | { drift: unknown } | { quotaReset: unknown }>;
+export type ResultMessage = { applyResult: Unstamped<ApplyResult> } | { drift: Unstamped<DriftReport> } | { quotaReset: Unstamped<QuotaResetResult> };
 
 interface Entry {
   id: number;
@@ -33,6 +36,13 @@ interface Entry {
 /** The result's body (the one member set), where its resultId lives. */
 function body(msg: ResultMessage): { resultId?: string } {
   return "applyResult" in msg ? msg.applyResult : "drift" in msg ? msg.drift : msg.quotaReset;
+}
+
+/** The message on the wire (entries are stamped when kept, so resultId is set). */
+function toMessage(msg: ResultMessage): AgentMessage {
+  if ("applyResult" in msg) return { applyResult: { ...msg.applyResult, resultId: msg.applyResult.resultId ?? "" } };
+  if ("drift" in msg) return { drift: { ...msg.drift, resultId: msg.drift.resultId ?? "" } };
+  return { quotaReset: { ...msg.quotaReset, resultId: msg.quotaReset.resultId ?? "" } };
 }
 
 export class Outbox {
@@ -45,11 +55,11 @@ export class Outbox {
   private constructor(
     private readonly file: string,
     /** Write to the stream; false when there is none (or the write failed). */
-    private readonly send: (m: ResultMessage) => boolean,
+    private readonly send: (m: AgentMessage) => boolean,
     private readonly log: Logger,
   ) {}
 
-  static async open(file: string, send: (m: ResultMessage) => boolean, log: Logger): Promise<Outbox> {
+  static async open(file: string, send: (m: AgentMessage) => boolean, log: Logger): Promise<Outbox> {
     const o = new Outbox(file, send, log);
     let stamped = false;
     try {
@@ -143,7 +153,7 @@ export class Outbox {
   private flushNow(): void {
     for (const e of this.entries) {
       if (this.inFlight.has(e.id)) continue;
-      if (!this.send(e.msg)) return;
+      if (!this.send(toMessage(e.msg))) return;
       this.inFlight.add(e.id);
     }
   }

@@ -6,12 +6,7 @@
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, isAbsolute, join } from "node:path";
 
-export interface UnavailableMsg {
-  /** The executable, e.g. "tcpdump". */
-  program: string;
-  /** What does not work without it, for an operator. */
-  reason: string;
-}
+import type { Unavailable } from "../protocol/agent.ts";
 
 /** Program -> what it is needed for (the reason text when it is missing). */
 export const AGENT_PROGRAMS = {
@@ -40,13 +35,13 @@ export function findProgram(name: string, pathEnv: string | undefined = process.
 export interface ProgramCheck {
   /** Absolute paths of the programs found. */
   found: Partial<Record<AgentProgram, string>>;
-  missing: UnavailableMsg[];
+  missing: Unavailable[];
 }
 
 /** Look every agent program up on `pathEnv`. */
 export function checkPrograms(pathEnv: string | undefined = process.env.PATH): ProgramCheck {
   const found: ProgramCheck["found"] = {};
-  const missing: UnavailableMsg[] = [];
+  const missing: Unavailable[] = [];
   for (const [program, reason] of Object.entries(AGENT_PROGRAMS) as [AgentProgram, string][]) {
     const p = findProgram(program, pathEnv);
     if (p) found[program] = p;

@@ -13,7 +13,7 @@ import type { Applier } from "./apply.ts";
 import { errorText } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Outbox } from "./outbox.ts";
-import type { ApplyStatusName } from "./proto.ts";
+import type { ApplyStatus } from "../protocol/agent.ts";
 import type { AppliedState, StateDir } from "./state.ts";
 
 export interface RecoverDeps {
@@ -36,7 +36,7 @@ export async function recoverPending({ state, applier, outbox, log }: RecoverDep
     return "unreadable";
   }
   if (!p) return "none";
-  const result = (status: ApplyStatusName, error: string) =>
+  const result = (status: ApplyStatus, error: string) =>
     outbox.post({ applyResult: { deploymentId: p.deploymentId, targetId: p.targetId, version: p.version, status, error } });
   const applied = await state.readApplied().catch(() => undefined);
   if (applied?.targetId === p.targetId && applied.deploymentId === p.deploymentId) {

@@ -163,7 +163,7 @@ describe("rollout", () => {
     const rb = await until((res.json() as { id: string }).id, ["succeeded"]);
     assert.deepEqual(rb.targets.map((t) => t.version.version), [1, 1]);
     for (const a of fleet) {
-      assert.deepEqual(a.desired.map((d) => d.version.version), [1, 3, 1]);
+      assert.deepEqual(a.desired.map((d) => d.version!.version), [1, 3, 1]);
       assert.deepEqual((await f.t.req("GET", `/v1/hosts/${a.name}`)).json().appliedVersion, { ruleset: "web", version: 1 });
     }
     assert.equal((await detail(second)).status, "rolled_back");
@@ -193,7 +193,7 @@ describe("commit-confirmed and faults", () => {
   test("an agent that applied but lost the stream before reporting is confirmed on its hello, and applied once it says so", async () => {
     const [a] = await agents("hello", 1, { grp: "hello" });
     a!.answer = (d) => {
-      a!.applied = { ...d.version }; // kernel holds it, unconfirmed; the APPLYING is lost with the stream
+      a!.applied = { ...d.version! }; // kernel holds it, unconfirmed; the APPLYING is lost with the stream
       return { status: "none" };
     };
     const id = await deploy({ version: 2, selector: { labels: { grp: "hello" } }, strategy: { canary: 0 } });

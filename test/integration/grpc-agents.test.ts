@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { hashSecret } from "../../src/api/auth.ts";
-import { MAX_MESSAGE_BYTES } from "../../src/api/grpc/proto.ts";
+import { MAX_MESSAGE_BYTES } from "../../src/protocol/agent.ts";
 import { validPolicy } from "../support/policies.ts";
 import { client, enroll, SimAgent, startFleet, streamEnd, waitFor, type Fleet } from "./grpc-kit.ts";
 
@@ -226,7 +226,7 @@ describe("bad messages", () => {
 });
 
 describe("results are acknowledged after commit; a resent result is harmless", () => {
-  const acks = (a: SimAgent, id: string) => a.received.filter((m) => "resultAck" in m && m.resultAck.resultId === id).length;
+  const acks = (a: SimAgent, id: string) => a.received.filter((m) => m.resultAck?.resultId === id).length;
   /** Wait for the n-th ResultAck of `id`; returns the DB reads taken the moment it arrived. */
   const acked = async <T>(a: SimAgent, id: string, n: number, read: () => Promise<T>): Promise<T> => {
     await waitFor(() => acks(a, id) >= n, 10_000, `ResultAck #${n} for ${id}`);
@@ -258,7 +258,7 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     assert.equal(first.target.status, "applied");
     assert.equal(first.host.appliedVersionId, version.id);
     assert.equal(first.deployment.status, "succeeded");
-    const confirmAt = a.received.findIndex((m) => "confirm" in m && m.confirm.targetId === target.id);
+    const confirmAt = a.received.findIndex((m) => m.confirm?.targetId === target.id);
     assert.ok(confirmAt >= 0, "confirmed");
 
     a.send(msg);
@@ -273,11 +273,11 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     a.send(rb);
     await acked(a, rolled, 1, async () => undefined);
     const stale = randomUUID();
-    const confirmsBefore = a.received.filter((m) => "confirm" in m).length;
+    const confirmsBefore = a.received.filter((m) => m.confirm !== undefined).length;
     a.send({ applyResult: { ...msg.applyResult, status: "APPLY_STATUS_APPLYING", resultId: stale } });
     await acked(a, stale, 1, async () => undefined);
     assert.deepEqual(await read(), first, "applied stays applied");
-    assert.equal(a.received.filter((m) => "confirm" in m).length, confirmsBefore, "no Confirm for a final target");
+    assert.equal(a.received.filter((m) => m.confirm !== undefined).length, confirmsBefore, "no Confirm for a final target");
     a.close();
   });
 
@@ -297,7 +297,7 @@ describe("results are acknowledged after commit; a resent result is harmless", (
       a.send({ applyResult: { deploymentId: d.id, targetId: d.targets[0]!.id, version: v, status, error: status === "APPLY_STATUS_APPLIED" ? "" : "x", resultId: id } });
       await acked(a, id, 1, async () => undefined);
     };
-    const confirmsOf = (t: string) => a.received.filter((m) => "confirm" in m && m.confirm.targetId === t).length;
+    const confirmsOf = (t: string) => a.received.filter((m) => m.confirm?.targetId === t).length;
 
     const live = await mk("applying");
     await send(live, "APPLY_STATUS_APPLYING");
@@ -348,7 +348,7 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     a.send({ drift: { drifted: true, details: "old agent", restored: false } });
     await a.ping();
     assert.equal((await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } })).drift, true);
-    assert.equal(a.received.filter((m) => "resultAck" in m).length, 0);
+    assert.equal(a.received.filter((m) => m.resultAck !== undefined).length, 0);
     a.close();
   });
 });

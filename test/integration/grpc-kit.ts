@@ -9,9 +9,8 @@ import { ensureCa, type AgentCa } from "../../src/api/tls/ca.ts";
 import { createCsr, newPrivateKeyPem, splitEnrollToken } from "../../src/protocol/pki.ts";
 import * as grpc from "@grpc/grpc-js";
 import { Redis } from "ioredis";
-import { silentLog, startAgentServer, type Log, type RunningAgentServer, type ServerMessage } from "../../src/api/grpc/index.ts";
-import { agentService } from "../../src/api/grpc/proto.ts";
-import type { DesiredStateMsg } from "../../src/api/grpc/proto.ts";
+import { silentLog, startAgentServer, type Log, type RunningAgentServer } from "../../src/api/grpc/index.ts";
+import { AgentServiceClient, type DesiredState, type ServerMessage } from "../../src/protocol/agent.ts";
 import { startDeployWorker, type RunningDeployWorker } from "../../src/api/deploy/worker.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 import { TEST_REDIS_URL } from "../support/db.ts";
@@ -96,8 +95,7 @@ export async function startFleet(opts: { log?: Log; replicas?: number; tls?: boo
 }
 
 export function client(address: string, creds = grpc.credentials.createInsecure()): grpc.Client & Record<string, Function> {
-  const { Client } = agentService();
-  return new Client(address, creds, { "grpc.max_send_message_length": 64 * 1024 * 1024 }) as grpc.Client & Record<string, Function>;
+  return new AgentServiceClient(address, creds, { "grpc.max_send_message_length": 64 * 1024 * 1024 }) as unknown as grpc.Client & Record<string, Function>;
 }
 
 /** A simulated agent's mutual-TLS material. */
@@ -133,11 +131,11 @@ export interface StreamEnd {
 /** A simulated agent: one Connect stream, answers DesiredState per `answer(desired)`. */
 export class SimAgent {
   readonly received: ServerMessage[] = [];
-  readonly desired: (DesiredStateMsg & { at: number })[] = [];
+  readonly desired: (DesiredState & { at: number })[] = [];
   readonly confirms: string[] = [];
   /** When each target's Confirm arrived (performance.now()). */
   readonly confirmedAt = new Map<string, number>();
-  answer: (d: DesiredStateMsg) => Answer = () => ({ status: "applied" });
+  answer: (d: DesiredState) => Answer = () => ({ status: "applied" });
   applied: { ruleset: string; version: number; checksum: string } = { ruleset: "", version: 0, checksum: "" };
   private call: grpc.ClientDuplexStream<unknown, ServerMessage> | undefined;
   private c: (grpc.Client & Record<string, Function>) | undefined;
@@ -190,17 +188,17 @@ export class SimAgent {
     const seq = String(Math.floor(Math.random() * 1e9));
     const before = this.received.length;
     this.send({ heartbeat: { seq, unixMs: String(Date.now()) } });
-    await waitFor(() => this.received.slice(before).some((m) => "heartbeat" in m && m.heartbeat.seq === seq), timeoutMs, `heartbeat echo for ${this.name}`);
+    await waitFor(() => this.received.slice(before).some((m) => m.heartbeat?.seq === seq), timeoutMs, `heartbeat echo for ${this.name}`);
   }
 
   send(msg: Record<string, unknown>): void {
     this.call?.write(msg);
   }
 
-  report(d: { deploymentId: string; targetId: string; version: DesiredStateMsg["version"] }, status: "applied" | "failed" | "rolled_back", error = ""): void {
+  report(d: { deploymentId: string; targetId: string; version: DesiredState["version"] }, status: "applied" | "failed" | "rolled_back", error = ""): void {
     const code = { applied: "APPLY_STATUS_APPLIED", failed: "APPLY_STATUS_FAILED", rolled_back: "APPLY_STATUS_ROLLED_BACK" }[status];
     this.send({ applyResult: { deploymentId: d.deploymentId, targetId: d.targetId, version: d.version, status: code, error } });
-    if (status === "applied") this.applied = { ...d.version };
+    if (status === "applied" && d.version) this.applied = { ...d.version };
   }
 
   /** Answer every held DesiredState as applied. */
@@ -217,12 +215,12 @@ export class SimAgent {
 
   private onMessage(m: ServerMessage): void {
     this.received.push(m);
-    if ("confirm" in m) {
+    if (m.confirm) {
       this.confirms.push(m.confirm.targetId);
       this.confirmedAt.set(m.confirm.targetId, performance.now());
     }
-    if (!("desiredState" in m)) return;
     const d = m.desiredState;
+    if (!d) return;
     this.desired.push({ ...d, at: Date.now() });
     const a = this.answer(d);
     if (a.status === "none") return;

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { silentLog, startAgentServer, type RunningAgentServer } from "../../src/api/grpc/index.ts";
-import { agentService } from "../../src/api/grpc/proto.ts";
+import { AgentServiceClient } from "../../src/protocol/agent.ts";
 import { AgentCa, ensureCa } from "../../src/api/tls/ca.ts";
 import { AgentClient } from "../../src/agent/client.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
@@ -83,8 +83,7 @@ async function agent(name: string, opts: { r?: RunningAgentServer; token?: strin
 
 /** Open a Connect stream with raw credentials and see how it ends (or that it stays open). */
 async function connectWith(creds: grpc.ChannelCredentials, port: number, metadata: Record<string, string> = {}): Promise<StreamEnd> {
-  const { Client } = agentService();
-  const c = new Client(`127.0.0.1:${port}`, creds) as grpc.Client & Record<string, Function>;
+  const c = new AgentServiceClient(`127.0.0.1:${port}`, creds) as unknown as grpc.Client & Record<string, Function>;
   try {
     const md = new grpc.Metadata();
     for (const [k, v] of Object.entries(metadata)) md.set(k, v);
@@ -227,8 +226,7 @@ describe("mutual TLS on the agent channel", () => {
     const { ca: rogueCa } = await AgentCa.create();
     const rogue = await startReplica(rogueCa);
     try {
-      const { Client } = agentService();
-      const c = new Client(`127.0.0.1:${rogue.port}`, clientCredentials((await a.state.readTls())!));
+      const c = new AgentServiceClient(`127.0.0.1:${rogue.port}`, clientCredentials((await a.state.readTls())!));
       const err = await new Promise<Error | undefined>((resolve) => c.waitForReady(Date.now() + 3_000, resolve));
       c.close();
       assert.ok(err, "the agent's channel became ready against a server from another CA");

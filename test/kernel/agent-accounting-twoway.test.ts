@@ -17,7 +17,7 @@ import { createLab, type Link, type NetnsLab } from "../support/netns.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
-import type { AccountingDelta } from "../../src/agent/telemetry/batch.ts";
+import type { AccountingDelta } from "../../src/protocol/agent.ts";
 import { applyPolicy } from "./nft-kit.ts";
 
 const UP = 200_000;
@@ -120,16 +120,18 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
     const spool = await Spool.open(join(dir, name), { maxBytes: 1 << 24, maxBatches: 1000 }, log);
     return Collector.create({ driver: { netns: router }, spool, epoch: name, log, resumeFile: join(dir, `${name}.resume.json`) });
   };
+  // Sums per address of the batches' rows (uint64 arrive as decimal strings).
+  type Sum = { ip: string; srcBytes: number; srcPackets: number; dstBytes: number; dstPackets: number };
   const rowsOf = (acc: AccountingDelta[], table: string) => {
-    const m = new Map<string, AccountingDelta>();
+    const m = new Map<string, Sum>();
     for (const r of acc.filter((x) => x.table === table)) {
-      const cur = m.get(r.ip) ?? { table, ip: r.ip, srcBytes: 0, srcPackets: 0, dstBytes: 0, dstPackets: 0 };
-      m.set(r.ip, { ...cur, srcBytes: cur.srcBytes + r.srcBytes, srcPackets: cur.srcPackets + r.srcPackets, dstBytes: cur.dstBytes + r.dstBytes, dstPackets: cur.dstPackets + r.dstPackets });
+      const cur = m.get(r.ip) ?? { ip: r.ip, srcBytes: 0, srcPackets: 0, dstBytes: 0, dstPackets: 0 };
+      m.set(r.ip, { ip: r.ip, srcBytes: cur.srcBytes + Number(r.srcBytes), srcPackets: cur.srcPackets + Number(r.srcPackets), dstBytes: cur.dstBytes + Number(r.dstBytes), dstPackets: cur.dstPackets + Number(r.dstPackets) });
     }
     return m;
   };
   const asRow = (ip: string, t: Truth) => ({ ip, srcBytes: t.src.bytes, srcPackets: t.src.packets, dstBytes: t.dst.bytes, dstPackets: t.dst.packets });
-  const strip = (r: AccountingDelta | undefined) => r && { ip: r.ip, srcBytes: r.srcBytes, srcPackets: r.srcPackets, dstBytes: r.dstBytes, dstPackets: r.dstPackets };
+  const strip = (r: Sum | undefined) => r && { ip: r.ip, srcBytes: r.srcBytes, srcPackets: r.srcPackets, dstBytes: r.dstBytes, dstPackets: r.dstPackets };
 
   it("TCP both ways: src and dst equal what was sent and received, no unattributed row", async () => {
     await applyPolicy(lab, router, {

@@ -5,7 +5,7 @@
 // result_id unless `autoAckResults` is off.
 
 import * as grpc from "@grpc/grpc-js";
-import { agentServiceClient } from "../../src/agent/proto.ts";
+import { agentServiceDefinition } from "../../src/protocol/agent.ts";
 
 export interface Received {
   stream: number;
@@ -27,7 +27,7 @@ export class TestApi {
 
   /** `port`: bind a fixed port (a replica that comes back where the agent expects it). */
   async start(port = 0): Promise<void> {
-    const service = agentServiceClient().service;
+    const service = agentServiceDefinition;
     this.server.addService(service, {
       Enroll: (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         this.enrolls.push(call.request);

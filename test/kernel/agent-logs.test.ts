@@ -11,7 +11,7 @@ import { createLab, type NetnsLab } from "../support/netns.ts";
 import { Applier } from "../../src/agent/apply.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
 import { LogReader } from "../../src/agent/telemetry/logs.ts";
-import type { LogEventMsg } from "../../src/agent/telemetry/batch.ts";
+import type { LogEvent } from "../../src/protocol/agent.ts";
 import { fixtureText } from "./agent-fixtures.ts";
 import { applyPolicy } from "./nft-kit.ts";
 import { conntrackArgs, CtMarkLookup, parseCtMark } from "../../src/agent/telemetry/ctmark.ts";
@@ -38,7 +38,7 @@ describe("agent NFLOG reader (kernel, netns)", () => {
     const applier = new Applier(nftDriver({ netns: server }), memoryLogger());
     const r = await applier.safeApply({ text: fixtureText({ lan: link.net4, logGroup: group }), confirmTimeoutMs: 1000, confirmed: async () => true });
     assert.equal(r.status, "applied");
-    const events: LogEventMsg[] = [];
+    const events: LogEvent[] = [];
     reader = new LogReader({ groups: [group], netns: server, log: memoryLogger(), onEvents: (e) => events.push(...e) });
     await reader.start();
     await lab.sendUdp(client, link.b.ip4, 7777, { count: 5, size: 40 });
@@ -55,7 +55,7 @@ describe("agent NFLOG reader (kernel, netns)", () => {
       assert.equal(e.dport, 7777);
       assert.ok(e.sport > 0);
       assert.equal(e.length, 20 + 8 + 40);
-      assert.ok(Math.abs(e.unixMs - Date.now()) < 60_000);
+      assert.ok(Math.abs(Number(e.unixMs) - Date.now()) < 60_000);
     }
   });
 
@@ -76,7 +76,7 @@ describe("agent NFLOG reader (kernel, netns)", () => {
         },
       },
     });
-    const events: LogEventMsg[] = [];
+    const events: LogEvent[] = [];
     const log = memoryLogger();
     reader2 = new LogReader({ groups: [group], netns: server, log, onEvents: (e) => events.push(...e) });
     await reader2.start();

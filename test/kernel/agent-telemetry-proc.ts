@@ -15,5 +15,5 @@ const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 
 const collector = await Collector.create({ driver: { netns: netns! }, spool, epoch: await state.epoch(), log, resumeFile: state.path("telemetry-resume.json") });
 const resent = await spool.pending();
 const batch = await collector.collect();
-for (const b of await spool.pending()) await spool.ack(b.epoch, b.seq);
+for (const b of await spool.pending()) await spool.ack(b.epoch, Number(b.seq));
 process.stdout.write(JSON.stringify({ resent, batch, left: spool.count }) + "\n");

@@ -18,7 +18,7 @@ import { memoryLogger } from "../../src/agent/log.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
-import type { TelemetryBatch } from "../../src/agent/telemetry/batch.ts";
+import type { TelemetryBatch } from "../../src/protocol/agent.ts";
 import { readCounter, readQuota, readSet, nftDriver } from "../../src/engine/driver/index.ts";
 import { fixtureDesired, fixtureText } from "./agent-fixtures.ts";
 
@@ -77,19 +77,19 @@ describe("agent telemetry (kernel, netns)", () => {
     for (const s of from) sent.set(s, (sent.get(s) ?? 0) + count);
   };
   const keep = (b: TelemetryBatch | undefined) => {
-    if (b) batches.set(b.seq, b);
+    if (b) batches.set(Number(b.seq), b);
   };
   const sumRows = (table: string, ip: string) => {
     let sb = 0, sp = 0, db = 0, dp = 0;
     for (const b of batches.values()) for (const r of b.accounting) if (r.table === table && r.ip === ip) {
-      sb += r.srcBytes; sp += r.srcPackets; db += r.dstBytes; dp += r.dstPackets;
+      sb += Number(r.srcBytes); sp += Number(r.srcPackets); db += Number(r.dstBytes); dp += Number(r.dstPackets);
     }
     return { sb, sp, db, dp };
   };
   const sumTable = (table: string) => {
     let sb = 0, sp = 0, db = 0, dp = 0;
     for (const b of batches.values()) for (const r of b.accounting) if (r.table === table) {
-      sb += r.srcBytes; sp += r.srcPackets; db += r.dstBytes; dp += r.dstPackets;
+      sb += Number(r.srcBytes); sp += Number(r.srcPackets); db += Number(r.dstBytes); dp += Number(r.dstPackets);
     }
     return { sb, sp, db, dp };
   };
@@ -139,9 +139,9 @@ describe("agent telemetry (kernel, netns)", () => {
     await send(30, srcs.slice(0, 2));
     const { stdout } = await run(process.execPath, ["--import", "tsx", join(import.meta.dirname, "agent-telemetry-proc.ts"), dir, ns], { timeout: 60_000 });
     const child = JSON.parse(stdout) as { resent: TelemetryBatch[]; batch: TelemetryBatch | null; left: number };
-    assert.deepEqual(child.resent.map((b) => b.seq), seqs.slice(2), "unacked batches are resent in order");
+    assert.deepEqual(child.resent.map((b) => b.seq), seqs.slice(2).map(String), "unacked batches are resent in order (uint64 as decimal strings)");
     assert.ok(child.batch, "the restarted agent ships the traffic sent while it was down");
-    assert.equal(child.batch.seq, seqs[seqs.length - 1]! + 1, "seq continues across the restart");
+    assert.equal(child.batch.seq, String(seqs[seqs.length - 1]! + 1), "seq continues across the restart");
     assert.equal(child.batch.epoch, epoch);
     keep(child.batch);
     assert.equal(child.left, 0, "acks remove batches");
@@ -174,13 +174,13 @@ describe("agent telemetry (kernel, netns)", () => {
     // Named counter and quota.
     const udp = await readCounter("inet", "palisade", "udp_seen", drv);
     let cb = 0, cp = 0;
-    for (const b of batches.values()) for (const c of b.counters) if (c.name === "udp_seen") { cb += c.bytes; cp += c.packets; }
+    for (const b of batches.values()) for (const c of b.counters) if (c.name === "udp_seen") { cb += Number(c.bytes); cp += Number(c.packets); }
     assert.deepEqual([cp, cb], [udp.packets, udp.bytes]);
     assert.equal(cp, total);
     const q = await readQuota("inet", "palisade", "q1", drv);
     assert.equal(q.used, total * IPLEN);
-    const lastQuota = [...batches.values()].sort((a, b) => b.seq - a.seq).flatMap((b) => b.quotas).find((s) => s.name === "q1");
-    assert.equal(lastQuota?.used, q.used);
-    assert.equal(lastQuota?.limit, 60_000_000);
+    const lastQuota = [...batches.values()].sort((a, b) => Number(b.seq) - Number(a.seq)).flatMap((b) => b.quotas).find((s) => s.name === "q1");
+    assert.equal(lastQuota?.used, String(q.used));
+    assert.equal(lastQuota?.limit, "60000000");
   });
 });

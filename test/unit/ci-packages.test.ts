@@ -43,6 +43,7 @@ const PACKAGE: Record<string, string> = {
   tar: "tar",
   sh: "dash",
   bash: "bash",
+  protoc: "protobuf-compiler",
 };
 /** Essential on every Debian system: never on an apt-get line. */
 const ESSENTIAL = new Set(["coreutils", "util-linux", "tar", "dash", "bash"]);

@@ -11,7 +11,7 @@ import type { DriverOptions } from "../../engine/driver/index.ts";
 import { writeFileAtomic } from "../atomic.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { LOGS_DROPPED_COUNTER, SPOOL_DROPPED_COUNTER, type AccountingDelta, type CounterDelta, type LogEventMsg, type QuotaSampleMsg, type TelemetryBatch } from "./batch.ts";
+import type { AccountingDelta, CounterDelta, LogEvent, QuotaSample, TelemetryBatch } from "../../protocol/agent.ts";
 import { deltas, readingFromJson, readingToJson, unattributed, type Cum, type Reading } from "./delta.ts";
 import { parseAccountingKey, parseDirectionTotalKey, readKernel, type Direction, type KernelReading } from "./reading.ts";
 import type { Spool } from "./spool.ts";
@@ -38,12 +38,23 @@ export interface CollectorOptions {
 
 const ZERO: Cum = { bytes: 0, packets: 0 };
 
+/** An accounting row while deltas are summed (numbers); the batch carries uint64 as decimal strings. */
+interface Row {
+  table: string;
+  ip: string;
+  srcBytes: number;
+  srcPackets: number;
+  dstBytes: number;
+  dstPackets: number;
+}
+const u64 = (n: number) => String(n);
+
 export class Collector {
   private prev: Reading = new Map();
   private carry = new Map<string, Cum>();
   private lastQuotas = "";
   private seq = 0;
-  private logs: LogEventMsg[] = [];
+  private logs: LogEvent[] = [];
   private logsDropped = 0;
   private running: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
@@ -77,7 +88,7 @@ export class Collector {
     return this.seq;
   }
 
-  addLogs(events: LogEventMsg[]): void {
+  addLogs(events: LogEvent[]): void {
     const max = this.o.maxLogEvents ?? 10_000;
     for (const e of events) {
       if (this.logs.length >= max) {
@@ -123,7 +134,7 @@ export class Collector {
   private async collectNow(): Promise<TelemetryBatch | undefined> {
     const cur = await this.read();
     const d = deltas(this.prev, cur.counters);
-    const rows = new Map<string, AccountingDelta>();
+    const rows = new Map<string, Row>();
     const row = (table: string, ip: string) => {
       const k = `${table}\t${ip}`;
       let r = rows.get(k);
@@ -147,7 +158,7 @@ export class Collector {
         const s = addrSums.get(sk) ?? { bytes: 0, packets: 0 };
         addrSums.set(sk, { bytes: s.bytes + v.bytes, packets: s.packets + v.packets });
       } else if (k.startsWith("c\t")) {
-        counters.push({ name: k.slice(2), bytes: v.bytes, packets: v.packets });
+        counters.push({ name: k.slice(2), bytes: u64(v.bytes), packets: u64(v.packets) });
       }
     }
     // Unattributed remainders: a direction's total minus its per-address sum, i.e. the
@@ -181,16 +192,23 @@ export class Collector {
       remainder(table, "src", d.get(k) ?? ZERO);
       if (cur.legacyTotals.has(table)) remainder(table, "dst", d.get(k) ?? ZERO);
     }
-    const quotas: QuotaSampleMsg[] = cur.quotas.map((q) => ({ name: q.name, mode: q.mode, limit: q.limit, used: q.used, grow: q.grow }));
+    const quotas: QuotaSample[] = cur.quotas.map((q) => ({ name: q.name, mode: q.mode, limit: u64(q.limit), used: u64(q.used), grow: q.grow }));
     const quotaKey = JSON.stringify(quotas);
+    // Losses go out in the batch's own fields until a batch carrying them is on disk.
     const drops = this.o.spool.pendingDrops;
-    if (drops.batches > 0) counters.push({ name: SPOOL_DROPPED_COUNTER, bytes: drops.bytes, packets: drops.batches });
     const logsDropped = this.logsDropped;
-    if (logsDropped > 0) counters.push({ name: LOGS_DROPPED_COUNTER, bytes: 0, packets: logsDropped });
     const logs = this.logs;
     this.logs = [];
-    const accounting = [...rows.values()];
-    if (accounting.length === 0 && counters.length === 0 && logs.length === 0 && quotaKey === this.lastQuotas) {
+    const accounting: AccountingDelta[] = [...rows.values()].map((r) => ({
+      table: r.table,
+      ip: r.ip,
+      srcBytes: u64(r.srcBytes),
+      srcPackets: u64(r.srcPackets),
+      dstBytes: u64(r.dstBytes),
+      dstPackets: u64(r.dstPackets),
+    }));
+    const lost = drops.batches > 0 || logsDropped > 0;
+    if (accounting.length === 0 && counters.length === 0 && logs.length === 0 && !lost && quotaKey === this.lastQuotas) {
       this.prev = cur.counters;
       this.carry = carry;
       this.logs = logs.concat(this.logs);
@@ -199,12 +217,15 @@ export class Collector {
     const seq = this.seq + 1;
     const batch: TelemetryBatch = {
       epoch: this.o.epoch,
-      seq,
-      takenAtUnixMs: cur.takenAt,
+      seq: u64(seq),
+      takenAtUnixMs: u64(cur.takenAt),
       accounting,
       quotas: quotaKey === this.lastQuotas ? [] : quotas,
       counters,
       logs,
+      spoolDroppedBatches: u64(drops.batches),
+      spoolDroppedBytes: u64(drops.bytes),
+      logsDropped: u64(logsDropped),
     };
     const resume: Resume = { seq, reading: readingToJson(cur.counters), carry: readingToJson(carry), quotas: quotaKey };
     try {

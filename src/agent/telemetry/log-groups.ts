@@ -10,14 +10,13 @@ import { snapshot, type DriverOptions } from "../../engine/driver/index.ts";
 import { nflogGroups } from "../../engine/nft/index.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { UnavailableMsg } from "../programs.ts";
-import type { LogEventMsg } from "./batch.ts";
+import type { LogEvent, Unavailable } from "../../protocol/agent.ts";
 import { LogReader } from "./logs.ts";
 
 export interface LogGroupsOptions {
   driver: DriverOptions;
   log: Logger;
-  onEvents: (events: LogEventMsg[]) => void;
+  onEvents: (events: LogEvent[]) => void;
   /** Absolute path of tcpdump; undefined = not installed (groups are reported, not read). */
   tcpdumpPath: string | undefined;
   /** conntrack installed: ct marks are looked up by tuple. */
@@ -94,8 +93,8 @@ export class LogGroups {
   }
 
   /** Groups whose reader could not start or exited, with tcpdump's own message. */
-  unavailable(): UnavailableMsg[] {
-    const out: UnavailableMsg[] = [];
+  unavailable(): Unavailable[] {
+    const out: Unavailable[] = [];
     for (const [g, r] of this.readers) {
       const why = r.failures.get(g);
       if (why) out.push({ program: "tcpdump", reason: `log events of NFLOG group ${g} unavailable: ${why}` });

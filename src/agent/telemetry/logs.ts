@@ -20,7 +20,7 @@
 // loses packets. The default snaplen (262144) keeps every message whole.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import type { LogEventMsg } from "./batch.ts";
+import type { LogEvent } from "../../protocol/agent.ts";
 import type { Logger } from "../log.ts";
 import { errorText } from "../errors.ts";
 import { ctTuple, decodeIp, decodeNflog, LINKTYPE_NFLOG, PcapStream } from "./nflog.ts";
@@ -30,7 +30,7 @@ export interface LogReaderOptions {
   groups: number[];
   netns?: string;
   log: Logger;
-  onEvents: (events: LogEventMsg[]) => void;
+  onEvents: (events: LogEvent[]) => void;
   tcpdumpPath?: string;
   /** Bounds of the conntrack -G lookups (netns and log are taken from here). */
   ctmark?: Omit<CtMarkOptions, "netns" | "log">;
@@ -69,14 +69,14 @@ export class LogReader {
     // Chunks are handed on in the order they arrived, each after its ct mark lookups.
     let delivered: Promise<void> = Promise.resolve();
     child.stdout!.on("data", (chunk: Buffer) => {
-      const events: Promise<LogEventMsg>[] = [];
+      const events: Promise<LogEvent>[] = [];
       try {
         pcap.push(chunk, (data, ms, le) => {
           if (pcap.linktype !== LINKTYPE_NFLOG) return;
           const p = decodeNflog(data, ms, le);
           if (!p) return;
-          const ev: LogEventMsg = {
-            unixMs: p.unixMs,
+          const ev: LogEvent = {
+            unixMs: String(p.unixMs),
             prefix: p.prefix,
             level: 0,
             mark: p.mark,

@@ -3,7 +3,7 @@
 // TLVs whose length and type are in HOST byte order and whose values are in NETWORK
 // byte order, each padded to 4 bytes. Pure functions; logs.ts feeds them.
 
-import type { LogEventMsg } from "./batch.ts";
+import type { LogEvent } from "../../protocol/agent.ts";
 
 export const LINKTYPE_NFLOG = 239;
 
@@ -172,7 +172,7 @@ function ipv6Text(b: Buffer): string {
 }
 
 /** Addresses, protocol, ports and length from an IPv4/IPv6 packet. */
-export function decodeIp(p: Buffer | undefined): Pick<LogEventMsg, "saddr" | "daddr" | "protocol" | "sport" | "dport" | "length"> {
+export function decodeIp(p: Buffer | undefined): Pick<LogEvent, "saddr" | "daddr" | "protocol" | "sport" | "dport" | "length"> {
   const out = { saddr: "", daddr: "", protocol: "", sport: 0, dport: 0, length: 0 };
   if (!p || p.length < 1) return out;
   const v = p[0]! >> 4;

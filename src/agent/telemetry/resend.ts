@@ -8,7 +8,7 @@
 
 import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { TelemetryBatch } from "./batch.ts";
+import type { TelemetryBatch } from "../../protocol/agent.ts";
 
 export interface AckWatchOptions {
   timeoutMs: number;
@@ -54,12 +54,12 @@ export class AckWatch {
   private async arm(): Promise<void> {
     const b = await this.o.oldest().catch(() => undefined);
     if (!b || this.timer) return;
-    if (b.seq !== this.watching) {
-      this.watching = b.seq;
+    if (Number(b.seq) !== this.watching) {
+      this.watching = Number(b.seq);
       this.attempt = 0;
     }
     const delay = Math.min(this.o.maxMs, this.o.timeoutMs * 2 ** Math.min(this.attempt, 20));
-    this.timer = setTimeout(() => void this.fire(b.seq), delay);
+    this.timer = setTimeout(() => void this.fire(Number(b.seq)), delay);
     this.timer.unref?.();
   }
 
@@ -68,7 +68,7 @@ export class AckWatch {
     try {
       const b = await this.o.oldest();
       if (!b) return this.stop();
-      if (b.seq === seq) {
+      if (Number(b.seq) === seq) {
         if (!this.o.send(b)) return this.stop();
         this.attempt++;
         this.resent++;

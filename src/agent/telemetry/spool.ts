@@ -2,8 +2,8 @@
 // removed when the API acknowledges (epoch, seq), and resent in seq order after a
 // reconnect or a restart. Bounded by count and bytes: when full, the OLDEST batches
 // are dropped (last resort: that data is lost), and the loss is counted in
-// dropped.json until the next batch reports it (SPOOL_DROPPED_COUNTER: packets =
-// batches, bytes = their size on disk) and in a warn log line.
+// dropped.json until the next batch reports it (TelemetryBatch.spool_dropped_batches and
+// spool_dropped_bytes: their size on disk) and in a warn log line.
 //
 // Each file also holds the collector's cumulative reading after that batch, so a
 // restarted agent resumes its delta baseline from the newest batch it wrote.
@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../atomic.ts";
 import { AgentError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { TelemetryBatch } from "./batch.ts";
+import type { TelemetryBatch } from "../../protocol/agent.ts";
 
 export interface SpoolLimits {
   maxBytes: number;
@@ -32,6 +32,29 @@ export interface Dropped {
 }
 
 const FILE = /^b-(\d{20})\.json$/;
+
+type Loose<T> = { [K in keyof T]: T[K] extends string ? T[K] | number : T[K] };
+const u64 = (v: string | number | undefined) => String(v ?? 0);
+
+/**
+ * A batch as read back from disk. Agents before uint64 went out as decimal strings
+ * spooled numbers there (and no loss fields: their losses are counters the API still
+ * accepts), so what a restarted, upgraded agent resends is made whole here.
+ */
+function spooledBatch(b: Loose<TelemetryBatch>): TelemetryBatch {
+  return {
+    epoch: String(b.epoch),
+    seq: u64(b.seq),
+    takenAtUnixMs: u64(b.takenAtUnixMs),
+    accounting: (b.accounting ?? []).map((a) => ({ ...a, srcBytes: u64(a.srcBytes), srcPackets: u64(a.srcPackets), dstBytes: u64(a.dstBytes), dstPackets: u64(a.dstPackets) })),
+    quotas: (b.quotas ?? []).map((q) => ({ ...q, limit: u64(q.limit), used: u64(q.used) })),
+    counters: (b.counters ?? []).map((c) => ({ ...c, bytes: u64(c.bytes), packets: u64(c.packets) })),
+    logs: (b.logs ?? []).map((l) => ({ ...l, unixMs: u64(l.unixMs) })),
+    spoolDroppedBatches: u64(b.spoolDroppedBatches),
+    spoolDroppedBytes: u64(b.spoolDroppedBytes),
+    logsDropped: u64(b.logsDropped),
+  };
+}
 const fileName = (seq: number) => `b-${String(seq).padStart(20, "0")}.json`;
 
 export class Spool {
@@ -112,11 +135,11 @@ export class Spool {
       this.log.warn("telemetry spool full: oldest batches dropped", { dropped, droppedTotal: this.droppedTotal.batches, limits: this.limits });
     }
     try {
-      await writeFileAtomic(join(this.dir, fileName(entry.batch.seq)), data);
+      await writeFileAtomic(join(this.dir, fileName(Number(entry.batch.seq))), data);
     } catch (e) {
       throw new AgentError("spool_error", `cannot write telemetry batch ${entry.batch.seq}: ${(e as Error).message}`, { cause: e });
     }
-    this.files.set(entry.batch.seq, size);
+    this.files.set(Number(entry.batch.seq), size);
   }
 
   /** The batch that carries a drop report has been written: clear the report. */
@@ -137,7 +160,8 @@ export class Spool {
 
   async read(seq: number): Promise<SpoolEntry | undefined> {
     try {
-      return JSON.parse(await readFile(join(this.dir, fileName(seq)), "utf8")) as SpoolEntry;
+      const e = JSON.parse(await readFile(join(this.dir, fileName(seq)), "utf8")) as SpoolEntry;
+      return { ...e, batch: spooledBatch(e.batch) };
     } catch {
       return undefined;
     }

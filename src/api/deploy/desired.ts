@@ -2,7 +2,7 @@
 // UPDATE), so their JSON is cached per process: fanning one version out to 500 hosts
 // reads the document once, not 500 times.
 import type { Db } from "../db/client.ts";
-import type { DesiredStateMsg } from "../grpc/proto.ts";
+import type { DesiredState } from "../../protocol/agent.ts";
 import { storedStrategy } from "./strategy.ts";
 import type { ClaimedTarget } from "./targets.ts";
 
@@ -28,7 +28,7 @@ export function versionPayload(db: Db, versionId: string): Promise<CachedVersion
   return p;
 }
 
-export async function desiredStateFor(db: Db, claimed: ClaimedTarget): Promise<DesiredStateMsg> {
+export async function desiredStateFor(db: Db, claimed: ClaimedTarget): Promise<DesiredState> {
   const v = await versionPayload(db, claimed.versionId);
   return {
     deploymentId: claimed.deploymentId,

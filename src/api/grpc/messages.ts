@@ -3,12 +3,13 @@
 // are UUIDs, texts have limits) so a buggy or hostile agent gets INVALID_ARGUMENT instead
 // of reaching the database with garbage.
 import { z } from "zod";
+import { agentMessageBody, type AgentMessage as AgentMessageIn, type TelemetryBatch } from "../../protocol/agent.ts";
 
 const text = (max: number) => z.string().max(max);
 const uuidOrEmpty = z.union([z.uuid(), z.literal("")]);
 const strings = z.array(text(128)).max(512);
 /** The agent's id for one result (a UUID from current agents; empty from older ones, which get no ResultAck). */
-export const RESULT_ID = /^[A-Za-z0-9-]{1,64}$/;
+const RESULT_ID = /^[A-Za-z0-9-]{1,64}$/;
 const resultId = z.union([z.string().regex(RESULT_ID), z.literal("")]);
 
 export const Capabilities = z.object({
@@ -51,31 +52,28 @@ export type ApplyResult = z.infer<typeof ApplyResult>;
 export const DriftReport = z.object({ drifted: z.boolean(), details: text(64 * 1024), restored: z.boolean(), resultId });
 export type DriftReport = z.infer<typeof DriftReport>;
 
-const BODIES = ["hello", "heartbeat", "applyResult", "drift", "telemetry", "quotaReset"] as const;
-export type AgentMessageKind = (typeof BODIES)[number];
+export const QuotaResetResult = z.object({ requestId: text(128), name: text(128), ok: z.boolean(), error: text(64 * 1024), resultId });
+export type QuotaResetResult = z.infer<typeof QuotaResetResult>;
 
 export type AgentMessage =
   | { kind: "hello"; hello: z.infer<typeof Hello> }
   | { kind: "heartbeat"; heartbeat: z.infer<typeof Heartbeat> }
   | { kind: "applyResult"; applyResult: ApplyResult }
   | { kind: "drift"; drift: DriftReport }
-  // Telemetry owns the shape of these two; they are passed through as decoded.
-  | { kind: "telemetry"; telemetry: unknown }
-  | { kind: "quotaReset"; quotaReset: unknown };
+  // Telemetry validates a batch itself (../telemetry/batch.ts): a batch it can never
+  // store is acked and dropped, not a reason to end the stream.
+  | { kind: "telemetry"; telemetry: TelemetryBatch }
+  | { kind: "quotaReset"; quotaReset: QuotaResetResult };
 
 export class MalformedMessage extends Error {
   override name = "MalformedMessage";
 }
 
-/** Validate one decoded AgentMessage (proto-loader form, `body` names the oneof member). */
-export function parseAgentMessage(raw: unknown): AgentMessage {
-  const msg = raw as Record<string, unknown> | null;
-  const kind = msg?.body;
-  if (typeof kind !== "string" || !(BODIES as readonly string[]).includes(kind)) {
-    throw new MalformedMessage("AgentMessage has no body (one of hello, heartbeat, apply_result, drift, telemetry, quota_reset)");
-  }
-  const value = msg![kind];
-  if (value === null || typeof value !== "object") throw new MalformedMessage(`AgentMessage.${kind} is empty`);
+/** Validate one decoded AgentMessage (the oneof member set names its kind). */
+export function parseAgentMessage(msg: AgentMessageIn): AgentMessage {
+  const kind = agentMessageBody(msg);
+  if (!kind) throw new MalformedMessage("AgentMessage has no body (one of hello, heartbeat, apply_result, drift, telemetry, quota_reset)");
+  const value = msg[kind];
   const check = <T>(schema: z.ZodType<T>): T => {
     const r = schema.safeParse(value);
     if (!r.success) {
@@ -84,7 +82,7 @@ export function parseAgentMessage(raw: unknown): AgentMessage {
     }
     return r.data;
   };
-  switch (kind as AgentMessageKind) {
+  switch (kind) {
     case "hello":
       return { kind: "hello", hello: check(Hello) };
     case "heartbeat":
@@ -94,8 +92,8 @@ export function parseAgentMessage(raw: unknown): AgentMessage {
     case "drift":
       return { kind: "drift", drift: check(DriftReport) };
     case "telemetry":
-      return { kind: "telemetry", telemetry: value };
+      return { kind: "telemetry", telemetry: msg.telemetry! };
     case "quotaReset":
-      return { kind: "quotaReset", quotaReset: value };
+      return { kind: "quotaReset", quotaReset: check(QuotaResetResult) };
   }
 }

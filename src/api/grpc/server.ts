@@ -16,7 +16,7 @@ import { toStatus } from "./errors.ts";
 import { authenticateAgent, authenticatePeer } from "./identity.ts";
 import { CaError, checkSecretKey, ensureCa, type AgentCa } from "../tls/ca.ts";
 import { AgentRpcError } from "./errors.ts";
-import { agentService, MAX_MESSAGE_BYTES } from "./proto.ts";
+import { agentServiceDefinition, MAX_MESSAGE_BYTES, type AgentServiceHandlers, type EnrollRequest, type EnrollResponse, type RenewRequest, type RenewResponse } from "../../protocol/agent.ts";
 import { AgentSession, type AgentCall } from "./session.ts";
 
 export interface AgentServerOptions {
@@ -62,10 +62,10 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
   });
 
   const tls = opts.tls;
-  const refuse = (callback: grpc.sendUnaryData<unknown>, why: AgentRpcError) => callback(toStatus(why));
-  const enroll = (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-    const req = call.request ?? {};
-    const input = { token: String(req.token ?? ""), name: String(req.name ?? ""), capabilities: req.capabilities ?? undefined, csr: String(req.csr ?? "") || undefined };
+  const refuse = <T>(callback: grpc.sendUnaryData<T>, why: AgentRpcError) => callback(toStatus(why));
+  const enroll: grpc.handleUnaryCall<EnrollRequest, EnrollResponse> = (call, callback) => {
+    const req = call.request;
+    const input = { token: req.token, name: req.name, capabilities: req.capabilities, csr: req.csr || undefined };
     enrollAgent(ctx, input, tls && { ca: tls.ca, clientCertTtlSeconds: tls.clientCertTtlSeconds })
       .then((r) => callback(null, r))
       .catch((err: unknown) => {
@@ -89,11 +89,11 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
         call.emit("error", status);
       });
   };
-  const renew = (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+  const renew: grpc.handleUnaryCall<RenewRequest, RenewResponse> = (call, callback) => {
     if (!tls) return refuse(callback, new AgentRpcError("wrong_listener", "this API runs without TLS (PALISADE_GRPC_PLAINTEXT): there is no certificate to renew"));
     authenticatePeer(ctx.db, peer(call), call.metadata)
       .then(async (identity) => {
-        const cert = await tls.ca.issueClient(String(call.request?.csr ?? ""), identity.hostId, tls.clientCertTtlSeconds).catch((e: unknown) => {
+        const cert = await tls.ca.issueClient(call.request.csr, identity.hostId, tls.clientCertTtlSeconds).catch((e: unknown) => {
           throw e instanceof CaError ? new AgentRpcError("invalid_csr", e.message) : e;
         });
         await ctx.db.host.update({ where: { id: identity.hostId }, data: { certSerial: cert.serial, certExpiresAt: cert.notAfter } });
@@ -109,14 +109,14 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
   };
   const notHere = (what: string) => new AgentRpcError("wrong_listener", what);
 
-  const handlers: grpc.UntypedServiceImplementation = tls
+  const handlers: AgentServiceHandlers = tls
     ? {
-        Enroll: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => refuse(callback, notHere("enroll on the enrollment port (GRPC_ENROLL_PORT), not the agent port")),
+        Enroll: (_call, callback) => refuse(callback, notHere("enroll on the enrollment port (GRPC_ENROLL_PORT), not the agent port")),
         Connect: connect,
         Renew: renew,
       }
     : { Enroll: enroll, Connect: connect, Renew: renew };
-  server.addService(agentService().service, handlers);
+  server.addService(agentServiceDefinition, handlers);
 
   let enrollServer: grpc.Server | undefined;
   let enrollPort: number | undefined;
@@ -127,11 +127,12 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
     const pair = { private_key: Buffer.from(issued.keyPem), cert_chain: Buffer.from(`${issued.certPem.trim()}\n${tls.ca.certPem.trim()}\n`) };
     credentials = grpc.ServerCredentials.createSsl(Buffer.from(tls.ca.certPem), [pair], true);
     enrollServer = new grpc.Server({ "grpc.max_receive_message_length": 256 * 1024, "grpc.max_send_message_length": 256 * 1024 });
-    enrollServer.addService(agentService().service, {
+    const enrollHandlers: AgentServiceHandlers = {
       Enroll: enroll,
-      Connect: (call: AgentCall) => call.emit("error", toStatus(notHere("this is the enrollment port: connect to the agent port (GRPC_PORT) with the certificate from enrollment"))),
-      Renew: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => refuse(callback, notHere("renew on the agent port (GRPC_PORT) with the current certificate")),
-    });
+      Connect: (call) => call.emit("error", toStatus(notHere("this is the enrollment port: connect to the agent port (GRPC_PORT) with the certificate from enrollment"))),
+      Renew: (_call, callback) => refuse(callback, notHere("renew on the agent port (GRPC_PORT) with the current certificate")),
+    };
+    enrollServer.addService(agentServiceDefinition, enrollHandlers);
     const enrollCreds = grpc.ServerCredentials.createSsl(null, [pair], false);
     const srv = enrollServer;
     enrollPort = await new Promise<number>((resolve, reject) => srv.bindAsync(tls.enrollAddress, enrollCreds, (err, p) => (err ? reject(err) : resolve(p))));

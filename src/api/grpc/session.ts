@@ -11,12 +11,12 @@ import { publishToHost, type AgentBus, type HostNotice } from "./bus.ts";
 import type { AgentContext } from "./context.ts";
 import { AgentRpcError, toStatus } from "./errors.ts";
 import type { AgentIdentity } from "./identity.ts";
-import { MalformedMessage, parseAgentMessage, RESULT_ID, type AgentMessage, type AppliedVersion, type ApplyResult, type DriftReport } from "./messages.ts";
-import type { ServerMessage } from "./proto.ts";
+import { MalformedMessage, parseAgentMessage, type AgentMessage, type AppliedVersion, type ApplyResult, type DriftReport } from "./messages.ts";
+import type { AgentMessage as AgentMessageIn, ServerMessage } from "../../protocol/agent.ts";
 import { applyResults, countIngested, telemetryBatches } from "../metrics/events.ts";
 import { ingestTelemetry, pendingQuotaResets, recordQuotaReset, TelemetryError } from "../telemetry/index.ts";
 
-export type AgentCall = grpc.ServerDuplexStream<unknown, ServerMessage>;
+export type AgentCall = grpc.ServerDuplexStream<AgentMessageIn, ServerMessage>;
 
 /** Don't write last_seen_at for every message; a few seconds of resolution is plenty. */
 const LAST_SEEN_RESOLUTION_MS = 5_000;
@@ -43,7 +43,7 @@ export class AgentSession {
 
   /** Wire the stream up. Messages that arrive before the subscription is ready wait in the chain. */
   start(): void {
-    this.call.on("data", (raw: unknown) => this.enqueue(() => this.onMessage(raw)));
+    this.call.on("data", (raw: AgentMessageIn) => this.enqueue(() => this.onMessage(raw)));
     this.call.on("end", () => {
       this.call.end();
       void this.close("agent ended the stream");
@@ -133,7 +133,7 @@ export class AgentSession {
     if (!this.closed) this.call.write(msg);
   }
 
-  private async onMessage(raw: unknown): Promise<void> {
+  private async onMessage(raw: AgentMessageIn): Promise<void> {
     let msg: AgentMessage;
     try {
       msg = parseAgentMessage(raw);
@@ -162,16 +162,15 @@ export class AgentSession {
         } catch (err) {
           if (!(err instanceof TelemetryError && err.code === "invalid_batch")) throw err;
           telemetryBatches.inc({ result: "refused" });
-          const b = msg.telemetry as { epoch?: unknown; seq?: unknown };
           this.ctx.log.error({ hostId: this.identity.hostId, err: err.message }, "telemetry batch refused and dropped");
-          return this.send({ telemetryAck: { epoch: String(b.epoch ?? ""), seq: String(b.seq ?? "0") } });
+          return this.send({ telemetryAck: { epoch: msg.telemetry.epoch, seq: msg.telemetry.seq } });
         }
       }
       case "quotaReset": {
-        const q = msg.quotaReset as { requestId?: string; name?: string; ok?: boolean; error?: string; resultId?: string };
+        const q = msg.quotaReset;
         // Only a pending request changes, so a resent result is a no-op (and acked again).
-        await recordQuotaReset(this.ctx, this.identity.hostId, { requestId: String(q.requestId ?? ""), ok: q.ok === true, ...(q.name && { name: q.name }), ...(q.error && { error: q.error }) });
-        return this.ackResult(typeof q.resultId === "string" && RESULT_ID.test(q.resultId) ? q.resultId : "");
+        await recordQuotaReset(this.ctx, this.identity.hostId, { requestId: q.requestId, ok: q.ok, ...(q.name && { name: q.name }), ...(q.error && { error: q.error }) });
+        return this.ackResult(q.resultId);
       }
     }
   }

@@ -1,11 +1,16 @@
 // The TelemetryBatch the gRPC stream hands to ingestTelemetry, validated and normalised
-// (proto-loader camelCase; uint64 as number, string, bigint or Long; missing repeated
-// fields as empty). A batch that fails here is refused whole: nothing of it is stored.
+// (the generated protocol's camelCase; uint64 as a decimal string, also accepted as
+// number or bigint; missing repeated fields as empty). A batch that fails here is refused whole: nothing of it is stored.
 import { isIP } from "node:net";
 import { z } from "zod";
 import { hasHostBits, parsePrefix } from "../../engine/index.ts";
 import { TelemetryError } from "./errors.ts";
 import { U63 } from "./u64.ts";
+
+/** Counter totals of what the agent lost: packets = batches its spool dropped, bytes = their size on disk. */
+export const SPOOL_DROPPED_COUNTER = "palisade.agent.spool_dropped";
+/** Counter totals of log events the agent's buffer dropped (packets = events). */
+export const LOGS_DROPPED_COUNTER = "palisade.agent.logs_dropped";
 
 /** Stored address of a table's unattributed remainder (the agent sends ip ""). */
 export const UNATTRIBUTED = "0.0.0.0/0";
@@ -65,6 +70,18 @@ export const IncomingBatch = z.object({
   quotas: z.array(Quota).nullish().transform((a) => a ?? []),
   counters: z.array(CounterDelta).nullish().transform((a) => a ?? []),
   logs: z.array(LogEvent).nullish().transform((a) => a ?? []),
+  // Absent from agents before these fields (and from batches they spooled).
+  spoolDroppedBatches: U63.optional(),
+  spoolDroppedBytes: U63.optional(),
+  logsDropped: U63.optional(),
+}).transform(({ spoolDroppedBatches = 0n, spoolDroppedBytes = 0n, logsDropped = 0n, ...b }) => {
+  // The agent's losses are kept as counter totals under these names (nft object names
+  // have no dots, so they cannot collide): agents before the proto fields sent them as
+  // counter deltas with exactly these names, and both kinds of agent add up alike.
+  const counters = [...b.counters];
+  if (spoolDroppedBatches > 0n || spoolDroppedBytes > 0n) counters.push({ name: SPOOL_DROPPED_COUNTER, bytes: spoolDroppedBytes, packets: spoolDroppedBatches });
+  if (logsDropped > 0n) counters.push({ name: LOGS_DROPPED_COUNTER, bytes: 0n, packets: logsDropped });
+  return { ...b, counters };
 });
 export type IncomingBatch = z.input<typeof IncomingBatch>;
 export type Batch = z.output<typeof IncomingBatch>;

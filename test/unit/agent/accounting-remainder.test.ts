@@ -34,7 +34,7 @@ async function rowsOf(st: RulesetState) {
   const spool = await Spool.open(dir, { maxBytes: 1 << 20, maxBatches: 10 }, log);
   const c = await Collector.create({ driver: {}, spool, epoch: "e", log, resumeFile: join(dir, "resume.json"), read: async () => readingOf(st) });
   const b = await c.collect();
-  return new Map((b?.accounting ?? []).map((r) => [`${r.table} ${r.ip}`, [r.srcPackets, r.srcBytes, r.dstPackets, r.dstBytes]]));
+  return new Map((b?.accounting ?? []).map((r) => [`${r.table} ${r.ip}`, [r.srcPackets, r.srcBytes, r.dstPackets, r.dstBytes].map(Number)]));
 }
 
 describe("accounting rows from the kernel's objects", () => {

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Spool } from "../../../src/agent/telemetry/spool.ts";
 import { memoryLogger } from "../../../src/agent/log.ts";
-import type { TelemetryBatch } from "../../../src/agent/telemetry/batch.ts";
+import type { TelemetryBatch } from "../../../src/protocol/agent.ts";
 
 const dirs: string[] = [];
 const fresh = async () => {
@@ -19,12 +19,15 @@ after(async () => {
 
 const batch = (seq: number, pad = 0): TelemetryBatch => ({
   epoch: "e1",
-  seq,
-  takenAtUnixMs: seq,
+  seq: String(seq),
+  takenAtUnixMs: String(seq),
   accounting: [],
   quotas: [],
-  counters: [{ name: "x".repeat(1 + pad), bytes: seq, packets: 1 }],
+  counters: [{ name: "x".repeat(1 + pad), bytes: String(seq), packets: "1" }],
   logs: [],
+  spoolDroppedBatches: "0",
+  spoolDroppedBytes: "0",
+  logsDropped: "0",
 });
 
 describe("telemetry spool", () => {
@@ -36,7 +39,7 @@ describe("telemetry spool", () => {
     assert.equal(await s.ack("e1", 2), false);
     assert.equal(await s.ack("other-epoch", 1), false);
     const again = await Spool.open(d, { maxBytes: 1 << 20, maxBatches: 100 }, memoryLogger());
-    assert.deepEqual((await again.pending()).map((b) => b.seq), [1, 3]);
+    assert.deepEqual((await again.pending()).map((b) => b.seq), ["1", "3"]);
     assert.equal(again.lastSeq, 3);
   });
 
@@ -45,7 +48,7 @@ describe("telemetry spool", () => {
     const log = memoryLogger();
     const s = await Spool.open(d, { maxBytes: 1 << 20, maxBatches: 3 }, log);
     for (let seq = 1; seq <= 5; seq++) await s.append({ batch: batch(seq) });
-    assert.deepEqual((await s.pending()).map((b) => b.seq), [3, 4, 5]);
+    assert.deepEqual((await s.pending()).map((b) => b.seq), ["3", "4", "5"]);
     assert.equal(s.pendingDrops.batches, 2);
     assert.ok(log.lines.some((l) => l.level === "warn" && /spool full/.test(String(l.msg))));
     // The drop report survives a restart until a batch has carried it.
@@ -60,7 +63,7 @@ describe("telemetry spool", () => {
     const s = await Spool.open(d, { maxBytes: 4096, maxBatches: 1000 }, memoryLogger());
     for (let seq = 1; seq <= 10; seq++) await s.append({ batch: batch(seq, 900) });
     assert.ok(s.bytes <= 4096, `spool holds ${s.bytes} bytes`);
-    const seqs = (await s.pending()).map((b) => b.seq);
+    const seqs = (await s.pending()).map((b) => Number(b.seq));
     assert.equal(seqs[seqs.length - 1], 10);
     assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
     assert.equal(s.pendingDrops.batches, 10 - seqs.length);

@@ -37,9 +37,9 @@ function contents(m: Metafile): { packages: Set<string>; src: Set<string> } {
   return { packages, src };
 }
 
-test("the agent bundle holds grpc-js, the protocol loader and the agent, and no Fastify, BullMQ, Prisma, Redis, pg, commander or tsx", () => {
+test("the agent bundle holds grpc-js, the generated protocol with its wire codec and the agent, and no Fastify, BullMQ, Prisma, Redis, pg, commander or tsx", () => {
   const { packages, src } = contents(meta());
-  for (const p of ["@grpc/grpc-js", "@grpc/proto-loader", "protobufjs", "zod"]) assert.ok(packages.has(p), `${p} missing; has ${[...packages].join(", ")}`);
+  for (const p of ["@grpc/grpc-js", "@bufbuild/protobuf", "zod"]) assert.ok(packages.has(p), `${p} missing; has ${[...packages].join(", ")}`);
   for (const s of ["src/agent", "src/engine", "src/protocol"]) assert.ok(src.has(s), `${s} missing`);
   const banned = /^(fastify|@fastify\/.*|fastify-.*|bullmq|ioredis|pg|pg-.*|@prisma\/.*|prisma|prom-client|commander|tsx|esbuild|yaml)$/;
   assert.deepEqual([...packages].filter((p) => banned.test(p)), []);
