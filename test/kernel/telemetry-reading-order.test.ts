@@ -18,7 +18,7 @@ import { memoryLogger } from "../../src/agent/log.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
-import type { TelemetryBatch } from "../../src/agent/telemetry/batch.ts";
+import type { TelemetryBatch } from "../../src/protocol/agent.ts";
 import { readCounter, readSet, nftDriver } from "../../src/engine/driver/index.ts";
 import { fixtureText } from "./agent-fixtures.ts";
 
@@ -106,7 +106,7 @@ describe("telemetry reading order (kernel, netns)", () => {
     const sum = (ip: string | null) => {
       let sp = 0, sb = 0, dp = 0, db = 0;
       for (const b of batches) for (const r of b.accounting) if (r.table === "lan" && (ip === null || r.ip === ip)) {
-        sp += r.srcPackets; sb += r.srcBytes; dp += r.dstPackets; db += r.dstBytes;
+        sp += Number(r.srcPackets); sb += Number(r.srcBytes); dp += Number(r.dstPackets); db += Number(r.dstBytes);
       }
       return { sp, sb, dp, db };
     };
