@@ -2,7 +2,8 @@
 // like kubeconfig. ~/.config/palisade/config.yaml ($XDG_CONFIG_HOME, or PALISADE_CONFIG for
 // another file), written with mode 0600 through a temporary file and a rename, so a token
 // is never readable by others nor half-written. Tokens are never printed.
-import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { parse, stringify } from "yaml";
@@ -40,11 +41,16 @@ export async function readConfig(file = configPath()): Promise<ConfigFile> {
 
 export async function writeConfig(c: ConfigFile, file = configPath()): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, stringify(c), { mode: 0o600 });
-  // writeFile's mode applies only to a new file; a left-over tmp keeps its own.
-  await chmod(tmp, 0o600);
-  await rename(tmp, file);
+  // A fresh name opened with O_EXCL: a file or symlink planted at a guessable name is
+  // never written through, and the file is 0600 from its first byte (it holds tokens).
+  const tmp = `${file}.${randomBytes(8).toString("hex")}.tmp`;
+  try {
+    await writeFile(tmp, stringify(c), { mode: 0o600, flag: "wx" });
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }
 
 /** The context a verb uses: --context, else the file's current-context; undefined when none is set. */

@@ -5,7 +5,7 @@
 // to the whole bucket (day, month) of the level that still holds it: every answer says
 // the range it really covers (`from`, `to`). Counters leave Postgres as text (sums are numeric) and become JSON numbers or
 // strings in u64.ts's counterJson.
-import type { Db, Prisma } from "../db/client.ts";
+import { Prisma, type Db } from "../db/client.ts";
 import { UNATTRIBUTED } from "./batch.ts";
 import { planSegments, SOURCE, UNIT_MS, floorTo, ceilTo, type BucketLevel, type Plan, type Segment } from "./plan.ts";
 import { availability, retentionFromEnv, type Retention } from "./retention.ts";
@@ -79,11 +79,20 @@ function planOptions(o: QueryOptions) {
 async function aggregate<R>(db: Db, sql: string, params: unknown[]): Promise<R[]> {
   return withoutJit(db, (tx) => tx.$queryRawUnsafe<R[]>(sql, ...params));
 }
+/**
+ * One snapshot as well (REPEATABLE READ; a read-only transaction never fails to
+ * serialise): the fleet top-N reads sorted lists, then exact sums, then the edges, in
+ * separate statements, and its proof of exactness holds only if a rollup committing
+ * meanwhile is seen by none or all of them.
+ */
 async function withoutJit<R>(db: Db, fn: (tx: Prisma.TransactionClient) => Promise<R>): Promise<R> {
-  return db.$transaction(async (tx) => {
-    await tx.$executeRawUnsafe("SET LOCAL jit = off");
-    return fn(tx);
-  });
+  return db.$transaction(
+    async (tx) => {
+      await tx.$executeRawUnsafe("SET LOCAL jit = off");
+      return fn(tx);
+    },
+    { isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead },
+  );
 }
 
 class Params {
