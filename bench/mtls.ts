@@ -37,8 +37,10 @@ async function fleetOf(tls: boolean): Promise<{ f: Fleet; agents: SimAgent[] }> 
 }
 
 /** All agents reconnect at once; ms from the start to each one's first heartbeat echo. */
-async function reconnectAll(agents: SimAgent[]): Promise<{ each: number[]; all: number }> {
+async function reconnectAll(f: Fleet, agents: SimAgent[]): Promise<{ each: number[]; all: number }> {
   for (const a of agents) a.close();
+  // The old streams are gone on the servers first: no new stream races its host's old one.
+  await waitFor(() => f.replicas.every((r) => r.sessions().size === 0), 60_000, "old streams to end", 20);
   const t0 = performance.now();
   const each = await Promise.all(agents.map(async (a) => (await a.connect({ timeoutMs: 120_000 }), performance.now() - t0)));
   return { each, all: performance.now() - t0 };
@@ -74,12 +76,12 @@ async function main(): Promise<void> {
     const rows: Record<"plain" | "tls", Run[]> = { plain: [], tls: [] };
     // Warm-up of both: caches, JIT, pools.
     for (const x of [plain, tls]) {
-      await reconnectAll(x.agents);
+      await reconnectAll(x.f, x.agents);
       await deployOnce(x.f, x.agents);
     }
     for (let r = 0; r < RUNS; r++) {
       for (const [name, x] of [["plain", plain], ["tls", tls]] as const) {
-        const c = await reconnectAll(x.agents);
+        const c = await reconnectAll(x.f, x.agents);
         const fan = await deployOnce(x.f, x.agents);
         const run = { connectAll: c.all, connectP50: percentile(c.each, 50), connectP99: percentile(c.each, 99), fanP50: percentile(fan, 50), fanP99: percentile(fan, 99) };
         rows[name].push(run);

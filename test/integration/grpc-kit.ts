@@ -141,6 +141,8 @@ export class SimAgent {
   private c: (grpc.Client & Record<string, Function>) | undefined;
   private held: (() => void)[] = [];
   ended: Promise<StreamEnd> = new Promise(() => {});
+  /** How the current stream ended, once it has. */
+  endedWith: StreamEnd | undefined;
 
   constructor(
     readonly address: string,
@@ -178,6 +180,10 @@ export class SimAgent {
     const call = this.c.Connect!(md) as grpc.ClientDuplexStream<unknown, ServerMessage>;
     this.call = call;
     this.ended = streamEnd(call);
+    this.endedWith = undefined;
+    void this.ended.then((e) => {
+      if (this.call === call) this.endedWith = e;
+    });
     call.on("data", (m: ServerMessage) => this.onMessage(m));
     call.write({ hello: { capabilities: null, applied: this.applied, telemetryEpoch: "e1" } });
     await this.ping(opts.timeoutMs);
@@ -188,7 +194,15 @@ export class SimAgent {
     const seq = String(Math.floor(Math.random() * 1e9));
     const before = this.received.length;
     this.send({ heartbeat: { seq, unixMs: String(Date.now()) } });
-    await waitFor(() => this.received.slice(before).some((m) => m.heartbeat?.seq === seq), timeoutMs, `heartbeat echo for ${this.name}`);
+    await waitFor(
+      () => {
+        // A stream that ended will never echo: say how it ended instead of timing out.
+        if (this.endedWith) throw new Error(`stream of ${this.name} ended: ${this.endedWith.code} ${this.endedWith.details}`);
+        return this.received.slice(before).some((m) => m.heartbeat?.seq === seq);
+      },
+      timeoutMs,
+      `heartbeat echo for ${this.name}`,
+    );
   }
 
   send(msg: Record<string, unknown>): void {
