@@ -20,7 +20,7 @@ import { after, before, test } from "node:test";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
 import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
 import { Redis } from "ioredis";
-import { publishToHost } from "../../src/api/grpc/bus.ts";
+import { publishToHost } from "../../src/api/host-bus.ts";
 import { BIN, freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "./fleet-kit.ts";
 
 const API_ADDR = "10.213.0.1";

@@ -56,6 +56,20 @@ test("api and agent depend on the engine, never on each other; only the CLI impo
   }
 });
 
+test("the API's domain (deploy, telemetry) never imports its transport (grpc, routes)", () => {
+  // The transport maps the domain's own types to messages and responses; shared pieces
+  // (the logger type, the per-host Redis bus, the protocol) live in neutral modules.
+  const area = (f: string) => relative(join(SRC, "api"), f).split("/")[0]!;
+  const domain = new Set(["deploy", "telemetry"]);
+  const transport = new Set(["grpc", "routes"]);
+  for (const f of all.filter((f) => layer(f) === "api" && domain.has(area(f)))) {
+    for (const spec of imports(f).filter((s) => s.startsWith("."))) {
+      const to = resolveLocal(f, spec);
+      if (layer(to) === "api") assert.ok(!transport.has(area(to)), `${relative(ROOT, f)} imports the transport: ${spec}`);
+    }
+  }
+});
+
 test("no import cycles in src (type-only imports included)", () => {
   const graph = new Map<string, string[]>();
   for (const f of all) {

@@ -10,7 +10,7 @@ import { recordAudit } from "../audit.ts";
 import type { Db, Prisma } from "../db/client.ts";
 import { canonicalJson } from "../../engine/index.ts";
 import { ApiError, conflict, notFound } from "../errors.ts";
-import type { Log } from "../grpc/context.ts";
+import type { Log } from "../log.ts";
 import { withinMs } from "../redis.ts";
 import { enqueueRollout, type RolloutJob } from "./queue.ts";
 import { resolveSelector } from "./selector.ts";

@@ -10,8 +10,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { Db } from "../db/client.ts";
-import { publishToHost } from "../grpc/bus.ts";
-import type { Log } from "../grpc/context.ts";
+import { publishToHost } from "../host-bus.ts";
+import type { Log } from "../log.ts";
 import { resultTimeoutMs, storedStrategy, type Strategy } from "./strategy.ts";
 import { settleDeployment } from "./targets.ts";
 

@@ -3,7 +3,15 @@
 // host's stream and a replica resuming a dead one's rollout can race without a target
 // being sent twice or a late report undoing a newer one.
 import type { Db, Prisma } from "../db/client.ts";
-import type { ApplyResult } from "../grpc/messages.ts";
+
+/** An agent's result for one target, as the stream handler validated it (the domain's own shape). */
+export interface ApplyResult {
+  deploymentId: string;
+  targetId: string;
+  version?: { ruleset: string; version: number; checksum: string } | null;
+  status: "APPLY_STATUS_UNSPECIFIED" | "APPLY_STATUS_APPLYING" | "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK";
+  error: string;
+}
 
 export const TERMINAL = ["applied", "failed", "rolled_back"] as const;
 export type TargetStatus = "pending" | "applying" | "applied" | "failed" | "rolled_back";

@@ -4,7 +4,7 @@
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Db } from "../db/client.ts";
-import type { Log } from "../grpc/context.ts";
+import type { Log } from "../log.ts";
 import type { BackgroundService } from "../background-service.ts";
 import { bullConnection, createRolloutQueue, enqueueRollout, QUEUE_NAME, queueSettings, type QueueSettings, type RolloutJob } from "./queue.ts";
 import { runRollout, type RolloutDeps } from "./rollout.ts";

@@ -2,13 +2,9 @@
 // connection (commands and publishes; subscribers duplicate it) and a pino-shaped logger.
 import type { Redis } from "ioredis";
 import type { Db } from "../db/client.ts";
+import type { Log } from "../log.ts";
 
-export interface Log {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+export { silentLog, type Log } from "../log.ts";
 
 export interface AgentContext {
   db: Db;
@@ -16,5 +12,3 @@ export interface AgentContext {
   log: Log;
 }
 
-/** A logger that drops everything (tests and the bench pass it when logs are noise). */
-export const silentLog: Log = { debug() {}, info() {}, warn() {}, error() {} };

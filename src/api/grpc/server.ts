@@ -9,7 +9,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import type { BackgroundService } from "../background-service.ts";
-import { AgentBus } from "./bus.ts";
+import { AgentBus } from "../host-bus.ts";
 import type { AgentContext } from "./context.ts";
 import { enrollAgent } from "./enroll.ts";
 import { toStatus } from "./errors.ts";

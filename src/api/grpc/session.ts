@@ -7,7 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { desiredStateFor } from "../deploy/desired.ts";
 import { applyingWithVersion, claimForHost, claimTarget, recordResult, type ClaimedTarget } from "../deploy/targets.ts";
 import type { Prisma } from "../db/client.ts";
-import { publishToHost, type AgentBus, type HostNotice } from "./bus.ts";
+import { publishToHost, type AgentBus, type HostNotice } from "../host-bus.ts";
 import type { AgentContext } from "./context.ts";
 import { AgentRpcError, toStatus } from "./errors.ts";
 import type { AgentIdentity } from "./identity.ts";

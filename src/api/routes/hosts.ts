@@ -5,7 +5,7 @@ import { z } from "zod";
 import { recordAudit } from "../audit.ts";
 import type { Prisma } from "../db/client.ts";
 import { hostWhere } from "../db/hosts.ts";
-import { publishToHost } from "../grpc/bus.ts";
+import { publishToHost } from "../host-bus.ts";
 import { errorResponses, notFound } from "../errors.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { iso, isoOrNull, LabelKey, Labels, LabelValue, Timestamp } from "../schemas.ts";

@@ -1,4 +1,5 @@
 // Redis pub/sub channels the telemetry code uses. Messages are JSON.
+import type { HostNotice } from "../host-bus.ts";
 //
 // palisade:host:<hostId>  — to whichever replica holds that host's agent stream. The
 //   holder forwards each message to the agent as a ServerMessage. Shape (by `type`):
@@ -14,15 +15,12 @@
 // palisade:tokens:revoked — the id of an API token just revoked: live log streams of that
 //   token end on every replica (telemetry/log-feed.ts).
 
-export const hostChannel = (hostId: string) => `palisade:host:${hostId}`;
+export { hostChannel } from "../host-bus.ts";
 export const LOGS_CHANNEL = "palisade:logs";
 export const TOKEN_REVOKED_CHANNEL = "palisade:tokens:revoked";
 
-export interface QuotaResetMessage {
-  type: "quota_reset";
-  requestId: string;
-  name: string;
-}
+/** A quota reset on the host bus (../host-bus.ts publishes and validates it). */
+export type QuotaResetMessage = Extract<HostNotice, { type: "quota_reset" }>;
 
 /** One log event as the API lists and streams it. */
 export interface LogEventView {

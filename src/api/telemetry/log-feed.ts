@@ -6,7 +6,7 @@
 import type { Redis } from "ioredis";
 import type { Db } from "../db/client.ts";
 import { ApiError } from "../errors.ts";
-import type { Log } from "../grpc/context.ts";
+import type { Log } from "../log.ts";
 import { redisReady, redisUnavailable } from "../redis.ts";
 import { LOGS_CHANNEL, TOKEN_REVOKED_CHANNEL, type LogEventView } from "./channels.ts";
 

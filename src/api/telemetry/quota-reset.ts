@@ -5,7 +5,8 @@
 import type { Redis } from "ioredis";
 import { recordAudit, type Actor } from "../audit.ts";
 import type { Db } from "../db/client.ts";
-import { hostChannel, type QuotaResetMessage } from "./channels.ts";
+import { publishToHost } from "../host-bus.ts";
+import type { QuotaResetMessage } from "./channels.ts";
 import { TelemetryError } from "./errors.ts";
 
 export interface QuotaResetContext {
@@ -31,7 +32,7 @@ export async function requestQuotaReset(ctx: QuotaResetContext, hostId: string, 
   });
   const msg: QuotaResetMessage = { type: "quota_reset", requestId: req.id, name };
   try {
-    const delivered = await ctx.redis.publish(hostChannel(hostId), JSON.stringify(msg));
+    const delivered = await publishToHost(ctx.redis, hostId, msg);
     return { requestId: req.id, delivered };
   } catch (err) {
     // Recorded as pending: the stream handler replays pending requests when the agent connects.

@@ -1,12 +1,15 @@
-// Cross-replica delivery to agents. An agent's stream lives on whichever replica it
-// reached; everything meant for it is published on its host channel (the same channel the
-// telemetry code publishes quota resets on, see ../telemetry/channels.ts), and the
-// replica holding the stream forwards it. PUBLISH answers how many replicas listen, so a
+// Cross-replica delivery to agents: the one per-host Redis bus. An agent's stream lives on
+// whichever replica it reached; everything meant for it (deployment offers, revocations,
+// drift checks, quota resets) is published here on its host channel, and the replica
+// holding the stream forwards it. A neutral module: the domain (deploy, telemetry) publishes
+// and the transport (grpc) subscribes without importing each other. PUBLISH answers how many replicas listen, so a
 // sender learns for free whether the host is connected anywhere right now.
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { hostChannel } from "../telemetry/channels.ts";
-import type { Log } from "./context.ts";
+import type { Log } from "./log.ts";
+
+/** The Redis channel of one host: whichever replica holds its agent's stream listens. */
+export const hostChannel = (hostId: string) => `palisade:host:${hostId}`;
 
 export const HostNotice = z.discriminatedUnion("type", [
   /** A deployment target for this host is ready to be claimed and sent. */
