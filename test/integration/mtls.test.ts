@@ -178,9 +178,12 @@ describe("mutual TLS on the agent channel", () => {
     assert.equal(expired.code, grpc.status.UNAVAILABLE, expired.details);
     const future = await connectWith(clientCredentials(await certFor(ca, hostId, 3600, Date.now() + 7200_000)), replica.port);
     assert.equal(future.code, grpc.status.UNAVAILABLE, future.details);
-    // The same host with a current certificate gets a stream: the refusals were about time.
-    const ok = await connectWith(clientCredentials(await certFor(ca, hostId)), replica.port);
+    // The same host with its certificate on record gets a stream: the refusals were about time.
+    const ok = await connectWith(clientCredentials((await a.state.readTls())!), replica.port);
     assert.equal(ok.code, -1, ok.details);
+    // A valid certificate of the CA for this host that is not on record is refused by serial.
+    const stray = await connectWith(clientCredentials(await certFor(ca, hostId)), replica.port);
+    assert.equal(stray.palisadeCode, "certificate_superseded", stray.details);
   });
 
   test("host A's certificate cannot act for host B", async () => {
@@ -236,21 +239,54 @@ describe("mutual TLS on the agent channel", () => {
     }
   });
 
-  test("renewal at two thirds of the certificate's life keeps the stream; the next stream uses the new certificate", { timeout: 60_000 }, async () => {
-    const short = await startReplica(ca, 3);
+  test("after a renewal only the new certificate and, until it is first seen, the one it replaced are accepted; a copy of the old tls.json is refused", { timeout: 60_000 }, async () => {
+    const a = await agent("edge-copy");
+    await a.client.ensureCredential();
+    const old = (await a.state.readTls())!;
+    const hostId = (await a.state.readCredential())!.hostId;
+    const renewWith = (m: { keyPem: string; certPem: string; caPem: string }, keyPem = newPrivateKeyPem()) =>
+      new Promise<{ err: grpc.ServiceError | null; certPem?: string }>((resolve) => {
+        const c = new AgentServiceClient(`127.0.0.1:${replica.port}`, clientCredentials(m)) as unknown as grpc.Client & Record<string, Function>;
+        void createCsr(createPrivateKey(keyPem), "x").then((csr) =>
+          c.Renew!({ csr }, (err: grpc.ServiceError | null, res: { certificate?: string } | undefined) => {
+            c.close();
+            resolve({ err, certPem: res?.certificate });
+          }),
+        );
+      });
+    const newKey = newPrivateKeyPem();
+    const renewed = await renewWith(old, newKey);
+    assert.equal(renewed.err, null, renewed.err?.message);
+    const fresh = { keyPem: newKey, certPem: renewed.certPem!, caPem: old.caPem };
+    // The answer may have been lost: the replaced certificate still works until the new one is seen.
+    assert.equal((await connectWith(clientCredentials(old), replica.port)).details, "open");
+    assert.equal((await connectWith(clientCredentials(fresh), replica.port)).details, "open");
+    // Now the old one (still valid, e.g. a copied tls.json) is refused, for streams and renewals.
+    const refused = await connectWith(clientCredentials(old), replica.port);
+    assert.equal(refused.palisadeCode, "certificate_superseded", refused.details);
+    const again = await renewWith(old);
+    assert.equal(again.err?.metadata.get("palisade-code")[0], "certificate_superseded");
+    const audit = await t.db.auditLog.findMany({ where: { action: "host.cert_renew", target: "host:edge-copy" } });
+    assert.equal(audit.length, 1);
+    assert.equal((audit[0]!.details as { id: string }).id, hostId);
+  });
+
+  test("renewal at two thirds of the certificate's life keeps the stream; the next stream uses the new certificate", { timeout: 120_000 }, async () => {
+    // Six-second certificates: renewal at 4 s leaves 2 s for the Renew call on a loaded machine.
+    const short = await startReplica(ca, 6);
     try {
       const a = await agent("edge-renew", { r: short });
       await a.client.start();
       await waitFor(() => a.connected() > 0, 10_000, "the stream to open");
       const first = a.client.certificate!;
-      await waitFor(() => a.client.renewals >= 2, 20_000, "two renewals (the second one made with the renewed certificate)");
+      await waitFor(() => a.client.renewals >= 2, 40_000, "two renewals (the second one made with the renewed certificate)");
       assert.equal(a.client.connects, 1, "a renewal reopened the stream");
       assert.notEqual(a.client.certificate, first);
       assert.deepEqual((await a.state.readTls())!.certPem, a.client.certificate);
       // The first certificate has expired by now; a new stream must use the renewed one.
-      await waitFor(() => Date.now() > Date.parse(new X509Certificate(first).validTo) + 1_000, 10_000, "the first certificate to expire");
+      await waitFor(() => Date.now() > Date.parse(new X509Certificate(first).validTo) + 1_000, 20_000, "the first certificate to expire");
       for (const s of [...short.sessions()]) await s.terminate(grpc.status.UNAVAILABLE, "test: reconnect");
-      await waitFor(() => a.client.connects >= 2 && a.connected() >= 2 && short.sessions().size === 1, 15_000, "the agent to reconnect with its renewed certificate");
+      await waitFor(() => a.client.connects >= 2 && a.connected() >= 2 && short.sessions().size === 1, 30_000, "the agent to reconnect with its renewed certificate");
     } finally {
       await short.stop();
     }

@@ -12,6 +12,7 @@ export type AgentErrorCode =
   | "wrong_host"
   | "host_disabled"
   | "host_deleted"
+  | "certificate_superseded"
   | "malformed_message"
   | "invalid_csr"
   | "wrong_listener"
@@ -27,6 +28,7 @@ const STATUS: Record<AgentErrorCode, grpc.status> = {
   wrong_host: grpc.status.PERMISSION_DENIED,
   host_disabled: grpc.status.PERMISSION_DENIED,
   host_deleted: grpc.status.UNAUTHENTICATED,
+  certificate_superseded: grpc.status.UNAUTHENTICATED,
   malformed_message: grpc.status.INVALID_ARGUMENT,
   invalid_csr: grpc.status.INVALID_ARGUMENT,
   wrong_listener: grpc.status.FAILED_PRECONDITION,

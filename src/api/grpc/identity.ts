@@ -30,17 +30,35 @@ export async function authenticateAgent(db: Db, metadata: grpc.Metadata): Promis
   return checkHost(host, metadata);
 }
 
+/** Serial numbers as hex without case or leading zeros (the CA writes 32 digits, TLS reports fewer). */
+export const normaliseSerial = (s: string) => s.toLowerCase().replace(/^0+/, "");
+
+export interface PeerIdentity extends AgentIdentity {
+  /** The presented certificate is the host's current one, or the one its last renewal replaced. */
+  presented: "current" | "previous";
+}
+
 /**
  * mTLS: `peer` is what grpc-js reports for the connection, which it fills in only when
  * the TLS handshake verified the certificate against the CA (expired, not yet valid or
- * foreign certificates never get this far). Deleted and disabled hosts are refused here.
+ * foreign certificates never get this far). Deleted and disabled hosts are refused here,
+ * and so is every certificate of the host but the one on record (and the one its last
+ * renewal replaced, until the new one is first seen): a copied or superseded tls.json
+ * is refused even while it is still valid.
  */
-export async function authenticatePeer(db: Db, peer: PeerCertificate | undefined, metadata: grpc.Metadata): Promise<AgentIdentity> {
+export async function authenticatePeer(db: Db, peer: PeerCertificate | undefined, metadata: grpc.Metadata): Promise<PeerIdentity> {
   const hostId = hostIdOfSubjectAltName(peer?.subjectaltname);
-  if (!hostId) throw new AgentRpcError("unauthenticated", "no verified client certificate naming a Palisade host on this connection; enroll with an enrollment token first");
-  const host = await db.host.findUnique({ where: { id: hostId }, select: { id: true, name: true, disabled: true } });
+  if (!hostId || !peer?.serialNumber) throw new AgentRpcError("unauthenticated", "no verified client certificate naming a Palisade host on this connection; enroll with an enrollment token first");
+  const host = await db.host.findUnique({ where: { id: hostId }, select: { id: true, name: true, disabled: true, certSerial: true, certSerialPrev: true } });
   if (!host) throw new AgentRpcError("host_deleted", `host ${hostId} was deleted; its certificate is refused. Enroll again with a new enrollment token`);
-  return checkHost(host, metadata);
+  const serial = normaliseSerial(peer.serialNumber);
+  const presented = host.certSerial && normaliseSerial(host.certSerial) === serial ? "current" : host.certSerialPrev && normaliseSerial(host.certSerialPrev) === serial ? "previous" : undefined;
+  if (!presented) {
+    throw new AgentRpcError("certificate_superseded", `certificate ${serial} of host "${host.name}" is not the one on record (a renewal replaced it, or it is a copy); use the agent's current tls.json or enroll again with a new enrollment token`);
+  }
+  // The new certificate is in use: the one it replaced is dead from now on.
+  if (presented === "current" && host.certSerialPrev) await db.host.updateMany({ where: { id: host.id, certSerial: host.certSerial }, data: { certSerialPrev: null } });
+  return { ...checkHost(host, metadata), presented };
 }
 
 function checkHost(host: { id: string; name: string; disabled: boolean }, metadata: grpc.Metadata): AgentIdentity {

@@ -13,7 +13,8 @@ import { AgentBus } from "../host-bus.ts";
 import type { AgentContext } from "./context.ts";
 import { enrollAgent } from "./enroll.ts";
 import { toStatus } from "./errors.ts";
-import { authenticateAgent, authenticatePeer } from "./identity.ts";
+import { authenticateAgent, authenticatePeer, normaliseSerial } from "./identity.ts";
+import { recordAudit } from "../audit.ts";
 import { CaError, checkSecretKey, ensureCa, type AgentCa } from "../tls/ca.ts";
 import { AgentRpcError } from "./errors.ts";
 import { agentServiceDefinition, MAX_MESSAGE_BYTES, type AgentServiceHandlers, type EnrollRequest, type EnrollResponse, type RenewRequest, type RenewResponse } from "../../protocol/agent.ts";
@@ -96,7 +97,17 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
         const cert = await tls.ca.issueClient(call.request.csr, identity.hostId, tls.clientCertTtlSeconds).catch((e: unknown) => {
           throw e instanceof CaError ? new AgentRpcError("invalid_csr", e.message) : e;
         });
-        await ctx.db.host.update({ where: { id: identity.hostId }, data: { certSerial: cert.serial, certExpiresAt: cert.notAfter } });
+        // Renewing with the current certificate retires it (kept as previous until the new
+        // one is first seen); renewing again with the previous one (the answer was lost)
+        // replaces the unseen new one and keeps the previous.
+        const presentedSerial = normaliseSerial(peer(call)!.serialNumber);
+        await ctx.db.$transaction(async (tx) => {
+          await tx.host.update({
+            where: { id: identity.hostId },
+            data: { certSerial: cert.serial, certExpiresAt: cert.notAfter, ...(identity.presented === "current" ? { certSerialPrev: presentedSerial } : {}) },
+          });
+          await recordAudit(tx, { name: `agent:${identity.hostName}`, tokenId: null }, "host.cert_renew", `host:${identity.hostName}`, { id: identity.hostId, certSerial: cert.serial, replaced: presentedSerial });
+        });
         ctx.log.info({ hostId: identity.hostId, host: identity.hostName, certSerial: cert.serial, notAfter: cert.notAfter.toISOString() }, "agent certificate renewed");
         callback(null, { certificate: cert.certPem });
       })
