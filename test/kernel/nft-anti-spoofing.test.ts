@@ -97,7 +97,30 @@ test("antiSpoofing: the established flow keeps working both ways; the spoofed re
   // on ext0 where that direction never passed the checks: the reverse-path check drops it.
   await udp(client, "l2", SERVER, CLIENT, 4000, 5002, 3);
   assert.equal(await count("server's source arriving on ext0"), 0);
-  // The original direction carries the verified label; the reply direction does not.
-  const chain = (await lab.nft(router, ["list", "chain", "inet", "palisade", "protect_prerouting"])).stdout;
-  assert.match(chain, /ct label set 126/);
+  // The kernel set the label: an observer table (counters only, later in forward) sees the
+  // flow's original-direction packets (in on ext0, where the checks run) carry bit 126, and
+  // its replies (in on lan0, which has no checks to pass) never carry bit 127.
+  await lab.nft(router, ["-f", "-"], [
+    "table inet observe {",
+    "  chain f {",
+    "    type filter hook forward priority 10; policy accept;",
+    '    ct direction original ct label 126 counter comment "original verified"',
+    '    ct direction reply ct label 127 counter comment "reply verified"',
+    "  }",
+    "}",
+    "",
+  ].join("\n"));
+  try {
+    await udp(client, "l3", CLIENT, SERVER, 5002, 4000, 4);
+    await udp(server, "l3", SERVER, CLIENT, 4000, 5002, 4);
+    const observed = (await lab.nft(router, ["-j", "list", "chain", "inet", "observe", "f"])).stdout;
+    const packets = (comment: string) => {
+      const rule = (JSON.parse(observed) as { nftables: Array<{ rule?: { comment?: string; expr: Array<{ counter?: { packets: number } }> } }> }).nftables.find((x) => x.rule?.comment === comment)?.rule;
+      return rule?.expr.find((e) => e.counter)?.counter?.packets ?? -1;
+    };
+    assert.ok(packets("original verified") >= 4, `original direction labelled: ${observed}`);
+    assert.equal(packets("reply verified"), 0, `reply direction not labelled: ${observed}`);
+  } finally {
+    await lab.nft(router, ["delete", "table", "inet", "observe"]);
+  }
 });
