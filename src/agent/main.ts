@@ -178,7 +178,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   async function onDesired(m: DesiredState): Promise<void> {
     const version = m.version ?? { ruleset: "", version: 0, checksum: "" };
     const report = (status: "APPLY_STATUS_APPLYING" | "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK", error = "") =>
-      outbox.post({ applyResult: { deploymentId: m.deploymentId, targetId: m.targetId, version, status, error } });
+      outbox.post({ applyResult: { deploymentId: m.deploymentId, targetId: m.targetId, version, status, error, attempt: m.attempt } });
     const rendered = renderDesired(m.policyJson, await failsafeContext(config.server));
     if (!rendered.ok) return report("APPLY_STATUS_FAILED", `${rendered.code}: ${rendered.error}`);
     const key = `${m.deploymentId}/${m.targetId}`;
@@ -189,7 +189,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         tables: rendered.tables,
         confirmTimeoutMs: Math.max(1, m.confirmTimeoutSeconds || 60) * 1000,
         // The way back is on disk before the kernel changes (recover.ts undoes it after a crash).
-        beforeApply: (snap) => state.writePending({ deploymentId: m.deploymentId, targetId: m.targetId, version, snapshot: snap, startedAt: new Date().toISOString() }),
+        beforeApply: (snap) => state.writePending({ deploymentId: m.deploymentId, targetId: m.targetId, attempt: m.attempt, version, snapshot: snap, startedAt: new Date().toISOString() }),
         // APPLYING = the kernel holds it, not yet committed: the API answers with Confirm and
         // counts the target applied only on the APPLIED sent after the commit below.
         onApplied: () => {

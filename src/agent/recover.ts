@@ -37,7 +37,7 @@ export async function recoverPending({ state, applier, outbox, log }: RecoverDep
   }
   if (!p) return "none";
   const result = (status: ApplyStatus, error: string) =>
-    outbox.post({ applyResult: { deploymentId: p.deploymentId, targetId: p.targetId, version: p.version, status, error } });
+    outbox.post({ applyResult: { deploymentId: p.deploymentId, targetId: p.targetId, version: p.version, status, error, attempt: p.attempt ?? 0 } });
   const applied = await state.readApplied().catch(() => undefined);
   if (applied?.targetId === p.targetId && applied.deploymentId === p.deploymentId) {
     log.info("the pending apply was committed before the restart", { targetId: p.targetId, version: p.version.version });

@@ -47,6 +47,8 @@ const SnapshotShape = z.object({ tables: z.array(z.object({ family: z.string(), 
 export const PendingApply = z.object({
   deploymentId: z.string(),
   targetId: z.string(),
+  /** DesiredState.attempt, echoed in the result recovery reports (absent: an older agent wrote it). */
+  attempt: z.number().int().min(0).optional(),
   version: VersionRef,
   /** Palisade's tables before the apply: what a rollback puts back (driver Snapshot). */
   snapshot: z.custom<Snapshot>((v) => SnapshotShape.safeParse(v).success, "not a ruleset snapshot"),

@@ -217,6 +217,21 @@ describe("commit-confirmed and faults", () => {
     assert.equal(d.targets[0]!.attempts, 2);
     assert.equal(a!.desired.length, 2);
   });
+
+  test("a late result of the first attempt does not settle the retried target", async () => {
+    const [a] = await agents("late", 1, { grp: "late" });
+    a!.answer = (d) => {
+      if (d.attempt === 1) return { status: "none" };
+      // The first send's FAILED arrives only now, on the stream, before the retry's answer.
+      a!.report(a!.desired[0]!, "failed", "late: the first attempt's apply failed");
+      return { status: "applied" };
+    };
+    const id = await deploy({ selector: { labels: { grp: "late" } }, strategy: { canary: 0, confirmTimeoutSeconds: 1, retries: 1 } });
+    const d = await until(id, ["succeeded", "failed"], 60_000);
+    assert.deepEqual(a!.desired.map((x) => x.attempt), [1, 2], "each send carries its attempt");
+    assert.equal(d.status, "succeeded", JSON.stringify(d.targets));
+    assert.equal(d.targets[0]!.status, "applied");
+  });
 });
 
 describe("listing", () => {

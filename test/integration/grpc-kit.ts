@@ -209,9 +209,9 @@ export class SimAgent {
     this.call?.write(msg);
   }
 
-  report(d: { deploymentId: string; targetId: string; version: DesiredState["version"] }, status: "applied" | "failed" | "rolled_back", error = ""): void {
+  report(d: { deploymentId: string; targetId: string; version: DesiredState["version"]; attempt?: number }, status: "applied" | "failed" | "rolled_back", error = ""): void {
     const code = { applied: "APPLY_STATUS_APPLIED", failed: "APPLY_STATUS_FAILED", rolled_back: "APPLY_STATUS_ROLLED_BACK" }[status];
-    this.send({ applyResult: { deploymentId: d.deploymentId, targetId: d.targetId, version: d.version, status: code, error } });
+    this.send({ applyResult: { deploymentId: d.deploymentId, targetId: d.targetId, version: d.version, status: code, error, attempt: d.attempt ?? 0 } });
     if (status === "applied" && d.version) this.applied = { ...d.version };
   }
 

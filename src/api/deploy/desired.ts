@@ -36,5 +36,6 @@ export async function desiredStateFor(db: Db, claimed: ClaimedTarget): Promise<D
     version: { ruleset: v.ruleset, version: v.version, checksum: v.checksum },
     policyJson: v.policyJson,
     confirmTimeoutSeconds: storedStrategy(claimed.strategy).confirmTimeoutSeconds,
+    attempt: claimed.attempt,
   };
 }

@@ -11,6 +11,8 @@ export interface ApplyResult {
   version?: { ruleset: string; version: number; checksum: string } | null;
   status: "APPLY_STATUS_UNSPECIFIED" | "APPLY_STATUS_APPLYING" | "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK";
   error: string;
+  /** The DesiredState.attempt it answers; 0 (or absent) from agents that predate attempts. */
+  attempt?: number;
 }
 
 export const TERMINAL = ["applied", "failed", "rolled_back"] as const;
@@ -21,6 +23,8 @@ export interface ClaimedTarget {
   deploymentId: string;
   versionId: string;
   strategy: Prisma.JsonValue;
+  /** This send's number (1 for the first, more after retries): DesiredState.attempt. */
+  attempt: number;
 }
 
 /**
@@ -28,15 +32,15 @@ export interface ClaimedTarget {
  * Returns what to send, or null when someone else claimed it first (or it is not sendable).
  */
 export async function claimTarget(db: Db, targetId: string, hostId: string): Promise<ClaimedTarget | null> {
-  const rows = await db.$queryRaw<{ id: string; deployment_id: string; version_id: string; strategy: Prisma.JsonValue }[]>`
+  const rows = await db.$queryRaw<{ id: string; deployment_id: string; version_id: string; strategy: Prisma.JsonValue; attempts: number }[]>`
     UPDATE deployment_targets t
        SET status = 'applying', started_at = now(), attempts = t.attempts + 1, error = NULL, updated_at = now()
       FROM deployments d
      WHERE t.id = ${targetId}::uuid AND t.host_id = ${hostId}::uuid AND t.status = 'pending'
        AND t.offered_at IS NOT NULL AND d.id = t.deployment_id AND d.status = 'running'
-    RETURNING t.id, t.deployment_id, t.version_id, d.strategy`;
+    RETURNING t.id, t.deployment_id, t.version_id, d.strategy, t.attempts`;
   const r = rows[0];
-  return r ? { targetId: r.id, deploymentId: r.deployment_id, versionId: r.version_id, strategy: r.strategy } : null;
+  return r ? { targetId: r.id, deploymentId: r.deployment_id, versionId: r.version_id, strategy: r.strategy, attempt: r.attempts } : null;
 }
 
 /**
@@ -103,11 +107,14 @@ export async function recordResult(db: Db, hostId: string, r: ApplyResult): Prom
   if (!to) return { kind: "ignored", reason: `status ${r.status}` };
   const target = await db.deploymentTarget.findUnique({
     where: { id: r.targetId },
-    select: { id: true, hostId: true, deploymentId: true, versionId: true, previousVersionId: true, status: true },
+    select: { id: true, hostId: true, deploymentId: true, versionId: true, previousVersionId: true, status: true, attempts: true },
   });
   if (!target) return { kind: "ignored", reason: "unknown target (deployment deleted?)" };
   // The credential decides the host; a target of any other host is a forged claim.
   if (target.hostId !== hostId || (r.deploymentId && r.deploymentId !== target.deploymentId)) return { kind: "foreign" };
+  // A result of an earlier send (it timed out and the target was sent again) says nothing
+  // about the apply now in flight: a late FAILED must not fail a retry that may succeed.
+  if (r.attempt && r.attempt !== target.attempts) return { kind: "ignored", reason: `result of attempt ${r.attempt}; the target is on attempt ${target.attempts}` };
 
   // APPLYING: the kernel holds the version, waiting for our Confirm. Only a target that is
   // still being applied is confirmed; a final one (timed out, superseded) is not, so the

@@ -46,6 +46,7 @@ export const ApplyResult = z.object({
   status: z.enum(["APPLY_STATUS_UNSPECIFIED", "APPLY_STATUS_APPLYING", "APPLY_STATUS_APPLIED", "APPLY_STATUS_FAILED", "APPLY_STATUS_ROLLED_BACK"]),
   error: text(64 * 1024),
   resultId,
+  attempt: z.number().int().min(0).max(2 ** 32 - 1).default(0),
 });
 export type ApplyResult = z.infer<typeof ApplyResult>;
 

@@ -208,6 +208,11 @@ export interface DesiredState {
   /** The policy document as JSON; the agent renders it locally with its own failsafe context. */
   policyJson: string;
   confirmTimeoutSeconds: number;
+  /**
+   * Which send of this target this is (1, 2, ... after retries). The agent echoes it in its
+   * results, so a late result of an earlier attempt cannot settle a retried target.
+   */
+  attempt: number;
 }
 
 export interface Confirm {
@@ -224,6 +229,8 @@ export interface ApplyResult {
   error: string;
   /** Agent-generated unique id (a UUID); the API answers with ResultAck carrying it. */
   resultId: string;
+  /** DesiredState.attempt of the apply this result is about; 0 from agents that predate it. */
+  attempt: number;
 }
 
 export interface CheckDrift {
@@ -1357,7 +1364,7 @@ export const Heartbeat: MessageFns<Heartbeat> = {
 };
 
 function createBaseDesiredState(): DesiredState {
-  return { deploymentId: "", targetId: "", version: undefined, policyJson: "", confirmTimeoutSeconds: 0 };
+  return { deploymentId: "", targetId: "", version: undefined, policyJson: "", confirmTimeoutSeconds: 0, attempt: 0 };
 }
 
 export const DesiredState: MessageFns<DesiredState> = {
@@ -1376,6 +1383,9 @@ export const DesiredState: MessageFns<DesiredState> = {
     }
     if (message.confirmTimeoutSeconds !== 0) {
       writer.uint32(40).uint32(message.confirmTimeoutSeconds);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(48).uint32(message.attempt);
     }
     return writer;
   },
@@ -1433,6 +1443,14 @@ export const DesiredState: MessageFns<DesiredState> = {
             message.confirmTimeoutSeconds = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1457,6 +1475,7 @@ export const DesiredState: MessageFns<DesiredState> = {
       : undefined;
     message.policyJson = object.policyJson ?? "";
     message.confirmTimeoutSeconds = object.confirmTimeoutSeconds ?? 0;
+    message.attempt = object.attempt ?? 0;
     return message;
   },
 };
@@ -1536,6 +1555,7 @@ function createBaseApplyResult(): ApplyResult {
     status: ApplyStatus.APPLY_STATUS_UNSPECIFIED,
     error: "",
     resultId: "",
+    attempt: 0,
   };
 }
 
@@ -1558,6 +1578,9 @@ export const ApplyResult: MessageFns<ApplyResult> = {
     }
     if (message.resultId !== "") {
       writer.uint32(50).string(message.resultId);
+    }
+    if (message.attempt !== 0) {
+      writer.uint32(56).uint32(message.attempt);
     }
     return writer;
   },
@@ -1623,6 +1646,14 @@ export const ApplyResult: MessageFns<ApplyResult> = {
             message.resultId = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.attempt = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1648,6 +1679,7 @@ export const ApplyResult: MessageFns<ApplyResult> = {
     message.status = object.status ?? ApplyStatus.APPLY_STATUS_UNSPECIFIED;
     message.error = object.error ?? "";
     message.resultId = object.resultId ?? "";
+    message.attempt = object.attempt ?? 0;
     return message;
   },
 };
