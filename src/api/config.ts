@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
+import { retentionFromEnv, type Retention } from "./telemetry/retention.ts";
 
 const port = z.coerce.number().int().min(0).max(65535);
 
@@ -27,6 +28,10 @@ const EnvSchema = z.object({
   /** Encrypts the CA key at rest (at least 32 characters), or a file holding it. */
   PALISADE_SECRET_KEY: z.string().optional(),
   PALISADE_SECRET_KEY_FILE: z.string().optional(),
+  /** Redis key prefix of both BullMQ queues, rollouts and telemetry (side-by-side installs and tests isolate themselves with it). */
+  PALISADE_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, "letters, digits, ':', '_' or '-', at most 64").default("palisade:bull"),
+  /** A rollout whose replica stops renewing its lock is taken over after about this long. */
+  PALISADE_DEPLOY_LOCK_MS: z.coerce.number().int().min(2_000).max(600_000).default(15_000),
   /** Names (DNS or IP) in each replica's server certificate, comma separated; agents' --server must use one. */
   PALISADE_TLS_SERVER_NAMES: z.string().optional(),
   /** Lifetime of an agent's client certificate in days (renewed at about two thirds). */
@@ -51,6 +56,15 @@ export interface Config {
   bodyLimit: number;
   /** The agents' gRPC channel (docs/security.md, "Transport"). */
   agentTls: AgentTlsConfig;
+  /** Both BullMQ queues (rollouts, telemetry jobs). */
+  queue: QueueSettings;
+  /** How long each kind of telemetry is kept (PALISADE_RETENTION_*). */
+  retention: Retention;
+}
+
+export interface QueueSettings {
+  prefix: string;
+  lockMs: number;
 }
 
 export type AgentTlsConfig =
@@ -95,6 +109,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
   }
   const e = parsed.data;
+  let retention: Retention;
+  try {
+    retention = retentionFromEnv(env);
+  } catch (err) {
+    const text = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("\n  ") : (err as Error).message;
+    throw new ConfigError(`invalid configuration:\n  ${text}`);
+  }
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
@@ -116,5 +137,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           serverNames: serverNames(e.PALISADE_TLS_SERVER_NAMES),
           clientCertTtlSeconds: Math.round(e.PALISADE_AGENT_CERT_DAYS * 86_400),
         },
+    queue: { prefix: e.PALISADE_QUEUE_PREFIX, lockMs: e.PALISADE_DEPLOY_LOCK_MS },
+    retention,
   };
 }

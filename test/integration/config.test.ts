@@ -38,6 +38,13 @@ describe("config", () => {
     );
     assert.throws(() => loadConfig({ PORT: "70000" }), /PORT/);
     assert.throws(() => loadConfig({ SSE_STREAMS_PER_TOKEN: "0" }), /SSE_STREAMS_PER_TOKEN/);
+    // Queue and retention settings are read at start too, not at the first job or query.
+    assert.throws(() => loadConfig({ PALISADE_QUEUE_PREFIX: "bad prefix" }), (e: Error) => e instanceof ConfigError && /PALISADE_QUEUE_PREFIX/.test(e.message));
+    assert.throws(() => loadConfig({ PALISADE_DEPLOY_LOCK_MS: "10" }), (e: Error) => e instanceof ConfigError && /PALISADE_DEPLOY_LOCK_MS/.test(e.message));
+    assert.throws(() => loadConfig({ PALISADE_RETENTION_RAW_DAYS: "many" }), (e: Error) => e instanceof ConfigError && /PALISADE_RETENTION_RAW_DAYS/.test(e.message));
+    assert.throws(() => loadConfig({ PALISADE_RETENTION_MONTH_MONTHS: "25" }), (e: Error) => e instanceof ConfigError && /do not outlive/.test(e.message));
+    const q = loadConfig({ PALISADE_QUEUE_PREFIX: "site-b:bull", PALISADE_RETENTION_RAW_DAYS: "5" });
+    assert.deepEqual([q.queue, q.retention.rawDays], [{ prefix: "site-b:bull", lockMs: 15_000 }, 5]);
   });
 
   test("palisade server refuses to start with TLS on and no usable PALISADE_SECRET_KEY", () => {

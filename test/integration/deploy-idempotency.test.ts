@@ -9,8 +9,7 @@ import { validPolicy } from "../support/policies.ts";
 
 let t: TestApp;
 before(async () => {
-  process.env.PALISADE_QUEUE_PREFIX = `palisade-test:${process.pid}:idem`;
-  t = await startTestApp();
+  t = await startTestApp({ queue: { prefix: `palisade-test:${process.pid}:idem`, lockMs: 15_000 } });
   assert.equal((await t.req("POST", "/v1/rulesets", { body: { name: "web" } })).statusCode, 201);
   assert.equal((await t.req("POST", "/v1/rulesets/web/versions", { body: { policy: validPolicy() } })).statusCode, 201);
   await t.db.host.create({ data: { name: "edge-1" } });

@@ -35,11 +35,11 @@ export interface Fleet {
   close(): Promise<void>;
 }
 
-/** A fleet whose queue prefix is unique; the env var must be set before the app builds its routes. */
+/** A fleet whose queue prefix is unique: the app's config and the workers use it (and child processes inherit it from the env). */
 export async function startFleet(opts: { log?: Log; replicas?: number; tls?: boolean } = {}): Promise<Fleet> {
   const prefix = `palisade-test:${process.pid}:${randomBytes(4).toString("hex")}`;
   process.env.PALISADE_QUEUE_PREFIX = prefix;
-  const t = await startTestApp();
+  const t = await startTestApp({ queue: { prefix, lockMs: 5_000 } });
   const log = opts.log ?? silentLog;
   const replicas: RunningAgentServer[] = [];
   const workers: RunningDeployWorker[] = [];

@@ -40,8 +40,11 @@ async function call(method: string, path: string, opts: { body?: unknown; header
 
 const readyRedis = async () => (await call("GET", "/readyz", { token: null })).body.checks.redis.ok as boolean;
 
+/** Both queues live under the configured prefix (PALISADE_QUEUE_PREFIX). */
+const PREFIX = "palisade-rd";
+
 async function schedulers(): Promise<string[]> {
-  const q = new Queue("palisade-telemetry", { connection: { host: "127.0.0.1", port: redis.port, maxRetriesPerRequest: 1 }, prefix: "bull" });
+  const q = new Queue("palisade-telemetry", { connection: { host: "127.0.0.1", port: redis.port, maxRetriesPerRequest: 1 }, prefix: PREFIX });
   try {
     return (await q.getJobSchedulers()).map((j) => j.key).sort();
   } finally {
@@ -51,7 +54,7 @@ async function schedulers(): Promise<string[]> {
 
 before(async () => {
   redis = await startTestRedis();
-  s = await spawnServer({ REDIS_URL: redis.url });
+  s = await spawnServer({ REDIS_URL: redis.url, PALISADE_QUEUE_PREFIX: PREFIX });
   await s.line((l) => l.msg === "server started");
   base = `http://127.0.0.1:${s.port}`;
   admin = s.adminToken();

@@ -117,11 +117,11 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
     await rm(SHOTS, { recursive: true, force: true });
     await mkdir(SHOTS, { recursive: true });
     await buildConsole();
-    process.env.PALISADE_QUEUE_PREFIX = `palisade-test:${process.pid}:${randomBytes(4).toString("hex")}`;
-    t = await startTestApp();
+    const prefix = `palisade-test:${process.pid}:${randomBytes(4).toString("hex")}`;
+    t = await startTestApp({ queue: { prefix, lockMs: 5_000 } });
     url = await t.app.listen({ host: "127.0.0.1", port: 0 });
     grpc = await startAgentServer({ db: t.db, redis: t.redis, log: silentLog }, { address: "127.0.0.1:0" });
-    worker = await startDeployWorker({ db: t.db, redis: t.redis, log: silentLog }, { pollMs: 100, lockMs: 5_000 });
+    worker = await startDeployWorker({ db: t.db, redis: t.redis, log: silentLog }, { prefix, pollMs: 100, lockMs: 5_000 });
     lab = createLab();
     const p = await lab.pair();
     ns = p.server;

@@ -3,7 +3,7 @@
 // in Postgres, which is what lets any replica pick a stalled rollout up and finish it.
 import { Queue, type ConnectionOptions } from "bullmq";
 import type { Redis } from "ioredis";
-import { z } from "zod";
+import type { QueueSettings } from "../config.ts";
 
 export const QUEUE_NAME = "deploy";
 export const JOB_NAME = "rollout";
@@ -12,23 +12,7 @@ export interface RolloutJob {
   deploymentId: string;
 }
 
-const Env = z.object({
-  /** Redis key prefix of the rollout queue (tests and side-by-side installs isolate themselves with it). */
-  PALISADE_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default("palisade:bull"),
-  /** A rollout whose replica stops renewing its lock is taken over after about this long. */
-  PALISADE_DEPLOY_LOCK_MS: z.coerce.number().int().min(2_000).max(600_000).default(15_000),
-});
-
-export interface QueueSettings {
-  prefix: string;
-  lockMs: number;
-}
-
-export function queueSettings(env: NodeJS.ProcessEnv = process.env): QueueSettings {
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
-  const e = Env.parse(present);
-  return { prefix: e.PALISADE_QUEUE_PREFIX, lockMs: e.PALISADE_DEPLOY_LOCK_MS };
-}
+export type { QueueSettings } from "../config.ts";
 
 /**
  * BullMQ wants its own connections (workers block on them) and closes what it opened:

@@ -6,7 +6,8 @@ import type { Redis } from "ioredis";
 import type { Db } from "../db/client.ts";
 import type { Log } from "../log.ts";
 import type { BackgroundService } from "../background-service.ts";
-import { bullConnection, createRolloutQueue, enqueueRollout, QUEUE_NAME, queueSettings, type QueueSettings, type RolloutJob } from "./queue.ts";
+import { bullConnection, createRolloutQueue, enqueueRollout, QUEUE_NAME, type QueueSettings, type RolloutJob } from "./queue.ts";
+import { loadConfig } from "../config.ts";
 import { runRollout, type RolloutDeps } from "./rollout.ts";
 
 export interface DeployWorkerOptions extends Partial<QueueSettings> {
@@ -21,7 +22,9 @@ export interface RunningDeployWorker {
 }
 
 export async function startDeployWorker(deps: { db: Db; redis: Redis; log: Log }, opts: DeployWorkerOptions = {}): Promise<RunningDeployWorker> {
-  const settings = { ...queueSettings(), ...opts };
+  // Callers that name no settings (tests, the worker process) get the configured ones.
+  const configured = () => loadConfig().queue;
+  const settings: QueueSettings = { prefix: opts.prefix ?? configured().prefix, lockMs: opts.lockMs ?? configured().lockMs };
   const rolloutDeps: RolloutDeps = { ...deps, ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) };
   const worker = new Worker<RolloutJob>(QUEUE_NAME, async (job) => runRollout(rolloutDeps, job.data.deploymentId), {
     connection: bullConnection(deps.redis),
@@ -74,7 +77,7 @@ export async function startDeployWorker(deps: { db: Db; redis: Redis; log: Log }
 /** Registered in ../services.ts: every replica runs rollouts. */
 export const deployWorkerService: BackgroundService = {
   name: "deploy-worker",
-  async start({ db, redis, log }) {
-    return startDeployWorker({ db, redis, log });
+  async start({ config, db, redis, log }) {
+    return startDeployWorker({ db, redis, log }, config.queue);
   },
 };

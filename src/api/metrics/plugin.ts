@@ -5,7 +5,7 @@
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
-import { QUEUE_NAME as DEPLOY_QUEUE, queueSettings } from "../deploy/queue.ts";
+import { QUEUE_NAME as DEPLOY_QUEUE } from "../deploy/queue.ts";
 import { TELEMETRY_QUEUE } from "../telemetry/service.ts";
 import { eventRegistry } from "./events.ts";
 import { registerFleetMetrics } from "./fleet.ts";
@@ -52,8 +52,8 @@ export const metricsPlugin = fp(async (app: FastifyInstance) => {
     db: app.db,
     redis: app.redis,
     queues: [
-      { label: "deploy", prefix: queueSettings().prefix, name: DEPLOY_QUEUE },
-      { label: "telemetry", prefix: "bull", name: TELEMETRY_QUEUE },
+      { label: "deploy", prefix: app.config.queue.prefix, name: DEPLOY_QUEUE },
+      { label: "telemetry", prefix: app.config.queue.prefix, name: TELEMETRY_QUEUE },
     ],
   });
   app.decorate("metrics", metrics);

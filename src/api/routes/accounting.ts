@@ -82,7 +82,7 @@ export const accountingRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req) => {
       const q = req.query;
       const hostId = await resolveHostId(app.db, q.host);
-      const top = await topTalkers(app.db, { table: q.table, ...(hostId && { hostId }) }, range(q), q.by, q.direction, q.limit);
+      const top = await topTalkers(app.db, { table: q.table, ...(hostId && { hostId }) }, range(q), q.by, q.direction, q.limit, { retention: app.config.retention });
       return { items: top.items, nextCursor: null, ...covered(top) };
     },
   );
@@ -102,7 +102,7 @@ export const accountingRoutes: FastifyPluginAsyncZod = async (app) => {
       const from = after ? new Date(after[0]) : start;
       const windowEnd = new Date(Math.min(to.getTime(), Math.floor(from.getTime() / unit) * unit + q.limit * unit));
       // from/to: what this page's points cover (a series starts where its step is still retained).
-      const pts = from < windowEnd ? await series(app.db, { table: q.table, ...(hostId && { hostId }), ...(q.ip && { address: q.ip }) }, from, windowEnd, q.step) : { items: [], from, to: from };
+      const pts = from < windowEnd ? await series(app.db, { table: q.table, ...(hostId && { hostId }), ...(q.ip && { address: q.ip }) }, from, windowEnd, q.step, { retention: app.config.retention }) : { items: [], from, to: from };
       return { items: pts.items, nextCursor: windowEnd < to ? encodeCursor([windowEnd.toISOString()]) : null, ...covered(pts) };
     },
   );

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { createDeployment, createRollback, requestFingerprint, type IdempotencyKey } from "../deploy/create.ts";
-import { createRolloutQueue, queueSettings } from "../deploy/queue.ts";
+import { createRolloutQueue } from "../deploy/queue.ts";
 import { Selector, Strategy } from "../deploy/strategy.ts";
 import { countsFor, DeploymentDetail, DeploymentSummary, detailView, summaryInclude, summaryView } from "../deploy/views.ts";
 import { errorResponses, notFound } from "../errors.ts";
@@ -44,7 +44,7 @@ function accepted<T extends { replayed?: true }>(reply: FastifyReply, r: T) {
 const ListQuery = PageQuery.extend({ status: z.enum(["pending", "running", "succeeded", "failed", "halted", "rolled_back"]).optional() });
 
 export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
-  const queue = createRolloutQueue(app.redis, queueSettings());
+  const queue = createRolloutQueue(app.redis, app.config.queue);
   app.addHook("onClose", async () => queue.close());
   queue.on("error", () => {}); // its connection reconnects by itself; /readyz reports Redis
   const deps = { db: app.db, queue, log: app.log, redisReady: () => redisReady(app.redis) };

@@ -11,7 +11,7 @@ import { Queue, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
 import type { BackgroundService, RunningService, ServiceContext } from "../background-service.ts";
 import { applyRetention, ensurePartitions } from "./partitions.ts";
-import { retentionFromEnv, type Retention } from "./retention.ts";
+import type { Retention } from "./retention.ts";
 import { rollupAll } from "./rollups.ts";
 
 export interface TelemetryServiceOptions {
@@ -29,9 +29,9 @@ export function telemetryService(opts: TelemetryServiceOptions = {}): Background
   return {
     name: "telemetry",
     async start(ctx: ServiceContext): Promise<RunningService> {
-      const retention = opts.retention ?? retentionFromEnv();
+      const retention = opts.retention ?? ctx.config.retention;
       const queueName = opts.queueName ?? TELEMETRY_QUEUE;
-      const prefix = opts.prefix ?? "bull";
+      const prefix = opts.prefix ?? ctx.config.queue.prefix;
       // BullMQ's blocking worker connection must retry forever (maxRetriesPerRequest: null).
       const qConn = new Redis(ctx.config.redisUrl, { maxRetriesPerRequest: null });
       const wConn = new Redis(ctx.config.redisUrl, { maxRetriesPerRequest: null });
