@@ -62,10 +62,11 @@ describe("growing quotas: compiled policy -> agent reading -> reset (kernel, net
     const b = await c.collect();
     assert.ok(b);
     const q = new Map(b.quotas.map((x) => [x.name, x]));
-    assert.deepEqual(q.get("bt"), { name: "bt", mode: "bytes", limit: 0, used: N * WIRE, grow: true });
-    assert.deepEqual(q.get("pk"), { name: "pk", mode: "packets", limit: 0, used: 10 + N, grow: true }, "starts at its limit, counts packets");
-    assert.deepEqual(q.get("budget"), { name: "budget", mode: "bytes", limit: 1_000_000, used: N * WIRE, grow: false });
-    assert.deepEqual(b.counters.map((x) => [x.name, x.packets]), [["bt", N]], "only the plain counter is a counter");
+    // uint64 fields are decimal strings on the wire (src/protocol: no precision loss).
+    assert.deepEqual(q.get("bt"), { name: "bt", mode: "bytes", limit: "0", used: String(N * WIRE), grow: true });
+    assert.deepEqual(q.get("pk"), { name: "pk", mode: "packets", limit: "0", used: String(10 + N), grow: true }, "starts at its limit, counts packets");
+    assert.deepEqual(q.get("budget"), { name: "budget", mode: "bytes", limit: "1000000", used: String(N * WIRE), grow: false });
+    assert.deepEqual(b.counters.map((x) => [x.name, x.packets]), [["bt", String(N)]], "only the plain counter is a counter");
 
     const drv = { netns: server };
     await resetQuotaByName("palisade", "bt", drv);
@@ -81,6 +82,6 @@ describe("growing quotas: compiled policy -> agent reading -> reset (kernel, net
     const after = await c.collect();
     assert.ok(after);
     const q2 = new Map(after.quotas.map((x) => [x.name, x.used]));
-    assert.deepEqual([q2.get("bt"), q2.get("pk"), q2.get("budget")], [2 * WIRE, 2, 2 * WIRE], "counting again from zero");
+    assert.deepEqual([q2.get("bt"), q2.get("pk"), q2.get("budget")], [String(2 * WIRE), "2", String(2 * WIRE)], "counting again from zero");
   });
 });
