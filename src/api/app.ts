@@ -48,12 +48,23 @@ export interface AppDeps {
 export const YAML_CONTENT_TYPES = ["application/yaml", "application/x-yaml", "text/yaml"];
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const https = deps.config.https;
   const app = Fastify({
     logger: deps.logger ?? false,
     bodyLimit: deps.config.bodyLimit,
     // `/v1/rulesets/` and `/v1/rulesets` are the same list.
     routerOptions: { ignoreTrailingSlash: true },
+    // Typed as the plain-HTTP instance either way: the routes never touch the server object.
+    ...((https ? { https: { cert: https.certPem, key: https.keyPem, minVersion: "TLSv1.2" } } : {}) as object),
   }).withTypeProvider<ZodTypeProvider>();
+  // HSTS on every answer of the HTTPS listener (errors and 404s too): a browser that has
+  // seen it never tries plain http for this host again, so a path attacker cannot strip TLS.
+  if (https && https.hstsMaxAge > 0) {
+    const hsts = `max-age=${https.hstsMaxAge}`;
+    app.addHook("onRequest", async (_req, reply) => {
+      reply.header("strict-transport-security", hsts);
+    });
+  }
 
   app.decorate("db", deps.db);
   app.decorate("redis", deps.redis);

@@ -1,5 +1,6 @@
 // Configuration comes from the environment only (README, "Configuration"), parsed once with zod so a bad
 // value stops the process with a message naming the variable.
+import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
@@ -36,6 +37,11 @@ const EnvSchema = z.object({
   PALISADE_TLS_SERVER_NAMES: z.string().optional(),
   /** Lifetime of an agent's client certificate in days (renewed at about two thirds). */
   PALISADE_AGENT_CERT_DAYS: z.coerce.number().min(1).max(365).default(30),
+  /** REST over HTTPS: the listener's certificate chain and private key (PEM files); both or neither. */
+  PALISADE_HTTPS_CERT_FILE: z.string().optional(),
+  PALISADE_HTTPS_KEY_FILE: z.string().optional(),
+  /** Strict-Transport-Security max-age sent over HTTPS (0: no header). */
+  PALISADE_HSTS_MAX_AGE: z.coerce.number().int().min(0).max(63_072_000).default(31_536_000),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -60,6 +66,15 @@ export interface Config {
   queue: QueueSettings;
   /** How long each kind of telemetry is kept (PALISADE_RETENTION_*). */
   retention: Retention;
+  /** REST over HTTPS (PALISADE_HTTPS_*); undefined: plain HTTP (behind a TLS-terminating proxy). */
+  https: HttpsConfig | undefined;
+}
+
+export interface HttpsConfig {
+  certPem: string;
+  keyPem: string;
+  /** Strict-Transport-Security max-age in seconds; 0 sends no header. */
+  hstsMaxAge: number;
 }
 
 export interface QueueSettings {
@@ -92,6 +107,39 @@ function secretKey(e: Env): string | undefined {
   } catch (err) {
     throw new ConfigError(`invalid configuration:\n  PALISADE_SECRET_KEY_FILE: cannot read ${e.PALISADE_SECRET_KEY_FILE}: ${(err as Error).message}`);
   }
+}
+
+/** Both files read and checked now, so a wrong path or a key for another certificate stops the start. */
+function https(e: Env): HttpsConfig | undefined {
+  const certFile = e.PALISADE_HTTPS_CERT_FILE;
+  const keyFile = e.PALISADE_HTTPS_KEY_FILE;
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  const bad = (name: string, why: string) => new ConfigError(`invalid configuration:\n  ${name}: ${why}`);
+  if (certFile === undefined) throw bad("PALISADE_HTTPS_CERT_FILE", "must be set when PALISADE_HTTPS_KEY_FILE is");
+  if (keyFile === undefined) throw bad("PALISADE_HTTPS_KEY_FILE", "must be set when PALISADE_HTTPS_CERT_FILE is");
+  const read = (name: string, file: string) => {
+    try {
+      return readFileSync(file, "utf8");
+    } catch (err) {
+      throw bad(name, `cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  const certPem = read("PALISADE_HTTPS_CERT_FILE", certFile);
+  const keyPem = read("PALISADE_HTTPS_KEY_FILE", keyFile);
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (err) {
+    throw bad("PALISADE_HTTPS_CERT_FILE", `${certFile} is not a PEM certificate: ${(err as Error).message}`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (err) {
+    throw bad("PALISADE_HTTPS_KEY_FILE", `${keyFile} is not a PEM private key (or it is encrypted): ${(err as Error).message}`);
+  }
+  if (!cert.checkPrivateKey(key)) throw bad("PALISADE_HTTPS_KEY_FILE", `${keyFile} is not the key of the certificate in ${certFile} (the first certificate of the file is the server's)`);
+  return { certPem, keyPem, hstsMaxAge: e.PALISADE_HSTS_MAX_AGE };
 }
 
 /** Configured names, or this machine's name and loopback (enough for one box and the tests). */
@@ -139,5 +187,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         },
     queue: { prefix: e.PALISADE_QUEUE_PREFIX, lockMs: e.PALISADE_DEPLOY_LOCK_MS },
     retention,
+    https: https(e),
   };
 }

@@ -10,7 +10,13 @@ import { parse, stringify } from "yaml";
 import { z } from "zod";
 import { CliError } from "./errors.ts";
 
-const Context = z.object({ name: z.string().min(1), server: z.string().min(1), token: z.string().min(1) });
+const Context = z.object({
+  name: z.string().min(1),
+  server: z.string().min(1),
+  token: z.string().min(1),
+  /** PEM CA of the server's HTTPS certificate (a private CA), trusted instead of the system's. */
+  "ca-file": z.string().min(1).optional(),
+});
 const ConfigFile = z.object({
   "current-context": z.string().optional(),
   contexts: z.array(Context).default([]),

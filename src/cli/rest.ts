@@ -8,11 +8,14 @@ import { randomUUID } from "node:crypto";
 import type { Command } from "commander";
 import { selectContext } from "./contexts.ts";
 import { CliError, EXIT, exitForCode, exitForStatus, type ErrorDetail } from "./errors.ts";
+import { fetchWithCa, readCaFile } from "./https-ca.ts";
 
 export interface RestOptions {
   server?: string;
   token?: string;
   context?: string;
+  /** PEM CA that signed the server's HTTPS certificate (the only root trusted then). */
+  caFile?: string;
 }
 
 export class RestError extends CliError {
@@ -33,7 +36,8 @@ export function withRestOptions(cmd: Command): Command {
   return cmd
     .option("--server <url>", "API base URL (env PALISADE_SERVER; default: the context's, else http://127.0.0.1:8080)")
     .option("--token <token>", "API bearer token (env PALISADE_TOKEN; default: the context's)")
-    .option("--context <name>", "use this context of the config file (env PALISADE_CONTEXT)");
+    .option("--context <name>", "use this context of the config file (env PALISADE_CONTEXT)")
+    .option("--ca-file <file>", "PEM CA of the server's HTTPS certificate, trusted instead of the system's (env PALISADE_CA_FILE; default: the context's)");
 }
 
 interface Page<T> {
@@ -44,15 +48,15 @@ interface Page<T> {
 export type Query = Record<string, string | number | boolean | undefined>;
 
 export class Rest {
-  private target?: Promise<{ base: string; token: string | undefined }>;
+  private target?: Promise<{ base: string; token: string | undefined; ca: string | undefined }>;
 
   constructor(
     private readonly o: RestOptions,
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
-  /** The server URL and token this client uses. */
-  resolve(): Promise<{ base: string; token: string | undefined }> {
+  /** The server URL, token and private CA (PEM) this client uses. */
+  resolve(): Promise<{ base: string; token: string | undefined; ca: string | undefined }> {
     this.target ??= (async () => {
       const o = this.o;
       const env = this.env;
@@ -63,19 +67,25 @@ export class Rest {
         throw new CliError("usage", `the server must be an http(s) URL, got "${base}"`, EXIT.usage, [], "e.g. --server https://palisade.example:8080");
       }
       const sameServer = ctx !== undefined && ctx.server.replace(/\/+$/, "") === base;
-      return { base, token: o.token ?? (env.PALISADE_TOKEN || undefined) ?? (sameServer ? ctx.token : undefined) };
+      const caFile = o.caFile ?? (env.PALISADE_CA_FILE || undefined) ?? (sameServer ? ctx["ca-file"] : undefined);
+      if (caFile !== undefined && !base.startsWith("https://")) {
+        throw new CliError("usage", `a CA file (${caFile}) is given but the server ${base} is not https`, EXIT.usage, [], "use the https:// URL of the server, or drop --ca-file / PALISADE_CA_FILE");
+      }
+      const ca = caFile === undefined ? undefined : await readCaFile(caFile);
+      return { base, token: o.token ?? (env.PALISADE_TOKEN || undefined) ?? (sameServer ? ctx.token : undefined), ca };
     })();
     return this.target;
   }
 
   private async send(method: string, path: string, init: { body?: string; contentType?: string; accept?: string; signal?: AbortSignal; headers?: Record<string, string> }): Promise<Response> {
-    const { base, token } = await this.resolve();
+    const { base, token, ca } = await this.resolve();
     if (!token) throw new RestError(0, "unauthorized", `no API token for ${base}`);
     const headers: Record<string, string> = { ...init.headers, authorization: `Bearer ${token}`, accept: init.accept ?? "application/json" };
     if (init.body !== undefined) headers["content-type"] = init.contentType ?? "application/json";
     let res: Response;
     try {
-      res = await fetch(base + path, { method, headers, body: init.body, signal: init.signal });
+      const req = { method, headers, body: init.body, signal: init.signal };
+      res = ca === undefined ? await fetch(base + path, req) : await fetchWithCa(base + path, ca, req);
     } catch (e) {
       const why = (e as Error).name === "TimeoutError" ? "no answer in time" : ((e as { cause?: Error }).cause?.message ?? (e as Error).message);
       throw new RestError(0, "unreachable", `cannot reach ${base}: ${why}`);
