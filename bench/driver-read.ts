@@ -20,7 +20,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLab } from "../test/support/netns.ts";
-import { unitNodeFlags } from "../test/kernel/unit-privileges.ts";
+import { unitNodeFlags } from "../test/support/unit-privileges.ts";
 import { note } from "./lib/progress.ts";
 import { machine, median, ratio, table, NOISE_NOTE } from "./lib/stats.ts";
 

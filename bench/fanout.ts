@@ -11,7 +11,7 @@
 import { performance } from "node:perf_hooks";
 import { cpus, loadavg } from "node:os";
 import { validPolicy } from "../test/support/policies.ts";
-import { SimAgent, startFleet, waitFor, type Fleet } from "../test/integration/grpc-kit.ts";
+import { SimAgent, startFleet, waitFor, type Fleet } from "../test/support/grpc-fleet.ts";
 import { median, ms, percentile, ratio, table } from "./lib/stats.ts";
 
 const N = Number(process.env.BENCH_N ?? 500);

@@ -14,7 +14,7 @@
 //              elements (a /16 table, every address with a counter). Peak = VmHWM, reset
 //              through /proc/PID/clear_refs before each phase. The agent manages a
 //              throwaway namespace (--netns) and talks to a real grpc-js peer in this
-//              process (test/kernel/agent-grpc-server.ts).
+//              process (test/support/test-api.ts).
 //   disk       the agent's installed footprint: what the tarball unpacks to (no
 //              node_modules), vs the whole server install's node_modules.
 //
@@ -26,9 +26,9 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { TestApi } from "../test/kernel/agent-grpc-server.ts";
+import { TestApi } from "../test/support/test-api.ts";
 import { createLab, type NetnsLab } from "../test/support/netns.ts";
-import { unitNodeFlags } from "../test/kernel/unit-privileges.ts";
+import { unitNodeFlags } from "../test/support/unit-privileges.ts";
 import { linearRules } from "./lib/policies.ts";
 import { note } from "./lib/progress.ts";
 import { machine, median, ratio, table, NOISE_NOTE } from "./lib/stats.ts";

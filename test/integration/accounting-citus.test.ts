@@ -22,7 +22,7 @@ import { addressTotals, listTables, series, topTalkers } from "../../src/api/tel
 import { DEFAULT_RETENTION } from "../../src/api/telemetry/retention.ts";
 import { rollupAll } from "../../src/api/telemetry/rollups.ts";
 import { createTestDatabase, sql, type TestDatabase } from "../support/db.ts";
-import { batch, makeHost } from "./telemetry-support.ts";
+import { batch, makeHost } from "../support/telemetry-batches.ts";
 
 /** Distributed by host_id (co-located); docs/scaling.md. */
 const DISTRIBUTED = [

@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import { MAX_YAML_ALIAS_EXPANSION } from "../../src/engine/index.ts";
 import { errorOf, startTestApp, type TestApp } from "../support/app.ts";
 import { validPolicy } from "../support/policies.ts";
-import { waitFor } from "./grpc-kit.ts";
+import { waitFor } from "../support/grpc-fleet.ts";
 
 /** One anchor of `ports` ports used by `uses` aliases: small as text, large when expanded. */
 function amplifiedYaml(ports: number, uses: number): string {

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { ROLE_TOKENS } from "../support/app.ts";
-import { startFleet, type Fleet } from "./grpc-kit.ts";
+import { startFleet, type Fleet } from "../support/grpc-fleet.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/palisade", import.meta.url));
 let f: Fleet;

@@ -6,9 +6,9 @@ import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { validPolicy } from "../support/policies.ts";
 import { TEST_REDIS_URL } from "../support/db.ts";
-import { startFleet, waitFor, type Fleet, type SimAgent } from "./grpc-kit.ts";
+import { startFleet, waitFor, type Fleet, type SimAgent } from "../support/grpc-fleet.ts";
 
-const PROC = fileURLToPath(new URL("./deploy-worker-proc.ts", import.meta.url));
+const PROC = fileURLToPath(new URL("../support/bin/deploy-worker.ts", import.meta.url));
 let f: Fleet;
 const children: ChildProcess[] = [];
 

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { errorOf } from "../support/app.ts";
 import { validPolicy } from "../support/policies.ts";
-import { startFleet, waitFor, type Fleet, type SimAgent } from "./grpc-kit.ts";
+import { startFleet, waitFor, type Fleet, type SimAgent } from "../support/grpc-fleet.ts";
 
 let f: Fleet;
 before(async () => {

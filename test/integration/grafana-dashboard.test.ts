@@ -13,7 +13,7 @@ import { ingestTelemetry } from "../../src/api/telemetry/ingest.ts";
 import { retentionFromEnv } from "../../src/api/telemetry/retention.ts";
 import { rollupAll } from "../../src/api/telemetry/rollups.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
-import { batch, makeHost } from "./telemetry-support.ts";
+import { batch, makeHost } from "../support/telemetry-batches.ts";
 
 interface Target { expr?: string; rawSql?: string; format?: string }
 interface Panel { type: string; title: string; datasource?: { type: string; uid: string }; targets?: Target[] }

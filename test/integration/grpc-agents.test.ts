@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import { hashSecret } from "../../src/api/auth.ts";
 import { MAX_MESSAGE_BYTES } from "../../src/protocol/agent.ts";
 import { validPolicy } from "../support/policies.ts";
-import { client, enroll, SimAgent, startFleet, streamEnd, waitFor, type Fleet } from "./grpc-kit.ts";
+import { client, enroll, SimAgent, startFleet, streamEnd, waitFor, type Fleet } from "../support/grpc-fleet.ts";
 
 let f: Fleet;
 let addr: string;

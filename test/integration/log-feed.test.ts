@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 import { silentLog } from "../../src/api/grpc/index.ts";
 import { LogFeed, type EndReason } from "../../src/api/telemetry/log-feed.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
-import { waitFor } from "./grpc-kit.ts";
+import { waitFor } from "../support/grpc-fleet.ts";
 
 let t: TestApp;
 let feed: LogFeed;

@@ -12,7 +12,7 @@ import { AgentClient } from "../../src/agent/client.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { decryptKey } from "../../src/api/tls/ca.ts";
-import { SimAgent, waitFor } from "./grpc-kit.ts";
+import { SimAgent, waitFor } from "../support/grpc-fleet.ts";
 import { sql } from "../support/db.ts";
 import { freePort, spawnServer, type ServerProcess } from "../support/server-process.ts";
 import { validPolicy } from "../support/policies.ts";

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { validPolicy } from "../support/policies.ts";
-import { startFleet, waitFor, type Fleet } from "./grpc-kit.ts";
+import { startFleet, waitFor, type Fleet } from "../support/grpc-fleet.ts";
 
 /**
  * prom-client's default gauges whose names end in _total (a promtool lint). They keep

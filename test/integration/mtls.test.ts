@@ -20,7 +20,7 @@ import { createCsr, hostIdOfSubjectAltName, newPrivateKeyPem, splitEnrollToken }
 import { startTestApp, type TestApp } from "../support/app.ts";
 import { createTestDatabase } from "../support/db.ts";
 import { spawnSync } from "node:child_process";
-import { streamEnd, waitFor, type StreamEnd } from "./grpc-kit.ts";
+import { streamEnd, waitFor, type StreamEnd } from "../support/grpc-fleet.ts";
 
 const SECRET = "test-secret-key-for-the-ca-0123456789abcdef";
 let t: TestApp;

@@ -13,7 +13,7 @@ import { hostChannel } from "../../src/api/telemetry/channels.ts";
 import { ingestTelemetry } from "../../src/api/telemetry/ingest.ts";
 import { ROLE_TOKENS, startTestApp, type TestApp } from "../support/app.ts";
 import { TEST_REDIS_URL } from "../support/db.ts";
-import { batch, makeHost } from "./telemetry-support.ts";
+import { batch, makeHost } from "../support/telemetry-batches.ts";
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, "../../bin/palisade");

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Queue } from "bullmq";
-import { SimAgent, waitFor } from "./grpc-kit.ts";
+import { SimAgent, waitFor } from "../support/grpc-fleet.ts";
 import { validPolicy } from "../support/policies.ts";
 import { startTestRedis, type TestRedis } from "../support/redis-server.ts";
 import { spawnServer, type ServerProcess } from "../support/server-process.ts";

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { client, enroll, streamEnd, type Fleet, type SimAgent, startFleet } from "./grpc-kit.ts";
+import { client, enroll, streamEnd, type Fleet, type SimAgent, startFleet } from "../support/grpc-fleet.ts";
 
 let f: Fleet;
 before(async () => {

@@ -9,7 +9,7 @@ import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { validPolicy } from "../support/policies.ts";
 import { spawnServer, type ServerProcess } from "../support/server-process.ts";
-import { SimAgent, waitFor } from "./grpc-kit.ts";
+import { SimAgent, waitFor } from "../support/grpc-fleet.ts";
 
 const ADMIN = "load-test-admin-token-0000000000";
 let s: ServerProcess;

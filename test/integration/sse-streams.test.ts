@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
-import { waitFor } from "./grpc-kit.ts";
+import { waitFor } from "../support/grpc-fleet.ts";
 import { startTestRedis, type TestRedis } from "../support/redis-server.ts";
 import { spawnServer, type ServerProcess } from "../support/server-process.ts";
 

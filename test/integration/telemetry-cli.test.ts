@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { ingestTelemetry } from "../../src/api/telemetry/ingest.ts";
 import { ROLE_TOKENS, startTestApp, type TestApp } from "../support/app.ts";
-import { batch, makeHost } from "./telemetry-support.ts";
+import { batch, makeHost } from "../support/telemetry-batches.ts";
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, "../../bin/palisade");

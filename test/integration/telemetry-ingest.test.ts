@@ -13,7 +13,7 @@ import { addressTotals } from "../../src/api/telemetry/queries.ts";
 import { LogEvent, TelemetryBatch } from "../../src/protocol/agent.ts";
 import { startTestApp } from "../support/app.ts";
 import { createTestDatabase, sql, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
-import { batch, expectedTotals, makeHost, rng } from "./telemetry-support.ts";
+import { batch, expectedTotals, makeHost, rng } from "../support/telemetry-batches.ts";
 
 let database: TestDatabase;
 let db: Db;

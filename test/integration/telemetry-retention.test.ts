@@ -16,7 +16,7 @@ import { availability, DEFAULT_RETENTION, retentionFromEnv } from "../../src/api
 import { rollupAll } from "../../src/api/telemetry/rollups.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 import { sql } from "../support/db.ts";
-import { batch, expectedTotals, makeHost, rng } from "./telemetry-support.ts";
+import { batch, expectedTotals, makeHost, rng } from "../support/telemetry-batches.ts";
 
 let t: TestApp;
 before(async () => {

@@ -16,7 +16,7 @@ import { DEFAULT_RETENTION } from "../../src/api/telemetry/retention.ts";
 import { rollupAll, rollupHorizon } from "../../src/api/telemetry/rollups.ts";
 import { telemetryService } from "../../src/api/telemetry/service.ts";
 import { createTestDatabase, sql, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
-import { batch, expectedTotals, makeHost, rng } from "./telemetry-support.ts";
+import { batch, expectedTotals, makeHost, rng } from "../support/telemetry-batches.ts";
 
 let database: TestDatabase;
 let db: Db;

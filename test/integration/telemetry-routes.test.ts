@@ -12,7 +12,7 @@ import { rollupAll } from "../../src/api/telemetry/rollups.ts";
 import { DEFAULT_RETENTION } from "../../src/api/telemetry/retention.ts";
 import { errorOf, startTestApp, type TestApp } from "../support/app.ts";
 import { TEST_REDIS_URL } from "../support/db.ts";
-import { batch, makeHost } from "./telemetry-support.ts";
+import { batch, makeHost } from "../support/telemetry-batches.ts";
 
 let t: TestApp;
 let h1: string;

@@ -16,7 +16,7 @@ import type { Retention } from "../../src/api/telemetry/retention.ts";
 import { rollupAll } from "../../src/api/telemetry/rollups.ts";
 import type { TopStats } from "../../src/api/telemetry/top.ts";
 import { createTestDatabase, sql, type TestDatabase } from "../support/db.ts";
-import { makeHost, rng } from "./telemetry-support.ts";
+import { makeHost, rng } from "../support/telemetry-batches.ts";
 
 const MIN = 60_000;
 const HOUR = 3_600_000;

@@ -18,7 +18,7 @@ import { memoryLogger } from "../../src/agent/log.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
 import type { AccountingDelta } from "../../src/protocol/agent.ts";
-import { applyPolicy } from "./nft-kit.ts";
+import { applyPolicy } from "../support/nft-lab.ts";
 
 const UP = 200_000;
 const DOWN = 300_000;

@@ -7,7 +7,7 @@ import { createLab, type NetnsLab } from "../support/netns.ts";
 import { Applier } from "../../src/agent/apply.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
 import { readCounter, readQuota, readSet, nftDriver } from "../../src/engine/driver/index.ts";
-import { brokenText, fixtureDesired, fixtureText } from "./agent-fixtures.ts";
+import { brokenText, fixtureDesired, fixtureText } from "../support/agent-rulesets.ts";
 
 const FOREIGN = `table ip foreign_fw {
   counter kept { packets 7 bytes 700 }

@@ -7,18 +7,12 @@
 import { nftDriver } from "../../src/engine/driver/index.ts";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createLab, type NetnsLab } from "../support/netns.ts";
 import { Applier } from "../../src/agent/apply.ts";
-import { loadConfig } from "../../src/agent/config.ts";
 import { failsafeContext, renderDesired } from "../../src/agent/desired.ts";
 import { compare, dynamicSets, normalise } from "../../src/agent/drift.ts";
 import { readPalisade } from "../../src/agent/kernel/read.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
-import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
-import { TestApi } from "./agent-grpc-server.ts";
+import { openAgentLab, type AgentLab } from "../support/agent-lab.ts";
 
 const VERSIONS = 6;
 
@@ -34,36 +28,21 @@ const policy = (lan: string, v: number) => ({
 });
 
 describe("agent drift checks never undo a confirmed apply (kernel, netns, grpc)", () => {
-  let lab: NetnsLab;
-  let ns: string;
+  let l: AgentLab;
   let scratch: string;
-  let lan: string;
-  let dir: string;
-  let api: TestApi;
-  let agent: AgentHandle | undefined;
 
   before(async () => {
-    lab = createLab();
-    const p = await lab.pair();
-    ns = p.server;
-    lan = p.link.net4;
-    scratch = await lab.addNamespace();
-    api = new TestApi();
-    await api.start();
-    dir = await mkdtemp(join(tmpdir(), "palisade-agent-drift-race-"));
+    l = await openAgentLab({ name: "agent-drift-race" });
+    scratch = await l.lab.addNamespace();
   });
-  after(async () => {
-    await agent?.stop().catch(() => undefined);
-    await api.stop();
-    await lab.cleanup();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => l.close());
 
   it("the kernel holds the last confirmed version after every apply, with drift checks in a tight loop", async () => {
+    const { api, ns } = l;
+    const lan = l.link!.net4;
     const server = `127.0.0.1:${api.port}`;
-    const cfg = loadConfig(["--server", server, "--enroll-token", "good-token", "--state-dir", dir, "--name", "edge-d", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0"]);
     const log = memoryLogger("warn");
-    agent = await startAgent(cfg, { log, backoff: { initialMs: 100, maxMs: 300 } });
+    const agent = await l.start([], { log });
     await api.waitFor((r) => r.find((x) => x.msg.hello));
     const failsafe = await failsafeContext(server);
     const scratchApplier = new Applier(nftDriver({ netns: scratch }), log);
@@ -96,7 +75,7 @@ describe("agent drift checks never undo a confirmed apply (kernel, netns, grpc)"
       const want = normalise(await readPalisade({ netns: scratch }), dyn);
       const have = normalise(await readPalisade({ netns: ns }), dyn);
       assert.deepEqual(compare(want, have), [], `kernel differs from confirmed v${v}`);
-      const listing = (await lab.nft(ns, ["list", "table", "inet", "palisade"])).stdout;
+      const listing = (await l.lab.nft(ns, ["list", "table", "inet", "palisade"])).stdout;
       assert.match(listing, new RegExp(`dport ${2000 + v * 10 + v - 1} drop`), `v${v}'s last rule is in the kernel`);
     }
     assert.equal(restores, 0, "no drift check restored anything: only applies changed the kernel");

@@ -8,7 +8,7 @@ import { Applier } from "../../src/agent/apply.ts";
 import { DriftDetector } from "../../src/agent/drift.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
 import { readCounter, nftDriver } from "../../src/engine/driver/index.ts";
-import { fixtureText } from "./agent-fixtures.ts";
+import { fixtureText } from "../support/agent-rulesets.ts";
 
 describe("agent drift (kernel, netns)", () => {
   let lab: NetnsLab;

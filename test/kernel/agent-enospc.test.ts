@@ -4,7 +4,7 @@
 // be killed and restarted on the same full disk. Filling it never touches the real disk, and
 // the mount disappears with the holder. The test reaches the tmpfs through
 // /proc/<holder>/root. The agent manages a throwaway network namespace (--netns) and talks to
-// a real gRPC peer in this process (agent-grpc-server.ts).
+// a real gRPC peer in this process (test/support/test-api.ts).
 //
 // Proves: with no space, nothing is applied that cannot be recorded (FAILED state_error,
 // kernel unchanged); a commit that cannot be recorded after the Confirm is rolled back
@@ -18,8 +18,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createLab, type NetnsLab } from "../support/netns.ts";
-import { TestApi } from "./agent-grpc-server.ts";
-import { BIN } from "./fleet-kit.ts";
+import { TestApi } from "../support/test-api.ts";
+import { BIN } from "../support/fleet-processes.ts";
 
 const policy = (port: number) => ({ description: `enospc ${port}`, chains: { input: { hook: "input", policy: "accept", rules: [{ comment: `port-${port}`, match: { protocol: "tcp", dport: port }, action: "drop" }] } } });
 const desired = (n: number, port: number) => ({ desiredState: { deploymentId: `d${n}`, targetId: `t${n}`, version: { ruleset: "edge", version: n, checksum: `c${n}` }, policyJson: JSON.stringify(policy(port)), confirmTimeoutSeconds: 30 } });

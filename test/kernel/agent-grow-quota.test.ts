@@ -16,7 +16,7 @@ import { resetQuotaByName } from "../../src/agent/quota-reset.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
 import { readQuota } from "../../src/engine/driver/index.ts";
-import { applyPolicy, namedCounter } from "./nft-kit.ts";
+import { applyPolicy, namedCounter } from "../support/nft-lab.ts";
 
 const PAYLOAD = 100;
 const WIRE = PAYLOAD + 28;

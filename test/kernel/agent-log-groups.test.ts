@@ -20,7 +20,7 @@ import { renderNft } from "../../src/engine/index.ts";
 import { Policy } from "../../src/engine/policy/index.ts";
 import { ROLE_TOKENS } from "../support/app.ts";
 import { createLab, type NetnsLab } from "../support/netns.ts";
-import { startFleet, waitFor, type Fleet } from "../integration/grpc-kit.ts";
+import { startFleet, waitFor, type Fleet } from "../support/grpc-fleet.ts";
 
 const BIN = join(import.meta.dirname, "../../bin/palisade");
 

@@ -12,8 +12,8 @@ import { Applier } from "../../src/agent/apply.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
 import { LogReader } from "../../src/agent/telemetry/logs.ts";
 import type { LogEvent } from "../../src/protocol/agent.ts";
-import { fixtureText } from "./agent-fixtures.ts";
-import { applyPolicy } from "./nft-kit.ts";
+import { fixtureText } from "../support/agent-rulesets.ts";
+import { applyPolicy } from "../support/nft-lab.ts";
 import { conntrackArgs, CtMarkLookup, parseCtMark } from "../../src/agent/telemetry/ctmark.ts";
 
 describe("agent NFLOG reader (kernel, netns)", () => {

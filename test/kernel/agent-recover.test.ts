@@ -6,68 +6,46 @@
 // throwaway namespace.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createLab, type NetnsLab } from "../support/netns.ts";
-import { loadConfig } from "../../src/agent/config.ts";
-import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
-import { TestApi } from "./agent-grpc-server.ts";
+import { openAgentLab, type AgentLab } from "../support/agent-lab.ts";
 
 const policy = (port: number) => ({ description: `recover ${port}`, chains: { input: { hook: "input", policy: "accept", rules: [{ match: { protocol: "tcp", dport: port }, action: "drop" }] } } });
 
 describe("agent start-up recovery of a pending apply (kernel, netns, grpc)", () => {
-  let lab: NetnsLab;
-  let ns: string;
-  let dir: string;
-  let api: TestApi;
-  let agent: AgentHandle | undefined;
+  let l: AgentLab;
   let logs: ReturnType<typeof memoryLogger>;
-  const list = async () => (await lab.nft(ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true })).stdout;
-  const exists = (f: string) => readFile(join(dir, f)).then(() => true, () => false);
-  const start = async (server = `127.0.0.1:${api.port}`, extra: string[] = []) => {
-    await stop(); // one left running by a failed test
+  const list = () => l.list();
+  const exists = (f: string) => readFile(join(l.dir, f)).then(() => true, () => false);
+  const start = async (server?: string, extra: string[] = []) => {
     logs = memoryLogger("debug");
-    const cfg = loadConfig([...extra, "--server", server, "--enroll-token", "good-token", "--state-dir", dir, "--name", "edge-rec", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0"]);
-    agent = await startAgent(cfg, { log: logs, backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500 });
+    await l.start([...extra, "--name", "edge-rec"], { log: logs }, server);
   };
-  async function stop(): Promise<void> {
-    const a = agent;
-    agent = undefined;
-    await a?.stop();
-  }
-  const nextStream = () => Math.max(0, ...api.received.map((x) => x.stream));
+  const stop = () => l.stopAgent();
+  const nextStream = () => Math.max(0, ...l.api.received.map((x) => x.stream));
 
   before(async () => {
-    lab = createLab();
-    ns = await lab.addNamespace();
-    dir = await mkdtemp(join(tmpdir(), "palisade-agent-recover-"));
-    api = new TestApi();
-    await api.start();
+    l = await openAgentLab({ name: "agent-recover", pair: false });
+    const { api } = l;
     await start();
-    await api.waitFor((r) => r.find((x) => x.msg.hello));
+    await l.api.waitFor((r) => r.find((x) => x.msg.hello));
     api.send({ desiredState: { deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, policyJson: JSON.stringify(policy(1111)), confirmTimeoutSeconds: 30 } });
-    await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"));
-    await agent!.applier.exclusive(async () => undefined); // the commit's cleanup runs inside the lock
+    await l.api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"));
+    await l.agent!.applier.exclusive(async () => undefined); // the commit's cleanup runs inside the lock
     assert.equal(await exists("pending.json"), false, "a committed apply leaves no pending.json");
-    const applied = JSON.parse(await readFile(join(dir, "applied.json"), "utf8"));
+    const applied = JSON.parse(await readFile(join(l.dir, "applied.json"), "utf8"));
     assert.equal(applied.targetId, "t1", "applied.json names the target it answered");
     await stop();
   });
-  after(async () => {
-    await stop().catch(() => undefined);
-    await api.stop();
-    await lab.cleanup();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => l.close());
 
   it("killed after recording the commit, before removing pending.json: keeps the version and reports APPLIED", async () => {
     // The state a crash right after writing applied.json leaves: pending.json for the same target.
-    await writeFile(join(dir, "pending.json"), JSON.stringify({ deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, snapshot: { tables: [], text: "", takenAt: new Date().toISOString() }, startedAt: new Date().toISOString() }));
+    await writeFile(join(l.dir, "pending.json"), JSON.stringify({ deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, snapshot: { tables: [], text: "", takenAt: new Date().toISOString() }, startedAt: new Date().toISOString() }));
     const s = nextStream();
     await start();
-    const r = await api.waitFor((rs) => rs.find((x) => x.stream > s && x.msg.applyResult?.targetId === "t1"));
+    const r = await l.api.waitFor((rs) => rs.find((x) => x.stream > s && x.msg.applyResult?.targetId === "t1"));
     assert.equal(r.msg.applyResult.status, "APPLY_STATUS_APPLIED");
     assert.match(await list(), /dport 1111 drop/, "the committed version is not rolled back");
     assert.equal(await exists("pending.json"), false);
@@ -76,29 +54,29 @@ describe("agent start-up recovery of a pending apply (kernel, netns, grpc)", () 
   });
 
   it("an unreadable pending.json is reported in the log and leaves the kernel alone; the agent runs", async () => {
-    await writeFile(join(dir, "pending.json"), "{torn");
+    await writeFile(join(l.dir, "pending.json"), "{torn");
     const s = nextStream();
     await start();
-    await api.waitFor((rs) => rs.find((x) => x.stream > s && x.msg.hello));
+    await l.api.waitFor((rs) => rs.find((x) => x.stream > s && x.msg.hello));
     assert.ok(logs.lines.some((l) => l.level === "error" && /pending.json is unreadable/.test(String(l.msg))), JSON.stringify(logs.lines.slice(-5)));
     assert.match(await list(), /dport 1111 drop/);
     await stop();
-    await rm(join(dir, "pending.json"));
+    await rm(join(l.dir, "pending.json"));
   });
 
   it("a drift baseline of another text than applied.json is not used (no 'restore' of an uncommitted version)", async () => {
-    const file = join(dir, "drift-baseline.json");
+    const file = join(l.dir, "drift-baseline.json");
     const b = JSON.parse(await readFile(file, "utf8"));
     await writeFile(file, JSON.stringify({ ...b, text: b.text + "\n# another version\n", normalised: { objects: {}, rules: {} } }));
     await start();
-    const r = await agent!.drift.check({ restore: true });
+    const r = await l.agent!.drift.check({ restore: true });
     assert.deepEqual(r, { drifted: false, details: "no desired state yet", restored: false });
     assert.match(await list(), /dport 1111 drop/);
     await stop();
   });
 
   it("after a reboot (no Palisade table in the kernel) the last confirmed version is back before the agent reaches the API", async () => {
-    await lab.nft(ns, ["delete", "table", "inet", "palisade"]);
+    await l.lab.nft(l.ns, ["delete", "table", "inet", "palisade"]);
     assert.doesNotMatch(await list(), /dport 1111/);
     // An API that does not answer: nothing but the agent's own state can put the rules back.
     await start("127.0.0.1:9");
@@ -112,7 +90,7 @@ describe("agent start-up recovery of a pending apply (kernel, netns, grpc)", () 
   });
 
   it("with drift restore off, an empty kernel stays empty at start", async () => {
-    await lab.nft(ns, ["delete", "table", "inet", "palisade"]);
+    await l.lab.nft(l.ns, ["delete", "table", "inet", "palisade"]);
     await start("127.0.0.1:9", ["--drift-restore", "false"]);
     assert.doesNotMatch(await list(), /dport 1111/);
     await stop();

@@ -8,14 +8,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createLab, type NetnsLab } from "../support/netns.ts";
-import { loadConfig } from "../../src/agent/config.ts";
-import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
 import { memoryLogger } from "../../src/agent/log.ts";
-import { TestApi } from "./agent-grpc-server.ts";
+import { openAgentLab, type AgentLab } from "../support/agent-lab.ts";
+import { TestApi } from "../support/test-api.ts";
 
 const BIN = join(import.meta.dirname, "../../bin/palisade");
 
@@ -33,13 +30,12 @@ const policy = (lan: string, extraPort?: number) => ({
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("agent results survive a lost stream and a restart (kernel, netns, grpc)", () => {
-  let lab: NetnsLab;
+  let l: AgentLab;
   let ns: string;
   let lan: string;
   let dir: string;
   let port: number;
   const apis: TestApi[] = [];
-  let agent: AgentHandle | undefined;
   const children: ChildProcess[] = [];
 
   const newApi = async (p = 0) => {
@@ -48,7 +44,7 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     apis.push(a);
     return a;
   };
-  const list = async () => (await lab.nft(ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true })).stdout;
+  const list = () => l.list();
   const outbox = async () => readFile(join(dir, "outbox.json"), "utf8").catch(() => "");
   /** Bounded poll of a condition that the agent reaches by itself. */
   const until = async (what: string, pred: () => Promise<boolean>, tries = 150) => {
@@ -61,25 +57,20 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
   const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once("exit", (code) => r(code))));
 
   before(async () => {
-    lab = createLab();
-    const p = await lab.pair();
-    ns = p.server;
-    lan = p.link.net4;
-    dir = await mkdtemp(join(tmpdir(), "palisade-agent-results-"));
+    l = await openAgentLab({ name: "agent-results" });
+    ({ ns, dir } = l);
+    lan = l.link!.net4;
   });
   after(async () => {
-    await agent?.stop().catch(() => undefined);
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     for (const a of apis) await a.stop();
-    await lab.cleanup();
-    await rm(dir, { recursive: true, force: true });
+    await l.close();
   });
 
   it("a rollback that happens while the API is unreachable is reported on the next stream, right after Hello", async () => {
-    const api = await newApi();
+    const api = l.api;
     port = api.port;
-    const cfg = loadConfig(["--server", `127.0.0.1:${port}`, "--enroll-token", "good-token", "--state-dir", dir, "--name", "edge-r", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0"]);
-    agent = await startAgent(cfg, { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500 });
+    const agent = await l.start(["--name", "edge-r"]);
     await api.waitFor((r) => r.find((x) => x.msg.hello));
     api.send({ desiredState: { deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, policyJson: JSON.stringify(policy(lan)), confirmTimeoutSeconds: 30 } });
     await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"));
@@ -101,8 +92,7 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     const helloAt = back.received.findIndex((x) => x.stream === rolled.stream && x.msg.hello);
     assert.ok(helloAt >= 0 && helloAt < back.received.indexOf(rolled), "sent after Hello on the new stream");
     await until("the outbox emptied", async () => !/ROLLED_BACK/.test(await outbox()));
-    await agent.stop();
-    agent = undefined;
+    await l.stopAgent();
     await back.stop();
   });
 
@@ -140,8 +130,7 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
   it("a result the server received but did not ack before its stream closed is resent on the next stream, same result_id", async () => {
     const api = await newApi();
     api.autoAckResults = false;
-    const cfg = loadConfig(["--server", `127.0.0.1:${api.port}`, "--state-dir", dir, "--name", "edge-r", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0"]);
-    agent = await startAgent(cfg, { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500 });
+    await l.start(["--name", "edge-r"], { log: memoryLogger("warn") }, `127.0.0.1:${api.port}`);
     await api.waitFor((r) => r.find((x) => x.msg.hello));
     api.send({ desiredState: { deploymentId: "d5", targetId: "t5", version: { ruleset: "edge", version: 5, checksum: "c5" }, policyJson: JSON.stringify(policy(lan, 5555)), confirmTimeoutSeconds: 30 } });
     // APPLYING earns the Confirm; APPLIED follows once the agent recorded the commit.
@@ -164,8 +153,7 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     // Now the server acks: the entry goes, and no later stream carries it.
     for (const x of api.received.filter((x) => x.msg.applyResult?.targetId === "t5")) api.send({ resultAck: { resultId: x.msg.applyResult.resultId } });
     await until("the outbox emptied", async () => !(await outbox()).includes(id));
-    await agent.stop();
-    agent = undefined;
+    await l.stopAgent();
     await api.stop();
   });
 });

@@ -20,8 +20,8 @@ import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
 import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
-import { setprivArgs, unitNodeFlags, unitPrivileges } from "./unit-privileges.ts";
-import { freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "./fleet-kit.ts";
+import { setprivArgs, unitNodeFlags, unitPrivileges } from "../support/unit-privileges.ts";
+import { freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "../support/fleet-processes.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;

@@ -20,7 +20,7 @@ import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
 import type { TelemetryBatch } from "../../src/protocol/agent.ts";
 import { readCounter, readQuota, readSet, nftDriver } from "../../src/engine/driver/index.ts";
-import { fixtureDesired, fixtureText } from "./agent-fixtures.ts";
+import { fixtureDesired, fixtureText } from "../support/agent-rulesets.ts";
 
 const run = promisify(execFile);
 const PAYLOAD = 72; // IP-level length = 20 + 8 + 72 = 100 bytes
@@ -137,7 +137,7 @@ describe("agent telemetry (kernel, netns)", () => {
 
     // Agent restart: more traffic, then a NEW process on the same state dir.
     await send(30, srcs.slice(0, 2));
-    const { stdout } = await run(process.execPath, ["--import", "tsx", join(import.meta.dirname, "agent-telemetry-proc.ts"), dir, ns], { timeout: 60_000 });
+    const { stdout } = await run(process.execPath, ["--import", "tsx", join(import.meta.dirname, "../support/bin/agent-telemetry-restart.ts"), dir, ns], { timeout: 60_000 });
     const child = JSON.parse(stdout) as { resent: TelemetryBatch[]; batch: TelemetryBatch | null; left: number };
     assert.deepEqual(child.resent.map((b) => b.seq), seqs.slice(2).map(String), "unacked batches are resent in order (uint64 as decimal strings)");
     assert.ok(child.batch, "the restarted agent ships the traffic sent while it was down");

@@ -12,10 +12,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createLab, type NetnsLab } from "../support/netns.ts";
-import { setprivArgs, unitPrivileges } from "./unit-privileges.ts";
+import { setprivArgs, unitPrivileges } from "../support/unit-privileges.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
-const PROC = join(import.meta.dirname, "log-reader-proc.ts");
+const PROC = join(import.meta.dirname, "../support/bin/log-reader.ts");
 
 describe("the log reader under the systemd unit's capability set (kernel, setpriv)", () => {
   let lab: NetnsLab;

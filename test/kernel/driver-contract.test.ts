@@ -11,7 +11,7 @@ import { isNftError, nftDriver, type Driver, type RulesetState } from "../../src
 import { carryReplace, serialize } from "../../src/engine/nft/index.ts";
 import { incrementalPlan } from "../../src/agent/kernel/plan.ts";
 import { readPalisade } from "../../src/agent/kernel/read.ts";
-import { brokenText, fixtureDefinition, fixtureText } from "./agent-fixtures.ts";
+import { brokenText, fixtureDefinition, fixtureText } from "../support/agent-rulesets.ts";
 
 const lab = createLab();
 let ns = "";

@@ -21,7 +21,7 @@ import { Redis } from "ioredis";
 import { publishToHost } from "../../src/api/host-bus.ts";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
 import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
-import { BIN, freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "./fleet-kit.ts";
+import { BIN, freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "../support/fleet-processes.ts";
 
 const API_ADDR = "10.214.0.1";
 const PORT = 50051;

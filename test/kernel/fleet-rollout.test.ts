@@ -21,7 +21,7 @@ import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../suppor
 import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
 import { Redis } from "ioredis";
 import { publishToHost } from "../../src/api/host-bus.ts";
-import { BIN, freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "./fleet-kit.ts";
+import { BIN, freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "../support/fleet-processes.ts";
 
 const API_ADDR = "10.213.0.1";
 const ADMIN = `fleet-admin-${randomBytes(12).toString("hex")}`;

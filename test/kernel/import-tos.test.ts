@@ -7,7 +7,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type Link } from "../support/netns.ts";
 import { importPolicy, validatePolicy } from "../../src/engine/index.ts";
-import { applyPolicy } from "./nft-kit.ts";
+import { applyPolicy } from "../support/nft-lab.ts";
 
 const lab = createLab();
 let xt: { client: string; server: string; link: Link };

@@ -4,7 +4,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type Link } from "../support/netns.ts";
-import { applyPolicy, namedCounter, ruleCounter, setElements } from "./nft-kit.ts";
+import { applyPolicy, namedCounter, ruleCounter, setElements } from "../support/nft-lab.ts";
 
 const lab = createLab();
 let client = "";

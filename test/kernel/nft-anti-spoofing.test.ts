@@ -10,7 +10,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab } from "../support/netns.ts";
-import { applyPolicy, ruleCounter } from "./nft-kit.ts";
+import { applyPolicy, ruleCounter } from "../support/nft-lab.ts";
 
 const lab = createLab();
 let client = "";

@@ -10,7 +10,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type Background } from "../support/netns.ts";
-import { applyPolicy, ruleCounter, sleep } from "./nft-kit.ts";
+import { applyPolicy, ruleCounter, sleep } from "../support/nft-lab.ts";
 
 const lab = createLab();
 let client = "";

@@ -5,7 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type Background, type Link } from "../support/netns.ts";
-import { applyPolicy, sleep } from "./nft-kit.ts";
+import { applyPolicy, sleep } from "../support/nft-lab.ts";
 
 const lab = createLab();
 let client = "";

@@ -5,7 +5,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createLab } from "../support/netns.ts";
-import { goldenCases } from "../golden/golden.ts";
+import { goldenCases } from "../support/golden.ts";
 
 const lab = createLab();
 let ns = "";

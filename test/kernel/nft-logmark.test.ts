@@ -8,9 +8,9 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { createLab, type Link } from "../support/netns.ts";
-import { applyPolicy, sleep } from "./nft-kit.ts";
+import { applyPolicy, sleep } from "../support/nft-lab.ts";
 
-const READER = fileURLToPath(new URL("./nflog-reader.py", import.meta.url));
+const READER = fileURLToPath(new URL("../support/bin/nflog-reader.py", import.meta.url));
 const lab = createLab();
 let client = "";
 let server = "";

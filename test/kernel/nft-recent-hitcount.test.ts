@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLab, type Link } from "../support/netns.ts";
 import { importPolicy, validatePolicy } from "../../src/engine/index.ts";
-import { applyPolicy, sleep } from "./nft-kit.ts";
+import { applyPolicy, sleep } from "../support/nft-lab.ts";
 
 const lab = createLab();
 let pal: { client: string; server: string; link: Link };

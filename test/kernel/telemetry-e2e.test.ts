@@ -24,7 +24,7 @@ import { readCounter, readQuota, readSet } from "../../src/engine/driver/index.t
 import { growCounterName } from "../../src/engine/index.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 import { createLab, type NetnsLab } from "../support/netns.ts";
-import { fixtureText } from "./agent-fixtures.ts";
+import { fixtureText } from "../support/agent-rulesets.ts";
 
 const IPLEN = 100;
 const IPLEN6 = 120; // 72 bytes of payload + UDP 8 + IPv6 40

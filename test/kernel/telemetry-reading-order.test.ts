@@ -20,7 +20,7 @@ import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
 import type { TelemetryBatch } from "../../src/protocol/agent.ts";
 import { readCounter, readSet, nftDriver } from "../../src/engine/driver/index.ts";
-import { fixtureText } from "./agent-fixtures.ts";
+import { fixtureText } from "../support/agent-rulesets.ts";
 
 const SENDER = `
 const dgram = require("node:dgram");

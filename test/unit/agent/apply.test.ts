@@ -7,7 +7,7 @@ import { Applier, type SafeApplyRequest } from "../../../src/agent/apply.ts";
 import { memoryLogger } from "../../../src/agent/log.ts";
 import type { Snapshot } from "../../../src/engine/driver/index.ts";
 import { FakeDriver } from "../../support/fake-driver.ts";
-import { brokenText, fixtureDesired, fixtureText } from "../../kernel/agent-fixtures.ts";
+import { brokenText, fixtureDesired, fixtureText } from "../../support/agent-rulesets.ts";
 
 const LAN = "10.9.0.0/24";
 const yes = async () => true;

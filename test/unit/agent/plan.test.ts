@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { compileNft, validatePolicy } from "../../../src/engine/index.ts";
-import { fixtureDesired } from "../../kernel/agent-fixtures.ts";
+import { fixtureDesired } from "../../support/agent-rulesets.ts";
 
 const COMPILED = `add table inet palisade
 delete table inet palisade

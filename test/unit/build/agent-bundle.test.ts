@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
 import { join } from "node:path";
-import { unitNodeFlags } from "../../kernel/unit-privileges.ts";
+import { unitNodeFlags } from "../../support/unit-privileges.ts";
 
 const ROOT = join(import.meta.dirname, "../../..");
 const META = join(ROOT, "dist/agent/palisade-agent.meta.json");

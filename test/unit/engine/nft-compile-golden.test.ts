@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { renderNft } from "../../../src/engine/compile/nft/index.ts";
-import { goldenCases } from "../../golden/golden.ts";
+import { goldenCases } from "../../support/golden.ts";
 
 for (const c of goldenCases()) {
   test(`golden ${c.name}`, () => {

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
-import { chain, hasWarning, noWarning } from "./validate-helpers.ts";
+import { chain, hasWarning, noWarning } from "../../support/validate.ts";
 
 test("TARPIT without NOTRACK while conntrack is in use", () => {
   const tarpit = { match: { protocol: "tcp", dport: 6667 }, action: { type: "tarpit" } };

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
-import { chain, hasError, hasWarning, valid } from "./validate-helpers.ts";
+import { chain, hasError, hasWarning, valid } from "../../support/validate.ts";
 
 const m = (match: unknown, action: unknown = "accept", opts: Parameters<typeof chain>[1] = {}) => chain([{ match, action }], opts);
 

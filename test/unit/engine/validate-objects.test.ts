@@ -1,5 +1,5 @@
 import { test } from "node:test";
-import { chain, hasError, hasWarning, valid } from "./validate-helpers.ts";
+import { chain, hasError, hasWarning, valid } from "../../support/validate.ts";
 
 const quotaRule = (name: string) => chain([{ match: { quota: { name } }, action: "accept" }], { extra: { quotas: { [name]: { limit: 1000 } } } });
 

@@ -1,5 +1,5 @@
 import { test } from "node:test";
-import { chain, hasError, hasWarning, valid } from "./validate-helpers.ts";
+import { chain, hasError, hasWarning, valid } from "../../support/validate.ts";
 
 const one = (action: unknown, table: string, hook: string | null, match?: unknown) => chain([{ ...(match ? { match } : {}), action }], { table, hook });
 

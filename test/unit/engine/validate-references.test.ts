@@ -1,5 +1,5 @@
 import { test } from "node:test";
-import { chain, hasError, valid } from "./validate-helpers.ts";
+import { chain, hasError, valid } from "../../support/validate.ts";
 
 const jumpTo = (target: string, extra: Record<string, unknown> = {}) => ({
   chains: { input: { hook: "input", rules: [{ action: { type: "jump", chain: target } }] }, ...extra },

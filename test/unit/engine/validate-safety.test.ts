@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
-import { chain, hasError, valid } from "./validate-helpers.ts";
+import { chain, hasError, valid } from "../../support/validate.ts";
 
 test("MIRROR is refused with the reason", () => {
   const doc = chain([{ match: { protocol: "tcp", dport: 80 }, action: { type: "mirror" } }]);

@@ -6,9 +6,9 @@
 // event; exits after `want` events or `deadlineMs`, stopping its readers itself.
 // argv: WANT DEADLINE_MS
 
-import { createLogger } from "../../src/agent/log.ts";
-import { checkPrograms } from "../../src/agent/programs.ts";
-import { LogGroups } from "../../src/agent/telemetry/log-groups.ts";
+import { createLogger } from "../../../src/agent/log.ts";
+import { checkPrograms } from "../../../src/agent/programs.ts";
+import { LogGroups } from "../../../src/agent/telemetry/log-groups.ts";
 
 const [want, deadlineMs] = process.argv.slice(2).map(Number) as [number, number];
 const programs = checkPrograms();

@@ -12,8 +12,12 @@ import { Redis } from "ioredis";
 import { silentLog, startAgentServer, type Log, type RunningAgentServer } from "../../src/api/grpc/index.ts";
 import { AgentServiceClient, type DesiredState, type ServerMessage } from "../../src/protocol/agent.ts";
 import { startDeployWorker, type RunningDeployWorker } from "../../src/api/deploy/worker.ts";
-import { startTestApp, type TestApp } from "../support/app.ts";
-import { TEST_REDIS_URL } from "../support/db.ts";
+import { startTestApp, type TestApp } from "./app.ts";
+import { TEST_REDIS_URL } from "./db.ts";
+
+import { waitFor } from "./wait.ts";
+
+export { waitFor };
 
 export type Answer =
   | { status: "applied" | "failed" | "rolled_back"; error?: string; delayMs?: number }
@@ -253,13 +257,4 @@ export function streamEnd(call: grpc.ClientDuplexStream<unknown, unknown>): Prom
     call.on("error", () => {});
     call.on("status", (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details, palisadeCode: s.metadata.get("palisade-code")[0]?.toString() }));
   });
-}
-
-export async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string, stepMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await pred()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
 }

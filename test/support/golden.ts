@@ -7,7 +7,7 @@ import { parse } from "yaml";
 import { Policy } from "../../src/engine/policy/index.ts";
 import type { CompileContext } from "../../src/engine/compile/nft/index.ts";
 
-export const GOLDEN_DIR = dirname(fileURLToPath(import.meta.url));
+export const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "golden");
 
 export interface GoldenCase {
   name: string;

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { Policy, type PolicyInput } from "../../src/engine/policy/index.ts";
 import { renderNft, type CompileContext } from "../../src/engine/compile/nft/index.ts";
-import type { NetnsLab } from "../support/netns.ts";
+import type { NetnsLab } from "./netns.ts";
 
 /** Render `doc` and apply it in `ns` (nft -c first, then nft -f); returns the text. */
 export async function applyPolicy(lab: NetnsLab, ns: string, doc: PolicyInput, ctx: CompileContext = {}): Promise<string> {

@@ -2,9 +2,9 @@
 // SIGKILL mid-rollout. Config from env: DATABASE_URL, REDIS_URL, PALISADE_QUEUE_PREFIX,
 // PALISADE_DEPLOY_LOCK_MS. Logs JSON lines on stdout.
 import { Redis } from "ioredis";
-import { createDb } from "../../src/api/db/client.ts";
-import { startDeployWorker } from "../../src/api/deploy/worker.ts";
-import type { Log } from "../../src/api/grpc/context.ts";
+import { createDb } from "../../../src/api/db/client.ts";
+import { startDeployWorker } from "../../../src/api/deploy/worker.ts";
+import type { Log } from "../../../src/api/grpc/context.ts";
 
 const line = (level: number) => (obj: object, msg?: string) => process.stdout.write(JSON.stringify({ level, time: Date.now(), pid: process.pid, ...obj, msg }) + "\n");
 const log: Log = { debug: () => {}, info: line(30), warn: line(40), error: line(50) };

@@ -1,6 +1,6 @@
 // Shared helpers for the validator tests (not a test file itself).
 import assert from "node:assert/strict";
-import { validatePolicy } from "../../../src/engine/validate/index.ts";
+import { validatePolicy } from "../../src/engine/validate/index.ts";
 
 export type Doc = Record<string, unknown>;
 

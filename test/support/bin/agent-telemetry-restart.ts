@@ -3,10 +3,10 @@
 // batches it would resend (oldest first) and the new one, then acks them all.
 // argv: STATE_DIR NETNS EPOCH
 
-import { Spool } from "../../src/agent/telemetry/spool.ts";
-import { Collector } from "../../src/agent/telemetry/collector.ts";
-import { createLogger } from "../../src/agent/log.ts";
-import { StateDir } from "../../src/agent/state.ts";
+import { Spool } from "../../../src/agent/telemetry/spool.ts";
+import { Collector } from "../../../src/agent/telemetry/collector.ts";
+import { createLogger } from "../../../src/agent/log.ts";
+import { StateDir } from "../../../src/agent/state.ts";
 
 const [dir, netns] = process.argv.slice(2);
 const state = await StateDir.open(dir!);
