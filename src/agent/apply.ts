@@ -1,16 +1,19 @@
-// The safe apply: check, snapshot, apply atomically, then commit-confirmed.
+// The safe apply: snapshot, apply atomically, then commit-confirmed.
 //
-//   1. `nft -c` the rendered text (driver.check): a refusal is reported `failed` with
-//      the kernel's own message, and the kernel is untouched.
-//   2. Snapshot Palisade's tables as nft text (driver.snapshot) and hand it to the caller
+//   1. Snapshot Palisade's tables as nft text (driver.snapshot) and hand it to the caller
 //      (`beforeApply`), which writes it to the state dir as the pending apply: a crash while
 //      waiting for the Confirm must leave the way back on disk. Cannot write it (disk full)
 //      = nothing is applied (`state_error`).
-//   3. Tell telemetry to take its final reading of the old objects (hooks.beforeChange).
-//   4. Apply in one transaction, keeping stateful objects (kernel/plan.ts); when the
-//      kernel refuses that, replace the tables with the kernel's values carried into the
-//      compiled definitions (the engine's nft.carryReplace).
-//   5. Wait for the API's Confirm (caller's `confirmed(timeoutMs)`). None in time: put
+//   2. Tell telemetry to take its final reading of the old objects (hooks.beforeChange).
+//   3. Apply in one transaction, keeping stateful objects (kernel/plan.ts, planned on the
+//      object names the snapshot listed: no second read of the kernel). The kernel commits
+//      all of it or nothing, so it is its own check: there is no `nft -c` before it. Only
+//      when it refuses does `nft -c` of the desired text (driver.check) say whose fault it
+//      is: refused too = `check_failed` with the kernel's message on the text as sent, the
+//      kernel unchanged (as a failed check before the apply would have left it); accepted =
+//      only the incremental form was refused, so replace the tables with the kernel's
+//      values carried into the compiled definitions (the engine's nft.carryReplace).
+//   4. Wait for the API's Confirm (caller's `confirmed(timeoutMs)`). None in time: put
 //      the snapshot's rules back by ourselves (same incremental path, so counters keep
 //      running and are not rewound; a snapshot is nft text with no compiled tables, so
 //      when the incremental form is refused the driver's verbatim restore puts it back
@@ -20,7 +23,7 @@
 // One apply runs at a time; a second caller waits its turn. Drift checks take the same
 // lock (drift.ts), and the confirmed state is recorded before the lock is released.
 
-import { isNftError, type Driver, type Snapshot } from "../engine/driver/index.ts";
+import { isNftError, type Driver, type KernelObjects, type Snapshot } from "../engine/driver/index.ts";
 import { AgentError, errorText } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { readPalisade } from "./kernel/read.ts";
@@ -79,6 +82,20 @@ export interface SafeApplyRequest {
   onNotApplied?: (out: ApplyOutcome) => Promise<void>;
 }
 
+/** `nft -c` refused the desired text itself (thrown by applyText with `checkOnRefusal`). */
+class CheckRefused extends Error {
+  constructor(readonly refusal: unknown) {
+    super("the kernel refused the desired text");
+  }
+}
+
+export interface ApplyTextOptions {
+  /** The kernel's object names, when just listed (a snapshot's): saves reading them again. */
+  kernel?: KernelObjects;
+  /** When the kernel refuses the incremental form, `nft -c` the text before any carry. */
+  checkOnRefusal?: boolean;
+}
+
 function kernelText(e: unknown): string {
   if (isNftError(e)) return e.kernelMessage ? `${e.message} [kernel: ${e.kernelMessage}]` : e.message;
   return errorText(e);
@@ -107,8 +124,8 @@ export class Applier {
    * set state. `tables` (the compiled model of `text`) allow the carry fallback. Throws
    * NftError when the kernel refuses the incremental plan and there is no carry, or both.
    */
-  async applyText(text: string, tables?: TableDefinition[]): Promise<PlanMode> {
-    const kernel = await readPalisade(this.driver);
+  async applyText(text: string, tables?: TableDefinition[], opts: ApplyTextOptions = {}): Promise<PlanMode> {
+    const kernel = opts.kernel ?? (await readPalisade(this.driver));
     const inc = incrementalPlan(text, kernel, tables);
     await this.hooks.beforeChange?.();
     try {
@@ -116,6 +133,12 @@ export class Applier {
       await this.hooks.afterChange?.("incremental");
       return "incremental";
     } catch (e) {
+      // Refused as a whole: nothing changed. A text the kernel refuses on its own is not carried.
+      if (opts.checkOnRefusal) {
+        await this.driver.check(text).catch((c: unknown) => {
+          throw new CheckRefused(c);
+        });
+      }
       if (!tables) throw e;
       this.log.warn("incremental apply refused; replacing tables with carried counters (packets between the read and the commit are not counted)", { error: kernelText(e) });
     }
@@ -133,12 +156,6 @@ export class Applier {
   }
 
   private async safeApplyNow(req: SafeApplyRequest): Promise<ApplyOutcome> {
-    try {
-      await this.driver.check(req.text);
-    } catch (e) {
-      this.log.warn("ruleset refused by nft -c; kernel unchanged", { error: kernelText(e) });
-      return { status: "failed", code: "check_failed", error: kernelText(e) };
-    }
     const snap = await this.driver.snapshot();
     try {
       await req.beforeApply?.(snap);
@@ -148,8 +165,12 @@ export class Applier {
     }
     let mode: PlanMode;
     try {
-      mode = await this.applyText(req.text, req.tables);
+      mode = await this.applyText(req.text, req.tables, { kernel: snap.objects, checkOnRefusal: true });
     } catch (e) {
+      if (e instanceof CheckRefused) {
+        this.log.warn("ruleset refused by nft -c; kernel unchanged", { error: kernelText(e.refusal) });
+        return this.notApplied(req, { status: "failed", code: "check_failed", error: kernelText(e.refusal) });
+      }
       return this.notApplied(req, { status: "failed", code: "apply_failed", error: kernelText(e) });
     }
     this.log.info("ruleset applied; waiting for confirmation", { mode, confirmTimeoutMs: req.confirmTimeoutMs, tables: snap.tables.length });

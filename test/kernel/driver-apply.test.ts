@@ -4,7 +4,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab } from "../support/netns.ts";
-import { apply, check, listPalisadeTables, readSet, NftError, snapshot, restore, readCounter } from "../../src/engine/driver/index.ts";
+import { apply, check, listPalisadeTables, readSet, readTable, NftError, snapshot, restore, readCounter } from "../../src/engine/driver/index.ts";
 import { replaceChain, replaceTables, serialize, Transaction, type TableDefinition } from "../../src/engine/nft/index.ts";
 
 const lab = createLab();
@@ -151,6 +151,40 @@ test("snapshot and restore bring back Palisade's tables, counters included", asy
   assert.deepEqual((await listPalisadeTables(opts())).map((t) => t.name), ["palisade"]);
   const back = await readCounter("inet", "palisade", "hits", opts());
   assert.deepEqual([back.packets, back.bytes], [counted.packets, counted.bytes]);
+});
+
+test("a snapshot keeps only Palisade's tables and lists the same object names as the JSON read", async () => {
+  const quoted: TableDefinition = {
+    table: { kind: "table", family: "ip", name: "palisade_x" },
+    counters: [{ kind: "counter", family: "ip", table: "palisade_x", name: "c2" }],
+    quotas: [{ kind: "quota", family: "ip", table: "palisade_x", name: "q1", mode: "over", bytes: 1000 }],
+    sets: [{ kind: "map", family: "ip", table: "palisade_x", name: "m1", type: "ipv4_addr", map: "verdict", elements: [{ key: "192.0.2.1", value: "drop" }] }],
+    chains: [{ kind: "chain", family: "ip", table: "palisade_x", name: "helper" }],
+    rules: [],
+  };
+  const empty: TableDefinition = { table: { kind: "table", family: "netdev", name: "palisade_empty" }, chains: [], rules: [] };
+  await apply(replaceTables([def(["192.0.2.1"]), quoted, empty]), opts());
+  const snap = await snapshot(opts());
+  assert.deepEqual(snap.tables.map((t) => `${t.family} ${t.name}`), ["inet palisade", "ip palisade_x", "netdev palisade_empty"]);
+  assert.doesNotMatch(snap.text, /table inet other|table ip filter/);
+  assert.ok(snap.objects, "names read with certainty");
+  const names = (xs: { family: string; table: string; name: string; kind?: string }[]) => xs.map((x) => `${x.kind ?? ""} ${x.family} ${x.table} ${x.name}`).sort();
+  const json = { chains: [] as string[], sets: [] as string[], counters: [] as string[], quotas: [] as string[] };
+  for (const t of snap.tables) {
+    const st = await readTable(t.family, t.name, opts());
+    json.chains.push(...names(st.chains));
+    json.sets.push(...names(st.sets));
+    json.counters.push(...names(st.counters));
+    json.quotas.push(...names(st.quotas));
+  }
+  assert.deepEqual(names(snap.objects.chains), json.chains.sort());
+  assert.deepEqual(names(snap.objects.sets), json.sets.sort());
+  assert.deepEqual(names(snap.objects.counters), json.counters.sort());
+  assert.deepEqual(names(snap.objects.quotas), json.quotas.sort());
+  assert.equal(json.chains.length + json.sets.length + json.counters.length + json.quotas.length, 7);
+  await restore(snap, opts());
+  assert.equal((await snapshot(opts())).text, snap.text);
+  await apply(replaceTables([def(["192.0.2.1"])]), opts());
 });
 
 test("foreign tables are refused before nft runs and never changed by anything above", async () => {

@@ -11,7 +11,7 @@
 // bodies mean (stored as text, never evaluated), packets (tests call count()/hit()),
 // the listing form of `nft list table` (snapshot() writes statement form).
 
-import { assertPalisadeOnly, NftError, restoreText, type Driver, type RulesetState, type SetElementState, type SetState, type Snapshot, type TableState } from "../../src/engine/driver/index.ts";
+import { assertPalisadeOnly, NftError, restoreText, type Driver, type RulesetState, type SetElementState, type SetState, type Snapshot, type TableState, type KernelObjects } from "../../src/engine/driver/index.ts";
 import type { Family } from "../../src/engine/nft/index.ts";
 import { parseStatements, type Statement } from "../../src/agent/kernel/statements.ts";
 
@@ -173,7 +173,16 @@ export class FakeDriver implements Driver {
 
   async snapshot(): Promise<Snapshot> {
     const tables = await this.listTables();
-    return { tables, text: tables.map((t) => this.textOf(this.tables.get(`${t.family} ${t.name}`)!)).join(""), takenAt: new Date().toISOString() };
+    // The object names, as nftDriver's snapshot lists them for the incremental plan.
+    const objects: KernelObjects = { tables, chains: [], sets: [], counters: [], quotas: [] };
+    for (const t of tables) {
+      const st = await this.readTable(t.family, t.name);
+      objects.chains.push(...st.chains.map((c) => ({ family: c.family, table: c.table, name: c.name })));
+      objects.sets.push(...st.sets.map((x) => ({ family: x.family, table: x.table, name: x.name, kind: x.kind })));
+      objects.counters.push(...st.counters.map((c) => ({ family: c.family, table: c.table, name: c.name })));
+      objects.quotas.push(...st.quotas.map((q) => ({ family: q.family, table: q.table, name: q.name })));
+    }
+    return { tables, text: tables.map((t) => this.textOf(this.tables.get(`${t.family} ${t.name}`)!)).join(""), takenAt: new Date().toISOString(), objects };
   }
 
   async restore(snap: Snapshot): Promise<void> {

@@ -15,7 +15,7 @@
 // its type or a base chain its hook) is not planned here: it is the engine's
 // nft.carryReplace() on the compiled tables (src/engine/nft/carry.ts), see apply.ts.
 
-import type { RulesetState } from "../../engine/driver/index.ts";
+import type { KernelObjects } from "../../engine/driver/index.ts";
 import type { TableDefinition } from "../../engine/nft/index.ts";
 import { declaredObjects, parseStatements, tableKey, type TableObjects } from "./statements.ts";
 
@@ -46,7 +46,7 @@ const TABLE_VERB = /^(delete|destroy|flush) table (\S+) (\S+)$/;
  * the model and only whole `delete|destroy|flush table F T` lines are dropped; a 10k-rule
  * text is planned in a few milliseconds instead of ~170 ms of lexing.
  */
-export function incrementalPlan(desiredText: string, kernel: RulesetState, tables?: TableDefinition[]): string {
+export function incrementalPlan(desiredText: string, kernel: KernelObjects, tables?: TableDefinition[]): string {
   const stmts = tables ? undefined : parseStatements(desiredText);
   const desired = tables ? declaredByTables(tables) : declaredObjects(stmts!);
   const existing = new Set(kernel.tables.map((t) => tableKey(t.family, t.name)));

@@ -4,6 +4,7 @@ export { runNft, parseNftStderr, DEFAULT_TIMEOUT_MS, type DriverOptions, type Ru
 export { tablesTouched, assertPalisadeOnly, type TouchedTable } from "./guard.ts";
 export { check, apply, type ApplyOptions, type ApplyResult } from "./apply.ts";
 export { snapshot, restore, restoreText, type Snapshot } from "./snapshot.ts";
+export { palisadeListing, type KernelObjects, type Listing, type ObjectName } from "./listing.ts";
 export { nftDriver, asDriver, type Driver } from "./driver.ts";
 export {
   listRuleset, listTables, listPalisadeTables, readTable, readSet, readCounters, readCounter, readQuotas, readQuota, parseRuleset, valueText,

@@ -1,11 +1,15 @@
-// Snapshots of Palisade's own tables as nft text (`nft list table`), for the agent's
-// commit-confirmed rollback. The listing includes counter values, quota usage and set
+// Snapshots of Palisade's own tables as nft text, for the agent's commit-confirmed
+// rollback: one `nft list ruleset`, of which only Palisade's table blocks are kept
+// (listing.ts). One run, not `list tables` + `list table` per table: nft 1.0.6 fetches
+// every rule even for `list tables` (~120 ms for a 10k-rule table), so that listing cost
+// as much again as the snapshot itself. The listing includes counter values, quota usage and set
 // elements with their counters and remaining timeouts, and nft reads it back as-is
 // (measured on 1.0.6), so a restore puts the kernel's state back too.
 
 import { NftError } from "./errors.ts";
 import { apply, type ApplyOptions, type ApplyResult } from "./apply.ts";
 import { runNft, type DriverOptions } from "./nft.ts";
+import { palisadeListing, type KernelObjects } from "./listing.ts";
 import { listPalisadeTables, objectArgs, type TableState } from "./read.ts";
 
 export interface Snapshot {
@@ -14,16 +18,17 @@ export interface Snapshot {
   /** Their definitions as nft text; "" when there were none. */
   text: string;
   takenAt: string;
+  /**
+   * Names of the objects in those tables when the snapshot was taken, for the incremental
+   * plan (optional: absent when the listing could not be read with certainty).
+   */
+  objects?: KernelObjects;
 }
 
 export async function snapshot(opts: DriverOptions = {}): Promise<Snapshot> {
-  const tables = await listPalisadeTables(opts);
-  const parts: string[] = [];
-  for (const t of tables) {
-    const { stdout } = await runNft(["list", "table", ...objectArgs(t.family, t.name)], opts);
-    parts.push(stdout.endsWith("\n") ? stdout : stdout + "\n");
-  }
-  return { tables, text: parts.join(""), takenAt: new Date().toISOString() };
+  const { stdout } = await runNft(["list", "ruleset"], opts);
+  const l = palisadeListing(stdout);
+  return { tables: l.tables, text: l.text, takenAt: new Date().toISOString(), ...(l.objects ? { objects: l.objects } : {}) };
 }
 
 /**

@@ -77,14 +77,17 @@ describe("Applier on the fake driver", () => {
     assert.equal(kernel.applied.length, 1);
   });
 
-  it("a text nft -c refuses is reported with no snapshot written and no change", async () => {
+  it("a text the kernel refuses is reported as check_failed with the check's message, no carry and no change", async () => {
     const { kernel, apply } = setup();
-    let snapshots = 0;
-    const out = await apply({ text: brokenText(), beforeApply: async () => void snapshots++ });
+    await apply({ text: fixtureText({ lan: LAN }) });
+    const before = (await kernel.snapshot()).text;
+    let notApplied = "";
+    const out = await apply({ ...fixtureDesired({ lan: LAN }), text: brokenText(), onNotApplied: async (o) => void (notApplied = o.code ?? "") });
     assert.equal(out.code, "check_failed");
     assert.match(out.error ?? "", /no_such_chain/);
-    assert.equal(snapshots, 0);
-    assert.deepEqual(await kernel.listTables(), []);
+    assert.equal(notApplied, "check_failed", "the pending record written before the apply is dropped");
+    assert.equal(kernel.applied.length, 1, "refused once, and no carry was tried");
+    assert.equal((await kernel.snapshot()).text, before);
   });
 
   it("a pending record that cannot be written stops the apply (state_error)", async () => {

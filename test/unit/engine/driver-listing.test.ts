@@ -1,0 +1,66 @@
+// palisadeListing: Palisade's table blocks and object names out of `nft list ruleset` text.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { palisadeListing, NftError } from "../../../src/engine/driver/index.ts";
+
+const PAL = `table inet palisade {
+\tcomment "managed by palisade"
+\tcounter hits {
+\t\tpackets 3 bytes 252
+\t}
+\tquota q1 {
+\t\tover 1000 bytes used 0 bytes
+\t}
+\tset bans {
+\t\ttype ipv4_addr
+\t\telements = { 192.0.2.1, 192.0.2.2,
+\t\t\t     192.0.2.3 }
+\t}
+\tmap dispatch {
+\t\ttype ipv4_addr : verdict
+\t}
+\tchain input {
+\t\ttype filter hook input priority filter; policy accept;
+\t\tip saddr @bans counter name "hits" drop
+\t}
+}
+`;
+const FOREIGN = `# Warning: table ip filter is managed by iptables-nft, do not touch!
+table ip filter {
+\tchain INPUT {
+\t\ttype filter hook input priority filter; policy accept;
+\t}
+}
+`;
+const SECOND = `table ip palisade_b {
+\tchain helper {
+\t}
+}
+`;
+
+describe("palisadeListing", () => {
+  it("keeps Palisade's blocks verbatim, sorted, and names their objects", () => {
+    const l = palisadeListing(SECOND + FOREIGN + PAL);
+    assert.deepEqual(l.tables, [{ family: "inet", name: "palisade", comment: "managed by palisade" }, { family: "ip", name: "palisade_b" }]);
+    assert.equal(l.text, PAL + SECOND);
+    assert.deepEqual(l.objects?.chains.map((c) => `${c.table} ${c.name}`).sort(), ["palisade input", "palisade_b helper"]);
+    assert.deepEqual(l.objects?.sets.map((s) => `${s.kind} ${s.name}`), ["set bans", "map dispatch"]);
+    assert.deepEqual(l.objects?.counters.map((c) => c.name), ["hits"]);
+    assert.deepEqual(l.objects?.quotas.map((q) => q.name), ["q1"]);
+  });
+
+  it("an empty ruleset or only foreign tables is no table at all", () => {
+    assert.deepEqual(palisadeListing(""), { tables: [], text: "", objects: { tables: [], chains: [], sets: [], counters: [], quotas: [] } });
+    assert.equal(palisadeListing(FOREIGN).text, "");
+  });
+
+  it("an object line it cannot read makes the names unknown, not wrong", () => {
+    const l = palisadeListing(PAL.replace("chain input {", 'chain "in put" {'));
+    assert.equal(l.objects, undefined);
+    assert.equal(l.tables.length, 1);
+  });
+
+  it("a listing cut inside a table is an error, not a shorter snapshot", () => {
+    assert.throws(() => palisadeListing(PAL.slice(0, -2)), (e: unknown) => e instanceof NftError && e.code === "unexpected_output");
+  });
+});
