@@ -21,7 +21,7 @@ export * as nft from "./nft/index.ts";
 export * as driver from "./driver/index.ts";
 export { NftError, type NftErrorCode, type DriverOptions, type Capabilities } from "./driver/index.ts";
 // Importers: iptables scripts, iptables-save and ipmasqadm -> policy + per-line report (import/).
-export { importPolicy, formatImportReport } from "./import/index.ts";
+export { importPolicy, importRecorded, formatImportReport, RecordedCommand, EXECUTE_HINT } from "./import/index.ts";
 export type { ImportReportLine, ImportFormat, ImportResult } from "./import/index.ts";
 // What-if traces: packet specs and trace parsing (trace/); the runner is driver.trace.
 export { parsePacketSpec, PacketSpecError, parseTraceLine, summarizeTrace, type PacketSpec, type PacketTrace, type TraceStep, type TraceVerdict } from "./trace/index.ts";

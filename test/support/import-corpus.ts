@@ -3,7 +3,8 @@
 // how far each got; the kernel test adds `nft -c` in a namespace, and prints the rates.
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { importPolicy, type ImportFormat } from "../../src/engine/import/index.ts";
+import { importPolicy, importRecorded, type ImportFormat, type ImportResult } from "../../src/engine/import/index.ts";
+import { executeScript } from "../../src/cli/execute.ts";
 import { validatePolicy } from "../../src/engine/validate/index.ts";
 import { renderNft } from "../../src/engine/compile/nft/index.ts";
 
@@ -36,9 +37,25 @@ export interface FileOutcome {
   nft?: string;
 }
 
-/** Import, validate and render one file; `stage` is "load" when it is ready for `nft -c`. */
-export function measureFile(f: { name: string; format: ImportFormat; text: string }): FileOutcome {
-  const r = importPolicy(f.format, f.text, f.name.endsWith(".rules6") ? { family: "ipv6" } : {});
+/** Positional parameters a script needs to do its work (init scripts take the action as $1). */
+export const SCRIPT_ARGS: Record<string, string[]> = { "init-script-gateway.sh": ["start"] };
+
+/**
+ * Import, validate and render one file; `stage` is "load" when it is ready for `nft -c`.
+ * With `execute`, a script runs in the sandbox of `palisade import --execute` (root only) and
+ * its recorded commands are imported, as an operator would import it.
+ */
+export async function measureFile(f: { name: string; format: ImportFormat; text: string }, execute = false): Promise<FileOutcome> {
+  let r: ImportResult;
+  if (execute && f.format === "iptables") {
+    const run = await executeScript(f.text, { args: SCRIPT_ARGS[f.name] ?? [], timeoutMs: 30_000 });
+    r = importRecorded(run.commands);
+    if (run.timedOut) r.errors.unshift({ path: "/source", code: "import_script_timeout", message: "the script was killed at its time limit", severity: "error" });
+  } else r = importPolicy(f.format, f.text, f.name.endsWith(".rules6") ? { family: "ipv6" } : {});
+  return outcomeOf(f, r);
+}
+
+function outcomeOf(f: { name: string }, r: ImportResult): FileOutcome {
   const linesImported = r.report.filter((l) => l.status === "imported" || l.status === "lifted").length;
   const linesRefused = r.report.filter((l) => l.status === "error").length;
   const base = { name: f.name, linesImported, linesRefused };

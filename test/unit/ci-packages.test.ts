@@ -34,6 +34,9 @@ const PACKAGE: Record<string, string> = {
   sysctl: "procps",
   setpriv: "util-linux",
   unshare: "util-linux",
+  // The sandbox of `palisade import --execute` (src/cli/execute.ts) runs these inside its shell.
+  mount: "mount",
+  awk: "mawk",
   nsenter: "util-linux",
   psql: "postgresql-client",
   "redis-server": "redis-server",

@@ -1,11 +1,13 @@
-// `palisade import FILE [--format iptables|iptables-save|ipmasqadm] [--ruleset NAME]`:
+// `palisade import FILE [--format iptables|iptables-save|ipmasqadm] [--execute [--arg W]] [--ruleset NAME]`:
 // turn an existing firewall script into a policy document and print what every input line
-// became. With --ruleset the result is pushed as the ruleset's next version (the server
+// became. --execute runs the script in a sandbox (../execute.ts) and imports the commands it
+// made, for scripts with loops, conditions and substitutions. With --ruleset the result is pushed as the ruleset's next version (the server
 // imports it again itself, so what is stored is exactly what the server validated).
 import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { stringify } from "yaml";
-import { formatImportReport, importPolicy, type ImportFormat } from "../../engine/index.ts";
+import { formatImportReport, importPolicy, importRecorded, type ImportFormat, type ImportResult } from "../../engine/index.ts";
+import { executeScript } from "../execute.ts";
 import { formatDiagnostic, readInput } from "../policy-file.ts";
 import { EXIT, usageError } from "../errors.ts";
 import { Rest, RestError, withRestOptions, type RestOptions } from "../rest.ts";
@@ -15,6 +17,10 @@ const FORMATS: readonly ImportFormat[] = ["iptables", "iptables-save", "ipmasqad
 /** iptables-save output starts with `*table` lines; everything else is a script. */
 function guessFormat(text: string): ImportFormat {
   return /^\*(filter|nat|mangle|raw|rawpost|security)\s*$/m.test(text) ? "iptables-save" : "iptables";
+}
+
+function collectArg(word: string, acc: string[]): string[] {
+  return [...acc, word];
 }
 
 function collectVar(pair: string, acc: Record<string, string>): Record<string, string> {
@@ -32,13 +38,18 @@ export function register(program: Command): void {
       .option("--format <format>", "iptables, iptables-save or ipmasqadm (default: detected)")
       .option("--output <file>", "write the policy document (YAML) here instead of stdout")
       .option("--var <name=value>", "define a shell variable the script uses (repeatable), e.g. --var FRIEND=209.81.8.0/24", collectVar, {})
+      .option("--execute", "run the script in a sandbox (namespaces, read-only host, no network) and import the iptables/ipset commands it makes")
+      .option("--arg <word>", "with --execute: a positional parameter for the script ($1, ...; repeatable), e.g. --arg start", collectArg, [])
+      .option("--timeout <seconds>", "with --execute: kill the script after this long", "30")
       .option("--ruleset <name>", "push the result as the next version of this ruleset")
       .option("--message <text>", "with --ruleset: what changed"),
-  ).action(async (file: string, o: RestOptions & { format?: string; output?: string; ruleset?: string; message?: string; var: Record<string, string> }) => {
+  ).action(async (file: string, o: ImportCliOptions) => {
     const source = await readInput(file);
     const format = (o.format ?? guessFormat(source)) as ImportFormat;
     if (!FORMATS.includes(format)) throw usageError(`--format must be one of ${FORMATS.join(", ")}, got "${o.format}"`);
-    const result = importPolicy(format, source, { variables: o.var });
+    if (o.execute && format !== "iptables") throw usageError("--execute runs shell scripts: --format must be iptables");
+    if (!o.execute && o.arg.length > 0) throw usageError("--arg only applies with --execute");
+    const result = o.execute ? await executeAndImport(file, source, o) : importPolicy(format, source, { variables: o.var });
     // The report goes to stderr so stdout can be redirected to a policy file.
     process.stderr.write(formatImportReport(result.report) + "\n");
     for (const d of result.errors) process.stderr.write(formatDiagnostic(d) + "\n");
@@ -52,7 +63,9 @@ export function register(program: Command): void {
     else if (!o.ruleset) process.stdout.write(yaml);
     if (o.ruleset) {
       const rest = new Rest(o);
-      const send = () => rest.request<{ version: number }>("POST", `/v1/rulesets/${encodeURIComponent(o.ruleset!)}/versions`, { format, source, message: o.message });
+      // An executed script is pushed as the document it produced: the server never runs scripts.
+      const body = o.execute ? { policy: result.policy, message: o.message } : { format, source, message: o.message };
+      const send = () => rest.request<{ version: number }>("POST", `/v1/rulesets/${encodeURIComponent(o.ruleset!)}/versions`, body);
       let created: { version: number };
       try {
         created = await send();
@@ -66,4 +79,31 @@ export function register(program: Command): void {
       process.stdout.write(`${o.ruleset}@${created.version}\n`);
     }
   });
+}
+
+type ImportCliOptions = RestOptions & {
+  format?: string;
+  output?: string;
+  ruleset?: string;
+  message?: string;
+  var: Record<string, string>;
+  execute?: boolean;
+  arg: string[];
+  timeout: string;
+};
+
+async function executeAndImport(file: string, source: string, o: ImportCliOptions): Promise<ImportResult> {
+  if (Object.keys(o.var).length > 0) throw usageError("--var does not apply with --execute: the script assigns its own variables (pass $1... with --arg)");
+  const seconds = Number(o.timeout);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw usageError(`--timeout takes 1 to 3600 seconds, got "${o.timeout}"`);
+  const run = await executeScript(source, { args: o.arg, timeoutMs: seconds * 1000 });
+  if (run.output) process.stderr.write(run.output.replace(/\n?$/, "\n") + (run.outputTruncated ? "(script output cut)\n" : ""));
+  if (run.exitCode !== 0 && !run.timedOut) process.stderr.write(`${file}: the script exited with status ${run.exitCode}\n`);
+  process.stderr.write(`${file}: ${run.commands.length} commands recorded\n`);
+  const result = importRecorded(run.commands);
+  // A script cut short set up part of its firewall: importing that would be a different policy.
+  if (run.timedOut) {
+    result.errors.push({ path: "/source", code: "import_script_timeout", message: `the script ran longer than ${seconds} s and was killed`, severity: "error" });
+  }
+  return result;
 }

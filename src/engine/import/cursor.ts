@@ -13,6 +13,7 @@ export type ImportErrorCode =
   | "import_invalid_value"
   | "import_conflict"
   | "import_undefined_variable"
+  | "import_shell_control_flow"
   | "import_not_a_firewall_command";
 
 export class ImportLineError extends Error {

@@ -1,7 +1,7 @@
 // The policy being assembled from imported lines. Rules are held as entries with identity,
 // so report lines can point at "the rule this line became" even when later `-I` inserts
 // shift positions or idiom lifting removes rules; pointers are computed once, at the end.
-import type { AccountingDef, Chain, Forwarding, Protections, QuotaDef, Rule } from "../policy/index.ts";
+import type { AccountingDef, Chain, Forwarding, Protections, QuotaDef, Rule, SetDef } from "../policy/index.ts";
 import type { z } from "zod";
 import type { CounterDef } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
@@ -37,6 +37,8 @@ export class PolicyDraft {
   readonly chains = new Map<string, DraftChain>();
   private readonly byIptName = new Map<string, DraftChain>();
   readonly quotas: Record<string, QuotaDef> = {};
+  /** ipsets the recorded commands of an executed script created and filled (empty for text imports). */
+  readonly sets: Record<string, SetDef> = {};
   readonly accounting: Record<string, AccountingDef> = {};
   readonly counters: Record<string, z.infer<typeof CounterDef>> = {};
   readonly protections: Protections = {};

@@ -95,7 +95,10 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       case "--destination":
       case "--dst": {
         const n = takeNeg(w, true);
-        const list = parseAddressList(cur.arg("address", w), w);
+        const text = cur.arg("address", w);
+        // iptables and ip6tables read `0/0` as "any address" of their family: no match at all.
+        if (text === "0/0" && !n) continue;
+        const list = parseAddressList(text, w);
         const key = w === "-s" || w === "--source" || w === "--src" ? "saddr" : "daddr";
         setMatch(d, key, negate(n, list.length === 1 ? list[0]! : list), w);
         continue;

@@ -5,6 +5,9 @@
 // Anything beyond that (pipes, `&&`, `$(...)`, backticks) is reported on its command, never run.
 // Every loop step consumes at least one character, so the lexer is linear in the input.
 
+/** Where shell the importer cannot follow should go instead: the CLI runs the script in a sandbox. */
+export const EXECUTE_HINT = "run the script with `palisade import --execute FILE` (CLI only): it runs in a sandbox and its iptables commands are recorded";
+
 export interface LexedCommand {
   /** First and last physical line (1-based) the command spans. */
   line: number;
@@ -165,12 +168,12 @@ export function lexScript(source: string, variables: Record<string, string> = {}
       return j;
     }
     if (next === "(") {
-      markUnsupported("$(", "command substitution $(...) is not run by the importer");
+      markUnsupported("$(", `command substitution $(...) is not run by the importer; ${EXECUTE_HINT}`);
       append("$(");
       return at + 2;
     }
     if (next !== undefined && /[0-9@*#?$!-]/.test(next)) {
-      markUnsupported("$" + next, "positional and special shell parameters are not supported");
+      markUnsupported("$" + next, `positional and special shell parameters are not supported; ${EXECUTE_HINT}`);
       return at + 2;
     }
     append("$");
@@ -259,7 +262,7 @@ export function lexScript(source: string, variables: Record<string, string> = {}
           continue;
         }
         if (d === "`") {
-          markUnsupported("`", "command substitution with backticks is not run by the importer");
+          markUnsupported("`", `command substitution with backticks is not run by the importer; ${EXECUTE_HINT}`);
           j++;
           continue;
         }
@@ -277,7 +280,7 @@ export function lexScript(source: string, variables: Record<string, string> = {}
       continue;
     }
     if (c === "`") {
-      markUnsupported("`", "command substitution with backticks is not run by the importer");
+      markUnsupported("`", `command substitution with backticks is not run by the importer; ${EXECUTE_HINT}`);
       append(c);
       i++;
       continue;
@@ -310,7 +313,7 @@ export function lexScript(source: string, variables: Record<string, string> = {}
     if (c === "|" || c === "&" || c === "<" || c === ">" || c === "(" || c === ")") {
       const two = src.slice(i, i + 2);
       const token = two === "&&" || two === "||" || two === ">>" || two === "2>" ? two : c;
-      markUnsupported(token, `shell operator '${token}' is not supported: write one firewall command per line`);
+      markUnsupported(token, `shell operator '${token}' is not supported: write one firewall command per line, or ${EXECUTE_HINT}`);
       endWord();
       i += token.length;
       continue;

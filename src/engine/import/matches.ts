@@ -4,6 +4,7 @@ import type { Match } from "../policy/index.ts";
 import { ADDR_TYPES, CT_STATES, Name, QuotaDef } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { EXTRA_MODULES } from "./matches-extra.ts";
+import { knownSet } from "./ipset.ts";
 import { negate, noNegation, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
 import { parseMarkValue, parsePortItem, parsePortList, parseRate, parseUint, parseInterface } from "./values.ts";
 import { ALL_TCP_FLAGS, ICMPV6_BY_NAME, ICMPV6_BY_NUMBER, ICMP_BY_NAME, ICMP_BY_NUMBER, ICMP_CODE_NAMES, ICMPV6_CODE_NAMES, IPT_TCP_FLAGS } from "./vocab.ts";
@@ -610,17 +611,34 @@ const pknock: ModuleSpec = {
   },
 };
 
+/**
+ * `-m set --match-set NAME src|dst`: only sets the executed script created (ipset create/add
+ * were recorded) are known; a dump or a text script never holds a set's contents.
+ */
+const set: ModuleSpec = {
+  options: { "--match-set": { arity: 2, neg: true }, "--set": { arity: 2, neg: true, alias: "--match-set" } },
+  build(o, d) {
+    const m = o.get("--match-set");
+    if (!m) fail("import_missing_argument", "-m set needs --match-set NAME src|dst", "-m set");
+    const [ipsetName, dir] = (m.value ?? "").split(" ") as [string, string];
+    const name = knownSet(d.policy, ipsetName);
+    if (!name) fail("import_unsupported", `-m set: ${UNSUPPORTED_MODULES.set!} (set ${ipsetName})`, ipsetName);
+    if (dir !== "src" && dir !== "dst") fail("import_unsupported", `--match-set ${ipsetName} ${dir}: only one-dimensional sets (src or dst) are imported`, dir);
+    setMatch(d, dir === "src" ? "saddr" : "daddr", negate(m.neg, `@${name}`), m.opt);
+  },
+};
+
 export const MODULES: Record<string, ModuleSpec> = {
   tcp, udp, sctp: udp, dccp: udp, udplite: udp, icmp, icmp6, multiport, state, conntrack, limit, recent,
   quota2, quota: quota2, length, mark, connmark, iface, geoip, comment, addrtype, hashlimit, condition,
-  ipp2p, ipv4options, lscan, psd, fuzzy, gradm, dhcpmac, rpfilter, pknock, ...EXTRA_MODULES,
+  ipp2p, ipv4options, lscan, psd, fuzzy, gradm, dhcpmac, rpfilter, pknock, set, ...EXTRA_MODULES,
 };
 
 /** Known modules that the policy cannot express, with the reason the report gives. */
 export const UNSUPPORTED_MODULES: Record<string, string> = {
   mac: "the policy schema has no source MAC address match",
   physdev: "the policy schema has no bridge port (physdev) match",
-  set: "ipset sets are not imported (the ipset commands that fill them are not part of the script); list the addresses in the rule or declare a policy set",
+  set: "ipset sets are not imported (the ipset commands that fill them are not part of the script; run the script with `palisade import --execute` to record them); list the addresses in the rule or declare a policy set",
   string: "payload string matching has no equivalent in the policy schema",
   time: "time-of-day matching has no equivalent in the policy schema",
   u32: "u32 payload matching has no equivalent in the policy schema",

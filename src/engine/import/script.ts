@@ -6,7 +6,7 @@ import type { Collector, PendingEntry } from "./collect.ts";
 import type { PolicyDraft } from "./draft.ts";
 import { applyIptables } from "./iptables.ts";
 import { ForwardingState, applyIpchains, applyIpmasqadm } from "./ipmasqadm.ts";
-import { lexScript, type LexedCommand } from "./lexer.ts";
+import { EXECUTE_HINT, lexScript, type LexedCommand } from "./lexer.ts";
 import type { Family } from "./values.ts";
 
 type Program = "iptables" | "ip6tables" | "ipmasqadm" | "ipchains" | "bare";
@@ -58,6 +58,9 @@ const NOT_IPTABLES: Record<string, string> = {
   tc: "traffic control (tc) has no equivalent in the policy schema",
 };
 
+/** Shell control flow a line-by-line importer cannot follow. */
+const SHELL_KEYWORDS = new Set(["if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac", "function", "select", "{", "}", "[[", "return", "source", "."]);
+
 export function importScript(source: string, draft: PolicyDraft, out: Collector, variables: Record<string, string> = {}): void {
   const lexed = lexScript(source, variables);
   const forwarding = new ForwardingState(draft);
@@ -96,6 +99,9 @@ function runCommand(cmd: LexedCommand, program: Program | undefined, mixed: bool
   const first = cmd.words[0]!;
   const name = first.slice(first.lastIndexOf("/") + 1);
   if (!program) {
+    if (SHELL_KEYWORDS.has(first) || /^[A-Za-z_][A-Za-z0-9_-]*\(\)$/.test(first) || /^[A-Za-z_]\w*\)$/.test(first)) {
+      fail("import_shell_control_flow", `${first}: shell control flow (conditions, loops, functions, case) is not followed line by line; ${EXECUTE_HINT}`, first);
+    }
     const why = NOT_IPTABLES[name];
     if (why) fail("import_not_a_firewall_command", why, first);
     const harmless = HARMLESS[name];

@@ -1,0 +1,97 @@
+// Commands recorded while a script ran in a sandbox (`palisade import --execute`): the shell
+// did the control flow, the substitutions and the loops; what reached iptables, ip6tables,
+// iptables-restore, ipset, modprobe and sysctl goes through the same line importers as a
+// text import, and each report line carries the script line the command came from.
+// Pure: the CLI runs the script; this only reads what was recorded.
+import { z } from "zod";
+import { Collector } from "./collect.ts";
+import { PolicyDraft } from "./draft.ts";
+import { assemble, MAX_IMPORT_BYTES, type ImportResult } from "./assemble.ts";
+import { applyIptables } from "./iptables.ts";
+import { importSave } from "./iptables-save.ts";
+import { applyIpset } from "./ipset.ts";
+import { fail } from "./cursor.ts";
+import { error as diagnostic } from "../diagnostics.ts";
+
+export const RECORDED_PROGRAMS = [
+  "iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "ipset", "modprobe", "sysctl",
+] as const;
+
+export const RecordedCommand = z.strictObject({
+  /** The script line that ran the command (1-based), when the shell could tell. */
+  line: z.number().int().min(1),
+  program: z.enum(RECORDED_PROGRAMS),
+  args: z.array(z.string()),
+  /** What the program read on stdin (iptables-restore, ipset restore). */
+  input: z.string().optional(),
+});
+export type RecordedCommand = z.infer<typeof RecordedCommand>;
+
+/** Shell-quote a word for the report text, so the line reads as the command that ran. */
+function quote(w: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
+export function importRecorded(commands: readonly RecordedCommand[]): ImportResult {
+  const size = commands.reduce((n, c) => n + c.args.join(" ").length + (c.input?.length ?? 0), 0);
+  if (size > MAX_IMPORT_BYTES) {
+    return { report: [], errors: [diagnostic(["source"], "import_too_large", `the recorded commands are larger than ${MAX_IMPORT_BYTES} bytes`)] };
+  }
+  const draft = new PolicyDraft();
+  const out = new Collector();
+  // As for a text script: when both families are configured, iptables rules stay IPv4-only.
+  const mixed = commands.some((c) => c.program === "ip6tables" || c.program === "ip6tables-restore");
+  for (const c of commands) {
+    const text = [c.program, ...c.args].map(quote).join(" ");
+    if (c.program === "iptables-restore" || c.program === "ip6tables-restore") {
+      restore(c, text, draft, out);
+      continue;
+    }
+    out.add(c.line, text, () => {
+      switch (c.program) {
+        case "modprobe":
+          return { status: "skipped", reason: "modprobe: loads a kernel module" };
+        case "sysctl":
+          return { status: "skipped", reason: "sysctl: a host setting, not part of a firewall policy" };
+        case "ipset":
+          if (c.args[0] === "restore" || c.args[0] === "-R") return restoreIpset(c.input ?? "", draft);
+          return applyIpset(c.args, draft);
+        case "ip6tables":
+          return applyIptables(c.args, { draft, line: c.line, family: "ipv6" });
+        default:
+          return applyIptables(c.args, mixed ? { draft, line: c.line, family: "ipv4" } : { draft, line: c.line });
+      }
+    });
+  }
+  // Stable: commands of one line keep the order they ran in.
+  out.entries.sort((a, b) => a.line - b.line);
+  return assemble(draft, out, false);
+}
+
+/** iptables-restore input: imported as iptables-save text, its lines reported on the script line. */
+function restore(c: RecordedCommand, text: string, draft: PolicyDraft, out: Collector): void {
+  const unsupported = c.args.filter((a) => !/^(-n|--noflush|-w|--wait|-c|--counters)$/.test(a));
+  if (unsupported.length > 0 || c.input === undefined) {
+    out.add(c.line, text, () => fail("import_unsupported", `${c.program} ${unsupported.join(" ")}: only input on stdin is imported`, unsupported[0] ?? c.program));
+    return;
+  }
+  const inner = new Collector();
+  const fam = c.program === "ip6tables-restore" ? "ipv6" : undefined;
+  importSave(c.input, draft, inner, fam);
+  for (const e of inner.entries) {
+    e.text = `${c.program} <<< ${e.text}`;
+    e.line = c.line;
+    out.entries.push(e);
+  }
+}
+
+function restoreIpset(input: string, draft: PolicyDraft) {
+  let n = 0;
+  for (const raw of input.split("\n")) {
+    const l = raw.trim();
+    if (l === "" || l.startsWith("#") || l === "COMMIT") continue;
+    applyIpset(l.split(/\s+/), draft);
+    n++;
+  }
+  return { status: "imported" as const, reason: `ipset restore: ${n} set commands` };
+}
