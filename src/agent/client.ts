@@ -19,13 +19,15 @@ import { newPrivateKeyPem, splitEnrollToken } from "../protocol/pin.ts";
 const createCsr = async (...args: Parameters<typeof import("../protocol/pki.ts").createCsr>) => (await import("../protocol/pki.ts")).createCsr(...args);
 import { checkIssued, clientCredentials, enrollCredentials, fetchPinnedCa, renewalTime, splitHostPort } from "./tls.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
-import { AgentServiceClient, MAX_MESSAGE_BYTES, type AgentMessage, type AppliedVersion, type Capabilities, type DesiredState, type EnrollRequest, type EnrollResponse, type RenewRequest, type RenewResponse, type ServerMessage } from "../protocol/agent.ts";
+import { AgentServiceClient, MAX_MESSAGE_BYTES, type AgentMessage, type AppliedVersion, type BanUpdate, type Capabilities, type DesiredState, type EnrollRequest, type EnrollResponse, type RenewRequest, type RenewResponse, type ServerMessage } from "../protocol/agent.ts";
 
 export interface ClientHandlers {
   desiredState(m: DesiredState): void;
   confirm(m: { deploymentId: string; targetId: string }): void;
   checkDrift(): void;
   quotaReset(m: { requestId: string; name: string }): void;
+  /** Ban list changes (bans.ts); `full` after every Hello. */
+  banUpdate?(m: BanUpdate): void;
   telemetryAck(m: { epoch: string; seq: number }): void;
   /** The API processed the result with this id (outbox.ts drops it). */
   resultAck?(resultId: string): void;
@@ -305,6 +307,7 @@ export class AgentClient {
       else if (m.checkDrift) h.checkDrift();
       else if (m.quotaReset) h.quotaReset(m.quotaReset);
       else if (m.resultAck) h.resultAck?.(m.resultAck.resultId);
+      else if (m.banUpdate) h.banUpdate?.(m.banUpdate);
       // heartbeat answers only prove the stream is alive
     } catch (e) {
       this.o.log.error("handler failed", { error: errorText(e), body: Object.keys(m).find((k) => m[k as keyof ServerMessage] !== undefined) });

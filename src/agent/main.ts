@@ -10,6 +10,7 @@
 import { detectCapabilities, nftDriver, snapshot, type DriverOptions } from "../engine/driver/index.ts";
 import { packageVersion } from "../runtime/install-root.ts";
 import { Applier } from "./apply.ts";
+import { BanKeeper } from "./bans.ts";
 import { AgentClient } from "./client.ts";
 import type { AgentConfig } from "./config.ts";
 import { failsafeContext, renderDesired } from "./desired.ts";
@@ -39,6 +40,7 @@ export interface AgentHandle {
   applier: Applier;
   drift: DriftDetector;
   logGroups: LogGroups;
+  bans: BanKeeper;
 }
 
 export interface StartOptions {
@@ -72,6 +74,8 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       void logGroups.syncFromKernel();
     },
   };
+  // Ban lists live beside the policy in their own table; the failsafe is the same endpoint.
+  const banKeeper = new BanKeeper(driver, log, () => failsafeContext(config.server));
   const drift = new DriftDetector(driver, applier, log, state.path("drift-baseline.json"));
   const appliedState = await state.readApplied();
   await drift.load(appliedState?.text);
@@ -130,6 +134,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         else if (applying.has(k)) early.add(k);
       },
       checkDrift: () => track(checkDrift()),
+      banUpdate: (m) => void banKeeper.update(m),
       quotaReset: (m) =>
         track(
           resetQuotaByName(PALISADE_TABLE, m.name, driver).then(
@@ -270,6 +275,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     applier,
     drift,
     logGroups,
+    bans: banKeeper,
     stop: async () => {
       if (driftTimer) clearInterval(driftTimer);
       // An apply still waiting for its Confirm is not confirmed: roll it back before exiting,
@@ -280,6 +286,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       // what is not acked by then goes again from the next run.
       await Promise.allSettled([...results]);
       await outbox.idle();
+      await banKeeper.idle();
       // Give results on a live stream a moment to be acked (else the next run resends them).
       if (client.connected) await outbox.drained(2_000);
       collector.stop();

@@ -20,6 +20,17 @@ export const HostNotice = z.discriminatedUnion("type", [
   z.object({ type: z.literal("revoke"), reason: z.enum(["deleted", "disabled"]) }),
   z.object({ type: z.literal("check_drift") }),
   z.object({ type: z.literal("quota_reset"), requestId: z.string().min(1).max(128), name: z.string().min(1).max(128) }),
+  /** Ban list changes for this host (bans/): absolute expiry, turned into a TTL when sent. */
+  z.object({
+    type: z.literal("bans"),
+    lists: z.array(
+      z.object({
+        list: z.string().min(1).max(32),
+        add: z.array(z.object({ address: z.string().max(64), expiresAtMs: z.number().int() })),
+        remove: z.array(z.string().max(64)),
+      }),
+    ),
+  }),
 ]);
 export type HostNotice = z.infer<typeof HostNotice>;
 

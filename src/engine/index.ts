@@ -10,6 +10,8 @@ export type { Policy, PolicyInput } from "./policy/index.ts";
 export { checkTargetSupport, requiredXtablesModules, type TargetCapabilities } from "./compile/support.ts";
 export { xtRecentMaxHitcount } from "./compile/hitcount.ts";
 export { parsePrefix, hasHostBits } from "./net/address.ts";
+// Fleet-wide bans: addresses and the agent's ban table (bans/).
+export * as bans from "./bans/index.ts";
 export { HostName, isHostId } from "./host-name.ts";
 export { compileNft, renderNft, parseAccountingName, parseAggregateComment, growCounterName, parseGrowCounterName, type AccountingObject, type QuotaMode } from "./compile/nft/index.ts";
 export { renderIptables } from "./compile/iptables/index.ts";

@@ -82,7 +82,8 @@ describe("schema.prisma agrees with the migrated database", () => {
       );
       const actual = Object.fromEntries(rows.map((r) => [r.attname, { type: r.type, nullable: !r.notnull, hasDefault: r.hasdefault }]));
       const expected = Object.fromEntries(
-        scalarFields(model.fields).map((f) => [f.column, { type: expectedType(f), nullable: f.optional, hasDefault: f.hasDefault }]),
+        // A Prisma list is an array column, which Prisma creates nullable (bans.host_ids: NULL = any host).
+        scalarFields(model.fields).map((f) => [f.column, { type: expectedType(f) + (f.list ? "[]" : ""), nullable: f.optional || f.list, hasDefault: f.hasDefault }]),
       );
       assert.deepEqual(actual, expected);
     });

@@ -14,6 +14,7 @@ import type { AgentIdentity } from "./identity.ts";
 import { MalformedMessage, parseAgentMessage, type AgentMessage, type AppliedVersion, type ApplyResult, type DriftReport } from "./messages.ts";
 import type { AgentMessage as AgentMessageIn, ServerMessage } from "../../protocol/agent.ts";
 import { applyResults, countIngested, telemetryBatches } from "../metrics/events.ts";
+import { bansForHost } from "../bans/index.ts";
 import { ingestTelemetry, pendingQuotaResets, recordQuotaReset, TelemetryError } from "../telemetry/index.ts";
 
 export type AgentCall = grpc.ServerDuplexStream<AgentMessageIn, ServerMessage>;
@@ -23,6 +24,12 @@ const LAST_SEEN_RESOLUTION_MS = 5_000;
 /** Stop reading from an agent that sends faster than we can store (resume below LOW). */
 const HIGH_WATER = 64;
 const LOW_WATER = 8;
+
+/** "ipv4:10.0.0.2:41234" / "ipv6:[fd00::2]:41234" -> the address; undefined for unix sockets. */
+export function peerAddress(peer: string): string | undefined {
+  const m = /^ipv4:([\d.]+):\d+$/.exec(peer) ?? /^ipv6:\[([0-9a-fA-F:.]+)(?:%[^\]]*)?\]:\d+$/.exec(peer);
+  return m?.[1]?.replace(/^::ffff:(?=\d+\.)/i, "");
+}
 
 export class AgentSession {
   readonly id = randomUUID();
@@ -79,7 +86,11 @@ export class AgentSession {
     const now = new Date();
     // Conditional on the host still being enabled: a revocation published between the
     // credential check and the subscription above would otherwise be missed.
-    const opened = await this.ctx.db.host.updateMany({ where: { id: hostId, disabled: false }, data: { connection: "connected", sessionId: this.id, lastSeenAt: now, updatedAt: now } });
+    const agentAddress = peerAddress(this.call.getPeer());
+    const opened = await this.ctx.db.host.updateMany({
+      where: { id: hostId, disabled: false },
+      data: { connection: "connected", sessionId: this.id, lastSeenAt: now, updatedAt: now, ...(agentAddress && { agentAddress }) },
+    });
     if (opened.count === 0) throw new AgentRpcError("host_disabled", `host "${this.identity.hostName}" was deleted or disabled by an admin`);
     this.lastSeenWritten = now.getTime();
     // Any older stream of this host (a half-dead one, perhaps on another replica) ends now.
@@ -213,6 +224,8 @@ export class AgentSession {
     }
     // Quota resets asked for while the agent was away.
     for (const m of await pendingQuotaResets(this.ctx, hostId)) this.send({ quotaReset: { requestId: m.requestId, name: m.name } });
+    // Its whole ban state: lists and addresses changed while it was away converge here.
+    await this.sendBans(true, [...(await bansForHost(db, hostId))].map(([list, add]) => ({ list, add, remove: [] })));
     // A host that was offline (or is new) gets what its deployments want it to run.
     const claimed = await claimForHost(db, hostId);
     if (claimed) await this.sendDesired(claimed);
@@ -289,7 +302,20 @@ export class AgentSession {
         return this.send({ quotaReset: { requestId: n.requestId, name: n.name } });
       case "revoke":
         return this.revoke(n.reason);
+      case "bans":
+        return this.sendBans(false, n.lists);
     }
+  }
+
+  /** The TTL is what remains of each ban now; one already over is left out (full) or removed. */
+  private sendBans(full: boolean, lists: { list: string; add: { address: string; expiresAtMs: number }[]; remove: string[] }[]): void {
+    const now = Date.now();
+    const out = lists.map((l) => {
+      const live = l.add.filter((a) => a.expiresAtMs > now);
+      const over = full ? [] : l.add.filter((a) => a.expiresAtMs <= now).map((a) => a.address);
+      return { list: l.list, add: live.map((a) => ({ address: a.address, ttlMs: String(a.expiresAtMs - now) })), remove: [...l.remove, ...over] };
+    });
+    this.send({ banUpdate: { full, lists: out } });
   }
 
   private async sendDesired(claimed: ClaimedTarget): Promise<void> {

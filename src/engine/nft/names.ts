@@ -55,13 +55,21 @@ export function family(f: string): Family {
   return f as Family;
 }
 
+/**
+ * The agent's ban lists (engine/bans): changed element by element, never by an apply, so
+ * they are not one of the policy's tables: snapshots, restores, drift and telemetry skip it.
+ */
+export const BANS_TABLE = "palisade_bans";
+
+/** A table of the policy's (snapshot, restore, drift, telemetry): palisade*, but not the ban table. */
 export function isPalisadeTable(name: string): boolean {
-  return name.startsWith(PALISADE_TABLE_PREFIX) && IDENTIFIER_RE.test(name);
+  return name.startsWith(PALISADE_TABLE_PREFIX) && IDENTIFIER_RE.test(name) && name !== BANS_TABLE;
 }
 
 /** A table name that is both a valid identifier and one of Palisade's own. */
 export function palisadeTable(name: string): string {
   identifier(name, "table name");
+  if (name === BANS_TABLE) throw new NftModelError("foreign_table", `table "${BANS_TABLE}" is the agent's ban table; a policy cannot use it`);
   if (!name.startsWith(PALISADE_TABLE_PREFIX)) {
     throw new NftModelError(
       "foreign_table",

@@ -179,7 +179,11 @@ export interface ServerMessage {
     | Heartbeat
     | undefined;
   /** The API processed (committed, or ignored as stale/duplicate) the result with this id. */
-  resultAck?: ResultAck | undefined;
+  resultAck?:
+    | ResultAck
+    | undefined;
+  /** Fleet-wide bans: the whole state after Hello (full), element changes afterwards. */
+  banUpdate?: BanUpdate | undefined;
 }
 
 export interface Hello {
@@ -343,6 +347,34 @@ export interface ResultAck {
 export interface TelemetryAck {
   epoch: string;
   seq: string;
+}
+
+/**
+ * Ban lists the agent keeps in its own table (inet palisade_bans), apart from the policy's.
+ * Addresses are canonical ("203.0.113.5", "198.51.100.0/24", "2001:db8::/64").
+ */
+export interface BanUpdate {
+  /**
+   * True after every Hello: the host's complete ban state; lists and addresses not named
+   * here leave the kernel. False: a change of the named lists only.
+   */
+  full: boolean;
+  lists: BanListUpdate[];
+}
+
+export interface BanListUpdate {
+  list: string;
+  add: BanEntry[];
+  remove: string[];
+}
+
+export interface BanEntry {
+  address: string;
+  /**
+   * Remaining lifetime when the API sent it: the kernel element's timeout, so the element
+   * leaves the kernel when the ban leaves the API's answers.
+   */
+  ttlMs: string;
 }
 
 function createBaseEnrollRequest(): EnrollRequest {
@@ -1073,6 +1105,7 @@ function createBaseServerMessage(): ServerMessage {
     quotaReset: undefined,
     heartbeat: undefined,
     resultAck: undefined,
+    banUpdate: undefined,
   };
 }
 
@@ -1098,6 +1131,9 @@ export const ServerMessage: MessageFns<ServerMessage> = {
     }
     if (message.resultAck !== undefined) {
       ResultAck.encode(message.resultAck, writer.uint32(58).fork()).join();
+    }
+    if (message.banUpdate !== undefined) {
+      BanUpdate.encode(message.banUpdate, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1171,6 +1207,14 @@ export const ServerMessage: MessageFns<ServerMessage> = {
             message.resultAck = ResultAck.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.banUpdate = BanUpdate.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1208,6 +1252,9 @@ export const ServerMessage: MessageFns<ServerMessage> = {
       : undefined;
     message.resultAck = (object.resultAck !== undefined && object.resultAck !== null)
       ? ResultAck.fromPartial(object.resultAck)
+      : undefined;
+    message.banUpdate = (object.banUpdate !== undefined && object.banUpdate !== null)
+      ? BanUpdate.fromPartial(object.banUpdate)
       : undefined;
     return message;
   },
@@ -2790,6 +2837,219 @@ export const TelemetryAck: MessageFns<TelemetryAck> = {
     const message = createBaseTelemetryAck();
     message.epoch = object.epoch ?? "";
     message.seq = object.seq ?? "0";
+    return message;
+  },
+};
+
+function createBaseBanUpdate(): BanUpdate {
+  return { full: false, lists: [] };
+}
+
+export const BanUpdate: MessageFns<BanUpdate> = {
+  encode(message: BanUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.full !== false) {
+      writer.uint32(8).bool(message.full);
+    }
+    for (const v of message.lists) {
+      BanListUpdate.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BanUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBanUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.full = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.lists.push(BanListUpdate.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BanUpdate>, I>>(base?: I): BanUpdate {
+    return BanUpdate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BanUpdate>, I>>(object: I): BanUpdate {
+    const message = createBaseBanUpdate();
+    message.full = object.full ?? false;
+    message.lists = object.lists?.map((e) => BanListUpdate.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBanListUpdate(): BanListUpdate {
+  return { list: "", add: [], remove: [] };
+}
+
+export const BanListUpdate: MessageFns<BanListUpdate> = {
+  encode(message: BanListUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.list !== "") {
+      writer.uint32(10).string(message.list);
+    }
+    for (const v of message.add) {
+      BanEntry.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.remove) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BanListUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBanListUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.list = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.add.push(BanEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.remove.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BanListUpdate>, I>>(base?: I): BanListUpdate {
+    return BanListUpdate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BanListUpdate>, I>>(object: I): BanListUpdate {
+    const message = createBaseBanListUpdate();
+    message.list = object.list ?? "";
+    message.add = object.add?.map((e) => BanEntry.fromPartial(e)) || [];
+    message.remove = object.remove?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseBanEntry(): BanEntry {
+  return { address: "", ttlMs: "0" };
+}
+
+export const BanEntry: MessageFns<BanEntry> = {
+  encode(message: BanEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.ttlMs !== "0") {
+      writer.uint32(16).uint64(message.ttlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BanEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBanEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ttlMs = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<BanEntry>, I>>(base?: I): BanEntry {
+    return BanEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BanEntry>, I>>(object: I): BanEntry {
+    const message = createBaseBanEntry();
+    message.address = object.address ?? "";
+    message.ttlMs = object.ttlMs ?? "0";
     return message;
   },
 };
