@@ -45,6 +45,12 @@ export class BanKeeper {
     });
   }
 
+  /** For Hello: does the kernel hold the ban table (read again after a failure or a restart)? */
+  async held(): Promise<boolean> {
+    await this.chain;
+    return this.tableExists().catch(() => true);
+  }
+
   /** Resolves when every queued update is done. */
   idle(): Promise<void> {
     return this.chain.then(() => undefined);
@@ -64,8 +70,14 @@ export class BanKeeper {
     let removed = 0;
     for (const l of m.lists) if (!bans.BAN_LIST_RE.test(l.list)) throw new Error(`ban list name ${JSON.stringify(l.list)} is not valid`);
     if (m.full || !(await this.tableExists())) {
-      if (!m.full && m.lists.every((l) => l.add.length === 0)) return { full: false, lists: 0, added: 0, removed: 0, nftMs: 0 };
-      const all = new Map(m.lists.map((l) => [l.list, elements(l)]));
+      const all = new Map(m.lists.map((l) => [l.list, elements(l)] as const).filter(([, es]) => es.length > 0));
+      // No bans = no table (and no hook): nothing of Palisade's stays in the kernel for them.
+      if (all.size === 0) {
+        if (!(await this.tableExists())) return { full: m.full, lists: 0, added: 0, removed: 0, nftMs: 0 };
+        const r = await apply(bans.banTableDeleteText(), this.driver);
+        this.lists = undefined;
+        return { full: m.full, lists: 0, added: 0, removed: 0, nftMs: r.durationMs };
+      }
       added = [...all.values()].reduce((n, es) => n + es.length, 0);
       text = bans.banTableText(all, await this.failsafe());
       this.lists = new Set(all.keys());

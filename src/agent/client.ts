@@ -48,7 +48,7 @@ export interface ClientOptions {
   state: StateDir;
   log: Logger;
   capabilities: () => Promise<Capabilities>;
-  hello: () => Promise<{ applied?: AppliedVersion; telemetryEpoch: string }>;
+  hello: () => Promise<{ applied?: AppliedVersion; telemetryEpoch: string; bansHeld?: boolean }>;
   handlers: ClientHandlers;
   backoff?: BackoffOptions;
   heartbeatMs?: number;
@@ -289,7 +289,7 @@ export class AgentClient {
     try {
       const [caps, h] = await Promise.all([this.o.capabilities(), this.o.hello()]);
       if (this.stream !== stream) return;
-      stream.write({ hello: { capabilities: caps, applied: h.applied, telemetryEpoch: h.telemetryEpoch } });
+      stream.write({ hello: { capabilities: caps, applied: h.applied, telemetryEpoch: h.telemetryEpoch, bansHeld: h.bansHeld ?? false } });
       this.heartbeat = setInterval(() => this.send({ heartbeat: { seq: String(++this.hbSeq), unixMs: String(Date.now()) } }), this.o.heartbeatMs ?? 15_000);
       this.o.handlers.connected();
     } catch (e) {

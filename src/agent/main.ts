@@ -122,7 +122,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     state,
     log,
     capabilities,
-    hello: async () => ({ applied: pendingVersion ?? applied ?? { ruleset: "", version: 0, checksum: "" }, telemetryEpoch: epoch }),
+    hello: async () => ({ applied: pendingVersion ?? applied ?? { ruleset: "", version: 0, checksum: "" }, telemetryEpoch: epoch, bansHeld: await banKeeper.held() }),
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
     ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
     handlers: {

@@ -35,6 +35,7 @@ export const Hello = z.object({
   capabilities: Capabilities.nullish(),
   applied: AppliedVersion.nullish(),
   telemetryEpoch: text(128),
+  bansHeld: z.boolean().default(false),
 });
 
 export const Heartbeat = z.object({ seq: z.string().regex(/^\d{1,20}$/), unixMs: z.string().regex(/^-?\d{1,20}$/) });

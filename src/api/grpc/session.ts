@@ -155,7 +155,7 @@ export class AgentSession {
     await this.touch();
     switch (msg.kind) {
       case "hello":
-        return this.onHello(msg.hello.capabilities ?? undefined, msg.hello.applied ?? undefined);
+        return this.onHello(msg.hello.capabilities ?? undefined, msg.hello.applied ?? undefined, msg.hello.bansHeld);
       case "heartbeat":
         return this.send({ heartbeat: { seq: msg.heartbeat.seq, unixMs: String(Date.now()) } });
       case "applyResult":
@@ -202,7 +202,7 @@ export class AgentSession {
     await this.ctx.db.host.updateMany({ where: { id: this.identity.hostId, sessionId: this.id }, data: { lastSeenAt: new Date(now) } });
   }
 
-  private async onHello(caps: Prisma.InputJsonValue | undefined, applied: AppliedVersion | undefined): Promise<void> {
+  private async onHello(caps: Prisma.InputJsonValue | undefined, applied: AppliedVersion | undefined, bansHeld: boolean): Promise<void> {
     const { db } = this.ctx;
     const hostId = this.identity.hostId;
     const data: Prisma.HostUpdateInput = { updatedAt: new Date() };
@@ -225,7 +225,8 @@ export class AgentSession {
     // Quota resets asked for while the agent was away.
     for (const m of await pendingQuotaResets(this.ctx, hostId)) this.send({ quotaReset: { requestId: m.requestId, name: m.name } });
     // Its whole ban state: lists and addresses changed while it was away converge here.
-    await this.sendBans(true, [...(await bansForHost(db, hostId))].map(([list, add]) => ({ list, add, remove: [] })));
+    const banLists = [...(await bansForHost(db, hostId))].map(([list, add]) => ({ list, add, remove: [] }));
+    if (banLists.length > 0 || bansHeld) this.sendBans(true, banLists);
     // A host that was offline (or is new) gets what its deployments want it to run.
     const claimed = await claimForHost(db, hostId);
     if (claimed) await this.sendDesired(claimed);

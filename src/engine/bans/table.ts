@@ -74,6 +74,11 @@ export function banTableText(lists: Map<string, BanElement[]>, fs: BanFailsafe):
   return out.join("\n") + "\n";
 }
 
+/** Remove the table (no bans left), whether or not the kernel has it. */
+export function banTableDeleteText(): string {
+  return `add table inet ${BANS_TABLE}\ndelete table inet ${BANS_TABLE}\n`;
+}
+
 /** Create a list's sets and rules in a table that exists (a list the kernel does not have yet). */
 export function banListCreateText(list: string): string {
   const out = KINDS.map((k) => `add ${setDecl(list, k).replace(/^set /, `set inet ${BANS_TABLE} `)}`);

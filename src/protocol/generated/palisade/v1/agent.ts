@@ -196,6 +196,11 @@ export interface Hello {
     | undefined;
   /** Telemetry epoch: changes when the agent's counter baseline restarts (new state dir). */
   telemetryEpoch: string;
+  /**
+   * The kernel holds the agent's ban table: the API sends the full ban state even when the
+   * host has no bans left (else only when it has some).
+   */
+  bansHeld: boolean;
 }
 
 export interface Heartbeat {
@@ -1261,7 +1266,7 @@ export const ServerMessage: MessageFns<ServerMessage> = {
 };
 
 function createBaseHello(): Hello {
-  return { capabilities: undefined, applied: undefined, telemetryEpoch: "" };
+  return { capabilities: undefined, applied: undefined, telemetryEpoch: "", bansHeld: false };
 }
 
 export const Hello: MessageFns<Hello> = {
@@ -1274,6 +1279,9 @@ export const Hello: MessageFns<Hello> = {
     }
     if (message.telemetryEpoch !== "") {
       writer.uint32(26).string(message.telemetryEpoch);
+    }
+    if (message.bansHeld !== false) {
+      writer.uint32(32).bool(message.bansHeld);
     }
     return writer;
   },
@@ -1315,6 +1323,14 @@ export const Hello: MessageFns<Hello> = {
             message.telemetryEpoch = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.bansHeld = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1339,6 +1355,7 @@ export const Hello: MessageFns<Hello> = {
       ? AppliedVersion.fromPartial(object.applied)
       : undefined;
     message.telemetryEpoch = object.telemetryEpoch ?? "";
+    message.bansHeld = object.bansHeld ?? false;
     return message;
   },
 };
