@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
 import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
-import { BIN, freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "./fleet-kit.ts";
+import { BIN, freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "../support/fleet-processes.ts";
 
 const API_ADDR = "10.214.0.1";
 const SRC = ["10.214.50.5", "10.214.50.6", "10.214.50.7", "10.214.50.8"];
