@@ -12,6 +12,7 @@ import { Redis } from "ioredis";
 import { silentLog, startAgentServer, type Log, type RunningAgentServer } from "../../src/api/grpc/index.ts";
 import { AgentServiceClient, type DesiredState, type ServerMessage } from "../../src/protocol/agent.ts";
 import { startDeployWorker, type RunningDeployWorker } from "../../src/api/deploy/worker.ts";
+import { Backoff } from "../../src/agent/backoff.ts";
 import { startTestApp, type TestApp } from "./app.ts";
 import { TEST_REDIS_URL } from "./db.ts";
 
@@ -35,7 +36,7 @@ export interface Fleet {
   startWorker(opts?: { pollMs?: number; lockMs?: number }): Promise<RunningDeployWorker>;
   enrollmentToken(labels?: Record<string, string>, ttlSeconds?: number): Promise<string>;
   /** Enroll a simulated agent (through replica 0 unless given) and connect it. */
-  agent(name: string, labels?: Record<string, string>, opts?: { replica?: number; connect?: boolean; timeoutMs?: number }): Promise<SimAgent>;
+  agent(name: string, labels?: Record<string, string>, opts?: { replica?: number; connect?: boolean; timeoutMs?: number; retry?: ConnectRetry }): Promise<SimAgent>;
   close(): Promise<void>;
 }
 
@@ -77,7 +78,7 @@ export async function startFleet(opts: { log?: Log; replicas?: number; tls?: boo
         ? await SimAgent.enrollTls(`127.0.0.1:${replica.enrollPort}`, `127.0.0.1:${replica.port}`, await fleet.enrollmentToken(labels), name, ca.certPem)
         : await SimAgent.enroll(`127.0.0.1:${replica.port}`, await fleet.enrollmentToken(labels), name);
       agents.push(a);
-      if (o.connect !== false) await a.connect(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {});
+      if (o.connect !== false) await a.connect({ ...(o.timeoutMs && { timeoutMs: o.timeoutMs }), ...(o.retry && { retry: o.retry }) });
       return a;
     },
     async close() {
@@ -100,6 +101,13 @@ export async function startFleet(opts: { log?: Log; replicas?: number; tls?: boo
 
 export function client(address: string, creds = grpc.credentials.createInsecure()): grpc.Client & Record<string, Function> {
   return new AgentServiceClient(address, creds, { "grpc.max_send_message_length": 64 * 1024 * 1024 }) as unknown as grpc.Client & Record<string, Function>;
+}
+
+/** How a simulated agent retries a connect (SimAgent.connect). */
+export interface ConnectRetry {
+  attemptMs: number;
+  initialMs: number;
+  maxMs: number;
 }
 
 /** A simulated agent's mutual-TLS material. */
@@ -174,8 +182,37 @@ export class SimAgent {
     return t ? grpc.credentials.createSsl(Buffer.from(t.caPem), Buffer.from(t.keyPem), Buffer.from(t.certPem)) : grpc.credentials.createInsecure();
   }
 
-  /** Open the stream and say hello; resolves once the server has seen the hello (it answers heartbeats after it). */
-  async connect(opts: { address?: string; metadata?: Record<string, string>; timeoutMs?: number } = {}): Promise<void> {
+  /** Failed connect attempts retried so far (the bench reports them). */
+  retries = 0;
+
+  /**
+   * Open the stream and say hello; resolves once the server has seen the hello (it answers
+   * heartbeats after it). With `retry`, as the real agent does: a stream that ends or gets
+   * no heartbeat echo within `attemptMs` is dropped and opened again after an exponential,
+   * jittered delay (src/agent/backoff.ts), until `timeoutMs` is spent. A refusal with a
+   * palisade-code (revoked, wrong host...) is never retried.
+   */
+  async connect(opts: { address?: string; metadata?: Record<string, string>; timeoutMs?: number; retry?: ConnectRetry } = {}): Promise<void> {
+    if (!opts.retry) return this.connectOnce(opts);
+    const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+    const backoff = new Backoff({ initialMs: opts.retry.initialMs, maxMs: opts.retry.maxMs });
+    for (let attempt = 0; attempt < 1000; attempt++) {
+      const left = deadline - Date.now();
+      try {
+        return await this.connectOnce({ ...opts, timeoutMs: Math.max(1, Math.min(opts.retry.attemptMs, left)) });
+      } catch (e) {
+        const refused = this.endedWith?.palisadeCode !== undefined;
+        const wait = backoff.next();
+        if (refused || Date.now() + wait >= deadline) throw e;
+        this.retries++;
+        this.close();
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+    throw new Error(`${this.name}: no connect in 1000 attempts`);
+  }
+
+  private async connectOnce(opts: { address?: string; metadata?: Record<string, string>; timeoutMs?: number }): Promise<void> {
     this.close();
     this.c = client(opts.address ?? this.address, this.creds());
     const md = new grpc.Metadata();
