@@ -95,6 +95,56 @@ describe("revocation", () => {
   });
 });
 
+describe("the replica's sweep", () => {
+  test("a stream that opens while the sweep reads the hosts is not taken for a deleted host's", async () => {
+    const a = await f.agent("sweep-race-a", {}, { replica: 0, connect: false });
+    const b = await f.agent("sweep-race-b", {}, { replica: 0, connect: false });
+    const { startAgentServer, silentLog } = await import("../../src/api/grpc/index.ts");
+    // The sweep's read of the hosts is held open until B has connected.
+    let reading: () => void = () => {};
+    const sweepReads = new Promise<void>((r) => (reading = r));
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    let holdNext = false;
+    const host = new Proxy(f.t.db.host, {
+      get(target, prop, recv) {
+        if (prop !== "findMany") return Reflect.get(target, prop, recv);
+        return async (...args: Parameters<typeof target.findMany>) => {
+          if (holdNext) {
+            holdNext = false;
+            reading();
+            await held;
+          }
+          return target.findMany(...args);
+        };
+      },
+    });
+    const db = new Proxy(f.t.db, { get: (target, prop, recv) => (prop === "host" ? host : Reflect.get(target, prop, recv)) });
+    const fast = await startAgentServer({ db, redis: f.t.redis, log: silentLog }, { address: "127.0.0.1:0", sweepIntervalMs: 100 });
+    try {
+      await a.connect({ address: `127.0.0.1:${fast.port}` });
+      holdNext = true;
+      await sweepReads;
+      await b.connect({ address: `127.0.0.1:${fast.port}` });
+      release();
+      // Two more sweeps after the held one: B's stream is still served.
+      for (let i = 0; i < 2; i++) {
+        holdNext = true;
+        await new Promise<void>((r) => (reading = r));
+      }
+      release();
+      await b.ping();
+      await a.ping();
+      assert.equal(b.endedWith, undefined, `B's stream ended: ${JSON.stringify(b.endedWith)}`);
+    } finally {
+      release();
+      a.close();
+      b.close();
+      await fast.stop();
+    }
+  });
+});
+
 describe("enrollment token revocation", () => {
   test("a revoked token cannot enroll; a used one is 409; audited", async () => {
     const created = (await f.t.req("POST", "/v1/enrollment-tokens", { body: {} })).json() as { id: string; token: string };

@@ -158,11 +158,14 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
     if (ids.length) await ctx.db.host.updateMany({ where: { sessionId: { in: ids } }, data: { lastSeenAt: new Date() } });
     // Backstop for a revocation whose Redis notice was lost: streams of hosts that are
     // now disabled or deleted end at the next sweep.
-    if (sessions.size) {
-      const hostIds = [...new Set([...sessions].map((s) => s.identity.hostId))];
+    // Only the streams the query asked about: one that opened while it ran is not in its
+    // answer and would be taken for a deleted host (a 500-agent bench lost agents so).
+    const asked = [...sessions];
+    if (asked.length) {
+      const hostIds = [...new Set(asked.map((s) => s.identity.hostId))];
       const rows = await ctx.db.host.findMany({ where: { id: { in: hostIds } }, select: { id: true, disabled: true } });
       const state = new Map(rows.map((r) => [r.id, r.disabled]));
-      for (const s of [...sessions]) {
+      for (const s of asked) {
         const disabled = state.get(s.identity.hostId);
         if (disabled !== false) await s.revoke(disabled === undefined ? "deleted" : "disabled");
       }
