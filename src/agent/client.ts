@@ -135,7 +135,7 @@ export class AgentClient {
     const stored = await this.o.state.readCredential();
     if (stored) {
       this.material = await this.o.state.readTls();
-      return (this.credential = stored);
+      return (this.credential = await this.checkChannel(stored));
     }
     if (!this.o.enrollToken) throw new AgentError("enroll_failed", "no credential in the state dir and no enrollment token (PALISADE_ENROLL_TOKEN or --enroll-token-file)");
     const { secret, pin } = splitEnrollToken(this.o.enrollToken);
@@ -167,7 +167,7 @@ export class AgentClient {
         throw refused(e);
       });
     }
-    const c: Credential = { hostId: res.hostId, hostName: res.hostName, credential: res.credential };
+    const c: Credential = { hostId: res.hostId, hostName: res.hostName, credential: res.credential, channel: material ? "mtls" : "plaintext" };
     await this.o.state.writeCredential(c);
     if (material) {
       this.material = material;
@@ -175,6 +175,30 @@ export class AgentClient {
     }
     this.o.log.info("enrolled", { hostId: c.hostId, hostName: c.hostName, mutualTls: this.mutualTls });
     return (this.credential = c);
+  }
+
+  /**
+   * A host that enrolled with mutual TLS never falls back to its bearer credential over
+   * plaintext because tls.json is gone (deleted, lost in a restore): that would hand the
+   * credential and the rulesets to anyone on the path. A credential.json from before the
+   * channel was recorded gets it recorded now, from whether tls.json is there.
+   */
+  private async checkChannel(stored: Credential): Promise<Credential> {
+    if (stored.channel === "mtls" && !this.material) {
+      const dir = this.o.state.dir;
+      throw new AgentError(
+        "tls_missing",
+        `host "${stored.hostName}" (${stored.hostId}) enrolled with mutual TLS, but ${dir}/tls.json (its key and certificate) is missing; ` +
+          `refusing to connect without it. Restore tls.json from this host's backup, or re-enroll: delete the host (palisade hosts delete ${stored.hostName}), ` +
+          `remove ${dir}/credential.json, and start the agent with a new enrollment token`,
+      );
+    }
+    const channel = this.material ? "mtls" : "plaintext";
+    if (stored.channel === channel) return stored;
+    // Unrecorded (an older agent wrote it), or a plaintext host that now has a certificate.
+    const c: Credential = { ...stored, channel };
+    await this.o.state.writeCredential(c);
+    return c;
   }
 
   /**

@@ -22,6 +22,8 @@ export type AgentErrorCode =
   | "enroll_failed"
   /** The server did not present the CA the enrollment token pins (a different server, or someone in between). */
   | "ca_mismatch"
+  /** The host enrolled with mutual TLS but tls.json is gone: the agent refuses to fall back to plaintext. */
+  | "tls_missing"
   /** The client certificate could not be renewed. */
   | "renew_failed"
   /** The telemetry spool could not be written. */

@@ -1,5 +1,6 @@
 // The agent's state dir. Everything here survives restarts:
-//   credential.json  host id + credential (mode 0600: it is a secret)
+//   credential.json  host id + credential (mode 0600: it is a secret) and how the host enrolled
+//                    (mtls or plaintext: an mtls host without tls.json refuses to start)
 //   tls.json         mutual TLS: the agent's private key, its client certificate and the
 //                    CA (mode 0600; one file so a renewal replaces key and certificate at once)
 //   epoch            telemetry epoch; a new state dir = a new counter baseline
@@ -19,7 +20,17 @@ import type { Snapshot } from "../engine/driver/index.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { AgentError } from "./errors.ts";
 
-export const Credential = z.object({ hostId: z.string().min(1), hostName: z.string(), credential: z.string().min(1) });
+export const Credential = z.object({
+  hostId: z.string().min(1),
+  hostName: z.string(),
+  credential: z.string().min(1),
+  /**
+   * How this host enrolled: "mtls" means tls.json must be there (never fall back to the
+   * bearer credential over plaintext). Absent: written by an agent before this was
+   * recorded; the first start records it from whether tls.json is there.
+   */
+  channel: z.enum(["mtls", "plaintext"]).optional(),
+});
 export type Credential = z.infer<typeof Credential>;
 
 export const TlsMaterial = z.object({ keyPem: z.string().min(1), certPem: z.string().min(1), caPem: z.string().min(1) });

@@ -4,7 +4,7 @@
 // not-yet-valid and deleted hosts' certificates are refused; renewal keeps the stream.
 import assert from "node:assert/strict";
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -55,10 +55,10 @@ async function token(): Promise<string> {
 }
 
 /** A real agent client (no kernel behind it) enrolling through `r`'s enrollment port. */
-async function agent(name: string, opts: { r?: RunningAgentServer; token?: string } = {}) {
+async function agent(name: string, opts: { r?: RunningAgentServer; token?: string; dir?: string } = {}) {
   const r = opts.r ?? replica;
-  const dir = mkdtempSync(join(tmpdir(), "palisade-mtls-"));
-  dirs.push(dir);
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "palisade-mtls-"));
+  if (!opts.dir) dirs.push(dir);
   const state = await StateDir.open(dir);
   let connected = 0;
   const log = memoryLogger("debug");
@@ -237,6 +237,31 @@ describe("mutual TLS on the agent channel", () => {
     } finally {
       await rogue.stop();
     }
+  });
+
+  test("a host enrolled with mutual TLS whose tls.json is gone refuses to start instead of falling back to plaintext", async () => {
+    const a = await agent("edge-no-tls-json");
+    const cred = await a.client.ensureCredential();
+    assert.equal(cred.channel, "mtls");
+    assert.equal((await a.state.readCredential())!.channel, "mtls", "the enrollment mode is on disk");
+    const saved = (await a.state.readTls())!;
+    unlinkSync(join(a.dir, "tls.json"));
+    const again = await agent("edge-no-tls-json", { dir: a.dir });
+    await assert.rejects(again.client.ensureCredential(), (e: Error & { code?: string }) => {
+      assert.equal(e.code, "tls_missing");
+      assert.match(e.message, /enrolled with mutual TLS, but .*tls\.json .* is missing/);
+      assert.match(e.message, /Restore tls\.json .* or re-enroll: delete the host \(palisade hosts delete edge-no-tls-json\)/);
+      return true;
+    });
+    assert.equal(again.client.mutualTls, false);
+    // A credential.json written before the mode was recorded gets it recorded from tls.json.
+    await a.state.writeTls(saved);
+    await a.state.writeCredential({ hostId: cred.hostId, hostName: cred.hostName, credential: cred.credential });
+    const legacy = await agent("edge-no-tls-json", { dir: a.dir });
+    assert.equal((await legacy.client.ensureCredential()).channel, "mtls");
+    assert.equal((await a.state.readCredential())!.channel, "mtls");
+    unlinkSync(join(a.dir, "tls.json"));
+    await assert.rejects((await agent("edge-no-tls-json", { dir: a.dir })).client.ensureCredential(), (e: Error & { code?: string }) => e.code === "tls_missing");
   });
 
   test("after a renewal only the new certificate and, until it is first seen, the one it replaced are accepted; a copy of the old tls.json is refused", { timeout: 60_000 }, async () => {
