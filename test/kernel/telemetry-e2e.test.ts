@@ -6,11 +6,13 @@
 // agent restarted; agent<->API link cut (a TCP relay in this process that blackholes,
 // since the agent's connection is on the root namespace's loopback, whose firewall we
 // never touch). After each phase the API's totals equal the sender's count and the
-// kernel's counters exactly. Then a quota reset from the API reaches the kernel; a
+// kernel's counters exactly, and the batches spooled during an outage are the ones the
+// API ingests after it. The ruleset is a policy document compiled by the real compiler
+// (nft -c, then nft -f), as a deployment would load it. Then a quota reset from the API reaches the kernel; a
 // growing quota (quota2 --grow) is listed as a quota and its reset reaches the kernel
 // too; and a log event arrives with its mark.
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,7 +26,37 @@ import { readCounter, readQuota, readSet } from "../../src/engine/driver/index.t
 import { growCounterName } from "../../src/engine/index.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
 import { createLab, type NetnsLab } from "../support/netns.ts";
-import { fixtureText } from "../support/agent-rulesets.ts";
+import type { PolicyInput } from "../../src/engine/policy/index.ts";
+import { applyPolicy } from "../support/nft-lab.ts";
+import { waitFor } from "../support/wait.ts";
+
+/**
+ * The e2e policy: per-address accounting of the /24 (lan), a one-slot table (all), IPv6
+ * per address (lan6, UDP only: neighbour discovery from the same addresses would be
+ * counted too) and per /64 (net6), a byte quota and a growing quota on UDP, and a
+ * LOGMARK rule on UDP 7777 that sets mark 0x2a first.
+ */
+const e2ePolicy = (net4: string, net6: string): PolicyInput => ({
+  accounting: { lan: { prefix: net4 }, all: { prefix: "0.0.0.0/0" }, lan6: { prefix: net6 }, net6: { prefix: "2001:db8::/32", aggregate: 64 } },
+  quotas: { q1: { mode: "bytes", limit: 50_000_000 }, bt: { grow: true } },
+  counters: { udp_seen: {} },
+  chains: {
+    input: {
+      hook: "input",
+      policy: "accept",
+      rules: [
+        { action: { type: "account", table: "lan" } },
+        { match: { protocol: "udp" }, action: { type: "account", table: "lan6" } },
+        { match: { protocol: "udp" }, action: { type: "account", table: "net6" } },
+        { action: { type: "account", table: "all" } },
+        { match: { protocol: "udp", dport: 7777 }, action: { type: "mark", value: 0x2a } },
+        { match: { protocol: "udp", dport: 7777 }, action: { type: "logmark", prefix: "PAL mark: ", group: 5 } },
+        { match: { protocol: "udp", quota: { name: "q1" } }, action: { type: "counter", name: "udp_seen" } },
+        { match: { protocol: "udp", quota: { name: "bt" } }, action: "accept" },
+      ],
+    },
+  },
+});
 
 const IPLEN = 100;
 const IPLEN6 = 120; // 72 bytes of payload + UDP 8 + IPv6 40
@@ -126,6 +158,19 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
   const agentArgs = () => ["--server", `127.0.0.1:${relay.port}`, "--state-dir", dir, "--name", "e2e-edge", "--netns", ns, "--telemetry-interval", "1", "--drift-interval", "0"];
   const startAgentNow = async (enroll: boolean) => {
     agent = await startAgent(loadConfig([...agentArgs(), ...(enroll ? ["--enroll-token", token] : [])]), { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500 });
+  };
+  const spooled = async () => (await readdir(join(dir, "spool")).catch(() => [] as string[])).flatMap((n) => /^b-(\d+)\.json$/.exec(n)?.[1] ?? []).map(Number);
+  /** Wait until the agent has spooled at least `n` batches it could not deliver; their seqs. */
+  const spoolDuringOutage = async (n: number) => {
+    let seqs: number[] = [];
+    await waitFor(async () => (seqs = await spooled()).length >= n, 30_000, `${n} batches spooled during the outage`, 100);
+    return seqs;
+  };
+  /** The spooled batches reached the API's ledger (each once) and left the spool. */
+  const assertIngested = async (phase: string, seqs: number[]) => {
+    await waitFor(async () => !(await spooled()).some((q) => seqs.includes(q)), 30_000, `${phase}: the spooled batches acked`, 100);
+    const rows = await t.db.telemetryBatch.findMany({ where: { seq: { in: seqs.map(BigInt) } }, select: { seq: true } });
+    assert.deepEqual(rows.map((r) => Number(r.seq)).sort((a, b) => a - b), [...seqs].sort((a, b) => a - b), `${phase}: every batch spooled during the outage was ingested`);
   };
   const send = async (count: number, from = srcs, port = 7000) => {
     await lab.exec(sender, [process.execPath, "-e", SENDER, dst, String(port), String(count), ...from], { timeoutMs: 60_000 });
@@ -231,7 +276,7 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     const base6 = p.link.a.ip6.replace(/::1$/, "");
     srcs6 = [p.link.a.ip6, `${base6}::21`, `${base6}::22`];
     for (const s of srcs6.slice(1)) await lab.exec(sender, ["ip", "-6", "addr", "add", `${s}/64`, "dev", p.link.a.ifname, "nodad"]);
-    await lab.nft(ns, ["-f", "-"], fixtureText({ lan: p.link.net4, withAll: true, quotaBytes: 50_000_000, logGroup: 5, growQuota: "bt", lan6: p.link.net6, net6: "2001:db8::/32" }));
+    await applyPolicy(lab, ns, e2ePolicy(p.link.net4, p.link.net6));
     dir = await mkdtemp(join(tmpdir(), "palisade-tel-e2e-"));
     const r = await t.req("POST", "/v1/enrollment-tokens", { body: { ttlSeconds: 600 } });
     assert.equal(r.statusCode, 201, r.body);
@@ -256,10 +301,11 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     await grpcServer!.stop();
     grpcServer = undefined;
     await send(40);
-    await new Promise((r) => setTimeout(r, 2500)); // several intervals spooled
+    const seqs = await spoolDuringOutage(2); // several intervals' readings wait on disk
     await startGrpc();
     await send(10);
     await assertExact("api killed");
+    await assertIngested("api killed", seqs);
   });
 
   it("agent restarted mid-run: resumes from its spool, still exact", async () => {
@@ -274,11 +320,15 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
 
   it("link between agent and API cut: nothing lost, nothing doubled", async () => {
     relay.cut();
+    const before = new Set(await spooled());
     await send(25);
-    await new Promise((r) => setTimeout(r, 3000));
+    // Batches taken while the link is cut stay spooled (new seqs beyond what was pending).
+    let seqs: number[] = [];
+    await waitFor(async () => (seqs = (await spooled()).filter((q) => !before.has(q))).length >= 2, 30_000, "2 batches spooled while the link is cut", 100);
     relay.restore();
     await send(5);
     await assertExact("link cut");
+    await assertIngested("link cut", seqs);
   });
 
   it("a quota reset from the API takes effect in the kernel", async () => {
