@@ -36,9 +36,12 @@ const addon = (module: string): ModuleNeed => ({ module, xtablesAddons: true });
 const mainline = (module: string): ModuleNeed => ({ module, xtablesAddons: false });
 const USE_IPT = "render with target iptables on a host with xtables-addons";
 
-/** nftables has no equivalent of an xtables-addons module. */
-function nftNoAddon(what: string, module: string): Support {
-  return no(`nftables has no ${what}`, `${USE_IPT} (module ${module})`);
+/**
+ * nftables on Linux 6.x cannot give an xtables-addons module's meaning: `why` says what the
+ * kernel lacks, `instead` the nearest thing that works; the iptables target always follows.
+ */
+function nftCannot(why: string, instead: string, module: string): Support {
+  return no(why, `${instead}; or ${USE_IPT} (module ${module})`);
 }
 const REFLECT = no(
   "it sends traffic back to its source (reflection loops, DoS amplification; MIRROR was removed from the kernel)",
@@ -102,21 +105,59 @@ export const FEATURES = {
   },
   "action.checksumFill": {
     label: "CHECKSUM --checksum-fill",
-    nftables: no("nftables has no checksum-fill statement", "render with target iptables (mainline module xt_CHECKSUM, mangle table)"),
+    nftables: no(
+      "nftables writes a checksum only when it rewrites a header field it knows; no statement fills in a checksum left to the NIC's offload",
+      "turn transmit checksum offload off on that device (ethtool -K DEV tx off), or render with target iptables (mainline module xt_CHECKSUM, mangle table)",
+    ),
     iptables: yes("-j CHECKSUM --checksum-fill (mangle table)", mainline("xt_CHECKSUM")),
   },
-  "action.tarpit": { label: "TARPIT", nftables: nftNoAddon("TARPIT", "xt_TARPIT"), iptables: yes("-j TARPIT", addon("xt_TARPIT")) },
-  "action.delude": { label: "DELUDE", nftables: nftNoAddon("DELUDE", "xt_DELUDE"), iptables: yes("-j DELUDE", addon("xt_DELUDE")) },
-  "action.chaos": { label: "CHAOS", nftables: nftNoAddon("CHAOS", "xt_CHAOS"), iptables: yes("-j CHAOS", addon("xt_CHAOS")) },
+  "action.tarpit": {
+    label: "TARPIT",
+    nftables: nftCannot(
+      "TARPIT answers each segment itself (a SYN with a zero-window SYN-ACK, later segments with zero-window ACKs) without a socket; an nftables rule can only answer with reject (an RST or ICMP error) or synproxy (which completes the handshake for a real listener), never forge other segments",
+      "use drop (the peer retransmits its SYN until it gives up, about two minutes on Linux)",
+      "xt_TARPIT",
+    ),
+    iptables: yes("-j TARPIT", addon("xt_TARPIT")),
+  },
+  "action.delude": {
+    label: "DELUDE",
+    nftables: nftCannot(
+      "DELUDE forges a SYN-ACK for every SYN without a listener; an nftables rule can only answer with reject (an RST or ICMP error), and synproxy's SYN-ACK leads to a real listener",
+      "use reject with tcp-reset (the port then reads closed, not open)",
+      "xt_DELUDE",
+    ),
+    iptables: yes("-j DELUDE", addon("xt_DELUDE")),
+  },
+  "action.chaos": {
+    label: "CHAOS",
+    nftables: nftCannot(
+      "CHAOS answers at random with DELUDE or TARPIT, neither of which an nftables rule can send",
+      "use reject with tcp-reset or drop",
+      "xt_CHAOS",
+    ),
+    iptables: yes("-j CHAOS", addon("xt_CHAOS")),
+  },
   "action.steal": {
     label: "STEAL",
-    nftables: no("nftables has no STEAL (stolen) verdict", `use drop, or ${USE_IPT} (module xt_STEAL)`),
+    nftables: no(
+      "an nftables rule's verdicts are accept, drop, queue, continue, return, jump and goto: NF_STOLEN is not one of them (STEAL differs from drop only in that a local sender in OUTPUT gets no EPERM)",
+      `use drop, or ${USE_IPT} (module xt_STEAL)`,
+    ),
     iptables: yes("-j STEAL", addon("xt_STEAL")),
   },
-  "action.sysrq": { label: "SYSRQ", nftables: nftNoAddon("SYSRQ", "xt_SYSRQ"), iptables: yes("-j SYSRQ", addon("xt_SYSRQ")) },
+  "action.sysrq": {
+    label: "SYSRQ",
+    nftables: nftCannot(
+      "SYSRQ verifies a salted SHA hash and a sequence number in the packet and then calls the kernel's SysRq handler; nftables has neither a hash verification nor a statement that triggers SysRq",
+      "use an out-of-band console (IPMI, serial) for a hung host",
+      "xt_SYSRQ",
+    ),
+    iptables: yes("-j SYSRQ", addon("xt_SYSRQ")),
+  },
   "action.dhcpmac": {
     label: "DHCPMAC target",
-    nftables: nftNoAddon("DHCPMAC target", "xt_DHCPMAC"),
+    nftables: yes("@th,288,BITS set PREFIX (the BOOTP client address) with udp checksum set 0: a raw write leaves the checksum stale, and 0 means none in IPv4 UDP"),
     iptables: yes("-j DHCPMAC --set-mac", addon("xt_DHCPMAC")),
   },
   "action.echo": { label: "ECHO", nftables: REFLECT, iptables: REFLECT },
@@ -194,7 +235,10 @@ export const FEATURES = {
   },
   "match.quotaNoChange": {
     label: "quota2 --no-change",
-    nftables: no("nftables quotas always consume what they match", `${USE_IPT} (module xt_quota2)`),
+    nftables: no(
+      "an nftables quota (nft_quota) adds every packet it evaluates to its usage; the kernel has no read-only quota test",
+      `test the quota in the one rule that counts and set a mark there (action mark), then match the mark in the other rules; or ${USE_IPT} (module xt_quota2)`,
+    ),
     iptables: yes("-m quota2 --no-change", addon("xt_quota2")),
   },
   "match.quotaMixedInvert": {
@@ -203,25 +247,119 @@ export const FEATURES = {
     iptables: yes("-m quota2 [!] --quota", addon("xt_quota2")),
   },
   // ---- xtables-addons matches
-  "match.condition": { label: "condition match", nftables: nftNoAddon("condition match", "xt_condition"), iptables: yes("-m condition", addon("xt_condition")) },
-  "match.geoip": { label: "geoip match", nftables: nftNoAddon("geoip match", "xt_geoip"), iptables: yes("-m geoip", addon("xt_geoip")) },
-  "match.iface": { label: "iface match", nftables: nftNoAddon("interface-flags (iface) match", "xt_iface"), iptables: yes("-m iface", addon("xt_iface")) },
-  "match.ipp2p": { label: "ipp2p match", nftables: nftNoAddon("ipp2p match", "xt_ipp2p"), iptables: yes("-m ipp2p", addon("xt_ipp2p")) },
+  "match.condition": {
+    label: "condition match",
+    nftables: nftCannot(
+      "a condition is a flag an operator flips on the host, outside the policy; Palisade does not yet keep such flags in the agent's tables (nftables could test one as a set lookup)",
+      "deploy a policy version with or without the rule",
+      "xt_condition",
+    ),
+    iptables: yes("-m condition", addon("xt_condition")),
+  },
+  "match.geoip": {
+    label: "geoip match",
+    nftables: nftCannot(
+      "the country database is not shipped to hosts yet (nftables would test it as per-country interval sets)",
+      "put the countries' prefixes into a named set (type ipv4_addr or ipv6_addr, interval) and match @name",
+      "xt_geoip",
+    ),
+    iptables: yes("-m geoip", addon("xt_geoip")),
+  },
+  "match.iface": {
+    label: "iface match",
+    nftables: nftCannot(
+      "no nftables expression reads an interface's flags (IFF_UP, IFF_RUNNING, IFF_PROMISC, ...): meta iif/oif and iiftype name the device and its link type, not its state",
+      "match the interface by name (iif/oif; a down interface passes no packets), or its type for loopback",
+      "xt_iface",
+    ),
+    iptables: yes("-m iface", addon("xt_iface")),
+  },
+  "match.ipp2p": {
+    label: "ipp2p match",
+    nftables: nftCannot(
+      "ipp2p searches each payload for protocol signatures at varying offsets; nftables compares payload only at fixed offsets (no search, no loop)",
+      "match the protocols' ports, or send the traffic to a userspace classifier through NFQUEUE (such as nDPI; not part of Palisade)",
+      "xt_ipp2p",
+    ),
+    iptables: yes("-m ipp2p", addon("xt_ipp2p")),
+  },
   "match.ipv4options": {
     label: "ipv4options match",
-    nftables: nftNoAddon("ipv4options match", "xt_ipv4options"),
+    nftables: yes("ip option lsrr|ssrr|rr|ra exists|missing (the kernel's IPv4 option walker); any: one rule per option, with a verdict"),
     iptables: yes("-m ipv4options", addon("xt_ipv4options")),
   },
-  "match.lscan": { label: "lscan match", nftables: nftNoAddon("lscan match", "xt_lscan"), iptables: yes("-m lscan", addon("xt_lscan")) },
-  "match.psd": { label: "psd match", nftables: nftNoAddon("psd (port scan detection) match", "xt_psd"), iptables: yes("-m psd", addon("xt_psd")) },
-  "match.fuzzy": { label: "fuzzy match", nftables: nftNoAddon("fuzzy match", "xt_fuzzy"), iptables: yes("-m fuzzy", addon("xt_fuzzy")) },
-  "match.gradm": { label: "gradm match", nftables: nftNoAddon("gradm match", "xt_gradm"), iptables: yes("-m gradm", addon("xt_gradm")) },
-  "match.dhcpmac": { label: "dhcpmac match", nftables: nftNoAddon("dhcpmac match", "xt_DHCPMAC"), iptables: yes("-m dhcpmac", addon("xt_DHCPMAC")) },
+  "match.ipv4optionsOther": {
+    label: "ipv4options other than lsrr, ssrr, record-route and router-alert",
+    nftables: nftCannot(
+      "the kernel's nftables IPv4 option walker (nft_exthdr) finds only lsrr, ssrr, record-route and router-alert; another option sits at an offset that depends on the options before it, which a fixed-offset payload match cannot follow",
+      "test lsrr, ssrr, record-route or router-alert only",
+      "xt_ipv4options",
+    ),
+    iptables: yes("-m ipv4options", addon("xt_ipv4options")),
+  },
+  "match.length2": {
+    label: "length2 match (layer 3 or 4)",
+    nftables: yes("meta length; layer4: ip hdrlength . ip length in a set (IPv4), ip6 length without extension headers (IPv6)"),
+    iptables: yes("-m length2", addon("xt_length2")),
+  },
+  "match.length2Layer5": {
+    label: "length2 --layer5",
+    nftables: nftCannot(
+      "the transport payload starts after a header whose length varies per packet (TCP's data offset); nftables cannot subtract one field from another, and nft 1.0.6 cannot concatenate tcp doff with other fields (it loads the wrong bits, measured)",
+      "match the layer-4 length (transport header included)",
+      "xt_length2",
+    ),
+    iptables: yes("-m length2 --layer5", addon("xt_length2")),
+  },
+  "match.lscan": {
+    label: "lscan match",
+    nftables: nftCannot(
+      "lscan classifies a connection by how its handshake ended (per-connection history kept by the module); Palisade does not generate that state machine in conntrack labels yet",
+      "use protections.portScanTrap (a timeout set of sources that touched a trap port)",
+      "xt_lscan",
+    ),
+    iptables: yes("-m lscan", addon("xt_lscan")),
+  },
+  "match.psd": {
+    label: "psd match",
+    nftables: nftCannot(
+      "psd sums per-source weights over distinct ports within a delay; Palisade does not generate that from dynamic sets yet",
+      "use protections.portScanTrap (a timeout set of sources that touched a trap port)",
+      "xt_psd",
+    ),
+    iptables: yes("-m psd", addon("xt_psd")),
+  },
+  "match.fuzzy": {
+    label: "fuzzy match",
+    nftables: nftCannot(
+      "xt_fuzzy matches with a probability a fuzzy controller adapts to the measured rate between the two limits; an nftables limit is a token bucket with one fixed rate",
+      "use limit with over at the upper limit (a hard threshold instead of a gradual one)",
+      "xt_fuzzy",
+    ),
+    iptables: yes("-m fuzzy", addon("xt_fuzzy")),
+  },
+  "match.gradm": {
+    label: "gradm match",
+    nftables: nftCannot(
+      "gradm tests grsecurity's RBAC state, which exists in no mainline kernel (grsecurity's patches are not public since 2017), so a 6.x kernel has nothing to test",
+      "drop the match",
+      "xt_gradm, on a grsecurity kernel",
+    ),
+    iptables: yes("-m gradm", addon("xt_gradm")),
+  },
+  "match.dhcpmac": {
+    label: "dhcpmac match",
+    nftables: yes("@th,288,BITS: the BOOTP client hardware address, 28 bytes into the UDP payload"),
+    iptables: yes("-m dhcpmac", addon("xt_DHCPMAC")),
+  },
 
   // ---- named objects
   "object.quotaPackets": {
     label: "packet-counting quota",
-    nftables: no("nftables quotas count bytes only", `count bytes, or ${USE_IPT} (module xt_quota2 --packets)`),
+    nftables: no(
+      "an nftables quota (nft_quota) counts bytes (the packet's length) only; a packet-counting budget has no kernel object",
+      `count bytes, or count packets with a growing quota (grow: true, a counter that never refuses), or ${USE_IPT} (module xt_quota2 --packets)`,
+    ),
     iptables: yes("-m quota2 --packets", addon("xt_quota2")),
   },
   "object.setIfname": {
@@ -269,8 +407,11 @@ export interface FeatureUse {
 const XT_MATCH_FEATURE: Record<string, Feature> = {
   condition: "match.condition", geoip: "match.geoip", iface: "match.iface", ipp2p: "match.ipp2p",
   ipv4options: "match.ipv4options", lscan: "match.lscan", psd: "match.psd", fuzzy: "match.fuzzy",
-  gradm: "match.gradm", dhcpmac: "match.dhcpmac",
+  gradm: "match.gradm", dhcpmac: "match.dhcpmac", length2: "match.length2",
 };
+
+/** The IPv4 options nft_exthdr's walker finds (compile/nft/match-xt.ts renders them). */
+const NFT_IPV4_OPTION_NAMES: ReadonlySet<string> = new Set(["lsrr", "ssrr", "record-route", "router-alert"]);
 
 const ACTION_FEATURE: Partial<Record<ActionObject["type"], Feature>> = {
   notrack: "action.notrack", reject: "action.reject", counter: "action.counter", mark: "action.mark",
@@ -353,6 +494,9 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
       const f = XT_MATCH_FEATURE[k];
       if (f && v !== undefined) at(f, "xt", k);
     }
+    const o = m.xt.ipv4options;
+    if (o && o.flags.some((f) => !NFT_IPV4_OPTION_NAMES.has(f.option))) at("match.ipv4optionsOther", "xt", "ipv4options", "flags");
+    if (m.xt.length2?.layer === "layer5") at("match.length2Layer5", "xt", "length2", "layer");
   }
   return out;
 }

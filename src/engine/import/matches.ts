@@ -313,16 +313,34 @@ const quota2: ModuleSpec = {
   },
 };
 
+function lengthValue(o: OptionValue): number | string {
+  const text = val(o);
+  const m = /^(\d{1,5})(?::(\d{1,5}))?$/.exec(text);
+  if (!m || Number(m[1]) > 65535 || Number(m[2] ?? 0) > 65535) fail("import_invalid_value", `${text} is not a length or a range min:max`, text);
+  return m[2] === undefined ? Number(m[1]) : `${m[1]}-${m[2]}`;
+}
+
 const length: ModuleSpec = {
   options: { "--length": negArg },
   build(o, d) {
     const l = o.get("--length");
     if (!l) fail("import_missing_argument", "-m length needs --length", "-m length");
-    const text = val(l);
-    const m = /^(\d{1,5})(?::(\d{1,5}))?$/.exec(text);
-    if (!m || Number(m[1]) > 65535 || Number(m[2] ?? 0) > 65535) fail("import_invalid_value", `${text} is not a length or a range min:max`, text);
-    const v = m[2] === undefined ? Number(m[1]) : `${m[1]}-${m[2]}`;
-    setMatch(d, "length", negate(l.neg, v), l.opt);
+    setMatch(d, "length", negate(l.neg, lengthValue(l)), l.opt);
+  },
+};
+
+/** xtables-addons length2: --layer3 (the default) is the core length match. */
+const length2: ModuleSpec = {
+  options: { "--length": negArg, "--layer3": flag, "--layer4": flag, "--layer5": flag },
+  build(o, d) {
+    const l = o.get("--length");
+    if (!l) fail("import_missing_argument", "-m length2 needs --length", "-m length2");
+    const layers = (["layer3", "layer4", "layer5"] as const).filter((x) => o.has(`--${x}`));
+    if (layers.length > 1) fail("import_syntax", "-m length2 takes one of --layer3, --layer4, --layer5", `--${layers[1]!}`);
+    const layer = layers[0] ?? "layer3";
+    const v = negate(l.neg, lengthValue(l));
+    if (layer === "layer3") setMatch(d, "length", v, l.opt);
+    else setXt(d, "length2", { layer, length: v }, l.opt);
   },
 };
 
@@ -630,7 +648,7 @@ const set: ModuleSpec = {
 
 export const MODULES: Record<string, ModuleSpec> = {
   tcp, udp, sctp: udp, dccp: udp, udplite: udp, icmp, icmp6, multiport, state, conntrack, limit, recent,
-  quota2, quota: quota2, length, mark, connmark, iface, geoip, comment, addrtype, hashlimit, condition,
+  quota2, quota: quota2, length, length2, mark, connmark, iface, geoip, comment, addrtype, hashlimit, condition,
   ipp2p, ipv4options, lscan, psd, fuzzy, gradm, dhcpmac, rpfilter, pknock, set, ...EXTRA_MODULES,
 };
 

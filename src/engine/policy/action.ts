@@ -81,7 +81,13 @@ export const ActionObject = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("chaos"), mode: z.enum(["delude", "tarpit"]).optional() }),
   z.strictObject({ type: z.literal("steal") }),
   z.strictObject({ type: z.literal("sysrq") }),
-  z.strictObject({ type: z.literal("dhcpmac"), setMac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i) }),
+  z.strictObject({
+    type: z.literal("dhcpmac"),
+    setMac: z
+      .string()
+      .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i, "must be a MAC address aa:bb:cc:dd:ee:ff[/bits]")
+      .refine((s) => !s.includes("/") || (Number(s.split("/")[1]) >= 1 && Number(s.split("/")[1]) <= 48), "the prefix length must be 1-48 bits"),
+  }),
   /** ECHO and MIRROR send traffic back to its source: always refused (see validate/safety). */
   z.strictObject({ type: z.literal("echo") }),
   z.strictObject({ type: z.literal("mirror") }),

@@ -112,7 +112,17 @@ export const XtMatch = z.strictObject({
     .optional(),
   fuzzy: z.strictObject({ lowerLimit: z.number().int().min(1), upperLimit: z.number().int().min(1) }).optional(),
   gradm: z.enum(["enabled", "disabled"]).optional(),
-  dhcpmac: negatable(z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i, "must be a MAC address aa:bb:cc:dd:ee:ff[/bits]")).optional(),
+  dhcpmac: negatable(
+    z
+      .string()
+      .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i, "must be a MAC address aa:bb:cc:dd:ee:ff[/bits]")
+      .refine((s) => !s.includes("/") || (Number(s.split("/")[1]) >= 1 && Number(s.split("/")[1]) <= 48), "the prefix length must be 1-48 bits"),
+  ).optional(),
+  /**
+   * `-m length2`: the length of one layer. layer3: IP header and payload (as `length`);
+   * layer4: transport header and payload; layer5: the transport payload.
+   */
+  length2: z.strictObject({ layer: z.enum(["layer3", "layer4", "layer5"]), length: negatable(LengthMatch) }).optional(),
 });
 
 export const Match = z.strictObject({

@@ -101,14 +101,14 @@ test("hardening idioms placed first lift into the presets, and the expansion equ
   await nftAccepts(r);
 });
 
-test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota2, pknock", async () => {
+test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota2, pknock, ipv4options", async () => {
   const { source, r } = load("xtables-addons.sh");
   assertEveryLineReported(source, r);
   const s = statuses(r);
   assert.equal(s[5], "imported,imported", "two ACCOUNT commands on one line");
   assert.equal(s[8], "error");
   assert.equal(s[9], "error");
-  for (const n of [12, 13, 14, 15, 26, 27, 28, 29, 30, 33, 39]) assert.equal(s[n], "imported", `line ${n}`);
+  for (const n of [12, 13, 14, 15, 26, 27, 28, 29, 30, 33, 39, 47, 48, 49, 50]) assert.equal(s[n], "imported", `line ${n}`);
   assert.equal(s[18], "imported,imported", "RAWDNAT; RAWSNAT");
   for (const n of [21, 22, 23]) assert.equal(s[n], "error", `SYSRQ line ${n} (-m mac / -m policy)`);
   assert.equal(s[36], "imported,error", "bytebucket: the growing counter imports, the down-counting use of the same counter cannot");
@@ -132,14 +132,20 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   assert.equal(p.chains.input?.policy, undefined);
   assert.deepEqual(p.chains.input?.rules.at(-1), { comment: "default policy DROP for IPv4 (iptables -P)", match: { family: "ipv4" }, action: "drop" });
   assert.deepEqual(validatePolicy(p).errors, []);
+  const opts = (n: number) => p.chains.input?.rules.filter((x) => x.match?.xt?.ipv4options)[n]?.match?.xt?.ipv4options;
+  assert.deepEqual(opts(0), { flags: [{ option: "nop" }, { option: "timestamp" }] });
+  assert.deepEqual(opts(3), { flags: [{ option: "nop", not: true }, { option: "timestamp" }], any: true });
   // The iptables target (xtables-addons syntax) renders all of it; nftables refuses exactly
-  // TARPIT, naming the target that can, and renders everything else.
+  // TARPIT and the options its IPv4 option walker cannot find (nop, timestamp), each saying
+  // why, and renders everything else.
   assert.ok(renderIptables(p).ok);
   const nft = renderNft(p);
   assert.ok(!nft.ok);
-  assert.ok(nft.errors.length === 3 && nft.errors.every((e) => e.code === "unsupported_on_target" && /TARPIT.*xt_TARPIT/.test(e.message)), JSON.stringify(nft.errors));
+  const refused = nft.errors.map((e) => (e.code === "unsupported_on_target" && /^(TARPIT|ipv4options)/.exec(e.message)?.[1]) || e.message);
+  assert.deepEqual(refused, ["TARPIT", "TARPIT", "TARPIT", "ipv4options", "ipv4options", "ipv4options", "ipv4options"].sort(), JSON.stringify(nft.errors));
+  assert.ok(nft.errors.every((e) => !/nftables has no/.test(e.message)));
   const withoutTarpit = structuredClone(r);
-  for (const c of Object.values(withoutTarpit.policy!.chains)) c.rules = c.rules.filter((x) => !(typeof x.action === "object" && x.action.type === "tarpit"));
+  for (const c of Object.values(withoutTarpit.policy!.chains)) c.rules = c.rules.filter((x) => !(typeof x.action === "object" && x.action.type === "tarpit") && !x.match?.xt?.ipv4options);
   await nftAccepts(withoutTarpit);
 });
 

@@ -55,5 +55,9 @@ export function xtMatchPieces(xt: Xt, env: RuleEnv): Piece[] {
     const { value, negated } = unwrap(xt.dhcpmac);
     add(`-m dhcpmac ${neg(negated)}--mac ${bare(value.toLowerCase(), env.ctx, at("dhcpmac"), "MAC address")}`);
   }
+  if (xt.length2) {
+    const { value, negated } = unwrap(xt.length2.length);
+    add(`-m length2 --${xt.length2.layer} ${neg(negated)}--length ${String(value).replace("-", ":")}`);
+  }
   return out;
 }

@@ -23,6 +23,8 @@ export const LOG_DEFAULT_GROUP = 2;
 export interface ActionEnv extends NatEnv {
   /** The match restricts the rule to TCP (needed by `reject with tcp reset`). */
   tcp: boolean;
+  /** The match restricts the rule to UDP (a raw write into the UDP payload needs no test of its own). */
+  udp?: boolean;
 }
 
 const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
@@ -42,6 +44,9 @@ export function actionFamilies(a: ActionObject, accounting: Record<string, { pre
     case "ipmark":
     case "tos":
       return { split: true };
+    case "dhcpmac":
+      // DHCP (BOOTP) is IPv4 only.
+      return { allowed: new Set(["ipv4"]), split: true };
     case "reject":
       if (a.with === "icmp-proto-unreachable") return { allowed: new Set(["ipv4"]), split: true };
       return { split: a.with === "icmp-net-prohibited" || a.with === "icmp-host-prohibited" };
@@ -121,6 +126,22 @@ function ipmarkStatements(a: Extract<ActionObject, { type: "ipmark" }>, fam: Fam
   return lowBitKept ? [first, [`@nh,${offset + 31},1 1`, "meta mark set meta mark | 0x00000001"]] : [first];
 }
 
+/** LOGMARK's numeric levels (printk's 0-7) as nft's names. */
+const LOGMARK_LEVELS = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"] as const;
+
+/**
+ * DHCPMAC: write the prefix of the BOOTP client hardware address (28 bytes into the UDP
+ * payload). A raw payload write leaves the UDP checksum stale (measured: the receiver sees a
+ * bad checksum), so the checksum is set to 0, which IPv4 UDP defines as "none".
+ */
+function dhcpmacStatements(setMac: string, udpKnown: boolean): string[] {
+  const [mac, bitsText] = setMac.split("/") as [string, string | undefined];
+  const bits = bitsText === undefined ? 48 : Number(bitsText);
+  const prefix = BigInt(`0x${mac.replaceAll(":", "")}`) >> BigInt(48 - bits);
+  // The raw write comes before `udp checksum`'s own protocol test: the rule must test UDP first.
+  return [...(udpKnown ? [] : ["meta l4proto udp"]), `@th,288,${bits} set 0x${prefix.toString(16)}`, "udp checksum set 0"];
+}
+
 /**
  * Rule tails for an action in family `fam` (undefined: family-agnostic rule). An empty
  * list means an error was reported.
@@ -167,10 +188,20 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
       return [[`log${prefix} level ${a.level ?? "warn"} ${nflog}`]];
     }
     case "logmark": {
-      // LOGMARK levels 0-8 are syslog levels: NFLOG has none, the agent records it from the policy.
+      // NFLOG has no level: a level adds a kernel-log copy at that syslog level first (as
+      // LOG's level does); the NFLOG event still carries mark and ct mark to the agent.
       const prefix = a.prefix ? ` prefix ${logPrefix(a.prefix)}` : "";
-      return [[`log${prefix} group ${a.group ?? LOG_DEFAULT_GROUP}`]];
+      const nflog = `log${prefix} group ${a.group ?? LOG_DEFAULT_GROUP}`;
+      if (a.level === undefined) return [[nflog]];
+      const level = LOGMARK_LEVELS[a.level];
+      if (!level) {
+        ctx.error([...path, "level"], "nft_logmark_level", "LOGMARK level 8 is not a kernel log level (printk has 0-7; nft's level 8 is audit, a different log): use 0-7");
+        return [];
+      }
+      return [[`log${prefix} level ${level} ${nflog}`]];
     }
+    case "dhcpmac":
+      return [dhcpmacStatements(a.setMac, env.udp === true)];
     case "counter":
       if (!ctx.policy.counters[a.name]) {
         ctx.error([...path, "name"], "nft_unknown_counter", `counter "${a.name}" is not declared under counters`);

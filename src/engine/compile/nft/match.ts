@@ -14,6 +14,7 @@ import { setFamily, valueOrSet } from "./sets.ts";
 import { hitcountCheck, hitcountListMember, meterParts, recentParts, type HitcountCheck } from "./recent.ts";
 import { quotaParts } from "./quota.ts";
 import { extraFamilies, extraParts } from "./match-extra.ts";
+import { xtFamilies, xtNeedsFamily, xtParts } from "./match-xt.ts";
 
 const PORT_PROTOCOLS = new Set(["tcp", "udp", "udplite", "sctp", "dccp"]);
 const ANY_PORT_PROTOCOL = "meta l4proto { tcp, udp, udplite, sctp, dccp }";
@@ -76,12 +77,14 @@ export function matchFamilies(m: Match | undefined, ctx: Ctx, path: Path): Set<F
   if (m.icmpv6Type !== undefined) narrow(["ipv6"]);
   const extra = extraFamilies(m);
   if (extra) narrow(extra);
+  const xt = xtFamilies(m.xt);
+  if (xt) narrow(xt);
   return allowed;
 }
 
 /** True when the match needs per-family expressions even without addresses (meters, recent lists). */
 export function matchNeedsFamily(m: Match | undefined): boolean {
-  return !!m && (m.meter !== undefined || m.recent !== undefined || m.saddr !== undefined || m.daddr !== undefined || m.saddrRange !== undefined || m.daddrRange !== undefined || m.fragment !== undefined || m.ttl !== undefined);
+  return !!m && (m.meter !== undefined || m.recent !== undefined || m.saddr !== undefined || m.daddr !== undefined || m.saddrRange !== undefined || m.daddrRange !== undefined || m.fragment !== undefined || m.ttl !== undefined || xtNeedsFamily(m.xt));
 }
 
 function addressParts(v: Negatable<string | string[]>, side: "saddr" | "daddr", fam: Fam): { parts: string[]; alternatives?: string[] } {
@@ -196,7 +199,13 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
   if (!extra) return null;
   parts.push(...extra.parts);
   if (extra.impliesFamily) impliesFamily = true;
-  // m.xt: xtables-addons matches; refused by checkTargetSupport (compile/support.ts).
+  // m.xt: the xtables-addons matches nftables can express; checkTargetSupport
+  // (compile/support.ts) refuses the others before this runs.
+  const xt = xtParts(m, fam);
+  if (!xt) return null;
+  parts.push(...xt.parts);
+  if (xt.alternatives) alternativeLists.push(xt.alternatives);
+  if (xt.impliesFamily) impliesFamily = true;
   // Stateful parts last: a meter, recent list or quota must only see packets that
   // matched everything else (as in iptables, where matches are evaluated in order).
   if (m.limit !== undefined) {

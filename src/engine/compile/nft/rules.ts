@@ -53,6 +53,7 @@ export function compileRule(
     hook: chain.hook,
     l4: (proto !== undefined && !proto.negated && PORT_PROTOCOLS.has(proto.value)) || m?.sport !== undefined || m?.dport !== undefined,
     tcp: (proto !== undefined && !proto.negated && proto.value === "tcp") || m?.tcpFlags !== undefined,
+    udp: (proto !== undefined && !proto.negated && proto.value === "udp") || m?.xt?.dhcpmac !== undefined,
   };
   for (const fam of fams) {
     const mr = compileMatch(m, fam, ctx, [...path, "match"], timeouts);
@@ -73,7 +74,7 @@ export function compileRule(
       ctx.error(
         [...path, "match"],
         "nft_mixed_address_list",
-        `a list that mixes named sets (@name) with other addresses or sets is an OR that needs one nft rule per item; that is only safe with a verdict, not with ${a.type} (it would run once per item): put the addresses into one set`,
+        `${m?.xt?.ipv4options?.any ? "ipv4options with any is an OR of option tests" : "a list that mixes named sets (@name) with other addresses or sets is an OR"} that needs one nft rule per item; that is only safe with a verdict, not with ${a.type} (it would run once per item): ${m?.xt?.ipv4options?.any ? "use a verdict, or one rule per option" : "put the addresses into one set"}`,
       );
       continue;
     }
