@@ -8,7 +8,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type Link } from "../support/netns.ts";
-import { applyPolicy, ruleCounter } from "./nft-kit.ts";
+import { applyPolicy, ruleCounter } from "../support/nft-lab.ts";
 
 // argv: host port count size optionsHex -- UDP datagrams carrying those IPv4 options.
 const OPTION_SENDER = `
