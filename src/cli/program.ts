@@ -22,6 +22,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   deployments: { args: "", summary: "rollouts: ls, show ID (with its hosts), watch ID, rollback ID", load: () => import("./commands/deployments.ts") },
   diff: { args: "[options] <ref> [other]", summary: "what changed between two versions of a ruleset (default: the latest against the one before)", load: () => import("./commands/diff.ts") },
   "enrollment-tokens": { args: "", summary: "one-time tokens agents enroll with: create, ls, revoke ID", load: () => import("./commands/enrollment-tokens.ts") },
+  bans: { args: "", summary: "fleet-wide ban lists: add, ls, rm (no ruleset version)", load: () => import("./commands/bans.ts") },
   hosts: { args: "", summary: "the fleet's hosts", load: () => import("./commands/hosts.ts") },
   import: { args: "[options] <file>", summary: "import an iptables script, iptables-save output or ipmasqadm lines as a policy document", load: () => import("./commands/import.ts") },
   login: { args: "[options]", summary: "check a server URL and token, store them as a context of ~/.config/palisade/config.yaml and use it", load: () => import("./commands/login.ts") },
