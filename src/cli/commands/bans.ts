@@ -38,7 +38,7 @@ export function banLines(items: Ban[], wide = false): string[] {
 type AddOptions = RestOptions & { ttl?: string; reason?: string; hosts?: string; labels?: string[]; output?: string; json?: boolean };
 
 export function register(program: Command): void {
-  const bans = program.command("bans").description("fleet-wide ban lists: addresses and prefixes dropped on the selected hosts");
+  const bans = program.command("bans").description("fleet-wide ban lists: add, ls, rm (no ruleset version)");
   withOutput(withRestOptions(
     bans
       .command("add")
