@@ -52,6 +52,8 @@ export interface ClientOptions {
   handlers: ClientHandlers;
   backoff?: BackoffOptions;
   heartbeatMs?: number;
+  /** The telemetry spool's backlog, reported in every heartbeat. */
+  backlog?: () => { batches: number; bytes: number };
   /** Enroll/connect deadline. */
   deadlineMs?: number;
 }
@@ -314,12 +316,17 @@ export class AgentClient {
       const [caps, h] = await Promise.all([this.o.capabilities(), this.o.hello()]);
       if (this.stream !== stream) return;
       stream.write({ hello: { capabilities: caps, applied: h.applied, telemetryEpoch: h.telemetryEpoch, bansHeld: h.bansHeld ?? false } });
-      this.heartbeat = setInterval(() => this.send({ heartbeat: { seq: String(++this.hbSeq), unixMs: String(Date.now()) } }), this.o.heartbeatMs ?? 15_000);
+      this.heartbeat = setInterval(() => this.send({ heartbeat: this.heartbeatBody() }), this.o.heartbeatMs ?? 15_000);
       this.o.handlers.connected();
     } catch (e) {
       this.o.log.error("cannot send hello", { error: errorText(e) });
       stream.cancel();
     }
+  }
+
+  private heartbeatBody(): NonNullable<AgentMessage["heartbeat"]> {
+    const b = this.o.backlog?.();
+    return { seq: String(++this.hbSeq), unixMs: String(Date.now()), ...(b && { spoolBatches: String(b.batches), spoolBytes: String(b.bytes) }) };
   }
 
   private dispatch(m: ServerMessage): void {

@@ -125,6 +125,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     hello: async () => ({ applied: pendingVersion ?? applied ?? { ruleset: "", version: 0, checksum: "" }, telemetryEpoch: epoch, bansHeld: await banKeeper.held() }),
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
     ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
+    backlog: () => ({ batches: spool.count, bytes: spool.bytes }),
     handlers: {
       desiredState: (m) => track(onDesired(m).catch((e) => log.error("desired state failed", { error: errorText(e) }))),
       confirm: (m) => {

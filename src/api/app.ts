@@ -95,11 +95,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Redis down: serve unthrottled rather than fail every request (readyz reports it).
     skipOnError: true,
     // Per token when one is presented (replicas share the Redis counters), else per address.
+    // Sign-in is per address whatever it carries: it is how a token is guessed.
     keyGenerator: (req) => {
-      const secret = bearerOf(req);
+      const secret = req.routeOptions.config.limitByAddress ? undefined : bearerOf(req);
       return secret ? `t:${hashSecret(secret)}` : `ip:${req.ip}`;
     },
-    allowList: (req) => req.routeOptions.config.access === "public",
+    allowList: (req) => req.routeOptions.config.access === "public" && !req.routeOptions.config.limitByAddress,
     errorResponseBuilder: (_req, ctx) =>
       new ApiError(429, "rate_limited", `rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry after ${ctx.after}`),
   });

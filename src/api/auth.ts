@@ -30,6 +30,12 @@ export interface AuthenticatedActor extends Actor {
 declare module "fastify" {
   interface FastifyContextConfig {
     access?: Access;
+    /** A public route the general rate limit still counts, per client address (console sign-in). */
+    limitByAddress?: boolean;
+  }
+  interface FastifyInstance {
+    /** Failed authentications per client address (auth-throttle.ts), shared by every way in. */
+    authThrottle: AuthThrottle;
   }
   interface FastifyRequest {
     /** Set by the auth hook on every non-public route. */
@@ -65,6 +71,7 @@ export interface AuthPluginOptions {
 
 export const authPlugin = fp(async (app: FastifyInstance, opts: AuthPluginOptions) => {
   const throttle = new AuthThrottle(app.redis, opts.namespace, opts.failuresPerMinute);
+  app.decorate("authThrottle", throttle);
   app.decorateRequest("actor", null as unknown as AuthenticatedActor);
   app.addHook("onRequest", async (req, reply) => {
     const access = req.routeOptions.config.access ?? "admin";
@@ -72,7 +79,11 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthPluginOption
     await throttle.check(req.ip);
     const secret = bearerOf(req);
     const sid = secret === undefined ? sessionIdOf(req) : undefined;
-    if (sid !== undefined) return authenticateSession(app, req, sid, access);
+    if (sid !== undefined) return authenticateSession(app, req, sid, access).catch(async (err: unknown) => {
+      // A made-up or expired session cookie counts like a made-up token.
+      if (err instanceof ApiError && err.status === 401) await throttle.fail(req.ip);
+      throw err;
+    });
     if (secret === undefined) {
       await throttle.fail(req.ip);
       reply.header("www-authenticate", 'Bearer realm="palisade"');

@@ -42,6 +42,10 @@ const EnvSchema = z.object({
   PALISADE_HTTPS_KEY_FILE: z.string().optional(),
   /** Strict-Transport-Security max-age sent over HTTPS (0: no header). */
   PALISADE_HSTS_MAX_AGE: z.coerce.number().int().min(0).max(63_072_000).default(31_536_000),
+  /** When set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus: authorization.credentials). */
+  PALISADE_METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces (a bearer token)").optional(),
+  /** How long /metrics reuses the fleet snapshot it read from PostgreSQL and Redis (0: a fresh one every scrape). */
+  PALISADE_METRICS_CACHE_SECONDS: z.coerce.number().min(0).max(300).default(5),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
@@ -68,6 +72,8 @@ export interface Config {
   retention: Retention;
   /** REST over HTTPS (PALISADE_HTTPS_*); undefined: plain HTTP (behind a TLS-terminating proxy). */
   https: HttpsConfig | undefined;
+  /** GET /metrics (PALISADE_METRICS_*). */
+  metrics: MetricsSettings;
 }
 
 export interface HttpsConfig {
@@ -75,6 +81,13 @@ export interface HttpsConfig {
   keyPem: string;
   /** Strict-Transport-Security max-age in seconds; 0 sends no header. */
   hstsMaxAge: number;
+}
+
+export interface MetricsSettings {
+  /** Bearer token a scrape must present; undefined: /metrics is public. */
+  token: string | undefined;
+  /** How long the fleet snapshot (database and Redis reads) is reused, in ms. */
+  cacheMs: number;
 }
 
 export interface QueueSettings {
@@ -188,5 +201,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     queue: { prefix: e.PALISADE_QUEUE_PREFIX, lockMs: e.PALISADE_DEPLOY_LOCK_MS },
     retention,
     https: https(e),
+    metrics: { token: e.PALISADE_METRICS_TOKEN, cacheMs: Math.round(e.PALISADE_METRICS_CACHE_SECONDS * 1000) },
   };
 }

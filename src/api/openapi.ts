@@ -48,7 +48,10 @@ export function openApiDocument() {
     // Relative: the document is served by the API it describes, wherever that is.
     servers: [{ url: "/", description: "the Palisade API serving this document" }],
     components: {
-      securitySchemes: { bearer: { type: "http" as const, scheme: "bearer" } },
+      securitySchemes: {
+        bearer: { type: "http" as const, scheme: "bearer" },
+        metricsToken: { type: "http" as const, scheme: "bearer", description: "PALISADE_METRICS_TOKEN, when the server has one (GET /metrics only)" },
+      },
     },
     security: [{ bearer: [] }],
   };

@@ -16,6 +16,7 @@ describe("config", () => {
     assert.equal(c.adminToken, undefined);
     assert.equal(c.initialTokenFile, "palisade-initial-admin-token");
     assert.equal(c.sseStreamsPerToken, 10);
+    assert.deepEqual(c.metrics, { token: undefined, cacheMs: 5_000 });
   });
 
   test("values are read and coerced; empty counts as unset", () => {
@@ -43,6 +44,11 @@ describe("config", () => {
     assert.throws(() => loadConfig({ PALISADE_DEPLOY_LOCK_MS: "10" }), (e: Error) => e instanceof ConfigError && /PALISADE_DEPLOY_LOCK_MS/.test(e.message));
     assert.throws(() => loadConfig({ PALISADE_RETENTION_RAW_DAYS: "many" }), (e: Error) => e instanceof ConfigError && /PALISADE_RETENTION_RAW_DAYS/.test(e.message));
     assert.throws(() => loadConfig({ PALISADE_RETENTION_MONTH_MONTHS: "25" }), (e: Error) => e instanceof ConfigError && /do not outlive/.test(e.message));
+    // The metrics token and cache are checked at start too.
+    assert.throws(() => loadConfig({ PALISADE_METRICS_TOKEN: "short" }), (e: Error) => e instanceof ConfigError && /PALISADE_METRICS_TOKEN: must be at least 16/.test(e.message));
+    assert.throws(() => loadConfig({ PALISADE_METRICS_TOKEN: "has a space in it, 0123456789" }), (e: Error) => e instanceof ConfigError && /PALISADE_METRICS_TOKEN/.test(e.message));
+    assert.throws(() => loadConfig({ PALISADE_METRICS_CACHE_SECONDS: "-1" }), (e: Error) => e instanceof ConfigError && /PALISADE_METRICS_CACHE_SECONDS/.test(e.message));
+    assert.deepEqual(loadConfig({ PALISADE_METRICS_TOKEN: "scraper-secret-0123456789", PALISADE_METRICS_CACHE_SECONDS: "0.5" }).metrics, { token: "scraper-secret-0123456789", cacheMs: 500 });
     const q = loadConfig({ PALISADE_QUEUE_PREFIX: "site-b:bull", PALISADE_RETENTION_RAW_DAYS: "5" });
     assert.deepEqual([q.queue, q.retention.rawDays], [{ prefix: "site-b:bull", lockMs: 15_000 }, 5]);
   });

@@ -96,3 +96,38 @@ describe("console session", () => {
     assert.equal((await t.app.inject({ method: "GET", url: "/console/..%2Fpackage.json" })).statusCode, 400);
   });
 });
+
+describe("console sign-in limits per client address", () => {
+  let limited: TestApp;
+  before(async () => {
+    limited = await startTestApp({ rateLimitPerMinute: 3 });
+  });
+  after(async () => {
+    await limited?.close();
+  });
+  const signInFrom = (remoteAddress: string, token: string) => limited.app.inject({ method: "POST", url: "/v1/session", remoteAddress, payload: { token } });
+  const readFrom = (remoteAddress: string, token: string) => limited.app.inject({ method: "GET", url: "/v1/hosts", remoteAddress, headers: { authorization: `Bearer ${token}` } });
+  const message = (res: { json(): unknown }) => (res.json() as { error: { code: string; message: string } }).error;
+
+  test("wrong tokens at sign-in count as failed authentications of the address: then 429 before any lookup, for bearer requests too", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await readFrom("192.0.2.40", `pal_guess-${i}`)).statusCode);
+    statuses.push((await signInFrom("192.0.2.40", ROLE_TOKENS.viewer)).statusCode);
+    assert.deepEqual(statuses, [401, 401, 401, 429], "bearer guesses stop sign-in from that address");
+    for (let i = 0; i < 3; i++) assert.equal((await signInFrom("192.0.2.41", `pal_guess-${i}`)).statusCode, 401);
+    const res = await readFrom("192.0.2.41", ROLE_TOKENS.viewer);
+    assert.equal(res.statusCode, 429, "sign-in guesses stop bearer requests from that address");
+    assert.match(message(res).message, /failed authentications from this address/);
+    assert.ok(Number(res.headers["retry-after"]) > 0);
+    // Another address is not affected.
+    assert.equal((await signInFrom("192.0.2.42", ROLE_TOKENS.viewer)).statusCode, 200);
+  });
+
+  test("sign-in attempts are counted per address by the general rate limit, even with right tokens", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await signInFrom("192.0.2.50", ROLE_TOKENS.viewer)).statusCode);
+    assert.deepEqual(statuses, [200, 200, 200, 429]);
+    assert.equal((await signInFrom("192.0.2.50", ROLE_TOKENS.viewer)).json().error.code, "rate_limited");
+    assert.equal((await signInFrom("192.0.2.51", ROLE_TOKENS.viewer)).statusCode, 200, "per address, not global");
+  });
+});

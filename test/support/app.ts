@@ -30,7 +30,9 @@ export async function startTestApp(overrides: Partial<Config> = {}, deps: Pick<A
   const database = await createTestDatabase();
   const db = createDb(database.url);
   const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
-  const config: Config = { ...loadConfig({ DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL }), rateLimitPerMinute: 1_000_000, ...overrides };
+  const base = loadConfig({ DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL });
+  // Tests read /metrics right after changing the fleet: no snapshot cache unless a test asks for one.
+  const config: Config = { ...base, rateLimitPerMinute: 1_000_000, metrics: { ...base.metrics, cacheMs: 0 }, ...overrides };
   const rateLimitNamespace = `palisade-test-rl:${database.name}:`;
   let app: FastifyInstance | undefined;
   const close = async () => {

@@ -51,7 +51,10 @@ describe("generated agent protocol", () => {
   it("keeps the field numbers of the .proto (an older peer decodes what a newer one sends)", () => {
     // Heartbeat{seq=1 (varint 7), unix_ms=2 (varint 9)} inside AgentMessage.heartbeat (field 2), by hand.
     const bytes = Uint8Array.from([0x12, 0x04, 0x08, 0x07, 0x10, 0x09]);
-    assert.deepEqual(AgentMessage.decode(bytes).heartbeat, { seq: "7", unixMs: "9" });
+    // The backlog fields (3, 4) are proto3 optional: an older agent's heartbeat decodes with them unset.
+    assert.deepEqual(AgentMessage.decode(bytes).heartbeat, { seq: "7", unixMs: "9", spoolBatches: undefined, spoolBytes: undefined });
+    assert.deepEqual([...Heartbeat.encode({ seq: "1", unixMs: "2", spoolBatches: "3", spoolBytes: "300" }).finish()], [0x08, 0x01, 0x10, 0x02, 0x18, 0x03, 0x20, 0xac, 0x02]);
+    assert.equal(Heartbeat.decode(Heartbeat.encode({ seq: "1", unixMs: "2", spoolBatches: "0", spoolBytes: "0" }).finish()).spoolBatches, "0", "a reported 0 stays 0");
     // LogEvent.ctmark (field 5) is proto3 optional: absent when unset, present when 0.
     assert.equal(LogEvent.decode(LogEvent.encode(LogEvent.fromPartial({ prefix: "x" })).finish()).ctmark, undefined);
     assert.equal(LogEvent.decode(LogEvent.encode(LogEvent.fromPartial({ ctmark: 0 })).finish()).ctmark, 0);

@@ -10,5 +10,7 @@ export interface AgentContext {
   db: Db;
   redis: Redis;
   log: Log;
+  /** How often one stream may write its agent's reported spool backlog (default 5 s; tests make it long). */
+  spoolWriteResolutionMs?: number;
 }
 

@@ -38,7 +38,14 @@ export const Hello = z.object({
   bansHeld: z.boolean().default(false),
 });
 
-export const Heartbeat = z.object({ seq: z.string().regex(/^\d{1,20}$/), unixMs: z.string().regex(/^-?\d{1,20}$/) });
+const u64 = z.string().regex(/^\d{1,20}$/);
+export const Heartbeat = z.object({
+  seq: u64,
+  unixMs: z.string().regex(/^-?\d{1,20}$/),
+  /** The agent's spool backlog (absent from agents that predate it); stored as bigint, so at most 18 digits. */
+  spoolBatches: z.string().regex(/^\d{1,18}$/).optional(),
+  spoolBytes: z.string().regex(/^\d{1,18}$/).optional(),
+});
 
 export const ApplyResult = z.object({
   deploymentId: uuidOrEmpty,

@@ -21,6 +21,11 @@ export type AgentCall = grpc.ServerDuplexStream<AgentMessageIn, ServerMessage>;
 
 /** Don't write last_seen_at for every message; a few seconds of resolution is plenty. */
 const LAST_SEEN_RESOLUTION_MS = 5_000;
+/**
+ * The spool backlog a heartbeat reports is written only when it changed, and at most this
+ * often per stream, whatever pace the agent sends at (heartbeats come every 15 s by default).
+ */
+export const SPOOL_WRITE_RESOLUTION_MS = 5_000;
 /** Stop reading from an agent that sends faster than we can store (resume below LOW). */
 const HIGH_WATER = 64;
 const LOW_WATER = 8;
@@ -39,6 +44,7 @@ export class AgentSession {
   private closed = false;
   private detach: (() => Promise<void>) | undefined;
   private lastSeenWritten = 0;
+  private spoolWritten: { at: number; batches: string; bytes: string } | undefined;
 
   constructor(
     private readonly ctx: AgentContext,
@@ -157,6 +163,7 @@ export class AgentSession {
       case "hello":
         return this.onHello(msg.hello.capabilities ?? undefined, msg.hello.applied ?? undefined, msg.hello.bansHeld);
       case "heartbeat":
+        await this.recordBacklog(msg.heartbeat);
         return this.send({ heartbeat: { seq: msg.heartbeat.seq, unixMs: String(Date.now()) } });
       case "applyResult":
         return this.onApplyResult(msg.applyResult);
@@ -193,6 +200,20 @@ export class AgentSession {
    */
   private ackResult(resultId: string): void {
     if (resultId) this.send({ resultAck: { resultId } });
+  }
+
+  /** Keep the reported spool backlog on the host row (/metrics sums it over the fleet). */
+  private async recordBacklog(hb: { spoolBatches?: string | undefined; spoolBytes?: string | undefined }): Promise<void> {
+    if (hb.spoolBatches === undefined || hb.spoolBytes === undefined) return;
+    const now = Date.now();
+    const last = this.spoolWritten;
+    if (last && last.batches === hb.spoolBatches && last.bytes === hb.spoolBytes) return;
+    if (last && now - last.at < (this.ctx.spoolWriteResolutionMs ?? SPOOL_WRITE_RESOLUTION_MS)) return;
+    this.spoolWritten = { at: now, batches: hb.spoolBatches, bytes: hb.spoolBytes };
+    await this.ctx.db.host.updateMany({
+      where: { id: this.identity.hostId, sessionId: this.id },
+      data: { spoolBatches: BigInt(hb.spoolBatches), spoolBytes: BigInt(hb.spoolBytes), spoolReportedAt: new Date(now) },
+    });
   }
 
   private async touch(): Promise<void> {

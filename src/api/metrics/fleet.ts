@@ -1,6 +1,8 @@
-// Product metrics read from PostgreSQL and Redis at scrape time: the state of the whole
-// fleet, not of this process, so every replica reports the same values (aggregate them
-// with max, not sum). One snapshot per scrape: every gauge below awaits the same queries.
+// Product metrics read from PostgreSQL and Redis: the state of the whole fleet, not of
+// this process, so every replica reports the same values (aggregate them with max, not
+// sum). One snapshot serves every gauge below, and it is kept for `cacheMs` after it was
+// taken, so scrapes (several Prometheus servers, a dashboard refreshing) cost at most one
+// round of queries per replica per cache period.
 import type { Redis } from "ioredis";
 import { Gauge, type Registry } from "prom-client";
 import type { Db } from "../db/client.ts";
@@ -20,8 +22,16 @@ export interface QueueRef {
   name: string;
 }
 
+/** The agents' spool backlog as last reported (hosts whose agent never reported it are left out). */
+interface Backlog {
+  batches: Map<string, number>;
+  bytes: Map<string, number>;
+  maxBatches: number;
+}
+
 interface Snapshot {
   hosts: Map<string, number>;
+  spool: Backlog;
   drift: Map<string, number>;
   deployments: Map<string, number>;
   targets: Map<string, number>;
@@ -33,7 +43,10 @@ interface Snapshot {
 
 async function snapshot(db: Db, redis: Redis, queues: QueueRef[]): Promise<Snapshot> {
   const [hosts, deployments, targets, durations, lag, dirty] = await Promise.all([
-    db.$queryRaw<{ connection: string; drift: boolean; n: bigint }[]>`SELECT connection::text, drift, count(*) AS n FROM hosts GROUP BY 1, 2`,
+    db.$queryRaw<{ connection: string; drift: boolean; n: bigint; batches: bigint | null; bytes: bigint | null; max: bigint | null }[]>`
+      SELECT connection::text, drift, count(*) AS n, sum(spool_batches)::bigint AS batches, sum(spool_bytes)::bigint AS bytes,
+             max(spool_batches) AS max
+        FROM hosts GROUP BY 1, 2`,
     db.$queryRaw<{ status: string; n: bigint }[]>`SELECT status::text, count(*) AS n FROM deployments GROUP BY 1`,
     db.$queryRaw<{ status: string; n: bigint }[]>`SELECT status::text, count(*) AS n FROM deployment_targets GROUP BY 1`,
     db.$queryRawUnsafe<{ le: number[]; count: bigint; sum: number | null }[]>(
@@ -55,6 +68,11 @@ async function snapshot(db: Db, redis: Redis, queues: QueueRef[]): Promise<Snaps
   const d = durations[0];
   return {
     hosts: count(hosts, (r) => r.connection),
+    spool: {
+      batches: count(hosts.map((r) => ({ ...r, n: r.batches ?? 0n })), (r) => r.connection),
+      bytes: count(hosts.map((r) => ({ ...r, n: r.bytes ?? 0n })), (r) => r.connection),
+      maxBatches: Math.max(0, ...hosts.map((r) => Number(r.max ?? 0))),
+    },
     drift: count(hosts, (r) => (r.drift ? "drifted" : "in_sync")),
     deployments: count(deployments, (r) => r.status),
     targets: count(targets, (r) => r.status),
@@ -84,12 +102,22 @@ async function queueDepths(redis: Redis, queues: QueueRef[]): Promise<Snapshot["
 }
 
 /** Registers the fleet gauges and the rollout histogram on `registry`. */
-export function registerFleetMetrics(registry: Registry, deps: { db: Db; redis: Redis; queues: QueueRef[] }): void {
-  // Concurrent collect() calls of one scrape share a snapshot; the next scrape takes a new one.
+export function registerFleetMetrics(registry: Registry, deps: { db: Db; redis: Redis; queues: QueueRef[]; cacheMs: number }): void {
+  // Concurrent collect() calls of one scrape always share a snapshot; with cacheMs > 0 the
+  // scrapes of the next cacheMs do too. A failed snapshot is not kept.
   let current: Promise<Snapshot> | undefined;
   const load = () => {
-    current ??= snapshot(deps.db, deps.redis, deps.queues).finally(() => setImmediate(() => (current = undefined)));
-    return current;
+    if (current) return current;
+    const p = snapshot(deps.db, deps.redis, deps.queues);
+    const forget = () => {
+      if (current === p) current = undefined;
+    };
+    p.then(
+      () => (deps.cacheMs > 0 ? setTimeout(forget, deps.cacheMs).unref() : setImmediate(forget)),
+      () => setImmediate(forget),
+    );
+    current = p;
+    return p;
   };
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>, s: Snapshot) => void) =>
     new Gauge({
@@ -106,6 +134,14 @@ export function registerFleetMetrics(registry: Registry, deps: { db: Db; redis: 
   gauge("palisade_hosts", "Hosts by connection state of their agent", ["connection"], (g, s) => {
     for (const c of CONNECTIONS) g.set({ connection: c }, s.hosts.get(c) ?? 0);
   });
+  // Last reported by each host's agent in a heartbeat; a disconnected host's is its last report.
+  gauge("palisade_agent_spool_batches", "Telemetry batches waiting in the agents' spools (sent, not yet acknowledged), as last reported, summed by the host's connection state", ["connection"], (g, s) => {
+    for (const c of ["connected", "disconnected"]) g.set({ connection: c }, s.spool.batches.get(c) ?? 0);
+  });
+  gauge("palisade_agent_spool_bytes", "Size on disk of the telemetry batches waiting in the agents' spools, as last reported, summed by the host's connection state", ["connection"], (g, s) => {
+    for (const c of ["connected", "disconnected"]) g.set({ connection: c }, s.spool.bytes.get(c) ?? 0);
+  });
+  gauge("palisade_agent_spool_max_batches", "The largest telemetry spool backlog (batches) any one host's agent last reported", [], (g, s) => g.set(s.spool.maxBatches));
   gauge("palisade_hosts_drift", "Hosts by drift: drifted = the kernel's ruleset differs from the applied version", ["state"], (g, s) => {
     for (const st of ["in_sync", "drifted"]) g.set({ state: st }, s.drift.get(st) ?? 0);
   });

@@ -2,6 +2,9 @@
 // process; one registry would refuse duplicate names), merged at scrape time with the
 // process-wide event counters (events.ts). prom-client's default metrics keep their
 // standard names (process_*, nodejs_*), so stock Node.js dashboards work unchanged.
+// Three of them are gauges named like counters, which `promtool check metrics` remarks on;
+// they keep their names too, and their HELP text says why (an operator reading the scrape
+// or promtool's output finds the answer next to the name; docs/api.md lists them).
 import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
@@ -18,9 +21,17 @@ export interface Metrics {
   scrape(): Promise<string>;
 }
 
+/** prom-client's default gauges whose names end in _total (promtool: "non-counter metrics should not have "_total" suffix"). */
+export const STANDARD_TOTAL_GAUGES = ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"] as const;
+const STANDARD_NAME_NOTE = " A gauge: the _total suffix is prom-client's standard name, kept so stock Node.js dashboards work (promtool's remark on it is expected).";
+
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  for (const name of STANDARD_TOTAL_GAUGES) {
+    const m = registry.getSingleMetric(name) as { help: string } | undefined;
+    if (m) m.help += STANDARD_NAME_NOTE;
+  }
   return {
     registry,
     httpRequests: new Counter({
@@ -51,6 +62,7 @@ export const metricsPlugin = fp(async (app: FastifyInstance) => {
   registerFleetMetrics(metrics.registry, {
     db: app.db,
     redis: app.redis,
+    cacheMs: app.config.metrics.cacheMs,
     queues: [
       { label: "deploy", prefix: app.config.queue.prefix, name: DEPLOY_QUEUE },
       { label: "telemetry", prefix: app.config.queue.prefix, name: TELEMETRY_QUEUE },

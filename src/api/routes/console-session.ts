@@ -20,7 +20,9 @@ export const consoleSessionRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     "/",
     {
-      config: { access: "public" },
+      // Public (no token yet), but counted per client address by the general rate limit, and a
+      // wrong token counts as a failed authentication of that address (429 before any lookup).
+      config: { access: "public", limitByAddress: true },
       schema: {
         tags: ["console"],
         operationId: "signIn",
@@ -28,12 +30,16 @@ export const consoleSessionRoutes: FastifyPluginAsyncZod = async (app) => {
         description: "Sets the `palisade_session` cookie (HttpOnly, SameSite=Strict, Secure over TLS). The session ends after 8 hours, on sign-out, or when the token is revoked.",
         security: [],
         body: SignIn,
-        response: { 200: SessionView.describe("Signed in: the token's name and role, and the session's CSRF token."), ...errorResponses(400, 401) },
+        response: { 200: SessionView.describe("Signed in: the token's name and role, and the session's CSRF token."), ...errorResponses(400, 401, 429) },
       },
     },
     async (req, reply) => {
+      await app.authThrottle.check(req.ip);
       const token = await app.db.apiToken.findUnique({ where: { tokenHash: hashSecret(req.body.token) } });
-      if (!token || token.revokedAt) throw new ApiError(401, "unauthorized", "unknown or revoked token");
+      if (!token || token.revokedAt) {
+        await app.authThrottle.fail(req.ip);
+        throw new ApiError(401, "unauthorized", "unknown or revoked token");
+      }
       const { sid, session } = await createSession(app.redis, token.id);
       setSessionCookie(req, reply, sid, SESSION_TTL_SECONDS);
       return { name: token.name, role: token.role, csrfToken: session.csrf, expiresAt: session.expiresAt };

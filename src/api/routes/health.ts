@@ -1,7 +1,12 @@
 // Liveness, readiness (Postgres and Redis answer) and Prometheus metrics. Public: probes
-// and scrapers carry no tokens, and nothing here reveals data.
+// and scrapers carry no API tokens. /metrics tells fleet counts, so it can be closed with
+// its own bearer token (PALISADE_METRICS_TOKEN): a scraper's secret, not an API token.
+import { timingSafeEqual } from "node:crypto";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
+import { bearerOf, hashSecret } from "../auth.ts";
+import { ApiError, errorResponses } from "../errors.ts";
 
 const Check = z.object({ ok: z.boolean(), error: z.string().optional() });
 const Ready = z.object({ status: z.enum(["ready", "unavailable"]), checks: z.object({ postgres: Check, redis: Check }) });
@@ -30,6 +35,19 @@ async function check(probe: () => Promise<unknown>, what: string, log: { warn: (
 }
 
 export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
+  const metricsToken = app.config.metrics.token;
+  const expected = metricsToken === undefined ? undefined : Buffer.from(hashSecret(metricsToken), "hex");
+  /** With a metrics token configured: the scrape must present it; a wrong one counts as a failed authentication. */
+  const checkMetricsToken = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!expected) return;
+    await app.authThrottle.check(req.ip);
+    const presented = bearerOf(req);
+    if (presented && timingSafeEqual(Buffer.from(hashSecret(presented), "hex"), expected)) return;
+    await app.authThrottle.fail(req.ip);
+    reply.header("www-authenticate", `Bearer realm="palisade-metrics"${presented === undefined ? "" : ', error="invalid_token"'}`);
+    throw new ApiError(401, "unauthorized", "this server's /metrics needs its metrics token (Authorization: Bearer <PALISADE_METRICS_TOKEN>)");
+  };
+
   app.get(
     "/healthz",
     { config: { access: "public" }, schema: { tags: ["health"], operationId: "liveness", summary: "Liveness probe", security: [], response: { 200: z.object({ status: z.literal("ok") }).describe("The process is up.") } } },
@@ -58,14 +76,19 @@ export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ["health"],
         operationId: "metrics",
         summary: "Prometheus metrics",
-        security: [],
+        description: "Public unless the server has a metrics token (PALISADE_METRICS_TOKEN); then the scrape must send it as a bearer token. API tokens are not accepted here.",
+        security: [{}, { metricsToken: [] }],
         response: {
           200: {
             description: "Prometheus text exposition format 0.0.4 (see docs/api.md for the metrics).",
             content: { "text/plain": { schema: z.string() } },
           },
+          ...errorResponses(401, 429),
         },
       } },
-    async (_req, reply) => reply.type(app.metrics.registry.contentType).send(await app.metrics.scrape()),
+    async (req, reply) => {
+      await checkMetricsToken(req, reply);
+      return reply.type(app.metrics.registry.contentType).send(await app.metrics.scrape());
+    },
   );
 };

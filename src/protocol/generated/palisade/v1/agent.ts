@@ -206,6 +206,13 @@ export interface Hello {
 export interface Heartbeat {
   seq: string;
   unixMs: string;
+  /**
+   * Agent -> API: the telemetry spool's backlog when the heartbeat was sent: batches on
+   * disk not yet acknowledged, and their size on disk. Unset from the API and from agents
+   * that predate them (stored as unknown, not as 0).
+   */
+  spoolBatches?: string | undefined;
+  spoolBytes?: string | undefined;
 }
 
 export interface DesiredState {
@@ -1361,7 +1368,7 @@ export const Hello: MessageFns<Hello> = {
 };
 
 function createBaseHeartbeat(): Heartbeat {
-  return { seq: "0", unixMs: "0" };
+  return { seq: "0", unixMs: "0", spoolBatches: undefined, spoolBytes: undefined };
 }
 
 export const Heartbeat: MessageFns<Heartbeat> = {
@@ -1371,6 +1378,12 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     }
     if (message.unixMs !== "0") {
       writer.uint32(16).int64(message.unixMs);
+    }
+    if (message.spoolBatches !== undefined) {
+      writer.uint32(24).uint64(message.spoolBatches);
+    }
+    if (message.spoolBytes !== undefined) {
+      writer.uint32(32).uint64(message.spoolBytes);
     }
     return writer;
   },
@@ -1404,6 +1417,22 @@ export const Heartbeat: MessageFns<Heartbeat> = {
             message.unixMs = reader.int64().toString();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.spoolBatches = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.spoolBytes = reader.uint64().toString();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1423,6 +1452,8 @@ export const Heartbeat: MessageFns<Heartbeat> = {
     const message = createBaseHeartbeat();
     message.seq = object.seq ?? "0";
     message.unixMs = object.unixMs ?? "0";
+    message.spoolBatches = object.spoolBatches ?? undefined;
+    message.spoolBytes = object.spoolBytes ?? undefined;
     return message;
   },
 };
