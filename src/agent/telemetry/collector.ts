@@ -12,7 +12,7 @@ import { writeFileAtomic } from "../atomic.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { AccountingDelta, CounterDelta, LogEvent, QuotaSample, TelemetryBatch } from "../../protocol/agent.ts";
-import { deltas, readingFromJson, readingToJson, unattributed, type Cum, type Reading } from "./delta.ts";
+import { delta, readingFromJson, readingToJson, unattributed, type Cum, type Reading } from "./delta.ts";
 import { parseAccountingKey, parseDirectionTotalKey, readKernel, type Direction, type KernelReading } from "./reading.ts";
 import type { Spool } from "./spool.ts";
 
@@ -133,7 +133,11 @@ export class Collector {
 
   private async collectNow(): Promise<TelemetryBatch | undefined> {
     const cur = await this.read();
-    const d = deltas(this.prev, cur.counters);
+    // Deltas are taken key by key as the reading is walked, not collected into a third
+    // map beside the previous and the current reading (65k accounting elements: 65k more
+    // entries alive while the batch is built and serialised).
+    const prev = this.prev;
+    const deltaOf = (k: string): Cum => delta(prev.get(k), cur.counters.get(k) ?? ZERO);
     const rows = new Map<string, Row>();
     const row = (table: string, ip: string) => {
       const k = `${table}\t${ip}`;
@@ -143,7 +147,9 @@ export class Collector {
     };
     const counters: CounterDelta[] = [];
     const addrSums = new Map<string, Cum>();
-    for (const [k, v] of d) {
+    for (const [k, cv] of cur.counters) {
+      const v = delta(prev.get(k), cv);
+      if (v.bytes === 0 && v.packets === 0) continue;
       const a = parseAccountingKey(k);
       if (a) {
         const r = row(a.table, a.ip);
@@ -179,9 +185,10 @@ export class Collector {
       }
     };
     for (const k of cur.counters.keys()) {
+      if (k.startsWith("a\t")) continue;
       const dt = parseDirectionTotalKey(k);
       if (dt) {
-        remainder(dt.table, dt.dir, d.get(k) ?? ZERO);
+        remainder(dt.table, dt.dir, deltaOf(k));
         continue;
       }
       if (!k.startsWith("t\t")) continue;
@@ -189,8 +196,8 @@ export class Collector {
       // One slot (0.0.0.0/0): everything on the src side, as ACCOUNT's slot 0. A legacy
       // single total (applied before per-direction totals) stands for both directions
       // until the table's next apply replaces it.
-      remainder(table, "src", d.get(k) ?? ZERO);
-      if (cur.legacyTotals.has(table)) remainder(table, "dst", d.get(k) ?? ZERO);
+      remainder(table, "src", deltaOf(k));
+      if (cur.legacyTotals.has(table)) remainder(table, "dst", deltaOf(k));
     }
     const quotas: QuotaSample[] = cur.quotas.map((q) => ({ name: q.name, mode: q.mode, limit: u64(q.limit), used: u64(q.used), grow: q.grow }));
     const quotaKey = JSON.stringify(quotas);
@@ -207,6 +214,7 @@ export class Collector {
       dstBytes: u64(r.dstBytes),
       dstPackets: u64(r.dstPackets),
     }));
+    rows.clear(); // garbage before the batch is serialised
     const lost = drops.batches > 0 || logsDropped > 0;
     if (accounting.length === 0 && counters.length === 0 && logs.length === 0 && !lost && quotaKey === this.lastQuotas) {
       this.prev = cur.counters;
@@ -227,9 +235,10 @@ export class Collector {
       spoolDroppedBytes: u64(drops.bytes),
       logsDropped: u64(logsDropped),
     };
-    const resume: Resume = { seq, reading: readingToJson(cur.counters), carry: readingToJson(carry), quotas: quotaKey };
+    // Serialised once: the spool entry embeds this text and the resume file is this text.
+    const resumeJson = JSON.stringify({ seq, reading: readingToJson(cur.counters), carry: readingToJson(carry), quotas: quotaKey } satisfies Resume);
     try {
-      await this.o.spool.append({ batch, resume });
+      await this.o.spool.append({ batch }, resumeJson);
     } catch (e) {
       this.logs = logs.concat(this.logs); // not durable: keep the events for the next try
       throw e;
@@ -241,7 +250,7 @@ export class Collector {
     this.lastQuotas = quotaKey;
     this.logsDropped -= logsDropped;
     if (drops.batches > 0) await this.o.spool.clearDrops(drops);
-    await writeFileAtomic(this.o.resumeFile, JSON.stringify(resume)).catch((e) => this.o.log.warn("cannot write telemetry resume point", { error: errorText(e) }));
+    await writeFileAtomic(this.o.resumeFile, resumeJson).catch((e) => this.o.log.warn("cannot write telemetry resume point", { error: errorText(e) }));
     this.onBatch(batch);
     return batch;
   }

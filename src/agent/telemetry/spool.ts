@@ -111,9 +111,13 @@ export class Spool {
     return { ...this.dropped };
   }
 
-  /** Write a batch; drop the oldest batches first if the bounds require it. */
-  async append(entry: SpoolEntry): Promise<void> {
-    const data = JSON.stringify(entry);
+  /**
+   * Write a batch; drop the oldest batches first if the bounds require it. `resumeJson`:
+   * the entry's `resume` already serialised (the collector writes the same text to its
+   * resume file), spliced in rather than serialised a second time.
+   */
+  async append(entry: SpoolEntry, resumeJson?: string): Promise<void> {
+    const data = resumeJson === undefined ? JSON.stringify(entry) : `{"batch":${JSON.stringify(entry.batch)},"resume":${resumeJson}}`;
     const size = Buffer.byteLength(data);
     const order = [...this.files.keys()].sort((a, b) => a - b);
     let bytes = this.bytes;
