@@ -122,3 +122,29 @@ test("recent --hitcount on iptables: refused only above what the host's kernel a
   assert.equal(renderIptables(pol(300), { capabilities: { kernelRelease: "6.1.0" } }).ok, false);
   assert.equal(renderIptables(pol(300), { capabilities: { kernelRelease: "6.18.44" } }).ok, true);
 });
+
+test("every nftables refusal says what the kernel lacks and what to use instead (no bare 'nftables has no X')", () => {
+  for (const [name, entry] of Object.entries(FEATURES)) {
+    const s = entry.nftables;
+    if (s.supported) continue;
+    assert.ok(!/^nftables has no\b/.test(s.reason), `${name}: ${s.reason}`);
+    assert.ok(s.reason.length > 40, `${name}: the reason says too little: ${s.reason}`);
+    assert.ok(s.alternative.length > 10, `${name}: no alternative`);
+  }
+});
+
+test("natively rendered xtables-addons matches pass on nftables; the options nft_exthdr cannot find and length2 layer5 do not", () => {
+  const rule = (xt: unknown, action: unknown = "drop") => p({ chains: { input: { hook: "input", rules: [{ match: { protocol: "udp", xt }, action }] } } });
+  for (const xt of [
+    { ipv4options: { flags: [{ option: "record-route" }, { option: "lsrr", not: true }] } },
+    { ipv4options: { flags: [{ option: "router-alert" }, { option: "ssrr" }], any: true } },
+    { length2: { layer: "layer4", length: "10-20" } },
+    { dhcpmac: "00:50:56:00:00:00/24" },
+  ]) assert.deepEqual(checkTargetSupport(rule(xt), "nftables"), [], JSON.stringify(xt));
+  const other = checkTargetSupport(rule({ ipv4options: { flags: [{ option: "timestamp" }] } }), "nftables");
+  assert.deepEqual(other.map((d) => d.path), ["/chains/input/rules/0/match/xt/ipv4options/flags"]);
+  assert.match(other[0]!.message, /nft_exthdr.*lsrr, ssrr, record-route and router-alert/);
+  const l5 = checkTargetSupport(rule({ length2: { layer: "layer5", length: 0 } }), "nftables");
+  assert.deepEqual(l5.map((d) => d.path), ["/chains/input/rules/0/match/xt/length2/layer"]);
+  assert.deepEqual(checkTargetSupport(rule(undefined, { type: "dhcpmac", setMac: "ab:cd:ef:00:00:00/24" }), "nftables"), []);
+});
