@@ -1,67 +1,117 @@
-// Fan-out of one deployment to N simulated agents (issue 4, "bench"): in-process grpc-js
-// clients, each holding a Connect stream to one of two API replicas and answering
-// DesiredState with ApplyResult applied at once. Timed from the POST /v1/deployments to
+// Fan-out of one deployment to N simulated agents (issue 4, "bench"). The parts run as
+// separate processes, as in production: two API replicas (`palisade server` child
+// processes: REST, agent gRPC and the deploy worker each) and BENCH_AGENT_PROCS processes
+// of simulated agents (bench/lib/fanout-agents.ts: grpc-js clients, half on each
+// replica, answering DesiredState with "applied" at once). This process only posts the
+// deployment and collects the agents' reports. Timed from the POST /v1/deployments to
 // each agent's Confirm (the API recorded "applied" and told the agent), so the figure
 // covers REST, the BullMQ job, the Redis offer to the replica holding the stream, the
-// claim in Postgres, the DesiredState, the result and its recording.
+// claim in Postgres, the DesiredState, the result and its recording. Times cross process
+// boundaries on one machine's clock (performance.timeOrigin + now()).
 //
 // Baseline in the same run: the same deployment to ONE host (N=1), interleaved with the
 // N-host runs so both see the same machine load; the ratio is what fanning out costs.
-// Env: BENCH_N (default 500), BENCH_RUNS (default 5). Needs Postgres and Redis (as tests).
-import { performance } from "node:perf_hooks";
+// Env: BENCH_N (default 500), BENCH_RUNS (default 5), BENCH_AGENT_PROCS (default 4).
+// Needs Postgres and Redis (as tests).
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { cpus, loadavg } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { Redis } from "ioredis";
+import { createDb } from "../src/api/db/client.ts";
+import { createTestDatabase, TEST_REDIS_URL } from "../test/support/db.ts";
+import { freePort, killReplica, startReplica, type Replica } from "../test/support/fleet-processes.ts";
 import { validPolicy } from "../test/support/policies.ts";
-import { SimAgent, startFleet, waitFor, type Fleet } from "../test/support/grpc-fleet.ts";
+import { waitFor } from "../test/support/wait.ts";
 import { median, ms, percentile, ratio, table } from "./lib/stats.ts";
 
 const N = Number(process.env.BENCH_N ?? 500);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const PROCS = Math.max(1, Math.min(N, Number(process.env.BENCH_AGENT_PROCS ?? 4)));
+const ADMIN = `bench-admin-${randomBytes(12).toString("hex")}`;
 const err = (s: string) => process.stderr.write(s + "\n");
+const now = () => performance.timeOrigin + performance.now();
 
-async function enrollAll(f: Fleet, n: number): Promise<SimAgent[]> {
-  const agents: SimAgent[] = new Array(n);
-  let next = 0;
-  const workers = Array.from({ length: 16 }, async () => {
-    for (let i = next++; i < n; i = next++) {
-      agents[i] = await f.agent(`fan-${String(i).padStart(4, "0")}`, { fan: "all", ...(i === 0 ? { baseline: "yes" } : {}) }, { replica: i % 2 });
-      if ((i + 1) % 100 === 0) err(`  enrolled ${i + 1}/${n}`);
-    }
-  });
-  await Promise.all(workers);
-  return agents;
-}
-
-/** One deployment; returns ms from POST to each selected agent's Confirm. */
-async function once(f: Fleet, agents: SimAgent[], labels: Record<string, string>): Promise<number[]> {
-  const t0 = performance.now();
-  const res = await f.t.req("POST", "/v1/deployments", {
-    as: "operator",
-    body: { ruleset: "fan", version: 1, selector: { labels }, strategy: { canary: 0, batchSize: 10_000, confirmTimeoutSeconds: 60, retries: 0 } },
-  });
-  if (res.statusCode !== 202) throw new Error(`deploy: ${res.statusCode} ${res.body}`);
-  const id = (res.json() as { id: string }).id;
-  const targets = new Map((await f.t.db.deploymentTarget.findMany({ where: { deploymentId: id }, select: { id: true, hostId: true } })).map((t) => [t.hostId, t.id]));
-  const selected = agents.filter((a) => targets.has(a.hostId));
-  await waitFor(() => selected.every((a) => a.confirmedAt.has(targets.get(a.hostId)!)), 180_000, `all ${selected.length} confirmed`, 20);
-  await waitFor(async () => (await f.t.db.deployment.findUniqueOrThrow({ where: { id } })).status === "succeeded", 30_000, "deployment succeeded", 50);
-  return selected.map((a) => a.confirmedAt.get(targets.get(a.hostId)!)! - t0);
+interface AgentProc {
+  child: ChildProcess;
+  ready: Promise<{ name: string; hostId: string }[]>;
+  out: string;
 }
 
 async function main(): Promise<void> {
-  err(`fanout: N=${N}, runs=${RUNS}`);
-  const f = await startFleet({ replicas: 2 });
+  err(`fanout: N=${N}, runs=${RUNS}, ${PROCS} agent processes, 2 replica processes`);
+  const database = await createTestDatabase();
+  const db = createDb(database.url);
+  const prefix = `palisade-bench:${process.pid}:${randomBytes(4).toString("hex")}`;
+  const replicas: Replica[] = [];
+  const procs: AgentProc[] = [];
+  const confirmedAt = new Map<string, number>(); // targetId -> epoch ms
   try {
-    await f.startWorker({ pollMs: 250 });
-    await f.startWorker({ pollMs: 250 });
-    await f.t.req("POST", "/v1/rulesets", { body: { name: "fan" } });
-    await f.t.req("POST", "/v1/rulesets/fan/versions", { body: { policy: validPolicy(443) } });
-    const agents = await enrollAll(f, N);
-    err(`  ${N} agents connected (half to each replica)`);
+    const env = { DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, PALISADE_ADMIN_TOKEN: ADMIN, PALISADE_QUEUE_PREFIX: prefix, LOG_LEVEL: "warn" };
+    for (const name of ["A", "B"]) replicas.push(startReplica(name, { http: await freePort(), grpc: await freePort() }, env));
+    for (const r of replicas) {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${r.httpPort}/healthz`).catch(() => undefined))?.ok === true, 60_000, `replica ${r.name} up\n${r.out()}`, 200);
+      await waitFor(() => r.out().includes("agent gRPC server listening"), 30_000, `replica ${r.name} gRPC\n${r.out()}`, 100);
+    }
+    const api = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`http://127.0.0.1:${replicas[0]!.httpPort}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(30_000),
+      });
+      return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+    };
+    await api("POST", "/v1/rulesets", { name: "fan" });
+    await api("POST", "/v1/rulesets/fan/versions", { policy: validPolicy(443) });
+
+    // One-time enrollment tokens, then the agents split over the processes (round robin).
+    const specs: { name: string; token: string; address: string }[] = new Array(N);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let i = next++; i < N; i = next++) {
+          const t = await api("POST", "/v1/enrollment-tokens", { labels: { fan: "all", ...(i === 0 ? { baseline: "yes" } : {}) }, ttlSeconds: 3600 });
+          if (t.status !== 201) throw new Error(`enrollment token: ${t.status} ${JSON.stringify(t.json)}`);
+          specs[i] = { name: `fan-${String(i).padStart(4, "0")}`, token: String(t.json.token), address: `127.0.0.1:${replicas[i % 2]!.grpcPort}` };
+        }
+      }),
+    );
+    for (let p = 0; p < PROCS; p++) {
+      const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "lib/fanout-agents.ts")], { stdio: ["pipe", "pipe", "pipe"] });
+      const proc: AgentProc = { child, out: "", ready: undefined as never };
+      child.stderr!.on("data", (b: Buffer) => (proc.out += b.toString()));
+      proc.ready = new Promise((resolve, reject) => {
+        child.once("exit", (code) => reject(new Error(`agent process ${p} exited ${code}: ${proc.out.slice(-2000)}`)));
+        createInterface({ input: child.stdout! }).on("line", (l) => {
+          const m = JSON.parse(l) as { ready?: { name: string; hostId: string }[]; confirm?: { targetId: string; at: number } };
+          if (m.ready) resolve(m.ready);
+          if (m.confirm) confirmedAt.set(m.confirm.targetId, m.confirm.at);
+        });
+      });
+      child.stdin!.write(JSON.stringify({ agents: specs.filter((_, i) => i % PROCS === p) }) + "\n");
+      procs.push(proc);
+    }
+    const ready = (await Promise.all(procs.map((p) => p.ready))).flat();
+    err(`  ${ready.length} agents connected (half to each replica, ${PROCS} processes)`);
+
+    /** One deployment; returns ms from POST to each selected agent's Confirm. */
+    const once = async (labels: Record<string, string>): Promise<number[]> => {
+      const t0 = now();
+      const res = await api("POST", "/v1/deployments", { ruleset: "fan", version: 1, selector: { labels }, strategy: { canary: 0, batchSize: 10_000, confirmTimeoutSeconds: 60, retries: 0 } });
+      if (res.status !== 202) throw new Error(`deploy: ${res.status} ${JSON.stringify(res.json)}`);
+      const id = String(res.json.id);
+      const targets = (await db.deploymentTarget.findMany({ where: { deploymentId: id }, select: { id: true } })).map((t) => t.id);
+      await waitFor(() => targets.every((t) => confirmedAt.has(t)), 180_000, `all ${targets.length} confirmed`, 20);
+      await waitFor(async () => (await db.deployment.findUniqueOrThrow({ where: { id } })).status === "succeeded", 30_000, "deployment succeeded", 50);
+      return targets.map((t) => confirmedAt.get(t)! - t0);
+    };
     const rows: { base: number[]; fan: number[] }[] = [];
-    await once(f, agents, { fan: "all" }); // warm-up: caches, JIT, connection pools
+    await once({ fan: "all" }); // warm-up: caches, JIT, connection pools
     for (let r = 0; r < RUNS; r++) {
-      const base = await once(f, agents, { baseline: "yes" });
-      const fan = await once(f, agents, { fan: "all" });
+      const base = await once({ baseline: "yes" });
+      const fan = await once({ fan: "all" });
       rows.push({ base, fan });
       err(`  run ${r + 1}/${RUNS}: N=1 ${ms(base[0]!)}; N=${N} p50 ${ms(percentile(fan, 50))} p99 ${ms(percentile(fan, 99))} p100 ${ms(percentile(fan, 100))}`);
     }
@@ -69,6 +119,7 @@ async function main(): Promise<void> {
     const b = med((x) => x.base[0]!);
     const p = (q: number) => med((x) => percentile(x.fan, q));
     process.stdout.write(`nproc ${cpus().length}, load average at end ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
+    process.stdout.write(`processes: 2 API replicas (palisade server), ${PROCS} simulated-agent processes, this driver\n`);
     process.stdout.write(`one deployment, time from POST to agents' Confirm; median of ${RUNS} runs\n`);
     process.stdout.write(
       table([
@@ -79,7 +130,18 @@ async function main(): Promise<void> {
     );
     process.stdout.write(`per-agent cost at N=${N}: ${ms(p(100) / N)} (100% time / N)\n`);
   } finally {
-    await f.close();
+    for (const p of procs) p.child.stdin?.end();
+    for (const p of procs) if (p.child.exitCode === null && p.child.pid) setTimeout(() => p.child.exitCode === null && p.child.kill("SIGKILL"), 5_000).unref();
+    for (const r of replicas) await killReplica(r);
+    await db.$disconnect();
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length) await redis.del(...keys);
+    } finally {
+      redis.disconnect();
+    }
+    await database.drop();
   }
 }
 
