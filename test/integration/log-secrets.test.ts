@@ -114,8 +114,8 @@ test("with mutual TLS: no PALISADE_SECRET_KEY, CA key or agent key in the log ei
   assert.equal(res.status, 201);
   const enrollToken = ((await res.json()) as { token: string }).token;
   secrets.set("enrollment token", enrollToken);
-  const [row] = await sql<{ key_encrypted: string }>(srv.database.url, "SELECT key_encrypted FROM certificate_authority");
-  const caKey = decryptKey(row!.key_encrypted, secretKey);
+  const [row] = await sql<{ key_encrypted: string; cert_pem: string }>(srv.database.url, "SELECT key_encrypted, cert_pem FROM certificate_authority");
+  const caKey = decryptKey(row!.key_encrypted, secretKey, row!.cert_pem);
   // A line from the middle of the PEM body: the key is unmistakable by it.
   secrets.set("CA private key", caKey.split("\n")[2]!);
   const dir = mkdtempSync(join(tmpdir(), "palisade-log-secrets-"));

@@ -16,6 +16,7 @@ export type AgentErrorCode =
   | "malformed_message"
   | "invalid_csr"
   | "wrong_listener"
+  | "rate_limited"
   | "internal";
 
 const STATUS: Record<AgentErrorCode, grpc.status> = {
@@ -32,6 +33,7 @@ const STATUS: Record<AgentErrorCode, grpc.status> = {
   malformed_message: grpc.status.INVALID_ARGUMENT,
   invalid_csr: grpc.status.INVALID_ARGUMENT,
   wrong_listener: grpc.status.FAILED_PRECONDITION,
+  rate_limited: grpc.status.RESOURCE_EXHAUSTED,
   internal: grpc.status.INTERNAL,
 };
 

@@ -36,6 +36,12 @@ export interface AgentServerTls {
   /** Names (DNS or IP) in this replica's server certificate. */
   serverNames: string[];
   clientCertTtlSeconds: number;
+  /**
+   * Renewals one host may make per hour (across replicas, counted in Redis). An agent renews
+   * once per two thirds of a lifetime of at least a day; the cap bounds what a stolen
+   * certificate can make the CA sign. Default RENEWS_PER_HOUR.
+   */
+  renewsPerHour?: number;
 }
 
 export interface RunningAgentServer {
@@ -49,6 +55,22 @@ export interface RunningAgentServer {
 
 /** A host whose replica died keeps `connected` until this long without news. */
 const STALE_AFTER_S = 90;
+
+export const RENEWS_PER_HOUR = 12;
+
+/** One more renewal of `hostId` this hour, or rate_limited. Redis down: allowed (renewals are rare; readyz shows the outage). */
+async function countRenewal(ctx: AgentContext, hostId: string, perHour: number): Promise<void> {
+  const key = `palisade:renew:${hostId}`;
+  let n: number;
+  try {
+    const [[, count]] = (await ctx.redis.multi().incr(key).expire(key, 3600, "NX").exec()) as [[Error | null, number]];
+    n = count;
+  } catch (err) {
+    ctx.log.warn({ err: (err as Error).message, hostId }, "renewal not counted (Redis unavailable)");
+    return;
+  }
+  if (n > perHour) throw new AgentRpcError("rate_limited", `this host renewed its certificate ${perHour} times within the hour; try again later (an agent renews once per two thirds of its certificate's life)`);
+}
 
 export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptions): Promise<RunningAgentServer> {
   const bus = await AgentBus.start(ctx.redis, ctx.log);
@@ -94,6 +116,7 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
     if (!tls) return refuse(callback, new AgentRpcError("wrong_listener", "this API runs without TLS (PALISADE_GRPC_PLAINTEXT): there is no certificate to renew"));
     authenticatePeer(ctx.db, peer(call), call.metadata)
       .then(async (identity) => {
+        await countRenewal(ctx, identity.hostId, tls.renewsPerHour ?? RENEWS_PER_HOUR);
         const cert = await tls.ca.issueClient(call.request.csr, identity.hostId, tls.clientCertTtlSeconds).catch((e: unknown) => {
           throw e instanceof CaError ? new AgentRpcError("invalid_csr", e.message) : e;
         });

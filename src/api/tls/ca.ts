@@ -3,7 +3,7 @@
 // start creates it (a conditional insert; a replica that loses the race reads the winner's
 // row). Its private key is stored encrypted with AES-256-GCM under a key derived (HKDF-SHA256)
 // from PALISADE_SECRET_KEY; it is decrypted into memory only, never logged or answered.
-import { createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, randomBytes, type KeyObject } from "node:crypto";
+import { createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, randomBytes, X509Certificate, type KeyObject } from "node:crypto";
 import { isIP } from "node:net";
 import type { Db } from "../db/client.ts";
 import { EC_ALG, fingerprintOfPem, HOST_URI_PREFIX, newPrivateKeyPem, webKeys, x509 } from "../../protocol/pki.ts";
@@ -13,7 +13,7 @@ export const MIN_SECRET_KEY_LENGTH = 32;
 export class CaError extends Error {
   override name = "CaError";
   constructor(
-    readonly code: "secret_key_missing" | "secret_key_wrong" | "invalid_csr",
+    readonly code: "secret_key_missing" | "secret_key_wrong" | "invalid_csr" | "ca_corrupt",
     message: string,
   ) {
     super(message);
@@ -26,26 +26,35 @@ function derive(secret: string, salt: Buffer): Buffer {
   return Buffer.from(hkdfSync("sha256", secret, salt, HKDF_INFO, 32));
 }
 
-/** `v1.<salt>.<iv>.<tag>.<ciphertext>`, each base64url. */
-export function encryptKey(pem: string, secret: string): string {
+/**
+ * `v2.<salt>.<iv>.<tag>.<ciphertext>`, each base64url. The associated data is the SHA-256 of
+ * the CA certificate the key belongs to, so a key_encrypted copied beside another cert_pem
+ * (someone with write access to the table) does not decrypt. `v1` (no associated data) is
+ * still read, and ensureCa rewrites it as v2.
+ */
+export function encryptKey(pem: string, secret: string, certPem: string): string {
   const salt = randomBytes(16);
   const iv = randomBytes(12);
   const c = createCipheriv("aes-256-gcm", derive(secret, salt), iv);
+  c.setAAD(aadOf(certPem));
   const ct = Buffer.concat([c.update(pem, "utf8"), c.final()]);
-  return ["v1", salt, iv, c.getAuthTag(), ct].map((p) => (typeof p === "string" ? p : p.toString("base64url"))).join(".");
+  return ["v2", salt, iv, c.getAuthTag(), ct].map((p) => (typeof p === "string" ? p : p.toString("base64url"))).join(".");
 }
 
-export function decryptKey(stored: string, secret: string): string {
+const aadOf = (certPem: string) => Buffer.from(`palisade ca key for sha256:${fingerprintOfPem(certPem)}`);
+
+export function decryptKey(stored: string, secret: string, certPem: string): string {
   const [v, salt, iv, tag, ct] = stored.split(".");
-  if (v !== "v1" || !salt || !iv || !tag || !ct) throw new CaError("secret_key_wrong", "the stored CA key is not in a format this version reads");
+  if ((v !== "v1" && v !== "v2") || !salt || !iv || !tag || !ct) throw new CaError("secret_key_wrong", "the stored CA key is not in a format this version reads");
   try {
     const d = createDecipheriv("aes-256-gcm", derive(secret, Buffer.from(salt, "base64url")), Buffer.from(iv, "base64url"));
+    if (v === "v2") d.setAAD(aadOf(certPem));
     d.setAuthTag(Buffer.from(tag, "base64url"));
     return Buffer.concat([d.update(Buffer.from(ct, "base64url")), d.final()]).toString("utf8");
   } catch {
     throw new CaError(
       "secret_key_wrong",
-      "PALISADE_SECRET_KEY does not decrypt the CA key stored in the database: every replica must use the key the CA was created with (a new key needs a new CA: delete the certificate_authority row and re-enroll every agent)",
+      "PALISADE_SECRET_KEY does not decrypt the CA key stored in the database (or the stored key belongs to another CA certificate): every replica must use the key the CA was created with (a new key needs a new CA: delete the certificate_authority row and re-enroll every agent)",
     );
   }
 }
@@ -174,21 +183,52 @@ export class AgentCa {
   }
 }
 
+/**
+ * The stored row, checked: the certificate is a CA certificate, the decrypted key is its
+ * key, and the fingerprint column is the certificate's (tokens pin the certificate, so a
+ * column that disagrees means the row was changed behind Palisade's back).
+ */
+function loadRow(row: { certPem: string; keyEncrypted: string; fingerprint: string }, secretKey: string): { certPem: string; keyPem: string } {
+  const keyPem = decryptKey(row.keyEncrypted, secretKey, row.certPem);
+  const corrupt = (why: string) => new CaError("ca_corrupt", `the certificate_authority row is inconsistent: ${why}; restore it from a backup (or delete it and re-enroll every agent)`);
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(row.certPem);
+  } catch (e) {
+    throw corrupt(`cert_pem is not a certificate (${(e as Error).message})`);
+  }
+  if (!cert.ca) throw corrupt("cert_pem is not a CA certificate");
+  if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw corrupt("the decrypted key is not the key of cert_pem");
+  if (fingerprintOfPem(row.certPem) !== row.fingerprint) throw corrupt("the fingerprint column is not cert_pem's SHA-256");
+  return { certPem: row.certPem, keyPem };
+}
+
 /** The installation's CA: read from the database, or created there by the first replica. */
 export async function ensureCa(db: Db, secretKey: string): Promise<AgentCa> {
   const found = await db.certificateAuthority.findUnique({ where: { id: 1 } });
-  if (found) return AgentCa.fromPem(found.certPem, decryptKey(found.keyEncrypted, secretKey));
+  if (found) {
+    const { certPem, keyPem } = loadRow(found, secretKey);
+    // A key stored without associated data (v1) is rewritten with it, once, by whichever replica gets there.
+    if (found.keyEncrypted.startsWith("v1.")) {
+      await db.certificateAuthority.updateMany({ where: { id: 1, keyEncrypted: found.keyEncrypted }, data: { keyEncrypted: encryptKey(keyPem, secretKey, certPem) } });
+    }
+    return AgentCa.fromPem(certPem, keyPem);
+  }
   const { ca, keyPem } = await AgentCa.create();
   await db.$executeRaw`
     INSERT INTO certificate_authority (id, cert_pem, key_encrypted, fingerprint)
-    VALUES (1, ${ca.certPem}, ${encryptKey(keyPem, secretKey)}, ${ca.fingerprint})
+    VALUES (1, ${ca.certPem}, ${encryptKey(keyPem, secretKey, ca.certPem)}, ${ca.fingerprint})
     ON CONFLICT (id) DO NOTHING`;
   const row = await db.certificateAuthority.findUniqueOrThrow({ where: { id: 1 } });
-  return AgentCa.fromPem(row.certPem, decryptKey(row.keyEncrypted, secretKey));
+  const loaded = loadRow(row, secretKey);
+  return AgentCa.fromPem(loaded.certPem, loaded.keyPem);
 }
 
-/** The CA certificate's SHA-256 without its key (the enrollment-token route needs only this). */
+/**
+ * The CA certificate's SHA-256 without its key (the enrollment-token route needs only
+ * this), computed from the certificate: what a token pins is what the agent will compare.
+ */
 export async function caFingerprint(db: Db): Promise<string | undefined> {
-  const row = await db.certificateAuthority.findUnique({ where: { id: 1 }, select: { fingerprint: true } });
-  return row?.fingerprint;
+  const row = await db.certificateAuthority.findUnique({ where: { id: 1 }, select: { certPem: true } });
+  return row ? fingerprintOfPem(row.certPem) : undefined;
 }
