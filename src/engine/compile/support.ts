@@ -305,7 +305,7 @@ export const FEATURES = {
   "match.length2Layer5": {
     label: "length2 --layer5",
     nftables: nftCannot(
-      "the transport payload starts after a header whose length varies per packet (TCP's data offset); nftables cannot subtract one field from another, and nft 1.0.6 cannot concatenate tcp doff with other fields (it loads the wrong bits, measured)",
+      "the transport payload starts after a header whose length varies per packet (TCP's data offset); nftables cannot subtract one field from another, and nft 1.0.6 mis-encodes tcp doff in a concatenation (a set written 5 . 5 . 40-50 lists back as 0 . 0 . 0, measured)",
       "match the layer-4 length (transport header included)",
       "xt_length2",
     ),
