@@ -97,6 +97,7 @@ export const FEATURES = {
     iptables: yes("-j RAWDNAT (raw table)", addon("xt_RAWNAT")),
   },
   "action.tos": { label: "TOS (DSCP and ECN)", nftables: yes("ip/ip6 dscp set, ip/ip6 ecn set (kept bits: one case each)"), iptables: yes("-j TOS --set-tos value/mask") },
+  "action.setUpdate": { label: "add to / delete from a set (SET target)", nftables: yes("add/delete @set { ip saddr }"), iptables: yes("-j SET --add-set/--del-set") },
   "action.tcpmss": { label: "TCPMSS (MSS clamping)", nftables: yes("tcp option maxseg size set rt mtu / N"), iptables: yes("-j TCPMSS --clamp-mss-to-pmtu / --set-mss") },
   "action.tcpmssWithoutSyn": {
     label: "TCPMSS on a rule that does not match SYN",
@@ -213,6 +214,7 @@ export const FEATURES = {
   },
   "match.addressRange": { label: "address range", nftables: yes("ip saddr A-B"), iptables: yes("-m iprange --src-range / --dst-range") },
   "match.pktType": { label: "packet type", nftables: yes("meta pkttype"), iptables: yes("-m pkttype --pkt-type") },
+  "match.connlimit": { label: "connection count per address (connlimit)", nftables: yes("add @set { ip saddr ct count over N }"), iptables: yes("-m connlimit") },
   "match.ttl": { label: "TTL / hop limit", nftables: yes("ip ttl / ip6 hoplimit"), iptables: yes("-m ttl / -m hl") },
   "match.ipsec": { label: "IPsec policy", nftables: yes("meta ipsec exists|missing (in) / rt ipsec exists|missing (out)"), iptables: yes("-m policy --dir --pol") },
   "match.ipsecProtocolEsp": {
@@ -417,7 +419,7 @@ const ACTION_FEATURE: Partial<Record<ActionObject["type"], Feature>> = {
   notrack: "action.notrack", reject: "action.reject", counter: "action.counter", mark: "action.mark",
   connmark: "action.connmark", account: "action.account", logmark: "action.logmark", ipmark: "action.ipmark",
   tee: "action.tee", rawsnat: "action.rawsnat", rawdnat: "action.rawdnat", checksumFill: "action.checksumFill",
-  tcpmss: "action.tcpmss", tos: "action.tos", tarpit: "action.tarpit", delude: "action.delude", chaos: "action.chaos", steal: "action.steal",
+  setUpdate: "action.setUpdate", tcpmss: "action.tcpmss", tos: "action.tos", tarpit: "action.tarpit", delude: "action.delude", chaos: "action.chaos", steal: "action.steal",
   sysrq: "action.sysrq", dhcpmac: "action.dhcpmac", echo: "action.echo", mirror: "action.mirror",
   masquerade: "action.masquerade", snat: "action.snat", dnat: "action.dnat", redirect: "action.redirect",
   netmap: "action.netmap",
@@ -481,6 +483,7 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   if (m.fragment !== undefined) at("match.fragment", "fragment");
   if (m.pktType !== undefined) at("match.pktType", "pktType");
   if (m.ttl !== undefined) at("match.ttl", "ttl");
+  if (m.connlimit !== undefined) at("match.connlimit", "connlimit");
   if (m.ipsec !== undefined) {
     at("match.ipsec", "ipsec");
     if (m.ipsec.protocol) at(m.ipsec.protocol === "esp" ? "match.ipsecProtocolEsp" : "match.ipsecProtocolOther", "ipsec", "protocol");

@@ -232,7 +232,8 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       takeNeg(w, false);
       const arity = target!.spec!.options[w]!;
       if (target!.opts.has(w)) fail("import_syntax", `${w} given twice`, w);
-      target!.opts.set(w, arity === 0 ? { neg: false, opt: w } : { value: cur.next("value", w), neg: false, opt: w });
+      const value = arity === 0 ? undefined : arity === 1 ? cur.next("value", w) : `${cur.next("value", w)} ${cur.next("second value", w)}`;
+      target!.opts.set(w, value === undefined ? { neg: false, opt: w } : { value, neg: false, opt: w });
       continue;
     }
     if (!hit) {

@@ -12,6 +12,8 @@ interface ExtraModule {
 }
 
 const negArg = { arity: 1 as const, neg: true };
+const arg1 = { arity: 1 as const };
+const flag0 = { arity: 0 as const };
 const val = (o: OptionValue) => o.value ?? "";
 
 /** A uid/gid, a range, or root (the one name with the same id everywhere). */
@@ -107,4 +109,25 @@ function ttlModule(p: "--ttl" | "--hl"): ExtraModule {
   };
 }
 
-export const EXTRA_MODULES = { owner, iprange, policy, pkttype, ttl: ttlModule("--ttl"), hl: ttlModule("--hl") };
+/** `-m connlimit`: --connlimit-above/--connlimit-upto N, --connlimit-mask P, --connlimit-saddr/--connlimit-daddr. */
+const connlimit: ExtraModule = {
+  options: { "--connlimit-above": arg1, "--connlimit-upto": arg1, "--connlimit-mask": arg1, "--connlimit-saddr": flag0, "--connlimit-daddr": flag0 },
+  build(o, d) {
+    const given = (["--connlimit-above", "--connlimit-upto"] as const).filter((k) => o.has(k));
+    if (given.length !== 1) fail("import_syntax", "-m connlimit needs exactly one of --connlimit-above and --connlimit-upto", "-m connlimit");
+    const c = o.get(given[0]!)!;
+    const count = /^\d{1,5}$/.test(val(c)) ? Number(val(c)) : NaN;
+    if (!(count <= 65535)) fail("import_invalid_value", `${c.opt} ${val(c)} is not a connection count`, val(c));
+    const m = o.get("--connlimit-mask");
+    const prefix = m ? (/^\d{1,3}$/.test(val(m)) ? Number(val(m)) : NaN) : undefined;
+    if (prefix !== undefined && !(prefix <= 128)) fail("import_invalid_value", `--connlimit-mask ${val(m!)} is not a prefix length`, val(m!));
+    // The default mask is the whole address (32 from iptables, 128 from ip6tables): no prefix.
+    const full = d.family === "ipv6" ? 128 : 32;
+    // An IPv4 prefix shorter than an address means nothing for IPv6: keep the rule IPv4, as iptables had it.
+    if (prefix !== undefined && prefix !== full && d.family === undefined) d.family = "ipv4";
+    const key = o.has("--connlimit-daddr") ? "daddr" : "saddr";
+    setMatch(d, "connlimit", { count, over: given[0] === "--connlimit-above", key, ...(prefix !== undefined && prefix !== full ? { prefix } : {}) }, c.opt);
+  },
+};
+
+export const EXTRA_MODULES = { owner, iprange, policy, pkttype, connlimit, ttl: ttlModule("--ttl"), hl: ttlModule("--hl") };

@@ -664,7 +664,6 @@ export const UNSUPPORTED_MODULES: Record<string, string> = {
   tos: "TOS matching has no equivalent in the policy schema",
   dscp: "DSCP matching has no equivalent in the policy schema",
   helper: "conntrack helper matching has no equivalent in the policy schema",
-  connlimit: "connection count limits have no equivalent in the policy schema",
 };
 
 /** The match module -p loads implicitly, for options given without -m. */

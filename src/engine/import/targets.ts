@@ -3,13 +3,14 @@
 import type { ActionObject, Rule } from "../policy/index.ts";
 import { Address, AccountingDef, freeText } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
+import { knownSet } from "./ipset.ts";
 import type { OptionValue, Options, RuleDraft } from "./rule-draft.ts";
 import { parseAddress, parseMarkValue, parseUint } from "./values.ts";
 import { LOG_LEVEL_BY_NAME, REJECT_BY_NAME } from "./vocab.ts";
 
 export interface TargetSpec {
   /** Option name -> number of arguments. */
-  options: Record<string, 0 | 1>;
+  options: Record<string, 0 | 1 | 2>;
   build(o: Options, d: RuleDraft): Rule["action"];
 }
 
@@ -256,6 +257,25 @@ export const TARGETS: Record<string, TargetSpec> = {
       return { type: "rawsnat", to: parseAddress(val(t), "--to-source") };
     },
   },
+  /** ipset SET target: only sets the executed script created are known (their contents are not in a dump). */
+  SET: {
+    options: { "--add-set": 2, "--del-set": 2, "--exist": 0, "--timeout": 1 },
+    build(o, d) {
+      const given = (["--add-set", "--del-set"] as const).filter((k) => o.has(k));
+      if (given.length !== 1) fail("import_syntax", "SET needs exactly one of --add-set and --del-set", "SET");
+      const [ipset, dir] = val(o.get(given[0]!)).split(" ") as [string, string];
+      const name = knownSet(d.policy, ipset);
+      if (!name) fail("import_unsupported", `-j SET ${given[0]} ${ipset}: ipset sets are not imported unless the script that creates them is run with \`palisade import --execute\``, ipset);
+      if (dir !== "src" && dir !== "dst") fail("import_unsupported", `${given[0]} ${ipset} ${dir}: only one-dimensional sets (src or dst) are imported`, dir);
+      for (const k of ["--exist", "--timeout"]) {
+        const x = o.get(k);
+        if (x) fail("import_unsupported", `SET ${k}: elements take the set's own timeout; ${k} is not imported`, x.opt);
+      }
+      // The kernel adds to it at runtime: the set must be declared dynamic.
+      d.policy.sets[name]!.dynamic = true;
+      return { type: "setUpdate", op: given[0] === "--add-set" ? "add" : "delete", set: name, key: dir === "src" ? "saddr" : "daddr" };
+    },
+  },
   TCPMSS: {
     options: { "--clamp-mss-to-pmtu": 0, "--set-mss": 1 },
     build(o) {
@@ -392,6 +412,5 @@ export const REFUSED_TARGETS: Record<string, { code: "import_refused" | "import_
   TTL: { code: "import_unsupported", reason: "TTL rewriting has no equivalent in the policy schema" },
   CLASSIFY: { code: "import_unsupported", reason: "CLASSIFY has no equivalent in the policy schema" },
   SECMARK: { code: "import_unsupported", reason: "SECMARK has no equivalent in the policy schema" },
-  SET: { code: "import_unsupported", reason: "ipset SET target: ipset sets are not imported" },
   MASQ: { code: "import_unsupported", reason: "MASQ is ipchains syntax: in iptables use -t nat -A POSTROUTING ... -j MASQUERADE" },
 };

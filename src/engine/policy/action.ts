@@ -64,6 +64,8 @@ export const ActionObject = z.discriminatedUnion("type", [
   }),
   /** xtables-addons TEE: clone the packet to a gateway on the local segment. */
   z.strictObject({ type: z.literal("tee"), gateway: Address }),
+  /** `-j SET --add-set/--del-set NAME src|dst` (nft `add/delete @set { ip saddr }`): a declared dynamic address set. */
+  z.strictObject({ type: z.literal("setUpdate"), op: z.enum(["add", "delete"]), set: Name, key: z.enum(["saddr", "daddr"]).default("saddr") }),
   z.strictObject({ type: z.literal("rawsnat"), to: Cidr }),
   z.strictObject({ type: z.literal("rawdnat"), to: Cidr }),
   z.strictObject({ type: z.literal("checksumFill") }),

@@ -56,6 +56,19 @@ export const PKT_TYPES = ["host", "broadcast", "multicast", "other"] as const;
 /** `op` of `ttl`: eq, ne (`! --ttl-eq`), lt, gt, as xt_ttl/xt_hl compare. */
 export const TtlMatch = z.strictObject({ op: z.enum(["eq", "ne", "lt", "gt"]), value: z.number().int().min(0).max(255) });
 
+/**
+ * `-m connlimit` (nft `ct count` in a dynamic set keyed by the masked address): the number of
+ * tracked connections of the packet's source (or destination) address, or of its /prefix.
+ * over: match above `count` (--connlimit-above); otherwise match up to it (--connlimit-upto).
+ */
+export const ConnlimitMatch = z.strictObject({
+  count: z.number().int().min(0).max(65535),
+  over: z.boolean().default(true),
+  key: z.enum(["saddr", "daddr"]).default("saddr"),
+  /** Count per prefix of this length (--connlimit-mask); the whole address when absent. */
+  prefix: z.number().int().min(0).max(128).optional(),
+});
+
 export const extraMatchKeys = {
   /** Local socket's user id (`-m owner --uid-owner`, nft `meta skuid`): output and postrouting only. */
   skuid: negatable(IdRange).optional(),
@@ -74,4 +87,6 @@ export const extraMatchKeys = {
   ttl: TtlMatch.optional(),
   /** IPsec policy (`-m policy`): the packet arrived decapsulated (in) / will be encapsulated (out), or not (policy none). */
   ipsec: IpsecMatch.optional(),
+  /** Connections tracked per address (or prefix): `-m connlimit`, nft `ct count`. */
+  connlimit: ConnlimitMatch.optional(),
 };

@@ -28,6 +28,7 @@ export function miscWarnings(policy: Policy): Diagnostic[] {
     if (r.match.quota) used.quotas.add(r.match.quota.name);
     if (r.action.type === "counter") used.counters.add(r.action.name);
     if (r.action.type === "account") used.accounting.add(r.action.table);
+    if (r.action.type === "setUpdate") used.sets.add(r.action.set);
   }
   for (const [name] of sortedEntries(policy.sets)) if (!used.sets.has(name)) out.push(warning(["sets", name], "unused_object", `set "${name}" is declared but no rule matches on it`));
   for (const key of ["counters", "quotas", "accounting"] as const) {

@@ -19,6 +19,15 @@ export function referenceErrors(policy: Policy): Diagnostic[] {
     if (a.type === "counter" && !Object.hasOwn(policy.counters, a.name)) {
       out.push(error([...at, "name"], "unknown_counter", `counter "${a.name}" is not declared under counters`));
     }
+    if (a.type === "setUpdate") {
+      const set = policy.sets[a.set];
+      if (!set) out.push(error([...at, "set"], "unknown_set", `set "${a.set}" is not declared under sets`));
+      else if (set.type !== "ipv4_addr" && set.type !== "ipv6_addr") {
+        out.push(error([...at, "set"], "set_type_mismatch", `set "${a.set}" holds ${set.type} elements; setUpdate adds addresses (ipv4_addr or ipv6_addr)`));
+      } else if (!set.dynamic) {
+        out.push(error([...at, "set"], "set_not_dynamic", `set "${a.set}" is updated by a rule: declare it with "dynamic: true"`));
+      }
+    }
     if (a.type === "account" && !Object.hasOwn(policy.accounting, a.table)) {
       out.push(error([...at, "table"], "unknown_accounting_table", `accounting table "${a.table}" is not declared under accounting (ACCOUNT needs its prefix)`));
     }

@@ -4,11 +4,11 @@
 // checked here too, so a wrong table is an error with a path, not a failed restore.
 import type { Path } from "../../diagnostics.ts";
 import { parsePrefix } from "../../net/address.ts";
-import { LOG_LEVELS, type ActionObject } from "../../policy/index.ts";
+import { LOG_LEVELS, type ActionObject, type Policy } from "../../policy/index.ts";
 import { canonicalAddress, cidr, familyOf, hostPort } from "./address.ts";
 import type { Fam, Table } from "./context.ts";
 import type { RuleEnv } from "./context.ts";
-import { chainName, counterTag } from "./names.ts";
+import { chainName, counterTag, ipsetName } from "./names.ts";
 import { SLOT, piece, type Piece } from "./pieces.ts";
 import { quoteText } from "./quote.ts";
 
@@ -45,8 +45,13 @@ const TABLES_OF: Partial<Record<ActionObject["type"], readonly Table[]>> = {
 const PROTO_OF: Partial<Record<ActionObject["type"], string>> = { tarpit: "tcp", delude: "tcp", chaos: "tcp", sysrq: "udp" };
 
 /** The family an action pins a rule to (its address), if any. */
-export function actionFamily(a: ActionObject): Fam | undefined {
+export function actionFamily(a: ActionObject, sets: Policy["sets"] = {}): Fam | undefined {
   switch (a.type) {
+    case "setUpdate": {
+      // An ipset has one family; ip6tables refuses a rule that adds to an inet set.
+      const t = sets[a.set]?.type;
+      return t === "ipv6_addr" ? "ipv6" : t === "ipv4_addr" ? "ipv4" : undefined;
+    }
     case "account":
       return "ipv4";
     case "tee":
@@ -187,6 +192,8 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
       return t(`-j TOS --set-tos 0x${a.value.toString(16).padStart(2, "0")}/0x${(a.mask ?? 0xff).toString(16).padStart(2, "0")}`);
     case "tcpmss":
       return t(a.mss === "pmtu" ? "-j TCPMSS --clamp-mss-to-pmtu" : `-j TCPMSS --set-mss ${a.mss}`);
+    case "setUpdate":
+      return t(`-j SET --${a.op === "add" ? "add" : "del"}-set ${ipsetName(a.set)} ${a.key === "saddr" ? "src" : "dst"}`);
     case "tarpit":
       return t("-j TARPIT");
     case "delude":

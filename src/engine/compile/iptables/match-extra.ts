@@ -59,6 +59,13 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
     const { op, value } = m.ttl;
     out.push(piece(SLOT.ttl, `-m ${mod} ${op === "ne" ? `! ${p}-eq` : `${p}-${op}`} ${value}`));
   }
+  if (m.connlimit !== undefined) {
+    const c = m.connlimit;
+    const full = env.fam === "ipv6" ? 128 : 32;
+    if ((c.prefix ?? full) > full) env.ctx.error([...env.path, "connlimit", "prefix"], "iptables_connlimit_prefix", `connlimit prefix ${c.prefix} is longer than an ${env.fam} address`);
+    const mask = ` --connlimit-mask ${Math.min(c.prefix ?? full, full)}`;
+    out.push(piece(SLOT.connlimit, `-m connlimit --connlimit-${c.over ? "above" : "upto"} ${c.count}${mask} --connlimit-${c.key}`));
+  }
   if (m.ipsec !== undefined) {
     const { direction, policy, protocol } = m.ipsec;
     out.push(piece(SLOT.ipsec, `-m policy --dir ${direction} --pol ${policy}${protocol ? ` --proto ${protocol}` : ""}`));

@@ -13,7 +13,7 @@ export const SLOT = {
   proto: 10, multiport: 11, icmp: 12,
   setSrc: 20, setDst: 21,
   conntrack: 30, ctStatus: 31, iprange: 32, owner: 33, length: 40, mark: 41, connmark: 42, addrtype: 43, rpfilter: 44, ipsec: 45, pkttype: 46, ttl: 47,
-  limit: 50, meter: 51, recent: 52, quota: 53, statistic: 54,
+  limit: 50, meter: 51, recent: 52, quota: 53, statistic: 54, connlimit: 55,
   xt: 60,
   comment: 90, counterTag: 91,
   target: 100,

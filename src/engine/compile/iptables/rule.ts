@@ -23,7 +23,7 @@ export interface RuleSite {
 
 export function renderRule(rule: Rule, site: RuleSite): string[] {
   const a = normalizeAction(rule.action);
-  const af = actionFamily(a);
+  const af = actionFamily(a, site.ctx.policy.sets);
   if (af && af !== site.fam) return [];
   const seed = JSON.stringify([site.chain, rule.match ?? null, rule.action]);
   const env = { ctx: site.ctx, fam: site.fam, table: site.table, hook: site.hook, seed, path: [...site.path, "match"] };

@@ -30,10 +30,17 @@ export interface ActionEnv extends NatEnv {
 const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
 
 /** Families an action pins a rule to; `split` = it has per-family statements. */
-export function actionFamilies(a: ActionObject, accounting: Record<string, { prefix: string }> = {}): { allowed?: Set<Fam>; split: boolean } {
+export function actionFamilies(
+  a: ActionObject,
+  accounting: Record<string, { prefix: string }> = {},
+  sets: Record<string, { type: string }> = {},
+): { allowed?: Set<Fam>; split: boolean } {
   const nat = natFamily(a);
   if (nat) return { allowed: new Set([nat]), split: true };
   switch (a.type) {
+    case "setUpdate":
+      // `add @s { ip saddr }`: the key's family is the set's.
+      return { allowed: new Set([sets[a.set]?.type === "ipv6_addr" ? "ipv6" : "ipv4"]), split: true };
     case "account": {
       // The table's prefix decides: ip/ip6 statements, one family.
       const p = accounting[a.table] ? parsePrefix(accounting[a.table]!.prefix) : null;
@@ -221,6 +228,8 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
       return [[`ct mark set ${hex(a.value)}`]];
     case "tos":
       return fam ? tosStatements(a, fam, ctx, path) : [];
+    case "setUpdate":
+      return fam ? [[`${a.op} @${a.set} { ${fam === "ipv4" ? "ip" : "ip6"} ${a.key} }`]] : [];
     case "tcpmss":
       // Only SYNs carry the option; the rule's match selects them (validation asks for protocol tcp).
       return [[`tcp option maxseg size set ${a.mss === "pmtu" ? "rt mtu" : a.mss}`]];

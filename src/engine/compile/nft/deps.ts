@@ -11,3 +11,4 @@ export type MarkForward = z.infer<typeof P.MarkForward>;
 export type QuotaMatch = z.infer<typeof P.QuotaMatch>;
 export type RecentMatch = z.infer<typeof P.RecentMatch>;
 export type MeterMatch = z.infer<typeof P.MeterMatch>;
+export type ConnlimitMatch = z.infer<typeof P.ConnlimitMatch>;

@@ -11,7 +11,7 @@ import { ifname } from "../../nft/index.ts";
 import { PROTOCOL_NUMBERS, isNegated, parseRate, unwrap, type Match, type Negatable } from "../../policy/index.ts";
 import { FAMS, type Ctx, type Fam } from "./context.ts";
 import { setFamily, valueOrSet } from "./sets.ts";
-import { hitcountCheck, hitcountListMember, meterParts, recentParts, type HitcountCheck } from "./recent.ts";
+import { connlimitPart, hitcountCheck, hitcountListMember, meterParts, recentParts, type HitcountCheck } from "./recent.ts";
 import { quotaParts } from "./quota.ts";
 import { extraFamilies, extraParts } from "./match-extra.ts";
 import { xtFamilies, xtNeedsFamily, xtParts } from "./match-xt.ts";
@@ -84,7 +84,7 @@ export function matchFamilies(m: Match | undefined, ctx: Ctx, path: Path): Set<F
 
 /** True when the match needs per-family expressions even without addresses (meters, recent lists). */
 export function matchNeedsFamily(m: Match | undefined): boolean {
-  return !!m && (m.meter !== undefined || m.recent !== undefined || m.saddr !== undefined || m.daddr !== undefined || m.saddrRange !== undefined || m.daddrRange !== undefined || m.fragment !== undefined || m.ttl !== undefined || xtNeedsFamily(m.xt));
+  return !!m && (m.meter !== undefined || m.recent !== undefined || m.saddr !== undefined || m.daddr !== undefined || m.saddrRange !== undefined || m.daddrRange !== undefined || m.fragment !== undefined || m.ttl !== undefined || m.connlimit !== undefined || xtNeedsFamily(m.xt));
 }
 
 function addressParts(v: Negatable<string | string[]>, side: "saddr" | "daddr", fam: Fam): { parts: string[]; alternatives?: string[] } {
@@ -230,6 +230,13 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
     impliesFamily = true;
   }
   if (m.quota !== undefined) parts.push(...quotaParts(m.quota, ctx, [...path, "quota"]));
+  if (m.connlimit !== undefined && fam !== undefined) {
+    // A prefix longer than this family's address: the rule is for the other family only.
+    const part = connlimitPart(m.connlimit, fam, ctx, [...path, "connlimit"]);
+    if (part === undefined) return null;
+    parts.push(part);
+    impliesFamily = true;
+  }
 
   // Cartesian product of the OR-lists (at most saddr x daddr).
   let alternatives: string[][] = [[]];

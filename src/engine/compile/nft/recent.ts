@@ -33,7 +33,7 @@ import type { NamedSet } from "../../nft/index.ts";
 import { IDENTIFIER_RE } from "../../nft/names.ts";
 import { parseRate, type Policy } from "../../policy/index.ts";
 import { NFT_MAX_HITCOUNT, NFT_MAX_HITCOUNT_SECONDS } from "../hitcount.ts";
-import type { MeterMatch, RecentMatch } from "./deps.ts";
+import type { ConnlimitMatch, MeterMatch, RecentMatch } from "./deps.ts";
 import { FAMILY, TABLE, type Ctx, type Fam } from "./context.ts";
 
 export const RECENT_SIZE = 65536;
@@ -154,6 +154,35 @@ export function recentParts(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, time
     case "remove":
       return [`${key} @${name}`, `delete @${name} { ${key} }`];
   }
+}
+
+/**
+ * connlimit: `add @set { ip saddr [& mask] ct count [over] N }`. The set (one per rule and
+ * family) holds one connection list per address or prefix; the kernel adds the packet's
+ * connection to its key's list and compares the count, as xt_connlimit does.
+ */
+export function connlimitPart(c: ConnlimitMatch, fam: Fam, ctx: Ctx, path: Path): string | undefined {
+  const full = fam === "ipv4" ? 32 : 128;
+  const prefix = c.prefix ?? full;
+  if (prefix > full) return undefined;
+  const where = path.slice(1, 4).map(String).join("_").replace(/[^A-Za-z0-9_]/g, "_");
+  const name = `connlimit_${where}_${suffix(fam)}`;
+  ctx.declareSet({ kind: "set", family: FAMILY, table: TABLE, name, type: addrType(fam), flags: ["dynamic"], size: RECENT_SIZE }, "connlimit", path);
+  const mask = prefix === full ? "" : ` & ${maskText(fam, prefix)}`;
+  return `add @${name} { ${addrKey(fam, c.key)}${mask} ct count ${c.over ? "over " : ""}${c.count} }`;
+}
+
+function maskText(fam: Fam, prefix: number): string {
+  if (fam === "ipv4") {
+    const m = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+    return [24, 16, 8, 0].map((s) => (m >>> s) & 0xff).join(".");
+  }
+  const groups: string[] = [];
+  for (let g = 0; g < 8; g++) {
+    const bits = Math.max(0, Math.min(16, prefix - g * 16));
+    groups.push((bits === 0 ? 0 : (0xffff << (16 - bits)) & 0xffff).toString(16));
+  }
+  return groups.join(":");
 }
 
 export function meterParts(m: MeterMatch, fam: Fam, ctx: Ctx, path: Path): string[] {

@@ -39,7 +39,7 @@ export function compileRule(
   const out: { rules: RuleBody[]; tee: TeeRule[] } = { rules: [], tee: [] };
   const a = normalizeAction(rule.action);
   const m = rule.match;
-  const af = actionFamilies(a, ctx.policy.accounting);
+  const af = actionFamilies(a, ctx.policy.accounting, ctx.policy.sets);
   const allowed = intersect(matchFamilies(m, ctx, [...path, "match"]), af.allowed);
   const split = allowed !== undefined || af.split || matchNeedsFamily(m);
   const fams: (Fam | undefined)[] = split ? FAMS.filter((f) => !allowed || allowed.has(f)) : [undefined];
