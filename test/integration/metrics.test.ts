@@ -139,6 +139,10 @@ describe("metrics", () => {
     assert.ok(sample(text, "palisade_agent_spool_max_batches") >= 3);
     const row = await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } });
     assert.deepEqual([row.spoolBatches, row.spoolBytes, row.spoolReportedAt !== null], [3n, 3000n, true]);
+    // The API shows each host's last report; a host whose agent never reported it shows null.
+    const view = (await f.t.req("GET", "/v1/hosts/spool-a", { as: "viewer" })).json() as { spool: { batches: number; bytes: number; reportedAt: string } | null };
+    assert.deepEqual([view.spool?.batches, view.spool?.bytes, typeof view.spool?.reportedAt], [3, 3000, "string"]);
+    assert.equal((await f.t.req("GET", "/v1/hosts/metrics-a", { as: "viewer" })).json().spool, null);
 
     // A changed backlog inside the window is not written (one write per window per stream).
     a.send(hb(2, 9, 9000));

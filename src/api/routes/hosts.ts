@@ -23,6 +23,10 @@ const Host = z.object({
   appliedVersion: VersionRef,
   drift: z.boolean(),
   driftDetails: z.unknown().describe("the agent's last drift report; null when none"),
+  spool: z
+    .object({ batches: z.number().int(), bytes: z.number().int(), reportedAt: Timestamp })
+    .nullable()
+    .describe("telemetry batches waiting in the agent's spool (not yet acknowledged) and their bytes on disk, as its last heartbeat reported; null when the agent never reported it"),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -56,6 +60,9 @@ const hostView = (h: HostRow): z.infer<typeof Host> => ({
   appliedVersion: refView(h.appliedVersion),
   drift: h.drift,
   driftDetails: h.driftDetails ?? null,
+  spool: h.spoolReportedAt && h.spoolBatches !== null && h.spoolBytes !== null
+    ? { batches: Number(h.spoolBatches), bytes: Number(h.spoolBytes), reportedAt: iso(h.spoolReportedAt) }
+    : null,
   createdAt: iso(h.createdAt),
   updatedAt: iso(h.updatedAt),
 });
