@@ -60,7 +60,14 @@ async function deployOnce(f: Fleet, agents: SimAgent[]): Promise<number[]> {
   if (res.statusCode !== 202) throw new Error(`deploy: ${res.statusCode} ${res.body}`);
   const id = (res.json() as { id: string }).id;
   const targets = new Map((await f.t.db.deploymentTarget.findMany({ where: { deploymentId: id }, select: { id: true, hostId: true } })).map((t) => [t.hostId, t.id]));
-  await waitFor(() => agents.every((a) => a.confirmedAt.has(targets.get(a.hostId)!)), 180_000, `all ${agents.length} confirmed`, 20);
+  await waitFor(() => agents.every((a) => a.confirmedAt.has(targets.get(a.hostId)!)), 180_000, `all ${agents.length} confirmed`, 20).catch(async (e: Error) => {
+    // Say where it stands: how many confirmed, got their DesiredState, and the targets' states.
+    const confirmed = agents.filter((a) => a.confirmedAt.has(targets.get(a.hostId)!)).length;
+    const desired = agents.filter((a) => a.desired.some((d) => d.targetId === targets.get(a.hostId))).length;
+    const states = await f.t.db.deploymentTarget.groupBy({ by: ["status"], where: { deploymentId: id }, _count: true });
+    const streams = f.replicas.map((r) => r.sessions().size);
+    throw new Error(`${e.message}: ${confirmed} confirmed, ${desired} got their DesiredState, targets ${JSON.stringify(states.map((s) => [s.status, s._count]))}, streams per replica ${streams.join("/")}`);
+  });
   await waitFor(async () => (await f.t.db.deployment.findUniqueOrThrow({ where: { id } })).status === "succeeded", 30_000, "deployment succeeded", 50);
   return agents.map((a) => a.confirmedAt.get(targets.get(a.hostId)!)! - t0);
 }
