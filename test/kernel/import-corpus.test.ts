@@ -13,7 +13,8 @@ import { corpusFiles, formatRates, measureFile, type FileOutcome } from "../supp
 // 0.828: unifi-ipsec-gateway's -m policy (match ipsec); 0.843: nat-gateway-tos.sh's TOS target.
 // 0.875: scripts run in the sandbox of `import --execute` (badflags-dropwall.sh, init-script-gateway.sh).
 // 0.890: tor-relay-ddos.sh's connlimit and -j SET (match connlimit, action setUpdate).
-const LOAD_FLOOR = 0.89;
+// 0.898: five more real dumps (the first five rules.v4 files of the code index not yet in the corpus).
+const LOAD_FLOOR = 0.898;
 
 /** Files that legitimately do not import or load, with the reason (a substring of the first error). */
 const KNOWN_FAILURES: Record<string, string> = {
