@@ -163,12 +163,12 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
   /** Wait until the agent has spooled at least `n` batches it could not deliver; their seqs. */
   const spoolDuringOutage = async (n: number) => {
     let seqs: number[] = [];
-    await waitFor(async () => (seqs = await spooled()).length >= n, 30_000, `${n} batches spooled during the outage`, 100);
+    await waitFor(async () => (seqs = await spooled()).length >= n, 60_000, `${n} batches spooled during the outage`, 100);
     return seqs;
   };
   /** The spooled batches reached the API's ledger (each once) and left the spool. */
   const assertIngested = async (phase: string, seqs: number[]) => {
-    await waitFor(async () => !(await spooled()).some((q) => seqs.includes(q)), 30_000, `${phase}: the spooled batches acked`, 100);
+    await waitFor(async () => !(await spooled()).some((q) => seqs.includes(q)), 60_000, `${phase}: the spooled batches acked`, 100);
     const rows = await t.db.telemetryBatch.findMany({ where: { seq: { in: seqs.map(BigInt) } }, select: { seq: true } });
     assert.deepEqual(rows.map((r) => Number(r.seq)).sort((a, b) => a - b), [...seqs].sort((a, b) => a - b), `${phase}: every batch spooled during the outage was ingested`);
   };
@@ -301,8 +301,9 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     await grpcServer!.stop();
     grpcServer = undefined;
     await send(40);
-    const seqs = await spoolDuringOutage(2); // several intervals' readings wait on disk
-    await startGrpc();
+    // A reading taken while the API is down waits on disk; the API comes back either way,
+    // so a failure here does not take the later phases down with it.
+    const seqs = await spoolDuringOutage(1).finally(startGrpc);
     await send(10);
     await assertExact("api killed");
     await assertIngested("api killed", seqs);
@@ -324,8 +325,11 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     await send(25);
     // Batches taken while the link is cut stay spooled (new seqs beyond what was pending).
     let seqs: number[] = [];
-    await waitFor(async () => (seqs = (await spooled()).filter((q) => !before.has(q))).length >= 2, 30_000, "2 batches spooled while the link is cut", 100);
-    relay.restore();
+    try {
+      await waitFor(async () => (seqs = (await spooled()).filter((q) => !before.has(q))).length >= 1, 60_000, "a batch spooled while the link is cut", 100);
+    } finally {
+      relay.restore();
+    }
     await send(5);
     await assertExact("link cut");
     await assertIngested("link cut", seqs);
