@@ -45,14 +45,14 @@ interface Sample {
 async function child(ns: string, file: string, textOut: string): Promise<void> {
   const { renderDesired } = await import("../src/agent/desired.ts");
   const { Applier } = await import("../src/agent/apply.ts");
-  const { memoryLogger } = await import("../src/agent/log.ts");
+  const { memoryLog } = await import("../src/runtime/log.ts");
   const { nftDriver } = await import("../src/engine/driver/index.ts");
   const json = readFileSync(file, "utf8");
   const c0 = cpuMs();
   const r = renderDesired(json, { apiAddress: "127.0.0.1", apiPort: 50051 });
   const c1 = cpuMs();
   if (!r.ok) throw new Error(r.error);
-  const out = await new Applier(nftDriver({ netns: ns, timeoutMs: 120_000 }), memoryLogger("error")).safeApply({ text: r.text, tables: r.tables, confirmTimeoutMs: 1000, confirmed: async () => true });
+  const out = await new Applier(nftDriver({ netns: ns, timeoutMs: 120_000 }), memoryLog("error")).safeApply({ text: r.text, tables: r.tables, confirmTimeoutMs: 1000, confirmed: async () => true });
   const c2 = cpuMs();
   if (out.status !== "applied") throw new Error(`apply: ${JSON.stringify(out)}`);
   writeFileSync(textOut, r.text);

@@ -25,7 +25,7 @@
 
 import { isNftError, type Driver, type KernelObjects, type Snapshot } from "../engine/driver/index.ts";
 import { AgentError, errorText } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../runtime/log.ts";
 import { readPalisade } from "./kernel/read.ts";
 import { incrementalPlan, type PlanMode } from "./kernel/plan.ts";
 import { carryReplace, serialize, type TableDefinition } from "../engine/nft/index.ts";
@@ -140,7 +140,7 @@ export class Applier {
         });
       }
       if (!tables) throw e;
-      this.log.warn("incremental apply refused; replacing tables with carried counters (packets between the read and the commit are not counted)", { error: kernelText(e) });
+      this.log.warn({ err: kernelText(e) }, "incremental apply refused; replacing tables with carried counters (packets between the read and the commit are not counted)");
     }
     // Re-read: the values to carry must be as fresh as possible.
     const fresh = await readPalisade(this.driver);
@@ -160,7 +160,7 @@ export class Applier {
     try {
       await req.beforeApply?.(snap);
     } catch (e) {
-      this.log.error("cannot record the pending apply; nothing applied", { error: errorText(e) });
+      this.log.error({ err: errorText(e) }, "cannot record the pending apply; nothing applied");
       return { status: "failed", code: "state_error", error: `cannot record the pending apply in the state dir, nothing applied: ${errorText(e)}` };
     }
     let mode: PlanMode;
@@ -168,38 +168,38 @@ export class Applier {
       mode = await this.applyText(req.text, req.tables, { kernel: snap.objects, checkOnRefusal: true });
     } catch (e) {
       if (e instanceof CheckRefused) {
-        this.log.warn("ruleset refused by nft -c; kernel unchanged", { error: kernelText(e.refusal) });
+        this.log.warn({ err: kernelText(e.refusal) }, "ruleset refused by nft -c; kernel unchanged");
         return this.notApplied(req, { status: "failed", code: "check_failed", error: kernelText(e.refusal) });
       }
       return this.notApplied(req, { status: "failed", code: "apply_failed", error: kernelText(e) });
     }
-    this.log.info("ruleset applied; waiting for confirmation", { mode, confirmTimeoutMs: req.confirmTimeoutMs, tables: snap.tables.length });
+    this.log.info({ mode, confirmTimeoutMs: req.confirmTimeoutMs, tables: snap.tables.length }, "ruleset applied; waiting for confirmation");
     req.onApplied?.();
     let why: { code: string; error: string };
     if (await req.confirmed(req.confirmTimeoutMs)) {
       try {
         await req.onConfirmed?.();
-        this.log.info("apply confirmed", { mode });
+        this.log.info({ mode }, "apply confirmed");
         return { status: "applied", mode };
       } catch (e) {
-        this.log.error("cannot record the confirmed apply; restoring the previous ruleset", { error: errorText(e) });
+        this.log.error({ err: errorText(e) }, "cannot record the confirmed apply; restoring the previous ruleset");
         why = { code: "state_error", error: `cannot record the confirmed apply in the state dir (${errorText(e)}); previous ruleset restored` };
       }
     } else {
-      this.log.warn("no confirmation within the timeout; restoring the previous ruleset", { confirmTimeoutMs: req.confirmTimeoutMs });
+      this.log.warn({ confirmTimeoutMs: req.confirmTimeoutMs }, "no confirmation within the timeout; restoring the previous ruleset");
       why = { code: "confirm_timeout", error: `no confirmation within ${Math.round(req.confirmTimeoutMs / 1000)} s; previous ruleset restored` };
     }
     try {
       await this.rollback(snap);
     } catch (e) {
-      this.log.error("rollback failed", { error: kernelText(e) });
+      this.log.error({ err: kernelText(e) }, "rollback failed");
       return this.notApplied(req, { status: "failed", code: "rollback_failed", error: `rollback failed: ${kernelText(e)}`, mode });
     }
     return this.notApplied(req, { status: "rolled_back", ...why, mode });
   }
 
   private async notApplied(req: SafeApplyRequest, out: ApplyOutcome): Promise<ApplyOutcome> {
-    await req.onNotApplied?.(out).catch((e) => this.log.error("cannot record the outcome", { error: errorText(e) }));
+    await req.onNotApplied?.(out).catch((e) => this.log.error({ err: errorText(e) }, "cannot record the outcome"));
     return out;
   }
 
@@ -213,7 +213,7 @@ export class Applier {
       await this.applyText(snap.text);
     } catch (e) {
       // Last resort: the driver's exact restore (deletes and reloads; counters rewind to the snapshot).
-      this.log.warn("incremental rollback refused; restoring the snapshot verbatim", { error: kernelText(e) });
+      this.log.warn({ err: kernelText(e) }, "incremental rollback refused; restoring the snapshot verbatim");
       await this.hooks.beforeChange?.();
       await this.driver.restore(snap);
       await this.hooks.afterChange?.("rewound");

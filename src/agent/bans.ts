@@ -7,7 +7,7 @@
 import { apply, listTables, readTable, type DriverOptions } from "../engine/driver/index.ts";
 import { bans } from "../engine/index.ts";
 import { errorText } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../runtime/log.ts";
 import type { BanUpdate } from "../protocol/agent.ts";
 
 export interface BanApplied {
@@ -40,7 +40,7 @@ export class BanKeeper {
     return run.catch((e) => {
       // The table may be in any state now: the next change reads it again, the next Hello replaces it.
       this.known = false;
-      this.log.error("ban update not applied", { error: errorText(e), full: m.full });
+      this.log.error({ err: errorText(e), full: m.full }, "ban update not applied");
       return undefined;
     });
   }
@@ -102,7 +102,7 @@ export class BanKeeper {
     if (!m.full) for (const l of m.lists) if (l.add.length > 0) this.lists!.add(l.list);
     this.known = true;
     const out = { full: m.full, lists: m.lists.length, added, removed, nftMs: r.durationMs };
-    this.log.debug("bans applied", { ...out });
+    this.log.debug({ ...out }, "bans applied");
     this.onApplied?.(out);
     return out;
   }

@@ -10,7 +10,7 @@
 
 import * as grpc from "@grpc/grpc-js";
 import { AgentError, errorText } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../runtime/log.ts";
 import type { StateDir, Credential, TlsMaterial } from "./state.ts";
 import { createPrivateKey } from "node:crypto";
 import { newPrivateKeyPem, splitEnrollToken } from "../protocol/pin.ts";
@@ -175,7 +175,7 @@ export class AgentClient {
       this.material = material;
       this.clientStale = true;
     }
-    this.o.log.info("enrolled", { hostId: c.hostId, hostName: c.hostName, mutualTls: this.mutualTls });
+    this.o.log.info({ hostId: c.hostId, hostName: c.hostName, mutualTls: this.mutualTls }, "enrolled");
     return (this.credential = c);
   }
 
@@ -234,12 +234,12 @@ export class AgentClient {
       this.material = next;
       this.clientStale = true;
       this.renewals++;
-      this.o.log.info("client certificate renewed", { validUntil: new Date(renewalTime(next.certPem).notAfter).toISOString() });
+      this.o.log.info({ validUntil: new Date(renewalTime(next.certPem).notAfter).toISOString() }, "client certificate renewed");
       this.scheduleRenewal();
     } catch (e) {
       const left = renewalTime(m.certPem).notAfter - Date.now();
       const delay = Math.min(3_600_000, Math.max(1_000, left / 10));
-      this.o.log.warn("certificate renewal failed; retrying", { error: errorText(e), delayMs: delay, expiresInMs: left });
+      this.o.log.warn({ err: errorText(e), delayMs: delay, expiresInMs: left }, "certificate renewal failed; retrying");
       if (!this.stopped) this.renewTimer = setTimeout(() => void this.renew(), delay);
     }
   }
@@ -257,7 +257,7 @@ export class AgentClient {
       this.stream.write(msg);
       return true;
     } catch (e) {
-      this.o.log.warn("stream write failed", { error: errorText(e) });
+      this.o.log.warn({ err: errorText(e) }, "stream write failed");
       return false;
     }
   }
@@ -273,7 +273,7 @@ export class AgentClient {
       if (this.stopped) return;
       if (!e) return this.openStream();
       const delay = this.backoff.next();
-      this.o.log.warn("API not reachable; retrying", { error: errorText(e), delayMs: delay });
+      this.o.log.warn({ err: errorText(e), delayMs: delay }, "API not reachable; retrying");
       this.retry = setTimeout(() => this.open(), delay);
     });
   }
@@ -298,7 +298,7 @@ export class AgentClient {
       this.o.handlers.disconnected?.();
       if (this.stopped) return;
       const delay = this.backoff.next();
-      this.o.log.warn("stream closed; reconnecting", { why, error: e ? errorText(e) : undefined, delayMs: delay });
+      this.o.log.warn({ why, err: e ? errorText(e) : undefined, delayMs: delay }, "stream closed; reconnecting");
       this.retry = setTimeout(() => this.open(), delay);
     };
     stream.on("data", (m: ServerMessage) => {
@@ -319,7 +319,7 @@ export class AgentClient {
       this.heartbeat = setInterval(() => this.send({ heartbeat: this.heartbeatBody() }), this.o.heartbeatMs ?? 15_000);
       this.o.handlers.connected();
     } catch (e) {
-      this.o.log.error("cannot send hello", { error: errorText(e) });
+      this.o.log.error({ err: errorText(e) }, "cannot send hello");
       stream.cancel();
     }
   }
@@ -341,7 +341,7 @@ export class AgentClient {
       else if (m.banUpdate) h.banUpdate?.(m.banUpdate);
       // heartbeat answers only prove the stream is alive
     } catch (e) {
-      this.o.log.error("handler failed", { error: errorText(e), body: Object.keys(m).find((k) => m[k as keyof ServerMessage] !== undefined) });
+      this.o.log.error({ err: errorText(e), body: Object.keys(m).find((k) => m[k as keyof ServerMessage] !== undefined) }, "handler failed");
     }
   }
 

@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { AgentError } from "./errors.ts";
-import { LEVELS } from "./log.ts";
+import { LOG_LEVELS } from "../runtime/log.ts";
 import { HostName } from "../engine/index.ts";
 
 const HostPort = z
@@ -39,7 +39,7 @@ export const AgentConfig = z.strictObject({
   driftRestore: z.boolean().default(true),
   /** Network namespace the agent manages (tests, containers); unset = the agent's own. */
   netns: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/).optional(),
-  logLevel: z.enum(LEVELS).default("info"),
+  logLevel: z.enum(LOG_LEVELS).default("info"),
   spoolMaxBytes: z.coerce.number().int().min(4096).default(64 * 1024 * 1024),
   spoolMaxBatches: z.coerce.number().int().min(1).default(10_000),
   /**

@@ -11,7 +11,7 @@ import type { DriverOptions, RulesetState } from "../engine/driver/index.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import type { Applier } from "./apply.ts";
 import { errorText } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../runtime/log.ts";
 import { readPalisade } from "./kernel/read.ts";
 import { declaredObjects, parseStatements, tableKey } from "./kernel/statements.ts";
 
@@ -143,7 +143,7 @@ export class DriftDetector {
       if (b) await writeFileAtomic(this.file, JSON.stringify(b));
       else await rm(this.file, { force: true });
     } catch (e) {
-      this.log.warn("cannot write the drift baseline back", { error: errorText(e) });
+      this.log.warn({ err: errorText(e) }, "cannot write the drift baseline back");
     }
   }
 
@@ -177,7 +177,7 @@ export class DriftDetector {
       const diffs = compare(b.normalised, have);
       if (diffs.length === 0) return { drifted: false, details: "", restored: false };
       const details = diffs.join("; ");
-      this.log.warn("drift detected", { details });
+      this.log.warn({ details }, "drift detected");
       if (!opts.restore) return { drifted: true, details, restored: false };
       try {
         await this.applier.applyText(b.text);
@@ -186,7 +186,7 @@ export class DriftDetector {
         this.log.info("drift restored");
         return { drifted: true, details, restored: true };
       } catch (e) {
-        this.log.error("drift restore failed", { error: errorText(e) });
+        this.log.error({ err: errorText(e) }, "drift restore failed");
         return { drifted: true, details: `${details}; restore failed: ${errorText(e)}`, restored: false };
       }
     });

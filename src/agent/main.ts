@@ -16,7 +16,7 @@ import type { AgentConfig } from "./config.ts";
 import { failsafeContext, renderDesired } from "./desired.ts";
 import { DriftDetector } from "./drift.ts";
 import { errorText } from "./errors.ts";
-import { createLogger, type Logger } from "./log.ts";
+import { createLog, type Logger } from "../runtime/log.ts";
 import { Outbox } from "./outbox.ts";
 import { recoverPending, restoreAfterReboot } from "./recover.ts";
 import type { AppliedVersion, Capabilities, DesiredState } from "../protocol/agent.ts";
@@ -54,19 +54,19 @@ export interface StartOptions {
 
 /** Start every part; resolves once enrolled and the stream loop runs. */
 export async function startAgent(config: AgentConfig, opts: StartOptions = {}): Promise<AgentHandle> {
-  const log = opts.log ?? createLogger(config.logLevel);
+  const log = opts.log ?? createLog(config.logLevel);
   const driver: DriverOptions = config.netns ? { netns: config.netns } : {};
   const state = await StateDir.open(config.stateDir);
   const epoch = await state.epoch();
   const spool = await Spool.open(state.spoolDir, { maxBytes: config.spoolMaxBytes, maxBatches: config.spoolMaxBatches }, log);
   const collector = await Collector.create({ driver, spool, epoch, log, resumeFile: state.path("telemetry-resume.json") });
   const programs = checkPrograms(opts.path);
-  for (const m of programs.missing) log.error(m.reason, { program: m.program });
+  for (const m of programs.missing) log.error({ program: m.program }, m.reason);
   const logGroups = new LogGroups({ driver, log, onEvents: (e) => collector.addLogs(e), tcpdumpPath: programs.found.tcpdump, conntrackPath: programs.found.conntrack });
   const applier = new Applier(nftDriver(driver), log);
   applier.hooks = {
     beforeChange: async () => {
-      await collector.collect().catch((e) => log.warn("final telemetry read before a kernel change failed", { error: errorText(e) }));
+      await collector.collect().catch((e) => log.warn({ err: errorText(e) }, "final telemetry read before a kernel change failed"));
     },
     afterChange: async (how) => {
       if (how === "rewound") await collector.rebase();
@@ -91,7 +91,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const outbox = await Outbox.open(state.path("outbox.json"), (m) => client.send(m), log);
   const results = new Set<Promise<void>>();
   const track = (p: Promise<void>) => {
-    const q = p.catch((e) => log.error("result not kept", { error: errorText(e) }));
+    const q = p.catch((e) => log.error({ err: errorText(e) }, "result not kept"));
     results.add(q);
     void q.finally(() => results.delete(q));
   };
@@ -127,7 +127,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
     backlog: () => ({ batches: spool.count, bytes: spool.bytes }),
     handlers: {
-      desiredState: (m) => track(onDesired(m).catch((e) => log.error("desired state failed", { error: errorText(e) }))),
+      desiredState: (m) => track(onDesired(m).catch((e) => log.error({ err: errorText(e) }, "desired state failed"))),
       confirm: (m) => {
         const k = `${m.deploymentId}/${m.targetId}`;
         const fn = confirms.get(k);
@@ -147,14 +147,14 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         void spool
           .ack(m.epoch, m.seq)
           .then(() => ackWatch.acked(m.seq))
-          .catch((e) => log.warn("ack failed", { error: errorText(e) })),
-      resultAck: (id) => void outbox.ack(id).catch((e) => log.warn("result ack failed", { error: errorText(e) })),
+          .catch((e) => log.warn({ err: errorText(e) }, "ack failed")),
+      resultAck: (id) => void outbox.ack(id).catch((e) => log.warn({ err: errorText(e) }, "result ack failed")),
       disconnected: () => {
         ackWatch.stop();
         outbox.disconnected();
       },
       // Unacknowledged results first (in order), then the spooled telemetry.
-      connected: () => void outbox.flush().then(resend).catch((e) => log.warn("resend after connect failed", { error: errorText(e) })),
+      connected: () => void outbox.flush().then(resend).catch((e) => log.warn({ err: errorText(e) }, "resend after connect failed")),
     },
   });
 
@@ -230,10 +230,10 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
           }
           applied = version;
           pendingVersion = undefined;
-          await state.writeLastGood((await snapshot(driver)).text).catch((e) => log.warn("cannot write last-good.nft", { error: errorText(e) }));
+          await state.writeLastGood((await snapshot(driver)).text).catch((e) => log.warn({ err: errorText(e) }, "cannot write last-good.nft"));
           await report("APPLY_STATUS_APPLIED");
           reported = true;
-          await state.clearPending().catch((e) => log.warn("cannot remove pending.json", { error: errorText(e) }));
+          await state.clearPending().catch((e) => log.warn({ err: errorText(e) }, "cannot remove pending.json"));
         },
         onNotApplied: async (o) => {
           pendingVersion = undefined;
@@ -268,7 +268,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   }
   collector.start(config.telemetryInterval * 1000);
   const driftTimer = config.driftInterval > 0 ? setInterval(() => void checkDrift(), config.driftInterval * 1000) : undefined;
-  log.info("agent started", { server: config.server, name: config.name, netns: config.netns, epoch });
+  log.info({ server: config.server, name: config.name, netns: config.netns, epoch }, "agent started");
 
   return {
     client,

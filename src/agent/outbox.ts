@@ -19,7 +19,7 @@ import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "./atomic.ts";
 import { errorText } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../runtime/log.ts";
 import type { AgentMessage, ApplyResult, DriftReport, QuotaResetResult } from "../protocol/agent.ts";
 
 /** A result as posted: the outbox stamps its resultId. */
@@ -66,7 +66,7 @@ export class Outbox {
       const saved = JSON.parse(await readFile(file, "utf8")) as { entries?: Entry[] };
       if (Array.isArray(saved.entries)) o.entries = saved.entries.filter((e) => typeof e?.id === "number" && e.msg && typeof e.msg === "object" && body(e.msg));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") log.warn("outbox unreadable; starting empty", { file, error: errorText(e) });
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") log.warn({ file, err: errorText(e) }, "outbox unreadable; starting empty");
     }
     // Entries kept by an agent that predates result ids get one now (kept from here on).
     for (const e of o.entries) {
@@ -78,7 +78,7 @@ export class Outbox {
     }
     if (stamped) await o.persist();
     o.nextId = Math.max(0, ...o.entries.map((e) => e.id)) + 1;
-    if (o.entries.length > 0) log.info("unacknowledged results from a previous run", { count: o.entries.length });
+    if (o.entries.length > 0) log.info({ count: o.entries.length }, "unacknowledged results from a previous run");
     return o;
   }
 
@@ -145,7 +145,7 @@ export class Outbox {
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.chain.then(fn, fn);
-    this.chain = run.catch((e) => this.log.error("outbox failed", { error: errorText(e) }));
+    this.chain = run.catch((e) => this.log.error({ err: errorText(e) }, "outbox failed"));
     return run;
   }
 
@@ -163,7 +163,7 @@ export class Outbox {
     try {
       await writeFileAtomic(this.file, JSON.stringify({ entries: this.entries }));
     } catch (e) {
-      this.log.error("cannot write the outbox to the state dir; results kept in memory only", { file: this.file, pending: this.entries.length, error: errorText(e) });
+      this.log.error({ file: this.file, pending: this.entries.length, err: errorText(e) }, "cannot write the outbox to the state dir; results kept in memory only");
     }
   }
 }

@@ -11,7 +11,7 @@
 import { driver as kernel, type DriverOptions } from "../engine/index.ts";
 import type { Applier } from "./apply.ts";
 import { errorText } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../runtime/log.ts";
 import type { Outbox } from "./outbox.ts";
 import type { ApplyStatus } from "../protocol/agent.ts";
 import type { AppliedState, StateDir } from "./state.ts";
@@ -32,7 +32,7 @@ export async function recoverPending({ state, applier, outbox, log }: RecoverDep
     p = await state.readPending();
   } catch (e) {
     // Without the snapshot there is nothing safe to put back; say so loudly and go on.
-    log.error("pending.json is unreadable; cannot undo an unconfirmed apply", { error: errorText(e) });
+    log.error({ err: errorText(e) }, "pending.json is unreadable; cannot undo an unconfirmed apply");
     return "unreadable";
   }
   if (!p) return "none";
@@ -40,19 +40,19 @@ export async function recoverPending({ state, applier, outbox, log }: RecoverDep
     outbox.post({ applyResult: { deploymentId: p.deploymentId, targetId: p.targetId, version: p.version, status, error, attempt: p.attempt ?? 0 } });
   const applied = await state.readApplied().catch(() => undefined);
   if (applied?.targetId === p.targetId && applied.deploymentId === p.deploymentId) {
-    log.info("the pending apply was committed before the restart", { targetId: p.targetId, version: p.version.version });
+    log.info({ targetId: p.targetId, version: p.version.version }, "the pending apply was committed before the restart");
     await result("APPLY_STATUS_APPLIED", "");
     await state.clearPending();
     return "committed";
   }
-  log.warn("unconfirmed apply found at start; restoring the previous ruleset before connecting", { targetId: p.targetId, version: p.version.version, since: p.startedAt });
+  log.warn({ targetId: p.targetId, version: p.version.version, since: p.startedAt }, "unconfirmed apply found at start; restoring the previous ruleset before connecting");
   await outbox.withdrawApplying(p.targetId);
   let out: Recovery = "rolled_back";
   try {
     await applier.restoreSnapshot(p.snapshot);
     await result("APPLY_STATUS_ROLLED_BACK", `agent_restarted: the agent restarted while waiting for the confirmation (applied ${p.startedAt}); previous ruleset restored`);
   } catch (e) {
-    log.error("restoring the previous ruleset after a restart failed", { error: errorText(e) });
+    log.error({ err: errorText(e) }, "restoring the previous ruleset after a restart failed");
     await result("APPLY_STATUS_FAILED", `rollback_failed: the agent restarted while waiting for the confirmation and could not restore the previous ruleset: ${errorText(e)}`);
     out = "rollback_failed";
   }
@@ -73,14 +73,14 @@ export async function restoreAfterReboot(
 ): Promise<boolean> {
   if (!applied) return false;
   if ((await kernel.listPalisadeTables(driver)).length > 0) return false;
-  log.warn("the kernel holds none of Palisade's tables (a reboot?); applying the last confirmed version before connecting", {
+  log.warn({
     ruleset: applied.ruleset,
     version: applied.version,
-  });
+  }, "the kernel holds none of Palisade's tables (a reboot?); applying the last confirmed version before connecting");
   try {
     await applier.applyText(applied.text);
   } catch (e) {
-    log.error("applying the last confirmed version at start failed; the host runs without Palisade's rules until the API sends them", { error: errorText(e) });
+    log.error({ err: errorText(e) }, "applying the last confirmed version at start failed; the host runs without Palisade's rules until the API sends them");
     return false;
   }
   return true;

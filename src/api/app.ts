@@ -22,6 +22,7 @@ import { metricsPlugin } from "./metrics/plugin.ts";
 import { openApiDocument, zodToJsonConfig } from "./openapi.ts";
 import { parseYamlBody } from "./policy-checks.ts";
 import { refuseNulBytes } from "./request-guards.ts";
+import { RequestLog } from "./request-log.ts";
 import { routes } from "./routes/index.ts";
 
 declare module "fastify" {
@@ -51,6 +52,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const https = deps.config.https;
   const app = Fastify({
     logger: deps.logger ?? false,
+    logController: new RequestLog(),
     bodyLimit: deps.config.bodyLimit,
     // `/v1/rulesets/` and `/v1/rulesets` are the same list.
     routerOptions: { ignoreTrailingSlash: true },

@@ -69,7 +69,7 @@ export async function runServer(config: Config, opts: ServerOptions = {}): Promi
   try {
     continueStarting();
     if (!opts.skipMigrate) {
-      const r = await migrate(config.databaseUrl, { log: (msg, fields) => log.info(fields ?? {}, msg) });
+      const r = await migrate(config.databaseUrl, { log });
       log.info({ applied: r.applied.length, alreadyApplied: r.alreadyApplied.length }, "database schema is current");
       continueStarting();
     }

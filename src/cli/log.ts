@@ -1,7 +1,5 @@
-// One JSON line per event on stdout, in the shape pino writes, for CLI verbs that run
-// without the Fastify logger.
-const LEVELS = { debug: 20, info: 30, warn: 40, error: 50 } as const;
+// The log of CLI verbs that run without the server (migrate, ca init): the server's pino
+// lines (src/runtime/log.ts), on stdout.
+import { createLog, type Logger } from "../runtime/log.ts";
 
-export function jsonLog(level: keyof typeof LEVELS, msg: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(JSON.stringify({ level: LEVELS[level], time: Date.now(), ...fields, msg }) + "\n");
-}
+export const cliLog = (): Logger => createLog("info", 1);

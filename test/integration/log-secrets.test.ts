@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { AgentClient } from "../../src/agent/client.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { decryptKey } from "../../src/api/tls/ca.ts";
 import { SimAgent, waitFor } from "../support/grpc-fleet.ts";
@@ -129,7 +129,7 @@ test("with mutual TLS: no PALISADE_SECRET_KEY, CA key or agent key in the log ei
     name: "edge-tls",
     enrollToken,
     state,
-    log: memoryLogger("debug"),
+    log: memoryLog("debug"),
     capabilities: async () => ({ nftVersion: "1.0.9", kernel: "6.1", ipv6: true, features: [], xtablesModules: [], agentVersion: "test", unavailable: [] }),
     hello: async () => ({ telemetryEpoch: "e1" }),
     handlers: { desiredState() {}, confirm() {}, checkDrift() {}, quotaReset() {}, telemetryAck() {}, connected: () => void connected++ },

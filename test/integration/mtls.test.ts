@@ -13,7 +13,7 @@ import { silentLog, startAgentServer, type RunningAgentServer } from "../../src/
 import { AgentServiceClient } from "../../src/protocol/agent.ts";
 import { AgentCa, ensureCa } from "../../src/api/tls/ca.ts";
 import { AgentClient } from "../../src/agent/client.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { clientCredentials } from "../../src/agent/tls.ts";
 import { createCsr, hostIdOfSubjectAltName, newPrivateKeyPem, splitEnrollToken } from "../../src/protocol/pki.ts";
@@ -61,7 +61,7 @@ async function agent(name: string, opts: { r?: RunningAgentServer; token?: strin
   if (!opts.dir) dirs.push(dir);
   const state = await StateDir.open(dir);
   let connected = 0;
-  const log = memoryLogger("debug");
+  const log = memoryLog("debug");
   const client = new AgentClient({
     server: `127.0.0.1:${r.port}`,
     enrollServer: `127.0.0.1:${r.enrollPort}`,

@@ -10,8 +10,8 @@ const servers: ServerProcess[] = [];
 after(async () => {
   for (const s of servers) await s.stop();
 });
-async function start(): Promise<ServerProcess> {
-  const s = await spawnServer();
+async function start(env: Record<string, string> = {}): Promise<ServerProcess> {
+  const s = await spawnServer(env);
   servers.push(s);
   return s;
 }
@@ -57,4 +57,34 @@ for (const [when, pred] of [
     await sent;
     assert.ok(s.lines.some((l) => l.msg === "server stopped"), "logged the clean stop");
   });
+}
+
+test("palisade server: health and readiness probes log at debug, other requests at info", { timeout: 60_000 }, async () => {
+  const s = await start({ LOG_LEVEL: "debug" });
+  try {
+    await s.line((l) => l.msg === "server started");
+    const base = `http://127.0.0.1:${s.port}`;
+    assert.equal((await fetch(`${base}/healthz`)).status, 200);
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    assert.equal((await fetch(`${base}/v1/tokens`)).status, 401);
+    const completed = (url: string) => s.line((l) => l.msg === "request completed" && requestUrl(s, l) === url);
+    const probes = await Promise.all([completed("/healthz"), completed("/readyz")]);
+    const api = await completed("/v1/tokens");
+    for (const url of ["/healthz", "/readyz", "/v1/tokens"]) {
+      const lines = s.lines.filter((l) => (l.msg === "incoming request" || l.msg === "request completed") && requestUrl(s, l) === url);
+      assert.equal(lines.length, 2, `${url}: one incoming and one completed line`);
+      assert.deepEqual(lines.map((l) => l.level), url === "/v1/tokens" ? [30, 30] : [20, 20], url);
+    }
+    assert.deepEqual(probes.map((l) => l.level), [20, 20]);
+    assert.equal(api.level, 30);
+  } finally {
+    s.child.kill("SIGTERM");
+  }
+  assert.deepEqual(await s.exited, { code: 0, signal: null }, s.stderr());
+});
+
+/** The URL of a request's log line: on "incoming request" itself, on "request completed" through its reqId. */
+function requestUrl(s: ServerProcess, l: LogLine): string | undefined {
+  const incoming = s.lines.find((x) => x.msg === "incoming request" && x.reqId === l.reqId);
+  return (incoming?.req as { url?: string } | undefined)?.url;
 }

@@ -14,7 +14,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLab, type Link, type NetnsLab } from "../support/netns.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
 import type { AccountingDelta } from "../../src/protocol/agent.ts";
@@ -115,7 +115,7 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
     assert.equal((JSON.parse(r.stdout) as { got: number }).got, DOWN);
   };
   const collector = async (name: string) => {
-    const log = memoryLogger("warn");
+    const log = memoryLog("warn");
     await mkdir(join(dir, name));
     const spool = await Spool.open(join(dir, name), { maxBytes: 1 << 24, maxBatches: 1000 }, log);
     return Collector.create({ driver: { netns: router }, spool, epoch: name, log, resumeFile: join(dir, `${name}.resume.json`) });

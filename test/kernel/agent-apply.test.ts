@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type NetnsLab } from "../support/netns.ts";
 import { Applier } from "../../src/agent/apply.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { readCounter, readQuota, readSet, nftDriver } from "../../src/engine/driver/index.ts";
 import { brokenText, fixtureDesired, fixtureText } from "../support/agent-rulesets.ts";
 
@@ -45,7 +45,7 @@ describe("agent safe apply (kernel, netns)", () => {
 
   it("rolls back to NO Palisade tables when the first apply is not confirmed", async () => {
     const before = await foreign();
-    const applier = new Applier(nftDriver(drv()), memoryLogger());
+    const applier = new Applier(nftDriver(drv()), memoryLog());
     let applied = false;
     const out = await applier.safeApply({
       text: fixtureText({ lan }),
@@ -61,7 +61,7 @@ describe("agent safe apply (kernel, netns)", () => {
   });
 
   it("keeps a confirmed apply", async () => {
-    const applier = new Applier(nftDriver(drv()), memoryLogger());
+    const applier = new Applier(nftDriver(drv()), memoryLog());
     const out = await applier.safeApply({ text: fixtureText({ lan }), confirmTimeoutMs: 2000, confirmed: async () => true });
     assert.equal(out.status, "applied");
     assert.match(await list(), /acct_lan_src/);
@@ -70,7 +70,7 @@ describe("agent safe apply (kernel, netns)", () => {
   it("restores the previous rules exactly when a second version is not confirmed", async () => {
     const before = await list();
     const foreignBefore = await foreign();
-    const applier = new Applier(nftDriver(drv()), memoryLogger());
+    const applier = new Applier(nftDriver(drv()), memoryLog());
     const t0 = Date.now();
     // What the kernel held in the confirm window: the new version must have been applied
     // before it was rolled back, or this test would pass without any rollback happening.
@@ -93,7 +93,7 @@ describe("agent safe apply (kernel, netns)", () => {
 
   it("reports a version nft -c refuses as failed with the kernel's message; rules intact", async () => {
     const before = await list();
-    const applier = new Applier(nftDriver(drv()), memoryLogger());
+    const applier = new Applier(nftDriver(drv()), memoryLog());
     const out = await applier.safeApply({ text: brokenText(), confirmTimeoutMs: 1000, confirmed: async () => true });
     assert.equal(out.status, "failed");
     assert.equal(out.code, "check_failed");
@@ -102,7 +102,7 @@ describe("agent safe apply (kernel, netns)", () => {
   });
 
   it("re-applying (same, changed, and a change that forces a table replace) keeps accounting, quota and counter state", async () => {
-    const applier = new Applier(nftDriver(drv()), memoryLogger());
+    const applier = new Applier(nftDriver(drv()), memoryLog());
     await lab.sendUdp(peer, dst, 5000, { count: 20, size: 100 });
     const read = async () => {
       const src = await readSet("inet", "palisade", "acct_lan_src", drv());

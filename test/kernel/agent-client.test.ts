@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/agent/config.ts";
 import { startAgent } from "../../src/agent/main.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { readQuota } from "../../src/engine/driver/index.ts";
 import { openAgentLab, type AgentLab } from "../support/agent-lab.ts";
@@ -33,7 +33,7 @@ const policy = (lan: string, extraPort?: number) => ({
   },
 });
 
-const agentLog = memoryLogger("info");
+const agentLog = memoryLog("info");
 const stripCounters = (s: string) => s.replace(/packets \d+ bytes \d+/g, "").replace(/used \d+ bytes/g, "").replace(/elements = \{[^}]*\}/g, "");
 
 describe("agent end to end with a gRPC peer (kernel, netns)", () => {
@@ -57,7 +57,7 @@ describe("agent end to end with a gRPC peer (kernel, netns)", () => {
     const bad = await mkdtemp(join(tmpdir(), "palisade-agent-bad-"));
     try {
       const cfg = loadConfig(["--server", `127.0.0.1:${l.api.port}`, "--enroll-token", "wrong", "--state-dir", bad, "--netns", ns, "--drift-interval", "0"]);
-      await assert.rejects(startAgent(cfg, { log: memoryLogger() }), (e: Error & { code?: string }) => e.code === "enroll_failed" && /bad enrollment token/.test(e.message));
+      await assert.rejects(startAgent(cfg, { log: memoryLog() }), (e: Error & { code?: string }) => e.code === "enroll_failed" && /bad enrollment token/.test(e.message));
     } finally {
       await rm(bad, { recursive: true, force: true });
     }

@@ -11,7 +11,7 @@ import { Applier } from "../../src/agent/apply.ts";
 import { failsafeContext, renderDesired } from "../../src/agent/desired.ts";
 import { compare, dynamicSets, normalise } from "../../src/agent/drift.ts";
 import { readPalisade } from "../../src/agent/kernel/read.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { openAgentLab, type AgentLab } from "../support/agent-lab.ts";
 
 const VERSIONS = 6;
@@ -41,7 +41,7 @@ describe("agent drift checks never undo a confirmed apply (kernel, netns, grpc)"
     const { api, ns } = l;
     const lan = l.link!.net4;
     const server = `127.0.0.1:${api.port}`;
-    const log = memoryLogger("warn");
+    const log = memoryLog("warn");
     const agent = await l.start([], { log });
     await api.waitFor((r) => r.find((x) => x.msg.hello));
     const failsafe = await failsafeContext(server);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { createLab, type NetnsLab } from "../support/netns.ts";
 import { Applier } from "../../src/agent/apply.ts";
 import { DriftDetector } from "../../src/agent/drift.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { readCounter, nftDriver } from "../../src/engine/driver/index.ts";
 import { fixtureText } from "../support/agent-rulesets.ts";
 
@@ -26,7 +26,7 @@ describe("agent drift (kernel, netns)", () => {
     peer = p.client;
     dst = p.link.b.ip4;
     lan = p.link.net4;
-    const log = memoryLogger();
+    const log = memoryLog();
     applier = new Applier(nftDriver({ netns: ns }), log);
     drift = new DriftDetector({ netns: ns }, applier, log);
     const text = fixtureText({ lan });

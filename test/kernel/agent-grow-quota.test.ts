@@ -10,7 +10,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLab, type Link, type NetnsLab } from "../support/netns.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { AgentError } from "../../src/agent/errors.ts";
 import { resetQuotaByName } from "../../src/agent/quota-reset.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
@@ -54,7 +54,7 @@ describe("growing quotas: compiled policy -> agent reading -> reset (kernel, net
         },
       },
     });
-    const log = memoryLogger("warn");
+    const log = memoryLog("warn");
     const spool = await Spool.open(dir, { maxBytes: 1 << 22, maxBatches: 100 }, log);
     const c = await Collector.create({ driver: { netns: server }, spool, epoch: "grow", log, resumeFile: join(dir, "resume.json") });
     const N = 9;

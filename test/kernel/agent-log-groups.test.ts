@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { loadConfig } from "../../src/agent/config.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
 import { findProgram } from "../../src/agent/programs.ts";
 import { renderNft } from "../../src/engine/index.ts";
@@ -72,7 +72,7 @@ describe("agent log groups follow the applied ruleset; missing programs are repo
     const dir = await tempDir("palisade-loggroups-");
     const token = await f.enrollmentToken({ test: "loggroups" });
     const args = ["--server", `127.0.0.1:${f.replicas[0]!.port}`, "--enroll-token", token, "--state-dir", dir, "--name", name, "--netns", ns, "--telemetry-interval", "1", "--drift-interval", "0"];
-    const a = await startAgent(loadConfig(args, {}), { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500, ...(path ? { path } : {}) });
+    const a = await startAgent(loadConfig(args, {}), { log: memoryLog("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500, ...(path ? { path } : {}) });
     agents.push(a);
     return a;
   };

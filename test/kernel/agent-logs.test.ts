@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type NetnsLab } from "../support/netns.ts";
 import { Applier } from "../../src/agent/apply.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { LogReader } from "../../src/agent/telemetry/logs.ts";
 import type { LogEvent } from "../../src/protocol/agent.ts";
 import { fixtureText } from "../support/agent-rulesets.ts";
@@ -35,11 +35,11 @@ describe("agent NFLOG reader (kernel, netns)", () => {
   it("reads prefix, mark, interface, addresses and ports of logged packets", async () => {
     const { client, server, link } = await lab.pair();
     const group = 40 + (process.pid % 100);
-    const applier = new Applier(nftDriver({ netns: server }), memoryLogger());
+    const applier = new Applier(nftDriver({ netns: server }), memoryLog());
     const r = await applier.safeApply({ text: fixtureText({ lan: link.net4, logGroup: group }), confirmTimeoutMs: 1000, confirmed: async () => true });
     assert.equal(r.status, "applied");
     const events: LogEvent[] = [];
-    reader = new LogReader({ groups: [group], netns: server, log: memoryLogger(), onEvents: (e) => events.push(...e) });
+    reader = new LogReader({ groups: [group], netns: server, log: memoryLog(), onEvents: (e) => events.push(...e) });
     await reader.start();
     await lab.sendUdp(client, link.b.ip4, 7777, { count: 5, size: 40 });
     await lab.sendUdp(client, link.b.ip4, 7000, { count: 3, size: 40 }); // not logged
@@ -77,7 +77,7 @@ describe("agent NFLOG reader (kernel, netns)", () => {
       },
     });
     const events: LogEvent[] = [];
-    const log = memoryLogger();
+    const log = memoryLog();
     reader2 = new LogReader({ groups: [group], netns: server, log, onEvents: (e) => events.push(...e) });
     await reader2.start();
     await lab.sendUdp(client, link.b.ip4, 9401, { count: 3, size: 20 });
@@ -108,7 +108,7 @@ describe("agent NFLOG reader (kernel, netns)", () => {
     assert.equal(parseCtMark(""), undefined);
     let now = 1_000_000;
     const calls: string[][] = [];
-    const log = memoryLogger();
+    const log = memoryLog();
     const ct = new CtMarkLookup({
       netns: "nsX", log, maxPerSecond: 3, ttlMs: 500, cacheSize: 2, reportEveryMs: 0, now: () => now,
       run: async (file, args) => { calls.push([file, ...args]); return "udp 17 29 src=x mark=9 use=1"; },
@@ -122,7 +122,7 @@ describe("agent NFLOG reader (kernel, netns)", () => {
     for (let i = 0; i < 10; i++) await ct.lookup({ ...t, sport: 2000 + i });
     assert.equal(calls.length, 3, "capped at 3 per second");
     assert.equal(ct.skipped, 8);
-    assert.ok(log.lines.some((l) => l.level === "warn" && /skipped/.test(String(l.msg))), JSON.stringify(log.lines));
+    assert.ok(log.lines.some((l) => l.level === 40 && /skipped/.test(String(l.msg))), JSON.stringify(log.lines));
     now += 1000;
     assert.equal(await ct.lookup({ ...t, sport: 3000 }), 9);
     assert.equal(calls.length, 4, "a new second allows lookups again");

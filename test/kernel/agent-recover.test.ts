@@ -8,18 +8,18 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { openAgentLab, type AgentLab } from "../support/agent-lab.ts";
 
 const policy = (port: number) => ({ description: `recover ${port}`, chains: { input: { hook: "input", policy: "accept", rules: [{ match: { protocol: "tcp", dport: port }, action: "drop" }] } } });
 
 describe("agent start-up recovery of a pending apply (kernel, netns, grpc)", () => {
   let l: AgentLab;
-  let logs: ReturnType<typeof memoryLogger>;
+  let logs: ReturnType<typeof memoryLog>;
   const list = () => l.list();
   const exists = (f: string) => readFile(join(l.dir, f)).then(() => true, () => false);
   const start = async (server?: string, extra: string[] = []) => {
-    logs = memoryLogger("debug");
+    logs = memoryLog("debug");
     await l.start([...extra, "--name", "edge-rec"], { log: logs }, server);
   };
   const stop = () => l.stopAgent();
@@ -58,7 +58,7 @@ describe("agent start-up recovery of a pending apply (kernel, netns, grpc)", () 
     const s = nextStream();
     await start();
     await l.api.waitFor((rs) => rs.find((x) => x.stream > s && x.msg.hello));
-    assert.ok(logs.lines.some((l) => l.level === "error" && /pending.json is unreadable/.test(String(l.msg))), JSON.stringify(logs.lines.slice(-5)));
+    assert.ok(logs.lines.some((l) => l.level === 50 && /pending.json is unreadable/.test(String(l.msg))), JSON.stringify(logs.lines.slice(-5)));
     assert.match(await list(), /dport 1111 drop/);
     await stop();
     await rm(join(l.dir, "pending.json"));
@@ -81,7 +81,7 @@ describe("agent start-up recovery of a pending apply (kernel, netns, grpc)", () 
     // An API that does not answer: nothing but the agent's own state can put the rules back.
     await start("127.0.0.1:9");
     assert.match(await list(), /dport 1111 drop/, "the version in applied.json is in the kernel when startAgent returns");
-    assert.ok(logs.lines.some((l) => l.level === "warn" && /none of Palisade's tables/.test(String(l.msg))));
+    assert.ok(logs.lines.some((l) => l.level === 40 && /none of Palisade's tables/.test(String(l.msg))));
     await stop();
     // Tables present: nothing is re-applied at start (that is the drift check's business).
     await start("127.0.0.1:9");

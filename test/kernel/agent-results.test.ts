@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { openAgentLab, type AgentLab } from "../support/agent-lab.ts";
 import { TestApi } from "../support/test-api.ts";
 
@@ -130,7 +130,7 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
   it("a result the server received but did not ack before its stream closed is resent on the next stream, same result_id", async () => {
     const api = await newApi();
     api.autoAckResults = false;
-    await l.start(["--name", "edge-r"], { log: memoryLogger("warn") }, `127.0.0.1:${api.port}`);
+    await l.start(["--name", "edge-r"], { log: memoryLog("warn") }, `127.0.0.1:${api.port}`);
     await api.waitFor((r) => r.find((x) => x.msg.hello));
     api.send({ desiredState: { deploymentId: "d5", targetId: "t5", version: { ruleset: "edge", version: 5, checksum: "c5" }, policyJson: JSON.stringify(policy(lan, 5555)), confirmTimeoutSeconds: 30 } });
     // APPLYING earns the Confirm; APPLIED follows once the agent recorded the commit.

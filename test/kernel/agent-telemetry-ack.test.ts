@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { openAgentLab, type AgentLab } from "../support/agent-lab.ts";
 import { waitFor } from "../support/wait.ts";
 
@@ -28,7 +28,7 @@ describe("agent telemetry ack timeout (kernel, netns, grpc)", () => {
     const dst = l.link!.b.ip4;
     const lan = l.link!.net4;
     api.autoAck = false; // this replica swallows the first delivery of every batch
-    const agent = await l.start(["--name", "edge-a", "--telemetry-ack-timeout", "1"], { log: memoryLogger("error"), heartbeatMs: 200 });
+    const agent = await l.start(["--name", "edge-a", "--telemetry-ack-timeout", "1"], { log: memoryLog("error"), heartbeatMs: 200 });
     await api.waitFor((r) => r.find((x) => x.msg.hello));
     // Something to report: a policy with accounting, then traffic it counts.
     api.send({ desiredState: { deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, policyJson: JSON.stringify(policy(lan)), confirmTimeoutSeconds: 30 } });

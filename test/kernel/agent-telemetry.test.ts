@@ -14,7 +14,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { createLab, type NetnsLab } from "../support/netns.ts";
 import { Applier } from "../../src/agent/apply.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
@@ -96,7 +96,7 @@ describe("agent telemetry (kernel, netns)", () => {
 
   it("deltas over many intervals, a re-apply under traffic, a table replace and a restart add up exactly", async () => {
     const drv = { netns: ns };
-    const log = memoryLogger("warn");
+    const log = memoryLog("warn");
     const state = await StateDir.open(dir);
     const epoch = await state.epoch();
     const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 1000 }, log);

@@ -16,7 +16,7 @@ import { after, before, describe, it } from "node:test";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { buildConsole } from "../../scripts/build-console.ts";
 import { loadConfig } from "../../src/agent/config.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
 import { startDeployWorker, type RunningDeployWorker } from "../../src/api/deploy/worker.ts";
 import { silentLog } from "../../src/api/grpc/context.ts";
@@ -163,7 +163,7 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
     const enroll = await t.req("POST", "/v1/enrollment-tokens", { body: { labels: { site: "lab" }, ttlSeconds: 600 } });
     const token = (enroll.json() as { token: string }).token;
     const args = ["--server", `127.0.0.1:${grpc.port}`, "--state-dir", dir, "--name", "console-edge", "--netns", ns, "--telemetry-interval", "1", "--drift-interval", "0", "--enroll-token", token];
-    agent = await startAgent(loadConfig(args), { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500 });
+    agent = await startAgent(loadConfig(args), { log: memoryLog("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500 });
     await until("the agent to connect", async () => (await t.req("GET", "/v1/hosts/console-edge")).json().connection === "connected");
     await go(page, "fleet", 'tr[data-host="console-edge"]');
     const row = page.locator('tr[data-host="console-edge"]');

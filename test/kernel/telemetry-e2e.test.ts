@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { loadConfig } from "../../src/agent/config.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
 import { startAgentServer, type RunningAgentServer } from "../../src/api/grpc/server.ts";
 import { silentLog } from "../../src/api/grpc/context.ts";
@@ -157,7 +157,7 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
   };
   const agentArgs = () => ["--server", `127.0.0.1:${relay.port}`, "--state-dir", dir, "--name", "e2e-edge", "--netns", ns, "--telemetry-interval", "1", "--drift-interval", "0"];
   const startAgentNow = async (enroll: boolean) => {
-    agent = await startAgent(loadConfig([...agentArgs(), ...(enroll ? ["--enroll-token", token] : [])]), { log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500 });
+    agent = await startAgent(loadConfig([...agentArgs(), ...(enroll ? ["--enroll-token", token] : [])]), { log: memoryLog("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500 });
   };
   const spooled = async () => (await readdir(join(dir, "spool")).catch(() => [] as string[])).flatMap((n) => /^b-(\d+)\.json$/.exec(n)?.[1] ?? []).map(Number);
   /** Wait until the agent has spooled at least `n` batches it could not deliver; their seqs. */

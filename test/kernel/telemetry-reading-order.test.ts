@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLab, type NetnsLab } from "../support/netns.ts";
 import { Applier } from "../../src/agent/apply.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
@@ -81,7 +81,7 @@ describe("telemetry reading order (kernel, netns)", () => {
 
     const plain = { netns: ns };
     const wrapped = { netns: ns, nftPath: wrapper };
-    const log = memoryLogger("warn");
+    const log = memoryLog("warn");
     const state = await StateDir.open(join(dir, "state"));
     const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 1000 }, log);
     const collector = await Collector.create({ driver: wrapped, spool, epoch: await state.epoch(), log, resumeFile: state.path("telemetry-resume.json") });

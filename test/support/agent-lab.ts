@@ -7,7 +7,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/agent/config.ts";
-import { memoryLogger } from "../../src/agent/log.ts";
+import { memoryLog } from "../../src/runtime/log.ts";
 import { startAgent, type AgentHandle, type StartOptions } from "../../src/agent/main.ts";
 import { createLab, type Link, type NetnsLab } from "./netns.ts";
 import { TestApi } from "./test-api.ts";
@@ -79,7 +79,7 @@ export async function openAgentLab(o: AgentLabOptions): Promise<AgentLab> {
       async start(extra = [], deps = {}, server) {
         await fixture.stopAgent(); // one left running by a failed test
         const agent = await startAgent(loadConfig(fixture.args(extra, server)), {
-          log: memoryLogger("warn"), backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500, ...deps,
+          log: memoryLog("warn"), backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500, ...deps,
         });
         fixture.agent = agent;
         return agent;

@@ -10,7 +10,7 @@ import { readFile } from "node:fs/promises";
 import type { DriverOptions } from "../../engine/driver/index.ts";
 import { writeFileAtomic } from "../atomic.ts";
 import { errorText } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../runtime/log.ts";
 import type { AccountingDelta, CounterDelta, LogEvent, QuotaSample, TelemetryBatch } from "../../protocol/agent.ts";
 import { delta, readingFromJson, readingToJson, unattributed, type Cum, type Reading } from "./delta.ts";
 import { parseAccountingKey, parseDirectionTotalKey, readKernel, type Direction, type KernelReading } from "./reading.ts";
@@ -109,7 +109,7 @@ export class Collector {
   start(intervalMs: number): void {
     this.stop();
     this.timer = setInterval(() => {
-      this.collect().catch((e) => this.o.log.warn("telemetry read failed", { error: errorText(e) }));
+      this.collect().catch((e) => this.o.log.warn({ err: errorText(e) }, "telemetry read failed"));
     }, intervalMs);
   }
 
@@ -250,7 +250,7 @@ export class Collector {
     this.lastQuotas = quotaKey;
     this.logsDropped -= logsDropped;
     if (drops.batches > 0) await this.o.spool.clearDrops(drops);
-    await writeFileAtomic(this.o.resumeFile, resumeJson).catch((e) => this.o.log.warn("cannot write telemetry resume point", { error: errorText(e) }));
+    await writeFileAtomic(this.o.resumeFile, resumeJson).catch((e) => this.o.log.warn({ err: errorText(e) }, "cannot write telemetry resume point"));
     this.onBatch(batch);
     return batch;
   }

@@ -15,7 +15,7 @@
 //     skipped lookups are counted and logged (warn, at most every 10 s).
 
 import { execFile } from "node:child_process";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../runtime/log.ts";
 import { swappedTuple, type CtTuple } from "./nflog.ts";
 
 export interface CtMarkOptions {
@@ -149,11 +149,11 @@ export class CtMarkLookup {
   /** Log the skipped lookups not reported yet (also called on stop). */
   flushReport(now = this.now()): void {
     if (this.skippedSinceReport === 0) return;
-    this.o.log.warn("ct mark lookups skipped (rate cap): those log events carry no ctmark", {
+    this.o.log.warn({
       skipped: this.skippedSinceReport,
       skippedTotal: this.skipped,
       maxPerSecond: this.o.maxPerSecond ?? 50,
-    });
+    }, "ct mark lookups skipped (rate cap): those log events carry no ctmark");
     this.skippedSinceReport = 0;
     this.lastReport = now;
   }

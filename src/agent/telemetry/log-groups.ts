@@ -9,7 +9,7 @@
 import { snapshot, type DriverOptions } from "../../engine/driver/index.ts";
 import { nflogGroups } from "../../engine/nft/index.ts";
 import { errorText } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../runtime/log.ts";
 import type { LogEvent, Unavailable } from "../../protocol/agent.ts";
 import { LogReader } from "./logs.ts";
 
@@ -50,7 +50,7 @@ export class LogGroups {
   }
 
   private serial(fn: () => Promise<void>): Promise<void> {
-    const run = this.queue.then(fn).catch((e) => this.o.log.error("NFLOG groups not updated: log events may be lost", { error: errorText(e) }));
+    const run = this.queue.then(fn).catch((e) => this.o.log.error({ err: errorText(e) }, "NFLOG groups not updated: log events may be lost"));
     this.queue = run;
     return run;
   }
@@ -65,7 +65,7 @@ export class LogGroups {
       await r.stop();
     }
     if (!this.o.tcpdumpPath) {
-      if (want.length > 0) this.o.log.error("log events unavailable: tcpdump not installed", { groups: want });
+      if (want.length > 0) this.o.log.error({ groups: want }, "log events unavailable: tcpdump not installed");
       return;
     }
     const start = want.filter((g) => !this.readers.has(g));
@@ -84,7 +84,7 @@ export class LogGroups {
         await r.start();
       }),
     );
-    if (start.length > 0) this.o.log.info("reading NFLOG groups", { groups: want });
+    if (start.length > 0) this.o.log.info({ groups: want }, "reading NFLOG groups");
   }
 
   /** Resolves when every sync asked for so far is done (its readers listening or failed). */

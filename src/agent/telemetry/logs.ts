@@ -21,7 +21,7 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import type { LogEvent } from "../../protocol/agent.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../runtime/log.ts";
 import { errorText } from "../errors.ts";
 import { ctTuple, decodeIp, decodeNflog, LINKTYPE_NFLOG, PcapStream } from "./nflog.ts";
 import { CtMarkLookup, type CtMarkOptions } from "./ctmark.ts";
@@ -89,7 +89,7 @@ export class LogReader {
           events.push(tuple ? this.ct.lookup(tuple).then((m) => (m === undefined ? ev : { ...ev, ctmark: m }), () => ev) : Promise.resolve(ev));
         });
       } catch (e) {
-        this.o.log.error("cannot decode tcpdump output", { group, error: errorText(e) });
+        this.o.log.error({ group, err: errorText(e) }, "cannot decode tcpdump output");
         child.kill("SIGTERM");
       }
       if (events.length === 0) return;
@@ -99,7 +99,7 @@ export class LogReader {
         try {
           this.o.onEvents(evs);
         } catch (e) {
-          this.o.log.error("log event consumer failed", { group, error: errorText(e) });
+          this.o.log.error({ group, err: errorText(e) }, "log event consumer failed");
         }
       });
     });
@@ -107,7 +107,7 @@ export class LogReader {
     return new Promise((resolve) => {
       // Bounded: a tcpdump that neither listens nor exits must not hold up the agent's start.
       const timer = setTimeout(() => {
-        this.o.log.warn("tcpdump has not said it is listening after 10 s; going on", { group });
+        this.o.log.warn({ group }, "tcpdump has not said it is listening after 10 s; going on");
         resolve();
       }, 10_000);
       const done = () => {
@@ -121,14 +121,14 @@ export class LogReader {
       });
       child.on("error", (e) => {
         this.failures.set(group, `tcpdump could not start: ${errorText(e)}`);
-        this.o.log.error("cannot start tcpdump for NFLOG: log events of this group are lost", { group, error: errorText(e) });
+        this.o.log.error({ group, err: errorText(e) }, "cannot start tcpdump for NFLOG: log events of this group are lost");
         done();
       });
       child.on("close", (code, signal) => {
         if (!this.stopped) {
           const last = err.trim().split("\n").filter((l) => !/^(listening on|\d+ packets)/.test(l)).pop() ?? "";
           this.failures.set(group, `tcpdump exited (${signal ?? `code ${code}`})${last ? `: ${last.slice(0, 300)}` : ""}`);
-          this.o.log.error("NFLOG reader exited: log events of this group are lost", { group, code, stderr: err.slice(-300) });
+          this.o.log.error({ group, code, stderr: err.slice(-300) }, "NFLOG reader exited: log events of this group are lost");
         }
         done();
       });

@@ -7,7 +7,7 @@
 // follows once it is through (or at the next reconnect, which resends everything).
 
 import { errorText } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../runtime/log.ts";
 import type { TelemetryBatch } from "../../protocol/agent.ts";
 
 export interface AckWatchOptions {
@@ -72,11 +72,11 @@ export class AckWatch {
         if (!this.o.send(b)) return this.stop();
         this.attempt++;
         this.resent++;
-        this.o.log.warn("no telemetry ack in time; resending the oldest unacked batch", { epoch: b.epoch, seq: b.seq, attempt: this.attempt });
+        this.o.log.warn({ epoch: b.epoch, seq: b.seq, attempt: this.attempt }, "no telemetry ack in time; resending the oldest unacked batch");
       }
       await this.arm();
     } catch (e) {
-      this.o.log.warn("telemetry resend failed", { error: errorText(e) });
+      this.o.log.warn({ err: errorText(e) }, "telemetry resend failed");
       this.stop();
     }
   }

@@ -12,7 +12,7 @@ import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { writeFileAtomic } from "../atomic.ts";
 import { AgentError } from "../errors.ts";
-import type { Logger } from "../log.ts";
+import type { Logger } from "../../runtime/log.ts";
 import type { TelemetryBatch } from "../../protocol/agent.ts";
 
 export interface SpoolLimits {
@@ -136,7 +136,7 @@ export class Spool {
     }
     if (dropped > 0) {
       await writeFileAtomic(join(this.dir, "dropped.json"), JSON.stringify(this.dropped));
-      this.log.warn("telemetry spool full: oldest batches dropped", { dropped, droppedTotal: this.droppedTotal.batches, limits: this.limits });
+      this.log.warn({ dropped, droppedTotal: this.droppedTotal.batches, limits: this.limits }, "telemetry spool full: oldest batches dropped");
     }
     try {
       await writeFileAtomic(join(this.dir, fileName(Number(entry.batch.seq))), data);

@@ -8,6 +8,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import pg from "pg";
 import { installRoot } from "../../runtime/install-root.ts";
+import { silentLog, type Log } from "../log.ts";
 
 export const DEFAULT_MIGRATIONS_DIR = join(installRoot(import.meta.url), "prisma/migrations");
 
@@ -49,7 +50,7 @@ export interface MigrateResult {
 
 export interface MigrateOptions {
   dir?: string;
-  log?: (msg: string, fields?: Record<string, unknown>) => void;
+  log?: Log;
 }
 
 export function checksumOf(sql: string): string {
@@ -99,9 +100,9 @@ export async function ensureDatabase(url: string): Promise<boolean> {
 }
 
 export async function migrate(url: string, opts: MigrateOptions = {}): Promise<MigrateResult> {
-  const log = opts.log ?? (() => {});
+  const log = opts.log ?? silentLog;
   const files = await readMigrations(opts.dir);
-  if (await ensureDatabase(url)) log("created database", { database: new URL(url).pathname.slice(1) });
+  if (await ensureDatabase(url)) log.info({ database: new URL(url).pathname.slice(1) }, "created database");
 
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -129,7 +130,7 @@ export async function migrate(url: string, opts: MigrateOptions = {}): Promise<M
         const file = byName.get(name);
         if (!file) {
           // Prisma only warns here; a newer replica may have applied a migration this build lacks.
-          log("database has a migration this build does not know", { migration: name });
+          log.info({ migration: name }, "database has a migration this build does not know");
           continue;
         }
         if (!checksumMatches(file.sql, checksum)) {
@@ -144,7 +145,7 @@ export async function migrate(url: string, opts: MigrateOptions = {}): Promise<M
         if (applied.has(file.name)) continue;
         await applyOne(client, file);
         result.applied.push(file.name);
-        log("applied migration", { migration: file.name });
+        log.info({ migration: file.name }, "applied migration");
       }
       return result;
     } finally {

@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from "../../api/config.ts";
 import { createDb } from "../../api/db/client.ts";
 import { migrate } from "../../api/db/migrate.ts";
 import { caFingerprint, checkSecretKey, ensureCa } from "../../api/tls/ca.ts";
-import { jsonLog } from "../log.ts";
+import { cliLog } from "../log.ts";
 
 export function register(program: Command): void {
   const ca = program.command("ca").description("the agents' CA: init (create it before the first server start; prints its SHA-256)");
@@ -15,12 +15,12 @@ export function register(program: Command): void {
       const config = loadConfig();
       if (config.agentTls.mode !== "mtls") throw new ConfigError("PALISADE_GRPC_PLAINTEXT is set: the agent channel uses no CA");
       const secret = checkSecretKey(config.agentTls.secretKey);
-      await migrate(config.databaseUrl, { log: () => {} });
+      await migrate(config.databaseUrl);
       const db = createDb(config.databaseUrl);
       try {
         const existed = (await caFingerprint(db)) !== undefined;
         const c = await ensureCa(db, secret);
-        jsonLog("info", existed ? "agent CA exists" : "agent CA created", { caFingerprint: c.fingerprint });
+        cliLog().info({ caFingerprint: c.fingerprint }, existed ? "agent CA exists" : "agent CA created");
       } finally {
         await db.$disconnect();
       }

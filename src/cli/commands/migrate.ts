@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { loadConfig } from "../../api/config.ts";
 import { migrate } from "../../api/db/migrate.ts";
-import { jsonLog } from "../log.ts";
+import { cliLog } from "../log.ts";
 
 export function register(program: Command): void {
   program
@@ -10,7 +10,8 @@ export function register(program: Command): void {
     .description("apply pending database migrations (DATABASE_URL), creating the database if needed")
     .action(async () => {
       const config = loadConfig();
-      const r = await migrate(config.databaseUrl, { log: (msg, fields) => jsonLog("info", msg, fields) });
-      jsonLog("info", "database schema is current", { applied: r.applied, alreadyApplied: r.alreadyApplied.length });
+      const log = cliLog();
+      const r = await migrate(config.databaseUrl, { log });
+      log.info({ applied: r.applied, alreadyApplied: r.alreadyApplied.length }, "database schema is current");
     });
 }

@@ -6,7 +6,7 @@
 // event; exits after `want` events or `deadlineMs`, stopping its readers itself.
 // argv: WANT DEADLINE_MS
 
-import { createLogger } from "../../../src/agent/log.ts";
+import { createLog } from "../../../src/runtime/log.ts";
 import { checkPrograms } from "../../../src/agent/programs.ts";
 import { LogGroups } from "../../../src/agent/telemetry/log-groups.ts";
 
@@ -17,7 +17,7 @@ let finish: () => void = () => {};
 const finished = new Promise<void>((r) => (finish = r));
 const groups = new LogGroups({
   driver: {},
-  log: createLogger("warn"),
+  log: createLog("warn"),
   tcpdumpPath: programs.found.tcpdump,
   conntrackPath: programs.found.conntrack,
   onEvents: (events) => {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { memoryLogger } from "../../../src/agent/log.ts";
+import { memoryLog } from "../../../src/runtime/log.ts";
 import { Collector } from "../../../src/agent/telemetry/collector.ts";
 import { readingOf } from "../../../src/agent/telemetry/reading.ts";
 import { Spool } from "../../../src/agent/telemetry/spool.ts";
@@ -30,7 +30,7 @@ after(async () => {
 async function rowsOf(st: RulesetState) {
   const dir = await mkdtemp(join(tmpdir(), "palisade-remainder-"));
   dirs.push(dir);
-  const log = memoryLogger("warn");
+  const log = memoryLog("warn");
   const spool = await Spool.open(dir, { maxBytes: 1 << 20, maxBatches: 10 }, log);
   const c = await Collector.create({ driver: {}, spool, epoch: "e", log, resumeFile: join(dir, "resume.json"), read: async () => readingOf(st) });
   const b = await c.collect();

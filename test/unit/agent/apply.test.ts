@@ -4,7 +4,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Applier, type SafeApplyRequest } from "../../../src/agent/apply.ts";
-import { memoryLogger } from "../../../src/agent/log.ts";
+import { memoryLog } from "../../../src/runtime/log.ts";
 import type { Snapshot } from "../../../src/engine/driver/index.ts";
 import { FakeDriver } from "../../support/fake-driver.ts";
 import { brokenText, fixtureDesired, fixtureText } from "../../support/agent-rulesets.ts";
@@ -15,7 +15,7 @@ const yes = async () => true;
 function setup() {
   const kernel = new FakeDriver();
   const changes: string[] = [];
-  const applier = new Applier(kernel, memoryLogger("error"), {
+  const applier = new Applier(kernel, memoryLog("error"), {
     beforeChange: async () => void changes.push("before"),
     afterChange: async (how) => void changes.push(how),
   });

@@ -2,7 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { loadConfig } from "../../../src/agent/config.ts";
 import { Backoff } from "../../../src/agent/backoff.ts";
-import { memoryLogger } from "../../../src/agent/log.ts";
+import { createLog, levelNumber } from "../../../src/runtime/log.ts";
 
 describe("agent config", () => {
   it("reads flags, fills defaults, and lets flags win over env", () => {
@@ -48,15 +48,22 @@ describe("agent backoff", () => {
 });
 
 describe("agent log", () => {
-  it("writes one JSON object per line with time, level, msg, fields", () => {
-    const l = memoryLogger("info");
+  it("writes the server's pino lines: numeric level, time in ms, msg, the fields at the top level", () => {
+    const raw: string[] = [];
+    const l = createLog("info", { write: (s: string) => void raw.push(s) });
     l.debug("hidden");
-    l.child({ host: "h1" }).warn("drift", { n: 1, big: 2n ** 70n });
-    assert.equal(l.lines.length, 1);
-    const line = l.lines[0]!;
-    assert.equal(line.level, "warn");
+    l.child({ host: "h1" }).warn({ n: 1, big: 2n ** 70n }, "drift");
+    assert.equal(raw.length, 1);
+    assert.ok(raw[0]!.endsWith("\n"));
+    // A bigint is written whole (not rounded through a double).
+    assert.match(raw[0]!, /"big":"?1180591620717411303424"?/);
+    const line = JSON.parse(raw[0]!) as Record<string, unknown>;
+    assert.equal(line.level, levelNumber("warn"));
+    assert.equal(line.level, 40);
     assert.equal(line.msg, "drift");
-    assert.deepEqual(line.fields, { host: "h1", n: 1, big: "1180591620717411303424" });
-    assert.ok(!Number.isNaN(Date.parse(String(line.time))));
+    assert.equal(line.host, "h1");
+    assert.equal(line.n, 1);
+    assert.equal(typeof line.time, "number");
+    assert.equal(line.pid, process.pid);
   });
 });
