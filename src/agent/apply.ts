@@ -23,12 +23,11 @@
 // One apply runs at a time; a second caller waits its turn. Drift checks take the same
 // lock (drift.ts), and the confirmed state is recorded before the lock is released.
 
-import { isNftError, type Driver, type KernelObjects, type Snapshot } from "../engine/driver/index.ts";
+import { isNftError, nft, type Driver, type KernelObjects, type Snapshot, type TableDefinition } from "../engine/index.ts";
 import { AgentError, errorText } from "./errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { readPalisade } from "./kernel/read.ts";
 import { incrementalPlan, type PlanMode } from "./kernel/plan.ts";
-import { carryReplace, serialize, type TableDefinition } from "../engine/nft/index.ts";
 
 export type ApplyStatus = "applied" | "failed" | "rolled_back";
 
@@ -145,7 +144,7 @@ export class Applier {
     // Re-read: the values to carry must be as fresh as possible.
     const fresh = await readPalisade(this.driver);
     await this.hooks.beforeChange?.();
-    await this.driver.apply(serialize(carryReplace(tables, fresh)));
+    await this.driver.apply(nft.serialize(nft.carryReplace(tables, fresh)));
     await this.hooks.afterChange?.("carry");
     return "carry";
   }

@@ -4,8 +4,7 @@
 // change is an incremental element add/delete on the list's timeout sets, never a full
 // apply. Each element's timeout is the ban's remaining TTL, less the time the message
 // waited here, so the kernel drops it when the API stops listing it.
-import { apply, listTables, readTable, type DriverOptions } from "../engine/driver/index.ts";
-import { bans } from "../engine/index.ts";
+import { bans, driver as kernel, type DriverOptions } from "../engine/index.ts";
 import { errorText } from "./errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { BanUpdate } from "../protocol/agent.ts";
@@ -74,7 +73,7 @@ export class BanKeeper {
       // No bans = no table (and no hook): nothing of Palisade's stays in the kernel for them.
       if (all.size === 0) {
         if (!(await this.tableExists())) return { full: m.full, lists: 0, added: 0, removed: 0, nftMs: 0 };
-        const r = await apply(bans.banTableDeleteText(), this.driver);
+        const r = await kernel.apply(bans.banTableDeleteText(), this.driver);
         this.lists = undefined;
         return { full: m.full, lists: 0, added: 0, removed: 0, nftMs: r.durationMs };
       }
@@ -98,7 +97,7 @@ export class BanKeeper {
       }
       text = parts.join("");
     }
-    const r = await apply(text, this.driver);
+    const r = await kernel.apply(text, this.driver);
     if (!m.full) for (const l of m.lists) if (l.add.length > 0) this.lists!.add(l.list);
     this.known = true;
     const out = { full: m.full, lists: m.lists.length, added, removed, nftMs: r.durationMs };
@@ -109,7 +108,7 @@ export class BanKeeper {
 
   private async tableExists(): Promise<boolean> {
     if (this.known) return this.lists !== undefined;
-    const t = (await listTables(this.driver)).some((x) => x.family === "inet" && x.name === bans.BANS_TABLE);
+    const t = (await kernel.listTables(this.driver)).some((x) => x.family === "inet" && x.name === bans.BANS_TABLE);
     // After a restart the table may hold lists from before: read their names from the sets.
     this.lists = t ? await this.kernelLists() : undefined;
     this.known = true;
@@ -117,7 +116,7 @@ export class BanKeeper {
   }
 
   private async kernelLists(): Promise<Set<string>> {
-    const st = await readTable("inet", bans.BANS_TABLE, this.driver);
+    const st = await kernel.readTable("inet", bans.BANS_TABLE, this.driver);
     return new Set(st.sets.map((s) => s.name.replace(/_[hn][46]$/, "")));
   }
 }

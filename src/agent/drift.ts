@@ -7,7 +7,7 @@
 // Restoring re-applies the desired text through the applier (incremental: counters kept).
 
 import { readFile, rm } from "node:fs/promises";
-import type { DriverOptions, RulesetState } from "../engine/driver/index.ts";
+import type { DriverOptions, RulesetState } from "../engine/index.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import type { Applier } from "./apply.ts";
 import { errorText } from "./errors.ts";

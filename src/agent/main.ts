@@ -7,7 +7,7 @@
 //   drift (interval + CheckDrift) -> DriftReport;  QuotaReset -> driver reset
 //   NFLOG readers (the groups the kernel's Palisade tables log to, after every change) -> log events into the next batch
 
-import { detectCapabilities, nftDriver, snapshot, type DriverOptions } from "../engine/driver/index.ts";
+import { driver as kernel, type DriverOptions } from "../engine/index.ts";
 import { packageVersion } from "../runtime/install-root.ts";
 import { Applier } from "./apply.ts";
 import { BanKeeper } from "./bans.ts";
@@ -63,7 +63,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const programs = checkPrograms(opts.path);
   for (const m of programs.missing) log.error({ program: m.program }, m.reason);
   const logGroups = new LogGroups({ driver, log, onEvents: (e) => collector.addLogs(e), tcpdumpPath: programs.found.tcpdump, conntrackPath: programs.found.conntrack });
-  const applier = new Applier(nftDriver(driver), log);
+  const applier = new Applier(kernel.nftDriver(driver), log);
   applier.hooks = {
     beforeChange: async () => {
       await collector.collect().catch((e) => log.warn({ err: errorText(e) }, "final telemetry read before a kernel change failed"));
@@ -98,7 +98,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   let caps: Capabilities | undefined;
   const capabilities = async (): Promise<Capabilities> => {
     if (!caps) {
-      const c = await detectCapabilities(driver);
+      const c = await kernel.detectCapabilities(driver);
       caps = {
         nftVersion: c.nftVersion ?? "",
         kernel: c.kernelRelease,
@@ -230,7 +230,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
           }
           applied = version;
           pendingVersion = undefined;
-          await state.writeLastGood((await snapshot(driver)).text).catch((e) => log.warn({ err: errorText(e) }, "cannot write last-good.nft"));
+          await state.writeLastGood((await kernel.snapshot(driver)).text).catch((e) => log.warn({ err: errorText(e) }, "cannot write last-good.nft"));
           await report("APPLY_STATUS_APPLIED");
           reported = true;
           await state.clearPending().catch((e) => log.warn({ err: errorText(e) }, "cannot remove pending.json"));

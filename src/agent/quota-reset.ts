@@ -4,20 +4,19 @@
 // asked which one it holds and that one is zeroed; nft's reset zeroes atomically, and
 // the next telemetry reading reports the new usage.
 
-import { readCounters, readQuotas, resetCounter, resetQuota, type DriverOptions } from "../engine/driver/index.ts";
-import { growCounterName } from "../engine/index.ts";
+import { driver as kernel, growCounterName, type DriverOptions } from "../engine/index.ts";
 import { AgentError } from "./errors.ts";
 
 export async function resetQuotaByName(table: string, name: string, opts: DriverOptions): Promise<void> {
-  if ((await readQuotas("inet", table, opts)).some((q) => q.name === name)) {
-    await resetQuota("inet", table, name, opts);
+  if ((await kernel.readQuotas("inet", table, opts)).some((q) => q.name === name)) {
+    await kernel.resetQuota("inet", table, name, opts);
     return;
   }
-  const counters = new Set((await readCounters("inet", table, opts)).map((c) => c.name));
+  const counters = new Set((await kernel.readCounters("inet", table, opts)).map((c) => c.name));
   for (const mode of ["bytes", "packets"] as const) {
     const counter = growCounterName(name, mode);
     if (counters.has(counter)) {
-      await resetCounter("inet", table, counter, opts);
+      await kernel.resetCounter("inet", table, counter, opts);
       return;
     }
   }

@@ -16,7 +16,7 @@ import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import type { Snapshot } from "../engine/driver/index.ts";
+import type { Snapshot } from "../engine/index.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import { AgentError } from "./errors.ts";
 

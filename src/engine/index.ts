@@ -21,7 +21,10 @@ export { expandPolicy, presetNames } from "./expand/index.ts";
 // nft.Transaction, nft.serialize, nft.replaceTables; driver.apply, driver.check, driver.snapshot, driver.detectCapabilities.
 export * as nft from "./nft/index.ts";
 export * as driver from "./driver/index.ts";
-export { NftError, type NftErrorCode, type DriverOptions, type Capabilities } from "./driver/index.ts";
+export { NftError, isNftError, type NftErrorCode, type DriverOptions, type Capabilities } from "./driver/index.ts";
+// The driver's and the transaction model's types the agent works with.
+export type { Driver, Snapshot, KernelObjects, RulesetState, CounterState } from "./driver/index.ts";
+export type { TableDefinition } from "./nft/index.ts";
 // Importers: iptables scripts, iptables-save and ipmasqadm -> policy + per-line report (import/).
 export { importPolicy, importRecorded, formatImportReport, RecordedCommand, EXECUTE_HINT } from "./import/index.ts";
 export type { ImportReportLine, ImportFormat, ImportResult } from "./import/index.ts";

@@ -56,6 +56,18 @@ test("api and agent depend on the engine, never on each other; only the CLI impo
   }
 });
 
+test("outside src/engine, the engine is imported only through src/engine/index.ts", () => {
+  // The index is the engine's public surface (docs/architecture.md): the agent, the API and
+  // the CLI never reach into its modules, so the engine can move its insides freely.
+  const index = join(SRC, "engine", "index.ts");
+  for (const f of all.filter((f) => layer(f) !== "engine")) {
+    for (const spec of imports(f).filter((s) => s.startsWith("."))) {
+      const to = resolveLocal(f, spec);
+      if (layer(to) === "engine") assert.equal(to, index, `${relative(ROOT, f)} reaches into the engine: ${spec}`);
+    }
+  }
+});
+
 test("the API's domain (deploy, telemetry) never imports its transport (grpc, routes)", () => {
   // The transport maps the domain's own types to messages and responses; shared pieces
   // (the logger type, the per-host Redis bus, the protocol) live in neutral modules.

@@ -15,8 +15,7 @@
 // its type or a base chain its hook) is not planned here: it is the engine's
 // nft.carryReplace() on the compiled tables (src/engine/nft/carry.ts), see apply.ts.
 
-import type { KernelObjects } from "../../engine/driver/index.ts";
-import type { TableDefinition } from "../../engine/nft/index.ts";
+import type { KernelObjects, TableDefinition } from "../../engine/index.ts";
 import { declaredObjects, parseStatements, tableKey, type TableObjects } from "./statements.ts";
 
 export type PlanMode = "incremental" | "carry";

@@ -2,7 +2,7 @@
 // (the only code that runs nft). One `nft -j list table` per Palisade table: foreign
 // tables are never even listed.
 
-import { asDriver, type Driver, type DriverOptions, type RulesetState } from "../../engine/driver/index.ts";
+import { driver as kernel, type Driver, type DriverOptions, type RulesetState } from "../../engine/index.ts";
 
 export function emptyState(): RulesetState {
   return { tables: [], chains: [], rules: [], sets: [], counters: [], quotas: [] };
@@ -10,7 +10,7 @@ export function emptyState(): RulesetState {
 
 /** `from`: a Driver, or DriverOptions for the nft driver (telemetry still passes options). */
 export async function readPalisade(from: Driver | DriverOptions): Promise<RulesetState> {
-  const driver = asDriver(from);
+  const driver = kernel.asDriver(from);
   const st = emptyState();
   for (const t of await driver.listTables()) {
     const one = await driver.readTable(t.family, t.name);

@@ -4,7 +4,9 @@
 // keep stateful objects alive across an apply instead of deleting and recreating them.
 // Lexing is the engine's (src/engine/nft/lex.ts), so boundaries match the driver guard.
 
-import { lex, type Token } from "../../engine/nft/index.ts";
+import { nft } from "../../engine/index.ts";
+
+type Token = nft.Token;
 import { AgentError } from "../errors.ts";
 
 export type ObjectKind = "chain" | "set" | "map" | "counter" | "quota" | "flowtable";
@@ -64,7 +66,7 @@ function lineOffsets(text: string): number[] {
  * `add @set { ip saddr counter } comment "..."`).
  */
 export function parseStatements(text: string): Statement[] {
-  const r = lex(text);
+  const r = nft.lex(text);
   if (r.unterminated) throw new AgentError("invalid_policy", `ruleset text has an unterminated string at line ${r.unterminated.line}`);
   const offs = lineOffsets(text);
   const at = (t: Token) => offs[t.line - 1]! + t.col - 1;

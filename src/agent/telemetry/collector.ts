@@ -7,7 +7,7 @@
 // nothing is counted twice and nothing between two readings is skipped.
 
 import { readFile } from "node:fs/promises";
-import type { DriverOptions } from "../../engine/driver/index.ts";
+import type { DriverOptions } from "../../engine/index.ts";
 import { writeFileAtomic } from "../atomic.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../../runtime/log.ts";

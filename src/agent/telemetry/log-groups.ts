@@ -6,8 +6,7 @@
 // One LogReader (one tcpdump) per group; a group whose reader cannot start or exits is
 // reported as unavailable (Hello capabilities) and retried on the next sync.
 
-import { snapshot, type DriverOptions } from "../../engine/driver/index.ts";
-import { nflogGroups } from "../../engine/nft/index.ts";
+import { driver as kernel, nft, type DriverOptions } from "../../engine/index.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { LogEvent, Unavailable } from "../../protocol/agent.ts";
@@ -39,8 +38,8 @@ export class LogGroups {
   /** Read exactly the groups the kernel's Palisade tables log to now. */
   syncFromKernel(): Promise<void> {
     return this.serial(async () => {
-      const text = (await snapshot(this.o.driver)).text;
-      await this.syncNow(nflogGroups(text));
+      const text = (await kernel.snapshot(this.o.driver)).text;
+      await this.syncNow(nft.nflogGroups(text));
     });
   }
 

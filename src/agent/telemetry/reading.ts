@@ -15,8 +15,7 @@
 // counters of growing quotas (quota_<name>_grow_<mode>), reported as quotas with
 // grow: true, used = the counter's bytes or packets (by mode) and limit 0.
 
-import { listPalisadeTables, readCounters, type CounterState, type DriverOptions, type RulesetState } from "../../engine/driver/index.ts";
-import { parseAccountingName, parseAggregateComment, parseGrowCounterName } from "../../engine/index.ts";
+import { driver as kernel, parseAccountingName, parseAggregateComment, parseGrowCounterName, type CounterState, type DriverOptions, type RulesetState } from "../../engine/index.ts";
 import { readPalisade } from "../kernel/read.ts";
 import type { Reading } from "./delta.ts";
 
@@ -107,7 +106,7 @@ export function readingOf(st: RulesetState, now = Date.now()): KernelReading {
  */
 export async function readKernel(opts: DriverOptions): Promise<KernelReading> {
   const first = new Map<string, CounterState[]>();
-  for (const t of await listPalisadeTables(opts)) first.set(`${t.family}\t${t.name}`, await readCounters(t.family, t.name, opts));
+  for (const t of await kernel.listPalisadeTables(opts)) first.set(`${t.family}\t${t.name}`, await kernel.readCounters(t.family, t.name, opts));
   const st = await readPalisade(opts);
   // A table that appeared between the two runs keeps the counters of its own listing.
   st.counters = st.counters.filter((c) => !first.has(`${c.family}\t${c.table}`));
