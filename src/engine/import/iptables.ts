@@ -296,6 +296,14 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   checkPorts(d);
   if (d.pknock) return liftPknock(d, chain, target?.name, ctx);
   const action = buildAction(d, chain, target);
+  const accepts = action === "accept" || (typeof action === "object" && action.type === "accept");
+  if (d.match.ipsec?.protocol === "esp" && accepts) {
+    // nft tests only that an IPsec policy applies, not the SA's protocol (validation warns too).
+    d.notes.push(
+      "warning: --proto esp cannot be tested on nftables: there this ACCEPT also accepts AH-only IPsec traffic " +
+        "(the iptables target keeps --proto esp)",
+    );
+  }
   const entry = { rule: finishRule(d, action), line: ctx.line };
   if (op === "I") {
     const at = (position ?? 1) - 1;

@@ -278,3 +278,13 @@ test("-j LOG without --log-level still reaches the kernel log: kernelLog, so nft
   // The kernel-log statement: a `log` with a syslog level and no group.
   assert.ok(logs.some((l) => /log prefix "Portscan:" level \w+ /.test(l)), `no kernel-log statement:\n${logs.join("\n")}`);
 });
+
+test("-m policy --proto esp on an ACCEPT rule: imported with a warning that nftables also accepts AH-only traffic there", () => {
+  const r = importPolicy("iptables", [
+    "iptables -A INPUT -m policy --dir in --pol ipsec --proto esp -j ACCEPT",
+    "iptables -A INPUT -m policy --dir in --pol ipsec --proto esp -j DROP",
+  ].join("\n"));
+  assert.deepEqual(r.errors, []);
+  assert.match(r.report[0]!.reason ?? "", /warning: --proto esp cannot be tested on nftables: there this ACCEPT also accepts AH-only/);
+  assert.doesNotMatch(r.report[1]!.reason ?? "", /AH-only/, "a DROP only drops less on nftables: no warning");
+});
