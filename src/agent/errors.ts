@@ -8,16 +8,12 @@ export type AgentErrorCode =
   | "state_error"
   /** The policy JSON from the API did not parse or validate. */
   | "invalid_policy"
-  /** No compiler is available to render the policy (engine module missing). */
-  | "renderer_unavailable"
   /** `nft -c` refused the rendered ruleset; the kernel is unchanged. */
   | "check_failed"
   /** `nft -f` refused the ruleset; the kernel is unchanged. */
   | "apply_failed"
   /** Restoring the previous ruleset failed: the kernel may hold the new rules. */
   | "rollback_failed"
-  /** An apply is already running; the agent applies one version at a time. */
-  | "busy"
   /** Enrollment was refused or the server is unreachable. */
   | "enroll_failed"
   /** The server did not present the CA the enrollment token pins (a different server, or someone in between). */
@@ -28,8 +24,6 @@ export type AgentErrorCode =
   | "renew_failed"
   /** The telemetry spool could not be written. */
   | "spool_error"
-  /** A log reader (tcpdump) could not be started. */
-  | "log_reader_failed"
   /** A quota reset names no quota and no growing quota's counter the kernel holds. */
   | "unknown_quota";
 
