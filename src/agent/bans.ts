@@ -83,15 +83,16 @@ export class BanKeeper {
     } else {
       const parts: string[] = [];
       for (const l of m.lists) {
-        if (!this.lists!.has(l.list)) {
+        const fresh = !this.lists!.has(l.list);
+        if (fresh) {
           if (l.add.length === 0) continue; // nothing of it in the kernel to remove
           parts.push(bans.banListCreateText(l.list));
         }
         const add = elements(l);
         // An add whose TTL ran out on the way is a removal (it may be there from before).
         const expired = l.add.filter((e) => Number(e.ttlMs) - waited <= 0).map((e) => parse(e.address));
-        const remove = [...l.remove.map(parse), ...expired];
-        parts.push(bans.banDeltaText(l.list, add, remove));
+        const remove = fresh ? [] : [...l.remove.map(parse), ...expired];
+        parts.push(bans.banDeltaText(l.list, add, remove, fresh));
         added += add.length;
         removed += remove.length;
       }

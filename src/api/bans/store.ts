@@ -127,17 +127,19 @@ export async function addBans(db: Db, actor: Actor, req: AddBansRequest): Promis
     return c.lists[0]!;
   };
   const add = addrs.map((a) => ({ address: a.text, expiresAtMs: expiresAt.getTime() }));
-  for (const h of targets) change(h).add.push(...add);
+  for (const h of targets) change(h).add = add;
   // Hosts only the old selector picked lose the address.
   const picked = new Set(targets);
   const bySelector = new Map<string, string[]>();
   for (const o of out.old) {
     const k = JSON.stringify([o.host_ids, o.labels]);
-    bySelector.set(k, [...(bySelector.get(k) ?? []), o.address]);
+    const xs = bySelector.get(k);
+    if (xs) xs.push(o.address);
+    else bySelector.set(k, [o.address]);
   }
   for (const [k, addresses] of bySelector) {
     const [ids, labels] = JSON.parse(k) as [string[] | null, Record<string, string>];
-    for (const h of await selectedHosts(db, { hostIds: ids, labels })) if (!picked.has(h)) change(h).remove.push(...addresses);
+    for (const h of await selectedHosts(db, { hostIds: ids, labels })) if (!picked.has(h)) change(h).remove = change(h).remove.concat(addresses);
   }
   return { rows: out.rows, changes: [...changes.values()] };
 }
