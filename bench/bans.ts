@@ -12,7 +12,7 @@
 // Needs root. Usage: npm run bench -- bench/bans.ts
 import { execFileSync } from "node:child_process";
 import { BanKeeper } from "../src/agent/bans.ts";
-import { createLogger } from "../src/agent/log.ts";
+import { createLog } from "../src/runtime/log.ts";
 import type { BanUpdate } from "../src/protocol/agent.ts";
 import { createLab } from "../test/support/netns.ts";
 import { note } from "./lib/progress.ts";
@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const lab = createLab();
   try {
     const ns = await lab.addNamespace();
-    const keeper = new BanKeeper({ netns: ns }, createLogger("error"), async () => ({ apiAddress: "192.0.2.1", apiPort: 50051 }));
+    const keeper = new BanKeeper({ netns: ns }, createLog("error"), async () => ({ apiAddress: "192.0.2.1", apiPort: 50051 }));
     const update = async (m: BanUpdate) => {
       const t0 = performance.now();
       const r = await keeper.update(m);
