@@ -149,7 +149,7 @@ export class Applier {
     return "carry";
   }
 
-  /** Check, snapshot, apply, and hold the commit until confirmed (or roll back). */
+  /** Snapshot, apply (the atomic `nft -f` is the check), and hold the commit until confirmed (or roll back). */
   safeApply(req: SafeApplyRequest): Promise<ApplyOutcome> {
     return this.exclusive(() => this.safeApplyNow(req));
   }
