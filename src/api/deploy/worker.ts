@@ -23,8 +23,8 @@ export interface RunningDeployWorker {
 
 export async function startDeployWorker(deps: { db: Db; redis: Redis; log: Log }, opts: DeployWorkerOptions = {}): Promise<RunningDeployWorker> {
   // Callers that name no settings (tests, the worker process) get the configured ones.
-  const configured = () => loadConfig().queue;
-  const settings: QueueSettings = { prefix: opts.prefix ?? configured().prefix, lockMs: opts.lockMs ?? configured().lockMs };
+  const configured = opts.prefix !== undefined && opts.lockMs !== undefined ? undefined : loadConfig().queue;
+  const settings: QueueSettings = { prefix: opts.prefix ?? configured!.prefix, lockMs: opts.lockMs ?? configured!.lockMs };
   const rolloutDeps: RolloutDeps = { ...deps, ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) };
   const worker = new Worker<RolloutJob>(QUEUE_NAME, async (job) => runRollout(rolloutDeps, job.data.deploymentId), {
     connection: bullConnection(deps.redis),
