@@ -23,18 +23,8 @@ interface FChain {
   policy?: string;
   rules: { text: string; comment?: string }[];
 }
-interface FSet {
-  kind: "set" | "map";
-  name: string;
-  type: string[];
-  map?: string;
-  flags: string[];
-  size?: number;
-  timeout?: number;
-  counter: boolean;
-  comment?: string;
-  elements: Map<string, SetElementState>;
-}
+/** A set as the kernel reports it (SetState), its table implied, its elements by key. */
+type FSet = Omit<SetState, "family" | "table" | "elements"> & { elements: Map<string, SetElementState> };
 interface FTable {
   family: Family;
   name: string;
