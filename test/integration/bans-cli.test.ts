@@ -76,8 +76,8 @@ describe("palisade bans", () => {
 
     const table = (await cli(["ls"], ROLE_TOKENS.viewer)).stdout.split("\n");
     assert.match(table[0]!, /^LIST\s+ADDRESS\s+EXPIRES\s+HOSTS\s+REASON$/);
-    assert.match(table[1]!, /^edge\s+2001:db8::\/64\s+in 59m\s+role=web\s+probing$/);
-    assert.match(table[2]!, /^edge\s+203\.0\.113\.5\s+in 59m\s+role=web\s+probing$/);
+    assert.match(table[1]!, /^edge\s+2001:db8::\/64\s+in (59m|1h)\s+role=web\s+probing$/);
+    assert.match(table[2]!, /^edge\s+203\.0\.113\.5\s+in (59m|1h)\s+role=web\s+probing$/);
     const json = JSON.parse((await cli(["ls", "edge", "-o", "json"], ROLE_TOKENS.viewer)).stdout) as { address: string; selector: unknown; ttlSeconds: number }[];
     assert.deepEqual(json.map((b) => [b.address, b.selector]), [["2001:db8::/64", { hosts: null, labels: { role: "web" } }], ["203.0.113.5", { hosts: null, labels: { role: "web" } }]]);
     assert.equal(JSON.parse((await cli(["ls", "--host", "ban-db-0", "-o", "json"], ROLE_TOKENS.viewer)).stdout).length, 0);
