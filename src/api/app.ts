@@ -56,6 +56,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: deps.config.bodyLimit,
     // `/v1/rulesets/` and `/v1/rulesets` are the same list.
     routerOptions: { ignoreTrailingSlash: true },
+    // Only the named proxies may say who the client is; anyone else could forge X-Forwarded-For
+    // to escape the per-address limits.
+    trustProxy: deps.config.trustProxy.length > 0 ? deps.config.trustProxy : false,
     // Typed as the plain-HTTP instance either way: the routes never touch the server object.
     ...((https ? { https: { cert: https.certPem, key: https.keyPem, minVersion: "TLSv1.2" } } : {}) as object),
   }).withTypeProvider<ZodTypeProvider>();

@@ -42,6 +42,16 @@ const EnvSchema = z.object({
   PALISADE_HTTPS_KEY_FILE: z.string().optional(),
   /** Strict-Transport-Security max-age sent over HTTPS (0: no header). */
   PALISADE_HSTS_MAX_AGE: z.coerce.number().int().min(0).max(63_072_000).default(31_536_000),
+  /**
+   * Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed, comma separated.
+   * Unset: the peer's address is the client's (behind a proxy every client then shares the
+   * proxy's rate limits and sign-in throttle).
+   */
+  PALISADE_TRUST_PROXY: z
+    .string()
+    .transform((s) => s.split(",").map((x) => x.trim()).filter((x) => x !== ""))
+    .pipe(z.array(z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], { error: "each entry must be an IP address or CIDR" })).min(1))
+    .optional(),
   /** When set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus: authorization.credentials). */
   PALISADE_METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces (a bearer token)").optional(),
   /** How long /metrics reuses the fleet snapshot it read from PostgreSQL and Redis (0: a fresh one every scrape). */
@@ -74,6 +84,8 @@ export interface Config {
   https: HttpsConfig | undefined;
   /** GET /metrics (PALISADE_METRICS_*). */
   metrics: MetricsSettings;
+  /** Reverse proxies whose X-Forwarded-For names the client (PALISADE_TRUST_PROXY); empty: none. */
+  trustProxy: string[];
 }
 
 export interface HttpsConfig {
@@ -202,5 +214,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retention,
     https: https(e),
     metrics: { token: e.PALISADE_METRICS_TOKEN, cacheMs: Math.round(e.PALISADE_METRICS_CACHE_SECONDS * 1000) },
+    trustProxy: e.PALISADE_TRUST_PROXY ?? [],
   };
 }

@@ -49,6 +49,10 @@ describe("config", () => {
     assert.throws(() => loadConfig({ PALISADE_METRICS_TOKEN: "has a space in it, 0123456789" }), (e: Error) => e instanceof ConfigError && /PALISADE_METRICS_TOKEN/.test(e.message));
     assert.throws(() => loadConfig({ PALISADE_METRICS_CACHE_SECONDS: "-1" }), (e: Error) => e instanceof ConfigError && /PALISADE_METRICS_CACHE_SECONDS/.test(e.message));
     assert.deepEqual(loadConfig({ PALISADE_METRICS_TOKEN: "scraper-secret-0123456789", PALISADE_METRICS_CACHE_SECONDS: "0.5" }).metrics, { token: "scraper-secret-0123456789", cacheMs: 500 });
+    // Trusted proxies: addresses or CIDRs only, checked at start.
+    assert.throws(() => loadConfig({ PALISADE_TRUST_PROXY: "10.0.0.1, proxy.example" }), (e: Error) => e instanceof ConfigError && /PALISADE_TRUST_PROXY.*IP address or CIDR/.test(e.message));
+    assert.deepEqual(loadConfig({ PALISADE_TRUST_PROXY: "10.0.0.1, 192.0.2.0/24,::1" }).trustProxy, ["10.0.0.1", "192.0.2.0/24", "::1"]);
+    assert.deepEqual(loadConfig({}).trustProxy, []);
     const q = loadConfig({ PALISADE_QUEUE_PREFIX: "site-b:bull", PALISADE_RETENTION_RAW_DAYS: "5" });
     assert.deepEqual([q.queue, q.retention.rawDays], [{ prefix: "site-b:bull", lockMs: 15_000 }, 5]);
   });

@@ -130,4 +130,22 @@ describe("console sign-in limits per client address", () => {
     assert.equal((await signInFrom("192.0.2.50", ROLE_TOKENS.viewer)).json().error.code, "rate_limited");
     assert.equal((await signInFrom("192.0.2.51", ROLE_TOKENS.viewer)).statusCode, 200, "per address, not global");
   });
+
+  test("X-Forwarded-For is believed only from PALISADE_TRUST_PROXY: behind it clients have their own limits, elsewhere a forged header changes nothing", async () => {
+    const proxied = await startTestApp({ rateLimitPerMinute: 3, trustProxy: ["192.0.2.60"] });
+    try {
+      const via = (app: TestApp, remoteAddress: string, client: string) =>
+        app.app.inject({ method: "POST", url: "/v1/session", remoteAddress, headers: { "x-forwarded-for": client }, payload: { token: ROLE_TOKENS.viewer } });
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await via(proxied, "192.0.2.60", "198.51.100.1")).statusCode);
+      assert.deepEqual(statuses, [200, 200, 200, 429], "one client behind the proxy is limited");
+      assert.equal((await via(proxied, "192.0.2.60", "198.51.100.2")).statusCode, 200, "another client behind the same proxy is not");
+      // A peer that is not a trusted proxy cannot pick its address with the header.
+      const forged: number[] = [];
+      for (let i = 0; i < 4; i++) forged.push((await via(limited, "192.0.2.61", `198.51.100.${10 + i}`)).statusCode);
+      assert.deepEqual(forged, [200, 200, 200, 429]);
+    } finally {
+      await proxied.close();
+    }
+  });
 });
