@@ -230,7 +230,6 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
           }
           applied = version;
           pendingVersion = undefined;
-          await state.writeLastGood((await kernel.snapshot(driver)).text).catch((e) => log.warn({ err: errorText(e) }, "cannot write last-good.nft"));
           await report("APPLY_STATUS_APPLIED");
           reported = true;
           await state.clearPending().catch((e) => log.warn({ err: errorText(e) }, "cannot remove pending.json"));

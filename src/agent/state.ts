@@ -5,7 +5,6 @@
 //                    CA (mode 0600; one file so a renewal replaces key and certificate at once)
 //   epoch            telemetry epoch; a new state dir = a new counter baseline
 //   applied.json     last applied version, its policy JSON and rendered text
-//   last-good.nft    Palisade's tables as the kernel held them after the last confirmed apply
 //   pending.json     an apply waiting for its Confirm: the target and the snapshot to roll
 //                    back to. Written before the kernel changes, removed once the apply is
 //                    committed (applied.json names its target) or rolled back; an agent that
@@ -155,18 +154,5 @@ export class StateDir {
   /** Removing needs no free space, so this works on a full disk too. */
   async clearPending(): Promise<void> {
     await rm(this.path("pending.json"), { force: true });
-  }
-
-  async readLastGood(): Promise<string | undefined> {
-    try {
-      return await readFile(this.path("last-good.nft"), "utf8");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw e;
-    }
-  }
-
-  async writeLastGood(text: string): Promise<void> {
-    await writeFileAtomic(this.path("last-good.nft"), text);
   }
 }
