@@ -7,9 +7,9 @@ import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { stringify } from "yaml";
 import { formatImportReport, importPolicy, importRecorded, type ImportFormat, type ImportResult } from "../../engine/index.ts";
-import { executeScript } from "../execute.ts";
+import { executeScript, SandboxError } from "../execute.ts";
 import { formatDiagnostic, readInput } from "../policy-file.ts";
-import { EXIT, usageError } from "../errors.ts";
+import { CliError, EXIT, usageError } from "../errors.ts";
 import { Rest, RestError, withRestOptions, type RestOptions } from "../rest.ts";
 
 const FORMATS: readonly ImportFormat[] = ["iptables", "iptables-save", "ipmasqadm"];
@@ -96,7 +96,12 @@ async function executeAndImport(file: string, source: string, o: ImportCliOption
   if (Object.keys(o.var).length > 0) throw usageError("--var does not apply with --execute: the script assigns its own variables (pass $1... with --arg)");
   const seconds = Number(o.timeout);
   if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw usageError(`--timeout takes 1 to 3600 seconds, got "${o.timeout}"`);
-  const run = await executeScript(source, { args: o.arg, timeoutMs: seconds * 1000 });
+  const run = await executeScript(source, { args: o.arg, timeoutMs: seconds * 1000 }).catch((e: unknown) => {
+    if (e instanceof SandboxError && e.code === "execute_needs_root") {
+      throw new CliError(e.code, e.message, EXIT.denied, [], "sudo palisade import --execute ... (the script itself runs as nobody, without capabilities)");
+    }
+    throw e;
+  });
   if (run.output) process.stderr.write(run.output.replace(/\n?$/, "\n") + (run.outputTruncated ? "(script output cut)\n" : ""));
   if (run.exitCode !== 0 && !run.timedOut) process.stderr.write(`${file}: the script exited with status ${run.exitCode}\n`);
   process.stderr.write(`${file}: ${run.commands.length} commands recorded\n`);
