@@ -10,18 +10,10 @@ import { CliError, EXIT } from "../errors.ts";
 import { data, formatOf, out, printList, when, withOutput, type Column, type Format } from "../output.ts";
 import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
 import { parseWhen } from "../time.ts";
+import type { LogEventView } from "../../api/telemetry/channels.ts";
 
-export interface LogEvent {
-  id: string;
-  at: string;
-  hostId: string;
-  host: string;
-  prefix: string;
-  level: number;
-  mark: number | null;
-  ctmark: number | null;
-  fields: Record<string, string | number>;
-}
+// The API's own type (type-only: erased from the bundle, nothing of the server is loaded).
+export type LogEvent = LogEventView;
 
 const f = (e: LogEvent, k: string) => e.fields[k];
 const COLUMNS: Column<LogEvent>[] = [
