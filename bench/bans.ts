@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const lab = createLab();
   try {
     const ns = await lab.addNamespace();
-    const keeper = new BanKeeper({ netns: ns }, createLog("error"), async () => ({ apiAddress: "192.0.2.1", apiPort: 50051 }));
+    const keeper = new BanKeeper({ netns: ns }, createLog("error"), async () => ({ apiAddresses: ["192.0.2.1"], apiPort: 50051 }));
     const update = async (m: BanUpdate) => {
       const t0 = performance.now();
       const r = await keeper.update(m);

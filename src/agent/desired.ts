@@ -4,6 +4,7 @@
 
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import type { Logger } from "../runtime/log.ts";
 import { compileNft, validatePolicy, type nft } from "../engine/index.ts";
 
 /** `tables` = the compiled model of `text`, which the applier's carry fallback rebuilds. */
@@ -19,6 +20,25 @@ export async function failsafeContext(server: string): Promise<{ apiAddress?: st
     return { apiAddress: (await lookup(host)).address, apiPort };
   } catch {
     return { apiPort }; // ports-only failsafe: wider, still safe
+  }
+}
+
+/**
+ * The ban chain's failsafe: every address the API name resolves to, resolved again on each
+ * full ban update. Unresolvable = no failsafe rule at all (never a port-only one, which any
+ * banned source could match by picking its source port); the API refuses bans covering its
+ * own address or the agent's, so the connection survives without it.
+ */
+export async function banFailsafeContext(server: string, log?: Logger): Promise<{ apiAddresses: string[]; apiPort: number }> {
+  const i = server.lastIndexOf(":");
+  const host = server.slice(0, i).replace(/^\[|\]$/g, "");
+  const apiPort = Number(server.slice(i + 1));
+  if (isIP(host)) return { apiAddresses: [host], apiPort };
+  try {
+    return { apiAddresses: (await lookup(host, { all: true })).map((a) => a.address), apiPort };
+  } catch (e) {
+    log?.warn({ server, err: (e as Error).message }, "API name does not resolve: the ban table is loaded without its failsafe rule");
+    return { apiAddresses: [], apiPort };
   }
 }
 

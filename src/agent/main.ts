@@ -13,7 +13,7 @@ import { Applier } from "./apply.ts";
 import { BanKeeper } from "./bans.ts";
 import { AgentClient } from "./client.ts";
 import type { AgentConfig } from "./config.ts";
-import { failsafeContext, renderDesired } from "./desired.ts";
+import { banFailsafeContext, failsafeContext, renderDesired } from "./desired.ts";
 import { DriftDetector } from "./drift.ts";
 import { errorText } from "./errors.ts";
 import { createLog, type Logger } from "../runtime/log.ts";
@@ -75,7 +75,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     },
   };
   // Ban lists live beside the policy in their own table; the failsafe is the same endpoint.
-  const banKeeper = new BanKeeper(driver, log, () => failsafeContext(config.server));
+  const banKeeper = new BanKeeper(driver, log, () => banFailsafeContext(config.server, log));
   const drift = new DriftDetector(driver, applier, log, state.path("drift-baseline.json"));
   const appliedState = await state.readApplied();
   await drift.load(appliedState?.text);

@@ -26,7 +26,8 @@ export interface BanElement {
 }
 
 export interface BanFailsafe {
-  apiAddress?: string;
+  /** Every address the API name resolves to; none = no failsafe rule (never a port-only one). */
+  apiAddresses: string[];
   apiPort: number;
 }
 
@@ -47,10 +48,19 @@ function listRules(list: string): string[] {
   return KINDS.map((k) => `${k.endsWith("4") ? "ip" : "ip6"} saddr @${list}_${k} drop`);
 }
 
-/** The agent's own connection to the API passes the ban chain whatever a ban covers (the API refuses such bans too). */
-function failsafeRule(fs: BanFailsafe): string {
-  const addr = fs.apiAddress ? `${fs.apiAddress.includes(":") ? "ip6" : "ip"} saddr ${fs.apiAddress} ` : "";
-  return `${addr}tcp sport ${fs.apiPort} accept`;
+/**
+ * The agent's own connection to the API passes the ban chain whatever a ban covers (the API
+ * refuses such bans too). It matches the connection the host opened, by conntrack, never a
+ * packet's source port: anyone can pick a source port, nobody outside can make the kernel
+ * hold an established connection this host opened to the API. No address, no rule.
+ */
+function failsafeRules(fs: BanFailsafe): string[] {
+  const rule = (fam: "ip" | "ip6", as: string[]) =>
+    `ct state established,related ct direction reply meta l4proto tcp ct original ${fam} daddr { ${as.join(", ")} } ` +
+    `ct original proto-dst ${fs.apiPort} accept`;
+  const v4 = [...new Set(fs.apiAddresses.filter((a) => !a.includes(":")))].sort();
+  const v6 = [...new Set(fs.apiAddresses.filter((a) => a.includes(":")))].sort();
+  return [...(v4.length ? [rule("ip", v4)] : []), ...(v6.length ? [rule("ip6", v6)] : [])];
 }
 
 const elem = (e: BanElement) => `${e.address.text} timeout ${Math.max(1, Math.ceil(e.timeoutMs))}ms`;
@@ -60,7 +70,8 @@ export function banTableText(lists: Map<string, BanElement[]>, fs: BanFailsafe):
   const names = [...lists.keys()].sort();
   const out = [`add table inet ${BANS_TABLE}`, `delete table inet ${BANS_TABLE}`, `table inet ${BANS_TABLE} {`];
   for (const l of names) for (const k of KINDS) out.push(`  ${setDecl(l, k)}`);
-  out.push(`  chain ${BANS_CHAIN} {`, `    type filter hook prerouting priority ${BANS_PRIORITY}; policy accept;`, `    ${failsafeRule(fs)}`);
+  out.push(`  chain ${BANS_CHAIN} {`, `    type filter hook prerouting priority ${BANS_PRIORITY}; policy accept;`);
+  for (const r of failsafeRules(fs)) out.push(`    ${r}`);
   for (const l of names) for (const r of listRules(l)) out.push(`    ${r}`);
   out.push("  }", "}");
   for (const l of names) {

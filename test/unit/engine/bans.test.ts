@@ -45,12 +45,16 @@ test("coverage and overlap", () => {
 });
 
 test("the ban table is a Palisade table for the driver's guard, but not one of the policy's", () => {
-  const fs = { apiAddress: "192.0.2.1", apiPort: 50051 };
+  const fs = { apiAddresses: ["192.0.2.1"], apiPort: 50051 };
   const text = bans.banTableText(new Map([["edge", [{ address: ok("203.0.113.5"), timeoutMs: 1500.2 }, { address: ok("2001:db8::/64"), timeoutMs: 60_000 }]]]), fs);
   assert.deepEqual([...new Set(assertPalisadeOnly(text).map((t) => t.name))], ["palisade_bans"]);
   assert.equal(isPalisadeTable("palisade_bans"), false);
   assert.equal(isPalisadeTable("palisade"), true);
-  assert.match(text, /ip saddr 192\.0\.2\.1 tcp sport 50051 accept\n\s+ip saddr @edge_h4 drop/, "the failsafe comes before every ban rule");
+  assert.match(
+    text,
+    /ct state established,related ct direction reply meta l4proto tcp ct original ip daddr \{ 192\.0\.2\.1 \} ct original proto-dst 50051 accept\n\s+ip saddr @edge_h4 drop/,
+    "the failsafe comes before every ban rule",
+  );
   assert.match(text, /add element inet palisade_bans edge_h4 \{ 203\.0\.113\.5 timeout 1501ms \}/);
   assert.match(text, /add element inet palisade_bans edge_n6 \{ 2001:db8::\/64 timeout 60000ms \}/);
   assert.match(text, /priority -310/);
@@ -66,4 +70,18 @@ test("a change refreshes an element's timeout and removes idempotently, in one t
     "add element inet palisade_bans edge_h4 { 203.0.113.5 timeout 1000ms }",
   ]);
   assert.equal(bans.banDeltaText("edge", [], []), "");
+});
+
+test("the ban failsafe never matches a source port: it is the host's own connection, or nothing", () => {
+  const lists = new Map([["edge", [{ address: ok("203.0.113.5"), timeoutMs: 1000 }]]]);
+  const many = bans.banTableText(lists, { apiAddresses: ["2001:db8::7", "192.0.2.2", "192.0.2.1"], apiPort: 8443 });
+  assert.match(many, /ct original ip daddr \{ 192\.0\.2\.1, 192\.0\.2\.2 \} ct original proto-dst 8443 accept/, "every address the name resolves to");
+  assert.match(many, /ct original ip6 daddr \{ 2001:db8::7 \} ct original proto-dst 8443 accept/);
+  const none = bans.banTableText(lists, { apiAddresses: [], apiPort: 8443 });
+  for (const t of [many, none]) {
+    assert.doesNotMatch(t, /sport/, "no rule matches a packet's source port");
+    assert.doesNotMatch(t, /^\s*(ip6? saddr \S+ )?tcp \w+ 8443 accept/m);
+  }
+  assert.doesNotMatch(none, /accept\n/, "no address: no failsafe rule at all");
+  assert.match(none, /policy accept;\n\s+ip saddr @edge_h4 drop/);
 });
