@@ -38,6 +38,8 @@ const PACKAGE: Record<string, string> = {
   mount: "mount",
   awk: "mawk",
   nsenter: "util-linux",
+  // test/kernel/import-execute-containment.test.ts: a loop device on a scratch file stands for a disk.
+  losetup: "mount",
   psql: "postgresql-client",
   "redis-server": "redis-server",
   promtool: "prometheus",
