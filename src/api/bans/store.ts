@@ -59,19 +59,28 @@ export async function checkAddresses(db: Db, list: string, inputs: string[], api
     parsed.push({ path: `/addresses/${i}`, address: r.value });
   });
   details.push(...(await protectedAddressDetails(db, parsed, apiExtra)));
-  // Prefixes of one list share an interval set, where the kernel refuses overlaps.
-  const nets = parsed.filter((p) => !p.address.single);
-  if (nets.length > 0) {
-    const existing = await db.$queryRaw<{ address: string }[]>`
-      SELECT address FROM bans WHERE list = ${list} AND prefix_len < CASE family WHEN 'ipv4' THEN 32 ELSE 128 END AND expires_at > ${new Date()}`;
-    const others = [...existing.map((e) => e.address), ...nets.map((n) => n.address.text)];
-    for (const n of nets) {
-      const o = others.find((x) => x !== n.address.text && bans.bansOverlap(n.address, parseOk(x)));
-      if (o) details.push({ path: n.path, code: "overlaps_ban", message: `${n.address.text} overlaps ${o} on list "${list}"; remove one first` });
-    }
-  }
+  details.push(...(await overlapDetails(db, list, parsed)));
   if (details.length) throw new ApiError(400, "invalid_request", "the ban request is invalid; nothing was applied", details);
   return parsed.map((p) => p.address);
+}
+
+/**
+ * Prefixes of one list share an interval set, where the kernel refuses overlaps. Checked
+ * before the write (every error in one answer) and again inside addBans' transaction under
+ * the list's advisory lock, so two concurrent adds cannot both store overlapping prefixes.
+ */
+async function overlapDetails(q: Db | Prisma.TransactionClient, list: string, parsed: { path: string; address: bans.BanAddress }[]): Promise<ErrorDetail[]> {
+  const nets = parsed.filter((p) => !p.address.single);
+  if (nets.length === 0) return [];
+  const existing = await q.$queryRaw<{ address: string }[]>`
+    SELECT address FROM bans WHERE list = ${list} AND prefix_len < CASE family WHEN 'ipv4' THEN 32 ELSE 128 END AND expires_at > ${new Date()}`;
+  const others = [...existing.map((e) => e.address), ...nets.map((n) => n.address.text)];
+  const details: ErrorDetail[] = [];
+  for (const n of nets) {
+    const o = others.find((x) => x !== n.address.text && bans.bansOverlap(n.address, parseOk(x)));
+    if (o) details.push({ path: n.path, code: "overlaps_ban", message: `${n.address.text} overlaps ${o} on list "${list}"; remove one first` });
+  }
+  return details;
 }
 
 function parseOk(text: string): bans.BanAddress {
@@ -96,6 +105,11 @@ export async function addBans(db: Db, actor: Actor, req: AddBansRequest): Promis
   const hostIds = req.selector.hostIds ?? null;
   const out = await db.$transaction(
     async (tx) => {
+      // Adds to one list are serialised: the overlap check and the insert see the same rows.
+      await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtext(${"bans:" + req.list}))::text`;
+      const at = (a: bans.BanAddress) => req.addresses.findIndex((t) => { const r = bans.parseBanAddress(t); return r.ok && r.value.text === a.text; });
+      const overlaps = await overlapDetails(tx, req.list, addrs.map((address) => ({ path: `/addresses/${at(address)}`, address })));
+      if (overlaps.length) throw new ApiError(400, "invalid_request", "the ban request is invalid; nothing was applied", overlaps);
       // A previous ban of the same address may select other hosts: those lose it.
       const old = await tx.$queryRaw<{ address: string; host_ids: string[] | null; labels: Record<string, string> }[]>`
         SELECT address, host_ids, labels FROM bans WHERE list = ${req.list} AND address = ANY(${addrs.map((a) => a.text)}::text[]) AND expires_at > ${now} FOR UPDATE`;
