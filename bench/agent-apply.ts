@@ -52,7 +52,12 @@ async function child(ns: string, file: string, textOut: string): Promise<void> {
   const r = renderDesired(json, { apiAddress: "127.0.0.1", apiPort: 50051 });
   const c1 = cpuMs();
   if (!r.ok) throw new Error(r.error);
-  const out = await new Applier(nftDriver({ netns: ns, timeoutMs: 120_000 }), memoryLog("error")).safeApply({ text: r.text, tables: r.tables, confirmTimeoutMs: 1000, confirmed: async () => true });
+  const out = await new Applier(nftDriver({ netns: ns, timeoutMs: 120_000 }), memoryLog("error")).safeApply({
+    text: r.text,
+    tables: r.tables,
+    confirmTimeoutMs: 1000,
+    confirmed: async () => true,
+  });
   const c2 = cpuMs();
   if (out.status !== "applied") throw new Error(`apply: ${JSON.stringify(out)}`);
   writeFileSync(textOut, r.text);
@@ -77,7 +82,20 @@ async function main(): Promise<void> {
       ["10k -> 10k, one rule changed", "big", "bigChanged"],
     ];
     const runChild = (doc: string): Sample => {
-      const r = spawnSync(process.execPath, [...flags, "--import", "tsx", import.meta.filename, "--child", ns, join(dir, `${doc}.json`), join(dir, `${doc}.nft`)], { cwd: ROOT, encoding: "utf8", timeout: 300_000 });
+      const r = spawnSync(
+        process.execPath,
+        [
+          ...flags,
+          "--import",
+          "tsx",
+          import.meta.filename,
+          "--child",
+          ns,
+          join(dir, `${doc}.json`),
+          join(dir, `${doc}.nft`),
+        ],
+        { cwd: ROOT, encoding: "utf8", timeout: 300_000 },
+      );
       if (r.status !== 0) throw new Error(`agent child (${doc}) exited ${r.status}: ${r.stderr.slice(-2000)}`);
       return JSON.parse(r.stdout.trim().split("\n").pop()!) as Sample;
     };
@@ -85,7 +103,18 @@ async function main(): Promise<void> {
       await lab.nft(ns, ["flush", "ruleset"], undefined, { timeoutMs: 60_000 });
       runChild(from); // the starting state, through the agent itself (untimed)
     };
-    const rows = [["transition", "agent: render", "agent: apply (check, snapshot, read, plan, nft -f)", "agent total", "raw nft -f FILE", "apply / raw", "total / raw", "plan"]];
+    const rows = [
+      [
+        "transition",
+        "agent: render",
+        "agent: apply (check, snapshot, read, plan, nft -f)",
+        "agent total",
+        "raw nft -f FILE",
+        "apply / raw",
+        "total / raw",
+        "plan",
+      ],
+    ];
     for (const [label, from, to] of transitions) {
       const agent: Sample[] = [];
       const raw: number[] = [];
@@ -94,22 +123,40 @@ async function main(): Promise<void> {
         await reset(from);
         agent.push(runChild(to));
         await reset(from);
-        const r = spawnSync(process.execPath, ["-e", `
+        const r = spawnSync(
+          process.execPath,
+          [
+            "-e",
+            `
           const { spawnSync } = require("node:child_process"); const fs = require("node:fs");
           const cpu = () => { const f = fs.readFileSync("/proc/self/stat", "utf8").split(") ")[1].split(" "); return (+f[11] + +f[12] + +f[13] + +f[14]) * ${TICK_MS}; };
           const c0 = cpu(); const r = spawnSync("ip", ["netns", "exec", ${JSON.stringify(ns)}, "nft", "-f", ${JSON.stringify(join(dir, `${to}.nft`))}], { stdio: "inherit" });
-          if (r.status !== 0) process.exit(1); process.stdout.write(String(cpu() - c0));`], { encoding: "utf8", timeout: 300_000 });
+          if (r.status !== 0) process.exit(1); process.stdout.write(String(cpu() - c0));`,
+          ],
+          { encoding: "utf8", timeout: 300_000 },
+        );
         if (r.status !== 0) throw new Error(`raw nft -f exited ${r.status}: ${r.stderr}`);
         raw.push(Number(r.stdout));
       }
       const rm = median(agent.map((s) => s.renderMs));
       const am = median(agent.map((s) => s.applyMs));
       const raw1 = median(raw);
-      rows.push([label, `${rm.toFixed(0)} ms`, `${am.toFixed(0)} ms`, `${(rm + am).toFixed(0)} ms`, `${raw1.toFixed(0)} ms`, ratio(am, raw1), ratio(rm + am, raw1), [...new Set(agent.map((s) => s.mode))].join(",")]);
+      rows.push([
+        label,
+        `${rm.toFixed(0)} ms`,
+        `${am.toFixed(0)} ms`,
+        `${(rm + am).toFixed(0)} ms`,
+        `${raw1.toFixed(0)} ms`,
+        ratio(am, raw1),
+        ratio(rm + am, raw1),
+        [...new Set(agent.map((s) => s.mode))].join(","),
+      ]);
     }
     console.log(`agent-apply — ${machine()}`);
     console.log(NOISE_NOTE);
-    console.log(`\nCPU (user + sys, with reaped children; ${RUNS} runs, medians; target: agent <= 1.5x raw nft -f)\n${table(rows)}`);
+    console.log(
+      `\nCPU (user + sys, with reaped children; ${RUNS} runs, medians; target: agent <= 1.5x raw nft -f)\n${table(rows)}`,
+    );
   } finally {
     await lab.cleanup();
     rmSync(dir, { recursive: true, force: true });

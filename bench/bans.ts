@@ -31,14 +31,18 @@ async function main(): Promise<void> {
   const lab = createLab();
   try {
     const ns = await lab.addNamespace();
-    const keeper = new BanKeeper({ netns: ns }, createLog("error"), async () => ({ apiAddresses: ["192.0.2.1"], apiPort: 50051 }));
+    const keeper = new BanKeeper({ netns: ns }, createLog("error"), async () => ({
+      apiAddresses: ["192.0.2.1"],
+      apiPort: 50051,
+    }));
     const update = async (m: BanUpdate) => {
       const t0 = performance.now();
       const r = await keeper.update(m);
       if (!r) throw new Error("ban update failed (see the log)");
       return performance.now() - t0;
     };
-    const entries = (base: number, n: number, from = 0) => Array.from({ length: n }, (_, i) => ({ address: v4(base, from + i), ttlMs: TTL }));
+    const entries = (base: number, n: number, from = 0) =>
+      Array.from({ length: n }, (_, i) => ({ address: v4(base, from + i), ttlMs: TTL }));
 
     const full: number[] = [];
     const delta: number[] = [];
@@ -56,12 +60,32 @@ async function main(): Promise<void> {
     const raw: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       note(`one add on ${N}, run ${r + 1}`);
-      agent.push(await update({ full: false, lists: [{ list: "bench", add: [{ address: v4(12, r), ttlMs: TTL }], remove: [] }] }));
+      agent.push(
+        await update({
+          full: false,
+          lists: [{ list: "bench", add: [{ address: v4(12, r), ttlMs: TTL }], remove: [] }],
+        }),
+      );
       const t0 = performance.now();
-      execFileSync("ip", ["netns", "exec", ns, "nft", "add", "element", "inet", "palisade_bans", "bench_h4", `{ ${v4(13, r)} timeout ${TTL}ms }`]);
+      execFileSync("ip", [
+        "netns",
+        "exec",
+        ns,
+        "nft",
+        "add",
+        "element",
+        "inet",
+        "palisade_bans",
+        "bench_h4",
+        `{ ${v4(13, r)} timeout ${TTL}ms }`,
+      ]);
       raw.push(performance.now() - t0);
     }
-    const count = execFileSync("ip", ["netns", "exec", ns, "nft", "list", "set", "inet", "palisade_bans", "bench_h4"], { maxBuffer: 256 * 1024 * 1024 }).toString().split(",").length;
+    const count = execFileSync("ip", ["netns", "exec", ns, "nft", "list", "set", "inet", "palisade_bans", "bench_h4"], {
+      maxBuffer: 256 * 1024 * 1024,
+    })
+      .toString()
+      .split(",").length;
 
     console.log(`bans (${machine()}), ${RUNS} runs, medians; set bench_h4 holds ~${count} elements at the end`);
     console.log(
@@ -69,8 +93,18 @@ async function main(): Promise<void> {
         ["case", "median", "runs", "vs raw nft add"],
         ["full update, 100k bans (table replaced)", ms(median(full)), full.map((x) => ms(x)).join(" "), ""],
         ["delta, 100k bans in one change (new list)", ms(median(delta)), delta.map((x) => ms(x)).join(" "), ""],
-        ["one ban added, set holds 100k: agent", ms(median(agent)), agent.map((x) => ms(x)).join(" "), ratio(median(agent), median(raw))],
-        ["one element added, set holds 100k: raw `nft add element`", ms(median(raw)), raw.map((x) => ms(x)).join(" "), "1.00x"],
+        [
+          "one ban added, set holds 100k: agent",
+          ms(median(agent)),
+          agent.map((x) => ms(x)).join(" "),
+          ratio(median(agent), median(raw)),
+        ],
+        [
+          "one element added, set holds 100k: raw `nft add element`",
+          ms(median(raw)),
+          raw.map((x) => ms(x)).join(" "),
+          "1.00x",
+        ],
       ]),
     );
     console.log(NOISE_NOTE);

@@ -49,7 +49,9 @@ async function child(which: Case, ns: string): Promise<void> {
   let rows = 0;
   if (which === "floor") {
     await new Promise<void>((resolve, reject) => {
-      const p = spawn("ip", ["netns", "exec", ns, "nft", "-j", "list", "table", "inet", "palisade"], { stdio: ["ignore", "pipe", "inherit"] });
+      const p = spawn("ip", ["netns", "exec", ns, "nft", "-j", "list", "table", "inet", "palisade"], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
       p.stdout.on("data", (b: Buffer) => (rows += b.length));
       p.on("error", reject);
       p.on("close", (c) => (c === 0 ? resolve() : reject(new Error(`nft exited ${c}`))));
@@ -83,7 +85,11 @@ async function main(): Promise<void> {
     const ns = await lab.addNamespace();
     const { validatePolicy, compileNft } = await import("../src/engine/index.ts");
     const v = validatePolicy(
-      { description: "bench: a /16 accounting table", accounting: { big: { prefix: "10.99.0.0/16" } }, chains: { input: { hook: "input", policy: "accept", rules: [{ action: { type: "account", table: "big" } }] } } },
+      {
+        description: "bench: a /16 accounting table",
+        accounting: { big: { prefix: "10.99.0.0/16" } },
+        chains: { input: { hook: "input", policy: "accept", rules: [{ action: { type: "account", table: "big" } }] } },
+      },
       { target: "nftables" },
     );
     if (!v.ok || !v.policy) throw new Error(`policy: ${JSON.stringify(v.errors)}`);
@@ -93,8 +99,11 @@ async function main(): Promise<void> {
     note(`filling ${ELEMENTS} elements`);
     for (let i = 0; i < ELEMENTS; i += 8192) {
       const els: string[] = [];
-      for (let j = i; j < i + 8192; j++) els.push(`10.99.${j >> 8}.${j & 255} counter packets 1 bytes ${60 + (j % 1000)}`);
-      await lab.nft(ns, ["-f", "-"], `add element inet palisade acct_big_src { ${els.join(", ")} }\n`, { timeoutMs: 120_000 });
+      for (let j = i; j < i + 8192; j++)
+        els.push(`10.99.${j >> 8}.${j & 255} counter packets 1 bytes ${60 + (j % 1000)}`);
+      await lab.nft(ns, ["-f", "-"], `add element inet palisade acct_big_src { ${els.join(", ")} }\n`, {
+        timeoutMs: 120_000,
+      });
     }
     const flags = unitNodeFlags(readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8"));
     const samples = new Map<Case, Sample[]>(CASES.map((k) => [k, []]));
@@ -102,7 +111,11 @@ async function main(): Promise<void> {
       const order = i % 2 ? [...CASES].reverse() : [...CASES];
       for (const k of order) {
         note(`run ${i + 1}/${RUNS}: ${k}`);
-        const r = spawnSync(process.execPath, [...flags, "--import", "tsx", import.meta.filename, "--child", k, ns], { cwd: ROOT, encoding: "utf8", timeout: 120_000 });
+        const r = spawnSync(process.execPath, [...flags, "--import", "tsx", import.meta.filename, "--child", k, ns], {
+          cwd: ROOT,
+          encoding: "utf8",
+          timeout: 120_000,
+        });
         if (r.status !== 0) throw new Error(`${k}: exit ${r.status}: ${r.stderr}`);
         samples.get(k)!.push(JSON.parse(r.stdout.trim().split("\n").pop()!) as Sample);
       }
@@ -116,7 +129,9 @@ async function main(): Promise<void> {
       const peak = median(ss.map((s) => s.peak));
       rows.push([
         k,
-        k === "floor" ? `${(median(ss.map((s) => s.rows)) / MB).toFixed(1)} MB JSON` : String(median(ss.map((s) => s.rows))),
+        k === "floor"
+          ? `${(median(ss.map((s) => s.rows)) / MB).toFixed(1)} MB JSON`
+          : String(median(ss.map((s) => s.rows))),
         `${(median(ss.map((s) => s.before)) / MB).toFixed(1)} MB`,
         `${(peak / MB).toFixed(1)} MB`,
         `${(growth(k) / MB).toFixed(1)} MB`,
@@ -127,7 +142,9 @@ async function main(): Promise<void> {
     }
     console.log(`driver-read — ${machine()}`);
     console.log(NOISE_NOTE);
-    console.log(`\nreading ${ELEMENTS.toLocaleString("en-US")} counted set elements, fresh node ${flags.join(" ")} per run, ${RUNS} runs, medians\n${table(rows)}`);
+    console.log(
+      `\nreading ${ELEMENTS.toLocaleString("en-US")} counted set elements, fresh node ${flags.join(" ")} per run, ${RUNS} runs, medians\n${table(rows)}`,
+    );
   } finally {
     await lab.cleanup();
   }

@@ -79,7 +79,11 @@ async function benchCase(lab: NetnsLab, ns: string, dir: string, c: Case, runs: 
       rawPipe: () => timed(() => lab.nft(ns, ["-f", "-"], compile.text, { timeoutMs: NFT_TIMEOUT_MS })),
     };
     // Rotate the order each run so drift in the machine's load does not favour one loader.
-    const orders: Array<Array<keyof typeof loads>> = [["engine", "rawFile", "rawPipe"], ["rawFile", "rawPipe", "engine"], ["rawPipe", "engine", "rawFile"]];
+    const orders: Array<Array<keyof typeof loads>> = [
+      ["engine", "rawFile", "rawPipe"],
+      ["rawFile", "rawPipe", "engine"],
+      ["rawPipe", "engine", "rawFile"],
+    ];
     const got: Partial<Record<keyof typeof loads, number>> = {};
     for (const which of orders[r % orders.length]!) {
       p.update(`${c.label}: run ${r + 1}/${runs}: ${which}`);
@@ -87,8 +91,18 @@ async function benchCase(lab: NetnsLab, ns: string, dir: string, c: Case, runs: 
       got[which] = await loads[which]();
     }
     await dropTable(lab, ns);
-    p.done(`(compile ${ms(compile.totalMs)}, engine ${ms(got.engine!)}, raw -f FILE ${ms(got.rawFile!)}, raw -f - ${ms(got.rawPipe!)})`);
-    samples.push({ compile, guardMs, engineMs: got.engine!, checkMs, engineNftMs, rawFileMs: got.rawFile!, rawPipeMs: got.rawPipe! });
+    p.done(
+      `(compile ${ms(compile.totalMs)}, engine ${ms(got.engine!)}, raw -f FILE ${ms(got.rawFile!)}, raw -f - ${ms(got.rawPipe!)})`,
+    );
+    samples.push({
+      compile,
+      guardMs,
+      engineMs: got.engine!,
+      checkMs,
+      engineNftMs,
+      rawFileMs: got.rawFile!,
+      rawPipeMs: got.rawPipe!,
+    });
   }
   return samples;
 }
@@ -102,7 +116,11 @@ async function main(): Promise<void> {
   try {
     const ns = await lab.addNamespace();
     note(`namespace ${ns}; runs: ${RUNS} (10k, 100k), ${RUNS_1M} (1M)`);
-    for (const [c, runs] of [[CASES.rules10k, RUNS], [CASES.set100k, RUNS], [CASES.set1m, RUNS_1M]] as const) {
+    for (const [c, runs] of [
+      [CASES.rules10k, RUNS],
+      [CASES.set100k, RUNS],
+      [CASES.set1m, RUNS_1M],
+    ] as const) {
       if (runs === 0) continue; // BENCH_RUNS_1M=0: a quick run without the 1M case
       const s = await benchCase(lab, ns, dir, c, runs);
       results.push({ c, runs, s, bytes: Buffer.byteLength(s[0]!.compile.text) });
@@ -118,32 +136,77 @@ async function main(): Promise<void> {
   out.push(NOISE_NOTE);
   out.push("Each load starts with table inet palisade absent (deleted, untimed); loads alternate order per run.");
   out.push("");
-  const rows: string[][] = [["policy", "runs", "text", "compile", "engine check+apply", "raw -f FILE", "raw -f -", "apply/raw", "(compile+apply)/raw", "apply/raw range"]];
+  const rows: string[][] = [
+    [
+      "policy",
+      "runs",
+      "text",
+      "compile",
+      "engine check+apply",
+      "raw -f FILE",
+      "raw -f -",
+      "apply/raw",
+      "(compile+apply)/raw",
+      "apply/raw range",
+    ],
+  ];
   for (const { c, runs, s, bytes } of results) {
     const compile = median(s.map((x) => x.compile.totalMs));
     const eng = median(s.map((x) => x.engineMs));
     const raw = median(s.map((x) => x.rawFileMs));
     const rr = s.map((x) => x.engineMs / x.rawFileMs);
-    rows.push([c.label, String(runs), `${(bytes / 1e6).toFixed(1)} MB`, ms(compile), ms(eng), ms(raw), ms(median(s.map((x) => x.rawPipeMs))),
-      ratio(eng, raw), ratio(compile + eng, raw), `${min(rr).toFixed(2)}-${max(rr).toFixed(2)}x`]);
+    rows.push([
+      c.label,
+      String(runs),
+      `${(bytes / 1e6).toFixed(1)} MB`,
+      ms(compile),
+      ms(eng),
+      ms(raw),
+      ms(median(s.map((x) => x.rawPipeMs))),
+      ratio(eng, raw),
+      ratio(compile + eng, raw),
+      `${min(rr).toFixed(2)}-${max(rr).toFixed(2)}x`,
+    ]);
   }
   out.push(table(rows));
   out.push("");
-  out.push("Where the time goes (medians; engine = guard + spawn `ip netns exec nft -f -` + stdin; durationMs = each nft run):");
-  const rows2: string[][] = [["policy", "validate (with lints)", "compileNft", "guard", "nft -c run (only after a refusal)", "apply nft run", "apply - raw -f FILE", "raw -f - minus raw -f FILE"]];
+  out.push(
+    "Where the time goes (medians; engine = guard + spawn `ip netns exec nft -f -` + stdin; durationMs = each nft run):",
+  );
+  const rows2: string[][] = [
+    [
+      "policy",
+      "validate (with lints)",
+      "compileNft",
+      "guard",
+      "nft -c run (only after a refusal)",
+      "apply nft run",
+      "apply - raw -f FILE",
+      "raw -f - minus raw -f FILE",
+    ],
+  ];
   for (const { c, s } of results) {
-    rows2.push([c.label, ms(median(s.map((x) => x.compile.validateMs))), ms(median(s.map((x) => x.compile.compileMs))),
-      ms(median(s.map((x) => x.guardMs))), ms(median(s.map((x) => x.checkMs))), ms(median(s.map((x) => x.engineNftMs))), ms(median(s.map((x) => x.engineMs - x.rawFileMs))),
-      ms(median(s.map((x) => x.rawPipeMs - x.rawFileMs)))]);
+    rows2.push([
+      c.label,
+      ms(median(s.map((x) => x.compile.validateMs))),
+      ms(median(s.map((x) => x.compile.compileMs))),
+      ms(median(s.map((x) => x.guardMs))),
+      ms(median(s.map((x) => x.checkMs))),
+      ms(median(s.map((x) => x.engineNftMs))),
+      ms(median(s.map((x) => x.engineMs - x.rawFileMs))),
+      ms(median(s.map((x) => x.rawPipeMs - x.rawFileMs))),
+    ]);
   }
   out.push(table(rows2));
   out.push("");
-  out.push(`Target (issue 3): engine apply (as the agent runs it: no dry run first) within 1.2x of raw nft -f. ${results.map(({ c, s }) => `${c.label}: ${ratio(median(s.map((x) => x.engineMs)), median(s.map((x) => x.rawFileMs)))} ${median(s.map((x) => x.engineMs)) <= 1.2 * median(s.map((x) => x.rawFileMs)) ? "met" : "NOT met"}`).join("; ")}.`);
+  out.push(
+    `Target (issue 3): engine apply (as the agent runs it: no dry run first) within 1.2x of raw nft -f. ${results.map(({ c, s }) => `${c.label}: ${ratio(median(s.map((x) => x.engineMs)), median(s.map((x) => x.rawFileMs)))} ${median(s.map((x) => x.engineMs)) <= 1.2 * median(s.map((x) => x.rawFileMs)) ? "met" : "NOT met"}`).join("; ")}.`,
+  );
   out.push(`Total bench time ${ms(performance.now() - started)}.`);
   process.stdout.write(out.join("\n") + "\n");
 }
 
 main().catch((e) => {
-  process.stderr.write(`engine-apply failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.stderr.write(`engine-apply failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exitCode = 1;
 });

@@ -41,16 +41,35 @@ interface IperfSum {
 }
 
 async function iperf(lab: NetnsLab, client: string, t: Target): Promise<{ received: number; sent: number }> {
-  const argv = ["iperf3", "-c", t.ip, "-p", String(PORT), "-u", "-l", "64", "-b", "0", "-t", String(SECONDS), "-J", "--connect-timeout", "3000"];
+  const argv = [
+    "iperf3",
+    "-c",
+    t.ip,
+    "-p",
+    String(PORT),
+    "-u",
+    "-l",
+    "64",
+    "-b",
+    "0",
+    "-t",
+    String(SECONDS),
+    "-J",
+    "--connect-timeout",
+    "3000",
+  ];
   const r = await lab.exec(client, argv, { timeoutMs: (SECONDS + 15) * 1000, allowFailure: true });
   let j: { end?: { sum?: IperfSum }; error?: string };
   try {
     j = JSON.parse(r.stdout);
   } catch {
-    throw new Error(`iperf3 to ${t.label} printed no JSON (exit ${r.code}${r.timedOut ? ", timed out" : ""}): ${r.stderr.trim().slice(0, 300)}`);
+    throw new Error(
+      `iperf3 to ${t.label} printed no JSON (exit ${r.code}${r.timedOut ? ", timed out" : ""}): ${r.stderr.trim().slice(0, 300)}`,
+    );
   }
   const s = j.end?.sum;
-  if (j.error || !s || !(s.seconds > 0)) throw new Error(`iperf3 to ${t.label} failed: ${j.error ?? "no end.sum in its JSON"}`);
+  if (j.error || !s || !(s.seconds > 0))
+    throw new Error(`iperf3 to ${t.label} failed: ${j.error ?? "no end.sum in its JSON"}`);
   return { received: (s.packets - s.lost_packets) / s.seconds, sent: s.packets / s.seconds };
 }
 
@@ -72,7 +91,11 @@ async function main(): Promise<void> {
   const loads: string[] = [];
   try {
     const client = await lab.addNamespace();
-    for (const [key, label] of [["empty", "empty ruleset"], ["set1m", "1M-address blocklist"], ["rules10k", "10k linear rules"]] as const) {
+    for (const [key, label] of [
+      ["empty", "empty ruleset"],
+      ["set1m", "1M-address blocklist"],
+      ["rules10k", "10k linear rules"],
+    ] as const) {
       const ns = await lab.addNamespace();
       const link = await lab.link(client, ns);
       targets.push({ key, label, ns, ip: link.b.ip4, pps: [], sentPps: [] });
@@ -82,9 +105,13 @@ async function main(): Promise<void> {
       if (t.key === "empty") continue;
       const c = t.key === "set1m" ? CASES.set1m : CASES.rules10k;
       const compiled = await withStep(`${c.label}: building and compiling the policy`, () => compileTimed(c.doc()));
-      const applied = await withStep(`${c.label}: driver.apply into ${t.ns}`, () => driver.apply(compiled.text, { netns: t.ns, timeoutMs: 120_000 }));
+      const applied = await withStep(`${c.label}: driver.apply into ${t.ns}`, () =>
+        driver.apply(compiled.text, { netns: t.ns, timeoutMs: 120_000 }),
+      );
       loads.push(`${c.label}: compile ${ms(compiled.totalMs)}, apply ${ms(applied.durationMs)}`);
-      const chain = await lab.nft(t.ns, ["list", "chain", "inet", "palisade", "input"], undefined, { timeoutMs: 60_000 });
+      const chain = await lab.nft(t.ns, ["list", "chain", "inet", "palisade", "input"], undefined, {
+        timeoutMs: 60_000,
+      });
       const rules = chain.stdout.split("\n").filter((l) => / drop( |$)/.test(l)).length;
       if (rules === 0) throw new Error(`no drop rule in ${t.ns} after apply`);
     }
@@ -108,28 +135,44 @@ async function main(): Promise<void> {
   const empty = targets.find((t) => t.key === "empty")!;
   const base = median(empty.pps);
   const out: string[] = [];
-  out.push(`engine-throughput: 64-byte UDP, iperf3 -u -l 64 -b 0 -t ${SECONDS}, received packets/s at the server (medians of ${ROUNDS} rotated rounds)`);
+  out.push(
+    `engine-throughput: 64-byte UDP, iperf3 -u -l 64 -b 0 -t ${SECONDS}, received packets/s at the server (medians of ${ROUNDS} rotated rounds)`,
+  );
   out.push(header);
   out.push(NOISE_NOTE);
-  out.push("Rulesets sit in the receiver's input hook; one client, three identical veth links, one receiver namespace per ruleset.");
+  out.push(
+    "Rulesets sit in the receiver's input hook; one client, three identical veth links, one receiver namespace per ruleset.",
+  );
   for (const l of loads) out.push(`  ${l}`);
   out.push("");
-  const rows: string[][] = [["ruleset", "runs", "received pps", "min", "max", "sent pps", "vs empty", "per-round vs empty"]];
+  const rows: string[][] = [
+    ["ruleset", "runs", "received pps", "min", "max", "sent pps", "vs empty", "per-round vs empty"],
+  ];
   for (const t of targets) {
     const per = t.pps.map((x, i) => (empty.pps[i] ? (100 * x) / empty.pps[i]! : NaN));
-    rows.push([t.label, String(t.pps.length), int(median(t.pps)), int(min(t.pps)), int(max(t.pps)), int(median(t.sentPps)), percent(median(t.pps), base),
-      t === empty ? "" : per.map((x) => x.toFixed(0)).join(" ") + " %"]);
+    rows.push([
+      t.label,
+      String(t.pps.length),
+      int(median(t.pps)),
+      int(min(t.pps)),
+      int(max(t.pps)),
+      int(median(t.sentPps)),
+      percent(median(t.pps), base),
+      t === empty ? "" : per.map((x) => x.toFixed(0)).join(" ") + " %",
+    ]);
   }
   out.push(table(rows));
   out.push("");
   const bl = targets.find((t) => t.key === "set1m")!;
   const blRatio = median(bl.pps) / base;
-  out.push(`Target (issue 3): 1M-address blocklist >= 95 % of empty: ${percent(median(bl.pps), base)}, ${blRatio >= 0.95 ? "met" : "NOT met"} (single run; see the noise note).`);
+  out.push(
+    `Target (issue 3): 1M-address blocklist >= 95 % of empty: ${percent(median(bl.pps), base)}, ${blRatio >= 0.95 ? "met" : "NOT met"} (single run; see the noise note).`,
+  );
   out.push(`Total bench time ${ms(performance.now() - started)}.`);
   process.stdout.write(out.join("\n") + "\n");
 }
 
 main().catch((e) => {
-  process.stderr.write(`engine-throughput failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.stderr.write(`engine-throughput failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exitCode = 1;
 });

@@ -48,16 +48,36 @@ async function main(): Promise<void> {
   const procs: AgentProc[] = [];
   const confirmedAt = new Map<string, number>(); // targetId -> epoch ms
   try {
-    const env = { DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, PALISADE_ADMIN_TOKEN: ADMIN, PALISADE_QUEUE_PREFIX: prefix, LOG_LEVEL: "warn" };
-    for (const name of ["A", "B"]) replicas.push(startReplica(name, { http: await freePort(), grpc: await freePort() }, env));
+    const env = {
+      DATABASE_URL: database.url,
+      REDIS_URL: TEST_REDIS_URL,
+      PALISADE_ADMIN_TOKEN: ADMIN,
+      PALISADE_QUEUE_PREFIX: prefix,
+      LOG_LEVEL: "warn",
+    };
+    for (const name of ["A", "B"])
+      replicas.push(startReplica(name, { http: await freePort(), grpc: await freePort() }, env));
     for (const r of replicas) {
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${r.httpPort}/healthz`).catch(() => undefined))?.ok === true, 60_000, `replica ${r.name} up\n${r.out()}`, 200);
-      await waitFor(() => r.out().includes("agent gRPC server listening"), 30_000, `replica ${r.name} gRPC\n${r.out()}`, 100);
+      await waitFor(
+        async () => (await fetch(`http://127.0.0.1:${r.httpPort}/healthz`).catch(() => undefined))?.ok === true,
+        60_000,
+        `replica ${r.name} up\n${r.out()}`,
+        200,
+      );
+      await waitFor(
+        () => r.out().includes("agent gRPC server listening"),
+        30_000,
+        `replica ${r.name} gRPC\n${r.out()}`,
+        100,
+      );
     }
     const api = async (method: string, path: string, body?: unknown) => {
       const res = await fetch(`http://127.0.0.1:${replicas[0]!.httpPort}${path}`, {
         method,
-        headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+        headers: {
+          authorization: `Bearer ${ADMIN}`,
+          ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(30_000),
       });
@@ -72,20 +92,32 @@ async function main(): Promise<void> {
     await Promise.all(
       Array.from({ length: 16 }, async () => {
         for (let i = next++; i < N; i = next++) {
-          const t = await api("POST", "/v1/enrollment-tokens", { labels: { fan: "all", ...(i === 0 ? { baseline: "yes" } : {}) }, ttlSeconds: 3600 });
+          const t = await api("POST", "/v1/enrollment-tokens", {
+            labels: { fan: "all", ...(i === 0 ? { baseline: "yes" } : {}) },
+            ttlSeconds: 3600,
+          });
           if (t.status !== 201) throw new Error(`enrollment token: ${t.status} ${JSON.stringify(t.json)}`);
-          specs[i] = { name: `fan-${String(i).padStart(4, "0")}`, token: String(t.json.token), address: `127.0.0.1:${replicas[i % 2]!.grpcPort}` };
+          specs[i] = {
+            name: `fan-${String(i).padStart(4, "0")}`,
+            token: String(t.json.token),
+            address: `127.0.0.1:${replicas[i % 2]!.grpcPort}`,
+          };
         }
       }),
     );
     for (let p = 0; p < PROCS; p++) {
-      const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "lib/fanout-agents.ts")], { stdio: ["pipe", "pipe", "pipe"] });
+      const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "lib/fanout-agents.ts")], {
+        stdio: ["pipe", "pipe", "pipe"],
+      });
       const proc: AgentProc = { child, out: "", ready: undefined as never };
       child.stderr!.on("data", (b: Buffer) => (proc.out += b.toString()));
       proc.ready = new Promise((resolve, reject) => {
         child.once("exit", (code) => reject(new Error(`agent process ${p} exited ${code}: ${proc.out.slice(-2000)}`)));
         createInterface({ input: child.stdout! }).on("line", (l) => {
-          const m = JSON.parse(l) as { ready?: { name: string; hostId: string }[]; confirm?: { targetId: string; at: number } };
+          const m = JSON.parse(l) as {
+            ready?: { name: string; hostId: string }[];
+            confirm?: { targetId: string; at: number };
+          };
           if (m.ready) resolve(m.ready);
           if (m.confirm) confirmedAt.set(m.confirm.targetId, m.confirm.at);
         });
@@ -99,12 +131,24 @@ async function main(): Promise<void> {
     /** One deployment; returns ms from POST to each selected agent's Confirm. */
     const once = async (labels: Record<string, string>): Promise<number[]> => {
       const t0 = now();
-      const res = await api("POST", "/v1/deployments", { ruleset: "fan", version: 1, selector: { labels }, strategy: { canary: 0, batchSize: 10_000, confirmTimeoutSeconds: 60, retries: 0 } });
+      const res = await api("POST", "/v1/deployments", {
+        ruleset: "fan",
+        version: 1,
+        selector: { labels },
+        strategy: { canary: 0, batchSize: 10_000, confirmTimeoutSeconds: 60, retries: 0 },
+      });
       if (res.status !== 202) throw new Error(`deploy: ${res.status} ${JSON.stringify(res.json)}`);
       const id = String(res.json.id);
-      const targets = (await db.deploymentTarget.findMany({ where: { deploymentId: id }, select: { id: true } })).map((t) => t.id);
+      const targets = (await db.deploymentTarget.findMany({ where: { deploymentId: id }, select: { id: true } })).map(
+        (t) => t.id,
+      );
       await waitFor(() => targets.every((t) => confirmedAt.has(t)), 180_000, `all ${targets.length} confirmed`, 20);
-      await waitFor(async () => (await db.deployment.findUniqueOrThrow({ where: { id } })).status === "succeeded", 30_000, "deployment succeeded", 50);
+      await waitFor(
+        async () => (await db.deployment.findUniqueOrThrow({ where: { id } })).status === "succeeded",
+        30_000,
+        "deployment succeeded",
+        50,
+      );
       return targets.map((t) => confirmedAt.get(t)! - t0);
     };
     const rows: { base: number[]; fan: number[] }[] = [];
@@ -113,13 +157,21 @@ async function main(): Promise<void> {
       const base = await once({ baseline: "yes" });
       const fan = await once({ fan: "all" });
       rows.push({ base, fan });
-      err(`  run ${r + 1}/${RUNS}: N=1 ${ms(base[0]!)}; N=${N} p50 ${ms(percentile(fan, 50))} p99 ${ms(percentile(fan, 99))} p100 ${ms(percentile(fan, 100))}`);
+      err(
+        `  run ${r + 1}/${RUNS}: N=1 ${ms(base[0]!)}; N=${N} p50 ${ms(percentile(fan, 50))} p99 ${ms(percentile(fan, 99))} p100 ${ms(percentile(fan, 100))}`,
+      );
     }
     const med = (pick: (x: { base: number[]; fan: number[] }) => number) => median(rows.map(pick));
     const b = med((x) => x.base[0]!);
     const p = (q: number) => med((x) => percentile(x.fan, q));
-    process.stdout.write(`nproc ${cpus().length}, load average at end ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
-    process.stdout.write(`processes: 2 API replicas (palisade server), ${PROCS} simulated-agent processes, this driver\n`);
+    process.stdout.write(
+      `nproc ${cpus().length}, load average at end ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}\n`,
+    );
+    process.stdout.write(
+      `processes: 2 API replicas (palisade server), ${PROCS} simulated-agent processes, this driver\n`,
+    );
     process.stdout.write(`one deployment, time from POST to agents' Confirm; median of ${RUNS} runs\n`);
     process.stdout.write(
       table([
@@ -131,7 +183,9 @@ async function main(): Promise<void> {
     process.stdout.write(`per-agent cost at N=${N}: ${ms(p(100) / N)} (100% time / N)\n`);
   } finally {
     for (const p of procs) p.child.stdin?.end();
-    for (const p of procs) if (p.child.exitCode === null && p.child.pid) setTimeout(() => p.child.exitCode === null && p.child.kill("SIGKILL"), 5_000).unref();
+    for (const p of procs)
+      if (p.child.exitCode === null && p.child.pid)
+        setTimeout(() => p.child.exitCode === null && p.child.kill("SIGKILL"), 5_000).unref();
     for (const r of replicas) await killReplica(r);
     await db.$disconnect();
     const redis = new Redis(TEST_REDIS_URL);

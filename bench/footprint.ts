@@ -85,7 +85,14 @@ function startup(): string {
     const rs = runs.get(k)!;
     const w = median(rs.map((r) => r.wallMs));
     const c = median(rs.map((r) => r.cpuMs));
-    rows.push([k, `${w.toFixed(1)} ms`, ratio(w, bw), `${c.toFixed(0)} ms`, ratio(c, bc), mb(median(rs.map((r) => r.rssBytes)))]);
+    rows.push([
+      k,
+      `${w.toFixed(1)} ms`,
+      ratio(w, bw),
+      `${c.toFixed(0)} ms`,
+      ratio(c, bc),
+      mb(median(rs.map((r) => r.rssBytes))),
+    ]);
   }
   return `start-up, ${RUNS} runs each, interleaved${TIME ? "" : " (no /usr/bin/time: CPU and RSS n/a)"}\n${table(rows)}`;
 }
@@ -124,7 +131,11 @@ interface AgentFigures {
   read65kRows: number;
 }
 
-async function agentPhases(lab: NetnsLab, label: string, argvOf: (server: string, stateDir: string, ns: string) => string[]): Promise<AgentFigures> {
+async function agentPhases(
+  lab: NetnsLab,
+  label: string,
+  argvOf: (server: string, stateDir: string, ns: string) => string[],
+): Promise<AgentFigures> {
   const ns = await lab.addNamespace();
   const api = new TestApi();
   await api.start();
@@ -132,18 +143,37 @@ async function agentPhases(lab: NetnsLab, label: string, argvOf: (server: string
   let child: ChildProcess | undefined;
   let err = "";
   try {
-    child = spawn(argvOf(`127.0.0.1:${api.port}`, stateDir, ns)[0]!, argvOf(`127.0.0.1:${api.port}`, stateDir, ns).slice(1), { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
+    child = spawn(
+      argvOf(`127.0.0.1:${api.port}`, stateDir, ns)[0]!,
+      argvOf(`127.0.0.1:${api.port}`, stateDir, ns).slice(1),
+      { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
+    );
     child.stderr!.on("data", (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
     const pid = child.pid!;
-    await api.waitFor((r) => r.find((x) => x.msg.hello), 60_000).catch((e) => {
-      throw new Error(`${label}: no Hello (${(e as Error).message})\n${err}`);
-    });
+    await api
+      .waitFor((r) => r.find((x) => x.msg.hello), 60_000)
+      .catch((e) => {
+        throw new Error(`${label}: no Hello (${(e as Error).message})\n${err}`);
+      });
     let n = 0;
     const apply = async (policy: unknown) => {
       const t = `t${++n}`;
-      api.send({ desiredState: { deploymentId: `d${n}`, targetId: t, version: { ruleset: "bench", version: n, checksum: `c${n}` }, policyJson: JSON.stringify(policy), confirmTimeoutSeconds: 300 } });
-      const r = await api.waitFor((rs) => rs.find((x) => x.msg.applyResult?.targetId === t && x.msg.applyResult.status !== "APPLY_STATUS_APPLYING"), 300_000);
-      if (r.msg.applyResult.status !== "APPLY_STATUS_APPLIED") throw new Error(`${label}: apply ${t}: ${JSON.stringify(r.msg.applyResult)}`);
+      api.send({
+        desiredState: {
+          deploymentId: `d${n}`,
+          targetId: t,
+          version: { ruleset: "bench", version: n, checksum: `c${n}` },
+          policyJson: JSON.stringify(policy),
+          confirmTimeoutSeconds: 300,
+        },
+      });
+      const r = await api.waitFor(
+        (rs) =>
+          rs.find((x) => x.msg.applyResult?.targetId === t && x.msg.applyResult.status !== "APPLY_STATUS_APPLYING"),
+        300_000,
+      );
+      if (r.msg.applyResult.status !== "APPLY_STATUS_APPLIED")
+        throw new Error(`${label}: apply ${t}: ${JSON.stringify(r.msg.applyResult)}`);
     };
 
     note(`${label}: at rest`);
@@ -159,13 +189,22 @@ async function agentPhases(lab: NetnsLab, label: string, argvOf: (server: string
     const apply10kPeak = status(pid).hwm;
 
     note(`${label}: 65,536 accounting elements`);
-    await apply({ description: "bench: a /16 accounting table", accounting: { big: { prefix: "10.99.0.0/16" } }, chains: { input: { hook: "input", policy: "accept", rules: [{ action: { type: "account", table: "big" } }] } } });
-    for (let i = 0; i < 65_536; i += 8192) await lab.nft(ns, ["-f", "-"], fillText("acct_big_src", i, i + 8192), { timeoutMs: 120_000 });
+    await apply({
+      description: "bench: a /16 accounting table",
+      accounting: { big: { prefix: "10.99.0.0/16" } },
+      chains: { input: { hook: "input", policy: "accept", rules: [{ action: { type: "account", table: "big" } }] } },
+    });
+    for (let i = 0; i < 65_536; i += 8192)
+      await lab.nft(ns, ["-f", "-"], fillText("acct_big_src", i, i + 8192), { timeoutMs: 120_000 });
     resetPeak(pid);
     const seen = api.received.length;
-    const big = await api.waitFor((rs) => rs.slice(seen).find((x) => (x.msg.telemetry?.accounting?.length ?? 0) >= 65_536), 300_000).catch((e) => {
-      throw new Error(`${label}: no telemetry batch with the 65k rows (${(e as Error).message.slice(0, 300)})\n${err}`);
-    });
+    const big = await api
+      .waitFor((rs) => rs.slice(seen).find((x) => (x.msg.telemetry?.accounting?.length ?? 0) >= 65_536), 300_000)
+      .catch((e) => {
+        throw new Error(
+          `${label}: no telemetry batch with the 65k rows (${(e as Error).message.slice(0, 300)})\n${err}`,
+        );
+      });
     // Three more collections read all 65k elements (every 2 s; zero deltas, so no batch).
     await sleep(6_500);
     const read65kPeak = status(pid).hwm;
@@ -182,17 +221,64 @@ async function agentRss(lab: NetnsLab): Promise<string> {
   await sleep(1500);
   const idleRss = await restingRss(idle.pid!, 3);
   idle.kill("SIGKILL");
-  const flags = (server: string, stateDir: string, ns: string) => ["--server", server, "--enroll-token", "good-token", "--state-dir", stateDir, "--name", "bench-footprint", "--netns", ns, "--telemetry-interval", "2", "--drift-interval", "0", "--log-level", "warn"];
+  const flags = (server: string, stateDir: string, ns: string) => [
+    "--server",
+    server,
+    "--enroll-token",
+    "good-token",
+    "--state-dir",
+    stateDir,
+    "--name",
+    "bench-footprint",
+    "--netns",
+    ns,
+    "--telemetry-interval",
+    "2",
+    "--drift-interval",
+    "0",
+    "--log-level",
+    "warn",
+  ];
   // The node flags the shipped unit runs the agent with (BENCH_AGENT_FLAGS to try others).
-  const nodeFlags = process.env.BENCH_AGENT_FLAGS !== undefined ? process.env.BENCH_AGENT_FLAGS.split(" ").filter(Boolean) : unitNodeFlags(readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8"));
+  const nodeFlags =
+    process.env.BENCH_AGENT_FLAGS !== undefined
+      ? process.env.BENCH_AGENT_FLAGS.split(" ").filter(Boolean)
+      : unitNodeFlags(readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8"));
   const bundle = await agentPhases(lab, "bundle", (s, d, ns) => [NODE, ...nodeFlags, BUNDLE, ...flags(s, d, ns)]);
-  const tsx = process.env.BENCH_NO_TSX ? bundle : await agentPhases(lab, "tsx", (s, d, ns) => [NODE, "--import", "tsx", join(ROOT, "src/cli/main.ts"), "agent", ...flags(s, d, ns)]);
+  const tsx = process.env.BENCH_NO_TSX
+    ? bundle
+    : await agentPhases(lab, "tsx", (s, d, ns) => [
+        NODE,
+        "--import",
+        "tsx",
+        join(ROOT, "src/cli/main.ts"),
+        "agent",
+        ...flags(s, d, ns),
+      ]);
   const rows = [
-    ["agent RSS", `bundle (dist/agent)${nodeFlags.length ? ` ${nodeFlags.join(" ")}` : ""}`, "tsx from sources", "idle node (floor)", "target"],
+    [
+      "agent RSS",
+      `bundle (dist/agent)${nodeFlags.length ? ` ${nodeFlags.join(" ")}` : ""}`,
+      "tsx from sources",
+      "idle node (floor)",
+      "target",
+    ],
     ["at rest (enrolled, small.yaml applied)", mb(bundle.rest), mb(tsx.rest), mb(idleRss), "<= 60 MB"],
     ["peak during a 10k-rule apply", mb(bundle.apply10kPeak), mb(tsx.apply10kPeak), "", "<= 120 MB"],
-    ["  that apply, DesiredState to ApplyResult", `${(bundle.apply10kMs / 1000).toFixed(2)} s`, `${(tsx.apply10kMs / 1000).toFixed(2)} s`, "", ""],
-    [`peak reading ${bundle.read65kRows.toLocaleString("en-US")} accounting elements`, mb(bundle.read65kPeak), mb(tsx.read65kPeak), "", "<= 150 MB"],
+    [
+      "  that apply, DesiredState to ApplyResult",
+      `${(bundle.apply10kMs / 1000).toFixed(2)} s`,
+      `${(tsx.apply10kMs / 1000).toFixed(2)} s`,
+      "",
+      "",
+    ],
+    [
+      `peak reading ${bundle.read65kRows.toLocaleString("en-US")} accounting elements`,
+      mb(bundle.read65kPeak),
+      mb(tsx.read65kPeak),
+      "",
+      "<= 150 MB",
+    ],
   ];
   return `agent memory (VmRSS median of 5 samples at rest; VmHWM after a reset for the peaks)\n${table(rows)}`;
 }

@@ -67,17 +67,43 @@ interface IperfSum {
   lost_packets: number;
 }
 
-async function iperf(lab: NetnsLab, client: string, server: string, label: string): Promise<{ received: number; perCpu: number }> {
-  const argv = ["iperf3", "-c", server, "-B", CLIENT_IP, "-p", String(PORT), "-u", "-l", "64", "-b", "0", "-t", String(SECONDS), "-J", "--connect-timeout", "3000"];
+async function iperf(
+  lab: NetnsLab,
+  client: string,
+  server: string,
+  label: string,
+): Promise<{ received: number; perCpu: number }> {
+  const argv = [
+    "iperf3",
+    "-c",
+    server,
+    "-B",
+    CLIENT_IP,
+    "-p",
+    String(PORT),
+    "-u",
+    "-l",
+    "64",
+    "-b",
+    "0",
+    "-t",
+    String(SECONDS),
+    "-J",
+    "--connect-timeout",
+    "3000",
+  ];
   const r = await lab.exec(client, argv, { timeoutMs: (SECONDS + 15) * 1000, allowFailure: true });
   let j: { end?: { sum?: IperfSum; cpu_utilization_percent?: { host_total?: number } }; error?: string };
   try {
     j = JSON.parse(r.stdout);
   } catch {
-    throw new Error(`iperf3 through ${label} printed no JSON (exit ${r.code}${r.timedOut ? ", timed out" : ""}): ${r.stderr.trim().slice(0, 300)}`);
+    throw new Error(
+      `iperf3 through ${label} printed no JSON (exit ${r.code}${r.timedOut ? ", timed out" : ""}): ${r.stderr.trim().slice(0, 300)}`,
+    );
   }
   const s = j.end?.sum;
-  if (j.error || !s || !(s.seconds > 0)) throw new Error(`iperf3 through ${label} failed: ${j.error ?? "no end.sum in its JSON"}`);
+  if (j.error || !s || !(s.seconds > 0))
+    throw new Error(`iperf3 through ${label} failed: ${j.error ?? "no end.sum in its JSON"}`);
   const cpu = j.end?.cpu_utilization_percent?.host_total ?? NaN;
   return { received: (s.packets - s.lost_packets) / s.seconds, perCpu: s.packets / (s.seconds * (cpu / 100)) };
 }
@@ -94,15 +120,28 @@ async function main(): Promise<void> {
   const doc = parse(readFileSync(FIXTURE, "utf8"));
   const compiled = compileTimed(doc);
   const v = validatePolicy(doc, { target: "iptables" });
-  if (!v.ok || !v.policy) throw new Error(`validatePolicy (iptables) refused the fixture: ${v.errors.map((e) => e.message).join("; ")}`);
+  if (!v.ok || !v.policy)
+    throw new Error(`validatePolicy (iptables) refused the fixture: ${v.errors.map((e) => e.message).join("; ")}`);
   const ipt = renderIptables(v.policy);
   if (!ipt.ok) throw new Error(`renderIptables refused the fixture: ${ipt.errors.map((e) => e.message).join("; ")}`);
   if (ipt.ipsets.trim() !== "") throw new Error("the iptables render needs ipsets; the bench loads iptables text only");
 
   const cases: Case[] = [
     { key: "empty", label: "empty ruleset", load: async () => {}, pps: [], perCpu: [] },
-    { key: "conntrack", label: "conntrack-only", load: nftLoad(CONNTRACK_ONLY, /ct state established,related accept/), pps: [], perCpu: [] },
-    { key: "palisade", label: "hardening, Palisade nft", load: nftLoad(compiled.text, /protect_prerouting/), pps: [], perCpu: [] },
+    {
+      key: "conntrack",
+      label: "conntrack-only",
+      load: nftLoad(CONNTRACK_ONLY, /ct state established,related accept/),
+      pps: [],
+      perCpu: [],
+    },
+    {
+      key: "palisade",
+      label: "hardening, Palisade nft",
+      load: nftLoad(compiled.text, /protect_prerouting/),
+      pps: [],
+      perCpu: [],
+    },
     {
       key: "iptables",
       label: "hardening, iptables-nft",
@@ -139,7 +178,9 @@ async function main(): Promise<void> {
     note(`client ${client} (${CLIENT_IP}), router ${router} (ext0, lan0), server ${server} (${lan.b.ip4})`);
 
     const lifetime = (ROUNDS * cases.length * (SECONDS + 20) + 120) * 1000;
-    const srv = lab.background(server, ["iperf3", "-s", "-B", lan.b.ip4, "-p", String(PORT)], { maxLifetimeMs: lifetime });
+    const srv = lab.background(server, ["iperf3", "-s", "-B", lan.b.ip4, "-p", String(PORT)], {
+      maxLifetimeMs: lifetime,
+    });
     let listening = false;
     for (let i = 0; i < 50 && !listening; i++) {
       const r = await lab.exec(server, ["ss", "-Hltn", `sport = :${PORT}`], { allowFailure: true });
@@ -156,7 +197,8 @@ async function main(): Promise<void> {
         await lab.nft(router, ["flush", "ruleset"]);
         await c.load(lab, router);
         const got = await iperf(lab, client, lan.b.ip4, c.label);
-        if (got.received < 1000) throw new Error(`${c.label}: ${int(got.received)} pps received: the ruleset blocks the bench traffic`);
+        if (got.received < 1000)
+          throw new Error(`${c.label}: ${int(got.received)} pps received: the ruleset blocks the bench traffic`);
         c.pps.push(got.received);
         c.perCpu.push(got.perCpu);
       }
@@ -169,18 +211,46 @@ async function main(): Promise<void> {
   const ct = median(cases.find((c) => c.key === "conntrack")!.pps);
   const iptm = median(cases.find((c) => c.key === "iptables")!.pps);
   const out: string[] = [];
-  out.push(`forwarding: 64-byte UDP through a router namespace, iperf3 -u -l 64 -b 0 -t ${SECONDS}, received packets/s at the server (medians of ${ROUNDS} rotated rounds)`);
+  out.push(
+    `forwarding: 64-byte UDP through a router namespace, iperf3 -u -l 64 -b 0 -t ${SECONDS}, received packets/s at the server (medians of ${ROUNDS} rotated rounds)`,
+  );
   out.push(header);
   out.push(NOISE_NOTE);
-  out.push(`Palisade compile of the fixture: ${ms(compiled.totalMs)}; ${compiled.text.split("\n").filter((l) => l.startsWith("add rule")).length} nft rules.`);
+  out.push(
+    `Palisade compile of the fixture: ${ms(compiled.totalMs)}; ${compiled.text.split("\n").filter((l) => l.startsWith("add rule")).length} nft rules.`,
+  );
   out.push("");
   const ctCpu = median(cases.find((c) => c.key === "conntrack")!.perCpu);
   const iptCpu = median(cases.find((c) => c.key === "iptables")!.perCpu);
-  const rows: string[][] = [["case", "runs", "received pps", "min", "max", "vs conntrack-only", "vs iptables-nft", "sent/CPU-s", "vs conntrack-only", "vs iptables-nft"]];
+  const rows: string[][] = [
+    [
+      "case",
+      "runs",
+      "received pps",
+      "min",
+      "max",
+      "vs conntrack-only",
+      "vs iptables-nft",
+      "sent/CPU-s",
+      "vs conntrack-only",
+      "vs iptables-nft",
+    ],
+  ];
   for (const c of cases) {
     const m = median(c.pps);
     const k = median(c.perCpu);
-    rows.push([c.label, String(c.pps.length), int(m), int(min(c.pps)), int(max(c.pps)), percent(m, ct), percent(m, iptm), int(k), percent(k, ctCpu), percent(k, iptCpu)]);
+    rows.push([
+      c.label,
+      String(c.pps.length),
+      int(m),
+      int(min(c.pps)),
+      int(max(c.pps)),
+      percent(m, ct),
+      percent(m, iptm),
+      int(k),
+      percent(k, ctCpu),
+      percent(k, iptCpu),
+    ]);
   }
   out.push(table(rows));
   out.push(CPU_NOTE);
@@ -189,6 +259,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  process.stderr.write(`forwarding failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.stderr.write(`forwarding failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exitCode = 1;
 });

@@ -29,13 +29,21 @@ const raw = new pg.Client({ connectionString: database.url });
 await raw.connect();
 try {
   const host = (await db.host.create({ data: { name: `bench-${randomBytes(3).toString("hex")}` } })).id;
-  const rows = Array.from({ length: ROWS }, (_, i) => ({ table: "lan", ip: ip(i + 1), srcBytes: 1000 + i, srcPackets: 10, dstBytes: 500, dstPackets: 5 }));
+  const rows = Array.from({ length: ROWS }, (_, i) => ({
+    table: "lan",
+    ip: ip(i + 1),
+    srcBytes: 1000 + i,
+    srcPackets: 10,
+    dstBytes: 500,
+    dstPackets: 5,
+  }));
   const ingestRates: number[] = [];
   const copyRates: number[] = [];
   let seq = 0;
   const viaIngest = async () => {
     const t0 = performance.now();
-    for (let b = 0; b < BATCHES; b++) await ingestTelemetry({ db }, host, { epoch: "bench", seq: ++seq, takenAtUnixMs: Date.now(), accounting: rows });
+    for (let b = 0; b < BATCHES; b++)
+      await ingestTelemetry({ db }, host, { epoch: "bench", seq: ++seq, takenAtUnixMs: Date.now(), accounting: rows });
     return (BATCHES * ROWS) / ((performance.now() - t0) / 1000);
   };
   const viaCopy = async () => {
@@ -45,10 +53,19 @@ try {
     function* chunks() {
       for (let b = 0; b < BATCHES; b++) {
         const at = new Date().toISOString();
-        yield rows.map((r) => `${at}\t${host}\tlan\t${r.ip}\t${r.srcBytes}\t${r.srcPackets}\t${r.dstBytes}\t${r.dstPackets}\n`).join("");
+        yield rows
+          .map((r) => `${at}\t${host}\tlan\t${r.ip}\t${r.srcBytes}\t${r.srcPackets}\t${r.dstBytes}\t${r.dstPackets}\n`)
+          .join("");
       }
     }
-    await pipeline(Readable.from(chunks()), raw.query(copyFrom("COPY accounting_samples (at, host_id, table_name, address, src_bytes, src_packets, dst_bytes, dst_packets) FROM STDIN")));
+    await pipeline(
+      Readable.from(chunks()),
+      raw.query(
+        copyFrom(
+          "COPY accounting_samples (at, host_id, table_name, address, src_bytes, src_packets, dst_bytes, dst_packets) FROM STDIN",
+        ),
+      ),
+    );
     return (BATCHES * ROWS) / ((performance.now() - t0) / 1000);
   };
   for (let run = 0; run < RUNS; run++) {
@@ -59,12 +76,18 @@ try {
       copyRates.push(await viaCopy());
       ingestRates.push(await viaIngest());
     }
-    process.stderr.write(`run ${run + 1}/${RUNS} (${run % 2 === 0 ? "ingest first" : "COPY first"}): ingest ${Math.round(ingestRates[run]!)} rows/s, one COPY ${Math.round(copyRates[run]!)} rows/s\n`);
+    process.stderr.write(
+      `run ${run + 1}/${RUNS} (${run % 2 === 0 ? "ingest first" : "COPY first"}): ingest ${Math.round(ingestRates[run]!)} rows/s, one COPY ${Math.round(copyRates[run]!)} rows/s\n`,
+    );
   }
   const i = median(ingestRates);
   const c = median(copyRates);
-  const [{ n }] = (await raw.query<{ n: string }>("SELECT count(*)::text AS n FROM accounting_samples")).rows as [{ n: string }];
-  console.log(`ingestTelemetry:      ${Math.round(i)} rows/s (median of ${RUNS} runs x ${BATCHES} batches x ${ROWS} rows; ${n} rows stored at the end)`);
+  const [{ n }] = (await raw.query<{ n: string }>("SELECT count(*)::text AS n FROM accounting_samples")).rows as [
+    { n: string },
+  ];
+  console.log(
+    `ingestTelemetry:      ${Math.round(i)} rows/s (median of ${RUNS} runs x ${BATCHES} batches x ${ROWS} rows; ${n} rows stored at the end)`,
+  );
   console.log(`one COPY stream:      ${Math.round(c)} rows/s (same rows, same table, same run)`);
   console.log(`ratio ingest/COPY:    ${(i / c).toFixed(2)} (goal >= 0.5)`);
 } finally {

@@ -50,7 +50,8 @@ try {
   await seed(cached);
   const auth = { authorization: "Bearer test-viewer-secret-0000000000000000" };
   const runs: Record<string, number[]> = { healthz: [], fresh: [], cached: [], hosts: [] };
-  for (let i = 0; i < 3; i++) await Promise.all([time(fresh, "/metrics"), time(cached, "/metrics"), time(fresh, "/v1/hosts?limit=100", auth)]);
+  for (let i = 0; i < 3; i++)
+    await Promise.all([time(fresh, "/metrics"), time(cached, "/metrics"), time(fresh, "/v1/hosts?limit=100", auth)]);
   for (let i = 0; i < RUNS; i++) {
     runs.healthz!.push(await time(fresh, "/healthz"));
     runs.fresh!.push(await time(fresh, "/metrics"));
@@ -60,13 +61,25 @@ try {
   const base = median(runs.healthz!);
   console.log(machine());
   console.log(`GET /metrics and the fleet page with ${HOSTS} hosts, ${RUNS} interleaved runs (app.inject)\n`);
-  console.log(table([
-    ["request", "p50", "p95", "p50 vs /healthz"],
-    ["GET /healthz", ms(base), ms(p95(runs.healthz!)), "1.00x"],
-    ["GET /metrics, snapshot every scrape", ms(median(runs.fresh!)), ms(p95(runs.fresh!)), ratio(median(runs.fresh!), base)],
-    ["GET /metrics, snapshot cached 5 s", ms(median(runs.cached!)), ms(p95(runs.cached!)), ratio(median(runs.cached!), base)],
-    ["GET /v1/hosts?limit=100", ms(median(runs.hosts!)), ms(p95(runs.hosts!)), ratio(median(runs.hosts!), base)],
-  ]));
+  console.log(
+    table([
+      ["request", "p50", "p95", "p50 vs /healthz"],
+      ["GET /healthz", ms(base), ms(p95(runs.healthz!)), "1.00x"],
+      [
+        "GET /metrics, snapshot every scrape",
+        ms(median(runs.fresh!)),
+        ms(p95(runs.fresh!)),
+        ratio(median(runs.fresh!), base),
+      ],
+      [
+        "GET /metrics, snapshot cached 5 s",
+        ms(median(runs.cached!)),
+        ms(p95(runs.cached!)),
+        ratio(median(runs.cached!), base),
+      ],
+      ["GET /v1/hosts?limit=100", ms(median(runs.hosts!)), ms(p95(runs.hosts!)), ratio(median(runs.hosts!), base)],
+    ]),
+  );
   console.log(`\n${NOISE_NOTE}`);
 } finally {
   await fresh.close();

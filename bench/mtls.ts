@@ -33,7 +33,12 @@ async function fleetOf(tls: boolean): Promise<{ f: Fleet; agents: SimAgent[] }> 
   let next = 0;
   await Promise.all(
     Array.from({ length: 8 }, async () => {
-      for (let i = next++; i < N; i = next++) agents[i] = await f.agent(`fan-${String(i).padStart(4, "0")}`, { fan: "all" }, { replica: i % 2, timeoutMs: 300_000, retry: RETRY });
+      for (let i = next++; i < N; i = next++)
+        agents[i] = await f.agent(
+          `fan-${String(i).padStart(4, "0")}`,
+          { fan: "all" },
+          { replica: i % 2, timeoutMs: 300_000, retry: RETRY },
+        );
     }),
   );
   err(`  ${tls ? "mTLS" : "plaintext"}: ${N} agents enrolled and connected (${retries(agents)} connect retries)`);
@@ -47,7 +52,9 @@ async function reconnectAll(f: Fleet, agents: SimAgent[]): Promise<{ each: numbe
   await waitFor(() => f.replicas.every((r) => r.sessions().size === 0), 60_000, "old streams to end", 20);
   const before = retries(agents);
   const t0 = performance.now();
-  const each = await Promise.all(agents.map(async (a) => (await a.connect({ timeoutMs: 300_000, retry: RETRY }), performance.now() - t0)));
+  const each = await Promise.all(
+    agents.map(async (a) => (await a.connect({ timeoutMs: 300_000, retry: RETRY }), performance.now() - t0)),
+  );
   return { each, all: performance.now() - t0, retries: retries(agents) - before };
 }
 
@@ -55,20 +62,41 @@ async function deployOnce(f: Fleet, agents: SimAgent[]): Promise<number[]> {
   const t0 = performance.now();
   const res = await f.t.req("POST", "/v1/deployments", {
     as: "operator",
-    body: { ruleset: "fan", version: 1, selector: { labels: { fan: "all" } }, strategy: { canary: 0, batchSize: 10_000, confirmTimeoutSeconds: 60, retries: 0 } },
+    body: {
+      ruleset: "fan",
+      version: 1,
+      selector: { labels: { fan: "all" } },
+      strategy: { canary: 0, batchSize: 10_000, confirmTimeoutSeconds: 60, retries: 0 },
+    },
   });
   if (res.statusCode !== 202) throw new Error(`deploy: ${res.statusCode} ${res.body}`);
   const id = (res.json() as { id: string }).id;
-  const targets = new Map((await f.t.db.deploymentTarget.findMany({ where: { deploymentId: id }, select: { id: true, hostId: true } })).map((t) => [t.hostId, t.id]));
-  await waitFor(() => agents.every((a) => a.confirmedAt.has(targets.get(a.hostId)!)), 180_000, `all ${agents.length} confirmed`, 20).catch(async (e: Error) => {
+  const targets = new Map(
+    (await f.t.db.deploymentTarget.findMany({ where: { deploymentId: id }, select: { id: true, hostId: true } })).map(
+      (t) => [t.hostId, t.id],
+    ),
+  );
+  await waitFor(
+    () => agents.every((a) => a.confirmedAt.has(targets.get(a.hostId)!)),
+    180_000,
+    `all ${agents.length} confirmed`,
+    20,
+  ).catch(async (e: Error) => {
     // Say where it stands: how many confirmed, got their DesiredState, and the targets' states.
     const confirmed = agents.filter((a) => a.confirmedAt.has(targets.get(a.hostId)!)).length;
     const desired = agents.filter((a) => a.desired.some((d) => d.targetId === targets.get(a.hostId))).length;
     const states = await f.t.db.deploymentTarget.groupBy({ by: ["status"], where: { deploymentId: id }, _count: true });
     const streams = f.replicas.map((r) => r.sessions().size);
-    throw new Error(`${e.message}: ${confirmed} confirmed, ${desired} got their DesiredState, targets ${JSON.stringify(states.map((s) => [s.status, s._count]))}, streams per replica ${streams.join("/")}`);
+    throw new Error(
+      `${e.message}: ${confirmed} confirmed, ${desired} got their DesiredState, targets ${JSON.stringify(states.map((s) => [s.status, s._count]))}, streams per replica ${streams.join("/")}`,
+    );
   });
-  await waitFor(async () => (await f.t.db.deployment.findUniqueOrThrow({ where: { id } })).status === "succeeded", 30_000, "deployment succeeded", 50);
+  await waitFor(
+    async () => (await f.t.db.deployment.findUniqueOrThrow({ where: { id } })).status === "succeeded",
+    30_000,
+    "deployment succeeded",
+    50,
+  );
   return agents.map((a) => a.confirmedAt.get(targets.get(a.hostId)!)! - t0);
 }
 
@@ -93,18 +121,39 @@ async function main(): Promise<void> {
       await deployOnce(x.f, x.agents);
     }
     for (let r = 0; r < RUNS; r++) {
-      for (const [name, x] of [["plain", plain], ["tls", tls]] as const) {
+      for (const [name, x] of [
+        ["plain", plain],
+        ["tls", tls],
+      ] as const) {
         const c = await reconnectAll(x.f, x.agents);
         const fan = await deployOnce(x.f, x.agents);
-        const run = { retries: c.retries, connectAll: c.all, connectP50: percentile(c.each, 50), connectP99: percentile(c.each, 99), fanP50: percentile(fan, 50), fanP99: percentile(fan, 99) };
+        const run = {
+          retries: c.retries,
+          connectAll: c.all,
+          connectP50: percentile(c.each, 50),
+          connectP99: percentile(c.each, 99),
+          fanP50: percentile(fan, 50),
+          fanP99: percentile(fan, 99),
+        };
         rows[name].push(run);
-        err(`  run ${r + 1}/${RUNS} ${name}: connect all ${ms(run.connectAll)} (p99 ${ms(run.connectP99)}, ${run.retries} retries); fan-out p50 ${ms(run.fanP50)} p99 ${ms(run.fanP99)}`);
+        err(
+          `  run ${r + 1}/${RUNS} ${name}: connect all ${ms(run.connectAll)} (p99 ${ms(run.connectP99)}, ${run.retries} retries); fan-out p50 ${ms(run.fanP50)} p99 ${ms(run.fanP99)}`,
+        );
       }
     }
     const med = (name: "plain" | "tls", k: keyof Run) => median(rows[name].map((x) => x[k]));
-    process.stdout.write(`nproc ${cpus().length}, load average at end ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
+    process.stdout.write(
+      `nproc ${cpus().length}, load average at end ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}\n`,
+    );
     process.stdout.write(`${N} agents on 2 replicas, median of ${RUNS} alternating runs\n`);
-    const line = (label: string, k: keyof Run) => [label, ms(med("plain", k)), ms(med("tls", k)), ratio(med("tls", k), med("plain", k))];
+    const line = (label: string, k: keyof Run) => [
+      label,
+      ms(med("plain", k)),
+      ms(med("tls", k)),
+      ratio(med("tls", k), med("plain", k)),
+    ];
     process.stdout.write(
       table([
         ["", "plaintext", "mutual TLS", "mTLS vs plaintext"],

@@ -68,13 +68,20 @@ const EXPLAIN_MS = EXPLAIN_ALL ? 0 : env("BENCH_EXPLAIN_MS", 1000);
 
 const LIVE = 8192; // addresses of the /16 that can talk on a given day (one eighth)
 if (HOSTS < 1 || HOSTS > 64) throw new Error("BENCH_HOSTS: 1..64");
-for (const [n, v] of [["BENCH_MINUTE_ADDRS", MINUTE_ADDRS], ["BENCH_HOUR_ADDRS", HOUR_ADDRS], ["BENCH_DAY_ADDRS", DAY_ADDRS]] as const) {
+for (const [n, v] of [
+  ["BENCH_MINUTE_ADDRS", MINUTE_ADDRS],
+  ["BENCH_HOUR_ADDRS", HOUR_ADDRS],
+  ["BENCH_DAY_ADDRS", DAY_ADDRS],
+] as const) {
   if (v < 1 || v > LIVE) throw new Error(`${n}: 1..${LIVE}`);
 }
-if (![1, 2, 3, 6].includes(SAMPLES_PER_MIN)) throw new Error("BENCH_SAMPLES_PER_MIN: 1, 2, 3 or 6 (10 s agent interval)");
+if (![1, 2, 3, 6].includes(SAMPLES_PER_MIN))
+  throw new Error("BENCH_SAMPLES_PER_MIN: 1, 2, 3 or 6 (10 s agent interval)");
 if (BLOCK_MIN < 1 || 60 % BLOCK_MIN !== 0) throw new Error("BENCH_BLOCK_MIN must divide 60");
 if (!(RAW_HOURS >= 25 && RAW_HOURS <= MINUTE_DAYS * 24 && MINUTE_DAYS <= HOUR_DAYS && HOUR_DAYS < YEAR_DAYS)) {
-  throw new Error("need 25 <= BENCH_RAW_HOURS <= 24*MINUTE_DAYS, MINUTE_DAYS <= HOUR_DAYS < YEAR_DAYS (the day's top-10 is checked against the raw samples)");
+  throw new Error(
+    "need 25 <= BENCH_RAW_HOURS <= 24*MINUTE_DAYS, MINUTE_DAYS <= HOUR_DAYS < YEAR_DAYS (the day's top-10 is checked against the raw samples)",
+  );
 }
 
 const MIN_MS = 60_000;
@@ -261,8 +268,17 @@ const hourFrom = D0 - HOUR_DAYS * DAY_MS;
 const dayFrom = D0 - YEAR_DAYS * DAY_MS;
 const hostIds = Array.from({ length: HOSTS }, () => randomUUID());
 const generated: Record<string, number> = {
-  accounting_samples: 0, accounting_minute: 0, accounting_hour: 0, accounting_day: 0, accounting_month: 0,
-  accounting_fleet_hour: 0, accounting_fleet_day: 0, accounting_fleet_month: 0, accounting_table_minute: 0, accounting_table_hour: 0, accounting_table_day: 0,
+  accounting_samples: 0,
+  accounting_minute: 0,
+  accounting_hour: 0,
+  accounting_day: 0,
+  accounting_month: 0,
+  accounting_fleet_hour: 0,
+  accounting_fleet_day: 0,
+  accounting_fleet_month: 0,
+  accounting_table_minute: 0,
+  accounting_table_hour: 0,
+  accounting_table_day: 0,
 };
 /** The per-host rows a query reads (the derived fleet/table-total rollups are extra storage, not "stored rows"). */
 const BASE = ["accounting_samples", "accounting_minute", "accounting_hour", "accounting_day", "accounting_month"];
@@ -272,13 +288,19 @@ const genLines: string[][] = [["step", "rows", "time", "rows/s"]];
 let db: Db | undefined;
 let exitCode = 0;
 try {
-  note(`database ${name}; sizes: hosts ${HOSTS}, ${MINUTE_ADDRS} addresses/host-minute (${BLOCK_MIN}-min talks), raw ${RAW_HOURS} h x ${SAMPLES_PER_MIN} samples/min, minutes ${MINUTE_DAYS} d, hours ${HOUR_DAYS} d (${HOUR_ADDRS}/host-hour before the minutes), days ${YEAR_DAYS} d (${DAY_ADDRS}/host-day before the hours)`);
+  note(
+    `database ${name}; sizes: hosts ${HOSTS}, ${MINUTE_ADDRS} addresses/host-minute (${BLOCK_MIN}-min talks), raw ${RAW_HOURS} h x ${SAMPLES_PER_MIN} samples/min, minutes ${MINUTE_DAYS} d, hours ${HOUR_DAYS} d (${HOUR_ADDRS}/host-hour before the minutes), days ${YEAR_DAYS} d (${DAY_ADDRS}/host-day before the hours)`,
+  );
   await migrate(url);
   db = createDb(url);
   // Daily partitions through the project's own code, for every day that gets rows.
   const parts = [
     ...(await ensurePartitions(db, now, { tables: ["accounting_minute"], backDays: MINUTE_DAYS, aheadDays: 1 })),
-    ...(await ensurePartitions(db, now, { tables: ["accounting_samples"], backDays: Math.ceil(RAW_HOURS / 24), aheadDays: 1 })),
+    ...(await ensurePartitions(db, now, {
+      tables: ["accounting_samples"],
+      backDays: Math.ceil(RAW_HOURS / 24),
+      aheadDays: 1,
+    })),
   ];
   note(`created ${parts.length} daily partitions (accounting_minute, accounting_samples)`);
 
@@ -293,21 +315,133 @@ try {
     const plain = (f: Date, t: Date) => [f, t, hostIds];
     const span = (f: Date, t: Date) => [f, t];
     const steps: Chunked[] = [
-      { table: "accounting_samples", how: "raw samples (generated)", sql: RAW_SQL, from: rawFrom, to: T0 + MIN_MS, chunkMs: 4 * HOUR_MS, params: nowP },
-      { table: "accounting_minute", how: "minutes (generated, before raw)", sql: MINUTE_SQL, from: minuteFrom, to: rawFrom, chunkMs: DAY_MS, params: plain },
-      { table: "accounting_minute", how: "minutes (rollup of raw)", sql: rollupSql("accounting_minute", "accounting_samples", "at", "minute"), from: rawFrom, to: T0 + MIN_MS, chunkMs: 4 * HOUR_MS, params: span },
-      { table: "accounting_hour", how: "hours (generated, before minutes)", sql: HOUR_SQL, from: hourFrom, to: minuteFrom, chunkMs: 3 * DAY_MS, params: plain },
-      { table: "accounting_hour", how: "hours (rollup of minutes)", sql: rollupSql("accounting_hour", "accounting_minute", "bucket", "hour"), from: minuteFrom, to: D0 + DAY_MS, chunkMs: DAY_MS, params: span },
-      { table: "accounting_day", how: "days (generated, before hours)", sql: DAY_SQL, from: dayFrom, to: hourFrom, chunkMs: 10 * DAY_MS, params: plain },
-      { table: "accounting_day", how: "days (rollup of hours)", sql: rollupSql("accounting_day", "accounting_hour", "bucket", "day"), from: hourFrom, to: D0 + DAY_MS, chunkMs: 7 * DAY_MS, params: span },
+      {
+        table: "accounting_samples",
+        how: "raw samples (generated)",
+        sql: RAW_SQL,
+        from: rawFrom,
+        to: T0 + MIN_MS,
+        chunkMs: 4 * HOUR_MS,
+        params: nowP,
+      },
+      {
+        table: "accounting_minute",
+        how: "minutes (generated, before raw)",
+        sql: MINUTE_SQL,
+        from: minuteFrom,
+        to: rawFrom,
+        chunkMs: DAY_MS,
+        params: plain,
+      },
+      {
+        table: "accounting_minute",
+        how: "minutes (rollup of raw)",
+        sql: rollupSql("accounting_minute", "accounting_samples", "at", "minute"),
+        from: rawFrom,
+        to: T0 + MIN_MS,
+        chunkMs: 4 * HOUR_MS,
+        params: span,
+      },
+      {
+        table: "accounting_hour",
+        how: "hours (generated, before minutes)",
+        sql: HOUR_SQL,
+        from: hourFrom,
+        to: minuteFrom,
+        chunkMs: 3 * DAY_MS,
+        params: plain,
+      },
+      {
+        table: "accounting_hour",
+        how: "hours (rollup of minutes)",
+        sql: rollupSql("accounting_hour", "accounting_minute", "bucket", "hour"),
+        from: minuteFrom,
+        to: D0 + DAY_MS,
+        chunkMs: DAY_MS,
+        params: span,
+      },
+      {
+        table: "accounting_day",
+        how: "days (generated, before hours)",
+        sql: DAY_SQL,
+        from: dayFrom,
+        to: hourFrom,
+        chunkMs: 10 * DAY_MS,
+        params: plain,
+      },
+      {
+        table: "accounting_day",
+        how: "days (rollup of hours)",
+        sql: rollupSql("accounting_day", "accounting_hour", "bucket", "day"),
+        from: hourFrom,
+        to: D0 + DAY_MS,
+        chunkMs: 7 * DAY_MS,
+        params: span,
+      },
       // One chunk: chunks must not split a calendar month.
-      { table: "accounting_month", how: "months (rollup of days)", sql: MONTH_SQL, from: monthFrom, to: D0 + DAY_MS, chunkMs: D0 + DAY_MS - monthFrom, params: span },
-      { table: "accounting_fleet_hour", how: "fleet hours (sum over hosts)", sql: fleetSql("hour"), from: hourFrom, to: D0 + DAY_MS, chunkMs: 7 * DAY_MS, params: span },
-      { table: "accounting_fleet_day", how: "fleet days (sum over hosts)", sql: fleetSql("day"), from: dayFrom, to: D0 + DAY_MS, chunkMs: 30 * DAY_MS, params: span },
-      { table: "accounting_fleet_month", how: "fleet months (sum over hosts)", sql: fleetSql("month"), from: monthFrom, to: D0 + DAY_MS, chunkMs: D0 + DAY_MS - monthFrom, params: span },
-      { table: "accounting_table_minute", how: "table minutes (sum over addresses)", sql: totalsSql("minute"), from: minuteFrom, to: T0 + MIN_MS, chunkMs: 2 * DAY_MS, params: span },
-      { table: "accounting_table_hour", how: "table hours (sum over addresses)", sql: totalsSql("hour"), from: hourFrom, to: D0 + DAY_MS, chunkMs: 35 * DAY_MS, params: span },
-      { table: "accounting_table_day", how: "table days (sum over addresses)", sql: totalsSql("day"), from: dayFrom, to: D0 + DAY_MS, chunkMs: 400 * DAY_MS, params: span },
+      {
+        table: "accounting_month",
+        how: "months (rollup of days)",
+        sql: MONTH_SQL,
+        from: monthFrom,
+        to: D0 + DAY_MS,
+        chunkMs: D0 + DAY_MS - monthFrom,
+        params: span,
+      },
+      {
+        table: "accounting_fleet_hour",
+        how: "fleet hours (sum over hosts)",
+        sql: fleetSql("hour"),
+        from: hourFrom,
+        to: D0 + DAY_MS,
+        chunkMs: 7 * DAY_MS,
+        params: span,
+      },
+      {
+        table: "accounting_fleet_day",
+        how: "fleet days (sum over hosts)",
+        sql: fleetSql("day"),
+        from: dayFrom,
+        to: D0 + DAY_MS,
+        chunkMs: 30 * DAY_MS,
+        params: span,
+      },
+      {
+        table: "accounting_fleet_month",
+        how: "fleet months (sum over hosts)",
+        sql: fleetSql("month"),
+        from: monthFrom,
+        to: D0 + DAY_MS,
+        chunkMs: D0 + DAY_MS - monthFrom,
+        params: span,
+      },
+      {
+        table: "accounting_table_minute",
+        how: "table minutes (sum over addresses)",
+        sql: totalsSql("minute"),
+        from: minuteFrom,
+        to: T0 + MIN_MS,
+        chunkMs: 2 * DAY_MS,
+        params: span,
+      },
+      {
+        table: "accounting_table_hour",
+        how: "table hours (sum over addresses)",
+        sql: totalsSql("hour"),
+        from: hourFrom,
+        to: D0 + DAY_MS,
+        chunkMs: 35 * DAY_MS,
+        params: span,
+      },
+      {
+        table: "accounting_table_day",
+        how: "table days (sum over addresses)",
+        sql: totalsSql("day"),
+        from: dayFrom,
+        to: D0 + DAY_MS,
+        chunkMs: 400 * DAY_MS,
+        params: span,
+      },
     ];
     for (const s of steps) {
       const p = step(`${s.how} -> ${s.table}`);
@@ -324,8 +458,14 @@ try {
       genLines.push([`${s.how} -> ${s.table}`, int(rows), ms(took), int(rows / (took / 1000))]);
     }
     // The last two minutes are "not rolled up yet": queries read them from the raw samples.
-    await gen.query(`INSERT INTO telemetry_dirty (host_id, bucket) SELECT h, b FROM unnest($1::uuid[]) AS h CROSS JOIN (VALUES ($2::timestamptz), ($3::timestamptz)) AS v(b)`, [hostIds, new Date(T0 - MIN_MS), new Date(T0)]);
-    await gen.query(`INSERT INTO accounting_tables (host_id, table_name, first_at, last_at) SELECT h, $2, $3, $4 FROM unnest($1::uuid[]) AS h`, [hostIds, TABLE, new Date(dayFrom), now]);
+    await gen.query(
+      `INSERT INTO telemetry_dirty (host_id, bucket) SELECT h, b FROM unnest($1::uuid[]) AS h CROSS JOIN (VALUES ($2::timestamptz), ($3::timestamptz)) AS v(b)`,
+      [hostIds, new Date(T0 - MIN_MS), new Date(T0)],
+    );
+    await gen.query(
+      `INSERT INTO accounting_tables (host_id, table_name, first_at, last_at) SELECT h, $2, $3, $4 FROM unnest($1::uuid[]) AS h`,
+      [hostIds, TABLE, new Date(dayFrom), now],
+    );
     const v = step("VACUUM (ANALYZE) of the accounting tables");
     for (const t of Object.keys(generated)) await gen.query(`VACUUM (ANALYZE) ${t}`);
     genLines.push(["VACUUM (ANALYZE)", "", ms(v.done()), ""]);
@@ -351,27 +491,72 @@ try {
     `SELECT address::text AS address, (sum(src_bytes) + sum(dst_bytes))::text AS v FROM ${src}
      WHERE table_name = $1 AND ${time} >= $2::timestamptz AND ${time} < $3::timestamptz AND address <> '0.0.0.0/0'::inet
      GROUP BY address ORDER BY sum(src_bytes) + sum(dst_bytes) DESC, address LIMIT 10`;
-  const naive = (src: string, time: string) => (d: Db) => d.$queryRawUnsafe<{ address: string; v: string }[]>(NAIVE(src, time), TABLE, dayFromQ, now);
-  const q = (name: string, reads: string, run: (d: Db) => Promise<unknown>, base?: string): Query => ({ name, reads, run, times: [], warm: [], target: RUNS, base });
+  const naive = (src: string, time: string) => (d: Db) =>
+    d.$queryRawUnsafe<{ address: string; v: string }[]>(NAIVE(src, time), TABLE, dayFromQ, now);
+  const q = (name: string, reads: string, run: (d: Db) => Promise<unknown>, base?: string): Query => ({
+    name,
+    reads,
+    run,
+    times: [],
+    warm: [],
+    target: RUNS,
+    base,
+  });
   const topStats: Record<string, TopStats> = {};
-  const top = (label: string, from: Date) => (d: Db) => topTalkers(d, scope, { from, to: now }, "bytes", "both", 10, { onTopStats: (s) => (topStats[label] = s) });
+  const top = (label: string, from: Date) => (d: Db) =>
+    topTalkers(d, scope, { from, to: now }, "bytes", "both", 10, { onTopStats: (s) => (topStats[label] = s) });
   const queries: Query[] = [
-    q("top-10 24h", "fleet hour lists (minutes bounded by their hour) + raw edge, candidates' totals", top("24h", dayFromQ), "old top-10 24h"),
-    q("old top-10 24h", "GROUP BY over hour + minute/raw rows", (d) => topTalkers(d, scope, { from: dayFromQ, to: now }, "bytes", "both", 10, scan)),
+    q(
+      "top-10 24h",
+      "fleet hour lists (minutes bounded by their hour) + raw edge, candidates' totals",
+      top("24h", dayFromQ),
+      "old top-10 24h",
+    ),
+    q("old top-10 24h", "GROUP BY over hour + minute/raw rows", (d) =>
+      topTalkers(d, scope, { from: dayFromQ, to: now }, "bytes", "both", 10, scan),
+    ),
     q("top-10 30d", "fleet day/hour lists + edge", top("30d", monthFromQ), "old top-10 30d"),
-    q("old top-10 30d", "GROUP BY over day + hour + minute/raw rows", (d) => topTalkers(d, scope, { from: monthFromQ, to: now }, "bytes", "both", 10, scan)),
+    q("old top-10 30d", "GROUP BY over day + hour + minute/raw rows", (d) =>
+      topTalkers(d, scope, { from: monthFromQ, to: now }, "bytes", "both", 10, scan),
+    ),
     q(`top-10 ${YEAR_DAYS}d`, "fleet month/day/hour lists + edge", top("year", yearFromQ), `old top-10 ${YEAR_DAYS}d`),
-    q(`old top-10 ${YEAR_DAYS}d`, "GROUP BY over month + day + hour + minute/raw rows", (d) => topTalkers(d, scope, { from: yearFromQ, to: now }, "bytes", "both", 10, scan)),
-    q("series 24h 1m", "table totals per minute + raw tail", (d) => series(d, scope, dayFromQ, now, "1m"), "old series 24h 1m"),
+    q(`old top-10 ${YEAR_DAYS}d`, "GROUP BY over month + day + hour + minute/raw rows", (d) =>
+      topTalkers(d, scope, { from: yearFromQ, to: now }, "bytes", "both", 10, scan),
+    ),
+    q(
+      "series 24h 1m",
+      "table totals per minute + raw tail",
+      (d) => series(d, scope, dayFromQ, now, "1m"),
+      "old series 24h 1m",
+    ),
     q("old series 24h 1m", "every address's minute rows", (d) => series(d, scope, dayFromQ, now, "1m", scan)),
-    q("series 24h 1h", "table totals per hour + minute/raw", (d) => series(d, scope, dayFromQ, now, "1h"), "old series 24h 1h"),
+    q(
+      "series 24h 1h",
+      "table totals per hour + minute/raw",
+      (d) => series(d, scope, dayFromQ, now, "1h"),
+      "old series 24h 1h",
+    ),
     q("old series 24h 1h", "every address's hour rows", (d) => series(d, scope, dayFromQ, now, "1h", scan)),
-    q("series 30d 1h", "table totals per hour + minute/raw", (d) => series(d, scope, monthFromQ, now, "1h"), "old series 30d 1h"),
+    q(
+      "series 30d 1h",
+      "table totals per hour + minute/raw",
+      (d) => series(d, scope, monthFromQ, now, "1h"),
+      "old series 30d 1h",
+    ),
     q("old series 30d 1h", "every address's hour rows", (d) => series(d, scope, monthFromQ, now, "1h", scan)),
-    q(`series ${YEAR_DAYS}d 1d`, "table totals per day + finer edges", (d) => series(d, scope, yearFromQ, now, "1d"), `old series ${YEAR_DAYS}d 1d`),
+    q(
+      `series ${YEAR_DAYS}d 1d`,
+      "table totals per day + finer edges",
+      (d) => series(d, scope, yearFromQ, now, "1d"),
+      `old series ${YEAR_DAYS}d 1d`,
+    ),
     q(`old series ${YEAR_DAYS}d 1d`, "every address's day rows", (d) => series(d, scope, yearFromQ, now, "1d", scan)),
-    q(`series 24h 1h, ${ip}`, "one address's hour rows (index)", (d) => series(d, { ...scope, address: ip }, dayFromQ, now, "1h")),
-    q(`series 24h 1m, ${ip}`, "one address's minute rows (index)", (d) => series(d, { ...scope, address: ip }, dayFromQ, now, "1m")),
+    q(`series 24h 1h, ${ip}`, "one address's hour rows (index)", (d) =>
+      series(d, { ...scope, address: ip }, dayFromQ, now, "1h"),
+    ),
+    q(`series 24h 1m, ${ip}`, "one address's minute rows (index)", (d) =>
+      series(d, { ...scope, address: ip }, dayFromQ, now, "1m"),
+    ),
     q("naive: top-10 24h GROUP BY accounting_minute", "minute 24 h", naive("accounting_minute", "bucket")),
     q("naive: top-10 24h GROUP BY accounting_samples", "raw 24 h", naive("accounting_samples", "at")),
   ];
@@ -401,8 +586,12 @@ try {
   const byName = new Map(queries.map((x) => [x.name, x]));
   const items = (name: string) => JSON.stringify((byName.get(name)!.result as { items: unknown[] }).items);
   const same = queries.filter((x) => x.base).map((x) => [x.name, items(x.name) === items(x.base!)] as const);
-  const dayTopList = (byName.get("top-10 24h")!.result as { items: { ip: string; value: number | string }[] }).items.map((r) => `${r.ip}=${r.value}`);
-  const rawTop = (byName.get("naive: top-10 24h GROUP BY accounting_samples")!.result as { address: string; v: string }[]).map((r) => `${r.address.replace(/\/32$/, "")}=${r.v}`);
+  const dayTopList = (
+    byName.get("top-10 24h")!.result as { items: { ip: string; value: number | string }[] }
+  ).items.map((r) => `${r.ip}=${r.value}`);
+  const rawTop = (
+    byName.get("naive: top-10 24h GROUP BY accounting_samples")!.result as { address: string; v: string }[]
+  ).map((r) => `${r.address.replace(/\/32$/, "")}=${r.v}`);
   const sameRaw = JSON.stringify(dayTopList) === JSON.stringify(rawTop);
 
   // EXPLAIN ANALYZE of the SQL the slow ones sent (recorded through a proxy client).
@@ -417,7 +606,9 @@ try {
     try {
       for (const call of main) {
         const plan = await c.query<{ "QUERY PLAN": string }>(`EXPLAIN (ANALYZE, BUFFERS) ${call.sql}`, call.params);
-        process.stderr.write(`\n[bench] EXPLAIN ANALYZE: ${x.name}\n${call.sql}\n-- params: ${JSON.stringify(call.params)}\n${plan.rows.map((r) => r["QUERY PLAN"]).join("\n")}\n`);
+        process.stderr.write(
+          `\n[bench] EXPLAIN ANALYZE: ${x.name}\n${call.sql}\n-- params: ${JSON.stringify(call.params)}\n${plan.rows.map((r) => r["QUERY PLAN"]).join("\n")}\n`,
+        );
         explained.push(x.name);
       }
     } finally {
@@ -429,7 +620,9 @@ try {
   const out: string[] = [];
   out.push("Palisade query benchmark (bench/query.ts): top talkers and series over stored accounting rows");
   out.push(machineLine);
-  out.push(`database ${name}, PostgreSQL defaults of the server; now = ${now.toISOString()}; ${HOSTS} hosts, table "${TABLE}" over 10.20.0.0/16`);
+  out.push(
+    `database ${name}, PostgreSQL defaults of the server; now = ${now.toISOString()}; ${HOSTS} hosts, table "${TABLE}" over 10.20.0.0/16`,
+  );
   out.push("");
   const size = (t: string) => Number(sizes.find((s) => s.t === t)?.bytes ?? 0);
   const COVERS: Record<string, string> = {
@@ -448,28 +641,79 @@ try {
   const derived = Object.keys(generated).filter((t) => !BASE.includes(t));
   const baseBytes = BASE.reduce((a, t) => a + size(t), 0);
   const derivedBytes = derived.reduce((a, t) => a + size(t), 0);
-  out.push(table([
-    ["table", "rows", "size on disk (table + indexes)", "bytes/row", "covers"],
-    ...Object.keys(generated).map((t) => [t, int(generated[t]!), `${int(size(t) / 2 ** 20)} MB`, int(size(t) / Math.max(generated[t]!, 1)), COVERS[t] ?? ""]),
-    ["stored rows (per-host tables)", int(totalRows), `${int(baseBytes / 2 ** 20)} MB`, int(baseBytes / totalRows), ""],
-    ["+ derived rollups", int(derived.reduce((a, t) => a + generated[t]!, 0)), `${int(derivedBytes / 2 ** 20)} MB`, "", `+${((100 * derivedBytes) / baseBytes).toFixed(0)} % on disk`],
-    ["all, per stored row", "", `${int((baseBytes + derivedBytes) / 2 ** 20)} MB`, int((baseBytes + derivedBytes) / totalRows), ""],
-  ]));
+  out.push(
+    table([
+      ["table", "rows", "size on disk (table + indexes)", "bytes/row", "covers"],
+      ...Object.keys(generated).map((t) => [
+        t,
+        int(generated[t]!),
+        `${int(size(t) / 2 ** 20)} MB`,
+        int(size(t) / Math.max(generated[t]!, 1)),
+        COVERS[t] ?? "",
+      ]),
+      [
+        "stored rows (per-host tables)",
+        int(totalRows),
+        `${int(baseBytes / 2 ** 20)} MB`,
+        int(baseBytes / totalRows),
+        "",
+      ],
+      [
+        "+ derived rollups",
+        int(derived.reduce((a, t) => a + generated[t]!, 0)),
+        `${int(derivedBytes / 2 ** 20)} MB`,
+        "",
+        `+${((100 * derivedBytes) / baseBytes).toFixed(0)} % on disk`,
+      ],
+      [
+        "all, per stored row",
+        "",
+        `${int((baseBytes + derivedBytes) / 2 ** 20)} MB`,
+        int((baseBytes + derivedBytes) / totalRows),
+        "",
+      ],
+    ]),
+  );
   out.push("");
   out.push(table(genLines));
   out.push("");
-  out.push(table([
-    ["query", "reads", "runs", "p50", "p95", "min", "max", "old path p50 / p95", "speed-up (p95)"],
-    ...queries.filter((x) => !queries.some((y) => y.base === x.name)).map((x) => {
-      const b = x.base ? byName.get(x.base)! : undefined;
-      return [x.name, x.reads, String(x.times.length), ms(p50(x.times)), ms(p95(x.times)), ms(min(x.times)), ms(max(x.times)), b ? `${ms(p50(b.times))} / ${ms(p95(b.times))}` : "", b ? ratio(p95(b.times), p95(x.times)) : ""];
-    }),
-  ]));
+  out.push(
+    table([
+      ["query", "reads", "runs", "p50", "p95", "min", "max", "old path p50 / p95", "speed-up (p95)"],
+      ...queries
+        .filter((x) => !queries.some((y) => y.base === x.name))
+        .map((x) => {
+          const b = x.base ? byName.get(x.base)! : undefined;
+          return [
+            x.name,
+            x.reads,
+            String(x.times.length),
+            ms(p50(x.times)),
+            ms(p95(x.times)),
+            ms(min(x.times)),
+            ms(max(x.times)),
+            b ? `${ms(p50(b.times))} / ${ms(p95(b.times))}` : "",
+            b ? ratio(p95(b.times), p95(x.times)) : "",
+          ];
+        }),
+    ]),
+  );
   out.push("");
-  out.push(`fleet top-N rounds: ${Object.entries(topStats).map(([k, s]) => `${k}: ${s.rounds} round(s), K ${s.k}, ${s.lists} lists, ${s.candidates} candidates${s.fallback ? ", FELL BACK to the full GROUP BY" : ""}`).join("; ")}`);
+  out.push(
+    `fleet top-N rounds: ${Object.entries(topStats)
+      .map(
+        ([k, s]) =>
+          `${k}: ${s.rounds} round(s), K ${s.k}, ${s.lists} lists, ${s.candidates} candidates${s.fallback ? ", FELL BACK to the full GROUP BY" : ""}`,
+      )
+      .join("; ")}`,
+  );
   out.push(`fast answers equal the old path's: ${same.map(([n, ok]) => `${n} ${ok ? "yes" : "NO"}`).join(", ")}`);
-  out.push(`top-10 over 24h equals the naive GROUP BY over the raw samples: ${sameRaw ? "yes (same addresses, same values)" : `NO\n  fast: ${dayTopList.join(" ")}\n  raw:  ${rawTop.join(" ")}`}`);
-  out.push(`warm-ups per query ${WARMUP}; runs ${RUNS} or fewer for a slow query (budget ${QUERY_BUDGET_MS / 1000} s, at least ${MIN_RUNS}); EXPLAIN ANALYZE on stderr for: ${explained.length ? [...new Set(explained)].join("; ") : `none (no p50 >= ${EXPLAIN_MS} ms)`}`);
+  out.push(
+    `top-10 over 24h equals the naive GROUP BY over the raw samples: ${sameRaw ? "yes (same addresses, same values)" : `NO\n  fast: ${dayTopList.join(" ")}\n  raw:  ${rawTop.join(" ")}`}`,
+  );
+  out.push(
+    `warm-ups per query ${WARMUP}; runs ${RUNS} or fewer for a slow query (budget ${QUERY_BUDGET_MS / 1000} s, at least ${MIN_RUNS}); EXPLAIN ANALYZE on stderr for: ${explained.length ? [...new Set(explained)].join("; ") : `none (no p50 >= ${EXPLAIN_MS} ms)`}`,
+  );
   if (!sameRaw || !same.every(([, ok]) => ok)) exitCode = 1;
   out.push(`total bench time ${ms(performance.now() - started)}`);
   out.push(NOISE_NOTE);

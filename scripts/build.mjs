@@ -30,7 +30,8 @@ const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
 /** Dependencies bundled into the CLI (pure JS, on the path of every verb); the rest stay packages. */
 const CLI_BUNDLED = new Set(["commander", "yaml", "zod", "fastify-type-provider-zod"]);
 
-const REQUIRE_BANNER = 'import { createRequire as __palisadeCreateRequire } from "node:module";\nconst require = __palisadeCreateRequire(import.meta.url);';
+const REQUIRE_BANNER =
+  'import { createRequire as __palisadeCreateRequire } from "node:module";\nconst require = __palisadeCreateRequire(import.meta.url);';
 
 /**
  * zod's `z.locales` namespace holds ~50 translations of its error messages (a third of
@@ -41,7 +42,9 @@ const zodEnglishOnly = {
   name: "zod-english-only",
   setup(b) {
     b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      /[\\/]zod[\\/]v4[\\/](?:classic|core|mini)[\\/]/.test(args.importer) ? { path: join(dirname(args.importer), "../locales/index.js"), namespace: "zod-locales" } : undefined,
+      /[\\/]zod[\\/]v4[\\/](?:classic|core|mini)[\\/]/.test(args.importer)
+        ? { path: join(dirname(args.importer), "../locales/index.js"), namespace: "zod-locales" }
+        : undefined,
     );
     b.onLoad({ filter: /.*/, namespace: "zod-locales" }, (args) => ({
       contents: `export { default as en } from ${JSON.stringify(join(dirname(args.path), "en.js"))};`,
@@ -75,7 +78,9 @@ const verbsExternal = {
   name: "verbs-external",
   setup(b) {
     b.onResolve({ filter: /^\.\/commands\/[a-z-]+\.ts$/ }, (args) =>
-      /[\\/]src[\\/]cli[\\/]program\.ts$/.test(args.importer) ? { path: args.path.replace(/\.ts$/, ".js"), external: true } : undefined,
+      /[\\/]src[\\/]cli[\\/]program\.ts$/.test(args.importer)
+        ? { path: args.path.replace(/\.ts$/, ".js"), external: true }
+        : undefined,
     );
   },
 };
@@ -85,7 +90,9 @@ export async function buildCli() {
   // zod stays bundled together with fastify-type-provider-zod: the API's schemas and the
   // provider that turns them into JSON Schema must share one zod.
   const external = Object.keys(pkg.dependencies ?? {}).filter((d) => !CLI_BUNDLED.has(d));
-  const verbs = readdirSync(join(ROOT, "src/cli/commands")).filter((f) => /^[a-z-]+\.ts$/.test(f)).map((f) => f.replace(/\.ts$/, ""));
+  const verbs = readdirSync(join(ROOT, "src/cli/commands"))
+    .filter((f) => /^[a-z-]+\.ts$/.test(f))
+    .map((f) => f.replace(/\.ts$/, ""));
   const entryPoints = {
     main: "src/cli/main.ts",
     ...Object.fromEntries(verbs.map((v) => [`commands/${v}`, `src/cli/commands/${v}.ts`])),

@@ -8,7 +8,16 @@
 //     palisade-agent.mjs  package.json  proto/palisade/v1/agent.proto
 //     palisade-agent.service  install.sh  README.md
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -69,7 +78,18 @@ try {
   mkdirSync(join(ROOT, "dist"), { recursive: true });
   const out = join(ROOT, "dist", `${name}.tgz`);
   // Reproducible: sorted names, fixed owner and time.
-  execFileSync("tar", ["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "-czf", out, "-C", stage, name]);
+  execFileSync("tar", [
+    "--sort=name",
+    "--owner=0",
+    "--group=0",
+    "--numeric-owner",
+    "--mtime=@0",
+    "-czf",
+    out,
+    "-C",
+    stage,
+    name,
+  ]);
   console.log(out);
 } finally {
   rmSync(stage, { recursive: true, force: true });

@@ -13,7 +13,12 @@ export interface CompileTimes {
 }
 
 function fail(what: string, diags: Array<{ code: string; message: string }>): never {
-  throw new Error(`${what}: ${diags.slice(0, 3).map((d) => `${d.code}: ${d.message}`).join("; ")}`);
+  throw new Error(
+    `${what}: ${diags
+      .slice(0, 3)
+      .map((d) => `${d.code}: ${d.message}`)
+      .join("; ")}`,
+  );
 }
 
 /** validate + render, timed per stage: exactly the work the API and the agent do. */

@@ -13,7 +13,10 @@ export function benchAddress(i: number): string {
 export function linearRules(n: number): PolicyInput {
   const rules = new Array(n);
   for (let i = 0; i < n; i++) rules[i] = { match: { saddr: benchAddress(i) }, action: "drop" };
-  return { description: `bench: ${n} linear saddr drop rules`, chains: { input: { hook: "input", policy: "accept", rules } } };
+  return {
+    description: `bench: ${n} linear saddr drop rules`,
+    chains: { input: { hook: "input", policy: "accept", rules } },
+  };
 }
 
 /** One named ipv4_addr (hash) set of `n` addresses, referenced by one drop rule. */
@@ -23,7 +26,13 @@ export function blocklist(n: number): PolicyInput {
   return {
     description: `bench: ${n}-address blocklist`,
     sets: { blocklist: { type: "ipv4_addr", elements } },
-    chains: { input: { hook: "input", policy: "accept", rules: [{ comment: "blocklisted sources", match: { saddr: "@blocklist" }, action: "drop" }] } },
+    chains: {
+      input: {
+        hook: "input",
+        policy: "accept",
+        rules: [{ comment: "blocklisted sources", match: { saddr: "@blocklist" }, action: "drop" }],
+      },
+    },
   };
 }
 

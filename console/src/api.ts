@@ -26,7 +26,12 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
   const headers: Record<string, string> = { accept: "application/json" };
   if (body !== undefined) headers["content-type"] = "application/json";
   if (method !== "GET") headers["x-csrf-token"] = csrf;
-  const res = await fetch(path, { method, headers, credentials: "same-origin", ...(body !== undefined && { body: JSON.stringify(body) }) });
+  const res = await fetch(path, {
+    method,
+    headers,
+    credentials: "same-origin",
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
   if (res.status === 204) return undefined as T;
   const type = res.headers.get("content-type") ?? "";
   const data = type.includes("json") ? await res.json() : await res.text();

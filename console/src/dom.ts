@@ -3,7 +3,11 @@
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | EventListener | undefined | null>;
 
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: (Child | Child[])[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Attrs = {},
+  ...children: (Child | Child[])[]
+): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (v === undefined || v === null || v === false) continue;
@@ -11,13 +15,15 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
     else if (v === true) el.setAttribute(k, "");
     else el.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  for (const c of children.flat())
+    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
   return el;
 }
 
 export function clear(el: Element, ...children: (Child | Child[])[]): void {
   el.replaceChildren();
-  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  for (const c of children.flat())
+    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
 }
 
 /** A labelled form control: every input gets a <label for>. */
@@ -45,7 +51,13 @@ export const fmtBytes = (n: number | string): string => {
   return i === 0 ? `${v} B` : `${x.toFixed(x < 10 ? 2 : 1)} ${units[i]}`;
 };
 export const fmtNum = (n: number | string): string => Number(n).toLocaleString("en-US");
-export const fmtTime = (iso: string | null | undefined): string => (iso ? new Date(iso).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "never");
+export const fmtTime = (iso: string | null | undefined): string =>
+  iso
+    ? new Date(iso)
+        .toISOString()
+        .replace("T", " ")
+        .replace(/\.\d+Z$/, "Z")
+    : "never";
 export function ago(iso: string | null | undefined): string {
   if (!iso) return "never";
   const s = Math.round((Date.now() - Date.parse(iso)) / 1000);

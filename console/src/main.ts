@@ -12,7 +12,12 @@ import { quotasPage } from "./pages/quotas.ts";
 import { rulesetsPage } from "./pages/rulesets.ts";
 import type { Ctx } from "./pages/ctx.ts";
 
-const PAGES: { path: string; title: string; render: (ctx: Ctx, main: HTMLElement, arg?: string) => Promise<void> | void; admin?: boolean }[] = [
+const PAGES: {
+  path: string;
+  title: string;
+  render: (ctx: Ctx, main: HTMLElement, arg?: string) => Promise<void> | void;
+  admin?: boolean;
+}[] = [
   { path: "fleet", title: "Fleet", render: fleetPage },
   { path: "rulesets", title: "Rulesets", render: rulesetsPage },
   { path: "deployments", title: "Deployments", render: deploymentsPage },
@@ -26,11 +31,17 @@ const top = document.getElementById("top")!;
 const main = document.getElementById("main")!;
 let session: Session | undefined;
 /** Called when leaving a page (closes its live streams and timers). */
-let leave: (() => void)[] = [];
+const leave: (() => void)[] = [];
 
 function signInForm(message = ""): void {
   clear(top, h("h1", {}, "Palisade"));
-  const input = h("input", { type: "password", name: "token", autocomplete: "off", required: true, placeholder: "pal_…" });
+  const input = h("input", {
+    type: "password",
+    name: "token",
+    autocomplete: "off",
+    required: true,
+    placeholder: "pal_…",
+  });
   const err = h("p", { class: "error", role: "alert" }, message);
   const form = h(
     "form",

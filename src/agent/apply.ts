@@ -23,7 +23,14 @@
 // One apply runs at a time; a second caller waits its turn. Drift checks take the same
 // lock (drift.ts), and the confirmed state is recorded before the lock is released.
 
-import { isNftError, nft, type Driver, type KernelObjects, type Snapshot, type TableDefinition } from "../engine/index.ts";
+import {
+  isNftError,
+  nft,
+  type Driver,
+  type KernelObjects,
+  type Snapshot,
+  type TableDefinition,
+} from "../engine/index.ts";
 import { AgentError, errorText } from "./errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { readPalisade } from "./kernel/read.ts";
@@ -139,7 +146,10 @@ export class Applier {
         });
       }
       if (!tables) throw e;
-      this.log.warn({ err: kernelText(e) }, "incremental apply refused; replacing tables with carried counters (packets between the read and the commit are not counted)");
+      this.log.warn(
+        { err: kernelText(e) },
+        "incremental apply refused; replacing tables with carried counters (packets between the read and the commit are not counted)",
+      );
     }
     // Re-read: the values to carry must be as fresh as possible.
     const fresh = await readPalisade(this.driver);
@@ -160,7 +170,11 @@ export class Applier {
       await req.beforeApply?.(snap);
     } catch (e) {
       this.log.error({ err: errorText(e) }, "cannot record the pending apply; nothing applied");
-      return { status: "failed", code: "state_error", error: `cannot record the pending apply in the state dir, nothing applied: ${errorText(e)}` };
+      return {
+        status: "failed",
+        code: "state_error",
+        error: `cannot record the pending apply in the state dir, nothing applied: ${errorText(e)}`,
+      };
     }
     let mode: PlanMode;
     try {
@@ -172,7 +186,10 @@ export class Applier {
       }
       return this.notApplied(req, { status: "failed", code: "apply_failed", error: kernelText(e) });
     }
-    this.log.info({ mode, confirmTimeoutMs: req.confirmTimeoutMs, tables: snap.tables.length }, "ruleset applied; waiting for confirmation");
+    this.log.info(
+      { mode, confirmTimeoutMs: req.confirmTimeoutMs, tables: snap.tables.length },
+      "ruleset applied; waiting for confirmation",
+    );
     req.onApplied?.();
     let why: { code: string; error: string };
     if (await req.confirmed(req.confirmTimeoutMs)) {
@@ -182,17 +199,31 @@ export class Applier {
         return { status: "applied", mode };
       } catch (e) {
         this.log.error({ err: errorText(e) }, "cannot record the confirmed apply; restoring the previous ruleset");
-        why = { code: "state_error", error: `cannot record the confirmed apply in the state dir (${errorText(e)}); previous ruleset restored` };
+        why = {
+          code: "state_error",
+          error: `cannot record the confirmed apply in the state dir (${errorText(e)}); previous ruleset restored`,
+        };
       }
     } else {
-      this.log.warn({ confirmTimeoutMs: req.confirmTimeoutMs }, "no confirmation within the timeout; restoring the previous ruleset");
-      why = { code: "confirm_timeout", error: `no confirmation within ${Math.round(req.confirmTimeoutMs / 1000)} s; previous ruleset restored` };
+      this.log.warn(
+        { confirmTimeoutMs: req.confirmTimeoutMs },
+        "no confirmation within the timeout; restoring the previous ruleset",
+      );
+      why = {
+        code: "confirm_timeout",
+        error: `no confirmation within ${Math.round(req.confirmTimeoutMs / 1000)} s; previous ruleset restored`,
+      };
     }
     try {
       await this.rollback(snap);
     } catch (e) {
       this.log.error({ err: kernelText(e) }, "rollback failed");
-      return this.notApplied(req, { status: "failed", code: "rollback_failed", error: `rollback failed: ${kernelText(e)}`, mode });
+      return this.notApplied(req, {
+        status: "failed",
+        code: "rollback_failed",
+        error: `rollback failed: ${kernelText(e)}`,
+        mode,
+      });
     }
     return this.notApplied(req, { status: "rolled_back", ...why, mode });
   }

@@ -63,11 +63,14 @@ export class BanKeeper {
       return r.value;
     };
     const elements = (l: BanUpdate["lists"][number]) =>
-      l.add.map((e) => ({ address: parse(e.address), timeoutMs: Number(e.ttlMs) - waited })).filter((e) => e.timeoutMs > 0);
+      l.add
+        .map((e) => ({ address: parse(e.address), timeoutMs: Number(e.ttlMs) - waited }))
+        .filter((e) => e.timeoutMs > 0);
     let text: string;
     let added = 0;
     let removed = 0;
-    for (const l of m.lists) if (!bans.BAN_LIST_RE.test(l.list)) throw new Error(`ban list name ${JSON.stringify(l.list)} is not valid`);
+    for (const l of m.lists)
+      if (!bans.BAN_LIST_RE.test(l.list)) throw new Error(`ban list name ${JSON.stringify(l.list)} is not valid`);
     if (m.full || !(await this.tableExists())) {
       const all = new Map(m.lists.map((l) => [l.list, elements(l)] as const).filter(([, es]) => es.length > 0));
       // No bans = no table (and no hook): nothing of Palisade's stays in the kernel for them.

@@ -13,7 +13,14 @@ export function agentUsage(command: string): string {
     const field = AgentConfig.shape[key as keyof typeof AgentConfig.shape];
     const probe = field?.safeParse(undefined);
     // loadConfig fills a missing --name with the host name before the schema sees it.
-    const dflt = key === "name" ? "default: the host name" : !probe?.success ? "required" : probe.data === undefined ? "optional" : `default ${JSON.stringify(probe.data)}`;
+    const dflt =
+      key === "name"
+        ? "default: the host name"
+        : !probe?.success
+          ? "required"
+          : probe.data === undefined
+            ? "optional"
+            : `default ${JSON.stringify(probe.data)}`;
     return [`  --${kebab(key)}${key === "tls" ? "" : " VALUE"}`, env, dflt] as const;
   });
   const w0 = Math.max(...rows.map((r) => r[0].length));
@@ -35,7 +42,8 @@ export function agentUsage(command: string): string {
 /** Run the agent command line (`argv` without node and script). */
 export async function agentCli(argv: string[], command = "palisade agent"): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) return void process.stdout.write(agentUsage(command));
-  if (argv.includes("--version") || argv.includes("-V")) return void process.stdout.write(`${packageVersion(import.meta.url)}\n`);
+  if (argv.includes("--version") || argv.includes("-V"))
+    return void process.stdout.write(`${packageVersion(import.meta.url)}\n`);
   const config = loadConfig(argv);
   const { runAgent } = await import("./main.ts");
   await runAgent(config);

@@ -16,10 +16,24 @@ import { createPrivateKey } from "node:crypto";
 import { newPrivateKeyPem, splitEnrollToken } from "../protocol/pin.ts";
 
 /** The X.509 encoder is loaded only to make a CSR (enrollment, renewal), not at every start. */
-const createCsr = async (...args: Parameters<typeof import("../protocol/pki.ts").createCsr>) => (await import("../protocol/pki.ts")).createCsr(...args);
+const createCsr = async (...args: Parameters<typeof import("../protocol/pki.ts").createCsr>) =>
+  (await import("../protocol/pki.ts")).createCsr(...args);
 import { checkIssued, clientCredentials, enrollCredentials, fetchPinnedCa, renewalTime, splitHostPort } from "./tls.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
-import { AgentServiceClient, MAX_MESSAGE_BYTES, type AgentMessage, type AppliedVersion, type BanUpdate, type Capabilities, type DesiredState, type EnrollRequest, type EnrollResponse, type RenewRequest, type RenewResponse, type ServerMessage } from "../protocol/agent.ts";
+import {
+  AgentServiceClient,
+  MAX_MESSAGE_BYTES,
+  type AgentMessage,
+  type AppliedVersion,
+  type BanUpdate,
+  type Capabilities,
+  type DesiredState,
+  type EnrollRequest,
+  type EnrollResponse,
+  type RenewRequest,
+  type RenewResponse,
+  type ServerMessage,
+} from "../protocol/agent.ts";
 
 export interface ClientHandlers {
   desiredState(m: DesiredState): void;
@@ -64,11 +78,23 @@ interface Unary {
   Renew: [RenewRequest, RenewResponse];
 }
 
-function unary<M extends keyof Unary>(client: AgentServiceClient, method: M, req: Unary[M][0], deadlineMs: number): Promise<Unary[M][1]> {
-  type Fn = (req: Unary[M][0], md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Unary[M][1]) => void) => void;
+function unary<M extends keyof Unary>(
+  client: AgentServiceClient,
+  method: M,
+  req: Unary[M][0],
+  deadlineMs: number,
+): Promise<Unary[M][1]> {
+  type Fn = (
+    req: Unary[M][0],
+    md: grpc.Metadata,
+    opts: grpc.CallOptions,
+    cb: (e: grpc.ServiceError | null, r?: Unary[M][1]) => void,
+  ) => void;
   const fn = (client[method] as unknown as Fn).bind(client);
   return new Promise((resolve, reject) =>
-    fn(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (e, r) => (e || !r ? reject(e ?? new Error("empty answer")) : resolve(r))),
+    fn(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (e, r) =>
+      e || !r ? reject(e ?? new Error("empty answer")) : resolve(r),
+    ),
   );
 }
 
@@ -115,7 +141,11 @@ export class AgentClient {
     this.client?.close();
     this.clientStale = false;
     const backoff = this.o.backoff ?? { initialMs: 500, maxMs: 30_000 };
-    const creds = this.material ? clientCredentials(this.material) : this.o.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
+    const creds = this.material
+      ? clientCredentials(this.material)
+      : this.o.tls
+        ? grpc.credentials.createSsl()
+        : grpc.credentials.createInsecure();
     this.client = new AgentServiceClient(this.o.server, creds, {
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
@@ -139,11 +169,18 @@ export class AgentClient {
       this.material = await this.o.state.readTls();
       return (this.credential = await this.checkChannel(stored));
     }
-    if (!this.o.enrollToken) throw new AgentError("enroll_failed", "no credential in the state dir and no enrollment token (PALISADE_ENROLL_TOKEN or --enroll-token-file)");
+    if (!this.o.enrollToken)
+      throw new AgentError(
+        "enroll_failed",
+        "no credential in the state dir and no enrollment token (PALISADE_ENROLL_TOKEN or --enroll-token-file)",
+      );
     const { secret, pin } = splitEnrollToken(this.o.enrollToken);
     const caps = await this.o.capabilities();
     const deadlineMs = this.o.deadlineMs ?? 15_000;
-    const refused = (e: unknown) => new AgentError("enroll_failed", `enrollment refused: ${(e as grpc.ServiceError)?.details ?? errorText(e)}`, { cause: e });
+    const refused = (e: unknown) =>
+      new AgentError("enroll_failed", `enrollment refused: ${(e as grpc.ServiceError)?.details ?? errorText(e)}`, {
+        cause: e,
+      });
     let res: EnrollResponse;
     let material: TlsMaterial | undefined;
     if (pin) {
@@ -154,9 +191,11 @@ export class AgentClient {
       const csr = await createCsr(createPrivateKey(keyPem), this.o.name);
       const c = new AgentServiceClient(enrollServer, enrollCredentials(caPem), {});
       try {
-        res = await unary(c, "Enroll", { token: secret, name: this.o.name, capabilities: caps, csr }, deadlineMs).catch((e) => {
-          throw refused(e);
-        });
+        res = await unary(c, "Enroll", { token: secret, name: this.o.name, capabilities: caps, csr }, deadlineMs).catch(
+          (e) => {
+            throw refused(e);
+          },
+        );
       } finally {
         c.close();
       }
@@ -164,12 +203,24 @@ export class AgentClient {
       material = { keyPem, certPem: res.certificate, caPem };
       await this.o.state.writeTls(material);
     } else {
-      this.o.log.warn("the enrollment token pins no CA: the API runs without TLS (PALISADE_GRPC_PLAINTEXT), so this agent's channel is not protected");
-      res = await unary(this.channel(), "Enroll", { token: secret, name: this.o.name, capabilities: caps, csr: "" }, deadlineMs).catch((e) => {
+      this.o.log.warn(
+        "the enrollment token pins no CA: the API runs without TLS (PALISADE_GRPC_PLAINTEXT), so this agent's channel is not protected",
+      );
+      res = await unary(
+        this.channel(),
+        "Enroll",
+        { token: secret, name: this.o.name, capabilities: caps, csr: "" },
+        deadlineMs,
+      ).catch((e) => {
         throw refused(e);
       });
     }
-    const c: Credential = { hostId: res.hostId, hostName: res.hostName, credential: res.credential, channel: material ? "mtls" : "plaintext" };
+    const c: Credential = {
+      hostId: res.hostId,
+      hostName: res.hostName,
+      credential: res.credential,
+      channel: material ? "mtls" : "plaintext",
+    };
     await this.o.state.writeCredential(c);
     if (material) {
       this.material = material;
@@ -225,7 +276,11 @@ export class AgentClient {
       const c = new AgentServiceClient(this.o.server, clientCredentials(m), {});
       const res = await unary(c, "Renew", { csr }, this.o.deadlineMs ?? 15_000)
         .catch((e) => {
-          throw new AgentError("renew_failed", `certificate renewal refused: ${(e as grpc.ServiceError)?.details ?? errorText(e)}`, { cause: e });
+          throw new AgentError(
+            "renew_failed",
+            `certificate renewal refused: ${(e as grpc.ServiceError)?.details ?? errorText(e)}`,
+            { cause: e },
+          );
         })
         .finally(() => c.close());
       checkIssued(res.certificate, keyPem, m.caPem);
@@ -234,7 +289,10 @@ export class AgentClient {
       this.material = next;
       this.clientStale = true;
       this.renewals++;
-      this.o.log.info({ validUntil: new Date(renewalTime(next.certPem).notAfter).toISOString() }, "client certificate renewed");
+      this.o.log.info(
+        { validUntil: new Date(renewalTime(next.certPem).notAfter).toISOString() },
+        "client certificate renewed",
+      );
       this.scheduleRenewal();
     } catch (e) {
       const left = renewalTime(m.certPem).notAfter - Date.now();
@@ -315,7 +373,14 @@ export class AgentClient {
     try {
       const [caps, h] = await Promise.all([this.o.capabilities(), this.o.hello()]);
       if (this.stream !== stream) return;
-      stream.write({ hello: { capabilities: caps, applied: h.applied, telemetryEpoch: h.telemetryEpoch, bansHeld: h.bansHeld ?? false } });
+      stream.write({
+        hello: {
+          capabilities: caps,
+          applied: h.applied,
+          telemetryEpoch: h.telemetryEpoch,
+          bansHeld: h.bansHeld ?? false,
+        },
+      });
       this.heartbeat = setInterval(() => this.send({ heartbeat: this.heartbeatBody() }), this.o.heartbeatMs ?? 15_000);
       this.o.handlers.connected();
     } catch (e) {
@@ -326,7 +391,11 @@ export class AgentClient {
 
   private heartbeatBody(): NonNullable<AgentMessage["heartbeat"]> {
     const b = this.o.backlog?.();
-    return { seq: String(++this.hbSeq), unixMs: String(Date.now()), ...(b && { spoolBatches: String(b.batches), spoolBytes: String(b.bytes) }) };
+    return {
+      seq: String(++this.hbSeq),
+      unixMs: String(Date.now()),
+      ...(b && { spoolBatches: String(b.batches), spoolBytes: String(b.bytes) }),
+    };
   }
 
   private dispatch(m: ServerMessage): void {
@@ -341,7 +410,10 @@ export class AgentClient {
       else if (m.banUpdate) h.banUpdate?.(m.banUpdate);
       // heartbeat answers only prove the stream is alive
     } catch (e) {
-      this.o.log.error({ err: errorText(e), body: Object.keys(m).find((k) => m[k as keyof ServerMessage] !== undefined) }, "handler failed");
+      this.o.log.error(
+        { err: errorText(e), body: Object.keys(m).find((k) => m[k as keyof ServerMessage] !== undefined) },
+        "handler failed",
+      );
     }
   }
 

@@ -38,9 +38,16 @@ export const AgentConfig = z.strictObject({
   /** Restore the desired state when drift is found (default true). */
   driftRestore: z.boolean().default(true),
   /** Network namespace the agent manages (tests, containers); unset = the agent's own. */
-  netns: z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/).optional(),
+  netns: z
+    .string()
+    .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/)
+    .optional(),
   logLevel: z.enum(LOG_LEVELS).default("info"),
-  spoolMaxBytes: z.coerce.number().int().min(4096).default(64 * 1024 * 1024),
+  spoolMaxBytes: z.coerce
+    .number()
+    .int()
+    .min(4096)
+    .default(64 * 1024 * 1024),
   spoolMaxBatches: z.coerce.number().int().min(1).default(10_000),
   /**
    * Only for an agent enrolled with a token that pins no CA (an API with
@@ -82,15 +89,24 @@ function bool(v: string | boolean | undefined): boolean | undefined {
 /** Parse argv (without node and script) and env into a config, or throw AgentError invalid_config. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
   // Removed: an operator who still sets it learns why, instead of it being ignored.
-  if (argv.some((a) => a === "--nflog-groups" || a.startsWith("--nflog-groups=")) || env.PALISADE_NFLOG_GROUPS !== undefined) {
-    throw new AgentError("invalid_config", "--nflog-groups (PALISADE_NFLOG_GROUPS) was removed: the agent reads exactly the NFLOG groups its applied ruleset logs to; remove the setting");
+  if (
+    argv.some((a) => a === "--nflog-groups" || a.startsWith("--nflog-groups=")) ||
+    env.PALISADE_NFLOG_GROUPS !== undefined
+  ) {
+    throw new AgentError(
+      "invalid_config",
+      "--nflog-groups (PALISADE_NFLOG_GROUPS) was removed: the agent reads exactly the NFLOG groups its applied ruleset logs to; remove the setting",
+    );
   }
   const options = Object.fromEntries(
     Object.keys(FLAG_ENV).map((k) => [kebab(k), { type: k === "tls" ? ("boolean" as const) : ("string" as const) }]),
   );
   let values: Record<string, string | boolean | undefined>;
   try {
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | boolean | undefined
+    >;
   } catch (e) {
     throw new AgentError("invalid_config", `agent flags: ${(e as Error).message}`);
   }
@@ -102,12 +118,20 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   raw.name ??= hostname();
   if (raw.enrollTokenFile !== undefined) {
-    if (raw.enrollToken !== undefined) throw new AgentError("invalid_config", "set either --enroll-token-file (PALISADE_ENROLL_TOKEN_FILE) or --enroll-token (PALISADE_ENROLL_TOKEN), not both");
+    if (raw.enrollToken !== undefined)
+      throw new AgentError(
+        "invalid_config",
+        "set either --enroll-token-file (PALISADE_ENROLL_TOKEN_FILE) or --enroll-token (PALISADE_ENROLL_TOKEN), not both",
+      );
     try {
       raw.enrollToken = readFileSync(String(raw.enrollTokenFile), "utf8").trim();
     } catch (e) {
       // Once enrolled the token is no longer needed: a deleted file is not an error then.
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new AgentError("invalid_config", `--enroll-token-file (PALISADE_ENROLL_TOKEN_FILE): cannot read ${String(raw.enrollTokenFile)}: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+        throw new AgentError(
+          "invalid_config",
+          `--enroll-token-file (PALISADE_ENROLL_TOKEN_FILE): cannot read ${String(raw.enrollTokenFile)}: ${(e as Error).message}`,
+        );
     }
   }
   if (raw.driftRestore !== undefined) raw.driftRestore = bool(raw.driftRestore as string);

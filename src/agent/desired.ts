@@ -8,7 +8,9 @@ import type { Logger } from "../runtime/log.ts";
 import { compileNft, validatePolicy, type nft } from "../engine/index.ts";
 
 /** `tables` = the compiled model of `text`, which the applier's carry fallback rebuilds. */
-export type Rendered = { ok: true; text: string; tables: nft.TableDefinition[] } | { ok: false; code: "invalid_policy" | "render_failed"; error: string };
+export type Rendered =
+  | { ok: true; text: string; tables: nft.TableDefinition[] }
+  | { ok: false; code: "invalid_policy" | "render_failed"; error: string };
 
 /** HOST:PORT -> the address and port the failsafe must keep open (address omitted when unresolvable). */
 export async function failsafeContext(server: string): Promise<{ apiAddress?: string; apiPort: number }> {
@@ -29,7 +31,10 @@ export async function failsafeContext(server: string): Promise<{ apiAddress?: st
  * banned source could match by picking its source port); the API refuses bans covering its
  * own address or the agent's, so the connection survives without it.
  */
-export async function banFailsafeContext(server: string, log?: Logger): Promise<{ apiAddresses: string[]; apiPort: number }> {
+export async function banFailsafeContext(
+  server: string,
+  log?: Logger,
+): Promise<{ apiAddresses: string[]; apiPort: number }> {
   const i = server.lastIndexOf(":");
   const host = server.slice(0, i).replace(/^\[|\]$/g, "");
   const apiPort = Number(server.slice(i + 1));
@@ -37,13 +42,19 @@ export async function banFailsafeContext(server: string, log?: Logger): Promise<
   try {
     return { apiAddresses: (await lookup(host, { all: true })).map((a) => a.address), apiPort };
   } catch (e) {
-    log?.warn({ server, err: (e as Error).message }, "API name does not resolve: the ban table is loaded without its failsafe rule");
+    log?.warn(
+      { server, err: (e as Error).message },
+      "API name does not resolve: the ban table is loaded without its failsafe rule",
+    );
     return { apiAddresses: [], apiPort };
   }
 }
 
 const summary = (ds: { path?: unknown; message: string }[]) =>
-  ds.slice(0, 10).map((d) => `${Array.isArray(d.path) && d.path.length ? d.path.join(".") + ": " : ""}${d.message}`).join("; ");
+  ds
+    .slice(0, 10)
+    .map((d) => `${Array.isArray(d.path) && d.path.length ? d.path.join(".") + ": " : ""}${d.message}`)
+    .join("; ");
 
 export function renderDesired(policyJson: string, failsafe: { apiAddress?: string; apiPort: number }): Rendered {
   let doc: unknown;

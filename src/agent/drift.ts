@@ -45,14 +45,31 @@ const canon = (v: unknown) => JSON.stringify(stripState(v));
 export function normalise(st: RulesetState, dynamic: Set<string>): Normalised {
   const n: Normalised = { objects: {}, rules: {} };
   for (const t of st.tables) n.objects[`table ${tableKey(t.family, t.name)}`] = canon({ comment: t.comment });
-  for (const c of st.chains) n.objects[`chain ${tableKey(c.family, c.table)} ${c.name}`] = canon({ ...c, handle: undefined });
+  for (const c of st.chains)
+    n.objects[`chain ${tableKey(c.family, c.table)} ${c.name}`] = canon({ ...c, handle: undefined });
   for (const s of st.sets) {
     const key = `${tableKey(s.family, s.table)} ${s.kind} ${s.name}`;
-    const elements = dynamic.has(key) ? [] : s.elements.map((e) => e.key + (e.value !== undefined ? ` : ${e.value}` : "")).sort();
-    n.objects[`${s.kind} ${tableKey(s.family, s.table)} ${s.name}`] = canon({ type: s.type, map: s.map, size: s.size, timeout: s.timeout, counter: s.counter, comment: s.comment, elements });
+    const elements = dynamic.has(key)
+      ? []
+      : s.elements.map((e) => e.key + (e.value !== undefined ? ` : ${e.value}` : "")).sort();
+    n.objects[`${s.kind} ${tableKey(s.family, s.table)} ${s.name}`] = canon({
+      type: s.type,
+      map: s.map,
+      size: s.size,
+      timeout: s.timeout,
+      counter: s.counter,
+      comment: s.comment,
+      elements,
+    });
   }
-  for (const c of st.counters) n.objects[`counter ${tableKey(c.family, c.table)} ${c.name}`] = canon({ comment: c.comment });
-  for (const q of st.quotas) n.objects[`quota ${tableKey(q.family, q.table)} ${q.name}`] = canon({ mode: q.mode, bytes: q.bytes, comment: q.comment });
+  for (const c of st.counters)
+    n.objects[`counter ${tableKey(c.family, c.table)} ${c.name}`] = canon({ comment: c.comment });
+  for (const q of st.quotas)
+    n.objects[`quota ${tableKey(q.family, q.table)} ${q.name}`] = canon({
+      mode: q.mode,
+      bytes: q.bytes,
+      comment: q.comment,
+    });
   for (const r of st.rules) {
     const key = `rule ${tableKey(r.family, r.table)} ${r.chain}`;
     (n.rules[key] ??= []).push(canon({ expr: r.expr, comment: r.comment }));
@@ -182,7 +199,12 @@ export class DriftDetector {
       try {
         await this.applier.applyText(b.text);
         const again = compare(b.normalised, normalise(await readPalisade(this.driver), new Set(b.dynamic)));
-        if (again.length > 0) return { drifted: true, details: `${details}; still differs after restore: ${again.join("; ")}`, restored: false };
+        if (again.length > 0)
+          return {
+            drifted: true,
+            details: `${details}; still differs after restore: ${again.join("; ")}`,
+            restored: false,
+          };
         this.log.info("drift restored");
         return { drifted: true, details, restored: true };
       } catch (e) {

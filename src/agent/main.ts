@@ -58,15 +58,33 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const driver: DriverOptions = config.netns ? { netns: config.netns } : {};
   const state = await StateDir.open(config.stateDir);
   const epoch = await state.epoch();
-  const spool = await Spool.open(state.spoolDir, { maxBytes: config.spoolMaxBytes, maxBatches: config.spoolMaxBatches }, log);
-  const collector = await Collector.create({ driver, spool, epoch, log, resumeFile: state.path("telemetry-resume.json") });
+  const spool = await Spool.open(
+    state.spoolDir,
+    { maxBytes: config.spoolMaxBytes, maxBatches: config.spoolMaxBatches },
+    log,
+  );
+  const collector = await Collector.create({
+    driver,
+    spool,
+    epoch,
+    log,
+    resumeFile: state.path("telemetry-resume.json"),
+  });
   const programs = checkPrograms(opts.path);
   for (const m of programs.missing) log.error({ program: m.program }, m.reason);
-  const logGroups = new LogGroups({ driver, log, onEvents: (e) => collector.addLogs(e), tcpdumpPath: programs.found.tcpdump, conntrackPath: programs.found.conntrack });
+  const logGroups = new LogGroups({
+    driver,
+    log,
+    onEvents: (e) => collector.addLogs(e),
+    tcpdumpPath: programs.found.tcpdump,
+    conntrackPath: programs.found.conntrack,
+  });
   const applier = new Applier(kernel.nftDriver(driver), log);
   applier.hooks = {
     beforeChange: async () => {
-      await collector.collect().catch((e) => log.warn({ err: errorText(e) }, "final telemetry read before a kernel change failed"));
+      await collector
+        .collect()
+        .catch((e) => log.warn({ err: errorText(e) }, "final telemetry read before a kernel change failed"));
     },
     afterChange: async (how) => {
       if (how === "rewound") await collector.rebase();
@@ -80,7 +98,9 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const appliedState = await state.readApplied();
   await drift.load(appliedState?.text);
 
-  let applied: AppliedVersion | undefined = appliedState ? { ruleset: appliedState.ruleset, version: appliedState.version, checksum: appliedState.checksum } : undefined;
+  let applied: AppliedVersion | undefined = appliedState
+    ? { ruleset: appliedState.ruleset, version: appliedState.version, checksum: appliedState.checksum }
+    : undefined;
   let pendingVersion: AppliedVersion | undefined;
   const confirms = new Map<string, (ok: boolean) => void>();
   // A Confirm that overtakes its apply's wait: only for a target whose version the kernel
@@ -103,7 +123,10 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         nftVersion: c.nftVersion ?? "",
         kernel: c.kernelRelease,
         ipv6: c.ipv6,
-        features: Object.entries(c.features).filter(([, ok]) => ok).map(([f]) => f).sort(),
+        features: Object.entries(c.features)
+          .filter(([, ok]) => ok)
+          .map(([f]) => f)
+          .sort(),
         xtablesModules: [],
         agentVersion: AGENT_VERSION,
         unavailable: [],
@@ -122,7 +145,11 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     state,
     log,
     capabilities,
-    hello: async () => ({ applied: pendingVersion ?? applied ?? { ruleset: "", version: 0, checksum: "" }, telemetryEpoch: epoch, bansHeld: await banKeeper.held() }),
+    hello: async () => ({
+      applied: pendingVersion ?? applied ?? { ruleset: "", version: 0, checksum: "" },
+      telemetryEpoch: epoch,
+      bansHeld: await banKeeper.held(),
+    }),
     ...(opts.backoff ? { backoff: opts.backoff } : {}),
     ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
     backlog: () => ({ batches: spool.count, bytes: spool.bytes }),
@@ -140,7 +167,8 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         track(
           resetQuotaByName(PALISADE_TABLE, m.name, driver).then(
             () => outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok: true, error: "" } }),
-            (e) => outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok: false, error: errorText(e) } }),
+            (e) =>
+              outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok: false, error: errorText(e) } }),
           ),
         ),
       telemetryAck: (m) =>
@@ -154,7 +182,11 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         outbox.disconnected();
       },
       // Unacknowledged results first (in order), then the spooled telemetry.
-      connected: () => void outbox.flush().then(resend).catch((e) => log.warn({ err: errorText(e) }, "resend after connect failed")),
+      connected: () =>
+        void outbox
+          .flush()
+          .then(resend)
+          .catch((e) => log.warn({ err: errorText(e) }, "resend after connect failed")),
     },
   });
 
@@ -177,14 +209,21 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   }
 
   async function checkDrift(): Promise<void> {
-    const r = await drift.check({ restore: config.driftRestore }).catch((e) => ({ drifted: false, details: `drift check failed: ${errorText(e)}`, restored: false }));
+    const r = await drift
+      .check({ restore: config.driftRestore })
+      .catch((e) => ({ drifted: false, details: `drift check failed: ${errorText(e)}`, restored: false }));
     await outbox.post({ drift: r });
   }
 
   async function onDesired(m: DesiredState): Promise<void> {
     const version = m.version ?? { ruleset: "", version: 0, checksum: "" };
-    const report = (status: "APPLY_STATUS_APPLYING" | "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK", error = "") =>
-      outbox.post({ applyResult: { deploymentId: m.deploymentId, targetId: m.targetId, version, status, error, attempt: m.attempt } });
+    const report = (
+      status: "APPLY_STATUS_APPLYING" | "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK",
+      error = "",
+    ) =>
+      outbox.post({
+        applyResult: { deploymentId: m.deploymentId, targetId: m.targetId, version, status, error, attempt: m.attempt },
+      });
     const rendered = renderDesired(m.policyJson, await failsafeContext(config.server));
     if (!rendered.ok) return report("APPLY_STATUS_FAILED", `${rendered.code}: ${rendered.error}`);
     const key = `${m.deploymentId}/${m.targetId}`;
@@ -195,7 +234,15 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         tables: rendered.tables,
         confirmTimeoutMs: Math.max(1, m.confirmTimeoutSeconds || 60) * 1000,
         // The way back is on disk before the kernel changes (recover.ts undoes it after a crash).
-        beforeApply: (snap) => state.writePending({ deploymentId: m.deploymentId, targetId: m.targetId, attempt: m.attempt, version, snapshot: snap, startedAt: new Date().toISOString() }),
+        beforeApply: (snap) =>
+          state.writePending({
+            deploymentId: m.deploymentId,
+            targetId: m.targetId,
+            attempt: m.attempt,
+            version,
+            snapshot: snap,
+            startedAt: new Date().toISOString(),
+          }),
         // APPLYING = the kernel holds it, not yet committed: the API answers with Confirm and
         // counts the target applied only on the APPLIED sent after the commit below.
         onApplied: () => {
@@ -223,7 +270,14 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
           const before = drift.current;
           await drift.setDesired(rendered.text);
           try {
-            await state.writeApplied({ ...version, policyJson: m.policyJson, text: rendered.text, appliedAt: new Date().toISOString(), deploymentId: m.deploymentId, targetId: m.targetId });
+            await state.writeApplied({
+              ...version,
+              policyJson: m.policyJson,
+              text: rendered.text,
+              appliedAt: new Date().toISOString(),
+              deploymentId: m.deploymentId,
+              targetId: m.targetId,
+            });
           } catch (e) {
             await drift.revert(before);
             throw e;
@@ -237,7 +291,10 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         onNotApplied: async (o) => {
           pendingVersion = undefined;
           await outbox.withdrawApplying(m.targetId);
-          await report(o.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED", `${o.code ?? "failed"}: ${o.error ?? ""}`);
+          await report(
+            o.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED",
+            `${o.code ?? "failed"}: ${o.error ?? ""}`,
+          );
           reported = true;
           await state.clearPending();
         },
@@ -247,7 +304,10 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         early.delete(key);
       });
     if (out.status === "applied" || reported) return;
-    await report(out.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED", `${out.code ?? "failed"}: ${out.error ?? ""}`);
+    await report(
+      out.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED",
+      `${out.code ?? "failed"}: ${out.error ?? ""}`,
+    );
   }
 
   // An apply left unconfirmed by a crash is undone before the agent says hello (recover.ts).
@@ -266,7 +326,8 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     throw e;
   }
   collector.start(config.telemetryInterval * 1000);
-  const driftTimer = config.driftInterval > 0 ? setInterval(() => void checkDrift(), config.driftInterval * 1000) : undefined;
+  const driftTimer =
+    config.driftInterval > 0 ? setInterval(() => void checkDrift(), config.driftInterval * 1000) : undefined;
   log.info({ server: config.server, name: config.name, netns: config.netns, epoch }, "agent started");
 
   return {

@@ -26,7 +26,10 @@ import type { AgentMessage, ApplyResult, DriftReport, QuotaResetResult } from ".
 type Unstamped<T extends { resultId: string }> = Omit<T, "resultId"> & { resultId?: string };
 
 /** The members that are results (never lost); telemetry and heartbeats have their own paths. */
-export type ResultMessage = { applyResult: Unstamped<ApplyResult> } | { drift: Unstamped<DriftReport> } | { quotaReset: Unstamped<QuotaResetResult> };
+export type ResultMessage =
+  | { applyResult: Unstamped<ApplyResult> }
+  | { drift: Unstamped<DriftReport> }
+  | { quotaReset: Unstamped<QuotaResetResult> };
 
 interface Entry {
   id: number;
@@ -64,9 +67,13 @@ export class Outbox {
     let stamped = false;
     try {
       const saved = JSON.parse(await readFile(file, "utf8")) as { entries?: Entry[] };
-      if (Array.isArray(saved.entries)) o.entries = saved.entries.filter((e) => typeof e?.id === "number" && e.msg && typeof e.msg === "object" && body(e.msg));
+      if (Array.isArray(saved.entries))
+        o.entries = saved.entries.filter(
+          (e) => typeof e?.id === "number" && e.msg && typeof e.msg === "object" && body(e.msg),
+        );
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") log.warn({ file, err: errorText(e) }, "outbox unreadable; starting empty");
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+        log.warn({ file, err: errorText(e) }, "outbox unreadable; starting empty");
     }
     // Entries kept by an agent that predates result ids get one now (kept from here on).
     for (const e of o.entries) {
@@ -103,7 +110,14 @@ export class Outbox {
    */
   withdrawApplying(targetId: string): Promise<void> {
     return this.serial(async () => {
-      const keep = this.entries.filter((e) => !("applyResult" in e.msg && e.msg.applyResult.targetId === targetId && e.msg.applyResult.status === "APPLY_STATUS_APPLYING"));
+      const keep = this.entries.filter(
+        (e) =>
+          !(
+            "applyResult" in e.msg &&
+            e.msg.applyResult.targetId === targetId &&
+            e.msg.applyResult.status === "APPLY_STATUS_APPLYING"
+          ),
+      );
       if (keep.length === this.entries.length) return;
       for (const e of this.entries) if (!keep.includes(e)) this.inFlight.delete(e.id);
       this.entries = keep;
@@ -135,7 +149,8 @@ export class Outbox {
   /** Resolves once nothing is waiting for an ack, or after `ms` (a shutdown's grace). */
   async drained(ms: number): Promise<void> {
     const deadline = Date.now() + ms;
-    while (this.entries.length > 0 && this.inFlight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (this.entries.length > 0 && this.inFlight.size > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
   }
 
   /** Resolves when every post/flush/ack started so far has finished. */
@@ -163,7 +178,10 @@ export class Outbox {
     try {
       await writeFileAtomic(this.file, JSON.stringify({ entries: this.entries }));
     } catch (e) {
-      this.log.error({ file: this.file, pending: this.entries.length, err: errorText(e) }, "cannot write the outbox to the state dir; results kept in memory only");
+      this.log.error(
+        { file: this.file, pending: this.entries.length, err: errorText(e) },
+        "cannot write the outbox to the state dir; results kept in memory only",
+      );
     }
   }
 }

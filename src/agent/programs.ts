@@ -19,7 +19,12 @@ export type AgentProgram = keyof typeof AGENT_PROGRAMS;
 
 /** The executable file `name` resolves to on `pathEnv` (like a shell's lookup), or undefined. */
 export function findProgram(name: string, pathEnv: string | undefined = process.env.PATH): string | undefined {
-  const candidates = isAbsolute(name) ? [name] : (pathEnv ?? "").split(delimiter).filter(Boolean).map((d) => join(d, name));
+  const candidates = isAbsolute(name)
+    ? [name]
+    : (pathEnv ?? "")
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, name));
   for (const c of candidates) {
     try {
       if (!statSync(c).isFile()) continue;

@@ -20,5 +20,8 @@ export async function resetQuotaByName(table: string, name: string, opts: Driver
       return;
     }
   }
-  throw new AgentError("unknown_quota", `no quota "${name}" in table inet ${table} (neither a quota nor a growing quota's counter)`);
+  throw new AgentError(
+    "unknown_quota",
+    `no quota "${name}" in table inet ${table} (neither a quota nor a growing quota's counter)`,
+  );
 }

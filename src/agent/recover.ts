@@ -27,7 +27,7 @@ export interface RecoverDeps {
 export type Recovery = "none" | "committed" | "rolled_back" | "rollback_failed" | "unreadable";
 
 export async function recoverPending({ state, applier, outbox, log }: RecoverDeps): Promise<Recovery> {
-  let p;
+  let p: Awaited<ReturnType<typeof state.readPending>>;
   try {
     p = await state.readPending();
   } catch (e) {
@@ -37,23 +37,44 @@ export async function recoverPending({ state, applier, outbox, log }: RecoverDep
   }
   if (!p) return "none";
   const result = (status: ApplyStatus, error: string) =>
-    outbox.post({ applyResult: { deploymentId: p.deploymentId, targetId: p.targetId, version: p.version, status, error, attempt: p.attempt ?? 0 } });
+    outbox.post({
+      applyResult: {
+        deploymentId: p.deploymentId,
+        targetId: p.targetId,
+        version: p.version,
+        status,
+        error,
+        attempt: p.attempt ?? 0,
+      },
+    });
   const applied = await state.readApplied().catch(() => undefined);
   if (applied?.targetId === p.targetId && applied.deploymentId === p.deploymentId) {
-    log.info({ targetId: p.targetId, version: p.version.version }, "the pending apply was committed before the restart");
+    log.info(
+      { targetId: p.targetId, version: p.version.version },
+      "the pending apply was committed before the restart",
+    );
     await result("APPLY_STATUS_APPLIED", "");
     await state.clearPending();
     return "committed";
   }
-  log.warn({ targetId: p.targetId, version: p.version.version, since: p.startedAt }, "unconfirmed apply found at start; restoring the previous ruleset before connecting");
+  log.warn(
+    { targetId: p.targetId, version: p.version.version, since: p.startedAt },
+    "unconfirmed apply found at start; restoring the previous ruleset before connecting",
+  );
   await outbox.withdrawApplying(p.targetId);
   let out: Recovery = "rolled_back";
   try {
     await applier.restoreSnapshot(p.snapshot);
-    await result("APPLY_STATUS_ROLLED_BACK", `agent_restarted: the agent restarted while waiting for the confirmation (applied ${p.startedAt}); previous ruleset restored`);
+    await result(
+      "APPLY_STATUS_ROLLED_BACK",
+      `agent_restarted: the agent restarted while waiting for the confirmation (applied ${p.startedAt}); previous ruleset restored`,
+    );
   } catch (e) {
     log.error({ err: errorText(e) }, "restoring the previous ruleset after a restart failed");
-    await result("APPLY_STATUS_FAILED", `rollback_failed: the agent restarted while waiting for the confirmation and could not restore the previous ruleset: ${errorText(e)}`);
+    await result(
+      "APPLY_STATUS_FAILED",
+      `rollback_failed: the agent restarted while waiting for the confirmation and could not restore the previous ruleset: ${errorText(e)}`,
+    );
     out = "rollback_failed";
   }
   await state.clearPending();
@@ -73,14 +94,20 @@ export async function restoreAfterReboot(
 ): Promise<boolean> {
   if (!applied) return false;
   if ((await kernel.listPalisadeTables(driver)).length > 0) return false;
-  log.warn({
-    ruleset: applied.ruleset,
-    version: applied.version,
-  }, "the kernel holds none of Palisade's tables (a reboot?); applying the last confirmed version before connecting");
+  log.warn(
+    {
+      ruleset: applied.ruleset,
+      version: applied.version,
+    },
+    "the kernel holds none of Palisade's tables (a reboot?); applying the last confirmed version before connecting",
+  );
   try {
     await applier.applyText(applied.text);
   } catch (e) {
-    log.error({ err: errorText(e) }, "applying the last confirmed version at start failed; the host runs without Palisade's rules until the API sends them");
+    log.error(
+      { err: errorText(e) },
+      "applying the last confirmed version at start failed; the host runs without Palisade's rules until the API sends them",
+    );
     return false;
   }
   return true;

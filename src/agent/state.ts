@@ -32,7 +32,11 @@ export const Credential = z.object({
 });
 export type Credential = z.infer<typeof Credential>;
 
-export const TlsMaterial = z.object({ keyPem: z.string().min(1), certPem: z.string().min(1), caPem: z.string().min(1) });
+export const TlsMaterial = z.object({
+  keyPem: z.string().min(1),
+  certPem: z.string().min(1),
+  caPem: z.string().min(1),
+});
 export type TlsMaterial = z.infer<typeof TlsMaterial>;
 
 export const AppliedState = z.object({
@@ -51,7 +55,11 @@ export type AppliedState = z.infer<typeof AppliedState>;
 
 const VersionRef = z.object({ ruleset: z.string(), version: z.number().int().min(0), checksum: z.string() });
 
-const SnapshotShape = z.object({ tables: z.array(z.object({ family: z.string(), name: z.string() }).passthrough()), text: z.string(), takenAt: z.string() });
+const SnapshotShape = z.object({
+  tables: z.array(z.object({ family: z.string(), name: z.string() }).passthrough()),
+  text: z.string(),
+  takenAt: z.string(),
+});
 
 /** An apply whose Confirm has not arrived yet (pending.json). */
 export const PendingApply = z.object({
@@ -95,7 +103,8 @@ export class StateDir {
       throw new AgentError("state_error", `cannot read ${this.path(name)}: ${(e as Error).message}`, { cause: e });
     }
     const r = schema.safeParse(JSON.parse(text));
-    if (!r.success) throw new AgentError("state_error", `${this.path(name)} is corrupt: ${r.error.issues[0]?.message ?? "invalid"}`);
+    if (!r.success)
+      throw new AgentError("state_error", `${this.path(name)} is corrupt: ${r.error.issues[0]?.message ?? "invalid"}`);
     return r.data;
   }
 
@@ -127,7 +136,8 @@ export class StateDir {
       const e = (await readFile(this.path("epoch"), "utf8")).trim();
       if (e.length > 0) return e;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw new AgentError("state_error", `cannot read epoch: ${(e as Error).message}`);
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+        throw new AgentError("state_error", `cannot read epoch: ${(e as Error).message}`);
     }
     const fresh = randomUUID();
     await writeFileAtomic(this.path("epoch"), fresh + "\n");

@@ -24,7 +24,13 @@ export function splitHostPort(server: string): { host: string; port: number } {
 export async function fetchPinnedCa(server: string, pin: string, timeoutMs: number): Promise<string> {
   const { host, port } = splitHostPort(server);
   const chain = await new Promise<tls.DetailedPeerCertificate[]>((resolve, reject) => {
-    const socket = tls.connect({ host, port, ...(isIP(host) ? {} : { servername: host }), rejectUnauthorized: false, ALPNProtocols: ["h2"] });
+    const socket = tls.connect({
+      host,
+      port,
+      ...(isIP(host) ? {} : { servername: host }),
+      rejectUnauthorized: false,
+      ALPNProtocols: ["h2"],
+    });
     const timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
     socket.once("secureConnect", () => {
       const certs: tls.DetailedPeerCertificate[] = [];
@@ -40,7 +46,9 @@ export async function fetchPinnedCa(server: string, pin: string, timeoutMs: numb
     });
     socket.once("error", (e) => {
       clearTimeout(timer);
-      reject(new AgentError("enroll_failed", `cannot open TLS to ${server} for enrollment: ${e.message}`, { cause: e }));
+      reject(
+        new AgentError("enroll_failed", `cannot open TLS to ${server} for enrollment: ${e.message}`, { cause: e }),
+      );
     });
   });
   const match = chain.find((c) => fingerprintOfDer(c.raw) === pin);
@@ -69,12 +77,20 @@ export function checkIssued(certPem: string, keyPem: string, caPem: string): voi
   try {
     cert = new X509Certificate(certPem);
   } catch (e) {
-    throw new AgentError("enroll_failed", `the API answered with something that is not a certificate: ${(e as Error).message}`);
+    throw new AgentError(
+      "enroll_failed",
+      `the API answered with something that is not a certificate: ${(e as Error).message}`,
+    );
   }
   const ca = new X509Certificate(caPem);
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new AgentError("enroll_failed", "the certificate from the API is not signed by the pinned CA");
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
+    throw new AgentError("enroll_failed", "the certificate from the API is not signed by the pinned CA");
   const ours = createPublicKey(createPrivateKey(keyPem)).export({ type: "spki", format: "der" });
-  if (!cert.publicKey.export({ type: "spki", format: "der" }).equals(ours)) throw new AgentError("enroll_failed", "the certificate from the API is for another key than the one this agent made");
+  if (!cert.publicKey.export({ type: "spki", format: "der" }).equals(ours))
+    throw new AgentError(
+      "enroll_failed",
+      "the certificate from the API is for another key than the one this agent made",
+    );
 }
 
 /** When to renew: two thirds into the certificate's validity. */

@@ -84,12 +84,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     throw new ApiError(404, "not_found", `no route ${req.method} ${req.url.split("?")[0]}`);
   });
   // A YAML (or JSON-as-YAML) body is a bare policy document: it becomes `{policy}`, so the
-// routes validate one body shape whatever the content type.
+  // routes validate one body shape whatever the content type.
   // Parsed in the CPU pool: YAML parsing runs at about a megabyte a second.
   // Only JSON and YAML bodies (docs/api.md): text/plain is 415, not parsed into a string.
   app.removeContentTypeParser("text/plain");
   app.addHook("preValidation", refuseNulBytes);
-  app.addContentTypeParser(YAML_CONTENT_TYPES, { parseAs: "string" }, async (_req: unknown, body: string | Buffer) => parseYamlBody(cpu, body as string));
+  app.addContentTypeParser(YAML_CONTENT_TYPES, { parseAs: "string" }, async (_req: unknown, body: string | Buffer) =>
+    parseYamlBody(cpu, body as string),
+  );
 
   await app.register(metricsPlugin);
   await app.register(rateLimit, {
@@ -107,9 +109,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     allowList: (req) => req.routeOptions.config.access === "public" && !req.routeOptions.config.limitByAddress,
     errorResponseBuilder: (_req, ctx) =>
-      new ApiError(429, "rate_limited", `rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry after ${ctx.after}`),
+      new ApiError(
+        429,
+        "rate_limited",
+        `rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry after ${ctx.after}`,
+      ),
   });
-  await app.register(authPlugin, { failuresPerMinute: deps.config.rateLimitPerMinute, namespace: deps.rateLimitNamespace ?? "palisade-rl:" });
+  await app.register(authPlugin, {
+    failuresPerMinute: deps.config.rateLimitPerMinute,
+    namespace: deps.rateLimitNamespace ?? "palisade-rl:",
+  });
   await app.register(swagger, {
     openapi: openApiDocument(),
     transform: createJsonSchemaTransform({ zodToJsonConfig }),

@@ -30,7 +30,13 @@ export class AuthThrottle {
     }
     if (Number(count ?? 0) < this.max) return;
     const seconds = Math.max(1, Math.ceil((ttl > 0 ? ttl : WINDOW_MS) / 1000));
-    throw new ApiError(429, "rate_limited", `too many failed authentications from this address (limit ${this.max} per minute); retry after ${seconds} s`, [], { "retry-after": String(seconds) });
+    throw new ApiError(
+      429,
+      "rate_limited",
+      `too many failed authentications from this address (limit ${this.max} per minute); retry after ${seconds} s`,
+      [],
+      { "retry-after": String(seconds) },
+    );
   }
 
   /** Count one failed authentication for this address. */

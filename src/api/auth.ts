@@ -79,11 +79,12 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthPluginOption
     await throttle.check(req.ip);
     const secret = bearerOf(req);
     const sid = secret === undefined ? sessionIdOf(req) : undefined;
-    if (sid !== undefined) return authenticateSession(app, req, sid, access).catch(async (err: unknown) => {
-      // A made-up or expired session cookie counts like a made-up token.
-      if (err instanceof ApiError && err.status === 401) await throttle.fail(req.ip);
-      throw err;
-    });
+    if (sid !== undefined)
+      return authenticateSession(app, req, sid, access).catch(async (err: unknown) => {
+        // A made-up or expired session cookie counts like a made-up token.
+        if (err instanceof ApiError && err.status === 401) await throttle.fail(req.ip);
+        throw err;
+      });
     if (secret === undefined) {
       await throttle.fail(req.ip);
       reply.header("www-authenticate", 'Bearer realm="palisade"');
@@ -101,9 +102,18 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthPluginOption
 
 type TokenRow = { id: string; name: string; role: Role; revokedAt: Date | null; lastUsedAt: Date | null };
 
-async function admit(app: FastifyInstance, req: FastifyRequest, token: TokenRow, access: Exclude<Access, "public">): Promise<void> {
+async function admit(
+  app: FastifyInstance,
+  req: FastifyRequest,
+  token: TokenRow,
+  access: Exclude<Access, "public">,
+): Promise<void> {
   if (!ALLOWED[access].includes(token.role)) {
-    throw new ApiError(403, "forbidden", `this needs the ${ALLOWED[access].join(" or ")} role; token "${token.name}" has ${token.role}`);
+    throw new ApiError(
+      403,
+      "forbidden",
+      `this needs the ${ALLOWED[access].join(" or ")} role; token "${token.name}" has ${token.role}`,
+    );
   }
   req.actor = { name: token.name, tokenId: token.id, role: token.role };
   const now = new Date();
@@ -118,14 +128,23 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  * The web console's cookie (console/session.ts): the session's token must still be valid
  * (revoking it ends the session), and every write must carry the session's CSRF header.
  */
-async function authenticateSession(app: FastifyInstance, req: FastifyRequest, sid: string, access: Exclude<Access, "public">): Promise<void> {
+async function authenticateSession(
+  app: FastifyInstance,
+  req: FastifyRequest,
+  sid: string,
+  access: Exclude<Access, "public">,
+): Promise<void> {
   const session = await loadSession(app.redis, sid);
   const token = session ? await app.db.apiToken.findUnique({ where: { id: session.tokenId } }) : null;
   if (!session || !token || token.revokedAt) {
     throw new ApiError(401, "unauthorized", "session expired or signed out (or its token was revoked); sign in again");
   }
   if (!SAFE_METHODS.has(req.method) && !csrfMatches(req, session)) {
-    throw new ApiError(403, "forbidden", `a write with the session cookie needs the ${CSRF_HEADER} header of the session`);
+    throw new ApiError(
+      403,
+      "forbidden",
+      `a write with the session cookie needs the ${CSRF_HEADER} header of the session`,
+    );
   }
   await admit(app, req, token, access);
 }

@@ -9,7 +9,10 @@ import { recordAudit, SYSTEM_ACTOR } from "./audit.ts";
 import { hashSecret, newSecret } from "./auth.ts";
 import type { Db } from "./db/client.ts";
 
-export type BootstrapResult = { kind: "env"; created: boolean } | { kind: "generated"; token: string; file: string } | { kind: "existing" };
+export type BootstrapResult =
+  | { kind: "env"; created: boolean }
+  | { kind: "generated"; token: string; file: string }
+  | { kind: "existing" };
 
 export interface BootstrapOptions {
   /** Where a generated token is written (PALISADE_INITIAL_TOKEN_FILE). */
@@ -45,7 +48,12 @@ export async function writeSecretFile(file: string, secret: string): Promise<voi
   }
 }
 
-export async function ensureAdminToken(db: Db, envToken: string | undefined, log: FastifyBaseLogger, opts: BootstrapOptions): Promise<BootstrapResult> {
+export async function ensureAdminToken(
+  db: Db,
+  envToken: string | undefined,
+  log: FastifyBaseLogger,
+  opts: BootstrapOptions,
+): Promise<BootstrapResult> {
   const file = resolve(opts.tokenFile);
   const result = await db.$transaction(async (tx): Promise<BootstrapResult> => {
     await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext('palisade.bootstrap-admin'))`;
@@ -54,18 +62,28 @@ export async function ensureAdminToken(db: Db, envToken: string | undefined, log
       const existing = await tx.apiToken.findUnique({ where: { tokenHash } });
       if (existing) {
         // A revoked token stays revoked: someone meant it. Say why the env token fails.
-        if (existing.revokedAt) log.warn({ token: existing.name }, "PALISADE_ADMIN_TOKEN names a revoked token; it will not authenticate");
+        if (existing.revokedAt)
+          log.warn({ token: existing.name }, "PALISADE_ADMIN_TOKEN names a revoked token; it will not authenticate");
         return { kind: "env", created: false };
       }
       const name = `env-admin-${tokenHash.slice(0, 8)}`;
       await tx.apiToken.create({ data: { name, tokenHash, role: "admin", createdBy: "system" } });
-      await recordAudit(tx, SYSTEM_ACTOR, "token.create", `token:${name}`, { role: "admin", source: "PALISADE_ADMIN_TOKEN" });
+      await recordAudit(tx, SYSTEM_ACTOR, "token.create", `token:${name}`, {
+        role: "admin",
+        source: "PALISADE_ADMIN_TOKEN",
+      });
       return { kind: "env", created: true };
     }
     if (await tx.apiToken.count({ where: { role: "admin", revokedAt: null } })) return { kind: "existing" };
     const token = newSecret("pal");
-    await tx.apiToken.create({ data: { name: "initial-admin", tokenHash: hashSecret(token), role: "admin", createdBy: "system" } });
-    await recordAudit(tx, SYSTEM_ACTOR, "token.create", "token:initial-admin", { role: "admin", source: "generated at first start", file });
+    await tx.apiToken.create({
+      data: { name: "initial-admin", tokenHash: hashSecret(token), role: "admin", createdBy: "system" },
+    });
+    await recordAudit(tx, SYSTEM_ACTOR, "token.create", "token:initial-admin", {
+      role: "admin",
+      source: "generated at first start",
+      file,
+    });
     // Written before the commit: a token nobody can read must not exist (the write failing
     // rolls the row back, and the next start tries again).
     try {
@@ -83,7 +101,8 @@ export async function ensureAdminToken(db: Db, envToken: string | undefined, log
       { tokenName: "initial-admin", file: result.file },
       `created the initial admin API token and wrote it to ${result.file} (mode 0600): store it somewhere safe and delete the file`,
     );
-    if (opts.terminal?.isTTY) opts.terminal.write(`\nInitial admin API token (also in ${result.file}):\n  ${result.token}\n\n`);
+    if (opts.terminal?.isTTY)
+      opts.terminal.write(`\nInitial admin API token (also in ${result.file}):\n  ${result.token}\n\n`);
   } else if (result.kind === "env" && result.created) {
     log.info("registered PALISADE_ADMIN_TOKEN as an admin API token");
   }

@@ -30,7 +30,10 @@ const EnvSchema = z.object({
   PALISADE_SECRET_KEY: z.string().optional(),
   PALISADE_SECRET_KEY_FILE: z.string().optional(),
   /** Redis key prefix of both BullMQ queues, rollouts and telemetry (side-by-side installs and tests isolate themselves with it). */
-  PALISADE_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/, "letters, digits, ':', '_' or '-', at most 64").default("palisade:bull"),
+  PALISADE_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]{1,64}$/, "letters, digits, ':', '_' or '-', at most 64")
+    .default("palisade:bull"),
   /** A rollout whose replica stops renewing its lock is taken over after about this long. */
   PALISADE_DEPLOY_LOCK_MS: z.coerce.number().int().min(2_000).max(600_000).default(15_000),
   /** Names (DNS or IP) in each replica's server certificate, comma separated; agents' --server must use one. */
@@ -49,11 +52,26 @@ const EnvSchema = z.object({
    */
   PALISADE_TRUST_PROXY: z
     .string()
-    .transform((s) => s.split(",").map((x) => x.trim()).filter((x) => x !== ""))
-    .pipe(z.array(z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], { error: "each entry must be an IP address or CIDR" })).min(1))
+    .transform((s) =>
+      s
+        .split(",")
+        .map((x) => x.trim())
+        .filter((x) => x !== ""),
+    )
+    .pipe(
+      z
+        .array(
+          z.union([z.ipv4(), z.ipv6(), z.cidrv4(), z.cidrv6()], { error: "each entry must be an IP address or CIDR" }),
+        )
+        .min(1),
+    )
     .optional(),
   /** When set, GET /metrics needs `Authorization: Bearer <this>` (Prometheus: authorization.credentials). */
-  PALISADE_METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces (a bearer token)").optional(),
+  PALISADE_METRICS_TOKEN: z
+    .string()
+    .min(16, "must be at least 16 characters")
+    .regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces (a bearer token)")
+    .optional(),
   /** How long /metrics reuses the fleet snapshot it read from PostgreSQL and Redis (0: a fresh one every scrape). */
   PALISADE_METRICS_CACHE_SECONDS: z.coerce.number().min(0).max(300).default(5),
 });
@@ -130,7 +148,9 @@ function secretKey(e: Env): string | undefined {
   try {
     return readFileSync(e.PALISADE_SECRET_KEY_FILE, "utf8").trim();
   } catch (err) {
-    throw new ConfigError(`invalid configuration:\n  PALISADE_SECRET_KEY_FILE: cannot read ${e.PALISADE_SECRET_KEY_FILE}: ${(err as Error).message}`);
+    throw new ConfigError(
+      `invalid configuration:\n  PALISADE_SECRET_KEY_FILE: cannot read ${e.PALISADE_SECRET_KEY_FILE}: ${(err as Error).message}`,
+    );
   }
 }
 
@@ -161,15 +181,25 @@ function https(e: Env): HttpsConfig | undefined {
   try {
     key = createPrivateKey(keyPem);
   } catch (err) {
-    throw bad("PALISADE_HTTPS_KEY_FILE", `${keyFile} is not a PEM private key (or it is encrypted): ${(err as Error).message}`);
+    throw bad(
+      "PALISADE_HTTPS_KEY_FILE",
+      `${keyFile} is not a PEM private key (or it is encrypted): ${(err as Error).message}`,
+    );
   }
-  if (!cert.checkPrivateKey(key)) throw bad("PALISADE_HTTPS_KEY_FILE", `${keyFile} is not the key of the certificate in ${certFile} (the first certificate of the file is the server's)`);
+  if (!cert.checkPrivateKey(key))
+    throw bad(
+      "PALISADE_HTTPS_KEY_FILE",
+      `${keyFile} is not the key of the certificate in ${certFile} (the first certificate of the file is the server's)`,
+    );
   return { certPem, keyPem, hstsMaxAge: e.PALISADE_HSTS_MAX_AGE };
 }
 
 /** Configured names, or this machine's name and loopback (enough for one box and the tests). */
 function serverNames(list: string | undefined): string[] {
-  const names = (list ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+  const names = (list ?? "")
+    .split(",")
+    .map((n) => n.trim())
+    .filter(Boolean);
   return names.length ? [...new Set(names)] : [...new Set([hostname(), "localhost", "127.0.0.1", "::1"])];
 }
 
@@ -186,7 +216,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   try {
     retention = retentionFromEnv(env);
   } catch (err) {
-    const text = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("\n  ") : (err as Error).message;
+    const text =
+      err instanceof z.ZodError
+        ? err.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("\n  ")
+        : (err as Error).message;
     throw new ConfigError(`invalid configuration:\n  ${text}`);
   }
   return {

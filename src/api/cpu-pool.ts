@@ -25,7 +25,13 @@ export interface CpuPoolOptions {
   maxHeapMb?: number;
 }
 
-export const CPU_POOL_DEFAULTS = { workers: 1, queueLimit: 64, queueTimeoutMs: 30_000, taskTimeoutMs: 30_000, maxHeapMb: 1024 } as const;
+export const CPU_POOL_DEFAULTS = {
+  workers: 1,
+  queueLimit: 64,
+  queueTimeoutMs: 30_000,
+  taskTimeoutMs: 30_000,
+  maxHeapMb: 1024,
+} as const;
 /** What a refused request is told to wait before retrying. */
 export const BUSY_RETRY_AFTER_SECONDS = 2;
 
@@ -60,10 +66,14 @@ function workerScript(): { script: string | URL; eval: boolean } {
   }
   const tsx = import.meta.resolve("tsx/esm/api");
   const entry = new URL("./cpu-worker.ts", import.meta.url).href;
-  return { script: `import(${JSON.stringify(tsx)}).then((m) => m.register()).then(() => import(${JSON.stringify(entry)}));`, eval: true };
+  return {
+    script: `import(${JSON.stringify(tsx)}).then((m) => m.register()).then(() => import(${JSON.stringify(entry)}));`,
+    eval: true,
+  };
 }
 
-const busy = (message: string) => new ApiError(503, "busy", message, [], { "retry-after": String(BUSY_RETRY_AFTER_SECONDS) });
+const busy = (message: string) =>
+  new ApiError(503, "busy", message, [], { "retry-after": String(BUSY_RETRY_AFTER_SECONDS) });
 
 export class CpuPool {
   private readonly opts: Required<CpuPoolOptions>;
@@ -90,7 +100,11 @@ export class CpuPool {
     if (this.closed) return Promise.reject(busy("the server is shutting down"));
     const idle = this.idleSlot();
     if (!idle && this.queue.length >= this.opts.queueLimit) {
-      return Promise.reject(busy(`the server is busy with ${this.queue.length} queued validations, diffs and renders; retry in ${BUSY_RETRY_AFTER_SECONDS} s`));
+      return Promise.reject(
+        busy(
+          `the server is busy with ${this.queue.length} queued validations, diffs and renders; retry in ${BUSY_RETRY_AFTER_SECONDS} s`,
+        ),
+      );
     }
     return new Promise<Result<K>>((resolve, reject) => {
       const job: Job = { task, arg, resolve: resolve as (v: unknown) => void, reject };
@@ -100,7 +114,11 @@ export class CpuPool {
         const i = this.queue.indexOf(job);
         if (i < 0) return;
         this.queue.splice(i, 1);
-        job.reject(busy(`the request waited ${this.opts.queueTimeoutMs / 1000} s for the server's validation worker; retry in ${BUSY_RETRY_AFTER_SECONDS} s`));
+        job.reject(
+          busy(
+            `the request waited ${this.opts.queueTimeoutMs / 1000} s for the server's validation worker; retry in ${BUSY_RETRY_AFTER_SECONDS} s`,
+          ),
+        );
       }, this.opts.queueTimeoutMs);
     });
   }
@@ -144,7 +162,11 @@ export class CpuPool {
       this.fail(
         worker,
         tooBig
-          ? new ApiError(413, "payload_too_large", `the request needed more than ${this.opts.maxHeapMb} MiB of memory and was stopped; send a smaller document`)
+          ? new ApiError(
+              413,
+              "payload_too_large",
+              `the request needed more than ${this.opts.maxHeapMb} MiB of memory and was stopped; send a smaller document`,
+            )
           : new Error(`the CPU worker failed: ${err.message}`),
       );
     });
@@ -162,7 +184,14 @@ export class CpuPool {
   private startTimer(slot: Slot): void {
     slot.job!.timer = setTimeout(() => {
       const limit = this.opts.taskTimeoutMs / 1000;
-      this.fail(slot.worker, new ApiError(413, "payload_too_large", `the request needed more than ${limit} s of work and was stopped; send a smaller document`));
+      this.fail(
+        slot.worker,
+        new ApiError(
+          413,
+          "payload_too_large",
+          `the request needed more than ${limit} s of work and was stopped; send a smaller document`,
+        ),
+      );
     }, this.opts.taskTimeoutMs);
   }
 

@@ -15,7 +15,9 @@ import {
 import { diffJson, type Change } from "./diff.ts";
 import { validateInput, type PolicyRequest, type Validation } from "./policy-input.ts";
 
-export type RenderResult = { ok: true; text: string } | { ok: false; stage: "validate" | "render"; errors: Diagnostic[] };
+export type RenderResult =
+  | { ok: true; text: string }
+  | { ok: false; stage: "validate" | "render"; errors: Diagnostic[] };
 
 export const cpuTasks = {
   /** YAML request body -> value, with the source bounds (size, alias expansion, depth). */
@@ -30,7 +32,8 @@ export const cpuTasks = {
   render: (a: { document: unknown; target: Target; capabilities?: TargetCapabilities }): RenderResult => {
     const v = validatePolicy(a.document);
     if (!v.ok || !v.policy) return { ok: false, stage: "validate", errors: v.errors };
-    const r = a.target === "nftables" ? renderNft(v.policy) : renderIptables(v.policy, { capabilities: a.capabilities ?? {} });
+    const r =
+      a.target === "nftables" ? renderNft(v.policy) : renderIptables(v.policy, { capabilities: a.capabilities ?? {} });
     return r.ok ? { ok: true, text: r.text } : { ok: false, stage: "render", errors: r.errors };
   },
 };

@@ -54,10 +54,14 @@ function lcsPairs(a: unknown[], b: unknown[]): [number, number][] {
   while (start < x.length && start < y.length && x[start] === y[start]) start++;
   let endA = x.length;
   let endB = y.length;
-  while (endA > start && endB > start && x[endA - 1] === y[endB - 1]) (endA--, endB--);
+  while (endA > start && endB > start && x[endA - 1] === y[endB - 1]) endA--, endB--;
   const pairs: [number, number][] = [];
   for (let i = 0; i < start; i++) pairs.push([i, i]);
-  pairs.push(...middlePairs(x.subarray(start, endA), y.subarray(start, endB)).map(([i, j]) => [i + start, j + start] as [number, number]));
+  pairs.push(
+    ...middlePairs(x.subarray(start, endA), y.subarray(start, endB)).map(
+      ([i, j]) => [i + start, j + start] as [number, number],
+    ),
+  );
   for (let k = 0; k < x.length - endA; k++) pairs.push([endA + k, endB + k]);
   return pairs;
 }

@@ -32,9 +32,14 @@ function validationDetails(err: FastifyError): ErrorDetail[] {
     // One detail per unknown key, pointing at the key itself.
     if (v.keyword === "unrecognized_keys" && params?.keys) {
       const base = v.instancePath === "/" ? "" : v.instancePath;
-      for (const k of params.keys) out.push({ path: `${base}/${k}`, code: "unknown_field", message: `unknown field "${k}"` });
+      for (const k of params.keys)
+        out.push({ path: `${base}/${k}`, code: "unknown_field", message: `unknown field "${k}"` });
     } else {
-      out.push({ path: v.instancePath === "/" ? "" : v.instancePath, code: v.keyword, message: v.message ?? "invalid" });
+      out.push({
+        path: v.instancePath === "/" ? "" : v.instancePath,
+        code: v.keyword,
+        message: v.message ?? "invalid",
+      });
     }
   }
   return out;
@@ -49,12 +54,24 @@ function toApiError(err: FastifyError & { code?: string }): ApiError | undefined
   const code = err.code ?? "";
   const fastify = FASTIFY_CODES[code];
   if (fastify) return new ApiError(fastify[0], fastify[1], err.message);
-  if (err instanceof SyntaxError && err.statusCode === 400) return new ApiError(400, "malformed_request", `malformed JSON: ${err.message}`);
+  if (err instanceof SyntaxError && err.statusCode === 400)
+    return new ApiError(400, "malformed_request", `malformed JSON: ${err.message}`);
   // Values PostgreSQL refuses as data (a date outside its range, a NUL byte in text):
   // the request's fault, though only the database could tell.
-  const sqlState = (err as { meta?: { driverAdapterError?: { cause?: { originalCode?: string } } } }).meta?.driverAdapterError?.cause?.originalCode;
-  if (sqlState === "22008" || sqlState === "22007") return new ApiError(400, "invalid_request", "a date or time in the request is outside the range the database can store (years 1-9999)");
-  if (sqlState === "22021") return new ApiError(400, "invalid_request", "the request contains a byte sequence (such as NUL) the database cannot store");
+  const sqlState = (err as { meta?: { driverAdapterError?: { cause?: { originalCode?: string } } } }).meta
+    ?.driverAdapterError?.cause?.originalCode;
+  if (sqlState === "22008" || sqlState === "22007")
+    return new ApiError(
+      400,
+      "invalid_request",
+      "a date or time in the request is outside the range the database can store (years 1-9999)",
+    );
+  if (sqlState === "22021")
+    return new ApiError(
+      400,
+      "invalid_request",
+      "the request contains a byte sequence (such as NUL) the database cannot store",
+    );
   const prisma = PRISMA_CODES[code];
   if (prisma && err.name === "PrismaClientKnownRequestError") return new ApiError(prisma[0], prisma[1], prisma[2]);
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
@@ -77,9 +94,14 @@ export function handleError(err: FastifyError, req: FastifyRequest, reply: Fasti
   }
   if (isDatabaseUnavailable(err)) {
     req.log.error({ err }, "database unavailable");
-    const unavailable = new ApiError(503, "unavailable", "the database does not answer; retry later", [], { "retry-after": String(DB_RETRY_AFTER_S) });
+    const unavailable = new ApiError(503, "unavailable", "the database does not answer; retry later", [], {
+      "retry-after": String(DB_RETRY_AFTER_S),
+    });
     return reply.status(503).headers(unavailable.headers).type("application/json").send(unavailable.toJSON());
   }
   req.log.error({ err }, "unhandled error");
-  return reply.status(500).type("application/json").send(new ApiError(500, "internal", "internal server error").toJSON());
+  return reply
+    .status(500)
+    .type("application/json")
+    .send(new ApiError(500, "internal", "internal server error").toJSON());
 }

@@ -53,7 +53,8 @@ export class ApiError extends Error {
 }
 
 export const notFound = (what: string) => new ApiError(404, "not_found", `${what} not found`);
-export const conflict = (message: string, details: ErrorDetail[] = []) => new ApiError(409, "conflict", message, details);
+export const conflict = (message: string, details: ErrorDetail[] = []) =>
+  new ApiError(409, "conflict", message, details);
 
 /** What each error status means, for the OpenAPI document's response descriptions. */
 const ERROR_DESCRIPTIONS: Record<number, string> = {
@@ -70,6 +71,13 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
 };
 
 /** Response schemas for the error statuses a route can answer, for the OpenAPI document. */
-export function errorResponses(...statuses: number[]): Record<number, { description: string; content: { "application/json": { schema: typeof ErrorEnvelope } } }> {
-  return Object.fromEntries(statuses.map((s) => [s, { description: ERROR_DESCRIPTIONS[s] ?? `HTTP ${s}`, content: { "application/json": { schema: ErrorEnvelope } } }]));
+export function errorResponses(
+  ...statuses: number[]
+): Record<number, { description: string; content: { "application/json": { schema: typeof ErrorEnvelope } } }> {
+  return Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      { description: ERROR_DESCRIPTIONS[s] ?? `HTTP ${s}`, content: { "application/json": { schema: ErrorEnvelope } } },
+    ]),
+  );
 }

@@ -71,7 +71,10 @@ export class AgentBus {
     // subscription goes out when Redis is back, and notices published meanwhile are lost,
     // which the deploy worker's offers and the revocation sweep make up for.
     if (this.sub.status === "ready") await subscribed;
-    else subscribed.catch((err: Error) => this.log.warn({ err: err.message, channel }, "host channel subscription failed"));
+    else
+      subscribed.catch((err: Error) =>
+        this.log.warn({ err: err.message, channel }, "host channel subscription failed"),
+      );
     return async () => {
       const s = this.listeners.get(channel);
       if (!s?.delete(fn) || s.size > 0) return;

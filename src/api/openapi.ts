@@ -14,7 +14,10 @@ function rebase(node: unknown, base: string): unknown {
   if (Array.isArray(node)) return node.map((n) => rebase(n, base));
   if (node && typeof node === "object") {
     return Object.fromEntries(
-      Object.entries(node).map(([k, v]) => [k, k === "$ref" && typeof v === "string" && v.startsWith("#/") ? `${base}/${v.slice(2)}` : rebase(v, base)]),
+      Object.entries(node).map(([k, v]) => [
+        k,
+        k === "$ref" && typeof v === "string" && v.startsWith("#/") ? `${base}/${v.slice(2)}` : rebase(v, base),
+      ]),
     );
   }
   return node;
@@ -42,7 +45,8 @@ export function openApiDocument() {
     info: {
       title: "Palisade API",
       version: "1",
-      description: "Central firewall manager: versioned rulesets, hosts running the Palisade agent, deployments, accounting.",
+      description:
+        "Central firewall manager: versioned rulesets, hosts running the Palisade agent, deployments, accounting.",
       license: { name: "Apache-2.0", identifier: "Apache-2.0" },
     },
     // Relative: the document is served by the API it describes, wherever that is.
@@ -50,7 +54,11 @@ export function openApiDocument() {
     components: {
       securitySchemes: {
         bearer: { type: "http" as const, scheme: "bearer" },
-        metricsToken: { type: "http" as const, scheme: "bearer", description: "PALISADE_METRICS_TOKEN, when the server has one (GET /metrics only)" },
+        metricsToken: {
+          type: "http" as const,
+          scheme: "bearer",
+          description: "PALISADE_METRICS_TOKEN, when the server has one (GET /metrics only)",
+        },
       },
     },
     security: [{ bearer: [] }],

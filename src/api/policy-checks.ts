@@ -12,12 +12,21 @@ export async function parseYamlBody(cpu: CpuPool, text: string): Promise<{ polic
   const parsed = await cpu.run("parseYaml", text);
   if (parsed.ok) return { policy: parsed.value };
   const first = parsed.errors[0]!;
-  if (TOO_LARGE_SOURCE.has(first.code)) throw new ApiError(413, "payload_too_large", `the YAML body is too large: ${first.message}`, toDetails(parsed.errors));
+  if (TOO_LARGE_SOURCE.has(first.code))
+    throw new ApiError(
+      413,
+      "payload_too_large",
+      `the YAML body is too large: ${first.message}`,
+      toDetails(parsed.errors),
+    );
   throw new ApiError(400, "malformed_request", "the YAML body does not parse", toDetails(parsed.errors));
 }
 
 /** Validate (in the CPU pool) or throw 422 with every error. */
-export async function requireValidPolicy(cpu: CpuPool, input: PolicyRequest): Promise<Extract<Validation, { ok: true }>> {
+export async function requireValidPolicy(
+  cpu: CpuPool,
+  input: PolicyRequest,
+): Promise<Extract<Validation, { ok: true }>> {
   const v = await cpu.run("validate", { input });
   if (!v.ok) {
     const what = input.format ? `the ${input.format} source` : "the policy";

@@ -4,7 +4,6 @@
 import { z } from "zod";
 import {
   importPolicy,
-  parsePolicySource,
   validatePolicy,
   type Diagnostic,
   type ImportFormat,
@@ -21,7 +20,11 @@ export const PolicyRequest = z
   .strictObject({
     policy: PolicyDocument.optional(),
     format: z.enum(IMPORT_FORMATS).optional().describe("import source lines instead of sending a policy"),
-    source: z.string().max(4 * 1024 * 1024).optional().describe("the lines to import (with format)"),
+    source: z
+      .string()
+      .max(4 * 1024 * 1024)
+      .optional()
+      .describe("the lines to import (with format)"),
     message: z.string().max(2000).optional().describe("what changed and why (kept with the version)"),
   })
   .superRefine((b, ctx) => {
@@ -30,12 +33,17 @@ export const PolicyRequest = z
     if (hasPolicy === hasImport) {
       ctx.addIssue({ code: "custom", path: [], message: "send either `policy`, or `format` with `source`" });
     } else if (hasImport && (b.format === undefined || b.source === undefined)) {
-      ctx.addIssue({ code: "custom", path: [b.format === undefined ? "format" : "source"], message: "`format` and `source` go together" });
+      ctx.addIssue({
+        code: "custom",
+        path: [b.format === undefined ? "format" : "source"],
+        message: "`format` and `source` go together",
+      });
     }
   });
 export type PolicyRequest = z.infer<typeof PolicyRequest>;
 
-export const toDetails = (list: Diagnostic[]): ErrorDetail[] => list.map(({ path, code, message }) => ({ path, code, message }));
+export const toDetails = (list: Diagnostic[]): ErrorDetail[] =>
+  list.map(({ path, code, message }) => ({ path, code, message }));
 
 /** What an import did with each source line (the engine's report), sent back to the client. */
 export const ImportReport = z
@@ -63,11 +71,15 @@ function documentOf(input: PolicyRequest): { doc: unknown; importReport?: Import
   return { doc: result.policy, importReport: result.report, importErrors };
 }
 
-export type Validation = { importReport?: ImportReport; warnings: Diagnostic[] } & ({ ok: true; policy: Policy } | { ok: false; errors: Diagnostic[] });
+export type Validation = { importReport?: ImportReport; warnings: Diagnostic[] } & (
+  | { ok: true; policy: Policy }
+  | { ok: false; errors: Diagnostic[] }
+);
 
 export function validateInput(input: PolicyRequest, target?: Target): Validation {
   const { doc, importReport, importErrors } = documentOf(input);
-  if (importErrors.length > 0) return { ok: false, errors: importErrors, warnings: [], ...(importReport && { importReport }) };
+  if (importErrors.length > 0)
+    return { ok: false, errors: importErrors, warnings: [], ...(importReport && { importReport }) };
   const result = validatePolicy(doc, target ? { target } : undefined);
   const extra = { warnings: result.warnings, ...(importReport && { importReport }) };
   if (result.ok && result.policy) return { ok: true, policy: result.policy, ...extra };

@@ -12,12 +12,18 @@ export function createRedis(url: string): Redis {
 }
 
 /** Logs the start and the end of an outage once each (ioredis reports every reconnect attempt). */
-export function reportOutages(redis: Redis, log: { warn(o: object, m: string): void; info(o: object, m: string): void }): void {
+export function reportOutages(
+  redis: Redis,
+  log: { warn(o: object, m: string): void; info(o: object, m: string): void },
+): void {
   let down = false;
   redis.on("error", (err: Error) => {
     if (down) return;
     down = true;
-    log.warn({ err: err.message }, "Redis does not answer (REDIS_URL): live log streams, console sign-in and rate limits are off, rollouts wait; reconnecting");
+    log.warn(
+      { err: err.message },
+      "Redis does not answer (REDIS_URL): live log streams, console sign-in and rate limits are off, rollouts wait; reconnecting",
+    );
   });
   redis.on("ready", () => {
     if (!down) return;
@@ -48,7 +54,8 @@ export function requireRedis(redis: Redis, what: string): void {
 
 // ioredis' own failures: the offline queue is off, the retry budget ran out, or the
 // connection closed under a command.
-const REDIS_MESSAGES = /Stream isn't writeable and enableOfflineQueue options is false|Reached the max retries per request limit|^Connection is closed\.?$/;
+const REDIS_MESSAGES =
+  /Stream isn't writeable and enableOfflineQueue options is false|Reached the max retries per request limit|^Connection is closed\.?$/;
 
 export function isRedisUnavailable(err: unknown): boolean {
   if (!err || typeof err !== "object") return false;

@@ -19,5 +19,11 @@ function nulDetails(part: unknown, where: string): ErrorDetail[] {
 /** preValidation hook: runs after auth, before schema validation and the handler. */
 export async function refuseNulBytes(req: FastifyRequest): Promise<void> {
   const details = [...nulDetails(req.params, "path"), ...nulDetails(req.query, "query")];
-  if (details.length) throw new ApiError(400, "invalid_request", "the request contains a NUL byte, which cannot be stored or matched", details);
+  if (details.length)
+    throw new ApiError(
+      400,
+      "invalid_request",
+      "the request contains a NUL byte, which cannot be stored or matched",
+      details,
+    );
 }

@@ -14,8 +14,14 @@ export class RequestLog extends LogController {
     if (!this.isLogDisabled(request)) request.log.debug({ req: request }, "incoming request");
   }
 
-  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    metadata?: Record<string, unknown>,
+  ): void {
     if (error || !isProbe(request)) return super.requestCompleted(error, request, reply, metadata);
-    if (!this.isLogDisabled(request)) reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, "request completed");
+    if (!this.isLogDisabled(request))
+      reply.log.debug({ res: reply, responseTime: reply.elapsedTime }, "request completed");
   }
 }

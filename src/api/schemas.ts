@@ -10,10 +10,21 @@ export const Name = z
   .string()
   .min(1)
   .max(63)
-  .regex(/^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/, "lowercase letters, digits, '.', '_' and '-', starting and ending with a letter or digit");
+  .regex(
+    /^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/,
+    "lowercase letters, digits, '.', '_' and '-', starting and ending with a letter or digit",
+  );
 
-export const LabelKey = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$/, "label keys: up to 63 of A-Z a-z 0-9 . _ / -, starting with a letter or digit");
-export const LabelValue = z.string().max(63).regex(/^[A-Za-z0-9._-]*$/, "label values: up to 63 of A-Z a-z 0-9 . _ -");
+export const LabelKey = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})$/,
+    "label keys: up to 63 of A-Z a-z 0-9 . _ / -, starting with a letter or digit",
+  );
+export const LabelValue = z
+  .string()
+  .max(63)
+  .regex(/^[A-Za-z0-9._-]*$/, "label values: up to 63 of A-Z a-z 0-9 . _ -");
 export const Labels = z.record(LabelKey, LabelValue).describe("host labels (selectors match them)");
 export type Labels = z.infer<typeof Labels>;
 

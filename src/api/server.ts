@@ -74,9 +74,13 @@ export async function runServer(config: Config, opts: ServerOptions = {}): Promi
       continueStarting();
     }
     await redis.connect();
-    await ensureAdminToken(db, config.adminToken, log, { tokenFile: config.initialTokenFile, terminal: process.stderr });
+    await ensureAdminToken(db, config.adminToken, log, {
+      tokenFile: config.initialTokenFile,
+      terminal: process.stderr,
+    });
     // The CA exists before REST serves: enrollment tokens carry its fingerprint.
-    if (config.agentTls.mode === "mtls") log.info({ caFingerprint: (await ensureCa(db, config.agentTls.secretKey!)).fingerprint }, "agent CA ready");
+    if (config.agentTls.mode === "mtls")
+      log.info({ caFingerprint: (await ensureCa(db, config.agentTls.secretKey!)).fingerprint }, "agent CA ready");
     else log.warn("PALISADE_GRPC_PLAINTEXT is set: the agent channel has no TLS (a lab only; see docs/security.md)");
     continueStarting();
     const url = await app.listen({ host: config.host, port: config.port });

@@ -3,7 +3,8 @@ import { usageError } from "./errors.ts";
 
 /** A whole number >= 1 (limits, counts). */
 export function parseCount(value: string, flag: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw usageError(`${flag} wants a whole number of 1 or more, got "${value}"`);
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw usageError(`${flag} wants a whole number of 1 or more, got "${value}"`);
   return Number(value);
 }
 

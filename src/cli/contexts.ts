@@ -40,7 +40,13 @@ export async function readConfig(file = configPath()): Promise<ConfigFile> {
   const parsed = ConfigFile.safeParse(parse(text) ?? {});
   if (!parsed.success) {
     const where = parsed.error.issues.map((i) => `${i.path.join(".") || "/"}: ${i.message}`).join("; ");
-    throw new CliError("invalid_config", `${file} is not a palisade config file (${where})`, 1, [], "fix or remove the file, then run `palisade login` again");
+    throw new CliError(
+      "invalid_config",
+      `${file} is not a palisade config file (${where})`,
+      1,
+      [],
+      "fix or remove the file, then run `palisade login` again",
+    );
   }
   return parsed.data;
 }
@@ -60,14 +66,23 @@ export async function writeConfig(c: ConfigFile, file = configPath()): Promise<v
 }
 
 /** The context a verb uses: --context, else the file's current-context; undefined when none is set. */
-export async function selectContext(name: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Context | undefined> {
+export async function selectContext(
+  name: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Context | undefined> {
   const file = configPath(env);
   const c = await readConfig(file);
   const wanted = name ?? env.PALISADE_CONTEXT ?? c["current-context"];
   if (wanted === undefined) return undefined;
   const found = c.contexts.find((x) => x.name === wanted);
   if (!found) {
-    throw new CliError("not_found", `context "${wanted}" not found in ${file}`, undefined, [], `\`palisade config get-contexts\` lists them; \`palisade login --context ${wanted} ...\` creates it`);
+    throw new CliError(
+      "not_found",
+      `context "${wanted}" not found in ${file}`,
+      undefined,
+      [],
+      `\`palisade config get-contexts\` lists them; \`palisade login --context ${wanted} ...\` creates it`,
+    );
   }
   return found;
 }

@@ -86,14 +86,19 @@ export function exitForStatus(status: number): number {
 /** What to do next, for the codes where the message alone does not say. */
 const HINTS: Record<string, string> = {
   unauthorized: "pass --token, set PALISADE_TOKEN, or run `palisade login --server URL --token-file FILE`",
-  unreachable: "check --server (or PALISADE_SERVER, or the context's server: `palisade config get-contexts`) and that the API runs",
+  unreachable:
+    "check --server (or PALISADE_SERVER, or the context's server: `palisade config get-contexts`) and that the API runs",
   unavailable: "the server's database or Redis does not answer; retry shortly, or check `GET /readyz`",
   busy: "the server is busy with other expensive requests; retry shortly",
   rate_limited: "too many requests with this token; wait and retry",
   forbidden: "ask an admin for a token with the role the message names",
 };
 
-const SYSTEM_CODES: Record<string, string> = { ENOENT: "file_not_found", EACCES: "permission_denied", EISDIR: "invalid_request" };
+const SYSTEM_CODES: Record<string, string> = {
+  ENOENT: "file_not_found",
+  EACCES: "permission_denied",
+  EISDIR: "invalid_request",
+};
 
 /** Any thrown value as the CLI prints it: the stderr text and the exit status. */
 export function describeError(err: unknown): { text: string; exit: number } {

@@ -85,8 +85,14 @@ trap 'if [ "\${BASH_SOURCE[0]-}" = ${BOX}/script.sh ]; then export PALISADE_LINE
 
 const RECORDED = ["iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "ipset", "modprobe", "sysctl"];
 const VARIANTS = [
-  "iptables-legacy", "iptables-nft", "ip6tables-legacy", "ip6tables-nft", "iptables-legacy-restore",
-  "iptables-nft-restore", "ip6tables-legacy-restore", "ip6tables-nft-restore",
+  "iptables-legacy",
+  "iptables-nft",
+  "ip6tables-legacy",
+  "ip6tables-nft",
+  "iptables-legacy-restore",
+  "iptables-nft-restore",
+  "ip6tables-legacy-restore",
+  "ip6tables-nft-restore",
 ];
 
 /** Runs as the sandbox's first process (PID 1 of its PID namespace), as root in new namespaces. */
@@ -130,7 +136,10 @@ export async function executeScript(script: string, opts: ExecuteOptions = {}): 
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const maxOutput = opts.maxOutputBytes ?? 64 * 1024;
   if (!hasSysAdmin()) {
-    throw new SandboxError("execute_needs_root", "import --execute needs root (CAP_SYS_ADMIN) to build its sandbox: run it with sudo");
+    throw new SandboxError(
+      "execute_needs_root",
+      "import --execute needs root (CAP_SYS_ADMIN) to build its sandbox: run it with sudo",
+    );
   }
   // work/ stays root-only on the host; box/ (mounted on /mnt) is what the script sees.
   const work = await mkdtemp(join(tmpdir(), "palisade-execute-"));
@@ -156,7 +165,11 @@ export async function executeScript(script: string, opts: ExecuteOptions = {}): 
     // rec/ belonged to the script: any file in it may be a symlink, a FIFO, a hard link or a forgery.
     const commands = await parseLog(await readOwnFile(join(rec, "log")), async (f) => {
       const name = INPUT_PATH.exec(f)?.[1];
-      if (!name) throw new SandboxError("execute_bad_record", `the record names an input file the recorder cannot have made: ${f}`);
+      if (!name)
+        throw new SandboxError(
+          "execute_bad_record",
+          `the record names an input file the recorder cannot have made: ${f}`,
+        );
       return (await readOwnFile(join(rec, name))).toString("utf8");
     });
     return { ...run, commands };
@@ -181,16 +194,18 @@ function hasSysAdmin(): boolean {
  * with more than one link (a hard link to a file elsewhere).
  */
 async function readOwnFile(path: string): Promise<Buffer> {
-  let fh;
+  let fh: Awaited<ReturnType<typeof open>>;
   try {
     fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ELOOP") throw new SandboxError("execute_bad_record", `${path} is a symlink`);
+    if ((e as NodeJS.ErrnoException).code === "ELOOP")
+      throw new SandboxError("execute_bad_record", `${path} is a symlink`);
     throw e;
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile() || st.nlink !== 1) throw new SandboxError("execute_bad_record", `${path} is not a regular file of the sandbox`);
+    if (!st.isFile() || st.nlink !== 1)
+      throw new SandboxError("execute_bad_record", `${path} is not a regular file of the sandbox`);
     return await fh.readFile();
   } finally {
     await fh.close();
@@ -201,7 +216,20 @@ function runSandbox(box: string, args: string[], timeoutMs: number, maxOutput: n
   return new Promise<Omit<ExecuteResult, "commands">>((resolve, reject) => {
     const child = spawn(
       "unshare",
-      ["--net", "--mount", "--pid", "--uts", "--ipc", "--fork", "--kill-child", "--mount-proc", "sh", join(box, "bin", "setup.sh"), box, ...args],
+      [
+        "--net",
+        "--mount",
+        "--pid",
+        "--uts",
+        "--ipc",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        "sh",
+        join(box, "bin", "setup.sh"),
+        box,
+        ...args,
+      ],
       { detached: true, stdio: ["ignore", "pipe", "pipe"] },
     );
     const chunks: Buffer[] = [];
@@ -232,7 +260,12 @@ function runSandbox(box: string, args: string[], timeoutMs: number, maxOutput: n
     });
     child.on("close", (code) => {
       clearTimeout(timer);
-      resolve({ exitCode: timedOut ? null : code, timedOut, output: Buffer.concat(chunks).toString("utf8"), outputTruncated: truncated });
+      resolve({
+        exitCode: timedOut ? null : code,
+        timedOut,
+        output: Buffer.concat(chunks).toString("utf8"),
+        outputTruncated: truncated,
+      });
     });
   });
 }

@@ -13,7 +13,8 @@ try {
   if (typeof code === "string" && code.startsWith("commander.")) {
     // commander has printed its message (as `error: usage: ...`, see program.ts) or the help
     // (asked for: exit 0; shown because a subcommand is missing: a usage error).
-    const asked = ["commander.helpDisplayed", "commander.version"].includes(code) || (err as CommanderError).exitCode === 0;
+    const asked =
+      ["commander.helpDisplayed", "commander.version"].includes(code) || (err as CommanderError).exitCode === 0;
     process.exitCode = asked ? 0 : EXIT.usage;
   } else {
     const { text, exit } = describeError(err);

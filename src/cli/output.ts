@@ -28,14 +28,27 @@ export interface Column<T> {
 }
 
 /** A time column: relative in tables. */
-export const when = <T>(header: string, get: (t: T) => string | null | undefined, wide = false): Column<T> => ({ header, value: (t, now) => relative(get(t), now), wide });
+export const when = <T>(header: string, get: (t: T) => string | null | undefined, wide = false): Column<T> => ({
+  header,
+  value: (t, now) => relative(get(t), now),
+  wide,
+});
 
 export function table<T>(items: T[], columns: Column<T>[], wide = false, now = Date.now()): string {
   const cols = columns.filter((c) => wide || !c.wide);
   const cell = (v: unknown) => (v === null || v === undefined || v === "" ? "-" : String(v).replace(/\s*\n\s*/g, " "));
   const rows = [cols.map((c) => c.header), ...items.map((i) => cols.map((c) => cell(c.value(i, now))))];
   const widths = cols.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()).join("\n") + "\n";
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+          .join("  ")
+          .trimEnd(),
+      )
+      .join("\n") + "\n"
+  );
 }
 
 export const out = (text: string) => void process.stdout.write(text);
@@ -57,4 +70,7 @@ export function printOne<T>(item: T, format: Format, lines: (item: T, wide: bool
 }
 
 /** k=v,k2=v2 */
-export const labelText = (labels: Record<string, string> | null | undefined) => Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`).join(",");
+export const labelText = (labels: Record<string, string> | null | undefined) =>
+  Object.entries(labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");

@@ -5,7 +5,9 @@ import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parsePolicySource, type Diagnostic } from "../engine/index.ts";
 
-export async function readPolicyFile(file: string): Promise<{ ok: true; value: unknown } | { ok: false; errors: Diagnostic[] }> {
+export async function readPolicyFile(
+  file: string,
+): Promise<{ ok: true; value: unknown } | { ok: false; errors: Diagnostic[] }> {
   const text = await readInput(file);
   // Standard input may be either: it is read as YAML, of which JSON is a subset.
   const format = file === "-" || [".yaml", ".yml"].includes(extname(file).toLowerCase()) ? "yaml" : "json";

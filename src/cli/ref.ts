@@ -14,7 +14,13 @@ export async function resolveRef(rest: Rest, ref: string): Promise<{ ruleset: st
   if (r.version !== undefined) return { ruleset: r.ruleset, version: r.version };
   const rs = await rest.get<{ latestVersion: number | null }>(`/v1/rulesets/${seg(r.ruleset)}`);
   if (rs.latestVersion === null) {
-    throw new CliError("not_found", `ruleset "${r.ruleset}" has no version yet`, EXIT.notFound, [], `push one: palisade push -f FILE --ruleset ${r.ruleset}`);
+    throw new CliError(
+      "not_found",
+      `ruleset "${r.ruleset}" has no version yet`,
+      EXIT.notFound,
+      [],
+      `push one: palisade push -f FILE --ruleset ${r.ruleset}`,
+    );
   }
   return { ruleset: r.ruleset, version: rs.latestVersion };
 }

@@ -37,7 +37,10 @@ export function withRestOptions(cmd: Command): Command {
     .option("--server <url>", "API base URL (env PALISADE_SERVER; default: the context's, else http://127.0.0.1:8080)")
     .option("--token <token>", "API bearer token (env PALISADE_TOKEN; default: the context's)")
     .option("--context <name>", "use this context of the config file (env PALISADE_CONTEXT)")
-    .option("--ca-file <file>", "PEM CA of the server's HTTPS certificate, trusted instead of the system's (env PALISADE_CA_FILE; default: the context's)");
+    .option(
+      "--ca-file <file>",
+      "PEM CA of the server's HTTPS certificate, trusted instead of the system's (env PALISADE_CA_FILE; default: the context's)",
+    );
 }
 
 interface Page<T> {
@@ -61,15 +64,30 @@ export class Rest {
       const o = this.o;
       const env = this.env;
       const explicit = o.server ?? (env.PALISADE_SERVER || undefined) ?? (env.PALISADE_URL || undefined);
-      const ctx = o.context !== undefined || !explicit || !(o.token ?? env.PALISADE_TOKEN) ? await selectContext(o.context, env) : undefined;
+      const ctx =
+        o.context !== undefined || !explicit || !(o.token ?? env.PALISADE_TOKEN)
+          ? await selectContext(o.context, env)
+          : undefined;
       const base = (explicit ?? ctx?.server ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
       if (!/^https?:\/\/[^/]/.test(base)) {
-        throw new CliError("usage", `the server must be an http(s) URL, got "${base}"`, EXIT.usage, [], "e.g. --server https://palisade.example:8080");
+        throw new CliError(
+          "usage",
+          `the server must be an http(s) URL, got "${base}"`,
+          EXIT.usage,
+          [],
+          "e.g. --server https://palisade.example:8080",
+        );
       }
       const sameServer = ctx !== undefined && ctx.server.replace(/\/+$/, "") === base;
       const caFile = o.caFile ?? (env.PALISADE_CA_FILE || undefined) ?? (sameServer ? ctx["ca-file"] : undefined);
       if (caFile !== undefined && !base.startsWith("https://")) {
-        throw new CliError("usage", `a CA file (${caFile}) is given but the server ${base} is not https`, EXIT.usage, [], "use the https:// URL of the server, or drop --ca-file / PALISADE_CA_FILE");
+        throw new CliError(
+          "usage",
+          `a CA file (${caFile}) is given but the server ${base} is not https`,
+          EXIT.usage,
+          [],
+          "use the https:// URL of the server, or drop --ca-file / PALISADE_CA_FILE",
+        );
       }
       const ca = caFile === undefined ? undefined : await readCaFile(caFile);
       return { base, token: o.token ?? (env.PALISADE_TOKEN || undefined) ?? (sameServer ? ctx.token : undefined), ca };
@@ -77,17 +95,34 @@ export class Rest {
     return this.target;
   }
 
-  private async send(method: string, path: string, init: { body?: string; contentType?: string; accept?: string; signal?: AbortSignal; headers?: Record<string, string> }): Promise<Response> {
+  private async send(
+    method: string,
+    path: string,
+    init: {
+      body?: string;
+      contentType?: string;
+      accept?: string;
+      signal?: AbortSignal;
+      headers?: Record<string, string>;
+    },
+  ): Promise<Response> {
     const { base, token, ca } = await this.resolve();
     if (!token) throw new RestError(0, "unauthorized", `no API token for ${base}`);
-    const headers: Record<string, string> = { ...init.headers, authorization: `Bearer ${token}`, accept: init.accept ?? "application/json" };
+    const headers: Record<string, string> = {
+      ...init.headers,
+      authorization: `Bearer ${token}`,
+      accept: init.accept ?? "application/json",
+    };
     if (init.body !== undefined) headers["content-type"] = init.contentType ?? "application/json";
     let res: Response;
     try {
       const req = { method, headers, body: init.body, signal: init.signal };
       res = ca === undefined ? await fetch(base + path, req) : await fetchWithCa(base + path, ca, req);
     } catch (e) {
-      const why = (e as Error).name === "TimeoutError" ? "no answer in time" : ((e as { cause?: Error }).cause?.message ?? (e as Error).message);
+      const why =
+        (e as Error).name === "TimeoutError"
+          ? "no answer in time"
+          : ((e as { cause?: Error }).cause?.message ?? (e as Error).message);
       throw new RestError(0, "unreachable", `cannot reach ${base}: ${why}`);
     }
     if (!res.ok) {
@@ -99,14 +134,29 @@ export class Rest {
         env = undefined;
       }
       const err = env?.error;
-      throw new RestError(res.status, err?.code ?? `http_${res.status}`, err?.message ?? `HTTP ${res.status} ${(text.slice(0, 300) || res.statusText).trim()}`, err?.details ?? []);
+      throw new RestError(
+        res.status,
+        err?.code ?? `http_${res.status}`,
+        err?.message ?? `HTTP ${res.status} ${(text.slice(0, 300) || res.statusText).trim()}`,
+        err?.details ?? [],
+      );
     }
     return res;
   }
 
-  async request<T>(method: string, path: string, body?: unknown, opts: { contentType?: string; timeoutMs?: number; headers?: Record<string, string> } = {}): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts: { contentType?: string; timeoutMs?: number; headers?: Record<string, string> } = {},
+  ): Promise<T> {
     const payload = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
-    const res = await this.send(method, path, { body: payload, contentType: opts.contentType, headers: opts.headers, signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000) });
+    const res = await this.send(method, path, {
+      body: payload,
+      contentType: opts.contentType,
+      headers: opts.headers,
+      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+    });
     const text = await res.text();
     return (text ? JSON.parse(text) : undefined) as T;
   }
@@ -134,7 +184,13 @@ export class Rest {
    * until the server ends the stream (resolves) or `signal` aborts (resolves too). `onOpen`
    * runs once the server answered (the API subscribes before it answers).
    */
-  async stream(path: string, query: Query, onEvent: (data: string, event: string, id: string | undefined) => void, signal: AbortSignal, onOpen?: () => void): Promise<"ended" | "aborted"> {
+  async stream(
+    path: string,
+    query: Query,
+    onEvent: (data: string, event: string, id: string | undefined) => void,
+    signal: AbortSignal,
+    onOpen?: () => void,
+  ): Promise<"ended" | "aborted"> {
     let res: Response;
     try {
       res = await this.send("GET", withQuery(path, query), { accept: "text/event-stream", signal });
@@ -179,7 +235,12 @@ const RETRY_DELAYS_MS = [1000, 3000];
  * every try, so a retry after a lost answer or a moment without the server cannot
  * create a second rollout. Retried only when the server was not reached or answered 502-504.
  */
-export async function idempotentPost<T>(rest: Rest, path: string, body?: unknown, sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))): Promise<T> {
+export async function idempotentPost<T>(
+  rest: Rest,
+  path: string,
+  body?: unknown,
+  sleep = (ms: number) => new Promise((r) => setTimeout(r, ms)),
+): Promise<T> {
   const headers = { "idempotency-key": randomUUID() };
   for (let attempt = 0; ; attempt++) {
     try {

@@ -14,7 +14,10 @@ export function parseWhen(value: string | undefined, flag: string, now = Date.no
     const d = new Date(value);
     if (!Number.isNaN(d.getTime())) return d.toISOString();
   }
-  throw usageError(`${flag}: "${value}" is not a time`, `give a duration back from now (30s, 15m, 1h, 2d, 1w) or an RFC 3339 time (2026-12-03T08:00:00Z)`);
+  throw usageError(
+    `${flag}: "${value}" is not a time`,
+    `give a duration back from now (30s, 15m, 1h, 2d, 1w) or an RFC 3339 time (2026-12-03T08:00:00Z)`,
+  );
 }
 
 /** A duration flag in seconds: "90s", "15m", "1h", "2d", "1w", or plain seconds. */
@@ -31,7 +34,14 @@ export function relative(iso: string | null | undefined, now = Date.now()): stri
   if (Number.isNaN(t)) return iso;
   const s = Math.round((now - t) / 1000);
   const a = Math.abs(s);
-  const span = a < 60 ? `${a}s` : a < 3600 ? `${Math.floor(a / 60)}m` : a < 86_400 ? `${Math.floor(a / 3600)}h` : `${Math.floor(a / 86_400)}d`;
+  const span =
+    a < 60
+      ? `${a}s`
+      : a < 3600
+        ? `${Math.floor(a / 60)}m`
+        : a < 86_400
+          ? `${Math.floor(a / 3600)}h`
+          : `${Math.floor(a / 86_400)}d`;
   if (a < 1) return "now";
   return s >= 0 ? `${span} ago` : `in ${span}`;
 }

@@ -32,6 +32,14 @@ export function warning(path: Path, code: string, message: string): Diagnostic {
 /** Sort diagnostics so output is deterministic regardless of discovery order. */
 export function sortDiagnostics(list: Diagnostic[]): Diagnostic[] {
   return [...list].sort((a, b) =>
-    a.severity !== b.severity ? (a.severity === "error" ? -1 : 1) : a.path < b.path ? -1 : a.path > b.path ? 1 : a.code.localeCompare(b.code),
+    a.severity !== b.severity
+      ? a.severity === "error"
+        ? -1
+        : 1
+      : a.path < b.path
+        ? -1
+        : a.path > b.path
+          ? 1
+          : a.code.localeCompare(b.code),
   );
 }

@@ -2,7 +2,13 @@
 // policy document -> validate/lint -> compile (nftables | iptables) -> driver (kernel)
 export type { Diagnostic, Severity } from "./diagnostics.ts";
 // Source parsing, validation and linting, checksums, JSON Schema (validate/, source.ts, checksum.ts, schema-export.ts).
-export { parsePolicySource, MAX_SOURCE_BYTES, MAX_YAML_ALIAS_EXPANSION, type ParsedSource, type SourceFormat } from "./source.ts";
+export {
+  parsePolicySource,
+  MAX_SOURCE_BYTES,
+  MAX_YAML_ALIAS_EXPANSION,
+  type ParsedSource,
+  type SourceFormat,
+} from "./source.ts";
 export { validatePolicy, type Target, type ValidateOptions, type ValidationResult } from "./validate/index.ts";
 export { policyChecksum, canonicalJson } from "./checksum.ts";
 export { policyJsonSchema } from "./schema-export.ts";
@@ -13,7 +19,16 @@ export { parsePrefix, hasHostBits } from "./net/address.ts";
 // Fleet-wide bans: addresses and the agent's ban table (bans/).
 export * as bans from "./bans/index.ts";
 export { HostName, isHostId } from "./host-name.ts";
-export { compileNft, renderNft, parseAccountingName, parseAggregateComment, growCounterName, parseGrowCounterName, type AccountingObject, type QuotaMode } from "./compile/nft/index.ts";
+export {
+  compileNft,
+  renderNft,
+  parseAccountingName,
+  parseAggregateComment,
+  growCounterName,
+  parseGrowCounterName,
+  type AccountingObject,
+  type QuotaMode,
+} from "./compile/nft/index.ts";
 export { renderIptables } from "./compile/iptables/index.ts";
 // Protection presets -> plain chains/rules (expand/).
 export { expandPolicy, presetNames } from "./expand/index.ts";
@@ -29,4 +44,13 @@ export type { TableDefinition } from "./nft/index.ts";
 export { importPolicy, importRecorded, formatImportReport, RecordedCommand, EXECUTE_HINT } from "./import/index.ts";
 export type { ImportReportLine, ImportFormat, ImportResult } from "./import/index.ts";
 // What-if traces: packet specs and trace parsing (trace/); the runner is driver.trace.
-export { parsePacketSpec, PacketSpecError, parseTraceLine, summarizeTrace, type PacketSpec, type PacketTrace, type TraceStep, type TraceVerdict } from "./trace/index.ts";
+export {
+  parsePacketSpec,
+  PacketSpecError,
+  parseTraceLine,
+  summarizeTrace,
+  type PacketSpec,
+  type PacketTrace,
+  type TraceStep,
+  type TraceVerdict,
+} from "./trace/index.ts";

@@ -123,8 +123,11 @@ function measureYaml(doc: Document): YamlSize {
     return { written, expanded };
   } catch (e) {
     if (!(e instanceof Refused)) throw e;
-    if (e.code === "alias_cycle") return { error: { code: "alias_cycle", message: "a YAML alias refers to a node that contains it" } };
-    return { error: { code: "source_too_deep", message: `the document is nested more than ${MAX_SOURCE_DEPTH} levels deep` } };
+    if (e.code === "alias_cycle")
+      return { error: { code: "alias_cycle", message: "a YAML alias refers to a node that contains it" } };
+    return {
+      error: { code: "source_too_deep", message: `the document is nested more than ${MAX_SOURCE_DEPTH} levels deep` },
+    };
   }
 }
 
@@ -184,7 +187,7 @@ function findDuplicateJsonKey(text: string): { key: string; offset: number } | n
 function lineCol(text: string, offset: number): { line: number; col: number } {
   let line = 1;
   let last = -1;
-  for (let i = 0; i < offset && i < text.length; i++) if (text[i] === "\n") ((line += 1), (last = i));
+  for (let i = 0; i < offset && i < text.length; i++) if (text[i] === "\n") (line += 1), (last = i);
   return { line, col: offset - last };
 }
 

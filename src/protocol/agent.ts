@@ -53,7 +53,14 @@ export {
 export const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 
 /** The members of AgentMessage's oneof, in field order. */
-export const AGENT_MESSAGE_BODIES = ["hello", "heartbeat", "applyResult", "drift", "telemetry", "quotaReset"] as const satisfies readonly (keyof AgentMessage)[];
+export const AGENT_MESSAGE_BODIES = [
+  "hello",
+  "heartbeat",
+  "applyResult",
+  "drift",
+  "telemetry",
+  "quotaReset",
+] as const satisfies readonly (keyof AgentMessage)[];
 export type AgentMessageBody = (typeof AGENT_MESSAGE_BODIES)[number];
 
 /** Which oneof member of a decoded AgentMessage is set (undefined: none). */
@@ -70,8 +77,14 @@ interface Codec<T> {
 // Senders' fields left out (a test playing an older agent, a batch spooled by an older
 // agent with numbers for uint64) get their proto3 defaults before encoding, as they would
 // from any protobuf library; the generated encoder alone would throw on them.
-const serialize = <T>(c: Codec<T>) => (v: T): Buffer => Buffer.from(c.encode(c.fromPartial(v as never)).finish());
-const deserialize = <T>(c: Codec<T>) => (b: Buffer): T => c.decode(b);
+const serialize =
+  <T>(c: Codec<T>) =>
+  (v: T): Buffer =>
+    Buffer.from(c.encode(c.fromPartial(v as never)).finish());
+const deserialize =
+  <T>(c: Codec<T>) =>
+  (b: Buffer): T =>
+    c.decode(b);
 
 /**
  * palisade.v1.AgentService with its methods named as in the .proto (Enroll, Connect, Renew): the
@@ -105,15 +118,32 @@ export const agentServiceDefinition = {
 } satisfies grpc.ServiceDefinition;
 
 export interface AgentServiceClient extends grpc.Client {
-  Enroll(req: EnrollRequest, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (e: grpc.ServiceError | null, r?: EnrollResponse) => void): grpc.ClientUnaryCall;
+  Enroll(
+    req: EnrollRequest,
+    md: grpc.Metadata,
+    opts: Partial<grpc.CallOptions>,
+    cb: (e: grpc.ServiceError | null, r?: EnrollResponse) => void,
+  ): grpc.ClientUnaryCall;
   Connect(md: grpc.Metadata, opts?: Partial<grpc.CallOptions>): grpc.ClientDuplexStream<AgentMessage, ServerMessage>;
-  Renew(req: RenewRequest, md: grpc.Metadata, opts: Partial<grpc.CallOptions>, cb: (e: grpc.ServiceError | null, r?: RenewResponse) => void): grpc.ClientUnaryCall;
+  Renew(
+    req: RenewRequest,
+    md: grpc.Metadata,
+    opts: Partial<grpc.CallOptions>,
+    cb: (e: grpc.ServiceError | null, r?: RenewResponse) => void,
+  ): grpc.ClientUnaryCall;
 }
 
-export type AgentServiceClientConstructor = new (address: string, credentials: grpc.ChannelCredentials, options?: Partial<grpc.ClientOptions>) => AgentServiceClient;
+export type AgentServiceClientConstructor = new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options?: Partial<grpc.ClientOptions>,
+) => AgentServiceClient;
 
 /** The client constructor (agents, tests playing agents). */
-export const AgentServiceClient = grpc.makeGenericClientConstructor(agentServiceDefinition, "palisade.v1.AgentService") as unknown as AgentServiceClientConstructor;
+export const AgentServiceClient = grpc.makeGenericClientConstructor(
+  agentServiceDefinition,
+  "palisade.v1.AgentService",
+) as unknown as AgentServiceClientConstructor;
 
 /** The server's handlers, by method. */
 export interface AgentServiceHandlers extends grpc.UntypedServiceImplementation {

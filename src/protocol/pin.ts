@@ -8,7 +8,9 @@ export const HOST_URI_PREFIX = "urn:palisade:host:";
 
 /** A new ECDSA P-256 private key as PKCS#8 PEM. */
 export function newPrivateKeyPem(): string {
-  return generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  return generateKeyPairSync("ec", { namedCurve: "P-256" })
+    .privateKey.export({ type: "pkcs8", format: "pem" })
+    .toString();
 }
 
 /** SHA-256 of a certificate's DER, lowercase hex (what the enrollment token pins). */

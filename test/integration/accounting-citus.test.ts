@@ -26,8 +26,16 @@ import { batch, makeHost } from "../support/telemetry-batches.ts";
 
 /** Distributed by host_id (co-located); docs/scaling.md. */
 const DISTRIBUTED = [
-  "accounting_samples", "accounting_minute", "accounting_hour", "accounting_day", "accounting_month", "accounting_tables", "telemetry_batches",
-  "accounting_table_minute", "accounting_table_hour", "accounting_table_day",
+  "accounting_samples",
+  "accounting_minute",
+  "accounting_hour",
+  "accounting_day",
+  "accounting_month",
+  "accounting_tables",
+  "telemetry_batches",
+  "accounting_table_minute",
+  "accounting_table_hour",
+  "accounting_table_day",
 ];
 // accounting_fleet_hour/_day/_month (per address over all hosts) have no host_id: they
 // stay coordinator tables (docs/scaling.md), written by the rollup from the shards.
@@ -40,7 +48,8 @@ function citusProblems(text: string): string[] {
   if (touches(t).length === 0) return [];
   const out: string[] = [];
   if (/\bFOR (NO KEY )?(UPDATE|SHARE|KEY SHARE)\b/i.test(t)) out.push("row lock (FOR UPDATE/SHARE) over shards");
-  if (/\bOVER\s*\(/i.test(t) && !/\bOVER\s*\(\s*PARTITION BY[^)]*\bhost_id\b/i.test(t)) out.push("window function not partitioned by host_id");
+  if (/\bOVER\s*\(/i.test(t) && !/\bOVER\s*\(\s*PARTITION BY[^)]*\bhost_id\b/i.test(t))
+    out.push("window function not partitioned by host_id");
   if (/\bWITH RECURSIVE\b/i.test(t)) out.push("WITH RECURSIVE");
   if (/\bLOCK TABLE\b/i.test(t)) out.push("LOCK TABLE");
   if (/\bTABLESAMPLE\b/i.test(t)) out.push("TABLESAMPLE");
@@ -49,11 +58,15 @@ function citusProblems(text: string): string[] {
   const into = /^\s*INSERT INTO (\w+)/i.exec(t)?.[1]?.toLowerCase();
   // An upsert into a distributed table must name a key that routes to one shard.
   const conflict = /\bON CONFLICT\s*\(([^)]*)\)/i.exec(t);
-  if (conflict && (into === undefined || DISTRIBUTED.includes(into)) && !/\bhost_id\b/.test(conflict[1]!)) out.push("ON CONFLICT target without host_id");
+  if (conflict && (into === undefined || DISTRIBUTED.includes(into)) && !/\bhost_id\b/.test(conflict[1]!))
+    out.push("ON CONFLICT target without host_id");
   if (ins && DISTRIBUTED.includes(ins[1]!.toLowerCase())) {
     const select = ins[2]!.split(/\bON CONFLICT\b/i)[0]!;
-    const from = [...select.matchAll(/\b(?:FROM|JOIN)\s+(\w+)/gi)].map((m) => m[1]!.toLowerCase()).filter((x) => DISTRIBUTED.includes(x));
-    if (from.length > 0 && !/\bGROUP BY\b[^]*\bhost_id\b/i.test(select)) out.push("INSERT ... SELECT between distributed tables not grouped by host_id");
+    const from = [...select.matchAll(/\b(?:FROM|JOIN)\s+(\w+)/gi)]
+      .map((m) => m[1]!.toLowerCase())
+      .filter((x) => DISTRIBUTED.includes(x));
+    if (from.length > 0 && !/\bGROUP BY\b[^]*\bhost_id\b/i.test(select))
+      out.push("INSERT ... SELECT between distributed tables not grouped by host_id");
   }
   return out;
 }
@@ -82,14 +95,35 @@ after(async () => {
 
 describe("accounting SQL stays distributable by host_id (Citus)", () => {
   test("the checker flags what Citus cannot distribute (it can fail)", () => {
-    assert.deepEqual(citusProblems("SELECT * FROM accounting_day WHERE host_id = $1 FOR UPDATE"), ["row lock (FOR UPDATE/SHARE) over shards"]);
-    assert.deepEqual(citusProblems("SELECT address, rank() OVER (ORDER BY src_bytes) FROM accounting_hour"), ["window function not partitioned by host_id"]);
-    assert.deepEqual(citusProblems("INSERT INTO accounting_tables (host_id, table_name) VALUES ($1, $2) ON CONFLICT (table_name) DO NOTHING"), ["ON CONFLICT target without host_id"]);
-    assert.deepEqual(citusProblems("INSERT INTO accounting_day (host_id, bucket) SELECT host_id, b FROM accounting_hour GROUP BY table_name, b"), ["INSERT ... SELECT between distributed tables not grouped by host_id"]);
-    assert.deepEqual(citusProblems("SELECT 1 FROM telemetry_dirty FOR UPDATE SKIP LOCKED"), [], "telemetry_dirty is not distributed");
+    assert.deepEqual(citusProblems("SELECT * FROM accounting_day WHERE host_id = $1 FOR UPDATE"), [
+      "row lock (FOR UPDATE/SHARE) over shards",
+    ]);
+    assert.deepEqual(citusProblems("SELECT address, rank() OVER (ORDER BY src_bytes) FROM accounting_hour"), [
+      "window function not partitioned by host_id",
+    ]);
     assert.deepEqual(
-      citusProblems("INSERT INTO accounting_fleet_day AS f (table_name) SELECT n.table_name FROM rollup_new n LEFT JOIN accounting_day o ON o.host_id = n.host_id GROUP BY 1 ON CONFLICT (table_name, address, bucket) DO NOTHING"),
-      [], "an upsert into a coordinator table may read the shards",
+      citusProblems(
+        "INSERT INTO accounting_tables (host_id, table_name) VALUES ($1, $2) ON CONFLICT (table_name) DO NOTHING",
+      ),
+      ["ON CONFLICT target without host_id"],
+    );
+    assert.deepEqual(
+      citusProblems(
+        "INSERT INTO accounting_day (host_id, bucket) SELECT host_id, b FROM accounting_hour GROUP BY table_name, b",
+      ),
+      ["INSERT ... SELECT between distributed tables not grouped by host_id"],
+    );
+    assert.deepEqual(
+      citusProblems("SELECT 1 FROM telemetry_dirty FOR UPDATE SKIP LOCKED"),
+      [],
+      "telemetry_dirty is not distributed",
+    );
+    assert.deepEqual(
+      citusProblems(
+        "INSERT INTO accounting_fleet_day AS f (table_name) SELECT n.table_name FROM rollup_new n LEFT JOIN accounting_day o ON o.host_id = n.host_id GROUP BY 1 ON CONFLICT (table_name, address, bucket) DO NOTHING",
+      ),
+      [],
+      "an upsert into a coordinator table may read the shards",
     );
   });
 
@@ -103,8 +137,16 @@ describe("accounting SQL stays distributable by host_id (Citus)", () => {
       [DISTRIBUTED],
     );
     assert.ok(uniques.length >= DISTRIBUTED.length - 1, "the distributed tables' keys were found");
-    for (const u of uniques) assert.ok(u.cols.includes("host_id"), `${u.tbl}: unique index ${u.idx} (${u.cols.join(", ")}) must include host_id`);
-    const triggers = await sql<{ t: string }>(database.url, `SELECT tgname AS t FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid WHERE NOT tgisinternal AND c.relname = ANY ($1)`, [DISTRIBUTED]);
+    for (const u of uniques)
+      assert.ok(
+        u.cols.includes("host_id"),
+        `${u.tbl}: unique index ${u.idx} (${u.cols.join(", ")}) must include host_id`,
+      );
+    const triggers = await sql<{ t: string }>(
+      database.url,
+      `SELECT tgname AS t FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid WHERE NOT tgisinternal AND c.relname = ANY ($1)`,
+      [DISTRIBUTED],
+    );
     assert.deepEqual(triggers, []);
     const fks = await sql<{ tbl: string; ref: string }>(
       database.url,
@@ -112,10 +154,16 @@ describe("accounting SQL stays distributable by host_id (Citus)", () => {
        WHERE k.contype = 'f' AND c.relname = ANY ($1)`,
       [DISTRIBUTED],
     );
-    for (const f of fks) assert.equal(f.ref, "hosts", `${f.tbl} references ${f.ref}: only hosts (a reference table) is allowed`);
+    for (const f of fks)
+      assert.equal(f.ref, "hosts", `${f.tbl} references ${f.ref}: only hosts (a reference table) is allowed`);
     // Views over them (Grafana's, for example) are planned like any query: same rules.
-    const views = await sql<{ name: string; def: string }>(database.url, `SELECT viewname AS name, definition AS def FROM pg_views WHERE schemaname = 'public'`);
-    const bad = views.map((v) => ({ view: v.name, problems: citusProblems(v.def) })).filter((v) => v.problems.length > 0);
+    const views = await sql<{ name: string; def: string }>(
+      database.url,
+      `SELECT viewname AS name, definition AS def FROM pg_views WHERE schemaname = 'public'`,
+    );
+    const bad = views
+      .map((v) => ({ view: v.name, problems: citusProblems(v.def) }))
+      .filter((v) => v.problems.length > 0);
     assert.deepEqual(bad, []);
   });
 
@@ -124,10 +172,23 @@ describe("accounting SQL stays distributable by host_id (Citus)", () => {
     const host = await makeHost(db, "citus-1");
     const now = Date.now();
     for (let i = 0; i < 3; i++) {
-      await ingestTelemetry({ db }, host, batch("c", i + 1, now - 120_000 + i * 1000, [
-        { table: "lan", ip: "10.0.0.1", srcBytes: 100, srcPackets: 1, dstBytes: 5, dstPackets: 1 },
-        { table: "lan6", ip: "2001:db8:1::/64", srcBytes: 70, srcPackets: 1, dstBytes: 0, dstPackets: 0 },
-      ], { quotas: [{ name: "q", mode: "bytes", limit: 10, used: 1, grow: false }], counters: [{ name: "c", bytes: 1, packets: 1 }] }));
+      await ingestTelemetry(
+        { db },
+        host,
+        batch(
+          "c",
+          i + 1,
+          now - 120_000 + i * 1000,
+          [
+            { table: "lan", ip: "10.0.0.1", srcBytes: 100, srcPackets: 1, dstBytes: 5, dstPackets: 1 },
+            { table: "lan6", ip: "2001:db8:1::/64", srcBytes: 70, srcPackets: 1, dstBytes: 0, dstPackets: 0 },
+          ],
+          {
+            quotas: [{ name: "q", mode: "bytes", limit: 10, used: 1, grow: false }],
+            counters: [{ name: "c", bytes: 1, packets: 1 }],
+          },
+        ),
+      );
     }
     await rollupAll(db, DEFAULT_RETENTION);
     const scope = { table: "lan", hostId: host };
@@ -141,9 +202,18 @@ describe("accounting SQL stays distributable by host_id (Citus)", () => {
     await applyRetention(db, DEFAULT_RETENTION);
 
     const relevant = seen.filter((s) => touches(s).length > 0);
-    for (const t of DISTRIBUTED) assert.ok(relevant.some((s) => touches(s).includes(t)), `a statement touching ${t} was captured`);
-    assert.ok(relevant.some((s) => /^\s*COPY accounting_samples/i.test(s)), "the ingest's COPY was captured");
-    const bad = relevant.map((s) => ({ sql: s.replace(/\s+/g, " ").slice(0, 300), problems: citusProblems(s) })).filter((x) => x.problems.length > 0);
+    for (const t of DISTRIBUTED)
+      assert.ok(
+        relevant.some((s) => touches(s).includes(t)),
+        `a statement touching ${t} was captured`,
+      );
+    assert.ok(
+      relevant.some((s) => /^\s*COPY accounting_samples/i.test(s)),
+      "the ingest's COPY was captured",
+    );
+    const bad = relevant
+      .map((s) => ({ sql: s.replace(/\s+/g, " ").slice(0, 300), problems: citusProblems(s) }))
+      .filter((x) => x.problems.length > 0);
     assert.deepEqual(bad, []);
   });
 });

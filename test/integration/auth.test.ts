@@ -37,13 +37,25 @@ const ROUTES: RouteCase[] = [
   { method: "GET", url: "/v1/rulesets", access: "read", ok: 200 },
   { method: "POST", url: "/v1/rulesets", access: "operate", body: (r) => ({ name: `by-${r}` }), ok: 201 },
   { method: "GET", url: "/v1/rulesets/matrix", access: "read", ok: 200 },
-  { method: "POST", url: "/v1/rulesets/matrix/versions", access: "operate", body: () => ({ policy: validPolicy() }), ok: 201 },
+  {
+    method: "POST",
+    url: "/v1/rulesets/matrix/versions",
+    access: "operate",
+    body: () => ({ policy: validPolicy() }),
+    ok: 201,
+  },
   { method: "GET", url: "/v1/rulesets/matrix/versions", access: "read", ok: 200 },
   { method: "GET", url: "/v1/rulesets/matrix/versions/1", access: "read", ok: 200 },
   { method: "GET", url: "/v1/rulesets/matrix/versions/1/render", access: "read", ok: 200 },
   { method: "GET", url: "/v1/rulesets/matrix/diff?from=1&to=1", access: "read", ok: 200 },
   { method: "POST", url: "/v1/validate", access: "operate", body: () => ({ policy: validPolicy() }), ok: 200 },
-  { method: "POST", url: "/v1/tokens", access: "admin", body: (r) => ({ name: `made-by-${r}`, role: "viewer" }), ok: 201 },
+  {
+    method: "POST",
+    url: "/v1/tokens",
+    access: "admin",
+    body: (r) => ({ name: `made-by-${r}`, role: "viewer" }),
+    ok: 201,
+  },
   { method: "GET", url: "/v1/tokens", access: "admin", ok: 200 },
   { method: "GET", url: "/v1/audit", access: "read", ok: 200 },
   { method: "GET", url: "/v1/hosts", access: "read", ok: 200 },
@@ -52,7 +64,11 @@ const ROUTES: RouteCase[] = [
   { method: "POST", url: "/v1/enrollment-tokens", access: "admin", body: () => ({}), ok: 201 },
   { method: "GET", url: "/v1/enrollment-tokens", access: "admin", ok: 200 },
 ];
-const ALLOWED: Record<Access, TestRole[]> = { read: ["admin", "operator", "viewer"], operate: ["admin", "operator"], admin: ["admin"] };
+const ALLOWED: Record<Access, TestRole[]> = {
+  read: ["admin", "operator", "viewer"],
+  operate: ["admin", "operator"],
+  admin: ["admin"],
+};
 
 describe("role matrix", () => {
   for (const route of ROUTES) {
@@ -70,16 +86,23 @@ describe("role matrix", () => {
       assert.equal(none.statusCode, 401);
       assert.equal(errorOf(none).code, "unauthorized");
       assert.match(String(none.headers["www-authenticate"]), /^Bearer/);
-      const bad = await t.req(route.method, route.url, { as: { token: "not-a-real-token" }, body: route.body?.("bad") });
+      const bad = await t.req(route.method, route.url, {
+        as: { token: "not-a-real-token" },
+        body: route.body?.("bad"),
+      });
       assert.equal(bad.statusCode, 401);
-      const malformed = await t.req(route.method, route.url, { headers: { authorization: "Basic dXNlcjpwYXNz" }, as: null });
+      const malformed = await t.req(route.method, route.url, {
+        headers: { authorization: "Basic dXNlcjpwYXNz" },
+        as: null,
+      });
       assert.equal(malformed.statusCode, 401);
     });
   }
 
   test("DELETE /v1/tokens/:id (admin)", async () => {
     const id = randomUUID();
-    for (const role of ["viewer", "operator"] as TestRole[]) assert.equal((await t.req("DELETE", `/v1/tokens/${id}`, { as: role })).statusCode, 403);
+    for (const role of ["viewer", "operator"] as TestRole[])
+      assert.equal((await t.req("DELETE", `/v1/tokens/${id}`, { as: role })).statusCode, 403);
     assert.equal((await t.req("DELETE", `/v1/tokens/${id}`, { as: null })).statusCode, 401);
     assert.equal((await t.req("DELETE", `/v1/tokens/${id}`)).statusCode, 404);
   });
@@ -87,7 +110,10 @@ describe("role matrix", () => {
   test("forbidden requests write nothing", async () => {
     const before = await t.db.auditLog.count();
     assert.equal((await t.req("POST", "/v1/rulesets", { as: "viewer", body: { name: "viewer-try" } })).statusCode, 403);
-    assert.equal((await t.req("POST", "/v1/tokens", { as: "operator", body: { name: "op-try", role: "admin" } })).statusCode, 403);
+    assert.equal(
+      (await t.req("POST", "/v1/tokens", { as: "operator", body: { name: "op-try", role: "admin" } })).statusCode,
+      403,
+    );
     assert.equal(await t.db.ruleset.count({ where: { name: "viewer-try" } }), 0);
     assert.equal(await t.db.apiToken.count({ where: { name: "op-try" } }), 0);
     assert.equal(await t.db.auditLog.count(), before);
@@ -161,7 +187,12 @@ describe("first admin token", () => {
     const lines: Record<string, unknown>[] = [];
     const at = (level: string) => (fields: object | string, msg?: string) =>
       lines.push(typeof fields === "string" ? { level, msg: fields } : { level, ...fields, msg });
-    const log = { info: at("info"), warn: at("warn"), error: at("error"), debug: at("debug") } as unknown as FastifyBaseLogger;
+    const log = {
+      info: at("info"),
+      warn: at("warn"),
+      error: at("error"),
+      debug: at("debug"),
+    } as unknown as FastifyBaseLogger;
     return { log, lines };
   }
 
@@ -187,7 +218,11 @@ describe("first admin token", () => {
       assert.ok(line, JSON.stringify(lines));
       assert.match(String(line.msg), /mode 0600/);
       assert.ok(!JSON.stringify(lines).includes(token), "the token is not logged");
-      assert.equal((await t2.req("POST", "/v1/tokens", { as: { token }, body: { name: "second-admin", role: "admin" } })).statusCode, 201);
+      assert.equal(
+        (await t2.req("POST", "/v1/tokens", { as: { token }, body: { name: "second-admin", role: "admin" } }))
+          .statusCode,
+        201,
+      );
       // Second start: an admin exists, nothing written, nothing created.
       rmSync(tokenFile);
       assert.equal((await ensureAdminToken(t2.db, undefined, capture().log, { tokenFile })).kind, "existing");
@@ -220,7 +255,9 @@ describe("first admin token", () => {
     try {
       await t2.db.apiToken.deleteMany({});
       const files = Array.from({ length: 4 }, (_, i) => join(tmpdir(), `palisade-race-${process.pid}-${i}`));
-      const results = await Promise.all(files.map((tokenFile) => ensureAdminToken(t2.db, undefined, capture().log, { tokenFile })));
+      const results = await Promise.all(
+        files.map((tokenFile) => ensureAdminToken(t2.db, undefined, capture().log, { tokenFile })),
+      );
       assert.equal(results.filter((r) => r.kind === "generated").length, 1);
       assert.equal(files.filter((f) => existsSync(f)).length, 1);
       for (const f of files) rmSync(f, { force: true });
@@ -233,8 +270,14 @@ describe("first admin token", () => {
   test("PALISADE_ADMIN_TOKEN is stored hashed, once, and authenticates as admin", async () => {
     const secret = "env-provided-admin-token-1234567890";
     const { log } = capture();
-    assert.deepEqual(await ensureAdminToken(t.db, secret, log, { tokenFile: "/nonexistent/unused" }), { kind: "env", created: true });
-    assert.deepEqual(await ensureAdminToken(t.db, secret, log, { tokenFile: "/nonexistent/unused" }), { kind: "env", created: false });
+    assert.deepEqual(await ensureAdminToken(t.db, secret, log, { tokenFile: "/nonexistent/unused" }), {
+      kind: "env",
+      created: true,
+    });
+    assert.deepEqual(await ensureAdminToken(t.db, secret, log, { tokenFile: "/nonexistent/unused" }), {
+      kind: "env",
+      created: false,
+    });
     const rows = await t.db.apiToken.findMany({ where: { tokenHash: hashSecret(secret) } });
     assert.equal(rows.length, 1);
     assert.equal(rows[0]!.role, "admin");

@@ -22,17 +22,31 @@ const ids: Record<string, string> = {};
 before(async () => {
   t = await startTestApp();
   url = await t.app.listen({ host: "127.0.0.1", port: 0 });
-  for (const [name, role] of [["ban-web-0", "web"], ["ban-web-1", "web"], ["ban-db-0", "db"]] as const) {
-    ids[name] = (await t.db.host.create({ data: { name, labels: { role }, agentAddress: name === "ban-db-0" ? "100.64.77.77" : null } })).id;
+  for (const [name, role] of [
+    ["ban-web-0", "web"],
+    ["ban-web-1", "web"],
+    ["ban-db-0", "db"],
+  ] as const) {
+    ids[name] = (
+      await t.db.host.create({
+        data: { name, labels: { role }, agentAddress: name === "ban-db-0" ? "100.64.77.77" : null },
+      })
+    ).id;
   }
 });
 after(async () => {
   await t?.close();
 });
 
-const cli = async (args: string[], token: string = ROLE_TOKENS.operator): Promise<{ code: number; stdout: string; stderr: string }> => {
+const cli = async (
+  args: string[],
+  token: string = ROLE_TOKENS.operator,
+): Promise<{ code: number; stdout: string; stderr: string }> => {
   try {
-    const r = await run(process.execPath, [BIN, "bans", ...args, "--server", url], { env: { ...process.env, PALISADE_TOKEN: token }, timeout: 60_000 });
+    const r = await run(process.execPath, [BIN, "bans", ...args, "--server", url], {
+      env: { ...process.env, PALISADE_TOKEN: token },
+      timeout: 60_000,
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const x = e as { code: number; stdout: string; stderr: string };
@@ -62,15 +76,32 @@ describe("palisade bans", () => {
   test("add by labels reaches exactly the labelled hosts; ls in table and JSON; --host filters", async () => {
     let out = "";
     const got = await published(async () => {
-      const r = await cli(["add", "edge", "203.0.113.5", "2001:DB8::/64", "--ttl", "1h", "--reason", "probing", "--labels", "role=web"]);
+      const r = await cli([
+        "add",
+        "edge",
+        "203.0.113.5",
+        "2001:DB8::/64",
+        "--ttl",
+        "1h",
+        "--reason",
+        "probing",
+        "--labels",
+        "role=web",
+      ]);
       assert.equal(r.code, 0, r.stderr);
       out = r.stdout;
     });
     assert.match(out, /^banned 2 on list edge for 1h: 2 host\(s\), \d online now/);
     assert.deepEqual(Object.keys(got).sort(), ["ban-web-0", "ban-web-1"]);
-    const n = got["ban-web-0"]![0] as { type: string; lists: { list: string; add: { address: string; expiresAtMs: number }[]; remove: string[] }[] };
+    const n = got["ban-web-0"]![0] as {
+      type: string;
+      lists: { list: string; add: { address: string; expiresAtMs: number }[]; remove: string[] }[];
+    };
     assert.equal(n.type, "bans");
-    assert.deepEqual(n.lists[0]!.add.map((a) => a.address), ["203.0.113.5", "2001:db8::/64"]);
+    assert.deepEqual(
+      n.lists[0]!.add.map((a) => a.address),
+      ["203.0.113.5", "2001:db8::/64"],
+    );
     const ttl = n.lists[0]!.add[0]!.expiresAtMs - Date.now();
     assert.ok(ttl > 3500_000 && ttl <= 3600_000, `expiry ${ttl} ms from now`);
 
@@ -78,21 +109,50 @@ describe("palisade bans", () => {
     assert.match(table[0]!, /^LIST\s+ADDRESS\s+EXPIRES\s+HOSTS\s+REASON$/);
     assert.match(table[1]!, /^edge\s+2001:db8::\/64\s+in (59m|1h)\s+role=web\s+probing$/);
     assert.match(table[2]!, /^edge\s+203\.0\.113\.5\s+in (59m|1h)\s+role=web\s+probing$/);
-    const json = JSON.parse((await cli(["ls", "edge", "-o", "json"], ROLE_TOKENS.viewer)).stdout) as { address: string; selector: unknown; ttlSeconds: number }[];
-    assert.deepEqual(json.map((b) => [b.address, b.selector]), [["2001:db8::/64", { hosts: null, labels: { role: "web" } }], ["203.0.113.5", { hosts: null, labels: { role: "web" } }]]);
-    assert.equal(JSON.parse((await cli(["ls", "--host", "ban-db-0", "-o", "json"], ROLE_TOKENS.viewer)).stdout).length, 0);
-    assert.equal(JSON.parse((await cli(["ls", "--host", "ban-web-1", "-o", "json"], ROLE_TOKENS.viewer)).stdout).length, 2);
+    const json = JSON.parse((await cli(["ls", "edge", "-o", "json"], ROLE_TOKENS.viewer)).stdout) as {
+      address: string;
+      selector: unknown;
+      ttlSeconds: number;
+    }[];
+    assert.deepEqual(
+      json.map((b) => [b.address, b.selector]),
+      [
+        ["2001:db8::/64", { hosts: null, labels: { role: "web" } }],
+        ["203.0.113.5", { hosts: null, labels: { role: "web" } }],
+      ],
+    );
+    assert.equal(
+      JSON.parse((await cli(["ls", "--host", "ban-db-0", "-o", "json"], ROLE_TOKENS.viewer)).stdout).length,
+      0,
+    );
+    assert.equal(
+      JSON.parse((await cli(["ls", "--host", "ban-web-1", "-o", "json"], ROLE_TOKENS.viewer)).stdout).length,
+      2,
+    );
     const audit = await t.db.auditLog.findFirst({ where: { action: "ban.add" }, orderBy: { id: "desc" } });
     assert.equal(audit?.actor, "test-operator");
     assert.equal(audit?.target, "ban-list:edge");
   });
 
   test("renewal with another selector moves the ban; rm lifts it on the hosts it applied to", async () => {
-    const got = await published(async () => assert.equal((await cli(["add", "edge", "203.0.113.5", "--hosts", "ban-web-0,ban-db-0", "--ttl", "2h"])).code, 0));
-    const lists = (h: string) => (got[h] ?? []).flatMap((n) => (n as { lists: { add: { address: string }[]; remove: string[] }[] }).lists);
-    assert.deepEqual(lists("ban-web-0").flatMap((l) => l.add.map((a) => a.address)), ["203.0.113.5"]);
-    assert.deepEqual(lists("ban-db-0").flatMap((l) => l.add.map((a) => a.address)), ["203.0.113.5"]);
-    assert.deepEqual(lists("ban-web-1").flatMap((l) => l.remove), ["203.0.113.5"], "web-1 is no longer selected");
+    const got = await published(async () =>
+      assert.equal((await cli(["add", "edge", "203.0.113.5", "--hosts", "ban-web-0,ban-db-0", "--ttl", "2h"])).code, 0),
+    );
+    const lists = (h: string) =>
+      (got[h] ?? []).flatMap((n) => (n as { lists: { add: { address: string }[]; remove: string[] }[] }).lists);
+    assert.deepEqual(
+      lists("ban-web-0").flatMap((l) => l.add.map((a) => a.address)),
+      ["203.0.113.5"],
+    );
+    assert.deepEqual(
+      lists("ban-db-0").flatMap((l) => l.add.map((a) => a.address)),
+      ["203.0.113.5"],
+    );
+    assert.deepEqual(
+      lists("ban-web-1").flatMap((l) => l.remove),
+      ["203.0.113.5"],
+      "web-1 is no longer selected",
+    );
     const rm = await published(async () => {
       const r = await cli(["rm", "edge", "203.0.113.5"]);
       assert.equal(r.code, 0, r.stderr);
@@ -110,7 +170,16 @@ describe("palisade bans", () => {
     const auditBefore = await t.db.auditLog.count({ where: { action: "ban.add" } });
     let r = { code: 0, stdout: "", stderr: "" };
     const got = await published(async () => {
-      r = await cli(["add", "edge", "198.51.100.9", "0.0.0.0/0", "not-an-ip", "127.0.0.1", "100.64.77.0/24", "2001:db8::/32"]);
+      r = await cli([
+        "add",
+        "edge",
+        "198.51.100.9",
+        "0.0.0.0/0",
+        "not-an-ip",
+        "127.0.0.1",
+        "100.64.77.0/24",
+        "2001:db8::/32",
+      ]);
     });
     assert.equal(r.code, 4, r.stderr);
     assert.match(r.stderr, /^error: invalid_request: the ban request is invalid; nothing was applied/);

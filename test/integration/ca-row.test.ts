@@ -24,7 +24,8 @@ after(async () => {
 });
 
 const row = () => t.db.certificateAuthority.findUniqueOrThrow({ where: { id: 1 } });
-const refused = (code: string, re: RegExp) => (e: unknown) => e instanceof CaError && e.code === code && re.test(e.message);
+const refused = (code: string, re: RegExp) => (e: unknown) =>
+  e instanceof CaError && e.code === code && re.test(e.message);
 
 /** The v1 format: as encryptKey wrote it before associated data. */
 function encryptV1(pem: string, secret: string): string {
@@ -33,7 +34,9 @@ function encryptV1(pem: string, secret: string): string {
   const key = Buffer.from(hkdfSync("sha256", secret, salt, "palisade certificate authority key v1", 32));
   const c = createCipheriv("aes-256-gcm", key, iv);
   const ct = Buffer.concat([c.update(pem, "utf8"), c.final()]);
-  return ["v1", salt, iv, c.getAuthTag(), ct].map((p) => (typeof p === "string" ? p : p.toString("base64url"))).join(".");
+  return ["v1", salt, iv, c.getAuthTag(), ct]
+    .map((p) => (typeof p === "string" ? p : p.toString("base64url")))
+    .join(".");
 }
 
 describe("the stored CA row", () => {
@@ -45,17 +48,29 @@ describe("the stored CA row", () => {
     const other = await AgentCa.create();
     try {
       // Another CA's certificate beside this key: the associated data no longer matches.
-      await t.db.certificateAuthority.update({ where: { id: 1 }, data: { certPem: other.ca.certPem, fingerprint: other.ca.fingerprint } });
+      await t.db.certificateAuthority.update({
+        where: { id: 1 },
+        data: { certPem: other.ca.certPem, fingerprint: other.ca.fingerprint },
+      });
       await assert.rejects(ensureCa(t.db, SECRET), refused("secret_key_wrong", /belongs to another CA certificate/));
       // The fingerprint column alone changed: refused, and tokens pin the certificate's anyway.
-      await t.db.certificateAuthority.update({ where: { id: 1 }, data: { certPem: good.certPem, fingerprint: "0".repeat(64) } });
+      await t.db.certificateAuthority.update({
+        where: { id: 1 },
+        data: { certPem: good.certPem, fingerprint: "0".repeat(64) },
+      });
       await assert.rejects(ensureCa(t.db, SECRET), refused("ca_corrupt", /fingerprint column/));
       assert.equal(await caFingerprint(t.db), ca.fingerprint, "computed from cert_pem, not read from the column");
       // A v1 (no associated data) key that is not cert_pem's: the key check catches it.
-      await t.db.certificateAuthority.update({ where: { id: 1 }, data: { fingerprint: good.fingerprint, keyEncrypted: encryptV1(other.keyPem, SECRET) } });
+      await t.db.certificateAuthority.update({
+        where: { id: 1 },
+        data: { fingerprint: good.fingerprint, keyEncrypted: encryptV1(other.keyPem, SECRET) },
+      });
       await assert.rejects(ensureCa(t.db, SECRET), refused("ca_corrupt", /decrypted key is not the key of cert_pem/));
     } finally {
-      await t.db.certificateAuthority.update({ where: { id: 1 }, data: { certPem: good.certPem, fingerprint: good.fingerprint, keyEncrypted: good.keyEncrypted } });
+      await t.db.certificateAuthority.update({
+        where: { id: 1 },
+        data: { certPem: good.certPem, fingerprint: good.fingerprint, keyEncrypted: good.keyEncrypted },
+      });
     }
   });
 
@@ -69,7 +84,12 @@ describe("the stored CA row", () => {
     assert.equal(again.fingerprint, ca.fingerprint);
     assert.match((await row()).keyEncrypted, /^v2\./, "rewritten with associated data");
     assert.equal(decryptKey((await row()).keyEncrypted, SECRET, good.certPem), keyPem);
-    assert.equal(fingerprintOfPem(good.certPem), createHash("sha256").update(Buffer.from(good.certPem.replace(/-----[^-]+-----|\s/g, ""), "base64")).digest("hex"));
+    assert.equal(
+      fingerprintOfPem(good.certPem),
+      createHash("sha256")
+        .update(Buffer.from(good.certPem.replace(/-----[^-]+-----|\s/g, ""), "base64"))
+        .digest("hex"),
+    );
   });
 });
 
@@ -78,20 +98,37 @@ describe("renewal rate limit", () => {
     const ca = await ensureCa(t.db, SECRET);
     const replica = await startAgentServer(
       { db: t.db, redis: t.redis, log: silentLog },
-      { address: "127.0.0.1:0", tls: { ca, enrollAddress: "127.0.0.1:0", serverNames: ["127.0.0.1"], clientCertTtlSeconds: 3600, renewsPerHour: 3 } },
+      {
+        address: "127.0.0.1:0",
+        tls: {
+          ca,
+          enrollAddress: "127.0.0.1:0",
+          serverNames: ["127.0.0.1"],
+          clientCertTtlSeconds: 3600,
+          renewsPerHour: 3,
+        },
+      },
     );
     try {
       const hostFor = async (name: string) => {
-        const host = await t.db.host.create({ data: { name, labels: {}, capabilities: {}, credentialHash: randomBytes(16).toString("hex") } as never });
+        const host = await t.db.host.create({
+          data: { name, labels: {}, capabilities: {}, credentialHash: randomBytes(16).toString("hex") } as never,
+        });
         const keyPem = newPrivateKeyPem();
         const cert = await ca.issueClient(await createCsr(createPrivateKey(keyPem), name), host.id, 3600);
-        await t.db.host.update({ where: { id: host.id }, data: { certSerial: cert.serial, certExpiresAt: cert.notAfter } });
+        await t.db.host.update({
+          where: { id: host.id },
+          data: { certSerial: cert.serial, certExpiresAt: cert.notAfter },
+        });
         return { id: host.id, m: { keyPem, certPem: cert.certPem, caPem: ca.certPem } };
       };
       const renew = (m: { keyPem: string; certPem: string; caPem: string }) =>
         new Promise<{ err: grpc.ServiceError | null; certPem?: string; keyPem: string }>((resolve) => {
           const keyPem = newPrivateKeyPem();
-          const c = new AgentServiceClient(`127.0.0.1:${replica.port}`, clientCredentials(m)) as unknown as grpc.Client & Record<string, Function>;
+          const c = new AgentServiceClient(
+            `127.0.0.1:${replica.port}`,
+            clientCredentials(m),
+          ) as unknown as grpc.Client & Record<string, Function>;
           void createCsr(createPrivateKey(keyPem), "x").then((csr) =>
             c.Renew!({ csr }, (err: grpc.ServiceError | null, res: { certificate?: string } | undefined) => {
               c.close();
@@ -109,7 +146,11 @@ describe("renewal rate limit", () => {
       const fourth = await renew(m);
       assert.equal(fourth.err?.code, grpc.status.RESOURCE_EXHAUSTED);
       assert.equal(fourth.err?.metadata.get("palisade-code")[0], "rate_limited");
-      assert.equal(await t.db.auditLog.count({ where: { action: "host.cert_renew", target: "host:renew-limit-a" } }), 3, "the refused one issued nothing");
+      assert.equal(
+        await t.db.auditLog.count({ where: { action: "host.cert_renew", target: "host:renew-limit-a" } }),
+        3,
+        "the refused one issued nothing",
+      );
       const b = await hostFor("renew-limit-b");
       assert.equal((await renew(b.m)).err, null);
       await t.redis.del(`palisade:renew:${a.id}`, `palisade:renew:${b.id}`);

@@ -27,11 +27,16 @@ interface Run {
 
 /** The CLI with no PALISADE_* from the caller's environment and its config file in the test's directory. */
 function baseEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("PALISADE_")));
+  const env: NodeJS.ProcessEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("PALISADE_")),
+  );
   return { ...env, HOME: dir, XDG_CONFIG_HOME: join(dir, "xdg"), ...extra };
 }
 
-function cli(args: string[], o: { token?: string | null; env?: Record<string, string>; stdin?: string } = {}): Promise<Run> {
+function cli(
+  args: string[],
+  o: { token?: string | null; env?: Record<string, string>; stdin?: string } = {},
+): Promise<Run> {
   const token = o.token === undefined ? ROLE_TOKENS.admin : o.token;
   const env = baseEnv({ ...(token === null ? {} : { PALISADE_SERVER: url, PALISADE_TOKEN: token }), ...o.env });
   const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ["pipe", "pipe", "pipe"] });
@@ -41,7 +46,9 @@ function cli(args: string[], o: { token?: string | null; env?: Record<string, st
   child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
   child.stdin.end(o.stdin ?? "");
   const timer = setTimeout(() => child.pid && process.kill(child.pid, "SIGKILL"), 60_000);
-  return new Promise((resolve) => child.once("close", (code) => (clearTimeout(timer), resolve({ code, stdout, stderr }))));
+  return new Promise((resolve) =>
+    child.once("close", (code) => (clearTimeout(timer), resolve({ code, stdout, stderr }))),
+  );
 }
 
 async function ok(args: string[], o: Parameters<typeof cli>[1] = {}): Promise<string> {
@@ -57,7 +64,8 @@ async function json<T>(args: string[], o: Parameters<typeof cli>[1] = {}): Promi
 const header = (out: string) => out.split("\n")[0]!.split(/\s{2,}/);
 const api = async <T>(path: string): Promise<T> => (await t.req("GET", path)).json() as T;
 
-const POLICY = (port: number) => `description: cli verbs\nchains:\n  input:\n    hook: input\n    policy: accept\n    rules:\n      - comment: ssh\n        match: { protocol: tcp, dport: ${port} }\n        action: accept\n`;
+const POLICY = (port: number) =>
+  `description: cli verbs\nchains:\n  input:\n    hook: input\n    policy: accept\n    rules:\n      - comment: ssh\n        match: { protocol: tcp, dport: ${port} }\n        action: accept\n`;
 
 before(async () => {
   t = await startTestApp();
@@ -76,8 +84,15 @@ describe("palisade API verbs", () => {
     const first = await ok(["push", "-f", "-", "--ruleset", "web", "--message", "first"], { stdin: POLICY(22) });
     assert.match(first, /^created ruleset web\nweb@1 checksum [0-9a-f]{64}\n$/);
     assert.match(await ok(["push", "-f", "-", "--ruleset", "web"], { stdin: POLICY(22) }), /^web@1 unchanged \(/);
-    assert.equal((await api<{ latestVersion: number }>("/v1/rulesets/web")).latestVersion, 1, "unchanged created nothing");
-    const forced = await json<{ ruleset: string; version: number; unchanged?: boolean }>(["push", "-f", "-", "--ruleset", "web", "--force"], { stdin: POLICY(22) });
+    assert.equal(
+      (await api<{ latestVersion: number }>("/v1/rulesets/web")).latestVersion,
+      1,
+      "unchanged created nothing",
+    );
+    const forced = await json<{ ruleset: string; version: number; unchanged?: boolean }>(
+      ["push", "-f", "-", "--ruleset", "web", "--force"],
+      { stdin: POLICY(22) },
+    );
     assert.deepEqual([forced.ruleset, forced.version, forced.unchanged], ["web", 2, undefined]);
     await writeFile(join(dir, "v3.yaml"), POLICY(443));
     assert.match(await ok(["push", join(dir, "v3.yaml"), "--ruleset", "web", "--message", "https"]), /^web@3 checksum/);
@@ -94,12 +109,30 @@ describe("palisade API verbs", () => {
 
     const versions = await ok(["versions", "ls", "web"]);
     assert.deepEqual(header(versions), ["VERSION", "CREATED", "AUTHOR", "CHECKSUM", "MESSAGE"]);
-    assert.deepEqual(versions.trim().split("\n").slice(1).map((l) => l.split(/\s+/)[0]), ["3", "2", "1"]);
-    assert.deepEqual(header(await ok(["versions", "ls", "web", "-o", "wide"])), ["VERSION", "CREATED", "AUTHOR", "CHECKSUM", "FULL CHECKSUM", "MESSAGE"]);
+    assert.deepEqual(
+      versions
+        .trim()
+        .split("\n")
+        .slice(1)
+        .map((l) => l.split(/\s+/)[0]),
+      ["3", "2", "1"],
+    );
+    assert.deepEqual(header(await ok(["versions", "ls", "web", "-o", "wide"])), [
+      "VERSION",
+      "CREATED",
+      "AUTHOR",
+      "CHECKSUM",
+      "FULL CHECKSUM",
+      "MESSAGE",
+    ]);
     assert.deepEqual(await json(["versions", "show", "web@2"]), await api("/v1/rulesets/web/versions/2"));
     const latest = await ok(["versions", "show", "web"]);
     assert.match(latest, /^# web@3 by test-admin, /);
-    assert.equal((parse(latest) as { chains: { input: { rules: { match: { dport: number } }[] } } }).chains.input.rules[0]!.match.dport, 443);
+    assert.equal(
+      (parse(latest) as { chains: { input: { rules: { match: { dport: number } }[] } } }).chains.input.rules[0]!.match
+        .dport,
+      443,
+    );
   });
 
   test("diff: the latest against the one before, @A against the latest, @A @B", async () => {
@@ -112,12 +145,24 @@ describe("palisade API verbs", () => {
   });
 
   test("diff NAME --host H: the applied version against the desired one, and the kernel's drift", async () => {
-    const v = async (n: number) => (await t.db.rulesetVersion.findFirstOrThrow({ where: { number: n, ruleset: { name: "web" } } })).id;
+    const v = async (n: number) =>
+      (await t.db.rulesetVersion.findFirstOrThrow({ where: { number: n, ruleset: { name: "web" } } })).id;
     await makeHost(t.db, "differ");
-    await t.db.host.update({ where: { name: "differ" }, data: { appliedVersionId: await v(2), desiredVersionId: await v(3), drift: true } });
+    await t.db.host.update({
+      where: { name: "differ" },
+      data: { appliedVersionId: await v(2), desiredVersionId: await v(3), drift: true },
+    });
     const d = await ok(["diff", "web", "--host", "differ"]);
-    assert.match(d, /^host differ: desired web@3, applied web@2, kernel DRIFTED from the applied version .*\nweb@2 -> web@3: 1 change\(s\)\n~ \/chains\/input\/rules\/0\/match\/dport: 22 -> 443\n$/);
-    const j = await json<{ applied: { version: number }; desired: { version: number }; drift: boolean; diff: { from: number; to: number } }>(["diff", "web", "--host", "differ"]);
+    assert.match(
+      d,
+      /^host differ: desired web@3, applied web@2, kernel DRIFTED from the applied version .*\nweb@2 -> web@3: 1 change\(s\)\n~ \/chains\/input\/rules\/0\/match\/dport: 22 -> 443\n$/,
+    );
+    const j = await json<{
+      applied: { version: number };
+      desired: { version: number };
+      drift: boolean;
+      diff: { from: number; to: number };
+    }>(["diff", "web", "--host", "differ"]);
     assert.deepEqual([j.applied.version, j.desired.version, j.drift, j.diff.from, j.diff.to], [2, 3, true, 2, 3]);
     const other = await cli(["diff", "api", "--host", "differ"]);
     assert.equal(other.code, 3);
@@ -130,12 +175,29 @@ describe("palisade API verbs", () => {
     assert.deepEqual(header(ls), ["NAME", "CONNECTION", "LAST SEEN", "APPLIED", "DESIRED", "DRIFT"]);
     assert.match(ls, /^edge-1\s+never_connected\s+-\s+-\s+-\s+no$/m);
     assert.deepEqual(await json(["hosts", "ls"]), (await api<{ items: unknown[] }>("/v1/hosts")).items);
-    assert.deepEqual(header(await ok(["hosts", "ls", "-o", "wide"])), ["NAME", "CONNECTION", "LAST SEEN", "APPLIED", "DESIRED", "DRIFT", "LABELS", "AGENT", "KERNEL", "ID"]);
+    assert.deepEqual(header(await ok(["hosts", "ls", "-o", "wide"])), [
+      "NAME",
+      "CONNECTION",
+      "LAST SEEN",
+      "APPLIED",
+      "DESIRED",
+      "DRIFT",
+      "LABELS",
+      "AGENT",
+      "KERNEL",
+      "ID",
+    ]);
 
     assert.match(await ok(["hosts", "label", "edge-1", "env=prod", "zone=eu"]), /^edge-1 labels: env=prod,zone=eu\n$/);
     assert.match(await ok(["hosts", "label", "edge-1", "zone-"]), /^edge-1 labels: env=prod\n$/);
-    assert.deepEqual((await json<{ name: string }[]>(["hosts", "ls", "--label", "env=prod"])).map((h) => h.name), ["edge-1"]);
-    assert.match(await ok(["hosts", "show", "edge-1"]), /^edge-1 \([0-9a-f-]{36}\)\n {2}connection: never_connected\n {2}labels: {5}env=prod\n/);
+    assert.deepEqual(
+      (await json<{ name: string }[]>(["hosts", "ls", "--label", "env=prod"])).map((h) => h.name),
+      ["edge-1"],
+    );
+    assert.match(
+      await ok(["hosts", "show", "edge-1"]),
+      /^edge-1 \([0-9a-f-]{36}\)\n {2}connection: never_connected\n {2}labels: {5}env=prod\n/,
+    );
 
     assert.equal((await json<{ disabled: boolean }>(["hosts", "disable", "edge-2"])).disabled, true);
     assert.match(await ok(["hosts", "ls"]), /^edge-2\s+never_connected,disabled\s/m);
@@ -152,7 +214,11 @@ describe("palisade API verbs", () => {
     const id = /^deployment ([0-9a-f-]{36}): web@3 to 1 host\(s\)\n$/.exec(d)?.[1];
     assert.ok(id, d);
     const row = await t.db.deployment.findUniqueOrThrow({ where: { id } });
-    assert.match(row.idempotencyKey ?? "", /^[0-9a-f-]{36}$/, "deploy sends an Idempotency-Key, so its retries cannot create a second rollout");
+    assert.match(
+      row.idempotencyKey ?? "",
+      /^[0-9a-f-]{36}$/,
+      "deploy sends an Idempotency-Key, so its retries cannot create a second rollout",
+    );
     const ls = await ok(["deployments", "ls"]);
     assert.deepEqual(header(ls), ["ID", "CREATED", "VERSION", "STATUS", "APPLIED", "FAILED", "BY"]);
     assert.match(ls, new RegExp(`^${id}\\s+\\S+( ago)?\\s+web@3\\s+\\w+\\s+0/1\\s+0\\s+test-admin$`, "m"));
@@ -162,7 +228,10 @@ describe("palisade API verbs", () => {
     assert.match(show, /^HOST\s+BATCH\s+STATUS\s+VERSION\s+ERROR$/m);
     assert.match(show, /^edge-1\s+0\s+pending\s+web@3\s+waiting: host never connected$/m);
     const detail = await json<{ targets: { host: string }[] }>(["deployments", "show", id]);
-    assert.deepEqual(detail.targets.map((x) => x.host), ["edge-1"]);
+    assert.deepEqual(
+      detail.targets.map((x) => x.host),
+      ["edge-1"],
+    );
     // --wait that gives up: exit 7, and each waiting host says why (no deploy worker runs here, so it stays pending).
     const waited = await cli(["deploy", "web@2", "--hosts", "edge-2", "--wait", "--timeout", "1"]);
     assert.equal(waited.code, 7, waited.stderr + waited.stdout);
@@ -175,13 +244,19 @@ describe("palisade API verbs", () => {
 
   test("enrollment-tokens: create prints the secret and the agent line once; ls never shows it; revoke", async () => {
     const created = await ok(["enrollment-tokens", "create", "--ttl", "90m", "--labels", "env=prod"]);
-    const m = /^enrollment token ([0-9a-f-]{36}) \(expires [^,]+, labels env=prod\):\n {2}(\S+)\n.*\n {2}palisade agent --server .* --enroll-token \2\n$/.exec(created);
+    const m =
+      /^enrollment token ([0-9a-f-]{36}) \(expires [^,]+, labels env=prod\):\n {2}(\S+)\n.*\n {2}palisade agent --server .* --enroll-token \2\n$/.exec(
+        created,
+      );
     assert.ok(m, created);
     const ls = await ok(["enrollment-tokens", "ls"]);
     assert.deepEqual(header(ls), ["ID", "STATE", "EXPIRES", "CREATED", "BY", "LABELS"]);
     // 90m shows as "in 1h" however many seconds pass before ls (a whole hour would be 1h or 2h).
     assert.match(ls, new RegExp(`^${m[1]}\\s+unused\\s+in 1h\\s`, "m"));
-    assert.ok(!ls.includes(m[2]!) && !(await ok(["enrollment-tokens", "ls", "-o", "json"])).includes(m[2]!), "the secret is never listed");
+    assert.ok(
+      !ls.includes(m[2]!) && !(await ok(["enrollment-tokens", "ls", "-o", "json"])).includes(m[2]!),
+      "the secret is never listed",
+    );
     assert.equal(await ok(["enrollment-tokens", "revoke", m[1]!]), `enrollment token ${m[1]} revoked\n`);
     const again = await cli(["enrollment-tokens", "revoke", m[1]!]);
     assert.equal(again.code, 3, again.stderr);
@@ -195,23 +270,55 @@ describe("palisade API verbs", () => {
     assert.deepEqual(header(table), ["AT", "ACTOR", "ACTION", "TARGET"]);
     assert.equal(table.trim().split("\n").length, 6);
     const entries = await json<{ action: string; target: string }[]>(["audit", "ls", "--action", "host.labels.update"]);
-    assert.deepEqual(entries.map((e) => e.target), ["host:edge-1", "host:edge-1"]);
+    assert.deepEqual(
+      entries.map((e) => e.target),
+      ["host:edge-1", "host:edge-1"],
+    );
     const none = await json<unknown[]>(["audit", "ls", "--from", new Date(Date.now() + 3600_000).toISOString()]);
     assert.deepEqual(none, []);
   });
 
   test("logs: oldest first; -f lists the recent ones, then prints new events from the SSE stream", async () => {
     const hostId = (await t.db.host.findUniqueOrThrow({ where: { name: "edge-1" } })).id;
-    const ev = (ms: number, dport: number) => ({ unixMs: ms, prefix: "SSH ", level: 4, mark: 7, ctmark: 0, iif: "wan0", oif: "", saddr: "203.0.113.5", daddr: "198.51.100.1", protocol: "tcp", sport: 40000, dport, length: 60 });
+    const ev = (ms: number, dport: number) => ({
+      unixMs: ms,
+      prefix: "SSH ",
+      level: 4,
+      mark: 7,
+      ctmark: 0,
+      iif: "wan0",
+      oif: "",
+      saddr: "203.0.113.5",
+      daddr: "198.51.100.1",
+      protocol: "tcp",
+      sport: 40000,
+      dport,
+      length: 60,
+    });
     const now = Date.now();
     await ingestTelemetry(t, hostId, batch("logs", 1, now, [], { logs: [ev(now - 2000, 22), ev(now - 1000, 23)] }));
     const table = await ok(["logs", "--host", "edge-1"]);
     assert.deepEqual(header(table), ["AT", "HOST", "PREFIX", "IN", "OUT", "PROTO", "SRC", "SPORT", "DST", "DPORT"]);
-    assert.deepEqual(table.trim().split("\n").slice(1).map((l) => l.split(/\s{2,}/).at(-1)), ["22", "23"], "oldest first");
+    assert.deepEqual(
+      table
+        .trim()
+        .split("\n")
+        .slice(1)
+        .map((l) => l.split(/\s{2,}/).at(-1)),
+      ["22", "23"],
+      "oldest first",
+    );
     const listed = await json<{ fields: { dport: number } }[]>(["logs", "--host", "edge-1"]);
-    assert.deepEqual(listed.map((e) => e.fields.dport), [22, 23]);
+    assert.deepEqual(
+      listed.map((e) => e.fields.dport),
+      [22, 23],
+    );
 
-    const child = spawn(process.execPath, [BIN, "logs", "-f", "--host", "edge-1", "--limit", "1", "--max-events", "1", "-o", "json"], { env: baseEnv({ PALISADE_SERVER: url, PALISADE_TOKEN: ROLE_TOKENS.viewer }), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [BIN, "logs", "-f", "--host", "edge-1", "--limit", "1", "--max-events", "1", "-o", "json"],
+      { env: baseEnv({ PALISADE_SERVER: url, PALISADE_TOKEN: ROLE_TOKENS.viewer }), stdio: ["ignore", "pipe", "pipe"] },
+    );
     try {
       let out = "";
       let err = "";
@@ -227,16 +334,28 @@ describe("palisade API verbs", () => {
       });
       await ingestTelemetry(t, hostId, batch("logs", 2, Date.now(), [], { logs: [ev(Date.now(), 8443)] }));
       assert.equal(await closed, 0, err);
-      const lines = out.trim().split("\n").map((l) => JSON.parse(l) as { fields: { dport: number } });
-      assert.deepEqual(lines.map((e) => e.fields.dport), [23, 8443]);
+      const lines = out
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { fields: { dport: number } });
+      assert.deepEqual(
+        lines.map((e) => e.fields.dport),
+        [23, 8443],
+      );
     } finally {
       if (child.exitCode === null && child.signalCode === null && child.pid) process.kill(child.pid, "SIGKILL");
     }
   });
 
   test("logs -f: a token revoked while following ends it with exit 6 (the server's event: end token_revoked)", async () => {
-    const created = (await t.req("POST", "/v1/tokens", { body: { name: "follower", role: "viewer" } })).json() as { id: string; token: string };
-    const child = spawn(process.execPath, [BIN, "logs", "-f", "--limit", "1", "-o", "json"], { env: baseEnv({ PALISADE_SERVER: url, PALISADE_TOKEN: created.token }), stdio: ["ignore", "pipe", "pipe"] });
+    const created = (await t.req("POST", "/v1/tokens", { body: { name: "follower", role: "viewer" } })).json() as {
+      id: string;
+      token: string;
+    };
+    const child = spawn(process.execPath, [BIN, "logs", "-f", "--limit", "1", "-o", "json"], {
+      env: baseEnv({ PALISADE_SERVER: url, PALISADE_TOKEN: created.token }),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     try {
       let out = "";
       let err = "";
@@ -264,10 +383,30 @@ describe("palisade API verbs", () => {
       [["nope"], {}, /^error: usage: unknown command 'nope'/, 2],
       [["audit", "ls", "--since", "yesterday"], {}, /^error: usage: --since: "yesterday" is not a time\nhint: /, 2],
       [["versions", "show", "web@9"], {}, /^error: not_found: version 9 of ruleset "web" not found\n$/, 3],
-      [["hosts", "ls"], { token: "wrong-token-000000000000000000000" }, /^error: unauthorized: .*\nhint: pass --token, set PALISADE_TOKEN, or run `palisade login/, 6],
-      [["hosts", "ls"], { token: null, env: { PALISADE_SERVER: "http://127.0.0.1:9" } }, /^error: unauthorized: no API token for http:\/\/127\.0\.0\.1:9\n/, 6],
-      [["hosts", "ls", "--token", "x"], { token: null, env: { PALISADE_SERVER: "http://127.0.0.1:9" } }, /^error: unreachable: cannot reach http:\/\/127\.0\.0\.1:9: .*\nhint: check --server/, 5],
-      [["push", "-f", "-", "--ruleset", "web"], { stdin: "chains:\n  input:\n    hook: input\n    policy: maybe\n" }, /^error: invalid_policy: .*\n {2}\/chains\/input\/policy: /, 4],
+      [
+        ["hosts", "ls"],
+        { token: "wrong-token-000000000000000000000" },
+        /^error: unauthorized: .*\nhint: pass --token, set PALISADE_TOKEN, or run `palisade login/,
+        6,
+      ],
+      [
+        ["hosts", "ls"],
+        { token: null, env: { PALISADE_SERVER: "http://127.0.0.1:9" } },
+        /^error: unauthorized: no API token for http:\/\/127\.0\.0\.1:9\n/,
+        6,
+      ],
+      [
+        ["hosts", "ls", "--token", "x"],
+        { token: null, env: { PALISADE_SERVER: "http://127.0.0.1:9" } },
+        /^error: unreachable: cannot reach http:\/\/127\.0\.0\.1:9: .*\nhint: check --server/,
+        5,
+      ],
+      [
+        ["push", "-f", "-", "--ruleset", "web"],
+        { stdin: "chains:\n  input:\n    hook: input\n    policy: maybe\n" },
+        /^error: invalid_policy: .*\n {2}\/chains\/input\/policy: /,
+        4,
+      ],
       [["tokens", "revoke", "00000000-0000-4000-8000-000000000000"], {}, /^error: not_found: token /, 3],
     ];
     for (const [args, o, re, status] of cases) {
@@ -302,11 +441,17 @@ describe("palisade login and contexts", () => {
     assert.match(await readFile(file, "utf8"), /current-context: lab/);
 
     // No flags, no environment: the current context's server and token.
-    assert.deepEqual(await json(["hosts", "ls"], { token: null }), (await api<{ items: unknown[] }>("/v1/hosts")).items);
+    assert.deepEqual(
+      await json(["hosts", "ls"], { token: null }),
+      (await api<{ items: unknown[] }>("/v1/hosts")).items,
+    );
     const contexts = await ok(["config", "get-contexts"], { token: null });
     assert.deepEqual(header(contexts), ["CURRENT", "NAME", "SERVER"]);
     assert.match(contexts, new RegExp(`^\\*\\s+lab\\s+${url.replace(/[.]/g, "\\.")}$`, "m"));
-    assert.ok(!contexts.includes(ROLE_TOKENS.viewer) && !(await ok(["config", "get-contexts", "-o", "json"], { token: null })).includes(ROLE_TOKENS.viewer));
+    assert.ok(
+      !contexts.includes(ROLE_TOKENS.viewer) &&
+        !(await ok(["config", "get-contexts", "-o", "json"], { token: null })).includes(ROLE_TOKENS.viewer),
+    );
 
     const missing = await cli(["config", "use-context", "nowhere"], { token: null });
     assert.equal(missing.code, 3);
@@ -325,7 +470,14 @@ describe("palisade completion", () => {
     await writeFile(script, await ok(["completion", "bash"], { token: null }));
     const complete = (line: string) => {
       const words = line.split(" ");
-      const r = spawnSync("bash", ["-c", `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _palisade; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: "utf8" });
+      const r = spawnSync(
+        "bash",
+        [
+          "-c",
+          `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _palisade; printf '%s\\n' "\${COMPREPLY[@]}"`,
+        ],
+        { encoding: "utf8" },
+      );
       assert.equal(r.status, 0, r.stderr);
       return r.stdout.trim().split("\n").filter(Boolean).sort();
     };

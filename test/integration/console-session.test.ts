@@ -19,10 +19,25 @@ after(async () => {
 async function signIn(token: string, headers: Record<string, string> = {}) {
   const res = await t.app.inject({ method: "POST", url: "/v1/session", payload: { token }, headers });
   const cookie = String(res.headers["set-cookie"] ?? "");
-  return { res, cookie, sid: /palisade_session=([^;]*)/.exec(cookie)?.[1] ?? "", body: res.json() as { role: string; csrfToken: string; name: string } };
+  return {
+    res,
+    cookie,
+    sid: /palisade_session=([^;]*)/.exec(cookie)?.[1] ?? "",
+    body: res.json() as { role: string; csrfToken: string; name: string },
+  };
 }
-const as = (sid: string, method: "GET" | "POST" | "DELETE" | "PATCH", url: string, opts: { csrf?: string; body?: unknown } = {}) =>
-  t.app.inject({ method, url, headers: { cookie: `palisade_session=${sid}`, ...(opts.csrf && { "x-csrf-token": opts.csrf }) }, ...(opts.body !== undefined && { payload: opts.body as object }) });
+const as = (
+  sid: string,
+  method: "GET" | "POST" | "DELETE" | "PATCH",
+  url: string,
+  opts: { csrf?: string; body?: unknown } = {},
+) =>
+  t.app.inject({
+    method,
+    url,
+    headers: { cookie: `palisade_session=${sid}`, ...(opts.csrf && { "x-csrf-token": opts.csrf }) },
+    ...(opts.body !== undefined && { payload: opts.body as object }),
+  });
 
 describe("console session", () => {
   test("a wrong token gets 401 and no cookie", async () => {
@@ -53,7 +68,10 @@ describe("console session", () => {
     const noCsrf = await as(sid, "POST", "/v1/rulesets", { body: { name: "csrf-a" } });
     assert.equal(noCsrf.statusCode, 403, noCsrf.body);
     assert.match(noCsrf.json().error.message, /x-csrf-token/);
-    const wrong = await as(sid, "POST", "/v1/rulesets", { body: { name: "csrf-a" }, csrf: "x".repeat(body.csrfToken.length) });
+    const wrong = await as(sid, "POST", "/v1/rulesets", {
+      body: { name: "csrf-a" },
+      csrf: "x".repeat(body.csrfToken.length),
+    });
     assert.equal(wrong.statusCode, 403);
     assert.equal(await t.db.ruleset.count({ where: { name: "csrf-a" } }), 0, "nothing was written");
     const ok = await as(sid, "POST", "/v1/rulesets", { body: { name: "csrf-a" }, csrf: body.csrfToken });
@@ -105,8 +123,15 @@ describe("console sign-in limits per client address", () => {
   after(async () => {
     await limited?.close();
   });
-  const signInFrom = (remoteAddress: string, token: string) => limited.app.inject({ method: "POST", url: "/v1/session", remoteAddress, payload: { token } });
-  const readFrom = (remoteAddress: string, token: string) => limited.app.inject({ method: "GET", url: "/v1/hosts", remoteAddress, headers: { authorization: `Bearer ${token}` } });
+  const signInFrom = (remoteAddress: string, token: string) =>
+    limited.app.inject({ method: "POST", url: "/v1/session", remoteAddress, payload: { token } });
+  const readFrom = (remoteAddress: string, token: string) =>
+    limited.app.inject({
+      method: "GET",
+      url: "/v1/hosts",
+      remoteAddress,
+      headers: { authorization: `Bearer ${token}` },
+    });
   const message = (res: { json(): unknown }) => (res.json() as { error: { code: string; message: string } }).error;
 
   test("wrong tokens at sign-in count as failed authentications of the address: then 429 before any lookup, for bearer requests too", async () => {
@@ -135,11 +160,21 @@ describe("console sign-in limits per client address", () => {
     const proxied = await startTestApp({ rateLimitPerMinute: 3, trustProxy: ["192.0.2.60"] });
     try {
       const via = (app: TestApp, remoteAddress: string, client: string) =>
-        app.app.inject({ method: "POST", url: "/v1/session", remoteAddress, headers: { "x-forwarded-for": client }, payload: { token: ROLE_TOKENS.viewer } });
+        app.app.inject({
+          method: "POST",
+          url: "/v1/session",
+          remoteAddress,
+          headers: { "x-forwarded-for": client },
+          payload: { token: ROLE_TOKENS.viewer },
+        });
       const statuses: number[] = [];
       for (let i = 0; i < 4; i++) statuses.push((await via(proxied, "192.0.2.60", "198.51.100.1")).statusCode);
       assert.deepEqual(statuses, [200, 200, 200, 429], "one client behind the proxy is limited");
-      assert.equal((await via(proxied, "192.0.2.60", "198.51.100.2")).statusCode, 200, "another client behind the same proxy is not");
+      assert.equal(
+        (await via(proxied, "192.0.2.60", "198.51.100.2")).statusCode,
+        200,
+        "another client behind the same proxy is not",
+      );
       // A peer that is not a trusted proxy cannot pick its address with the header.
       const forged: number[] = [];
       for (let i = 0; i < 4; i++) forged.push((await via(limited, "192.0.2.61", `198.51.100.${10 + i}`)).statusCode);

@@ -33,7 +33,10 @@ test("a YAML body whose aliases add more than the limit is refused with 413 nami
   const e = errorOf(res);
   assert.equal(e.code, "payload_too_large");
   assert.match(e.message, new RegExp(`aliases may add at most ${MAX_YAML_ALIAS_EXPANSION} nodes`));
-  assert.deepEqual(e.details.map((d) => d.code), ["alias_expansion_too_large"]);
+  assert.deepEqual(
+    e.details.map((d) => d.code),
+    ["alias_expansion_too_large"],
+  );
   assert.equal(await t.db.rulesetVersion.count(), 0);
   // The same aliases within the limit are fine.
   const ok = await t.req("POST", "/v1/validate", { body: amplifiedYaml(1_000, 20), headers: yaml });

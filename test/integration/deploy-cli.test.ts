@@ -40,14 +40,33 @@ after(async () => {
 });
 
 test("push, deploy --wait and status show a rollout through to its end", async () => {
-  const agents = [await f.agent("cli-a", { env: "prod" }), await f.agent("cli-b", { env: "prod" }), await f.agent("cli-c", { env: "dev" })];
-  await writeFile(join(dir, "v1.yaml"), "description: cli test\nchains:\n  input:\n    hook: input\n    policy: accept\n    rules:\n      - comment: ssh\n        match: { protocol: tcp, dport: 22 }\n        action: accept\n");
+  const agents = [
+    await f.agent("cli-a", { env: "prod" }),
+    await f.agent("cli-b", { env: "prod" }),
+    await f.agent("cli-c", { env: "dev" }),
+  ];
+  await writeFile(
+    join(dir, "v1.yaml"),
+    "description: cli test\nchains:\n  input:\n    hook: input\n    policy: accept\n    rules:\n      - comment: ssh\n        match: { protocol: tcp, dport: 22 }\n        action: accept\n",
+  );
   const p1 = await cli(["push", join(dir, "v1.yaml"), "--ruleset", "cli", "--message", "first"]);
   assert.equal(p1.code, 0, p1.out);
   assert.match(p1.out, /created ruleset cli/);
   assert.match(p1.out, /cli@1 checksum [0-9a-f]{64}/);
 
-  const d = await cli(["deploy", "cli@1", "--labels", "env=prod", "--canary", "1", "--batch-size", "1", "--wait", "--timeout", "60"]);
+  const d = await cli([
+    "deploy",
+    "cli@1",
+    "--labels",
+    "env=prod",
+    "--canary",
+    "1",
+    "--batch-size",
+    "1",
+    "--wait",
+    "--timeout",
+    "60",
+  ]);
   assert.equal(d.code, 0, d.out);
   const id = /deployment ([0-9a-f-]{36})/.exec(d.out)![1]!;
   assert.match(d.out, /succeeded: 2\/2 done \(applied 2/);
@@ -61,7 +80,10 @@ test("push, deploy --wait and status show a rollout through to its end", async (
   assert.match(list.out, new RegExp(id));
 
   agents[0]!.answer = () => ({ status: "failed", error: "nft: syntax error" });
-  await writeFile(join(dir, "v2.json"), JSON.stringify({ chains: { input: { hook: "input", policy: "accept", rules: [] } } }));
+  await writeFile(
+    join(dir, "v2.json"),
+    JSON.stringify({ chains: { input: { hook: "input", policy: "accept", rules: [] } } }),
+  );
   assert.equal((await cli(["push", join(dir, "v2.json"), "--ruleset", "cli"])).code, 0);
   const bad = await cli(["deploy", "cli@2", "--labels", "env=prod", "--canary", "1", "--wait", "--timeout", "60"]);
   assert.equal(bad.code, 1, bad.out);

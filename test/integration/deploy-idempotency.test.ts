@@ -22,7 +22,11 @@ const body = { ruleset: "web", version: 1, selector: { hosts: ["edge-1"] } };
 
 test("eight concurrent creates with one key make one deployment and all get its id", async () => {
   const key = randomUUID();
-  const answers = await Promise.all(Array.from({ length: 8 }, () => t.req("POST", "/v1/deployments", { as: "operator", body, headers: { "idempotency-key": key } })));
+  const answers = await Promise.all(
+    Array.from({ length: 8 }, () =>
+      t.req("POST", "/v1/deployments", { as: "operator", body, headers: { "idempotency-key": key } }),
+    ),
+  );
   for (const a of answers) assert.equal(a.statusCode, 202, a.body);
   assert.equal(new Set(answers.map((a) => a.json().id)).size, 1);
   assert.equal(answers.filter((a) => a.headers["idempotent-replayed"] === "true").length, 7);
@@ -46,7 +50,10 @@ test("without a key every create is a new deployment", async () => {
 
 test("a rollback retried with its key is one rollback; the key on another deployment's rollback is 422", async () => {
   // edge-1 ran version 1 before the deployment to roll back.
-  await t.db.host.update({ where: { name: "edge-1" }, data: { appliedVersionId: (await t.db.rulesetVersion.findFirstOrThrow()).id } });
+  await t.db.host.update({
+    where: { name: "edge-1" },
+    data: { appliedVersionId: (await t.db.rulesetVersion.findFirstOrThrow()).id },
+  });
   const d1 = (await t.req("POST", "/v1/deployments", { body })).json().id as string;
   const d2 = (await t.req("POST", "/v1/deployments", { body })).json().id as string;
   const key = randomUUID();

@@ -14,7 +14,13 @@ const children: ChildProcess[] = [];
 
 function worker(name: string): { child: ChildProcess; out: () => string } {
   const child = spawn(process.execPath, ["--import", "tsx", PROC], {
-    env: { ...process.env, DATABASE_URL: f.t.database.url, REDIS_URL: TEST_REDIS_URL, PALISADE_QUEUE_PREFIX: f.prefix, PALISADE_DEPLOY_LOCK_MS: "3000" },
+    env: {
+      ...process.env,
+      DATABASE_URL: f.t.database.url,
+      REDIS_URL: TEST_REDIS_URL,
+      PALISADE_QUEUE_PREFIX: f.prefix,
+      PALISADE_DEPLOY_LOCK_MS: "3000",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.push(child);
@@ -24,7 +30,8 @@ function worker(name: string): { child: ChildProcess; out: () => string } {
   child.on("exit", (code, sig) => (out += `\n[${name} exited ${code ?? sig}]\n`));
   return { child, out: () => out };
 }
-const exited = (c: ChildProcess) => new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once("exit", () => r())));
+const exited = (c: ChildProcess) =>
+  new Promise<void>((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once("exit", () => r())));
 
 before(async () => {
   f = await startFleet();
@@ -46,7 +53,15 @@ test("SIGKILL of the replica running a rollout: another finishes it, nothing app
 
   const a = worker("replica-a");
   await waitFor(() => a.out().includes("deploy worker ready"), 30_000, "replica A ready");
-  const res = await f.t.req("POST", "/v1/deployments", { as: "operator", body: { ruleset: "resume", version: 1, selector: { labels: { grp: "resume" } }, strategy: { canary: 1, batchSize: 1 } } });
+  const res = await f.t.req("POST", "/v1/deployments", {
+    as: "operator",
+    body: {
+      ruleset: "resume",
+      version: 1,
+      selector: { labels: { grp: "resume" } },
+      strategy: { canary: 1, batchSize: 1 },
+    },
+  });
   assert.equal(res.statusCode, 202, res.body);
   const id = (res.json() as { id: string }).id;
   await waitFor(() => agents[2]!.desired.length === 1, 30_000, "batch 2 sent");
@@ -55,16 +70,31 @@ test("SIGKILL of the replica running a rollout: another finishes it, nothing app
   await exited(a.child);
   assert.equal(a.child.signalCode, "SIGKILL");
 
-  const mid = await f.t.db.deploymentTarget.findMany({ where: { deploymentId: id }, include: { host: true }, orderBy: { batch: "asc" } });
-  assert.deepEqual(mid.map((t) => t.status), ["applied", "applied", "applying", "pending", "pending"]);
+  const mid = await f.t.db.deploymentTarget.findMany({
+    where: { deploymentId: id },
+    include: { host: true },
+    orderBy: { batch: "asc" },
+  });
+  assert.deepEqual(
+    mid.map((t) => t.status),
+    ["applied", "applied", "applying", "pending", "pending"],
+  );
 
   // The held agent finishes its apply while no worker runs; its report still lands.
   agents[2]!.release();
   const b = worker("replica-b");
-  await waitFor(async () => (await f.t.db.deployment.findUniqueOrThrow({ where: { id } })).status === "succeeded", 60_000, "deployment finished by replica B", 200);
+  await waitFor(
+    async () => (await f.t.db.deployment.findUniqueOrThrow({ where: { id } })).status === "succeeded",
+    60_000,
+    "deployment finished by replica B",
+    200,
+  );
   assert.match(b.out(), /"msg":"rollout resumed"/, b.out());
 
   for (const ag of agents) assert.equal(ag.desired.length, 1, `${ag.name} received its DesiredState exactly once`);
   const targets = await f.t.db.deploymentTarget.findMany({ where: { deploymentId: id } });
-  assert.ok(targets.every((t) => t.status === "applied" && t.attempts === 1), JSON.stringify(targets.map((t) => [t.status, t.attempts])));
+  assert.ok(
+    targets.every((t) => t.status === "applied" && t.attempts === 1),
+    JSON.stringify(targets.map((t) => [t.status, t.attempts])),
+  );
 });

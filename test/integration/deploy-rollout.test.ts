@@ -25,18 +25,34 @@ interface Detail {
   id: string;
   status: string;
   counts: Record<string, number>;
-  targets: { host: string; batch: number; status: string; error: string | null; attempts: number; version: { version: number }; finishedAt: string | null }[];
+  targets: {
+    host: string;
+    batch: number;
+    status: string;
+    error: string | null;
+    attempts: number;
+    version: { version: number };
+    finishedAt: string | null;
+  }[];
 }
 
 async function deploy(body: Record<string, unknown>): Promise<string> {
-  const res = await f.t.req("POST", "/v1/deployments", { as: "operator", body: { ruleset: "web", version: 1, ...body } });
+  const res = await f.t.req("POST", "/v1/deployments", {
+    as: "operator",
+    body: { ruleset: "web", version: 1, ...body },
+  });
   assert.equal(res.statusCode, 202, res.body);
   return (res.json() as { id: string }).id;
 }
 const detail = async (id: string) => (await f.t.req("GET", `/v1/deployments/${id}`, { as: "viewer" })).json() as Detail;
 async function until(id: string, statuses: string[], timeoutMs = 30_000): Promise<Detail> {
   let d: Detail | undefined;
-  await waitFor(async () => statuses.includes((d = await detail(id)).status), timeoutMs, `deployment ${id} to be ${statuses.join("/")}`, 100);
+  await waitFor(
+    async () => statuses.includes((d = await detail(id)).status),
+    timeoutMs,
+    `deployment ${id} to be ${statuses.join("/")}`,
+    100,
+  );
   return d!;
 }
 async function agents(prefix: string, n: number, labels: Record<string, string>): Promise<SimAgent[]> {
@@ -50,7 +66,10 @@ describe("selection", () => {
     const web = await agents("sel-web", 2, { env: "prod", role: "web", grp: "sel" });
     const db = await f.agent("sel-db", { env: "prod", role: "db", grp: "sel" });
     const dev = await f.agent("sel-dev", { env: "dev", role: "web", grp: "sel" });
-    const id = await deploy({ selector: { labels: { grp: "sel", env: "prod", role: "web" } }, strategy: { canary: 0, batchSize: 10 } });
+    const id = await deploy({
+      selector: { labels: { grp: "sel", env: "prod", role: "web" } },
+      strategy: { canary: 0, batchSize: 10 },
+    });
     const d = await until(id, ["succeeded"]);
     assert.deepEqual(d.targets.map((t) => t.host).sort(), ["sel-web-0", "sel-web-1"]);
     assert.deepEqual(d.counts, { total: 2, pending: 0, applying: 0, applied: 2, failed: 0, rolled_back: 0 });
@@ -64,7 +83,11 @@ describe("selection", () => {
     }
     assert.equal((await f.t.db.host.findUniqueOrThrow({ where: { id: db.hostId } })).appliedVersionId, null);
     // hosts + labels: the listed hosts that carry the labels.
-    const id2 = await deploy({ version: 2, selector: { hosts: ["sel-web-0", db.hostId], labels: { env: "prod" } }, strategy: { canary: 0 } });
+    const id2 = await deploy({
+      version: 2,
+      selector: { hosts: ["sel-web-0", db.hostId], labels: { env: "prod" } },
+      strategy: { canary: 0 },
+    });
     assert.deepEqual((await until(id2, ["succeeded"])).targets.map((t) => t.host).sort(), ["sel-db", "sel-web-0"]);
   });
 
@@ -80,13 +103,30 @@ describe("selection", () => {
       [{ ruleset: "nope", selector: { labels: { grp: "sel" } } }, 404, "not_found"],
     ];
     for (const [body, status, code] of cases) {
-      const res = await f.t.req("POST", "/v1/deployments", { as: "operator", body: { ruleset: "web", version: 1, ...body } });
+      const res = await f.t.req("POST", "/v1/deployments", {
+        as: "operator",
+        body: { ruleset: "web", version: 1, ...body },
+      });
       assert.equal(res.statusCode, status, `${JSON.stringify(body)}: ${res.body}`);
       assert.equal(errorOf(res).code, code);
     }
-    const unknown = await f.t.req("POST", "/v1/deployments", { as: "operator", body: { ruleset: "web", version: 1, selector: { hosts: ["sel-web-0", "ghost"] } } });
-    assert.deepEqual(errorOf(unknown).details.map((d) => d.path), ["/selector/hosts/1"]);
-    assert.equal((await f.t.req("POST", "/v1/deployments", { as: "viewer", body: { ruleset: "web", version: 1, selector: { hosts: ["sel-web-0"] } } })).statusCode, 403);
+    const unknown = await f.t.req("POST", "/v1/deployments", {
+      as: "operator",
+      body: { ruleset: "web", version: 1, selector: { hosts: ["sel-web-0", "ghost"] } },
+    });
+    assert.deepEqual(
+      errorOf(unknown).details.map((d) => d.path),
+      ["/selector/hosts/1"],
+    );
+    assert.equal(
+      (
+        await f.t.req("POST", "/v1/deployments", {
+          as: "viewer",
+          body: { ruleset: "web", version: 1, selector: { hosts: ["sel-web-0"] } },
+        })
+      ).statusCode,
+      403,
+    );
     assert.equal(await f.t.db.deployment.count(), before);
   });
 });
@@ -97,12 +137,18 @@ describe("rollout", () => {
     for (const a of fleet) a.answer = () => ({ status: "applied", delayMs: 150 });
     const id = await deploy({ selector: { labels: { grp: "ord" } }, strategy: { canary: 1, batchSize: 2 } });
     const d = await until(id, ["succeeded"]);
-    assert.deepEqual(d.targets.map((t) => t.batch), [0, 1, 1, 2, 2]);
+    assert.deepEqual(
+      d.targets.map((t) => t.batch),
+      [0, 1, 1, 2, 2],
+    );
     const sentAt = new Map(fleet.map((a) => [a.name, a.desired[0]!.at]));
     for (let b = 1; b <= 2; b++) {
       const prevDone = Math.max(...d.targets.filter((t) => t.batch === b - 1).map((t) => Date.parse(t.finishedAt!)));
       const firstSent = Math.min(...d.targets.filter((t) => t.batch === b).map((t) => sentAt.get(t.host)!));
-      assert.ok(firstSent >= prevDone, `batch ${b} started (${firstSent}) before batch ${b - 1} finished (${prevDone})`);
+      assert.ok(
+        firstSent >= prevDone,
+        `batch ${b} started (${firstSent}) before batch ${b - 1} finished (${prevDone})`,
+      );
     }
   });
 
@@ -111,24 +157,58 @@ describe("rollout", () => {
     const kernelSays = "nft -c refused: Error: syntax error, unexpected string";
     fleet[0]!.answer = () => ({ status: "failed", error: kernelSays });
     fleet[1]!.answer = () => ({ status: "failed", error: kernelSays });
-    const id = await deploy({ selector: { labels: { grp: "halt" } }, strategy: { canary: 1, batchSize: 2, haltOnFailure: false } });
+    const id = await deploy({
+      selector: { labels: { grp: "halt" } },
+      strategy: { canary: 1, batchSize: 2, haltOnFailure: false },
+    });
     const d = await until(id, ["halted"]);
     const canary = d.targets.find((t) => t.batch === 0)!;
     assert.equal(canary.status, "failed");
     assert.equal(canary.error, kernelSays);
-    assert.deepEqual(d.targets.filter((t) => t.batch > 0).map((t) => t.status), ["pending", "pending", "pending"]);
-    assert.equal(fleet.reduce((n, a) => n + a.desired.length, 0), 1, "only the canary was sent anything");
+    assert.deepEqual(
+      d.targets.filter((t) => t.batch > 0).map((t) => t.status),
+      ["pending", "pending", "pending"],
+    );
+    assert.equal(
+      fleet.reduce((n, a) => n + a.desired.length, 0),
+      1,
+      "only the canary was sent anything",
+    );
   });
 
   test("haltOnFailure stops after the failing batch; without it the rollout goes on and ends failed", async () => {
     const fleet = await agents("hof", 4, { grp: "hof" });
     fleet[1]!.answer = () => ({ status: "failed", error: "nft: No such file or directory" });
-    const halted = await until(await deploy({ selector: { labels: { grp: "hof" } }, strategy: { canary: 0, batchSize: 2, haltOnFailure: true } }), ["halted"]);
-    assert.deepEqual(halted.targets.map((t) => [t.batch, t.status]), [[0, "applied"], [0, "failed"], [1, "pending"], [1, "pending"]]);
+    const halted = await until(
+      await deploy({
+        selector: { labels: { grp: "hof" } },
+        strategy: { canary: 0, batchSize: 2, haltOnFailure: true },
+      }),
+      ["halted"],
+    );
+    assert.deepEqual(
+      halted.targets.map((t) => [t.batch, t.status]),
+      [
+        [0, "applied"],
+        [0, "failed"],
+        [1, "pending"],
+        [1, "pending"],
+      ],
+    );
     assert.equal(fleet[2]!.desired.length + fleet[3]!.desired.length, 0);
 
-    const goOn = await until(await deploy({ version: 2, selector: { labels: { grp: "hof" } }, strategy: { canary: 0, batchSize: 2, haltOnFailure: false } }), ["failed"]);
-    assert.deepEqual(goOn.targets.map((t) => t.status), ["applied", "failed", "applied", "applied"]);
+    const goOn = await until(
+      await deploy({
+        version: 2,
+        selector: { labels: { grp: "hof" } },
+        strategy: { canary: 0, batchSize: 2, haltOnFailure: false },
+      }),
+      ["failed"],
+    );
+    assert.deepEqual(
+      goOn.targets.map((t) => t.status),
+      ["applied", "failed", "applied", "applied"],
+    );
     assert.equal(goOn.targets[1]!.error, "nft: No such file or directory");
   });
 
@@ -136,13 +216,21 @@ describe("rollout", () => {
     const fleet = await agents("off", 3, { grp: "off" });
     const offline = fleet[2]!;
     offline.close();
-    await waitFor(async () => (await f.t.db.host.findUniqueOrThrow({ where: { id: offline.hostId } })).connection === "disconnected", 10_000, "offline");
+    await waitFor(
+      async () =>
+        (await f.t.db.host.findUniqueOrThrow({ where: { id: offline.hostId } })).connection === "disconnected",
+      10_000,
+      "offline",
+    );
     const id = await deploy({ selector: { labels: { grp: "off" } }, strategy: { canary: 0, batchSize: 10 } });
     await waitFor(async () => (await detail(id)).counts.applied === 2, 20_000, "online hosts applied");
     const mid = await detail(id);
     assert.equal(mid.status, "running", "the deployment waits for the offline host");
     assert.equal(mid.targets.find((t) => t.host === offline.name)!.status, "pending");
-    assert.deepEqual((await f.t.req("GET", `/v1/hosts/${offline.name}`)).json().desiredVersion, { ruleset: "web", version: 1 });
+    assert.deepEqual((await f.t.req("GET", `/v1/hosts/${offline.name}`)).json().desiredVersion, {
+      ruleset: "web",
+      version: 1,
+    });
     await offline.connect();
     const done = await until(id, ["succeeded"]);
     assert.equal(done.counts.applied, 3);
@@ -161,10 +249,19 @@ describe("rollout", () => {
     const res = await f.t.req("POST", `/v1/deployments/${second}/rollback`, { as: "operator" });
     assert.equal(res.statusCode, 202, res.body);
     const rb = await until((res.json() as { id: string }).id, ["succeeded"]);
-    assert.deepEqual(rb.targets.map((t) => t.version.version), [1, 1]);
+    assert.deepEqual(
+      rb.targets.map((t) => t.version.version),
+      [1, 1],
+    );
     for (const a of fleet) {
-      assert.deepEqual(a.desired.map((d) => d.version!.version), [1, 3, 1]);
-      assert.deepEqual((await f.t.req("GET", `/v1/hosts/${a.name}`)).json().appliedVersion, { ruleset: "web", version: 1 });
+      assert.deepEqual(
+        a.desired.map((d) => d.version!.version),
+        [1, 3, 1],
+      );
+      assert.deepEqual((await f.t.req("GET", `/v1/hosts/${a.name}`)).json().appliedVersion, {
+        ruleset: "web",
+        version: 1,
+      });
     }
     assert.equal((await detail(second)).status, "rolled_back");
     assert.equal((await f.t.req("POST", `/v1/deployments/${second}/rollback`, { as: "operator" })).statusCode, 409);
@@ -174,20 +271,33 @@ describe("rollout", () => {
 describe("commit-confirmed and faults", () => {
   test("an agent that loses contact after applying and rolls back by itself ends rolled_back", async () => {
     const [a] = await agents("lock", 1, { grp: "lock" });
-    const base = await until(await deploy({ selector: { labels: { grp: "lock" } }, strategy: { canary: 0 } }), ["succeeded"]);
+    const base = await until(await deploy({ selector: { labels: { grp: "lock" } }, strategy: { canary: 0 } }), [
+      "succeeded",
+    ]);
     assert.equal(base.status, "succeeded");
     a!.answer = () => ({ status: "none" }); // applied locally; its report never gets out
-    const id = await deploy({ version: 2, selector: { labels: { grp: "lock" } }, strategy: { canary: 0, confirmTimeoutSeconds: 2 } });
+    const id = await deploy({
+      version: 2,
+      selector: { labels: { grp: "lock" } },
+      strategy: { canary: 0, confirmTimeoutSeconds: 2 },
+    });
     await waitFor(() => a!.desired.length === 2, 10_000, "second desired state");
     assert.equal(a!.desired[1]!.confirmTimeoutSeconds, 2);
     // The agent's confirm window passes, it restores v1, reconnects and says so.
     a!.close();
     await a!.connect();
-    a!.report(a!.desired[1]!, "rolled_back", "no contact with the API within 2s after applying; previous rules restored");
+    a!.report(
+      a!.desired[1]!,
+      "rolled_back",
+      "no contact with the API within 2s after applying; previous rules restored",
+    );
     const d = await until(id, ["failed"]);
     assert.equal(d.targets[0]!.status, "rolled_back");
     assert.match(d.targets[0]!.error!, /previous rules restored/);
-    assert.deepEqual((await f.t.req("GET", `/v1/hosts/${a!.name}`)).json().appliedVersion, { ruleset: "web", version: 1 });
+    assert.deepEqual((await f.t.req("GET", `/v1/hosts/${a!.name}`)).json().appliedVersion, {
+      ruleset: "web",
+      version: 1,
+    });
   });
 
   test("an agent that applied but lost the stream before reporting is confirmed on its hello, and applied once it says so", async () => {
@@ -212,7 +322,10 @@ describe("commit-confirmed and faults", () => {
     const [a] = await agents("retry", 1, { grp: "retry" });
     let n = 0;
     a!.answer = () => (++n === 1 ? { status: "none" } : { status: "applied" });
-    const id = await deploy({ selector: { labels: { grp: "retry" } }, strategy: { canary: 0, confirmTimeoutSeconds: 1, retries: 1 } });
+    const id = await deploy({
+      selector: { labels: { grp: "retry" } },
+      strategy: { canary: 0, confirmTimeoutSeconds: 1, retries: 1 },
+    });
     const d = await until(id, ["succeeded"], 60_000);
     assert.equal(d.targets[0]!.attempts, 2);
     assert.equal(a!.desired.length, 2);
@@ -226,9 +339,16 @@ describe("commit-confirmed and faults", () => {
       a!.report(a!.desired[0]!, "failed", "late: the first attempt's apply failed");
       return { status: "applied" };
     };
-    const id = await deploy({ selector: { labels: { grp: "late" } }, strategy: { canary: 0, confirmTimeoutSeconds: 1, retries: 1 } });
+    const id = await deploy({
+      selector: { labels: { grp: "late" } },
+      strategy: { canary: 0, confirmTimeoutSeconds: 1, retries: 1 },
+    });
     const d = await until(id, ["succeeded", "failed"], 60_000);
-    assert.deepEqual(a!.desired.map((x) => x.attempt), [1, 2], "each send carries its attempt");
+    assert.deepEqual(
+      a!.desired.map((x) => x.attempt),
+      [1, 2],
+      "each send carries its attempt",
+    );
     assert.equal(d.status, "succeeded", JSON.stringify(d.targets));
     assert.equal(d.targets[0]!.status, "applied");
   });
@@ -236,13 +356,21 @@ describe("commit-confirmed and faults", () => {
 
 describe("listing", () => {
   test("GET /v1/deployments pages newest first with per-status counts", async () => {
-    const p1 = (await f.t.req("GET", "/v1/deployments?limit=2", { as: "viewer" })).json() as { items: Detail[]; nextCursor: string | null };
+    const p1 = (await f.t.req("GET", "/v1/deployments?limit=2", { as: "viewer" })).json() as {
+      items: Detail[];
+      nextCursor: string | null;
+    };
     assert.equal(p1.items.length, 2);
     assert.ok(p1.nextCursor);
-    const p2 = (await f.t.req("GET", `/v1/deployments?limit=2&cursor=${p1.nextCursor}`, { as: "viewer" })).json() as { items: Detail[] };
+    const p2 = (await f.t.req("GET", `/v1/deployments?limit=2&cursor=${p1.nextCursor}`, { as: "viewer" })).json() as {
+      items: Detail[];
+    };
     assert.ok(!p2.items.some((d) => p1.items.some((x) => x.id === d.id)));
     assert.ok(typeof p1.items[0]!.counts.total === "number");
-    assert.equal((await f.t.req("GET", "/v1/deployments/00000000-0000-4000-8000-000000000000", { as: "viewer" })).statusCode, 404);
+    assert.equal(
+      (await f.t.req("GET", "/v1/deployments/00000000-0000-4000-8000-000000000000", { as: "viewer" })).statusCode,
+      404,
+    );
     assert.equal((await f.t.req("GET", "/v1/deployments/not-a-uuid", { as: "viewer" })).statusCode, 400);
   });
 });

@@ -13,12 +13,19 @@ after(async () => {
   await t?.close();
 });
 
-const writes = async () => ({ rulesets: await t.db.ruleset.count(), versions: await t.db.rulesetVersion.count(), audit: await t.db.auditLog.count() });
+const writes = async () => ({
+  rulesets: await t.db.ruleset.count(),
+  versions: await t.db.rulesetVersion.count(),
+  audit: await t.db.auditLog.count(),
+});
 
 describe("error envelope", () => {
   test("malformed JSON is 400 malformed_request", async () => {
     const before = await writes();
-    const res = await t.req("POST", "/v1/rulesets", { body: '{"name": "x",', headers: { "content-type": "application/json" } });
+    const res = await t.req("POST", "/v1/rulesets", {
+      body: '{"name": "x",',
+      headers: { "content-type": "application/json" },
+    });
     assert.equal(res.statusCode, 400);
     assert.equal(errorOf(res).code, "malformed_request");
     assert.deepEqual(await writes(), before);
@@ -42,26 +49,43 @@ describe("error envelope", () => {
   test("unknown fields are 400 with one detail per field, also nested in a policy version body", async () => {
     const res = await t.req("POST", "/v1/rulesets/target/versions", { body: { policy: validPolicy(), comment: "x" } });
     assert.equal(res.statusCode, 400);
-    assert.deepEqual(errorOf(res).details.map((d) => [d.path, d.code]), [["/comment", "unknown_field"]]);
+    assert.deepEqual(
+      errorOf(res).details.map((d) => [d.path, d.code]),
+      [["/comment", "unknown_field"]],
+    );
     // Unknown fields inside the policy are the engine's to report: 422 with the pointer.
-    const inner = await t.req("POST", "/v1/rulesets/target/versions", { body: { policy: { ...validPolicy(), colour: "red" } } });
+    const inner = await t.req("POST", "/v1/rulesets/target/versions", {
+      body: { policy: { ...validPolicy(), colour: "red" } },
+    });
     assert.equal(inner.statusCode, 422, inner.body);
-    assert.ok(errorOf(inner).details.some((d) => d.path.includes("colour") || d.message.includes("colour")), inner.body);
+    assert.ok(
+      errorOf(inner).details.some((d) => d.path.includes("colour") || d.message.includes("colour")),
+      inner.body,
+    );
   });
 
   test("a body over the limit is 413 payload_too_large; nothing written", async () => {
     const before = await writes();
     const huge = JSON.stringify({ policy: { description: "x".repeat(t.config.bodyLimit + 10) } });
-    const res = await t.req("POST", "/v1/rulesets/target/versions", { body: huge, headers: { "content-type": "application/json" } });
+    const res = await t.req("POST", "/v1/rulesets/target/versions", {
+      body: huge,
+      headers: { "content-type": "application/json" },
+    });
     assert.equal(res.statusCode, 413);
     assert.equal(errorOf(res).code, "payload_too_large");
-    const yaml = await t.req("POST", "/v1/rulesets/target/versions", { body: `description: ${"y".repeat(t.config.bodyLimit + 10)}\n`, headers: { "content-type": "application/yaml" } });
+    const yaml = await t.req("POST", "/v1/rulesets/target/versions", {
+      body: `description: ${"y".repeat(t.config.bodyLimit + 10)}\n`,
+      headers: { "content-type": "application/yaml" },
+    });
     assert.equal(yaml.statusCode, 413);
     assert.deepEqual(await writes(), before);
   });
 
   test("an unsupported content type is 415", async () => {
-    const res = await t.req("POST", "/v1/rulesets", { body: "name=x", headers: { "content-type": "application/x-www-form-urlencoded" } });
+    const res = await t.req("POST", "/v1/rulesets", {
+      body: "name=x",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
     assert.equal(res.statusCode, 415);
     assert.equal(errorOf(res).code, "unsupported_media_type");
   });
@@ -74,7 +98,10 @@ describe("error envelope", () => {
 
   test("401 and 403 use the envelope", async () => {
     assert.equal(errorOf(await t.req("GET", "/v1/rulesets", { as: null })).code, "unauthorized");
-    assert.equal(errorOf(await t.req("POST", "/v1/rulesets", { as: "viewer", body: { name: "nope" } })).code, "forbidden");
+    assert.equal(
+      errorOf(await t.req("POST", "/v1/rulesets", { as: "viewer", body: { name: "nope" } })).code,
+      "forbidden",
+    );
   });
 });
 
@@ -83,7 +110,8 @@ describe("rate limit", () => {
     const limited = await startTestApp({ rateLimitPerMinute: 5 });
     try {
       const statuses: number[] = [];
-      for (let i = 0; i < 7; i++) statuses.push((await limited.req("GET", "/v1/rulesets", { as: "viewer" })).statusCode);
+      for (let i = 0; i < 7; i++)
+        statuses.push((await limited.req("GET", "/v1/rulesets", { as: "viewer" })).statusCode);
       assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429]);
       const res = await limited.req("GET", "/v1/rulesets", { as: "viewer" });
       assert.equal(errorOf(res).code, "rate_limited");
@@ -100,7 +128,12 @@ describe("rate limit", () => {
     const limited = await startTestApp({ rateLimitPerMinute: 5 });
     try {
       const from = (remoteAddress: string, token?: string) =>
-        limited.app.inject({ method: "GET", url: "/v1/rulesets", remoteAddress, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+        limited.app.inject({
+          method: "GET",
+          url: "/v1/rulesets",
+          remoteAddress,
+          headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
+        });
       const statuses: number[] = [];
       for (let i = 0; i < 7; i++) statuses.push((await from("192.0.2.7", `garbage-${i}`)).statusCode);
       assert.deepEqual(statuses, [401, 401, 401, 401, 401, 429, 429]);
@@ -117,10 +150,20 @@ describe("rate limit", () => {
 
 describe("input PostgreSQL cannot take", () => {
   test("NUL bytes in query filters and path values: 400 naming the field, not 500", async () => {
-    for (const [url, path] of [["/v1/audit?actor=%00", "/actor"], ["/v1/audit?target=a%00b", "/target"], ["/v1/logs?prefix=%00", "/prefix"], ["/v1/hosts/%00", "/id"], ["/v1/hosts?label=a=%00", "/label"]] as const) {
+    for (const [url, path] of [
+      ["/v1/audit?actor=%00", "/actor"],
+      ["/v1/audit?target=a%00b", "/target"],
+      ["/v1/logs?prefix=%00", "/prefix"],
+      ["/v1/hosts/%00", "/id"],
+      ["/v1/hosts?label=a=%00", "/label"],
+    ] as const) {
       const res = await t.req("GET", url);
       assert.equal(res.statusCode, 400, `${url}: ${res.body}`);
-      assert.deepEqual(errorOf(res).details.map((d: { path: string }) => d.path), [path], url);
+      assert.deepEqual(
+        errorOf(res).details.map((d: { path: string }) => d.path),
+        [path],
+        url,
+      );
     }
   });
 

@@ -21,7 +21,10 @@ after(async () => {
   await f?.close();
 });
 
-const codeOf = (err: unknown) => ({ code: (err as grpc.ServiceError).code, palisade: (err as grpc.ServiceError).metadata?.get("palisade-code")[0]?.toString() });
+const codeOf = (err: unknown) => ({
+  code: (err as grpc.ServiceError).code,
+  palisade: (err as grpc.ServiceError).metadata?.get("palisade-code")[0]?.toString(),
+});
 
 describe("enroll", () => {
   test("a token enrolls one host with the token's labels and a credential stored hashed", async () => {
@@ -48,10 +51,19 @@ describe("enroll", () => {
   });
 
   test("unknown, empty and expired tokens are refused", async () => {
-    await assert.rejects(enroll(addr, { token: "palenroll_nope", name: "x1" }), (e) => codeOf(e).palisade === "invalid_token");
-    await assert.rejects(enroll(addr, { token: "", name: "x2" }), (e) => codeOf(e).code === grpc.status.UNAUTHENTICATED);
+    await assert.rejects(
+      enroll(addr, { token: "palenroll_nope", name: "x1" }),
+      (e) => codeOf(e).palisade === "invalid_token",
+    );
+    await assert.rejects(
+      enroll(addr, { token: "", name: "x2" }),
+      (e) => codeOf(e).code === grpc.status.UNAUTHENTICATED,
+    );
     const token = await f.enrollmentToken();
-    await f.t.db.enrollmentToken.update({ where: { tokenHash: hashSecret(token) }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    await f.t.db.enrollmentToken.update({
+      where: { tokenHash: hashSecret(token) },
+      data: { expiresAt: new Date(Date.now() - 1000) },
+    });
     await assert.rejects(enroll(addr, { token, name: "x3" }), (e) => {
       assert.deepEqual(codeOf(e), { code: grpc.status.UNAUTHENTICATED, palisade: "token_expired" });
       return true;
@@ -63,7 +75,10 @@ describe("enroll", () => {
     await enroll(addr, { token: await f.enrollmentToken(), name: "taken" });
     const token = await f.enrollmentToken();
     await assert.rejects(enroll(addr, { token, name: "taken" }), (e) => codeOf(e).code === grpc.status.ALREADY_EXISTS);
-    await assert.rejects(enroll(addr, { token, name: "bad name;rm" }), (e) => codeOf(e).code === grpc.status.INVALID_ARGUMENT);
+    await assert.rejects(
+      enroll(addr, { token, name: "bad name;rm" }),
+      (e) => codeOf(e).code === grpc.status.INVALID_ARGUMENT,
+    );
     // A UUID-shaped name would collide with host ids (a UUID always addresses a host by id).
     await assert.rejects(enroll(addr, { token, name: randomUUID() }), (e) => {
       assert.deepEqual(codeOf(e), { code: grpc.status.INVALID_ARGUMENT, palisade: "invalid_name" });
@@ -85,7 +100,10 @@ describe("enroll", () => {
 describe("connect", () => {
   test("hello marks the host connected with capabilities and applied version; the end marks it disconnected", async () => {
     await f.t.req("POST", "/v1/rulesets", { body: { name: "hello-rs" } });
-    const v = (await f.t.req("POST", "/v1/rulesets/hello-rs/versions", { body: { policy: validPolicy() } })).json() as { version: number; checksum: string };
+    const v = (await f.t.req("POST", "/v1/rulesets/hello-rs/versions", { body: { policy: validPolicy() } })).json() as {
+      version: number;
+      checksum: string;
+    };
     const a = await SimAgent.enroll(addr, await f.enrollmentToken(), "conn-1");
     a.applied = { ruleset: "hello-rs", version: v.version, checksum: v.checksum };
     await a.connect();
@@ -94,7 +112,11 @@ describe("connect", () => {
     assert.ok(h.lastSeenAt);
     assert.deepEqual(h.appliedVersion, { ruleset: "hello-rs", version: 1 });
     a.close();
-    await waitFor(async () => (await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } })).connection === "disconnected", 10_000, "disconnected");
+    await waitFor(
+      async () => (await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } })).connection === "disconnected",
+      10_000,
+      "disconnected",
+    );
   });
 
   test("a reconnect elsewhere wins over the old stream, which is ended", async () => {
@@ -154,11 +176,24 @@ describe("an agent speaks only for its own host", () => {
     const b = await f.agent("forge-b", {}, { connect: false });
     const version = await f.t.db.rulesetVersion.findFirstOrThrow({ where: { ruleset: { name: "ident-rs" } } });
     const d = await f.t.db.deployment.create({
-      data: { versionId: version.id, selector: { hosts: ["forge-b"] }, createdBy: "test", status: "running", targets: { create: { hostId: b.hostId, versionId: version.id, offeredAt: new Date() } } },
+      data: {
+        versionId: version.id,
+        selector: { hosts: ["forge-b"] },
+        createdBy: "test",
+        status: "running",
+        targets: { create: { hostId: b.hostId, versionId: version.id, offeredAt: new Date() } },
+      },
       include: { targets: true },
     });
     const target = d.targets[0]!;
-    a.report({ deploymentId: d.id, targetId: target.id, version: { ruleset: "ident-rs", version: 1, checksum: version.checksum } }, "applied");
+    a.report(
+      {
+        deploymentId: d.id,
+        targetId: target.id,
+        version: { ruleset: "ident-rs", version: 1, checksum: version.checksum },
+      },
+      "applied",
+    );
     const end = await a.ended;
     assert.equal(end.code, grpc.status.PERMISSION_DENIED);
     const after = await f.t.db.deploymentTarget.findUniqueOrThrow({ where: { id: target.id } });
@@ -197,7 +232,7 @@ describe("bad messages", () => {
     const end = await a.ended;
     assert.equal(end.code, grpc.status.INVALID_ARGUMENT);
     assert.equal(end.palisadeCode, "malformed_message");
-    assert.ok(await f.t.db.host.count() > 0);
+    assert.ok((await f.t.db.host.count()) > 0);
   });
 
   test("a message over the size limit is refused (RESOURCE_EXHAUSTED); the host's row is untouched", async () => {
@@ -239,7 +274,21 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     const a = await f.agent("ack-a");
     const version = await f.t.db.rulesetVersion.findFirstOrThrow({ where: { ruleset: { name: "ack-rs" } } });
     const d = await f.t.db.deployment.create({
-      data: { versionId: version.id, selector: { hosts: ["ack-a"] }, createdBy: "test", status: "running", targets: { create: { hostId: a.hostId, versionId: version.id, offeredAt: new Date(), status: "applying", startedAt: new Date() } } },
+      data: {
+        versionId: version.id,
+        selector: { hosts: ["ack-a"] },
+        createdBy: "test",
+        status: "running",
+        targets: {
+          create: {
+            hostId: a.hostId,
+            versionId: version.id,
+            offeredAt: new Date(),
+            status: "applying",
+            startedAt: new Date(),
+          },
+        },
+      },
       include: { targets: true },
     });
     const target = d.targets[0]!;
@@ -251,7 +300,16 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     });
 
     const applied = randomUUID();
-    const msg = { applyResult: { deploymentId: d.id, targetId: target.id, version: v, status: "APPLY_STATUS_APPLIED", error: "", resultId: applied } };
+    const msg = {
+      applyResult: {
+        deploymentId: d.id,
+        targetId: target.id,
+        version: v,
+        status: "APPLY_STATUS_APPLIED",
+        error: "",
+        resultId: applied,
+      },
+    };
     a.send(msg);
     // Read the moment the ack arrives: everything it acknowledges is already committed.
     const first = await acked(a, applied, 1, read);
@@ -269,7 +327,16 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     // A final target never changes again: a ROLLED_BACK (or FAILED) after "applied" is acked
     // and ignored, and so is an APPLYING (no Confirm for it).
     const rolled = randomUUID();
-    const rb = { applyResult: { deploymentId: d.id, targetId: target.id, version: v, status: "APPLY_STATUS_ROLLED_BACK", error: "confirm_timeout: x", resultId: rolled } };
+    const rb = {
+      applyResult: {
+        deploymentId: d.id,
+        targetId: target.id,
+        version: v,
+        status: "APPLY_STATUS_ROLLED_BACK",
+        error: "confirm_timeout: x",
+        resultId: rolled,
+      },
+    };
     a.send(rb);
     await acked(a, rolled, 1, async () => undefined);
     const stale = randomUUID();
@@ -277,7 +344,11 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     a.send({ applyResult: { ...msg.applyResult, status: "APPLY_STATUS_APPLYING", resultId: stale } });
     await acked(a, stale, 1, async () => undefined);
     assert.deepEqual(await read(), first, "applied stays applied");
-    assert.equal(a.received.filter((m) => m.confirm !== undefined).length, confirmsBefore, "no Confirm for a final target");
+    assert.equal(
+      a.received.filter((m) => m.confirm !== undefined).length,
+      confirmsBefore,
+      "no Confirm for a final target",
+    );
     a.close();
   });
 
@@ -288,13 +359,39 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     const version = await f.t.db.rulesetVersion.findFirstOrThrow({ where: { ruleset: { name: "final-rs" } } });
     const mk = (status: "applying" | "failed") =>
       f.t.db.deployment.create({
-        data: { versionId: version.id, selector: { hosts: ["final-a"] }, createdBy: "test", status: status === "failed" ? "failed" : "running", targets: { create: { hostId: a.hostId, versionId: version.id, offeredAt: new Date(), status, startedAt: new Date(), ...(status === "failed" ? { error: "no result from the agent within 50s (after 2 attempts)", finishedAt: new Date() } : {}) } } },
+        data: {
+          versionId: version.id,
+          selector: { hosts: ["final-a"] },
+          createdBy: "test",
+          status: status === "failed" ? "failed" : "running",
+          targets: {
+            create: {
+              hostId: a.hostId,
+              versionId: version.id,
+              offeredAt: new Date(),
+              status,
+              startedAt: new Date(),
+              ...(status === "failed"
+                ? { error: "no result from the agent within 50s (after 2 attempts)", finishedAt: new Date() }
+                : {}),
+            },
+          },
+        },
         include: { targets: true },
       });
     const v = { ruleset: "final-rs", version: 1, checksum: version.checksum };
     const send = async (d: { id: string; targets: { id: string }[] }, status: string) => {
       const id = randomUUID();
-      a.send({ applyResult: { deploymentId: d.id, targetId: d.targets[0]!.id, version: v, status, error: status === "APPLY_STATUS_APPLIED" ? "" : "x", resultId: id } });
+      a.send({
+        applyResult: {
+          deploymentId: d.id,
+          targetId: d.targets[0]!.id,
+          version: v,
+          status,
+          error: status === "APPLY_STATUS_APPLIED" ? "" : "x",
+          resultId: id,
+        },
+      });
       await acked(a, id, 1, async () => undefined);
     };
     const confirmsOf = (t: string) => a.received.filter((m) => m.confirm?.targetId === t).length;
@@ -302,17 +399,32 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     const live = await mk("applying");
     await send(live, "APPLY_STATUS_APPLYING");
     assert.equal(confirmsOf(live.targets[0]!.id), 1, "APPLYING on an applying target earns the Confirm");
-    assert.equal((await f.t.db.deploymentTarget.findUniqueOrThrow({ where: { id: live.targets[0]!.id } })).status, "applying", "not applied before the agent recorded the commit");
+    assert.equal(
+      (await f.t.db.deploymentTarget.findUniqueOrThrow({ where: { id: live.targets[0]!.id } })).status,
+      "applying",
+      "not applied before the agent recorded the commit",
+    );
 
     const failed = await mk("failed");
     const before = await f.t.db.deploymentTarget.findUniqueOrThrow({ where: { id: failed.targets[0]!.id } });
-    const hostBefore = await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId }, select: { appliedVersionId: true } });
+    const hostBefore = await f.t.db.host.findUniqueOrThrow({
+      where: { id: a.hostId },
+      select: { appliedVersionId: true },
+    });
     await send(failed, "APPLY_STATUS_APPLYING");
     await send(failed, "APPLY_STATUS_APPLIED");
     await send(failed, "APPLY_STATUS_ROLLED_BACK");
     assert.equal(confirmsOf(failed.targets[0]!.id), 0, "a failed target is never confirmed");
-    assert.deepEqual(await f.t.db.deploymentTarget.findUniqueOrThrow({ where: { id: failed.targets[0]!.id } }), before, "the failed target is untouched");
-    assert.deepEqual(await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId }, select: { appliedVersionId: true } }), hostBefore, "the host's applied version is untouched");
+    assert.deepEqual(
+      await f.t.db.deploymentTarget.findUniqueOrThrow({ where: { id: failed.targets[0]!.id } }),
+      before,
+      "the failed target is untouched",
+    );
+    assert.deepEqual(
+      await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId }, select: { appliedVersionId: true } }),
+      hostBefore,
+      "the host's applied version is untouched",
+    );
     assert.equal((await f.t.db.deployment.findUniqueOrThrow({ where: { id: failed.id } })).status, "failed");
     a.close();
   });
@@ -321,7 +433,11 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     const a = await f.agent("ack-drift");
     const id = randomUUID();
     a.send({ drift: { drifted: true, details: "chain input: 1 rule added by hand", restored: false, resultId: id } });
-    const read = () => f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId }, select: { drift: true, driftDetails: true, driftCheckedAt: true, updatedAt: true } });
+    const read = () =>
+      f.t.db.host.findUniqueOrThrow({
+        where: { id: a.hostId },
+        select: { drift: true, driftDetails: true, driftCheckedAt: true, updatedAt: true },
+      });
     const first = await acked(a, id, 1, read);
     assert.equal(first.drift, true);
     assert.ok(first.driftCheckedAt);

@@ -24,7 +24,12 @@ describe("health", () => {
 
   test("readyz is 503 naming Redis when Redis does not answer", async () => {
     // A client pointed at a closed port, failing fast: the real Redis stays untouched.
-    const deadRedis = new Redis("redis://127.0.0.1:1", { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const deadRedis = new Redis("redis://127.0.0.1:1", {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     const app = await buildApp({ config: t.config, db: t.db, redis: deadRedis });
     try {
       const res = await app.inject({ method: "GET", url: "/readyz" });
@@ -58,10 +63,24 @@ describe("OpenAPI", () => {
     const doc = res.json();
     assert.match(doc.openapi, /^3\./);
     for (const p of [
-      "/healthz", "/readyz", "/metrics", "/v1/rulesets", "/v1/rulesets/{name}", "/v1/rulesets/{name}/versions",
-      "/v1/rulesets/{name}/versions/{v}", "/v1/rulesets/{name}/versions/{v}/render", "/v1/rulesets/{name}/diff",
-      "/v1/validate", "/v1/tokens", "/v1/tokens/{id}", "/v1/audit", "/v1/hosts", "/v1/hosts/{id}", "/v1/enrollment-tokens",
-    ]) assert.ok(doc.paths[p], `missing path ${p}`);
+      "/healthz",
+      "/readyz",
+      "/metrics",
+      "/v1/rulesets",
+      "/v1/rulesets/{name}",
+      "/v1/rulesets/{name}/versions",
+      "/v1/rulesets/{name}/versions/{v}",
+      "/v1/rulesets/{name}/versions/{v}/render",
+      "/v1/rulesets/{name}/diff",
+      "/v1/validate",
+      "/v1/tokens",
+      "/v1/tokens/{id}",
+      "/v1/audit",
+      "/v1/hosts",
+      "/v1/hosts/{id}",
+      "/v1/enrollment-tokens",
+    ])
+      assert.ok(doc.paths[p], `missing path ${p}`);
     const policy = doc.components.schemas.Policy;
     assert.ok(policy, "components.schemas.Policy");
     assert.ok(JSON.stringify(policy).includes("chains"), "the engine's schema, not the placeholder");
@@ -71,7 +90,8 @@ describe("OpenAPI", () => {
     const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/([^"]+)"/g)].map((m) => m[1]!);
     for (const ref of refs) {
       let node: unknown = doc;
-      for (const part of ref.split("/")) node = (node as Record<string, unknown> | undefined)?.[part.replace(/~1/g, "/").replace(/~0/g, "~")];
+      for (const part of ref.split("/"))
+        node = (node as Record<string, unknown> | undefined)?.[part.replace(/~1/g, "/").replace(/~0/g, "~")];
       assert.ok(node !== undefined, `dangling $ref #/${ref}`);
     }
   });
@@ -87,9 +107,17 @@ describe("over a real socket", () => {
   test("listen on an ephemeral port; create a ruleset and a version with fetch", async () => {
     const address = await t.app.listen({ host: "127.0.0.1", port: 0 });
     const auth = { authorization: `Bearer ${ROLE_TOKENS.operator}`, "content-type": "application/json" };
-    const created = await fetch(`${address}/v1/rulesets`, { method: "POST", headers: auth, body: JSON.stringify({ name: "socket" }) });
+    const created = await fetch(`${address}/v1/rulesets`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ name: "socket" }),
+    });
     assert.equal(created.status, 201);
-    const v = await fetch(`${address}/v1/rulesets/socket/versions`, { method: "POST", headers: auth, body: JSON.stringify({ policy: validPolicy() }) });
+    const v = await fetch(`${address}/v1/rulesets/socket/versions`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ policy: validPolicy() }),
+    });
     assert.equal(v.status, 201, await v.clone().text());
     assert.equal((await v.json()).version, 1);
     const bad = await fetch(`${address}/v1/rulesets`, { method: "POST", headers: auth, body: "{oops" });

@@ -13,7 +13,15 @@ before(async () => {
   await t.req("POST", "/v1/rulesets/base/versions", { body: { policy: validPolicy() } });
   const version = await t.db.rulesetVersion.findFirstOrThrow({ where: { ruleset: { name: "base" } } });
   const h = await t.db.host.create({
-    data: { name: "edge-1", labels: { role: "edge" }, capabilities: { nft: "1.0.6" }, connection: "connected", lastSeenAt: new Date(), appliedVersionId: version.id, desiredVersionId: version.id },
+    data: {
+      name: "edge-1",
+      labels: { role: "edge" },
+      capabilities: { nft: "1.0.6" },
+      connection: "connected",
+      lastSeenAt: new Date(),
+      appliedVersionId: version.id,
+      desiredVersionId: version.id,
+    },
   });
   hostId = h.id;
   for (let i = 0; i < 4; i++) await t.db.host.create({ data: { name: `node-${i}` } });
@@ -41,15 +49,22 @@ describe("hosts", () => {
 
   test("list pages by name", async () => {
     const p1 = (await t.req("GET", "/v1/hosts?limit=3")).json();
-    assert.deepEqual(p1.items.map((h: { name: string }) => h.name), ["edge-1", "node-0", "node-1"]);
+    assert.deepEqual(
+      p1.items.map((h: { name: string }) => h.name),
+      ["edge-1", "node-0", "node-1"],
+    );
     const p2 = (await t.req("GET", `/v1/hosts?limit=3&cursor=${p1.nextCursor}`)).json();
-    assert.deepEqual(p2.items.map((h: { name: string }) => h.name), ["node-2", "node-3"]);
+    assert.deepEqual(
+      p2.items.map((h: { name: string }) => h.name),
+      ["node-2", "node-3"],
+    );
     assert.equal(p2.nextCursor, null);
   });
 
   test("list filters by label selector and connection state", async () => {
     await t.db.host.create({ data: { name: "edge-2", labels: { role: "edge", zone: "us-1" } } });
-    const names = async (q: string) => (await t.req("GET", `/v1/hosts?${q}`)).json().items.map((h: { name: string }) => h.name);
+    const names = async (q: string) =>
+      (await t.req("GET", `/v1/hosts?${q}`)).json().items.map((h: { name: string }) => h.name);
     assert.deepEqual(await names("label=role=edge"), ["edge-1", "edge-2"]);
     assert.deepEqual(await names("label=role=edge,zone=us-1"), ["edge-2"]);
     assert.deepEqual(await names("label=role=nothing"), []);
@@ -85,13 +100,18 @@ describe("hosts", () => {
     assert.equal((await t.req("GET", `/v1/hosts/${victimId.toUpperCase()}`)).json().id, victim.id);
     // Deployment selectors resolve the same way.
     const { resolveSelector } = await import("../../src/api/deploy/selector.ts");
-    assert.deepEqual((await resolveSelector(t.db, { hosts: [victimId] })).map((h) => h.id), [victim.id]);
+    assert.deepEqual(
+      (await resolveSelector(t.db, { hosts: [victimId] })).map((h) => h.id),
+      [victim.id],
+    );
     await t.db.host.deleteMany({ where: { id: { in: [impostor.id, victim.id] } } });
   });
 
   test("concurrent label patches keep every key", async () => {
     const keys = Array.from({ length: 10 }, (_, i) => `k${i}`);
-    const results = await Promise.all(keys.map((k) => t.req("PATCH", "/v1/hosts/node-0", { body: { labels: { [k]: "v" } } })));
+    const results = await Promise.all(
+      keys.map((k) => t.req("PATCH", "/v1/hosts/node-0", { body: { labels: { [k]: "v" } } })),
+    );
     for (const r of results) assert.equal(r.statusCode, 200, r.body);
     assert.deepEqual(Object.keys((await t.req("GET", "/v1/hosts/node-0")).json().labels).sort(), keys.sort());
   });
@@ -130,7 +150,9 @@ describe("enrollment tokens", () => {
     const paged: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: { items: { id: string }[]; nextCursor: string | null } = (await t.req("GET", `/v1/enrollment-tokens?limit=2${cursor ? `&cursor=${cursor}` : ""}`)).json();
+      const page: { items: { id: string }[]; nextCursor: string | null } = (
+        await t.req("GET", `/v1/enrollment-tokens?limit=2${cursor ? `&cursor=${cursor}` : ""}`)
+      ).json();
       paged.push(...page.items.map((i) => i.id));
       cursor = page.nextCursor;
     } while (cursor);
@@ -145,17 +167,26 @@ describe("audit", () => {
     assert.equal(res.statusCode, 200);
     const items = res.json().items as { id: string; actor: string; action: string; target: string; at: string }[];
     const actions = new Set(items.map((i) => i.action));
-    for (const a of ["ruleset.create", "ruleset.version.create", "host.labels.update", "enrollment_token.create"]) assert.ok(actions.has(a), a);
+    for (const a of ["ruleset.create", "ruleset.version.create", "host.labels.update", "enrollment_token.create"])
+      assert.ok(actions.has(a), a);
     const ids = items.map((i) => BigInt(i.id));
-    assert.deepEqual(ids, [...ids].sort((a, b) => (a > b ? -1 : 1)));
+    assert.deepEqual(
+      ids,
+      [...ids].sort((a, b) => (a > b ? -1 : 1)),
+    );
     const filtered = (await t.req("GET", "/v1/audit?action=ruleset.version.create&target=ruleset:base")).json().items;
     assert.equal(filtered.length, 1);
     assert.equal(filtered[0].actor, "test-admin");
     assert.equal(filtered[0].target, "ruleset:base/versions/1");
     const p1 = (await t.req("GET", "/v1/audit?limit=2")).json();
     const p2 = (await t.req("GET", `/v1/audit?limit=2&cursor=${p1.nextCursor}`)).json();
-    assert.deepEqual([...p1.items, ...p2.items].map((i: { id: string }) => i.id), items.slice(0, 4).map((i) => i.id));
-    const future = (await t.req("GET", `/v1/audit?from=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).json();
+    assert.deepEqual(
+      [...p1.items, ...p2.items].map((i: { id: string }) => i.id),
+      items.slice(0, 4).map((i) => i.id),
+    );
+    const future = (
+      await t.req("GET", `/v1/audit?from=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)
+    ).json();
     assert.deepEqual(future.items, []);
     assert.equal((await t.req("GET", "/v1/audit?from=yesterday")).statusCode, 400);
     errorOf(await t.req("GET", "/v1/audit?from=yesterday"));

@@ -41,29 +41,48 @@ after(async () => {
 });
 
 /** One HTTPS request trusting only the test CA. */
-function get(path: string, opts: { method?: string; body?: unknown } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function get(
+  path: string,
+  opts: { method?: string; body?: unknown } = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
-    const req = request(base + path, { method: opts.method ?? "GET", ca: readFileSync(file("ca.pem")), headers: payload ? { "content-type": "application/json" } : {} }, (res) => {
-      let body = "";
-      res.on("data", (d) => (body += d));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = request(
+      base + path,
+      {
+        method: opts.method ?? "GET",
+        ca: readFileSync(file("ca.pem")),
+        headers: payload ? { "content-type": "application/json" } : {},
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on("error", reject);
     req.setTimeout(30_000, () => req.destroy(new Error("no answer in 30 s")));
     req.end(payload);
   });
 }
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("PALISADE_")));
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...clean, HOME: dir, XDG_CONFIG_HOME: join(dir, "xdg"), ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...clean, HOME: dir, XDG_CONFIG_HOME: join(dir, "xdg"), ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (b: Buffer) => (stdout += b.toString()));
   child.stderr.on("data", (b: Buffer) => (stderr += b.toString()));
   const timer = setTimeout(() => child.pid && process.kill(child.pid, "SIGKILL"), 60_000);
-  return new Promise((resolve) => child.once("close", (code) => (clearTimeout(timer), resolve({ code, stdout, stderr }))));
+  return new Promise((resolve) =>
+    child.once("close", (code) => (clearTimeout(timer), resolve({ code, stdout, stderr }))),
+  );
 }
 
 describe("REST over HTTPS", () => {
@@ -108,14 +127,22 @@ describe("REST over HTTPS", () => {
     const without = await cli(["rulesets", "list"], env);
     assert.equal(without.code, 5, "unreachable: the server's certificate is not trusted");
     assert.match(without.stderr, /unreachable: cannot reach https:\/\/127\.0\.0\.1:\d+: .*certificate/);
-    const wrongScheme = await cli(["rulesets", "list", "--ca-file", file("ca.pem"), "--server", `http://127.0.0.1:${s.port}`], { PALISADE_TOKEN: admin });
+    const wrongScheme = await cli(
+      ["rulesets", "list", "--ca-file", file("ca.pem"), "--server", `http://127.0.0.1:${s.port}`],
+      { PALISADE_TOKEN: admin },
+    );
     assert.equal(wrongScheme.code, 2, wrongScheme.stderr);
     assert.match(wrongScheme.stderr, /not https/);
 
     writeFileSync(file("token"), admin, { mode: 0o600 });
-    const login = await cli(["login", "--server", base, "--token-file", file("token"), "--ca-file", file("ca.pem"), "--context", "tls"], {});
+    const login = await cli(
+      ["login", "--server", base, "--token-file", file("token"), "--ca-file", file("ca.pem"), "--context", "tls"],
+      {},
+    );
     assert.equal(login.code, 0, login.stderr);
-    const stored = parse(readFileSync(join(dir, "xdg", "palisade", "config.yaml"), "utf8")) as { contexts: { name: string; "ca-file"?: string }[] };
+    const stored = parse(readFileSync(join(dir, "xdg", "palisade", "config.yaml"), "utf8")) as {
+      contexts: { name: string; "ca-file"?: string }[];
+    };
     assert.equal(stored.contexts.find((c) => c.name === "tls")?.["ca-file"], file("ca.pem"));
     const viaContext = await cli(["rulesets", "list", "-o", "json"], {});
     assert.equal(viaContext.code, 0, viaContext.stderr);
@@ -123,14 +150,40 @@ describe("REST over HTTPS", () => {
 
   test("a missing file, a lone variable or a key of another certificate is refused at start, naming the variable", () => {
     const refuses = (env: Record<string, string>, re: RegExp) =>
-      assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && re.test(e.message));
+      assert.throws(
+        () => loadConfig(env),
+        (e: unknown) => e instanceof ConfigError && re.test(e.message),
+      );
     refuses({ PALISADE_HTTPS_CERT_FILE: file("cert.pem") }, /PALISADE_HTTPS_KEY_FILE: must be set/);
     refuses({ PALISADE_HTTPS_KEY_FILE: file("key.pem") }, /PALISADE_HTTPS_CERT_FILE: must be set/);
-    refuses({ PALISADE_HTTPS_CERT_FILE: file("nope.pem"), PALISADE_HTTPS_KEY_FILE: file("key.pem") }, /PALISADE_HTTPS_CERT_FILE: cannot read/);
-    refuses({ PALISADE_HTTPS_CERT_FILE: file("key.pem"), PALISADE_HTTPS_KEY_FILE: file("key.pem") }, /PALISADE_HTTPS_CERT_FILE: .* is not a PEM certificate/);
-    refuses({ PALISADE_HTTPS_CERT_FILE: file("cert.pem"), PALISADE_HTTPS_KEY_FILE: file("other-key.pem") }, /PALISADE_HTTPS_KEY_FILE: .* is not the key of the certificate/);
-    refuses({ PALISADE_HTTPS_CERT_FILE: file("cert.pem"), PALISADE_HTTPS_KEY_FILE: file("key.pem"), PALISADE_HSTS_MAX_AGE: "-1" }, /PALISADE_HSTS_MAX_AGE/);
+    refuses(
+      { PALISADE_HTTPS_CERT_FILE: file("nope.pem"), PALISADE_HTTPS_KEY_FILE: file("key.pem") },
+      /PALISADE_HTTPS_CERT_FILE: cannot read/,
+    );
+    refuses(
+      { PALISADE_HTTPS_CERT_FILE: file("key.pem"), PALISADE_HTTPS_KEY_FILE: file("key.pem") },
+      /PALISADE_HTTPS_CERT_FILE: .* is not a PEM certificate/,
+    );
+    refuses(
+      { PALISADE_HTTPS_CERT_FILE: file("cert.pem"), PALISADE_HTTPS_KEY_FILE: file("other-key.pem") },
+      /PALISADE_HTTPS_KEY_FILE: .* is not the key of the certificate/,
+    );
+    refuses(
+      {
+        PALISADE_HTTPS_CERT_FILE: file("cert.pem"),
+        PALISADE_HTTPS_KEY_FILE: file("key.pem"),
+        PALISADE_HSTS_MAX_AGE: "-1",
+      },
+      /PALISADE_HSTS_MAX_AGE/,
+    );
     assert.equal(loadConfig({}).https, undefined);
-    assert.equal(loadConfig({ PALISADE_HTTPS_CERT_FILE: file("cert.pem"), PALISADE_HTTPS_KEY_FILE: file("key.pem"), PALISADE_HSTS_MAX_AGE: "0" }).https?.hstsMaxAge, 0);
+    assert.equal(
+      loadConfig({
+        PALISADE_HTTPS_CERT_FILE: file("cert.pem"),
+        PALISADE_HTTPS_KEY_FILE: file("key.pem"),
+        PALISADE_HSTS_MAX_AGE: "0",
+      }).https?.hstsMaxAge,
+      0,
+    );
   });
 });

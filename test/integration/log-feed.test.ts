@@ -23,7 +23,11 @@ test("a token revoked behind the feed's back loses its streams at the next sweep
   const viewer = await t.db.apiToken.findFirstOrThrow({ where: { name: "test-viewer" } });
   const operator = await t.db.apiToken.findFirstOrThrow({ where: { name: "test-operator" } });
   const ends: [string, EndReason][] = [];
-  const stream = (tokenId: string) => ({ tokenId, onEvent() {}, onEnd: (r: EndReason) => void ends.push([tokenId, r]) });
+  const stream = (tokenId: string) => ({
+    tokenId,
+    onEvent() {},
+    onEnd: (r: EndReason) => void ends.push([tokenId, r]),
+  });
   await feed.open(stream(viewer.id));
   await feed.open(stream(viewer.id));
   await assert.rejects(feed.open(stream(viewer.id)), /SSE_STREAMS_PER_TOKEN is 2/);
@@ -32,6 +36,9 @@ test("a token revoked behind the feed's back loses its streams at the next sweep
   // Straight in the database: no notice is published.
   await t.db.apiToken.update({ where: { id: viewer.id }, data: { revokedAt: new Date() } });
   await waitFor(() => ends.length === 2, 10_000, "the sweep to end the revoked token's streams");
-  assert.deepEqual(ends, [[viewer.id, "token_revoked"], [viewer.id, "token_revoked"]]);
+  assert.deepEqual(ends, [
+    [viewer.id, "token_revoked"],
+    [viewer.id, "token_revoked"],
+  ]);
   assert.equal(feed.size, 1);
 });

@@ -35,22 +35,35 @@ function leaks(server: ServerProcess, secrets: Map<string, string>): string[] {
     const hit = everything.find((l) => l.includes(secret));
     if (hit) out.push(`${what}: ${hit}`);
   }
-  const pattern = /pal(enroll)?_[A-Za-z0-9_-]{20,}|Bearer\s+\S{8,}|PRIVATE KEY|"(authorization|cookie|password|secret|credential|token|keyPem|key)"\s*:\s*"[^"]{8,}/i;
+  const pattern =
+    /pal(enroll)?_[A-Za-z0-9_-]{20,}|Bearer\s+\S{8,}|PRIVATE KEY|"(authorization|cookie|password|secret|credential|token|keyPem|key)"\s*:\s*"[^"]{8,}/i;
   for (const l of everything) if (pattern.test(l)) out.push(`secret-shaped: ${l}`);
   return out;
 }
 
-test("a full run logs no token, enrollment token, credential, session or CSRF secret", { timeout: 120_000 }, async () => {
+test("a full run logs no token, enrollment token, credential, session or CSRF secret", {
+  timeout: 120_000,
+}, async () => {
   s = await spawnServer({ LOG_LEVEL: "trace" });
   await s.line((l) => l.msg === "server started");
   const base = `http://127.0.0.1:${s.port}`;
   const secrets = new Map<string, string>();
   const admin = s.adminToken();
   secrets.set("initial admin token", admin);
-  const call = async (method: string, path: string, token: string | null, body?: unknown, headers: Record<string, string> = {}) => {
+  const call = async (
+    method: string,
+    path: string,
+    token: string | null,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
+      headers: {
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        ...headers,
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
@@ -78,10 +91,21 @@ test("a full run logs no token, enrollment token, credential, session or CSRF se
   await agent.connect();
   try {
     assert.equal((await call("POST", "/v1/rulesets", op.body.token, { name: "web" })).status, 201);
-    assert.equal((await call("POST", "/v1/rulesets/web/versions", op.body.token, { policy: validPolicy() })).status, 201);
-    const dep = await call("POST", "/v1/deployments", op.body.token, { ruleset: "web", version: 1, selector: { hosts: ["edge-secrets"] } });
+    assert.equal(
+      (await call("POST", "/v1/rulesets/web/versions", op.body.token, { policy: validPolicy() })).status,
+      201,
+    );
+    const dep = await call("POST", "/v1/deployments", op.body.token, {
+      ruleset: "web",
+      version: 1,
+      selector: { hosts: ["edge-secrets"] },
+    });
     assert.equal(dep.status, 202, JSON.stringify(dep.body));
-    await waitFor(async () => (await call("GET", `/v1/deployments/${dep.body.id}`, admin)).body.status === "succeeded", 30_000, "deployment succeeded");
+    await waitFor(
+      async () => (await call("GET", `/v1/deployments/${dep.body.id}`, admin)).body.status === "succeeded",
+      30_000,
+      "deployment succeeded",
+    );
 
     // Refused attempts: a made-up token, a revoked one, a wrong enrollment token.
     const madeUp = "pal_thisIsAMadeUpTokenThatMustNotBeLogged0000000";
@@ -98,23 +122,44 @@ test("a full run logs no token, enrollment token, credential, session or CSRF se
 
   const lines = s.lines.map((l) => JSON.stringify(l));
   assert.ok(lines.length > 30, `collected the log (${lines.length} lines)`);
-  assert.ok(lines.some((l) => l.includes("incoming request")), "request logging was on");
+  assert.ok(
+    lines.some((l) => l.includes("incoming request")),
+    "request logging was on",
+  );
   assert.deepEqual(leaks(s, secrets), []);
 });
 
-test("with mutual TLS: no PALISADE_SECRET_KEY, CA key or agent key in the log either", { timeout: 120_000 }, async () => {
+test("with mutual TLS: no PALISADE_SECRET_KEY, CA key or agent key in the log either", {
+  timeout: 120_000,
+}, async () => {
   const secretKey = "log-secrets-test-key-0123456789abcdefghijklmnop";
   const enrollPort = await freePort();
-  tlsServer = await spawnServer({ LOG_LEVEL: "trace", PALISADE_GRPC_PLAINTEXT: "0", PALISADE_SECRET_KEY: secretKey, GRPC_ENROLL_PORT: String(enrollPort), PALISADE_TLS_SERVER_NAMES: "127.0.0.1,localhost" });
+  tlsServer = await spawnServer({
+    LOG_LEVEL: "trace",
+    PALISADE_GRPC_PLAINTEXT: "0",
+    PALISADE_SECRET_KEY: secretKey,
+    GRPC_ENROLL_PORT: String(enrollPort),
+    PALISADE_TLS_SERVER_NAMES: "127.0.0.1,localhost",
+  });
   const srv = tlsServer;
   await srv.line((l) => l.msg === "server started");
   const admin = srv.adminToken();
-  const secrets = new Map<string, string>([["initial admin token", admin], ["PALISADE_SECRET_KEY", secretKey]]);
-  const res = await fetch(`http://127.0.0.1:${srv.port}/v1/enrollment-tokens`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: "{}" });
+  const secrets = new Map<string, string>([
+    ["initial admin token", admin],
+    ["PALISADE_SECRET_KEY", secretKey],
+  ]);
+  const res = await fetch(`http://127.0.0.1:${srv.port}/v1/enrollment-tokens`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: "{}",
+  });
   assert.equal(res.status, 201);
   const enrollToken = ((await res.json()) as { token: string }).token;
   secrets.set("enrollment token", enrollToken);
-  const [row] = await sql<{ key_encrypted: string; cert_pem: string }>(srv.database.url, "SELECT key_encrypted, cert_pem FROM certificate_authority");
+  const [row] = await sql<{ key_encrypted: string; cert_pem: string }>(
+    srv.database.url,
+    "SELECT key_encrypted, cert_pem FROM certificate_authority",
+  );
   const caKey = decryptKey(row!.key_encrypted, secretKey, row!.cert_pem);
   // A line from the middle of the PEM body: the key is unmistakable by it.
   secrets.set("CA private key", caKey.split("\n")[2]!);
@@ -130,9 +175,24 @@ test("with mutual TLS: no PALISADE_SECRET_KEY, CA key or agent key in the log ei
     enrollToken,
     state,
     log: memoryLog("debug"),
-    capabilities: async () => ({ nftVersion: "1.0.9", kernel: "6.1", ipv6: true, features: [], xtablesModules: [], agentVersion: "test", unavailable: [] }),
+    capabilities: async () => ({
+      nftVersion: "1.0.9",
+      kernel: "6.1",
+      ipv6: true,
+      features: [],
+      xtablesModules: [],
+      agentVersion: "test",
+      unavailable: [],
+    }),
     hello: async () => ({ telemetryEpoch: "e1" }),
-    handlers: { desiredState() {}, confirm() {}, checkDrift() {}, quotaReset() {}, telemetryAck() {}, connected: () => void connected++ },
+    handlers: {
+      desiredState() {},
+      confirm() {},
+      checkDrift() {},
+      quotaReset() {},
+      telemetryAck() {},
+      connected: () => void connected++,
+    },
     backoff: { initialMs: 50, maxMs: 200 },
     heartbeatMs: 200,
     deadlineMs: 5_000,

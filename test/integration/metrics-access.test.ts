@@ -29,7 +29,12 @@ describe("metrics token", () => {
 
   test("a scrape without the token, with a wrong one or with an API token gets 401; with it, the metrics", async () => {
     const scrape = (authorization: string | undefined, remoteAddress: string) =>
-      t.app.inject({ method: "GET", url: "/metrics", remoteAddress, headers: authorization === undefined ? {} : { authorization } });
+      t.app.inject({
+        method: "GET",
+        url: "/metrics",
+        remoteAddress,
+        headers: authorization === undefined ? {} : { authorization },
+      });
     const none = await scrape(undefined, "192.0.2.20");
     assert.equal(none.statusCode, 401, none.body);
     assert.equal(errorOf(none).code, "unauthorized");
@@ -37,7 +42,11 @@ describe("metrics token", () => {
     const wrong = await scrape(`Bearer ${METRICS_TOKEN}x`, "192.0.2.21");
     assert.equal(wrong.statusCode, 401);
     assert.match(String(wrong.headers["www-authenticate"]), /error="invalid_token"/);
-    assert.equal((await scrape(`Bearer ${ROLE_TOKENS.admin}`, "192.0.2.22")).statusCode, 401, "API tokens are not metrics tokens");
+    assert.equal(
+      (await scrape(`Bearer ${ROLE_TOKENS.admin}`, "192.0.2.22")).statusCode,
+      401,
+      "API tokens are not metrics tokens",
+    );
     const ok = await scrape(`Bearer ${METRICS_TOKEN}`, "192.0.2.23");
     assert.equal(ok.statusCode, 200, ok.body);
     assert.match(ok.body, /^palisade_hosts\{connection="connected"\} 0$/m);
@@ -46,7 +55,13 @@ describe("metrics token", () => {
   });
 
   test("wrong metrics tokens count as failed authentications of the address (429 after the limit)", async () => {
-    const from = (token: string) => t.app.inject({ method: "GET", url: "/metrics", remoteAddress: "192.0.2.30", headers: { authorization: `Bearer ${token}` } });
+    const from = (token: string) =>
+      t.app.inject({
+        method: "GET",
+        url: "/metrics",
+        remoteAddress: "192.0.2.30",
+        headers: { authorization: `Bearer ${token}` },
+      });
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) statuses.push((await from(`guess-${i}-0123456789abcdef`)).statusCode);
     assert.deepEqual(statuses, [401, 401, 401, 401, 429]);
@@ -83,11 +98,14 @@ describe("metrics snapshot cache", () => {
     assert.equal(await neverConnected(cached), 0);
     await addHost(cached, "cache-a");
     await addHost(cached, "cache-b");
-    for (let i = 0; i < 3; i++) assert.equal(await neverConnected(cached), 0, "still the snapshot taken before the hosts were added");
+    for (let i = 0; i < 3; i++)
+      assert.equal(await neverConnected(cached), 0, "still the snapshot taken before the hosts were added");
     // Process metrics are not cached: the request counter moves every scrape.
     const count = async () => {
       const body = (await cached.app.inject({ method: "GET", url: "/metrics" })).body;
-      return Number(/^palisade_http_requests_total\{method="GET",route="\/metrics",status="200"\} (\d+)$/m.exec(body)?.[1]);
+      return Number(
+        /^palisade_http_requests_total\{method="GET",route="\/metrics",status="200"\} (\d+)$/m.exec(body)?.[1],
+      );
     };
     const first = await count();
     assert.ok((await count()) > first);

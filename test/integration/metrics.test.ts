@@ -38,7 +38,13 @@ async function scrape(): Promise<string> {
 /** The value of one sample, by metric name and exact label set (as printed). */
 function sample(text: string, name: string, labels = ""): number {
   const line = text.split("\n").find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ""} `));
-  assert.ok(line, `no sample ${name}{${labels}} in:\n${text.split("\n").filter((l) => l.startsWith(name)).join("\n")}`);
+  assert.ok(
+    line,
+    `no sample ${name}{${labels}} in:\n${text
+      .split("\n")
+      .filter((l) => l.startsWith(name))
+      .join("\n")}`,
+  );
   return Number(line.split(" ").at(-1));
 }
 
@@ -51,16 +57,44 @@ describe("metrics", () => {
     assert.equal(sample(before, "palisade_hosts", 'connection="connected"'), 0);
 
     await f.t.req("POST", "/v1/rulesets", { body: { name: "m" } });
-    assert.equal((await f.t.req("POST", "/v1/rulesets/m/versions", { body: { policy: validPolicy(80) } })).statusCode, 201);
+    assert.equal(
+      (await f.t.req("POST", "/v1/rulesets/m/versions", { body: { policy: validPolicy(80) } })).statusCode,
+      201,
+    );
     const a = await f.agent("metrics-a", { grp: "m" });
     const b = await f.agent("metrics-b", { grp: "m" });
     await f.agent("metrics-c", { grp: "other" }, { connect: false });
-    const res = await f.t.req("POST", "/v1/deployments", { as: "operator", body: { ruleset: "m", version: 1, selector: { labels: { grp: "m" } }, strategy: { canary: 0, batchSize: 10 } } });
+    const res = await f.t.req("POST", "/v1/deployments", {
+      as: "operator",
+      body: { ruleset: "m", version: 1, selector: { labels: { grp: "m" } }, strategy: { canary: 0, batchSize: 10 } },
+    });
     assert.equal(res.statusCode, 202, res.body);
     const id = (res.json() as { id: string }).id;
-    await waitFor(async () => (await f.t.req("GET", `/v1/deployments/${id}`)).json().status === "succeeded", 30_000, "deployment to succeed", 100);
-    a.send({ telemetry: { epoch: "m1", seq: "1", takenAtUnixMs: String(Date.now()), accounting: [{ table: "lan", ip: "10.1.0.1", srcBytes: "10", srcPackets: "1", dstBytes: "0", dstPackets: "0" }, { table: "lan", ip: "10.1.0.2", srcBytes: "5", srcPackets: "1", dstBytes: "0", dstPackets: "0" }] } });
-    a.send({ telemetry: { epoch: "m1", seq: "1", takenAtUnixMs: String(Date.now()), accounting: [{ table: "lan", ip: "10.1.0.1", srcBytes: "10", srcPackets: "1", dstBytes: "0", dstPackets: "0" }] } });
+    await waitFor(
+      async () => (await f.t.req("GET", `/v1/deployments/${id}`)).json().status === "succeeded",
+      30_000,
+      "deployment to succeed",
+      100,
+    );
+    a.send({
+      telemetry: {
+        epoch: "m1",
+        seq: "1",
+        takenAtUnixMs: String(Date.now()),
+        accounting: [
+          { table: "lan", ip: "10.1.0.1", srcBytes: "10", srcPackets: "1", dstBytes: "0", dstPackets: "0" },
+          { table: "lan", ip: "10.1.0.2", srcBytes: "5", srcPackets: "1", dstBytes: "0", dstPackets: "0" },
+        ],
+      },
+    });
+    a.send({
+      telemetry: {
+        epoch: "m1",
+        seq: "1",
+        takenAtUnixMs: String(Date.now()),
+        accounting: [{ table: "lan", ip: "10.1.0.1", srcBytes: "10", srcPackets: "1", dstBytes: "0", dstPackets: "0" }],
+      },
+    });
     await a.ping();
     await f.t.db.host.update({ where: { id: b.hostId }, data: { drift: true } });
 
@@ -81,25 +115,39 @@ describe("metrics", () => {
     assert.ok(sample(text, "palisade_telemetry_ingest_lag_seconds") >= 0);
     // The batch marked its minute dirty; no rollup ran in this test, so the lag is that minute's age.
     assert.ok(sample(text, "palisade_telemetry_rollup_lag_seconds") >= 0);
-    for (const state of ["wait", "active", "delayed", "failed"]) assert.ok(sample(text, "palisade_queue_jobs", `queue="deploy",state="${state}"`) >= 0);
+    for (const state of ["wait", "active", "delayed", "failed"])
+      assert.ok(sample(text, "palisade_queue_jobs", `queue="deploy",state="${state}"`) >= 0);
     assert.equal(sample(text, "palisade_sse_clients"), 0);
   });
 
   test("an open log stream is counted as an SSE client until it closes", async () => {
     const ctl = new AbortController();
-    const res = await fetch(`${url}/v1/logs/stream`, { headers: { authorization: `Bearer ${(await import("../support/app.ts")).ROLE_TOKENS.viewer}` }, signal: ctl.signal });
+    const res = await fetch(`${url}/v1/logs/stream`, {
+      headers: { authorization: `Bearer ${(await import("../support/app.ts")).ROLE_TOKENS.viewer}` },
+      signal: ctl.signal,
+    });
     assert.equal(res.status, 200);
     const reader = res.body!.getReader();
     await reader.read(); // ": stream open"
     assert.equal(sample(await scrape(), "palisade_sse_clients"), 1);
     ctl.abort();
     await reader.cancel().catch(() => {});
-    await waitFor(async () => sample(await scrape(), "palisade_sse_clients") === 0, 10_000, "the stream to be closed server-side");
+    await waitFor(
+      async () => sample(await scrape(), "palisade_sse_clients") === 0,
+      10_000,
+      "the stream to be closed server-side",
+    );
   });
 
   test("default Node.js metrics keep their standard names", async () => {
     const text = await scrape();
-    for (const name of ["process_cpu_user_seconds_total", "process_resident_memory_bytes", "nodejs_heap_size_used_bytes", "nodejs_eventloop_lag_seconds", "nodejs_active_handles_total"]) {
+    for (const name of [
+      "process_cpu_user_seconds_total",
+      "process_resident_memory_bytes",
+      "nodejs_heap_size_used_bytes",
+      "nodejs_eventloop_lag_seconds",
+      "nodejs_active_handles_total",
+    ]) {
       assert.match(text, new RegExp(`^# TYPE ${name} `, "m"), name);
     }
     assert.doesNotMatch(text, /^palisade_(process|nodejs)_/m, "no renamed default metrics");
@@ -109,26 +157,54 @@ describe("metrics", () => {
     const text = await scrape();
     const r = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" });
     assert.equal(r.error, undefined, "promtool is installed (Debian package prometheus)");
-    const problems = `${r.stdout}${r.stderr}`.split("\n").map((l) => l.trim()).filter(Boolean);
+    const problems = `${r.stdout}${r.stderr}`
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean);
     // Exactly the _total remark, on exactly the exception names that this Node.js exports.
     const exported = STANDARD_NAME_EXCEPTIONS.filter((n) => new RegExp(`^# TYPE ${n} gauge$`, "m").test(text));
     assert.ok(exported.includes("nodejs_active_handles_total"), "the exceptions are exported");
-    assert.deepEqual(problems.sort(), exported.map((n) => `${n} non-counter metrics should not have "_total" suffix`).sort(), `promtool reports:\n${problems.join("\n")}`);
-    for (const n of exported) assert.match(text, new RegExp(`^# HELP ${n} .*the _total suffix is prom-client's standard name, kept so stock Node\\.js dashboards work`, "m"), n);
+    assert.deepEqual(
+      problems.sort(),
+      exported.map((n) => `${n} non-counter metrics should not have "_total" suffix`).sort(),
+      `promtool reports:\n${problems.join("\n")}`,
+    );
+    for (const n of exported)
+      assert.match(
+        text,
+        new RegExp(
+          `^# HELP ${n} .*the _total suffix is prom-client's standard name, kept so stock Node\\.js dashboards work`,
+          "m",
+        ),
+        n,
+      );
   });
 
   test("the spool backlog agents report in heartbeats is summed by connection state, written at a bounded rate", async () => {
     // A replica whose streams write a backlog at most once an hour: a second report on the
     // same stream is certainly inside the window, whatever the machine's pace.
-    const slow = await startAgentServer({ db: f.t.db, redis: f.t.redis, log: silentLog, spoolWriteResolutionMs: 3_600_000 }, { address: "127.0.0.1:0" });
+    const slow = await startAgentServer(
+      { db: f.t.db, redis: f.t.redis, log: silentLog, spoolWriteResolutionMs: 3_600_000 },
+      { address: "127.0.0.1:0" },
+    );
     f.replicas.push(slow);
     const replica = f.replicas.length - 1;
     const before = await scrape();
-    const base = { connected: sample(before, "palisade_agent_spool_batches", 'connection="connected"'), disconnected: sample(before, "palisade_agent_spool_batches", 'connection="disconnected"') };
+    const base = {
+      connected: sample(before, "palisade_agent_spool_batches", 'connection="connected"'),
+      disconnected: sample(before, "palisade_agent_spool_batches", 'connection="disconnected"'),
+    };
     const baseBytes = sample(before, "palisade_agent_spool_bytes", 'connection="connected"');
     const a = await f.agent("spool-a", {}, { replica });
     const b = await f.agent("spool-b", {}, { replica });
-    const hb = (seq: number, batches: number, bytes: number) => ({ heartbeat: { seq: String(seq), unixMs: String(Date.now()), spoolBatches: String(batches), spoolBytes: String(bytes) } });
+    const hb = (seq: number, batches: number, bytes: number) => ({
+      heartbeat: {
+        seq: String(seq),
+        unixMs: String(Date.now()),
+        spoolBatches: String(batches),
+        spoolBytes: String(bytes),
+      },
+    });
     a.send(hb(1, 3, 3000));
     b.send(hb(1, 2, 2000));
     await a.ping();
@@ -140,7 +216,9 @@ describe("metrics", () => {
     const row = await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } });
     assert.deepEqual([row.spoolBatches, row.spoolBytes, row.spoolReportedAt !== null], [3n, 3000n, true]);
     // The API shows each host's last report; a host whose agent never reported it shows null.
-    const view = (await f.t.req("GET", "/v1/hosts/spool-a", { as: "viewer" })).json() as { spool: { batches: number; bytes: number; reportedAt: string } | null };
+    const view = (await f.t.req("GET", "/v1/hosts/spool-a", { as: "viewer" })).json() as {
+      spool: { batches: number; bytes: number; reportedAt: string } | null;
+    };
     assert.deepEqual([view.spool?.batches, view.spool?.bytes, typeof view.spool?.reportedAt], [3, 3000, "string"]);
     assert.equal((await f.t.req("GET", "/v1/hosts/metrics-a", { as: "viewer" })).json().spool, null);
 
@@ -156,7 +234,12 @@ describe("metrics", () => {
     a.send(hb(1, 4, 4000));
     await a.ping();
     b.close();
-    await waitFor(async () => sample(await scrape(), "palisade_agent_spool_batches", 'connection="disconnected"') - base.disconnected === 2, 10_000, "b's report to count as disconnected");
+    await waitFor(
+      async () =>
+        sample(await scrape(), "palisade_agent_spool_batches", 'connection="disconnected"') - base.disconnected === 2,
+      10_000,
+      "b's report to count as disconnected",
+    );
     text = await scrape();
     assert.equal(sample(text, "palisade_agent_spool_batches", 'connection="connected"') - base.connected, 4);
     assert.equal(sample(text, "palisade_agent_spool_bytes", 'connection="connected"') - baseBytes, 4000);
@@ -165,7 +248,9 @@ describe("metrics", () => {
 
   test("a backlog that does not fit the database's bigint is a malformed heartbeat", async () => {
     const c = await f.agent("spool-c");
-    c.send({ heartbeat: { seq: "1", unixMs: String(Date.now()), spoolBatches: "18446744073709551615", spoolBytes: "1" } });
+    c.send({
+      heartbeat: { seq: "1", unixMs: String(Date.now()), spoolBatches: "18446744073709551615", spoolBytes: "1" },
+    });
     const end = await c.ended;
     assert.equal(end.palisadeCode, "malformed_message", end.details);
   });

@@ -32,7 +32,10 @@ const clients: AgentClient[] = [];
 async function startReplica(c: AgentCa, clientCertTtlSeconds = 3600): Promise<RunningAgentServer> {
   return startAgentServer(
     { db: t.db, redis: t.redis, log: silentLog },
-    { address: "127.0.0.1:0", tls: { ca: c, enrollAddress: "127.0.0.1:0", serverNames: ["127.0.0.1", "localhost"], clientCertTtlSeconds } },
+    {
+      address: "127.0.0.1:0",
+      tls: { ca: c, enrollAddress: "127.0.0.1:0", serverNames: ["127.0.0.1", "localhost"], clientCertTtlSeconds },
+    },
   );
 }
 
@@ -70,9 +73,24 @@ async function agent(name: string, opts: { r?: RunningAgentServer; token?: strin
     enrollToken: opts.token ?? (await token()),
     state,
     log,
-    capabilities: async () => ({ nftVersion: "1.0.9", kernel: "6.1", ipv6: true, features: [], xtablesModules: [], agentVersion: "test", unavailable: [] }),
+    capabilities: async () => ({
+      nftVersion: "1.0.9",
+      kernel: "6.1",
+      ipv6: true,
+      features: [],
+      xtablesModules: [],
+      agentVersion: "test",
+      unavailable: [],
+    }),
     hello: async () => ({ telemetryEpoch: "e1" }),
-    handlers: { desiredState() {}, confirm() {}, checkDrift() {}, quotaReset() {}, telemetryAck() {}, connected: () => void connected++ },
+    handlers: {
+      desiredState() {},
+      confirm() {},
+      checkDrift() {},
+      quotaReset() {},
+      telemetryAck() {},
+      connected: () => void connected++,
+    },
     backoff: { initialMs: 50, maxMs: 200 },
     heartbeatMs: 200,
     deadlineMs: 5_000,
@@ -82,14 +100,20 @@ async function agent(name: string, opts: { r?: RunningAgentServer; token?: strin
 }
 
 /** Open a Connect stream with raw credentials and see how it ends (or that it stays open). */
-async function connectWith(creds: grpc.ChannelCredentials, port: number, metadata: Record<string, string> = {}): Promise<StreamEnd> {
+async function connectWith(
+  creds: grpc.ChannelCredentials,
+  port: number,
+  metadata: Record<string, string> = {},
+): Promise<StreamEnd> {
   const c = new AgentServiceClient(`127.0.0.1:${port}`, creds) as unknown as grpc.Client & Record<string, Function>;
   try {
     const md = new grpc.Metadata();
     for (const [k, v] of Object.entries(metadata)) md.set(k, v);
     const call = c.Connect!(md) as grpc.ClientDuplexStream<unknown, unknown>;
     const end = streamEnd(call);
-    call.write({ hello: { capabilities: null, applied: { ruleset: "", version: 0, checksum: "" }, telemetryEpoch: "e1" } });
+    call.write({
+      hello: { capabilities: null, applied: { ruleset: "", version: 0, checksum: "" }, telemetryEpoch: "e1" },
+    });
     const open = new Promise<StreamEnd>((resolve) => {
       // A stream the server accepted answers the heartbeat; report it as "open".
       call.on("data", () => {
@@ -123,9 +147,16 @@ describe("mutual TLS on the agent channel", () => {
     const tls = (await a.state.readTls())!;
     assert.equal(statSync(join(a.dir, "tls.json")).mode & 0o777, 0o600);
     assert.equal(hostIdOfSubjectAltName(new X509Certificate(tls.certPem).subjectAltName), cred.hostId);
-    await waitFor(() => [...replica.sessions()].some((s) => s.identity.hostId === cred.hostId), 10_000, "the session on the replica");
+    await waitFor(
+      () => [...replica.sessions()].some((s) => s.identity.hostId === cred.hostId),
+      10_000,
+      "the session on the replica",
+    );
     const row = await t.db.host.findUniqueOrThrow({ where: { id: cred.hostId } });
-    assert.equal(row.certSerial?.toUpperCase().replace(/^0+/, ""), new X509Certificate(tls.certPem).serialNumber.toUpperCase().replace(/^0+/, ""));
+    assert.equal(
+      row.certSerial?.toUpperCase().replace(/^0+/, ""),
+      new X509Certificate(tls.certPem).serialNumber.toUpperCase().replace(/^0+/, ""),
+    );
   });
 
   test("replicas share one CA: concurrent first starts agree, a wrong PALISADE_SECRET_KEY is refused, an agent enrolled on one replica streams to another", async () => {
@@ -139,8 +170,14 @@ describe("mutual TLS on the agent channel", () => {
       await fresh.close();
     }
     const again = await Promise.all([ensureCa(t.db, SECRET), ensureCa(t.db, SECRET)]);
-    assert.deepEqual(again.map((c) => c.fingerprint), [ca.fingerprint, ca.fingerprint]);
-    await assert.rejects(ensureCa(t.db, "another-secret-key-of-enough-length-000000"), (e: Error & { code?: string }) => e.code === "secret_key_wrong");
+    assert.deepEqual(
+      again.map((c) => c.fingerprint),
+      [ca.fingerprint, ca.fingerprint],
+    );
+    await assert.rejects(
+      ensureCa(t.db, "another-secret-key-of-enough-length-000000"),
+      (e: Error & { code?: string }) => e.code === "secret_key_wrong",
+    );
     const row = await t.db.certificateAuthority.findUniqueOrThrow({ where: { id: 1 } });
     assert.ok(!row.keyEncrypted.includes("PRIVATE KEY"), "the CA key is stored in clear");
     const second = await startReplica(again[1]!);
@@ -155,7 +192,9 @@ describe("mutual TLS on the agent channel", () => {
   });
 
   test("a plaintext client, and a TLS client without a certificate, are refused by the agent port", async () => {
-    const plain = await connectWith(grpc.credentials.createInsecure(), replica.port, { authorization: "Bearer whatever" });
+    const plain = await connectWith(grpc.credentials.createInsecure(), replica.port, {
+      authorization: "Bearer whatever",
+    });
     assert.equal(plain.code, grpc.status.UNAVAILABLE, plain.details);
     const noCert = await connectWith(grpc.credentials.createSsl(Buffer.from(ca.certPem)), replica.port);
     assert.notEqual(noCert.code, -1, "a client without a certificate got a stream");
@@ -174,9 +213,15 @@ describe("mutual TLS on the agent channel", () => {
     const a = await agent("edge-expired");
     await a.client.ensureCredential();
     const hostId = (await a.state.readCredential())!.hostId;
-    const expired = await connectWith(clientCredentials(await certFor(ca, hostId, 3600, Date.now() - 7200_000)), replica.port);
+    const expired = await connectWith(
+      clientCredentials(await certFor(ca, hostId, 3600, Date.now() - 7200_000)),
+      replica.port,
+    );
     assert.equal(expired.code, grpc.status.UNAVAILABLE, expired.details);
-    const future = await connectWith(clientCredentials(await certFor(ca, hostId, 3600, Date.now() + 7200_000)), replica.port);
+    const future = await connectWith(
+      clientCredentials(await certFor(ca, hostId, 3600, Date.now() + 7200_000)),
+      replica.port,
+    );
     assert.equal(future.code, grpc.status.UNAVAILABLE, future.details);
     // The same host with its certificate on record gets a stream: the refusals were about time.
     const ok = await connectWith(clientCredentials((await a.state.readTls())!), replica.port);
@@ -192,7 +237,9 @@ describe("mutual TLS on the agent channel", () => {
     await a.client.ensureCredential();
     await b.client.ensureCredential();
     const bId = (await b.state.readCredential())!.hostId;
-    const end = await connectWith(clientCredentials((await a.state.readTls())!), replica.port, { "palisade-host": bId });
+    const end = await connectWith(clientCredentials((await a.state.readTls())!), replica.port, {
+      "palisade-host": bId,
+    });
     assert.equal(end.palisadeCode, "wrong_host", end.details);
   });
 
@@ -250,7 +297,10 @@ describe("mutual TLS on the agent channel", () => {
     await assert.rejects(again.client.ensureCredential(), (e: Error & { code?: string }) => {
       assert.equal(e.code, "tls_missing");
       assert.match(e.message, /enrolled with mutual TLS, but .*tls\.json .* is missing/);
-      assert.match(e.message, /Restore tls\.json .* or re-enroll: delete the host \(palisade hosts delete edge-no-tls-json\)/);
+      assert.match(
+        e.message,
+        /Restore tls\.json .* or re-enroll: delete the host \(palisade hosts delete edge-no-tls-json\)/,
+      );
       return true;
     });
     assert.equal(again.client.mutualTls, false);
@@ -261,17 +311,23 @@ describe("mutual TLS on the agent channel", () => {
     assert.equal((await legacy.client.ensureCredential()).channel, "mtls");
     assert.equal((await a.state.readCredential())!.channel, "mtls");
     unlinkSync(join(a.dir, "tls.json"));
-    await assert.rejects((await agent("edge-no-tls-json", { dir: a.dir })).client.ensureCredential(), (e: Error & { code?: string }) => e.code === "tls_missing");
+    await assert.rejects(
+      (await agent("edge-no-tls-json", { dir: a.dir })).client.ensureCredential(),
+      (e: Error & { code?: string }) => e.code === "tls_missing",
+    );
   });
 
-  test("after a renewal only the new certificate and, until it is first seen, the one it replaced are accepted; a copy of the old tls.json is refused", { timeout: 60_000 }, async () => {
+  test("after a renewal only the new certificate and, until it is first seen, the one it replaced are accepted; a copy of the old tls.json is refused", {
+    timeout: 60_000,
+  }, async () => {
     const a = await agent("edge-copy");
     await a.client.ensureCredential();
     const old = (await a.state.readTls())!;
     const hostId = (await a.state.readCredential())!.hostId;
     const renewWith = (m: { keyPem: string; certPem: string; caPem: string }, keyPem = newPrivateKeyPem()) =>
       new Promise<{ err: grpc.ServiceError | null; certPem?: string }>((resolve) => {
-        const c = new AgentServiceClient(`127.0.0.1:${replica.port}`, clientCredentials(m)) as unknown as grpc.Client & Record<string, Function>;
+        const c = new AgentServiceClient(`127.0.0.1:${replica.port}`, clientCredentials(m)) as unknown as grpc.Client &
+          Record<string, Function>;
         void createCsr(createPrivateKey(keyPem), "x").then((csr) =>
           c.Renew!({ csr }, (err: grpc.ServiceError | null, res: { certificate?: string } | undefined) => {
             c.close();
@@ -296,7 +352,9 @@ describe("mutual TLS on the agent channel", () => {
     assert.equal((audit[0]!.details as { id: string }).id, hostId);
   });
 
-  test("renewal at two thirds of the certificate's life keeps the stream; the next stream uses the new certificate", { timeout: 120_000 }, async () => {
+  test("renewal at two thirds of the certificate's life keeps the stream; the next stream uses the new certificate", {
+    timeout: 120_000,
+  }, async () => {
     // Six-second certificates: renewal at 4 s leaves 2 s for the Renew call on a loaded machine.
     const short = await startReplica(ca, 6);
     try {
@@ -304,26 +362,49 @@ describe("mutual TLS on the agent channel", () => {
       await a.client.start();
       await waitFor(() => a.connected() > 0, 10_000, "the stream to open");
       const first = a.client.certificate!;
-      await waitFor(() => a.client.renewals >= 2, 40_000, "two renewals (the second one made with the renewed certificate)");
+      await waitFor(
+        () => a.client.renewals >= 2,
+        40_000,
+        "two renewals (the second one made with the renewed certificate)",
+      );
       assert.equal(a.client.connects, 1, "a renewal reopened the stream");
       assert.notEqual(a.client.certificate, first);
       assert.deepEqual((await a.state.readTls())!.certPem, a.client.certificate);
       // The first certificate has expired by now; a new stream must use the renewed one.
-      await waitFor(() => Date.now() > Date.parse(new X509Certificate(first).validTo) + 1_000, 20_000, "the first certificate to expire");
+      await waitFor(
+        () => Date.now() > Date.parse(new X509Certificate(first).validTo) + 1_000,
+        20_000,
+        "the first certificate to expire",
+      );
       for (const s of [...short.sessions()]) await s.terminate(grpc.status.UNAVAILABLE, "test: reconnect");
-      await waitFor(() => a.client.connects >= 2 && a.connected() >= 2 && short.sessions().size === 1, 30_000, "the agent to reconnect with its renewed certificate");
+      await waitFor(
+        () => a.client.connects >= 2 && a.connected() >= 2 && short.sessions().size === 1,
+        30_000,
+        "the agent to reconnect with its renewed certificate",
+      );
     } finally {
       await short.stop();
     }
   });
 });
 
-test("palisade ca init creates the CA once and prints its SHA-256; a second run finds it", { timeout: 60_000 }, async () => {
+test("palisade ca init creates the CA once and prints its SHA-256; a second run finds it", {
+  timeout: 60_000,
+}, async () => {
   const database = await createTestDatabase();
   try {
-    const env = { ...process.env, DATABASE_URL: database.url, PALISADE_SECRET_KEY: SECRET, PALISADE_GRPC_PLAINTEXT: "" };
+    const env = {
+      ...process.env,
+      DATABASE_URL: database.url,
+      PALISADE_SECRET_KEY: SECRET,
+      PALISADE_GRPC_PLAINTEXT: "",
+    };
     const run = () => {
-      const r = spawnSync(new URL("../../bin/palisade", import.meta.url).pathname, ["ca", "init"], { env, encoding: "utf8", timeout: 30_000 });
+      const r = spawnSync(new URL("../../bin/palisade", import.meta.url).pathname, ["ca", "init"], {
+        env,
+        encoding: "utf8",
+        timeout: 30_000,
+      });
       assert.equal(r.status, 0, r.stderr);
       return JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { msg: string; caFingerprint: string };
     };

@@ -11,7 +11,11 @@ import { after, before, describe, test } from "node:test";
 import { startTestApp, type TestApp } from "../support/app.ts";
 
 const METHODS = ["get", "post", "put", "patch", "delete"];
-type Operation = { operationId?: string; summary?: string; responses: Record<string, { description: string; content?: Record<string, unknown> }> };
+type Operation = {
+  operationId?: string;
+  summary?: string;
+  responses: Record<string, { description: string; content?: Record<string, unknown> }>;
+};
 
 let t: TestApp;
 let doc: { paths: Record<string, Record<string, Operation>> };
@@ -24,7 +28,11 @@ after(async () => {
 });
 
 const operations = () =>
-  Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).filter(([m]) => METHODS.includes(m)).map(([method, op]) => ({ where: `${method.toUpperCase()} ${path}`, op })));
+  Object.entries(doc.paths).flatMap(([path, item]) =>
+    Object.entries(item)
+      .filter(([m]) => METHODS.includes(m))
+      .map(([method, op]) => ({ where: `${method.toUpperCase()} ${path}`, op })),
+  );
 
 describe("OpenAPI document", () => {
   test("every operation has a unique operationId, a summary and described responses", () => {

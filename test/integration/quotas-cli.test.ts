@@ -25,31 +25,49 @@ before(async () => {
   t = await startTestApp();
   url = await t.app.listen({ host: "127.0.0.1", port: 0 });
   host = await makeHost(t.db, "quota-edge");
-  await ingestTelemetry(t, host, batch("q", 1, Date.now() - 60_000, [], {
-    quotas: [
-      { name: "daily", mode: "bytes", limit: 10_000, used: 2_500, grow: false },
-      { name: "bt", mode: "bytes", limit: 0, used: 123_456, grow: true },
-    ],
-  }));
+  await ingestTelemetry(
+    t,
+    host,
+    batch("q", 1, Date.now() - 60_000, [], {
+      quotas: [
+        { name: "daily", mode: "bytes", limit: 10_000, used: 2_500, grow: false },
+        { name: "bt", mode: "bytes", limit: 0, used: 123_456, grow: true },
+      ],
+    }),
+  );
 });
 after(async () => {
   await t?.close();
 });
 
 const cli = (args: string[], token: string = ROLE_TOKENS.viewer) =>
-  run(process.execPath, [BIN, "quotas", ...args, "--server", url], { env: { ...process.env, PALISADE_TOKEN: token }, timeout: 60_000 });
+  run(process.execPath, [BIN, "quotas", ...args, "--server", url], {
+    env: { ...process.env, PALISADE_TOKEN: token },
+    timeout: 60_000,
+  });
 
 describe("palisade quotas", () => {
   test("ls shows quotas and growing counters; -o json keeps the API's fields", async () => {
     const { stdout } = await cli(["list", "--host", "quota-edge"]);
-    assert.equal(stdout, [
-      "HOST        NAME   MODE   KIND   LIMIT  USED    REMAINING",
-      "quota-edge  bt     bytes  grow   -      123456  -",
-      "quota-edge  daily  bytes  quota  10000  2500    7500",
-      "",
-    ].join("\n"));
-    const items = JSON.parse((await cli(["ls", "--name", "bt", "-o", "json"])).stdout) as { name: string; grow: boolean; used: number; remaining: number | null }[];
-    assert.deepEqual(items.map((q) => [q.name, q.grow, q.used, q.remaining]), [["bt", true, 123_456, null]]);
+    assert.equal(
+      stdout,
+      [
+        "HOST        NAME   MODE   KIND   LIMIT  USED    REMAINING",
+        "quota-edge  bt     bytes  grow   -      123456  -",
+        "quota-edge  daily  bytes  quota  10000  2500    7500",
+        "",
+      ].join("\n"),
+    );
+    const items = JSON.parse((await cli(["ls", "--name", "bt", "-o", "json"])).stdout) as {
+      name: string;
+      grow: boolean;
+      used: number;
+      remaining: number | null;
+    }[];
+    assert.deepEqual(
+      items.map((q) => [q.name, q.grow, q.used, q.remaining]),
+      [["bt", true, 123_456, null]],
+    );
   });
 
   test("reset of a growing counter: recorded, audited, published to the agent's host channel", async () => {
@@ -62,10 +80,16 @@ describe("palisade quotas", () => {
       const m = /^reset of quota bt on quota-edge requested \(([0-9a-f-]{36})\): sent to the agent\n$/.exec(stdout);
       assert.ok(m, stdout);
       for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-      assert.deepEqual(got.map((x) => JSON.parse(x)), [{ type: "quota_reset", requestId: m[1], name: "bt" }]);
+      assert.deepEqual(
+        got.map((x) => JSON.parse(x)),
+        [{ type: "quota_reset", requestId: m[1], name: "bt" }],
+      );
       const row = await t.db.quotaResetRequest.findUniqueOrThrow({ where: { id: m[1]! } });
       assert.deepEqual([row.name, row.status, row.requestedBy], ["bt", "pending", "test-operator"]);
-      const audit = await t.db.auditLog.findFirst({ where: { action: "quota.reset.request" }, orderBy: { id: "desc" } });
+      const audit = await t.db.auditLog.findFirst({
+        where: { action: "quota.reset.request" },
+        orderBy: { id: "desc" },
+      });
       assert.equal(audit?.target, "host:quota-edge");
     } finally {
       sub.disconnect();
@@ -75,10 +99,18 @@ describe("palisade quotas", () => {
   test("errors: `error: <code>: <message>`, a hint where one helps, the documented exit status", async () => {
     for (const [args, token, re, status] of [
       [["reset", "quota-edge", "bt"], ROLE_TOKENS.viewer, /^error: forbidden: .*\nhint: ask an admin/, 6],
-      [["reset", "quota-edge", "nope"], ROLE_TOKENS.operator, /^error: not_found: .*quota "nope" on host "quota-edge"/, 3],
+      [
+        ["reset", "quota-edge", "nope"],
+        ROLE_TOKENS.operator,
+        /^error: not_found: .*quota "nope" on host "quota-edge"/,
+        3,
+      ],
       [["ls", "--host", "ghost"], ROLE_TOKENS.viewer, /^error: not_found: host "ghost" not found\n$/, 3],
     ] as [string[], string, RegExp, number][]) {
-      await assert.rejects(cli(args, token), (e: { code?: number; stderr?: string }) => e.code === status && re.test(e.stderr ?? ""));
+      await assert.rejects(
+        cli(args, token),
+        (e: { code?: number; stderr?: string }) => e.code === status && re.test(e.stderr ?? ""),
+      );
     }
   });
 });

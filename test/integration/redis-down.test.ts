@@ -20,11 +20,19 @@ let agent: SimAgent;
 let base: string;
 
 /** A request that may not hang: 15 s is far beyond any answer and fails the test instead of the suite's timeout. */
-async function call(method: string, path: string, opts: { body?: unknown; headers?: Record<string, string>; token?: string | null } = {}) {
+async function call(
+  method: string,
+  path: string,
+  opts: { body?: unknown; headers?: Record<string, string>; token?: string | null } = {},
+) {
   const token = opts.token === undefined ? admin : opts.token;
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(opts.body !== undefined ? { "content-type": "application/json" } : {}), ...opts.headers },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(opts.body !== undefined ? { "content-type": "application/json" } : {}),
+      ...opts.headers,
+    },
     body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
     signal: AbortSignal.timeout(15_000),
   });
@@ -44,7 +52,10 @@ const readyRedis = async () => (await call("GET", "/readyz", { token: null })).b
 const PREFIX = "palisade-rd";
 
 async function schedulers(): Promise<string[]> {
-  const q = new Queue("palisade-telemetry", { connection: { host: "127.0.0.1", port: redis.port, maxRetriesPerRequest: 1 }, prefix: PREFIX });
+  const q = new Queue("palisade-telemetry", {
+    connection: { host: "127.0.0.1", port: redis.port, maxRetriesPerRequest: 1 },
+    prefix: PREFIX,
+  });
   try {
     return (await q.getJobSchedulers()).map((j) => j.key).sort();
   } finally {
@@ -99,7 +110,10 @@ describe("Redis down", () => {
   });
 
   test("the same Idempotency-Key with another body is 422 idempotency_key_reused, naming the deployment", async () => {
-    const other = await call("POST", "/v1/deployments", { body: { ...body, version: 2 }, headers: { "idempotency-key": key } });
+    const other = await call("POST", "/v1/deployments", {
+      body: { ...body, version: 2 },
+      headers: { "idempotency-key": key },
+    });
     assert.equal(other.status, 422, JSON.stringify(other.body));
     assert.equal(other.body.error.code, "idempotency_key_reused");
     assert.match(other.body.error.message, new RegExp(deploymentId));
@@ -137,12 +151,20 @@ describe("Redis down", () => {
 
   test("Redis comes back empty: the deployment rolls out and the telemetry schedules are re-created, no restart", async () => {
     await redis.restart();
-    await waitFor(async () => (await call("GET", `/v1/deployments/${deploymentId}`)).body.status === "succeeded", 60_000, "the deployment made while Redis was down to succeed");
+    await waitFor(
+      async () => (await call("GET", `/v1/deployments/${deploymentId}`)).body.status === "succeeded",
+      60_000,
+      "the deployment made while Redis was down to succeed",
+    );
     await waitFor(async () => (await schedulers()).length === 2, 30_000, "telemetry schedules re-created");
     assert.deepEqual(await schedulers(), ["maintenance", "rollup"]);
     assert.equal((await call("GET", "/v1/deployments")).body.items.length, 1);
     assert.ok(s.lines.some((l) => String(l.msg).includes("telemetry schedules (rollup, maintenance) re-created")));
-    assert.equal(s.lines.filter((l) => String(l.msg).startsWith("Redis does not answer")).length, 1, "one line per outage, not one per reconnect attempt");
+    assert.equal(
+      s.lines.filter((l) => String(l.msg).startsWith("Redis does not answer")).length,
+      1,
+      "one line per outage, not one per reconnect attempt",
+    );
     assert.ok(s.lines.some((l) => l.msg === "Redis answers again"));
     assert.doesNotMatch(s.stderr(), /Unhandled error event/, "every Redis connection has an error listener");
     assert.equal((await call("POST", "/v1/session", { body: { token: admin }, token: null })).status, 200);

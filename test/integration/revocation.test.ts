@@ -33,7 +33,9 @@ async function reconnect(a: SimAgent, replica: number) {
 async function endsAfter(a: SimAgent, action: () => Promise<void>) {
   const start = performance.now();
   await action();
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("stream still open 5 s after the revocation")), 5_000).unref());
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error("stream still open 5 s after the revocation")), 5_000).unref(),
+  );
   const end = await Promise.race([a.ended, timeout]);
   return { end, ms: performance.now() - start };
 }
@@ -73,8 +75,13 @@ describe("revocation", () => {
     assert.equal(enabled.json().disabled, false);
     await a.connect({ address: `127.0.0.1:${f.replicas[0]!.port}` });
     assert.equal((await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } })).connection, "connected");
-    const actions = (await f.t.db.auditLog.findMany({ where: { target: "host:rev-dis" }, orderBy: { at: "asc" } })).map((r) => r.action);
-    assert.deepEqual(actions.filter((x) => x !== "host.enroll"), ["host.disable", "host.enable"]);
+    const actions = (await f.t.db.auditLog.findMany({ where: { target: "host:rev-dis" }, orderBy: { at: "asc" } })).map(
+      (r) => r.action,
+    );
+    assert.deepEqual(
+      actions.filter((x) => x !== "host.enroll"),
+      ["host.disable", "host.enable"],
+    );
     a.close();
   });
 
@@ -82,7 +89,10 @@ describe("revocation", () => {
     const a = await f.agent("rev-sweep", {}, { replica: 0, connect: false });
     // Replicas sweep every 30 s by default; this one sweeps every 100 ms.
     const { startAgentServer, silentLog } = await import("../../src/api/grpc/index.ts");
-    const fast = await startAgentServer({ db: f.t.db, redis: f.t.redis, log: silentLog }, { address: "127.0.0.1:0", sweepIntervalMs: 100 });
+    const fast = await startAgentServer(
+      { db: f.t.db, redis: f.t.redis, log: silentLog },
+      { address: "127.0.0.1:0", sweepIntervalMs: 100 },
+    );
     try {
       await a.connect({ address: `127.0.0.1:${fast.port}` });
       // Disabled behind the API's back: no notice is published.
@@ -119,8 +129,13 @@ describe("the replica's sweep", () => {
         };
       },
     });
-    const db = new Proxy(f.t.db, { get: (target, prop, recv) => (prop === "host" ? host : Reflect.get(target, prop, recv)) });
-    const fast = await startAgentServer({ db, redis: f.t.redis, log: silentLog }, { address: "127.0.0.1:0", sweepIntervalMs: 100 });
+    const db = new Proxy(f.t.db, {
+      get: (target, prop, recv) => (prop === "host" ? host : Reflect.get(target, prop, recv)),
+    });
+    const fast = await startAgentServer(
+      { db, redis: f.t.redis, log: silentLog },
+      { address: "127.0.0.1:0", sweepIntervalMs: 100 },
+    );
     try {
       await a.connect({ address: `127.0.0.1:${fast.port}` });
       holdNext = true;
@@ -147,7 +162,10 @@ describe("the replica's sweep", () => {
 
 describe("enrollment token revocation", () => {
   test("a revoked token cannot enroll; a used one is 409; audited", async () => {
-    const created = (await f.t.req("POST", "/v1/enrollment-tokens", { body: {} })).json() as { id: string; token: string };
+    const created = (await f.t.req("POST", "/v1/enrollment-tokens", { body: {} })).json() as {
+      id: string;
+      token: string;
+    };
     const res = await f.t.req("DELETE", `/v1/enrollment-tokens/${created.id}`);
     assert.equal(res.statusCode, 204, res.body);
     const addr = `127.0.0.1:${f.replicas[0]!.port}`;
@@ -156,7 +174,11 @@ describe("enrollment token revocation", () => {
       return true;
     });
     assert.equal(await f.t.db.host.count({ where: { name: "rev-tok" } }), 0);
-    assert.ok(await f.t.db.auditLog.findFirst({ where: { action: "enrollment_token.revoke", target: `enrollment_token:${created.id}` } }));
+    assert.ok(
+      await f.t.db.auditLog.findFirst({
+        where: { action: "enrollment_token.revoke", target: `enrollment_token:${created.id}` },
+      }),
+    );
     assert.equal((await f.t.req("DELETE", `/v1/enrollment-tokens/${created.id}`)).statusCode, 404);
 
     const used = (await f.t.req("POST", "/v1/enrollment-tokens", { body: {} })).json() as { id: string; token: string };

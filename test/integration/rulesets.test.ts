@@ -18,7 +18,10 @@ async function createRuleset(name: string, description = "") {
   return res.json();
 }
 async function addVersion(name: string, policy: unknown = validPolicy(), message?: string) {
-  return t.req("POST", `/v1/rulesets/${name}/versions`, { as: "operator", body: { policy, ...(message && { message }) } });
+  return t.req("POST", `/v1/rulesets/${name}/versions`, {
+    as: "operator",
+    body: { policy, ...(message && { message }) },
+  });
 }
 
 describe("rulesets", () => {
@@ -53,7 +56,15 @@ describe("rulesets", () => {
     assert.equal(e.details[0]!.path, "/name");
     const unknown = await t.req("POST", "/v1/rulesets", { body: { name: "ok-name", colour: "blue", size: 3 } });
     assert.equal(unknown.statusCode, 400);
-    assert.deepEqual(errorOf(unknown).details.map((d) => [d.path, d.code]).sort(), [["/colour", "unknown_field"], ["/size", "unknown_field"]]);
+    assert.deepEqual(
+      errorOf(unknown)
+        .details.map((d) => [d.path, d.code])
+        .sort(),
+      [
+        ["/colour", "unknown_field"],
+        ["/size", "unknown_field"],
+      ],
+    );
     assert.equal(await t.db.ruleset.count({ where: { name: "ok-name" } }), 0);
   });
 
@@ -122,10 +133,17 @@ describe("versions", () => {
 
   test("create from a YAML body (message in the query) and from JSON text sent as YAML", async () => {
     await createRuleset("yaml");
-    const yaml = "chains:\n  input:\n    hook: input\n    policy: accept\n    rules:\n      - comment: ssh\n        match: { protocol: tcp, dport: 22 }\n        action: accept\n";
-    const res = await t.req("POST", "/v1/rulesets/yaml/versions?message=from%20yaml", { body: yaml, headers: { "content-type": "application/yaml" } });
+    const yaml =
+      "chains:\n  input:\n    hook: input\n    policy: accept\n    rules:\n      - comment: ssh\n        match: { protocol: tcp, dport: 22 }\n        action: accept\n";
+    const res = await t.req("POST", "/v1/rulesets/yaml/versions?message=from%20yaml", {
+      body: yaml,
+      headers: { "content-type": "application/yaml" },
+    });
     assert.equal(res.statusCode, 201, res.body);
-    const res2 = await t.req("POST", "/v1/rulesets/yaml/versions", { body: JSON.stringify(validPolicy(443)), headers: { "content-type": "application/yaml" } });
+    const res2 = await t.req("POST", "/v1/rulesets/yaml/versions", {
+      body: JSON.stringify(validPolicy(443)),
+      headers: { "content-type": "application/yaml" },
+    });
     assert.equal(res2.statusCode, 201, res2.body);
     assert.equal(res2.json().version, 2);
     const v1 = (await t.req("GET", "/v1/rulesets/yaml/versions/1")).json();
@@ -135,7 +153,10 @@ describe("versions", () => {
 
   test("YAML that does not parse is 400 with the line; nothing written", async () => {
     await createRuleset("badyaml");
-    const res = await t.req("POST", "/v1/rulesets/badyaml/versions", { body: "chains:\n  input: [unclosed\n", headers: { "content-type": "application/yaml" } });
+    const res = await t.req("POST", "/v1/rulesets/badyaml/versions", {
+      body: "chains:\n  input: [unclosed\n",
+      headers: { "content-type": "application/yaml" },
+    });
     assert.equal(res.statusCode, 400);
     const e = errorOf(res);
     assert.equal(e.code, "malformed_request");
@@ -150,8 +171,14 @@ describe("versions", () => {
     const e = errorOf(res);
     assert.equal(e.code, "invalid_policy");
     const paths = e.details.map((d) => d.path);
-    assert.ok(paths.some((p) => p.startsWith("/chains/input")), JSON.stringify(e.details));
-    assert.ok(paths.some((p) => p.startsWith("/chains/output")), JSON.stringify(e.details));
+    assert.ok(
+      paths.some((p) => p.startsWith("/chains/input")),
+      JSON.stringify(e.details),
+    );
+    assert.ok(
+      paths.some((p) => p.startsWith("/chains/output")),
+      JSON.stringify(e.details),
+    );
     for (const d of e.details) assert.ok(d.code && d.message);
     assert.equal(await t.db.rulesetVersion.count({ where: { ruleset: { name: "invalid" } } }), 0);
     assert.equal((await t.db.ruleset.findUnique({ where: { name: "invalid" } }))?.latestVersion, 0);
@@ -160,7 +187,12 @@ describe("versions", () => {
 
   test("body must be {policy} or {format, source}: neither, both, or half are 400", async () => {
     await createRuleset("shape");
-    for (const body of [{}, { policy: validPolicy(), format: "iptables", source: "-A INPUT -j ACCEPT" }, { format: "iptables" }, { policy: "not an object" }]) {
+    for (const body of [
+      {},
+      { policy: validPolicy(), format: "iptables", source: "-A INPUT -j ACCEPT" },
+      { format: "iptables" },
+      { policy: "not an object" },
+    ]) {
       const res = await t.req("POST", "/v1/rulesets/shape/versions", { body });
       assert.equal(res.statusCode, 400, `${JSON.stringify(body)} -> ${res.body}`);
       assert.equal(errorOf(res).code, "invalid_request");
@@ -170,10 +202,15 @@ describe("versions", () => {
   test("{format, source} imports iptables lines; 201 carries the per-line report", async () => {
     await createRuleset("imported");
     const source = "iptables -P INPUT DROP\n# ssh from anywhere\niptables -A INPUT -p tcp --dport 22 -j ACCEPT\n";
-    const res = await t.req("POST", "/v1/rulesets/imported/versions", { body: { format: "iptables", source, message: "from the old box" } });
+    const res = await t.req("POST", "/v1/rulesets/imported/versions", {
+      body: { format: "iptables", source, message: "from the old box" },
+    });
     assert.equal(res.statusCode, 201, res.body);
     const report = res.json().importReport as { line: number; status: string }[];
-    assert.deepEqual(report.map((r) => r.line), [1, 2, 3]);
+    assert.deepEqual(
+      report.map((r) => r.line),
+      [1, 2, 3],
+    );
     assert.equal(report.find((r) => r.line === 3)?.status, "imported");
     const doc = (await t.req("GET", "/v1/rulesets/imported/versions/1")).json();
     assert.equal(doc.message, "from the old box");
@@ -187,7 +224,10 @@ describe("versions", () => {
     assert.equal(res.statusCode, 422, res.body);
     const e = errorOf(res);
     assert.equal(e.code, "invalid_policy");
-    assert.deepEqual(e.details.map((d) => d.path), ["/source/line/2"]);
+    assert.deepEqual(
+      e.details.map((d) => d.path),
+      ["/source/line/2"],
+    );
     assert.match(e.details[0]!.message, /line 2/);
     assert.equal(await t.db.rulesetVersion.count({ where: { ruleset: { name: "badimport" } } }), 0);
     const v = await t.req("POST", "/v1/validate", { body: { format: "iptables", source } });
@@ -215,9 +255,18 @@ describe("versions", () => {
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => addVersion("race", validPolicy(1000 + i))));
     for (const r of results) assert.equal(r.statusCode, 201, r.body);
     const numbers = results.map((r) => r.json().version as number).sort((a, b) => a - b);
-    assert.deepEqual(numbers, Array.from({ length: 20 }, (_, i) => i + 1));
-    const rows = await t.db.rulesetVersion.findMany({ where: { ruleset: { name: "race" } }, orderBy: { number: "asc" } });
-    assert.deepEqual(rows.map((r) => r.number), numbers);
+    assert.deepEqual(
+      numbers,
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    const rows = await t.db.rulesetVersion.findMany({
+      where: { ruleset: { name: "race" } },
+      orderBy: { number: "asc" },
+    });
+    assert.deepEqual(
+      rows.map((r) => r.number),
+      numbers,
+    );
     assert.equal((await t.db.ruleset.findUnique({ where: { name: "race" } }))?.latestVersion, 20);
     // Each number holds the document its request sent.
     for (const r of results) {
@@ -229,7 +278,8 @@ describe("versions", () => {
 
   test("ifChanged=true: a document equal to the latest is 200 unchanged and creates nothing, even when 10 race; a different one is 201", async () => {
     await createRuleset("same");
-    const add = (policy: unknown, q = "?ifChanged=true") => t.req("POST", `/v1/rulesets/same/versions${q}`, { as: "operator", body: { policy } });
+    const add = (policy: unknown, q = "?ifChanged=true") =>
+      t.req("POST", `/v1/rulesets/same/versions${q}`, { as: "operator", body: { policy } });
     const first = await add(validPolicy(80));
     assert.equal(first.statusCode, 201, first.body);
     const again = await Promise.all(Array.from({ length: 10 }, () => add(validPolicy(80))));
@@ -238,9 +288,18 @@ describe("versions", () => {
       assert.deepEqual([r.json().version, r.json().unchanged, r.json().checksum], [1, true, first.json().checksum]);
     }
     // Different documents racing an equal one: each different one is a version; the equal one is one only if a different one landed first.
-    const mixed = await Promise.all([...Array.from({ length: 3 }, (_, i) => add(validPolicy(90 + i))), add(validPolicy(80))]);
-    assert.deepEqual(mixed.slice(0, 3).map((r) => r.statusCode), [201, 201, 201]);
-    assert.equal((await t.db.rulesetVersion.count({ where: { ruleset: { name: "same" } } })), 1 + 3 + (mixed[3]!.statusCode === 201 ? 1 : 0));
+    const mixed = await Promise.all([
+      ...Array.from({ length: 3 }, (_, i) => add(validPolicy(90 + i))),
+      add(validPolicy(80)),
+    ]);
+    assert.deepEqual(
+      mixed.slice(0, 3).map((r) => r.statusCode),
+      [201, 201, 201],
+    );
+    assert.equal(
+      await t.db.rulesetVersion.count({ where: { ruleset: { name: "same" } } }),
+      1 + 3 + (mixed[3]!.statusCode === 201 ? 1 : 0),
+    );
     // Without ifChanged (or with false) a document equal to the latest is a new version, as before.
     const latest = (await t.req("GET", "/v1/rulesets/same")).json().latestVersion as number;
     const doc = (await t.req("GET", `/v1/rulesets/same/versions/${latest}`)).json().document;
@@ -248,9 +307,16 @@ describe("versions", () => {
     assert.equal(forced.statusCode, 201, forced.body);
     assert.equal(forced.json().version, latest + 1);
     assert.equal((await add(doc)).json().unchanged, true);
-    const yaml = await t.req("POST", "/v1/rulesets/same/versions?ifChanged=true&message=m", { as: "operator", body: "chains: {}\n", headers: { "content-type": "application/yaml" } });
+    const yaml = await t.req("POST", "/v1/rulesets/same/versions?ifChanged=true&message=m", {
+      as: "operator",
+      body: "chains: {}\n",
+      headers: { "content-type": "application/yaml" },
+    });
     assert.ok([200, 201].includes(yaml.statusCode), yaml.body);
-    const bad = await t.req("POST", "/v1/rulesets/same/versions?ifChanged=yes", { as: "operator", body: { policy: validPolicy(80) } });
+    const bad = await t.req("POST", "/v1/rulesets/same/versions?ifChanged=yes", {
+      as: "operator",
+      body: { policy: validPolicy(80) },
+    });
     assert.equal(bad.statusCode, 400, bad.body);
   });
 
@@ -258,11 +324,20 @@ describe("versions", () => {
     await createRuleset("hist");
     for (let i = 0; i < 5; i++) assert.equal((await addVersion("hist", validPolicy(2000 + i))).statusCode, 201);
     const p1 = (await t.req("GET", "/v1/rulesets/hist/versions?limit=2")).json();
-    assert.deepEqual(p1.items.map((v: { version: number }) => v.version), [5, 4]);
+    assert.deepEqual(
+      p1.items.map((v: { version: number }) => v.version),
+      [5, 4],
+    );
     const p2 = (await t.req("GET", `/v1/rulesets/hist/versions?limit=2&cursor=${p1.nextCursor}`)).json();
-    assert.deepEqual(p2.items.map((v: { version: number }) => v.version), [3, 2]);
+    assert.deepEqual(
+      p2.items.map((v: { version: number }) => v.version),
+      [3, 2],
+    );
     const p3 = (await t.req("GET", `/v1/rulesets/hist/versions?limit=2&cursor=${p2.nextCursor}`)).json();
-    assert.deepEqual(p3.items.map((v: { version: number }) => v.version), [1]);
+    assert.deepEqual(
+      p3.items.map((v: { version: number }) => v.version),
+      [1],
+    );
     assert.equal(p3.nextCursor, null);
   });
 
@@ -284,9 +359,18 @@ describe("versions", () => {
 
   test("render for a host: the largest recent --hitcount on iptables follows the kernel its agent reported", async () => {
     await createRuleset("hitcount");
-    const policy = { chains: { input: { hook: "input", rules: [{ match: { recent: { name: "syn", mode: "update", seconds: 1, hitcount: 300 } }, action: "drop" }] } } };
+    const policy = {
+      chains: {
+        input: {
+          hook: "input",
+          rules: [{ match: { recent: { name: "syn", mode: "update", seconds: 1, hitcount: 300 } }, action: "drop" }],
+        },
+      },
+    };
     assert.equal((await addVersion("hitcount", policy)).statusCode, 201);
-    const hcNew = await t.db.host.create({ data: { name: "hc-new", capabilities: { kernel: "6.18.44-fc", nftVersion: "1.0.6" } } });
+    const hcNew = await t.db.host.create({
+      data: { name: "hc-new", capabilities: { kernel: "6.18.44-fc", nftVersion: "1.0.6" } },
+    });
     const hcOld = await t.db.host.create({ data: { name: "hc-old", capabilities: { kernel: "6.1.0-27-amd64" } } });
     const url = "/v1/rulesets/hitcount/versions/1/render?target=iptables";
     const fresh = await t.req("GET", `${url}&host=hc-new`, { as: "viewer" });
@@ -304,7 +388,10 @@ describe("versions", () => {
     assert.equal(byId.statusCode, 200, byId.body);
     assert.match(byId.body, /--hitcount 300 /);
     assert.equal((await t.req("GET", `${url}&host=${hcOld.id.toUpperCase()}`, { as: "viewer" })).statusCode, 422);
-    assert.equal((await t.req("GET", `${url}&host=00000000-0000-4000-8000-000000000000`, { as: "viewer" })).statusCode, 404);
+    assert.equal(
+      (await t.req("GET", `${url}&host=00000000-0000-4000-8000-000000000000`, { as: "viewer" })).statusCode,
+      404,
+    );
   });
 
   test("diff: structured changes between two versions; defaults to latest vs previous", async () => {
@@ -317,7 +404,10 @@ describe("versions", () => {
     assert.equal(body.from, 1);
     assert.equal(body.to, 2);
     const paths = body.changes.map((c: { path: string }) => c.path);
-    assert.ok(paths.some((p: string) => p.startsWith("/chains/input/rules/0")), JSON.stringify(body.changes));
+    assert.ok(
+      paths.some((p: string) => p.startsWith("/chains/input/rules/0")),
+      JSON.stringify(body.changes),
+    );
     assert.ok(body.changes.every((c: { op: string }) => ["add", "remove", "change"].includes(c.op)));
     assert.deepEqual((await t.req("GET", "/v1/rulesets/diff/diff")).json(), body);
     assert.deepEqual((await t.req("GET", "/v1/rulesets/diff/diff?from=2&to=2")).json().changes, []);
@@ -328,7 +418,10 @@ describe("versions", () => {
     await createRuleset("frozen");
     await addVersion("frozen");
     for (const method of ["PUT", "PATCH", "DELETE"] as const) {
-      assert.equal((await t.req(method, "/v1/rulesets/frozen/versions/1", { body: { policy: validPolicy(1) } })).statusCode, 404);
+      assert.equal(
+        (await t.req(method, "/v1/rulesets/frozen/versions/1", { body: { policy: validPolicy(1) } })).statusCode,
+        404,
+      );
     }
     await assert.rejects(
       t.db.rulesetVersion.updateMany({ where: { ruleset: { name: "frozen" } }, data: { message: "rewritten" } }),
@@ -351,7 +444,10 @@ describe("validate", () => {
     assert.equal(bad.json().valid, false);
     assert.ok(bad.json().errors.length >= 2);
     for (const d of bad.json().errors) assert.equal(d.severity, "error");
-    const yaml = await t.req("POST", "/v1/validate", { body: "chains: {}\n", headers: { "content-type": "application/yaml" } });
+    const yaml = await t.req("POST", "/v1/validate", {
+      body: "chains: {}\n",
+      headers: { "content-type": "application/yaml" },
+    });
     assert.equal(yaml.statusCode, 200, yaml.body);
     assert.equal(await t.db.rulesetVersion.count(), before);
   });

@@ -8,7 +8,9 @@ import { after, before, describe, test } from "node:test";
 import { createTestDatabase, sql, type TestDatabase } from "../support/db.ts";
 import { parsePrismaSchema, type PrismaField, type PrismaSchema } from "../support/prisma-schema.ts";
 
-const schema: PrismaSchema = parsePrismaSchema(readFileSync(new URL("../../prisma/schema.prisma", import.meta.url), "utf8"));
+const schema: PrismaSchema = parsePrismaSchema(
+  readFileSync(new URL("../../prisma/schema.prisma", import.meta.url), "utf8"),
+);
 let db: TestDatabase;
 before(async () => {
   db = await createTestDatabase();
@@ -32,7 +34,12 @@ const NATIVE: Record<string, string> = {
   "Timestamptz(3)": "timestamp(3) with time zone",
   Text: "text",
 };
-const ON_DELETE: Record<string, string> = { Cascade: "CASCADE", Restrict: "RESTRICT", SetNull: "SET NULL", NoAction: "NO ACTION" };
+const ON_DELETE: Record<string, string> = {
+  Cascade: "CASCADE",
+  Restrict: "RESTRICT",
+  SetNull: "SET NULL",
+  NoAction: "NO ACTION",
+};
 
 function expectedType(f: PrismaField): string {
   const e = schema.enums.get(f.type);
@@ -80,10 +87,15 @@ describe("schema.prisma agrees with the migrated database", () => {
          FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
         [`"${model.table}"`],
       );
-      const actual = Object.fromEntries(rows.map((r) => [r.attname, { type: r.type, nullable: !r.notnull, hasDefault: r.hasdefault }]));
+      const actual = Object.fromEntries(
+        rows.map((r) => [r.attname, { type: r.type, nullable: !r.notnull, hasDefault: r.hasdefault }]),
+      );
       const expected = Object.fromEntries(
         // A Prisma list is an array column, which Prisma creates nullable (bans.host_ids: NULL = any host).
-        scalarFields(model.fields).map((f) => [f.column, { type: expectedType(f) + (f.list ? "[]" : ""), nullable: f.optional || f.list, hasDefault: f.hasDefault }]),
+        scalarFields(model.fields).map((f) => [
+          f.column,
+          { type: expectedType(f) + (f.list ? "[]" : ""), nullable: f.optional || f.list, hasDefault: f.hasDefault },
+        ]),
       );
       assert.deepEqual(actual, expected);
     });
@@ -97,13 +109,27 @@ describe("schema.prisma agrees with the migrated database", () => {
          WHERE i.indrelid = $1::regclass GROUP BY i.indexrelid, i.indisunique, i.indisprimary`,
         [`"${model.table}"`],
       );
-      assert.deepEqual(rows.filter((r) => r.isprimary).map((r) => key(r.cols)), [key(model.id)], "primary key");
       assert.deepEqual(
-        rows.filter((r) => r.isunique && !r.isprimary).map((r) => key(r.cols)).sort(),
+        rows.filter((r) => r.isprimary).map((r) => key(r.cols)),
+        [key(model.id)],
+        "primary key",
+      );
+      assert.deepEqual(
+        rows
+          .filter((r) => r.isunique && !r.isprimary)
+          .map((r) => key(r.cols))
+          .sort(),
         model.uniques.map(key).sort(),
         "unique indexes",
       );
-      assert.deepEqual(rows.filter((r) => !r.isunique).map((r) => key(r.cols)).sort(), model.indexes.map(key).sort(), "plain indexes");
+      assert.deepEqual(
+        rows
+          .filter((r) => !r.isunique)
+          .map((r) => key(r.cols))
+          .sort(),
+        model.indexes.map(key).sort(),
+        "plain indexes",
+      );
     });
 
     test(`${model.name} (${model.table}): foreign keys`, async () => {
@@ -127,7 +153,9 @@ describe("schema.prisma agrees with the migrated database", () => {
           return `${key(f.relation!.fields.map(col))} -> ${target.table}(${key(f.relation!.references.map(refCol))}) ON DELETE ${ON_DELETE[f.relation!.onDelete ?? "Restrict"]}`;
         })
         .sort();
-      const actual = rows.map((r) => `${key(r.cols)} -> ${r.ref.replace(/"/g, "")}(${key(r.refcols)}) ON DELETE ${r.ondelete}`).sort();
+      const actual = rows
+        .map((r) => `${key(r.cols)} -> ${r.ref.replace(/"/g, "")}(${key(r.refcols)}) ON DELETE ${r.ondelete}`)
+        .sort();
       assert.deepEqual(actual, expected);
     });
   }

@@ -17,8 +17,17 @@ let base: string;
 let agent: SimAgent;
 
 before(async () => {
-  s = await spawnServer({ PALISADE_ADMIN_TOKEN: ADMIN, PALISADE_QUEUE_PREFIX: `palisade-test-load-${process.pid}`, LOG_LEVEL: "warn" });
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${s.port}/readyz`).catch(() => null))?.status === 200, 60_000, "server ready", 100);
+  s = await spawnServer({
+    PALISADE_ADMIN_TOKEN: ADMIN,
+    PALISADE_QUEUE_PREFIX: `palisade-test-load-${process.pid}`,
+    LOG_LEVEL: "warn",
+  });
+  await waitFor(
+    async () => (await fetch(`http://127.0.0.1:${s.port}/readyz`).catch(() => null))?.status === 200,
+    60_000,
+    "server ready",
+    100,
+  );
   base = `http://127.0.0.1:${s.port}`;
 });
 after(async () => {
@@ -26,7 +35,12 @@ after(async () => {
   await s?.stop();
 });
 
-async function api(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<{ status: number; json: any; headers: Headers }> {
+async function api(
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = "application/json",
+): Promise<{ status: number; json: any; headers: Headers }> {
   const res = await fetch(`${base}${path}`, {
     method,
     headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined && { "content-type": contentType }) },
@@ -43,7 +57,11 @@ function bigPolicy(rules: number, offset: number) {
       input: {
         hook: "input",
         policy: "accept",
-        rules: Array.from({ length: rules }, (_, i) => ({ comment: `r${i}`, match: { protocol: "tcp", dport: 1 + ((i + offset) % 65535), saddr: `10.${(i >> 8) % 256}.${i % 256}.0/24` }, action: "accept" })),
+        rules: Array.from({ length: rules }, (_, i) => ({
+          comment: `r${i}`,
+          match: { protocol: "tcp", dport: 1 + ((i + offset) % 65535), saddr: `10.${(i >> 8) % 256}.${i % 256}.0/24` },
+          action: "accept",
+        })),
       },
     },
   };
@@ -59,12 +77,16 @@ function amplifiedYaml(ports: number, uses: number): string {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-test("an amplified YAML document and a diff flood leave /healthz and agents' confirms answering within a second", { timeout: 400_000 }, async () => {
+test("an amplified YAML document and a diff flood leave /healthz and agents' confirms answering within a second", {
+  timeout: 400_000,
+}, async () => {
   // Two 2,000-rule versions to diff, and a small ruleset the agent is deployed with.
   assert.equal((await api("POST", "/v1/rulesets", { name: "big" })).status, 201);
-  for (const offset of [0, 1]) assert.equal((await api("POST", "/v1/rulesets/big/versions", { policy: bigPolicy(2000, offset) })).status, 201);
+  for (const offset of [0, 1])
+    assert.equal((await api("POST", "/v1/rulesets/big/versions", { policy: bigPolicy(2000, offset) })).status, 201);
   assert.equal((await api("POST", "/v1/rulesets", { name: "probe" })).status, 201);
-  for (const port of [22, 23]) assert.equal((await api("POST", "/v1/rulesets/probe/versions", { policy: validPolicy(port) })).status, 201);
+  for (const port of [22, 23])
+    assert.equal((await api("POST", "/v1/rulesets/probe/versions", { policy: validPolicy(port) })).status, 201);
   const enroll = await api("POST", "/v1/enrollment-tokens", { labels: {}, ttlSeconds: 600 });
   assert.equal(enroll.status, 201);
   agent = await SimAgent.enroll(`127.0.0.1:${s.grpcPort}`, enroll.json.token, "load-agent");
@@ -77,7 +99,10 @@ test("an amplified YAML document and a diff flood leave /healthz and agents' con
 
   const small = amplifiedYaml(200_000, 48);
   const large = amplifiedYaml(680_000, 48);
-  assert.ok(small.length > 1_000_000 && small.length < 1_400_000 && large.length > 4_500_000 && large.length < 5 * 1024 * 1024, `${small.length} / ${large.length} bytes`);
+  assert.ok(
+    small.length > 1_000_000 && small.length < 1_400_000 && large.length > 4_500_000 && large.length < 5 * 1024 * 1024,
+    `${small.length} / ${large.length} bytes`,
+  );
 
   let flooding = true;
   const health: number[] = [];
@@ -102,13 +127,27 @@ test("an amplified YAML document and a diff flood leave /healthz and agents' con
   });
   const confirmProbes = probe(async () => {
     for (let version = 1; flooding; version = 3 - version) {
-      const d = await api("POST", "/v1/deployments", { ruleset: "probe", version, selector: { hosts: ["load-agent"] }, strategy: { canary: 0 } });
+      const d = await api("POST", "/v1/deployments", {
+        ruleset: "probe",
+        version,
+        selector: { hosts: ["load-agent"] },
+        strategy: { canary: 0 },
+      });
       assert.equal(d.status, 202, JSON.stringify(d.json));
       const known = new Set(agent.confirmedAt.keys());
       let target: string | undefined;
-      await waitFor(() => (target = [...agent.confirmedAt.keys()].find((k) => !known.has(k) && reportedAt.has(k))) !== undefined, 120_000, "a confirm");
+      await waitFor(
+        () => (target = [...agent.confirmedAt.keys()].find((k) => !known.has(k) && reportedAt.has(k))) !== undefined,
+        120_000,
+        "a confirm",
+      );
       if (flooding) confirms.push(agent.confirmedAt.get(target!)! - reportedAt.get(target!)!);
-      await waitFor(async () => (await api("GET", `/v1/deployments/${d.json.id}`)).json.status === "succeeded", 120_000, "deployment to succeed", 100);
+      await waitFor(
+        async () => (await api("GET", `/v1/deployments/${d.json.id}`)).json.status === "succeeded",
+        120_000,
+        "deployment to succeed",
+        100,
+      );
     }
   });
 
@@ -152,11 +191,19 @@ test("an amplified YAML document and a diff flood leave /healthz and agents' con
     await Promise.allSettled([healthProbes, confirmProbes]);
   }
   await Promise.all([healthProbes, confirmProbes]);
-  floodAnswers.push(`${count.bombRefused} bombs refused, ${count.diffDone} diffs, ${count.busy} busy, ${count.stopped} stopped`);
+  floodAnswers.push(
+    `${count.bombRefused} bombs refused, ${count.diffDone} diffs, ${count.busy} busy, ${count.stopped} stopped`,
+  );
   assert.ok(count.bombRefused > 0 && count.diffDone > 0, `the flood was worked on: ${floodAnswers[0]}`);
-  assert.ok(health.length >= 15 && confirms.length >= 3, `enough probes while the flood ran: ${health.length} /healthz, ${confirms.length} confirms (${floodAnswers[0]})`);
-  const fmt = (xs: number[]) => `median ${median(xs).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms over ${xs.length}`;
+  assert.ok(
+    health.length >= 15 && confirms.length >= 3,
+    `enough probes while the flood ran: ${health.length} /healthz, ${confirms.length} confirms (${floodAnswers[0]})`,
+  );
+  const fmt = (xs: number[]) =>
+    `median ${median(xs).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms over ${xs.length}`;
   assert.ok(median(health) < 1000, `/healthz during the flood: ${fmt(health)}`);
   assert.ok(median(confirms) < 1000, `confirm during the flood: ${fmt(confirms)}`);
-  console.log(`/healthz ${fmt(health)}; confirm ${fmt(confirms)}; flood: ${floodAnswers[0]} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  console.log(
+    `/healthz ${fmt(health)}; confirm ${fmt(confirms)}; flood: ${floodAnswers[0]} in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  );
 });

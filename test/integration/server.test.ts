@@ -20,7 +20,10 @@ test("palisade server: migrate, bootstrap admin token, serve, stop on SIGTERM", 
   const s = await start();
   try {
     await s.line((l) => l.msg === "server started");
-    assert.ok(s.lines.some((l) => l.msg === "applied migration"), "migrated the new database");
+    assert.ok(
+      s.lines.some((l) => l.msg === "applied migration"),
+      "migrated the new database",
+    );
     const tokenLine = s.lines.find((l) => typeof l.msg === "string" && l.msg.includes("initial admin API token"));
     assert.ok(tokenLine, "said where the generated admin token is");
     assert.equal(tokenLine.file, s.tokenFile);
@@ -44,7 +47,7 @@ test("palisade server: migrate, bootstrap admin token, serve, stop on SIGTERM", 
 // lands while the server is still starting what comes after that line.
 for (const [when, pred] of [
   ["at its first log line (migrating)", (_l: LogLine) => true],
-  ["at \"Server listening\" (background services not started yet)", isListening],
+  ['at "Server listening" (background services not started yet)', isListening],
 ] as const) {
   test(`palisade server: SIGTERM ${when} stops it cleanly with status 0`, { timeout: 60_000 }, async () => {
     const s = await start();
@@ -55,11 +58,16 @@ for (const [when, pred] of [
     await sent.catch(() => {});
     assert.deepEqual(await s.exited, { code: 0, signal: null }, `exit after SIGTERM ${when}: ${s.stderr()}`);
     await sent;
-    assert.ok(s.lines.some((l) => l.msg === "server stopped"), "logged the clean stop");
+    assert.ok(
+      s.lines.some((l) => l.msg === "server stopped"),
+      "logged the clean stop",
+    );
   });
 }
 
-test("palisade server: health and readiness probes log at debug, other requests at info", { timeout: 60_000 }, async () => {
+test("palisade server: health and readiness probes log at debug, other requests at info", {
+  timeout: 60_000,
+}, async () => {
   const s = await start({ LOG_LEVEL: "debug" });
   try {
     await s.line((l) => l.msg === "server started");
@@ -71,11 +79,20 @@ test("palisade server: health and readiness probes log at debug, other requests 
     const probes = await Promise.all([completed("/healthz"), completed("/readyz")]);
     const api = await completed("/v1/tokens");
     for (const url of ["/healthz", "/readyz", "/v1/tokens"]) {
-      const lines = s.lines.filter((l) => (l.msg === "incoming request" || l.msg === "request completed") && requestUrl(s, l) === url);
+      const lines = s.lines.filter(
+        (l) => (l.msg === "incoming request" || l.msg === "request completed") && requestUrl(s, l) === url,
+      );
       assert.equal(lines.length, 2, `${url}: one incoming and one completed line`);
-      assert.deepEqual(lines.map((l) => l.level), url === "/v1/tokens" ? [30, 30] : [20, 20], url);
+      assert.deepEqual(
+        lines.map((l) => l.level),
+        url === "/v1/tokens" ? [30, 30] : [20, 20],
+        url,
+      );
     }
-    assert.deepEqual(probes.map((l) => l.level), [20, 20]);
+    assert.deepEqual(
+      probes.map((l) => l.level),
+      [20, 20],
+    );
     assert.equal(api.level, 30);
   } finally {
     s.child.kill("SIGTERM");

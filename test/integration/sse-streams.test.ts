@@ -28,8 +28,12 @@ interface Stream {
 
 async function openStream(token: string): Promise<Stream> {
   const ctl = new AbortController();
-  const res = await fetch(`${base}/v1/logs/stream?heartbeat=60`, { headers: { authorization: `Bearer ${token}` }, signal: ctl.signal });
-  if (res.status !== 200) return { status: res.status, body: await res.text(), text: () => "", ended: Promise.resolve(), close() {} };
+  const res = await fetch(`${base}/v1/logs/stream?heartbeat=60`, {
+    headers: { authorization: `Bearer ${token}` },
+    signal: ctl.signal,
+  });
+  if (res.status !== 200)
+    return { status: res.status, body: await res.text(), text: () => "", ended: Promise.resolve(), close() {} };
   let text = "";
   const reader = res.body!.getReader();
   const dec = new TextDecoder();
@@ -51,7 +55,17 @@ async function openStream(token: string): Promise<Stream> {
 async function publishEvent(id: number): Promise<void> {
   const r = new Redis(redis.port, "127.0.0.1", { maxRetriesPerRequest: 1 });
   try {
-    const e = { id: String(id), at: new Date().toISOString(), hostId: "00000000-0000-4000-8000-000000000001", host: "edge-1", prefix: "drop", level: 4, mark: null, ctmark: null, fields: {} };
+    const e = {
+      id: String(id),
+      at: new Date().toISOString(),
+      hostId: "00000000-0000-4000-8000-000000000001",
+      host: "edge-1",
+      prefix: "drop",
+      level: 4,
+      mark: null,
+      ctmark: null,
+      fields: {},
+    };
     await r.publish("palisade:logs", JSON.stringify(e));
   } finally {
     r.disconnect();
@@ -67,7 +81,11 @@ before(async () => {
   base = `http://127.0.0.1:${s.port}`;
   admin = s.adminToken();
   for (const name of ["viewer-a", "viewer-b"]) {
-    const res = await fetch(`${base}/v1/tokens`, { method: "POST", headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" }, body: JSON.stringify({ name, role: "viewer" }) });
+    const res = await fetch(`${base}/v1/tokens`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ name, role: "viewer" }),
+    });
     assert.equal(res.status, 201);
     tokens[name] = (await res.json()) as { id: string; token: string };
   }
@@ -85,7 +103,10 @@ describe("live log streams", () => {
     const idle = await serverClients();
     // The first streams arrive together, while the shared subscription is still being made.
     a.push(...(await Promise.all(Array.from({ length: 4 }, () => openStream(tokens["viewer-a"]!.token)))));
-    assert.deepEqual(a.map((x) => x.status), [200, 200, 200, 200]);
+    assert.deepEqual(
+      a.map((x) => x.status),
+      [200, 200, 200, 200],
+    );
     const one = await serverClients();
     while (a.length < CAP) a.push(await openStream(tokens["viewer-a"]!.token));
     b = await openStream(tokens["viewer-b"]!.token);
@@ -94,7 +115,11 @@ describe("live log streams", () => {
     assert.ok(one - idle <= 1, `the first streams add at most the shared subscriber (${idle} -> ${one})`);
     assert.equal(many, one, "further streams add no Redis connection");
     await publishEvent(1);
-    await waitFor(() => [...a, b].every((x) => x.text().includes("id: 1\nevent: log\n")), 10_000, "every stream to get the event");
+    await waitFor(
+      () => [...a, b].every((x) => x.text().includes("id: 1\nevent: log\n")),
+      10_000,
+      "every stream to get the event",
+    );
   });
 
   test(`stream ${CAP + 1} of one token is 429 naming SSE_STREAMS_PER_TOKEN; other tokens are not affected; closing one frees a place`, async () => {
@@ -108,15 +133,22 @@ describe("live log streams", () => {
     b2.close();
     a.pop()!.close();
     let again: Stream | undefined;
-    await waitFor(async () => {
-      again = await openStream(tokens["viewer-a"]!.token);
-      return again.status === 200;
-    }, 10_000, "a place to free up");
+    await waitFor(
+      async () => {
+        again = await openStream(tokens["viewer-a"]!.token);
+        return again.status === 200;
+      },
+      10_000,
+      "a place to free up",
+    );
     a.push(again!);
   });
 
   test("revoking a token ends its open streams with event: end token_revoked; other tokens' streams stay", async () => {
-    const res = await fetch(`${base}/v1/tokens/${tokens["viewer-a"]!.id}`, { method: "DELETE", headers: { authorization: `Bearer ${admin}` } });
+    const res = await fetch(`${base}/v1/tokens/${tokens["viewer-a"]!.id}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${admin}` },
+    });
     assert.equal(res.status, 204);
     await Promise.all(a.map((x) => x.ended));
     for (const x of a) assert.match(x.text(), /event: end\ndata: token_revoked\n\n$/);
@@ -135,10 +167,14 @@ describe("live log streams", () => {
     assert.match(err.message, /REDIS_URL/);
     await redis.restart();
     let back: Stream | undefined;
-    await waitFor(async () => {
-      back = await openStream(tokens["viewer-b"]!.token);
-      return back.status === 200;
-    }, 30_000, "streams to open again once Redis is back");
+    await waitFor(
+      async () => {
+        back = await openStream(tokens["viewer-b"]!.token);
+        return back.status === 200;
+      },
+      30_000,
+      "streams to open again once Redis is back",
+    );
     await publishEvent(3);
     await waitFor(() => back!.text().includes("id: 3\n"), 10_000, "events after Redis came back");
     back!.close();

@@ -58,8 +58,16 @@ async function insertDays(host: string, table: string, rows: { day: number; ip: 
   );
   // As an ingest would have: mark a minute of each day dirty, so the rollup (re)computes
   // that day's month from the days.
-  await sql(t.database.url, `INSERT INTO telemetry_dirty (host_id, bucket) SELECT $1, b FROM unnest($2::timestamptz[]) b ON CONFLICT DO NOTHING`, [host, [...new Set(rows.map((r) => r.day))].map((d) => new Date(d + 6 * HOUR))]);
-  await sql(t.database.url, `INSERT INTO accounting_tables (host_id, table_name, first_at, last_at) VALUES ($1, $2, now(), now()) ON CONFLICT DO NOTHING`, [host, table]);
+  await sql(
+    t.database.url,
+    `INSERT INTO telemetry_dirty (host_id, bucket) SELECT $1, b FROM unnest($2::timestamptz[]) b ON CONFLICT DO NOTHING`,
+    [host, [...new Set(rows.map((r) => r.day))].map((d) => new Date(d + 6 * HOUR))],
+  );
+  await sql(
+    t.database.url,
+    `INSERT INTO accounting_tables (host_id, table_name, first_at, last_at) VALUES ($1, $2, now(), now()) ON CONFLICT DO NOTHING`,
+    [host, table],
+  );
 }
 
 describe("retention-aware planning", () => {
@@ -76,17 +84,45 @@ describe("retention-aware planning", () => {
 
     // To now: day D whole, then days, months, ... up to now.
     const all = await addressTotals(t.db, { table: "old", hostId: host }, { from }, { limit: 10 });
-    assert.deepEqual(all.items.map((r) => [r.ip, r.srcBytes, r.dstBytes]), [["10.9.0.1", 5011, 700], ["10.9.0.2", 300, 0]], "day D's bytes are counted");
+    assert.deepEqual(
+      all.items.map((r) => [r.ip, r.srcBytes, r.dstBytes]),
+      [
+        ["10.9.0.1", 5011, 700],
+        ["10.9.0.2", 300, 0],
+      ],
+      "day D's bytes are counted",
+    );
     assert.equal(all.from.toISOString(), iso(D), "the answer covers day D from its start");
 
     // Both edges inside old days: widened to whole days on both sides.
-    const inner = await topTalkers(t.db, { table: "old", hostId: host }, { from, to: new Date(D + DAY + 2 * HOUR) }, "bytes", "src", 5);
-    assert.deepEqual(inner.items.map((r) => [r.ip, r.value]), [["10.9.0.1", 5011], ["10.9.0.2", 300]]);
+    const inner = await topTalkers(
+      t.db,
+      { table: "old", hostId: host },
+      { from, to: new Date(D + DAY + 2 * HOUR) },
+      "bytes",
+      "src",
+      5,
+    );
+    assert.deepEqual(
+      inner.items.map((r) => [r.ip, r.value]),
+      [
+        ["10.9.0.1", 5011],
+        ["10.9.0.2", 300],
+      ],
+    );
     assert.deepEqual([inner.from.toISOString(), inner.to.toISOString()], [iso(D), iso(D + 2 * DAY)]);
 
     // A range aligned to whole days is not widened.
-    const exact = await addressTotals(t.db, { table: "old", hostId: host }, { from: new Date(D + DAY), to: new Date(D + 2 * DAY) }, { limit: 10 });
-    assert.deepEqual(exact.items.map((r) => [r.ip, r.srcBytes]), [["10.9.0.1", 11]]);
+    const exact = await addressTotals(
+      t.db,
+      { table: "old", hostId: host },
+      { from: new Date(D + DAY), to: new Date(D + 2 * DAY) },
+      { limit: 10 },
+    );
+    assert.deepEqual(
+      exact.items.map((r) => [r.ip, r.srcBytes]),
+      [["10.9.0.1", 11]],
+    );
     assert.deepEqual([exact.from.toISOString(), exact.to.toISOString()], [iso(D + DAY), iso(D + 2 * DAY)]);
 
     // A series cannot widen past its step: an hourly one starts where hours are kept.
@@ -95,7 +131,14 @@ describe("retention-aware planning", () => {
     assert.equal(s.from.toISOString(), hourHorizon.toISOString());
     assert.equal(s.items[0]?.t, hourHorizon.toISOString());
     const d = await series(t.db, { table: "old", hostId: host }, from, new Date(D + 3 * DAY), "1d");
-    assert.deepEqual(d.items.map((p) => [p.t, p.srcBytes]), [[iso(D), 5300], [iso(D + DAY), 11], [iso(D + 2 * DAY), 0]]);
+    assert.deepEqual(
+      d.items.map((p) => [p.t, p.srcBytes]),
+      [
+        [iso(D), 5300],
+        [iso(D + DAY), 11],
+        [iso(D + 2 * DAY), 0],
+      ],
+    );
   });
 
   test("the REST answers carry the range they cover", async () => {
@@ -105,14 +148,36 @@ describe("retention-aware planning", () => {
     await rollupAll(t.db, DEFAULT_RETENTION);
     const from = iso(D + 13 * HOUR);
     const to = iso(D + 20 * HOUR);
-    const rows = (await t.req("GET", `/v1/accounting/tables/oldrest?host=${host}&from=${from}&to=${to}`)).json() as { items: { ip: string; srcBytes: number }[]; from: string; to: string };
-    assert.deepEqual(rows.items.map((r) => [r.ip, r.srcBytes]), [["10.8.0.1", 900]]);
+    const rows = (await t.req("GET", `/v1/accounting/tables/oldrest?host=${host}&from=${from}&to=${to}`)).json() as {
+      items: { ip: string; srcBytes: number }[];
+      from: string;
+      to: string;
+    };
+    assert.deepEqual(
+      rows.items.map((r) => [r.ip, r.srcBytes]),
+      [["10.8.0.1", 900]],
+    );
     assert.deepEqual([rows.from, rows.to], [iso(D), iso(D + DAY)]);
-    const top = (await t.req("GET", `/v1/accounting/top?table=oldrest&host=${host}&from=${from}`)).json() as { items: { ip: string }[]; from: string; to: string };
-    assert.deepEqual(top.items.map((r) => r.ip), ["10.8.0.1"]);
+    const top = (await t.req("GET", `/v1/accounting/top?table=oldrest&host=${host}&from=${from}`)).json() as {
+      items: { ip: string }[];
+      from: string;
+      to: string;
+    };
+    assert.deepEqual(
+      top.items.map((r) => r.ip),
+      ["10.8.0.1"],
+    );
     assert.equal(top.from, iso(D));
-    const ser = (await t.req("GET", `/v1/accounting/series?table=oldrest&host=${host}&step=1d&from=${from}&to=${iso(D + 2 * DAY)}`)).json() as { items: { t: string; srcBytes: number }[]; from: string; to: string };
-    assert.deepEqual(ser.items.map((p) => [p.t, p.srcBytes]), [[iso(D), 900], [iso(D + DAY), 0]]);
+    const ser = (
+      await t.req("GET", `/v1/accounting/series?table=oldrest&host=${host}&step=1d&from=${from}&to=${iso(D + 2 * DAY)}`)
+    ).json() as { items: { t: string; srcBytes: number }[]; from: string; to: string };
+    assert.deepEqual(
+      ser.items.map((p) => [p.t, p.srcBytes]),
+      [
+        [iso(D), 900],
+        [iso(D + DAY), 0],
+      ],
+    );
     assert.deepEqual([ser.from, ser.to], [iso(D), iso(D + 2 * DAY)]);
   });
 });
@@ -135,7 +200,21 @@ describe("month rollup", () => {
     const sent = [];
     const base = Math.floor((Date.now() - 40 * HOUR) / HOUR) * HOUR;
     for (let i = 0; i < 40; i++) {
-      const b = batch("m", i + 1, base + Math.floor(rand() * 39 * HOUR), ips.filter(() => rand() < 0.7).map((ip) => ({ table: "yr", ip, srcBytes: 1 + Math.floor(rand() * 1e5), srcPackets: 1 + Math.floor(rand() * 100), dstBytes: Math.floor(rand() * 1e5), dstPackets: Math.floor(rand() * 100) })));
+      const b = batch(
+        "m",
+        i + 1,
+        base + Math.floor(rand() * 39 * HOUR),
+        ips
+          .filter(() => rand() < 0.7)
+          .map((ip) => ({
+            table: "yr",
+            ip,
+            srcBytes: 1 + Math.floor(rand() * 1e5),
+            srcPackets: 1 + Math.floor(rand() * 100),
+            dstBytes: Math.floor(rand() * 1e5),
+            dstPackets: Math.floor(rand() * 100),
+          })),
+      );
       sent.push(b);
       await ingestTelemetry(t, host, b);
     }
@@ -153,30 +232,66 @@ describe("month rollup", () => {
     const months = await byMonth("accounting_month", "bucket");
     assert.ok(months.length >= 8, `${months.length} month rows`);
     assert.deepEqual(months, await byMonth("accounting_day", "bucket"), "each month row is the sum of its days");
-    const buckets = await sql<{ b: Date }>(t.database.url, `SELECT DISTINCT bucket AS b FROM accounting_month WHERE host_id = $1`, [host]);
-    for (const { b } of buckets) assert.equal(b.getUTCDate() === 1 && b.getTime() % DAY === 0, true, `month bucket ${b.toISOString()} is a UTC month start`);
+    const buckets = await sql<{ b: Date }>(
+      t.database.url,
+      `SELECT DISTINCT bucket AS b FROM accounting_month WHERE host_id = $1`,
+      [host],
+    );
+    for (const { b } of buckets)
+      assert.equal(
+        b.getUTCDate() === 1 && b.getTime() % DAY === 0,
+        true,
+        `month bucket ${b.toISOString()} is a UTC month start`,
+      );
 
     // Idempotent: every day marked dirty again, rerun: identical months.
-    const snap = await sql(t.database.url, `SELECT * FROM accounting_month WHERE host_id = $1 ORDER BY table_name, address, bucket`, [host]);
-    await sql(t.database.url, `INSERT INTO telemetry_dirty (host_id, bucket) SELECT DISTINCT host_id, bucket FROM accounting_day WHERE host_id = $1 ON CONFLICT DO NOTHING`, [host]);
+    const snap = await sql(
+      t.database.url,
+      `SELECT * FROM accounting_month WHERE host_id = $1 ORDER BY table_name, address, bucket`,
+      [host],
+    );
+    await sql(
+      t.database.url,
+      `INSERT INTO telemetry_dirty (host_id, bucket) SELECT DISTINCT host_id, bucket FROM accounting_day WHERE host_id = $1 ON CONFLICT DO NOTHING`,
+      [host],
+    );
     await rollupAll(t.db, DEFAULT_RETENTION);
-    assert.deepEqual(await sql(t.database.url, `SELECT * FROM accounting_month WHERE host_id = $1 ORDER BY table_name, address, bucket`, [host]), snap);
+    assert.deepEqual(
+      await sql(
+        t.database.url,
+        `SELECT * FROM accounting_month WHERE host_id = $1 ORDER BY table_name, address, bucket`,
+        [host],
+      ),
+      snap,
+    );
 
     // A year: months in the middle, days/hours/minutes/raw at the edges; equals what was sent.
     const now = new Date();
     const yearFrom = new Date(now.getTime() - 365 * DAY);
     const plan = planSegments(yearFrom, now, null, { avail: availability(now, DEFAULT_RETENTION) });
-    assert.ok(plan.segments.some((s) => s.level === "month"), "the year is read mostly from months");
+    assert.ok(
+      plan.segments.some((s) => s.level === "month"),
+      "the year is read mostly from months",
+    );
     const want = expectedTotals(sent, "yr");
     for (const o of oldRows) {
       const cur = want.get(o.ip) ?? [0, 0, 0, 0];
       want.set(o.ip, [cur[0] + o.sb, cur[1] + Math.ceil(o.sb / 100), cur[2] + o.db, cur[3] + Math.ceil(o.db / 100)]);
     }
     const got = await addressTotals(t.db, { table: "yr", hostId: host }, { from: yearFrom, to: now }, { limit: 100 });
-    assert.deepEqual(new Map(got.items.map((x) => [x.ip, [x.srcBytes, x.srcPackets, x.dstBytes, x.dstPackets].map(Number)])), want);
+    assert.deepEqual(
+      new Map(got.items.map((x) => [x.ip, [x.srcBytes, x.srcPackets, x.dstBytes, x.dstPackets].map(Number)])),
+      want,
+    );
     const top = await topTalkers(t.db, { table: "yr", hostId: host }, { from: yearFrom, to: now }, "bytes", "both", 2);
-    const order = [...want].filter(([ip]) => ip !== "").sort((a, b) => b[1][0] + b[1][2] - (a[1][0] + a[1][2])).slice(0, 2);
-    assert.deepEqual(top.items.map((x) => [x.ip, Number(x.value)]), order.map(([ip, v]) => [ip, v[0] + v[2]]));
+    const order = [...want]
+      .filter(([ip]) => ip !== "")
+      .sort((a, b) => b[1][0] + b[1][2] - (a[1][0] + a[1][2]))
+      .slice(0, 2);
+    assert.deepEqual(
+      top.items.map((x) => [x.ip, Number(x.value)]),
+      order.map(([ip, v]) => [ip, v[0] + v[2]]),
+    );
   });
 });
 
@@ -191,17 +306,26 @@ describe("month retention", () => {
     );
     const r = await applyRetention(t.db, DEFAULT_RETENTION, now); // 36 months: from 2028-06-01
     assert.ok((r.deleted.accounting_month ?? 0) >= 1, "expired month rows deleted");
-    const left = await sql<{ b: Date }>(t.database.url, `SELECT bucket AS b FROM accounting_month WHERE host_id = $1`, [host]);
-    assert.deepEqual(left.map((x) => x.b.toISOString()), ["2028-06-01T00:00:00.000Z"]);
+    const left = await sql<{ b: Date }>(t.database.url, `SELECT bucket AS b FROM accounting_month WHERE host_id = $1`, [
+      host,
+    ]);
+    assert.deepEqual(
+      left.map((x) => x.b.toISOString()),
+      ["2028-06-01T00:00:00.000Z"],
+    );
     // Months must outlive days (800 days by default).
     assert.throws(() => retentionFromEnv({ PALISADE_RETENTION_MONTH_MONTHS: "25" }), /do not outlive/);
-    assert.equal(retentionFromEnv({ PALISADE_RETENTION_MONTH_MONTHS: "25", PALISADE_RETENTION_DAY_DAYS: "400" }).monthMonths, 25);
+    assert.equal(
+      retentionFromEnv({ PALISADE_RETENTION_MONTH_MONTHS: "25", PALISADE_RETENTION_DAY_DAYS: "400" }).monthMonths,
+      25,
+    );
   });
 });
 
 describe("planner", () => {
   const at = (s: string) => new Date(s);
-  const show = (p: ReturnType<typeof planSegments>) => p.segments.map((s) => `${s.level} ${s.from.toISOString()} ${s.to.toISOString()}`);
+  const show = (p: ReturnType<typeof planSegments>) =>
+    p.segments.map((s) => `${s.level} ${s.from.toISOString()} ${s.to.toISOString()}`);
 
   test("calendar months in the middle, finer levels at the edges, nothing expired", () => {
     const p = planSegments(at("2026-01-30T22:59:30Z"), at("2026-04-02T01:00:10Z"), null, { avail: ALL_AVAILABLE });
@@ -216,21 +340,38 @@ describe("planner", () => {
     ]);
     assert.deepEqual([p.from, p.to], [at("2026-01-30T22:59:30Z"), at("2026-04-02T01:00:10Z")]);
     // February of a leap year is 29 days.
-    assert.deepEqual(show(planSegments(at("2028-02-01Z"), at("2028-03-01Z"), null)), ["month 2028-02-01T00:00:00.000Z 2028-03-01T00:00:00.000Z"]);
+    assert.deepEqual(show(planSegments(at("2028-02-01Z"), at("2028-03-01Z"), null)), [
+      "month 2028-02-01T00:00:00.000Z 2028-03-01T00:00:00.000Z",
+    ]);
   });
 
   test("a day horizon inside a month: the month is counted whole; before every horizon nothing", () => {
-    const avail: Availability = { month: at("2023-01-01Z"), day: at("2024-09-15Z"), hour: at("2024-10-20Z"), minute: at("2024-11-10Z"), raw: at("2024-11-21Z") };
+    const avail: Availability = {
+      month: at("2023-01-01Z"),
+      day: at("2024-09-15Z"),
+      hour: at("2024-10-20Z"),
+      minute: at("2024-11-10Z"),
+      raw: at("2024-11-21Z"),
+    };
     const p = planSegments(at("2024-09-03T05:00:00Z"), at("2024-09-20T10:00:00Z"), null, { avail });
     assert.deepEqual(show(p), ["month 2024-09-01T00:00:00.000Z 2024-10-01T00:00:00.000Z"]);
     const q = planSegments(at("2024-09-16T05:00:00Z"), at("2024-10-21T00:30:00Z"), null, { avail });
-    assert.deepEqual(show(q), ["day 2024-09-16T00:00:00.000Z 2024-10-21T00:00:00.000Z", "hour 2024-10-21T00:00:00.000Z 2024-10-21T01:00:00.000Z"]);
+    assert.deepEqual(show(q), [
+      "day 2024-09-16T00:00:00.000Z 2024-10-21T00:00:00.000Z",
+      "hour 2024-10-21T00:00:00.000Z 2024-10-21T01:00:00.000Z",
+    ]);
     assert.deepEqual([q.from, q.to], [at("2024-09-16Z"), at("2024-10-21T01:00:00Z")]);
     const r = planSegments(at("2020-01-01Z"), at("2023-02-10T03:00:00Z"), null, { avail });
     assert.deepEqual(show(r), ["month 2023-01-01T00:00:00.000Z 2023-03-01T00:00:00.000Z"]);
     assert.deepEqual(show(planSegments(at("2020-01-01Z"), at("2021-01-01Z"), null, { avail })), [], "entirely expired");
     // A dirty minute: rollups before it, raw from it on.
-    const s = planSegments(at("2024-11-22T00:00:00Z"), at("2024-11-22T02:00:00Z"), at("2024-11-22T01:30:00Z"), { avail });
-    assert.deepEqual(show(s), ["hour 2024-11-22T00:00:00.000Z 2024-11-22T01:00:00.000Z", "minute 2024-11-22T01:00:00.000Z 2024-11-22T01:30:00.000Z", "raw 2024-11-22T01:30:00.000Z 2024-11-22T02:00:00.000Z"]);
+    const s = planSegments(at("2024-11-22T00:00:00Z"), at("2024-11-22T02:00:00Z"), at("2024-11-22T01:30:00Z"), {
+      avail,
+    });
+    assert.deepEqual(show(s), [
+      "hour 2024-11-22T00:00:00.000Z 2024-11-22T01:00:00.000Z",
+      "minute 2024-11-22T01:00:00.000Z 2024-11-22T01:30:00.000Z",
+      "raw 2024-11-22T01:30:00.000Z 2024-11-22T02:00:00.000Z",
+    ]);
   });
 });

@@ -57,7 +57,21 @@ describe("telemetry rollups", () => {
     const sent = [];
     for (let i = 0; i < 60; i++) {
       const t = base + Math.floor(rand() * 38 * HOUR);
-      const b = batch("r", i + 1, t, ips.filter(() => rand() < 0.7).map((ip) => ({ table: "lan", ip, srcBytes: 1 + Math.floor(rand() * 1e5), srcPackets: 1 + Math.floor(rand() * 100), dstBytes: Math.floor(rand() * 1e5), dstPackets: Math.floor(rand() * 100) })));
+      const b = batch(
+        "r",
+        i + 1,
+        t,
+        ips
+          .filter(() => rand() < 0.7)
+          .map((ip) => ({
+            table: "lan",
+            ip,
+            srcBytes: 1 + Math.floor(rand() * 1e5),
+            srcPackets: 1 + Math.floor(rand() * 100),
+            dstBytes: Math.floor(rand() * 1e5),
+            dstPackets: Math.floor(rand() * 100),
+          })),
+      );
       sent.push(b);
       await ingestTelemetry({ db }, host, b);
     }
@@ -71,18 +85,36 @@ describe("telemetry rollups", () => {
       assert.deepEqual(rolled, raw, `${level} rollup equals the raw sums`);
     }
     // Idempotent: mark every minute dirty again and rerun: identical tables.
-    const snapshot = await sql(database.url, `SELECT * FROM accounting_hour WHERE host_id = $1 ORDER BY table_name, address, bucket`, [host]);
-    await sql(database.url, `INSERT INTO telemetry_dirty (host_id, bucket) SELECT DISTINCT host_id, date_trunc('minute', at) FROM accounting_samples WHERE host_id = $1 ON CONFLICT DO NOTHING`, [host]);
+    const snapshot = await sql(
+      database.url,
+      `SELECT * FROM accounting_hour WHERE host_id = $1 ORDER BY table_name, address, bucket`,
+      [host],
+    );
+    await sql(
+      database.url,
+      `INSERT INTO telemetry_dirty (host_id, bucket) SELECT DISTINCT host_id, date_trunc('minute', at) FROM accounting_samples WHERE host_id = $1 ON CONFLICT DO NOTHING`,
+      [host],
+    );
     await rollupAll(db, DEFAULT_RETENTION);
-    assert.deepEqual(await sql(database.url, `SELECT * FROM accounting_hour WHERE host_id = $1 ORDER BY table_name, address, bucket`, [host]), snapshot);
+    assert.deepEqual(
+      await sql(database.url, `SELECT * FROM accounting_hour WHERE host_id = $1 ORDER BY table_name, address, bucket`, [
+        host,
+      ]),
+      snapshot,
+    );
     // A late batch (spooled during an outage) for an old minute.
-    const late = batch("r", 1000, base + 5 * HOUR + 30_000, [{ table: "lan", ip: "10.2.0.1", srcBytes: 777, srcPackets: 7, dstBytes: 0, dstPackets: 0 }]);
+    const late = batch("r", 1000, base + 5 * HOUR + 30_000, [
+      { table: "lan", ip: "10.2.0.1", srcBytes: 777, srcPackets: 7, dstBytes: 0, dstPackets: 0 },
+    ]);
     sent.push(late);
     await ingestTelemetry({ db }, host, late);
     // Before the rollup catches up, queries read raw data from the oldest dirty minute on: still exact.
     const want = expectedTotals(sent, "lan");
     const { items: before } = await addressTotals(db, { table: "lan", hostId: host }, {}, { limit: 100 });
-    assert.deepEqual(new Map(before.map((r) => [r.ip, [num(r.srcBytes), num(r.srcPackets), num(r.dstBytes), num(r.dstPackets)]])), want);
+    assert.deepEqual(
+      new Map(before.map((r) => [r.ip, [num(r.srcBytes), num(r.srcPackets), num(r.dstBytes), num(r.dstPackets)]])),
+      want,
+    );
     await rollupAll(db, DEFAULT_RETENTION);
     for (const level of ["minute", "hour", "day"] as const) {
       const { rolled, raw } = await compareLevel(level, host);
@@ -94,7 +126,12 @@ describe("telemetry rollups", () => {
       [base + 3 * HOUR + 30_000, base + 30 * HOUR + 45_000],
       [base, base + 24 * HOUR],
     ] as const) {
-      const { items: got } = await addressTotals(db, { table: "lan", hostId: host }, { from: new Date(from), to: new Date(to) }, { limit: 100 });
+      const { items: got } = await addressTotals(
+        db,
+        { table: "lan", hostId: host },
+        { from: new Date(from), to: new Date(to) },
+        { limit: 100 },
+      );
       const raw = await sql<{ ip: string; v: string }>(
         database.url,
         `SELECT CASE WHEN address = '0.0.0.0/0'::inet THEN '' ELSE host(address) END ip, concat_ws(',', sum(src_bytes), sum(src_packets), sum(dst_bytes), sum(dst_packets)) v
@@ -109,32 +146,61 @@ describe("telemetry rollups", () => {
     }
     // Series: per-hour points sum to the same totals; top talkers order by bytes.
     const { items: pts } = await series(db, { table: "lan", hostId: host }, new Date(base), new Date(now), "1h");
-    assert.equal(pts.reduce((a, p) => a + num(p.srcBytes), 0), [...want.values()].reduce((a, v) => a + v[0], 0));
+    assert.equal(
+      pts.reduce((a, p) => a + num(p.srcBytes), 0),
+      [...want.values()].reduce((a, v) => a + v[0], 0),
+    );
     const { items: top } = await topTalkers(db, { table: "lan", hostId: host }, {}, "bytes", "src", 2);
-    const order = [...want].filter(([ip]) => ip !== "").sort((a, b) => b[1][0] - a[1][0]).slice(0, 2).map(([ip]) => ip);
-    assert.deepEqual(top.map((t) => t.ip), order);
+    const order = [...want]
+      .filter(([ip]) => ip !== "")
+      .sort((a, b) => b[1][0] - a[1][0])
+      .slice(0, 2)
+      .map(([ip]) => ip);
+    assert.deepEqual(
+      top.map((t) => t.ip),
+      order,
+    );
   });
 
   test("partitions: created ahead, rows caught by DEFAULT move in, expired days dropped, inserts never fail", async () => {
     const host = await makeHost(db, "part-a");
     const now = new Date(Date.UTC(2031, 5, 15, 12));
     // A sample for a day with no partition lands in DEFAULT (does not fail).
-    await sql(database.url, `INSERT INTO accounting_samples (at, host_id, table_name, address) VALUES ('2031-06-16T01:00:00Z', $1, 'x', '10.0.0.1')`, [host]);
+    await sql(
+      database.url,
+      `INSERT INTO accounting_samples (at, host_id, table_name, address) VALUES ('2031-06-16T01:00:00Z', $1, 'x', '10.0.0.1')`,
+      [host],
+    );
     const created = await ensurePartitions(db, now, { aheadDays: 2, backDays: 1 });
     assert.ok(created.includes("accounting_samples_p20310616"));
     assert.ok(created.includes("log_events_p20310617") && created.includes("accounting_minute_p20310614"));
     assert.deepEqual(await ensurePartitions(db, now, { aheadDays: 2, backDays: 1 }), [], "idempotent");
-    const [where] = await sql<{ p: string }>(database.url, `SELECT tableoid::regclass::text p FROM accounting_samples WHERE host_id = $1`, [host]);
+    const [where] = await sql<{ p: string }>(
+      database.url,
+      `SELECT tableoid::regclass::text p FROM accounting_samples WHERE host_id = $1`,
+      [host],
+    );
     assert.equal(where?.p, "accounting_samples_p20310616", "the DEFAULT partition's row moved into its day");
     // Old data in the DEFAULT partition and in an old day partition.
-    await ensurePartitions(db, new Date(Date.UTC(2031, 5, 1)), { aheadDays: 0, backDays: 0, tables: ["accounting_samples"] });
-    await sql(database.url, `INSERT INTO accounting_samples (at, host_id, table_name, address) VALUES ('2031-06-01T05:00:00Z', $1, 'x', '10.0.0.1'), ('2031-05-01T05:00:00Z', $1, 'x', '10.0.0.2')`, [host]);
+    await ensurePartitions(db, new Date(Date.UTC(2031, 5, 1)), {
+      aheadDays: 0,
+      backDays: 0,
+      tables: ["accounting_samples"],
+    });
+    await sql(
+      database.url,
+      `INSERT INTO accounting_samples (at, host_id, table_name, address) VALUES ('2031-06-01T05:00:00Z', $1, 'x', '10.0.0.1'), ('2031-05-01T05:00:00Z', $1, 'x', '10.0.0.2')`,
+      [host],
+    );
     const r = await applyRetention(db, DEFAULT_RETENTION, now);
     assert.ok(r.dropped.includes("accounting_samples_p20310601"), `dropped ${r.dropped.join(",")}`);
     assert.ok(!r.dropped.includes("accounting_samples_p20310616"));
     assert.ok((r.deleted.accounting_samples_default ?? 0) >= 1, "expired rows of the DEFAULT partition are deleted");
     const left = await sql<{ at: Date }>(database.url, `SELECT at FROM accounting_samples WHERE host_id = $1`, [host]);
-    assert.deepEqual(left.map((x) => x.at.toISOString()), ["2031-06-16T01:00:00.000Z"]);
+    assert.deepEqual(
+      left.map((x) => x.at.toISOString()),
+      ["2031-06-16T01:00:00.000Z"],
+    );
   });
 
   test("the BullMQ service rolls up by itself", async () => {
@@ -142,10 +208,29 @@ describe("telemetry rollups", () => {
     const prefix = `palisade-test-bull-${randomBytes(4).toString("hex")}`;
     const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
     const config = loadConfig({ DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL });
-    const log = { info() {}, error() {}, warn() {}, debug() {}, child() { return log; } } as never;
-    const svc = await telemetryService({ prefix, rollupEveryMs: 200, retention: DEFAULT_RETENTION }).start({ config, db, redis, log });
+    const log = {
+      info() {},
+      error() {},
+      warn() {},
+      debug() {},
+      child() {
+        return log;
+      },
+    } as never;
+    const svc = await telemetryService({ prefix, rollupEveryMs: 200, retention: DEFAULT_RETENTION }).start({
+      config,
+      db,
+      redis,
+      log,
+    });
     try {
-      await ingestTelemetry({ db }, host, batch("s", 1, Date.now(), [{ table: "svc", ip: "10.3.0.1", srcBytes: 5, srcPackets: 1, dstBytes: 0, dstPackets: 0 }]));
+      await ingestTelemetry(
+        { db },
+        host,
+        batch("s", 1, Date.now(), [
+          { table: "svc", ip: "10.3.0.1", srcBytes: 5, srcPackets: 1, dstBytes: 0, dstPackets: 0 },
+        ]),
+      );
       let rows: unknown[] = [];
       for (let i = 0; i < 150 && rows.length === 0; i++) {
         await new Promise((r) => setTimeout(r, 100));

@@ -26,7 +26,15 @@ const START = NOW.getTime() - 72 * DAY;
 const TABLE = "edge";
 const STEADY = "10.1.0.1";
 // Nothing expires within the data: every level holds all of it.
-const RETENTION: Retention = { rawDays: 400, minuteDays: 400, hourDays: 400, dayDays: 400, monthMonths: 20, logDays: 30, ledgerDays: 30 };
+const RETENTION: Retention = {
+  rawDays: 400,
+  minuteDays: 400,
+  hourDays: 400,
+  dayDays: 400,
+  monthMonths: 20,
+  logDays: 30,
+  ledgerDays: 30,
+};
 const opts = (o: QueryOptions = {}): QueryOptions => ({ now: NOW, retention: RETENTION, ...o });
 
 let database: TestDatabase;
@@ -57,13 +65,22 @@ function generate(): Sample[] {
     out.push({ at: h + 7 * MIN + 5_000, host: 0, ip: `10.2.0.${monthOf(h) + 1}`, sb: 150, sp: 2, db: 0, dp: 0 });
     // Ties: three addresses (one IPv6) with identical traffic, every 6 hours.
     if (hi % 6 === 0) {
-      for (const ip of ["10.3.0.1", "10.3.0.2", "2001:db8::3"]) out.push({ at: h + 37 * MIN, host: 1, ip, sb: 390, sp: 3, db: 390, dp: 3 });
+      for (const ip of ["10.3.0.1", "10.3.0.2", "2001:db8::3"])
+        out.push({ at: h + 37 * MIN, host: 1, ip, sb: 390, sp: 3, db: 390, dp: 3 });
     }
     // Noise: a few random addresses per hour, IPv4 and IPv6 (one of them a /64 aggregate).
     for (let i = 0; i < 3; i++) {
       const n = Math.floor(r() * 40);
       const ip = n < 28 ? `10.4.0.${n}` : n < 38 ? `2001:db8:4::${n}` : "2001:db8:7::/64";
-      out.push({ at: h + Math.floor(r() * 60) * MIN + 20_000, host: Math.floor(r() * 2), ip, sb: Math.floor(r() * 120), sp: Math.floor(r() * 3), db: Math.floor(r() * 200), dp: Math.floor(r() * 4) });
+      out.push({
+        at: h + Math.floor(r() * 60) * MIN + 20_000,
+        host: Math.floor(r() * 2),
+        ip,
+        sb: Math.floor(r() * 120),
+        sp: Math.floor(r() * 3),
+        db: Math.floor(r() * 200),
+        dp: Math.floor(r() * 4),
+      });
     }
   }
   // The current hour up to NOW, minute by minute (minute and raw segments at the end).
@@ -82,7 +99,17 @@ async function insert(samples: Sample[]) {
     `INSERT INTO accounting_samples (at, host_id, table_name, address, src_bytes, src_packets, dst_bytes, dst_packets)
      SELECT to_timestamp(at / 1000.0), (($2::uuid[]))[host + 1], $1, ip::inet, sb, sp, db, dp
      FROM unnest($3::float8[], $4::int[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[]) AS s(at, host, ip, sb, sp, db, dp)`,
-    [TABLE, hosts, samples.map((s) => s.at), samples.map((s) => s.host), samples.map((s) => s.ip), samples.map((s) => s.sb), samples.map((s) => s.sp), samples.map((s) => s.db), samples.map((s) => s.dp)],
+    [
+      TABLE,
+      hosts,
+      samples.map((s) => s.at),
+      samples.map((s) => s.host),
+      samples.map((s) => s.ip),
+      samples.map((s) => s.sb),
+      samples.map((s) => s.sp),
+      samples.map((s) => s.db),
+      samples.map((s) => s.dp),
+    ],
   );
   await sql(
     database.url,
@@ -110,7 +137,11 @@ const RANGES: [string, Date, Date][] = [
   ["24 h", new Date(NOW.getTime() - DAY), new Date(NOW.getTime() + MIN)],
   ["30 d", new Date(NOW.getTime() - 30 * DAY), new Date(NOW.getTime() + MIN)],
   ["all (3 months)", new Date(START - DAY), new Date(NOW.getTime() + MIN)],
-  ["odd edges", new Date(NOW.getTime() - 47 * DAY + 13 * MIN + 7_000), new Date(NOW.getTime() - 2 * DAY - 5 * HOUR - 3_000)],
+  [
+    "odd edges",
+    new Date(NOW.getTime() - 47 * DAY + 13 * MIN + 7_000),
+    new Date(NOW.getTime() - 2 * DAY - 5 * HOUR - 3_000),
+  ],
 ];
 
 before(async () => {
@@ -143,7 +174,11 @@ describe("fleet top-N and table series are exact", () => {
     );
     assert.equal(firsts[0]!.n, "0", "steady is first in no hour, day or month bucket");
     const [from, to] = [RANGES[2]![1], RANGES[2]![2]];
-    assert.match((await rawTop(from, to, "bytes", "src", 1))[0]!, new RegExp(`^${STEADY}=`), "steady is first over the whole range");
+    assert.match(
+      (await rawTop(from, to, "bytes", "src", 1))[0]!,
+      new RegExp(`^${STEADY}=`),
+      "steady is first over the whole range",
+    );
   });
 
   test("fleet and table-total rollups equal the per-host sums; a rerun over the same marks changes nothing", async () => {
@@ -187,10 +222,22 @@ describe("fleet top-N and table series are exact", () => {
           for (const limit of [1, 2, 3, 5, 10, 40]) {
             for (const k of [undefined, 1]) {
               const stats: TopStats[] = [];
-              const got = await topTalkers(db, { table: TABLE }, { from, to }, by, dir, limit, opts({ ...(k && { top: { k } }), onTopStats: (s) => stats.push(s) }));
+              const got = await topTalkers(
+                db,
+                { table: TABLE },
+                { from, to },
+                by,
+                dir,
+                limit,
+                opts({ ...(k && { top: { k } }), onTopStats: (s) => stats.push(s) }),
+              );
               assert.deepEqual([got.from, got.to], [from, to], "nothing widened: every level holds the range");
               const want = await rawTop(from, to, by, dir, limit);
-              assert.deepEqual(got.items.map((r) => `${r.ip}=${r.value}`), want, `${name} ${by} ${dir} top-${limit} k=${k ?? "default"}`);
+              assert.deepEqual(
+                got.items.map((r) => `${r.ip}=${r.value}`),
+                want,
+                `${name} ${by} ${dir} top-${limit} k=${k ?? "default"}`,
+              );
               assert.equal(stats.length, 1, "the fleet path ran");
             }
           }
@@ -202,7 +249,15 @@ describe("fleet top-N and table series are exact", () => {
   test("steady is found by growing K: several rounds, no fallback to the full GROUP BY", async () => {
     const [, from, to] = RANGES[2]!;
     const stats: TopStats[] = [];
-    const got = await topTalkers(db, { table: TABLE }, { from, to }, "bytes", "src", 1, opts({ top: { k: 1 }, onTopStats: (s) => stats.push(s) }));
+    const got = await topTalkers(
+      db,
+      { table: TABLE },
+      { from, to },
+      "bytes",
+      "src",
+      1,
+      opts({ top: { k: 1 }, onTopStats: (s) => stats.push(s) }),
+    );
     assert.equal(got.items[0]?.ip, STEADY);
     assert.ok(stats[0]!.rounds > 1, `rounds ${stats[0]!.rounds}`);
     assert.equal(stats[0]!.fallback, false);

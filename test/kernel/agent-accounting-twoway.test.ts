@@ -89,14 +89,23 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
   const fam = (hosts: string[]) => (hosts[0]!.includes(":") ? { f: "ip6", ip: "ip6" } : { f: "ip", ip: "ip" });
   const installTruth = async (hosts: string[]) => {
     const { f, ip } = fam(hosts);
-    const lines = hosts.flatMap((h, i) => [`${ip} saddr ${h} counter name s${i}`, `${ip} daddr ${h} counter name d${i}`]);
+    const lines = hosts.flatMap((h, i) => [
+      `${ip} saddr ${h} counter name s${i}`,
+      `${ip} daddr ${h} counter name d${i}`,
+    ]);
     const counters = hosts.flatMap((_, i) => [`counter s${i} {}`, `counter d${i} {}`]);
     const text = `table ${f} truth\ndelete table ${f} truth\ntable ${f} truth {\n${counters.join("\n")}\nchain seen { type filter hook forward priority -10; policy accept;\n${lines.join("\n")}\n}\n}\n`;
     await lab.nft(router, ["-f", "-"], text);
   };
   const readTruth = async (hosts: string[]): Promise<Truth[]> => {
-    const out = JSON.parse((await lab.nft(router, ["-j", "list", "counters", "table", fam(hosts).f, "truth"])).stdout) as { nftables: { counter?: { name: string; packets: number; bytes: number } }[] };
-    const c = new Map(out.nftables.flatMap((x) => (x.counter ? [[x.counter.name, { packets: x.counter.packets, bytes: x.counter.bytes }] as const] : [])));
+    const out = JSON.parse(
+      (await lab.nft(router, ["-j", "list", "counters", "table", fam(hosts).f, "truth"])).stdout,
+    ) as { nftables: { counter?: { name: string; packets: number; bytes: number } }[] };
+    const c = new Map(
+      out.nftables.flatMap((x) =>
+        x.counter ? [[x.counter.name, { packets: x.counter.packets, bytes: x.counter.bytes }] as const] : [],
+      ),
+    );
     return hosts.map((_, i) => ({ src: c.get(`s${i}`)!, dst: c.get(`d${i}`)! }));
   };
   /** The truth once no packet is in flight any more (two equal readings in a row; bounded). */
@@ -118,7 +127,13 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
     const log = memoryLog("warn");
     await mkdir(join(dir, name));
     const spool = await Spool.open(join(dir, name), { maxBytes: 1 << 24, maxBatches: 1000 }, log);
-    return Collector.create({ driver: { netns: router }, spool, epoch: name, log, resumeFile: join(dir, `${name}.resume.json`) });
+    return Collector.create({
+      driver: { netns: router },
+      spool,
+      epoch: name,
+      log,
+      resumeFile: join(dir, `${name}.resume.json`),
+    });
   };
   // Sums per address of the batches' rows (uint64 arrive as decimal strings).
   type Sum = { ip: string; srcBytes: number; srcPackets: number; dstBytes: number; dstPackets: number };
@@ -126,17 +141,35 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
     const m = new Map<string, Sum>();
     for (const r of acc.filter((x) => x.table === table)) {
       const cur = m.get(r.ip) ?? { ip: r.ip, srcBytes: 0, srcPackets: 0, dstBytes: 0, dstPackets: 0 };
-      m.set(r.ip, { ip: r.ip, srcBytes: cur.srcBytes + Number(r.srcBytes), srcPackets: cur.srcPackets + Number(r.srcPackets), dstBytes: cur.dstBytes + Number(r.dstBytes), dstPackets: cur.dstPackets + Number(r.dstPackets) });
+      m.set(r.ip, {
+        ip: r.ip,
+        srcBytes: cur.srcBytes + Number(r.srcBytes),
+        srcPackets: cur.srcPackets + Number(r.srcPackets),
+        dstBytes: cur.dstBytes + Number(r.dstBytes),
+        dstPackets: cur.dstPackets + Number(r.dstPackets),
+      });
     }
     return m;
   };
-  const asRow = (ip: string, t: Truth) => ({ ip, srcBytes: t.src.bytes, srcPackets: t.src.packets, dstBytes: t.dst.bytes, dstPackets: t.dst.packets });
-  const strip = (r: Sum | undefined) => r && { ip: r.ip, srcBytes: r.srcBytes, srcPackets: r.srcPackets, dstBytes: r.dstBytes, dstPackets: r.dstPackets };
+  const asRow = (ip: string, t: Truth) => ({
+    ip,
+    srcBytes: t.src.bytes,
+    srcPackets: t.src.packets,
+    dstBytes: t.dst.bytes,
+    dstPackets: t.dst.packets,
+  });
+  const strip = (r: Sum | undefined) =>
+    r && { ip: r.ip, srcBytes: r.srcBytes, srcPackets: r.srcPackets, dstBytes: r.dstBytes, dstPackets: r.dstPackets };
 
   it("TCP both ways: src and dst equal what was sent and received, no unattributed row", async () => {
     await applyPolicy(lab, router, {
       accounting: { lan: { prefix: left.net4 } },
-      chains: { forward: { hook: "forward", rules: [{ comment: "per-IP accounting", action: { type: "account", table: "lan" } }] } },
+      chains: {
+        forward: {
+          hook: "forward",
+          rules: [{ comment: "per-IP accounting", action: { type: "account", table: "lan" } }],
+        },
+      },
     });
     const hosts = [left.a.ip4];
     await installTruth(hosts);
@@ -161,9 +194,15 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
     const prefix = left.a.ip4.replace(/\.1$/, ".0/30");
     await applyPolicy(lab, router, {
       accounting: { small: { prefix } },
-      chains: { forward: { hook: "forward", rules: [{ comment: "per-IP accounting", action: { type: "account", table: "small" } }] } },
+      chains: {
+        forward: {
+          hook: "forward",
+          rules: [{ comment: "per-IP accounting", action: { type: "account", table: "small" } }],
+        },
+      },
     });
-    for (const set of ["acct_small_src", "acct_small_dst"]) await lab.nft(router, ["add", "element", "inet", "palisade", set, "{ 192.0.2.1, 192.0.2.2, 192.0.2.3 }"]);
+    for (const set of ["acct_small_src", "acct_small_dst"])
+      await lab.nft(router, ["add", "element", "inet", "palisade", set, "{ 192.0.2.1, 192.0.2.2, 192.0.2.3 }"]);
     const hosts = [left.a.ip4, extra];
     await installTruth(hosts);
     const c = await collector("fullset");
@@ -177,13 +216,22 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
     assert.deepEqual(strip(rows.get(left.a.ip4)), asRow(left.a.ip4, first!), "the host with an element is exact");
     assert.equal(rows.get(extra), undefined, "the second host found no free element");
     assert.ok(second!.src.packets > 0 && second!.dst.packets > 0);
-    assert.deepEqual(strip(rows.get("")), asRow("", second!), "the remainder is exactly the second host's traffic, per direction");
+    assert.deepEqual(
+      strip(rows.get("")),
+      asRow("", second!),
+      "the remainder is exactly the second host's traffic, per direction",
+    );
   });
 
   it("IPv6 per address: TCP both ways, src and dst equal what was sent and received", async () => {
     await applyPolicy(lab, router, {
       accounting: { lan6: { prefix: left.net6 } },
-      chains: { forward: { hook: "forward", rules: [{ comment: "per-IP accounting", action: { type: "account", table: "lan6" } }] } },
+      chains: {
+        forward: {
+          hook: "forward",
+          rules: [{ comment: "per-IP accounting", action: { type: "account", table: "lan6" } }],
+        },
+      },
     });
     const hosts = [left.a.ip6, extra6];
     await installTruth(hosts);
@@ -195,10 +243,17 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
     const batch = await c.collect();
     assert.ok(batch);
     const rows = rowsOf(batch.accounting, "lan6");
-    assert.ok(first!.src.bytes > UP && first!.dst.bytes > DOWN && second!.src.bytes > UP, "the IPv6 transfers went through the router");
+    assert.ok(
+      first!.src.bytes > UP && first!.dst.bytes > DOWN && second!.src.bytes > UP,
+      "the IPv6 transfers went through the router",
+    );
     assert.deepEqual(strip(rows.get(left.a.ip6)), asRow(left.a.ip6, first!));
     assert.deepEqual(strip(rows.get(extra6)), asRow(extra6, second!));
-    assert.deepEqual([...rows.keys()].sort(), [left.a.ip6, extra6].sort(), "no unattributed row, no row outside the prefix");
+    assert.deepEqual(
+      [...rows.keys()].sort(),
+      [left.a.ip6, extra6].sort(),
+      "no unattributed row, no row outside the prefix",
+    );
   });
 
   it("IPv6 per /64 aggregate: one row per /64 of the prefix, equal to that /64's traffic", async () => {
@@ -206,7 +261,12 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
     // server's; every packet is on its source /64's src side and its destination's dst side.
     await applyPolicy(lab, router, {
       accounting: { per64: { prefix: "2001:db8::/32", aggregate: 64 } },
-      chains: { forward: { hook: "forward", rules: [{ comment: "per-/64 accounting", action: { type: "account", table: "per64" } }] } },
+      chains: {
+        forward: {
+          hook: "forward",
+          rules: [{ comment: "per-/64 accounting", action: { type: "account", table: "per64" } }],
+        },
+      },
     });
     const nets = [left.net6, right.net6];
     await installTruth(nets);

@@ -39,7 +39,8 @@ describe("agent safe apply (kernel, netns)", () => {
     await lab.cleanup();
   });
 
-  const list = async (what = ["list", "table", "inet", "palisade"]) => (await lab.nft(ns, what, undefined, { allowFailure: true })).stdout;
+  const list = async (what = ["list", "table", "inet", "palisade"]) =>
+    (await lab.nft(ns, what, undefined, { allowFailure: true })).stdout;
   const foreign = () => list(["list", "table", "ip", "foreign_fw"]);
   const tables = async () => (await lab.nft(ns, ["list", "tables"])).stdout;
 
@@ -62,7 +63,11 @@ describe("agent safe apply (kernel, netns)", () => {
 
   it("keeps a confirmed apply", async () => {
     const applier = new Applier(nftDriver(drv()), memoryLog());
-    const out = await applier.safeApply({ text: fixtureText({ lan }), confirmTimeoutMs: 2000, confirmed: async () => true });
+    const out = await applier.safeApply({
+      text: fixtureText({ lan }),
+      confirmTimeoutMs: 2000,
+      confirmed: async () => true,
+    });
     assert.equal(out.status, "applied");
     assert.match(await list(), /acct_lan_src/);
   });
@@ -109,7 +114,12 @@ describe("agent safe apply (kernel, netns)", () => {
       const total = await readCounter("inet", "palisade", "acct_lan_srctotal", drv());
       const udp = await readCounter("inet", "palisade", "udp_seen", drv());
       const q = await readQuota("inet", "palisade", "q1", drv());
-      return { src: src.elements.map((e) => `${e.key}:${e.packets}:${e.bytes}`).sort(), total: [total.packets, total.bytes], udp: [udp.packets, udp.bytes], used: q.used };
+      return {
+        src: src.elements.map((e) => `${e.key}:${e.packets}:${e.bytes}`).sort(),
+        total: [total.packets, total.bytes],
+        udp: [udp.packets, udp.bytes],
+        used: q.used,
+      };
     };
     const v0 = await read();
     assert.deepEqual(v0.udp, [20, 20 * 128]);
@@ -117,10 +127,18 @@ describe("agent safe apply (kernel, netns)", () => {
     assert.equal(v0.src.length, 1);
 
     // Same text again.
-    assert.equal((await applier.safeApply({ text: fixtureText({ lan }), confirmTimeoutMs: 1000, confirmed: async () => true })).mode, "incremental");
+    assert.equal(
+      (await applier.safeApply({ text: fixtureText({ lan }), confirmTimeoutMs: 1000, confirmed: async () => true }))
+        .mode,
+      "incremental",
+    );
     assert.deepEqual(await read(), v0);
     // Slightly changed: an extra rule and a new quota budget.
-    const changed = await applier.safeApply({ text: fixtureText({ lan, extra: ["tcp dport 9999 drop"], quotaBytes: 20_000_000 }), confirmTimeoutMs: 1000, confirmed: async () => true });
+    const changed = await applier.safeApply({
+      text: fixtureText({ lan, extra: ["tcp dport 9999 drop"], quotaBytes: 20_000_000 }),
+      confirmTimeoutMs: 1000,
+      confirmed: async () => true,
+    });
     assert.equal(changed.status, "applied");
     assert.equal(changed.mode, "incremental");
     assert.deepEqual(await read(), v0);
@@ -129,11 +147,19 @@ describe("agent safe apply (kernel, netns)", () => {
     // agent replaces the table and carries the values into the new definitions.
     // Without the compiled tables there is nothing to carry into: refused, kernel unchanged.
     const listed = await list();
-    const bare = await applier.safeApply({ text: fixtureText({ lan, priority: 10 }), confirmTimeoutMs: 1000, confirmed: async () => true });
+    const bare = await applier.safeApply({
+      text: fixtureText({ lan, priority: 10 }),
+      confirmTimeoutMs: 1000,
+      confirmed: async () => true,
+    });
     assert.equal(bare.status, "failed");
     assert.equal(bare.code, "apply_failed");
     assert.equal(await list(), listed);
-    const carried = await applier.safeApply({ ...fixtureDesired({ lan, priority: 10 }), confirmTimeoutMs: 1000, confirmed: async () => true });
+    const carried = await applier.safeApply({
+      ...fixtureDesired({ lan, priority: 10 }),
+      confirmTimeoutMs: 1000,
+      confirmed: async () => true,
+    });
     assert.equal(carried.status, "applied", carried.error);
     assert.equal(carried.mode, "carry");
     assert.deepEqual(await read(), v0);

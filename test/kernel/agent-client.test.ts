@@ -34,7 +34,11 @@ const policy = (lan: string, extraPort?: number) => ({
 });
 
 const agentLog = memoryLog("info");
-const stripCounters = (s: string) => s.replace(/packets \d+ bytes \d+/g, "").replace(/used \d+ bytes/g, "").replace(/elements = \{[^}]*\}/g, "");
+const stripCounters = (s: string) =>
+  s
+    .replace(/packets \d+ bytes \d+/g, "")
+    .replace(/used \d+ bytes/g, "")
+    .replace(/elements = \{[^}]*\}/g, "");
 
 describe("agent end to end with a gRPC peer (kernel, netns)", () => {
   let l: AgentLab;
@@ -56,15 +60,32 @@ describe("agent end to end with a gRPC peer (kernel, netns)", () => {
   it("refuses to start with a bad enrollment token", async () => {
     const bad = await mkdtemp(join(tmpdir(), "palisade-agent-bad-"));
     try {
-      const cfg = loadConfig(["--server", `127.0.0.1:${l.api.port}`, "--enroll-token", "wrong", "--state-dir", bad, "--netns", ns, "--drift-interval", "0"]);
-      await assert.rejects(startAgent(cfg, { log: memoryLog() }), (e: Error & { code?: string }) => e.code === "enroll_failed" && /bad enrollment token/.test(e.message));
+      const cfg = loadConfig([
+        "--server",
+        `127.0.0.1:${l.api.port}`,
+        "--enroll-token",
+        "wrong",
+        "--state-dir",
+        bad,
+        "--netns",
+        ns,
+        "--drift-interval",
+        "0",
+      ]);
+      await assert.rejects(
+        startAgent(cfg, { log: memoryLog() }),
+        (e: Error & { code?: string }) => e.code === "enroll_failed" && /bad enrollment token/.test(e.message),
+      );
     } finally {
       await rm(bad, { recursive: true, force: true });
     }
   });
 
   it("enrolls, keeps its credential 0600, and says hello with capabilities and epoch", async () => {
-    await l.start(["--name", "edge-1", "--telemetry-interval", "1"], { log: agentLog, backoff: { initialMs: 100, maxMs: 400 } });
+    await l.start(["--name", "edge-1", "--telemetry-interval", "1"], {
+      log: agentLog,
+      backoff: { initialMs: 100, maxMs: 400 },
+    });
     const hello = await l.api.waitFor((r) => r.find((x) => x.msg.hello));
     assert.equal(hello.metadata.get("authorization")[0], "Bearer cred-secret-1");
     assert.equal(l.api.enrolls[l.api.enrolls.length - 1]?.name, "edge-1");
@@ -80,31 +101,69 @@ describe("agent end to end with a gRPC peer (kernel, netns)", () => {
   });
 
   it("applies desired state, reports APPLIED, and keeps it once confirmed", async () => {
-    l.api.send({ desiredState: { deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, policyJson: JSON.stringify(policy(lan)), confirmTimeoutSeconds: 2 } });
+    l.api.send({
+      desiredState: {
+        deploymentId: "d1",
+        targetId: "t1",
+        version: { ruleset: "edge", version: 1, checksum: "c1" },
+        policyJson: JSON.stringify(policy(lan)),
+        confirmTimeoutSeconds: 2,
+      },
+    });
     // APPLYING (kernel holds it) earns the Confirm; APPLIED follows once the commit is recorded.
-    const res = await l.api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status !== "APPLY_STATUS_APPLYING"));
+    const res = await l.api.waitFor((r) =>
+      r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status !== "APPLY_STATUS_APPLYING"),
+    );
     assert.equal(res.msg.applyResult.status, "APPLY_STATUS_APPLIED", res.msg.applyResult.error);
     // No rollback can follow: the Confirm ended the wait (its timer cleared, "apply confirmed"),
     // the commit is recorded (applied.json names t1) and the way back is gone (pending.json).
     await l.agent!.applier.exclusive(async () => undefined); // the commit's cleanup runs inside the lock
-    assert.equal(await stat(join(l.dir, "pending.json")).then(() => true, () => false), false, "pending.json removed after the commit");
-    assert.ok(agentLog.lines.some((x) => x.msg === "apply confirmed"), "the confirm path was taken");
-    assert.ok(!agentLog.lines.some((x) => /no confirmation within the timeout/.test(String(x.msg))), "no confirm timeout");
+    assert.equal(
+      await stat(join(l.dir, "pending.json")).then(
+        () => true,
+        () => false,
+      ),
+      false,
+      "pending.json removed after the commit",
+    );
+    assert.ok(
+      agentLog.lines.some((x) => x.msg === "apply confirmed"),
+      "the confirm path was taken",
+    );
+    assert.ok(
+      !agentLog.lines.some((x) => /no confirmation within the timeout/.test(String(x.msg))),
+      "no confirm timeout",
+    );
     assert.equal((await new StateDir(l.dir).readApplied())?.targetId, "t1");
-    assert.deepEqual(l.api.of("applyResult").filter((x) => x.msg.applyResult.targetId === "t1").map((x) => x.msg.applyResult.status), ["APPLY_STATUS_APPLYING", "APPLY_STATUS_APPLIED"], "no rollback after the confirm");
+    assert.deepEqual(
+      l.api
+        .of("applyResult")
+        .filter((x) => x.msg.applyResult.targetId === "t1")
+        .map((x) => x.msg.applyResult.status),
+      ["APPLY_STATUS_APPLYING", "APPLY_STATUS_APPLIED"],
+      "no rollback after the confirm",
+    );
     assert.match(await l.list(), /acct_lan_src/);
   });
 
   it("ships telemetry batches that are acked, and resends unacked ones in order after a cut stream", async () => {
     await l.lab.sendUdp(peer, dst, 7000, { count: 10, size: 72 });
-    const first = await l.api.waitFor((r) => r.find((x) => x.msg.telemetry?.accounting?.some((a: { ip: string }) => a.ip === src)));
+    const first = await l.api.waitFor((r) =>
+      r.find((x) => x.msg.telemetry?.accounting?.some((a: { ip: string }) => a.ip === src)),
+    );
     assert.equal(first.msg.telemetry.epoch, await new StateDir(l.dir).epoch());
     // The first batch's ack has reached the agent (it left the spool) before acks stop.
-    await waitFor(async () => !(await l.spooled()).includes(Number(first.msg.telemetry.seq)), 10_000, "the first batch acked");
+    await waitFor(
+      async () => !(await l.spooled()).includes(Number(first.msg.telemetry.seq)),
+      10_000,
+      "the first batch acked",
+    );
     l.api.autoAck = false;
     const mark = l.api.received.length;
     await l.lab.sendUdp(peer, dst, 7000, { count: 5, size: 72 });
-    const unacked = await l.api.waitFor((r) => r.slice(mark).find((x) => x.msg.telemetry && x.stream === 1)?.msg.telemetry.seq);
+    const unacked = await l.api.waitFor(
+      (r) => r.slice(mark).find((x) => x.msg.telemetry && x.stream === 1)?.msg.telemetry.seq,
+    );
     const connectsBefore = l.agent!.client.connects;
     l.api.autoAck = true; // the replica the agent reconnects to acks what it receives
     l.api.cut();
@@ -128,11 +187,23 @@ describe("agent end to end with a gRPC peer (kernel, netns)", () => {
   it("rolls back a version the API never confirms and reports ROLLED_BACK", async () => {
     const before = stripCounters(await l.list());
     l.api.autoConfirm = false;
-    l.api.send({ desiredState: { deploymentId: "d2", targetId: "t2", version: { ruleset: "edge", version: 2, checksum: "c2" }, policyJson: JSON.stringify(policy(lan, 2222)), confirmTimeoutSeconds: 2 } });
+    l.api.send({
+      desiredState: {
+        deploymentId: "d2",
+        targetId: "t2",
+        version: { ruleset: "edge", version: 2, checksum: "c2" },
+        policyJson: JSON.stringify(policy(lan, 2222)),
+        confirmTimeoutSeconds: 2,
+      },
+    });
     const applied = await l.api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2"));
     assert.equal(applied.msg.applyResult.status, "APPLY_STATUS_APPLYING");
     assert.match(await l.list(), /dport 2222 drop/);
-    const rolled = await l.api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2" && x.msg.applyResult.status !== "APPLY_STATUS_APPLYING"), 8000);
+    const rolled = await l.api.waitFor(
+      (r) =>
+        r.find((x) => x.msg.applyResult?.targetId === "t2" && x.msg.applyResult.status !== "APPLY_STATUS_APPLYING"),
+      8000,
+    );
     assert.equal(rolled.msg.applyResult.status, "APPLY_STATUS_ROLLED_BACK");
     assert.match(rolled.msg.applyResult.error, /confirm_timeout/);
     assert.equal(stripCounters(await l.list()), before);
@@ -141,7 +212,15 @@ describe("agent end to end with a gRPC peer (kernel, netns)", () => {
 
   it("reports a policy that does not validate as FAILED without touching the kernel", async () => {
     const before = stripCounters(await l.list());
-    l.api.send({ desiredState: { deploymentId: "d3", targetId: "t3", version: { ruleset: "edge", version: 3, checksum: "c3" }, policyJson: JSON.stringify({ chains: { input: { hook: "nope" } } }), confirmTimeoutSeconds: 2 } });
+    l.api.send({
+      desiredState: {
+        deploymentId: "d3",
+        targetId: "t3",
+        version: { ruleset: "edge", version: 3, checksum: "c3" },
+        policyJson: JSON.stringify({ chains: { input: { hook: "nope" } } }),
+        confirmTimeoutSeconds: 2,
+      },
+    });
     const r = await l.api.waitFor((x) => x.find((m) => m.msg.applyResult?.targetId === "t3"));
     assert.equal(r.msg.applyResult.status, "APPLY_STATUS_FAILED");
     assert.match(r.msg.applyResult.error, /invalid_policy/);

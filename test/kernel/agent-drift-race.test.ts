@@ -22,7 +22,13 @@ const policy = (lan: string, v: number) => ({
     input: {
       hook: "input",
       policy: "accept",
-      rules: [{ action: { type: "account", table: "lan" } }, ...Array.from({ length: v }, (_, i) => ({ match: { protocol: "tcp", dport: 2000 + v * 10 + i }, action: "drop" }))],
+      rules: [
+        { action: { type: "account", table: "lan" } },
+        ...Array.from({ length: v }, (_, i) => ({
+          match: { protocol: "tcp", dport: 2000 + v * 10 + i },
+          action: "drop",
+        })),
+      ],
     },
   },
 });
@@ -50,7 +56,15 @@ describe("agent drift checks never undo a confirmed apply (kernel, netns, grpc)"
 
     for (let v = 1; v <= VERSIONS; v++) {
       const json = JSON.stringify(policy(lan, v));
-      api.send({ desiredState: { deploymentId: `d${v}`, targetId: `t${v}`, version: { ruleset: "edge", version: v, checksum: `c${v}` }, policyJson: json, confirmTimeoutSeconds: 30 } });
+      api.send({
+        desiredState: {
+          deploymentId: `d${v}`,
+          targetId: `t${v}`,
+          version: { ruleset: "edge", version: v, checksum: `c${v}` },
+          policyJson: json,
+          confirmTimeoutSeconds: 30,
+        },
+      });
       // Drift checks back to back (bounded) until the version is applied, then a few more
       // while the agent records it as confirmed.
       let after = -1;
@@ -60,7 +74,9 @@ describe("agent drift checks never undo a confirmed apply (kernel, netns, grpc)"
         if (after >= 0) after++;
         else if (api.received.some((x) => x.msg.applyResult?.targetId === `t${v}`)) after = 0;
       }
-      const res = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === `t${v}` && x.msg.applyResult.status !== "APPLY_STATUS_APPLYING"));
+      const res = await api.waitFor((r) =>
+        r.find((x) => x.msg.applyResult?.targetId === `t${v}` && x.msg.applyResult.status !== "APPLY_STATUS_APPLYING"),
+      );
       assert.equal(res.msg.applyResult.status, "APPLY_STATUS_APPLIED", res.msg.applyResult.error);
       // Let everything queued behind the lock finish, then one more check.
       await agent.applier.exclusive(async () => undefined);

@@ -21,8 +21,25 @@ import { createLab, type NetnsLab } from "../support/netns.ts";
 import { TestApi } from "../support/test-api.ts";
 import { BIN } from "../support/fleet-processes.ts";
 
-const policy = (port: number) => ({ description: `enospc ${port}`, chains: { input: { hook: "input", policy: "accept", rules: [{ comment: `port-${port}`, match: { protocol: "tcp", dport: port }, action: "drop" }] } } });
-const desired = (n: number, port: number) => ({ desiredState: { deploymentId: `d${n}`, targetId: `t${n}`, version: { ruleset: "edge", version: n, checksum: `c${n}` }, policyJson: JSON.stringify(policy(port)), confirmTimeoutSeconds: 30 } });
+const policy = (port: number) => ({
+  description: `enospc ${port}`,
+  chains: {
+    input: {
+      hook: "input",
+      policy: "accept",
+      rules: [{ comment: `port-${port}`, match: { protocol: "tcp", dport: port }, action: "drop" }],
+    },
+  },
+});
+const desired = (n: number, port: number) => ({
+  desiredState: {
+    deploymentId: `d${n}`,
+    targetId: `t${n}`,
+    version: { ruleset: "edge", version: n, checksum: `c${n}` },
+    policyJson: JSON.stringify(policy(port)),
+    confirmTimeoutSeconds: 30,
+  },
+});
 
 describe("agent with a full state dir (tmpfs in a private mount namespace, kernel, grpc)", () => {
   let lab: NetnsLab;
@@ -43,9 +60,12 @@ describe("agent with a full state dir (tmpfs in a private mount namespace, kerne
     child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
     child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
   }
-  const list = async () => (await lab.nft(ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true })).stdout;
+  const list = async () =>
+    (await lab.nft(ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true })).stdout;
   const resultOf = (t: string, pred: (s: string) => boolean = () => true) =>
-    api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === t && pred(x.msg.applyResult.status)), 20_000).catch((e: Error) => assert.fail(`${e.message}\n${out.slice(-3000)}`));
+    api
+      .waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === t && pred(x.msg.applyResult.status)), 20_000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${out.slice(-3000)}`));
 
   /** Fill the tmpfs until the kernel says ENOSPC (bounded: it is 256 KiB). */
   async function fill(): Promise<void> {
@@ -69,7 +89,9 @@ describe("agent with a full state dir (tmpfs in a private mount namespace, kerne
   async function alive(): Promise<void> {
     const n = api.of("drift").length;
     api.send({ checkDrift: {} });
-    await api.waitFor((r) => r.filter((x) => x.msg.drift).length > n, 20_000).catch((e: Error) => assert.fail(`${e.message}\n${out.slice(-3000)}`));
+    await api
+      .waitFor((r) => r.filter((x) => x.msg.drift).length > n, 20_000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${out.slice(-3000)}`));
     assert.equal(exited(), false, `the agent exited:\n${out.slice(-3000)}`);
   }
 
@@ -79,16 +101,48 @@ describe("agent with a full state dir (tmpfs in a private mount namespace, kerne
     dir = await mkdtemp(join(tmpdir(), "palisade-enospc-"));
     api = new TestApi();
     await api.start();
-    argv = [process.execPath, BIN, "agent", "--server", `127.0.0.1:${api.port}`, "--enroll-token", "good-token", "--state-dir", dir, "--name", "edge-full", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0"];
+    argv = [
+      process.execPath,
+      BIN,
+      "agent",
+      "--server",
+      `127.0.0.1:${api.port}`,
+      "--enroll-token",
+      "good-token",
+      "--state-dir",
+      dir,
+      "--name",
+      "edge-full",
+      "--netns",
+      ns,
+      "--telemetry-interval",
+      "60",
+      "--drift-interval",
+      "0",
+    ];
     // sh mounts the tmpfs inside the new mount namespace, says so, then becomes `sleep` (exec:
     // same pid) to hold the namespace; killed in after().
-    holder = spawn("unshare", ["-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs -o size=256k,mode=0700 palisade-enospc "$0" && echo mounted && exec sleep 900', dir], { stdio: ["ignore", "pipe", "inherit"] });
+    holder = spawn(
+      "unshare",
+      [
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs -o size=256k,mode=0700 palisade-enospc "$0" && echo mounted && exec sleep 900',
+        dir,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
     await new Promise<void>((resolve, reject) => {
       holder.stdout!.once("data", () => resolve());
       holder.once("exit", (c) => reject(new Error(`tmpfs holder exited (${c})`)));
     });
     startAgent();
-    await api.waitFor((r) => r.find((x) => x.msg.hello), 30_000).catch((e: Error) => assert.fail(`${e.message}\n${out}`));
+    await api
+      .waitFor((r) => r.find((x) => x.msg.hello), 30_000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${out}`));
     // The real dir stays empty: the agent writes into its own tmpfs.
     assert.deepEqual(await readdir(dir), []);
     api.send(desired(1, 1111));
@@ -128,14 +182,21 @@ describe("agent with a full state dir (tmpfs in a private mount namespace, kerne
     api.send({ confirm: { deploymentId: "d3", targetId: "t3" } });
     const r = await resultOf("t3", (s) => s !== "APPLY_STATUS_APPLYING");
     assert.equal(r.msg.applyResult.status, "APPLY_STATUS_ROLLED_BACK", r.msg.applyResult.error);
-    assert.match(r.msg.applyResult.error, /^state_error: cannot record the confirmed apply.*ENOSPC.*previous ruleset restored/);
+    assert.match(
+      r.msg.applyResult.error,
+      /^state_error: cannot record the confirmed apply.*ENOSPC.*previous ruleset restored/,
+    );
     const k = await list();
     assert.match(k, /port-1111/);
     assert.doesNotMatch(k, /port-3333/);
     await alive();
     // The drift check compared against v1 (the recorded version), not the unrecorded v3.
     assert.equal(api.of("drift").at(-1)!.msg.drift.drifted, false);
-    assert.deepEqual((await readdir(inside())).filter((f) => f === "pending.json"), [], "no pending apply left behind");
+    assert.deepEqual(
+      (await readdir(inside())).filter((f) => f === "pending.json"),
+      [],
+      "no pending apply left behind",
+    );
     api.autoConfirm = true;
     await free();
   });
@@ -152,7 +213,9 @@ describe("agent with a full state dir (tmpfs in a private mount namespace, kerne
     assert.match(await list(), /port-4444/, "SIGKILL left the unconfirmed version in the kernel");
     const streams = Math.max(0, ...api.received.map((x) => x.stream));
     startAgent();
-    const r = await api.waitFor((rs) => rs.find((x) => x.stream > streams && x.msg.applyResult?.targetId === "t4"), 30_000).catch((e: Error) => assert.fail(`${e.message}\n${out.slice(-3000)}`));
+    const r = await api
+      .waitFor((rs) => rs.find((x) => x.stream > streams && x.msg.applyResult?.targetId === "t4"), 30_000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${out.slice(-3000)}`));
     assert.equal(r.msg.applyResult.status, "APPLY_STATUS_ROLLED_BACK", r.msg.applyResult.error);
     assert.match(r.msg.applyResult.error, /^agent_restarted: /);
     const hello = api.received.find((x) => x.stream === r.stream && x.msg.hello)!;
@@ -161,7 +224,11 @@ describe("agent with a full state dir (tmpfs in a private mount namespace, kerne
     assert.match(k, /port-1111/);
     assert.doesNotMatch(k, /port-4444/);
     await alive();
-    assert.deepEqual((await readdir(inside())).filter((f) => f === "pending.json"), [], "no pending apply left behind");
+    assert.deepEqual(
+      (await readdir(inside())).filter((f) => f === "pending.json"),
+      [],
+      "no pending apply left behind",
+    );
     api.autoConfirm = true;
     await free();
   });

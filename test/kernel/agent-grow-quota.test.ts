@@ -47,8 +47,16 @@ describe("growing quotas: compiled policy -> agent reading -> reset (kernel, net
           hook: "input",
           rules: [
             { comment: "plain", match: { protocol: "udp", dport: 9400 }, action: { type: "counter", name: "bt" } },
-            { comment: "bytes", match: { protocol: "udp", dport: 9400, quota: { name: "bt" } }, action: { type: "mark", value: 1 } },
-            { comment: "packets", match: { protocol: "udp", dport: 9400, quota: { name: "pk" } }, action: { type: "mark", value: 2 } },
+            {
+              comment: "bytes",
+              match: { protocol: "udp", dport: 9400, quota: { name: "bt" } },
+              action: { type: "mark", value: 1 },
+            },
+            {
+              comment: "packets",
+              match: { protocol: "udp", dport: 9400, quota: { name: "pk" } },
+              action: { type: "mark", value: 2 },
+            },
             { comment: "budget", match: { protocol: "udp", dport: 9400, quota: { name: "budget" } }, action: "accept" },
           ],
         },
@@ -56,7 +64,13 @@ describe("growing quotas: compiled policy -> agent reading -> reset (kernel, net
     });
     const log = memoryLog("warn");
     const spool = await Spool.open(dir, { maxBytes: 1 << 22, maxBatches: 100 }, log);
-    const c = await Collector.create({ driver: { netns: server }, spool, epoch: "grow", log, resumeFile: join(dir, "resume.json") });
+    const c = await Collector.create({
+      driver: { netns: server },
+      spool,
+      epoch: "grow",
+      log,
+      resumeFile: join(dir, "resume.json"),
+    });
     const N = 9;
     await lab.sendUdp(client, link.b.ip4, 9400, { count: N, size: PAYLOAD });
     const b = await c.collect();
@@ -64,9 +78,23 @@ describe("growing quotas: compiled policy -> agent reading -> reset (kernel, net
     const q = new Map(b.quotas.map((x) => [x.name, x]));
     // uint64 fields are decimal strings on the wire (src/protocol: no precision loss).
     assert.deepEqual(q.get("bt"), { name: "bt", mode: "bytes", limit: "0", used: String(N * WIRE), grow: true });
-    assert.deepEqual(q.get("pk"), { name: "pk", mode: "packets", limit: "0", used: String(10 + N), grow: true }, "starts at its limit, counts packets");
-    assert.deepEqual(q.get("budget"), { name: "budget", mode: "bytes", limit: "1000000", used: String(N * WIRE), grow: false });
-    assert.deepEqual(b.counters.map((x) => [x.name, x.packets]), [["bt", String(N)]], "only the plain counter is a counter");
+    assert.deepEqual(
+      q.get("pk"),
+      { name: "pk", mode: "packets", limit: "0", used: String(10 + N), grow: true },
+      "starts at its limit, counts packets",
+    );
+    assert.deepEqual(q.get("budget"), {
+      name: "budget",
+      mode: "bytes",
+      limit: "1000000",
+      used: String(N * WIRE),
+      grow: false,
+    });
+    assert.deepEqual(
+      b.counters.map((x) => [x.name, x.packets]),
+      [["bt", String(N)]],
+      "only the plain counter is a counter",
+    );
 
     const drv = { netns: server };
     await resetQuotaByName("palisade", "bt", drv);
@@ -75,13 +103,24 @@ describe("growing quotas: compiled policy -> agent reading -> reset (kernel, net
     assert.deepEqual(await namedCounter(lab, server, "quota_bt_grow_bytes"), { packets: 0, bytes: 0 });
     assert.deepEqual(await namedCounter(lab, server, "quota_pk_grow_packets"), { packets: 0, bytes: 0 });
     assert.equal((await readQuota("inet", "palisade", "budget", drv)).used, 0);
-    assert.deepEqual(await namedCounter(lab, server, "bt"), { packets: N, bytes: N * WIRE }, "the plain counter of the same name is untouched");
-    await assert.rejects(resetQuotaByName("palisade", "nope", drv), (e) => e instanceof AgentError && e.code === "unknown_quota" && /nope/.test(e.message));
+    assert.deepEqual(
+      await namedCounter(lab, server, "bt"),
+      { packets: N, bytes: N * WIRE },
+      "the plain counter of the same name is untouched",
+    );
+    await assert.rejects(
+      resetQuotaByName("palisade", "nope", drv),
+      (e) => e instanceof AgentError && e.code === "unknown_quota" && /nope/.test(e.message),
+    );
 
     await lab.sendUdp(client, link.b.ip4, 9400, { count: 2, size: PAYLOAD });
     const after = await c.collect();
     assert.ok(after);
     const q2 = new Map(after.quotas.map((x) => [x.name, x.used]));
-    assert.deepEqual([q2.get("bt"), q2.get("pk"), q2.get("budget")], [String(2 * WIRE), "2", String(2 * WIRE)], "counting again from zero");
+    assert.deepEqual(
+      [q2.get("bt"), q2.get("pk"), q2.get("budget")],
+      [String(2 * WIRE), "2", String(2 * WIRE)],
+      "counting again from zero",
+    );
   });
 });

@@ -45,7 +45,13 @@ const policyV2 = {
     input: {
       hook: "input",
       policy: "accept",
-      rules: [{ comment: "logmark7", match: { protocol: "udp", dport: 9504 }, action: { type: "logmark", prefix: "G7 ", group: 7 } }],
+      rules: [
+        {
+          comment: "logmark7",
+          match: { protocol: "udp", dport: 9504 },
+          action: { type: "logmark", prefix: "G7 ", group: 7 },
+        },
+      ],
     },
   },
 };
@@ -71,21 +77,57 @@ describe("agent log groups follow the applied ruleset; missing programs are repo
   const start = async (name: string, ns: string, path?: string) => {
     const dir = await tempDir("palisade-loggroups-");
     const token = await f.enrollmentToken({ test: "loggroups" });
-    const args = ["--server", `127.0.0.1:${f.replicas[0]!.port}`, "--enroll-token", token, "--state-dir", dir, "--name", name, "--netns", ns, "--telemetry-interval", "1", "--drift-interval", "0"];
-    const a = await startAgent(loadConfig(args, {}), { log: memoryLog("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500, ...(path ? { path } : {}) });
+    const args = [
+      "--server",
+      `127.0.0.1:${f.replicas[0]!.port}`,
+      "--enroll-token",
+      token,
+      "--state-dir",
+      dir,
+      "--name",
+      name,
+      "--netns",
+      ns,
+      "--telemetry-interval",
+      "1",
+      "--drift-interval",
+      "0",
+    ];
+    const a = await startAgent(loadConfig(args, {}), {
+      log: memoryLog("warn"),
+      backoff: { initialMs: 100, maxMs: 500 },
+      heartbeatMs: 500,
+      ...(path ? { path } : {}),
+    });
     agents.push(a);
     return a;
   };
   const logs = async (host: string, prefix: string) =>
-    ((await f.t.req("GET", `/v1/logs?host=${host}&prefix=${encodeURIComponent(prefix)}&limit=100`)).json() as { items: LogItem[] }).items;
+    (
+      (await f.t.req("GET", `/v1/logs?host=${host}&prefix=${encodeURIComponent(prefix)}&limit=100`)).json() as {
+        items: LogItem[];
+      }
+    ).items;
   const deploy = async (ruleset: string, version: number, host: string) => {
-    const r = await f.t.req("POST", "/v1/deployments", { as: "operator", body: { ruleset, version, selector: { hosts: [host] }, strategy: { canary: 0, batchSize: 1 } } });
+    const r = await f.t.req("POST", "/v1/deployments", {
+      as: "operator",
+      body: { ruleset, version, selector: { hosts: [host] }, strategy: { canary: 0, batchSize: 1 } },
+    });
     assert.equal(r.statusCode, 202, r.body);
     const id = (r.json() as { id: string }).id;
-    await waitFor(async () => ((await f.t.req("GET", `/v1/deployments/${id}`)).json() as { status: string }).status === "succeeded", 60_000, `deployment ${id}`, 100);
+    await waitFor(
+      async () => ((await f.t.req("GET", `/v1/deployments/${id}`)).json() as { status: string }).status === "succeeded",
+      60_000,
+      `deployment ${id}`,
+      100,
+    );
   };
   const hostCaps = async (name: string) =>
-    ((await f.t.req("GET", `/v1/hosts/${name}`)).json() as { capabilities: { unavailable?: { program: string; reason: string }[] } }).capabilities;
+    (
+      (await f.t.req("GET", `/v1/hosts/${name}`)).json() as {
+        capabilities: { unavailable?: { program: string; reason: string }[] };
+      }
+    ).capabilities;
 
   before(async () => {
     f = await startFleet({ replicas: 1 });
@@ -116,11 +158,22 @@ describe("agent log groups follow the applied ruleset; missing programs are repo
     await lab.sendUdp(client, link.b.ip4, 9501, { count: 3, size: 20 });
     await lab.sendUdp(client, link.b.ip4, 9503, { count: 2, size: 20 });
     await lab.tcpConnect(client, link.b.ip4, 9502);
-    let lm: LogItem[] = [], lg: LogItem[] = [], ps: LogItem[] = [];
-    await waitFor(async () => {
-      [lm, lg, ps] = await Promise.all([logs("logs-edge", "LM "), logs("logs-edge", "LOG "), logs("logs-edge", "Portscan:")]);
-      return lm.length >= 3 && lg.length >= 2 && ps.length >= 1;
-    }, 30_000, "LOGMARK, log and Portscan: events in /v1/logs", 200).catch(() => undefined);
+    let lm: LogItem[] = [],
+      lg: LogItem[] = [],
+      ps: LogItem[] = [];
+    await waitFor(
+      async () => {
+        [lm, lg, ps] = await Promise.all([
+          logs("logs-edge", "LM "),
+          logs("logs-edge", "LOG "),
+          logs("logs-edge", "Portscan:"),
+        ]);
+        return lm.length >= 3 && lg.length >= 2 && ps.length >= 1;
+      },
+      30_000,
+      "LOGMARK, log and Portscan: events in /v1/logs",
+      200,
+    ).catch(() => undefined);
     assert.equal(lm.length, 3, "LOGMARK events");
     for (const e of lm) assert.deepEqual([e.mark, e.fields.dport, e.fields.saddr], [0x2a, 9501, link.a.ip4]);
     assert.equal(lg.length, 2, "log action events");
@@ -140,7 +193,9 @@ describe("agent log groups follow the applied ruleset; missing programs are repo
     assert.deepEqual(agent.logGroups.groups(), [7], "group 2 released, group 7 read");
     await lab.sendUdp(client, link.b.ip4, 9504, { count: 2, size: 20 });
     let g7: LogItem[] = [];
-    await waitFor(async () => (g7 = await logs("groups-edge", "G7 ")).length >= 2, 30_000, "group 7 events", 200).catch(() => undefined);
+    await waitFor(async () => (g7 = await logs("groups-edge", "G7 ")).length >= 2, 30_000, "group 7 events", 200).catch(
+      () => undefined,
+    );
     assert.equal(g7.length, 2);
 
     // An apply that is never confirmed rolls back (the agent's own commit-confirmed path):
@@ -170,24 +225,40 @@ describe("agent log groups follow the applied ruleset; missing programs are repo
     const { server: ns1 } = await lab.pair();
     await start("notcpdump-edge", ns1, bare);
     let caps = await hostCaps("notcpdump-edge");
-    assert.deepEqual(caps.unavailable, [{ program: "tcpdump", reason: "log events unavailable: tcpdump not installed" }]);
+    assert.deepEqual(caps.unavailable, [
+      { program: "tcpdump", reason: "log events unavailable: tcpdump not installed" },
+    ]);
 
     // A tcpdump that fails the way it does under a bounding set without CAP_SETUID/SETGID,
     // with a log rule already in the kernel when the agent starts.
     const failing = await tempDir("palisade-path-");
     for (const p of ["nft", "ip", "conntrack"]) await symlink(findProgram(p)!, join(failing, p));
-    await writeFile(join(failing, "tcpdump"), "#!/bin/sh\necho \"tcpdump: Couldn't change to 'tcpdump' uid=108 gid=111: Operation not permitted\" >&2\nexit 1\n");
+    await writeFile(
+      join(failing, "tcpdump"),
+      "#!/bin/sh\necho \"tcpdump: Couldn't change to 'tcpdump' uid=108 gid=111: Operation not permitted\" >&2\nexit 1\n",
+    );
     await chmod(join(failing, "tcpdump"), 0o755);
     const { server: ns2 } = await lab.pair();
-    await lab.nft(ns2, ["-f", "-"], `table inet palisade {\n chain input { type filter hook input priority 0; udp dport 9 log prefix "x" group 3; }\n}\n`);
+    await lab.nft(
+      ns2,
+      ["-f", "-"],
+      `table inet palisade {\n chain input { type filter hook input priority 0; udp dport 9 log prefix "x" group 3; }\n}\n`,
+    );
     await start("badtcpdump-edge", ns2, failing);
     caps = await hostCaps("badtcpdump-edge");
     assert.deepEqual(caps.unavailable, [
-      { program: "tcpdump", reason: "log events of NFLOG group 3 unavailable: tcpdump exited (code 1): tcpdump: Couldn't change to 'tcpdump' uid=108 gid=111: Operation not permitted" },
+      {
+        program: "tcpdump",
+        reason:
+          "log events of NFLOG group 3 unavailable: tcpdump exited (code 1): tcpdump: Couldn't change to 'tcpdump' uid=108 gid=111: Operation not permitted",
+      },
     ]);
 
     const cli = (host: string) =>
-      promisify(execFile)(process.execPath, [BIN, "hosts", "show", host], { env: { ...process.env, PALISADE_URL: url, PALISADE_TOKEN: ROLE_TOKENS.viewer }, timeout: 60_000 });
+      promisify(execFile)(process.execPath, [BIN, "hosts", "show", host], {
+        env: { ...process.env, PALISADE_URL: url, PALISADE_TOKEN: ROLE_TOKENS.viewer },
+        timeout: 60_000,
+      });
     const shown = (await cli("notcpdump-edge")).stdout;
     assert.match(shown, /^notcpdump-edge \(/);
     assert.match(shown, /\n {2}unavailable:\n {4}log events unavailable: tcpdump not installed\n/);

@@ -36,7 +36,11 @@ describe("agent NFLOG reader (kernel, netns)", () => {
     const { client, server, link } = await lab.pair();
     const group = 40 + (process.pid % 100);
     const applier = new Applier(nftDriver({ netns: server }), memoryLog());
-    const r = await applier.safeApply({ text: fixtureText({ lan: link.net4, logGroup: group }), confirmTimeoutMs: 1000, confirmed: async () => true });
+    const r = await applier.safeApply({
+      text: fixtureText({ lan: link.net4, logGroup: group }),
+      confirmTimeoutMs: 1000,
+      confirmed: async () => true,
+    });
     assert.equal(r.status, "applied");
     const events: LogEvent[] = [];
     reader = new LogReader({ groups: [group], netns: server, log: memoryLog(), onEvents: (e) => events.push(...e) });
@@ -69,9 +73,21 @@ describe("agent NFLOG reader (kernel, netns)", () => {
           hook: "prerouting",
           rules: [
             { comment: "mark", match: { protocol: "udp", dport: 9401 }, action: { type: "mark", value: 0x2a } },
-            { comment: "ctmark", match: { protocol: "udp", dport: 9401 }, action: { type: "connmark", op: "set", value: 0x7 } },
-            { comment: "logmark", match: { protocol: "udp", dport: 9401 }, action: { type: "logmark", prefix: "LM ", group } },
-            { comment: "plain", match: { protocol: "udp", dport: 9402 }, action: { type: "logmark", prefix: "LM0 ", group } },
+            {
+              comment: "ctmark",
+              match: { protocol: "udp", dport: 9401 },
+              action: { type: "connmark", op: "set", value: 0x7 },
+            },
+            {
+              comment: "logmark",
+              match: { protocol: "udp", dport: 9401 },
+              action: { type: "logmark", prefix: "LM ", group },
+            },
+            {
+              comment: "plain",
+              match: { protocol: "udp", dport: 9402 },
+              action: { type: "logmark", prefix: "LM0 ", group },
+            },
           ],
         },
       },
@@ -102,16 +118,49 @@ describe("agent NFLOG reader (kernel, netns)", () => {
   });
 
   it("bounds conntrack lookups: argv, cache, in-flight sharing, rate cap with a logged skip count", async () => {
-    const t = { family: 4 as const, protocol: "udp" as const, saddr: "10.0.0.1", daddr: "10.0.0.2", sport: 1000, dport: 53 };
-    assert.deepEqual(conntrackArgs(t), ["-G", "-p", "udp", "-s", "10.0.0.1", "-d", "10.0.0.2", "--sport", "1000", "--dport", "53"]);
-    assert.equal(parseCtMark("udp      17 29 src=10.0.0.1 dst=10.0.0.2 sport=1000 dport=53 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=53 dport=1000 mark=7 use=1\n"), 7);
+    const t = {
+      family: 4 as const,
+      protocol: "udp" as const,
+      saddr: "10.0.0.1",
+      daddr: "10.0.0.2",
+      sport: 1000,
+      dport: 53,
+    };
+    assert.deepEqual(conntrackArgs(t), [
+      "-G",
+      "-p",
+      "udp",
+      "-s",
+      "10.0.0.1",
+      "-d",
+      "10.0.0.2",
+      "--sport",
+      "1000",
+      "--dport",
+      "53",
+    ]);
+    assert.equal(
+      parseCtMark(
+        "udp      17 29 src=10.0.0.1 dst=10.0.0.2 sport=1000 dport=53 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=53 dport=1000 mark=7 use=1\n",
+      ),
+      7,
+    );
     assert.equal(parseCtMark(""), undefined);
     let now = 1_000_000;
     const calls: string[][] = [];
     const log = memoryLog();
     const ct = new CtMarkLookup({
-      netns: "nsX", log, maxPerSecond: 3, ttlMs: 500, cacheSize: 2, reportEveryMs: 0, now: () => now,
-      run: async (file, args) => { calls.push([file, ...args]); return "udp 17 29 src=x mark=9 use=1"; },
+      netns: "nsX",
+      log,
+      maxPerSecond: 3,
+      ttlMs: 500,
+      cacheSize: 2,
+      reportEveryMs: 0,
+      now: () => now,
+      run: async (file, args) => {
+        calls.push([file, ...args]);
+        return "udp 17 29 src=x mark=9 use=1";
+      },
     });
     const [a, b] = await Promise.all([ct.lookup(t), ct.lookup(t)]);
     assert.deepEqual([a, b], [9, 9]);
@@ -122,14 +171,27 @@ describe("agent NFLOG reader (kernel, netns)", () => {
     for (let i = 0; i < 10; i++) await ct.lookup({ ...t, sport: 2000 + i });
     assert.equal(calls.length, 3, "capped at 3 per second");
     assert.equal(ct.skipped, 8);
-    assert.ok(log.lines.some((l) => l.level === 40 && /skipped/.test(String(l.msg))), JSON.stringify(log.lines));
+    assert.ok(
+      log.lines.some((l) => l.level === 40 && /skipped/.test(String(l.msg))),
+      JSON.stringify(log.lines),
+    );
     now += 1000;
     assert.equal(await ct.lookup({ ...t, sport: 3000 }), 9);
     assert.equal(calls.length, 4, "a new second allows lookups again");
     // A reply packet misses by its own tuple; the swapped (original) tuple finds the entry.
     const seen: string[] = [];
-    const ct2 = new CtMarkLookup({ log, now: () => now, run: async (_f, args) => { seen.push(args.join(" ")); return args.includes("10.0.0.2") && args.indexOf("10.0.0.2") > args.indexOf("10.0.0.1") ? "mark=5" : undefined; } });
+    const ct2 = new CtMarkLookup({
+      log,
+      now: () => now,
+      run: async (_f, args) => {
+        seen.push(args.join(" "));
+        return args.includes("10.0.0.2") && args.indexOf("10.0.0.2") > args.indexOf("10.0.0.1") ? "mark=5" : undefined;
+      },
+    });
     assert.equal(await ct2.lookup({ ...t, saddr: "10.0.0.2", daddr: "10.0.0.1", sport: 53, dport: 1000 }), 5);
-    assert.deepEqual(seen, ["-G -p udp -s 10.0.0.2 -d 10.0.0.1 --sport 53 --dport 1000", "-G -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 1000 --dport 53"]);
+    assert.deepEqual(seen, [
+      "-G -p udp -s 10.0.0.2 -d 10.0.0.1 --sport 53 --dport 1000",
+      "-G -p udp -s 10.0.0.1 -d 10.0.0.2 --sport 1000 --dport 53",
+    ]);
   });
 });

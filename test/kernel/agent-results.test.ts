@@ -22,7 +22,10 @@ const policy = (lan: string, extraPort?: number) => ({
     input: {
       hook: "input",
       policy: "accept",
-      rules: [{ action: { type: "account", table: "lan" } }, ...(extraPort ? [{ match: { protocol: "tcp", dport: extraPort }, action: "drop" }] : [])],
+      rules: [
+        { action: { type: "account", table: "lan" } },
+        ...(extraPort ? [{ match: { protocol: "tcp", dport: extraPort }, action: "drop" }] : []),
+      ],
     },
   },
 });
@@ -54,7 +57,8 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     }
     assert.fail(`timed out waiting for ${what}`);
   };
-  const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once("exit", (code) => r(code))));
+  const exited = (c: ChildProcess) =>
+    new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once("exit", (code) => r(code))));
 
   before(async () => {
     l = await openAgentLab({ name: "agent-results" });
@@ -70,20 +74,47 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
   it("a rollback that happens while the API is unreachable is reported on the next stream, right after Hello", async () => {
     const api = l.api;
     port = api.port;
-    const agent = await l.start(["--name", "edge-r"]);
+    const _agent = await l.start(["--name", "edge-r"]);
     await api.waitFor((r) => r.find((x) => x.msg.hello));
-    api.send({ desiredState: { deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, policyJson: JSON.stringify(policy(lan)), confirmTimeoutSeconds: 30 } });
-    await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"));
+    api.send({
+      desiredState: {
+        deploymentId: "d1",
+        targetId: "t1",
+        version: { ruleset: "edge", version: 1, checksum: "c1" },
+        policyJson: JSON.stringify(policy(lan)),
+        confirmTimeoutSeconds: 30,
+      },
+    });
+    await api.waitFor((r) =>
+      r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"),
+    );
 
     api.autoConfirm = false;
-    api.send({ desiredState: { deploymentId: "d2", targetId: "t2", version: { ruleset: "edge", version: 2, checksum: "c2" }, policyJson: JSON.stringify(policy(lan, 2222)), confirmTimeoutSeconds: 2 } });
-    assert.equal((await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2"))).msg.applyResult.status, "APPLY_STATUS_APPLYING");
+    api.send({
+      desiredState: {
+        deploymentId: "d2",
+        targetId: "t2",
+        version: { ruleset: "edge", version: 2, checksum: "c2" },
+        policyJson: JSON.stringify(policy(lan, 2222)),
+        confirmTimeoutSeconds: 2,
+      },
+    });
+    assert.equal(
+      (await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2"))).msg.applyResult.status,
+      "APPLY_STATUS_APPLYING",
+    );
     assert.match(await list(), /dport 2222 drop/);
     // The replica goes away before the confirm timeout: the agent rolls back on its own.
     await api.stop();
     await until("the rollback in the kernel", async () => !/dport 2222/.test(await list()));
-    await until("the ROLLED_BACK result kept in the state dir", async () => /APPLY_STATUS_ROLLED_BACK/.test(await outbox()));
-    assert.equal(api.received.filter((x) => x.msg.applyResult?.targetId === "t2").length, 1, "only APPLYING reached the old stream");
+    await until("the ROLLED_BACK result kept in the state dir", async () =>
+      /APPLY_STATUS_ROLLED_BACK/.test(await outbox()),
+    );
+    assert.equal(
+      api.received.filter((x) => x.msg.applyResult?.targetId === "t2").length,
+      1,
+      "only APPLYING reached the old stream",
+    );
 
     const back = await newApi(port);
     const rolled = await back.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t2"));
@@ -99,14 +130,42 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
   it("a shutdown's rollback is kept across an agent restart (new process, same state dir)", async () => {
     const api = await newApi(port);
     api.autoConfirm = false;
-    const argv = [BIN, "agent", "--server", `127.0.0.1:${port}`, "--state-dir", dir, "--name", "edge-r", "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0", "--log-level", "warn"];
+    const argv = [
+      BIN,
+      "agent",
+      "--server",
+      `127.0.0.1:${port}`,
+      "--state-dir",
+      dir,
+      "--name",
+      "edge-r",
+      "--netns",
+      ns,
+      "--telemetry-interval",
+      "60",
+      "--drift-interval",
+      "0",
+      "--log-level",
+      "warn",
+    ];
     const first = spawn(process.execPath, argv, { stdio: ["ignore", "ignore", "pipe"] });
     children.push(first);
     let err1 = "";
     first.stderr!.on("data", (d: Buffer) => (err1 += d.toString()));
     await api.waitFor((r) => r.find((x) => x.msg.hello), 30_000);
-    api.send({ desiredState: { deploymentId: "d3", targetId: "t3", version: { ruleset: "edge", version: 3, checksum: "c3" }, policyJson: JSON.stringify(policy(lan, 3333)), confirmTimeoutSeconds: 120 } });
-    assert.equal((await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t3"))).msg.applyResult.status, "APPLY_STATUS_APPLYING");
+    api.send({
+      desiredState: {
+        deploymentId: "d3",
+        targetId: "t3",
+        version: { ruleset: "edge", version: 3, checksum: "c3" },
+        policyJson: JSON.stringify(policy(lan, 3333)),
+        confirmTimeoutSeconds: 120,
+      },
+    });
+    assert.equal(
+      (await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t3"))).msg.applyResult.status,
+      "APPLY_STATUS_APPLYING",
+    );
     assert.match(await list(), /dport 3333 drop/);
     await api.stop();
     // Shutting down while unconfirmed rolls back; the stream is gone, so the result waits on disk.
@@ -120,7 +179,9 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     children.push(second);
     let err2 = "";
     second.stderr!.on("data", (d: Buffer) => (err2 += d.toString()));
-    const rolled = await back.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t3"), 30_000).catch((e: Error) => assert.fail(`${e.message}\n${err2}`));
+    const rolled = await back
+      .waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t3"), 30_000)
+      .catch((e: Error) => assert.fail(`${e.message}\n${err2}`));
     assert.equal(rolled.msg.applyResult.status, "APPLY_STATUS_ROLLED_BACK");
     assert.match(rolled.msg.applyResult.error, /confirm_timeout/);
     second.kill("SIGTERM");
@@ -132,9 +193,19 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     api.autoAckResults = false;
     await l.start(["--name", "edge-r"], { log: memoryLog("warn") }, `127.0.0.1:${api.port}`);
     await api.waitFor((r) => r.find((x) => x.msg.hello));
-    api.send({ desiredState: { deploymentId: "d5", targetId: "t5", version: { ruleset: "edge", version: 5, checksum: "c5" }, policyJson: JSON.stringify(policy(lan, 5555)), confirmTimeoutSeconds: 30 } });
+    api.send({
+      desiredState: {
+        deploymentId: "d5",
+        targetId: "t5",
+        version: { ruleset: "edge", version: 5, checksum: "c5" },
+        policyJson: JSON.stringify(policy(lan, 5555)),
+        confirmTimeoutSeconds: 30,
+      },
+    });
     // APPLYING earns the Confirm; APPLIED follows once the agent recorded the commit.
-    const first = await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t5" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"));
+    const first = await api.waitFor((r) =>
+      r.find((x) => x.msg.applyResult?.targetId === "t5" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"),
+    );
     const id = first.msg.applyResult.resultId as string;
     assert.match(id, /^[0-9a-f-]{36}$/);
     // Confirmed (the apply stays), but the result is never acked: the stream closes first.
@@ -142,16 +213,23 @@ describe("agent results survive a lost stream and a restart (kernel, netns, grpc
     assert.match(await outbox(), new RegExp(id));
     api.cut();
 
-    const again = await api.waitFor((r) => r.find((x) => x.stream > first.stream && x.msg.applyResult?.resultId === id));
+    const again = await api.waitFor((r) =>
+      r.find((x) => x.stream > first.stream && x.msg.applyResult?.resultId === id),
+    );
     assert.equal(again.msg.applyResult.resultId, id, "the same result, not a new one");
     assert.equal(again.msg.applyResult.status, "APPLY_STATUS_APPLIED");
     const helloAt = api.received.findIndex((x) => x.stream === again.stream && x.msg.hello);
     assert.ok(helloAt >= 0 && helloAt < api.received.indexOf(again), "resent after Hello on the new stream");
-    assert.equal(api.received.filter((x) => x.stream === again.stream && x.msg.applyResult?.resultId === id).length, 1, "once per stream");
+    assert.equal(
+      api.received.filter((x) => x.stream === again.stream && x.msg.applyResult?.resultId === id).length,
+      1,
+      "once per stream",
+    );
     assert.match(await outbox(), new RegExp(id), "still kept: not acked yet");
 
     // Now the server acks: the entry goes, and no later stream carries it.
-    for (const x of api.received.filter((x) => x.msg.applyResult?.targetId === "t5")) api.send({ resultAck: { resultId: x.msg.applyResult.resultId } });
+    for (const x of api.received.filter((x) => x.msg.applyResult?.targetId === "t5"))
+      api.send({ resultAck: { resultId: x.msg.applyResult.resultId } });
     await until("the outbox emptied", async () => !(await outbox()).includes(id));
     await l.stopAgent();
     await api.stop();

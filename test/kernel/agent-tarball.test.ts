@@ -21,7 +21,15 @@ import { Redis } from "ioredis";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
 import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
 import { setprivArgs, unitNodeFlags, unitPrivileges } from "../support/unit-privileges.ts";
-import { freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "../support/fleet-processes.ts";
+import {
+  freePort,
+  killReplica,
+  startBalancer,
+  startReplica,
+  waitUntil,
+  type Balancer,
+  type Replica,
+} from "../support/fleet-processes.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
@@ -64,22 +72,40 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
   let clientIp = "";
   let lan = "";
 
-  async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+    // eslint-disable-line @typescript-eslint/no-explicit-any
     const res = await fetch(`http://127.0.0.1:${replica!.httpPort}${path}`, {
       method,
-      headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      headers: {
+        authorization: `Bearer ${ADMIN}`,
+        ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(15_000),
     });
     const json = (await res.json()) as T;
-    if (res.status >= 500) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}\n${replica!.out().split("\n").filter((l) => !/"level":30/.test(l)).join("\n").slice(-4000)}`);
+    if (res.status >= 500)
+      throw new Error(
+        `${method} ${path}: ${res.status} ${JSON.stringify(json)}\n${replica!
+          .out()
+          .split("\n")
+          .filter((l) => !/"level":30/.test(l))
+          .join("\n")
+          .slice(-4000)}`,
+      );
     return { status: res.status, json };
   }
 
   before(async () => {
     // Pack exactly as `npm run pack:agent` does.
-    execFileSync(process.execPath, [join(ROOT, "scripts/build.mjs"), "agent"], { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
-    tarball = execFileSync(process.execPath, [join(ROOT, "scripts/pack-agent.mjs")], { cwd: ROOT, encoding: "utf8" }).trim();
+    execFileSync(process.execPath, [join(ROOT, "scripts/build.mjs"), "agent"], {
+      cwd: ROOT,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    tarball = execFileSync(process.execPath, [join(ROOT, "scripts/pack-agent.mjs")], {
+      cwd: ROOT,
+      encoding: "utf8",
+    }).trim();
     work = mkdtempSync(join(tmpdir(), "palisade-tarball-"));
     chmodSync(work, 0o755);
     execFileSync("tar", ["-xzf", tarball, "-C", work]);
@@ -100,12 +126,24 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
 
     database = await createTestDatabase();
     const ports = { http: await freePort(), grpc: await freePort() };
-    replica = startReplica("A", ports, { DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, PALISADE_ADMIN_TOKEN: ADMIN, PALISADE_QUEUE_PREFIX: prefix });
-    await waitUntil(async () => (await fetch(`http://127.0.0.1:${ports.http}/healthz`).catch(() => undefined))?.ok, 60_000, `server up\n${replica.out()}`);
+    replica = startReplica("A", ports, {
+      DATABASE_URL: database.url,
+      REDIS_URL: TEST_REDIS_URL,
+      PALISADE_ADMIN_TOKEN: ADMIN,
+      PALISADE_QUEUE_PREFIX: prefix,
+    });
+    await waitUntil(
+      async () => (await fetch(`http://127.0.0.1:${ports.http}/healthz`).catch(() => undefined))?.ok,
+      60_000,
+      `server up\n${replica.out()}`,
+    );
     await waitUntil(async () => replica!.out().includes("agent gRPC server listening"), 30_000, "server gRPC");
     balancer = await startBalancer(join(tmpdir(), `palisade-tarball-${id}.sock`), () => [ports.grpc]);
-    lab.background(ns, ["socat", "TCP-LISTEN:50051,bind=127.0.0.1,fork,reuseaddr", `UNIX-CONNECT:${balancer.path}`], { maxLifetimeMs: 10 * 60_000 });
-    for (let i = 0; i < 100 && !(await lab.tcpConnect(ns, "127.0.0.1", 50051)); i++) await new Promise((r) => setTimeout(r, 100));
+    lab.background(ns, ["socat", "TCP-LISTEN:50051,bind=127.0.0.1,fork,reuseaddr", `UNIX-CONNECT:${balancer.path}`], {
+      maxLifetimeMs: 10 * 60_000,
+    });
+    for (let i = 0; i < 100 && !(await lab.tcpConnect(ns, "127.0.0.1", 50051)); i++)
+      await new Promise((r) => setTimeout(r, 100));
   });
 
   after(async () => {
@@ -124,7 +162,14 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
 
   it("holds the bundle, its package.json and proto, the unit and install.sh: no node_modules", () => {
     const files = unpacked.filter((l) => !/ dir /.test(l)).map((l) => l.split(" ")[0]);
-    assert.deepEqual(files, ["README.md", "install.sh", "package.json", "palisade-agent.mjs", "palisade-agent.service", "proto/palisade/v1/agent.proto"]);
+    assert.deepEqual(files, [
+      "README.md",
+      "install.sh",
+      "package.json",
+      "palisade-agent.mjs",
+      "palisade-agent.service",
+      "proto/palisade/v1/agent.proto",
+    ]);
     const size = unpacked.reduce((n, l) => n + (Number(l.split(" ")[1]) || 0), 0);
     assert.ok(size < 15 * 1024 * 1024, `installed footprint ${size} bytes`);
   });
@@ -134,29 +179,67 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
     const token = await api("POST", "/v1/enrollment-tokens", { labels: { via: "tarball" } });
     assert.equal(token.status, 201, `${JSON.stringify(token.json)}\n${replica!.out().slice(-3000)}`);
     const argv = [
-      "env", "-i", "-C", "/", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", `TMPDIR=${tmp}`, "HOME=/nonexistent",
-      "setpriv", ...setprivArgs(unitPrivileges(unit)),
-      process.execPath, ...unitNodeFlags(unit), join(top, "palisade-agent.mjs"),
-      "--server", "127.0.0.1:50051", "--enroll-token", token.json.token, "--state-dir", stateDir, "--name", HOST,
-      "--telemetry-interval", "1", "--drift-interval", "0",
+      "env",
+      "-i",
+      "-C",
+      "/",
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      `TMPDIR=${tmp}`,
+      "HOME=/nonexistent",
+      "setpriv",
+      ...setprivArgs(unitPrivileges(unit)),
+      process.execPath,
+      ...unitNodeFlags(unit),
+      join(top, "palisade-agent.mjs"),
+      "--server",
+      "127.0.0.1:50051",
+      "--enroll-token",
+      token.json.token,
+      "--state-dir",
+      stateDir,
+      "--name",
+      HOST,
+      "--telemetry-interval",
+      "1",
+      "--drift-interval",
+      "0",
     ];
     agent = lab.background(ns, argv, { maxLifetimeMs: 5 * 60_000 });
-    await waitUntil(async () => (await api("GET", `/v1/hosts/${HOST}`)).json.connection === "connected", 60_000, `agent connected\n${agent.output().slice(-3000)}`);
+    await waitUntil(
+      async () => (await api("GET", `/v1/hosts/${HOST}`)).json.connection === "connected",
+      60_000,
+      `agent connected\n${agent.output().slice(-3000)}`,
+    );
 
     const policy = {
       description: "tarball agent",
       accounting: { lan: { prefix: lan } },
-      chains: { input: { hook: "input", policy: "accept", rules: [{ comment: "tarball-marker", action: { type: "account", table: "lan" } }] } },
+      chains: {
+        input: {
+          hook: "input",
+          policy: "accept",
+          rules: [{ comment: "tarball-marker", action: { type: "account", table: "lan" } }],
+        },
+      },
     };
     assert.equal((await api("POST", "/v1/rulesets", { name: "tarball" })).status, 201);
     const push = await api("POST", "/v1/rulesets/tarball/versions", { policy });
     assert.equal(push.status, 201, JSON.stringify(push.json));
-    const dep = await api("POST", "/v1/deployments", { ruleset: "tarball", version: push.json.version, selector: { hosts: [HOST] }, strategy: { canary: 0, confirmTimeoutSeconds: 30 } });
+    const dep = await api("POST", "/v1/deployments", {
+      ruleset: "tarball",
+      version: push.json.version,
+      selector: { hosts: [HOST] },
+      strategy: { canary: 0, confirmTimeoutSeconds: 30 },
+    });
     assert.equal(dep.status, 202, JSON.stringify(dep.json));
-    const done = await waitUntil(async () => {
-      const d = (await api("GET", `/v1/deployments/${dep.json.id}`)).json as { status: string };
-      return ["succeeded", "failed", "cancelled"].includes(d.status) ? d : undefined;
-    }, 120_000, `deployment ends\n${agent.output().slice(-3000)}`);
+    const done = await waitUntil(
+      async () => {
+        const d = (await api("GET", `/v1/deployments/${dep.json.id}`)).json as { status: string };
+        return ["succeeded", "failed", "cancelled"].includes(d.status) ? d : undefined;
+      },
+      120_000,
+      `deployment ends\n${agent.output().slice(-3000)}`,
+    );
     assert.equal(done.status, "succeeded", `${JSON.stringify(done)}\n${agent.output().slice(-3000)}`);
     const kernel = (await lab.nft(ns, ["list", "table", "inet", "palisade"])).stdout;
     assert.match(kernel, /tarball-marker/);
@@ -164,11 +247,17 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
     const ping = await lab.ping(client, serverIp, { count: 10 });
     assert.equal(ping.received, ping.sent);
     // Echo requests from the client are the only packets into this namespace from its address.
-    const row = await waitUntil(async () => {
-      const r = await api("GET", `/v1/accounting/tables/lan?host=${HOST}`);
-      const item = (r.json as { items?: { ip: string; srcPackets: number; srcBytes: number }[] }).items?.find((x) => x.ip === clientIp);
-      return item && item.srcPackets >= ping.sent ? item : undefined;
-    }, 60_000, `counters for ${clientIp} in the API\n${agent.output().slice(-3000)}`);
+    const row = await waitUntil(
+      async () => {
+        const r = await api("GET", `/v1/accounting/tables/lan?host=${HOST}`);
+        const item = (r.json as { items?: { ip: string; srcPackets: number; srcBytes: number }[] }).items?.find(
+          (x) => x.ip === clientIp,
+        );
+        return item && item.srcPackets >= ping.sent ? item : undefined;
+      },
+      60_000,
+      `counters for ${clientIp} in the API\n${agent.output().slice(-3000)}`,
+    );
     assert.equal(row.srcPackets, ping.sent);
     assert.equal(row.srcBytes, ping.sent * 84);
     assert.doesNotMatch(agent.output(), /"level":(50|60)\b/);
@@ -185,8 +274,11 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
     const dest = mkdtempSync(join(tmpdir(), "palisade-tarball-dest-"));
     try {
       const out = await new Promise<string>((resolve, reject) =>
-        execFile(join(top, "install.sh"), ["--server", "api.example.net:50051", "--enroll-token", "tok-123"], { env: { ...process.env, DESTDIR: dest, PATH: `${join(process.execPath, "..")}:${process.env.PATH}` } }, (e, stdout, stderr) =>
-          e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout),
+        execFile(
+          join(top, "install.sh"),
+          ["--server", "api.example.net:50051", "--enroll-token", "tok-123"],
+          { env: { ...process.env, DESTDIR: dest, PATH: `${join(process.execPath, "..")}:${process.env.PATH}` } },
+          (e, stdout, stderr) => (e ? reject(new Error(`${e.message}\n${stderr}`)) : resolve(stdout)),
         ),
       );
       assert.match(out, /installed below/);
@@ -199,7 +291,10 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
       assert.match(unit, /^EnvironmentFile=-\/etc\/palisade\/agent\.env$/m);
       const envFile = join(dest, "etc/palisade/agent.env");
       assert.equal(statSync(envFile).mode & 0o777, 0o600);
-      assert.equal(readFileSync(envFile, "utf8"), "PALISADE_SERVER=api.example.net:50051\nPALISADE_ENROLL_TOKEN=tok-123\n");
+      assert.equal(
+        readFileSync(envFile, "utf8"),
+        "PALISADE_SERVER=api.example.net:50051\nPALISADE_ENROLL_TOKEN=tok-123\n",
+      );
     } finally {
       rmSync(dest, { recursive: true, force: true });
     }

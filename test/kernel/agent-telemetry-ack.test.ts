@@ -28,11 +28,24 @@ describe("agent telemetry ack timeout (kernel, netns, grpc)", () => {
     const dst = l.link!.b.ip4;
     const lan = l.link!.net4;
     api.autoAck = false; // this replica swallows the first delivery of every batch
-    const agent = await l.start(["--name", "edge-a", "--telemetry-ack-timeout", "1"], { log: memoryLog("error"), heartbeatMs: 200 });
+    const agent = await l.start(["--name", "edge-a", "--telemetry-ack-timeout", "1"], {
+      log: memoryLog("error"),
+      heartbeatMs: 200,
+    });
     await api.waitFor((r) => r.find((x) => x.msg.hello));
     // Something to report: a policy with accounting, then traffic it counts.
-    api.send({ desiredState: { deploymentId: "d1", targetId: "t1", version: { ruleset: "edge", version: 1, checksum: "c1" }, policyJson: JSON.stringify(policy(lan)), confirmTimeoutSeconds: 30 } });
-    await api.waitFor((r) => r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"));
+    api.send({
+      desiredState: {
+        deploymentId: "d1",
+        targetId: "t1",
+        version: { ruleset: "edge", version: 1, checksum: "c1" },
+        policyJson: JSON.stringify(policy(lan)),
+        confirmTimeoutSeconds: 30,
+      },
+    });
+    await api.waitFor((r) =>
+      r.find((x) => x.msg.applyResult?.targetId === "t1" && x.msg.applyResult.status === "APPLY_STATUS_APPLIED"),
+    );
     await lab.sendUdp(peer, dst, 7000, { count: 3, size: 64 });
     await agent.collector.collect();
     const first = await api.waitFor((r) => r.find((x) => x.msg.telemetry));
@@ -52,13 +65,30 @@ describe("agent telemetry ack timeout (kernel, netns, grpc)", () => {
     for (const f of files) bytes += (await stat(join(spool, f))).size;
     assert.ok(files.length > 0);
     const reported = api.received.length;
-    await api.waitFor((r) => r.slice(reported).find((x) => x.msg.heartbeat?.spoolBatches === String(files.length) && x.msg.heartbeat.spoolBytes === String(bytes)), 10_000);
+    await api.waitFor(
+      (r) =>
+        r
+          .slice(reported)
+          .find(
+            (x) =>
+              x.msg.heartbeat?.spoolBatches === String(files.length) && x.msg.heartbeat.spoolBytes === String(bytes),
+          ),
+      10_000,
+    );
     // Acking (every batch seen) empties the spool.
-    for (const s of new Set(api.of("telemetry").map((x) => x.msg.telemetry.seq as string))) api.send({ telemetryAck: { epoch: first.msg.telemetry.epoch, seq: s } });
+    for (const s of new Set(api.of("telemetry").map((x) => x.msg.telemetry.seq as string)))
+      api.send({ telemetryAck: { epoch: first.msg.telemetry.epoch, seq: s } });
     // Bounded wait on the spool's state (up to 30 s: the machines are shared and slow).
     const acked = () => [...new Set(api.of("telemetry").map((x) => String(x.msg.telemetry.seq)))].join(", ");
-    await waitFor(async () => (await l.spooled()).length === 0, 30_000, `acked batches to leave the spool (acked seqs: ${acked()})`);
+    await waitFor(
+      async () => (await l.spooled()).length === 0,
+      30_000,
+      `acked batches to leave the spool (acked seqs: ${acked()})`,
+    );
     const emptied = api.received.length;
-    await api.waitFor((r) => r.slice(emptied).find((x) => x.msg.heartbeat?.spoolBatches === "0" && x.msg.heartbeat.spoolBytes === "0"), 10_000);
+    await api.waitFor(
+      (r) => r.slice(emptied).find((x) => x.msg.heartbeat?.spoolBatches === "0" && x.msg.heartbeat.spoolBytes === "0"),
+      10_000,
+    );
   });
 });

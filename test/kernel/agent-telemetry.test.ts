@@ -73,24 +73,44 @@ describe("agent telemetry (kernel, netns)", () => {
   });
 
   const send = async (count: number, from = srcs, every = 20) => {
-    await lab.exec(sender, [process.execPath, "-e", SENDER, dst, "7000", String(count), String(PAYLOAD), String(every), ...from], { timeoutMs: 30_000 });
+    await lab.exec(
+      sender,
+      [process.execPath, "-e", SENDER, dst, "7000", String(count), String(PAYLOAD), String(every), ...from],
+      { timeoutMs: 30_000 },
+    );
     for (const s of from) sent.set(s, (sent.get(s) ?? 0) + count);
   };
   const keep = (b: TelemetryBatch | undefined) => {
     if (b) batches.set(Number(b.seq), b);
   };
   const sumRows = (table: string, ip: string) => {
-    let sb = 0, sp = 0, db = 0, dp = 0;
-    for (const b of batches.values()) for (const r of b.accounting) if (r.table === table && r.ip === ip) {
-      sb += Number(r.srcBytes); sp += Number(r.srcPackets); db += Number(r.dstBytes); dp += Number(r.dstPackets);
-    }
+    let sb = 0,
+      sp = 0,
+      db = 0,
+      dp = 0;
+    for (const b of batches.values())
+      for (const r of b.accounting)
+        if (r.table === table && r.ip === ip) {
+          sb += Number(r.srcBytes);
+          sp += Number(r.srcPackets);
+          db += Number(r.dstBytes);
+          dp += Number(r.dstPackets);
+        }
     return { sb, sp, db, dp };
   };
   const sumTable = (table: string) => {
-    let sb = 0, sp = 0, db = 0, dp = 0;
-    for (const b of batches.values()) for (const r of b.accounting) if (r.table === table) {
-      sb += Number(r.srcBytes); sp += Number(r.srcPackets); db += Number(r.dstBytes); dp += Number(r.dstPackets);
-    }
+    let sb = 0,
+      sp = 0,
+      db = 0,
+      dp = 0;
+    for (const b of batches.values())
+      for (const r of b.accounting)
+        if (r.table === table) {
+          sb += Number(r.srcBytes);
+          sp += Number(r.srcPackets);
+          db += Number(r.dstBytes);
+          dp += Number(r.dstPackets);
+        }
     return { sb, sp, db, dp };
   };
 
@@ -100,10 +120,19 @@ describe("agent telemetry (kernel, netns)", () => {
     const state = await StateDir.open(dir);
     const epoch = await state.epoch();
     const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 1000 }, log);
-    const collector = await Collector.create({ driver: drv, spool, epoch, log, resumeFile: state.path("telemetry-resume.json") });
+    const collector = await Collector.create({
+      driver: drv,
+      spool,
+      epoch,
+      log,
+      resumeFile: state.path("telemetry-resume.json"),
+    });
     const applier = new Applier(nftDriver(drv), log, { beforeChange: async () => keep(await collector.collect()) });
     const text = fixtureText({ lan, withAll: true, quotaBytes: 50_000_000 });
-    assert.equal((await applier.safeApply({ text, confirmTimeoutMs: 1000, confirmed: async () => true })).status, "applied");
+    assert.equal(
+      (await applier.safeApply({ text, confirmTimeoutMs: 1000, confirmed: async () => true })).status,
+      "applied",
+    );
 
     // Several intervals with traffic in between (and one without).
     for (let i = 0; i < 3; i++) {
@@ -116,8 +145,13 @@ describe("agent telemetry (kernel, netns)", () => {
     // object, so no packet falls between a read and the commit.
     const before = (await readCounter("inet", "palisade", "udp_seen", drv)).packets;
     const bg = send(400, srcs, 1); // ~1 ms per datagram: the apply lands mid-stream
-    for (let i = 0; i < 200 && (await readCounter("inet", "palisade", "udp_seen", drv)).packets === before; i++) await new Promise((r) => setTimeout(r, 5));
-    const changed = await applier.safeApply({ text: fixtureText({ lan, withAll: true, quotaBytes: 60_000_000, extra: ["tcp dport 9 drop"] }), confirmTimeoutMs: 1000, confirmed: async () => true });
+    for (let i = 0; i < 200 && (await readCounter("inet", "palisade", "udp_seen", drv)).packets === before; i++)
+      await new Promise((r) => setTimeout(r, 5));
+    const changed = await applier.safeApply({
+      text: fixtureText({ lan, withAll: true, quotaBytes: 60_000_000, extra: ["tcp dport 9 drop"] }),
+      confirmTimeoutMs: 1000,
+      confirmed: async () => true,
+    });
     assert.equal(changed.mode, "incremental");
     const mid = (await readCounter("inet", "palisade", "udp_seen", drv)).packets - before;
     await bg;
@@ -127,7 +161,10 @@ describe("agent telemetry (kernel, netns)", () => {
     // A change the kernel refuses in place (base chain priority): tables replaced with
     // carried values; the collector's final reading ran just before.
     const moved = fixtureDesired({ lan, withAll: true, quotaBytes: 60_000_000, priority: 5 });
-    assert.equal((await applier.safeApply({ ...moved, confirmTimeoutMs: 1000, confirmed: async () => true })).mode, "carry");
+    assert.equal(
+      (await applier.safeApply({ ...moved, confirmTimeoutMs: 1000, confirmed: async () => true })).mode,
+      "carry",
+    );
     await send(25);
     keep(await collector.collect());
 
@@ -137,9 +174,17 @@ describe("agent telemetry (kernel, netns)", () => {
 
     // Agent restart: more traffic, then a NEW process on the same state dir.
     await send(30, srcs.slice(0, 2));
-    const { stdout } = await run(process.execPath, ["--import", "tsx", join(import.meta.dirname, "../support/bin/agent-telemetry-restart.ts"), dir, ns], { timeout: 60_000 });
+    const { stdout } = await run(
+      process.execPath,
+      ["--import", "tsx", join(import.meta.dirname, "../support/bin/agent-telemetry-restart.ts"), dir, ns],
+      { timeout: 60_000 },
+    );
     const child = JSON.parse(stdout) as { resent: TelemetryBatch[]; batch: TelemetryBatch | null; left: number };
-    assert.deepEqual(child.resent.map((b) => b.seq), seqs.slice(2).map(String), "unacked batches are resent in order (uint64 as decimal strings)");
+    assert.deepEqual(
+      child.resent.map((b) => b.seq),
+      seqs.slice(2).map(String),
+      "unacked batches are resent in order (uint64 as decimal strings)",
+    );
     assert.ok(child.batch, "the restarted agent ships the traffic sent while it was down");
     assert.equal(child.batch.seq, String(seqs[seqs.length - 1]! + 1), "seq continues across the restart");
     assert.equal(child.batch.epoch, epoch);
@@ -173,13 +218,22 @@ describe("agent telemetry (kernel, netns)", () => {
     assert.ok(allTotal.packets >= total);
     // Named counter and quota.
     const udp = await readCounter("inet", "palisade", "udp_seen", drv);
-    let cb = 0, cp = 0;
-    for (const b of batches.values()) for (const c of b.counters) if (c.name === "udp_seen") { cb += Number(c.bytes); cp += Number(c.packets); }
+    let cb = 0,
+      cp = 0;
+    for (const b of batches.values())
+      for (const c of b.counters)
+        if (c.name === "udp_seen") {
+          cb += Number(c.bytes);
+          cp += Number(c.packets);
+        }
     assert.deepEqual([cp, cb], [udp.packets, udp.bytes]);
     assert.equal(cp, total);
     const q = await readQuota("inet", "palisade", "q1", drv);
     assert.equal(q.used, total * IPLEN);
-    const lastQuota = [...batches.values()].sort((a, b) => Number(b.seq) - Number(a.seq)).flatMap((b) => b.quotas).find((s) => s.name === "q1");
+    const lastQuota = [...batches.values()]
+      .sort((a, b) => Number(b.seq) - Number(a.seq))
+      .flatMap((b) => b.quotas)
+      .find((s) => s.name === "q1");
     assert.equal(lastQuota?.used, String(q.used));
     assert.equal(lastQuota?.limit, "60000000");
   });

@@ -36,37 +36,73 @@ describe("the log reader under the systemd unit's capability set (kernel, setpri
     // Its comment and its ordering agree: it waits for the network (it must reach the API).
     assert.match(unit, /^After=.*network-online\.target/m);
     assert.doesNotMatch(unit, /before the network/);
-    assert.deepEqual(unitPrivileges("[Service]\nUser=x\nCapabilityBoundingSet=CAP_NET_ADMIN\n"), { user: "x", bounding: ["net_admin"], ambient: [], noNewPrivileges: false });
+    assert.deepEqual(unitPrivileges("[Service]\nUser=x\nCapabilityBoundingSet=CAP_NET_ADMIN\n"), {
+      user: "x",
+      bounding: ["net_admin"],
+      ambient: [],
+      noNewPrivileges: false,
+    });
   });
 
   it("delivers NFLOG events with prefix, mark and ct mark", async () => {
     const unit = readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8");
     const { client, server, link } = await lab.pair();
     const group = 30 + (process.pid % 30);
-    await lab.nft(server, ["-f", "-"], `table inet palisade {
+    await lab.nft(
+      server,
+      ["-f", "-"],
+      `table inet palisade {
   chain input {
     type filter hook input priority 0; policy accept;
     udp dport 9601 meta mark set 0x2a ct mark set 0x5
     udp dport 9601 log prefix "CAP " group ${group}
   }
 }
-`);
-    const argv = ["netns", "exec", server, "setpriv", ...setprivArgs(unitPrivileges(unit)), process.execPath, "--import", "tsx", PROC, "3", "30000"];
-    child = spawn("ip", argv, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, HOME: "/nonexistent" } });
+`,
+    );
+    const argv = [
+      "netns",
+      "exec",
+      server,
+      "setpriv",
+      ...setprivArgs(unitPrivileges(unit)),
+      process.execPath,
+      "--import",
+      "tsx",
+      PROC,
+      "3",
+      "30000",
+    ];
+    child = spawn("ip", argv, {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, HOME: "/nonexistent" },
+    });
     let out = "";
     let err = "";
     child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
     child.stderr!.on("data", (b: Buffer) => (err += b.toString()));
     const exited = new Promise<number | null>((r) => child!.on("close", (code) => r(code)));
-    for (let i = 0; i < 600 && !/"ready"/.test(out) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
-    const lines = () => out.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { ready?: { groups: number[]; unavailable: unknown[] }; event?: Record<string, unknown> });
+    for (let i = 0; i < 600 && !/"ready"/.test(out) && child.exitCode === null; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const lines = () =>
+      out
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map(
+          (l) =>
+            JSON.parse(l) as { ready?: { groups: number[]; unavailable: unknown[] }; event?: Record<string, unknown> },
+        );
     const ready = lines().find((l) => l.ready)?.ready;
     assert.deepEqual(ready, { groups: [group], unavailable: [] }, `reader did not start cleanly: ${out}${err}`);
     await lab.sendUdp(client, link.b.ip4, 9601, { count: 3, size: 20 });
     const code = await exited;
-    const events = lines().filter((l) => l.event).map((l) => l.event!);
+    const events = lines()
+      .filter((l) => l.event)
+      .map((l) => l.event!);
     assert.equal(events.length, 3, `events: ${out}${err}`);
-    for (const e of events) assert.deepEqual([e.prefix, e.mark, e.ctmark, e.dport, e.saddr], ["CAP ", 0x2a, 0x5, 9601, link.a.ip4]);
+    for (const e of events)
+      assert.deepEqual([e.prefix, e.mark, e.ctmark, e.dport, e.saddr], ["CAP ", 0x2a, 0x5, 9601, link.a.ip4]);
     assert.equal(code, 0, err);
   });
 });

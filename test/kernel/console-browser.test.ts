@@ -72,7 +72,9 @@ async function assertKeyboard(page: Page, where: string, target: string): Promis
     await page.keyboard.press("Tab");
     const d = await page.evaluate(() => {
       const a = document.activeElement as HTMLElement | null;
-      return a ? `${a.tagName.toLowerCase()}:${(a.getAttribute("aria-label") || a.textContent || (a as HTMLInputElement).name || "").trim().slice(0, 40)}` : "";
+      return a
+        ? `${a.tagName.toLowerCase()}:${(a.getAttribute("aria-label") || a.textContent || (a as HTMLInputElement).name || "").trim().slice(0, 40)}`
+        : "";
     });
     seen.push(d);
     if (d.includes(target)) return;
@@ -80,7 +82,9 @@ async function assertKeyboard(page: Page, where: string, target: string): Promis
   assert.fail(`${where}: "${target}" not reached with Tab; focus went ${seen.join(" | ")}`);
 }
 
-describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CHROMIUM} missing (Debian package chromium)` }, () => {
+describe("web console in a real browser", {
+  skip: !existsSync(CHROMIUM) && `${CHROMIUM} missing (Debian package chromium)`,
+}, () => {
   let t: TestApp;
   let url: string;
   let grpc: RunningAgentServer;
@@ -99,7 +103,8 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
   const snap = async (p: Page, name: string) => {
     await p.screenshot({ path: join(SHOTS, `${String(++shot).padStart(2, "0")}-${name}.png`), fullPage: true });
   };
-  const send = (count: number, port: number) => lab.exec(sender, [process.execPath, "-e", SENDER, dst, String(port), String(count), src], { timeoutMs: 60_000 });
+  const send = (count: number, port: number) =>
+    lab.exec(sender, [process.execPath, "-e", SENDER, dst, String(port), String(count), src], { timeoutMs: 60_000 });
   const go = async (p: Page, hash: string, ready: string) => {
     // A fresh load every time (the same URL with only a hash would not reload).
     await p.goto(`${url}/?load=${++loads}#/${hash}`);
@@ -107,7 +112,10 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
       await p.locator(ready).first().waitFor({ timeout: 20_000 });
     } catch (err) {
       await snap(p, `failed-${hash.replace(/\W/g, "_")}`);
-      throw new Error(`#/${hash}: ${ready} did not appear; page says: ${(await p.locator("main").innerText()).slice(0, 500)}; errors: ${pageErrors.join("; ")}`, { cause: err });
+      throw new Error(
+        `#/${hash}: ${ready} did not appear; page says: ${(await p.locator("main").innerText()).slice(0, 500)}; errors: ${pageErrors.join("; ")}`,
+        { cause: err },
+      );
     }
   };
   const pageErrors: string[] = [];
@@ -121,7 +129,10 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
     t = await startTestApp({ queue: { prefix, lockMs: 5_000 } });
     url = await t.app.listen({ host: "127.0.0.1", port: 0 });
     grpc = await startAgentServer({ db: t.db, redis: t.redis, log: silentLog }, { address: "127.0.0.1:0" });
-    worker = await startDeployWorker({ db: t.db, redis: t.redis, log: silentLog }, { prefix, pollMs: 100, lockMs: 5_000 });
+    worker = await startDeployWorker(
+      { db: t.db, redis: t.redis, log: silentLog },
+      { prefix, pollMs: 100, lockMs: 5_000 },
+    );
     lab = createLab();
     const p = await lab.pair();
     ns = p.server;
@@ -130,7 +141,10 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
     src = p.link.a.ip4;
     net4 = p.link.net4;
     dir = await mkdtemp(join(tmpdir(), "palisade-console-"));
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+    });
     page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
     page.on("pageerror", (e) => pageErrors.push(e.message));
     page.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
@@ -162,9 +176,31 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
 
     const enroll = await t.req("POST", "/v1/enrollment-tokens", { body: { labels: { site: "lab" }, ttlSeconds: 600 } });
     const token = (enroll.json() as { token: string }).token;
-    const args = ["--server", `127.0.0.1:${grpc.port}`, "--state-dir", dir, "--name", "console-edge", "--netns", ns, "--telemetry-interval", "1", "--drift-interval", "0", "--enroll-token", token];
-    agent = await startAgent(loadConfig(args), { log: memoryLog("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500 });
-    await until("the agent to connect", async () => (await t.req("GET", "/v1/hosts/console-edge")).json().connection === "connected");
+    const args = [
+      "--server",
+      `127.0.0.1:${grpc.port}`,
+      "--state-dir",
+      dir,
+      "--name",
+      "console-edge",
+      "--netns",
+      ns,
+      "--telemetry-interval",
+      "1",
+      "--drift-interval",
+      "0",
+      "--enroll-token",
+      token,
+    ];
+    agent = await startAgent(loadConfig(args), {
+      log: memoryLog("warn"),
+      backoff: { initialMs: 100, maxMs: 500 },
+      heartbeatMs: 500,
+    });
+    await until(
+      "the agent to connect",
+      async () => (await t.req("GET", "/v1/hosts/console-edge")).json().connection === "connected",
+    );
     await go(page, "fleet", 'tr[data-host="console-edge"]');
     const row = page.locator('tr[data-host="console-edge"]');
     assert.match(await row.innerText(), /connected/);
@@ -175,7 +211,10 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
   });
 
   it("deploys a version from the rulesets page and watches it reach succeeded", async () => {
-    assert.equal((await t.req("POST", "/v1/rulesets", { body: { name: "edge", description: "lab edge" } })).statusCode, 201);
+    assert.equal(
+      (await t.req("POST", "/v1/rulesets", { body: { name: "edge", description: "lab edge" } })).statusCode,
+      201,
+    );
     const policy = (logPort: number) => ({
       description: "console e2e",
       accounting: { lan: { prefix: net4 } },
@@ -186,13 +225,25 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
           policy: "accept",
           rules: [
             { comment: "per-address accounting", action: { type: "account", table: "lan" } },
-            { comment: "log udp", match: { protocol: "udp", dport: logPort }, action: { type: "log", prefix: "console: ", group: 5 } },
+            {
+              comment: "log udp",
+              match: { protocol: "udp", dport: logPort },
+              action: { type: "log", prefix: "console: ", group: 5 },
+            },
             { comment: "udp budget", match: { protocol: "udp", quota: { name: "q1" } }, action: "accept" },
           ],
         },
       },
     });
-    for (const port of [7778, 7777]) assert.equal((await t.req("POST", "/v1/rulesets/edge/versions", { body: { policy: policy(port), message: `log udp ${port}` } })).statusCode, 201);
+    for (const port of [7778, 7777])
+      assert.equal(
+        (
+          await t.req("POST", "/v1/rulesets/edge/versions", {
+            body: { policy: policy(port), message: `log udp ${port}` },
+          })
+        ).statusCode,
+        201,
+      );
     await go(page, "rulesets/edge", "pre.code");
     await page.locator("table.sbs tr.add").first().waitFor();
     assert.match(await page.locator("pre.code").innerText(), /log prefix "console: " group 5/);
@@ -202,14 +253,23 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
     await page.getByLabel("Hosts with labels (key=value,…)").fill("site=lab");
     await page.getByRole("button", { name: "Deploy", exact: true }).click();
     await page.getByTestId("deployment-status").waitFor();
-    await until("the page to show succeeded", async () => /succeeded/.test(await page.getByTestId("deployment-status").innerText()), 200, 250);
+    await until(
+      "the page to show succeeded",
+      async () => /succeeded/.test(await page.getByTestId("deployment-status").innerText()),
+      200,
+      250,
+    );
     assert.match(await page.locator('tr[data-host="console-edge"]').innerText(), /applied/);
     await assertLabelled(page, "deployment");
     await snap(page, "deployment");
     await go(page, "deployments", "table");
     await snap(page, "deployments");
     await go(page, "fleet", 'tr[data-host="console-edge"]');
-    assert.match(await page.locator('tr[data-host="console-edge"]').innerText(), /edge@2\s+edge@2/, "desired and applied");
+    assert.match(
+      await page.locator('tr[data-host="console-edge"]').innerText(),
+      /edge@2\s+edge@2/,
+      "desired and applied",
+    );
     await snap(page, "fleet-deployed");
   });
 
@@ -218,7 +278,11 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
     await send(count, 7000);
     await until("the API to hold the sent packets", async () => {
       const r = await t.req("GET", "/v1/accounting/tables/lan?host=console-edge");
-      return r.statusCode === 200 && (r.json() as { items: { ip: string; srcPackets: number }[] }).items.find((x) => x.ip === src)?.srcPackets === count;
+      return (
+        r.statusCode === 200 &&
+        (r.json() as { items: { ip: string; srcPackets: number }[] }).items.find((x) => x.ip === src)?.srcPackets ===
+          count
+      );
     });
     await go(page, "accounting", `tr[data-ip="${src}"]`);
     const row = await page.locator(`tr[data-ip="${src}"]`).innerText();
@@ -234,28 +298,44 @@ describe("web console in a real browser", { skip: !existsSync(CHROMIUM) && `${CH
   });
 
   it("quotas: usage is shown and a reset brings it back to 0 in the kernel", async () => {
-    await go(page, 'quotas', 'tr[data-quota="console-edge/q1"]');
-    const used = async () => Number(await page.locator('tr[data-quota="console-edge/q1"] [data-testid=used]').innerText());
+    await go(page, "quotas", 'tr[data-quota="console-edge/q1"]');
+    const used = async () =>
+      Number(await page.locator('tr[data-quota="console-edge/q1"] [data-testid=used]').innerText());
     assert.ok((await used()) >= 37 * IPLEN, `used ${await used()}`);
     await snap(page, "quotas");
     await page.getByRole("button", { name: "Reset q1 on console-edge" }).click();
     await page.getByRole("status").filter({ hasText: "Reset of q1" }).waitFor();
-    await until("the quota to read 0", async () => {
-      await page.getByRole("button", { name: "Refresh" }).click();
-      await new Promise((r) => setTimeout(r, 300));
-      return (await used()) === 0;
-    }, 100, 300);
+    await until(
+      "the quota to read 0",
+      async () => {
+        await page.getByRole("button", { name: "Refresh" }).click();
+        await new Promise((r) => setTimeout(r, 300));
+        return (await used()) === 0;
+      },
+      100,
+      300,
+    );
     await assertLabelled(page, "quotas");
     await snap(page, "quotas-reset");
   });
 
   it("logs: an event appears live over SSE with the session cookie", async () => {
-    await go(page, "logs", '[data-testid=stream-state]');
+    await go(page, "logs", "[data-testid=stream-state]");
     await until("the stream to be live", async () => (await page.getByTestId("stream-state").innerText()) === "live");
     const before = await page.locator("tbody tr").count();
     await send(1, 7777);
-    await until("a live log row", async () => (await page.locator("tbody tr").count()) > before && /console:/.test(await page.locator("tbody tr").first().innerText()), 150, 200);
-    assert.match(await page.locator("tbody tr").first().innerText(), new RegExp(`${src.replace(/\./g, "\\.")}:\\d+ → ${dst.replace(/\./g, "\\.")}:7777`));
+    await until(
+      "a live log row",
+      async () =>
+        (await page.locator("tbody tr").count()) > before &&
+        /console:/.test(await page.locator("tbody tr").first().innerText()),
+      150,
+      200,
+    );
+    assert.match(
+      await page.locator("tbody tr").first().innerText(),
+      new RegExp(`${src.replace(/\./g, "\\.")}:\\d+ → ${dst.replace(/\./g, "\\.")}:7777`),
+    );
     await assertLabelled(page, "logs");
     await snap(page, "logs");
     await go(page, "admin", "table");

@@ -4,8 +4,24 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab } from "../support/netns.ts";
-import { apply, check, listPalisadeTables, readSet, readTable, NftError, snapshot, restore, readCounter } from "../../src/engine/driver/index.ts";
-import { replaceChain, replaceTables, serialize, Transaction, type TableDefinition } from "../../src/engine/nft/index.ts";
+import {
+  apply,
+  check,
+  listPalisadeTables,
+  readSet,
+  readTable,
+  NftError,
+  snapshot,
+  restore,
+  readCounter,
+} from "../../src/engine/driver/index.ts";
+import {
+  replaceChain,
+  replaceTables,
+  serialize,
+  Transaction,
+  type TableDefinition,
+} from "../../src/engine/nft/index.ts";
 
 const lab = createLab();
 let ns = "";
@@ -23,7 +39,10 @@ table ip filter {
 let foreignBefore = "";
 
 async function foreignNow(): Promise<string> {
-  return (await lab.nft(ns, ["list", "table", "inet", "other"])).stdout + (await lab.nft(ns, ["list", "table", "ip", "filter"])).stdout;
+  return (
+    (await lab.nft(ns, ["list", "table", "inet", "other"])).stdout +
+    (await lab.nft(ns, ["list", "table", "ip", "filter"])).stdout
+  );
 }
 
 async function palisadeText(): Promise<string> {
@@ -32,12 +51,34 @@ async function palisadeText(): Promise<string> {
 }
 
 const T = { family: "inet" as const, table: "palisade" };
-function def(elements: string[], opts: { size?: number; policy?: "accept" | "drop"; extraRule?: string } = {}): TableDefinition {
+function def(
+  elements: string[],
+  opts: { size?: number; policy?: "accept" | "drop"; extraRule?: string } = {},
+): TableDefinition {
   return {
     table: { kind: "table", family: "inet", name: "palisade" },
     counters: [{ kind: "counter", ...T, name: "hits" }],
-    sets: [{ kind: "set", ...T, name: "bans", type: "ipv4_addr", ...(opts.size ? { size: opts.size } : {}), elements: elements.map((key) => ({ key })) }],
-    chains: [{ kind: "chain", ...T, name: "input", type: "filter", hook: "input", priority: 0, policy: opts.policy ?? "accept" }],
+    sets: [
+      {
+        kind: "set",
+        ...T,
+        name: "bans",
+        type: "ipv4_addr",
+        ...(opts.size ? { size: opts.size } : {}),
+        elements: elements.map((key) => ({ key })),
+      },
+    ],
+    chains: [
+      {
+        kind: "chain",
+        ...T,
+        name: "input",
+        type: "filter",
+        hook: "input",
+        priority: 0,
+        policy: opts.policy ?? "accept",
+      },
+    ],
     rules: [
       { kind: "rule", ...T, chain: "input", body: "ip saddr @bans drop", comment: "bans" },
       { kind: "rule", ...T, chain: "input", body: 'counter name "hits"' },
@@ -54,7 +95,8 @@ before(async () => {
 after(() => lab.cleanup());
 
 test("check rejects broken text with nft's message and location, and applies nothing", async () => {
-  const text = "add table inet palisade\nadd chain inet palisade c { type filter hook input priority 0 ; }\nadd rule inet palisade c ip saddr 192.0.2.1 frobnicate\n";
+  const text =
+    "add table inet palisade\nadd chain inet palisade c { type filter hook input priority 0 ; }\nadd rule inet palisade c ip saddr 192.0.2.1 frobnicate\n";
   await assert.rejects(check(text, opts()), (e: unknown) => {
     assert.ok(e instanceof NftError);
     assert.equal(e.code, "nft_rejected");
@@ -68,7 +110,10 @@ test("check rejects broken text with nft's message and location, and applies not
 
 test("check passes valid text without installing it", async () => {
   const r = await check(replaceTables([def(["192.0.2.1"])]), opts());
-  assert.deepEqual(r.tables.map((t) => t.name), ["palisade"]);
+  assert.deepEqual(
+    r.tables.map((t) => t.name),
+    ["palisade"],
+  );
   assert.deepEqual(await listPalisadeTables(opts()), []);
 });
 
@@ -88,7 +133,10 @@ test("fact: `flush table` leaves named sets full (why replace deletes the table)
   await apply(replaceTables([def(["192.0.2.7"])]), opts());
   await apply("flush table inet palisade\n", opts());
   const s = await readSet("inet", "palisade", "bans", opts());
-  assert.deepEqual(s.elements.map((e) => e.key), ["192.0.2.7"]);
+  assert.deepEqual(
+    s.elements.map((e) => e.key),
+    ["192.0.2.7"],
+  );
 });
 
 test("apply is atomic: a failing second half leaves the existing table exactly as it was", async () => {
@@ -100,23 +148,33 @@ test("apply is atomic: a failing second half leaves the existing table exactly a
   tx.add({ kind: "rule", family: "inet", table: "palisade", chain: "input", body: "jump nowhere" });
   await assert.rejects(apply(tx, opts()), (e: unknown) => e instanceof NftError && e.code === "nft_rejected");
   assert.equal(await palisadeText(), before);
-  assert.deepEqual((await listPalisadeTables(opts())).map((t) => t.name), ["palisade"]);
+  assert.deepEqual(
+    (await listPalisadeTables(opts())).map((t) => t.name),
+    ["palisade"],
+  );
 });
 
 test("a set at its size limit gives set_full with the set's name and size, not 'Too many open files'", async () => {
-  await assert.rejects(apply(replaceTables([def(["192.0.2.1", "192.0.2.2", "192.0.2.3"], { size: 2 })]), opts()), (e: unknown) => {
-    assert.ok(e instanceof NftError);
-    assert.equal(e.code, "set_full");
-    assert.equal(e.set, "bans");
-    assert.equal(e.size, 2);
-    assert.match(e.message, /^set bans is full \(size 2\)/);
-    assert.match(e.kernelMessage ?? "", /Too many open files/);
-    return true;
-  });
+  await assert.rejects(
+    apply(replaceTables([def(["192.0.2.1", "192.0.2.2", "192.0.2.3"], { size: 2 })]), opts()),
+    (e: unknown) => {
+      assert.ok(e instanceof NftError);
+      assert.equal(e.code, "set_full");
+      assert.equal(e.set, "bans");
+      assert.equal(e.size, 2);
+      assert.match(e.message, /^set bans is full \(size 2\)/);
+      assert.match(e.kernelMessage ?? "", /Too many open files/);
+      return true;
+    },
+  );
   // Incremental: the size is not in the text, so the driver reads it from the kernel.
   await apply(replaceTables([def(["192.0.2.1", "192.0.2.2"], { size: 2 })]), opts());
   const add = new Transaction().add({ kind: "element", ...T, set: "bans", elements: [{ key: "192.0.2.3" }] });
-  await assert.rejects(apply(add, opts()), (e: unknown) => e instanceof NftError && e.code === "set_full" && e.size === 2 && /set bans is full \(size 2\)/.test(e.message));
+  await assert.rejects(
+    apply(add, opts()),
+    (e: unknown) =>
+      e instanceof NftError && e.code === "set_full" && e.size === 2 && /set bans is full \(size 2\)/.test(e.message),
+  );
   // check (-c) reaches the kernel too, so it reports the same.
   await assert.rejects(check(add, opts()), (e: unknown) => e instanceof NftError && e.code === "set_full");
 });
@@ -124,14 +182,25 @@ test("a set at its size limit gives set_full with the set's name and size, not '
 test("incremental: one chain rewritten and elements added/removed, other state kept", async () => {
   await apply(replaceTables([def(["192.0.2.1"])]), opts());
   const chain = def([]).chains[0]!;
-  const tx = replaceChain({ ...chain, policy: "accept" }, [{ kind: "rule", ...T, chain: "input", body: "tcp dport { 22, 443 } ct state { new, untracked } accept", comment: "ssh" }]);
+  const tx = replaceChain({ ...chain, policy: "accept" }, [
+    {
+      kind: "rule",
+      ...T,
+      chain: "input",
+      body: "tcp dport { 22, 443 } ct state { new, untracked } accept",
+      comment: "ssh",
+    },
+  ]);
   tx.add({ kind: "element", ...T, set: "bans", elements: [{ key: "192.0.2.9" }] });
   tx.delete({ kind: "element", ...T, set: "bans", elements: [{ key: "192.0.2.1" }] });
   await apply(tx, opts());
   const text = await palisadeText();
   assert.match(text, /tcp dport \{ 22, 443 \} ct state \{ new, untracked \} accept comment "ssh"/);
   assert.doesNotMatch(text, /@bans drop/);
-  assert.deepEqual((await readSet("inet", "palisade", "bans", opts())).elements.map((e) => e.key), ["192.0.2.9"]);
+  assert.deepEqual(
+    (await readSet("inet", "palisade", "bans", opts())).elements.map((e) => e.key),
+    ["192.0.2.9"],
+  );
 });
 
 test("snapshot and restore bring back Palisade's tables, counters included", async () => {
@@ -142,13 +211,23 @@ test("snapshot and restore bring back Palisade's tables, counters included", asy
   const counted = await readCounter("inet", "palisade", "hits", opts());
   assert.ok(counted.packets >= 3, `counted ${counted.packets}`);
   const snap = await snapshot(opts());
-  assert.deepEqual(snap.tables.map((t) => `${t.family} ${t.name}`), ["inet palisade"]);
-  const extra: TableDefinition = { table: { kind: "table", family: "ip", name: "palisade_extra" }, chains: [], rules: [] };
+  assert.deepEqual(
+    snap.tables.map((t) => `${t.family} ${t.name}`),
+    ["inet palisade"],
+  );
+  const extra: TableDefinition = {
+    table: { kind: "table", family: "ip", name: "palisade_extra" },
+    chains: [],
+    rules: [],
+  };
   await apply(replaceTables([def(["198.51.100.1"]), extra]), opts());
   assert.equal((await readCounter("inet", "palisade", "hits", opts())).packets, 0);
   await restore(snap, opts());
   assert.equal(await palisadeText(), snap.text);
-  assert.deepEqual((await listPalisadeTables(opts())).map((t) => t.name), ["palisade"]);
+  assert.deepEqual(
+    (await listPalisadeTables(opts())).map((t) => t.name),
+    ["palisade"],
+  );
   const back = await readCounter("inet", "palisade", "hits", opts());
   assert.deepEqual([back.packets, back.bytes], [counted.packets, counted.bytes]);
 });
@@ -158,17 +237,35 @@ test("a snapshot keeps only Palisade's tables and lists the same object names as
     table: { kind: "table", family: "ip", name: "palisade_x" },
     counters: [{ kind: "counter", family: "ip", table: "palisade_x", name: "c2" }],
     quotas: [{ kind: "quota", family: "ip", table: "palisade_x", name: "q1", mode: "over", bytes: 1000 }],
-    sets: [{ kind: "map", family: "ip", table: "palisade_x", name: "m1", type: "ipv4_addr", map: "verdict", elements: [{ key: "192.0.2.1", value: "drop" }] }],
+    sets: [
+      {
+        kind: "map",
+        family: "ip",
+        table: "palisade_x",
+        name: "m1",
+        type: "ipv4_addr",
+        map: "verdict",
+        elements: [{ key: "192.0.2.1", value: "drop" }],
+      },
+    ],
     chains: [{ kind: "chain", family: "ip", table: "palisade_x", name: "helper" }],
     rules: [],
   };
-  const empty: TableDefinition = { table: { kind: "table", family: "netdev", name: "palisade_empty" }, chains: [], rules: [] };
+  const empty: TableDefinition = {
+    table: { kind: "table", family: "netdev", name: "palisade_empty" },
+    chains: [],
+    rules: [],
+  };
   await apply(replaceTables([def(["192.0.2.1"]), quoted, empty]), opts());
   const snap = await snapshot(opts());
-  assert.deepEqual(snap.tables.map((t) => `${t.family} ${t.name}`), ["inet palisade", "ip palisade_x", "netdev palisade_empty"]);
+  assert.deepEqual(
+    snap.tables.map((t) => `${t.family} ${t.name}`),
+    ["inet palisade", "ip palisade_x", "netdev palisade_empty"],
+  );
   assert.doesNotMatch(snap.text, /table inet other|table ip filter/);
   assert.ok(snap.objects, "names read with certainty");
-  const names = (xs: { family: string; table: string; name: string; kind?: string }[]) => xs.map((x) => `${x.kind ?? ""} ${x.family} ${x.table} ${x.name}`).sort();
+  const names = (xs: { family: string; table: string; name: string; kind?: string }[]) =>
+    xs.map((x) => `${x.kind ?? ""} ${x.family} ${x.table} ${x.name}`).sort();
   const json = { chains: [] as string[], sets: [] as string[], counters: [] as string[], quotas: [] as string[] };
   for (const t of snap.tables) {
     const st = await readTable(t.family, t.name, opts());
@@ -188,8 +285,16 @@ test("a snapshot keeps only Palisade's tables and lists the same object names as
 });
 
 test("foreign tables are refused before nft runs and never changed by anything above", async () => {
-  for (const text of ["flush ruleset\n", "delete table inet other\n", "add rule ip filter INPUT drop\n", "add table inet palisade\nflush table inet other\n"]) {
-    await assert.rejects(apply(text, opts()), (e: unknown) => e instanceof NftError && (e.code === "foreign_table" || e.code === "forbidden_command"));
+  for (const text of [
+    "flush ruleset\n",
+    "delete table inet other\n",
+    "add rule ip filter INPUT drop\n",
+    "add table inet palisade\nflush table inet other\n",
+  ]) {
+    await assert.rejects(
+      apply(text, opts()),
+      (e: unknown) => e instanceof NftError && (e.code === "foreign_table" || e.code === "forbidden_command"),
+    );
   }
   assert.throws(() => serialize(new Transaction().delete({ kind: "table", family: "inet", name: "other" })));
   assert.equal(await foreignNow(), foreignBefore);
@@ -202,10 +307,31 @@ test("maps read back with keys and values in nft syntax", async () => {
   const d: TableDefinition = {
     table: { kind: "table", family: "inet", name: "palisade" },
     sets: [
-      { kind: "map", ...T, name: "dispatch", type: ["ipv4_addr", "inet_service"], map: "verdict", elements: [{ key: "192.0.2.1 . 22", value: "jump ssh" }, { key: "192.0.2.2 . 80", value: "drop" }] },
-      { kind: "map", ...T, name: "marks", type: "ipv4_addr", map: "mark", flags: ["interval"], elements: [{ key: "198.51.100.0/24", value: "0x10" }] },
+      {
+        kind: "map",
+        ...T,
+        name: "dispatch",
+        type: ["ipv4_addr", "inet_service"],
+        map: "verdict",
+        elements: [
+          { key: "192.0.2.1 . 22", value: "jump ssh" },
+          { key: "192.0.2.2 . 80", value: "drop" },
+        ],
+      },
+      {
+        kind: "map",
+        ...T,
+        name: "marks",
+        type: "ipv4_addr",
+        map: "mark",
+        flags: ["interval"],
+        elements: [{ key: "198.51.100.0/24", value: "0x10" }],
+      },
     ],
-    chains: [{ kind: "chain", ...T, name: "ssh" }, { kind: "chain", ...T, name: "input", type: "filter", hook: "input", priority: 0 }],
+    chains: [
+      { kind: "chain", ...T, name: "ssh" },
+      { kind: "chain", ...T, name: "input", type: "filter", hook: "input", priority: 0 },
+    ],
     rules: [
       { kind: "rule", ...T, chain: "input", body: "ip saddr . tcp dport vmap @dispatch" },
       { kind: "rule", ...T, chain: "input", body: "meta mark set ip saddr map @marks" },
@@ -216,7 +342,13 @@ test("maps read back with keys and values in nft syntax", async () => {
   assert.equal(m.kind, "map");
   assert.equal(m.map, "verdict");
   assert.deepEqual(m.type, ["ipv4_addr", "inet_service"]);
-  assert.deepEqual(m.elements.map((e) => [e.key, e.value]).sort(), [["192.0.2.1 . 22", "jump ssh"], ["192.0.2.2 . 80", "drop"]]);
+  assert.deepEqual(m.elements.map((e) => [e.key, e.value]).sort(), [
+    ["192.0.2.1 . 22", "jump ssh"],
+    ["192.0.2.2 . 80", "drop"],
+  ]);
   const marks = await readSet("inet", "palisade", "marks", { ...opts(), kind: "map" });
-  assert.deepEqual(marks.elements.map((e) => [e.key, e.value]), [["198.51.100.0/24", "16"]]);
+  assert.deepEqual(
+    marks.elements.map((e) => [e.key, e.value]),
+    [["198.51.100.0/24", "16"]],
+  );
 });

@@ -30,7 +30,9 @@ test("versions come from nft and the running kernel", async () => {
 });
 
 test("queue (NFQUEUE) is reported as the kernel answers it", async () => {
-  const ok = await kernelAccepts("table inet t {\nchain fw { type filter hook forward priority 0 ; meta l4proto udp queue num 3 ; }\n}\n");
+  const ok = await kernelAccepts(
+    "table inet t {\nchain fw { type filter hook forward priority 0 ; meta l4proto udp queue num 3 ; }\n}\n",
+  );
   assert.equal(caps.features.queue, ok);
   if (!ok) assert.match(caps.reasons.queue ?? "", /No such file or directory/);
 });
@@ -43,13 +45,17 @@ test("flowtables are reported as the kernel answers them", async () => {
 test("the features Palisade's compiler relies on agree with independent probes", async () => {
   const independent: Record<string, string> = {
     fib: "table inet t {\nchain p { type filter hook prerouting priority raw ; fib saddr . iif oif missing counter drop ; }\n}\n",
-    set_counters: "table inet t {\nset a { type ipv4_addr ; flags dynamic ; counter ; }\nchain i { type filter hook input priority 0 ; update @a { ip saddr } ; }\n}\n",
-    named_quota: "table inet t {\nquota q { until 5 mbytes }\nchain i { type filter hook input priority 0 ; quota name \"q\" accept ; }\n}\n",
+    set_counters:
+      "table inet t {\nset a { type ipv4_addr ; flags dynamic ; counter ; }\nchain i { type filter hook input priority 0 ; update @a { ip saddr } ; }\n}\n",
+    named_quota:
+      'table inet t {\nquota q { until 5 mbytes }\nchain i { type filter hook input priority 0 ; quota name "q" accept ; }\n}\n',
     nflog: "table inet t {\nchain i { type filter hook input priority 0 ; log group 2 ; }\n}\n",
-    synproxy: "table inet t {\nchain i { type filter hook input priority 0 ; tcp dport 443 synproxy mss 1400 wscale 5 ; }\n}\n",
+    synproxy:
+      "table inet t {\nchain i { type filter hook input priority 0 ; tcp dport 443 synproxy mss 1400 wscale 5 ; }\n}\n",
     notrack: "table inet t {\nchain r { type filter hook output priority raw ; notrack ; }\n}\n",
-    osf: "table inet t {\nchain i { type filter hook input priority 0 ; osf ttl loose name \"Linux\" ; }\n}\n",
-    tproxy: "table ip t {\nchain p { type filter hook prerouting priority mangle ; meta l4proto tcp tproxy to :8080 ; }\n}\n",
+    osf: 'table inet t {\nchain i { type filter hook input priority 0 ; osf ttl loose name "Linux" ; }\n}\n',
+    tproxy:
+      "table ip t {\nchain p { type filter hook prerouting priority mangle ; meta l4proto tcp tproxy to :8080 ; }\n}\n",
   };
   for (const [feature, text] of Object.entries(independent)) {
     assert.equal(caps.features[feature as keyof typeof PROBES], await kernelAccepts(text), feature);

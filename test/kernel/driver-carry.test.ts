@@ -22,15 +22,30 @@ function policy(extraRule = false): TableDefinition {
     sets: [
       { kind: "set", ...T, name: "acct", type: "ipv4_addr", flags: ["dynamic"], counter: true, size: 1024 },
       { kind: "set", ...T, name: "seen", type: "ipv4_addr", flags: ["dynamic", "timeout"], timeout: 3600, size: 1024 },
-      { kind: "set", ...T, name: "nets", type: "ipv4_addr", flags: ["interval"], counter: true, elements: [{ key: link.net4 }] },
+      {
+        kind: "set",
+        ...T,
+        name: "nets",
+        type: "ipv4_addr",
+        flags: ["interval"],
+        counter: true,
+        elements: [{ key: link.net4 }],
+      },
     ],
     chains: [{ kind: "chain", ...T, name: "input", type: "filter", hook: "input", priority: 0, policy: "accept" }],
     rules: [
       { kind: "rule", ...T, chain: "input", body: `ip saddr ${link.a.ip4} update @acct { ip saddr }` },
       { kind: "rule", ...T, chain: "input", body: `ip saddr ${link.a.ip4} update @seen { ip saddr }` },
       { kind: "rule", ...T, chain: "input", body: "ip saddr @nets" },
-      { kind: "rule", ...T, chain: "input", body: `ip saddr ${link.a.ip4} icmp type echo-request counter name "icmp_in" quota name "budget"` },
-      ...(extraRule ? [{ kind: "rule" as const, ...T, chain: "input", body: "tcp dport 22 accept", comment: "v2" }] : []),
+      {
+        kind: "rule",
+        ...T,
+        chain: "input",
+        body: `ip saddr ${link.a.ip4} icmp type echo-request counter name "icmp_in" quota name "budget"`,
+      },
+      ...(extraRule
+        ? [{ kind: "rule" as const, ...T, chain: "input", body: "tcp dport 22 accept", comment: "v2" }]
+        : []),
     ],
   };
 }
@@ -60,7 +75,10 @@ test("a re-apply with carried state keeps counters, quota usage and dynamic elem
   await apply(replaceTables(carryState([policy(true)], before)), opts());
   const afterState = await readTable("inet", "palisade", opts());
   assert.deepEqual(summary(afterState), want);
-  assert.ok(afterState.rules.some((r) => r.comment === "v2"), "the new version is in place");
+  assert.ok(
+    afterState.rules.some((r) => r.comment === "v2"),
+    "the new version is in place",
+  );
   const seen = afterState.sets.find((s) => s.name === "seen")!.elements[0]!;
   assert.ok(seen.expires !== undefined && seen.expires > 3500 && seen.expires <= 3600, `remaining ${seen.expires}`);
   // and counting goes on from there

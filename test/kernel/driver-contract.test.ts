@@ -58,32 +58,69 @@ async function outcome(fn: () => Promise<unknown>): Promise<Outcome> {
 /** The steps, each followed by a full read of Palisade's tables. */
 async function script(d: Driver): Promise<{ step: string; outcome: Outcome; state: ReturnType<typeof view> }[]> {
   const log: { step: string; outcome: Outcome; state: ReturnType<typeof view> }[] = [];
-  const step = async (name: string, fn: () => Promise<unknown>) => log.push({ step: name, outcome: await outcome(fn), state: view(await readPalisade(d)) });
+  const step = async (name: string, fn: () => Promise<unknown>) =>
+    log.push({ step: name, outcome: await outcome(fn), state: view(await readPalisade(d)) });
   await step("first apply: the compiler's full replace", () => d.apply(fixtureText({ lan: LAN })));
-  await step("elements with counter values into a dynamic set", () => d.apply(`add element ${T} acct_lan_src { 10.9.0.1 counter packets 3 bytes 300, 10.9.0.2 counter packets 1 bytes 100 }\n`));
+  await step("elements with counter values into a dynamic set", () =>
+    d.apply(
+      `add element ${T} acct_lan_src { 10.9.0.1 counter packets 3 bytes 300, 10.9.0.2 counter packets 1 bytes 100 }\n`,
+    ),
+  );
   await step("a counter a rule uses cannot be deleted", () => d.apply(`delete counter ${T} udp_seen\n`));
   await step("a new counter with values", () => d.apply(`add counter ${T} extra { packets 9 bytes 900 ; }\n`));
-  await step("re-adding an existing counter keeps its value", () => d.apply(`add counter ${T} extra { packets 1 bytes 1 ; }\n`));
-  await step("the agent's incremental plan with a changed rule set and quota", async () =>
-    d.apply(incrementalPlan(fixtureText({ lan: LAN, extra: ["tcp dport 9999 drop"], quotaBytes: 20_000_000 }), await readPalisade(d))),
+  await step("re-adding an existing counter keeps its value", () =>
+    d.apply(`add counter ${T} extra { packets 1 bytes 1 ; }\n`),
   );
-  await step("the incremental plan cannot move a base chain's priority", async () => d.apply(incrementalPlan(fixtureText({ lan: LAN, priority: 10 }), await readPalisade(d))));
-  await step("carryReplace can, keeping the values", async () => d.apply(serialize(carryReplace([fixtureDefinition({ lan: LAN, priority: 10 })], await readPalisade(d)))));
+  await step("the agent's incremental plan with a changed rule set and quota", async () =>
+    d.apply(
+      incrementalPlan(
+        fixtureText({ lan: LAN, extra: ["tcp dport 9999 drop"], quotaBytes: 20_000_000 }),
+        await readPalisade(d),
+      ),
+    ),
+  );
+  await step("the incremental plan cannot move a base chain's priority", async () =>
+    d.apply(incrementalPlan(fixtureText({ lan: LAN, priority: 10 }), await readPalisade(d))),
+  );
+  await step("carryReplace can, keeping the values", async () =>
+    d.apply(serialize(carryReplace([fixtureDefinition({ lan: LAN, priority: 10 })], await readPalisade(d)))),
+  );
   await step("check refuses a jump to a missing chain", () => d.check(brokenText()));
   await step("check of a valid text changes nothing", () => d.check(fixtureText({ lan: LAN })));
-  await step("a set at its size refuses elements", () => d.apply(`add set ${T} tiny { type ipv4_addr ; size 2 ; }\nadd element ${T} tiny { 192.0.2.1, 192.0.2.2, 192.0.2.3 }\n`));
-  await step("a set below its size takes them", () => d.apply(`add set ${T} tiny { type ipv4_addr ; size 2 ; }\nadd element ${T} tiny { 192.0.2.1, 192.0.2.2 }\n`));
-  await step("a set cannot change its type in place", () => d.apply(`add set ${T} tiny { type ipv6_addr ; size 2 ; }\n`));
-  await step("deleting a table that does not exist fails the whole transaction", () => d.apply(`add table inet palisade_x\ndelete table inet palisade_y\n`));
+  await step("a set at its size refuses elements", () =>
+    d.apply(
+      `add set ${T} tiny { type ipv4_addr ; size 2 ; }\nadd element ${T} tiny { 192.0.2.1, 192.0.2.2, 192.0.2.3 }\n`,
+    ),
+  );
+  await step("a set below its size takes them", () =>
+    d.apply(`add set ${T} tiny { type ipv4_addr ; size 2 ; }\nadd element ${T} tiny { 192.0.2.1, 192.0.2.2 }\n`),
+  );
+  await step("a set cannot change its type in place", () =>
+    d.apply(`add set ${T} tiny { type ipv6_addr ; size 2 ; }\n`),
+  );
+  await step("deleting a table that does not exist fails the whole transaction", () =>
+    d.apply(`add table inet palisade_x\ndelete table inet palisade_y\n`),
+  );
   await step("a foreign table is refused before nft", () => d.apply(`add table inet other\n`));
   await step("reset counter returns the values and zeroes", () => d.resetCounter("inet", "palisade", "udp_seen"));
   await step("reset quota", () => d.resetQuota("inet", "palisade", "q1"));
-  await step("readSet", () => d.readSet("inet", "palisade", "acct_lan_src").then((s) => view({ tables: [], chains: [], rules: [], sets: [s], counters: [], quotas: [] }).sets));
-  await step("readCounters / readQuotas", async () => [(await d.readCounters("inet", "palisade")).length, (await d.readQuotas("inet", "palisade")).length]);
-  await step("a second table", () => d.apply(`add table ip palisade_tee\nadd counter ip palisade_tee c { packets 1 bytes 2 ; }\n`));
+  await step("readSet", () =>
+    d
+      .readSet("inet", "palisade", "acct_lan_src")
+      .then((s) => view({ tables: [], chains: [], rules: [], sets: [s], counters: [], quotas: [] }).sets),
+  );
+  await step("readCounters / readQuotas", async () => [
+    (await d.readCounters("inet", "palisade")).length,
+    (await d.readQuotas("inet", "palisade")).length,
+  ]);
+  await step("a second table", () =>
+    d.apply(`add table ip palisade_tee\nadd counter ip palisade_tee c { packets 1 bytes 2 ; }\n`),
+  );
   await step("listTables", () => d.listTables());
   const snap = await d.snapshot();
-  await step("a change after the snapshot", () => d.apply(`delete table ip palisade_tee\nadd element ${T} acct_lan_src { 10.9.0.3 counter packets 5 bytes 500 }\n`));
+  await step("a change after the snapshot", () =>
+    d.apply(`delete table ip palisade_tee\nadd element ${T} acct_lan_src { 10.9.0.3 counter packets 5 bytes 500 }\n`),
+  );
   await step("restore puts the snapshot back", () => d.restore(snap));
   await step("everything removed", () => d.apply(`delete table ${T}\ndelete table ip palisade_tee\n`));
   return log;
@@ -94,7 +131,11 @@ test("FakeDriver and nftDriver agree on every step", async () => {
   const fake = await script(new FakeDriver());
   assert.equal(fake.length, real.length);
   for (let i = 0; i < real.length; i++) {
-    assert.deepEqual({ step: fake[i]!.step, outcome: fake[i]!.outcome }, { step: real[i]!.step, outcome: real[i]!.outcome }, `outcome of step ${i}: ${real[i]!.step}`);
+    assert.deepEqual(
+      { step: fake[i]!.step, outcome: fake[i]!.outcome },
+      { step: real[i]!.step, outcome: real[i]!.outcome },
+      `outcome of step ${i}: ${real[i]!.step}`,
+    );
     assert.deepEqual(fake[i]!.state, real[i]!.state, `state after step ${i}: ${real[i]!.step}`);
   }
   // The script is not vacuous: it saw values carried, refusals, and a restore.

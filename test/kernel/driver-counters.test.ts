@@ -4,7 +4,20 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type Link } from "../support/netns.ts";
-import { apply, readCounter, readCounters, readQuota, readQuotas, readSet, resetCounter, resetCounters, resetQuota, resetQuotas, listRuleset, NftError } from "../../src/engine/driver/index.ts";
+import {
+  apply,
+  readCounter,
+  readCounters,
+  readQuota,
+  readQuotas,
+  readSet,
+  resetCounter,
+  resetCounters,
+  resetQuota,
+  resetQuotas,
+  listRuleset,
+  NftError,
+} from "../../src/engine/driver/index.ts";
 import { replaceTables, type TableDefinition } from "../../src/engine/nft/index.ts";
 
 const lab = createLab();
@@ -35,15 +48,43 @@ function policy(): TableDefinition {
       // ACCOUNT-style: one element per source address, each with its own counter.
       { kind: "set", ...T, name: "acct_src", type: "ipv4_addr", flags: ["dynamic"], counter: true, size: 65536 },
       { kind: "set", ...T, name: "acct_src6", type: "ipv6_addr", flags: ["dynamic"], counter: true, size: 65536 },
-      { kind: "set", ...T, name: "static_ctr", type: "ipv4_addr", flags: ["interval"], counter: true, elements: [{ key: `${link.net4}` }, { key: "192.0.2.0/24" }] },
+      {
+        kind: "set",
+        ...T,
+        name: "static_ctr",
+        type: "ipv4_addr",
+        flags: ["interval"],
+        counter: true,
+        elements: [{ key: `${link.net4}` }, { key: "192.0.2.0/24" }],
+      },
     ],
     chains: [{ kind: "chain", ...T, name: "input", type: "filter", hook: "input", priority: 0, policy: "accept" }],
     rules: [
-      { kind: "rule", ...T, chain: "input", body: `iifname "${link.b.ifname}" ip saddr ${link.a.ip4} update @acct_src { ip saddr }` },
-      { kind: "rule", ...T, chain: "input", body: `iifname "${link.b.ifname}" ip6 saddr ${link.a.ip6} meta l4proto udp update @acct_src6 { ip6 saddr }` },
+      {
+        kind: "rule",
+        ...T,
+        chain: "input",
+        body: `iifname "${link.b.ifname}" ip saddr ${link.a.ip4} update @acct_src { ip saddr }`,
+      },
+      {
+        kind: "rule",
+        ...T,
+        chain: "input",
+        body: `iifname "${link.b.ifname}" ip6 saddr ${link.a.ip6} meta l4proto udp update @acct_src6 { ip6 saddr }`,
+      },
       { kind: "rule", ...T, chain: "input", body: `iifname "${link.b.ifname}" ip saddr @static_ctr` },
-      { kind: "rule", ...T, chain: "input", body: `ip saddr ${link.a.ip4} icmp type echo-request counter name "icmp_in"` },
-      { kind: "rule", ...T, chain: "input", body: `ip saddr ${link.a.ip4} udp dport 9999 counter name "udp_in" quota name "udp_budget"` },
+      {
+        kind: "rule",
+        ...T,
+        chain: "input",
+        body: `ip saddr ${link.a.ip4} icmp type echo-request counter name "icmp_in"`,
+      },
+      {
+        kind: "rule",
+        ...T,
+        chain: "input",
+        body: `ip saddr ${link.a.ip4} udp dport 9999 counter name "udp_in" quota name "udp_budget"`,
+      },
       { kind: "rule", ...T, chain: "input", body: `ip saddr ${link.a.ip4} udp dport 9999 quota name "small"` },
     ],
   };
@@ -63,7 +104,13 @@ test("named counters count exactly the packets and bytes sent", async () => {
   const icmp = await readCounter("inet", "palisade", "icmp_in", opts());
   assert.deepEqual({ packets: icmp.packets, bytes: icmp.bytes }, { packets: 5, bytes: 5 * PING_BYTES });
   const all = await readCounters("inet", "palisade", opts());
-  assert.deepEqual(all.map((c) => [c.name, c.packets, c.bytes]), [["icmp_in", 5, 5 * PING_BYTES], ["udp_in", 7, 7 * UDP_BYTES]]);
+  assert.deepEqual(
+    all.map((c) => [c.name, c.packets, c.bytes]),
+    [
+      ["icmp_in", 5, 5 * PING_BYTES],
+      ["udp_in", 7, 7 * UDP_BYTES],
+    ],
+  );
 });
 
 test("dynamic sets count per element (ACCOUNT), for IPv4 and IPv6", async () => {
@@ -85,16 +132,28 @@ test("quotas report budget, used bytes and mode", async () => {
   assert.deepEqual([q.mode, q.bytes, q.used], ["until", 1_000_000, 7 * UDP_BYTES]);
   const all = await readQuotas("inet", "palisade", opts());
   // Measured: the kernel reports `used` capped at the budget (896 bytes went through "small").
-  assert.deepEqual(all.map((x) => [x.name, x.mode, x.bytes, x.used]), [["udp_budget", "until", 1_000_000, 7 * UDP_BYTES], ["small", "over", 300, 300]]);
+  assert.deepEqual(
+    all.map((x) => [x.name, x.mode, x.bytes, x.used]),
+    [
+      ["udp_budget", "until", 1_000_000, 7 * UDP_BYTES],
+      ["small", "over", 300, 300],
+    ],
+  );
 });
 
 test("the whole ruleset parses into typed state", async () => {
   const st = await listRuleset(opts());
   assert.equal(st.nftVersion, (await lab.nft(server, ["--version"])).stdout.match(/v([\d.]+)/)?.[1]);
   assert.deepEqual(st.tables, [{ family: "inet", name: "palisade" }]);
-  assert.deepEqual(st.chains.map((c) => [c.name, c.hook, c.priority, c.policy]), [["input", "input", 0, "accept"]]);
+  assert.deepEqual(
+    st.chains.map((c) => [c.name, c.hook, c.priority, c.policy]),
+    [["input", "input", 0, "accept"]],
+  );
   assert.equal(st.rules.length, 6);
-  assert.deepEqual(st.sets.map((s) => s.name), ["acct_src", "acct_src6", "static_ctr"]);
+  assert.deepEqual(
+    st.sets.map((s) => s.name),
+    ["acct_src", "acct_src6", "static_ctr"],
+  );
 });
 
 test("reset returns exactly the values it zeroed, and zeroes them", async () => {
@@ -104,19 +163,49 @@ test("reset returns exactly the values it zeroed, and zeroes them", async () => 
 
   await lab.ping(client, link.b.ip4, { count: 2 });
   const all = await resetCounters("inet", "palisade", opts());
-  assert.deepEqual(all.map((c) => [c.name, c.packets, c.bytes]), [["icmp_in", 2, 2 * PING_BYTES], ["udp_in", 7, 7 * UDP_BYTES]]);
-  assert.deepEqual((await readCounters("inet", "palisade", opts())).map((c) => c.packets), [0, 0]);
+  assert.deepEqual(
+    all.map((c) => [c.name, c.packets, c.bytes]),
+    [
+      ["icmp_in", 2, 2 * PING_BYTES],
+      ["udp_in", 7, 7 * UDP_BYTES],
+    ],
+  );
+  assert.deepEqual(
+    (await readCounters("inet", "palisade", opts())).map((c) => c.packets),
+    [0, 0],
+  );
 
   const q = await resetQuota("inet", "palisade", "small", opts());
   assert.equal(q.used, 300);
   const qs = await resetQuotas("inet", "palisade", opts());
-  assert.deepEqual(qs.map((x) => [x.name, x.used]), [["udp_budget", 7 * UDP_BYTES], ["small", 0]]);
-  assert.deepEqual((await readQuotas("inet", "palisade", opts())).map((x) => x.used), [0, 0]);
+  assert.deepEqual(
+    qs.map((x) => [x.name, x.used]),
+    [
+      ["udp_budget", 7 * UDP_BYTES],
+      ["small", 0],
+    ],
+  );
+  assert.deepEqual(
+    (await readQuotas("inet", "palisade", opts())).map((x) => x.used),
+    [0, 0],
+  );
 });
 
 test("reads and resets of missing objects or foreign tables are typed errors", async () => {
-  await assert.rejects(readCounter("inet", "palisade", "nope", opts()), (e: unknown) => e instanceof NftError && e.code === "not_found");
-  await assert.rejects(resetCounters("inet", "other", opts()), (e: unknown) => e instanceof NftError && e.code === "foreign_table");
-  await assert.rejects(readSet("inet", "palisade", "-c", opts()), (e: unknown) => e instanceof NftError && e.code === "invalid_argument");
-  await assert.rejects(readCounters("inet", "palisade", { netns: "pal-no-such-ns" }), (e: unknown) => e instanceof NftError && e.code === "netns_not_found");
+  await assert.rejects(
+    readCounter("inet", "palisade", "nope", opts()),
+    (e: unknown) => e instanceof NftError && e.code === "not_found",
+  );
+  await assert.rejects(
+    resetCounters("inet", "other", opts()),
+    (e: unknown) => e instanceof NftError && e.code === "foreign_table",
+  );
+  await assert.rejects(
+    readSet("inet", "palisade", "-c", opts()),
+    (e: unknown) => e instanceof NftError && e.code === "invalid_argument",
+  );
+  await assert.rejects(
+    readCounters("inet", "palisade", { netns: "pal-no-such-ns" }),
+    (e: unknown) => e instanceof NftError && e.code === "netns_not_found",
+  );
 });

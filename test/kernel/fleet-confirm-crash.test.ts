@@ -21,7 +21,16 @@ import { Redis } from "ioredis";
 import { publishToHost } from "../../src/api/host-bus.ts";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
 import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
-import { BIN, freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "../support/fleet-processes.ts";
+import {
+  BIN,
+  freePort,
+  killReplica,
+  startBalancer,
+  startReplica,
+  waitUntil,
+  type Balancer,
+  type Replica,
+} from "../support/fleet-processes.ts";
 
 const API_ADDR = "10.214.0.1";
 const PORT = 50051;
@@ -43,7 +52,10 @@ const versions: Record<string, number> = {};
 async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
   const res = await fetch(`http://127.0.0.1:${replica.httpPort}${path}`, {
     method,
-    headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+    headers: {
+      authorization: `Bearer ${ADMIN}`,
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(60_000),
   });
@@ -51,13 +63,30 @@ async function api<T = any>(method: string, path: string, body?: unknown): Promi
 }
 
 const marker = (v: string) => `palisade-${v}-marker`;
-const plain = (v: string, port: number) => ({ description: `crash ${v}`, chains: { input: { hook: "input", policy: "accept", rules: [{ comment: marker(v), match: { protocol: "tcp", dport: port }, action: "accept" }] } } });
+const plain = (v: string, port: number) => ({
+  description: `crash ${v}`,
+  chains: {
+    input: {
+      hook: "input",
+      policy: "accept",
+      rules: [{ comment: marker(v), match: { protocol: "tcp", dport: port }, action: "accept" }],
+    },
+  },
+});
 const lockout = (v: string) => ({
   description: "cuts the agent off from the API",
   failsafe: { enabled: false, ports: [PORT] },
   chains: {
-    input: { hook: "input", policy: "accept", rules: [{ comment: marker(v), match: { protocol: "tcp", dport: 2299 }, action: "accept" }] },
-    output: { hook: "output", policy: "accept", rules: [{ comment: "drop the API", match: { daddr: [API_ADDR] }, action: "drop" }] },
+    input: {
+      hook: "input",
+      policy: "accept",
+      rules: [{ comment: marker(v), match: { protocol: "tcp", dport: 2299 }, action: "accept" }],
+    },
+    output: {
+      hook: "output",
+      policy: "accept",
+      rules: [{ comment: "drop the API", match: { daddr: [API_ADDR] }, action: "drop" }],
+    },
   },
 });
 
@@ -67,7 +96,21 @@ async function kernel(): Promise<string> {
 }
 
 function startAgent(token?: string): Background {
-  const argv = [process.execPath, BIN, "agent", "--server", `${API_ADDR}:${PORT}`, "--state-dir", stateDir, "--name", NAME, "--drift-interval", "0", "--telemetry-interval", "60"];
+  const argv = [
+    process.execPath,
+    BIN,
+    "agent",
+    "--server",
+    `${API_ADDR}:${PORT}`,
+    "--state-dir",
+    stateDir,
+    "--name",
+    NAME,
+    "--drift-interval",
+    "0",
+    "--telemetry-interval",
+    "60",
+  ];
   if (token) argv.push("--enroll-token", token);
   return (agent = lab.background(ns, argv, { maxLifetimeMs: 10 * 60_000 }));
 }
@@ -77,7 +120,10 @@ async function host() {
 }
 
 async function deployment(depId: string) {
-  return (await api("GET", `/v1/deployments/${depId}`)).json as { status: string; targets: { host: string; status: string; error: string | null }[] };
+  return (await api("GET", `/v1/deployments/${depId}`)).json as {
+    status: string;
+    targets: { host: string; status: string; error: string | null }[];
+  };
 }
 
 async function push(v: string, policy: unknown): Promise<number> {
@@ -87,7 +133,12 @@ async function push(v: string, policy: unknown): Promise<number> {
 }
 
 async function deploy(v: string, confirmTimeoutSeconds: number): Promise<string> {
-  const r = await api("POST", "/v1/deployments", { ruleset: "edge", version: versions[v], selector: { hosts: [NAME] }, strategy: { canary: 0, confirmTimeoutSeconds, retries: 0 } });
+  const r = await api("POST", "/v1/deployments", {
+    ruleset: "edge",
+    version: versions[v],
+    selector: { hosts: [NAME] },
+    strategy: { canary: 0, confirmTimeoutSeconds, retries: 0 },
+  });
   assert.equal(r.status, 202, JSON.stringify(r.json));
   return r.json.id as string;
 }
@@ -111,7 +162,11 @@ async function appliedJson(): Promise<{ version: number } | undefined> {
   }
 }
 
-const exists = (f: string) => readFile(join(stateDir, f)).then(() => true, () => false);
+const exists = (f: string) =>
+  readFile(join(stateDir, f)).then(
+    () => true,
+    () => false,
+  );
 
 /** Everything agrees on `v`: kernel, applied.json, the host's applied version, a drift check. */
 async function assertAgreeOn(v: string, other: string): Promise<void> {
@@ -121,7 +176,11 @@ async function assertAgreeOn(v: string, other: string): Promise<void> {
   assert.equal((await appliedJson())?.version, versions[v], "applied.json");
   assert.equal(await exists("pending.json"), false, "no pending apply left");
   await waitUntil(async () => (await host()).connection === "connected", 60_000, "agent connected");
-  assert.deepEqual((await host()).appliedVersion, { ruleset: "edge", version: versions[v] }, "the host's applied version");
+  assert.deepEqual(
+    (await host()).appliedVersion,
+    { ruleset: "edge", version: versions[v] },
+    "the host's applied version",
+  );
   // A drift check now finds nothing to undo: the baseline is the version the kernel runs.
   const before = (await host()).driftDetails?.reportedAt as string | undefined;
   const redis = new Redis(TEST_REDIS_URL);
@@ -130,10 +189,14 @@ async function assertAgreeOn(v: string, other: string): Promise<void> {
   } finally {
     redis.disconnect();
   }
-  const h = await waitUntil(async () => {
-    const h = await host();
-    return h.driftDetails?.reportedAt && h.driftDetails.reportedAt !== before ? h : undefined;
-  }, 30_000, "a drift report");
+  const h = await waitUntil(
+    async () => {
+      const h = await host();
+      return h.driftDetails?.reportedAt && h.driftDetails.reportedAt !== before ? h : undefined;
+    },
+    30_000,
+    "a drift report",
+  );
   assert.equal(h.driftDetails?.drifted, false, JSON.stringify(h.driftDetails));
   assert.match(await kernel(), new RegExp(marker(v)));
 }
@@ -141,28 +204,50 @@ async function assertAgreeOn(v: string, other: string): Promise<void> {
 before(async () => {
   lab = createLab();
   database = await createTestDatabase();
-  const env = { DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, PALISADE_ADMIN_TOKEN: ADMIN, PALISADE_QUEUE_PREFIX: prefix };
+  const env = {
+    DATABASE_URL: database.url,
+    REDIS_URL: TEST_REDIS_URL,
+    PALISADE_ADMIN_TOKEN: ADMIN,
+    PALISADE_QUEUE_PREFIX: prefix,
+  };
   replica = startReplica("A", { http: await freePort(), grpc: await freePort() }, env);
-  await waitUntil(async () => (await fetch(`http://127.0.0.1:${replica.httpPort}/healthz`).catch(() => undefined))?.ok, 60_000, `replica up\n${replica.out()}`);
+  await waitUntil(
+    async () => (await fetch(`http://127.0.0.1:${replica.httpPort}/healthz`).catch(() => undefined))?.ok,
+    60_000,
+    `replica up\n${replica.out()}`,
+  );
   await waitUntil(async () => replica.out().includes("agent gRPC server listening"), 30_000, "replica gRPC");
   balancer = await startBalancer(join(tmpdir(), `palisade-crash-${id}.sock`), () => [replica.grpcPort]);
   hub = await lab.addNamespace();
   await lab.exec(hub, ["ip", "addr", "add", `${API_ADDR}/32`, "dev", "lo"]);
-  lab.background(hub, ["socat", `TCP-LISTEN:${PORT},bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancer.path}`], { maxLifetimeMs: 10 * 60_000 });
+  lab.background(
+    hub,
+    ["socat", `TCP-LISTEN:${PORT},bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancer.path}`],
+    { maxLifetimeMs: 10 * 60_000 },
+  );
   ns = await lab.addNamespace();
   const link = await lab.link(hub, ns);
   await lab.defaultRoute(ns, link.a.ip4);
   stateDir = await mkdtemp(join(tmpdir(), "palisade-crash-agent-"));
-  for (let i = 0; i < 100 && !(await lab.tcpConnect(ns, API_ADDR, PORT)); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && !(await lab.tcpConnect(ns, API_ADDR, PORT)); i++)
+    await new Promise((r) => setTimeout(r, 100));
   const t = await api("POST", "/v1/enrollment-tokens", { labels: {} });
   assert.equal(t.status, 201, JSON.stringify(t.json));
   assert.equal((await api("POST", "/v1/rulesets", { name: "edge" })).status, 201);
   startAgent(t.json.token as string);
-  await waitUntil(async () => (await api("GET", "/v1/hosts")).json.items?.[0]?.connection === "connected", 60_000, `agent connected\n${agent?.output().slice(-2000)}`);
+  await waitUntil(
+    async () => (await api("GET", "/v1/hosts")).json.items?.[0]?.connection === "connected",
+    60_000,
+    `agent connected\n${agent?.output().slice(-2000)}`,
+  );
   // The starting point: v1, confirmed.
   await push("v1", plain("v1", 2201));
   const d = await deploy("v1", 20);
-  await waitUntil(async () => (await deployment(d)).status === "succeeded", 60_000, `v1 deployed\n${agent?.output().slice(-2000)}`);
+  await waitUntil(
+    async () => (await deployment(d)).status === "succeeded",
+    60_000,
+    `v1 deployed\n${agent?.output().slice(-2000)}`,
+  );
   assert.match(await kernel(), new RegExp(marker("v1")));
 });
 
@@ -184,11 +269,20 @@ after(async () => {
 async function crashInConfirmWindow(v: string, holdConfirm: boolean): Promise<string> {
   // The hub drops what the agent sends to the API: DesiredState still reaches the agent,
   // its APPLYING (and so the Confirm) does not.
-  if (holdConfirm) await lab.exec(hub, ["nft", `add table inet h4hold; add chain inet h4hold in { type filter hook input priority 0; }; add rule inet h4hold in ip daddr ${API_ADDR} tcp dport ${PORT} drop`]);
+  if (holdConfirm)
+    await lab.exec(hub, [
+      "nft",
+      `add table inet h4hold; add chain inet h4hold in { type filter hook input priority 0; }; add rule inet h4hold in ip daddr ${API_ADDR} tcp dport ${PORT} drop`,
+    ]);
   const waiting = () => agentLogs().filter((l) => l.msg === "ruleset applied; waiting for confirmation").length;
   const seen = waiting();
   const depId = await deploy(v, 20);
-  await waitUntil(async () => waiting() > seen, 30_000, `agent waiting for the Confirm\n${agent?.output().slice(-2000)}`, 50);
+  await waitUntil(
+    async () => waiting() > seen,
+    30_000,
+    `agent waiting for the Confirm\n${agent?.output().slice(-2000)}`,
+    50,
+  );
   assert.match(await kernel(), new RegExp(marker(v)), "the unconfirmed version is in the kernel");
   assert.equal(await exists("pending.json"), true, "the pending apply is on disk before the kill");
   await agent!.stop(); // SIGKILL, inside the 20 s window
@@ -197,10 +291,16 @@ async function crashInConfirmWindow(v: string, holdConfirm: boolean): Promise<st
   startAgent();
   // Both final: the detail view reads the deployment row and its targets in two queries, so
   // one response can show the target settled and the deployment not yet.
-  const d = await waitUntil(async () => {
-    const d = await deployment(depId);
-    return d.targets[0] && !["pending", "applying"].includes(d.targets[0].status) && d.status !== "running" ? d : undefined;
-  }, 45_000, `the target settled\n${agent?.output().slice(-3000)}`);
+  const d = await waitUntil(
+    async () => {
+      const d = await deployment(depId);
+      return d.targets[0] && !["pending", "applying"].includes(d.targets[0].status) && d.status !== "running"
+        ? d
+        : undefined;
+    },
+    45_000,
+    `the target settled\n${agent?.output().slice(-3000)}`,
+  );
   assert.equal(d.targets[0]!.status, "rolled_back", JSON.stringify(d));
   assert.match(d.targets[0]!.error ?? "", /agent_restarted/);
   assert.equal(d.status, "failed");

@@ -21,7 +21,16 @@ import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../suppor
 import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
 import { Redis } from "ioredis";
 import { publishToHost } from "../../src/api/host-bus.ts";
-import { BIN, freePort, killReplica, startBalancer, startReplica, waitUntil, type Balancer, type Replica } from "../support/fleet-processes.ts";
+import {
+  BIN,
+  freePort,
+  killReplica,
+  startBalancer,
+  startReplica,
+  waitUntil,
+  type Balancer,
+  type Replica,
+} from "../support/fleet-processes.ts";
 
 const API_ADDR = "10.213.0.1";
 const ADMIN = `fleet-admin-${randomBytes(12).toString("hex")}`;
@@ -40,7 +49,7 @@ interface AgentProc {
 let lab: NetnsLab;
 let database: TestDatabase;
 let replicas: Replica[] = [];
-let ports: { http: number; grpc: number }[] = [];
+const ports: { http: number; grpc: number }[] = [];
 const balancers: Balancer[] = [];
 const agents: AgentProc[] = [];
 const versions: Record<string, number> = {};
@@ -53,7 +62,10 @@ async function api<T = any>(method: string, path: string, body?: unknown): Promi
     try {
       const res = await fetch(`http://127.0.0.1:${r.httpPort}${path}`, {
         method,
-        headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+        headers: {
+          authorization: `Bearer ${ADMIN}`,
+          ...(body !== undefined ? { "content-type": "application/json" } : {}),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(15_000),
       });
@@ -84,7 +96,16 @@ function cli(args: string[]): Promise<{ code: number | null; out: string }> {
 }
 
 const marker = (v: string) => `palisade-${v}-marker`;
-const policy = (v: string, port: number) => ({ description: `fleet ${v}`, chains: { input: { hook: "input", policy: "accept", rules: [{ comment: marker(v), match: { protocol: "tcp", dport: port }, action: "accept" }] } } });
+const policy = (v: string, port: number) => ({
+  description: `fleet ${v}`,
+  chains: {
+    input: {
+      hook: "input",
+      policy: "accept",
+      rules: [{ comment: marker(v), match: { protocol: "tcp", dport: port }, action: "accept" }],
+    },
+  },
+});
 
 async function kernel(a: AgentProc): Promise<string> {
   const r = await lab.nft(a.ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true });
@@ -92,7 +113,22 @@ async function kernel(a: AgentProc): Promise<string> {
 }
 
 function startAgent(a: AgentProc, token?: string): void {
-  const argv = [process.execPath, BIN, "agent", "--server", `${API_ADDR}:${a.port}`, "--state-dir", a.stateDir, "--name", a.name, "--drift-interval", "30", "--telemetry-interval", "60", ...(process.env.FLEET_DEBUG ? ["--log-level", "debug"] : [])];
+  const argv = [
+    process.execPath,
+    BIN,
+    "agent",
+    "--server",
+    `${API_ADDR}:${a.port}`,
+    "--state-dir",
+    a.stateDir,
+    "--name",
+    a.name,
+    "--drift-interval",
+    "30",
+    "--telemetry-interval",
+    "60",
+    ...(process.env.FLEET_DEBUG ? ["--log-level", "debug"] : []),
+  ];
   if (token) argv.push("--enroll-token", token);
   a.proc = lab.background(a.ns, argv, { maxLifetimeMs: 20 * 60_000 });
 }
@@ -102,18 +138,31 @@ async function host(name: string) {
 }
 
 async function deployment(depId: string) {
-  return (await api("GET", `/v1/deployments/${depId}`)).json as { status: string; targets: { host: string; status: string; error: string | null }[] };
+  return (await api("GET", `/v1/deployments/${depId}`)).json as {
+    status: string;
+    targets: { host: string; status: string; error: string | null }[];
+  };
 }
 
 before(async () => {
   lab = createLab();
   database = await createTestDatabase();
-  const env = { DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, PALISADE_ADMIN_TOKEN: ADMIN, PALISADE_QUEUE_PREFIX: prefix, PALISADE_DEPLOY_LOCK_MS: "4000" };
+  const env = {
+    DATABASE_URL: database.url,
+    REDIS_URL: TEST_REDIS_URL,
+    PALISADE_ADMIN_TOKEN: ADMIN,
+    PALISADE_QUEUE_PREFIX: prefix,
+    PALISADE_DEPLOY_LOCK_MS: "4000",
+  };
   for (let i = 0; i < 2; i++) ports.push({ http: await freePort(), grpc: await freePort() });
   replicas = ports.map((p, i) => startReplica(i === 0 ? "A" : "B", p, env));
   (globalThis as { fleetEnv?: typeof env }).fleetEnv = env;
   for (const r of replicas) {
-    await waitUntil(async () => (await fetch(`http://127.0.0.1:${r.httpPort}/healthz`).catch(() => undefined))?.ok, 60_000, `replica ${r.name} up\n${r.out()}`);
+    await waitUntil(
+      async () => (await fetch(`http://127.0.0.1:${r.httpPort}/healthz`).catch(() => undefined))?.ok,
+      60_000,
+      `replica ${r.name} up\n${r.out()}`,
+    );
     await waitUntil(async () => r.out().includes("agent gRPC server listening"), 30_000, `replica ${r.name} gRPC`);
   }
   // One balancer per entry port: :50051 prefers A, :50052 prefers B.
@@ -122,8 +171,16 @@ before(async () => {
 
   const hub = await lab.addNamespace();
   await lab.exec(hub, ["ip", "addr", "add", `${API_ADDR}/32`, "dev", "lo"]);
-  lab.background(hub, ["socat", `TCP-LISTEN:50051,bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancers[0]!.path}`], { maxLifetimeMs: 20 * 60_000 });
-  lab.background(hub, ["socat", `TCP-LISTEN:50052,bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancers[1]!.path}`], { maxLifetimeMs: 20 * 60_000 });
+  lab.background(
+    hub,
+    ["socat", `TCP-LISTEN:50051,bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancers[0]!.path}`],
+    { maxLifetimeMs: 20 * 60_000 },
+  );
+  lab.background(
+    hub,
+    ["socat", `TCP-LISTEN:50052,bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancers[1]!.path}`],
+    { maxLifetimeMs: 20 * 60_000 },
+  );
   const plan: [string, number, Record<string, string>][] = [
     ["web-0", 50051, { env: "prod", role: "web" }],
     ["web-1", 50052, { env: "prod", role: "web" }],
@@ -137,22 +194,34 @@ before(async () => {
     const a: AgentProc = { name, ns, port, labels, stateDir: await mkdtemp(join(tmpdir(), `palisade-fleet-${name}-`)) };
     agents.push(a);
   }
-  for (let i = 0; i < 100 && !(await lab.tcpConnect(agents[0]!.ns, API_ADDR, 50051)); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && !(await lab.tcpConnect(agents[0]!.ns, API_ADDR, 50051)); i++)
+    await new Promise((r) => setTimeout(r, 100));
   for (const a of agents) {
     const t = await api("POST", "/v1/enrollment-tokens", { labels: a.labels });
     assert.equal(t.status, 201, JSON.stringify(t.json));
     startAgent(a, t.json.token);
   }
-  await waitUntil(async () => {
-    const hs = (await api("GET", "/v1/hosts")).json.items as { connection: string }[];
-    return hs.length === agents.length && hs.every((h) => h.connection === "connected");
-  }, 90_000, `all agents connected\n${agents.map((a) => `${a.name}: ${a.proc?.output().slice(-1500)}`).join("\n")}`);
+  await waitUntil(
+    async () => {
+      const hs = (await api("GET", "/v1/hosts")).json.items as { connection: string }[];
+      return hs.length === agents.length && hs.every((h) => h.connection === "connected");
+    },
+    90_000,
+    `all agents connected\n${agents.map((a) => `${a.name}: ${a.proc?.output().slice(-1500)}`).join("\n")}`,
+  );
 });
 
 after(async () => {
   if (process.env.FLEET_DEBUG) {
     for (const a of agents) process.stderr.write(`--- ${a.name}\n${a.proc?.output()}\n`);
-    for (const r of replicas) process.stderr.write(`--- replica ${r.name}\n${r.out().split("\n").filter((l) => !/incoming request|request completed/.test(l)).join("\n")}\n`);
+    for (const r of replicas)
+      process.stderr.write(
+        `--- replica ${r.name}\n${r
+          .out()
+          .split("\n")
+          .filter((l) => !/incoming request|request completed/.test(l))
+          .join("\n")}\n`,
+      );
   }
   for (const a of agents) await a.proc?.stop().catch(() => {});
   for (const r of replicas) await killReplica(r).catch(() => {});
@@ -169,7 +238,11 @@ after(async () => {
 test("a deployment by label (pushed and watched with the CLI) reaches exactly the selected kernels", async () => {
   const dir = await mkdtemp(join(tmpdir(), "palisade-fleet-policy-"));
   try {
-    for (const [v, port] of [["v1", 2201], ["v2", 2202], ["v3", 2203]] as const) {
+    for (const [v, port] of [
+      ["v1", 2201],
+      ["v2", 2202],
+      ["v3", 2203],
+    ] as const) {
       const file = join(dir, `${v}.json`);
       await import("node:fs/promises").then((fs) => fs.writeFile(file, JSON.stringify(policy(v, port))));
       const r = await cli(["push", file, "--ruleset", "edge", "--message", v]);
@@ -179,7 +252,21 @@ test("a deployment by label (pushed and watched with the CLI) reaches exactly th
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const r = await cli(["deploy", `edge@${versions.v1}`, "--labels", "env=prod", "--canary", "1", "--batch-size", "2", "--confirm-timeout", "10", "--wait", "--timeout", "120"]);
+  const r = await cli([
+    "deploy",
+    `edge@${versions.v1}`,
+    "--labels",
+    "env=prod",
+    "--canary",
+    "1",
+    "--batch-size",
+    "2",
+    "--confirm-timeout",
+    "10",
+    "--wait",
+    "--timeout",
+    "120",
+  ]);
   assert.equal(r.code, 0, r.out);
   assert.match(r.out, /succeeded: 3\/3 done/);
   for (const a of agents) {
@@ -194,21 +281,41 @@ test("a deployment by label (pushed and watched with the CLI) reaches exactly th
 test("a hand edit of the kernel rules is reported as drift and restored", async () => {
   const a = agents[0]!;
   const hostId = (await host(a.name)).id as string;
-  await lab.nft(a.ns, ["add", "rule", "inet", "palisade", "input", "tcp", "dport", "9999", "drop", "comment", '"hand edit"']);
+  await lab.nft(a.ns, [
+    "add",
+    "rule",
+    "inet",
+    "palisade",
+    "input",
+    "tcp",
+    "dport",
+    "9999",
+    "drop",
+    "comment",
+    '"hand edit"',
+  ]);
   assert.match(await kernel(a), /hand edit/);
   // Ask for a check the way the API does (CheckDrift through the host's channel, to
   // whichever replica holds the stream). The agents' periodic check (every 30 s) runs
   // beside the rollouts too; either check reports the drift and restores it.
   const redis = new Redis(TEST_REDIS_URL);
   try {
-    assert.equal(await publishToHost(redis, hostId, { type: "check_drift" }), 1, "exactly one replica holds web-0's stream");
+    assert.equal(
+      await publishToHost(redis, hostId, { type: "check_drift" }),
+      1,
+      "exactly one replica holds web-0's stream",
+    );
   } finally {
     redis.disconnect();
   }
-  const h = await waitUntil(async () => {
-    const h = await host(a.name);
-    return h.driftDetails?.drifted && h.driftDetails?.restored ? h : undefined;
-  }, 60_000, "drift report");
+  const h = await waitUntil(
+    async () => {
+      const h = await host(a.name);
+      return h.driftDetails?.drifted && h.driftDetails?.restored ? h : undefined;
+    },
+    60_000,
+    "drift report",
+  );
   assert.ok(String(h.driftDetails.details).length > 0);
   const k = await kernel(a);
   assert.doesNotMatch(k, /hand edit/);
@@ -219,14 +326,27 @@ test("an agent offline during a deployment converges when it returns", async () 
   const a = agents[2]!; // web-2
   await a.proc!.stop();
   await waitUntil(async () => (await host(a.name)).connection === "disconnected", 60_000, "web-2 disconnected");
-  const res = await api("POST", "/v1/deployments", { ruleset: "edge", version: versions.v2, selector: { labels: { env: "prod" } }, strategy: { canary: 0, batchSize: 5, confirmTimeoutSeconds: 10 } });
+  const res = await api("POST", "/v1/deployments", {
+    ruleset: "edge",
+    version: versions.v2,
+    selector: { labels: { env: "prod" } },
+    strategy: { canary: 0, batchSize: 5, confirmTimeoutSeconds: 10 },
+  });
   assert.equal(res.status, 202, JSON.stringify(res.json));
   const depId = res.json.id as string;
-  await waitUntil(async () => (await deployment(depId)).targets.filter((t) => t.status === "applied").length === 2, 60_000, "online hosts applied");
+  await waitUntil(
+    async () => (await deployment(depId)).targets.filter((t) => t.status === "applied").length === 2,
+    60_000,
+    "online hosts applied",
+  );
   assert.equal((await deployment(depId)).status, "running");
   assert.match(await kernel(a), new RegExp(marker("v1")), "the offline host still runs v1");
   startAgent(a); // same state dir: no token needed
-  await waitUntil(async () => (await deployment(depId)).status === "succeeded", 90_000, `deployment ${depId} succeeded\n${a.proc?.output().slice(-2000)}`);
+  await waitUntil(
+    async () => (await deployment(depId)).status === "succeeded",
+    90_000,
+    `deployment ${depId} succeeded\n${a.proc?.output().slice(-2000)}`,
+  );
   assert.match(await kernel(a), new RegExp(marker("v2")));
 });
 
@@ -235,23 +355,52 @@ test("SIGKILL of the replica running a rollout: the other replica completes it",
   process.kill(held.proc!.pid!, "SIGSTOP");
   let stopped = true;
   try {
-    const res = await api("POST", "/v1/deployments", { ruleset: "edge", version: versions.v3, selector: { labels: { env: "prod" } }, strategy: { canary: 1, batchSize: 1, confirmTimeoutSeconds: 10 } });
+    const res = await api("POST", "/v1/deployments", {
+      ruleset: "edge",
+      version: versions.v3,
+      selector: { labels: { env: "prod" } },
+      strategy: { canary: 1, batchSize: 1, confirmTimeoutSeconds: 10 },
+    });
     assert.equal(res.status, 202);
     const depId = res.json.id as string;
-    await waitUntil(async () => (await deployment(depId)).targets.find((t) => t.host === "web-1")?.status === "applying", 60_000, "rollout waiting on web-1");
+    await waitUntil(
+      async () => (await deployment(depId)).targets.find((t) => t.host === "web-1")?.status === "applying",
+      60_000,
+      "rollout waiting on web-1",
+    );
     const runner = replicas.find((r) => r.logs().some((l) => l.msg === "rollout started" && l.deploymentId === depId));
     assert.ok(runner, "one replica logged the rollout start");
     await killReplica(runner);
     process.kill(held.proc!.pid!, "SIGCONT");
     stopped = false;
-    await waitUntil(async () => (await deployment(depId)).status === "succeeded", 150_000, `deployment ${depId} completed by the survivor\n${live().map((r) => r.out().slice(-3000)).join("\n")}`, 500);
+    await waitUntil(
+      async () => (await deployment(depId)).status === "succeeded",
+      150_000,
+      `deployment ${depId} completed by the survivor\n${live()
+        .map((r) => r.out().slice(-3000))
+        .join("\n")}`,
+      500,
+    );
     const survivor = live()[0]!;
-    assert.ok(survivor.logs().some((l) => (l.msg === "rollout resumed" || l.msg === "rollout started") && l.deploymentId === depId));
-    for (const a of agents.filter((x) => x.labels.env === "prod")) assert.match(await kernel(a), new RegExp(marker("v3")), a.name);
+    assert.ok(
+      survivor
+        .logs()
+        .some((l) => (l.msg === "rollout resumed" || l.msg === "rollout started") && l.deploymentId === depId),
+    );
+    for (const a of agents.filter((x) => x.labels.env === "prod"))
+      assert.match(await kernel(a), new RegExp(marker("v3")), a.name);
     // Bring the killed replica back for what follows.
     const i = replicas.indexOf(runner);
-    replicas[i] = startReplica(runner.name, ports[i]!, (globalThis as unknown as { fleetEnv: Record<string, string> }).fleetEnv);
-    await waitUntil(async () => replicas[i]!.out().includes("agent gRPC server listening"), 60_000, "replica restarted");
+    replicas[i] = startReplica(
+      runner.name,
+      ports[i]!,
+      (globalThis as unknown as { fleetEnv: Record<string, string> }).fleetEnv,
+    );
+    await waitUntil(
+      async () => replicas[i]!.out().includes("agent gRPC server listening"),
+      60_000,
+      "replica restarted",
+    );
   } finally {
     if (stopped) process.kill(held.proc!.pid!, "SIGCONT");
   }
@@ -264,28 +413,49 @@ test("a version that cuts the agent off from the API is rolled back by the agent
       description: "locks the agent out",
       failsafe: { enabled: false, ports: [50051] },
       chains: {
-        input: { hook: "input", policy: "accept", rules: [{ comment: marker("v4"), match: { protocol: "tcp", dport: 2204 }, action: "accept" }] },
-        output: { hook: "output", policy: "accept", rules: [{ comment: "drop the API", match: { daddr: [API_ADDR] }, action: "drop" }] },
+        input: {
+          hook: "input",
+          policy: "accept",
+          rules: [{ comment: marker("v4"), match: { protocol: "tcp", dport: 2204 }, action: "accept" }],
+        },
+        output: {
+          hook: "output",
+          policy: "accept",
+          rules: [{ comment: "drop the API", match: { daddr: [API_ADDR] }, action: "drop" }],
+        },
       },
     },
   });
   assert.equal(push.status, 201, JSON.stringify(push.json));
-  const res = await api("POST", "/v1/deployments", { ruleset: "edge", version: push.json.version, selector: { hosts: [a.name] }, strategy: { canary: 0, confirmTimeoutSeconds: 5, retries: 0 } });
+  const res = await api("POST", "/v1/deployments", {
+    ruleset: "edge",
+    version: push.json.version,
+    selector: { hosts: [a.name] },
+    strategy: { canary: 0, confirmTimeoutSeconds: 5, retries: 0 },
+  });
   assert.equal(res.status, 202, JSON.stringify(res.json));
   const depId = res.json.id as string;
   const started = Date.now();
   // The new rules land (the agent applied them) ...
   await waitUntil(async () => (await kernel(a)).includes(marker("v4")), 30_000, "v4 in web-0's kernel");
   // ... then, with no Confirm able to reach it, the agent restores v3 by itself.
-  await waitUntil(async () => {
-    const k = await kernel(a);
-    return k.includes(marker("v3")) && !k.includes(marker("v4"));
-  }, 30_000, "web-0 restored v3 by itself");
+  await waitUntil(
+    async () => {
+      const k = await kernel(a);
+      return k.includes(marker("v3")) && !k.includes(marker("v4"));
+    },
+    30_000,
+    "web-0 restored v3 by itself",
+  );
   assert.ok(Date.now() - started < 30_000);
-  const d = await waitUntil(async () => {
-    const d = await deployment(depId);
-    return d.targets[0]?.status === "rolled_back" ? d : undefined;
-  }, 120_000, `target rolled_back\n${a.proc?.output().slice(-3000)}`);
+  const d = await waitUntil(
+    async () => {
+      const d = await deployment(depId);
+      return d.targets[0]?.status === "rolled_back" ? d : undefined;
+    },
+    120_000,
+    `target rolled_back\n${a.proc?.output().slice(-3000)}`,
+  );
   assert.ok(d.targets[0]!.error);
   // The agent's "applied" may arrive late (TCP retransmits once the old rules are back);
   // whatever order, the deployment ends failed with the host rolled back.

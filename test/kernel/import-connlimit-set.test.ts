@@ -12,7 +12,12 @@ import { renderNft } from "../../src/engine/compile/nft/index.ts";
 import { validatePolicy } from "../../src/engine/validate/index.ts";
 
 const lab: NetnsLab = createLab();
-interface Pair { client: string; server: string; target: string; clientIp: string }
+interface Pair {
+  client: string;
+  server: string;
+  target: string;
+  clientIp: string;
+}
 const pairs: Pair[] = [];
 const listeners: Background[] = [];
 before(async () => {
@@ -20,7 +25,13 @@ before(async () => {
     const { client, server, link } = await lab.pair();
     pairs.push({ client, server, target: link.b.ip4, clientIp: link.a.ip4 });
     // Holds every connection in its backlog (no accept needed) for the test's life.
-    listeners.push(lab.background(server, ["/usr/bin/python3", "-c", "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 9001))\ns.listen(64)\nprint('listening', flush=True)\ntime.sleep(60)"]));
+    listeners.push(
+      lab.background(server, [
+        "/usr/bin/python3",
+        "-c",
+        "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', 9001))\ns.listen(64)\nprint('listening', flush=True)\ntime.sleep(60)",
+      ]),
+    );
   }
   for (const l of listeners) {
     for (let i = 0; i < 100 && !l.output().includes("listening"); i++) await new Promise((r) => setTimeout(r, 50));

@@ -15,21 +15,45 @@ import { renderNft } from "../../src/engine/compile/nft/index.ts";
 
 /** Filter rulesets that import and load (see import-corpus.test.ts). */
 const RULESETS = [
-  "debian-webserver.rules", "pi-server.rules", "persistent-web.rules", "mail-relay.rules", "zerotier-starter.rules",
-  "openshift-bastion.rules", "amimoto-centos.rules", "synology-ds414.rules", "cloudflare-only.rules",
-  "dmz-minecraft.rules", "simple-ipv4-router.rules", "ufw-server2.rules",
+  "debian-webserver.rules",
+  "pi-server.rules",
+  "persistent-web.rules",
+  "mail-relay.rules",
+  "zerotier-starter.rules",
+  "openshift-bastion.rules",
+  "amimoto-centos.rules",
+  "synology-ds414.rules",
+  "cloudflare-only.rules",
+  "dmz-minecraft.rules",
+  "simple-ipv4-router.rules",
+  "ufw-server2.rules",
   // Loading since the check-then-stamp recent idiom and -m policy (ipsec) were added.
-  "freifunk-sargon.rules", "unifi-ipsec-gateway.rules",
+  "freifunk-sargon.rules",
+  "unifi-ipsec-gateway.rules",
 ];
 
-interface Lab { client: string; router: string; server: string; routerIn: string; serverIp: string; clientIp: string }
+interface Lab {
+  client: string;
+  router: string;
+  server: string;
+  routerIn: string;
+  serverIp: string;
+  clientIp: string;
+}
 const lab: NetnsLab = createLab();
 let viaIpt: Lab;
 let viaNft: Lab;
 
 async function routed(): Promise<Lab> {
   const r = await lab.routed();
-  const l = { client: r.client, router: r.router, server: r.server, routerIn: r.left.b.ip4, serverIp: r.right.b.ip4, clientIp: r.left.a.ip4 };
+  const l = {
+    client: r.client,
+    router: r.router,
+    server: r.server,
+    routerIn: r.left.b.ip4,
+    serverIp: r.right.b.ip4,
+    clientIp: r.left.a.ip4,
+  };
   // A REJECT answers with ICMP errors, which the kernel rate-limits per peer (6 at once, then
   // one a second): a probe after a few rejections would find its answer suppressed in one lab
   // and not in the other. Without the limit every probe gets the answer its rules give.
@@ -50,7 +74,11 @@ after(() => lab.cleanup());
  *  dropped or rejected with an ICMP error (hping3 counts those as received too, so its
  *  summary alone cannot tell a REJECT from an accept). UDP: any answer counts. */
 async function syn(l: Lab, host: string, port: number, udp = false): Promise<number> {
-  const r = await lab.exec(l.client, ["hping3", ...(udp ? ["-q", "--udp"] : ["-S"]), "-c", "2", "-i", "u20000", "-p", String(port), host], { allowFailure: true, timeoutMs: 10_000 });
+  const r = await lab.exec(
+    l.client,
+    ["hping3", ...(udp ? ["-q", "--udp"] : ["-S"]), "-c", "2", "-i", "u20000", "-p", String(port), host],
+    { allowFailure: true, timeoutMs: 10_000 },
+  );
   const out = r.stdout + r.stderr;
   const m = /(\d+) packets received/.exec(out);
   if (!m) throw new Error(`hping3 printed no summary: ${out}`);
@@ -76,7 +104,8 @@ async function probeAll(l: Lab): Promise<Record<string, number | boolean>> {
   return out;
 }
 
-const EMPTY = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+const EMPTY =
+  "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*mangle\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
 
 test("with no rules every probe succeeds (so a refusal below is the ruleset's)", async () => {
   const open = await probeAll(viaIpt);
@@ -96,7 +125,11 @@ for (const name of RULESETS) {
     await lab.nft(viaNft.router, ["-f", "-"], nft.text);
     for (const l of [viaIpt, viaNft]) await lab.exec(l.router, ["conntrack", "-F"], { allowFailure: true });
     const [a, b] = await Promise.all([probeAll(viaIpt), probeAll(viaNft)]);
-    console.log(`${name}: ${Object.values(a).map((v) => (v === true || v === 1 ? "+" : "-")).join("")}`);
+    console.log(
+      `${name}: ${Object.values(a)
+        .map((v) => (v === true || v === 1 ? "+" : "-"))
+        .join("")}`,
+    );
     assert.deepEqual(b, a, "same answers from the nftables rendering as from iptables");
   });
 }

@@ -44,7 +44,8 @@ test("the corpus imports, renders and loads; rates printed", async () => {
     if (o.stage === "load") {
       const r = await lab.nft(ns, ["-c", "-f", "-"], o.nft, { allowFailure: true });
       if (r.code === 0) o.stage = "ok";
-      else o.reason = `nft -c: ${(r.stderr || r.stdout).split("\n").find((l) => /Error/.test(l)) ?? r.stderr.slice(0, 200)}`;
+      else
+        o.reason = `nft -c: ${(r.stderr || r.stdout).split("\n").find((l) => /Error/.test(l)) ?? r.stderr.slice(0, 200)}`;
     }
     outcomes.push(o);
   }

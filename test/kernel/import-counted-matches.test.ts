@@ -11,7 +11,11 @@ import { renderNft } from "../../src/engine/compile/nft/index.ts";
 import { validatePolicy } from "../../src/engine/validate/index.ts";
 
 const lab: NetnsLab = createLab();
-interface Pair { client: string; server: string; target: string }
+interface Pair {
+  client: string;
+  server: string;
+  target: string;
+}
 const clientIp = { ipt: "", nft: "" };
 let viaIpt: Pair;
 let viaNft: Pair;
@@ -29,7 +33,10 @@ after(() => lab.cleanup());
 /** Packet counts of the target-less rules of a filter chain, in order (iptables-save -c). */
 async function iptCounts(ns: string, chain = "INPUT"): Promise<number[]> {
   const r = await lab.exec(ns, ["iptables-save", "-c", "-t", "filter"]);
-  return r.stdout.split("\n").filter((l) => l.includes(`] -A ${chain} `) && !/ -j /.test(l)).map((l) => Number(/^\[(\d+):/.exec(l)![1]));
+  return r.stdout
+    .split("\n")
+    .filter((l) => l.includes(`] -A ${chain} `) && !/ -j /.test(l))
+    .map((l) => Number(/^\[(\d+):/.exec(l)![1]));
 }
 
 /** Packet counts of the import's named counters <chain>_count_1.. (nft). */
@@ -62,7 +69,10 @@ async function load(text: string, chain = "input"): Promise<number> {
 }
 
 async function hping(p: Pair, args: string[], count: number): Promise<void> {
-  await lab.exec(p.client, ["hping3", "-q", "-c", String(count), "-i", "u20000", ...args, p.target], { allowFailure: true, timeoutMs: 10_000 });
+  await lab.exec(p.client, ["hping3", "-q", "-c", String(count), "-i", "u20000", ...args, p.target], {
+    allowFailure: true,
+    timeoutMs: 10_000,
+  });
 }
 
 /** Send `count` copies of a scapy packet expression (T is the target address). */
@@ -72,15 +82,17 @@ async function scapy(p: Pair, packet: string, count: number): Promise<void> {
 }
 
 test("ICMP type/code pairs and numeric types: 3/4, a named code, an unnamed type number", async () => {
-  const n = await load([
-    "*filter",
-    ":INPUT ACCEPT [0:0]",
-    "-A INPUT -p icmp -m icmp --icmp-type 3/4",
-    "-A INPUT -p icmp -m icmp --icmp-type port-unreachable",
-    "-A INPUT -p icmp -m icmp --icmp-type 30",
-    "COMMIT",
-    "",
-  ].join("\n"));
+  const n = await load(
+    [
+      "*filter",
+      ":INPUT ACCEPT [0:0]",
+      "-A INPUT -p icmp -m icmp --icmp-type 3/4",
+      "-A INPUT -p icmp -m icmp --icmp-type port-unreachable",
+      "-A INPUT -p icmp -m icmp --icmp-type 30",
+      "COMMIT",
+      "",
+    ].join("\n"),
+  );
   for (const p of [viaIpt, viaNft]) {
     await hping(p, ["-1", "-C", "3", "-K", "4"], 2);
     await hping(p, ["-1", "-C", "3", "-K", "3"], 3);
@@ -93,15 +105,22 @@ test("ICMP type/code pairs and numeric types: 3/4, a named code, an unnamed type
 });
 
 test("iprange: source ranges, and a negated destination range", async () => {
-  const n = await load([
-    "*filter",
-    "-A INPUT -p tcp --dport 80 -m iprange --src-range 10.9.0.10-10.9.0.20",
-    "-A INPUT -p tcp --dport 80 -m iprange ! --src-range 10.9.0.10-10.9.0.20",
-    "COMMIT",
-    "",
-  ].join("\n"));
+  const n = await load(
+    [
+      "*filter",
+      "-A INPUT -p tcp --dport 80 -m iprange --src-range 10.9.0.10-10.9.0.20",
+      "-A INPUT -p tcp --dport 80 -m iprange ! --src-range 10.9.0.10-10.9.0.20",
+      "COMMIT",
+      "",
+    ].join("\n"),
+  );
   for (const p of [viaIpt, viaNft]) {
-    for (const [src, count] of [["10.9.0.10", 2], ["10.9.0.20", 1], ["10.9.0.21", 3], ["10.9.0.9", 1]] as const) {
+    for (const [src, count] of [
+      ["10.9.0.10", 2],
+      ["10.9.0.20", 1],
+      ["10.9.0.21", 3],
+      ["10.9.0.9", 1],
+    ] as const) {
       await hping(p, ["-S", "-p", "80", "-a", src], count);
     }
   }
@@ -111,16 +130,20 @@ test("iprange: source ranges, and a negated destination range", async () => {
 });
 
 test("conntrack --ctstate DNAT: only connections the nat table redirected", async () => {
-  const n = await load([
-    "*nat",
-    "-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination :8080",
-    "COMMIT",
-    "*filter",
-    "-A INPUT -p tcp -m conntrack --ctstate DNAT",
-    "-A INPUT -p tcp -m conntrack ! --ctstate DNAT",
-    "COMMIT",
-    "",
-  ].join("\n").replace(":8080", "TARGET:8080"));
+  const n = await load(
+    [
+      "*nat",
+      "-A PREROUTING -p tcp --dport 80 -j DNAT --to-destination :8080",
+      "COMMIT",
+      "*filter",
+      "-A INPUT -p tcp -m conntrack --ctstate DNAT",
+      "-A INPUT -p tcp -m conntrack ! --ctstate DNAT",
+      "COMMIT",
+      "",
+    ]
+      .join("\n")
+      .replace(":8080", "TARGET:8080"),
+  );
   void n;
   for (const p of [viaIpt, viaNft]) {
     await hping(p, ["-S", "-p", "80"], 3);
@@ -132,18 +155,24 @@ test("conntrack --ctstate DNAT: only connections the nat table redirected", asyn
 });
 
 test("owner: --uid-owner in OUTPUT counts the packets of that user's sockets only", async () => {
-  const n = await load([
-    "*filter",
-    "-A OUTPUT -p udp --dport 9999 -m owner --uid-owner 0",
-    "-A OUTPUT -p udp --dport 9999 -m owner --uid-owner 65534",
-    "-A OUTPUT -p udp --dport 9999 -m owner ! --uid-owner 0",
-    "COMMIT",
-    "",
-  ].join("\n"), "output");
+  const n = await load(
+    [
+      "*filter",
+      "-A OUTPUT -p udp --dport 9999 -m owner --uid-owner 0",
+      "-A OUTPUT -p udp --dport 9999 -m owner --uid-owner 65534",
+      "-A OUTPUT -p udp --dport 9999 -m owner ! --uid-owner 0",
+      "COMMIT",
+      "",
+    ].join("\n"),
+    "output",
+  );
   const send = (p: Pair, client: string, count: number, asNobody: boolean) => {
     const py = `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range(${count}): s.sendto(b"x", (${JSON.stringify(client)}, 9999))`;
     const argv = ["/usr/bin/python3", "-c", py];
-    return lab.exec(p.server, asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...argv] : argv);
+    return lab.exec(
+      p.server,
+      asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...argv] : argv,
+    );
   };
   for (const p of [viaIpt, viaNft]) {
     const client = p === viaIpt ? clientIp.ipt : clientIp.nft;
@@ -156,19 +185,27 @@ test("owner: --uid-owner in OUTPUT counts the packets of that user's sockets onl
 });
 
 test("ttl: --ttl-eq, ! --ttl-eq, --ttl-lt, --ttl-gt count the packets of those TTLs; pkttype unicast counts them all", async () => {
-  const n = await load([
-    "*filter",
-    "-A INPUT -p tcp --dport 81 -m ttl --ttl-eq 5",
-    "-A INPUT -p tcp --dport 81 -m ttl ! --ttl-eq 5",
-    "-A INPUT -p tcp --dport 81 -m ttl --ttl-lt 10",
-    "-A INPUT -p tcp --dport 81 -m ttl --ttl-gt 100",
-    "-A INPUT -p tcp --dport 81 -m pkttype --pkt-type unicast",
-    "-A INPUT -p tcp --dport 81 -m pkttype --pkt-type broadcast",
-    "COMMIT",
-    "",
-  ].join("\n"));
+  const n = await load(
+    [
+      "*filter",
+      "-A INPUT -p tcp --dport 81 -m ttl --ttl-eq 5",
+      "-A INPUT -p tcp --dport 81 -m ttl ! --ttl-eq 5",
+      "-A INPUT -p tcp --dport 81 -m ttl --ttl-lt 10",
+      "-A INPUT -p tcp --dport 81 -m ttl --ttl-gt 100",
+      "-A INPUT -p tcp --dport 81 -m pkttype --pkt-type unicast",
+      "-A INPUT -p tcp --dport 81 -m pkttype --pkt-type broadcast",
+      "COMMIT",
+      "",
+    ].join("\n"),
+  );
   for (const p of [viaIpt, viaNft]) {
-    for (const [ttl, count] of [[5, 2], [9, 1], [64, 3], [200, 1]] as const) await hping(p, ["-S", "-p", "81", "-t", String(ttl)], count);
+    for (const [ttl, count] of [
+      [5, 2],
+      [9, 1],
+      [64, 3],
+      [200, 1],
+    ] as const)
+      await hping(p, ["-S", "-p", "81", "-t", String(ttl)], count);
   }
   const want = [2, 5, 3, 1, 7, 0];
   assert.deepEqual(await iptCounts(viaIpt.server), want, "xt_ttl / xt_pkttype");

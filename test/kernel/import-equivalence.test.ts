@@ -26,8 +26,12 @@ iptables -A INPUT -p tcp -m tcp --dport 22 -j ACCEPT
 function restoreText(script: string, vars: Record<string, string>): string {
   const lines = script
     .replace(/\$\{(\w+)\}/g, (_, v: string) => vars[v] ?? "")
-    .split("\n").filter((l) => l.startsWith("iptables "));
-  const policies = lines.filter((l) => / -P /.test(l)).map((l) => l.split(/\s+/)).map((w) => `:${w[2]} ${w[3]} [0:0]`);
+    .split("\n")
+    .filter((l) => l.startsWith("iptables "));
+  const policies = lines
+    .filter((l) => / -P /.test(l))
+    .map((l) => l.split(/\s+/))
+    .map((w) => `:${w[2]} ${w[3]} [0:0]`);
   const rules = lines.filter((l) => / -A /.test(l)).map((l) => l.replace(/^iptables /, ""));
   return ["*filter", ...policies, ...rules, "COMMIT", ""].join("\n");
 }
@@ -61,7 +65,10 @@ before(async () => {
 after(() => lab.cleanup());
 
 async function hping(s: Setup, args: string[], count = 3): Promise<number> {
-  const r = await lab.exec(s.client, ["hping3", "-q", "-c", String(count), "-i", "u20000", ...args, s.target], { allowFailure: true, timeoutMs: 10_000 });
+  const r = await lab.exec(s.client, ["hping3", "-q", "-c", String(count), "-i", "u20000", ...args, s.target], {
+    allowFailure: true,
+    timeoutMs: 10_000,
+  });
   const m = /(\d+) packets transmitted, (\d+) packets received/.exec(r.stdout + r.stderr);
   if (!m) throw new Error(`hping3 printed no summary: ${r.stdout} ${r.stderr}`);
   return Number(m[2]);
@@ -100,7 +107,9 @@ test("iptables-restore of the script and renderNft of its import give the same v
   const nft = renderNft(imported.policy);
   assert.ok(nft.ok, JSON.stringify(!nft.ok && nft.errors));
 
-  await lab.exec(viaIptables.server, ["iptables-restore"], { input: restoreText(SCRIPT, { BANNED: viaIptables.banned }) });
+  await lab.exec(viaIptables.server, ["iptables-restore"], {
+    input: restoreText(SCRIPT, { BANNED: viaIptables.banned }),
+  });
   await lab.nft(viaNft.server, ["-f", "-"], nft.text);
 
   const a = await probeAll(viaIptables);

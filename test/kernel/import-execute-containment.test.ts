@@ -23,7 +23,8 @@ test("the script runs as nobody with no capability, and the recorders still reco
   );
   assert.equal(run.exitCode, 0, run.output);
   assert.match(run.output, /^65534$/m);
-  for (const set of ["CapEff", "CapPrm", "CapBnd", "CapAmb"]) assert.match(run.output, new RegExp(`^${set}:\\s*0+$`, "m"), set);
+  for (const set of ["CapEff", "CapPrm", "CapBnd", "CapAmb"])
+    assert.match(run.output, new RegExp(`^${set}:\\s*0+$`, "m"), set);
   assert.match(run.output, /^NoNewPrivs:\s*1$/m);
   assert.deepEqual(
     run.commands.map((c) => [c.program, c.input ?? null]),
@@ -63,7 +64,9 @@ test("a block device of the host cannot be written; /dev/mem is not there", asyn
   // A loop device on a scratch file stands for a disk: if the write got through, only this file changes.
   const loop = execFileSync("losetup", ["--find", "--show", backing], { encoding: "utf8" }).trim();
   try {
-    const [major, minor] = readFileSync(`/sys/class/block/${loop.slice(5)}/dev`, "utf8").trim().split(":");
+    const [major, minor] = readFileSync(`/sys/class/block/${loop.slice(5)}/dev`, "utf8")
+      .trim()
+      .split(":");
     const run = await executeScript(
       [
         `printf PWNED > ${loop}`,
@@ -77,9 +80,19 @@ test("a block device of the host cannot be written; /dev/mem is not there", asyn
     assert.equal(run.timedOut, false);
     assert.doesNotMatch(run.output, /MEM-READABLE/);
     execFileSync("losetup", ["--detach", loop]);
-    assert.equal(readFileSync(backing).every((b) => b === 0), true, "the host's block device was written");
+    assert.equal(
+      readFileSync(backing).every((b) => b === 0),
+      true,
+      "the host's block device was written",
+    );
     // The private /dev holds only the harmless nodes.
-    assert.deepEqual(run.output.split("\n").filter((l) => /^[a-z]+$/.test(l)).sort(), ["fd", "full", "null", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"]);
+    assert.deepEqual(
+      run.output
+        .split("\n")
+        .filter((l) => /^[a-z]+$/.test(l))
+        .sort(),
+      ["fd", "full", "null", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"],
+    );
   } finally {
     spawnSync("losetup", ["--detach", loop]);
     rmSync(dir, { recursive: true, force: true });
@@ -87,7 +100,13 @@ test("a block device of the host cannot be written; /dev/mem is not there", asyn
 });
 
 test("loading a kernel module by the real binary's path or by the syscall is refused", async () => {
-  const modules = () => (existsSync("/proc/modules") ? readFileSync("/proc/modules", "utf8").split("\n").map((l) => l.split(" ")[0]).sort() : []);
+  const modules = () =>
+    existsSync("/proc/modules")
+      ? readFileSync("/proc/modules", "utf8")
+          .split("\n")
+          .map((l) => l.split(" ")[0])
+          .sort()
+      : [];
   const before = modules();
   const run = await executeScript(
     [
@@ -178,7 +197,17 @@ test("without CAP_SYS_ADMIN the CLI says root is needed instead of unshare's err
     writeFileSync(file, "iptables -A INPUT -j ACCEPT\n", { mode: 0o644 });
     const r = spawnSync(
       "setpriv",
-      ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", BIN, "import", "--execute", file],
+      [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        BIN,
+        "import",
+        "--execute",
+        file,
+      ],
       { encoding: "utf8", timeout: 60_000, env: { ...process.env, HOME: dir } },
     );
     assert.equal(r.status, 6, r.stderr);

@@ -55,19 +55,31 @@ test("a script with functions, loops, case and substitutions is recorded with it
 
   const r = importRecorded(run.commands);
   assert.deepEqual(r.errors, []);
-  const input = r.policy!.chains["input"]!;
+  const input = r.policy!.chains.input!;
   assert.equal(input.policy, "drop");
   assert.equal(input.rules.length, 7);
-  assert.deepEqual(r.policy!.sets["friends"]?.elements, ["192.0.2.7"]);
+  assert.deepEqual(r.policy!.sets.friends?.elements, ["192.0.2.7"]);
   assert.equal(input.rules[4]!.match?.saddr, "@friends");
   const lines = r.report.map((l) => l.line);
-  assert.deepEqual(lines, [...lines].sort((a, b) => a - b), "report in script order");
-  assert.ok(r.report.some((l) => l.line === 15 && l.text.startsWith("iptables-restore <<< -A INPUT") && l.status === "imported"));
+  assert.deepEqual(
+    lines,
+    [...lines].sort((a, b) => a - b),
+    "report in script order",
+  );
+  assert.ok(
+    r.report.some(
+      (l) => l.line === 15 && l.text.startsWith("iptables-restore <<< -A INPUT") && l.status === "imported",
+    ),
+  );
   assert.ok(r.report.some((l) => l.line === 16 && l.status === "skipped" && /modprobe/.test(l.reason ?? "")));
 });
 
 test("text import of shell control flow is refused with a pointer at --execute", () => {
-  for (const src of ["if true; then iptables -A INPUT -j ACCEPT; fi", "for p in 1 2; do\niptables -A INPUT -j ACCEPT\ndone", "IPT=$(which iptables)\n$IPT -A INPUT -j ACCEPT"]) {
+  for (const src of [
+    "if true; then iptables -A INPUT -j ACCEPT; fi",
+    "for p in 1 2; do\niptables -A INPUT -j ACCEPT\ndone",
+    "IPT=$(which iptables)\n$IPT -A INPUT -j ACCEPT",
+  ]) {
     const r = importPolicy("iptables", src);
     assert.ok(r.errors.length > 0, src);
     assert.match(r.errors[0]!.message, /palisade import --execute/, src);
@@ -76,7 +88,10 @@ test("text import of shell control flow is refused with a pointer at --execute",
 
 test("an endless loop is killed at the time limit, with every process it started", async () => {
   const marker = `palisade-hostile-${process.pid}`;
-  const run = await executeScript(`iptables -A INPUT -j ACCEPT\n(exec -a ${marker} sleep 1000) &\nwhile :; do :; done\n`, { timeoutMs: 1500 });
+  const run = await executeScript(
+    `iptables -A INPUT -j ACCEPT\n(exec -a ${marker} sleep 1000) &\nwhile :; do :; done\n`,
+    { timeoutMs: 1500 },
+  );
   assert.equal(run.timedOut, true);
   assert.equal(run.exitCode, null);
   assert.equal(run.commands.length, 1, "what ran before the loop was recorded");

@@ -28,11 +28,25 @@ for _ in range(3):
 `;
 
 /** The TOS bytes the server saw on UDP to `port`, with how many datagrams each. */
-async function seen(lab_: typeof lab, side: { client: string; server: string; link: Link }, port: number, tos: number): Promise<Record<string, number>> {
-  const rules = Array.from({ length: 256 }, (_, b) => `  udp dport ${port} @nh,8,8 0x${b.toString(16).padStart(2, "0")} counter comment "tos ${b}"`).join("\n");
-  await lab_.nft(side.server, ["-f", "-"], `table ip probe\ndelete table ip probe\ntable ip probe {\n chain in {\n  type filter hook input priority 10; policy accept;\n${rules}\n }\n}\n`);
+async function seen(
+  lab_: typeof lab,
+  side: { client: string; server: string; link: Link },
+  port: number,
+  tos: number,
+): Promise<Record<string, number>> {
+  const rules = Array.from(
+    { length: 256 },
+    (_, b) => `  udp dport ${port} @nh,8,8 0x${b.toString(16).padStart(2, "0")} counter comment "tos ${b}"`,
+  ).join("\n");
+  await lab_.nft(
+    side.server,
+    ["-f", "-"],
+    `table ip probe\ndelete table ip probe\ntable ip probe {\n chain in {\n  type filter hook input priority 10; policy accept;\n${rules}\n }\n}\n`,
+  );
   await lab_.exec(side.client, ["/usr/bin/python3", "-c", SEND, side.link.b.ip4, String(port), String(tos)]);
-  const out = JSON.parse((await lab_.nft(side.server, ["-j", "list", "table", "ip", "probe"])).stdout) as { nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[] };
+  const out = JSON.parse((await lab_.nft(side.server, ["-j", "list", "table", "ip", "probe"])).stdout) as {
+    nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[];
+  };
   const got: Record<string, number> = {};
   for (const item of out.nftables) {
     const packets = item.rule?.expr.find((e) => e.counter)?.counter?.packets ?? 0;
@@ -61,10 +75,16 @@ test("the lines load with iptables-restore; imported, they render and load for n
 
 // [port, TOS sent, TOS xt_DSCP's tos_tg writes: (old & ~mask) ^ value]
 const CASES: [number, number, number][] = [
-  [7001, 0x00, 0x10], [7001, 0x41, 0x50], [7001, 0xe3, 0xd0],
-  [7002, 0x00, 0x08], [7002, 0xe3, 0x08],
-  [7003, 0x00, 0xb8], [7003, 0x03, 0xbb], [7003, 0x4d, 0xb9],
-  [7004, 0x00, 0x21], [7004, 0xe3, 0xc2],
+  [7001, 0x00, 0x10],
+  [7001, 0x41, 0x50],
+  [7001, 0xe3, 0xd0],
+  [7002, 0x00, 0x08],
+  [7002, 0xe3, 0x08],
+  [7003, 0x00, 0xb8],
+  [7003, 0x03, 0xbb],
+  [7003, 0x4d, 0xb9],
+  [7004, 0x00, 0x21],
+  [7004, 0xe3, 0xc2],
 ];
 
 for (const [port, sent, want] of CASES) {

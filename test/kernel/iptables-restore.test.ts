@@ -32,7 +32,10 @@ const GOLDEN = join(import.meta.dirname, "../golden/iptables/policies");
 function render(doc: PolicyInput, installed?: { ipv4?: string; ipv6?: string }) {
   const r = renderIptables(Policy.parse(doc), {
     failsafe: { apiAddress: "10.250.0.1", apiPort: 8443 },
-    installed: installed && { ipv4: installed.ipv4 ? parseInstalled(installed.ipv4) : undefined, ipv6: installed.ipv6 ? parseInstalled(installed.ipv6) : undefined },
+    installed: installed && {
+      ipv4: installed.ipv4 ? parseInstalled(installed.ipv4) : undefined,
+      ipv6: installed.ipv6 ? parseInstalled(installed.ipv6) : undefined,
+    },
   });
   if (!r.ok) throw new Error(JSON.stringify(r.errors, null, 1));
   return r;
@@ -48,10 +51,15 @@ async function save(ns: string, fam: "ipv4" | "ipv6", counters = false): Promise
   return r.stdout;
 }
 
-for (const name of readdirSync(GOLDEN).filter((f) => f.endsWith(".json")).map((f) => f.replace(/\.json$/, "")).sort()) {
+for (const name of readdirSync(GOLDEN)
+  .filter((f) => f.endsWith(".json"))
+  .map((f) => f.replace(/\.json$/, ""))
+  .sort()) {
   const doc = JSON.parse(readFileSync(join(GOLDEN, `${name}.json`), "utf8"));
   const xtables = requiredXtablesModules(Policy.parse(doc));
-  const skip = xtables.length ? `needs xtables-addons (${xtables.join(", ")}), which these machines cannot load` : false;
+  const skip = xtables.length
+    ? `needs xtables-addons (${xtables.join(", ")}), which these machines cannot load`
+    : false;
   test(`golden policy ${name} loads with ipset, iptables-restore and ip6tables-restore`, { skip }, async () => {
     const ns = await lab.addNamespace();
     const r = render(doc);
@@ -109,8 +117,16 @@ test("packets: default-drop input lets only the allowed ping through (IPv4 and I
           { match: { ctState: ["established", "related"] }, action: "accept" },
           ...(allowFromClient
             ? [
-                { comment: "ping v4", match: { saddr: link.a.ip4, icmpType: "echo-request" as const }, action: "accept" as const },
-                { comment: "ping v6", match: { saddr: link.a.ip6, icmpv6Type: "echo-request" as const }, action: "accept" as const },
+                {
+                  comment: "ping v4",
+                  match: { saddr: link.a.ip4, icmpType: "echo-request" as const },
+                  action: "accept" as const,
+                },
+                {
+                  comment: "ping v6",
+                  match: { saddr: link.a.ip6, icmpv6Type: "echo-request" as const },
+                  action: "accept" as const,
+                },
               ]
             : []),
           { match: { icmpv6Type: ["nd-neighbor-solicit", "nd-neighbor-advert"] }, action: "accept" },

@@ -33,7 +33,13 @@ test("ACCOUNT: per-address src and dst bytes/packets equal what was sent, plus t
       output: {
         hook: "output",
         // The same table from a second chain: its sets are declared once and shared.
-        rules: [{ comment: "acct lan out", match: { protocol: "udp", sport: 9000 }, action: { type: "account", table: "lan" } }],
+        rules: [
+          {
+            comment: "acct lan out",
+            match: { protocol: "udp", sport: 9000 },
+            action: { type: "account", table: "lan" },
+          },
+        ],
       },
     },
   });
@@ -53,30 +59,58 @@ test("ACCOUNT: per-address src and dst bytes/packets equal what was sent, plus t
 
   // A second source address on the client: a new element, the first one unchanged.
   await lab.exec(client, ["ip", "addr", "add", "10.200.1.77/24", "dev", link.a.ifname]);
-  const r = await lab.exec(client, ["socat", "-u", "STDIN", `UDP4-SENDTO:${link.b.ip4}:9000,bind=10.200.1.77`], { input: "x".repeat(PAYLOAD) });
+  const r = await lab.exec(client, ["socat", "-u", "STDIN", `UDP4-SENDTO:${link.b.ip4}:9000,bind=10.200.1.77`], {
+    input: "x".repeat(PAYLOAD),
+  });
   assert.equal(r.code, 0);
   const src2 = await setElements(lab, server, "acct_lan_src");
   assert.deepEqual(src2, [
     { key: link.a.ip4, packets: N, bytes: N * WIRE },
     { key: "10.200.1.77", packets: 1, bytes: WIRE },
   ]);
-  assert.deepEqual(await setElements(lab, server, "acct_lan_dst"), [{ key: link.b.ip4, packets: N + 1, bytes: (N + 1) * WIRE }]);
+  assert.deepEqual(await setElements(lab, server, "acct_lan_dst"), [
+    { key: link.b.ip4, packets: N + 1, bytes: (N + 1) * WIRE },
+  ]);
 });
 
 test("quota2: a byte quota matches until its budget is spent; inverted matches after; grow counts", async () => {
   const LIMIT = 1000;
   await applyPolicy(lab, server, {
-    quotas: { budget: { mode: "bytes", limit: LIMIT }, after: { mode: "bytes", limit: LIMIT }, bt: { grow: true }, started: { grow: true, limit: 5000 } },
+    quotas: {
+      budget: { mode: "bytes", limit: LIMIT },
+      after: { mode: "bytes", limit: LIMIT },
+      bt: { grow: true },
+      started: { grow: true, limit: 5000 },
+    },
     chains: {
       input: {
         hook: "input",
         rules: [
-          { comment: "within budget", match: { protocol: "udp", dport: 9100, quota: { name: "budget" } }, action: "accept", counter: true },
+          {
+            comment: "within budget",
+            match: { protocol: "udp", dport: 9100, quota: { name: "budget" } },
+            action: "accept",
+            counter: true,
+          },
           { comment: "over budget", match: { protocol: "udp", dport: 9100 }, action: "drop", counter: true },
-          { comment: "inverted", match: { protocol: "udp", dport: 9200, quota: { name: "after", invert: true } }, action: "drop", counter: true },
+          {
+            comment: "inverted",
+            match: { protocol: "udp", dport: 9200, quota: { name: "after", invert: true } },
+            action: "drop",
+            counter: true,
+          },
           { comment: "before inverted", match: { protocol: "udp", dport: 9200 }, action: "accept", counter: true },
-          { comment: "grow from the initial value", match: { protocol: "udp", dport: 9300, quota: { name: "started" } }, action: { type: "mark", value: 1 } },
-          { comment: "grow", match: { protocol: "udp", dport: 9300, quota: { name: "bt" } }, action: "accept", counter: true },
+          {
+            comment: "grow from the initial value",
+            match: { protocol: "udp", dport: 9300, quota: { name: "started" } },
+            action: { type: "mark", value: 1 },
+          },
+          {
+            comment: "grow",
+            match: { protocol: "udp", dport: 9300, quota: { name: "bt" } },
+            action: "accept",
+            counter: true,
+          },
         ],
       },
     },
@@ -97,6 +131,8 @@ test("quota2: a byte quota matches until its budget is spent; inverted matches a
   assert.deepEqual(await namedCounter(lab, server, "quota_bt_grow_bytes"), { packets: 7, bytes: 7 * WIRE });
   assert.deepEqual(await namedCounter(lab, server, "quota_started_grow_bytes"), { packets: 7, bytes: 5000 + 7 * WIRE });
   assert.equal((await ruleCounter(lab, server, "input", "grow")).packets, 7);
-  const q = JSON.parse((await lab.nft(server, ["-j", "list", "quota", "inet", "palisade", "budget"])).stdout) as { nftables: { quota?: { bytes: number; used: number } }[] };
+  const q = JSON.parse((await lab.nft(server, ["-j", "list", "quota", "inet", "palisade", "budget"])).stdout) as {
+    nftables: { quota?: { bytes: number; used: number } }[];
+  };
   assert.equal(q.nftables.find((x) => x.quota)?.quota?.bytes, LIMIT);
 });

@@ -33,7 +33,9 @@ before(async () => {
   await lab.exec(client, ["ip", "route", "replace", "default", "via", "203.0.113.1", "src", CLIENT]);
   await lab.exec(server, ["ip", "route", "replace", "default", "via", "198.51.100.1", "src", SERVER]);
   await lab.enableForwarding(router);
-  const link = JSON.parse((await lab.exec(router, ["ip", "-j", "link", "show", "ext0"])).stdout) as Array<{ address: string }>;
+  const link = JSON.parse((await lab.exec(router, ["ip", "-j", "link", "show", "ext0"])).stdout) as Array<{
+    address: string;
+  }>;
   routerMac = link[0]!.address;
 });
 after(() => lab.cleanup());
@@ -53,25 +55,43 @@ else:
     sendp(Ether(dst=sys.argv[7]) / p, iface="wan0", count=int(n), inter=0.01)
 `;
 const udp = (ns: string, mode: "l3" | "l2", src: string, dst: string, sport: number, dport: number, n: number) =>
-  lab.exec(ns, ["/usr/bin/python3", "-c", SCAPY_UDP, mode, src, dst, String(sport), String(dport), String(n), routerMac], { timeoutMs: 30_000 });
+  lab.exec(
+    ns,
+    ["/usr/bin/python3", "-c", SCAPY_UDP, mode, src, dst, String(sport), String(dport), String(n), routerMac],
+    { timeoutMs: 30_000 },
+  );
 
 const forwardRules = [
   // Loads conntrack in the router for the control too.
   { comment: "conntrack INVALID", match: { ctState: ["invalid"] }, action: "drop", counter: true },
-  { comment: "server's source arriving on ext0", match: { iif: "ext0", saddr: SERVER }, action: "accept", counter: true },
+  {
+    comment: "server's source arriving on ext0",
+    match: { iif: "ext0", saddr: SERVER },
+    action: "accept",
+    counter: true,
+  },
   { comment: "client to server", match: { iif: "ext0", saddr: CLIENT }, action: "accept", counter: true },
   { comment: "server to client", match: { iif: "lan0", saddr: SERVER }, action: "accept", counter: true },
 ];
 const policy = (protect: boolean) =>
-  ({ ...(protect ? { protections: { antiSpoofing: { interface: "ext0" } } } : {}), chains: { forward: { hook: "forward", policy: "accept", rules: forwardRules } } }) as never;
+  ({
+    ...(protect ? { protections: { antiSpoofing: { interface: "ext0" } } } : {}),
+    chains: { forward: { hook: "forward", policy: "accept", rules: forwardRules } },
+  }) as never;
 const count = async (comment: string) => (await ruleCounter(lab, router, "forward", comment)).packets;
 
 /** Client opens a UDP flow to the server (original direction in on ext0), the server answers (reply direction in on lan0). */
 async function establish(sport: number): Promise<void> {
   await udp(client, "l3", CLIENT, SERVER, sport, 4000, 2);
   await udp(server, "l3", SERVER, CLIENT, 4000, sport, 2);
-  const ct = (await lab.exec(router, ["conntrack", "-L", "-p", "udp", "--orig-port-src", String(sport)], { allowFailure: true })).stdout;
-  assert.match(ct, /\bsrc=203\.0\.113\.2 .*sport=\d+ dport=4000 .*src=198\.51\.100\.2/, `no conntrack entry for the flow: ${ct}`);
+  const ct = (
+    await lab.exec(router, ["conntrack", "-L", "-p", "udp", "--orig-port-src", String(sport)], { allowFailure: true })
+  ).stdout;
+  assert.match(
+    ct,
+    /\bsrc=203\.0\.113\.2 .*sport=\d+ dport=4000 .*src=198\.51\.100\.2/,
+    `no conntrack entry for the flow: ${ct}`,
+  );
   assert.doesNotMatch(ct, /UNREPLIED/, ct);
 }
 
@@ -100,22 +120,30 @@ test("antiSpoofing: the established flow keeps working both ways; the spoofed re
   // The kernel set the label: an observer table (counters only, later in forward) sees the
   // flow's original-direction packets (in on ext0, where the checks run) carry bit 126, and
   // its replies (in on lan0, which has no checks to pass) never carry bit 127.
-  await lab.nft(router, ["-f", "-"], [
-    "table inet observe {",
-    "  chain f {",
-    "    type filter hook forward priority 10; policy accept;",
-    '    ct direction original ct label 126 counter comment "original verified"',
-    '    ct direction reply ct label 127 counter comment "reply verified"',
-    "  }",
-    "}",
-    "",
-  ].join("\n"));
+  await lab.nft(
+    router,
+    ["-f", "-"],
+    [
+      "table inet observe {",
+      "  chain f {",
+      "    type filter hook forward priority 10; policy accept;",
+      '    ct direction original ct label 126 counter comment "original verified"',
+      '    ct direction reply ct label 127 counter comment "reply verified"',
+      "  }",
+      "}",
+      "",
+    ].join("\n"),
+  );
   try {
     await udp(client, "l3", CLIENT, SERVER, 5002, 4000, 4);
     await udp(server, "l3", SERVER, CLIENT, 4000, 5002, 4);
     const observed = (await lab.nft(router, ["-j", "list", "chain", "inet", "observe", "f"])).stdout;
     const packets = (comment: string) => {
-      const rule = (JSON.parse(observed) as { nftables: Array<{ rule?: { comment?: string; expr: Array<{ counter?: { packets: number } }> } }> }).nftables.find((x) => x.rule?.comment === comment)?.rule;
+      const rule = (
+        JSON.parse(observed) as {
+          nftables: Array<{ rule?: { comment?: string; expr: Array<{ counter?: { packets: number } }> } }>;
+        }
+      ).nftables.find((x) => x.rule?.comment === comment)?.rule;
       return rule?.expr.find((e) => e.counter)?.counter?.packets ?? -1;
     };
     assert.ok(packets("original verified") >= 4, `original direction labelled: ${observed}`);

@@ -37,7 +37,11 @@ for (const table of CHAIN_TABLES) {
       const v = validatePolicy(doc(table, hook), { target: "nftables" });
       if (!v.ok) {
         // Only the table/hook combination itself may be the reason.
-        assert.deepEqual(v.errors.map((e) => [e.code, e.path]), [["invalid_hook_for_table", "/chains/c/hook"]], JSON.stringify(v.errors));
+        assert.deepEqual(
+          v.errors.map((e) => [e.code, e.path]),
+          [["invalid_hook_for_table", "/chains/c/hook"]],
+          JSON.stringify(v.errors),
+        );
         return;
       }
       const r = renderNft(v.policy as Policy);
@@ -47,7 +51,9 @@ for (const table of CHAIN_TABLES) {
       const check = await lab.nft(ns, ["-c", "-f", "-"], r.text, { allowFailure: true });
       assert.equal(check.code, 0, `nft -c refused ${table}/${hook}: ${check.stderr}\n${r.text}`);
       await lab.nft(ns, ["-f", "-"], r.text);
-      const listed = JSON.parse((await lab.nft(ns, ["-j", "list", "chain", "inet", "palisade", "c"])).stdout) as { nftables: { chain?: { hook?: string; type?: string } }[] };
+      const listed = JSON.parse((await lab.nft(ns, ["-j", "list", "chain", "inet", "palisade", "c"])).stdout) as {
+        nftables: { chain?: { hook?: string; type?: string } }[];
+      };
       const chain = listed.nftables.find((x) => x.chain)?.chain;
       assert.equal(chain?.hook, hook);
     });
@@ -55,13 +61,23 @@ for (const table of CHAIN_TABLES) {
 }
 
 test("the loop above loaded every table/hook pair the validator allows (15 of 25: filter 3, nat 4, mangle 5, raw 2, rawpost 1)", () => {
-  const allowed = CHAIN_TABLES.flatMap((t) => HOOKS.filter((h) => validatePolicy(doc(t, h), { target: "nftables" }).ok));
+  const allowed = CHAIN_TABLES.flatMap((t) =>
+    HOOKS.filter((h) => validatePolicy(doc(t, h), { target: "nftables" }).ok),
+  );
   assert.equal(allowed.length, 15);
 });
 
 test("an imported nat OUTPUT DNAT (iptables-save) renders and loads", async () => {
-  const save = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":POSTROUTING ACCEPT [0:0]",
-    "-A OUTPUT -d 10.0.0.1/32 -p tcp --dport 80 -j DNAT --to-destination 10.0.0.2", "COMMIT", ""].join("\n");
+  const save = [
+    "*nat",
+    ":PREROUTING ACCEPT [0:0]",
+    ":INPUT ACCEPT [0:0]",
+    ":OUTPUT ACCEPT [0:0]",
+    ":POSTROUTING ACCEPT [0:0]",
+    "-A OUTPUT -d 10.0.0.1/32 -p tcp --dport 80 -j DNAT --to-destination 10.0.0.2",
+    "COMMIT",
+    "",
+  ].join("\n");
   const imported = importPolicy("iptables-save", save);
   assert.deepEqual(imported.errors, []);
   const v = validatePolicy(imported.policy, { target: "nftables" });

@@ -14,7 +14,10 @@ let link: Link;
 const listeners: Background[] = [];
 before(async () => {
   ({ client: api, server: agent, link } = await lab.pair());
-  for (const port of [50051, 50052]) listeners.push(lab.background(api, ["socat", `TCP-LISTEN:${port},fork,reuseaddr`, "EXEC:/bin/true"], { maxLifetimeMs: 120_000 }));
+  for (const port of [50051, 50052])
+    listeners.push(
+      lab.background(api, ["socat", `TCP-LISTEN:${port},fork,reuseaddr`, "EXEC:/bin/true"], { maxLifetimeMs: 120_000 }),
+    );
   for (let i = 0; i < 30; i++) {
     if ((await lab.exec(api, ["ss", "-ltnH"])).stdout.trim().split("\n").length >= 2) break;
     await sleep(100);
@@ -47,7 +50,11 @@ test("failsafe with the agent's exact endpoint opens that address and port only"
   assert.equal(await lab.tcpConnect(agent, link.a.ip4, 50052), true);
   assert.equal(await lab.tcpConnect(agent, link.a.ip4, 50051), false);
   await lab.exec(api, ["ip", "addr", "add", "10.200.1.66/24", "dev", link.a.ifname]);
-  assert.equal(await lab.tcpConnect(agent, "10.200.1.66", 50052), false, "another address of the same host is not the API");
+  assert.equal(
+    await lab.tcpConnect(agent, "10.200.1.66", 50052),
+    false,
+    "another address of the same host is not the API",
+  );
 });
 
 test("named sets filter both families; a re-apply empties dynamic sets (full replace)", async () => {
@@ -61,15 +68,27 @@ test("named sets filter both families; a re-apply empties dynamic sets (full rep
       input: {
         hook: "input",
         rules: [
-          { comment: "remember", match: { protocol: "udp", dport: 9900, recent: { name: "r", mode: "set" } }, action: "accept" },
+          {
+            comment: "remember",
+            match: { protocol: "udp", dport: 9900, recent: { name: "r", mode: "set" } },
+            action: "accept",
+          },
           { comment: "blocked", match: { saddr: ["@block4", "@block6"] }, action: "drop" },
         ],
       },
     },
   } as never;
   await applyPolicy(lab, agent, doc);
-  assert.equal((await lab.ping(api, link.b.ip4, { count: 2, waitS: 0.3 })).received, 0, "IPv4 source in the interval set");
-  assert.equal((await lab.ping(api, link.b.ip6, { count: 2, waitS: 0.3 })).received, 0, "IPv6 source in the interval set");
+  assert.equal(
+    (await lab.ping(api, link.b.ip4, { count: 2, waitS: 0.3 })).received,
+    0,
+    "IPv4 source in the interval set",
+  );
+  assert.equal(
+    (await lab.ping(api, link.b.ip6, { count: 2, waitS: 0.3 })).received,
+    0,
+    "IPv6 source in the interval set",
+  );
   await lab.sendUdp(api, link.b.ip4, 9900, { count: 1 });
   const before = (await lab.nft(agent, ["list", "set", "inet", "palisade", "recent_r_v4"])).stdout;
   assert.ok(before.includes(link.a.ip4), before);

@@ -25,7 +25,11 @@ before(async () => {
   serverIp = r.right.b.ip4;
   clientIp = r.left.a.ip4;
   // The sysctl exists once nf_conntrack is loaded: a throwaway ct rule loads it.
-  await lab.nft(router, ["-f", "-"], "table inet ctload {\n  chain c {\n    type filter hook prerouting priority 0; ct state new accept\n  }\n}\ndelete table inet ctload\n");
+  await lab.nft(
+    router,
+    ["-f", "-"],
+    "table inet ctload {\n  chain c {\n    type filter hook prerouting priority 0; ct state new accept\n  }\n}\ndelete table inet ctload\n",
+  );
   await lab.exec(router, ["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_be_liberal=1"]);
   const liberal = await lab.exec(router, ["sysctl", "-n", "net.netfilter.nf_conntrack_tcp_be_liberal"]);
   assert.equal(liberal.stdout.trim(), "1", "the router's conntrack is liberal, as the test's ACKs need");
@@ -55,17 +59,47 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
 
 /** A TCP connection client:sport -> server:port held open (idle) for at most 60 s; nofork: the sleep is the pid stop() kills. */
 async function hold(port: number, sport: number): Promise<void> {
-  procs.push(lab.background(server, ["socat", `TCP-LISTEN:${port},reuseaddr`, "EXEC:sleep 60,nofork"], { maxLifetimeMs: 60_000 }));
-  await until(`a listener on ${port}`, async () => (await lab.exec(server, ["ss", "-Hltn", `sport = :${port}`])).stdout.includes(`:${port}`));
-  procs.push(lab.background(client, ["socat", `TCP:${serverIp}:${port},sourceport=${sport}`, "EXEC:sleep 60,nofork"], { maxLifetimeMs: 60_000 }));
+  procs.push(
+    lab.background(server, ["socat", `TCP-LISTEN:${port},reuseaddr`, "EXEC:sleep 60,nofork"], {
+      maxLifetimeMs: 60_000,
+    }),
+  );
+  await until(`a listener on ${port}`, async () =>
+    (await lab.exec(server, ["ss", "-Hltn", `sport = :${port}`])).stdout.includes(`:${port}`),
+  );
+  procs.push(
+    lab.background(client, ["socat", `TCP:${serverIp}:${port},sourceport=${sport}`, "EXEC:sleep 60,nofork"], {
+      maxLifetimeMs: 60_000,
+    }),
+  );
   await until(`the connection from ${sport} to ${port} in conntrack`, async () => {
-    const ct = await lab.exec(router, ["conntrack", "-L", "-p", "tcp", "--orig-port-src", String(sport)], { allowFailure: true });
+    const ct = await lab.exec(router, ["conntrack", "-L", "-p", "tcp", "--orig-port-src", String(sport)], {
+      allowFailure: true,
+    });
     return /ESTABLISHED/.test(ct.stdout);
   });
 }
 
 const hping = (sport: number, port: number, flags: string[], n: number) =>
-  lab.exec(client, ["hping3", "-q", "-c", String(n), "-i", "u10000", "-s", String(sport), "-k", "-p", String(port), ...flags, serverIp], { allowFailure: true, timeoutMs: 15_000 });
+  lab.exec(
+    client,
+    [
+      "hping3",
+      "-q",
+      "-c",
+      String(n),
+      "-i",
+      "u10000",
+      "-s",
+      String(sport),
+      "-k",
+      "-p",
+      String(port),
+      ...flags,
+      serverIp,
+    ],
+    { allowFailure: true, timeoutMs: 15_000 },
+  );
 
 test("established connections: SYN+FIN dropped, a trap port still trapped, other traffic forwarded", async () => {
   // Conntrack on, no trap yet: the connection to 139 opens.
@@ -73,7 +107,10 @@ test("established connections: SYN+FIN dropped, a trap port still trapped, other
   await hold(139, 40139);
   await hold(8080, 40080);
 
-  await applyPolicy(lab, router, { protections: { bogusPackets: {}, portScanTrap: { ports: [139], banSeconds: 60 } }, chains: { forward } } as never);
+  await applyPolicy(lab, router, {
+    protections: { bogusPackets: {}, portScanTrap: { ports: [139], banSeconds: 60 } },
+    chains: { forward },
+  } as never);
   const rules = (await lab.nft(router, ["list", "chain", "inet", "palisade", "protect_forward"])).stdout;
   assert.match(rules, /ct state established return/, "the skip rules are in place");
 

@@ -30,8 +30,15 @@ before(async () => {
   await lab.exec(server, ["ip", "addr", "add", `${BACKEND_B}/24`, "dev", right.b.ifname]);
   await lab.exec(client, ["ip", "addr", "add", "10.200.1.5/24", "dev", left.a.ifname]);
   // Each backend answers with its own name, then closes.
-  for (const [addr, name] of [[right.b.ip4, "A"], [BACKEND_B, "B"]] as const) {
-    listeners.push(lab.background(server, ["socat", `TCP-LISTEN:8080,bind=${addr},fork,reuseaddr`, `SYSTEM:echo ${name}`], { maxLifetimeMs: 120_000 }));
+  for (const [addr, name] of [
+    [right.b.ip4, "A"],
+    [BACKEND_B, "B"],
+  ] as const) {
+    listeners.push(
+      lab.background(server, ["socat", `TCP-LISTEN:8080,bind=${addr},fork,reuseaddr`, `SYSTEM:echo ${name}`], {
+        maxLifetimeMs: 120_000,
+      }),
+    );
   }
   await waitListening(8080);
 });
@@ -47,7 +54,13 @@ async function whoAnswers(port: number, source?: string): Promise<string> {
   return r.stdout.trim();
 }
 
-const forwardChain = { forward: { hook: "forward" as const, policy: "drop" as const, rules: [{ match: { ctState: ["established" as const, "related" as const] }, action: "accept" as const }] } };
+const forwardChain = {
+  forward: {
+    hook: "forward" as const,
+    policy: "drop" as const,
+    rules: [{ match: { ctState: ["established" as const, "related" as const] }, action: "accept" as const }],
+  },
+};
 
 test("PORTFW: preferences 3:1 split 40 connections 30:10", async () => {
   await applyPolicy(lab, router, {
@@ -78,7 +91,18 @@ test("PORTFW: preferences 3:1 split 40 connections 30:10", async () => {
 test("PORTFW: weight 1 each is round robin", async () => {
   await applyPolicy(lab, router, {
     chains: forwardChain,
-    forwarding: { portForwards: [{ protocol: "tcp", port: 80, backends: [{ address: right.b.ip4, port: 8080 }, { address: BACKEND_B, port: 8080 }] }] },
+    forwarding: {
+      portForwards: [
+        {
+          protocol: "tcp",
+          port: 80,
+          backends: [
+            { address: right.b.ip4, port: 8080 },
+            { address: BACKEND_B, port: 8080 },
+          ],
+        },
+      ],
+    },
   });
   const order: string[] = [];
   for (let i = 0; i < 6; i++) order.push(await whoAnswers(80));
@@ -93,7 +117,10 @@ test("mfw: each mark goes to its backend; changing `active` fails over", async (
         {
           mark: 1,
           match: { saddr: "10.200.1.5", daddr: left.b.ip4, protocol: "tcp" as const, dport: 81 },
-          backends: [{ address: right.b.ip4, port: 8080 }, { address: BACKEND_B, port: 8080 }],
+          backends: [
+            { address: right.b.ip4, port: 8080 },
+            { address: BACKEND_B, port: 8080 },
+          ],
           active,
           comment: "friend",
         },
@@ -122,6 +149,12 @@ test("AUTOFW: a port range goes to the hidden host, ports kept; masquerade hides
   });
   assert.equal(await whoAnswers(8080), "A");
   assert.equal(await whoAnswers(8081), "", "nothing listens on 8081 at the hidden host");
-  const ct = await lab.exec(router, ["conntrack", "-L", "-p", "tcp", "--orig-port-dst", "8080"], { allowFailure: true });
-  assert.match(ct.stdout, new RegExp(`dst=${right.a.ip4.replace(/\./g, "\\.")}`), "replies come back to the router's address (masquerade)");
+  const ct = await lab.exec(router, ["conntrack", "-L", "-p", "tcp", "--orig-port-dst", "8080"], {
+    allowFailure: true,
+  });
+  assert.match(
+    ct.stdout,
+    new RegExp(`dst=${right.a.ip4.replace(/\./g, "\\.")}`),
+    "replies come back to the router's address (masquerade)",
+  );
 });

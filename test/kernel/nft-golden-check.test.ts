@@ -24,6 +24,9 @@ for (const c of goldenCases()) {
       assert.equal(r.code, 0, r.stderr);
     }
     const tables = (await lab.nft(ns, ["list", "tables"])).stdout;
-    assert.ok(tables.split("\n").every((l) => l === "" || /^table \w+ palisade\w*$/.test(l)), tables);
+    assert.ok(
+      tables.split("\n").every((l) => l === "" || /^table \w+ palisade\w*$/.test(l)),
+      tables,
+    );
   });
 }

@@ -27,11 +27,27 @@ test("bogon and spoofed sources are dropped on the external interface; reverse-p
     inputPolicy([
       {
         comment: "bogons",
-        match: { iif: link.b.ifname, saddr: ["192.168.0.0/16", "172.16.0.0/12", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "0.0.0.0/8"] },
+        match: {
+          iif: link.b.ifname,
+          saddr: [
+            "192.168.0.0/16",
+            "172.16.0.0/12",
+            "127.0.0.0/8",
+            "169.254.0.0/16",
+            "224.0.0.0/4",
+            "240.0.0.0/4",
+            "0.0.0.0/8",
+          ],
+        },
         action: "drop",
         counter: true,
       },
-      { comment: "bogon destinations", match: { iif: link.b.ifname, daddrType: ["broadcast", "multicast"] }, action: "drop", counter: true },
+      {
+        comment: "bogon destinations",
+        match: { iif: link.b.ifname, daddrType: ["broadcast", "multicast"] },
+        action: "drop",
+        counter: true,
+      },
       { comment: "rpfilter", match: { iif: link.b.ifname, rpfilter: "fail" }, action: "drop", counter: true },
     ]),
   );
@@ -56,8 +72,18 @@ test("SYN+FIN, SYN+RST and conntrack INVALID are dropped", async () => {
     lab,
     server,
     inputPolicy([
-      { comment: "syn+fin", match: { protocol: "tcp", tcpFlags: { mask: ["syn", "fin"], compare: ["syn", "fin"] } }, action: "drop", counter: true },
-      { comment: "syn+rst", match: { protocol: "tcp", tcpFlags: { mask: ["syn", "rst"], compare: ["syn", "rst"] } }, action: "drop", counter: true },
+      {
+        comment: "syn+fin",
+        match: { protocol: "tcp", tcpFlags: { mask: ["syn", "fin"], compare: ["syn", "fin"] } },
+        action: "drop",
+        counter: true,
+      },
+      {
+        comment: "syn+rst",
+        match: { protocol: "tcp", tcpFlags: { mask: ["syn", "rst"], compare: ["syn", "rst"] } },
+        action: "drop",
+        counter: true,
+      },
       { comment: "invalid", match: { ctState: ["invalid"] }, action: "drop", counter: true },
     ]),
   );
@@ -85,7 +111,9 @@ print(len(ans))
 `;
 
 async function icmpAnswers(type: number, n: number): Promise<number> {
-  const r = await lab.exec(client, ["/usr/bin/python3", "-c", SCAPY_ICMP, link.b.ip4, String(type), String(n)], { timeoutMs: 30_000 });
+  const r = await lab.exec(client, ["/usr/bin/python3", "-c", SCAPY_ICMP, link.b.ip4, String(type), String(n)], {
+    timeoutMs: 30_000,
+  });
   return Number(r.stdout.trim().split("\n").pop());
 }
 
@@ -97,8 +125,18 @@ test("ICMP: timestamp and address-mask requests dropped, echo limited to burst +
     lab,
     server,
     inputPolicy([
-      { comment: "smurf probes", match: { icmpType: ["address-mask-request", "timestamp-request"] }, action: "drop", counter: true },
-      { comment: "echo within rate", match: { icmpType: "echo-request", limit: { rate: "1/second", burst: 5 } }, action: "accept", counter: true },
+      {
+        comment: "smurf probes",
+        match: { icmpType: ["address-mask-request", "timestamp-request"] },
+        action: "drop",
+        counter: true,
+      },
+      {
+        comment: "echo within rate",
+        match: { icmpType: "echo-request", limit: { rate: "1/second", burst: 5 } },
+        action: "accept",
+        counter: true,
+      },
       { comment: "echo over rate", match: { icmpType: "echo-request" }, action: "drop", counter: true },
     ]),
   );
@@ -120,8 +158,22 @@ test("RST flood: at most 2/second burst 2 accepted, the rest dropped", async () 
     lab,
     server,
     inputPolicy([
-      { comment: "rst within rate", match: { protocol: "tcp", tcpFlags: { mask: ["rst"], compare: ["rst"] }, limit: { rate: "2/second", burst: 2 } }, action: "accept", counter: true },
-      { comment: "rst over rate", match: { protocol: "tcp", tcpFlags: { mask: ["rst"], compare: ["rst"] } }, action: "drop", counter: true },
+      {
+        comment: "rst within rate",
+        match: {
+          protocol: "tcp",
+          tcpFlags: { mask: ["rst"], compare: ["rst"] },
+          limit: { rate: "2/second", burst: 2 },
+        },
+        action: "accept",
+        counter: true,
+      },
+      {
+        comment: "rst over rate",
+        match: { protocol: "tcp", tcpFlags: { mask: ["rst"], compare: ["rst"] } },
+        action: "drop",
+        counter: true,
+      },
     ]),
   );
   const t0 = Date.now();
@@ -140,7 +192,12 @@ test("SYN flood: new connections over the rate are dropped per source; another s
     inputPolicy([
       {
         comment: "syn flood",
-        match: { ctState: ["new"], protocol: "tcp", tcpFlags: { mask: ["syn", "ack", "rst", "fin"], compare: ["syn"] }, meter: { name: "synflood", rate: "10/second", burst: 10 } },
+        match: {
+          ctState: ["new"],
+          protocol: "tcp",
+          tcpFlags: { mask: ["syn", "ack", "rst", "fin"], compare: ["syn"] },
+          meter: { name: "synflood", rate: "10/second", burst: 10 },
+        },
         action: "drop",
         counter: true,
       },
@@ -149,7 +206,10 @@ test("SYN flood: new connections over the rate are dropped per source; another s
   const t0 = Date.now();
   const flood = await lab.tcpFlags(client, link.b.ip4, CLOSED, "S", { count: 60, intervalUs: 2000 });
   const elapsed = (Date.now() - t0) / 1000;
-  assert.ok(flood.received >= 10 && flood.received <= 10 + Math.ceil(elapsed * 10) + 2, `answered ${flood.received} of 60 in ${elapsed}s`);
+  assert.ok(
+    flood.received >= 10 && flood.received <= 10 + Math.ceil(elapsed * 10) + 2,
+    `answered ${flood.received} of 60 in ${elapsed}s`,
+  );
   assert.equal((await ruleCounter(lab, server, "input", "syn flood")).packets, 60 - flood.received);
   // A second source address has its own meter.
   await lab.exec(client, ["ip", "addr", "add", "10.200.1.3/24", "dev", link.a.ifname]);
@@ -162,12 +222,23 @@ test("port-scan trap: a probe of 139 bans the source, and the ban expires", asyn
     lab,
     server,
     inputPolicy([
-      { comment: "banned", match: { recent: { name: "portscan", mode: "rcheck", seconds: 3 } }, action: "drop", counter: true },
-      { comment: "Portscan:", match: { protocol: "tcp", dport: 139, recent: { name: "portscan", mode: "set" } }, action: { type: "log", prefix: "Portscan:" } },
+      {
+        comment: "banned",
+        match: { recent: { name: "portscan", mode: "rcheck", seconds: 3 } },
+        action: "drop",
+        counter: true,
+      },
+      {
+        comment: "Portscan:",
+        match: { protocol: "tcp", dport: 139, recent: { name: "portscan", mode: "set" } },
+        action: { type: "log", prefix: "Portscan:" },
+      },
       { comment: "probe", match: { protocol: "tcp", dport: 139 }, action: "drop" },
     ]),
   );
-  const listener = lab.background(server, ["socat", "TCP-LISTEN:8080,fork,reuseaddr", "EXEC:/bin/true"], { maxLifetimeMs: 30_000 });
+  const listener = lab.background(server, ["socat", "TCP-LISTEN:8080,fork,reuseaddr", "EXEC:/bin/true"], {
+    maxLifetimeMs: 30_000,
+  });
   try {
     let up = false;
     for (let i = 0; i < 20 && !up; i++) {
@@ -183,7 +254,8 @@ test("port-scan trap: a probe of 139 bans the source, and the ban expires", asyn
     // The ban is the set element's timeout (3 s after the last probe): wait for the kernel
     // to expire the element (bounded), then the source gets through again.
     assert.match(set, /expires/, "the banned address carries a timeout");
-    const inSet = async () => (await lab.nft(server, ["list", "set", "inet", "palisade", "recent_portscan_v4"])).stdout.includes(link.a.ip4);
+    const inSet = async () =>
+      (await lab.nft(server, ["list", "set", "inet", "palisade", "recent_portscan_v4"])).stdout.includes(link.a.ip4);
     for (let i = 0; i < 100 && (await inSet()); i++) await sleep(100);
     assert.equal(await inSet(), false, "the ban's element expired within 10 s");
     assert.equal(await lab.tcpConnect(client, link.b.ip4, 8080), true, "the ban expired");
@@ -198,8 +270,17 @@ test("recent --hitcount (the seed's SYN-flood rules): the 10th new connection wi
     lab,
     server,
     inputPolicy([
-      { comment: "list", match: { ...syn, recent: { name: "synflood", mode: "set" } }, action: { type: "log", group: 3 } },
-      { comment: "hitcount", match: { ...syn, recent: { name: "synflood", mode: "update", seconds: 1, hitcount: 10 } }, action: "drop", counter: true },
+      {
+        comment: "list",
+        match: { ...syn, recent: { name: "synflood", mode: "set" } },
+        action: { type: "log", group: 3 },
+      },
+      {
+        comment: "hitcount",
+        match: { ...syn, recent: { name: "synflood", mode: "update", seconds: 1, hitcount: 10 } },
+        action: "drop",
+        counter: true,
+      },
     ]),
   );
   const t0 = Date.now();

@@ -6,7 +6,16 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { createLab } from "../support/netns.ts";
 import { apply, check, listRuleset, NftError } from "../../src/engine/driver/index.ts";
-import { logPrefix, NftModelError, replaceTables, sanitizeText, serialize, Transaction, type Rule, type TableDefinition } from "../../src/engine/nft/index.ts";
+import {
+  logPrefix,
+  NftModelError,
+  replaceTables,
+  sanitizeText,
+  serialize,
+  Transaction,
+  type Rule,
+  type TableDefinition,
+} from "../../src/engine/nft/index.ts";
 
 const lab = createLab();
 let ns = "";
@@ -51,13 +60,21 @@ test("hostile comments and log prefixes stay inside their tokens", async () => {
   await apply(tx, opts());
   const st = await listRuleset(opts());
   assert.deepEqual(st.tables, [{ family: "inet", name: "palisade" }], "no other table was created");
-  assert.deepEqual(st.chains.map((c) => [c.name, c.policy]), [["input", "accept"]]);
+  assert.deepEqual(
+    st.chains.map((c) => [c.name, c.policy]),
+    [["input", "accept"]],
+  );
   assert.equal(st.rules.length, HOSTILE.length, "exactly the rules intended");
   st.rules.forEach((r, i) => {
     assert.equal(r.comment, sanitizeText(HOSTILE[i]!, "comment"));
-    const log = (r.expr as Record<string, unknown>[]).find((x) => "log" in x) as { log: { prefix: string } } | undefined;
+    const log = (r.expr as Record<string, unknown>[]).find((x) => "log" in x) as
+      | { log: { prefix: string } }
+      | undefined;
     assert.equal(log?.log.prefix, sanitizeText(HOSTILE[i]!, "log prefix"));
-    assert.ok((r.expr as Record<string, unknown>[]).some((x) => "accept" in x), "the verdict is still accept");
+    assert.ok(
+      (r.expr as Record<string, unknown>[]).some((x) => "accept" in x),
+      "the verdict is still accept",
+    );
   });
 });
 
@@ -72,18 +89,30 @@ test("property: random comments render to text nft accepts, one rule each", asyn
       assert.ok(e instanceof NftModelError);
       continue;
     }
-    rules.push({ kind: "rule", ...T, chain: "input", body: `meta mark 0x${rules.length.toString(16)} counter`, comment: s });
+    rules.push({
+      kind: "rule",
+      ...T,
+      chain: "input",
+      body: `meta mark 0x${rules.length.toString(16)} counter`,
+      comment: s,
+    });
     expected.push(sanitizeText(s, "comment"));
   }
   await apply(replaceTables([table(rules)]), opts());
   const st = await listRuleset(opts());
   assert.equal(st.tables.length, 1);
-  assert.deepEqual(st.rules.map((r) => r.comment), expected);
+  assert.deepEqual(
+    st.rules.map((r) => r.comment),
+    expected,
+  );
 });
 
 test("text with a foreign statement smuggled after a comment is refused by the driver", async () => {
   const text = 'add rule inet palisade input counter comment "a"\nadd table ip evil\n';
   await assert.rejects(apply(text, opts()), (e: unknown) => e instanceof NftError && e.code === "foreign_table");
   const st = await listRuleset(opts());
-  assert.deepEqual(st.tables.map((t) => t.name), ["palisade"]);
+  assert.deepEqual(
+    st.tables.map((t) => t.name),
+    ["palisade"],
+  );
 });

@@ -28,8 +28,16 @@ test("LOGMARK events carry the packet mark and the ct mark, with the prefix", as
         hook: "prerouting",
         rules: [
           { comment: "mark", match: { protocol: "udp", dport: 9400 }, action: { type: "mark", value: 0x2a } },
-          { comment: "ctmark", match: { protocol: "udp", dport: 9400 }, action: { type: "connmark", op: "set", value: 0x77 } },
-          { comment: "logmark", match: { protocol: "udp", dport: 9400 }, action: { type: "logmark", prefix: "LM ", group: 7 } },
+          {
+            comment: "ctmark",
+            match: { protocol: "udp", dport: 9400 },
+            action: { type: "connmark", op: "set", value: 0x77 },
+          },
+          {
+            comment: "logmark",
+            match: { protocol: "udp", dport: 9400 },
+            action: { type: "logmark", prefix: "LM ", group: 7 },
+          },
         ],
       },
     },
@@ -39,8 +47,21 @@ test("LOGMARK events carry the packet mark and the ct mark, with the prefix", as
     for (let i = 0; i < 50 && !reader.output().includes("ready"); i++) await sleep(100);
     assert.ok(reader.output().includes("ready"), reader.output());
     await lab.sendUdp(client, link.b.ip4, 9400, { count: 3, size: 20 });
-    for (let i = 0; i < 50 && reader.output().split("\n").filter((l) => l.startsWith("{")).length < 3; i++) await sleep(100);
-    const events = reader.output().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as { prefix: string; mark: number; ctmark: number });
+    for (
+      let i = 0;
+      i < 50 &&
+      reader
+        .output()
+        .split("\n")
+        .filter((l) => l.startsWith("{")).length < 3;
+      i++
+    )
+      await sleep(100);
+    const events = reader
+      .output()
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as { prefix: string; mark: number; ctmark: number });
     assert.equal(events.length, 3, reader.output());
     for (const e of events) assert.deepEqual(e, { prefix: "LM ", mark: 0x2a, ctmark: 0x77 });
   } finally {

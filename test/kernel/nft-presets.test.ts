@@ -31,10 +31,14 @@ const knock = (port: number) => lab.tcpFlags(client, link.b.ip4, port, "S", { co
 
 test("port knocking: the right sequence opens the port for that source, then it closes", async () => {
   await applyPolicy(lab, server, {
-    protections: { portKnock: [{ name: "ssh", knockPorts: [4002, 4001, 4004], port: OPEN, knockTimeoutSeconds: 5, openSeconds: 3 }] },
+    protections: {
+      portKnock: [{ name: "ssh", knockPorts: [4002, 4001, 4004], port: OPEN, knockTimeoutSeconds: 5, openSeconds: 3 }],
+    },
     chains: { input: { hook: "input", policy: "accept", rules: [] } },
   });
-  const listener = lab.background(server, ["socat", `TCP-LISTEN:${OPEN},fork,reuseaddr`, "EXEC:/bin/true"], { maxLifetimeMs: 60_000 });
+  const listener = lab.background(server, ["socat", `TCP-LISTEN:${OPEN},fork,reuseaddr`, "EXEC:/bin/true"], {
+    maxLifetimeMs: 60_000,
+  });
   try {
     await waitListening(OPEN);
     assert.equal(await lab.tcpConnect(client, link.b.ip4, OPEN), false, "closed before knocking");
@@ -59,7 +63,9 @@ test("port-scan trap preset: probing 139 bans the source; the ban expires", asyn
     protections: { portScanTrap: { ports: [139], banSeconds: 3, forward: false } },
     chains: { input: { hook: "input", policy: "accept", rules: [] } },
   });
-  const listener = lab.background(server, ["socat", `TCP-LISTEN:${OPEN},fork,reuseaddr`, "EXEC:/bin/true"], { maxLifetimeMs: 60_000 });
+  const listener = lab.background(server, ["socat", `TCP-LISTEN:${OPEN},fork,reuseaddr`, "EXEC:/bin/true"], {
+    maxLifetimeMs: 60_000,
+  });
   try {
     await waitListening(OPEN);
     assert.equal(await lab.tcpConnect(client, link.b.ip4, OPEN), true);
@@ -84,11 +90,17 @@ test("anti-spoofing preset: private sources dropped on the external interface, n
 });
 
 test("icmpFlood and bogusPackets presets: echo limited, smurf probes and SYN+FIN dropped", async () => {
-  await applyPolicy(lab, server, { protections: { icmpFlood: { rate: "1/second", burst: 5 }, bogusPackets: {} }, chains: {} });
+  await applyPolicy(lab, server, {
+    protections: { icmpFlood: { rate: "1/second", burst: 5 }, bogusPackets: {} },
+    chains: {},
+  });
   const t0 = Date.now();
   const ping = await lab.ping(client, link.b.ip4, { count: 20, waitS: 0.05, intervalS: 0.01 });
   const elapsed = (Date.now() - t0) / 1000;
-  assert.ok(ping.received >= 5 && ping.received <= 5 + Math.ceil(elapsed) + 1, `received ${ping.received} in ${elapsed}s`);
+  assert.ok(
+    ping.received >= 5 && ping.received <= 5 + Math.ceil(elapsed) + 1,
+    `received ${ping.received} in ${elapsed}s`,
+  );
   assert.deepEqual(await lab.tcpFlags(client, link.b.ip4, 7777, "SF", { count: 3 }), { sent: 3, received: 0 });
   assert.equal((await lab.tcpFlags(client, link.b.ip4, 7777, "S", { count: 3 })).received, 3);
 });
@@ -96,7 +108,20 @@ test("icmpFlood and bogusPackets presets: echo limited, smurf probes and SYN+FIN
 test("rstFlood and synFlood presets: RST over 2/second and per-source SYN floods are dropped", async () => {
   await applyPolicy(lab, server, {
     protections: { rstFlood: { rate: "2/second", burst: 2 }, synFlood: { rate: "10/second", burst: 10 } },
-    chains: { input: { hook: "input", policy: "accept", rules: [{ comment: "rst passed", match: { protocol: "tcp", tcpFlags: { mask: ["rst"], compare: ["rst"] } }, action: "accept", counter: true }] } },
+    chains: {
+      input: {
+        hook: "input",
+        policy: "accept",
+        rules: [
+          {
+            comment: "rst passed",
+            match: { protocol: "tcp", tcpFlags: { mask: ["rst"], compare: ["rst"] } },
+            action: "accept",
+            counter: true,
+          },
+        ],
+      },
+    },
   });
   let t0 = Date.now();
   await lab.tcpFlags(client, link.b.ip4, 7777, "R", { count: 20, intervalUs: 10_000 });
@@ -106,5 +131,8 @@ test("rstFlood and synFlood presets: RST over 2/second and per-source SYN floods
   t0 = Date.now();
   const flood = await lab.tcpFlags(client, link.b.ip4, 7777, "S", { count: 60, intervalUs: 2000 });
   elapsed = (Date.now() - t0) / 1000;
-  assert.ok(flood.received >= 10 && flood.received <= 10 + Math.ceil(elapsed * 10) + 2, `answered ${flood.received} of 60 in ${elapsed}s`);
+  assert.ok(
+    flood.received >= 10 && flood.received <= 10 + Math.ceil(elapsed * 10) + 2,
+    `answered ${flood.received} of 60 in ${elapsed}s`,
+  );
 });

@@ -24,19 +24,24 @@ before(async () => {
 after(() => lab.cleanup());
 
 const CLOSED = 7777;
-const FLOOD = { count: 120, intervalUs: 5000 };
+const _FLOOD = { count: 120, intervalUs: 5000 };
 
 /** The seed's SYN-flood commands (continuation lines joined), as written in the seed. */
 function seedSynFloodLines(): string[] {
   const text = readFileSync(join(import.meta.dirname, "../fixtures/seeds/iptables-hardening-tricks.txt"), "utf8");
-  const commands = text.replace(/\\\n\s*/g, " ").split("\n").map((l) => l.trim());
+  const commands = text
+    .replace(/\\\n\s*/g, " ")
+    .split("\n")
+    .map((l) => l.trim());
   const lines = commands.filter((l) => l.startsWith("iptables ") && l.includes("--name synflood"));
   assert.equal(lines.length, 2, lines.join("\n"));
   return lines;
 }
 
 async function blockedElements(ns: string, set: string): Promise<number> {
-  const out = JSON.parse((await lab.nft(ns, ["-j", "list", "set", "inet", "palisade", set])).stdout) as { nftables: { set?: { elem?: unknown[] } }[] };
+  const out = JSON.parse((await lab.nft(ns, ["-j", "list", "set", "inet", "palisade", set])).stdout) as {
+    nftables: { set?: { elem?: unknown[] } }[];
+  };
   return out.nftables.find((x) => x.set)?.set?.elem?.length ?? 0;
 }
 
@@ -119,12 +124,32 @@ test("IPv6: the same construction counts per IPv6 source (hitcount 10: 9 of 30 S
   await applyPolicy(lab, pal.server, {
     // The counting idiom (nftables refuses a hit count without it): the list's set rule, then the count.
     counters: { syn6seen: {} },
-    chains: { input: { hook: "input", rules: [
-      { comment: "syn6 seen", match: { protocol: "tcp", ctState: ["new"], recent: { name: "syn6", mode: "set" } }, action: { type: "counter", name: "syn6seen" } },
-      { comment: "syn6", match: { protocol: "tcp", ctState: ["new"], recent: { name: "syn6", mode: "update", seconds: 1, hitcount: 10 } }, action: "drop", counter: true },
-    ] } },
+    chains: {
+      input: {
+        hook: "input",
+        rules: [
+          {
+            comment: "syn6 seen",
+            match: { protocol: "tcp", ctState: ["new"], recent: { name: "syn6", mode: "set" } },
+            action: { type: "counter", name: "syn6seen" },
+          },
+          {
+            comment: "syn6",
+            match: {
+              protocol: "tcp",
+              ctState: ["new"],
+              recent: { name: "syn6", mode: "update", seconds: 1, hitcount: 10 },
+            },
+            action: "drop",
+            counter: true,
+          },
+        ],
+      },
+    },
   } as never);
-  const r = await lab.exec(pal.client, ["/usr/bin/python3", "-c", SCAPY_SYN6, pal.link.b.ip6, String(CLOSED), "30"], { timeoutMs: 30_000 });
+  const r = await lab.exec(pal.client, ["/usr/bin/python3", "-c", SCAPY_SYN6, pal.link.b.ip6, String(CLOSED), "30"], {
+    timeoutMs: 30_000,
+  });
   assert.equal(Number(r.stdout.trim().split("\n").pop()), 9, r.stdout + r.stderr);
 });
 
@@ -150,6 +175,10 @@ test("check-then-stamp (Freifunk's sshd list: --update --hitcount 3 -j DROP, the
   const nft = await lab.tcpFlags(nftPair.client, nftPair.link.b.ip4, CLOSED, "S", opts);
   assert.equal(xt.sent, 12);
   assert.equal(nft.sent, 12);
-  assert.equal(xt.received, 3, "xt_recent: the 4th SYN has 3 earlier stamps within 60 s and is dropped, and all after it");
+  assert.equal(
+    xt.received,
+    3,
+    "xt_recent: the 4th SYN has 3 earlier stamps within 60 s and is dropped, and all after it",
+  );
   assert.equal(nft.received, xt.received);
 });

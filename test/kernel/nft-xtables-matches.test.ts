@@ -69,7 +69,11 @@ before(async () => {
 after(() => lab.cleanup());
 
 async function send(host: string, port: number, count: number, size: number, opts = "") {
-  await lab.exec(client, ["/usr/bin/python3", "-c", OPTION_SENDER, host, String(port), String(count), String(size), opts], { timeoutMs: 10_000 });
+  await lab.exec(
+    client,
+    ["/usr/bin/python3", "-c", OPTION_SENDER, host, String(port), String(count), String(size), opts],
+    { timeoutMs: 10_000 },
+  );
 }
 
 test("ipv4options: record-route without lsrr matches, router-alert or ssrr (any) matches, plain packets do not", async () => {
@@ -78,8 +82,26 @@ test("ipv4options: record-route without lsrr matches, router-alert or ssrr (any)
       input: {
         hook: "input",
         rules: [
-          { comment: "rr", match: { protocol: "udp", dport: 9500, xt: { ipv4options: { flags: [{ option: "record-route" }, { option: "lsrr", not: true }] } } }, action: "accept", counter: true },
-          { comment: "ra or ssrr", match: { protocol: "udp", dport: 9500, xt: { ipv4options: { flags: [{ option: "router-alert" }, { option: "ssrr" }], any: true } } }, action: "accept", counter: true },
+          {
+            comment: "rr",
+            match: {
+              protocol: "udp",
+              dport: 9500,
+              xt: { ipv4options: { flags: [{ option: "record-route" }, { option: "lsrr", not: true }] } },
+            },
+            action: "accept",
+            counter: true,
+          },
+          {
+            comment: "ra or ssrr",
+            match: {
+              protocol: "udp",
+              dport: 9500,
+              xt: { ipv4options: { flags: [{ option: "router-alert" }, { option: "ssrr" }], any: true } },
+            },
+            action: "accept",
+            counter: true,
+          },
           { comment: "rest", match: { protocol: "udp", dport: 9500 }, action: "accept", counter: true },
         ],
       },
@@ -100,8 +122,18 @@ test("length2 --layer4: the transport length, whatever the IPv4 header length; I
       input: {
         hook: "input",
         rules: [
-          { comment: "l4 58", match: { protocol: "udp", dport: 9501, xt: { length2: { layer: "layer4", length: 58 } } }, action: "accept", counter: true },
-          { comment: "l4 not 58", match: { protocol: "udp", dport: 9501, xt: { length2: { layer: "layer4", length: { not: 58 } } } }, action: "accept", counter: true },
+          {
+            comment: "l4 58",
+            match: { protocol: "udp", dport: 9501, xt: { length2: { layer: "layer4", length: 58 } } },
+            action: "accept",
+            counter: true,
+          },
+          {
+            comment: "l4 not 58",
+            match: { protocol: "udp", dport: 9501, xt: { length2: { layer: "layer4", length: { not: 58 } } } },
+            action: "accept",
+            counter: true,
+          },
         ],
       },
     },
@@ -123,8 +155,18 @@ test("dhcpmac and DHCPMAC: the vendor prefix is matched and rewritten, and the d
         table: "mangle",
         hook: "forward",
         rules: [
-          { comment: "other vendor", match: { protocol: "udp", dport: 6767, xt: { dhcpmac: { not: "00:50:56:00:00:00/24" } } }, action: "accept", counter: true },
-          { comment: "rewrite", match: { protocol: "udp", dport: 6767, xt: { dhcpmac: "00:50:56:00:00:00/24" } }, action: { type: "dhcpmac", setMac: "ab:cd:ef:00:00:00/24" }, counter: true },
+          {
+            comment: "other vendor",
+            match: { protocol: "udp", dport: 6767, xt: { dhcpmac: { not: "00:50:56:00:00:00/24" } } },
+            action: "accept",
+            counter: true,
+          },
+          {
+            comment: "rewrite",
+            match: { protocol: "udp", dport: 6767, xt: { dhcpmac: "00:50:56:00:00:00/24" } },
+            action: { type: "dhcpmac", setMac: "ab:cd:ef:00:00:00/24" },
+            counter: true,
+          },
         ],
       },
     },
@@ -134,7 +176,8 @@ test("dhcpmac and DHCPMAC: the vendor prefix is matched and rewritten, and the d
     try {
       for (let i = 0; i < 50 && !reader.output().includes("ready"); i++) await new Promise((r) => setTimeout(r, 100));
       await lab.exec(c, ["/usr/bin/python3", "-c", DHCP_SENDER, left.a.ip4, right.b.ip4, mac]);
-      for (let i = 0; i < 50 && reader.output().split("\n").length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 50 && reader.output().split("\n").length < 3; i++)
+        await new Promise((r) => setTimeout(r, 100));
       return reader.output().split("\n")[1]?.trim() ?? "";
     } finally {
       await reader.stop();

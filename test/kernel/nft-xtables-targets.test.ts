@@ -23,8 +23,24 @@ after(() => lab.cleanup());
 async function ipmarkPolicy(family: "ipv4" | "ipv6", ipmark: Record<string, unknown>, expected: number) {
   await applyPolicy(lab, server, {
     chains: {
-      mangle_pre: { table: "mangle", hook: "prerouting", rules: [{ comment: "ipmark", match: { icmpType: family === "ipv4" ? "echo-request" : undefined, icmpv6Type: family === "ipv6" ? "echo-request" : undefined }, action: { type: "ipmark", addr: "src", ...ipmark } }] },
-      input: { hook: "input", rules: [{ comment: "marked", match: { mark: expected }, action: "accept", counter: true }] },
+      mangle_pre: {
+        table: "mangle",
+        hook: "prerouting",
+        rules: [
+          {
+            comment: "ipmark",
+            match: {
+              icmpType: family === "ipv4" ? "echo-request" : undefined,
+              icmpv6Type: family === "ipv6" ? "echo-request" : undefined,
+            },
+            action: { type: "ipmark", addr: "src", ...ipmark },
+          },
+        ],
+      },
+      input: {
+        hook: "input",
+        rules: [{ comment: "marked", match: { mark: expected }, action: "accept", counter: true }],
+      },
     },
   } as never);
 }
@@ -55,10 +71,22 @@ test("IPMARK: IPv6 source, shift selects the 32 bits that become the mark", asyn
 
 test("TEE: packets are cloned to the gateway", async () => {
   await applyPolicy(lab, server, {
-    chains: { mangle_pre: { table: "mangle", hook: "prerouting", rules: [{ comment: "tee", match: { protocol: "udp", dport: 9600 }, action: { type: "tee", gateway: side.b.ip4 } }] } },
+    chains: {
+      mangle_pre: {
+        table: "mangle",
+        hook: "prerouting",
+        rules: [
+          { comment: "tee", match: { protocol: "udp", dport: 9600 }, action: { type: "tee", gateway: side.b.ip4 } },
+        ],
+      },
+    },
   });
   // The collector counts what arrives for the server's address (a table of this test's own namespace).
-  await lab.nft(collector, ["-f", "-"], `table ip palisade_collect {\n chain pre {\n  type filter hook prerouting priority 0;\n  ip daddr ${link.b.ip4} udp dport 9600 counter\n }\n}\n`);
+  await lab.nft(
+    collector,
+    ["-f", "-"],
+    `table ip palisade_collect {\n chain pre {\n  type filter hook prerouting priority 0;\n  ip daddr ${link.b.ip4} udp dport 9600 counter\n }\n}\n`,
+  );
   await lab.sendUdp(client, link.b.ip4, 9600, { count: 5, size: 10 });
   await sleep(200);
   const out = (await lab.nft(collector, ["list", "chain", "ip", "palisade_collect", "pre"])).stdout;
@@ -67,15 +95,35 @@ test("TEE: packets are cloned to the gateway", async () => {
 
 test("RAWDNAT/RAWSNAT: stateless rewrite to and from a virtual address", async () => {
   const VIP = "10.200.1.99";
-  const mac = JSON.parse((await lab.exec(server, ["ip", "-j", "link", "show", link.b.ifname])).stdout)[0].address as string;
+  const mac = JSON.parse((await lab.exec(server, ["ip", "-j", "link", "show", link.b.ifname])).stdout)[0]
+    .address as string;
   await lab.exec(client, ["ip", "neigh", "replace", VIP, "lladdr", mac, "dev", link.a.ifname, "nud", "permanent"]);
   await applyPolicy(lab, server, {
     chains: {
-      raw_pre: { table: "raw", hook: "prerouting", rules: [{ comment: "rawdnat", match: { daddr: VIP }, action: { type: "rawdnat", to: link.b.ip4 }, counter: true }] },
-      rawpost: { table: "rawpost", hook: "postrouting", rules: [{ comment: "rawsnat", match: { saddr: link.b.ip4, daddr: link.a.ip4, protocol: "udp", sport: 9700 }, action: { type: "rawsnat", to: VIP }, counter: true }] },
+      raw_pre: {
+        table: "raw",
+        hook: "prerouting",
+        rules: [
+          { comment: "rawdnat", match: { daddr: VIP }, action: { type: "rawdnat", to: link.b.ip4 }, counter: true },
+        ],
+      },
+      rawpost: {
+        table: "rawpost",
+        hook: "postrouting",
+        rules: [
+          {
+            comment: "rawsnat",
+            match: { saddr: link.b.ip4, daddr: link.a.ip4, protocol: "udp", sport: 9700 },
+            action: { type: "rawsnat", to: VIP },
+            counter: true,
+          },
+        ],
+      },
     },
   });
-  const echo = lab.background(server, ["socat", "UDP4-RECVFROM:9700,fork", "SYSTEM:echo pong"], { maxLifetimeMs: 20_000 });
+  const echo = lab.background(server, ["socat", "UDP4-RECVFROM:9700,fork", "SYSTEM:echo pong"], {
+    maxLifetimeMs: 20_000,
+  });
   try {
     for (let i = 0; i < 30; i++) {
       if ((await lab.exec(server, ["ss", "-lunH", "sport = :9700"])).stdout.trim() !== "") break;
@@ -84,7 +132,11 @@ test("RAWDNAT/RAWSNAT: stateless rewrite to and from a virtual address", async (
     // A connected UDP socket only accepts the answer if it comes from the VIP.
     let answer = "";
     for (let i = 0; i < 3 && answer !== "pong"; i++) {
-      const r = await lab.exec(client, ["socat", "-T", "2", "-", `UDP4:${VIP}:9700`], { input: "ping\n", allowFailure: true, timeoutMs: 6000 });
+      const r = await lab.exec(client, ["socat", "-T", "2", "-", `UDP4:${VIP}:9700`], {
+        input: "ping\n",
+        allowFailure: true,
+        timeoutMs: 6000,
+      });
       answer = r.stdout.trim();
     }
     assert.equal(answer, "pong", (await lab.nft(server, ["list", "table", "inet", "palisade"])).stdout);

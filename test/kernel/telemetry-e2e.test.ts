@@ -37,7 +37,12 @@ import { waitFor } from "../support/wait.ts";
  * LOGMARK rule on UDP 7777 that sets mark 0x2a first.
  */
 const e2ePolicy = (net4: string, net6: string): PolicyInput => ({
-  accounting: { lan: { prefix: net4 }, all: { prefix: "0.0.0.0/0" }, lan6: { prefix: net6 }, net6: { prefix: "2001:db8::/32", aggregate: 64 } },
+  accounting: {
+    lan: { prefix: net4 },
+    all: { prefix: "0.0.0.0/0" },
+    lan6: { prefix: net6 },
+    net6: { prefix: "2001:db8::/32", aggregate: 64 },
+  },
   quotas: { q1: { mode: "bytes", limit: 50_000_000 }, bt: { grow: true } },
   counters: { udp_seen: {} },
   chains: {
@@ -116,7 +121,10 @@ class Relay {
       const pair: [Socket, Socket | undefined] = [c, up];
       this.pairs.add(pair);
       up.on("error", () => c.destroy());
-      up.on("close", () => { this.pairs.delete(pair); c.destroy(); });
+      up.on("close", () => {
+        this.pairs.delete(pair);
+        c.destroy();
+      });
       c.on("close", () => up.destroy());
       c.pipe(up);
       up.pipe(c);
@@ -152,32 +160,76 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
   const sent = new Map<string, number>();
 
   const startGrpc = async () => {
-    grpcServer = await startAgentServer({ db: t.db, redis: t.redis, log: silentLog }, { address: `127.0.0.1:${grpcPort}` });
+    grpcServer = await startAgentServer(
+      { db: t.db, redis: t.redis, log: silentLog },
+      { address: `127.0.0.1:${grpcPort}` },
+    );
     grpcPort = grpcServer.port;
   };
-  const agentArgs = () => ["--server", `127.0.0.1:${relay.port}`, "--state-dir", dir, "--name", "e2e-edge", "--netns", ns, "--telemetry-interval", "1", "--drift-interval", "0"];
+  const agentArgs = () => [
+    "--server",
+    `127.0.0.1:${relay.port}`,
+    "--state-dir",
+    dir,
+    "--name",
+    "e2e-edge",
+    "--netns",
+    ns,
+    "--telemetry-interval",
+    "1",
+    "--drift-interval",
+    "0",
+  ];
   const startAgentNow = async (enroll: boolean) => {
-    agent = await startAgent(loadConfig([...agentArgs(), ...(enroll ? ["--enroll-token", token] : [])]), { log: memoryLog("warn"), backoff: { initialMs: 100, maxMs: 500 }, heartbeatMs: 500 });
+    agent = await startAgent(loadConfig([...agentArgs(), ...(enroll ? ["--enroll-token", token] : [])]), {
+      log: memoryLog("warn"),
+      backoff: { initialMs: 100, maxMs: 500 },
+      heartbeatMs: 500,
+    });
   };
-  const spooled = async () => (await readdir(join(dir, "spool")).catch(() => [] as string[])).flatMap((n) => /^b-(\d+)\.json$/.exec(n)?.[1] ?? []).map(Number);
+  const spooled = async () =>
+    (await readdir(join(dir, "spool")).catch(() => [] as string[]))
+      .flatMap((n) => /^b-(\d+)\.json$/.exec(n)?.[1] ?? [])
+      .map(Number);
   /** Wait until the agent has spooled at least `n` batches it could not deliver; their seqs. */
   const spoolDuringOutage = async (n: number) => {
     let seqs: number[] = [];
-    await waitFor(async () => (seqs = await spooled()).length >= n, 60_000, `${n} batches spooled during the outage`, 100);
+    await waitFor(
+      async () => (seqs = await spooled()).length >= n,
+      60_000,
+      `${n} batches spooled during the outage`,
+      100,
+    );
     return seqs;
   };
   /** The spooled batches reached the API's ledger (each once) and left the spool. */
   const assertIngested = async (phase: string, seqs: number[]) => {
-    await waitFor(async () => !(await spooled()).some((q) => seqs.includes(q)), 60_000, `${phase}: the spooled batches acked`, 100);
-    const rows = await t.db.telemetryBatch.findMany({ where: { seq: { in: seqs.map(BigInt) } }, select: { seq: true } });
-    assert.deepEqual(rows.map((r) => Number(r.seq)).sort((a, b) => a - b), [...seqs].sort((a, b) => a - b), `${phase}: every batch spooled during the outage was ingested`);
+    await waitFor(
+      async () => !(await spooled()).some((q) => seqs.includes(q)),
+      60_000,
+      `${phase}: the spooled batches acked`,
+      100,
+    );
+    const rows = await t.db.telemetryBatch.findMany({
+      where: { seq: { in: seqs.map(BigInt) } },
+      select: { seq: true },
+    });
+    assert.deepEqual(
+      rows.map((r) => Number(r.seq)).sort((a, b) => a - b),
+      [...seqs].sort((a, b) => a - b),
+      `${phase}: every batch spooled during the outage was ingested`,
+    );
   };
   const send = async (count: number, from = srcs, port = 7000) => {
-    await lab.exec(sender, [process.execPath, "-e", SENDER, dst, String(port), String(count), ...from], { timeoutMs: 60_000 });
+    await lab.exec(sender, [process.execPath, "-e", SENDER, dst, String(port), String(count), ...from], {
+      timeoutMs: 60_000,
+    });
     for (const s of from) sent.set(s, (sent.get(s) ?? 0) + count);
     // The same from the IPv6 addresses (each phase's traffic in both families).
     if (from === srcs) {
-      await lab.exec(sender, [process.execPath, "-e", SENDER, dst6, String(port), String(count), ...srcs6], { timeoutMs: 60_000 });
+      await lab.exec(sender, [process.execPath, "-e", SENDER, dst6, String(port), String(count), ...srcs6], {
+        timeoutMs: 60_000,
+      });
       for (const s of srcs6) sent.set(s, (sent.get(s) ?? 0) + count);
     }
   };
@@ -192,7 +244,11 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     let rows = await apiRows();
     for (let i = 0; i < 300; i++) {
       const v6 = await apiRows("lan6");
-      if (srcs.every((s) => rows.get(s)?.srcPackets === (sent.get(s) ?? 0)) && srcs6.every((s) => v6.get(s)?.srcPackets === (sent.get(s) ?? 0))) break;
+      if (
+        srcs.every((s) => rows.get(s)?.srcPackets === (sent.get(s) ?? 0)) &&
+        srcs6.every((s) => v6.get(s)?.srcPackets === (sent.get(s) ?? 0))
+      )
+        break;
       await new Promise((r) => setTimeout(r, 200));
       rows = await apiRows();
     }
@@ -207,13 +263,29 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     for (const s of srcs6) {
       const n = sent.get(s) ?? 0;
       total += n;
-      assert.deepEqual([rows.get(s)?.srcPackets, rows.get(s)?.srcBytes], [n, n * IPLEN6], `${phase}: IPv6 packets and bytes from ${s}`);
+      assert.deepEqual(
+        [rows.get(s)?.srcPackets, rows.get(s)?.srcBytes],
+        [n, n * IPLEN6],
+        `${phase}: IPv6 packets and bytes from ${s}`,
+      );
       const el = set.elements.find((e) => e.key === s);
-      assert.deepEqual([rows.get(s)?.srcPackets, rows.get(s)?.srcBytes], [el?.packets, el?.bytes], `${phase}: ${s} equals the kernel's element`);
+      assert.deepEqual(
+        [rows.get(s)?.srcPackets, rows.get(s)?.srcBytes],
+        [el?.packets, el?.bytes],
+        `${phase}: ${s} equals the kernel's element`,
+      );
     }
-    assert.deepEqual([rows.get(dst6)?.dstPackets, rows.get(dst6)?.dstBytes], [total, total * IPLEN6], `${phase}: the IPv6 receiver as destination`);
+    assert.deepEqual(
+      [rows.get(dst6)?.dstPackets, rows.get(dst6)?.dstBytes],
+      [total, total * IPLEN6],
+      `${phase}: the IPv6 receiver as destination`,
+    );
     const srcTotal = await readCounter("inet", "palisade", "acct_lan6_srctotal", drv);
-    assert.deepEqual([srcTotal.packets, srcTotal.bytes], [total, total * IPLEN6], `${phase}: the kernel's lan6 src total`);
+    assert.deepEqual(
+      [srcTotal.packets, srcTotal.bytes],
+      [total, total * IPLEN6],
+      `${phase}: the kernel's lan6 src total`,
+    );
     assert.equal(rows.get(""), undefined, `${phase}: no unattributed IPv6 row`);
     let agg = await apiRows("net6");
     for (let i = 0; i < 100 && agg.get(net6)?.srcPackets !== total; i++) {
@@ -223,7 +295,11 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     // Sender and receiver share the link's /64: one row, every packet on both sides.
     assert.deepEqual([...agg.keys()], [net6], `${phase}: one row for the /64`);
     const a = agg.get(net6)!;
-    assert.deepEqual([a.srcPackets, a.srcBytes, a.dstPackets, a.dstBytes], [total, total * IPLEN6, total, total * IPLEN6], `${phase}: the /64 aggregate`);
+    assert.deepEqual(
+      [a.srcPackets, a.srcBytes, a.dstPackets, a.dstBytes],
+      [total, total * IPLEN6, total, total * IPLEN6],
+      `${phase}: the /64 aggregate`,
+    );
   };
   const assertExact = async (phase: string) => {
     const rows = await settle();
@@ -236,7 +312,11 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
       assert.equal(rows.get(s)?.srcPackets, n, `${phase}: packets from ${s} (sender)`);
       assert.equal(rows.get(s)?.srcBytes, n * IPLEN, `${phase}: bytes from ${s}`);
       const el = set.elements.find((e) => e.key === s);
-      assert.deepEqual([rows.get(s)?.srcPackets, rows.get(s)?.srcBytes], [el?.packets, el?.bytes], `${phase}: ${s} equals the kernel's element`);
+      assert.deepEqual(
+        [rows.get(s)?.srcPackets, rows.get(s)?.srcBytes],
+        [el?.packets, el?.bytes],
+        `${phase}: ${s} equals the kernel's element`,
+      );
     }
     assert.equal(rows.get(dst)?.dstPackets, total, `${phase}: the receiver as destination`);
     // Let one more interval pass so the last totals are shipped, then compare table totals.
@@ -244,16 +324,26 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     const allTotal = await readCounter("inet", "palisade", "acct_all_total", drv);
     for (let i = 0; i < 100; i++) {
       const lan = [...(await apiRows()).values()].reduce((a, x) => a + (x.srcPackets ?? 0), 0);
-      const all = (await t.req("GET", "/v1/accounting/tables/all?host=e2e-edge")).json() as { items: { srcPackets: number; srcBytes: number }[] };
+      const all = (await t.req("GET", "/v1/accounting/tables/all?host=e2e-edge")).json() as {
+        items: { srcPackets: number; srcBytes: number }[];
+      };
       if (lan === lanTotal.packets && all.items[0]?.srcPackets === allTotal.packets) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     const lanSum = [...(await apiRows()).values()].reduce((a, x) => a + (x.srcBytes ?? 0), 0);
     assert.equal(lanSum, lanTotal.bytes, `${phase}: lan rows (addresses + unattributed) = the kernel's src total`);
     assert.equal((await apiRows()).get(""), undefined, `${phase}: no unattributed row (every element was added)`);
-    const all = (await t.req("GET", "/v1/accounting/tables/all?host=e2e-edge")).json() as { items: { ip: string; srcBytes: number; unattributed: boolean }[] };
-    assert.deepEqual(all.items.map((x) => [x.ip, x.srcBytes, x.unattributed]), [["", allTotal.bytes, true]], `${phase}: the 0.0.0.0/0 table's one slot`);
-    const [ledger] = await t.db.$queryRawUnsafe<{ n: bigint; d: bigint }[]>(`SELECT count(*) AS n, count(DISTINCT (epoch, seq)) AS d FROM telemetry_batches`);
+    const all = (await t.req("GET", "/v1/accounting/tables/all?host=e2e-edge")).json() as {
+      items: { ip: string; srcBytes: number; unattributed: boolean }[];
+    };
+    assert.deepEqual(
+      all.items.map((x) => [x.ip, x.srcBytes, x.unattributed]),
+      [["", allTotal.bytes, true]],
+      `${phase}: the 0.0.0.0/0 table's one slot`,
+    );
+    const [ledger] = await t.db.$queryRawUnsafe<{ n: bigint; d: bigint }[]>(
+      `SELECT count(*) AS n, count(DISTINCT (epoch, seq)) AS d FROM telemetry_batches`,
+    );
     assert.equal(ledger?.n, ledger?.d);
     await assertExact6(phase);
   };
@@ -275,7 +365,8 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     net6 = p.link.net6;
     const base6 = p.link.a.ip6.replace(/::1$/, "");
     srcs6 = [p.link.a.ip6, `${base6}::21`, `${base6}::22`];
-    for (const s of srcs6.slice(1)) await lab.exec(sender, ["ip", "-6", "addr", "add", `${s}/64`, "dev", p.link.a.ifname, "nodad"]);
+    for (const s of srcs6.slice(1))
+      await lab.exec(sender, ["ip", "-6", "addr", "add", `${s}/64`, "dev", p.link.a.ifname, "nodad"]);
     await applyPolicy(lab, ns, e2ePolicy(p.link.net4, p.link.net6));
     dir = await mkdtemp(join(tmpdir(), "palisade-tel-e2e-"));
     const r = await t.req("POST", "/v1/enrollment-tokens", { body: { ttlSeconds: 600 } });
@@ -326,7 +417,12 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     // Batches taken while the link is cut stay spooled (new seqs beyond what was pending).
     let seqs: number[] = [];
     try {
-      await waitFor(async () => (seqs = (await spooled()).filter((q) => !before.has(q))).length >= 1, 60_000, "a batch spooled while the link is cut", 100);
+      await waitFor(
+        async () => (seqs = (await spooled()).filter((q) => !before.has(q))).length >= 1,
+        60_000,
+        "a batch spooled while the link is cut",
+        100,
+      );
     } finally {
       relay.restore();
     }
@@ -376,7 +472,11 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     const total = [...sent.values()].reduce((a, b) => a + b, 0);
     assert.ok(kernel.bytes >= total * IPLEN, "the grow counter counted the traffic");
     const q = await shown(kernel.bytes);
-    assert.deepEqual(q && [q.mode, q.grow, q.limit, q.used, q.remaining], ["bytes", true, 0, kernel.bytes, null], "listed as a growing quota with the kernel's count");
+    assert.deepEqual(
+      q && [q.mode, q.grow, q.limit, q.used, q.remaining],
+      ["bytes", true, 0, kernel.bytes, null],
+      "listed as a growing quota with the kernel's count",
+    );
     const counters = await t.db.counterTotal.findMany({ where: { name: { in: [counter, "bt"] } } });
     assert.deepEqual(counters, [], "a growing quota is not reported as a plain counter");
 

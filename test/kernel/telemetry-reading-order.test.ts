@@ -71,7 +71,7 @@ describe("telemetry reading order (kernel, netns)", () => {
       [
         "#!/bin/sh",
         `echo "$*" >> '${calls}'`,
-        "nft \"$@\"; rc=$?",
+        'nft "$@"; rc=$?',
         `case "$*" in *"list counters"*) ip netns exec '${sender}' '${process.execPath}' '${senderJs}' '${dst}' ${BURST} >/dev/null 2>>'${calls}.err' || exit 97;; esac`,
         "exit $rc",
         "",
@@ -84,9 +84,19 @@ describe("telemetry reading order (kernel, netns)", () => {
     const log = memoryLog("warn");
     const state = await StateDir.open(join(dir, "state"));
     const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 1000 }, log);
-    const collector = await Collector.create({ driver: wrapped, spool, epoch: await state.epoch(), log, resumeFile: state.path("telemetry-resume.json") });
+    const collector = await Collector.create({
+      driver: wrapped,
+      spool,
+      epoch: await state.epoch(),
+      log,
+      resumeFile: state.path("telemetry-resume.json"),
+    });
     const applier = new Applier(nftDriver(plain), log);
-    assert.equal((await applier.safeApply({ text: fixtureText({ lan }), confirmTimeoutMs: 1000, confirmed: async () => true })).status, "applied");
+    assert.equal(
+      (await applier.safeApply({ text: fixtureText({ lan }), confirmTimeoutMs: 1000, confirmed: async () => true }))
+        .status,
+      "applied",
+    );
 
     const batches: TelemetryBatch[] = [];
     for (let i = 0; i < 4; i++) {
@@ -99,29 +109,55 @@ describe("telemetry reading order (kernel, netns)", () => {
     assert.equal(counters.length, 4, `one counters listing per collection: ${runs.join(" | ")}`);
     for (let i = 0; i < runs.length; i++) {
       if (!/list table \S+ palisade\b/.test(runs[i]!)) continue;
-      const prev = runs.slice(0, i).reverse().find((r) => r.includes("list counters") || /list table \S+ \S+/.test(r));
-      assert.ok(prev?.includes("list counters"), `the counters were listed just before "${runs[i]}" (runs: ${runs.join(" | ")})`);
+      const prev = runs
+        .slice(0, i)
+        .reverse()
+        .find((r) => r.includes("list counters") || /list table \S+ \S+/.test(r));
+      assert.ok(
+        prev?.includes("list counters"),
+        `the counters were listed just before "${runs[i]}" (runs: ${runs.join(" | ")})`,
+      );
     }
 
     const sum = (ip: string | null) => {
-      let sp = 0, sb = 0, dp = 0, db = 0;
-      for (const b of batches) for (const r of b.accounting) if (r.table === "lan" && (ip === null || r.ip === ip)) {
-        sp += Number(r.srcPackets); sb += Number(r.srcBytes); dp += Number(r.dstPackets); db += Number(r.dstBytes);
-      }
+      let sp = 0,
+        sb = 0,
+        dp = 0,
+        db = 0;
+      for (const b of batches)
+        for (const r of b.accounting)
+          if (r.table === "lan" && (ip === null || r.ip === ip)) {
+            sp += Number(r.srcPackets);
+            sb += Number(r.srcBytes);
+            dp += Number(r.dstPackets);
+            db += Number(r.dstBytes);
+          }
       return { sp, sb, dp, db };
     };
     // Four bursts were sent, each after a totals read: the last one is not in any
     // reading yet; the kernel holds all four.
-    const inKernel = (await readSet("inet", "palisade", "acct_lan_src", plain)).elements.find((e) => e.key === src)?.packets;
+    const inKernel = (await readSet("inet", "palisade", "acct_lan_src", plain)).elements.find(
+      (e) => e.key === src,
+    )?.packets;
     assert.equal(inKernel, 4 * BURST, "every burst reached the kernel");
     // Packets past the final reading are in the next batch; one more collection with
     // the plain driver (no burst) brings the shipped sum up to the kernel's.
-    const lastCollector = await Collector.create({ driver: plain, spool, epoch: await state.epoch(), log, resumeFile: state.path("telemetry-resume.json") });
+    const lastCollector = await Collector.create({
+      driver: plain,
+      spool,
+      epoch: await state.epoch(),
+      log,
+      resumeFile: state.path("telemetry-resume.json"),
+    });
     const last = await lastCollector.collect();
     if (last) batches.push(last);
     const srcTotal = await readCounter("inet", "palisade", "acct_lan_srctotal", plain);
     const dstTotal = await readCounter("inet", "palisade", "acct_lan_dsttotal", plain);
-    assert.deepEqual(sum(null), { sp: srcTotal.packets, sb: srcTotal.bytes, dp: dstTotal.packets, db: dstTotal.bytes }, "rows add up to the kernel's totals");
+    assert.deepEqual(
+      sum(null),
+      { sp: srcTotal.packets, sb: srcTotal.bytes, dp: dstTotal.packets, db: dstTotal.bytes },
+      "rows add up to the kernel's totals",
+    );
     assert.deepEqual(sum(""), { sp: 0, sb: 0, dp: 0, db: 0 }, "no unattributed row: every packet had its element");
     assert.equal(sum(src).sp, 4 * BURST);
     assert.equal(sum(dst).dp, 4 * BURST);

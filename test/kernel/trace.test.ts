@@ -27,7 +27,10 @@ test("SYN+FIN is dropped, by the bogus-packets rule; a plain SYN to the same por
   assert.match(last(bad.steps).rule, /bogusPackets/);
   const good = (await trace(["tcp 203.0.113.5:40000 -> 198.51.100.1:443 flags S iif eth0"])).runs[0]![0]!;
   assert.equal(good.verdict, "accept");
-  assert.ok(good.steps.some((s) => s.chain === "input" && /tcp dport 443 accept/.test(s.rule)), JSON.stringify(good.steps));
+  assert.ok(
+    good.steps.some((s) => s.chain === "input" && /tcp dport 443 accept/.test(s.rule)),
+    JSON.stringify(good.steps),
+  );
 });
 
 test("a spoofed RFC 1918 source on the WAN interface is dropped by anti-spoofing; the same source on another interface is not", async () => {
@@ -40,9 +43,19 @@ test("a spoofed RFC 1918 source on the WAN interface is dropped by anti-spoofing
 });
 
 test("the port-139 trap logs and drops the probe, then the source is banned: its next SYN to an open port is dropped", async () => {
-  const [probe, after] = (await trace(["tcp 203.0.113.5:40000 -> 198.51.100.1:139 flags S iif eth0", "tcp 203.0.113.5:40001 -> 198.51.100.1:443 flags S iif eth0"])).runs[0]!;
+  const [probe, after] = (
+    await trace([
+      "tcp 203.0.113.5:40000 -> 198.51.100.1:139 flags S iif eth0",
+      "tcp 203.0.113.5:40001 -> 198.51.100.1:443 flags S iif eth0",
+    ])
+  ).runs[0]!;
   assert.equal(probe!.verdict, "drop");
-  assert.ok(probe!.steps.some((s) => /update @recent_protect_portscan_v4/.test(s.rule) && /log prefix "Portscan:"/.test(s.rule)), JSON.stringify(probe!.steps));
+  assert.ok(
+    probe!.steps.some(
+      (s) => /update @recent_protect_portscan_v4/.test(s.rule) && /log prefix "Portscan:"/.test(s.rule),
+    ),
+    JSON.stringify(probe!.steps),
+  );
   assert.equal(after!.verdict, "drop");
   assert.match(last(after!.steps).rule, /ip saddr @recent_protect_portscan_v4 drop/);
 });
@@ -54,15 +67,41 @@ test("an ICMP timestamp request is dropped by its own rule", async () => {
 });
 
 test("a tcp reset rule shows as reject", async () => {
-  const text = rendering({ chains: { input: { hook: "input", policy: "accept", rules: [{ match: { protocol: "tcp", dport: 22 }, action: { type: "reject", with: "tcp-reset" } }] } } });
+  const text = rendering({
+    chains: {
+      input: {
+        hook: "input",
+        policy: "accept",
+        rules: [{ match: { protocol: "tcp", dport: 22 }, action: { type: "reject", with: "tcp-reset" } }],
+      },
+    },
+  });
   const t = (await trace(["tcp 203.0.113.5:40000 -> 198.51.100.1:22 flags S iif wan0"], text)).runs[0]![0]!;
   assert.equal(t.verdict, "reject");
 });
 
 test("PORTFW weights 3:1 show as a 3:1 distribution over repeated traces (round-robin: exactly 30 and 10 of 40)", async () => {
   const text = rendering({
-    chains: { forward: { hook: "forward", policy: "drop", rules: [{ match: { ctState: ["established", "related"] }, action: "accept" }] } },
-    forwarding: { portForwards: [{ protocol: "tcp", address: "198.51.100.1", port: 80, backends: [{ address: "192.168.16.27", weight: 3 }, { address: "192.168.16.28", weight: 1 }] }] },
+    chains: {
+      forward: {
+        hook: "forward",
+        policy: "drop",
+        rules: [{ match: { ctState: ["established", "related"] }, action: "accept" }],
+      },
+    },
+    forwarding: {
+      portForwards: [
+        {
+          protocol: "tcp",
+          address: "198.51.100.1",
+          port: 80,
+          backends: [
+            { address: "192.168.16.27", weight: 3 },
+            { address: "192.168.16.28", weight: 1 },
+          ],
+        },
+      ],
+    },
   });
   const r = await trace(["tcp 203.0.113.5:40000 -> 198.51.100.1:80 flags S iif wan0"], text, 40);
   const counts = new Map<string, number>();
@@ -81,10 +120,25 @@ test("namespaces are deleted after a trace", async () => {
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const cli = (args: string[], pre: string[] = []) =>
-  spawnSync(pre[0] ?? process.execPath, [...(pre.length ? [...pre.slice(1), process.execPath] : []), "--import", "tsx", "src/cli/main.ts", "trace", ...args], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+  spawnSync(
+    pre[0] ?? process.execPath,
+    [
+      ...(pre.length ? [...pre.slice(1), process.execPath] : []),
+      "--import",
+      "tsx",
+      "src/cli/main.ts",
+      "trace",
+      ...args,
+    ],
+    { cwd: ROOT, encoding: "utf8", timeout: 60_000 },
+  );
 
 test("the CLI: table output ends with the verdict line, -o json gives {verdict, rules}", () => {
-  const args = ["test/golden/presets.policy.yaml", "--packet", "icmp 203.0.113.5 -> 198.51.100.1 type timestamp-request iif eth0"];
+  const args = [
+    "test/golden/presets.policy.yaml",
+    "--packet",
+    "icmp 203.0.113.5 -> 198.51.100.1 type timestamp-request iif eth0",
+  ];
   const table = cli(args);
   assert.equal(table.status, 0, table.stderr);
   assert.equal(table.stdout.trimEnd().split("\n").pop(), "verdict: drop");
@@ -92,13 +146,22 @@ test("the CLI: table output ends with the verdict line, -o json gives {verdict, 
   assert.equal(json.status, 0, json.stderr);
   const body = JSON.parse(json.stdout) as { verdict: string; rules: Array<{ chain: string; rule: string }> };
   assert.equal(body.verdict, "drop");
-  assert.ok(body.rules.some((r) => r.chain === "protect_input" && /timestamp-request/.test(r.rule)), json.stdout);
+  assert.ok(
+    body.rules.some((r) => r.chain === "protect_input" && /timestamp-request/.test(r.rule)),
+    json.stdout,
+  );
 });
 
 test("without CAP_NET_ADMIN the CLI says so and creates nothing", () => {
-  const r = cli(["test/golden/presets.policy.yaml", "--packet", "tcp 203.0.113.5:40000 -> 198.51.100.1:22 iif eth0"], ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]);
+  const r = cli(
+    ["test/golden/presets.policy.yaml", "--packet", "tcp 203.0.113.5:40000 -> 198.51.100.1:22 iif eth0"],
+    ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"],
+  );
   assert.equal(r.status, 1);
-  assert.match(r.stderr, /trace needs CAP_NET_ADMIN \(run as root or with the capability\) to create a throwaway network namespace/);
+  assert.match(
+    r.stderr,
+    /trace needs CAP_NET_ADMIN \(run as root or with the capability\) to create a throwaway network namespace/,
+  );
   assert.equal(r.stdout, "");
 });
 

@@ -73,13 +73,31 @@ export async function openAgentLab(o: AgentLabOptions): Promise<AgentLab> {
       agent: undefined,
       args(extra = [], server = `127.0.0.1:${api.port}`) {
         // Later flags win in parseArgs, so `extra` may override these defaults.
-        return ["--server", server, "--enroll-token", "good-token", "--state-dir", dir, "--name", `edge-${o.name}`,
-          "--netns", ns, "--telemetry-interval", "60", "--drift-interval", "0", ...extra];
+        return [
+          "--server",
+          server,
+          "--enroll-token",
+          "good-token",
+          "--state-dir",
+          dir,
+          "--name",
+          `edge-${o.name}`,
+          "--netns",
+          ns,
+          "--telemetry-interval",
+          "60",
+          "--drift-interval",
+          "0",
+          ...extra,
+        ];
       },
       async start(extra = [], deps = {}, server) {
         await fixture.stopAgent(); // one left running by a failed test
         const agent = await startAgent(loadConfig(fixture.args(extra, server)), {
-          log: memoryLog("warn"), backoff: { initialMs: 100, maxMs: 300 }, heartbeatMs: 500, ...deps,
+          log: memoryLog("warn"),
+          backoff: { initialMs: 100, maxMs: 300 },
+          heartbeatMs: 500,
+          ...deps,
         });
         fixture.agent = agent;
         return agent;

@@ -38,18 +38,41 @@ export interface FixtureOptions {
 }
 
 export function fixtureDefinition(o: FixtureOptions): TableDefinition {
-  const rule = (body: string, comment?: string): Rule => ({ kind: "rule", family: F, table: T, chain: "input", body, ...(comment ? { comment } : {}) });
+  const rule = (body: string, comment?: string): Rule => ({
+    kind: "rule",
+    family: F,
+    table: T,
+    chain: "input",
+    body,
+    ...(comment ? { comment } : {}),
+  });
   const rules: Rule[] = [
     rule(`ip saddr ${o.lan} counter name "acct_lan_srctotal" add @acct_lan_src { ip saddr counter }`),
     rule(`ip daddr ${o.lan} counter name "acct_lan_dsttotal" add @acct_lan_dst { ip daddr counter }`),
   ];
   if (o.lan6) {
-    rules.push(rule(`meta l4proto udp ip6 saddr ${o.lan6} counter name "acct_lan6_srctotal" add @acct_lan6_src { ip6 saddr counter }`));
-    rules.push(rule(`meta l4proto udp ip6 daddr ${o.lan6} counter name "acct_lan6_dsttotal" add @acct_lan6_dst { ip6 daddr counter }`));
+    rules.push(
+      rule(
+        `meta l4proto udp ip6 saddr ${o.lan6} counter name "acct_lan6_srctotal" add @acct_lan6_src { ip6 saddr counter }`,
+      ),
+    );
+    rules.push(
+      rule(
+        `meta l4proto udp ip6 daddr ${o.lan6} counter name "acct_lan6_dsttotal" add @acct_lan6_dst { ip6 daddr counter }`,
+      ),
+    );
   }
   if (o.net6) {
-    rules.push(rule(`meta l4proto udp ip6 saddr ${o.net6} counter name "acct_net6_srctotal" add @acct_net6_src { ip6 saddr & ffff:ffff:ffff:ffff:: counter }`));
-    rules.push(rule(`meta l4proto udp ip6 daddr ${o.net6} counter name "acct_net6_dsttotal" add @acct_net6_dst { ip6 daddr & ffff:ffff:ffff:ffff:: counter }`));
+    rules.push(
+      rule(
+        `meta l4proto udp ip6 saddr ${o.net6} counter name "acct_net6_srctotal" add @acct_net6_src { ip6 saddr & ffff:ffff:ffff:ffff:: counter }`,
+      ),
+    );
+    rules.push(
+      rule(
+        `meta l4proto udp ip6 daddr ${o.net6} counter name "acct_net6_dsttotal" add @acct_net6_dst { ip6 daddr & ffff:ffff:ffff:ffff:: counter }`,
+      ),
+    );
   }
   if (o.withAll) rules.push(rule(`counter name "acct_all_total"`));
   rules.push(rule(`meta l4proto udp quota name "q1"`, "udp budget"));
@@ -60,7 +83,17 @@ export function fixtureDefinition(o: FixtureOptions): TableDefinition {
     rules.push(rule(`udp dport 7777 log prefix "PAL mark: " group ${o.logGroup}`));
   }
   for (const b of o.extra ?? []) rules.push(rule(b));
-  const set = (name: string, type = "ipv4_addr", comment?: string) => ({ kind: "set" as const, family: F, table: T, name, type, flags: ["dynamic" as const], size: 256, counter: true, ...(comment ? { comment } : {}) });
+  const set = (name: string, type = "ipv4_addr", comment?: string) => ({
+    kind: "set" as const,
+    family: F,
+    table: T,
+    name,
+    type,
+    flags: ["dynamic" as const],
+    size: 256,
+    counter: true,
+    ...(comment ? { comment } : {}),
+  });
   const totals = (t: string) => [
     { kind: "counter" as const, family: F, table: T, name: `acct_${t}_srctotal` },
     { kind: "counter" as const, family: F, table: T, name: `acct_${t}_dsttotal` },
@@ -74,16 +107,31 @@ export function fixtureDefinition(o: FixtureOptions): TableDefinition {
       ...(o.lan6 ? totals("lan6") : []),
       ...(o.net6 ? totals("net6") : []),
       { kind: "counter", family: F, table: T, name: "udp_seen" },
-      ...(o.growQuota ? [{ kind: "counter" as const, family: F, table: T, name: growCounterName(o.growQuota, "bytes") }] : []),
+      ...(o.growQuota
+        ? [{ kind: "counter" as const, family: F, table: T, name: growCounterName(o.growQuota, "bytes") }]
+        : []),
     ],
     quotas: [{ kind: "quota", family: F, table: T, name: "q1", mode: "until", bytes: o.quotaBytes ?? 10_000_000 }],
     sets: [
       set("acct_lan_src"),
       set("acct_lan_dst"),
       ...(o.lan6 ? [set("acct_lan6_src", "ipv6_addr"), set("acct_lan6_dst", "ipv6_addr")] : []),
-      ...(o.net6 ? [set("acct_net6_src", "ipv6_addr", "aggregate /64"), set("acct_net6_dst", "ipv6_addr", "aggregate /64")] : []),
+      ...(o.net6
+        ? [set("acct_net6_src", "ipv6_addr", "aggregate /64"), set("acct_net6_dst", "ipv6_addr", "aggregate /64")]
+        : []),
     ],
-    chains: [{ kind: "chain", family: F, table: T, name: "input", type: "filter", hook: "input", priority: o.priority ?? 0, policy: o.policy ?? "accept" }],
+    chains: [
+      {
+        kind: "chain",
+        family: F,
+        table: T,
+        name: "input",
+        type: "filter",
+        hook: "input",
+        priority: o.priority ?? 0,
+        policy: o.policy ?? "accept",
+      },
+    ],
     rules,
   };
 }

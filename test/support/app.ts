@@ -22,17 +22,29 @@ export interface TestApp {
   database: TestDatabase;
   config: Config;
   /** Inject a request as `as` (a role, a raw token, or null for none). JSON bodies are sent as JSON. */
-  req(method: InjectOptions["method"], url: string, opts?: { as?: TestRole | null | { token: string }; body?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
+  req(
+    method: InjectOptions["method"],
+    url: string,
+    opts?: { as?: TestRole | null | { token: string }; body?: unknown; headers?: Record<string, string> },
+  ): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
-export async function startTestApp(overrides: Partial<Config> = {}, deps: Pick<AppDeps, "cpuPool"> = {}): Promise<TestApp> {
+export async function startTestApp(
+  overrides: Partial<Config> = {},
+  deps: Pick<AppDeps, "cpuPool"> = {},
+): Promise<TestApp> {
   const database = await createTestDatabase();
   const db = createDb(database.url);
   const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
   const base = loadConfig({ DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL });
   // Tests read /metrics right after changing the fleet: no snapshot cache unless a test asks for one.
-  const config: Config = { ...base, rateLimitPerMinute: 1_000_000, metrics: { ...base.metrics, cacheMs: 0 }, ...overrides };
+  const config: Config = {
+    ...base,
+    rateLimitPerMinute: 1_000_000,
+    metrics: { ...base.metrics, cacheMs: 0 },
+    ...overrides,
+  };
   const rateLimitNamespace = `palisade-test-rl:${database.name}:`;
   let app: FastifyInstance | undefined;
   const close = async () => {
@@ -47,7 +59,9 @@ export async function startTestApp(overrides: Partial<Config> = {}, deps: Pick<A
     app = await buildApp({ config, db, redis, rateLimitNamespace, ...deps });
     await app.ready();
     for (const role of Object.keys(ROLE_TOKENS) as TestRole[]) {
-      await db.apiToken.create({ data: { name: `test-${role}`, role, tokenHash: hashSecret(ROLE_TOKENS[role]), createdBy: "test" } });
+      await db.apiToken.create({
+        data: { name: `test-${role}`, role, tokenHash: hashSecret(ROLE_TOKENS[role]), createdBy: "test" },
+      });
     }
   } catch (err) {
     await close().catch(() => {});
@@ -76,9 +90,20 @@ export async function startTestApp(overrides: Partial<Config> = {}, deps: Pick<A
 }
 
 /** Body of an error response, asserted to have the envelope's shape. */
-export function errorOf(res: LightMyRequestResponse): { code: string; message: string; details: { path: string; code: string; message: string }[] } {
-  const body = res.json() as { error?: { code: string; message: string; details: { path: string; code: string; message: string }[] } };
-  if (!body.error || typeof body.error.code !== "string" || typeof body.error.message !== "string" || !Array.isArray(body.error.details)) {
+export function errorOf(res: LightMyRequestResponse): {
+  code: string;
+  message: string;
+  details: { path: string; code: string; message: string }[];
+} {
+  const body = res.json() as {
+    error?: { code: string; message: string; details: { path: string; code: string; message: string }[] };
+  };
+  if (
+    !body.error ||
+    typeof body.error.code !== "string" ||
+    typeof body.error.message !== "string" ||
+    !Array.isArray(body.error.details)
+  ) {
     throw new Error(`not an error envelope (status ${res.statusCode}): ${res.body}`);
   }
   return body.error;

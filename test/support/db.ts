@@ -50,7 +50,11 @@ export async function createTestDatabase(opts: { migrated?: boolean } = {}): Pro
 }
 
 /** Run SQL against a test database with a short-lived connection. */
-export async function sql<R extends pg.QueryResultRow = Record<string, unknown>>(url: string, text: string, params: unknown[] = []): Promise<R[]> {
+export async function sql<R extends pg.QueryResultRow = Record<string, unknown>>(
+  url: string,
+  text: string,
+  params: unknown[] = [],
+): Promise<R[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {

@@ -11,7 +11,18 @@
 // bodies mean (stored as text, never evaluated), packets (tests call count()/hit()),
 // the listing form of `nft list table` (snapshot() writes statement form).
 
-import { assertPalisadeOnly, NftError, restoreText, type Driver, type RulesetState, type SetElementState, type SetState, type Snapshot, type TableState, type KernelObjects } from "../../src/engine/driver/index.ts";
+import {
+  assertPalisadeOnly,
+  NftError,
+  restoreText,
+  type Driver,
+  type RulesetState,
+  type SetElementState,
+  type SetState,
+  type Snapshot,
+  type TableState,
+  type KernelObjects,
+} from "../../src/engine/driver/index.ts";
 import type { Family } from "../../src/engine/nft/index.ts";
 import { parseStatements, type Statement } from "../../src/agent/kernel/statements.ts";
 
@@ -34,7 +45,15 @@ interface FTable {
   quotas: Map<string, { mode: "until" | "over"; bytes: number; used: number; comment?: string }>;
 }
 
-const PRIORITIES: Record<string, number> = { raw: -300, mangle: -150, dstnat: -100, filter: 0, security: 50, srcnat: 100, out: 100 };
+const PRIORITIES: Record<string, number> = {
+  raw: -300,
+  mangle: -150,
+  dstnat: -100,
+  filter: 0,
+  security: 50,
+  srcnat: 100,
+  out: 100,
+};
 const UNITS: Record<string, number> = { bytes: 1, kbytes: 1024, mbytes: 1024 ** 2, gbytes: 1024 ** 3 };
 
 function refused(what: string): NftError {
@@ -45,7 +64,15 @@ function seconds(w: string): number {
   const m = /^(\d+)(ms|s|m|h|d)?$/.exec(w);
   if (!m) throw refused(`bad time ${w}`);
   const n = Number(m[1]);
-  return m[2] === "m" ? n * 60 : m[2] === "h" ? n * 3600 : m[2] === "d" ? n * 86400 : m[2] === "ms" ? Math.ceil(n / 1000) : n;
+  return m[2] === "m"
+    ? n * 60
+    : m[2] === "h"
+      ? n * 3600
+      : m[2] === "d"
+        ? n * 86400
+        : m[2] === "ms"
+          ? Math.ceil(n / 1000)
+          : n;
 }
 
 /** Words inside the statement's first `{ ... }` block, split at `;`/newlines at depth 1. */
@@ -78,7 +105,9 @@ function parseElements(tokens: Statement["tokens"], isMap: boolean): SetElementS
   let cur: string[] = [];
   const end = () => {
     if (!cur.length) return;
-    const stop = cur.findIndex((w) => w === "counter" || w === "timeout" || w === "expires" || w === "comment" || w === ":");
+    const stop = cur.findIndex(
+      (w) => w === "counter" || w === "timeout" || w === "expires" || w === "comment" || w === ":",
+    );
     const keyWords = stop < 0 ? cur : cur.slice(0, stop);
     const e: SetElementState = { key: keyWords.join(" ") };
     for (let i = keyWords.length; i < cur.length; i++) {
@@ -119,7 +148,12 @@ function cloneTable(t: FTable): FTable {
   return {
     ...t,
     chains: new Map([...t.chains].map(([k, c]) => [k, { ...c, rules: [...c.rules] }])),
-    sets: new Map([...t.sets].map(([k, s]) => [k, { ...s, flags: [...s.flags], elements: new Map([...s.elements].map(([ek, e]) => [ek, { ...e }])) }])),
+    sets: new Map(
+      [...t.sets].map(([k, s]) => [
+        k,
+        { ...s, flags: [...s.flags], elements: new Map([...s.elements].map(([ek, e]) => [ek, { ...e }])) },
+      ]),
+    ),
     counters: new Map([...t.counters].map(([k, c]) => [k, { ...c }])),
     quotas: new Map([...t.quotas].map(([k, q]) => [k, { ...q }])),
   };
@@ -172,34 +206,79 @@ export class FakeDriver implements Driver {
       objects.counters.push(...st.counters.map((c) => ({ family: c.family, table: c.table, name: c.name })));
       objects.quotas.push(...st.quotas.map((q) => ({ family: q.family, table: q.table, name: q.name })));
     }
-    return { tables, text: tables.map((t) => this.textOf(this.tables.get(`${t.family} ${t.name}`)!)).join(""), takenAt: new Date().toISOString(), objects };
+    return {
+      tables,
+      text: tables.map((t) => this.textOf(this.tables.get(`${t.family} ${t.name}`)!)).join(""),
+      takenAt: new Date().toISOString(),
+      objects,
+    };
   }
 
   async restore(snap: Snapshot): Promise<void> {
-    if (snap.text.length > 0 && snap.tables.length === 0) throw new NftError("invalid_argument", "snapshot has text but lists no tables");
+    if (snap.text.length > 0 && snap.tables.length === 0)
+      throw new NftError("invalid_argument", "snapshot has text but lists no tables");
     await this.apply(restoreText(snap, await this.listTables()));
   }
 
   async listTables(): Promise<TableState[]> {
-    return [...this.tables.values()].map((t) => ({ family: t.family, name: t.name })).sort((a, b) => (a.family + a.name < b.family + b.name ? -1 : 1));
+    return [...this.tables.values()]
+      .map((t) => ({ family: t.family, name: t.name }))
+      .sort((a, b) => (a.family + a.name < b.family + b.name ? -1 : 1));
   }
 
   async readTable(family: Family, table: string): Promise<RulesetState> {
     const t = this.existing(family, table);
-    const st: RulesetState = { tables: [{ family, name: table }], chains: [], rules: [], sets: [], counters: [], quotas: [] };
+    const st: RulesetState = {
+      tables: [{ family, name: table }],
+      chains: [],
+      rules: [],
+      sets: [],
+      counters: [],
+      quotas: [],
+    };
     for (const c of t.chains.values()) {
-      st.chains.push({ family, table, name: c.name, ...(c.type ? { type: c.type, hook: c.hook, priority: c.priority, policy: c.policy } : {}) });
-      for (const r of c.rules) st.rules.push({ family, table, chain: c.name, expr: [], ...(r.comment !== undefined ? { comment: r.comment } : {}) });
+      st.chains.push({
+        family,
+        table,
+        name: c.name,
+        ...(c.type ? { type: c.type, hook: c.hook, priority: c.priority, policy: c.policy } : {}),
+      });
+      for (const r of c.rules)
+        st.rules.push({
+          family,
+          table,
+          chain: c.name,
+          expr: [],
+          ...(r.comment !== undefined ? { comment: r.comment } : {}),
+        });
     }
     for (const s of t.sets.values()) st.sets.push(this.setState(family, table, s));
-    for (const [name, c] of t.counters) st.counters.push({ family, table, name, packets: c.packets, bytes: c.bytes, ...(c.comment ? { comment: c.comment } : {}) });
-    for (const [name, q] of t.quotas) st.quotas.push({ family, table, name, mode: q.mode, bytes: q.bytes, used: Math.min(q.used, q.bytes), ...(q.comment ? { comment: q.comment } : {}) });
+    for (const [name, c] of t.counters)
+      st.counters.push({
+        family,
+        table,
+        name,
+        packets: c.packets,
+        bytes: c.bytes,
+        ...(c.comment ? { comment: c.comment } : {}),
+      });
+    for (const [name, q] of t.quotas)
+      st.quotas.push({
+        family,
+        table,
+        name,
+        mode: q.mode,
+        bytes: q.bytes,
+        used: Math.min(q.used, q.bytes),
+        ...(q.comment ? { comment: q.comment } : {}),
+      });
     return st;
   }
 
   async readSet(family: Family, table: string, name: string, kind: "set" | "map" = "set"): Promise<SetState> {
     const s = this.existing(family, table).sets.get(name);
-    if (!s || s.kind !== kind) throw new NftError("not_found", `not found: nft list ${kind} ${family} ${table} ${name}`);
+    if (!s || s.kind !== kind)
+      throw new NftError("not_found", `not found: nft list ${kind} ${family} ${table} ${name}`);
     return this.setState(family, table, s);
   }
 
@@ -252,7 +331,10 @@ export class FakeDriver implements Driver {
       // nft 1.0.6's JSON does not report the dynamic flag.
       flags: s.flags.filter((f) => f !== "dynamic"),
       counter: s.counter,
-      elements: [...s.elements.values()].map((e) => ({ ...e, ...(e.timeout !== undefined ? { expires: e.expires ?? e.timeout } : {}) })),
+      elements: [...s.elements.values()].map((e) => ({
+        ...e,
+        ...(e.timeout !== undefined ? { expires: e.expires ?? e.timeout } : {}),
+      })),
       ...(s.map ? { map: s.map } : {}),
       ...(s.size !== undefined ? { size: s.size } : {}),
       ...(s.timeout !== undefined ? { timeout: s.timeout } : {}),
@@ -278,7 +360,14 @@ export class FakeDriver implements Driver {
           if (st.verb === "create") throw refused(`File exists: table ${key}`);
           return;
         }
-        tables.set(key, { family: st.family as Family, name: st.table, chains: new Map(), sets: new Map(), counters: new Map(), quotas: new Map() });
+        tables.set(key, {
+          family: st.family as Family,
+          name: st.table,
+          chains: new Map(),
+          sets: new Map(),
+          counters: new Map(),
+          quotas: new Map(),
+        });
       } else if (st.verb === "delete" || st.verb === "destroy") {
         if (!tables.delete(key) && st.verb === "delete") throw refused(`No such file or directory: table ${key}`);
       } else if (st.verb === "flush") {
@@ -290,12 +379,17 @@ export class FakeDriver implements Driver {
     const name = st.name ?? "";
     if (obj === "chain") return this.chain(t, st, name);
     if (obj === "set" || obj === "map") return this.set(t, st, name, obj);
-    if ((obj === "counter" || obj === "quota" || obj === "set" || obj === "map") && (st.verb === "delete" || st.verb === "destroy") && this.inUse(t, obj, name)) {
+    if (
+      (obj === "counter" || obj === "quota" || obj === "set" || obj === "map") &&
+      (st.verb === "delete" || st.verb === "destroy") &&
+      this.inUse(t, obj, name)
+    ) {
       throw refused(`Device or resource busy: ${obj} ${name} is used by a rule`);
     }
     if (obj === "counter") {
       if (st.verb === "delete" || st.verb === "destroy") {
-        if (!t.counters.delete(name) && st.verb === "delete") throw refused(`No such file or directory: counter ${name}`);
+        if (!t.counters.delete(name) && st.verb === "delete")
+          throw refused(`No such file or directory: counter ${name}`);
         return;
       }
       if (t.counters.has(name)) return; // measured: re-adding keeps the value
@@ -322,12 +416,18 @@ export class FakeDriver implements Driver {
           if (w === "over" || w === "until") q.mode = w;
           else if (w === "used") q.used = Number(words[++i]) * (UNITS[words[++i]!] ?? 1);
           else if (w === "comment") q.comment = unquote(words[++i]!);
-          else if (/^\d+$/.test(w) && UNITS[words[i + 1] ?? ""] !== undefined) q.bytes = Number(w) * UNITS[words[++i]!]!;
+          else if (/^\d+$/.test(w) && UNITS[words[i + 1] ?? ""] !== undefined)
+            q.bytes = Number(w) * UNITS[words[++i]!]!;
         }
       }
       const had = t.quotas.get(name);
       // measured: re-adding a quota updates its limit and keeps what was used
-      t.quotas.set(name, had ? { ...had, bytes: q.bytes, mode: q.mode } : { mode: q.mode, bytes: q.bytes, used: q.used, ...(q.comment ? { comment: q.comment } : {}) });
+      t.quotas.set(
+        name,
+        had
+          ? { ...had, bytes: q.bytes, mode: q.mode }
+          : { mode: q.mode, bytes: q.bytes, used: q.used, ...(q.comment ? { comment: q.comment } : {}) },
+      );
       return;
     }
     if (obj === "rule") {
@@ -340,7 +440,10 @@ export class FakeDriver implements Driver {
         if (target !== undefined && !t.chains.has(target)) throw refused(`No such file or directory: chain ${target}`);
       });
       const last = body.length - 2;
-      const comment = last >= 0 && body[last]!.text === "comment" && body[last + 1]!.kind === "string" ? unquote(body[last + 1]!.text) : undefined;
+      const comment =
+        last >= 0 && body[last]!.text === "comment" && body[last + 1]!.kind === "string"
+          ? unquote(body[last + 1]!.text)
+          : undefined;
       const text = /^\S+\s+rule\s+\S+\s+\S+\s+\S+\s+([\s\S]*)$/.exec(st.text)?.[1] ?? "";
       const rule = { text, ...(comment !== undefined ? { comment } : {}) };
       if (st.verb === "insert") chain.rules.unshift(rule);
@@ -353,7 +456,9 @@ export class FakeDriver implements Driver {
       if (!s) throw refused(`No such file or directory: set ${setName}`);
       const els = parseElements(braceTokens(st.tokens, 5), s.kind === "map");
       if (st.verb === "delete" || st.verb === "destroy") {
-        for (const e of els) if (!s.elements.delete(e.key) && st.verb === "delete") throw refused(`No such file or directory: element ${e.key}`);
+        for (const e of els)
+          if (!s.elements.delete(e.key) && st.verb === "delete")
+            throw refused(`No such file or directory: element ${e.key}`);
         return;
       }
       this.addElements(s, els);
@@ -368,7 +473,8 @@ export class FakeDriver implements Driver {
     for (const c of t.chains.values()) {
       for (const r of c.rules) {
         const at = r.text.indexOf(ref);
-        if (at >= 0 && (obj === "counter" || obj === "quota" || !/[A-Za-z0-9_]/.test(r.text[at + ref.length] ?? ""))) return true;
+        if (at >= 0 && (obj === "counter" || obj === "quota" || !/[A-Za-z0-9_]/.test(r.text[at + ref.length] ?? "")))
+          return true;
       }
     }
     return false;
@@ -378,7 +484,11 @@ export class FakeDriver implements Driver {
     for (const e of els) {
       if (s.elements.has(e.key)) continue;
       if (s.size !== undefined && s.elements.size >= s.size) {
-        throw new NftError("set_full", `set ${s.name} is full (size ${s.size}): the kernel refused more elements; raise the set's size or remove elements`, { set: s.name, size: s.size });
+        throw new NftError(
+          "set_full",
+          `set ${s.name} is full (size ${s.size}): the kernel refused more elements; raise the set's size or remove elements`,
+          { set: s.name, size: s.size },
+        );
       }
       const v: SetElementState = { key: e.key };
       if (s.counter) {
@@ -460,7 +570,10 @@ export class FakeDriver implements Driver {
       for (let i = 0; i < words.length; i++) {
         const w = words[i]!;
         if (w === "type") {
-          const parts = words.slice(i + 1).join(" ").split(" : ");
+          const parts = words
+            .slice(i + 1)
+            .join(" ")
+            .split(" : ");
           want.type = parts[0]!.split(" . ");
           if (parts[1]) want.map = parts[1];
           break;
@@ -474,7 +587,8 @@ export class FakeDriver implements Driver {
     const had = t.sets.get(name);
     if (had) {
       if (st.verb === "create") throw refused(`File exists: ${kind} ${name}`);
-      if (want.type.length && want.type.join(" . ") !== had.type.join(" . ")) throw refused(`File exists: ${kind} ${name} has another type`);
+      if (want.type.length && want.type.join(" . ") !== had.type.join(" . "))
+        throw refused(`File exists: ${kind} ${name} has another type`);
       this.addElements(had, elements);
       return;
     }
@@ -486,10 +600,18 @@ export class FakeDriver implements Driver {
   private textOf(t: FTable): string {
     const k = `${t.family} ${t.name}`;
     const lines = [`add table ${k}`];
-    for (const [n, c] of t.counters) lines.push(`add counter ${k} ${n} { packets ${c.packets} bytes ${c.bytes} ;${c.comment ? ` comment "${c.comment}" ;` : ""} }`);
-    for (const [n, q] of t.quotas) lines.push(`add quota ${k} ${n} { ${q.mode} ${q.bytes} bytes used ${q.used} bytes ;${q.comment ? ` comment "${q.comment}" ;` : ""} }`);
+    for (const [n, c] of t.counters)
+      lines.push(
+        `add counter ${k} ${n} { packets ${c.packets} bytes ${c.bytes} ;${c.comment ? ` comment "${c.comment}" ;` : ""} }`,
+      );
+    for (const [n, q] of t.quotas)
+      lines.push(
+        `add quota ${k} ${n} { ${q.mode} ${q.bytes} bytes used ${q.used} bytes ;${q.comment ? ` comment "${q.comment}" ;` : ""} }`,
+      );
     const chainLine = (c: FChain) =>
-      c.hook ? `add chain ${k} ${c.name} { type ${c.type} hook ${c.hook} priority ${c.priority} ; policy ${c.policy} ; }` : `add chain ${k} ${c.name}`;
+      c.hook
+        ? `add chain ${k} ${c.name} { type ${c.type} hook ${c.hook} priority ${c.priority} ; policy ${c.policy} ; }`
+        : `add chain ${k} ${c.name}`;
     for (const c of t.chains.values()) if (!c.hook) lines.push(chainLine(c));
     for (const s of t.sets.values()) {
       const decl = [`type ${s.type.join(" . ")}${s.map ? ` : ${s.map}` : ""} ;`];
@@ -500,7 +622,8 @@ export class FakeDriver implements Driver {
       if (s.comment !== undefined) decl.push(`comment "${s.comment}" ;`);
       lines.push(`add ${s.kind} ${k} ${s.name} { ${decl.join(" ")} }`);
       const els = [...s.elements.values()].map(
-        (e) => `${e.key}${e.value !== undefined ? ` : ${e.value}` : ""}${e.timeout !== undefined ? ` timeout ${e.timeout}s` : ""}${e.packets !== undefined ? ` counter packets ${e.packets} bytes ${e.bytes ?? 0}` : ""}${e.comment !== undefined ? ` comment "${e.comment}"` : ""}`,
+        (e) =>
+          `${e.key}${e.value !== undefined ? ` : ${e.value}` : ""}${e.timeout !== undefined ? ` timeout ${e.timeout}s` : ""}${e.packets !== undefined ? ` counter packets ${e.packets} bytes ${e.bytes ?? 0}` : ""}${e.comment !== undefined ? ` comment "${e.comment}"` : ""}`,
       );
       if (els.length) lines.push(`add element ${k} ${s.name} { ${els.join(", ")} }`);
     }

@@ -31,9 +31,21 @@ export interface Replica {
   exited: Promise<void>;
 }
 
-export function startReplica(name: string, ports: { http: number; grpc: number }, env: Record<string, string>): Replica {
+export function startReplica(
+  name: string,
+  ports: { http: number; grpc: number },
+  env: Record<string, string>,
+): Replica {
   const child = spawn(process.execPath, [BIN, "server", "--no-migrate"], {
-    env: { ...process.env, PALISADE_GRPC_PLAINTEXT: "1", ...env, HOST: "127.0.0.1", PORT: String(ports.http), GRPC_PORT: String(ports.grpc), LOG_LEVEL: "info" },
+    env: {
+      ...process.env,
+      PALISADE_GRPC_PLAINTEXT: "1",
+      ...env,
+      HOST: "127.0.0.1",
+      PORT: String(ports.http),
+      GRPC_PORT: String(ports.grpc),
+      LOG_LEVEL: "info",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -116,7 +128,12 @@ export async function startBalancer(path: string, ports: () => number[]): Promis
   };
 }
 
-export async function waitUntil<T>(fn: () => Promise<T | undefined | false>, timeoutMs: number, what: string, stepMs = 250): Promise<T> {
+export async function waitUntil<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  what: string,
+  stepMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
   for (;;) {
@@ -126,7 +143,10 @@ export async function waitUntil<T>(fn: () => Promise<T | undefined | false>, tim
     } catch (e) {
       lastErr = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ""}`,
+      );
     await new Promise((r) => setTimeout(r, stepMs));
   }
 }

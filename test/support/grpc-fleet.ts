@@ -36,7 +36,11 @@ export interface Fleet {
   startWorker(opts?: { pollMs?: number; lockMs?: number }): Promise<RunningDeployWorker>;
   enrollmentToken(labels?: Record<string, string>, ttlSeconds?: number): Promise<string>;
   /** Enroll a simulated agent (through replica 0 unless given) and connect it. */
-  agent(name: string, labels?: Record<string, string>, opts?: { replica?: number; connect?: boolean; timeoutMs?: number; retry?: ConnectRetry }): Promise<SimAgent>;
+  agent(
+    name: string,
+    labels?: Record<string, string>,
+    opts?: { replica?: number; connect?: boolean; timeoutMs?: number; retry?: ConnectRetry },
+  ): Promise<SimAgent>;
   close(): Promise<void>;
 }
 
@@ -57,12 +61,18 @@ export async function startFleet(opts: { log?: Log; replicas?: number; tls?: boo
     ca,
     async addReplica() {
       const tls = ca && { ca, enrollAddress: "127.0.0.1:0", serverNames: ["127.0.0.1"], clientCertTtlSeconds: 3600 };
-      const r = await startAgentServer({ db: t.db, redis: t.redis, log }, { address: "127.0.0.1:0", ...(tls ? { tls } : {}) });
+      const r = await startAgentServer(
+        { db: t.db, redis: t.redis, log },
+        { address: "127.0.0.1:0", ...(tls ? { tls } : {}) },
+      );
       replicas.push(r);
       return r;
     },
     async startWorker(w = {}) {
-      const worker = await startDeployWorker({ db: t.db, redis: t.redis, log }, { prefix, lockMs: w.lockMs ?? 5_000, pollMs: w.pollMs ?? 100 });
+      const worker = await startDeployWorker(
+        { db: t.db, redis: t.redis, log },
+        { prefix, lockMs: w.lockMs ?? 5_000, pollMs: w.pollMs ?? 100 },
+      );
       workers.push(worker);
       return worker;
     },
@@ -75,10 +85,17 @@ export async function startFleet(opts: { log?: Log; replicas?: number; tls?: boo
       const replica = replicas[o.replica ?? 0];
       if (!replica) throw new Error("no such replica");
       const a = ca
-        ? await SimAgent.enrollTls(`127.0.0.1:${replica.enrollPort}`, `127.0.0.1:${replica.port}`, await fleet.enrollmentToken(labels), name, ca.certPem)
+        ? await SimAgent.enrollTls(
+            `127.0.0.1:${replica.enrollPort}`,
+            `127.0.0.1:${replica.port}`,
+            await fleet.enrollmentToken(labels),
+            name,
+            ca.certPem,
+          )
         : await SimAgent.enroll(`127.0.0.1:${replica.port}`, await fleet.enrollmentToken(labels), name);
       agents.push(a);
-      if (o.connect !== false) await a.connect({ ...(o.timeoutMs && { timeoutMs: o.timeoutMs }), ...(o.retry && { retry: o.retry }) });
+      if (o.connect !== false)
+        await a.connect({ ...(o.timeoutMs && { timeoutMs: o.timeoutMs }), ...(o.retry && { retry: o.retry }) });
       return a;
     },
     async close() {
@@ -99,8 +116,13 @@ export async function startFleet(opts: { log?: Log; replicas?: number; tls?: boo
   return fleet;
 }
 
-export function client(address: string, creds = grpc.credentials.createInsecure()): grpc.Client & Record<string, Function> {
-  return new AgentServiceClient(address, creds, { "grpc.max_send_message_length": 64 * 1024 * 1024 }) as unknown as grpc.Client & Record<string, Function>;
+export function client(
+  address: string,
+  creds = grpc.credentials.createInsecure(),
+): grpc.Client & Record<string, Function> {
+  return new AgentServiceClient(address, creds, {
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+  }) as unknown as grpc.Client & Record<string, Function>;
 }
 
 /** How a simulated agent retries a connect (SimAgent.connect). */
@@ -124,15 +146,28 @@ export function enroll(
 ): Promise<{ hostId: string; hostName: string; credential: string; certificate: string }> {
   const c = client(address, creds);
   return new Promise((resolve, reject) =>
-    c.Enroll!(req, (err: grpc.ServiceError | null, res: { hostId: string; hostName: string; credential: string; certificate: string }) => {
-      c.close();
-      if (err) reject(err);
-      else resolve(res);
-    }),
+    c.Enroll!(
+      req,
+      (
+        err: grpc.ServiceError | null,
+        res: { hostId: string; hostName: string; credential: string; certificate: string },
+      ) => {
+        c.close();
+        if (err) reject(err);
+        else resolve(res);
+      },
+    ),
   );
 }
 
-const SIM_CAPS = { nftVersion: "1.0.9", kernel: "6.1", ipv6: true, features: ["fib"], xtablesModules: [], agentVersion: "sim" };
+const SIM_CAPS = {
+  nftVersion: "1.0.9",
+  kernel: "6.1",
+  ipv6: true,
+  features: ["fib"],
+  xtablesModules: [],
+  agentVersion: "sim",
+};
 
 export interface StreamEnd {
   code: number;
@@ -170,16 +205,28 @@ export class SimAgent {
   }
 
   /** Enroll on a mutual-TLS replica's enrollment port (CSR for a new key), then connect to `address` with the certificate. */
-  static async enrollTls(enrollAddress: string, address: string, token: string, name: string, caPem: string): Promise<SimAgent> {
+  static async enrollTls(
+    enrollAddress: string,
+    address: string,
+    token: string,
+    name: string,
+    caPem: string,
+  ): Promise<SimAgent> {
     const keyPem = newPrivateKeyPem();
     const csr = await createCsr(createPrivateKey(keyPem), name);
-    const r = await enroll(enrollAddress, { token: splitEnrollToken(token).secret, name, capabilities: SIM_CAPS, csr }, grpc.credentials.createSsl(Buffer.from(caPem)));
+    const r = await enroll(
+      enrollAddress,
+      { token: splitEnrollToken(token).secret, name, capabilities: SIM_CAPS, csr },
+      grpc.credentials.createSsl(Buffer.from(caPem)),
+    );
     return new SimAgent(address, r.hostId, r.hostName, r.credential, { keyPem, certPem: r.certificate, caPem });
   }
 
   private creds(): grpc.ChannelCredentials {
     const t = this.tls;
-    return t ? grpc.credentials.createSsl(Buffer.from(t.caPem), Buffer.from(t.keyPem), Buffer.from(t.certPem)) : grpc.credentials.createInsecure();
+    return t
+      ? grpc.credentials.createSsl(Buffer.from(t.caPem), Buffer.from(t.keyPem), Buffer.from(t.certPem))
+      : grpc.credentials.createInsecure();
   }
 
   /** Failed connect attempts retried so far (the bench reports them). */
@@ -192,7 +239,9 @@ export class SimAgent {
    * jittered delay (src/agent/backoff.ts), until `timeoutMs` is spent. A refusal with a
    * palisade-code (revoked, wrong host...) is never retried.
    */
-  async connect(opts: { address?: string; metadata?: Record<string, string>; timeoutMs?: number; retry?: ConnectRetry } = {}): Promise<void> {
+  async connect(
+    opts: { address?: string; metadata?: Record<string, string>; timeoutMs?: number; retry?: ConnectRetry } = {},
+  ): Promise<void> {
     if (!opts.retry) return this.connectOnce(opts);
     const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
     const backoff = new Backoff({ initialMs: opts.retry.initialMs, maxMs: opts.retry.maxMs });
@@ -212,7 +261,11 @@ export class SimAgent {
     throw new Error(`${this.name}: no connect in 1000 attempts`);
   }
 
-  private async connectOnce(opts: { address?: string; metadata?: Record<string, string>; timeoutMs?: number }): Promise<void> {
+  private async connectOnce(opts: {
+    address?: string;
+    metadata?: Record<string, string>;
+    timeoutMs?: number;
+  }): Promise<void> {
     this.close();
     this.c = client(opts.address ?? this.address, this.creds());
     const md = new grpc.Metadata();
@@ -238,7 +291,8 @@ export class SimAgent {
     await waitFor(
       () => {
         // A stream that ended will never echo: say how it ended instead of timing out.
-        if (this.endedWith) throw new Error(`stream of ${this.name} ended: ${this.endedWith.code} ${this.endedWith.details}`);
+        if (this.endedWith)
+          throw new Error(`stream of ${this.name} ended: ${this.endedWith.code} ${this.endedWith.details}`);
         return this.received.slice(before).some((m) => m.heartbeat?.seq === seq);
       },
       timeoutMs,
@@ -250,9 +304,26 @@ export class SimAgent {
     this.call?.write(msg);
   }
 
-  report(d: { deploymentId: string; targetId: string; version: DesiredState["version"]; attempt?: number }, status: "applied" | "failed" | "rolled_back", error = ""): void {
-    const code = { applied: "APPLY_STATUS_APPLIED", failed: "APPLY_STATUS_FAILED", rolled_back: "APPLY_STATUS_ROLLED_BACK" }[status];
-    this.send({ applyResult: { deploymentId: d.deploymentId, targetId: d.targetId, version: d.version, status: code, error, attempt: d.attempt ?? 0 } });
+  report(
+    d: { deploymentId: string; targetId: string; version: DesiredState["version"]; attempt?: number },
+    status: "applied" | "failed" | "rolled_back",
+    error = "",
+  ): void {
+    const code = {
+      applied: "APPLY_STATUS_APPLIED",
+      failed: "APPLY_STATUS_FAILED",
+      rolled_back: "APPLY_STATUS_ROLLED_BACK",
+    }[status];
+    this.send({
+      applyResult: {
+        deploymentId: d.deploymentId,
+        targetId: d.targetId,
+        version: d.version,
+        status: code,
+        error,
+        attempt: d.attempt ?? 0,
+      },
+    });
     if (status === "applied" && d.version) this.applied = { ...d.version };
   }
 
@@ -292,6 +363,8 @@ export class SimAgent {
 export function streamEnd(call: grpc.ClientDuplexStream<unknown, unknown>): Promise<StreamEnd> {
   return new Promise((resolve) => {
     call.on("error", () => {});
-    call.on("status", (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details, palisadeCode: s.metadata.get("palisade-code")[0]?.toString() }));
+    call.on("status", (s: grpc.StatusObject) =>
+      resolve({ code: s.code, details: s.details, palisadeCode: s.metadata.get("palisade-code")[0]?.toString() }),
+    );
   });
 }

@@ -45,12 +45,21 @@ export const SCRIPT_ARGS: Record<string, string[]> = { "init-script-gateway.sh":
  * With `execute`, a script runs in the sandbox of `palisade import --execute` (root only) and
  * its recorded commands are imported, as an operator would import it.
  */
-export async function measureFile(f: { name: string; format: ImportFormat; text: string }, execute = false): Promise<FileOutcome> {
+export async function measureFile(
+  f: { name: string; format: ImportFormat; text: string },
+  execute = false,
+): Promise<FileOutcome> {
   let r: ImportResult;
   if (execute && f.format === "iptables") {
     const run = await executeScript(f.text, { args: SCRIPT_ARGS[f.name] ?? [], timeoutMs: 30_000 });
     r = importRecorded(run.commands);
-    if (run.timedOut) r.errors.unshift({ path: "/source", code: "import_script_timeout", message: "the script was killed at its time limit", severity: "error" });
+    if (run.timedOut)
+      r.errors.unshift({
+        path: "/source",
+        code: "import_script_timeout",
+        message: "the script was killed at its time limit",
+        severity: "error",
+      });
   } else r = importPolicy(f.format, f.text, f.name.endsWith(".rules6") ? { family: "ipv6" } : {});
   return outcomeOf(f, r);
 }
@@ -78,7 +87,10 @@ export function formatRates(outcomes: FileOutcome[]): string {
   const lr = outcomes.reduce((s, o) => s + o.linesRefused, 0);
   const pct = (a: number, b: number) => (b === 0 ? "n/a" : `${((100 * a) / b).toFixed(1)} %`);
   return [
-    ...outcomes.map((o) => `${o.stage === "ok" ? "ok  " : "FAIL"} ${o.name.padEnd(34)} ${String(o.linesImported).padStart(4)}/${o.linesImported + o.linesRefused} lines${o.reason ? `  [${o.stage}] ${o.reason.slice(0, 160)}` : ""}`),
+    ...outcomes.map(
+      (o) =>
+        `${o.stage === "ok" ? "ok  " : "FAIL"} ${o.name.padEnd(34)} ${String(o.linesImported).padStart(4)}/${o.linesImported + o.linesRefused} lines${o.reason ? `  [${o.stage}] ${o.reason.slice(0, 160)}` : ""}`,
+    ),
     `files: ${n}; import without error: ${imported} (${pct(imported, n)}); import, render and load (nft -c): ${loaded} (${pct(loaded, n)}); lines imported: ${li}/${li + lr} (${pct(li, li + lr)})`,
   ].join("\n");
 }

@@ -73,7 +73,11 @@ export function run(argv: string[], opts: ExecOptions = {}): Promise<ExecResult>
       liveProcs.delete(child);
       const r = { code, stdout, stderr, timedOut };
       if ((code !== 0 || timedOut) && !opts.allowFailure) {
-        reject(new Error(`${argv.join(" ")} ${timedOut ? `timed out after ${timeoutMs} ms` : `exited ${code}`}: ${stderr.trim()}`));
+        reject(
+          new Error(
+            `${argv.join(" ")} ${timedOut ? `timed out after ${timeoutMs} ms` : `exited ${code}`}: ${stderr.trim()}`,
+          ),
+        );
       } else resolve(r);
     });
     child.stdin.end(opts.input ?? "");
@@ -245,10 +249,23 @@ export class NetnsLab {
    * payload bytes (default 56: 84-byte IPv4 packets, 104-byte IPv6), each waiting at
    * most `waitS` (default 1) seconds for its reply.
    */
-  async ping(from: string, to: string, opts: { count?: number; size?: number; waitS?: number; intervalS?: number } = {}): Promise<{ sent: number; received: number }> {
+  async ping(
+    from: string,
+    to: string,
+    opts: { count?: number; size?: number; waitS?: number; intervalS?: number } = {},
+  ): Promise<{ sent: number; received: number }> {
     const count = Math.min(opts.count ?? 3, 100);
     const wait = opts.waitS ?? 1;
-    const argv = ["/usr/bin/python3", "-c", PINGER, to, String(count), String(opts.size ?? 56), String(wait), String(opts.intervalS ?? 0.01)];
+    const argv = [
+      "/usr/bin/python3",
+      "-c",
+      PINGER,
+      to,
+      String(count),
+      String(opts.size ?? 56),
+      String(wait),
+      String(opts.intervalS ?? 0.01),
+    ];
     const r = await this.exec(from, argv, { timeoutMs: (count * (wait + 0.1) + 5) * 1000 });
     const m = /^(\d+) (\d+)$/m.exec(r.stdout);
     if (!m) throw new Error(`pinger printed no summary: ${r.stdout} ${r.stderr}`);
@@ -258,21 +275,34 @@ export class NetnsLab {
   /** One TCP connect attempt with a timeout (`nc -z`); true when the handshake completed. */
   async tcpConnect(from: string, host: string, port: number, opts: { timeoutS?: number } = {}): Promise<boolean> {
     const w = String(opts.timeoutS ?? 1);
-    const r = await this.exec(from, ["nc", "-z", "-n", "-w", w, host, String(port)], { allowFailure: true, timeoutMs: (Number(w) + 3) * 1000 });
+    const r = await this.exec(from, ["nc", "-z", "-n", "-w", w, host, String(port)], {
+      allowFailure: true,
+      timeoutMs: (Number(w) + 3) * 1000,
+    });
     return r.code === 0;
   }
 
   /** `count` UDP datagrams (at most 10000) of `size` payload bytes from `from`. */
   async sendUdp(from: string, host: string, port: number, opts: { count?: number; size?: number } = {}): Promise<void> {
     const count = Math.min(opts.count ?? 1, 10_000);
-    await this.exec(from, [process.execPath, "-e", UDP_SENDER, host, String(port), String(count), String(opts.size ?? 32)], { timeoutMs: 10_000 + count * 5 });
+    await this.exec(
+      from,
+      [process.execPath, "-e", UDP_SENDER, host, String(port), String(count), String(opts.size ?? 32)],
+      { timeoutMs: 10_000 + count * 5 },
+    );
   }
 
   /**
    * Crafted TCP packets with hping3: flags like "SF" (SYN+FIN), "SR", "S", "R", "A".
    * Returns how many were sent and how many got an answer.
    */
-  async tcpFlags(from: string, host: string, port: number, flags: string, opts: { count?: number; intervalUs?: number; source?: string } = {}): Promise<{ sent: number; received: number }> {
+  async tcpFlags(
+    from: string,
+    host: string,
+    port: number,
+    flags: string,
+    opts: { count?: number; intervalUs?: number; source?: string } = {},
+  ): Promise<{ sent: number; received: number }> {
     const count = Math.min(opts.count ?? 3, 1000);
     const map: Record<string, string> = { S: "-S", F: "-F", R: "-R", A: "-A", P: "-P", U: "-U", X: "-X", Y: "-Y" };
     const argv = ["hping3", "-q", "-c", String(count), "-i", `u${opts.intervalUs ?? 10_000}`, "-p", String(port)];
@@ -283,7 +313,10 @@ export class NetnsLab {
     }
     if (opts.source) argv.push("-a", opts.source);
     argv.push(host);
-    const r = await this.exec(from, argv, { allowFailure: true, timeoutMs: 5000 + (count * (opts.intervalUs ?? 10_000)) / 1000 + 2000 });
+    const r = await this.exec(from, argv, {
+      allowFailure: true,
+      timeoutMs: 5000 + (count * (opts.intervalUs ?? 10_000)) / 1000 + 2000,
+    });
     const m = /(\d+) packets transmitted, (\d+) packets received/.exec(r.stdout + r.stderr);
     if (!m) throw new Error(`hping3 printed no summary: ${r.stdout} ${r.stderr}`);
     return { sent: Number(m[1]), received: Number(m[2]) };

@@ -6,7 +6,12 @@ import { renderNft, type CompileContext } from "../../src/engine/compile/nft/ind
 import type { NetnsLab } from "./netns.ts";
 
 /** Render `doc` and apply it in `ns` (nft -c first, then nft -f); returns the text. */
-export async function applyPolicy(lab: NetnsLab, ns: string, doc: PolicyInput, ctx: CompileContext = {}): Promise<string> {
+export async function applyPolicy(
+  lab: NetnsLab,
+  ns: string,
+  doc: PolicyInput,
+  ctx: CompileContext = {},
+): Promise<string> {
   const r = renderNft(Policy.parse(doc), ctx);
   assert.ok(r.ok, `render failed: ${JSON.stringify(!r.ok && r.errors, null, 1)}`);
   const check = await lab.nft(ns, ["-c", "-f", "-"], r.text, { allowFailure: true });
@@ -16,8 +21,15 @@ export async function applyPolicy(lab: NetnsLab, ns: string, doc: PolicyInput, c
 }
 
 /** Packets/bytes of the rule with this exact comment in `chain` (summed over its family variants). */
-export async function ruleCounter(lab: NetnsLab, ns: string, chain: string, comment: string): Promise<{ packets: number; bytes: number }> {
-  const out = JSON.parse((await lab.nft(ns, ["-j", "list", "chain", "inet", "palisade", chain])).stdout) as { nftables: Record<string, unknown>[] };
+export async function ruleCounter(
+  lab: NetnsLab,
+  ns: string,
+  chain: string,
+  comment: string,
+): Promise<{ packets: number; bytes: number }> {
+  const out = JSON.parse((await lab.nft(ns, ["-j", "list", "chain", "inet", "palisade", chain])).stdout) as {
+    nftables: Record<string, unknown>[];
+  };
   let packets = 0;
   let bytes = 0;
   let found = false;
@@ -38,8 +50,14 @@ export async function ruleCounter(lab: NetnsLab, ns: string, chain: string, comm
   return { packets, bytes };
 }
 
-export async function namedCounter(lab: NetnsLab, ns: string, name: string): Promise<{ packets: number; bytes: number }> {
-  const out = JSON.parse((await lab.nft(ns, ["-j", "list", "counter", "inet", "palisade", name])).stdout) as { nftables: { counter?: { packets: number; bytes: number } }[] };
+export async function namedCounter(
+  lab: NetnsLab,
+  ns: string,
+  name: string,
+): Promise<{ packets: number; bytes: number }> {
+  const out = JSON.parse((await lab.nft(ns, ["-j", "list", "counter", "inet", "palisade", name])).stdout) as {
+    nftables: { counter?: { packets: number; bytes: number } }[];
+  };
   const c = out.nftables.find((x) => x.counter)?.counter;
   assert.ok(c, `counter ${name} not found`);
   return { packets: c.packets, bytes: c.bytes };
@@ -53,7 +71,9 @@ export interface SetElementCount {
 
 /** Elements of a set with their per-element counters (`nft -j list set`). */
 export async function setElements(lab: NetnsLab, ns: string, name: string): Promise<SetElementCount[]> {
-  const out = JSON.parse((await lab.nft(ns, ["-j", "list", "set", "inet", "palisade", name])).stdout) as { nftables: { set?: { elem?: unknown[] } }[] };
+  const out = JSON.parse((await lab.nft(ns, ["-j", "list", "set", "inet", "palisade", name])).stdout) as {
+    nftables: { set?: { elem?: unknown[] } }[];
+  };
   const set = out.nftables.find((x) => x.set)?.set;
   const result: SetElementCount[] = [];
   for (const e of set?.elem ?? []) {

@@ -30,7 +30,13 @@ export interface PrismaSchema {
   enums: Map<string, { dbName: string; values: string[] }>;
 }
 
-const list = (s: string | undefined) => (s ? s.split(",").map((x) => x.trim()).filter(Boolean) : []);
+const list = (s: string | undefined) =>
+  s
+    ? s
+        .split(",")
+        .map((x) => x.trim())
+        .filter(Boolean)
+    : [];
 const attr = (line: string, name: string) => new RegExp(`@${name}\\(([^)]*)\\)`).exec(line)?.[1];
 
 export function parsePrismaSchema(text: string): PrismaSchema {
@@ -38,10 +44,16 @@ export function parsePrismaSchema(text: string): PrismaSchema {
   const enums = new Map<string, { dbName: string; values: string[] }>();
   const blocks = text.replace(/\/\/.*$/gm, "").matchAll(/^(model|enum)\s+(\w+)\s*\{([\s\S]*?)^\}/gm);
   for (const [, kind, name, body] of blocks) {
-    const lines = body!.split("\n").map((l) => l.trim()).filter(Boolean);
+    const lines = body!
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean);
     const mapped = lines.map((l) => /^@@map\("([^"]+)"\)/.exec(l)?.[1]).find(Boolean) ?? name!;
     if (kind === "enum") {
-      enums.set(name!, { dbName: mapped, values: lines.filter((l) => !l.startsWith("@@")).map((l) => l.split(/\s/)[0]!) });
+      enums.set(name!, {
+        dbName: mapped,
+        values: lines.filter((l) => !l.startsWith("@@")).map((l) => l.split(/\s/)[0]!),
+      });
       continue;
     }
     const model: PrismaModel = { name: name!, table: mapped, fields: [], id: [], uniques: [], indexes: [] };
@@ -70,7 +82,11 @@ export function parsePrismaSchema(text: string): PrismaSchema {
         unique: /@unique\b/.test(rest),
         id: /@id\b/.test(rest),
         ...(rel !== undefined && {
-          relation: { fields: list(relFields), references: list(/references:\s*\[([^\]]*)\]/.exec(rel)?.[1]), onDelete: /onDelete:\s*(\w+)/.exec(rel)?.[1] },
+          relation: {
+            fields: list(relFields),
+            references: list(/references:\s*\[([^\]]*)\]/.exec(rel)?.[1]),
+            onDelete: /onDelete:\s*(\w+)/.exec(rel)?.[1],
+          },
         }),
       });
     }
@@ -80,7 +96,10 @@ export function parsePrismaSchema(text: string): PrismaSchema {
   for (const model of models.values()) {
     const col = (f: string) => model.fields.find((x) => x.name === f)?.column ?? f;
     model.id = model.id.length ? model.id.map(col) : model.fields.filter((f) => f.id).map((f) => f.column);
-    model.uniques = [...model.uniques.map((u) => u.map(col)), ...model.fields.filter((f) => f.unique).map((f) => [f.column])];
+    model.uniques = [
+      ...model.uniques.map((u) => u.map(col)),
+      ...model.fields.filter((f) => f.unique).map((f) => [f.column]),
+    ];
     model.indexes = model.indexes.map((i) => i.map(col));
   }
   return { models, enums };

@@ -20,7 +20,24 @@ export interface TestRedis {
 
 function launch(port: number): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "notice"], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(
+      "redis-server",
+      [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "notice",
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
     let out = "";
     const onData = (d: Buffer) => {
       out += d;
@@ -33,7 +50,9 @@ function launch(port: number): Promise<ChildProcess> {
     child.stdout!.on("data", onData);
     child.stderr!.on("data", (d) => (out += d));
     child.on("error", reject);
-    child.on("exit", (code) => reject(new Error(`redis-server on ${port} exited (${code}) before it was ready: ${out}`)));
+    child.on("exit", (code) =>
+      reject(new Error(`redis-server on ${port} exited (${code}) before it was ready: ${out}`)),
+    );
   });
 }
 
@@ -65,7 +84,11 @@ export async function startTestRedis(): Promise<TestRedis> {
         return text
           .trim()
           .split("\n")
-          .map((line) => Object.fromEntries(line.split(" ").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])));
+          .map((line) =>
+            Object.fromEntries(
+              line.split(" ").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+            ),
+          );
       } finally {
         r.disconnect();
       }

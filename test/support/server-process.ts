@@ -48,18 +48,31 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
   const dir = mkdtempSync(join(tmpdir(), "palisade-server-"));
   const tokenFile = join(dir, "initial-admin-token");
   const child = spawn(new URL("../../bin/palisade", import.meta.url).pathname, ["server"], {
-    env: { ...process.env, DATABASE_URL: database.url, REDIS_URL: TEST_REDIS_URL, HOST: "127.0.0.1", PORT: String(port), GRPC_PORT: String(grpcPort), PALISADE_ADMIN_TOKEN: "", PALISADE_GRPC_PLAINTEXT: "1", PALISADE_INITIAL_TOKEN_FILE: tokenFile, ...env },
+    env: {
+      ...process.env,
+      DATABASE_URL: database.url,
+      REDIS_URL: TEST_REDIS_URL,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      GRPC_PORT: String(grpcPort),
+      PALISADE_ADMIN_TOKEN: "",
+      PALISADE_GRPC_PLAINTEXT: "1",
+      PALISADE_INITIAL_TOKEN_FILE: tokenFile,
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const lines: LogLine[] = [];
   const waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("close", (code, signal) => resolve({ code, signal })),
+  );
   let buf = "";
   child.stdout.on("data", (d) => {
     buf += d;
-    let i;
+    let i: number;
     while ((i = buf.indexOf("\n")) >= 0) {
       const line = JSON.parse(buf.slice(0, i)) as LogLine;
       buf = buf.slice(i + 1);
@@ -87,7 +100,9 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         waiters.push({ pred, resolve });
-        void exited.then(({ code, signal }) => reject(new Error(`server exited (${code ?? signal}) before the awaited line: ${stderr}`)));
+        void exited.then(({ code, signal }) =>
+          reject(new Error(`server exited (${code ?? signal}) before the awaited line: ${stderr}`)),
+        );
       });
     },
     async stop() {

@@ -7,9 +7,22 @@ export async function makeHost(db: Db, name: string): Promise<string> {
   return h.id;
 }
 
-export type Row = { table: string; ip: string; srcBytes: number; srcPackets: number; dstBytes: number; dstPackets: number };
+export type Row = {
+  table: string;
+  ip: string;
+  srcBytes: number;
+  srcPackets: number;
+  dstBytes: number;
+  dstPackets: number;
+};
 
-export function batch(epoch: string, seq: number, takenAt: number, accounting: Row[], extra: Partial<IncomingBatch> = {}): IncomingBatch {
+export function batch(
+  epoch: string,
+  seq: number,
+  takenAt: number,
+  accounting: Row[],
+  extra: Partial<IncomingBatch> = {},
+): IncomingBatch {
   return { epoch, seq, takenAtUnixMs: takenAt, accounting, quotas: [], counters: [], logs: [], ...extra };
 }
 

@@ -31,19 +31,23 @@ export class TestApi {
     this.server.addService(service, {
       Enroll: (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         this.enrolls.push(call.request);
-        if (call.request.token !== "good-token") return cb({ code: grpc.status.PERMISSION_DENIED, details: "bad enrollment token" });
+        if (call.request.token !== "good-token")
+          return cb({ code: grpc.status.PERMISSION_DENIED, details: "bad enrollment token" });
         cb(null, { hostId: "host-1", hostName: String(call.request.name), credential: "cred-secret-1" });
       },
-      Connect: (call: grpc.ServerDuplexStream<Record<string, any>, unknown>) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+      Connect: (call: grpc.ServerDuplexStream<Record<string, any>, unknown>) => {
+        // eslint-disable-line @typescript-eslint/no-explicit-any
         const n = ++this.streams;
         this.call = call;
-        call.on("data", (msg: Record<string, any>) => { // eslint-disable-line @typescript-eslint/no-explicit-any
+        call.on("data", (msg: Record<string, any>) => {
+          // eslint-disable-line @typescript-eslint/no-explicit-any
           this.received.push({ stream: n, metadata: call.metadata, msg });
           // Like the API: APPLYING (the kernel holds it, waiting) earns the Confirm.
           if (this.autoConfirm && msg.applyResult?.status === "APPLY_STATUS_APPLYING") {
             call.write({ confirm: { deploymentId: msg.applyResult.deploymentId, targetId: msg.applyResult.targetId } });
           }
-          if (this.autoAck && msg.telemetry) call.write({ telemetryAck: { epoch: msg.telemetry.epoch, seq: msg.telemetry.seq } });
+          if (this.autoAck && msg.telemetry)
+            call.write({ telemetryAck: { epoch: msg.telemetry.epoch, seq: msg.telemetry.seq } });
           const result = msg.applyResult ?? msg.drift ?? msg.quotaReset;
           if (this.autoAckResults && result?.resultId) call.write({ resultAck: { resultId: result.resultId } });
           for (const w of this.waiters.splice(0)) w();
@@ -53,7 +57,9 @@ export class TestApi {
       },
     });
     this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e, port) => (e ? reject(e) : resolve(port))),
+      this.server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e, port) =>
+        e ? reject(e) : resolve(port),
+      ),
     );
   }
 
@@ -76,7 +82,10 @@ export class TestApi {
       const v = pred(this.received);
       if (v) return v;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting; received: ${JSON.stringify(this.received.map((r) => Object.keys(r.msg).filter((k) => k !== "body")))}`);
+      if (left <= 0)
+        throw new Error(
+          `timed out waiting; received: ${JSON.stringify(this.received.map((r) => Object.keys(r.msg).filter((k) => k !== "body")))}`,
+        );
       await new Promise<void>((res) => {
         const t = setTimeout(res, Math.min(left, 200));
         this.waiters.push(() => {

@@ -3,11 +3,21 @@
 // played by uid 65534), CapabilityBoundingSet, AmbientCapabilities, NoNewPrivileges.
 
 /** The [Service] settings that decide the agent's privileges. */
-export function unitPrivileges(unit: string): { user: string; bounding: string[]; ambient: string[]; noNewPrivileges: boolean } {
+export function unitPrivileges(unit: string): {
+  user: string;
+  bounding: string[];
+  ambient: string[];
+  noNewPrivileges: boolean;
+} {
   const values = (key: string) =>
     [...unit.matchAll(new RegExp(`^${key}=(.*)$`, "gm"))].flatMap((m) => m[1]!.trim().split(/\s+/).filter(Boolean));
   const caps = (key: string) => values(key).map((c) => c.replace(/^CAP_/, "").toLowerCase());
-  return { user: values("User")[0] ?? "root", bounding: caps("CapabilityBoundingSet"), ambient: caps("AmbientCapabilities"), noNewPrivileges: values("NoNewPrivileges")[0] === "true" };
+  return {
+    user: values("User")[0] ?? "root",
+    bounding: caps("CapabilityBoundingSet"),
+    ambient: caps("AmbientCapabilities"),
+    noNewPrivileges: values("NoNewPrivileges")[0] === "true",
+  };
 }
 
 /** setpriv arguments that put a process under those privileges. */
@@ -15,7 +25,9 @@ export function setprivArgs(p: ReturnType<typeof unitPrivileges>): string[] {
   const set = (caps: string[]) => ["-all", ...caps.map((c) => `+${c}`)].join(",");
   const uid = p.user === "root" ? "0" : "65534";
   return [
-    `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups",
+    `--reuid=${uid}`,
+    `--regid=${uid}`,
+    "--clear-groups",
     `--bounding-set=${set(p.bounding)}`,
     ...(p.ambient.length ? [`--inh-caps=${set(p.ambient)}`, `--ambient-caps=${set(p.ambient)}`] : []),
     ...(p.noNewPrivileges ? ["--no-new-privs"] : []),

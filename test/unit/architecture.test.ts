@@ -33,7 +33,12 @@ test("the engine imports no HTTP, database, queue or gRPC library, and nothing o
   for (const f of all.filter((f) => layer(f) === "engine")) {
     for (const spec of imports(f)) {
       assert.ok(!banned.test(spec), `${relative(ROOT, f)} imports ${spec}`);
-      if (spec.startsWith(".")) assert.equal(layer(resolveLocal(f, spec)), "engine", `${relative(ROOT, f)} reaches outside the engine: ${spec}`);
+      if (spec.startsWith("."))
+        assert.equal(
+          layer(resolveLocal(f, spec)),
+          "engine",
+          `${relative(ROOT, f)} reaches outside the engine: ${spec}`,
+        );
     }
   }
 });
@@ -77,7 +82,8 @@ test("the API's domain (deploy, telemetry) never imports its transport (grpc, ro
   for (const f of all.filter((f) => layer(f) === "api" && domain.has(area(f)))) {
     for (const spec of imports(f).filter((s) => s.startsWith("."))) {
       const to = resolveLocal(f, spec);
-      if (layer(to) === "api") assert.ok(!transport.has(area(to)), `${relative(ROOT, f)} imports the transport: ${spec}`);
+      if (layer(to) === "api")
+        assert.ok(!transport.has(area(to)), `${relative(ROOT, f)} imports the transport: ${spec}`);
     }
   }
 });
@@ -85,14 +91,23 @@ test("the API's domain (deploy, telemetry) never imports its transport (grpc, ro
 test("no import cycles in src (type-only imports included)", () => {
   const graph = new Map<string, string[]>();
   for (const f of all) {
-    graph.set(f, imports(f).filter((s) => s.startsWith(".") && s.endsWith(".ts")).map((s) => resolveLocal(f, s)).filter((t) => !t.includes("/generated/")));
+    graph.set(
+      f,
+      imports(f)
+        .filter((s) => s.startsWith(".") && s.endsWith(".ts"))
+        .map((s) => resolveLocal(f, s))
+        .filter((t) => !t.includes("/generated/")),
+    );
   }
   const state = new Map<string, "visiting" | "done">();
   const stack: string[] = [];
   const visit = (f: string): void => {
     if (state.get(f) === "done") return;
     if (state.get(f) === "visiting") {
-      const cycle = stack.slice(stack.indexOf(f)).concat(f).map((p) => relative(SRC, p));
+      const cycle = stack
+        .slice(stack.indexOf(f))
+        .concat(f)
+        .map((p) => relative(SRC, p));
       assert.fail(`import cycle: ${cycle.join(" -> ")}`);
     }
     state.set(f, "visiting");

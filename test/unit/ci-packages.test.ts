@@ -89,7 +89,10 @@ function aptLine(): Set<string> {
 
 describe(".ci/run installs every program the code and the tests run", () => {
   it("finds programs in the sources", () => {
-    assert.deepEqual(programsIn(`spawn("ip", a); lab.exec(ns, ["conntrack", "-L"]); o.tcpdumpPath ?? "tcpdump"`).sort(), ["conntrack", "ip", "tcpdump"]);
+    assert.deepEqual(
+      programsIn(`spawn("ip", a); lab.exec(ns, ["conntrack", "-L"]); o.tcpdumpPath ?? "tcpdump"`).sort(),
+      ["conntrack", "ip", "tcpdump"],
+    );
   });
 
   it("each program found has a known package, and that package is on the apt-get line", () => {
@@ -98,10 +101,18 @@ describe(".ci/run installs every program the code and the tests run", () => {
     const missing: string[] = [];
     for (const file of [...sources("src"), ...sources("test"), ...sources("bench")]) {
       for (const prog of programsIn(readFileSync(join(ROOT, file), "utf8"))) {
-        if (prog === process.execPath || prog.includes("palisade") || prog === "not-mine" || prog.startsWith("-") || VERBS.has(prog)) continue;
+        if (
+          prog === process.execPath ||
+          prog.includes("palisade") ||
+          prog === "not-mine" ||
+          prog.startsWith("-") ||
+          VERBS.has(prog)
+        )
+          continue;
         const pkg = PACKAGE[prog];
         if (!pkg) missing.push(`${file}: "${prog}" is started but has no package in test/unit/ci-packages.test.ts`);
-        else if (!ESSENTIAL.has(pkg) && !apt.has(pkg)) missing.push(`${file}: "${prog}" needs the Debian package ${pkg}, not installed by .ci/run`);
+        else if (!ESSENTIAL.has(pkg) && !apt.has(pkg))
+          missing.push(`${file}: "${prog}" needs the Debian package ${pkg}, not installed by .ci/run`);
       }
     }
     assert.deepEqual(missing, []);

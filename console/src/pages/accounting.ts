@@ -5,10 +5,29 @@ import { api, qs, type Page } from "../api.ts";
 import { clear, field, fmtBytes, fmtNum, h, select } from "../dom.ts";
 import type { Ctx } from "./ctx.ts";
 
-interface Table { name: string; hosts: number; firstAt: string; lastAt: string }
+interface Table {
+  name: string;
+  hosts: number;
+  firstAt: string;
+  lastAt: string;
+}
 type N = number | string;
-interface Row { ip: string; unattributed: boolean; srcBytes: N; srcPackets: N; dstBytes: N; dstPackets: N; value: N }
-interface Point { t: string; srcBytes: N; srcPackets: N; dstBytes: N; dstPackets: N }
+interface Row {
+  ip: string;
+  unattributed: boolean;
+  srcBytes: N;
+  srcPackets: N;
+  dstBytes: N;
+  dstPackets: N;
+  value: N;
+}
+interface Point {
+  t: string;
+  srcBytes: N;
+  srcPackets: N;
+  dstBytes: N;
+  dstPackets: N;
+}
 
 const RANGES: Record<string, { ms: number; step: "1m" | "1h" | "1d" }> = {
   "1h": { ms: 3600_000, step: "1m" },
@@ -20,10 +39,20 @@ const RANGES: Record<string, { ms: number; step: "1m" | "1h" | "1d" }> = {
 
 export async function accountingPage(_ctx: Ctx, main: HTMLElement): Promise<void> {
   const tables = await api<Page<Table>>("GET", `/v1/accounting/tables${qs({ limit: 200 })}`);
-  const table = select("table", tables.items.map((t) => [t.name, `${t.name} (${t.hosts} host(s))`]));
+  const table = select(
+    "table",
+    tables.items.map((t) => [t.name, `${t.name} (${t.hosts} host(s))`]),
+  );
   const host = h("input", { name: "host", placeholder: "all hosts" });
-  const range = select("range", Object.keys(RANGES).map((k) => [k, `last ${k}`]), "1h");
-  const unit = select("unit", [["bytes", "bytes"], ["packets", "packets"]]);
+  const range = select(
+    "range",
+    Object.keys(RANGES).map((k) => [k, `last ${k}`]),
+    "1h",
+  );
+  const unit = select("unit", [
+    ["bytes", "bytes"],
+    ["packets", "packets"],
+  ]);
   const top = h("tbody");
   const chartBox = h("div", { class: "chart", role: "img", "aria-label": "Traffic over time" });
   const chartTitle = h("h3", {}, "Traffic over time");
@@ -46,7 +75,10 @@ export async function accountingPage(_ctx: Ctx, main: HTMLElement): Promise<void
     const points: Point[] = [];
     let cursor: string | null | undefined;
     for (let i = 0; i < 20; i++) {
-      const p = await api<Page<Point>>("GET", `/v1/accounting/series${qs({ table: table.value, ip: selectedIp || undefined, host: host.value.trim(), step: s.step, from: s.from, to: s.to, limit: 500, cursor: cursor ?? undefined })}`);
+      const p = await api<Page<Point>>(
+        "GET",
+        `/v1/accounting/series${qs({ table: table.value, ip: selectedIp || undefined, host: host.value.trim(), step: s.step, from: s.from, to: s.to, limit: 500, cursor: cursor ?? undefined })}`,
+      );
       points.push(...p.items);
       cursor = p.nextCursor;
       if (!cursor) break;
@@ -63,8 +95,20 @@ export async function accountingPage(_ctx: Ctx, main: HTMLElement): Promise<void
       {
         width,
         height: 260,
-        series: [{}, { label: `src ${unit.value}`, stroke: "#1f6feb", fill: "rgba(31,111,235,.12)", value: (_u, v) => (v == null ? "—" : fmt(v)) }, { label: `dst ${unit.value}`, stroke: "#d9480f", value: (_u, v) => (v == null ? "—" : fmt(v)) }],
-        axes: [{}, { values: (_u, vals) => vals.map((v) => (unit.value === "bytes" ? fmtBytes(v) : fmtNum(v))), size: 80 }],
+        series: [
+          {},
+          {
+            label: `src ${unit.value}`,
+            stroke: "#1f6feb",
+            fill: "rgba(31,111,235,.12)",
+            value: (_u, v) => (v == null ? "—" : fmt(v)),
+          },
+          { label: `dst ${unit.value}`, stroke: "#d9480f", value: (_u, v) => (v == null ? "—" : fmt(v)) },
+        ],
+        axes: [
+          {},
+          { values: (_u, vals) => vals.map((v) => (unit.value === "bytes" ? fmtBytes(v) : fmtNum(v))), size: 80 },
+        ],
       },
       [xs, src, dst],
       chartBox,
@@ -74,13 +118,29 @@ export async function accountingPage(_ctx: Ctx, main: HTMLElement): Promise<void
   const load = async () => {
     if (!table.value) return;
     const s = span();
-    const rows = await api<{ items: Row[] }>("GET", `/v1/accounting/top${qs({ table: table.value, host: host.value.trim(), by: unit.value, direction: "both", limit: 25, from: s.from, to: s.to })}`);
+    const rows = await api<{ items: Row[] }>(
+      "GET",
+      `/v1/accounting/top${qs({ table: table.value, host: host.value.trim(), by: unit.value, direction: "both", limit: 25, from: s.from, to: s.to })}`,
+    );
     top.replaceChildren(
       ...rows.items.map((r) =>
         h(
           "tr",
           { "data-ip": r.ip },
-          h("th", { scope: "row" }, h("button", { type: "button", class: "link", onclick: () => ((selectedIp = r.ip), void drawSeries()), "aria-label": `Show ${r.ip || "unattributed"} over time` }, r.unattributed ? "(unattributed)" : r.ip)),
+          h(
+            "th",
+            { scope: "row" },
+            h(
+              "button",
+              {
+                type: "button",
+                class: "link",
+                onclick: () => ((selectedIp = r.ip), void drawSeries()),
+                "aria-label": `Show ${r.ip || "unattributed"} over time`,
+              },
+              r.unattributed ? "(unattributed)" : r.ip,
+            ),
+          ),
           h("td", { class: "num", title: fmtBytes(r.srcBytes) }, `${fmtNum(r.srcBytes)} B`),
           h("td", { class: "num" }, fmtNum(r.srcPackets)),
           h("td", { class: "num", title: fmtBytes(r.dstBytes) }, `${fmtNum(r.dstBytes)} B`),
@@ -90,14 +150,37 @@ export async function accountingPage(_ctx: Ctx, main: HTMLElement): Promise<void
     );
     await drawSeries();
   };
-  const form = h("form", { class: "filters", onsubmit: (e: Event) => (e.preventDefault(), void load()) }, field("Table", table), field("Host", host), field("Range", range), field("Unit", unit), h("button", { type: "submit" }, "Show"));
+  const form = h(
+    "form",
+    { class: "filters", onsubmit: (e: Event) => (e.preventDefault(), void load()) },
+    field("Table", table),
+    field("Host", host),
+    field("Range", range),
+    field("Unit", unit),
+    h("button", { type: "submit" }, "Show"),
+  );
   for (const c of [table, range, unit]) c.addEventListener("change", () => void load());
   clear(
     main,
     h("h2", {}, "Accounting"),
     tables.items.length ? form : h("p", {}, "No accounting data yet."),
     h("h3", {}, "Top talkers"),
-    h("table", { "aria-label": "Top talkers" }, h("thead", {}, h("tr", {}, ["Address", "Sent bytes", "Sent packets", "Received bytes", "Received packets"].map((c) => h("th", { scope: "col" }, c)))), top),
+    h(
+      "table",
+      { "aria-label": "Top talkers" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["Address", "Sent bytes", "Sent packets", "Received bytes", "Received packets"].map((c) =>
+            h("th", { scope: "col" }, c),
+          ),
+        ),
+      ),
+      top,
+    ),
     chartTitle,
     totals,
     chartBox,

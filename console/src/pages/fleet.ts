@@ -24,23 +24,43 @@ const ref = (v: Host["desiredVersion"]) => (v ? `${v.ruleset}@${v.version}` : "â
 export function missingOf(caps: Record<string, unknown>): string[] {
   const list = caps.unavailable;
   if (!Array.isArray(list)) return [];
-  return list.map((x) => (x && typeof x === "object" && "reason" in x ? String((x as { reason: unknown }).reason) : String(x)));
+  return list.map((x) =>
+    x && typeof x === "object" && "reason" in x ? String((x as { reason: unknown }).reason) : String(x),
+  );
 }
 
 function driftView(host: Host): HTMLElement {
   if (!host.drift) return badge("in sync", "ok");
-  const lines = String(host.driftDetails?.details ?? "").split("\n").filter((l) => l.trim()).slice(0, 12);
+  const lines = String(host.driftDetails?.details ?? "")
+    .split("\n")
+    .filter((l) => l.trim())
+    .slice(0, 12);
   return h(
     "details",
     {},
     h("summary", {}, badge("drifted", "bad"), ` ${lines.length} line(s)`),
-    h("ul", { class: "drift" }, lines.map((l) => h("li", {}, l.replace(/^\s*[-+]\s?/, (m) => (m.includes("+") ? "extra in kernel: " : "missing in kernel: "))))),
+    h(
+      "ul",
+      { class: "drift" },
+      lines.map((l) =>
+        h(
+          "li",
+          {},
+          l.replace(/^\s*[-+]\s?/, (m) => (m.includes("+") ? "extra in kernel: " : "missing in kernel: ")),
+        ),
+      ),
+    ),
   );
 }
 
 export async function fleetPage(_ctx: Ctx, main: HTMLElement): Promise<void> {
   const label = h("input", { name: "label", placeholder: "role=edge,zone=eu" });
-  const conn = select("connection", [["", "any"], ["connected", "connected"], ["disconnected", "disconnected"], ["never_connected", "never connected"]]);
+  const conn = select("connection", [
+    ["", "any"],
+    ["connected", "connected"],
+    ["disconnected", "disconnected"],
+    ["never_connected", "never connected"],
+  ]);
   const body = h("tbody");
   const more = h("button", { type: "button", hidden: true }, "Next page");
   const summary = h("p", { class: "muted", "aria-live": "polite" });
@@ -50,7 +70,10 @@ export async function fleetPage(_ctx: Ctx, main: HTMLElement): Promise<void> {
       cursor = null;
       body.replaceChildren();
     }
-    const p = await api<Page<Host>>("GET", `/v1/hosts${qs({ limit: 100, label: label.value.trim(), connection: conn.value, cursor: cursor ?? undefined })}`);
+    const p = await api<Page<Host>>(
+      "GET",
+      `/v1/hosts${qs({ limit: 100, label: label.value.trim(), connection: conn.value, cursor: cursor ?? undefined })}`,
+    );
     for (const x of p.items) {
       const missing = missingOf(x.capabilities);
       body.append(
@@ -59,9 +82,20 @@ export async function fleetPage(_ctx: Ctx, main: HTMLElement): Promise<void> {
           { "data-host": x.name },
           h("th", { scope: "row" }, x.name),
           h("td", {}, badge(x.connection.replace("_", " "), x.connection)),
-          h("td", {}, Object.entries(x.labels).map(([k, v]) => h("span", { class: "label" }, `${k}=${v}`))),
+          h(
+            "td",
+            {},
+            Object.entries(x.labels).map(([k, v]) => h("span", { class: "label" }, `${k}=${v}`)),
+          ),
           h("td", {}, ref(x.desiredVersion)),
-          h("td", {}, ref(x.appliedVersion), x.desiredVersion && ref(x.desiredVersion) !== ref(x.appliedVersion) ? h("span", { class: "warn" }, " (not yet)") : null),
+          h(
+            "td",
+            {},
+            ref(x.appliedVersion),
+            x.desiredVersion && ref(x.desiredVersion) !== ref(x.appliedVersion)
+              ? h("span", { class: "warn" }, " (not yet)")
+              : null,
+          ),
           h("td", {}, driftView(x)),
           h("td", { title: fmtTime(x.lastSeenAt) }, ago(x.lastSeenAt)),
           h("td", {}, missing.length ? missing.map((m) => badge(m, "bad")) : "â€”"),
@@ -88,7 +122,17 @@ export async function fleetPage(_ctx: Ctx, main: HTMLElement): Promise<void> {
     h(
       "table",
       { "aria-label": "Hosts" },
-      h("thead", {}, h("tr", {}, ["Host", "Connection", "Labels", "Desired", "Applied", "Drift", "Last seen", "Missing capabilities"].map((c) => h("th", { scope: "col" }, c)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["Host", "Connection", "Labels", "Desired", "Applied", "Drift", "Last seen", "Missing capabilities"].map(
+            (c) => h("th", { scope: "col" }, c),
+          ),
+        ),
+      ),
       body,
     ),
     more,

@@ -4,7 +4,16 @@ import { api, qs, type Page } from "../api.ts";
 import { clear, field, fmtTime, h } from "../dom.ts";
 import type { Ctx } from "./ctx.ts";
 
-interface LogEvent { id: string; at: string; host: string; prefix: string; level: number; mark: number | null; ctmark: number | null; fields: Record<string, string | number> }
+interface LogEvent {
+  id: string;
+  at: string;
+  host: string;
+  prefix: string;
+  level: number;
+  mark: number | null;
+  ctmark: number | null;
+  fields: Record<string, string | number>;
+}
 const MAX_ROWS = 500;
 
 export async function logsPage(ctx: Ctx, main: HTMLElement): Promise<void> {
@@ -17,7 +26,21 @@ export async function logsPage(ctx: Ctx, main: HTMLElement): Promise<void> {
   ctx.onLeave(() => es?.close());
   const row = (e: LogEvent) => {
     const f = e.fields;
-    return h("tr", { "data-id": e.id }, h("td", {}, fmtTime(e.at)), h("td", {}, e.host), h("td", {}, h("code", {}, e.prefix)), h("td", {}, e.mark ?? "—"), h("td", {}, `${f.saddr ?? "?"}${f.sport ? `:${f.sport}` : ""} → ${f.daddr ?? "?"}${f.dport ? `:${f.dport}` : ""}`), h("td", {}, String(f.protocol ?? "")), h("td", {}, `${f.iif ?? ""}${f.oif ? ` → ${f.oif}` : ""}`));
+    return h(
+      "tr",
+      { "data-id": e.id },
+      h("td", {}, fmtTime(e.at)),
+      h("td", {}, e.host),
+      h("td", {}, h("code", {}, e.prefix)),
+      h("td", {}, e.mark ?? "—"),
+      h(
+        "td",
+        {},
+        `${f.saddr ?? "?"}${f.sport ? `:${f.sport}` : ""} → ${f.daddr ?? "?"}${f.dport ? `:${f.dport}` : ""}`,
+      ),
+      h("td", {}, String(f.protocol ?? "")),
+      h("td", {}, `${f.iif ?? ""}${f.oif ? ` → ${f.oif}` : ""}`),
+    );
   };
   const start = async () => {
     es?.close();
@@ -36,9 +59,29 @@ export async function logsPage(ctx: Ctx, main: HTMLElement): Promise<void> {
   clear(
     main,
     h("h2", {}, "Log events"),
-    h("form", { class: "filters", onsubmit: (e: Event) => (e.preventDefault(), void start()) }, field("Host", host), field("Prefix", prefix), field("Mark", mark), h("button", { type: "submit" }, "Apply filters")),
+    h(
+      "form",
+      { class: "filters", onsubmit: (e: Event) => (e.preventDefault(), void start()) },
+      field("Host", host),
+      field("Prefix", prefix),
+      field("Mark", mark),
+      h("button", { type: "submit" }, "Apply filters"),
+    ),
     state,
-    h("table", { "aria-label": "Log events" }, h("thead", {}, h("tr", {}, ["Time", "Host", "Prefix", "Mark", "Flow", "Proto", "Interfaces"].map((c) => h("th", { scope: "col" }, c)))), body),
+    h(
+      "table",
+      { "aria-label": "Log events" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["Time", "Host", "Prefix", "Mark", "Flow", "Proto", "Interfaces"].map((c) => h("th", { scope: "col" }, c)),
+        ),
+      ),
+      body,
+    ),
   );
   await start();
 }

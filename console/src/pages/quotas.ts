@@ -4,7 +4,17 @@ import { ago, clear, field, fmtBytes, fmtNum, h } from "../dom.ts";
 import type { Ctx } from "./ctx.ts";
 
 type N = number | string;
-interface Quota { hostId: string; host: string; name: string; mode: "bytes" | "packets"; grow: boolean; limit: N; used: N; remaining: N | null; sampledAt: string | null }
+interface Quota {
+  hostId: string;
+  host: string;
+  name: string;
+  mode: "bytes" | "packets";
+  grow: boolean;
+  limit: N;
+  used: N;
+  remaining: N | null;
+  sampledAt: string | null;
+}
 
 export async function quotasPage(ctx: Ctx, main: HTMLElement): Promise<void> {
   const host = h("input", { name: "host", placeholder: "all hosts" });
@@ -20,7 +30,24 @@ export async function quotasPage(ctx: Ctx, main: HTMLElement): Promise<void> {
           { "data-quota": `${q.host}/${q.name}` },
           h("th", { scope: "row" }, q.host),
           h("td", {}, q.name),
-          h("td", {}, q.grow ? h("span", {}, `${fmt(q, q.used)} counted`) : h("div", {}, h("meter", { min: 0, max: Number(q.limit) || 1, value: Number(q.used), high: Number(q.limit) * 0.8, "aria-label": `${q.name} on ${q.host}: ${fmt(q, q.used)} of ${fmt(q, q.limit)}` }), ` ${fmt(q, q.used)} of ${fmt(q, q.limit)}`)),
+          h(
+            "td",
+            {},
+            q.grow
+              ? h("span", {}, `${fmt(q, q.used)} counted`)
+              : h(
+                  "div",
+                  {},
+                  h("meter", {
+                    min: 0,
+                    max: Number(q.limit) || 1,
+                    value: Number(q.used),
+                    high: Number(q.limit) * 0.8,
+                    "aria-label": `${q.name} on ${q.host}: ${fmt(q, q.used)} of ${fmt(q, q.limit)}`,
+                  }),
+                  ` ${fmt(q, q.used)} of ${fmt(q, q.limit)}`,
+                ),
+          ),
           h("td", { "data-testid": "used" }, String(q.used)),
           h("td", {}, ago(q.sampledAt)),
           h(
@@ -34,7 +61,10 @@ export async function quotasPage(ctx: Ctx, main: HTMLElement): Promise<void> {
                     "aria-label": `Reset ${q.name} on ${q.host}`,
                     onclick: async () => {
                       try {
-                        const r = await api<{ delivered: boolean }>("POST", `/v1/hosts/${encodeURIComponent(q.hostId)}/quotas/${encodeURIComponent(q.name)}/reset`);
+                        const r = await api<{ delivered: boolean }>(
+                          "POST",
+                          `/v1/hosts/${encodeURIComponent(q.hostId)}/quotas/${encodeURIComponent(q.name)}/reset`,
+                        );
                         msg.textContent = `Reset of ${q.name} on ${q.host} ${r.delivered ? "sent to the agent" : "queued until the agent connects"}.`;
                         setTimeout(() => void load().catch(() => {}), 1500);
                       } catch (x) {
@@ -53,9 +83,30 @@ export async function quotasPage(ctx: Ctx, main: HTMLElement): Promise<void> {
   clear(
     main,
     h("h2", {}, "Quotas"),
-    h("form", { class: "filters", onsubmit: (e: Event) => (e.preventDefault(), void load()) }, field("Host", host), h("button", { type: "submit" }, "Filter"), h("button", { type: "button", onclick: () => void load() }, "Refresh")),
+    h(
+      "form",
+      { class: "filters", onsubmit: (e: Event) => (e.preventDefault(), void load()) },
+      field("Host", host),
+      h("button", { type: "submit" }, "Filter"),
+      h("button", { type: "button", onclick: () => void load() }, "Refresh"),
+    ),
     msg,
-    h("table", { "aria-label": "Quotas" }, h("thead", {}, h("tr", {}, ["Host", "Quota", "Usage", "Used", "Sampled", ""].map((c, i) => h("th", { scope: "col" }, i === 5 ? h("span", { class: "sr-only" }, "Actions") : c)))), body),
+    h(
+      "table",
+      { "aria-label": "Quotas" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["Host", "Quota", "Usage", "Used", "Sampled", ""].map((c, i) =>
+            h("th", { scope: "col" }, i === 5 ? h("span", { class: "sr-only" }, "Actions") : c),
+          ),
+        ),
+      ),
+      body,
+    ),
   );
   await load();
 }

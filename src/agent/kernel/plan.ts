@@ -30,7 +30,8 @@ export function declaredByTables(tables: TableDefinition[]): Map<string, TableOb
     for (const q of d.quotas ?? []) t.objects.add(`quota ${q.name}`);
     for (const s of d.sets ?? []) {
       t.objects.add(`${s.kind} ${s.name}`);
-      if (s.flags?.includes("dynamic") || s.flags?.includes("timeout") || s.timeout !== undefined) t.dynamic.add(`${s.kind} ${s.name}`);
+      if (s.flags?.includes("dynamic") || s.flags?.includes("timeout") || s.timeout !== undefined)
+        t.dynamic.add(`${s.kind} ${s.name}`);
     }
     out.set(tableKey(d.table.family, d.table.name), t);
   }
@@ -59,7 +60,8 @@ export function incrementalPlan(desiredText: string, kernel: KernelObjects, tabl
     }
     lines.push(`flush table ${k}`);
     for (const c of kernel.chains) {
-      if (tableKey(c.family, c.table) === k && !want.objects.has(`chain ${c.name}`)) lines.push(`delete chain ${k} ${c.name}`);
+      if (tableKey(c.family, c.table) === k && !want.objects.has(`chain ${c.name}`))
+        lines.push(`delete chain ${k} ${c.name}`);
     }
     for (const s of kernel.sets) {
       if (tableKey(s.family, s.table) !== k) continue;
@@ -68,10 +70,12 @@ export function incrementalPlan(desiredText: string, kernel: KernelObjects, tabl
       else if (!want.dynamic.has(`${s.kind} ${s.name}`)) lines.push(`flush ${s.kind} ${k} ${s.name}`);
     }
     for (const c of kernel.counters) {
-      if (tableKey(c.family, c.table) === k && !want.objects.has(`counter ${c.name}`)) lines.push(`delete counter ${k} ${c.name}`);
+      if (tableKey(c.family, c.table) === k && !want.objects.has(`counter ${c.name}`))
+        lines.push(`delete counter ${k} ${c.name}`);
     }
     for (const q of kernel.quotas) {
-      if (tableKey(q.family, q.table) === k && !want.objects.has(`quota ${q.name}`)) lines.push(`delete quota ${k} ${q.name}`);
+      if (tableKey(q.family, q.table) === k && !want.objects.has(`quota ${q.name}`))
+        lines.push(`delete quota ${k} ${q.name}`);
     }
   }
   // Only the delete/flush of a table that exists and stays goes; everything else (adds,
@@ -87,7 +91,8 @@ export function incrementalPlan(desiredText: string, kernel: KernelObjects, tabl
   }
   for (const s of stmts) {
     const k = tableKey(s.family, s.table);
-    if (s.object === "table" && (s.verb === "delete" || s.verb === "destroy" || s.verb === "flush") && kept(k)) continue;
+    if (s.object === "table" && (s.verb === "delete" || s.verb === "destroy" || s.verb === "flush") && kept(k))
+      continue;
     lines.push(s.text);
   }
   return lines.join("\n") + "\n";

@@ -67,7 +67,8 @@ function lineOffsets(text: string): number[] {
  */
 export function parseStatements(text: string): Statement[] {
   const r = nft.lex(text);
-  if (r.unterminated) throw new AgentError("invalid_policy", `ruleset text has an unterminated string at line ${r.unterminated.line}`);
+  if (r.unterminated)
+    throw new AgentError("invalid_policy", `ruleset text has an unterminated string at line ${r.unterminated.line}`);
   const offs = lineOffsets(text);
   const at = (t: Token) => offs[t.line - 1]! + t.col - 1;
   const out: Statement[] = [];
@@ -136,9 +137,16 @@ export function declaredObjects(stmts: Statement[]): Map<string, TableObjects> {
         const t = tk[j]!;
         if (t.kind === "lbrace") depth++;
         else if (t.kind === "rbrace") depth--;
-        else if (depth === 1 && t.kind === "word" && OBJECT_KINDS.has(t.text) && tk[j + 1]?.kind === "word" && tk[j + 2]?.kind === "lbrace") {
+        else if (
+          depth === 1 &&
+          t.kind === "word" &&
+          OBJECT_KINDS.has(t.text) &&
+          tk[j + 1]?.kind === "word" &&
+          tk[j + 2]?.kind === "lbrace"
+        ) {
           tbl.objects.add(`${t.text} ${tk[j + 1]!.text}`);
-          if ((t.text === "set" || t.text === "map") && isDynamicDecl(tk, j + 2)) tbl.dynamic.add(`${t.text} ${tk[j + 1]!.text}`);
+          if ((t.text === "set" || t.text === "map") && isDynamicDecl(tk, j + 2))
+            tbl.dynamic.add(`${t.text} ${tk[j + 1]!.text}`);
         }
       }
     } else if ((s.verb === "add" || s.verb === "create") && s.name !== undefined) {

@@ -13,7 +13,13 @@ import { errorText } from "../errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { AccountingDelta, CounterDelta, LogEvent, QuotaSample, TelemetryBatch } from "../../protocol/agent.ts";
 import { delta, readingFromJson, readingToJson, unattributed, type Cum, type Reading } from "./delta.ts";
-import { parseAccountingKey, parseDirectionTotalKey, readKernel, type Direction, type KernelReading } from "./reading.ts";
+import {
+  parseAccountingKey,
+  parseDirectionTotalKey,
+  readKernel,
+  type Direction,
+  type KernelReading,
+} from "./reading.ts";
 import type { Spool } from "./spool.ts";
 
 interface Resume {
@@ -199,7 +205,13 @@ export class Collector {
       remainder(table, "src", deltaOf(k));
       if (cur.legacyTotals.has(table)) remainder(table, "dst", deltaOf(k));
     }
-    const quotas: QuotaSample[] = cur.quotas.map((q) => ({ name: q.name, mode: q.mode, limit: u64(q.limit), used: u64(q.used), grow: q.grow }));
+    const quotas: QuotaSample[] = cur.quotas.map((q) => ({
+      name: q.name,
+      mode: q.mode,
+      limit: u64(q.limit),
+      used: u64(q.used),
+      grow: q.grow,
+    }));
     const quotaKey = JSON.stringify(quotas);
     // Losses go out in the batch's own fields until a batch carrying them is on disk.
     const drops = this.o.spool.pendingDrops;
@@ -216,7 +228,13 @@ export class Collector {
     }));
     rows.clear(); // garbage before the batch is serialised
     const lost = drops.batches > 0 || logsDropped > 0;
-    if (accounting.length === 0 && counters.length === 0 && logs.length === 0 && !lost && quotaKey === this.lastQuotas) {
+    if (
+      accounting.length === 0 &&
+      counters.length === 0 &&
+      logs.length === 0 &&
+      !lost &&
+      quotaKey === this.lastQuotas
+    ) {
       this.prev = cur.counters;
       this.carry = carry;
       this.logs = logs.concat(this.logs);
@@ -236,7 +254,12 @@ export class Collector {
       logsDropped: u64(logsDropped),
     };
     // Serialised once: the spool entry embeds this text and the resume file is this text.
-    const resumeJson = JSON.stringify({ seq, reading: readingToJson(cur.counters), carry: readingToJson(carry), quotas: quotaKey } satisfies Resume);
+    const resumeJson = JSON.stringify({
+      seq,
+      reading: readingToJson(cur.counters),
+      carry: readingToJson(carry),
+      quotas: quotaKey,
+    } satisfies Resume);
     try {
       await this.o.spool.append({ batch }, resumeJson);
     } catch (e) {
@@ -250,7 +273,9 @@ export class Collector {
     this.lastQuotas = quotaKey;
     this.logsDropped -= logsDropped;
     if (drops.batches > 0) await this.o.spool.clearDrops(drops);
-    await writeFileAtomic(this.o.resumeFile, resumeJson).catch((e) => this.o.log.warn({ err: errorText(e) }, "cannot write telemetry resume point"));
+    await writeFileAtomic(this.o.resumeFile, resumeJson).catch((e) =>
+      this.o.log.warn({ err: errorText(e) }, "cannot write telemetry resume point"),
+    );
     this.onBatch(batch);
     return batch;
   }

@@ -40,8 +40,10 @@ export function conntrackArgs(t: CtTuple): string[] {
   // No -f: conntrack 1.4.7 refuses it with -G ("Illegal option --family"); the family
   // follows from the address form.
   const a = ["-G", "-p", t.protocol, "-s", t.saddr, "-d", t.daddr];
-  if (t.icmp) a.push("--icmp-type", String(t.icmp.type), "--icmp-code", String(t.icmp.code), "--icmp-id", String(t.icmp.id));
-  else if (t.sport !== undefined && t.dport !== undefined) a.push("--sport", String(t.sport), "--dport", String(t.dport));
+  if (t.icmp)
+    a.push("--icmp-type", String(t.icmp.type), "--icmp-code", String(t.icmp.code), "--icmp-id", String(t.icmp.id));
+  else if (t.sport !== undefined && t.dport !== undefined)
+    a.push("--sport", String(t.sport), "--dport", String(t.dport));
   return a;
 }
 
@@ -55,9 +57,14 @@ export function parseCtMark(stdout: string): number | undefined {
 
 function defaultRun(file: string, args: string[], timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve) => {
-    execFile(file, args, { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 64 * 1024, windowsHide: true }, (err, stdout) => {
-      resolve(err ? undefined : stdout);
-    });
+    execFile(
+      file,
+      args,
+      { timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 64 * 1024, windowsHide: true },
+      (err, stdout) => {
+        resolve(err ? undefined : stdout);
+      },
+    );
   });
 }
 
@@ -149,11 +156,14 @@ export class CtMarkLookup {
   /** Log the skipped lookups not reported yet (also called on stop). */
   flushReport(now = this.now()): void {
     if (this.skippedSinceReport === 0) return;
-    this.o.log.warn({
-      skipped: this.skippedSinceReport,
-      skippedTotal: this.skipped,
-      maxPerSecond: this.o.maxPerSecond ?? 50,
-    }, "ct mark lookups skipped (rate cap): those log events carry no ctmark");
+    this.o.log.warn(
+      {
+        skipped: this.skippedSinceReport,
+        skippedTotal: this.skipped,
+        maxPerSecond: this.o.maxPerSecond ?? 50,
+      },
+      "ct mark lookups skipped (rate cap): those log events carry no ctmark",
+    );
     this.skippedSinceReport = 0;
     this.lastReport = now;
   }

@@ -36,7 +36,8 @@ export function readingFromJson(a: unknown): Reading {
   const out: Reading = new Map();
   if (!Array.isArray(a)) return out;
   for (const x of a) {
-    if (Array.isArray(x) && typeof x[0] === "string" && typeof x[1] === "number" && typeof x[2] === "number") out.set(x[0], { bytes: x[1], packets: x[2] });
+    if (Array.isArray(x) && typeof x[0] === "string" && typeof x[1] === "number" && typeof x[2] === "number")
+      out.set(x[0], { bytes: x[1], packets: x[2] });
   }
   return out;
 }
@@ -52,5 +53,8 @@ export function readingFromJson(a: unknown): Reading {
 export function unattributed(totalDelta: Cum, addrDelta: Cum, carry: Cum): { emit: Cum; carry: Cum } {
   const b = carry.bytes + totalDelta.bytes - addrDelta.bytes;
   const p = carry.packets + totalDelta.packets - addrDelta.packets;
-  return { emit: { bytes: Math.max(0, b), packets: Math.max(0, p) }, carry: { bytes: Math.min(0, b), packets: Math.min(0, p) } };
+  return {
+    emit: { bytes: Math.max(0, b), packets: Math.max(0, p) },
+    carry: { bytes: Math.min(0, b), packets: Math.min(0, p) },
+  };
 }

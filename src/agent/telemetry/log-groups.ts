@@ -49,7 +49,9 @@ export class LogGroups {
   }
 
   private serial(fn: () => Promise<void>): Promise<void> {
-    const run = this.queue.then(fn).catch((e) => this.o.log.error({ err: errorText(e) }, "NFLOG groups not updated: log events may be lost"));
+    const run = this.queue
+      .then(fn)
+      .catch((e) => this.o.log.error({ err: errorText(e) }, "NFLOG groups not updated: log events may be lost"));
     this.queue = run;
     return run;
   }

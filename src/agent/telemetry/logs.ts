@@ -58,7 +58,9 @@ export class LogReader {
 
   private argv(group: number): { file: string; args: string[] } {
     const td = [this.o.tcpdumpPath ?? "tcpdump", "-i", `nflog:${group}`, "-w", "-", "-U", "--immediate-mode", "-q"];
-    return this.o.netns ? { file: "ip", args: ["netns", "exec", this.o.netns, ...td] } : { file: td[0]!, args: td.slice(1) };
+    return this.o.netns
+      ? { file: "ip", args: ["netns", "exec", this.o.netns, ...td] }
+      : { file: td[0]!, args: td.slice(1) };
   }
 
   private startGroup(group: number): Promise<void> {
@@ -86,7 +88,14 @@ export class LogReader {
             ...decodeIp(p.payload),
           };
           const tuple = p.ctmark === undefined && this.o.ctmarkLookup !== false ? ctTuple(p.payload) : undefined;
-          events.push(tuple ? this.ct.lookup(tuple).then((m) => (m === undefined ? ev : { ...ev, ctmark: m }), () => ev) : Promise.resolve(ev));
+          events.push(
+            tuple
+              ? this.ct.lookup(tuple).then(
+                  (m) => (m === undefined ? ev : { ...ev, ctmark: m }),
+                  () => ev,
+                )
+              : Promise.resolve(ev),
+          );
         });
       } catch (e) {
         this.o.log.error({ group, err: errorText(e) }, "cannot decode tcpdump output");
@@ -121,14 +130,28 @@ export class LogReader {
       });
       child.on("error", (e) => {
         this.failures.set(group, `tcpdump could not start: ${errorText(e)}`);
-        this.o.log.error({ group, err: errorText(e) }, "cannot start tcpdump for NFLOG: log events of this group are lost");
+        this.o.log.error(
+          { group, err: errorText(e) },
+          "cannot start tcpdump for NFLOG: log events of this group are lost",
+        );
         done();
       });
       child.on("close", (code, signal) => {
         if (!this.stopped) {
-          const last = err.trim().split("\n").filter((l) => !/^(listening on|\d+ packets)/.test(l)).pop() ?? "";
-          this.failures.set(group, `tcpdump exited (${signal ?? `code ${code}`})${last ? `: ${last.slice(0, 300)}` : ""}`);
-          this.o.log.error({ group, code, stderr: err.slice(-300) }, "NFLOG reader exited: log events of this group are lost");
+          const last =
+            err
+              .trim()
+              .split("\n")
+              .filter((l) => !/^(listening on|\d+ packets)/.test(l))
+              .pop() ?? "";
+          this.failures.set(
+            group,
+            `tcpdump exited (${signal ?? `code ${code}`})${last ? `: ${last.slice(0, 300)}` : ""}`,
+          );
+          this.o.log.error(
+            { group, code, stderr: err.slice(-300) },
+            "NFLOG reader exited: log events of this group are lost",
+          );
         }
         done();
       });

@@ -57,7 +57,8 @@ export function decodeNflog(data: Buffer, pcapMs: number, littleEndian: boolean)
         break;
       }
       case NFULA_TIMESTAMP:
-        if (v.length >= 16) pkt.unixMs = Number(v.readBigUInt64BE(0)) * 1000 + Math.floor(Number(v.readBigUInt64BE(8)) / 1000);
+        if (v.length >= 16)
+          pkt.unixMs = Number(v.readBigUInt64BE(0)) * 1000 + Math.floor(Number(v.readBigUInt64BE(8)) / 1000);
         break;
       case NFULA_PAYLOAD:
         pkt.payload = Buffer.from(v);
@@ -129,7 +130,11 @@ export function ctTuple(p: Buffer | undefined): CtTuple | undefined {
   if (icmp && p.length >= l4 + 8) {
     const type = p[l4]!;
     if (!(family === 4 ? ICMP4_TRACKED : ICMP6_TRACKED).has(type)) return undefined;
-    return { ...base, protocol: family === 4 ? "icmp" : "icmpv6", icmp: { type, code: p[l4 + 1]!, id: p.readUInt16BE(l4 + 4) } };
+    return {
+      ...base,
+      protocol: family === 4 ? "icmp" : "icmpv6",
+      icmp: { type, code: p[l4 + 1]!, id: p.readUInt16BE(l4 + 4) },
+    };
   }
   return undefined;
 }
@@ -159,12 +164,19 @@ function ipv6Text(b: Buffer): string {
   const parts: string[] = [];
   for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(i).toString(16));
   // Compress the longest run of zero groups.
-  let best = -1, bestLen = 0;
+  let best = -1,
+    bestLen = 0;
   for (let i = 0; i < 8; ) {
-    if (parts[i] !== "0") { i++; continue; }
+    if (parts[i] !== "0") {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && parts[j] === "0") j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   if (bestLen < 2) return parts.join(":");
@@ -172,7 +184,9 @@ function ipv6Text(b: Buffer): string {
 }
 
 /** Addresses, protocol, ports and length from an IPv4/IPv6 packet. */
-export function decodeIp(p: Buffer | undefined): Pick<LogEvent, "saddr" | "daddr" | "protocol" | "sport" | "dport" | "length"> {
+export function decodeIp(
+  p: Buffer | undefined,
+): Pick<LogEvent, "saddr" | "daddr" | "protocol" | "sport" | "dport" | "length"> {
   const out = { saddr: "", daddr: "", protocol: "", sport: 0, dport: 0, length: 0 };
   if (!p || p.length < 1) return out;
   const v = p[0]! >> 4;

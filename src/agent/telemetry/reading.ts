@@ -15,7 +15,15 @@
 // counters of growing quotas (quota_<name>_grow_<mode>), reported as quotas with
 // grow: true, used = the counter's bytes or packets (by mode) and limit 0.
 
-import { driver as kernel, parseAccountingName, parseAggregateComment, parseGrowCounterName, type CounterState, type DriverOptions, type RulesetState } from "../../engine/index.ts";
+import {
+  driver as kernel,
+  parseAccountingName,
+  parseAggregateComment,
+  parseGrowCounterName,
+  type CounterState,
+  type DriverOptions,
+  type RulesetState,
+} from "../../engine/index.ts";
 import { readPalisade } from "../kernel/read.ts";
 import type { Reading } from "./delta.ts";
 
@@ -76,7 +84,14 @@ export function readingOf(st: RulesetState, now = Date.now()): KernelReading {
   for (const c of st.counters) {
     const g = parseGrowCounterName(c.name);
     if (g) {
-      grow.push({ name: g.quota, mode: g.mode, limit: 0, used: g.mode === "packets" ? c.packets : c.bytes, grow: true, inverted: false });
+      grow.push({
+        name: g.quota,
+        mode: g.mode,
+        limit: 0,
+        used: g.mode === "packets" ? c.packets : c.bytes,
+        grow: true,
+        inverted: false,
+      });
       continue;
     }
     const a = parseAccountingName(c.name);
@@ -90,7 +105,14 @@ export function readingOf(st: RulesetState, now = Date.now()): KernelReading {
       counters.set(counterKey(c.name), v);
     }
   }
-  const quotas: QuotaSample[] = st.quotas.map((q) => ({ name: q.name, mode: "bytes" as const, limit: q.bytes, used: q.used, grow: false, inverted: q.mode === "over" }));
+  const quotas: QuotaSample[] = st.quotas.map((q) => ({
+    name: q.name,
+    mode: "bytes" as const,
+    limit: q.bytes,
+    used: q.used,
+    grow: false,
+    inverted: q.mode === "over",
+  }));
   quotas.push(...grow);
   return { counters, quotas, legacyTotals, takenAt: now };
 }
@@ -106,7 +128,8 @@ export function readingOf(st: RulesetState, now = Date.now()): KernelReading {
  */
 export async function readKernel(opts: DriverOptions): Promise<KernelReading> {
   const first = new Map<string, CounterState[]>();
-  for (const t of await kernel.listPalisadeTables(opts)) first.set(`${t.family}\t${t.name}`, await kernel.readCounters(t.family, t.name, opts));
+  for (const t of await kernel.listPalisadeTables(opts))
+    first.set(`${t.family}\t${t.name}`, await kernel.readCounters(t.family, t.name, opts));
   const st = await readPalisade(opts);
   // A table that appeared between the two runs keeps the counters of its own listing.
   st.counters = st.counters.filter((c) => !first.has(`${c.family}\t${c.table}`));

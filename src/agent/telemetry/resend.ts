@@ -72,7 +72,10 @@ export class AckWatch {
         if (!this.o.send(b)) return this.stop();
         this.attempt++;
         this.resent++;
-        this.o.log.warn({ epoch: b.epoch, seq: b.seq, attempt: this.attempt }, "no telemetry ack in time; resending the oldest unacked batch");
+        this.o.log.warn(
+          { epoch: b.epoch, seq: b.seq, attempt: this.attempt },
+          "no telemetry ack in time; resending the oldest unacked batch",
+        );
       }
       await this.arm();
     } catch (e) {

@@ -46,7 +46,13 @@ function spooledBatch(b: Loose<TelemetryBatch>): TelemetryBatch {
     epoch: String(b.epoch),
     seq: u64(b.seq),
     takenAtUnixMs: u64(b.takenAtUnixMs),
-    accounting: (b.accounting ?? []).map((a) => ({ ...a, srcBytes: u64(a.srcBytes), srcPackets: u64(a.srcPackets), dstBytes: u64(a.dstBytes), dstPackets: u64(a.dstPackets) })),
+    accounting: (b.accounting ?? []).map((a) => ({
+      ...a,
+      srcBytes: u64(a.srcBytes),
+      srcPackets: u64(a.srcPackets),
+      dstBytes: u64(a.dstBytes),
+      dstPackets: u64(a.dstPackets),
+    })),
     quotas: (b.quotas ?? []).map((q) => ({ ...q, limit: u64(q.limit), used: u64(q.used) })),
     counters: (b.counters ?? []).map((c) => ({ ...c, bytes: u64(c.bytes), packets: u64(c.packets) })),
     logs: (b.logs ?? []).map((l) => ({ ...l, unixMs: u64(l.unixMs) })),
@@ -117,7 +123,10 @@ export class Spool {
    * resume file), spliced in rather than serialised a second time.
    */
   async append(entry: SpoolEntry, resumeJson?: string): Promise<void> {
-    const data = resumeJson === undefined ? JSON.stringify(entry) : `{"batch":${JSON.stringify(entry.batch)},"resume":${resumeJson}}`;
+    const data =
+      resumeJson === undefined
+        ? JSON.stringify(entry)
+        : `{"batch":${JSON.stringify(entry.batch)},"resume":${resumeJson}}`;
     const size = Buffer.byteLength(data);
     const order = [...this.files.keys()].sort((a, b) => a - b);
     let bytes = this.bytes;
@@ -136,19 +145,27 @@ export class Spool {
     }
     if (dropped > 0) {
       await writeFileAtomic(join(this.dir, "dropped.json"), JSON.stringify(this.dropped));
-      this.log.warn({ dropped, droppedTotal: this.droppedTotal.batches, limits: this.limits }, "telemetry spool full: oldest batches dropped");
+      this.log.warn(
+        { dropped, droppedTotal: this.droppedTotal.batches, limits: this.limits },
+        "telemetry spool full: oldest batches dropped",
+      );
     }
     try {
       await writeFileAtomic(join(this.dir, fileName(Number(entry.batch.seq))), data);
     } catch (e) {
-      throw new AgentError("spool_error", `cannot write telemetry batch ${entry.batch.seq}: ${(e as Error).message}`, { cause: e });
+      throw new AgentError("spool_error", `cannot write telemetry batch ${entry.batch.seq}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
     this.files.set(Number(entry.batch.seq), size);
   }
 
   /** The batch that carries a drop report has been written: clear the report. */
   async clearDrops(reported: Dropped): Promise<void> {
-    this.dropped = { batches: Math.max(0, this.dropped.batches - reported.batches), bytes: Math.max(0, this.dropped.bytes - reported.bytes) };
+    this.dropped = {
+      batches: Math.max(0, this.dropped.batches - reported.batches),
+      bytes: Math.max(0, this.dropped.bytes - reported.bytes),
+    };
     await writeFileAtomic(join(this.dir, "dropped.json"), JSON.stringify(this.dropped));
   }
 

@@ -5,7 +5,10 @@ import type { Redis } from "ioredis";
 import { publishToHost } from "../host-bus.ts";
 import type { HostBanChange } from "./store.ts";
 
-export async function publishBanChanges(redis: Redis, changes: HostBanChange[]): Promise<{ delivered: number; offline: number; publishErrors: number }> {
+export async function publishBanChanges(
+  redis: Redis,
+  changes: HostBanChange[],
+): Promise<{ delivered: number; offline: number; publishErrors: number }> {
   let delivered = 0;
   let offline = 0;
   let publishErrors = 0;

@@ -9,23 +9,40 @@ import type { ErrorDetail } from "../errors.ts";
 
 export function apiAddresses(extra: string[] = []): string[] {
   const out = new Set<string>(extra.filter((a) => a && a !== "0.0.0.0" && a !== "::"));
-  for (const list of Object.values(networkInterfaces())) for (const i of list ?? []) out.add(i.address.replace(/%.*$/, ""));
+  for (const list of Object.values(networkInterfaces()))
+    for (const i of list ?? []) out.add(i.address.replace(/%.*$/, ""));
   return [...out];
 }
 
 /** A detail for every address that covers a protected one (nothing is applied when any does). */
-export async function protectedAddressDetails(db: Db, entries: { path: string; address: bans.BanAddress }[], extra: string[] = []): Promise<ErrorDetail[]> {
+export async function protectedAddressDetails(
+  db: Db,
+  entries: { path: string; address: bans.BanAddress }[],
+  extra: string[] = [],
+): Promise<ErrorDetail[]> {
   const api = apiAddresses(extra);
-  const agents = await db.host.findMany({ where: { agentAddress: { not: null } }, select: { name: true, agentAddress: true } });
+  const agents = await db.host.findMany({
+    where: { agentAddress: { not: null } },
+    select: { name: true, agentAddress: true },
+  });
   const details: ErrorDetail[] = [];
   for (const e of entries) {
     const a = api.find((x) => bans.banCovers(e.address, x));
     if (a) {
-      details.push({ path: e.path, code: "covers_api_address", message: `${e.address.text} covers ${a}, an address of the Palisade API itself; agents could no longer reach it` });
+      details.push({
+        path: e.path,
+        code: "covers_api_address",
+        message: `${e.address.text} covers ${a}, an address of the Palisade API itself; agents could no longer reach it`,
+      });
       continue;
     }
     const h = agents.find((x) => bans.banCovers(e.address, x.agentAddress!));
-    if (h) details.push({ path: e.path, code: "covers_agent_address", message: `${e.address.text} covers ${h.agentAddress}, where host "${h.name}"'s agent connects from; it would cut its management path` });
+    if (h)
+      details.push({
+        path: e.path,
+        code: "covers_agent_address",
+        message: `${e.address.text} covers ${h.agentAddress}, where host "${h.name}"'s agent connects from; it would cut its management path`,
+      });
   }
   return details;
 }

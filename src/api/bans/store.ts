@@ -46,9 +46,19 @@ export interface AddBansRequest {
 }
 
 /** Parse and check every address; throws 400 naming each bad one, before anything is written. */
-export async function checkAddresses(db: Db, list: string, inputs: string[], apiExtra: string[] = []): Promise<bans.BanAddress[]> {
+export async function checkAddresses(
+  db: Db,
+  list: string,
+  inputs: string[],
+  apiExtra: string[] = [],
+): Promise<bans.BanAddress[]> {
   const details: ErrorDetail[] = [];
-  if (!bans.BAN_LIST_RE.test(list)) details.push({ path: "/list", code: "invalid_list", message: `list name "${list}" must be a lowercase letter then up to 31 of a-z 0-9 _` });
+  if (!bans.BAN_LIST_RE.test(list))
+    details.push({
+      path: "/list",
+      code: "invalid_list",
+      message: `list name "${list}" must be a lowercase letter then up to 31 of a-z 0-9 _`,
+    });
   const parsed: { path: string; address: bans.BanAddress }[] = [];
   const seen = new Map<string, number>();
   inputs.forEach((text, i) => {
@@ -60,7 +70,8 @@ export async function checkAddresses(db: Db, list: string, inputs: string[], api
   });
   details.push(...(await protectedAddressDetails(db, parsed, apiExtra)));
   details.push(...(await overlapDetails(db, list, parsed)));
-  if (details.length) throw new ApiError(400, "invalid_request", "the ban request is invalid; nothing was applied", details);
+  if (details.length)
+    throw new ApiError(400, "invalid_request", "the ban request is invalid; nothing was applied", details);
   return parsed.map((p) => p.address);
 }
 
@@ -69,7 +80,11 @@ export async function checkAddresses(db: Db, list: string, inputs: string[], api
  * before the write (every error in one answer) and again inside addBans' transaction under
  * the list's advisory lock, so two concurrent adds cannot both store overlapping prefixes.
  */
-async function overlapDetails(q: Db | Prisma.TransactionClient, list: string, parsed: { path: string; address: bans.BanAddress }[]): Promise<ErrorDetail[]> {
+async function overlapDetails(
+  q: Db | Prisma.TransactionClient,
+  list: string,
+  parsed: { path: string; address: bans.BanAddress }[],
+): Promise<ErrorDetail[]> {
   const nets = parsed.filter((p) => !p.address.single);
   if (nets.length === 0) return [];
   const existing = await q.$queryRaw<{ address: string }[]>`
@@ -78,7 +93,12 @@ async function overlapDetails(q: Db | Prisma.TransactionClient, list: string, pa
   const details: ErrorDetail[] = [];
   for (const n of nets) {
     const o = others.find((x) => x !== n.address.text && bans.bansOverlap(n.address, parseOk(x)));
-    if (o) details.push({ path: n.path, code: "overlaps_ban", message: `${n.address.text} overlaps ${o} on list "${list}"; remove one first` });
+    if (o)
+      details.push({
+        path: n.path,
+        code: "overlaps_ban",
+        message: `${n.address.text} overlaps ${o} on list "${list}"; remove one first`,
+      });
   }
   return details;
 }
@@ -90,7 +110,10 @@ function parseOk(text: string): bans.BanAddress {
 }
 
 /** Hosts a selector picks right now. */
-export async function selectedHosts(db: Db, sel: { hostIds: string[] | null; labels: Record<string, string> }): Promise<string[]> {
+export async function selectedHosts(
+  db: Db,
+  sel: { hostIds: string[] | null; labels: Record<string, string> },
+): Promise<string[]> {
   const rows = await db.$queryRaw<{ id: string }[]>`
     SELECT id FROM hosts WHERE labels @> ${JSON.stringify(sel.labels)}::jsonb
       AND (${sel.hostIds}::uuid[] IS NULL OR id = ANY(${sel.hostIds}::uuid[]))`;
@@ -98,7 +121,11 @@ export async function selectedHosts(db: Db, sel: { hostIds: string[] | null; lab
 }
 
 /** Add (or renew) bans; returns the rows and each affected host's change. Audited in the same transaction. */
-export async function addBans(db: Db, actor: Actor, req: AddBansRequest): Promise<{ rows: BanRow[]; changes: HostBanChange[] }> {
+export async function addBans(
+  db: Db,
+  actor: Actor,
+  req: AddBansRequest,
+): Promise<{ rows: BanRow[]; changes: HostBanChange[] }> {
   const addrs = await checkAddresses(db, req.list, req.addresses, req.apiAddresses);
   const now = new Date();
   const expiresAt = new Date(now.getTime() + req.ttlSeconds * 1000);
@@ -107,9 +134,18 @@ export async function addBans(db: Db, actor: Actor, req: AddBansRequest): Promis
     async (tx) => {
       // Adds to one list are serialised: the overlap check and the insert see the same rows.
       await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtext(${"bans:" + req.list}))::text`;
-      const at = (a: bans.BanAddress) => req.addresses.findIndex((t) => { const r = bans.parseBanAddress(t); return r.ok && r.value.text === a.text; });
-      const overlaps = await overlapDetails(tx, req.list, addrs.map((address) => ({ path: `/addresses/${at(address)}`, address })));
-      if (overlaps.length) throw new ApiError(400, "invalid_request", "the ban request is invalid; nothing was applied", overlaps);
+      const at = (a: bans.BanAddress) =>
+        req.addresses.findIndex((t) => {
+          const r = bans.parseBanAddress(t);
+          return r.ok && r.value.text === a.text;
+        });
+      const overlaps = await overlapDetails(
+        tx,
+        req.list,
+        addrs.map((address) => ({ path: `/addresses/${at(address)}`, address })),
+      );
+      if (overlaps.length)
+        throw new ApiError(400, "invalid_request", "the ban request is invalid; nothing was applied", overlaps);
       // A previous ban of the same address may select other hosts: those lose it.
       const old = await tx.$queryRaw<{ address: string; host_ids: string[] | null; labels: Record<string, string> }[]>`
         SELECT address, host_ids, labels FROM bans WHERE list = ${req.list} AND address = ANY(${addrs.map((a) => a.text)}::text[]) AND expires_at > ${now} FOR UPDATE`;
@@ -153,23 +189,35 @@ export async function addBans(db: Db, actor: Actor, req: AddBansRequest): Promis
   }
   for (const [k, addresses] of bySelector) {
     const [ids, labels] = JSON.parse(k) as [string[] | null, Record<string, string>];
-    for (const h of await selectedHosts(db, { hostIds: ids, labels })) if (!picked.has(h)) change(h).remove = change(h).remove.concat(addresses);
+    for (const h of await selectedHosts(db, { hostIds: ids, labels }))
+      if (!picked.has(h)) change(h).remove = change(h).remove.concat(addresses);
   }
   return { rows: out.rows, changes: [...changes.values()] };
 }
 
 /** Lift bans; returns the removed rows and each affected host's change. 404 when none was active. */
-export async function removeBans(db: Db, actor: Actor, list: string, inputs: string[]): Promise<{ rows: BanRow[]; changes: HostBanChange[] }> {
+export async function removeBans(
+  db: Db,
+  actor: Actor,
+  list: string,
+  inputs: string[],
+): Promise<{ rows: BanRow[]; changes: HostBanChange[] }> {
   const texts = inputs.map((t) => {
     const r = bans.parseBanAddress(t);
-    if (!r.ok) throw new ApiError(400, "invalid_request", r.error.message, [{ path: "/address", code: r.error.code, message: r.error.message }]);
+    if (!r.ok)
+      throw new ApiError(400, "invalid_request", r.error.message, [
+        { path: "/address", code: r.error.code, message: r.error.message },
+      ]);
     return r.value.text;
   });
   const now = new Date();
   const rows = await db.$transaction(async (tx) => {
-    const gone = await tx.$queryRaw<RawBan[]>`DELETE FROM bans WHERE list = ${list} AND address = ANY(${texts}::text[]) RETURNING ${RETURNING}`;
+    const gone = await tx.$queryRaw<
+      RawBan[]
+    >`DELETE FROM bans WHERE list = ${list} AND address = ANY(${texts}::text[]) RETURNING ${RETURNING}`;
     const active = gone.filter((g) => g.expires_at > now);
-    if (active.length === 0) throw new ApiError(404, "not_found", `no active ban of ${texts.join(", ")} on list "${list}"`);
+    if (active.length === 0)
+      throw new ApiError(404, "not_found", `no active ban of ${texts.join(", ")} on list "${list}"`);
     await recordAudit(tx, actor, "ban.remove", `ban-list:${list}`, { list, addresses: active.map((g) => g.address) });
     return active.map(toRow);
   });
@@ -194,7 +242,9 @@ export interface ListQuery {
 /** Active bans, ordered by (list, address); with hostId only those whose selector picks that host. */
 export async function listBans(db: Db, q: ListQuery): Promise<BanRow[]> {
   const now = new Date();
-  const host = q.hostId ? await db.host.findUnique({ where: { id: q.hostId }, select: { id: true, labels: true } }) : undefined;
+  const host = q.hostId
+    ? await db.host.findUnique({ where: { id: q.hostId }, select: { id: true, labels: true } })
+    : undefined;
   const rows = await db.$queryRaw<RawBan[]>`
     SELECT ${RETURNING} FROM bans
      WHERE expires_at > ${now}
@@ -206,7 +256,10 @@ export async function listBans(db: Db, q: ListQuery): Promise<BanRow[]> {
 }
 
 /** Everything one host must hold now, per list (sent after its agent's Hello). */
-export async function bansForHost(db: Db, hostId: string): Promise<Map<string, { address: string; expiresAtMs: number }[]>> {
+export async function bansForHost(
+  db: Db,
+  hostId: string,
+): Promise<Map<string, { address: string; expiresAtMs: number }[]>> {
   const now = new Date();
   const rows = await db.$queryRaw<{ list: string; address: string; expires_at: Date }[]>`
     SELECT b.list, b.address, b.expires_at FROM bans b, hosts h

@@ -24,7 +24,11 @@ const keyOf = (sid: string) => KEY_PREFIX + createHash("sha256").update(sid).dig
 
 export async function createSession(redis: Redis, tokenId: string): Promise<{ sid: string; session: Session }> {
   const sid = randomBytes(32).toString("base64url");
-  const session: Session = { tokenId, csrf: randomBytes(24).toString("base64url"), expiresAt: new Date(Date.now() + SESSION_TTL_SECONDS * 1000).toISOString() };
+  const session: Session = {
+    tokenId,
+    csrf: randomBytes(24).toString("base64url"),
+    expiresAt: new Date(Date.now() + SESSION_TTL_SECONDS * 1000).toISOString(),
+  };
   await redis.set(keyOf(sid), JSON.stringify(session), "EX", SESSION_TTL_SECONDS);
   return { sid, session };
 }

@@ -37,13 +37,17 @@ export function createDb(databaseUrl: string): Db {
 
 /** True when err is Prisma's unique-constraint violation (P2002). */
 export function isUniqueViolation(err: unknown): boolean {
-  return (err as { code?: unknown; name?: unknown })?.name === "PrismaClientKnownRequestError" && (err as { code: unknown }).code === "P2002";
+  return (
+    (err as { code?: unknown; name?: unknown })?.name === "PrismaClientKnownRequestError" &&
+    (err as { code: unknown }).code === "P2002"
+  );
 }
 
 /** `.catch()` handler: a unique violation on `field` becomes 409 with `message`; anything else is rethrown. */
 export const conflictOnUnique =
   (message: string, field = "name") =>
   (err: unknown): never => {
-    if (isUniqueViolation(err)) throw conflict(message, [{ path: `/${field}`, code: "taken", message: `${field} must be unique` }]);
+    if (isUniqueViolation(err))
+      throw conflict(message, [{ path: `/${field}`, code: "taken", message: `${field} must be unique` }]);
     throw err;
   };

@@ -64,7 +64,10 @@ function checksumMatches(sql: string, checksum: string): boolean {
 
 export async function readMigrations(dir = DEFAULT_MIGRATIONS_DIR): Promise<MigrationFile[]> {
   const entries = await readdir(dir, { withFileTypes: true });
-  const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const names = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
   return Promise.all(
     names.map(async (name) => {
       const sql = await readFile(join(dir, name, "migration.sql"), "utf8");
@@ -111,9 +114,12 @@ export async function migrate(url: string, opts: MigrateOptions = {}): Promise<M
     await client.query("SELECT pg_advisory_lock($1)", [PRISMA_ADVISORY_LOCK_KEY]);
     try {
       await client.query(MIGRATIONS_TABLE_DDL);
-      const rows = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null; rolled_back_at: Date | null }>(
-        `SELECT migration_name, checksum, finished_at, rolled_back_at FROM "_prisma_migrations" ORDER BY started_at`,
-      );
+      const rows = await client.query<{
+        migration_name: string;
+        checksum: string;
+        finished_at: Date | null;
+        rolled_back_at: Date | null;
+      }>(`SELECT migration_name, checksum, finished_at, rolled_back_at FROM "_prisma_migrations" ORDER BY started_at`);
       const applied = new Map<string, string>();
       for (const row of rows.rows) {
         if (row.rolled_back_at) continue;
@@ -166,10 +172,16 @@ async function applyOne(client: pg.Client, file: MigrationFile): Promise<void> {
     );
     await client.query(file.sql);
     // clock_timestamp(): now() is frozen at transaction start, finished_at should not be.
-    await client.query(`UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1`, [id]);
+    await client.query(
+      `UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1`,
+      [id],
+    );
     await client.query("COMMIT");
   } catch (err) {
     await client.query("ROLLBACK");
-    throw new MigrationError("migration_failed", `migration ${file.name} failed and was rolled back: ${(err as Error).message}`);
+    throw new MigrationError(
+      "migration_failed",
+      `migration ${file.name} failed and was rolled back: ${(err as Error).message}`,
+    );
   }
 }

@@ -73,17 +73,29 @@ async function insert(
     });
     if (idem) await tx.deployment.update({ where: { id: dep.id }, data: { idempotencyResponse: response(dep.id) } });
     await tx.deploymentTarget.createMany({
-      data: targets.map((t, i) => ({ deploymentId: dep.id, hostId: t.hostId, versionId: t.versionId, previousVersionId: t.previousVersionId, batch: batchOf(i, d.strategy) })),
+      data: targets.map((t, i) => ({
+        deploymentId: dep.id,
+        hostId: t.hostId,
+        versionId: t.versionId,
+        previousVersionId: t.previousVersionId,
+        batch: batchOf(i, d.strategy),
+      })),
     });
     if (d.rollbackOfId) {
       // The undone deployment stops where it is (its worker checks its status per batch).
-      await tx.deployment.updateMany({ where: { id: d.rollbackOfId }, data: { status: "rolled_back", finishedAt: new Date(), updatedAt: new Date() } });
+      await tx.deployment.updateMany({
+        where: { id: d.rollbackOfId },
+        data: { status: "rolled_back", finishedAt: new Date(), updatedAt: new Date() },
+      });
     }
     await recordAudit(tx, actor, audit.action, `deployment:${dep.id}`, audit.details);
     return dep.id;
   });
   if (deps.redisReady && !deps.redisReady()) {
-    deps.log.warn({ deploymentId: id }, "Redis is down: rollout not queued now; the deploy worker's sweep queues it once Redis is back");
+    deps.log.warn(
+      { deploymentId: id },
+      "Redis is down: rollout not queued now; the deploy worker's sweep queues it once Redis is back",
+    );
   } else {
     await withinMs(enqueueRollout(deps.queue, id), ENQUEUE_WAIT_MS, "enqueue rollout").catch((err: Error) =>
       deps.log.error({ err: err.message, deploymentId: id }, "could not enqueue rollout; the worker sweep will"),
@@ -97,7 +109,11 @@ async function insert(
  * request is refused: the client mixed up keys, and guessing which request it meant
  * would create or hide a deployment.
  */
-async function replay<T extends object>(deps: DeployDeps, actor: Actor, idem: IdempotencyKey | undefined): Promise<(T & { replayed: true }) | undefined> {
+async function replay<T extends object>(
+  deps: DeployDeps,
+  actor: Actor,
+  idem: IdempotencyKey | undefined,
+): Promise<(T & { replayed: true }) | undefined> {
   if (!idem) return undefined;
   const prior = await deps.db.deployment.findUnique({
     where: { createdBy_idempotencyKey: { createdBy: actor.name, idempotencyKey: idem.key } },
@@ -116,7 +132,12 @@ async function replay<T extends object>(deps: DeployDeps, actor: Actor, idem: Id
 }
 
 /** Runs `create`; a concurrent request with the same key that committed first wins, and this one replays it. */
-async function once<T extends object>(deps: DeployDeps, actor: Actor, idem: IdempotencyKey | undefined, create: () => Promise<T>): Promise<T & { replayed?: true }> {
+async function once<T extends object>(
+  deps: DeployDeps,
+  actor: Actor,
+  idem: IdempotencyKey | undefined,
+  create: () => Promise<T>,
+): Promise<T & { replayed?: true }> {
   const prior = await replay<T>(deps, actor, idem);
   if (prior) return prior;
   try {
@@ -131,12 +152,25 @@ async function once<T extends object>(deps: DeployDeps, actor: Actor, idem: Idem
 
 export type Created = { id: string; targets: number };
 
-export async function createDeployment(deps: DeployDeps, actor: Actor, req: NewDeployment, idem?: IdempotencyKey): Promise<Created & { replayed?: true }> {
+export async function createDeployment(
+  deps: DeployDeps,
+  actor: Actor,
+  req: NewDeployment,
+  idem?: IdempotencyKey,
+): Promise<Created & { replayed?: true }> {
   return once(deps, actor, idem, () => newDeployment(deps, actor, req, idem));
 }
 
-async function newDeployment(deps: DeployDeps, actor: Actor, req: NewDeployment, idem: IdempotencyKey | undefined): Promise<Created> {
-  const version = await deps.db.rulesetVersion.findFirst({ where: { number: req.version, ruleset: { name: req.ruleset } }, select: { id: true } });
+async function newDeployment(
+  deps: DeployDeps,
+  actor: Actor,
+  req: NewDeployment,
+  idem: IdempotencyKey | undefined,
+): Promise<Created> {
+  const version = await deps.db.rulesetVersion.findFirst({
+    where: { number: req.version, ruleset: { name: req.ruleset } },
+    select: { id: true },
+  });
   if (!version) {
     const exists = await deps.db.ruleset.count({ where: { name: req.ruleset } });
     throw notFound(exists ? `version ${req.version} of ruleset "${req.ruleset}"` : `ruleset "${req.ruleset}"`);
@@ -147,7 +181,15 @@ async function newDeployment(deps: DeployDeps, actor: Actor, req: NewDeployment,
     actor,
     { versionId: version.id, selector: req.selector, strategy: req.strategy },
     hosts.map((h) => ({ hostId: h.id, versionId: version.id, previousVersionId: h.appliedVersionId })),
-    { action: "deployment.create", details: { ruleset: req.ruleset, version: req.version, hosts: hosts.map((h) => h.name), strategy: req.strategy as unknown as Prisma.InputJsonValue } },
+    {
+      action: "deployment.create",
+      details: {
+        ruleset: req.ruleset,
+        version: req.version,
+        hosts: hosts.map((h) => h.name),
+        strategy: req.strategy as unknown as Prisma.InputJsonValue,
+      },
+    },
     idem,
     (id) => ({ id, targets: hosts.length }),
   );
@@ -161,20 +203,33 @@ async function newDeployment(deps: DeployDeps, actor: Actor, req: NewDeployment,
  */
 export type RolledBack = Created & { skipped: string[] };
 
-export async function createRollback(deps: DeployDeps, actor: Actor, deploymentId: string, idem?: IdempotencyKey): Promise<RolledBack & { replayed?: true }> {
+export async function createRollback(
+  deps: DeployDeps,
+  actor: Actor,
+  deploymentId: string,
+  idem?: IdempotencyKey,
+): Promise<RolledBack & { replayed?: true }> {
   return once(deps, actor, idem, () => newRollback(deps, actor, deploymentId, idem));
 }
 
-async function newRollback(deps: DeployDeps, actor: Actor, deploymentId: string, idem: IdempotencyKey | undefined): Promise<RolledBack> {
+async function newRollback(
+  deps: DeployDeps,
+  actor: Actor,
+  deploymentId: string,
+  idem: IdempotencyKey | undefined,
+): Promise<RolledBack> {
   const orig = await deps.db.deployment.findUnique({
     where: { id: deploymentId },
-    include: { targets: { include: { host: { select: { name: true, appliedVersionId: true } } }, orderBy: [{ batch: "asc" }] } },
+    include: {
+      targets: { include: { host: { select: { name: true, appliedVersionId: true } } }, orderBy: [{ batch: "asc" }] },
+    },
   });
   if (!orig) throw notFound(`deployment ${deploymentId}`);
   if (orig.status === "rolled_back") throw conflict(`deployment ${deploymentId} was already rolled back`);
   const withPrevious = orig.targets.filter((t) => t.previousVersionId);
   const skipped = orig.targets.filter((t) => !t.previousVersionId).map((t) => t.host.name);
-  if (withPrevious.length === 0) throw conflict(`no target of deployment ${deploymentId} ran a version before it; nothing to roll back to`);
+  if (withPrevious.length === 0)
+    throw conflict(`no target of deployment ${deploymentId} ran a version before it; nothing to roll back to`);
   // The deployment row names one version: the one most targets go back to.
   const tally = new Map<string, number>();
   for (const t of withPrevious) tally.set(t.previousVersionId!, (tally.get(t.previousVersionId!) ?? 0) + 1);
@@ -184,7 +239,11 @@ async function newRollback(deps: DeployDeps, actor: Actor, deploymentId: string,
     deps,
     actor,
     { versionId: main, selector: { hosts: withPrevious.map((t) => t.hostId) }, strategy, rollbackOfId: orig.id },
-    withPrevious.map((t) => ({ hostId: t.hostId, versionId: t.previousVersionId!, previousVersionId: t.host.appliedVersionId })),
+    withPrevious.map((t) => ({
+      hostId: t.hostId,
+      versionId: t.previousVersionId!,
+      previousVersionId: t.host.appliedVersionId,
+    })),
     { action: "deployment.rollback", details: { of: orig.id, hosts: withPrevious.map((t) => t.host.name), skipped } },
     idem,
     (id) => ({ id, targets: withPrevious.length, skipped }),

@@ -21,7 +21,12 @@ export function versionPayload(db: Db, versionId: string): Promise<CachedVersion
   if (hit) return hit;
   const p = db.rulesetVersion
     .findUniqueOrThrow({ where: { id: versionId }, include: { ruleset: { select: { name: true } } } })
-    .then((v) => ({ ruleset: v.ruleset.name, version: v.number, checksum: v.checksum, policyJson: JSON.stringify(v.document) }));
+    .then((v) => ({
+      ruleset: v.ruleset.name,
+      version: v.number,
+      checksum: v.checksum,
+      policyJson: JSON.stringify(v.document),
+    }));
   p.catch(() => cache.delete(versionId));
   cache.set(versionId, p);
   if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value as string);

@@ -33,23 +33,39 @@ export async function runRollout(deps: RolloutDeps, deploymentId: string): Promi
   const d = await db.deployment.findUnique({ where: { id: deploymentId }, select: { status: true, strategy: true } });
   if (!d) return log.warn({ deploymentId }, "rollout for a deployment that no longer exists");
   if (d.status === "pending") {
-    await db.deployment.updateMany({ where: { id: deploymentId, status: "pending" }, data: { status: "running", updatedAt: new Date() } });
+    await db.deployment.updateMany({
+      where: { id: deploymentId, status: "pending" },
+      data: { status: "running", updatedAt: new Date() },
+    });
   } else if (d.status !== "running") {
     return log.info({ deploymentId, status: d.status }, "rollout has nothing to do");
   }
   const resumed = (await db.deploymentTarget.count({ where: { deploymentId, offeredAt: { not: null } } })) > 0;
   log.info({ deploymentId, pid: process.pid, resumed }, resumed ? "rollout resumed" : "rollout started");
   const strategy = storedStrategy(d.strategy);
-  const batches = (await db.deploymentTarget.findMany({ where: { deploymentId }, distinct: ["batch"], select: { batch: true }, orderBy: { batch: "asc" } })).map((b) => b.batch);
+  const batches = (
+    await db.deploymentTarget.findMany({
+      where: { deploymentId },
+      distinct: ["batch"],
+      select: { batch: true },
+      orderBy: { batch: "asc" },
+    })
+  ).map((b) => b.batch);
 
   for (const batch of batches) {
-    if (!(await stillRunning(db, deploymentId))) return log.info({ deploymentId }, "rollout stopped: deployment no longer running");
+    if (!(await stillRunning(db, deploymentId)))
+      return log.info({ deploymentId }, "rollout stopped: deployment no longer running");
     await runBatch(deps, deploymentId, batch, strategy);
-    const failures = await db.deploymentTarget.count({ where: { deploymentId, batch: { lte: batch }, status: { in: ["failed", "rolled_back"] } } });
+    const failures = await db.deploymentTarget.count({
+      where: { deploymentId, batch: { lte: batch }, status: { in: ["failed", "rolled_back"] } },
+    });
     const canary = strategy.canary > 0 && batch === 0;
     if (failures > 0 && (strategy.haltOnFailure || canary)) {
       const now = new Date();
-      await db.deployment.updateMany({ where: { id: deploymentId, status: "running" }, data: { status: "halted", finishedAt: now, updatedAt: now } });
+      await db.deployment.updateMany({
+        where: { id: deploymentId, status: "running" },
+        data: { status: "halted", finishedAt: now, updatedAt: now },
+      });
       return log.warn({ deploymentId, batch, failures, canary }, "rollout halted after a failure");
     }
     log.info({ deploymentId, batch }, "batch done");
@@ -97,7 +113,10 @@ async function runBatch(deps: RolloutDeps, deploymentId: string, batch: number, 
           waiting = true;
         } else if (last && last.count >= MAX_OFFERS) {
           offline.add(t.id);
-          log.warn({ deploymentId, targetId: t.id }, "host's replica never claimed the offer; it gets the version on reconnect");
+          log.warn(
+            { deploymentId, targetId: t.id },
+            "host's replica never claimed the offer; it gets the version on reconnect",
+          );
         } else {
           toOffer.push(t);
         }
@@ -121,18 +140,28 @@ async function runBatch(deps: RolloutDeps, deploymentId: string, batch: number, 
       } else {
         await db.deploymentTarget.updateMany({
           where: { id: t.id, status: "applying" },
-          data: { status: "failed", error: `no result from the agent within ${seconds}s (after ${t.attempts} attempts)`, finishedAt: new Date(), updatedAt: new Date() },
+          data: {
+            status: "failed",
+            error: `no result from the agent within ${seconds}s (after ${t.attempts} attempts)`,
+            finishedAt: new Date(),
+            updatedAt: new Date(),
+          },
         });
         log.warn({ deploymentId, targetId: t.id }, "no result in time; target failed");
       }
     }
     // All offers of a round go out together (ioredis pipelines concurrent commands).
-    const listeners = await Promise.all(toOffer.map((t) => publishToHost(redis, t.hostId, { type: "offer", targetId: t.id })));
+    const listeners = await Promise.all(
+      toOffer.map((t) => publishToHost(redis, t.hostId, { type: "offer", targetId: t.id })),
+    );
     toOffer.forEach((t, i) => {
       offers.set(t.id, { at: now, count: (offers.get(t.id)?.count ?? 0) + 1 });
       if (listeners[i] === 0) {
         offline.add(t.id);
-        log.info({ deploymentId, targetId: t.id, hostId: t.hostId }, "host offline; it gets the version when it reconnects");
+        log.info(
+          { deploymentId, targetId: t.id, hostId: t.hostId },
+          "host offline; it gets the version when it reconnects",
+        );
       } else waiting = true;
     });
     if (!waiting) return;

@@ -27,26 +27,41 @@ export async function resolveSelector(db: Db, sel: Selector): Promise<SelectedHo
     listed = [];
     sel.hosts.forEach((ref, i) => {
       const h = isHostId(ref) ? rows.find((r) => r.id === ref.toLowerCase()) : rows.find((r) => r.name === ref);
-      if (!h) details.push({ path: `/selector/hosts/${i}`, code: "unknown_host", message: `no host with id or name "${ref}"` });
+      if (!h)
+        details.push({
+          path: `/selector/hosts/${i}`,
+          code: "unknown_host",
+          message: `no host with id or name "${ref}"`,
+        });
       else if (!listed!.some((x) => x.id === h.id)) listed!.push(h);
     });
   }
   let labelled: SelectedHost[] | undefined;
   if (sel.labels && Object.keys(sel.labels).length > 0) {
-    const ids = await db.$queryRaw<{ id: string }[]>`SELECT id FROM hosts WHERE labels @> ${JSON.stringify(sel.labels)}::jsonb`;
+    const ids = await db.$queryRaw<
+      { id: string }[]
+    >`SELECT id FROM hosts WHERE labels @> ${JSON.stringify(sel.labels)}::jsonb`;
     labelled = await db.host.findMany({ where: { id: { in: ids.map((r) => r.id) } }, select });
   }
   let hosts = listed ?? labelled ?? [];
   if (listed && labelled) {
     const ok = new Set(labelled.map((h) => h.id));
     for (const h of listed) {
-      if (!ok.has(h.id)) details.push({ path: "/selector/hosts", code: "labels_mismatch", message: `host "${h.name}" does not carry the selector's labels` });
+      if (!ok.has(h.id))
+        details.push({
+          path: "/selector/hosts",
+          code: "labels_mismatch",
+          message: `host "${h.name}" does not carry the selector's labels`,
+        });
     }
     hosts = listed.filter((h) => ok.has(h.id));
   }
-  if (details.length) throw new ApiError(400, "invalid_request", "the selector names hosts that cannot be targeted", details);
+  if (details.length)
+    throw new ApiError(400, "invalid_request", "the selector names hosts that cannot be targeted", details);
   if (hosts.length === 0) {
-    throw new ApiError(400, "invalid_request", "the selector matches no hosts", [{ path: "/selector", code: "no_hosts", message: "no enrolled host matches" }]);
+    throw new ApiError(400, "invalid_request", "the selector matches no hosts", [
+      { path: "/selector", code: "no_hosts", message: "no enrolled host matches" },
+    ]);
   }
   return rolloutOrder(hosts);
 }

@@ -16,8 +16,20 @@ export type Selector = z.infer<typeof Selector>;
 export const Strategy = z
   .strictObject({
     batchSize: z.number().int().min(1).max(10_000).default(25).describe("hosts per batch after the canary batch"),
-    canary: z.number().int().min(0).max(1000).default(1).describe("hosts in the first batch; a failure there always halts"),
-    confirmTimeoutSeconds: z.number().int().min(1).max(3600).default(30).describe("how long an agent waits for the API after applying before it rolls back by itself"),
+    canary: z
+      .number()
+      .int()
+      .min(0)
+      .max(1000)
+      .default(1)
+      .describe("hosts in the first batch; a failure there always halts"),
+    confirmTimeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(3600)
+      .default(30)
+      .describe("how long an agent waits for the API after applying before it rolls back by itself"),
     haltOnFailure: z.boolean().default(true).describe("stop before the next batch when a host failed or rolled back"),
     retries: z.number().int().min(0).max(5).default(1).describe("re-sends to a host that gave no result in time"),
   })

@@ -9,7 +9,12 @@ export interface ApplyResult {
   deploymentId: string;
   targetId: string;
   version?: { ruleset: string; version: number; checksum: string } | null;
-  status: "APPLY_STATUS_UNSPECIFIED" | "APPLY_STATUS_APPLYING" | "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK";
+  status:
+    | "APPLY_STATUS_UNSPECIFIED"
+    | "APPLY_STATUS_APPLYING"
+    | "APPLY_STATUS_APPLIED"
+    | "APPLY_STATUS_FAILED"
+    | "APPLY_STATUS_ROLLED_BACK";
   error: string;
   /** The DesiredState.attempt it answers; 0 (or absent) from agents that predate attempts. */
   attempt?: number;
@@ -32,7 +37,9 @@ export interface ClaimedTarget {
  * Returns what to send, or null when someone else claimed it first (or it is not sendable).
  */
 export async function claimTarget(db: Db, targetId: string, hostId: string): Promise<ClaimedTarget | null> {
-  const rows = await db.$queryRaw<{ id: string; deployment_id: string; version_id: string; strategy: Prisma.JsonValue; attempts: number }[]>`
+  const rows = await db.$queryRaw<
+    { id: string; deployment_id: string; version_id: string; strategy: Prisma.JsonValue; attempts: number }[]
+  >`
     UPDATE deployment_targets t
        SET status = 'applying', started_at = now(), attempts = t.attempts + 1, error = NULL, updated_at = now()
       FROM deployments d
@@ -40,7 +47,15 @@ export async function claimTarget(db: Db, targetId: string, hostId: string): Pro
        AND t.offered_at IS NOT NULL AND d.id = t.deployment_id AND d.status = 'running'
     RETURNING t.id, t.deployment_id, t.version_id, d.strategy, t.attempts`;
   const r = rows[0];
-  return r ? { targetId: r.id, deploymentId: r.deployment_id, versionId: r.version_id, strategy: r.strategy, attempt: r.attempts } : null;
+  return r
+    ? {
+        targetId: r.id,
+        deploymentId: r.deployment_id,
+        versionId: r.version_id,
+        strategy: r.strategy,
+        attempt: r.attempts,
+      }
+    : null;
 }
 
 /**
@@ -58,7 +73,12 @@ export async function claimForHost(db: Db, hostId: string): Promise<ClaimedTarge
   if (older.length) {
     await db.deploymentTarget.updateMany({
       where: { id: { in: older.map((r) => r.id) }, status: "pending" },
-      data: { status: "failed", error: `superseded by deployment ${newest.deployment_id}`, finishedAt: new Date(), updatedAt: new Date() },
+      data: {
+        status: "failed",
+        error: `superseded by deployment ${newest.deployment_id}`,
+        finishedAt: new Date(),
+        updatedAt: new Date(),
+      },
     });
     for (const d of new Set(older.map((r) => r.deployment_id))) await settleDeployment(db, d);
   }
@@ -72,8 +92,15 @@ export async function claimForHost(db: Db, hostId: string): Promise<ClaimedTarge
  * only the agent's APPLIED after it recorded the commit makes them applied (an agent that
  * dies before recording rolls back at its next start and reports ROLLED_BACK).
  */
-export async function applyingWithVersion(db: Db, hostId: string, versionId: string): Promise<{ targetId: string; deploymentId: string }[]> {
-  const rows = await db.deploymentTarget.findMany({ where: { hostId, status: "applying", versionId }, select: { id: true, deploymentId: true } });
+export async function applyingWithVersion(
+  db: Db,
+  hostId: string,
+  versionId: string,
+): Promise<{ targetId: string; deploymentId: string }[]> {
+  const rows = await db.deploymentTarget.findMany({
+    where: { hostId, status: "applying", versionId },
+    select: { id: true, deploymentId: true },
+  });
   return rows.map((r) => ({ targetId: r.id, deploymentId: r.deploymentId }));
 }
 
@@ -107,49 +134,74 @@ export async function recordResult(db: Db, hostId: string, r: ApplyResult): Prom
   if (!to) return { kind: "ignored", reason: `status ${r.status}` };
   const target = await db.deploymentTarget.findUnique({
     where: { id: r.targetId },
-    select: { id: true, hostId: true, deploymentId: true, versionId: true, previousVersionId: true, status: true, attempts: true },
+    select: {
+      id: true,
+      hostId: true,
+      deploymentId: true,
+      versionId: true,
+      previousVersionId: true,
+      status: true,
+      attempts: true,
+    },
   });
   if (!target) return { kind: "ignored", reason: "unknown target (deployment deleted?)" };
   // The credential decides the host; a target of any other host is a forged claim.
-  if (target.hostId !== hostId || (r.deploymentId && r.deploymentId !== target.deploymentId)) return { kind: "foreign" };
+  if (target.hostId !== hostId || (r.deploymentId && r.deploymentId !== target.deploymentId))
+    return { kind: "foreign" };
   // A result of an earlier send (it timed out and the target was sent again) says nothing
   // about the apply now in flight: a late FAILED must not fail a retry that may succeed.
-  if (r.attempt && r.attempt !== target.attempts) return { kind: "ignored", reason: `result of attempt ${r.attempt}; the target is on attempt ${target.attempts}` };
+  if (r.attempt && r.attempt !== target.attempts)
+    return { kind: "ignored", reason: `result of attempt ${r.attempt}; the target is on attempt ${target.attempts}` };
 
   // APPLYING: the kernel holds the version, waiting for our Confirm. Only a target that is
   // still being applied is confirmed; a final one (timed out, superseded) is not, so the
   // agent's window runs out and it puts its previous rules back.
   if (to === "applying") {
-    return target.status === "applying" ? { kind: "recorded", status: "applying", deploymentId: target.deploymentId, confirm: true } : { kind: "ignored", reason: `target is ${target.status}; not confirmed` };
+    return target.status === "applying"
+      ? { kind: "recorded", status: "applying", deploymentId: target.deploymentId, confirm: true }
+      : { kind: "ignored", reason: `target is ${target.status}; not confirmed` };
   }
   const now = new Date();
-  const error = to === "failed" || to === "rolled_back" ? r.error || (to === "failed" ? "agent reported failure without a message" : "agent rolled back") : null;
-  const changed = to === "applied" ? await markApplied(db, target.id, hostId) : await db.$transaction(async (tx) => {
-    const u = await tx.deploymentTarget.updateMany({
-      where: { id: target.id, status: { in: FROM[r.status] } },
-      data: { status: to, error, updatedAt: now, finishedAt: now },
-    });
-    if (u.count === 0) return false;
-    if (to === "rolled_back") {
-      // The agent put back what it ran before; a Hello that reported the version while it
-      // waited for the Confirm set it as the host's applied version, which is no longer true.
-      await tx.host.updateMany({ where: { id: hostId, appliedVersionId: target.versionId }, data: { appliedVersionId: target.previousVersionId, updatedAt: now } });
-    }
-    // A failure settles in the same transaction: nobody sees a failed target under a
-    // deployment that still says succeeded. (Successes settle after commit, see below.)
-    if (to === "failed" || to === "rolled_back") await settleInTx(tx, target.deploymentId);
-    return true;
-  });
+  const error =
+    to === "failed" || to === "rolled_back"
+      ? r.error || (to === "failed" ? "agent reported failure without a message" : "agent rolled back")
+      : null;
+  const changed =
+    to === "applied"
+      ? await markApplied(db, target.id, hostId)
+      : await db.$transaction(async (tx) => {
+          const u = await tx.deploymentTarget.updateMany({
+            where: { id: target.id, status: { in: FROM[r.status] } },
+            data: { status: to, error, updatedAt: now, finishedAt: now },
+          });
+          if (u.count === 0) return false;
+          if (to === "rolled_back") {
+            // The agent put back what it ran before; a Hello that reported the version while it
+            // waited for the Confirm set it as the host's applied version, which is no longer true.
+            await tx.host.updateMany({
+              where: { id: hostId, appliedVersionId: target.versionId },
+              data: { appliedVersionId: target.previousVersionId, updatedAt: now },
+            });
+          }
+          // A failure settles in the same transaction: nobody sees a failed target under a
+          // deployment that still says succeeded. (Successes settle after commit, see below.)
+          if (to === "failed" || to === "rolled_back") await settleInTx(tx, target.deploymentId);
+          return true;
+        });
   if (!changed) {
     // A repeated "applied" still deserves its Confirm: the first one may have been lost.
     const again = to === "applied" && target.status === "applied";
-    return again ? { kind: "recorded", status: "applied", deploymentId: target.deploymentId, confirm: true } : { kind: "ignored", reason: `target is ${target.status}` };
+    return again
+      ? { kind: "recorded", status: "applied", deploymentId: target.deploymentId, confirm: true }
+      : { kind: "ignored", reason: `target is ${target.status}` };
   }
   if (to === "applied") {
     // Locking the deployment row for every success would serialise a 500-host fan-out;
     // count after commit instead: of results landing together, the last to commit sees
     // all the others and settles.
-    const open = await db.deploymentTarget.count({ where: { deploymentId: target.deploymentId, status: { in: ["pending", "applying"] } } });
+    const open = await db.deploymentTarget.count({
+      where: { deploymentId: target.deploymentId, status: { in: ["pending", "applying"] } },
+    });
     if (open === 0) await settleDeployment(db, target.deploymentId);
   }
   return { kind: "recorded", status: to, deploymentId: target.deploymentId, confirm: to === "applied" };
@@ -186,7 +238,9 @@ export async function settleDeployment(db: Db, deploymentId: string): Promise<vo
 
 /** settleDeployment inside the caller's transaction. */
 export async function settleInTx(db: Prisma.TransactionClient, deploymentId: string): Promise<void> {
-  const [d] = await db.$queryRaw<{ status: string }[]>`SELECT status::text AS status FROM deployments WHERE id = ${deploymentId}::uuid FOR UPDATE`;
+  const [d] = await db.$queryRaw<
+    { status: string }[]
+  >`SELECT status::text AS status FROM deployments WHERE id = ${deploymentId}::uuid FOR UPDATE`;
   if (!d || !["running", "succeeded", "failed"].includes(d.status)) return;
   const groups = await db.deploymentTarget.groupBy({ by: ["status"], where: { deploymentId }, _count: { _all: true } });
   let open = 0;

@@ -51,9 +51,15 @@ export const summaryInclude = { version: versionRef } as const;
 type SummaryRow = Prisma.DeploymentGetPayload<{ include: typeof summaryInclude }>;
 
 export async function countsFor(db: Db, ids: string[]): Promise<Map<string, Counts>> {
-  const out = new Map<string, Counts>(ids.map((id) => [id, { total: 0, pending: 0, applying: 0, applied: 0, failed: 0, rolled_back: 0 }]));
+  const out = new Map<string, Counts>(
+    ids.map((id) => [id, { total: 0, pending: 0, applying: 0, applied: 0, failed: 0, rolled_back: 0 }]),
+  );
   if (!ids.length) return out;
-  const groups = await db.deploymentTarget.groupBy({ by: ["deploymentId", "status"], where: { deploymentId: { in: ids } }, _count: { _all: true } });
+  const groups = await db.deploymentTarget.groupBy({
+    by: ["deploymentId", "status"],
+    where: { deploymentId: { in: ids } },
+    _count: { _all: true },
+  });
   for (const g of groups) {
     const c = out.get(g.deploymentId)!;
     c[g.status] += g._count._all;
@@ -87,10 +93,12 @@ export async function detailView(db: Db, d: SummaryRow): Promise<z.infer<typeof 
   });
   const prevIds = [...new Set(targets.map((t) => t.previousVersionId).filter((x): x is string => !!x))];
   const prev = new Map(
-    (await db.rulesetVersion.findMany({ where: { id: { in: prevIds } }, select: { id: true, number: true, ruleset: { select: { name: true } } } })).map((v) => [
-      v.id,
-      { ruleset: v.ruleset.name, version: v.number },
-    ]),
+    (
+      await db.rulesetVersion.findMany({
+        where: { id: { in: prevIds } },
+        select: { id: true, number: true, ruleset: { select: { name: true } } },
+      })
+    ).map((v) => [v.id, { ruleset: v.ruleset.name, version: v.number }]),
   );
   const counts = (await countsFor(db, [d.id])).get(d.id)!;
   return {

@@ -6,7 +6,14 @@ import type { Redis } from "ioredis";
 import type { Db } from "../db/client.ts";
 import type { Log } from "../log.ts";
 import type { BackgroundService } from "../background-service.ts";
-import { bullConnection, createRolloutQueue, enqueueRollout, QUEUE_NAME, type QueueSettings, type RolloutJob } from "./queue.ts";
+import {
+  bullConnection,
+  createRolloutQueue,
+  enqueueRollout,
+  QUEUE_NAME,
+  type QueueSettings,
+  type RolloutJob,
+} from "./queue.ts";
 import { loadConfig } from "../config.ts";
 import { runRollout, type RolloutDeps } from "./rollout.ts";
 
@@ -21,10 +28,16 @@ export interface RunningDeployWorker {
   stop(): Promise<void>;
 }
 
-export async function startDeployWorker(deps: { db: Db; redis: Redis; log: Log }, opts: DeployWorkerOptions = {}): Promise<RunningDeployWorker> {
+export async function startDeployWorker(
+  deps: { db: Db; redis: Redis; log: Log },
+  opts: DeployWorkerOptions = {},
+): Promise<RunningDeployWorker> {
   // Callers that name no settings (tests, the worker process) get the configured ones.
   const configured = opts.prefix !== undefined && opts.lockMs !== undefined ? undefined : loadConfig().queue;
-  const settings: QueueSettings = { prefix: opts.prefix ?? configured!.prefix, lockMs: opts.lockMs ?? configured!.lockMs };
+  const settings: QueueSettings = {
+    prefix: opts.prefix ?? configured!.prefix,
+    lockMs: opts.lockMs ?? configured!.lockMs,
+  };
   const rolloutDeps: RolloutDeps = { ...deps, ...(opts.pollMs ? { pollMs: opts.pollMs } : {}) };
   const worker = new Worker<RolloutJob>(QUEUE_NAME, async (job) => runRollout(rolloutDeps, job.data.deploymentId), {
     connection: bullConnection(deps.redis),
@@ -35,22 +48,31 @@ export async function startDeployWorker(deps: { db: Db; redis: Redis; log: Log }
     // A rollout may outlive several replicas; only give up on one that keeps killing them.
     maxStalledCount: 10,
   });
-  worker.on("failed", (job, err) => deps.log.error({ deploymentId: job?.data.deploymentId, err: err.message }, "rollout job failed"));
-  worker.on("stalled", (jobId) => deps.log.warn({ deploymentId: jobId }, "rollout stalled (its replica stopped); resuming here"));
+  worker.on("failed", (job, err) =>
+    deps.log.error({ deploymentId: job?.data.deploymentId, err: err.message }, "rollout job failed"),
+  );
+  worker.on("stalled", (jobId) =>
+    deps.log.warn({ deploymentId: jobId }, "rollout stalled (its replica stopped); resuming here"),
+  );
   worker.on("error", (err) => deps.log.warn({ err: err.message }, "deploy worker error"));
 
   const queue = createRolloutQueue(deps.redis, settings);
   // Deployments whose enqueue failed (Redis down at the time) or whose jobs were lost.
   const sweep = async (all: boolean) => {
     const rows = await deps.db.deployment.findMany({
-      where: all ? { status: { in: ["pending", "running"] } } : { status: "pending", createdAt: { lt: new Date(Date.now() - 5_000) } },
+      where: all
+        ? { status: { in: ["pending", "running"] } }
+        : { status: "pending", createdAt: { lt: new Date(Date.now() - 5_000) } },
       select: { id: true },
       take: 1000,
     });
     for (const r of rows) await enqueueRollout(queue, r.id);
   };
   await sweep(true).catch((err: Error) => deps.log.warn({ err: err.message }, "deploy sweep failed"));
-  const timer = setInterval(() => void sweep(false).catch((err: Error) => deps.log.warn({ err: err.message }, "deploy sweep failed")), opts.sweepIntervalMs ?? 30_000);
+  const timer = setInterval(
+    () => void sweep(false).catch((err: Error) => deps.log.warn({ err: err.message }, "deploy sweep failed")),
+    opts.sweepIntervalMs ?? 30_000,
+  );
   timer.unref();
   // Redis came back (maybe empty, its jobs lost): every unfinished rollout is queued again at
   // once (job id = deployment id, so the ones still there are not doubled).

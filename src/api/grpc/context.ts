@@ -13,4 +13,3 @@ export interface AgentContext {
   /** How often one stream may write its agent's reported spool backlog (default 5 s; tests make it long). */
   spoolWriteResolutionMs?: number;
 }
-

@@ -12,7 +12,6 @@ import { Capabilities } from "./messages.ts";
 import { CaError, type AgentCa } from "../tls/ca.ts";
 import { splitEnrollToken } from "../../protocol/pin.ts";
 
-
 export interface EnrollInput {
   token: string;
   name: string;
@@ -39,10 +38,19 @@ export interface EnrollTls {
 export async function enrollAgent(ctx: AgentContext, input: EnrollInput, tls?: EnrollTls): Promise<Enrolled> {
   // The token as shown to the admin may still carry the CA pin; only the secret is hashed.
   input = { ...input, token: splitEnrollToken(input.token ?? "").secret };
-  if (tls && !input.csr) throw new AgentRpcError("invalid_csr", "this API issues client certificates: the enrollment must carry a certificate request (csr); upgrade the agent");
-  if (!input.token || input.token.length > 512) throw new AgentRpcError("invalid_token", "enrollment token missing or not one this API issued");
+  if (tls && !input.csr)
+    throw new AgentRpcError(
+      "invalid_csr",
+      "this API issues client certificates: the enrollment must carry a certificate request (csr); upgrade the agent",
+    );
+  if (!input.token || input.token.length > 512)
+    throw new AgentRpcError("invalid_token", "enrollment token missing or not one this API issued");
   const name = HostName.safeParse(input.name);
-  if (!name.success) throw new AgentRpcError("invalid_name", `host name ${JSON.stringify(input.name.slice(0, 64))}: ${name.error.issues[0]?.message ?? "invalid"} (1-253 characters)`);
+  if (!name.success)
+    throw new AgentRpcError(
+      "invalid_name",
+      `host name ${JSON.stringify(input.name.slice(0, 64))}: ${name.error.issues[0]?.message ?? "invalid"} (1-253 characters)`,
+    );
   const caps = Capabilities.safeParse(input.capabilities ?? {});
   const capabilities = caps.success ? caps.data : {};
   const tokenHash = hashSecret(input.token);
@@ -62,16 +70,33 @@ export async function enrollAgent(ctx: AgentContext, input: EnrollInput, tls?: E
       await tx.enrollmentToken.update({ where: { id: token.id }, data: { hostId: host.id } });
       // Issued inside the transaction: a bad CSR leaves the token unused.
       const cert = tls ? await tls.ca.issueClient(input.csr!, host.id, tls.clientCertTtlSeconds) : undefined;
-      if (cert) await tx.host.update({ where: { id: host.id }, data: { certSerial: cert.serial, certExpiresAt: cert.notAfter } });
-      await recordAudit(tx, { name: `agent:${host.name}`, tokenId: null }, "host.enroll", `host:${host.name}`, { id: host.id, enrollmentToken: token.id, ...(cert ? { certSerial: cert.serial } : {}) });
+      if (cert)
+        await tx.host.update({
+          where: { id: host.id },
+          data: { certSerial: cert.serial, certExpiresAt: cert.notAfter },
+        });
+      await recordAudit(tx, { name: `agent:${host.name}`, tokenId: null }, "host.enroll", `host:${host.name}`, {
+        id: host.id,
+        enrollmentToken: token.id,
+        ...(cert ? { certSerial: cert.serial } : {}),
+      });
       return { ...host, certificate: cert?.certPem ?? "" };
     });
     ctx.log.info({ hostId: host.id, host: host.name }, "agent enrolled");
-    return { hostId: host.id, hostName: host.name, credential, certificate: host.certificate, caCertificate: tls?.ca.certPem ?? "" };
+    return {
+      hostId: host.id,
+      hostName: host.name,
+      credential,
+      certificate: host.certificate,
+      caCertificate: tls?.ca.certPem ?? "",
+    };
   } catch (err) {
     if (err instanceof CaError) throw new AgentRpcError("invalid_csr", err.message);
     if (isUniqueViolation(err)) {
-      throw new AgentRpcError("name_taken", `a host named "${name.data}" is already enrolled; if it is this machine re-enrolling, delete the old host first (DELETE /v1/hosts/${name.data}, which also revokes its credential), or pick another --name`);
+      throw new AgentRpcError(
+        "name_taken",
+        `a host named "${name.data}" is already enrolled; if it is this machine re-enrolling, delete the old host first (DELETE /v1/hosts/${name.data}, which also revokes its credential), or pick another --name`,
+      );
     }
     throw err;
   }
@@ -81,5 +106,8 @@ async function whyRefused(tx: Prisma.TransactionClient, tokenHash: string): Prom
   const t = await tx.enrollmentToken.findUnique({ where: { tokenHash }, select: { usedAt: true, expiresAt: true } });
   if (!t) return new AgentRpcError("invalid_token", "enrollment token not recognised");
   if (t.usedAt) return new AgentRpcError("token_used", "enrollment token was already used; create a new one");
-  return new AgentRpcError("token_expired", `enrollment token expired at ${t.expiresAt.toISOString()}; create a new one`);
+  return new AgentRpcError(
+    "token_expired",
+    `enrollment token expired at ${t.expiresAt.toISOString()}; create a new one`,
+  );
 }

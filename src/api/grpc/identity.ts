@@ -24,9 +24,17 @@ function bearer(metadata: grpc.Metadata): string | undefined {
 
 export async function authenticateAgent(db: Db, metadata: grpc.Metadata): Promise<AgentIdentity> {
   const credential = bearer(metadata);
-  if (!credential) throw new AgentRpcError("unauthenticated", "missing agent credential (metadata authorization: Bearer <credential>)");
-  const host = await db.host.findUnique({ where: { credentialHash: hashSecret(credential) }, select: { id: true, name: true, disabled: true } });
-  if (!host) throw new AgentRpcError("unauthenticated", "unknown agent credential; enroll again with a new enrollment token");
+  if (!credential)
+    throw new AgentRpcError(
+      "unauthenticated",
+      "missing agent credential (metadata authorization: Bearer <credential>)",
+    );
+  const host = await db.host.findUnique({
+    where: { credentialHash: hashSecret(credential) },
+    select: { id: true, name: true, disabled: true },
+  });
+  if (!host)
+    throw new AgentRpcError("unauthenticated", "unknown agent credential; enroll again with a new enrollment token");
   return checkHost(host, metadata);
 }
 
@@ -46,26 +54,57 @@ export interface PeerIdentity extends AgentIdentity {
  * renewal replaced, until the new one is first seen): a copied or superseded tls.json
  * is refused even while it is still valid.
  */
-export async function authenticatePeer(db: Db, peer: PeerCertificate | undefined, metadata: grpc.Metadata): Promise<PeerIdentity> {
+export async function authenticatePeer(
+  db: Db,
+  peer: PeerCertificate | undefined,
+  metadata: grpc.Metadata,
+): Promise<PeerIdentity> {
   const hostId = hostIdOfSubjectAltName(peer?.subjectaltname);
-  if (!hostId || !peer?.serialNumber) throw new AgentRpcError("unauthenticated", "no verified client certificate naming a Palisade host on this connection; enroll with an enrollment token first");
-  const host = await db.host.findUnique({ where: { id: hostId }, select: { id: true, name: true, disabled: true, certSerial: true, certSerialPrev: true } });
-  if (!host) throw new AgentRpcError("host_deleted", `host ${hostId} was deleted; its certificate is refused. Enroll again with a new enrollment token`);
+  if (!hostId || !peer?.serialNumber)
+    throw new AgentRpcError(
+      "unauthenticated",
+      "no verified client certificate naming a Palisade host on this connection; enroll with an enrollment token first",
+    );
+  const host = await db.host.findUnique({
+    where: { id: hostId },
+    select: { id: true, name: true, disabled: true, certSerial: true, certSerialPrev: true },
+  });
+  if (!host)
+    throw new AgentRpcError(
+      "host_deleted",
+      `host ${hostId} was deleted; its certificate is refused. Enroll again with a new enrollment token`,
+    );
   const serial = normaliseSerial(peer.serialNumber);
-  const presented = host.certSerial && normaliseSerial(host.certSerial) === serial ? "current" : host.certSerialPrev && normaliseSerial(host.certSerialPrev) === serial ? "previous" : undefined;
+  const presented =
+    host.certSerial && normaliseSerial(host.certSerial) === serial
+      ? "current"
+      : host.certSerialPrev && normaliseSerial(host.certSerialPrev) === serial
+        ? "previous"
+        : undefined;
   if (!presented) {
-    throw new AgentRpcError("certificate_superseded", `certificate ${serial} of host "${host.name}" is not the one on record (a renewal replaced it, or it is a copy); use the agent's current tls.json or enroll again with a new enrollment token`);
+    throw new AgentRpcError(
+      "certificate_superseded",
+      `certificate ${serial} of host "${host.name}" is not the one on record (a renewal replaced it, or it is a copy); use the agent's current tls.json or enroll again with a new enrollment token`,
+    );
   }
   // The new certificate is in use: the one it replaced is dead from now on.
-  if (presented === "current" && host.certSerialPrev) await db.host.updateMany({ where: { id: host.id, certSerial: host.certSerial }, data: { certSerialPrev: null } });
+  if (presented === "current" && host.certSerialPrev)
+    await db.host.updateMany({ where: { id: host.id, certSerial: host.certSerial }, data: { certSerialPrev: null } });
   return { ...checkHost(host, metadata), presented };
 }
 
 function checkHost(host: { id: string; name: string; disabled: boolean }, metadata: grpc.Metadata): AgentIdentity {
-  if (host.disabled) throw new AgentRpcError("host_disabled", `host "${host.name}" is disabled by an admin; its credential is refused until it is enabled again`);
+  if (host.disabled)
+    throw new AgentRpcError(
+      "host_disabled",
+      `host "${host.name}" is disabled by an admin; its credential is refused until it is enabled again`,
+    );
   for (const claim of metadata.get("palisade-host")) {
     if (claim !== host.id && claim !== host.name) {
-      throw new AgentRpcError("wrong_host", `this credential belongs to host "${host.name}"; it cannot speak for "${String(claim)}"`);
+      throw new AgentRpcError(
+        "wrong_host",
+        `this credential belongs to host "${host.name}"; it cannot speak for "${String(claim)}"`,
+      );
     }
   }
   return { hostId: host.id, hostName: host.name };

@@ -20,7 +20,10 @@ export const Capabilities = z.object({
   xtablesModules: strings,
   agentVersion: text(128),
   /** What does not work on the host and why (absent from agents before it existed). */
-  unavailable: z.array(z.object({ program: text(64), reason: text(1024) })).max(64).default([]),
+  unavailable: z
+    .array(z.object({ program: text(64), reason: text(1024) }))
+    .max(64)
+    .default([]),
 });
 export type Capabilities = z.infer<typeof Capabilities>;
 
@@ -43,25 +46,53 @@ export const Heartbeat = z.object({
   seq: u64,
   unixMs: z.string().regex(/^-?\d{1,20}$/),
   /** The agent's spool backlog (absent from agents that predate it); stored as bigint, so at most 18 digits. */
-  spoolBatches: z.string().regex(/^\d{1,18}$/).optional(),
-  spoolBytes: z.string().regex(/^\d{1,18}$/).optional(),
+  spoolBatches: z
+    .string()
+    .regex(/^\d{1,18}$/)
+    .optional(),
+  spoolBytes: z
+    .string()
+    .regex(/^\d{1,18}$/)
+    .optional(),
 });
 
 export const ApplyResult = z.object({
   deploymentId: uuidOrEmpty,
   targetId: uuidOrEmpty,
   version: AppliedVersion.nullish(),
-  status: z.enum(["APPLY_STATUS_UNSPECIFIED", "APPLY_STATUS_APPLYING", "APPLY_STATUS_APPLIED", "APPLY_STATUS_FAILED", "APPLY_STATUS_ROLLED_BACK"]),
+  status: z.enum([
+    "APPLY_STATUS_UNSPECIFIED",
+    "APPLY_STATUS_APPLYING",
+    "APPLY_STATUS_APPLIED",
+    "APPLY_STATUS_FAILED",
+    "APPLY_STATUS_ROLLED_BACK",
+  ]),
   error: text(64 * 1024),
   resultId,
-  attempt: z.number().int().min(0).max(2 ** 32 - 1).default(0),
+  attempt: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .default(0),
 });
 export type ApplyResult = z.infer<typeof ApplyResult>;
 
-export const DriftReport = z.object({ drifted: z.boolean(), details: text(64 * 1024), restored: z.boolean(), resultId });
+export const DriftReport = z.object({
+  drifted: z.boolean(),
+  details: text(64 * 1024),
+  restored: z.boolean(),
+  resultId,
+});
 export type DriftReport = z.infer<typeof DriftReport>;
 
-export const QuotaResetResult = z.object({ requestId: text(128), name: text(128), ok: z.boolean(), error: text(64 * 1024), resultId });
+export const QuotaResetResult = z.object({
+  requestId: text(128),
+  name: text(128),
+  ok: z.boolean(),
+  error: text(64 * 1024),
+  resultId,
+});
 export type QuotaResetResult = z.infer<typeof QuotaResetResult>;
 
 export type AgentMessage =
@@ -81,7 +112,10 @@ export class MalformedMessage extends Error {
 /** Validate one decoded AgentMessage (the oneof member set names its kind). */
 export function parseAgentMessage(msg: AgentMessageIn): AgentMessage {
   const kind = agentMessageBody(msg);
-  if (!kind) throw new MalformedMessage("AgentMessage has no body (one of hello, heartbeat, apply_result, drift, telemetry, quota_reset)");
+  if (!kind)
+    throw new MalformedMessage(
+      "AgentMessage has no body (one of hello, heartbeat, apply_result, drift, telemetry, quota_reset)",
+    );
   const value = msg[kind];
   const check = <T>(schema: z.ZodType<T>): T => {
     const r = schema.safeParse(value);

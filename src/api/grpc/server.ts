@@ -17,7 +17,15 @@ import { authenticateAgent, authenticatePeer, normaliseSerial } from "./identity
 import { recordAudit } from "../audit.ts";
 import { CaError, checkSecretKey, ensureCa, type AgentCa } from "../tls/ca.ts";
 import { AgentRpcError } from "./errors.ts";
-import { agentServiceDefinition, MAX_MESSAGE_BYTES, type AgentServiceHandlers, type EnrollRequest, type EnrollResponse, type RenewRequest, type RenewResponse } from "../../protocol/agent.ts";
+import {
+  agentServiceDefinition,
+  MAX_MESSAGE_BYTES,
+  type AgentServiceHandlers,
+  type EnrollRequest,
+  type EnrollResponse,
+  type RenewRequest,
+  type RenewResponse,
+} from "../../protocol/agent.ts";
 import { AgentSession, type AgentCall } from "./session.ts";
 
 export interface AgentServerOptions {
@@ -69,7 +77,11 @@ async function countRenewal(ctx: AgentContext, hostId: string, perHour: number):
     ctx.log.warn({ err: (err as Error).message, hostId }, "renewal not counted (Redis unavailable)");
     return;
   }
-  if (n > perHour) throw new AgentRpcError("rate_limited", `this host renewed its certificate ${perHour} times within the hour; try again later (an agent renews once per two thirds of its certificate's life)`);
+  if (n > perHour)
+    throw new AgentRpcError(
+      "rate_limited",
+      `this host renewed its certificate ${perHour} times within the hour; try again later (an agent renews once per two thirds of its certificate's life)`,
+    );
 }
 
 export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptions): Promise<RunningAgentServer> {
@@ -98,7 +110,8 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
         callback(status);
       });
   };
-  const peer = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null }) => call.getAuthContext()?.sslPeerCertificate;
+  const peer = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null }) =>
+    call.getAuthContext()?.sslPeerCertificate;
   const connect = (call: AgentCall) => {
     (tls ? authenticatePeer(ctx.db, peer(call), call.metadata) : authenticateAgent(ctx.db, call.metadata))
       .then((identity) => {
@@ -113,13 +126,22 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
       });
   };
   const renew: grpc.handleUnaryCall<RenewRequest, RenewResponse> = (call, callback) => {
-    if (!tls) return refuse(callback, new AgentRpcError("wrong_listener", "this API runs without TLS (PALISADE_GRPC_PLAINTEXT): there is no certificate to renew"));
+    if (!tls)
+      return refuse(
+        callback,
+        new AgentRpcError(
+          "wrong_listener",
+          "this API runs without TLS (PALISADE_GRPC_PLAINTEXT): there is no certificate to renew",
+        ),
+      );
     authenticatePeer(ctx.db, peer(call), call.metadata)
       .then(async (identity) => {
         await countRenewal(ctx, identity.hostId, tls.renewsPerHour ?? RENEWS_PER_HOUR);
-        const cert = await tls.ca.issueClient(call.request.csr, identity.hostId, tls.clientCertTtlSeconds).catch((e: unknown) => {
-          throw e instanceof CaError ? new AgentRpcError("invalid_csr", e.message) : e;
-        });
+        const cert = await tls.ca
+          .issueClient(call.request.csr, identity.hostId, tls.clientCertTtlSeconds)
+          .catch((e: unknown) => {
+            throw e instanceof CaError ? new AgentRpcError("invalid_csr", e.message) : e;
+          });
         // Renewing with the current certificate retires it (kept as previous until the new
         // one is first seen); renewing again with the previous one (the answer was lost)
         // replaces the unseen new one and keeps the previous.
@@ -127,11 +149,29 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
         await ctx.db.$transaction(async (tx) => {
           await tx.host.update({
             where: { id: identity.hostId },
-            data: { certSerial: cert.serial, certExpiresAt: cert.notAfter, ...(identity.presented === "current" ? { certSerialPrev: presentedSerial } : {}) },
+            data: {
+              certSerial: cert.serial,
+              certExpiresAt: cert.notAfter,
+              ...(identity.presented === "current" ? { certSerialPrev: presentedSerial } : {}),
+            },
           });
-          await recordAudit(tx, { name: `agent:${identity.hostName}`, tokenId: null }, "host.cert_renew", `host:${identity.hostName}`, { id: identity.hostId, certSerial: cert.serial, replaced: presentedSerial });
+          await recordAudit(
+            tx,
+            { name: `agent:${identity.hostName}`, tokenId: null },
+            "host.cert_renew",
+            `host:${identity.hostName}`,
+            { id: identity.hostId, certSerial: cert.serial, replaced: presentedSerial },
+          );
         });
-        ctx.log.info({ hostId: identity.hostId, host: identity.hostName, certSerial: cert.serial, notAfter: cert.notAfter.toISOString() }, "agent certificate renewed");
+        ctx.log.info(
+          {
+            hostId: identity.hostId,
+            host: identity.hostName,
+            certSerial: cert.serial,
+            notAfter: cert.notAfter.toISOString(),
+          },
+          "agent certificate renewed",
+        );
         callback(null, { certificate: cert.certPem });
       })
       .catch((err: unknown) => {
@@ -145,7 +185,8 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
 
   const handlers: AgentServiceHandlers = tls
     ? {
-        Enroll: (_call, callback) => refuse(callback, notHere("enroll on the enrollment port (GRPC_ENROLL_PORT), not the agent port")),
+        Enroll: (_call, callback) =>
+          refuse(callback, notHere("enroll on the enrollment port (GRPC_ENROLL_PORT), not the agent port")),
         Connect: connect,
         Renew: renew,
       }
@@ -158,18 +199,35 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
   if (tls) {
     const issued = await tls.ca.issueServer(tls.serverNames);
     // The chain includes the CA so an enrolling agent can match it against its pin.
-    const pair = { private_key: Buffer.from(issued.keyPem), cert_chain: Buffer.from(`${issued.certPem.trim()}\n${tls.ca.certPem.trim()}\n`) };
+    const pair = {
+      private_key: Buffer.from(issued.keyPem),
+      cert_chain: Buffer.from(`${issued.certPem.trim()}\n${tls.ca.certPem.trim()}\n`),
+    };
     credentials = grpc.ServerCredentials.createSsl(Buffer.from(tls.ca.certPem), [pair], true);
-    enrollServer = new grpc.Server({ "grpc.max_receive_message_length": 256 * 1024, "grpc.max_send_message_length": 256 * 1024 });
+    enrollServer = new grpc.Server({
+      "grpc.max_receive_message_length": 256 * 1024,
+      "grpc.max_send_message_length": 256 * 1024,
+    });
     const enrollHandlers: AgentServiceHandlers = {
       Enroll: enroll,
-      Connect: (call) => call.emit("error", toStatus(notHere("this is the enrollment port: connect to the agent port (GRPC_PORT) with the certificate from enrollment"))),
-      Renew: (_call, callback) => refuse(callback, notHere("renew on the agent port (GRPC_PORT) with the current certificate")),
+      Connect: (call) =>
+        call.emit(
+          "error",
+          toStatus(
+            notHere(
+              "this is the enrollment port: connect to the agent port (GRPC_PORT) with the certificate from enrollment",
+            ),
+          ),
+        ),
+      Renew: (_call, callback) =>
+        refuse(callback, notHere("renew on the agent port (GRPC_PORT) with the current certificate")),
     };
     enrollServer.addService(agentServiceDefinition, enrollHandlers);
     const enrollCreds = grpc.ServerCredentials.createSsl(null, [pair], false);
     const srv = enrollServer;
-    enrollPort = await new Promise<number>((resolve, reject) => srv.bindAsync(tls.enrollAddress, enrollCreds, (err, p) => (err ? reject(err) : resolve(p))));
+    enrollPort = await new Promise<number>((resolve, reject) =>
+      srv.bindAsync(tls.enrollAddress, enrollCreds, (err, p) => (err ? reject(err) : resolve(p))),
+    );
   }
 
   const port = await new Promise<number>((resolve, reject) =>
@@ -178,7 +236,8 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
 
   const sweep = async () => {
     const ids = [...sessions].map((s) => s.id);
-    if (ids.length) await ctx.db.host.updateMany({ where: { sessionId: { in: ids } }, data: { lastSeenAt: new Date() } });
+    if (ids.length)
+      await ctx.db.host.updateMany({ where: { sessionId: { in: ids } }, data: { lastSeenAt: new Date() } });
     // Backstop for a revocation whose Redis notice was lost: streams of hosts that are
     // now disabled or deleted end at the next sweep.
     // Only the streams the query asked about: one that opened while it ran is not in its
@@ -198,10 +257,21 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
        WHERE connection = 'connected' AND last_seen_at < now() - make_interval(secs => ${STALE_AFTER_S})`;
     if (n > 0) ctx.log.warn({ hosts: n }, "marked hosts disconnected whose replica stopped answering for them");
   };
-  const timer = setInterval(() => void sweep().catch((err: Error) => ctx.log.warn({ err: err.message }, "host sweep failed")), opts.sweepIntervalMs ?? 30_000);
+  const timer = setInterval(
+    () => void sweep().catch((err: Error) => ctx.log.warn({ err: err.message }, "host sweep failed")),
+    opts.sweepIntervalMs ?? 30_000,
+  );
   timer.unref();
-  if (tls) ctx.log.info({ address: opts.address, port, enrollPort, caFingerprint: tls.ca.fingerprint, serverNames: tls.serverNames }, "agent gRPC server listening (mutual TLS)");
-  else ctx.log.warn({ address: opts.address, port }, "agent gRPC server listening WITHOUT TLS (PALISADE_GRPC_PLAINTEXT): credentials and rulesets cross the network in clear; use only in a lab");
+  if (tls)
+    ctx.log.info(
+      { address: opts.address, port, enrollPort, caFingerprint: tls.ca.fingerprint, serverNames: tls.serverNames },
+      "agent gRPC server listening (mutual TLS)",
+    );
+  else
+    ctx.log.warn(
+      { address: opts.address, port },
+      "agent gRPC server listening WITHOUT TLS (PALISADE_GRPC_PLAINTEXT): credentials and rulesets cross the network in clear; use only in a lab",
+    );
 
   return {
     port,
@@ -236,9 +306,17 @@ export const agentGrpcService: BackgroundService = {
     const t = config.agentTls;
     const tls: AgentServerTls | undefined =
       t.mode === "mtls"
-        ? { ca: await ensureCa(db, checkSecretKey(t.secretKey)), enrollAddress: `${host}:${t.enrollPort}`, serverNames: t.serverNames, clientCertTtlSeconds: t.clientCertTtlSeconds }
+        ? {
+            ca: await ensureCa(db, checkSecretKey(t.secretKey)),
+            enrollAddress: `${host}:${t.enrollPort}`,
+            serverNames: t.serverNames,
+            clientCertTtlSeconds: t.clientCertTtlSeconds,
+          }
         : undefined;
-    const running = await startAgentServer({ db, redis, log }, { address: `${host}:${config.grpcPort}`, ...(tls ? { tls } : {}) });
+    const running = await startAgentServer(
+      { db, redis, log },
+      { address: `${host}:${config.grpcPort}`, ...(tls ? { tls } : {}) },
+    );
     return { stop: () => running.stop() };
   },
 };

@@ -11,7 +11,14 @@ import { publishToHost, type AgentBus, type HostNotice } from "../host-bus.ts";
 import type { AgentContext } from "./context.ts";
 import { AgentRpcError, toStatus } from "./errors.ts";
 import type { AgentIdentity } from "./identity.ts";
-import { MalformedMessage, parseAgentMessage, type AgentMessage, type AppliedVersion, type ApplyResult, type DriftReport } from "./messages.ts";
+import {
+  MalformedMessage,
+  parseAgentMessage,
+  type AgentMessage,
+  type AppliedVersion,
+  type ApplyResult,
+  type DriftReport,
+} from "./messages.ts";
 import type { AgentMessage as AgentMessageIn, ServerMessage } from "../../protocol/agent.ts";
 import { applyResults, countIngested, telemetryBatches } from "../metrics/events.ts";
 import { bansForHost } from "../bans/index.ts";
@@ -76,9 +83,13 @@ export class AgentSession {
   /** The host was deleted or disabled: end the stream with a status the agent reports. */
   async revoke(reason: "deleted" | "disabled"): Promise<void> {
     if (this.closed) return;
-    const err = reason === "deleted"
-      ? new AgentRpcError("host_deleted", `host "${this.identity.hostName}" was deleted by an admin; enroll again with a new enrollment token`)
-      : new AgentRpcError("host_disabled", `host "${this.identity.hostName}" was disabled by an admin`);
+    const err =
+      reason === "deleted"
+        ? new AgentRpcError(
+            "host_deleted",
+            `host "${this.identity.hostName}" was deleted by an admin; enroll again with a new enrollment token`,
+          )
+        : new AgentRpcError("host_disabled", `host "${this.identity.hostName}" was disabled by an admin`);
     this.ctx.log.warn({ hostId: this.identity.hostId, host: this.identity.hostName, reason }, "agent stream revoked");
     this.call.emit("error", err.toStatus());
     await this.close(`revoked: host ${reason}`);
@@ -87,7 +98,9 @@ export class AgentSession {
   private async open(): Promise<void> {
     const { hostId } = this.identity;
     // A revocation skips the message chain: it must not wait behind a slow ingest.
-    this.detach = await this.bus.attach(hostId, (n) => (n.type === "revoke" ? void this.revoke(n.reason) : this.enqueue(() => this.onNotice(n))));
+    this.detach = await this.bus.attach(hostId, (n) =>
+      n.type === "revoke" ? void this.revoke(n.reason) : this.enqueue(() => this.onNotice(n)),
+    );
     if (this.closed) return void (await this.detach());
     const now = new Date();
     // Conditional on the host still being enabled: a revocation published between the
@@ -95,9 +108,16 @@ export class AgentSession {
     const agentAddress = peerAddress(this.call.getPeer());
     const opened = await this.ctx.db.host.updateMany({
       where: { id: hostId, disabled: false },
-      data: { connection: "connected", sessionId: this.id, lastSeenAt: now, updatedAt: now, ...(agentAddress && { agentAddress }) },
+      data: {
+        connection: "connected",
+        sessionId: this.id,
+        lastSeenAt: now,
+        updatedAt: now,
+        ...(agentAddress && { agentAddress }),
+      },
     });
-    if (opened.count === 0) throw new AgentRpcError("host_disabled", `host "${this.identity.hostName}" was deleted or disabled by an admin`);
+    if (opened.count === 0)
+      throw new AgentRpcError("host_disabled", `host "${this.identity.hostName}" was deleted or disabled by an admin`);
     this.lastSeenWritten = now.getTime();
     // Any older stream of this host (a half-dead one, perhaps on another replica) ends now.
     await publishToHost(this.ctx.redis, hostId, { type: "kick", sessionId: this.id }).catch((err: Error) =>
@@ -115,9 +135,17 @@ export class AgentSession {
     const now = new Date();
     // Only if we are still the host's current stream: a reconnect elsewhere already won.
     await this.ctx.db.host
-      .updateMany({ where: { id: this.identity.hostId, sessionId: this.id }, data: { connection: "disconnected", sessionId: null, lastSeenAt: now, updatedAt: now } })
-      .catch((err: Error) => this.ctx.log.warn({ err: err.message, hostId: this.identity.hostId }, "could not mark host disconnected"));
-    this.ctx.log.info({ hostId: this.identity.hostId, host: this.identity.hostName, session: this.id, reason }, "agent disconnected");
+      .updateMany({
+        where: { id: this.identity.hostId, sessionId: this.id },
+        data: { connection: "disconnected", sessionId: null, lastSeenAt: now, updatedAt: now },
+      })
+      .catch((err: Error) =>
+        this.ctx.log.warn({ err: err.message, hostId: this.identity.hostId }, "could not mark host disconnected"),
+      );
+    this.ctx.log.info(
+      { hostId: this.identity.hostId, host: this.identity.hostName, session: this.id, reason },
+      "agent disconnected",
+    );
   }
 
   private enqueue(fn: () => Promise<void>): void {
@@ -139,7 +167,8 @@ export class AgentSession {
   /** Refuse the stream with a status; the server and the other streams carry on. */
   private async fail(err: unknown): Promise<void> {
     if (this.closed) return;
-    if (!(err instanceof AgentRpcError)) this.ctx.log.error({ err, hostId: this.identity.hostId }, "agent stream failed");
+    if (!(err instanceof AgentRpcError))
+      this.ctx.log.error({ err, hostId: this.identity.hostId }, "agent stream failed");
     else this.ctx.log.warn({ code: err.code, msg: err.message, hostId: this.identity.hostId }, "agent stream refused");
     const status = toStatus(err);
     this.call.emit("error", status);
@@ -187,7 +216,12 @@ export class AgentSession {
       case "quotaReset": {
         const q = msg.quotaReset;
         // Only a pending request changes, so a resent result is a no-op (and acked again).
-        await recordQuotaReset(this.ctx, this.identity.hostId, { requestId: q.requestId, ok: q.ok, ...(q.name && { name: q.name }), ...(q.error && { error: q.error }) });
+        await recordQuotaReset(this.ctx, this.identity.hostId, {
+          requestId: q.requestId,
+          ok: q.ok,
+          ...(q.name && { name: q.name }),
+          ...(q.error && { error: q.error }),
+        });
         return this.ackResult(q.resultId);
       }
     }
@@ -203,7 +237,10 @@ export class AgentSession {
   }
 
   /** Keep the reported spool backlog on the host row (/metrics sums it over the fleet). */
-  private async recordBacklog(hb: { spoolBatches?: string | undefined; spoolBytes?: string | undefined }): Promise<void> {
+  private async recordBacklog(hb: {
+    spoolBatches?: string | undefined;
+    spoolBytes?: string | undefined;
+  }): Promise<void> {
     if (hb.spoolBatches === undefined || hb.spoolBytes === undefined) return;
     const now = Date.now();
     const last = this.spoolWritten;
@@ -212,7 +249,11 @@ export class AgentSession {
     this.spoolWritten = { at: now, batches: hb.spoolBatches, bytes: hb.spoolBytes };
     await this.ctx.db.host.updateMany({
       where: { id: this.identity.hostId, sessionId: this.id },
-      data: { spoolBatches: BigInt(hb.spoolBatches), spoolBytes: BigInt(hb.spoolBytes), spoolReportedAt: new Date(now) },
+      data: {
+        spoolBatches: BigInt(hb.spoolBatches),
+        spoolBytes: BigInt(hb.spoolBytes),
+        spoolReportedAt: new Date(now),
+      },
     });
   }
 
@@ -220,10 +261,17 @@ export class AgentSession {
     const now = Date.now();
     if (now - this.lastSeenWritten < LAST_SEEN_RESOLUTION_MS) return;
     this.lastSeenWritten = now;
-    await this.ctx.db.host.updateMany({ where: { id: this.identity.hostId, sessionId: this.id }, data: { lastSeenAt: new Date(now) } });
+    await this.ctx.db.host.updateMany({
+      where: { id: this.identity.hostId, sessionId: this.id },
+      data: { lastSeenAt: new Date(now) },
+    });
   }
 
-  private async onHello(caps: Prisma.InputJsonValue | undefined, applied: AppliedVersion | undefined, bansHeld: boolean): Promise<void> {
+  private async onHello(
+    caps: Prisma.InputJsonValue | undefined,
+    applied: AppliedVersion | undefined,
+    bansHeld: boolean,
+  ): Promise<void> {
     const { db } = this.ctx;
     const hostId = this.identity.hostId;
     const data: Prisma.HostUpdateInput = { updatedAt: new Date() };
@@ -244,7 +292,8 @@ export class AgentSession {
       for (const t of await applyingWithVersion(db, hostId, appliedVersionId)) this.send({ confirm: t });
     }
     // Quota resets asked for while the agent was away.
-    for (const m of await pendingQuotaResets(this.ctx, hostId)) this.send({ quotaReset: { requestId: m.requestId, name: m.name } });
+    for (const m of await pendingQuotaResets(this.ctx, hostId))
+      this.send({ quotaReset: { requestId: m.requestId, name: m.name } });
     // Its whole ban state: lists and addresses changed while it was away converge here.
     const banLists = [...(await bansForHost(db, hostId))].map(([list, add]) => ({ list, add, remove: [] }));
     if (banLists.length > 0 || bansHeld) this.sendBans(true, banLists);
@@ -255,10 +304,16 @@ export class AgentSession {
 
   /** The stored version the agent says it runs; null when unknown or its checksum differs. */
   private async versionIdOf(a: AppliedVersion): Promise<string | null> {
-    const v = await this.ctx.db.rulesetVersion.findFirst({ where: { number: a.version, ruleset: { name: a.ruleset } }, select: { id: true, checksum: true } });
+    const v = await this.ctx.db.rulesetVersion.findFirst({
+      where: { number: a.version, ruleset: { name: a.ruleset } },
+      select: { id: true, checksum: true },
+    });
     if (!v) return null;
     if (a.checksum && a.checksum !== v.checksum) {
-      this.ctx.log.warn({ hostId: this.identity.hostId, ruleset: a.ruleset, version: a.version }, "agent reports a checksum that differs from the stored version");
+      this.ctx.log.warn(
+        { hostId: this.identity.hostId, ruleset: a.ruleset, version: a.version },
+        "agent reports a checksum that differs from the stored version",
+      );
       return null;
     }
     return v.id;
@@ -278,10 +333,22 @@ export class AgentSession {
       throw new AgentRpcError("wrong_host", `target ${r.targetId} does not belong to host "${this.identity.hostName}"`);
     }
     if (out.kind === "ignored") {
-      this.ctx.log.debug({ hostId: this.identity.hostId, targetId: r.targetId, reason: out.reason }, "apply result ignored");
+      this.ctx.log.debug(
+        { hostId: this.identity.hostId, targetId: r.targetId, reason: out.reason },
+        "apply result ignored",
+      );
       return this.ackResult(r.resultId);
     }
-    this.ctx.log.info({ hostId: this.identity.hostId, deploymentId: out.deploymentId, targetId: r.targetId, status: out.status, error: r.error || undefined }, "apply result");
+    this.ctx.log.info(
+      {
+        hostId: this.identity.hostId,
+        deploymentId: out.deploymentId,
+        targetId: r.targetId,
+        status: out.status,
+        error: r.error || undefined,
+      },
+      "apply result",
+    );
     applyResults.inc({ outcome: out.status });
     // Hearing "applied" over the stream is the contact commit-confirm waits for.
     if (out.confirm) this.send({ confirm: { deploymentId: out.deploymentId, targetId: r.targetId } });
@@ -298,13 +365,24 @@ export class AgentSession {
     const now = new Date();
     // Drift that the agent already repaired is history, not current state.
     const drift = d.drifted && !d.restored;
-    const details = JSON.stringify({ drifted: d.drifted, restored: d.restored, details: d.details, reportedAt: now.toISOString(), ...(d.resultId && { resultId: d.resultId }) });
+    const details = JSON.stringify({
+      drifted: d.drifted,
+      restored: d.restored,
+      details: d.details,
+      reportedAt: now.toISOString(),
+      ...(d.resultId && { resultId: d.resultId }),
+    });
     const n = await this.ctx.db.$executeRaw`
       UPDATE hosts SET drift = ${drift}, drift_details = ${details}::jsonb, drift_checked_at = ${now}, updated_at = ${now}
        WHERE id = ${this.identity.hostId}::uuid
          AND (${d.resultId} = '' OR drift_details IS NULL OR drift_details->>'resultId' IS DISTINCT FROM ${d.resultId})`;
-    if (n === 0) this.ctx.log.debug({ hostId: this.identity.hostId, resultId: d.resultId }, "drift report already recorded");
-    else if (d.drifted) this.ctx.log.warn({ hostId: this.identity.hostId, restored: d.restored, details: d.details.slice(0, 500) }, "drift reported");
+    if (n === 0)
+      this.ctx.log.debug({ hostId: this.identity.hostId, resultId: d.resultId }, "drift report already recorded");
+    else if (d.drifted)
+      this.ctx.log.warn(
+        { hostId: this.identity.hostId, restored: d.restored, details: d.details.slice(0, 500) },
+        "drift reported",
+      );
     this.ackResult(d.resultId);
   }
 
@@ -316,7 +394,8 @@ export class AgentSession {
         return;
       }
       case "kick":
-        if (n.sessionId !== this.id) await this.terminate(grpc.status.ABORTED, "a newer stream for this host took over");
+        if (n.sessionId !== this.id)
+          await this.terminate(grpc.status.ABORTED, "a newer stream for this host took over");
         return;
       case "check_drift":
         return this.send({ checkDrift: {} });
@@ -330,19 +409,34 @@ export class AgentSession {
   }
 
   /** The TTL is what remains of each ban now; one already over is left out (full) or removed. */
-  private sendBans(full: boolean, lists: { list: string; add: { address: string; expiresAtMs: number }[]; remove: string[] }[]): void {
+  private sendBans(
+    full: boolean,
+    lists: { list: string; add: { address: string; expiresAtMs: number }[]; remove: string[] }[],
+  ): void {
     const now = Date.now();
     const out = lists.map((l) => {
       const live = l.add.filter((a) => a.expiresAtMs > now);
       const over = full ? [] : l.add.filter((a) => a.expiresAtMs <= now).map((a) => a.address);
-      return { list: l.list, add: live.map((a) => ({ address: a.address, ttlMs: String(a.expiresAtMs - now) })), remove: [...l.remove, ...over] };
+      return {
+        list: l.list,
+        add: live.map((a) => ({ address: a.address, ttlMs: String(a.expiresAtMs - now) })),
+        remove: [...l.remove, ...over],
+      };
     });
     this.send({ banUpdate: { full, lists: out } });
   }
 
   private async sendDesired(claimed: ClaimedTarget): Promise<void> {
     const desiredState = await desiredStateFor(this.ctx.db, claimed);
-    this.ctx.log.info({ hostId: this.identity.hostId, deploymentId: claimed.deploymentId, targetId: claimed.targetId, version: desiredState.version }, "desired state sent");
+    this.ctx.log.info(
+      {
+        hostId: this.identity.hostId,
+        deploymentId: claimed.deploymentId,
+        targetId: claimed.targetId,
+        version: desiredState.version,
+      },
+      "desired state sent",
+    );
     this.send({ desiredState });
   }
 }

@@ -11,7 +11,14 @@ const CONNECTIONS = ["never_connected", "connected", "disconnected"] as const;
 const DEPLOYMENT_STATUSES = ["pending", "running", "succeeded", "failed", "halted", "rolled_back"] as const;
 const TARGET_STATUSES = ["pending", "applying", "applied", "failed", "rolled_back"] as const;
 /** BullMQ's per-state keys (lists or sorted sets) under `<prefix>:<queue>:`. */
-const QUEUE_STATES = { wait: "list", paused: "list", active: "list", prioritized: "zset", delayed: "zset", failed: "zset" } as const;
+const QUEUE_STATES = {
+  wait: "list",
+  paused: "list",
+  active: "list",
+  prioritized: "zset",
+  delayed: "zset",
+  failed: "zset",
+} as const;
 /** Upper bounds (seconds) of the rollout duration histogram: from one host to a slow fleet-wide rollout. */
 export const ROLLOUT_BUCKETS = [5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600];
 
@@ -43,12 +50,23 @@ interface Snapshot {
 
 async function snapshot(db: Db, redis: Redis, queues: QueueRef[]): Promise<Snapshot> {
   const [hosts, deployments, targets, durations, lag, dirty] = await Promise.all([
-    db.$queryRaw<{ connection: string; drift: boolean; n: bigint; batches: bigint | null; bytes: bigint | null; max: bigint | null }[]>`
+    db.$queryRaw<
+      {
+        connection: string;
+        drift: boolean;
+        n: bigint;
+        batches: bigint | null;
+        bytes: bigint | null;
+        max: bigint | null;
+      }[]
+    >`
       SELECT connection::text, drift, count(*) AS n, sum(spool_batches)::bigint AS batches, sum(spool_bytes)::bigint AS bytes,
              max(spool_batches) AS max
         FROM hosts GROUP BY 1, 2`,
     db.$queryRaw<{ status: string; n: bigint }[]>`SELECT status::text, count(*) AS n FROM deployments GROUP BY 1`,
-    db.$queryRaw<{ status: string; n: bigint }[]>`SELECT status::text, count(*) AS n FROM deployment_targets GROUP BY 1`,
+    db.$queryRaw<
+      { status: string; n: bigint }[]
+    >`SELECT status::text, count(*) AS n FROM deployment_targets GROUP BY 1`,
     db.$queryRawUnsafe<{ le: number[]; count: bigint; sum: number | null }[]>(
       `WITH x AS (SELECT extract(epoch FROM finished_at - created_at)::float8 AS d FROM deployments
                    WHERE finished_at IS NOT NULL AND status IN ('succeeded', 'failed', 'halted'))
@@ -57,8 +75,12 @@ async function snapshot(db: Db, redis: Redis, queues: QueueRef[]): Promise<Snaps
       ROLLOUT_BUCKETS,
     ),
     // Batches received in the last 5 minutes: how long after being taken they arrived.
-    db.$queryRaw<{ lag: number | null }[]>`SELECT max(extract(epoch FROM received_at - taken_at))::float8 AS lag FROM telemetry_batches WHERE received_at > now() - interval '5 minutes'`,
-    db.$queryRaw<{ lag: number | null }[]>`SELECT extract(epoch FROM now() - min(bucket) - interval '1 minute')::float8 AS lag FROM telemetry_dirty`,
+    db.$queryRaw<
+      { lag: number | null }[]
+    >`SELECT max(extract(epoch FROM received_at - taken_at))::float8 AS lag FROM telemetry_batches WHERE received_at > now() - interval '5 minutes'`,
+    db.$queryRaw<
+      { lag: number | null }[]
+    >`SELECT extract(epoch FROM now() - min(bucket) - interval '1 minute')::float8 AS lag FROM telemetry_dirty`,
   ]);
   const count = <T extends { n: bigint }>(rows: T[], key: (r: T) => string) => {
     const m = new Map<string, number>();
@@ -69,8 +91,14 @@ async function snapshot(db: Db, redis: Redis, queues: QueueRef[]): Promise<Snaps
   return {
     hosts: count(hosts, (r) => r.connection),
     spool: {
-      batches: count(hosts.map((r) => ({ ...r, n: r.batches ?? 0n })), (r) => r.connection),
-      bytes: count(hosts.map((r) => ({ ...r, n: r.bytes ?? 0n })), (r) => r.connection),
+      batches: count(
+        hosts.map((r) => ({ ...r, n: r.batches ?? 0n })),
+        (r) => r.connection,
+      ),
+      bytes: count(
+        hosts.map((r) => ({ ...r, n: r.bytes ?? 0n })),
+        (r) => r.connection,
+      ),
       maxBatches: Math.max(0, ...hosts.map((r) => Number(r.max ?? 0))),
     },
     drift: count(hosts, (r) => (r.drift ? "drifted" : "in_sync")),
@@ -102,7 +130,10 @@ async function queueDepths(redis: Redis, queues: QueueRef[]): Promise<Snapshot["
 }
 
 /** Registers the fleet gauges and the rollout histogram on `registry`. */
-export function registerFleetMetrics(registry: Registry, deps: { db: Db; redis: Redis; queues: QueueRef[]; cacheMs: number }): void {
+export function registerFleetMetrics(
+  registry: Registry,
+  deps: { db: Db; redis: Redis; queues: QueueRef[]; cacheMs: number },
+): void {
   // Concurrent collect() calls of one scrape always share a snapshot; with cacheMs > 0 the
   // scrapes of the next cacheMs do too. A failed snapshot is not kept.
   let current: Promise<Snapshot> | undefined;
@@ -135,24 +166,54 @@ export function registerFleetMetrics(registry: Registry, deps: { db: Db; redis: 
     for (const c of CONNECTIONS) g.set({ connection: c }, s.hosts.get(c) ?? 0);
   });
   // Last reported by each host's agent in a heartbeat; a disconnected host's is its last report.
-  gauge("palisade_agent_spool_batches", "Telemetry batches waiting in the agents' spools (sent, not yet acknowledged), as last reported, summed by the host's connection state", ["connection"], (g, s) => {
-    for (const c of ["connected", "disconnected"]) g.set({ connection: c }, s.spool.batches.get(c) ?? 0);
-  });
-  gauge("palisade_agent_spool_bytes", "Size on disk of the telemetry batches waiting in the agents' spools, as last reported, summed by the host's connection state", ["connection"], (g, s) => {
-    for (const c of ["connected", "disconnected"]) g.set({ connection: c }, s.spool.bytes.get(c) ?? 0);
-  });
-  gauge("palisade_agent_spool_max_batches", "The largest telemetry spool backlog (batches) any one host's agent last reported", [], (g, s) => g.set(s.spool.maxBatches));
-  gauge("palisade_hosts_drift", "Hosts by drift: drifted = the kernel's ruleset differs from the applied version", ["state"], (g, s) => {
-    for (const st of ["in_sync", "drifted"]) g.set({ state: st }, s.drift.get(st) ?? 0);
-  });
+  gauge(
+    "palisade_agent_spool_batches",
+    "Telemetry batches waiting in the agents' spools (sent, not yet acknowledged), as last reported, summed by the host's connection state",
+    ["connection"],
+    (g, s) => {
+      for (const c of ["connected", "disconnected"]) g.set({ connection: c }, s.spool.batches.get(c) ?? 0);
+    },
+  );
+  gauge(
+    "palisade_agent_spool_bytes",
+    "Size on disk of the telemetry batches waiting in the agents' spools, as last reported, summed by the host's connection state",
+    ["connection"],
+    (g, s) => {
+      for (const c of ["connected", "disconnected"]) g.set({ connection: c }, s.spool.bytes.get(c) ?? 0);
+    },
+  );
+  gauge(
+    "palisade_agent_spool_max_batches",
+    "The largest telemetry spool backlog (batches) any one host's agent last reported",
+    [],
+    (g, s) => g.set(s.spool.maxBatches),
+  );
+  gauge(
+    "palisade_hosts_drift",
+    "Hosts by drift: drifted = the kernel's ruleset differs from the applied version",
+    ["state"],
+    (g, s) => {
+      for (const st of ["in_sync", "drifted"]) g.set({ state: st }, s.drift.get(st) ?? 0);
+    },
+  );
   gauge("palisade_deployments", "Deployments by status", ["status"], (g, s) => {
     for (const st of DEPLOYMENT_STATUSES) g.set({ status: st }, s.deployments.get(st) ?? 0);
   });
   gauge("palisade_deployment_targets", "Hosts of all deployments by their target status", ["status"], (g, s) => {
     for (const st of TARGET_STATUSES) g.set({ status: st }, s.targets.get(st) ?? 0);
   });
-  gauge("palisade_telemetry_ingest_lag_seconds", "Longest delay between an agent taking a telemetry batch and the API storing it, over batches received in the last 5 minutes", [], (g, s) => g.set(s.ingestLagSeconds));
-  gauge("palisade_telemetry_rollup_lag_seconds", "Age of the oldest accounting minute still waiting for the rollup (0 when none)", [], (g, s) => g.set(s.rollupLagSeconds));
+  gauge(
+    "palisade_telemetry_ingest_lag_seconds",
+    "Longest delay between an agent taking a telemetry batch and the API storing it, over batches received in the last 5 minutes",
+    [],
+    (g, s) => g.set(s.ingestLagSeconds),
+  );
+  gauge(
+    "palisade_telemetry_rollup_lag_seconds",
+    "Age of the oldest accounting minute still waiting for the rollup (0 when none)",
+    [],
+    (g, s) => g.set(s.rollupLagSeconds),
+  );
   gauge("palisade_queue_jobs", "Jobs in the BullMQ queues, by queue and state", ["queue", "state"], (g, s) => {
     for (const q of s.queues) g.set({ queue: q.queue, state: q.state }, q.jobs);
   });
@@ -162,8 +223,16 @@ export function registerFleetMetrics(registry: Registry, deps: { db: Db; redis: 
     name: "palisade_rollout_duration_seconds",
     async get() {
       const s = await load();
-      const values = ROLLOUT_BUCKETS.map((le, i) => ({ metricName: "palisade_rollout_duration_seconds_bucket", labels: { le }, value: s.rollout.buckets[i] ?? 0 }));
-      values.push({ metricName: "palisade_rollout_duration_seconds_bucket", labels: { le: "+Inf" as unknown as number }, value: s.rollout.count });
+      const values = ROLLOUT_BUCKETS.map((le, i) => ({
+        metricName: "palisade_rollout_duration_seconds_bucket",
+        labels: { le },
+        value: s.rollout.buckets[i] ?? 0,
+      }));
+      values.push({
+        metricName: "palisade_rollout_duration_seconds_bucket",
+        labels: { le: "+Inf" as unknown as number },
+        value: s.rollout.count,
+      });
       return {
         name: "palisade_rollout_duration_seconds",
         help: "Time from creating a deployment to its end (succeeded, failed or halted)",

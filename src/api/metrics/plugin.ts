@@ -22,8 +22,13 @@ export interface Metrics {
 }
 
 /** prom-client's default gauges whose names end in _total (promtool: "non-counter metrics should not have "_total" suffix"). */
-export const STANDARD_TOTAL_GAUGES = ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"] as const;
-const STANDARD_NAME_NOTE = " A gauge: the _total suffix is prom-client's standard name, kept so stock Node.js dashboards work (promtool's remark on it is expected).";
+export const STANDARD_TOTAL_GAUGES = [
+  "nodejs_active_handles_total",
+  "nodejs_active_requests_total",
+  "nodejs_active_resources_total",
+] as const;
+const STANDARD_NAME_NOTE =
+  " A gauge: the _total suffix is prom-client's standard name, kept so stock Node.js dashboards work (promtool's remark on it is expected).";
 
 export function createMetrics(): Metrics {
   const registry = new Registry();

@@ -26,7 +26,19 @@ const AuditQuery = PageQuery.extend({
 export const auditRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/",
-    { config: { access: "read" }, schema: { tags: ["audit"], operationId: "listAudit", summary: "List audit entries", querystring: AuditQuery, response: { 200: pageOf(Entry).describe("A page of audit entries, newest first."), ...errorResponses(400, 401) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["audit"],
+        operationId: "listAudit",
+        summary: "List audit entries",
+        querystring: AuditQuery,
+        response: {
+          200: pageOf(Entry).describe("A page of audit entries, newest first."),
+          ...errorResponses(400, 401),
+        },
+      },
+    },
     async (req) => {
       const q = req.query;
       const before = decodeCursor(q.cursor, z.tuple([z.string().regex(/^\d+$/)]));
@@ -34,7 +46,9 @@ export const auditRoutes: FastifyPluginAsyncZod = async (app) => {
         ...(q.actor !== undefined && { actor: q.actor }),
         ...(q.action !== undefined && { action: q.action }),
         ...(q.target !== undefined && { target: { startsWith: q.target } }),
-        ...((q.from || q.to) && { at: { ...(q.from && { gte: new Date(q.from) }), ...(q.to && { lt: new Date(q.to) }) } }),
+        ...((q.from || q.to) && {
+          at: { ...(q.from && { gte: new Date(q.from) }), ...(q.to && { lt: new Date(q.to) }) },
+        }),
         ...(before && { id: { lt: BigInt(before[0]) } }),
       };
       const rows = await app.db.auditLog.findMany({ where, orderBy: { id: "desc" }, take: q.limit + 1 });

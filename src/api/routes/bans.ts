@@ -12,7 +12,9 @@ import { iso, LabelKey, LabelValue, Timestamp } from "../schemas.ts";
 import { resolveHost } from "../telemetry/hosts.ts";
 import { HostFilter } from "../telemetry/http.ts";
 
-const ListName = z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, "list names: a lowercase letter, then up to 31 of a-z 0-9 _");
+const ListName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]{0,31}$/, "list names: a lowercase letter, then up to 31 of a-z 0-9 _");
 export const MAX_BANS_PER_REQUEST = 100_000;
 
 const Ban = z.object({
@@ -20,7 +22,10 @@ const Ban = z.object({
   list: z.string(),
   address: z.string().describe("canonical address or CIDR"),
   reason: z.string(),
-  selector: z.object({ hosts: z.array(z.string()).nullable().describe("host names; null = any host"), labels: z.record(z.string(), z.string()) }),
+  selector: z.object({
+    hosts: z.array(z.string()).nullable().describe("host names; null = any host"),
+    labels: z.record(z.string(), z.string()),
+  }),
   source: z.string().describe('"api", or "trap:<host>" for a shared port-scan trap hit'),
   createdBy: z.string(),
   createdAt: Timestamp,
@@ -31,7 +36,12 @@ const Ban = z.object({
 const AddBody = z.strictObject({
   list: ListName,
   addresses: z.array(z.string().min(1).max(64)).min(1).max(MAX_BANS_PER_REQUEST),
-  ttlSeconds: z.number().int().min(1).max(365 * 86400).default(4 * 3600),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(365 * 86400)
+    .default(4 * 3600),
   reason: z.string().max(256).default(""),
   selector: z
     .strictObject({
@@ -44,7 +54,10 @@ const AddBody = z.strictObject({
 const Changed = z.object({
   items: z.array(Ban),
   hosts: z.number().int().describe("hosts whose kernels change"),
-  delivered: z.number().int().describe("of those, hosts with an agent stream up now (the others converge when they connect)"),
+  delivered: z
+    .number()
+    .int()
+    .describe("of those, hosts with an agent stream up now (the others converge when they connect)"),
 });
 const ListQuery = PageQuery.extend({ list: ListName.optional(), host: HostFilter.optional() });
 const RemoveParams = z.strictObject({ list: ListName, address: z.string().min(1).max(64) });
@@ -52,7 +65,9 @@ const RemoveParams = z.strictObject({ list: ListName, address: z.string().min(1)
 export const banRoutes: FastifyPluginAsyncZod = async (app) => {
   const hostNames = async (rows: BanRow[]) => {
     const ids = [...new Set(rows.flatMap((r) => r.hostIds ?? []))];
-    const hosts = ids.length ? await app.db.host.findMany({ where: { id: { in: ids } }, select: { id: true, name: true } }) : [];
+    const hosts = ids.length
+      ? await app.db.host.findMany({ where: { id: { in: ids } }, select: { id: true, name: true } })
+      : [];
     const name = new Map(hosts.map((h) => [h.id, h.name]));
     const now = Date.now();
     return (r: BanRow) => ({
@@ -71,25 +86,73 @@ export const banRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/",
-    { config: { access: "read" }, schema: { tags: ["bans"], operationId: "listBans", summary: "List active bans", querystring: ListQuery, response: { 200: pageOf(Ban).describe("Active bans ordered by list and address (expired ones never appear)."), ...errorResponses(400, 401, 404) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["bans"],
+        operationId: "listBans",
+        summary: "List active bans",
+        querystring: ListQuery,
+        response: {
+          200: pageOf(Ban).describe("Active bans ordered by list and address (expired ones never appear)."),
+          ...errorResponses(400, 401, 404),
+        },
+      },
+    },
     async (req) => {
       const q = req.query;
       const host = q.host !== undefined ? await resolveHost(app.db, q.host) : undefined;
       const after = decodeCursor(q.cursor, z.tuple([z.string(), z.string()]));
-      const rows = await listBans(app.db, { ...(q.list && { list: q.list }), ...(host && { hostId: host.id }), ...(after && { after }), limit: q.limit + 1 });
+      const rows = await listBans(app.db, {
+        ...(q.list && { list: q.list }),
+        ...(host && { hostId: host.id }),
+        ...(after && { after }),
+        limit: q.limit + 1,
+      });
       return page(rows, q.limit, await hostNames(rows), (r) => [r.list, r.address]);
     },
   );
 
   app.post(
     "/",
-    { bodyLimit: 8 * 1024 * 1024, config: { access: "operate" }, schema: { tags: ["bans"], operationId: "addBans", summary: "Ban addresses on a list", body: AddBody, response: { 201: Changed.describe("The bans as stored (a ban already on the list is renewed)."), ...errorResponses(400, 401, 403) } } },
+    {
+      bodyLimit: 8 * 1024 * 1024,
+      config: { access: "operate" },
+      schema: {
+        tags: ["bans"],
+        operationId: "addBans",
+        summary: "Ban addresses on a list",
+        body: AddBody,
+        response: {
+          201: Changed.describe("The bans as stored (a ban already on the list is renewed)."),
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
     async (req, reply) => {
       const b = req.body;
-      const hostIds = b.selector?.hosts ? (await resolveSelector(app.db, { hosts: b.selector.hosts, ...(b.selector.labels && { labels: b.selector.labels }) })).map((h) => h.id) : undefined;
-      const r = await addBans(app.db, req.actor, { list: b.list, addresses: b.addresses, ttlSeconds: b.ttlSeconds, reason: b.reason, selector: { ...(hostIds && { hostIds }), labels: b.selector?.labels ?? {} }, apiAddresses: [app.config.host] });
+      const hostIds = b.selector?.hosts
+        ? (
+            await resolveSelector(app.db, {
+              hosts: b.selector.hosts,
+              ...(b.selector.labels && { labels: b.selector.labels }),
+            })
+          ).map((h) => h.id)
+        : undefined;
+      const r = await addBans(app.db, req.actor, {
+        list: b.list,
+        addresses: b.addresses,
+        ttlSeconds: b.ttlSeconds,
+        reason: b.reason,
+        selector: { ...(hostIds && { hostIds }), labels: b.selector?.labels ?? {} },
+        apiAddresses: [app.config.host],
+      });
       const d = await publishBanChanges(app.redis, r.changes);
-      if (d.publishErrors) req.log.warn({ hosts: d.publishErrors }, "bans recorded but not published (Redis); agents converge when they reconnect");
+      if (d.publishErrors)
+        req.log.warn(
+          { hosts: d.publishErrors },
+          "bans recorded but not published (Redis); agents converge when they reconnect",
+        );
       const items = r.rows.length <= 1000 ? r.rows.map(await hostNames(r.rows)) : [];
       return reply.status(201).send({ items, hosts: r.changes.length, delivered: d.delivered });
     },
@@ -97,7 +160,16 @@ export const banRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.delete(
     "/:list/:address",
-    { config: { access: "operate" }, schema: { tags: ["bans"], operationId: "removeBan", summary: "Lift a ban", params: RemoveParams, response: { 200: Changed.describe("The lifted ban."), ...errorResponses(400, 401, 403, 404) } } },
+    {
+      config: { access: "operate" },
+      schema: {
+        tags: ["bans"],
+        operationId: "removeBan",
+        summary: "Lift a ban",
+        params: RemoveParams,
+        response: { 200: Changed.describe("The lifted ban."), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
     async (req) => {
       const r = await removeBans(app.db, req.actor, req.params.list, [req.params.address]);
       const d = await publishBanChanges(app.redis, r.changes);

@@ -4,7 +4,14 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { hashSecret, ROLES } from "../auth.ts";
-import { createSession, deleteSession, loadSession, SESSION_TTL_SECONDS, sessionIdOf, setSessionCookie } from "../console/session.ts";
+import {
+  createSession,
+  deleteSession,
+  loadSession,
+  SESSION_TTL_SECONDS,
+  sessionIdOf,
+  setSessionCookie,
+} from "../console/session.ts";
 import { ApiError, errorResponses } from "../errors.ts";
 import { Timestamp } from "../schemas.ts";
 
@@ -27,10 +34,14 @@ export const consoleSessionRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ["console"],
         operationId: "signIn",
         summary: "Sign in to the web console with an API token",
-        description: "Sets the `palisade_session` cookie (HttpOnly, SameSite=Strict, Secure over TLS). The session ends after 8 hours, on sign-out, or when the token is revoked.",
+        description:
+          "Sets the `palisade_session` cookie (HttpOnly, SameSite=Strict, Secure over TLS). The session ends after 8 hours, on sign-out, or when the token is revoked.",
         security: [],
         body: SignIn,
-        response: { 200: SessionView.describe("Signed in: the token's name and role, and the session's CSRF token."), ...errorResponses(400, 401, 429) },
+        response: {
+          200: SessionView.describe("Signed in: the token's name and role, and the session's CSRF token."),
+          ...errorResponses(400, 401, 429),
+        },
       },
     },
     async (req, reply) => {
@@ -50,7 +61,12 @@ export const consoleSessionRoutes: FastifyPluginAsyncZod = async (app) => {
     "/",
     {
       config: { access: "read" },
-      schema: { tags: ["console"], operationId: "getSession", summary: "The signed-in console session", response: { 200: SessionView.describe("Who is signed in, with which role."), ...errorResponses(401) } },
+      schema: {
+        tags: ["console"],
+        operationId: "getSession",
+        summary: "The signed-in console session",
+        response: { 200: SessionView.describe("Who is signed in, with which role."), ...errorResponses(401) },
+      },
     },
     async (req) => {
       const sid = sessionIdOf(req);
@@ -64,7 +80,13 @@ export const consoleSessionRoutes: FastifyPluginAsyncZod = async (app) => {
     "/",
     {
       config: { access: "public" },
-      schema: { tags: ["console"], operationId: "signOut", summary: "Sign out of the web console", security: [], response: { 204: z.undefined().describe("Signed out: the session is deleted and the cookie cleared.") } },
+      schema: {
+        tags: ["console"],
+        operationId: "signOut",
+        summary: "Sign out of the web console",
+        security: [],
+        response: { 204: z.undefined().describe("Signed out: the session is deleted and the cookie cleared.") },
+      },
     },
     async (req, reply) => {
       const sid = sessionIdOf(req);

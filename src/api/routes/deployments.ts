@@ -6,7 +6,14 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { createDeployment, createRollback, requestFingerprint, type IdempotencyKey } from "../deploy/create.ts";
 import { createRolloutQueue } from "../deploy/queue.ts";
 import { Selector, Strategy } from "../deploy/strategy.ts";
-import { countsFor, DeploymentDetail, DeploymentSummary, detailView, summaryInclude, summaryView } from "../deploy/views.ts";
+import {
+  countsFor,
+  DeploymentDetail,
+  DeploymentSummary,
+  detailView,
+  summaryInclude,
+  summaryView,
+} from "../deploy/views.ts";
 import { errorResponses, notFound } from "../errors.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { redisReady } from "../redis.ts";
@@ -19,7 +26,9 @@ const CreateDeployment = z.strictObject({
   strategy: Strategy.default(Strategy.parse({})),
 });
 const Accepted = z.object({ id: z.uuid(), targets: z.number().int().describe("hosts the deployment targets") });
-const RollbackAccepted = Accepted.extend({ skipped: z.array(z.string()).describe("hosts that ran no version before; left as they are") });
+const RollbackAccepted = Accepted.extend({
+  skipped: z.array(z.string()).describe("hosts that ran no version before; left as they are"),
+});
 const IdParams = z.strictObject({ id: z.uuid() });
 // Other headers pass through untouched (auth, content type).
 const IdempotencyHeaders = z.looseObject({
@@ -27,7 +36,9 @@ const IdempotencyHeaders = z.looseObject({
     .string()
     .regex(/^[\x21-\x7e]{1,255}$/, "1-255 visible ASCII characters")
     .optional()
-    .describe("a key the client picks per create (a UUID); a retry with the same key and body answers with the deployment of the first try instead of creating another; the same key with another body is 422 idempotency_key_reused. Kept per token, in PostgreSQL, as long as the deployment exists"),
+    .describe(
+      "a key the client picks per create (a UUID); a retry with the same key and body answers with the deployment of the first try instead of creating another; the same key with another body is 422 idempotency_key_reused. Kept per token, in PostgreSQL, as long as the deployment exists",
+    ),
 });
 
 function idempotencyOf(req: FastifyRequest, request: unknown): IdempotencyKey | undefined {
@@ -41,7 +52,9 @@ function accepted<T extends { replayed?: true }>(reply: FastifyReply, r: T) {
   if (replayed) reply.header("idempotent-replayed", "true");
   return reply.status(202).send(body);
 }
-const ListQuery = PageQuery.extend({ status: z.enum(["pending", "running", "succeeded", "failed", "halted", "rolled_back"]).optional() });
+const ListQuery = PageQuery.extend({
+  status: z.enum(["pending", "running", "succeeded", "failed", "halted", "rolled_back"]).optional(),
+});
 
 export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
   const queue = createRolloutQueue(app.redis, app.config.queue);
@@ -54,40 +67,87 @@ export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: "operate" },
       schema: {
-        tags: ["deployments"], operationId: "createDeployment", summary: "Deploy a ruleset version",
-        description: "Answers without waiting for Redis: while it is down the rollout is queued once it is back. Send an Idempotency-Key to retry safely.",
-        headers: IdempotencyHeaders, body: CreateDeployment,
-        response: { 202: Accepted.describe("The deployment was created (or, for a repeated Idempotency-Key, had been: header Idempotent-Replayed) and its rollout queued."), ...errorResponses(400, 401, 403, 404, 422) },
+        tags: ["deployments"],
+        operationId: "createDeployment",
+        summary: "Deploy a ruleset version",
+        description:
+          "Answers without waiting for Redis: while it is down the rollout is queued once it is back. Send an Idempotency-Key to retry safely.",
+        headers: IdempotencyHeaders,
+        body: CreateDeployment,
+        response: {
+          202: Accepted.describe(
+            "The deployment was created (or, for a repeated Idempotency-Key, had been: header Idempotent-Replayed) and its rollout queued.",
+          ),
+          ...errorResponses(400, 401, 403, 404, 422),
+        },
       },
     },
-    async (req, reply) => accepted(reply, await createDeployment(deps, req.actor, req.body, idempotencyOf(req, { create: req.body }))),
+    async (req, reply) =>
+      accepted(reply, await createDeployment(deps, req.actor, req.body, idempotencyOf(req, { create: req.body }))),
   );
 
   app.get(
     "/",
     {
       config: { access: "read" },
-      schema: { tags: ["deployments"], operationId: "listDeployments", summary: "List deployments", description: "Newest first.", querystring: ListQuery, response: { 200: pageOf(DeploymentSummary).describe("A page of deployments with per-status host counts, newest first."), ...errorResponses(400, 401) } },
+      schema: {
+        tags: ["deployments"],
+        operationId: "listDeployments",
+        summary: "List deployments",
+        description: "Newest first.",
+        querystring: ListQuery,
+        response: {
+          200: pageOf(DeploymentSummary).describe("A page of deployments with per-status host counts, newest first."),
+          ...errorResponses(400, 401),
+        },
+      },
     },
     async (req) => {
       const before = decodeCursor(req.query.cursor, z.tuple([z.iso.datetime(), z.uuid()]));
       const rows = await app.db.deployment.findMany({
         where: {
           ...(req.query.status ? { status: req.query.status } : {}),
-          ...(before ? { OR: [{ createdAt: { lt: new Date(before[0]) } }, { createdAt: new Date(before[0]), id: { lt: before[1] } }] } : {}),
+          ...(before
+            ? {
+                OR: [
+                  { createdAt: { lt: new Date(before[0]) } },
+                  { createdAt: new Date(before[0]), id: { lt: before[1] } },
+                ],
+              }
+            : {}),
         },
         orderBy: [{ createdAt: "desc" }, { id: "desc" }],
         take: req.query.limit + 1,
         include: summaryInclude,
       });
-      const counts = await countsFor(app.db, rows.map((r) => r.id));
-      return page(rows, req.query.limit, (d) => summaryView(d, counts.get(d.id)!), (d) => [iso(d.createdAt), d.id]);
+      const counts = await countsFor(
+        app.db,
+        rows.map((r) => r.id),
+      );
+      return page(
+        rows,
+        req.query.limit,
+        (d) => summaryView(d, counts.get(d.id)!),
+        (d) => [iso(d.createdAt), d.id],
+      );
     },
   );
 
   app.get(
     "/:id",
-    { config: { access: "read" }, schema: { tags: ["deployments"], operationId: "getDeployment", summary: "Get a deployment with its hosts", params: IdParams, response: { 200: DeploymentDetail.describe("The deployment with every target host, its batch, status and error."), ...errorResponses(400, 401, 404) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["deployments"],
+        operationId: "getDeployment",
+        summary: "Get a deployment with its hosts",
+        params: IdParams,
+        response: {
+          200: DeploymentDetail.describe("The deployment with every target host, its batch, status and error."),
+          ...errorResponses(400, 401, 404),
+        },
+      },
+    },
     async (req) => {
       const d = await app.db.deployment.findUnique({ where: { id: req.params.id }, include: summaryInclude });
       if (!d) throw notFound(`deployment ${req.params.id}`);
@@ -100,12 +160,24 @@ export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: "operate" },
       schema: {
-        tags: ["deployments"], operationId: "rollbackDeployment", summary: "Roll a deployment back",
+        tags: ["deployments"],
+        operationId: "rollbackDeployment",
+        summary: "Roll a deployment back",
         description: "A new deployment that puts each target's previous version back.",
-        params: IdParams, headers: IdempotencyHeaders,
-        response: { 202: RollbackAccepted.describe("A rollback deployment was created and queued (or, for a repeated Idempotency-Key, had been)."), ...errorResponses(400, 401, 403, 404, 409, 422) },
+        params: IdParams,
+        headers: IdempotencyHeaders,
+        response: {
+          202: RollbackAccepted.describe(
+            "A rollback deployment was created and queued (or, for a repeated Idempotency-Key, had been).",
+          ),
+          ...errorResponses(400, 401, 403, 404, 409, 422),
+        },
       },
     },
-    async (req, reply) => accepted(reply, await createRollback(deps, req.actor, req.params.id, idempotencyOf(req, { rollback: req.params.id }))),
+    async (req, reply) =>
+      accepted(
+        reply,
+        await createRollback(deps, req.actor, req.params.id, idempotencyOf(req, { rollback: req.params.id })),
+      ),
   );
 };

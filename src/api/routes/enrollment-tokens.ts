@@ -12,7 +12,13 @@ import type { EnrollmentToken as Row } from "../../generated/prisma/client.ts";
 
 const DAY = 86_400;
 const CreateEnrollment = z.strictObject({
-  ttlSeconds: z.number().int().min(60).max(30 * DAY).default(DAY).describe("how long the token can be used; default one day"),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(30 * DAY)
+    .default(DAY)
+    .describe("how long the token can be used; default one day"),
   labels: Labels.default({}).describe("labels the enrolled host starts with"),
 });
 const Enrollment = z.object({
@@ -25,8 +31,17 @@ const Enrollment = z.object({
   createdAt: Timestamp,
 });
 const CreatedEnrollment = Enrollment.extend({
-  token: z.string().describe("for the agent's PALISADE_ENROLL_TOKEN (or --enroll-token-file); shown only here. With mutual TLS it ends in `.<SHA-256 of the CA certificate>`, which the agent checks the server against before sending anything"),
-  caFingerprint: z.string().nullable().describe("SHA-256 (hex) of the agents' CA certificate, also carried in `token`; null when the agent channel runs without TLS"),
+  token: z
+    .string()
+    .describe(
+      "for the agent's PALISADE_ENROLL_TOKEN (or --enroll-token-file); shown only here. With mutual TLS it ends in `.<SHA-256 of the CA certificate>`, which the agent checks the server against before sending anything",
+    ),
+  caFingerprint: z
+    .string()
+    .nullable()
+    .describe(
+      "SHA-256 (hex) of the agents' CA certificate, also carried in `token`; null when the agent channel runs without TLS",
+    ),
 });
 
 const view = (t: Row): z.infer<typeof Enrollment> => ({
@@ -44,7 +59,16 @@ export const enrollmentTokenRoutes: FastifyPluginAsyncZod = async (app) => {
     "/",
     {
       config: { access: "admin" },
-      schema: { tags: ["hosts"], operationId: "createEnrollmentToken", summary: "Create an enrollment token", body: CreateEnrollment, response: { 201: CreatedEnrollment.describe("The one-time token (shown only now) and its expiry."), ...errorResponses(400, 401, 403) } },
+      schema: {
+        tags: ["hosts"],
+        operationId: "createEnrollmentToken",
+        summary: "Create an enrollment token",
+        body: CreateEnrollment,
+        response: {
+          201: CreatedEnrollment.describe("The one-time token (shown only now) and its expiry."),
+          ...errorResponses(400, 401, 403),
+        },
+      },
     },
     async (req, reply) => {
       const secret = newSecret("palenroll");
@@ -53,7 +77,10 @@ export const enrollmentTokenRoutes: FastifyPluginAsyncZod = async (app) => {
         const t = await tx.enrollmentToken.create({
           data: { tokenHash: hashSecret(secret), labels: req.body.labels, expiresAt, createdBy: req.actor.name },
         });
-        await recordAudit(tx, req.actor, "enrollment_token.create", `enrollment_token:${t.id}`, { expiresAt: iso(expiresAt), labels: req.body.labels });
+        await recordAudit(tx, req.actor, "enrollment_token.create", `enrollment_token:${t.id}`, {
+          expiresAt: iso(expiresAt),
+          labels: req.body.labels,
+        });
         return t;
       });
       // The CA is created before REST serves (server.ts); no row means plaintext mode or a test app.
@@ -66,13 +93,28 @@ export const enrollmentTokenRoutes: FastifyPluginAsyncZod = async (app) => {
     "/",
     {
       config: { access: "admin" },
-      schema: { tags: ["hosts"], operationId: "listEnrollmentTokens", summary: "List enrollment tokens", description: "Newest first.", querystring: PageQuery, response: { 200: pageOf(Enrollment).describe("A page of enrollment tokens (never their secrets), newest first."), ...errorResponses(400, 401, 403) } },
+      schema: {
+        tags: ["hosts"],
+        operationId: "listEnrollmentTokens",
+        summary: "List enrollment tokens",
+        description: "Newest first.",
+        querystring: PageQuery,
+        response: {
+          200: pageOf(Enrollment).describe("A page of enrollment tokens (never their secrets), newest first."),
+          ...errorResponses(400, 401, 403),
+        },
+      },
     },
     async (req) => {
       const before = decodeCursor(req.query.cursor, z.tuple([z.iso.datetime(), z.uuid()]));
       const rows = await app.db.enrollmentToken.findMany({
         where: before
-          ? { OR: [{ createdAt: { lt: new Date(before[0]) } }, { createdAt: new Date(before[0]), id: { lt: before[1] } }] }
+          ? {
+              OR: [
+                { createdAt: { lt: new Date(before[0]) } },
+                { createdAt: new Date(before[0]), id: { lt: before[1] } },
+              ],
+            }
           : {},
         orderBy: [{ createdAt: "desc" }, { id: "desc" }],
         take: req.query.limit + 1,
@@ -86,8 +128,11 @@ export const enrollmentTokenRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: "admin" },
       schema: {
-        tags: ["hosts"], operationId: "revokeEnrollmentToken", summary: "Revoke an unused enrollment token",
-        description: "The token can no longer enroll. A used token is 409: revoke the host it enrolled instead (DELETE /v1/hosts/:id).",
+        tags: ["hosts"],
+        operationId: "revokeEnrollmentToken",
+        summary: "Revoke an unused enrollment token",
+        description:
+          "The token can no longer enroll. A used token is 409: revoke the host it enrolled instead (DELETE /v1/hosts/:id).",
         params: z.strictObject({ id: z.uuid() }),
         response: { 204: z.undefined().describe("Revoked."), ...errorResponses(400, 401, 403, 404, 409) },
       },
@@ -99,7 +144,9 @@ export const enrollmentTokenRoutes: FastifyPluginAsyncZod = async (app) => {
         if (n.count === 0) {
           const t = await tx.enrollmentToken.findUnique({ where: { id: req.params.id }, select: { hostId: true } });
           if (!t) throw notFound(`enrollment token "${req.params.id}"`);
-          throw conflict(`enrollment token "${req.params.id}" was already used${t.hostId ? ` by host ${t.hostId}` : ""}; delete that host to revoke its access`);
+          throw conflict(
+            `enrollment token "${req.params.id}" was already used${t.hostId ? ` by host ${t.hostId}` : ""}; delete that host to revoke its access`,
+          );
         }
         await recordAudit(tx, req.actor, "enrollment_token.revoke", `enrollment_token:${req.params.id}`, {});
       });

@@ -9,13 +9,20 @@ import { bearerOf, hashSecret } from "../auth.ts";
 import { ApiError, errorResponses } from "../errors.ts";
 
 const Check = z.object({ ok: z.boolean(), error: z.string().optional() });
-const Ready = z.object({ status: z.enum(["ready", "unavailable"]), checks: z.object({ postgres: Check, redis: Check }) });
+const Ready = z.object({
+  status: z.enum(["ready", "unavailable"]),
+  checks: z.object({ postgres: Check, redis: Check }),
+});
 
 const READY_TIMEOUT_MS = 2000;
 
 // The probe is public: the raw error (host names, database names, driver text) goes to the
 // log, the response only says which dependency did not answer.
-async function check(probe: () => Promise<unknown>, what: string, log: { warn: (o: object, m: string) => void }): Promise<z.infer<typeof Check>> {
+async function check(
+  probe: () => Promise<unknown>,
+  what: string,
+  log: { warn: (o: object, m: string) => void },
+): Promise<z.infer<typeof Check>> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -28,7 +35,12 @@ async function check(probe: () => Promise<unknown>, what: string, log: { warn: (
   } catch (err) {
     log.warn({ err: (err as Error).message, dependency: what }, "readiness check failed");
     const timedOut = (err as Error).message.startsWith("no answer within");
-    return { ok: false, error: timedOut ? `no answer within ${READY_TIMEOUT_MS} ms` : "unreachable or refused the check (details in the API's log)" };
+    return {
+      ok: false,
+      error: timedOut
+        ? `no answer within ${READY_TIMEOUT_MS} ms`
+        : "unreachable or refused the check (details in the API's log)",
+    };
   } finally {
     clearTimeout(timer);
   }
@@ -44,27 +56,52 @@ export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
     const presented = bearerOf(req);
     if (presented && timingSafeEqual(Buffer.from(hashSecret(presented), "hex"), expected)) return;
     await app.authThrottle.fail(req.ip);
-    reply.header("www-authenticate", `Bearer realm="palisade-metrics"${presented === undefined ? "" : ', error="invalid_token"'}`);
-    throw new ApiError(401, "unauthorized", "this server's /metrics needs its metrics token (Authorization: Bearer <PALISADE_METRICS_TOKEN>)");
+    reply.header(
+      "www-authenticate",
+      `Bearer realm="palisade-metrics"${presented === undefined ? "" : ', error="invalid_token"'}`,
+    );
+    throw new ApiError(
+      401,
+      "unauthorized",
+      "this server's /metrics needs its metrics token (Authorization: Bearer <PALISADE_METRICS_TOKEN>)",
+    );
   };
 
   app.get(
     "/healthz",
-    { config: { access: "public" }, schema: { tags: ["health"], operationId: "liveness", summary: "Liveness probe", security: [], response: { 200: z.object({ status: z.literal("ok") }).describe("The process is up.") } } },
+    {
+      config: { access: "public" },
+      schema: {
+        tags: ["health"],
+        operationId: "liveness",
+        summary: "Liveness probe",
+        security: [],
+        response: { 200: z.object({ status: z.literal("ok") }).describe("The process is up.") },
+      },
+    },
     async () => ({ status: "ok" as const }),
   );
 
   app.get(
     "/readyz",
-    { config: { access: "public" }, schema: {
+    {
+      config: { access: "public" },
+      schema: {
         tags: ["health"],
         operationId: "readiness",
         summary: "Readiness probe (PostgreSQL and Redis answer)",
         security: [],
-        response: { 200: Ready.describe("PostgreSQL and Redis answered within 2 s."), 503: Ready.describe("PostgreSQL or Redis did not answer; `checks` names which and why.") },
-      }, },
+        response: {
+          200: Ready.describe("PostgreSQL and Redis answered within 2 s."),
+          503: Ready.describe("PostgreSQL or Redis did not answer; `checks` names which and why."),
+        },
+      },
+    },
     async (_req, reply) => {
-      const [postgres, redis] = await Promise.all([check(() => app.db.$queryRaw`SELECT 1`, "postgres", app.log), check(() => app.redis.ping(), "redis", app.log)]);
+      const [postgres, redis] = await Promise.all([
+        check(() => app.db.$queryRaw`SELECT 1`, "postgres", app.log),
+        check(() => app.redis.ping(), "redis", app.log),
+      ]);
       const ok = postgres.ok && redis.ok;
       return reply.status(ok ? 200 : 503).send({ status: ok ? "ready" : "unavailable", checks: { postgres, redis } });
     },
@@ -72,11 +109,14 @@ export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/metrics",
-    { config: { access: "public" }, schema: {
+    {
+      config: { access: "public" },
+      schema: {
         tags: ["health"],
         operationId: "metrics",
         summary: "Prometheus metrics",
-        description: "Public unless the server has a metrics token (PALISADE_METRICS_TOKEN); then the scrape must send it as a bearer token. API tokens are not accepted here.",
+        description:
+          "Public unless the server has a metrics token (PALISADE_METRICS_TOKEN); then the scrape must send it as a bearer token. API tokens are not accepted here.",
         security: [{}, { metricsToken: [] }],
         response: {
           200: {
@@ -85,7 +125,8 @@ export const healthRoutes: FastifyPluginAsyncZod = async (app) => {
           },
           ...errorResponses(401, 429),
         },
-      } },
+      },
+    },
     async (req, reply) => {
       await checkMetricsToken(req, reply);
       return reply.type(app.metrics.registry.contentType).send(await app.metrics.scrape());

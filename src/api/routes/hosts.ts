@@ -26,7 +26,9 @@ const Host = z.object({
   spool: z
     .object({ batches: z.number().int(), bytes: z.number().int(), reportedAt: Timestamp })
     .nullable()
-    .describe("telemetry batches waiting in the agent's spool (not yet acknowledged) and their bytes on disk, as its last heartbeat reported; null when the agent never reported it"),
+    .describe(
+      "telemetry batches waiting in the agent's spool (not yet acknowledged) and their bytes on disk, as its last heartbeat reported; null when the agent never reported it",
+    ),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -40,7 +42,9 @@ const HostQuery = PageQuery.extend({
   connection: z.enum(["never_connected", "connected", "disconnected"]).optional(),
 });
 const PatchHost = z.strictObject({
-  labels: z.record(LabelKey, LabelValue.nullable()).describe("merged into the labels (JSON merge patch): null removes a key"),
+  labels: z
+    .record(LabelKey, LabelValue.nullable())
+    .describe("merged into the labels (JSON merge patch): null removes a key"),
 });
 
 const versionRef = { select: { number: true, ruleset: { select: { name: true } } } } as const;
@@ -60,9 +64,10 @@ const hostView = (h: HostRow): z.infer<typeof Host> => ({
   appliedVersion: refView(h.appliedVersion),
   drift: h.drift,
   driftDetails: h.driftDetails ?? null,
-  spool: h.spoolReportedAt && h.spoolBatches !== null && h.spoolBytes !== null
-    ? { batches: Number(h.spoolBatches), bytes: Number(h.spoolBytes), reportedAt: iso(h.spoolReportedAt) }
-    : null,
+  spool:
+    h.spoolReportedAt && h.spoolBatches !== null && h.spoolBytes !== null
+      ? { batches: Number(h.spoolBatches), bytes: Number(h.spoolBytes), reportedAt: iso(h.spoolReportedAt) }
+      : null,
   createdAt: iso(h.createdAt),
   updatedAt: iso(h.updatedAt),
 });
@@ -70,7 +75,16 @@ const hostView = (h: HostRow): z.infer<typeof Host> => ({
 export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/",
-    { config: { access: "read" }, schema: { tags: ["hosts"], operationId: "listHosts", summary: "List hosts", querystring: HostQuery, response: { 200: pageOf(Host).describe("A page of hosts ordered by name."), ...errorResponses(400, 401) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["hosts"],
+        operationId: "listHosts",
+        summary: "List hosts",
+        querystring: HostQuery,
+        response: { 200: pageOf(Host).describe("A page of hosts ordered by name."), ...errorResponses(400, 401) },
+      },
+    },
     async (req) => {
       const { label, connection, cursor } = req.query;
       const after = decodeCursor(cursor, z.tuple([z.string()]));
@@ -93,7 +107,19 @@ export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/:id",
-    { config: { access: "read" }, schema: { tags: ["hosts"], operationId: "getHost", summary: "Get a host", params: HostParams, response: { 200: Host.describe("The host: connection, labels, versions, drift and capabilities."), ...errorResponses(401, 404) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["hosts"],
+        operationId: "getHost",
+        summary: "Get a host",
+        params: HostParams,
+        response: {
+          200: Host.describe("The host: connection, labels, versions, drift and capabilities."),
+          ...errorResponses(401, 404),
+        },
+      },
+    },
     async (req) => {
       const h = await app.db.host.findUnique({ where: hostWhere(req.params.id), include: hostInclude });
       if (!h) throw notFound(`host "${req.params.id}"`);
@@ -103,19 +129,35 @@ export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.patch(
     "/:id",
-    { config: { access: "admin" }, schema: { tags: ["hosts"], operationId: "updateHostLabels", summary: "Change a host's labels", params: HostParams, body: PatchHost, response: { 200: Host.describe("The host with its new labels."), ...errorResponses(400, 401, 403, 404) } } },
+    {
+      config: { access: "admin" },
+      schema: {
+        tags: ["hosts"],
+        operationId: "updateHostLabels",
+        summary: "Change a host's labels",
+        params: HostParams,
+        body: PatchHost,
+        response: { 200: Host.describe("The host with its new labels."), ...errorResponses(400, 401, 403, 404) },
+      },
+    },
     async (req) => {
       const updated = await app.db.$transaction(async (tx) => {
         const h = await tx.host.findUnique({ where: hostWhere(req.params.id), select: { id: true, name: true } });
         if (!h) throw notFound(`host "${req.params.id}"`);
         // Read the labels under a row lock: concurrent patches must not lose each other's keys.
-        const [locked] = await tx.$queryRaw<{ labels: Labels }[]>`SELECT labels FROM hosts WHERE id = ${h.id}::uuid FOR UPDATE`;
+        const [locked] = await tx.$queryRaw<
+          { labels: Labels }[]
+        >`SELECT labels FROM hosts WHERE id = ${h.id}::uuid FOR UPDATE`;
         const labels: Record<string, string> = { ...locked?.labels };
         for (const [k, v] of Object.entries(req.body.labels)) {
           if (v === null) delete labels[k];
           else labels[k] = v;
         }
-        const u = await tx.host.update({ where: { id: h.id }, data: { labels, updatedAt: new Date() }, include: hostInclude });
+        const u = await tx.host.update({
+          where: { id: h.id },
+          data: { labels, updatedAt: new Date() },
+          include: hostInclude,
+        });
         await recordAudit(tx, req.actor, "host.labels.update", `host:${h.name}`, { id: h.id, patch: req.body.labels });
         return u;
       });
@@ -127,12 +169,25 @@ export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
   // then on; the notice then ends a live stream on whichever replica holds it (and the
   // replica's sweep ends it anyway if the notice is lost).
   const revoke = async (hostId: string, reason: "deleted" | "disabled") => {
-    await publishToHost(app.redis, hostId, { type: "revoke", reason }).catch((err: Error) => app.log.warn({ err: err.message, hostId }, "revocation notice not published; the stream ends at the next sweep"));
+    await publishToHost(app.redis, hostId, { type: "revoke", reason }).catch((err: Error) =>
+      app.log.warn({ err: err.message, hostId }, "revocation notice not published; the stream ends at the next sweep"),
+    );
   };
 
   app.delete(
     "/:id",
-    { config: { access: "admin" }, schema: { tags: ["hosts"], operationId: "deleteHost", summary: "Delete a host and revoke its credential", description: "Its live agent stream is closed; the agent must enroll again with a new token. Its deployment targets and quota state go with it.", params: HostParams, response: { 204: z.undefined().describe("Deleted."), ...errorResponses(401, 403, 404) } } },
+    {
+      config: { access: "admin" },
+      schema: {
+        tags: ["hosts"],
+        operationId: "deleteHost",
+        summary: "Delete a host and revoke its credential",
+        description:
+          "Its live agent stream is closed; the agent must enroll again with a new token. Its deployment targets and quota state go with it.",
+        params: HostParams,
+        response: { 204: z.undefined().describe("Deleted."), ...errorResponses(401, 403, 404) },
+      },
+    },
     async (req, reply) => {
       const h = await app.db.$transaction(async (tx) => {
         const h = await tx.host.findUnique({ where: hostWhere(req.params.id), select: { id: true, name: true } });
@@ -154,7 +209,9 @@ export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
         schema: {
           tags: ["hosts"],
           operationId: disabled ? "disableHost" : "enableHost",
-          summary: disabled ? "Disable a host (refuse its credential, close its stream)" : "Enable a disabled host again",
+          summary: disabled
+            ? "Disable a host (refuse its credential, close its stream)"
+            : "Enable a disabled host again",
           params: HostParams,
           response: { 200: Host.describe("The host."), ...errorResponses(401, 403, 404) },
         },
@@ -163,7 +220,11 @@ export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
         const updated = await app.db.$transaction(async (tx) => {
           const h = await tx.host.findUnique({ where: hostWhere(req.params.id), select: { id: true, name: true } });
           if (!h) throw notFound(`host "${req.params.id}"`);
-          const u = await tx.host.update({ where: { id: h.id }, data: { disabled, updatedAt: new Date() }, include: hostInclude });
+          const u = await tx.host.update({
+            where: { id: h.id },
+            data: { disabled, updatedAt: new Date() },
+            include: hostInclude,
+          });
           await recordAudit(tx, req.actor, disabled ? "host.disable" : "host.enable", `host:${h.name}`, { id: h.id });
           return u;
         });

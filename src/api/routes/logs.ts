@@ -33,7 +33,9 @@ const Event = z.object({
   level: z.number().int(),
   mark: z.number().int().nullable(),
   ctmark: z.number().int().nullable(),
-  fields: z.record(z.string(), z.union([z.string(), z.number()])).describe("iif, oif, saddr, daddr, protocol, sport, dport, length (when known)"),
+  fields: z
+    .record(z.string(), z.union([z.string(), z.number()]))
+    .describe("iif, oif, saddr, daddr, protocol, sport, dport, length (when known)"),
 });
 const Filters = {
   host: HostFilter.optional(),
@@ -50,7 +52,11 @@ const StreamQuery = z.strictObject({
 const StreamResponse = {
   description:
     "A Server-Sent Events stream that stays open: every new log event as `id: <event id>`, `event: log`, `data: <the event as JSON, as in the list>`; a `: ping` comment every `heartbeat` seconds.",
-  content: { "text/event-stream": { schema: z.string().describe("text/event-stream; each `data:` line is one Event object as JSON") } },
+  content: {
+    "text/event-stream": {
+      schema: z.string().describe("text/event-stream; each `data:` line is one Event object as JSON"),
+    },
+  },
 };
 
 export const logRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -59,7 +65,19 @@ export const logRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/",
-    { config: { access: "read" }, schema: { tags: ["logs"], operationId: "listLogEvents", summary: "List packet log events", querystring: ListQuery, response: { 200: pageOf(Event).describe("A page of log events, newest first."), ...errorResponses(400, 401, 404) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["logs"],
+        operationId: "listLogEvents",
+        summary: "List packet log events",
+        querystring: ListQuery,
+        response: {
+          200: pageOf(Event).describe("A page of log events, newest first."),
+          ...errorResponses(400, 401, 404),
+        },
+      },
+    },
     async (req) => {
       const q = req.query;
       const host = q.host !== undefined ? await resolveHost(app.db, q.host) : undefined;
@@ -73,7 +91,14 @@ export const logRoutes: FastifyPluginAsyncZod = async (app) => {
         ...(before && { id: { lt: BigInt(before[0]) } }),
       };
       const rows = await app.db.logEvent.findMany({ where, orderBy: { id: "desc" }, take: q.limit + 1 });
-      const names = new Map((await app.db.host.findMany({ where: { id: { in: [...new Set(rows.map((e) => e.hostId))] } }, select: { id: true, name: true } })).map((h) => [h.id, h.name]));
+      const names = new Map(
+        (
+          await app.db.host.findMany({
+            where: { id: { in: [...new Set(rows.map((e) => e.hostId))] } },
+            select: { id: true, name: true },
+          })
+        ).map((h) => [h.id, h.name]),
+      );
       return page(
         rows,
         q.limit,
@@ -98,8 +123,11 @@ export const logRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: "read" },
       schema: {
-        tags: ["logs"], operationId: "streamLogEvents", summary: "Stream packet log events live (SSE)",
-        description: "503 while Redis is down; 429 past SSE_STREAMS_PER_TOKEN open streams of one token on a server. The stream ends with `event: end` (data: the reason) when the token is revoked, Redis goes away, the server stops or maxEvents is reached.",
+        tags: ["logs"],
+        operationId: "streamLogEvents",
+        summary: "Stream packet log events live (SSE)",
+        description:
+          "503 while Redis is down; 429 past SSE_STREAMS_PER_TOKEN open streams of one token on a server. The stream ends with `event: end` (data: the reason) when the token is revoked, Redis goes away, the server stops or maxEvents is reached.",
         querystring: StreamQuery,
         response: { 200: StreamResponse, ...errorResponses(400, 401, 404, 429, 503) },
       },
@@ -136,7 +164,12 @@ export const logRoutes: FastifyPluginAsyncZod = async (app) => {
       });
       sseClients.inc();
       reply.hijack();
-      res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", connection: "keep-alive", "x-accel-buffering": "no" });
+      res.writeHead(200, {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache, no-transform",
+        connection: "keep-alive",
+        "x-accel-buffering": "no",
+      });
       res.write(": stream open\n\n");
       ping = setInterval(() => res.write(": ping\n\n"), q.heartbeat * 1000);
       req.raw.on("close", () => end("client_gone"));

@@ -25,12 +25,28 @@ const Quota = z.object({
 });
 const QuotasQuery = PageQuery.extend({ host: HostFilter.optional(), name: z.string().max(128).optional() });
 const ResetParams = z.strictObject({ id: HostFilter, name: z.string().min(1).max(128) });
-const ResetAccepted = z.object({ requestId: z.uuid(), status: z.literal("pending"), delivered: z.boolean().describe("an agent stream received it now (else it is sent when the agent connects)") });
+const ResetAccepted = z.object({
+  requestId: z.uuid(),
+  status: z.literal("pending"),
+  delivered: z.boolean().describe("an agent stream received it now (else it is sent when the agent connects)"),
+});
 
 export const quotaRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/quotas",
-    { config: { access: "read" }, schema: { tags: ["quotas"], operationId: "listQuotas", summary: "List quotas", querystring: QuotasQuery, response: { 200: pageOf(Quota).describe("A page of quotas with their current usage."), ...errorResponses(400, 401, 404) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["quotas"],
+        operationId: "listQuotas",
+        summary: "List quotas",
+        querystring: QuotasQuery,
+        response: {
+          200: pageOf(Quota).describe("A page of quotas with their current usage."),
+          ...errorResponses(400, 401, 404),
+        },
+      },
+    },
     async (req) => {
       const q = req.query;
       const host = q.host !== undefined ? await resolveHost(app.db, q.host) : undefined;
@@ -39,7 +55,9 @@ export const quotaRoutes: FastifyPluginAsyncZod = async (app) => {
         where: {
           ...(host && { hostId: host.id }),
           ...(q.name !== undefined && { name: q.name }),
-          ...(after && { OR: [{ host: { name: { gt: after[0] } } }, { host: { name: after[0] }, name: { gt: after[1] } }] }),
+          ...(after && {
+            OR: [{ host: { name: { gt: after[0] } } }, { host: { name: after[0] }, name: { gt: after[1] } }],
+          }),
         },
         include: { host: { select: { name: true } } },
         orderBy: [{ host: { name: "asc" } }, { name: "asc" }],
@@ -67,13 +85,29 @@ export const quotaRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.post(
     "/hosts/:id/quotas/:name/reset",
-    { config: { access: "operate" }, schema: { tags: ["quotas"], operationId: "resetQuota", summary: "Reset a quota on a host", params: ResetParams, response: { 202: ResetAccepted.describe("The reset was sent to the agent (or queued until it reconnects)."), ...errorResponses(400, 401, 403, 404) } } },
+    {
+      config: { access: "operate" },
+      schema: {
+        tags: ["quotas"],
+        operationId: "resetQuota",
+        summary: "Reset a quota on a host",
+        params: ResetParams,
+        response: {
+          202: ResetAccepted.describe("The reset was sent to the agent (or queued until it reconnects)."),
+          ...errorResponses(400, 401, 403, 404),
+        },
+      },
+    },
     async (req, reply) => {
       const host = await resolveHost(app.db, req.params.id);
-      const known = await app.db.quotaState.findUnique({ where: { hostId_name: { hostId: host.id, name: req.params.name } }, select: { id: true } });
+      const known = await app.db.quotaState.findUnique({
+        where: { hostId_name: { hostId: host.id, name: req.params.name } },
+        select: { id: true },
+      });
       if (!known) throw notFound(`quota "${req.params.name}" on host "${host.name}" (no telemetry reported it)`);
       const r = await requestQuotaReset(app, host.id, req.params.name, req.actor);
-      if (r.publishError) req.log.warn({ requestId: r.requestId, err: r.publishError }, "quota reset recorded but not published");
+      if (r.publishError)
+        req.log.warn({ requestId: r.requestId, err: r.publishError }, "quota reset recorded but not published");
       return reply.status(202).send({ requestId: r.requestId, status: "pending" as const, delivered: r.delivered > 0 });
     },
   );

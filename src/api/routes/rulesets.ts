@@ -32,7 +32,16 @@ export const rulesetRoutes: FastifyPluginAsyncZod = async (app) => {
     "/",
     {
       config: { access: "operate" },
-      schema: { tags: ["rulesets"], operationId: "createRuleset", summary: "Create a ruleset", body: CreateRuleset, response: { 201: Ruleset.describe("The new ruleset, without versions yet."), ...errorResponses(400, 401, 403, 409) } },
+      schema: {
+        tags: ["rulesets"],
+        operationId: "createRuleset",
+        summary: "Create a ruleset",
+        body: CreateRuleset,
+        response: {
+          201: Ruleset.describe("The new ruleset, without versions yet."),
+          ...errorResponses(400, 401, 403, 409),
+        },
+      },
     },
     async (req, reply) => {
       const created = await app.db
@@ -48,7 +57,16 @@ export const rulesetRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/",
-    { config: { access: "read" }, schema: { tags: ["rulesets"], operationId: "listRulesets", summary: "List rulesets", querystring: PageQuery, response: { 200: pageOf(Ruleset).describe("A page of rulesets ordered by name."), ...errorResponses(400, 401) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["rulesets"],
+        operationId: "listRulesets",
+        summary: "List rulesets",
+        querystring: PageQuery,
+        response: { 200: pageOf(Ruleset).describe("A page of rulesets ordered by name."), ...errorResponses(400, 401) },
+      },
+    },
     async (req) => {
       const after = decodeCursor(req.query.cursor, z.tuple([z.string()]));
       const rows = await app.db.ruleset.findMany({
@@ -62,7 +80,19 @@ export const rulesetRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/:name",
-    { config: { access: "read" }, schema: { tags: ["rulesets"], operationId: "getRuleset", summary: "Get a ruleset", params: RulesetParams, response: { 200: Ruleset.describe("The ruleset and the number of its newest version."), ...errorResponses(401, 404) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["rulesets"],
+        operationId: "getRuleset",
+        summary: "Get a ruleset",
+        params: RulesetParams,
+        response: {
+          200: Ruleset.describe("The ruleset and the number of its newest version."),
+          ...errorResponses(401, 404),
+        },
+      },
+    },
     async (req) => {
       const r = await app.db.ruleset.findUnique({ where: { name: req.params.name } });
       if (!r) throw notFound(`ruleset "${req.params.name}"`);

@@ -36,12 +36,26 @@ const tokenView = (t: TokenRow): z.infer<typeof Token> => ({
 export const tokenRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     "/",
-    { config: { access: "admin" }, schema: { tags: ["tokens"], operationId: "createApiToken", summary: "Create an API token", body: CreateToken, response: { 201: CreatedToken.describe("The new token; its secret is shown only in this response."), ...errorResponses(400, 401, 403, 409) } } },
+    {
+      config: { access: "admin" },
+      schema: {
+        tags: ["tokens"],
+        operationId: "createApiToken",
+        summary: "Create an API token",
+        body: CreateToken,
+        response: {
+          201: CreatedToken.describe("The new token; its secret is shown only in this response."),
+          ...errorResponses(400, 401, 403, 409),
+        },
+      },
+    },
     async (req, reply) => {
       const secret = newSecret("pal");
       const t = await app.db
         .$transaction(async (tx) => {
-          const t = await tx.apiToken.create({ data: { ...req.body, tokenHash: hashSecret(secret), createdBy: req.actor.name } });
+          const t = await tx.apiToken.create({
+            data: { ...req.body, tokenHash: hashSecret(secret), createdBy: req.actor.name },
+          });
           await recordAudit(tx, req.actor, "token.create", `token:${t.name}`, { id: t.id, role: t.role });
           return t;
         })
@@ -52,10 +66,26 @@ export const tokenRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/",
-    { config: { access: "admin" }, schema: { tags: ["tokens"], operationId: "listApiTokens", summary: "List API tokens", querystring: PageQuery, response: { 200: pageOf(Token).describe("A page of API tokens (never their secrets)."), ...errorResponses(400, 401, 403) } } },
+    {
+      config: { access: "admin" },
+      schema: {
+        tags: ["tokens"],
+        operationId: "listApiTokens",
+        summary: "List API tokens",
+        querystring: PageQuery,
+        response: {
+          200: pageOf(Token).describe("A page of API tokens (never their secrets)."),
+          ...errorResponses(400, 401, 403),
+        },
+      },
+    },
     async (req) => {
       const after = decodeCursor(req.query.cursor, z.tuple([z.string()]));
-      const rows = await app.db.apiToken.findMany({ where: after ? { name: { gt: after[0] } } : {}, orderBy: { name: "asc" }, take: req.query.limit + 1 });
+      const rows = await app.db.apiToken.findMany({
+        where: after ? { name: { gt: after[0] } } : {},
+        orderBy: { name: "asc" },
+        take: req.query.limit + 1,
+      });
       return page(rows, req.query.limit, tokenView, (t) => [t.name]);
     },
   );
@@ -65,10 +95,20 @@ export const tokenRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: "admin" },
       schema: {
-        tags: ["tokens"], operationId: "revokeApiToken", summary: "Revoke an API token",
-        description: "Revoke a token (idempotent). Refused for the last active admin token, which would lock everyone out.",
+        tags: ["tokens"],
+        operationId: "revokeApiToken",
+        summary: "Revoke an API token",
+        description:
+          "Revoke a token (idempotent). Refused for the last active admin token, which would lock everyone out.",
         params: TokenParams,
-        response: { 204: z.undefined().describe("Revoked (also when it already was): the token no longer authenticates, and its console sessions end."), ...errorResponses(400, 401, 403, 404, 409) },
+        response: {
+          204: z
+            .undefined()
+            .describe(
+              "Revoked (also when it already was): the token no longer authenticates, and its console sessions end.",
+            ),
+          ...errorResponses(400, 401, 403, 404, 409),
+        },
       },
     },
     async (req, reply) => {
@@ -80,14 +120,18 @@ export const tokenRoutes: FastifyPluginAsyncZod = async (app) => {
         if (t.revokedAt) return undefined;
         if (t.role === "admin") {
           const admins = await tx.apiToken.count({ where: { role: "admin", revokedAt: null } });
-          if (admins <= 1) throw conflict("refusing to revoke the last active admin token; create another admin token first");
+          if (admins <= 1)
+            throw conflict("refusing to revoke the last active admin token; create another admin token first");
         }
         await tx.apiToken.update({ where: { id: t.id }, data: { revokedAt: new Date() } });
         await recordAudit(tx, req.actor, "token.revoke", `token:${t.name}`, { id: t.id });
         return t.id;
       });
       // Its live log streams end on every replica (each replica's sweep is the backstop).
-      if (revoked) await publishTokenRevoked(app.redis, revoked).catch((err: Error) => app.log.warn({ err: err.message }, "token revocation not published; its live streams end at the next sweep"));
+      if (revoked)
+        await publishTokenRevoked(app.redis, revoked).catch((err: Error) =>
+          app.log.warn({ err: err.message }, "token revocation not published; its live streams end at the next sweep"),
+        );
       return reply.status(204).send();
     },
   );

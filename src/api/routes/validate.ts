@@ -21,11 +21,29 @@ export const validateRoutes: FastifyPluginAsyncZod = async (app) => {
     "/validate",
     {
       config: { access: "operate" },
-      schema: { tags: ["rulesets"], operationId: "validatePolicy", summary: "Validate and lint a policy without saving it", querystring: ValidateQuery, body: PolicyRequest, response: { 200: Result.describe("Whether the policy is valid, its lint warnings and (on request) its rendering."), ...errorResponses(400, 401, 403, 413, 422, 503) } },
+      schema: {
+        tags: ["rulesets"],
+        operationId: "validatePolicy",
+        summary: "Validate and lint a policy without saving it",
+        querystring: ValidateQuery,
+        body: PolicyRequest,
+        response: {
+          200: Result.describe("Whether the policy is valid, its lint warnings and (on request) its rendering."),
+          ...errorResponses(400, 401, 403, 413, 422, 503),
+        },
+      },
     },
     async (req) => {
-      const v = await app.cpu.run("validate", { input: req.body, ...(req.query.target && { target: req.query.target }) });
-      return { valid: v.ok, errors: v.ok ? [] : v.errors, warnings: v.warnings, ...(v.importReport && { importReport: v.importReport }) };
+      const v = await app.cpu.run("validate", {
+        input: req.body,
+        ...(req.query.target && { target: req.query.target }),
+      });
+      return {
+        valid: v.ok,
+        errors: v.ok ? [] : v.errors,
+        warnings: v.warnings,
+        ...(v.importReport && { importReport: v.importReport }),
+      };
     },
   );
 };

@@ -39,16 +39,33 @@ const Created = z.object({
   checksum: z.string(),
   warnings: z.array(DiagnosticSchema),
   importReport: ImportReport.optional(),
-  unchanged: z.boolean().optional().describe("true (status 200) when ifChanged=true and the document equals the latest version's: nothing was created and `version` is that latest one"),
+  unchanged: z
+    .boolean()
+    .optional()
+    .describe(
+      "true (status 200) when ifChanged=true and the document equals the latest version's: nothing was created and `version` is that latest one",
+    ),
 });
 
 const CreateQuery = z.strictObject({
   message: z.string().max(2000).optional().describe("for YAML bodies, which carry only the document"),
-  ifChanged: z.enum(["true", "false"]).optional().describe("true: create nothing when the document's checksum equals the latest version's (answers 200 with unchanged: true)"),
+  ifChanged: z
+    .enum(["true", "false"])
+    .optional()
+    .describe(
+      "true: create nothing when the document's checksum equals the latest version's (answers 200 with unchanged: true)",
+    ),
 });
 const RenderQuery = z.strictObject({
   target: z.enum(["nftables", "iptables"]).default("nftables"),
-  host: z.string().min(1).max(253).optional().describe("render for this enrolled host (id or name): limits that depend on its kernel come from the capabilities its agent reported"),
+  host: z
+    .string()
+    .min(1)
+    .max(253)
+    .optional()
+    .describe(
+      "render for this enrolled host (id or name): limits that depend on its kernel come from the capabilities its agent reported",
+    ),
 });
 const DiffQuery = z.strictObject({
   from: VersionNumber.optional().describe("default: the version before `to`"),
@@ -78,7 +95,10 @@ async function requireRuleset(db: Db, name: string): Promise<void> {
 }
 
 async function findVersion(db: Db, name: string, number: number): Promise<VersionRow> {
-  const v = await db.rulesetVersion.findFirst({ where: { number, ruleset: { name } }, include: { ruleset: { select: { name: true } } } });
+  const v = await db.rulesetVersion.findFirst({
+    where: { number, ruleset: { name } },
+    include: { ruleset: { select: { name: true } } },
+  });
   if (v) return v;
   await requireRuleset(db, name);
   throw notFound(`version ${number} of ruleset "${name}"`);
@@ -90,14 +110,19 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: "operate" },
       schema: {
-        tags: ["rulesets"], operationId: "createRulesetVersion", summary: "Create a ruleset version",
-        description: "Body: `{policy}` or `{format, source}` as JSON, or the policy document itself as application/yaml.",
+        tags: ["rulesets"],
+        operationId: "createRulesetVersion",
+        summary: "Create a ruleset version",
+        description:
+          "Body: `{policy}` or `{format, source}` as JSON, or the policy document itself as application/yaml.",
         params: RulesetParams,
         querystring: CreateQuery,
         body: PolicyRequest,
         response: {
           201: Created.describe("The new immutable version with its lint warnings."),
-          200: Created.describe("With ifChanged=true only: the document equals the latest version, which is returned; nothing was created."),
+          200: Created.describe(
+            "With ifChanged=true only: the document equals the latest version, which is returned; nothing was created.",
+          ),
           ...errorResponses(400, 401, 403, 404, 413, 422, 503),
         },
       },
@@ -112,21 +137,46 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
       const number = await app.db.$transaction(async (tx) => {
         if (ifChanged) {
           // Under the ruleset's row lock, as a create takes it: no version can land between this read and the answer.
-          const [locked] = await tx.$queryRaw<{ latest_version: number }[]>`SELECT latest_version FROM rulesets WHERE name = ${name} FOR UPDATE`;
+          const [locked] = await tx.$queryRaw<
+            { latest_version: number }[]
+          >`SELECT latest_version FROM rulesets WHERE name = ${name} FOR UPDATE`;
           const latest = locked?.latest_version ?? 0;
           if (latest > 0) {
-            const v = await tx.rulesetVersion.findFirst({ where: { number: latest, ruleset: { name } }, select: { checksum: true } });
+            const v = await tx.rulesetVersion.findFirst({
+              where: { number: latest, ruleset: { name } },
+              select: { checksum: true },
+            });
             if (v?.checksum === checksum) return { unchanged: latest };
           }
         }
-        const r = await tx.ruleset.update({ where: { name }, data: { latestVersion: { increment: 1 }, updatedAt: new Date() } });
-        await tx.rulesetVersion.create({
-          data: { rulesetId: r.id, number: r.latestVersion, document: policy as Prisma.InputJsonValue, checksum, author: req.actor.name, message },
+        const r = await tx.ruleset.update({
+          where: { name },
+          data: { latestVersion: { increment: 1 }, updatedAt: new Date() },
         });
-        await recordAudit(tx, req.actor, "ruleset.version.create", `ruleset:${name}/versions/${r.latestVersion}`, { checksum, message });
+        await tx.rulesetVersion.create({
+          data: {
+            rulesetId: r.id,
+            number: r.latestVersion,
+            document: policy as Prisma.InputJsonValue,
+            checksum,
+            author: req.actor.name,
+            message,
+          },
+        });
+        await recordAudit(tx, req.actor, "ruleset.version.create", `ruleset:${name}/versions/${r.latestVersion}`, {
+          checksum,
+          message,
+        });
         return r.latestVersion;
       });
-      if (typeof number === "object") return reply.status(200).send({ version: number.unchanged, checksum, warnings, unchanged: true, ...(importReport && { importReport }) });
+      if (typeof number === "object")
+        return reply.status(200).send({
+          version: number.unchanged,
+          checksum,
+          warnings,
+          unchanged: true,
+          ...(importReport && { importReport }),
+        });
       return reply.status(201).send({ version: number, checksum, warnings, ...(importReport && { importReport }) });
     },
   );
@@ -135,7 +185,18 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
     "/:name/versions",
     {
       config: { access: "read" },
-      schema: { tags: ["rulesets"], operationId: "listRulesetVersions", summary: "List versions of a ruleset", description: "Newest first.", params: RulesetParams, querystring: PageQuery, response: { 200: pageOf(VersionSummary).describe("A page of versions, newest first."), ...errorResponses(400, 401, 404) } },
+      schema: {
+        tags: ["rulesets"],
+        operationId: "listRulesetVersions",
+        summary: "List versions of a ruleset",
+        description: "Newest first.",
+        params: RulesetParams,
+        querystring: PageQuery,
+        response: {
+          200: pageOf(VersionSummary).describe("A page of versions, newest first."),
+          ...errorResponses(400, 401, 404),
+        },
+      },
     },
     async (req) => {
       const { name } = req.params;
@@ -153,7 +214,16 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/:name/versions/:v",
-    { config: { access: "read" }, schema: { tags: ["rulesets"], operationId: "getRulesetVersion", summary: "Get a ruleset version", params: VersionParams, response: { 200: Version.describe("The version with its policy document."), ...errorResponses(400, 401, 404) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["rulesets"],
+        operationId: "getRulesetVersion",
+        summary: "Get a ruleset version",
+        params: VersionParams,
+        response: { 200: Version.describe("The version with its policy document."), ...errorResponses(400, 401, 404) },
+      },
+    },
     async (req) => {
       const v = await findVersion(app.db, req.params.name, req.params.v);
       return { ...summaryView(v), document: v.document as Record<string, unknown> };
@@ -165,12 +235,17 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       config: { access: "read" },
       schema: {
-        tags: ["rulesets"], operationId: "renderRulesetVersion", summary: "Render a version as nftables or iptables-restore text",
+        tags: ["rulesets"],
+        operationId: "renderRulesetVersion",
+        summary: "Render a version as nftables or iptables-restore text",
         description: "The rules as the agent would load them (`nft -f` or `iptables-restore` input).",
         produces: ["text/plain"],
         params: VersionParams,
         querystring: RenderQuery,
-        response: { 200: z.string().describe("The rendered rules, as text/plain."), ...errorResponses(400, 401, 404, 413, 422, 503) },
+        response: {
+          200: z.string().describe("The rendered rules, as text/plain."),
+          ...errorResponses(400, 401, 404, 413, 422, 503),
+        },
       },
     },
     async (req, reply) => {
@@ -184,10 +259,20 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
       // Re-validated in case the engine's rules moved on since the version was stored.
       const rendered = await app.cpu.run("render", { document: v.document, target: req.query.target, capabilities });
       if (!rendered.ok && rendered.stage === "validate") {
-        throw new ApiError(422, "invalid_policy", `version ${v.number} no longer validates with this engine`, toDetails(rendered.errors));
+        throw new ApiError(
+          422,
+          "invalid_policy",
+          `version ${v.number} no longer validates with this engine`,
+          toDetails(rendered.errors),
+        );
       }
       if (!rendered.ok) {
-        throw new ApiError(422, "invalid_policy", `version ${v.number} cannot be rendered for ${req.query.target}`, toDetails(rendered.errors));
+        throw new ApiError(
+          422,
+          "invalid_policy",
+          `version ${v.number} cannot be rendered for ${req.query.target}`,
+          toDetails(rendered.errors),
+        );
       }
       return reply.type("text/plain; charset=utf-8").header("x-palisade-checksum", v.checksum).send(rendered.text);
     },
@@ -195,14 +280,28 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get(
     "/:name/diff",
-    { config: { access: "read" }, schema: { tags: ["rulesets"], operationId: "diffRulesetVersions", summary: "Diff two versions of a ruleset", params: RulesetParams, querystring: DiffQuery, response: { 200: Diff.describe("A structured diff of the two policy documents."), ...errorResponses(400, 401, 404, 413, 503) } } },
+    {
+      config: { access: "read" },
+      schema: {
+        tags: ["rulesets"],
+        operationId: "diffRulesetVersions",
+        summary: "Diff two versions of a ruleset",
+        params: RulesetParams,
+        querystring: DiffQuery,
+        response: {
+          200: Diff.describe("A structured diff of the two policy documents."),
+          ...errorResponses(400, 401, 404, 413, 503),
+        },
+      },
+    },
     async (req) => {
       const { name } = req.params;
       const r = await app.db.ruleset.findUnique({ where: { name } });
       if (!r) throw notFound(`ruleset "${name}"`);
       const to = req.query.to ?? r.latestVersion;
       const from = req.query.from ?? to - 1;
-      if (from < 1 || to < 1) throw new ApiError(404, "not_found", `ruleset "${name}" has no version ${Math.max(from, 0)} to compare`);
+      if (from < 1 || to < 1)
+        throw new ApiError(404, "not_found", `ruleset "${name}" has no version ${Math.max(from, 0)} to compare`);
       const [a, b] = await Promise.all([findVersion(app.db, name, from), findVersion(app.db, name, to)]);
       return { ruleset: name, from, to, changes: await app.cpu.run("diff", { from: a.document, to: b.document }) };
     },

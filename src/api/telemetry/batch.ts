@@ -24,12 +24,24 @@ function isNetwork(s: string): boolean {
 }
 const u32 = z.coerce.number().int().min(0).max(0xffffffff).default(0);
 /** proto3 `optional uint32`: absent (or null) when unknown, kept as null; 0 is a value. */
-const optU32 = z.coerce.number().int().min(0).max(0xffffffff).nullish().transform((v) => v ?? null);
+const optU32 = z.coerce
+  .number()
+  .int()
+  .min(0)
+  .max(0xffffffff)
+  .nullish()
+  .transform((v) => v ?? null);
 const text = (max: number) => z.string().max(max).default("");
 
 const Accounting = z.object({
   table: Name,
-  ip: z.string().max(49).refine((s) => s === "" || isIP(s) !== 0 || isNetwork(s), "an IPv4/IPv6 address, a network/n of an aggregated table, or empty for the unattributed remainder"),
+  ip: z
+    .string()
+    .max(49)
+    .refine(
+      (s) => s === "" || isIP(s) !== 0 || isNetwork(s),
+      "an IPv4/IPv6 address, a network/n of an aggregated table, or empty for the unattributed remainder",
+    ),
   srcBytes: U63,
   srcPackets: U63,
   dstBytes: U63,
@@ -62,27 +74,42 @@ const LogEvent = z.object({
   length: u32,
 });
 
-export const IncomingBatch = z.object({
-  epoch: z.string().min(1).max(128),
-  seq: U63,
-  takenAtUnixMs: U63,
-  accounting: z.array(Accounting).nullish().transform((a) => a ?? []),
-  quotas: z.array(Quota).nullish().transform((a) => a ?? []),
-  counters: z.array(CounterDelta).nullish().transform((a) => a ?? []),
-  logs: z.array(LogEvent).nullish().transform((a) => a ?? []),
-  // Absent from agents before these fields (and from batches they spooled).
-  spoolDroppedBatches: U63.optional(),
-  spoolDroppedBytes: U63.optional(),
-  logsDropped: U63.optional(),
-}).transform(({ spoolDroppedBatches = 0n, spoolDroppedBytes = 0n, logsDropped = 0n, ...b }) => {
-  // The agent's losses are kept as counter totals under these names (nft object names
-  // have no dots, so they cannot collide): agents before the proto fields sent them as
-  // counter deltas with exactly these names, and both kinds of agent add up alike.
-  const counters = [...b.counters];
-  if (spoolDroppedBatches > 0n || spoolDroppedBytes > 0n) counters.push({ name: SPOOL_DROPPED_COUNTER, bytes: spoolDroppedBytes, packets: spoolDroppedBatches });
-  if (logsDropped > 0n) counters.push({ name: LOGS_DROPPED_COUNTER, bytes: 0n, packets: logsDropped });
-  return { ...b, counters };
-});
+export const IncomingBatch = z
+  .object({
+    epoch: z.string().min(1).max(128),
+    seq: U63,
+    takenAtUnixMs: U63,
+    accounting: z
+      .array(Accounting)
+      .nullish()
+      .transform((a) => a ?? []),
+    quotas: z
+      .array(Quota)
+      .nullish()
+      .transform((a) => a ?? []),
+    counters: z
+      .array(CounterDelta)
+      .nullish()
+      .transform((a) => a ?? []),
+    logs: z
+      .array(LogEvent)
+      .nullish()
+      .transform((a) => a ?? []),
+    // Absent from agents before these fields (and from batches they spooled).
+    spoolDroppedBatches: U63.optional(),
+    spoolDroppedBytes: U63.optional(),
+    logsDropped: U63.optional(),
+  })
+  .transform(({ spoolDroppedBatches = 0n, spoolDroppedBytes = 0n, logsDropped = 0n, ...b }) => {
+    // The agent's losses are kept as counter totals under these names (nft object names
+    // have no dots, so they cannot collide): agents before the proto fields sent them as
+    // counter deltas with exactly these names, and both kinds of agent add up alike.
+    const counters = [...b.counters];
+    if (spoolDroppedBatches > 0n || spoolDroppedBytes > 0n)
+      counters.push({ name: SPOOL_DROPPED_COUNTER, bytes: spoolDroppedBytes, packets: spoolDroppedBatches });
+    if (logsDropped > 0n) counters.push({ name: LOGS_DROPPED_COUNTER, bytes: 0n, packets: logsDropped });
+    return { ...b, counters };
+  });
 export type IncomingBatch = z.input<typeof IncomingBatch>;
 export type Batch = z.output<typeof IncomingBatch>;
 
@@ -90,7 +117,11 @@ export function parseBatch(raw: unknown): Batch {
   const r = IncomingBatch.safeParse(raw);
   if (!r.success) {
     const details = r.error.issues.slice(0, 20).map((i) => ({ path: `/${i.path.join("/")}`, message: i.message }));
-    throw new TelemetryError("invalid_batch", `telemetry batch refused: ${details.map((d) => `${d.path}: ${d.message}`).join("; ")}`, details);
+    throw new TelemetryError(
+      "invalid_batch",
+      `telemetry batch refused: ${details.map((d) => `${d.path}: ${d.message}`).join("; ")}`,
+      details,
+    );
   }
   return r.data;
 }

@@ -11,7 +11,9 @@ export function range(q: { from?: string; to?: string }): { from?: Date; to?: Da
   const from = q.from ? new Date(q.from) : undefined;
   const to = q.to ? new Date(q.to) : undefined;
   if (from && to && from >= to) {
-    throw new ApiError(400, "invalid_request", "from must be before to", [{ path: "/from", code: "invalid_range", message: "from must be earlier than to" }]);
+    throw new ApiError(400, "invalid_request", "from must be before to", [
+      { path: "/from", code: "invalid_range", message: "from must be earlier than to" },
+    ]);
   }
   return { ...(from && { from }), ...(to && { to }) };
 }

@@ -84,12 +84,23 @@ async function inTransaction<T>(db: Db, fn: (q: Query, client: PoolClient) => Pr
 export async function ingestTelemetry(ctx: TelemetryContext, hostId: string, raw: unknown): Promise<IngestResult> {
   const batch = parseBatch(raw);
   const at = sampleTime(Number(batch.takenAtUnixMs));
-  const result: IngestResult = { duplicate: false, epoch: batch.epoch, seq: batch.seq.toString(), accountingRows: batch.accounting.length, logEvents: batch.logs.length };
+  const result: IngestResult = {
+    duplicate: false,
+    epoch: batch.epoch,
+    seq: batch.seq.toString(),
+    accountingRows: batch.accounting.length,
+    logEvents: batch.logs.length,
+  };
   const published = await inTransaction(ctx.db, async (q, client) => {
     const fresh = await q(
       `INSERT INTO telemetry_batches (host_id, epoch, seq, taken_at, accounting_rows, log_events)
        VALUES ($1::uuid, $2, $3::bigint, $4::timestamptz, $5, $6) ON CONFLICT DO NOTHING RETURNING seq`,
-      hostId, batch.epoch, s(batch.seq), at, batch.accounting.length, batch.logs.length,
+      hostId,
+      batch.epoch,
+      s(batch.seq),
+      at,
+      batch.accounting.length,
+      batch.logs.length,
     );
     if (fresh.length === 0) return undefined;
     await insertAccounting(q, client, hostId, at, batch);
@@ -103,7 +114,8 @@ export async function ingestTelemetry(ctx: TelemetryContext, hostId: string, raw
 }
 
 /** COPY text format: backslash, tab, newline and carriage return escaped. */
-const copyText = (v: string) => (/[\\\t\n\r]/.test(v) ? v.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r") : v);
+const copyText = (v: string) =>
+  /[\\\t\n\r]/.test(v) ? v.replace(/\\/g, "\\\\").replace(/\t/g, "\\t").replace(/\n/g, "\\n").replace(/\r/g, "\\r") : v;
 
 async function insertAccounting(q: Query, client: PoolClient, hostId: string, at: Date, b: Batch): Promise<void> {
   if (b.accounting.length === 0) return;
@@ -111,11 +123,17 @@ async function insertAccounting(q: Query, client: PoolClient, hostId: string, at
   const lines: string[] = [];
   for (const r of b.accounting) {
     const ip = r.ip === "" ? UNATTRIBUTED : r.ip;
-    lines.push(`${prefix}${copyText(r.table)}\t${ip}\t${s(r.srcBytes)}\t${s(r.srcPackets)}\t${s(r.dstBytes)}\t${s(r.dstPackets)}\n`);
+    lines.push(
+      `${prefix}${copyText(r.table)}\t${ip}\t${s(r.srcBytes)}\t${s(r.srcPackets)}\t${s(r.dstBytes)}\t${s(r.dstPackets)}\n`,
+    );
   }
   await pipeline(
     Readable.from([lines.join("")]),
-    client.query(copyFrom(`COPY accounting_samples (at, host_id, table_name, address, src_bytes, src_packets, dst_bytes, dst_packets) FROM STDIN`)),
+    client.query(
+      copyFrom(
+        `COPY accounting_samples (at, host_id, table_name, address, src_bytes, src_packets, dst_bytes, dst_packets) FROM STDIN`,
+      ),
+    ),
   );
   const tables = [...new Set(b.accounting.map((r) => r.table))];
   await q(
@@ -124,14 +142,17 @@ async function insertAccounting(q: Query, client: PoolClient, hostId: string, at
      ON CONFLICT (host_id, table_name) DO UPDATE SET
        first_at = LEAST(accounting_tables.first_at, EXCLUDED.first_at),
        last_at = GREATEST(accounting_tables.last_at, EXCLUDED.last_at)`,
-    hostId, at, tables,
+    hostId,
+    at,
+    tables,
   );
   // DO UPDATE (not DO NOTHING): it row-locks the mark, so a rollup deleting it waits for
   // this transaction and then sees these samples (see rollups.ts).
   await q(
     `INSERT INTO telemetry_dirty (host_id, bucket) VALUES ($1::uuid, date_trunc('minute', $2::timestamptz))
      ON CONFLICT (host_id, bucket) DO UPDATE SET hits = telemetry_dirty.hits + 1`,
-    hostId, at,
+    hostId,
+    at,
   );
 }
 
@@ -147,7 +168,13 @@ async function upsertQuotas(q: Query, hostId: string, at: Date, b: Batch): Promi
        mode = EXCLUDED.mode, grow = EXCLUDED.grow, "limit" = EXCLUDED."limit", used = EXCLUDED.used,
        sampled_at = EXCLUDED.sampled_at, updated_at = now()
      WHERE quota_states.sampled_at IS NULL OR quota_states.sampled_at <= EXCLUDED.sampled_at`,
-    hostId, at, x.map((v) => v.name), x.map((v) => v.mode), x.map((v) => v.grow), x.map((v) => s(v.limit)), x.map((v) => s(v.used)),
+    hostId,
+    at,
+    x.map((v) => v.name),
+    x.map((v) => v.mode),
+    x.map((v) => v.grow),
+    x.map((v) => s(v.limit)),
+    x.map((v) => s(v.used)),
   );
 }
 
@@ -164,7 +191,10 @@ async function addCounters(q: Query, hostId: string, b: Batch): Promise<void> {
      SELECT $1::uuid, n, b, p, now() FROM unnest($2::text[], $3::bigint[], $4::bigint[]) AS x(n, b, p)
      ON CONFLICT (host_id, name) DO UPDATE SET
        bytes = counter_totals.bytes + EXCLUDED.bytes, packets = counter_totals.packets + EXCLUDED.packets, updated_at = now()`,
-    hostId, names, names.map((n) => s(sum.get(n)!.bytes)), names.map((n) => s(sum.get(n)!.packets)),
+    hostId,
+    names,
+    names.map((n) => s(sum.get(n)!.bytes)),
+    names.map((n) => s(sum.get(n)!.packets)),
   );
 }
 
@@ -194,7 +224,17 @@ async function insertLogs(q: Query, hostId: string, b: Batch): Promise<LogEventV
   );
   return rows.map((r, i) => {
     const e = b.logs[i]!;
-    return { id: r.id.toString(), at: r.at.toISOString(), hostId, host: r.host ?? hostId, prefix: e.prefix, level: e.level, mark: e.mark, ctmark: e.ctmark, fields: JSON.parse(fields[i]!) as Record<string, string | number> };
+    return {
+      id: r.id.toString(),
+      at: r.at.toISOString(),
+      hostId,
+      host: r.host ?? hostId,
+      prefix: e.prefix,
+      level: e.level,
+      mark: e.mark,
+      ctmark: e.ctmark,
+      fields: JSON.parse(fields[i]!) as Record<string, string | number>,
+    };
   });
 }
 

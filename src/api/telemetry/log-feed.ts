@@ -109,7 +109,8 @@ export class LogFeed {
     });
     sub.on("close", () => {
       if (this.subscribed) this.subscribed = false;
-      if (this.streams.size) this.log.warn({ streams: this.streams.size }, "live log streams ended: lost the Redis subscription");
+      if (this.streams.size)
+        this.log.warn({ streams: this.streams.size }, "live log streams ended: lost the Redis subscription");
       for (const s of [...this.streams]) this.end(s, "redis_unavailable");
     });
     this.subscribing = (async () => {
@@ -145,7 +146,10 @@ export class LogFeed {
     const ids = [...new Set([...this.streams].map((s) => s.tokenId))];
     if (ids.length === 0) return;
     try {
-      const live = await this.db.apiToken.findMany({ where: { id: { in: ids }, revokedAt: null }, select: { id: true } });
+      const live = await this.db.apiToken.findMany({
+        where: { id: { in: ids }, revokedAt: null },
+        select: { id: true },
+      });
       const ok = new Set(live.map((t) => t.id));
       for (const id of ids) if (!ok.has(id)) this.endToken(id);
     } catch (err) {

@@ -20,7 +20,11 @@ const suffixOf = (d: Date) => `p${d.toISOString().slice(0, 10).replaceAll("-", "
 const q = (ident: string) => `"${ident.replaceAll('"', '""')}"`;
 
 /** Creates the daily partitions of [today - back, today + ahead] that are missing; returns their names. */
-export async function ensurePartitions(db: Db, now = new Date(), opts: { aheadDays?: number; backDays?: number; tables?: PartitionedTable[] } = {}): Promise<string[]> {
+export async function ensurePartitions(
+  db: Db,
+  now = new Date(),
+  opts: { aheadDays?: number; backDays?: number; tables?: PartitionedTable[] } = {},
+): Promise<string[]> {
   const created: string[] = [];
   const today = dayStart(now);
   for (const table of opts.tables ?? (Object.keys(PARTITIONED) as PartitionedTable[])) {
@@ -38,9 +42,12 @@ export async function ensurePartitions(db: Db, now = new Date(), opts: { aheadDa
         // ATTACH refuses while the default still holds rows of the range.
         await tx.$executeRawUnsafe(
           `WITH moved AS (DELETE FROM ${q(`${table}_default`)} WHERE ${q(col)} >= $1 AND ${q(col)} < $2 RETURNING *) INSERT INTO ${q(part)} SELECT * FROM moved`,
-          from, to,
+          from,
+          to,
         );
-        await tx.$executeRawUnsafe(`ALTER TABLE ${q(table)} ATTACH PARTITION ${q(part)} FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`);
+        await tx.$executeRawUnsafe(
+          `ALTER TABLE ${q(table)} ATTACH PARTITION ${q(part)} FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
+        );
         return true;
       });
       if (made) created.push(part);
@@ -76,20 +83,56 @@ export async function applyRetention(db: Db, retention: Retention, now = new Dat
         out.dropped.push(name);
       }
     }
-    out.deleted[`${table}_default`] = await db.$executeRawUnsafe(`DELETE FROM ${q(`${table}_default`)} WHERE ${q(PARTITIONED[table])} < $1`, keep[table]);
+    out.deleted[`${table}_default`] = await db.$executeRawUnsafe(
+      `DELETE FROM ${q(`${table}_default`)} WHERE ${q(PARTITIONED[table])} < $1`,
+      keep[table],
+    );
   }
-  out.deleted.accounting_hour = await db.$executeRawUnsafe(`DELETE FROM accounting_hour WHERE bucket < $1`, horizon(now, retention.hourDays));
-  out.deleted.accounting_day = await db.$executeRawUnsafe(`DELETE FROM accounting_day WHERE bucket < $1`, horizon(now, retention.dayDays));
-  out.deleted.accounting_month = await db.$executeRawUnsafe(`DELETE FROM accounting_month WHERE bucket < $1`, monthHorizon(now, retention.monthMonths));
+  out.deleted.accounting_hour = await db.$executeRawUnsafe(
+    `DELETE FROM accounting_hour WHERE bucket < $1`,
+    horizon(now, retention.hourDays),
+  );
+  out.deleted.accounting_day = await db.$executeRawUnsafe(
+    `DELETE FROM accounting_day WHERE bucket < $1`,
+    horizon(now, retention.dayDays),
+  );
+  out.deleted.accounting_month = await db.$executeRawUnsafe(
+    `DELETE FROM accounting_month WHERE bucket < $1`,
+    monthHorizon(now, retention.monthMonths),
+  );
   // The derived tables (rollups.ts) keep the horizon of the level they are derived with,
   // so a query reads the same buckets from them as from the per-host rows.
-  out.deleted.accounting_table_minute = await db.$executeRawUnsafe(`DELETE FROM accounting_table_minute WHERE bucket < $1`, keep.accounting_minute);
-  out.deleted.accounting_table_hour = await db.$executeRawUnsafe(`DELETE FROM accounting_table_hour WHERE bucket < $1`, horizon(now, retention.hourDays));
-  out.deleted.accounting_fleet_hour = await db.$executeRawUnsafe(`DELETE FROM accounting_fleet_hour WHERE bucket < $1`, horizon(now, retention.hourDays));
-  out.deleted.accounting_table_day = await db.$executeRawUnsafe(`DELETE FROM accounting_table_day WHERE bucket < $1`, horizon(now, retention.dayDays));
-  out.deleted.accounting_fleet_day = await db.$executeRawUnsafe(`DELETE FROM accounting_fleet_day WHERE bucket < $1`, horizon(now, retention.dayDays));
-  out.deleted.accounting_fleet_month = await db.$executeRawUnsafe(`DELETE FROM accounting_fleet_month WHERE bucket < $1`, monthHorizon(now, retention.monthMonths));
-  out.deleted.telemetry_batches = await db.$executeRawUnsafe(`DELETE FROM telemetry_batches WHERE received_at < $1`, horizon(now, retention.ledgerDays));
-  out.deleted.quota_reset_requests = await db.$executeRawUnsafe(`DELETE FROM quota_reset_requests WHERE requested_at < $1`, horizon(now, retention.ledgerDays));
+  out.deleted.accounting_table_minute = await db.$executeRawUnsafe(
+    `DELETE FROM accounting_table_minute WHERE bucket < $1`,
+    keep.accounting_minute,
+  );
+  out.deleted.accounting_table_hour = await db.$executeRawUnsafe(
+    `DELETE FROM accounting_table_hour WHERE bucket < $1`,
+    horizon(now, retention.hourDays),
+  );
+  out.deleted.accounting_fleet_hour = await db.$executeRawUnsafe(
+    `DELETE FROM accounting_fleet_hour WHERE bucket < $1`,
+    horizon(now, retention.hourDays),
+  );
+  out.deleted.accounting_table_day = await db.$executeRawUnsafe(
+    `DELETE FROM accounting_table_day WHERE bucket < $1`,
+    horizon(now, retention.dayDays),
+  );
+  out.deleted.accounting_fleet_day = await db.$executeRawUnsafe(
+    `DELETE FROM accounting_fleet_day WHERE bucket < $1`,
+    horizon(now, retention.dayDays),
+  );
+  out.deleted.accounting_fleet_month = await db.$executeRawUnsafe(
+    `DELETE FROM accounting_fleet_month WHERE bucket < $1`,
+    monthHorizon(now, retention.monthMonths),
+  );
+  out.deleted.telemetry_batches = await db.$executeRawUnsafe(
+    `DELETE FROM telemetry_batches WHERE received_at < $1`,
+    horizon(now, retention.ledgerDays),
+  );
+  out.deleted.quota_reset_requests = await db.$executeRawUnsafe(
+    `DELETE FROM quota_reset_requests WHERE requested_at < $1`,
+    horizon(now, retention.ledgerDays),
+  );
   return out;
 }

@@ -33,7 +33,11 @@ export interface Plan {
 export type Availability = Record<Level, Date>;
 
 /** Fixed-length units; months are calendar months (see floorAt/nextAt). */
-export const UNIT_MS: Record<Exclude<BucketLevel, "month">, number> = { day: 86_400_000, hour: 3_600_000, minute: 60_000 };
+export const UNIT_MS: Record<Exclude<BucketLevel, "month">, number> = {
+  day: 86_400_000,
+  hour: 3_600_000,
+  minute: 60_000,
+};
 export const SOURCE: Record<Level, { table: string; time: string }> = {
   month: { table: "accounting_month", time: "bucket" },
   day: { table: "accounting_day", time: "bucket" },
@@ -60,10 +64,17 @@ export function nextAt(t: number, level: BucketLevel): number {
 export const ceilAt = (t: number, level: BucketLevel) => (floorAt(t, level) === t ? t : nextAt(t, level));
 
 /** Nothing expired: every level holds everything (pure tests, no retention). */
-export const ALL_AVAILABLE: Availability = { month: new Date(-8.64e15), day: new Date(-8.64e15), hour: new Date(-8.64e15), minute: new Date(-8.64e15), raw: new Date(-8.64e15) };
+export const ALL_AVAILABLE: Availability = {
+  month: new Date(-8.64e15),
+  day: new Date(-8.64e15),
+  hour: new Date(-8.64e15),
+  minute: new Date(-8.64e15),
+  raw: new Date(-8.64e15),
+};
 
 /** Is the bucket of `level` containing t retained? (Raw: is t itself.) */
-const holds = (level: Level, t: number, avail: Availability) => (level === "raw" ? t : floorAt(t, level)) >= avail[level].getTime();
+const holds = (level: Level, t: number, avail: Availability) =>
+  (level === "raw" ? t : floorAt(t, level)) >= avail[level].getTime();
 
 /**
  * Segments covering [from, to) — or the widened/clamped range the returned `from`/`to`
@@ -79,7 +90,9 @@ export function planSegments(
   const avail = opts.avail ?? ALL_AVAILABLE;
   const widen = opts.widen !== false;
   // Bucket levels allowed, coarsest first; raw is always allowed.
-  const buckets = (["month", "day", "hour", "minute"] as const).slice(["month", "day", "hour", "minute"].indexOf(opts.coarsest ?? "month"));
+  const buckets = (["month", "day", "hour", "minute"] as const).slice(
+    ["month", "day", "hour", "minute"].indexOf(opts.coarsest ?? "month"),
+  );
   const finestHolding = (t: number) => [...buckets].reverse().find((l) => holds(l, t, avail));
   let a = from.getTime();
   let b = to.getTime();

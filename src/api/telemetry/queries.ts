@@ -104,9 +104,21 @@ class Params {
 }
 
 /** `from`: read the segment from this table (a fleet or table-total rollup of the same level) instead. */
-function segmentSql(seg: Segment, scope: Scope, p: Params, extra: string[] = [], timeExpr?: (col: string) => string, from?: { table: string; address: boolean }): string {
+function segmentSql(
+  seg: Segment,
+  scope: Scope,
+  p: Params,
+  extra: string[] = [],
+  timeExpr?: (col: string) => string,
+  from?: { table: string; address: boolean },
+): string {
   const src = from ? { table: from.table, time: "bucket" } : SOURCE[seg.level];
-  const where = [`table_name = ${p.add(scope.table)}`, `${src.time} >= ${p.add(seg.from)}::timestamptz`, `${src.time} < ${p.add(seg.to)}::timestamptz`, ...extra];
+  const where = [
+    `table_name = ${p.add(scope.table)}`,
+    `${src.time} >= ${p.add(seg.from)}::timestamptz`,
+    `${src.time} < ${p.add(seg.to)}::timestamptz`,
+    ...extra,
+  ];
   if (scope.hostId) where.push(`host_id = ${p.add(scope.hostId)}::uuid`);
   if (scope.address) where.push(`address = ${p.add(scope.address)}::inet`);
   const t = timeExpr ? `, ${timeExpr(src.time)} AS t` : "";
@@ -115,27 +127,45 @@ function segmentSql(seg: Segment, scope: Scope, p: Params, extra: string[] = [],
 }
 
 const SUMS = `sum(src_bytes)::text AS sb, sum(src_packets)::text AS sp, sum(dst_bytes)::text AS db, sum(dst_packets)::text AS dp`;
-const totals = (r: SumRow): Totals => ({ srcBytes: counterJson(r.sb), srcPackets: counterJson(r.sp), dstBytes: counterJson(r.db), dstPackets: counterJson(r.dp) });
+const totals = (r: SumRow): Totals => ({
+  srcBytes: counterJson(r.sb),
+  srcPackets: counterJson(r.sp),
+  dstBytes: counterJson(r.db),
+  dstPackets: counterJson(r.dp),
+});
 const addressRow = (r: SumRow): AddressRow => {
   const un = r.address === UNATTRIBUTED;
   return { ip: un ? "" : r.address.replace(/\/(32|128)$/, ""), unattributed: un, ...totals(r) };
 };
 
-async function planFor(db: Db, scope: Scope, from: Date | undefined, to: Date | undefined, o: QueryOptions): Promise<Plan> {
+async function planFor(
+  db: Db,
+  scope: Scope,
+  from: Date | undefined,
+  to: Date | undefined,
+  o: QueryOptions,
+): Promise<Plan> {
   const exactUntil = await rollupHorizon(db, scope.hostId);
   const { now, avail } = planOptions(o);
   return planSegments(from ?? EPOCH, to ?? new Date(now.getTime() + 60_000), exactUntil, { avail });
 }
 
 /** Per-address totals over [from, to), ordered by address, keyset-paged by it. */
-export async function addressTotals(db: Db, scope: Scope, range: { from?: Date; to?: Date }, page: { limit: number; after?: string }, o: QueryOptions = {}): Promise<Covered<AddressRow>> {
+export async function addressTotals(
+  db: Db,
+  scope: Scope,
+  range: { from?: Date; to?: Date },
+  page: { limit: number; after?: string },
+  o: QueryOptions = {},
+): Promise<Covered<AddressRow>> {
   const plan = await planFor(db, scope, range.from, range.to, o);
   const segs = plan.segments;
   if (segs.length === 0) return { items: [], from: plan.from, to: plan.to };
   const p = new Params();
   const extra = page.after !== undefined ? [`address > ${p.add(page.after)}::inet`] : [];
   const union = segs.map((s) => segmentSql(s, scope, p, extra)).join("\nUNION ALL\n");
-  const rows = await aggregate<SumRow>(db,
+  const rows = await aggregate<SumRow>(
+    db,
     `SELECT address::text AS address, ${SUMS} FROM (${union}) x GROUP BY x.address ORDER BY x.address LIMIT ${p.add(page.limit)}`,
     p.values,
   );
@@ -149,18 +179,32 @@ export type { Direction, TopBy } from "./top.ts";
  * Fleet-wide it reads the fleet rollups' sorted lists (top.ts), exact by construction;
  * for one host (or with path "scan") it aggregates the range's rows.
  */
-export async function topTalkers(db: Db, scope: Scope, range: { from?: Date; to?: Date }, by: TopBy, direction: Direction, limit: number, o: QueryOptions = {}): Promise<Covered<AddressRow & { value: Counter }>> {
+export async function topTalkers(
+  db: Db,
+  scope: Scope,
+  range: { from?: Date; to?: Date },
+  by: TopBy,
+  direction: Direction,
+  limit: number,
+  o: QueryOptions = {},
+): Promise<Covered<AddressRow & { value: Counter }>> {
   const plan = await planFor(db, scope, range.from, range.to, o);
   const segs = plan.segments;
   if (segs.length === 0) return { items: [], from: plan.from, to: plan.to };
   const col = (dir: "src" | "dst") => `sum(${dir}_${by})`;
   const metric = direction === "both" ? `(${col("src")} + ${col("dst")})` : col(direction);
   /** Top `n` over the segments, optionally only some addresses, fleet rollups where `fleet`. */
-  const query = (tx: Prisma.TransactionClient, parts: Segment[], n: number, opts: { only?: string[]; fleet?: boolean } = {}) => {
+  const query = (
+    tx: Prisma.TransactionClient,
+    parts: Segment[],
+    n: number,
+    opts: { only?: string[]; fleet?: boolean } = {},
+  ) => {
     const p = new Params();
     const extra = [`address <> ${p.add(UNATTRIBUTED)}::inet`];
     if (opts.only) extra.push(`address = ANY(${p.add(opts.only)}::inet[])`);
-    const from = (s: Segment) => (opts.fleet && s.level !== "minute" && s.level !== "raw" ? { table: FLEET[s.level], address: true } : undefined);
+    const from = (s: Segment) =>
+      opts.fleet && s.level !== "minute" && s.level !== "raw" ? { table: FLEET[s.level], address: true } : undefined;
     const union = parts.map((s) => segmentSql(s, scope, p, extra, undefined, from(s))).join("\nUNION ALL\n");
     return tx.$queryRawUnsafe<(SumRow & { v: string })[]>(
       `SELECT address::text AS address, ${SUMS}, ${metric}::text AS v FROM (${union}) x
@@ -171,14 +215,23 @@ export async function topTalkers(db: Db, scope: Scope, range: { from?: Date; to?
   const rows = await withoutJit(db, async (tx) => {
     if (scope.hostId || o.path === "scan") return query(tx, segs, limit);
     const edge = segs.filter((s) => s.level === "raw");
-    const { rows, stats } = await fleetTop(tx, {
-      table: scope.table, unattributed: UNATTRIBUTED, segments: segs, by, direction, limit,
-      sql: {
-        exact: (candidates) => query(tx, segs, limit, { only: candidates, fleet: true }),
-        edge: edge.length ? (k) => query(tx, edge, k) : null,
-        full: () => query(tx, segs, limit, { fleet: true }),
+    const { rows, stats } = await fleetTop(
+      tx,
+      {
+        table: scope.table,
+        unattributed: UNATTRIBUTED,
+        segments: segs,
+        by,
+        direction,
+        limit,
+        sql: {
+          exact: (candidates) => query(tx, segs, limit, { only: candidates, fleet: true }),
+          edge: edge.length ? (k) => query(tx, edge, k) : null,
+          full: () => query(tx, segs, limit, { fleet: true }),
+        },
       },
-    }, o.top);
+      o.top,
+    );
     o.onTopStats?.(stats);
     return rows as (SumRow & { v: string })[];
   });
@@ -189,7 +242,11 @@ export type Step = "1m" | "1h" | "1d";
 export const STEP_LEVEL = { "1m": "minute", "1h": "hour", "1d": "day" } as const satisfies Record<Step, BucketLevel>;
 export const stepMs = (s: Step) => UNIT_MS[STEP_LEVEL[s]];
 
-const TABLE_TOTALS = { minute: "accounting_table_minute", hour: "accounting_table_hour", day: "accounting_table_day" } as const;
+const TABLE_TOTALS = {
+  minute: "accounting_table_minute",
+  hour: "accounting_table_hour",
+  day: "accounting_table_day",
+} as const;
 
 export interface Point extends Totals {
   t: string;
@@ -200,13 +257,24 @@ export interface Point extends Totals {
  * series is never widened past its step: it starts where the step's level (or a finer
  * one) is still retained, and `from` says where that is.
  */
-export async function series(db: Db, scope: Scope, from: Date, to: Date, step: Step, o: QueryOptions = {}): Promise<Covered<Point>> {
+export async function series(
+  db: Db,
+  scope: Scope,
+  from: Date,
+  to: Date,
+  step: Step,
+  o: QueryOptions = {},
+): Promise<Covered<Point>> {
   const unit = stepMs(step);
   const a0 = new Date(floorTo(from.getTime(), unit));
   const b0 = new Date(ceilTo(to.getTime(), unit));
   if (a0 >= b0) return { items: [], from: a0, to: a0 };
   const exactUntil = await rollupHorizon(db, scope.hostId);
-  const plan = planSegments(a0, b0, exactUntil, { coarsest: STEP_LEVEL[step], avail: planOptions(o).avail, widen: false });
+  const plan = planSegments(a0, b0, exactUntil, {
+    coarsest: STEP_LEVEL[step],
+    avail: planOptions(o).avail,
+    widen: false,
+  });
   const segs = plan.segments;
   const a = plan.from;
   const b = plan.to;
@@ -217,14 +285,24 @@ export async function series(db: Db, scope: Scope, from: Date, to: Date, step: S
   // A whole table's series reads the per-host table totals (one row per host and bucket)
   // instead of every address's row; one address's series reads its own rows by index.
   const useTotals = !scope.address && o.path !== "scan";
-  const source = (s: Segment) => (useTotals && s.level !== "raw" && s.level !== "month" ? { table: TABLE_TOTALS[s.level], address: false } : undefined);
+  const source = (s: Segment) =>
+    useTotals && s.level !== "raw" && s.level !== "month"
+      ? { table: TABLE_TOTALS[s.level], address: false }
+      : undefined;
   const union = segs.map((s) => segmentSql(s, scope, p, [], bin, source(s))).join("\nUNION ALL\n");
-  const rows = await aggregate<SumRow & { t: Date }>(db, `SELECT t, '' AS address, ${SUMS} FROM (${union}) x GROUP BY t ORDER BY t`, p.values);
+  const rows = await aggregate<SumRow & { t: Date }>(
+    db,
+    `SELECT t, '' AS address, ${SUMS} FROM (${union}) x GROUP BY t ORDER BY t`,
+    p.values,
+  );
   const byT = new Map(rows.map((r) => [r.t.getTime(), r]));
   const out: Point[] = [];
   for (let t = a.getTime(); t < b.getTime(); t += unit) {
     const r = byT.get(t);
-    out.push({ t: new Date(t).toISOString(), ...(r ? totals(r) : { srcBytes: 0, srcPackets: 0, dstBytes: 0, dstPackets: 0 }) });
+    out.push({
+      t: new Date(t).toISOString(),
+      ...(r ? totals(r) : { srcBytes: 0, srcPackets: 0, dstBytes: 0, dstPackets: 0 }),
+    });
   }
   return { items: out, from: a, to: b };
 }
@@ -237,7 +315,10 @@ export interface TableInfo {
 }
 
 /** Accounting tables known across the fleet (or on one host), by name, paged. */
-export async function listTables(db: Db, opts: { hostId?: string; after?: string; limit: number }): Promise<TableInfo[]> {
+export async function listTables(
+  db: Db,
+  opts: { hostId?: string; after?: string; limit: number },
+): Promise<TableInfo[]> {
   const p = new Params();
   const where: string[] = [];
   if (opts.hostId) where.push(`host_id = ${p.add(opts.hostId)}::uuid`);
@@ -247,12 +328,21 @@ export async function listTables(db: Db, opts: { hostId?: string; after?: string
      ${where.length ? `WHERE ${where.join(" AND ")}` : ""} GROUP BY table_name ORDER BY table_name LIMIT ${p.add(opts.limit)}`,
     ...p.values,
   );
-  return rows.map((r) => ({ name: r.name, hosts: Number(r.hosts), firstAt: r.first_at.toISOString(), lastAt: r.last_at.toISOString() }));
+  return rows.map((r) => ({
+    name: r.name,
+    hosts: Number(r.hosts),
+    firstAt: r.first_at.toISOString(),
+    lastAt: r.last_at.toISOString(),
+  }));
 }
 
 export async function tableExists(db: Db, table: string, hostId?: string): Promise<boolean> {
   const rows = hostId
-    ? await db.$queryRawUnsafe<unknown[]>(`SELECT 1 FROM accounting_tables WHERE table_name = $1 AND host_id = $2::uuid LIMIT 1`, table, hostId)
+    ? await db.$queryRawUnsafe<unknown[]>(
+        `SELECT 1 FROM accounting_tables WHERE table_name = $1 AND host_id = $2::uuid LIMIT 1`,
+        table,
+        hostId,
+      )
     : await db.$queryRawUnsafe<unknown[]>(`SELECT 1 FROM accounting_tables WHERE table_name = $1 LIMIT 1`, table);
   return rows.length > 0;
 }

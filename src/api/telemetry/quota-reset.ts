@@ -22,7 +22,12 @@ export interface QuotaResetRequested {
   publishError?: string;
 }
 
-export async function requestQuotaReset(ctx: QuotaResetContext, hostId: string, name: string, actor: Actor = { name: "system", tokenId: null }): Promise<QuotaResetRequested> {
+export async function requestQuotaReset(
+  ctx: QuotaResetContext,
+  hostId: string,
+  name: string,
+  actor: Actor = { name: "system", tokenId: null },
+): Promise<QuotaResetRequested> {
   const req = await ctx.db.$transaction(async (tx) => {
     const host = await tx.host.findUnique({ where: { id: hostId }, select: { name: true } });
     if (!host) throw new TelemetryError("unknown_quota", `host ${hostId} not found`);
@@ -52,13 +57,21 @@ export async function recordQuotaReset(ctx: { db: Db }, hostId: string, result: 
   if (!/^[0-9a-f-]{36}$/i.test(result.requestId)) return false;
   const n = await ctx.db.quotaResetRequest.updateMany({
     where: { id: result.requestId, hostId, status: "pending" },
-    data: { status: result.ok ? "done" : "failed", error: result.ok ? null : result.error || "agent reported failure", finishedAt: new Date() },
+    data: {
+      status: result.ok ? "done" : "failed",
+      error: result.ok ? null : result.error || "agent reported failure",
+      finishedAt: new Date(),
+    },
   });
   return n.count === 1;
 }
 
 /** Requests not answered yet, oldest first: to send when the host's agent (re)connects. */
 export async function pendingQuotaResets(ctx: { db: Db }, hostId: string): Promise<QuotaResetMessage[]> {
-  const rows = await ctx.db.quotaResetRequest.findMany({ where: { hostId, status: "pending" }, orderBy: { requestedAt: "asc" }, take: 100 });
+  const rows = await ctx.db.quotaResetRequest.findMany({
+    where: { hostId, status: "pending" },
+    orderBy: { requestedAt: "asc" },
+    take: 100,
+  });
   return rows.map((r) => ({ type: "quota_reset", requestId: r.id, name: r.name }));
 }

@@ -19,7 +19,15 @@ export interface Retention {
   ledgerDays: number;
 }
 
-export const DEFAULT_RETENTION: Retention = { rawDays: 3, minuteDays: 14, hourDays: 35, dayDays: 800, monthMonths: 36, logDays: 30, ledgerDays: 30 };
+export const DEFAULT_RETENTION: Retention = {
+  rawDays: 3,
+  minuteDays: 14,
+  hourDays: 35,
+  dayDays: 800,
+  monthMonths: 36,
+  logDays: 30,
+  ledgerDays: 30,
+};
 
 const days = z.coerce.number().int().min(1).max(36500).optional();
 const Env = z.object({
@@ -33,7 +41,9 @@ const Env = z.object({
 });
 
 export function retentionFromEnv(env: NodeJS.ProcessEnv = process.env): Retention {
-  const e = Env.parse(Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith("PALISADE_RETENTION_") && v)));
+  const e = Env.parse(
+    Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith("PALISADE_RETENTION_") && v)),
+  );
   const r: Retention = {
     rawDays: e.PALISADE_RETENTION_RAW_DAYS ?? DEFAULT_RETENTION.rawDays,
     minuteDays: e.PALISADE_RETENTION_MINUTE_DAYS ?? DEFAULT_RETENTION.minuteDays,
@@ -48,7 +58,9 @@ export function retentionFromEnv(env: NodeJS.ProcessEnv = process.env): Retentio
   }
   // The month horizon must never be later than the day horizon: 28 * months - 31 >= days.
   if (!(r.monthMonths * 28 - 31 >= r.dayDays)) {
-    throw new Error(`telemetry retention: ${r.monthMonths} months of accounting_month do not outlive ${r.dayDays} days of accounting_day (need months >= ${Math.ceil((r.dayDays + 31) / 28)})`);
+    throw new Error(
+      `telemetry retention: ${r.monthMonths} months of accounting_month do not outlive ${r.dayDays} days of accounting_day (need months >= ${Math.ceil((r.dayDays + 31) / 28)})`,
+    );
   }
   return r;
 }

@@ -54,8 +54,20 @@ interface LevelSpec {
 }
 const LEVELS = {
   minute: { target: "accounting_minute", source: "accounting_samples", time: "at", totals: "accounting_table_minute" },
-  hour: { target: "accounting_hour", source: "accounting_minute", time: "bucket", fleet: "accounting_fleet_hour", totals: "accounting_table_hour" },
-  day: { target: "accounting_day", source: "accounting_hour", time: "bucket", fleet: "accounting_fleet_day", totals: "accounting_table_day" },
+  hour: {
+    target: "accounting_hour",
+    source: "accounting_minute",
+    time: "bucket",
+    fleet: "accounting_fleet_hour",
+    totals: "accounting_table_hour",
+  },
+  day: {
+    target: "accounting_day",
+    source: "accounting_hour",
+    time: "bucket",
+    fleet: "accounting_fleet_day",
+    totals: "accounting_table_day",
+  },
   month: { target: "accounting_month", source: "accounting_day", time: "bucket", fleet: "accounting_fleet_month" },
 } as const satisfies Record<BucketLevel, LevelSpec>;
 
@@ -82,7 +94,9 @@ async function rollupLevel(tx: Prisma.TransactionClient, spec: LevelSpec, b: Buc
      FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS d(h, b, e)
      JOIN ${source} s ON s.host_id = d.h AND s.${time} >= d.b AND s.${time} < d.e
      GROUP BY s.host_id, s.table_name, s.address, d.b`,
-    b.hosts, b.starts, b.ends,
+    b.hosts,
+    b.starts,
+    b.ends,
   );
   if (spec.fleet) {
     // Statistics of this run's rows, so the join below probes the target's primary key
@@ -128,11 +142,19 @@ function distinctBuckets(marks: { host_id: string; bucket: Date }[], level: Buck
     seen.set(`${m.host_id}|${b}`, { h: m.host_id, b });
   }
   const v = [...seen.values()];
-  return { hosts: v.map((x) => x.h), starts: v.map((x) => new Date(x.b)), ends: v.map((x) => new Date(nextAt(x.b, level))) };
+  return {
+    hosts: v.map((x) => x.h),
+    starts: v.map((x) => new Date(x.b)),
+    ends: v.map((x) => new Date(nextAt(x.b, level))),
+  };
 }
 
 /** One rollup run over at most `maxMarks` dirty minutes. */
-export async function runRollup(db: Db, retention: Retention, opts: { maxMarks?: number; now?: Date } = {}): Promise<RollupResult> {
+export async function runRollup(
+  db: Db,
+  retention: Retention,
+  opts: { maxMarks?: number; now?: Date } = {},
+): Promise<RollupResult> {
   const now = opts.now ?? new Date();
   return db.$transaction(
     async (tx) => {
@@ -144,7 +166,8 @@ export async function runRollup(db: Db, retention: Retention, opts: { maxMarks?:
       if (marks.length > 0) {
         await tx.$executeRawUnsafe(
           `DELETE FROM telemetry_dirty t USING unnest($1::uuid[], $2::timestamptz[]) AS d(h, b) WHERE t.host_id = d.h AND t.bucket = d.b`,
-          marks.map((m) => m.host_id), marks.map((m) => m.bucket),
+          marks.map((m) => m.host_id),
+          marks.map((m) => m.bucket),
         );
       }
       const minutes = distinctBuckets(marks, "minute", horizon(now, retention.rawDays));
@@ -173,7 +196,11 @@ export async function runRollup(db: Db, retention: Retention, opts: { maxMarks?:
 }
 
 /** Runs until no mark is left that this run could take (bounded by maxRuns). */
-export async function rollupAll(db: Db, retention: Retention, opts: { maxMarks?: number; maxRuns?: number; now?: Date } = {}): Promise<RollupResult> {
+export async function rollupAll(
+  db: Db,
+  retention: Retention,
+  opts: { maxMarks?: number; maxRuns?: number; now?: Date } = {},
+): Promise<RollupResult> {
   const total: RollupResult = { minutes: 0, hours: 0, days: 0, months: 0, remaining: 0 };
   for (let i = 0; i < (opts.maxRuns ?? 1000); i++) {
     const r = await runRollup(db, retention, opts);
@@ -190,7 +217,10 @@ export async function rollupAll(db: Db, retention: Retention, opts: { maxMarks?:
 /** Oldest dirty minute (optionally of one host): rollups are exact only before it. */
 export async function rollupHorizon(db: Db | Prisma.TransactionClient, hostId?: string): Promise<Date | null> {
   const [row] = hostId
-    ? await db.$queryRawUnsafe<{ b: Date | null }[]>(`SELECT min(bucket) AS b FROM telemetry_dirty WHERE host_id = $1::uuid`, hostId)
+    ? await db.$queryRawUnsafe<{ b: Date | null }[]>(
+        `SELECT min(bucket) AS b FROM telemetry_dirty WHERE host_id = $1::uuid`,
+        hostId,
+      )
     : await db.$queryRawUnsafe<{ b: Date | null }[]>(`SELECT min(bucket) AS b FROM telemetry_dirty`);
   return row?.b ?? null;
 }

@@ -41,7 +41,8 @@ export function telemetryService(opts: TelemetryServiceOptions = {}): Background
         if (job.name === "maintenance") {
           const created = await ensurePartitions(ctx.db);
           const r = await applyRetention(ctx.db, retention);
-          if (created.length || r.dropped.length) ctx.log.info({ created, dropped: r.dropped }, "telemetry partitions maintained");
+          if (created.length || r.dropped.length)
+            ctx.log.info({ created, dropped: r.dropped }, "telemetry partitions maintained");
           return { created, ...r };
         }
         throw new Error(`unknown telemetry job ${job.name}`);
@@ -51,14 +52,23 @@ export function telemetryService(opts: TelemetryServiceOptions = {}): Background
       // Both reconnect by themselves; without a listener an 'error' event would end the process.
       let down = false;
       const onError = (err: Error) => {
-        if (!down) ctx.log.warn({ err: err.message }, "telemetry queue lost Redis; rollups and retention wait until it is back");
+        if (!down)
+          ctx.log.warn({ err: err.message }, "telemetry queue lost Redis; rollups and retention wait until it is back");
         down = true;
       };
       queue.on("error", onError);
       worker.on("error", onError);
       const schedule = async () => {
-        await queue.upsertJobScheduler("rollup", { every: opts.rollupEveryMs ?? 15_000 }, { name: "rollup", opts: { removeOnComplete: 100, removeOnFail: 100 } });
-        await queue.upsertJobScheduler("maintenance", { every: opts.maintenanceEveryMs ?? 3_600_000 }, { name: "maintenance", opts: { removeOnComplete: 20, removeOnFail: 50 } });
+        await queue.upsertJobScheduler(
+          "rollup",
+          { every: opts.rollupEveryMs ?? 15_000 },
+          { name: "rollup", opts: { removeOnComplete: 100, removeOnFail: 100 } },
+        );
+        await queue.upsertJobScheduler(
+          "maintenance",
+          { every: opts.maintenanceEveryMs ?? 3_600_000 },
+          { name: "maintenance", opts: { removeOnComplete: 20, removeOnFail: 50 } },
+        );
       };
       await schedule();
       await queue.add("maintenance", {}, { removeOnComplete: 20, removeOnFail: 50 });
@@ -67,7 +77,11 @@ export function telemetryService(opts: TelemetryServiceOptions = {}): Background
         down = false;
         void schedule().then(
           () => ctx.log.info("Redis is back: telemetry schedules (rollup, maintenance) re-created"),
-          (err: Error) => ctx.log.error({ err: err.message }, "could not re-create the telemetry schedules; they resume at the next start"),
+          (err: Error) =>
+            ctx.log.error(
+              { err: err.message },
+              "could not re-create the telemetry schedules; they resume at the next start",
+            ),
         );
       };
       qConn.on("ready", onReconnect);

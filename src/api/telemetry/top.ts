@@ -28,7 +28,11 @@ export type TopBy = "bytes" | "packets";
 export type Direction = "src" | "dst" | "both";
 
 type ListLevel = Exclude<BucketLevel, "minute">;
-export const FLEET: Record<ListLevel, string> = { hour: "accounting_fleet_hour", day: "accounting_fleet_day", month: "accounting_fleet_month" };
+export const FLEET: Record<ListLevel, string> = {
+  hour: "accounting_fleet_hour",
+  day: "accounting_fleet_day",
+  month: "accounting_fleet_month",
+};
 
 /** How the answer was found (tests and the bench check the fast path really ran). */
 export interface TopStats {
@@ -66,13 +70,21 @@ export function listBuckets(segments: Segment[]): { level: ListLevel; bucket: Da
   for (const s of segments) {
     if (s.level === "raw") continue;
     const level = s.level === "minute" ? "hour" : s.level;
-    for (let t = floorAt(s.from.getTime(), level); t < s.to.getTime(); t = nextAt(t, level)) out.set(`${level}|${t}`, { level, bucket: new Date(t) });
+    for (let t = floorAt(s.from.getTime(), level); t < s.to.getTime(); t = nextAt(t, level))
+      out.set(`${level}|${t}`, { level, bucket: new Date(t) });
   }
   return [...out.values()];
 }
 
 /** Reads the first k entries of every list, in one statement. */
-async function readLists(tx: Prisma.TransactionClient, table: string, unattributed: string, lists: { level: ListLevel; bucket: Date }[], cols: string[], k: number) {
+async function readLists(
+  tx: Prisma.TransactionClient,
+  table: string,
+  unattributed: string,
+  lists: { level: ListLevel; bucket: Date }[],
+  cols: string[],
+  k: number,
+) {
   const params: unknown[] = [table, unattributed, k];
   const parts: string[] = [];
   for (const level of ["hour", "day", "month"] as const) {
@@ -90,7 +102,10 @@ async function readLists(tx: Prisma.TransactionClient, table: string, unattribut
     }
   }
   if (parts.length === 0) return [];
-  return tx.$queryRawUnsafe<{ lvl: string; col: string; b: Date; address: string; v: string }[]>(parts.join("\nUNION ALL\n"), ...params);
+  return tx.$queryRawUnsafe<{ lvl: string; col: string; b: Date; address: string; v: string }[]>(
+    parts.join("\nUNION ALL\n"),
+    ...params,
+  );
 }
 
 /**
@@ -99,7 +114,15 @@ async function readLists(tx: Prisma.TransactionClient, table: string, unattribut
  */
 export async function fleetTop(
   tx: Prisma.TransactionClient,
-  args: { table: string; unattributed: string; segments: Segment[]; by: TopBy; direction: Direction; limit: number; sql: TopSql },
+  args: {
+    table: string;
+    unattributed: string;
+    segments: Segment[];
+    by: TopBy;
+    direction: Direction;
+    limit: number;
+    sql: TopSql;
+  },
   o: TopOptions = {},
 ): Promise<{ rows: { address: string; v: string }[]; stats: TopStats }> {
   const { table, unattributed, segments, by, direction, limit, sql } = args;

@@ -8,7 +8,9 @@ export const MAX_U63 = (1n << 63n) - 1n;
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER) + 1n; // 2^53
 
 /** A counter in a response: number up to 2^53, decimal string above. */
-export const Counter = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)]).describe("64-bit counter: a JSON number up to 2^53, a decimal string above");
+export const Counter = z
+  .union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)])
+  .describe("64-bit counter: a JSON number up to 2^53, a decimal string above");
 export type Counter = z.infer<typeof Counter>;
 
 export function counterJson(v: bigint | string | number | null | undefined): Counter {

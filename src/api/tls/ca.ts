@@ -3,7 +3,15 @@
 // start creates it (a conditional insert; a replica that loses the race reads the winner's
 // row). Its private key is stored encrypted with AES-256-GCM under a key derived (HKDF-SHA256)
 // from PALISADE_SECRET_KEY; it is decrypted into memory only, never logged or answered.
-import { createCipheriv, createDecipheriv, createPrivateKey, hkdfSync, randomBytes, X509Certificate, type KeyObject } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPrivateKey,
+  hkdfSync,
+  randomBytes,
+  X509Certificate,
+  type KeyObject,
+} from "node:crypto";
 import { isIP } from "node:net";
 import type { Db } from "../db/client.ts";
 import { EC_ALG, fingerprintOfPem, HOST_URI_PREFIX, newPrivateKeyPem, webKeys, x509 } from "../../protocol/pki.ts";
@@ -38,16 +46,23 @@ export function encryptKey(pem: string, secret: string, certPem: string): string
   const c = createCipheriv("aes-256-gcm", derive(secret, salt), iv);
   c.setAAD(aadOf(certPem));
   const ct = Buffer.concat([c.update(pem, "utf8"), c.final()]);
-  return ["v2", salt, iv, c.getAuthTag(), ct].map((p) => (typeof p === "string" ? p : p.toString("base64url"))).join(".");
+  return ["v2", salt, iv, c.getAuthTag(), ct]
+    .map((p) => (typeof p === "string" ? p : p.toString("base64url")))
+    .join(".");
 }
 
 const aadOf = (certPem: string) => Buffer.from(`palisade ca key for sha256:${fingerprintOfPem(certPem)}`);
 
 export function decryptKey(stored: string, secret: string, certPem: string): string {
   const [v, salt, iv, tag, ct] = stored.split(".");
-  if ((v !== "v1" && v !== "v2") || !salt || !iv || !tag || !ct) throw new CaError("secret_key_wrong", "the stored CA key is not in a format this version reads");
+  if ((v !== "v1" && v !== "v2") || !salt || !iv || !tag || !ct)
+    throw new CaError("secret_key_wrong", "the stored CA key is not in a format this version reads");
   try {
-    const d = createDecipheriv("aes-256-gcm", derive(secret, Buffer.from(salt, "base64url")), Buffer.from(iv, "base64url"));
+    const d = createDecipheriv(
+      "aes-256-gcm",
+      derive(secret, Buffer.from(salt, "base64url")),
+      Buffer.from(iv, "base64url"),
+    );
     if (v === "v2") d.setAAD(aadOf(certPem));
     d.setAuthTag(Buffer.from(tag, "base64url"));
     return Buffer.concat([d.update(Buffer.from(ct, "base64url")), d.final()]).toString("utf8");
@@ -116,7 +131,14 @@ export class AgentCa {
     return { ca: await AgentCa.fromPem(cert.toString("pem"), keyPem), keyPem };
   }
 
-  private async issue(opts: { subject: string; publicKey: x509.PublicKey | CryptoKey; names: x509.JsonGeneralName[]; usage: x509.ExtendedKeyUsage; notBefore: Date; notAfter: Date }): Promise<IssuedCert> {
+  private async issue(opts: {
+    subject: string;
+    publicKey: x509.PublicKey | CryptoKey;
+    names: x509.JsonGeneralName[];
+    usage: x509.ExtendedKeyUsage;
+    notBefore: Date;
+    notAfter: Date;
+  }): Promise<IssuedCert> {
     const serial = randomSerial();
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial,
@@ -167,8 +189,16 @@ export class AgentCa {
       throw new CaError("invalid_csr", `the certificate request is not a PEM PKCS#10 request: ${(e as Error).message}`);
     }
     const alg = csr.publicKey.algorithm as EcKeyAlgorithm;
-    if (alg.name !== "ECDSA" || alg.namedCurve !== "P-256") throw new CaError("invalid_csr", `the certificate request's key is ${alg.name}${alg.namedCurve ? ` ${alg.namedCurve}` : ""}; the agent must use ECDSA P-256`);
-    if (!(await csr.verify().catch(() => false))) throw new CaError("invalid_csr", "the certificate request's signature does not verify (the requester does not hold its key)");
+    if (alg.name !== "ECDSA" || alg.namedCurve !== "P-256")
+      throw new CaError(
+        "invalid_csr",
+        `the certificate request's key is ${alg.name}${alg.namedCurve ? ` ${alg.namedCurve}` : ""}; the agent must use ECDSA P-256`,
+      );
+    if (!(await csr.verify().catch(() => false)))
+      throw new CaError(
+        "invalid_csr",
+        "the certificate request's signature does not verify (the requester does not hold its key)",
+      );
     // Backdated a little for clock skew, but by at most a tenth of the lifetime so the
     // agent's renewal point (two thirds of notBefore..notAfter) stays after issuance.
     const skew = Math.min(300_000, (ttlSeconds * 1000) / 10);
@@ -188,9 +218,16 @@ export class AgentCa {
  * key, and the fingerprint column is the certificate's (tokens pin the certificate, so a
  * column that disagrees means the row was changed behind Palisade's back).
  */
-function loadRow(row: { certPem: string; keyEncrypted: string; fingerprint: string }, secretKey: string): { certPem: string; keyPem: string } {
+function loadRow(
+  row: { certPem: string; keyEncrypted: string; fingerprint: string },
+  secretKey: string,
+): { certPem: string; keyPem: string } {
   const keyPem = decryptKey(row.keyEncrypted, secretKey, row.certPem);
-  const corrupt = (why: string) => new CaError("ca_corrupt", `the certificate_authority row is inconsistent: ${why}; restore it from a backup (or delete it and re-enroll every agent)`);
+  const corrupt = (why: string) =>
+    new CaError(
+      "ca_corrupt",
+      `the certificate_authority row is inconsistent: ${why}; restore it from a backup (or delete it and re-enroll every agent)`,
+    );
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(row.certPem);
@@ -199,7 +236,8 @@ function loadRow(row: { certPem: string; keyEncrypted: string; fingerprint: stri
   }
   if (!cert.ca) throw corrupt("cert_pem is not a CA certificate");
   if (!cert.checkPrivateKey(createPrivateKey(keyPem))) throw corrupt("the decrypted key is not the key of cert_pem");
-  if (fingerprintOfPem(row.certPem) !== row.fingerprint) throw corrupt("the fingerprint column is not cert_pem's SHA-256");
+  if (fingerprintOfPem(row.certPem) !== row.fingerprint)
+    throw corrupt("the fingerprint column is not cert_pem's SHA-256");
   return { certPem: row.certPem, keyPem };
 }
 
@@ -210,7 +248,10 @@ export async function ensureCa(db: Db, secretKey: string): Promise<AgentCa> {
     const { certPem, keyPem } = loadRow(found, secretKey);
     // A key stored without associated data (v1) is rewritten with it, once, by whichever replica gets there.
     if (found.keyEncrypted.startsWith("v1.")) {
-      await db.certificateAuthority.updateMany({ where: { id: 1, keyEncrypted: found.keyEncrypted }, data: { keyEncrypted: encryptKey(keyPem, secretKey, certPem) } });
+      await db.certificateAuthority.updateMany({
+        where: { id: 1, keyEncrypted: found.keyEncrypted },
+        data: { keyEncrypted: encryptKey(keyPem, secretKey, certPem) },
+      });
     }
     return AgentCa.fromPem(certPem, keyPem);
   }

@@ -46,10 +46,6 @@ interface Row {
   dstBytes: Counter;
   dstPackets: Counter;
 }
-interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
-}
 
 /** The verb's view of the API: GET with a query, and every page of a list. */
 class Api {
@@ -64,7 +60,11 @@ class Api {
   }
 }
 
-const stateFile = () => join(process.env.PALISADE_STATE_DIR || join(process.env.XDG_CONFIG_HOME || join(homedir(), ".config"), "palisade"), "account-marks.json");
+const stateFile = () =>
+  join(
+    process.env.PALISADE_STATE_DIR || join(process.env.XDG_CONFIG_HOME || join(homedir(), ".config"), "palisade"),
+    "account-marks.json",
+  );
 
 async function readMarks(): Promise<Record<string, string>> {
   try {
@@ -90,7 +90,8 @@ function emit(o: Opts, value: unknown): void {
   process.stdout.write(o.output === "yaml" && !o.json ? `---\n${stringify(value)}` : JSON.stringify(value) + "\n");
 }
 
-const line = (r: Row) => `IP: ${r.unattributed ? "(unattributed)" : r.ip} SRC packets: ${r.srcPackets} bytes: ${r.srcBytes} DST packets: ${r.dstPackets} bytes: ${r.dstBytes}`;
+const line = (r: Row) =>
+  `IP: ${r.unattributed ? "(unattributed)" : r.ip} SRC packets: ${r.srcPackets} bytes: ${r.srcBytes} DST packets: ${r.dstPackets} bytes: ${r.dstBytes}`;
 
 async function showTable(api: Api, name: string, o: Opts, run: number, url: string): Promise<void> {
   const key = `${url} ${name} ${o.host ?? "*"}`;
@@ -108,44 +109,57 @@ async function showTable(api: Api, name: string, o: Opts, run: number, url: stri
 }
 
 export function register(program: Command): void {
-  withRestOptions(program
-    .command("account")
-    .description("per-address accounting of the fleet, like iptaccount: -a lists tables, -l NAME shows one")
-    .option("-a, --all", "list all table names")
-    .option("-l, --list <name>", "show data in table <name>")
-    .option("-f, --flush", "show the counters since the last flush, then move the mark (per user, table and host filter)")
-    .option("-c, --continuous", "loop every second (abort with Ctrl-C)")
-    .option("--count <n>", "with -c: stop after n runs")
-    .option("--host <host>", "only this host (id or name)")
-    .option("--from <time>", "from this time (15m, 1h, 2d back, or RFC 3339)")
-    .option("--to <time>", "until this time (same forms)")
-    .option("--json", "one JSON object per run (same as -o json)")
-    .addOption(new Option("-o, --output <format>", "table (iptaccount's lines), json (one object per line and run) or yaml (one document per run)").choices(["table", "wide", "json", "yaml"]).default("table"))
-    .addOption(new Option("--url <url>", "older name of --server").hideHelp()))
-    .action(async (o: Opts) => {
-      if (!o.all === !o.list) throw usageError("account: give exactly one of -a or -l NAME");
-      const rest = new Rest({ ...o, server: o.server ?? o.url });
-      const url = (await rest.resolve()).base;
-      const api = new Api(rest);
-      const count = o.count === undefined ? undefined : parseCount(o.count, "--count");
-      let stop = false;
-      const onSigint = () => {
-        stop = true;
-      };
-      process.once("SIGINT", onSigint);
-      try {
-        for (let run = 0; ; run++) {
-          if (o.all) {
-            const tables = await api.all<{ name: string; hosts: number; lastAt: string }>("/v1/accounting/tables", { host: o.host });
-            if (machine(o)) emit(o, { run, tables });
-            else for (const t of tables) process.stdout.write(`${t.name}\n`);
-          } else await showTable(api, o.list!, o, run, url);
-          if (!o.continuous || stop || (count !== undefined && run + 1 >= count)) break;
-          await new Promise((r) => setTimeout(r, 1000));
-          if (stop) break;
-        }
-      } finally {
-        process.removeListener("SIGINT", onSigint);
+  withRestOptions(
+    program
+      .command("account")
+      .description("per-address accounting of the fleet, like iptaccount: -a lists tables, -l NAME shows one")
+      .option("-a, --all", "list all table names")
+      .option("-l, --list <name>", "show data in table <name>")
+      .option(
+        "-f, --flush",
+        "show the counters since the last flush, then move the mark (per user, table and host filter)",
+      )
+      .option("-c, --continuous", "loop every second (abort with Ctrl-C)")
+      .option("--count <n>", "with -c: stop after n runs")
+      .option("--host <host>", "only this host (id or name)")
+      .option("--from <time>", "from this time (15m, 1h, 2d back, or RFC 3339)")
+      .option("--to <time>", "until this time (same forms)")
+      .option("--json", "one JSON object per run (same as -o json)")
+      .addOption(
+        new Option(
+          "-o, --output <format>",
+          "table (iptaccount's lines), json (one object per line and run) or yaml (one document per run)",
+        )
+          .choices(["table", "wide", "json", "yaml"])
+          .default("table"),
+      )
+      .addOption(new Option("--url <url>", "older name of --server").hideHelp()),
+  ).action(async (o: Opts) => {
+    if (!o.all === !o.list) throw usageError("account: give exactly one of -a or -l NAME");
+    const rest = new Rest({ ...o, server: o.server ?? o.url });
+    const url = (await rest.resolve()).base;
+    const api = new Api(rest);
+    const count = o.count === undefined ? undefined : parseCount(o.count, "--count");
+    let stop = false;
+    const onSigint = () => {
+      stop = true;
+    };
+    process.once("SIGINT", onSigint);
+    try {
+      for (let run = 0; ; run++) {
+        if (o.all) {
+          const tables = await api.all<{ name: string; hosts: number; lastAt: string }>("/v1/accounting/tables", {
+            host: o.host,
+          });
+          if (machine(o)) emit(o, { run, tables });
+          else for (const t of tables) process.stdout.write(`${t.name}\n`);
+        } else await showTable(api, o.list!, o, run, url);
+        if (!o.continuous || stop || (count !== undefined && run + 1 >= count)) break;
+        await new Promise((r) => setTimeout(r, 1000));
+        if (stop) break;
       }
-    });
+    } finally {
+      process.removeListener("SIGINT", onSigint);
+    }
+  });
 }

@@ -6,7 +6,9 @@ import type { Command } from "commander";
 export function register(program: Command): void {
   program
     .command("agent")
-    .description("run the host agent (flags: --server --enroll-token --state-dir --name --netns --telemetry-interval --drift-interval ...; env PALISADE_*)")
+    .description(
+      "run the host agent (flags: --server --enroll-token --state-dir --name --netns --telemetry-interval --drift-interval ...; env PALISADE_*)",
+    )
     .allowUnknownOption()
     .allowExcessArguments()
     .helpOption(false)

@@ -8,12 +8,17 @@ import { caFingerprint, checkSecretKey, ensureCa } from "../../api/tls/ca.ts";
 import { cliLog } from "../log.ts";
 
 export function register(program: Command): void {
-  const ca = program.command("ca").description("the agents' CA: init (create it before the first server start; prints its SHA-256)");
+  const ca = program
+    .command("ca")
+    .description("the agents' CA: init (create it before the first server start; prints its SHA-256)");
   ca.command("init")
-    .description("create the CA in the database if there is none (DATABASE_URL, PALISADE_SECRET_KEY), migrating first; print its SHA-256")
+    .description(
+      "create the CA in the database if there is none (DATABASE_URL, PALISADE_SECRET_KEY), migrating first; print its SHA-256",
+    )
     .action(async () => {
       const config = loadConfig();
-      if (config.agentTls.mode !== "mtls") throw new ConfigError("PALISADE_GRPC_PLAINTEXT is set: the agent channel uses no CA");
+      if (config.agentTls.mode !== "mtls")
+        throw new ConfigError("PALISADE_GRPC_PLAINTEXT is set: the agent channel uses no CA");
       const secret = checkSecretKey(config.agentTls.secretKey);
       await migrate(config.databaseUrl);
       const db = createDb(config.databaseUrl);

@@ -2,7 +2,7 @@
 // (program.ts): every verb, its subcommands and its flags, and the values of -o. It
 // loads every verb's module to read them, once, when the script is generated.
 //   bash: source <(palisade completion bash)      zsh: source <(palisade completion zsh)
-import { Option, type Command } from "commander";
+import type { Option, Command } from "commander";
 import { Command as Cmd } from "commander";
 import { CliError, EXIT, usageError } from "../errors.ts";
 import { FORMATS, out } from "../output.ts";
@@ -14,10 +14,19 @@ export interface VerbTree {
   subcommands: VerbTree[];
 }
 
-const flagsOf = (c: Command) => [...c.options.filter((o: Option) => !o.hidden).flatMap((o: Option) => [o.long, o.short].filter((x): x is string => !!x)), "--help"];
+const flagsOf = (c: Command) => [
+  ...c.options
+    .filter((o: Option) => !o.hidden)
+    .flatMap((o: Option) => [o.long, o.short].filter((x): x is string => !!x)),
+  "--help",
+];
 
 function tree(c: Command): VerbTree {
-  return { name: c.name(), flags: flagsOf(c), subcommands: c.commands.filter((s) => !(s as unknown as { _hidden?: boolean })._hidden).map(tree) };
+  return {
+    name: c.name(),
+    flags: flagsOf(c),
+    subcommands: c.commands.filter((s) => !(s as unknown as { _hidden?: boolean })._hidden).map(tree),
+  };
 }
 
 export async function verbTrees(verbs: Record<string, CommandEntry>): Promise<VerbTree[]> {
@@ -34,8 +43,12 @@ export async function verbTrees(verbs: Record<string, CommandEntry>): Promise<Ve
 const words = (xs: string[]) => xs.join(" ");
 
 export function bashScript(verbs: VerbTree[]): string {
-  const verbCase = verbs.map((v) => `    ${v.name}) subs="${words(v.subcommands.map((s) => s.name))}"; flags="${words(v.flags)}";;`).join("\n");
-  const subCase = verbs.flatMap((v) => v.subcommands.map((s) => `    "${v.name} ${s.name}") flags="${words(s.flags)}";;`)).join("\n");
+  const verbCase = verbs
+    .map((v) => `    ${v.name}) subs="${words(v.subcommands.map((s) => s.name))}"; flags="${words(v.flags)}";;`)
+    .join("\n");
+  const subCase = verbs
+    .flatMap((v) => v.subcommands.map((s) => `    "${v.name} ${s.name}") flags="${words(s.flags)}";;`))
+    .join("\n");
   return `# palisade completion for bash. Load with: source <(palisade completion bash)
 _palisade() {
   local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]}

@@ -29,7 +29,10 @@ const int = (flag: string, v: string | undefined) => {
 
 export function deployBody(target: { ruleset: string; version: number }, o: DeployOptions): Record<string, unknown> {
   const labels = parseLabels(o.labels);
-  const hosts = o.hosts?.split(",").map((h) => h.trim()).filter(Boolean);
+  const hosts = o.hosts
+    ?.split(",")
+    .map((h) => h.trim())
+    .filter(Boolean);
   if (!labels && !hosts?.length) throw usage("say which hosts: --labels k=v and/or --hosts a,b");
   const strategy = Object.fromEntries(
     Object.entries({

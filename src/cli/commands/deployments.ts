@@ -28,7 +28,11 @@ const TARGETS: Column<Target>[] = [
   { header: "BATCH", value: (t) => t.batch },
   { header: "STATUS", value: (t) => t.status },
   { header: "VERSION", value: (t) => `${t.version.ruleset}@${t.version.version}` },
-  { header: "PREVIOUS", value: (t) => (t.previousVersion ? `${t.previousVersion.ruleset}@${t.previousVersion.version}` : "-"), wide: true },
+  {
+    header: "PREVIOUS",
+    value: (t) => (t.previousVersion ? `${t.previousVersion.ruleset}@${t.previousVersion.version}` : "-"),
+    wide: true,
+  },
   { header: "ATTEMPTS", value: (t) => t.attempts, wide: true },
   when("FINISHED", (t) => t.finishedAt, true),
   { header: "ERROR", value: (t) => t.error ?? (t.waiting ? `waiting: ${t.waiting}` : null) },
@@ -42,25 +46,41 @@ export function deploymentLines(d: Detail, wide: boolean, waiting = new Map<stri
     `  hosts:    ${c.total} (applied ${c.applied}, applying ${c.applying}, pending ${c.pending}, failed ${c.failed}, rolled_back ${c.rolled_back})`,
     ...(d.rollbackOf ? [`  rollback of ${d.rollbackOf}`] : []),
     "",
-    table(d.targets.map((t) => ({ ...t, waiting: waiting.get(t.hostId) })), TARGETS, wide).trimEnd(),
+    table(
+      d.targets.map((t) => ({ ...t, waiting: waiting.get(t.hostId) })),
+      TARGETS,
+      wide,
+    ).trimEnd(),
   ];
 }
 
 type Opts = RestOptions & { output?: string; json?: boolean };
 
 export function register(program: Command): void {
-  const deployments = program.command("deployments").description("rollouts: ls, show ID (with its hosts), watch ID, rollback ID");
-  withOutput(withRestOptions(
-    deployments
-      .command("ls")
-      .alias("list")
-      .description("deployments, newest first")
-      .option("--status <status>", "only pending, running, succeeded, failed, halted or rolled_back")
-      .option("--limit <n>", "at most this many", "50"),
-  )).action(async (o: Opts & { status?: string; limit: string }) => {
-    printList(await new Rest(o).all<Summary>("/v1/deployments", { status: o.status }, parseCount(o.limit, "--limit")), COLUMNS, formatOf(o));
+  const deployments = program
+    .command("deployments")
+    .description("rollouts: ls, show ID (with its hosts), watch ID, rollback ID");
+  withOutput(
+    withRestOptions(
+      deployments
+        .command("ls")
+        .alias("list")
+        .description("deployments, newest first")
+        .option("--status <status>", "only pending, running, succeeded, failed, halted or rolled_back")
+        .option("--limit <n>", "at most this many", "50"),
+    ),
+  ).action(async (o: Opts & { status?: string; limit: string }) => {
+    printList(
+      await new Rest(o).all<Summary>("/v1/deployments", { status: o.status }, parseCount(o.limit, "--limit")),
+      COLUMNS,
+      formatOf(o),
+    );
   });
-  withOutput(withRestOptions(deployments.command("show").description("one deployment and its target hosts").argument("<id>", "deployment id"))).action(async (id: string, o: Opts) => {
+  withOutput(
+    withRestOptions(
+      deployments.command("show").description("one deployment and its target hosts").argument("<id>", "deployment id"),
+    ),
+  ).action(async (id: string, o: Opts) => {
     const rest = new Rest(o);
     const d = await rest.get<Detail>(`/v1/deployments/${seg(id)}`);
     const f = formatOf(o);
@@ -85,8 +105,13 @@ export function register(program: Command): void {
       .option("--timeout <seconds>", "with --wait: give up watching after this long", "600"),
   ).action(async (id: string, o: RestOptions & { wait?: boolean; timeout: string }) => {
     const rest = new Rest(o);
-    const r = await idempotentPost<{ id: string; targets: number; skipped: string[] }>(rest, `/v1/deployments/${seg(id)}/rollback`);
-    out(`deployment ${r.id}: rollback of ${id} to ${r.targets} host(s)${r.skipped.length ? `; skipped (no earlier version): ${r.skipped.join(", ")}` : ""}\n`);
+    const r = await idempotentPost<{ id: string; targets: number; skipped: string[] }>(
+      rest,
+      `/v1/deployments/${seg(id)}/rollback`,
+    );
+    out(
+      `deployment ${r.id}: rollback of ${id} to ${r.targets} host(s)${r.skipped.length ? `; skipped (no earlier version): ${r.skipped.join(", ")}` : ""}\n`,
+    );
     if (o.wait) process.exitCode = await watchDeployment(rest, r.id, { timeoutS: Number(o.timeout) });
   });
 }

@@ -19,7 +19,8 @@ interface Enrollment {
   token?: string;
 }
 
-const state = (t: Enrollment, now: number) => (t.usedAt ? "used" : Date.parse(t.expiresAt) <= now ? "expired" : "unused");
+const state = (t: Enrollment, now: number) =>
+  t.usedAt ? "used" : Date.parse(t.expiresAt) <= now ? "expired" : "unused";
 
 const COLUMNS: Column<Enrollment>[] = [
   { header: "ID", value: (t) => t.id },
@@ -35,15 +36,22 @@ const COLUMNS: Column<Enrollment>[] = [
 type Opts = RestOptions & { output?: string; json?: boolean };
 
 export function register(program: Command): void {
-  const tokens = program.command("enrollment-tokens").description("one-time tokens agents enroll with: create, ls, revoke ID");
-  withOutput(withRestOptions(
-    tokens
-      .command("create")
-      .description("a one-time enrollment token (its secret is shown only now)")
-      .option("--ttl <duration>", "how long it can be used (60s-30d)", "1d")
-      .option("--labels <k=v...>", "labels the enrolled host starts with (repeat or comma-separate)"),
-  )).action(async (o: Opts & { ttl: string; labels?: string[] }) => {
-    const t = await new Rest(o).request<Enrollment>("POST", "/v1/enrollment-tokens", { ttlSeconds: parseDuration(o.ttl, "--ttl"), labels: parseLabels(o.labels) ?? {} });
+  const tokens = program
+    .command("enrollment-tokens")
+    .description("one-time tokens agents enroll with: create, ls, revoke ID");
+  withOutput(
+    withRestOptions(
+      tokens
+        .command("create")
+        .description("a one-time enrollment token (its secret is shown only now)")
+        .option("--ttl <duration>", "how long it can be used (60s-30d)", "1d")
+        .option("--labels <k=v...>", "labels the enrolled host starts with (repeat or comma-separate)"),
+    ),
+  ).action(async (o: Opts & { ttl: string; labels?: string[] }) => {
+    const t = await new Rest(o).request<Enrollment>("POST", "/v1/enrollment-tokens", {
+      ttlSeconds: parseDuration(o.ttl, "--ttl"),
+      labels: parseLabels(o.labels) ?? {},
+    });
     const f = formatOf(o);
     if (f === "json" || f === "yaml") return out(data(t, f));
     out(
@@ -55,10 +63,19 @@ export function register(program: Command): void {
       ].join("\n") + "\n",
     );
   });
-  withOutput(withRestOptions(tokens.command("ls").alias("list").description("enrollment tokens, newest first (never their secrets)"))).action(async (o: Opts) => {
+  withOutput(
+    withRestOptions(
+      tokens.command("ls").alias("list").description("enrollment tokens, newest first (never their secrets)"),
+    ),
+  ).action(async (o: Opts) => {
     printList(await new Rest(o).all<Enrollment>("/v1/enrollment-tokens"), COLUMNS, formatOf(o));
   });
-  withRestOptions(tokens.command("revoke").description("an unused token can no longer enroll").argument("<id>", "enrollment token id")).action(async (id: string, o: RestOptions) => {
+  withRestOptions(
+    tokens
+      .command("revoke")
+      .description("an unused token can no longer enroll")
+      .argument("<id>", "enrollment token id"),
+  ).action(async (id: string, o: RestOptions) => {
     await new Rest(o).request("DELETE", `/v1/enrollment-tokens/${seg(id)}`);
     out(`enrollment token ${id} revoked\n`);
   });

@@ -22,7 +22,12 @@ export interface Host {
   desiredVersion: Ref;
   appliedVersion: Ref;
   drift: boolean;
-  capabilities: { nftVersion?: string; kernel?: string; agentVersion?: string; unavailable?: { program: string; reason: string }[] };
+  capabilities: {
+    nftVersion?: string;
+    kernel?: string;
+    agentVersion?: string;
+    unavailable?: { program: string; reason: string }[];
+  };
   createdAt?: string;
 }
 
@@ -50,7 +55,9 @@ export function hostLines(h: Host, _wide = false, now = Date.now()): string[] {
     `  labels:     ${labelText(h.labels) || "-"}`,
     `  applied:    ${ref(h.appliedVersion)}  desired: ${ref(h.desiredVersion)}${h.drift ? "  DRIFTED" : ""}`,
     `  agent:      ${c.agentVersion || "-"}  nft ${c.nftVersion || "-"}  kernel ${c.kernel || "-"}`,
-    ...(unavailable.length ? ["  unavailable:", ...unavailable.map((u) => `    ${u.reason}`)] : ["  unavailable: none"]),
+    ...(unavailable.length
+      ? ["  unavailable:", ...unavailable.map((u) => `    ${u.reason}`)]
+      : ["  unavailable: none"]),
   ];
 }
 
@@ -72,45 +79,64 @@ type Opts = RestOptions & { output?: string; json?: boolean };
 
 export function register(program: Command): void {
   const hosts = program.command("hosts").description("the fleet's hosts");
-  withOutput(withRestOptions(
-    hosts
-      .command("ls")
-      .alias("list")
-      .description("every host: connection, last seen, applied and desired version, drift")
-      .option("-l, --label <k=v,...>", "only hosts whose labels include these")
-      .option("--connection <state>", "only hosts in this state: never_connected, connected, disconnected"),
-  )).action(async (o: Opts & { label?: string; connection?: string }) => {
+  withOutput(
+    withRestOptions(
+      hosts
+        .command("ls")
+        .alias("list")
+        .description("every host: connection, last seen, applied and desired version, drift")
+        .option("-l, --label <k=v,...>", "only hosts whose labels include these")
+        .option("--connection <state>", "only hosts in this state: never_connected, connected, disconnected"),
+    ),
+  ).action(async (o: Opts & { label?: string; connection?: string }) => {
     const items = await new Rest(o).all<Host>("/v1/hosts", { label: o.label, connection: o.connection });
     printList(items, HOST_COLUMNS, formatOf(o));
   });
-  withOutput(withRestOptions(
-    hosts.command("show").description("one host: connection, versions, and what does not work on it").argument("<host>", "host id or name"),
-  )).action(async (id: string, o: Opts) => {
+  withOutput(
+    withRestOptions(
+      hosts
+        .command("show")
+        .description("one host: connection, versions, and what does not work on it")
+        .argument("<host>", "host id or name"),
+    ),
+  ).action(async (id: string, o: Opts) => {
     printOne(await new Rest(o).get<Host>(`/v1/hosts/${seg(id)}`), formatOf(o), (h) => hostLines(h));
   });
-  withOutput(withRestOptions(
-    hosts
-      .command("label")
-      .description("set (key=value) or remove (key-) labels of a host")
-      .argument("<host>", "host id or name")
-      .argument("<labels...>", "key=value to set, key- to remove"),
-  )).action(async (id: string, labels: string[], o: Opts) => {
+  withOutput(
+    withRestOptions(
+      hosts
+        .command("label")
+        .description("set (key=value) or remove (key-) labels of a host")
+        .argument("<host>", "host id or name")
+        .argument("<labels...>", "key=value to set, key- to remove"),
+    ),
+  ).action(async (id: string, labels: string[], o: Opts) => {
     const h = await new Rest(o).request<Host>("PATCH", `/v1/hosts/${seg(id)}`, { labels: labelPatch(labels) });
     printOne(h, formatOf(o), (x) => [`${x.name} labels: ${labelText(x.labels) || "-"}`]);
   });
   for (const verb of ["disable", "enable"] as const) {
-    withOutput(withRestOptions(
-      hosts
-        .command(verb)
-        .description(verb === "disable" ? "refuse the host's agent credential and close its stream (enable undoes it)" : "accept a disabled host's agent again")
-        .argument("<host>", "host id or name"),
-    )).action(async (id: string, o: Opts) => {
+    withOutput(
+      withRestOptions(
+        hosts
+          .command(verb)
+          .description(
+            verb === "disable"
+              ? "refuse the host's agent credential and close its stream (enable undoes it)"
+              : "accept a disabled host's agent again",
+          )
+          .argument("<host>", "host id or name"),
+      ),
+    ).action(async (id: string, o: Opts) => {
       const h = await new Rest(o).request<Host>("POST", `/v1/hosts/${seg(id)}/${verb}`);
       printOne(h, formatOf(o), (x) => [`${x.name} ${verb}d`]);
     });
   }
   withRestOptions(
-    hosts.command("delete").alias("rm").description("delete a host and revoke its credential (its agent must enroll again)").argument("<host>", "host id or name"),
+    hosts
+      .command("delete")
+      .alias("rm")
+      .description("delete a host and revoke its credential (its agent must enroll again)")
+      .argument("<host>", "host id or name"),
   ).action(async (id: string, o: RestOptions) => {
     await new Rest(o).request("DELETE", `/v1/hosts/${seg(id)}`);
     out(`host ${id} deleted\n`);

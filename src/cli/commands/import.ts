@@ -6,7 +6,13 @@
 import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { stringify } from "yaml";
-import { formatImportReport, importPolicy, importRecorded, type ImportFormat, type ImportResult } from "../../engine/index.ts";
+import {
+  formatImportReport,
+  importPolicy,
+  importRecorded,
+  type ImportFormat,
+  type ImportResult,
+} from "../../engine/index.ts";
 import { executeScript, SandboxError } from "../execute.ts";
 import { formatDiagnostic, readInput } from "../policy-file.ts";
 import { CliError, EXIT, usageError } from "../errors.ts";
@@ -37,9 +43,22 @@ export function register(program: Command): void {
       .argument("<file>", "the script (- for stdin)")
       .option("--format <format>", "iptables, iptables-save or ipmasqadm (default: detected)")
       .option("--output <file>", "write the policy document (YAML) here instead of stdout")
-      .option("--var <name=value>", "define a shell variable the script uses (repeatable), e.g. --var FRIEND=209.81.8.0/24", collectVar, {})
-      .option("--execute", "run the script in a sandbox (namespaces, read-only host, no network) and import the iptables/ipset commands it makes")
-      .option("--arg <word>", "with --execute: a positional parameter for the script ($1, ...; repeatable), e.g. --arg start", collectArg, [])
+      .option(
+        "--var <name=value>",
+        "define a shell variable the script uses (repeatable), e.g. --var FRIEND=209.81.8.0/24",
+        collectVar,
+        {},
+      )
+      .option(
+        "--execute",
+        "run the script in a sandbox (namespaces, read-only host, no network) and import the iptables/ipset commands it makes",
+      )
+      .option(
+        "--arg <word>",
+        "with --execute: a positional parameter for the script ($1, ...; repeatable), e.g. --arg start",
+        collectArg,
+        [],
+      )
       .option("--timeout <seconds>", "with --execute: kill the script after this long", "30")
       .option("--ruleset <name>", "push the result as the next version of this ruleset")
       .option("--message <text>", "with --ruleset: what changed"),
@@ -49,7 +68,9 @@ export function register(program: Command): void {
     if (!FORMATS.includes(format)) throw usageError(`--format must be one of ${FORMATS.join(", ")}, got "${o.format}"`);
     if (o.execute && format !== "iptables") throw usageError("--execute runs shell scripts: --format must be iptables");
     if (!o.execute && o.arg.length > 0) throw usageError("--arg only applies with --execute");
-    const result = o.execute ? await executeAndImport(file, source, o) : importPolicy(format, source, { variables: o.var });
+    const result = o.execute
+      ? await executeAndImport(file, source, o)
+      : importPolicy(format, source, { variables: o.var });
     // The report goes to stderr so stdout can be redirected to a policy file.
     process.stderr.write(formatImportReport(result.report) + "\n");
     for (const d of result.errors) process.stderr.write(formatDiagnostic(d) + "\n");
@@ -65,7 +86,8 @@ export function register(program: Command): void {
       const rest = new Rest(o);
       // An executed script is pushed as the document it produced: the server never runs scripts.
       const body = o.execute ? { policy: result.policy, message: o.message } : { format, source, message: o.message };
-      const send = () => rest.request<{ version: number }>("POST", `/v1/rulesets/${encodeURIComponent(o.ruleset!)}/versions`, body);
+      const send = () =>
+        rest.request<{ version: number }>("POST", `/v1/rulesets/${encodeURIComponent(o.ruleset!)}/versions`, body);
       let created: { version: number };
       try {
         created = await send();
@@ -93,22 +115,39 @@ type ImportCliOptions = RestOptions & {
 };
 
 async function executeAndImport(file: string, source: string, o: ImportCliOptions): Promise<ImportResult> {
-  if (Object.keys(o.var).length > 0) throw usageError("--var does not apply with --execute: the script assigns its own variables (pass $1... with --arg)");
+  if (Object.keys(o.var).length > 0)
+    throw usageError(
+      "--var does not apply with --execute: the script assigns its own variables (pass $1... with --arg)",
+    );
   const seconds = Number(o.timeout);
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600) throw usageError(`--timeout takes 1 to 3600 seconds, got "${o.timeout}"`);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 3600)
+    throw usageError(`--timeout takes 1 to 3600 seconds, got "${o.timeout}"`);
   const run = await executeScript(source, { args: o.arg, timeoutMs: seconds * 1000 }).catch((e: unknown) => {
     if (e instanceof SandboxError && e.code === "execute_needs_root") {
-      throw new CliError(e.code, e.message, EXIT.denied, [], "sudo palisade import --execute ... (the script itself runs as nobody, without capabilities)");
+      throw new CliError(
+        e.code,
+        e.message,
+        EXIT.denied,
+        [],
+        "sudo palisade import --execute ... (the script itself runs as nobody, without capabilities)",
+      );
     }
     throw e;
   });
-  if (run.output) process.stderr.write(run.output.replace(/\n?$/, "\n") + (run.outputTruncated ? "(script output cut)\n" : ""));
-  if (run.exitCode !== 0 && !run.timedOut) process.stderr.write(`${file}: the script exited with status ${run.exitCode}\n`);
+  if (run.output)
+    process.stderr.write(run.output.replace(/\n?$/, "\n") + (run.outputTruncated ? "(script output cut)\n" : ""));
+  if (run.exitCode !== 0 && !run.timedOut)
+    process.stderr.write(`${file}: the script exited with status ${run.exitCode}\n`);
   process.stderr.write(`${file}: ${run.commands.length} commands recorded\n`);
   const result = importRecorded(run.commands);
   // A script cut short set up part of its firewall: importing that would be a different policy.
   if (run.timedOut) {
-    result.errors.push({ path: "/source", code: "import_script_timeout", message: `the script ran longer than ${seconds} s and was killed`, severity: "error" });
+    result.errors.push({
+      path: "/source",
+      code: "import_script_timeout",
+      message: `the script ran longer than ${seconds} s and was killed`,
+      severity: "error",
+    });
   }
   return result;
 }

@@ -24,14 +24,23 @@ export function register(program: Command): void {
     .command("login")
     .description("check a server URL and token, store them as a context of ~/.config/palisade/config.yaml and use it")
     .requiredOption("--server <url>", "API base URL, e.g. https://palisade.example:8080")
-    .option("--token-file <file>", "file holding the API token (\"-\" reads stdin; default: env PALISADE_TOKEN)")
+    .option("--token-file <file>", 'file holding the API token ("-" reads stdin; default: env PALISADE_TOKEN)')
     .option("--context <name>", "name of the context (default: the server's host:port)")
-    .option("--ca-file <file>", "PEM CA of the server's HTTPS certificate (a private CA), stored in the context as an absolute path (env PALISADE_CA_FILE)")
+    .option(
+      "--ca-file <file>",
+      "PEM CA of the server's HTTPS certificate (a private CA), stored in the context as an absolute path (env PALISADE_CA_FILE)",
+    )
     .action(async (o: { server: string; tokenFile?: string; context?: string; caFile?: string }) => {
-      const raw = o.tokenFile === undefined ? process.env.PALISADE_TOKEN : o.tokenFile === "-" ? readFileSync(0, "utf8") : await readFile(o.tokenFile, "utf8");
+      const raw =
+        o.tokenFile === undefined
+          ? process.env.PALISADE_TOKEN
+          : o.tokenFile === "-"
+            ? readFileSync(0, "utf8")
+            : await readFile(o.tokenFile, "utf8");
       const token = raw?.trim();
       if (!token) throw usageError("no token: give --token-file FILE (or - for stdin), or set PALISADE_TOKEN");
-      if (/\s/.test(token)) throw usageError(`the token file ${o.tokenFile ?? ""} holds more than one word; it should hold only the token`);
+      if (/\s/.test(token))
+        throw usageError(`the token file ${o.tokenFile ?? ""} holds more than one word; it should hold only the token`);
       const server = o.server.replace(/\/+$/, "");
       // Any role may list rulesets: a wrong URL or token fails here, before anything is stored.
       const caFile = o.caFile ?? (process.env.PALISADE_CA_FILE || undefined);

@@ -34,7 +34,9 @@ const COLUMNS: Column<LogEvent>[] = [
 
 /** One event as a line for a followed stream (a table cannot align what has not come yet). */
 export function eventLine(e: LogEvent): string {
-  const fields = Object.entries(e.fields).map(([k, v]) => `${k}=${v}`).join(" ");
+  const fields = Object.entries(e.fields)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ");
   return `${e.at} ${e.host} ${e.prefix}${fields ? ` ${fields}` : ""}${e.mark !== null ? ` mark=${e.mark}` : ""}`;
 }
 
@@ -59,20 +61,22 @@ interface Opts extends RestOptions {
 }
 
 export function register(program: Command): void {
-  withOutput(withRestOptions(
-    program
-      .command("logs")
-      .description("packet log events of the fleet, oldest first; -f follows new ones live")
-      .option("--host <host>", "only this host (id or name)")
-      .option("--prefix <prefix>", "only events whose log prefix starts with this")
-      .option("--mark <n>", "only events whose packet mark is this")
-      .option("--since <when>", "from this long ago (15m, 1h, 2d) or this RFC 3339 time")
-      .option("--from <when>", "same as --since")
-      .option("--to <when>", "until this time (not with -f)")
-      .option("--limit <n>", "the newest N events (default 100; with -f 10)")
-      .option("-f, --follow", "keep printing new events as they arrive (Ctrl-C ends)")
-      .option("--max-events <n>", "with -f: stop after this many new events"),
-  )).action(async (o: Opts) => {
+  withOutput(
+    withRestOptions(
+      program
+        .command("logs")
+        .description("packet log events of the fleet, oldest first; -f follows new ones live")
+        .option("--host <host>", "only this host (id or name)")
+        .option("--prefix <prefix>", "only events whose log prefix starts with this")
+        .option("--mark <n>", "only events whose packet mark is this")
+        .option("--since <when>", "from this long ago (15m, 1h, 2d) or this RFC 3339 time")
+        .option("--from <when>", "same as --since")
+        .option("--to <when>", "until this time (not with -f)")
+        .option("--limit <n>", "the newest N events (default 100; with -f 10)")
+        .option("-f, --follow", "keep printing new events as they arrive (Ctrl-C ends)")
+        .option("--max-events <n>", "with -f: stop after this many new events"),
+    ),
+  ).action(async (o: Opts) => {
     const rest = new Rest(o);
     const format = formatOf(o);
     const filters = { host: o.host, prefix: o.prefix, mark: o.mark };
@@ -81,7 +85,8 @@ export function register(program: Command): void {
     const limit = parseCount(o.limit ?? (o.follow ? "10" : "100"), "--limit");
     const recent = async () => (await rest.all<LogEvent>("/v1/logs", { ...filters, from, to }, limit)).reverse();
     if (!o.follow) return printList(await recent(), COLUMNS, format);
-    if (to !== undefined) throw new CliError("usage", "--to cannot be used with -f (a followed stream has no end time)", EXIT.usage);
+    if (to !== undefined)
+      throw new CliError("usage", "--to cannot be used with -f (a followed stream has no end time)", EXIT.usage);
     const maxEvents = o.maxEvents === undefined ? undefined : parseCount(o.maxEvents, "--max-events");
 
     const abort = new AbortController();
@@ -97,17 +102,23 @@ export function register(program: Command): void {
     let opened!: () => void;
     const open = new Promise<void>((r) => (opened = r));
     let endReason: string | undefined;
-    const stream = rest.stream("/v1/logs/stream", { ...filters, maxEvents }, (text, event) => {
-      // The server's last word: `event: end` with the reason (max_events, token_revoked, redis_unavailable, server_closing).
-      if (event === "end") {
-        endReason = text.trim();
-        return;
-      }
-      if (event !== "log" && event !== "message") return;
-      const e = JSON.parse(text) as LogEvent;
-      if (listed) show(e);
-      else pending.push(e);
-    }, abort.signal, opened);
+    const stream = rest.stream(
+      "/v1/logs/stream",
+      { ...filters, maxEvents },
+      (text, event) => {
+        // The server's last word: `event: end` with the reason (max_events, token_revoked, redis_unavailable, server_closing).
+        if (event === "end") {
+          endReason = text.trim();
+          return;
+        }
+        if (event !== "log" && event !== "message") return;
+        const e = JSON.parse(text) as LogEvent;
+        if (listed) show(e);
+        else pending.push(e);
+      },
+      abort.signal,
+      opened,
+    );
     try {
       // The list follows the subscription, so nothing falls between the two.
       const first = await Promise.race([open.then(() => "open" as const), stream]);
@@ -120,8 +131,15 @@ export function register(program: Command): void {
       pending.splice(0).forEach(show);
       const end = await stream;
       if (end === "ended" && endReason !== "max_events") {
-        if (endReason === "token_revoked") throw new CliError("unauthorized", "the token was revoked; the server ended the log stream", EXIT.denied);
-        throw new CliError("unavailable", `the server ended the log stream (${endReason ?? "closed without a reason"})`, EXIT.unavailable, [], "it was restarting, or lost Redis; run the command again");
+        if (endReason === "token_revoked")
+          throw new CliError("unauthorized", "the token was revoked; the server ended the log stream", EXIT.denied);
+        throw new CliError(
+          "unavailable",
+          `the server ended the log stream (${endReason ?? "closed without a reason"})`,
+          EXIT.unavailable,
+          [],
+          "it was restarting, or lost Redis; run the command again",
+        );
       }
     } finally {
       abort.abort();

@@ -27,25 +27,46 @@ interface Created {
   unchanged?: boolean;
 }
 
-export async function push(file: string, o: PushOptions, print: (line: string) => void = (l) => out(l + "\n")): Promise<Created> {
+export async function push(
+  file: string,
+  o: PushOptions,
+  print: (line: string) => void = (l) => out(l + "\n"),
+): Promise<Created> {
   const rest = new Rest(o);
   const text = await readInput(file);
   const name = seg(o.ruleset);
   const query = (extra: Record<string, string | undefined>) => {
-    const q = new URLSearchParams(Object.entries({ ...extra, ifChanged: o.force ? undefined : "true" }).filter((e): e is [string, string] => e[1] !== undefined));
+    const q = new URLSearchParams(
+      Object.entries({ ...extra, ifChanged: o.force ? undefined : "true" }).filter(
+        (e): e is [string, string] => e[1] !== undefined,
+      ),
+    );
     return q.size ? `?${q}` : "";
   };
   const send = (): Promise<Created> => {
-    if (o.format === "iptables") return rest.request<Created>("POST", `/v1/rulesets/${name}/versions${query({})}`, { format: "iptables", source: text, message: o.message });
+    if (o.format === "iptables")
+      return rest.request<Created>("POST", `/v1/rulesets/${name}/versions${query({})}`, {
+        format: "iptables",
+        source: text,
+        message: o.message,
+      });
     // stdin and .yaml/.yml go as YAML (JSON is YAML too); other files must be JSON.
     if (file === "-" || [".yaml", ".yml"].includes(extname(file).toLowerCase())) {
-      return rest.request<Created>("POST", `/v1/rulesets/${name}/versions${query({ message: o.message })}`, text, { contentType: "application/yaml" });
+      return rest.request<Created>("POST", `/v1/rulesets/${name}/versions${query({ message: o.message })}`, text, {
+        contentType: "application/yaml",
+      });
     }
     let policy: unknown;
     try {
       policy = JSON.parse(text);
     } catch (e) {
-      throw new CliError("malformed_request", `${file} is not JSON (${(e as Error).message})`, EXIT.invalid, [], "name YAML files .yaml/.yml, or pass --format iptables for iptables text");
+      throw new CliError(
+        "malformed_request",
+        `${file} is not JSON (${(e as Error).message})`,
+        EXIT.invalid,
+        [],
+        "name YAML files .yaml/.yml, or pass --format iptables for iptables text",
+      );
     }
     return rest.request<Created>("POST", `/v1/rulesets/${name}/versions${query({})}`, { policy, message: o.message });
   };
@@ -58,26 +79,34 @@ export async function push(file: string, o: PushOptions, print: (line: string) =
     print(`created ruleset ${o.ruleset}`);
     created = await send();
   }
-  print(created.unchanged ? `${o.ruleset}@${created.version} unchanged (the document equals the latest version; --force creates a new one)` : `${o.ruleset}@${created.version} checksum ${created.checksum}`);
+  print(
+    created.unchanged
+      ? `${o.ruleset}@${created.version} unchanged (the document equals the latest version; --force creates a new one)`
+      : `${o.ruleset}@${created.version} checksum ${created.checksum}`,
+  );
   for (const w of created.warnings) print(`warning ${w.path}: ${w.message} (${w.code})`);
   return created;
 }
 
 export function register(program: Command): void {
-  withOutput(withRestOptions(
-    program
-      .command("push")
-      .description("store a policy file as the next version of a ruleset (created if missing)")
-      .argument("[file]", "policy document (.json, .yaml/.yml; - for stdin) or iptables text with --format iptables")
-      .option("-f, --file <file>", "the document (same as the argument; - reads YAML or JSON from stdin)")
-      .requiredOption("--ruleset <name>", "ruleset name")
-      .option("--message <text>", "what changed (kept with the version)")
-      .option("--format <format>", "policy (default) or iptables", "policy")
-      .option("--force", "create a new version even when the document equals the latest"),
-  )).action(async (arg: string | undefined, o: PushOptions) => {
+  withOutput(
+    withRestOptions(
+      program
+        .command("push")
+        .description("store a policy file as the next version of a ruleset (created if missing)")
+        .argument("[file]", "policy document (.json, .yaml/.yml; - for stdin) or iptables text with --format iptables")
+        .option("-f, --file <file>", "the document (same as the argument; - reads YAML or JSON from stdin)")
+        .requiredOption("--ruleset <name>", "ruleset name")
+        .option("--message <text>", "what changed (kept with the version)")
+        .option("--format <format>", "policy (default) or iptables", "policy")
+        .option("--force", "create a new version even when the document equals the latest"),
+    ),
+  ).action(async (arg: string | undefined, o: PushOptions) => {
     const file = o.file ?? arg;
-    if (file === undefined) throw usageError("give the document: palisade push FILE --ruleset NAME, or -f - to read stdin");
-    if (o.file !== undefined && arg !== undefined) throw usageError("give the document once: as the argument or with -f, not both");
+    if (file === undefined)
+      throw usageError("give the document: palisade push FILE --ruleset NAME, or -f - to read stdin");
+    if (o.file !== undefined && arg !== undefined)
+      throw usageError("give the document once: as the argument or with -f, not both");
     const f = formatOf(o);
     const created = await push(file, o, f === "json" || f === "yaml" ? () => {} : undefined);
     if (f === "json" || f === "yaml") out(data({ ruleset: o.ruleset, ...created }, f));

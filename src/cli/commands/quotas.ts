@@ -27,7 +27,16 @@ interface Quota {
 export function quotaLines(items: Quota[], wide = false): string[] {
   const rows = [["HOST", "NAME", "MODE", "KIND", "LIMIT", "USED", "REMAINING", ...(wide ? ["SAMPLED"] : [])]];
   for (const q of items) {
-    rows.push([q.host, q.name, q.mode, q.grow ? "grow" : "quota", q.grow ? "-" : String(q.limit), String(q.used), q.remaining === null ? "-" : String(q.remaining), ...(wide ? [relative(q.sampledAt)] : [])]);
+    rows.push([
+      q.host,
+      q.name,
+      q.mode,
+      q.grow ? "grow" : "quota",
+      q.grow ? "-" : String(q.limit),
+      String(q.used),
+      q.remaining === null ? "-" : String(q.remaining),
+      ...(wide ? [relative(q.sampledAt)] : []),
+    ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
@@ -35,14 +44,16 @@ export function quotaLines(items: Quota[], wide = false): string[] {
 
 export function register(program: Command): void {
   const quotas = program.command("quotas").description("quota2 quotas and growing counters of the fleet");
-  withOutput(withRestOptions(
-    quotas
-      .command("ls")
-      .alias("list")
-      .description("every quota per host: mode, limit, used, remaining (growing counters: used only)")
-      .option("--host <host>", "only this host (id or name)")
-      .option("--name <name>", "only quotas of this name"),
-  )).action(async (o: RestOptions & { host?: string; name?: string; json?: boolean; output?: string }) => {
+  withOutput(
+    withRestOptions(
+      quotas
+        .command("ls")
+        .alias("list")
+        .description("every quota per host: mode, limit, used, remaining (growing counters: used only)")
+        .option("--host <host>", "only this host (id or name)")
+        .option("--name <name>", "only quotas of this name"),
+    ),
+  ).action(async (o: RestOptions & { host?: string; name?: string; json?: boolean; output?: string }) => {
     const items = await new Rest(o).all<Quota>("/v1/quotas", { host: o.host, name: o.name });
     const f = formatOf(o);
     out(f === "json" || f === "yaml" ? data(items, f) : quotaLines(items, f === "wide").join("\n") + "\n");
@@ -54,7 +65,12 @@ export function register(program: Command): void {
       .argument("<host>", "host id or name")
       .argument("<name>", "quota name"),
   ).action(async (host: string, name: string, o: RestOptions) => {
-    const r = await new Rest(o).request<{ requestId: string; delivered: boolean }>("POST", `/v1/hosts/${encodeURIComponent(host)}/quotas/${encodeURIComponent(name)}/reset`);
-    process.stdout.write(`reset of quota ${name} on ${host} requested (${r.requestId}): ${r.delivered ? "sent to the agent" : "the agent gets it when it connects"}\n`);
+    const r = await new Rest(o).request<{ requestId: string; delivered: boolean }>(
+      "POST",
+      `/v1/hosts/${encodeURIComponent(host)}/quotas/${encodeURIComponent(name)}/reset`,
+    );
+    process.stdout.write(
+      `reset of quota ${name} on ${host} requested (${r.requestId}): ${r.delivered ? "sent to the agent" : "the agent gets it when it connects"}\n`,
+    );
   });
 }

@@ -12,9 +12,12 @@ export function register(program: Command): void {
     .argument("<file>", "policy document (.yaml/.yml or .json; - for stdin as JSON)")
     .option("--target <target>", "nftables or iptables", "nftables")
     .action(async (file: string, o: { target: string }) => {
-      if (o.target !== "nftables" && o.target !== "iptables") throw new Error(`--target must be nftables or iptables, got "${o.target}"`);
+      if (o.target !== "nftables" && o.target !== "iptables")
+        throw new Error(`--target must be nftables or iptables, got "${o.target}"`);
       const parsed = await readPolicyFile(file);
-      const checked = parsed.ok ? validatePolicy(parsed.value, { target: o.target }) : { ok: false, errors: parsed.errors, warnings: [] };
+      const checked = parsed.ok
+        ? validatePolicy(parsed.value, { target: o.target })
+        : { ok: false, errors: parsed.errors, warnings: [] };
       for (const d of checked.warnings) process.stderr.write(formatDiagnostic(d) + "\n");
       if (!checked.ok || !("policy" in checked) || !checked.policy) {
         for (const d of checked.errors) process.stderr.write(formatDiagnostic(d) + "\n");

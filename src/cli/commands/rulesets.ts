@@ -23,11 +23,17 @@ const COLUMNS: Column<Ruleset>[] = [
 type Opts = RestOptions & { output?: string; json?: boolean };
 
 export function register(program: Command): void {
-  const rulesets = program.command("rulesets").description("named policies: ls, show NAME (their versions: palisade versions)");
-  withOutput(withRestOptions(rulesets.command("ls").alias("list").description("every ruleset with its latest version"))).action(async (o: Opts) => {
+  const rulesets = program
+    .command("rulesets")
+    .description("named policies: ls, show NAME (their versions: palisade versions)");
+  withOutput(
+    withRestOptions(rulesets.command("ls").alias("list").description("every ruleset with its latest version")),
+  ).action(async (o: Opts) => {
     printList(await new Rest(o).all<Ruleset>("/v1/rulesets"), COLUMNS, formatOf(o));
   });
-  withOutput(withRestOptions(rulesets.command("show").description("one ruleset").argument("<name>", "ruleset name"))).action(async (name: string, o: Opts) => {
+  withOutput(
+    withRestOptions(rulesets.command("show").description("one ruleset").argument("<name>", "ruleset name")),
+  ).action(async (name: string, o: Opts) => {
     printOne(await new Rest(o).get<Ruleset>(`/v1/rulesets/${seg(name)}`), formatOf(o), (r) => [
       `${r.name}`,
       `  latest version: ${r.latestVersion ?? "none yet"}`,

@@ -29,7 +29,17 @@ export interface Summary {
   finishedAt: string | null;
 }
 export interface Detail extends Summary {
-  targets: { hostId: string; host: string; batch: number; status: string; error: string | null; version: VersionRef; previousVersion: VersionRef | null; attempts: number; finishedAt: string | null }[];
+  targets: {
+    hostId: string;
+    host: string;
+    batch: number;
+    status: string;
+    error: string | null;
+    version: VersionRef;
+    previousVersion: VersionRef | null;
+    attempts: number;
+    finishedAt: string | null;
+  }[];
 }
 
 const FINAL = ["succeeded", "failed", "halted", "rolled_back"];
@@ -56,7 +66,11 @@ export async function waitReasons(rest: Rest, d: Detail, now = Date.now()): Prom
   const firstOpenBatch = Math.min(...open.map((t) => t.batch));
   for (const [i, t] of open.entries()) {
     if (i < MAX_HOST_LOOKUPS) {
-      const h = await rest.get<{ connection: string; disabled?: boolean; lastSeenAt: string | null }>(`/v1/hosts/${encodeURIComponent(t.hostId)}`).catch(() => undefined);
+      const h = await rest
+        .get<{ connection: string; disabled?: boolean; lastSeenAt: string | null }>(
+          `/v1/hosts/${encodeURIComponent(t.hostId)}`,
+        )
+        .catch(() => undefined);
       if (h?.disabled) {
         why.set(t.hostId, "host disabled");
         continue;
@@ -70,7 +84,8 @@ export async function waitReasons(rest: Rest, d: Detail, now = Date.now()): Prom
         continue;
       }
     }
-    if (t.status === "pending" && t.batch > firstOpenBatch) why.set(t.hostId, `waits for batch ${firstOpenBatch}${firstOpenBatch === 0 ? " (canary)" : ""}`);
+    if (t.status === "pending" && t.batch > firstOpenBatch)
+      why.set(t.hostId, `waits for batch ${firstOpenBatch}${firstOpenBatch === 0 ? " (canary)" : ""}`);
   }
   return why;
 }
@@ -93,7 +108,10 @@ export async function watchDeployment(
     await new Promise((r) => setTimeout(r, o.intervalMs ?? 1000));
   }
   const why = await waitReasons(rest, d);
-  for (const t of d.targets) out(`  ${t.host.padEnd(24)} batch ${t.batch}  ${t.status}${t.error ? `  ${t.error}` : ""}${why.get(t.hostId) ? `  (${why.get(t.hostId)})` : ""}`);
+  for (const t of d.targets)
+    out(
+      `  ${t.host.padEnd(24)} batch ${t.batch}  ${t.status}${t.error ? `  ${t.error}` : ""}${why.get(t.hostId) ? `  (${why.get(t.hostId)})` : ""}`,
+    );
   if (d.status === "succeeded") return EXIT.ok;
   if (FINAL.includes(d.status)) return EXIT.generic;
   out(`still ${d.status} after ${o.timeoutS}s; run palisade status ${id} again to keep watching`);
@@ -101,23 +119,31 @@ export async function watchDeployment(
 }
 
 export function register(program: Command): void {
-  withOutput(withRestOptions(
-    program
-      .command("status")
-      .description("recent deployments, or one deployment's progress until its rollout ends")
-      .argument("[deployment]", "deployment id")
-      .option("--no-watch", "print the current state once")
-      .option("--timeout <seconds>", "stop watching after this long", "600"),
-  )).action(async (id: string | undefined, o: RestOptions & { watch: boolean; timeout: string; output?: string; json?: boolean }) => {
-    const rest = new Rest(o);
-    const f = formatOf(o);
-    if (!id) {
-      const page = await rest.request<{ items: Summary[] }>("GET", "/v1/deployments?limit=20");
-      if (f === "json" || f === "yaml") return out(data(page.items, f));
-      for (const d of page.items) out(`${d.createdAt} ${progressLine(d)}\n`);
-      return;
-    }
-    if (f === "json" || f === "yaml") return out(data(await rest.request<Detail>("GET", `/v1/deployments/${encodeURIComponent(id)}`), f));
-    process.exitCode = await watchDeployment(rest, id, { timeoutS: o.watch ? Number(o.timeout) : 0 });
-  });
+  withOutput(
+    withRestOptions(
+      program
+        .command("status")
+        .description("recent deployments, or one deployment's progress until its rollout ends")
+        .argument("[deployment]", "deployment id")
+        .option("--no-watch", "print the current state once")
+        .option("--timeout <seconds>", "stop watching after this long", "600"),
+    ),
+  ).action(
+    async (
+      id: string | undefined,
+      o: RestOptions & { watch: boolean; timeout: string; output?: string; json?: boolean },
+    ) => {
+      const rest = new Rest(o);
+      const f = formatOf(o);
+      if (!id) {
+        const page = await rest.request<{ items: Summary[] }>("GET", "/v1/deployments?limit=20");
+        if (f === "json" || f === "yaml") return out(data(page.items, f));
+        for (const d of page.items) out(`${d.createdAt} ${progressLine(d)}\n`);
+        return;
+      }
+      if (f === "json" || f === "yaml")
+        return out(data(await rest.request<Detail>("GET", `/v1/deployments/${encodeURIComponent(id)}`), f));
+      process.exitCode = await watchDeployment(rest, id, { timeoutS: o.watch ? Number(o.timeout) : 0 });
+    },
+  );
 }

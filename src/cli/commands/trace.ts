@@ -3,7 +3,14 @@
 // (the rendering loaded into a throwaway network namespace, see docs/trace.md).
 import type { Command } from "commander";
 import { stringify } from "yaml";
-import { driver, parsePacketSpec, renderNft, validatePolicy, type PacketSpec, type PacketTrace } from "../../engine/index.ts";
+import {
+  driver,
+  parsePacketSpec,
+  renderNft,
+  validatePolicy,
+  type PacketSpec,
+  type PacketTrace,
+} from "../../engine/index.ts";
 import { EXIT, usageError } from "../errors.ts";
 import { formatDiagnostic, readPolicyFile } from "../policy-file.ts";
 import { Rest, RestError, withRestOptions, type RestOptions } from "../rest.ts";
@@ -18,24 +25,47 @@ export function register(program: Command): void {
   withRestOptions(
     program
       .command("trace")
-      .description("what-if: the rules packets meet and their verdict, from the kernel in a throwaway namespace (needs CAP_NET_ADMIN)")
+      .description(
+        "what-if: the rules packets meet and their verdict, from the kernel in a throwaway namespace (needs CAP_NET_ADMIN)",
+      )
       .argument("<policy>", "policy document (.yaml/.json) or NAME@VERSION of a stored ruleset")
-      .requiredOption("--packet <spec>", 'packet, e.g. "tcp 203.0.113.5:40000 -> 198.51.100.1:22 flags S iif wan0"; repeat for a sequence', (v: string, acc: string[] = []) => [...acc, v])
-      .option("--count <n>", "repeat the sequence N times as new connections on the same ruleset (shows load balancing as a distribution)", "1")
+      .requiredOption(
+        "--packet <spec>",
+        'packet, e.g. "tcp 203.0.113.5:40000 -> 198.51.100.1:22 flags S iif wan0"; repeat for a sequence',
+        (v: string, acc: string[] = []) => [...acc, v],
+      )
+      .option(
+        "--count <n>",
+        "repeat the sequence N times as new connections on the same ruleset (shows load balancing as a distribution)",
+        "1",
+      )
       .option("-o, --output <format>", "table, json or yaml (wide: same as table)", "table"),
   ).action(async (ref: string, o: TraceCliOptions) => {
-    if (!["table", "wide", "json", "yaml"].includes(o.output)) throw usageError(`--output must be table, wide, json or yaml, got "${o.output}"`);
-    if (!/^\d+$/.test(o.count) || Number(o.count) < 1 || Number(o.count) > 200) throw usageError(`--count must be a whole number 1-200, got "${o.count}"`);
+    if (!["table", "wide", "json", "yaml"].includes(o.output))
+      throw usageError(`--output must be table, wide, json or yaml, got "${o.output}"`);
+    if (!/^\d+$/.test(o.count) || Number(o.count) < 1 || Number(o.count) > 200)
+      throw usageError(`--count must be a whole number 1-200, got "${o.count}"`);
     const packets: PacketSpec[] = o.packet.map((p) => parsePacketSpec(p));
     const text = await rendering(ref, o);
     if (text === undefined) return;
     // Interrupted: exit (which deletes the trace's namespaces) instead of dying with them left behind.
-    for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => process.exit(sig === "SIGINT" ? 130 : 143));
+    for (const sig of ["SIGINT", "SIGTERM"] as const)
+      process.once(sig, () => process.exit(sig === "SIGINT" ? 130 : 143));
     const result = await driver.trace({ rulesetText: text, packets, count: Number(o.count) });
     if (o.output === "json" || o.output === "yaml") {
       const runs = result.runs.map((run) => run.map(jsonTrace));
-      const body = runs.length === 1 ? (runs[0]!.length === 1 ? runs[0]![0] : { packets: runs[0] }) : { runs: runs.map((r) => (r.length === 1 ? r[0] : { packets: r })), distribution: distribution(result.runs) };
-      process.stdout.write(o.output === "yaml" ? stringify(body, { lineWidth: 0 }) : JSON.stringify(body, null, 2) + "\n");
+      const body =
+        runs.length === 1
+          ? runs[0]!.length === 1
+            ? runs[0]![0]
+            : { packets: runs[0] }
+          : {
+              runs: runs.map((r) => (r.length === 1 ? r[0] : { packets: r })),
+              distribution: distribution(result.runs),
+            };
+      process.stdout.write(
+        o.output === "yaml" ? stringify(body, { lineWidth: 0 }) : JSON.stringify(body, null, 2) + "\n",
+      );
       return;
     }
     process.stdout.write(formatTable(result.runs));
@@ -43,7 +73,12 @@ export function register(program: Command): void {
 }
 
 function jsonTrace(t: PacketTrace): Record<string, unknown> {
-  return { packet: t.packet, verdict: t.verdict, ...(t.finalDestination ? { finalDestination: t.finalDestination } : {}), rules: t.steps };
+  return {
+    packet: t.packet,
+    verdict: t.verdict,
+    ...(t.finalDestination ? { finalDestination: t.finalDestination } : {}),
+    rules: t.steps,
+  };
 }
 
 /** Per packet of the sequence: "verdict -> destination" counted over the repetitions. */
@@ -84,7 +119,8 @@ export function formatTable(runs: PacketTrace[][]): string {
   lines.push("", `over ${runs.length} traces:`);
   const dist = distribution(runs);
   const last = dist[dist.length - 1]!;
-  for (const [k, n] of Object.entries(last).sort((a, b) => b[1] - a[1])) lines.push(`  ${String(n).padStart(4)}  ${(100 * n / runs.length).toFixed(1).padStart(5)} %  ${k}`);
+  for (const [k, n] of Object.entries(last).sort((a, b) => b[1] - a[1]))
+    lines.push(`  ${String(n).padStart(4)}  ${((100 * n) / runs.length).toFixed(1).padStart(5)} %  ${k}`);
   const verdicts = new Map<string, number>();
   for (const run of runs) {
     const v = run[run.length - 1]!.verdict;
@@ -98,7 +134,10 @@ async function rendering(ref: string, o: TraceCliOptions): Promise<string | unde
   const m = /^([a-z0-9][a-z0-9._-]*)@(\d+)$/.exec(ref);
   let document: unknown;
   if (m && !/\.(ya?ml|json)$/.test(ref)) {
-    const v = await new Rest(o).request<{ document: unknown }>("GET", `/v1/rulesets/${encodeURIComponent(m[1]!)}/versions/${m[2]}`);
+    const v = await new Rest(o).request<{ document: unknown }>(
+      "GET",
+      `/v1/rulesets/${encodeURIComponent(m[1]!)}/versions/${m[2]}`,
+    );
     document = v.document;
   } else {
     const parsed = await readPolicyFile(ref);

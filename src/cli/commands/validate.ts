@@ -21,10 +21,14 @@ export function register(program: Command): void {
         ? validatePolicy(parsed.value, { target: o.target as Target | undefined })
         : { ok: false, errors: parsed.errors, warnings: [] };
       if (o.json) {
-        process.stdout.write(JSON.stringify({ ok: result.ok, errors: result.errors, warnings: result.warnings }, null, 2) + "\n");
+        process.stdout.write(
+          JSON.stringify({ ok: result.ok, errors: result.errors, warnings: result.warnings }, null, 2) + "\n",
+        );
       } else {
         for (const d of [...result.errors, ...result.warnings]) process.stdout.write(formatDiagnostic(d) + "\n");
-        process.stdout.write(`${file}: ${result.ok ? "valid" : "invalid"} (${result.errors.length} errors, ${result.warnings.length} warnings)\n`);
+        process.stdout.write(
+          `${file}: ${result.ok ? "valid" : "invalid"} (${result.errors.length} errors, ${result.warnings.length} warnings)\n`,
+        );
       }
       if (!result.ok) process.exitCode = EXIT.invalid;
     });

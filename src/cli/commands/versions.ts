@@ -31,15 +31,27 @@ type Opts = RestOptions & { output?: string; json?: boolean; limit?: string };
 
 export function register(program: Command): void {
   const versions = program.command("versions").description("a ruleset's immutable versions: ls NAME, show NAME[@V]");
-  withOutput(withRestOptions(
-    versions.command("ls").alias("list").description("a ruleset's versions, newest first").argument("<ruleset>", "ruleset name").option("--limit <n>", "at most this many"),
-  )).action(async (name: string, o: Opts) => {
+  withOutput(
+    withRestOptions(
+      versions
+        .command("ls")
+        .alias("list")
+        .description("a ruleset's versions, newest first")
+        .argument("<ruleset>", "ruleset name")
+        .option("--limit <n>", "at most this many"),
+    ),
+  ).action(async (name: string, o: Opts) => {
     const max = o.limit === undefined ? undefined : parseCount(o.limit, "--limit");
     printList(await new Rest(o).all<Version>(`/v1/rulesets/${seg(name)}/versions`, {}, max), COLUMNS, formatOf(o));
   });
-  withOutput(withRestOptions(
-    versions.command("show").description("one version with its policy document").argument("<ref>", "NAME@VERSION, or NAME for the latest"),
-  )).action(async (ref: string, o: Opts) => {
+  withOutput(
+    withRestOptions(
+      versions
+        .command("show")
+        .description("one version with its policy document")
+        .argument("<ref>", "NAME@VERSION, or NAME for the latest"),
+    ),
+  ).action(async (ref: string, o: Opts) => {
     const rest = new Rest(o);
     const r = await resolveRef(rest, ref);
     const v = await rest.get<Version>(`/v1/rulesets/${seg(r.ruleset)}/versions/${r.version}`);

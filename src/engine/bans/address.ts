@@ -13,18 +13,40 @@ export interface BanAddress {
 
 export type BanAddressError = { code: "malformed_address" | "host_bits_set" | "whole_internet"; message: string };
 
-export function parseBanAddress(input: string): { ok: true; value: BanAddress } | { ok: false; error: BanAddressError } {
+export function parseBanAddress(
+  input: string,
+): { ok: true; value: BanAddress } | { ok: false; error: BanAddressError } {
   const p = parsePrefix(input.trim());
-  if (!p) return { ok: false, error: { code: "malformed_address", message: `"${input}" is not an IPv4 or IPv6 address or CIDR (e.g. 203.0.113.5, 198.51.100.0/24, 2001:db8::/64)` } };
+  if (!p)
+    return {
+      ok: false,
+      error: {
+        code: "malformed_address",
+        message: `"${input}" is not an IPv4 or IPv6 address or CIDR (e.g. 203.0.113.5, 198.51.100.0/24, 2001:db8::/64)`,
+      },
+    };
   const max = p.family === "ipv4" ? 32 : 128;
-  if (p.length === 0) return { ok: false, error: { code: "whole_internet", message: `"${input}" covers every ${p.family} address; a ban must name a narrower prefix` } };
+  if (p.length === 0)
+    return {
+      ok: false,
+      error: {
+        code: "whole_internet",
+        message: `"${input}" covers every ${p.family} address; a ban must name a narrower prefix`,
+      },
+    };
   if (hasHostBits(p)) {
     const net = `${prefixNetwork(p)}/${p.length}`;
-    return { ok: false, error: { code: "host_bits_set", message: `"${input}" has host bits set; did you mean ${net}?` } };
+    return {
+      ok: false,
+      error: { code: "host_bits_set", message: `"${input}" has host bits set; did you mean ${net}?` },
+    };
   }
   const addr = prefixNetwork({ ...p, length: max });
   const single = p.length === max;
-  return { ok: true, value: { family: p.family, text: single ? addr : `${prefixNetwork(p)}/${p.length}`, length: p.length, single } };
+  return {
+    ok: true,
+    value: { family: p.family, text: single ? addr : `${prefixNetwork(p)}/${p.length}`, length: p.length, single },
+  };
 }
 
 /** Does ban `b` cover address or prefix `a`? (Different families never overlap.) */

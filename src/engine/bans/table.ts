@@ -82,7 +82,8 @@ export function banTableText(lists: Map<string, BanElement[]>, fs: BanFailsafe):
       if (xs) xs.push(e);
       else bySet.set(s, [e]);
     }
-    for (const [s, es] of bySet) out.push(...chunks(es, (part) => `add element inet ${BANS_TABLE} ${s} { ${part.map(elem).join(", ")} }`));
+    for (const [s, es] of bySet)
+      out.push(...chunks(es, (part) => `add element inet ${BANS_TABLE} ${s} { ${part.map(elem).join(", ")} }`));
   }
   return out.join("\n") + "\n";
 }
@@ -123,8 +124,12 @@ export function banDeltaText(list: string, add: BanElement[], remove: BanAddress
   for (const [s, es] of bySet(add, (e) => (e as BanElement).address)) {
     const els = es as BanElement[];
     if (!fresh) {
-      out.push(...chunks(els, (p) => `add element inet ${BANS_TABLE} ${s} { ${p.map((e) => e.address.text).join(", ")} }`));
-      out.push(...chunks(els, (p) => `delete element inet ${BANS_TABLE} ${s} { ${p.map((e) => e.address.text).join(", ")} }`));
+      out.push(
+        ...chunks(els, (p) => `add element inet ${BANS_TABLE} ${s} { ${p.map((e) => e.address.text).join(", ")} }`),
+      );
+      out.push(
+        ...chunks(els, (p) => `delete element inet ${BANS_TABLE} ${s} { ${p.map((e) => e.address.text).join(", ")} }`),
+      );
     }
     out.push(...chunks(els, (p) => `add element inet ${BANS_TABLE} ${s} { ${p.map(elem).join(", ")} }`));
   }

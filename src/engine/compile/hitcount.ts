@@ -33,39 +33,83 @@ export const NFT_MAX_HITCOUNT = 128;
 /** One week: a slot claim is `limit rate 1/week burst 1 packets` (see compile/nft/recent.ts). */
 export const NFT_MAX_HITCOUNT_SECONDS = 7 * 86400;
 
-const atLeast = (v: [number, number], major: number, minor: number) => v[0] > major || (v[0] === major && v[1] >= minor);
+const atLeast = (v: [number, number], major: number, minor: number) =>
+  v[0] > major || (v[0] === major && v[1] >= minor);
 
 /** The largest --hitcount the host's xt_recent accepts, and the reason, for messages. */
 export function xtRecentMaxHitcount(caps: TargetCapabilities = {}): { max: number; basis: string } {
   const v = kernelVersion(caps.kernelRelease);
-  if (!v) return { max: 255, basis: "without a host's kernel release, Linux 4.10 or later is assumed, where xt_recent sizes each rule's list up to 255 packets" };
+  if (!v)
+    return {
+      max: 255,
+      basis:
+        "without a host's kernel release, Linux 4.10 or later is assumed, where xt_recent sizes each rule's list up to 255 packets",
+    };
   const k = `kernel ${caps.kernelRelease}`;
   if (atLeast(v, 6, 11)) return { max: 65535, basis: `xt_recent on ${k} remembers at most 65535 packets per address` };
   if (atLeast(v, 4, 10)) return { max: 255, basis: `xt_recent on ${k} remembers at most 255 packets per address` };
-  return { max: 20, basis: `xt_recent on ${k} (before 4.10) remembers ip_pkt_list_tot packets per address, 20 by default` };
+  return {
+    max: 20,
+    basis: `xt_recent on ${k} (before 4.10) remembers ip_pkt_list_tot packets per address, 20 by default`,
+  };
 }
 
 /** Errors for hit counts the target cannot express (on the host's kernel, for iptables). */
-export function hitcountErrors(m: Match, path: Path, target: "nftables" | "iptables", caps: TargetCapabilities = {}): Diagnostic[] {
+export function hitcountErrors(
+  m: Match,
+  path: Path,
+  target: "nftables" | "iptables",
+  caps: TargetCapabilities = {},
+): Diagnostic[] {
   const r = m.recent;
   if (!r || r.hitcount === undefined || r.hitcount <= 1) return [];
   const at: Path = [...path, "recent", "hitcount"];
   if (target === "iptables") {
     const { max, basis } = xtRecentMaxHitcount(caps);
     if (r.hitcount <= max) return [];
-    return [error(at, "unsupported_on_target", `recent --hitcount ${r.hitcount} is not supported on target iptables: ${basis}; lower the hit count, use a meter (hashlimit), or render with target nftables.`)];
+    return [
+      error(
+        at,
+        "unsupported_on_target",
+        `recent --hitcount ${r.hitcount} is not supported on target iptables: ${basis}; lower the hit count, use a meter (hashlimit), or render with target nftables.`,
+      ),
+    ];
   }
   if (r.hitcount > NFT_MAX_HITCOUNT) {
-    return [error(at, "unsupported_on_target", `recent hitcount ${r.hitcount} is not supported on target nftables: Palisade counts hits exactly with one set per counted packet, at most ${NFT_MAX_HITCOUNT}; lower the hit count, use a meter (a token bucket), or render with target iptables.`)];
+    return [
+      error(
+        at,
+        "unsupported_on_target",
+        `recent hitcount ${r.hitcount} is not supported on target nftables: Palisade counts hits exactly with one set per counted packet, at most ${NFT_MAX_HITCOUNT}; lower the hit count, use a meter (a token bucket), or render with target iptables.`,
+      ),
+    ];
   }
   if (r.seconds === undefined) {
-    return [error([...path, "recent", "seconds"], "unsupported_on_target", `recent hitcount without seconds (hits ever counted) is not supported on target nftables: give the window in seconds (at most ${NFT_MAX_HITCOUNT_SECONDS}).`)];
+    return [
+      error(
+        [...path, "recent", "seconds"],
+        "unsupported_on_target",
+        `recent hitcount without seconds (hits ever counted) is not supported on target nftables: give the window in seconds (at most ${NFT_MAX_HITCOUNT_SECONDS}).`,
+      ),
+    ];
   }
   if (r.seconds > NFT_MAX_HITCOUNT_SECONDS) {
-    return [error([...path, "recent", "seconds"], "unsupported_on_target", `recent hitcount within ${r.seconds} seconds is not supported on target nftables: the window may be at most ${NFT_MAX_HITCOUNT_SECONDS} seconds (one week).`)];
+    return [
+      error(
+        [...path, "recent", "seconds"],
+        "unsupported_on_target",
+        `recent hitcount within ${r.seconds} seconds is not supported on target nftables: the window may be at most ${NFT_MAX_HITCOUNT_SECONDS} seconds (one week).`,
+      ),
+    ];
   }
   if (m.limit !== undefined || m.meter !== undefined || m.quota !== undefined) {
-    return [error(at, "unsupported_on_target", `recent hitcount together with limit, meter or quota in one rule is not supported on target nftables: the hit count is kept by a jump to its own chain before the rule, which would evaluate those twice; put them in a separate rule.`)];
+    return [
+      error(
+        at,
+        "unsupported_on_target",
+        `recent hitcount together with limit, meter or quota in one rule is not supported on target nftables: the hit count is kept by a jump to its own chain before the rule, which would evaluate those twice; put them in a separate rule.`,
+      ),
+    ];
   }
   return [];
 }
@@ -115,14 +159,20 @@ export function stampAfterRules(policy: Policy): Set<string> {
       const next = policy.chains[chain]!.rules[index + 1];
       const s = next?.match?.recent;
       const pairs =
-        r.mode === "update" && r.hitcount === first.hitcount && r.seconds === first.seconds &&
+        r.mode === "update" &&
+        r.hitcount === first.hitcount &&
+        r.seconds === first.seconds &&
         TERMINATING.has(normalizeAction(rule.action).type) &&
-        s !== undefined && s.mode === "set" && s.name === r.name && s.side === r.side &&
+        s !== undefined &&
+        s.mode === "set" &&
+        s.name === r.name &&
+        s.side === r.side &&
         isDeepStrictEqual(withoutRecent(next!.match), withoutRecent(rule.match));
       if (pairs) paired.add(`${chain}/${index}`).add(`${chain}/${index + 1}`);
       return pairs;
     });
-    if (ok && list.every(({ chain, index }) => paired.has(`${chain}/${index}`))) for (const c of counted) out.add(`${c.chain}/${c.index}`);
+    if (ok && list.every(({ chain, index }) => paired.has(`${chain}/${index}`)))
+      for (const c of counted) out.add(`${c.chain}/${c.index}`);
   }
   return out;
 }
@@ -153,20 +203,49 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
       const at: Path = ["chains", chain, "rules", index, "match", "recent", "hitcount"];
       if (stampAfter.has(`${chain}/${index}`)) {
         // Counted as H+1 (see stampAfterRules).
-        if (r.hitcount! + 1 > NFT_MAX_HITCOUNT) out.push(error(at, "unsupported_on_target", `recent hitcount ${r.hitcount} with the list's set rule after this rule is not supported on target nftables: Palisade counts it as ${r.hitcount! + 1} packets (this one and ${r.hitcount} earlier), at most ${NFT_MAX_HITCOUNT}; lower the hit count, or render with target iptables.`));
+        if (r.hitcount! + 1 > NFT_MAX_HITCOUNT)
+          out.push(
+            error(
+              at,
+              "unsupported_on_target",
+              `recent hitcount ${r.hitcount} with the list's set rule after this rule is not supported on target nftables: Palisade counts it as ${r.hitcount! + 1} packets (this one and ${r.hitcount} earlier), at most ${NFT_MAX_HITCOUNT}; lower the hit count, or render with target iptables.`,
+            ),
+          );
         return;
       }
       const mine = sets.filter((s) => s.match.recent!.name === r.name);
-      if (mine.length === 0) return void out.push(error(at, "unsupported_on_target", why(r.name, "no rule sets the list")));
-      const bad = mine.find((s) => s.chain !== chain || s.index >= index || s.match.recent!.side !== r.side || !isDeepStrictEqual(withoutRecent(s.match), withoutRecent(rule.match)));
+      if (mine.length === 0)
+        return void out.push(error(at, "unsupported_on_target", why(r.name, "no rule sets the list")));
+      const bad = mine.find(
+        (s) =>
+          s.chain !== chain ||
+          s.index >= index ||
+          s.match.recent!.side !== r.side ||
+          !isDeepStrictEqual(withoutRecent(s.match), withoutRecent(rule.match)),
+      );
       if (bad) {
-        out.push(error(at, "unsupported_on_target", why(r.name, `the set rule at chains.${bad.chain}.rules[${bad.index}] is not in the same chain before this rule with the same matches`)));
+        out.push(
+          error(
+            at,
+            "unsupported_on_target",
+            why(
+              r.name,
+              `the set rule at chains.${bad.chain}.rules[${bad.index}] is not in the same chain before this rule with the same matches`,
+            ),
+          ),
+        );
       }
     });
   }
   policy.forwarding.markForwards.forEach((mf, i) => {
     if (isCounted(mf.match)) {
-      out.push(error(["forwarding", "markForwards", i, "match", "recent", "hitcount"], "unsupported_on_target", why(mf.match.recent!.name, "a mark forward is not in a chain with the list's set rule")));
+      out.push(
+        error(
+          ["forwarding", "markForwards", i, "match", "recent", "hitcount"],
+          "unsupported_on_target",
+          why(mf.match.recent!.name, "a mark forward is not in a chain with the list's set rule"),
+        ),
+      );
     }
   });
   return out;

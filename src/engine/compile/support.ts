@@ -5,9 +5,7 @@
 // feature, the target, and what would support it.
 import { error, type Diagnostic, type Path } from "../diagnostics.ts";
 import { hitcountErrors, hitcountIdiomErrors, type TargetCapabilities } from "./hitcount.ts";
-import {
-  isNegated, normalizeAction, unwrap, type Match, type Policy, type ActionObject,
-} from "../policy/index.ts";
+import { isNegated, normalizeAction, unwrap, type Match, type Policy, type ActionObject } from "../policy/index.ts";
 
 export type CompileTarget = "nftables" | "iptables";
 export type { TargetCapabilities } from "./hitcount.ts";
@@ -30,7 +28,8 @@ export interface FeatureEntry {
   iptables: Support;
 }
 
-const yes = (how: string, needs?: ModuleNeed): Support => (needs ? { supported: true, how, needs } : { supported: true, how });
+const yes = (how: string, needs?: ModuleNeed): Support =>
+  needs ? { supported: true, how, needs } : { supported: true, how };
 const no = (reason: string, alternative: string): Support => ({ supported: false, reason, alternative });
 const addon = (module: string): ModuleNeed => ({ module, xtablesAddons: true });
 const mainline = (module: string): ModuleNeed => ({ module, xtablesAddons: false });
@@ -52,7 +51,11 @@ export const FEATURES = {
   // ---- actions (targets)
   "action.notrack": { label: "NOTRACK", nftables: yes("notrack"), iptables: yes("-j CT --notrack (raw table)") },
   "action.reject": { label: "REJECT", nftables: yes("reject with"), iptables: yes("-j REJECT --reject-with") },
-  "action.log": { label: "LOG", nftables: yes("log group 2 (the agent ships it to the API; level/kernelLog add a kernel-log copy)"), iptables: yes("-j LOG") },
+  "action.log": {
+    label: "LOG",
+    nftables: yes("log group 2 (the agent ships it to the API; level/kernelLog add a kernel-log copy)"),
+    iptables: yes("-j LOG"),
+  },
   "action.nflog": { label: "NFLOG group", nftables: yes("log group"), iptables: yes("-j NFLOG --nflog-group") },
   "action.counter": {
     label: "named counter",
@@ -96,13 +99,28 @@ export const FEATURES = {
     nftables: yes("stateless payload rewrite (ip daddr set ...) with notrack at raw priority"),
     iptables: yes("-j RAWDNAT (raw table)", addon("xt_RAWNAT")),
   },
-  "action.tos": { label: "TOS (DSCP and ECN)", nftables: yes("ip/ip6 dscp set, ip/ip6 ecn set (kept bits: one case each)"), iptables: yes("-j TOS --set-tos value/mask") },
-  "action.setUpdate": { label: "add to / delete from a set (SET target)", nftables: yes("add/delete @set { ip saddr }"), iptables: yes("-j SET --add-set/--del-set") },
-  "action.tcpmss": { label: "TCPMSS (MSS clamping)", nftables: yes("tcp option maxseg size set rt mtu / N"), iptables: yes("-j TCPMSS --clamp-mss-to-pmtu / --set-mss") },
+  "action.tos": {
+    label: "TOS (DSCP and ECN)",
+    nftables: yes("ip/ip6 dscp set, ip/ip6 ecn set (kept bits: one case each)"),
+    iptables: yes("-j TOS --set-tos value/mask"),
+  },
+  "action.setUpdate": {
+    label: "add to / delete from a set (SET target)",
+    nftables: yes("add/delete @set { ip saddr }"),
+    iptables: yes("-j SET --add-set/--del-set"),
+  },
+  "action.tcpmss": {
+    label: "TCPMSS (MSS clamping)",
+    nftables: yes("tcp option maxseg size set rt mtu / N"),
+    iptables: yes("-j TCPMSS --clamp-mss-to-pmtu / --set-mss"),
+  },
   "action.tcpmssWithoutSyn": {
     label: "TCPMSS on a rule that does not match SYN",
     nftables: yes("tcp option maxseg size set (only SYNs carry the option)"),
-    iptables: no("the TCPMSS target refuses rules that do not match TCP SYN (--tcp-flags SYN,RST SYN or --syn)", "match tcpFlags with syn, or render with target nftables"),
+    iptables: no(
+      "the TCPMSS target refuses rules that do not match TCP SYN (--tcp-flags SYN,RST SYN or --syn)",
+      "match tcpFlags with syn, or render with target nftables",
+    ),
   },
   "action.checksumFill": {
     label: "CHECKSUM --checksum-fill",
@@ -158,7 +176,9 @@ export const FEATURES = {
   },
   "action.dhcpmac": {
     label: "DHCPMAC target",
-    nftables: yes("@th,288,BITS set PREFIX (the BOOTP client address) with udp checksum set 0: a raw write leaves the checksum stale, and 0 means none in IPv4 UDP"),
+    nftables: yes(
+      "@th,288,BITS set PREFIX (the BOOTP client address) with udp checksum set 0: a raw write leaves the checksum stale, and 0 means none in IPv4 UDP",
+    ),
     iptables: yes("-j DHCPMAC --set-mac", addon("xt_DHCPMAC")),
   },
   "action.echo": { label: "ECHO", nftables: REFLECT, iptables: REFLECT },
@@ -189,34 +209,80 @@ export const FEATURES = {
     ),
   },
   "match.limit": { label: "limit", nftables: yes("limit rate"), iptables: yes("-m limit") },
-  "match.limitOver": { label: "limit over", nftables: yes("limit rate over"), iptables: yes("-m hashlimit --hashlimit-above (one bucket)") },
-  "match.meter": { label: "rate meter", nftables: yes("meter / dynamic set with limit"), iptables: yes("-m hashlimit") },
-  "match.recent": { label: "recent", nftables: yes("set with timeouts (add/update/delete @set)"), iptables: yes("-m recent") },
+  "match.limitOver": {
+    label: "limit over",
+    nftables: yes("limit rate over"),
+    iptables: yes("-m hashlimit --hashlimit-above (one bucket)"),
+  },
+  "match.meter": {
+    label: "rate meter",
+    nftables: yes("meter / dynamic set with limit"),
+    iptables: yes("-m hashlimit"),
+  },
+  "match.recent": {
+    label: "recent",
+    nftables: yes("set with timeouts (add/update/delete @set)"),
+    iptables: yes("-m recent"),
+  },
   "match.recentHitcount": {
     label: "recent --hitcount",
     nftables: yes("a counting chain of slot sets and a blocked set (exact within the window)"),
     // How large a hit count may be depends on the host's kernel: see hitcount.ts.
     iptables: yes("-m recent --hitcount (up to what the host's xt_recent accepts)"),
   },
-  "match.rpfilter": { label: "reverse-path check", nftables: yes("fib saddr . iif oif missing"), iptables: yes("-m rpfilter (raw/mangle PREROUTING)") },
+  "match.rpfilter": {
+    label: "reverse-path check",
+    nftables: yes("fib saddr . iif oif missing"),
+    iptables: yes("-m rpfilter (raw/mangle PREROUTING)"),
+  },
   "match.rpfilterOutsidePrerouting": {
     label: "reverse-path check outside raw/mangle prerouting",
     nftables: yes("fib saddr . iif oif missing"),
-    iptables: no("the iptables rpfilter match is only valid in the raw and mangle PREROUTING chains", "put the rule in a raw or mangle chain on hook prerouting, or render with target nftables"),
+    iptables: no(
+      "the iptables rpfilter match is only valid in the raw and mangle PREROUTING chains",
+      "put the rule in a raw or mangle chain on hook prerouting, or render with target nftables",
+    ),
   },
-  "match.daddrType": { label: "destination address type", nftables: yes("fib daddr type"), iptables: yes("-m addrtype --dst-type") },
-  "match.socketOwner": { label: "socket owner (uid/gid)", nftables: yes("meta skuid / meta skgid"), iptables: yes("-m owner --uid-owner / --gid-owner") },
-  "match.ctStatus": { label: "conntrack status", nftables: yes("ct status & (...) != 0"), iptables: yes("-m conntrack --ctstate DNAT,SNAT / --ctstatus") },
+  "match.daddrType": {
+    label: "destination address type",
+    nftables: yes("fib daddr type"),
+    iptables: yes("-m addrtype --dst-type"),
+  },
+  "match.socketOwner": {
+    label: "socket owner (uid/gid)",
+    nftables: yes("meta skuid / meta skgid"),
+    iptables: yes("-m owner --uid-owner / --gid-owner"),
+  },
+  "match.ctStatus": {
+    label: "conntrack status",
+    nftables: yes("ct status & (...) != 0"),
+    iptables: yes("-m conntrack --ctstate DNAT,SNAT / --ctstatus"),
+  },
   "match.ctStatusMixed": {
     label: "conntrack status: snat/dnat together with other bits",
     nftables: yes("ct status & (...) != 0"),
-    iptables: no("iptables tests snat/dnat (--ctstate) and the other status bits (--ctstatus) in different options", "split the rule, or render with target nftables"),
+    iptables: no(
+      "iptables tests snat/dnat (--ctstate) and the other status bits (--ctstatus) in different options",
+      "split the rule, or render with target nftables",
+    ),
   },
-  "match.addressRange": { label: "address range", nftables: yes("ip saddr A-B"), iptables: yes("-m iprange --src-range / --dst-range") },
+  "match.addressRange": {
+    label: "address range",
+    nftables: yes("ip saddr A-B"),
+    iptables: yes("-m iprange --src-range / --dst-range"),
+  },
   "match.pktType": { label: "packet type", nftables: yes("meta pkttype"), iptables: yes("-m pkttype --pkt-type") },
-  "match.connlimit": { label: "connection count per address (connlimit)", nftables: yes("add @set { ip saddr ct count over N }"), iptables: yes("-m connlimit") },
+  "match.connlimit": {
+    label: "connection count per address (connlimit)",
+    nftables: yes("add @set { ip saddr ct count over N }"),
+    iptables: yes("-m connlimit"),
+  },
   "match.ttl": { label: "TTL / hop limit", nftables: yes("ip ttl / ip6 hoplimit"), iptables: yes("-m ttl / -m hl") },
-  "match.ipsec": { label: "IPsec policy", nftables: yes("meta ipsec exists|missing (in) / rt ipsec exists|missing (out)"), iptables: yes("-m policy --dir --pol") },
+  "match.ipsec": {
+    label: "IPsec policy",
+    nftables: yes("meta ipsec exists|missing (in) / rt ipsec exists|missing (out)"),
+    iptables: yes("-m policy --dir --pol"),
+  },
   "match.ipsecProtocolEsp": {
     label: "IPsec policy protocol esp",
     // nft cannot test an SA's protocol; targetSupport warns (validate/target.ts).
@@ -225,11 +291,22 @@ export const FEATURES = {
   },
   "match.ipsecProtocolOther": {
     label: "IPsec policy protocol ah/ipcomp",
-    nftables: no("nftables cannot test a security association's protocol", "drop protocol (every SA then matches), or render with target iptables"),
+    nftables: no(
+      "nftables cannot test a security association's protocol",
+      "drop protocol (every SA then matches), or render with target iptables",
+    ),
     iptables: yes("-m policy --proto ah|ipcomp"),
   },
-  "match.fragment": { label: "non-first IPv4 fragment", nftables: yes("ip frag-off & 0x1fff != 0"), iptables: yes("-f") },
-  "match.icmpCode": { label: "ICMP/ICMPv6 code", nftables: yes("icmp code / icmpv6 code"), iptables: yes("-m icmp --icmp-type TYPE/CODE") },
+  "match.fragment": {
+    label: "non-first IPv4 fragment",
+    nftables: yes("ip frag-off & 0x1fff != 0"),
+    iptables: yes("-f"),
+  },
+  "match.icmpCode": {
+    label: "ICMP/ICMPv6 code",
+    nftables: yes("icmp code / icmpv6 code"),
+    iptables: yes("-m icmp --icmp-type TYPE/CODE"),
+  },
   "match.quota": {
     label: "quota2",
     nftables: yes("named quota (or counter for grow) object"),
@@ -245,7 +322,10 @@ export const FEATURES = {
   },
   "match.quotaMixedInvert": {
     label: "quota used both inverted and not",
-    nftables: no("an nftables quota is 'until' or 'over' for every rule that uses it", `declare two quotas, or ${USE_IPT} (module xt_quota2)`),
+    nftables: no(
+      "an nftables quota is 'until' or 'over' for every rule that uses it",
+      `declare two quotas, or ${USE_IPT} (module xt_quota2)`,
+    ),
     iptables: yes("-m quota2 [!] --quota", addon("xt_quota2")),
   },
   // ---- xtables-addons matches
@@ -287,7 +367,9 @@ export const FEATURES = {
   },
   "match.ipv4options": {
     label: "ipv4options match",
-    nftables: yes("ip option lsrr|ssrr|rr|ra exists|missing (the kernel's IPv4 option walker); any: one rule per option, with a verdict"),
+    nftables: yes(
+      "ip option lsrr|ssrr|rr|ra exists|missing (the kernel's IPv4 option walker); any: one rule per option, with a verdict",
+    ),
     iptables: yes("-m ipv4options", addon("xt_ipv4options")),
   },
   "match.ipv4optionsOther": {
@@ -301,7 +383,9 @@ export const FEATURES = {
   },
   "match.length2": {
     label: "length2 match (layer 3 or 4)",
-    nftables: yes("meta length; layer4: ip hdrlength . ip length in a set (IPv4), ip6 length without extension headers (IPv6)"),
+    nftables: yes(
+      "meta length; layer4: ip hdrlength . ip length in a set (IPv4), ip6 length without extension headers (IPv6)",
+    ),
     iptables: yes("-m length2", addon("xt_length2")),
   },
   "match.length2Layer5": {
@@ -367,7 +451,10 @@ export const FEATURES = {
   "object.setIfname": {
     label: "interface-name set",
     nftables: yes("set of type ifname"),
-    iptables: no("ipset has no interface-name set type", "list the interfaces in the rule, or render with target nftables"),
+    iptables: no(
+      "ipset has no interface-name set type",
+      "list the interfaces in the rule, or render with target nftables",
+    ),
   },
   "object.setMark": {
     label: "mark set",
@@ -382,16 +469,48 @@ export const FEATURES = {
   },
 
   // ---- forwarding and protections (expanded into plain rules)
-  "forward.portfw": { label: "port forward (PORTFW)", nftables: yes("dnat with numgen map"), iptables: yes("DNAT with -m statistic") },
-  "forward.autofw": { label: "port-range forward (AUTOFW -h)", nftables: yes("dnat to range"), iptables: yes("DNAT with a port range") },
-  "forward.mfw": { label: "mark-based forward (FWMARK/mfw)", nftables: yes("mark + dnat map"), iptables: yes("MARK + DNAT per mark") },
-  "protection.antiSpoofing": { label: "anti-spoofing", nftables: yes("expanded rules"), iptables: yes("expanded rules (rpfilter in raw PREROUTING)") },
+  "forward.portfw": {
+    label: "port forward (PORTFW)",
+    nftables: yes("dnat with numgen map"),
+    iptables: yes("DNAT with -m statistic"),
+  },
+  "forward.autofw": {
+    label: "port-range forward (AUTOFW -h)",
+    nftables: yes("dnat to range"),
+    iptables: yes("DNAT with a port range"),
+  },
+  "forward.mfw": {
+    label: "mark-based forward (FWMARK/mfw)",
+    nftables: yes("mark + dnat map"),
+    iptables: yes("MARK + DNAT per mark"),
+  },
+  "protection.antiSpoofing": {
+    label: "anti-spoofing",
+    nftables: yes("expanded rules"),
+    iptables: yes("expanded rules (rpfilter in raw PREROUTING)"),
+  },
   "protection.icmpFlood": { label: "ICMP flood", nftables: yes("expanded rules"), iptables: yes("expanded rules") },
-  "protection.bogusPackets": { label: "bogus packets", nftables: yes("expanded rules"), iptables: yes("expanded rules") },
+  "protection.bogusPackets": {
+    label: "bogus packets",
+    nftables: yes("expanded rules"),
+    iptables: yes("expanded rules"),
+  },
   "protection.rstFlood": { label: "RST flood", nftables: yes("expanded rules"), iptables: yes("expanded rules") },
-  "protection.synFlood": { label: "SYN flood", nftables: yes("expanded rules (recent hit count; meter with burst)"), iptables: yes("expanded rules (recent; hashlimit with burst)") },
-  "protection.portScanTrap": { label: "port-scan trap", nftables: yes("expanded rules (timeout set)"), iptables: yes("expanded rules (recent)") },
-  "protection.portKnock": { label: "port knocking", nftables: yes("expanded rules (timeout sets)"), iptables: yes("expanded rules (recent)") },
+  "protection.synFlood": {
+    label: "SYN flood",
+    nftables: yes("expanded rules (recent hit count; meter with burst)"),
+    iptables: yes("expanded rules (recent; hashlimit with burst)"),
+  },
+  "protection.portScanTrap": {
+    label: "port-scan trap",
+    nftables: yes("expanded rules (timeout set)"),
+    iptables: yes("expanded rules (recent)"),
+  },
+  "protection.portKnock": {
+    label: "port knocking",
+    nftables: yes("expanded rules (timeout sets)"),
+    iptables: yes("expanded rules (recent)"),
+  },
 } as const satisfies Record<string, FeatureEntry>;
 
 export type Feature = keyof typeof FEATURES;
@@ -407,21 +526,50 @@ export interface FeatureUse {
 }
 
 const XT_MATCH_FEATURE: Record<string, Feature> = {
-  condition: "match.condition", geoip: "match.geoip", iface: "match.iface", ipp2p: "match.ipp2p",
-  ipv4options: "match.ipv4options", lscan: "match.lscan", psd: "match.psd", fuzzy: "match.fuzzy",
-  gradm: "match.gradm", dhcpmac: "match.dhcpmac", length2: "match.length2",
+  condition: "match.condition",
+  geoip: "match.geoip",
+  iface: "match.iface",
+  ipp2p: "match.ipp2p",
+  ipv4options: "match.ipv4options",
+  lscan: "match.lscan",
+  psd: "match.psd",
+  fuzzy: "match.fuzzy",
+  gradm: "match.gradm",
+  dhcpmac: "match.dhcpmac",
+  length2: "match.length2",
 };
 
 /** The IPv4 options nft_exthdr's walker finds (compile/nft/match-xt.ts renders them). */
 const NFT_IPV4_OPTION_NAMES: ReadonlySet<string> = new Set(["lsrr", "ssrr", "record-route", "router-alert"]);
 
 const ACTION_FEATURE: Partial<Record<ActionObject["type"], Feature>> = {
-  notrack: "action.notrack", reject: "action.reject", counter: "action.counter", mark: "action.mark",
-  connmark: "action.connmark", account: "action.account", logmark: "action.logmark", ipmark: "action.ipmark",
-  tee: "action.tee", rawsnat: "action.rawsnat", rawdnat: "action.rawdnat", checksumFill: "action.checksumFill",
-  setUpdate: "action.setUpdate", tcpmss: "action.tcpmss", tos: "action.tos", tarpit: "action.tarpit", delude: "action.delude", chaos: "action.chaos", steal: "action.steal",
-  sysrq: "action.sysrq", dhcpmac: "action.dhcpmac", echo: "action.echo", mirror: "action.mirror",
-  masquerade: "action.masquerade", snat: "action.snat", dnat: "action.dnat", redirect: "action.redirect",
+  notrack: "action.notrack",
+  reject: "action.reject",
+  counter: "action.counter",
+  mark: "action.mark",
+  connmark: "action.connmark",
+  account: "action.account",
+  logmark: "action.logmark",
+  ipmark: "action.ipmark",
+  tee: "action.tee",
+  rawsnat: "action.rawsnat",
+  rawdnat: "action.rawdnat",
+  checksumFill: "action.checksumFill",
+  setUpdate: "action.setUpdate",
+  tcpmss: "action.tcpmss",
+  tos: "action.tos",
+  tarpit: "action.tarpit",
+  delude: "action.delude",
+  chaos: "action.chaos",
+  steal: "action.steal",
+  sysrq: "action.sysrq",
+  dhcpmac: "action.dhcpmac",
+  echo: "action.echo",
+  mirror: "action.mirror",
+  masquerade: "action.masquerade",
+  snat: "action.snat",
+  dnat: "action.dnat",
+  redirect: "action.redirect",
   netmap: "action.netmap",
 };
 
@@ -465,7 +613,13 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   }
   if (m.rpfilter) {
     at("match.rpfilter", "rpfilter");
-    if (where && !((where.table === "raw" || where.table === "mangle") && (where.hook === undefined || where.hook === "prerouting"))) {
+    if (
+      where &&
+      !(
+        (where.table === "raw" || where.table === "mangle") &&
+        (where.hook === undefined || where.hook === "prerouting")
+      )
+    ) {
       at("match.rpfilterOutsidePrerouting", "rpfilter");
     }
   }
@@ -486,7 +640,8 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   if (m.connlimit !== undefined) at("match.connlimit", "connlimit");
   if (m.ipsec !== undefined) {
     at("match.ipsec", "ipsec");
-    if (m.ipsec.protocol) at(m.ipsec.protocol === "esp" ? "match.ipsecProtocolEsp" : "match.ipsecProtocolOther", "ipsec", "protocol");
+    if (m.ipsec.protocol)
+      at(m.ipsec.protocol === "esp" ? "match.ipsecProtocolEsp" : "match.ipsecProtocolOther", "ipsec", "protocol");
   }
   if (m.quota) {
     at("match.quota", "quota");
@@ -498,7 +653,8 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
       if (f && v !== undefined) at(f, "xt", k);
     }
     const o = m.xt.ipv4options;
-    if (o && o.flags.some((f) => !NFT_IPV4_OPTION_NAMES.has(f.option))) at("match.ipv4optionsOther", "xt", "ipv4options", "flags");
+    if (o?.flags.some((f) => !NFT_IPV4_OPTION_NAMES.has(f.option)))
+      at("match.ipv4optionsOther", "xt", "ipv4options", "flags");
     if (m.xt.length2?.layer === "layer5") at("match.length2Layer5", "xt", "length2", "layer");
   }
   return out;
@@ -519,7 +675,8 @@ export function featureUses(policy: Policy): FeatureUse[] {
           const inv = q.invert === true;
           const seen = quotaInvert.get(q.name);
           if (seen === undefined) quotaInvert.set(q.name, inv);
-          else if (seen !== inv) out.push({ feature: "match.quotaMixedInvert", path: [...base, "match", "quota", "invert"] });
+          else if (seen !== inv)
+            out.push({ feature: "match.quotaMixedInvert", path: [...base, "match", "quota", "invert"] });
         }
       }
       const a = normalizeAction(rule.action);
@@ -547,10 +704,20 @@ export function featureUses(policy: Policy): FeatureUse[] {
   fw.rangeForwards.forEach((_, i) => out.push({ feature: "forward.autofw", path: ["forwarding", "rangeForwards", i] }));
   fw.markForwards.forEach((mf, i) => {
     out.push({ feature: "forward.mfw", path: ["forwarding", "markForwards", i] });
-    out.push(...matchFeatures(mf.match, ["forwarding", "markForwards", i, "match"], { table: "mangle", hook: "prerouting" }));
+    out.push(
+      ...matchFeatures(mf.match, ["forwarding", "markForwards", i, "match"], { table: "mangle", hook: "prerouting" }),
+    );
   });
   const p = policy.protections;
-  const presets = ["antiSpoofing", "icmpFlood", "bogusPackets", "rstFlood", "synFlood", "portScanTrap", "portKnock"] as const;
+  const presets = [
+    "antiSpoofing",
+    "icmpFlood",
+    "bogusPackets",
+    "rstFlood",
+    "synFlood",
+    "portScanTrap",
+    "portKnock",
+  ] as const;
   for (const k of presets) {
     if (p[k] !== undefined) out.push({ feature: `protection.${k}` as const, path: ["protections", k] });
   }
@@ -580,7 +747,9 @@ export function checkTargetSupport(policy: Policy, target: CompileTarget, caps: 
       if (rule.match) out.push(...hitcountErrors(rule.match, ["chains", cname, "rules", i, "match"], target, caps));
     });
   }
-  policy.forwarding.markForwards.forEach((mf, i) => out.push(...hitcountErrors(mf.match, ["forwarding", "markForwards", i, "match"], target, caps)));
+  policy.forwarding.markForwards.forEach((mf, i) =>
+    out.push(...hitcountErrors(mf.match, ["forwarding", "markForwards", i, "match"], target, caps)),
+  );
   // xt_recent counts the list's stamps natively; only nftables needs the counting idiom.
   if (target === "nftables") {
     const seen = new Set(out.map((d) => d.path));

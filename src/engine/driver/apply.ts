@@ -41,14 +41,18 @@ async function withSetSize(e: unknown, opts: DriverOptions): Promise<never> {
     const m = /^\s*add\s+element\s+(\S+)\s+(\S+)\s+/.exec(e.location.text);
     const size = m ? await readSetSize(m[1]!, m[2]!, e.set, opts).catch(() => undefined) : undefined;
     if (size !== undefined) {
-      throw new NftError("set_full", `set ${e.set} is full (size ${size}): the kernel refused more elements; raise the set's size or remove elements`, {
-        kernelMessage: e.kernelMessage,
-        exitCode: e.exitCode,
-        stderr: e.stderr,
-        location: e.location,
-        set: e.set,
-        size,
-      });
+      throw new NftError(
+        "set_full",
+        `set ${e.set} is full (size ${size}): the kernel refused more elements; raise the set's size or remove elements`,
+        {
+          kernelMessage: e.kernelMessage,
+          exitCode: e.exitCode,
+          stderr: e.stderr,
+          location: e.location,
+          set: e.set,
+          size,
+        },
+      );
     }
   }
   throw e;

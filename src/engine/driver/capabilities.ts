@@ -16,10 +16,22 @@ const PRE = "chain c { type filter hook prerouting priority -150 ;";
 export const PROBES = {
   fib: ["inet", `${PRE} fib saddr . iif oif missing drop ; }`],
   meter: ["inet", `${IN} tcp flags syn meter m { ip saddr limit rate 10/second } accept ; }`],
-  dynamic_set: ["inet", `set d { type ipv4_addr ; flags dynamic,timeout ; timeout 60s ; size 1024 ; }\n${IN} update @d { ip saddr } ; }`],
-  set_counters: ["inet", `set d { type ipv4_addr ; flags dynamic ; counter ; size 1024 ; }\n${IN} update @d { ip saddr } ; }`],
-  interval_set: ["inet", `set s { type ipv4_addr ; flags interval ; elements = { 10.0.0.0/8 } ; }\n${IN} ip saddr @s drop ; }`],
-  concat_set: ["inet", `set s { type ipv4_addr . inet_service ; elements = { 10.0.0.1 . 80 } ; }\n${IN} ip saddr . tcp dport @s drop ; }`],
+  dynamic_set: [
+    "inet",
+    `set d { type ipv4_addr ; flags dynamic,timeout ; timeout 60s ; size 1024 ; }\n${IN} update @d { ip saddr } ; }`,
+  ],
+  set_counters: [
+    "inet",
+    `set d { type ipv4_addr ; flags dynamic ; counter ; size 1024 ; }\n${IN} update @d { ip saddr } ; }`,
+  ],
+  interval_set: [
+    "inet",
+    `set s { type ipv4_addr ; flags interval ; elements = { 10.0.0.0/8 } ; }\n${IN} ip saddr @s drop ; }`,
+  ],
+  concat_set: [
+    "inet",
+    `set s { type ipv4_addr . inet_service ; elements = { 10.0.0.1 . 80 } ; }\n${IN} ip saddr . tcp dport @s drop ; }`,
+  ],
   verdict_map: ["inet", `chain j { }\n${IN} ip saddr vmap { 10.0.0.1 : jump j } ; }`],
   named_counter: ["inet", `counter k { }\n${IN} counter name "k" ; }`],
   named_quota: ["inet", `quota q { over 1000 bytes }\n${IN} quota name "q" drop ; }`],
@@ -43,7 +55,10 @@ export const PROBES = {
   socket: ["inet", `${IN} socket transparent 1 accept ; }`],
   tcp_option: ["inet", `${IN} tcp option maxseg size 1460 accept ; }`],
   queue: ["inet", `${IN} queue num 0 bypass ; }`],
-  flowtable: ["inet", `flowtable f { hook ingress priority 0 ; devices = { lo } ; }\nchain c { type filter hook forward priority 0 ; meta l4proto tcp flow add @f ; }`],
+  flowtable: [
+    "inet",
+    `flowtable f { hook ingress priority 0 ; devices = { lo } ; }\nchain c { type filter hook forward priority 0 ; meta l4proto tcp flow add @f ; }`,
+  ],
   dup: ["ip", `${PRE} dup to 127.0.0.2 ; }`],
   fwd: ["netdev", `chain c { type filter hook ingress device "lo" priority 0 ; fwd to "lo" ; }`],
   ip6: ["ip6", `${IN} ip6 saddr ::1 accept ; }`],

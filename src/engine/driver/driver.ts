@@ -7,7 +7,18 @@
 import type { Family } from "../nft/names.ts";
 import { apply, check } from "./apply.ts";
 import type { DriverOptions } from "./nft.ts";
-import { listPalisadeTables, readCounters, readQuotas, readSet, readTable, type CounterState, type QuotaState, type RulesetState, type SetState, type TableState } from "./read.ts";
+import {
+  listPalisadeTables,
+  readCounters,
+  readQuotas,
+  readSet,
+  readTable,
+  type CounterState,
+  type QuotaState,
+  type RulesetState,
+  type SetState,
+  type TableState,
+} from "./read.ts";
 import { resetCounter, resetQuota } from "./reset.ts";
 import { restore, snapshot, type Snapshot } from "./snapshot.ts";
 

@@ -28,16 +28,27 @@ interface Word {
 }
 
 function forbiddenAt(line: number, col: number, why: string): NftError {
-  return new NftError("forbidden_command", `ruleset text line ${line} ${why}; the driver only sends statements on Palisade's own tables`, {
-    location: { line, column: col },
-  });
+  return new NftError(
+    "forbidden_command",
+    `ruleset text line ${line} ${why}; the driver only sends statements on Palisade's own tables`,
+    {
+      location: { line, column: col },
+    },
+  );
 }
 
 // One pass over the text with charCodeAt and no token objects inside braces: a 1M-element
 // set (13 MB of text) is checked in well under 100 ms. Statements end where nft ends them:
 // at a newline or ';' outside braces. Words are only collected at brace depth 0; inside a
 // `{ }` block nothing can leave the table the statement named.
-const NL = 10, SEMI = 59, QUOTE = 34, HASH = 35, BSLASH = 92, LBRACE = 123, RBRACE = 125, COMMA = 44;
+const NL = 10,
+  SEMI = 59,
+  QUOTE = 34,
+  HASH = 35,
+  BSLASH = 92,
+  LBRACE = 123,
+  RBRACE = 125,
+  COMMA = 44;
 const IN_BLOCK = /["#\\{}\n]/g;
 function isSpace(c: number): boolean {
   return c === 32 || c === 9 || c === 13 || c === 11 || c === 12;
@@ -77,7 +88,8 @@ function scan(text: string, onStatement: (words: Word[], line: number) => void):
     }
     if (c === QUOTE) {
       const close = text.indexOf('"', i + 1);
-      if (close < 0) throw new NftError("forbidden_command", `ruleset text has an unterminated quoted string at line ${line}`);
+      if (close < 0)
+        throw new NftError("forbidden_command", `ruleset text has an unterminated quoted string at line ${line}`);
       if (depth === 0) {
         begin();
         words.push({ text: text.slice(i, close + 1), line, col: i - lineStart + 1, quoted: true });
@@ -92,7 +104,8 @@ function scan(text: string, onStatement: (words: Word[], line: number) => void):
     // Neither the serializer nor `nft list` writes these; refusing them keeps the
     // statement boundaries we see identical to the ones nft sees.
     if (c === HASH) throw forbiddenAt(line, i - lineStart + 1, "contains a '#' comment; Palisade never writes one");
-    if (c === BSLASH) throw forbiddenAt(line, i - lineStart + 1, "contains a backslash outside quotes; Palisade never writes one");
+    if (c === BSLASH)
+      throw forbiddenAt(line, i - lineStart + 1, "contains a backslash outside quotes; Palisade never writes one");
     if (c === LBRACE) {
       begin();
       depth++;
@@ -124,7 +137,18 @@ function scan(text: string, onStatement: (words: Word[], line: number) => void):
     const startWord = i;
     while (i < n) {
       const d = text.charCodeAt(i);
-      if (d === NL || isSpace(d) || d === SEMI || d === QUOTE || d === HASH || d === BSLASH || d === LBRACE || d === RBRACE || d === COMMA) break;
+      if (
+        d === NL ||
+        isSpace(d) ||
+        d === SEMI ||
+        d === QUOTE ||
+        d === HASH ||
+        d === BSLASH ||
+        d === LBRACE ||
+        d === RBRACE ||
+        d === COMMA
+      )
+        break;
       i++;
     }
     begin();
@@ -153,7 +177,8 @@ export function tablesTouched(text: string): TouchedTable[] {
       // `table a { } table b { }` as a syntax error. We refuse any word after the
       // table's name too, so no second command can hide behind a block.
       const extra = st.length - (st[1] && (FAMILIES as readonly string[]).includes(st[1].text) ? 3 : 2);
-      if (extra > 0) throw forbiddenAt(line, first.col, "has words after a table block; put each command on its own line");
+      if (extra > 0)
+        throw forbiddenAt(line, first.col, "has words after a table block; put each command on its own line");
     } else if (VERBS.has(first.text)) {
       const obj = st[1];
       if (!obj || obj.quoted || !OBJECTS.has(obj.text)) {

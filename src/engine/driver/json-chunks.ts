@@ -117,6 +117,9 @@ export function* nftablesEntries(text: string, batch = 256): Generator<EntryPiec
       continue;
     }
     const { items: els, close } = arrayItems(text, at);
-    yield { head: JSON.parse(`${text.slice(from, at)}[]${text.slice(close + 1, to)}`), elements: batches(text, els, batch) };
+    yield {
+      head: JSON.parse(`${text.slice(from, at)}[]${text.slice(close + 1, to)}`),
+      elements: batches(text, els, batch),
+    };
   }
 }

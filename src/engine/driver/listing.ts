@@ -44,7 +44,8 @@ const OBJECT_WORD = /^\t(chain|set|map|counter|quota) /;
 const OBJECT_HEAD = /^\t(chain|set|map|counter|quota) ([A-Za-z_][A-Za-z0-9/\\_.-]*) \{$/;
 const TABLE_COMMENT = /^\tcomment "([^"]*)"$/;
 
-const byFamilyName = (a: TableState, b: TableState) => (a.family + a.name < b.family + b.name ? -1 : a.family + a.name > b.family + b.name ? 1 : 0);
+const byFamilyName = (a: TableState, b: TableState) =>
+  a.family + a.name < b.family + b.name ? -1 : a.family + a.name > b.family + b.name ? 1 : 0;
 
 /** Palisade's tables in a `nft list ruleset` text (foreign tables are skipped). */
 export function palisadeListing(text: string): Listing {
@@ -63,7 +64,8 @@ export function palisadeListing(text: string): Listing {
       const line = text.slice(pos, end);
       const m = TABLE_HEAD.exec(line);
       const fam = m?.[1] as Family | undefined;
-      if (m && fam && (FAMILIES as readonly string[]).includes(fam) && isPalisadeTable(m[2]!)) cur = { table: { family: fam, name: m[2]! }, start: pos };
+      if (m && fam && (FAMILIES as readonly string[]).includes(fam) && isPalisadeTable(m[2]!))
+        cur = { table: { family: fam, name: m[2]! }, start: pos };
       else skipping = true;
     } else if (c0 === 125 /* } */ && end === pos + 1) {
       if (cur) blocks.push({ table: cur.table, text: text.slice(cur.start, end) + "\n" });
@@ -87,7 +89,11 @@ export function palisadeListing(text: string): Listing {
     }
     pos = end + 1;
   }
-  if (cur) throw new NftError("unexpected_output", `nft list ruleset ended inside table ${cur.table.family} ${cur.table.name}`);
+  if (cur)
+    throw new NftError(
+      "unexpected_output",
+      `nft list ruleset ended inside table ${cur.table.family} ${cur.table.name}`,
+    );
   blocks.sort((a, b) => byFamilyName(a.table, b.table));
   const tables = blocks.map((b) => b.table);
   objects.tables = tables;

@@ -88,7 +88,15 @@ export function runNft(args: readonly string[], opts: RunOptions = {}): Promise<
     });
     child.on("error", (e: NodeJS.ErrnoException) => {
       const code: NftErrorCode = e.code === "ENOENT" || e.code === "EACCES" ? "nft_not_found" : "nft_failed";
-      finish(new NftError(code, code === "nft_not_found" ? `cannot run ${file}: ${e.message}; install nftables (and iproute2 for namespaces)` : `cannot run ${file}: ${e.message}`, { cause: e }));
+      finish(
+        new NftError(
+          code,
+          code === "nft_not_found"
+            ? `cannot run ${file}: ${e.message}; install nftables (and iproute2 for namespaces)`
+            : `cannot run ${file}: ${e.message}`,
+          { cause: e },
+        ),
+      );
     });
     // nft may exit before reading all of stdin (e.g. on a parse error); that is not our error.
     child.stdin.on("error", () => {});
@@ -96,9 +104,21 @@ export function runNft(args: readonly string[], opts: RunOptions = {}): Promise<
       const stdout = out.splice(0).join("");
       const stderr = Buffer.concat(err).toString("utf8");
       if (killedFor === "timeout") {
-        finish(new NftError("nft_timeout", `nft ${args.join(" ")} did not finish within ${timeoutMs} ms and was killed; nothing is applied by a killed nft`, { stderr, exitCode }));
+        finish(
+          new NftError(
+            "nft_timeout",
+            `nft ${args.join(" ")} did not finish within ${timeoutMs} ms and was killed; nothing is applied by a killed nft`,
+            { stderr, exitCode },
+          ),
+        );
       } else if (killedFor === "output") {
-        finish(new NftError("unexpected_output", `nft ${args.join(" ")} printed more than ${maxOut} bytes; raise maxOutputBytes`, { exitCode }));
+        finish(
+          new NftError(
+            "unexpected_output",
+            `nft ${args.join(" ")} printed more than ${maxOut} bytes; raise maxOutputBytes`,
+            { exitCode },
+          ),
+        );
       } else if (exitCode !== 0) {
         finish(classify(args, stderr, exitCode, opts.source ?? opts.stdin));
       } else {
@@ -124,21 +144,38 @@ export function parseNftStderr(stderr: string): { message?: string; location?: N
   return { message, location: { line: Number(m.groups.line), column: Number(m.groups.col), text: after[0] } };
 }
 
-function classify(args: readonly string[], stderr: string, exitCode: number | null, source: string | undefined): NftError {
+function classify(
+  args: readonly string[],
+  stderr: string,
+  exitCode: number | null,
+  source: string | undefined,
+): NftError {
   const { message, location } = parseNftStderr(stderr);
   const kernelMessage = message ?? `nft exited with status ${exitCode}`;
   const details = { kernelMessage, exitCode, stderr, location };
-  const where = location ? ` (line ${location.line}${location.text ? `: ${location.text.trim().slice(0, 120)}` : ""})` : "";
+  const where = location
+    ? ` (line ${location.line}${location.text ? `: ${location.text.trim().slice(0, 120)}` : ""})`
+    : "";
   if (/Cannot open network namespace/.test(stderr)) {
     return new NftError("netns_not_found", `network namespace not found: ${kernelMessage}`, details);
   }
   if (/Operation not permitted/.test(kernelMessage)) {
-    return new NftError("permission_denied", `nft is not allowed to change the ruleset (run as root or with CAP_NET_ADMIN): ${kernelMessage}`, details);
+    return new NftError(
+      "permission_denied",
+      `nft is not allowed to change the ruleset (run as root or with CAP_NET_ADMIN): ${kernelMessage}`,
+      details,
+    );
   }
   if (/Too many open files/.test(kernelMessage)) {
     const full = findFullSet(source, location);
-    const what = full ? `set ${full.set}${full.size !== undefined ? ` is full (size ${full.size})` : " is full"}` : "a set is full";
-    return new NftError("set_full", `${what}: the kernel refused more elements${where}; raise the set's size or remove elements`, { ...details, set: full?.set, size: full?.size });
+    const what = full
+      ? `set ${full.set}${full.size !== undefined ? ` is full (size ${full.size})` : " is full"}`
+      : "a set is full";
+    return new NftError(
+      "set_full",
+      `${what}: the kernel refused more elements${where}; raise the set's size or remove elements`,
+      { ...details, set: full?.set, size: full?.size },
+    );
   }
   const isQuery = args.some((a) => a === "list" || a === "reset");
   if (isQuery && /No such file or directory/.test(kernelMessage)) {
@@ -170,6 +207,8 @@ export function findFullSet(
     if (!found && blk) found = { set: blk[1]! };
   }
   if (found === undefined) return undefined;
-  const decl = new RegExp(`(?:(?:add|create)\\s+(?:set|map)\\s+\\S+\\s+\\S+\\s+${found.set}|(?:^|\\n)\\s*(?:set|map)\\s+${found.set})\\s*\\{[^}]*?\\bsize\\s+(\\d+)`).exec(source);
+  const decl = new RegExp(
+    `(?:(?:add|create)\\s+(?:set|map)\\s+\\S+\\s+\\S+\\s+${found.set}|(?:^|\\n)\\s*(?:set|map)\\s+${found.set})\\s*\\{[^}]*?\\bsize\\s+(\\d+)`,
+  ).exec(source);
   return decl ? { ...found, size: Number(decl[1]) } : found;
 }

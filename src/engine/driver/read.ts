@@ -107,7 +107,11 @@ export interface RulesetState {
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
   if (!r.success) {
-    throw new NftError("unexpected_output", `nft -j printed a ${what} Palisade cannot read: ${r.error.issues[0]?.message ?? "invalid"}`, { cause: r.error });
+    throw new NftError(
+      "unexpected_output",
+      `nft -j printed a ${what} Palisade cannot read: ${r.error.issues[0]?.message ?? "invalid"}`,
+      { cause: r.error },
+    );
   }
   return r.data;
 }
@@ -134,7 +138,8 @@ export function valueText(v: JValue | unknown): string {
   return JSON.stringify(v);
 }
 
-const badElement = (why: string) => new NftError("unexpected_output", `nft -j printed a set element Palisade cannot read: ${why}`);
+const badElement = (why: string) =>
+  new NftError("unexpected_output", `nft -j printed a set element Palisade cannot read: ${why}`);
 const isNum = (v: unknown): v is number => typeof v === "number";
 
 /**
@@ -155,7 +160,8 @@ function elementOf(raw: unknown, isMap: boolean): SetElementState {
     const key = valueText(d.val);
     const c = d.counter as { packets?: unknown; bytes?: unknown } | undefined;
     if (c !== undefined) {
-      if (c === null || typeof c !== "object" || !isNum(c.packets) || !isNum(c.bytes)) throw badElement(`counter of ${key} is not {packets, bytes}`);
+      if (c === null || typeof c !== "object" || !isNum(c.packets) || !isNum(c.bytes))
+        throw badElement(`counter of ${key} is not {packets, bytes}`);
       // All fields in one literal: no out-of-object property store per element (65k of them).
       out = { key, packets: c.packets, bytes: c.bytes };
     } else out = { key };
@@ -180,7 +186,8 @@ function setOf(raw: unknown, kind: "set" | "map", more: Iterable<unknown[]> = []
   // The elements are converted one by one below; the schema sees the rest only.
   const { elem, ...head } = (raw ?? {}) as { elem?: unknown };
   const s = parseWith(JSet, head, kind);
-  if (elem !== undefined && !Array.isArray(elem)) throw new NftError("unexpected_output", `nft -j printed ${kind} ${s.name} whose elem is not a list`);
+  if (elem !== undefined && !Array.isArray(elem))
+    throw new NftError("unexpected_output", `nft -j printed ${kind} ${s.name} whose elem is not a list`);
   const isMap = kind === "map";
   const elements: SetElementState[] = [];
   for (const list of [elem ?? [], ...more]) {
@@ -211,7 +218,8 @@ export function parseRuleset(stdout: string): RulesetState {
   try {
     return stateOf(nftablesEntries(stdout));
   } catch (e) {
-    if (e instanceof SyntaxError) throw new NftError("unexpected_output", `nft -j printed something that is not JSON: ${e.message}`, { cause: e });
+    if (e instanceof SyntaxError)
+      throw new NftError("unexpected_output", `nft -j printed something that is not JSON: ${e.message}`, { cause: e });
     throw e;
   }
 }
@@ -225,11 +233,19 @@ function stateOf(entries: Iterable<EntryPiece>): RulesetState {
   const st: RulesetState = { tables: [], chains: [], rules: [], sets: [], counters: [], quotas: [] };
   for (const piece of entries) {
     const entry = piece.head as Record<string, unknown>;
-    if (entry === null || typeof entry !== "object" || Array.isArray(entry)) throw new NftError("unexpected_output", "nft -j printed a document Palisade cannot read: an entry is not an object");
+    if (entry === null || typeof entry !== "object" || Array.isArray(entry))
+      throw new NftError(
+        "unexpected_output",
+        "nft -j printed a document Palisade cannot read: an entry is not an object",
+      );
     if ("metainfo" in entry) st.nftVersion = parseWith(JMetainfo, entry.metainfo, "metainfo").version;
     else if ("table" in entry) {
       const t = parseWith(JTable, entry.table, "table");
-      st.tables.push({ family: t.family as Family, name: t.name, ...(t.comment !== undefined ? { comment: t.comment } : {}) });
+      st.tables.push({
+        family: t.family as Family,
+        name: t.name,
+        ...(t.comment !== undefined ? { comment: t.comment } : {}),
+      });
     } else if ("chain" in entry) {
       const c = parseWith(JChain, entry.chain, "chain");
       st.chains.push({
@@ -263,7 +279,14 @@ function stateOf(entries: Iterable<EntryPiece>): RulesetState {
 
 export function counterOf(raw: unknown): CounterState {
   const c = parseWith(JCounter, raw, "counter");
-  return { family: c.family as Family, table: c.table, name: c.name, packets: c.packets, bytes: c.bytes, ...(c.comment !== undefined ? { comment: c.comment } : {}) };
+  return {
+    family: c.family as Family,
+    table: c.table,
+    name: c.name,
+    packets: c.packets,
+    bytes: c.bytes,
+    ...(c.comment !== undefined ? { comment: c.comment } : {}),
+  };
 }
 
 export function quotaOf(raw: unknown): QuotaState {
@@ -310,7 +333,9 @@ export async function listTables(opts: DriverOptions = {}): Promise<TableState[]
 /** Palisade's own tables (name starts with "palisade"), sorted for determinism. */
 export async function listPalisadeTables(opts: DriverOptions = {}): Promise<TableState[]> {
   const all = await listTables(opts);
-  return all.filter((t) => isPalisadeTable(t.name)).sort((a, b) => (a.family + a.name < b.family + b.name ? -1 : a.family + a.name > b.family + b.name ? 1 : 0));
+  return all
+    .filter((t) => isPalisadeTable(t.name))
+    .sort((a, b) => (a.family + a.name < b.family + b.name ? -1 : a.family + a.name > b.family + b.name ? 1 : 0));
 }
 
 export function readTable(fam: Family, table: string, opts: DriverOptions = {}): Promise<RulesetState> {
@@ -318,7 +343,12 @@ export function readTable(fam: Family, table: string, opts: DriverOptions = {}):
 }
 
 /** A named set (or map, with kind "map") with its elements and per-element counters. */
-export async function readSet(fam: Family, table: string, name: string, opts: DriverOptions & { kind?: "set" | "map" } = {}): Promise<SetState> {
+export async function readSet(
+  fam: Family,
+  table: string,
+  name: string,
+  opts: DriverOptions & { kind?: "set" | "map" } = {},
+): Promise<SetState> {
   const kind = opts.kind ?? "set";
   const st = await listJson([kind, ...objectArgs(fam, table, name)], opts);
   const s = st.sets.find((x) => x.name === name);
@@ -327,7 +357,12 @@ export async function readSet(fam: Family, table: string, name: string, opts: Dr
 }
 
 /** The `size` of a set, or undefined when it has none (used to explain "set is full"). */
-export async function readSetSize(fam: string, table: string, name: string, opts: DriverOptions = {}): Promise<number | undefined> {
+export async function readSetSize(
+  fam: string,
+  table: string,
+  name: string,
+  opts: DriverOptions = {},
+): Promise<number | undefined> {
   const st = await listJson(["set", ...objectArgs(fam, table, name)], opts);
   return st.sets.find((x) => x.name === name)?.size;
 }
@@ -336,7 +371,12 @@ export async function readCounters(fam: Family, table: string, opts: DriverOptio
   return (await listJson(["counters", "table", ...objectArgs(fam, table)], opts)).counters;
 }
 
-export async function readCounter(fam: Family, table: string, name: string, opts: DriverOptions = {}): Promise<CounterState> {
+export async function readCounter(
+  fam: Family,
+  table: string,
+  name: string,
+  opts: DriverOptions = {},
+): Promise<CounterState> {
   const c = (await listJson(["counter", ...objectArgs(fam, table, name)], opts)).counters.find((x) => x.name === name);
   if (!c) throw new NftError("not_found", `counter ${name} not found in table ${fam} ${table}`);
   return c;
@@ -346,7 +386,12 @@ export async function readQuotas(fam: Family, table: string, opts: DriverOptions
   return (await listJson(["quotas", "table", ...objectArgs(fam, table)], opts)).quotas;
 }
 
-export async function readQuota(fam: Family, table: string, name: string, opts: DriverOptions = {}): Promise<QuotaState> {
+export async function readQuota(
+  fam: Family,
+  table: string,
+  name: string,
+  opts: DriverOptions = {},
+): Promise<QuotaState> {
   const q = (await listJson(["quota", ...objectArgs(fam, table, name)], opts)).quotas.find((x) => x.name === name);
   if (!q) throw new NftError("not_found", `quota ${name} not found in table ${fam} ${table}`);
   return q;

@@ -14,7 +14,11 @@ const PALISADE_NAME = /^palisade[A-Za-z0-9_]{0,55}$/;
 function palisadeArgs(fam: Family, table: string, name?: string): string[] {
   checkFamily(fam);
   if (!PALISADE_NAME.test(table)) {
-    throw new NftError("foreign_table", `table ${JSON.stringify(table)} is not a Palisade table; the driver only resets palisade* tables`, { table });
+    throw new NftError(
+      "foreign_table",
+      `table ${JSON.stringify(table)} is not a Palisade table; the driver only resets palisade* tables`,
+      { table },
+    );
   }
   return objectArgs(fam, table, name);
 }
@@ -34,13 +38,25 @@ export async function resetQuotas(fam: Family, table: string, opts: DriverOption
   return (await resetJson(["quotas", "table", ...palisadeArgs(fam, table)], opts)).quotas;
 }
 
-export async function resetCounter(fam: Family, table: string, name: string, opts: DriverOptions = {}): Promise<CounterState> {
-  const c = (await resetJson(["counter", ...palisadeArgs(fam, table, name)], opts)).counters.find((x) => x.name === name);
+export async function resetCounter(
+  fam: Family,
+  table: string,
+  name: string,
+  opts: DriverOptions = {},
+): Promise<CounterState> {
+  const c = (await resetJson(["counter", ...palisadeArgs(fam, table, name)], opts)).counters.find(
+    (x) => x.name === name,
+  );
   if (!c) throw new NftError("unexpected_output", `nft reset counter printed no counter ${name}`);
   return c;
 }
 
-export async function resetQuota(fam: Family, table: string, name: string, opts: DriverOptions = {}): Promise<QuotaState> {
+export async function resetQuota(
+  fam: Family,
+  table: string,
+  name: string,
+  opts: DriverOptions = {},
+): Promise<QuotaState> {
   const q = (await resetJson(["quota", ...palisadeArgs(fam, table, name)], opts)).quotas.find((x) => x.name === name);
   if (!q) throw new NftError("unexpected_output", `nft reset quota printed no quota ${name}`);
   return q;

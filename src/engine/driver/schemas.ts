@@ -8,7 +8,12 @@ const num = z.number();
 
 export const CounterValues = z.object({ packets: num, bytes: num });
 
-export const JTable = z.looseObject({ family: z.string(), name: z.string(), handle: num.optional(), comment: z.string().optional() });
+export const JTable = z.looseObject({
+  family: z.string(),
+  name: z.string(),
+  handle: num.optional(),
+  comment: z.string().optional(),
+});
 
 export const JChain = z.looseObject({
   family: z.string(),
@@ -33,7 +38,9 @@ export const JRule = z.looseObject({
 
 /** An element value: address, port, prefix, range, concatenation, or a map's verdict. */
 export type JValue = string | number | { [k: string]: unknown } | JValue[];
-export const JValueSchema: z.ZodType<JValue> = z.lazy(() => z.union([z.string(), num, z.array(JValueSchema), z.record(z.string(), z.unknown())]));
+export const JValueSchema: z.ZodType<JValue> = z.lazy(() =>
+  z.union([z.string(), num, z.array(JValueSchema), z.record(z.string(), z.unknown())]),
+);
 
 export const JElemDetail = z.looseObject({
   val: JValueSchema,

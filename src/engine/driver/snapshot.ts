@@ -28,7 +28,12 @@ export interface Snapshot {
 export async function snapshot(opts: DriverOptions = {}): Promise<Snapshot> {
   const { stdout } = await runNft(["list", "ruleset"], opts);
   const l = palisadeListing(stdout);
-  return { tables: l.tables, text: l.text, takenAt: new Date().toISOString(), ...(l.objects ? { objects: l.objects } : {}) };
+  return {
+    tables: l.tables,
+    text: l.text,
+    takenAt: new Date().toISOString(),
+    ...(l.objects ? { objects: l.objects } : {}),
+  };
 }
 
 /**

@@ -36,13 +36,16 @@ export interface TraceResult {
   runs: PacketTrace[][];
 }
 
-export const CAP_MESSAGE = "trace needs CAP_NET_ADMIN (run as root or with the capability) to create a throwaway network namespace";
+export const CAP_MESSAGE =
+  "trace needs CAP_NET_ADMIN (run as root or with the capability) to create a throwaway network namespace";
 
 /** Run the trace; throws NftError("permission_denied") without CAP_NET_ADMIN. */
 export async function trace(opts: TraceOptions): Promise<TraceResult> {
   const count = opts.count ?? 1;
-  if (!Number.isInteger(count) || count < 1 || count > 200) throw new NftError("invalid_argument", `count must be 1-200, got ${count}`);
-  if (opts.packets.length === 0 || opts.packets.length > 20) throw new NftError("invalid_argument", "trace takes 1-20 packets");
+  if (!Number.isInteger(count) || count < 1 || count > 200)
+    throw new NftError("invalid_argument", `count must be 1-200, got ${count}`);
+  if (opts.packets.length === 0 || opts.packets.length > 20)
+    throw new NftError("invalid_argument", "trace takes 1-20 packets");
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000 + count * 1000);
   const id = `palisade-trace-${process.pid}-${randomBytes(3).toString("hex")}`;
   const fw = `${id}-fw`;
@@ -53,7 +56,8 @@ export async function trace(opts: TraceOptions): Promise<TraceResult> {
   try {
     const add = await exec(["ip", "netns", "add", fw], deadline, true);
     if (add.code !== 0) {
-      if (/Operation not permitted|Permission denied/i.test(add.stderr)) throw new NftError("permission_denied", CAP_MESSAGE);
+      if (/Operation not permitted|Permission denied/i.test(add.stderr))
+        throw new NftError("permission_denied", CAP_MESSAGE);
       throw new NftError("nft_failed", `cannot create a network namespace for the trace: ${add.stderr.trim()}`);
     }
     made.push(fw);
@@ -97,7 +101,10 @@ async function setupLinks(fw: string, tx: string, packets: PacketSpec[], deadlin
   const macs = new Map<string, { mac: string; peer: string }>();
   await exec(["ip", "-n", fw, "link", "set", "lo", "up"], deadline);
   await exec(["ip", "-n", tx, "link", "set", "lo", "up"], deadline);
-  await exec(["ip", "netns", "exec", fw, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"], deadline);
+  await exec(
+    ["ip", "netns", "exec", fw, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"],
+    deadline,
+  );
   let k = 0;
   for (const p of packets) {
     if (!macs.has(p.iif)) {
@@ -125,13 +132,17 @@ async function setupLinks(fw: string, tx: string, packets: PacketSpec[], deadlin
           await exec(["ip", "-n", fw, "link", "set", p.oif, "up"], deadline);
         }
       }
-      await exec(["ip", "-n", fw, ...(p.family === "ipv6" ? ["-6"] : []), "route", "replace", p.dst, "dev", p.oif], deadline);
+      await exec(
+        ["ip", "-n", fw, ...(p.family === "ipv6" ? ["-6"] : []), "route", "replace", p.dst, "dev", p.oif],
+        deadline,
+      );
     } else if (!local.has(p.dst)) {
       local.add(p.dst);
       // No oif: the destination is the firewall itself.
       const addr = p.family === "ipv6" ? [`${p.dst}/128`, "nodad"] : [`${p.dst}/32`];
       const r = await exec(["ip", "-n", fw, "addr", "add", addr[0]!, "dev", "lo", ...addr.slice(1)], deadline, true);
-      if (r.code !== 0 && !/File exists|already assigned/.test(r.stderr)) throw new NftError("nft_failed", `cannot add ${p.dst} to the trace namespace: ${r.stderr.trim()}`);
+      if (r.code !== 0 && !/File exists|already assigned/.test(r.stderr))
+        throw new NftError("nft_failed", `cannot add ${p.dst} to the trace namespace: ${r.stderr.trim()}`);
     }
   }
   return { macs };
@@ -160,7 +171,13 @@ function traceTableText(packets: PacketSpec[]): string {
   ].join("\n");
 }
 
-async function oneRun(fw: string, opts: TraceOptions, ifaces: Ifaces, sender: Sender, deadline: number): Promise<PacketTrace[]> {
+async function oneRun(
+  fw: string,
+  opts: TraceOptions,
+  ifaces: Ifaces,
+  sender: Sender,
+  deadline: number,
+): Promise<PacketTrace[]> {
   // Each repetition is a new connection (conntrack flushed) on the same ruleset: sets, counters and
   // numgen counters carry over, as on a router seeing the same packets again (round-robin shows its turns).
   await exec(["ip", "netns", "exec", fw, "conntrack", "-F"], deadline, true);
@@ -183,7 +200,11 @@ async function oneRun(fw: string, opts: TraceOptions, ifaces: Ifaces, sender: Se
     });
     const first = ifaces.macs.get(opts.packets[0]!.iif)!;
     await sender.send({
-      packets: opts.packets.map((p) => ({ ...p, mac: ifaces.macs.get(p.iif)!.mac, peer: ifaces.macs.get(p.iif)!.peer })),
+      packets: opts.packets.map((p) => ({
+        ...p,
+        mac: ifaces.macs.get(p.iif)!.mac,
+        peer: ifaces.macs.get(p.iif)!.peer,
+      })),
       sentinel: { mac: first.mac, peer: first.peer, src: SENTINEL_SRC, port: SENTINEL_PORT },
     });
     await sentinelSeen;
@@ -204,17 +225,24 @@ function assign(packets: PacketSpec[], raw: string[]): PacketTrace[] {
     byId.set(t.id, list);
   }
   // Sentinel ids have only tracer lines with its address; drop ids whose first packet line is the sentinel's.
-  const groups = [...byId.values()].filter((g) => !g.some((t) => t.kind === "packet" && t.text.includes(`saddr ${SENTINEL_SRC} `)));
+  const groups = [...byId.values()].filter(
+    (g) => !g.some((t) => t.kind === "packet" && t.text.includes(`saddr ${SENTINEL_SRC} `)),
+  );
   return packets.map((p, i) => {
     const g = groups[i];
-    if (!g) throw new NftError("unexpected_output", `packet ${i + 1} (${p.text}) never reached netfilter in the trace namespace`);
+    if (!g)
+      throw new NftError(
+        "unexpected_output",
+        `packet ${i + 1} (${p.text}) never reached netfilter in the trace namespace`,
+      );
     return summarizeTrace(p.text, g, TRACE_TABLE);
   });
 }
 
 async function nftLoad(ns: string, text: string, deadline: number): Promise<void> {
   const r = await exec(["ip", "netns", "exec", ns, "nft", "-f", "-"], deadline, true, text);
-  if (r.code !== 0) throw new NftError("nft_rejected", `the trace namespace refused the ruleset: ${r.stderr.trim().split("\n")[0]}`);
+  if (r.code !== 0)
+    throw new NftError("nft_rejected", `the trace namespace refused the ruleset: ${r.stderr.trim().split("\n")[0]}`);
 }
 
 interface ExecResult {
@@ -227,7 +255,10 @@ function exec(argv: string[], deadline: number, allowFailure = false, input?: st
   const left = deadline - Date.now();
   if (left <= 0) return Promise.reject(new NftError("nft_timeout", "the trace did not finish in time"));
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, LC_ALL: "C" },
+    });
     let stdout = "";
     let stderr = "";
     const timer = setTimeout(() => child.kill("SIGKILL"), left);
@@ -236,12 +267,19 @@ function exec(argv: string[], deadline: number, allowFailure = false, input?: st
     child.stdin.on("error", () => {});
     child.on("error", (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new NftError("nft_not_found", `cannot run ${argv[0]}: ${e.message}; trace needs iproute2, nftables, conntrack and python3-scapy`, { cause: e }));
+      reject(
+        new NftError(
+          "nft_not_found",
+          `cannot run ${argv[0]}: ${e.message}; trace needs iproute2, nftables, conntrack and python3-scapy`,
+          { cause: e },
+        ),
+      );
     });
     child.on("close", (code) => {
       clearTimeout(timer);
       if (code !== 0 && !allowFailure) {
-        if (/Operation not permitted|Permission denied/i.test(stderr)) reject(new NftError("permission_denied", CAP_MESSAGE));
+        if (/Operation not permitted|Permission denied/i.test(stderr))
+          reject(new NftError("permission_denied", CAP_MESSAGE));
         else reject(new NftError("nft_failed", `${argv.join(" ")} exited ${code}: ${stderr.trim()}`));
       } else resolve({ code, stdout, stderr });
     });
@@ -258,12 +296,19 @@ interface Monitor {
 }
 
 function startMonitor(ns: string, deadline: number): Monitor {
-  const child = spawn("ip", ["netns", "exec", ns, "nft", "monitor"], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
+  const child = spawn("ip", ["netns", "exec", ns, "nft", "monitor"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, LC_ALL: "C" },
+  });
   const seen: string[] = [];
-  const waiters: Array<{ pred: (l: string) => boolean; resolve: (ok: boolean) => void; reject: (e: Error) => void }> = [];
+  const waiters: Array<{ pred: (l: string) => boolean; resolve: (ok: boolean) => void; reject: (e: Error) => void }> =
+    [];
   let stderr = "";
   let closed: Error | undefined;
-  const timer = setTimeout(() => fail(new NftError("nft_timeout", "nft monitor saw no end of the trace in time")), Math.max(0, deadline - Date.now()));
+  const timer = setTimeout(
+    () => fail(new NftError("nft_timeout", "nft monitor saw no end of the trace in time")),
+    Math.max(0, deadline - Date.now()),
+  );
   const fail = (e: Error) => {
     closed ??= e;
     for (const w of waiters.splice(0)) w.reject(e);
@@ -287,12 +332,19 @@ function startMonitor(ns: string, deadline: number): Monitor {
       if (seen.filter(pred).length > skip) return Promise.resolve(true);
       if (closed) return Promise.reject(closed);
       return new Promise((resolve, reject) => {
-        const w = { pred, resolve: (ok: boolean) => (clearTimeout(t), resolve(ok)), reject: (e: Error) => (clearTimeout(t), reject(e)) };
-        const t = withinMs === undefined ? undefined : setTimeout(() => {
-          const i = waiters.indexOf(w);
-          if (i !== -1) waiters.splice(i, 1);
-          resolve(false);
-        }, withinMs);
+        const w = {
+          pred,
+          resolve: (ok: boolean) => (clearTimeout(t), resolve(ok)),
+          reject: (e: Error) => (clearTimeout(t), reject(e)),
+        };
+        const t =
+          withinMs === undefined
+            ? undefined
+            : setTimeout(() => {
+                const i = waiters.indexOf(w);
+                if (i !== -1) waiters.splice(i, 1);
+                resolve(false);
+              }, withinMs);
         waiters.push(w);
       });
     },
@@ -341,7 +393,10 @@ interface Sender {
 }
 
 function startSender(ns: string, deadline: number): Sender {
-  const child: ChildProcess = spawn("ip", ["netns", "exec", ns, "/usr/bin/python3", "-c", SENDER], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C" } });
+  const child: ChildProcess = spawn("ip", ["netns", "exec", ns, "/usr/bin/python3", "-c", SENDER], {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, LC_ALL: "C" },
+  });
   const pending: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
   let stderr = "";
   let dead: Error | undefined;
@@ -355,10 +410,17 @@ function startSender(ns: string, deadline: number): Sender {
     dead ??= e;
     for (const p of pending.splice(0)) p.reject(e);
   };
-  child.on("error", (e) => die(new NftError("nft_not_found", `cannot start the packet sender (python3 with scapy): ${e.message}`)));
+  child.on("error", (e) =>
+    die(new NftError("nft_not_found", `cannot start the packet sender (python3 with scapy): ${e.message}`)),
+  );
   child.on("close", () => {
     clearTimeout(timer);
-    die(new NftError("nft_failed", `the packet sender (python3 with scapy) stopped: ${stderr.trim().split("\n").slice(-1)[0] ?? ""}`));
+    die(
+      new NftError(
+        "nft_failed",
+        `the packet sender (python3 with scapy) stopped: ${stderr.trim().split("\n").slice(-1)[0] ?? ""}`,
+      ),
+    );
   });
   return {
     send(req) {

@@ -19,7 +19,15 @@ export function forwardEstablishedSkip(p: Protections): Rule[] {
   const why = "an ESTABLISHED packet that no rule below can match skips them";
   if (!probes) return [{ comment: comment("protections", why), match: { ctState: ["established"] }, action: "return" }];
   return [
-    { comment: comment("protections", `${why} (not TCP)`), match: { ctState: ["established"], protocol: { not: "tcp" } }, action: "return" },
-    { comment: comment("protections", `${why} (TCP not to ${probes.join(",")})`), match: { ctState: ["established"], protocol: "tcp", dport: { not: [...probes] } }, action: "return" },
+    {
+      comment: comment("protections", `${why} (not TCP)`),
+      match: { ctState: ["established"], protocol: { not: "tcp" } },
+      action: "return",
+    },
+    {
+      comment: comment("protections", `${why} (TCP not to ${probes.join(",")})`),
+      match: { ctState: ["established"], protocol: "tcp", dport: { not: [...probes] } },
+      action: "return",
+    },
   ];
 }

@@ -10,8 +10,16 @@ export const SYN_FLOOD_METER = "protect_synflood";
 
 export function icmpFlood(p: NonNullable<Protections["icmpFlood"]>): PresetOutput {
   const rules: Rule[] = [
-    { comment: comment("icmpFlood", "drop ICMP address-mask and timestamp requests"), match: { protocol: "icmp", icmpType: ["address-mask-request", "timestamp-request"] }, action: "drop" },
-    { comment: comment("icmpFlood", `drop ICMP above ${p.rate} (burst ${p.burst}); the rest continues`), match: { protocol: "icmp", limit: { rate: p.rate, burst: p.burst, over: true } }, action: "drop" },
+    {
+      comment: comment("icmpFlood", "drop ICMP address-mask and timestamp requests"),
+      match: { protocol: "icmp", icmpType: ["address-mask-request", "timestamp-request"] },
+      action: "drop",
+    },
+    {
+      comment: comment("icmpFlood", `drop ICMP above ${p.rate} (burst ${p.burst}); the rest continues`),
+      match: { protocol: "icmp", limit: { rate: p.rate, burst: p.burst, over: true } },
+      action: "drop",
+    },
   ];
   return { rules: { input: rules } };
 }
@@ -20,7 +28,15 @@ export function rstFlood(p: NonNullable<Protections["rstFlood"]>): PresetOutput 
   return {
     rules: {
       input: [
-        { comment: comment("rstFlood", `drop TCP RST above ${p.rate} (burst ${p.burst}); the rest continues`), match: { protocol: "tcp", tcpFlags: { mask: ["rst"], compare: ["rst"] }, limit: { rate: p.rate, burst: p.burst, over: true } }, action: "drop" },
+        {
+          comment: comment("rstFlood", `drop TCP RST above ${p.rate} (burst ${p.burst}); the rest continues`),
+          match: {
+            protocol: "tcp",
+            tcpFlags: { mask: ["rst"], compare: ["rst"] },
+            limit: { rate: p.rate, burst: p.burst, over: true },
+          },
+          action: "drop",
+        },
       ],
     },
   };
@@ -38,12 +54,33 @@ export const SYN_FLOOD_MAX_EXACT = NFT_MAX_HITCOUNT - 1;
  * per-source token bucket (meter), which lets the burst and the refill through.
  */
 export function synFlood(p: NonNullable<Protections["synFlood"]>): PresetOutput {
-  const syn: Match = { protocol: "tcp", ctState: ["new"], tcpFlags: { mask: ["fin", "syn", "rst", "ack"], compare: ["syn"] } };
+  const syn: Match = {
+    protocol: "tcp",
+    ctState: ["new"],
+    tcpFlags: { mask: ["fin", "syn", "rst", "ack"], compare: ["syn"] },
+  };
   if (p.burst !== undefined) {
-    const meter = { name: SYN_FLOOD_METER, key: "saddr" as const, rate: p.rate, burst: p.burst, over: true, timeoutSeconds: 60, size: 65536 };
+    const meter = {
+      name: SYN_FLOOD_METER,
+      key: "saddr" as const,
+      rate: p.rate,
+      burst: p.burst,
+      over: true,
+      timeoutSeconds: 60,
+      size: 65536,
+    };
     return {
       rules: {
-        input: [{ comment: comment("synFlood", `per source: drop new TCP connections above ${p.rate} (token bucket, burst ${p.burst})`), match: { ...syn, meter }, action: "drop" }],
+        input: [
+          {
+            comment: comment(
+              "synFlood",
+              `per source: drop new TCP connections above ${p.rate} (token bucket, burst ${p.burst})`,
+            ),
+            match: { ...syn, meter },
+            action: "drop",
+          },
+        ],
       },
     };
   }
@@ -52,10 +89,17 @@ export function synFlood(p: NonNullable<Protections["synFlood"]>): PresetOutput 
   return {
     rules: {
       input: [
-        { comment: comment("synFlood", "record each new TCP connection of a source"), match: { ...syn, recent: { name: SYN_FLOOD_METER, mode: "set", side: "source" } }, action: { type: "counter", name: SYN_FLOOD_METER } },
+        {
+          comment: comment("synFlood", "record each new TCP connection of a source"),
+          match: { ...syn, recent: { name: SYN_FLOOD_METER, mode: "set", side: "source" } },
+          action: { type: "counter", name: SYN_FLOOD_METER },
+        },
         {
           comment: comment("synFlood", `per source: drop new TCP connections beyond ${count} per ${per}`),
-          match: { ...syn, recent: { name: SYN_FLOOD_METER, mode: "update", seconds, hitcount: count + 1, side: "source" } },
+          match: {
+            ...syn,
+            recent: { name: SYN_FLOOD_METER, mode: "update", seconds, hitcount: count + 1, side: "source" },
+          },
           action: "drop",
         },
       ],

@@ -52,19 +52,32 @@ export function expandPolicy(policy: Policy): Policy {
 
   const chains: Record<string, Chain> = { ...expanded.chains };
   const claim = (name: string, chain: Chain) => {
-    if (Object.hasOwn(policy.chains, name)) throw new Error(`expandPolicy: chain name "${name}" is already used by the policy`);
+    if (Object.hasOwn(policy.chains, name))
+      throw new Error(`expandPolicy: chain name "${name}" is already used by the policy`);
     chains[name] = chain;
   };
   for (const slot of SLOTS) {
-    const rules = orderSlot(outs.flatMap((o) => o.rules[slot] ?? []), slot === "forward" ? forwardEstablishedSkip(policy.protections) : []);
+    const rules = orderSlot(
+      outs.flatMap((o) => o.rules[slot] ?? []),
+      slot === "forward" ? forwardEstablishedSkip(policy.protections) : [],
+    );
     if (rules.length === 0) continue;
     const table = SLOT_TABLE[slot];
     const name = protectChain(slot);
     claim(name, { table, comment: `protection presets at ${slot}`, rules });
     const jump: Rule = { comment: comment("protections", `run ${name} first`), action: { type: "jump", chain: name } };
-    const entry = Object.keys(policy.chains).sort().find((n) => policy.chains[n]!.table === table && policy.chains[n]!.hook === slot);
+    const entry = Object.keys(policy.chains)
+      .sort()
+      .find((n) => policy.chains[n]!.table === table && policy.chains[n]!.hook === slot);
     if (entry) chains[entry] = { ...chains[entry]!, rules: [jump, ...chains[entry]!.rules] };
-    else claim(protectBaseChain(slot), { table, hook: slot, policy: "accept", comment: `base chain for the protection presets at ${slot}`, rules: [jump] });
+    else
+      claim(protectBaseChain(slot), {
+        table,
+        hook: slot,
+        policy: "accept",
+        comment: `base chain for the protection presets at ${slot}`,
+        rules: [jump],
+      });
   }
   for (const o of outs) for (const [name, chain] of Object.entries(o.chains ?? {})) claim(name, chain);
   expanded.chains = Object.fromEntries(Object.entries(chains).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -72,7 +85,8 @@ export function expandPolicy(policy: Policy): Policy {
   const counters = { ...expanded.counters };
   for (const o of outs) {
     for (const [name, def] of Object.entries(o.counters ?? {})) {
-      if (Object.hasOwn(policy.counters, name)) throw new Error(`expandPolicy: counter name "${name}" is already used by the policy`);
+      if (Object.hasOwn(policy.counters, name))
+        throw new Error(`expandPolicy: counter name "${name}" is already used by the policy`);
       counters[name] = def;
     }
   }

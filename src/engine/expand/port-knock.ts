@@ -29,26 +29,69 @@ export function portKnock(k: Knock): PresetOutput {
   const last = k.knockPorts.length - 1;
   const c = (what: string) => comment(`portKnock ${k.name}`, what);
   const rules: Rule[] = [
-    { comment: c(`open ${proto} ${k.port} for ${k.openSeconds}s to sources that knocked`), match: { protocol: proto, dport: k.port, recent: { name: n.open, mode: "rcheck", seconds: k.openSeconds, side: "source" } }, action: "accept" },
-    { comment: c(`${proto} ${k.port} stays closed for everyone else`), match: { protocol: proto, dport: k.port }, action: "drop" },
+    {
+      comment: c(`open ${proto} ${k.port} for ${k.openSeconds}s to sources that knocked`),
+      match: {
+        protocol: proto,
+        dport: k.port,
+        recent: { name: n.open, mode: "rcheck", seconds: k.openSeconds, side: "source" },
+      },
+      action: "accept",
+    },
+    {
+      comment: c(`${proto} ${k.port} stays closed for everyone else`),
+      match: { protocol: proto, dport: k.port },
+      action: "drop",
+    },
   ];
   const chains: Record<string, Chain> = {};
   k.knockPorts.forEach((port, i) => {
-    const prev = i > 0 ? { recent: { name: n.steps[i - 1]!, mode: "rcheck" as const, seconds: k.knockTimeoutSeconds, side: "source" as const } } : {};
-    rules.push({ comment: c(`knock ${i + 1} of ${last + 1} on ${port}`), match: { protocol: proto, dport: port, ...prev }, action: { type: "goto", chain: n.stepChains[i]! } });
-    if (i > 0) rules.push({ comment: c(`knock on ${port} out of order: start again`), match: { protocol: proto, dport: port }, action: { type: "goto", chain: n.resetChain } });
+    const prev =
+      i > 0
+        ? {
+            recent: {
+              name: n.steps[i - 1]!,
+              mode: "rcheck" as const,
+              seconds: k.knockTimeoutSeconds,
+              side: "source" as const,
+            },
+          }
+        : {};
+    rules.push({
+      comment: c(`knock ${i + 1} of ${last + 1} on ${port}`),
+      match: { protocol: proto, dport: port, ...prev },
+      action: { type: "goto", chain: n.stepChains[i]! },
+    });
+    if (i > 0)
+      rules.push({
+        comment: c(`knock on ${port} out of order: start again`),
+        match: { protocol: proto, dport: port },
+        action: { type: "goto", chain: n.resetChain },
+      });
     const record = i === last ? n.open : n.steps[i]!;
     chains[n.stepChains[i]!] = {
       table: "filter",
       comment: c(i === last ? "sequence complete: open the port" : `record knock ${i + 1}`),
-      rules: [{ comment: c(i === last ? "sequence complete" : `knock ${i + 1} seen`), match: { recent: { name: record, mode: "set", side: "source" } }, action: "drop" }],
+      rules: [
+        {
+          comment: c(i === last ? "sequence complete" : `knock ${i + 1} seen`),
+          match: { recent: { name: record, mode: "set", side: "source" } },
+          action: "drop",
+        },
+      ],
     };
   });
   chains[n.resetChain] = {
     table: "filter",
     comment: c("wrong knock: forget the sequence so far"),
     rules: [
-      ...n.steps.slice(0, last).map((list): Rule => ({ comment: c(`forget ${list}`), match: { recent: { name: list, mode: "remove", side: "source" } }, action: { type: "counter", name: n.resetCounter } })),
+      ...n.steps.slice(0, last).map(
+        (list): Rule => ({
+          comment: c(`forget ${list}`),
+          match: { recent: { name: list, mode: "remove", side: "source" } },
+          action: { type: "counter", name: n.resetCounter },
+        }),
+      ),
       { comment: c("drop the wrong knock"), action: "drop" },
     ],
   };

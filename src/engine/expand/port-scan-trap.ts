@@ -8,10 +8,22 @@ export const PORTSCAN_LIST = "protect_portscan";
 
 export function portScanTrap(p: NonNullable<Protections["portScanTrap"]>): PresetOutput {
   const ports = p.ports.join(",");
-  const ban: Rule = { comment: comment("portScanTrap", `drop sources banned for probing ${ports} (ban ${p.banSeconds}s)`), match: { recent: { name: PORTSCAN_LIST, mode: "rcheck", seconds: p.banSeconds, side: "source" } }, action: "drop" };
+  const ban: Rule = {
+    comment: comment("portScanTrap", `drop sources banned for probing ${ports} (ban ${p.banSeconds}s)`),
+    match: { recent: { name: PORTSCAN_LIST, mode: "rcheck", seconds: p.banSeconds, side: "source" } },
+    action: "drop",
+  };
   const probe: Rule[] = [
-    { comment: comment("portScanTrap", `log and ban sources probing ${ports}`), match: { protocol: "tcp", dport: [...p.ports], recent: { name: PORTSCAN_LIST, mode: "set", side: "source" } }, action: { type: "log", prefix: p.logPrefix } },
-    { comment: comment("portScanTrap", `drop the probe of ${ports}`), match: { protocol: "tcp", dport: [...p.ports] }, action: "drop" },
+    {
+      comment: comment("portScanTrap", `log and ban sources probing ${ports}`),
+      match: { protocol: "tcp", dport: [...p.ports], recent: { name: PORTSCAN_LIST, mode: "set", side: "source" } },
+      action: { type: "log", prefix: p.logPrefix },
+    },
+    {
+      comment: comment("portScanTrap", `drop the probe of ${ports}`),
+      match: { protocol: "tcp", dport: [...p.ports] },
+      action: "drop",
+    },
   ];
   const slots: Slot[] = p.forward ? ["input", "forward"] : ["input"];
   return { rules: Object.fromEntries(slots.map((s) => [s, [ban, ...probe]])) };

@@ -16,7 +16,12 @@ export interface PresetOutput {
  * Tables of the protect_* chains: raw for anti-spoofing (drop before conntrack spends an entry; iptables rpfilter lives there), filter otherwise.
  * The nftables compiler runs anti-spoofing after conntrack instead, once per connection direction (compile/nft/anti-spoofing.ts).
  */
-export const SLOT_TABLE = { prerouting: "raw", input: "filter", forward: "filter", output: "filter" } as const satisfies Record<Slot, Chain["table"]>;
+export const SLOT_TABLE = {
+  prerouting: "raw",
+  input: "filter",
+  forward: "filter",
+  output: "filter",
+} as const satisfies Record<Slot, Chain["table"]>;
 export const SLOTS: readonly Slot[] = ["prerouting", "input", "forward", "output"];
 
 export const protectChain = (slot: Slot) => `protect_${slot}`;

@@ -41,11 +41,19 @@ export function assemble(draft: PolicyDraft, out: Collector, fromSave: boolean):
   const report = finishReport(draft, out.entries);
   const errors: Diagnostic[] = out.entries
     .filter((e) => e.status === "error" && !e.continuationOf)
-    .map((e) => diagnostic(["source", "line", e.line], e.code ?? "import_error", `line ${e.line}: ${e.reason ?? "not imported"}`));
+    .map((e) =>
+      diagnostic(["source", "line", e.line], e.code ?? "import_error", `line ${e.line}: ${e.reason ?? "not imported"}`),
+    );
   const parsed = Policy.safeParse(doc);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
-      errors.push(diagnostic(issue.path.map((p) => (typeof p === "symbol" ? String(p) : p)), "import_invalid_policy", issue.message));
+      errors.push(
+        diagnostic(
+          issue.path.map((p) => (typeof p === "symbol" ? String(p) : p)),
+          "import_invalid_policy",
+          issue.message,
+        ),
+      );
     }
     return { report, errors };
   }
@@ -57,7 +65,12 @@ function pointPoliciesAtDropRules(entries: PendingEntry[], added: Map<DraftChain
   for (const [chain, rules] of added) {
     const rule = rules[0]!;
     for (const e of entries) {
-      if (e.target?.kind === "chain" && e.target.chain === chain && /\s-P\s/.test(` ${e.text} `) && e.status === "imported") {
+      if (
+        e.target?.kind === "chain" &&
+        e.target.chain === chain &&
+        /\s-P\s/.test(` ${e.text} `) &&
+        e.status === "imported"
+      ) {
         const fam = rule.rule.match?.family;
         if ((fam === "ipv6") === /^\S*ip6tables/.test(e.text)) {
           e.target = { kind: "rule", entry: rule };

@@ -28,7 +28,13 @@ export class Collector {
     return entry;
   }
 
-  note(line: number, text: string, status: PendingEntry["status"], reason: string, extra: Partial<PendingEntry> = {}): PendingEntry {
+  note(
+    line: number,
+    text: string,
+    status: PendingEntry["status"],
+    reason: string,
+    extra: Partial<PendingEntry> = {},
+  ): PendingEntry {
     const entry: PendingEntry = { line, text, status, reason, ...extra };
     this.entries.push(entry);
     return entry;

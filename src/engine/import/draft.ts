@@ -59,14 +59,17 @@ export class PolicyDraft {
     const found = this.find(table, iptName);
     if (found) return found;
     const hook = builtinHook(table, iptName);
-    if (!hook) fail("import_syntax", `chain ${iptName} does not exist in table ${table} (create it first with -N)`, iptName);
+    if (!hook)
+      fail("import_syntax", `chain ${iptName} does not exist in table ${table} (create it first with -N)`, iptName);
     return this.add({ key: baseChainKey(table, hook), table, iptName, hook, rules: [] });
   }
 
   /** `-N NAME`: a user chain. Returns the chain and, when the name had to change, the new key. */
   newUserChain(table: Table, iptName: string): { chain: DraftChain; renamed?: string } {
-    if (this.find(table, iptName)) fail("import_conflict", `chain ${iptName} already exists in table ${table}`, iptName);
-    if (builtinHook(table, iptName)) fail("import_conflict", `${iptName} is a builtin chain of table ${table}`, iptName);
+    if (this.find(table, iptName))
+      fail("import_conflict", `chain ${iptName} already exists in table ${table}`, iptName);
+    if (builtinHook(table, iptName))
+      fail("import_conflict", `${iptName} is a builtin chain of table ${table}`, iptName);
     const key = userChainKey(iptName, table, (k) => this.chains.has(k) || this.isReservedBaseKey(k));
     const chain = this.add({ key, table, iptName, rules: [] });
     return { chain, renamed: key === iptName ? undefined : key };
@@ -93,7 +96,8 @@ export class PolicyDraft {
     for (const c of this.chains.values()) {
       for (const e of c.rules) {
         const a = e.rule.action;
-        if (typeof a === "object" && (a.type === "jump" || a.type === "goto") && a.chain === old) e.rule.action = { ...a, chain: key };
+        if (typeof a === "object" && (a.type === "jump" || a.type === "goto") && a.chain === old)
+          e.rule.action = { ...a, chain: key };
       }
     }
   }
@@ -113,7 +117,8 @@ export class PolicyDraft {
     for (const c of this.chains.values()) {
       for (const e of c.rules) {
         const a = e.rule.action;
-        if (typeof a === "object" && (a.type === "jump" || a.type === "goto") && a.chain === key && !skip(e)) return true;
+        if (typeof a === "object" && (a.type === "jump" || a.type === "goto") && a.chain === key && !skip(e))
+          return true;
       }
     }
     return false;
@@ -153,7 +158,14 @@ export class PolicyDraft {
       }
       chain.policy = undefined;
       const family = v4 === "drop" ? "ipv4" : "ipv6";
-      const entry: RuleEntry = { rule: { comment: `default policy DROP for ${family === "ipv4" ? "IPv4 (iptables -P)" : "IPv6 (ip6tables -P)"}`, match: { family }, action: "drop" }, line: 0 };
+      const entry: RuleEntry = {
+        rule: {
+          comment: `default policy DROP for ${family === "ipv4" ? "IPv4 (iptables -P)" : "IPv6 (ip6tables -P)"}`,
+          match: { family },
+          action: "drop",
+        },
+        line: 0,
+      };
       chain.rules.push(entry);
       added.set(chain, [entry]);
     }

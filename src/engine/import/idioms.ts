@@ -68,7 +68,8 @@ export function liftIdioms(draft: PolicyDraft, entries: PendingEntry[]): void {
   }
 
   const byEntry = new Map<RuleEntry, PendingEntry[]>();
-  for (const e of entries) if (e.target?.kind === "rule") byEntry.set(e.target.entry, [...(byEntry.get(e.target.entry) ?? []), e]);
+  for (const e of entries)
+    if (e.target?.kind === "rule") byEntry.set(e.target.entry, [...(byEntry.get(e.target.entry) ?? []), e]);
   for (const g of live) {
     g.apply(draft);
     for (const p of g.parts) {
@@ -83,21 +84,34 @@ export function liftIdioms(draft: PolicyDraft, entries: PendingEntry[]): void {
   }
   // A base chain that only held lifted rules (and has no policy) would be an empty leftover.
   for (const chain of new Set(live.flatMap((g) => g.parts.map((p) => p.chain)))) {
-    if (chain.rules.length === 0 && chain.policy === undefined && !entries.some((e) => e.target?.kind === "chain" && e.target.chain === chain)) draft.deleteChain(chain);
+    if (
+      chain.rules.length === 0 &&
+      chain.policy === undefined &&
+      !entries.some((e) => e.target?.kind === "chain" && e.target.chain === chain)
+    )
+      draft.deleteChain(chain);
   }
   for (const [g, why] of refusals) {
-    for (const p of g.parts) for (const e of byEntry.get(p.entry) ?? []) e.reason = joinReason(e.reason, `recognised as part of the ${g.preset} idiom but kept as plain rules: ${why}`);
+    for (const p of g.parts)
+      for (const e of byEntry.get(p.entry) ?? [])
+        e.reason = joinReason(e.reason, `recognised as part of the ${g.preset} idiom but kept as plain rules: ${why}`);
   }
   if (bogus && "missing" in bogus) {
     for (const p of bogus.found) {
       for (const e of byEntry.get(p.entry) ?? []) {
-        e.reason = joinReason(e.reason, `part of the bogusPackets idiom, kept as plain rules: the preset also drops ${bogus.missing.join(", ")}, which this script does not`);
+        e.reason = joinReason(
+          e.reason,
+          `part of the bogusPackets idiom, kept as plain rules: the preset also drops ${bogus.missing.join(", ")}, which this script does not`,
+        );
       }
     }
   }
   for (const { entry, preset } of icmpRst) {
     for (const e of byEntry.get(entry) ?? []) {
-      e.reason = joinReason(e.reason, `looks like the ${preset} preset but kept as a plain rule: it ACCEPTs traffic within the rate, while the preset only drops the excess`);
+      e.reason = joinReason(
+        e.reason,
+        `looks like the ${preset} preset but kept as a plain rule: it ACCEPTs traffic within the rate, while the preset only drops the excess`,
+      );
     }
   }
 }
@@ -117,7 +131,8 @@ function otherListUsers(draft: PolicyDraft, g: Group): string | undefined {
     for (const e of c.rules) {
       if (mine.has(e)) continue;
       const name = e.rule.match?.recent?.name;
-      if (name !== undefined && g.lists.includes(name)) return `recent list ${name} is also used by another rule (line ${e.line})`;
+      if (name !== undefined && g.lists.includes(name))
+        return `recent list ${name} is also used by another rule (line ${e.line})`;
     }
   }
   return undefined;
@@ -137,8 +152,16 @@ function positionProblem(groups: Group[]): { group: Group; why: string } | undef
         plainSeen ??= e;
         continue;
       }
-      if (plainSeen) return { group: o.group, why: `the rule of line ${plainSeen.line} comes before it in ${chain.key}, but the preset would run first` };
-      if (o.rank < lastRank) return { group: o.group, why: `its rules come after rules the preset expansion would run later in ${chain.key}` };
+      if (plainSeen)
+        return {
+          group: o.group,
+          why: `the rule of line ${plainSeen.line} comes before it in ${chain.key}, but the preset would run first`,
+        };
+      if (o.rank < lastRank)
+        return {
+          group: o.group,
+          why: `its rules come after rules the preset expansion would run later in ${chain.key}`,
+        };
       lastRank = o.rank;
     }
   }
@@ -150,15 +173,29 @@ function find(chain: DraftChain | undefined, pred: (r: Rule) => boolean): RuleEn
 }
 
 /** The whole bogus-packet group, or the part of it that is there and what is missing. */
-function findBogus(input?: DraftChain, forward?: DraftChain, output?: DraftChain): Group | { found: Part[]; missing: string[] } | undefined {
+function findBogus(
+  input?: DraftChain,
+  forward?: DraftChain,
+  output?: DraftChain,
+): Group | { found: Part[]; missing: string[] } | undefined {
   const invalid = (r: Rule) => isDrop(r) && matches(r, { ctState: ["invalid"] });
-  const synFin = (r: Rule) => isDrop(r) && matches(r, { protocol: "tcp", tcpFlags: { mask: ["fin", "syn"], compare: ["fin", "syn"] } });
-  const synRst = (r: Rule) => isDrop(r) && matches(r, { protocol: "tcp", tcpFlags: { mask: ["syn", "rst"], compare: ["syn", "rst"] } });
+  const synFin = (r: Rule) =>
+    isDrop(r) && matches(r, { protocol: "tcp", tcpFlags: { mask: ["fin", "syn"], compare: ["fin", "syn"] } });
+  const synRst = (r: Rule) =>
+    isDrop(r) && matches(r, { protocol: "tcp", tcpFlags: { mask: ["syn", "rst"], compare: ["syn", "rst"] } });
   const parts: Part[] = [];
   const missing: string[] = [];
-  const names = new Map<(r: Rule) => boolean, string>([[invalid, "INVALID"], [synFin, "SYN+FIN"], [synRst, "SYN+RST"]]);
+  const names = new Map<(r: Rule) => boolean, string>([
+    [invalid, "INVALID"],
+    [synFin, "SYN+FIN"],
+    [synRst, "SYN+RST"],
+  ]);
   // The preset drops all three in input and forward, and INVALID in output: the whole group or nothing.
-  for (const [chain, key, preds] of [[input, "input", [invalid, synFin, synRst]], [forward, "forward", [invalid, synFin, synRst]], [output, "output", [invalid]]] as const) {
+  for (const [chain, key, preds] of [
+    [input, "input", [invalid, synFin, synRst]],
+    [forward, "forward", [invalid, synFin, synRst]],
+    [output, "output", [invalid]],
+  ] as const) {
     for (const pred of preds) {
       const e = find(chain, pred);
       if (e && chain) parts.push({ chain, entry: e, rank: RANK.bogus });
@@ -167,19 +204,51 @@ function findBogus(input?: DraftChain, forward?: DraftChain, output?: DraftChain
   }
   if (parts.length === 0) return undefined;
   if (missing.length > 0) return { found: parts, missing };
-  return { preset: "bogusPackets", parts, lists: [], apply: (d) => void (d.protections.bogusPackets = { enabled: true }) };
+  return {
+    preset: "bogusPackets",
+    parts,
+    lists: [],
+    apply: (d) => void (d.protections.bogusPackets = { enabled: true }),
+  };
 }
 
 function findPortScan(input?: DraftChain, forward?: DraftChain): Group | undefined {
   const one = (chain: DraftChain | undefined) => {
     if (!chain) return undefined;
-    const ban = find(chain, (r) => isDrop(r) && r.match?.recent?.mode === "rcheck" && r.match.recent.hitcount === undefined && Object.keys(r.match).length === 1 && r.match.recent.side === "source");
+    const ban = find(
+      chain,
+      (r) =>
+        isDrop(r) &&
+        r.match?.recent?.mode === "rcheck" &&
+        r.match.recent.hitcount === undefined &&
+        Object.keys(r.match).length === 1 &&
+        r.match.recent.side === "source",
+    );
     const rec = ban?.rule.match?.recent;
     if (!ban || !rec || rec.seconds === undefined) return undefined;
     const list = { name: rec.name, side: "source" as const };
-    const remove = find(chain, (r) => typeof r.action === "object" && r.action.type === "counter" && matches(r, { recent: { ...list, mode: "remove" } }));
-    const probe = (r: Rule) => r.match?.protocol === "tcp" && r.match.dport !== undefined && isDeepStrictEqual(r.match.recent, { ...list, mode: "set" }) && Object.keys(r.match).length === 3;
-    const log = find(chain, (r) => probe(r) && typeof r.action === "object" && r.action.type === "log" && r.action.prefix !== undefined && r.action.level === undefined && r.action.group === undefined);
+    const remove = find(
+      chain,
+      (r) =>
+        typeof r.action === "object" &&
+        r.action.type === "counter" &&
+        matches(r, { recent: { ...list, mode: "remove" } }),
+    );
+    const probe = (r: Rule) =>
+      r.match?.protocol === "tcp" &&
+      r.match.dport !== undefined &&
+      isDeepStrictEqual(r.match.recent, { ...list, mode: "set" }) &&
+      Object.keys(r.match).length === 3;
+    const log = find(
+      chain,
+      (r) =>
+        probe(r) &&
+        typeof r.action === "object" &&
+        r.action.type === "log" &&
+        r.action.prefix !== undefined &&
+        r.action.level === undefined &&
+        r.action.group === undefined,
+    );
     const drop = find(chain, (r) => probe(r) && isDrop(r));
     if (!remove || !log || !drop || !isDeepStrictEqual(log.rule.match?.dport, drop.rule.match?.dport)) return undefined;
     const idx = (e: RuleEntry) => chain.rules.indexOf(e);
@@ -207,13 +276,20 @@ function findPortScan(input?: DraftChain, forward?: DraftChain): Group | undefin
   const i = one(input);
   if (!i) return undefined;
   const f = one(forward);
-  const same = f && f.seconds === i.seconds && f.name === i.name && f.prefix === i.prefix && isDeepStrictEqual(f.ports, i.ports);
+  const same =
+    f && f.seconds === i.seconds && f.name === i.name && f.prefix === i.prefix && isDeepStrictEqual(f.ports, i.ports);
   const parts = same ? [...i.parts, ...f.parts] : i.parts;
   return {
     preset: "portScanTrap",
     parts,
     lists: [i.name],
-    apply: (d) => void (d.protections.portScanTrap = { ports: i.ports, banSeconds: i.seconds, logPrefix: i.prefix, forward: Boolean(same) }),
+    apply: (d) =>
+      void (d.protections.portScanTrap = {
+        ports: i.ports,
+        banSeconds: i.seconds,
+        logPrefix: i.prefix,
+        forward: Boolean(same),
+      }),
   };
 }
 
@@ -225,11 +301,29 @@ function findSynFlood(input?: DraftChain): Group | undefined {
     const upd = rules[k + 1]!.rule;
     const r = set.match?.recent;
     const u = upd.match?.recent;
-    if (!r || !u || r.mode !== "set" || u.mode !== "update" || r.name !== u.name || r.side !== "source" || u.side !== "source") continue;
+    if (
+      !r ||
+      !u ||
+      r.mode !== "set" ||
+      u.mode !== "update" ||
+      r.name !== u.name ||
+      r.side !== "source" ||
+      u.side !== "source"
+    )
+      continue;
     const base: Match = { ctState: ["new"], protocol: "tcp", tcpFlags: SYN };
-    if (!(typeof set.action === "object" && set.action.type === "counter") || !matches(set, { ...base, recent: r })) continue;
+    if (!(typeof set.action === "object" && set.action.type === "counter") || !matches(set, { ...base, recent: r }))
+      continue;
     // `--update --seconds 1 --hitcount N -j DROP`: more than N new connections per second from one source.
-    if (!isDrop(upd) || u.seconds !== 1 || u.hitcount === undefined || u.hitcount < 2 || u.hitcount - 1 > SYN_FLOOD_MAX_EXACT || !matches(upd, { ...base, recent: u })) continue;
+    if (
+      !isDrop(upd) ||
+      u.seconds !== 1 ||
+      u.hitcount === undefined ||
+      u.hitcount < 2 ||
+      u.hitcount - 1 > SYN_FLOOD_MAX_EXACT ||
+      !matches(upd, { ...base, recent: u })
+    )
+      continue;
     const hitcount = u.hitcount;
     return {
       preset: "synFlood",
@@ -254,7 +348,12 @@ function findAcceptingRateIdioms(input?: DraftChain): Array<{ entry: RuleEntry; 
     const m = e.rule.match;
     if (e.rule.action !== "accept" || !m?.limit) continue;
     if (m.protocol === "icmp" && Object.keys(m).length === 2) out.push({ entry: e, preset: "icmpFlood" });
-    if (m.protocol === "tcp" && isDeepStrictEqual(m.tcpFlags, { mask: ["rst"], compare: ["rst"] }) && Object.keys(m).length === 3) out.push({ entry: e, preset: "rstFlood" });
+    if (
+      m.protocol === "tcp" &&
+      isDeepStrictEqual(m.tcpFlags, { mask: ["rst"], compare: ["rst"] }) &&
+      Object.keys(m).length === 3
+    )
+      out.push({ entry: e, preset: "rstFlood" });
   }
   return out;
 }

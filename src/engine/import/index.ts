@@ -25,7 +25,10 @@ export interface ImportOptions {
 }
 export function importPolicy(format: ImportFormat, source: string, opts: ImportOptions = {}): ImportResult {
   if (source.length > MAX_IMPORT_BYTES) {
-    return { report: [], errors: [diagnostic(["source"], "import_too_large", `the source is larger than ${MAX_IMPORT_BYTES} bytes`)] };
+    return {
+      report: [],
+      errors: [diagnostic(["source"], "import_too_large", `the source is larger than ${MAX_IMPORT_BYTES} bytes`)],
+    };
   }
   const draft = new PolicyDraft();
   const out = new Collector();
@@ -33,4 +36,3 @@ export function importPolicy(format: ImportFormat, source: string, opts: ImportO
   else importScript(source, draft, out, opts.variables);
   return assemble(draft, out, format === "iptables-save");
 }
-

@@ -30,12 +30,14 @@ function hostAddress(text: string, what: string): string {
   const a = parseAddress(text, what);
   // ipmasqadm scripts write backends as x.y.z.w/32; a forward goes to one host.
   const host = a.endsWith("/32") ? a.slice(0, -3) : a.endsWith("/128") ? a.slice(0, -4) : a;
-  if (!Address.safeParse(host).success) fail("import_invalid_value", `${text} is a network, not one host address`, text);
+  if (!Address.safeParse(host).success)
+    fail("import_invalid_value", `${text} is a network, not one host address`, text);
   return host;
 }
 
 function forwardProtocol(text: string): "tcp" | "udp" {
-  if (text !== "tcp" && text !== "udp") fail("import_invalid_value", `protocol ${text}: port forwarding takes tcp or udp`, text);
+  if (text !== "tcp" && text !== "udp")
+    fail("import_invalid_value", `protocol ${text}: port forwarding takes tcp or udp`, text);
   return text;
 }
 
@@ -65,7 +67,11 @@ function portfw(cur: Cursor, st: ForwardingState): Outcome {
   while (!cur.done) {
     const w = cur.next("option");
     switch (w) {
-      case "-a": case "-d": case "-f": case "-l": case "-h":
+      case "-a":
+      case "-d":
+      case "-f":
+      case "-l":
+      case "-h":
         if (op) fail("import_syntax", `one command per line: -${op} and ${w}`, w);
         op = w.slice(1);
         break;
@@ -89,16 +95,21 @@ function portfw(cur: Cursor, st: ForwardingState): Outcome {
         fail("import_unknown_option", `unknown portfw option ${w}`, w);
     }
   }
-  if (op === "l" || op === "h") return { status: "skipped", reason: `portfw -${op} only prints; no effect on the policy` };
+  if (op === "l" || op === "h")
+    return { status: "skipped", reason: `portfw -${op} only prints; no effect on the policy` };
   if (op === "f") {
-    if (st.draft.forwarding.portForwards.length > 0) fail("import_unsupported", "portfw -f would clear forwards added earlier in this script", "-f");
+    if (st.draft.forwarding.portForwards.length > 0)
+      fail("import_unsupported", "portfw -f would clear forwards added earlier in this script", "-f");
     return { status: "skipped", reason: "portfw -f: the imported policy starts empty, so clearing has no effect" };
   }
-  if (op === "d") fail("import_unsupported", "portfw -d deletes a forward added earlier; write the final forwards instead", "-d");
+  if (op === "d")
+    fail("import_unsupported", "portfw -d deletes a forward added earlier; write the final forwards instead", "-d");
   if (op !== "a") fail("import_syntax", "portfw needs -a (add), -d, -f or -l", "portfw");
   if (!proto) fail("import_missing_argument", "portfw -a needs -P tcp|udp", "-a");
-  if (laddr === undefined || lport === undefined) fail("import_missing_argument", "portfw -a needs -L LADDR LPORT", "-a");
-  if (raddr === undefined || rport === undefined) fail("import_missing_argument", "portfw -a needs -R RADDR RPORT", "-a");
+  if (laddr === undefined || lport === undefined)
+    fail("import_missing_argument", "portfw -a needs -L LADDR LPORT", "-a");
+  if (raddr === undefined || rport === undefined)
+    fail("import_missing_argument", "portfw -a needs -R RADDR RPORT", "-a");
   if (pref === 0) fail("import_invalid_value", "portfw -p 0: a preference (load-balancing weight) is at least 1", "0");
   const protocol = forwardProtocol(proto);
   const address = hostAddress(laddr, "-L");
@@ -115,7 +126,10 @@ function portfw(cur: Cursor, st: ForwardingState): Outcome {
     fail("import_conflict", `portfw ${laddr}:${lport} already forwards to ${raddr}:${rport}`, raddr);
   }
   fw.backends.push(backend);
-  return { status: "imported", target: { kind: "path", path: `/forwarding/portForwards/${index}/backends/${fw.backends.length - 1}` } };
+  return {
+    status: "imported",
+    target: { kind: "path", path: `/forwarding/portForwards/${index}/backends/${fw.backends.length - 1}` },
+  };
 }
 
 function autofw(cur: Cursor, st: ForwardingState): Outcome {
@@ -126,7 +140,9 @@ function autofw(cur: Cursor, st: ForwardingState): Outcome {
   while (!cur.done) {
     const w = cur.next("option");
     switch (w) {
-      case "-A": case "-D": case "-F":
+      case "-A":
+      case "-D":
+      case "-F":
         if (op) fail("import_syntax", `one command per line: -${op} and ${w}`, w);
         op = w.slice(1);
         break;
@@ -155,16 +171,22 @@ function autofw(cur: Cursor, st: ForwardingState): Outcome {
     }
   }
   if (op === "F") {
-    if (st.draft.forwarding.rangeForwards.length > 0) fail("import_unsupported", "autofw -F would clear forwards added earlier in this script", "-F");
+    if (st.draft.forwarding.rangeForwards.length > 0)
+      fail("import_unsupported", "autofw -F would clear forwards added earlier in this script", "-F");
     return { status: "skipped", reason: "autofw -F: the imported policy starts empty, so clearing has no effect" };
   }
-  if (op === "D") fail("import_unsupported", "autofw -D deletes a forward added earlier; write the final forwards instead", "-D");
+  if (op === "D")
+    fail("import_unsupported", "autofw -D deletes a forward added earlier; write the final forwards instead", "-D");
   if (op !== "A") fail("import_syntax", "autofw needs -A (add), -D or -F", "autofw");
   if (!range) fail("import_missing_argument", "autofw -A needs -r PROTO LPORT HPORT", "-A");
   if (!host) fail("import_missing_argument", "autofw -A needs -h HOST (or the unsupported -c control-port mode)", "-A");
   const list = st.draft.forwarding.rangeForwards;
   list.push({ protocol: range.protocol, ports: `${range.lo}-${range.hi}`, to: host, masquerade: false });
-  return { status: "imported", target: { kind: "path", path: `/forwarding/rangeForwards/${list.length - 1}` }, reason: notes.join("; ") || undefined };
+  return {
+    status: "imported",
+    target: { kind: "path", path: `/forwarding/rangeForwards/${list.length - 1}` },
+    reason: notes.join("; ") || undefined,
+  };
 }
 
 function mfw(cur: Cursor, st: ForwardingState): Outcome {
@@ -176,7 +198,13 @@ function mfw(cur: Cursor, st: ForwardingState): Outcome {
   while (!cur.done) {
     const w = cur.next("option");
     switch (w) {
-      case "-A": case "-I": case "-D": case "-E": case "-S": case "-F": case "-L":
+      case "-A":
+      case "-I":
+      case "-D":
+      case "-E":
+      case "-S":
+      case "-F":
+      case "-L":
         if (op) fail("import_syntax", `one command per line: -${op} and ${w}`, w);
         op = w.slice(1);
         break;
@@ -199,17 +227,31 @@ function mfw(cur: Cursor, st: ForwardingState): Outcome {
     }
   }
   if (op === "L") return { status: "skipped", reason: "mfw -L only prints; no effect on the policy" };
-  if (op === "S") return { status: "skipped", reason: "mfw -S forces a failover now (a runtime action); the policy expresses failover with markForwards[].active and healthCheck" };
+  if (op === "S")
+    return {
+      status: "skipped",
+      reason:
+        "mfw -S forces a failover now (a runtime action); the policy expresses failover with markForwards[].active and healthCheck",
+    };
   if (op === "F") {
-    if (st.draft.forwarding.markForwards.length > 0) fail("import_unsupported", "mfw -F would clear forwards added earlier in this script", "-F");
+    if (st.draft.forwarding.markForwards.length > 0)
+      fail("import_unsupported", "mfw -F would clear forwards added earlier in this script", "-F");
     return { status: "skipped", reason: "mfw -F: the imported policy starts empty, so clearing has no effect" };
   }
-  if (op === "D" || op === "E") fail("import_unsupported", `mfw -${op} changes a forward added earlier; write the final forwards instead`, `-${op}`);
+  if (op === "D" || op === "E")
+    fail(
+      "import_unsupported",
+      `mfw -${op} changes a forward added earlier; write the final forwards instead`,
+      `-${op}`,
+    );
   if (op !== "A" && op !== "I") fail("import_syntax", "mfw needs -A or -I (add), -D, -E, -S, -F or -L", "mfw");
   if (mark === undefined) fail("import_missing_argument", `mfw -${op} needs -m FWMARK`, `-${op}`);
   if (mark === 0) fail("import_invalid_value", "mark 0 means unmarked; an mfw forward needs a mark of 1 or more", "0");
   if (raddr === undefined) fail("import_missing_argument", `mfw -${op} needs -r RADDR [RPORT]`, `-${op}`);
-  const backend: { address: string; port?: number; preference: number } = { address: hostAddress(raddr, "-r"), preference: pref };
+  const backend: { address: string; port?: number; preference: number } = {
+    address: hostAddress(raddr, "-r"),
+    preference: pref,
+  };
   if (rport !== undefined) backend.port = rport;
   const m = mark;
   const insert = op === "I";
@@ -219,7 +261,12 @@ function mfw(cur: Cursor, st: ForwardingState): Outcome {
       phase: 1,
       resolve: () => {
         const criteria = st.marks.get(m);
-        if (!criteria) fail("import_unsupported", `no ipchains '-m ${m}' line marks packets for mfw mark ${m}; a mark forward needs its marking criteria`, String(m));
+        if (!criteria)
+          fail(
+            "import_unsupported",
+            `no ipchains '-m ${m}' line marks packets for mfw mark ${m}; a mark forward needs its marking criteria`,
+            String(m),
+          );
         criteria.used = true;
         const list = st.draft.forwarding.markForwards;
         let index = st.markForwardIndex.get(m);
@@ -233,7 +280,13 @@ function mfw(cur: Cursor, st: ForwardingState): Outcome {
         if (insert) fw.backends.unshift(backend);
         else fw.backends.push(backend);
         const at = index;
-        return { status: "imported", target: { kind: "lazy", path: () => `/forwarding/markForwards/${at}/backends/${fw.backends.indexOf(backend)}` } };
+        return {
+          status: "imported",
+          target: {
+            kind: "lazy",
+            path: () => `/forwarding/markForwards/${at}/backends/${fw.backends.indexOf(backend)}`,
+          },
+        };
       },
     },
   };
@@ -263,13 +316,22 @@ export function applyIpchains(words: readonly string[], st: ForwardingState): Ou
       case "!":
         neg = true;
         break;
-      case "-A": case "-I": case "-D": case "-R": case "-F": case "-P": case "-N": case "-X": case "-L":
+      case "-A":
+      case "-I":
+      case "-D":
+      case "-R":
+      case "-F":
+      case "-P":
+      case "-N":
+      case "-X":
+      case "-L":
         if (op) fail("import_syntax", `one command per line: ${op} and ${w}`, w);
         op = w;
         chain = cur.optionalArg();
         if (w === "-I" && /^\d+$/.test(cur.peek() ?? "")) cur.next("rule number");
         break;
-      case "-s": case "-d": {
+      case "-s":
+      case "-d": {
         const n = takeNeg();
         const addr = parseAddress(cur.arg("address", w), w);
         const key = w === "-s" ? "saddr" : "daddr";
@@ -300,19 +362,38 @@ export function applyIpchains(words: readonly string[], st: ForwardingState): Ou
         target = cur.arg("target", w);
         break;
       default:
-        fail("import_unsupported", `ipchains option ${w}: ipchains lines are imported only as FWMARK marks (-m N) and MASQ for forwards; write other rules as iptables`, w);
+        fail(
+          "import_unsupported",
+          `ipchains option ${w}: ipchains lines are imported only as FWMARK marks (-m N) and MASQ for forwards; write other rules as iptables`,
+          w,
+        );
     }
   }
   if (neg) fail("import_syntax", "'!' negates nothing", "!");
-  if (op !== "-A" && op !== "-I") fail("import_unsupported", "ipchains lines are imported only as FWMARK marks (-I input ... -m N) and MASQ for forwards", op ?? "ipchains");
+  if (op !== "-A" && op !== "-I")
+    fail(
+      "import_unsupported",
+      "ipchains lines are imported only as FWMARK marks (-I input ... -m N) and MASQ for forwards",
+      op ?? "ipchains",
+    );
   if (!chain) fail("import_missing_argument", `missing chain name after ${op}`, op);
   if ((match.sport !== undefined || match.dport !== undefined) && match.protocol === undefined) {
     fail("import_syntax", "ipchains ports need -p tcp or -p udp", "-p");
   }
   if (mark !== undefined && target === undefined) {
-    if (chain !== "input") fail("import_unsupported", "ipchains marks are imported from the input chain only (where FWMARK reads them)", chain);
+    if (chain !== "input")
+      fail(
+        "import_unsupported",
+        "ipchains marks are imported from the input chain only (where FWMARK reads them)",
+        chain,
+      );
     if (mark === 0) fail("import_invalid_value", "mark 0 means unmarked", "0");
-    if (st.marks.has(mark)) fail("import_conflict", `mark ${mark} is already given by line ${st.marks.get(mark)!.line}; a mark forward has one set of criteria`, String(mark));
+    if (st.marks.has(mark))
+      fail(
+        "import_conflict",
+        `mark ${mark} is already given by line ${st.marks.get(mark)!.line}; a mark forward has one set of criteria`,
+        String(mark),
+      );
     const entry = { match, line: 0, used: false };
     st.marks.set(mark, entry);
     const m = mark;
@@ -327,19 +408,31 @@ export function applyIpchains(words: readonly string[], st: ForwardingState): Ou
     if (chain !== "forward") fail("import_unsupported", "ipchains MASQ is imported from the forward chain only", chain);
     return { deferred: { phase: 2, resolve: () => masqLine(st, match) } };
   }
-  fail("import_unsupported", "ipchains lines are imported only as FWMARK marks (-I input ... -m N) and MASQ for forwards; write other rules as iptables", target ?? "ipchains");
+  fail(
+    "import_unsupported",
+    "ipchains lines are imported only as FWMARK marks (-I input ... -m N) and MASQ for forwards; write other rules as iptables",
+    target ?? "ipchains",
+  );
 }
 
 /** A mark line used by an mfw forward became that forward's criteria; otherwise it is a plain mark rule. */
 function markLine(st: ForwardingState, mark: number, match: Match): LineResult {
   const index = st.markForwardIndex.get(mark);
   if (index !== undefined) {
-    return { status: "lifted", target: { kind: "path", path: `/forwarding/markForwards/${index}/match` }, reason: `marking criteria of the mfw forward for mark ${mark}` };
+    return {
+      status: "lifted",
+      target: { kind: "path", path: `/forwarding/markForwards/${index}/match` },
+      reason: `marking criteria of the mfw forward for mark ${mark}`,
+    };
   }
   const chain = st.draft.chain("mangle", "PREROUTING");
   const entry = { rule: { match, action: { type: "mark" as const, value: mark } }, line: 0 };
   chain.rules.push(entry);
-  return { status: "imported", target: { kind: "rule", entry }, reason: "ipchains input mark becomes a mark rule in mangle prerouting" };
+  return {
+    status: "imported",
+    target: { kind: "rule", entry },
+    reason: "ipchains input mark becomes a mark rule in mangle prerouting",
+  };
 }
 
 function addrOf(v: Match["saddr"]): string | undefined {
@@ -349,9 +442,15 @@ function addrOf(v: Match["saddr"]): string | undefined {
 /** `-j MASQ` on a forward's replies (source = a backend) becomes that forward's `masquerade`. */
 function masqLine(st: ForwardingState, match: Match): LineResult {
   const src = addrOf(match.saddr);
-  if (!src) fail("import_unsupported", "ipchains MASQ is imported only for the replies of a forward: -s BACKEND", "-j MASQ");
+  if (!src)
+    fail("import_unsupported", "ipchains MASQ is imported only for the replies of a forward: -s BACKEND", "-j MASQ");
   const { saddr: _s, daddr, protocol, sport, ...rest } = match;
-  if (Object.keys(rest).length > 0) fail("import_unsupported", `ipchains MASQ with ${Object.keys(rest).join(", ")} has no forward equivalent`, "-j MASQ");
+  if (Object.keys(rest).length > 0)
+    fail(
+      "import_unsupported",
+      `ipchains MASQ with ${Object.keys(rest).join(", ")} has no forward equivalent`,
+      "-j MASQ",
+    );
   const f = st.draft.forwarding;
   const hits: ReportTarget[] = [];
   f.portForwards.forEach((fw, i) => {
@@ -380,6 +479,15 @@ function masqLine(st: ForwardingState, match: Match): LineResult {
     }
   });
   const first = hits[0];
-  if (!first) fail("import_unsupported", `ipchains MASQ for ${src} does not match the backend of any forward in this script`, src);
-  return { status: "lifted", target: first, reason: `masquerades the replies of ${hits.length === 1 ? "that forward" : `${hits.length} forwards`}: forwards[].masquerade` };
+  if (!first)
+    fail(
+      "import_unsupported",
+      `ipchains MASQ for ${src} does not match the backend of any forward in this script`,
+      src,
+    );
+  return {
+    status: "lifted",
+    target: first,
+    reason: `masquerades the replies of ${hits.length === 1 ? "that forward" : `${hits.length} forwards`}: forwards[].masquerade`,
+  };
 }

@@ -23,10 +23,33 @@ export function knownSet(draft: PolicyDraft, ipsetName: string): string | undefi
 }
 
 const COMMANDS: Record<string, string> = {
-  create: "create", n: "create", "-N": "create", add: "add", a: "add", "-A": "add", del: "del", "-D": "del",
-  flush: "flush", "-F": "flush", destroy: "destroy", x: "destroy", "-X": "destroy",
-  list: "show", "-L": "show", save: "show", "-S": "show", test: "show", "-T": "show", version: "show", "-v": "show",
-  restore: "restore", "-R": "restore", swap: "swap", "-W": "swap", rename: "rename", "-E": "rename",
+  create: "create",
+  n: "create",
+  "-N": "create",
+  add: "add",
+  a: "add",
+  "-A": "add",
+  del: "del",
+  "-D": "del",
+  flush: "flush",
+  "-F": "flush",
+  destroy: "destroy",
+  x: "destroy",
+  "-X": "destroy",
+  list: "show",
+  "-L": "show",
+  save: "show",
+  "-S": "show",
+  test: "show",
+  "-T": "show",
+  version: "show",
+  "-v": "show",
+  restore: "restore",
+  "-R": "restore",
+  swap: "swap",
+  "-W": "swap",
+  rename: "rename",
+  "-E": "rename",
 };
 
 /** One ipset command (its words after `ipset`); `input` is what `ipset restore` read. */
@@ -34,7 +57,8 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
   // Global flags may come anywhere: -exist (-!), -quiet, -output ...
   const args = words.filter((w) => !/^-(exist|!|q|quiet|n|name|r|resolve|s|sorted)$/.test(w));
   const cmd = COMMANDS[args[0] ?? ""];
-  if (!cmd) fail("import_unsupported", `ipset ${args[0] ?? ""}: not an ipset command the importer knows`, args[0] ?? "ipset");
+  if (!cmd)
+    fail("import_unsupported", `ipset ${args[0] ?? ""}: not an ipset command the importer knows`, args[0] ?? "ipset");
   const name = args[1];
   switch (cmd) {
     case "show":
@@ -64,13 +88,18 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
       return { status: "skipped", reason: "ipset destroy: removes the set(s) before the script creates them" };
     }
     default:
-      fail("import_unsupported", `ipset ${args[0]}: swapping, renaming and restore streams of sets are not imported`, args[0]);
+      fail(
+        "import_unsupported",
+        `ipset ${args[0]}: swapping, renaming and restore streams of sets are not imported`,
+        args[0],
+      );
   }
 }
 
 function requireSet(draft: PolicyDraft, name: string | undefined) {
   const set = name === undefined ? undefined : draft.sets[setPolicyName(name)];
-  if (!set) fail("import_syntax", `ipset set ${name ?? "(none)"} was not created earlier in the script`, name ?? "ipset");
+  if (!set)
+    fail("import_syntax", `ipset set ${name ?? "(none)"} was not created earlier in the script`, name ?? "ipset");
   return set;
 }
 
@@ -123,5 +152,9 @@ function element(text: string | undefined, interval: boolean, type: string): str
   if (plain) return v6 ? text.toLowerCase() : text;
   const p = parsePrefix(text);
   if (interval && p && p.family === (v6 ? "ipv6" : "ipv4")) return text.toLowerCase();
-  fail("import_invalid_value", `ipset element ${text} is not an ${v6 ? "IPv6" : "IPv4"} address${interval ? " or prefix" : ""}`, text);
+  fail(
+    "import_invalid_value",
+    `ipset element ${text} is not an ${v6 ? "IPv6" : "IPv4"} address${interval ? " or prefix" : ""}`,
+    text,
+  );
 }

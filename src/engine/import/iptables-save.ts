@@ -57,7 +57,8 @@ export function importSave(source: string, draft: PolicyDraft, out: Collector, f
           securityTable = true;
           return { status: "skipped", reason: "start of table security (SELinux labels): imported only when empty" };
         }
-        if (!isTable(name)) fail("import_unsupported", `table ${name} is not one of filter, nat, mangle, raw, rawpost`, name);
+        if (!isTable(name))
+          fail("import_unsupported", `table ${name} is not one of filter, nat, mangle, raw, rawpost`, name);
         table = name;
         return { status: "skipped", reason: `start of table ${name}` };
       }
@@ -70,16 +71,33 @@ export function importSave(source: string, draft: PolicyDraft, out: Collector, f
         return { status: "skipped", reason: `end of table ${was}` };
       }
       if (securityTable) {
-        if (/^:\S+\s+(ACCEPT|-)(\s|$)/.test(text)) return { status: "skipped", reason: "chain of the empty security table" };
-        fail("import_unsupported", "the security table (SELinux SECMARK/CONNSECMARK) has no equivalent in the policy schema", text.split(/\s+/)[0]);
+        if (/^:\S+\s+(ACCEPT|-)(\s|$)/.test(text))
+          return { status: "skipped", reason: "chain of the empty security table" };
+        fail(
+          "import_unsupported",
+          "the security table (SELinux SECMARK/CONNSECMARK) has no equivalent in the policy schema",
+          text.split(/\s+/)[0],
+        );
       }
-      if (!table) fail("import_syntax", tableName ? `table ${tableName} is not imported` : "rule outside a *table section", text.split(/\s+/)[0]);
+      if (!table)
+        fail(
+          "import_syntax",
+          tableName ? `table ${tableName} is not imported` : "rule outside a *table section",
+          text.split(/\s+/)[0],
+        );
       if (text.startsWith(":")) return chainHeader(text, table, draft, fam);
       const words = splitSaveWords(text.replace(/^\[\d+:\d+\]\s*/, ""));
       return applyIptables(words, { draft, line: n, table, ...(fam ? { family: fam } : {}) });
     });
   });
-  if (table) out.note(lines.length, "", "error", `table ${tableName} has no COMMIT: its lines are imported, but iptables-restore would reject the file`, { code: "import_syntax" });
+  if (table)
+    out.note(
+      lines.length,
+      "",
+      "error",
+      `table ${tableName} has no COMMIT: its lines are imported, but iptables-restore would reject the file`,
+      { code: "import_syntax" },
+    );
 }
 
 function chainHeader(text: string, table: Table, draft: PolicyDraft, family?: "ipv6") {
@@ -87,11 +105,17 @@ function chainHeader(text: string, table: Table, draft: PolicyDraft, family?: "i
   if (!name || !policy) fail("import_syntax", "a chain line is :NAME POLICY [packets:bytes]", text);
   if (policy === "-") {
     const { chain, renamed } = draft.newUserChain(table, name);
-    return { status: "imported" as const, target: { kind: "chain" as const, chain }, reason: renamed ? `chain ${name} is named ${renamed} in the policy` : undefined };
+    return {
+      status: "imported" as const,
+      target: { kind: "chain" as const, chain },
+      reason: renamed ? `chain ${name} is named ${renamed} in the policy` : undefined,
+    };
   }
   const chain = draft.find(table, name) ?? draft.chain(table, name);
-  if (!chain.hook) fail("import_syntax", `${name} is not a builtin chain of table ${table}, so it cannot have a policy`, name);
-  if (policy !== "ACCEPT" && policy !== "DROP") fail("import_invalid_value", `a chain policy is ACCEPT or DROP, not ${policy}`, policy);
+  if (!chain.hook)
+    fail("import_syntax", `${name} is not a builtin chain of table ${table}, so it cannot have a policy`, name);
+  if (policy !== "ACCEPT" && policy !== "DROP")
+    fail("import_invalid_value", `a chain policy is ACCEPT or DROP, not ${policy}`, policy);
   // ip6tables-save: the policy is IPv6's only (the inet chain also carries IPv4), settled at the end.
   if (family) {
     const fam = draft.familyPolicies.get(chain) ?? {};

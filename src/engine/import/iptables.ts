@@ -4,20 +4,43 @@
 import type { Rule } from "../policy/index.ts";
 import { Cursor, fail } from "./cursor.ts";
 import { isTable, type Table } from "./chains.ts";
-import type { DraftChain, IptablesContext, LineResult, PolicyDraft, ReportTarget } from "./draft.ts";
+import type { DraftChain, IptablesContext, LineResult, PolicyDraft } from "./draft.ts";
 import { IMPLICIT_MODULE, MODULES, UNSUPPORTED_MODULES, canonicalOption, type ModuleSpec } from "./matches.ts";
 import { finishRule, negate, setMatch, type Options, type RuleDraft } from "./rule-draft.ts";
 import { REFUSED_TARGETS, TARGETS, type TargetSpec } from "./targets.ts";
-import { parseAddressList, parseInterface, type Family } from "./values.ts";
+import { parseAddressList, parseInterface } from "./values.ts";
 import { PORT_PROTOCOLS, PROTOCOLS } from "./vocab.ts";
 import { liftPknock } from "./pknock.ts";
 
 type Op = "A" | "I" | "N" | "P" | "F" | "X" | "Z" | "L" | "D" | "R" | "E";
 const COMMANDS: Record<string, Op> = {
-  "-A": "A", "--append": "A", "-I": "I", "--insert": "I", "-N": "N", "--new-chain": "N", "--new": "N",
-  "-P": "P", "--policy": "P", "-F": "F", "--flush": "F", "-X": "X", "--delete-chain": "X", "-Z": "Z", "--zero": "Z",
-  "-L": "L", "--list": "L", "-S": "L", "--list-rules": "L", "-D": "D", "--delete": "D", "-R": "R", "--replace": "R",
-  "-E": "E", "--rename-chain": "E", "-C": "L", "--check": "L",
+  "-A": "A",
+  "--append": "A",
+  "-I": "I",
+  "--insert": "I",
+  "-N": "N",
+  "--new-chain": "N",
+  "--new": "N",
+  "-P": "P",
+  "--policy": "P",
+  "-F": "F",
+  "--flush": "F",
+  "-X": "X",
+  "--delete-chain": "X",
+  "-Z": "Z",
+  "--zero": "Z",
+  "-L": "L",
+  "--list": "L",
+  "-S": "L",
+  "--list-rules": "L",
+  "-D": "D",
+  "--delete": "D",
+  "-R": "R",
+  "--replace": "R",
+  "-E": "E",
+  "--rename-chain": "E",
+  "-C": "L",
+  "--check": "L",
 };
 
 interface ModuleInstance {
@@ -69,13 +92,15 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
     if (cmd) {
       takeNeg(w, false);
       setCommand(cmd, w);
-      if (cmd === "A" || cmd === "I" || cmd === "N" || cmd === "D" || cmd === "R" || cmd === "E") chainName = cur.arg("chain name", w);
+      if (cmd === "A" || cmd === "I" || cmd === "N" || cmd === "D" || cmd === "R" || cmd === "E")
+        chainName = cur.arg("chain name", w);
       else if (cmd !== "P") chainName = cur.optionalArg();
       if (cmd === "P") {
         chainName = cur.arg("chain name", w);
         policyTarget = cur.arg("policy (ACCEPT or DROP)", `${w} ${chainName}`);
       }
-      if ((cmd === "I" || cmd === "D" || cmd === "R") && /^\d+$/.test(cur.peek() ?? "")) position = Number(cur.next("rule number"));
+      if ((cmd === "I" || cmd === "D" || cmd === "R") && /^\d+$/.test(cur.peek() ?? ""))
+        position = Number(cur.next("rule number"));
       continue;
     }
     switch (w) {
@@ -112,7 +137,12 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
           continue;
         }
         const proto = PROTOCOLS[p];
-        if (!proto) fail("import_unsupported", `protocol ${p} is not one of ${[...new Set(Object.values(PROTOCOLS))].join(", ")}`, p);
+        if (!proto)
+          fail(
+            "import_unsupported",
+            `protocol ${p} is not one of ${[...new Set(Object.values(PROTOCOLS))].join(", ")}`,
+            p,
+          );
         setMatch(d, "protocol", negate(n, proto), w);
         continue;
       }
@@ -133,7 +163,8 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       case "-f":
       case "--fragment": {
         const n = takeNeg(w, true, false);
-        if (d.family === "ipv6") fail("import_unsupported", "ip6tables has no -f: IPv6 fragments are matched with -m frag", w);
+        if (d.family === "ipv6")
+          fail("import_unsupported", "ip6tables has no -f: IPv6 fragments are matched with -m frag", w);
         setMatch(d, "fragment", !n, w);
         continue;
       }
@@ -155,7 +186,8 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       case "-g":
       case "--goto": {
         takeNeg(w, false);
-        if (target) fail("import_syntax", `a rule has one target: -${target.goto ? "g" : "j"} ${target.name} and ${w}`, w);
+        if (target)
+          fail("import_syntax", `a rule has one target: -${target.goto ? "g" : "j"} ${target.name} and ${w}`, w);
         const name = cur.arg(w.startsWith("-g") || w === "--goto" ? "chain name" : "target name", w);
         const isGoto = w === "-g" || w === "--goto";
         const spec = isGoto ? undefined : TARGETS[name];
@@ -206,7 +238,8 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       const implicit = proto ? IMPLICIT_MODULE[proto] : undefined;
       const spec = implicit ? MODULES[implicit] : undefined;
       const f = spec ? canonicalOption(spec, opt) : undefined;
-      if (f && implicit && spec) return { found: f, inst: { name: implicit, spec, opts: new Map() } as ModuleInstance, implicit: true };
+      if (f && implicit && spec)
+        return { found: f, inst: { name: implicit, spec, opts: new Map() } as ModuleInstance, implicit: true };
       return undefined;
     };
     let hit = lookup(w);
@@ -219,7 +252,8 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       ]);
       // Spellings of one option (--dport, --destination-port) are one candidate, as getopt_long counts them.
       const canonical = (k: string) => {
-        for (const m of [...modules.map((x) => x.spec), ...(implicit ? [implicit] : [])]) if (m.options[k]?.alias) return m.options[k]!.alias!;
+        for (const m of [...modules.map((x) => x.spec), ...(implicit ? [implicit] : [])])
+          if (m.options[k]?.alias) return m.options[k]!.alias!;
         return k;
       };
       const candidates = [...new Set([...known].filter((k) => k.startsWith(w)).map(canonical))];
@@ -232,13 +266,23 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       takeNeg(w, false);
       const arity = target!.spec!.options[w]!;
       if (target!.opts.has(w)) fail("import_syntax", `${w} given twice`, w);
-      const value = arity === 0 ? undefined : arity === 1 ? cur.next("value", w) : `${cur.next("value", w)} ${cur.next("second value", w)}`;
+      const value =
+        arity === 0
+          ? undefined
+          : arity === 1
+            ? cur.next("value", w)
+            : `${cur.next("value", w)} ${cur.next("second value", w)}`;
       target!.opts.set(w, value === undefined ? { neg: false, opt: w } : { value, neg: false, opt: w });
       continue;
     }
     if (!hit) {
-      if (target && !target.spec) fail("import_unknown_option", `unknown option ${w} (target ${target.name} takes no options here)`, w);
-      fail("import_unknown_option", `unknown option ${w}${modules.length === 0 && !target ? " (is a -m module or -p protocol missing?)" : ""}`, w);
+      if (target && !target.spec)
+        fail("import_unknown_option", `unknown option ${w} (target ${target.name} takes no options here)`, w);
+      fail(
+        "import_unknown_option",
+        `unknown option ${w}${modules.length === 0 && !target ? " (is a -m module or -p protocol missing?)" : ""}`,
+        w,
+      );
     }
     const { found, inst } = hit;
     if (hit.implicit) modules.push(inst);
@@ -261,20 +305,31 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
     case "D":
     case "R":
     case "E":
-      fail("import_unsupported", `${opWord} changes rules added earlier; write the final rules instead (the import builds the policy from -A/-I/-N/-P)`, opWord);
+      fail(
+        "import_unsupported",
+        `${opWord} changes rules added earlier; write the final rules instead (the import builds the policy from -A/-I/-N/-P)`,
+        opWord,
+      );
     case "F":
       return flush(draft, table, chainName, opWord);
     case "X":
       return deleteChain(draft, table, chainName);
     case "N": {
       const { chain, renamed } = draft.newUserChain(table, chainName!);
-      return { status: "imported", target: { kind: "chain", chain }, reason: renamed ? `chain ${chainName} is named ${renamed} in the policy (names: a letter, then letters, digits, '_')` : undefined };
+      return {
+        status: "imported",
+        target: { kind: "chain", chain },
+        reason: renamed
+          ? `chain ${chainName} is named ${renamed} in the policy (names: a letter, then letters, digits, '_')`
+          : undefined,
+      };
     }
     case "P": {
       const chain = draft.chain(table, chainName!);
       if (!chain.hook) fail("import_syntax", `-P applies to builtin chains only, not ${chainName}`, chainName);
       const pol = policyTarget!.toUpperCase();
-      if (pol !== "ACCEPT" && pol !== "DROP") fail("import_invalid_value", `a chain policy is ACCEPT or DROP, not ${policyTarget}`, policyTarget);
+      if (pol !== "ACCEPT" && pol !== "DROP")
+        fail("import_invalid_value", `a chain policy is ACCEPT or DROP, not ${policyTarget}`, policyTarget);
       const verdict = pol === "ACCEPT" ? "accept" : "drop";
       chain.headerOnly = false;
       if (d.family) {
@@ -307,16 +362,33 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   const entry = { rule: finishRule(d, action), line: ctx.line };
   if (op === "I") {
     const at = (position ?? 1) - 1;
-    if (at > chain.rules.length) fail("import_invalid_value", `-I ${chainName} ${position}: the chain has only ${chain.rules.length} rules`, String(position));
+    if (at > chain.rules.length)
+      fail(
+        "import_invalid_value",
+        `-I ${chainName} ${position}: the chain has only ${chain.rules.length} rules`,
+        String(position),
+      );
     chain.rules.splice(at, 0, entry);
   } else {
     chain.rules.push(entry);
   }
-  return { status: "imported", target: { kind: "rule", entry }, reason: d.notes.length ? d.notes.join("; ") : undefined };
+  return {
+    status: "imported",
+    target: { kind: "rule", entry },
+    reason: d.notes.length ? d.notes.join("; ") : undefined,
+  };
 }
 
 /** Match modules that belong to one protocol, and the -p value each needs. */
-const MODULE_PROTOCOL: Record<string, string> = { tcp: "tcp", udp: "udp", icmp: "icmp", icmp6: "icmpv6", sctp: "sctp", dccp: "dccp", udplite: "udplite" };
+const MODULE_PROTOCOL: Record<string, string> = {
+  tcp: "tcp",
+  udp: "udp",
+  icmp: "icmp",
+  icmp6: "icmpv6",
+  sctp: "sctp",
+  dccp: "dccp",
+  udplite: "udplite",
+};
 
 /**
  * `-p tcp -m udp --dport 53` loads, but the kernel refuses it ("udp match: only valid for
@@ -331,7 +403,11 @@ function checkProtocolModules(d: RuleDraft, modules: readonly ModuleInstance[]):
     const flag = want === "icmpv6" ? "ipv6-icmp" : want;
     if (p === want) continue;
     const given = p === undefined ? "no -p" : typeof p === "string" ? `-p ${p}` : `! -p ${p.not}`;
-    fail("import_invalid_value", `-m ${m.name} only works with -p ${flag}, but this rule has ${given} (the kernel refuses to load such a rule); write -p ${flag} -m ${m.name}, or use the module of the rule's protocol`, m.name);
+    fail(
+      "import_invalid_value",
+      `-m ${m.name} only works with -p ${flag}, but this rule has ${given} (the kernel refuses to load such a rule); write -p ${flag} -m ${m.name}, or use the module of the rule's protocol`,
+      m.name,
+    );
   }
 }
 
@@ -339,13 +415,26 @@ function checkPorts(d: RuleDraft): void {
   if (d.match.sport === undefined && d.match.dport === undefined) return;
   const p = d.match.protocol;
   if (typeof p !== "string" || !PORT_PROTOCOLS.has(p)) {
-    fail("import_syntax", "port matches need -p tcp, udp, sctp, dccp or udplite", d.match.dport !== undefined ? "--dport" : "--sport");
+    fail(
+      "import_syntax",
+      "port matches need -p tcp, udp, sctp, dccp or udplite",
+      d.match.dport !== undefined ? "--dport" : "--sport",
+    );
   }
 }
 
-function buildAction(d: RuleDraft, chain: DraftChain, target: { name: string; goto: boolean; spec?: TargetSpec; opts: Options } | undefined): Rule["action"] {
+function buildAction(
+  d: RuleDraft,
+  chain: DraftChain,
+  target: { name: string; goto: boolean; spec?: TargetSpec; opts: Options } | undefined,
+): Rule["action"] {
   if (d.counterTag !== undefined) {
-    if (target) fail("import_unsupported", `a rule tagged palisade-counter:${d.counterTag} has no target in Palisade's rendering`, target.name);
+    if (target)
+      fail(
+        "import_unsupported",
+        `a rule tagged palisade-counter:${d.counterTag} has no target in Palisade's rendering`,
+        target.name,
+      );
     d.policy.counters[d.counterTag] = {};
     return { type: "counter", name: d.counterTag };
   }
@@ -363,15 +452,25 @@ function buildAction(d: RuleDraft, chain: DraftChain, target: { name: string; go
   const dest = d.policy.find(chain.table, target.name);
   if (!dest || dest.hook) {
     if (dest?.hook) fail("import_syntax", `cannot jump to builtin chain ${target.name}`, target.name);
-    fail("import_unknown_target", `unknown target ${target.name} (not a supported target, and no chain of that name was created with -N in table ${chain.table})`, target.name);
+    fail(
+      "import_unknown_target",
+      `unknown target ${target.name} (not a supported target, and no chain of that name was created with -N in table ${chain.table})`,
+      target.name,
+    );
   }
   return { type: target.goto ? "goto" : "jump", chain: dest.key };
 }
 
 function flush(draft: PolicyDraft, table: Table, chainName: string | undefined, word: string): LineResult {
-  const chains = chainName ? [draft.find(table, chainName)].filter((c): c is DraftChain => c !== undefined) : [...draft.chains.values()].filter((c) => c.table === table);
+  const chains = chainName
+    ? [draft.find(table, chainName)].filter((c): c is DraftChain => c !== undefined)
+    : [...draft.chains.values()].filter((c) => c.table === table);
   if (chains.some((c) => c.rules.length > 0)) {
-    fail("import_unsupported", `${word} would remove rules added earlier in this script; the import keeps every rule, so remove them from the script instead`, word);
+    fail(
+      "import_unsupported",
+      `${word} would remove rules added earlier in this script; the import keeps every rule, so remove them from the script instead`,
+      word,
+    );
   }
   return { status: "skipped", reason: `${word}: the imported policy starts empty, so flushing has no effect` };
 }
@@ -379,14 +478,20 @@ function flush(draft: PolicyDraft, table: Table, chainName: string | undefined, 
 function deleteChain(draft: PolicyDraft, table: Table, chainName: string | undefined): LineResult {
   if (!chainName) {
     const users = [...draft.chains.values()].filter((c) => c.table === table && !c.hook);
-    if (users.length === 0) return { status: "skipped", reason: "-X: no user chains exist yet, so deleting them has no effect" };
-    fail("import_unsupported", "-X would delete chains created earlier in this script; remove them from the script instead", "-X");
+    if (users.length === 0)
+      return { status: "skipped", reason: "-X: no user chains exist yet, so deleting them has no effect" };
+    fail(
+      "import_unsupported",
+      "-X would delete chains created earlier in this script; remove them from the script instead",
+      "-X",
+    );
   }
   const chain = draft.find(table, chainName);
-  if (!chain) return { status: "skipped", reason: `-X ${chainName}: the chain does not exist yet, so deleting it has no effect` };
+  if (!chain)
+    return { status: "skipped", reason: `-X ${chainName}: the chain does not exist yet, so deleting it has no effect` };
   if (chain.hook) fail("import_syntax", `cannot delete builtin chain ${chainName}`, chainName);
-  if (chain.rules.length > 0 || draft.isReferenced(chain.key)) fail("import_unsupported", `-X ${chainName}: the chain still has rules or is jumped to`, chainName);
+  if (chain.rules.length > 0 || draft.isReferenced(chain.key))
+    fail("import_unsupported", `-X ${chainName}: the chain still has rules or is jumped to`, chainName);
   draft.deleteChain(chain);
   return { status: "imported", reason: `chain ${chainName} deleted again` };
 }
-

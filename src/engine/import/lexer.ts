@@ -6,7 +6,8 @@
 // Every loop step consumes at least one character, so the lexer is linear in the input.
 
 /** Where shell the importer cannot follow should go instead: the CLI runs the script in a sandbox. */
-export const EXECUTE_HINT = "run the script with `palisade import --execute FILE` (CLI only): it runs in a sandbox and its iptables commands are recorded";
+export const EXECUTE_HINT =
+  "run the script with `palisade import --execute FILE` (CLI only): it runs in a sandbox and its iptables commands are recorded";
 
 export interface LexedCommand {
   /** First and last physical line (1-based) the command spans. */
@@ -305,7 +306,8 @@ export function lexScript(source: string, variables: Record<string, string> = {}
         while (src[j] === " " || src[j] === "\t") j++;
         while (j < src.length && !/[\s;&|<>()]/.test(src[j]!)) target += src[j++];
       }
-      if (target === "" || target.includes("$") || /["'`]/.test(target)) markUnsupported(">", "a redirection without a plain file name is not supported");
+      if (target === "" || target.includes("$") || /["'`]/.test(target))
+        markUnsupported(">", "a redirection without a plain file name is not supported");
       redirects.push(target);
       i = j;
       continue;
@@ -313,7 +315,10 @@ export function lexScript(source: string, variables: Record<string, string> = {}
     if (c === "|" || c === "&" || c === "<" || c === ">" || c === "(" || c === ")") {
       const two = src.slice(i, i + 2);
       const token = two === "&&" || two === "||" || two === ">>" || two === "2>" ? two : c;
-      markUnsupported(token, `shell operator '${token}' is not supported: write one firewall command per line, or ${EXECUTE_HINT}`);
+      markUnsupported(
+        token,
+        `shell operator '${token}' is not supported: write one firewall command per line, or ${EXECUTE_HINT}`,
+      );
       endWord();
       i += token.length;
       continue;

@@ -1,13 +1,22 @@
 // iptables match modules (-m NAME and the protocol matches -p loads implicitly): which
 // options each takes, and how the collected options become keys of the policy's Match.
 import type { Match } from "../policy/index.ts";
-import { ADDR_TYPES, CT_STATES, Name, QuotaDef } from "../policy/index.ts";
+import { ADDR_TYPES, CT_STATES, Name, type QuotaDef } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { EXTRA_MODULES } from "./matches-extra.ts";
 import { knownSet } from "./ipset.ts";
 import { negate, noNegation, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
 import { parseMarkValue, parsePortItem, parsePortList, parseRate, parseUint, parseInterface } from "./values.ts";
-import { ALL_TCP_FLAGS, ICMPV6_BY_NAME, ICMPV6_BY_NUMBER, ICMP_BY_NAME, ICMP_BY_NUMBER, ICMP_CODE_NAMES, ICMPV6_CODE_NAMES, IPT_TCP_FLAGS } from "./vocab.ts";
+import {
+  ALL_TCP_FLAGS,
+  ICMPV6_BY_NAME,
+  ICMPV6_BY_NUMBER,
+  ICMP_BY_NAME,
+  ICMP_BY_NUMBER,
+  ICMP_CODE_NAMES,
+  ICMPV6_CODE_NAMES,
+  IPT_TCP_FLAGS,
+} from "./vocab.ts";
 
 interface OptionSpec {
   /** Number of arguments (0: a flag). */
@@ -39,12 +48,14 @@ function ports(o: Options, d: RuleDraft): void {
   if (p) setMatch(d, "dport", negate(p.neg, parsePortItem(val(p), p.opt)), p.opt);
 }
 const portOptions: Record<string, OptionSpec> = {
-  "--sport": negArg, "--source-port": { ...negArg, alias: "--sport" },
-  "--dport": negArg, "--destination-port": { ...negArg, alias: "--dport" },
+  "--sport": negArg,
+  "--source-port": { ...negArg, alias: "--sport" },
+  "--dport": negArg,
+  "--destination-port": { ...negArg, alias: "--dport" },
 };
 
 type TcpFlag = (typeof ALL_TCP_FLAGS)[number];
-function tcpFlagList(text: string, opt: string): TcpFlag[] {
+function tcpFlagList(text: string, _opt: string): TcpFlag[] {
   if (text === "ALL") return [...ALL_TCP_FLAGS];
   if (text === "NONE") return [];
   const out = new Set<TcpFlag>();
@@ -67,20 +78,28 @@ const tcp: ModuleSpec = {
   build(o, d) {
     ports(o, d);
     const opt = o.get("--tcp-option");
-    if (opt) fail("import_unsupported", "--tcp-option (TCP option presence) has no equivalent in the policy schema", opt.opt);
+    if (opt)
+      fail("import_unsupported", "--tcp-option (TCP option presence) has no equivalent in the policy schema", opt.opt);
     const f = o.get("--tcp-flags");
     if (f) {
       const [maskText, compText] = (f.value ?? "").split(" ") as [string, string];
       const mask = tcpFlagList(maskText, f.opt);
       const compare = tcpFlagList(compText, f.opt);
-      if (mask.length === 0) fail("import_invalid_value", "--tcp-flags with an empty mask (NONE) matches every packet; drop the option", f.opt);
+      if (mask.length === 0)
+        fail(
+          "import_invalid_value",
+          "--tcp-flags with an empty mask (NONE) matches every packet; drop the option",
+          f.opt,
+        );
       const missing = compare.find((c) => !mask.includes(c));
-      if (missing) fail("import_invalid_value", `--tcp-flags: ${missing.toUpperCase()} is compared but not in the mask`, compText);
+      if (missing)
+        fail("import_invalid_value", `--tcp-flags: ${missing.toUpperCase()} is compared but not in the mask`, compText);
       setMatch(d, "tcpFlags", negate(f.neg, { mask, compare }), f.opt);
     }
     const syn = o.get("--syn");
     // --syn is shorthand for --tcp-flags SYN,RST,ACK,FIN SYN.
-    if (syn) setMatch(d, "tcpFlags", negate(syn.neg, { mask: ["fin", "syn", "rst", "ack"], compare: ["syn"] }), syn.opt);
+    if (syn)
+      setMatch(d, "tcpFlags", negate(syn.neg, { mask: ["fin", "syn", "rst", "ack"], compare: ["syn"] }), syn.opt);
   },
 };
 const udp: ModuleSpec = { options: portOptions, build: ports };
@@ -90,19 +109,31 @@ type Icmpv6Type = Extract<NonNullable<Match["icmpv6Type"]>, string | number>;
 
 /** `--icmp-type` text: a name, a number, `type/code`, or a name standing for a type and code. */
 function icmpType<T extends string>(
-  o: OptionValue, byName: Record<string, T>, byNumber: Record<number, T>, codeNames: Record<string, [number, number]>, v6: boolean,
+  o: OptionValue,
+  byName: Record<string, T>,
+  byNumber: Record<number, T>,
+  codeNames: Record<string, [number, number]>,
+  v6: boolean,
 ): { type: T | number; code?: number } | null {
   const text = val(o);
   if (text === "any") return null;
   const named = codeNames[text];
-  const [typeText, codeText] = named ? [String(named[0]), String(named[1])] : (text.split("/") as [string, string | undefined]);
+  const [typeText, codeText] = named
+    ? [String(named[0]), String(named[1])]
+    : (text.split("/") as [string, string | undefined]);
   let type: T | number | undefined;
   if (/^\d{1,3}$/.test(typeText) && Number(typeText) <= 255) type = byNumber[Number(typeText)] ?? Number(typeText);
   else type = byName[typeText];
   if (type === undefined) fail("import_invalid_value", `${text} is not an ICMP${v6 ? "v6" : ""} type`, text);
   if (codeText === undefined) return { type };
-  if (!/^\d{1,3}$/.test(codeText) || Number(codeText) > 255) fail("import_invalid_value", `${codeText} is not an ICMP code (0-255)`, text);
-  if (o.neg) fail("import_unsupported", `! --icmp${v6 ? "v6" : ""}-type ${text}: the policy negates ICMP types, not a type with its code`, text);
+  if (!/^\d{1,3}$/.test(codeText) || Number(codeText) > 255)
+    fail("import_invalid_value", `${codeText} is not an ICMP code (0-255)`, text);
+  if (o.neg)
+    fail(
+      "import_unsupported",
+      `! --icmp${v6 ? "v6" : ""}-type ${text}: the policy negates ICMP types, not a type with its code`,
+      text,
+    );
   return { type, code: Number(codeText) };
 }
 
@@ -135,13 +166,20 @@ const icmp6: ModuleSpec = {
 
 const multiport: ModuleSpec = {
   options: {
-    "--sports": negArg, "--source-ports": { ...negArg, alias: "--sports" },
-    "--dports": negArg, "--destination-ports": { ...negArg, alias: "--dports" },
+    "--sports": negArg,
+    "--source-ports": { ...negArg, alias: "--sports" },
+    "--dports": negArg,
+    "--destination-ports": { ...negArg, alias: "--dports" },
     "--ports": negArg,
   },
   build(o, d) {
     const any = o.get("--ports");
-    if (any) fail("import_unsupported", "multiport --ports (source OR destination port) has no equivalent: split it into a --sports and a --dports rule", any.opt);
+    if (any)
+      fail(
+        "import_unsupported",
+        "multiport --ports (source OR destination port) has no equivalent: split it into a --sports and a --dports rule",
+        any.opt,
+      );
     const s = o.get("--sports");
     if (s) setMatch(d, "sport", negate(s.neg, parsePortList(val(s), s.opt)), s.opt);
     const p = o.get("--dports");
@@ -156,7 +194,11 @@ function ctStates(o: OptionValue): CtState[] {
     .map((s) => {
       const st = s.toLowerCase();
       if (!(CT_STATES as readonly string[]).includes(st)) {
-        fail("import_unsupported", `conntrack state ${s} is not one of NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED${o.opt === "--ctstate" ? ", DNAT, SNAT" : ""}`, s);
+        fail(
+          "import_unsupported",
+          `conntrack state ${s} is not one of NEW, ESTABLISHED, RELATED, INVALID, UNTRACKED${o.opt === "--ctstate" ? ", DNAT, SNAT" : ""}`,
+          s,
+        );
       }
       return st as CtState;
     });
@@ -167,10 +209,28 @@ function ctStateOrStatus(o: OptionValue, d: RuleDraft): void {
   const nat = words.filter((w) => /^(DNAT|SNAT)$/i.test(w));
   if (nat.length === 0) return setMatch(d, "ctState", negate(o.neg, ctStates(o)), o.opt);
   // "NEW,DNAT" is NEW or DNAT: two different keys of the policy cannot say "or".
-  if (nat.length !== words.length) fail("import_unsupported", `--ctstate ${val(o)} mixes states and DNAT/SNAT (an OR of two matches): split the rule`, val(o));
-  setMatch(d, "ctStatus", negate(o.neg, nat.map((w) => w.toLowerCase() as "dnat" | "snat")), o.opt);
+  if (nat.length !== words.length)
+    fail(
+      "import_unsupported",
+      `--ctstate ${val(o)} mixes states and DNAT/SNAT (an OR of two matches): split the rule`,
+      val(o),
+    );
+  setMatch(
+    d,
+    "ctStatus",
+    negate(
+      o.neg,
+      nat.map((w) => w.toLowerCase() as "dnat" | "snat"),
+    ),
+    o.opt,
+  );
 }
-const CT_STATUS_WORDS: Record<string, "expected" | "seen-reply" | "assured" | "confirmed"> = { EXPECTED: "expected", SEEN_REPLY: "seen-reply", ASSURED: "assured", CONFIRMED: "confirmed" };
+const CT_STATUS_WORDS: Record<string, "expected" | "seen-reply" | "assured" | "confirmed"> = {
+  EXPECTED: "expected",
+  SEEN_REPLY: "seen-reply",
+  ASSURED: "assured",
+  CONFIRMED: "confirmed",
+};
 const state: ModuleSpec = {
   options: { "--state": negArg },
   build(o, d) {
@@ -178,23 +238,51 @@ const state: ModuleSpec = {
     if (s) setMatch(d, "ctState", negate(s.neg, ctStates(s)), s.opt);
   },
 };
-const CONNTRACK_OTHER = ["--ctproto", "--ctorigsrc", "--ctorigdst", "--ctreplsrc", "--ctrepldst", "--ctorigsrcport", "--ctorigdstport", "--ctreplsrcport", "--ctrepldstport", "--ctexpire", "--ctdir"];
+const CONNTRACK_OTHER = [
+  "--ctproto",
+  "--ctorigsrc",
+  "--ctorigdst",
+  "--ctreplsrc",
+  "--ctrepldst",
+  "--ctorigsrcport",
+  "--ctorigdstport",
+  "--ctreplsrcport",
+  "--ctrepldstport",
+  "--ctexpire",
+  "--ctdir",
+];
 const conntrack: ModuleSpec = {
-  options: { "--ctstate": negArg, "--ctstatus": negArg, ...Object.fromEntries(CONNTRACK_OTHER.map((k) => [k, negArg])) },
+  options: {
+    "--ctstate": negArg,
+    "--ctstatus": negArg,
+    ...Object.fromEntries(CONNTRACK_OTHER.map((k) => [k, negArg])),
+  },
   build(o, d) {
     for (const k of CONNTRACK_OTHER) {
       const x = o.get(k);
-      if (x) fail("import_unsupported", `conntrack ${k} has no equivalent in the policy schema (--ctstate and --ctstatus do)`, x.opt);
+      if (x)
+        fail(
+          "import_unsupported",
+          `conntrack ${k} has no equivalent in the policy schema (--ctstate and --ctstatus do)`,
+          x.opt,
+        );
     }
     const s = o.get("--ctstate");
     const st = o.get("--ctstatus");
     if (s) ctStateOrStatus(s, d);
     if (st) {
-      const bits = val(st).split(",").map((w) => {
-        const b = CT_STATUS_WORDS[w.toUpperCase()];
-        if (!b) fail("import_invalid_value", `conntrack status ${w} is not one of EXPECTED, SEEN_REPLY, ASSURED, CONFIRMED${w.toUpperCase() === "NONE" ? " (NONE, no bit set, has no equivalent)" : ""}`, w);
-        return b;
-      });
+      const bits = val(st)
+        .split(",")
+        .map((w) => {
+          const b = CT_STATUS_WORDS[w.toUpperCase()];
+          if (!b)
+            fail(
+              "import_invalid_value",
+              `conntrack status ${w} is not one of EXPECTED, SEEN_REPLY, ASSURED, CONFIRMED${w.toUpperCase() === "NONE" ? " (NONE, no bit set, has no equivalent)" : ""}`,
+              w,
+            );
+          return b;
+        });
       setMatch(d, "ctStatus", negate(st.neg, bits), st.opt);
     }
   },
@@ -225,13 +313,23 @@ function schemaName(text: string, what: string, d: RuleDraft): string {
 
 const recent: ModuleSpec = {
   options: {
-    "--set": negFlag, "--update": negFlag, "--rcheck": negFlag, "--remove": negFlag,
-    "--seconds": arg, "--hitcount": arg, "--name": arg, "--rsource": flag, "--rdest": flag,
-    "--reap": flag, "--rttl": flag, "--mask": arg,
+    "--set": negFlag,
+    "--update": negFlag,
+    "--rcheck": negFlag,
+    "--remove": negFlag,
+    "--seconds": arg,
+    "--hitcount": arg,
+    "--name": arg,
+    "--rsource": flag,
+    "--rdest": flag,
+    "--reap": flag,
+    "--rttl": flag,
+    "--mask": arg,
   },
   build(o, d) {
     const modes = (["--set", "--update", "--rcheck", "--remove"] as const).filter((m) => o.has(m));
-    if (modes.length !== 1) fail("import_syntax", "-m recent needs exactly one of --set, --update, --rcheck, --remove", "-m recent");
+    if (modes.length !== 1)
+      fail("import_syntax", "-m recent needs exactly one of --set, --update, --rcheck, --remove", "-m recent");
     const modeOpt = o.get(modes[0]!)!;
     noNegation(modeOpt);
     const rttl = o.get("--rttl");
@@ -239,7 +337,11 @@ const recent: ModuleSpec = {
     // iptables-save always prints the mask; the all-ones default (the whole address) is what the policy's lists key on.
     const mask = o.get("--mask");
     if (mask && !/^(255\.255\.255\.255|ffff(:ffff){7})$/i.test(val(mask))) {
-      fail("import_unsupported", `recent --mask ${val(mask)}: the policy's recent lists key on whole addresses (mask 255.255.255.255)`, val(mask));
+      fail(
+        "import_unsupported",
+        `recent --mask ${val(mask)}: the policy's recent lists key on whole addresses (mask 255.255.255.255)`,
+        val(mask),
+      );
     }
     if (o.has("--reap")) d.notes.push("--reap only frees memory early: listed addresses expire by themselves");
     const nameOpt = o.get("--name");
@@ -252,7 +354,11 @@ const recent: ModuleSpec = {
     if (hitcount === 0) fail("import_invalid_value", "--hitcount must be at least 1", val(hit!));
     const mode = modeOpt.opt.slice(2) as "set" | "update" | "rcheck" | "remove";
     if ((seconds !== undefined || hitcount !== undefined) && (mode === "set" || mode === "remove")) {
-      fail("import_syntax", `--seconds/--hitcount only apply to --update and --rcheck, not --${mode}`, sec?.opt ?? hit!.opt);
+      fail(
+        "import_syntax",
+        `--seconds/--hitcount only apply to --update and --rcheck, not --${mode}`,
+        sec?.opt ?? hit!.opt,
+      );
     }
     const m: NonNullable<Match["recent"]> = { name, mode, side: o.has("--rdest") ? "destination" : "source" };
     if (seconds !== undefined) m.seconds = seconds;
@@ -264,9 +370,12 @@ const recent: ModuleSpec = {
 /** quota2 names the kernel refuses (xtables-addons manual). */
 function checkQuotaName(name: string, opt: string): void {
   if (name === "") fail("import_invalid_value", "quota2 --name must not be empty", opt);
-  if (name.startsWith(".")) fail("import_invalid_value", `quota2 name ${name} starts with a dot, which the kernel refuses`, name);
-  if (name.includes("/")) fail("import_invalid_value", `quota2 name ${name} contains a slash, which the kernel refuses`, name);
-  if (!/^[\x21-\x7e]{1,15}$/.test(name)) fail("import_invalid_value", `quota2 name ${name} must be 1-15 printable characters`, name);
+  if (name.startsWith("."))
+    fail("import_invalid_value", `quota2 name ${name} starts with a dot, which the kernel refuses`, name);
+  if (name.includes("/"))
+    fail("import_invalid_value", `quota2 name ${name} contains a slash, which the kernel refuses`, name);
+  if (!/^[\x21-\x7e]{1,15}$/.test(name))
+    fail("import_invalid_value", `quota2 name ${name} must be 1-15 printable characters`, name);
 }
 
 const quota2: ModuleSpec = {
@@ -299,7 +408,8 @@ const quota2: ModuleSpec = {
           nameOpt?.opt ?? "--quota",
         );
       }
-      if (q && existing.limit !== def.limit) d.notes.push(`quota2 keeps the existing counter ${name}: its initial value ${existing.limit ?? 0} stays`);
+      if (q && existing.limit !== def.limit)
+        d.notes.push(`quota2 keeps the existing counter ${name}: its initial value ${existing.limit ?? 0} stays`);
     } else {
       d.policy.quotas[name] = def;
     }
@@ -316,7 +426,8 @@ const quota2: ModuleSpec = {
 function lengthValue(o: OptionValue): number | string {
   const text = val(o);
   const m = /^(\d{1,5})(?::(\d{1,5}))?$/.exec(text);
-  if (!m || Number(m[1]) > 65535 || Number(m[2] ?? 0) > 65535) fail("import_invalid_value", `${text} is not a length or a range min:max`, text);
+  if (!m || Number(m[1]) > 65535 || Number(m[2] ?? 0) > 65535)
+    fail("import_invalid_value", `${text} is not a length or a range min:max`, text);
   return m[2] === undefined ? Number(m[1]) : `${m[1]}-${m[2]}`;
 }
 
@@ -336,7 +447,8 @@ const length2: ModuleSpec = {
     const l = o.get("--length");
     if (!l) fail("import_missing_argument", "-m length2 needs --length", "-m length2");
     const layers = (["layer3", "layer4", "layer5"] as const).filter((x) => o.has(`--${x}`));
-    if (layers.length > 1) fail("import_syntax", "-m length2 takes one of --layer3, --layer4, --layer5", `--${layers[1]!}`);
+    if (layers.length > 1)
+      fail("import_syntax", "-m length2 takes one of --layer3, --layer4, --layer5", `--${layers[1]!}`);
     const layer = layers[0] ?? "layer3";
     const v = negate(l.neg, lengthValue(l));
     if (layer === "layer3") setMatch(d, "length", v, l.opt);
@@ -363,15 +475,38 @@ const connmark: ModuleSpec = {
   },
 };
 
-const IFACE_FLAGS = ["up", "down", "broadcast", "loopback", "pointtopoint", "running", "noarp", "arp", "promisc", "multicast", "dynamic", "lower-up", "dormant"] as const;
+const IFACE_FLAGS = [
+  "up",
+  "down",
+  "broadcast",
+  "loopback",
+  "pointtopoint",
+  "running",
+  "noarp",
+  "arp",
+  "promisc",
+  "multicast",
+  "dynamic",
+  "lower-up",
+  "dormant",
+] as const;
 const iface: ModuleSpec = {
-  options: { "--iface": arg, "--dev-in": flag, "--dev-out": flag, ...Object.fromEntries(IFACE_FLAGS.map((f) => [`--${f}`, negFlag])) },
+  options: {
+    "--iface": arg,
+    "--dev-in": flag,
+    "--dev-out": flag,
+    ...Object.fromEntries(IFACE_FLAGS.map((f) => [`--${f}`, negFlag])),
+  },
   build(o, d) {
     const name = o.get("--iface");
     const selectors = [name, o.get("--dev-in"), o.get("--dev-out")].filter(Boolean);
-    if (selectors.length !== 1) fail("import_syntax", "-m iface needs exactly one of --iface NAME, --dev-in, --dev-out", "-m iface");
-    const flags = IFACE_FLAGS.filter((f) => o.has(`--${f}`)).map((f) => (o.get(`--${f}`)!.neg ? { flag: f, not: true } : { flag: f }));
-    if (flags.length === 0) fail("import_syntax", "-m iface needs at least one flag to check (--up, --running, ...)", "-m iface");
+    if (selectors.length !== 1)
+      fail("import_syntax", "-m iface needs exactly one of --iface NAME, --dev-in, --dev-out", "-m iface");
+    const flags = IFACE_FLAGS.filter((f) => o.has(`--${f}`)).map((f) =>
+      o.get(`--${f}`)!.neg ? { flag: f, not: true } : { flag: f },
+    );
+    if (flags.length === 0)
+      fail("import_syntax", "-m iface needs at least one flag to check (--up, --running, ...)", "-m iface");
     const x: NonNullable<NonNullable<Match["xt"]>["iface"]> = { flags };
     if (name) x.interface = parseInterface(val(name), name.opt);
     if (o.has("--dev-in")) x.devIn = true;
@@ -380,7 +515,12 @@ const iface: ModuleSpec = {
   },
 };
 
-function setXt<K extends keyof NonNullable<Match["xt"]>>(d: RuleDraft, key: K, value: NonNullable<Match["xt"]>[K], opt: string): void {
+function setXt<K extends keyof NonNullable<Match["xt"]>>(
+  d: RuleDraft,
+  key: K,
+  value: NonNullable<Match["xt"]>[K],
+  opt: string,
+): void {
   const xt = (d.match.xt ??= {});
   if (xt[key] !== undefined) fail("import_conflict", `${opt} given twice`, opt);
   xt[key] = value;
@@ -388,15 +528,21 @@ function setXt<K extends keyof NonNullable<Match["xt"]>>(d: RuleDraft, key: K, v
 
 const geoip: ModuleSpec = {
   options: {
-    "--src-cc": negArg, "--source-country": { ...negArg, alias: "--src-cc" },
-    "--dst-cc": negArg, "--destination-country": { ...negArg, alias: "--dst-cc" },
+    "--src-cc": negArg,
+    "--source-country": { ...negArg, alias: "--src-cc" },
+    "--dst-cc": negArg,
+    "--destination-country": { ...negArg, alias: "--dst-cc" },
   },
   build(o, d) {
     const s = o.get("--src-cc");
     const t = o.get("--dst-cc");
     if (!s && !t) fail("import_missing_argument", "-m geoip needs --src-cc or --dst-cc", "-m geoip");
-    if (s && t && s.neg !== t.neg) fail("import_unsupported", "geoip with one negated and one plain country list has no equivalent", t.opt);
-    const list = (x: OptionValue) => val(x).split(",").map((c) => c.toUpperCase());
+    if (s && t && s.neg !== t.neg)
+      fail("import_unsupported", "geoip with one negated and one plain country list has no equivalent", t.opt);
+    const list = (x: OptionValue) =>
+      val(x)
+        .split(",")
+        .map((c) => c.toUpperCase());
     const g: NonNullable<NonNullable<Match["xt"]>["geoip"]> = {};
     if (s) g.source = list(s);
     if (t) g.destination = list(t);
@@ -419,9 +565,12 @@ const comment: ModuleSpec = {
     }
     if (d.comment !== undefined) fail("import_conflict", "a rule carries one comment", c.opt);
     // The schema keeps comments injection-proof: printable ASCII, no quote or backslash, 128 chars.
-    let text = val(c).replace(/[^\x20-\x7e]/g, "?").replace(/["\\]/g, "'");
+    let text = val(c)
+      .replace(/[^\x20-\x7e]/g, "?")
+      .replace(/["\\]/g, "'");
     if (text.length > 128) text = text.slice(0, 128);
-    if (text !== val(c)) d.notes.push("comment adjusted to printable ASCII without quotes or backslashes (at most 128 characters)");
+    if (text !== val(c))
+      d.notes.push("comment adjusted to printable ASCII without quotes or backslashes (at most 128 characters)");
     d.comment = text;
   },
 };
@@ -431,38 +580,57 @@ const addrtype: ModuleSpec = {
   build(o, d) {
     for (const k of ["--src-type", "--limit-iface-in", "--limit-iface-out"]) {
       const x = o.get(k);
-      if (x) fail("import_unsupported", `addrtype ${k} has no equivalent in the policy schema (only --dst-type)`, x.opt);
+      if (x)
+        fail("import_unsupported", `addrtype ${k} has no equivalent in the policy schema (only --dst-type)`, x.opt);
     }
     const t = o.get("--dst-type");
     if (!t) fail("import_missing_argument", "-m addrtype needs --dst-type", "-m addrtype");
-    const types = val(t).split(",").map((x) => {
-      const lower = x.toLowerCase();
-      if (!(ADDR_TYPES as readonly string[]).includes(lower)) fail("import_unsupported", `address type ${x} is not one of ${ADDR_TYPES.join(", ").toUpperCase()}`, x);
-      return lower as (typeof ADDR_TYPES)[number];
-    });
+    const types = val(t)
+      .split(",")
+      .map((x) => {
+        const lower = x.toLowerCase();
+        if (!(ADDR_TYPES as readonly string[]).includes(lower))
+          fail("import_unsupported", `address type ${x} is not one of ${ADDR_TYPES.join(", ").toUpperCase()}`, x);
+        return lower as (typeof ADDR_TYPES)[number];
+      });
     setMatch(d, "daddrType", negate(t.neg, types), t.opt);
   },
 };
 
 const hashlimit: ModuleSpec = {
   options: {
-    "--hashlimit-upto": arg, "--hashlimit": { arity: 1, alias: "--hashlimit-upto" }, "--hashlimit-above": arg,
-    "--hashlimit-burst": arg, "--hashlimit-mode": arg, "--hashlimit-name": arg,
-    "--hashlimit-htable-size": arg, "--hashlimit-htable-max": arg, "--hashlimit-htable-expire": arg,
-    "--hashlimit-htable-gcinterval": arg, "--hashlimit-srcmask": arg, "--hashlimit-dstmask": arg,
-    "--hashlimit-rate-match": flag, "--hashlimit-rate-interval": arg,
+    "--hashlimit-upto": arg,
+    "--hashlimit": { arity: 1, alias: "--hashlimit-upto" },
+    "--hashlimit-above": arg,
+    "--hashlimit-burst": arg,
+    "--hashlimit-mode": arg,
+    "--hashlimit-name": arg,
+    "--hashlimit-htable-size": arg,
+    "--hashlimit-htable-max": arg,
+    "--hashlimit-htable-expire": arg,
+    "--hashlimit-htable-gcinterval": arg,
+    "--hashlimit-srcmask": arg,
+    "--hashlimit-dstmask": arg,
+    "--hashlimit-rate-match": flag,
+    "--hashlimit-rate-interval": arg,
   },
   build(o, d) {
     const up = o.get("--hashlimit-upto");
     const above = o.get("--hashlimit-above");
-    if (!!up === !!above) fail("import_syntax", "-m hashlimit needs exactly one of --hashlimit-upto and --hashlimit-above", "-m hashlimit");
+    if (!!up === !!above)
+      fail("import_syntax", "-m hashlimit needs exactly one of --hashlimit-upto and --hashlimit-above", "-m hashlimit");
     for (const k of ["--hashlimit-rate-match", "--hashlimit-rate-interval"]) {
       const x = o.get(k);
       if (x) fail("import_unsupported", `hashlimit ${k} has no equivalent in the policy schema`, x.opt);
     }
     for (const k of ["--hashlimit-srcmask", "--hashlimit-dstmask"]) {
       const x = o.get(k);
-      if (x && val(x) !== "32" && val(x) !== "128") fail("import_unsupported", `hashlimit ${k} ${val(x)}: per-prefix buckets have no equivalent (only whole addresses)`, x.opt);
+      if (x && val(x) !== "32" && val(x) !== "128")
+        fail(
+          "import_unsupported",
+          `hashlimit ${k} ${val(x)}: per-prefix buckets have no equivalent (only whole addresses)`,
+          x.opt,
+        );
     }
     const r = (up ?? above)!;
     const rate = parseRate(val(r), r.opt);
@@ -473,12 +641,22 @@ const hashlimit: ModuleSpec = {
     const mode = modeOpt ? val(modeOpt) : "";
     if (mode === "") {
       // No mode: one bucket for all packets, which is exactly a plain rate limit.
-      setMatch(d, "limit", { rate, ...(burst !== undefined ? { burst } : {}), ...(above ? { over: true } : {}) }, r.opt);
-      if (o.has("--hashlimit-name")) d.notes.push("hashlimit without --hashlimit-mode is one shared bucket: imported as a plain limit");
+      setMatch(
+        d,
+        "limit",
+        { rate, ...(burst !== undefined ? { burst } : {}), ...(above ? { over: true } : {}) },
+        r.opt,
+      );
+      if (o.has("--hashlimit-name"))
+        d.notes.push("hashlimit without --hashlimit-mode is one shared bucket: imported as a plain limit");
       return;
     }
     if (mode !== "srcip" && mode !== "dstip") {
-      fail("import_unsupported", `--hashlimit-mode ${mode}: only per source (srcip) or per destination (dstip) address meters are supported`, mode);
+      fail(
+        "import_unsupported",
+        `--hashlimit-mode ${mode}: only per source (srcip) or per destination (dstip) address meters are supported`,
+        mode,
+      );
     }
     const nameOpt = o.get("--hashlimit-name");
     if (!nameOpt) fail("import_missing_argument", "-m hashlimit needs --hashlimit-name", "-m hashlimit");
@@ -493,10 +671,12 @@ const hashlimit: ModuleSpec = {
     if (burst !== undefined) meter.burst = burst;
     const exp = o.get("--hashlimit-htable-expire");
     // hashlimit expires entries in milliseconds; the policy counts whole seconds.
-    if (exp) meter.timeoutSeconds = Math.max(1, Math.ceil(parseUint(val(exp), "expiry in ms", 365 * 86400 * 1000) / 1000));
+    if (exp)
+      meter.timeoutSeconds = Math.max(1, Math.ceil(parseUint(val(exp), "expiry in ms", 365 * 86400 * 1000) / 1000));
     const size = o.get("--hashlimit-htable-size");
     if (size) meter.size = Math.max(1, Math.min(1_000_000, parseUint(val(size), "table size", 1_000_000)));
-    for (const k of ["--hashlimit-htable-max", "--hashlimit-htable-gcinterval"]) if (o.has(k)) d.notes.push(`${k} only tunes memory use; not carried over`);
+    for (const k of ["--hashlimit-htable-max", "--hashlimit-htable-gcinterval"])
+      if (o.has(k)) d.notes.push(`${k} only tunes memory use; not carried over`);
     setMatch(d, "meter", meter, r.opt);
   },
 };
@@ -506,7 +686,8 @@ const condition: ModuleSpec = {
   build(o, d) {
     const c = o.get("--condition");
     if (!c) fail("import_missing_argument", "-m condition needs --condition NAME", "-m condition");
-    if (!/^[A-Za-z0-9_]{1,27}$/.test(val(c))) fail("import_invalid_value", `condition name ${val(c)} must be 1-27 letters, digits or '_'`, val(c));
+    if (!/^[A-Za-z0-9_]{1,27}$/.test(val(c)))
+      fail("import_invalid_value", `condition name ${val(c)} must be 1-27 letters, digits or '_'`, val(c));
     setXt(d, "condition", negate(c.neg, val(c)), c.opt);
   },
 };
@@ -516,15 +697,24 @@ const ipp2p: ModuleSpec = {
   options: { ...Object.fromEntries(IPP2P.map((p) => [`--${p}`, flag])), "--debug": flag },
   build(o, d) {
     const list = IPP2P.filter((p) => o.has(`--${p}`));
-    if (list.length === 0) fail("import_missing_argument", "-m ipp2p needs at least one protocol option (--edk, --bit, ...)", "-m ipp2p");
+    if (list.length === 0)
+      fail("import_missing_argument", "-m ipp2p needs at least one protocol option (--edk, --bit, ...)", "-m ipp2p");
     if (o.has("--debug")) d.notes.push("ipp2p --debug only adds kernel log output; not carried over");
     setXt(d, "ipp2p", list, "-m ipp2p");
   },
 };
 
 const IPV4_OPTION_NUMBERS: Record<string, string> = {
-  "1": "nop", "2": "security", "3": "lsrr", "4": "timestamp", "7": "record-route", "9": "ssrr",
-  "11": "mtu-probe", "12": "mtu-reply", "18": "traceroute", "20": "router-alert",
+  "1": "nop",
+  "2": "security",
+  "3": "lsrr",
+  "4": "timestamp",
+  "7": "record-route",
+  "9": "ssrr",
+  "11": "mtu-probe",
+  "12": "mtu-reply",
+  "18": "traceroute",
+  "20": "router-alert",
 };
 type Ipv4Option = NonNullable<NonNullable<Match["xt"]>["ipv4options"]>["flags"][number]["option"];
 const ipv4options: ModuleSpec = {
@@ -533,13 +723,15 @@ const ipv4options: ModuleSpec = {
     const f = o.get("--flags");
     if (!f) fail("import_missing_argument", "-m ipv4options needs --flags", "-m ipv4options");
     const known = new Set(Object.values(IPV4_OPTION_NUMBERS));
-    const flags = val(f).split(",").map((s) => {
-      const not = s.startsWith("!");
-      const sym = not ? s.slice(1) : s;
-      const option = IPV4_OPTION_NUMBERS[sym] ?? sym;
-      if (!known.has(option)) fail("import_invalid_value", `${sym} is not an IPv4 option name or number`, sym);
-      return not ? { option: option as Ipv4Option, not: true } : { option: option as Ipv4Option };
-    });
+    const flags = val(f)
+      .split(",")
+      .map((s) => {
+        const not = s.startsWith("!");
+        const sym = not ? s.slice(1) : s;
+        const option = IPV4_OPTION_NUMBERS[sym] ?? sym;
+        if (!known.has(option)) fail("import_invalid_value", `${sym} is not an IPv4 option name or number`, sym);
+        return not ? { option: option as Ipv4Option, not: true } : { option: option as Ipv4Option };
+      });
     setXt(d, "ipv4options", o.has("--any") ? { flags, any: true } : { flags }, "-m ipv4options");
   },
 };
@@ -549,14 +741,21 @@ const lscan: ModuleSpec = {
   options: Object.fromEntries(LSCAN.map((p) => [`--${p}`, flag])),
   build(o, d) {
     const list = LSCAN.filter((p) => o.has(`--${p}`));
-    if (list.length === 0) fail("import_missing_argument", "-m lscan needs at least one of --stealth, --synscan, --cnscan, --grscan", "-m lscan");
+    if (list.length === 0)
+      fail(
+        "import_missing_argument",
+        "-m lscan needs at least one of --stealth, --synscan, --cnscan, --grscan",
+        "-m lscan",
+      );
     setXt(d, "lscan", list, "-m lscan");
   },
 };
 
 const PSD: Record<string, "weightThreshold" | "delayThreshold" | "loPortsWeight" | "hiPortsWeight"> = {
-  "--psd-weight-threshold": "weightThreshold", "--psd-delay-threshold": "delayThreshold",
-  "--psd-lo-ports-weight": "loPortsWeight", "--psd-hi-ports-weight": "hiPortsWeight",
+  "--psd-weight-threshold": "weightThreshold",
+  "--psd-delay-threshold": "delayThreshold",
+  "--psd-lo-ports-weight": "loPortsWeight",
+  "--psd-hi-ports-weight": "hiPortsWeight",
 };
 const psd: ModuleSpec = {
   options: Object.fromEntries(Object.keys(PSD).map((k) => [k, arg])),
@@ -591,7 +790,8 @@ const gradm: ModuleSpec = {
   options: { "--enabled": negFlag, "--disabled": negFlag },
   build(o, d) {
     const e = o.get("--enabled") ?? o.get("--disabled");
-    if (!e || (o.has("--enabled") && o.has("--disabled"))) fail("import_syntax", "-m gradm needs one of --enabled or --disabled", "-m gradm");
+    if (!e || (o.has("--enabled") && o.has("--disabled")))
+      fail("import_syntax", "-m gradm needs one of --enabled or --disabled", "-m gradm");
     const enabled = (e.opt === "--enabled") !== e.neg;
     setXt(d, "gradm", enabled ? "enabled" : "disabled", "-m gradm");
   },
@@ -602,7 +802,8 @@ const dhcpmac: ModuleSpec = {
   build(o, d) {
     const m = o.get("--mac");
     if (!m) fail("import_missing_argument", "-m dhcpmac needs --mac", "-m dhcpmac");
-    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i.test(val(m))) fail("import_invalid_value", `${val(m)} is not a MAC address aa:bb:cc:dd:ee:ff[/bits]`, val(m));
+    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i.test(val(m)))
+      fail("import_invalid_value", `${val(m)} is not a MAC address aa:bb:cc:dd:ee:ff[/bits]`, val(m));
     setXt(d, "dhcpmac", negate(m.neg, val(m).toLowerCase()), m.opt);
   },
 };
@@ -621,8 +822,15 @@ const rpfilter: ModuleSpec = {
 /** pknock is lifted as a whole rule (protections.portKnock); the options are kept for that. */
 const pknock: ModuleSpec = {
   options: {
-    "--knockports": arg, "--time": arg, "--t": { arity: 1, alias: "--time" }, "--autoclose": arg, "--name": arg,
-    "--strict": flag, "--opensecret": arg, "--closesecret": arg, "--checkip": flag,
+    "--knockports": arg,
+    "--time": arg,
+    "--t": { arity: 1, alias: "--time" },
+    "--autoclose": arg,
+    "--name": arg,
+    "--strict": flag,
+    "--opensecret": arg,
+    "--closesecret": arg,
+    "--checkip": flag,
   },
   build(o, d) {
     d.pknock = o;
@@ -641,15 +849,52 @@ const set: ModuleSpec = {
     const [ipsetName, dir] = (m.value ?? "").split(" ") as [string, string];
     const name = knownSet(d.policy, ipsetName);
     if (!name) fail("import_unsupported", `-m set: ${UNSUPPORTED_MODULES.set!} (set ${ipsetName})`, ipsetName);
-    if (dir !== "src" && dir !== "dst") fail("import_unsupported", `--match-set ${ipsetName} ${dir}: only one-dimensional sets (src or dst) are imported`, dir);
+    if (dir !== "src" && dir !== "dst")
+      fail(
+        "import_unsupported",
+        `--match-set ${ipsetName} ${dir}: only one-dimensional sets (src or dst) are imported`,
+        dir,
+      );
     setMatch(d, dir === "src" ? "saddr" : "daddr", negate(m.neg, `@${name}`), m.opt);
   },
 };
 
 export const MODULES: Record<string, ModuleSpec> = {
-  tcp, udp, sctp: udp, dccp: udp, udplite: udp, icmp, icmp6, multiport, state, conntrack, limit, recent,
-  quota2, quota: quota2, length, length2, mark, connmark, iface, geoip, comment, addrtype, hashlimit, condition,
-  ipp2p, ipv4options, lscan, psd, fuzzy, gradm, dhcpmac, rpfilter, pknock, set, ...EXTRA_MODULES,
+  tcp,
+  udp,
+  sctp: udp,
+  dccp: udp,
+  udplite: udp,
+  icmp,
+  icmp6,
+  multiport,
+  state,
+  conntrack,
+  limit,
+  recent,
+  quota2,
+  quota: quota2,
+  length,
+  length2,
+  mark,
+  connmark,
+  iface,
+  geoip,
+  comment,
+  addrtype,
+  hashlimit,
+  condition,
+  ipp2p,
+  ipv4options,
+  lscan,
+  psd,
+  fuzzy,
+  gradm,
+  dhcpmac,
+  rpfilter,
+  pknock,
+  set,
+  ...EXTRA_MODULES,
 };
 
 /** Known modules that the policy cannot express, with the reason the report gives. */
@@ -667,7 +912,15 @@ export const UNSUPPORTED_MODULES: Record<string, string> = {
 };
 
 /** The match module -p loads implicitly, for options given without -m. */
-export const IMPLICIT_MODULE: Record<string, string> = { tcp: "tcp", udp: "udp", icmp: "icmp", icmpv6: "icmp6", sctp: "sctp", dccp: "dccp", udplite: "udplite" };
+export const IMPLICIT_MODULE: Record<string, string> = {
+  tcp: "tcp",
+  udp: "udp",
+  icmp: "icmp",
+  icmpv6: "icmp6",
+  sctp: "sctp",
+  dccp: "dccp",
+  udplite: "udplite",
+};
 
 export function canonicalOption(spec: ModuleSpec, opt: string): { name: string; spec: OptionSpec } | undefined {
   const s = spec.options[opt];

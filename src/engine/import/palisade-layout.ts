@@ -17,7 +17,8 @@ export function foldPalisadeLayout(draft: PolicyDraft, entries: PendingEntry[]):
   const entryChains = [...draft.chains.values()].filter((c) => !c.hook && c.iptName.startsWith(ENTRY));
   if (entryChains.length === 0) return;
   const report = new Map<RuleEntry, PendingEntry[]>();
-  for (const e of entries) if (e.target?.kind === "rule") report.set(e.target.entry, [...(report.get(e.target.entry) ?? []), e]);
+  for (const e of entries)
+    if (e.target?.kind === "rule") report.set(e.target.entry, [...(report.get(e.target.entry) ?? []), e]);
   const mark = (entry: RuleEntry, status: PendingEntry["status"], reason: string, chain?: DraftChain) => {
     for (const e of report.get(entry) ?? []) {
       e.status = status;
@@ -48,7 +49,10 @@ export function foldPalisadeLayout(draft: PolicyDraft, entries: PendingEntry[]):
         mark(r, "skipped", "Palisade failsafe rule: rendered from the policy's failsafe setting");
         continue;
       }
-      const target = typeof a === "object" && a.type === "jump" && r.rule.match === undefined ? [...draft.chains.values()].find((c) => c.key === a.chain) : undefined;
+      const target =
+        typeof a === "object" && a.type === "jump" && r.rule.match === undefined
+          ? [...draft.chains.values()].find((c) => c.key === a.chain)
+          : undefined;
       if (target && !target.hook && target.table === entry.table && target.iptName.startsWith(CHAIN)) {
         target.hook = hook;
         mark(r, "imported", `Palisade entry chain: ${target.iptName} is a base chain on hook ${hook}`, target);
@@ -61,14 +65,21 @@ export function foldPalisadeLayout(draft: PolicyDraft, entries: PendingEntry[]):
       // The builtin chain's jump into the entry chain is plumbing too.
       const builtin = draft.find(entry.table, entry.iptName.slice(ENTRY.length));
       if (builtin) {
-        for (const r of builtin.rules.filter((x) => isEntryJump(x, entry))) mark(r, "skipped", `Palisade plumbing: ${builtin.iptName} jumps to ${entry.iptName}`);
+        for (const r of builtin.rules.filter((x) => isEntryJump(x, entry)))
+          mark(r, "skipped", `Palisade plumbing: ${builtin.iptName} jumps to ${entry.iptName}`);
         builtin.rules = builtin.rules.filter((x) => !isEntryJump(x, entry));
-        if (builtin.rules.length === 0 && builtin.policy === undefined) dropChain(draft, builtin, entries, `builtin chain ${builtin.iptName} only held Palisade's jump`);
+        if (builtin.rules.length === 0 && builtin.policy === undefined)
+          dropChain(draft, builtin, entries, `builtin chain ${builtin.iptName} only held Palisade's jump`);
       }
       dropChain(draft, entry, entries, `Palisade entry chain ${entry.iptName}`);
     }
   }
-  if (inboundEntry) draft.failsafe = failsafeSeen ? (failsafePorts ? { enabled: true, ports: failsafePorts } : { enabled: true }) : { enabled: false };
+  if (inboundEntry)
+    draft.failsafe = failsafeSeen
+      ? failsafePorts
+        ? { enabled: true, ports: failsafePorts }
+        : { enabled: true }
+      : { enabled: false };
 
   for (const chain of [...draft.chains.values()]) {
     if (!chain.iptName.startsWith(CHAIN)) continue;
@@ -76,11 +87,18 @@ export function foldPalisadeLayout(draft: PolicyDraft, entries: PendingEntry[]):
     if (NAME_RE.test(name) && !draft.chains.has(name)) {
       draft.rekey(chain, name);
       for (const e of entries) {
-        if (e.target?.kind === "chain" && e.target.chain === chain && e.text.startsWith(":")) e.reason = `Palisade's kernel chain for policy chain ${name}`;
+        if (e.target?.kind === "chain" && e.target.chain === chain && e.text.startsWith(":"))
+          e.reason = `Palisade's kernel chain for policy chain ${name}`;
       }
     }
     const last = chain.rules[chain.rules.length - 1];
-    if (chain.hook && last && last.rule.comment === POLICY_DROP && last.rule.match === undefined && (last.rule.action === "drop" || (typeof last.rule.action === "object" && last.rule.action.type === "drop"))) {
+    if (
+      chain.hook &&
+      last &&
+      last.rule.comment === POLICY_DROP &&
+      last.rule.match === undefined &&
+      (last.rule.action === "drop" || (typeof last.rule.action === "object" && last.rule.action.type === "drop"))
+    ) {
       chain.rules.pop();
       chain.policy = "drop";
       mark(last, "imported", "Palisade's rendering of the base chain's drop policy", chain);

@@ -14,7 +14,13 @@ import { fail } from "./cursor.ts";
 import { error as diagnostic } from "../diagnostics.ts";
 
 export const RECORDED_PROGRAMS = [
-  "iptables", "ip6tables", "iptables-restore", "ip6tables-restore", "ipset", "modprobe", "sysctl",
+  "iptables",
+  "ip6tables",
+  "iptables-restore",
+  "ip6tables-restore",
+  "ipset",
+  "modprobe",
+  "sysctl",
 ] as const;
 
 export const RecordedCommand = z.strictObject({
@@ -35,7 +41,12 @@ function quote(w: string): string {
 export function importRecorded(commands: readonly RecordedCommand[]): ImportResult {
   const size = commands.reduce((n, c) => n + c.args.join(" ").length + (c.input?.length ?? 0), 0);
   if (size > MAX_IMPORT_BYTES) {
-    return { report: [], errors: [diagnostic(["source"], "import_too_large", `the recorded commands are larger than ${MAX_IMPORT_BYTES} bytes`)] };
+    return {
+      report: [],
+      errors: [
+        diagnostic(["source"], "import_too_large", `the recorded commands are larger than ${MAX_IMPORT_BYTES} bytes`),
+      ],
+    };
   }
   const draft = new PolicyDraft();
   const out = new Collector();
@@ -72,7 +83,13 @@ export function importRecorded(commands: readonly RecordedCommand[]): ImportResu
 function restore(c: RecordedCommand, text: string, draft: PolicyDraft, out: Collector): void {
   const unsupported = c.args.filter((a) => !/^(-n|--noflush|-w|--wait|-c|--counters)$/.test(a));
   if (unsupported.length > 0 || c.input === undefined) {
-    out.add(c.line, text, () => fail("import_unsupported", `${c.program} ${unsupported.join(" ")}: only input on stdin is imported`, unsupported[0] ?? c.program));
+    out.add(c.line, text, () =>
+      fail(
+        "import_unsupported",
+        `${c.program} ${unsupported.join(" ")}: only input on stdin is imported`,
+        unsupported[0] ?? c.program,
+      ),
+    );
     return;
   }
   const inner = new Collector();

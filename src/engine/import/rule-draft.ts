@@ -34,7 +34,8 @@ export type Options = Map<string, OptionValue>;
 type MatchKey = keyof Match;
 
 export function setMatch<K extends MatchKey>(d: RuleDraft, key: K, value: Match[K], opt: string): void {
-  if (d.match[key] !== undefined) fail("import_conflict", `${opt} conflicts with an earlier option that already sets ${String(key)}`, opt);
+  if (d.match[key] !== undefined)
+    fail("import_conflict", `${opt} conflicts with an earlier option that already sets ${String(key)}`, opt);
   d.match[key] = value;
 }
 

@@ -59,9 +59,35 @@ const NOT_IPTABLES: Record<string, string> = {
 };
 
 /** Shell control flow a line-by-line importer cannot follow. */
-const SHELL_KEYWORDS = new Set(["if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac", "function", "select", "{", "}", "[[", "return", "source", "."]);
+const SHELL_KEYWORDS = new Set([
+  "if",
+  "then",
+  "else",
+  "elif",
+  "fi",
+  "for",
+  "while",
+  "until",
+  "do",
+  "done",
+  "case",
+  "esac",
+  "function",
+  "select",
+  "{",
+  "}",
+  "[[",
+  "return",
+  "source",
+  ".",
+]);
 
-export function importScript(source: string, draft: PolicyDraft, out: Collector, variables: Record<string, string> = {}): void {
+export function importScript(
+  source: string,
+  draft: PolicyDraft,
+  out: Collector,
+  variables: Record<string, string> = {},
+): void {
   const lexed = lexScript(source, variables);
   const forwarding = new ForwardingState(draft);
   const programs = lexed.commands.map((c): Program | undefined => {
@@ -92,30 +118,57 @@ export function importScript(source: string, draft: PolicyDraft, out: Collector,
   out.entries.sort((a, b) => a.line - b.line);
 }
 
-function runCommand(cmd: LexedCommand, program: Program | undefined, mixed: boolean, draft: PolicyDraft, fw: ForwardingState) {
-  if (cmd.assignmentOnly) return { status: "skipped" as const, reason: "shell variable assignment (expanded in later lines)" };
+function runCommand(
+  cmd: LexedCommand,
+  program: Program | undefined,
+  mixed: boolean,
+  draft: PolicyDraft,
+  fw: ForwardingState,
+) {
+  if (cmd.assignmentOnly)
+    return { status: "skipped" as const, reason: "shell variable assignment (expanded in later lines)" };
   if (cmd.words.length === 0) return { status: "skipped" as const, reason: "empty command" };
   if (cmd.unsupported) fail("import_unsupported", cmd.unsupported.reason, cmd.unsupported.token);
   const first = cmd.words[0]!;
   const name = first.slice(first.lastIndexOf("/") + 1);
   if (!program) {
     if (SHELL_KEYWORDS.has(first) || /^[A-Za-z_][A-Za-z0-9_-]*\(\)$/.test(first) || /^[A-Za-z_]\w*\)$/.test(first)) {
-      fail("import_shell_control_flow", `${first}: shell control flow (conditions, loops, functions, case) is not followed line by line; ${EXECUTE_HINT}`, first);
+      fail(
+        "import_shell_control_flow",
+        `${first}: shell control flow (conditions, loops, functions, case) is not followed line by line; ${EXECUTE_HINT}`,
+        first,
+      );
     }
     const why = NOT_IPTABLES[name];
     if (why) fail("import_not_a_firewall_command", why, first);
     const harmless = HARMLESS[name];
     // `echo 1 > /proc/sys/...` is a kernel setting, like sysctl.
-    if (harmless && cmd.redirects.some((r) => r.startsWith("/proc/sys/"))) return { status: "skipped" as const, reason: `${name} > ${cmd.redirects.find((r) => r.startsWith("/proc/sys/"))}: a kernel setting (like sysctl), not part of a firewall policy` };
-    if (harmless) return { status: "skipped" as const, reason: `${name}: ${harmless}${cmd.redirects.length ? ` (output redirected to ${cmd.redirects.join(", ")})` : ""}` };
+    if (harmless && cmd.redirects.some((r) => r.startsWith("/proc/sys/")))
+      return {
+        status: "skipped" as const,
+        reason: `${name} > ${cmd.redirects.find((r) => r.startsWith("/proc/sys/"))}: a kernel setting (like sysctl), not part of a firewall policy`,
+      };
+    if (harmless)
+      return {
+        status: "skipped" as const,
+        reason: `${name}: ${harmless}${cmd.redirects.length ? ` (output redirected to ${cmd.redirects.join(", ")})` : ""}`,
+      };
     if (name === "sudo" && cmd.words.length > 1) {
       return runCommand({ ...cmd, words: cmd.words.slice(1) }, programOf(cmd.words[1]!), mixed, draft, fw);
     }
-    fail("import_not_a_firewall_command", `${first} is not an iptables, ip6tables, ipmasqadm or ipchains command`, first);
+    fail(
+      "import_not_a_firewall_command",
+      `${first} is not an iptables, ip6tables, ipmasqadm or ipchains command`,
+      first,
+    );
   }
   if (cmd.undefinedVars.length > 0) {
     const v = cmd.undefinedVars[0]!;
-    fail("import_undefined_variable", `variable ${v} is not assigned earlier in the script (pass it in the import variables)`, `$${v}`);
+    fail(
+      "import_undefined_variable",
+      `variable ${v} is not assigned earlier in the script (pass it in the import variables)`,
+      `$${v}`,
+    );
   }
   const args = program === "bare" ? cmd.words : cmd.words.slice(1);
   switch (program) {

@@ -21,15 +21,42 @@ const REFLECTION =
   "sends packets back to their source: reflection loops and denial of service (two mirrors bounce a spoofed packet 240-255 times); removed from the kernel in 2.5/2.6 and always refused by Palisade";
 
 /** libxt_TOS symbolic values; they come with mask 0x3f (the two precedence bits are kept). */
-const TOS_NAMES: Record<string, number> = { "minimize-delay": 0x10, "maximize-throughput": 0x08, "maximize-reliability": 0x04, "minimize-cost": 0x02, "normal-service": 0x00 };
+const TOS_NAMES: Record<string, number> = {
+  "minimize-delay": 0x10,
+  "maximize-throughput": 0x08,
+  "maximize-reliability": 0x04,
+  "minimize-cost": 0x02,
+  "normal-service": 0x00,
+};
 const DSCP_CLASSES: Record<string, number> = {
-  CS0: 0, CS1: 8, CS2: 16, CS3: 24, CS4: 32, CS5: 40, CS6: 48, CS7: 56, BE: 0, EF: 46,
-  AF11: 10, AF12: 12, AF13: 14, AF21: 18, AF22: 20, AF23: 22, AF31: 26, AF32: 28, AF33: 30, AF41: 34, AF42: 36, AF43: 38,
+  CS0: 0,
+  CS1: 8,
+  CS2: 16,
+  CS3: 24,
+  CS4: 32,
+  CS5: 40,
+  CS6: 48,
+  CS7: 56,
+  BE: 0,
+  EF: 46,
+  AF11: 10,
+  AF12: 12,
+  AF13: 14,
+  AF21: 18,
+  AF22: 20,
+  AF23: 22,
+  AF31: 26,
+  AF32: 28,
+  AF33: 30,
+  AF41: 34,
+  AF42: 36,
+  AF43: 38,
 };
 
 function byte(text: string, opt: string): number {
   const n = /^(0x[0-9a-f]{1,2}|\d{1,3})$/i.test(text) ? Number(text) : NaN;
-  if (!(n >= 0 && n <= 0xff)) fail("import_invalid_value", `${opt} ${text} is not a TOS value (0-255, or 0x00-0xff)`, text);
+  if (!(n >= 0 && n <= 0xff))
+    fail("import_invalid_value", `${opt} ${text} is not a TOS value (0-255, or 0x00-0xff)`, text);
   return n;
 }
 
@@ -39,7 +66,11 @@ function tosValue(text: string): { value: number; mask?: number } {
   if (named !== undefined) return { value: named, mask: 0x3f };
   const [v, m] = text.split("/");
   if (!/^(0x[0-9a-f]{1,2}|\d{1,3})$/i.test(v!) && m === undefined) {
-    fail("import_invalid_value", `--set-tos ${text} is not a TOS value[/mask] or one of Minimize-Delay, Maximize-Throughput, Maximize-Reliability, Minimize-Cost, Normal-Service`, text);
+    fail(
+      "import_invalid_value",
+      `--set-tos ${text} is not a TOS value[/mask] or one of Minimize-Delay, Maximize-Throughput, Maximize-Reliability, Minimize-Cost, Normal-Service`,
+      text,
+    );
   }
   const value = byte(v!, "--set-tos");
   const mask = m === undefined ? 0xff : byte(m, "--set-tos mask");
@@ -53,7 +84,11 @@ function logPrefix(o: OptionValue | undefined, max: number): string | undefined 
   // An empty prefix is no prefix; the policy leaves it out rather than carrying "".
   if (text === "") return undefined;
   if (!freeText(max).safeParse(text).success) {
-    fail("import_invalid_value", `log prefix ${JSON.stringify(text)} must be printable ASCII without quotes or backslashes, at most ${max} characters`, text);
+    fail(
+      "import_invalid_value",
+      `log prefix ${JSON.stringify(text)} must be printable ASCII without quotes or backslashes, at most ${max} characters`,
+      text,
+    );
   }
   return text;
 }
@@ -66,7 +101,12 @@ function markSet(o: Options, what: string): { value: number; mask?: number } | u
   const and = o.get("--and-mark");
   const or = o.get("--or-mark");
   const xor = o.get("--xor-mark");
-  if (and || xor) fail("import_unsupported", `${what} ${(and ?? xor)!.opt}: the policy sets a value under a mask; AND/XOR of the mark have no equivalent`, (and ?? xor)!.opt);
+  if (and || xor)
+    fail(
+      "import_unsupported",
+      `${what} ${(and ?? xor)!.opt}: the policy sets a value under a mask; AND/XOR of the mark have no equivalent`,
+      (and ?? xor)!.opt,
+    );
   if (or) {
     const v = parseUint(val(or), "mark", 0xffffffff);
     return { value: v, mask: v };
@@ -75,14 +115,22 @@ function markSet(o: Options, what: string): { value: number; mask?: number } | u
   const { value, mask } = parseMarkValue(val(set), "mark");
   // With every value bit inside the mask, XOR into cleared bits equals OR: both are "set under mask".
   if (set.opt === "--set-xmark" && mask !== undefined && (value & ~mask) >>> 0 !== 0) {
-    fail("import_unsupported", `--set-xmark ${val(set)} flips bits outside its mask; only setting a value under a mask is supported`, val(set));
+    fail(
+      "import_unsupported",
+      `--set-xmark ${val(set)} flips bits outside its mask; only setting a value under a mask is supported`,
+      val(set),
+    );
   }
   return mask === undefined || mask === 0xffffffff ? { value } : { value, mask };
 }
 
-const natTo = (o: OptionValue | undefined, what: string): NonNullable<Extract<ActionObject, { type: "dnat" }>["to"]> => {
+const natTo = (
+  o: OptionValue | undefined,
+  what: string,
+): NonNullable<Extract<ActionObject, { type: "dnat" }>["to"]> => {
   const text = val(o);
-  if (!o || text === "") fail("import_missing_argument", `${what} needs ${what === "DNAT" ? "--to-destination" : "--to-source"}`, what);
+  if (!o || text === "")
+    fail("import_missing_argument", `${what} needs ${what === "DNAT" ? "--to-destination" : "--to-source"}`, what);
   // addr, addr:port, addr:lo-hi, [v6]:port; address ranges a-b are not expressible.
   let addr = text;
   let port: string | undefined;
@@ -95,7 +143,8 @@ const natTo = (o: OptionValue | undefined, what: string): NonNullable<Extract<Ac
   }
   const out: { address?: string; port?: number | string } = {};
   if (addr !== "") {
-    if (addr.includes("-")) fail("import_unsupported", `${what} to an address range (${addr}) has no equivalent: use one address`, addr);
+    if (addr.includes("-"))
+      fail("import_unsupported", `${what} to an address range (${addr}) has no equivalent: use one address`, addr);
     if (!Address.safeParse(addr).success) fail("import_invalid_value", `${addr} is not an address`, addr);
     out.address = addr;
   }
@@ -105,7 +154,8 @@ const natTo = (o: OptionValue | undefined, what: string): NonNullable<Extract<Ac
 
 function natPort(text: string, what: string): number | string {
   const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
-  if (!m || Number(m[1]) > 65535 || Number(m[2] ?? 0) > 65535) fail("import_invalid_value", `${text} is not a port or port range for ${what}`, text);
+  if (!m || Number(m[1]) > 65535 || Number(m[2] ?? 0) > 65535)
+    fail("import_invalid_value", `${text} is not a port or port range for ${what}`, text);
   return m[2] === undefined ? Number(m[1]) : `${m[1]}-${m[2]}`;
 }
 
@@ -154,10 +204,18 @@ export const TARGETS: Record<string, TargetSpec> = {
     options: { "--nflog-group": 1, "--nflog-prefix": 1, "--nflog-range": 1, "--nflog-size": 1, "--nflog-threshold": 1 },
     build(o, d) {
       const g = o.get("--nflog-group");
-      const a: Extract<ActionObject, { type: "log" }> = { type: "log", group: g ? parseUint(val(g), "NFLOG group", 65535) : 0 };
+      const a: Extract<ActionObject, { type: "log" }> = {
+        type: "log",
+        group: g ? parseUint(val(g), "NFLOG group", 65535) : 0,
+      };
       const prefix = logPrefix(o.get("--nflog-prefix"), 64);
       if (prefix !== undefined) a.prefix = prefix;
-      ignoreFlags(o, d, ["--nflog-range", "--nflog-size", "--nflog-threshold"], "only tunes how much is copied/batched to userspace; not carried over");
+      ignoreFlags(
+        o,
+        d,
+        ["--nflog-range", "--nflog-size", "--nflog-threshold"],
+        "only tunes how much is copied/batched to userspace; not carried over",
+      );
       return a;
     },
   },
@@ -170,17 +228,34 @@ export const TARGETS: Record<string, TargetSpec> = {
     },
   },
   CONNMARK: {
-    options: { "--set-mark": 1, "--set-xmark": 1, "--and-mark": 1, "--or-mark": 1, "--xor-mark": 1, "--save-mark": 0, "--restore-mark": 0, "--mask": 1, "--nfmask": 1, "--ctmask": 1 },
+    options: {
+      "--set-mark": 1,
+      "--set-xmark": 1,
+      "--and-mark": 1,
+      "--or-mark": 1,
+      "--xor-mark": 1,
+      "--save-mark": 0,
+      "--restore-mark": 0,
+      "--mask": 1,
+      "--nfmask": 1,
+      "--ctmask": 1,
+    },
     build(o) {
       for (const k of ["--mask", "--nfmask", "--ctmask"]) {
         const x = o.get(k);
-        if (x && parseUint(val(x), "mask", 0xffffffff) !== 0xffffffff) fail("import_unsupported", `CONNMARK ${k} ${val(x)}: only whole-mark save/restore is supported`, val(x));
+        if (x && parseUint(val(x), "mask", 0xffffffff) !== 0xffffffff)
+          fail("import_unsupported", `CONNMARK ${k} ${val(x)}: only whole-mark save/restore is supported`, val(x));
       }
       if (o.has("--save-mark")) return { type: "connmark", op: "save" };
       if (o.has("--restore-mark")) return { type: "connmark", op: "restore" };
       const m = markSet(o, "CONNMARK");
       if (!m) fail("import_missing_argument", "CONNMARK needs --set-mark, --save-mark or --restore-mark", "CONNMARK");
-      if (m.mask !== undefined) fail("import_unsupported", "CONNMARK --set-mark with a mask: the policy sets the whole connection mark", String(m.mask));
+      if (m.mask !== undefined)
+        fail(
+          "import_unsupported",
+          "CONNMARK --set-mark with a mask: the policy sets the whole connection mark",
+          String(m.mask),
+        );
       return { type: "connmark", op: "set", value: m.value };
     },
   },
@@ -189,16 +264,36 @@ export const TARGETS: Record<string, TargetSpec> = {
     build(o, d) {
       const addr = o.get("--addr");
       const tname = o.get("--tname");
-      if (!addr || !tname) fail("import_missing_argument", "ACCOUNT takes two mandatory parameters: --addr network/netmask and --tname NAME", addr ? "--tname" : "--addr");
+      if (!addr || !tname)
+        fail(
+          "import_missing_argument",
+          "ACCOUNT takes two mandatory parameters: --addr network/netmask and --tname NAME",
+          addr ? "--tname" : "--addr",
+        );
       const name = val(tname);
-      if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(name)) fail("import_invalid_value", `accounting table name ${name} must start with a letter and contain only letters, digits and '_'`, name);
+      if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(name))
+        fail(
+          "import_invalid_value",
+          `accounting table name ${name} must start with a letter and contain only letters, digits and '_'`,
+          name,
+        );
       const prefix = parseAddress(val(addr), "--addr");
       const p = prefix.includes("/") ? prefix : `${prefix}/32`;
       const def = AccountingDef.safeParse({ prefix: p });
-      if (!def.success) fail("import_invalid_value", `ACCOUNT --addr ${val(addr)}: ${def.error.issues[0]?.message ?? "invalid prefix"}`, val(addr));
+      if (!def.success)
+        fail(
+          "import_invalid_value",
+          `ACCOUNT --addr ${val(addr)}: ${def.error.issues[0]?.message ?? "invalid prefix"}`,
+          val(addr),
+        );
       const existing = d.policy.accounting[name];
       // The manual: a table may be referenced again only with the same address/netmask block.
-      if (existing && existing.prefix !== p) fail("import_conflict", `accounting table ${name} was defined for ${existing.prefix}; ACCOUNT may reuse it only with the same --addr`, val(addr));
+      if (existing && existing.prefix !== p)
+        fail(
+          "import_conflict",
+          `accounting table ${name} was defined for ${existing.prefix}; ACCOUNT may reuse it only with the same --addr`,
+          val(addr),
+        );
       if (!existing) d.policy.accounting[name] = { prefix: p };
       return { type: "account", table: name };
     },
@@ -211,7 +306,12 @@ export const TARGETS: Record<string, TargetSpec> = {
       if (prefix !== undefined) a.prefix = prefix;
       const l = o.get("--log-level");
       if (l) a.level = parseUint(val(l), "log level (0-8)", 8);
-      ignoreFlags(o, d, ["--log-nfmark", "--log-ctmark", "--log-secmark"], "selects old-style output fields; LOGMARK events always carry both marks");
+      ignoreFlags(
+        o,
+        d,
+        ["--log-nfmark", "--log-ctmark", "--log-secmark"],
+        "selects old-style output fields; LOGMARK events always carry both marks",
+      );
       return a;
     },
   },
@@ -219,7 +319,8 @@ export const TARGETS: Record<string, TargetSpec> = {
     options: { "--addr": 1, "--and-mask": 1, "--or-mask": 1, "--shift": 1 },
     build(o) {
       const addr = val(o.get("--addr"));
-      if (addr !== "src" && addr !== "dst") fail("import_invalid_value", "IPMARK --addr must be src or dst", addr || "IPMARK");
+      if (addr !== "src" && addr !== "dst")
+        fail("import_invalid_value", "IPMARK --addr must be src or dst", addr || "IPMARK");
       const a: Extract<ActionObject, { type: "ipmark" }> = { type: "ipmark", addr };
       const shift = o.get("--shift");
       if (shift) a.shift = parseUint(val(shift), "shift", 127);
@@ -237,7 +338,8 @@ export const TARGETS: Record<string, TargetSpec> = {
       if (!g) fail("import_missing_argument", "TEE needs --gateway", "TEE");
       if (o.has("--oif")) fail("import_unsupported", "TEE --oif has no equivalent in the policy schema", "--oif");
       if (!Address.safeParse(val(g)).success) fail("import_invalid_value", `${val(g)} is not an address`, val(g));
-      if (val(g) === "0.0.0.0" || val(g) === "::") fail("import_invalid_value", `TEE --gateway ${val(g)} is invalid (xtables-addons manual)`, val(g));
+      if (val(g) === "0.0.0.0" || val(g) === "::")
+        fail("import_invalid_value", `TEE --gateway ${val(g)} is invalid (xtables-addons manual)`, val(g));
       return { type: "tee", gateway: val(g) };
     },
   },
@@ -265,25 +367,42 @@ export const TARGETS: Record<string, TargetSpec> = {
       if (given.length !== 1) fail("import_syntax", "SET needs exactly one of --add-set and --del-set", "SET");
       const [ipset, dir] = val(o.get(given[0]!)).split(" ") as [string, string];
       const name = knownSet(d.policy, ipset);
-      if (!name) fail("import_unsupported", `-j SET ${given[0]} ${ipset}: ipset sets are not imported unless the script that creates them is run with \`palisade import --execute\``, ipset);
-      if (dir !== "src" && dir !== "dst") fail("import_unsupported", `${given[0]} ${ipset} ${dir}: only one-dimensional sets (src or dst) are imported`, dir);
+      if (!name)
+        fail(
+          "import_unsupported",
+          `-j SET ${given[0]} ${ipset}: ipset sets are not imported unless the script that creates them is run with \`palisade import --execute\``,
+          ipset,
+        );
+      if (dir !== "src" && dir !== "dst")
+        fail(
+          "import_unsupported",
+          `${given[0]} ${ipset} ${dir}: only one-dimensional sets (src or dst) are imported`,
+          dir,
+        );
       for (const k of ["--exist", "--timeout"]) {
         const x = o.get(k);
         if (x) fail("import_unsupported", `SET ${k}: elements take the set's own timeout; ${k} is not imported`, x.opt);
       }
       // The kernel adds to it at runtime: the set must be declared dynamic.
       d.policy.sets[name]!.dynamic = true;
-      return { type: "setUpdate", op: given[0] === "--add-set" ? "add" : "delete", set: name, key: dir === "src" ? "saddr" : "daddr" };
+      return {
+        type: "setUpdate",
+        op: given[0] === "--add-set" ? "add" : "delete",
+        set: name,
+        key: dir === "src" ? "saddr" : "daddr",
+      };
     },
   },
   TCPMSS: {
     options: { "--clamp-mss-to-pmtu": 0, "--set-mss": 1 },
     build(o) {
       const set = o.get("--set-mss");
-      if (o.has("--clamp-mss-to-pmtu") === (set !== undefined)) fail("import_syntax", "TCPMSS needs exactly one of --clamp-mss-to-pmtu and --set-mss", "TCPMSS");
+      if (o.has("--clamp-mss-to-pmtu") === (set !== undefined))
+        fail("import_syntax", "TCPMSS needs exactly one of --clamp-mss-to-pmtu and --set-mss", "TCPMSS");
       if (!set) return { type: "tcpmss", mss: "pmtu" };
       const n = Number(val(set));
-      if (!/^\d+$/.test(val(set)) || n < 1 || n > 65535) fail("import_invalid_value", `--set-mss ${val(set)} is not an MSS (1-65535)`, val(set));
+      if (!/^\d+$/.test(val(set)) || n < 1 || n > 65535)
+        fail("import_invalid_value", `--set-mss ${val(set)} is not an MSS (1-65535)`, val(set));
       return { type: "tcpmss", mss: n };
     },
   },
@@ -291,14 +410,21 @@ export const TARGETS: Record<string, TargetSpec> = {
     options: { "--set-tos": 1, "--and-tos": 1, "--or-tos": 1, "--xor-tos": 1 },
     build(o) {
       const given = ["--set-tos", "--and-tos", "--or-tos", "--xor-tos"].filter((k) => o.has(k));
-      if (given.length !== 1) fail("import_syntax", "TOS needs exactly one of --set-tos, --and-tos, --or-tos, --xor-tos", "TOS");
+      if (given.length !== 1)
+        fail("import_syntax", "TOS needs exactly one of --set-tos, --and-tos, --or-tos, --xor-tos", "TOS");
       const opt = given[0]!;
       const text = val(o.get(opt));
       if (opt === "--set-tos") return { type: "tos", ...tosValue(text) };
       const bits = byte(text, opt);
       // libxt_TOS: --and-tos b = --set-tos 0/~b, --or-tos b = b/b, --xor-tos b = b/0.
-      const vm = opt === "--and-tos" ? { value: 0, mask: ~bits & 0xff } : opt === "--or-tos" ? { value: bits, mask: bits } : { value: bits, mask: 0 };
-      if (vm.value === 0 && vm.mask === 0) fail("import_invalid_value", `${opt} ${text} changes nothing; drop the rule`, text);
+      const vm =
+        opt === "--and-tos"
+          ? { value: 0, mask: ~bits & 0xff }
+          : opt === "--or-tos"
+            ? { value: bits, mask: bits }
+            : { value: bits, mask: 0 };
+      if (vm.value === 0 && vm.mask === 0)
+        fail("import_invalid_value", `${opt} ${text} changes nothing; drop the rule`, text);
       return { type: "tos", ...vm };
     },
   },
@@ -311,10 +437,16 @@ export const TARGETS: Record<string, TargetSpec> = {
       let dscp: number;
       if (n) {
         dscp = /^(0x[0-9a-f]+|\d+)$/i.test(val(n)) ? Number(val(n)) : NaN;
-        if (!(dscp >= 0 && dscp <= 0x3f)) fail("import_invalid_value", `--set-dscp ${val(n)} is not a DSCP value (0-63)`, val(n));
+        if (!(dscp >= 0 && dscp <= 0x3f))
+          fail("import_invalid_value", `--set-dscp ${val(n)} is not a DSCP value (0-63)`, val(n));
       } else {
         const d = DSCP_CLASSES[val(c).toUpperCase()];
-        if (d === undefined) fail("import_invalid_value", `--set-dscp-class ${val(c)} is not a DSCP class (CS0-CS7, AF11-AF43, EF)`, val(c));
+        if (d === undefined)
+          fail(
+            "import_invalid_value",
+            `--set-dscp-class ${val(c)} is not a DSCP class (CS0-CS7, AF11-AF43, EF)`,
+            val(c),
+          );
         dscp = d;
       }
       // The DSCP bits of the TOS byte; ECN is kept.
@@ -331,14 +463,21 @@ export const TARGETS: Record<string, TargetSpec> = {
   TARPIT: {
     options: { "--tarpit": 0, "--honeypot": 0, "--reset": 0 },
     build(o) {
-      for (const k of ["--honeypot", "--reset"]) if (o.has(k)) fail("import_unsupported", `TARPIT ${k} mode has no equivalent in the policy schema (only the default tarpit mode)`, k);
+      for (const k of ["--honeypot", "--reset"])
+        if (o.has(k))
+          fail(
+            "import_unsupported",
+            `TARPIT ${k} mode has no equivalent in the policy schema (only the default tarpit mode)`,
+            k,
+          );
       return { type: "tarpit" };
     },
   },
   CHAOS: {
     options: { "--delude": 0, "--tarpit": 0 },
     build(o) {
-      if (o.has("--delude") && o.has("--tarpit")) fail("import_syntax", "CHAOS takes one of --delude or --tarpit", "--tarpit");
+      if (o.has("--delude") && o.has("--tarpit"))
+        fail("import_syntax", "CHAOS takes one of --delude or --tarpit", "--tarpit");
       if (o.has("--delude")) return { type: "chaos", mode: "delude" };
       if (o.has("--tarpit")) return { type: "chaos", mode: "tarpit" };
       return { type: "chaos" };
@@ -348,12 +487,26 @@ export const TARGETS: Record<string, TargetSpec> = {
     options: { "--set-mac": 1 },
     build(o) {
       const m = val(o.get("--set-mac"));
-      if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i.test(m)) fail("import_invalid_value", `DHCPMAC --set-mac needs a MAC address aa:bb:cc:dd:ee:ff[/bits], got ${m || "nothing"}`, m || "DHCPMAC");
+      if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i.test(m))
+        fail(
+          "import_invalid_value",
+          `DHCPMAC --set-mac needs a MAC address aa:bb:cc:dd:ee:ff[/bits], got ${m || "nothing"}`,
+          m || "DHCPMAC",
+        );
       return { type: "dhcpmac", setMac: m.toLowerCase() };
     },
   },
   CT: {
-    options: { "--notrack": 0, "--helper": 1, "--zone": 1, "--ctevents": 1, "--expevents": 1, "--timeout": 1, "--zone-orig": 1, "--zone-reply": 1 },
+    options: {
+      "--notrack": 0,
+      "--helper": 1,
+      "--zone": 1,
+      "--ctevents": 1,
+      "--expevents": 1,
+      "--timeout": 1,
+      "--zone-orig": 1,
+      "--zone-reply": 1,
+    },
     build(o) {
       if (!o.has("--notrack") || o.size > 1) {
         const other = [...o.keys()].find((k) => k !== "--notrack") ?? "CT";
@@ -380,7 +533,12 @@ export const TARGETS: Record<string, TargetSpec> = {
   SNAT: {
     options: { "--to-source": 1, "--random": 0, "--random-fully": 0, "--persistent": 0 },
     build(o, d) {
-      ignoreFlags(o, d, ["--random", "--random-fully", "--persistent"], "only changes how ports/addresses are chosen; not carried over");
+      ignoreFlags(
+        o,
+        d,
+        ["--random", "--random-fully", "--persistent"],
+        "only changes how ports/addresses are chosen; not carried over",
+      );
       return { type: "snat", to: natTo(o.get("--to-source"), "SNAT") };
     },
   },
@@ -406,11 +564,20 @@ export const TARGETS: Record<string, TargetSpec> = {
 export const REFUSED_TARGETS: Record<string, { code: "import_refused" | "import_unsupported"; reason: string }> = {
   MIRROR: { code: "import_refused", reason: `MIRROR ${REFLECTION}` },
   ECHO: { code: "import_refused", reason: `ECHO ${REFLECTION}` },
-  QUEUE: { code: "import_unsupported", reason: "QUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue" },
-  NFQUEUE: { code: "import_unsupported", reason: "NFQUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue" },
+  QUEUE: {
+    code: "import_unsupported",
+    reason: "QUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue",
+  },
+  NFQUEUE: {
+    code: "import_unsupported",
+    reason: "NFQUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue",
+  },
   ULOG: { code: "import_unsupported", reason: "ULOG was removed from the kernel: use NFLOG" },
   TTL: { code: "import_unsupported", reason: "TTL rewriting has no equivalent in the policy schema" },
   CLASSIFY: { code: "import_unsupported", reason: "CLASSIFY has no equivalent in the policy schema" },
   SECMARK: { code: "import_unsupported", reason: "SECMARK has no equivalent in the policy schema" },
-  MASQ: { code: "import_unsupported", reason: "MASQ is ipchains syntax: in iptables use -t nat -A POSTROUTING ... -j MASQUERADE" },
+  MASQ: {
+    code: "import_unsupported",
+    reason: "MASQ is ipchains syntax: in iptables use -t nat -A POSTROUTING ... -j MASQUERADE",
+  },
 };

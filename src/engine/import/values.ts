@@ -36,7 +36,7 @@ export function parseAddress(item: string, option: string): string {
 
 function dottedMaskBits(mask: string): number | null {
   const p = parsePrefix(mask);
-  if (!p || p.family !== "ipv4" || mask.includes("/")) return null;
+  if (p?.family !== "ipv4" || mask.includes("/")) return null;
   const n = mask.split(".").reduce((acc, o) => (acc * 256 + Number(o)) >>> 0, 0);
   const bits = n.toString(2).padStart(32, "0");
   const ones = bits.indexOf("0") < 0 ? 32 : bits.indexOf("0");
@@ -47,7 +47,7 @@ export function familyOf(address: string): Family | null {
   return parsePrefix(address)?.family ?? null;
 }
 
-export function parsePort(text: string, option: string): number {
+export function parsePort(text: string, _option: string): number {
   if (/^\d{1,5}$/.test(text)) {
     const n = Number(text);
     if (n <= 65535) return n;
@@ -100,7 +100,7 @@ export function parseRate(text: string, option: string): string {
 }
 
 /** iptables' `+` wildcard becomes the schema's `*`. */
-export function parseInterface(text: string, option: string): string {
+export function parseInterface(text: string, _option: string): string {
   const name = text.endsWith("+") ? `${text.slice(0, -1)}*` : text;
   if (!Interface.safeParse(name).success) fail("import_invalid_value", `${text} is not a valid interface name`, text);
   return name;

@@ -88,7 +88,7 @@ export function prefixContains(outer: Prefix, inner: Prefix): boolean {
   if (outer.family !== inner.family || outer.length > inner.length) return false;
   if (outer.family === "ipv4") {
     const mask = outer.length === 0 ? 0 : (0xffffffff << (32 - outer.length)) >>> 0;
-    return ((ipv4ToInt(outer.address) & mask) >>> 0) === ((ipv4ToInt(inner.address) & mask) >>> 0);
+    return (ipv4ToInt(outer.address) & mask) >>> 0 === (ipv4ToInt(inner.address) & mask) >>> 0;
   }
   const a = expandIpv6(outer.address);
   const b = expandIpv6(inner.address);

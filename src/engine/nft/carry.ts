@@ -51,7 +51,8 @@ function carrySet(set: NamedSet | NamedMap, kernel: CarriedState["sets"][number]
     if (seen.has(ke.key)) continue;
     const e: SetElement = { key: ke.key };
     if (ke.value !== undefined) e.value = ke.value;
-    if (set.counter && ke.packets !== undefined && ke.bytes !== undefined) e.counter = { packets: ke.packets, bytes: ke.bytes };
+    if (set.counter && ke.packets !== undefined && ke.bytes !== undefined)
+      e.counter = { packets: ke.packets, bytes: ke.bytes };
     // nft prints whole seconds left; an element about to expire keeps one more second.
     if (hasTimeout && ke.expires !== undefined) e.timeout = Math.max(1, ke.expires);
     if (ke.comment) e.comment = ke.comment;
@@ -70,7 +71,9 @@ export function carryState(defs: TableDefinition[], state: CarriedState): TableD
     ...def,
     counters: def.counters?.map((c) => {
       const kc = counters.get(k(c.family, c.table, c.name));
-      return kc && c.packets === undefined && c.bytes === undefined ? { ...c, packets: kc.packets, bytes: kc.bytes } : c;
+      return kc && c.packets === undefined && c.bytes === undefined
+        ? { ...c, packets: kc.packets, bytes: kc.bytes }
+        : c;
     }),
     quotas: def.quotas?.map((q) => {
       const kq = quotas.get(k(q.family, q.table, q.name));
@@ -85,8 +88,13 @@ export function carryState(defs: TableDefinition[], state: CarriedState): TableD
  * values carried in, and the kernel's other Palisade tables (ones `defs` no longer has)
  * deleted, in one transaction. `state.tables` = the Palisade tables the kernel holds now.
  */
-export function carryReplace(defs: TableDefinition[], state: CarriedState & { tables: { family: Family; name: string }[] }): Transaction {
+export function carryReplace(
+  defs: TableDefinition[],
+  state: CarriedState & { tables: { family: Family; name: string }[] },
+): Transaction {
   const wanted = new Set(defs.map((d) => `${d.table.family} ${d.table.name}`));
-  const remove: TableRef[] = state.tables.filter((t) => !wanted.has(`${t.family} ${t.name}`)).map((t) => ({ family: t.family, name: t.name }));
+  const remove: TableRef[] = state.tables
+    .filter((t) => !wanted.has(`${t.family} ${t.name}`))
+    .map((t) => ({ family: t.family, name: t.name }));
   return replaceTables(carryState(defs, state), { remove });
 }

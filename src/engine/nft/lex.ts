@@ -25,7 +25,13 @@ export interface LexResult {
   unterminated?: { line: number; col: number };
 }
 
-const PUNCT: Record<string, TokenKind> = { "{": "lbrace", "}": "rbrace", ";": "semicolon", ",": "comma", "\n": "newline" };
+const PUNCT: Record<string, TokenKind> = {
+  "{": "lbrace",
+  "}": "rbrace",
+  ";": "semicolon",
+  ",": "comma",
+  "\n": "newline",
+};
 
 export function lex(text: string): LexResult {
   const tokens: Token[] = [];
@@ -78,7 +84,8 @@ export function lex(text: string): LexResult {
     const tc = col;
     while (i < n) {
       const d = text[i]!;
-      if (d === " " || d === "\t" || d === "\r" || d === "\v" || d === "\f" || d === "#" || d === '"' || PUNCT[d]) break;
+      if (d === " " || d === "\t" || d === "\r" || d === "\v" || d === "\f" || d === "#" || d === '"' || PUNCT[d])
+        break;
       if (d === "\\" && text[i + 1] === "\n") break;
       advance(1);
     }
@@ -105,8 +112,12 @@ export function singleStatementProblem(text: string): string | undefined {
     if (t.kind === "semicolon") return "contains ';' outside quotes";
     if (t.kind === "lbrace") depth++;
     if (t.kind === "rbrace" && --depth < 0) return `has an unbalanced '}' at column ${t.col}`;
-    if (t.kind === "word" && t.text.includes("$")) return `uses a variable (${t.text}); Palisade never emits nft variables`;
-    if (t.kind === "word" && (t.text === "include" || t.text === "define" || t.text === "redefine" || t.text === "undefine")) {
+    if (t.kind === "word" && t.text.includes("$"))
+      return `uses a variable (${t.text}); Palisade never emits nft variables`;
+    if (
+      t.kind === "word" &&
+      (t.text === "include" || t.text === "define" || t.text === "redefine" || t.text === "undefine")
+    ) {
       return `contains the top-level keyword '${t.text}'`;
     }
   }

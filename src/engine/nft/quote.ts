@@ -58,7 +58,10 @@ export function quoteText(text: string, kind: TextKind): string {
   if (clean.length === 0) throw new NftModelError("invalid_string", `${kind} is empty; omit it instead`);
   const n = utf8Bytes(clean);
   if (n > maxBytes(kind)) {
-    throw new NftModelError("string_too_long", `${kind} ${JSON.stringify(text.slice(0, 40))}... is ${n} bytes; nft allows at most ${maxBytes(kind)}`);
+    throw new NftModelError(
+      "string_too_long",
+      `${kind} ${JSON.stringify(text.slice(0, 40))}... is ${n} bytes; nft allows at most ${maxBytes(kind)}`,
+    );
   }
   return `"${clean}"`;
 }
@@ -72,9 +75,11 @@ const IFNAME_RE = /^[A-Za-z0-9_.@+-]+$/;
 
 export function ifnameProblem(name: string): string | undefined {
   if (typeof name !== "string" || name.length === 0) return "interface name is empty";
-  if (utf8Bytes(name) > IFNAME_MAX_BYTES) return `interface name ${JSON.stringify(name)} is longer than ${IFNAME_MAX_BYTES} bytes (IFNAMSIZ)`;
+  if (utf8Bytes(name) > IFNAME_MAX_BYTES)
+    return `interface name ${JSON.stringify(name)} is longer than ${IFNAME_MAX_BYTES} bytes (IFNAMSIZ)`;
   if (name === "." || name === "..") return `interface name ${JSON.stringify(name)} is not allowed by Linux`;
-  if (!IFNAME_RE.test(name)) return `interface name ${JSON.stringify(name)} may only contain letters, digits and _ . @ + -`;
+  if (!IFNAME_RE.test(name))
+    return `interface name ${JSON.stringify(name)} may only contain letters, digits and _ . @ + -`;
   return undefined;
 }
 
@@ -97,12 +102,14 @@ export function uint(n: number | bigint, what = "number"): string {
     if (n < 0n) throw new NftModelError("invalid_number", `${what} must not be negative`);
     return n.toString(10);
   }
-  if (!Number.isSafeInteger(n) || n < 0) throw new NftModelError("invalid_number", `${what} must be a non-negative integer, got ${String(n)}`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new NftModelError("invalid_number", `${what} must be a non-negative integer, got ${String(n)}`);
   return String(n);
 }
 
 /** Whole seconds as an nft duration ("90s"); nft reads it back as "1m30s". */
 export function seconds(n: number, what = "timeout"): string {
-  if (!Number.isSafeInteger(n) || n <= 0) throw new NftModelError("invalid_number", `${what} must be a positive whole number of seconds, got ${String(n)}`);
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new NftModelError("invalid_number", `${what} must be a positive whole number of seconds, got ${String(n)}`);
   return `${n}s`;
 }

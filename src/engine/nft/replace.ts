@@ -8,7 +8,19 @@
 // survives only if the caller reads it first and carries it in the definition.
 
 import { Transaction } from "./transaction.ts";
-import type { Chain, Counter, Elements, Family, NamedMap, NamedSet, Quota, Rule, SetElement, Table, TableRef } from "./transaction.ts";
+import type {
+  Chain,
+  Counter,
+  Elements,
+  Family,
+  NamedMap,
+  NamedSet,
+  Quota,
+  Rule,
+  SetElement,
+  Table,
+  TableRef,
+} from "./transaction.ts";
 
 /** Everything one Palisade table holds, as the compilers produce it. */
 export interface TableDefinition {
@@ -69,7 +81,11 @@ export function replaceChain(chain: Chain, rules: Rule[], tx = new Transaction()
 }
 
 /** Empty a set/map and fill it again (elements may be empty). */
-export function replaceElements(set: { kind: "set" | "map"; family: Family; table: string; name: string }, elements: SetElement[], tx = new Transaction()): Transaction {
+export function replaceElements(
+  set: { kind: "set" | "map"; family: Family; table: string; name: string },
+  elements: SetElement[],
+  tx = new Transaction(),
+): Transaction {
   tx.flush(set);
   if (elements.length > 0) tx.add(elementsOf(set, elements));
   return tx;

@@ -9,7 +9,23 @@ import { family as checkFamily, identifier, palisadeTable } from "./names.ts";
 import { comment as quoteComment, ifname, seconds, uint } from "./quote.ts";
 import { checkElementKey, checkElementValue } from "./element.ts";
 import { singleStatementProblem } from "./lex.ts";
-import type { Chain, Counter, Elements, NamedMap, NamedSet, NftObject, ObjectRef, Operation, Priority, Quota, Rule, SetElement, SetFlag, Table, Transaction } from "./transaction.ts";
+import type {
+  Chain,
+  Counter,
+  Elements,
+  NamedMap,
+  NamedSet,
+  NftObject,
+  ObjectRef,
+  Operation,
+  Priority,
+  Quota,
+  Rule,
+  SetElement,
+  SetFlag,
+  Table,
+  Transaction,
+} from "./transaction.ts";
 
 const FLAG_ORDER: SetFlag[] = ["constant", "interval", "timeout", "dynamic"];
 const PRIORITY_NAMES = new Set(["raw", "mangle", "dstnat", "filter", "security", "srcnat", "out"]);
@@ -41,7 +57,8 @@ function priority(p: Priority): string {
     return String(p);
   }
   if (typeof p === "string") {
-    if (!PRIORITY_NAMES.has(p)) throw new NftModelError("invalid_chain", `unknown chain priority name ${JSON.stringify(p)}`);
+    if (!PRIORITY_NAMES.has(p))
+      throw new NftModelError("invalid_chain", `unknown chain priority name ${JSON.stringify(p)}`);
     return p;
   }
   if (!PRIORITY_NAMES.has(p.base) || !Number.isSafeInteger(p.offset)) {
@@ -67,18 +84,24 @@ function chainSpec(c: Chain): string {
     if (!c.type || !c.hook || c.priority === undefined) {
       throw new NftModelError("invalid_chain", `base chain ${c.name} needs type, hook and priority together`);
     }
-    if (!CHAIN_TYPES.has(c.type)) throw new NftModelError("invalid_chain", `chain ${c.name}: unknown type ${JSON.stringify(c.type)}`);
-    if (!HOOKS.has(c.hook)) throw new NftModelError("invalid_chain", `chain ${c.name}: unknown hook ${JSON.stringify(c.hook)}`);
+    if (!CHAIN_TYPES.has(c.type))
+      throw new NftModelError("invalid_chain", `chain ${c.name}: unknown type ${JSON.stringify(c.type)}`);
+    if (!HOOKS.has(c.hook))
+      throw new NftModelError("invalid_chain", `chain ${c.name}: unknown hook ${JSON.stringify(c.hook)}`);
     let spec = `type ${c.type} hook ${c.hook}`;
     if (c.device !== undefined) spec += ` device ${ifname(c.device)}`;
     spec += ` priority ${priority(c.priority)}`;
     parts.push(spec);
     if (c.policy !== undefined) {
-      if (c.policy !== "accept" && c.policy !== "drop") throw new NftModelError("invalid_chain", `chain ${c.name}: policy must be accept or drop`);
+      if (c.policy !== "accept" && c.policy !== "drop")
+        throw new NftModelError("invalid_chain", `chain ${c.name}: policy must be accept or drop`);
       parts.push(`policy ${c.policy}`);
     }
   } else if (c.policy !== undefined || c.device !== undefined) {
-    throw new NftModelError("invalid_chain", `chain ${c.name}: policy and device need a base chain (type, hook, priority)`);
+    throw new NftModelError(
+      "invalid_chain",
+      `chain ${c.name}: policy and device need a base chain (type, hook, priority)`,
+    );
   }
   if (c.comment) parts.push(`comment ${quoteComment(c.comment)}`);
   return block(parts);
@@ -87,13 +110,16 @@ function chainSpec(c: Chain): string {
 function element(e: SetElement, setName: string, isMap: boolean, keysOnly: boolean): string {
   const key = checkElementKey(e.key, setName);
   // Fast path for the bulk case (plain keys of a set): no options to render.
-  if (keysOnly || (!isMap && e.timeout === undefined && e.counter === undefined && !e.comment && e.value === undefined)) return key;
+  if (keysOnly || (!isMap && e.timeout === undefined && e.counter === undefined && !e.comment && e.value === undefined))
+    return key;
   let out = key;
   if (e.timeout !== undefined) out += ` timeout ${seconds(e.timeout, `timeout of ${e.key}`)}`;
-  if (e.counter) out += ` counter packets ${uint(e.counter.packets, "packets")} bytes ${uint(e.counter.bytes, "bytes")}`;
+  if (e.counter)
+    out += ` counter packets ${uint(e.counter.packets, "packets")} bytes ${uint(e.counter.bytes, "bytes")}`;
   if (e.comment) out += ` comment ${quoteComment(e.comment)}`;
   if (isMap) {
-    if (e.value === undefined) throw new NftModelError("invalid_element", `element ${e.key} of map ${setName} has no value`);
+    if (e.value === undefined)
+      throw new NftModelError("invalid_element", `element ${e.key} of map ${setName} has no value`);
     out += ` : ${checkElementValue(e.value, setName)}`;
   } else if (e.value !== undefined) {
     throw new NftModelError("invalid_element", `element ${e.key} of set ${setName} has a value; only maps have values`);
@@ -102,7 +128,8 @@ function element(e: SetElement, setName: string, isMap: boolean, keysOnly: boole
 }
 
 function elementList(list: SetElement[], setName: string, isMap: boolean, keysOnly: boolean): string {
-  if (list.length <= ELEMENTS_PER_LINE) return `{ ${list.map((e) => element(e, setName, isMap, keysOnly)).join(", ")} }`;
+  if (list.length <= ELEMENTS_PER_LINE)
+    return `{ ${list.map((e) => element(e, setName, isMap, keysOnly)).join(", ")} }`;
   let out = "{\n\t";
   for (let i = 0; i < list.length; i++) {
     if (i > 0) out += i % ELEMENTS_PER_LINE === 0 ? ",\n\t" : ", ";
@@ -112,7 +139,8 @@ function elementList(list: SetElement[], setName: string, isMap: boolean, keysOn
 }
 
 function dataType(t: string, what: string): string {
-  if (!DATATYPE_RE.test(t)) throw new NftModelError("invalid_set", `${what}: ${JSON.stringify(t)} is not an nft data type name`);
+  if (!DATATYPE_RE.test(t))
+    throw new NftModelError("invalid_set", `${what}: ${JSON.stringify(t)} is not an nft data type name`);
   return t;
 }
 
@@ -129,21 +157,29 @@ function setSpec(s: NamedSet | NamedMap): string {
     if (types.length === 0) throw new NftModelError("invalid_set", `${s.kind} ${s.name} has an empty type`);
     parts.push(`type ${types.map((t) => dataType(t, `${s.kind} ${s.name} type`)).join(" . ")}${mapSuffix}`);
   } else {
-    if (!TYPEOF_RE.test(s.typeof!)) throw new NftModelError("invalid_set", `${s.kind} ${s.name}: typeof ${JSON.stringify(s.typeof)} is not a plain expression`);
+    if (!TYPEOF_RE.test(s.typeof!))
+      throw new NftModelError(
+        "invalid_set",
+        `${s.kind} ${s.name}: typeof ${JSON.stringify(s.typeof)} is not a plain expression`,
+      );
     parts.push(`typeof ${s.typeof}${mapSuffix}`);
   }
   if (s.flags && s.flags.length > 0) {
-    for (const f of s.flags) if (!FLAG_ORDER.includes(f)) throw new NftModelError("invalid_set", `${s.kind} ${s.name}: unknown flag ${JSON.stringify(f)}`);
+    for (const f of s.flags)
+      if (!FLAG_ORDER.includes(f))
+        throw new NftModelError("invalid_set", `${s.kind} ${s.name}: unknown flag ${JSON.stringify(f)}`);
     parts.push(`flags ${FLAG_ORDER.filter((f) => s.flags!.includes(f)).join(",")}`);
   }
   if (s.timeout !== undefined) parts.push(`timeout ${seconds(s.timeout, `timeout of ${s.name}`)}`);
   if (s.size !== undefined) {
-    if (!Number.isSafeInteger(s.size) || s.size <= 0) throw new NftModelError("invalid_set", `${s.kind} ${s.name}: size must be a positive integer`);
+    if (!Number.isSafeInteger(s.size) || s.size <= 0)
+      throw new NftModelError("invalid_set", `${s.kind} ${s.name}: size must be a positive integer`);
     parts.push(`size ${s.size}`);
   }
   if (s.counter) parts.push("counter");
   if (s.policy !== undefined) {
-    if (s.policy !== "performance" && s.policy !== "memory") throw new NftModelError("invalid_set", `${s.kind} ${s.name}: policy must be performance or memory`);
+    if (s.policy !== "performance" && s.policy !== "memory")
+      throw new NftModelError("invalid_set", `${s.kind} ${s.name}: policy must be performance or memory`);
     parts.push(`policy ${s.policy}`);
   }
   if (s.autoMerge) parts.push("auto-merge");
@@ -164,7 +200,8 @@ function counterSpec(c: Counter): string {
 
 function quotaSpec(q: Quota): string {
   identifier(q.name, "quota name");
-  if (q.mode !== "over" && q.mode !== "until") throw new NftModelError("invalid_number", `quota ${q.name}: mode must be over or until`);
+  if (q.mode !== "over" && q.mode !== "until")
+    throw new NftModelError("invalid_number", `quota ${q.name}: mode must be over or until`);
   let spec = `${q.mode} ${uint(q.bytes, `quota ${q.name} bytes`)} bytes`;
   if (q.used !== undefined) spec += ` used ${uint(q.used, `quota ${q.name} used`)} bytes`;
   const parts = [spec];
@@ -175,7 +212,11 @@ function quotaSpec(q: Quota): string {
 function ruleText(r: Rule, opts: SerializeOptions): string {
   identifier(r.chain, "chain name");
   const problem = singleStatementProblem(r.body);
-  if (problem) throw new NftModelError("invalid_rule", `rule in chain ${r.chain} ${problem}: ${JSON.stringify(r.body.slice(0, 80))}`);
+  if (problem)
+    throw new NftModelError(
+      "invalid_rule",
+      `rule in chain ${r.chain} ${problem}: ${JSON.stringify(r.body.slice(0, 80))}`,
+    );
   return `add rule ${tablePath(r, opts)} ${r.chain} ${r.body.trim()}${r.comment ? ` comment ${quoteComment(r.comment)}` : ""}`;
 }
 
@@ -204,12 +245,13 @@ function addText(o: NftObject, opts: SerializeOptions): string {
 /** Maps need their values to add elements but only keys to delete them. */
 function elementsText(verb: "add" | "delete", e: Elements, opts: SerializeOptions, isMap?: boolean): string {
   identifier(e.set, "set name");
-  if (e.elements.length === 0) throw new NftModelError("invalid_element", `${verb} element on ${e.set} with no elements`);
+  if (e.elements.length === 0)
+    throw new NftModelError("invalid_element", `${verb} element on ${e.set} with no elements`);
   const map = isMap ?? e.elements.some((x) => x.value !== undefined);
   return `${verb} element ${tablePath(e, opts)} ${e.set} ${elementList(e.elements, e.set, map, verb === "delete")}`;
 }
 
-function refText(verb: "flush" | "delete", o: ObjectRef): string {
+function refText(_verb: "flush" | "delete", o: ObjectRef): string {
   return o.kind === "table" ? "" : ` ${identifier(o.name, `${o.kind} name`)}`;
 }
 

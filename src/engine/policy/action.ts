@@ -6,8 +6,14 @@ import { Address, Cidr, Name, Port, U32, logPrefix } from "./primitives.ts";
 
 export const LOG_LEVELS = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"] as const;
 export const REJECT_WITH = [
-  "icmp-port-unreachable", "icmp-host-unreachable", "icmp-net-unreachable", "icmp-proto-unreachable",
-  "icmp-net-prohibited", "icmp-host-prohibited", "icmp-admin-prohibited", "tcp-reset",
+  "icmp-port-unreachable",
+  "icmp-host-unreachable",
+  "icmp-net-unreachable",
+  "icmp-proto-unreachable",
+  "icmp-net-prohibited",
+  "icmp-host-prohibited",
+  "icmp-admin-prohibited",
+  "tcp-reset",
 ] as const;
 
 /** Target spelled as a bare word in YAML: `action: accept`. */
@@ -65,7 +71,12 @@ export const ActionObject = z.discriminatedUnion("type", [
   /** xtables-addons TEE: clone the packet to a gateway on the local segment. */
   z.strictObject({ type: z.literal("tee"), gateway: Address }),
   /** `-j SET --add-set/--del-set NAME src|dst` (nft `add/delete @set { ip saddr }`): a declared dynamic address set. */
-  z.strictObject({ type: z.literal("setUpdate"), op: z.enum(["add", "delete"]), set: Name, key: z.enum(["saddr", "daddr"]).default("saddr") }),
+  z.strictObject({
+    type: z.literal("setUpdate"),
+    op: z.enum(["add", "delete"]),
+    set: Name,
+    key: z.enum(["saddr", "daddr"]).default("saddr"),
+  }),
   z.strictObject({ type: z.literal("rawsnat"), to: Cidr }),
   z.strictObject({ type: z.literal("rawdnat"), to: Cidr }),
   z.strictObject({ type: z.literal("checksumFill") }),
@@ -76,8 +87,15 @@ export const ActionObject = z.discriminatedUnion("type", [
    * `-j TOS --set-tos value/mask`; mask defaults to 0xff (set the whole byte). mangle only.
    */
   z
-    .strictObject({ type: z.literal("tos"), value: z.number().int().min(0).max(255), mask: z.number().int().min(0).max(255).optional() })
-    .refine((a) => a.value !== 0 || a.mask !== 0, { message: "value 0 with mask 0 changes nothing; drop the rule", path: ["mask"] }),
+    .strictObject({
+      type: z.literal("tos"),
+      value: z.number().int().min(0).max(255),
+      mask: z.number().int().min(0).max(255).optional(),
+    })
+    .refine((a) => a.value !== 0 || a.mask !== 0, {
+      message: "value 0 with mask 0 changes nothing; drop the rule",
+      path: ["mask"],
+    }),
   z.strictObject({ type: z.literal("tarpit") }),
   z.strictObject({ type: z.literal("delude") }),
   z.strictObject({ type: z.literal("chaos"), mode: z.enum(["delude", "tarpit"]).optional() }),
@@ -88,7 +106,10 @@ export const ActionObject = z.discriminatedUnion("type", [
     setMac: z
       .string()
       .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i, "must be a MAC address aa:bb:cc:dd:ee:ff[/bits]")
-      .refine((s) => !s.includes("/") || (Number(s.split("/")[1]) >= 1 && Number(s.split("/")[1]) <= 48), "the prefix length must be 1-48 bits"),
+      .refine(
+        (s) => !s.includes("/") || (Number(s.split("/")[1]) >= 1 && Number(s.split("/")[1]) <= 48),
+        "the prefix length must be 1-48 bits",
+      ),
   }),
   /** ECHO and MIRROR send traffic back to its source: always refused (see validate/safety). */
   z.strictObject({ type: z.literal("echo") }),
@@ -112,6 +133,21 @@ export function normalizeAction(a: Action): ActionObject {
 }
 
 export const TERMINATING: ReadonlySet<ActionType> = new Set<ActionType>([
-  "accept", "drop", "return", "reject", "goto", "tarpit", "delude", "chaos", "steal", "sysrq", "echo", "mirror",
-  "masquerade", "snat", "dnat", "redirect", "netmap",
+  "accept",
+  "drop",
+  "return",
+  "reject",
+  "goto",
+  "tarpit",
+  "delude",
+  "chaos",
+  "steal",
+  "sysrq",
+  "echo",
+  "mirror",
+  "masquerade",
+  "snat",
+  "dnat",
+  "redirect",
+  "netmap",
 ]);

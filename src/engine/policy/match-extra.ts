@@ -11,10 +11,13 @@ export const CT_STATUS = ["expected", "seen-reply", "assured", "confirmed", "sna
 /** A user or group id, or an inclusive range "low-high". */
 const IdRange = z.union([
   z.number().int().min(0).max(0xffffffff),
-  z.string().regex(/^\d{1,10}-\d{1,10}$/, 'must be an id or a range "low-high"').refine((s) => {
-    const [a, b] = s.split("-").map(Number) as [number, number];
-    return a <= b && b <= 0xffffffff;
-  }, "the range must be low-high with low <= high"),
+  z
+    .string()
+    .regex(/^\d{1,10}-\d{1,10}$/, 'must be an id or a range "low-high"')
+    .refine((s) => {
+      const [a, b] = s.split("-").map(Number) as [number, number];
+      return a <= b && b <= 0xffffffff;
+    }, "the range must be low-high with low <= high"),
 ]);
 
 /** "first-last": an inclusive address range of one family (`-m iprange`), first <= last. */
@@ -49,12 +52,18 @@ export const IpsecMatch = z
     policy: z.enum(["ipsec", "none"]),
     protocol: z.enum(["esp", "ah", "ipcomp"]).optional(),
   })
-  .refine((m) => m.protocol === undefined || m.policy === "ipsec", { message: "protocol needs policy: ipsec (a packet without IPsec has no security association)", path: ["protocol"] });
+  .refine((m) => m.protocol === undefined || m.policy === "ipsec", {
+    message: "protocol needs policy: ipsec (a packet without IPsec has no security association)",
+    path: ["protocol"],
+  });
 
 export const PKT_TYPES = ["host", "broadcast", "multicast", "other"] as const;
 
 /** `op` of `ttl`: eq, ne (`! --ttl-eq`), lt, gt, as xt_ttl/xt_hl compare. */
-export const TtlMatch = z.strictObject({ op: z.enum(["eq", "ne", "lt", "gt"]), value: z.number().int().min(0).max(255) });
+export const TtlMatch = z.strictObject({
+  op: z.enum(["eq", "ne", "lt", "gt"]),
+  value: z.number().int().min(0).max(255),
+});
 
 /**
  * `-m connlimit` (nft `ct count` in a dynamic set keyed by the masked address): the number of

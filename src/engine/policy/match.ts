@@ -2,34 +2,68 @@
 // Core matches render on every target; the `xt` group holds xtables-addons matches that
 // only the iptables target (with xtables-addons installed) can express.
 import { z } from "zod";
-import {
-  AddressList, Interface, Name, PortList, Protocol, Rate, Seconds, U32, negatable,
-} from "./primitives.ts";
+import { AddressList, Interface, Name, PortList, Protocol, Rate, Seconds, U32, negatable } from "./primitives.ts";
 import { extraMatchKeys } from "./match-extra.ts";
 
 export const CT_STATES = ["new", "established", "related", "invalid", "untracked"] as const;
 export const TCP_FLAGS = ["fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr"] as const;
 export const ICMP_TYPES = [
-  "echo-reply", "destination-unreachable", "source-quench", "redirect", "echo-request", "router-advertisement",
-  "router-solicitation", "time-exceeded", "parameter-problem", "timestamp-request", "timestamp-reply",
-  "info-request", "info-reply", "address-mask-request", "address-mask-reply",
+  "echo-reply",
+  "destination-unreachable",
+  "source-quench",
+  "redirect",
+  "echo-request",
+  "router-advertisement",
+  "router-solicitation",
+  "time-exceeded",
+  "parameter-problem",
+  "timestamp-request",
+  "timestamp-reply",
+  "info-request",
+  "info-reply",
+  "address-mask-request",
+  "address-mask-reply",
 ] as const;
 export const ICMPV6_TYPES = [
-  "destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem", "echo-request", "echo-reply",
-  "mld-listener-query", "mld-listener-report", "mld-listener-done", "nd-router-solicit", "nd-router-advert",
-  "nd-neighbor-solicit", "nd-neighbor-advert", "nd-redirect", "router-renumbering",
+  "destination-unreachable",
+  "packet-too-big",
+  "time-exceeded",
+  "parameter-problem",
+  "echo-request",
+  "echo-reply",
+  "mld-listener-query",
+  "mld-listener-report",
+  "mld-listener-done",
+  "nd-router-solicit",
+  "nd-router-advert",
+  "nd-neighbor-solicit",
+  "nd-neighbor-advert",
+  "nd-redirect",
+  "router-renumbering",
 ] as const;
 /** A type by name, or by number for the ones without a name here (ICMPv6 143, MLDv2 report, ...). */
 const IcmpNumber = z.number().int().min(0).max(255);
 const IcmpTypeItem = z.union([z.enum(ICMP_TYPES), IcmpNumber]);
 const Icmpv6TypeItem = z.union([z.enum(ICMPV6_TYPES), IcmpNumber]);
-export const ADDR_TYPES = ["unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable", "prohibit"] as const;
+export const ADDR_TYPES = [
+  "unicast",
+  "local",
+  "broadcast",
+  "anycast",
+  "multicast",
+  "blackhole",
+  "unreachable",
+  "prohibit",
+] as const;
 
 const TcpFlag = z.enum(TCP_FLAGS);
 /** `--tcp-flags MASK COMP`: of the flags in `mask`, exactly those in `compare` are set. */
 export const TcpFlagsMatch = z
   .strictObject({ mask: z.array(TcpFlag).min(1), compare: z.array(TcpFlag) })
-  .refine((f) => f.compare.every((c) => f.mask.includes(c)), { message: "every flag in compare must also be in mask", path: ["compare"] });
+  .refine((f) => f.compare.every((c) => f.mask.includes(c)), {
+    message: "every flag in compare must also be in mask",
+    path: ["compare"],
+  });
 
 /** A 32-bit value with optional mask: `mark & mask == value`. */
 export const MarkMatch = z.union([U32, z.strictObject({ value: U32, mask: U32 })]);
@@ -82,13 +116,44 @@ export const QuotaMatch = z.strictObject({
 });
 
 const CountryList = z.array(z.string().regex(/^[A-Z]{2}$/, "must be an ISO-3166 alpha-2 code like DE")).min(1);
-const IFACE_FLAGS = ["up", "down", "broadcast", "loopback", "pointtopoint", "running", "noarp", "arp", "promisc", "multicast", "dynamic", "lower-up", "dormant"] as const;
-const IPV4_OPTIONS = ["nop", "security", "lsrr", "timestamp", "record-route", "ssrr", "mtu-probe", "mtu-reply", "traceroute", "router-alert"] as const;
+const IFACE_FLAGS = [
+  "up",
+  "down",
+  "broadcast",
+  "loopback",
+  "pointtopoint",
+  "running",
+  "noarp",
+  "arp",
+  "promisc",
+  "multicast",
+  "dynamic",
+  "lower-up",
+  "dormant",
+] as const;
+const IPV4_OPTIONS = [
+  "nop",
+  "security",
+  "lsrr",
+  "timestamp",
+  "record-route",
+  "ssrr",
+  "mtu-probe",
+  "mtu-reply",
+  "traceroute",
+  "router-alert",
+] as const;
 
 /** xtables-addons matches (seed: xtables-addons manual). */
 export const XtMatch = z.strictObject({
   condition: negatable(z.string().regex(/^[A-Za-z0-9_]{1,27}$/, "must be 1-27 letters, digits or '_'")).optional(),
-  geoip: z.strictObject({ source: CountryList.optional(), destination: CountryList.optional(), invert: z.boolean().optional() }).optional(),
+  geoip: z
+    .strictObject({
+      source: CountryList.optional(),
+      destination: CountryList.optional(),
+      invert: z.boolean().optional(),
+    })
+    .optional(),
   iface: z
     .strictObject({
       interface: Interface.optional(),
@@ -97,11 +162,20 @@ export const XtMatch = z.strictObject({
       flags: z.array(z.strictObject({ flag: z.enum(IFACE_FLAGS), not: z.boolean().optional() })).min(1),
     })
     .optional(),
-  ipp2p: z.array(z.enum(["edk", "kazaa", "gnu", "dc", "bit", "apple", "soul", "winmx", "ares"])).min(1).optional(),
-  ipv4options: z
-    .strictObject({ flags: z.array(z.strictObject({ option: z.enum(IPV4_OPTIONS), not: z.boolean().optional() })).min(1), any: z.boolean().optional() })
+  ipp2p: z
+    .array(z.enum(["edk", "kazaa", "gnu", "dc", "bit", "apple", "soul", "winmx", "ares"]))
+    .min(1)
     .optional(),
-  lscan: z.array(z.enum(["stealth", "synscan", "cnscan", "grscan"])).min(1).optional(),
+  ipv4options: z
+    .strictObject({
+      flags: z.array(z.strictObject({ option: z.enum(IPV4_OPTIONS), not: z.boolean().optional() })).min(1),
+      any: z.boolean().optional(),
+    })
+    .optional(),
+  lscan: z
+    .array(z.enum(["stealth", "synscan", "cnscan", "grscan"]))
+    .min(1)
+    .optional(),
   psd: z
     .strictObject({
       weightThreshold: z.number().int().min(1).optional(),
@@ -116,7 +190,10 @@ export const XtMatch = z.strictObject({
     z
       .string()
       .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i, "must be a MAC address aa:bb:cc:dd:ee:ff[/bits]")
-      .refine((s) => !s.includes("/") || (Number(s.split("/")[1]) >= 1 && Number(s.split("/")[1]) <= 48), "the prefix length must be 1-48 bits"),
+      .refine(
+        (s) => !s.includes("/") || (Number(s.split("/")[1]) >= 1 && Number(s.split("/")[1]) <= 48),
+        "the prefix length must be 1-48 bits",
+      ),
   ).optional(),
   /**
    * `-m length2`: the length of one layer. layer3: IP header and payload (as `length`);
@@ -156,4 +233,3 @@ export const Match = z.strictObject({
   ...extraMatchKeys,
 });
 export type Match = z.infer<typeof Match>;
-

@@ -8,7 +8,10 @@ export const SET_TYPES = ["ipv4_addr", "ipv6_addr", "inet_service", "ether_addr"
 /** Address/port sets: static elements, intervals (CIDR), timeouts, and dynamic (filled by rules). */
 export const SetDef = z.strictObject({
   type: z.enum(SET_TYPES),
-  elements: z.array(z.union([z.string().max(64), Port])).max(2_000_000).default([]),
+  elements: z
+    .array(z.union([z.string().max(64), Port]))
+    .max(2_000_000)
+    .default([]),
   /** Holds prefixes/ranges; required for CIDR elements. */
   interval: z.boolean().optional(),
   /** Default lifetime of an element; elements expire by themselves. */
@@ -34,7 +37,10 @@ export const QuotaDef = z
     grow: z.boolean().optional(),
     comment: Comment.optional(),
   })
-  .refine((q) => q.grow || q.limit !== undefined, { message: "a quota needs a limit unless it grows (grow: true)", path: ["limit"] });
+  .refine((q) => q.grow || q.limit !== undefined, {
+    message: "a quota needs a limit unless it grows (grow: true)",
+    path: ["limit"],
+  });
 export type QuotaDef = z.infer<typeof QuotaDef>;
 
 /**
@@ -47,9 +53,18 @@ export const AccountingDef = z
     prefix: Cidr.superRefine((s, ctx) => {
       const p = parsePrefix(s);
       if (!p) return;
-      if (p.family === "ipv6" && p.length < 8) ctx.addIssue({ code: "custom", message: "ACCOUNT prefixes must be /8 or longer (IPv6: no one-slot ::/0 table)" });
-      else if (p.family === "ipv4" && p.length !== 0 && p.length < 8) ctx.addIssue({ code: "custom", message: "ACCOUNT prefixes must be /8 or longer (or 0.0.0.0/0 for the one-slot total)" });
-      else if (p.length === 0 && p.address !== "0.0.0.0") ctx.addIssue({ code: "custom", message: "a /0 ACCOUNT prefix must be written 0.0.0.0/0" });
+      if (p.family === "ipv6" && p.length < 8)
+        ctx.addIssue({
+          code: "custom",
+          message: "ACCOUNT prefixes must be /8 or longer (IPv6: no one-slot ::/0 table)",
+        });
+      else if (p.family === "ipv4" && p.length !== 0 && p.length < 8)
+        ctx.addIssue({
+          code: "custom",
+          message: "ACCOUNT prefixes must be /8 or longer (or 0.0.0.0/0 for the one-slot total)",
+        });
+      else if (p.length === 0 && p.address !== "0.0.0.0")
+        ctx.addIssue({ code: "custom", message: "a /0 ACCOUNT prefix must be written 0.0.0.0/0" });
     }),
     /** Count per sub-prefix of this length (the prefix's length to 32/128) instead of per address. */
     aggregate: z.number().int().min(1).max(128).optional(),
@@ -59,8 +74,17 @@ export const AccountingDef = z
     const p = parsePrefix(d.prefix);
     if (!p || d.aggregate === undefined) return;
     const max = p.family === "ipv4" ? 32 : 128;
-    if (p.length === 0) ctx.addIssue({ code: "custom", path: ["aggregate"], message: "ACCOUNT aggregate does not apply to the one-slot 0.0.0.0/0 table" });
+    if (p.length === 0)
+      ctx.addIssue({
+        code: "custom",
+        path: ["aggregate"],
+        message: "ACCOUNT aggregate does not apply to the one-slot 0.0.0.0/0 table",
+      });
     else if (d.aggregate < p.length || d.aggregate > max)
-      ctx.addIssue({ code: "custom", path: ["aggregate"], message: `ACCOUNT aggregate must be between the prefix length and the address length (${p.length} to ${max} for ${d.prefix})` });
+      ctx.addIssue({
+        code: "custom",
+        path: ["aggregate"],
+        message: `ACCOUNT aggregate must be between the prefix length and the address length (${p.length} to ${max} for ${d.prefix})`,
+      });
   });
 export type AccountingDef = z.infer<typeof AccountingDef>;

@@ -34,7 +34,10 @@ export const Comment = freeText(128);
  */
 export const Interface = z
   .string()
-  .regex(/^[A-Za-z0-9_.@-]{1,15}\*?$/, "must be an interface name: 1-15 of letters, digits, '_', '.', '@', '-' (no ':', '/' or spaces), optionally ending in '*'")
+  .regex(
+    /^[A-Za-z0-9_.@-]{1,15}\*?$/,
+    "must be an interface name: 1-15 of letters, digits, '_', '.', '@', '-' (no ':', '/' or spaces), optionally ending in '*'",
+  )
   .refine((s) => s !== "." && s !== "..", 'must not be "." or ".." (the kernel refuses those names)');
 
 /** A log prefix: leave it out for none; an empty one is refused rather than rendered as "". */
@@ -42,13 +45,17 @@ export function logPrefix(max: number) {
   return freeText(max).min(1, "must not be empty (leave the prefix out for none)");
 }
 
-export const Address = z.string().refine((s) => !s.includes("/") && parsePrefix(s) !== null, "must be an IPv4 or IPv6 address");
+export const Address = z
+  .string()
+  .refine((s) => !s.includes("/") && parsePrefix(s) !== null, "must be an IPv4 or IPv6 address");
 export const Cidr = z.string().refine((s) => parsePrefix(s) !== null, "must be an IPv4/IPv6 address or prefix (CIDR)");
 /** An address, a prefix, or a reference to a named address set ("@name"). */
-export const AddressItem = z.string().refine(
-  (s) => (s.startsWith("@") ? NAME_RE.test(s.slice(1)) : parsePrefix(s) !== null),
-  "must be an address, a CIDR prefix or '@setname'",
-);
+export const AddressItem = z
+  .string()
+  .refine(
+    (s) => (s.startsWith("@") ? NAME_RE.test(s.slice(1)) : parsePrefix(s) !== null),
+    "must be an address, a CIDR prefix or '@setname'",
+  );
 export const AddressList = z.union([AddressItem, z.array(AddressItem).min(1).max(4096)]);
 
 export const Port = z.number().int().min(0).max(65535);
@@ -66,22 +73,51 @@ export const PortItem = z.union([
 export const PortList = z.union([PortItem, z.array(PortItem).min(1).max(4096)]);
 
 export const Protocol = z.enum([
-  "tcp", "udp", "icmp", "icmpv6", "sctp", "udplite", "dccp", "gre", "esp", "ah",
+  "tcp",
+  "udp",
+  "icmp",
+  "icmpv6",
+  "sctp",
+  "udplite",
+  "dccp",
+  "gre",
+  "esp",
+  "ah",
   // Protocols without ports that router scripts allow or drop (multicast, routing, VRRP, tunnels).
-  "igmp", "ipip", "ipv6", "ospf", "pim", "vrrp", "l2tp",
+  "igmp",
+  "ipip",
+  "ipv6",
+  "ospf",
+  "pim",
+  "vrrp",
+  "l2tp",
 ]);
 /** IANA numbers of the protocols rendered as numbers (no /etc/protocols lookup on the host). */
-export const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = { igmp: 2, ipip: 4, ipv6: 41, ospf: 89, pim: 103, vrrp: 112, l2tp: 115 };
+export const PROTOCOL_NUMBERS: Readonly<Record<string, number>> = {
+  igmp: 2,
+  ipip: 4,
+  ipv6: 41,
+  ospf: 89,
+  pim: 103,
+  vrrp: 112,
+  l2tp: 115,
+};
 
 export const RATE_UNITS = ["second", "minute", "hour", "day"] as const;
 /** "60/second", "5/minute". */
-export const Rate = z.string().regex(/^[1-9]\d{0,8}\/(second|minute|hour|day)$/, 'must be "N/second", "N/minute", "N/hour" or "N/day"');
+export const Rate = z
+  .string()
+  .regex(/^[1-9]\d{0,8}\/(second|minute|hour|day)$/, 'must be "N/second", "N/minute", "N/hour" or "N/day"');
 export function parseRate(rate: string): { count: number; per: (typeof RATE_UNITS)[number] } {
   const [count, per] = rate.split("/") as [string, (typeof RATE_UNITS)[number]];
   return { count: Number(count), per };
 }
 
-export const Seconds = z.number().int().min(1).max(365 * 86400);
+export const Seconds = z
+  .number()
+  .int()
+  .min(1)
+  .max(365 * 86400);
 export const U32 = z.number().int().min(0).max(0xffffffff);
 
 /** A match value, or `{ not: value }` for its negation (iptables' `!`). */

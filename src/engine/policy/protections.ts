@@ -21,7 +21,10 @@ export const IcmpFlood = z.strictObject({
 /** INVALID conntrack state dropped in input/forward/output; SYN+FIN and SYN+RST dropped. */
 export const BogusPackets = z.strictObject({ enabled: z.boolean().default(true) });
 
-export const RstFlood = z.strictObject({ rate: Rate.default("2/second"), burst: z.number().int().min(1).max(10000).default(2) });
+export const RstFlood = z.strictObject({
+  rate: Rate.default("2/second"),
+  burst: z.number().int().min(1).max(10000).default(2),
+});
 
 /**
  * Per source address: drop new TCP connections above `rate` ("N/unit": at most N in any

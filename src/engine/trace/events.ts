@@ -68,7 +68,12 @@ export function summarizeTrace(packet: string, lines: TraceLine[], hiddenTable: 
     const v = l.verdict ?? "";
     // "verdict continue" lines (end of a regular chain) carry nothing for a reader.
     if (l.kind === "verdict" && v === "continue") continue;
-    steps.push({ table: l.table, chain: l.chain, rule: l.kind === "policy" ? "policy" : l.kind === "verdict" ? "(end of chain)" : l.text, verdict: v });
+    steps.push({
+      table: l.table,
+      chain: l.chain,
+      rule: l.kind === "policy" ? "policy" : l.kind === "verdict" ? "(end of chain)" : l.text,
+      verdict: v,
+    });
     if (v === "drop") {
       verdict = /\breject\b/.test(l.text) ? "reject" : "drop";
       break;

@@ -34,29 +34,66 @@ export class PacketSpecError extends Error {
   }
 }
 
-const FLAG_LETTERS: Record<string, string> = { S: "syn", F: "fin", R: "rst", P: "psh", A: "ack", U: "urg", E: "ecn", C: "cwr" };
+const FLAG_LETTERS: Record<string, string> = {
+  S: "syn",
+  F: "fin",
+  R: "rst",
+  P: "psh",
+  A: "ack",
+  U: "urg",
+  E: "ecn",
+  C: "cwr",
+};
 const FLAG_NAMES = new Set(Object.values(FLAG_LETTERS));
 
 const ICMP_TYPES: Record<string, number> = {
-  "echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, redirect: 5, "echo-request": 8, "router-advertisement": 9,
-  "router-solicitation": 10, "time-exceeded": 11, "parameter-problem": 12, "timestamp-request": 13, "timestamp-reply": 14,
-  "info-request": 15, "info-reply": 16, "address-mask-request": 17, "address-mask-reply": 18,
+  "echo-reply": 0,
+  "destination-unreachable": 3,
+  "source-quench": 4,
+  redirect: 5,
+  "echo-request": 8,
+  "router-advertisement": 9,
+  "router-solicitation": 10,
+  "time-exceeded": 11,
+  "parameter-problem": 12,
+  "timestamp-request": 13,
+  "timestamp-reply": 14,
+  "info-request": 15,
+  "info-reply": 16,
+  "address-mask-request": 17,
+  "address-mask-reply": 18,
 };
 const ICMPV6_TYPES: Record<string, number> = {
-  "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4, "echo-request": 128, "echo-reply": 129,
-  "nd-router-solicit": 133, "nd-router-advert": 134, "nd-neighbor-solicit": 135, "nd-neighbor-advert": 136, "nd-redirect": 137,
+  "destination-unreachable": 1,
+  "packet-too-big": 2,
+  "time-exceeded": 3,
+  "parameter-problem": 4,
+  "echo-request": 128,
+  "echo-reply": 129,
+  "nd-router-solicit": 133,
+  "nd-router-advert": 134,
+  "nd-neighbor-solicit": 135,
+  "nd-neighbor-advert": 136,
+  "nd-redirect": 137,
 };
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 /** Parse one packet spec; throws PacketSpecError naming the bad token. */
 export function parsePacketSpec(text: string): PacketSpec {
-  const tokens = text.trim().split(/\s+/).filter((t) => t.length > 0);
+  const tokens = text
+    .trim()
+    .split(/\s+/)
+    .filter((t) => t.length > 0);
   const bad = (token: string | undefined, why: string): never => {
-    throw new PacketSpecError(token === undefined ? `packet "${text}": ${why}` : `packet "${text}": "${token}": ${why}`, token);
+    throw new PacketSpecError(
+      token === undefined ? `packet "${text}": ${why}` : `packet "${text}": "${token}": ${why}`,
+      token,
+    );
   };
   const proto = tokens[0];
-  if (proto !== "tcp" && proto !== "udp" && proto !== "icmp" && proto !== "icmpv6") bad(proto, "the packet starts with its protocol: tcp, udp, icmp or icmpv6");
+  if (proto !== "tcp" && proto !== "udp" && proto !== "icmp" && proto !== "icmpv6")
+    bad(proto, "the packet starts with its protocol: tcp, udp, icmp or icmpv6");
   const protocol = proto as TraceProtocol;
   const arrow = tokens[2];
   if (arrow !== "->" && arrow !== ">") bad(arrow, 'expected "->" between source and destination');
@@ -89,7 +126,8 @@ export function parsePacketSpec(text: string): PacketSpec {
         if (protocol !== "icmp" && protocol !== "icmpv6") bad(key, "type is for icmp and icmpv6 packets");
         const table = protocol === "icmp" ? ICMP_TYPES : ICMPV6_TYPES;
         const n = /^\d{1,3}$/.test(v) ? Number(v) : table[v];
-        if (n === undefined || n > 255) bad(v, `unknown ${protocol} type; one of ${Object.keys(table).join(", ")} or a number 0-255`);
+        if (n === undefined || n > 255)
+          bad(v, `unknown ${protocol} type; one of ${Object.keys(table).join(", ")} or a number 0-255`);
         spec.icmpType = n;
         break;
       }
@@ -104,7 +142,8 @@ export function parsePacketSpec(text: string): PacketSpec {
     }
   }
   if (protocol === "tcp" && spec.flags === undefined) spec.flags = ["syn"];
-  if ((protocol === "icmp" || protocol === "icmpv6") && spec.icmpType === undefined) spec.icmpType = protocol === "icmp" ? 8 : 128;
+  if ((protocol === "icmp" || protocol === "icmpv6") && spec.icmpType === undefined)
+    spec.icmpType = protocol === "icmp" ? 8 : 128;
   if (spec.oif !== undefined && spec.oif === spec.iif) bad(spec.oif, "oif must differ from iif");
   return spec;
 }

@@ -11,8 +11,23 @@ type PortList = z.infer<typeof PortListSchema>;
 
 /** Matches that always give the same answer for the same packet (no rate, list or budget state). */
 const STATELESS = new Set<keyof Match>([
-  "family", "saddr", "daddr", "protocol", "sport", "dport", "iif", "oif", "ctState", "tcpFlags",
-  "icmpType", "icmpv6Type", "length", "mark", "ctmark", "daddrType", "rpfilter",
+  "family",
+  "saddr",
+  "daddr",
+  "protocol",
+  "sport",
+  "dport",
+  "iif",
+  "oif",
+  "ctState",
+  "tcpFlags",
+  "icmpType",
+  "icmpv6Type",
+  "length",
+  "mark",
+  "ctmark",
+  "daddrType",
+  "rpfilter",
 ]);
 
 export function isStateless(m: Match): boolean {
@@ -37,13 +52,19 @@ function keyCovers(key: keyof Match, av: unknown, bv: unknown): boolean {
   switch (key) {
     case "saddr":
     case "daddr":
-      return asList(B.value as string | string[]).every((b) => asList(A.value as string | string[]).some((a) => addressCovers(a, b)));
+      return asList(B.value as string | string[]).every((b) =>
+        asList(A.value as string | string[]).some((a) => addressCovers(a, b)),
+      );
     case "sport":
     case "dport":
-      return portItems(B.value as PortList).every(([lo, hi]) => portItems(A.value as PortList).some(([l, h]) => l <= lo && hi <= h));
+      return portItems(B.value as PortList).every(([lo, hi]) =>
+        portItems(A.value as PortList).some(([l, h]) => l <= lo && hi <= h),
+      );
     case "iif":
     case "oif":
-      return asList(B.value as string | string[]).every((b) => asList(A.value as string | string[]).some((a) => a === b || (a.endsWith("*") && b.startsWith(a.slice(0, -1)))));
+      return asList(B.value as string | string[]).every((b) =>
+        asList(A.value as string | string[]).some((a) => a === b || (a.endsWith("*") && b.startsWith(a.slice(0, -1)))),
+      );
     case "ctState":
     case "icmpType":
     case "icmpv6Type":

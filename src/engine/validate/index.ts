@@ -30,7 +30,11 @@ export function validatePolicy(doc: unknown, opts: ValidateOptions = {}): Valida
   } catch (e) {
     // A validator bug must not become a 500 or a crash of the CLI: report it as a refusal.
     const msg = e instanceof Error ? e.message : String(e);
-    return { ok: false, errors: [error([], "internal_error", `the validator failed on this document (${msg}); please report it`)], warnings: [] };
+    return {
+      ok: false,
+      errors: [error([], "internal_error", `the validator failed on this document (${msg}); please report it`)],
+      warnings: [],
+    };
   }
 }
 
@@ -58,5 +62,11 @@ function run(doc: unknown, opts: ValidateOptions): ValidationResult {
 function expansionErrors(policy: Policy): Diagnostic[] {
   if (Object.values(policy.protections).every((v) => v === undefined)) return [];
   const bad = semanticErrors(expandPolicy(policy)).filter((d) => d.severity === "error");
-  return bad.map((d) => error(["protections"], "preset_expansion_invalid", `the protection presets expand into an invalid rule at ${d.path} (${d.code}: ${d.message}); please report it`));
+  return bad.map((d) =>
+    error(
+      ["protections"],
+      "preset_expansion_invalid",
+      `the protection presets expand into an invalid rule at ${d.path} (${d.code}: ${d.message}); please report it`,
+    ),
+  );
 }

@@ -16,9 +16,17 @@ export function lockoutWarnings(policy: Policy): Diagnostic[] {
     // Replies from the API arrive on input with the API port as source; requests leave on output to it.
     const portKey = chain.hook === "input" ? "sport" : "dport";
     const reach = reachable(policy, name);
-    const keepsApi = rulesOf(policy).some((r) => reach.has(r.chainName) && r.action.type === "accept" && allowsApi(r.match, portKey, ports));
+    const keepsApi = rulesOf(policy).some(
+      (r) => reach.has(r.chainName) && r.action.type === "accept" && allowsApi(r.match, portKey, ports),
+    );
     if (!keepsApi) {
-      out.push(warning(at, "lockout_risk", `chain "${name}" (${chain.hook}) drops by default, the failsafe is off and no rule accepts the agent's connection to the API: applying this policy can cut the agent off for good. Accept ctState established,related early in the chain, or tcp ${portKey} ${ports.join(",")}, or enable the failsafe`));
+      out.push(
+        warning(
+          at,
+          "lockout_risk",
+          `chain "${name}" (${chain.hook}) drops by default, the failsafe is off and no rule accepts the agent's connection to the API: applying this policy can cut the agent off for good. Accept ctState established,related early in the chain, or tcp ${portKey} ${ports.join(",")}, or enable the failsafe`,
+        ),
+      );
     }
   }
   return out;
@@ -27,7 +35,12 @@ export function lockoutWarnings(policy: Policy): Diagnostic[] {
 /** The path that drops everything: the default policy, or a final unconditional drop/reject. */
 function dropsAll(name: string, chain: Chain): Path | null {
   const last = chain.rules[chain.rules.length - 1];
-  if (last && !last.match && (last.action === "drop" || (typeof last.action === "object" && (last.action.type === "drop" || last.action.type === "reject")))) {
+  if (
+    last &&
+    !last.match &&
+    (last.action === "drop" ||
+      (typeof last.action === "object" && (last.action.type === "drop" || last.action.type === "reject")))
+  ) {
     return ["chains", name, "rules", chain.rules.length - 1];
   }
   return chain.policy === "drop" ? ["chains", name, "policy"] : null;
@@ -43,7 +56,12 @@ function allowsApi(m: Match, portKey: "sport" | "dport", ports: number[]): boole
     const { value, negated } = unwrap(ctState);
     if (!negated && value.includes("established") && covers(rest, {})) return true;
   }
-  return ports.some((port) => covers({ ...rest, ...(ctState ? { ctState } : {}) }, { protocol: "tcp", [portKey]: port, ctState: ["new", "established"] }));
+  return ports.some((port) =>
+    covers(
+      { ...rest, ...(ctState ? { ctState } : {}) },
+      { protocol: "tcp", [portKey]: port, ctState: ["new", "established"] },
+    ),
+  );
 }
 
 /** A chain and every user chain it can jump to. */
@@ -53,7 +71,13 @@ function reachable(policy: Policy, from: string): Set<string> {
   while (work.length) {
     for (const rule of policy.chains[work.pop()!]!.rules) {
       const a = rule.action;
-      if (typeof a === "object" && (a.type === "jump" || a.type === "goto") && policy.chains[a.chain] && !seen.has(a.chain)) (seen.add(a.chain), work.push(a.chain));
+      if (
+        typeof a === "object" &&
+        (a.type === "jump" || a.type === "goto") &&
+        policy.chains[a.chain] &&
+        !seen.has(a.chain)
+      )
+        seen.add(a.chain), work.push(a.chain);
     }
   }
   return seen;

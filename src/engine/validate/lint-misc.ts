@@ -8,16 +8,39 @@ export function miscWarnings(policy: Policy): Diagnostic[] {
   const f = policy.forwarding;
   const p = policy.protections;
   const hasProtections = Object.values(p).some((v) => v !== undefined && !(Array.isArray(v) && v.length === 0));
-  if (Object.keys(policy.chains).length === 0 && !hasProtections && !f.portForwards.length && !f.rangeForwards.length && !f.markForwards.length) {
-    out.push(warning([], "empty_policy", `the policy has no chains, protections or forwards: applying it removes every Palisade rule from the host`));
+  if (
+    Object.keys(policy.chains).length === 0 &&
+    !hasProtections &&
+    !f.portForwards.length &&
+    !f.rangeForwards.length &&
+    !f.markForwards.length
+  ) {
+    out.push(
+      warning(
+        [],
+        "empty_policy",
+        `the policy has no chains, protections or forwards: applying it removes every Palisade rule from the host`,
+      ),
+    );
   }
   const hooks = chainHooks(policy);
   for (const [name, chain] of sortedEntries(policy.chains)) {
     if (!chain.hook && hooks.get(name)!.size === 0) {
-      out.push(warning(["chains", name], "unreachable_user_chain", `chain "${name}" has no hook and no base chain reaches it by jump/goto, so its rules never run`));
+      out.push(
+        warning(
+          ["chains", name],
+          "unreachable_user_chain",
+          `chain "${name}" has no hook and no base chain reaches it by jump/goto, so its rules never run`,
+        ),
+      );
     }
   }
-  const used = { sets: new Set<string>(), counters: new Set<string>(), quotas: new Set<string>(), accounting: new Set<string>() };
+  const used = {
+    sets: new Set<string>(),
+    counters: new Set<string>(),
+    quotas: new Set<string>(),
+    accounting: new Set<string>(),
+  };
   for (const r of rulesOf(policy)) {
     for (const key of ["saddr", "daddr"] as const) {
       const v = r.match[key];
@@ -30,10 +53,13 @@ export function miscWarnings(policy: Policy): Diagnostic[] {
     if (r.action.type === "account") used.accounting.add(r.action.table);
     if (r.action.type === "setUpdate") used.sets.add(r.action.set);
   }
-  for (const [name] of sortedEntries(policy.sets)) if (!used.sets.has(name)) out.push(warning(["sets", name], "unused_object", `set "${name}" is declared but no rule matches on it`));
+  for (const [name] of sortedEntries(policy.sets))
+    if (!used.sets.has(name))
+      out.push(warning(["sets", name], "unused_object", `set "${name}" is declared but no rule matches on it`));
   for (const key of ["counters", "quotas", "accounting"] as const) {
     for (const name of Object.keys(policy[key]).sort()) {
-      if (!used[key].has(name)) out.push(warning([key, name], "unused_object", `${key} entry "${name}" is declared but no rule uses it`));
+      if (!used[key].has(name))
+        out.push(warning([key, name], "unused_object", `${key} entry "${name}" is declared but no rule uses it`));
     }
   }
   return out;

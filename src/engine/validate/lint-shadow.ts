@@ -13,8 +13,16 @@ import { pointer, warning, type Diagnostic } from "../diagnostics.ts";
 import { TERMINATING, type Policy } from "../policy/index.ts";
 import { rulesOf, type RuleRef } from "./model.ts";
 import {
-  KEY_BIT, KEYS, factsCover, maskV4, maskV6, matchFacts,
-  type AddrItem, type FactKey, type KeyFact, type MatchFacts,
+  KEY_BIT,
+  KEYS,
+  factsCover,
+  maskV4,
+  maskV6,
+  matchFacts,
+  type AddrItem,
+  type FactKey,
+  type KeyFact,
+  type MatchFacts,
 } from "./match-facts.ts";
 
 /** Match comparisons (and group visits) allowed per chain before the lint gives up on it. */
@@ -46,12 +54,25 @@ export function shadowWarnings(policy: Policy, budget = SHADOW_COMPARISON_BUDGET
       const facts = matchFacts(r.match);
       const by = index.firstCovering(facts, left);
       if (by === "budget") {
-        out.push(warning(["chains", chainName], "lint_budget_exceeded", `chain ${chainName} has too many similar rules to check completely for shadowed rules (${budget} comparisons); rules from ${pointer(r.path)} on were not checked`));
+        out.push(
+          warning(
+            ["chains", chainName],
+            "lint_budget_exceeded",
+            `chain ${chainName} has too many similar rules to check completely for shadowed rules (${budget} comparisons); rules from ${pointer(r.path)} on were not checked`,
+          ),
+        );
         break;
       }
       if (by) {
-        const what = Object.keys(by.rule.match).length === 0 ? "matches every packet" : "matches every packet this rule matches";
-        out.push(warning(r.path, "rule_shadowed", `this rule can never match: the earlier rule ${pointer(by.rule.path)} (${by.rule.action.type}) ${what}; remove this rule or move it above that one`));
+        const what =
+          Object.keys(by.rule.match).length === 0 ? "matches every packet" : "matches every packet this rule matches";
+        out.push(
+          warning(
+            r.path,
+            "rule_shadowed",
+            `this rule can never match: the earlier rule ${pointer(by.rule.path)} (${by.rule.action.type}) ${what}; remove this rule or move it above that one`,
+          ),
+        );
         continue;
       }
       if (TERMINATING.has(r.action.type) && facts.stateless) index.add(r, facts);
@@ -93,7 +114,21 @@ class ShadowIndex {
 /** Which key a group indexes its rules by; "scan" keeps one ordered list. */
 type IndexKey = { kind: "addr" | "port" | "eq"; i: number } | { kind: "scan" };
 
-const EQ_KEYS: FactKey[] = ["protocol", "family", "length", "mark", "ctmark", "tcpFlags", "rpfilter", "ctState", "daddrType", "icmpType", "icmpv6Type", "iif", "oif"];
+const EQ_KEYS: FactKey[] = [
+  "protocol",
+  "family",
+  "length",
+  "mark",
+  "ctmark",
+  "tcpFlags",
+  "rpfilter",
+  "ctState",
+  "daddrType",
+  "icmpType",
+  "icmpv6Type",
+  "iif",
+  "oif",
+];
 const EXACT_KINDS = new Set<KeyFact["kind"]>(["eq"]);
 
 function chooseKey(mask: number): IndexKey {
@@ -176,7 +211,8 @@ class Group {
     const k = this.key;
     if (k.kind === "scan") return scan(this.rest) ? best : "budget";
     const f = facts.keys[k.i]!;
-    if (f.negated || (k.kind === "eq" && EXACT_KINDS.has(f.kind))) return scan(this.byCanon.get(canonKey(f))) ? best : "budget";
+    if (f.negated || (k.kind === "eq" && EXACT_KINDS.has(f.kind)))
+      return scan(this.byCanon.get(canonKey(f))) ? best : "budget";
     if (k.kind === "eq") return scan(this.rest) ? best : "budget";
     // A non-negated value is covered only by non-negated ones, which are indexed by their
     // items: whatever covers the rule covers its first item.

@@ -9,11 +9,29 @@ import { asList } from "./model.ts";
 
 /** The keys covers() can decide on (covers.ts STATELESS), in a fixed order: bit i = KEYS[i]. */
 export const KEYS = [
-  "family", "saddr", "daddr", "protocol", "sport", "dport", "iif", "oif", "ctState", "tcpFlags",
-  "icmpType", "icmpv6Type", "length", "mark", "ctmark", "daddrType", "rpfilter",
+  "family",
+  "saddr",
+  "daddr",
+  "protocol",
+  "sport",
+  "dport",
+  "iif",
+  "oif",
+  "ctState",
+  "tcpFlags",
+  "icmpType",
+  "icmpv6Type",
+  "length",
+  "mark",
+  "ctmark",
+  "daddrType",
+  "rpfilter",
 ] as const satisfies ReadonlyArray<keyof Match>;
 export type FactKey = (typeof KEYS)[number];
-export const KEY_BIT: Readonly<Record<FactKey, number>> = Object.fromEntries(KEYS.map((k, i) => [k, 1 << i])) as Record<FactKey, number>;
+export const KEY_BIT: Readonly<Record<FactKey, number>> = Object.fromEntries(KEYS.map((k, i) => [k, 1 << i])) as Record<
+  FactKey,
+  number
+>;
 
 /** One address item: "@set" references (and anything unparsable) only equal themselves. */
 export interface AddrItem {
@@ -70,7 +88,12 @@ function keyFact(key: FactKey, v: unknown): KeyFact {
       return { kind: "addr", negated, canon, items: asList(value as string | string[]).map(addrItem) };
     case "sport":
     case "dport":
-      return { kind: "port", negated, canon, ranges: asList(value as number | string | Array<number | string>).map(portRange) };
+      return {
+        kind: "port",
+        negated,
+        canon,
+        ranges: asList(value as number | string | Array<number | string>).map(portRange),
+      };
     case "iif":
     case "oif":
       return { kind: "iface", negated, canon, items: asList(value as string | string[]) };
@@ -148,7 +171,8 @@ function keyFactCovers(A: KeyFact, B: KeyFact): boolean {
       return true;
     }
     case "iface": {
-      for (const b of (B as typeof A).items) if (!A.items.some((a) => a === b || (a.endsWith("*") && b.startsWith(a.slice(0, -1))))) return false;
+      for (const b of (B as typeof A).items)
+        if (!A.items.some((a) => a === b || (a.endsWith("*") && b.startsWith(a.slice(0, -1))))) return false;
       return true;
     }
     case "list": {

@@ -32,21 +32,51 @@ function protocolPrerequisites(r: RuleRef, out: Diagnostic[]): void {
   for (const key of ["sport", "dport"] as const) {
     if (m[key] === undefined) continue;
     if (!positive || !PORT_PROTOCOLS.has(positive)) {
-      const why = proto?.negated ? "a negated protocol does not say which header carries the port" : positive ? `${positive} has no ports` : "no protocol is given";
-      out.push(error([...mp, key], "port_without_protocol", `${key} needs protocol tcp, udp, sctp, udplite or dccp: ${why}`));
+      const why = proto?.negated
+        ? "a negated protocol does not say which header carries the port"
+        : positive
+          ? `${positive} has no ports`
+          : "no protocol is given";
+      out.push(
+        error([...mp, key], "port_without_protocol", `${key} needs protocol tcp, udp, sctp, udplite or dccp: ${why}`),
+      );
     }
   }
-  if (m.tcpFlags !== undefined && positive !== "tcp") out.push(error([...mp, "tcpFlags"], "tcp_flags_without_tcp", `tcpFlags needs protocol: tcp`));
-  if (m.icmpType !== undefined && positive !== "icmp") out.push(error([...mp, "icmpType"], "icmp_type_without_icmp", `icmpType needs protocol: icmp (use icmpv6Type with protocol icmpv6 for IPv6)`));
-  if (m.icmpv6Type !== undefined && positive !== "icmpv6") out.push(error([...mp, "icmpv6Type"], "icmpv6_type_without_icmpv6", `icmpv6Type needs protocol: icmpv6`));
+  if (m.tcpFlags !== undefined && positive !== "tcp")
+    out.push(error([...mp, "tcpFlags"], "tcp_flags_without_tcp", `tcpFlags needs protocol: tcp`));
+  if (m.icmpType !== undefined && positive !== "icmp")
+    out.push(
+      error(
+        [...mp, "icmpType"],
+        "icmp_type_without_icmp",
+        `icmpType needs protocol: icmp (use icmpv6Type with protocol icmpv6 for IPv6)`,
+      ),
+    );
+  if (m.icmpv6Type !== undefined && positive !== "icmpv6")
+    out.push(error([...mp, "icmpv6Type"], "icmpv6_type_without_icmpv6", `icmpv6Type needs protocol: icmpv6`));
   if (m.icmpCode !== undefined) {
     const t = m.icmpType ?? m.icmpv6Type;
-    const single = t !== undefined && !isNegated(t) && !Array.isArray(t) && (m.icmpType === undefined || m.icmpv6Type === undefined);
-    if (!single) out.push(error([...mp, "icmpCode"], "icmp_code_needs_one_type", "icmpCode needs exactly one, not negated, icmpType or icmpv6Type"));
+    const single =
+      t !== undefined && !isNegated(t) && !Array.isArray(t) && (m.icmpType === undefined || m.icmpv6Type === undefined);
+    if (!single)
+      out.push(
+        error(
+          [...mp, "icmpCode"],
+          "icmp_code_needs_one_type",
+          "icmpCode needs exactly one, not negated, icmpType or icmpv6Type",
+        ),
+      );
   }
   if (m.family && positive && (positive === "icmp" || positive === "icmpv6")) {
     const want = positive === "icmp" ? "ipv4" : "ipv6";
-    if (m.family !== want) out.push(error([...mp, "protocol"], "protocol_family_mismatch", `${positive} exists only in ${want} but the rule is restricted to ${m.family}`));
+    if (m.family !== want)
+      out.push(
+        error(
+          [...mp, "protocol"],
+          "protocol_family_mismatch",
+          `${positive} exists only in ${want} but the rule is restricted to ${m.family}`,
+        ),
+      );
   }
 }
 
@@ -62,7 +92,13 @@ function addresses(r: RuleRef, out: Diagnostic[]): void {
       const p = parsePrefix(item);
       if (!p) return;
       if (r.match.family && p.family !== r.match.family) {
-        out.push(error(at, "address_family_mismatch", `${item} is an ${p.family} address but the rule is restricted to family ${r.match.family}`));
+        out.push(
+          error(
+            at,
+            "address_family_mismatch",
+            `${item} is an ${p.family} address but the rule is restricted to family ${r.match.family}`,
+          ),
+        );
       }
       const hb = hostBitsProblem(item);
       if (hb) out.push(error(at, "address_host_bits", hb));
@@ -85,9 +121,21 @@ function interfaces(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
     // means what it means in iptables and nftables (empty name: a positive match never
     // matches, a negated one always does). Only a chain whose every path lacks it is a mistake.
     if (!r.chain.hook && bad.length < hooks.size) {
-      out.push(warning(at, `${key}_not_available`, `${key} never matches at the ${bad.join("/")} hook${reached}: ${why} (a negated ${key} always matches there)`));
+      out.push(
+        warning(
+          at,
+          `${key}_not_available`,
+          `${key} never matches at the ${bad.join("/")} hook${reached}: ${why} (a negated ${key} always matches there)`,
+        ),
+      );
     } else {
-      out.push(error(at, `${key}_not_available`, `${key} cannot match at the ${bad.join("/")} hook${reached}: ${why}; use ${instead}`));
+      out.push(
+        error(
+          at,
+          `${key}_not_available`,
+          `${key} cannot match at the ${bad.join("/")} hook${reached}: ${why}; use ${instead}`,
+        ),
+      );
     }
   }
 }
@@ -98,13 +146,27 @@ function socketOwner(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
     if (r.match[key] === undefined) continue;
     const bad = [...hooks].filter((h) => h !== "output" && h !== "postrouting").sort();
     const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
-    if (bad.length) out.push(error([...r.path, "match", key], "socket_owner_not_available", `${key} cannot match at the ${bad.join("/")} hook${reached}: only locally generated packets have a socket owner (output, postrouting)`));
+    if (bad.length)
+      out.push(
+        error(
+          [...r.path, "match", key],
+          "socket_owner_not_available",
+          `${key} cannot match at the ${bad.join("/")} hook${reached}: only locally generated packets have a socket owner (output, postrouting)`,
+        ),
+      );
   }
   for (const key of ["saddrRange", "daddrRange"] as const) {
     const v = r.match[key];
     if (v === undefined || !r.match.family) continue;
     const fam = parsePrefix(unwrap(v).value.split("-")[0]!)?.family;
-    if (fam !== r.match.family) out.push(error([...r.path, "match", key], "address_family_mismatch", `${unwrap(v).value} is an ${fam} range but the rule is restricted to family ${r.match.family}`));
+    if (fam !== r.match.family)
+      out.push(
+        error(
+          [...r.path, "match", key],
+          "address_family_mismatch",
+          `${unwrap(v).value} is an ${fam} range but the rule is restricted to family ${r.match.family}`,
+        ),
+      );
   }
 }
 
@@ -115,8 +177,17 @@ function ipsecDirection(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
   const bad = [...hooks].filter((h) => (m.direction === "in" ? NO_IIF : NO_OIF).includes(h)).sort();
   if (!bad.length) return;
   const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
-  const why = m.direction === "in" ? "a locally generated packet was not decapsulated" : "the packet's route (and so its IPsec policy) is not chosen yet";
-  out.push(error([...r.path, "match", "ipsec", "direction"], "ipsec_direction_not_available", `ipsec direction ${m.direction} cannot be tested at the ${bad.join("/")} hook${reached}: ${why}; use direction ${m.direction === "in" ? "out" : "in"} or move the rule`));
+  const why =
+    m.direction === "in"
+      ? "a locally generated packet was not decapsulated"
+      : "the packet's route (and so its IPsec policy) is not chosen yet";
+  out.push(
+    error(
+      [...r.path, "match", "ipsec", "direction"],
+      "ipsec_direction_not_available",
+      `ipsec direction ${m.direction} cannot be tested at the ${bad.join("/")} hook${reached}: ${why}; use direction ${m.direction === "in" ? "out" : "in"} or move the rule`,
+    ),
+  );
 }
 
 function range(text: string): [number, number] | null {
@@ -127,7 +198,8 @@ function range(text: string): [number, number] | null {
 function checkRange(text: unknown, max: number, at: Path, what: string, out: Diagnostic[]): void {
   if (typeof text !== "string") return;
   const r = range(text);
-  if (r && (r[0] > r[1] || r[1] > max)) out.push(error(at, "invalid_range", `${what} range ${text} must be low-high with low <= high <= ${max}`));
+  if (r && (r[0] > r[1] || r[1] > max))
+    out.push(error(at, "invalid_range", `${what} range ${text} must be low-high with low <= high <= ${max}`));
 }
 
 function rangesAndOptions(r: RuleRef, out: Diagnostic[]): void {
@@ -141,25 +213,54 @@ function rangesAndOptions(r: RuleRef, out: Diagnostic[]): void {
   if (m.recent) {
     const { mode, seconds, hitcount } = m.recent;
     if ((seconds !== undefined || hitcount !== undefined) && mode !== "update" && mode !== "rcheck") {
-      out.push(error([...mp, "recent", seconds !== undefined ? "seconds" : "hitcount"], "recent_option_needs_check", `recent seconds/hitcount only apply with mode update or rcheck, not ${mode}`));
+      out.push(
+        error(
+          [...mp, "recent", seconds !== undefined ? "seconds" : "hitcount"],
+          "recent_option_needs_check",
+          `recent seconds/hitcount only apply with mode update or rcheck, not ${mode}`,
+        ),
+      );
     }
   }
   if (m.xt?.iface) {
     const f = m.xt.iface;
     const n = (f.interface ? 1 : 0) + (f.devIn ? 1 : 0) + (f.devOut ? 1 : 0);
-    if (n !== 1) out.push(error([...mp, "xt", "iface"], "iface_selector", `iface needs exactly one of interface, devIn or devOut (got ${n})`));
+    if (n !== 1)
+      out.push(
+        error(
+          [...mp, "xt", "iface"],
+          "iface_selector",
+          `iface needs exactly one of interface, devIn or devOut (got ${n})`,
+        ),
+      );
   }
   if (m.xt?.fuzzy && m.xt.fuzzy.lowerLimit > m.xt.fuzzy.upperLimit) {
-    out.push(error([...mp, "xt", "fuzzy"], "invalid_range", `fuzzy lowerLimit (${m.xt.fuzzy.lowerLimit}) must not exceed upperLimit (${m.xt.fuzzy.upperLimit})`));
+    out.push(
+      error(
+        [...mp, "xt", "fuzzy"],
+        "invalid_range",
+        `fuzzy lowerLimit (${m.xt.fuzzy.lowerLimit}) must not exceed upperLimit (${m.xt.fuzzy.upperLimit})`,
+      ),
+    );
   }
   const a = r.action;
   switch (a.type) {
     case "snat":
     case "dnat":
-      if (!a.to.address && a.to.port === undefined) out.push(error([...ap, "to"], "nat_target_empty", `${a.type} needs an address and/or a port to translate to`));
+      if (!a.to.address && a.to.port === undefined)
+        out.push(error([...ap, "to"], "nat_target_empty", `${a.type} needs an address and/or a port to translate to`));
       checkRange(a.to.port, 65535, [...ap, "to", "port"], "port", out);
-      if (a.to.port !== undefined && (!m.protocol || !PORT_PROTOCOLS.has(String(unwrap(m.protocol).value)) || unwrap(m.protocol).negated)) {
-        out.push(error([...ap, "to", "port"], "port_without_protocol", `translating the port needs match protocol tcp, udp, sctp, udplite or dccp`));
+      if (
+        a.to.port !== undefined &&
+        (!m.protocol || !PORT_PROTOCOLS.has(String(unwrap(m.protocol).value)) || unwrap(m.protocol).negated)
+      ) {
+        out.push(
+          error(
+            [...ap, "to", "port"],
+            "port_without_protocol",
+            `translating the port needs match protocol tcp, udp, sctp, udplite or dccp`,
+          ),
+        );
       }
       break;
     case "masquerade":
@@ -167,12 +268,33 @@ function rangesAndOptions(r: RuleRef, out: Diagnostic[]): void {
       checkRange(a.port, 65535, [...ap, "port"], "port", out);
       break;
     case "tee":
-      if (isUnspecified(a.gateway)) out.push(error([...ap, "gateway"], "tee_gateway_unspecified", `TEE gateway ${a.gateway} is invalid: name the host on the local segment that receives the clones`));
+      if (isUnspecified(a.gateway))
+        out.push(
+          error(
+            [...ap, "gateway"],
+            "tee_gateway_unspecified",
+            `TEE gateway ${a.gateway} is invalid: name the host on the local segment that receives the clones`,
+          ),
+        );
       break;
     case "ipmark": {
       const v4only = m.family === "ipv4" || onlyFamily(r, a.addr === "src" ? "saddr" : "daddr") === "ipv4";
-      if (v4only && (a.shift ?? 0) >= 32) out.push(error([...ap, "shift"], "ipmark_shift_too_large", `shifting an IPv4 address right by ${a.shift} bits leaves nothing: use a shift below 32`));
-      if (a.andMask === 0) out.push(warning([...ap, "andMask"], "ipmark_constant_mark", `andMask 0 discards the address: every packet gets mark ${a.orMask ?? 0}; use a mark action instead`));
+      if (v4only && (a.shift ?? 0) >= 32)
+        out.push(
+          error(
+            [...ap, "shift"],
+            "ipmark_shift_too_large",
+            `shifting an IPv4 address right by ${a.shift} bits leaves nothing: use a shift below 32`,
+          ),
+        );
+      if (a.andMask === 0)
+        out.push(
+          warning(
+            [...ap, "andMask"],
+            "ipmark_constant_mark",
+            `andMask 0 discards the address: every packet gets mark ${a.orMask ?? 0}; use a mark action instead`,
+          ),
+        );
       break;
     }
     case "rawsnat":
@@ -183,7 +305,8 @@ function rangesAndOptions(r: RuleRef, out: Diagnostic[]): void {
       break;
     }
     case "connmark":
-      if (a.op === "set" && a.value === undefined) out.push(error([...ap, "value"], "missing_field", `connmark op set needs a value`));
+      if (a.op === "set" && a.value === undefined)
+        out.push(error([...ap, "value"], "missing_field", `connmark op set needs a value`));
       break;
   }
 }

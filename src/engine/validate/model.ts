@@ -19,7 +19,15 @@ export function rulesOf(policy: Policy): RuleRef[] {
   const out: RuleRef[] = [];
   for (const [chainName, chain] of sortedEntries(policy.chains)) {
     chain.rules.forEach((rule, index) => {
-      out.push({ chainName, chain, index, rule, action: normalizeAction(rule.action), match: rule.match ?? {}, path: ["chains", chainName, "rules", index] });
+      out.push({
+        chainName,
+        chain,
+        index,
+        rule,
+        action: normalizeAction(rule.action),
+        match: rule.match ?? {},
+        path: ["chains", chainName, "rules", index],
+      });
     });
   }
   return out;
@@ -48,7 +56,7 @@ export function chainHooks(policy: Policy): Map<string, Set<Hook>> {
   for (const name of Object.keys(policy.chains)) hooks.set(name, new Set());
   const work: string[] = [];
   for (const [name, chain] of sortedEntries(policy.chains)) {
-    if (chain.hook) (hooks.get(name)!.add(chain.hook), work.push(name));
+    if (chain.hook) hooks.get(name)!.add(chain.hook), work.push(name);
   }
   while (work.length > 0) {
     const name = work.pop()!;

@@ -12,9 +12,24 @@ const MAX_ELEMENT_ERRORS = 20;
 /** quota2's own rules first (the manual's), then the general identifier rule. */
 export function quotaNameProblem(name: string, at: Path): Diagnostic | null {
   if (name === "") return error(at, "quota_name_empty", `a quota name must not be empty`);
-  if (name.startsWith(".")) return error(at, "quota_name_dot", `quota name ${JSON.stringify(name)} starts with a dot, which quota2 refuses (it names a file under /proc/net/xt_quota)`);
-  if (name.includes("/")) return error(at, "quota_name_slash", `quota name ${JSON.stringify(name)} contains a slash, which quota2 refuses (it names a file under /proc/net/xt_quota)`);
-  if (!NAME_RE.test(name)) return error(at, "invalid_name", `quota name ${JSON.stringify(name)} must start with a letter and contain only letters, digits and '_' (at most 32 characters)`);
+  if (name.startsWith("."))
+    return error(
+      at,
+      "quota_name_dot",
+      `quota name ${JSON.stringify(name)} starts with a dot, which quota2 refuses (it names a file under /proc/net/xt_quota)`,
+    );
+  if (name.includes("/"))
+    return error(
+      at,
+      "quota_name_slash",
+      `quota name ${JSON.stringify(name)} contains a slash, which quota2 refuses (it names a file under /proc/net/xt_quota)`,
+    );
+  if (!NAME_RE.test(name))
+    return error(
+      at,
+      "invalid_name",
+      `quota name ${JSON.stringify(name)} must start with a letter and contain only letters, digits and '_' (at most 32 characters)`,
+    );
   return null;
 }
 
@@ -26,7 +41,14 @@ export function objectErrors(policy: Policy): Diagnostic[] {
   }
   for (const [name, set] of sortedEntries(policy.sets)) out.push(...setErrors(name, set));
   policy.failsafe.ports.forEach((port, i) => {
-    if (port === 0) out.push(error(["failsafe", "ports", i], "failsafe_port_invalid", `failsafe port 0 is not a port a connection can use; give the API's TCP port (1-65535)`));
+    if (port === 0)
+      out.push(
+        error(
+          ["failsafe", "ports", i],
+          "failsafe_port_invalid",
+          `failsafe port 0 is not a port a connection can use; give the API's TCP port (1-65535)`,
+        ),
+      );
   });
 
   const meters = new Map<string, Path>();
@@ -37,24 +59,51 @@ export function objectErrors(policy: Policy): Diagnostic[] {
       const p = quotaNameProblem(m.quota.name, [...r.path, "match", "quota", "name"]);
       if (p) out.push(p);
       const def = policy.quotas[m.quota.name];
-      if (def?.grow && m.quota.invert) out.push(warning([...r.path, "match", "quota", "invert"], "quota_invert_with_grow", `invert has no effect on a growing quota (${m.quota.name} counts up and never runs out)`));
+      if (def?.grow && m.quota.invert)
+        out.push(
+          warning(
+            [...r.path, "match", "quota", "invert"],
+            "quota_invert_with_grow",
+            `invert has no effect on a growing quota (${m.quota.name} counts up and never runs out)`,
+          ),
+        );
     }
     if (m.meter) {
       const at = [...r.path, "match", "meter", "name"];
-      if (Object.hasOwn(policy.sets, m.meter.name)) out.push(error(at, "meter_name_conflict", `meter "${m.meter.name}" has the name of a declared set; meters are sets in the kernel, so give it its own name`));
+      if (Object.hasOwn(policy.sets, m.meter.name))
+        out.push(
+          error(
+            at,
+            "meter_name_conflict",
+            `meter "${m.meter.name}" has the name of a declared set; meters are sets in the kernel, so give it its own name`,
+          ),
+        );
       if (!meters.has(m.meter.name)) meters.set(m.meter.name, at);
     }
     if (m.recent?.seconds !== undefined) {
       const seen = recentSeconds.get(m.recent.name);
       if (!seen) recentSeconds.set(m.recent.name, { seconds: m.recent.seconds, at: r.path });
       else if (seen.seconds !== m.recent.seconds) {
-        out.push(error([...r.path, "match", "recent", "seconds"], "recent_timeout_conflict", `recent list "${m.recent.name}" is checked here with seconds ${m.recent.seconds} but with ${seen.seconds} at ${"/" + seen.at.join("/")}; nftables keeps one timeout per list, so use one value (or two lists)`));
+        out.push(
+          error(
+            [...r.path, "match", "recent", "seconds"],
+            "recent_timeout_conflict",
+            `recent list "${m.recent.name}" is checked here with seconds ${m.recent.seconds} but with ${seen.seconds} at ${"/" + seen.at.join("/")}; nftables keeps one timeout per list, so use one value (or two lists)`,
+          ),
+        );
       }
     }
   }
   for (const r of rulesOf(policy)) {
     const name = r.match.recent?.name;
-    if (name && meters.has(name)) out.push(error([...r.path, "match", "recent", "name"], "meter_name_conflict", `recent list "${name}" has the name of a meter; both become kernel sets, so give them different names`));
+    if (name && meters.has(name))
+      out.push(
+        error(
+          [...r.path, "match", "recent", "name"],
+          "meter_name_conflict",
+          `recent list "${name}" has the name of a meter; both become kernel sets, so give them different names`,
+        ),
+      );
   }
   return out;
 }
@@ -72,13 +121,27 @@ function setErrors(name: string, set: SetDef): Diagnostic[] {
       reported++;
     } else {
       const key = String(el).toLowerCase();
-      if (seen.has(key)) (out.push(warning([...base, "elements", i], "set_duplicate_element", `${JSON.stringify(el)} is listed twice in set "${name}"`)), reported++);
+      if (seen.has(key))
+        out.push(
+          warning(
+            [...base, "elements", i],
+            "set_duplicate_element",
+            `${JSON.stringify(el)} is listed twice in set "${name}"`,
+          ),
+        ),
+          reported++;
       seen.add(key);
     }
   }
   const capacity = set.size;
   if (capacity !== undefined && capacity < set.elements.length) {
-    out.push(error([...base, "size"], "set_too_small", `set "${name}" has ${set.elements.length} elements but size ${capacity}; the kernel would refuse the extra elements (with a misleading "Too many open files"); raise size to at least ${set.elements.length}${set.dynamic ? " plus room for the elements rules add" : ""}`));
+    out.push(
+      error(
+        [...base, "size"],
+        "set_too_small",
+        `set "${name}" has ${set.elements.length} elements but size ${capacity}; the kernel would refuse the extra elements (with a misleading "Too many open files"); raise size to at least ${set.elements.length}${set.dynamic ? " plus room for the elements rules add" : ""}`,
+      ),
+    );
   }
   return out;
 }
@@ -93,7 +156,10 @@ function bad(set: SetDef, el: string | number, what: string): ElementProblem {
 }
 
 function needsInterval(el: string | number, what: string): ElementProblem {
-  return { code: "set_element_needs_interval", message: `${JSON.stringify(el)} is ${what}; add interval: true to the set to hold prefixes and ranges` };
+  return {
+    code: "set_element_needs_interval",
+    message: `${JSON.stringify(el)} is ${what}; add interval: true to the set to hold prefixes and ranges`,
+  };
 }
 
 function addressElementProblem(set: SetDef, el: string | number): ElementProblem | null {
@@ -104,7 +170,8 @@ function addressElementProblem(set: SetDef, el: string | number): ElementProblem
   if (dash > 0) {
     const lo = parsePrefix(el.slice(0, dash));
     const hi = parsePrefix(el.slice(dash + 1));
-    if (!lo || lo.family !== fam || !hi || hi.family !== fam || lo.length !== max || hi.length !== max) return bad(set, el, `an ${fam} address, prefix or range`);
+    if (!lo || lo.family !== fam || !hi || hi.family !== fam || lo.length !== max || hi.length !== max)
+      return bad(set, el, `an ${fam} address, prefix or range`);
     return set.interval ? null : needsInterval(el, "a range");
   }
   const p = parsePrefix(el);
@@ -124,7 +191,8 @@ function elementProblem(set: SetDef, el: string | number): ElementProblem | null
       if (typeof el === "number") return null;
       const m = /^(\d{1,5})-(\d{1,5})$/.exec(el);
       if (/^\d{1,5}$/.test(el) && Number(el) <= 65535) return null;
-      if (!m || Number(m[1]) > Number(m[2]) || Number(m[2]) > 65535) return bad(set, el, "a port (0-65535) or a port range low-high");
+      if (!m || Number(m[1]) > Number(m[2]) || Number(m[2]) > 65535)
+        return bad(set, el, "a port (0-65535) or a port range low-high");
       return set.interval ? null : needsInterval(el, "a port range");
     }
     case "ether_addr":
@@ -133,6 +201,8 @@ function elementProblem(set: SetDef, el: string | number): ElementProblem | null
       return typeof el === "string" && Interface.safeParse(el).success ? null : bad(set, el, "an interface name");
     case "mark":
       if (typeof el === "number") return null;
-      return /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(el) && Number(el) <= 0xffffffff ? null : bad(set, el, "a 32-bit mark");
+      return /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(el) && Number(el) <= 0xffffffff
+        ? null
+        : bad(set, el, "a 32-bit mark");
   }
 }

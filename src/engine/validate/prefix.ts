@@ -52,10 +52,13 @@ function compress6(groups: number[]): string {
   let best = -1;
   let bestLen = 0;
   for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i > 1) ((best = i), (bestLen = j - i));
+    if (j - i > bestLen && j - i > 1) (best = i), (bestLen = j - i);
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));

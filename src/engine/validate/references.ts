@@ -12,9 +12,30 @@ export function referenceErrors(policy: Policy): Diagnostic[] {
     const at: Path = [...r.path, "action"];
     if (a.type === "jump" || a.type === "goto") {
       const target = policy.chains[a.chain];
-      if (!target) out.push(error([...at, "chain"], "unknown_chain", `${a.type} to chain "${a.chain}", which this policy does not define`));
-      else if (target.hook) out.push(error([...at, "chain"], "jump_to_base_chain", `chain "${a.chain}" is a base chain (hook ${target.hook}); only user chains (without hook) can be the target of ${a.type}`));
-      else if (target.table !== r.chain.table) out.push(error([...at, "chain"], "jump_cross_table", `chain "${a.chain}" is in table ${target.table} but this rule is in table ${r.chain.table}; ${a.type} stays within one table`));
+      if (!target)
+        out.push(
+          error(
+            [...at, "chain"],
+            "unknown_chain",
+            `${a.type} to chain "${a.chain}", which this policy does not define`,
+          ),
+        );
+      else if (target.hook)
+        out.push(
+          error(
+            [...at, "chain"],
+            "jump_to_base_chain",
+            `chain "${a.chain}" is a base chain (hook ${target.hook}); only user chains (without hook) can be the target of ${a.type}`,
+          ),
+        );
+      else if (target.table !== r.chain.table)
+        out.push(
+          error(
+            [...at, "chain"],
+            "jump_cross_table",
+            `chain "${a.chain}" is in table ${target.table} but this rule is in table ${r.chain.table}; ${a.type} stays within one table`,
+          ),
+        );
     }
     if (a.type === "counter" && !Object.hasOwn(policy.counters, a.name)) {
       out.push(error([...at, "name"], "unknown_counter", `counter "${a.name}" is not declared under counters`));
@@ -23,17 +44,37 @@ export function referenceErrors(policy: Policy): Diagnostic[] {
       const set = policy.sets[a.set];
       if (!set) out.push(error([...at, "set"], "unknown_set", `set "${a.set}" is not declared under sets`));
       else if (set.type !== "ipv4_addr" && set.type !== "ipv6_addr") {
-        out.push(error([...at, "set"], "set_type_mismatch", `set "${a.set}" holds ${set.type} elements; setUpdate adds addresses (ipv4_addr or ipv6_addr)`));
+        out.push(
+          error(
+            [...at, "set"],
+            "set_type_mismatch",
+            `set "${a.set}" holds ${set.type} elements; setUpdate adds addresses (ipv4_addr or ipv6_addr)`,
+          ),
+        );
       } else if (!set.dynamic) {
-        out.push(error([...at, "set"], "set_not_dynamic", `set "${a.set}" is updated by a rule: declare it with "dynamic: true"`));
+        out.push(
+          error(
+            [...at, "set"],
+            "set_not_dynamic",
+            `set "${a.set}" is updated by a rule: declare it with "dynamic: true"`,
+          ),
+        );
       }
     }
     if (a.type === "account" && !Object.hasOwn(policy.accounting, a.table)) {
-      out.push(error([...at, "table"], "unknown_accounting_table", `accounting table "${a.table}" is not declared under accounting (ACCOUNT needs its prefix)`));
+      out.push(
+        error(
+          [...at, "table"],
+          "unknown_accounting_table",
+          `accounting table "${a.table}" is not declared under accounting (ACCOUNT needs its prefix)`,
+        ),
+      );
     }
     const q = r.match.quota;
     if (q && !Object.hasOwn(policy.quotas, q.name)) {
-      out.push(error([...r.path, "match", "quota", "name"], "unknown_quota", `quota "${q.name}" is not declared under quotas`));
+      out.push(
+        error([...r.path, "match", "quota", "name"], "unknown_quota", `quota "${q.name}" is not declared under quotas`),
+      );
     }
     for (const key of ["saddr", "daddr"] as const) {
       const m = r.match[key];
@@ -47,9 +88,21 @@ export function referenceErrors(policy: Policy): Diagnostic[] {
         const set = policy.sets[name];
         if (!set) out.push(error(p, "unknown_set", `set "${name}" is not declared under sets`));
         else if (set.type !== "ipv4_addr" && set.type !== "ipv6_addr") {
-          out.push(error(p, "set_type_mismatch", `set "${name}" holds ${set.type} elements; an address match needs an ipv4_addr or ipv6_addr set`));
+          out.push(
+            error(
+              p,
+              "set_type_mismatch",
+              `set "${name}" holds ${set.type} elements; an address match needs an ipv4_addr or ipv6_addr set`,
+            ),
+          );
         } else if (r.match.family && set.type !== (r.match.family === "ipv4" ? "ipv4_addr" : "ipv6_addr")) {
-          out.push(error(p, "address_family_mismatch", `set "${name}" holds ${set.type} elements but the rule is restricted to ${r.match.family}`));
+          out.push(
+            error(
+              p,
+              "address_family_mismatch",
+              `set "${name}" holds ${set.type} elements but the rule is restricted to ${r.match.family}`,
+            ),
+          );
         }
       });
     }
@@ -73,7 +126,13 @@ function loopErrors(policy: Policy): Diagnostic[] {
       const s = state.get(a.chain);
       if (s === "active") {
         const cycle = [...stack.slice(stack.indexOf(a.chain)), a.chain].join(" -> ");
-        out.push(error(["chains", name, "rules", index, "action", "chain"], "chain_loop", `jumping to "${a.chain}" here closes a loop (${cycle}); packets would never leave it, and the kernel refuses such rulesets`));
+        out.push(
+          error(
+            ["chains", name, "rules", index, "action", "chain"],
+            "chain_loop",
+            `jumping to "${a.chain}" here closes a loop (${cycle}); packets would never leave it, and the kernel refuses such rulesets`,
+          ),
+        );
       } else if (s === undefined) visit(a.chain);
     });
     stack.pop();

@@ -14,22 +14,59 @@ export function safetyErrors(policy: Policy): Diagnostic[] {
     const at = [...r.path, "action"];
     const a = r.action;
     if (a.type === "mirror") out.push(error(at, "mirror_refused", `MIRROR is refused: ${WHY}`));
-    else if (a.type === "echo") out.push(error(at, "reflection_refused", `ECHO sends every packet back to its sender, which is MIRROR by another name; refused: ${WHY}`));
+    else if (a.type === "echo")
+      out.push(
+        error(
+          at,
+          "reflection_refused",
+          `ECHO sends every packet back to its sender, which is MIRROR by another name; refused: ${WHY}`,
+        ),
+      );
     else if (a.type === "dnat" && a.to.address && matchedHosts(r, "saddr").has(host(a.to.address))) {
-      out.push(error([...at, "to", "address"], "reflection_refused", `DNAT to ${a.to.address}, the rule's own matched source, sends the traffic back to its sender; refused: ${WHY}`));
+      out.push(
+        error(
+          [...at, "to", "address"],
+          "reflection_refused",
+          `DNAT to ${a.to.address}, the rule's own matched source, sends the traffic back to its sender; refused: ${WHY}`,
+        ),
+      );
     } else if (a.type === "snat" && a.to.address && matchedHosts(r, "daddr").has(host(a.to.address))) {
-      out.push(error([...at, "to", "address"], "reflection_refused", `SNAT to ${a.to.address}, the rule's own matched destination, makes the destination answer itself; refused: ${WHY}`));
+      out.push(
+        error(
+          [...at, "to", "address"],
+          "reflection_refused",
+          `SNAT to ${a.to.address}, the rule's own matched destination, makes the destination answer itself; refused: ${WHY}`,
+        ),
+      );
     } else if (a.type === "tee" && matchedHosts(r, "saddr").has(host(a.gateway))) {
-      out.push(error([...at, "gateway"], "reflection_refused", `TEE to ${a.gateway}, the rule's own matched source, clones the traffic back to its sender; refused: ${WHY}`));
+      out.push(
+        error(
+          [...at, "gateway"],
+          "reflection_refused",
+          `TEE to ${a.gateway}, the rule's own matched source, clones the traffic back to its sender; refused: ${WHY}`,
+        ),
+      );
     } else if (a.type === "rawdnat" && singleHost(a.to) && matchedHosts(r, "saddr").has(singleHost(a.to)!)) {
-      out.push(error([...at, "to"], "reflection_refused", `RAWDNAT to ${a.to}, the rule's own matched source, sends the traffic back to its sender; refused: ${WHY}`));
+      out.push(
+        error(
+          [...at, "to"],
+          "reflection_refused",
+          `RAWDNAT to ${a.to}, the rule's own matched source, sends the traffic back to its sender; refused: ${WHY}`,
+        ),
+      );
     }
   }
   policy.forwarding.markForwards.forEach((f, i) => {
     const sources = hostsOf(f.match.saddr);
     f.backends.forEach((b, j) => {
       if (sources.has(host(b.address))) {
-        out.push(error(["forwarding", "markForwards", i, "backends", j, "address"], "reflection_refused", `backend ${b.address} is also the marked traffic's source: the forward would send traffic back to its sender; refused: ${WHY}`));
+        out.push(
+          error(
+            ["forwarding", "markForwards", i, "backends", j, "address"],
+            "reflection_refused",
+            `backend ${b.address} is also the marked traffic's source: the forward would send traffic back to its sender; refused: ${WHY}`,
+          ),
+        );
       }
     });
   });

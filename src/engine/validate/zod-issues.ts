@@ -34,7 +34,13 @@ function translate(issue: Issue, base: Key[], input: unknown, out: Diagnostic[])
   switch (issue.code) {
     case "unrecognized_keys":
       for (const key of issue.keys) {
-        out.push(error(at([...path, key]), "unknown_field", `unknown field ${JSON.stringify(key)}${where(path)}; check its spelling against the policy schema`));
+        out.push(
+          error(
+            at([...path, key]),
+            "unknown_field",
+            `unknown field ${JSON.stringify(key)}${where(path)}; check its spelling against the policy schema`,
+          ),
+        );
       }
       return;
     case "invalid_type": {
@@ -42,27 +48,53 @@ function translate(issue: Issue, base: Key[], input: unknown, out: Diagnostic[])
       if (value === undefined) {
         out.push(error(at(path), "missing_field", `${fieldName(path)} is required (expected ${issue.expected})`));
       } else {
-        out.push(error(at(path), "invalid_type", `${fieldName(path)} must be ${article(issue.expected)}, not ${describe(value)}`));
+        out.push(
+          error(
+            at(path),
+            "invalid_type",
+            `${fieldName(path)} must be ${article(issue.expected)}, not ${describe(value)}`,
+          ),
+        );
       }
       return;
     }
     case "invalid_value":
-      out.push(error(at(path), "invalid_value", `${fieldName(path)} must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}; got ${describe(valueAt(input, path))}`));
+      out.push(
+        error(
+          at(path),
+          "invalid_value",
+          `${fieldName(path)} must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}; got ${describe(valueAt(input, path))}`,
+        ),
+      );
       return;
     case "too_big":
       out.push(error(at(path), "too_large", `${fieldName(path)} ${limitText(issue.origin, "at most", issue.maximum)}`));
       return;
     case "too_small":
-      out.push(error(at(path), "too_small", `${fieldName(path)} ${limitText(issue.origin, "at least", issue.minimum)}`));
+      out.push(
+        error(at(path), "too_small", `${fieldName(path)} ${limitText(issue.origin, "at least", issue.minimum)}`),
+      );
       return;
     case "invalid_format": {
       const isName = "pattern" in issue && issue.pattern === String(NAME_RE);
-      out.push(error(at(path), isName ? "invalid_name" : "invalid_format", `${fieldName(path)} ${describe(valueAt(input, path))} ${issue.message}`));
+      out.push(
+        error(
+          at(path),
+          isName ? "invalid_name" : "invalid_format",
+          `${fieldName(path)} ${describe(valueAt(input, path))} ${issue.message}`,
+        ),
+      );
       return;
     }
     case "invalid_key": {
       const inner = issue.issues[0]?.message ?? "is not allowed";
-      out.push(error(at(path), "invalid_name", `the name ${JSON.stringify(String(path[path.length - 1]))}${where(path.slice(0, -1))} ${inner}`));
+      out.push(
+        error(
+          at(path),
+          "invalid_name",
+          `the name ${JSON.stringify(String(path[path.length - 1]))}${where(path.slice(0, -1))} ${inner}`,
+        ),
+      );
       return;
     }
     case "invalid_union":
@@ -83,11 +115,22 @@ function translate(issue: Issue, base: Key[], input: unknown, out: Diagnostic[])
  * other unions, report the branch that got furthest: branches that failed only because
  * the value had the wrong type at the top are the least informative.
  */
-function translateUnion(issue: Extract<Issue, { code: "invalid_union" }>, path: Key[], input: unknown, out: Diagnostic[]): void {
+function translateUnion(
+  issue: Extract<Issue, { code: "invalid_union" }>,
+  path: Key[],
+  input: unknown,
+  out: Diagnostic[],
+): void {
   if ("options" in issue && Array.isArray((issue as { options?: unknown }).options)) {
     const options = (issue as unknown as { options: unknown[] }).options;
     const tagPath = path.map(String);
-    out.push(error(tagPath, "invalid_value", `${fieldName(path)} must be one of ${options.map((v) => JSON.stringify(v)).join(", ")}; got ${describe(valueAt(input, path))}`));
+    out.push(
+      error(
+        tagPath,
+        "invalid_value",
+        `${fieldName(path)} must be one of ${options.map((v) => JSON.stringify(v)).join(", ")}; got ${describe(valueAt(input, path))}`,
+      ),
+    );
     return;
   }
   if (valueAt(input, path) === undefined) {
@@ -107,8 +150,16 @@ function translateUnion(issue: Extract<Issue, { code: "invalid_union" }>, path: 
   let best = branches[0]!;
   for (const b of branches) if (score(b) > score(best)) best = b;
   if (best.every((i) => i.code === "invalid_type" && i.path.length === 0)) {
-    const expected = [...new Set(branches.flatMap((b) => b.map((i) => (i.code === "invalid_type" ? i.expected : "other"))))];
-    out.push(error(path.map(String), "invalid_type", `${fieldName(path)} must be ${expected.map(article).join(" or ")}, not ${describe(valueAt(input, path))}`));
+    const expected = [
+      ...new Set(branches.flatMap((b) => b.map((i) => (i.code === "invalid_type" ? i.expected : "other")))),
+    ];
+    out.push(
+      error(
+        path.map(String),
+        "invalid_type",
+        `${fieldName(path)} must be ${expected.map(article).join(" or ")}, not ${describe(valueAt(input, path))}`,
+      ),
+    );
     return;
   }
   for (const i of best) translate(i, path, input, out);
@@ -128,7 +179,7 @@ function valueAt(root: unknown, path: Key[]): unknown {
   let v = root;
   for (const k of path) {
     if (v === null || typeof v !== "object") return undefined;
-    if (!Object.prototype.hasOwnProperty.call(v, k)) return undefined;
+    if (!Object.hasOwn(v, k)) return undefined;
     v = (v as Record<Key, unknown>)[k];
   }
   return v;

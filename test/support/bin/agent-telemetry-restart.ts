@@ -12,7 +12,13 @@ const [dir, netns] = process.argv.slice(2);
 const state = await StateDir.open(dir!);
 const log = createLog("warn");
 const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 1000 }, log);
-const collector = await Collector.create({ driver: { netns: netns! }, spool, epoch: await state.epoch(), log, resumeFile: state.path("telemetry-resume.json") });
+const collector = await Collector.create({
+  driver: { netns: netns! },
+  spool,
+  epoch: await state.epoch(),
+  log,
+  resumeFile: state.path("telemetry-resume.json"),
+});
 const resent = await spool.pending();
 const batch = await collector.collect();
 for (const b of await spool.pending()) await spool.ack(b.epoch, Number(b.seq));

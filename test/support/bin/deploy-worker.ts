@@ -6,7 +6,8 @@ import { createDb } from "../../../src/api/db/client.ts";
 import { startDeployWorker } from "../../../src/api/deploy/worker.ts";
 import type { Log } from "../../../src/api/grpc/context.ts";
 
-const line = (level: number) => (obj: object, msg?: string) => process.stdout.write(JSON.stringify({ level, time: Date.now(), pid: process.pid, ...obj, msg }) + "\n");
+const line = (level: number) => (obj: object, msg?: string) =>
+  process.stdout.write(JSON.stringify({ level, time: Date.now(), pid: process.pid, ...obj, msg }) + "\n");
 const log: Log = { debug: () => {}, info: line(30), warn: line(40), error: line(50) };
 
 const db = createDb(process.env.DATABASE_URL!);

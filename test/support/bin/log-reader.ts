@@ -27,7 +27,10 @@ const groups = new LogGroups({
   },
 });
 await groups.syncFromKernel();
-process.stdout.write(JSON.stringify({ ready: { groups: groups.groups(), unavailable: [...programs.missing, ...groups.unavailable()] } }) + "\n");
+process.stdout.write(
+  JSON.stringify({ ready: { groups: groups.groups(), unavailable: [...programs.missing, ...groups.unavailable()] } }) +
+    "\n",
+);
 const timer = setTimeout(finish, deadlineMs);
 await finished;
 clearTimeout(timer);

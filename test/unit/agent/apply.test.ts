@@ -19,7 +19,8 @@ function setup() {
     beforeChange: async () => void changes.push("before"),
     afterChange: async (how) => void changes.push(how),
   });
-  const apply = (req: Partial<SafeApplyRequest> & { text: string }) => applier.safeApply({ confirmTimeoutMs: 1000, confirmed: yes, ...req });
+  const apply = (req: Partial<SafeApplyRequest> & { text: string }) =>
+    applier.safeApply({ confirmTimeoutMs: 1000, confirmed: yes, ...req });
   const values = async () => {
     const st = await kernel.readTable("inet", "palisade");
     return {
@@ -68,7 +69,10 @@ describe("Applier on the fake driver", () => {
     await apply({ text: fixtureText({ lan: LAN }) });
     const before = await values();
     let notApplied = "";
-    const out = await apply({ text: fixtureText({ lan: LAN, priority: 10 }), onNotApplied: async (o) => void (notApplied = o.code ?? "") });
+    const out = await apply({
+      text: fixtureText({ lan: LAN, priority: 10 }),
+      onNotApplied: async (o) => void (notApplied = o.code ?? ""),
+    });
     assert.equal(out.status, "failed");
     assert.equal(out.code, "apply_failed");
     assert.match(out.error ?? "", /priority/);
@@ -82,7 +86,11 @@ describe("Applier on the fake driver", () => {
     await apply({ text: fixtureText({ lan: LAN }) });
     const before = (await kernel.snapshot()).text;
     let notApplied = "";
-    const out = await apply({ ...fixtureDesired({ lan: LAN }), text: brokenText(), onNotApplied: async (o) => void (notApplied = o.code ?? "") });
+    const out = await apply({
+      ...fixtureDesired({ lan: LAN }),
+      text: brokenText(),
+      onNotApplied: async (o) => void (notApplied = o.code ?? ""),
+    });
     assert.equal(out.code, "check_failed");
     assert.match(out.error ?? "", /no_such_chain/);
     assert.equal(notApplied, "check_failed", "the pending record written before the apply is dropped");
@@ -92,7 +100,10 @@ describe("Applier on the fake driver", () => {
 
   it("a pending record that cannot be written stops the apply (state_error)", async () => {
     const { kernel, apply } = setup();
-    const out = await apply({ text: fixtureText({ lan: LAN }), beforeApply: async () => Promise.reject(new Error("ENOSPC")) });
+    const out = await apply({
+      text: fixtureText({ lan: LAN }),
+      beforeApply: async () => Promise.reject(new Error("ENOSPC")),
+    });
     assert.equal(out.code, "state_error");
     assert.deepEqual(await kernel.listTables(), []);
   });
@@ -132,7 +143,10 @@ describe("Applier on the fake driver", () => {
     const { apply, values } = setup();
     await apply({ text: fixtureText({ lan: LAN }) });
     const before = (await values()).rules;
-    const out = await apply({ text: fixtureText({ lan: LAN, extra: ["tcp dport 1 drop"] }), onConfirmed: async () => Promise.reject(new Error("disk full")) });
+    const out = await apply({
+      text: fixtureText({ lan: LAN, extra: ["tcp dport 1 drop"] }),
+      onConfirmed: async () => Promise.reject(new Error("disk full")),
+    });
     assert.equal(out.status, "rolled_back");
     assert.equal(out.code, "state_error");
     assert.equal((await values()).rules, before);

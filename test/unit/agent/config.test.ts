@@ -6,14 +6,22 @@ import { createLog, levelNumber } from "../../../src/runtime/log.ts";
 
 describe("agent config", () => {
   it("reads flags, fills defaults, and lets flags win over env", () => {
-    const c = loadConfig(["--server", "api.example:50051", "--state-dir", "/var/lib/palisade", "--name", "edge-1"], { PALISADE_SERVER: "other:1" });
+    const c = loadConfig(["--server", "api.example:50051", "--state-dir", "/var/lib/palisade", "--name", "edge-1"], {
+      PALISADE_SERVER: "other:1",
+    });
     assert.equal(c.server, "api.example:50051");
     assert.equal(c.telemetryInterval, 10);
     assert.equal(c.driftRestore, true);
     assert.equal(c.logLevel, "info");
   });
   it("takes everything from env", () => {
-    const c = loadConfig([], { PALISADE_SERVER: "[2001:db8::1]:443", PALISADE_STATE_DIR: "/s", PALISADE_TELEMETRY_INTERVAL: "1", PALISADE_DRIFT_RESTORE: "false", PALISADE_NETNS: "ns1" });
+    const c = loadConfig([], {
+      PALISADE_SERVER: "[2001:db8::1]:443",
+      PALISADE_STATE_DIR: "/s",
+      PALISADE_TELEMETRY_INTERVAL: "1",
+      PALISADE_DRIFT_RESTORE: "false",
+      PALISADE_NETNS: "ns1",
+    });
     assert.equal(c.server, "[2001:db8::1]:443");
     assert.equal(c.telemetryInterval, 1);
     assert.equal(c.driftRestore, false);
@@ -24,12 +32,20 @@ describe("agent config", () => {
     assert.throws(
       () => loadConfig(["--server", "no-port", "--telemetry-interval", "0.5", "--log-level", "loud"], {}),
       (e: Error & { code?: string }) =>
-        e.code === "invalid_config" && /--server/.test(e.message) && /--telemetry-interval/.test(e.message) && /--state-dir/.test(e.message) && /--log-level/.test(e.message),
+        e.code === "invalid_config" &&
+        /--server/.test(e.message) &&
+        /--telemetry-interval/.test(e.message) &&
+        /--state-dir/.test(e.message) &&
+        /--log-level/.test(e.message),
     );
-    assert.throws(() => loadConfig(["--bogus"], {}), (e: Error & { code?: string }) => e.code === "invalid_config");
+    assert.throws(
+      () => loadConfig(["--bogus"], {}),
+      (e: Error & { code?: string }) => e.code === "invalid_config",
+    );
   });
   it("refuses the removed --nflog-groups: the groups come from the applied ruleset", () => {
-    const removed = (e: Error & { code?: string }) => e.code === "invalid_config" && /nflog-groups \(PALISADE_NFLOG_GROUPS\) was removed/.test(e.message);
+    const removed = (e: Error & { code?: string }) =>
+      e.code === "invalid_config" && /nflog-groups \(PALISADE_NFLOG_GROUPS\) was removed/.test(e.message);
     assert.throws(() => loadConfig(["--server", "a:1", "--state-dir", "/s", "--nflog-groups", "2"], {}), removed);
     assert.throws(() => loadConfig(["--server", "a:1", "--state-dir", "/s"], { PALISADE_NFLOG_GROUPS: "2" }), removed);
   });

@@ -1,8 +1,16 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { delta, deltas, readingFromJson, readingToJson, unattributed, type Reading } from "../../../src/agent/telemetry/delta.ts";
+import {
+  delta,
+  deltas,
+  readingFromJson,
+  readingToJson,
+  unattributed,
+  type Reading,
+} from "../../../src/agent/telemetry/delta.ts";
 
-const r = (o: Record<string, [number, number]>): Reading => new Map(Object.entries(o).map(([k, [b, p]]) => [k, { bytes: b, packets: p }]));
+const r = (o: Record<string, [number, number]>): Reading =>
+  new Map(Object.entries(o).map(([k, [b, p]]) => [k, { bytes: b, packets: p }]));
 
 describe("telemetry delta math", () => {
   it("differences of cumulative counters", () => {
@@ -18,7 +26,13 @@ describe("telemetry delta math", () => {
   });
   it("deltas omits zero changes and vanished keys", () => {
     const d = deltas(r({ a: [10, 1], b: [5, 1], gone: [9, 9] }), r({ a: [10, 1], b: [8, 2], c: [1, 1] }));
-    assert.deepEqual([...d], [["b", { bytes: 3, packets: 1 }], ["c", { bytes: 1, packets: 1 }]]);
+    assert.deepEqual(
+      [...d],
+      [
+        ["b", { bytes: 3, packets: 1 }],
+        ["c", { bytes: 1, packets: 1 }],
+      ],
+    );
   });
   it("deltas summed over readings equal the last cumulative value, across a reset", () => {
     const readings = [r({ x: [10, 1] }), r({ x: [30, 3] }), r({ x: [5, 1] }), r({ x: [25, 4] })];
@@ -33,7 +47,11 @@ describe("telemetry delta math", () => {
   });
   it("unattributed nets a negative remainder against the next interval", () => {
     let carry = { bytes: 0, packets: 0 };
-    const steps: [number, number][] = [[100, 95], [50, 57], [80, 70]]; // [total delta, per-address delta] bytes
+    const steps: [number, number][] = [
+      [100, 95],
+      [50, 57],
+      [80, 70],
+    ]; // [total delta, per-address delta] bytes
     let emitted = 0;
     for (const [t, a] of steps) {
       const u = unattributed({ bytes: t, packets: 0 }, { bytes: a, packets: 0 }, carry);

@@ -20,7 +20,10 @@ test("the token comes from PALISADE_ENROLL_TOKEN or from the file PALISADE_ENROL
     assert.equal(loadConfig([...base, "--enroll-token-file", join(dir, "token")], {}).enrollToken, "tok-file");
     // Enrolled agents may delete the file.
     assert.equal(loadConfig(base, { PALISADE_ENROLL_TOKEN_FILE: join(dir, "gone") }).enrollToken, undefined);
-    assert.throws(() => loadConfig(base, { PALISADE_ENROLL_TOKEN_FILE: join(dir, "token"), PALISADE_ENROLL_TOKEN: "x" }), /not both/);
+    assert.throws(
+      () => loadConfig(base, { PALISADE_ENROLL_TOKEN_FILE: join(dir, "token"), PALISADE_ENROLL_TOKEN: "x" }),
+      /not both/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -30,11 +33,17 @@ test("the CA pin is the token's last dot-separated part when it is 64 hex digits
   const pin = "ab".repeat(32);
   assert.deepEqual(splitEnrollToken(joinEnrollToken("palenroll_a-b_c", pin)), { secret: "palenroll_a-b_c", pin });
   assert.deepEqual(splitEnrollToken("palenroll_abc"), { secret: "palenroll_abc", pin: undefined });
-  assert.deepEqual(splitEnrollToken(`palenroll_abc.${"ab".repeat(31)}`), { secret: `palenroll_abc.${"ab".repeat(31)}`, pin: undefined });
+  assert.deepEqual(splitEnrollToken(`palenroll_abc.${"ab".repeat(31)}`), {
+    secret: `palenroll_abc.${"ab".repeat(31)}`,
+    pin: undefined,
+  });
 });
 
 test("the enrollment listener defaults to the agent port + 1", () => {
   assert.equal(defaultEnrollServer("api.example.net:50051"), "api.example.net:50052");
   assert.equal(defaultEnrollServer("[2001:db8::1]:50051"), "[2001:db8::1]:50052");
-  assert.equal(loadConfig([...base, "--enroll-server", "enroll.example.net:443"], {}).enrollServer, "enroll.example.net:443");
+  assert.equal(
+    loadConfig([...base, "--enroll-server", "enroll.example.net:443"], {}).enrollServer,
+    "enroll.example.net:443",
+  );
 });

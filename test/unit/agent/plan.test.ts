@@ -53,12 +53,36 @@ const LISTING = `table inet palisade {
 function kernel(): RulesetState {
   const st = emptyState();
   st.tables.push({ family: "inet", name: "palisade" }, { family: "ip", name: "palisade_tee" });
-  st.chains.push({ family: "inet", table: "palisade", name: "input" }, { family: "inet", table: "palisade", name: "old_chain" });
-  st.counters.push({ family: "inet", table: "palisade", name: "acct_lan_total", packets: 7, bytes: 700 }, { family: "inet", table: "palisade", name: "gone", packets: 1, bytes: 1 });
+  st.chains.push(
+    { family: "inet", table: "palisade", name: "input" },
+    { family: "inet", table: "palisade", name: "old_chain" },
+  );
+  st.counters.push(
+    { family: "inet", table: "palisade", name: "acct_lan_total", packets: 7, bytes: 700 },
+    { family: "inet", table: "palisade", name: "gone", packets: 1, bytes: 1 },
+  );
   st.quotas.push({ family: "inet", table: "palisade", name: "q1", mode: "until", bytes: 1000000, used: 4242 });
   st.sets.push(
-    { kind: "set", family: "inet", table: "palisade", name: "acct_lan_src", type: ["ipv4_addr"], flags: [], counter: true, elements: [{ key: "10.0.0.9", packets: 2, bytes: 200 }] },
-    { kind: "set", family: "inet", table: "palisade", name: "allow", type: ["ipv4_addr"], flags: ["interval"], counter: false, elements: [{ key: "10.0.0.0/8" }] },
+    {
+      kind: "set",
+      family: "inet",
+      table: "palisade",
+      name: "acct_lan_src",
+      type: ["ipv4_addr"],
+      flags: [],
+      counter: true,
+      elements: [{ key: "10.0.0.9", packets: 2, bytes: 200 }],
+    },
+    {
+      kind: "set",
+      family: "inet",
+      table: "palisade",
+      name: "allow",
+      type: ["ipv4_addr"],
+      flags: ["interval"],
+      counter: false,
+      elements: [{ key: "10.0.0.0/8" }],
+    },
   );
   return st;
 }
@@ -72,7 +96,13 @@ describe("agent plan: statements", () => {
     const d = declaredObjects(st);
     assert.deepEqual([...d.keys()], ["inet palisade"]); // the tee table is added and deleted
     const t = d.get("inet palisade")!;
-    assert.deepEqual([...t.objects].sort(), ["chain input", "counter acct_lan_total", "quota q1", "set acct_lan_src", "set allow"]);
+    assert.deepEqual([...t.objects].sort(), [
+      "chain input",
+      "counter acct_lan_total",
+      "quota q1",
+      "set acct_lan_src",
+      "set allow",
+    ]);
     assert.deepEqual([...t.dynamic], ["set acct_lan_src"]);
   });
   it("reads nft's listing (block) form too", () => {
@@ -93,7 +123,9 @@ describe("agent plan: incremental", () => {
     assert.ok(lines.includes("flush set inet palisade allow"));
     assert.ok(!lines.includes("flush set inet palisade acct_lan_src"), "accounting elements stay");
     assert.ok(!lines.includes("delete table inet palisade"), "the table is never deleted");
-    assert.ok(!lines.some((l) => /^delete (counter|quota|set) inet palisade (acct_lan_total|q1|acct_lan_src)$/.test(l)));
+    assert.ok(
+      !lines.some((l) => /^delete (counter|quota|set) inet palisade (acct_lan_total|q1|acct_lan_src)$/.test(l)),
+    );
   });
   it("an empty desired text removes every Palisade table (rollback to nothing)", () => {
     assert.equal(incrementalPlan("", kernel()), "delete table inet palisade\ndelete table ip palisade_tee\n");
@@ -108,11 +140,19 @@ describe("agent plan: from the compiled tables", () => {
     const c = compileNft(v.policy, { failsafe: { apiAddress: "192.0.2.10", apiPort: 50051 } });
     assert.ok(c.ok);
     const fx = fixtureDesired({ lan: "10.9.0.0/24", extra: ["tcp dport 9 drop"] });
-    for (const [text, tables] of [[c.text, c.tables], [fx.text, fx.tables]] as const) {
+    for (const [text, tables] of [
+      [c.text, c.tables],
+      [fx.text, fx.tables],
+    ] as const) {
       for (const k of [emptyState(), kernel()]) {
         const fromTables = incrementalPlan(text, k, [...tables]);
         assert.equal(fromTables, incrementalPlan(text, k));
-        if (k.tables.length) assert.doesNotMatch(fromTables, /^delete table inet palisade$/m, "an existing table that stays is never deleted");
+        if (k.tables.length)
+          assert.doesNotMatch(
+            fromTables,
+            /^delete table inet palisade$/m,
+            "an existing table that stays is never deleted",
+          );
       }
     }
   });

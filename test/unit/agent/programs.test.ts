@@ -36,7 +36,10 @@ describe("agent program check", () => {
     assert.deepEqual(Object.keys(r.found).sort(), ["conntrack", "nft"]);
     assert.deepEqual(r.missing, [
       { program: "tcpdump", reason: "log events unavailable: tcpdump not installed" },
-      { program: "ip", reason: "interface names of log events unavailable: ip not installed (Debian package iproute2)" },
+      {
+        program: "ip",
+        reason: "interface names of log events unavailable: ip not installed (Debian package iproute2)",
+      },
     ]);
   });
 });

@@ -39,7 +39,10 @@ describe("telemetry spool", () => {
     assert.equal(await s.ack("e1", 2), false);
     assert.equal(await s.ack("other-epoch", 1), false);
     const again = await Spool.open(d, { maxBytes: 1 << 20, maxBatches: 100 }, memoryLog());
-    assert.deepEqual((await again.pending()).map((b) => b.seq), ["1", "3"]);
+    assert.deepEqual(
+      (await again.pending()).map((b) => b.seq),
+      ["1", "3"],
+    );
     assert.equal(again.lastSeq, 3);
   });
 
@@ -48,7 +51,10 @@ describe("telemetry spool", () => {
     const log = memoryLog();
     const s = await Spool.open(d, { maxBytes: 1 << 20, maxBatches: 3 }, log);
     for (let seq = 1; seq <= 5; seq++) await s.append({ batch: batch(seq) });
-    assert.deepEqual((await s.pending()).map((b) => b.seq), ["3", "4", "5"]);
+    assert.deepEqual(
+      (await s.pending()).map((b) => b.seq),
+      ["3", "4", "5"],
+    );
     assert.equal(s.pendingDrops.batches, 2);
     assert.ok(log.lines.some((l) => l.level === 40 && /spool full/.test(String(l.msg))));
     // The drop report survives a restart until a batch has carried it.
@@ -65,7 +71,10 @@ describe("telemetry spool", () => {
     assert.ok(s.bytes <= 4096, `spool holds ${s.bytes} bytes`);
     const seqs = (await s.pending()).map((b) => Number(b.seq));
     assert.equal(seqs[seqs.length - 1], 10);
-    assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((a, b) => a - b),
+    );
     assert.equal(s.pendingDrops.batches, 10 - seqs.length);
     // No temp files are left behind.
     assert.ok((await readdir(d)).every((n) => !n.endsWith(".tmp")));

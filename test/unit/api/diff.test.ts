@@ -10,8 +10,12 @@ const doc = (rules: unknown[]) => ({ chains: { input: { hook: "input", rules } }
 test("one rule inserted into a 2,000-rule chain is one add (prefix and suffix matched without a table)", () => {
   const before = Array.from({ length: 2000 }, (_, i) => rule(i));
   const after = [...before.slice(0, 1000), rule(9999), ...before.slice(1000)];
-  assert.deepEqual(diffJson(doc(before), doc(after)), [{ op: "add", path: "/chains/input/rules/1000", to: rule(9999) }]);
-  assert.deepEqual(diffJson(doc(after), doc(before)), [{ op: "remove", path: "/chains/input/rules/1000", from: rule(9999) }]);
+  assert.deepEqual(diffJson(doc(before), doc(after)), [
+    { op: "add", path: "/chains/input/rules/1000", to: rule(9999) },
+  ]);
+  assert.deepEqual(diffJson(doc(after), doc(before)), [
+    { op: "remove", path: "/chains/input/rules/1000", from: rule(9999) },
+  ]);
 });
 
 test("every rule edited: each pair diffed field by field", () => {

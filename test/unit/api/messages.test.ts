@@ -7,7 +7,15 @@ import type { AgentMessage } from "../../../src/protocol/agent.ts";
 
 const msg = (m: Record<string, unknown>) => m as unknown as AgentMessage;
 const UUID = "5b0b7a53-3a3e-4f44-9d8b-3f3a4b7c1e2d";
-const result = (o: Record<string, unknown> = {}) => ({ deploymentId: UUID, targetId: UUID, version: { ruleset: "edge", version: 2, checksum: "c" }, status: "APPLY_STATUS_APPLIED", error: "", resultId: "r-1", ...o });
+const result = (o: Record<string, unknown> = {}) => ({
+  deploymentId: UUID,
+  targetId: UUID,
+  version: { ruleset: "edge", version: 2, checksum: "c" },
+  status: "APPLY_STATUS_APPLIED",
+  error: "",
+  resultId: "r-1",
+  ...o,
+});
 
 test("a message without a body is malformed", () => {
   assert.throws(() => parseAgentMessage(msg({})), MalformedMessage);
@@ -31,7 +39,12 @@ test("bad fields are named: deployment id, status, result id, oversized error", 
     [result({ error: "e".repeat(64 * 1024 + 1) }), /applyResult\.error/],
     [result({ attempt: 2 ** 32 }), /applyResult\.attempt/],
   ];
-  for (const [body, re] of cases) assert.throws(() => parseAgentMessage(msg({ applyResult: body })), (e: Error) => e instanceof MalformedMessage && re.test(e.message), re.source);
+  for (const [body, re] of cases)
+    assert.throws(
+      () => parseAgentMessage(msg({ applyResult: body })),
+      (e: Error) => e instanceof MalformedMessage && re.test(e.message),
+      re.source,
+    );
 });
 
 test("heartbeat numbers are decimal strings", () => {
@@ -41,10 +54,23 @@ test("heartbeat numbers are decimal strings", () => {
 });
 
 test("hello: capabilities' unavailable list defaults to empty; lists are bounded", () => {
-  const caps = { nftVersion: "1.1.1", kernel: "6.1", ipv6: true, features: ["sets"], xtablesModules: [], agentVersion: "0.1.0" };
+  const caps = {
+    nftVersion: "1.1.1",
+    kernel: "6.1",
+    ipv6: true,
+    features: ["sets"],
+    xtablesModules: [],
+    agentVersion: "0.1.0",
+  };
   const h = parseAgentMessage(msg({ hello: { capabilities: caps, applied: null, telemetryEpoch: "e1" } }));
   assert.deepEqual(h.kind === "hello" && h.hello.capabilities?.unavailable, []);
-  assert.throws(() => parseAgentMessage(msg({ hello: { capabilities: { ...caps, features: Array(513).fill("f") }, telemetryEpoch: "e1" } })), /hello\.capabilities\.features/);
+  assert.throws(
+    () =>
+      parseAgentMessage(
+        msg({ hello: { capabilities: { ...caps, features: Array(513).fill("f") }, telemetryEpoch: "e1" } }),
+      ),
+    /hello\.capabilities\.features/,
+  );
 });
 
 test("telemetry passes through unvalidated here (the telemetry service checks batches itself)", () => {
@@ -54,6 +80,12 @@ test("telemetry passes through unvalidated here (the telemetry service checks ba
 });
 
 test("quota reset and drift results carry a safe result id", () => {
-  assert.equal(parseAgentMessage(msg({ drift: { drifted: true, details: "x", restored: false, resultId: "" } })).kind, "drift");
-  assert.throws(() => parseAgentMessage(msg({ quotaReset: { requestId: "r", name: "q", ok: true, error: "", resultId: "../x" } })), /quotaReset\.resultId/);
+  assert.equal(
+    parseAgentMessage(msg({ drift: { drifted: true, details: "x", restored: false, resultId: "" } })).kind,
+    "drift",
+  );
+  assert.throws(
+    () => parseAgentMessage(msg({ quotaReset: { requestId: "r", name: "q", ok: true, error: "", resultId: "../x" } })),
+    /quotaReset\.resultId/,
+  );
 });

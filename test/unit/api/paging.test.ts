@@ -13,12 +13,19 @@ const key = (r: { name: string; id: number }) => [r.name, r.id];
 test("limit+1 rows: limit items and the cursor of the last kept row", () => {
   const p = page(rows(4), 3, (r) => r.name, key);
   assert.deepEqual(p.items, ["h0", "h1", "h2"]);
-  assert.deepEqual(decodeCursor(p.nextCursor!, Key), ["h2", 2], "the next page starts after h2, not after the probe row h3");
+  assert.deepEqual(
+    decodeCursor(p.nextCursor!, Key),
+    ["h2", 2],
+    "the next page starts after h2, not after the probe row h3",
+  );
 });
 
 test("no probe row: no next page", () => {
   assert.equal(page(rows(3), 3, (r) => r, key).nextCursor, null);
-  assert.deepEqual(page([], 3, (r) => r, key), { items: [], nextCursor: null });
+  assert.deepEqual(
+    page([], 3, (r) => r, key),
+    { items: [], nextCursor: null },
+  );
 });
 
 test("a cursor round-trips keys with any characters, and none means the first page", () => {
@@ -29,10 +36,19 @@ test("a cursor round-trips keys with any characters, and none means the first pa
 });
 
 test("a cursor of another shape or not base64 JSON is a 400 naming /cursor", () => {
-  for (const bad of [encodeCursor([1, "x"]), encodeCursor(["a"]), "!!!", Buffer.from("{not json").toString("base64url")]) {
+  for (const bad of [
+    encodeCursor([1, "x"]),
+    encodeCursor(["a"]),
+    "!!!",
+    Buffer.from("{not json").toString("base64url"),
+  ]) {
     assert.throws(
       () => decodeCursor(bad, Key),
-      (e: unknown) => e instanceof ApiError && e.status === 400 && e.details[0]?.path === "/cursor" && e.details[0]?.code === "invalid_cursor",
+      (e: unknown) =>
+        e instanceof ApiError &&
+        e.status === 400 &&
+        e.details[0]?.path === "/cursor" &&
+        e.details[0]?.code === "invalid_cursor",
       bad,
     );
   }

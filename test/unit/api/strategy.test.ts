@@ -8,17 +8,26 @@ const s = (o: Partial<Strategy>) => Strategy.parse(o);
 
 test("with a canary of 1 and batches of 25: host 0 alone, then 25 per batch", () => {
   const st = s({ canary: 1, batchSize: 25 });
-  assert.deepEqual([0, 1, 25, 26, 50, 51].map((i) => batchOf(i, st)), [0, 1, 1, 2, 2, 3]);
+  assert.deepEqual(
+    [0, 1, 25, 26, 50, 51].map((i) => batchOf(i, st)),
+    [0, 1, 1, 2, 2, 3],
+  );
 });
 
 test("a canary of 3 with batches of 2", () => {
   const st = s({ canary: 3, batchSize: 2 });
-  assert.deepEqual(Array.from({ length: 8 }, (_, i) => batchOf(i, st)), [0, 0, 0, 1, 1, 2, 2, 3]);
+  assert.deepEqual(
+    Array.from({ length: 8 }, (_, i) => batchOf(i, st)),
+    [0, 0, 0, 1, 1, 2, 2, 3],
+  );
 });
 
 test("no canary: batch 0 is the first full batch", () => {
   const st = s({ canary: 0, batchSize: 10 });
-  assert.deepEqual([0, 9, 10, 19, 20].map((i) => batchOf(i, st)), [0, 0, 1, 1, 2]);
+  assert.deepEqual(
+    [0, 9, 10, 19, 20].map((i) => batchOf(i, st)),
+    [0, 0, 1, 1, 2],
+  );
 });
 
 test("every batch but the last is full, and batch numbers never skip", () => {
@@ -28,7 +37,11 @@ test("every batch but the last is full, and batch numbers never skip", () => {
       const sizes = new Map<number, number>();
       for (let i = 0; i < 100; i++) sizes.set(batchOf(i, st), (sizes.get(batchOf(i, st)) ?? 0) + 1);
       const nums = [...sizes.keys()];
-      assert.deepEqual(nums, nums.map((_, k) => k), `contiguous (canary ${canary}, size ${batchSize})`);
+      assert.deepEqual(
+        nums,
+        nums.map((_, k) => k),
+        `contiguous (canary ${canary}, size ${batchSize})`,
+      );
       for (const [b, n] of sizes) {
         const last = b === nums.length - 1;
         const want = canary > 0 && b === 0 ? canary : batchSize;

@@ -22,7 +22,23 @@ test("toU63 accepts bigint, safe integers, decimal strings and Long-like objects
 });
 
 test("toU63 refuses what is not an unsigned integer below 2^63", () => {
-  for (const v of [-1, -1n, 1.5, 2 ** 53, Number.NaN, "9223372036854775808", "18446744073709551615", "-1", "1e3", " 1", "", "0x10", true, {}, { low: 0, high: 0, toString: () => "-1" }]) {
+  for (const v of [
+    -1,
+    -1n,
+    1.5,
+    2 ** 53,
+    Number.NaN,
+    "9223372036854775808",
+    "18446744073709551615",
+    "-1",
+    "1e3",
+    " 1",
+    "",
+    "0x10",
+    true,
+    {},
+    { low: 0, high: 0, toString: () => "-1" },
+  ]) {
     assert.equal(toU63(v), undefined, String(typeof v === "object" ? JSON.stringify(v) : v));
   }
 });

@@ -14,7 +14,14 @@ const META = join(ROOT, "dist/agent/palisade-agent.meta.json");
 
 interface Metafile {
   inputs: Record<string, unknown>;
-  outputs: Record<string, { bytes: number; imports: { path: string; external?: boolean }[]; inputs: Record<string, { bytesInOutput: number }> }>;
+  outputs: Record<
+    string,
+    {
+      bytes: number;
+      imports: { path: string; external?: boolean }[];
+      inputs: Record<string, { bytesInOutput: number }>;
+    }
+  >;
 }
 
 function meta(): Metafile {
@@ -24,7 +31,9 @@ function meta(): Metafile {
 
 /** Packages (node_modules/<name>) and src/ parts whose code ended up in the bundle. */
 function contents(m: Metafile): { packages: Set<string>; src: Set<string> } {
-  const out = Object.values(m.outputs).find((o) => Object.keys(o.inputs).some((i) => i.endsWith("src/agent/bundle-main.ts")));
+  const out = Object.values(m.outputs).find((o) =>
+    Object.keys(o.inputs).some((i) => i.endsWith("src/agent/bundle-main.ts")),
+  );
   assert.ok(out, "no output holds src/agent/bundle-main.ts");
   const packages = new Set<string>();
   const src = new Set<string>();
@@ -39,17 +48,28 @@ function contents(m: Metafile): { packages: Set<string>; src: Set<string> } {
 
 test("the agent bundle holds grpc-js, the generated protocol with its wire codec and the agent, and no Fastify, BullMQ, Prisma, Redis, pg, commander or tsx", () => {
   const { packages, src } = contents(meta());
-  for (const p of ["@grpc/grpc-js", "@bufbuild/protobuf", "zod"]) assert.ok(packages.has(p), `${p} missing; has ${[...packages].join(", ")}`);
+  for (const p of ["@grpc/grpc-js", "@bufbuild/protobuf", "zod"])
+    assert.ok(packages.has(p), `${p} missing; has ${[...packages].join(", ")}`);
   for (const s of ["src/agent", "src/engine", "src/protocol"]) assert.ok(src.has(s), `${s} missing`);
-  const banned = /^(fastify|@fastify\/.*|fastify-.*|bullmq|ioredis|pg|pg-.*|@prisma\/.*|prisma|prom-client|commander|tsx|esbuild|yaml)$/;
-  assert.deepEqual([...packages].filter((p) => banned.test(p)), []);
-  assert.deepEqual([...src].filter((s) => s === "src/api" || s === "src/cli" || s === "src/generated"), []);
+  const banned =
+    /^(fastify|@fastify\/.*|fastify-.*|bullmq|ioredis|pg|pg-.*|@prisma\/.*|prisma|prom-client|commander|tsx|esbuild|yaml)$/;
+  assert.deepEqual(
+    [...packages].filter((p) => banned.test(p)),
+    [],
+  );
+  assert.deepEqual(
+    [...src].filter((s) => s === "src/api" || s === "src/cli" || s === "src/generated"),
+    [],
+  );
 });
 
 test("the agent bundle imports only Node's built-in modules", () => {
   const builtins = new Set(builtinModules.flatMap((b) => [b, `node:${b}`]));
   const imports = Object.values(meta().outputs).flatMap((o) => o.imports.map((i) => i.path));
-  assert.deepEqual(imports.filter((p) => !builtins.has(p)), []);
+  assert.deepEqual(
+    imports.filter((p) => !builtins.has(p)),
+    [],
+  );
 });
 
 test("the bundle's shebang runs node with the same flags as the systemd unit's ExecStart=", () => {

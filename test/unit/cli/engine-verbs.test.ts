@@ -35,12 +35,29 @@ before(async () => {
       "",
     ].join("\n"),
   );
-  await writeFile(join(dir, "mirror.json"), JSON.stringify({ chains: { input: { hook: "input", rules: [{ action: { type: "mirror" } }] } } }));
-  await writeFile(join(dir, "tarpit.json"), JSON.stringify({ chains: { input: { hook: "input", rules: [{ match: { protocol: "tcp", dport: 80 }, action: { type: "tarpit" } }] } } }));
+  await writeFile(
+    join(dir, "mirror.json"),
+    JSON.stringify({ chains: { input: { hook: "input", rules: [{ action: { type: "mirror" } }] } } }),
+  );
+  await writeFile(
+    join(dir, "tarpit.json"),
+    JSON.stringify({
+      chains: {
+        input: { hook: "input", rules: [{ match: { protocol: "tcp", dport: 80 }, action: { type: "tarpit" } }] },
+      },
+    }),
+  );
   await writeFile(join(dir, "broken.yaml"), "chains:\n  input: [\n");
   await writeFile(
     join(dir, "fw.sh"),
-    ["#!/bin/sh", "FRIEND=198.51.100.0/24", "iptables -P INPUT DROP", 'iptables -A INPUT -s ${FRIEND} -p tcp --dport 22 -j ACCEPT', "iptables -A INPUT -p tcp --dport 80 -j MIRROR", ""].join("\n"),
+    [
+      "#!/bin/sh",
+      "FRIEND=198.51.100.0/24",
+      "iptables -P INPUT DROP",
+      "iptables -A INPUT -s ${FRIEND} -p tcp --dport 22 -j ACCEPT",
+      "iptables -A INPUT -p tcp --dport 80 -j MIRROR",
+      "",
+    ].join("\n"),
   );
 });
 after(() => rm(dir, { recursive: true, force: true }));

@@ -17,25 +17,49 @@ const BIN = join(ROOT, "bin/palisade");
 const SERVER_PACKAGES = /node_modules\/(fastify|@fastify|bullmq|ioredis|pg|@prisma|@grpc|prom-client)\//;
 const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
 
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 60_000, env: { ...process.env, NODE_DEBUG: "module", ...env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { timeout: 60_000, env: { ...process.env, NODE_DEBUG: "module", ...env }, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
-const loadedServerPackages = (debugLog: string) => [...new Set(debugLog.split("\n").flatMap((l) => SERVER_PACKAGES.exec(l)?.[1] ?? []))].sort();
+const loadedServerPackages = (debugLog: string) =>
+  [...new Set(debugLog.split("\n").flatMap((l) => SERVER_PACKAGES.exec(l)?.[1] ?? []))].sort();
 
 test("the verb table names every module in src/cli/commands, and each registers its verb with the table's summary", async () => {
-  const files = readdirSync(join(ROOT, "src/cli/commands")).filter((f) => /^[a-z-]+\.ts$/.test(f)).map((f) => f.slice(0, -3)).sort();
-  assert.deepEqual(Object.keys(COMMANDS).sort(), files, "every src/cli/commands/<verb>.ts needs its line in COMMANDS (src/cli/program.ts), and only those");
+  const files = readdirSync(join(ROOT, "src/cli/commands"))
+    .filter((f) => /^[a-z-]+\.ts$/.test(f))
+    .map((f) => f.slice(0, -3))
+    .sort();
+  assert.deepEqual(
+    Object.keys(COMMANDS).sort(),
+    files,
+    "every src/cli/commands/<verb>.ts needs its line in COMMANDS (src/cli/program.ts), and only those",
+  );
   for (const [name, entry] of Object.entries(COMMANDS)) {
     const program = new Command();
     (await entry.load()).register(program);
     const cmd = program.commands.find((c) => c.name() === name);
     assert.ok(cmd, `src/cli/commands/${name}.ts registers no "${name}" command`);
-    assert.equal(cmd.description(), entry.summary, `summary of ${name} in src/cli/program.ts differs from its module's description`);
-    assert.equal([name, entry.args].filter(Boolean).join(" "), new Help().subcommandTerm(cmd), `args of ${name} in src/cli/program.ts differ from its module's`);
+    assert.equal(
+      cmd.description(),
+      entry.summary,
+      `summary of ${name} in src/cli/program.ts differs from its module's description`,
+    );
+    assert.equal(
+      [name, entry.args].filter(Boolean).join(" "),
+      new Help().subcommandTerm(cmd),
+      `args of ${name} in src/cli/program.ts differ from its module's`,
+    );
   }
 });
 
@@ -57,7 +81,8 @@ test("--version and --help load none of the server's packages", async () => {
   assert.deepEqual(loadedServerPackages(v.stderr), []);
   const h = await run(["--help"]);
   assert.equal(h.code, 0, h.stderr);
-  for (const verb of Object.keys(COMMANDS)) assert.match(h.stdout, new RegExp(`^  ${verb} `, "m"), `--help lists ${verb}`);
+  for (const verb of Object.keys(COMMANDS))
+    assert.match(h.stdout, new RegExp(`^  ${verb} `, "m"), `--help lists ${verb}`);
   assert.deepEqual(loadedServerPackages(h.stderr), []);
 });
 
@@ -72,7 +97,8 @@ test("agent --help prints the agent's flags and exits 0 without starting it", as
   const r = await run(["agent", "--help"], { NODE_DEBUG: "" });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /Usage: palisade agent \[flags\]/);
-  for (const flag of ["--server", "--state-dir", "--enroll-token", "--netns"]) assert.match(r.stdout, new RegExp(`^  ${flag}\\b`, "m"));
+  for (const flag of ["--server", "--state-dir", "--enroll-token", "--netns"])
+    assert.match(r.stdout, new RegExp(`^  ${flag}\\b`, "m"));
   assert.match(r.stdout, /PALISADE_SERVER/);
 });
 
@@ -82,5 +108,6 @@ test("control: `palisade server` does load them (the debug log sees what it is m
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /PORT/);
   const loaded = loadedServerPackages(r.stderr);
-  for (const p of ["fastify", "bullmq", "@prisma"]) assert.ok(loaded.includes(p), `${p} not seen in: ${loaded.join(", ")}`);
+  for (const p of ["fastify", "bullmq", "@prisma"])
+    assert.ok(loaded.includes(p), `${p} not seen in: ${loaded.join(", ")}`);
 });

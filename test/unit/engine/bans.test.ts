@@ -33,7 +33,10 @@ test("malformed, whole-internet and host-bit prefixes are refused with their cod
   assert.equal(code("0.0.0.0/0"), "whole_internet");
   assert.equal(code("::/0"), "whole_internet");
   assert.equal(code("10.0.0.1/8"), "host_bits_set");
-  assert.match((bans.parseBanAddress("10.0.0.1/8") as { error: { message: string } }).error.message, /did you mean 10\.0\.0\.0\/8/);
+  assert.match(
+    (bans.parseBanAddress("10.0.0.1/8") as { error: { message: string } }).error.message,
+    /did you mean 10\.0\.0\.0\/8/,
+  );
 });
 
 test("coverage and overlap", () => {
@@ -46,7 +49,18 @@ test("coverage and overlap", () => {
 
 test("the ban table is a Palisade table for the driver's guard, but not one of the policy's", () => {
   const fs = { apiAddresses: ["192.0.2.1"], apiPort: 50051 };
-  const text = bans.banTableText(new Map([["edge", [{ address: ok("203.0.113.5"), timeoutMs: 1500.2 }, { address: ok("2001:db8::/64"), timeoutMs: 60_000 }]]]), fs);
+  const text = bans.banTableText(
+    new Map([
+      [
+        "edge",
+        [
+          { address: ok("203.0.113.5"), timeoutMs: 1500.2 },
+          { address: ok("2001:db8::/64"), timeoutMs: 60_000 },
+        ],
+      ],
+    ]),
+    fs,
+  );
   assert.deepEqual([...new Set(assertPalisadeOnly(text).map((t) => t.name))], ["palisade_bans"]);
   assert.equal(isPalisadeTable("palisade_bans"), false);
   assert.equal(isPalisadeTable("palisade"), true);
@@ -75,7 +89,11 @@ test("a change refreshes an element's timeout and removes idempotently, in one t
 test("the ban failsafe never matches a source port: it is the host's own connection, or nothing", () => {
   const lists = new Map([["edge", [{ address: ok("203.0.113.5"), timeoutMs: 1000 }]]]);
   const many = bans.banTableText(lists, { apiAddresses: ["2001:db8::7", "192.0.2.2", "192.0.2.1"], apiPort: 8443 });
-  assert.match(many, /ct original ip daddr \{ 192\.0\.2\.1, 192\.0\.2\.2 \} ct original proto-dst 8443 accept/, "every address the name resolves to");
+  assert.match(
+    many,
+    /ct original ip daddr \{ 192\.0\.2\.1, 192\.0\.2\.2 \} ct original proto-dst 8443 accept/,
+    "every address the name resolves to",
+  );
   assert.match(many, /ct original ip6 daddr \{ 2001:db8::7 \} ct original proto-dst 8443 accept/);
   const none = bans.banTableText(lists, { apiAddresses: [], apiPort: 8443 });
   for (const t of [many, none]) {

@@ -41,16 +41,35 @@ const SECOND = `table ip palisade_b {
 describe("palisadeListing", () => {
   it("keeps Palisade's blocks verbatim, sorted, and names their objects", () => {
     const l = palisadeListing(SECOND + FOREIGN + PAL);
-    assert.deepEqual(l.tables, [{ family: "inet", name: "palisade", comment: "managed by palisade" }, { family: "ip", name: "palisade_b" }]);
+    assert.deepEqual(l.tables, [
+      { family: "inet", name: "palisade", comment: "managed by palisade" },
+      { family: "ip", name: "palisade_b" },
+    ]);
     assert.equal(l.text, PAL + SECOND);
-    assert.deepEqual(l.objects?.chains.map((c) => `${c.table} ${c.name}`).sort(), ["palisade input", "palisade_b helper"]);
-    assert.deepEqual(l.objects?.sets.map((s) => `${s.kind} ${s.name}`), ["set bans", "map dispatch"]);
-    assert.deepEqual(l.objects?.counters.map((c) => c.name), ["hits"]);
-    assert.deepEqual(l.objects?.quotas.map((q) => q.name), ["q1"]);
+    assert.deepEqual(l.objects?.chains.map((c) => `${c.table} ${c.name}`).sort(), [
+      "palisade input",
+      "palisade_b helper",
+    ]);
+    assert.deepEqual(
+      l.objects?.sets.map((s) => `${s.kind} ${s.name}`),
+      ["set bans", "map dispatch"],
+    );
+    assert.deepEqual(
+      l.objects?.counters.map((c) => c.name),
+      ["hits"],
+    );
+    assert.deepEqual(
+      l.objects?.quotas.map((q) => q.name),
+      ["q1"],
+    );
   });
 
   it("an empty ruleset or only foreign tables is no table at all", () => {
-    assert.deepEqual(palisadeListing(""), { tables: [], text: "", objects: { tables: [], chains: [], sets: [], counters: [], quotas: [] } });
+    assert.deepEqual(palisadeListing(""), {
+      tables: [],
+      text: "",
+      objects: { tables: [], chains: [], sets: [], counters: [], quotas: [] },
+    });
     assert.equal(palisadeListing(FOREIGN).text, "");
   });
 
@@ -61,6 +80,9 @@ describe("palisadeListing", () => {
   });
 
   it("a listing cut inside a table is an error, not a shorter snapshot", () => {
-    assert.throws(() => palisadeListing(PAL.slice(0, -2)), (e: unknown) => e instanceof NftError && e.code === "unexpected_output");
+    assert.throws(
+      () => palisadeListing(PAL.slice(0, -2)),
+      (e: unknown) => e instanceof NftError && e.code === "unexpected_output",
+    );
   });
 });

@@ -16,10 +16,13 @@ test("words, single and double quotes, backslash escapes", () => {
 
 test("backslash-newline continues a command; the continuation lines are noted", () => {
   const r = lexScript("iptables -A INPUT \\\n    -p tcp \\\n  -j DROP\necho done\n");
-  assert.deepEqual(r.commands.map((c) => [c.line, c.endLine, c.words]), [
-    [1, 3, ["iptables", "-A", "INPUT", "-p", "tcp", "-j", "DROP"]],
-    [4, 4, ["echo", "done"]],
-  ]);
+  assert.deepEqual(
+    r.commands.map((c) => [c.line, c.endLine, c.words]),
+    [
+      [1, 3, ["iptables", "-A", "INPUT", "-p", "tcp", "-j", "DROP"]],
+      [4, 4, ["echo", "done"]],
+    ],
+  );
   assert.deepEqual(r.notes, [
     { line: 2, kind: "continuation", of: 1 },
     { line: 3, kind: "continuation", of: 1 },
@@ -29,8 +32,17 @@ test("backslash-newline continues a command; the continuation lines are noted", 
 
 test("comments and blank lines; # inside a word is not a comment", () => {
   const r = lexScript("# heading\n\n  iptables -A INPUT -j DROP # trailing\necho a#b\n");
-  assert.deepEqual(r.commands.map((c) => c.words), [["iptables", "-A", "INPUT", "-j", "DROP"], ["echo", "a#b"]]);
-  assert.deepEqual(r.notes, [{ line: 1, kind: "comment" }, { line: 2, kind: "blank" }]);
+  assert.deepEqual(
+    r.commands.map((c) => c.words),
+    [
+      ["iptables", "-A", "INPUT", "-j", "DROP"],
+      ["echo", "a#b"],
+    ],
+  );
+  assert.deepEqual(r.notes, [
+    { line: 1, kind: "comment" },
+    { line: 2, kind: "blank" },
+  ]);
 });
 
 test("; separates commands on one line", () => {
@@ -42,13 +54,16 @@ test("; separates commands on one line", () => {
 test("variables: assignments, $X and ${X}, quoted and unquoted, field splitting, caller-supplied values", () => {
   const src = 'FRIEND=209.81.8.0/24\nIPT="iptables -w"\n$IPT -A INPUT -s ${FRIEND} -j "$TARGET"\nX=\n$X echo "${X}"';
   const r = lexScript(src, { TARGET: "ACCEPT" });
-  assert.deepEqual(r.commands.map((c) => [c.assignmentOnly, c.words]), [
-    [true, []],
-    [true, []],
-    [false, ["iptables", "-w", "-A", "INPUT", "-s", "209.81.8.0/24", "-j", "ACCEPT"]],
-    [true, []],
-    [false, ["echo", ""]],
-  ]);
+  assert.deepEqual(
+    r.commands.map((c) => [c.assignmentOnly, c.words]),
+    [
+      [true, []],
+      [true, []],
+      [false, ["iptables", "-w", "-A", "INPUT", "-s", "209.81.8.0/24", "-j", "ACCEPT"]],
+      [true, []],
+      [false, ["echo", ""]],
+    ],
+  );
   // Assignments in the script win over the caller's defaults from then on.
   assert.deepEqual(words("A=2\necho $A", { A: "1" })[1], ["echo", "2"]);
 });

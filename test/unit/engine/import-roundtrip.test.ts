@@ -39,7 +39,9 @@ const host = (a: string) => a.replace(/\/32$/, "");
 type AnyMatch = Record<string, unknown>;
 
 function negWrap(v: unknown): { value: unknown; neg: boolean } {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && "not" in v ? { value: (v as { not: unknown }).not, neg: true } : { value: v, neg: false };
+  return typeof v === "object" && v !== null && !Array.isArray(v) && "not" in v
+    ? { value: (v as { not: unknown }).not, neg: true }
+    : { value: v, neg: false };
 }
 const rewrap = (neg: boolean, value: unknown) => (neg ? { not: value } : value);
 const scalar = (v: unknown) => (Array.isArray(v) && v.length === 1 ? v[0] : v);
@@ -84,7 +86,10 @@ function canonicalRules(rule: Rule): unknown[] {
     if (a.tcpFlags !== undefined) {
       const { value, neg } = negWrap(a.tcpFlags);
       const f = value as { mask: string[]; compare: string[] };
-      a.tcpFlags = rewrap(neg, { mask: [...f.mask].sort(byOrder(FLAGS)), compare: [...f.compare].sort(byOrder(FLAGS)) });
+      a.tcpFlags = rewrap(neg, {
+        mask: [...f.mask].sort(byOrder(FLAGS)),
+        compare: [...f.compare].sort(byOrder(FLAGS)),
+      });
     }
     const out: Record<string, unknown> = { action };
     if (Object.keys(a).length > 0) out.match = a as Match;
@@ -133,7 +138,9 @@ test("round trip: the golden xtables-addons policy (ACCOUNT, quota2, LOGMARK, IP
   const doc = JSON.parse(readFileSync(join(GOLDEN, "xtables-addons.json"), "utf8")) as PolicyInput;
   // LOGMARK with an NFLOG group renders as NFLOG, which reads back as a log action: leave that one rule out.
   const chains = doc.chains!;
-  chains.forward!.rules = chains.forward!.rules!.filter((r) => !(typeof r.action === "object" && r.action.type === "logmark" && r.action.group !== undefined));
+  chains.forward!.rules = chains.forward!.rules!.filter(
+    (r) => !(typeof r.action === "object" && r.action.type === "logmark" && r.action.group !== undefined),
+  );
   const imported = assertSame(doc);
   assert.deepEqual(imported.accounting, { all_outgoing: { prefix: "0.0.0.0/0" }, sales: { prefix: "192.168.1.0/24" } });
   assert.equal(validatePolicy(imported).errors.length, 0);
@@ -152,19 +159,54 @@ test("round trip: a host policy with user chains, named counters, logs, rejects,
           { match: { protocol: "tcp", dport: [80, 443] }, action: { type: "counter", name: "web" } },
           { comment: "counted ssh", match: { protocol: "tcp", dport: 22 }, action: { type: "counter", name: "ssh" } },
           { comment: "web", match: { protocol: "tcp", dport: [80, 443], ctState: ["new"] }, action: "accept" },
-          { match: { saddr: ["192.0.2.0/24", "198.51.100.7", "2001:db8::/32"], protocol: "tcp", dport: 22 }, action: { type: "jump", chain: "ssh_in" } },
-          { match: { icmpType: ["echo-request", "destination-unreachable"], limit: { rate: "1/second", burst: 5 } }, action: "accept" },
-          { match: { saddr: { not: "10.0.0.0/8" }, daddr: "10.1.2.3", protocol: "udp", sport: "1024-65535", dport: { not: 53 } }, action: { type: "reject", with: "icmp-admin-prohibited" } },
+          {
+            match: { saddr: ["192.0.2.0/24", "198.51.100.7", "2001:db8::/32"], protocol: "tcp", dport: 22 },
+            action: { type: "jump", chain: "ssh_in" },
+          },
+          {
+            match: { icmpType: ["echo-request", "destination-unreachable"], limit: { rate: "1/second", burst: 5 } },
+            action: "accept",
+          },
+          {
+            match: {
+              saddr: { not: "10.0.0.0/8" },
+              daddr: "10.1.2.3",
+              protocol: "udp",
+              sport: "1024-65535",
+              dport: { not: 53 },
+            },
+            action: { type: "reject", with: "icmp-admin-prohibited" },
+          },
           { match: { tcpFlags: { mask: ["syn", "fin"], compare: ["syn", "fin"] } }, action: "drop" },
           { match: { protocol: "tcp" }, action: { type: "log", prefix: "drop tcp: ", level: "info" } },
           { match: { family: "ipv6", protocol: "udp" }, action: "drop" },
           { match: { protocol: "tcp" }, action: { type: "reject", with: "tcp-reset" } },
         ],
       },
-      ssh_in: { rules: [{ match: { recent: { name: "sshin", mode: "update", seconds: 60, hitcount: 4, side: "source" } }, action: "drop" }, { match: { recent: { name: "sshin", mode: "set", side: "source" } }, action: "accept" }] },
-      output: { hook: "output", rules: [{ match: { oif: ["eth*", "wg0"], mark: { value: 1, mask: 255 } }, action: { type: "jump", chain: "audit" } }] },
+      ssh_in: {
+        rules: [
+          {
+            match: { recent: { name: "sshin", mode: "update", seconds: 60, hitcount: 4, side: "source" } },
+            action: "drop",
+          },
+          { match: { recent: { name: "sshin", mode: "set", side: "source" } }, action: "accept" },
+        ],
+      },
+      output: {
+        hook: "output",
+        rules: [
+          { match: { oif: ["eth*", "wg0"], mark: { value: 1, mask: 255 } }, action: { type: "jump", chain: "audit" } },
+        ],
+      },
       audit: { rules: [{ action: { type: "log", prefix: "out:", group: 5 } }, { action: "return" }] },
-      mangle_pre: { table: "mangle", hook: "prerouting", rules: [{ match: { protocol: "tcp", dport: 25 }, action: { type: "mark", value: 16, mask: 240 } }, { action: { type: "connmark", op: "save" } }] },
+      mangle_pre: {
+        table: "mangle",
+        hook: "prerouting",
+        rules: [
+          { match: { protocol: "tcp", dport: 25 }, action: { type: "mark", value: 16, mask: 240 } },
+          { action: { type: "connmark", op: "save" } },
+        ],
+      },
     },
   });
   assert.deepEqual(imported.counters, { web: {}, ssh: {} });
@@ -174,8 +216,17 @@ test("round trip: a host policy with user chains, named counters, logs, rejects,
 
 test("round trip: protection presets come back as their expansion", () => {
   const doc: PolicyInput = {
-    chains: { input: { hook: "input", policy: "drop", rules: [{ match: { protocol: "tcp", dport: 22 }, action: "accept" }] } },
-    protections: { bogusPackets: {}, icmpFlood: {}, rstFlood: {}, synFlood: {}, portScanTrap: {}, portKnock: [{ name: "SSH", knockPorts: [4002, 4001, 4004], port: 22 }] },
+    chains: {
+      input: { hook: "input", policy: "drop", rules: [{ match: { protocol: "tcp", dport: 22 }, action: "accept" }] },
+    },
+    protections: {
+      bogusPackets: {},
+      icmpFlood: {},
+      rstFlood: {},
+      synFlood: {},
+      portScanTrap: {},
+      portKnock: [{ name: "SSH", knockPorts: [4002, 4001, 4004], port: 22 }],
+    },
   };
   const imported = assertSame(doc);
   assert.ok(imported.chains.protect_input, "the preset chain is imported as a user chain");
@@ -183,9 +234,15 @@ test("round trip: protection presets come back as their expansion", () => {
 });
 
 test("round trip: failsafe ports come back from the failsafe rules", () => {
-  const { imported } = roundTrip({ failsafe: { enabled: true, ports: [8443] }, chains: { input: { hook: "input", rules: [{ action: "drop" }] } } });
+  const { imported } = roundTrip({
+    failsafe: { enabled: true, ports: [8443] },
+    chains: { input: { hook: "input", rules: [{ action: "drop" }] } },
+  });
   assert.deepEqual(imported.failsafe, { enabled: true, ports: [8443] });
-  const off = roundTrip({ failsafe: { enabled: false }, chains: { input: { hook: "input", rules: [{ action: "drop" }] } } });
+  const off = roundTrip({
+    failsafe: { enabled: false },
+    chains: { input: { hook: "input", rules: [{ action: "drop" }] } },
+  });
   assert.equal(off.imported.failsafe.enabled, false);
 });
 
@@ -195,11 +252,22 @@ const port = fc.oneof(fc.integer({ min: 1, max: 65535 }), fc.constantFrom("1000-
 const matchArb: fc.Arbitrary<Match> = fc
   .record(
     {
-      saddr: fc.oneof(addr, fc.array(addr, { minLength: 1, maxLength: 3 }), addr.map((a) => ({ not: a }))),
+      saddr: fc.oneof(
+        addr,
+        fc.array(addr, { minLength: 1, maxLength: 3 }),
+        addr.map((a) => ({ not: a })),
+      ),
       daddr: addr,
       proto: fc.constantFrom("tcp", "udp"),
-      dport: fc.oneof(port, fc.array(port, { minLength: 1, maxLength: 4 }), port.map((p) => ({ not: p }))),
-      iif: fc.oneof(fc.constantFrom("eth0", "wg*", "lo"), fc.constant(["eth0", "eth1"]).map((l) => [...l])),
+      dport: fc.oneof(
+        port,
+        fc.array(port, { minLength: 1, maxLength: 4 }),
+        port.map((p) => ({ not: p })),
+      ),
+      iif: fc.oneof(
+        fc.constantFrom("eth0", "wg*", "lo"),
+        fc.constant(["eth0", "eth1"]).map((l) => [...l]),
+      ),
       ctState: fc.subarray(["new", "established", "related", "invalid"], { minLength: 1 }),
       mark: fc.oneof(fc.integer({ min: 0, max: 0xffff }), fc.constant({ value: 1, mask: 0xff })),
       length: fc.constantFrom(64, "0-100"),
@@ -223,27 +291,49 @@ const matchArb: fc.Arbitrary<Match> = fc
     return m;
   });
 const actionArb = fc.oneof(
-  fc.constantFrom<Rule["action"]>("accept", "drop", "return", { type: "reject", with: "icmp-port-unreachable" }, { type: "log", prefix: "x: ", level: "warn" }, { type: "mark", value: 7 }),
+  fc.constantFrom<Rule["action"]>(
+    "accept",
+    "drop",
+    "return",
+    { type: "reject", with: "icmp-port-unreachable" },
+    { type: "log", prefix: "x: ", level: "warn" },
+    { type: "mark", value: 7 },
+  ),
 );
-const ruleArb: fc.Arbitrary<Rule> = fc.record({ match: matchArb, action: actionArb, comment: fc.option(fc.stringMatching(/^[a-z ]{1,20}$/), { nil: undefined }) }).map((r) => {
-  const out: Rule = { action: r.action };
-  if (Object.keys(r.match).length > 0) out.match = r.match;
-  if (r.comment !== undefined) out.comment = r.comment;
-  return out;
-});
+const ruleArb: fc.Arbitrary<Rule> = fc
+  .record({
+    match: matchArb,
+    action: actionArb,
+    comment: fc.option(fc.stringMatching(/^[a-z ]{1,20}$/), { nil: undefined }),
+  })
+  .map((r) => {
+    const out: Rule = { action: r.action };
+    if (Object.keys(r.match).length > 0) out.match = r.match;
+    if (r.comment !== undefined) out.comment = r.comment;
+    return out;
+  });
 
 test("round trip property: random filter policies", () => {
   fc.assert(
-    fc.property(fc.array(ruleArb, { maxLength: 8 }), fc.array(ruleArb, { maxLength: 4 }), fc.constantFrom<"accept" | "drop" | undefined>("accept", "drop", undefined), (inRules, userRules, pol) => {
-      const doc: PolicyInput = {
-        chains: {
-          input: { hook: "input", ...(pol ? { policy: pol } : {}), rules: [...inRules, { action: { type: "jump", chain: "extra" } }] },
-          extra: { rules: userRules },
-        },
-      };
-      if (!validatePolicy(doc).ok) return;
-      assertSame(doc);
-    }),
+    fc.property(
+      fc.array(ruleArb, { maxLength: 8 }),
+      fc.array(ruleArb, { maxLength: 4 }),
+      fc.constantFrom<"accept" | "drop" | undefined>("accept", "drop", undefined),
+      (inRules, userRules, pol) => {
+        const doc: PolicyInput = {
+          chains: {
+            input: {
+              hook: "input",
+              ...(pol ? { policy: pol } : {}),
+              rules: [...inRules, { action: { type: "jump", chain: "extra" } }],
+            },
+            extra: { rules: userRules },
+          },
+        };
+        if (!validatePolicy(doc).ok) return;
+        assertSame(doc);
+      },
+    ),
     { numRuns: 150 },
   );
 });

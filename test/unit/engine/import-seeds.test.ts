@@ -21,7 +21,11 @@ const SEEDS = join(import.meta.dirname, "../../fixtures/seeds");
 const lab = createLab();
 after(() => lab.cleanup());
 
-function load(name: string, format: ImportFormat = "iptables", variables?: Record<string, string>): { source: string; r: ImportResult } {
+function load(
+  name: string,
+  format: ImportFormat = "iptables",
+  variables?: Record<string, string>,
+): { source: string; r: ImportResult } {
   const source = readFileSync(join(FIXTURES, name), "utf8");
   return { source, r: importPolicy(format, source, variables ? { variables } : {}) };
 }
@@ -31,16 +35,21 @@ function assertEveryLineReported(source: string, r: ImportResult): void {
   const lines = source.replace(/\n$/, "").split("\n").length;
   const seen = new Set(r.report.map((l) => l.line));
   for (let n = 1; n <= lines; n++) assert.ok(seen.has(n), `line ${n} has no report entry`);
-  assert.ok(r.report.every((l, i) => i === 0 || r.report[i - 1]!.line <= l.line), "report is in line order");
+  assert.ok(
+    r.report.every((l, i) => i === 0 || r.report[i - 1]!.line <= l.line),
+    "report is in line order",
+  );
   for (const l of r.report) {
     if (l.status === "error") assert.ok(l.reason && l.reason.length > 0, `error on line ${l.line} has a reason`);
-    if (l.status === "imported" || l.status === "lifted") assert.ok(l.path, `line ${l.line} (${l.status}) names what it became`);
+    if (l.status === "imported" || l.status === "lifted")
+      assert.ok(l.path, `line ${l.line} (${l.status}) names what it became`);
   }
 }
 
 function statuses(r: ImportResult): Record<number, string> {
   const out: Record<number, string> = {};
-  for (const l of r.report) if (!/^\s*(#|$)/.test(l.text)) out[l.line] = out[l.line] ? `${out[l.line]},${l.status}` : l.status;
+  for (const l of r.report)
+    if (!/^\s*(#|$)/.test(l.text)) out[l.line] = out[l.line] ? `${out[l.line]},${l.status}` : l.status;
   return out;
 }
 
@@ -59,11 +68,16 @@ test("hardening seed: spoofing, ICMP, bogus, RST, SYN-flood and port-scan lines 
   const { source, r } = load("hardening.sh");
   assertEveryLineReported(source, r);
   const s = statuses(r);
-  for (const n of [8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 31, 32, 33, 42, 43, 44, 47, 48, 52, 61, 63, 67, 68, 71, 72, 75, 77, 80, 82]) {
+  for (const n of [
+    8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 31, 32, 33, 42, 43, 44, 47, 48, 52, 61, 63, 67, 68, 71, 72, 75, 77,
+    80, 82,
+  ]) {
     assert.equal(s[n], "imported", `line ${n}`);
   }
   for (const n of [23, 26, 27, 38, 39, 56, 57]) assert.equal(s[n], "error", `ipfw line ${n}`);
-  assert.ok(r.report.filter((l) => l.status === "error").every((l) => l.token === "ipfw" && /BSD firewall/.test(l.reason!)));
+  assert.ok(
+    r.report.filter((l) => l.status === "error").every((l) => l.token === "ipfw" && /BSD firewall/.test(l.reason!)),
+  );
   // Continuation lines carry their command's outcome.
   assert.equal(s[53], "imported");
   assert.deepEqual(summarizeImport(r.report), { imported: 38, lifted: 0, skipped: 38, error: 7 });
@@ -75,9 +89,17 @@ test("hardening seed: spoofing, ICMP, bogus, RST, SYN-flood and port-scan lines 
   assert.deepEqual(r.policy?.protections, {});
   assert.equal(r.policy?.chains.input?.rules.length, 25);
   assert.deepEqual(r.policy?.chains.input?.rules[0], { match: { saddr: "10.0.0.0/8" }, action: "drop" });
-  assert.deepEqual(r.policy?.chains.input?.rules[14], { match: { protocol: "icmp", limit: { rate: "1/second" } }, action: "accept" });
+  assert.deepEqual(r.policy?.chains.input?.rules[14], {
+    match: { protocol: "icmp", limit: { rate: "1/second" } },
+    action: "accept",
+  });
   assert.deepEqual(r.policy?.chains.input?.rules[20], {
-    match: { ctState: ["new"], protocol: "tcp", tcpFlags: { mask: ["fin", "syn", "rst", "ack"], compare: ["syn"] }, recent: { name: "synflood", mode: "update", seconds: 1, hitcount: 60, side: "source" } },
+    match: {
+      ctState: ["new"],
+      protocol: "tcp",
+      tcpFlags: { mask: ["fin", "syn", "rst", "ack"], compare: ["syn"] },
+      recent: { name: "synflood", mode: "update", seconds: 1, hitcount: 60, side: "source" },
+    },
     action: "drop",
   });
   await nftAccepts(r);
@@ -93,10 +115,25 @@ test("hardening idioms placed first lift into the presets, and the expansion equ
     synFlood: { rate: "59/second" },
   });
   // The lifted SYN-flood preset expands to exactly the seed's `--update --seconds 1 --hitcount 60`.
-  const upd = expandPolicy(r.policy!).chains.protect_input!.rules.find((x) => x.match?.recent?.mode === "update" && x.match.recent.name === "protect_synflood");
-  assert.deepEqual(upd?.match?.recent, { name: "protect_synflood", mode: "update", seconds: 1, hitcount: 60, side: "source" });
+  const upd = expandPolicy(r.policy!).chains.protect_input!.rules.find(
+    (x) => x.match?.recent?.mode === "update" && x.match.recent.name === "protect_synflood",
+  );
+  assert.deepEqual(upd?.match?.recent, {
+    name: "protect_synflood",
+    mode: "update",
+    seconds: 1,
+    hitcount: 60,
+    side: "source",
+  });
   // What stays: the default-drop policy and the ssh rule; the no-target rules' counters went with them.
-  assert.deepEqual(r.policy?.chains, { input: { table: "filter", hook: "input", policy: "drop", rules: [{ match: { protocol: "tcp", dport: 22 }, action: "accept" }] } });
+  assert.deepEqual(r.policy?.chains, {
+    input: {
+      table: "filter",
+      hook: "input",
+      policy: "drop",
+      rules: [{ match: { protocol: "tcp", dport: 22 }, action: "accept" }],
+    },
+  });
   assert.deepEqual(r.policy?.counters, {});
   await nftAccepts(r);
 });
@@ -108,29 +145,65 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   assert.equal(s[5], "imported,imported", "two ACCOUNT commands on one line");
   assert.equal(s[8], "error");
   assert.equal(s[9], "error");
-  for (const n of [12, 13, 14, 15, 26, 27, 28, 29, 30, 33, 39, 47, 48, 49, 50]) assert.equal(s[n], "imported", `line ${n}`);
+  for (const n of [12, 13, 14, 15, 26, 27, 28, 29, 30, 33, 39, 47, 48, 49, 50])
+    assert.equal(s[n], "imported", `line ${n}`);
   assert.equal(s[18], "imported,imported", "RAWDNAT; RAWSNAT");
   for (const n of [21, 22, 23]) assert.equal(s[n], "error", `SYSRQ line ${n} (-m mac / -m policy)`);
-  assert.equal(s[36], "imported,error", "bytebucket: the growing counter imports, the down-counting use of the same counter cannot");
+  assert.equal(
+    s[36],
+    "imported,error",
+    "bytebucket: the growing counter imports, the down-counting use of the same counter cannot",
+  );
   assert.equal(s[40], "lifted", "pknock TCP mode");
   assert.equal(s[43], "error");
   assert.equal(s[44], "error");
   const errs = r.report.filter((l) => l.status === "error");
-  assert.deepEqual(errs.map((l) => l.token), ["physdev", "physdev", "mac", "--tunnel-src", "mac", "--name", "--opensecret", "--checkip"]);
+  assert.deepEqual(
+    errs.map((l) => l.token),
+    ["physdev", "physdev", "mac", "--tunnel-src", "mac", "--name", "--opensecret", "--checkip"],
+  );
   const p = r.policy!;
   assert.deepEqual(p.accounting, { all_outgoing: { prefix: "0.0.0.0/0" }, sales: { prefix: "192.168.1.0/24" } });
-  assert.deepEqual(p.chains.forward?.rules.slice(0, 2).map((x) => x.action), [{ type: "account", table: "all_outgoing" }, { type: "account", table: "sales" }]);
-  assert.deepEqual(p.chains.mangle_postrouting?.rules[2], { match: { family: "ipv4", oif: "eth3" }, action: { type: "ipmark", addr: "dst", andMask: 0xffff, orMask: 0x10000 } });
-  assert.deepEqual(p.chains.mangle_prerouting?.rules[0], { match: { saddr: "2001:db8::/32" }, action: { type: "ipmark", addr: "src", shift: 16, andMask: 0xffff } });
+  assert.deepEqual(
+    p.chains.forward?.rules.slice(0, 2).map((x) => x.action),
+    [
+      { type: "account", table: "all_outgoing" },
+      { type: "account", table: "sales" },
+    ],
+  );
+  assert.deepEqual(p.chains.mangle_postrouting?.rules[2], {
+    match: { family: "ipv4", oif: "eth3" },
+    action: { type: "ipmark", addr: "dst", andMask: 0xffff, orMask: 0x10000 },
+  });
+  assert.deepEqual(p.chains.mangle_prerouting?.rules[0], {
+    match: { saddr: "2001:db8::/32" },
+    action: { type: "ipmark", addr: "src", shift: 16, andMask: 0xffff },
+  });
   assert.deepEqual(p.chains.raw_prerouting?.rules[0]?.action, { type: "rawdnat", to: "199.181.132.250" });
   assert.deepEqual(p.chains.rawpost_postrouting?.rules[0]?.action, { type: "rawsnat", to: "212.201.100.135" });
-  assert.deepEqual(p.chains.mangle_prerouting?.rules[1], { match: { family: "ipv6", iif: "eth0" }, action: { type: "tee", gateway: "2001:db8::1" } });
+  assert.deepEqual(p.chains.mangle_prerouting?.rules[1], {
+    match: { family: "ipv6", iif: "eth0" },
+    action: { type: "tee", gateway: "2001:db8::1" },
+  });
   assert.deepEqual(p.quotas, { bt: { mode: "bytes", grow: true } });
-  assert.deepEqual(p.protections.portKnock, [{ name: "SSH", knockPorts: [4002, 4001, 4004], protocol: "tcp", port: 22, knockTimeoutSeconds: 10, openSeconds: 3600 }]);
+  assert.deepEqual(p.protections.portKnock, [
+    {
+      name: "SSH",
+      knockPorts: [4002, 4001, 4004],
+      protocol: "tcp",
+      port: 22,
+      knockTimeoutSeconds: 10,
+      openSeconds: 3600,
+    },
+  ]);
   // The file also has ip6tables lines, so `iptables -P INPUT DROP` is the IPv4 default only:
   // the inet chain keeps ACCEPT and ends with an IPv4 drop.
   assert.equal(p.chains.input?.policy, undefined);
-  assert.deepEqual(p.chains.input?.rules.at(-1), { comment: "default policy DROP for IPv4 (iptables -P)", match: { family: "ipv4" }, action: "drop" });
+  assert.deepEqual(p.chains.input?.rules.at(-1), {
+    comment: "default policy DROP for IPv4 (iptables -P)",
+    match: { family: "ipv4" },
+    action: "drop",
+  });
   assert.deepEqual(validatePolicy(p).errors, []);
   const opts = (n: number) => p.chains.input?.rules.filter((x) => x.match?.xt?.ipv4options)[n]?.match?.xt?.ipv4options;
   assert.deepEqual(opts(0), { flags: [{ option: "nop" }, { option: "timestamp" }] });
@@ -141,11 +214,20 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   assert.ok(renderIptables(p).ok);
   const nft = renderNft(p);
   assert.ok(!nft.ok);
-  const refused = nft.errors.map((e) => (e.code === "unsupported_on_target" && /^(TARPIT|ipv4options)/.exec(e.message)?.[1]) || e.message);
-  assert.deepEqual(refused, ["TARPIT", "TARPIT", "TARPIT", "ipv4options", "ipv4options", "ipv4options", "ipv4options"].sort(), JSON.stringify(nft.errors));
+  const refused = nft.errors.map(
+    (e) => (e.code === "unsupported_on_target" && /^(TARPIT|ipv4options)/.exec(e.message)?.[1]) || e.message,
+  );
+  assert.deepEqual(
+    refused,
+    ["TARPIT", "TARPIT", "TARPIT", "ipv4options", "ipv4options", "ipv4options", "ipv4options"].sort(),
+    JSON.stringify(nft.errors),
+  );
   assert.ok(nft.errors.every((e) => !/nftables has no/.test(e.message)));
   const withoutTarpit = structuredClone(r);
-  for (const c of Object.values(withoutTarpit.policy!.chains)) c.rules = c.rules.filter((x) => !(typeof x.action === "object" && x.action.type === "tarpit") && !x.match?.xt?.ipv4options);
+  for (const c of Object.values(withoutTarpit.policy!.chains))
+    c.rules = c.rules.filter(
+      (x) => !(typeof x.action === "object" && x.action.type === "tarpit") && !x.match?.xt?.ipv4options,
+    );
   await nftAccepts(withoutTarpit);
 });
 
@@ -155,8 +237,14 @@ test("kernel port forwarding: PORTFW with preferences and reply masquerading", a
   assert.deepEqual(statuses(r), { 7: "imported", 8: "imported", 10: "lifted", 11: "lifted" });
   assert.deepEqual(r.policy?.forwarding.portForwards, [
     {
-      protocol: "tcp", address: "198.51.100.1", port: 80, masquerade: true,
-      backends: [{ address: "192.168.16.27", port: 80, weight: 15 }, { address: "192.168.16.28", port: 80, weight: 5 }],
+      protocol: "tcp",
+      address: "198.51.100.1",
+      port: 80,
+      masquerade: true,
+      backends: [
+        { address: "192.168.16.27", port: 80, weight: 15 },
+        { address: "192.168.16.28", port: 80, weight: 5 },
+      ],
     },
   ]);
   await nftAccepts(r);
@@ -165,10 +253,34 @@ test("kernel port forwarding: PORTFW with preferences and reply masquerading", a
 test("kernel port forwarding: FWMARK script with ${VAR} substitution", async () => {
   const { source, r } = load("fwmark.sh", "ipmasqadm");
   assertEveryLineReported(source, r);
-  assert.deepEqual(statuses(r), { 5: "skipped", 6: "skipped", 7: "skipped", 8: "skipped", 9: "skipped", 11: "lifted", 12: "lifted", 14: "imported", 15: "imported", 17: "lifted", 18: "lifted" });
+  assert.deepEqual(statuses(r), {
+    5: "skipped",
+    6: "skipped",
+    7: "skipped",
+    8: "skipped",
+    9: "skipped",
+    11: "lifted",
+    12: "lifted",
+    14: "imported",
+    15: "imported",
+    17: "lifted",
+    18: "lifted",
+  });
   assert.deepEqual(r.policy?.forwarding.markForwards, [
-    { mark: 3, match: { saddr: { not: "209.81.8.0/24" } }, backends: [{ address: "192.168.15.46", preference: 10 }], active: 0, masquerade: true },
-    { mark: 1, match: { saddr: "209.81.8.0/24" }, backends: [{ address: "192.168.17.3", preference: 10 }], active: 0, masquerade: true },
+    {
+      mark: 3,
+      match: { saddr: { not: "209.81.8.0/24" } },
+      backends: [{ address: "192.168.15.46", preference: 10 }],
+      active: 0,
+      masquerade: true,
+    },
+    {
+      mark: 1,
+      match: { saddr: "209.81.8.0/24" },
+      backends: [{ address: "192.168.17.3", preference: 10 }],
+      active: 0,
+      masquerade: true,
+    },
   ]);
   await nftAccepts(r);
 });
@@ -180,7 +292,9 @@ test("kernel port forwarding: AUTOFW -h imports, -c (control port) is refused wi
   const bad = r.report.find((l) => l.line === 4)!;
   assert.equal(bad.token, "-c");
   assert.match(bad.reason!, /control port/);
-  assert.deepEqual(r.policy?.forwarding.rangeForwards, [{ protocol: "udp", ports: "6970-7170", to: "192.168.16.40", masquerade: false }]);
+  assert.deepEqual(r.policy?.forwarding.rangeForwards, [
+    { protocol: "udp", ports: "6970-7170", to: "192.168.16.40", masquerade: false },
+  ]);
   await nftAccepts(r);
 });
 

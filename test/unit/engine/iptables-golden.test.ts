@@ -18,7 +18,9 @@ export function goldenText(name: string): string {
   return `### ipset restore\n${r.ipsets}### iptables-restore\n${r.text}### ip6tables-restore\n${r.text6}`;
 }
 
-for (const file of readdirSync(join(DIR, "policies")).filter((f) => f.endsWith(".json")).sort()) {
+for (const file of readdirSync(join(DIR, "policies"))
+  .filter((f) => f.endsWith(".json"))
+  .sort()) {
   const name = file.replace(/\.json$/, "");
   test(`golden iptables render: ${name}`, () => {
     const got = goldenText(name);

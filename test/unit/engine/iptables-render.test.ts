@@ -35,18 +35,38 @@ test("weighted shares: sequential probabilities give each backend its weight's s
 });
 
 test("unsupported features are refused with unsupported_on_target before rendering", () => {
-  assert.deepEqual(errs(input([{ action: { type: "mirror" } }])), ["/chains/input/rules/0/action unsupported_on_target"]);
-  assert.deepEqual(errs(input([{ match: { iif: { not: ["a", "b"] } }, action: "drop" }])), ["/chains/input/rules/0/match/iif unsupported_on_target"]);
+  assert.deepEqual(errs(input([{ action: { type: "mirror" } }])), [
+    "/chains/input/rules/0/action unsupported_on_target",
+  ]);
+  assert.deepEqual(errs(input([{ match: { iif: { not: ["a", "b"] } }, action: "drop" }])), [
+    "/chains/input/rules/0/match/iif unsupported_on_target",
+  ]);
 });
 
 test("iptables-specific refusals carry the field's path", () => {
-  assert.deepEqual(errs(input([{ match: { dport: 22 }, action: "accept" }])), ["/chains/input/rules/0/match/dport iptables_ports_need_protocol"]);
-  assert.deepEqual(errs(input([{ action: { type: "reject", with: "tcp-reset" } }])), ["/chains/input/rules/0/action iptables_reject_tcp_reset"]);
+  assert.deepEqual(errs(input([{ match: { dport: 22 }, action: "accept" }])), [
+    "/chains/input/rules/0/match/dport iptables_ports_need_protocol",
+  ]);
+  assert.deepEqual(errs(input([{ action: { type: "reject", with: "tcp-reset" } }])), [
+    "/chains/input/rules/0/action iptables_reject_tcp_reset",
+  ]);
   const many = Array.from({ length: 16 }, (_, i) => 1000 + i);
-  assert.deepEqual(errs(input([{ match: { protocol: "tcp", dport: { not: many } }, action: "drop" }])), ["/chains/input/rules/0/match/dport iptables_negated_ports"]);
-  assert.deepEqual(errs(input([{ match: { protocol: "tcp" }, action: { type: "tarpit" } }, { action: { type: "ipmark", addr: "src" } }])), ["/chains/input/rules/1/action iptables_wrong_table"]);
+  assert.deepEqual(errs(input([{ match: { protocol: "tcp", dport: { not: many } }, action: "drop" }])), [
+    "/chains/input/rules/0/match/dport iptables_negated_ports",
+  ]);
   assert.deepEqual(
-    errs({ chains: { n: { table: "nat", hook: "postrouting", rules: [{ action: "drop" }] }, f: { table: "filter", hook: "prerouting" } } } as PolicyInput),
+    errs(
+      input([{ match: { protocol: "tcp" }, action: { type: "tarpit" } }, { action: { type: "ipmark", addr: "src" } }]),
+    ),
+    ["/chains/input/rules/1/action iptables_wrong_table"],
+  );
+  assert.deepEqual(
+    errs({
+      chains: {
+        n: { table: "nat", hook: "postrouting", rules: [{ action: "drop" }] },
+        f: { table: "filter", hook: "prerouting" },
+      },
+    } as PolicyInput),
     ["/chains/f/hook iptables_hook_table", "/chains/n/rules/0/action iptables_wrong_table"],
   );
 });
@@ -71,7 +91,9 @@ test("free text is quoted and escaped; nothing can start a new option or line", 
   forged.chains.input!.rules[0]!.comment = "a\n-A INPUT -j ACCEPT";
   const g = renderIptables(forged);
   assert.equal(g.ok, false);
-  const q = Policy.parse(input([{ match: { quota: { name: "x" } }, action: "accept" }], { quotas: { x: { limit: 1 } } }));
+  const q = Policy.parse(
+    input([{ match: { quota: { name: "x" } }, action: "accept" }], { quotas: { x: { limit: 1 } } }),
+  );
   q.quotas["a b"] = { mode: "bytes", limit: 1 };
   q.chains.input!.rules[0]!.match!.quota!.name = "a b";
   const h = renderIptables(q);
@@ -79,8 +101,18 @@ test("free text is quoted and escaped; nothing can start a new option or line", 
 });
 
 test("installed state: no second jump, stale chains flushed, unjumped and deleted", () => {
-  const save = ["*filter", ":INPUT ACCEPT [0:0]", ":PALISADE-INPUT - [0:0]", ":PALISADE-FORWARD - [0:0]", ":PAL-old - [0:0]", ":DOCKER - [0:0]",
-    "-A INPUT -j PALISADE-INPUT", "-A FORWARD -j PALISADE-FORWARD", "-A PAL-old -j ACCEPT", "COMMIT"].join("\n");
+  const save = [
+    "*filter",
+    ":INPUT ACCEPT [0:0]",
+    ":PALISADE-INPUT - [0:0]",
+    ":PALISADE-FORWARD - [0:0]",
+    ":PAL-old - [0:0]",
+    ":DOCKER - [0:0]",
+    "-A INPUT -j PALISADE-INPUT",
+    "-A FORWARD -j PALISADE-FORWARD",
+    "-A PAL-old -j ACCEPT",
+    "COMMIT",
+  ].join("\n");
   const inst = parseInstalled(save);
   assert.deepEqual(inst.chains.filter, ["PALISADE-INPUT", "PALISADE-FORWARD", "PAL-old"]);
   assert.deepEqual(inst.jumps.filter, ["INPUT", "FORWARD"]);
@@ -103,8 +135,13 @@ test("chain names fit the 28-character kernel limit, deterministically", () => {
 });
 
 test("ACCOUNT of an IPv6 or aggregated table is refused (the target is IPv4-only, per address); IPv4 per address renders", () => {
-  const doc = (def: Record<string, unknown>) => input([{ action: { type: "account", table: "t" } }], { accounting: { t: def } });
-  assert.deepEqual(errs(doc({ prefix: "2001:db8::/48" })), ["/chains/input/rules/0/action/table iptables_account_ipv6"]);
-  assert.deepEqual(errs(doc({ prefix: "10.0.0.0/16", aggregate: 24 })), ["/chains/input/rules/0/action/table iptables_account_aggregate"]);
+  const doc = (def: Record<string, unknown>) =>
+    input([{ action: { type: "account", table: "t" } }], { accounting: { t: def } });
+  assert.deepEqual(errs(doc({ prefix: "2001:db8::/48" })), [
+    "/chains/input/rules/0/action/table iptables_account_ipv6",
+  ]);
+  assert.deepEqual(errs(doc({ prefix: "10.0.0.0/16", aggregate: 24 })), [
+    "/chains/input/rules/0/action/table iptables_account_aggregate",
+  ]);
   assert.match(ok(doc({ prefix: "10.0.0.0/16" })).text, /-j ACCOUNT --addr 10\.0\.0\.0\/16 --tname t/);
 });

@@ -4,7 +4,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Policy } from "../../../src/engine/policy/index.ts";
 import {
-  FEATURES, checkTargetSupport, requiredXtablesModules, featureUses, type Feature,
+  FEATURES,
+  checkTargetSupport,
+  requiredXtablesModules,
+  featureUses,
+  type Feature,
 } from "../../../src/engine/compile/support.ts";
 import { xtRecentMaxHitcount } from "../../../src/engine/compile/hitcount.ts";
 import { renderIptables } from "../../../src/engine/compile/iptables/index.ts";
@@ -12,7 +16,11 @@ import { renderIptables } from "../../../src/engine/compile/iptables/index.ts";
 const p = (doc: unknown) => Policy.parse(doc);
 
 test("TARPIT is refused on nftables with the module that supports it, accepted on iptables", () => {
-  const pol = p({ chains: { input: { hook: "input", rules: [{ match: { protocol: "tcp", dport: 80 }, action: { type: "tarpit" } }] } } });
+  const pol = p({
+    chains: {
+      input: { hook: "input", rules: [{ match: { protocol: "tcp", dport: 80 }, action: { type: "tarpit" } }] },
+    },
+  });
   const nft = checkTargetSupport(pol, "nftables");
   assert.equal(nft.length, 1);
   assert.equal(nft[0]!.code, "unsupported_on_target");
@@ -65,7 +73,11 @@ test("iptables refuses negated lists, ECN flags, rpfilter outside raw/mangle pre
     },
   });
   const paths = checkTargetSupport(pol, "iptables").map((d) => d.path);
-  assert.deepEqual(paths, ["/chains/input/rules/0/match/saddr", "/chains/input/rules/1/match/tcpFlags", "/chains/input/rules/2/match/rpfilter"]);
+  assert.deepEqual(paths, [
+    "/chains/input/rules/0/match/saddr",
+    "/chains/input/rules/1/match/tcpFlags",
+    "/chains/input/rules/2/match/rpfilter",
+  ]);
   assert.deepEqual(checkTargetSupport(pol, "nftables"), []);
 });
 
@@ -81,14 +93,22 @@ test("packet quotas and mixed inversion are refused on nftables", () => {
       },
     },
   });
-  const paths = checkTargetSupport(pol, "nftables").map((d) => d.path).sort();
+  const paths = checkTargetSupport(pol, "nftables")
+    .map((d) => d.path)
+    .sort();
   assert.deepEqual(paths, ["/chains/c/rules/1/match/quota/invert", "/quotas/pk/mode"]);
 });
 
 test("every feature use found maps to a table entry, and every table entry has a label", () => {
   for (const [k, e] of Object.entries(FEATURES)) assert.ok(e.label.length > 0, k);
-  const pol = p({ protections: { synFlood: {} }, forwarding: { portForwards: [{ protocol: "tcp", port: 80, backends: [{ address: "10.0.0.2" }] }] } });
-  assert.deepEqual(featureUses(pol).map((u) => u.feature), ["forward.portfw", "protection.synFlood"]);
+  const pol = p({
+    protections: { synFlood: {} },
+    forwarding: { portForwards: [{ protocol: "tcp", port: 80, backends: [{ address: "10.0.0.2" }] }] },
+  });
+  assert.deepEqual(
+    featureUses(pol).map((u) => u.feature),
+    ["forward.portfw", "protection.synFlood"],
+  );
 });
 
 test("LOGMARK to an NFLOG group needs no xtables-addons module; a rawpost chain needs xt_RAWNAT", () => {
@@ -108,12 +128,23 @@ test("recent --hitcount on iptables: refused only above what the host's kernel a
   assert.equal(xtRecentMaxHitcount({ kernelRelease: "6.1.0-27-amd64" }).max, 255);
   assert.equal(xtRecentMaxHitcount({ kernelRelease: "6.18.44-fc-v1045" }).max, 65535);
   assert.equal(xtRecentMaxHitcount({}).max, 255);
-  const pol = (hitcount: number) => p({ chains: { c: { hook: "input", rules: [{ match: { recent: { name: "syn", mode: "update", seconds: 1, hitcount } }, action: "drop" }] } } });
+  const pol = (hitcount: number) =>
+    p({
+      chains: {
+        c: {
+          hook: "input",
+          rules: [{ match: { recent: { name: "syn", mode: "update", seconds: 1, hitcount } }, action: "drop" }],
+        },
+      },
+    });
   // The seed's hitcount 60: fine without a host (Linux >= 4.10 assumed) and on this kernel.
   assert.deepEqual(checkTargetSupport(pol(60), "iptables"), []);
   assert.deepEqual(checkTargetSupport(pol(60), "iptables", { kernelRelease: "6.1.0" }), []);
   const old = checkTargetSupport(pol(60), "iptables", { kernelRelease: "4.9.337" });
-  assert.deepEqual(old.map((d) => [d.path, d.code]), [["/chains/c/rules/0/match/recent/hitcount", "unsupported_on_target"]]);
+  assert.deepEqual(
+    old.map((d) => [d.path, d.code]),
+    [["/chains/c/rules/0/match/recent/hitcount", "unsupported_on_target"]],
+  );
   assert.match(old[0]!.message, /kernel 4\.9\.337 \(before 4\.10\).*20 by default/);
   assert.equal(checkTargetSupport(pol(300), "iptables", { kernelRelease: "6.1.0" }).length, 1);
   assert.deepEqual(checkTargetSupport(pol(300), "iptables", { kernelRelease: "6.18.44" }), []);
@@ -134,17 +165,28 @@ test("every nftables refusal says what the kernel lacks and what to use instead 
 });
 
 test("natively rendered xtables-addons matches pass on nftables; the options nft_exthdr cannot find and length2 layer5 do not", () => {
-  const rule = (xt: unknown, action: unknown = "drop") => p({ chains: { input: { hook: "input", rules: [{ match: { protocol: "udp", xt }, action }] } } });
+  const rule = (xt: unknown, action: unknown = "drop") =>
+    p({ chains: { input: { hook: "input", rules: [{ match: { protocol: "udp", xt }, action }] } } });
   for (const xt of [
     { ipv4options: { flags: [{ option: "record-route" }, { option: "lsrr", not: true }] } },
     { ipv4options: { flags: [{ option: "router-alert" }, { option: "ssrr" }], any: true } },
     { length2: { layer: "layer4", length: "10-20" } },
     { dhcpmac: "00:50:56:00:00:00/24" },
-  ]) assert.deepEqual(checkTargetSupport(rule(xt), "nftables"), [], JSON.stringify(xt));
+  ])
+    assert.deepEqual(checkTargetSupport(rule(xt), "nftables"), [], JSON.stringify(xt));
   const other = checkTargetSupport(rule({ ipv4options: { flags: [{ option: "timestamp" }] } }), "nftables");
-  assert.deepEqual(other.map((d) => d.path), ["/chains/input/rules/0/match/xt/ipv4options/flags"]);
+  assert.deepEqual(
+    other.map((d) => d.path),
+    ["/chains/input/rules/0/match/xt/ipv4options/flags"],
+  );
   assert.match(other[0]!.message, /nft_exthdr.*lsrr, ssrr, record-route and router-alert/);
   const l5 = checkTargetSupport(rule({ length2: { layer: "layer5", length: 0 } }), "nftables");
-  assert.deepEqual(l5.map((d) => d.path), ["/chains/input/rules/0/match/xt/length2/layer"]);
-  assert.deepEqual(checkTargetSupport(rule(undefined, { type: "dhcpmac", setMac: "ab:cd:ef:00:00:00/24" }), "nftables"), []);
+  assert.deepEqual(
+    l5.map((d) => d.path),
+    ["/chains/input/rules/0/match/xt/length2/layer"],
+  );
+  assert.deepEqual(
+    checkTargetSupport(rule(undefined, { type: "dhcpmac", setMac: "ab:cd:ef:00:00:00/24" }), "nftables"),
+    [],
+  );
 });

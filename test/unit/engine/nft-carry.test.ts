@@ -1,14 +1,32 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { carryReplace, carryState, replaceTables, serialize, type CarriedState, type TableDefinition } from "../../../src/engine/nft/index.ts";
+import {
+  carryReplace,
+  carryState,
+  replaceTables,
+  serialize,
+  type CarriedState,
+  type TableDefinition,
+} from "../../../src/engine/nft/index.ts";
 
 const T = { family: "inet" as const, table: "palisade" };
 const def: TableDefinition = {
   table: { kind: "table", family: "inet", name: "palisade" },
-  counters: [{ kind: "counter", ...T, name: "a" }, { kind: "counter", ...T, name: "b", packets: 1, bytes: 2 }],
+  counters: [
+    { kind: "counter", ...T, name: "a" },
+    { kind: "counter", ...T, name: "b", packets: 1, bytes: 2 },
+  ],
   quotas: [{ kind: "quota", ...T, name: "q", mode: "over", bytes: 100 }],
   sets: [
-    { kind: "set", ...T, name: "dyn", type: "ipv4_addr", flags: ["dynamic", "timeout"], counter: true, elements: [{ key: "192.0.2.1" }] },
+    {
+      kind: "set",
+      ...T,
+      name: "dyn",
+      type: "ipv4_addr",
+      flags: ["dynamic", "timeout"],
+      counter: true,
+      elements: [{ key: "192.0.2.1" }],
+    },
     { kind: "set", ...T, name: "stat", type: "ipv4_addr", counter: true, elements: [{ key: "192.0.2.9" }] },
     { kind: "set", ...T, name: "retyped", type: "ipv6_addr", flags: ["dynamic"] },
   ],
@@ -16,25 +34,55 @@ const def: TableDefinition = {
   rules: [],
 };
 const state: CarriedState = {
-  counters: [{ ...T, name: "a", packets: 5, bytes: 50 }, { ...T, name: "b", packets: 9, bytes: 90 }, { ...T, name: "gone", packets: 1, bytes: 1 }],
+  counters: [
+    { ...T, name: "a", packets: 5, bytes: 50 },
+    { ...T, name: "b", packets: 9, bytes: 90 },
+    { ...T, name: "gone", packets: 1, bytes: 1 },
+  ],
   quotas: [{ ...T, name: "q", used: 40 }],
   sets: [
-    { ...T, name: "dyn", type: ["ipv4_addr"], elements: [{ key: "192.0.2.1", packets: 3, bytes: 30 }, { key: "192.0.2.2", packets: 1, bytes: 10, expires: 0 }] },
-    { ...T, name: "stat", type: ["ipv4_addr"], elements: [{ key: "192.0.2.9", packets: 7, bytes: 70 }, { key: "192.0.2.8", packets: 1, bytes: 1 }] },
+    {
+      ...T,
+      name: "dyn",
+      type: ["ipv4_addr"],
+      elements: [
+        { key: "192.0.2.1", packets: 3, bytes: 30 },
+        { key: "192.0.2.2", packets: 1, bytes: 10, expires: 0 },
+      ],
+    },
+    {
+      ...T,
+      name: "stat",
+      type: ["ipv4_addr"],
+      elements: [
+        { key: "192.0.2.9", packets: 7, bytes: 70 },
+        { key: "192.0.2.8", packets: 1, bytes: 1 },
+      ],
+    },
     { ...T, name: "retyped", type: ["ipv4_addr"], elements: [{ key: "192.0.2.3" }] },
   ],
 };
 
 test("carryState: kernel values fill what the definition leaves open", () => {
   const [out] = carryState([def], state);
-  assert.deepEqual(out!.counters!.map((c) => [c.name, c.packets, c.bytes]), [["a", 5, 50], ["b", 1, 2]]);
+  assert.deepEqual(
+    out!.counters!.map((c) => [c.name, c.packets, c.bytes]),
+    [
+      ["a", 5, 50],
+      ["b", 1, 2],
+    ],
+  );
   assert.equal(out!.quotas![0]!.used, 40);
   const [dyn, stat, retyped] = out!.sets!;
   assert.deepEqual(dyn!.elements, [
     { key: "192.0.2.1", counter: { packets: 3, bytes: 30 } },
     { key: "192.0.2.2", counter: { packets: 1, bytes: 10 }, timeout: 1 },
   ]);
-  assert.deepEqual(stat!.elements, [{ key: "192.0.2.9", counter: { packets: 7, bytes: 70 } }], "static sets keep only their own keys");
+  assert.deepEqual(
+    stat!.elements,
+    [{ key: "192.0.2.9", counter: { packets: 7, bytes: 70 } }],
+    "static sets keep only their own keys",
+  );
   assert.equal(retyped!.elements, undefined, "nothing carried into a set whose type changed");
   assert.deepEqual(def.counters![0], { kind: "counter", ...T, name: "a" }, "the input is not mutated");
 });
@@ -43,7 +91,10 @@ test("carryReplace: one transaction that replaces the tables with carried values
   const text = serialize(
     carryReplace([def], {
       ...state,
-      tables: [{ family: "inet", name: "palisade" }, { family: "ip", name: "palisade_tee" }],
+      tables: [
+        { family: "inet", name: "palisade" },
+        { family: "ip", name: "palisade_tee" },
+      ],
     }),
   );
   const lines = text.trim().split("\n");
@@ -58,5 +109,8 @@ test("carryReplace: one transaction that replaces the tables with carried values
 });
 
 test("carryReplace with an empty kernel is the plain replace", () => {
-  assert.equal(serialize(carryReplace([def], { tables: [], counters: [], quotas: [], sets: [] })), serialize(replaceTables([def])));
+  assert.equal(
+    serialize(carryReplace([def], { tables: [], counters: [], quotas: [], sets: [] })),
+    serialize(replaceTables([def])),
+  );
 });

@@ -12,10 +12,18 @@ const errorsOf = (doc: PolicyInput) => {
   assert.ok(!r.ok, "expected a refusal");
   return r.errors;
 };
-const input = (rules: unknown[], extra: Record<string, unknown> = {}) => ({ ...extra, chains: { input: { hook: "input", rules } } }) as PolicyInput;
+const input = (rules: unknown[], extra: Record<string, unknown> = {}) =>
+  ({ ...extra, chains: { input: { hook: "input", rules } } }) as PolicyInput;
 
 test("xtables-addons targets and matches are refused naming the feature, nftables and the iptables target", () => {
-  for (const action of [{ type: "tarpit" }, { type: "checksumFill" }, { type: "chaos" }, { type: "steal" }, { type: "sysrq" }, { type: "delude" }]) {
+  for (const action of [
+    { type: "tarpit" },
+    { type: "checksumFill" },
+    { type: "chaos" },
+    { type: "steal" },
+    { type: "sysrq" },
+    { type: "delude" },
+  ]) {
     const errs = errorsOf(input([{ action }]));
     assert.equal(errs.length, 1, JSON.stringify(errs));
     assert.equal(errs[0]!.code, "unsupported_on_target");
@@ -24,7 +32,10 @@ test("xtables-addons targets and matches are refused naming the feature, nftable
     assert.match(errs[0]!.message, /iptables/);
   }
   const errs = errorsOf(input([{ match: { xt: { geoip: { source: ["DE"] }, psd: {} } }, action: "drop" }]));
-  assert.deepEqual(errs.map((e) => e.path).sort(), ["/chains/input/rules/0/match/xt/geoip", "/chains/input/rules/0/match/xt/psd"]);
+  assert.deepEqual(errs.map((e) => e.path).sort(), [
+    "/chains/input/rules/0/match/xt/geoip",
+    "/chains/input/rules/0/match/xt/psd",
+  ]);
   assert.ok(errs.every((e) => /nftables/.test(e.message) && /xtables-addons|iptables/.test(e.message)));
 });
 
@@ -36,7 +47,9 @@ test("MIRROR and ECHO are refused with the reason", () => {
 });
 
 test("quota2 features nftables cannot express: --no-change, packet budgets, one quota used both ways", () => {
-  const noChange = errorsOf(input([{ match: { quota: { name: "q", noChange: true } }, action: "accept" }], { quotas: { q: { limit: 10 } } }));
+  const noChange = errorsOf(
+    input([{ match: { quota: { name: "q", noChange: true } }, action: "accept" }], { quotas: { q: { limit: 10 } } }),
+  );
   assert.equal(noChange[0]!.path, "/chains/input/rules/0/match/quota/noChange");
   assert.match(noChange[0]!.message, /no-change.*nftables/i);
   const packets = errorsOf(input([], { quotas: { q: { mode: "packets", limit: 10 } } }));
@@ -50,9 +63,20 @@ test("quota2 features nftables cannot express: --no-change, packet budgets, one 
       { quotas: { q: { limit: 10 } } },
     ),
   );
-  assert.ok(both.some((e) => /until.*over|inverted/i.test(e.message)), JSON.stringify(both));
+  assert.ok(
+    both.some((e) => /until.*over|inverted/i.test(e.message)),
+    JSON.stringify(both),
+  );
   // A packet-mode grow counter is fine: nft counters count packets and bytes.
-  assert.ok(renderNft(Policy.parse(input([{ match: { quota: { name: "g" } }, action: "accept" }], { quotas: { g: { mode: "packets", grow: true } } }))).ok);
+  assert.ok(
+    renderNft(
+      Policy.parse(
+        input([{ match: { quota: { name: "g" } }, action: "accept" }], {
+          quotas: { g: { mode: "packets", grow: true } },
+        }),
+      ),
+    ).ok,
+  );
 });
 
 test("a recent list checked with two different --seconds is refused (one timeout per set)", () => {
@@ -73,11 +97,18 @@ test("IPv4-only and IPv6-only parts in one rule can never match", () => {
 
 test("a list mixing named sets with addresses is only split for verdicts, not for counters/accounting", () => {
   const sets = { a: { type: "ipv4_addr", elements: ["192.0.2.1"] } };
-  const ok = renderNft(Policy.parse(input([{ match: { saddr: ["@a", "198.51.100.0/24"] }, action: "drop" }], { sets })));
+  const ok = renderNft(
+    Policy.parse(input([{ match: { saddr: ["@a", "198.51.100.0/24"] }, action: "drop" }], { sets })),
+  );
   assert.ok(ok.ok);
   assert.match(ok.text, /ip saddr 198\.51\.100\.0\/24 drop/);
   assert.match(ok.text, /ip saddr @a drop/);
-  const [e] = errorsOf(input([{ match: { saddr: ["@a", "198.51.100.0/24"] }, action: { type: "counter", name: "c" } }], { sets, counters: { c: {} } }));
+  const [e] = errorsOf(
+    input([{ match: { saddr: ["@a", "198.51.100.0/24"] }, action: { type: "counter", name: "c" } }], {
+      sets,
+      counters: { c: {} },
+    }),
+  );
   assert.equal(e!.code, "nft_mixed_address_list");
 });
 
@@ -86,28 +117,63 @@ test("TEE needs a base chain and may not use the inet table's sets", () => {
   assert.ok(errorsOf(doc).some((e) => e.code === "nft_tee_needs_base_chain"));
   const withSet = {
     sets: { s: { type: "ipv4_addr", elements: ["192.0.2.9"] } },
-    chains: { pre: { table: "mangle", hook: "prerouting", rules: [{ match: { saddr: "@s" }, action: { type: "tee", gateway: "192.0.2.1" } }] } },
+    chains: {
+      pre: {
+        table: "mangle",
+        hook: "prerouting",
+        rules: [{ match: { saddr: "@s" }, action: { type: "tee", gateway: "192.0.2.1" } }],
+      },
+    },
   } as PolicyInput;
   assert.ok(errorsOf(withSet).some((e) => e.code === "nft_tee_match"));
 });
 
 test("chains, placements and references", () => {
-  assert.ok(errorsOf({ chains: { r: { table: "raw", hook: "input", rules: [] } } } as PolicyInput).some((e) => e.code === "nft_chain_hook"));
-  assert.ok(errorsOf({ chains: { n: { table: "nat", hook: "forward", rules: [] } } } as PolicyInput).some((e) => e.code === "nft_chain_hook"));
-  assert.ok(errorsOf(input([{ action: { type: "jump", chain: "nowhere" } }])).some((e) => e.code === "nft_unknown_chain"));
-  assert.ok(errorsOf(input([{ action: { type: "rawsnat", to: "10.0.0.0/8" } }])).some((e) => e.code === "nft_rawnat_table"));
+  assert.ok(
+    errorsOf({ chains: { r: { table: "raw", hook: "input", rules: [] } } } as PolicyInput).some(
+      (e) => e.code === "nft_chain_hook",
+    ),
+  );
+  assert.ok(
+    errorsOf({ chains: { n: { table: "nat", hook: "forward", rules: [] } } } as PolicyInput).some(
+      (e) => e.code === "nft_chain_hook",
+    ),
+  );
+  assert.ok(
+    errorsOf(input([{ action: { type: "jump", chain: "nowhere" } }])).some((e) => e.code === "nft_unknown_chain"),
+  );
+  assert.ok(
+    errorsOf(input([{ action: { type: "rawsnat", to: "10.0.0.0/8" } }])).some((e) => e.code === "nft_rawnat_table"),
+  );
   assert.ok(errorsOf(input([{ action: { type: "masquerade" } }])).some((e) => e.code === "nft_nat_table"));
   assert.ok(errorsOf(input([{ action: "notrack" }])).some((e) => e.code === "nft_notrack_table"));
   assert.ok(errorsOf({ chains: { fwd_dnat: { rules: [] } } } as PolicyInput).some((e) => e.code === "nft_name_clash"));
   // A chain named like an nft keyword cannot be written bare: refused, not mis-rendered.
-  assert.ok(errorsOf({ chains: { counter: { rules: [] } } } as PolicyInput).some((e) => e.code === "nft_invalid_identifier"));
+  assert.ok(
+    errorsOf({ chains: { counter: { rules: [] } } } as PolicyInput).some((e) => e.code === "nft_invalid_identifier"),
+  );
   // A user set with the name of a generated one.
-  const clash = errorsOf(input([{ match: { recent: { name: "x", mode: "set" } }, action: "accept" }], { sets: { recent_x_v4: { type: "ipv4_addr" } } }));
-  assert.ok(clash.some((e) => e.code === "nft_name_clash"), JSON.stringify(clash));
+  const clash = errorsOf(
+    input([{ match: { recent: { name: "x", mode: "set" } }, action: "accept" }], {
+      sets: { recent_x_v4: { type: "ipv4_addr" } },
+    }),
+  );
+  assert.ok(
+    clash.some((e) => e.code === "nft_name_clash"),
+    JSON.stringify(clash),
+  );
 });
 
 test("IPv6 IPMARK with an unaligned shift is refused and says what supports it", () => {
-  const [e] = errorsOf({ chains: { m: { table: "mangle", hook: "prerouting", rules: [{ match: { family: "ipv6" }, action: { type: "ipmark", addr: "src", shift: 4 } }] } } } as PolicyInput);
+  const [e] = errorsOf({
+    chains: {
+      m: {
+        table: "mangle",
+        hook: "prerouting",
+        rules: [{ match: { family: "ipv6" }, action: { type: "ipmark", addr: "src", shift: 4 } }],
+      },
+    },
+  } as PolicyInput);
   assert.equal(e!.code, "nft_ipmark_shift");
   assert.match(e!.message, /iptables/);
 });
@@ -126,13 +192,28 @@ test("a user counter may not take the name shape of a growing quota's counter", 
   assert.equal(e!.path, "/counters/quota_bt_grow_bytes");
   assert.match(e!.message, /growing quota/);
   // A counter and a growing quota may share a name: they are different kernel objects.
-  assert.ok(renderNft(Policy.parse(input([{ match: { quota: { name: "bt" } }, action: "accept" }], { counters: { bt: {} }, quotas: { bt: { grow: true } } }))).ok);
+  assert.ok(
+    renderNft(
+      Policy.parse(
+        input([{ match: { quota: { name: "bt" } }, action: "accept" }], {
+          counters: { bt: {} },
+          quotas: { bt: { grow: true } },
+        }),
+      ),
+    ).ok,
+  );
 });
 
 test("recent hitcount: bounded on nftables (H <= 128, seconds given and <= a week, no limit/meter/quota beside it)", () => {
   // The counting idiom (set rule with the same matches first): only the bounds are at issue here.
   const hc = (recent: Record<string, unknown>, more: Record<string, unknown> = {}) =>
-    input([{ match: { ...more, recent: { name: "syn", mode: "set" } }, action: { type: "counter", name: "seen" } }, { match: { ...more, recent: { name: "syn", mode: "update", ...recent } }, action: "drop" }], { counters: { seen: {} } });
+    input(
+      [
+        { match: { ...more, recent: { name: "syn", mode: "set" } }, action: { type: "counter", name: "seen" } },
+        { match: { ...more, recent: { name: "syn", mode: "update", ...recent } }, action: "drop" },
+      ],
+      { counters: { seen: {} } },
+    );
   const one = (doc: PolicyInput) => {
     const errs = errorsOf(doc);
     assert.equal(errs.length, 1, JSON.stringify(errs));
@@ -148,7 +229,10 @@ test("recent hitcount: bounded on nftables (H <= 128, seconds given and <= a wee
   assert.match(one(hc({ seconds: 1, hitcount: 5 }, { limit: { rate: "5/second" } })).message, /limit, meter or quota/);
   // The SYN-flood preset counts exactly up to 127 per window; beyond that it needs a burst (token bucket).
   const v = validatePolicy({ protections: { synFlood: { rate: "128/second" } } });
-  assert.deepEqual(v.errors.map((e) => [e.path, e.code]), [["/protections/synFlood/rate", "syn_flood_rate_too_high"]]);
+  assert.deepEqual(
+    v.errors.map((e) => [e.path, e.code]),
+    [["/protections/synFlood/rate", "syn_flood_rate_too_high"]],
+  );
   assert.ok(validatePolicy({ protections: { synFlood: { rate: "128/second", burst: 128 } } }).ok);
   assert.ok(renderNft(Policy.parse({ protections: { synFlood: { rate: "127/second" } } })).ok);
 });
@@ -156,20 +240,39 @@ test("recent hitcount: bounded on nftables (H <= 128, seconds given and <= a wee
 test("recent hitcount on nftables: only the counting idiom (the list's set rules, same chain, same matches, before it); a knock list is refused", () => {
   const seen = { type: "counter", name: "seen" };
   const inp = (rules: unknown[]) => input(rules, { counters: { seen: {} } });
-  const knockSet = { comment: "knock", match: { protocol: "tcp", dport: 1234, recent: { name: "knock", mode: "set" } }, action: seen };
-  const sshCheck = { comment: "ssh", match: { protocol: "tcp", dport: 22, recent: { name: "knock", mode: "rcheck", seconds: 30, hitcount: 3 } }, action: "accept" };
+  const knockSet = {
+    comment: "knock",
+    match: { protocol: "tcp", dport: 1234, recent: { name: "knock", mode: "set" } },
+    action: seen,
+  };
+  const sshCheck = {
+    comment: "ssh",
+    match: { protocol: "tcp", dport: 22, recent: { name: "knock", mode: "rcheck", seconds: 30, hitcount: 3 } },
+    action: "accept",
+  };
   const knock = inp([knockSet, sshCheck]);
   const errs = errorsOf(knock);
-  assert.deepEqual(errs.map((e) => [e.path, e.code]), [["/chains/input/rules/1/match/recent/hitcount", "unsupported_on_target"]]);
+  assert.deepEqual(
+    errs.map((e) => [e.path, e.code]),
+    [["/chains/input/rules/1/match/recent/hitcount", "unsupported_on_target"]],
+  );
   assert.match(errs[0]!.message, /this rule's own packets, not on the stamps/);
   assert.match(errs[0]!.message, /portKnock preset/);
   assert.match(errs[0]!.message, /same matches/);
   // The validator refuses it for nftables too, and iptables (xt_recent counts stamps natively) takes it.
   const v = validatePolicy(knock, { target: "nftables" });
-  assert.ok(v.errors.some((e) => e.path === "/chains/input/rules/1/match/recent/hitcount" && e.code === "unsupported_on_target"), JSON.stringify(v.errors));
+  assert.ok(
+    v.errors.some(
+      (e) => e.path === "/chains/input/rules/1/match/recent/hitcount" && e.code === "unsupported_on_target",
+    ),
+    JSON.stringify(v.errors),
+  );
   assert.ok(validatePolicy(knock, { target: "iptables" }).ok);
   // No set rule at all, in another chain, or on another side: refused.
-  const count = { match: { protocol: "tcp", dport: 22, recent: { name: "l", mode: "update", seconds: 1, hitcount: 3 } }, action: "drop" };
+  const count = {
+    match: { protocol: "tcp", dport: 22, recent: { name: "l", mode: "update", seconds: 1, hitcount: 3 } },
+    action: "drop",
+  };
   const set = { match: { protocol: "tcp", dport: 22, recent: { name: "l", mode: "set" } }, action: seen };
   assert.equal(errorsOf(inp([count])).length, 1);
   // Check-then-stamp (the set rule right after an --update rule that drops): accepted, counted as
@@ -185,17 +288,35 @@ test("recent hitcount on nftables: only the counting idiom (the list's set rules
   assert.equal(errorsOf(inp([rcheck, set])).length, 1);
   assert.equal(errorsOf(inp([{ ...count, action: seen }, set])).length, 1);
   assert.equal(errorsOf(inp([count, { action: seen }, set])).length, 1);
-  assert.equal(errorsOf(inp([count, set, { match: { recent: { name: "l", mode: "rcheck", seconds: 1 } }, action: "drop" }])).length, 1);
-  assert.equal(errorsOf(inp([{ ...set, match: { ...set.match, recent: { name: "l", mode: "set", side: "destination" } } }, count])).length, 1);
-  assert.equal(errorsOf({ counters: { seen: {} }, chains: { input: { hook: "input", rules: [count] }, fwd: { hook: "forward", rules: [set] } } } as PolicyInput).length, 1);
+  assert.equal(
+    errorsOf(inp([count, set, { match: { recent: { name: "l", mode: "rcheck", seconds: 1 } }, action: "drop" }]))
+      .length,
+    1,
+  );
+  assert.equal(
+    errorsOf(inp([{ ...set, match: { ...set.match, recent: { name: "l", mode: "set", side: "destination" } } }, count]))
+      .length,
+    1,
+  );
+  assert.equal(
+    errorsOf({
+      counters: { seen: {} },
+      chains: { input: { hook: "input", rules: [count] }, fwd: { hook: "forward", rules: [set] } },
+    } as PolicyInput).length,
+    1,
+  );
   assert.ok(renderNft(Policy.parse(inp([set, count]))).ok);
   // The SYN-flood idiom as plain rules (the seed's --set then --update --hitcount): accepted, and the
   // counted rules also require the source on the list.
   const syn = { protocol: "tcp", ctState: ["new"], tcpFlags: { mask: ["fin", "syn", "rst", "ack"], compare: ["syn"] } };
-  const idiom = renderNft(Policy.parse(inp([
-    { match: { ...syn, recent: { name: "synflood", mode: "set" } }, action: seen },
-    { match: { ...syn, recent: { name: "synflood", mode: "update", seconds: 1, hitcount: 60 } }, action: "drop" },
-  ])));
+  const idiom = renderNft(
+    Policy.parse(
+      inp([
+        { match: { ...syn, recent: { name: "synflood", mode: "set" } }, action: seen },
+        { match: { ...syn, recent: { name: "synflood", mode: "update", seconds: 1, hitcount: 60 } }, action: "drop" },
+      ]),
+    ),
+  );
   assert.ok(idiom.ok, JSON.stringify(!idiom.ok && idiom.errors));
   assert.match(idiom.text, /ip saddr @recent_synflood_v4 jump recent_synflood_hc60_1s_v4/);
   assert.match(idiom.text, /ip saddr @recent_synflood_v4 ip saddr @recent_synflood_hc60_1s_v4_blocked .*drop/);

@@ -5,7 +5,11 @@ import { NftError } from "../../../src/engine/driver/errors.ts";
 import { findFullSet, parseNftStderr } from "../../../src/engine/driver/nft.ts";
 
 const refused = (code: string, text: string) =>
-  assert.throws(() => tablesTouched(text), (e: unknown) => e instanceof NftError && e.code === code, text);
+  assert.throws(
+    () => tablesTouched(text),
+    (e: unknown) => e instanceof NftError && e.code === code,
+    text,
+  );
 
 test("the guard lists the tables of commands and blocks, with nft's default family", () => {
   const text = `add table inet palisade
@@ -23,7 +27,16 @@ add rule inet palisade input ip saddr { 192.0.2.3 } add @s { ip saddr } comment 
 `;
   assert.deepEqual(
     tablesTouched(text).map((t) => `${t.family} ${t.name}`),
-    ["inet palisade", "ip palisade_nat", "inet palisade", "inet palisade", "ip palisade_x", "inet palisade", "inet palisade", "inet palisade"],
+    [
+      "inet palisade",
+      "ip palisade_nat",
+      "inet palisade",
+      "inet palisade",
+      "ip palisade_x",
+      "inet palisade",
+      "inet palisade",
+      "inet palisade",
+    ],
   );
 });
 
@@ -61,7 +74,11 @@ test("commands the driver never sends are refused", () => {
     "table inet palisade { } table inet other { }\n",
     "table inet palisade { } ; table inet other { }\n",
   ]) {
-    assert.throws(() => tablesTouched(text), (e: unknown) => e instanceof NftError && (e.code === "forbidden_command" || e.code === "foreign_table"), text);
+    assert.throws(
+      () => tablesTouched(text),
+      (e: unknown) => e instanceof NftError && (e.code === "forbidden_command" || e.code === "foreign_table"),
+      text,
+    );
   }
 });
 
@@ -74,12 +91,21 @@ ip saddr 1.2.3.4 log prefix "aaa"
     message: "Could not process rule: Numerical result out of range",
     location: { line: 3, column: 18, text: 'ip saddr 1.2.3.4 log prefix "aaa"' },
   });
-  assert.deepEqual(parseNftStderr("Error: No such file or directory\nlist table inet nope\n"), { message: "No such file or directory" });
+  assert.deepEqual(parseNftStderr("Error: No such file or directory\nlist table inet nope\n"), {
+    message: "No such file or directory",
+  });
 });
 
 test("a full set is found from the failing line, with its size from the text", () => {
-  const text = "add table inet palisade\nadd set inet palisade bans { type ipv4_addr ; size 2 ; }\nadd element inet palisade bans { 1.1.1.1, 1.1.1.2, 1.1.1.3 }\n";
-  assert.deepEqual(findFullSet(text, { line: 3, column: 40 }), { family: "inet", table: "palisade", set: "bans", size: 2 });
-  const block = "table inet palisade {\n\tset bans {\n\t\ttype ipv4_addr\n\t\tsize 7\n\t\telements = { 1.1.1.1,\n1.1.1.2 }\n\t}\n}\n";
+  const text =
+    "add table inet palisade\nadd set inet palisade bans { type ipv4_addr ; size 2 ; }\nadd element inet palisade bans { 1.1.1.1, 1.1.1.2, 1.1.1.3 }\n";
+  assert.deepEqual(findFullSet(text, { line: 3, column: 40 }), {
+    family: "inet",
+    table: "palisade",
+    set: "bans",
+    size: 2,
+  });
+  const block =
+    "table inet palisade {\n\tset bans {\n\t\ttype ipv4_addr\n\t\tsize 7\n\t\telements = { 1.1.1.1,\n1.1.1.2 }\n\t}\n}\n";
   assert.deepEqual(findFullSet(block, { line: 6, column: 1 }), { set: "bans", size: 7 });
 });

@@ -18,7 +18,11 @@ test("a log action goes to NFLOG group 2 by default; level or kernelLog add a ke
       c: {
         rules: [
           { comment: "plain", match: { protocol: "tcp", dport: 1 }, action: { type: "log", prefix: "A: " } },
-          { comment: "copy", match: { protocol: "tcp", dport: 2 }, action: { type: "log", prefix: "B: ", kernelLog: true } },
+          {
+            comment: "copy",
+            match: { protocol: "tcp", dport: 2 },
+            action: { type: "log", prefix: "B: ", kernelLog: true },
+          },
           { comment: "level", match: { protocol: "tcp", dport: 3 }, action: { type: "log", level: "info", group: 9 } },
         ],
       },
@@ -31,9 +35,14 @@ test("a log action goes to NFLOG group 2 by default; level or kernelLog add a ke
 });
 
 test("level with kernelLog: false is refused, naming the field", () => {
-  const r = renderNft(Policy.parse({ chains: { c: { rules: [{ action: { type: "log", level: "info", kernelLog: false } }] } } }));
+  const r = renderNft(
+    Policy.parse({ chains: { c: { rules: [{ action: { type: "log", level: "info", kernelLog: false } }] } } }),
+  );
   assert.ok(!r.ok);
-  assert.deepEqual(r.errors.map((e) => [e.code, e.path]), [["nft_log_level_without_kernel_log", "/chains/c/rules/0/action/level"]]);
+  assert.deepEqual(
+    r.errors.map((e) => [e.code, e.path]),
+    [["nft_log_level_without_kernel_log", "/chains/c/rules/0/action/level"]],
+  );
 });
 
 test("the port-scan trap's Portscan: log reaches NFLOG group 2", () => {

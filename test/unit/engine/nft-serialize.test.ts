@@ -10,18 +10,45 @@ import { tablesTouched } from "../../../src/engine/driver/guard.ts";
 
 const T = { family: "inet" as const, table: "palisade" };
 const input: Chain = { kind: "chain", ...T, name: "input", type: "filter", hook: "input", priority: 0, policy: "drop" };
-const rule = (body: string, c?: string): Rule => ({ kind: "rule", ...T, chain: "input", body, ...(c !== undefined ? { comment: c } : {}) });
+const rule = (body: string, c?: string): Rule => ({
+  kind: "rule",
+  ...T,
+  chain: "input",
+  body,
+  ...(c !== undefined ? { comment: c } : {}),
+});
 
 const def: TableDefinition = {
   table: { kind: "table", family: "inet", name: "palisade", comment: "managed by Palisade" },
   counters: [{ kind: "counter", ...T, name: "ssh_hits", packets: 5, bytes: 300 }],
   quotas: [{ kind: "quota", ...T, name: "guest", mode: "over", bytes: 1_000_000, used: 10 }],
   sets: [
-    { kind: "set", ...T, name: "blocklist", type: "ipv4_addr", flags: ["timeout", "interval"], size: 65536, counter: true, elements: [{ key: "192.0.2.0/24" }, { key: "198.51.100.7", timeout: 60, counter: { packets: 1, bytes: 84 } }] },
-    { kind: "map", ...T, name: "dispatch", type: ["ipv4_addr", "inet_service"], map: "verdict", elements: [{ key: "192.0.2.1 . 22", value: "jump ssh" }] },
+    {
+      kind: "set",
+      ...T,
+      name: "blocklist",
+      type: "ipv4_addr",
+      flags: ["timeout", "interval"],
+      size: 65536,
+      counter: true,
+      elements: [{ key: "192.0.2.0/24" }, { key: "198.51.100.7", timeout: 60, counter: { packets: 1, bytes: 84 } }],
+    },
+    {
+      kind: "map",
+      ...T,
+      name: "dispatch",
+      type: ["ipv4_addr", "inet_service"],
+      map: "verdict",
+      elements: [{ key: "192.0.2.1 . 22", value: "jump ssh" }],
+    },
   ],
   chains: [input, { kind: "chain", ...T, name: "ssh", comment: "ssh checks" }],
-  rules: [rule("ct state established,related accept"), rule("ip saddr @blocklist drop", "block list"), rule(`iifname ${'"lo"'} accept`), rule(`ip saddr . tcp dport vmap @dispatch`)],
+  rules: [
+    rule("ct state established,related accept"),
+    rule("ip saddr @blocklist drop", "block list"),
+    rule(`iifname ${'"lo"'} accept`),
+    rule(`ip saddr . tcp dport vmap @dispatch`),
+  ],
 };
 
 const GOLDEN = `add table inet palisade
@@ -89,26 +116,58 @@ const refuses = (code: string, fn: () => unknown) =>
   assert.throws(fn, (e: unknown) => e instanceof NftModelError && e.code === code);
 
 test("rule bodies must be exactly one statement", () => {
-  for (const body of ["accept; flush ruleset", "accept\nadd table ip x", "accept # hidden", "ip saddr { 1.2.3.4 accept", "ip saddr $evil accept", "accept }", "", "define x = 1", 'log prefix "unterminated'] ) {
+  for (const body of [
+    "accept; flush ruleset",
+    "accept\nadd table ip x",
+    "accept # hidden",
+    "ip saddr { 1.2.3.4 accept",
+    "ip saddr $evil accept",
+    "accept }",
+    "",
+    "define x = 1",
+    'log prefix "unterminated',
+  ]) {
     refuses("invalid_rule", () => serialize(new Transaction().add(rule(body))));
   }
   // quoted text inside a body is fine, including ; and # inside quotes
-  assert.match(serialize(new Transaction().add(rule(`log prefix ${logPrefix("a; b # c")} drop`))), /log prefix "a; b # c" drop/);
+  assert.match(
+    serialize(new Transaction().add(rule(`log prefix ${logPrefix("a; b # c")} drop`))),
+    /log prefix "a; b # c" drop/,
+  );
 });
 
 test("names, tables, elements and sets are validated", () => {
   refuses("foreign_table", () => serialize(new Transaction().add({ kind: "table", family: "inet", name: "filter" })));
   refuses("invalid_identifier", () => serialize(new Transaction().add({ ...input, name: "in put" })));
   refuses("invalid_identifier", () => serialize(new Transaction().add({ kind: "counter", ...T, name: "counter" })));
-  refuses("invalid_family", () => serialize(new Transaction().add({ kind: "table", family: "ipx" as "ip", name: "palisade" })));
-  refuses("invalid_element", () => serialize(new Transaction().add({ kind: "element", ...T, set: "s", elements: [{ key: "1.2.3.4 } ; flush ruleset ; {" }] })));
-  refuses("invalid_element", () => serialize(new Transaction().add({ kind: "element", ...T, set: "s", elements: [{ key: "1.2.3.4, 5.6.7.8" }] })));
-  refuses("invalid_element", () => serialize(new Transaction().add({ kind: "element", ...T, set: "m", elements: [{ key: "1.2.3.4", value: "jump x; drop" }] })));
+  refuses("invalid_family", () =>
+    serialize(new Transaction().add({ kind: "table", family: "ipx" as "ip", name: "palisade" })),
+  );
+  refuses("invalid_element", () =>
+    serialize(
+      new Transaction().add({ kind: "element", ...T, set: "s", elements: [{ key: "1.2.3.4 } ; flush ruleset ; {" }] }),
+    ),
+  );
+  refuses("invalid_element", () =>
+    serialize(new Transaction().add({ kind: "element", ...T, set: "s", elements: [{ key: "1.2.3.4, 5.6.7.8" }] })),
+  );
+  refuses("invalid_element", () =>
+    serialize(
+      new Transaction().add({ kind: "element", ...T, set: "m", elements: [{ key: "1.2.3.4", value: "jump x; drop" }] }),
+    ),
+  );
   refuses("invalid_set", () => serialize(new Transaction().add({ kind: "set", ...T, name: "s" })));
-  refuses("invalid_set", () => serialize(new Transaction().add({ kind: "set", ...T, name: "s", type: "ipv4_addr; flush ruleset" })));
+  refuses("invalid_set", () =>
+    serialize(new Transaction().add({ kind: "set", ...T, name: "s", type: "ipv4_addr; flush ruleset" })),
+  );
   refuses("invalid_chain", () => serialize(new Transaction().add({ ...input, hook: undefined })));
-  refuses("invalid_number", () => serialize(new Transaction().add({ kind: "quota", ...T, name: "q", mode: "over", bytes: -1 })));
-  assert.equal(serialize(new Transaction().add({ kind: "table", family: "inet", name: "other" }), { palisadeOnly: false }), "add table inet other\n");
+  refuses("invalid_number", () =>
+    serialize(new Transaction().add({ kind: "quota", ...T, name: "q", mode: "over", bytes: -1 })),
+  );
+  assert.equal(
+    serialize(new Transaction().add({ kind: "table", family: "inet", name: "other" }), { palisadeOnly: false }),
+    "add table inet other\n",
+  );
 });
 
 test("property: a rule comment can never add a line, a statement or a table", () => {

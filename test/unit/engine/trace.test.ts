@@ -5,7 +5,20 @@ import { parsePacketSpec, PacketSpecError, parseTraceLine, summarizeTrace } from
 
 test("a tcp spec with flags and interfaces", () => {
   const p = parsePacketSpec("tcp 203.0.113.5:40000 -> 198.51.100.1:22 flags S,F iif wan0");
-  assert.deepEqual({ ...p, text: undefined }, { protocol: "tcp", family: "ipv4", src: "203.0.113.5", dst: "198.51.100.1", sport: 40000, dport: 22, flags: ["syn", "fin"], iif: "wan0", text: undefined });
+  assert.deepEqual(
+    { ...p, text: undefined },
+    {
+      protocol: "tcp",
+      family: "ipv4",
+      src: "203.0.113.5",
+      dst: "198.51.100.1",
+      sport: 40000,
+      dport: 22,
+      flags: ["syn", "fin"],
+      iif: "wan0",
+      text: undefined,
+    },
+  );
   assert.deepEqual(parsePacketSpec("tcp 1.2.3.4:1 -> 5.6.7.8:2 flags SA").flags, ["syn", "ack"]);
   assert.deepEqual(parsePacketSpec("tcp 1.2.3.4:1 -> 5.6.7.8:2").flags, ["syn"]);
   assert.equal(parsePacketSpec("udp 1.2.3.4:1 -> 5.6.7.8:2 oif lan0").oif, "lan0");
@@ -23,7 +36,10 @@ test("IPv6 with and without ports, icmp types by name and number", () => {
 
 test("bad specs name the bad token", () => {
   const bad = (text: string, token: string, re: RegExp) => {
-    assert.throws(() => parsePacketSpec(text), (e: unknown) => e instanceof PacketSpecError && e.token === token && re.test(e.message));
+    assert.throws(
+      () => parsePacketSpec(text),
+      (e: unknown) => e instanceof PacketSpecError && e.token === token && re.test(e.message),
+    );
   };
   bad("sctp 1.2.3.4:1 -> 5.6.7.8:2", "sctp", /protocol/);
   bad("tcp 1.2.3.4:1 => 5.6.7.8:2", "=>", /->/);
@@ -55,10 +71,13 @@ test("trace lines fold into steps, the tracer's own table hidden, the destinatio
   const t = summarizeTrace("p", lines, "palisade_trace");
   assert.equal(t.verdict, "drop");
   assert.equal(t.finalDestination, "192.168.16.27:80");
-  assert.deepEqual(t.steps.map((s) => [s.chain, s.rule, s.verdict]), [
-    ["fwd_dnat", "ip daddr 198.51.100.1 tcp dport 80 dnat ip to 192.168.16.27", "accept"],
-    ["forward", "policy", "drop"],
-  ]);
+  assert.deepEqual(
+    t.steps.map((s) => [s.chain, s.rule, s.verdict]),
+    [
+      ["fwd_dnat", "ip daddr 198.51.100.1 tcp dport 80 dnat ip to 192.168.16.27", "accept"],
+      ["forward", "policy", "drop"],
+    ],
+  );
 });
 
 test("a dropping rule that rejects is reported as reject; no drop at all is accept", () => {
@@ -69,6 +88,8 @@ test("a dropping rule that rejects is reported as reject; no drop at all is acce
 });
 
 test("an IPv6 destination with a port is written [address]:port", () => {
-  const l = parseTraceLine("trace id cc inet palisade input packet: iif \"eth0\" ip6 saddr 2001:db8::5 ip6 daddr 2001:db8::1 tcp dport 443")!;
+  const l = parseTraceLine(
+    'trace id cc inet palisade input packet: iif "eth0" ip6 saddr 2001:db8::5 ip6 daddr 2001:db8::1 tcp dport 443',
+  )!;
   assert.equal(summarizeTrace("p", [l], "x").finalDestination, "[2001:db8::1]:443");
 });

@@ -9,7 +9,16 @@ test("TARPIT without NOTRACK while conntrack is in use", () => {
   const doc = { chains: { input: { hook: "input", rules: [ct, tarpit] } } };
   hasWarning(doc, "tarpit_without_notrack", "/chains/input/rules/1/action");
   // The manual's fix: raw prerouting notrack for the same traffic.
-  const fixed = { chains: { ...doc.chains, raw: { table: "raw", hook: "prerouting", rules: [{ match: { protocol: "tcp", dport: 6667 }, action: "notrack" }] } } };
+  const fixed = {
+    chains: {
+      ...doc.chains,
+      raw: {
+        table: "raw",
+        hook: "prerouting",
+        rules: [{ match: { protocol: "tcp", dport: 6667 }, action: "notrack" }],
+      },
+    },
+  };
   noWarning(fixed, "tarpit_without_notrack");
   // Without conntrack in use there is nothing to warn about.
   noWarning({ chains: { input: { hook: "input", rules: [tarpit] } } }, "tarpit_without_notrack");
@@ -26,7 +35,11 @@ test("a rule shadowed by an earlier terminating rule names the earlier rule", ()
   assert.equal(w.length, 1);
   assert.match(w[0]!.message, /\/chains\/c\/rules\/0/);
   // An earlier rule without a match shadows everything after it.
-  hasWarning(chain([{ action: "drop" }, { match: { protocol: "icmp" }, action: "accept" }]), "rule_shadowed", "/chains/c/rules/1");
+  hasWarning(
+    chain([{ action: "drop" }, { match: { protocol: "icmp" }, action: "accept" }]),
+    "rule_shadowed",
+    "/chains/c/rules/1",
+  );
   // Rate limits and non-terminating actions do not shadow.
   noWarning(chain([{ match: { limit: { rate: "1/second" } }, action: "accept" }, { action: "drop" }]), "rule_shadowed");
   noWarning(chain([{ action: { type: "log" } }, { action: "drop" }]), "rule_shadowed");
@@ -34,14 +47,47 @@ test("a rule shadowed by an earlier terminating rule names the earlier rule", ()
 
 test("lockout risk: default drop, failsafe off, nothing keeps the API connection", () => {
   const off = { failsafe: { enabled: false, ports: [50051] } };
-  const doc = { ...off, chains: { input: { hook: "input", policy: "drop", rules: [{ match: { protocol: "tcp", dport: 22 }, action: "accept" }] } } };
+  const doc = {
+    ...off,
+    chains: {
+      input: { hook: "input", policy: "drop", rules: [{ match: { protocol: "tcp", dport: 22 }, action: "accept" }] },
+    },
+  };
   hasWarning(doc, "lockout_risk", "/chains/input/policy");
   const msg = validatePolicy(doc).warnings.find((d) => d.code === "lockout_risk")!.message;
   assert.match(msg, /established/);
   noWarning({ ...doc, failsafe: { enabled: true, ports: [50051] } }, "lockout_risk");
-  noWarning({ ...off, chains: { input: { hook: "input", policy: "drop", rules: [{ match: { ctState: ["established", "related"] }, action: "accept" }] } } }, "lockout_risk");
-  noWarning({ ...off, chains: { input: { hook: "input", policy: "drop", rules: [{ match: { protocol: "tcp", sport: 50051 }, action: "accept" }] } } }, "lockout_risk");
-  hasWarning({ ...off, chains: { output: { hook: "output", rules: [{ action: "drop" }] } } }, "lockout_risk", "/chains/output/rules/0");
+  noWarning(
+    {
+      ...off,
+      chains: {
+        input: {
+          hook: "input",
+          policy: "drop",
+          rules: [{ match: { ctState: ["established", "related"] }, action: "accept" }],
+        },
+      },
+    },
+    "lockout_risk",
+  );
+  noWarning(
+    {
+      ...off,
+      chains: {
+        input: {
+          hook: "input",
+          policy: "drop",
+          rules: [{ match: { protocol: "tcp", sport: 50051 }, action: "accept" }],
+        },
+      },
+    },
+    "lockout_risk",
+  );
+  hasWarning(
+    { ...off, chains: { output: { hook: "output", rules: [{ action: "drop" }] } } },
+    "lockout_risk",
+    "/chains/output/rules/0",
+  );
 });
 
 test("unreachable user chain, unused objects, empty policy", () => {

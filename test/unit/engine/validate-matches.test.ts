@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
 import { chain, hasError, hasWarning, valid } from "../../support/validate.ts";
 
-const m = (match: unknown, action: unknown = "accept", opts: Parameters<typeof chain>[1] = {}) => chain([{ match, action }], opts);
+const m = (match: unknown, action: unknown = "accept", opts: Parameters<typeof chain>[1] = {}) =>
+  chain([{ match, action }], opts);
 
 test("ports need a port protocol, not negated", () => {
   hasError(m({ dport: 22 }), "port_without_protocol", "/chains/c/rules/0/match/dport");
@@ -13,14 +14,26 @@ test("ports need a port protocol, not negated", () => {
 });
 
 test("tcpFlags need tcp; ICMP types need their protocol", () => {
-  hasError(m({ protocol: "udp", tcpFlags: { mask: ["syn"], compare: ["syn"] } }), "tcp_flags_without_tcp", "/chains/c/rules/0/match/tcpFlags");
+  hasError(
+    m({ protocol: "udp", tcpFlags: { mask: ["syn"], compare: ["syn"] } }),
+    "tcp_flags_without_tcp",
+    "/chains/c/rules/0/match/tcpFlags",
+  );
   hasError(m({ icmpType: "echo-request" }), "icmp_type_without_icmp", "/chains/c/rules/0/match/icmpType");
-  hasError(m({ protocol: "icmp", icmpv6Type: "echo-request" }), "icmpv6_type_without_icmpv6", "/chains/c/rules/0/match/icmpv6Type");
+  hasError(
+    m({ protocol: "icmp", icmpv6Type: "echo-request" }),
+    "icmpv6_type_without_icmpv6",
+    "/chains/c/rules/0/match/icmpv6Type",
+  );
   hasError(m({ family: "ipv6", protocol: "icmp" }), "protocol_family_mismatch", "/chains/c/rules/0/match/protocol");
 });
 
 test("family ipv4 with an IPv6 address; mixed families without family are fine", () => {
-  hasError(m({ family: "ipv4", saddr: ["10.0.0.0/8", "2001:db8::/32"] }), "address_family_mismatch", "/chains/c/rules/0/match/saddr/1");
+  hasError(
+    m({ family: "ipv4", saddr: ["10.0.0.0/8", "2001:db8::/32"] }),
+    "address_family_mismatch",
+    "/chains/c/rules/0/match/saddr/1",
+  );
   valid(m({ saddr: ["10.0.0.0/8", "2001:db8::/32"] }));
 });
 
@@ -36,7 +49,12 @@ test("host bits set in a prefix, with the corrected prefix in the message", () =
 test("iif not in output/postrouting, oif not in prerouting/input (also via user chains)", () => {
   hasError(m({ iif: "eth0" }, "accept", { hook: "output" }), "iif_not_available", "/chains/c/rules/0/match/iif");
   hasError(m({ oif: "eth0" }, "accept", { hook: "input" }), "oif_not_available", "/chains/c/rules/0/match/oif");
-  const viaUser = { chains: { o: { hook: "output", rules: [{ action: { type: "jump", chain: "u" } }] }, u: { rules: [{ match: { iif: "lo" }, action: "accept" }] } } };
+  const viaUser = {
+    chains: {
+      o: { hook: "output", rules: [{ action: { type: "jump", chain: "u" } }] },
+      u: { rules: [{ match: { iif: "lo" }, action: "accept" }] },
+    },
+  };
   hasError(viaUser, "iif_not_available", "/chains/u/rules/0/match/iif");
   valid(m({ iif: "eth0", oif: "eth1" }, "accept", { hook: "forward" }));
 });
@@ -44,14 +62,26 @@ test("iif not in output/postrouting, oif not in prerouting/input (also via user 
 test("socket owner only where packets have a local socket (output, postrouting); ranges of the rule's family", () => {
   valid(m({ skuid: 0 }, "accept", { hook: "output" }));
   hasError(m({ skuid: 0 }, "accept", { hook: "input" }), "socket_owner_not_available", "/chains/c/rules/0/match/skuid");
-  hasError(m({ family: "ipv6", saddrRange: "10.0.0.1-10.0.0.9" }), "address_family_mismatch", "/chains/c/rules/0/match/saddrRange");
+  hasError(
+    m({ family: "ipv6", saddrRange: "10.0.0.1-10.0.0.9" }),
+    "address_family_mismatch",
+    "/chains/c/rules/0/match/saddrRange",
+  );
   assert.equal(validatePolicy(m({ saddrRange: "10.0.0.9-10.0.0.1" })).ok, false, "first <= last");
 });
 
 test("icmpCode needs exactly one positive ICMP type", () => {
   valid(m({ protocol: "icmp", icmpType: "destination-unreachable", icmpCode: 4 }));
-  hasError(m({ protocol: "icmp", icmpType: ["destination-unreachable", "redirect"], icmpCode: 1 }), "icmp_code_needs_one_type", "/chains/c/rules/0/match/icmpCode");
-  hasError(m({ protocol: "icmp", icmpType: { not: "redirect" }, icmpCode: 1 }), "icmp_code_needs_one_type", "/chains/c/rules/0/match/icmpCode");
+  hasError(
+    m({ protocol: "icmp", icmpType: ["destination-unreachable", "redirect"], icmpCode: 1 }),
+    "icmp_code_needs_one_type",
+    "/chains/c/rules/0/match/icmpCode",
+  );
+  hasError(
+    m({ protocol: "icmp", icmpType: { not: "redirect" }, icmpCode: 1 }),
+    "icmp_code_needs_one_type",
+    "/chains/c/rules/0/match/icmpCode",
+  );
   hasError(m({ protocol: "icmp", icmpCode: 1 }), "icmp_code_needs_one_type", "/chains/c/rules/0/match/icmpCode");
 });
 
@@ -66,21 +96,45 @@ test("a user chain shared by a hook with the interface and one without: a warnin
   };
   const r = validatePolicy(docker);
   assert.deepEqual(r.errors, []);
-  assert.deepEqual(r.warnings.map((w) => [w.code, w.path]), [["iif_not_available", "/chains/DOCKER/rules/0/match/iif"]]);
+  assert.deepEqual(
+    r.warnings.map((w) => [w.code, w.path]),
+    [["iif_not_available", "/chains/DOCKER/rules/0/match/iif"]],
+  );
   assert.match(r.warnings[0]!.message, /never matches at the output hook/);
   // The mirror case (OpenVPN-AS): oif in a chain reached from input and forward.
-  const vpn = { chains: { i: { hook: "input", rules: [{ action: { type: "jump", chain: "AS" } }] }, f: { hook: "forward", rules: [{ action: { type: "jump", chain: "AS" } }] }, AS: { rules: [{ match: { oif: "as0t0" }, action: "accept" }] } } };
+  const vpn = {
+    chains: {
+      i: { hook: "input", rules: [{ action: { type: "jump", chain: "AS" } }] },
+      f: { hook: "forward", rules: [{ action: { type: "jump", chain: "AS" } }] },
+      AS: { rules: [{ match: { oif: "as0t0" }, action: "accept" }] },
+    },
+  };
   assert.deepEqual(validatePolicy(vpn).errors, []);
 });
 
 test("ranges low <= high outside the schema's port lists", () => {
   hasError(m({ length: "1500-40" }), "invalid_range", "/chains/c/rules/0/match/length");
-  hasError(chain([{ match: { protocol: "tcp" }, action: { type: "dnat", to: { address: "10.0.0.1", port: "90-80" } } }], { table: "nat", hook: "prerouting" }), "invalid_range", "/chains/c/rules/0/action/to/port");
-  hasError({ forwarding: { rangeForwards: [{ protocol: "tcp", ports: "2000-1000", to: "10.0.0.9" }] } }, "invalid_range", "/forwarding/rangeForwards/0/ports");
+  hasError(
+    chain([{ match: { protocol: "tcp" }, action: { type: "dnat", to: { address: "10.0.0.1", port: "90-80" } } }], {
+      table: "nat",
+      hook: "prerouting",
+    }),
+    "invalid_range",
+    "/chains/c/rules/0/action/to/port",
+  );
+  hasError(
+    { forwarding: { rangeForwards: [{ protocol: "tcp", ports: "2000-1000", to: "10.0.0.9" }] } },
+    "invalid_range",
+    "/forwarding/rangeForwards/0/ports",
+  );
 });
 
 test("recent seconds/hitcount only with update/rcheck", () => {
-  hasError(m({ recent: { name: "l", mode: "set", seconds: 60 } }), "recent_option_needs_check", "/chains/c/rules/0/match/recent/seconds");
+  hasError(
+    m({ recent: { name: "l", mode: "set", seconds: 60 } }),
+    "recent_option_needs_check",
+    "/chains/c/rules/0/match/recent/seconds",
+  );
   valid(m({ recent: { name: "l", mode: "update", seconds: 1, hitcount: 60 } }, "drop"));
 });
 
@@ -93,23 +147,59 @@ test("one recent list checked with two different timeouts", () => {
 });
 
 test("IPMARK shift beyond an IPv4 address; andMask 0 warns", () => {
-  hasError(chain([{ match: { family: "ipv4" }, action: { type: "ipmark", addr: "src", shift: 32 } }], { table: "mangle", hook: "prerouting" }), "ipmark_shift_too_large", "/chains/c/rules/0/action/shift");
-  hasWarning(chain([{ action: { type: "ipmark", addr: "src", andMask: 0 } }], { table: "mangle", hook: "prerouting" }), "ipmark_constant_mark", "/chains/c/rules/0/action/andMask");
-  valid(chain([{ match: { saddr: "2001:db8::/32" }, action: { type: "ipmark", addr: "src", shift: 16, andMask: 0xffff } }], { table: "mangle", hook: "prerouting" }));
+  hasError(
+    chain([{ match: { family: "ipv4" }, action: { type: "ipmark", addr: "src", shift: 32 } }], {
+      table: "mangle",
+      hook: "prerouting",
+    }),
+    "ipmark_shift_too_large",
+    "/chains/c/rules/0/action/shift",
+  );
+  hasWarning(
+    chain([{ action: { type: "ipmark", addr: "src", andMask: 0 } }], { table: "mangle", hook: "prerouting" }),
+    "ipmark_constant_mark",
+    "/chains/c/rules/0/action/andMask",
+  );
+  valid(
+    chain(
+      [{ match: { saddr: "2001:db8::/32" }, action: { type: "ipmark", addr: "src", shift: 16, andMask: 0xffff } }],
+      { table: "mangle", hook: "prerouting" },
+    ),
+  );
 });
 
 test("TEE gateway 0.0.0.0 / :: refused", () => {
-  hasError(chain([{ action: { type: "tee", gateway: "0.0.0.0" } }], { table: "mangle", hook: "prerouting" }), "tee_gateway_unspecified", "/chains/c/rules/0/action/gateway");
-  hasError(chain([{ action: { type: "tee", gateway: "::" } }], { table: "mangle", hook: "prerouting" }), "tee_gateway_unspecified", "/chains/c/rules/0/action/gateway");
+  hasError(
+    chain([{ action: { type: "tee", gateway: "0.0.0.0" } }], { table: "mangle", hook: "prerouting" }),
+    "tee_gateway_unspecified",
+    "/chains/c/rules/0/action/gateway",
+  );
+  hasError(
+    chain([{ action: { type: "tee", gateway: "::" } }], { table: "mangle", hook: "prerouting" }),
+    "tee_gateway_unspecified",
+    "/chains/c/rules/0/action/gateway",
+  );
 });
 
 test("NAT needs something to translate to", () => {
-  hasError(chain([{ action: { type: "dnat", to: {} } }], { table: "nat", hook: "prerouting" }), "nat_target_empty", "/chains/c/rules/0/action/to");
+  hasError(
+    chain([{ action: { type: "dnat", to: {} } }], { table: "nat", hook: "prerouting" }),
+    "nat_target_empty",
+    "/chains/c/rules/0/action/to",
+  );
 });
 
 test("iface needs exactly one selector; fuzzy limits ordered", () => {
-  hasError(m({ xt: { iface: { devIn: true, devOut: true, flags: [{ flag: "up" }] } } }), "iface_selector", "/chains/c/rules/0/match/xt/iface");
-  hasError(m({ xt: { fuzzy: { lowerLimit: 100, upperLimit: 10 } } }), "invalid_range", "/chains/c/rules/0/match/xt/fuzzy");
+  hasError(
+    m({ xt: { iface: { devIn: true, devOut: true, flags: [{ flag: "up" }] } } }),
+    "iface_selector",
+    "/chains/c/rules/0/match/xt/iface",
+  );
+  hasError(
+    m({ xt: { fuzzy: { lowerLimit: 100, upperLimit: 10 } } }),
+    "invalid_range",
+    "/chains/c/rules/0/match/xt/fuzzy",
+  );
 });
 
 test("connmark set needs a value", () => {
@@ -123,16 +213,44 @@ test("iptables LOG prefixes are limited to 29 characters", () => {
 });
 
 test("ipsec: direction in not at output/postrouting, out not at prerouting/input; protocol needs policy ipsec; esp is not tested on nftables (warning), ah refused there", () => {
-  hasError(m({ ipsec: { direction: "in", policy: "ipsec" } }, "accept", { hook: "output" }), "ipsec_direction_not_available", "/chains/c/rules/0/match/ipsec/direction");
-  hasError(m({ ipsec: { direction: "out", policy: "none" } }, "accept", { hook: "input" }), "ipsec_direction_not_available", "/chains/c/rules/0/match/ipsec/direction");
-  hasError(m({ ipsec: { direction: "in", policy: "none", protocol: "esp" } }, "accept", { hook: "forward" }), "invalid_value", "/chains/c/rules/0/match/ipsec/protocol");
+  hasError(
+    m({ ipsec: { direction: "in", policy: "ipsec" } }, "accept", { hook: "output" }),
+    "ipsec_direction_not_available",
+    "/chains/c/rules/0/match/ipsec/direction",
+  );
+  hasError(
+    m({ ipsec: { direction: "out", policy: "none" } }, "accept", { hook: "input" }),
+    "ipsec_direction_not_available",
+    "/chains/c/rules/0/match/ipsec/direction",
+  );
+  hasError(
+    m({ ipsec: { direction: "in", policy: "none", protocol: "esp" } }, "accept", { hook: "forward" }),
+    "invalid_value",
+    "/chains/c/rules/0/match/ipsec/protocol",
+  );
   valid(m({ ipsec: { direction: "in", policy: "ipsec" } }, "accept", { hook: "forward" }));
   valid(m({ ipsec: { direction: "out", policy: "ipsec" } }, "accept", { hook: "postrouting", table: "nat" }));
   const esp = m({ ipsec: { direction: "in", policy: "ipsec", protocol: "esp" } }, "accept", { hook: "forward" });
   const nft = validatePolicy(esp, { target: "nftables" });
   assert.equal(nft.ok, true);
-  assert.deepEqual(nft.warnings.filter((w) => w.code === "ipsec_protocol_not_tested").map((w) => w.path), ["/chains/c/rules/0/match/ipsec/protocol"]);
-  assert.equal(validatePolicy(esp, { target: "iptables" }).warnings.filter((w) => w.code === "ipsec_protocol_not_tested").length, 0);
-  hasError(m({ ipsec: { direction: "in", policy: "ipsec", protocol: "ah" } }, "accept", { hook: "forward" }), "unsupported_on_target", "/chains/c/rules/0/match/ipsec/protocol", "nftables");
-  assert.equal(validatePolicy(m({ ipsec: { direction: "in", policy: "ipsec", protocol: "ah" } }, "accept", { hook: "forward" }), { target: "iptables" }).ok, true);
+  assert.deepEqual(
+    nft.warnings.filter((w) => w.code === "ipsec_protocol_not_tested").map((w) => w.path),
+    ["/chains/c/rules/0/match/ipsec/protocol"],
+  );
+  assert.equal(
+    validatePolicy(esp, { target: "iptables" }).warnings.filter((w) => w.code === "ipsec_protocol_not_tested").length,
+    0,
+  );
+  hasError(
+    m({ ipsec: { direction: "in", policy: "ipsec", protocol: "ah" } }, "accept", { hook: "forward" }),
+    "unsupported_on_target",
+    "/chains/c/rules/0/match/ipsec/protocol",
+    "nftables",
+  );
+  assert.equal(
+    validatePolicy(m({ ipsec: { direction: "in", policy: "ipsec", protocol: "ah" } }, "accept", { hook: "forward" }), {
+      target: "iptables",
+    }).ok,
+    true,
+  );
 });

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import { chain, hasError, hasWarning, valid } from "../../support/validate.ts";
 
-const quotaRule = (name: string) => chain([{ match: { quota: { name } }, action: "accept" }], { extra: { quotas: { [name]: { limit: 1000 } } } });
+const quotaRule = (name: string) =>
+  chain([{ match: { quota: { name } }, action: "accept" }], { extra: { quotas: { [name]: { limit: 1000 } } } });
 
 test("quota names: empty, dot, slash, then the identifier rule", () => {
   hasError(quotaRule(""), "quota_name_empty", "/quotas/");
@@ -13,29 +14,58 @@ test("quota names: empty, dot, slash, then the identifier rule", () => {
 });
 
 test("quota invert with grow warns", () => {
-  hasWarning(chain([{ match: { quota: { name: "g", invert: true } }, action: "accept" }], { extra: { quotas: { g: { grow: true } } } }), "quota_invert_with_grow", "/chains/c/rules/0/match/quota/invert");
+  hasWarning(
+    chain([{ match: { quota: { name: "g", invert: true } }, action: "accept" }], {
+      extra: { quotas: { g: { grow: true } } },
+    }),
+    "quota_invert_with_grow",
+    "/chains/c/rules/0/match/quota/invert",
+  );
 });
 
 test("meter names must not clash with sets or recent lists", () => {
   const meter = { name: "bl", rate: "10/second" };
-  hasError(chain([{ match: { saddr: "@bl", meter }, action: "drop" }], { extra: { sets: { bl: { type: "ipv4_addr" } } } }), "meter_name_conflict", "/chains/c/rules/0/match/meter/name");
-  hasError(chain([{ match: { meter }, action: "drop" }, { match: { recent: { name: "bl", mode: "set" } }, action: "accept" }]), "meter_name_conflict", "/chains/c/rules/1/match/recent/name");
+  hasError(
+    chain([{ match: { saddr: "@bl", meter }, action: "drop" }], { extra: { sets: { bl: { type: "ipv4_addr" } } } }),
+    "meter_name_conflict",
+    "/chains/c/rules/0/match/meter/name",
+  );
+  hasError(
+    chain([
+      { match: { meter }, action: "drop" },
+      { match: { recent: { name: "bl", mode: "set" } }, action: "accept" },
+    ]),
+    "meter_name_conflict",
+    "/chains/c/rules/1/match/recent/name",
+  );
 });
 
 test("set elements must fit the set type", () => {
   const set = (def: Record<string, unknown>) => ({ sets: { s: def } });
   hasError(set({ type: "ipv4_addr", elements: ["2001:db8::1"] }), "set_element_invalid", "/sets/s/elements/0");
   hasError(set({ type: "ipv4_addr", elements: ["10.0.0.0/8"] }), "set_element_needs_interval", "/sets/s/elements/0");
-  hasError(set({ type: "ipv4_addr", interval: true, elements: ["10.0.0.1/8"] }), "address_host_bits", "/sets/s/elements/0");
+  hasError(
+    set({ type: "ipv4_addr", interval: true, elements: ["10.0.0.1/8"] }),
+    "address_host_bits",
+    "/sets/s/elements/0",
+  );
   hasError(set({ type: "inet_service", elements: [22, "70000"] }), "set_element_invalid", "/sets/s/elements/1");
   hasError(set({ type: "inet_service", elements: ["1000-2000"] }), "set_element_needs_interval", "/sets/s/elements/0");
   hasError(set({ type: "ether_addr", elements: ["zz:00:00:00:00:00"] }), "set_element_invalid", "/sets/s/elements/0");
   hasError(set({ type: "mark", elements: ["0x1ffffffff"] }), "set_element_invalid", "/sets/s/elements/0");
-  hasWarning(set({ type: "ipv6_addr", elements: ["2001:db8::1", "2001:DB8::1"] }), "set_duplicate_element", "/sets/s/elements/1");
+  hasWarning(
+    set({ type: "ipv6_addr", elements: ["2001:db8::1", "2001:DB8::1"] }),
+    "set_duplicate_element",
+    "/sets/s/elements/1",
+  );
 });
 
 test("a set smaller than its elements", () => {
-  hasError({ sets: { s: { type: "ipv4_addr", size: 1, elements: ["10.0.0.1", "10.0.0.2"] } } }, "set_too_small", "/sets/s/size");
+  hasError(
+    { sets: { s: { type: "ipv4_addr", size: 1, elements: ["10.0.0.1", "10.0.0.2"] } } },
+    "set_too_small",
+    "/sets/s/size",
+  );
 });
 
 test("failsafe port 0", () => {
@@ -43,19 +73,49 @@ test("failsafe port 0", () => {
 });
 
 test("mark forwards: active backend in range, one family", () => {
-  const mf = (extra: Record<string, unknown>) => ({ forwarding: { markForwards: [{ mark: 1, match: { saddr: "10.0.0.0/8" }, backends: [{ address: "192.0.2.1" }, { address: "192.0.2.2" }], ...extra }] } });
+  const mf = (extra: Record<string, unknown>) => ({
+    forwarding: {
+      markForwards: [
+        {
+          mark: 1,
+          match: { saddr: "10.0.0.0/8" },
+          backends: [{ address: "192.0.2.1" }, { address: "192.0.2.2" }],
+          ...extra,
+        },
+      ],
+    },
+  });
   hasError(mf({ active: 2 }), "active_backend_out_of_range", "/forwarding/markForwards/0/active");
-  hasError(mf({ backends: [{ address: "192.0.2.1" }, { address: "2001:db8::2" }] }), "backend_family_mismatch", "/forwarding/markForwards/0/backends/1/address");
+  hasError(
+    mf({ backends: [{ address: "192.0.2.1" }, { address: "2001:db8::2" }] }),
+    "backend_family_mismatch",
+    "/forwarding/markForwards/0/backends/1/address",
+  );
   valid(mf({ active: 1 }));
 });
 
 test("port forwards: backend family, duplicates", () => {
   const pf = { protocol: "tcp", address: "192.0.2.1", port: 80, backends: [{ address: "2001:db8::5" }] };
-  hasError({ forwarding: { portForwards: [pf] } }, "backend_family_mismatch", "/forwarding/portForwards/0/backends/0/address");
+  hasError(
+    { forwarding: { portForwards: [pf] } },
+    "backend_family_mismatch",
+    "/forwarding/portForwards/0/backends/0/address",
+  );
   const ok = { ...pf, backends: [{ address: "10.0.0.5", weight: 2 }, { address: "10.0.0.6" }] };
   valid({ forwarding: { portForwards: [ok] } });
   hasError({ forwarding: { portForwards: [ok, ok] } }, "duplicate_port_forward", "/forwarding/portForwards/1/port");
-  hasError({ forwarding: { markForwards: [{ mark: 1, match: {}, backends: [{ address: "10.0.0.1" }] }, { mark: 1, match: {}, backends: [{ address: "10.0.0.2" }] }] } }, "duplicate_mark_forward", "/forwarding/markForwards/1/mark");
+  hasError(
+    {
+      forwarding: {
+        markForwards: [
+          { mark: 1, match: {}, backends: [{ address: "10.0.0.1" }] },
+          { mark: 1, match: {}, backends: [{ address: "10.0.0.2" }] },
+        ],
+      },
+    },
+    "duplicate_mark_forward",
+    "/forwarding/markForwards/1/mark",
+  );
 });
 
 test("whole-document limits", async () => {

@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import { chain, hasError, hasWarning, valid } from "../../support/validate.ts";
 
-const one = (action: unknown, table: string, hook: string | null, match?: unknown) => chain([{ ...(match ? { match } : {}), action }], { table, hook });
+const one = (action: unknown, table: string, hook: string | null, match?: unknown) =>
+  chain([{ ...(match ? { match } : {}), action }], { table, hook });
 
 test("base chain hooks must exist in their table", () => {
   hasError(one("accept", "filter", "prerouting"), "invalid_hook_for_table", "/chains/c/hook");
@@ -12,18 +13,30 @@ test("base chain hooks must exist in their table", () => {
 });
 
 test("a default policy only on base chains", () => {
-  hasError({ chains: { u: { policy: "drop" }, input: { hook: "input", rules: [{ action: { type: "jump", chain: "u" } }] } } }, "policy_on_user_chain", "/chains/u/policy");
+  hasError(
+    { chains: { u: { policy: "drop" }, input: { hook: "input", rules: [{ action: { type: "jump", chain: "u" } }] } } },
+    "policy_on_user_chain",
+    "/chains/u/policy",
+  );
 });
 
 test("IPMARK, CHECKSUM and DHCPMAC only in mangle", () => {
   hasError(one({ type: "ipmark", addr: "src" }, "filter", "forward"), "mangle_only", "/chains/c/rules/0/action");
   hasError(one({ type: "checksumFill" }, "filter", "output"), "mangle_only", "/chains/c/rules/0/action");
-  hasError(one({ type: "dhcpmac", setMac: "00:50:56:00:00:00/24" }, "filter", "forward"), "mangle_only", "/chains/c/rules/0/action");
+  hasError(
+    one({ type: "dhcpmac", setMac: "00:50:56:00:00:00/24" }, "filter", "forward"),
+    "mangle_only",
+    "/chains/c/rules/0/action",
+  );
   valid(one({ type: "ipmark", addr: "dst", andMask: 0xffff, orMask: 0x10000 }, "mangle", "postrouting"));
 });
 
 test("RAWSNAT/RAWDNAT only in raw or rawpost", () => {
-  hasError(one({ type: "rawsnat", to: "192.0.2.0/24" }, "nat", "postrouting"), "rawnat_table", "/chains/c/rules/0/action");
+  hasError(
+    one({ type: "rawsnat", to: "192.0.2.0/24" }, "nat", "postrouting"),
+    "rawnat_table",
+    "/chains/c/rules/0/action",
+  );
   valid(one({ type: "rawsnat", to: "212.201.100.135" }, "rawpost", "postrouting"));
   valid(one({ type: "rawdnat", to: "199.181.132.250" }, "raw", "prerouting"));
 });
@@ -35,7 +48,11 @@ test("NOTRACK only in raw", () => {
 
 test("SNAT/masquerade only in nat postrouting, also through user chains", () => {
   hasError(one({ type: "masquerade" }, "nat", "prerouting"), "snat_placement", "/chains/c/rules/0/action");
-  hasError(one({ type: "snat", to: { address: "192.0.2.1" } }, "filter", "forward"), "snat_placement", "/chains/c/rules/0/action");
+  hasError(
+    one({ type: "snat", to: { address: "192.0.2.1" } }, "filter", "forward"),
+    "snat_placement",
+    "/chains/c/rules/0/action",
+  );
   const viaUser = {
     chains: {
       pre: { table: "nat", hook: "prerouting", rules: [{ action: { type: "jump", chain: "sn" } }] },
@@ -47,13 +64,27 @@ test("SNAT/masquerade only in nat postrouting, also through user chains", () => 
 });
 
 test("DNAT/REDIRECT only in nat prerouting/output", () => {
-  hasError(one({ type: "dnat", to: { address: "10.0.0.2" } }, "nat", "postrouting"), "dnat_placement", "/chains/c/rules/0/action");
-  hasError(one({ type: "redirect", port: 3128 }, "nat", "input", { protocol: "tcp", dport: 80 }), "dnat_placement", "/chains/c/rules/0/action");
-  valid(one({ type: "dnat", to: { address: "10.0.0.2", port: 8080 } }, "nat", "prerouting", { protocol: "tcp", dport: 80 }));
+  hasError(
+    one({ type: "dnat", to: { address: "10.0.0.2" } }, "nat", "postrouting"),
+    "dnat_placement",
+    "/chains/c/rules/0/action",
+  );
+  hasError(
+    one({ type: "redirect", port: 3128 }, "nat", "input", { protocol: "tcp", dport: 80 }),
+    "dnat_placement",
+    "/chains/c/rules/0/action",
+  );
+  valid(
+    one({ type: "dnat", to: { address: "10.0.0.2", port: 8080 } }, "nat", "prerouting", { protocol: "tcp", dport: 80 }),
+  );
 });
 
 test("NETMAP only in nat", () => {
-  hasError(one({ type: "netmap", to: "10.1.0.0/16" }, "mangle", "prerouting"), "netmap_placement", "/chains/c/rules/0/action");
+  hasError(
+    one({ type: "netmap", to: "10.1.0.0/16" }, "mangle", "prerouting"),
+    "netmap_placement",
+    "/chains/c/rules/0/action",
+  );
   hasError(one({ type: "netmap", to: "10.1.0.0/16" }, "nat", "input"), "netmap_placement", "/chains/c/rules/0/action");
 });
 
@@ -68,5 +99,9 @@ test("STEAL outside output is a warning", () => {
 
 test("SYSRQ needs udp and should be restricted", () => {
   hasError(one({ type: "sysrq" }, "filter", "input"), "sysrq_needs_udp", "/chains/c/rules/0/action");
-  hasWarning(one({ type: "sysrq" }, "filter", "input", { protocol: "udp", dport: 9 }), "sysrq_unrestricted", "/chains/c/rules/0/action");
+  hasWarning(
+    one({ type: "sysrq" }, "filter", "input", { protocol: "udp", dport: 9 }),
+    "sysrq_unrestricted",
+    "/chains/c/rules/0/action",
+  );
 });

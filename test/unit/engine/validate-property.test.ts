@@ -23,12 +23,32 @@ const VALID = {
         { match: { quota: { name: "monthly" } }, action: { type: "counter", name: "hits" } },
       ],
     },
-    svc: { rules: [{ match: { recent: { name: "ssh", mode: "update", seconds: 60, hitcount: 4 } }, action: "drop" }, { action: "accept" }] },
+    svc: {
+      rules: [
+        { match: { recent: { name: "ssh", mode: "update", seconds: 60, hitcount: 4 } }, action: "drop" },
+        { action: "accept" },
+      ],
+    },
     fwd: { hook: "forward", rules: [{ action: { type: "account", table: "lan" } }] },
-    pre: { table: "nat", hook: "prerouting", rules: [{ match: { protocol: "tcp", dport: 80 }, action: { type: "dnat", to: { address: "10.0.0.2", port: 8080 } } }] },
+    pre: {
+      table: "nat",
+      hook: "prerouting",
+      rules: [
+        { match: { protocol: "tcp", dport: 80 }, action: { type: "dnat", to: { address: "10.0.0.2", port: 8080 } } },
+      ],
+    },
   },
-  protections: { bogusPackets: {}, synFlood: {}, portScanTrap: {}, portKnock: [{ name: "k", knockPorts: [7000, 8000], port: 2222 }] },
-  forwarding: { portForwards: [{ protocol: "tcp", port: 443, backends: [{ address: "10.0.0.5", weight: 2 }, { address: "10.0.0.6" }] }] },
+  protections: {
+    bogusPackets: {},
+    synFlood: {},
+    portScanTrap: {},
+    portKnock: [{ name: "k", knockPorts: [7000, 8000], port: 2222 }],
+  },
+  forwarding: {
+    portForwards: [
+      { protocol: "tcp", port: 443, backends: [{ address: "10.0.0.5", weight: 2 }, { address: "10.0.0.6" }] },
+    ],
+  },
 };
 
 function wellFormed(r: ReturnType<typeof validatePolicy>): void {
@@ -52,12 +72,28 @@ test("the reference policy is valid, and so is its expansion", () => {
 });
 
 test("arbitrary JSON never throws", () => {
-  fc.assert(fc.property(fc.jsonValue({ maxDepth: 6 }), (v) => wellFormed(validatePolicy(v))), { numRuns: 500 });
+  fc.assert(
+    fc.property(fc.jsonValue({ maxDepth: 6 }), (v) => wellFormed(validatePolicy(v))),
+    { numRuns: 500 },
+  );
 });
 
 test("arbitrary objects under the policy's own keys never throw", () => {
-  const key = fc.constantFrom("chains", "sets", "quotas", "counters", "accounting", "protections", "forwarding", "failsafe", "description");
-  fc.assert(fc.property(fc.dictionary(key, fc.jsonValue({ maxDepth: 5 })), (v) => wellFormed(validatePolicy(v))), { numRuns: 500 });
+  const key = fc.constantFrom(
+    "chains",
+    "sets",
+    "quotas",
+    "counters",
+    "accounting",
+    "protections",
+    "forwarding",
+    "failsafe",
+    "description",
+  );
+  fc.assert(
+    fc.property(fc.dictionary(key, fc.jsonValue({ maxDepth: 5 })), (v) => wellFormed(validatePolicy(v))),
+    { numRuns: 500 },
+  );
 });
 
 /** Replace the value at a random path of the valid policy with a random value (or delete it). */
@@ -81,13 +117,39 @@ function mutate(doc: unknown, choices: number[], replacement: unknown, remove: b
 }
 
 test("mutations of a valid policy never throw", () => {
-  const scalar = fc.oneof(fc.string({ maxLength: 20 }), fc.integer(), fc.constantFrom("accept", "drop", "input", "nat", "10.0.0.1/8", "@bl", "@nope", "tcp", "svc", "input", 0, 65536, -1, "", ".x", "a/b"));
+  const scalar = fc.oneof(
+    fc.string({ maxLength: 20 }),
+    fc.integer(),
+    fc.constantFrom(
+      "accept",
+      "drop",
+      "input",
+      "nat",
+      "10.0.0.1/8",
+      "@bl",
+      "@nope",
+      "tcp",
+      "svc",
+      "input",
+      0,
+      65536,
+      -1,
+      "",
+      ".x",
+      "a/b",
+    ),
+  );
   fc.assert(
-    fc.property(fc.array(fc.nat(50), { minLength: 1, maxLength: 8 }), fc.oneof(scalar, fc.jsonValue({ maxDepth: 3 })), fc.boolean(), (choices, value, remove) => {
-      const r = validatePolicy(mutate(VALID, choices, value, remove));
-      wellFormed(r);
-      if (r.ok) assert.doesNotThrow(() => validatePolicy(expandPolicy(r.policy!)));
-    }),
+    fc.property(
+      fc.array(fc.nat(50), { minLength: 1, maxLength: 8 }),
+      fc.oneof(scalar, fc.jsonValue({ maxDepth: 3 })),
+      fc.boolean(),
+      (choices, value, remove) => {
+        const r = validatePolicy(mutate(VALID, choices, value, remove));
+        wellFormed(r);
+        if (r.ok) assert.doesNotThrow(() => validatePolicy(expandPolicy(r.policy!)));
+      },
+    ),
     { numRuns: 1000 },
   );
 });
@@ -96,7 +158,7 @@ test("arbitrary text never throws the source parser", () => {
   fc.assert(
     fc.property(fc.string({ maxLength: 200 }), fc.constantFrom("json" as const, "yaml" as const), (text, format) => {
       const r = parsePolicySource(text, format);
-      if (!r.ok) for (const e of r.errors) (assert.ok(e.code), assert.ok(e.message));
+      if (!r.ok) for (const e of r.errors) assert.ok(e.code), assert.ok(e.message);
     }),
     { numRuns: 500 },
   );

@@ -16,26 +16,57 @@ test("ECHO is reflection", () => {
 });
 
 test("DNAT back to the matched source is reflection", () => {
-  const doc = chain([{ match: { saddr: "192.0.2.7" }, action: { type: "dnat", to: { address: "192.0.2.7" } } }], { table: "nat", hook: "prerouting" });
+  const doc = chain([{ match: { saddr: "192.0.2.7" }, action: { type: "dnat", to: { address: "192.0.2.7" } } }], {
+    table: "nat",
+    hook: "prerouting",
+  });
   hasError(doc, "reflection_refused", "/chains/c/rules/0/action/to/address");
-  valid(chain([{ match: { saddr: "10.0.0.0/8" }, action: { type: "dnat", to: { address: "10.0.0.5" } } }], { table: "nat", hook: "prerouting" }));
+  valid(
+    chain([{ match: { saddr: "10.0.0.0/8" }, action: { type: "dnat", to: { address: "10.0.0.5" } } }], {
+      table: "nat",
+      hook: "prerouting",
+    }),
+  );
 });
 
 test("SNAT to the matched destination is reflection", () => {
-  hasError(chain([{ match: { daddr: "192.0.2.9" }, action: { type: "snat", to: { address: "192.0.2.9" } } }], { table: "nat", hook: "postrouting" }), "reflection_refused", "/chains/c/rules/0/action/to/address");
+  hasError(
+    chain([{ match: { daddr: "192.0.2.9" }, action: { type: "snat", to: { address: "192.0.2.9" } } }], {
+      table: "nat",
+      hook: "postrouting",
+    }),
+    "reflection_refused",
+    "/chains/c/rules/0/action/to/address",
+  );
 });
 
 test("TEE to the matched source is reflection", () => {
-  hasError(chain([{ match: { saddr: ["2001:db8::1"] }, action: { type: "tee", gateway: "2001:db8:0::1" } }], { table: "mangle", hook: "prerouting" }), "reflection_refused", "/chains/c/rules/0/action/gateway");
+  hasError(
+    chain([{ match: { saddr: ["2001:db8::1"] }, action: { type: "tee", gateway: "2001:db8:0::1" } }], {
+      table: "mangle",
+      hook: "prerouting",
+    }),
+    "reflection_refused",
+    "/chains/c/rules/0/action/gateway",
+  );
 });
 
 test("RAWDNAT to the matched source is reflection", () => {
-  hasError(chain([{ match: { saddr: "192.0.2.7" }, action: { type: "rawdnat", to: "192.0.2.7/32" } }], { table: "raw", hook: "prerouting" }), "reflection_refused", "/chains/c/rules/0/action/to");
+  hasError(
+    chain([{ match: { saddr: "192.0.2.7" }, action: { type: "rawdnat", to: "192.0.2.7/32" } }], {
+      table: "raw",
+      hook: "prerouting",
+    }),
+    "reflection_refused",
+    "/chains/c/rules/0/action/to",
+  );
 });
 
 test("a mark forward whose backend is the marked source is reflection", () => {
   hasError(
-    { forwarding: { markForwards: [{ mark: 1, match: { saddr: "192.0.2.7" }, backends: [{ address: "192.0.2.7" }] }] } },
+    {
+      forwarding: { markForwards: [{ mark: 1, match: { saddr: "192.0.2.7" }, backends: [{ address: "192.0.2.7" }] }] },
+    },
     "reflection_refused",
     "/forwarding/markForwards/0/backends/0/address",
   );

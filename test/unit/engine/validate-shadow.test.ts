@@ -19,8 +19,15 @@ function referenceShadowWarnings(policy: Policy): Diagnostic[] {
     for (const r of rules) {
       const by = shadows.find((s) => covers(s.match, r.match));
       if (by) {
-        const what = Object.keys(by.match).length === 0 ? "matches every packet" : "matches every packet this rule matches";
-        out.push(warning(r.path, "rule_shadowed", `this rule can never match: the earlier rule ${pointer(by.path)} (${by.action.type}) ${what}; remove this rule or move it above that one`));
+        const what =
+          Object.keys(by.match).length === 0 ? "matches every packet" : "matches every packet this rule matches";
+        out.push(
+          warning(
+            r.path,
+            "rule_shadowed",
+            `this rule can never match: the earlier rule ${pointer(by.path)} (${by.action.type}) ${what}; remove this rule or move it above that one`,
+          ),
+        );
         continue;
       }
       if (TERMINATING.has(r.action.type) && isStateless(r.match)) shadows.push(r);
@@ -52,36 +59,68 @@ test("20k rules validate with lints; shadows anywhere in the chain are still fou
   const r = validatePolicy({ chains: { input: { hook: "input", policy: "accept", rules } } }, { target: "nftables" });
   assert.equal(r.ok, true, JSON.stringify(r.errors.slice(0, 3)));
   const shadowed = r.warnings.filter((d) => d.code === "rule_shadowed");
-  assert.deepEqual(shadowed.map((d) => d.path), [last, last + 1, last + 2, last + 3].map((i) => `/chains/input/rules/${i}`));
+  assert.deepEqual(
+    shadowed.map((d) => d.path),
+    [last, last + 1, last + 2, last + 3].map((i) => `/chains/input/rules/${i}`),
+  );
   assert.match(shadowed[0]!.message, /earlier rule \/chains\/input\/rules\/0 \(drop\)/);
   assert.match(shadowed[1]!.message, new RegExp(`earlier rule /chains/input/rules/${97 + 1} \\(drop\\)`));
   assert.match(shadowed[2]!.message, new RegExp(`earlier rule /chains/input/rules/${500 + 1} \\(accept\\)`));
   assert.match(shadowed[3]!.message, /earlier rule \/chains\/input\/rules\/2 \(drop\)/);
-  assert.deepEqual(r.warnings.filter((d) => d.code === "lint_budget_exceeded"), []);
+  assert.deepEqual(
+    r.warnings.filter((d) => d.code === "lint_budget_exceeded"),
+    [],
+  );
 });
 
 test("a chain past the comparison budget gets one lint_budget_exceeded warning, not a hang", () => {
   // Port ranges cannot be indexed: every rule is compared with every earlier one.
-  const rules = Array.from({ length: 300 }, (_, i) => ({ match: { protocol: "tcp", dport: `${i + 1}-${i + 2}` }, action: "accept" }));
+  const rules = Array.from({ length: 300 }, (_, i) => ({
+    match: { protocol: "tcp", dport: `${i + 1}-${i + 2}` },
+    action: "accept",
+  }));
   rules.push({ match: { protocol: "tcp", dport: "5-5" }, action: "drop" });
   const policy = Policy.parse({ chains: { input: { hook: "input", rules } } });
   // With enough budget the duplicate at the end is found...
-  assert.deepEqual(shadowWarnings(policy).map((d) => `${d.code} ${d.path}`), ["rule_shadowed /chains/input/rules/300"]);
+  assert.deepEqual(
+    shadowWarnings(policy).map((d) => `${d.code} ${d.path}`),
+    ["rule_shadowed /chains/input/rules/300"],
+  );
   assert.match(shadowWarnings(policy)[0]!.message, /earlier rule \/chains\/input\/rules\/3 /);
   // ...with too little, the lint stops at the chain and says so once.
   const capped = shadowWarnings(policy, 1000);
-  assert.deepEqual(capped.map((d) => `${d.code} ${d.path}`), ["lint_budget_exceeded /chains/input"]);
+  assert.deepEqual(
+    capped.map((d) => `${d.code} ${d.path}`),
+    ["lint_budget_exceeded /chains/input"],
+  );
   assert.match(capped[0]!.message, /chain input/);
 });
 
 // Small value pools so that random rules often contain each other.
 const ADDRS = [
-  "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3", "10.1.2.4", "10.0.0.1/8", "0.0.0.0/0", "10.1.2.3/32",
-  "192.168.1.1", "@blk", "@other", "2001:db8::/32", "2001:db8::1", "2001:DB8::1", "::/0", "::ffff:10.1.2.3", "2001:db8:0:1::/64",
+  "10.0.0.0/8",
+  "10.1.0.0/16",
+  "10.1.2.0/24",
+  "10.1.2.3",
+  "10.1.2.4",
+  "10.0.0.1/8",
+  "0.0.0.0/0",
+  "10.1.2.3/32",
+  "192.168.1.1",
+  "@blk",
+  "@other",
+  "2001:db8::/32",
+  "2001:db8::1",
+  "2001:DB8::1",
+  "::/0",
+  "::ffff:10.1.2.3",
+  "2001:db8:0:1::/64",
 ];
 const PORTS: Array<number | string> = [22, 80, 443, "1-1024", "80-80", "443-8443", "0-65535", 8080];
-const negatable = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ weight: 4, arbitrary: arb }, { weight: 1, arbitrary: arb.map((v) => ({ not: v })) });
-const listOf = <T>(pool: readonly T[]) => fc.oneof(fc.constantFrom(...pool), fc.uniqueArray(fc.constantFrom(...pool), { minLength: 1, maxLength: 3 }));
+const negatable = <T>(arb: fc.Arbitrary<T>) =>
+  fc.oneof({ weight: 4, arbitrary: arb }, { weight: 1, arbitrary: arb.map((v) => ({ not: v })) });
+const listOf = <T>(pool: readonly T[]) =>
+  fc.oneof(fc.constantFrom(...pool), fc.uniqueArray(fc.constantFrom(...pool), { minLength: 1, maxLength: 3 }));
 
 const matchArb = fc.record(
   {
@@ -92,7 +131,9 @@ const matchArb = fc.record(
     sport: negatable(listOf(PORTS)),
     dport: negatable(listOf(PORTS)),
     iif: negatable(listOf(["eth0", "eth*", "eth1", "wg0"])),
-    ctState: negatable(fc.uniqueArray(fc.constantFrom("new", "established", "related"), { minLength: 1, maxLength: 3 })),
+    ctState: negatable(
+      fc.uniqueArray(fc.constantFrom("new", "established", "related"), { minLength: 1, maxLength: 3 }),
+    ),
     icmpType: negatable(listOf(["echo-request", "echo-reply"])),
     mark: negatable(fc.oneof(fc.constantFrom(1, 2), fc.constant({ value: 1, mask: 255 }))),
     length: negatable(fc.constantFrom(100, "0-1500")),
@@ -104,7 +145,9 @@ const matchArb = fc.record(
 );
 // Few keys per rule: rules with many keys rarely cover anything.
 const ruleArb = fc.record({
-  match: fc.tuple(matchArb, fc.constantFrom(1, 2, 3, 1, 2, 0)).map(([m, n]) => Object.fromEntries(Object.entries(m).slice(0, n))),
+  match: fc
+    .tuple(matchArb, fc.constantFrom(1, 2, 3, 1, 2, 0))
+    .map(([m, n]) => Object.fromEntries(Object.entries(m).slice(0, n))),
   action: fc.constantFrom("accept", "drop", "return", { type: "reject" }, { type: "log" }),
 });
 
@@ -136,5 +179,8 @@ test("the reference and the lint agree on the existing lint examples", () => {
   });
   const got = shadowWarnings(doc);
   assert.deepEqual(got, referenceShadowWarnings(doc));
-  assert.deepEqual(got.map((d) => d.path), ["/chains/c/rules/1", "/chains/c/rules/4"]);
+  assert.deepEqual(
+    got.map((d) => d.path),
+    ["/chains/c/rules/1", "/chains/c/rules/4"],
+  );
 });

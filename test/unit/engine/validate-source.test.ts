@@ -20,10 +20,12 @@ test("YAML 1.2: `no` stays a string", () => {
 test("syntax errors carry line and column", () => {
   const y = parsePolicySource("a: [\n", "yaml");
   assert.equal(y.ok, false);
-  if (!y.ok) assert.match(y.errors[0]!.message, /^line \d+, column \d+: /), assert.equal(y.errors[0]!.code, "syntax_error");
+  if (!y.ok)
+    assert.match(y.errors[0]!.message, /^line \d+, column \d+: /), assert.equal(y.errors[0]!.code, "syntax_error");
   const j = parsePolicySource('{"a": 1,\n "b": }', "json");
   assert.equal(j.ok, false);
-  if (!j.ok) assert.match(j.errors[0]!.message, /^line 2, column \d+: /), assert.equal(j.errors[0]!.code, "syntax_error");
+  if (!j.ok)
+    assert.match(j.errors[0]!.message, /^line 2, column \d+: /), assert.equal(j.errors[0]!.code, "syntax_error");
 });
 
 test("duplicate keys are refused (YAML and JSON)", () => {
@@ -38,7 +40,12 @@ test("duplicate keys are refused (YAML and JSON)", () => {
 });
 
 test("YAML alias bombs are refused", () => {
-  const bomb = ["a: &a [x,x,x,x,x,x,x,x,x]", "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]", "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]", "d: [*c,*c,*c,*c,*c,*c,*c,*c,*c]"].join("\n");
+  const bomb = [
+    "a: &a [x,x,x,x,x,x,x,x,x]",
+    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]",
+    "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]",
+    "d: [*c,*c,*c,*c,*c,*c,*c,*c,*c]",
+  ].join("\n");
   const r = parsePolicySource(bomb, "yaml");
   assert.equal(r.ok, false);
   if (!r.ok) assert.equal(r.errors[0]!.code, "alias_limit");
@@ -61,7 +68,11 @@ test("YAML whose aliases expand it by more than MAX_YAML_ALIAS_EXPANSION nodes i
   // Just under the limit (each alias adds the list and its items) is read as written.
   const under = parsePolicySource(doc(Math.floor(MAX_YAML_ALIAS_EXPANSION / uses) - 1, uses), "yaml");
   assert.equal(under.ok, true);
-  if (under.ok) assert.equal((under.value as { sets: Record<string, { elements: number[] }> }).sets.s3!.elements.length, Math.floor(MAX_YAML_ALIAS_EXPANSION / uses) - 1);
+  if (under.ok)
+    assert.equal(
+      (under.value as { sets: Record<string, { elements: number[] }> }).sets.s3!.elements.length,
+      Math.floor(MAX_YAML_ALIAS_EXPANSION / uses) - 1,
+    );
 });
 
 test("YAML aliases cannot nest a document deeper than the limit or refer to their own anchor", () => {
@@ -85,8 +96,10 @@ test("oversized and absurdly nested documents are refused", () => {
 });
 
 test("policyChecksum ignores key order and is sha256 hex", () => {
-  const a = validatePolicy({ chains: { input: { hook: "input", policy: "drop", rules: [] } }, description: "x" }).policy!;
-  const b = validatePolicy({ description: "x", chains: { input: { rules: [], policy: "drop", hook: "input" } } }).policy!;
+  const a = validatePolicy({ chains: { input: { hook: "input", policy: "drop", rules: [] } }, description: "x" })
+    .policy!;
+  const b = validatePolicy({ description: "x", chains: { input: { rules: [], policy: "drop", hook: "input" } } })
+    .policy!;
   assert.match(policyChecksum(a), /^[0-9a-f]{64}$/);
   assert.equal(policyChecksum(a), policyChecksum(b));
   assert.notEqual(policyChecksum(a), policyChecksum({ ...a, description: "y" }));

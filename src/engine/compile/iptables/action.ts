@@ -42,7 +42,12 @@ const TABLES_OF: Partial<Record<ActionObject["type"], readonly Table[]>> = {
 };
 
 /** Targets whose kernel module insists on one protocol. */
-const PROTO_OF: Partial<Record<ActionObject["type"], string>> = { tarpit: "tcp", delude: "tcp", chaos: "tcp", sysrq: "udp" };
+const PROTO_OF: Partial<Record<ActionObject["type"], string>> = {
+  tarpit: "tcp",
+  delude: "tcp",
+  chaos: "tcp",
+  sysrq: "udp",
+};
 
 /** The family an action pins a rule to (its address), if any. */
 export function actionFamily(a: ActionObject, sets: Policy["sets"] = {}): Fam | undefined {
@@ -83,18 +88,40 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
   const t = (text: string) => [piece(SLOT.target, text)];
   const allowed = TABLES_OF[a.type];
   if (allowed && !allowed.includes(env.table)) {
-    ctx.error(path, "iptables_wrong_table", `${a.type} is only valid in table ${allowed.join(" or ")} in iptables (this chain is table ${env.table})`);
+    ctx.error(
+      path,
+      "iptables_wrong_table",
+      `${a.type} is only valid in table ${allowed.join(" or ")} in iptables (this chain is table ${env.table})`,
+    );
   }
   if ((a.type === "drop" || a.type === "reject") && env.table === "nat") {
-    ctx.error(path, "iptables_wrong_table", "iptables refuses DROP and REJECT in the nat table (it sees only a connection's first packet); filter in table filter");
+    ctx.error(
+      path,
+      "iptables_wrong_table",
+      "iptables refuses DROP and REJECT in the nat table (it sees only a connection's first packet); filter in table filter",
+    );
   }
   const needProto = PROTO_OF[a.type];
   if (needProto && env.proto !== needProto) {
-    ctx.error(path, "iptables_target_protocol", `${a.type.toUpperCase()} works on ${needProto.toUpperCase()} only: add protocol ${needProto} to the rule's match`);
+    ctx.error(
+      path,
+      "iptables_target_protocol",
+      `${a.type.toUpperCase()} works on ${needProto.toUpperCase()} only: add protocol ${needProto} to the rule's match`,
+    );
   }
   const portsNeedL4 = (port: unknown) => {
-    if (port !== undefined && env.proto !== "tcp" && env.proto !== "udp" && env.proto !== "sctp" && env.proto !== "dccp") {
-      ctx.error(path, "iptables_nat_ports_need_protocol", "iptables maps ports only for rules that match protocol tcp, udp, sctp or dccp");
+    if (
+      port !== undefined &&
+      env.proto !== "tcp" &&
+      env.proto !== "udp" &&
+      env.proto !== "sctp" &&
+      env.proto !== "dccp"
+    ) {
+      ctx.error(
+        path,
+        "iptables_nat_ports_need_protocol",
+        "iptables maps ports only for rules that match protocol tcp, udp, sctp or dccp",
+      );
     }
   };
   switch (a.type) {
@@ -108,20 +135,35 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
       return t("-j CT --notrack");
     case "reject": {
       const w = a.with ?? "icmp-port-unreachable";
-      if (w === "tcp-reset" && env.proto !== "tcp") ctx.error(path, "iptables_reject_tcp_reset", "reject with tcp-reset needs protocol tcp in the rule's match");
+      if (w === "tcp-reset" && env.proto !== "tcp")
+        ctx.error(path, "iptables_reject_tcp_reset", "reject with tcp-reset needs protocol tcp in the rule's match");
       return t(`-j REJECT --reject-with ${env.fam === "ipv6" ? REJECT6[w] : w}`);
     }
     case "jump":
     case "goto": {
       const target = ctx.policy.chains[a.chain];
       if (!target) ctx.error([...path, "chain"], "iptables_unknown_chain", `chain ${a.chain} does not exist`);
-      else if (target.table !== env.table) ctx.error([...path, "chain"], "iptables_jump_table", `chain ${a.chain} is in table ${target.table}; iptables can only ${a.type} within one table (${env.table})`);
-      else if (target.hook) ctx.error([...path, "chain"], "iptables_jump_base_chain", `chain ${a.chain} is a base chain (hook ${target.hook}); ${a.type} to a user chain`);
+      else if (target.table !== env.table)
+        ctx.error(
+          [...path, "chain"],
+          "iptables_jump_table",
+          `chain ${a.chain} is in table ${target.table}; iptables can only ${a.type} within one table (${env.table})`,
+        );
+      else if (target.hook)
+        ctx.error(
+          [...path, "chain"],
+          "iptables_jump_base_chain",
+          `chain ${a.chain} is a base chain (hook ${target.hook}); ${a.type} to a user chain`,
+        );
       return t(`${a.type === "jump" ? "-j" : "-g"} ${chainName(a.chain)}`);
     }
     case "log": {
       if (a.group !== undefined && (a.kernelLog || a.level !== undefined)) {
-        ctx.error(path, "iptables_log_kernel_copy", "iptables renders one target per rule: -j NFLOG (group) or -j LOG (kernelLog/level), not both; write two rules");
+        ctx.error(
+          path,
+          "iptables_log_kernel_copy",
+          "iptables renders one target per rule: -j NFLOG (group) or -j LOG (kernelLog/level), not both; write two rules",
+        );
         return [];
       }
       if (a.group !== undefined) {
@@ -145,17 +187,29 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
     case "account": {
       const def = ctx.policy.accounting[a.table];
       if (!def) {
-        ctx.error([...path, "table"], "iptables_unknown_accounting", `accounting table ${a.table} is not declared under accounting`);
+        ctx.error(
+          [...path, "table"],
+          "iptables_unknown_accounting",
+          `accounting table ${a.table} is not declared under accounting`,
+        );
         return [];
       }
       const p = parsePrefix(def.prefix);
       // The ACCOUNT target is IPv4-only and per address; the nftables backend does the rest.
       if (p?.family === "ipv6") {
-        ctx.error([...path, "table"], "iptables_account_ipv6", `accounting table ${a.table} accounts an IPv6 prefix: the ACCOUNT target is IPv4-only; use the nftables backend`);
+        ctx.error(
+          [...path, "table"],
+          "iptables_account_ipv6",
+          `accounting table ${a.table} accounts an IPv6 prefix: the ACCOUNT target is IPv4-only; use the nftables backend`,
+        );
         return [];
       }
       if (def.aggregate !== undefined && def.aggregate !== 32) {
-        ctx.error([...path, "table"], "iptables_account_aggregate", `accounting table ${a.table} aggregates per /${def.aggregate}: the ACCOUNT target counts per address only; use the nftables backend`);
+        ctx.error(
+          [...path, "table"],
+          "iptables_account_aggregate",
+          `accounting table ${a.table} aggregates per /${def.aggregate}: the ACCOUNT target counts per address only; use the nftables backend`,
+        );
         return [];
       }
       return t(`-j ACCOUNT --addr ${p ? cidr(p) : def.prefix} --tname ${a.table}`);
@@ -189,11 +243,15 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
     case "checksumFill":
       return t("-j CHECKSUM --checksum-fill");
     case "tos":
-      return t(`-j TOS --set-tos 0x${a.value.toString(16).padStart(2, "0")}/0x${(a.mask ?? 0xff).toString(16).padStart(2, "0")}`);
+      return t(
+        `-j TOS --set-tos 0x${a.value.toString(16).padStart(2, "0")}/0x${(a.mask ?? 0xff).toString(16).padStart(2, "0")}`,
+      );
     case "tcpmss":
       return t(a.mss === "pmtu" ? "-j TCPMSS --clamp-mss-to-pmtu" : `-j TCPMSS --set-mss ${a.mss}`);
     case "setUpdate":
-      return t(`-j SET --${a.op === "add" ? "add" : "del"}-set ${ipsetName(a.set)} ${a.key === "saddr" ? "src" : "dst"}`);
+      return t(
+        `-j SET --${a.op === "add" ? "add" : "del"}-set ${ipsetName(a.set)} ${a.key === "saddr" ? "src" : "dst"}`,
+      );
     case "tarpit":
       return t("-j TARPIT");
     case "delude":
@@ -221,7 +279,11 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
     case "dnat": {
       portsNeedL4(a.to.port);
       if (!a.to.address) {
-        ctx.error([...path, "to", "address"], "iptables_nat_address", `${a.type} needs an address (use redirect for a local port)`);
+        ctx.error(
+          [...path, "to", "address"],
+          "iptables_nat_address",
+          `${a.type} needs an address (use redirect for a local port)`,
+        );
         return [];
       }
       const opt = a.type === "snat" ? "-j SNAT --to-source" : "-j DNAT --to-destination";

@@ -55,7 +55,8 @@ export class IptCtx {
   error(path: Path, code: string, message: string): void {
     // One family's pass may find what the other already reported: keep one copy.
     const d = error(path, code, message);
-    if (!this.diagnostics.some((x) => x.path === d.path && x.code === d.code && x.message === d.message)) this.diagnostics.push(d);
+    if (!this.diagnostics.some((x) => x.path === d.path && x.code === d.code && x.message === d.message))
+      this.diagnostics.push(d);
   }
 
   get failed(): boolean {

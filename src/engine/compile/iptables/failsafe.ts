@@ -14,7 +14,13 @@ const OUTBOUND = new Set(["output", "postrouting"]);
 const CONNTRACKED_TABLES = new Set(["filter", "mangle"]);
 
 /** Rule bodies to put first in the entry chain of `hook` in `table`. */
-export function failsafeRules(policy: Policy, hook: string, table: string, fam: Fam, fs: FailsafeContext | undefined): string[] {
+export function failsafeRules(
+  policy: Policy,
+  hook: string,
+  table: string,
+  fam: Fam,
+  fs: FailsafeContext | undefined,
+): string[] {
   if (!policy.failsafe.enabled) return [];
   const inbound = INBOUND.has(hook);
   if (!inbound && !OUTBOUND.has(hook)) return [];
@@ -22,7 +28,9 @@ export function failsafeRules(policy: Policy, hook: string, table: string, fam: 
   const ports = fs?.apiPort !== undefined ? [fs.apiPort] : [...new Set(policy.failsafe.ports)].sort((a, b) => a - b);
   const dir = inbound ? "sport" : "dport";
   const portMatch = ports.length === 1 ? `-m tcp --${dir} ${ports[0]}` : `-m multiport --${dir}s ${ports.join(",")}`;
-  const addr = fs?.apiAddress ? `${inbound ? "-s" : "-d"} ${canonicalAddress(fs.apiAddress)}/${fam === "ipv4" ? 32 : 128} ` : "";
+  const addr = fs?.apiAddress
+    ? `${inbound ? "-s" : "-d"} ${canonicalAddress(fs.apiAddress)}/${fam === "ipv4" ? 32 : 128} `
+    : "";
   const state = inbound && CONNTRACKED_TABLES.has(table) ? "-m conntrack --ctstate RELATED,ESTABLISHED " : "";
   return [`${addr}-p tcp ${portMatch} ${state}-m comment --comment "${FAILSAFE_COMMENT}" -j ACCEPT`];
 }

@@ -80,11 +80,15 @@ function portForward(pf: PortForward, i: number, fam: Fam, ctx: IptCtx, out: Ent
   const path = ["forwarding", "portForwards", i];
   const f = forwardFamily([...(pf.address ? [pf.address] : []), ...pf.backends.map((b) => b.address)], ctx, path);
   if (f !== fam) return;
-  const comment = quoteText(pf.comment ?? `portfw ${pf.protocol} ${pf.address ?? "*"}:${pf.port}`, ctx, [...path, "comment"]);
+  const comment = quoteText(pf.comment ?? `portfw ${pf.protocol} ${pf.address ?? "*"}:${pf.port}`, ctx, [
+    ...path,
+    "comment",
+  ]);
   const backends = pf.backends.map((b) => ({ address: b.address, port: b.port ?? pf.port, weight: b.weight }));
   const dst = pf.address ? `-d ${host(pf.address, fam)} ` : "";
   const head = `${dst}${iifPart(pf.iif, ctx, path)}-p ${pf.protocol} -m ${pf.protocol} --dport ${pf.port} `;
-  for (const body of dnatRules(head, backends, comment)) out.push({ table: "nat", hook: "prerouting", body, creates: true });
+  for (const body of dnatRules(head, backends, comment))
+    out.push({ table: "nat", hook: "prerouting", body, creates: true });
   for (const key of new Set(backends.map((b) => `${b.address}|${b.port}`))) {
     const [a, p] = key.split("|") as [string, string];
     const match = `-d ${host(a, fam)} -p ${pf.protocol} -m ${pf.protocol} --dport ${p} -m conntrack --ctstate DNAT -m comment --comment ${comment}`;
@@ -104,7 +108,9 @@ function rangeForward(rf: RangeForward, i: number, fam: Fam, ctx: IptCtx, out: E
   const comment = quoteText(rf.comment ?? `autofw ${rf.protocol} ${rf.ports} -> ${rf.to}`, ctx, [...path, "comment"]);
   const ports = `-p ${rf.protocol} -m ${rf.protocol} --dport ${lo}:${hi}`;
   out.push({
-    table: "nat", hook: "prerouting", creates: true,
+    table: "nat",
+    hook: "prerouting",
+    creates: true,
     body: `${iifPart(rf.iif, ctx, path)}${ports} -m comment --comment ${comment} -j DNAT --to-destination ${hostPort(rf.to, undefined)}`,
   });
   const match = `-d ${host(rf.to, fam)} ${ports} -m conntrack --ctstate DNAT -m comment --comment ${comment}`;
@@ -114,14 +120,25 @@ function rangeForward(rf: RangeForward, i: number, fam: Fam, ctx: IptCtx, out: E
 
 function markForward(mf: MarkForward, i: number, fam: Fam, ctx: IptCtx, out: EntryRule[]): void {
   const path = ["forwarding", "markForwards", i];
-  if (forwardFamily(mf.backends.map((b) => b.address), ctx, [...path, "backends"]) !== fam) return;
+  if (
+    forwardFamily(
+      mf.backends.map((b) => b.address),
+      ctx,
+      [...path, "backends"],
+    ) !== fam
+  )
+    return;
   const commentText = quoteText(mf.comment ?? `mfw mark ${mf.mark}`, ctx, [...path, "comment"]);
   const balanced = mf.backends.filter((b) => b.preference > 0);
   let backends: Backend[];
   if (balanced.length === 0) {
     const active = mf.backends[mf.active];
     if (!active) {
-      ctx.error([...path, "active"], "iptables_mfw_active", `active is ${mf.active} but there are only ${mf.backends.length} backends`);
+      ctx.error(
+        [...path, "active"],
+        "iptables_mfw_active",
+        `active is ${mf.active} but there are only ${mf.backends.length} backends`,
+      );
       return;
     }
     backends = [{ address: active.address, port: active.port, weight: 1 }];
@@ -132,13 +149,18 @@ function markForward(mf: MarkForward, i: number, fam: Fam, ctx: IptCtx, out: Ent
   const env = { ctx, fam, table: "mangle" as const, hook: "prerouting", seed: `mfw${i}`, path: [...path, "match"] };
   const alts = matchAlternatives(mf.match, env) ?? [];
   for (const alt of alts) {
-    const body = joinPieces([...alt, piece(SLOT.comment, `-m comment --comment ${commentText}`), piece(SLOT.target, `-j MARK --set-xmark ${hex(mf.mark)}/0xffffffff`)]);
+    const body = joinPieces([
+      ...alt,
+      piece(SLOT.comment, `-m comment --comment ${commentText}`),
+      piece(SLOT.target, `-j MARK --set-xmark ${hex(mf.mark)}/0xffffffff`),
+    ]);
     out.push({ table: "mangle", hook: "prerouting", body, creates: true });
   }
   // A port in the DNAT needs a transport protocol: one rule set per protocol.
   const protos = backends.some((b) => b.port !== undefined) ? ["-p tcp ", "-p udp "] : [""];
   for (const p of protos) {
-    for (const body of dnatRules(`${p}-m mark --mark ${hex(mf.mark)} `, backends, commentText)) out.push({ table: "nat", hook: "prerouting", body, creates: true });
+    for (const body of dnatRules(`${p}-m mark --mark ${hex(mf.mark)} `, backends, commentText))
+      out.push({ table: "nat", hook: "prerouting", body, creates: true });
   }
   for (const a of new Set(backends.map((b) => b.address))) {
     const match = `-d ${host(a, fam)} -m conntrack --ctstate DNAT -m comment --comment ${commentText}`;

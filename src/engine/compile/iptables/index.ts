@@ -31,7 +31,8 @@ export type IptablesRender =
 export function renderIptables(policy: Policy, ctx: IptablesRenderContext = {}): IptablesRender {
   const { policy: expanded, errors: expandErrors } = expand(policy);
   const unsupported = checkTargetSupport(expanded, "iptables", ctx.capabilities);
-  if (expandErrors.length > 0 || unsupported.length > 0) return { ok: false, errors: sortDiagnostics([...expandErrors, ...unsupported]) };
+  if (expandErrors.length > 0 || unsupported.length > 0)
+    return { ok: false, errors: sortDiagnostics([...expandErrors, ...unsupported]) };
   const c = new IptCtx(expanded, ctx);
   const ipsets = renderIpsets(expanded, c);
   const text = familyText(expanded, "ipv4", c);

@@ -84,5 +84,9 @@ export function renderIpsets(policy: Policy, ctx: IptCtx): string {
     });
   }
   if (lines.length === 0) return "";
-  return ["# Palisade sets for `ipset restore -exist`; load before iptables-restore. Generated; do not edit.", ...lines, ""].join("\n");
+  return [
+    "# Palisade sets for `ipset restore -exist`; load before iptables-restore. Generated; do not edit.",
+    ...lines,
+    "",
+  ].join("\n");
 }

@@ -43,7 +43,11 @@ export function buildFamily(policy: Policy, fam: Fam, ctx: IptCtx): Map<Table, T
   for (const [name, chain] of Object.entries(policy.chains)) {
     if (!chain.hook) continue;
     if (!TABLE_HOOKS[chain.table].includes(chain.hook)) {
-      ctx.error(["chains", name, "hook"], "iptables_hook_table", `table ${chain.table} has no ${builtinChain(chain.hook)} chain in iptables (it has ${TABLE_HOOKS[chain.table].map(builtinChain).join(", ")})`);
+      ctx.error(
+        ["chains", name, "hook"],
+        "iptables_hook_table",
+        `table ${chain.table} has no ${builtinChain(chain.hook)} chain in iptables (it has ${TABLE_HOOKS[chain.table].map(builtinChain).join(", ")})`,
+      );
       continue;
     }
     const key = `${chain.table}/${chain.hook}`;
@@ -76,7 +80,8 @@ export function buildFamily(policy: Policy, fam: Fam, ctx: IptCtx): Map<Table, T
       const site = { ctx, fam, table: chain.table, hook: chain.hook, chain: name, path: ["chains", name, "rules", i] };
       for (const body of renderRule(rule, site)) b.rules.push(`-A ${kernel} ${body}`);
     });
-    if (chain.hook && chain.policy === "drop") b.rules.push(`-A ${kernel} -m comment --comment "${POLICY_DROP_COMMENT}" -j DROP`);
+    if (chain.hook && chain.policy === "drop")
+      b.rules.push(`-A ${kernel} -m comment --comment "${POLICY_DROP_COMMENT}" -j DROP`);
   }
   return builds;
 }

@@ -19,7 +19,10 @@ export function extraApplies(m: Match, env: RuleEnv): boolean {
 export function extraPieces(m: Match, env: RuleEnv): Piece[] {
   const out: Piece[] = [];
   const owner: string[] = [];
-  for (const [key, opt] of [["skuid", "--uid-owner"], ["skgid", "--gid-owner"]] as const) {
+  for (const [key, opt] of [
+    ["skuid", "--uid-owner"],
+    ["skgid", "--gid-owner"],
+  ] as const) {
     const v = m[key];
     if (v === undefined) continue;
     const { value, negated } = unwrap(v);
@@ -33,15 +36,29 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
     const nat = value.filter((b) => NAT_BITS.has(b));
     const other = value.filter((b) => !NAT_BITS.has(b));
     if (nat.length && other.length) {
-      env.ctx.error([...env.path, "ctStatus"], "iptables_ctstatus_mixed", "iptables tests snat/dnat (--ctstate) and the other status bits (--ctstatus) in different options; split the rule or use target nftables");
+      env.ctx.error(
+        [...env.path, "ctStatus"],
+        "iptables_ctstatus_mixed",
+        "iptables tests snat/dnat (--ctstate) and the other status bits (--ctstatus) in different options; split the rule or use target nftables",
+      );
     } else if (nat.length) {
-      out.push(piece(SLOT.ctStatus, `-m conntrack ${neg(negated)}--ctstate ${nat.map((b) => b.toUpperCase()).join(",")}`));
+      out.push(
+        piece(SLOT.ctStatus, `-m conntrack ${neg(negated)}--ctstate ${nat.map((b) => b.toUpperCase()).join(",")}`),
+      );
     } else {
-      out.push(piece(SLOT.ctStatus, `-m conntrack ${neg(negated)}--ctstatus ${other.map((b) => b.toUpperCase().replace("-", "_")).join(",")}`));
+      out.push(
+        piece(
+          SLOT.ctStatus,
+          `-m conntrack ${neg(negated)}--ctstatus ${other.map((b) => b.toUpperCase().replace("-", "_")).join(",")}`,
+        ),
+      );
     }
   }
   const ranges: string[] = [];
-  for (const [key, opt] of [["saddrRange", "--src-range"], ["daddrRange", "--dst-range"]] as const) {
+  for (const [key, opt] of [
+    ["saddrRange", "--src-range"],
+    ["daddrRange", "--dst-range"],
+  ] as const) {
     const v = m[key];
     if (v === undefined) continue;
     const { value, negated } = unwrap(v);
@@ -51,7 +68,12 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
   if (m.fragment !== undefined) out.push(piece(SLOT.fragment, m.fragment ? "-f" : "! -f"));
   if (m.pktType !== undefined) {
     const { value, negated } = unwrap(m.pktType);
-    out.push(piece(SLOT.pkttype, `-m pkttype ${neg(negated)}--pkt-type ${({ host: "unicast", broadcast: "broadcast", multicast: "multicast", other: "otherhost" } as const)[value]}`));
+    out.push(
+      piece(
+        SLOT.pkttype,
+        `-m pkttype ${neg(negated)}--pkt-type ${({ host: "unicast", broadcast: "broadcast", multicast: "multicast", other: "otherhost" } as const)[value]}`,
+      ),
+    );
   }
   if (m.ttl !== undefined) {
     // xt_ttl (IPv4) and xt_hl (IPv6) take the same comparisons; ne is `! --ttl-eq`.
@@ -62,13 +84,25 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
   if (m.connlimit !== undefined) {
     const c = m.connlimit;
     const full = env.fam === "ipv6" ? 128 : 32;
-    if ((c.prefix ?? full) > full) env.ctx.error([...env.path, "connlimit", "prefix"], "iptables_connlimit_prefix", `connlimit prefix ${c.prefix} is longer than an ${env.fam} address`);
+    if ((c.prefix ?? full) > full)
+      env.ctx.error(
+        [...env.path, "connlimit", "prefix"],
+        "iptables_connlimit_prefix",
+        `connlimit prefix ${c.prefix} is longer than an ${env.fam} address`,
+      );
     const mask = ` --connlimit-mask ${Math.min(c.prefix ?? full, full)}`;
-    out.push(piece(SLOT.connlimit, `-m connlimit --connlimit-${c.over ? "above" : "upto"} ${c.count}${mask} --connlimit-${c.key}`));
+    out.push(
+      piece(
+        SLOT.connlimit,
+        `-m connlimit --connlimit-${c.over ? "above" : "upto"} ${c.count}${mask} --connlimit-${c.key}`,
+      ),
+    );
   }
   if (m.ipsec !== undefined) {
     const { direction, policy, protocol } = m.ipsec;
-    out.push(piece(SLOT.ipsec, `-m policy --dir ${direction} --pol ${policy}${protocol ? ` --proto ${protocol}` : ""}`));
+    out.push(
+      piece(SLOT.ipsec, `-m policy --dir ${direction} --pol ${policy}${protocol ? ` --proto ${protocol}` : ""}`),
+    );
   }
   return out;
 }

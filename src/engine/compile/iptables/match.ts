@@ -7,13 +7,12 @@ import type { Path } from "../../diagnostics.ts";
 import { parsePrefix } from "../../net/address.ts";
 import { PROTOCOL_NUMBERS, parseRate, unwrap, type Match, type Policy } from "../../policy/index.ts";
 import { cidr } from "./address.ts";
-import type { Fam, IptCtx, RuleEnv, Table } from "./context.ts";
+import type { Fam, RuleEnv } from "./context.ts";
 import { ipsetName, limitName } from "./names.ts";
 import { SLOT, piece, product, type Alt, type Piece } from "./pieces.ts";
 import { bare } from "./quote.ts";
 import { xtMatchPieces } from "./xt-match.ts";
 import { extraApplies, extraPieces } from "./match-extra.ts";
-
 
 const PORT_PROTOS = new Set(["tcp", "udp", "sctp", "dccp", "udplite"]);
 /** Protocols with their own port match (`-m tcp --dport`); the others use multiport. */
@@ -21,16 +20,38 @@ const PORT_MATCH = new Set(["tcp", "udp", "sctp", "dccp"]);
 const MULTIPORT_MAX = 15;
 
 export const ICMP_NUM: Record<string, number> = {
-  "echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, redirect: 5, "echo-request": 8,
-  "router-advertisement": 9, "router-solicitation": 10, "time-exceeded": 11, "parameter-problem": 12,
-  "timestamp-request": 13, "timestamp-reply": 14, "info-request": 15, "info-reply": 16,
-  "address-mask-request": 17, "address-mask-reply": 18,
+  "echo-reply": 0,
+  "destination-unreachable": 3,
+  "source-quench": 4,
+  redirect: 5,
+  "echo-request": 8,
+  "router-advertisement": 9,
+  "router-solicitation": 10,
+  "time-exceeded": 11,
+  "parameter-problem": 12,
+  "timestamp-request": 13,
+  "timestamp-reply": 14,
+  "info-request": 15,
+  "info-reply": 16,
+  "address-mask-request": 17,
+  "address-mask-reply": 18,
 };
 export const ICMPV6_NUM: Record<string, number> = {
-  "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3, "parameter-problem": 4,
-  "echo-request": 128, "echo-reply": 129, "mld-listener-query": 130, "mld-listener-report": 131,
-  "mld-listener-done": 132, "nd-router-solicit": 133, "nd-router-advert": 134, "nd-neighbor-solicit": 135,
-  "nd-neighbor-advert": 136, "nd-redirect": 137, "router-renumbering": 138,
+  "destination-unreachable": 1,
+  "packet-too-big": 2,
+  "time-exceeded": 3,
+  "parameter-problem": 4,
+  "echo-request": 128,
+  "echo-reply": 129,
+  "mld-listener-query": 130,
+  "mld-listener-report": 131,
+  "mld-listener-done": 132,
+  "nd-router-solicit": 133,
+  "nd-router-advert": 134,
+  "nd-neighbor-solicit": 135,
+  "nd-neighbor-advert": 136,
+  "nd-redirect": 137,
+  "router-renumbering": 138,
 };
 const TCP_FLAG_ORDER = ["fin", "syn", "rst", "psh", "ack", "urg"] as const;
 const CT_ORDER = ["invalid", "new", "related", "established", "untracked"] as const;
@@ -50,7 +71,11 @@ export function protoName(p: string): string {
 export function iptRate(rate: string, scale: number, env: RuleEnv, path: Path): string {
   const { count, per } = parseRate(rate);
   if (count > scale * (UNIT_SECONDS[per] ?? 1)) {
-    env.ctx.error(path, "iptables_rate_too_fast", `rate ${rate} is faster than the iptables module can count (at most ${scale}/second)`);
+    env.ctx.error(
+      path,
+      "iptables_rate_too_fast",
+      `rate ${rate} is faster than the iptables module can count (at most ${scale}/second)`,
+    );
   }
   return `${count}/${RATE_UNIT[per]}`;
 }
@@ -87,7 +112,11 @@ function addressDim(key: "saddr" | "daddr", m: Match, env: RuleEnv): Alt[] | nul
   for (const it of items) {
     const f = itemFamily(it, env.ctx.policy);
     if (f === "bad-set") {
-      env.ctx.error([...env.path, key], "iptables_set_type", `${it} is not a set of type ipv4_addr or ipv6_addr, so it cannot match an address`);
+      env.ctx.error(
+        [...env.path, key],
+        "iptables_set_type",
+        `${it} is not a set of type ipv4_addr or ipv6_addr, so it cannot match an address`,
+      );
     } else if (f === env.fam) mine.push(it);
   }
   if (mine.length === 0) return null;
@@ -95,7 +124,9 @@ function addressDim(key: "saddr" | "daddr", m: Match, env: RuleEnv): Alt[] | nul
   return mine.map((it) => {
     if (it.startsWith("@")) {
       const slot = key === "saddr" ? SLOT.setSrc : SLOT.setDst;
-      return [piece(slot, `-m set ${neg(negated)}--match-set ${ipsetName(it.slice(1))} ${key === "saddr" ? "src" : "dst"}`)];
+      return [
+        piece(slot, `-m set ${neg(negated)}--match-set ${ipsetName(it.slice(1))} ${key === "saddr" ? "src" : "dst"}`),
+      ];
     }
     return [piece(key === "saddr" ? SLOT.s : SLOT.d, `${neg(negated)}${flag} ${cidr(parsePrefix(it)!)}`)];
   });
@@ -141,7 +172,11 @@ function portOpts(dir: "sport" | "dport", m: Match, proto: string, env: RuleEnv)
   }
   chunks.push(cur);
   if (negated && chunks.length > 1) {
-    env.ctx.error([...env.path, dir], "iptables_negated_ports", `iptables can negate at most ${MULTIPORT_MAX} ports in one rule (a range counts twice); use fewer ports or target nftables`);
+    env.ctx.error(
+      [...env.path, dir],
+      "iptables_negated_ports",
+      `iptables can negate at most ${MULTIPORT_MAX} ports in one rule (a range counts twice); use fewer ports or target nftables`,
+    );
     return [];
   }
   return chunks.map((c) => ({ multi: `-m multiport ${neg(negated)}--${dir}s ${c.join(",")}` }));
@@ -169,7 +204,11 @@ function protocolDims(m: Match, env: RuleEnv): Alt[][] | null {
     const otherFamily = (value === "icmp" && env.fam === "ipv6") || (value === "icmpv6" && env.fam === "ipv4");
     if (!negated && otherFamily) return null;
     if (implied && (negated || value !== implied)) {
-      env.ctx.error([...env.path, "protocol"], "iptables_protocol_conflict", `this rule's other matches need protocol ${implied}`);
+      env.ctx.error(
+        [...env.path, "protocol"],
+        "iptables_protocol_conflict",
+        `this rule's other matches need protocol ${implied}`,
+      );
       return null;
     }
     if (!negated) proto = value;
@@ -180,7 +219,11 @@ function protocolDims(m: Match, env: RuleEnv): Alt[][] | null {
   }
   if (m.sport !== undefined || m.dport !== undefined) {
     if (!proto || !PORT_PROTOS.has(proto)) {
-      env.ctx.error([...env.path, m.dport !== undefined ? "dport" : "sport"], "iptables_ports_need_protocol", "iptables matches ports only with protocol tcp, udp, sctp, dccp or udplite; add the protocol (or split the rule per protocol)");
+      env.ctx.error(
+        [...env.path, m.dport !== undefined ? "dport" : "sport"],
+        "iptables_ports_need_protocol",
+        "iptables matches ports only with protocol tcp, udp, sctp, dccp or udplite; add the protocol (or split the rule per protocol)",
+      );
       return null;
     }
   }
@@ -208,18 +251,31 @@ function protocolDims(m: Match, env: RuleEnv): Alt[][] | null {
     const { value, negated } = unwrap(v);
     const types = asList(value as string | number | Array<string | number>);
     if (negated && types.length > 1) {
-      env.ctx.error([...env.path, key], "iptables_negated_list", "iptables can negate only one ICMP type per rule; split the rule or use target nftables");
+      env.ctx.error(
+        [...env.path, key],
+        "iptables_negated_list",
+        "iptables can negate only one ICMP type per rule; split the rule or use target nftables",
+      );
       return null;
     }
     const code = m.icmpCode !== undefined ? `/${m.icmpCode}` : "";
-    dims.push(types.map((t) => [piece(SLOT.icmp, `-m ${mod} ${neg(negated)}${opt} ${typeof t === "number" ? t : table[t]}${code}`)]));
+    dims.push(
+      types.map((t) => [
+        piece(SLOT.icmp, `-m ${mod} ${neg(negated)}${opt} ${typeof t === "number" ? t : table[t]}${code}`),
+      ]),
+    );
   }
   return dims;
 }
 
 function markText(v: NonNullable<Match["mark"]>): string {
   const { value, negated } = unwrap(v);
-  const text = typeof value === "number" ? hex(value) : value.mask === 0xffffffff ? hex(value.value) : `${hex(value.value)}/${hex(value.mask)}`;
+  const text =
+    typeof value === "number"
+      ? hex(value)
+      : value.mask === 0xffffffff
+        ? hex(value.value)
+        : `${hex(value.value)}/${hex(value.mask)}`;
   return `${neg(negated)}--mark ${text}`;
 }
 
@@ -244,9 +300,16 @@ function singlePieces(m: Match, env: RuleEnv): Piece[] {
     // matchAlternatives), and ip6t addrtype refuses the route types below.
     const types = env.fam === "ipv6" ? value.filter((t) => t !== "broadcast") : value;
     if (env.fam === "ipv6" && types.some((t) => t === "blackhole" || t === "unreachable" || t === "prohibit")) {
-      env.ctx.error(at("daddrType"), "iptables_addrtype_ipv6", "ip6tables' addrtype match cannot test blackhole, unreachable or prohibit; restrict the rule to family ipv4 or use target nftables");
+      env.ctx.error(
+        at("daddrType"),
+        "iptables_addrtype_ipv6",
+        "ip6tables' addrtype match cannot test blackhole, unreachable or prohibit; restrict the rule to family ipv4 or use target nftables",
+      );
     }
-    if (types.length > 0) out.push(piece(SLOT.addrtype, `-m addrtype ${neg(negated)}--dst-type ${types.map((t) => t.toUpperCase()).join(",")}`));
+    if (types.length > 0)
+      out.push(
+        piece(SLOT.addrtype, `-m addrtype ${neg(negated)}--dst-type ${types.map((t) => t.toUpperCase()).join(",")}`),
+      );
   }
   if (m.rpfilter) out.push(piece(SLOT.rpfilter, m.rpfilter === "fail" ? "-m rpfilter --invert" : "-m rpfilter"));
   if (m.limit) {
@@ -254,7 +317,9 @@ function singlePieces(m: Match, env: RuleEnv): Piece[] {
     if (m.limit.over) {
       // iptables' limit cannot invert; a hashlimit without --hashlimit-mode is one bucket.
       const burst = m.limit.burst !== undefined ? ` --hashlimit-burst ${m.limit.burst}` : "";
-      out.push(piece(SLOT.limit, `-m hashlimit --hashlimit-above ${rate}${burst} --hashlimit-name ${limitName(env.seed)}`));
+      out.push(
+        piece(SLOT.limit, `-m hashlimit --hashlimit-above ${rate}${burst} --hashlimit-name ${limitName(env.seed)}`),
+      );
     } else {
       const burst = m.limit.burst !== undefined ? ` --limit-burst ${m.limit.burst}` : "";
       out.push(piece(SLOT.limit, `-m limit --limit ${rate}${burst}`));
@@ -298,7 +363,11 @@ function quotaPieces(q: NonNullable<Match["quota"]>, env: RuleEnv): Piece[] {
     return [];
   }
   if (q.name.length === 0 || q.name.length > 15 || q.name.startsWith(".") || q.name.includes("/")) {
-    env.ctx.error(path, "iptables_quota_name", "quota2 names are 1-15 characters, must not start with a dot or contain a slash");
+    env.ctx.error(
+      path,
+      "iptables_quota_name",
+      "quota2 names are 1-15 characters, must not start with a dot or contain a slash",
+    );
     return [];
   }
   const name = bare(q.name, env.ctx, path, "quota name");

@@ -9,13 +9,38 @@ export interface Piece {
 export type Alt = Piece[];
 
 export const SLOT = {
-  s: 0, d: 1, i: 2, o: 3, p: 4, fragment: 5,
-  proto: 10, multiport: 11, icmp: 12,
-  setSrc: 20, setDst: 21,
-  conntrack: 30, ctStatus: 31, iprange: 32, owner: 33, length: 40, mark: 41, connmark: 42, addrtype: 43, rpfilter: 44, ipsec: 45, pkttype: 46, ttl: 47,
-  limit: 50, meter: 51, recent: 52, quota: 53, statistic: 54, connlimit: 55,
+  s: 0,
+  d: 1,
+  i: 2,
+  o: 3,
+  p: 4,
+  fragment: 5,
+  proto: 10,
+  multiport: 11,
+  icmp: 12,
+  setSrc: 20,
+  setDst: 21,
+  conntrack: 30,
+  ctStatus: 31,
+  iprange: 32,
+  owner: 33,
+  length: 40,
+  mark: 41,
+  connmark: 42,
+  addrtype: 43,
+  rpfilter: 44,
+  ipsec: 45,
+  pkttype: 46,
+  ttl: 47,
+  limit: 50,
+  meter: 51,
+  recent: 52,
+  quota: 53,
+  statistic: 54,
+  connlimit: 55,
   xt: 60,
-  comment: 90, counterTag: 91,
+  comment: 90,
+  counterTag: 91,
   target: 100,
 } as const;
 
@@ -33,5 +58,8 @@ export function product(dims: Alt[][]): Alt[] {
 }
 
 export function joinPieces(pieces: Piece[]): string {
-  return [...pieces].sort((a, b) => a.slot - b.slot).map((p) => p.text).join(" ");
+  return [...pieces]
+    .sort((a, b) => a.slot - b.slot)
+    .map((p) => p.text)
+    .join(" ");
 }

@@ -17,11 +17,15 @@ export function quoteText(text: string, ctx: IptCtx, path: Path): string {
 }
 
 /** A bare token: letters, digits and the punctuation of addresses, ranges and names. */
-const TOKEN = /^[A-Za-z0-9_.:\/,+@-]+$/;
+const TOKEN = /^[A-Za-z0-9_.:/,+@-]+$/;
 
 export function bare(token: string, ctx: IptCtx, path: Path, what: string): string {
   if (!TOKEN.test(token) || token.startsWith("-")) {
-    ctx.error(path, "iptables_unsafe_token", `${what} ${JSON.stringify(token)} contains characters iptables-restore cannot carry as one token`);
+    ctx.error(
+      path,
+      "iptables_unsafe_token",
+      `${what} ${JSON.stringify(token)} contains characters iptables-restore cannot carry as one token`,
+    );
     return "invalid";
   }
   return token;

@@ -30,10 +30,17 @@ export function renderRule(rule: Rule, site: RuleSite): string[] {
   const alts = matchAlternatives(rule.match, env);
   if (!alts) return [];
   if (alts.length > MAX_EXPANSION) {
-    site.ctx.error([...site.path, "match"], "iptables_rule_expansion", `this rule's lists multiply into ${alts.length} iptables rules (at most ${MAX_EXPANSION}); use named sets`);
+    site.ctx.error(
+      [...site.path, "match"],
+      "iptables_rule_expansion",
+      `this rule's lists multiply into ${alts.length} iptables rules (at most ${MAX_EXPANSION}); use named sets`,
+    );
     return [];
   }
   const target = actionPieces(a, { ...env, proto: positiveProtocol(rule.match), actionPath: [...site.path, "action"] });
-  const comment = rule.comment !== undefined ? [piece(SLOT.comment, `-m comment --comment ${quoteText(rule.comment, site.ctx, [...site.path, "comment"])}`)] : [];
+  const comment =
+    rule.comment !== undefined
+      ? [piece(SLOT.comment, `-m comment --comment ${quoteText(rule.comment, site.ctx, [...site.path, "comment"])}`)]
+      : [];
   return alts.map((alt) => joinPieces([...alt, ...comment, ...target]));
 }

@@ -22,15 +22,27 @@ export function xtMatchPieces(xt: Xt, env: RuleEnv): Piece[] {
     const parts = ["-m geoip"];
     if (g.source) parts.push(`${neg(g.invert)}--src-cc ${g.source.join(",")}`);
     if (g.destination) parts.push(`${neg(g.invert)}--dst-cc ${g.destination.join(",")}`);
-    if (parts.length === 1) env.ctx.error(at("geoip"), "iptables_geoip_empty", "geoip needs source or destination countries");
+    if (parts.length === 1)
+      env.ctx.error(at("geoip"), "iptables_geoip_empty", "geoip needs source or destination countries");
     add(parts.join(" "));
   }
   if (xt.iface) {
     const f = xt.iface;
     const selectors = [f.interface !== undefined, f.devIn === true, f.devOut === true].filter(Boolean).length;
-    if (selectors !== 1) env.ctx.error(at("iface"), "iptables_iface_selector", "iface needs exactly one of interface, devIn or devOut");
-    if (f.interface?.endsWith("*")) env.ctx.error(at("iface", "interface"), "iptables_iface_wildcard", "the iface match takes one exact interface name, not a wildcard");
-    const sel = f.interface !== undefined ? `--iface ${bare(f.interface, env.ctx, at("iface", "interface"), "interface")}` : f.devIn ? "--dev-in" : "--dev-out";
+    if (selectors !== 1)
+      env.ctx.error(at("iface"), "iptables_iface_selector", "iface needs exactly one of interface, devIn or devOut");
+    if (f.interface?.endsWith("*"))
+      env.ctx.error(
+        at("iface", "interface"),
+        "iptables_iface_wildcard",
+        "the iface match takes one exact interface name, not a wildcard",
+      );
+    const sel =
+      f.interface !== undefined
+        ? `--iface ${bare(f.interface, env.ctx, at("iface", "interface"), "interface")}`
+        : f.devIn
+          ? "--dev-in"
+          : "--dev-out";
     add(["-m iface", sel, ...f.flags.map((x) => `${neg(x.not)}--${x.flag}`)].join(" "));
   }
   if (xt.ipp2p) add(["-m ipp2p", ...xt.ipp2p.map((p) => `--${p}`)].join(" "));

@@ -82,7 +82,8 @@ export function declareAccounting(table: string, ctx: Ctx, path: Path): Declared
   const max = p.family === "ipv4" ? 32 : 128;
   const names = accountingNames(table);
   const owner = `accounting table "${table}"`;
-  const counter = (name: string) => ctx.declareCounter({ kind: "counter", family: FAMILY, table: TABLE, name, comment: def.comment }, owner, path);
+  const counter = (name: string) =>
+    ctx.declareCounter({ kind: "counter", family: FAMILY, table: TABLE, name, comment: def.comment }, owner, path);
   if (p.length === 0) {
     counter(names.total);
     return { family: "ipv4", prefix: "0.0.0.0/0", length: 0, aggregate: 0 };
@@ -94,10 +95,29 @@ export function declareAccounting(table: string, ctx: Ctx, path: Path): Declared
   const type = p.family === "ipv4" ? "ipv4_addr" : "ipv6_addr";
   const comment = aggregate < max ? aggregateComment(aggregate) : undefined;
   for (const name of [names.src, names.dst]) {
-    ctx.declareSet({ kind: "set", family: FAMILY, table: TABLE, name, type, flags: ["dynamic"], size, counter: true, ...(comment ? { comment } : {}) }, owner, path);
+    ctx.declareSet(
+      {
+        kind: "set",
+        family: FAMILY,
+        table: TABLE,
+        name,
+        type,
+        flags: ["dynamic"],
+        size,
+        counter: true,
+        ...(comment ? { comment } : {}),
+      },
+      owner,
+      path,
+    );
   }
   const network = prefixNetwork(p);
-  return { family: p.family, prefix: p.length === max ? network : `${network}/${p.length}`, length: p.length, aggregate };
+  return {
+    family: p.family,
+    prefix: p.length === max ? network : `${network}/${p.length}`,
+    length: p.length,
+    aggregate,
+  };
 }
 
 /** Statements of the rules an ACCOUNT action becomes (each entry is one rule's tail). */
@@ -109,7 +129,8 @@ export function accountRules(table: string, ctx: Ctx, path: Path): string[][] {
   const ip = decl.family === "ipv4" ? "ip" : "ip6";
   const max = decl.family === "ipv4" ? 32 : 128;
   // An aggregate keys the element by the masked address: one element per sub-prefix.
-  const key = (field: string) => (decl.aggregate < max ? `${ip} ${field} & ${prefixMask(decl.family, decl.aggregate)}` : `${ip} ${field}`);
+  const key = (field: string) =>
+    decl.aggregate < max ? `${ip} ${field} & ${prefixMask(decl.family, decl.aggregate)}` : `${ip} ${field}`;
   return [
     [`${ip} saddr ${decl.prefix}`, `counter name "${names.srcTotal}"`, `add @${names.src} { ${key("saddr")} counter }`],
     [`${ip} daddr ${decl.prefix}`, `counter name "${names.dstTotal}"`, `add @${names.dst} { ${key("daddr")} counter }`],

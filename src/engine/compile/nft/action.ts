@@ -62,12 +62,23 @@ export function actionFamilies(
   }
 }
 
-function rejectStatement(a: Extract<ActionObject, { type: "reject" }>, fam: Fam | undefined, env: ActionEnv, ctx: Ctx, path: Path): string {
+function rejectStatement(
+  a: Extract<ActionObject, { type: "reject" }>,
+  fam: Fam | undefined,
+  env: ActionEnv,
+  ctx: Ctx,
+  path: Path,
+): string {
   switch (a.with) {
     case undefined:
       return "reject";
     case "tcp-reset":
-      if (!env.tcp) ctx.error([...path, "with"], "nft_reject_tcp_reset", "reject with tcp-reset needs a rule that matches protocol tcp");
+      if (!env.tcp)
+        ctx.error(
+          [...path, "with"],
+          "nft_reject_tcp_reset",
+          "reject with tcp-reset needs a rule that matches protocol tcp",
+        );
       return "reject with tcp reset";
     case "icmp-port-unreachable":
       return "reject with icmpx type port-unreachable";
@@ -122,13 +133,19 @@ function ipmarkStatements(a: Extract<ActionObject, { type: "ipmark" }>, fam: Fam
       offset = base + 96 - shift;
       rest = 0;
     } else {
-      ctx.error([...path, "shift"], "nft_ipmark_shift", "IPMARK on IPv6 with nftables needs a shift that is a multiple of 8 or above 96 (nft 1.0.6 cannot load an unaligned 32-bit window); the iptables target (xtables-addons IPMARK) supports any shift");
+      ctx.error(
+        [...path, "shift"],
+        "nft_ipmark_shift",
+        "IPMARK on IPv6 with nftables needs a shift that is a multiple of 8 or above 96 (nft 1.0.6 cannot load an unaligned 32-bit window); the iptables target (xtables-addons IPMARK) supports any shift",
+      );
       return [];
     }
   }
   if (rest > 0) return [[`meta mark set @nh,${offset},32 >> ${rest}${and}${or}`]];
   const andMask = a.andMask ?? 0xffffffff;
-  const first = [`meta mark set @nh,${offset},32 >> 1 << 1${a.andMask === undefined ? "" : ` & ${hex((andMask & ~1) >>> 0)}`}${or}`];
+  const first = [
+    `meta mark set @nh,${offset},32 >> 1 << 1${a.andMask === undefined ? "" : ` & ${hex((andMask & ~1) >>> 0)}`}${or}`,
+  ];
   const lowBitKept = (andMask & 1) === 1 && ((a.orMask ?? 0) & 1) === 0;
   return lowBitKept ? [first, [`@nh,${offset + 31},1 1`, "meta mark set meta mark | 0x00000001"]] : [first];
 }
@@ -146,7 +163,11 @@ function dhcpmacStatements(setMac: string, udpKnown: boolean): string[] {
   const bits = bitsText === undefined ? 48 : Number(bitsText);
   const prefix = BigInt(`0x${mac.replaceAll(":", "")}`) >> BigInt(48 - bits);
   // The raw write comes before `udp checksum`'s own protocol test: the rule must test UDP first.
-  return [...(udpKnown ? [] : ["meta l4proto udp"]), `@th,288,${bits} set 0x${prefix.toString(16)}`, "udp checksum set 0"];
+  return [
+    ...(udpKnown ? [] : ["meta l4proto udp"]),
+    `@th,288,${bits} set 0x${prefix.toString(16)}`,
+    "udp checksum set 0",
+  ];
 }
 
 /**
@@ -162,7 +183,11 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
       // Only useful before conntrack sees the packet; the kernel also allows it only on
       // prerouting/output.
       if (env.table !== "raw") {
-        ctx.error(path, "nft_notrack_table", "notrack must run before connection tracking: put it in a chain of table raw (hook prerouting or output)");
+        ctx.error(
+          path,
+          "nft_notrack_table",
+          "notrack must run before connection tracking: put it in a chain of table raw (hook prerouting or output)",
+        );
         return [];
       }
       return [[a.type]];
@@ -179,13 +204,21 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
         return [];
       }
       if (ctx.policy.chains[a.chain]!.hook) {
-        ctx.error([...path, "chain"], "nft_jump_to_base_chain", `chain "${a.chain}" is a base chain (hook ${ctx.policy.chains[a.chain]!.hook}); jump/goto needs a chain without hook`);
+        ctx.error(
+          [...path, "chain"],
+          "nft_jump_to_base_chain",
+          `chain "${a.chain}" is a base chain (hook ${ctx.policy.chains[a.chain]!.hook}); jump/goto needs a chain without hook`,
+        );
         return [];
       }
       return [[`${a.type} ${a.chain}`]];
     case "log": {
       if (a.kernelLog === false && a.level !== undefined) {
-        ctx.error([...path, "level"], "nft_log_level_without_kernel_log", "level is the syslog level of the kernel-log copy; it cannot be set with kernelLog: false");
+        ctx.error(
+          [...path, "level"],
+          "nft_log_level_without_kernel_log",
+          "level is the syslog level of the kernel-log copy; it cannot be set with kernelLog: false",
+        );
         return [];
       }
       const prefix = a.prefix ? ` prefix ${logPrefix(a.prefix)}` : "";
@@ -202,7 +235,11 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
       if (a.level === undefined) return [[nflog]];
       const level = LOGMARK_LEVELS[a.level];
       if (!level) {
-        ctx.error([...path, "level"], "nft_logmark_level", "LOGMARK level 8 is not a kernel log level (printk has 0-7; nft's level 8 is audit, a different log): use 0-7");
+        ctx.error(
+          [...path, "level"],
+          "nft_logmark_level",
+          "LOGMARK level 8 is not a kernel log level (printk has 0-7; nft's level 8 is audit, a different log): use 0-7",
+        );
         return [];
       }
       return [[`log${prefix} level ${level} ${nflog}`]];
@@ -217,7 +254,13 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
       return [[`counter name "${a.name}"`]];
     case "mark":
       // MARK --set-mark value/mask: clear the mask bits, then or in the value.
-      return [[a.mask === undefined ? `meta mark set ${hex(a.value)}` : `meta mark set meta mark & ${hex(~a.mask >>> 0)} | ${hex(a.value & a.mask)}`]];
+      return [
+        [
+          a.mask === undefined
+            ? `meta mark set ${hex(a.value)}`
+            : `meta mark set meta mark & ${hex(~a.mask >>> 0)} | ${hex(a.value & a.mask)}`,
+        ],
+      ];
     case "connmark":
       if (a.op === "save") return [["ct mark set meta mark"]];
       if (a.op === "restore") return [["meta mark set ct mark"]];

@@ -60,8 +60,17 @@ export function moveAntiSpoofing(expanded: Policy, original: Policy): Policy {
     } else chains[name] = name === PRE ? { ...chain, table: "mangle" } : chain;
   }
   jump ??= expanded.chains[BASE]!.rules[0]!;
-  chains[BASE] = { table: "mangle", hook: "prerouting", policy: "accept", comment: "base chain for the protection presets at prerouting (after conntrack)", rules: [jump] };
-  return { ...expanded, chains: Object.fromEntries(Object.entries(chains).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
+  chains[BASE] = {
+    table: "mangle",
+    hook: "prerouting",
+    policy: "accept",
+    comment: "base chain for the protection presets at prerouting (after conntrack)",
+    rules: [jump],
+  };
+  return {
+    ...expanded,
+    chains: Object.fromEntries(Object.entries(chains).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+  };
 }
 
 /** The base chain's priority: just after conntrack. */
@@ -81,12 +90,24 @@ export function antiSpoofingCache(iif: string): { head: Body[]; tail: Body[] } {
   return {
     head: [
       { body: `iifname != ${x} return`, comment: c(`only packets arriving on ${iif} are checked`) },
-      { body: `ct state established ct direction original ct label ${VERIFIED_LABEL.original} return`, comment: c(`this direction of the connection passed the checks on ${iif} already`) },
-      { body: `ct state established ct direction reply ct label ${VERIFIED_LABEL.reply} return`, comment: c(`this direction of the connection passed the checks on ${iif} already`) },
+      {
+        body: `ct state established ct direction original ct label ${VERIFIED_LABEL.original} return`,
+        comment: c(`this direction of the connection passed the checks on ${iif} already`),
+      },
+      {
+        body: `ct state established ct direction reply ct label ${VERIFIED_LABEL.reply} return`,
+        comment: c(`this direction of the connection passed the checks on ${iif} already`),
+      },
     ],
     tail: [
-      { body: `ct state { new, established } ct direction original ct label set ${VERIFIED_LABEL.original}`, comment: c(`checks passed on ${iif}: later packets of this direction skip them`) },
-      { body: `ct state established ct direction reply ct label set ${VERIFIED_LABEL.reply}`, comment: c(`checks passed on ${iif}: later packets of this direction skip them`) },
+      {
+        body: `ct state { new, established } ct direction original ct label set ${VERIFIED_LABEL.original}`,
+        comment: c(`checks passed on ${iif}: later packets of this direction skip them`),
+      },
+      {
+        body: `ct state established ct direction reply ct label set ${VERIFIED_LABEL.reply}`,
+        comment: c(`checks passed on ${iif}: later packets of this direction skip them`),
+      },
     ],
   };
 }

@@ -18,7 +18,11 @@ export const RAWPOST_PRIORITY = 300;
 export const NAT_DST_PRIORITY = -100;
 export const NAT_SRC_PRIORITY = 100;
 
-export function chainPlacement(chain: Chain, ctx: Ctx, path: Path): { type: NftChain["type"]; priority: Priority } | undefined {
+export function chainPlacement(
+  chain: Chain,
+  ctx: Ctx,
+  path: Path,
+): { type: NftChain["type"]; priority: Priority } | undefined {
   const hook = chain.hook;
   if (!hook) return undefined;
   const bad = (allowed: string) => {
@@ -31,7 +35,9 @@ export function chainPlacement(chain: Chain, ctx: Ctx, path: Path): { type: NftC
     case "mangle":
       return { type: hook === "output" ? "route" : "filter", priority: "mangle" };
     case "raw":
-      return hook === "prerouting" || hook === "output" ? { type: "filter", priority: "raw" } : bad("prerouting or output");
+      return hook === "prerouting" || hook === "output"
+        ? { type: "filter", priority: "raw" }
+        : bad("prerouting or output");
     case "rawpost":
       return hook === "postrouting" ? { type: "filter", priority: RAWPOST_PRIORITY } : bad("postrouting");
     case "nat":

@@ -59,7 +59,11 @@ export class Ctx {
   /** Declare a generated chain once; a second declaration must be identical. */
   declareChain(chain: Chain, rules: RuleBody[], owner: string, path: Path): void {
     if (Object.hasOwn(this.policy.chains, chain.name)) {
-      this.error(path, "nft_name_clash", `${owner} needs the nftables chain "${chain.name}", which the policy already has; rename that chain`);
+      this.error(
+        path,
+        "nft_name_clash",
+        `${owner} needs the nftables chain "${chain.name}", which the policy already has; rename that chain`,
+      );
       return;
     }
     this.declare(this.chains, { name: chain.name, chain, rules }, owner, path, "chain");
@@ -73,7 +77,13 @@ export class Ctx {
     this.declare(this.quotas, quota, owner, path, "quota");
   }
 
-  private declare<T extends { name: string }>(map: Map<string, T>, obj: T, owner: string, path: Path, kind: string): void {
+  private declare<T extends { name: string }>(
+    map: Map<string, T>,
+    obj: T,
+    owner: string,
+    path: Path,
+    kind: string,
+  ): void {
     const prev = map.get(obj.name);
     const key = `${kind} ${obj.name}`;
     if (!prev) {

@@ -24,13 +24,19 @@ const OUTBOUND = new Set(["output", "postrouting"]);
 const CONNTRACKED_TABLES = new Set(["filter", "mangle"]);
 
 /** Rule bodies to put first in a base chain on `hook` (none on forward, or when disabled). */
-export function failsafeRules(policy: Policy, hook: string | undefined, table: string, fs: FailsafeContext | undefined): string[] {
+export function failsafeRules(
+  policy: Policy,
+  hook: string | undefined,
+  table: string,
+  fs: FailsafeContext | undefined,
+): string[] {
   if (!policy.failsafe.enabled || !hook) return [];
   const inbound = INBOUND.has(hook);
   if (!inbound && !OUTBOUND.has(hook)) return [];
   const ports = fs?.apiPort !== undefined ? [fs.apiPort] : [...new Set(policy.failsafe.ports)].sort((a, b) => a - b);
   const parts: string[] = [];
-  if (fs?.apiAddress) parts.push(`${isIPv4(fs.apiAddress) ? "ip" : "ip6"} ${inbound ? "saddr" : "daddr"} ${fs.apiAddress}`);
+  if (fs?.apiAddress)
+    parts.push(`${isIPv4(fs.apiAddress) ? "ip" : "ip6"} ${inbound ? "saddr" : "daddr"} ${fs.apiAddress}`);
   parts.push(`tcp ${inbound ? "sport" : "dport"} ${valueOrSet(ports.map(String))}`);
   if (inbound && CONNTRACKED_TABLES.has(table)) parts.push("ct state { established, related }");
   return [`${parts.join(" ")} accept`];

@@ -38,7 +38,8 @@ export interface ForwardingOutput {
 }
 
 const famWord = (f: Fam) => (f === "ipv4" ? "ip" : "ip6");
-const hostPort = (a: string, p: number | undefined, f: Fam) => (p === undefined ? a : f === "ipv6" ? `[${a}]:${p}` : `${a}:${p}`);
+const hostPort = (a: string, p: number | undefined, f: Fam) =>
+  p === undefined ? a : f === "ipv6" ? `[${a}]:${p}` : `${a}:${p}`;
 const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
 
 interface Target {
@@ -62,7 +63,11 @@ function dnatTo(targets: Target[], fam: Fam, ctx: Ctx, path: Path): string | und
   if (targets.length === 1) return `dnat ${famWord(fam)} to ${hostPort(targets[0]!.address, targets[0]!.port, fam)}`;
   const withPort = targets.filter((t) => t.port !== undefined).length;
   if (withPort !== 0 && withPort !== targets.length) {
-    ctx.error(path, "nft_forward_ports", "give every backend a port, or none (a balanced forward maps to address . port pairs)");
+    ctx.error(
+      path,
+      "nft_forward_ports",
+      "give every backend a port, or none (a balanced forward maps to address . port pairs)",
+    );
     return undefined;
   }
   const sum = targets.reduce((s, t) => s + t.weight, 0);
@@ -114,15 +119,29 @@ function rangeForward(rf: RangeForward, i: number, out: ForwardingOutput, ctx: C
   }
   const comment = rf.comment ?? `autofw ${rf.protocol} ${rf.ports} -> ${rf.to}`;
   const iif = rf.iif ? [`iifname ${ifname(rf.iif.replace(/\*$/, ""), { wildcard: rf.iif.endsWith("*") })}`] : [];
-  out.rules.push({ chain: FWD_CHAINS.dnat, body: [...iif, `${l4Key(rf.protocol)} ${rf.ports}`, `dnat ${famWord(fam)} to ${rf.to}`].join(" "), comment });
+  out.rules.push({
+    chain: FWD_CHAINS.dnat,
+    body: [...iif, `${l4Key(rf.protocol)} ${rf.ports}`, `dnat ${famWord(fam)} to ${rf.to}`].join(" "),
+    comment,
+  });
   const backendMatch = `${famWord(fam)} daddr ${rf.to} ${rf.protocol} dport ${rf.ports} ct status dnat`;
   out.forwardAccepts.push({ body: `${backendMatch} accept`, comment });
   if (rf.masquerade) out.rules.push({ chain: FWD_CHAINS.snat, body: `${backendMatch} masquerade`, comment });
 }
 
-function markForward(mf: MarkForward, i: number, out: ForwardingOutput, ctx: Ctx, markRules: (mf: MarkForward, path: Path, comment: string) => GeneratedRule[]): void {
+function markForward(
+  mf: MarkForward,
+  i: number,
+  out: ForwardingOutput,
+  ctx: Ctx,
+  markRules: (mf: MarkForward, path: Path, comment: string) => GeneratedRule[],
+): void {
   const path = ["forwarding", "markForwards", i];
-  const fam = familyOf(mf.backends.map((b) => b.address), ctx, [...path, "backends"]);
+  const fam = familyOf(
+    mf.backends.map((b) => b.address),
+    ctx,
+    [...path, "backends"],
+  );
   if (!fam) return;
   const comment = mf.comment ?? `mfw mark ${mf.mark}`;
   const balanced = mf.backends.filter((b) => b.preference > 0);
@@ -130,7 +149,11 @@ function markForward(mf: MarkForward, i: number, out: ForwardingOutput, ctx: Ctx
   if (balanced.length === 0) {
     const active = mf.backends[mf.active];
     if (!active) {
-      ctx.error([...path, "active"], "nft_mfw_active", `active is ${mf.active} but there are only ${mf.backends.length} backends`);
+      ctx.error(
+        [...path, "active"],
+        "nft_mfw_active",
+        `active is ${mf.active} but there are only ${mf.backends.length} backends`,
+      );
       return;
     }
     targets = [{ address: active.address, port: active.port, weight: 1 }];
@@ -144,7 +167,12 @@ function markForward(mf: MarkForward, i: number, out: ForwardingOutput, ctx: Ctx
   out.rules.push({ chain: FWD_CHAINS.dnat, body: [`meta mark ${hex(mf.mark)}`, ...l4, dnat].join(" "), comment });
   const addrs = valueOrSet([...new Set(targets.map((t) => t.address))]);
   out.forwardAccepts.push({ body: `${famWord(fam)} daddr ${addrs} ct status dnat accept`, comment });
-  if (mf.masquerade) out.rules.push({ chain: FWD_CHAINS.snat, body: `${famWord(fam)} daddr ${addrs} ct status dnat masquerade`, comment });
+  if (mf.masquerade)
+    out.rules.push({
+      chain: FWD_CHAINS.snat,
+      body: `${famWord(fam)} daddr ${addrs} ct status dnat masquerade`,
+      comment,
+    });
 }
 
 export function compileForwarding(
@@ -158,8 +186,32 @@ export function compileForwarding(
   fw.markForwards.forEach((mf, i) => markForward(mf, i, out, ctx, markRules));
   const used = new Set(out.rules.map((r) => r.chain));
   const base = { kind: "chain" as const, family: FAMILY, table: TABLE };
-  if (used.has(FWD_CHAINS.mark)) out.chains.push({ ...base, name: FWD_CHAINS.mark, type: "filter", hook: "prerouting", priority: "mangle", comment: "mfw: mark forwarded traffic" });
-  if (used.has(FWD_CHAINS.dnat)) out.chains.push({ ...base, name: FWD_CHAINS.dnat, type: "nat", hook: "prerouting", priority: { base: "dstnat", offset: -1 }, comment: "port forwards (PORTFW, AUTOFW, mfw)" });
-  if (used.has(FWD_CHAINS.snat)) out.chains.push({ ...base, name: FWD_CHAINS.snat, type: "nat", hook: "postrouting", priority: "srcnat", comment: "masquerade forwarded connections" });
+  if (used.has(FWD_CHAINS.mark))
+    out.chains.push({
+      ...base,
+      name: FWD_CHAINS.mark,
+      type: "filter",
+      hook: "prerouting",
+      priority: "mangle",
+      comment: "mfw: mark forwarded traffic",
+    });
+  if (used.has(FWD_CHAINS.dnat))
+    out.chains.push({
+      ...base,
+      name: FWD_CHAINS.dnat,
+      type: "nat",
+      hook: "prerouting",
+      priority: { base: "dstnat", offset: -1 },
+      comment: "port forwards (PORTFW, AUTOFW, mfw)",
+    });
+  if (used.has(FWD_CHAINS.snat))
+    out.chains.push({
+      ...base,
+      name: FWD_CHAINS.snat,
+      type: "nat",
+      hook: "postrouting",
+      priority: "srcnat",
+      comment: "masquerade forwarded connections",
+    });
   return out;
 }

@@ -12,8 +12,13 @@
 import { sortDiagnostics, type Diagnostic, error } from "../../diagnostics.ts";
 import { parsePrefix } from "../../net/address.ts";
 import {
-  NftModelError, replaceTables, serialize, Transaction,
-  type Chain as NftChain, type Rule as NftRule, type TableDefinition,
+  NftModelError,
+  replaceTables,
+  serialize,
+  type Transaction,
+  type Chain as NftChain,
+  type Rule as NftRule,
+  type TableDefinition,
 } from "../../nft/index.ts";
 import type { MarkForward, Path, Policy } from "./deps.ts";
 import { checkTargetSupport } from "../support.ts";
@@ -29,12 +34,24 @@ import { declareQuotas, parseGrowCounterName } from "./quota.ts";
 import { declareAccounting } from "./accounting.ts";
 import { TEE_TABLES, teeTables } from "./tee.ts";
 import { expand, leadingPresetJumps, toUserPointer } from "./expand.ts";
-import { ANTI_SPOOFING_BASE, ANTI_SPOOFING_CHAIN, antiSpoofingCache, placeAntiSpoofing, verifiedInterface } from "./anti-spoofing.ts";
+import {
+  ANTI_SPOOFING_BASE,
+  ANTI_SPOOFING_CHAIN,
+  antiSpoofingCache,
+  placeAntiSpoofing,
+  verifiedInterface,
+} from "./anti-spoofing.ts";
 
 export type { CompileContext } from "./context.ts";
 export { TABLE as NFT_TABLE } from "./context.ts";
 // Names the agent needs to read state back: accounting sets/counters; the NFLOG group log and LOGMARK events go to by default.
-export { accountingNames, parseAccountingName, parseAggregateComment, ACCOUNT_MAX_SLOTS, type AccountingObject } from "./accounting.ts";
+export {
+  accountingNames,
+  parseAccountingName,
+  parseAggregateComment,
+  ACCOUNT_MAX_SLOTS,
+  type AccountingObject,
+} from "./accounting.ts";
 export { LOG_DEFAULT_GROUP } from "./action.ts";
 export { growCounterName, parseGrowCounterName, type QuotaMode } from "./quota.ts";
 export { TEE_TABLES } from "./tee.ts";
@@ -48,7 +65,12 @@ function checkFailsafeContext(ctx: Ctx): void {
   const fs = ctx.options.failsafe;
   if (fs?.apiAddress !== undefined) {
     const p = parsePrefix(fs.apiAddress);
-    if (!p || fs.apiAddress.includes("/")) ctx.error([], "nft_failsafe_address", `failsafe API address ${JSON.stringify(fs.apiAddress)} is not an IP address`);
+    if (!p || fs.apiAddress.includes("/"))
+      ctx.error(
+        [],
+        "nft_failsafe_address",
+        `failsafe API address ${JSON.stringify(fs.apiAddress)} is not an IP address`,
+      );
   }
   if (fs?.apiPort !== undefined && !(Number.isInteger(fs.apiPort) && fs.apiPort >= 1 && fs.apiPort <= 65535)) {
     ctx.error([], "nft_failsafe_port", `failsafe API port ${String(fs.apiPort)} is not a TCP port`);
@@ -59,35 +81,64 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
   checkFailsafeContext(ctx);
   const timeouts = planRecentTimeouts(policy, ctx);
   ctx.stampAfter = stampAfterRules(policy);
-  for (const [name, def] of Object.entries(policy.sets)) ctx.declareSet(compileSet(name, def, ctx), `set "${name}"`, ["sets", name]);
+  for (const [name, def] of Object.entries(policy.sets))
+    ctx.declareSet(compileSet(name, def, ctx), `set "${name}"`, ["sets", name]);
   for (const [name, def] of Object.entries(policy.counters)) {
     if (parseGrowCounterName(name)) {
-      ctx.error(["counters", name], "nft_name_reserved", `counter name "${name}" has the shape of a growing quota's counter (quota_<name>_grow_bytes|packets), which the agent reports as that quota; rename the counter`);
+      ctx.error(
+        ["counters", name],
+        "nft_name_reserved",
+        `counter name "${name}" has the shape of a growing quota's counter (quota_<name>_grow_bytes|packets), which the agent reports as that quota; rename the counter`,
+      );
       continue;
     }
-    ctx.declareCounter({ kind: "counter", family: FAMILY, table: TABLE, name, ...(def.comment ? { comment: def.comment } : {}) }, `counter "${name}"`, ["counters", name]);
+    ctx.declareCounter(
+      { kind: "counter", family: FAMILY, table: TABLE, name, ...(def.comment ? { comment: def.comment } : {}) },
+      `counter "${name}"`,
+      ["counters", name],
+    );
   }
   declareQuotas(policy, ctx);
   for (const name of Object.keys(policy.accounting)) declareAccounting(name, ctx, ["accounting", name]);
 
   const chains: NftChain[] = [];
   const rules: NftRule[] = [];
-  const rule = (chain: string, body: string, comment: string): NftRule => ({ kind: "rule", family: FAMILY, table: TABLE, chain, body, comment });
+  const rule = (chain: string, body: string, comment: string): NftRule => ({
+    kind: "rule",
+    family: FAMILY,
+    table: TABLE,
+    chain,
+    body,
+    comment,
+  });
   const generated = new Set<string>(Object.values(FWD_CHAINS));
   for (const name of Object.keys(policy.chains)) {
-    if (generated.has(name)) ctx.error(["chains", name], "nft_name_clash", `chain name "${name}" is reserved for port forwarding; rename the chain`);
+    if (generated.has(name))
+      ctx.error(
+        ["chains", name],
+        "nft_name_clash",
+        `chain name "${name}" is reserved for port forwarding; rename the chain`,
+      );
   }
 
   // mfw mark rules go through the ordinary rule compiler (any match a rule can have).
   const markRules = (mf: MarkForward, path: Path, comment: string): GeneratedRule[] =>
-    compileRule({ match: mf.match, action: { type: "mark", value: mf.mark } }, FWD_CHAINS.mark, { table: "mangle", hook: "prerouting" }, path, ctx, timeouts, comment)
-      .rules.map((r) => ({ chain: FWD_CHAINS.mark, ...r }));
+    compileRule(
+      { match: mf.match, action: { type: "mark", value: mf.mark } },
+      FWD_CHAINS.mark,
+      { table: "mangle", hook: "prerouting" },
+      path,
+      ctx,
+      timeouts,
+      comment,
+    ).rules.map((r) => ({ chain: FWD_CHAINS.mark, ...r }));
   const fwd = compileForwarding(policy.forwarding, ctx, markRules);
 
   const tee = new Map<string, { chain: Policy["chains"][string]; rules: TeeRule[] }>();
   for (const [name, chain] of Object.entries(policy.chains)) {
     chains.push(placeAntiSpoofing(compileChain(name, chain, ctx), original));
-    for (const body of failsafeRules(policy, chain.hook, chain.table, ctx.options.failsafe)) rules.push(rule(name, body, FAILSAFE_COMMENT));
+    for (const body of failsafeRules(policy, chain.hook, chain.table, ctx.options.failsafe))
+      rules.push(rule(name, body, FAILSAFE_COMMENT));
     // Forwarded connections are accepted before the policy's own forward rules, but after
     // the jumps the preset expansion put first (into chains the document itself does not
     // have), so protections still see forwarded traffic.
@@ -124,7 +175,12 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
   }
 
   const main: TableDefinition = {
-    table: { kind: "table", family: FAMILY, name: TABLE, ...(policy.description ? { comment: policy.description } : {}) },
+    table: {
+      kind: "table",
+      family: FAMILY,
+      name: TABLE,
+      ...(policy.description ? { comment: policy.description } : {}),
+    },
     counters: [...ctx.counters.values()],
     quotas: [...ctx.quotas.values()],
     sets: [...ctx.sets.values()],
@@ -142,7 +198,16 @@ export function compileNft(policy: Policy, options: CompileContext = {}): NftCom
   try {
     expanded = expand(policy);
   } catch (e) {
-    return { ok: false, errors: [error([], "nft_expand_failed", `the protection presets could not be expanded: ${e instanceof Error ? e.message : String(e)}`)] };
+    return {
+      ok: false,
+      errors: [
+        error(
+          [],
+          "nft_expand_failed",
+          `the protection presets could not be expanded: ${e instanceof Error ? e.message : String(e)}`,
+        ),
+      ],
+    };
   }
   // Support is checked on the document as written, so errors point at the user's rules.
   diagnostics.push(...checkTargetSupport(policy, "nftables"));
@@ -168,14 +233,25 @@ export function compileNft(policy: Policy, options: CompileContext = {}): NftCom
     ctx.error([], `nft_${e.code}`, e.message);
   }
   // The compiler worked on the expanded policy; point its findings back into the document as written.
-  diagnostics.push(...ctx.diagnostics.map((d) => (expanded === policy ? d : { ...d, path: toUserPointer(d.path, policy, expanded) })));
+  diagnostics.push(
+    ...ctx.diagnostics.map((d) => (expanded === policy ? d : { ...d, path: toUserPointer(d.path, policy, expanded) })),
+  );
   const errors = sortDiagnostics(diagnostics.filter((d) => d.severity === "error"));
   if (errors.length > 0 || !tx) return { ok: false, errors };
-  return { ok: true, tables, transaction: tx, text, warnings: sortDiagnostics(diagnostics.filter((d) => d.severity === "warning")) };
+  return {
+    ok: true,
+    tables,
+    transaction: tx,
+    text,
+    warnings: sortDiagnostics(diagnostics.filter((d) => d.severity === "warning")),
+  };
 }
 
 /** The policy as nft text: one `nft -f` transaction replacing Palisade's tables. */
-export function renderNft(policy: Policy, options: CompileContext = {}): { ok: true; text: string } | { ok: false; errors: Diagnostic[] } {
+export function renderNft(
+  policy: Policy,
+  options: CompileContext = {},
+): { ok: true; text: string } | { ok: false; errors: Diagnostic[] } {
   const r = compileNft(policy, options);
   return r.ok ? { ok: true, text: r.text } : { ok: false, errors: r.errors };
 }

@@ -27,7 +27,10 @@ export function extraFamilies(m: Match): Fam[] | undefined {
 export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; impliesFamily: boolean } | null {
   const parts: string[] = [];
   let impliesFamily = false;
-  for (const [key, what] of [["skuid", "meta skuid"], ["skgid", "meta skgid"]] as const) {
+  for (const [key, what] of [
+    ["skuid", "meta skuid"],
+    ["skgid", "meta skgid"],
+  ] as const) {
     const v = m[key];
     if (v === undefined) continue;
     const { value, negated } = unwrap(v);
@@ -38,7 +41,10 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
     // Any of the bits: a bitmask test (ct status is a bitmask in nft).
     parts.push(`ct status & (${value.join("|")}) ${negated ? "==" : "!="} 0`);
   }
-  for (const [key, side] of [["saddrRange", "saddr"], ["daddrRange", "daddr"]] as const) {
+  for (const [key, side] of [
+    ["saddrRange", "saddr"],
+    ["daddrRange", "daddr"],
+  ] as const) {
     const v = m[key];
     if (v === undefined) continue;
     const { value, negated } = unwrap(v);

@@ -17,7 +17,12 @@ import type { Fam } from "./context.ts";
 type Xt = NonNullable<Match["xt"]>;
 
 /** The four options nft_exthdr's IPv4 walker knows, by the policy's name. */
-export const NFT_IPV4_OPTIONS: Readonly<Record<string, string>> = { lsrr: "lsrr", ssrr: "ssrr", "record-route": "rr", "router-alert": "ra" };
+export const NFT_IPV4_OPTIONS: Readonly<Record<string, string>> = {
+  lsrr: "lsrr",
+  ssrr: "ssrr",
+  "record-route": "rr",
+  "router-alert": "ra",
+};
 
 /** IPv6 extension headers (RFC 8200 and the IANA list) that precede the transport header. */
 const IPV6_EXT_HEADERS = [0, 43, 44, 51, 60, 135, 139, 140];
@@ -31,7 +36,12 @@ export function xtFamilies(xt: Xt | undefined): Fam[] | undefined {
 }
 
 export function xtNeedsFamily(xt: Xt | undefined): boolean {
-  return !!xt && (xt.ipv4options !== undefined || xt.dhcpmac !== undefined || (xt.length2 !== undefined && xt.length2.layer !== "layer3"));
+  return (
+    !!xt &&
+    (xt.ipv4options !== undefined ||
+      xt.dhcpmac !== undefined ||
+      (xt.length2 !== undefined && xt.length2.layer !== "layer3"))
+  );
 }
 
 function lengthBounds(v: number | string): [number, number] {
@@ -55,7 +65,10 @@ function ipv4Layer4(lo: number, hi: number, negated: boolean): string {
 }
 
 /** Expressions for the natively rendered xt matches; null when the rule cannot apply to `fam`. */
-export function xtParts(m: Match, fam: Fam | undefined): { parts: string[]; alternatives?: string[]; impliesFamily: boolean } | null {
+export function xtParts(
+  m: Match,
+  fam: Fam | undefined,
+): { parts: string[]; alternatives?: string[]; impliesFamily: boolean } | null {
   const parts: string[] = [];
   let alternatives: string[] | undefined;
   let impliesFamily = false;
@@ -77,7 +90,8 @@ export function xtParts(m: Match, fam: Fam | undefined): { parts: string[]; alte
     else if (xt.length2.layer === "layer4") {
       const [lo, hi] = lengthBounds(value);
       if (fam === "ipv4") parts.push(ipv4Layer4(lo, hi, negated));
-      else if (fam === "ipv6") parts.push(`ip6 nexthdr != { ${IPV6_EXT_HEADERS.join(", ")} }`, `ip6 length ${negated ? "!= " : ""}${value}`);
+      else if (fam === "ipv6")
+        parts.push(`ip6 nexthdr != { ${IPV6_EXT_HEADERS.join(", ")} }`, `ip6 length ${negated ? "!= " : ""}${value}`);
       impliesFamily = fam !== undefined;
     }
   }

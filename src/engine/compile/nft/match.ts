@@ -11,7 +11,14 @@ import { ifname } from "../../nft/index.ts";
 import { PROTOCOL_NUMBERS, isNegated, parseRate, unwrap, type Match, type Negatable } from "../../policy/index.ts";
 import { FAMS, type Ctx, type Fam } from "./context.ts";
 import { setFamily, valueOrSet } from "./sets.ts";
-import { connlimitPart, hitcountCheck, hitcountListMember, meterParts, recentParts, type HitcountCheck } from "./recent.ts";
+import {
+  connlimitPart,
+  hitcountCheck,
+  hitcountListMember,
+  meterParts,
+  recentParts,
+  type HitcountCheck,
+} from "./recent.ts";
 import { quotaParts } from "./quota.ts";
 import { extraFamilies, extraParts } from "./match-extra.ts";
 import { xtFamilies, xtNeedsFamily, xtParts } from "./match-xt.ts";
@@ -84,20 +91,38 @@ export function matchFamilies(m: Match | undefined, ctx: Ctx, path: Path): Set<F
 
 /** True when the match needs per-family expressions even without addresses (meters, recent lists). */
 export function matchNeedsFamily(m: Match | undefined): boolean {
-  return !!m && (m.meter !== undefined || m.recent !== undefined || m.saddr !== undefined || m.daddr !== undefined || m.saddrRange !== undefined || m.daddrRange !== undefined || m.fragment !== undefined || m.ttl !== undefined || m.connlimit !== undefined || xtNeedsFamily(m.xt));
+  return (
+    !!m &&
+    (m.meter !== undefined ||
+      m.recent !== undefined ||
+      m.saddr !== undefined ||
+      m.daddr !== undefined ||
+      m.saddrRange !== undefined ||
+      m.daddrRange !== undefined ||
+      m.fragment !== undefined ||
+      m.ttl !== undefined ||
+      m.connlimit !== undefined ||
+      xtNeedsFamily(m.xt))
+  );
 }
 
-function addressParts(v: Negatable<string | string[]>, side: "saddr" | "daddr", fam: Fam): { parts: string[]; alternatives?: string[] } {
+function addressParts(
+  v: Negatable<string | string[]>,
+  side: "saddr" | "daddr",
+  fam: Fam,
+): { parts: string[]; alternatives?: string[] } {
   const { value, negated } = unwrap(v);
   const items = asList(value).filter((i) => {
     if (!i.startsWith("@")) return parsePrefix(i)?.family === fam;
     return true; // named sets were checked by matchFamilies; filtered by the caller's ctx below
   });
   const expr = `${fam === "ipv4" ? "ip" : "ip6"} ${side}`;
-  const literals = items.filter((i) => !i.startsWith("@")).map((i) => {
-    const p = parsePrefix(i)!;
-    return p.length === (fam === "ipv4" ? 32 : 128) ? p.address : `${p.address}/${p.length}`;
-  });
+  const literals = items
+    .filter((i) => !i.startsWith("@"))
+    .map((i) => {
+      const p = parsePrefix(i)!;
+      return p.length === (fam === "ipv4" ? 32 : 128) ? p.address : `${p.address}/${p.length}`;
+    });
   const refs = items.filter((i) => i.startsWith("@"));
   const pieces = [...(literals.length ? [valueOrSet(literals)] : []), ...refs];
   if (negated) return { parts: pieces.map((p) => `${expr} != ${p}`) };
@@ -119,7 +144,13 @@ function markText(v: number | { value: number; mask: number }, what: string, neg
  * Expressions of a match for family `fam` (undefined: a family-agnostic rule), or null
  * when the match cannot apply to that family (e.g. only IPv4 addresses listed).
  */
-export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ctx, path: Path, timeouts: Map<string, number | undefined>): MatchResult | null {
+export function compileMatch(
+  m: Match | undefined,
+  fam: Fam | undefined,
+  ctx: Ctx,
+  path: Path,
+  timeouts: Map<string, number | undefined>,
+): MatchResult | null {
   const parts: string[] = [];
   let impliesFamily = false;
   const alternativeLists: string[][] = [];
@@ -128,7 +159,9 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
   for (const side of ["saddr", "daddr"] as const) {
     const v = m[side];
     if (v === undefined || fam === undefined) continue;
-    const items = asList(unwrap(v).value).filter((i) => (i.startsWith("@") ? setFamily(ctx.policy.sets[i.slice(1)]) === fam : parsePrefix(i)?.family === fam));
+    const items = asList(unwrap(v).value).filter((i) =>
+      i.startsWith("@") ? setFamily(ctx.policy.sets[i.slice(1)]) === fam : parsePrefix(i)?.family === fam,
+    );
     if (items.length === 0) return null;
     const r = addressParts(isNegated(v) ? { not: items } : items, side, fam);
     parts.push(...r.parts);
@@ -141,7 +174,8 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
   const hasPorts = m.sport !== undefined || m.dport !== undefined;
   // `tcp dport` already implies `meta l4proto tcp`; so do tcp flags.
   const protoImplied = portProto !== undefined && (hasPorts || (portProto === "tcp" && m.tcpFlags !== undefined));
-  if (proto && !protoImplied) parts.push(`meta l4proto ${neg(proto.negated)}${PROTOCOL_NUMBERS[proto.value] ?? proto.value}`);
+  if (proto && !protoImplied)
+    parts.push(`meta l4proto ${neg(proto.negated)}${PROTOCOL_NUMBERS[proto.value] ?? proto.value}`);
   if (hasPorts && !portProto) parts.push(ANY_PORT_PROTOCOL);
   for (const key of ["sport", "dport"] as const) {
     const v = m[key];
@@ -150,7 +184,10 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
     parts.push(`${portProto ?? "th"} ${key} ${neg(negated)}${valueOrSet(asList(value).map(portText))}`);
   }
 
-  for (const [key, word] of [["iif", "iifname"], ["oif", "oifname"]] as const) {
+  for (const [key, word] of [
+    ["iif", "iifname"],
+    ["oif", "oifname"],
+  ] as const) {
     const v = m[key];
     if (v === undefined) continue;
     const { value, negated } = unwrap(v);
@@ -210,7 +247,9 @@ export function compileMatch(m: Match | undefined, fam: Fam | undefined, ctx: Ct
   // matched everything else (as in iptables, where matches are evaluated in order).
   if (m.limit !== undefined) {
     const { count, per } = parseRate(m.limit.rate);
-    parts.push(`limit rate ${m.limit.over ? "over " : ""}${count}/${per}${m.limit.burst !== undefined ? ` burst ${m.limit.burst} packets` : ""}`);
+    parts.push(
+      `limit rate ${m.limit.over ? "over " : ""}${count}/${per}${m.limit.burst !== undefined ? ` burst ${m.limit.burst} packets` : ""}`,
+    );
   }
   if (m.meter !== undefined && fam !== undefined) {
     parts.push(...meterParts(m.meter, fam, ctx, [...path, "meter"]));

@@ -54,9 +54,16 @@ function hostMask(p: Prefix): string {
 }
 
 /** Statements for a NAT action in family `fam`, or undefined when it is not a NAT action. */
-export function natStatements(a: ActionObject, fam: Fam | undefined, env: NatEnv, ctx: Ctx, path: Path): string[] | undefined {
+export function natStatements(
+  a: ActionObject,
+  fam: Fam | undefined,
+  env: NatEnv,
+  ctx: Ctx,
+  path: Path,
+): string[] | undefined {
   const needNat = (what: string) => {
-    if (env.table !== "nat") ctx.error(path, "nft_nat_table", `${what} needs a chain of table nat (this chain is table ${env.table})`);
+    if (env.table !== "nat")
+      ctx.error(path, "nft_nat_table", `${what} needs a chain of table nat (this chain is table ${env.table})`);
   };
   switch (a.type) {
     case "masquerade":
@@ -69,7 +76,11 @@ export function natStatements(a: ActionObject, fam: Fam | undefined, env: NatEnv
     case "dnat": {
       needNat(a.type);
       if (!a.to.address || !fam) {
-        ctx.error([...path, "to", "address"], "nft_nat_address", `${a.type} in nftables' inet table needs an address (port-only ${a.type} cannot choose a family; use redirect for local ports)`);
+        ctx.error(
+          [...path, "to", "address"],
+          "nft_nat_address",
+          `${a.type} in nftables' inet table needs an address (port-only ${a.type} cannot choose a family; use redirect for local ports)`,
+        );
         return [];
       }
       const guard = a.to.port === undefined ? [] : l4Guard(env);
@@ -82,11 +93,19 @@ export function natStatements(a: ActionObject, fam: Fam | undefined, env: NatEnv
       const inbound = env.hook === "prerouting" || env.hook === "output";
       const outbound = env.hook === "postrouting" || env.hook === "input";
       if (!inbound && !outbound) {
-        ctx.error(path, "nft_netmap_hook", "netmap needs a base chain on prerouting/output (destination) or postrouting/input (source)");
+        ctx.error(
+          path,
+          "nft_netmap_hook",
+          "netmap needs a base chain on prerouting/output (destination) or postrouting/input (source)",
+        );
         return [];
       }
       if (hasHostBits(p)) {
-        ctx.error([...path, "to"], "nft_prefix_host_bits", `netmap prefix ${a.to} has host bits set; write the network address`);
+        ctx.error(
+          [...path, "to"],
+          "nft_prefix_host_bits",
+          `netmap prefix ${a.to} has host bits set; write the network address`,
+        );
         return [];
       }
       return [`${inbound ? "dnat" : "snat"} ${famWord(fam)} prefix to ${p.address}/${p.length}`];
@@ -94,7 +113,11 @@ export function natStatements(a: ActionObject, fam: Fam | undefined, env: NatEnv
     case "rawsnat":
     case "rawdnat": {
       if (env.table !== "raw" && env.table !== "rawpost") {
-        ctx.error(path, "nft_rawnat_table", `${a.type.toUpperCase()} works outside connection tracking, so only in chains of table raw or rawpost`);
+        ctx.error(
+          path,
+          "nft_rawnat_table",
+          `${a.type.toUpperCase()} works outside connection tracking, so only in chains of table raw or rawpost`,
+        );
         return [];
       }
       const p = parsePrefix(a.to);

@@ -45,12 +45,27 @@ export function declareQuotas(policy: Policy, ctx: Ctx): void {
   for (const [name, def] of Object.entries(policy.quotas)) {
     const path = ["quotas", name];
     if (!isIdentifier(name)) {
-      ctx.error(path, "nft_quota_name", `quota name "${name}" cannot name an nftables object: use a letter, then letters, digits or '_' (and not an nft keyword)`);
+      ctx.error(
+        path,
+        "nft_quota_name",
+        `quota name "${name}" cannot name an nftables object: use a letter, then letters, digits or '_' (and not an nft keyword)`,
+      );
       continue;
     }
     if (def.grow) {
       const start = def.limit ? (def.mode === "packets" ? { packets: def.limit } : { bytes: def.limit }) : {};
-      ctx.declareCounter({ kind: "counter", family: FAMILY, table: TABLE, name: growCounterName(name, def.mode), ...start, comment: def.comment }, `quota "${name}"`, path);
+      ctx.declareCounter(
+        {
+          kind: "counter",
+          family: FAMILY,
+          table: TABLE,
+          name: growCounterName(name, def.mode),
+          ...start,
+          comment: def.comment,
+        },
+        `quota "${name}"`,
+        path,
+      );
       continue;
     }
     if (def.mode === "packets") {
@@ -63,7 +78,15 @@ export function declareQuotas(policy: Policy, ctx: Ctx): void {
       continue;
     }
     ctx.declareQuota(
-      { kind: "quota", family: FAMILY, table: TABLE, name, mode: u?.inverted ? "over" : "until", bytes: def.limit ?? 0, comment: def.comment },
+      {
+        kind: "quota",
+        family: FAMILY,
+        table: TABLE,
+        name,
+        mode: u?.inverted ? "over" : "until",
+        bytes: def.limit ?? 0,
+        comment: def.comment,
+      },
       `quota "${name}"`,
       path,
     );

@@ -71,7 +71,9 @@ export function planRecentTimeouts(policy: Policy, ctx: Ctx): Map<string, number
   }
   // A list that is only `set` and counted (the SYN-flood idiom) is never looked up itself:
   // let its addresses expire with the hit-count window instead of filling the set forever.
-  return new Map([...seen].map(([k, v]) => [k, v.seconds ?? (checked.has(k) ? undefined : hitWindow.get(k) || undefined)]));
+  return new Map(
+    [...seen].map(([k, v]) => [k, v.seconds ?? (checked.has(k) ? undefined : hitWindow.get(k) || undefined)]),
+  );
 }
 
 /** A recent hit count, compiled: the chain the packet is counted in and the check that matches. */
@@ -93,21 +95,48 @@ export function hitcountCheck(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path): H
   const base = `recent_${r.name}_hc${hits}_${seconds}s${r.side === "destination" ? "_dst" : ""}_${suffix(fam)}`;
   const blocked = `${base}_blocked`;
   if (!IDENTIFIER_RE.test(blocked)) {
-    ctx.error([...path, "name"], "nft_recent_name_too_long", `recent list name "${r.name}" is too long for its hit-count sets (${blocked} has more than 63 characters); shorten it`);
+    ctx.error(
+      [...path, "name"],
+      "nft_recent_name_too_long",
+      `recent list name "${r.name}" is too long for its hit-count sets (${blocked} has more than 63 characters); shorten it`,
+    );
     return undefined;
   }
-  const set = (name: string): NamedSet => ({ kind: "set", family: FAMILY, table: TABLE, name, type: addrType(fam), flags: ["dynamic", "timeout"], timeout: seconds, size: RECENT_SIZE });
+  const set = (name: string): NamedSet => ({
+    kind: "set",
+    family: FAMILY,
+    table: TABLE,
+    name,
+    type: addrType(fam),
+    flags: ["dynamic", "timeout"],
+    timeout: seconds,
+    size: RECENT_SIZE,
+  });
   const owner = `recent "${r.name}" hitcount ${hits}`;
   const what = `recent ${r.name}: hitcount ${hits} within ${seconds}s`;
   ctx.declareSet(set(blocked), owner, path);
-  const rules = [{ body: `${key} @${blocked} update @${blocked} { ${key} } return`, comment: `${what}: a blocked source stays blocked while it sends` }];
+  const rules = [
+    {
+      body: `${key} @${blocked} update @${blocked} { ${key} } return`,
+      comment: `${what}: a blocked source stays blocked while it sends`,
+    },
+  ];
   for (let k = 1; k < hits; k++) {
     ctx.declareSet(set(`${base}_${k}`), owner, path);
-    rules.push({ body: `add @${base}_${k} { ${key} ${SLOT_CLAIM} } return`, comment: `${what}: hit ${k} of ${hits - 1} allowed` });
+    rules.push({
+      body: `add @${base}_${k} { ${key} ${SLOT_CLAIM} } return`,
+      comment: `${what}: hit ${k} of ${hits - 1} allowed`,
+    });
   }
   rules.push({ body: `add @${blocked} { ${key} }`, comment: `${what}: hit ${hits}, block` });
   ctx.declareChain(
-    { kind: "chain", family: FAMILY, table: TABLE, name: base, comment: `${what} (${fam === "ipv4" ? "IPv4" : "IPv6"}): counts each packet, fills @${blocked}` },
+    {
+      kind: "chain",
+      family: FAMILY,
+      table: TABLE,
+      name: base,
+      comment: `${what} (${fam === "ipv4" ? "IPv4" : "IPv6"}): counts each packet, fills @${blocked}`,
+    },
     rules,
     owner,
     path,
@@ -116,10 +145,24 @@ export function hitcountCheck(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path): H
 }
 
 /** The list's own set recent_NAME_v4/_v6, declared once with the list's agreed timeout. */
-function declareList(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, timeouts: Map<string, number | undefined>): { name: string; timeout: number | undefined } {
+function declareList(
+  r: RecentMatch,
+  fam: Fam,
+  ctx: Ctx,
+  path: Path,
+  timeouts: Map<string, number | undefined>,
+): { name: string; timeout: number | undefined } {
   const timeout = timeouts.get(r.name);
   const name = `recent_${r.name}_${suffix(fam)}`;
-  const set: NamedSet = { kind: "set", family: FAMILY, table: TABLE, name, type: addrType(fam), flags: timeout ? ["dynamic", "timeout"] : ["dynamic"], size: RECENT_SIZE };
+  const set: NamedSet = {
+    kind: "set",
+    family: FAMILY,
+    table: TABLE,
+    name,
+    type: addrType(fam),
+    flags: timeout ? ["dynamic", "timeout"] : ["dynamic"],
+    size: RECENT_SIZE,
+  };
   if (timeout) set.timeout = timeout;
   ctx.declareSet(set, `recent list "${r.name}"`, path);
   return { name, timeout };
@@ -130,15 +173,31 @@ function declareList(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, timeouts: M
  * only one accepted, compile/hitcount.ts) the list's set rule has just added it, so this
  * changes nothing there, but it keeps an unlisted source (the list's set full) uncounted.
  */
-export function hitcountListMember(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, timeouts: Map<string, number | undefined>): string {
+export function hitcountListMember(
+  r: RecentMatch,
+  fam: Fam,
+  ctx: Ctx,
+  path: Path,
+  timeouts: Map<string, number | undefined>,
+): string {
   const { name } = declareList(r, fam, ctx, path, timeouts);
   return `${addrKey(fam, r.side === "destination" ? "daddr" : "saddr")} @${name}`;
 }
 
-export function recentParts(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, timeouts: Map<string, number | undefined>): string[] {
+export function recentParts(
+  r: RecentMatch,
+  fam: Fam,
+  ctx: Ctx,
+  path: Path,
+  timeouts: Map<string, number | undefined>,
+): string[] {
   const key = addrKey(fam, r.side === "destination" ? "daddr" : "saddr");
   if (r.hitcount !== undefined && r.hitcount > 1) {
-    ctx.error([...path, "hitcount"], "nft_recent_hitcount_mode", `recent hitcount needs mode update or rcheck (it counts hits of a listed address)`);
+    ctx.error(
+      [...path, "hitcount"],
+      "nft_recent_hitcount_mode",
+      `recent hitcount needs mode update or rcheck (it counts hits of a listed address)`,
+    );
     return [];
   }
   const { name, timeout } = declareList(r, fam, ctx, path, timeouts);
@@ -165,9 +224,17 @@ export function connlimitPart(c: ConnlimitMatch, fam: Fam, ctx: Ctx, path: Path)
   const full = fam === "ipv4" ? 32 : 128;
   const prefix = c.prefix ?? full;
   if (prefix > full) return undefined;
-  const where = path.slice(1, 4).map(String).join("_").replace(/[^A-Za-z0-9_]/g, "_");
+  const where = path
+    .slice(1, 4)
+    .map(String)
+    .join("_")
+    .replace(/[^A-Za-z0-9_]/g, "_");
   const name = `connlimit_${where}_${suffix(fam)}`;
-  ctx.declareSet({ kind: "set", family: FAMILY, table: TABLE, name, type: addrType(fam), flags: ["dynamic"], size: RECENT_SIZE }, "connlimit", path);
+  ctx.declareSet(
+    { kind: "set", family: FAMILY, table: TABLE, name, type: addrType(fam), flags: ["dynamic"], size: RECENT_SIZE },
+    "connlimit",
+    path,
+  );
   const mask = prefix === full ? "" : ` & ${maskText(fam, prefix)}`;
   return `add @${name} { ${addrKey(fam, c.key)}${mask} ct count ${c.over ? "over " : ""}${c.count} }`;
 }
@@ -188,7 +255,16 @@ function maskText(fam: Fam, prefix: number): string {
 export function meterParts(m: MeterMatch, fam: Fam, ctx: Ctx, path: Path): string[] {
   const name = `meter_${m.name}_${suffix(fam)}`;
   ctx.declareSet(
-    { kind: "set", family: FAMILY, table: TABLE, name, type: addrType(fam), flags: ["dynamic", "timeout"], timeout: m.timeoutSeconds, size: m.size },
+    {
+      kind: "set",
+      family: FAMILY,
+      table: TABLE,
+      name,
+      type: addrType(fam),
+      flags: ["dynamic", "timeout"],
+      timeout: m.timeoutSeconds,
+      size: m.size,
+    },
     `meter "${m.name}"`,
     path,
   );

@@ -12,9 +12,21 @@ import { compileMatch, matchFamilies, matchNeedsFamily } from "./match.ts";
 import { teeMatchProblem } from "./tee.ts";
 import { actionFamilies, compileAction, type ActionEnv } from "./action.ts";
 
-
 /** Actions that may run once per alternative (an OR the nft expression cannot hold). */
-const REPEATABLE = new Set<ActionType>(["accept", "drop", "reject", "return", "goto", "notrack", "mark", "masquerade", "snat", "dnat", "redirect", "netmap"]);
+const REPEATABLE = new Set<ActionType>([
+  "accept",
+  "drop",
+  "reject",
+  "return",
+  "goto",
+  "notrack",
+  "mark",
+  "masquerade",
+  "snat",
+  "dnat",
+  "redirect",
+  "netmap",
+]);
 const PORT_PROTOCOLS = new Set(["tcp", "udp", "udplite", "sctp", "dccp"]);
 
 function intersect(a: Set<Fam> | undefined, b: Set<Fam> | undefined): Set<Fam> | undefined {
@@ -29,7 +41,7 @@ export function defaultComment(chain: string, index: number): string {
 
 export function compileRule(
   rule: Rule,
-  chainName: string,
+  _chainName: string,
   chain: Pick<Chain, "table" | "hook">,
   path: Path,
   ctx: Ctx,
@@ -44,14 +56,21 @@ export function compileRule(
   const split = allowed !== undefined || af.split || matchNeedsFamily(m);
   const fams: (Fam | undefined)[] = split ? FAMS.filter((f) => !allowed || allowed.has(f)) : [undefined];
   if (fams.length === 0) {
-    ctx.error(path, "nft_family_conflict", "this rule combines IPv4-only and IPv6-only parts (addresses, ICMP types, NAT or ACCOUNT), so it can never match");
+    ctx.error(
+      path,
+      "nft_family_conflict",
+      "this rule combines IPv4-only and IPv6-only parts (addresses, ICMP types, NAT or ACCOUNT), so it can never match",
+    );
     return out;
   }
   const proto = m?.protocol === undefined ? undefined : unwrap(m.protocol);
   const env: ActionEnv = {
     table: chain.table,
     hook: chain.hook,
-    l4: (proto !== undefined && !proto.negated && PORT_PROTOCOLS.has(proto.value)) || m?.sport !== undefined || m?.dport !== undefined,
+    l4:
+      (proto !== undefined && !proto.negated && PORT_PROTOCOLS.has(proto.value)) ||
+      m?.sport !== undefined ||
+      m?.dport !== undefined,
     tcp: (proto !== undefined && !proto.negated && proto.value === "tcp") || m?.tcpFlags !== undefined,
     udp: (proto !== undefined && !proto.negated && proto.value === "udp") || m?.xt?.dhcpmac !== undefined,
   };
@@ -65,7 +84,12 @@ export function compileRule(
         ctx.error([...path, "match"], "nft_tee_match", problem);
         return out;
       }
-      for (const alt of mr.alternatives) out.tee.push({ fam, body: [...alt, ...(rule.counter ? ["counter"] : []), `dup to ${a.gateway}`].join(" "), comment });
+      for (const alt of mr.alternatives)
+        out.tee.push({
+          fam,
+          body: [...alt, ...(rule.counter ? ["counter"] : []), `dup to ${a.gateway}`].join(" "),
+          comment,
+        });
       continue;
     }
     const tails = compileAction(a, fam, env, ctx, [...path, "action"]);
@@ -81,14 +105,24 @@ export function compileRule(
     const nfproto = fam && !mr.impliesFamily ? [`meta nfproto ${fam}`] : [];
     const hc = mr.hitcount;
     if (hc && mr.alternatives.length > 1) {
-      ctx.error([...path, "match", "recent", "hitcount"], "nft_recent_hitcount_alternatives", "a recent hit count cannot be combined with an address list that mixes named sets and other items (a packet could be counted once per item): put the addresses into one set");
+      ctx.error(
+        [...path, "match", "recent", "hitcount"],
+        "nft_recent_hitcount_alternatives",
+        "a recent hit count cannot be combined with an address list that mixes named sets and other items (a packet could be counted once per item): put the addresses into one set",
+      );
       continue;
     }
     for (const alt of mr.alternatives) {
       // Count first (the jump), then match on the outcome: the rule's action stays in its own chain.
       if (hc) out.rules.push({ body: [...nfproto, ...alt, `jump ${hc.chain}`].join(" "), comment });
       tails.forEach((tail, k) => {
-        const stmts = [...nfproto, ...alt, ...(hc ? [hc.member] : []), ...(rule.counter && k === 0 ? ["counter"] : []), ...tail];
+        const stmts = [
+          ...nfproto,
+          ...alt,
+          ...(hc ? [hc.member] : []),
+          ...(rule.counter && k === 0 ? ["counter"] : []),
+          ...tail,
+        ];
         out.rules.push({ body: stmts.join(" "), comment });
       });
     }

@@ -46,7 +46,11 @@ function prefixText(text: string, def: SetDef, ctx: Ctx, base: Path, i: number):
   const p = parsePrefix(text);
   const want = def.type === "ipv4_addr" ? "ipv4" : "ipv6";
   if (!p || p.family !== want) {
-    ctx.error(path, "nft_set_element", `element ${JSON.stringify(text)} is not an ${want === "ipv4" ? "IPv4" : "IPv6"} address or prefix`);
+    ctx.error(
+      path,
+      "nft_set_element",
+      `element ${JSON.stringify(text)} is not an ${want === "ipv4" ? "IPv4" : "IPv6"} address or prefix`,
+    );
     return undefined;
   }
   const max = want === "ipv4" ? 32 : 128;
@@ -55,7 +59,11 @@ function prefixText(text: string, def: SetDef, ctx: Ctx, base: Path, i: number):
     return undefined;
   }
   if (hasHostBits(p)) {
-    ctx.error(path, "nft_prefix_host_bits", `element ${text} has host bits set; write the network address of the prefix`);
+    ctx.error(
+      path,
+      "nft_prefix_host_bits",
+      `element ${text} has host bits set; write the network address of the prefix`,
+    );
     return undefined;
   }
   return p.length === max ? p.address : `${p.address}/${p.length}`;
@@ -74,16 +82,29 @@ export function compileSet(name: string, def: SetDef, ctx: Ctx): NamedSet {
     const e = all[i]!;
     const key = elementText(e, def, ctx, path, i);
     if (key === undefined) {
-      if (def.type === "ifname") ctx.error([...path, "elements", i], "nft_set_element", `element ${JSON.stringify(e)} is not an interface name`);
+      if (def.type === "ifname")
+        ctx.error([...path, "elements", i], "nft_set_element", `element ${JSON.stringify(e)} is not an interface name`);
       continue;
     }
     elements.push({ key });
   }
   const size = def.size ?? (def.dynamic ? def.elements.length + DYNAMIC_HEADROOM : undefined);
   if (size !== undefined && def.elements.length > size) {
-    ctx.error([...path, "size"], "nft_set_too_small", `set ${name} has ${def.elements.length} elements but size ${size}; the kernel would refuse the extra ones`);
+    ctx.error(
+      [...path, "size"],
+      "nft_set_too_small",
+      `set ${name} has ${def.elements.length} elements but size ${size}; the kernel would refuse the extra ones`,
+    );
   }
-  const set: NamedSet = { kind: "set", family: FAMILY, table: TABLE, name, type: def.type, flags: flags.length ? flags : undefined, elements };
+  const set: NamedSet = {
+    kind: "set",
+    family: FAMILY,
+    table: TABLE,
+    name,
+    type: def.type,
+    flags: flags.length ? flags : undefined,
+    elements,
+  };
   if (def.timeoutSeconds !== undefined) set.timeout = def.timeoutSeconds;
   if (size !== undefined) set.size = size;
   if (def.counters) set.counter = true;

@@ -19,7 +19,8 @@ export const TEE_TABLES: Record<Fam, { family: "ip" | "ip6"; name: string }> = {
 export function teeMatchProblem(m: Match | undefined): string | undefined {
   if (!m) return undefined;
   const refs = [m.saddr, m.daddr].some((v) => JSON.stringify(v ?? "").includes("@"));
-  if (refs || m.meter || m.recent || m.quota) return "a TEE rule cannot use named sets, meters, recent lists or quotas (its clone runs in the separate ip/ip6 table)";
+  if (refs || m.meter || m.recent || m.quota)
+    return "a TEE rule cannot use named sets, meters, recent lists or quotas (its clone runs in the separate ip/ip6 table)";
   return undefined;
 }
 
@@ -30,12 +31,19 @@ function earlier(p: Priority): Priority {
 }
 
 /** Collected TEE rules per policy chain -> table definitions for the ip/ip6 tee tables. */
-export function teeTables(byChain: Map<string, { chain: Chain; rules: TeeRule[] }>, ctx: Ctx): Map<Fam, TableDefinition> {
+export function teeTables(
+  byChain: Map<string, { chain: Chain; rules: TeeRule[] }>,
+  ctx: Ctx,
+): Map<Fam, TableDefinition> {
   const defs = new Map<Fam, TableDefinition>();
   for (const [name, { chain, rules }] of byChain) {
     const placement = chainPlacement(chain, ctx, ["chains", name]);
     if (!placement || !chain.hook) {
-      ctx.error(["chains", name], "nft_tee_needs_base_chain", "TEE (nft `dup to`) needs a chain with a hook: its clone runs in a separate ip/ip6 table at that hook");
+      ctx.error(
+        ["chains", name],
+        "nft_tee_needs_base_chain",
+        "TEE (nft `dup to`) needs a chain with a hook: its clone runs in a separate ip/ip6 table at that hook",
+      );
       continue;
     }
     for (const fam of ["ipv4", "ipv6"] as const) {
@@ -44,13 +52,25 @@ export function teeTables(byChain: Map<string, { chain: Chain; rules: TeeRule[] 
       const t = TEE_TABLES[fam];
       const def = defs.get(fam) ?? { table: { kind: "table", family: t.family, name: t.name }, chains: [], rules: [] };
       const c: NftChain = {
-        kind: "chain", family: t.family, table: t.name, name: `tee_${name}`,
-        type: placement.type === "nat" ? "filter" : placement.type, hook: chain.hook as Hook, priority: earlier(placement.priority),
+        kind: "chain",
+        family: t.family,
+        table: t.name,
+        name: `tee_${name}`,
+        type: placement.type === "nat" ? "filter" : placement.type,
+        hook: chain.hook as Hook,
+        priority: earlier(placement.priority),
         comment: `TEE clones for chain ${name}`,
       };
       def.chains.push(c);
       for (const r of mine) {
-        const rule: NftRule = { kind: "rule", family: t.family, table: t.name, chain: c.name, body: r.body, comment: r.comment };
+        const rule: NftRule = {
+          kind: "rule",
+          family: t.family,
+          table: t.name,
+          chain: c.name,
+          body: r.body,
+          comment: r.comment,
+        };
         def.rules.push(rule);
       }
       defs.set(fam, def);

@@ -33,20 +33,42 @@ export function tosStatements(a: { value: number; mask?: number }, fam: Fam, ctx
   const tag = `${hex2(a.value)}_${hex2(mask)}_${fam === "ipv4" ? "v4" : "v6"}`;
   const what = `tos 0x${hex2(a.value)}/0x${hex2(mask)}`;
   const famName = fam === "ipv4" ? "IPv4" : "IPv6";
-  const chain = (name: string, comment: string) => ({ kind: "chain" as const, family: FAMILY, table: TABLE, name, comment });
+  const chain = (name: string, comment: string) => ({
+    kind: "chain" as const,
+    family: FAMILY,
+    table: TABLE,
+    name,
+    comment,
+  });
   const main = `tos_${tag}`;
   const mainRules = constant.length ? [{ body: constant.join(" "), comment: what }] : [];
   for (const f of cased) {
     const name = `tos_${tag}_${f.name}`;
-    const rules = subsets(f.kept).map((pat) => ({ body: `${p} ${f.name} & 0x${hex2(f.kept)} == 0x${hex2(pat)} ${p} ${f.name} set 0x${hex2(pat ^ f.v)} return`, comment: what }));
-    ctx.declareChain(chain(name, `TOS value 0x${hex2(a.value)} mask 0x${hex2(mask)} (${famName}): ${f.name}, one case per pattern of its kept bits`), rules, what, path);
+    const rules = subsets(f.kept).map((pat) => ({
+      body: `${p} ${f.name} & 0x${hex2(f.kept)} == 0x${hex2(pat)} ${p} ${f.name} set 0x${hex2(pat ^ f.v)} return`,
+      comment: what,
+    }));
+    ctx.declareChain(
+      chain(
+        name,
+        `TOS value 0x${hex2(a.value)} mask 0x${hex2(mask)} (${famName}): ${f.name}, one case per pattern of its kept bits`,
+      ),
+      rules,
+      what,
+      path,
+    );
     mainRules.push({ body: `jump ${name}`, comment: what });
   }
-  ctx.declareChain(chain(main, `TOS value 0x${hex2(a.value)} mask 0x${hex2(mask)} (${famName})`), mainRules, what, path);
+  ctx.declareChain(
+    chain(main, `TOS value 0x${hex2(a.value)} mask 0x${hex2(mask)} (${famName})`),
+    mainRules,
+    what,
+    path,
+  );
   return [[`jump ${main}`]];
 }
 
-function popcount(n: number): number {
+function _popcount(n: number): number {
   let c = 0;
   for (let x = n; x; x &= x - 1) c++;
   return c;
