@@ -5,6 +5,7 @@
 // apply. Each element's timeout is the ban's remaining TTL, less the time the message
 // waited here, so the kernel drops it when the API stops listing it.
 import { bans, driver as kernel, type DriverOptions } from "../engine/index.ts";
+import { Backoff } from "./backoff.ts";
 import { errorText } from "./errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { BanUpdate } from "../protocol/agent.ts";
@@ -25,6 +26,14 @@ export class BanKeeper {
   private chain: Promise<unknown> = Promise.resolve();
   /** Tests and benches: called after each update reached the kernel. */
   onApplied?: (r: BanApplied) => void;
+  /**
+   * Called a bounded backoff after an update failed: the agent reconnects its stream, and
+   * the Hello brings the full state, which replaces the table. Without it a lost change
+   * stayed lost until the stream happened to reconnect.
+   */
+  onResync?: () => void;
+  private readonly resyncBackoff = new Backoff({ initialMs: 1_000, maxMs: 300_000 });
+  private resyncTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly driver: DriverOptions,
@@ -39,7 +48,14 @@ export class BanKeeper {
     return run.catch((e) => {
       // The table may be in any state now: the next change reads it again, the next Hello replaces it.
       this.known = false;
-      this.log.error({ err: errorText(e), full: m.full }, "ban update not applied");
+      const delayMs = this.resyncBackoff.next();
+      this.log.error({ err: errorText(e), full: m.full, resyncInMs: delayMs }, "ban update not applied: the kernel's bans are wrong until the full state is reloaded; asking the API for it");
+      if (!this.resyncTimer && this.onResync) {
+        this.resyncTimer = setTimeout(() => {
+          this.resyncTimer = undefined;
+          this.onResync?.();
+        }, delayMs);
+      }
       return undefined;
     });
   }
@@ -48,6 +64,13 @@ export class BanKeeper {
   async held(): Promise<boolean> {
     await this.chain;
     return this.tableExists().catch(() => true);
+  }
+
+  /** No resync after this (agent shutdown). */
+  stop(): void {
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.resyncTimer = undefined;
+    this.onResync = undefined;
   }
 
   /** Resolves when every queued update is done. */
@@ -104,6 +127,7 @@ export class BanKeeper {
     const r = await kernel.apply(text, this.driver);
     if (!m.full) for (const l of m.lists) if (l.add.length > 0) this.lists!.add(l.list);
     this.known = true;
+    if (m.full) this.resyncBackoff.reset();
     const out = { full: m.full, lists: m.lists.length, added, removed, nftMs: r.durationMs };
     this.log.debug({ ...out }, "bans applied");
     this.onApplied?.(out);

@@ -417,6 +417,14 @@ export class AgentClient {
     }
   }
 
+  /** End the stream and reconnect (with the usual backoff): the API answers the Hello with the full state. */
+  resync(why: string): void {
+    const s = this.stream;
+    if (this.stopped || !s) return;
+    this.o.log.warn({ why }, "ending the stream to get the full state again");
+    s.cancel();
+  }
+
   /** Close the stream and stop reconnecting. */
   stop(): void {
     this.stopped = true;

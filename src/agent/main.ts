@@ -94,6 +94,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   };
   // Ban lists live beside the policy in their own table; the failsafe is the same endpoint.
   const banKeeper = new BanKeeper(driver, log, () => banFailsafeContext(config.server, log));
+  banKeeper.onResync = () => client.resync("a ban update failed");
   const drift = new DriftDetector(driver, applier, log, state.path("drift-baseline.json"));
   const appliedState = await state.readApplied();
   await drift.load(appliedState?.text);
@@ -347,6 +348,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       // what is not acked by then goes again from the next run.
       await Promise.allSettled([...results]);
       await outbox.idle();
+      banKeeper.stop();
       await banKeeper.idle();
       // Give results on a live stream a moment to be acked (else the next run resends them).
       if (client.connected) await outbox.drained(2_000);
