@@ -198,8 +198,10 @@ async function readOwnFile(path: string): Promise<Buffer> {
   try {
     fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ELOOP")
-      throw new SandboxError("execute_bad_record", `${path} is a symlink`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") throw new SandboxError("execute_bad_record", `${path} is a symlink`);
+    // The script removed it.
+    if (code === "ENOENT") throw new SandboxError("execute_bad_record", `${path} is missing`);
     throw e;
   }
   try {

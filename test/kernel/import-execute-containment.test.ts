@@ -182,11 +182,18 @@ test("a record whose input file is a symlink to a host file, or a FIFO, is refus
       make,
     );
   }
-  // The log itself replaced by a symlink.
-  await assert.rejects(
-    executeScript("rm /mnt/rec/log && ln -s /etc/shadow /mnt/rec/log\n", RUN),
-    (e: unknown) => e instanceof SandboxError && e.code === "execute_bad_record",
-  );
+  // The log itself replaced by a symlink, or removed.
+  for (const make of [
+    "rm /mnt/rec/log && ln -s /etc/shadow /mnt/rec/log",
+    "rm /mnt/rec/log",
+    FORGE("/mnt/rec/in.nofile"),
+  ]) {
+    await assert.rejects(
+      executeScript(`${make}\n`, RUN),
+      (e: unknown) => e instanceof SandboxError && e.code === "execute_bad_record",
+      make,
+    );
+  }
 });
 
 test("without CAP_SYS_ADMIN the CLI says root is needed instead of unshare's error", () => {
