@@ -49,7 +49,10 @@ export class BanKeeper {
       // The table may be in any state now: the next change reads it again, the next Hello replaces it.
       this.known = false;
       const delayMs = this.resyncBackoff.next();
-      this.log.error({ err: errorText(e), full: m.full, resyncInMs: delayMs }, "ban update not applied: the kernel's bans are wrong until the full state is reloaded; asking the API for it");
+      this.log.error(
+        { err: errorText(e), full: m.full, resyncInMs: delayMs },
+        "ban update not applied: the kernel's bans are wrong until the full state is reloaded; asking the API for it",
+      );
       if (!this.resyncTimer && this.onResync) {
         this.resyncTimer = setTimeout(() => {
           this.resyncTimer = undefined;

@@ -297,13 +297,26 @@ test("an update the kernel refuses is not lost: the agent reloads the full state
   // Someone removes the ban table behind the agent's back: its next change (element adds to
   // sets it believes exist) is refused by the kernel.
   await lab.nft(web0.ns, ["delete", "table", "inet", "palisade_bans"]);
-  const r = await api("POST", "/v1/bans", { list: "away", addresses: ["198.51.100.77"], ttlSeconds: 600, selector: { hosts: [web0.name] } });
+  const r = await api("POST", "/v1/bans", {
+    list: "away",
+    addresses: ["198.51.100.77"],
+    ttlSeconds: 600,
+    selector: { hosts: [web0.name] },
+  });
   assert.equal(r.status, 201, JSON.stringify(r.json));
-  await waitUntil(async () => web0.proc!.output().includes("ban update not applied"), 30_000, `web-0 fails the change\n${web0.proc?.output().slice(-2000)}`);
-  await waitUntil(async () => {
-    const k = await kernelBans(web0);
-    return [...before.keys(), "198.51.100.77"].every((a) => k.has(a));
-  }, 60_000, `web-0 converges after the failure\n${web0.proc?.output().slice(-2000)}`);
+  await waitUntil(
+    async () => web0.proc!.output().includes("ban update not applied"),
+    30_000,
+    `web-0 fails the change\n${web0.proc?.output().slice(-2000)}`,
+  );
+  await waitUntil(
+    async () => {
+      const k = await kernelBans(web0);
+      return [...before.keys(), "198.51.100.77"].every((a) => k.has(a));
+    },
+    60_000,
+    `web-0 converges after the failure\n${web0.proc?.output().slice(-2000)}`,
+  );
   assert.equal(await reaches(SRC[1]!, web0), false, "the banned source is dropped again");
   await waitUntil(async () => connected(web0.name), 30_000, "web-0 is connected again");
 });
