@@ -1,7 +1,7 @@
 // iptables match modules (-m NAME and the protocol matches -p loads implicitly): which
 // options each takes, and how the collected options become keys of the policy's Match.
 import type { Match } from "../policy/index.ts";
-import { ADDR_TYPES, CT_STATES, Name, type QuotaDef } from "../policy/index.ts";
+import { ADDR_TYPES, CT_STATES, IFACE_FLAGS, Name, type QuotaDef } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { EXTRA_MODULES } from "./matches-extra.ts";
 import { knownSet } from "./ipset.ts";
@@ -475,21 +475,6 @@ const connmark: ModuleSpec = {
   },
 };
 
-const IFACE_FLAGS = [
-  "up",
-  "down",
-  "broadcast",
-  "loopback",
-  "pointtopoint",
-  "running",
-  "noarp",
-  "arp",
-  "promisc",
-  "multicast",
-  "dynamic",
-  "lower-up",
-  "dormant",
-] as const;
 const iface: ModuleSpec = {
   options: {
     "--iface": arg,

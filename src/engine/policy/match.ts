@@ -116,7 +116,7 @@ export const QuotaMatch = z.strictObject({
 });
 
 const CountryList = z.array(z.string().regex(/^[A-Z]{2}$/, "must be an ISO-3166 alpha-2 code like DE")).min(1);
-const IFACE_FLAGS = [
+export const IFACE_FLAGS = [
   "up",
   "down",
   "broadcast",

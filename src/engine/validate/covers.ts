@@ -5,30 +5,13 @@ import { canonicalJson } from "../checksum.ts";
 import { parsePrefix, prefixContains } from "../net/address.ts";
 import type { z } from "zod";
 import { unwrap, type Match, type PortList as PortListSchema } from "../policy/index.ts";
+import { KEYS } from "./match-facts.ts";
 import { asList } from "./model.ts";
 
 type PortList = z.infer<typeof PortListSchema>;
 
 /** Matches that always give the same answer for the same packet (no rate, list or budget state). */
-const STATELESS = new Set<keyof Match>([
-  "family",
-  "saddr",
-  "daddr",
-  "protocol",
-  "sport",
-  "dport",
-  "iif",
-  "oif",
-  "ctState",
-  "tcpFlags",
-  "icmpType",
-  "icmpv6Type",
-  "length",
-  "mark",
-  "ctmark",
-  "daddrType",
-  "rpfilter",
-]);
+const STATELESS = new Set<keyof Match>(KEYS);
 
 export function isStateless(m: Match): boolean {
   return (Object.keys(m) as Array<keyof Match>).every((k) => m[k] === undefined || STATELESS.has(k));

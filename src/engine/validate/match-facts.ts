@@ -7,7 +7,7 @@ import { parsePrefix } from "../net/address.ts";
 import { unwrap, type Match } from "../policy/index.ts";
 import { asList } from "./model.ts";
 
-/** The keys covers() can decide on (covers.ts STATELESS), in a fixed order: bit i = KEYS[i]. */
+/** The stateless keys, the ones covers() can decide on, in a fixed order: bit i = KEYS[i]. */
 export const KEYS = [
   "family",
   "saddr",
