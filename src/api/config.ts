@@ -78,6 +78,13 @@ const EnvSchema = z.object({
 
 export type Env = z.infer<typeof EnvSchema>;
 
+/**
+ * A host's full ban state is one BanUpdate; an entry is at most ~60 bytes on the wire (a
+ * 43-character IPv6 prefix, an 11-digit TTL, framing), so 100k entries stay near 6 MB,
+ * under the 8 MiB gRPC message limit.
+ */
+export const MAX_BANS_PER_HOST = 100_000;
+
 export interface Config {
   databaseUrl: string;
   redisUrl: string;
@@ -92,6 +99,8 @@ export interface Config {
   sseStreamsPerToken: number;
   /** Largest request body accepted, in bytes (413 above). */
   bodyLimit: number;
+  /** Active bans one host may be selected by: its full ban state must fit one gRPC message. */
+  bansMaxPerHost: number;
   /** The agents' gRPC channel (docs/security.md, "Transport"). */
   agentTls: AgentTlsConfig;
   /** Both BullMQ queues (rollouts, telemetry jobs). */
@@ -234,6 +243,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     rateLimitPerMinute: e.RATE_LIMIT_PER_MINUTE,
     sseStreamsPerToken: e.SSE_STREAMS_PER_TOKEN,
     bodyLimit: BODY_LIMIT_BYTES,
+    bansMaxPerHost: MAX_BANS_PER_HOST,
     agentTls: /^(1|true|yes)$/.test(e.PALISADE_GRPC_PLAINTEXT)
       ? { mode: "plaintext" }
       : {

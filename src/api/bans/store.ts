@@ -43,6 +43,8 @@ export interface AddBansRequest {
   source?: string;
   /** API addresses besides the interfaces' (a configured public address). */
   apiAddresses?: string[];
+  /** Active bans one host may be selected by (its full state is one gRPC message); none = no cap. */
+  maxPerHost?: number;
 }
 
 /** Parse and check every address; throws 400 naming each bad one, before anything is written. */
@@ -109,6 +111,42 @@ function parseOk(text: string): bans.BanAddress {
   return r.value;
 }
 
+/**
+ * After the insert, inside its transaction: no host this request selects may now be
+ * selected by more than `max` active bans (rolled back whole, 400, when one is). Counted
+ * per stored selector, then summed per host, so the cost follows the selectors, not the rows.
+ */
+async function checkHostCap(
+  tx: Prisma.TransactionClient,
+  hostIds: string[] | null,
+  labels: Record<string, string>,
+  max: number,
+  now: Date,
+): Promise<void> {
+  const hosts = await tx.$queryRaw<{ id: string; name: string; labels: Record<string, string> }[]>`
+    SELECT id, name, labels FROM hosts WHERE labels @> ${JSON.stringify(labels)}::jsonb
+      AND (${hostIds}::uuid[] IS NULL OR id = ANY(${hostIds}::uuid[]))`;
+  if (hosts.length === 0) return;
+  const groups = await tx.$queryRaw<{ host_ids: string[] | null; labels: Record<string, string>; n: number }[]>`
+    SELECT host_ids, labels, count(*)::int AS n FROM bans WHERE expires_at > ${now} GROUP BY host_ids, labels`;
+  const picks = (g: (typeof groups)[number], h: (typeof hosts)[number]) =>
+    (g.host_ids === null || g.host_ids.includes(h.id)) && Object.entries(g.labels).every(([k, v]) => h.labels[k] === v);
+  const over = hosts
+    .map((h) => ({ h, n: groups.reduce((n, g) => n + (picks(g, h) ? g.n : 0), 0) }))
+    .filter((x) => x.n > max);
+  if (over.length === 0) return;
+  throw new ApiError(
+    400,
+    "invalid_request",
+    `the ban request is invalid; nothing was applied: a host may be selected by at most ${max} active bans`,
+    over.slice(0, 20).map((x) => ({
+      path: "/addresses",
+      code: "too_many_bans",
+      message: `host ${x.h.name} would be selected by ${x.n} active bans; the limit is ${max} (its full ban state must fit one agent message)`,
+    })),
+  );
+}
+
 /** Hosts a selector picks right now. */
 export async function selectedHosts(
   db: Db,
@@ -156,6 +194,7 @@ export async function addBans(
         ON CONFLICT (list, address) DO UPDATE SET reason = EXCLUDED.reason, host_ids = EXCLUDED.host_ids, labels = EXCLUDED.labels,
           source = EXCLUDED.source, created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
         RETURNING ${RETURNING}`;
+      if (req.maxPerHost !== undefined) await checkHostCap(tx, hostIds, req.selector.labels, req.maxPerHost, now);
       await recordAudit(tx, actor, "ban.add", `ban-list:${req.list}`, {
         list: req.list,
         count: addrs.length,

@@ -22,6 +22,7 @@ import {
 import type { AgentMessage as AgentMessageIn, ServerMessage } from "../../protocol/agent.ts";
 import { applyResults, countIngested, telemetryBatches } from "../metrics/events.ts";
 import { bansForHost } from "../bans/index.ts";
+import { MAX_BANS_PER_HOST } from "../config.ts";
 import { ingestTelemetry, pendingQuotaResets, recordQuotaReset, TelemetryError } from "../telemetry/index.ts";
 
 export type AgentCall = grpc.ServerDuplexStream<AgentMessageIn, ServerMessage>;
@@ -294,12 +295,24 @@ export class AgentSession {
     // Quota resets asked for while the agent was away.
     for (const m of await pendingQuotaResets(this.ctx, hostId))
       this.send({ quotaReset: { requestId: m.requestId, name: m.name } });
-    // Its whole ban state: lists and addresses changed while it was away converge here.
-    const banLists = [...(await bansForHost(db, hostId))].map(([list, add]) => ({ list, add, remove: [] }));
-    if (banLists.length > 0 || bansHeld) this.sendBans(true, banLists);
-    // A host that was offline (or is new) gets what its deployments want it to run.
+    // A host that was offline (or is new) gets what its deployments want it to run: first,
+    // so nothing about bans (a failure, a message the stream refuses) can hold it back.
     const claimed = await claimForHost(db, hostId);
     if (claimed) await this.sendDesired(claimed);
+    // Its whole ban state: lists and addresses changed while it was away converge here.
+    try {
+      const banLists = [...(await bansForHost(db, hostId))].map(([list, add]) => ({ list, add, remove: [] }));
+      const n = banLists.reduce((k, l) => k + l.add.length, 0);
+      // Adds over the cap are refused; rows from before the cap would end the stream on every Hello.
+      if (n > MAX_BANS_PER_HOST) {
+        this.ctx.log.error(
+          { hostId, bans: n, max: MAX_BANS_PER_HOST },
+          "host selected by more bans than one message holds; ban state not sent",
+        );
+      } else if (banLists.length > 0 || bansHeld) this.sendBans(true, banLists);
+    } catch (e) {
+      this.ctx.log.error({ hostId, err: (e as Error).message }, "ban state not sent");
+    }
   }
 
   /** The stored version the agent says it runs; null when unknown or its checksum differs. */

@@ -146,6 +146,7 @@ export const banRoutes: FastifyPluginAsyncZod = async (app) => {
         reason: b.reason,
         selector: { ...(hostIds && { hostIds }), labels: b.selector?.labels ?? {} },
         apiAddresses: [app.config.host],
+        maxPerHost: app.config.bansMaxPerHost,
       });
       const d = await publishBanChanges(app.redis, r.changes);
       if (d.publishErrors)
