@@ -3,12 +3,14 @@
 // worker, and rollups.ts/partitions.ts take advisory locks besides):
 //   rollup       every 15 s: recompute dirty minutes -> hours -> days (rollups.ts)
 //   maintenance  every hour, and once at start: create daily partitions ahead, apply
-//                retention (partitions.ts)
+//                retention (partitions.ts), delete expired ban rows (bans/store.ts: they are
+//                invisible at once, this reclaims their space)
 // The schedules live in Redis. When Redis comes back after an outage (perhaps empty: a
 // restart without persistence loses them) they are upserted again on reconnect, so
 // rollups and retention resume without a restart of the server.
 import { Queue, Worker, type Job } from "bullmq";
 import { Redis } from "ioredis";
+import { sweepExpiredBans } from "../bans/index.ts";
 import type { BackgroundService, RunningService, ServiceContext } from "../background-service.ts";
 import { applyRetention, ensurePartitions } from "./partitions.ts";
 import type { Retention } from "./retention.ts";
@@ -43,7 +45,9 @@ export function telemetryService(opts: TelemetryServiceOptions = {}): Background
           const r = await applyRetention(ctx.db, retention);
           if (created.length || r.dropped.length)
             ctx.log.info({ created, dropped: r.dropped }, "telemetry partitions maintained");
-          return { created, ...r };
+          const bansSwept = await sweepExpiredBans(ctx.db);
+          if (bansSwept) ctx.log.info({ bansSwept }, "expired ban rows deleted");
+          return { created, ...r, bansSwept };
         }
         throw new Error(`unknown telemetry job ${job.name}`);
       };
