@@ -59,7 +59,7 @@ export async function checkAddresses(
     details.push({
       path: "/list",
       code: "invalid_list",
-      message: `list name "${list}" must be a lowercase letter then up to 31 of a-z 0-9 _`,
+      message: `list name "${list}" must be ${bans.BAN_LIST_RULE}`,
     });
   const parsed: { path: string; address: bans.BanAddress }[] = [];
   const seen = new Map<string, number>();

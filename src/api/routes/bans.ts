@@ -4,6 +4,7 @@
 // refused whole. See docs/bans.md.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { bans } from "../../engine/index.ts";
 import { addBans, listBans, publishBanChanges, removeBans, type BanRow } from "../bans/index.ts";
 import { resolveSelector } from "../deploy/selector.ts";
 import { errorResponses } from "../errors.ts";
@@ -12,9 +13,7 @@ import { iso, LabelKey, LabelValue, Timestamp } from "../schemas.ts";
 import { resolveHost } from "../telemetry/hosts.ts";
 import { HostFilter } from "../telemetry/http.ts";
 
-const ListName = z
-  .string()
-  .regex(/^[a-z][a-z0-9_]{0,31}$/, "list names: a lowercase letter, then up to 31 of a-z 0-9 _");
+const ListName = z.string().regex(bans.BAN_LIST_RE, `list names: ${bans.BAN_LIST_RULE}`);
 export const MAX_BANS_PER_REQUEST = 100_000;
 
 const Ban = z.object({

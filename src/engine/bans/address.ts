@@ -63,3 +63,5 @@ export function bansOverlap(a: BanAddress, b: BanAddress): boolean {
 
 /** A ban list's name: it names the list's kernel sets too, so a short plain word. */
 export const BAN_LIST_RE = /^[a-z][a-z0-9_]{0,31}$/;
+/** BAN_LIST_RE in words, for every message that refuses a name. */
+export const BAN_LIST_RULE = "a lowercase letter, then up to 31 of a-z 0-9 _";

@@ -4,6 +4,7 @@ export {
   banCovers,
   bansOverlap,
   BAN_LIST_RE,
+  BAN_LIST_RULE,
   type BanAddress,
   type BanAddressError,
 } from "./address.ts";
