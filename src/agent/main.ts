@@ -124,10 +124,13 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         nftVersion: c.nftVersion ?? "",
         kernel: c.kernelRelease,
         ipv6: c.ipv6,
-        features: Object.entries(c.features)
-          .filter(([, ok]) => ok)
-          .map(([f]) => f)
-          .sort(),
+        // `bans`: this agent applies ban updates (the API sends none to an agent without it).
+        features: [
+          ...Object.entries(c.features)
+            .filter(([, ok]) => ok)
+            .map(([f]) => f),
+          "bans",
+        ].sort(),
         xtablesModules: [],
         agentVersion: AGENT_VERSION,
         unavailable: [],

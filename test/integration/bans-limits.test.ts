@@ -34,3 +34,18 @@ test("an add that puts a host over the cap is refused whole, naming the host and
   assert.equal((await post("b", ["198.51.100.4", "198.51.100.5"], { role: "db" })).statusCode, 201);
   assert.equal((await post("a", ["198.51.100.1"], { role: "web" })).statusCode, 201);
 });
+
+test("hosts whose agent is older than bans are counted as unsupported, not sent to", async () => {
+  await t.db.host.create({
+    data: { name: "old-agent", labels: { role: "old" }, capabilities: { features: ["sets"] } },
+  });
+  await t.db.host.create({
+    data: { name: "new-agent", labels: { role: "old" }, capabilities: { features: ["bans", "sets"] } },
+  });
+  await t.db.host.create({ data: { name: "never-seen", labels: { role: "old" } } });
+  const r = await post("c", ["198.51.100.9"], { role: "old" });
+  assert.equal(r.statusCode, 201, r.body);
+  const body = JSON.parse(r.body) as { hosts: number; unsupported: number };
+  assert.equal(body.hosts, 3);
+  assert.equal(body.unsupported, 1, "only the agent that reported capabilities without bans");
+});

@@ -147,6 +147,24 @@ async function checkHostCap(
   );
 }
 
+/** The agent feature that says it applies ban updates (older agents ignore them). */
+export const BANS_CAPABILITY = "bans";
+
+export function hasBansCapability(caps: unknown): boolean {
+  const f = (caps as { features?: unknown } | null | undefined)?.features;
+  return Array.isArray(f) && f.includes(BANS_CAPABILITY);
+}
+
+/** Of these hosts, those whose agent reported capabilities without `bans` (an agent older than bans). */
+export async function hostsWithoutBans(db: Db, hostIds: string[]): Promise<number> {
+  if (hostIds.length === 0) return 0;
+  const hosts = await db.host.findMany({ where: { id: { in: hostIds } }, select: { capabilities: true } });
+  // A host that never connected has reported nothing yet ({}): not counted.
+  return hosts.filter(
+    (h) => Array.isArray((h.capabilities as { features?: unknown })?.features) && !hasBansCapability(h.capabilities),
+  ).length;
+}
+
 /** Hosts a selector picks right now. */
 export async function selectedHosts(
   db: Db,

@@ -21,7 +21,7 @@ import {
 } from "./messages.ts";
 import type { AgentMessage as AgentMessageIn, ServerMessage } from "../../protocol/agent.ts";
 import { applyResults, countIngested, telemetryBatches } from "../metrics/events.ts";
-import { bansForHost } from "../bans/index.ts";
+import { bansForHost, hasBansCapability } from "../bans/index.ts";
 import { MAX_BANS_PER_HOST } from "../config.ts";
 import { ingestTelemetry, pendingQuotaResets, recordQuotaReset, TelemetryError } from "../telemetry/index.ts";
 
@@ -268,6 +268,9 @@ export class AgentSession {
     });
   }
 
+  /** Its Hello listed the `bans` feature (docs/bans.md). */
+  private bansCapable = false;
+
   private async onHello(
     caps: Prisma.InputJsonValue | undefined,
     applied: AppliedVersion | undefined,
@@ -277,6 +280,7 @@ export class AgentSession {
     const hostId = this.identity.hostId;
     const data: Prisma.HostUpdateInput = { updatedAt: new Date() };
     if (caps) data.capabilities = caps;
+    this.bansCapable = hasBansCapability(caps);
     let appliedVersionId: string | null | undefined;
     if (applied) {
       appliedVersionId = applied.ruleset ? await this.versionIdOf(applied) : null;
@@ -426,6 +430,9 @@ export class AgentSession {
     full: boolean,
     lists: { list: string; add: { address: string; expiresAtMs: number }[]; remove: string[] }[],
   ): void {
+    // An agent older than bans would ignore them (and, downgraded, delete palisade_bans as
+    // a policy table): it gets none; the POST counts it as unsupported.
+    if (!this.bansCapable) return;
     const now = Date.now();
     const out = lists.map((l) => {
       const live = l.add.filter((a) => a.expiresAtMs > now);

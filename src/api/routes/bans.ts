@@ -5,7 +5,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { bans } from "../../engine/index.ts";
-import { addBans, listBans, publishBanChanges, removeBans, type BanRow } from "../bans/index.ts";
+import { addBans, hostsWithoutBans, listBans, publishBanChanges, removeBans, type BanRow } from "../bans/index.ts";
 import { resolveSelector } from "../deploy/selector.ts";
 import { errorResponses } from "../errors.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
@@ -57,6 +57,10 @@ const Changed = z.object({
     .number()
     .int()
     .describe("of those, hosts with an agent stream up now (the others converge when they connect)"),
+  unsupported: z
+    .number()
+    .int()
+    .describe("of those, hosts whose agent is older than bans (no `bans` capability): they get none until upgraded"),
 });
 const ListQuery = PageQuery.extend({ list: ListName.optional(), host: HostFilter.optional() });
 const RemoveParams = z.strictObject({ list: ListName, address: z.string().min(1).max(64) });
@@ -154,7 +158,11 @@ export const banRoutes: FastifyPluginAsyncZod = async (app) => {
           "bans recorded but not published (Redis); agents converge when they reconnect",
         );
       const items = r.rows.length <= 1000 ? r.rows.map(await hostNames(r.rows)) : [];
-      return reply.status(201).send({ items, hosts: r.changes.length, delivered: d.delivered });
+      const unsupported = await hostsWithoutBans(
+        app.db,
+        r.changes.map((c) => c.hostId),
+      );
+      return reply.status(201).send({ items, hosts: r.changes.length, delivered: d.delivered, unsupported });
     },
   );
 
@@ -173,7 +181,16 @@ export const banRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req) => {
       const r = await removeBans(app.db, req.actor, req.params.list, [req.params.address]);
       const d = await publishBanChanges(app.redis, r.changes);
-      return { items: r.rows.map(await hostNames(r.rows)), hosts: r.changes.length, delivered: d.delivered };
+      const unsupported = await hostsWithoutBans(
+        app.db,
+        r.changes.map((c) => c.hostId),
+      );
+      return {
+        items: r.rows.map(await hostNames(r.rows)),
+        hosts: r.changes.length,
+        delivered: d.delivered,
+        unsupported,
+      };
     },
   );
 };
