@@ -50,14 +50,15 @@ function listRules(list: string): string[] {
 
 /**
  * The agent's own connection to the API passes the ban chain whatever a ban covers (the API
- * refuses such bans too). It matches the connection the host opened, by conntrack, never a
- * packet's source port: anyone can pick a source port, nobody outside can make the kernel
- * hold an established connection this host opened to the API. No address, no rule.
+ * refuses such bans too, but it cannot see an address that NAT puts in front of it). The chain
+ * runs at -310, before conntrack (-200), where `ct state` is never "established": so the rule
+ * matches what the packet carries, the API's address and its port together, never a port
+ * alone that any sender could pick. A packet forged with the API's address and port gets past
+ * the ban chain only under the API's own address, which no ban names; the policy still applies.
+ * No address, no rule.
  */
 function failsafeRules(fs: BanFailsafe): string[] {
-  const rule = (fam: "ip" | "ip6", as: string[]) =>
-    `ct state established,related ct direction reply meta l4proto tcp ct original ${fam} daddr { ${as.join(", ")} } ` +
-    `ct original proto-dst ${fs.apiPort} accept`;
+  const rule = (fam: "ip" | "ip6", as: string[]) => `${fam} saddr { ${as.join(", ")} } tcp sport ${fs.apiPort} accept`;
   const v4 = [...new Set(fs.apiAddresses.filter((a) => !a.includes(":")))].sort();
   const v6 = [...new Set(fs.apiAddresses.filter((a) => a.includes(":")))].sort();
   return [...(v4.length ? [rule("ip", v4)] : []), ...(v6.length ? [rule("ip6", v6)] : [])];
