@@ -12,11 +12,15 @@ export type Rendered =
   | { ok: true; text: string; tables: nft.TableDefinition[] }
   | { ok: false; code: "invalid_policy" | "render_failed"; error: string };
 
+/** HOST:PORT or [IPv6]:PORT -> the host (brackets dropped) and the port. */
+function splitServer(server: string): { host: string; apiPort: number } {
+  const i = server.lastIndexOf(":");
+  return { host: server.slice(0, i).replace(/^\[|\]$/g, ""), apiPort: Number(server.slice(i + 1)) };
+}
+
 /** HOST:PORT -> the address and port the failsafe must keep open (address omitted when unresolvable). */
 export async function failsafeContext(server: string): Promise<{ apiAddress?: string; apiPort: number }> {
-  const i = server.lastIndexOf(":");
-  const host = server.slice(0, i).replace(/^\[|\]$/g, "");
-  const apiPort = Number(server.slice(i + 1));
+  const { host, apiPort } = splitServer(server);
   if (isIP(host)) return { apiAddress: host, apiPort };
   try {
     return { apiAddress: (await lookup(host)).address, apiPort };
@@ -35,9 +39,7 @@ export async function banFailsafeContext(
   server: string,
   log?: Logger,
 ): Promise<{ apiAddresses: string[]; apiPort: number }> {
-  const i = server.lastIndexOf(":");
-  const host = server.slice(0, i).replace(/^\[|\]$/g, "");
-  const apiPort = Number(server.slice(i + 1));
+  const { host, apiPort } = splitServer(server);
   if (isIP(host)) return { apiAddresses: [host], apiPort };
   try {
     return { apiAddresses: (await lookup(host, { all: true })).map((a) => a.address), apiPort };
