@@ -18,6 +18,8 @@ export { xtRecentMaxHitcount } from "./compile/hitcount.ts";
 export { parsePrefix, hasHostBits } from "./net/address.ts";
 // Fleet-wide bans: addresses and the agent's ban table (bans/).
 export * as bans from "./bans/index.ts";
+// Operator conditions (xt_condition) as sets the agent fills (conditions/).
+export * as conditions from "./conditions/index.ts";
 export { HostName, isHostId } from "./host-name.ts";
 export {
   compileNft,

@@ -331,11 +331,7 @@ export const FEATURES = {
   // ---- xtables-addons matches
   "match.condition": {
     label: "condition match",
-    nftables: nftCannot(
-      "a condition is a flag an operator flips on the host, outside the policy; Palisade does not yet keep such flags in the agent's tables (nftables could test one as a set lookup)",
-      "deploy a policy version with or without the rule",
-      "xt_condition",
-    ),
+    nftables: yes("meta nfproto @condition_NAME (a set the agent fills while the operator has NAME on)"),
     iptables: yes("-m condition", addon("xt_condition")),
   },
   "match.geoip": {

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { AddressList, Interface, Name, PortList, Protocol, Rate, Seconds, U32, negatable } from "./primitives.ts";
 import { extraMatchKeys } from "./match-extra.ts";
+import { ConditionName } from "../conditions/names.ts";
 
 export const CT_STATES = ["new", "established", "related", "invalid", "untracked"] as const;
 export const TCP_FLAGS = ["fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr"] as const;
@@ -146,7 +147,7 @@ const IPV4_OPTIONS = [
 
 /** xtables-addons matches (seed: xtables-addons manual). */
 export const XtMatch = z.strictObject({
-  condition: negatable(z.string().regex(/^[A-Za-z0-9_]{1,27}$/, "must be 1-27 letters, digits or '_'")).optional(),
+  condition: negatable(ConditionName).optional(),
   geoip: z
     .strictObject({
       source: CountryList.optional(),

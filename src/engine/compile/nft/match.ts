@@ -22,6 +22,7 @@ import {
 import { quotaParts } from "./quota.ts";
 import { extraFamilies, extraParts } from "./match-extra.ts";
 import { xtFamilies, xtNeedsFamily, xtParts } from "./match-xt.ts";
+import { conditionPart } from "./condition.ts";
 
 const PORT_PROTOCOLS = new Set(["tcp", "udp", "udplite", "sctp", "dccp"]);
 const ANY_PORT_PROTOCOL = "meta l4proto { tcp, udp, udplite, sctp, dccp }";
@@ -243,6 +244,7 @@ export function compileMatch(
   parts.push(...xt.parts);
   if (xt.alternatives) alternativeLists.push(xt.alternatives);
   if (xt.impliesFamily) impliesFamily = true;
+  if (m.xt?.condition !== undefined) parts.push(conditionPart(m.xt.condition, ctx, [...path, "xt", "condition"]));
   // Stateful parts last: a meter, recent list or quota must only see packets that
   // matched everything else (as in iptables, where matches are evaluated in order).
   if (m.limit !== undefined) {
