@@ -49,7 +49,7 @@ async function child(ns: string, file: string, textOut: string): Promise<void> {
   const { nftDriver } = await import("../src/engine/driver/index.ts");
   const json = readFileSync(file, "utf8");
   const c0 = cpuMs();
-  const r = renderDesired(json, { apiAddress: "127.0.0.1", apiPort: 50051 });
+  const r = renderDesired(json, { apiAddresses: ["127.0.0.1"], apiPort: 50051 });
   const c1 = cpuMs();
   if (!r.ok) throw new Error(r.error);
   const out = await new Applier(nftDriver({ netns: ns, timeoutMs: 120_000 }), memoryLog("error")).safeApply({

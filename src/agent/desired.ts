@@ -18,27 +18,24 @@ function splitServer(server: string): { host: string; apiPort: number } {
   return { host: server.slice(0, i).replace(/^\[|\]$/g, ""), apiPort: Number(server.slice(i + 1)) };
 }
 
-/** HOST:PORT -> the address and port the failsafe must keep open (address omitted when unresolvable). */
-export async function failsafeContext(server: string): Promise<{ apiAddress?: string; apiPort: number }> {
-  const { host, apiPort } = splitServer(server);
-  if (isIP(host)) return { apiAddress: host, apiPort };
-  try {
-    return { apiAddress: (await lookup(host)).address, apiPort };
-  } catch {
-    return { apiPort }; // ports-only failsafe: wider, still safe
-  }
+/** The API endpoint both failsafes keep open: every address its name resolves to, and its port. */
+export interface ApiEndpoint {
+  apiAddresses: string[];
+  apiPort: number;
 }
 
 /**
- * The ban chain's failsafe: every address the API name resolves to, resolved again on each
- * full ban update. Unresolvable = no failsafe rule at all (never a port-only one, which any
- * banned source could match by picking its source port); the API refuses bans covering its
- * own address or the agent's, so the connection survives without it.
+ * HOST:PORT -> the failsafe's endpoint, resolved again for every policy render and every full
+ * ban update. Unresolvable = no addresses, so no failsafe rule at all (never a port-only one,
+ * which any sender could match by picking its source port), logged at warn naming `what` is
+ * loaded without it: a policy that then cuts the agent off gets no Confirm and rolls back;
+ * the API refuses bans covering its own address or the agent's.
  */
-export async function banFailsafeContext(
+export async function failsafeContext(
   server: string,
+  what: "policy" | "ban table",
   log?: Logger,
-): Promise<{ apiAddresses: string[]; apiPort: number }> {
+): Promise<ApiEndpoint> {
   const { host, apiPort } = splitServer(server);
   if (isIP(host)) return { apiAddresses: [host], apiPort };
   try {
@@ -46,7 +43,7 @@ export async function banFailsafeContext(
   } catch (e) {
     log?.warn(
       { server, err: (e as Error).message },
-      "API name does not resolve: the ban table is loaded without its failsafe rule",
+      `API name does not resolve: the ${what} is loaded without its failsafe rule`,
     );
     return { apiAddresses: [], apiPort };
   }
@@ -58,7 +55,7 @@ const summary = (ds: { path?: unknown; message: string }[]) =>
     .map((d) => `${Array.isArray(d.path) && d.path.length ? d.path.join(".") + ": " : ""}${d.message}`)
     .join("; ");
 
-export function renderDesired(policyJson: string, failsafe: { apiAddress?: string; apiPort: number }): Rendered {
+export function renderDesired(policyJson: string, failsafe: ApiEndpoint): Rendered {
   let doc: unknown;
   try {
     doc = JSON.parse(policyJson);

@@ -13,7 +13,7 @@ import { Applier } from "./apply.ts";
 import { BanKeeper } from "./bans.ts";
 import { AgentClient } from "./client.ts";
 import type { AgentConfig } from "./config.ts";
-import { banFailsafeContext, failsafeContext, renderDesired } from "./desired.ts";
+import { failsafeContext, renderDesired } from "./desired.ts";
 import { DriftDetector } from "./drift.ts";
 import { errorText } from "./errors.ts";
 import { createLog, type Logger } from "../runtime/log.ts";
@@ -93,7 +93,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     },
   };
   // Ban lists live beside the policy in their own table; the failsafe is the same endpoint.
-  const banKeeper = new BanKeeper(driver, log, () => banFailsafeContext(config.server, log));
+  const banKeeper = new BanKeeper(driver, log, () => failsafeContext(config.server, "ban table", log));
   banKeeper.onResync = () => client.resync("a ban update failed");
   const drift = new DriftDetector(driver, applier, log, state.path("drift-baseline.json"));
   const appliedState = await state.readApplied();
@@ -228,7 +228,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       outbox.post({
         applyResult: { deploymentId: m.deploymentId, targetId: m.targetId, version, status, error, attempt: m.attempt },
       });
-    const rendered = renderDesired(m.policyJson, await failsafeContext(config.server));
+    const rendered = renderDesired(m.policyJson, await failsafeContext(config.server, "policy", log));
     if (!rendered.ok) return report("APPLY_STATUS_FAILED", `${rendered.code}: ${rendered.error}`);
     const key = `${m.deploymentId}/${m.targetId}`;
     let reported = false;

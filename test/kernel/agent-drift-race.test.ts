@@ -50,7 +50,7 @@ describe("agent drift checks never undo a confirmed apply (kernel, netns, grpc)"
     const log = memoryLog("warn");
     const agent = await l.start([], { log });
     await api.waitFor((r) => r.find((x) => x.msg.hello));
-    const failsafe = await failsafeContext(server);
+    const failsafe = await failsafeContext(server, "policy");
     const scratchApplier = new Applier(nftDriver({ netns: scratch }), log);
     let restores = 0;
 

@@ -31,7 +31,7 @@ const GOLDEN = join(import.meta.dirname, "../golden/iptables/policies");
 
 function render(doc: PolicyInput, installed?: { ipv4?: string; ipv6?: string }) {
   const r = renderIptables(Policy.parse(doc), {
-    failsafe: { apiAddress: "10.250.0.1", apiPort: 8443 },
+    failsafe: { apiAddresses: ["10.250.0.1"], apiPort: 8443 },
     installed: installed && {
       ipv4: installed.ipv4 ? parseInstalled(installed.ipv4) : undefined,
       ipv6: installed.ipv6 ? parseInstalled(installed.ipv6) : undefined,

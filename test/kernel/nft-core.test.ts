@@ -46,7 +46,7 @@ test("failsafe: a drop-everything policy still lets the agent reach the API", as
 });
 
 test("failsafe with the agent's exact endpoint opens that address and port only", async () => {
-  await applyPolicy(lab, agent, lockdown(), { failsafe: { apiAddress: link.a.ip4, apiPort: 50052 } });
+  await applyPolicy(lab, agent, lockdown(), { failsafe: { apiAddresses: [link.a.ip4], apiPort: 50052 } });
   assert.equal(await lab.tcpConnect(agent, link.a.ip4, 50052), true);
   assert.equal(await lab.tcpConnect(agent, link.a.ip4, 50051), false);
   await lab.exec(api, ["ip", "addr", "add", "10.200.1.66/24", "dev", link.a.ifname]);

@@ -137,7 +137,7 @@ describe("agent plan: from the compiled tables", () => {
     const small = parse(readFileSync(join(import.meta.dirname, "../../../bench/fixtures/small.yaml"), "utf8"));
     const v = validatePolicy(small, { target: "nftables" });
     assert.ok(v.ok && v.policy);
-    const c = compileNft(v.policy, { failsafe: { apiAddress: "192.0.2.10", apiPort: 50051 } });
+    const c = compileNft(v.policy, { failsafe: { apiAddresses: ["192.0.2.10"], apiPort: 50051 } });
     assert.ok(c.ok);
     const fx = fixtureDesired({ lan: "10.9.0.0/24", extra: ["tcp dport 9 drop"] });
     for (const [text, tables] of [

@@ -9,7 +9,7 @@ import { Policy } from "../../../src/engine/policy/index.ts";
 import { renderIptables } from "../../../src/engine/compile/iptables/index.ts";
 
 const DIR = join(import.meta.dirname, "../../golden/iptables");
-const CTX = { failsafe: { apiAddress: "203.0.113.5", apiPort: 8443 } };
+const CTX = { failsafe: { apiAddresses: ["203.0.113.5"], apiPort: 8443 } };
 
 export function goldenText(name: string): string {
   const policy = Policy.parse(JSON.parse(readFileSync(join(DIR, "policies", `${name}.json`), "utf8")));

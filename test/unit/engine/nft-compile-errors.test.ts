@@ -179,7 +179,7 @@ test("IPv6 IPMARK with an unaligned shift is refused and says what supports it",
 });
 
 test("a bad failsafe endpoint from the agent is refused, not rendered", () => {
-  const r = compileNft(Policy.parse(input([])), { failsafe: { apiAddress: "10.0.0.1; flush ruleset" } });
+  const r = compileNft(Policy.parse(input([])), { failsafe: { apiAddresses: ["10.0.0.1; flush ruleset"] } });
   assert.ok(!r.ok && r.errors[0]!.code === "nft_failsafe_address");
   const p = compileNft(Policy.parse(input([])), { failsafe: { apiPort: 70000 } });
   assert.ok(!p.ok && p.errors[0]!.code === "nft_failsafe_port");

@@ -71,7 +71,7 @@ test("failsafe: first rule of every base chain the agent's traffic crosses; exac
   assert.match(rules(byPorts, "pre")[0]!, /tcp sport 50051 accept/);
   assert.doesNotMatch(rules(byPorts, "pre")[0]!, /ct state/);
   assert.equal(rules(byPorts, "forward").length, 0);
-  const exact = render(doc, { failsafe: { apiAddress: "192.0.2.7", apiPort: 443 } });
+  const exact = render(doc, { failsafe: { apiAddresses: ["192.0.2.7"], apiPort: 443 } });
   assert.match(
     rules(exact, "input")[0]!,
     /^add rule inet palisade input ip saddr 192\.0\.2\.7 tcp sport 443 ct state \{ established, related \} accept /,
@@ -80,7 +80,7 @@ test("failsafe: first rule of every base chain the agent's traffic crosses; exac
     rules(exact, "output")[0]!,
     /^add rule inet palisade output ip daddr 192\.0\.2\.7 tcp dport 443 accept /,
   );
-  const v6 = render(doc, { failsafe: { apiAddress: "2001:db8::7" } });
+  const v6 = render(doc, { failsafe: { apiAddresses: ["2001:db8::7"] } });
   assert.match(rules(v6, "output")[0]!, /ip6 daddr 2001:db8::7 tcp dport 50051 accept/);
   const off = render({ ...doc, failsafe: { enabled: false } });
   assert.ok(!off.includes("failsafe"));

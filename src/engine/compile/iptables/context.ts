@@ -2,6 +2,7 @@
 // families, and the fixed table/builtin-chain layout of xtables.
 import { error, type Diagnostic, type Path } from "../../diagnostics.ts";
 import type { Policy } from "../../policy/index.ts";
+import type { FailsafeContext } from "../failsafe.ts";
 import type { TargetCapabilities } from "../hitcount.ts";
 
 export type Fam = "ipv4" | "ipv6";
@@ -20,11 +21,7 @@ export const TABLE_HOOKS: Record<Table, readonly string[]> = {
   rawpost: ["postrouting"],
 };
 
-export interface FailsafeContext {
-  /** The API endpoint the agent talks to; with it the failsafe rules are exact. */
-  apiAddress?: string;
-  apiPort?: number;
-}
+export type { FailsafeContext };
 
 /** What an earlier apply left in the kernel for one family (see installed.ts). */
 export interface InstalledState {

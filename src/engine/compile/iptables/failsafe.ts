@@ -1,19 +1,14 @@
-// Failsafe (Calico's failsafe ports), as in the nftables compiler: the first rules of
-// every Palisade entry chain on a hook the agent's API connection crosses (prerouting,
-// input, output, postrouting; nat included, so no DNAT can divert it) accept that
+// The failsafe in iptables (what it matches: ../failsafe.ts): the first rules of every
+// Palisade entry chain on a hook the agent's API connection crosses accept that
 // connection, whatever the policy's own chains say.
 import type { Policy } from "../../policy/index.ts";
-import { canonicalAddress, familyOf } from "./address.ts";
-import type { Fam, FailsafeContext } from "./context.ts";
+import { FAILSAFE_COMMENT, failsafeMatch, type FailsafeContext } from "../failsafe.ts";
+import { canonicalAddress } from "./address.ts";
+import type { Fam } from "./context.ts";
 
-export const FAILSAFE_COMMENT = "palisade failsafe: keep the agent's API connection open";
-const INBOUND = new Set(["prerouting", "input"]);
-const OUTBOUND = new Set(["output", "postrouting"]);
+export { FAILSAFE_COMMENT } from "../failsafe.ts";
 
-/** Tables whose chains run after conntrack: there, inbound failsafe traffic must be a reply (see the nft compiler). */
-const CONNTRACKED_TABLES = new Set(["filter", "mangle"]);
-
-/** Rule bodies to put first in the entry chain of `hook` in `table`. */
+/** Rule bodies to put first in the entry chain of `hook` in `table`, for one family. */
 export function failsafeRules(
   policy: Policy,
   hook: string,
@@ -21,16 +16,18 @@ export function failsafeRules(
   fam: Fam,
   fs: FailsafeContext | undefined,
 ): string[] {
-  if (!policy.failsafe.enabled) return [];
-  const inbound = INBOUND.has(hook);
-  if (!inbound && !OUTBOUND.has(hook)) return [];
-  if (fs?.apiAddress && familyOf(fs.apiAddress) !== fam) return [];
-  const ports = fs?.apiPort !== undefined ? [fs.apiPort] : [...new Set(policy.failsafe.ports)].sort((a, b) => a - b);
-  const dir = inbound ? "sport" : "dport";
-  const portMatch = ports.length === 1 ? `-m tcp --${dir} ${ports[0]}` : `-m multiport --${dir}s ${ports.join(",")}`;
-  const addr = fs?.apiAddress
-    ? `${inbound ? "-s" : "-d"} ${canonicalAddress(fs.apiAddress)}/${fam === "ipv4" ? 32 : 128} `
-    : "";
-  const state = inbound && CONNTRACKED_TABLES.has(table) ? "-m conntrack --ctstate RELATED,ESTABLISHED " : "";
+  const m = failsafeMatch(policy, hook, table, fs);
+  if (!m) return [];
+  const dir = m.inbound ? "sport" : "dport";
+  const portMatch =
+    m.ports.length === 1 ? `-m tcp --${dir} ${m.ports[0]}` : `-m multiport --${dir}s ${m.ports.join(",")}`;
+  let addr = "";
+  if (m.addresses) {
+    const own = m.addresses[fam];
+    if (!own.length) return [];
+    const bits = fam === "ipv4" ? 32 : 128;
+    addr = `${m.inbound ? "-s" : "-d"} ${own.map((a) => `${canonicalAddress(a)}/${bits}`).join(",")} `;
+  }
+  const state = m.replyOnly ? "-m conntrack --ctstate RELATED,ESTABLISHED " : "";
   return [`${addr}-p tcp ${portMatch} ${state}-m comment --comment "${FAILSAFE_COMMENT}" -j ACCEPT`];
 }

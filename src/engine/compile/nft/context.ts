@@ -5,6 +5,7 @@
 import { error, type Diagnostic, type Path } from "../../diagnostics.ts";
 import type { Chain, Counter, NamedMap, NamedSet, Quota } from "../../nft/index.ts";
 import type { Policy } from "../../policy/index.ts";
+import type { FailsafeContext } from "../failsafe.ts";
 
 /** The one table every Palisade rule lives in. */
 export const TABLE = "palisade";
@@ -13,11 +14,7 @@ export const FAMILY = "inet" as const;
 export type Fam = "ipv4" | "ipv6";
 export const FAMS: readonly Fam[] = ["ipv4", "ipv6"];
 
-export interface FailsafeContext {
-  /** The API endpoint the agent talks to; with it the failsafe rules are exact. */
-  apiAddress?: string;
-  apiPort?: number;
-}
+export type { FailsafeContext };
 
 export interface CompileContext {
   failsafe?: FailsafeContext;

@@ -63,14 +63,9 @@ export type NftCompileResult =
 
 function checkFailsafeContext(ctx: Ctx): void {
   const fs = ctx.options.failsafe;
-  if (fs?.apiAddress !== undefined) {
-    const p = parsePrefix(fs.apiAddress);
-    if (!p || fs.apiAddress.includes("/"))
-      ctx.error(
-        [],
-        "nft_failsafe_address",
-        `failsafe API address ${JSON.stringify(fs.apiAddress)} is not an IP address`,
-      );
+  for (const a of fs?.apiAddresses ?? []) {
+    if (!parsePrefix(a) || a.includes("/"))
+      ctx.error([], "nft_failsafe_address", `failsafe API address ${JSON.stringify(a)} is not an IP address`);
   }
   if (fs?.apiPort !== undefined && !(Number.isInteger(fs.apiPort) && fs.apiPort >= 1 && fs.apiPort <= 65535)) {
     ctx.error([], "nft_failsafe_port", `failsafe API port ${String(fs.apiPort)} is not a TCP port`);
