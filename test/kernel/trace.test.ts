@@ -112,6 +112,114 @@ test("PORTFW weights 3:1 show as a 3:1 distribution over repeated traces (round-
   assert.deepEqual(Object.fromEntries(counts), { "192.168.16.27:80": 30, "192.168.16.28:80": 10 });
 });
 
+// The output hook: packets the firewall sends itself (from local) meet output and postrouting,
+// never prerouting or input; the output chain decides them and postrouting's SNAT shows.
+const egress = () =>
+  rendering({
+    chains: {
+      output: {
+        hook: "output",
+        policy: "accept",
+        rules: [
+          { comment: "no direct smtp", match: { protocol: "tcp", dport: 25, oif: "wan0" }, action: "drop" },
+          {
+            comment: "no dns but ours",
+            match: { protocol: "udp", dport: 53, daddr: { not: "192.0.2.53" } },
+            action: { type: "reject", with: "icmp-port-unreachable" },
+          },
+        ],
+      },
+      input: {
+        hook: "input",
+        policy: "drop",
+        rules: [{ match: { protocol: "tcp", dport: 22 }, action: "accept" }],
+      },
+      forward: {
+        hook: "forward",
+        policy: "accept",
+        rules: [{ match: { protocol: "tcp", dport: 23, oif: "lan0" }, action: "drop" }],
+      },
+      nat_out: {
+        table: "nat",
+        hook: "postrouting",
+        rules: [{ match: { oif: "wan0" }, action: { type: "snat", to: { address: "198.51.100.99" } } }],
+      },
+    },
+  });
+
+test("a packet the firewall sends (from local) is decided by the output chain and never meets input", async () => {
+  const text = egress();
+  const smtp = (await trace(["tcp 198.51.100.1:40000 -> 203.0.113.9:25 from local oif wan0"], text)).runs[0]![0]!;
+  assert.equal(smtp.verdict, "drop");
+  assert.equal(last(smtp.steps).chain, "output");
+  assert.match(last(smtp.steps).rule, /tcp dport 25 .*drop/);
+  assert.ok(!smtp.steps.some((s) => s.chain === "input"), JSON.stringify(smtp.steps));
+  const dns = (await trace(["udp 198.51.100.1:5000 -> 203.0.113.9:53 from local"], text)).runs[0]![0]!;
+  assert.equal(dns.verdict, "reject");
+  const web = (await trace(["tcp 198.51.100.1:40000 -> 203.0.113.9:443 from local oif wan0"], text)).runs[0]![0]!;
+  assert.equal(web.verdict, "accept");
+  // Accepted by output, then postrouting's SNAT: both chains are on the packet's path, input is not.
+  assert.ok(
+    web.steps.some((s) => s.chain === "nat_out" && /snat ip to 198\.51\.100\.99/.test(s.rule)),
+    JSON.stringify(web.steps),
+  );
+  assert.ok(!web.steps.some((s) => s.chain === "input"), JSON.stringify(web.steps));
+});
+
+test("wire and local packets in one sequence keep their order and each meets its own hooks", async () => {
+  const text = egress();
+  const [inbound, outbound, ssh] = (
+    await trace(
+      [
+        "tcp 203.0.113.5:40000 -> 198.51.100.1:443 flags S iif wan0",
+        "tcp 198.51.100.1:40001 -> 203.0.113.9:25 from local oif wan0",
+        "tcp 203.0.113.5:40002 -> 198.51.100.1:22 flags S iif wan0",
+      ],
+      text,
+    )
+  ).runs[0]!;
+  assert.equal(inbound!.verdict, "drop");
+  assert.equal(last(inbound!.steps).chain, "input");
+  assert.equal(outbound!.verdict, "drop");
+  assert.equal(last(outbound!.steps).chain, "output");
+  assert.equal(ssh!.verdict, "accept");
+  assert.ok(
+    ssh!.steps.some((s) => s.chain === "input" && /tcp dport 22 accept/.test(s.rule)),
+    JSON.stringify(ssh),
+  );
+});
+
+test("a forwarded packet routed out of a named oif meets forward with that oif", async () => {
+  const [telnet, web] = (
+    await trace(
+      [
+        "tcp 203.0.113.5:40000 -> 10.9.9.9:23 iif wan0 oif lan0",
+        "tcp 203.0.113.5:40001 -> 10.9.9.9:80 iif wan0 oif lan0",
+      ],
+      egress(),
+    )
+  ).runs[0]!;
+  assert.equal(telnet!.verdict, "drop");
+  assert.equal(last(telnet!.steps).chain, "forward");
+  assert.equal(web!.verdict, "accept");
+  assert.ok(!web!.steps.some((s) => /snat/.test(s.rule)), `SNAT is for wan0 only: ${JSON.stringify(web!.steps)}`);
+});
+
+test("an IPv6 packet from local takes the output path too", async () => {
+  const text = rendering({
+    chains: {
+      output: {
+        hook: "output",
+        policy: "accept",
+        rules: [{ match: { protocol: "tcp", dport: 25 }, action: "drop" }],
+      },
+    },
+  });
+  const t = (await trace(["tcp [2001:db8::1]:40000 -> [2001:db8:9::9]:25 from local"], text)).runs[0]![0]!;
+  assert.equal(t.verdict, "drop");
+  assert.equal(last(t.steps).chain, "output");
+});
+
 test("namespaces are deleted after a trace", async () => {
   await trace(["udp 203.0.113.5:5000 -> 198.51.100.1:53 iif wan0"]);
   const list = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout;

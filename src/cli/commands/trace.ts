@@ -31,7 +31,7 @@ export function register(program: Command): void {
       .argument("<policy>", "policy document (.yaml/.json) or NAME@VERSION of a stored ruleset")
       .requiredOption(
         "--packet <spec>",
-        'packet, e.g. "tcp 203.0.113.5:40000 -> 198.51.100.1:22 flags S iif wan0"; repeat for a sequence',
+        'packet, e.g. "tcp 203.0.113.5:40000 -> 198.51.100.1:22 flags S iif wan0" (add "from local oif wan0" for one the host sends); repeat for a sequence',
         (v: string, acc: string[] = []) => [...acc, v],
       )
       .option(

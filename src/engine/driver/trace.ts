@@ -17,6 +17,7 @@ import { NftError } from "./errors.ts";
 
 export const TRACE_TABLE = "palisade_trace";
 const SENTINEL_SRC = "192.0.2.254";
+const SENTINEL_DST = "192.0.2.1";
 const SENTINEL_PORT = 9;
 const PEER_IF = "tracepeer0";
 
@@ -52,7 +53,7 @@ export async function trace(opts: TraceOptions): Promise<TraceResult> {
   const tx = `${id}-tx`;
   const made: string[] = [];
   hookExit();
-  let sender: Sender | undefined;
+  const senders: Senders = {};
   try {
     const add = await exec(["ip", "netns", "add", fw], deadline, true);
     if (add.code !== 0) {
@@ -66,13 +67,15 @@ export async function trace(opts: TraceOptions): Promise<TraceResult> {
     made.push(tx);
     live.add(tx);
     const ifaces = await setupLinks(fw, tx, opts.packets, deadline);
-    sender = startSender(tx, deadline);
+    if (opts.packets.some((p) => p.from === "wire")) senders.wire = startSender(tx, "wire", deadline);
+    if (opts.packets.some((p) => p.from === "local")) senders.local = startSender(fw, "local", deadline);
     await nftLoad(fw, opts.rulesetText, deadline);
     const runs: PacketTrace[][] = [];
-    for (let i = 0; i < count; i++) runs.push(await oneRun(fw, opts, ifaces, sender, deadline));
+    for (let i = 0; i < count; i++) runs.push(await oneRun(fw, opts, ifaces, senders, deadline));
     return { runs };
   } finally {
-    sender?.stop();
+    senders.wire?.stop();
+    senders.local?.stop();
     for (const ns of made) {
       await exec(["ip", "netns", "del", ns], Date.now() + 10_000, true).catch(() => undefined);
       live.delete(ns);
@@ -105,47 +108,61 @@ async function setupLinks(fw: string, tx: string, packets: PacketSpec[], deadlin
     ["ip", "netns", "exec", fw, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"],
     deadline,
   );
-  let k = 0;
+  // Every interface a packet names is the firewall's end of a veth whose peer sits in the sender
+  // namespace (dummy links need a module some kernels lack). Postrouting runs before neighbour
+  // resolution, so a packet routed out of one is traced to the end even though nothing answers.
+  const veth = async (name: string): Promise<void> => {
+    const peer = `${PEER_IF.slice(0, -1)}${macs.size}`;
+    await exec(["ip", "-n", fw, "link", "add", name, "type", "veth", "peer", "name", peer, "netns", tx], deadline);
+    await exec(["ip", "-n", fw, "link", "set", name, "up"], deadline);
+    await exec(["ip", "-n", tx, "link", "set", peer, "up"], deadline);
+    const show = await exec(["ip", "-n", fw, "-j", "link", "show", name], deadline);
+    const mac = (JSON.parse(show.stdout) as Array<{ address: string }>)[0]!.address;
+    macs.set(name, { mac, peer });
+  };
   for (const p of packets) {
-    if (!macs.has(p.iif)) {
-      const peer = `${PEER_IF.slice(0, -1)}${k++}`;
-      await exec(["ip", "-n", fw, "link", "add", p.iif, "type", "veth", "peer", "name", peer, "netns", tx], deadline);
-      await exec(["ip", "-n", fw, "link", "set", p.iif, "up"], deadline);
-      await exec(["ip", "-n", tx, "link", "set", peer, "up"], deadline);
-      const show = await exec(["ip", "-n", fw, "-j", "link", "show", p.iif], deadline);
-      const mac = (JSON.parse(show.stdout) as Array<{ address: string }>)[0]!.address;
-      macs.set(p.iif, { mac, peer });
+    if (p.iif !== undefined && !macs.has(p.iif)) {
+      await veth(p.iif);
       // Replies (resets, ICMP errors) and forwarded packets without an oif leave by the way they came.
-      if (k === 1) {
+      if (macs.size === 1) {
         await exec(["ip", "-n", fw, "route", "replace", "default", "dev", p.iif], deadline);
         await exec(["ip", "-n", fw, "-6", "route", "replace", "default", "dev", p.iif], deadline, true);
       }
     }
   }
   const local = new Set<string>();
+  let sentinelRoute = false;
   for (const p of packets) {
+    if (p.from === "local" && !local.has(p.src)) {
+      // A packet the firewall sends has one of the firewall's own addresses as its source.
+      local.add(p.src);
+      await addLocalAddress(fw, p, p.src, deadline);
+    }
     if (p.oif !== undefined) {
-      if (!macs.has(p.oif)) {
-        const up = await exec(["ip", "-n", fw, "link", "show", p.oif], deadline, true);
-        if (up.code !== 0) {
-          await exec(["ip", "-n", fw, "link", "add", p.oif, "type", "dummy"], deadline);
-          await exec(["ip", "-n", fw, "link", "set", p.oif, "up"], deadline);
-        }
-      }
+      if (!macs.has(p.oif)) await veth(p.oif);
       await exec(
         ["ip", "-n", fw, ...(p.family === "ipv6" ? ["-6"] : []), "route", "replace", p.dst, "dev", p.oif],
         deadline,
       );
+      if (p.from === "local" && !sentinelRoute) {
+        // The local sentinel needs a route to leave by; the tracer's output chain drops it before it does.
+        sentinelRoute = true;
+        await exec(["ip", "-n", fw, "route", "replace", `${SENTINEL_DST}/32`, "dev", p.oif], deadline);
+      }
     } else if (!local.has(p.dst)) {
       local.add(p.dst);
       // No oif: the destination is the firewall itself.
-      const addr = p.family === "ipv6" ? [`${p.dst}/128`, "nodad"] : [`${p.dst}/32`];
-      const r = await exec(["ip", "-n", fw, "addr", "add", addr[0]!, "dev", "lo", ...addr.slice(1)], deadline, true);
-      if (r.code !== 0 && !/File exists|already assigned/.test(r.stderr))
-        throw new NftError("nft_failed", `cannot add ${p.dst} to the trace namespace: ${r.stderr.trim()}`);
+      await addLocalAddress(fw, p, p.dst, deadline);
     }
   }
   return { macs };
+}
+
+async function addLocalAddress(fw: string, p: PacketSpec, address: string, deadline: number): Promise<void> {
+  const addr = p.family === "ipv6" ? [`${address}/128`, "nodad"] : [`${address}/32`];
+  const r = await exec(["ip", "-n", fw, "addr", "add", addr[0]!, "dev", "lo", ...addr.slice(1)], deadline, true);
+  if (r.code !== 0 && !/File exists|already assigned/.test(r.stderr))
+    throw new NftError("nft_failed", `cannot add ${address} to the trace namespace: ${r.stderr.trim()}`);
 }
 
 function traceTableText(packets: PacketSpec[]): string {
@@ -154,18 +171,26 @@ function traceTableText(packets: PacketSpec[]): string {
     const ip = p.family === "ipv6" ? "ip6" : "ip";
     rules.add(`  ${ip} saddr ${p.src} ${ip} daddr ${p.dst} meta nftrace set 1`);
   }
-  // Last-priority chains so the trace prints the packet's headers after NAT (shows a DNAT's choice).
+  const sentinel = `  ip saddr ${SENTINEL_SRC} udp sport ${SENTINEL_PORT} udp dport ${SENTINEL_PORT} meta nftrace set 1 drop`;
+  // Wire packets are marked in prerouting, the firewall's own in output, both before every Palisade
+  // chain. Last-priority chains make the trace print the headers after NAT (a DNAT's or SNAT's choice).
   return [
     `add table inet ${TRACE_TABLE}`,
     `delete table inet ${TRACE_TABLE}`,
     `table inet ${TRACE_TABLE} {`,
     ` chain pre {`,
     `  type filter hook prerouting priority -500; policy accept;`,
-    `  ip saddr ${SENTINEL_SRC} udp sport ${SENTINEL_PORT} udp dport ${SENTINEL_PORT} meta nftrace set 1 drop`,
+    sentinel,
+    ...rules,
+    ` }`,
+    ` chain out {`,
+    `  type filter hook output priority -500; policy accept;`,
+    sentinel,
     ...rules,
     ` }`,
     ` chain in_last { type filter hook input priority 1000; policy accept; }`,
     ` chain fwd_last { type filter hook forward priority 1000; policy accept; }`,
+    ` chain post_last { type filter hook postrouting priority 1000; policy accept; }`,
     `}`,
     "",
   ].join("\n");
@@ -175,7 +200,7 @@ async function oneRun(
   fw: string,
   opts: TraceOptions,
   ifaces: Ifaces,
-  sender: Sender,
+  senders: Senders,
   deadline: number,
 ): Promise<PacketTrace[]> {
   // Each repetition is a new connection (conntrack flushed) on the same ruleset: sets, counters and
@@ -193,25 +218,50 @@ async function oneRun(
       if (await monitor.waitFor((l) => l.startsWith(readyRule), 250 * attempt, echoed)) break;
       if (attempt >= 12) throw new NftError("nft_timeout", "nft monitor did not start in the trace namespace");
     }
-    const sentinelSeen = monitor.waitFor((l) => {
+    // Only the sentinel rules drop in the tracer's table (nft prints them as "unknown rule": they were added after the monitor's cache).
+    const isSentinel = (l: string) => {
       const t = parseTraceLine(l);
-      // Only the sentinel rule drops in the tracer's table (nft prints it as "unknown rule": it was added after the monitor's cache).
       return t !== undefined && t.table === TRACE_TABLE && t.kind === "rule" && t.verdict === "drop";
-    });
-    const first = ifaces.macs.get(opts.packets[0]!.iif)!;
-    await sender.send({
-      packets: opts.packets.map((p) => ({
-        ...p,
-        mac: ifaces.macs.get(p.iif)!.mac,
-        peer: ifaces.macs.get(p.iif)!.peer,
-      })),
-      sentinel: { mac: first.mac, peer: first.peer, src: SENTINEL_SRC, port: SENTINEL_PORT },
-    });
-    await sentinelSeen;
+    };
+    // Consecutive packets of one origin go out together from one sender, then its sentinel; the next
+    // segment starts only once that sentinel is traced, so packets from the two senders stay in order.
+    for (const segment of segments(opts.packets)) {
+      const seen = monitor.seenCount(isSentinel);
+      const sentinelSeen = monitor.waitFor(isSentinel, undefined, seen);
+      // Awaited below; when the send fails first, its error is the one reported, not this one.
+      sentinelSeen.catch(() => undefined);
+      if (segment[0]!.from === "local") {
+        await senders.local!.send({
+          packets: segment,
+          sentinel: { src: SENTINEL_SRC, dst: SENTINEL_DST, port: SENTINEL_PORT },
+        });
+      } else {
+        const first = ifaces.macs.get(segment[0]!.iif!)!;
+        await senders.wire!.send({
+          packets: segment.map((p) => ({
+            ...p,
+            mac: ifaces.macs.get(p.iif!)!.mac,
+            peer: ifaces.macs.get(p.iif!)!.peer,
+          })),
+          sentinel: { mac: first.mac, peer: first.peer, src: SENTINEL_SRC, dst: SENTINEL_DST, port: SENTINEL_PORT },
+        });
+      }
+      await sentinelSeen;
+    }
     return assign(opts.packets, monitor.lines());
   } finally {
     monitor.stop();
   }
+}
+
+function segments(packets: PacketSpec[]): PacketSpec[][] {
+  const out: PacketSpec[][] = [];
+  for (const p of packets) {
+    const last = out[out.length - 1];
+    if (last && last[0]!.from === p.from) last.push(p);
+    else out.push([p]);
+  }
+  return out;
 }
 
 /** Group trace lines by trace id in order of first appearance; the k-th traced packet is the k-th spec. */
@@ -358,14 +408,20 @@ function startMonitor(ns: string, deadline: number): Monitor {
   };
 }
 
-// The sender: one python3 + scapy process per trace (scapy takes seconds to import), one
-// JSON request per line on stdin, "sent" per line on stdout. Pinned to one CPU (see header).
+// The senders: one python3 + scapy process per origin and trace (scapy takes seconds to import),
+// one JSON request per line on stdin, "sent" per line on stdout. Pinned to one CPU (see header).
+// "wire" runs in the sender namespace and writes Ethernet frames to the veth peer of the packet's
+// iif; "local" runs in the firewall namespace and sends through a raw IP socket, so its packets take
+// the firewall's own output path (route lookup, output hook, postrouting), as a local process's would.
 const SENDER = String.raw`
-import os, sys, json
+import os, sys, json, socket
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 from scapy.all import Ether, IP, IPv6, TCP, UDP, ICMP, ICMPv6Unknown, Raw, sendp, conf
 conf.verb = 0
+MODE = sys.argv[1]
 FL = {"syn": "S", "fin": "F", "rst": "R", "psh": "P", "ack": "A", "urg": "U", "ecn": "E", "cwr": "C"}
+raw4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) if MODE == "local" else None
+raw6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW) if MODE == "local" else None
 def build(p):
     v6 = p["family"] == "ipv6"
     l3 = IPv6(src=p["src"], dst=p["dst"]) if v6 else IP(src=p["src"], dst=p["dst"])
@@ -376,14 +432,23 @@ def build(p):
         l4 = ICMP(type=p["icmpType"], code=p.get("icmpCode", 0))
         if p["icmpType"] in (13, 14): l4 = l4 / Raw(b"\0" * 12)
     else: l4 = ICMPv6Unknown(type=p["icmpType"], code=p.get("icmpCode", 0)) / Raw(b"\0" * 4)
-    return Ether(dst=p["mac"]) / l3 / l4
+    return l3 / l4
+def send_local(family, dst, pkt):
+    # A drop in output answers the sender with EPERM: that is the verdict, already traced.
+    try:
+        if family == "ipv6": raw6.sendto(bytes(pkt), (dst, 0, 0, 0))
+        else: raw4.sendto(bytes(pkt), (dst, 0))
+    except PermissionError: pass
 print("ready", flush=True)
 for line in sys.stdin:
     req = json.loads(line)
-    for p in req["packets"]:
-        sendp(build(p), iface=p["peer"])
     s = req["sentinel"]
-    sendp(Ether(dst=s["mac"]) / IP(src=s["src"], dst="192.0.2.1") / UDP(sport=s["port"], dport=s["port"]), iface=s["peer"])
+    sentinel = IP(src=s["src"], dst=s["dst"]) / UDP(sport=s["port"], dport=s["port"])
+    for p in req["packets"]:
+        if MODE == "local": send_local(p["family"], p["dst"], build(p))
+        else: sendp(Ether(dst=p["mac"]) / build(p), iface=p["peer"])
+    if MODE == "local": send_local("ipv4", s["dst"], sentinel)
+    else: sendp(Ether(dst=s["mac"]) / sentinel, iface=s["peer"])
     print("sent", flush=True)
 `;
 
@@ -392,8 +457,13 @@ interface Sender {
   stop(): void;
 }
 
-function startSender(ns: string, deadline: number): Sender {
-  const child: ChildProcess = spawn("ip", ["netns", "exec", ns, "/usr/bin/python3", "-c", SENDER], {
+interface Senders {
+  wire?: Sender;
+  local?: Sender;
+}
+
+function startSender(ns: string, mode: "wire" | "local", deadline: number): Sender {
+  const child: ChildProcess = spawn("ip", ["netns", "exec", ns, "/usr/bin/python3", "-c", SENDER, mode], {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, LC_ALL: "C" },
   });
@@ -404,7 +474,10 @@ function startSender(ns: string, deadline: number): Sender {
   createInterface({ input: child.stdout! }).on("line", (line) => {
     if (line === "sent") pending.shift()?.resolve();
   });
-  child.stderr!.on("data", (b: Buffer) => (stderr += b.toString()));
+  child.stderr!.on("data", (b: Buffer) => {
+    stderr += b.toString();
+    if (process.env.PALISADE_TRACE_DEBUG) process.stderr.write(`sender: ${b.toString()}`);
+  });
   child.stdin!.on("error", () => {});
   const die = (e: Error) => {
     dead ??= e;

@@ -13,9 +13,17 @@ export interface PacketSpec {
   dport?: number;
   /** TCP flags as nft names (syn, fin, ...); defaults to [syn] for tcp. */
   flags?: string[];
-  /** Interface the packet arrives on (default "wan0"). */
-  iif: string;
-  /** When given, the destination is routed out of this interface (forwarded) instead of being local. */
+  /**
+   * Where the packet starts: "wire" arrives on `iif` (prerouting, then input or forward);
+   * "local" is sent by the firewall itself (output, then postrouting out of `oif`).
+   */
+  from: "wire" | "local";
+  /** Interface a wire packet arrives on (default "wan0"); absent for a local packet. */
+  iif?: string;
+  /**
+   * Wire: when given, the destination is routed out of this interface (forwarded) instead of being local.
+   * Local: the interface the packet leaves by (default "wan0").
+   */
   oif?: string;
   /** ICMP/ICMPv6 type and code numbers (default echo-request, code 0). */
   icmpType?: number;
@@ -103,7 +111,8 @@ export function parsePacketSpec(text: string): PacketSpec {
   const family = src.family;
   if (protocol === "icmp" && family !== "ipv4") bad(proto, "icmp is IPv4; use icmpv6 for IPv6 addresses");
   if (protocol === "icmpv6" && family !== "ipv6") bad(proto, "icmpv6 needs IPv6 addresses");
-  const spec: PacketSpec = { protocol, family, src: src.address, dst: dst.address, iif: "wan0", text: text.trim() };
+  const spec: PacketSpec = { protocol, family, src: src.address, dst: dst.address, from: "wire", text: text.trim() };
+  let iif: string | undefined;
   if (src.port !== undefined) spec.sport = src.port;
   if (dst.port !== undefined) spec.dport = dst.port;
   for (let i = 4; i < tokens.length; i += 2) {
@@ -120,7 +129,13 @@ export function parsePacketSpec(text: string): PacketSpec {
       case "iif":
       case "oif":
         if (!IFNAME.test(v)) bad(v, `not an interface name (1-15 of letters, digits, _ . -)`);
-        spec[key] = v;
+        if (key === "iif") iif = v;
+        else spec.oif = v;
+        break;
+      case "from":
+        if (v !== "wire" && v !== "local")
+          bad(v, "from is wire (arrives on iif, the default) or local (sent by the firewall itself, leaves by oif)");
+        spec.from = v as PacketSpec["from"];
         break;
       case "type": {
         if (protocol !== "icmp" && protocol !== "icmpv6") bad(key, "type is for icmp and icmpv6 packets");
@@ -138,12 +153,21 @@ export function parsePacketSpec(text: string): PacketSpec {
         break;
       }
       default:
-        bad(key, "unknown keyword; expected flags, iif, oif, type or code");
+        bad(key, "unknown keyword; expected flags, iif, oif, from, type or code");
     }
   }
   if (protocol === "tcp" && spec.flags === undefined) spec.flags = ["syn"];
   if ((protocol === "icmp" || protocol === "icmpv6") && spec.icmpType === undefined)
     spec.icmpType = protocol === "icmp" ? 8 : 128;
+  if (spec.from === "local") {
+    // A packet the firewall sends never arrives on an interface: it meets output and postrouting only.
+    if (iif !== undefined)
+      bad("iif", "a local packet (from local) is sent by the firewall and has no iif; give its oif");
+    spec.oif ??= "wan0";
+    if (spec.oif === "lo") bad("lo", "a local packet leaves by a real interface; lo traffic is not traced");
+    return spec;
+  }
+  spec.iif = iif ?? "wan0";
   if (spec.oif !== undefined && spec.oif === spec.iif) bad(spec.oif, "oif must differ from iif");
   return spec;
 }

@@ -15,6 +15,7 @@ test("a tcp spec with flags and interfaces", () => {
       sport: 40000,
       dport: 22,
       flags: ["syn", "fin"],
+      from: "wire",
       iif: "wan0",
       text: undefined,
     },
@@ -92,4 +93,27 @@ test("an IPv6 destination with a port is written [address]:port", () => {
     'trace id cc inet palisade input packet: iif "eth0" ip6 saddr 2001:db8::5 ip6 daddr 2001:db8::1 tcp dport 443',
   )!;
   assert.equal(summarizeTrace("p", [l], "x").finalDestination, "[2001:db8::1]:443");
+});
+
+test("from local: the firewall's own packet has no iif and leaves by oif (default wan0)", () => {
+  const p = parsePacketSpec("tcp 198.51.100.1:40000 -> 203.0.113.9:25 from local");
+  assert.equal(p.from, "local");
+  assert.equal(p.iif, undefined);
+  assert.equal(p.oif, "wan0");
+  assert.equal(parsePacketSpec("udp 198.51.100.1:5 -> 203.0.113.9:53 from local oif eth1").oif, "eth1");
+  const wire = parsePacketSpec("tcp 203.0.113.5:1 -> 198.51.100.1:22");
+  assert.equal(wire.from, "wire");
+  assert.equal(wire.iif, "wan0");
+});
+
+test("from local refuses an iif, lo, and unknown origins, naming the token", () => {
+  const bad = (text: string, token: string, re: RegExp) =>
+    assert.throws(
+      () => parsePacketSpec(text),
+      (e: unknown) => e instanceof PacketSpecError && e.token === token && re.test(e.message),
+    );
+  bad("tcp 198.51.100.1:1 -> 203.0.113.9:25 from local iif eth0", "iif", /has no iif/);
+  bad("tcp 198.51.100.1:1 -> 203.0.113.9:25 iif eth0 from local", "iif", /has no iif/);
+  bad("tcp 198.51.100.1:1 -> 203.0.113.9:25 from local oif lo", "lo", /lo traffic/);
+  bad("tcp 198.51.100.1:1 -> 203.0.113.9:25 from host", "host", /wire .* or local/);
 });
