@@ -75,7 +75,7 @@ before(async () => {
   const enroll = await call("POST", "/v1/enrollment-tokens", { body: {} });
   agent = await SimAgent.enroll(`127.0.0.1:${s.grpcPort}`, enroll.body.token, "edge-1");
   await agent.connect();
-  assert.deepEqual(await schedulers(), ["maintenance", "rollup"]);
+  assert.deepEqual(await schedulers(), ["maintenance", "reconcile", "rollup"]);
 });
 after(async () => {
   agent?.close();
@@ -156,10 +156,12 @@ describe("Redis down", () => {
       60_000,
       "the deployment made while Redis was down to succeed",
     );
-    await waitFor(async () => (await schedulers()).length === 2, 30_000, "telemetry schedules re-created");
-    assert.deepEqual(await schedulers(), ["maintenance", "rollup"]);
+    await waitFor(async () => (await schedulers()).length === 3, 30_000, "telemetry schedules re-created");
+    assert.deepEqual(await schedulers(), ["maintenance", "reconcile", "rollup"]);
     assert.equal((await call("GET", "/v1/deployments")).body.items.length, 1);
-    assert.ok(s.lines.some((l) => String(l.msg).includes("telemetry schedules (rollup, maintenance) re-created")));
+    assert.ok(
+      s.lines.some((l) => String(l.msg).includes("telemetry schedules (rollup, reconcile, maintenance) re-created")),
+    );
     assert.equal(
       s.lines.filter((l) => String(l.msg).startsWith("Redis does not answer")).length,
       1,

@@ -24,7 +24,8 @@ import type { Db, Prisma } from "../db/client.ts";
 import { floorAt, nextAt, type BucketLevel } from "./plan.ts";
 import { horizon, type Retention } from "./retention.ts";
 
-const LOCK_KEY = 0x70616c72; // "palr"
+/** Serialises rollup runs (and reconcile runs, reconcile.ts) across replicas. */
+export const ROLLUP_LOCK_KEY = 0x70616c72; // "palr"
 export const DEFAULT_MARKS_PER_RUN = 2000;
 
 const SUMS = `sum(src_bytes)::bigint, sum(src_packets)::bigint, sum(dst_bytes)::bigint, sum(dst_packets)::bigint`;
@@ -158,7 +159,7 @@ export async function runRollup(
   const now = opts.now ?? new Date();
   return db.$transaction(
     async (tx) => {
-      await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${LOCK_KEY})`);
+      await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${ROLLUP_LOCK_KEY})`);
       const marks = await tx.$queryRawUnsafe<{ host_id: string; bucket: Date }[]>(
         `SELECT host_id::text AS host_id, bucket FROM telemetry_dirty ORDER BY bucket LIMIT $1 FOR UPDATE SKIP LOCKED`,
         opts.maxMarks ?? DEFAULT_MARKS_PER_RUN,

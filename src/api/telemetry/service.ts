@@ -1,7 +1,8 @@
-// The telemetry BackgroundService (src/api/services.ts): a BullMQ queue with two
+// The telemetry BackgroundService (src/api/services.ts): a BullMQ queue with three
 // repeatable jobs, processed by one worker per replica (BullMQ hands each job to one
 // worker, and rollups.ts/partitions.ts take advisory locks besides):
 //   rollup       every 15 s: recompute dirty minutes -> hours -> days (rollups.ts)
+//   reconcile    every hour: recompute the last hours of every rollup and repair drift (reconcile.ts)
 //   maintenance  every hour, and once at start: create daily partitions ahead, apply
 //                retention (partitions.ts), delete expired ban rows (bans/store.ts: they are
 //                invisible at once, this reclaims their space)
@@ -14,6 +15,7 @@ import { sweepExpiredBans } from "../bans/index.ts";
 import type { BackgroundService, RunningService, ServiceContext } from "../background-service.ts";
 import { applyRetention, ensurePartitions } from "./partitions.ts";
 import type { Retention } from "./retention.ts";
+import { DEFAULT_RECONCILE_HOURS, reconcileRollups, repairedRows } from "./reconcile.ts";
 import { rollupAll } from "./rollups.ts";
 
 export interface TelemetryServiceOptions {
@@ -22,6 +24,9 @@ export interface TelemetryServiceOptions {
   prefix?: string;
   rollupEveryMs?: number;
   maintenanceEveryMs?: number;
+  reconcileEveryMs?: number;
+  /** The window each reconcile run recomputes, in hours back from now. */
+  reconcileHours?: number;
   retention?: Retention;
 }
 
@@ -40,6 +45,14 @@ export function telemetryService(opts: TelemetryServiceOptions = {}): Background
       const queue = new Queue(queueName, { connection: qConn, prefix });
       const process = async (job: Job) => {
         if (job.name === "rollup") return rollupAll(ctx.db, retention, { maxRuns: 50 });
+        if (job.name === "reconcile") {
+          const r = await reconcileRollups(ctx.db, retention, {
+            hours: opts.reconcileHours ?? DEFAULT_RECONCILE_HOURS,
+          });
+          // Drift should never happen; when it did, say where.
+          if (repairedRows(r) > 0) ctx.log.warn({ repaired: r.repaired }, "accounting rollups had drifted; repaired");
+          return r;
+        }
         if (job.name === "maintenance") {
           const created = await ensurePartitions(ctx.db);
           const r = await applyRetention(ctx.db, retention);
@@ -69,6 +82,11 @@ export function telemetryService(opts: TelemetryServiceOptions = {}): Background
           { name: "rollup", opts: { removeOnComplete: 100, removeOnFail: 100 } },
         );
         await queue.upsertJobScheduler(
+          "reconcile",
+          { every: opts.reconcileEveryMs ?? 3_600_000 },
+          { name: "reconcile", opts: { removeOnComplete: 20, removeOnFail: 50 } },
+        );
+        await queue.upsertJobScheduler(
           "maintenance",
           { every: opts.maintenanceEveryMs ?? 3_600_000 },
           { name: "maintenance", opts: { removeOnComplete: 20, removeOnFail: 50 } },
@@ -80,7 +98,7 @@ export function telemetryService(opts: TelemetryServiceOptions = {}): Background
       const onReconnect = () => {
         down = false;
         void schedule().then(
-          () => ctx.log.info("Redis is back: telemetry schedules (rollup, maintenance) re-created"),
+          () => ctx.log.info("Redis is back: telemetry schedules (rollup, reconcile, maintenance) re-created"),
           (err: Error) =>
             ctx.log.error(
               { err: err.message },
