@@ -63,6 +63,14 @@ const RUNS = env("BENCH_RUNS", 20);
 const WARMUP = env("BENCH_WARMUP", 2);
 const MIN_RUNS = env("BENCH_MIN_RUNS", 5);
 const QUERY_BUDGET_MS = env("BENCH_QUERY_BUDGET_S", 40) * 1000;
+const TOP_KS = (process.env.BENCH_TOP_KS ?? "")
+  .split(",")
+  .filter((x) => x.trim() !== "")
+  .map((x) => {
+    const k = Number(x);
+    if (!Number.isInteger(k) || k < 1) throw new Error("BENCH_TOP_KS: comma-separated positive integers");
+    return k;
+  });
 const EXPLAIN_ALL = process.env.BENCH_EXPLAIN === "all" || process.env.BENCH_EXPLAIN_MS === "all";
 const EXPLAIN_MS = EXPLAIN_ALL ? 0 : env("BENCH_EXPLAIN_MS", 1000);
 
@@ -243,9 +251,14 @@ function recording(db: Db, calls: { sql: string; params: unknown[] }[]): Db {
 
 const started = performance.now();
 const machineLine = machine();
-const name = `palisade_bench_query_${process.pid}`;
+// BENCH_DB=NAME keeps the database for re-runs: generated once, reused (and never dropped)
+// while it holds a finished generation (table bench_meta); queries then end at its `now`.
+const KEEP = process.env.BENCH_DB;
+if (KEEP !== undefined && !/^palisade_bench_[a-z0-9_]+$/.test(KEEP))
+  throw new Error("BENCH_DB must match palisade_bench_[a-z0-9_]+");
+const name = KEEP ?? `palisade_bench_query_${process.pid}`;
 const url = testDatabaseUrl(name);
-let dropped = false;
+let dropped = KEEP !== undefined;
 const drop = async () => {
   if (dropped) return;
   dropped = true;
@@ -259,14 +272,38 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-const now = new Date();
+/** A kept database's finished generation: its `now` and hosts (the data is relative to them). */
+async function kept(): Promise<{ now: Date; hostIds: string[]; generated: Record<string, number> } | undefined> {
+  if (!KEEP) return undefined;
+  const c = new pg.Client({ connectionString: testDatabaseUrl("postgres") });
+  await c.connect();
+  const exists = (await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [KEEP])).rowCount;
+  await c.end();
+  if (!exists) return undefined;
+  const k = new pg.Client({ connectionString: url });
+  await k.connect();
+  try {
+    const r = await k.query<{ meta: { now: string; hostIds: string[]; generated: Record<string, number> } }>(
+      "SELECT meta FROM bench_meta",
+    );
+    const m = r.rows[0]?.meta;
+    return m ? { now: new Date(m.now), hostIds: m.hostIds, generated: m.generated } : undefined;
+  } catch {
+    return undefined; // a generation that did not finish: regenerate into a fresh database
+  } finally {
+    await k.end();
+  }
+}
+const reuse = await kept();
+if (KEEP && !reuse) await dropDatabase(KEEP);
+const now = reuse?.now ?? new Date();
 const T0 = Math.floor(now.getTime() / MIN_MS) * MIN_MS; // current minute
 const D0 = Math.floor(now.getTime() / DAY_MS) * DAY_MS; // today 00:00 UTC
 const rawFrom = T0 - RAW_HOURS * HOUR_MS;
 const minuteFrom = D0 - MINUTE_DAYS * DAY_MS;
 const hourFrom = D0 - HOUR_DAYS * DAY_MS;
 const dayFrom = D0 - YEAR_DAYS * DAY_MS;
-const hostIds = Array.from({ length: HOSTS }, () => randomUUID());
+const hostIds = reuse?.hostIds ?? Array.from({ length: HOSTS }, () => randomUUID());
 const generated: Record<string, number> = {
   accounting_samples: 0,
   accounting_minute: 0,
@@ -293,184 +330,193 @@ try {
   );
   await migrate(url);
   db = createDb(url);
-  // Daily partitions through the project's own code, for every day that gets rows.
-  const parts = [
-    ...(await ensurePartitions(db, now, { tables: ["accounting_minute"], backDays: MINUTE_DAYS, aheadDays: 1 })),
-    ...(await ensurePartitions(db, now, {
-      tables: ["accounting_samples"],
-      backDays: Math.ceil(RAW_HOURS / 24),
-      aheadDays: 1,
-    })),
-  ];
-  note(`created ${parts.length} daily partitions (accounting_minute, accounting_samples)`);
-
-  const gen = new pg.Client({ connectionString: url });
-  await gen.connect();
-  try {
-    await gen.query(`SET TIME ZONE 'UTC'`);
-    await gen.query(`SET synchronous_commit = off`);
-    await gen.query(`SET work_mem = '64MB'`);
-    await gen.query(`SET max_parallel_workers_per_gather = 0`); // frugal: the box is shared
-    const nowP = (f: Date, t: Date) => [f, t, hostIds, now];
-    const plain = (f: Date, t: Date) => [f, t, hostIds];
-    const span = (f: Date, t: Date) => [f, t];
-    const steps: Chunked[] = [
-      {
-        table: "accounting_samples",
-        how: "raw samples (generated)",
-        sql: RAW_SQL,
-        from: rawFrom,
-        to: T0 + MIN_MS,
-        chunkMs: 4 * HOUR_MS,
-        params: nowP,
-      },
-      {
-        table: "accounting_minute",
-        how: "minutes (generated, before raw)",
-        sql: MINUTE_SQL,
-        from: minuteFrom,
-        to: rawFrom,
-        chunkMs: DAY_MS,
-        params: plain,
-      },
-      {
-        table: "accounting_minute",
-        how: "minutes (rollup of raw)",
-        sql: rollupSql("accounting_minute", "accounting_samples", "at", "minute"),
-        from: rawFrom,
-        to: T0 + MIN_MS,
-        chunkMs: 4 * HOUR_MS,
-        params: span,
-      },
-      {
-        table: "accounting_hour",
-        how: "hours (generated, before minutes)",
-        sql: HOUR_SQL,
-        from: hourFrom,
-        to: minuteFrom,
-        chunkMs: 3 * DAY_MS,
-        params: plain,
-      },
-      {
-        table: "accounting_hour",
-        how: "hours (rollup of minutes)",
-        sql: rollupSql("accounting_hour", "accounting_minute", "bucket", "hour"),
-        from: minuteFrom,
-        to: D0 + DAY_MS,
-        chunkMs: DAY_MS,
-        params: span,
-      },
-      {
-        table: "accounting_day",
-        how: "days (generated, before hours)",
-        sql: DAY_SQL,
-        from: dayFrom,
-        to: hourFrom,
-        chunkMs: 10 * DAY_MS,
-        params: plain,
-      },
-      {
-        table: "accounting_day",
-        how: "days (rollup of hours)",
-        sql: rollupSql("accounting_day", "accounting_hour", "bucket", "day"),
-        from: hourFrom,
-        to: D0 + DAY_MS,
-        chunkMs: 7 * DAY_MS,
-        params: span,
-      },
-      // One chunk: chunks must not split a calendar month.
-      {
-        table: "accounting_month",
-        how: "months (rollup of days)",
-        sql: MONTH_SQL,
-        from: monthFrom,
-        to: D0 + DAY_MS,
-        chunkMs: D0 + DAY_MS - monthFrom,
-        params: span,
-      },
-      {
-        table: "accounting_fleet_hour",
-        how: "fleet hours (sum over hosts)",
-        sql: fleetSql("hour"),
-        from: hourFrom,
-        to: D0 + DAY_MS,
-        chunkMs: 7 * DAY_MS,
-        params: span,
-      },
-      {
-        table: "accounting_fleet_day",
-        how: "fleet days (sum over hosts)",
-        sql: fleetSql("day"),
-        from: dayFrom,
-        to: D0 + DAY_MS,
-        chunkMs: 30 * DAY_MS,
-        params: span,
-      },
-      {
-        table: "accounting_fleet_month",
-        how: "fleet months (sum over hosts)",
-        sql: fleetSql("month"),
-        from: monthFrom,
-        to: D0 + DAY_MS,
-        chunkMs: D0 + DAY_MS - monthFrom,
-        params: span,
-      },
-      {
-        table: "accounting_table_minute",
-        how: "table minutes (sum over addresses)",
-        sql: totalsSql("minute"),
-        from: minuteFrom,
-        to: T0 + MIN_MS,
-        chunkMs: 2 * DAY_MS,
-        params: span,
-      },
-      {
-        table: "accounting_table_hour",
-        how: "table hours (sum over addresses)",
-        sql: totalsSql("hour"),
-        from: hourFrom,
-        to: D0 + DAY_MS,
-        chunkMs: 35 * DAY_MS,
-        params: span,
-      },
-      {
-        table: "accounting_table_day",
-        how: "table days (sum over addresses)",
-        sql: totalsSql("day"),
-        from: dayFrom,
-        to: D0 + DAY_MS,
-        chunkMs: 400 * DAY_MS,
-        params: span,
-      },
+  if (reuse) {
+    Object.assign(generated, reuse.generated);
+    note(`reusing the generation of ${now.toISOString()} in ${name} (BENCH_DB); queries end at that time`);
+  } else {
+    // Daily partitions through the project's own code, for every day that gets rows.
+    const parts = [
+      ...(await ensurePartitions(db, now, { tables: ["accounting_minute"], backDays: MINUTE_DAYS, aheadDays: 1 })),
+      ...(await ensurePartitions(db, now, {
+        tables: ["accounting_samples"],
+        backDays: Math.ceil(RAW_HOURS / 24),
+        aheadDays: 1,
+      })),
     ];
-    for (const s of steps) {
-      const p = step(`${s.how} -> ${s.table}`);
-      let rows = 0;
-      const chunks = Math.ceil((s.to - s.from) / s.chunkMs);
-      for (let c = 0, f = s.from; f < s.to; c++, f += s.chunkMs) {
-        const t = Math.min(f + s.chunkMs, s.to);
-        const r = await gen.query(s.sql, s.params(new Date(f), new Date(t)));
-        rows += r.rowCount ?? 0;
-        p.update(`${s.how} -> ${s.table}: chunk ${c + 1}/${chunks}, ${int(rows)} rows`);
+    note(`created ${parts.length} daily partitions (accounting_minute, accounting_samples)`);
+
+    const gen = new pg.Client({ connectionString: url });
+    await gen.connect();
+    try {
+      await gen.query(`SET TIME ZONE 'UTC'`);
+      await gen.query(`SET synchronous_commit = off`);
+      await gen.query(`SET work_mem = '64MB'`);
+      await gen.query(`SET max_parallel_workers_per_gather = 0`); // frugal: the box is shared
+      const nowP = (f: Date, t: Date) => [f, t, hostIds, now];
+      const plain = (f: Date, t: Date) => [f, t, hostIds];
+      const span = (f: Date, t: Date) => [f, t];
+      const steps: Chunked[] = [
+        {
+          table: "accounting_samples",
+          how: "raw samples (generated)",
+          sql: RAW_SQL,
+          from: rawFrom,
+          to: T0 + MIN_MS,
+          chunkMs: 4 * HOUR_MS,
+          params: nowP,
+        },
+        {
+          table: "accounting_minute",
+          how: "minutes (generated, before raw)",
+          sql: MINUTE_SQL,
+          from: minuteFrom,
+          to: rawFrom,
+          chunkMs: DAY_MS,
+          params: plain,
+        },
+        {
+          table: "accounting_minute",
+          how: "minutes (rollup of raw)",
+          sql: rollupSql("accounting_minute", "accounting_samples", "at", "minute"),
+          from: rawFrom,
+          to: T0 + MIN_MS,
+          chunkMs: 4 * HOUR_MS,
+          params: span,
+        },
+        {
+          table: "accounting_hour",
+          how: "hours (generated, before minutes)",
+          sql: HOUR_SQL,
+          from: hourFrom,
+          to: minuteFrom,
+          chunkMs: 3 * DAY_MS,
+          params: plain,
+        },
+        {
+          table: "accounting_hour",
+          how: "hours (rollup of minutes)",
+          sql: rollupSql("accounting_hour", "accounting_minute", "bucket", "hour"),
+          from: minuteFrom,
+          to: D0 + DAY_MS,
+          chunkMs: DAY_MS,
+          params: span,
+        },
+        {
+          table: "accounting_day",
+          how: "days (generated, before hours)",
+          sql: DAY_SQL,
+          from: dayFrom,
+          to: hourFrom,
+          chunkMs: 10 * DAY_MS,
+          params: plain,
+        },
+        {
+          table: "accounting_day",
+          how: "days (rollup of hours)",
+          sql: rollupSql("accounting_day", "accounting_hour", "bucket", "day"),
+          from: hourFrom,
+          to: D0 + DAY_MS,
+          chunkMs: 7 * DAY_MS,
+          params: span,
+        },
+        // One chunk: chunks must not split a calendar month.
+        {
+          table: "accounting_month",
+          how: "months (rollup of days)",
+          sql: MONTH_SQL,
+          from: monthFrom,
+          to: D0 + DAY_MS,
+          chunkMs: D0 + DAY_MS - monthFrom,
+          params: span,
+        },
+        {
+          table: "accounting_fleet_hour",
+          how: "fleet hours (sum over hosts)",
+          sql: fleetSql("hour"),
+          from: hourFrom,
+          to: D0 + DAY_MS,
+          chunkMs: 7 * DAY_MS,
+          params: span,
+        },
+        {
+          table: "accounting_fleet_day",
+          how: "fleet days (sum over hosts)",
+          sql: fleetSql("day"),
+          from: dayFrom,
+          to: D0 + DAY_MS,
+          chunkMs: 30 * DAY_MS,
+          params: span,
+        },
+        {
+          table: "accounting_fleet_month",
+          how: "fleet months (sum over hosts)",
+          sql: fleetSql("month"),
+          from: monthFrom,
+          to: D0 + DAY_MS,
+          chunkMs: D0 + DAY_MS - monthFrom,
+          params: span,
+        },
+        {
+          table: "accounting_table_minute",
+          how: "table minutes (sum over addresses)",
+          sql: totalsSql("minute"),
+          from: minuteFrom,
+          to: T0 + MIN_MS,
+          chunkMs: 2 * DAY_MS,
+          params: span,
+        },
+        {
+          table: "accounting_table_hour",
+          how: "table hours (sum over addresses)",
+          sql: totalsSql("hour"),
+          from: hourFrom,
+          to: D0 + DAY_MS,
+          chunkMs: 35 * DAY_MS,
+          params: span,
+        },
+        {
+          table: "accounting_table_day",
+          how: "table days (sum over addresses)",
+          sql: totalsSql("day"),
+          from: dayFrom,
+          to: D0 + DAY_MS,
+          chunkMs: 400 * DAY_MS,
+          params: span,
+        },
+      ];
+      for (const s of steps) {
+        const p = step(`${s.how} -> ${s.table}`);
+        let rows = 0;
+        const chunks = Math.ceil((s.to - s.from) / s.chunkMs);
+        for (let c = 0, f = s.from; f < s.to; c++, f += s.chunkMs) {
+          const t = Math.min(f + s.chunkMs, s.to);
+          const r = await gen.query(s.sql, s.params(new Date(f), new Date(t)));
+          rows += r.rowCount ?? 0;
+          p.update(`${s.how} -> ${s.table}: chunk ${c + 1}/${chunks}, ${int(rows)} rows`);
+        }
+        const took = p.done(`${int(rows)} rows`);
+        generated[s.table] = (generated[s.table] ?? 0) + rows;
+        genLines.push([`${s.how} -> ${s.table}`, int(rows), ms(took), int(rows / (took / 1000))]);
       }
-      const took = p.done(`${int(rows)} rows`);
-      generated[s.table] = (generated[s.table] ?? 0) + rows;
-      genLines.push([`${s.how} -> ${s.table}`, int(rows), ms(took), int(rows / (took / 1000))]);
+      // The last two minutes are "not rolled up yet": queries read them from the raw samples.
+      await gen.query(
+        `INSERT INTO telemetry_dirty (host_id, bucket) SELECT h, b FROM unnest($1::uuid[]) AS h CROSS JOIN (VALUES ($2::timestamptz), ($3::timestamptz)) AS v(b)`,
+        [hostIds, new Date(T0 - MIN_MS), new Date(T0)],
+      );
+      await gen.query(
+        `INSERT INTO accounting_tables (host_id, table_name, first_at, last_at) SELECT h, $2, $3, $4 FROM unnest($1::uuid[]) AS h`,
+        [hostIds, TABLE, new Date(dayFrom), now],
+      );
+      const v = step("VACUUM (ANALYZE) of the accounting tables");
+      for (const t of Object.keys(generated)) await gen.query(`VACUUM (ANALYZE) ${t}`);
+      genLines.push(["VACUUM (ANALYZE)", "", ms(v.done()), ""]);
+      if (KEEP) {
+        await gen.query("CREATE TABLE bench_meta (meta jsonb NOT NULL)");
+        await gen.query("INSERT INTO bench_meta VALUES ($1)", [{ now: now.toISOString(), hostIds, generated }]);
+      }
+    } finally {
+      await gen.end();
     }
-    // The last two minutes are "not rolled up yet": queries read them from the raw samples.
-    await gen.query(
-      `INSERT INTO telemetry_dirty (host_id, bucket) SELECT h, b FROM unnest($1::uuid[]) AS h CROSS JOIN (VALUES ($2::timestamptz), ($3::timestamptz)) AS v(b)`,
-      [hostIds, new Date(T0 - MIN_MS), new Date(T0)],
-    );
-    await gen.query(
-      `INSERT INTO accounting_tables (host_id, table_name, first_at, last_at) SELECT h, $2, $3, $4 FROM unnest($1::uuid[]) AS h`,
-      [hostIds, TABLE, new Date(dayFrom), now],
-    );
-    const v = step("VACUUM (ANALYZE) of the accounting tables");
-    for (const t of Object.keys(generated)) await gen.query(`VACUUM (ANALYZE) ${t}`);
-    genLines.push(["VACUUM (ANALYZE)", "", ms(v.done()), ""]);
-  } finally {
-    await gen.end();
   }
   const sizes = await db.$queryRawUnsafe<{ t: string; bytes: bigint }[]>(
     `SELECT t, coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(t::regclass) WHERE isleaf), pg_total_relation_size(t::regclass))::bigint AS bytes FROM unnest($1::text[]) AS t`,
@@ -483,8 +529,9 @@ try {
   const monthFromQ = new Date(now.getTime() - 30 * DAY_MS);
   const yearFromQ = new Date(now.getTime() - YEAR_DAYS * DAY_MS);
   const scope = { table: TABLE };
-  const scan = { path: "scan" } as const;
-  const first = (await topTalkers(db, scope, { from: dayFromQ, to: now }, "bytes", "both", 10)).items;
+  const at = { now };
+  const scan = { path: "scan", now } as const;
+  const first = (await topTalkers(db, scope, { from: dayFromQ, to: now }, "bytes", "both", 10, at)).items;
   const ip = first[0]?.ip;
   if (!ip) throw new Error("no top talker over the last day: the generated data is wrong");
   const NAIVE = (src: string, time: string) =>
@@ -503,8 +550,12 @@ try {
     base,
   });
   const topStats: Record<string, TopStats> = {};
-  const top = (label: string, from: Date) => (d: Db) =>
-    topTalkers(d, scope, { from, to: now }, "bytes", "both", 10, { onTopStats: (s) => (topStats[label] = s) });
+  const top = (label: string, from: Date, k?: number) => (d: Db) =>
+    topTalkers(d, scope, { from, to: now }, "bytes", "both", 10, {
+      now,
+      top: k ? { k } : undefined,
+      onTopStats: (s) => (topStats[label] = s),
+    });
   const queries: Query[] = [
     q(
       "top-10 24h",
@@ -526,40 +577,50 @@ try {
     q(
       "series 24h 1m",
       "table totals per minute + raw tail",
-      (d) => series(d, scope, dayFromQ, now, "1m"),
+      (d) => series(d, scope, dayFromQ, now, "1m", at),
       "old series 24h 1m",
     ),
     q("old series 24h 1m", "every address's minute rows", (d) => series(d, scope, dayFromQ, now, "1m", scan)),
     q(
       "series 24h 1h",
       "table totals per hour + minute/raw",
-      (d) => series(d, scope, dayFromQ, now, "1h"),
+      (d) => series(d, scope, dayFromQ, now, "1h", at),
       "old series 24h 1h",
     ),
     q("old series 24h 1h", "every address's hour rows", (d) => series(d, scope, dayFromQ, now, "1h", scan)),
     q(
       "series 30d 1h",
       "table totals per hour + minute/raw",
-      (d) => series(d, scope, monthFromQ, now, "1h"),
+      (d) => series(d, scope, monthFromQ, now, "1h", at),
       "old series 30d 1h",
     ),
     q("old series 30d 1h", "every address's hour rows", (d) => series(d, scope, monthFromQ, now, "1h", scan)),
     q(
       `series ${YEAR_DAYS}d 1d`,
       "table totals per day + finer edges",
-      (d) => series(d, scope, yearFromQ, now, "1d"),
+      (d) => series(d, scope, yearFromQ, now, "1d", at),
       `old series ${YEAR_DAYS}d 1d`,
     ),
     q(`old series ${YEAR_DAYS}d 1d`, "every address's day rows", (d) => series(d, scope, yearFromQ, now, "1d", scan)),
     q(`series 24h 1h, ${ip}`, "one address's hour rows (index)", (d) =>
-      series(d, { ...scope, address: ip }, dayFromQ, now, "1h"),
+      series(d, { ...scope, address: ip }, dayFromQ, now, "1h", at),
     ),
     q(`series 24h 1m, ${ip}`, "one address's minute rows (index)", (d) =>
-      series(d, { ...scope, address: ip }, dayFromQ, now, "1m"),
+      series(d, { ...scope, address: ip }, dayFromQ, now, "1m", at),
     ),
     q("naive: top-10 24h GROUP BY accounting_minute", "minute 24 h", naive("accounting_minute", "bucket")),
     q("naive: top-10 24h GROUP BY accounting_samples", "raw 24 h", naive("accounting_samples", "at")),
   ];
+  // Other first K of the fleet top-N, in the same rounds (BENCH_TOP_KS=10,20: to choose the default).
+  for (const k of TOP_KS) {
+    for (const [label, from, base] of [
+      ["24h", dayFromQ, "old top-10 24h"],
+      ["30d", monthFromQ, "old top-10 30d"],
+      [`${YEAR_DAYS}d`, yearFromQ, `old top-10 ${YEAR_DAYS}d`],
+    ] as const) {
+      queries.push(q(`top-10 ${label}, first K ${k}`, "as above", top(`${label} K${k}`, from, k), base));
+    }
+  }
   const p = step("queries");
   for (const x of queries) {
     for (let i = 0; i < WARMUP; i++) {
