@@ -266,6 +266,19 @@ export const FEATURES = {
       "split the rule, or render with target nftables",
     ),
   },
+  "match.ctOriginal": {
+    label: "conntrack original tuple (protocol, addresses, ports)",
+    nftables: yes("ct original protocol / ip saddr / proto-src ..."),
+    iptables: yes("-m conntrack --ctproto --ctorigsrc --ctorigdstport ..."),
+  },
+  "match.ctOriginalPortRelated": {
+    label: "conntrack original ports in a rule that related packets reach",
+    nftables: no(
+      "nft types ct original proto-src/proto-dst only after meta l4proto, which an ICMP error related to the connection does not pass",
+      "add ctState without related (e.g. [new]) to the rule, or render with target iptables",
+    ),
+    iptables: yes("-m conntrack --ctorigsrcport / --ctorigdstport"),
+  },
   "match.addressRange": {
     label: "address range",
     nftables: yes("ip saddr A-B"),
@@ -628,6 +641,11 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
     const nat = bits.filter((b) => b === "snat" || b === "dnat").length;
     at(nat > 0 && nat < bits.length ? "match.ctStatusMixed" : "match.ctStatus", "ctStatus");
   }
+  if (m.ctOriginal !== undefined) {
+    at("match.ctOriginal", "ctOriginal");
+    if ((m.ctOriginal.sport !== undefined || m.ctOriginal.dport !== undefined) && relatedMayReach(m))
+      at("match.ctOriginalPortRelated", "ctOriginal");
+  }
   if (m.saddrRange !== undefined) at("match.addressRange", "saddrRange");
   if (m.daddrRange !== undefined) at("match.addressRange", "daddrRange");
   if (m.fragment !== undefined) at("match.fragment", "fragment");
@@ -654,6 +672,13 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
     if (m.xt.length2?.layer === "layer5") at("match.length2Layer5", "xt", "length2", "layer");
   }
   return out;
+}
+
+/** True unless the rule's ctState excludes related packets (ICMP errors of a connection are related). */
+function relatedMayReach(m: Match): boolean {
+  if (m.ctState === undefined) return true;
+  const { value, negated } = unwrap(m.ctState);
+  return value.includes("related") !== negated;
 }
 
 /** Every feature use in a policy, in document order. */

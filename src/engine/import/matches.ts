@@ -6,7 +6,15 @@ import { fail } from "./cursor.ts";
 import { EXTRA_MODULES } from "./matches-extra.ts";
 import { knownSet } from "./ipset.ts";
 import { negate, noNegation, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
-import { parseMarkValue, parsePortItem, parsePortList, parseRate, parseUint, parseInterface } from "./values.ts";
+import {
+  parseAddress,
+  parseMarkValue,
+  parsePortItem,
+  parsePortList,
+  parseRate,
+  parseUint,
+  parseInterface,
+} from "./values.ts";
 import {
   ALL_TCP_FLAGS,
   ICMPV6_BY_NAME,
@@ -16,6 +24,8 @@ import {
   ICMP_CODE_NAMES,
   ICMPV6_CODE_NAMES,
   IPT_TCP_FLAGS,
+  PORT_PROTOCOLS,
+  PROTOCOLS,
 } from "./vocab.ts";
 
 interface OptionSpec {
@@ -238,24 +248,43 @@ const state: ModuleSpec = {
     if (s) setMatch(d, "ctState", negate(s.neg, ctStates(s)), s.opt);
   },
 };
-const CONNTRACK_OTHER = [
-  "--ctproto",
-  "--ctorigsrc",
-  "--ctorigdst",
-  "--ctreplsrc",
-  "--ctrepldst",
-  "--ctorigsrcport",
-  "--ctorigdstport",
-  "--ctreplsrcport",
-  "--ctrepldstport",
-  "--ctexpire",
-  "--ctdir",
-];
+const CONNTRACK_OTHER = ["--ctreplsrc", "--ctrepldst", "--ctreplsrcport", "--ctrepldstport", "--ctexpire", "--ctdir"];
+const CONNTRACK_ORIGINAL = ["--ctproto", "--ctorigsrc", "--ctorigdst", "--ctorigsrcport", "--ctorigdstport"];
+/** `--ctproto` and `--ctorig*`: the connection's original tuple (Match.ctOriginal). */
+function ctOriginal(o: Options, d: RuleDraft): void {
+  const c: NonNullable<Match["ctOriginal"]> = {};
+  let first: string | undefined;
+  for (const k of CONNTRACK_ORIGINAL) {
+    const x = o.get(k);
+    if (!x) continue;
+    first ??= x.opt;
+    if (k === "--ctproto") {
+      const p = PROTOCOLS[val(x).toLowerCase()];
+      if (!p) fail("import_unsupported", `--ctproto ${val(x)}: not a protocol the policy schema names`, val(x));
+      c.protocol = negate(x.neg, p);
+    } else if (k === "--ctorigsrc" || k === "--ctorigdst") {
+      c[k === "--ctorigsrc" ? "saddr" : "daddr"] = negate(x.neg, parseAddress(val(x), x.opt));
+    } else {
+      c[k === "--ctorigsrcport" ? "sport" : "dport"] = negate(x.neg, parsePortItem(val(x), x.opt));
+    }
+  }
+  if (first === undefined) return;
+  if (
+    (c.sport !== undefined || c.dport !== undefined) &&
+    !(typeof c.protocol === "string" && PORT_PROTOCOLS.has(c.protocol))
+  )
+    fail(
+      "import_unsupported",
+      "--ctorigsrcport/--ctorigdstport without --ctproto tcp, udp, sctp, udplite or dccp: the port of which protocol is not said",
+      first,
+    );
+  setMatch(d, "ctOriginal", c, first);
+}
 const conntrack: ModuleSpec = {
   options: {
     "--ctstate": negArg,
     "--ctstatus": negArg,
-    ...Object.fromEntries(CONNTRACK_OTHER.map((k) => [k, negArg])),
+    ...Object.fromEntries([...CONNTRACK_OTHER, ...CONNTRACK_ORIGINAL].map((k) => [k, negArg])),
   },
   build(o, d) {
     for (const k of CONNTRACK_OTHER) {
@@ -263,10 +292,11 @@ const conntrack: ModuleSpec = {
       if (x)
         fail(
           "import_unsupported",
-          `conntrack ${k} has no equivalent in the policy schema (--ctstate and --ctstatus do)`,
+          `conntrack ${k} has no equivalent in the policy schema (--ctstate, --ctstatus, --ctproto and --ctorig* do)`,
           x.opt,
         );
     }
+    ctOriginal(o, d);
     const s = o.get("--ctstate");
     const st = o.get("--ctstatus");
     if (s) ctStateOrStatus(s, d);

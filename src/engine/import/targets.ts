@@ -93,6 +93,8 @@ function logPrefix(o: OptionValue | undefined, max: number): string | undefined 
   return text;
 }
 
+const hex = (n: number) => `0x${n.toString(16)}`;
+
 const LOG_DETAIL = ["--log-tcp-sequence", "--log-tcp-options", "--log-ip-options", "--log-uid", "--log-macdecode"];
 
 /** MARK/CONNMARK value and mask: mark = (mark & ~mask) | value (set-mark) or ^ value (set-xmark). */
@@ -241,22 +243,38 @@ export const TARGETS: Record<string, TargetSpec> = {
       "--ctmask": 1,
     },
     build(o) {
-      for (const k of ["--mask", "--nfmask", "--ctmask"]) {
-        const x = o.get(k);
-        if (x && parseUint(val(x), "mask", 0xffffffff) !== 0xffffffff)
-          fail("import_unsupported", `CONNMARK ${k} ${val(x)}: only whole-mark save/restore is supported`, val(x));
+      // xt_CONNMARK: save: ctmark = (ctmark & ~ctmask) ^ (mark & nfmask); restore: mark =
+      // (mark & ~nfmask) ^ (ctmark & ctmask); --mask sets both. nft (1.0.6) cannot combine two
+      // marks in one expression, so only a whole-mark destination (the other mask all ones) is exact.
+      const mask = (k: string) => {
+        const x = o.get(k) ?? o.get("--mask");
+        return x ? parseUint(val(x), "mask", 0xffffffff) : 0xffffffff;
+      };
+      for (const [op, dest, src] of [
+        ["save", "--ctmask", "--nfmask"],
+        ["restore", "--nfmask", "--ctmask"],
+      ] as const) {
+        if (!o.has(`--${op}-mark`)) continue;
+        if (mask(dest) !== 0xffffffff)
+          fail(
+            "import_unsupported",
+            `CONNMARK --${op}-mark with ${dest} ${hex(mask(dest))}: merging masked bits into the ${op === "save" ? "connection" : "packet"} mark's other bits has no equivalent (nftables cannot combine two marks); only ${dest} 0xffffffff is supported`,
+            `--${op}-mark`,
+          );
+        const m = mask(src);
+        return m === 0xffffffff ? { type: "connmark", op } : { type: "connmark", op, mask: m };
       }
-      if (o.has("--save-mark")) return { type: "connmark", op: "save" };
-      if (o.has("--restore-mark")) return { type: "connmark", op: "restore" };
-      const m = markSet(o, "CONNMARK");
-      if (!m) fail("import_missing_argument", "CONNMARK needs --set-mark, --save-mark or --restore-mark", "CONNMARK");
-      if (m.mask !== undefined)
+      if (o.has("--mask") || o.has("--nfmask") || o.has("--ctmask"))
         fail(
           "import_unsupported",
-          "CONNMARK --set-mark with a mask: the policy sets the whole connection mark",
-          String(m.mask),
+          "CONNMARK --mask/--nfmask/--ctmask only go with --save-mark or --restore-mark",
+          "CONNMARK",
         );
-      return { type: "connmark", op: "set", value: m.value };
+      const m = markSet(o, "CONNMARK");
+      if (!m) fail("import_missing_argument", "CONNMARK needs --set-mark, --save-mark or --restore-mark", "CONNMARK");
+      return m.mask === undefined
+        ? { type: "connmark", op: "set", value: m.value }
+        : { type: "connmark", op: "set", value: m.value, mask: m.mask };
     },
   },
   ACCOUNT: {

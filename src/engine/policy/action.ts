@@ -50,6 +50,13 @@ export const ActionObject = z.discriminatedUnion("type", [
     /** set: write `value` into the connection mark; save: packet mark -> ct mark; restore: ct mark -> packet mark. */
     op: z.enum(["set", "save", "restore"]),
     value: U32.optional(),
+    /**
+     * set: only these bits of the connection mark change (to value's). save: only these bits
+     * of the packet mark are copied, and the connection mark's other bits become 0
+     * (CONNMARK --save-mark --nfmask M --ctmask 0xffffffff). restore: likewise from the
+     * connection mark to the packet mark (--restore-mark --ctmask M --nfmask 0xffffffff).
+     */
+    mask: U32.optional(),
   }),
   /** xtables-addons ACCOUNT: per-address src/dst bytes and packets in a named accounting table. */
   z.strictObject({ type: z.literal("account"), table: Name }),

@@ -3,7 +3,7 @@
 // targets (compile/nft/match-extra.ts, compile/iptables/match-extra.ts).
 import { z } from "zod";
 import { parsePrefix } from "../net/address.ts";
-import { negatable } from "./primitives.ts";
+import { Cidr, PortItem, Protocol, negatable } from "./primitives.ts";
 
 /** Conntrack status bits: `--ctstate DNAT/SNAT` and `--ctstatus` in iptables, `ct status` in nft. */
 export const CT_STATUS = ["expected", "seen-reply", "assured", "confirmed", "snat", "dnat"] as const;
@@ -78,6 +78,39 @@ export const ConnlimitMatch = z.strictObject({
   prefix: z.number().int().min(0).max(128).optional(),
 });
 
+/** Protocols whose conntrack tuple has ports (`ct original proto-src/proto-dst`). */
+export const CT_PORT_PROTOCOLS = ["tcp", "udp", "sctp", "udplite", "dccp"] as const;
+
+/**
+ * `-m conntrack --ctproto/--ctorigsrc/--ctorigdst/--ctorigsrcport/--ctorigdstport`: the
+ * connection's original-direction tuple as conntrack recorded it (before NAT for the
+ * addresses and ports a DNAT/SNAT rewrote), not the packet's header. Ports need a
+ * (positive) port protocol.
+ */
+export const CtOriginalMatch = z
+  .strictObject({
+    protocol: negatable(Protocol).optional(),
+    saddr: negatable(Cidr).optional(),
+    daddr: negatable(Cidr).optional(),
+    sport: negatable(PortItem).optional(),
+    dport: negatable(PortItem).optional(),
+  })
+  .refine((m) => Object.keys(m).length > 0, { message: "give at least one of protocol, saddr, daddr, sport, dport" })
+  .refine(
+    (m) =>
+      (m.sport === undefined && m.dport === undefined) ||
+      (typeof m.protocol === "string" && (CT_PORT_PROTOCOLS as readonly string[]).includes(m.protocol)),
+    { message: "sport/dport need protocol tcp, udp, sctp, udplite or dccp (not negated)", path: ["protocol"] },
+  )
+  .refine(
+    (m) =>
+      m.saddr === undefined ||
+      m.daddr === undefined ||
+      parsePrefix(unwrapAddr(m.saddr))?.family === parsePrefix(unwrapAddr(m.daddr))?.family,
+    { message: "saddr and daddr must be of one family", path: ["daddr"] },
+  );
+const unwrapAddr = (v: string | { not: string }) => (typeof v === "string" ? v : v.not);
+
 export const extraMatchKeys = {
   /** Local socket's user id (`-m owner --uid-owner`, nft `meta skuid`): output and postrouting only. */
   skuid: negatable(IdRange).optional(),
@@ -96,6 +129,8 @@ export const extraMatchKeys = {
   ttl: TtlMatch.optional(),
   /** IPsec policy (`-m policy`): the packet arrived decapsulated (in) / will be encapsulated (out), or not (policy none). */
   ipsec: IpsecMatch.optional(),
+  /** The connection's original tuple (`-m conntrack --ctproto/--ctorig*`, nft `ct original ...`). */
+  ctOriginal: CtOriginalMatch.optional(),
   /** Connections tracked per address (or prefix): `-m connlimit`, nft `ct count`. */
   connlimit: ConnlimitMatch.optional(),
 };

@@ -337,3 +337,59 @@ test("pkttype, ttl and hl: -m pkttype --pkt-type, -m ttl --ttl-eq/lt/gt (! --ttl
     /exactly one of --ttl-eq/,
   );
 });
+
+test("conntrack --ctproto and --ctorig*: the connection's original tuple; ports need a port protocol", () => {
+  assert.deepEqual(
+    rule("iptables -A INPUT -m conntrack --ctstate NEW --ctproto 17 --ctorigsrcport 68 --ctorigdstport 67 -j ACCEPT")
+      .match,
+    { ctState: ["new"], ctOriginal: { protocol: "udp", sport: 68, dport: 67 } },
+  );
+  assert.deepEqual(
+    rule(
+      "iptables -A FORWARD -m conntrack ! --ctproto tcp --ctorigdst 131.159.20.148/32 ! --ctorigsrc 10.1.2.3/8 -j ACCEPT",
+      "forward",
+    ).match,
+    { ctOriginal: { protocol: { not: "tcp" }, saddr: { not: "10.0.0.0/8" }, daddr: "131.159.20.148" } },
+  );
+  const r = importPolicy("iptables", "iptables -A INPUT -m conntrack --ctorigdstport 53 -j ACCEPT");
+  assert.match(r.errors[0]?.message ?? "", /without --ctproto/);
+  // nft needs `meta l4proto` before ct original ports: refused where related ICMP errors reach.
+  const p = Policy.parse({
+    chains: {
+      input: { hook: "input", rules: [{ match: { ctOriginal: { protocol: "tcp", dport: 53 } }, action: "accept" }] },
+    },
+  });
+  assert.deepEqual(
+    checkTargetSupport(p, "nftables").map((d) => d.path),
+    ["/chains/input/rules/0/match/ctOriginal"],
+  );
+  assert.deepEqual(checkTargetSupport(p, "iptables"), []);
+});
+
+test("CONNMARK: --set-xmark under a mask; --save/--restore-mark with a masked source; masked destinations refused", () => {
+  const a = (line: string) => rule(`iptables -t mangle -A PREROUTING ${line}`, "mangle_prerouting").action;
+  assert.deepEqual(a("-j CONNMARK --set-xmark 0xa00/0xff00"), {
+    type: "connmark",
+    op: "set",
+    value: 0xa00,
+    mask: 0xff00,
+  });
+  assert.deepEqual(a("-j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff"), {
+    type: "connmark",
+    op: "restore",
+  });
+  assert.deepEqual(a("-j CONNMARK --save-mark --nfmask 0xff --ctmask 0xffffffff"), {
+    type: "connmark",
+    op: "save",
+    mask: 0xff,
+  });
+  assert.deepEqual(a("-j CONNMARK --restore-mark --ctmask 0xff00 --nfmask 0xffffffff"), {
+    type: "connmark",
+    op: "restore",
+    mask: 0xff00,
+  });
+  for (const line of ["-j CONNMARK --save-mark --mask 0xff", "-j CONNMARK --restore-mark --nfmask 0xff"]) {
+    const r = importPolicy("iptables", `iptables -t mangle -A PREROUTING ${line}`);
+    assert.match(r.errors[0]?.message ?? "", /has no equivalent/, line);
+  }
+});

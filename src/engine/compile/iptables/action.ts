@@ -180,10 +180,16 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
     case "mark":
       return t(`-j MARK --set-xmark ${hex(a.value)}/${hex(a.mask ?? 0xffffffff)}`);
     case "connmark":
-      if (a.op === "save") return t("-j CONNMARK --save-mark");
-      if (a.op === "restore") return t("-j CONNMARK --restore-mark");
+      if (a.op === "save")
+        return t(
+          `-j CONNMARK --save-mark${a.mask === undefined ? "" : ` --nfmask ${hex(a.mask)} --ctmask 0xffffffff`}`,
+        );
+      if (a.op === "restore")
+        return t(
+          `-j CONNMARK --restore-mark${a.mask === undefined ? "" : ` --nfmask 0xffffffff --ctmask ${hex(a.mask)}`}`,
+        );
       if (a.value === undefined) ctx.error([...path, "value"], "iptables_connmark_value", "connmark set needs a value");
-      return t(`-j CONNMARK --set-xmark ${hex(a.value ?? 0)}/0xffffffff`);
+      return t(`-j CONNMARK --set-xmark ${hex((a.value ?? 0) & (a.mask ?? 0xffffffff))}/${hex(a.mask ?? 0xffffffff)}`);
     case "account": {
       const def = ctx.policy.accounting[a.table];
       if (!def) {

@@ -1,17 +1,34 @@
 // The extra match keys (policy/match-extra.ts) as iptables match options.
 import { parsePrefix } from "../../net/address.ts";
-import { unwrap, type Match } from "../../policy/index.ts";
+import { PROTOCOL_NUMBERS, unwrap, type Match } from "../../policy/index.ts";
 import type { RuleEnv } from "./context.ts";
 import { SLOT, piece, type Piece } from "./pieces.ts";
 
 const neg = (n: boolean) => (n ? "! " : "");
 const NAT_BITS = new Set(["snat", "dnat"]);
+/** --ctproto takes a number (iptables-save prints one); the names libxtables would look up in /etc/protocols. */
+const CT_PROTO_NUMBERS: Record<string, number> = {
+  tcp: 6,
+  udp: 17,
+  icmp: 1,
+  icmpv6: 58,
+  sctp: 132,
+  udplite: 136,
+  dccp: 33,
+  gre: 47,
+  esp: 50,
+  ah: 51,
+};
 
 /** False when the extra keys cannot match in this family (a range of the other family, -f in IPv6). */
 export function extraApplies(m: Match, env: RuleEnv): boolean {
   for (const key of ["saddrRange", "daddrRange"] as const) {
     const v = m[key];
     if (v !== undefined && parsePrefix(unwrap(v).value.split("-")[0]!)?.family !== env.fam) return false;
+  }
+  for (const key of ["saddr", "daddr"] as const) {
+    const v = m.ctOriginal?.[key];
+    if (v !== undefined && parsePrefix(unwrap(v).value)?.family !== env.fam) return false;
   }
   return !(m.fragment !== undefined && env.fam === "ipv6");
 }
@@ -53,6 +70,26 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
         ),
       );
     }
+  }
+  if (m.ctOriginal !== undefined) {
+    const c = m.ctOriginal;
+    const opts: string[] = [];
+    if (c.protocol !== undefined) {
+      const { value, negated } = unwrap(c.protocol);
+      opts.push(`${neg(negated)}--ctproto ${PROTOCOL_NUMBERS[value] ?? CT_PROTO_NUMBERS[value] ?? value}`);
+    }
+    for (const [key, opt] of [
+      ["saddr", "--ctorigsrc"],
+      ["daddr", "--ctorigdst"],
+      ["sport", "--ctorigsrcport"],
+      ["dport", "--ctorigdstport"],
+    ] as const) {
+      const v = c[key];
+      if (v === undefined) continue;
+      const { value, negated } = unwrap(v);
+      opts.push(`${neg(negated)}${opt} ${typeof value === "string" ? value.replace(/^(\d+)-(\d+)$/, "$1:$2") : value}`);
+    }
+    out.push(piece(SLOT.ctOriginal, `-m conntrack ${opts.join(" ")}`));
   }
   const ranges: string[] = [];
   for (const [key, opt] of [

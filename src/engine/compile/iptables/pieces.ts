@@ -24,6 +24,7 @@ export const SLOT = {
   ctStatus: 31,
   iprange: 32,
   owner: 33,
+  ctOriginal: 34,
   length: 40,
   mark: 41,
   connmark: 42,

@@ -262,13 +262,19 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
         ],
       ];
     case "connmark":
-      if (a.op === "save") return [["ct mark set meta mark"]];
-      if (a.op === "restore") return [["meta mark set ct mark"]];
+      if (a.op === "save") return [[`ct mark set meta mark${a.mask === undefined ? "" : ` & ${hex(a.mask)}`}`]];
+      if (a.op === "restore") return [[`meta mark set ct mark${a.mask === undefined ? "" : ` & ${hex(a.mask)}`}`]];
       if (a.value === undefined) {
         ctx.error([...path, "value"], "nft_connmark_value", "connmark set needs a value");
         return [];
       }
-      return [[`ct mark set ${hex(a.value)}`]];
+      return [
+        [
+          a.mask === undefined
+            ? `ct mark set ${hex(a.value)}`
+            : `ct mark set ct mark & ${hex(~a.mask >>> 0)} | ${hex(a.value & a.mask)}`,
+        ],
+      ];
     case "tos":
       return fam ? tosStatements(a, fam, ctx, path) : [];
     case "setUpdate":

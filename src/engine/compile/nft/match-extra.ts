@@ -1,6 +1,6 @@
 // The extra match keys (policy/match-extra.ts) as nft expressions for one family.
 import { parsePrefix } from "../../net/address.ts";
-import { unwrap, type Match } from "../../policy/index.ts";
+import { PROTOCOL_NUMBERS, unwrap, type Match } from "../../policy/index.ts";
 import type { Fam } from "./context.ts";
 
 const neg = (negated: boolean) => (negated ? "!= " : "");
@@ -20,6 +20,12 @@ export function extraFamilies(m: Match): Fam[] | undefined {
     for (const x of [...fams]) if (x !== f) fams.delete(x);
   }
   if (m.fragment !== undefined) fams.delete("ipv6");
+  for (const key of ["saddr", "daddr"] as const) {
+    const v = m.ctOriginal?.[key];
+    if (v === undefined) continue;
+    const f = parsePrefix(unwrap(v).value)?.family;
+    for (const x of [...fams]) if (x !== f) fams.delete(x);
+  }
   return fams.size === 2 ? undefined : [...fams];
 }
 
@@ -69,6 +75,37 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
     const op = { eq: "", ne: "!= ", lt: "< ", gt: "> " }[m.ttl.op];
     parts.push(`${fam === "ipv4" ? "ip ttl" : "ip6 hoplimit"} ${op}${m.ttl.value}`);
     impliesFamily = true;
+  }
+  if (m.ctOriginal !== undefined) {
+    const c = m.ctOriginal;
+    if (c.protocol !== undefined) {
+      const { value, negated } = unwrap(c.protocol);
+      parts.push(`ct original protocol ${neg(negated)}${PROTOCOL_NUMBERS[value] ?? value}`);
+    }
+    for (const side of ["saddr", "daddr"] as const) {
+      const v = c[side];
+      if (v === undefined) continue;
+      const { value, negated } = unwrap(v);
+      const f = parsePrefix(value)?.family;
+      if (fam !== undefined && f !== fam) return null;
+      parts.push(`ct original ${f === "ipv6" ? "ip6" : "ip"} ${side} ${neg(negated)}${value}`);
+      impliesFamily = true;
+    }
+    if (c.sport !== undefined || c.dport !== undefined) {
+      // nft (1.0.6) types `ct original proto-src/-dst` only after `meta l4proto P`. The packet's
+      // protocol is the connection's except for an ICMP error related to it, which
+      // compile/support.ts refuses to let reach such a rule (match.ctOriginalPortRelated).
+      parts.push(`meta l4proto ${c.protocol}`);
+      for (const [key, what] of [
+        ["sport", "proto-src"],
+        ["dport", "proto-dst"],
+      ] as const) {
+        const v = c[key];
+        if (v === undefined) continue;
+        const { value, negated } = unwrap(v);
+        parts.push(`ct original ${what} ${neg(negated)}${value}`);
+      }
+    }
   }
   if (m.ipsec !== undefined) {
     // in: the packet's secpath (it was decapsulated); out: its route goes through an xfrm
