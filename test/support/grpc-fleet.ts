@@ -122,6 +122,10 @@ export function client(
 ): grpc.Client & Record<string, Function> {
   return new AgentServiceClient(address, creds, {
     "grpc.max_send_message_length": 64 * 1024 * 1024,
+    // Its own TCP connection, as a real agent has: grpc-js otherwise shares one connection
+    // among all channels to the same address with equal credentials (every plaintext
+    // simulated agent of a replica on one HTTP/2 connection, each TLS one on its own).
+    "grpc.use_local_subchannel_pool": 1,
   }) as unknown as grpc.Client & Record<string, Function>;
 }
 
