@@ -127,12 +127,12 @@ export function readingOf(st: RulesetState, now = Date.now()): KernelReading {
  * the next interval (delta.ts, `unattributed`), so the sums stay exact.
  */
 export async function readKernel(opts: DriverOptions): Promise<KernelReading> {
-  const first = new Map<string, CounterState[]>();
-  for (const t of await kernel.listPalisadeTables(opts))
-    first.set(`${t.family}\t${t.name}`, await kernel.readCounters(t.family, t.name, opts));
-  const st = await readPalisade(opts);
-  // A table that appeared between the two runs keeps the counters of its own listing.
-  st.counters = st.counters.filter((c) => !first.has(`${c.family}\t${c.table}`));
-  for (const cs of first.values()) st.counters.push(...cs);
+  const driver = kernel.nftDriver(opts);
+  // One listing of Palisade's tables for both runs (`nft list tables` costs a process too).
+  const tables = await driver.listTables();
+  const counters: CounterState[] = [];
+  for (const t of tables) counters.push(...(await driver.readCounters(t.family, t.name)));
+  const st = await readPalisade(driver, tables);
+  st.counters = counters;
   return readingOf(st);
 }
