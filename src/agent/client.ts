@@ -26,6 +26,7 @@ import {
   type AgentMessage,
   type AppliedVersion,
   type BanUpdate,
+  type ConditionUpdate,
   type Capabilities,
   type DesiredState,
   type EnrollRequest,
@@ -42,6 +43,8 @@ export interface ClientHandlers {
   quotaReset(m: { requestId: string; name: string }): void;
   /** Ban list changes (bans.ts); `full` after every Hello. */
   banUpdate?(m: BanUpdate): void;
+  /** Operator condition values (conditions.ts); `full` after every Hello. */
+  conditionUpdate?(m: ConditionUpdate): void;
   telemetryAck(m: { epoch: string; seq: number }): void;
   /** The API processed the result with this id (outbox.ts drops it). */
   resultAck?(resultId: string): void;
@@ -408,6 +411,7 @@ export class AgentClient {
       else if (m.quotaReset) h.quotaReset(m.quotaReset);
       else if (m.resultAck) h.resultAck?.(m.resultAck.resultId);
       else if (m.banUpdate) h.banUpdate?.(m.banUpdate);
+      else if (m.conditionUpdate) h.conditionUpdate?.(m.conditionUpdate);
       // heartbeat answers only prove the stream is alive
     } catch (e) {
       this.o.log.error(

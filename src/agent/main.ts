@@ -11,6 +11,7 @@ import { driver as kernel, type DriverOptions } from "../engine/index.ts";
 import { packageVersion } from "../runtime/install-root.ts";
 import { Applier } from "./apply.ts";
 import { BanKeeper } from "./bans.ts";
+import { ConditionKeeper } from "./conditions.ts";
 import { AgentClient } from "./client.ts";
 import type { AgentConfig } from "./config.ts";
 import { failsafeContext, renderDesired } from "./desired.ts";
@@ -41,6 +42,7 @@ export interface AgentHandle {
   drift: DriftDetector;
   logGroups: LogGroups;
   bans: BanKeeper;
+  conditions: ConditionKeeper;
 }
 
 export interface StartOptions {
@@ -88,10 +90,13 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     },
     afterChange: async (how) => {
       if (how === "rewound") await collector.rebase();
+      // Condition sets a new version brings (or a rollback restored) get the current values.
+      await conditionKeeper.resync();
       // Not awaited: an apply never waits for tcpdump; logGroups.idle() does.
       void logGroups.syncFromKernel();
     },
   };
+  const conditionKeeper = new ConditionKeeper(driver, (fn) => applier.exclusive(fn), log);
   // Ban lists live beside the policy in their own table; the failsafe is the same endpoint.
   const banKeeper = new BanKeeper(driver, log, () => failsafeContext(config.server, "ban table", log));
   banKeeper.onResync = () => client.resync("a ban update failed");
@@ -130,6 +135,8 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
             .filter(([, ok]) => ok)
             .map(([f]) => f),
           "bans",
+          // `conditions`: this agent fills the policy's condition sets (docs/conditions.md).
+          "conditions",
         ].sort(),
         xtablesModules: [],
         agentVersion: AGENT_VERSION,
@@ -167,6 +174,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       },
       checkDrift: () => track(checkDrift()),
       banUpdate: (m) => void banKeeper.update(m),
+      conditionUpdate: (m) => void conditionKeeper.update(m),
       quotaReset: (m) =>
         track(
           resetQuotaByName(PALISADE_TABLE, m.name, driver).then(
@@ -341,6 +349,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     drift,
     logGroups,
     bans: banKeeper,
+    conditions: conditionKeeper,
     stop: async () => {
       if (driftTimer) clearInterval(driftTimer);
       // An apply still waiting for its Confirm is not confirmed: roll it back before exiting,

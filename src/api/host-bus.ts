@@ -31,6 +31,11 @@ export const HostNotice = z.discriminatedUnion("type", [
       }),
     ),
   }),
+  /** Operator condition values for this host (conditions/). */
+  z.object({
+    type: z.literal("conditions"),
+    values: z.array(z.object({ name: z.string().min(1).max(27), on: z.boolean() })),
+  }),
 ]);
 export type HostNotice = z.infer<typeof HostNotice>;
 

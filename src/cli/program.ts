@@ -65,6 +65,11 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "fleet-wide ban lists: add, ls, rm (no ruleset version)",
     load: () => import("./commands/bans.ts"),
   },
+  conditions: {
+    args: "",
+    summary: "operator conditions (xt_condition flags): ls, set NAME on|off (no ruleset version)",
+    load: () => import("./commands/conditions.ts"),
+  },
   hosts: { args: "", summary: "the fleet's hosts", load: () => import("./commands/hosts.ts") },
   import: {
     args: "[options] <file>",

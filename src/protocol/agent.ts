@@ -28,6 +28,8 @@ export {
   BanUpdate,
   Capabilities,
   CheckDrift,
+  ConditionUpdate,
+  ConditionValue,
   Confirm,
   CounterDelta,
   DesiredState,

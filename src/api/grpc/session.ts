@@ -22,6 +22,7 @@ import {
 import type { AgentMessage as AgentMessageIn, ServerMessage } from "../../protocol/agent.ts";
 import { applyResults, countIngested, telemetryBatches } from "../metrics/events.ts";
 import { bansForHost, hasBansCapability } from "../bans/index.ts";
+import { conditionsForHost, hasConditionsCapability } from "../conditions/index.ts";
 import { MAX_BANS_PER_HOST } from "../config.ts";
 import { ingestTelemetry, pendingQuotaResets, recordQuotaReset, TelemetryError } from "../telemetry/index.ts";
 
@@ -270,6 +271,8 @@ export class AgentSession {
 
   /** Its Hello listed the `bans` feature (docs/bans.md). */
   private bansCapable = false;
+  /** Its Hello listed the `conditions` feature (docs/conditions.md). */
+  private conditionsCapable = false;
 
   private async onHello(
     caps: Prisma.InputJsonValue | undefined,
@@ -281,6 +284,7 @@ export class AgentSession {
     const data: Prisma.HostUpdateInput = { updatedAt: new Date() };
     if (caps) data.capabilities = caps;
     this.bansCapable = hasBansCapability(caps);
+    this.conditionsCapable = hasConditionsCapability(caps);
     let appliedVersionId: string | null | undefined;
     if (applied) {
       appliedVersionId = applied.ruleset ? await this.versionIdOf(applied) : null;
@@ -316,6 +320,15 @@ export class AgentSession {
       } else if (banLists.length > 0 || bansHeld) this.sendBans(true, banLists);
     } catch (e) {
       this.ctx.log.error({ hostId, err: (e as Error).message }, "ban state not sent");
+    }
+    // Its whole condition state (names not listed are off): flips made while it was away converge here.
+    if (this.conditionsCapable) {
+      try {
+        const values = [...(await conditionsForHost(db, hostId))].map(([name, on]) => ({ name, on }));
+        this.send({ conditionUpdate: { full: true, values } });
+      } catch (e) {
+        this.ctx.log.error({ hostId, err: (e as Error).message }, "condition state not sent");
+      }
     }
   }
 
@@ -422,6 +435,10 @@ export class AgentSession {
         return this.revoke(n.reason);
       case "bans":
         return this.sendBans(false, n.lists);
+      case "conditions":
+        // An agent older than conditions would ignore them: the PUT reports it as unsupported.
+        if (this.conditionsCapable) this.send({ conditionUpdate: { full: false, values: n.values } });
+        return;
     }
   }
 

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { accountingRoutes } from "./accounting.ts";
 import { auditRoutes } from "./audit.ts";
 import { banRoutes } from "./bans.ts";
+import { conditionRoutes } from "./conditions.ts";
 import { consoleRoutes } from "./console.ts";
 import { consoleSessionRoutes } from "./console-session.ts";
 import { deploymentRoutes } from "./deployments.ts";
@@ -32,6 +33,7 @@ export const routes: [prefix: string, plugin: FastifyPluginAsyncZod][] = [
   ["/v1", quotaRoutes],
   ["/v1/logs", logRoutes],
   ["/v1/bans", banRoutes],
+  ["/v1/conditions", conditionRoutes],
   ["", consoleRoutes],
   ["/v1/session", consoleSessionRoutes],
 ];

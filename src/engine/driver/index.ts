@@ -19,6 +19,7 @@ export {
   listPalisadeTables,
   readTable,
   readSet,
+  listSetNames,
   readCounters,
   readCounter,
   readQuotas,

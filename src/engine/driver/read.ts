@@ -342,6 +342,12 @@ export function readTable(fam: Family, table: string, opts: DriverOptions = {}):
   return listJson(["table", ...objectArgs(fam, table)], opts);
 }
 
+/** The names of a family's sets, without their elements (`nft -t`: cheap whatever they hold). */
+export async function listSetNames(fam: Family, opts: DriverOptions = {}): Promise<{ table: string; name: string }[]> {
+  const st = parseRuleset((await runNft(["-j", "-t", "list", "sets", checkFamily(fam)], opts)).stdout);
+  return st.sets.map((s) => ({ table: s.table, name: s.name }));
+}
+
 /** A named set (or map, with kind "map") with its elements and per-element counters. */
 export async function readSet(
   fam: Family,

@@ -183,7 +183,11 @@ export interface ServerMessage {
     | ResultAck
     | undefined;
   /** Fleet-wide bans: the whole state after Hello (full), element changes afterwards. */
-  banUpdate?: BanUpdate | undefined;
+  banUpdate?:
+    | BanUpdate
+    | undefined;
+  /** Operator conditions (xt_condition): the whole state after Hello (full), flips afterwards. */
+  conditionUpdate?: ConditionUpdate | undefined;
 }
 
 export interface Hello {
@@ -372,6 +376,24 @@ export interface BanUpdate {
    */
   full: boolean;
   lists: BanListUpdate[];
+}
+
+/**
+ * Operator conditions the policy's rules test (set condition_NAME in inet palisade, filled
+ * with { ipv4, ipv6 } while NAME is on for this host).
+ */
+export interface ConditionUpdate {
+  /**
+   * True after every Hello: the host's complete state; a condition not named here is off.
+   * False: the named conditions only.
+   */
+  full: boolean;
+  values: ConditionValue[];
+}
+
+export interface ConditionValue {
+  name: string;
+  on: boolean;
 }
 
 export interface BanListUpdate {
@@ -1118,6 +1140,7 @@ function createBaseServerMessage(): ServerMessage {
     heartbeat: undefined,
     resultAck: undefined,
     banUpdate: undefined,
+    conditionUpdate: undefined,
   };
 }
 
@@ -1146,6 +1169,9 @@ export const ServerMessage: MessageFns<ServerMessage> = {
     }
     if (message.banUpdate !== undefined) {
       BanUpdate.encode(message.banUpdate, writer.uint32(66).fork()).join();
+    }
+    if (message.conditionUpdate !== undefined) {
+      ConditionUpdate.encode(message.conditionUpdate, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1227,6 +1253,14 @@ export const ServerMessage: MessageFns<ServerMessage> = {
             message.banUpdate = BanUpdate.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.conditionUpdate = ConditionUpdate.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1267,6 +1301,9 @@ export const ServerMessage: MessageFns<ServerMessage> = {
       : undefined;
     message.banUpdate = (object.banUpdate !== undefined && object.banUpdate !== null)
       ? BanUpdate.fromPartial(object.banUpdate)
+      : undefined;
+    message.conditionUpdate = (object.conditionUpdate !== undefined && object.conditionUpdate !== null)
+      ? ConditionUpdate.fromPartial(object.conditionUpdate)
       : undefined;
     return message;
   },
@@ -2952,6 +2989,140 @@ export const BanUpdate: MessageFns<BanUpdate> = {
     const message = createBaseBanUpdate();
     message.full = object.full ?? false;
     message.lists = object.lists?.map((e) => BanListUpdate.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseConditionUpdate(): ConditionUpdate {
+  return { full: false, values: [] };
+}
+
+export const ConditionUpdate: MessageFns<ConditionUpdate> = {
+  encode(message: ConditionUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.full !== false) {
+      writer.uint32(8).bool(message.full);
+    }
+    for (const v of message.values) {
+      ConditionValue.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConditionUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConditionUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.full = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.values.push(ConditionValue.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ConditionUpdate>, I>>(base?: I): ConditionUpdate {
+    return ConditionUpdate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConditionUpdate>, I>>(object: I): ConditionUpdate {
+    const message = createBaseConditionUpdate();
+    message.full = object.full ?? false;
+    message.values = object.values?.map((e) => ConditionValue.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseConditionValue(): ConditionValue {
+  return { name: "", on: false };
+}
+
+export const ConditionValue: MessageFns<ConditionValue> = {
+  encode(message: ConditionValue, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.on !== false) {
+      writer.uint32(16).bool(message.on);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ConditionValue {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseConditionValue();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.on = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ConditionValue>, I>>(base?: I): ConditionValue {
+    return ConditionValue.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ConditionValue>, I>>(object: I): ConditionValue {
+    const message = createBaseConditionValue();
+    message.name = object.name ?? "";
+    message.on = object.on ?? false;
     return message;
   },
 };

@@ -1,0 +1,83 @@
+// Operator conditions (docs/conditions.md): the policy's rules test `meta nfproto
+// @condition_NAME`, a set in the policy table that this keeper fills with { ipv4, ipv6 }
+// while the API says NAME is on for this host and empties while it is off. A flip is one
+// nft transaction of element statements on the sets the kernel has (never a policy apply:
+// no rule or handle changes). The value of every name is kept here, so after each kernel
+// change of the policy (apply, carry, rollback, drift repair; the applier's afterChange hook)
+// the sets are synced again, and a set a new policy version brings gets its value at once.
+// A name the API never set is off.
+import { conditions, driver as kernel, type DriverOptions } from "../engine/index.ts";
+import { errorText } from "./errors.ts";
+import type { Logger } from "../runtime/log.ts";
+import type { ConditionUpdate } from "../protocol/agent.ts";
+
+const FAMILY = "inet";
+const TABLE = "palisade";
+
+export interface ConditionsApplied {
+  full: boolean;
+  /** Condition sets the transaction changed. */
+  sets: number;
+  /** Time spent in nft (listing + transaction), milliseconds. */
+  nftMs: number;
+}
+
+export class ConditionKeeper {
+  private readonly on = new Set<string>();
+  /** Tests and benches: called after each update reached the kernel. */
+  onApplied?: (r: ConditionsApplied) => void;
+
+  constructor(
+    private readonly driver: DriverOptions,
+    /** The applier's lock: a flip never runs in the middle of an apply or rollback. */
+    private readonly exclusive: <T>(fn: () => Promise<T>) => Promise<T>,
+    private readonly log: Logger,
+  ) {}
+
+  /** The names that are on now. */
+  values(): string[] {
+    return [...this.on].sort();
+  }
+
+  /** Record the API's values at once, then bring the kernel's sets in line (under the applier's lock). */
+  update(m: ConditionUpdate): Promise<ConditionsApplied | undefined> {
+    const bad = m.values.filter((v) => !conditions.CONDITION_NAME_RE.test(v.name));
+    for (const v of bad) this.log.error({ name: v.name }, "condition name from the API is not valid; ignored");
+    const values = m.values.filter((v) => conditions.CONDITION_NAME_RE.test(v.name));
+    if (m.full) this.on.clear();
+    for (const v of values) {
+      if (v.on) this.on.add(v.name);
+      else this.on.delete(v.name);
+    }
+    const only = m.full ? undefined : new Set(values.map((v) => v.name));
+    return this.exclusive(() => this.sync(m.full, only)).catch((e) => {
+      // The values are kept: the next kernel change of the policy or the next Hello syncs again.
+      this.log.error({ err: errorText(e), full: m.full }, "condition update not applied to the kernel");
+      return undefined;
+    });
+  }
+
+  /** After a kernel change of the policy (called inside the applier's lock): every condition set again. */
+  async resync(): Promise<void> {
+    await this.sync(true).catch((e) =>
+      this.log.error({ err: errorText(e) }, "condition sets not synced after a kernel change"),
+    );
+  }
+
+  private async sync(full: boolean, only?: Set<string>): Promise<ConditionsApplied> {
+    const t0 = performance.now();
+    const sets = (await kernel.listSetNames(FAMILY, this.driver))
+      .filter((s) => s.table === TABLE)
+      .map((s) => s.name)
+      .filter((n) => {
+        const c = conditions.conditionOfSet(n);
+        return c !== undefined && (!only || only.has(c));
+      });
+    const text = conditions.conditionSyncText(FAMILY, TABLE, sets, this.on);
+    if (text) await kernel.apply(text, this.driver);
+    const out = { full, sets: sets.length, nftMs: performance.now() - t0 };
+    this.log.debug({ ...out, on: this.values() }, "conditions applied");
+    this.onApplied?.(out);
+    return out;
+  }
+}

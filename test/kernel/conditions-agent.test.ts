@@ -1,0 +1,283 @@
+// Operator conditions on real kernels: two agents (`palisade agent` in their own network
+// namespaces, role=web and role=db), one API replica (child process on loopback) reached
+// through socat in a hub namespace, a deployed policy whose rules test condition "web".
+// SYNs are crafted with hping3 from the hub towards closed ports: an answer (RST) means
+// the packet got in, none means it was dropped.
+//
+// Proves: with "web" unset (off) port 80 is dropped and port 81 (`! web`) gets in; a flip
+// on through the API opens 80 and closes 81 on exactly the selected host, without a policy
+// apply (every rule handle unchanged, only the set's elements change); a flip off closes it
+// again; an agent that was away converges to the current value when it reconnects; bad
+// input is refused with nothing stored. Prints the API -> kernel flip latency (median).
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
+import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
+import {
+  BIN,
+  freePort,
+  killReplica,
+  startBalancer,
+  startReplica,
+  waitUntil,
+  type Balancer,
+  type Replica,
+} from "../support/fleet-processes.ts";
+
+const API_ADDR = "10.215.0.1";
+const ADMIN = `cond-admin-${randomBytes(12).toString("hex")}`;
+const id = randomBytes(4).toString("hex");
+
+interface AgentProc {
+  name: string;
+  ns: string;
+  ip: string;
+  stateDir: string;
+  labels: Record<string, string>;
+  proc?: Background;
+}
+
+let lab: NetnsLab;
+let hub: string;
+let database: TestDatabase;
+let replica: Replica;
+let balancer: Balancer;
+const agents: AgentProc[] = [];
+
+async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  const res = await fetch(`http://127.0.0.1:${replica.httpPort}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${ADMIN}`,
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  return { status: res.status, json: (await res.json()) as T };
+}
+
+/** True when a SYN to closed port `port` of `a` gets its RST back. */
+async function reaches(a: AgentProc, port: number): Promise<boolean> {
+  const r = await lab.tcpFlags(hub, a.ip, port, "S", { count: 2 });
+  return r.received > 0;
+}
+
+/** Is the condition set of `a` holding its elements (condition on in the kernel)? */
+async function setOn(a: AgentProc): Promise<boolean | undefined> {
+  const r = await lab.nft(a.ns, ["list", "set", "inet", "palisade", "condition_web"], undefined, {
+    allowFailure: true,
+  });
+  if (r.code !== 0) return undefined;
+  return /elements = \{ ipv4, ipv6 \}/.test(r.stdout);
+}
+
+/** Every rule and chain of the policy table with its handle; set elements left out. */
+async function handles(a: AgentProc): Promise<string> {
+  const r = await lab.nft(a.ns, ["-a", "list", "table", "inet", "palisade"]);
+  return r.stdout
+    .split("\n")
+    .filter((l) => /# handle \d+/.test(l) && !/elements/.test(l))
+    .join("\n");
+}
+
+function startAgent(a: AgentProc, token?: string): void {
+  const argv = [
+    process.execPath,
+    BIN,
+    "agent",
+    "--server",
+    `${API_ADDR}:50051`,
+    "--state-dir",
+    a.stateDir,
+    "--name",
+    a.name,
+    "--drift-interval",
+    "0",
+    "--telemetry-interval",
+    "60",
+  ];
+  if (token) argv.push("--enroll-token", token);
+  a.proc = lab.background(a.ns, argv, { maxLifetimeMs: 15 * 60_000 });
+}
+
+const connected = async (name: string) => (await api("GET", `/v1/hosts/${name}`)).json.connection === "connected";
+
+const policy = {
+  description: "condition web opens port 80 and closes the maintenance port 81",
+  chains: {
+    input: {
+      hook: "input",
+      policy: "accept",
+      rules: [
+        { comment: "web on", match: { protocol: "tcp", dport: 80, xt: { condition: "web" } }, action: "accept" },
+        { comment: "web closed", match: { protocol: "tcp", dport: 80 }, action: "drop" },
+        {
+          comment: "web off",
+          match: { protocol: "tcp", dport: 81, xt: { condition: { not: "web" } } },
+          action: "accept",
+        },
+        { comment: "maintenance closed", match: { protocol: "tcp", dport: 81 }, action: "drop" },
+      ],
+    },
+  },
+};
+
+before(async () => {
+  lab = createLab();
+  database = await createTestDatabase();
+  const ports = { http: await freePort(), grpc: await freePort() };
+  replica = startReplica("A", ports, {
+    DATABASE_URL: database.url,
+    REDIS_URL: TEST_REDIS_URL,
+    PALISADE_ADMIN_TOKEN: ADMIN,
+    PALISADE_QUEUE_PREFIX: `palisade-cond:${process.pid}:${id}`,
+  });
+  await waitUntil(
+    async () => (await fetch(`http://127.0.0.1:${ports.http}/healthz`).catch(() => undefined))?.ok,
+    60_000,
+    `replica up\n${replica.out()}`,
+  );
+  await waitUntil(async () => replica.out().includes("agent gRPC server listening"), 30_000, "replica gRPC");
+  balancer = await startBalancer(join(tmpdir(), `palisade-cond-${id}.sock`), () => [ports.grpc]);
+  hub = await lab.addNamespace();
+  await lab.exec(hub, ["ip", "addr", "add", `${API_ADDR}/32`, "dev", "lo"]);
+  lab.background(hub, ["socat", `TCP-LISTEN:50051,bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancer.path}`], {
+    maxLifetimeMs: 15 * 60_000,
+  });
+  for (const [name, labels] of [
+    ["web-0", { role: "web" }],
+    ["db-0", { role: "db" }],
+  ] as const) {
+    const ns = await lab.addNamespace();
+    const link = await lab.link(hub, ns);
+    await lab.defaultRoute(ns, link.a.ip4);
+    agents.push({
+      name,
+      ns,
+      ip: link.b.ip4,
+      labels,
+      stateDir: await mkdtemp(join(tmpdir(), `palisade-cond-${name}-`)),
+    });
+  }
+  for (let i = 0; i < 100 && !(await lab.tcpConnect(agents[0]!.ns, API_ADDR, 50051)); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  for (const a of agents) {
+    const t = await api("POST", "/v1/enrollment-tokens", { labels: a.labels });
+    assert.equal(t.status, 201, JSON.stringify(t.json));
+    startAgent(a, t.json.token);
+  }
+  await waitUntil(
+    async () => {
+      for (const a of agents) if (!(await connected(a.name).catch(() => false))) return false;
+      return true;
+    },
+    90_000,
+    `all agents connected\n${agents.map((a) => `${a.name}: ${a.proc?.output().slice(-1500)}`).join("\n")}`,
+  );
+  assert.equal((await api("POST", "/v1/rulesets", { name: "cond" })).status, 201);
+  const push = await api("POST", "/v1/rulesets/cond/versions", { policy });
+  assert.equal(push.status, 201, JSON.stringify(push.json));
+  const dep = await api("POST", "/v1/deployments", {
+    ruleset: "cond",
+    version: push.json.version,
+    selector: { hosts: agents.map((a) => a.name) },
+    strategy: { canary: 0, batchSize: 5, confirmTimeoutSeconds: 10 },
+  });
+  assert.equal(dep.status, 202, JSON.stringify(dep.json));
+  await waitUntil(
+    async () => (await api("GET", `/v1/deployments/${dep.json.id}`)).json.status === "succeeded",
+    90_000,
+    `deployment succeeded\n${agents.map((a) => `${a.name}: ${a.proc?.output().slice(-1500)}`).join("\n")}`,
+  );
+});
+
+after(async () => {
+  if (process.env.CONDITIONS_DEBUG)
+    for (const a of agents) process.stderr.write(`--- ${a.name}\n${a.proc?.output()}\n`);
+  for (const a of agents) await a.proc?.stop().catch(() => {});
+  if (replica) await killReplica(replica).catch(() => {});
+  await balancer?.close().catch(() => {});
+  await lab?.cleanup();
+  for (const a of agents) await rm(a.stateDir, { recursive: true, force: true });
+  await database?.drop().catch(() => {});
+});
+
+test("a condition nobody set is off: port 80 is dropped, the `! web` port gets in", async () => {
+  for (const a of agents) {
+    assert.equal(await setOn(a), false, `${a.name} has the empty condition set`);
+    assert.equal(await reaches(a, 80), false, `${a.name} drops port 80`);
+    assert.ok(await reaches(a, 81), `${a.name} lets port 81 in`);
+  }
+});
+
+test("bad input is refused with a clear error; nothing stored, nothing in any kernel", async () => {
+  const bad = await api("PUT", "/v1/conditions/web-site", { on: true });
+  assert.equal(bad.status, 400, JSON.stringify(bad.json));
+  assert.match(JSON.stringify(bad.json), /condition names: 1-27 letters, digits or '_'/);
+  const unknown = await api("PUT", "/v1/conditions/web", { on: true, selector: { hosts: ["web-0", "nope"] } });
+  assert.equal(unknown.status, 400, JSON.stringify(unknown.json));
+  assert.deepEqual(
+    unknown.json.error.details.map((d: { path: string; code: string }) => [d.path, d.code]),
+    [["/selector/hosts/1", "unknown_host"]],
+  );
+  assert.equal((await api("GET", "/v1/conditions")).json.items.length, 0);
+  for (const a of agents) assert.equal(await setOn(a), false);
+});
+
+test("flip on by label opens port 80 on exactly that host, with no policy apply; flip off closes it", async () => {
+  const [web0, db0] = agents as [AgentProc, AgentProc];
+  const before = await handles(web0);
+  assert.match(before, /meta nfproto @condition_web accept comment "web on"/);
+  const latencies: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    for (const on of [true, false]) {
+      const t0 = performance.now();
+      const r = await api("PUT", "/v1/conditions/web", { on, selector: { labels: { role: "web" } } });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.equal(r.json.hosts, 1);
+      assert.deepEqual(r.json.unsupported, []);
+      // Bounded poll of the kernel every 5 ms (each poll is one `nft list set`, a few ms itself).
+      await waitUntil(async () => (await setOn(web0)) === on, 30_000, `web-0's set is ${on ? "on" : "off"}`, 5);
+      latencies.push(performance.now() - t0);
+      if (i === 0) {
+        assert.equal(await reaches(web0, 80), on, `web-0 port 80 with web ${on ? "on" : "off"}`);
+        assert.equal(await reaches(web0, 81), !on, `web-0 port 81 with web ${on ? "on" : "off"}`);
+        assert.equal(await reaches(db0, 80), false, "db-0 is not selected: port 80 stays closed");
+        assert.equal(await setOn(db0), false);
+      }
+      // No rule, chain or set was re-created: every handle is where it was.
+      assert.equal(await handles(web0), before, "the flip did not re-apply the ruleset");
+    }
+  }
+  latencies.sort((a, b) => a - b);
+  const med = latencies[Math.floor(latencies.length / 2)]!;
+  process.stdout.write(
+    `# conditions flip latency API PUT -> kernel set (incl. one nft list poll), ${latencies.length} flips: median ${med.toFixed(1)} ms, min ${latencies[0]!.toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms\n`,
+  );
+  const audit = (await api("GET", "/v1/audit?limit=50")).json.items.map((i: { action: string }) => i.action);
+  assert.ok(audit.includes("condition.on") && audit.includes("condition.off"), audit.join(","));
+});
+
+test("an agent that was away converges to the current value when it reconnects", async () => {
+  const db0 = agents[1]!;
+  await db0.proc!.stop();
+  await waitUntil(async () => !(await connected(db0.name)), 30_000, "db-0 disconnected");
+  const r = await api("PUT", "/v1/conditions/web", { on: true });
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.equal(r.json.hosts, 2);
+  assert.equal(r.json.delivered, 1, "only web-0 is online");
+  assert.equal(await setOn(db0), false, "the kernel is unchanged while the agent is away");
+  startAgent(db0);
+  await waitUntil(
+    async () => (await setOn(db0)) === true,
+    60_000,
+    `db-0 converges\n${db0.proc?.output().slice(-2000)}`,
+  );
+  assert.ok(await reaches(db0, 80), "db-0 lets port 80 in");
+  assert.equal(await reaches(db0, 81), false, "db-0 closes port 81");
+});
