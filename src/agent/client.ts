@@ -124,6 +124,8 @@ export class AgentClient {
   connects = 0;
   /** Certificates renewed so far (tests). */
   renewals = 0;
+  /** The stream moveStream is ending: its end reconnects at once, not after a backoff. */
+  private moving: Duplex | undefined;
 
   constructor(private readonly o: ClientOptions) {
     this.backoff = new Backoff(o.backoff ?? { initialMs: 500, maxMs: 30_000 });
@@ -259,8 +261,8 @@ export class AgentClient {
 
   /**
    * Renew the client certificate at two thirds of its life: a new key, a CSR, the Renew
-   * call authenticated by the current (still valid) certificate. The open stream is left alone;
-   * the next one uses the new certificate. Failures retry at a tenth of the time left.
+   * call authenticated by the current (still valid) certificate. The stream then moves to the
+   * new certificate (moveStream). Failures retry at a tenth of the time left.
    */
   private scheduleRenewal(): void {
     if (this.stopped || !this.material) return;
@@ -297,12 +299,39 @@ export class AgentClient {
         "client certificate renewed",
       );
       this.scheduleRenewal();
+      this.moveStream();
     } catch (e) {
       const left = renewalTime(m.certPem).notAfter - Date.now();
       const delay = Math.min(3_600_000, Math.max(1_000, left / 10));
       this.o.log.warn({ err: errorText(e), delayMs: delay, expiresInMs: left }, "certificate renewal failed; retrying");
       if (!this.stopped) this.renewTimer = setTimeout(() => void this.renew(), delay);
     }
+  }
+
+  /**
+   * After a renewal the open stream still runs on the TLS session of the old certificate
+   * (TLS checks a certificate once, at the handshake): it would outlive that certificate's
+   * expiry, and the API would go on seeing the serial it retired. So the stream is ended
+   * cleanly (half-close; the API ends its side) and reopened at once, without backoff, on a
+   * channel built with the new certificate. Nothing in the kernel changes: the Hello reports
+   * the applied version, unacked results and telemetry batches go again and the API
+   * ignores what it already has (docs/security.md, "Renewal").
+   */
+  private moveStream(): void {
+    const s = this.stream;
+    if (this.stopped || !s) return;
+    this.moving = s;
+    this.o.log.info("moving the stream to the renewed certificate");
+    try {
+      s.end();
+    } catch {
+      s.cancel();
+    }
+    // An API that never ends its side: cancel (bounded).
+    const t = setTimeout(() => {
+      if (this.stream === s) s.cancel();
+    }, 5_000);
+    t.unref();
   }
 
   /** Enroll if needed, then keep a stream open until stop(). */
@@ -358,6 +387,11 @@ export class AgentClient {
       this.heartbeat = undefined;
       this.o.handlers.disconnected?.();
       if (this.stopped) return;
+      if (this.moving === stream) {
+        this.moving = undefined;
+        this.retry = setTimeout(() => this.open(), 0);
+        return;
+      }
       const delay = this.backoff.next();
       this.o.log.warn({ why, err: e ? errorText(e) : undefined, delayMs: delay }, "stream closed; reconnecting");
       this.retry = setTimeout(() => this.open(), delay);

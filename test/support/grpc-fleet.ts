@@ -45,7 +45,9 @@ export interface Fleet {
 }
 
 /** A fleet whose queue prefix is unique: the app's config and the workers use it (and child processes inherit it from the env). */
-export async function startFleet(opts: { log?: Log; replicas?: number; tls?: boolean } = {}): Promise<Fleet> {
+export async function startFleet(
+  opts: { log?: Log; replicas?: number; tls?: boolean; clientCertTtlSeconds?: number; renewsPerHour?: number } = {},
+): Promise<Fleet> {
   const prefix = `palisade-test:${process.pid}:${randomBytes(4).toString("hex")}`;
   process.env.PALISADE_QUEUE_PREFIX = prefix;
   const t = await startTestApp({ queue: { prefix, lockMs: 5_000 } });
@@ -60,7 +62,13 @@ export async function startFleet(opts: { log?: Log; replicas?: number; tls?: boo
     replicas,
     ca,
     async addReplica() {
-      const tls = ca && { ca, enrollAddress: "127.0.0.1:0", serverNames: ["127.0.0.1"], clientCertTtlSeconds: 3600 };
+      const tls = ca && {
+        ca,
+        enrollAddress: "127.0.0.1:0",
+        serverNames: ["127.0.0.1"],
+        clientCertTtlSeconds: opts.clientCertTtlSeconds ?? 3600,
+        ...(opts.renewsPerHour && { renewsPerHour: opts.renewsPerHour }),
+      };
       const r = await startAgentServer(
         { db: t.db, redis: t.redis, log },
         { address: "127.0.0.1:0", ...(tls ? { tls } : {}) },

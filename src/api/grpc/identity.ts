@@ -14,6 +14,8 @@ import { AgentRpcError } from "./errors.ts";
 export interface AgentIdentity {
   hostId: string;
   hostName: string;
+  /** Mutual TLS: the serial of the certificate this stream authenticated with. */
+  certSerial?: string;
 }
 
 function bearer(metadata: grpc.Metadata): string | undefined {
@@ -44,6 +46,8 @@ export const normaliseSerial = (s: string) => s.toLowerCase().replace(/^0+/, "")
 export interface PeerIdentity extends AgentIdentity {
   /** The presented certificate is the host's current one, or the one its last renewal replaced. */
   presented: "current" | "previous";
+  /** The presented certificate's serial (normalised): which certificate a stream runs on. */
+  certSerial: string;
 }
 
 /**
@@ -90,7 +94,7 @@ export async function authenticatePeer(
   // The new certificate is in use: the one it replaced is dead from now on.
   if (presented === "current" && host.certSerialPrev)
     await db.host.updateMany({ where: { id: host.id, certSerial: host.certSerial }, data: { certSerialPrev: null } });
-  return { ...checkHost(host, metadata), presented };
+  return { ...checkHost(host, metadata), presented, certSerial: serial };
 }
 
 function checkHost(host: { id: string; name: string; disabled: boolean }, metadata: grpc.Metadata): AgentIdentity {

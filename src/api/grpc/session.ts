@@ -126,7 +126,15 @@ export class AgentSession {
       // Redis down: an older stream of this host on another replica is not told to end now.
       this.ctx.log.warn({ err: err.message, hostId }, "could not tell older streams of this host to end (Redis down)"),
     );
-    this.ctx.log.info({ hostId, host: this.identity.hostName, session: this.id }, "agent connected");
+    this.ctx.log.info(
+      {
+        hostId,
+        host: this.identity.hostName,
+        session: this.id,
+        ...(this.identity.certSerial && { certSerial: this.identity.certSerial }),
+      },
+      "agent connected",
+    );
   }
 
   private async close(reason: string): Promise<void> {
