@@ -6,7 +6,7 @@ import { Cursor, fail } from "./cursor.ts";
 import { isTable, type Table } from "./chains.ts";
 import type { DraftChain, IptablesContext, LineResult, PolicyDraft } from "./draft.ts";
 import { IMPLICIT_MODULE, MODULES, UNSUPPORTED_MODULES, canonicalOption, type ModuleSpec } from "./matches.ts";
-import { finishRule, negate, setMatch, type Options, type RuleDraft } from "./rule-draft.ts";
+import { finishRule, negate, setMatch, splitEither, type Options, type RuleDraft } from "./rule-draft.ts";
 import { REFUSED_TARGETS, TARGETS, type TargetSpec } from "./targets.ts";
 import { parseAddressList, parseInterface } from "./values.ts";
 import { PORT_PROTOCOLS, PROTOCOLS } from "./vocab.ts";
@@ -359,7 +359,12 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
         "(the iptables target keeps --proto esp)",
     );
   }
-  const entry = { rule: finishRule(d, action), line: ctx.line };
+  const entries = splitEither(d).map((match) => ({
+    rule: finishRule({ ...d, match }, structuredClone(action)),
+    line: ctx.line,
+  }));
+  const entry = entries[0]!;
+  if (entries.length > 1) d.notes.push("multiport --ports: split into a source-port and a destination-port rule");
   if (op === "I") {
     const at = (position ?? 1) - 1;
     if (at > chain.rules.length)
@@ -368,9 +373,9 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
         `-I ${chainName} ${position}: the chain has only ${chain.rules.length} rules`,
         String(position),
       );
-    chain.rules.splice(at, 0, entry);
+    chain.rules.splice(at, 0, ...entries);
   } else {
-    chain.rules.push(entry);
+    chain.rules.push(...entries);
   }
   return {
     status: "imported",

@@ -184,12 +184,7 @@ const multiport: ModuleSpec = {
   },
   build(o, d) {
     const any = o.get("--ports");
-    if (any)
-      fail(
-        "import_unsupported",
-        "multiport --ports (source OR destination port) has no equivalent: split it into a --sports and a --dports rule",
-        any.opt,
-      );
+    if (any) d.portsEither = { ports: parsePortList(val(any), any.opt), neg: any.neg, opt: any.opt };
     const s = o.get("--sports");
     if (s) setMatch(d, "sport", negate(s.neg, parsePortList(val(s), s.opt)), s.opt);
     const p = o.get("--dports");

@@ -4,6 +4,7 @@ import type { Match, Rule } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import type { PolicyDraft } from "./draft.ts";
 import type { Family } from "./values.ts";
+import { PORT_PROTOCOLS } from "./vocab.ts";
 import type { Table } from "./chains.ts";
 
 export interface RuleDraft {
@@ -21,6 +22,8 @@ export interface RuleDraft {
   /** `-m pknock` in TCP mode: the rule is lifted into protections.portKnock instead. */
   pknock?: Map<string, OptionValue>;
   policy: PolicyDraft;
+  /** `multiport --ports`: source OR destination port; the line becomes two rules (splitEither). */
+  portsEither?: { ports: Array<number | string>; neg: boolean; opt: string };
 }
 
 export interface OptionValue {
@@ -70,4 +73,32 @@ function familyImplied(m: Match, family: Family): boolean {
   if (proto === "icmp" || m.icmpType !== undefined) return family === "ipv4";
   if (proto === "icmpv6" || m.icmpv6Type !== undefined) return family === "ipv6";
   return false;
+}
+
+/**
+ * The matches of the rules a draft becomes. `multiport --ports P` (source or destination port
+ * in P) is two rules: sport P, then dport P with sport not in P, so a packet with both ports in
+ * P meets one rule, not two (exact for non-terminating actions too). `! --ports P` is one rule
+ * (neither port in P). A per-rule token bucket (limit, meter) would become two buckets: refused.
+ */
+export function splitEither(d: RuleDraft): Match[] {
+  const e = d.portsEither;
+  if (!e) return [d.match];
+  if (d.match.sport !== undefined || d.match.dport !== undefined)
+    fail("import_conflict", `${e.opt} conflicts with an earlier --sport/--dport option`, e.opt);
+  const p = d.match.protocol;
+  if (typeof p !== "string" || !PORT_PROTOCOLS.has(p))
+    fail("import_unsupported", `port matches need -p tcp, udp, sctp, udplite or dccp (${e.opt})`, e.opt);
+  const ports = e.ports.length === 1 ? e.ports[0]! : e.ports;
+  if (e.neg) return [{ ...d.match, sport: { not: ports }, dport: { not: ports } }];
+  if (d.match.limit !== undefined || d.match.meter !== undefined)
+    fail(
+      "import_unsupported",
+      `${e.opt} with a rate limit: the two rules --ports becomes (source port, destination port) would each have their own token bucket`,
+      e.opt,
+    );
+  return [
+    { ...d.match, sport: ports },
+    { ...d.match, sport: { not: ports }, dport: ports },
+  ];
 }

@@ -68,7 +68,7 @@ test("protocol, ports, ranges, multiport, services, interfaces with +", () => {
     err("iptables -A INPUT -p icmp -m multiport --dports 1,2 -j ACCEPT").reason!,
     /port matches need -p tcp/,
   );
-  assert.match(err("iptables -A INPUT -p tcp -m multiport --ports 1,2 -j ACCEPT").reason!, /--ports/);
+  assert.match(err("iptables -A INPUT -p icmp -m multiport --ports 1,2 -j ACCEPT").reason!, /port matches need -p tcp/);
 });
 
 test("conntrack state, TCP flags and --syn, ICMP types by name and number", () => {

@@ -393,3 +393,27 @@ test("CONNMARK: --set-xmark under a mask; --save/--restore-mark with a masked so
     assert.match(r.errors[0]?.message ?? "", /has no equivalent/, line);
   }
 });
+
+test("multiport --ports: a source-port rule, then a destination-port rule that excludes it; ! --ports is one rule", () => {
+  const r = importPolicy("iptables", "iptables -A INPUT -p tcp -m multiport --ports 80,1000:2000 -j LOG");
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(
+    r.policy!.chains.input!.rules.map((x) => x.match),
+    [
+      { protocol: "tcp", sport: [80, "1000-2000"] },
+      { protocol: "tcp", sport: { not: [80, "1000-2000"] }, dport: [80, "1000-2000"] },
+    ],
+  );
+  assert.deepEqual(rule("iptables -A INPUT -p udp -m multiport ! --ports 53 -j DROP").match, {
+    protocol: "udp",
+    sport: { not: 53 },
+    dport: { not: 53 },
+  });
+  for (const line of [
+    "iptables -A INPUT -p tcp -m multiport --ports 80 -m limit --limit 1/s -j ACCEPT",
+    "iptables -A INPUT -p tcp --sport 5 -m multiport --ports 80 -j ACCEPT",
+  ]) {
+    const x = importPolicy("iptables", line);
+    assert.equal(x.errors.length, 1, line);
+  }
+});
