@@ -24,6 +24,8 @@ export interface ConditionsApplied {
 
 export class ConditionKeeper {
   private readonly on = new Set<string>();
+  /** The policy table's condition sets at the last full sync; undefined = read them first. */
+  private sets: string[] | undefined;
   /** Tests and benches: called after each update reached the kernel. */
   onApplied?: (r: ConditionsApplied) => void;
 
@@ -66,18 +68,33 @@ export class ConditionKeeper {
 
   private async sync(full: boolean, only?: Set<string>): Promise<ConditionsApplied> {
     const t0 = performance.now();
-    const sets = (await kernel.listSetNames(FAMILY, this.driver))
-      .filter((s) => s.table === TABLE)
-      .map((s) => s.name)
-      .filter((n) => {
-        const c = conditions.conditionOfSet(n);
-        return c !== undefined && (!only || only.has(c));
-      });
-    const text = conditions.conditionSyncText(FAMILY, TABLE, sets, this.on);
-    if (text) await kernel.apply(text, this.driver);
-    const out = { full, sets: sets.length, nftMs: performance.now() - t0 };
+    // A flip uses the set names read at the last full sync (one nft run instead of two); a
+    // full sync, and a flip the kernel refuses (the table changed behind the agent), read them again.
+    const cached = !full && this.sets !== undefined;
+    let sets = cached ? this.sets! : await this.readSets();
+    const pick = (all: string[]) => all.filter((n) => !only || only.has(conditions.conditionOfSet(n)!));
+    try {
+      const text = conditions.conditionSyncText(FAMILY, TABLE, pick(sets), this.on);
+      if (text) await kernel.apply(text, this.driver);
+    } catch (e) {
+      if (!cached) throw e;
+      sets = await this.readSets();
+      const text = conditions.conditionSyncText(FAMILY, TABLE, pick(sets), this.on);
+      if (text) await kernel.apply(text, this.driver);
+    }
+    const out = { full, sets: pick(sets).length, nftMs: performance.now() - t0 };
     this.log.debug({ ...out, on: this.values() }, "conditions applied");
     this.onApplied?.(out);
     return out;
+  }
+
+  /** The policy table's condition sets, as the kernel has them now (remembered for the next flip). */
+  private async readSets(): Promise<string[]> {
+    this.sets = undefined;
+    const sets = (await kernel.listSetNames(FAMILY, this.driver))
+      .filter((s) => s.table === TABLE && conditions.conditionOfSet(s.name) !== undefined)
+      .map((s) => s.name);
+    this.sets = sets;
+    return sets;
   }
 }

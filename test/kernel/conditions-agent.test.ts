@@ -234,10 +234,12 @@ test("flip on by label opens port 80 on exactly that host, with no policy apply;
   const before = await handles(web0);
   assert.match(before, /meta nfproto @condition_web accept comment "web on"/);
   const latencies: number[] = [];
+  const puts: number[] = [];
   for (let i = 0; i < 5; i++) {
     for (const on of [true, false]) {
       const t0 = performance.now();
       const r = await api("PUT", "/v1/conditions/web", { on, selector: { labels: { role: "web" } } });
+      puts.push(performance.now() - t0);
       assert.equal(r.status, 200, JSON.stringify(r.json));
       assert.equal(r.json.hosts, 1);
       assert.deepEqual(r.json.unsupported, []);
@@ -254,10 +256,9 @@ test("flip on by label opens port 80 on exactly that host, with no policy apply;
       assert.equal(await handles(web0), before, "the flip did not re-apply the ruleset");
     }
   }
-  latencies.sort((a, b) => a - b);
-  const med = latencies[Math.floor(latencies.length / 2)]!;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   process.stdout.write(
-    `# conditions flip latency API PUT -> kernel set (incl. one nft list poll), ${latencies.length} flips: median ${med.toFixed(1)} ms, min ${latencies[0]!.toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms\n`,
+    `# conditions flip latency API PUT -> kernel set (incl. one nft list poll), ${latencies.length} flips: median ${median(latencies).toFixed(1)} ms (min ${Math.min(...latencies).toFixed(1)}, max ${Math.max(...latencies).toFixed(1)}); of which the PUT's answer: median ${median(puts).toFixed(1)} ms\n`,
   );
   const audit = (await api("GET", "/v1/audit?limit=50")).json.items.map((i: { action: string }) => i.action);
   assert.ok(audit.includes("condition.on") && audit.includes("condition.off"), audit.join(","));
@@ -280,4 +281,39 @@ test("an agent that was away converges to the current value when it reconnects",
   );
   assert.ok(await reaches(db0, 80), "db-0 lets port 80 in");
   assert.equal(await reaches(db0, 81), false, "db-0 closes port 81");
+});
+
+test("a new policy version keeps the value: re-applied sets keep their elements, a new condition set gets its value", async () => {
+  const web0 = agents[0]!;
+  // web is on everywhere now (the previous test); maint was set on before any policy tested it.
+  const m = await api("PUT", "/v1/conditions/maint", { on: true, selector: { hosts: ["web-0"] } });
+  assert.equal(m.status, 200, JSON.stringify(m.json));
+  assert.equal(await setOn(web0), true);
+  const v2 = structuredClone(policy) as typeof policy;
+  v2.description = "v2: a maintenance condition as well";
+  v2.chains.input.rules.unshift({
+    comment: "maint",
+    match: { protocol: "tcp", dport: 82, xt: { condition: "maint" } },
+    action: "drop",
+  } as never);
+  const push = await api("POST", "/v1/rulesets/cond/versions", { policy: v2 });
+  assert.equal(push.status, 201, JSON.stringify(push.json));
+  const dep = await api("POST", "/v1/deployments", {
+    ruleset: "cond",
+    version: push.json.version,
+    selector: { hosts: ["web-0"] },
+    strategy: { canary: 0, batchSize: 5, confirmTimeoutSeconds: 10 },
+  });
+  assert.equal(dep.status, 202, JSON.stringify(dep.json));
+  await waitUntil(
+    async () => (await api("GET", `/v1/deployments/${dep.json.id}`)).json.status === "succeeded",
+    90_000,
+    `v2 deployed\n${web0.proc?.output().slice(-1500)}`,
+  );
+  assert.match(await handles(web0), /condition_maint/);
+  assert.equal(await setOn(web0), true, "web stays on through the apply");
+  const maint = await lab.nft(web0.ns, ["list", "set", "inet", "palisade", "condition_maint"]);
+  assert.match(maint.stdout, /elements = \{ ipv4, ipv6 \}/, "the new condition set got its value");
+  assert.ok(await reaches(web0, 80), "port 80 still open");
+  assert.equal(await reaches(web0, 82), false, "maint drops port 82");
 });
