@@ -417,10 +417,8 @@ export const FEATURES = {
   },
   "match.psd": {
     label: "psd match",
-    nftables: nftCannot(
-      "psd sums per-source weights over distinct ports within a delay; Palisade does not generate that from dynamic sets yet",
-      "use protections.portScanTrap (a timeout set of sources that touched a trap port)",
-      "xt_psd",
+    nftables: yes(
+      "dynamic sets per rule: saddr . dport (known ports), a per-source token bucket that each new port takes its weight from, and the detected sources; every timeout the delay threshold (compile/nft/psd.ts)",
     ),
     iptables: yes("-m psd", addon("xt_psd")),
   },

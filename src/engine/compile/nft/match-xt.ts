@@ -40,6 +40,7 @@ export function xtNeedsFamily(xt: Xt | undefined): boolean {
     !!xt &&
     (xt.ipv4options !== undefined ||
       xt.dhcpmac !== undefined ||
+      xt.psd !== undefined ||
       (xt.length2 !== undefined && xt.length2.layer !== "layer3"))
   );
 }

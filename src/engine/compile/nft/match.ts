@@ -23,6 +23,7 @@ import { quotaParts } from "./quota.ts";
 import { extraFamilies, extraParts } from "./match-extra.ts";
 import { xtFamilies, xtNeedsFamily, xtParts } from "./match-xt.ts";
 import { conditionPart } from "./condition.ts";
+import { psdCheck, type PsdCheck } from "./psd.ts";
 
 const PORT_PROTOCOLS = new Set(["tcp", "udp", "udplite", "sctp", "dccp"]);
 const ANY_PORT_PROTOCOL = "meta l4proto { tcp, udp, udplite, sctp, dccp }";
@@ -37,6 +38,8 @@ export interface MatchResult {
    * is counted) and `member` is appended to the rule itself (see recent.ts).
    */
   hitcount?: HitcountCheck;
+  /** psd: like a hit count, a jump that weighs the packet, then one rule per member (one per protocol). */
+  psd?: PsdCheck;
 }
 
 const neg = (negated: boolean) => (negated ? "!= " : "");
@@ -271,6 +274,12 @@ export function compileMatch(
     impliesFamily = true;
   }
   if (m.quota !== undefined) parts.push(...quotaParts(m.quota, ctx, [...path, "quota"]));
+  let psd: PsdCheck | undefined;
+  if (m.xt?.psd !== undefined && fam !== undefined) {
+    psd = psdCheck(m, fam, ctx, [...path, "xt", "psd"]);
+    if (!psd) return null;
+    impliesFamily = true;
+  }
   if (m.connlimit !== undefined && fam !== undefined) {
     // A prefix longer than this family's address: the rule is for the other family only.
     const part = connlimitPart(m.connlimit, fam, ctx, [...path, "connlimit"]);
@@ -282,7 +291,12 @@ export function compileMatch(
   // Cartesian product of the OR-lists (at most saddr x daddr).
   let alternatives: string[][] = [[]];
   for (const list of alternativeLists) alternatives = alternatives.flatMap((a) => list.map((x) => [...a, x]));
-  return { alternatives: alternatives.map((a) => [...a, ...parts]), impliesFamily, ...(hitcount ? { hitcount } : {}) };
+  return {
+    alternatives: alternatives.map((a) => [...a, ...parts]),
+    impliesFamily,
+    ...(hitcount ? { hitcount } : {}),
+    ...(psd ? { psd } : {}),
+  };
 }
 
 export { FAMS };

@@ -112,6 +112,29 @@ export function compileRule(
       );
       continue;
     }
+    const psd = mr.psd;
+    if (psd && (hc || mr.alternatives.length > 1)) {
+      ctx.error(
+        [...path, "match", "xt", "psd"],
+        "nft_psd_combination",
+        "psd cannot be combined with a recent hit count or with an address list that mixes named sets and other items (a packet would be weighed twice): split the rule",
+      );
+      continue;
+    }
+    if (psd) {
+      // Weigh first (the jump), then one rule per protocol (a packet matches at most one).
+      const alt = mr.alternatives[0]!;
+      out.rules.push({
+        body: [...nfproto, ...alt, ...(psd.jump ? [psd.jump] : []), `jump ${psd.chain}`].join(" "),
+        comment,
+      });
+      for (const member of psd.members)
+        tails.forEach((tail, k) => {
+          const stmts = [...nfproto, ...alt, member, ...(rule.counter && k === 0 ? ["counter"] : []), ...tail];
+          out.rules.push({ body: stmts.join(" "), comment });
+        });
+      continue;
+    }
     for (const alt of mr.alternatives) {
       // Count first (the jump), then match on the outcome: the rule's action stays in its own chain.
       if (hc) out.rules.push({ body: [...nfproto, ...alt, `jump ${hc.chain}`].join(" "), comment });
