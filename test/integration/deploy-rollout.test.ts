@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { errorOf } from "../support/app.ts";
+import { poolOf } from "../../src/api/db/client.ts";
 import { validPolicy } from "../support/policies.ts";
 import { startFleet, waitFor, type Fleet, type SimAgent } from "../support/grpc-fleet.ts";
 
@@ -316,6 +317,30 @@ describe("commit-confirmed and faults", () => {
     a!.report(a!.desired[0]!, "applied");
     const d = await until(id, ["succeeded"]);
     assert.equal(d.targets[0]!.status, "applied");
+  });
+
+  test("the last target's Confirm does not wait on the deployment's settle, and the stream stays", async () => {
+    // A 500-agent fan-out's results all saw no open target and queued their settles on the
+    // deployment row; those that waited past Prisma's maxWait ended their streams before the
+    // Confirm. Here the row is held locked elsewhere while the last result arrives.
+    const [a] = await agents("settle", 1, { grp: "settle" });
+    a!.answer = () => ({ status: "hold" });
+    const id = await deploy({ selector: { labels: { grp: "settle" } }, strategy: { canary: 0 } });
+    await waitFor(() => a!.desired.length === 1, 10_000, "desired state");
+    const locker = await poolOf(f.t.db).connect();
+    try {
+      await locker.query("BEGIN");
+      await locker.query("SELECT 1 FROM deployments WHERE id = $1::uuid FOR UPDATE", [id]);
+      a!.release();
+      await waitFor(() => a!.confirms.includes(a!.desired[0]!.targetId), 10_000, "confirm while the row is locked");
+      await a!.ping();
+    } finally {
+      await locker.query("ROLLBACK").catch(() => {});
+      locker.release();
+    }
+    assert.equal((await until(id, ["succeeded"])).targets[0]!.status, "applied");
+    await a!.ping();
+    assert.equal(a!.endedWith, undefined);
   });
 
   test("no result in time is retried (bounded), then succeeds", async () => {

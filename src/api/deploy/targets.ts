@@ -3,6 +3,7 @@
 // host's stream and a replica resuming a dead one's rollout can race without a target
 // being sent twice or a late report undoing a newer one.
 import type { Db, Prisma } from "../db/client.ts";
+import type { Log } from "../log.ts";
 
 /** An agent's result for one target, as the stream handler validated it (the domain's own shape). */
 export interface ApplyResult {
@@ -105,7 +106,14 @@ export async function applyingWithVersion(
 }
 
 export type ResultOutcome =
-  | { kind: "recorded"; status: TargetStatus; deploymentId: string; confirm: boolean }
+  | {
+      kind: "recorded";
+      status: TargetStatus;
+      deploymentId: string;
+      confirm: boolean;
+      /** Every target of the deployment is final: the caller settles it (settleAfterResult) after its Confirm. */
+      settle?: boolean;
+    }
   | { kind: "ignored"; reason: string }
   | { kind: "foreign" };
 
@@ -198,13 +206,37 @@ export async function recordResult(db: Db, hostId: string, r: ApplyResult): Prom
   if (to === "applied") {
     // Locking the deployment row for every success would serialise a 500-host fan-out;
     // count after commit instead: of results landing together, the last to commit sees
-    // all the others and settles.
+    // all the others and settles. Settling is left to the caller, after the Confirm: the
+    // result is committed, and the Confirm must not wait on (or be lost to) the lock.
     const open = await db.deploymentTarget.count({
       where: { deploymentId: target.deploymentId, status: { in: ["pending", "applying"] } },
     });
-    if (open === 0) await settleDeployment(db, target.deploymentId);
+    return { kind: "recorded", status: to, deploymentId: target.deploymentId, confirm: true, settle: open === 0 };
   }
-  return { kind: "recorded", status: to, deploymentId: target.deploymentId, confirm: to === "applied" };
+  return { kind: "recorded", status: to, deploymentId: target.deploymentId, confirm: false };
+}
+
+/**
+ * Settle after a committed "applied" whose count saw no open target. Many results of one
+ * fan-out land together and may all see none open; their settles queue on the deployment
+ * row, each holding a pooled connection, and under load some wait past Prisma's
+ * transaction maxWait (P2028). Such a failure is logged, never thrown: the result is
+ * committed, the rollout settles the deployment when its batch ends, and ending the
+ * agent's stream for it would lose the Confirm (a 500-agent bench lost 288 streams so).
+ */
+export async function settleAfterResult(db: Db, deploymentId: string, log: Log): Promise<void> {
+  try {
+    // Already succeeded (settled by another result): an "applied" cannot change that, and
+    // the lock need not be queued on. A failure settles inside its own transaction.
+    if ((await db.deployment.count({ where: { id: deploymentId, status: "succeeded" } })) > 0) return;
+    await settleDeployment(db, deploymentId);
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    log.warn(
+      { deploymentId, code: err.code, err: err.message },
+      "deployment not settled after a result; its rollout settles it",
+    );
+  }
 }
 
 /**

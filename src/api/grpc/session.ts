@@ -5,7 +5,14 @@
 import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { desiredStateFor } from "../deploy/desired.ts";
-import { applyingWithVersion, claimForHost, claimTarget, recordResult, type ClaimedTarget } from "../deploy/targets.ts";
+import {
+  applyingWithVersion,
+  claimForHost,
+  claimTarget,
+  recordResult,
+  settleAfterResult,
+  type ClaimedTarget,
+} from "../deploy/targets.ts";
 import type { Prisma } from "../db/client.ts";
 import { publishToHost, type AgentBus, type HostNotice } from "../host-bus.ts";
 import type { AgentContext } from "./context.ts";
@@ -391,6 +398,9 @@ export class AgentSession {
     // Hearing "applied" over the stream is the contact commit-confirm waits for.
     if (out.confirm) this.send({ confirm: { deploymentId: out.deploymentId, targetId: r.targetId } });
     this.ackResult(r.resultId);
+    // After the Confirm and off the message chain: the settle may queue on the deployment's
+    // row lock, and neither this stream's later messages nor the stream itself wait on it.
+    if (out.settle) void settleAfterResult(this.ctx.db, out.deploymentId, this.ctx.log);
   }
 
   /**
