@@ -29,6 +29,7 @@ import {
   type ConditionUpdate,
   type Capabilities,
   type DesiredState,
+  type DynamicSetsRequest,
   type EnrollRequest,
   type EnrollResponse,
   type RenewRequest,
@@ -45,6 +46,8 @@ export interface ClientHandlers {
   banUpdate?(m: BanUpdate): void;
   /** Operator condition values (conditions.ts); `full` after every Hello. */
   conditionUpdate?(m: ConditionUpdate): void;
+  /** Read the policy's dynamic sets, or lift one element (dynamic-sets.ts). */
+  dynamicSets?(m: DynamicSetsRequest): void;
   telemetryAck(m: { epoch: string; seq: number }): void;
   /** The API processed the result with this id (outbox.ts drops it). */
   resultAck?(resultId: string): void;
@@ -446,6 +449,7 @@ export class AgentClient {
       else if (m.resultAck) h.resultAck?.(m.resultAck.resultId);
       else if (m.banUpdate) h.banUpdate?.(m.banUpdate);
       else if (m.conditionUpdate) h.conditionUpdate?.(m.conditionUpdate);
+      else if (m.dynamicSets) h.dynamicSets?.(m.dynamicSets);
       // heartbeat answers only prove the stream is alive
     } catch (e) {
       this.o.log.error(

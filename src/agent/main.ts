@@ -12,6 +12,8 @@ import { packageVersion } from "../runtime/install-root.ts";
 import { Applier } from "./apply.ts";
 import { BanKeeper } from "./bans.ts";
 import { ConditionKeeper } from "./conditions.ts";
+import { answerDynamicSets } from "./dynamic-sets.ts";
+import { TrapShareReporter } from "./trap-share.ts";
 import { AgentClient } from "./client.ts";
 import type { AgentConfig } from "./config.ts";
 import { failsafeContext, renderDesired } from "./desired.ts";
@@ -43,6 +45,7 @@ export interface AgentHandle {
   logGroups: LogGroups;
   bans: BanKeeper;
   conditions: ConditionKeeper;
+  trapShare: TrapShareReporter;
 }
 
 export interface StartOptions {
@@ -77,7 +80,10 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const logGroups = new LogGroups({
     driver,
     log,
-    onEvents: (e) => collector.addLogs(e),
+    onEvents: (e) => {
+      collector.addLogs(e);
+      trapShare.onEvents(e);
+    },
     tcpdumpPath: programs.found.tcpdump,
     conntrackPath: programs.found.conntrack,
   });
@@ -100,9 +106,12 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   // Ban lists live beside the policy in their own table; the failsafe is the same endpoint.
   const banKeeper = new BanKeeper(driver, log, () => failsafeContext(config.server, "ban table", log));
   banKeeper.onResync = () => client.resync("a ban update failed");
+  // Trap hits go to the API when the confirmed policy's trap shares them (trap-share.ts).
+  const trapShare = new TrapShareReporter((addresses) => client.send({ trapHits: { addresses } }), log);
   const drift = new DriftDetector(driver, applier, log, state.path("drift-baseline.json"));
   const appliedState = await state.readApplied();
   await drift.load(appliedState?.text);
+  trapShare.configure(appliedState?.policyJson);
 
   let applied: AppliedVersion | undefined = appliedState
     ? { ruleset: appliedState.ruleset, version: appliedState.version, checksum: appliedState.checksum }
@@ -137,6 +146,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
           "bans",
           // `conditions`: this agent fills the policy's condition sets (docs/conditions.md).
           "conditions",
+          "dynamic_sets",
         ].sort(),
         xtablesModules: [],
         agentVersion: AGENT_VERSION,
@@ -175,6 +185,10 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       checkDrift: () => track(checkDrift()),
       banUpdate: (m) => void banKeeper.update(m),
       conditionUpdate: (m) => void conditionKeeper.update(m),
+      dynamicSets: (m) =>
+        void answerDynamicSets(m, { driver, exclusive: (fn) => applier.exclusive(fn) }).then((r) =>
+          client.send({ dynamicSets: r }),
+        ),
       quotaReset: (m) =>
         track(
           resetQuotaByName(PALISADE_TABLE, m.name, driver).then(
@@ -296,6 +310,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
           }
           applied = version;
           pendingVersion = undefined;
+          trapShare.configure(m.policyJson);
           await report("APPLY_STATUS_APPLIED");
           reported = true;
           await state.clearPending().catch((e) => log.warn({ err: errorText(e) }, "cannot remove pending.json"));
@@ -350,7 +365,9 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     logGroups,
     bans: banKeeper,
     conditions: conditionKeeper,
+    trapShare,
     stop: async () => {
+      trapShare.stop();
       if (driftTimer) clearInterval(driftTimer);
       // An apply still waiting for its Confirm is not confirmed: roll it back before exiting,
       // so a shutdown can never leave unconfirmed (possibly locking-out) rules behind.

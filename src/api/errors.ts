@@ -32,6 +32,12 @@ export type ErrorCode =
   | "unavailable"
   /** The server lacks a capability the request needs (e.g. CAP_NET_ADMIN for traces). */
   | "not_capable"
+  /** The host's agent has no stream up (dynamic sets are read from its kernel, live). */
+  | "host_offline"
+  /** The host's agent is too old for the request. */
+  | "unsupported"
+  /** The host's agent did not answer in time. */
+  | "agent_timeout"
   | "internal";
 
 export class ApiError extends Error {
@@ -67,6 +73,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   415: "The body's content type is not accepted here.",
   422: "The policy document is invalid (`invalid_policy`: `error.details` lists every error with its path), or an Idempotency-Key was reused for a different request (`idempotency_key_reused`).",
   429: "Rate limit exceeded; retry after the time given in the message.",
+  504: "The host's agent did not answer in time (`agent_timeout`).",
   503: "A dependency (PostgreSQL or Redis) does not answer, or the queue of expensive work is full (`busy`, with Retry-After).",
 };
 

@@ -20,6 +20,15 @@ export const HostNotice = z.discriminatedUnion("type", [
   z.object({ type: z.literal("revoke"), reason: z.enum(["deleted", "disabled"]) }),
   z.object({ type: z.literal("check_drift") }),
   z.object({ type: z.literal("quota_reset"), requestId: z.string().min(1).max(128), name: z.string().min(1).max(128) }),
+  /** Read the agent's dynamic sets, or lift one element; the answer goes to the request's reply channel. */
+  z.object({
+    type: z.literal("dynamic_sets"),
+    requestId: z.uuid(),
+    set: z.string().max(64).optional(),
+    limit: z.number().int().min(1).max(10_000).optional(),
+    deleteSet: z.string().max(64).optional(),
+    deleteAddress: z.string().max(64).optional(),
+  }),
   /** Ban list changes for this host (bans/): absolute expiry, turned into a TTL when sent. */
   z.object({
     type: z.literal("bans"),

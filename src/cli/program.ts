@@ -70,6 +70,11 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "operator conditions (xt_condition flags): ls, set NAME on|off (no ruleset version)",
     load: () => import("./commands/conditions.ts"),
   },
+  dynamic: {
+    args: "",
+    summary: "what the kernels' dynamic sets hold per host (trap bans, SYN-flood, recent, meters): ls, rm",
+    load: () => import("./commands/dynamic.ts"),
+  },
   hosts: { args: "", summary: "the fleet's hosts", load: () => import("./commands/hosts.ts") },
   import: {
     args: "[options] <file>",

@@ -20,6 +20,8 @@ export { parsePrefix, hasHostBits } from "./net/address.ts";
 export * as bans from "./bans/index.ts";
 // Operator conditions (xt_condition) as sets the agent fills (conditions/).
 export * as conditions from "./conditions/index.ts";
+// The policy's dynamic sets (trap bans, SYN-flood, recent, meters): which, whose, and lifting an element.
+export * as dynamicSets from "./dynamic/index.ts";
 export { HostName, isHostId } from "./host-name.ts";
 export {
   compileNft,
@@ -34,6 +36,7 @@ export {
 export { renderIptables } from "./compile/iptables/index.ts";
 // Protection presets -> plain chains/rules (expand/).
 export { expandPolicy, presetNames } from "./expand/index.ts";
+export { trapShareOf, type TrapShare } from "./expand/port-scan-trap.ts";
 // nft transaction model (nft/) and the kernel driver (driver/), as namespaces to keep names apart:
 // nft.Transaction, nft.serialize, nft.replaceTables; driver.apply, driver.check, driver.snapshot, driver.detectCapabilities.
 export * as nft from "./nft/index.ts";

@@ -34,6 +34,10 @@ export {
   CounterDelta,
   DesiredState,
   DriftReport,
+  DynamicElement,
+  DynamicSet,
+  DynamicSetsRequest,
+  DynamicSetsResult,
   EnrollRequest,
   EnrollResponse,
   Heartbeat,
@@ -48,6 +52,7 @@ export {
   ServerMessage,
   TelemetryAck,
   TelemetryBatch,
+  TrapHits,
   Unavailable,
 } from "./generated/palisade/v1/agent.ts";
 
@@ -62,6 +67,8 @@ export const AGENT_MESSAGE_BODIES = [
   "drift",
   "telemetry",
   "quotaReset",
+  "dynamicSets",
+  "trapHits",
 ] as const satisfies readonly (keyof AgentMessage)[];
 export type AgentMessageBody = (typeof AGENT_MESSAGE_BODIES)[number];
 

@@ -12,4 +12,6 @@ export interface AgentContext {
   log: Log;
   /** How often one stream may write its agent's reported spool backlog (default 5 s; tests make it long). */
   spoolWriteResolutionMs?: number;
+  /** Fleet bans made from shared trap hits, per list and minute (default TRAP_BANS_PER_MINUTE). */
+  trapBansPerMinute?: number;
 }

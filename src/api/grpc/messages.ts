@@ -95,6 +95,32 @@ export const QuotaResetResult = z.object({
 });
 export type QuotaResetResult = z.infer<typeof QuotaResetResult>;
 
+const u64ms = z.string().regex(/^\d{1,15}$/);
+export const DynamicSetsResult = z.object({
+  requestId: z.uuid(),
+  sets: z
+    .array(
+      z.object({
+        name: text(64),
+        type: text(32),
+        timeoutMs: u64ms,
+        size: z.number().int().min(0),
+        owner: text(64),
+        rules: z.array(text(256)).max(256),
+        elements: z.array(z.object({ address: text(64), timeoutMs: u64ms, expiresMs: u64ms })).max(10_000),
+        total: z.number().int().min(0),
+      }),
+    )
+    .max(1024),
+  errorCode: text(64),
+  error: text(4096),
+});
+export type DynamicSetsResult = z.infer<typeof DynamicSetsResult>;
+
+/** At most this many addresses in one report (the agent sends fewer; it caps its own rate). */
+export const MAX_TRAP_HITS = 1000;
+export const TrapHits = z.object({ addresses: z.array(text(64)).max(MAX_TRAP_HITS) });
+
 export type AgentMessage =
   | { kind: "hello"; hello: z.infer<typeof Hello> }
   | { kind: "heartbeat"; heartbeat: z.infer<typeof Heartbeat> }
@@ -103,7 +129,9 @@ export type AgentMessage =
   // Telemetry validates a batch itself (../telemetry/batch.ts): a batch it can never
   // store is acked and dropped, not a reason to end the stream.
   | { kind: "telemetry"; telemetry: TelemetryBatch }
-  | { kind: "quotaReset"; quotaReset: QuotaResetResult };
+  | { kind: "quotaReset"; quotaReset: QuotaResetResult }
+  | { kind: "dynamicSets"; dynamicSets: DynamicSetsResult }
+  | { kind: "trapHits"; trapHits: z.infer<typeof TrapHits> };
 
 export class MalformedMessage extends Error {
   override name = "MalformedMessage";
@@ -114,7 +142,7 @@ export function parseAgentMessage(msg: AgentMessageIn): AgentMessage {
   const kind = agentMessageBody(msg);
   if (!kind)
     throw new MalformedMessage(
-      "AgentMessage has no body (one of hello, heartbeat, apply_result, drift, telemetry, quota_reset)",
+      "AgentMessage has no body (one of hello, heartbeat, apply_result, drift, telemetry, quota_reset, dynamic_sets, trap_hits)",
     );
   const value = msg[kind];
   const check = <T>(schema: z.ZodType<T>): T => {
@@ -138,5 +166,9 @@ export function parseAgentMessage(msg: AgentMessageIn): AgentMessage {
       return { kind: "telemetry", telemetry: msg.telemetry! };
     case "quotaReset":
       return { kind: "quotaReset", quotaReset: check(QuotaResetResult) };
+    case "dynamicSets":
+      return { kind: "dynamicSets", dynamicSets: check(DynamicSetsResult) };
+    case "trapHits":
+      return { kind: "trapHits", trapHits: check(TrapHits) };
   }
 }

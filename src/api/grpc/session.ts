@@ -31,6 +31,7 @@ import { applyResults, countIngested, telemetryBatches } from "../metrics/events
 import { bansForHost, hasBansCapability } from "../bans/index.ts";
 import { conditionsForHost, hasConditionsCapability } from "../conditions/index.ts";
 import { MAX_BANS_PER_HOST } from "../config.ts";
+import { replyChannel, shareTrapHits, type Reply } from "../dynamic-sets/index.ts";
 import { ingestTelemetry, pendingQuotaResets, recordQuotaReset, TelemetryError } from "../telemetry/index.ts";
 
 export type AgentCall = grpc.ServerDuplexStream<AgentMessageIn, ServerMessage>;
@@ -240,6 +241,30 @@ export class AgentSession {
           ...(q.error && { error: q.error }),
         });
         return this.ackResult(q.resultId);
+      }
+      case "dynamicSets": {
+        // The asking replica waits on the request's reply channel; nobody listening = it gave up.
+        const reply: Reply = { hostId: this.identity.hostId, result: msg.dynamicSets };
+        await this.ctx.redis.publish(replyChannel(msg.dynamicSets.requestId), JSON.stringify(reply));
+        return;
+      }
+      case "trapHits": {
+        if (msg.trapHits.addresses.length === 0) return;
+        try {
+          await shareTrapHits(
+            {
+              ...this.ctx,
+              maxPerHost: MAX_BANS_PER_HOST,
+              ...(this.ctx.trapBansPerMinute && { trapBansPerMinute: this.ctx.trapBansPerMinute }),
+            },
+            this.identity.hostId,
+            msg.trapHits.addresses,
+          );
+        } catch (e) {
+          // A refused or failed share never ends the stream: the trapping host's own ban holds.
+          this.ctx.log.warn({ hostId: this.identity.hostId, err: (e as Error).message }, "trap hits not shared");
+        }
+        return;
       }
     }
   }
@@ -457,6 +482,16 @@ export class AgentSession {
         // An agent older than conditions would ignore them: the PUT reports it as unsupported.
         if (this.conditionsCapable) this.send({ conditionUpdate: { full: false, values: n.values } });
         return;
+      case "dynamic_sets":
+        return this.send({
+          dynamicSets: {
+            requestId: n.requestId,
+            set: n.set ?? "",
+            limit: n.limit ?? 0,
+            deleteSet: n.deleteSet ?? "",
+            deleteAddress: n.deleteAddress ?? "",
+          },
+        });
     }
   }
 

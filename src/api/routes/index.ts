@@ -4,6 +4,7 @@ import { accountingRoutes } from "./accounting.ts";
 import { auditRoutes } from "./audit.ts";
 import { banRoutes } from "./bans.ts";
 import { conditionRoutes } from "./conditions.ts";
+import { dynamicSetRoutes } from "./dynamic-sets.ts";
 import { consoleRoutes } from "./console.ts";
 import { consoleSessionRoutes } from "./console-session.ts";
 import { deploymentRoutes } from "./deployments.ts";
@@ -27,6 +28,7 @@ export const routes: [prefix: string, plugin: FastifyPluginAsyncZod][] = [
   ["/v1/tokens", tokenRoutes],
   ["/v1/audit", auditRoutes],
   ["/v1/hosts", hostRoutes],
+  ["/v1/hosts", dynamicSetRoutes],
   ["/v1/enrollment-tokens", enrollmentTokenRoutes],
   ["/v1/deployments", deploymentRoutes],
   ["/v1/accounting", accountingRoutes],

@@ -33,3 +33,18 @@ export function portScanTrap(p: NonNullable<Protections["portScanTrap"]>): Prese
 export function isBanCheck(rule: Rule): boolean {
   return rule.match?.recent?.name === PORTSCAN_LIST && rule.match.recent.mode === "rcheck";
 }
+
+/** What the agent and the API need to share a policy's trap hits (undefined: it does not share). */
+export interface TrapShare {
+  list: string;
+  ttlSeconds: number;
+  /** The trap's log prefix and ports: a log event with both is a new trap ban. */
+  logPrefix: string;
+  ports: number[];
+}
+
+export function trapShareOf(policy: { protections: Protections }): TrapShare | undefined {
+  const t = policy.protections.portScanTrap;
+  if (!t?.share) return undefined;
+  return { list: t.share.list, ttlSeconds: t.share.ttlSeconds, logPrefix: t.logPrefix, ports: [...t.ports] };
+}

@@ -2,6 +2,7 @@
 // (engine/expand) that the render shows; nothing here is hidden behaviour.
 import { z } from "zod";
 import { Interface, Port, Rate, Seconds, logPrefix } from "./primitives.ts";
+import { BAN_LIST_RE, BAN_LIST_RULE } from "../bans/address.ts";
 
 export const AntiSpoofing = z.strictObject({
   /** The external interface: spoofed sources are dropped on packets arriving here. */
@@ -43,6 +44,22 @@ export const PortScanTrap = z.strictObject({
   logPrefix: logPrefix(29).default("Portscan:"),
   /** Apply in forward too (routers), not just input. */
   forward: z.boolean().default(true),
+  /**
+   * Share trap hits (docs/dynamic-sets.md): the agent reports each source the trap bans, and
+   * the API bans it on this fleet ban list, for `ttlSeconds`, on every host whose policy
+   * shares to the same list.
+   */
+  share: z
+    .strictObject({
+      list: z.string().regex(BAN_LIST_RE, `a ban list name: ${BAN_LIST_RULE}`),
+      ttlSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(365 * 86400)
+        .default(3600),
+    })
+    .optional(),
 });
 
 /** Port knocking (xtables-addons pknock, TCP mode). */

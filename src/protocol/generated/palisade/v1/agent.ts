@@ -163,7 +163,15 @@ export interface AgentMessage {
   applyResult?: ApplyResult | undefined;
   drift?: DriftReport | undefined;
   telemetry?: TelemetryBatch | undefined;
-  quotaReset?: QuotaResetResult | undefined;
+  quotaReset?:
+    | QuotaResetResult
+    | undefined;
+  /** The answer to a DynamicSetsRequest (docs/dynamic-sets.md). */
+  dynamicSets?:
+    | DynamicSetsResult
+    | undefined;
+  /** Sources the port-scan trap just banned, when the policy shares trap hits. */
+  trapHits?: TrapHits | undefined;
 }
 
 export interface ServerMessage {
@@ -187,7 +195,14 @@ export interface ServerMessage {
     | BanUpdate
     | undefined;
   /** Operator conditions (xt_condition): the whole state after Hello (full), flips afterwards. */
-  conditionUpdate?: ConditionUpdate | undefined;
+  conditionUpdate?:
+    | ConditionUpdate
+    | undefined;
+  /**
+   * Read the policy's dynamic sets (port-scan trap, SYN-flood, recent lists, meters), or
+   * delete one element of one of them.
+   */
+  dynamicSets?: DynamicSetsRequest | undefined;
 }
 
 export interface Hello {
@@ -409,6 +424,61 @@ export interface BanEntry {
    * leaves the kernel when the ban leaves the API's answers.
    */
   ttlMs: string;
+}
+
+/**
+ * An operator's question about the kernel's dynamic sets: only sets the policy made dynamic
+ * (flags dynamic and timeout, in the policy's table) are listed or edited; the agent refuses
+ * any other name with error_code "not_dynamic_set".
+ */
+export interface DynamicSetsRequest {
+  requestId: string;
+  /** Empty: list. Else delete `address` from this set. */
+  deleteSet: string;
+  deleteAddress: string;
+  /** Elements listed per set at most (the total is reported). */
+  limit: number;
+  /** Only this set (empty: all). */
+  set: string;
+}
+
+export interface DynamicSetsResult {
+  requestId: string;
+  sets: DynamicSet[];
+  /**
+   * A stable code ("not_dynamic_set", "malformed_address", "not_found", "kernel_error") and
+   * a message for an operator; empty when the request succeeded.
+   */
+  errorCode: string;
+  error: string;
+}
+
+export interface DynamicSet {
+  name: string;
+  /** "ipv4_addr" | "ipv6_addr" */
+  type: string;
+  /** The set's default element timeout. */
+  timeoutMs: string;
+  size: number;
+  /** What made it: "portScanTrap", "synFlood", "recent", "recent hitcount", "meter". */
+  owner: string;
+  /** The comments of the policy rules that read or write it. */
+  rules: string[];
+  elements: DynamicElement[];
+  /** Elements the set holds (elements may list fewer, up to the request's limit). */
+  total: number;
+}
+
+export interface DynamicElement {
+  address: string;
+  timeoutMs: string;
+  /** Time left before the kernel drops it. */
+  expiresMs: string;
+}
+
+export interface TrapHits {
+  /** Sources the trap banned since the last report (deduplicated and rate-capped by the agent). */
+  addresses: string[];
 }
 
 function createBaseEnrollRequest(): EnrollRequest {
@@ -1006,6 +1076,8 @@ function createBaseAgentMessage(): AgentMessage {
     drift: undefined,
     telemetry: undefined,
     quotaReset: undefined,
+    dynamicSets: undefined,
+    trapHits: undefined,
   };
 }
 
@@ -1028,6 +1100,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
     }
     if (message.quotaReset !== undefined) {
       QuotaResetResult.encode(message.quotaReset, writer.uint32(50).fork()).join();
+    }
+    if (message.dynamicSets !== undefined) {
+      DynamicSetsResult.encode(message.dynamicSets, writer.uint32(58).fork()).join();
+    }
+    if (message.trapHits !== undefined) {
+      TrapHits.encode(message.trapHits, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1093,6 +1171,22 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.quotaReset = QuotaResetResult.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.dynamicSets = DynamicSetsResult.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.trapHits = TrapHits.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1126,6 +1220,12 @@ export const AgentMessage: MessageFns<AgentMessage> = {
     message.quotaReset = (object.quotaReset !== undefined && object.quotaReset !== null)
       ? QuotaResetResult.fromPartial(object.quotaReset)
       : undefined;
+    message.dynamicSets = (object.dynamicSets !== undefined && object.dynamicSets !== null)
+      ? DynamicSetsResult.fromPartial(object.dynamicSets)
+      : undefined;
+    message.trapHits = (object.trapHits !== undefined && object.trapHits !== null)
+      ? TrapHits.fromPartial(object.trapHits)
+      : undefined;
     return message;
   },
 };
@@ -1141,6 +1241,7 @@ function createBaseServerMessage(): ServerMessage {
     resultAck: undefined,
     banUpdate: undefined,
     conditionUpdate: undefined,
+    dynamicSets: undefined,
   };
 }
 
@@ -1172,6 +1273,9 @@ export const ServerMessage: MessageFns<ServerMessage> = {
     }
     if (message.conditionUpdate !== undefined) {
       ConditionUpdate.encode(message.conditionUpdate, writer.uint32(74).fork()).join();
+    }
+    if (message.dynamicSets !== undefined) {
+      DynamicSetsRequest.encode(message.dynamicSets, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -1261,6 +1365,14 @@ export const ServerMessage: MessageFns<ServerMessage> = {
             message.conditionUpdate = ConditionUpdate.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.dynamicSets = DynamicSetsRequest.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1304,6 +1416,9 @@ export const ServerMessage: MessageFns<ServerMessage> = {
       : undefined;
     message.conditionUpdate = (object.conditionUpdate !== undefined && object.conditionUpdate !== null)
       ? ConditionUpdate.fromPartial(object.conditionUpdate)
+      : undefined;
+    message.dynamicSets = (object.dynamicSets !== undefined && object.dynamicSets !== null)
+      ? DynamicSetsRequest.fromPartial(object.dynamicSets)
       : undefined;
     return message;
   },
@@ -3269,6 +3384,473 @@ export const BanEntry: MessageFns<BanEntry> = {
     const message = createBaseBanEntry();
     message.address = object.address ?? "";
     message.ttlMs = object.ttlMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseDynamicSetsRequest(): DynamicSetsRequest {
+  return { requestId: "", deleteSet: "", deleteAddress: "", limit: 0, set: "" };
+}
+
+export const DynamicSetsRequest: MessageFns<DynamicSetsRequest> = {
+  encode(message: DynamicSetsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.deleteSet !== "") {
+      writer.uint32(18).string(message.deleteSet);
+    }
+    if (message.deleteAddress !== "") {
+      writer.uint32(26).string(message.deleteAddress);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(32).uint32(message.limit);
+    }
+    if (message.set !== "") {
+      writer.uint32(42).string(message.set);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DynamicSetsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDynamicSetsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deleteSet = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.deleteAddress = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.set = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DynamicSetsRequest>, I>>(base?: I): DynamicSetsRequest {
+    return DynamicSetsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DynamicSetsRequest>, I>>(object: I): DynamicSetsRequest {
+    const message = createBaseDynamicSetsRequest();
+    message.requestId = object.requestId ?? "";
+    message.deleteSet = object.deleteSet ?? "";
+    message.deleteAddress = object.deleteAddress ?? "";
+    message.limit = object.limit ?? 0;
+    message.set = object.set ?? "";
+    return message;
+  },
+};
+
+function createBaseDynamicSetsResult(): DynamicSetsResult {
+  return { requestId: "", sets: [], errorCode: "", error: "" };
+}
+
+export const DynamicSetsResult: MessageFns<DynamicSetsResult> = {
+  encode(message: DynamicSetsResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    for (const v of message.sets) {
+      DynamicSet.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.errorCode !== "") {
+      writer.uint32(26).string(message.errorCode);
+    }
+    if (message.error !== "") {
+      writer.uint32(34).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DynamicSetsResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDynamicSetsResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sets.push(DynamicSet.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.errorCode = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DynamicSetsResult>, I>>(base?: I): DynamicSetsResult {
+    return DynamicSetsResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DynamicSetsResult>, I>>(object: I): DynamicSetsResult {
+    const message = createBaseDynamicSetsResult();
+    message.requestId = object.requestId ?? "";
+    message.sets = object.sets?.map((e) => DynamicSet.fromPartial(e)) || [];
+    message.errorCode = object.errorCode ?? "";
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseDynamicSet(): DynamicSet {
+  return { name: "", type: "", timeoutMs: "0", size: 0, owner: "", rules: [], elements: [], total: 0 };
+}
+
+export const DynamicSet: MessageFns<DynamicSet> = {
+  encode(message: DynamicSet, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.type !== "") {
+      writer.uint32(18).string(message.type);
+    }
+    if (message.timeoutMs !== "0") {
+      writer.uint32(24).uint64(message.timeoutMs);
+    }
+    if (message.size !== 0) {
+      writer.uint32(32).uint32(message.size);
+    }
+    if (message.owner !== "") {
+      writer.uint32(42).string(message.owner);
+    }
+    for (const v of message.rules) {
+      writer.uint32(50).string(v!);
+    }
+    for (const v of message.elements) {
+      DynamicElement.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.total !== 0) {
+      writer.uint32(64).uint32(message.total);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DynamicSet {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDynamicSet();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint64().toString();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.size = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.owner = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.rules.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.elements.push(DynamicElement.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.total = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DynamicSet>, I>>(base?: I): DynamicSet {
+    return DynamicSet.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DynamicSet>, I>>(object: I): DynamicSet {
+    const message = createBaseDynamicSet();
+    message.name = object.name ?? "";
+    message.type = object.type ?? "";
+    message.timeoutMs = object.timeoutMs ?? "0";
+    message.size = object.size ?? 0;
+    message.owner = object.owner ?? "";
+    message.rules = object.rules?.map((e) => e) || [];
+    message.elements = object.elements?.map((e) => DynamicElement.fromPartial(e)) || [];
+    message.total = object.total ?? 0;
+    return message;
+  },
+};
+
+function createBaseDynamicElement(): DynamicElement {
+  return { address: "", timeoutMs: "0", expiresMs: "0" };
+}
+
+export const DynamicElement: MessageFns<DynamicElement> = {
+  encode(message: DynamicElement, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.timeoutMs !== "0") {
+      writer.uint32(16).uint64(message.timeoutMs);
+    }
+    if (message.expiresMs !== "0") {
+      writer.uint32(24).uint64(message.expiresMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DynamicElement {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDynamicElement();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.timeoutMs = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.expiresMs = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DynamicElement>, I>>(base?: I): DynamicElement {
+    return DynamicElement.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DynamicElement>, I>>(object: I): DynamicElement {
+    const message = createBaseDynamicElement();
+    message.address = object.address ?? "";
+    message.timeoutMs = object.timeoutMs ?? "0";
+    message.expiresMs = object.expiresMs ?? "0";
+    return message;
+  },
+};
+
+function createBaseTrapHits(): TrapHits {
+  return { addresses: [] };
+}
+
+export const TrapHits: MessageFns<TrapHits> = {
+  encode(message: TrapHits, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.addresses) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrapHits {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrapHits();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.addresses.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TrapHits>, I>>(base?: I): TrapHits {
+    return TrapHits.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TrapHits>, I>>(object: I): TrapHits {
+    const message = createBaseTrapHits();
+    message.addresses = object.addresses?.map((e) => e) || [];
     return message;
   },
 };

@@ -1,0 +1,67 @@
+// The agent's trap-hit reporter: only the sharing trap's events, deduplicated, rate-capped.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { TrapShareReporter } from "../../../src/agent/trap-share.ts";
+import { memoryLog } from "../../../src/runtime/log.ts";
+import type { LogEvent } from "../../../src/protocol/agent.ts";
+
+const policy = (share: boolean) =>
+  JSON.stringify({
+    chains: { input: { hook: "input", policy: "accept", rules: [] } },
+    protections: { portScanTrap: { ports: [139, 445], ...(share && { share: { list: "scanners" } }) } },
+  });
+const ev = (saddr: string, dport = 139, prefix = "Portscan:"): LogEvent => ({
+  unixMs: "0",
+  prefix,
+  level: 0,
+  mark: 0,
+  iif: "",
+  oif: "",
+  saddr,
+  daddr: "10.0.0.1",
+  protocol: "tcp",
+  sport: 40000,
+  dport,
+  length: 60,
+});
+const tick = () => new Promise((r) => setTimeout(r, 40));
+
+test("reports only the sharing trap's hits, once per address", async () => {
+  const sent: string[][] = [];
+  const r = new TrapShareReporter((a) => (sent.push(a), true), memoryLog());
+  r.onEvents([ev("198.51.100.1")]);
+  await tick();
+  assert.deepEqual(sent, [], "no policy: nothing shared");
+  r.configure(policy(false));
+  r.onEvents([ev("198.51.100.1")]);
+  await tick();
+  assert.deepEqual(sent, [], "a trap without share");
+  r.configure(policy(true));
+  assert.deepEqual(r.sharing, { list: "scanners", ttlSeconds: 3600, logPrefix: "Portscan:", ports: [139, 445] });
+  r.onEvents([ev("198.51.100.1"), ev("198.51.100.1", 445), ev("198.51.100.2", 22), ev("198.51.100.3", 139, "Other:")]);
+  r.onEvents([ev("198.51.100.4", 445)]);
+  await tick();
+  assert.deepEqual(sent, [["198.51.100.1", "198.51.100.4"]]);
+  r.onEvents([ev("198.51.100.1")]);
+  await tick();
+  assert.equal(sent.length, 1, "reported within the dedupe window: not again");
+  r.stop();
+});
+
+test("a flood is capped: at most the burst leaves, the rest is counted as dropped", async () => {
+  const sent: string[] = [];
+  const r = new TrapShareReporter((a) => (sent.push(...a), true), memoryLog(), {
+    perSecond: 1,
+    burst: 10,
+    dedupeMs: 60_000,
+    maxRecent: 100,
+    maxPending: 1000,
+    flushMs: 5,
+  });
+  r.configure(policy(true));
+  r.onEvents(Array.from({ length: 500 }, (_, i) => ev(`10.9.${i >> 8}.${i & 255}`)));
+  await tick();
+  assert.equal(sent.length, 10);
+  assert.ok(r.dropped >= 489, String(r.dropped));
+  r.stop();
+});
