@@ -38,7 +38,7 @@ async function main(): Promise<void> {
     const flip = async (on: boolean) => {
       const t0 = performance.now();
       const r = await keeper.update({ full: false, values: [{ name: "web", on }] });
-      if (!r || r.sets !== 1) throw new Error("condition update failed (see the log)");
+      if (r?.sets !== 1) throw new Error("condition update failed (see the log)");
       return performance.now() - t0;
     };
     const timed = (fn: () => unknown) => {
