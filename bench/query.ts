@@ -71,6 +71,7 @@ const TOP_KS = (process.env.BENCH_TOP_KS ?? "")
     if (!Number.isInteger(k) || k < 1) throw new Error("BENCH_TOP_KS: comma-separated positive integers");
     return k;
   });
+const ONLY = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined;
 const EXPLAIN_ALL = process.env.BENCH_EXPLAIN === "all" || process.env.BENCH_EXPLAIN_MS === "all";
 const EXPLAIN_MS = EXPLAIN_ALL ? 0 : env("BENCH_EXPLAIN_MS", 1000);
 
@@ -550,12 +551,14 @@ try {
     base,
   });
   const topStats: Record<string, TopStats> = {};
-  const top = (label: string, from: Date, k?: number) => (d: Db) =>
-    topTalkers(d, scope, { from, to: now }, "bytes", "both", 10, {
-      now,
-      top: k ? { k } : undefined,
-      onTopStats: (s) => (topStats[label] = s),
-    });
+  const top =
+    (label: string, from: Date, k?: number, prune = true) =>
+    (d: Db) =>
+      topTalkers(d, scope, { from, to: now }, "bytes", "both", 10, {
+        now,
+        top: { ...(k && { k }), prune },
+        onTopStats: (s) => (topStats[label] = s),
+      });
   const queries: Query[] = [
     q(
       "top-10 24h",
@@ -611,6 +614,21 @@ try {
     q("naive: top-10 24h GROUP BY accounting_minute", "minute 24 h", naive("accounting_minute", "bucket")),
     q("naive: top-10 24h GROUP BY accounting_samples", "raw 24 h", naive("accounting_samples", "at")),
   ];
+  // The fleet top-N summing every candidate's total, as before the candidates' bounds.
+  for (const [label, from, base] of [
+    ["24h", dayFromQ, "old top-10 24h"],
+    ["30d", monthFromQ, "old top-10 30d"],
+    [`${YEAR_DAYS}d`, yearFromQ, `old top-10 ${YEAR_DAYS}d`],
+  ] as const) {
+    queries.push(
+      q(
+        `top-10 ${label}, every candidate summed (before)`,
+        "as above",
+        top(`${label} all`, from, undefined, false),
+        base,
+      ),
+    );
+  }
   // Other first K of the fleet top-N, in the same rounds (BENCH_TOP_KS=10,20: to choose the default).
   for (const k of TOP_KS) {
     for (const [label, from, base] of [
@@ -620,6 +638,12 @@ try {
     ] as const) {
       queries.push(q(`top-10 ${label}, first K ${k}`, "as above", top(`${label} K${k}`, from, k), base));
     }
+  }
+  // BENCH_ONLY=REGEX: only the queries whose name matches (and the old paths they compare with).
+  if (ONLY) {
+    const keep = queries.filter((x) => ONLY.test(x.name));
+    const bases = new Set(keep.map((x) => x.base).filter((b) => b !== undefined));
+    queries.splice(0, queries.length, ...queries.filter((x) => ONLY.test(x.name) || bases.has(x.name)));
   }
   const p = step("queries");
   for (const x of queries) {
@@ -764,7 +788,7 @@ try {
     `fleet top-N rounds: ${Object.entries(topStats)
       .map(
         ([k, s]) =>
-          `${k}: ${s.rounds} round(s), K ${s.k}, ${s.lists} lists, ${s.candidates} candidates${s.fallback ? ", FELL BACK to the full GROUP BY" : ""}`,
+          `${k}: ${s.rounds} round(s), K ${s.k}, ${s.lists} lists, ${s.candidates} candidates, ${s.summed} summed${s.fallback ? ", FELL BACK to the full GROUP BY" : ""}`,
       )
       .join("; ")}`,
   );
