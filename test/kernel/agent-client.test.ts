@@ -6,6 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,8 +64,7 @@ describe("agent end to end with a gRPC peer (kernel, netns)", () => {
       const cfg = loadConfig([
         "--server",
         `127.0.0.1:${l.api.port}`,
-        "--enroll-token",
-        "wrong",
+        ...l.api.enrollArgs().map((a) => (a === l.api.token ? a.replace(/^good-token/, "wrong") : a)),
         "--state-dir",
         bad,
         "--netns",
@@ -87,7 +87,11 @@ describe("agent end to end with a gRPC peer (kernel, netns)", () => {
       backoff: { initialMs: 100, maxMs: 400 },
     });
     const hello = await l.api.waitFor((r) => r.find((x) => x.msg.hello));
-    assert.equal(hello.metadata.get("authorization")[0], "Bearer cred-secret-1");
+    // Mutual TLS: the stream is authenticated by the enrolled certificate, no bearer credential is sent.
+    assert.deepEqual(hello.metadata.get("authorization"), []);
+    const cert = (await new StateDir(l.dir).readTls())?.certPem;
+    assert.ok(cert, "the agent stored its key and certificate (tls.json)");
+    assert.equal(hello.certSerial, new X509Certificate(cert).serialNumber.toLowerCase().replace(/^0+/, ""));
     assert.equal(l.api.enrolls[l.api.enrolls.length - 1]?.name, "edge-1");
     const state = new StateDir(l.dir);
     assert.equal(await state.credentialMode(), 0o600);

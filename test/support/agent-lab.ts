@@ -2,6 +2,8 @@
 // sends it traffic), a real gRPC peer in this process (TestApi), a throwaway state dir and
 // the agent itself (startAgent), all torn down by close() even when a test failed.
 // Tests that need more (a second API, a namespace without a pair) build on its parts.
+// The agent channel is mutual TLS like the product's default (test-api.ts); `plaintext`
+// only for tests about plaintext.
 
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -19,6 +21,8 @@ export interface AgentLabOptions {
   name: string;
   /** A pair (default) or one namespace with no peer (recovery tests that send no traffic). */
   pair?: boolean;
+  /** The agent channel without TLS (only tests about plaintext); default mutual TLS. */
+  plaintext?: boolean;
 }
 
 export interface AgentLab {
@@ -48,7 +52,7 @@ export interface AgentLab {
 
 export async function openAgentLab(o: AgentLabOptions): Promise<AgentLab> {
   const lab = createLab();
-  const api = new TestApi();
+  const api = new TestApi({ plaintext: o.plaintext ?? false });
   let dir = "";
   try {
     let ns: string;
@@ -76,8 +80,7 @@ export async function openAgentLab(o: AgentLabOptions): Promise<AgentLab> {
         return [
           "--server",
           server,
-          "--enroll-token",
-          "good-token",
+          ...api.enrollArgs(),
           "--state-dir",
           dir,
           "--name",
