@@ -407,10 +407,17 @@ export const FEATURES = {
     iptables: yes("-m length2 --layer5", addon("xt_length2")),
   },
   "match.lscan": {
-    label: "lscan match",
+    label: "lscan --stealth",
+    nftables: yes(
+      "ct state { invalid, untracked } with TCP flags other than a SYN, a RST or a RST-ACK (xt_lscan's test for a packet without a conntrack entry)",
+    ),
+    iptables: yes("-m lscan", addon("xt_lscan")),
+  },
+  "match.lscanConnection": {
+    label: "lscan --synscan, --cnscan, --grscan",
     nftables: nftCannot(
-      "lscan classifies a connection by how its handshake ended (per-connection history kept by the module); Palisade does not generate that state machine in conntrack labels yet",
-      "use protections.portScanTrap (a timeout set of sources that touched a trap port)",
+      "these classify a connection by how its handshake and first segments went (xt_lscan's per-connection state machine, kept in the ct mark); Palisade does not generate that state machine in conntrack labels yet",
+      "use lscan stealth, psd (distinct ports per source) or protections.portScanTrap",
       "xt_lscan",
     ),
     iptables: yes("-m lscan", addon("xt_lscan")),
@@ -668,6 +675,7 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
     if (o?.flags.some((f) => !NFT_IPV4_OPTION_NAMES.has(f.option)))
       at("match.ipv4optionsOther", "xt", "ipv4options", "flags");
     if (m.xt.length2?.layer === "layer5") at("match.length2Layer5", "xt", "length2", "layer");
+    if (m.xt.lscan?.some((x) => x !== "stealth")) at("match.lscanConnection", "xt", "lscan");
   }
   return out;
 }

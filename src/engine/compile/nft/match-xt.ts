@@ -9,6 +9,8 @@
 //     IPv6: `ip6 length` (the payload length) on packets whose next header is not an
 //     extension header; a packet with extension headers never matches (nft cannot follow a
 //     chain of them to the transport header's offset).
+//   lscan --stealth -> `ct state { invalid, untracked }` and TCP flags other than SYN,
+//     RST, RST-ACK (xt_lscan's lscan_mt_stealth, for a packet without a conntrack entry).
 //   dhcpmac -> the BOOTP chaddr field, 28 bytes into the UDP payload (`@th,288,BITS`), the
 //     prefix of BITS bits compared as one number.
 import { unwrap, type Match } from "../../policy/index.ts";
@@ -95,6 +97,16 @@ export function xtParts(
         parts.push(`ip6 nexthdr != { ${IPV6_EXT_HEADERS.join(", ")} }`, `ip6 length ${negated ? "!= " : ""}${value}`);
       impliesFamily = fam !== undefined;
     }
+  }
+  if (xt.lscan?.includes("stealth")) {
+    // xt_lscan --stealth: no conntrack entry (invalid or untracked) and not a SYN, a RST
+    // (those are what a closed port's replies and new connections look like).
+    if (m.protocol !== "tcp") parts.push("meta l4proto tcp");
+    parts.push(
+      "ct state { invalid, untracked }",
+      "tcp flags & (fin | syn | rst | ack) != { syn, rst | ack }",
+      "tcp flags & (fin | syn | rst) != rst",
+    );
   }
   if (xt.dhcpmac) {
     if (fam === "ipv6") return null;
