@@ -211,3 +211,25 @@ test("ttl: --ttl-eq, ! --ttl-eq, --ttl-lt, --ttl-gt count the packets of those T
   assert.deepEqual(await iptCounts(viaIpt.server), want, "xt_ttl / xt_pkttype");
   assert.deepEqual(await nftCounts(viaNft.server, n), want, "ip ttl / meta pkttype");
 });
+
+test("statistic: --mode nth (which packets) and --mode random with probability 0 and 1 count alike", async () => {
+  const n = await load(
+    [
+      "*filter",
+      "-A INPUT -p udp --dport 9 -m statistic --mode nth --every 3 --packet 0",
+      "-A INPUT -p udp --dport 9 -m statistic --mode nth --every 4 --packet 1",
+      "-A INPUT -p udp --dport 9 -m statistic --mode nth ! --every 4 --packet 3",
+      "-A INPUT -p udp --dport 9 -m statistic --mode random --probability 1.00000000000",
+      "-A INPUT -p udp --dport 9 -m statistic --mode random --probability 0.00000000000",
+      "-A INPUT -p udp --dport 9 -m statistic --mode random ! --probability 0.00000000000",
+      "COMMIT",
+      "",
+    ].join("\n"),
+  );
+  for (const p of [viaIpt, viaNft]) await scapy(p, "IP(dst=T)/UDP(dport=9)", 10);
+  const ipt = await iptCounts(viaIpt.server);
+  // iptables' own answer decides; 10 packets: every 3 from the first (1,4,7,10), every 4 from
+  // the second (2,6,10), all but every 4th from the fourth (not 4,8).
+  assert.deepEqual(ipt, [4, 3, 8, 10, 0, 10]);
+  assert.deepEqual(await nftCounts(viaNft.server, n), ipt);
+});

@@ -279,6 +279,11 @@ export const FEATURES = {
     ),
     iptables: yes("-m conntrack --ctorigsrcport / --ctorigdstport"),
   },
+  "match.statistic": {
+    label: "statistic (random / every nth packet)",
+    nftables: yes("numgen random mod 2^31 < p*2^31 / numgen inc mod every == packet"),
+    iptables: yes("-m statistic --mode random|nth"),
+  },
   "match.addressRange": {
     label: "address range",
     nftables: yes("ip saddr A-B"),
@@ -651,6 +656,7 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
     if ((m.ctOriginal.sport !== undefined || m.ctOriginal.dport !== undefined) && relatedMayReach(m))
       at("match.ctOriginalPortRelated", "ctOriginal");
   }
+  if (m.statistic !== undefined) at("match.statistic", "statistic");
   if (m.saddrRange !== undefined) at("match.addressRange", "saddrRange");
   if (m.daddrRange !== undefined) at("match.addressRange", "daddrRange");
   if (m.fragment !== undefined) at("match.fragment", "fragment");

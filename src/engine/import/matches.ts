@@ -313,6 +313,30 @@ const conntrack: ModuleSpec = {
   },
 };
 
+const statistic: ModuleSpec = {
+  options: { "--mode": arg, "--probability": negArg, "--every": negArg, "--packet": arg },
+  build(o, d) {
+    const mode = o.get("--mode");
+    if (!mode) fail("import_missing_argument", "-m statistic needs --mode random or nth", "-m statistic");
+    if (val(mode) === "random") {
+      const p = o.get("--probability");
+      if (!p || !/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(val(p)))
+        fail("import_invalid_value", "--mode random needs --probability between 0 and 1", p?.opt ?? "--mode");
+      setMatch(d, "statistic", negate(p.neg, { mode: "random", probability: Number(val(p)) }), p.opt);
+      return;
+    }
+    if (val(mode) !== "nth") fail("import_invalid_value", `--mode ${val(mode)}: random or nth`, val(mode));
+    const e = o.get("--every");
+    if (!e) fail("import_missing_argument", "--mode nth needs --every", "--mode");
+    const every = parseUint(val(e), "--every", 0x7fffffff);
+    const pk = o.get("--packet");
+    const packet = pk ? parseUint(val(pk), "--packet", 0x7fffffff) : 0;
+    if (every === 0 || packet >= every)
+      fail("import_invalid_value", `--every ${every} --packet ${packet}: packet must be 0 to every-1`, e.opt);
+    setMatch(d, "statistic", negate(e.neg, { mode: "nth", every, packet }), e.opt);
+  },
+};
+
 const limit: ModuleSpec = {
   options: { "--limit": arg, "--limit-burst": arg },
   build(o, d) {
@@ -878,6 +902,7 @@ export const MODULES: Record<string, ModuleSpec> = {
   icmp,
   icmp6,
   multiport,
+  statistic,
   state,
   conntrack,
   limit,
@@ -915,7 +940,6 @@ export const UNSUPPORTED_MODULES: Record<string, string> = {
   string: "payload string matching has no equivalent in the policy schema",
   time: "time-of-day matching has no equivalent in the policy schema",
   u32: "u32 payload matching has no equivalent in the policy schema",
-  statistic: "statistic (random/nth) matching has no equivalent in the policy schema",
   tos: "TOS matching has no equivalent in the policy schema",
   dscp: "DSCP matching has no equivalent in the policy schema",
   helper: "conntrack helper matching has no equivalent in the policy schema",

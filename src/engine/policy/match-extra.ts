@@ -111,6 +111,22 @@ export const CtOriginalMatch = z
   );
 const unwrapAddr = (v: string | { not: string }) => (typeof v === "string" ? v : v.not);
 
+/**
+ * `-m statistic` (nft `numgen`): random: each packet with this probability (xt_statistic draws
+ * 31 random bits, so the probability is a multiple of 2^-31); nth: one packet in every `every`,
+ * the (packet+1)-th first, counted over the packets that reach the rule's other matches.
+ */
+export const StatisticMatch = z.union([
+  z.strictObject({ mode: z.literal("random"), probability: z.number().min(0).max(1) }),
+  z
+    .strictObject({
+      mode: z.literal("nth"),
+      every: z.number().int().min(1).max(0x7fffffff),
+      packet: z.number().int().min(0).default(0),
+    })
+    .refine((m) => m.packet < m.every, { message: "packet must be below every", path: ["packet"] }),
+]);
+
 export const extraMatchKeys = {
   /** Local socket's user id (`-m owner --uid-owner`, nft `meta skuid`): output and postrouting only. */
   skuid: negatable(IdRange).optional(),
@@ -131,6 +147,8 @@ export const extraMatchKeys = {
   ipsec: IpsecMatch.optional(),
   /** The connection's original tuple (`-m conntrack --ctproto/--ctorig*`, nft `ct original ...`). */
   ctOriginal: CtOriginalMatch.optional(),
+  /** Random or every-nth packet (`-m statistic`, nft `numgen random` / `numgen inc`). */
+  statistic: negatable(StatisticMatch).optional(),
   /** Connections tracked per address (or prefix): `-m connlimit`, nft `ct count`. */
   connlimit: ConnlimitMatch.optional(),
 };

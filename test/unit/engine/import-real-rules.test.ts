@@ -417,3 +417,16 @@ test("multiport --ports: a source-port rule, then a destination-port rule that e
     assert.equal(x.errors.length, 1, line);
   }
 });
+
+test("statistic: --mode random --probability, --mode nth --every --packet, negations; bad values refused", () => {
+  assert.deepEqual(rule("iptables -A INPUT -m statistic --mode random --probability 0.50000000000 -j DROP").match, {
+    statistic: { mode: "random", probability: 0.5 },
+  });
+  assert.deepEqual(rule("iptables -A INPUT -m statistic --mode nth ! --every 3 --packet 2 -j DROP").match, {
+    statistic: { not: { mode: "nth", every: 3, packet: 2 } },
+  });
+  for (const bad of ["--mode nth --every 3 --packet 3", "--mode random --probability 1.5", "--mode often"]) {
+    const r = importPolicy("iptables", `iptables -A INPUT -m statistic ${bad} -j DROP`);
+    assert.equal(r.errors.length, 1, bad);
+  }
+});

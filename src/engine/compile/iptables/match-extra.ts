@@ -135,6 +135,17 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
       ),
     );
   }
+  if (m.statistic !== undefined) {
+    const { value, negated } = unwrap(m.statistic);
+    out.push(
+      piece(
+        SLOT.statistic,
+        value.mode === "random"
+          ? `-m statistic --mode random ${neg(negated)}--probability ${value.probability.toFixed(11)}`
+          : `-m statistic --mode nth ${neg(negated)}--every ${value.every} --packet ${value.packet}`,
+      ),
+    );
+  }
   if (m.ipsec !== undefined) {
     const { direction, policy, protocol } = m.ipsec;
     out.push(

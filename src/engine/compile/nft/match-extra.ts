@@ -116,3 +116,23 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
   }
   return { parts, impliesFamily };
 }
+
+/**
+ * `numgen` for a statistic match. random: xt_statistic matches when 31 random bits are below
+ * round(p * 2^31); `numgen random mod 2^31` draws the same range uniformly. nth: xt starts
+ * its counter so that packet number packet+1 matches first, then every `every`-th; `numgen
+ * inc` gives the k-th packet (k-1) mod every, so that packet has the value `packet`.
+ */
+export function statisticPart(v: NonNullable<Match["statistic"]>): string {
+  const { value, negated } = unwrap(v);
+  if (value.mode === "random") {
+    // Below K, written as <= K-1 or > K-1 since K may be 2^31 (out of numgen's range); K = 0
+    // (never) is > 2^31-1.
+    const k = Math.round(value.probability * 0x80000000);
+    const never = "> 2147483647";
+    const always = "<= 2147483647";
+    if (k === 0) return `numgen random mod 2147483648 ${negated ? always : never}`;
+    return `numgen random mod 2147483648 ${negated ? ">" : "<="} ${k - 1}`;
+  }
+  return `numgen inc mod ${value.every} ${negated ? "!=" : "=="} ${value.packet}`;
+}

@@ -20,7 +20,7 @@ import {
   type HitcountCheck,
 } from "./recent.ts";
 import { quotaParts } from "./quota.ts";
-import { extraFamilies, extraParts } from "./match-extra.ts";
+import { extraFamilies, extraParts, statisticPart } from "./match-extra.ts";
 import { xtFamilies, xtNeedsFamily, xtParts } from "./match-xt.ts";
 import { conditionPart } from "./condition.ts";
 import { psdCheck, type PsdCheck } from "./psd.ts";
@@ -274,6 +274,7 @@ export function compileMatch(
     impliesFamily = true;
   }
   if (m.quota !== undefined) parts.push(...quotaParts(m.quota, ctx, [...path, "quota"]));
+  if (m.statistic !== undefined) parts.push(statisticPart(m.statistic));
   let psd: PsdCheck | undefined;
   if (m.xt?.psd !== undefined && fam !== undefined) {
     psd = psdCheck(m, fam, ctx, [...path, "xt", "psd"]);
