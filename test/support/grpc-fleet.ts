@@ -195,6 +195,10 @@ export class SimAgent {
   /** When each target's Confirm arrived (performance.now()). */
   readonly confirmedAt = new Map<string, number>();
   answer: (d: DesiredState) => Answer = () => ({ status: "applied" });
+  /** Features its Hello reports (undefined: a Hello without capabilities, as before). */
+  helloFeatures: string[] | undefined;
+  /** Called with every server message as it arrives (performance.now()). */
+  onServerMessage: ((m: ServerMessage, at: number) => void) | undefined;
   applied: { ruleset: string; version: number; checksum: string } = { ruleset: "", version: 0, checksum: "" };
   private call: grpc.ClientDuplexStream<unknown, ServerMessage> | undefined;
   private c: (grpc.Client & Record<string, Function>) | undefined;
@@ -291,7 +295,8 @@ export class SimAgent {
       if (this.call === call) this.endedWith = e;
     });
     call.on("data", (m: ServerMessage) => this.onMessage(m));
-    call.write({ hello: { capabilities: null, applied: this.applied, telemetryEpoch: "e1" } });
+    const capabilities = this.helloFeatures ? { ...SIM_CAPS, features: this.helloFeatures, unavailable: [] } : null;
+    call.write({ hello: { capabilities, applied: this.applied, telemetryEpoch: "e1" } });
     await this.ping(opts.timeoutMs);
   }
 
@@ -352,6 +357,7 @@ export class SimAgent {
   }
 
   private onMessage(m: ServerMessage): void {
+    this.onServerMessage?.(m, performance.now());
     this.received.push(m);
     if (m.confirm) {
       this.confirms.push(m.confirm.targetId);
