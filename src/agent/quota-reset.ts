@@ -5,7 +5,11 @@
 // the next telemetry reading reports the new usage.
 
 import { driver as kernel, growCounterName, type DriverOptions } from "../engine/index.ts";
-import { AgentError } from "./errors.ts";
+import { AgentError, errorText } from "./errors.ts";
+import type { Outbox } from "./outbox.ts";
+
+/** The table the compiler renders everything into (quota names live there). */
+const PALISADE_TABLE = "palisade";
 
 export async function resetQuotaByName(table: string, name: string, opts: DriverOptions): Promise<void> {
   if ((await kernel.readQuotas("inet", table, opts)).some((q) => q.name === name)) {
@@ -23,5 +27,19 @@ export async function resetQuotaByName(table: string, name: string, opts: Driver
   throw new AgentError(
     "unknown_quota",
     `no quota "${name}" in table inet ${table} (neither a quota nor a growing quota's counter)`,
+  );
+}
+
+/** The API's QuotaReset, answered through the outbox: ok, or why not. */
+export function answerQuotaReset(
+  m: { requestId: string; name: string },
+  driver: DriverOptions,
+  outbox: Outbox,
+): Promise<void> {
+  const answer = (ok: boolean, error: string) =>
+    outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok, error } });
+  return resetQuotaByName(PALISADE_TABLE, m.name, driver).then(
+    () => answer(true, ""),
+    (e) => answer(false, errorText(e)),
   );
 }
