@@ -42,6 +42,41 @@ export const ICMPV6_TYPES = [
   "nd-redirect",
   "router-renumbering",
 ] as const;
+/** The type numbers of the names above (RFC 792, RFC 4443): the iptables compiler and the packet tracer. */
+export const ICMP_TYPE_NUMBERS: Readonly<Record<string, number>> = {
+  "echo-reply": 0,
+  "destination-unreachable": 3,
+  "source-quench": 4,
+  redirect: 5,
+  "echo-request": 8,
+  "router-advertisement": 9,
+  "router-solicitation": 10,
+  "time-exceeded": 11,
+  "parameter-problem": 12,
+  "timestamp-request": 13,
+  "timestamp-reply": 14,
+  "info-request": 15,
+  "info-reply": 16,
+  "address-mask-request": 17,
+  "address-mask-reply": 18,
+} satisfies Record<(typeof ICMP_TYPES)[number], number>;
+export const ICMPV6_TYPE_NUMBERS: Readonly<Record<string, number>> = {
+  "destination-unreachable": 1,
+  "packet-too-big": 2,
+  "time-exceeded": 3,
+  "parameter-problem": 4,
+  "echo-request": 128,
+  "echo-reply": 129,
+  "mld-listener-query": 130,
+  "mld-listener-report": 131,
+  "mld-listener-done": 132,
+  "nd-router-solicit": 133,
+  "nd-router-advert": 134,
+  "nd-neighbor-solicit": 135,
+  "nd-neighbor-advert": 136,
+  "nd-redirect": 137,
+  "router-renumbering": 138,
+} satisfies Record<(typeof ICMPV6_TYPES)[number], number>;
 /** A type by name, or by number for the ones without a name here (ICMPv6 143, MLDv2 report, ...). */
 const IcmpNumber = z.number().int().min(0).max(255);
 const IcmpTypeItem = z.union([z.enum(ICMP_TYPES), IcmpNumber]);

@@ -1,6 +1,7 @@
 // What-if packet specs for `palisade trace`: "tcp 203.0.113.5:40000 -> 198.51.100.1:22 flags S iif wan0".
 // Pure: the text becomes a PacketSpec the driver's trace runner crafts and injects.
 import { isIPv4, isIPv6 } from "node:net";
+import { ICMP_TYPE_NUMBERS, ICMPV6_TYPE_NUMBERS } from "../policy/index.ts";
 
 export type TraceProtocol = "tcp" | "udp" | "icmp" | "icmpv6";
 
@@ -53,37 +54,6 @@ const FLAG_LETTERS: Record<string, string> = {
   C: "cwr",
 };
 const FLAG_NAMES = new Set(Object.values(FLAG_LETTERS));
-
-const ICMP_TYPES: Record<string, number> = {
-  "echo-reply": 0,
-  "destination-unreachable": 3,
-  "source-quench": 4,
-  redirect: 5,
-  "echo-request": 8,
-  "router-advertisement": 9,
-  "router-solicitation": 10,
-  "time-exceeded": 11,
-  "parameter-problem": 12,
-  "timestamp-request": 13,
-  "timestamp-reply": 14,
-  "info-request": 15,
-  "info-reply": 16,
-  "address-mask-request": 17,
-  "address-mask-reply": 18,
-};
-const ICMPV6_TYPES: Record<string, number> = {
-  "destination-unreachable": 1,
-  "packet-too-big": 2,
-  "time-exceeded": 3,
-  "parameter-problem": 4,
-  "echo-request": 128,
-  "echo-reply": 129,
-  "nd-router-solicit": 133,
-  "nd-router-advert": 134,
-  "nd-neighbor-solicit": 135,
-  "nd-neighbor-advert": 136,
-  "nd-redirect": 137,
-};
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
@@ -139,7 +109,7 @@ export function parsePacketSpec(text: string): PacketSpec {
         break;
       case "type": {
         if (protocol !== "icmp" && protocol !== "icmpv6") bad(key, "type is for icmp and icmpv6 packets");
-        const table = protocol === "icmp" ? ICMP_TYPES : ICMPV6_TYPES;
+        const table = protocol === "icmp" ? ICMP_TYPE_NUMBERS : ICMPV6_TYPE_NUMBERS;
         const n = /^\d{1,3}$/.test(v) ? Number(v) : table[v];
         if (n === undefined || n > 255)
           bad(v, `unknown ${protocol} type; one of ${Object.keys(table).join(", ")} or a number 0-255`);

@@ -5,7 +5,15 @@
 // `ip saddr` implies IPv4.
 import type { Path } from "../../diagnostics.ts";
 import { parsePrefix } from "../../net/address.ts";
-import { PROTOCOL_NUMBERS, parseRate, unwrap, type Match, type Policy } from "../../policy/index.ts";
+import {
+  ICMP_TYPE_NUMBERS,
+  ICMPV6_TYPE_NUMBERS,
+  PROTOCOL_NUMBERS,
+  parseRate,
+  unwrap,
+  type Match,
+  type Policy,
+} from "../../policy/index.ts";
 import { cidr } from "./address.ts";
 import type { Fam, RuleEnv } from "./context.ts";
 import { ipsetName, limitName } from "./names.ts";
@@ -19,40 +27,6 @@ const PORT_PROTOS = new Set(["tcp", "udp", "sctp", "dccp", "udplite"]);
 const PORT_MATCH = new Set(["tcp", "udp", "sctp", "dccp"]);
 const MULTIPORT_MAX = 15;
 
-export const ICMP_NUM: Record<string, number> = {
-  "echo-reply": 0,
-  "destination-unreachable": 3,
-  "source-quench": 4,
-  redirect: 5,
-  "echo-request": 8,
-  "router-advertisement": 9,
-  "router-solicitation": 10,
-  "time-exceeded": 11,
-  "parameter-problem": 12,
-  "timestamp-request": 13,
-  "timestamp-reply": 14,
-  "info-request": 15,
-  "info-reply": 16,
-  "address-mask-request": 17,
-  "address-mask-reply": 18,
-};
-export const ICMPV6_NUM: Record<string, number> = {
-  "destination-unreachable": 1,
-  "packet-too-big": 2,
-  "time-exceeded": 3,
-  "parameter-problem": 4,
-  "echo-request": 128,
-  "echo-reply": 129,
-  "mld-listener-query": 130,
-  "mld-listener-report": 131,
-  "mld-listener-done": 132,
-  "nd-router-solicit": 133,
-  "nd-router-advert": 134,
-  "nd-neighbor-solicit": 135,
-  "nd-neighbor-advert": 136,
-  "nd-redirect": 137,
-  "router-renumbering": 138,
-};
 const TCP_FLAG_ORDER = ["fin", "syn", "rst", "psh", "ack", "urg"] as const;
 const CT_ORDER = ["invalid", "new", "related", "established", "untracked"] as const;
 const RATE_UNIT: Record<string, string> = { second: "sec", minute: "min", hour: "hour", day: "day" };
@@ -243,8 +217,8 @@ function protocolDims(m: Match, env: RuleEnv): Alt[][] | null {
     dims.push(alts);
   }
   for (const [key, table, mod, opt] of [
-    ["icmpType", ICMP_NUM, "icmp", "--icmp-type"],
-    ["icmpv6Type", ICMPV6_NUM, "icmp6", "--icmpv6-type"],
+    ["icmpType", ICMP_TYPE_NUMBERS, "icmp", "--icmp-type"],
+    ["icmpv6Type", ICMPV6_TYPE_NUMBERS, "icmp6", "--icmpv6-type"],
   ] as const) {
     const v = m[key];
     if (v === undefined) continue;
