@@ -42,6 +42,18 @@ const suffix = (fam: Fam) => (fam === "ipv4" ? "v4" : "v6");
 const addrKey = (fam: Fam, side: "saddr" | "daddr") => `${fam === "ipv4" ? "ip" : "ip6"} ${side}`;
 const addrType = (fam: Fam) => (fam === "ipv4" ? "ipv4_addr" : "ipv6_addr");
 
+/** A set of source addresses the rules add to, each element expiring after `timeout` seconds. */
+const dynamicAddrSet = (name: string, fam: Fam, timeout: number, size: number): NamedSet => ({
+  kind: "set",
+  family: FAMILY,
+  table: TABLE,
+  name,
+  type: addrType(fam),
+  flags: ["dynamic", "timeout"],
+  timeout,
+  size,
+});
+
 /** The timeout of every recent list, agreed across all rules that use it. */
 export function planRecentTimeouts(policy: Policy, ctx: Ctx): Map<string, number | undefined> {
   const seen = new Map<string, { seconds?: number; path: Path }>();
@@ -102,16 +114,7 @@ export function hitcountCheck(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path): H
     );
     return undefined;
   }
-  const set = (name: string): NamedSet => ({
-    kind: "set",
-    family: FAMILY,
-    table: TABLE,
-    name,
-    type: addrType(fam),
-    flags: ["dynamic", "timeout"],
-    timeout: seconds,
-    size: RECENT_SIZE,
-  });
+  const set = (name: string): NamedSet => dynamicAddrSet(name, fam, seconds, RECENT_SIZE);
   const owner = `recent "${r.name}" hitcount ${hits}`;
   const what = `recent ${r.name}: hitcount ${hits} within ${seconds}s`;
   ctx.declareSet(set(blocked), owner, path);
@@ -254,20 +257,7 @@ function maskText(fam: Fam, prefix: number): string {
 
 export function meterParts(m: MeterMatch, fam: Fam, ctx: Ctx, path: Path): string[] {
   const name = `meter_${m.name}_${suffix(fam)}`;
-  ctx.declareSet(
-    {
-      kind: "set",
-      family: FAMILY,
-      table: TABLE,
-      name,
-      type: addrType(fam),
-      flags: ["dynamic", "timeout"],
-      timeout: m.timeoutSeconds,
-      size: m.size,
-    },
-    `meter "${m.name}"`,
-    path,
-  );
+  ctx.declareSet(dynamicAddrSet(name, fam, m.timeoutSeconds, m.size), `meter "${m.name}"`, path);
   const { count, per } = parseRate(m.rate);
   const burst = m.burst !== undefined ? ` burst ${m.burst} packets` : "";
   return [`update @${name} { ${addrKey(fam, m.key)} limit rate ${m.over ? "over " : ""}${count}/${per}${burst} }`];
