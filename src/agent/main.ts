@@ -28,6 +28,7 @@ import { recoverPending, restoreAfterReboot } from "./recover.ts";
 import { StateDir } from "./state.ts";
 import { Collector } from "./telemetry/collector.ts";
 import { LogGroups } from "./telemetry/log-groups.ts";
+import { SpaVerifier, spaRulesOf } from "./spa.ts";
 import { TelemetryShipping } from "./telemetry/shipping.ts";
 import { Spool } from "./telemetry/spool.ts";
 import { TrapShareReporter } from "./trap-share.ts";
@@ -73,6 +74,8 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   });
   const programs = checkPrograms(opts.path);
   for (const m of programs.missing) log.error({ program: m.program }, m.reason);
+  // spaKnock: knocks reach the verifier from the NFLOG readers; it opens ports by set elements.
+  const spa = new SpaVerifier(driver, log);
   const logGroups = new LogGroups({
     driver,
     log,
@@ -80,6 +83,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       collector.addLogs(e);
       trapShare.onEvents(e);
     },
+    onPacket: (p) => spa.onPacket(p),
     tcpdumpPath: programs.found.tcpdump,
     conntrackPath: programs.found.conntrack,
   });
@@ -93,6 +97,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const trapShare = new TrapShareReporter((addresses) => client.send({ trapHits: { addresses } }), log);
   const drift = new DriftDetector(driver, applier, log, state.path("drift-baseline.json"));
   const appliedState = await state.readApplied();
+  spa.configure(spaRulesOf(appliedState?.policyJson));
   await drift.load(appliedState?.text);
   trapShare.configure(appliedState?.policyJson);
 
@@ -135,7 +140,15 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     backlog: () => ({ batches: spool.count, bytes: spool.bytes }),
     handlers: {
       desiredState: (m) =>
-        results.track(pipeline.apply(m).catch((e) => log.error({ err: errorText(e) }, "desired state failed"))),
+        results.track(
+          spa
+            .whileApplying(
+              m.policyJson,
+              () => pipeline.apply(m),
+              async () => (await state.readApplied())?.policyJson,
+            )
+            .catch((e) => log.error({ err: errorText(e) }, "desired state failed")),
+        ),
       confirm: (m) => pipeline.confirm(m),
       checkDrift: () => results.track(driftWatch.check()),
       banUpdate: (m) => void banKeeper.update(m),

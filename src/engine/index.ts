@@ -35,7 +35,7 @@ export {
 } from "./compile/nft/index.ts";
 export { renderIptables } from "./compile/iptables/index.ts";
 // Protection presets -> plain chains/rules (expand/).
-export { expandPolicy, presetNames } from "./expand/index.ts";
+export { expandPolicy, presetNames, spaList, spaLogPrefix } from "./expand/index.ts";
 export { trapShareOf, type TrapShare } from "./expand/port-scan-trap.ts";
 // nft transaction model (nft/) and the kernel driver (driver/), as namespaces to keep names apart:
 // nft.Transaction, nft.serialize, nft.replaceTables; driver.apply, driver.check, driver.snapshot, driver.detectCapabilities.

@@ -11,11 +11,14 @@ import { errorText } from "../errors.ts";
 import type { Logger } from "../../runtime/log.ts";
 import type { LogEvent, Unavailable } from "../../protocol/agent.ts";
 import { LogReader } from "./logs.ts";
+import type { NflogPacket } from "./nflog.ts";
 
 export interface LogGroupsOptions {
   driver: DriverOptions;
   log: Logger;
   onEvents: (events: LogEvent[]) => void;
+  /** Every decoded NFLOG packet, payload included (spaKnock knocks reach the verifier here). */
+  onPacket?: (p: NflogPacket) => void;
   /** Absolute path of tcpdump; undefined = not installed (groups are reported, not read). */
   tcpdumpPath: string | undefined;
   /** conntrack installed: ct marks are looked up by tuple. */
@@ -77,6 +80,7 @@ export class LogGroups {
           ...(this.o.driver.netns ? { netns: this.o.driver.netns } : {}),
           log: this.o.log,
           onEvents: this.o.onEvents,
+          ...(this.o.onPacket ? { onPacket: this.o.onPacket } : {}),
           tcpdumpPath: this.o.tcpdumpPath,
           ctmarkLookup: this.o.conntrackPath !== undefined,
           ...(this.o.conntrackPath ? { ctmark: { conntrackPath: this.o.conntrackPath } } : {}),

@@ -23,7 +23,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { LogEvent } from "../../protocol/agent.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { errorText } from "../errors.ts";
-import { ctTuple, decodeIp, decodeNflog, LINKTYPE_NFLOG, PcapStream } from "./nflog.ts";
+import { ctTuple, decodeIp, decodeNflog, LINKTYPE_NFLOG, PcapStream, type NflogPacket } from "./nflog.ts";
 import { CtMarkLookup, type CtMarkOptions } from "./ctmark.ts";
 
 export interface LogReaderOptions {
@@ -31,6 +31,8 @@ export interface LogReaderOptions {
   netns?: string;
   log: Logger;
   onEvents: (events: LogEvent[]) => void;
+  /** Every decoded packet, payload included, before it becomes an event (spaKnock knocks). */
+  onPacket?: (p: NflogPacket) => void;
   tcpdumpPath?: string;
   /** Bounds of the conntrack -G lookups (netns and log are taken from here). */
   ctmark?: Omit<CtMarkOptions, "netns" | "log">;
@@ -77,6 +79,7 @@ export class LogReader {
           if (pcap.linktype !== LINKTYPE_NFLOG) return;
           const p = decodeNflog(data, ms, le);
           if (!p) return;
+          this.o.onPacket?.(p);
           const ev: LogEvent = {
             unixMs: String(p.unixMs),
             prefix: p.prefix,

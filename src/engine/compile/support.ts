@@ -530,6 +530,14 @@ export const FEATURES = {
     nftables: yes("expanded rules (timeout sets)"),
     iptables: yes("expanded rules (recent)"),
   },
+  "protection.spaKnock": {
+    label: "single-packet authorisation (pknock UDP mode)",
+    nftables: yes("expanded rules (timeout set, NFLOG knock); the Palisade agent verifies the HMAC"),
+    iptables: no(
+      "the knock's HMAC is verified by the Palisade agent, which applies nftables only; an iptables rendering would log knocks nobody verifies",
+      "render with target nftables, or write -m pknock --opensecret/--closesecret rules for xtables-addons yourself",
+    ),
+  },
 } as const satisfies Record<string, FeatureEntry>;
 
 export type Feature = keyof typeof FEATURES;
@@ -750,6 +758,7 @@ export function featureUses(policy: Policy): FeatureUse[] {
     "synFlood",
     "portScanTrap",
     "portKnock",
+    "spaKnock",
   ] as const;
   for (const k of presets) {
     if (p[k] !== undefined) out.push({ feature: `protection.${k}` as const, path: ["protections", k] });

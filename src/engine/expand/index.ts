@@ -20,10 +20,12 @@ import { bogusPackets } from "./bogus-packets.ts";
 import { icmpFlood, rstFlood, synFlood } from "./floods.ts";
 import { isBanCheck, portScanTrap } from "./port-scan-trap.ts";
 import { portKnock } from "./port-knock.ts";
+import { spaKnock } from "./spa-knock.ts";
 import { forwardEstablishedSkip } from "./established-skip.ts";
 import { SLOTS, SLOT_TABLE, comment, protectBaseChain, protectChain, type PresetOutput, type Slot } from "./types.ts";
 
 export { presetNames } from "./names.ts";
+export { spaList, spaLogPrefix } from "./spa-knock.ts";
 
 /** The preset outputs in the order their rules run. */
 function outputs(policy: Policy): PresetOutput[] {
@@ -36,6 +38,7 @@ function outputs(policy: Policy): PresetOutput[] {
   if (p.rstFlood) out.push(rstFlood(p.rstFlood));
   if (p.synFlood) out.push(synFlood(p.synFlood));
   for (const k of p.portKnock ?? []) out.push(portKnock(k));
+  for (const k of p.spaKnock ?? []) out.push(spaKnock(k));
   return out;
 }
 

@@ -3,6 +3,7 @@ import type { Policy } from "../policy/index.ts";
 import { SYN_FLOOD_METER } from "./floods.ts";
 import { PORTSCAN_LIST } from "./port-scan-trap.ts";
 import { knockNames } from "./port-knock.ts";
+import { spaList } from "./spa-knock.ts";
 import { SLOTS, protectBaseChain, protectChain } from "./types.ts";
 
 export interface PresetNames {
@@ -29,5 +30,6 @@ export function presetNames(policy: Policy): PresetNames {
     out.counters.push(n.resetCounter);
     out.dynamic.push(...n.steps, n.open);
   }
+  for (const k of p.spaKnock ?? []) out.dynamic.push(spaList(k.name));
   return out;
 }

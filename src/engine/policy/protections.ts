@@ -76,6 +76,48 @@ export const PortKnock = z.strictObject({
   openSeconds: Seconds.default(60),
 });
 
+/**
+ * Single-packet authorisation (xtables-addons pknock UDP mode, "SPA"): a UDP packet to
+ * `knockPort` whose payload is the HMAC-SHA256 of (source IPv4 address, minutes since the
+ * epoch) under `openSecret` opens `port` to that source; one under `closeSecret` closes it.
+ * The kernel cannot compute an HMAC: the knock is logged to NFLOG `logGroup` and dropped,
+ * and the agent verifies it and adds the source to the rule's timeout set (docs/engine.md).
+ */
+export const SpaKnock = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_]{0,15}$/, "must be 1-16 letters, digits or '_', starting with a letter"),
+    /** The UDP port the knock packets are sent to. */
+    knockPort: Port,
+    protocol: z.enum(["tcp", "udp"]).default("tcp"),
+    /** The port that opens for the knocking source. */
+    port: Port,
+    openSecret: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces"),
+    closeSecret: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces"),
+    /** How long the port stays open for that source (pknock --autoclose, in seconds); 0 = until a close knock. */
+    openSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(365 * 86400)
+      .default(14400),
+    /** NFLOG group the knocks are logged to for the agent. */
+    logGroup: z.number().int().min(0).max(65535).default(2),
+  })
+  .refine((k) => k.openSecret !== k.closeSecret, {
+    message: "openSecret and closeSecret must differ (pknock refuses equal secrets too)",
+    path: ["closeSecret"],
+  });
+
 export const Protections = z.strictObject({
   antiSpoofing: AntiSpoofing.optional(),
   icmpFlood: IcmpFlood.optional(),
@@ -84,5 +126,6 @@ export const Protections = z.strictObject({
   synFlood: SynFlood.optional(),
   portScanTrap: PortScanTrap.optional(),
   portKnock: z.array(PortKnock).max(32).optional(),
+  spaKnock: z.array(SpaKnock).max(32).optional(),
 });
 export type Protections = z.infer<typeof Protections>;

@@ -70,5 +70,23 @@ export function presetErrors(policy: Policy): Diagnostic[] {
         );
     });
   });
+  const spaSeen = new Map<string, number>();
+  (policy.protections.spaKnock ?? []).forEach((k, i) => {
+    const at = ["protections", "spaKnock", i];
+    const prev = spaSeen.get(k.name);
+    if (prev !== undefined)
+      out.push(
+        error([...at, "name"], "duplicate_spa_knock", `spa knock "${k.name}" is already defined at spaKnock/${prev}`),
+      );
+    else spaSeen.set(k.name, i);
+    if (k.protocol === "udp" && k.knockPort === k.port)
+      out.push(
+        error(
+          [...at, "knockPort"],
+          "spa_knock_port_is_open_port",
+          `knock port udp ${k.knockPort} is the port the knock opens; knocks are dropped, so they must differ`,
+        ),
+      );
+  });
   return out;
 }

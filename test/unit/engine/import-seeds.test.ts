@@ -155,12 +155,12 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
     "bytebucket: the growing counter imports, the down-counting use of the same counter cannot",
   );
   assert.equal(s[40], "lifted", "pknock TCP mode");
-  assert.equal(s[43], "error");
-  assert.equal(s[44], "error");
+  assert.equal(s[43], "lifted", "pknock UDP mode: the knock rule");
+  assert.equal(s[44], "lifted", "pknock UDP mode: its --checkip rule");
   const errs = r.report.filter((l) => l.status === "error");
   assert.deepEqual(
     errs.map((l) => l.token),
-    ["physdev", "physdev", "mac", "--tunnel-src", "mac", "--name", "--opensecret", "--checkip"],
+    ["physdev", "physdev", "mac", "--tunnel-src", "mac", "--name"],
   );
   const p = r.policy!;
   assert.deepEqual(p.accounting, { all_outgoing: { prefix: "0.0.0.0/0" }, sales: { prefix: "192.168.1.0/24" } });
@@ -194,6 +194,18 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
       port: 22,
       knockTimeoutSeconds: 10,
       openSeconds: 3600,
+    },
+  ]);
+  assert.deepEqual(p.protections.spaKnock, [
+    {
+      name: "FTP",
+      knockPort: 4000,
+      protocol: "tcp",
+      port: 21,
+      openSecret: "foo",
+      closeSecret: "bar",
+      openSeconds: 240 * 60,
+      logGroup: 2,
     },
   ]);
   // The file also has ip6tables lines, so `iptables -P INPUT DROP` is the IPv4 default only:
@@ -325,4 +337,17 @@ test("the hardening seed as written: each blank address is an error with its lin
   assert.equal(errors[0]!.line, lines.findIndex((l) => l.startsWith("iptables -A INPUT -s     -j DROP")) + 1);
   // 19 commands (7 of them continued on a second line) import.
   assert.equal(r.report.filter((l) => l.status === "imported").length, 26);
+});
+
+test("pknock UDP mode: a --checkip rule without its knock rule, or a knock without -p udp, is refused by name", () => {
+  const run = (text: string) => importPolicy("iptables", text);
+  const lone = run("-A INPUT -p tcp -m pknock --checkip --name FTP --dport 21 -j ACCEPT\n");
+  assert.equal(lone.report[0]?.status, "error");
+  assert.match(lone.report[0]?.reason ?? "", /--checkip --name FTP has no knock rule/);
+  const tcp = run("-A INPUT -p tcp -m pknock --knockports 4000 --name FTP --opensecret a --closesecret b -j DROP\n");
+  assert.match(tcp.report[0]?.reason ?? "", /needs -p udp/);
+  const same = run(
+    "-A INPUT -p udp -m pknock --knockports 4000 --name FTP --opensecret a --closesecret a -j DROP\n-A INPUT -p tcp -m pknock --checkip --name FTP --dport 21 -j ACCEPT\n",
+  );
+  assert.match(same.report[1]?.reason ?? "", /must differ/);
 });

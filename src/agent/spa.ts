@@ -1,0 +1,188 @@
+// Single-packet authorisation (pknock UDP mode, protections.spaKnock): the kernel logs each
+// knock to NFLOG and drops it; this verifies its HMAC and opens or closes the port for the
+// knocking source by one element operation on the rule's timeout set. The kernel cannot
+// compute an HMAC, the agent can (docs/engine.md, "spaKnock").
+//
+// A knock is what xt_pknock checks: a UDP payload of 64 lowercase hex digits (a trailing
+// NUL or newline allowed, as its knock scripts send) equal to
+//   HMAC-SHA256(secret, source IPv4 address (4 bytes, network order) || minutes since the
+//               Unix epoch (u32, little-endian: the kernel module hashes its host-order int,
+//               and every platform it is used on is little-endian))
+// under openSecret (open) or closeSecret (close). Differences from xt_pknock, both safer:
+// the minute before the current one is accepted too (a knock sent at hh:mm:59.9 arrives
+// in the next minute), and every accepted knock is remembered until its minute can no
+// longer be accepted, so a captured knock replayed later (even after a close) opens
+// nothing. IPv4 only, like xt_pknock: the HMAC covers a 32-bit address.
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { driver as kernel, spaList, spaLogPrefix, validatePolicy, type DriverOptions } from "../engine/index.ts";
+import type { Logger } from "../runtime/log.ts";
+import { errorText } from "./errors.ts";
+import type { NflogPacket } from "./telemetry/nflog.ts";
+
+export interface SpaRule {
+  name: string;
+  openSecret: string;
+  closeSecret: string;
+}
+
+export type KnockOutcome =
+  | { kind: "open" | "close"; source: string }
+  | { kind: "refused"; source: string; reason: string };
+
+/** The hex digest a knock from `ipv4` in `minute` carries under `secret`. */
+export function knockDigest(secret: string, ipv4: string, minute: number): string {
+  const msg = Buffer.alloc(8);
+  ipv4.split(".").forEach((b, i) => msg.writeUInt8(Number(b), i));
+  msg.writeUInt32LE(minute >>> 0, 4);
+  return createHmac("sha256", secret).update(msg).digest("hex");
+}
+
+/** The spaKnock rules of a policy document (JSON text); none when it does not validate. */
+export function spaRulesOf(policyJson: string | undefined): SpaRule[] {
+  if (!policyJson) return [];
+  try {
+    const v = validatePolicy(JSON.parse(policyJson), { target: "nftables" });
+    return (v.policy?.protections.spaKnock ?? []).map((k) => ({
+      name: k.name,
+      openSecret: k.openSecret,
+      closeSecret: k.closeSecret,
+    }));
+  } catch {
+    return [];
+  }
+}
+
+/** At most this many knocks are checked per second; a flood of knocks costs no more CPU. */
+const MAX_PER_SECOND = 200;
+
+export class SpaVerifier {
+  private rules = new Map<string, SpaRule>();
+  /** Digests accepted, kept until their minute is out of the window: no knock works twice. */
+  private used = new Map<string, number>();
+  private window = { second: 0, count: 0, skipped: 0 };
+  private chain: Promise<unknown> = Promise.resolve();
+  /** Tests: called with each knock's outcome once the kernel holds it. */
+  onOutcome?: (o: KnockOutcome & { rule: string }) => void;
+
+  constructor(
+    private readonly driver: DriverOptions,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The rules of the policy the kernel holds now (after every apply, rollback and at start). */
+  configure(rules: SpaRule[]): void {
+    this.rules = new Map(rules.map((r) => [r.name, r]));
+  }
+
+  /**
+   * Around one apply: the kernel may hold the new version from its first statement until it
+   * commits or rolls back, so knocks are checked against its rules and the applied ones
+   * (the new version's win on a shared name); afterwards against what applied.json says
+   * the kernel kept.
+   */
+  async whileApplying(
+    policyJson: string,
+    apply: () => Promise<void>,
+    applied: () => Promise<string | undefined>,
+  ): Promise<void> {
+    this.configure([...spaRulesOf(await applied().catch(() => undefined)), ...spaRulesOf(policyJson)]);
+    try {
+      await apply();
+    } finally {
+      this.configure(spaRulesOf(await applied().catch(() => undefined)));
+    }
+  }
+
+  /** Every NFLOG packet passes here; only spaKnock knocks are acted on. */
+  onPacket(p: NflogPacket): void {
+    const prefix = spaLogPrefix("");
+    if (!p.prefix.startsWith(prefix)) return;
+    const name = p.prefix.slice(prefix.length);
+    const sec = Math.floor(this.now() / 1000);
+    if (this.window.second !== sec) {
+      if (this.window.skipped > 0)
+        this.log.warn({ skipped: this.window.skipped }, "spa knocks over the rate cap were not checked");
+      this.window = { second: sec, count: 0, skipped: 0 };
+    }
+    if (++this.window.count > MAX_PER_SECOND) {
+      this.window.skipped++;
+      return;
+    }
+    const outcome = this.verify(name, p.payload);
+    const run = this.chain.then(() => this.act(name, outcome));
+    this.chain = run.catch(() => undefined);
+  }
+
+  /** Resolves when every knock seen so far reached the kernel. */
+  idle(): Promise<void> {
+    return this.chain.then(() => undefined);
+  }
+
+  verify(name: string, packet: Buffer | undefined): KnockOutcome {
+    const ip = parseUdp4(packet);
+    if (!ip) return { kind: "refused", source: "", reason: "not an IPv4 UDP packet (knocks are IPv4, as in pknock)" };
+    const rule = this.rules.get(name);
+    if (!rule)
+      return { kind: "refused", source: ip.source, reason: `no spaKnock rule "${name}" in the applied policy` };
+    const text = knockText(ip.data);
+    if (!text) return { kind: "refused", source: ip.source, reason: "payload is not 64 hex digits" };
+    const minute = Math.floor(this.now() / 60_000);
+    this.forget(minute);
+    for (const m of [minute, minute - 1]) {
+      for (const kind of ["open", "close"] as const) {
+        const want = knockDigest(kind === "open" ? rule.openSecret : rule.closeSecret, ip.source, m);
+        if (!timingSafeEqual(Buffer.from(want), Buffer.from(text))) continue;
+        if (this.used.has(want)) return { kind: "refused", source: ip.source, reason: `replayed ${kind} knock` };
+        this.used.set(want, m);
+        return { kind, source: ip.source };
+      }
+    }
+    return {
+      kind: "refused",
+      source: ip.source,
+      reason: "wrong secret, or the sender's clock is off by over a minute",
+    };
+  }
+
+  private forget(minute: number): void {
+    for (const [d, m] of this.used) if (m < minute - 1) this.used.delete(d);
+  }
+
+  private async act(name: string, o: KnockOutcome): Promise<void> {
+    if (o.kind === "refused") {
+      this.log.warn({ rule: name, source: o.source, reason: o.reason }, "spa knock refused");
+      this.onOutcome?.({ ...o, rule: name });
+      return;
+    }
+    const set = `recent_${spaList(name)}_v4`;
+    // add-then-delete closes whether or not the source is listed, without an error either way.
+    const text =
+      o.kind === "open"
+        ? `add element inet palisade ${set} { ${o.source} }\n`
+        : `add element inet palisade ${set} { ${o.source} }\ndelete element inet palisade ${set} { ${o.source} }\n`;
+    try {
+      await kernel.apply(text, this.driver);
+      this.log.info({ rule: name, source: o.source }, o.kind === "open" ? "spa knock opened" : "spa knock closed");
+    } catch (e) {
+      this.log.error({ rule: name, source: o.source, err: errorText(e) }, "spa knock verified but not applied");
+    }
+    this.onOutcome?.({ ...o, rule: name });
+  }
+}
+
+function parseUdp4(p: Buffer | undefined): { source: string; data: Buffer } | undefined {
+  if (!p || p.length < 28 || p[0]! >> 4 !== 4 || p[9] !== 17) return undefined;
+  if ((p.readUInt16BE(6) & 0x3fff) !== 0) return undefined; // a fragment carries no whole knock
+  const l4 = (p[0]! & 15) * 4;
+  if (p.length < l4 + 8) return undefined;
+  return { source: [...p.subarray(12, 16)].join("."), data: p.subarray(l4 + 8) };
+}
+
+function knockText(data: Buffer): string | undefined {
+  let n = data.length;
+  if (n === 65 && (data[64] === 0 || data[64] === 10)) n = 64;
+  if (n !== 64) return undefined;
+  const text = data.subarray(0, 64).toString("latin1");
+  return /^[0-9a-f]{64}$/.test(text) ? text : undefined;
+}

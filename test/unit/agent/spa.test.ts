@@ -1,0 +1,99 @@
+// The spaKnock verifier's checks (pure part; the kernel test proves the port opens).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { SpaVerifier, spaRulesOf } from "../../../src/agent/spa.ts";
+import { memoryLog } from "../../../src/runtime/log.ts";
+
+const SRC = [192, 0, 2, 7];
+/** An IPv4/UDP packet from 192.0.2.7 carrying `data`. */
+function packet(data: Buffer, src = SRC): Buffer {
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + 8 + data.length, 2);
+  ip[8] = 64;
+  ip[9] = 17;
+  Buffer.from(src).copy(ip, 12);
+  Buffer.from([198, 51, 100, 1]).copy(ip, 16);
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(40000, 0);
+  udp.writeUInt16BE(4000, 2);
+  udp.writeUInt16BE(8 + data.length, 4);
+  return Buffer.concat([ip, udp, data]);
+}
+/** The knock as the manual describes it, written out here independently of the verifier. */
+function knock(secret: string, minute: number, src = SRC): Buffer {
+  const msg = Buffer.concat([Buffer.from(src), Buffer.from(new Uint32Array([minute]).buffer)]);
+  return Buffer.from(`${createHmac("sha256", secret).update(msg).digest("hex")}\0`);
+}
+
+const T = Date.UTC(2026, 11, 3, 12, 0, 30);
+const minute = Math.floor(T / 60_000);
+const verifier = (now = () => T) => {
+  const v = new SpaVerifier({}, memoryLog(), now);
+  v.configure([{ name: "FTP", openSecret: "o-secret", closeSecret: "c-secret" }]);
+  return v;
+};
+
+test("open and close knocks of this minute and the last one are accepted, once each", () => {
+  const v = verifier();
+  assert.deepEqual(v.verify("FTP", packet(knock("o-secret", minute))), { kind: "open", source: "192.0.2.7" });
+  assert.deepEqual(v.verify("FTP", packet(knock("c-secret", minute - 1))), { kind: "close", source: "192.0.2.7" });
+  const again = v.verify("FTP", packet(knock("o-secret", minute)));
+  assert.equal(again.kind, "refused");
+  assert.match((again as { reason: string }).reason, /replayed open knock/);
+});
+
+test("too old, from the future, wrong secret, other address, other rule: refused", () => {
+  const v = verifier();
+  for (const [payload, why] of [
+    [packet(knock("o-secret", minute - 2)), /wrong secret|clock/],
+    [packet(knock("o-secret", minute + 1)), /wrong secret|clock/],
+    [packet(knock("x-secret", minute)), /wrong secret/],
+    [packet(knock("o-secret", minute, [192, 0, 2, 8])), /wrong secret/],
+  ] as const) {
+    const o = v.verify("FTP", payload);
+    assert.equal(o.kind, "refused");
+    assert.match((o as { reason: string }).reason, why);
+  }
+  assert.match((v.verify("SSH", packet(knock("o-secret", minute))) as { reason: string }).reason, /no spaKnock rule/);
+});
+
+test("payloads that are not 64 hex digits, and non-IPv4 packets, are refused", () => {
+  const v = verifier();
+  const good = knock("o-secret", minute);
+  for (const data of [
+    good.subarray(0, 63),
+    Buffer.concat([good, Buffer.from("x")]),
+    Buffer.from(good.toString().toUpperCase()),
+  ])
+    assert.equal(v.verify("FTP", packet(data)).kind, "refused");
+  const v6 = Buffer.alloc(60);
+  v6[0] = 0x60;
+  assert.match((v.verify("FTP", v6) as { reason: string }).reason, /IPv4 UDP/);
+  // A knock with no NUL (64 digits) is accepted as well.
+  assert.equal(v.verify("FTP", packet(good.subarray(0, 64))).kind, "open");
+});
+
+test("replay memory is dropped once a minute can no longer be accepted", () => {
+  let now = T;
+  const v = verifier(() => now);
+  const k = packet(knock("o-secret", minute));
+  assert.equal(v.verify("FTP", k).kind, "open");
+  now += 60_000;
+  assert.equal(v.verify("FTP", k).kind, "refused", "still inside the window: replay");
+  now += 60_000;
+  assert.equal(v.verify("FTP", k).kind, "refused", "out of the window: too old");
+});
+
+test("spaRulesOf reads the rules of a policy and nothing from an invalid one", () => {
+  const doc = {
+    chains: {},
+    protections: {
+      spaKnock: [{ name: "FTP", knockPort: 4000, port: 21, openSecret: "a", closeSecret: "b" }],
+    },
+  };
+  assert.deepEqual(spaRulesOf(JSON.stringify(doc)), [{ name: "FTP", openSecret: "a", closeSecret: "b" }]);
+  assert.deepEqual(spaRulesOf("{"), []);
+  assert.deepEqual(spaRulesOf(undefined), []);
+});
