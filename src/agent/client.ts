@@ -170,6 +170,12 @@ export class AgentClient {
     return this.stream !== undefined;
   }
 
+  /** The open stream's remote address (HOST:PORT); undefined without one. */
+  get peer(): string | undefined {
+    const p = this.stream?.getPeer();
+    return p && p !== "unknown" ? p : undefined;
+  }
+
   /** The stored credential, or enroll with the token (and store it). */
   async ensureCredential(): Promise<Credential> {
     const stored = await this.o.state.readCredential();

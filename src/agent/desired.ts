@@ -6,11 +6,13 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { Logger } from "../runtime/log.ts";
 import { compileNft, validatePolicy, type nft } from "../engine/index.ts";
+import { errorText } from "./errors.ts";
+import type { ResolvedApi, StateDir } from "./state.ts";
 
 /** `tables` = the compiled model of `text`, which the applier's carry fallback rebuilds. */
 export type Rendered =
   | { ok: true; text: string; tables: nft.TableDefinition[] }
-  | { ok: false; code: "invalid_policy" | "render_failed"; error: string };
+  | { ok: false; code: "invalid_policy" | "render_failed" | "failsafe_unresolved"; error: string };
 
 /** HOST:PORT or [IPv6]:PORT -> the host (brackets dropped) and the port. */
 function splitServer(server: string): { host: string; apiPort: number } {
@@ -22,31 +24,86 @@ function splitServer(server: string): { host: string; apiPort: number } {
 export interface ApiEndpoint {
   apiAddresses: string[];
   apiPort: number;
+  /** Set when there are no addresses: the host name that neither resolved nor ever had. */
+  unresolved?: string;
+}
+
+/** Where else the failsafe's addresses come from when the name does not resolve. */
+export interface FailsafeSources {
+  /** Remembers the last successful resolution (api-addresses.json). */
+  state?: StateDir;
+  /** The live gRPC stream's remote address (HOST:PORT), if the agent has one. */
+  peer?: () => string | undefined;
+}
+
+const HOUR_MS = 3_600_000;
+
+/** The peer's IP address; an IPv4-mapped IPv6 one as IPv4 (what the packets carry). */
+function peerAddress(peer: string | undefined): string | undefined {
+  if (!peer) return undefined;
+  const ip = splitServer(peer).host.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, "");
+  return isIP(ip) ? ip : undefined;
 }
 
 /**
  * HOST:PORT -> the failsafe's endpoint, resolved again for every policy render and every full
- * ban update. Unresolvable = no addresses, so no failsafe rule at all (never a port-only one,
- * which any sender could match by picking its source port), logged at warn naming `what` is
- * loaded without it: a policy that then cuts the agent off gets no Confirm and rolls back;
- * the API refuses bans covering its own address or the agent's.
+ * ban update, plus the live stream's remote address. A successful lookup is remembered in the
+ * state dir; when the name does not resolve the remembered addresses are used (warn line
+ * naming them and when they were resolved). With neither, there are no addresses (never a
+ * port-only rule, which any sender could match by picking its source port) and `unresolved`
+ * names the host: renderDesired then refuses a policy that would need the rule. "No Confirm,
+ * so it rolls back" is no answer: a policy that keeps established connections but blocks new
+ * ones (or DNS) gets its Confirm and locks the agent out at its next reconnect.
  */
 export async function failsafeContext(
   server: string,
   what: "policy" | "ban table",
   log?: Logger,
+  from: FailsafeSources = {},
 ): Promise<ApiEndpoint> {
   const { host, apiPort } = splitServer(server);
-  if (isIP(host)) return { apiAddresses: [host], apiPort };
+  const peer = peerAddress(from.peer?.());
+  const withPeer = (as: string[]) => (peer && !as.includes(peer) ? [...as, peer] : as);
+  if (isIP(host)) return { apiAddresses: withPeer([host]), apiPort };
+  let cached: ResolvedApi | undefined;
   try {
-    return { apiAddresses: (await lookup(host, { all: true })).map((a) => a.address), apiPort };
+    cached = await from.state?.readResolvedApi();
   } catch (e) {
-    log?.warn(
-      { server, err: (e as Error).message },
-      `API name does not resolve: the ${what} is loaded without its failsafe rule`,
-    );
-    return { apiAddresses: [], apiPort };
+    log?.warn({ err: errorText(e) }, "the remembered API addresses are unreadable; ignoring them");
   }
+  if (cached?.host !== host) cached = undefined; // remembered for another --server
+  let addresses: string[];
+  try {
+    addresses = [...new Set((await lookup(host, { all: true })).map((a) => a.address))].sort();
+  } catch (e) {
+    const err = errorText(e);
+    if (cached) {
+      log?.warn(
+        { server, err, addresses: cached.addresses, resolvedAt: cached.resolvedAt, peer },
+        `API name does not resolve: the ${what}'s failsafe uses the addresses it last resolved to (at ${cached.resolvedAt})`,
+      );
+      return { apiAddresses: withPeer(cached.addresses), apiPort };
+    }
+    if (peer) {
+      log?.warn(
+        { server, err, peer },
+        `API name does not resolve: the ${what}'s failsafe uses the live connection's address`,
+      );
+      return { apiAddresses: [peer], apiPort };
+    }
+    log?.warn(
+      { server, err },
+      `API name does not resolve and never did on this host: no failsafe address for the ${what}`,
+    );
+    return { apiAddresses: [], apiPort, unresolved: host };
+  }
+  const same = cached?.addresses.length === addresses.length && cached.addresses.every((a, i) => a === addresses[i]);
+  if (from.state && !(same && Date.now() - Date.parse(cached!.resolvedAt) < HOUR_MS)) {
+    await from.state
+      .writeResolvedApi({ host, addresses, resolvedAt: new Date().toISOString() })
+      .catch((e) => log?.warn({ err: errorText(e) }, "cannot remember the API's addresses"));
+  }
+  return { apiAddresses: withPeer(addresses), apiPort };
 }
 
 const summary = (ds: { path?: unknown; message: string }[]) =>
@@ -66,5 +123,19 @@ export function renderDesired(policyJson: string, failsafe: ApiEndpoint): Render
   if (!v.ok || !v.policy) return { ok: false, code: "invalid_policy", error: `invalid policy: ${summary(v.errors)}` };
   const r = compileNft(v.policy, { failsafe });
   if (!r.ok) return { ok: false, code: "render_failed", error: `cannot render for nftables: ${summary(r.errors)}` };
+  // No address for the failsafe: refuse only a policy that would have carried the rule (the
+  // same render with a stand-in address differs), never apply it without.
+  if (failsafe.unresolved && failsafe.apiAddresses.length === 0) {
+    const probe = compileNft(v.policy, { failsafe: { apiAddresses: ["192.0.2.1"], apiPort: failsafe.apiPort } });
+    if (!probe.ok || probe.text !== r.text)
+      return {
+        ok: false,
+        code: "failsafe_unresolved",
+        error:
+          `the API name ${failsafe.unresolved} does not resolve and never did on this host, so the policy would ` +
+          "have no failsafe rule keeping the agent's API connection open; not applied. Fix name resolution on " +
+          "the host, or give the agent's --server as IP:PORT",
+      };
+  }
   return { ok: true, text: r.text, tables: r.tables };
 }

@@ -90,8 +90,11 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   // Condition sets a new version brings (or a rollback restored) get the current values.
   const applier = kernelApplier(driver, { collector, logGroups, resync: () => conditionKeeper.resync() }, log);
   const conditionKeeper = new ConditionKeeper(driver, (fn) => applier.exclusive(fn), log);
+  // Both failsafes: the API name's addresses (the last ones remembered when it does not
+  // resolve) and the live stream's remote address.
+  const apiSources = { state, peer: () => client.peer };
   // Ban lists live beside the policy in their own table; the failsafe is the same endpoint.
-  const banKeeper = new BanKeeper(driver, log, () => failsafeContext(config.server, "ban table", log));
+  const banKeeper = new BanKeeper(driver, log, () => failsafeContext(config.server, "ban table", log, apiSources));
   banKeeper.onResync = () => client.resync("a ban update failed");
   // Trap hits go to the API when the confirmed policy's trap shares them (trap-share.ts).
   const trapShare = new TrapShareReporter((addresses) => client.send({ trapHits: { addresses } }), log);
@@ -111,7 +114,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       drift,
       outbox,
       log,
-      failsafe: () => failsafeContext(config.server, "policy", log),
+      failsafe: () => failsafeContext(config.server, "policy", log, apiSources),
       onConfirmed: (policyJson) => trapShare.configure(policyJson),
     },
     appliedState && { ruleset: appliedState.ruleset, version: appliedState.version, checksum: appliedState.checksum },

@@ -9,6 +9,8 @@
 //                    back to. Written before the kernel changes, removed once the apply is
 //                    committed (applied.json names its target) or rolled back; an agent that
 //                    starts with it present rolls back first (recover.ts)
+//   api-addresses.json  the last addresses the API name resolved to (mode 0600): the failsafe
+//                    uses them when the name does not resolve (desired.ts)
 //   spool/           telemetry batches not yet acknowledged (see telemetry/spool.ts)
 
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
@@ -73,6 +75,15 @@ export const PendingApply = z.object({
   startedAt: z.string(),
 });
 export type PendingApply = z.infer<typeof PendingApply>;
+
+/** The last successful resolution of the API's host name (api-addresses.json). */
+export const ResolvedApi = z.object({
+  host: z.string().min(1),
+  addresses: z.array(z.string().min(1)).min(1),
+  /** When the name last resolved to these addresses (rewritten at most hourly while unchanged). */
+  resolvedAt: z.string(),
+});
+export type ResolvedApi = z.infer<typeof ResolvedApi>;
 
 export class StateDir {
   constructor(readonly dir: string) {}
@@ -150,6 +161,15 @@ export class StateDir {
 
   async writeApplied(a: AppliedState): Promise<void> {
     await writeFileAtomic(this.path("applied.json"), JSON.stringify(a));
+  }
+
+  readResolvedApi(): Promise<ResolvedApi | undefined> {
+    return this.readJson("api-addresses.json", ResolvedApi);
+  }
+
+  /** 0600: where the API lives is nothing for other local users to read. */
+  async writeResolvedApi(r: ResolvedApi): Promise<void> {
+    await writeFileAtomic(this.path("api-addresses.json"), JSON.stringify(r), 0o600);
   }
 
   readPending(): Promise<PendingApply | undefined> {

@@ -12,8 +12,8 @@ export interface FailsafeContext {
   /**
    * Every address the API endpoint the agent talks to resolves to. Given, the rules match
    * these addresses and the port together, never the port alone (any sender can pick a
-   * source port); given empty (the name did not resolve), there is no failsafe rule: the
-   * commit-confirmed apply rolls back a policy that cuts the agent off. Absent (a render
+   * source port); given empty, there is no failsafe rule (the agent refuses to apply such a
+   * render: src/agent/desired.ts). Absent (a render
    * for no particular agent: preview, iptables export), the policy's failsafe ports.
    */
   apiAddresses?: string[];
