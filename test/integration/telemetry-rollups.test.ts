@@ -7,13 +7,14 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
+import pg from "pg";
 import { loadConfig } from "../../src/api/config.ts";
 import { createDb, type Db } from "../../src/api/db/client.ts";
 import { ingestTelemetry } from "../../src/api/telemetry/ingest.ts";
 import { applyRetention, ensurePartitions } from "../../src/api/telemetry/partitions.ts";
 import { addressTotals, series, topTalkers } from "../../src/api/telemetry/queries.ts";
 import { DEFAULT_RETENTION } from "../../src/api/telemetry/retention.ts";
-import { rollupAll, rollupHorizon } from "../../src/api/telemetry/rollups.ts";
+import { rollupAll, rollupHorizon, runRollup } from "../../src/api/telemetry/rollups.ts";
 import { telemetryService } from "../../src/api/telemetry/service.ts";
 import { createTestDatabase, sql, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
 import { batch, expectedTotals, makeHost, rng } from "../support/telemetry-batches.ts";
@@ -48,6 +49,65 @@ async function compareLevel(level: "minute" | "hour" | "day", hostId: string) {
 }
 
 describe("telemetry rollups", () => {
+  test("an ingest into a minute a rollup run is recomputing does not wait for the run, and the run keeps its mark", async () => {
+    const host = await makeHost(db, "rollup-busy");
+    const at = Date.now();
+    const row = (srcBytes: number) => [
+      { table: "busy", ip: "10.4.0.1", srcBytes, srcPackets: 1, dstBytes: 0, dstPackets: 0 },
+    ];
+    await ingestTelemetry({ db }, host, batch("b", 1, at, row(100)));
+    // Hold the run inside its transaction, after it read the marks: its minute totals wait for this lock.
+    const blocker = new pg.Client({ connectionString: database.url });
+    await blocker.connect();
+    let released = false;
+    const release = async () => {
+      if (released) return;
+      released = true;
+      await blocker.query("COMMIT");
+      await blocker.end();
+    };
+    try {
+      await blocker.query("BEGIN");
+      await blocker.query("LOCK TABLE accounting_table_minute IN ACCESS EXCLUSIVE MODE");
+      const run = runRollup(db, DEFAULT_RETENTION);
+      run.catch(() => {});
+      const waiting = (like: string) =>
+        sql(
+          database.url,
+          `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`,
+          [like],
+        );
+      for (let i = 0; i < 300 && (await waiting("INSERT INTO accounting_table_minute%")).length === 0; i++)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.equal(
+        (await waiting("INSERT INTO accounting_table_minute%")).length,
+        1,
+        "the run is held mid-transaction",
+      );
+      let done = false;
+      const ingest = ingestTelemetry({ db }, host, batch("b", 2, at, row(7))).then(() => (done = true));
+      ingest.catch(() => {});
+      // Either the ingest commits, or its mark upsert is seen queued behind the run (the stall).
+      let blocked = false;
+      for (let i = 0; i < 600 && !done && !blocked; i++) {
+        blocked = (await waiting("INSERT INTO telemetry_dirty%")).length > 0;
+        if (!blocked) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(blocked, false, "the ingest's dirty mark waited for the rollup run's transaction");
+      assert.equal(done, true);
+      await release();
+      await run;
+      assert.ok((await rollupHorizon(db, host)) !== null, "the mark the ingest bumped mid-run is kept");
+      await rollupAll(db, DEFAULT_RETENTION);
+      assert.equal(await rollupHorizon(db, host), null);
+      const { rolled, raw } = await compareLevel("minute", host);
+      assert.deepEqual(rolled, raw);
+      assert.equal(num(raw[0]?.v.split(",")[0]), 107);
+    } finally {
+      await release().catch(() => {});
+    }
+  });
+
   test("minute, hour and day rollups equal the raw sums, reruns change nothing, late data is folded in", async () => {
     const host = await makeHost(db, "rollup-a");
     const rand = rng(11);

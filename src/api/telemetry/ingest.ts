@@ -146,8 +146,8 @@ async function insertAccounting(q: Query, client: PoolClient, hostId: string, at
     at,
     tables,
   );
-  // DO UPDATE (not DO NOTHING): it row-locks the mark, so a rollup deleting it waits for
-  // this transaction and then sees these samples (see rollups.ts).
+  // DO UPDATE (not DO NOTHING): the hit count changes, so a rollup run that read the mark
+  // before these samples committed keeps it (it deletes only marks whose count it read).
   await q(
     `INSERT INTO telemetry_dirty (host_id, bucket) VALUES ($1::uuid, date_trunc('minute', $2::timestamptz))
      ON CONFLICT (host_id, bucket) DO UPDATE SET hits = telemetry_dirty.hits + 1`,

@@ -8,10 +8,15 @@
 // over the same marks) writes the same values: idempotent. Late batches (an agent's
 // spool after an outage) simply mark old minutes dirty again.
 //
-// Races with the ingest: a mark is taken FOR UPDATE SKIP LOCKED, so one an in-flight
-// ingest holds (its DO UPDATE row-locks it) is left for the next run; an ingest that
-// arrives after the mark was deleted inserts it anew. Either way every committed sample
-// is covered by a later run. Runs themselves are serialised by an advisory lock.
+// Races with the ingest: marks are read without a lock and deleted only at the end of
+// the run, and only those whose hit count is still the one read. An ingest's DO UPDATE
+// bumps the count, so a mark whose minute got samples the run may not have seen stays
+// for the next run; one that arrives after the delete inserts the mark anew. Either way
+// every committed sample is covered by a later run. The ingest never waits on a run's
+// recomputation (it did when runs took their marks FOR UPDATE: every ingest of a marked
+// minute, the current one included, queued behind the whole run and held its pool
+// connection meanwhile, which stalled the fleet ingest, bench/fleet-ingest.ts); at most
+// on the final delete. Runs themselves are serialised by an advisory lock.
 //
 // Derived with each level, in the same transaction (rollupLevel): the fleet tables
 // (per address over all hosts: hour, day, month) that the fleet top-N reads sorted
@@ -160,17 +165,10 @@ export async function runRollup(
   return db.$transaction(
     async (tx) => {
       await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${ROLLUP_LOCK_KEY})`);
-      const marks = await tx.$queryRawUnsafe<{ host_id: string; bucket: Date }[]>(
-        `SELECT host_id::text AS host_id, bucket FROM telemetry_dirty ORDER BY bucket LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      const marks = await tx.$queryRawUnsafe<{ host_id: string; bucket: Date; hits: number }[]>(
+        `SELECT host_id::text AS host_id, bucket, hits FROM telemetry_dirty ORDER BY bucket LIMIT $1`,
         opts.maxMarks ?? DEFAULT_MARKS_PER_RUN,
       );
-      if (marks.length > 0) {
-        await tx.$executeRawUnsafe(
-          `DELETE FROM telemetry_dirty t USING unnest($1::uuid[], $2::timestamptz[]) AS d(h, b) WHERE t.host_id = d.h AND t.bucket = d.b`,
-          marks.map((m) => m.host_id),
-          marks.map((m) => m.bucket),
-        );
-      }
       const minutes = distinctBuckets(marks, "minute", horizon(now, retention.rawDays));
       const hours = distinctBuckets(marks, "hour", horizon(now, retention.minuteDays));
       const days = distinctBuckets(marks, "day", horizon(now, retention.hourDays));
@@ -188,6 +186,16 @@ export async function runRollup(
         months: await rollupLevel(tx, LEVELS.month, months),
         remaining: 0,
       };
+      if (marks.length > 0) {
+        // Last, so an ingest bumping one of these marks waits (if at all) only for the commit.
+        await tx.$executeRawUnsafe(
+          `DELETE FROM telemetry_dirty t USING unnest($1::uuid[], $2::timestamptz[], $3::int[]) AS d(h, b, n)
+           WHERE t.host_id = d.h AND t.bucket = d.b AND t.hits = d.n`,
+          marks.map((m) => m.host_id),
+          marks.map((m) => m.bucket),
+          marks.map((m) => m.hits),
+        );
+      }
       const [left] = await tx.$queryRawUnsafe<{ n: bigint }[]>(`SELECT count(*) AS n FROM telemetry_dirty`);
       r.remaining = Number(left?.n ?? 0);
       return r;
