@@ -4,8 +4,9 @@
 //   tls.json         mutual TLS: the agent's private key, its client certificate and the
 //                    CA (mode 0600; one file so a renewal replaces key and certificate at once)
 //   epoch            telemetry epoch; a new state dir = a new counter baseline
-//   applied.json     last applied version, its policy JSON and rendered text
-//   pending.json     an apply waiting for its Confirm: the target and the snapshot to roll
+//   applied.json     last applied version, its policy JSON and rendered text (mode 0600:
+//                    the policy holds spaKnock secrets)
+//   pending.json     (mode 0600) an apply waiting for its Confirm: the target and the snapshot to roll
 //                    back to. Written before the kernel changes, removed once the apply is
 //                    committed (applied.json names its target) or rolled back; an agent that
 //                    starts with it present rolls back first (recover.ts)
@@ -160,7 +161,7 @@ export class StateDir {
   }
 
   async writeApplied(a: AppliedState): Promise<void> {
-    await writeFileAtomic(this.path("applied.json"), JSON.stringify(a));
+    await writeFileAtomic(this.path("applied.json"), JSON.stringify(a), 0o600);
   }
 
   readResolvedApi(): Promise<ResolvedApi | undefined> {
@@ -178,7 +179,7 @@ export class StateDir {
 
   /** Durable before the kernel changes: a crash after it leaves the way back on disk. */
   async writePending(p: PendingApply): Promise<void> {
-    await writeFileAtomic(this.path("pending.json"), JSON.stringify(p));
+    await writeFileAtomic(this.path("pending.json"), JSON.stringify(p), 0o600);
   }
 
   /** Removing needs no free space, so this works on a full disk too. */
