@@ -22,6 +22,9 @@ const ALLOWED: Record<Exclude<Access, "public">, readonly Role[]> = {
   admin: ["admin"],
 };
 
+/** Whether `role` passes the `access` check (for answers that differ by role, not only routes). */
+export const roleAllows = (role: Role, access: Exclude<Access, "public">): boolean => ALLOWED[access].includes(role);
+
 export interface AuthenticatedActor extends Actor {
   tokenId: string;
   role: Role;

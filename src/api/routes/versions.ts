@@ -12,6 +12,7 @@ import { ApiError, errorResponses, notFound } from "../errors.ts";
 import { PolicyDocument } from "../openapi.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { requireValidPolicy } from "../policy-checks.ts";
+import { redactDiffSecrets, redactPolicySecrets, REDACTED, seesPolicySecrets } from "../policy-secrets.ts";
 import { ImportReport, PolicyRequest, toDetails } from "../policy-input.ts";
 import { DiagnosticSchema, iso, Name, Timestamp } from "../schemas.ts";
 import { RulesetParams } from "./rulesets.ts";
@@ -220,13 +221,15 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ["rulesets"],
         operationId: "getRulesetVersion",
         summary: "Get a ruleset version",
+        description: `A viewer sees each protections.spaKnock secret as "${REDACTED}"; operators and admins see the secrets.`,
         params: VersionParams,
         response: { 200: Version.describe("The version with its policy document."), ...errorResponses(400, 401, 404) },
       },
     },
     async (req) => {
       const v = await findVersion(app.db, req.params.name, req.params.v);
-      return { ...summaryView(v), document: v.document as Record<string, unknown> };
+      const doc = seesPolicySecrets(req.actor.role) ? v.document : redactPolicySecrets(v.document);
+      return { ...summaryView(v), document: doc as Record<string, unknown> };
     },
   );
 
@@ -286,6 +289,7 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
         tags: ["rulesets"],
         operationId: "diffRulesetVersions",
         summary: "Diff two versions of a ruleset",
+        description: `For a viewer, spaKnock secrets in the changes read "${REDACTED}" (a changed secret still shows as a change).`,
         params: RulesetParams,
         querystring: DiffQuery,
         response: {
@@ -303,7 +307,13 @@ export const versionRoutes: FastifyPluginAsyncZod = async (app) => {
       if (from < 1 || to < 1)
         throw new ApiError(404, "not_found", `ruleset "${name}" has no version ${Math.max(from, 0)} to compare`);
       const [a, b] = await Promise.all([findVersion(app.db, name, from), findVersion(app.db, name, to)]);
-      return { ruleset: name, from, to, changes: await app.cpu.run("diff", { from: a.document, to: b.document }) };
+      const changes = await app.cpu.run("diff", { from: a.document, to: b.document });
+      return {
+        ruleset: name,
+        from,
+        to,
+        changes: seesPolicySecrets(req.actor.role) ? changes : redactDiffSecrets(changes),
+      };
     },
   );
 };
