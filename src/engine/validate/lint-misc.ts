@@ -1,4 +1,4 @@
-// Smaller lints: unreachable user chains, unused objects, an empty policy.
+// Smaller lints: unreachable user chains, unused objects, an empty policy, short SPA secrets.
 import { warning, type Diagnostic } from "../diagnostics.ts";
 import type { Policy } from "../policy/index.ts";
 import { chainHooks, rulesOf, sortedEntries } from "./model.ts";
@@ -62,5 +62,26 @@ export function miscWarnings(policy: Policy): Diagnostic[] {
         out.push(warning([key, name], "unused_object", `${key} entry "${name}" is declared but no rule uses it`));
     }
   }
+  out.push(...spaSecretWarnings(policy));
+  return out;
+}
+
+/** Below this a secret may be guessed offline from one captured knock or the version checksum. */
+export const SPA_SECRET_MIN = 16;
+
+function spaSecretWarnings(policy: Policy): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  (policy.protections.spaKnock ?? []).forEach((k, i) => {
+    for (const key of ["openSecret", "closeSecret"] as const) {
+      if (k[key].length >= SPA_SECRET_MIN) continue;
+      out.push(
+        warning(
+          ["protections", "spaKnock", i, key],
+          "spa_weak_secret",
+          `${key} of "${k.name}" is ${k[key].length} characters: a captured knock or the version checksum lets anyone try guesses offline; use at least ${SPA_SECRET_MIN} random characters`,
+        ),
+      );
+    }
+  });
   return out;
 }

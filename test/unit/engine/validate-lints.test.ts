@@ -102,3 +102,13 @@ test("warnings never refuse", () => {
   assert.equal(r.ok, true);
   assert.ok(r.warnings.length > 0);
 });
+
+test("a spaKnock secret shorter than 16 characters is a warning naming it; long ones are not", () => {
+  const spa = (openSecret: string, closeSecret: string) => ({
+    chains: { input: { hook: "input", rules: [] } },
+    protections: { spaKnock: [{ name: "ssh", knockPort: 4000, port: 22, openSecret, closeSecret }] },
+  });
+  hasWarning(spa("short", "0123456789abcdef"), "spa_weak_secret", "/protections/spaKnock/0/openSecret");
+  hasWarning(spa("0123456789abcdef", "fifteen-chars-x"), "spa_weak_secret", "/protections/spaKnock/0/closeSecret");
+  noWarning(spa("0123456789abcdef", "fedcba9876543210"), "spa_weak_secret");
+});
