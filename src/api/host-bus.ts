@@ -53,6 +53,29 @@ export function publishToHost(redis: Redis, hostId: string, notice: HostNotice):
   return redis.publish(hostChannel(hostId), JSON.stringify(notice));
 }
 
+/**
+ * One notice per host (a set-for-the-selected-hosts change: bans, conditions). A host with no
+ * stream up counts as offline: it gets its whole state after its next Hello, so nothing waits here.
+ */
+export async function publishToHosts<C extends { hostId: string }>(
+  redis: Redis,
+  changes: C[],
+  notice: (c: C) => HostNotice,
+): Promise<{ delivered: number; offline: number; publishErrors: number }> {
+  let delivered = 0;
+  let offline = 0;
+  let publishErrors = 0;
+  await Promise.all(
+    changes.map((c) =>
+      publishToHost(redis, c.hostId, notice(c)).then(
+        (n) => (n > 0 ? delivered++ : offline++),
+        () => publishErrors++,
+      ),
+    ),
+  );
+  return { delivered, offline, publishErrors };
+}
+
 type Listener = (notice: HostNotice) => void;
 
 /** One subscriber connection per replica, shared by all of its agent streams. */

@@ -34,19 +34,19 @@ export const when = <T>(header: string, get: (t: T) => string | null | undefined
   wide,
 });
 
+/** Rows of cells as lines of aligned columns (two spaces apart; the last column unpadded). */
+export function aligned(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+}
+
 export function table<T>(items: T[], columns: Column<T>[], wide = false, now = Date.now()): string {
   const cols = columns.filter((c) => wide || !c.wide);
   const cell = (v: unknown) => (v === null || v === undefined || v === "" ? "-" : String(v).replace(/\s*\n\s*/g, " "));
   const rows = [cols.map((c) => c.header), ...items.map((i) => cols.map((c) => cell(c.value(i, now))))];
-  const widths = cols.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return (
-    rows
-      .map((r) =>
-        r
-          .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
-          .join("  ")
-          .trimEnd(),
-      )
+    aligned(rows)
+      .map((l) => l.trimEnd())
       .join("\n") + "\n"
   );
 }

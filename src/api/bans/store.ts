@@ -6,14 +6,10 @@ import { bans } from "../../engine/index.ts";
 import { recordAudit, type Actor } from "../audit.ts";
 import type { Db } from "../db/client.ts";
 import { ApiError, type ErrorDetail } from "../errors.ts";
+import { hasFeature, hostsLacking, selectedHosts, type HostSelector } from "../host-selection.ts";
 import { protectedAddressDetails } from "./guard.ts";
 
-export interface BanSelector {
-  /** Host ids; undefined = any host. */
-  hostIds?: string[];
-  /** Labels every selected host carries ({} = any). */
-  labels: Record<string, string>;
-}
+export type BanSelector = HostSelector;
 
 export interface BanRow {
   id: string;
@@ -150,31 +146,10 @@ async function checkHostCap(
 /** The agent feature that says it applies ban updates (older agents ignore them). */
 export const BANS_CAPABILITY = "bans";
 
-export function hasBansCapability(caps: unknown): boolean {
-  const f = (caps as { features?: unknown } | null | undefined)?.features;
-  return Array.isArray(f) && f.includes(BANS_CAPABILITY);
-}
+export const hasBansCapability = (caps: unknown) => hasFeature(caps, BANS_CAPABILITY);
 
-/** Of these hosts, those whose agent reported capabilities without `bans` (an agent older than bans). */
-export async function hostsWithoutBans(db: Db, hostIds: string[]): Promise<number> {
-  if (hostIds.length === 0) return 0;
-  const hosts = await db.host.findMany({ where: { id: { in: hostIds } }, select: { capabilities: true } });
-  // A host that never connected has reported nothing yet ({}): not counted.
-  return hosts.filter(
-    (h) => Array.isArray((h.capabilities as { features?: unknown })?.features) && !hasBansCapability(h.capabilities),
-  ).length;
-}
-
-/** Hosts a selector picks right now. */
-export async function selectedHosts(
-  db: Db,
-  sel: { hostIds: string[] | null; labels: Record<string, string> },
-): Promise<string[]> {
-  const rows = await db.$queryRaw<{ id: string }[]>`
-    SELECT id FROM hosts WHERE labels @> ${JSON.stringify(sel.labels)}::jsonb
-      AND (${sel.hostIds}::uuid[] IS NULL OR id = ANY(${sel.hostIds}::uuid[]))`;
-  return rows.map((r) => r.id);
-}
+/** Of these hosts, the names of those whose agent is older than bans (no `bans` capability). */
+export const hostsWithoutBans = (db: Db, hostIds: string[]) => hostsLacking(db, hostIds, BANS_CAPABILITY);
 
 /** Add (or renew) bans; returns the rows and each affected host's change. Audited in the same transaction. */
 export async function addBans(

@@ -4,15 +4,10 @@
 // set is audited in the same transaction.
 import { Prisma } from "../../generated/prisma/client.ts";
 import { recordAudit, type Actor } from "../audit.ts";
-import { selectedHosts } from "../bans/store.ts";
 import type { Db } from "../db/client.ts";
+import { hasFeature, hostsLacking, selectedHosts, type HostSelector } from "../host-selection.ts";
 
-export interface ConditionSelector {
-  /** Host ids; undefined = any host. */
-  hostIds?: string[];
-  /** Labels every selected host carries ({} = any). */
-  labels: Record<string, string>;
-}
+export type ConditionSelector = HostSelector;
 
 export interface ConditionRow {
   id: string;
@@ -33,26 +28,10 @@ export interface HostConditionChange {
 /** The agent feature that says it applies condition updates (older agents ignore them). */
 export const CONDITIONS_CAPABILITY = "conditions";
 
-export function hasConditionsCapability(caps: unknown): boolean {
-  const f = (caps as { features?: unknown } | null | undefined)?.features;
-  return Array.isArray(f) && f.includes(CONDITIONS_CAPABILITY);
-}
+export const hasConditionsCapability = (caps: unknown) => hasFeature(caps, CONDITIONS_CAPABILITY);
 
-/** Of these hosts, those whose agent reported capabilities without `conditions` (never connected: not counted). */
-export async function hostsWithoutConditions(db: Db, hostIds: string[]): Promise<string[]> {
-  if (hostIds.length === 0) return [];
-  const hosts = await db.host.findMany({
-    where: { id: { in: hostIds } },
-    select: { name: true, capabilities: true },
-  });
-  return hosts
-    .filter(
-      (h) =>
-        Array.isArray((h.capabilities as { features?: unknown })?.features) && !hasConditionsCapability(h.capabilities),
-    )
-    .map((h) => h.name)
-    .sort();
-}
+/** Of these hosts, the names of those whose agent is older than conditions (no `conditions` capability). */
+export const hostsWithoutConditions = (db: Db, hostIds: string[]) => hostsLacking(db, hostIds, CONDITIONS_CAPABILITY);
 
 const selectorKey = (hostIds: string[] | null, labels: Record<string, string>) =>
   JSON.stringify([hostIds ? [...hostIds].sort() : null, Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1))]);

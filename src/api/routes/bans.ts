@@ -6,10 +6,10 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { bans } from "../../engine/index.ts";
 import { addBans, hostsWithoutBans, listBans, publishBanChanges, removeBans, type BanRow } from "../bans/index.ts";
-import { resolveSelector } from "../deploy/selector.ts";
 import { errorResponses } from "../errors.ts";
+import { SelectorBody, selectorOf, SelectorView, selectorViews } from "../host-selection.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
-import { iso, LabelKey, LabelValue, Timestamp } from "../schemas.ts";
+import { iso, Timestamp } from "../schemas.ts";
 import { resolveHost } from "../telemetry/hosts.ts";
 import { HostFilter } from "../telemetry/http.ts";
 
@@ -21,10 +21,7 @@ const Ban = z.object({
   list: z.string(),
   address: z.string().describe("canonical address or CIDR"),
   reason: z.string(),
-  selector: z.object({
-    hosts: z.array(z.string()).nullable().describe("host names; null = any host"),
-    labels: z.record(z.string(), z.string()),
-  }),
+  selector: SelectorView,
   source: z.string().describe('"api", or "trap:<host>" for a shared port-scan trap hit'),
   createdBy: z.string(),
   createdAt: Timestamp,
@@ -42,13 +39,7 @@ const AddBody = z.strictObject({
     .max(365 * 86400)
     .default(4 * 3600),
   reason: z.string().max(256).default(""),
-  selector: z
-    .strictObject({
-      hosts: z.array(z.string().min(1).max(253)).min(1).max(10_000).optional().describe("host ids or names"),
-      labels: z.record(LabelKey, LabelValue).optional().describe("hosts whose labels include all of these"),
-    })
-    .optional()
-    .describe("which hosts; absent = every host"),
+  selector: SelectorBody,
 });
 const Changed = z.object({
   items: z.array(Ban),
@@ -67,18 +58,14 @@ const RemoveParams = z.strictObject({ list: ListName, address: z.string().min(1)
 
 export const banRoutes: FastifyPluginAsyncZod = async (app) => {
   const hostNames = async (rows: BanRow[]) => {
-    const ids = [...new Set(rows.flatMap((r) => r.hostIds ?? []))];
-    const hosts = ids.length
-      ? await app.db.host.findMany({ where: { id: { in: ids } }, select: { id: true, name: true } })
-      : [];
-    const name = new Map(hosts.map((h) => [h.id, h.name]));
+    const selector = await selectorViews(app.db, rows);
     const now = Date.now();
     return (r: BanRow) => ({
       id: r.id,
       list: r.list,
       address: r.address,
       reason: r.reason,
-      selector: { hosts: r.hostIds ? r.hostIds.map((i) => name.get(i) ?? i) : null, labels: r.labels },
+      selector: selector(r),
       source: r.source,
       createdBy: r.createdBy,
       createdAt: iso(r.createdAt),
@@ -134,20 +121,13 @@ export const banRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (req, reply) => {
       const b = req.body;
-      const hostIds = b.selector?.hosts
-        ? (
-            await resolveSelector(app.db, {
-              hosts: b.selector.hosts,
-              ...(b.selector.labels && { labels: b.selector.labels }),
-            })
-          ).map((h) => h.id)
-        : undefined;
+      const selector = await selectorOf(app.db, b.selector);
       const r = await addBans(app.db, req.actor, {
         list: b.list,
         addresses: b.addresses,
         ttlSeconds: b.ttlSeconds,
         reason: b.reason,
-        selector: { ...(hostIds && { hostIds }), labels: b.selector?.labels ?? {} },
+        selector,
         apiAddresses: [app.config.host],
         maxPerHost: app.config.bansMaxPerHost,
       });
@@ -158,10 +138,12 @@ export const banRoutes: FastifyPluginAsyncZod = async (app) => {
           "bans recorded but not published (Redis); agents converge when they reconnect",
         );
       const items = r.rows.length <= 1000 ? r.rows.map(await hostNames(r.rows)) : [];
-      const unsupported = await hostsWithoutBans(
-        app.db,
-        r.changes.map((c) => c.hostId),
-      );
+      const unsupported = (
+        await hostsWithoutBans(
+          app.db,
+          r.changes.map((c) => c.hostId),
+        )
+      ).length;
       return reply.status(201).send({ items, hosts: r.changes.length, delivered: d.delivered, unsupported });
     },
   );
@@ -181,10 +163,12 @@ export const banRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req) => {
       const r = await removeBans(app.db, req.actor, req.params.list, [req.params.address]);
       const d = await publishBanChanges(app.redis, r.changes);
-      const unsupported = await hostsWithoutBans(
-        app.db,
-        r.changes.map((c) => c.hostId),
-      );
+      const unsupported = (
+        await hostsWithoutBans(
+          app.db,
+          r.changes.map((c) => c.hostId),
+        )
+      ).length;
       return {
         items: r.rows.map(await hostNames(r.rows)),
         hosts: r.changes.length,

@@ -12,9 +12,9 @@ import {
   setCondition,
   type ConditionRow,
 } from "../conditions/index.ts";
-import { resolveSelector } from "../deploy/selector.ts";
 import { errorResponses } from "../errors.ts";
-import { iso, LabelKey, LabelValue, Timestamp } from "../schemas.ts";
+import { SelectorBody, selectorOf, SelectorView, selectorViews } from "../host-selection.ts";
+import { iso, Timestamp } from "../schemas.ts";
 import { resolveHost } from "../telemetry/hosts.ts";
 import { HostFilter } from "../telemetry/http.ts";
 
@@ -24,37 +24,24 @@ const Condition = z.object({
   id: z.uuid(),
   name: z.string(),
   on: z.boolean(),
-  selector: z.object({
-    hosts: z.array(z.string()).nullable().describe("host names; null = any host"),
-    labels: z.record(z.string(), z.string()),
-  }),
+  selector: SelectorView,
   setBy: z.string(),
   setAt: Timestamp,
 });
 
 const SetBody = z.strictObject({
   on: z.boolean(),
-  selector: z
-    .strictObject({
-      hosts: z.array(z.string().min(1).max(253)).min(1).max(10_000).optional().describe("host ids or names"),
-      labels: z.record(LabelKey, LabelValue).optional().describe("hosts whose labels include all of these"),
-    })
-    .optional()
-    .describe("which hosts; absent = every host"),
+  selector: SelectorBody,
 });
 
 export const conditionRoutes: FastifyPluginAsyncZod = async (app) => {
   const hostNames = async (rows: ConditionRow[]) => {
-    const ids = [...new Set(rows.flatMap((r) => r.hostIds ?? []))];
-    const hosts = ids.length
-      ? await app.db.host.findMany({ where: { id: { in: ids } }, select: { id: true, name: true } })
-      : [];
-    const name = new Map(hosts.map((h) => [h.id, h.name]));
+    const selector = await selectorViews(app.db, rows);
     return (r: ConditionRow) => ({
       id: r.id,
       name: r.name,
       on: r.on,
-      selector: { hosts: r.hostIds ? r.hostIds.map((i) => name.get(i) ?? i) : null, labels: r.labels },
+      selector: selector(r),
       setBy: r.setBy,
       setAt: iso(r.setAt),
     });
@@ -130,19 +117,8 @@ export const conditionRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req) => {
       const b = req.body;
       // Unknown hosts are refused here, before anything is stored.
-      const hostIds = b.selector?.hosts
-        ? (
-            await resolveSelector(app.db, {
-              hosts: b.selector.hosts,
-              ...(b.selector.labels && { labels: b.selector.labels }),
-            })
-          ).map((h) => h.id)
-        : undefined;
-      const r = await setCondition(app.db, req.actor, {
-        name: req.params.name,
-        on: b.on,
-        selector: { ...(hostIds && { hostIds }), labels: b.selector?.labels ?? {} },
-      });
+      const selector = await selectorOf(app.db, b.selector);
+      const r = await setCondition(app.db, req.actor, { name: req.params.name, on: b.on, selector });
       const d = await publishConditionChanges(app.redis, r.changes);
       if (d.publishErrors)
         req.log.warn(

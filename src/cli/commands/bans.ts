@@ -5,30 +5,22 @@
 //   ls [LIST] [--host H] [-o ...]   active bans (expired ones are never listed)
 //   rm LIST ADDRESS                 lift a ban everywhere it applies
 import type { Command } from "commander";
-import { parseLabels } from "../args.ts";
-import { data, formatOf, out, withOutput } from "../output.ts";
+import { aligned, data, formatOf, out, withOutput } from "../output.ts";
 import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
+import { selectorBody, selectorText, withSelectorOptions, type SelectorView } from "../selector.ts";
 import { parseDuration, relative } from "../time.ts";
 
 interface Ban {
   list: string;
   address: string;
   reason: string;
-  selector: { hosts: string[] | null; labels: Record<string, string> };
+  selector: SelectorView;
   source: string;
   createdBy: string;
   createdAt: string;
   expiresAt: string;
   ttlSeconds: number;
 }
-
-const selectorText = (s: Ban["selector"]) => {
-  const parts = [
-    ...(s.hosts ? [`hosts=${s.hosts.join(",")}`] : []),
-    ...Object.entries(s.labels).map(([k, v]) => `${k}=${v}`),
-  ];
-  return parts.length ? parts.join(" ") : "all hosts";
-};
 
 /** Aligned columns, one line per ban (wide: who, when, source). */
 export function banLines(items: Ban[], wide = false): string[] {
@@ -42,8 +34,7 @@ export function banLines(items: Ban[], wide = false): string[] {
       b.reason || "-",
       ...(wide ? [b.source, b.createdBy, relative(b.createdAt)] : []),
     ]);
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+  return aligned(rows);
 }
 
 type AddOptions = RestOptions & {
@@ -59,24 +50,18 @@ export function register(program: Command): void {
   const bans = program.command("bans").description("fleet-wide ban lists: add, ls, rm (no ruleset version)");
   withOutput(
     withRestOptions(
-      bans
-        .command("add")
-        .description("ban addresses or CIDRs on a list, on the selected hosts (default every host)")
-        .argument("<list>", "ban list name (a lowercase word)")
-        .argument("<addresses...>", "IPv4/IPv6 addresses or CIDRs")
-        .option("--ttl <duration>", "how long the ban lasts (90s, 15m, 1h, 2d, 1w)", "4h")
-        .option("--reason <text>", "why (shown in listings and the audit log)")
-        .option("--hosts <a,b>", "host names or ids")
-        .option("--labels <k=v...>", "hosts whose labels include these (repeat or comma-separate)"),
+      withSelectorOptions(
+        bans
+          .command("add")
+          .description("ban addresses or CIDRs on a list, on the selected hosts (default every host)")
+          .argument("<list>", "ban list name (a lowercase word)")
+          .argument("<addresses...>", "IPv4/IPv6 addresses or CIDRs")
+          .option("--ttl <duration>", "how long the ban lasts (90s, 15m, 1h, 2d, 1w)", "4h")
+          .option("--reason <text>", "why (shown in listings and the audit log)"),
+      ),
     ),
   ).action(async (list: string, addresses: string[], o: AddOptions) => {
-    const labels = parseLabels(o.labels);
-    const hosts = o.hosts
-      ?.split(",")
-      .map((h) => h.trim())
-      .filter(Boolean);
-    const selector =
-      hosts?.length || labels ? { ...(hosts?.length && { hosts }), ...(labels && { labels }) } : undefined;
+    const selector = selectorBody(o);
     const body = {
       list,
       addresses,

@@ -5,35 +5,26 @@
 //                                             for the selected hosts (default every host);
 //                                             no ruleset version, one set element per host
 import type { Command } from "commander";
-import { parseLabels } from "../args.ts";
 import { usageError } from "../errors.ts";
-import { data, formatOf, out, withOutput } from "../output.ts";
+import { aligned, data, formatOf, out, withOutput } from "../output.ts";
 import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
+import { selectorBody, selectorText, withSelectorOptions, type SelectorView } from "../selector.ts";
 import { relative } from "../time.ts";
 
 interface Condition {
   name: string;
   on: boolean;
-  selector: { hosts: string[] | null; labels: Record<string, string> };
+  selector: SelectorView;
   setBy: string;
   setAt: string;
 }
-
-const selectorText = (s: Condition["selector"]) => {
-  const parts = [
-    ...(s.hosts ? [`hosts=${s.hosts.join(",")}`] : []),
-    ...Object.entries(s.labels).map(([k, v]) => `${k}=${v}`),
-  ];
-  return parts.length ? parts.join(" ") : "all hosts";
-};
 
 /** Aligned columns, one line per row (wide: who). */
 export function conditionLines(items: Condition[], wide = false): string[] {
   const rows = [["NAME", "VALUE", "HOSTS", "SET", ...(wide ? ["BY"] : [])]];
   for (const c of items)
     rows.push([c.name, c.on ? "on" : "off", selectorText(c.selector), relative(c.setAt), ...(wide ? [c.setBy] : [])]);
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+  return aligned(rows);
 }
 
 export function register(program: Command): void {
@@ -65,13 +56,13 @@ export function register(program: Command): void {
   });
   withOutput(
     withRestOptions(
-      conditions
-        .command("set")
-        .description("turn a condition on or off for the selected hosts (default every host)")
-        .argument("<name>", "condition name (1-27 letters, digits or '_')")
-        .argument("<value>", "on or off")
-        .option("--hosts <a,b>", "host names or ids")
-        .option("--labels <k=v...>", "hosts whose labels include these (repeat or comma-separate)"),
+      withSelectorOptions(
+        conditions
+          .command("set")
+          .description("turn a condition on or off for the selected hosts (default every host)")
+          .argument("<name>", "condition name (1-27 letters, digits or '_')")
+          .argument("<value>", "on or off"),
+      ),
     ),
   ).action(
     async (
@@ -81,13 +72,7 @@ export function register(program: Command): void {
     ) => {
       if (value !== "on" && value !== "off")
         throw usageError(`conditions set: the value must be "on" or "off", not ${JSON.stringify(value)}`);
-      const labels = parseLabels(o.labels);
-      const hosts = o.hosts
-        ?.split(",")
-        .map((h) => h.trim())
-        .filter(Boolean);
-      const selector =
-        hosts?.length || labels ? { ...(hosts?.length && { hosts }), ...(labels && { labels }) } : undefined;
+      const selector = selectorBody(o);
       const r = await new Rest(o).request<{
         item: Condition;
         hosts: number;

@@ -4,7 +4,7 @@
 //   ls --host H [--set S] [--limit N] [-o ...]   sets and their elements, time left
 //   rm --host H SET ADDRESS                      lift one element (e.g. a trap ban) now
 import type { Command } from "commander";
-import { data, formatOf, out, withOutput } from "../output.ts";
+import { aligned, data, formatOf, out, withOutput } from "../output.ts";
 import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
 
 interface DynSet {
@@ -43,8 +43,7 @@ export function dynamicLines(l: Listing, wide = false): string[] {
         secs(e.expiresSeconds),
         ...(wide ? [secs(e.timeoutSeconds), s.rules.join(" | ") || "-"] : []),
       ]);
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const lines = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+  const lines = aligned(rows);
   const more = l.sets.filter((s) => s.total > s.elements.length);
   for (const s of more) lines.push(`(${s.name}: ${s.total - s.elements.length} more not listed; --limit)`);
   if (rows.length === 1) lines.push(`(no elements in ${l.sets.length} dynamic set(s) of host ${l.host})`);

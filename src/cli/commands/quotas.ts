@@ -7,7 +7,7 @@
 //                                         agent resets the kernel object and answers
 import type { Command } from "commander";
 import { relative } from "../time.ts";
-import { data, formatOf, out, withOutput } from "../output.ts";
+import { aligned, data, formatOf, out, withOutput } from "../output.ts";
 import { Rest, withRestOptions, type RestOptions } from "../rest.ts";
 
 type Counter = number | string;
@@ -38,8 +38,7 @@ export function quotaLines(items: Quota[], wide = false): string[] {
       ...(wide ? [relative(q.sampledAt)] : []),
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+  return aligned(rows);
 }
 
 export function register(program: Command): void {
