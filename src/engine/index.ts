@@ -36,7 +36,7 @@ export {
 export { renderIptables } from "./compile/iptables/index.ts";
 // Protection presets -> plain chains/rules (expand/).
 export { expandPolicy, presetNames, spaList, spaLogPrefix } from "./expand/index.ts";
-export { trapShareOf, type TrapShare } from "./expand/port-scan-trap.ts";
+export { trapShareExemption, trapShareOf, type TrapShare } from "./expand/port-scan-trap.ts";
 // nft transaction model (nft/) and the kernel driver (driver/), as namespaces to keep names apart:
 // nft.Transaction, nft.serialize, nft.replaceTables; driver.apply, driver.check, driver.snapshot, driver.detectCapabilities.
 export * as nft from "./nft/index.ts";

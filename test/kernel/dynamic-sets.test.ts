@@ -303,11 +303,9 @@ test("with share, a trap hit on host A bans the source on host B (a fleet ban ma
   const add = audit.find((i: { action: string; actor?: string }) => i.action === "ban.add");
   assert.ok(add && JSON.stringify(add).includes(`host:${a.name}`), JSON.stringify(add));
   process.stdout.write(`# trap hit on A -> ban in B's kernel: ${ms} ms (including polling)\n`);
-
-  // Another probe of the same source (a second host trapping it too) makes no second ban.
-  await probe(SRC[1]!, b);
-  await new Promise((r) => setTimeout(r, 1000));
-  assert.equal((await api("GET", "/v1/bans?list=scanners")).json.items.length, 1);
+  // That a second report of an already-banned source makes no second ban is tested in
+  // test/integration/trap-share.test.ts: here B's fleet ban drops the source at prerouting
+  // before B's trap could see it, so a probe of B could not fail such an assertion.
 });
 
 test("an offline host is a clear error", async () => {

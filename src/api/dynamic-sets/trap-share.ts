@@ -9,8 +9,12 @@
 // claim, and at most `perMinute` trap bans per list and minute are made fleet-wide (a
 // Redis counter); the rest are dropped, logged and counted. Addresses the ban guard refuses
 // (the API's own, an agent's management path) are skipped the same way.
+//
+// A trap hit is one SYN whose source can be forged: addresses the share exempts
+// (`share.exempt`, and every source the host's policy accepts by `saddr`) are never banned
+// fleet-wide, whatever the agent reports.
 import type { Redis } from "ioredis";
-import { bans, trapShareOf, validatePolicy } from "../../engine/index.ts";
+import { bans, trapShareExemption, trapShareOf, validatePolicy, type TrapShare } from "../../engine/index.ts";
 import { addBans, publishBanChanges } from "../bans/index.ts";
 import { protectedAddressDetails } from "../bans/guard.ts";
 import type { Db } from "../db/client.ts";
@@ -27,6 +31,8 @@ export interface TrapShareOutcome {
   known: number;
   /** Over the per-minute cap. */
   capped: number;
+  /** Covered by the share's exemptions (never banned fleet-wide: the source may be forged). */
+  exempt: number;
   /** Malformed, or covering the API or an agent (the guard's refusals). */
   refused: number;
 }
@@ -39,16 +45,33 @@ export interface TrapShareContext {
   trapBansPerMinute?: number;
 }
 
+/** Share settings by applied version id (versions are immutable; null: it does not share). */
+const shareByVersion = new Map<string, TrapShare | null>();
+const SHARE_CACHE_MAX = 1_000;
+
+function shareOfVersion(versionId: string, doc: unknown): TrapShare | undefined {
+  const hit = shareByVersion.get(versionId);
+  if (hit !== undefined) return hit ?? undefined;
+  const v = validatePolicy(doc, { target: "nftables" });
+  const share = (v.ok && v.policy ? trapShareOf(v.policy) : undefined) ?? null;
+  // Oldest first (insertion order): the map never holds more than SHARE_CACHE_MAX.
+  if (shareByVersion.size >= SHARE_CACHE_MAX) shareByVersion.delete(shareByVersion.keys().next().value!);
+  shareByVersion.set(versionId, share);
+  return share ?? undefined;
+}
+
 /** The share settings of the policy a host runs (undefined: it does not share). */
 export async function hostTrapShare(db: Db, hostId: string) {
-  const h = await db.host.findUnique({
-    where: { id: hostId },
-    select: { name: true, appliedVersion: { select: { document: true } } },
-  });
-  const doc = h?.appliedVersion?.document;
-  if (!doc) return undefined;
-  const v = validatePolicy(doc, { target: "nftables" });
-  const share = v.ok && v.policy ? trapShareOf(v.policy) : undefined;
+  const h = await db.host.findUnique({ where: { id: hostId }, select: { name: true, appliedVersionId: true } });
+  const versionId = h?.appliedVersionId;
+  if (!versionId) return undefined;
+  let share: TrapShare | undefined;
+  if (shareByVersion.has(versionId)) share = shareByVersion.get(versionId) ?? undefined;
+  else {
+    const v = await db.rulesetVersion.findUnique({ where: { id: versionId }, select: { document: true } });
+    if (!v) return undefined;
+    share = shareOfVersion(versionId, v.document);
+  }
   return share && { ...share, hostName: h.name };
 }
 
@@ -57,7 +80,7 @@ export async function shareTrapHits(
   hostId: string,
   addresses: string[],
 ): Promise<TrapShareOutcome> {
-  const out: TrapShareOutcome = { banned: [], known: 0, capped: 0, refused: 0 };
+  const out: TrapShareOutcome = { banned: [], known: 0, capped: 0, refused: 0, exempt: 0 };
   const share = await hostTrapShare(ctx.db, hostId);
   if (!share) {
     ctx.log.debug({ hostId, addresses: addresses.length }, "trap hits ignored: the host's policy does not share them");
@@ -67,9 +90,15 @@ export async function shareTrapHits(
   const parsed: bans.BanAddress[] = [];
   for (const a of new Set(addresses)) {
     const r = bans.parseBanAddress(a);
-    if (r.ok && r.value.single) parsed.push(r.value);
-    else out.refused++;
+    if (!r.ok || !r.value.single) out.refused++;
+    else if (trapShareExemption(share, r.value.text) !== undefined) out.exempt++;
+    else parsed.push(r.value);
   }
+  if (out.exempt > 0)
+    ctx.log.warn(
+      { hostId, list: share.list, exempt: out.exempt },
+      "trap hits from exempt sources not banned fleet-wide (a forged source address would otherwise cut them off)",
+    );
   if (parsed.length === 0) return out;
   // Active bans on the list are left alone (their TTL runs; a renewal would reach every host).
   const active = new Set(

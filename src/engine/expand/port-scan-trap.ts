@@ -1,7 +1,8 @@
 // Port-scan sand trap (seed: iptables hardening tricks, "Port scanning"): a probe of a
 // listed port logs and bans the source; the ban is the recent list's timeout, so it
 // expires by itself (the seed's `--remove` rule is not needed).
-import type { Protections, Rule } from "../policy/index.ts";
+import { isNegated, type Policy, type Protections, type Rule } from "../policy/index.ts";
+import { parsePrefix, prefixContains } from "../net/address.ts";
 import { comment, type PresetOutput, type Slot } from "./types.ts";
 
 export const PORTSCAN_LIST = "protect_portscan";
@@ -41,10 +42,59 @@ export interface TrapShare {
   /** The trap's log prefix and ports: a log event with both is a new trap ban. */
   logPrefix: string;
   ports: number[];
+  /**
+   * Sources never banned fleet-wide (a trap hit's source can be forged): `share.exempt` and
+   * every address or prefix the policy's own rules accept by `saddr` (directly or through a
+   * static set). Checked by the API, where the fleet ban is made.
+   */
+  exempt: string[];
 }
 
-export function trapShareOf(policy: { protections: Protections }): TrapShare | undefined {
+export function trapShareOf(policy: Pick<Policy, "protections" | "chains" | "sets">): TrapShare | undefined {
   const t = policy.protections.portScanTrap;
   if (!t?.share) return undefined;
-  return { list: t.share.list, ttlSeconds: t.share.ttlSeconds, logPrefix: t.logPrefix, ports: [...t.ports] };
+  const exempt = new Set<string>(t.share.exempt ?? []);
+  for (const a of acceptedSources(policy)) exempt.add(a);
+  return {
+    list: t.share.list,
+    ttlSeconds: t.share.ttlSeconds,
+    logPrefix: t.logPrefix,
+    ports: [...t.ports],
+    exempt: [...exempt],
+  };
+}
+
+/** The exempt entry that covers `address`, if any. */
+export function trapShareExemption(share: Pick<TrapShare, "exempt">, address: string): string | undefined {
+  const inner = parsePrefix(address);
+  if (!inner) return undefined;
+  return share.exempt.find((e) => {
+    const outer = parsePrefix(e);
+    return outer !== null && prefixContains(outer, inner);
+  });
+}
+
+/**
+ * Addresses and prefixes that rules with action accept match by positive `saddr` (a
+ * trusted peer's address is exactly what a forger would pick). Negated matches, dynamic
+ * sets and other match keys are not followed: whatever they accept is not a fixed source.
+ */
+function acceptedSources(policy: Pick<Policy, "chains" | "sets">): string[] {
+  const out: string[] = [];
+  for (const chain of Object.values(policy.chains ?? {}))
+    for (const r of chain.rules) {
+      const accepts = r.action === "accept" || (typeof r.action === "object" && r.action?.type === "accept");
+      const saddr = r.match?.saddr;
+      if (!accepts || saddr === undefined || isNegated(saddr)) continue;
+      for (const item of Array.isArray(saddr) ? saddr : [saddr]) {
+        if (!item.startsWith("@")) {
+          out.push(item);
+          continue;
+        }
+        const set = policy.sets?.[item.slice(1)];
+        if (!set || set.dynamic || (set.type !== "ipv4_addr" && set.type !== "ipv6_addr")) continue;
+        for (const e of set.elements) if (typeof e === "string" && parsePrefix(e)) out.push(e);
+      }
+    }
+  return out;
 }

@@ -1,7 +1,7 @@
 // Protection presets (seed: iptables hardening tricks). Each one expands into plain rules
 // (engine/expand) that the render shows; nothing here is hidden behaviour.
 import { z } from "zod";
-import { Interface, Port, Rate, Seconds, logPrefix } from "./primitives.ts";
+import { Cidr, Interface, Port, Rate, Seconds, logPrefix } from "./primitives.ts";
 import { BAN_LIST_RE, BAN_LIST_RULE } from "../bans/address.ts";
 
 export const AntiSpoofing = z.strictObject({
@@ -58,6 +58,12 @@ export const PortScanTrap = z.strictObject({
         .min(1)
         .max(365 * 86400)
         .default(3600),
+      /**
+       * Sources never shared as fleet bans (addresses or prefixes, IPv4/IPv6): a trap hit is
+       * one SYN, and its source address can be forged, so list BGP peers, resolvers and
+       * operators here. Sources the policy's own rules accept by `saddr` are exempt too.
+       */
+      exempt: z.array(Cidr).max(4096).default([]),
     })
     .optional(),
 });

@@ -37,7 +37,13 @@ test("reports only the sharing trap's hits, once per address", async () => {
   await tick();
   assert.deepEqual(sent, [], "a trap without share");
   r.configure(policy(true));
-  assert.deepEqual(r.sharing, { list: "scanners", ttlSeconds: 3600, logPrefix: "Portscan:", ports: [139, 445] });
+  assert.deepEqual(r.sharing, {
+    list: "scanners",
+    ttlSeconds: 3600,
+    logPrefix: "Portscan:",
+    ports: [139, 445],
+    exempt: [],
+  });
   r.onEvents([ev("198.51.100.1"), ev("198.51.100.1", 445), ev("198.51.100.2", 22), ev("198.51.100.3", 139, "Other:")]);
   r.onEvents([ev("198.51.100.4", 445)]);
   await tick();
