@@ -34,6 +34,9 @@ import { MAX_BANS_PER_HOST } from "../config.ts";
 import { replyChannel, shareTrapHits, type Reply } from "../dynamic-sets/index.ts";
 import { ingestTelemetry, pendingQuotaResets, recordQuotaReset, TelemetryError } from "../telemetry/index.ts";
 
+/** Trap-hit reports one stream may have waiting to be shared. */
+const TRAP_QUEUE_MAX = 64;
+
 export type AgentCall = grpc.ServerDuplexStream<AgentMessageIn, ServerMessage>;
 
 /** Don't write last_seen_at for every message; a few seconds of resolution is plenty. */
@@ -250,24 +253,43 @@ export class AgentSession {
       }
       case "trapHits": {
         if (msg.trapHits.addresses.length === 0) return;
-        try {
-          await shareTrapHits(
-            {
-              ...this.ctx,
-              maxPerHost: MAX_BANS_PER_HOST,
-              ...(this.ctx.trapBansPerMinute && { trapBansPerMinute: this.ctx.trapBansPerMinute }),
-            },
-            this.identity.hostId,
-            msg.trapHits.addresses,
-          );
-        } catch (e) {
-          // A refused or failed share never ends the stream: the trapping host's own ban holds.
-          this.ctx.log.warn({ hostId: this.identity.hostId, err: (e as Error).message }, "trap hits not shared");
+        // Off the message chain (like settleAfterResult): the share's Redis claims, guard and
+        // fleet ban must not hold this stream's Confirms and apply results behind them.
+        // One share at a time per stream, in order; a report arriving while TRAP_QUEUE_MAX wait
+        // is dropped (the trapping host's own ban holds).
+        if (this.trapQueued >= TRAP_QUEUE_MAX) {
+          this.ctx.log.warn({ hostId: this.identity.hostId }, "trap hits not shared: too many reports waiting");
+          return;
         }
+        this.trapQueued++;
+        const addresses = msg.trapHits.addresses;
+        this.trapChain = this.trapChain
+          .then(() =>
+            shareTrapHits(
+              {
+                ...this.ctx,
+                maxPerHost: MAX_BANS_PER_HOST,
+                ...(this.ctx.trapBansPerMinute && { trapBansPerMinute: this.ctx.trapBansPerMinute }),
+              },
+              this.identity.hostId,
+              addresses,
+            ),
+          )
+          .then(
+            () => undefined,
+            // A refused or failed share never ends the stream: the trapping host's own ban holds.
+            (e) =>
+              this.ctx.log.warn({ hostId: this.identity.hostId, err: (e as Error).message }, "trap hits not shared"),
+          )
+          .finally(() => this.trapQueued--);
         return;
       }
     }
   }
+
+  /** Trap-hit shares of this stream, run one after another off the message chain. */
+  private trapChain: Promise<void> = Promise.resolve();
+  private trapQueued = 0;
 
   /**
    * The result with this id is processed: its transaction committed, or it was ignored
