@@ -1,6 +1,7 @@
 // Single-packet authorisation (pknock UDP mode) as plain rules plus the agent:
 //   port         -> accepted for sources in the recent list spa_NAME (the agent fills it),
-//                   dropped for everyone else;
+//                   new connections dropped for everyone else (established ones go on to
+//                   the user's rules, so closing the port does not cut an open session);
 //   knockPort    -> logged to NFLOG `logGroup` with the prefix spaLogPrefix(NAME), dropped.
 // The kernel cannot compute an HMAC, so the agent reads the knock from NFLOG, verifies it
 // (agent/spa.ts) and adds the source to the list with the list's timeout (openSeconds), or
@@ -34,8 +35,10 @@ export function spaKnock(k: Spa): PresetOutput {
       action: "accept",
     },
     {
-      comment: c(`${k.protocol} ${k.port} stays closed for everyone else`),
-      match: { protocol: k.protocol, dport: k.port },
+      // New connections only: one opened while the source was listed goes on to the user's
+      // rules (their established accept) after autoclose or a close knock, as with pknock.
+      comment: c(`new ${k.protocol} ${k.port} connections stay closed for everyone else`),
+      match: { protocol: k.protocol, dport: k.port, ctState: ["new"] },
       action: "drop",
     },
     {

@@ -1,6 +1,6 @@
 // The rule under construction while one iptables command is parsed, and the small helpers
 // match and target builders share (set a match key once, wrap a negation, add a note).
-import type { Match, Rule } from "../policy/index.ts";
+import { isNegated, type Match, type Rule } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import type { PolicyDraft } from "./draft.ts";
 import type { Family } from "./values.ts";
@@ -95,6 +95,21 @@ export function splitEither(d: RuleDraft): Match[] {
     fail(
       "import_unsupported",
       `${e.opt} with a rate limit: the two rules --ports becomes (source port, destination port) would each have their own token bucket`,
+      e.opt,
+    );
+  // Other state kept per rendered rule would be split in two the same way: two connection
+  // counts, two every-nth counters, two port-scan trackers.
+  const perRule = [
+    d.match.connlimit !== undefined && "connlimit (each rule would count connections on its own)",
+    d.match.statistic !== undefined &&
+      (isNegated(d.match.statistic) ? d.match.statistic.not : d.match.statistic).mode === "nth" &&
+      "statistic --mode nth (each rule would count its own packets)",
+    d.match.xt?.psd !== undefined && "psd (each rule would track scans on its own)",
+  ].filter((x): x is string => typeof x === "string");
+  if (perRule.length > 0)
+    fail(
+      "import_unsupported",
+      `${e.opt} with ${perRule[0]}: --ports becomes two rules (source port, destination port); write the two port rules yourself so the state is shared, or drop --ports`,
       e.opt,
     );
   return [

@@ -416,6 +416,27 @@ test("multiport --ports: a source-port rule, then a destination-port rule that e
     const x = importPolicy("iptables", line);
     assert.equal(x.errors.length, 1, line);
   }
+  // State kept per rendered rule would be split in two: refused, naming it.
+  for (const [line, what] of [
+    ["iptables -A INPUT -p tcp -m multiport --ports 80 -m connlimit --connlimit-above 5 -j DROP", /connlimit/],
+    [
+      "iptables -A INPUT -p tcp -m multiport --ports 80 -m statistic --mode nth --every 3 -j DROP",
+      /statistic --mode nth/,
+    ],
+    ["iptables -A INPUT -p tcp -m multiport --ports 80 -m psd -j DROP", /psd/],
+  ] as const) {
+    const x = importPolicy("iptables", line);
+    assert.equal(x.errors.length, 1, line);
+    assert.match(x.errors[0]!.message, what);
+  }
+  assert.equal(
+    importPolicy(
+      "iptables",
+      "iptables -A INPUT -p tcp -m multiport --ports 80 -m statistic --mode random --probability 0.5 -j DROP",
+    ).errors.length,
+    0,
+    "random sampling keeps no state: split as usual",
+  );
 });
 
 test("statistic: --mode random --probability, --mode nth --every --packet, negations; bad values refused", () => {
