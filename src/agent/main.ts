@@ -89,7 +89,14 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   });
   // Condition sets a new version brings (or a rollback restored) get the current values.
   const applier = kernelApplier(driver, { collector, logGroups, resync: () => conditionKeeper.resync() }, log);
-  const conditionKeeper = new ConditionKeeper(driver, (fn) => applier.exclusive(fn), log);
+  const conditionKeeper = new ConditionKeeper(
+    driver,
+    (fn) => applier.exclusive(fn),
+    log,
+    state.path("conditions.json"),
+  );
+  // The last run's values, before recovery or a drift repair may resync the sets (conditions.ts).
+  await conditionKeeper.load();
   // Both failsafes: the API name's addresses (the last ones remembered when it does not
   // resolve) and the live stream's remote address.
   const apiSources = { state, peer: () => client.peer };

@@ -2,9 +2,12 @@
 // loaded): a full update sets exactly the names it lists (the others go off), a flip
 // touches only its own set, a flip of a name the policy does not test is kept for later
 // and changes nothing, and a flip whose remembered set names went stale (the table was
-// removed behind the agent) reads them again instead of failing.
+// removed behind the agent) reads them again instead of failing. Across a restart with the
+// API unreachable, the values kept in the state dir survive the resync a rollback or drift
+// repair runs, and without any kept values the kernel's sets are left alone.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { ConditionKeeper, type ConditionsApplied } from "../../src/agent/conditions.ts";
@@ -65,4 +68,48 @@ test("full, flips, unknown names and stale set names", async () => {
   assert.ok(await on("condition_web"));
   assert.equal(await on("condition_maint_window"), false);
   assert.ok(applied.length >= 6);
+});
+
+test("a restart before the API is reachable keeps the values (state file), or the kernel's sets", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "palisade-cond-"));
+  try {
+    const file = join(dir, "conditions.json");
+    const log = memoryLog("debug");
+    const first = new ConditionKeeper({ netns: ns }, (fn) => fn(), log, file);
+    assert.equal(await first.load(), false, "no file yet");
+    await first.update({ full: true, values: [{ name: "web", on: true }] });
+    await first.update({ full: false, values: [{ name: "maint_window", on: true }] });
+    await first.saved();
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.deepEqual(JSON.parse(readFileSync(file, "utf8")), { on: ["maint_window", "web"] });
+
+    // The restart: the kernel was reloaded by recovery (sets empty), no Hello yet; the
+    // applier's afterChange hook resyncs.
+    await lab.nft(ns, ["-f", "-"], GOLDEN);
+    const second = new ConditionKeeper({ netns: ns }, (fn) => fn(), log, file);
+    assert.equal(await second.load(), true);
+    await second.resync();
+    assert.ok(await on("condition_web"), "web kept on across the restart");
+    assert.ok(await on("condition_maint_window"));
+
+    // No file (a fresh or unreadable state dir) and no Hello: a resync leaves the sets as they are.
+    writeFileSync(file, "{not json");
+    const third = new ConditionKeeper({ netns: ns }, (fn) => fn(), log, file);
+    assert.equal(await third.load(), false);
+    await third.resync();
+    assert.ok(await on("condition_web"), "no values known: nothing flushed");
+    // A flip before the first full update touches its own set only and keeps no partial file.
+    await third.update({ full: false, values: [{ name: "maint_window", on: false }] });
+    assert.equal(await on("condition_maint_window"), false);
+    assert.ok(await on("condition_web"));
+    await third.saved();
+    assert.equal(readFileSync(file, "utf8"), "{not json");
+    // The first full update is the API's state: kept and applied.
+    await third.update({ full: true, values: [] });
+    await third.saved();
+    assert.equal(await on("condition_web"), false);
+    assert.deepEqual(JSON.parse(readFileSync(file, "utf8")), { on: [] });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
