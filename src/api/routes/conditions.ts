@@ -118,8 +118,11 @@ export const conditionRoutes: FastifyPluginAsyncZod = async (app) => {
       const b = req.body;
       // Unknown hosts are refused here, before anything is stored.
       const selector = await selectorOf(app.db, b.selector);
-      const r = await setCondition(app.db, req.actor, { name: req.params.name, on: b.on, selector });
-      const d = await publishConditionChanges(app.redis, r.changes);
+      // Published under the name's lock, before the commit: two sets' notices arrive in commit order.
+      const r = await setCondition(app.db, req.actor, { name: req.params.name, on: b.on, selector }, (changes) =>
+        publishConditionChanges(app.redis, changes),
+      );
+      const d = r.published;
       if (d.publishErrors)
         req.log.warn(
           { hosts: d.publishErrors },
