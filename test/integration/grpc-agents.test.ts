@@ -312,10 +312,17 @@ describe("results are acknowledged after commit; a resent result is harmless", (
     };
     a.send(msg);
     // Read the moment the ack arrives: everything it acknowledges is already committed.
-    const first = await acked(a, applied, 1, read);
-    assert.equal(first.target.status, "applied");
-    assert.equal(first.host.appliedVersionId, version.id);
-    assert.equal(first.deployment.status, "succeeded");
+    const atAck = await acked(a, applied, 1, read);
+    assert.equal(atAck.target.status, "applied");
+    assert.equal(atAck.host.appliedVersionId, version.id);
+    // Settling the deployment runs after the Confirm and the ack, off the stream's message
+    // chain (a locked deployment row must never hold up a Confirm): it follows shortly.
+    await waitFor(
+      async () => (await read()).deployment.status === "succeeded",
+      10_000,
+      "the deployment settles to succeeded",
+    );
+    const first = await read();
     const confirmAt = a.received.findIndex((m) => m.confirm?.targetId === target.id);
     assert.ok(confirmAt >= 0, "confirmed");
 
