@@ -17,7 +17,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { driver as kernel, spaList, spaLogPrefix, validatePolicy, type DriverOptions } from "../engine/index.ts";
 import type { Logger } from "../runtime/log.ts";
 import { errorText } from "./errors.ts";
-import type { NflogPacket } from "./telemetry/nflog.ts";
+import { decodeIp, type NflogPacket } from "./telemetry/nflog.ts";
 
 export interface SpaRule {
   name: string;
@@ -121,7 +121,7 @@ export class SpaVerifier {
 
   verify(name: string, packet: Buffer | undefined): KnockOutcome {
     const ip = parseUdp4(packet);
-    if (!ip) return { kind: "refused", source: "", reason: "not an IPv4 UDP packet (knocks are IPv4, as in pknock)" };
+    if ("refused" in ip) return { kind: "refused", source: ip.source, reason: ip.refused };
     const rule = this.rules.get(name);
     if (!rule)
       return { kind: "refused", source: ip.source, reason: `no spaKnock rule "${name}" in the applied policy` };
@@ -171,12 +171,15 @@ export class SpaVerifier {
   }
 }
 
-function parseUdp4(p: Buffer | undefined): { source: string; data: Buffer } | undefined {
-  if (!p || p.length < 28 || p[0]! >> 4 !== 4 || p[9] !== 17) return undefined;
-  if ((p.readUInt16BE(6) & 0x3fff) !== 0) return undefined; // a fragment carries no whole knock
-  const l4 = (p[0]! & 15) * 4;
-  if (p.length < l4 + 8) return undefined;
-  return { source: [...p.subarray(12, 16)].join("."), data: p.subarray(l4 + 8) };
+/** The source and UDP payload of a whole IPv4/UDP datagram; why not, otherwise. */
+function parseUdp4(p: Buffer | undefined): { source: string; data: Buffer } | { source: string; refused: string } {
+  const ip = decodeIp(p);
+  const source = ip.saddr;
+  if (!p || ip.family !== 4 || ip.proto !== 17)
+    return { source, refused: "not an IPv4 UDP packet (knocks are IPv4, as in pknock)" };
+  if (ip.fragment) return { source, refused: "a fragment (a knock is one whole datagram)" };
+  if (ip.l4Offset === undefined || p.length < ip.l4Offset + 8) return { source, refused: "IPv4 UDP header cut short" };
+  return { source, data: p.subarray(ip.l4Offset + 8) };
 }
 
 function knockText(data: Buffer): string | undefined {

@@ -23,7 +23,15 @@ import { spawn, type ChildProcess } from "node:child_process";
 import type { LogEvent } from "../../protocol/agent.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { errorText } from "../errors.ts";
-import { ctTuple, decodeIp, decodeNflog, LINKTYPE_NFLOG, PcapStream, type NflogPacket } from "./nflog.ts";
+import {
+  ctTuple,
+  decodeIp,
+  decodeNflog,
+  LINKTYPE_NFLOG,
+  PcapStream,
+  type IpHeader,
+  type NflogPacket,
+} from "./nflog.ts";
 import { CtMarkLookup, type CtMarkOptions } from "./ctmark.ts";
 
 export interface LogReaderOptions {
@@ -88,7 +96,7 @@ export class LogReader {
             ...(p.ctmark !== undefined && { ctmark: p.ctmark }),
             iif: p.indev !== undefined ? this.ifname(p.indev) : "",
             oif: p.outdev !== undefined ? this.ifname(p.outdev) : "",
-            ...decodeIp(p.payload),
+            ...eventFields(decodeIp(p.payload)),
           };
           const tuple = p.ctmark === undefined && this.o.ctmarkLookup !== false ? ctTuple(p.payload) : undefined;
           events.push(
@@ -206,4 +214,9 @@ export class LogReader {
   ctLookups(): { started: number; skipped: number } {
     return { started: this.ct.started, skipped: this.ct.skipped };
   }
+}
+
+/** The header fields a log event carries (not decodeIp's offsets, which would land in the spool). */
+function eventFields({ saddr, daddr, protocol, sport, dport, length }: IpHeader) {
+  return { saddr, daddr, protocol, sport, dport, length };
 }

@@ -105,21 +105,10 @@ const ICMP6_TRACKED = new Set([128, 129, 130, 131]);
 
 /** The conntrack tuple of an IPv4/IPv6 packet, or undefined when conntrack -G cannot look it up. */
 export function ctTuple(p: Buffer | undefined): CtTuple | undefined {
-  if (!p || p.length < 1) return undefined;
   const d = decodeIp(p);
-  if (d.saddr === "" || d.daddr === "") return undefined;
-  const v = p[0]! >> 4;
-  const family = v === 6 ? 6 : 4;
-  let proto: number;
-  let l4: number;
-  if (v === 4) {
-    if ((p.readUInt16BE(6) & 0x1fff) !== 0) return undefined;
-    proto = p[9]!;
-    l4 = (p[0]! & 15) * 4;
-  } else {
-    proto = p[6]!;
-    l4 = 40; // extension headers are not walked: such packets get no lookup
-  }
+  // A later fragment has no transport header; conntrack keys the datagram by the first one.
+  if (d.family === 0 || d.l4Offset === undefined || !p) return undefined;
+  const { family, proto, l4Offset: l4 } = d;
   const base = { family, saddr: d.saddr, daddr: d.daddr } as const;
   const ports: Record<number, CtTuple["protocol"]> = { 6: "tcp", 17: "udp", 132: "sctp", 136: "udplite" };
   if (ports[proto] !== undefined) {
@@ -183,35 +172,94 @@ function ipv6Text(b: Buffer): string {
   return `${parts.slice(0, best).join(":")}::${parts.slice(best + bestLen).join(":")}`;
 }
 
-/** Addresses, protocol, ports and length from an IPv4/IPv6 packet. */
-export function decodeIp(
-  p: Buffer | undefined,
-): Pick<LogEvent, "saddr" | "daddr" | "protocol" | "sport" | "dport" | "length"> {
-  const out = { saddr: "", daddr: "", protocol: "", sport: 0, dport: 0, length: 0 };
+/** What decodeIp reads from an IPv4/IPv6 packet: a log event's fields, and where its transport header is. */
+export interface IpHeader extends Pick<LogEvent, "saddr" | "daddr" | "protocol" | "sport" | "dport" | "length"> {
+  /** 0 when the packet is neither IPv4 nor IPv6 (or shorter than its fixed header). */
+  family: 0 | 4 | 6;
+  /** The transport protocol's number (for IPv6 the one after the extension headers); -1 when unknown. */
+  proto: number;
+  /**
+   * Where the transport header starts; undefined when the packet carries none that can be read:
+   * a fragment other than the first, an IPv4 header length below 20 or past the packet, an
+   * IPv6 extension header chain that is cut short or encrypted (ESP).
+   */
+  l4Offset?: number;
+  /** One piece of a fragmented datagram (IPv4 MF or a fragment offset, an IPv6 Fragment header):
+   * its transport payload is not all here. */
+  fragment: boolean;
+}
+
+const PORT_PROTOS = new Set([6, 17, 132, 136]);
+// IPv6 extension headers with the generic layout (next header, length in 8-octet units
+// beyond the first 8): hop-by-hop, routing, destination options, mobility, HIP, shim6.
+const IPV6_GENERIC_EXT = new Set([0, 43, 60, 135, 139, 140]);
+const IPV6_FRAGMENT = 44;
+const IPV6_AH = 51;
+
+export function decodeIp(p: Buffer | undefined): IpHeader {
+  const out: IpHeader = {
+    saddr: "",
+    daddr: "",
+    protocol: "",
+    sport: 0,
+    dport: 0,
+    length: 0,
+    family: 0,
+    proto: -1,
+    fragment: false,
+  };
   if (!p || p.length < 1) return out;
   const v = p[0]! >> 4;
-  let proto = -1;
-  let l4 = -1;
   if (v === 4 && p.length >= 20) {
+    out.family = 4;
     out.length = p.readUInt16BE(2);
-    proto = p[9]!;
+    out.proto = p[9]!;
     out.saddr = [...p.subarray(12, 16)].join(".");
     out.daddr = [...p.subarray(16, 20)].join(".");
-    const fragOffset = p.readUInt16BE(6) & 0x1fff;
-    if (fragOffset === 0) l4 = (p[0]! & 15) * 4;
+    const frag = p.readUInt16BE(6);
+    out.fragment = (frag & 0x3fff) !== 0; // MF or an offset; DF alone is a whole datagram
+    const ihl = (p[0]! & 15) * 4;
+    if ((frag & 0x1fff) === 0 && ihl >= 20 && ihl <= p.length) out.l4Offset = ihl;
   } else if (v === 6 && p.length >= 40) {
+    out.family = 6;
     out.length = p.readUInt16BE(4) + 40;
-    proto = p[6]!;
     out.saddr = ipv6Text(p.subarray(8, 24));
     out.daddr = ipv6Text(p.subarray(24, 40));
-    l4 = 40;
+    walkIpv6(p, out);
   }
-  if (proto >= 0) out.protocol = PROTO[proto] ?? String(proto);
-  if (l4 >= 0 && (proto === 6 || proto === 17 || proto === 132 || proto === 136) && p.length >= l4 + 4) {
+  if (out.proto >= 0) out.protocol = PROTO[out.proto] ?? String(out.proto);
+  const l4 = out.l4Offset;
+  if (l4 !== undefined && PORT_PROTOS.has(out.proto) && p.length >= l4 + 4) {
     out.sport = p.readUInt16BE(l4);
     out.dport = p.readUInt16BE(l4 + 2);
   }
   return out;
+}
+
+/** Follows the IPv6 extension headers to the transport header; every step moves at least 8 bytes on. */
+function walkIpv6(p: Buffer, out: IpHeader): void {
+  let next = p[6]!;
+  let off = 40;
+  for (;;) {
+    if (IPV6_GENERIC_EXT.has(next) || next === IPV6_FRAGMENT || next === IPV6_AH) {
+      if (p.length < off + 8) break; // cut short: the transport protocol is not known
+      const len = next === IPV6_FRAGMENT ? 8 : next === IPV6_AH ? (p[off + 1]! + 2) * 4 : (p[off + 1]! + 1) * 8;
+      if (next === IPV6_FRAGMENT) {
+        out.fragment = true;
+        if (p.readUInt16BE(off + 2) >> 3 !== 0) {
+          out.proto = p[off]!; // a later piece: the protocol is named, its header is in the first piece
+          return;
+        }
+      }
+      next = p[off]!;
+      off += len;
+      continue;
+    }
+    out.proto = next;
+    // ESP (50) encrypts what follows; 59 is "no next header".
+    if (next !== 50 && next !== 59 && off <= p.length) out.l4Offset = off;
+    return;
+  }
 }
 
 /** Incremental pcap stream reader: feed chunks, get records. */

@@ -75,6 +75,24 @@ test("payloads that are not 64 hex digits, and non-IPv4 packets, are refused", (
   assert.equal(v.verify("FTP", packet(good.subarray(0, 64))).kind, "open");
 });
 
+test("a knock in a fragment is refused; one behind IPv4 options is read after them", () => {
+  const v = verifier();
+  const k = packet(knock("o-secret", minute));
+  for (const flagsFrag of [0x2000, 0x0001]) {
+    const frag = Buffer.from(k);
+    frag.writeUInt16BE(flagsFrag, 6); // MF alone; an offset alone (a later piece)
+    const o = v.verify("FTP", frag);
+    assert.equal(o.kind, "refused");
+    assert.match((o as { reason: string }).reason, /fragment/);
+    assert.equal(o.source, "192.0.2.7");
+  }
+  // The same datagram with 8 bytes of options (IHL 7): accepted, so the payload was found after them.
+  const withOptions = Buffer.concat([k.subarray(0, 20), Buffer.alloc(8, 1), k.subarray(20)]);
+  withOptions[0] = 0x47;
+  withOptions.writeUInt16BE(withOptions.length, 2);
+  assert.deepEqual(v.verify("FTP", withOptions), { kind: "open", source: "192.0.2.7" });
+});
+
 test("replay memory is dropped once a minute can no longer be accepted", () => {
   let now = T;
   const v = verifier(() => now);
