@@ -11,7 +11,12 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type Link } from "../support/netns.ts";
 import { importPolicy, validatePolicy } from "../../src/engine/index.ts";
-import type { PolicyInput } from "../../src/engine/policy/index.ts";
+import { Policy, type PolicyInput } from "../../src/engine/policy/index.ts";
+import { compileNft } from "../../src/engine/compile/nft/index.ts";
+import { psdId } from "../../src/engine/compile/nft/psd.ts";
+import { nftDriver } from "../../src/engine/driver/index.ts";
+import { incrementalPlan } from "../../src/agent/kernel/plan.ts";
+import { readPalisade } from "../../src/agent/kernel/read.ts";
 import { applyPolicy, setElements, sleep } from "../support/nft-lab.ts";
 
 const lab = createLab();
@@ -36,6 +41,12 @@ async function synScan(first: number, count: number, gapMs = 20, source?: string
   return Number(m[2]);
 }
 
+/** The name psd gives rule `index` of chain input's sets (a digest of its match, not its position). */
+function idOf(doc: PolicyInput, index = 0): string {
+  const policy = Policy.parse(doc);
+  return psdId(policy, "input", index, policy.chains.input!.rules[index]!.match!);
+}
+
 async function load(doc: PolicyInput): Promise<string> {
   return applyPolicy(lab, p.server, doc);
 }
@@ -51,14 +62,15 @@ function imported(): PolicyInput {
 test("the manual's -m psd line imports and loads on nftables (no xtables-addons)", async () => {
   const doc = imported();
   const text = await load(doc);
-  assert.match(text, /jump psd_input_0_v4/);
+  assert.match(idOf(doc), /^psd_[0-9a-f]{10}$/);
+  assert.ok(text.includes(`jump ${idOf(doc)}_v4`), text);
 });
 
 test("a SYN scan of 30 ports below 1024: 6 answered (weight 18), the 7th (weight 21) and all later ones dropped", async () => {
   await load(imported());
   const answered = await synScan(20, 30);
   assert.equal(answered, 6);
-  const hit = await setElements(lab, p.server, "psd_input_0_hit_v4");
+  const hit = await setElements(lab, p.server, `${idOf(imported())}_hit_v4`);
   assert.deepEqual(
     hit.map((e) => e.key),
     [p.link.a.ip4],
@@ -101,9 +113,10 @@ test("a client opening 40 connections to two ports is not caught", async () => {
     let ok = 0;
     for (let i = 0; i < 40; i++) if (await lab.tcpConnect(p.client, p.link.b.ip4, i % 2 ? 443 : 80)) ok++;
     assert.equal(ok, 40);
-    assert.deepEqual(await setElements(lab, p.server, "psd_input_0_hit_v4"), []);
+    assert.deepEqual(await setElements(lab, p.server, `${idOf(imported())}_hit_v4`), []);
     // What it touched: two (source . port) elements at most, both this client's.
-    const listed = (await lab.nft(p.server, ["list", "set", "inet", "palisade", "psd_input_0_ports_v4"])).stdout;
+    const listed = (await lab.nft(p.server, ["list", "set", "inet", "palisade", `${idOf(imported())}_ports_v4`]))
+      .stdout;
     const ports = [...listed.matchAll(/(\d+\.\d+\.\d+\.\d+) \. (\d+)/g)].map((m) => `${m[1]}:${m[2]}`);
     assert.ok(ports.length >= 1 && ports.length <= 2, listed);
     assert.ok(
@@ -164,4 +177,47 @@ test("ban list: the action adds the scanner to a timeout set; it then loses an o
   } finally {
     await server.stop();
   }
+});
+
+test("a rule inserted above keeps the psd sets' names, and an agent-style apply keeps the detected scanner", async () => {
+  // The agent applies incrementally (src/agent/kernel/plan.ts): dynamic sets keep their
+  // elements when the new ruleset declares them under the same name. Named by position,
+  // the rule's sets were renamed by the insert (psd_input_0 -> psd_input_1) and the
+  // scanner's state was lost.
+  const d = nftDriver({ netns: p.server });
+  const apply = async (doc: PolicyInput) => {
+    const r = compileNft(Policy.parse(doc));
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    await d.apply(incrementalPlan(r.text, await readPalisade(d), r.tables));
+    return r.text;
+  };
+  await lab.nft(p.server, ["flush", "ruleset"]);
+  // A 30 s delay: the state outlives the re-apply whatever the machine's speed.
+  const slow = () => {
+    const doc = imported();
+    const psd = (doc.chains as Record<string, { rules: { match: { xt: { psd: Record<string, number> } } }[] }>).input!
+      .rules[0]!.match.xt.psd;
+    psd.delayThreshold = 3000;
+    return doc;
+  };
+  const before = slow();
+  await apply(before);
+  assert.equal(await synScan(20, 30), 6);
+  const name = `${idOf(before)}_hit_v4`;
+  assert.deepEqual(
+    (await setElements(lab, p.server, name)).map((e) => e.key),
+    [p.link.a.ip4],
+  );
+  const after = slow();
+  const input = (after.chains as Record<string, { rules: unknown[] }>).input!;
+  input.rules.unshift({ comment: "inserted above", match: { protocol: "udp", dport: 9 }, action: "accept" });
+  assert.equal(idOf(after, 1), idOf(before));
+  const text = await apply(after);
+  assert.ok(text.includes(`jump ${idOf(before)}_v4`), text);
+  // Still detected: the next new port is dropped at once (a fresh sequence would answer 6).
+  assert.deepEqual(
+    (await setElements(lab, p.server, name)).map((e) => e.key),
+    [p.link.a.ip4],
+  );
+  assert.equal(await synScan(200, 3), 0);
 });

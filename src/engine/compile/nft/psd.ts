@@ -1,4 +1,5 @@
-// `-m psd` (xt_psd, scanlogd's detector) as dynamic sets. Per rule and family:
+// `-m psd` (xt_psd, scanlogd's detector) as dynamic sets. Per rule and family (ID: psdId(),
+// a digest of the rule's chain and match, so the names survive rules inserted above):
 //
 //   set psd_ID_ports_v4  saddr . dport   ports this source touched (a port seen again within
 //                                        the delay refreshes its element: it is "known")
@@ -23,10 +24,11 @@
 // A port that matched is not remembered (nor is it in xt_psd), so a retransmission matches
 // again. No rule looks @w up: on Linux 6.18 a set lookup also runs the element's limit
 // (measured: it takes a token); whether a sequence runs is asked of @seen.
+import { createHash } from "node:crypto";
+import { canonicalJson } from "../../checksum.ts";
 import type { Path } from "../../diagnostics.ts";
 import type { NamedSet } from "../../nft/index.ts";
-import { IDENTIFIER_RE } from "../../nft/names.ts";
-import type { Match } from "../../policy/index.ts";
+import type { Match, Policy } from "../../policy/index.ts";
 import { FAMILY, TABLE, type Ctx, type Fam } from "./context.ts";
 
 export type PsdMatch = NonNullable<NonNullable<Match["xt"]>["psd"]>;
@@ -63,6 +65,31 @@ export function psdProblem(p: PsdMatch): string | undefined {
   if (plan.threshold > PSD_MAX_THRESHOLD)
     return `psd weight threshold ${p.weightThreshold} is above ${PSD_MAX_THRESHOLD} units of weight (after dividing by the weights' greatest common divisor), more than an nft token bucket can count; use a smaller threshold`;
   return undefined;
+}
+
+const matchDigest = (chain: string, m: Match) =>
+  createHash("sha256")
+    .update(canonicalJson({ chain, match: m }))
+    .digest("hex")
+    .slice(0, 10);
+
+/**
+ * The name a psd rule's sets and chains share: `psd_` and a digest of the rule's chain
+ * and match, not its position, so inserting or deleting a rule above keeps the name and,
+ * the agent keeping dynamic sets by name across applies, the scan state. Changing the
+ * match (a threshold, a port) gives new sets, as the old state counted something else.
+ * Rules of one chain with the same match are told apart by their order among themselves
+ * (`_2`, `_3`, ...): only inserting another such rule above renames them.
+ */
+export function psdId(policy: Policy, chain: string, index: number, m: Match): string {
+  const digest = matchDigest(chain, m);
+  let same = 0;
+  const rules = policy.chains[chain]?.rules ?? [];
+  for (let i = 0; i < index && i < rules.length; i++) {
+    const other = rules[i]!.match;
+    if (other?.xt?.psd !== undefined && matchDigest(chain, other) === digest) same++;
+  }
+  return same === 0 ? `psd_${digest}` : `psd_${digest}_${same + 1}`;
 }
 
 /** The compiled check: the rule jumps to `chain`, then matches with one of `members` (one per protocol). */
@@ -115,17 +142,9 @@ export function psdCheck(m: Match, fam: Fam, ctx: Ctx, path: Path): PsdCheck | u
   const addr = fam === "ipv4" ? "ip saddr" : "ip6 saddr";
   const addrType = fam === "ipv4" ? "ipv4_addr" : "ipv6_addr";
   // path: chains/NAME/rules/I/match/xt/psd
-  const id = `psd_${String(path[1])}_${String(path[3])}`;
+  const id = psdId(ctx.policy, String(path[1]), Number(path[3]), m);
   const chain = `${id}_${v}`;
   const name = (what: string) => `${id}_${what}_${v}`;
-  if (!IDENTIFIER_RE.test(name("ports"))) {
-    ctx.error(
-      path,
-      "nft_psd_name_too_long",
-      `psd needs the set ${name("ports")}, longer than nft allows; shorten the chain name`,
-    );
-    return undefined;
-  }
   const owner = `psd (${String(path[1])} rule ${String(path[3])})`;
   const seconds = Math.ceil(plan.delayMs / 1000);
   const set = (what: string, type: string | string[]): NamedSet => ({
