@@ -20,6 +20,8 @@ export { parsePrefix, hasHostBits } from "./net/address.ts";
 export * as bans from "./bans/index.ts";
 // Operator conditions (xt_condition) as sets the agent fills (conditions/).
 export * as conditions from "./conditions/index.ts";
+// Country data for the geoip match as per-country sets the agent fills (geoip/).
+export * as geoip from "./geoip/index.ts";
 // The policy's dynamic sets (trap bans, SYN-flood, recent, meters): which, whose, and lifting an element.
 export * as dynamicSets from "./dynamic/index.ts";
 export { HostName, isHostId } from "./host-name.ts";

@@ -354,10 +354,8 @@ export const FEATURES = {
   },
   "match.geoip": {
     label: "geoip match",
-    nftables: nftCannot(
-      "the country database is not shipped to hosts yet (nftables would test it as per-country interval sets)",
-      "put the countries' prefixes into a named set (type ipv4_addr or ipv6_addr, interval) and match @name",
-      "xt_geoip",
+    nftables: yes(
+      "ip saddr|daddr @geo_v4_CC / ip6 ... @geo_v6_CC: per-country interval sets the agent fills from the API's country data (docs/geoip.md)",
     ),
     iptables: yes("-m geoip", addon("xt_geoip")),
   },

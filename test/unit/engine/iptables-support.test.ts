@@ -53,7 +53,8 @@ test("xt matches point at the match field; quota --no-change refused on nftables
     },
   });
   const nft = checkTargetSupport(pol, "nftables").map((d) => d.path);
-  assert.deepEqual(nft, ["/chains/fwd/rules/0/match/xt/geoip", "/chains/fwd/rules/1/match/quota/noChange"]);
+  // geoip is native on nftables (per-country sets, docs/geoip.md): only --no-change is refused.
+  assert.deepEqual(nft, ["/chains/fwd/rules/1/match/quota/noChange"]);
   assert.deepEqual(checkTargetSupport(pol, "iptables"), []);
   assert.deepEqual(requiredXtablesModules(pol), ["xt_geoip", "xt_quota2"]);
 });

@@ -32,11 +32,18 @@ test("xtables-addons targets and matches are refused naming the feature, nftable
     assert.match(errs[0]!.message, /iptables/);
   }
   const errs = errorsOf(
-    input([{ match: { xt: { geoip: { source: ["DE"] }, fuzzy: { lowerLimit: 1, upperLimit: 10 } } }, action: "drop" }]),
+    input([
+      {
+        match: {
+          xt: { iface: { interface: "eth0", flags: [{ flag: "up" }] }, fuzzy: { lowerLimit: 1, upperLimit: 10 } },
+        },
+        action: "drop",
+      },
+    ]),
   );
   assert.deepEqual(errs.map((e) => e.path).sort(), [
     "/chains/input/rules/0/match/xt/fuzzy",
-    "/chains/input/rules/0/match/xt/geoip",
+    "/chains/input/rules/0/match/xt/iface",
   ]);
   assert.ok(errs.every((e) => /nftables/.test(e.message) && /xtables-addons|iptables/.test(e.message)));
 });

@@ -41,6 +41,7 @@ export function xtNeedsFamily(xt: Xt | undefined): boolean {
   return (
     !!xt &&
     (xt.ipv4options !== undefined ||
+      xt.geoip !== undefined ||
       xt.dhcpmac !== undefined ||
       xt.psd !== undefined ||
       (xt.length2 !== undefined && xt.length2.layer !== "layer3"))

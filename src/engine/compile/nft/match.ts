@@ -23,6 +23,7 @@ import { quotaParts } from "./quota.ts";
 import { extraFamilies, extraParts, statisticPart } from "./match-extra.ts";
 import { xtFamilies, xtNeedsFamily, xtParts } from "./match-xt.ts";
 import { conditionPart } from "./condition.ts";
+import { geoipParts } from "./geoip.ts";
 import { psdCheck, type PsdCheck } from "./psd.ts";
 
 const PORT_PROTOCOLS = new Set(["tcp", "udp", "udplite", "sctp", "dccp"]);
@@ -40,6 +41,11 @@ export interface MatchResult {
   hitcount?: HitcountCheck;
   /** psd: like a hit count, a jump that weighs the packet, then one rule per member (one per protocol). */
   psd?: PsdCheck;
+  /**
+   * The alternatives exclude each other (geoip countries: an address is in one country), so
+   * a packet meets at most one of them and any action may run per alternative.
+   */
+  disjoint?: boolean;
 }
 
 const neg = (negated: boolean) => (negated ? "!= " : "");
@@ -248,6 +254,15 @@ export function compileMatch(
   if (xt.alternatives) alternativeLists.push(xt.alternatives);
   if (xt.impliesFamily) impliesFamily = true;
   if (m.xt?.condition !== undefined) parts.push(conditionPart(m.xt.condition, ctx, [...path, "xt", "condition"]));
+  // Only geoip's own OR-lists are disjoint; mixed with another OR-list the product is not.
+  const otherAlternatives = alternativeLists.length;
+  if (m.xt?.geoip !== undefined && fam !== undefined) {
+    const g = geoipParts(m.xt.geoip, fam, ctx, [...path, "xt", "geoip"]);
+    parts.push(...g.parts);
+    alternativeLists.push(...g.alternatives);
+    impliesFamily = true;
+  }
+  const disjoint = otherAlternatives === 0 && alternativeLists.length > 0;
   // Stateful parts last: a meter, recent list or quota must only see packets that
   // matched everything else (as in iptables, where matches are evaluated in order).
   if (m.limit !== undefined) {
@@ -297,6 +312,7 @@ export function compileMatch(
     impliesFamily,
     ...(hitcount ? { hitcount } : {}),
     ...(psd ? { psd } : {}),
+    ...(disjoint ? { disjoint } : {}),
   };
 }
 

@@ -94,7 +94,7 @@ export function compileRule(
     }
     const tails = compileAction(a, fam, env, ctx, [...path, "action"]);
     if (tails.length === 0) continue;
-    if (mr.alternatives.length > 1 && !REPEATABLE.has(a.type)) {
+    if (mr.alternatives.length > 1 && !REPEATABLE.has(a.type) && !mr.disjoint) {
       ctx.error(
         [...path, "match"],
         "nft_mixed_address_list",

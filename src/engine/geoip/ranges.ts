@@ -1,0 +1,220 @@
+// Country ranges: parsing the operator's CSV (`start,end,country`, the layout xt_geoip's
+// build script reads; IPv4 and IPv6 lines in one file), merging a country's ranges into
+// disjoint intervals, and the difference of two interval lists. Pure.
+//
+// Intervals are kept as text `a-b` (or `a` for one address) in canonical form (RFC 5952
+// for IPv6), sorted, disjoint and not adjacent: two lists of the same data are equal
+// strings, so a delta is a set difference of strings and deletes exactly what the kernel holds.
+import { isIPv4, isIPv6 } from "node:net";
+import type { Family } from "../net/address.ts";
+import { COUNTRY_RE } from "./names.ts";
+
+export interface GeoParseError {
+  code:
+    | "geoip_bad_line"
+    | "geoip_bad_address"
+    | "geoip_family_mismatch"
+    | "geoip_reversed"
+    | "geoip_bad_country"
+    | "geoip_overlap"
+    | "geoip_empty";
+  /** 1-based line of the file. */
+  line: number;
+  message: string;
+}
+
+/** One country's intervals, per family. */
+export interface CountryIntervals {
+  ipv4: string[];
+  ipv6: string[];
+}
+
+export interface GeoParsed {
+  countries: Map<string, CountryIntervals>;
+  /** Lines that held a range. */
+  ranges: number;
+}
+
+export function addressToBigInt(a: string, family: Family): bigint {
+  if (family === "ipv4") {
+    const p = a.split(".");
+    return ((BigInt(+p[0]!) * 256n + BigInt(+p[1]!)) * 256n + BigInt(+p[2]!)) * 256n + BigInt(+p[3]!);
+  }
+  let text = a.toLowerCase();
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const n = Number(addressToBigInt(v4[1]!, "ipv4"));
+    text = `${text.slice(0, -v4[1]!.length)}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
+  }
+  const [head, tail] = text.split("::") as [string, string | undefined];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  const groups = [...h, ...(tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill("0")), ...t];
+  let n = 0n;
+  for (const g of groups) n = (n << 16n) | BigInt(parseInt(g, 16));
+  return n;
+}
+
+export function bigIntToAddress(n: bigint, family: Family): string {
+  if (family === "ipv4") return `${(n >> 24n) & 255n}.${(n >> 16n) & 255n}.${(n >> 8n) & 255n}.${n & 255n}`;
+  const groups: number[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(Number((n >> BigInt(i * 16)) & 0xffffn));
+  // RFC 5952: the longest run (2+) of zero groups becomes "::", leftmost on a tie.
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best === -1) return hex.join(":");
+  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+}
+
+function familyOf(a: string): Family | undefined {
+  return isIPv4(a) ? "ipv4" : isIPv6(a) && !a.includes("%") ? "ipv6" : undefined;
+}
+
+const unquote = (s: string) =>
+  s
+    .trim()
+    .replace(/^"(.*)"$/, "$1")
+    .trim();
+
+interface Raw {
+  start: bigint;
+  end: bigint;
+  country: string;
+  line: number;
+}
+
+export function intervalText(start: bigint, end: bigint, family: Family): string {
+  const a = bigIntToAddress(start, family);
+  return start === end ? a : `${a}-${bigIntToAddress(end, family)}`;
+}
+
+/** Sorted, merged (overlapping and adjacent joined) intervals of one country and family. */
+function mergeSorted(rs: Raw[], family: Family): string[] {
+  const out: string[] = [];
+  let cur: [bigint, bigint] | undefined;
+  for (const r of rs) {
+    if (cur && r.start <= cur[1] + 1n) {
+      if (r.end > cur[1]) cur[1] = r.end;
+      continue;
+    }
+    if (cur) out.push(intervalText(cur[0], cur[1], family));
+    cur = [r.start, r.end];
+  }
+  if (cur) out.push(intervalText(cur[0], cur[1], family));
+  return out;
+}
+
+/**
+ * Parse the whole file or nothing: the first bad line is the error (with its number), so a
+ * caller never stores half a file. Blank lines and `#` comments are skipped, fields may be
+ * quoted (MaxMind's legacy CSV), a country code is taken in either case. Ranges of two
+ * different countries must not overlap (an address belongs to one country; the compiler
+ * relies on it to test a list of countries as one rule per country). Ranges of one country
+ * may overlap or touch: they are merged.
+ */
+export function parseGeoCsv(text: string): { ok: true; value: GeoParsed } | { ok: false; error: GeoParseError } {
+  const byFam: Record<Family, Raw[]> = { ipv4: [], ipv6: [] };
+  let lineNo = 0;
+  let ranges = 0;
+  let pos = 0;
+  while (pos <= text.length) {
+    const nl = text.indexOf("\n", pos);
+    const raw = text.slice(pos, nl === -1 ? text.length : nl);
+    pos = nl === -1 ? text.length + 1 : nl + 1;
+    lineNo++;
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const fields = line.split(",").map(unquote);
+    const fail = (code: GeoParseError["code"], message: string) =>
+      ({
+        ok: false,
+        error: { code, line: lineNo, message: `line ${lineNo}: ${message}: ${line.slice(0, 120)}` },
+      }) as const;
+    if (fields.length !== 3)
+      return fail("geoip_bad_line", `expected 3 fields start,end,country, found ${fields.length}`);
+    const [s, e, c] = fields as [string, string, string];
+    const fs = familyOf(s);
+    const fe = familyOf(e);
+    if (!fs || !fe) {
+      // A header line (`start,end,country` or similar) is allowed before the first range.
+      if (ranges === 0 && /^[a-z_ ]+$/i.test(s)) continue;
+      return fail("geoip_bad_address", `"${!fs ? s : e}" is not an IPv4 or IPv6 address`);
+    }
+    if (fs !== fe) return fail("geoip_family_mismatch", "start and end are of different families");
+    const cc = c.toUpperCase();
+    if (!COUNTRY_RE.test(cc)) return fail("geoip_bad_country", `"${c}" is not a two-letter country code`);
+    const a = addressToBigInt(s, fs);
+    const b = addressToBigInt(e, fs);
+    if (a > b) return fail("geoip_reversed", "start is after end");
+    byFam[fs].push({ start: a, end: b, country: cc, line: lineNo });
+    ranges++;
+  }
+  if (ranges === 0)
+    return { ok: false, error: { code: "geoip_empty", line: lineNo, message: "the file holds no range" } };
+  const countries = new Map<string, CountryIntervals>();
+  for (const fam of ["ipv4", "ipv6"] as const) {
+    const rs = byFam[fam].sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
+    // Overlap across countries: check against the furthest end seen so far and its owner.
+    let maxEnd = -1n;
+    let owner: Raw | undefined;
+    for (const r of rs) {
+      if (owner && r.start <= maxEnd && r.country !== owner.country) {
+        const [first, second] = owner.line < r.line ? [owner, r] : [r, owner];
+        return {
+          ok: false,
+          error: {
+            code: "geoip_overlap",
+            line: second.line,
+            message: `line ${second.line}: ${second.country} range overlaps ${first.country}'s range on line ${first.line} (an address belongs to one country)`,
+          },
+        };
+      }
+      if (r.end > maxEnd) {
+        maxEnd = r.end;
+        owner = r;
+      }
+    }
+    const per = new Map<string, Raw[]>();
+    for (const r of rs) {
+      let l = per.get(r.country);
+      if (!l) per.set(r.country, (l = []));
+      l.push(r);
+    }
+    for (const [cc, l] of per) {
+      let ci = countries.get(cc);
+      if (!ci) countries.set(cc, (ci = { ipv4: [], ipv6: [] }));
+      ci[fam] = mergeSorted(l, fam);
+    }
+  }
+  return { ok: true, value: { countries, ranges } };
+}
+
+/** Elements to delete and to add to turn `from` into `to` (both canonical lists). */
+export function intervalDelta(from: readonly string[], to: readonly string[]): { add: string[]; del: string[] } {
+  const a = new Set(from);
+  const b = new Set(to);
+  return { add: to.filter((x) => !a.has(x)), del: from.filter((x) => !b.has(x)) };
+}
+
+/**
+ * Fold a later delta into an earlier one (both as add/del lists against a base): the result
+ * turns the base into the state after both.
+ */
+export function foldDelta(first: { add: string[]; del: string[] }, next: { add: string[]; del: string[] }) {
+  const add = new Set(first.add);
+  const del = new Set(first.del);
+  for (const d of next.del) if (!add.delete(d)) del.add(d);
+  for (const x of next.add) if (!del.delete(x)) add.add(x);
+  return { add: [...add], del: [...del] };
+}
