@@ -1,13 +1,14 @@
 // The kernels' dynamic sets per host (docs/dynamic-sets.md): what the port-scan trap,
 // SYN-flood, recent lists and meters hold right now, read live from the host's agent, and
 // lifting one element. Only sets the policy made dynamic can be named; any other name is
-// refused (400 not_dynamic_set) before or by the agent, nothing changed. Lifts are audited.
+// refused (400 not_dynamic_set) before or by the agent, nothing changed. Lifts are audited,
+// and so is a lift the agent left unanswered (outcome "unknown": it may have happened).
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { dynamicSets } from "../../engine/index.ts";
 import { recordAudit } from "../audit.ts";
 import { hostWhere } from "../db/hosts.ts";
-import { askAgent, type DynamicSetsQuestion } from "../dynamic-sets/index.ts";
+import { AgentAsker, isAgentTimeout, type DynamicSetsQuestion } from "../dynamic-sets/index.ts";
 import { ApiError, errorResponses, notFound } from "../errors.ts";
 import type { DynamicSetsResult } from "../grpc/messages.ts";
 
@@ -61,6 +62,8 @@ const view = (r: DynamicSetsResult) =>
   }));
 
 export const dynamicSetRoutes: FastifyPluginAsyncZod = async (app) => {
+  const asker = new AgentAsker(app);
+  app.addHook("onClose", async () => asker.close());
   const host = async (idOrName: string) => {
     const h = await app.db.host.findUnique({
       where: hostWhere(idOrName),
@@ -82,7 +85,7 @@ export const dynamicSetRoutes: FastifyPluginAsyncZod = async (app) => {
         querystring: ListQuery,
         response: {
           200: Listing.describe("Read from the host's kernel by its agent, now."),
-          ...errorResponses(400, 401, 404, 409, 504),
+          ...errorResponses(400, 401, 404, 409, 429, 504),
         },
       },
     },
@@ -93,9 +96,9 @@ export const dynamicSetRoutes: FastifyPluginAsyncZod = async (app) => {
         throw new ApiError(400, "invalid_request", `"${q.set}" is not a dynamic set of the policy`, [
           { path: "/set", code: "not_dynamic_set", message: `"${q.set}" is not a dynamic set of the policy` },
         ]);
-      const r = await askAgent(app, h, q);
+      const { result: r, readAt } = await asker.read(h, q);
       if (r.errorCode) throw agentError(r, h.name);
-      return { host: h.name, readAt: new Date().toISOString(), sets: view(r) };
+      return { host: h.name, readAt: readAt.toISOString(), sets: view(r) };
     },
   );
 
@@ -127,15 +130,25 @@ export const dynamicSetRoutes: FastifyPluginAsyncZod = async (app) => {
             message: c.error.message,
           },
         ]);
-      const r = await askAgent(app, h, { deleteSet: req.params.set, deleteAddress: c.address });
+      const audit = (outcome: "lifted" | "unknown") =>
+        app.db.$transaction((tx) =>
+          recordAudit(tx, req.actor, "dynamic_set.lift", `host:${h.name}`, {
+            hostId: h.id,
+            set: req.params.set,
+            address: c.address,
+            outcome,
+          }),
+        );
+      let r: DynamicSetsResult;
+      try {
+        r = await asker.lift(h, req.params.set, c.address);
+      } catch (e) {
+        // The agent may have lifted it and its answer was lost: the attempt is on record.
+        if (isAgentTimeout(e)) await audit("unknown");
+        throw e;
+      }
       if (r.errorCode) throw agentError(r, h.name);
-      await app.db.$transaction((tx) =>
-        recordAudit(tx, req.actor, "dynamic_set.lift", `host:${h.name}`, {
-          hostId: h.id,
-          set: req.params.set,
-          address: c.address,
-        }),
-      );
+      await audit("lifted");
       return { host: h.name, set: req.params.set, address: c.address, lifted: true as const };
     },
   );
