@@ -61,19 +61,19 @@ export async function publishToHosts<C extends { hostId: string }>(
   redis: Redis,
   changes: C[],
   notice: (c: C) => HostNotice,
-): Promise<{ delivered: number; offline: number; publishErrors: number }> {
-  let delivered = 0;
+): Promise<{ delivered: number; deliveredTo: string[]; offline: number; publishErrors: number }> {
+  const deliveredTo: string[] = [];
   let offline = 0;
   let publishErrors = 0;
   await Promise.all(
     changes.map((c) =>
       publishToHost(redis, c.hostId, notice(c)).then(
-        (n) => (n > 0 ? delivered++ : offline++),
+        (n) => (n > 0 ? deliveredTo.push(c.hostId) : offline++),
         () => publishErrors++,
       ),
     ),
   );
-  return { delivered, offline, publishErrors };
+  return { delivered: deliveredTo.length, deliveredTo, offline, publishErrors };
 }
 
 type Listener = (notice: HostNotice) => void;

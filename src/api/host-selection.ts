@@ -31,18 +31,31 @@ export function hasFeature(caps: unknown, feature: string): boolean {
 }
 
 /** Of these hosts, the names of those whose agent reported capabilities without FEATURE, sorted. */
-export async function hostsLacking(db: Db, hostIds: string[], feature: string): Promise<string[]> {
+export async function hostsLacking(
+  db: Db,
+  hostIds: string[],
+  feature: string,
+): Promise<{ id: string; name: string }[]> {
   if (hostIds.length === 0) return [];
-  const hosts = await db.host.findMany({ where: { id: { in: hostIds } }, select: { name: true, capabilities: true } });
+  const hosts = await db.host.findMany({
+    where: { id: { in: hostIds } },
+    select: { id: true, name: true, capabilities: true },
+  });
   // A host that never connected has reported nothing yet ({}): not counted.
   return hosts
     .filter(
       (h) =>
         Array.isArray((h.capabilities as { features?: unknown })?.features) && !hasFeature(h.capabilities, feature),
     )
-    .map((h) => h.name)
-    .sort();
+    .map((h) => ({ id: h.id, name: h.name }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
+
+/** Hosts a notice reached that can act on it: a stream up and the feature reported. */
+export const deliveredCapable = (deliveredTo: string[], lacking: { id: string }[]) => {
+  const without = new Set(lacking.map((h) => h.id));
+  return deliveredTo.filter((id) => !without.has(id)).length;
+};
 
 /** A request's selector: host ids or names, and labels; absent = every host. */
 export const SelectorBody = z

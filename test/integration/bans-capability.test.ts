@@ -21,7 +21,11 @@ test("no ban update reaches an agent without the bans capability; the POST count
     body: { list: "edge", addresses: ["198.51.100.7"], ttlSeconds: 600, selector: { labels: { role: "old" } } },
   });
   assert.equal(r.statusCode, 201, r.body);
-  assert.equal((JSON.parse(r.body) as { unsupported: number }).unsupported, 1);
+  const j = JSON.parse(r.body) as { unsupported: number; delivered: number; hosts: number };
+  assert.equal(j.unsupported, 1);
+  assert.equal(j.hosts, 1);
+  // Its stream is up and got the notice, which it cannot act on: not delivered.
+  assert.equal(j.delivered, 0, "a connected host without the capability is not counted as delivered");
   await sim.ping();
   await sim.connect();
   await sim.ping();

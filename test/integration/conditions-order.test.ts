@@ -51,6 +51,8 @@ test("concurrent sets of one name reach every host in commit order", async () =>
       const j = a.json() as { hosts: number; delivered: number; unsupported: string[] };
       assert.equal(j.hosts, 3);
       assert.deepEqual(j.unsupported, ["race-old"]);
+      // All three channels have a listener (this test); race-old cannot act on the notice.
+      assert.equal(j.delivered, 2, "a host without the capability is not counted as delivered");
     }
     for (let i = 0; i < 100 && Object.values(got).reduce((k, v) => k + v.length, 0) < 3 * N; i++)
       await new Promise((r) => setTimeout(r, 20));

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { bans } from "../../engine/index.ts";
 import { addBans, hostsWithoutBans, listBans, publishBanChanges, removeBans, type BanRow } from "../bans/index.ts";
 import { errorResponses } from "../errors.ts";
-import { SelectorBody, selectorOf, SelectorView, selectorViews } from "../host-selection.ts";
+import { deliveredCapable, SelectorBody, selectorOf, SelectorView, selectorViews } from "../host-selection.ts";
 import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
 import { iso, Timestamp } from "../schemas.ts";
 import { resolveHost } from "../telemetry/hosts.ts";
@@ -47,7 +47,7 @@ const Changed = z.object({
   delivered: z
     .number()
     .int()
-    .describe("of those, hosts with an agent stream up now (the others converge when they connect)"),
+    .describe("of those, hosts with an agent stream up now that can act on it (the others converge when they connect)"),
   unsupported: z
     .number()
     .int()
@@ -138,13 +138,16 @@ export const banRoutes: FastifyPluginAsyncZod = async (app) => {
           "bans recorded but not published (Redis); agents converge when they reconnect",
         );
       const items = r.rows.length <= 1000 ? r.rows.map(await hostNames(r.rows)) : [];
-      const unsupported = (
-        await hostsWithoutBans(
-          app.db,
-          r.changes.map((c) => c.hostId),
-        )
-      ).length;
-      return reply.status(201).send({ items, hosts: r.changes.length, delivered: d.delivered, unsupported });
+      const lacking = await hostsWithoutBans(
+        app.db,
+        r.changes.map((c) => c.hostId),
+      );
+      return reply.status(201).send({
+        items,
+        hosts: r.changes.length,
+        delivered: deliveredCapable(d.deliveredTo, lacking),
+        unsupported: lacking.length,
+      });
     },
   );
 
@@ -163,17 +166,15 @@ export const banRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req) => {
       const r = await removeBans(app.db, req.actor, req.params.list, [req.params.address]);
       const d = await publishBanChanges(app.redis, r.changes);
-      const unsupported = (
-        await hostsWithoutBans(
-          app.db,
-          r.changes.map((c) => c.hostId),
-        )
-      ).length;
+      const lacking = await hostsWithoutBans(
+        app.db,
+        r.changes.map((c) => c.hostId),
+      );
       return {
         items: r.rows.map(await hostNames(r.rows)),
         hosts: r.changes.length,
-        delivered: d.delivered,
-        unsupported,
+        delivered: deliveredCapable(d.deliveredTo, lacking),
+        unsupported: lacking.length,
       };
     },
   );

@@ -13,7 +13,7 @@ import {
   type ConditionRow,
 } from "../conditions/index.ts";
 import { errorResponses } from "../errors.ts";
-import { SelectorBody, selectorOf, SelectorView, selectorViews } from "../host-selection.ts";
+import { deliveredCapable, SelectorBody, selectorOf, SelectorView, selectorViews } from "../host-selection.ts";
 import { iso, Timestamp } from "../schemas.ts";
 import { resolveHost } from "../telemetry/hosts.ts";
 import { HostFilter } from "../telemetry/http.ts";
@@ -102,7 +102,9 @@ export const conditionRoutes: FastifyPluginAsyncZod = async (app) => {
               delivered: z
                 .number()
                 .int()
-                .describe("of those, hosts with an agent stream up now (the others converge when they connect)"),
+                .describe(
+                  "of those, hosts with an agent stream up now that can act on it (the others converge when they connect)",
+                ),
               unsupported: z
                 .array(z.string())
                 .describe(
@@ -128,15 +130,16 @@ export const conditionRoutes: FastifyPluginAsyncZod = async (app) => {
           { hosts: d.publishErrors },
           "condition recorded but not published (Redis); agents converge when they reconnect",
         );
-      const unsupported = await hostsWithoutConditions(
+      const lacking = await hostsWithoutConditions(
         app.db,
         r.changes.map((c) => c.hostId),
       );
       return {
         item: (await hostNames([r.row]))(r.row),
         hosts: r.changes.length,
-        delivered: d.delivered,
-        unsupported,
+        // A stream that got the notice but whose agent lacks conditions drops it.
+        delivered: deliveredCapable(d.deliveredTo, lacking),
+        unsupported: lacking.map((h) => h.name),
       };
     },
   );
