@@ -123,7 +123,10 @@ function markSet(o: Options, what: string): { value: number; mask?: number } | u
       val(set),
     );
   }
-  return mask === undefined || mask === 0xffffffff ? { value } : { value, mask };
+  // --set-mark v/m clears v|m and then sets v (the kernel's mask is v|m: libxt_MARK and
+  // libxt_CONNMARK both store it so), so v's bits outside m are set too.
+  const effective = mask === undefined || set.opt === "--set-xmark" ? mask : (mask | value) >>> 0;
+  return effective === undefined || effective === 0xffffffff ? { value } : { value, mask: effective };
 }
 
 const natTo = (

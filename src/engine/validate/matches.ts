@@ -20,8 +20,39 @@ export function matchErrors(policy: Policy): Diagnostic[] {
     socketOwner(r, hooks.get(r.chainName) ?? new Set(), out);
     ipsecDirection(r, hooks.get(r.chainName) ?? new Set(), out);
     rangesAndOptions(r, out);
+    markActions(r, out);
   }
   return out;
+}
+
+const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
+
+/** A mark or connmark value must fit its mask, and save/restore take no value: never dropped in silence. */
+function markActions(r: RuleRef, out: Diagnostic[]): void {
+  const a = r.action;
+  const ap = [...r.path, "action"];
+  if (a.type !== "mark" && a.type !== "connmark") return;
+  if (a.type === "connmark" && a.op !== "set") {
+    if (a.value !== undefined)
+      out.push(
+        error(
+          [...ap, "value"],
+          "connmark_value_unused",
+          `connmark ${a.op} copies the ${a.op === "save" ? "packet mark into the connection mark" : "connection mark into the packet mark"} and takes no value; remove value (mask selects the bits copied)`,
+        ),
+      );
+    return;
+  }
+  if (a.value === undefined || a.mask === undefined) return;
+  const outside = (a.value & ~a.mask) >>> 0;
+  if (outside !== 0)
+    out.push(
+      error(
+        [...ap, "value"],
+        "mark_value_outside_mask",
+        `${a.type} value ${hex(a.value)} has bits ${hex(outside)} outside its mask ${hex(a.mask)}, which would not be set; put them in the mask (${hex(a.mask | a.value)}) or drop them from the value (${hex(a.value & a.mask)})`,
+      ),
+    );
 }
 
 function protocolPrerequisites(r: RuleRef, out: Diagnostic[]): void {

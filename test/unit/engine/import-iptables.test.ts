@@ -210,6 +210,14 @@ test("targets: REJECT, LOG, NFLOG, MARK, CONNMARK, ACCOUNT, LOGMARK, IPMARK, TEE
   });
   assert.deepEqual(a("iptables -A INPUT -j MARK --set-xmark 0x5/0xffffffff"), { type: "mark", value: 5 });
   assert.deepEqual(a("iptables -A INPUT -j MARK --set-mark 0x10/0xf0"), { type: "mark", value: 16, mask: 0xf0 });
+  // --set-mark v/m also sets v's bits outside m (the kernel's mask is v|m); --set-xmark does not.
+  assert.deepEqual(a("iptables -A INPUT -j MARK --set-mark 0x101/0xff"), { type: "mark", value: 0x101, mask: 0x1ff });
+  assert.deepEqual(a("iptables -A INPUT -j CONNMARK --set-mark 0x3/0x1"), {
+    type: "connmark",
+    op: "set",
+    value: 3,
+    mask: 3,
+  });
   assert.deepEqual(a("iptables -A INPUT -j MARK --or-mark 0x4"), { type: "mark", value: 4, mask: 4 });
   assert.deepEqual(a("iptables -A INPUT -j CONNMARK --save-mark --nfmask 0xffffffff --ctmask 0xffffffff"), {
     type: "connmark",

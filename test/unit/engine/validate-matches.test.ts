@@ -254,3 +254,29 @@ test("ipsec: direction in not at output/postrouting, out not at prerouting/input
     true,
   );
 });
+
+test("a mark or connmark value never loses bits to its mask in silence; save/restore take no value", () => {
+  hasError(
+    m({}, { type: "mark", value: 0x11, mask: 0xf0 }),
+    "mark_value_outside_mask",
+    "/chains/c/rules/0/action/value",
+  );
+  hasError(
+    m({}, { type: "connmark", op: "set", value: 0x100, mask: 0xff }),
+    "mark_value_outside_mask",
+    "/chains/c/rules/0/action/value",
+  );
+  hasError(
+    m({}, { type: "connmark", op: "save", value: 1 }),
+    "connmark_value_unused",
+    "/chains/c/rules/0/action/value",
+  );
+  hasError(
+    m({}, { type: "connmark", op: "restore", value: 1, mask: 0xff }),
+    "connmark_value_unused",
+    "/chains/c/rules/0/action/value",
+  );
+  valid(m({}, { type: "mark", value: 0x10, mask: 0xf0 }));
+  valid(m({}, { type: "mark", value: 0x11 }));
+  valid(m({}, { type: "connmark", op: "restore", mask: 0xff }));
+});
