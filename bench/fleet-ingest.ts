@@ -17,11 +17,20 @@
 // most through the cheapest path, with nothing else (no gRPC, ledger, dirty marks,
 // rollups). Interleaved before each step.
 //
+// Rollup lag: every 2 s during a step, the age of the oldest dirty mark (telemetry_dirty:
+// a minute whose rollup is still owed) and how many marks wait; a rollup that keeps up
+// holds the lag near the run interval (15 s) plus a minute, one that falls behind makes
+// it grow through the step.
+//
 // Env (defaults): BENCH_STEPS=25,50,100 BENCH_ADDRS=1000 BENCH_INTERVAL_MS=10000
-// BENCH_STEP_S=60 BENCH_AGENT_PROCS=2. Needs PostgreSQL and Redis (as tests).
+// BENCH_STEP_S=60 BENCH_AGENT_PROCS=2. BENCH_AUTO_EXPLAIN_MS (off): log, through
+// PostgreSQL's auto_explain (ANALYZE, BUFFERS, nested statements), the plan of every
+// statement in the bench database slower than that, to the server's log. Needs
+// PostgreSQL and Redis (as tests); auto_explain needs a superuser connection.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
@@ -46,6 +55,7 @@ const ADDRS = one("BENCH_ADDRS", "1000");
 const INTERVAL = one("BENCH_INTERVAL_MS", "10000");
 const STEP_S = one("BENCH_STEP_S", "60");
 const PROCS = one("BENCH_AGENT_PROCS", "2");
+const AUTO_EXPLAIN_MS = process.env.BENCH_AUTO_EXPLAIN_MS ? one("BENCH_AUTO_EXPLAIN_MS", "1") : undefined;
 const N = Math.max(...STEPS);
 const ADMIN = `bench-admin-${randomBytes(12).toString("hex")}`;
 const err = (s: string) => process.stderr.write(`[bench] ${s}\n`);
@@ -88,6 +98,19 @@ const pgc = new pg.Client({ connectionString: database.url });
 let exitCode = 0;
 try {
   await pgc.connect();
+  if (AUTO_EXPLAIN_MS !== undefined) {
+    // Set before the replicas connect: a database's settings apply to sessions opened later.
+    const db = pg.escapeIdentifier(database.name);
+    for (const [k, v] of [
+      ["session_preload_libraries", "auto_explain"],
+      ["auto_explain.log_min_duration", String(AUTO_EXPLAIN_MS)],
+      ["auto_explain.log_analyze", "on"],
+      ["auto_explain.log_buffers", "on"],
+      ["auto_explain.log_nested_statements", "on"],
+    ])
+      await pgc.query(`ALTER DATABASE ${db} SET ${k} = ${pg.escapeLiteral(v!)}`);
+    err(`auto_explain on for statements over ${AUTO_EXPLAIN_MS} ms in database ${database.name} (server log)`);
+  }
   err(
     `fleet ingest: steps ${STEPS.join(", ")} hosts x ${ADDRS} addresses every ${INTERVAL} ms, ${STEP_S} s each; 2 replicas, ${PROCS} agent processes`,
   );
@@ -195,6 +218,9 @@ try {
       "CPU s/s: replicas",
       "PostgreSQL",
       "agents",
+      "rollup lag max / end",
+      "marks waiting max / end",
+      "load (1 min, end)",
       "one COPY rows/s (baseline)",
     ],
   ];
@@ -207,6 +233,25 @@ try {
       ag: procs.reduce((a, p) => a + cpuOf(p.child.pid!), 0),
     };
     const t0 = performance.now();
+    // The rollup's lag, sampled while the step runs (a separate connection: pgc is also
+    // read at the step's end).
+    const lagSamples: { lag: number; marks: number }[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      const c = new pg.Client({ connectionString: database.url });
+      await c.connect();
+      try {
+        while (sampling) {
+          const { rows } = await c.query<{ lag: number | null; n: number }>(
+            "SELECT extract(epoch FROM now() - min(bucket))::float8 * 1000 AS lag, count(*)::int AS n FROM telemetry_dirty",
+          );
+          lagSamples.push({ lag: rows[0]!.lag ?? 0, marks: rows[0]!.n });
+          await new Promise((r) => setTimeout(r, 2_000));
+        }
+      } finally {
+        await c.end();
+      }
+    })();
     // Agent i is in process i % PROCS at index floor(i / PROCS).
     procs.forEach((p, k) => {
       const mine: number[] = [];
@@ -231,6 +276,11 @@ try {
       ),
     );
     const secs = (performance.now() - t0) / 1000;
+    sampling = false;
+    await sampler;
+    const lastLag = lagSamples.at(-1) ?? { lag: 0, marks: 0 };
+    const lagCol = `${ms(max(lagSamples.map((x) => x.lag)))} / ${ms(lastLag.lag)}`;
+    const marksCol = `${int(max(lagSamples.map((x) => x.marks)))} / ${int(lastLag.marks)}`;
     const cpu = {
       rep: (replicas.reduce((a, r) => a + cpuOf(r.child.pid!), 0) - cpu0.rep) / secs,
       // Backends open at the end (a new one counts whole); one that ended meanwhile is
@@ -245,7 +295,7 @@ try {
     const maxBacklog = results.reduce((a, r) => a + r.maxBacklog, 0);
     const backlog = results.reduce((a, r) => a + r.backlog, 0);
     err(
-      `${hosts} hosts: offered ${int(offered)} rows/s, acked ${int(ackedRate)} rows/s, lag p50 ${ms(p50(lags))} p95 ${ms(p95(lags))}, backlog ${maxBacklog}/${backlog}, CPU replicas ${cpu.rep.toFixed(2)} pg ${cpu.pg.toFixed(2)} agents ${cpu.ag.toFixed(2)}`,
+      `${hosts} hosts: offered ${int(offered)} rows/s, acked ${int(ackedRate)} rows/s, lag p50 ${ms(p50(lags))} p95 ${ms(p95(lags))}, backlog ${maxBacklog}/${backlog}, rollup lag ${lagCol}, marks ${marksCol}, load ${loadavg()[0]!.toFixed(1)}, CPU replicas ${cpu.rep.toFixed(2)} pg ${cpu.pg.toFixed(2)} agents ${cpu.ag.toFixed(2)}`,
     );
     out.push([
       String(hosts),
@@ -259,6 +309,9 @@ try {
       cpu.rep.toFixed(2),
       cpu.pg.toFixed(2),
       cpu.ag.toFixed(2),
+      lagCol,
+      marksCol,
+      loadavg()[0]!.toFixed(1),
       int(copyRate),
     ]);
     // Let what is still in flight finish before the next step.
