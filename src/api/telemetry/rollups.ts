@@ -91,6 +91,7 @@ const COUNTERS = ["src_bytes", "src_packets", "dst_bytes", "dst_packets"] as con
 async function rollupLevel(tx: Prisma.TransactionClient, spec: LevelSpec, b: Buckets): Promise<number> {
   if (b.hosts.length === 0) return 0;
   const { target, source, time } = spec;
+  await analyzeUnanalyzed(tx, [source, target]);
   await tx.$executeRawUnsafe(`TRUNCATE rollup_new`);
   // Bucket ends come from JS (calendar months in UTC), not from interval arithmetic in
   // the session's time zone.
@@ -131,6 +132,38 @@ async function rollupLevel(tx: Prisma.TransactionClient, spec: LevelSpec, b: Buc
     );
   }
   return b.hosts.length;
+}
+
+/**
+ * ANALYZEs every table (or leaf partition) of `tables` that holds rows but has no column
+ * statistics yet. Without them the planner takes each equality of the fleet join below as
+ * selective and probes the target through whichever index is smallest: through
+ * (table_name, bucket), one probe per recomputed row reads every host's row of that
+ * bucket (host_id and address as a filter), quadratic in the fleet (a run at 100 hosts x
+ * 1,000 addresses spent over 60 s there; with statistics it probes the primary key, 1.3 s).
+ * A fresh database has none until autovacuum gets to it (never, where autovacuum is off),
+ * and each day's new partitions start without. Once there, autovacuum keeps them fresh;
+ * stale statistics from a smaller table still favour the primary key. Cheap when nothing
+ * is missing: one catalog query.
+ */
+export async function analyzeUnanalyzed(tx: Prisma.TransactionClient, tables: readonly string[]): Promise<string[]> {
+  // The candidates are listed first (MATERIALIZED): pg_relation_size takes a lock on each
+  // relation it sizes, so it must never see another table, one that may be locked.
+  const rows = await tx.$queryRawUnsafe<{ rel: string }[]>(
+    `WITH rels AS MATERIALIZED (
+       SELECT c.oid, c.relname, c.relnamespace
+       FROM unnest($1::text[]) AS t(name)
+       JOIN pg_class p ON p.oid = t.name::regclass
+       JOIN pg_class c ON c.oid = p.oid OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = p.oid)
+       WHERE c.relkind = 'r')
+     SELECT r.oid::regclass::text AS rel FROM rels r
+     WHERE NOT EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = r.relnamespace::regnamespace::name AND s.tablename = r.relname)
+       AND pg_relation_size(r.oid) > 0`,
+    tables,
+  );
+  // Leaf partitions only: analyzing a partitioned parent would sample every partition again.
+  for (const { rel } of rows) await tx.$executeRawUnsafe(`ANALYZE ${rel}`);
+  return rows.map((r) => r.rel);
 }
 
 interface Buckets {
