@@ -233,3 +233,35 @@ test("statistic: --mode nth (which packets) and --mode random with probability 0
   assert.deepEqual(ipt, [4, 3, 8, 10, 0, 10]);
   assert.deepEqual(await nftCounts(viaNft.server, n), ipt);
 });
+
+test("recent: one list checked with two windows (1 s and 60 s), stamped again by --update, cleared by --remove", async () => {
+  const n = await load(
+    [
+      "*filter",
+      "-A INPUT -p tcp --dport 80 -m recent --set --name w --rsource",
+      "-A INPUT -p tcp --dport 81 -m recent --rcheck --seconds 1 --name w --rsource",
+      "-A INPUT -p tcp --dport 81 -m recent --rcheck --seconds 60 --name w --rsource",
+      "-A INPUT -p tcp --dport 82 -m recent --update --seconds 60 --name w --rsource",
+      "-A INPUT -p tcp --dport 83 -m recent --remove --name w --rsource",
+      "COMMIT",
+      "",
+    ].join("\n"),
+  );
+  for (const p of [viaIpt, viaNft]) {
+    await hping(p, ["-S", "-p", "80"], 1); // stamp
+    await hping(p, ["-S", "-p", "81"], 2); // within both windows
+  }
+  // Let the 1 s window pass (the 60 s one does not): no timing is asserted, only that more
+  // than a second went by.
+  await new Promise((r) => setTimeout(r, 2500));
+  for (const p of [viaIpt, viaNft]) {
+    await hping(p, ["-S", "-p", "81"], 3); // only the 60 s window
+    await hping(p, ["-S", "-p", "82"], 1); // listed within 60 s: stamps again
+    await hping(p, ["-S", "-p", "81"], 1); // within both windows again
+    await hping(p, ["-S", "-p", "83"], 1); // removed
+    await hping(p, ["-S", "-p", "81"], 2); // in neither
+  }
+  const want = [1, 3, 6, 1, 1];
+  assert.deepEqual(await iptCounts(viaIpt.server), want, "xt_recent counts the probes as the windows say");
+  assert.deepEqual(await nftCounts(viaNft.server, n), want, "the nftables rendering counts them the same");
+});

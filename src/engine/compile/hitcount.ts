@@ -234,7 +234,28 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
             ),
           ),
         );
+        return;
       }
+      // A rule between the set rule and this one that may end the packet's way through the
+      // chain (a verdict, or a jump whose chain may give one) lets stamped packets skip this
+      // rule's count: xt_recent would count their stamps, nftables would not.
+      const first = Math.min(...mine.map((s) => s.index));
+      const stop = c.rules.findIndex((x, k) => {
+        if (k <= first || k >= index) return false;
+        const t = normalizeAction(x.action).type;
+        return TERMINATING.has(t) || t === "jump";
+      });
+      if (stop !== -1)
+        out.push(
+          error(
+            at,
+            "unsupported_on_target",
+            why(
+              r.name,
+              `chains.${chain}.rules[${stop}], between the list's set rule and this rule, may stop packets the set rule stamped, so they would not be counted here`,
+            ),
+          ),
+        );
     });
   }
   policy.forwarding.markForwards.forEach((mf, i) => {

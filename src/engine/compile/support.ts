@@ -221,7 +221,7 @@ export const FEATURES = {
   },
   "match.recent": {
     label: "recent",
-    nftables: yes("set with timeouts (add/update/delete @set)"),
+    nftables: yes("set with timeouts (add/update/delete @set); one set per window a list is checked with"),
     iptables: yes("-m recent"),
   },
   "match.recentHitcount": {

@@ -52,7 +52,6 @@ export function objectErrors(policy: Policy): Diagnostic[] {
   });
 
   const meters = new Map<string, Path>();
-  const recentSeconds = new Map<string, { seconds: number; at: Path }>();
   for (const r of rulesOf(policy)) {
     const m = r.match;
     if (m.quota) {
@@ -79,19 +78,6 @@ export function objectErrors(policy: Policy): Diagnostic[] {
           ),
         );
       if (!meters.has(m.meter.name)) meters.set(m.meter.name, at);
-    }
-    if (m.recent?.seconds !== undefined) {
-      const seen = recentSeconds.get(m.recent.name);
-      if (!seen) recentSeconds.set(m.recent.name, { seconds: m.recent.seconds, at: r.path });
-      else if (seen.seconds !== m.recent.seconds) {
-        out.push(
-          error(
-            [...r.path, "match", "recent", "seconds"],
-            "recent_timeout_conflict",
-            `recent list "${m.recent.name}" is checked here with seconds ${m.recent.seconds} but with ${seen.seconds} at ${"/" + seen.at.join("/")}; nftables keeps one timeout per list, so use one value (or two lists)`,
-          ),
-        );
-      }
     }
   }
   for (const r of rulesOf(policy)) {

@@ -88,15 +88,37 @@ test("quota2 features nftables cannot express: --no-change, packet budgets, one 
   );
 });
 
-test("a recent list checked with two different --seconds is refused (one timeout per set)", () => {
-  const errs = errorsOf(
-    input([
-      { match: { recent: { name: "l", mode: "rcheck", seconds: 10 } }, action: "drop" },
-      { match: { recent: { name: "l", mode: "update", seconds: 20 } }, action: "drop" },
-    ]),
+test("a recent list checked with several --seconds gets one set per window, all stamped by set/update, all cleared by remove", () => {
+  const r = renderNft(
+    Policy.parse(
+      input([
+        { match: { saddr: "192.0.2.0/24", recent: { name: "l", mode: "set" } }, action: "return" },
+        { match: { recent: { name: "l", mode: "rcheck", seconds: 10 } }, action: "drop" },
+        { match: { recent: { name: "l", mode: "update", seconds: 20 } }, action: "drop" },
+        { match: { recent: { name: "l", mode: "rcheck", seconds: 300 } }, action: "accept" },
+        { match: { recent: { name: "l", mode: "remove" } }, action: "accept" },
+      ]),
+    ),
   );
-  assert.equal(errs[0]!.code, "nft_recent_seconds_conflict");
-  assert.equal(errs[0]!.path, "/chains/input/rules/1/match/recent/seconds");
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  const line = (needle: string) => r.text.split("\n").filter((l) => l.includes(needle));
+  // The longest window is the list's own set; each shorter one has its own.
+  assert.match(r.text, /recent_l_v4 \{[^}]*timeout 300s/);
+  assert.match(r.text, /recent_l_10s_v4 \{[^}]*timeout 10s/);
+  assert.match(r.text, /recent_l_20s_v4 \{[^}]*timeout 20s/);
+  const stamp =
+    "update @recent_l_v4 { ip saddr } update @recent_l_10s_v4 { ip saddr } update @recent_l_20s_v4 { ip saddr }";
+  assert.equal(line(`ip saddr 192.0.2.0/24 ${stamp}`).length, 1, r.text);
+  assert.equal(line("ip saddr @recent_l_10s_v4 drop").length, 1, r.text);
+  assert.equal(line(`ip saddr @recent_l_20s_v4 ${stamp} drop`).length, 1, r.text);
+  assert.equal(line("ip saddr @recent_l_v4 accept").length, 1, r.text);
+  assert.equal(
+    line(
+      "ip saddr @recent_l_v4 delete @recent_l_v4 { ip saddr } delete @recent_l_10s_v4 { ip saddr } delete @recent_l_20s_v4 { ip saddr } accept",
+    ).length,
+    1,
+    r.text,
+  );
 });
 
 test("IPv4-only and IPv6-only parts in one rule can never match", () => {
@@ -315,6 +337,38 @@ test("recent hitcount on nftables: only the counting idiom (the list's set rules
     1,
   );
   assert.ok(renderNft(Policy.parse(inp([set, count]))).ok);
+  // A rule between the set rule and the counted one that may stop packets (another counted rule
+  // of the list that drops, as a real dump has with windows 770 s and 17123 s; or a jump): the
+  // stamps of the packets it stops would be missing from this rule's count. A counter between is fine.
+  const shortCount = {
+    match: { ...count.match, recent: { name: "l", mode: "rcheck", seconds: 1, hitcount: 2 } },
+    action: "drop",
+  };
+  const longCount = {
+    ...count,
+    match: { ...count.match, recent: { ...count.match.recent, mode: "rcheck", seconds: 60 } },
+  };
+  const between = errorsOf(inp([set, shortCount, longCount]));
+  assert.deepEqual(
+    between.map((e) => e.path),
+    ["/chains/input/rules/2/match/recent/hitcount"],
+  );
+  assert.match(
+    between[0]!.message,
+    /chains\.input\.rules\[1\], between the list's set rule and this rule, may stop packets/,
+  );
+  assert.equal(
+    errorsOf({
+      counters: { seen: {} },
+      chains: {
+        input: { hook: "input", rules: [set, { action: { type: "jump", chain: "x" } }, count] },
+        x: { rules: [] },
+      },
+    } as PolicyInput).length,
+    1,
+  );
+  assert.ok(renderNft(Policy.parse(inp([set, { action: seen }, count]))).ok);
+  assert.ok(validatePolicy(inp([set, shortCount, longCount]), { target: "iptables" }).ok);
   // The SYN-flood idiom as plain rules (the seed's --set then --update --hitcount): accepted, and the
   // counted rules also require the source on the list.
   const syn = { protocol: "tcp", ctState: ["new"], tcpFlags: { mask: ["fin", "syn", "rst", "ack"], compare: ["syn"] } };

@@ -74,7 +74,7 @@ function checkFailsafeContext(ctx: Ctx): void {
 
 function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
   checkFailsafeContext(ctx);
-  const timeouts = planRecentTimeouts(policy, ctx);
+  const timeouts = planRecentTimeouts(policy);
   ctx.stampAfter = stampAfterRules(policy);
   for (const [name, def] of Object.entries(policy.sets))
     ctx.declareSet(compileSet(name, def, ctx), `set "${name}"`, ["sets", name]);

@@ -18,6 +18,7 @@ import {
   meterParts,
   recentParts,
   type HitcountCheck,
+  type RecentPlan,
 } from "./recent.ts";
 import { quotaParts } from "./quota.ts";
 import { extraFamilies, extraParts, statisticPart } from "./match-extra.ts";
@@ -159,7 +160,7 @@ export function compileMatch(
   fam: Fam | undefined,
   ctx: Ctx,
   path: Path,
-  timeouts: Map<string, number | undefined>,
+  timeouts: RecentPlan,
 ): MatchResult | null {
   const parts: string[] = [];
   let impliesFamily = false;

@@ -2,12 +2,18 @@
 //
 // recent list NAME -> sets recent_NAME_v4 / recent_NAME_v6 whose timeout is the
 // list's `seconds` (an element expires when the address has not been seen for that
-// long, which is what `--rcheck/--update --seconds N` asks). nftables keeps one timeout
-// per set, so every rule using a list must agree on `seconds` (rules without it are fine).
+// long, which is what `--rcheck/--update --seconds N` asks).
 //   set    -> update @s { ip saddr }            (add, or refresh the timeout)
 //   rcheck -> ip saddr @s
 //   update -> ip saddr @s update @s { ip saddr }
 //   remove -> ip saddr @s delete @s { ip saddr }   (matches if it was listed)
+// nftables keeps one timeout per set. A list checked with several windows (rcheck/update
+// with different `seconds`) gets one set per window: recent_NAME_v4 carries the longest,
+// recent_NAME_<S>s_v4 each shorter window S. Every rule that stamps the list (set, and
+// update when it matches) refreshes all of them and remove deletes from all, so "the
+// address is in the set of window S" is exactly "its last stamp is at most S seconds old",
+// which is what xt_recent tests with --seconds S (without --hitcount only the last stamp
+// counts).
 //
 // `--hitcount H --seconds S` (update or rcheck) is counted exactly, not with a token bucket
 // (a bucket of burst H-1 lets the burst AND its refill through within S seconds). Each
@@ -54,38 +60,42 @@ const dynamicAddrSet = (name: string, fam: Fam, timeout: number, size: number): 
   size,
 });
 
-/** The timeout of every recent list, agreed across all rules that use it. */
-export function planRecentTimeouts(policy: Policy, ctx: Ctx): Map<string, number | undefined> {
-  const seen = new Map<string, { seconds?: number; path: Path }>();
+/**
+ * Per recent list, the timeout of its own set (the map's value), and the shorter windows
+ * its rules check, which get a set each (`extraWindows`, ascending).
+ */
+export class RecentPlan extends Map<string, number | undefined> {
+  readonly extraWindows = new Map<string, number[]>();
+}
+
+/** The timeout of every recent list, and the extra window sets of lists checked with several. */
+export function planRecentTimeouts(policy: Policy): RecentPlan {
+  const windows = new Map<string, Set<number>>();
   const hitWindow = new Map<string, number>();
   const checked = new Set<string>();
-  for (const [chainName, chain] of Object.entries(policy.chains)) {
-    chain.rules.forEach((rule, i) => {
+  const names = new Set<string>();
+  for (const chain of Object.values(policy.chains)) {
+    for (const rule of chain.rules) {
       const r = rule.match?.recent;
-      if (!r) return;
-      const path = ["chains", chainName, "rules", i, "match", "recent", "seconds"];
+      if (!r) continue;
+      names.add(r.name);
       // A hitcount rule counts in its own sets; its seconds is their window.
       const counted = r.hitcount !== undefined && r.hitcount > 1;
       if (counted) hitWindow.set(r.name, Math.max(hitWindow.get(r.name) ?? 0, r.seconds ?? 0));
       else if (r.mode !== "set") checked.add(r.name);
-      const seconds = counted ? undefined : r.seconds;
-      const prev = seen.get(r.name);
-      if (!prev || prev.seconds === undefined) {
-        seen.set(r.name, { seconds: seconds ?? prev?.seconds, path });
-      } else if (seconds !== undefined && seconds !== prev.seconds) {
-        ctx.error(
-          path,
-          "nft_recent_seconds_conflict",
-          `recent list "${r.name}" is checked with seconds ${prev.seconds} and ${seconds}: nftables keeps one timeout per set, so every rule of a list must use the same seconds (or none)`,
-        );
-      }
-    });
+      if (counted || r.seconds === undefined) continue;
+      windows.set(r.name, (windows.get(r.name) ?? new Set()).add(r.seconds));
+    }
   }
-  // A list that is only `set` and counted (the SYN-flood idiom) is never looked up itself:
-  // let its addresses expire with the hit-count window instead of filling the set forever.
-  return new Map(
-    [...seen].map(([k, v]) => [k, v.seconds ?? (checked.has(k) ? undefined : hitWindow.get(k) || undefined)]),
-  );
+  const plan = new RecentPlan();
+  for (const name of names) {
+    const w = [...(windows.get(name) ?? [])].sort((a, b) => a - b);
+    // A list that is only `set` and counted (the SYN-flood idiom) is never looked up itself:
+    // let its addresses expire with the hit-count window instead of filling the set forever.
+    plan.set(name, w.at(-1) ?? (checked.has(name) ? undefined : hitWindow.get(name) || undefined));
+    if (w.length > 1) plan.extraWindows.set(name, w.slice(0, -1));
+  }
+  return plan;
 }
 
 /** A recent hit count, compiled: the chain the packet is counted in and the check that matches. */
@@ -153,7 +163,7 @@ function declareList(
   fam: Fam,
   ctx: Ctx,
   path: Path,
-  timeouts: Map<string, number | undefined>,
+  timeouts: RecentPlan,
 ): { name: string; timeout: number | undefined } {
   const timeout = timeouts.get(r.name);
   const name = `recent_${r.name}_${suffix(fam)}`;
@@ -176,24 +186,12 @@ function declareList(
  * only one accepted, compile/hitcount.ts) the list's set rule has just added it, so this
  * changes nothing there, but it keeps an unlisted source (the list's set full) uncounted.
  */
-export function hitcountListMember(
-  r: RecentMatch,
-  fam: Fam,
-  ctx: Ctx,
-  path: Path,
-  timeouts: Map<string, number | undefined>,
-): string {
+export function hitcountListMember(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, timeouts: RecentPlan): string {
   const { name } = declareList(r, fam, ctx, path, timeouts);
   return `${addrKey(fam, r.side === "destination" ? "daddr" : "saddr")} @${name}`;
 }
 
-export function recentParts(
-  r: RecentMatch,
-  fam: Fam,
-  ctx: Ctx,
-  path: Path,
-  timeouts: Map<string, number | undefined>,
-): string[] {
+export function recentParts(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, timeouts: RecentPlan): string[] {
   const key = addrKey(fam, r.side === "destination" ? "daddr" : "saddr");
   if (r.hitcount !== undefined && r.hitcount > 1) {
     ctx.error(
@@ -206,15 +204,23 @@ export function recentParts(
   const { name, timeout } = declareList(r, fam, ctx, path, timeouts);
   // Without a timeout nft refuses `update` (it refreshes a timeout); `add` is the same then.
   const refresh = timeout ? "update" : "add";
+  // The shorter windows' sets (a list checked with several windows): stamped and removed with the list.
+  const extra = (timeouts.extraWindows.get(r.name) ?? []).map((s) => {
+    const set = dynamicAddrSet(`recent_${r.name}_${s}s_${suffix(fam)}`, fam, s, RECENT_SIZE);
+    ctx.declareSet(set, `recent list "${r.name}" window ${s}s`, path);
+    return { seconds: s, name: set.name };
+  });
+  const stamp = [`${refresh} @${name} { ${key} }`, ...extra.map((e) => `update @${e.name} { ${key} }`)];
+  const checkSet = extra.find((e) => e.seconds === r.seconds)?.name ?? name;
   switch (r.mode) {
     case "set":
-      return [`${refresh} @${name} { ${key} }`];
+      return stamp;
     case "rcheck":
-      return [`${key} @${name}`];
+      return [`${key} @${checkSet}`];
     case "update":
-      return [`${key} @${name}`, `${refresh} @${name} { ${key} }`];
+      return [`${key} @${checkSet}`, ...stamp];
     case "remove":
-      return [`${key} @${name}`, `delete @${name} { ${key} }`];
+      return [`${key} @${name}`, `delete @${name} { ${key} }`, ...extra.map((e) => `delete @${e.name} { ${key} }`)];
   }
 }
 

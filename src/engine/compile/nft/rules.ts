@@ -11,6 +11,7 @@ import { FAMS, type Ctx, type Fam, type RuleBody, type TeeRule } from "./context
 import { compileMatch, matchFamilies, matchNeedsFamily } from "./match.ts";
 import { teeMatchProblem } from "./tee.ts";
 import { actionFamilies, compileAction, type ActionEnv } from "./action.ts";
+import type { RecentPlan } from "./recent.ts";
 
 /** Actions that may run once per alternative (an OR the nft expression cannot hold). */
 const REPEATABLE = new Set<ActionType>([
@@ -45,7 +46,7 @@ export function compileRule(
   chain: Pick<Chain, "table" | "hook">,
   path: Path,
   ctx: Ctx,
-  timeouts: Map<string, number | undefined>,
+  timeouts: RecentPlan,
   comment: string,
 ): { rules: RuleBody[]; tee: TeeRule[] } {
   const out: { rules: RuleBody[]; tee: TeeRule[] } = { rules: [], tee: [] };
