@@ -75,7 +75,11 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const programs = checkPrograms(opts.path);
   for (const m of programs.missing) log.error({ program: m.program }, m.reason);
   // spaKnock: knocks reach the verifier from the NFLOG readers; it opens ports by set elements.
-  const spa = new SpaVerifier(driver, log);
+  const spa = new SpaVerifier(driver, log, Date.now, {
+    read: () => state.readSpaUsed(),
+    write: (u) => state.writeSpaUsed(u),
+  });
+  await spa.load();
   const logGroups = new LogGroups({
     driver,
     log,

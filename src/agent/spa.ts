@@ -11,12 +11,19 @@
 // under openSecret (open) or closeSecret (close). Differences from xt_pknock, both safer:
 // the minute before the current one is accepted too (a knock sent at hh:mm:59.9 arrives
 // in the next minute), and every accepted knock is remembered until its minute can no
-// longer be accepted, so a captured knock replayed later (even after a close) opens
-// nothing. IPv4 only, like xt_pknock: the HMAC covers a 32-bit address.
+// longer be accepted, so a captured knock replayed later (even after a close, or after an
+// agent restart: the digests are in the state dir before the port opens) opens nothing.
+// IPv4 only, like xt_pknock: the HMAC covers a 32-bit address.
+//
+// Checking costs four HMACs. One source gets at most PER_SOURCE_PER_SECOND checks a second,
+// so a flood from one address never uses the budget of the others; all sources together
+// get MAX_PER_SECOND (a flood from many forged sources can still use that up: such knocks
+// are dropped by the kernel either way, and the knocker retries).
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { driver as kernel, spaList, spaLogPrefix, validatePolicy, type DriverOptions } from "../engine/index.ts";
 import type { Logger } from "../runtime/log.ts";
 import { errorText } from "./errors.ts";
+import type { SpaUsed } from "./state.ts";
 import { decodeIp, type NflogPacket } from "./telemetry/nflog.ts";
 
 export interface SpaRule {
@@ -53,13 +60,23 @@ export function spaRulesOf(policyJson: string | undefined): SpaRule[] {
 }
 
 /** At most this many knocks are checked per second; a flood of knocks costs no more CPU. */
-const MAX_PER_SECOND = 200;
+export const MAX_PER_SECOND = 2000;
+/** At most this many knocks of one source address are checked per second. */
+export const PER_SOURCE_PER_SECOND = 4;
+
+/** Where accepted digests are kept across restarts (the state dir's spa-used.json). */
+export interface SpaUsedStore {
+  read(): Promise<SpaUsed | undefined>;
+  write(u: SpaUsed): Promise<void>;
+}
 
 export class SpaVerifier {
   private rules = new Map<string, SpaRule>();
   /** Digests accepted, kept until their minute is out of the window: no knock works twice. */
   private used = new Map<string, number>();
   private window = { second: 0, count: 0, skipped: 0 };
+  /** Checks per source in the current second (cleared each second: bounded by MAX_PER_SECOND). */
+  private perSource = new Map<string, number>();
   private chain: Promise<unknown> = Promise.resolve();
   /** Tests: called with each knock's outcome once the kernel holds it. */
   onOutcome?: (o: KnockOutcome & { rule: string }) => void;
@@ -68,7 +85,21 @@ export class SpaVerifier {
     private readonly driver: DriverOptions,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    private readonly store?: SpaUsedStore,
   ) {}
+
+  /** Before the first knock: the digests a previous run accepted, still inside the window. */
+  async load(): Promise<void> {
+    if (!this.store) return;
+    try {
+      const u = (await this.store.read()) ?? {};
+      for (const [d, m] of Object.entries(u)) this.used.set(d, m);
+      this.forget(Math.floor(this.now() / 60_000));
+    } catch (e) {
+      // Unreadable: knocks accepted in the last two minutes could be replayed once; say so.
+      this.log.warn({ err: errorText(e) }, "spa: accepted knocks of the last run unreadable; starting empty");
+    }
+  }
 
   /** The rules of the policy the kernel holds now (after every apply, rollback and at start). */
   configure(rules: SpaRule[]): void {
@@ -104,11 +135,16 @@ export class SpaVerifier {
       if (this.window.skipped > 0)
         this.log.warn({ skipped: this.window.skipped }, "spa knocks over the rate cap were not checked");
       this.window = { second: sec, count: 0, skipped: 0 };
+      this.perSource.clear();
     }
-    if (++this.window.count > MAX_PER_SECOND) {
+    const source = decodeIp(p.payload).saddr;
+    const fromSource = (this.perSource.get(source) ?? 0) + 1;
+    if (fromSource > PER_SOURCE_PER_SECOND || this.window.count >= MAX_PER_SECOND) {
       this.window.skipped++;
       return;
     }
+    this.perSource.set(source, fromSource);
+    this.window.count++;
     const outcome = this.verify(name, p.payload);
     const run = this.chain.then(() => this.act(name, outcome));
     this.chain = run.catch(() => undefined);
@@ -145,6 +181,12 @@ export class SpaVerifier {
     };
   }
 
+  /** Write the accepted digests still inside the window to the store. */
+  async persist(): Promise<void> {
+    this.forget(Math.floor(this.now() / 60_000));
+    await this.store?.write(Object.fromEntries(this.used));
+  }
+
   private forget(minute: number): void {
     for (const [d, m] of this.used) if (m < minute - 1) this.used.delete(d);
   }
@@ -154,6 +196,19 @@ export class SpaVerifier {
       this.log.warn({ rule: name, source: o.source, reason: o.reason }, "spa knock refused");
       this.onOutcome?.({ ...o, rule: name });
       return;
+    }
+    // Durable before the port opens: after a crash here the knock is spent, never replayable.
+    if (this.store) {
+      try {
+        await this.persist();
+      } catch (e) {
+        this.log.error(
+          { rule: name, source: o.source, err: errorText(e) },
+          "spa knock verified but not applied: cannot record it in the state dir (it could be replayed after a restart)",
+        );
+        this.onOutcome?.({ kind: "refused", source: o.source, reason: "state dir not writable", rule: name });
+        return;
+      }
     }
     const set = `recent_${spaList(name)}_v4`;
     // add-then-delete closes whether or not the source is listed, without an error either way.

@@ -86,6 +86,12 @@ export const ResolvedApi = z.object({
 });
 export type ResolvedApi = z.infer<typeof ResolvedApi>;
 
+/** spa-used.json: accepted knock digests and the minute each was for (bounded: two minutes' worth). */
+export const SpaUsed = z
+  .record(z.string().regex(/^[0-9a-f]{64}$/), z.number().int())
+  .refine((u) => Object.keys(u).length <= 100_000, "too many entries");
+export type SpaUsed = z.infer<typeof SpaUsed>;
+
 export class StateDir {
   constructor(readonly dir: string) {}
 
@@ -171,6 +177,15 @@ export class StateDir {
   /** 0600: where the API lives is nothing for other local users to read. */
   async writeResolvedApi(r: ResolvedApi): Promise<void> {
     await writeFileAtomic(this.path("api-addresses.json"), JSON.stringify(r), 0o600);
+  }
+
+  /** spaKnock digests already accepted, with their minute: a restart must not let one work twice. */
+  readSpaUsed(): Promise<SpaUsed | undefined> {
+    return this.readJson("spa-used.json", SpaUsed);
+  }
+
+  async writeSpaUsed(u: SpaUsed): Promise<void> {
+    await writeFileAtomic(this.path("spa-used.json"), JSON.stringify(u), 0o600);
   }
 
   readPending(): Promise<PendingApply | undefined> {

@@ -2,7 +2,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { SpaVerifier, spaRulesOf } from "../../../src/agent/spa.ts";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PER_SOURCE_PER_SECOND, SpaVerifier, spaRulesOf } from "../../../src/agent/spa.ts";
+import { StateDir, type SpaUsed } from "../../../src/agent/state.ts";
+import type { NflogPacket } from "../../../src/agent/telemetry/nflog.ts";
+import { spaLogPrefix } from "../../../src/engine/index.ts";
 import { memoryLog } from "../../../src/runtime/log.ts";
 
 const SRC = [192, 0, 2, 7];
@@ -114,4 +120,52 @@ test("spaRulesOf reads the rules of a policy and nothing from an invalid one", (
   assert.deepEqual(spaRulesOf(JSON.stringify(doc)), [{ name: "FTP", openSecret: "a", closeSecret: "b" }]);
   assert.deepEqual(spaRulesOf("{"), []);
   assert.deepEqual(spaRulesOf(undefined), []);
+});
+
+test("an accepted knock stays spent across a restart: the digests are in the state dir (0600)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "palisade-spa-"));
+  try {
+    const state = new StateDir(dir);
+    const store = { read: () => state.readSpaUsed(), write: (u: SpaUsed) => state.writeSpaUsed(u) };
+    const first = new SpaVerifier({}, memoryLog(), () => T, store);
+    first.configure([{ name: "FTP", openSecret: "o-secret", closeSecret: "c-secret" }]);
+    await first.load();
+    assert.equal(first.verify("FTP", packet(knock("o-secret", minute))).kind, "open");
+    await first.persist();
+    assert.equal((await stat(join(dir, "spa-used.json"))).mode & 0o777, 0o600);
+
+    // The agent restarts within the same minute: the captured knock is replayed.
+    const second = new SpaVerifier({}, memoryLog(), () => T + 5_000, store);
+    second.configure([{ name: "FTP", openSecret: "o-secret", closeSecret: "c-secret" }]);
+    await second.load();
+    const replay = second.verify("FTP", packet(knock("o-secret", minute)));
+    assert.equal(replay.kind, "refused");
+    assert.match((replay as { reason: string }).reason, /replayed open knock/);
+    assert.equal(second.verify("FTP", packet(knock("c-secret", minute))).kind, "close", "other knocks still work");
+
+    // Two minutes later the digest is out of the window and dropped from the file.
+    const later = new SpaVerifier({}, memoryLog(), () => T + 180_000, store);
+    await later.load();
+    await later.persist();
+    assert.deepEqual(await state.readSpaUsed(), {});
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("a flood from one source uses only its own budget: another source's knock is still checked", async () => {
+  const v = verifier();
+  const checked: string[] = [];
+  v.onOutcome = (o) => checked.push(o.source);
+  const flood = [10, 0, 0, 66];
+  for (let i = 0; i < 50; i++)
+    v.onPacket({ prefix: spaLogPrefix("FTP"), payload: packet(Buffer.alloc(64, 0x61), flood) } as NflogPacket);
+  v.onPacket({ prefix: spaLogPrefix("FTP"), payload: packet(Buffer.alloc(64, 0x62)) } as NflogPacket);
+  await v.idle();
+  assert.equal(checked.filter((s) => s === "10.0.0.66").length, PER_SOURCE_PER_SECOND, "the flooding source is capped");
+  assert.deepEqual(
+    checked.filter((s) => s !== "10.0.0.66"),
+    ["192.0.2.7"],
+    "the other source is checked",
+  );
 });
