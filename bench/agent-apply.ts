@@ -5,13 +5,18 @@
 // Transitions: small -> 10k, 10k -> small, 10k -> 10k with one rule changed (small =
 // bench/fixtures/small.yaml, 10k = 10,000 linear saddr drop rules). Per run and transition,
 // in a throwaway namespace with the starting policy loaded (untimed):
-//   agent   a fresh `node` (the shipped unit's flags) runs what the agent runs for a
-//           DesiredState: renderDesired (validate + compile) and Applier.safeApply with the
-//           real driver (nft -c, snapshot, read, incremental plan, nft -f; confirmed at once).
+//   agent   a `node` (the shipped unit's flags) runs what the agent runs for a DesiredState:
+//           renderDesired (validate + compile) and Applier.safeApply with the real driver
+//           (snapshot, incremental plan, nft -f; confirmed at once). Two starting points:
+//           "running": the same process applied the starting policy itself (a running
+//           agent, which knows what it last applied and does not list the kernel);
+//           "restarted": a fresh process (no known state: the snapshot lists the kernel).
 //           CPU = utime + stime of the process and its reaped children (nft, ip) from
 //           /proc/self/stat, around those two steps only (not node's start-up).
 //   raw     `ip netns exec NS nft -f FILE` of the text the agent rendered, CPU from the
-//           same counters of a small waiting process.
+//           same counters of a small waiting process. That text deletes and re-adds the
+//           table, so raw does the kernel work of the agent's transaction (flush + load).
+//           USER_HZ is 100: every CPU figure is in 10 ms ticks.
 // Medians of BENCH_RUNS (default 5); ratios agent/raw. Needs root.
 // Usage: npm run bench -- bench/agent-apply.ts
 import { spawnSync } from "node:child_process";
@@ -41,25 +46,38 @@ interface Sample {
   mode: string;
 }
 
-/** Child: render + safeApply the policy in `file`; prints {renderMs, applyMs, mode}. The rendered text goes to `textOut`. */
-async function child(ns: string, file: string, textOut: string): Promise<void> {
+/**
+ * Child: render + safeApply the policy in `file`; prints {renderMs, applyMs, mode}. The
+ * rendered text goes to `textOut`. With `fromFile`, the same applier first applies that
+ * policy, untimed (a running agent's previous version).
+ */
+async function child(ns: string, file: string, textOut: string, fromFile?: string): Promise<void> {
   const { renderDesired } = await import("../src/agent/desired.ts");
   const { Applier } = await import("../src/agent/apply.ts");
   const { memoryLog } = await import("../src/runtime/log.ts");
   const { nftDriver } = await import("../src/engine/driver/index.ts");
-  const json = readFileSync(file, "utf8");
+  const applier = new Applier(nftDriver({ netns: ns, timeoutMs: 120_000 }), memoryLog("error"));
+  const render = (f: string) => {
+    const r = renderDesired(readFileSync(f, "utf8"), { apiAddresses: ["127.0.0.1"], apiPort: 50051 });
+    if (!r.ok) throw new Error(r.error);
+    return r;
+  };
+  const applyIt = async (r: { text: string; tables: import("../src/engine/index.ts").TableDefinition[] }) => {
+    const out = await applier.safeApply({
+      text: r.text,
+      tables: r.tables,
+      confirmTimeoutMs: 1000,
+      confirmed: async () => true,
+    });
+    if (out.status !== "applied") throw new Error(`apply: ${JSON.stringify(out)}`);
+    return out;
+  };
+  if (fromFile) await applyIt(render(fromFile));
   const c0 = cpuMs();
-  const r = renderDesired(json, { apiAddresses: ["127.0.0.1"], apiPort: 50051 });
+  const r = render(file);
   const c1 = cpuMs();
-  if (!r.ok) throw new Error(r.error);
-  const out = await new Applier(nftDriver({ netns: ns, timeoutMs: 120_000 }), memoryLog("error")).safeApply({
-    text: r.text,
-    tables: r.tables,
-    confirmTimeoutMs: 1000,
-    confirmed: async () => true,
-  });
+  const out = await applyIt(r);
   const c2 = cpuMs();
-  if (out.status !== "applied") throw new Error(`apply: ${JSON.stringify(out)}`);
   writeFileSync(textOut, r.text);
   process.stdout.write(JSON.stringify({ renderMs: c1 - c0, applyMs: c2 - c1, mode: out.mode }) + "\n");
 }
@@ -81,7 +99,7 @@ async function main(): Promise<void> {
       ["10k -> small", "big", "small"],
       ["10k -> 10k, one rule changed", "big", "bigChanged"],
     ];
-    const runChild = (doc: string): Sample => {
+    const runChild = (doc: string, from?: string): Sample => {
       const r = spawnSync(
         process.execPath,
         [
@@ -93,6 +111,7 @@ async function main(): Promise<void> {
           ns,
           join(dir, `${doc}.json`),
           join(dir, `${doc}.nft`),
+          ...(from ? [join(dir, `${from}.json`)] : []),
         ],
         { cwd: ROOT, encoding: "utf8", timeout: 300_000 },
       );
@@ -106,22 +125,26 @@ async function main(): Promise<void> {
     const rows = [
       [
         "transition",
-        "agent: render",
-        "agent: apply (check, snapshot, read, plan, nft -f)",
-        "agent total",
+        "render",
+        "apply, running agent",
+        "apply, restarted agent",
         "raw nft -f FILE",
-        "apply / raw",
-        "total / raw",
+        "running / raw",
+        "restarted / raw",
+        "(render + running) / raw",
         "plan",
       ],
     ];
     for (const [label, from, to] of transitions) {
-      const agent: Sample[] = [];
+      const running: Sample[] = [];
+      const restarted: Sample[] = [];
       const raw: number[] = [];
       for (let i = 0; i < RUNS; i++) {
         note(`${label}: run ${i + 1}/${RUNS}`);
+        await lab.nft(ns, ["flush", "ruleset"], undefined, { timeoutMs: 60_000 });
+        running.push(runChild(to, from));
         await reset(from);
-        agent.push(runChild(to));
+        restarted.push(runChild(to));
         await reset(from);
         const r = spawnSync(
           process.execPath,
@@ -138,19 +161,24 @@ async function main(): Promise<void> {
         if (r.status !== 0) throw new Error(`raw nft -f exited ${r.status}: ${r.stderr}`);
         raw.push(Number(r.stdout));
       }
-      const rm = median(agent.map((s) => s.renderMs));
-      const am = median(agent.map((s) => s.applyMs));
+      const rm = median([...running, ...restarted].map((s) => s.renderMs));
+      const am = median(running.map((s) => s.applyMs));
+      const cm = median(restarted.map((s) => s.applyMs));
       const raw1 = median(raw);
       rows.push([
         label,
         `${rm.toFixed(0)} ms`,
         `${am.toFixed(0)} ms`,
-        `${(rm + am).toFixed(0)} ms`,
+        `${cm.toFixed(0)} ms`,
         `${raw1.toFixed(0)} ms`,
         ratio(am, raw1),
+        ratio(cm, raw1),
         ratio(rm + am, raw1),
-        [...new Set(agent.map((s) => s.mode))].join(","),
+        [...new Set([...running, ...restarted].map((s) => s.mode))].join(","),
       ]);
+      note(
+        `${label}: running ${running.map((s) => s.applyMs).join(",")} restarted ${restarted.map((s) => s.applyMs).join(",")} raw ${raw.join(",")}`,
+      );
     }
     console.log(`agent-apply — ${machine()}`);
     console.log(NOISE_NOTE);
@@ -163,5 +191,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === "--child") await child(process.argv[3]!, process.argv[4]!, process.argv[5]!);
+if (process.argv[2] === "--child") await child(process.argv[3]!, process.argv[4]!, process.argv[5]!, process.argv[6]);
 else await main();

@@ -22,6 +22,19 @@
 //      throws, e.g. the disk is full) is rolled back too: never run what is not on disk.
 // One apply runs at a time; a second caller waits its turn. Drift checks take the same
 // lock (drift.ts), and the confirmed state is recorded before the lock is released.
+//
+// Known state: after a confirmed apply the applier remembers what it made the kernel hold
+// (the text and its compiled tables). The next apply takes its snapshot and the plan's
+// object names from that instead of listing the kernel: with 10k rules the listing was
+// most of an apply's CPU (nft prints every rule, ~140-300 ms here, while the apply itself
+// is one `nft -f` like the raw load). What this changes: the rollback target is the last
+// confirmed text, so a hand edit of a Palisade table made since then is not put back by a
+// rollback (a drift check that finds drift forgets the known state, and the next apply
+// lists the kernel again). The known state is not used when the new text deletes a set,
+// map, counter or quota, because a rollback must give those back with the values they had
+// (only a listing has them); objects that stay keep their values on the incremental
+// rollback. Anything else that changes the tables through the applier (drift repair,
+// rollback, restore, a failed apply) forgets it first.
 
 import {
   isNftError,
@@ -34,7 +47,8 @@ import {
 import { AgentError, errorText } from "./errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { readPalisade } from "./kernel/read.ts";
-import { incrementalPlan, type PlanMode } from "./kernel/plan.ts";
+import { declaredByTables, incrementalPlan, type PlanMode } from "./kernel/plan.ts";
+import { tableKey } from "./kernel/statements.ts";
 
 export type ApplyStatus = "applied" | "failed" | "rolled_back";
 
@@ -107,8 +121,45 @@ function kernelText(e: unknown): string {
   return errorText(e);
 }
 
+/**
+ * The kernel's Palisade tables as `text` declares them, in a Snapshot's form: the text
+ * reads back (incrementally, or through the driver's verbatim restore) to the same tables.
+ */
+export function snapshotOfText(text: string, tables: TableDefinition[]): Snapshot {
+  const objects: KernelObjects = { tables: [], chains: [], sets: [], counters: [], quotas: [] };
+  for (const d of tables) {
+    const t = { family: d.table.family, table: d.table.name };
+    objects.tables.push({
+      family: t.family,
+      name: t.table,
+      ...(d.table.comment !== undefined ? { comment: d.table.comment } : {}),
+    });
+    for (const c of d.chains) objects.chains.push({ ...t, name: c.name });
+    for (const s of d.sets ?? []) objects.sets.push({ ...t, name: s.name, kind: s.kind });
+    for (const c of d.counters ?? []) objects.counters.push({ ...t, name: c.name });
+    for (const q of d.quotas ?? []) objects.quotas.push({ ...t, name: q.name });
+  }
+  const key = (a: { family: string; name: string }) => `${a.family} ${a.name}`;
+  objects.tables.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  return { tables: objects.tables, text, takenAt: new Date().toISOString(), objects };
+}
+
+/** True when going from `from` to `tables` deletes no set, map, counter or quota (whose values only a listing has). */
+export function keepsStatefulObjects(from: KernelObjects, tables: TableDefinition[]): boolean {
+  const want = declaredByTables(tables);
+  const kept = (o: { family: string; table: string }, what: string) =>
+    want.get(tableKey(o.family, o.table))?.objects.has(what) === true;
+  return (
+    from.sets.every((s) => kept(s, `${s.kind} ${s.name}`)) &&
+    from.counters.every((c) => kept(c, `counter ${c.name}`)) &&
+    from.quotas.every((q) => kept(q, `quota ${q.name}`))
+  );
+}
+
 export class Applier {
   private queue: Promise<unknown> = Promise.resolve();
+  /** What the last confirmed apply made the kernel hold (see "Known state" above). */
+  private known: Snapshot | undefined;
 
   constructor(
     /** The kernel: nftDriver() in production, an in-memory fake in unit tests. */
@@ -131,6 +182,16 @@ export class Applier {
    * NftError when the kernel refuses the incremental plan and there is no carry, or both.
    */
   async applyText(text: string, tables?: TableDefinition[], opts: ApplyTextOptions = {}): Promise<PlanMode> {
+    this.known = undefined;
+    return this.applyTextNow(text, tables, opts);
+  }
+
+  /** The kernel may differ from the last confirmed apply (drift found): the next apply lists it. */
+  forgetKnownState(): void {
+    this.known = undefined;
+  }
+
+  private async applyTextNow(text: string, tables?: TableDefinition[], opts: ApplyTextOptions = {}): Promise<PlanMode> {
     const kernel = opts.kernel ?? (await readPalisade(this.driver));
     const inc = incrementalPlan(text, kernel, tables);
     await this.hooks.beforeChange?.();
@@ -165,7 +226,12 @@ export class Applier {
   }
 
   private async safeApplyNow(req: SafeApplyRequest): Promise<ApplyOutcome> {
-    const snap = await this.driver.snapshot();
+    const known = this.known;
+    this.known = undefined;
+    const snap =
+      known?.objects && req.tables && keepsStatefulObjects(known.objects, req.tables)
+        ? known
+        : await this.driver.snapshot();
     try {
       await req.beforeApply?.(snap);
     } catch (e) {
@@ -178,7 +244,7 @@ export class Applier {
     }
     let mode: PlanMode;
     try {
-      mode = await this.applyText(req.text, req.tables, { kernel: snap.objects, checkOnRefusal: true });
+      mode = await this.applyTextNow(req.text, req.tables, { kernel: snap.objects, checkOnRefusal: true });
     } catch (e) {
       if (e instanceof CheckRefused) {
         this.log.warn({ err: kernelText(e.refusal) }, "ruleset refused by nft -c; kernel unchanged");
@@ -195,6 +261,7 @@ export class Applier {
     if (await req.confirmed(req.confirmTimeoutMs)) {
       try {
         await req.onConfirmed?.();
+        if (req.tables) this.known = snapshotOfText(req.text, req.tables);
         this.log.info({ mode }, "apply confirmed");
         return { status: "applied", mode };
       } catch (e) {
@@ -239,8 +306,9 @@ export class Applier {
   }
 
   private async rollback(snap: Snapshot): Promise<void> {
+    this.known = undefined;
     try {
-      await this.applyText(snap.text);
+      await this.applyTextNow(snap.text);
     } catch (e) {
       // Last resort: the driver's exact restore (deletes and reloads; counters rewind to the snapshot).
       this.log.warn({ err: kernelText(e) }, "incremental rollback refused; restoring the snapshot verbatim");

@@ -195,6 +195,8 @@ export class DriftDetector {
       if (diffs.length === 0) return { drifted: false, details: "", restored: false };
       const details = diffs.join("; ");
       this.log.warn({ details }, "drift detected");
+      // The kernel is not what the last apply left: the next apply must list it, not trust it.
+      this.applier.forgetKnownState();
       if (!opts.restore) return { drifted: true, details, restored: false };
       try {
         await this.applier.applyText(b.text);

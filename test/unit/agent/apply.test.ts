@@ -151,4 +151,76 @@ describe("Applier on the fake driver", () => {
     assert.equal(out.code, "state_error");
     assert.equal((await values()).rules, before);
   });
+
+  describe("known state (no listing after a confirmed apply)", () => {
+    /** setup() with a count of the kernel listings (snapshot calls). */
+    function counted() {
+      const t = setup();
+      const listings = { n: 0 };
+      const snapshot = t.kernel.snapshot.bind(t.kernel);
+      t.kernel.snapshot = () => {
+        listings.n++;
+        return snapshot();
+      };
+      return { ...t, listings };
+    }
+
+    it("the next apply does not list the kernel, and its rollback puts the confirmed rules back with live counters", async () => {
+      const { apply, values, kernel, listings } = counted();
+      await apply(fixtureDesired({ lan: LAN }));
+      assert.equal(listings.n, 1, "the first apply lists the kernel");
+      const before = await values();
+      kernel.count("inet", "palisade", "udp_seen", 3, 300);
+      let snap: Snapshot | undefined;
+      const out = await apply({
+        ...fixtureDesired({ lan: LAN, extra: ["tcp dport 1 drop", "tcp dport 2 drop"] }),
+        beforeApply: async (s) => void (snap = s),
+        confirmed: async () => {
+          kernel.count("inet", "palisade", "udp_seen", 2, 200);
+          return false;
+        },
+      });
+      assert.equal(out.status, "rolled_back");
+      assert.equal(listings.n, 1, "no listing for the second apply");
+      assert.equal(snap?.text, fixtureText({ lan: LAN }), "the pending record holds the confirmed text");
+      const v = await values();
+      assert.equal(v.rules, before.rules);
+      assert.equal(v.udp, 5, "counted before and while waiting, nothing rewound");
+      // A rollback is not a confirmed apply: the next apply lists the kernel again.
+      await apply(fixtureDesired({ lan: LAN }));
+      assert.equal(listings.n, 2);
+    });
+
+    it("a text that deletes a counter lists the kernel, so a rollback gives the counter back with its value", async () => {
+      const { apply, kernel, listings } = counted();
+      await apply(fixtureDesired({ lan: LAN, withAll: true }));
+      kernel.count("inet", "palisade", "acct_all_total", 7, 700);
+      const out = await apply({ ...fixtureDesired({ lan: LAN }), confirmed: async () => false });
+      assert.equal(out.status, "rolled_back");
+      assert.equal(listings.n, 2, "the second apply listed the kernel");
+      const st = await kernel.readTable("inet", "palisade");
+      assert.equal(st.counters.find((c) => c.name === "acct_all_total")?.packets, 7);
+    });
+
+    it("applies without compiled tables, and after forgetKnownState (drift found), list the kernel", async () => {
+      const { apply, applier, listings } = counted();
+      await apply({ text: fixtureText({ lan: LAN }) });
+      await apply({ text: fixtureText({ lan: LAN, extra: ["tcp dport 1 drop"] }) });
+      assert.equal(listings.n, 2, "text alone: nothing known");
+      await apply(fixtureDesired({ lan: LAN }));
+      await apply(fixtureDesired({ lan: LAN, extra: ["tcp dport 1 drop"] }));
+      assert.equal(listings.n, 3);
+      applier.forgetKnownState();
+      await apply(fixtureDesired({ lan: LAN }));
+      assert.equal(listings.n, 4);
+    });
+
+    it("a drift repair through applyText forgets the known state", async () => {
+      const { apply, applier, listings } = counted();
+      await apply(fixtureDesired({ lan: LAN }));
+      await applier.applyText(fixtureText({ lan: LAN }));
+      await apply(fixtureDesired({ lan: LAN }));
+      assert.equal(listings.n, 2);
+    });
+  });
 });
