@@ -112,3 +112,16 @@ test("a spaKnock secret shorter than 16 characters is a warning naming it; long 
   hasWarning(spa("0123456789abcdef", "fifteen-chars-x"), "spa_weak_secret", "/protections/spaKnock/0/closeSecret");
   noWarning(spa("0123456789abcdef", "fedcba9876543210"), "spa_weak_secret");
 });
+
+test("lints: false skips the warnings and nothing else (the agent's render)", () => {
+  const doc = chain([{ action: "drop" }, { match: { protocol: "icmp" }, action: "accept" }]);
+  const full = validatePolicy(doc, { target: "nftables" });
+  const quiet = validatePolicy(doc, { target: "nftables", lints: false });
+  assert.ok(full.warnings.some((d) => d.code === "rule_shadowed"));
+  assert.deepEqual(quiet.warnings, []);
+  assert.equal(quiet.ok, full.ok);
+  assert.deepEqual(quiet.policy, full.policy);
+  // Errors still refuse.
+  const bad = chain([{ match: { protocol: "tcp", dport: 70000 }, action: "drop" }]);
+  assert.equal(validatePolicy(bad, { lints: false }).ok, false);
+});
