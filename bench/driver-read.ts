@@ -60,7 +60,7 @@ async function child(which: Case, ns: string): Promise<void> {
     const st = await driver.readTable("inet", "palisade", { netns: ns });
     rows = st.sets.reduce((n, s) => n + s.elements.length, 0);
   } else {
-    const r = await reading.readKernel({ netns: ns });
+    const r = await reading.readKernel(driver.nftDriver({ netns: ns }));
     rows = r.counters.size;
   }
   const ms = performance.now() - t0;

@@ -7,7 +7,7 @@
 // Restoring re-applies the desired text through the applier (incremental: counters kept).
 
 import { readFile, rm } from "node:fs/promises";
-import type { DriverOptions, RulesetState } from "../engine/index.ts";
+import type { Driver, RulesetState } from "../engine/index.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import type { Applier } from "./apply.ts";
 import { errorText } from "./errors.ts";
@@ -119,7 +119,7 @@ export class DriftDetector {
   private baseline: Baseline | undefined;
 
   constructor(
-    private readonly driver: DriverOptions,
+    private readonly driver: Driver,
     private readonly applier: Applier,
     private readonly log: Logger,
     /** Where the baseline is kept across restarts (state dir); none = memory only. */

@@ -7,7 +7,7 @@
 //   DriftWatch (interval + CheckDrift) -> DriftReport;  QuotaReset -> driver reset
 //   NFLOG readers (the groups the kernel's Palisade tables log to, after every change) -> log events into the next batch
 
-import { driver as kernel, type DriverOptions } from "../engine/index.ts";
+import { driver as kernel, type Driver, type DriverOptions } from "../engine/index.ts";
 import { createLog, type Logger } from "../runtime/log.ts";
 import { Applier } from "./apply.ts";
 import { ApplyPipeline } from "./apply-pipeline.ts";
@@ -58,6 +58,8 @@ export interface StartOptions {
 export async function startAgent(config: AgentConfig, opts: StartOptions = {}): Promise<AgentHandle> {
   const log = opts.log ?? createLog(config.logLevel);
   const driver: DriverOptions = config.netns ? { netns: config.netns } : {};
+  // One Driver for the applier, telemetry, drift and quota resets (tests pass a fake).
+  const nft = kernel.nftDriver(driver);
   const state = await StateDir.open(config.stateDir);
   const epoch = await state.epoch();
   const spool = await Spool.open(
@@ -66,7 +68,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     log,
   );
   const collector = await Collector.create({
-    driver,
+    driver: nft,
     spool,
     epoch,
     log,
@@ -92,7 +94,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     conntrackPath: programs.found.conntrack,
   });
   // Condition sets a new version brings (or a rollback restored) get the current values.
-  const applier = kernelApplier(driver, { collector, logGroups, resync: () => conditionKeeper.resync() }, log);
+  const applier = kernelApplier(nft, { collector, logGroups, resync: () => conditionKeeper.resync() }, log);
   const conditionKeeper = new ConditionKeeper(
     driver,
     (fn) => applier.exclusive(fn),
@@ -109,7 +111,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   banKeeper.onResync = () => client.resync("a ban update failed");
   // Trap hits go to the API when the confirmed policy's trap shares them (trap-share.ts).
   const trapShare = new TrapShareReporter((addresses) => client.send({ trapHits: { addresses } }), log);
-  const drift = new DriftDetector(driver, applier, log, state.path("drift-baseline.json"));
+  const drift = new DriftDetector(nft, applier, log, state.path("drift-baseline.json"));
   const appliedState = await state.readApplied();
   spa.configure(spaRulesOf(appliedState?.policyJson));
   await drift.load(appliedState?.text);
@@ -171,7 +173,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         void answerDynamicSets(m, { driver, exclusive: (fn) => applier.exclusive(fn) }).then((r) =>
           client.send({ dynamicSets: r }),
         ),
-      quotaReset: (m) => results.track(answerQuotaReset(m, driver, outbox)),
+      quotaReset: (m) => results.track(answerQuotaReset(m, nft, outbox)),
       telemetryAck: (m) => telemetry.acked(m),
       resultAck: (id) => void outbox.ack(id).catch((e) => log.warn({ err: errorText(e) }, "result ack failed")),
       disconnected: () => {
@@ -278,12 +280,12 @@ async function stopAgent(p: Parts): Promise<void> {
  * condition sets' values and the log readers' groups.
  */
 function kernelApplier(
-  driver: DriverOptions,
+  driver: Driver,
   after: { collector: Collector; logGroups: LogGroups; resync: () => Promise<void> },
   log: Logger,
 ): Applier {
   const { collector, logGroups } = after;
-  const applier = new Applier(kernel.nftDriver(driver), log);
+  const applier = new Applier(driver, log);
   applier.hooks = {
     beforeChange: async () => {
       await collector

@@ -4,23 +4,23 @@
 // asked which one it holds and that one is zeroed; nft's reset zeroes atomically, and
 // the next telemetry reading reports the new usage.
 
-import { driver as kernel, growCounterName, type DriverOptions } from "../engine/index.ts";
+import { growCounterName, type Driver } from "../engine/index.ts";
 import { AgentError, errorText } from "./errors.ts";
 import type { Outbox } from "./outbox.ts";
 
 /** The table the compiler renders everything into (quota names live there). */
 const PALISADE_TABLE = "palisade";
 
-export async function resetQuotaByName(table: string, name: string, opts: DriverOptions): Promise<void> {
-  if ((await kernel.readQuotas("inet", table, opts)).some((q) => q.name === name)) {
-    await kernel.resetQuota("inet", table, name, opts);
+export async function resetQuotaByName(table: string, name: string, driver: Driver): Promise<void> {
+  if ((await driver.readQuotas("inet", table)).some((q) => q.name === name)) {
+    await driver.resetQuota("inet", table, name);
     return;
   }
-  const counters = new Set((await kernel.readCounters("inet", table, opts)).map((c) => c.name));
+  const counters = new Set((await driver.readCounters("inet", table)).map((c) => c.name));
   for (const mode of ["bytes", "packets"] as const) {
     const counter = growCounterName(name, mode);
     if (counters.has(counter)) {
-      await kernel.resetCounter("inet", table, counter, opts);
+      await driver.resetCounter("inet", table, counter);
       return;
     }
   }
@@ -33,7 +33,7 @@ export async function resetQuotaByName(table: string, name: string, opts: Driver
 /** The API's QuotaReset, answered through the outbox: ok, or why not. */
 export function answerQuotaReset(
   m: { requestId: string; name: string },
-  driver: DriverOptions,
+  driver: Driver,
   outbox: Outbox,
 ): Promise<void> {
   const answer = (ok: boolean, error: string) =>

@@ -19,6 +19,7 @@ import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
 import type { AccountingDelta } from "../../src/protocol/agent.ts";
 import { applyPolicy } from "../support/nft-lab.ts";
+import { nftDriver } from "../../src/engine/driver/index.ts";
 
 const UP = 200_000;
 const DOWN = 300_000;
@@ -128,7 +129,7 @@ describe("ACCOUNT with two-way traffic through a router (kernel, netns)", () => 
     await mkdir(join(dir, name));
     const spool = await Spool.open(join(dir, name), { maxBytes: 1 << 24, maxBatches: 1000 }, log);
     return Collector.create({
-      driver: { netns: router },
+      driver: nftDriver({ netns: router }),
       spool,
       epoch: name,
       log,

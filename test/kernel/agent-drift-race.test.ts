@@ -88,8 +88,8 @@ describe("agent drift checks never undo a confirmed apply (kernel, netns, grpc)"
       assert.ok(rendered.ok);
       await scratchApplier.applyText(rendered.text);
       const dyn = dynamicSets(rendered.text);
-      const want = normalise(await readPalisade({ netns: scratch }), dyn);
-      const have = normalise(await readPalisade({ netns: ns }), dyn);
+      const want = normalise(await readPalisade(nftDriver({ netns: scratch })), dyn);
+      const have = normalise(await readPalisade(nftDriver({ netns: ns })), dyn);
       assert.deepEqual(compare(want, have), [], `kernel differs from confirmed v${v}`);
       const listing = (await l.lab.nft(ns, ["list", "table", "inet", "palisade"])).stdout;
       assert.match(listing, new RegExp(`dport ${2000 + v * 10 + v - 1} drop`), `v${v}'s last rule is in the kernel`);

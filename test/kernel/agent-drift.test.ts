@@ -28,7 +28,7 @@ describe("agent drift (kernel, netns)", () => {
     lan = p.link.net4;
     const log = memoryLog();
     applier = new Applier(nftDriver({ netns: ns }), log);
-    drift = new DriftDetector({ netns: ns }, applier, log);
+    drift = new DriftDetector(applier.driver, applier, log);
     const text = fixtureText({ lan });
     const r = await applier.safeApply({ text, confirmTimeoutMs: 1000, confirmed: async () => true });
     assert.equal(r.status, "applied");

@@ -15,7 +15,7 @@ import { AgentError } from "../../src/agent/errors.ts";
 import { resetQuotaByName } from "../../src/agent/quota-reset.ts";
 import { Spool } from "../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../src/agent/telemetry/collector.ts";
-import { readQuota } from "../../src/engine/driver/index.ts";
+import { nftDriver, readQuota } from "../../src/engine/driver/index.ts";
 import { applyPolicy, namedCounter } from "../support/nft-lab.ts";
 
 const PAYLOAD = 100;
@@ -65,7 +65,7 @@ describe("growing quotas: compiled policy -> agent reading -> reset (kernel, net
     const log = memoryLog("warn");
     const spool = await Spool.open(dir, { maxBytes: 1 << 22, maxBatches: 100 }, log);
     const c = await Collector.create({
-      driver: { netns: server },
+      driver: nftDriver({ netns: server }),
       spool,
       epoch: "grow",
       log,
@@ -97,9 +97,9 @@ describe("growing quotas: compiled policy -> agent reading -> reset (kernel, net
     );
 
     const drv = { netns: server };
-    await resetQuotaByName("palisade", "bt", drv);
-    await resetQuotaByName("palisade", "pk", drv);
-    await resetQuotaByName("palisade", "budget", drv);
+    await resetQuotaByName("palisade", "bt", nftDriver(drv));
+    await resetQuotaByName("palisade", "pk", nftDriver(drv));
+    await resetQuotaByName("palisade", "budget", nftDriver(drv));
     assert.deepEqual(await namedCounter(lab, server, "quota_bt_grow_bytes"), { packets: 0, bytes: 0 });
     assert.deepEqual(await namedCounter(lab, server, "quota_pk_grow_packets"), { packets: 0, bytes: 0 });
     assert.equal((await readQuota("inet", "palisade", "budget", drv)).used, 0);
@@ -109,7 +109,7 @@ describe("growing quotas: compiled policy -> agent reading -> reset (kernel, net
       "the plain counter of the same name is untouched",
     );
     await assert.rejects(
-      resetQuotaByName("palisade", "nope", drv),
+      resetQuotaByName("palisade", "nope", nftDriver(drv)),
       (e) => e instanceof AgentError && e.code === "unknown_quota" && /nope/.test(e.message),
     );
 

@@ -121,7 +121,7 @@ describe("agent telemetry (kernel, netns)", () => {
     const epoch = await state.epoch();
     const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 1000 }, log);
     const collector = await Collector.create({
-      driver: drv,
+      driver: nftDriver(drv),
       spool,
       epoch,
       log,

@@ -85,7 +85,7 @@ describe("telemetry reading order (kernel, netns)", () => {
     const state = await StateDir.open(join(dir, "state"));
     const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 1000 }, log);
     const collector = await Collector.create({
-      driver: wrapped,
+      driver: nftDriver(wrapped),
       spool,
       epoch: await state.epoch(),
       log,
@@ -143,7 +143,7 @@ describe("telemetry reading order (kernel, netns)", () => {
     // Packets past the final reading are in the next batch; one more collection with
     // the plain driver (no burst) brings the shipped sum up to the kernel's.
     const lastCollector = await Collector.create({
-      driver: plain,
+      driver: nftDriver(plain),
       spool,
       epoch: await state.epoch(),
       log,

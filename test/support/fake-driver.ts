@@ -174,6 +174,13 @@ export class FakeDriver implements Driver {
     c.bytes += bytes;
   }
 
+  /** Bytes through a named quota. */
+  spend(family: Family, table: string, quota: string, bytes: number): void {
+    const q = this.table(this.tables, family, table).quotas.get(quota);
+    if (!q) throw new Error(`fake: no quota ${quota}`);
+    q.used += bytes;
+  }
+
   /** An address seen by a dynamic set with counters (`add @set { ip saddr counter }`). */
   hit(family: Family, table: string, set: string, key: string, packets: number, bytes: number): void {
     const s = this.table(this.tables, family, table).sets.get(set);

@@ -7,7 +7,7 @@
 // nothing is counted twice and nothing between two readings is skipped.
 
 import { readFile } from "node:fs/promises";
-import type { DriverOptions } from "../../engine/index.ts";
+import type { Driver } from "../../engine/index.ts";
 import { writeFileAtomic } from "../atomic.ts";
 import { errorText } from "../errors.ts";
 import type { Logger } from "../../runtime/log.ts";
@@ -30,7 +30,7 @@ interface Resume {
 }
 
 export interface CollectorOptions {
-  driver: DriverOptions;
+  driver: Driver;
   spool: Spool;
   epoch: string;
   log: Logger;

@@ -16,12 +16,11 @@
 // grow: true, used = the counter's bytes or packets (by mode) and limit 0.
 
 import {
-  driver as kernel,
   parseAccountingName,
   parseAggregateComment,
   parseGrowCounterName,
   type CounterState,
-  type DriverOptions,
+  type Driver,
   type RulesetState,
 } from "../../engine/index.ts";
 import { readPalisade } from "../kernel/read.ts";
@@ -126,8 +125,7 @@ export function readingOf(st: RulesetState, now = Date.now()): KernelReading {
  * only be ahead of the totals, and the collector nets that negative remainder against
  * the next interval (delta.ts, `unattributed`), so the sums stay exact.
  */
-export async function readKernel(opts: DriverOptions): Promise<KernelReading> {
-  const driver = kernel.nftDriver(opts);
+export async function readKernel(driver: Driver): Promise<KernelReading> {
   // One listing of Palisade's tables for both runs (`nft list tables` costs a process too).
   const tables = await driver.listTables();
   const counters: CounterState[] = [];

@@ -7,13 +7,14 @@ import { Spool } from "../../../src/agent/telemetry/spool.ts";
 import { Collector } from "../../../src/agent/telemetry/collector.ts";
 import { createLog } from "../../../src/runtime/log.ts";
 import { StateDir } from "../../../src/agent/state.ts";
+import { nftDriver } from "../../../src/engine/driver/index.ts";
 
 const [dir, netns] = process.argv.slice(2);
 const state = await StateDir.open(dir!);
 const log = createLog("warn");
 const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 1000 }, log);
 const collector = await Collector.create({
-  driver: { netns: netns! },
+  driver: nftDriver({ netns: netns! }),
   spool,
   epoch: await state.epoch(),
   log,

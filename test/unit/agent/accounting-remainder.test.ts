@@ -12,6 +12,7 @@ import { Collector } from "../../../src/agent/telemetry/collector.ts";
 import { readingOf } from "../../../src/agent/telemetry/reading.ts";
 import { Spool } from "../../../src/agent/telemetry/spool.ts";
 import type { RulesetState } from "../../../src/engine/driver/index.ts";
+import { FakeDriver } from "../../support/fake-driver.ts";
 
 const T = { family: "inet" as const, table: "palisade" };
 const counter = (name: string, packets: number, bytes: number) => ({ ...T, name, packets, bytes });
@@ -46,7 +47,7 @@ async function rowsOf(st: RulesetState) {
   const log = memoryLog("warn");
   const spool = await Spool.open(dir, { maxBytes: 1 << 20, maxBatches: 10 }, log);
   const c = await Collector.create({
-    driver: {},
+    driver: new FakeDriver(),
     spool,
     epoch: "e",
     log,

@@ -145,7 +145,7 @@ test("the agent reports the apply FAILED (failsafe_unresolved) and leaves the ke
       {
         state,
         applier,
-        drift: new DriftDetector({}, applier, log),
+        drift: new DriftDetector(kernel, applier, log),
         outbox,
         log,
         failsafe: () => failsafeContext("no-such-host.invalid:50051", "policy", log, { state }),

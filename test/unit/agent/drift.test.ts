@@ -1,0 +1,82 @@
+// The drift detector on the Driver interface, on the in-memory FakeDriver (the kernel
+// tests test/kernel/agent-drift*.test.ts prove the same against nft).
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Applier } from "../../../src/agent/apply.ts";
+import { DriftDetector } from "../../../src/agent/drift.ts";
+import { memoryLog } from "../../../src/runtime/log.ts";
+import { FakeDriver } from "../../support/fake-driver.ts";
+import { fixtureDesired } from "../../support/agent-rulesets.ts";
+
+const LAN = "10.9.0.0/24";
+
+async function setup() {
+  const kernel = new FakeDriver();
+  const listings = { n: 0 };
+  const snapshot = kernel.snapshot.bind(kernel);
+  kernel.snapshot = () => {
+    listings.n++;
+    return snapshot();
+  };
+  const log = memoryLog("error");
+  const applier = new Applier(kernel, log);
+  const drift = new DriftDetector(kernel, applier, log);
+  const desired = fixtureDesired({ lan: LAN });
+  const out = await applier.safeApply({
+    ...desired,
+    confirmTimeoutMs: 1000,
+    confirmed: async () => true,
+    onConfirmed: () => drift.setDesired(desired.text),
+  });
+  assert.equal(out.status, "applied");
+  return { kernel, applier, drift, listings, desired };
+}
+
+const counter = async (k: FakeDriver, name: string) =>
+  (await k.readCounters("inet", "palisade")).find((c) => c.name === name)?.packets;
+
+describe("drift on the Driver (fake)", () => {
+  it("traffic (counters, elements of kernel-filled sets) is not drift", async () => {
+    const { kernel, drift } = await setup();
+    kernel.count("inet", "palisade", "udp_seen", 4, 400);
+    kernel.hit("inet", "palisade", "acct_lan_src", "10.9.0.7", 4, 400);
+    assert.deepEqual(await drift.check({ restore: true }), { drifted: false, details: "", restored: false });
+  });
+
+  it("a hand-added rule is reported; report-only leaves it, restore removes it and keeps counters", async () => {
+    const { kernel, drift } = await setup();
+    kernel.count("inet", "palisade", "udp_seen", 4, 400);
+    await kernel.apply("add rule inet palisade input tcp dport 9 drop\n");
+    const seen = await drift.check({ restore: false });
+    assert.equal(seen.drifted, true);
+    assert.equal(seen.restored, false);
+    assert.match(seen.details, /rule inet palisade input/);
+    assert.equal((await drift.check({ restore: false })).drifted, true, "still there");
+    const fixed = await drift.check({ restore: true });
+    assert.deepEqual([fixed.drifted, fixed.restored], [true, true]);
+    assert.equal((await drift.check({ restore: false })).drifted, false);
+    assert.equal(await counter(kernel, "udp_seen"), 4, "the repair is incremental: counters kept");
+  });
+
+  it("an emptied chain is drift, and after drift the next apply lists the kernel instead of trusting it", async () => {
+    const { kernel, applier, drift, listings, desired } = await setup();
+    await kernel.apply("flush chain inet palisade input\n");
+    const r = await drift.check({ restore: false });
+    assert.equal(r.drifted, true);
+    assert.match(r.details, /rule inet palisade input: 0 rules/);
+    const before = listings.n;
+    await applier.safeApply({ ...desired, confirmTimeoutMs: 1000, confirmed: async () => true });
+    assert.equal(listings.n, before + 1, "drift forgot the known state");
+  });
+
+  it("without a baseline there is nothing to compare", async () => {
+    const kernel = new FakeDriver();
+    const log = memoryLog("error");
+    const drift = new DriftDetector(kernel, new Applier(kernel, log), log);
+    assert.deepEqual(await drift.check({ restore: true }), {
+      drifted: false,
+      details: "no desired state yet",
+      restored: false,
+    });
+  });
+});

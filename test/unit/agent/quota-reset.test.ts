@@ -1,0 +1,72 @@
+// Quota resets on the Driver interface, on the in-memory FakeDriver (the kernel test
+// test/kernel/agent-grow-quota.test.ts proves the same against nft).
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { answerQuotaReset, resetQuotaByName } from "../../../src/agent/quota-reset.ts";
+import { AgentError } from "../../../src/agent/errors.ts";
+import { Outbox } from "../../../src/agent/outbox.ts";
+import type { AgentMessage } from "../../../src/protocol/agent.ts";
+import { memoryLog } from "../../../src/runtime/log.ts";
+import { FakeDriver } from "../../support/fake-driver.ts";
+import { fixtureText } from "../../support/agent-rulesets.ts";
+
+async function kernelWithQuotas() {
+  const kernel = new FakeDriver();
+  await kernel.apply(fixtureText({ lan: "10.9.0.0/24", growQuota: "bt" }));
+  kernel.spend("inet", "palisade", "q1", 5_000);
+  kernel.count("inet", "palisade", "quota_bt_grow_bytes", 3, 300);
+  kernel.count("inet", "palisade", "udp_seen", 3, 300);
+  const counter = async (name: string) =>
+    (await kernel.readCounters("inet", "palisade")).find((c) => c.name === name)?.bytes;
+  const used = async () => (await kernel.readQuotas("inet", "palisade")).find((q) => q.name === "q1")?.used;
+  return { kernel, counter, used };
+}
+
+describe("quota reset on the Driver (fake)", () => {
+  it("zeroes a quota of that name, or else a growing quota's counter, and nothing else", async () => {
+    const { kernel, counter, used } = await kernelWithQuotas();
+    assert.equal(await used(), 5_000);
+    await resetQuotaByName("palisade", "q1", kernel);
+    assert.equal(await used(), 0);
+    assert.equal(await counter("quota_bt_grow_bytes"), 300, "the growing quota is another object");
+    await resetQuotaByName("palisade", "bt", kernel);
+    assert.equal(await counter("quota_bt_grow_bytes"), 0);
+    assert.equal(await counter("udp_seen"), 300, "a plain counter is never reset");
+  });
+
+  it("an unknown name is refused with unknown_quota and changes nothing", async () => {
+    const { kernel, counter, used } = await kernelWithQuotas();
+    await assert.rejects(
+      resetQuotaByName("palisade", "nope", kernel),
+      (e) => e instanceof AgentError && e.code === "unknown_quota" && /nope/.test(e.message),
+    );
+    assert.equal(await used(), 5_000);
+    assert.equal(await counter("quota_bt_grow_bytes"), 300);
+  });
+
+  it("answers the API through the outbox: ok, or the reason", async () => {
+    const { kernel, used } = await kernelWithQuotas();
+    const dir = await mkdtemp(join(tmpdir(), "palisade-quota-reset-"));
+    try {
+      const sent: AgentMessage[] = [];
+      const outbox = await Outbox.open(join(dir, "outbox.json"), (m) => (sent.push(m), true), memoryLog("error"));
+      await answerQuotaReset({ requestId: "r1", name: "q1" }, kernel, outbox);
+      await answerQuotaReset({ requestId: "r2", name: "nope" }, kernel, outbox);
+      const answers = sent.flatMap((m) => (m.quotaReset ? [m.quotaReset] : []));
+      assert.deepEqual(
+        answers.map((a) => [a.requestId, a.ok]),
+        [
+          ["r1", true],
+          ["r2", false],
+        ],
+      );
+      assert.match(answers[1]!.error, /unknown_quota|no quota "nope"/);
+      assert.equal(await used(), 0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
