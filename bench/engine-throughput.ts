@@ -14,15 +14,15 @@
 //
 // Usage: npm run bench -- bench/engine-throughput.ts  (BENCH_ROUNDS=7, BENCH_SECONDS=3)
 import { driver } from "../src/engine/index.ts";
-import { createLab, type Background, type NetnsLab } from "../test/support/netns.ts";
+import { createLab, type Background } from "../test/support/netns.ts";
 import { CASES } from "./lib/policies.ts";
 import { compileTimed } from "./lib/compile.ts";
 import { machine, median, min, max, int, ms, percent, table, NOISE_NOTE } from "./lib/stats.ts";
 import { note, step, withStep } from "./lib/progress.ts";
+import { iperfUdp, startIperfServer } from "./lib/iperf.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const PORT = 5201;
 
 interface Target {
   key: "empty" | "set1m" | "rules10k";
@@ -32,55 +32,6 @@ interface Target {
   server?: Background;
   pps: number[];
   sentPps: number[];
-}
-
-interface IperfSum {
-  seconds: number;
-  packets: number;
-  lost_packets: number;
-}
-
-async function iperf(lab: NetnsLab, client: string, t: Target): Promise<{ received: number; sent: number }> {
-  const argv = [
-    "iperf3",
-    "-c",
-    t.ip,
-    "-p",
-    String(PORT),
-    "-u",
-    "-l",
-    "64",
-    "-b",
-    "0",
-    "-t",
-    String(SECONDS),
-    "-J",
-    "--connect-timeout",
-    "3000",
-  ];
-  const r = await lab.exec(client, argv, { timeoutMs: (SECONDS + 15) * 1000, allowFailure: true });
-  let j: { end?: { sum?: IperfSum }; error?: string };
-  try {
-    j = JSON.parse(r.stdout);
-  } catch {
-    throw new Error(
-      `iperf3 to ${t.label} printed no JSON (exit ${r.code}${r.timedOut ? ", timed out" : ""}): ${r.stderr.trim().slice(0, 300)}`,
-    );
-  }
-  const s = j.end?.sum;
-  if (j.error || !s || !(s.seconds > 0))
-    throw new Error(`iperf3 to ${t.label} failed: ${j.error ?? "no end.sum in its JSON"}`);
-  return { received: (s.packets - s.lost_packets) / s.seconds, sent: s.packets / s.seconds };
-}
-
-async function startServer(lab: NetnsLab, t: Target, lifetimeMs: number): Promise<void> {
-  t.server = lab.background(t.ns, ["iperf3", "-s", "-B", t.ip, "-p", String(PORT)], { maxLifetimeMs: lifetimeMs });
-  for (let i = 0; i < 50; i++) {
-    const r = await lab.exec(t.ns, ["ss", "-Hltn", `sport = :${PORT}`], { allowFailure: true });
-    if (r.stdout.includes(`:${PORT}`)) return;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  throw new Error(`iperf3 server in ${t.ns} did not listen: ${t.server.output().slice(0, 300)}`);
 }
 
 async function main(): Promise<void> {
@@ -116,13 +67,13 @@ async function main(): Promise<void> {
       if (rules === 0) throw new Error(`no drop rule in ${t.ns} after apply`);
     }
     const lifetime = (ROUNDS * targets.length * (SECONDS + 15) + 60) * 1000;
-    for (const t of targets) await startServer(lab, t, lifetime);
+    for (const t of targets) t.server = await startIperfServer(lab, t.ns, t.ip, lifetime);
     const p = step(`UDP 64-byte runs: ${ROUNDS} rounds x ${targets.length} rulesets x ${SECONDS} s`);
     for (let r = 0; r < ROUNDS; r++) {
       for (let k = 0; k < targets.length; k++) {
         const t = targets[(r + k) % targets.length]!;
         p.update(`round ${r + 1}/${ROUNDS}: ${t.label}`);
-        const got = await iperf(lab, client, t);
+        const got = await iperfUdp(lab, client, { server: t.ip, seconds: SECONDS, what: `to ${t.label}` });
         t.pps.push(got.received);
         t.sentPps.push(got.sent);
       }

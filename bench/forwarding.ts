@@ -28,10 +28,10 @@ import { createLab, type NetnsLab } from "../test/support/netns.ts";
 import { compileTimed } from "./lib/compile.ts";
 import { machine, median, min, max, int, percent, table, NOISE_NOTE, ms } from "./lib/stats.ts";
 import { note, step } from "./lib/progress.ts";
+import { iperfUdp, startIperfServer } from "./lib/iperf.ts";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const PORT = 5201;
 const CLIENT_IP = "203.0.113.2";
 const ROUTER_EXT_IP = "203.0.113.1";
 const FIXTURE = join(import.meta.dirname, "fixtures", "hardening-router.yaml");
@@ -59,53 +59,6 @@ interface Case {
   pps: number[];
   /** Packets sent per CPU-second of the sending iperf3 (see cpuNote). */
   perCpu: number[];
-}
-
-interface IperfSum {
-  seconds: number;
-  packets: number;
-  lost_packets: number;
-}
-
-async function iperf(
-  lab: NetnsLab,
-  client: string,
-  server: string,
-  label: string,
-): Promise<{ received: number; perCpu: number }> {
-  const argv = [
-    "iperf3",
-    "-c",
-    server,
-    "-B",
-    CLIENT_IP,
-    "-p",
-    String(PORT),
-    "-u",
-    "-l",
-    "64",
-    "-b",
-    "0",
-    "-t",
-    String(SECONDS),
-    "-J",
-    "--connect-timeout",
-    "3000",
-  ];
-  const r = await lab.exec(client, argv, { timeoutMs: (SECONDS + 15) * 1000, allowFailure: true });
-  let j: { end?: { sum?: IperfSum; cpu_utilization_percent?: { host_total?: number } }; error?: string };
-  try {
-    j = JSON.parse(r.stdout);
-  } catch {
-    throw new Error(
-      `iperf3 through ${label} printed no JSON (exit ${r.code}${r.timedOut ? ", timed out" : ""}): ${r.stderr.trim().slice(0, 300)}`,
-    );
-  }
-  const s = j.end?.sum;
-  if (j.error || !s || !(s.seconds > 0))
-    throw new Error(`iperf3 through ${label} failed: ${j.error ?? "no end.sum in its JSON"}`);
-  const cpu = j.end?.cpu_utilization_percent?.host_total ?? NaN;
-  return { received: (s.packets - s.lost_packets) / s.seconds, perCpu: s.packets / (s.seconds * (cpu / 100)) };
 }
 
 const nftLoad = (text: string, expect: RegExp) => async (lab: NetnsLab, router: string) => {
@@ -178,16 +131,7 @@ async function main(): Promise<void> {
     note(`client ${client} (${CLIENT_IP}), router ${router} (ext0, lan0), server ${server} (${lan.b.ip4})`);
 
     const lifetime = (ROUNDS * cases.length * (SECONDS + 20) + 120) * 1000;
-    const srv = lab.background(server, ["iperf3", "-s", "-B", lan.b.ip4, "-p", String(PORT)], {
-      maxLifetimeMs: lifetime,
-    });
-    let listening = false;
-    for (let i = 0; i < 50 && !listening; i++) {
-      const r = await lab.exec(server, ["ss", "-Hltn", `sport = :${PORT}`], { allowFailure: true });
-      listening = r.stdout.includes(`:${PORT}`);
-      if (!listening) await new Promise((res) => setTimeout(res, 100));
-    }
-    if (!listening) throw new Error(`iperf3 server did not listen: ${srv.output().slice(0, 300)}`);
+    await startIperfServer(lab, server, lan.b.ip4, lifetime);
 
     const p = step(`UDP 64-byte runs: ${ROUNDS} rounds x ${cases.length} cases x ${SECONDS} s`);
     for (let r = 0; r < ROUNDS; r++) {
@@ -196,7 +140,12 @@ async function main(): Promise<void> {
         p.update(`round ${r + 1}/${ROUNDS}: ${c.label}`);
         await lab.nft(router, ["flush", "ruleset"]);
         await c.load(lab, router);
-        const got = await iperf(lab, client, lan.b.ip4, c.label);
+        const got = await iperfUdp(lab, client, {
+          server: lan.b.ip4,
+          bind: CLIENT_IP,
+          seconds: SECONDS,
+          what: `through ${c.label}`,
+        });
         if (got.received < 1000)
           throw new Error(`${c.label}: ${int(got.received)} pps received: the ruleset blocks the bench traffic`);
         c.pps.push(got.received);
