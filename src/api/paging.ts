@@ -35,3 +35,18 @@ export function page<R, I>(rows: R[], limit: number, toItem: (r: R) => I, keyOf:
   const last = kept[kept.length - 1];
   return { items: kept.map(toItem), nextCursor: more && last !== undefined ? encodeCursor(keyOf(last)) : null };
 }
+
+/**
+ * Keyset paging of a list sorted newest first by (createdAt, id), id breaking ties between
+ * rows created in the same millisecond: Prisma's `where` and `orderBy` for the page after
+ * `cursor`, and the key page() encodes for each row.
+ */
+export function newestFirst(cursor: string | undefined) {
+  const before = decodeCursor(cursor, z.tuple([z.iso.datetime(), z.uuid()]));
+  const at = before && new Date(before[0]);
+  return {
+    where: before ? { OR: [{ createdAt: { lt: at } }, { createdAt: at, id: { lt: before[1] } }] } : {},
+    orderBy: [{ createdAt: "desc" as const }, { id: "desc" as const }],
+    keyOf: (r: { createdAt: Date; id: string }) => [r.createdAt.toISOString(), r.id],
+  };
+}

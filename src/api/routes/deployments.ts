@@ -15,9 +15,9 @@ import {
   summaryView,
 } from "../deploy/views.ts";
 import { errorResponses, notFound } from "../errors.ts";
-import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
+import { newestFirst, page, pageOf, PageQuery } from "../paging.ts";
 import { redisReady } from "../redis.ts";
-import { iso, Name } from "../schemas.ts";
+import { Name } from "../schemas.ts";
 
 const CreateDeployment = z.strictObject({
   ruleset: Name,
@@ -103,20 +103,10 @@ export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (req) => {
-      const before = decodeCursor(req.query.cursor, z.tuple([z.iso.datetime(), z.uuid()]));
+      const order = newestFirst(req.query.cursor);
       const rows = await app.db.deployment.findMany({
-        where: {
-          ...(req.query.status ? { status: req.query.status } : {}),
-          ...(before
-            ? {
-                OR: [
-                  { createdAt: { lt: new Date(before[0]) } },
-                  { createdAt: new Date(before[0]), id: { lt: before[1] } },
-                ],
-              }
-            : {}),
-        },
-        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+        where: { ...(req.query.status ? { status: req.query.status } : {}), ...order.where },
+        orderBy: order.orderBy,
         take: req.query.limit + 1,
         include: summaryInclude,
       });
@@ -124,12 +114,7 @@ export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
         app.db,
         rows.map((r) => r.id),
       );
-      return page(
-        rows,
-        req.query.limit,
-        (d) => summaryView(d, counts.get(d.id)!),
-        (d) => [iso(d.createdAt), d.id],
-      );
+      return page(rows, req.query.limit, (d) => summaryView(d, counts.get(d.id)!), order.keyOf);
     },
   );
 

@@ -6,7 +6,7 @@ import { hashSecret, newSecret } from "../auth.ts";
 import { caFingerprint } from "../tls/ca.ts";
 import { joinEnrollToken } from "../../protocol/pin.ts";
 import { conflict, errorResponses, notFound } from "../errors.ts";
-import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
+import { newestFirst, page, pageOf, PageQuery } from "../paging.ts";
 import { iso, isoOrNull, Labels, Timestamp } from "../schemas.ts";
 import type { EnrollmentToken as Row } from "../../generated/prisma/client.ts";
 
@@ -106,20 +106,13 @@ export const enrollmentTokenRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (req) => {
-      const before = decodeCursor(req.query.cursor, z.tuple([z.iso.datetime(), z.uuid()]));
+      const order = newestFirst(req.query.cursor);
       const rows = await app.db.enrollmentToken.findMany({
-        where: before
-          ? {
-              OR: [
-                { createdAt: { lt: new Date(before[0]) } },
-                { createdAt: new Date(before[0]), id: { lt: before[1] } },
-              ],
-            }
-          : {},
-        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+        where: order.where,
+        orderBy: order.orderBy,
         take: req.query.limit + 1,
       });
-      return page(rows, req.query.limit, view, (t) => [iso(t.createdAt), t.id]);
+      return page(rows, req.query.limit, view, order.keyOf);
     },
   );
 
