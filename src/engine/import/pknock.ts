@@ -3,11 +3,24 @@
 // the preset. UDP mode ("SPA": an HMAC knock under --opensecret/--closesecret) takes two
 // rules, the knock rule and a --checkip rule naming the port it opens; together they are
 // lifted into protections.spaKnock (the agent verifies the HMAC).
+import type { z } from "zod";
 import { PortKnock, SpaKnock } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import type { DraftChain, IptablesContext, LineResult, PolicyDraft } from "./draft.ts";
 import type { RuleDraft } from "./rule-draft.ts";
 import { parsePort, parseUint } from "./values.ts";
+
+/** `value` parsed as an entry of protections.<key>, or an import error naming the first field that does not fit. */
+function fitPreset<T>(schema: z.ZodType<T>, key: "portKnock" | "spaKnock", value: unknown): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  fail(
+    "import_invalid_value",
+    `pknock does not fit protections.${key}: ${issue?.path.join(".")}: ${issue?.message}`,
+    "-m pknock",
+  );
+}
 
 export function liftPknock(
   d: RuleDraft,
@@ -66,17 +79,9 @@ export function liftPknock(
     knockTimeoutSeconds,
     openSeconds: minutes === undefined ? 60 : minutes * 60,
   };
-  const parsed = PortKnock.safeParse(preset);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    fail(
-      "import_invalid_value",
-      `pknock does not fit protections.portKnock: ${issue?.path.join(".")}: ${issue?.message}`,
-      "-m pknock",
-    );
-  }
+  const entry = fitPreset(PortKnock, "portKnock", preset);
   const list = (ctx.draft.protections.portKnock ??= []);
-  list.push(parsed.data);
+  list.push(entry);
   const notes = [
     `pknock TCP mode (knocks ${knockPorts.join(",")} open tcp/${dport}) lifted into protections.portKnock`,
   ];
@@ -174,17 +179,9 @@ function spaCheckRule(
       "-m pknock",
     );
   const { line, ...settings } = knock!;
-  const parsed = SpaKnock.safeParse({ name, protocol, port: dport, ...settings });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    fail(
-      "import_invalid_value",
-      `pknock does not fit protections.spaKnock: ${issue?.path.join(".")}: ${issue?.message}`,
-      "-m pknock",
-    );
-  }
+  const entry = fitPreset(SpaKnock, "spaKnock", { name, protocol, port: dport, ...settings });
   const list = (ctx.draft.protections.spaKnock ??= []);
-  list.push(parsed.data!);
+  list.push(entry);
   pendingSpa.get(ctx.draft)!.delete(name);
   return {
     status: "lifted",

@@ -350,4 +350,14 @@ test("pknock UDP mode: a --checkip rule without its knock rule, or a knock witho
     "-A INPUT -p udp -m pknock --knockports 4000 --name FTP --opensecret a --closesecret a -j DROP\n-A INPUT -p tcp -m pknock --checkip --name FTP --dport 21 -j ACCEPT\n",
   );
   assert.match(same.report[1]?.reason ?? "", /must differ/);
+  assert.match(same.report[1]?.reason ?? "", /does not fit protections\.spaKnock/);
+});
+
+test("pknock TCP mode: a knock the preset cannot hold (one knock port) is refused naming the field", () => {
+  const one = importPolicy(
+    "iptables",
+    "-A INPUT -p tcp -m pknock --knockports 4002 --name SSH --time 10 --dport 22 -j ACCEPT\n",
+  );
+  assert.equal(one.report[0]?.status, "error");
+  assert.match(one.report[0]?.reason ?? "", /does not fit protections\.portKnock: knockPorts/);
 });
