@@ -13,6 +13,7 @@
 // policy filters forward at all) by `--ctstate DNAT` and backend address/port, and
 // `masquerade: true` adds the same match with MASQUERADE in nat POSTROUTING.
 import type { Path } from "../../diagnostics.ts";
+import { markForwardBackends, type WeightedBackend } from "../mark-forward.ts";
 import type { Policy } from "../../policy/index.ts";
 
 type PortForward = Policy["forwarding"]["portForwards"][number];
@@ -30,12 +31,6 @@ export interface EntryRule {
   body: string;
   /** false: only added when the entry chain exists for other reasons (forward accepts). */
   creates: boolean;
-}
-
-interface Backend {
-  address: string;
-  port?: number;
-  weight: number;
 }
 
 const hex = (n: number) => `0x${n.toString(16)}`;
@@ -67,7 +62,7 @@ function iifPart(iif: string | undefined, ctx: IptCtx, path: Path): string {
 }
 
 /** DNAT rules for weighted backends, each prefixed by `head` (matches before the statistic). */
-function dnatRules(head: string, backends: Backend[], comment: string): string[] {
+function dnatRules(head: string, backends: WeightedBackend[], comment: string): string[] {
   const probs = shareProbabilities(backends.map((b) => b.weight));
   return backends.map((b, k) => {
     const p = probs[k];
@@ -129,21 +124,14 @@ function markForward(mf: MarkForward, i: number, fam: Fam, ctx: IptCtx, out: Ent
   )
     return;
   const commentText = quoteText(mf.comment ?? `mfw mark ${mf.mark}`, ctx, [...path, "comment"]);
-  const balanced = mf.backends.filter((b) => b.preference > 0);
-  let backends: Backend[];
-  if (balanced.length === 0) {
-    const active = mf.backends[mf.active];
-    if (!active) {
-      ctx.error(
-        [...path, "active"],
-        "iptables_mfw_active",
-        `active is ${mf.active} but there are only ${mf.backends.length} backends`,
-      );
-      return;
-    }
-    backends = [{ address: active.address, port: active.port, weight: 1 }];
-  } else {
-    backends = balanced.map((b) => ({ address: b.address, port: b.port, weight: b.preference }));
+  const backends = markForwardBackends(mf);
+  if (!backends) {
+    ctx.error(
+      [...path, "active"],
+      "iptables_mfw_active",
+      `active is ${mf.active} but there are only ${mf.backends.length} backends`,
+    );
+    return;
   }
   // Mark the traffic the forward selects (ipchains -m), in mangle so nat PREROUTING sees it.
   const env = { ctx, fam, table: "mangle" as const, hook: "prerouting", seed: `mfw${i}`, path: [...path, "match"] };

@@ -15,6 +15,7 @@
 // (`ct status dnat` and the backend address/port), and `masquerade: true` adds
 // `... ct status dnat masquerade` in chain fwd_snat (nat postrouting, srcnat).
 import type { Path } from "../../diagnostics.ts";
+import { markForwardBackends, type WeightedBackend } from "../mark-forward.ts";
 import { parsePrefix } from "../../net/address.ts";
 import { ifname, type Chain as NftChain } from "../../nft/index.ts";
 import type { Forwarding } from "../../policy/index.ts";
@@ -42,12 +43,6 @@ const hostPort = (a: string, p: number | undefined, f: Fam) =>
   p === undefined ? a : f === "ipv6" ? `[${a}]:${p}` : `${a}:${p}`;
 const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
 
-interface Target {
-  address: string;
-  port?: number;
-  weight: number;
-}
-
 /** One family for all addresses, or an error. */
 function familyOf(addresses: string[], ctx: Ctx, path: Path): Fam | undefined {
   const fams = new Set(addresses.map((a) => parsePrefix(a)?.family));
@@ -59,7 +54,7 @@ function familyOf(addresses: string[], ctx: Ctx, path: Path): Fam | undefined {
 }
 
 /** `dnat ip to ...` for one or more weighted targets (see the file header). */
-function dnatTo(targets: Target[], fam: Fam, ctx: Ctx, path: Path): string | undefined {
+function dnatTo(targets: WeightedBackend[], fam: Fam, ctx: Ctx, path: Path): string | undefined {
   if (targets.length === 1) return `dnat ${famWord(fam)} to ${hostPort(targets[0]!.address, targets[0]!.port, fam)}`;
   const withPort = targets.filter((t) => t.port !== undefined).length;
   if (withPort !== 0 && withPort !== targets.length) {
@@ -144,21 +139,14 @@ function markForward(
   );
   if (!fam) return;
   const comment = mf.comment ?? `mfw mark ${mf.mark}`;
-  const balanced = mf.backends.filter((b) => b.preference > 0);
-  let targets: Target[];
-  if (balanced.length === 0) {
-    const active = mf.backends[mf.active];
-    if (!active) {
-      ctx.error(
-        [...path, "active"],
-        "nft_mfw_active",
-        `active is ${mf.active} but there are only ${mf.backends.length} backends`,
-      );
-      return;
-    }
-    targets = [{ address: active.address, port: active.port, weight: 1 }];
-  } else {
-    targets = balanced.map((b) => ({ address: b.address, port: b.port, weight: b.preference }));
+  const targets = markForwardBackends(mf);
+  if (!targets) {
+    ctx.error(
+      [...path, "active"],
+      "nft_mfw_active",
+      `active is ${mf.active} but there are only ${mf.backends.length} backends`,
+    );
+    return;
   }
   const dnat = dnatTo(targets, fam, ctx, [...path, "backends"]);
   if (!dnat) return;
