@@ -418,10 +418,8 @@ export const FEATURES = {
   },
   "match.lscanConnection": {
     label: "lscan --synscan, --cnscan, --grscan",
-    nftables: nftCannot(
-      "these classify a connection by how its handshake and first segments went (xt_lscan's per-connection state machine, kept in the ct mark); Palisade does not generate that state machine in conntrack labels yet",
-      "use lscan stealth, psd (distinct ports per source) or protections.portScanTrap",
-      "xt_lscan",
+    nftables: yes(
+      "the connection's stages (SYN-ACK, handshake ACK, payload from each side) recorded in conntrack labels 120-123 by two base chains after conntrack (prerouting, output); the rule tests them on the initiator's FIN or RST (compile/nft/lscan.ts)",
     ),
     iptables: yes("-m lscan", addon("xt_lscan")),
   },

@@ -11,10 +11,12 @@
 //     chain of them to the transport header's offset).
 //   lscan --stealth -> `ct state { invalid, untracked }` and TCP flags other than SYN,
 //     RST, RST-ACK (xt_lscan's lscan_mt_stealth, for a packet without a conntrack entry).
+//   lscan --synscan/--cnscan/--grscan -> the connection's stages in conntrack labels (lscan.ts).
 //   dhcpmac -> the BOOTP chaddr field, 28 bytes into the UDP payload (`@th,288,BITS`), the
 //     prefix of BITS bits compared as one number.
 import { unwrap, type Match } from "../../policy/index.ts";
 import type { Fam } from "./context.ts";
+import { isLscanKind, lscanTest } from "./lscan.ts";
 
 type Xt = NonNullable<Match["xt"]>;
 
@@ -72,9 +74,10 @@ function ipv4Layer4(lo: number, hi: number, negated: boolean): string {
 export function xtParts(
   m: Match,
   fam: Fam | undefined,
-): { parts: string[]; alternatives?: string[]; impliesFamily: boolean } | null {
+): { parts: string[]; alternatives?: string[]; disjoint?: boolean; impliesFamily: boolean } | null {
   const parts: string[] = [];
   let alternatives: string[] | undefined;
+  let disjoint = false;
   let impliesFamily = false;
   const xt = m.xt;
   if (!xt) return { parts, impliesFamily };
@@ -99,15 +102,25 @@ export function xtParts(
       impliesFamily = fam !== undefined;
     }
   }
-  if (xt.lscan?.includes("stealth")) {
+  if (xt.lscan) {
+    const tests: string[] = [];
     // xt_lscan --stealth: no conntrack entry (invalid or untracked) and not a SYN, a RST
     // (those are what a closed port's replies and new connections look like).
+    if (xt.lscan.includes("stealth"))
+      tests.push(
+        "ct state { invalid, untracked } tcp flags & (fin | syn | rst | ack) != { syn, rst | ack } tcp flags & (fin | syn | rst) != rst",
+      );
+    // The connection kinds read the stages lscan.ts records (the caller declares the tracker).
+    for (const k of xt.lscan) if (isLscanKind(k)) tests.push(lscanTest(k));
     if (m.protocol !== "tcp") parts.push("meta l4proto tcp");
-    parts.push(
-      "ct state { invalid, untracked }",
-      "tcp flags & (fin | syn | rst | ack) != { syn, rst | ack }",
-      "tcp flags & (fin | syn | rst) != rst",
-    );
+    if (tests.length === 1) parts.push(tests[0]!);
+    else if (tests.length > 1) {
+      // Several kinds are an OR. A packet passes at most one test (stealth needs no
+      // conntrack entry, the others read its labels, each a different masked value), so
+      // one rule per kind runs the action at most once: any action may use them.
+      disjoint = alternatives === undefined;
+      alternatives = alternatives ? alternatives.flatMap((a) => tests.map((t) => `${a} ${t}`)) : tests;
+    }
   }
   if (xt.dhcpmac) {
     if (fam === "ipv6") return null;
@@ -118,5 +131,5 @@ export function xtParts(
     if (m.protocol !== "udp") parts.push("meta l4proto udp");
     parts.push(`@th,288,${bits} ${negated ? "!= " : ""}0x${prefix.toString(16)}`);
   }
-  return { parts, impliesFamily, ...(alternatives ? { alternatives } : {}) };
+  return { parts, impliesFamily, ...(alternatives ? { alternatives, disjoint } : {}) };
 }

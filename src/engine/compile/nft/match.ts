@@ -26,6 +26,7 @@ import { xtFamilies, xtNeedsFamily, xtParts } from "./match-xt.ts";
 import { conditionPart } from "./condition.ts";
 import { geoipParts } from "./geoip.ts";
 import { psdCheck, type PsdCheck } from "./psd.ts";
+import { declareLscanTracker, isLscanKind } from "./lscan.ts";
 
 const PORT_PROTOCOLS = new Set(["tcp", "udp", "udplite", "sctp", "dccp"]);
 const ANY_PORT_PROTOCOL = "meta l4proto { tcp, udp, udplite, sctp, dccp }";
@@ -43,8 +44,9 @@ export interface MatchResult {
   /** psd: like a hit count, a jump that weighs the packet, then one rule per member (one per protocol). */
   psd?: PsdCheck;
   /**
-   * The alternatives exclude each other (geoip countries: an address is in one country), so
-   * a packet meets at most one of them and any action may run per alternative.
+   * The alternatives exclude each other (geoip countries: an address is in one country;
+   * lscan's kinds: each a different state of the connection), so a packet meets at most
+   * one of them and any action may run per alternative.
    */
   disjoint?: boolean;
 }
@@ -253,17 +255,19 @@ export function compileMatch(
   if (!xt) return null;
   parts.push(...xt.parts);
   if (xt.alternatives) alternativeLists.push(xt.alternatives);
+  // A product of OR-lists is exclusive when each list is: count the lists that are not.
+  const inclusiveLists = alternativeLists.length - (xt.alternatives && xt.disjoint ? 1 : 0);
   if (xt.impliesFamily) impliesFamily = true;
+  if (m.xt?.lscan?.some(isLscanKind)) declareLscanTracker(ctx, [...path, "xt", "lscan"]);
   if (m.xt?.condition !== undefined) parts.push(conditionPart(m.xt.condition, ctx, [...path, "xt", "condition"]));
-  // Only geoip's own OR-lists are disjoint; mixed with another OR-list the product is not.
-  const otherAlternatives = alternativeLists.length;
+  // geoip's own OR-lists are disjoint; mixed with an inclusive OR-list the product is not.
   if (m.xt?.geoip !== undefined && fam !== undefined) {
     const g = geoipParts(m.xt.geoip, fam, ctx, [...path, "xt", "geoip"]);
     parts.push(...g.parts);
     alternativeLists.push(...g.alternatives);
     impliesFamily = true;
   }
-  const disjoint = otherAlternatives === 0 && alternativeLists.length > 0;
+  const disjoint = inclusiveLists === 0 && alternativeLists.length > 0;
   // Stateful parts last: a meter, recent list or quota must only see packets that
   // matched everything else (as in iptables, where matches are evaluated in order).
   if (m.limit !== undefined) {
