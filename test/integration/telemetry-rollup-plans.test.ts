@@ -103,6 +103,21 @@ test("the fleet rollup probes the per-host rows by their key on tables never ana
     assert.doesNotMatch(n.Filter ?? "", /host_id/);
   }
 
+  // The minute level reads each marked minute's samples through the (host_id, at) key,
+  // never a scan of the whole partition (as a join it hashed the marks and scanned the
+  // day's partition every run, growing with the day).
+  const minute0 = plans.filter(
+    (p) => p.text.includes("INSERT INTO rollup_new") && /accounting_samples s\b/.test(p.text),
+  );
+  assert.equal(minute0.length, 1, "one minute-level read of the samples");
+  const reads = nodes(minute0[0]!.plan).filter((n) => n["Relation Name"]?.startsWith("accounting_samples"));
+  assert.ok(reads.length > 0, "the minute level reads accounting_samples");
+  for (const n of reads) {
+    assert.notEqual(n["Node Type"], "Seq Scan", `accounting_samples read by ${JSON.stringify(n)}`);
+  }
+  const scans = nodes(minute0[0]!.plan).filter((n) => n["Index Cond"]?.includes("host_id"));
+  assert.ok(scans.length > 0, "the samples are read by their host_id key");
+
   // And the answer is still exact: each fleet row is its old value plus one minute of every host.
   const [f] = await sql<{ n: string; s: string }>(
     database.url,

@@ -57,9 +57,21 @@ interface LevelSpec {
   fleet?: string;
   /** Per (host, table, bucket) over all addresses. */
   totals?: string;
+  /**
+   * The source's key starts (host_id, time): a bucket's rows are one index range, so each
+   * marked bucket is aggregated on its own. The rollup levels' keys put table_name and
+   * address before the bucket, so their buckets are read with one join instead.
+   */
+  keyedByTime?: boolean;
 }
 const LEVELS = {
-  minute: { target: "accounting_minute", source: "accounting_samples", time: "at", totals: "accounting_table_minute" },
+  minute: {
+    target: "accounting_minute",
+    source: "accounting_samples",
+    time: "at",
+    totals: "accounting_table_minute",
+    keyedByTime: true,
+  },
   hour: {
     target: "accounting_hour",
     source: "accounting_minute",
@@ -96,11 +108,25 @@ async function rollupLevel(tx: Prisma.TransactionClient, spec: LevelSpec, b: Buc
   // Bucket ends come from JS (calendar months in UTC), not from interval arithmetic in
   // the session's time zone.
   await tx.$executeRawUnsafe(
-    `INSERT INTO rollup_new (host_id, table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
-     SELECT s.host_id, s.table_name, s.address, d.b, ${SUMS.replaceAll("sum(", "sum(s.")}
-     FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS d(h, b, e)
-     JOIN ${source} s ON s.host_id = d.h AND s.${time} >= d.b AND s.${time} < d.e
-     GROUP BY s.host_id, s.table_name, s.address, d.b`,
+    spec.keyedByTime
+      ? // One aggregate per (host, bucket), run per marked bucket (a LATERAL subquery with
+        // GROUP BY is never flattened into a join): each reads its bucket's rows through
+        // the (host_id, at) key of the one partition it needs. As a join, the planner
+        // hashed the marks and scanned the whole day's partition every run: at 100 hosts
+        // x 1,000 addresses 5.7M rows (17 s) for 82 marked minutes, growing all day.
+        `INSERT INTO rollup_new (host_id, table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
+         SELECT d.h, x.table_name, x.address, d.b, x.sb, x.sp, x.db, x.dp
+         FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS d(h, b, e)
+         CROSS JOIN LATERAL (
+           SELECT s.table_name, s.address, sum(s.src_bytes)::bigint AS sb, sum(s.src_packets)::bigint AS sp,
+                  sum(s.dst_bytes)::bigint AS db, sum(s.dst_packets)::bigint AS dp
+           FROM ${source} s WHERE s.host_id = d.h AND s.${time} >= d.b AND s.${time} < d.e
+           GROUP BY s.table_name, s.address) x`
+      : `INSERT INTO rollup_new (host_id, table_name, address, bucket, src_bytes, src_packets, dst_bytes, dst_packets)
+         SELECT s.host_id, s.table_name, s.address, d.b, ${SUMS.replaceAll("sum(", "sum(s.")}
+         FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[]) AS d(h, b, e)
+         JOIN ${source} s ON s.host_id = d.h AND s.${time} >= d.b AND s.${time} < d.e
+         GROUP BY s.host_id, s.table_name, s.address, d.b`,
     b.hosts,
     b.starts,
     b.ends,
