@@ -17,19 +17,18 @@ import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, s
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Redis } from "ioredis";
-import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
+import { createTestDatabase, deleteRedisKeys, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
 import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
 import { setprivArgs, unitNodeFlags, unitPrivileges } from "../support/unit-privileges.ts";
 import {
-  freePort,
   killReplica,
   startBalancer,
-  startReplica,
+  startReplicas,
   waitUntil,
   type Balancer,
   type Replica,
 } from "../support/fleet-processes.ts";
+import { restJson, type RestJson } from "../support/rest-json.ts";
 
 const ROOT = join(import.meta.dirname, "../..");
 const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
@@ -72,29 +71,7 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
   let clientIp = "";
   let lan = "";
 
-  async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-    // eslint-disable-line @typescript-eslint/no-explicit-any
-    const res = await fetch(`http://127.0.0.1:${replica!.httpPort}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${ADMIN}`,
-        ...(body !== undefined ? { "content-type": "application/json" } : {}),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(15_000),
-    });
-    const json = (await res.json()) as T;
-    if (res.status >= 500)
-      throw new Error(
-        `${method} ${path}: ${res.status} ${JSON.stringify(json)}\n${replica!
-          .out()
-          .split("\n")
-          .filter((l) => !/"level":30/.test(l))
-          .join("\n")
-          .slice(-4000)}`,
-      );
-    return { status: res.status, json };
-  }
+  let api: RestJson;
 
   before(async () => {
     // Pack exactly as `npm run pack:agent` does.
@@ -125,20 +102,27 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
     lan = p.link.net4;
 
     database = await createTestDatabase();
-    const ports = { http: await freePort(), grpc: await freePort() };
-    replica = startReplica("A", ports, {
-      DATABASE_URL: database.url,
-      REDIS_URL: TEST_REDIS_URL,
-      PALISADE_ADMIN_TOKEN: ADMIN,
-      PALISADE_QUEUE_PREFIX: prefix,
+    replica = (
+      await startReplicas(1, {
+        DATABASE_URL: database.url,
+        REDIS_URL: TEST_REDIS_URL,
+        PALISADE_ADMIN_TOKEN: ADMIN,
+        PALISADE_QUEUE_PREFIX: prefix,
+      })
+    )[0]!;
+    const server = replica;
+    api = restJson(server.url, ADMIN, {
+      timeoutMs: 15_000,
+      // The server's log without its info lines, for a 5xx.
+      serverErrorContext: () =>
+        server
+          .out()
+          .split("\n")
+          .filter((l) => !/"level":30/.test(l))
+          .join("\n")
+          .slice(-4000),
     });
-    await waitUntil(
-      async () => (await fetch(`http://127.0.0.1:${ports.http}/healthz`).catch(() => undefined))?.ok,
-      60_000,
-      `server up\n${replica.out()}`,
-    );
-    await waitUntil(async () => replica!.out().includes("agent gRPC server listening"), 30_000, "server gRPC");
-    balancer = await startBalancer(join(tmpdir(), `palisade-tarball-${id}.sock`), () => [ports.grpc]);
+    balancer = await startBalancer(join(tmpdir(), `palisade-tarball-${id}.sock`), () => [server.grpcPort]);
     lab.background(ns, ["socat", "TCP-LISTEN:50051,bind=127.0.0.1,fork,reuseaddr", `UNIX-CONNECT:${balancer.path}`], {
       maxLifetimeMs: 10 * 60_000,
     });
@@ -152,10 +136,7 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
     await balancer?.close().catch(() => {});
     await lab?.cleanup();
     await database?.drop().catch(() => {});
-    const redis = new Redis(TEST_REDIS_URL);
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
-    redis.disconnect();
+    await deleteRedisKeys(prefix);
     for (const d of [work, stateDir, tmp]) if (d) rmSync(d, { recursive: true, force: true });
     if (tarball) rmSync(tarball, { force: true });
   });

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { memoryLog } from "../../src/runtime/log.ts";
 import { openAgentLab, type AgentLab } from "../support/agent-lab.ts";
+import { banTimeouts } from "../support/nft-lab.ts";
 
 const policy = (lan: string, port: number) => ({
   accounting: { lan: { prefix: lan } },
@@ -28,19 +29,7 @@ describe("policy changes leave the ban table alone (kernel, netns, grpc)", () =>
   after(() => l.close());
 
   /** Element -> the kernel's remaining ms. */
-  const bansNow = async (): Promise<Map<string, number>> => {
-    const r = await l.lab.nft(l.ns, ["list", "table", "inet", "palisade_bans"], undefined, { allowFailure: true });
-    const out = new Map<string, number>();
-    if (r.code !== 0) return out;
-    const ms = (t: string) =>
-      [...t.matchAll(/(\d+)(d|h|ms|m|s)/g)].reduce(
-        (n, [, v, u]) => n + Number(v) * { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 }[u as "s"],
-        0,
-      );
-    for (const m of r.stdout.matchAll(/([0-9a-f.:/]+) timeout \S+ expires (\S+?)(?=[,\s}])/g))
-      out.set(m[1]!, ms(m[2]!));
-    return out;
-  };
+  const bansNow = () => banTimeouts(l.lab, l.ns);
   /** Same elements as `prev`, each with no more time left than it had (never refreshed). */
   const unchanged = async (prev: Map<string, number>, what: string) => {
     const now = await bansNow();

@@ -10,65 +10,22 @@
 // again; an agent that was away converges to the current value when it reconnects; bad
 // input is refused with nothing stored. Prints the API -> kernel flip latency (median).
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
-import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
-import {
-  BIN,
-  freePort,
-  killReplica,
-  startBalancer,
-  startReplica,
-  waitUntil,
-  type Balancer,
-  type Replica,
-} from "../support/fleet-processes.ts";
+import { openFleetLab, type FleetAgent, type FleetLab } from "../support/fleet-lab.ts";
+import { waitUntil } from "../support/fleet-processes.ts";
+import type { NetnsLab } from "../support/netns.ts";
+import type { RestJson } from "../support/rest-json.ts";
 
-const API_ADDR = "10.215.0.1";
-const ADMIN = `cond-admin-${randomBytes(12).toString("hex")}`;
-const id = randomBytes(4).toString("hex");
-
-interface AgentProc {
-  name: string;
-  ns: string;
-  ip: string;
-  stateDir: string;
-  labels: Record<string, string>;
-  proc?: Background;
-}
-
+let fleet: FleetLab;
 let lab: NetnsLab;
-let hub: string;
-let database: TestDatabase;
-let replica: Replica;
-let balancer: Balancer;
-const agents: AgentProc[] = [];
-
-async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`http://127.0.0.1:${replica.httpPort}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${ADMIN}`,
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: res.status, json: (await res.json()) as T };
-}
+let agents: FleetAgent[] = [];
+let api: RestJson;
 
 /** True when a SYN to closed port `port` of `a` gets its RST back. */
-async function reaches(a: AgentProc, port: number): Promise<boolean> {
-  const r = await lab.tcpFlags(hub, a.ip, port, "S", { count: 2 });
-  return r.received > 0;
-}
+const reaches = (a: FleetAgent, port: number) => fleet.reaches(a, port);
 
 /** Is the condition set of `a` holding its elements (condition on in the kernel)? */
-async function setOn(a: AgentProc): Promise<boolean | undefined> {
+async function setOn(a: FleetAgent): Promise<boolean | undefined> {
   const r = await lab.nft(a.ns, ["list", "set", "inet", "palisade", "condition_web"], undefined, {
     allowFailure: true,
   });
@@ -77,35 +34,13 @@ async function setOn(a: AgentProc): Promise<boolean | undefined> {
 }
 
 /** Every rule and chain of the policy table with its handle; set elements left out. */
-async function handles(a: AgentProc): Promise<string> {
+async function handles(a: FleetAgent): Promise<string> {
   const r = await lab.nft(a.ns, ["-a", "list", "table", "inet", "palisade"]);
   return r.stdout
     .split("\n")
     .filter((l) => /# handle \d+/.test(l) && !/elements/.test(l))
     .join("\n");
 }
-
-function startAgent(a: AgentProc, token?: string): void {
-  const argv = [
-    process.execPath,
-    BIN,
-    "agent",
-    "--server",
-    `${API_ADDR}:50051`,
-    "--state-dir",
-    a.stateDir,
-    "--name",
-    a.name,
-    "--drift-interval",
-    "0",
-    "--telemetry-interval",
-    "60",
-  ];
-  if (token) argv.push("--enroll-token", token);
-  a.proc = lab.background(a.ns, argv, { maxLifetimeMs: 15 * 60_000 });
-}
-
-const connected = async (name: string) => (await api("GET", `/v1/hosts/${name}`)).json.connection === "connected";
 
 const policy = {
   description: "condition web opens port 80 and closes the maintenance port 81",
@@ -128,57 +63,15 @@ const policy = {
 };
 
 before(async () => {
-  lab = createLab();
-  database = await createTestDatabase();
-  const ports = { http: await freePort(), grpc: await freePort() };
-  replica = startReplica("A", ports, {
-    DATABASE_URL: database.url,
-    REDIS_URL: TEST_REDIS_URL,
-    PALISADE_ADMIN_TOKEN: ADMIN,
-    PALISADE_QUEUE_PREFIX: `palisade-cond:${process.pid}:${id}`,
+  fleet = await openFleetLab({
+    name: "cond",
+    apiAddr: "10.215.0.1",
+    agents: [
+      { name: "web-0", labels: { role: "web" } },
+      { name: "db-0", labels: { role: "db" } },
+    ],
   });
-  await waitUntil(
-    async () => (await fetch(`http://127.0.0.1:${ports.http}/healthz`).catch(() => undefined))?.ok,
-    60_000,
-    `replica up\n${replica.out()}`,
-  );
-  await waitUntil(async () => replica.out().includes("agent gRPC server listening"), 30_000, "replica gRPC");
-  balancer = await startBalancer(join(tmpdir(), `palisade-cond-${id}.sock`), () => [ports.grpc]);
-  hub = await lab.addNamespace();
-  await lab.exec(hub, ["ip", "addr", "add", `${API_ADDR}/32`, "dev", "lo"]);
-  lab.background(hub, ["socat", `TCP-LISTEN:50051,bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancer.path}`], {
-    maxLifetimeMs: 15 * 60_000,
-  });
-  for (const [name, labels] of [
-    ["web-0", { role: "web" }],
-    ["db-0", { role: "db" }],
-  ] as const) {
-    const ns = await lab.addNamespace();
-    const link = await lab.link(hub, ns);
-    await lab.defaultRoute(ns, link.a.ip4);
-    agents.push({
-      name,
-      ns,
-      ip: link.b.ip4,
-      labels,
-      stateDir: await mkdtemp(join(tmpdir(), `palisade-cond-${name}-`)),
-    });
-  }
-  for (let i = 0; i < 100 && !(await lab.tcpConnect(agents[0]!.ns, API_ADDR, 50051)); i++)
-    await new Promise((r) => setTimeout(r, 100));
-  for (const a of agents) {
-    const t = await api("POST", "/v1/enrollment-tokens", { labels: a.labels });
-    assert.equal(t.status, 201, JSON.stringify(t.json));
-    startAgent(a, t.json.token);
-  }
-  await waitUntil(
-    async () => {
-      for (const a of agents) if (!(await connected(a.name).catch(() => false))) return false;
-      return true;
-    },
-    90_000,
-    `all agents connected\n${agents.map((a) => `${a.name}: ${a.proc?.output().slice(-1500)}`).join("\n")}`,
-  );
+  ({ lab, agents, api } = fleet);
   assert.equal((await api("POST", "/v1/rulesets", { name: "cond" })).status, 201);
   const push = await api("POST", "/v1/rulesets/cond/versions", { policy });
   assert.equal(push.status, 201, JSON.stringify(push.json));
@@ -197,14 +90,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (process.env.CONDITIONS_DEBUG)
-    for (const a of agents) process.stderr.write(`--- ${a.name}\n${a.proc?.output()}\n`);
-  for (const a of agents) await a.proc?.stop().catch(() => {});
-  if (replica) await killReplica(replica).catch(() => {});
-  await balancer?.close().catch(() => {});
-  await lab?.cleanup();
-  for (const a of agents) await rm(a.stateDir, { recursive: true, force: true });
-  await database?.drop().catch(() => {});
+  await fleet?.close();
 });
 
 test("a condition nobody set is off: port 80 is dropped, the `! web` port gets in", async () => {
@@ -230,7 +116,7 @@ test("bad input is refused with a clear error; nothing stored, nothing in any ke
 });
 
 test("flip on by label opens port 80 on exactly that host, with no policy apply; flip off closes it", async () => {
-  const [web0, db0] = agents as [AgentProc, AgentProc];
+  const [web0, db0] = agents as [FleetAgent, FleetAgent];
   const before = await handles(web0);
   assert.match(before, /meta nfproto @condition_web accept comment "web on"/);
   const latencies: number[] = [];
@@ -267,13 +153,13 @@ test("flip on by label opens port 80 on exactly that host, with no policy apply;
 test("an agent that was away converges to the current value when it reconnects", async () => {
   const db0 = agents[1]!;
   await db0.proc!.stop();
-  await waitUntil(async () => !(await connected(db0.name)), 30_000, "db-0 disconnected");
+  await waitUntil(async () => !(await fleet.connected(db0.name)), 30_000, "db-0 disconnected");
   const r = await api("PUT", "/v1/conditions/web", { on: true });
   assert.equal(r.status, 200, JSON.stringify(r.json));
   assert.equal(r.json.hosts, 2);
   assert.equal(r.json.delivered, 1, "only web-0 is online");
   assert.equal(await setOn(db0), false, "the kernel is unchanged while the agent is away");
-  startAgent(db0);
+  fleet.startAgent(db0);
   await waitUntil(
     async () => (await setOn(db0)) === true,
     60_000,

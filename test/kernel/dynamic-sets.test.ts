@@ -10,166 +10,40 @@
 // on host A bans the source on host B through a fleet ban made from A's report.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
-import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
-import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
-import {
-  BIN,
-  freePort,
-  killReplica,
-  startBalancer,
-  startReplica,
-  waitUntil,
-  type Balancer,
-  type Replica,
-} from "../support/fleet-processes.ts";
+import { openFleetLab, type FleetAgent, type FleetLab } from "../support/fleet-lab.ts";
+import { BIN, waitUntil } from "../support/fleet-processes.ts";
+import type { NetnsLab } from "../support/netns.ts";
+import type { RestJson } from "../support/rest-json.ts";
 
-const API_ADDR = "10.215.0.1";
 const SRC = ["10.215.50.5", "10.215.50.6", "10.215.50.7"];
-const ADMIN = `dynsets-admin-${randomBytes(12).toString("hex")}`;
-const id = randomBytes(4).toString("hex");
 const TRAP_SET = "recent_protect_portscan_v4";
 
-interface AgentProc {
-  name: string;
-  ns: string;
-  ip: string;
-  stateDir: string;
-  labels: Record<string, string>;
-  proc?: Background;
-}
-
+let fleet: FleetLab;
 let lab: NetnsLab;
 let hub: string;
-let database: TestDatabase;
-let replica: Replica;
-let balancer: Balancer;
-const agents: AgentProc[] = [];
-
-async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`http://127.0.0.1:${replica.httpPort}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${ADMIN}`,
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: res.status, json: (await res.json()) as T };
-}
-
-/** Elements of every set of the ban table, with the kernel's remaining ms ("expires"). */
-async function kernelBans(a: AgentProc): Promise<Map<string, number>> {
-  const r = await lab.nft(a.ns, ["list", "table", "inet", "palisade_bans"], undefined, { allowFailure: true });
-  const out = new Map<string, number>();
-  if (r.code !== 0) return out;
-  const ms = (t: string) =>
-    [...t.matchAll(/(\d+)(d|h|ms|m|s)/g)].reduce(
-      (n, [, v, u]) => n + Number(v) * { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 }[u as "s"],
-      0,
-    );
-  for (const m of r.stdout.matchAll(/([0-9a-f.:/]+) timeout \S+ expires (\S+?)(?=[,\s}])/g)) out.set(m[1]!, ms(m[2]!));
-  return out;
-}
+let agents: FleetAgent[] = [];
+let api: RestJson;
 
 /** True when a SYN from `src` to a closed port of `a` gets its RST back. */
-async function reaches(src: string, a: AgentProc): Promise<boolean> {
-  const r = await lab.tcpFlags(hub, a.ip, 9, "S", { count: 2, source: src });
-  return r.received > 0;
-}
-
-function startAgent(a: AgentProc, token?: string): void {
-  const argv = [
-    process.execPath,
-    BIN,
-    "agent",
-    "--server",
-    `${API_ADDR}:50051`,
-    "--state-dir",
-    a.stateDir,
-    "--name",
-    a.name,
-    "--drift-interval",
-    "0",
-    "--telemetry-interval",
-    "60",
-  ];
-  if (token) argv.push("--enroll-token", token);
-  a.proc = lab.background(a.ns, argv, { maxLifetimeMs: 15 * 60_000 });
-}
-
-const connected = async (name: string) => (await api("GET", `/v1/hosts/${name}`)).json.connection === "connected";
+const reaches = (src: string, a: FleetAgent) => fleet.reaches(a, 9, src);
 
 before(async () => {
-  lab = createLab();
-  database = await createTestDatabase();
-  const ports = { http: await freePort(), grpc: await freePort() };
-  replica = startReplica("A", ports, {
-    DATABASE_URL: database.url,
-    REDIS_URL: TEST_REDIS_URL,
-    PALISADE_ADMIN_TOKEN: ADMIN,
-    PALISADE_QUEUE_PREFIX: `palisade-dynsets:${process.pid}:${id}`,
+  fleet = await openFleetLab({
+    name: "dynsets",
+    apiAddr: "10.215.0.1",
+    sources: SRC,
+    agents: [
+      { name: "trap-a", labels: { role: "edge" } },
+      { name: "trap-b", labels: { role: "edge" } },
+    ],
   });
-  await waitUntil(
-    async () => (await fetch(`http://127.0.0.1:${ports.http}/healthz`).catch(() => undefined))?.ok,
-    60_000,
-    `replica up\n${replica.out()}`,
-  );
-  await waitUntil(async () => replica.out().includes("agent gRPC server listening"), 30_000, "replica gRPC");
-  balancer = await startBalancer(join(tmpdir(), `palisade-dynsets-${id}.sock`), () => [ports.grpc]);
-  hub = await lab.addNamespace();
-  await lab.exec(hub, ["ip", "addr", "add", `${API_ADDR}/32`, "dev", "lo"]);
-  for (const s of SRC) await lab.exec(hub, ["ip", "addr", "add", `${s}/32`, "dev", "lo"]);
-  lab.background(hub, ["socat", `TCP-LISTEN:50051,bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancer.path}`], {
-    maxLifetimeMs: 15 * 60_000,
-  });
-  const plan: [string, Record<string, string>][] = [
-    ["trap-a", { role: "edge" }],
-    ["trap-b", { role: "edge" }],
-  ];
-  for (const [name, labels] of plan) {
-    const ns = await lab.addNamespace();
-    const link = await lab.link(hub, ns);
-    await lab.defaultRoute(ns, link.a.ip4);
-    agents.push({
-      name,
-      ns,
-      ip: link.b.ip4,
-      labels,
-      stateDir: await mkdtemp(join(tmpdir(), `palisade-dynsets-${name}-`)),
-    });
-  }
-  for (let i = 0; i < 100 && !(await lab.tcpConnect(agents[0]!.ns, API_ADDR, 50051)); i++)
-    await new Promise((r) => setTimeout(r, 100));
-  for (const a of agents) {
-    const t = await api("POST", "/v1/enrollment-tokens", { labels: a.labels });
-    assert.equal(t.status, 201, JSON.stringify(t.json));
-    startAgent(a, t.json.token);
-  }
-  await waitUntil(
-    async () => {
-      for (const a of agents) if (!(await connected(a.name).catch(() => false))) return false;
-      return true;
-    },
-    90_000,
-    `all agents connected\n${agents.map((a) => `${a.name}: ${a.proc?.output().slice(-1500)}`).join("\n")}`,
-  );
+  ({ lab, hub, agents, api } = fleet);
 });
 
 after(async () => {
-  if (process.env.DYNSETS_DEBUG) for (const a of agents) process.stderr.write(`--- ${a.name}\n${a.proc?.output()}\n`);
-  for (const a of agents) await a.proc?.stop().catch(() => {});
-  if (replica) await killReplica(replica).catch(() => {});
-  await balancer?.close().catch(() => {});
-  await lab?.cleanup();
-  for (const a of agents) await rm(a.stateDir, { recursive: true, force: true });
-  await database?.drop().catch(() => {});
+  await fleet?.close();
 });
 
 /** A policy that accepts everything but the trap (and, with `share`, shares its hits). */
@@ -211,23 +85,19 @@ async function deploy(share: boolean): Promise<void> {
 }
 
 /** Spring the trap: a SYN from `src` to port 139 of `a`. */
-const probe = (src: string, a: AgentProc) => lab.tcpFlags(hub, a.ip, 139, "S", { count: 1, source: src });
+const probe = (src: string, a: FleetAgent) => lab.tcpFlags(hub, a.ip, 139, "S", { count: 1, source: src });
 
 const cli = promisify(execFile);
 async function palisade(args: string[]): Promise<string> {
-  const r = await cli(
-    process.execPath,
-    [BIN, ...args, "--server", `http://127.0.0.1:${replica.httpPort}`, "--token", ADMIN],
-    {
-      timeout: 30_000,
-    },
-  );
+  const r = await cli(process.execPath, [BIN, ...args, "--server", fleet.replicas[0]!.url, "--token", fleet.admin], {
+    timeout: 30_000,
+  });
   return r.stdout;
 }
 
 test("the trap's ban is listed per host, lifted, and the source gets in again", async () => {
   await deploy(false);
-  const [a, b] = agents as [AgentProc, AgentProc];
+  const [a, b] = agents as [FleetAgent, FleetAgent];
   assert.ok(await reaches(SRC[0]!, a), "before the probe the source gets in");
   await probe(SRC[0]!, a);
   assert.equal(await reaches(SRC[0]!, a), false, "the trap banned the source");
@@ -282,14 +152,14 @@ test("the trap's ban is listed per host, lifted, and the source gets in again", 
 
 test("with share, a trap hit on host A bans the source on host B (a fleet ban made from A's report)", async () => {
   await deploy(true);
-  const [a, b] = agents as [AgentProc, AgentProc];
+  const [a, b] = agents as [FleetAgent, FleetAgent];
   assert.ok(await reaches(SRC[1]!, b), "before the probe the source gets into B");
   const t0 = Date.now();
   await probe(SRC[1]!, a);
   await waitUntil(
-    async () => (await kernelBans(b)).has(SRC[1]!),
+    async () => (await fleet.kernelBans(b)).has(SRC[1]!),
     30_000,
-    `B gets the shared ban\n${a.proc?.output().slice(-2000)}\n${replica.out().slice(-2000)}`,
+    `B gets the shared ban\n${a.proc?.output().slice(-2000)}\n${fleet.replicas[0]!.out().slice(-2000)}`,
   );
   const ms = Date.now() - t0;
   assert.equal(await reaches(SRC[1]!, b), false, "B drops the source A trapped");
@@ -311,7 +181,7 @@ test("with share, a trap hit on host A bans the source on host B (a fleet ban ma
 test("an offline host is a clear error", async () => {
   const b = agents[1]!;
   await b.proc!.stop();
-  await waitUntil(async () => !(await connected(b.name)), 30_000, "B disconnected");
+  await waitUntil(async () => !(await fleet.connected(b.name)), 30_000, "B disconnected");
   const r = await api("GET", `/v1/hosts/${b.name}/dynamic-sets`);
   assert.equal(r.status, 409, JSON.stringify(r.json));
   assert.equal(r.json.error.code, "host_offline");

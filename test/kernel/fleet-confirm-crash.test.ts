@@ -12,55 +12,27 @@
 //     the agent cuts itself off, so no Confirm can come at all.
 // Everything waits on logs, kernel listings and API state; nothing on guessed sleeps.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Redis } from "ioredis";
 import { publishToHost } from "../../src/api/host-bus.ts";
-import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
-import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
-import {
-  BIN,
-  freePort,
-  killReplica,
-  startBalancer,
-  startReplica,
-  waitUntil,
-  type Balancer,
-  type Replica,
-} from "../support/fleet-processes.ts";
+import { TEST_REDIS_URL } from "../support/db.ts";
+import { ENTRY_PORT, openFleetLab, type FleetAgent, type FleetLab } from "../support/fleet-lab.ts";
+import { waitUntil } from "../support/fleet-processes.ts";
+import type { NetnsLab } from "../support/netns.ts";
+import type { RestJson } from "../support/rest-json.ts";
 
 const API_ADDR = "10.214.0.1";
-const PORT = 50051;
-const ADMIN = `crash-admin-${randomBytes(12).toString("hex")}`;
-const id = randomBytes(4).toString("hex");
-const prefix = `palisade-crash:${process.pid}:${id}`;
+const PORT = ENTRY_PORT;
 const NAME = "edge-crash";
 
+let fleet: FleetLab;
 let lab: NetnsLab;
-let database: TestDatabase;
-let replica: Replica;
-let balancer: Balancer;
 let hub: string;
-let ns: string;
-let stateDir: string;
-let agent: Background | undefined;
+let edge: FleetAgent;
+let api: RestJson;
 const versions: Record<string, number> = {};
-
-async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`http://127.0.0.1:${replica.httpPort}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${ADMIN}`,
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(60_000),
-  });
-  return { status: res.status, json: (await res.json()) as T };
-}
 
 const marker = (v: string) => `palisade-${v}-marker`;
 const plain = (v: string, port: number) => ({
@@ -91,28 +63,8 @@ const lockout = (v: string) => ({
 });
 
 async function kernel(): Promise<string> {
-  const r = await lab.nft(ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true });
+  const r = await lab.nft(edge.ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true });
   return r.code === 0 ? r.stdout : "";
-}
-
-function startAgent(token?: string): Background {
-  const argv = [
-    process.execPath,
-    BIN,
-    "agent",
-    "--server",
-    `${API_ADDR}:${PORT}`,
-    "--state-dir",
-    stateDir,
-    "--name",
-    NAME,
-    "--drift-interval",
-    "0",
-    "--telemetry-interval",
-    "60",
-  ];
-  if (token) argv.push("--enroll-token", token);
-  return (agent = lab.background(ns, argv, { maxLifetimeMs: 10 * 60_000 }));
 }
 
 async function host() {
@@ -145,7 +97,7 @@ async function deploy(v: string, confirmTimeoutSeconds: number): Promise<string>
 
 /** JSON log lines of the current agent process. */
 function agentLogs(): { msg?: string }[] {
-  return (agent?.output() ?? "").split("\n").flatMap((l) => {
+  return (edge.proc?.output() ?? "").split("\n").flatMap((l) => {
     try {
       return l.startsWith("{") ? [JSON.parse(l) as { msg?: string }] : [];
     } catch {
@@ -156,14 +108,14 @@ function agentLogs(): { msg?: string }[] {
 
 async function appliedJson(): Promise<{ version: number } | undefined> {
   try {
-    return JSON.parse(await readFile(join(stateDir, "applied.json"), "utf8")) as { version: number };
+    return JSON.parse(await readFile(join(edge.stateDir, "applied.json"), "utf8")) as { version: number };
   } catch {
     return undefined;
   }
 }
 
 const exists = (f: string) =>
-  readFile(join(stateDir, f)).then(
+  readFile(join(edge.stateDir, f)).then(
     () => true,
     () => false,
   );
@@ -202,67 +154,29 @@ async function assertAgreeOn(v: string, other: string): Promise<void> {
 }
 
 before(async () => {
-  lab = createLab();
-  database = await createTestDatabase();
-  const env = {
-    DATABASE_URL: database.url,
-    REDIS_URL: TEST_REDIS_URL,
-    PALISADE_ADMIN_TOKEN: ADMIN,
-    PALISADE_QUEUE_PREFIX: prefix,
-  };
-  replica = startReplica("A", { http: await freePort(), grpc: await freePort() }, env);
-  await waitUntil(
-    async () => (await fetch(`http://127.0.0.1:${replica.httpPort}/healthz`).catch(() => undefined))?.ok,
-    60_000,
-    `replica up\n${replica.out()}`,
-  );
-  await waitUntil(async () => replica.out().includes("agent gRPC server listening"), 30_000, "replica gRPC");
-  balancer = await startBalancer(join(tmpdir(), `palisade-crash-${id}.sock`), () => [replica.grpcPort]);
-  hub = await lab.addNamespace();
-  await lab.exec(hub, ["ip", "addr", "add", `${API_ADDR}/32`, "dev", "lo"]);
-  lab.background(
-    hub,
-    ["socat", `TCP-LISTEN:${PORT},bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancer.path}`],
-    { maxLifetimeMs: 10 * 60_000 },
-  );
-  ns = await lab.addNamespace();
-  const link = await lab.link(hub, ns);
-  await lab.defaultRoute(ns, link.a.ip4);
-  stateDir = await mkdtemp(join(tmpdir(), "palisade-crash-agent-"));
-  for (let i = 0; i < 100 && !(await lab.tcpConnect(ns, API_ADDR, PORT)); i++)
-    await new Promise((r) => setTimeout(r, 100));
-  const t = await api("POST", "/v1/enrollment-tokens", { labels: {} });
-  assert.equal(t.status, 201, JSON.stringify(t.json));
+  fleet = await openFleetLab({
+    name: "crash",
+    apiAddr: API_ADDR,
+    agents: [{ name: NAME, labels: {} }],
+    maxLifetimeMs: 10 * 60_000,
+    apiTimeoutMs: 60_000,
+  });
+  ({ lab, hub, api } = fleet);
+  edge = fleet.agents[0]!;
   assert.equal((await api("POST", "/v1/rulesets", { name: "edge" })).status, 201);
-  startAgent(t.json.token as string);
-  await waitUntil(
-    async () => (await api("GET", "/v1/hosts")).json.items?.[0]?.connection === "connected",
-    60_000,
-    `agent connected\n${agent?.output().slice(-2000)}`,
-  );
   // The starting point: v1, confirmed.
   await push("v1", plain("v1", 2201));
   const d = await deploy("v1", 20);
   await waitUntil(
     async () => (await deployment(d)).status === "succeeded",
     60_000,
-    `v1 deployed\n${agent?.output().slice(-2000)}`,
+    `v1 deployed\n${edge.proc?.output().slice(-2000)}`,
   );
   assert.match(await kernel(), new RegExp(marker("v1")));
 });
 
 after(async () => {
-  if (process.env.FLEET_DEBUG) process.stderr.write(`--- agent\n${agent?.output()}\n--- replica\n${replica?.out()}\n`);
-  await agent?.stop().catch(() => {});
-  if (replica) await killReplica(replica).catch(() => {});
-  await balancer?.close().catch(() => {});
-  await lab?.cleanup();
-  if (stateDir) await rm(stateDir, { recursive: true, force: true });
-  await database?.drop().catch(() => {});
-  const redis = new Redis(TEST_REDIS_URL);
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
+  await fleet?.close();
 });
 
 /** Deploy `v`, SIGKILL the agent once it waits for the Confirm, restart it; returns the deployment. */
@@ -280,15 +194,15 @@ async function crashInConfirmWindow(v: string, holdConfirm: boolean): Promise<st
   await waitUntil(
     async () => waiting() > seen,
     30_000,
-    `agent waiting for the Confirm\n${agent?.output().slice(-2000)}`,
+    `agent waiting for the Confirm\n${edge.proc?.output().slice(-2000)}`,
     50,
   );
   assert.match(await kernel(), new RegExp(marker(v)), "the unconfirmed version is in the kernel");
   assert.equal(await exists("pending.json"), true, "the pending apply is on disk before the kill");
-  await agent!.stop(); // SIGKILL, inside the 20 s window
+  await edge.proc!.stop(); // SIGKILL, inside the 20 s window
   assert.match(await kernel(), new RegExp(marker(v)), "SIGKILL left the unconfirmed version in the kernel");
   if (holdConfirm) await lab.exec(hub, ["nft", "delete table inet h4hold"]);
-  startAgent();
+  fleet.startAgent(edge);
   // Both final: the detail view reads the deployment row and its targets in two queries, so
   // one response can show the target settled and the deployment not yet.
   const d = await waitUntil(
@@ -299,7 +213,7 @@ async function crashInConfirmWindow(v: string, holdConfirm: boolean): Promise<st
         : undefined;
     },
     45_000,
-    `the target settled\n${agent?.output().slice(-3000)}`,
+    `the target settled\n${edge.proc?.output().slice(-3000)}`,
   );
   assert.equal(d.targets[0]!.status, "rolled_back", JSON.stringify(d));
   assert.match(d.targets[0]!.error ?? "", /agent_restarted/);

@@ -12,75 +12,30 @@
 // back by the agent itself within the confirm window and the deployment records it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
-import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
 import { Redis } from "ioredis";
 import { publishToHost } from "../../src/api/host-bus.ts";
-import {
-  BIN,
-  freePort,
-  killReplica,
-  startBalancer,
-  startReplica,
-  waitUntil,
-  type Balancer,
-  type Replica,
-} from "../support/fleet-processes.ts";
+import { TEST_REDIS_URL } from "../support/db.ts";
+import { openFleetLab, type FleetAgent, type FleetLab } from "../support/fleet-lab.ts";
+import { BIN, killReplica, waitUntil } from "../support/fleet-processes.ts";
+import type { NetnsLab } from "../support/netns.ts";
+import type { RestJson } from "../support/rest-json.ts";
 
 const API_ADDR = "10.213.0.1";
-const ADMIN = `fleet-admin-${randomBytes(12).toString("hex")}`;
-const id = randomBytes(4).toString("hex");
-const prefix = `palisade-fleet:${process.pid}:${id}`;
 
-interface AgentProc {
-  name: string;
-  ns: string;
-  port: number;
-  stateDir: string;
-  labels: Record<string, string>;
-  proc?: Background;
-}
-
+let fleet: FleetLab;
 let lab: NetnsLab;
-let database: TestDatabase;
-let replicas: Replica[] = [];
-const ports: { http: number; grpc: number }[] = [];
-const balancers: Balancer[] = [];
-const agents: AgentProc[] = [];
+let agents: FleetAgent[] = [];
+let api: RestJson;
 const versions: Record<string, number> = {};
-
-const live = () => replicas.filter((r) => r.child.exitCode === null && r.child.signalCode === null);
-
-async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  let lastErr: unknown;
-  for (const r of live()) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${r.httpPort}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${ADMIN}`,
-          ...(body !== undefined ? { "content-type": "application/json" } : {}),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(15_000),
-      });
-      return { status: res.status, json: (await res.json()) as T };
-    } catch (e) {
-      lastErr = e;
-    }
-  }
-  throw lastErr ?? new Error("no live replica");
-}
 
 /** The CLI as a child process. Never spawnSync here: the balancer lives in this event loop. */
 function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, PALISADE_URL: `http://127.0.0.1:${live()[0]!.httpPort}`, PALISADE_TOKEN: ADMIN },
+    env: { ...process.env, PALISADE_URL: fleet.live()[0]!.url, PALISADE_TOKEN: fleet.admin },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -107,30 +62,9 @@ const policy = (v: string, port: number) => ({
   },
 });
 
-async function kernel(a: AgentProc): Promise<string> {
+async function kernel(a: FleetAgent): Promise<string> {
   const r = await lab.nft(a.ns, ["list", "table", "inet", "palisade"], undefined, { allowFailure: true });
   return r.code === 0 ? r.stdout : "";
-}
-
-function startAgent(a: AgentProc, token?: string): void {
-  const argv = [
-    process.execPath,
-    BIN,
-    "agent",
-    "--server",
-    `${API_ADDR}:${a.port}`,
-    "--state-dir",
-    a.stateDir,
-    "--name",
-    a.name,
-    "--drift-interval",
-    "30",
-    "--telemetry-interval",
-    "60",
-    ...(process.env.FLEET_DEBUG ? ["--log-level", "debug"] : []),
-  ];
-  if (token) argv.push("--enroll-token", token);
-  a.proc = lab.background(a.ns, argv, { maxLifetimeMs: 20 * 60_000 });
 }
 
 async function host(name: string) {
@@ -145,94 +79,27 @@ async function deployment(depId: string) {
 }
 
 before(async () => {
-  lab = createLab();
-  database = await createTestDatabase();
-  const env = {
-    DATABASE_URL: database.url,
-    REDIS_URL: TEST_REDIS_URL,
-    PALISADE_ADMIN_TOKEN: ADMIN,
-    PALISADE_QUEUE_PREFIX: prefix,
-    PALISADE_DEPLOY_LOCK_MS: "4000",
-  };
-  for (let i = 0; i < 2; i++) ports.push({ http: await freePort(), grpc: await freePort() });
-  replicas = ports.map((p, i) => startReplica(i === 0 ? "A" : "B", p, env));
-  (globalThis as { fleetEnv?: typeof env }).fleetEnv = env;
-  for (const r of replicas) {
-    await waitUntil(
-      async () => (await fetch(`http://127.0.0.1:${r.httpPort}/healthz`).catch(() => undefined))?.ok,
-      60_000,
-      `replica ${r.name} up\n${r.out()}`,
-    );
-    await waitUntil(async () => r.out().includes("agent gRPC server listening"), 30_000, `replica ${r.name} gRPC`);
-  }
-  // One balancer per entry port: :50051 prefers A, :50052 prefers B.
-  balancers.push(await startBalancer(join(tmpdir(), `palisade-${id}-a.sock`), () => [ports[0]!.grpc, ports[1]!.grpc]));
-  balancers.push(await startBalancer(join(tmpdir(), `palisade-${id}-b.sock`), () => [ports[1]!.grpc, ports[0]!.grpc]));
-
-  const hub = await lab.addNamespace();
-  await lab.exec(hub, ["ip", "addr", "add", `${API_ADDR}/32`, "dev", "lo"]);
-  lab.background(
-    hub,
-    ["socat", `TCP-LISTEN:50051,bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancers[0]!.path}`],
-    { maxLifetimeMs: 20 * 60_000 },
-  );
-  lab.background(
-    hub,
-    ["socat", `TCP-LISTEN:50052,bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancers[1]!.path}`],
-    { maxLifetimeMs: 20 * 60_000 },
-  );
-  const plan: [string, number, Record<string, string>][] = [
-    ["web-0", 50051, { env: "prod", role: "web" }],
-    ["web-1", 50052, { env: "prod", role: "web" }],
-    ["web-2", 50052, { env: "prod", role: "web" }],
-    ["dev-0", 50051, { env: "dev", role: "web" }],
-  ];
-  for (const [name, port, labels] of plan) {
-    const ns = await lab.addNamespace();
-    const link = await lab.link(hub, ns);
-    await lab.defaultRoute(ns, link.a.ip4);
-    const a: AgentProc = { name, ns, port, labels, stateDir: await mkdtemp(join(tmpdir(), `palisade-fleet-${name}-`)) };
-    agents.push(a);
-  }
-  for (let i = 0; i < 100 && !(await lab.tcpConnect(agents[0]!.ns, API_ADDR, 50051)); i++)
-    await new Promise((r) => setTimeout(r, 100));
-  for (const a of agents) {
-    const t = await api("POST", "/v1/enrollment-tokens", { labels: a.labels });
-    assert.equal(t.status, 201, JSON.stringify(t.json));
-    startAgent(a, t.json.token);
-  }
-  await waitUntil(
-    async () => {
-      const hs = (await api("GET", "/v1/hosts")).json.items as { connection: string }[];
-      return hs.length === agents.length && hs.every((h) => h.connection === "connected");
-    },
-    90_000,
-    `all agents connected\n${agents.map((a) => `${a.name}: ${a.proc?.output().slice(-1500)}`).join("\n")}`,
-  );
+  // Two replicas: entry :50051 prefers A, :50052 prefers B; the agents sit on both.
+  fleet = await openFleetLab({
+    name: "fleet",
+    apiAddr: API_ADDR,
+    replicas: 2,
+    env: { PALISADE_DEPLOY_LOCK_MS: "4000" },
+    agents: [
+      { name: "web-0", entry: 0, labels: { env: "prod", role: "web" } },
+      { name: "web-1", entry: 1, labels: { env: "prod", role: "web" } },
+      { name: "web-2", entry: 1, labels: { env: "prod", role: "web" } },
+      { name: "dev-0", entry: 0, labels: { env: "dev", role: "web" } },
+    ],
+    agentFlags: ["--drift-interval", "30"],
+    maxLifetimeMs: 20 * 60_000,
+    apiTimeoutMs: 15_000,
+  });
+  ({ lab, agents, api } = fleet);
 });
 
 after(async () => {
-  if (process.env.FLEET_DEBUG) {
-    for (const a of agents) process.stderr.write(`--- ${a.name}\n${a.proc?.output()}\n`);
-    for (const r of replicas)
-      process.stderr.write(
-        `--- replica ${r.name}\n${r
-          .out()
-          .split("\n")
-          .filter((l) => !/incoming request|request completed/.test(l))
-          .join("\n")}\n`,
-      );
-  }
-  for (const a of agents) await a.proc?.stop().catch(() => {});
-  for (const r of replicas) await killReplica(r).catch(() => {});
-  for (const b of balancers) await b.close().catch(() => {});
-  await lab?.cleanup();
-  for (const a of agents) await rm(a.stateDir, { recursive: true, force: true });
-  await database?.drop().catch(() => {});
-  const redis = new Redis(TEST_REDIS_URL);
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
+  await fleet?.close();
 });
 
 test("a deployment by label (pushed and watched with the CLI) reaches exactly the selected kernels", async () => {
@@ -341,7 +208,7 @@ test("an agent offline during a deployment converges when it returns", async () 
   );
   assert.equal((await deployment(depId)).status, "running");
   assert.match(await kernel(a), new RegExp(marker("v1")), "the offline host still runs v1");
-  startAgent(a); // same state dir: no token needed
+  fleet.startAgent(a); // same state dir: no token needed
   await waitUntil(
     async () => (await deployment(depId)).status === "succeeded",
     90_000,
@@ -368,7 +235,9 @@ test("SIGKILL of the replica running a rollout: the other replica completes it",
       60_000,
       "rollout waiting on web-1",
     );
-    const runner = replicas.find((r) => r.logs().some((l) => l.msg === "rollout started" && l.deploymentId === depId));
+    const runner = fleet.replicas.find((r) =>
+      r.logs().some((l) => l.msg === "rollout started" && l.deploymentId === depId),
+    );
     assert.ok(runner, "one replica logged the rollout start");
     await killReplica(runner);
     process.kill(held.proc!.pid!, "SIGCONT");
@@ -376,12 +245,13 @@ test("SIGKILL of the replica running a rollout: the other replica completes it",
     await waitUntil(
       async () => (await deployment(depId)).status === "succeeded",
       150_000,
-      `deployment ${depId} completed by the survivor\n${live()
+      `deployment ${depId} completed by the survivor\n${fleet
+        .live()
         .map((r) => r.out().slice(-3000))
         .join("\n")}`,
       500,
     );
-    const survivor = live()[0]!;
+    const survivor = fleet.live()[0]!;
     assert.ok(
       survivor
         .logs()
@@ -390,17 +260,7 @@ test("SIGKILL of the replica running a rollout: the other replica completes it",
     for (const a of agents.filter((x) => x.labels.env === "prod"))
       assert.match(await kernel(a), new RegExp(marker("v3")), a.name);
     // Bring the killed replica back for what follows.
-    const i = replicas.indexOf(runner);
-    replicas[i] = startReplica(
-      runner.name,
-      ports[i]!,
-      (globalThis as unknown as { fleetEnv: Record<string, string> }).fleetEnv,
-    );
-    await waitUntil(
-      async () => replicas[i]!.out().includes("agent gRPC server listening"),
-      60_000,
-      "replica restarted",
-    );
+    await fleet.restartReplica(runner);
   } finally {
     if (stopped) process.kill(held.proc!.pid!, "SIGCONT");
   }

@@ -1,12 +1,24 @@
 // A throwaway PostgreSQL database per test file: uniquely named, migrated with the real
 // migrator, and dropped afterwards (WITH FORCE, so leftover connections don't block it).
 import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
 import pg from "pg";
 import { migrate } from "../../src/api/db/migrate.ts";
 
 /** Server to create test databases on; its database part is ignored. */
 export const TEST_PG_URL = process.env.TEST_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** Delete every key under `prefix:` in the test Redis (a run's queues and claims). */
+export async function deleteRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis(TEST_REDIS_URL);
+  try {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
+  }
+}
 
 export interface TestDatabase {
   name: string;

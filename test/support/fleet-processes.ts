@@ -1,5 +1,5 @@
-// Pieces of the fleet kernel test: API replicas as child processes (`palisade server`),
-// a tiny L4 balancer (unix socket -> the replicas' loopback gRPC ports, preferred one
+// Pieces of the fleet kernel tests and the fleet benches: API replicas as child processes
+// (`palisade server`, startReplicas starts them ready), a tiny L4 balancer (unix socket -> the replicas' loopback gRPC ports, preferred one
 // first, the other when it is down) standing in for a load balancer, and JSON-log
 // scanning. Everything is killed by its own pid.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -24,6 +24,10 @@ export interface Replica {
   name: string;
   httpPort: number;
   grpcPort: number;
+  /** What it was started with (a restart reuses it). */
+  env: Record<string, string>;
+  /** `http://127.0.0.1:PORT`, the REST API. */
+  url: string;
   child: ChildProcess;
   out(): string;
   /** JSON log lines parsed so far. */
@@ -56,6 +60,8 @@ export function startReplica(
     name,
     httpPort: ports.http,
     grpcPort: ports.grpc,
+    env,
+    url: `http://127.0.0.1:${ports.http}`,
     child,
     out: () => out,
     logs: () =>
@@ -76,6 +82,53 @@ export function startReplica(
 export async function killReplica(r: Replica): Promise<void> {
   if (r.child.exitCode === null && r.child.signalCode === null && r.child.pid) process.kill(r.child.pid, "SIGKILL");
   await r.exited;
+}
+
+/** Until `r` answers /healthz and its log says the agent gRPC server listens. */
+export async function replicaReady(r: Replica): Promise<void> {
+  await waitUntil(
+    async () => (await fetch(`${r.url}/healthz`).catch(() => undefined))?.ok,
+    60_000,
+    `replica ${r.name} up\n${r.out()}`,
+    100,
+  );
+  await waitUntil(
+    async () => r.out().includes("agent gRPC server listening"),
+    30_000,
+    `replica ${r.name} gRPC\n${r.out()}`,
+    100,
+  );
+}
+
+/**
+ * `n` replicas (A, B, ...) on free loopback ports with `env`, each ready (replicaReady).
+ * When one does not come up, all are killed before the error is thrown: the caller holds
+ * nothing to clean up.
+ */
+export async function startReplicas(n: number, env: Record<string, string>): Promise<Replica[]> {
+  const replicas: Replica[] = [];
+  try {
+    for (let i = 0; i < n; i++)
+      replicas.push(startReplica(String.fromCharCode(65 + i), { http: await freePort(), grpc: await freePort() }, env));
+    for (const r of replicas) await replicaReady(r);
+    return replicas;
+  } catch (e) {
+    for (const r of replicas) await killReplica(r);
+    throw e;
+  }
+}
+
+/** A killed replica started again on its own ports with its own env, ready. */
+export async function restartReplica(r: Replica): Promise<Replica> {
+  await killReplica(r);
+  const again = startReplica(r.name, { http: r.httpPort, grpc: r.grpcPort }, r.env);
+  try {
+    await replicaReady(again);
+  } catch (e) {
+    await killReplica(again);
+    throw e;
+  }
+  return again;
 }
 
 export interface Balancer {

@@ -8,13 +8,12 @@ import { createPrivateKey, randomBytes } from "node:crypto";
 import { ensureCa, type AgentCa } from "../../src/api/tls/ca.ts";
 import { createCsr, newPrivateKeyPem, splitEnrollToken } from "../../src/protocol/pki.ts";
 import * as grpc from "@grpc/grpc-js";
-import { Redis } from "ioredis";
 import { silentLog, startAgentServer, type Log, type RunningAgentServer } from "../../src/api/grpc/index.ts";
 import { AgentServiceClient, type DesiredState, type ServerMessage } from "../../src/protocol/agent.ts";
 import { startDeployWorker, type RunningDeployWorker } from "../../src/api/deploy/worker.ts";
 import { Backoff } from "../../src/agent/backoff.ts";
 import { startTestApp, type TestApp } from "./app.ts";
-import { TEST_REDIS_URL } from "./db.ts";
+import { deleteRedisKeys } from "./db.ts";
 
 import { waitFor } from "./wait.ts";
 
@@ -110,13 +109,7 @@ export async function startFleet(
       for (const a of agents) a.close();
       for (const w of workers) await w.stop().catch(() => {});
       for (const r of replicas) await r.stop().catch(() => {});
-      const redis = new Redis(TEST_REDIS_URL);
-      try {
-        const keys = await redis.keys(`${prefix}:*`);
-        if (keys.length) await redis.del(...keys);
-      } finally {
-        redis.disconnect();
-      }
+      await deleteRedisKeys(prefix);
       await t.close();
     },
   };

@@ -87,4 +87,18 @@ export async function setElements(lab: NetnsLab, ns: string, name: string): Prom
   return result.sort((a, b) => a.key.localeCompare(b.key));
 }
 
+/** Elements of every set of the ban table in `ns` with the kernel's remaining ms ("expires"); none without the table. */
+export async function banTimeouts(lab: NetnsLab, ns: string): Promise<Map<string, number>> {
+  const r = await lab.nft(ns, ["list", "table", "inet", "palisade_bans"], undefined, { allowFailure: true });
+  const out = new Map<string, number>();
+  if (r.code !== 0) return out;
+  const ms = (t: string) =>
+    [...t.matchAll(/(\d+)(d|h|ms|m|s)/g)].reduce(
+      (n, [, v, u]) => n + Number(v) * { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000, ms: 1 }[u as "s"],
+      0,
+    );
+  for (const m of r.stdout.matchAll(/([0-9a-f.:/]+) timeout \S+ expires (\S+?)(?=[,\s}])/g)) out.set(m[1]!, ms(m[2]!));
+  return out;
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
