@@ -4,73 +4,29 @@
 // a ban off hosts the new selector leaves out, and refusals (one error line per bad
 // address, exit 4, nothing stored). The kernel side is test/kernel/bans-fleet.test.ts.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
-import { Redis } from "ioredis";
-import { hostChannel } from "../../src/api/host-bus.ts";
-import { ROLE_TOKENS, startTestApp, type TestApp } from "../support/app.ts";
-import { TEST_REDIS_URL } from "../support/db.ts";
+import { ROLE_TOKENS, type TestApp } from "../support/app.ts";
+import { openCliApp, type CliApp } from "../support/cli-app.ts";
 
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, "../../bin/palisade");
+let app: CliApp;
 let t: TestApp;
-let url: string;
-const ids: Record<string, string> = {};
+let cli: CliApp["cli"];
+let published: CliApp["published"];
 
 before(async () => {
-  t = await startTestApp();
-  url = await t.app.listen({ host: "127.0.0.1", port: 0 });
-  for (const [name, role] of [
-    ["ban-web-0", "web"],
-    ["ban-web-1", "web"],
-    ["ban-db-0", "db"],
-  ] as const) {
-    ids[name] = (
-      await t.db.host.create({
-        data: { name, labels: { role }, agentAddress: name === "ban-db-0" ? "100.64.77.77" : null },
-      })
-    ).id;
-  }
+  app = await openCliApp({
+    verb: "bans",
+    hosts: [
+      { name: "ban-web-0", labels: { role: "web" } },
+      { name: "ban-web-1", labels: { role: "web" } },
+      { name: "ban-db-0", labels: { role: "db" }, agentAddress: "100.64.77.77" },
+    ],
+  });
+  ({ t, cli, published } = app);
 });
 after(async () => {
-  await t?.close();
+  await app?.close();
 });
-
-const cli = async (
-  args: string[],
-  token: string = ROLE_TOKENS.operator,
-): Promise<{ code: number; stdout: string; stderr: string }> => {
-  try {
-    const r = await run(process.execPath, [BIN, "bans", ...args, "--server", url], {
-      env: { ...process.env, PALISADE_TOKEN: token },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-};
-
-/** What each host's channel receives while `fn` runs. */
-async function published(fn: () => Promise<unknown>): Promise<Record<string, unknown[]>> {
-  const sub = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
-  const got: Record<string, unknown[]> = {};
-  const byChannel = new Map(Object.entries(ids).map(([n, id]) => [hostChannel(id), n]));
-  try {
-    await sub.subscribe(...byChannel.keys());
-    sub.on("message", (c: string, m: string) => (got[byChannel.get(c)!] ??= []).push(JSON.parse(m)));
-    await fn();
-    // The API published before answering; give the subscriber's socket a bounded moment.
-    for (let i = 0; i < 100 && Object.keys(got).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 100));
-  } finally {
-    sub.disconnect();
-  }
-  return got;
-}
 
 describe("palisade bans", () => {
   test("add by labels reaches exactly the labelled hosts; ls in table and JSON; --host filters", async () => {
