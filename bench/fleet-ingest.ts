@@ -35,12 +35,11 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { Redis } from "ioredis";
 import pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import { createTestDatabase, TEST_REDIS_URL } from "../test/support/db.ts";
-import { freePort, killReplica, startReplica, type Replica } from "../test/support/fleet-processes.ts";
-import { waitFor } from "../test/support/wait.ts";
+import { createTestDatabase, deleteRedisKeys } from "../test/support/db.ts";
+import { killReplica, type Replica } from "../test/support/fleet-processes.ts";
+import { startBenchReplicas } from "./lib/sim-fleet.ts";
 import { int, machine, max, ms, p50, p95, table } from "./lib/stats.ts";
 
 const list = (name: string, dflt: string) =>
@@ -57,7 +56,6 @@ const STEP_S = one("BENCH_STEP_S", "60");
 const PROCS = one("BENCH_AGENT_PROCS", "2");
 const AUTO_EXPLAIN_MS = process.env.BENCH_AUTO_EXPLAIN_MS ? one("BENCH_AUTO_EXPLAIN_MS", "1") : undefined;
 const N = Math.max(...STEPS);
-const ADMIN = `bench-admin-${randomBytes(12).toString("hex")}`;
 const err = (s: string) => process.stderr.write(`[bench] ${s}\n`);
 const TICK = 100; // clock ticks per second (/proc/<pid>/stat)
 
@@ -114,32 +112,12 @@ try {
   err(
     `fleet ingest: steps ${STEPS.join(", ")} hosts x ${ADDRS} addresses every ${INTERVAL} ms, ${STEP_S} s each; 2 replicas, ${PROCS} agent processes`,
   );
-  const env = {
-    DATABASE_URL: database.url,
-    REDIS_URL: TEST_REDIS_URL,
-    PALISADE_ADMIN_TOKEN: ADMIN,
-    PALISADE_QUEUE_PREFIX: prefix,
-    LOG_LEVEL: "warn",
-  };
-  for (const name of ["A", "B"])
-    replicas.push(startReplica(name, { http: await freePort(), grpc: await freePort() }, env));
-  for (const r of replicas) {
-    await waitFor(
-      async () => (await fetch(`http://127.0.0.1:${r.httpPort}/healthz`).catch(() => undefined))?.ok === true,
-      60_000,
-      `replica ${r.name} up\n${r.out()}`,
-      200,
-    );
-    await waitFor(() => r.out().includes("agent gRPC server listening"), 30_000, `replica ${r.name} gRPC`, 100);
-  }
+  const started = await startBenchReplicas(2, database.url, prefix);
+  replicas.push(...started.replicas);
+  const { api } = started;
   const specs: { name: string; token: string; address: string }[] = [];
   for (let i = 0; i < N; i++) {
-    const res = await fetch(`http://127.0.0.1:${replicas[0]!.httpPort}/v1/enrollment-tokens`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-      body: JSON.stringify({ labels: {}, ttlSeconds: 3600 }),
-    });
-    const j = (await res.json()) as { token: string };
+    const { json: j } = await api<{ token: string }>("POST", "/v1/enrollment-tokens", { labels: {}, ttlSeconds: 3600 });
     specs.push({
       name: `ing-${String(i).padStart(5, "0")}`,
       token: j.token,
@@ -340,13 +318,7 @@ try {
       setTimeout(() => p.child.exitCode === null && p.child.kill("SIGKILL"), 5_000).unref();
   for (const r of replicas) await killReplica(r);
   await pgc.end().catch(() => {});
-  const redis = new Redis(TEST_REDIS_URL);
-  try {
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length) await redis.del(...keys);
-  } finally {
-    redis.disconnect();
-  }
+  await deleteRedisKeys(prefix);
   await database.drop();
 }
 process.exit(exitCode);

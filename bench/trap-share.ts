@@ -13,30 +13,26 @@
 // trap path adds to the plain ban path.
 // Env: BENCH_N (default 500), BENCH_RUNS (default 5), BENCH_AGENT_PROCS (default 4).
 // Needs Postgres and Redis (as tests).
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { cpus, loadavg } from "node:os";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
-import { Redis } from "ioredis";
 import { createDb } from "../src/api/db/client.ts";
-import { createTestDatabase, TEST_REDIS_URL } from "../test/support/db.ts";
-import { freePort, killReplica, startReplica, type Replica } from "../test/support/fleet-processes.ts";
+import { createTestDatabase, deleteRedisKeys } from "../test/support/db.ts";
+import { killReplica, type Replica } from "../test/support/fleet-processes.ts";
 import { waitFor } from "../test/support/wait.ts";
 import { median, ms, percentile, ratio, table } from "./lib/stats.ts";
+import {
+  enrollAgents,
+  spawnAgentProcesses,
+  startBenchReplicas,
+  stopAgentProcesses,
+  type AgentProcess,
+} from "./lib/sim-fleet.ts";
 
 const N = Number(process.env.BENCH_N ?? 500);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const PROCS = Math.max(1, Math.min(N, Number(process.env.BENCH_AGENT_PROCS ?? 4)));
-const ADMIN = `bench-admin-${randomBytes(12).toString("hex")}`;
 const err = (s: string) => process.stderr.write(s + "\n");
 const now = () => performance.timeOrigin + performance.now();
-
-interface AgentProc {
-  child: ChildProcess;
-  ready: Promise<{ name: string; hostId: string }[]>;
-  out: string;
-}
 
 async function main(): Promise<void> {
   err(`trap-share: N=${N}, runs=${RUNS}, ${PROCS} agent processes, 2 replica processes`);
@@ -44,45 +40,13 @@ async function main(): Promise<void> {
   const db = createDb(database.url);
   const prefix = `palisade-bench-trap:${process.pid}:${randomBytes(4).toString("hex")}`;
   const replicas: Replica[] = [];
-  const procs: AgentProc[] = [];
+  const procs: AgentProcess[] = [];
   const bannedAt = new Map<string, Map<string, number>>(); // address -> agent -> epoch ms
   const sentAt = new Map<string, number>();
   try {
-    const env = {
-      DATABASE_URL: database.url,
-      REDIS_URL: TEST_REDIS_URL,
-      PALISADE_ADMIN_TOKEN: ADMIN,
-      PALISADE_QUEUE_PREFIX: prefix,
-      LOG_LEVEL: "warn",
-    };
-    for (const name of ["A", "B"])
-      replicas.push(startReplica(name, { http: await freePort(), grpc: await freePort() }, env));
-    for (const r of replicas) {
-      await waitFor(
-        async () => (await fetch(`http://127.0.0.1:${r.httpPort}/healthz`).catch(() => undefined))?.ok === true,
-        60_000,
-        `replica ${r.name} up\n${r.out()}`,
-        200,
-      );
-      await waitFor(
-        () => r.out().includes("agent gRPC server listening"),
-        30_000,
-        `replica ${r.name} gRPC\n${r.out()}`,
-        100,
-      );
-    }
-    const api = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(`http://127.0.0.1:${replicas[0]!.httpPort}${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${ADMIN}`,
-          ...(body !== undefined ? { "content-type": "application/json" } : {}),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(30_000),
-      });
-      return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-    };
+    const started = await startBenchReplicas(2, database.url, prefix);
+    replicas.push(...started.replicas);
+    const { api } = started;
     await api("POST", "/v1/rulesets", { name: "fan" });
     const pushed = await api("POST", "/v1/rulesets/fan/versions", {
       policy: {
@@ -93,50 +57,21 @@ async function main(): Promise<void> {
     if (pushed.status !== 201) throw new Error(`push: ${pushed.status} ${JSON.stringify(pushed.json)}`);
 
     // One-time enrollment tokens, then the agents split over the processes (round robin).
-    const specs: { name: string; token: string; address: string }[] = new Array(N);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        for (let i = next++; i < N; i = next++) {
-          const t = await api("POST", "/v1/enrollment-tokens", {
-            labels: { fan: "all", ...(i === 0 ? { baseline: "yes" } : {}) },
-            ttlSeconds: 3600,
-          });
-          if (t.status !== 201) throw new Error(`enrollment token: ${t.status} ${JSON.stringify(t.json)}`);
-          specs[i] = {
-            name: `fan-${String(i).padStart(4, "0")}`,
-            token: String(t.json.token),
-            address: `127.0.0.1:${replicas[i % 2]!.grpcPort}`,
-          };
+    const specs = await enrollAgents(api, replicas, N);
+    spawnAgentProcesses(
+      "trap-agents.ts",
+      specs,
+      PROCS,
+      (m) => {
+        if (m.ban) {
+          let per = bannedAt.get(m.ban.address);
+          if (!per) bannedAt.set(m.ban.address, (per = new Map()));
+          if (!per.has(m.ban.name)) per.set(m.ban.name, m.ban.at);
         }
-      }),
+        if (m.sent) sentAt.set(m.sent.address, m.sent.at);
+      },
+      procs,
     );
-    for (let p = 0; p < PROCS; p++) {
-      const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "lib/trap-agents.ts")], {
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      const proc: AgentProc = { child, out: "", ready: undefined as never };
-      child.stderr!.on("data", (b: Buffer) => (proc.out += b.toString()));
-      proc.ready = new Promise((resolve, reject) => {
-        child.once("exit", (code) => reject(new Error(`agent process ${p} exited ${code}: ${proc.out.slice(-2000)}`)));
-        createInterface({ input: child.stdout! }).on("line", (l) => {
-          const m = JSON.parse(l) as {
-            ready?: { name: string; hostId: string }[];
-            ban?: { name: string; address: string; at: number };
-            sent?: { address: string; at: number };
-          };
-          if (m.ready) resolve(m.ready);
-          if (m.ban) {
-            let per = bannedAt.get(m.ban.address);
-            if (!per) bannedAt.set(m.ban.address, (per = new Map()));
-            if (!per.has(m.ban.name)) per.set(m.ban.name, m.ban.at);
-          }
-          if (m.sent) sentAt.set(m.sent.address, m.sent.at);
-        });
-      });
-      child.stdin!.write(JSON.stringify({ agents: specs.filter((_, i) => i % PROCS === p) }) + "\n");
-      procs.push(proc);
-    }
     const ready = (await Promise.all(procs.map((p) => p.ready))).flat();
     err(`  ${ready.length} agents connected (half to each replica, ${PROCS} processes)`);
 
@@ -202,19 +137,10 @@ async function main(): Promise<void> {
       ]) + "\n",
     );
   } finally {
-    for (const p of procs) p.child.stdin?.end();
-    for (const p of procs)
-      if (p.child.exitCode === null && p.child.pid)
-        setTimeout(() => p.child.exitCode === null && p.child.kill("SIGKILL"), 5_000).unref();
+    stopAgentProcesses(procs);
     for (const r of replicas) await killReplica(r);
     await db.$disconnect();
-    const redis = new Redis(TEST_REDIS_URL);
-    try {
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length) await redis.del(...keys);
-    } finally {
-      redis.disconnect();
-    }
+    await deleteRedisKeys(prefix);
     await database.drop();
   }
 }
