@@ -88,51 +88,26 @@ export async function applyRetention(db: Db, retention: Retention, now = new Dat
       keep[table],
     );
   }
-  out.deleted.accounting_hour = await db.$executeRawUnsafe(
-    `DELETE FROM accounting_hour WHERE bucket < $1`,
-    horizon(now, retention.hourDays),
-  );
-  out.deleted.accounting_day = await db.$executeRawUnsafe(
-    `DELETE FROM accounting_day WHERE bucket < $1`,
-    horizon(now, retention.dayDays),
-  );
-  out.deleted.accounting_month = await db.$executeRawUnsafe(
-    `DELETE FROM accounting_month WHERE bucket < $1`,
-    monthHorizon(now, retention.monthMonths),
-  );
   // The derived tables (rollups.ts) keep the horizon of the level they are derived with,
   // so a query reads the same buckets from them as from the per-host rows.
-  out.deleted.accounting_table_minute = await db.$executeRawUnsafe(
-    `DELETE FROM accounting_table_minute WHERE bucket < $1`,
-    keep.accounting_minute,
-  );
-  out.deleted.accounting_table_hour = await db.$executeRawUnsafe(
-    `DELETE FROM accounting_table_hour WHERE bucket < $1`,
-    horizon(now, retention.hourDays),
-  );
-  out.deleted.accounting_fleet_hour = await db.$executeRawUnsafe(
-    `DELETE FROM accounting_fleet_hour WHERE bucket < $1`,
-    horizon(now, retention.hourDays),
-  );
-  out.deleted.accounting_table_day = await db.$executeRawUnsafe(
-    `DELETE FROM accounting_table_day WHERE bucket < $1`,
-    horizon(now, retention.dayDays),
-  );
-  out.deleted.accounting_fleet_day = await db.$executeRawUnsafe(
-    `DELETE FROM accounting_fleet_day WHERE bucket < $1`,
-    horizon(now, retention.dayDays),
-  );
-  out.deleted.accounting_fleet_month = await db.$executeRawUnsafe(
-    `DELETE FROM accounting_fleet_month WHERE bucket < $1`,
-    monthHorizon(now, retention.monthMonths),
-  );
-  out.deleted.telemetry_batches = await db.$executeRawUnsafe(
-    `DELETE FROM telemetry_batches WHERE received_at < $1`,
-    horizon(now, retention.ledgerDays),
-  );
-  out.deleted.quota_reset_requests = await db.$executeRawUnsafe(
-    `DELETE FROM quota_reset_requests WHERE requested_at < $1`,
-    horizon(now, retention.ledgerDays),
-  );
+  const hour = horizon(now, retention.hourDays);
+  const day = horizon(now, retention.dayDays);
+  const month = monthHorizon(now, retention.monthMonths);
+  const ledger = horizon(now, retention.ledgerDays);
+  const trimmed: Array<[table: string, column: string, before: Date]> = [
+    ["accounting_hour", "bucket", hour],
+    ["accounting_day", "bucket", day],
+    ["accounting_month", "bucket", month],
+    ["accounting_table_minute", "bucket", keep.accounting_minute],
+    ["accounting_table_hour", "bucket", hour],
+    ["accounting_fleet_hour", "bucket", hour],
+    ["accounting_table_day", "bucket", day],
+    ["accounting_fleet_day", "bucket", day],
+    ["accounting_fleet_month", "bucket", month],
+    ["telemetry_batches", "received_at", ledger],
+    ["quota_reset_requests", "requested_at", ledger],
+  ];
+  for (const [table, column, before] of trimmed)
+    out.deleted[table] = await db.$executeRawUnsafe(`DELETE FROM ${q(table)} WHERE ${q(column)} < $1`, before);
   return out;
 }
