@@ -173,23 +173,20 @@ export async function reconcileRollups(
         );
         repaired[l.target] = await repair(tx, l.target, ["host_id", "table_name", "address", "bucket"], lo, hi, true);
         // The derived tables always equal the per-host rows' sums (rollups.ts keeps them so in the same transaction).
-        if (l.fleet) {
+        const derived: Array<[table: string | undefined, keys: string[]]> = [
+          [l.fleet, ["table_name", "address", "bucket"]],
+          [l.totals, ["host_id", "table_name", "bucket"]],
+        ];
+        for (const [table, keys] of derived) {
+          if (!table) continue;
+          const cols = keys.join(", ");
           await fill(
             tx,
-            `SELECT table_name, address, bucket, ${SUMS} FROM ${l.target}
-             WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz GROUP BY table_name, address, bucket`,
+            `SELECT ${cols}, ${SUMS} FROM ${l.target}
+             WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz GROUP BY ${cols}`,
             [lo, hi],
           );
-          repaired[l.fleet] = await repair(tx, l.fleet, ["table_name", "address", "bucket"], lo, hi, false);
-        }
-        if (l.totals) {
-          await fill(
-            tx,
-            `SELECT host_id, table_name, bucket, ${SUMS} FROM ${l.target}
-             WHERE bucket >= $1::timestamptz AND bucket < $2::timestamptz GROUP BY host_id, table_name, bucket`,
-            [lo, hi],
-          );
-          repaired[l.totals] = await repair(tx, l.totals, ["host_id", "table_name", "bucket"], lo, hi, false);
+          repaired[table] = await repair(tx, table, keys, lo, hi, false);
         }
       }
     },
