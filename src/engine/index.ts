@@ -15,7 +15,7 @@ export { policyJsonSchema } from "./schema-export.ts";
 export type { Policy, PolicyInput } from "./policy/index.ts";
 export { checkTargetSupport, requiredXtablesModules, type TargetCapabilities } from "./compile/support.ts";
 export { xtRecentMaxHitcount } from "./compile/hitcount.ts";
-export { parsePrefix, hasHostBits } from "./net/address.ts";
+export { parsePrefix, hasHostBits, compressIpv6 } from "./net/address.ts";
 // Fleet-wide bans: addresses and the agent's ban table (bans/).
 export * as bans from "./bans/index.ts";
 // Operator conditions (xt_condition) as sets the agent fills (conditions/).

@@ -3,6 +3,7 @@
 // TLVs whose length and type are in HOST byte order and whose values are in NETWORK
 // byte order, each padded to 4 bytes. Pure functions; logs.ts feeds them.
 
+import { compressIpv6 } from "../../engine/index.ts";
 import type { LogEvent } from "../../protocol/agent.ts";
 
 export const LINKTYPE_NFLOG = 239;
@@ -150,26 +151,9 @@ export function swappedTuple(t: CtTuple): CtTuple | undefined {
 const PROTO: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp", 136: "udplite" };
 
 function ipv6Text(b: Buffer): string {
-  const parts: string[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(i).toString(16));
-  // Compress the longest run of zero groups.
-  let best = -1,
-    bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (parts[i] !== "0") {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && parts[j] === "0") j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestLen < 2) return parts.join(":");
-  return `${parts.slice(0, best).join(":")}::${parts.slice(best + bestLen).join(":")}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
+  return compressIpv6(groups);
 }
 
 /** What decodeIp reads from an IPv4/IPv6 packet: a log event's fields, and where its transport header is. */

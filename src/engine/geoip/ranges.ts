@@ -6,7 +6,7 @@
 // for IPv6), sorted, disjoint and not adjacent: two lists of the same data are equal
 // strings, so a delta is a set difference of strings and deletes exactly what the kernel holds.
 import { isIPv4, isIPv6 } from "node:net";
-import type { Family } from "../net/address.ts";
+import { compressIpv6, type Family } from "../net/address.ts";
 import { COUNTRY_RE } from "./names.ts";
 
 export interface GeoParseError {
@@ -59,22 +59,7 @@ export function bigIntToAddress(n: bigint, family: Family): string {
   if (family === "ipv4") return `${(n >> 24n) & 255n}.${(n >> 16n) & 255n}.${(n >> 8n) & 255n}.${n & 255n}`;
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((n >> BigInt(i * 16)) & 0xffffn));
-  // RFC 5952: the longest run (2+) of zero groups becomes "::", leftmost on a tie.
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best === -1) return hex.join(":");
-  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+  return compressIpv6(groups);
 }
 
 function familyOf(a: string): Family | undefined {

@@ -100,8 +100,8 @@ export function prefixContains(outer: Prefix, inner: Prefix): boolean {
   return true;
 }
 
-function compressIpv6(groups: number[]): string {
-  // RFC 5952: the longest run (2+) of zero groups becomes "::", leftmost on a tie.
+/** Eight 16-bit groups as IPv6 text in RFC 5952 form: the longest run (2+) of zero groups becomes "::", leftmost on a tie. */
+export function compressIpv6(groups: readonly number[]): string {
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {

@@ -173,3 +173,16 @@ test("ctTuple uses the walked offset: an ICMPv6 echo behind hop-by-hop, UDP behi
   });
   assert.equal(ctTuple(Buffer.from([0x50, 0, 0])), undefined);
 });
+
+test("IPv6 source and destination are written in RFC 5952 form (one shared formatter)", () => {
+  const at = (hex: string) => {
+    const p = ipv6([], 17, UDP(1, 2));
+    Buffer.from(hex, "hex").copy(p, 8);
+    return decodeIp(p).saddr;
+  };
+  assert.equal(at("20010db8000100000000000000000001"), "2001:db8:1::1"); // the longest zero run
+  assert.equal(at("20010db8000000000001000000000001"), "2001:db8::1:0:0:1"); // a tie: the leftmost
+  assert.equal(at("20010db8000100010001000100010001"), "2001:db8:1:1:1:1:1:1"); // no run
+  assert.equal(at("20010db8000000010001000100010001"), "2001:db8:0:1:1:1:1:1"); // a single zero group stays
+  assert.equal(at("00000000000000000000000000000001"), "::1");
+});
