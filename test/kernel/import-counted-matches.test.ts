@@ -17,6 +17,7 @@ interface Pair {
   target: string;
 }
 const clientIp = { ipt: "", nft: "" };
+const clientIf = { ipt: "", nft: "" };
 let viaIpt: Pair;
 let viaNft: Pair;
 before(async () => {
@@ -24,6 +25,7 @@ before(async () => {
     const { client, server, link } = await lab.pair();
     const p = { client, server, target: link.b.ip4 };
     clientIp[which] = link.a.ip4;
+    clientIf[which] = link.a.ifname;
     if (which === "ipt") viaIpt = p;
     else viaNft = p;
   }
@@ -263,5 +265,48 @@ test("recent: one list checked with two windows (1 s and 60 s), stamped again by
   }
   const want = [1, 3, 6, 1, 1];
   assert.deepEqual(await iptCounts(viaIpt.server), want, "xt_recent counts the probes as the windows say");
+  assert.deepEqual(await nftCounts(viaNft.server, n), want, "the nftables rendering counts them the same");
+});
+
+test("time: hours (plain and past midnight, both ends), weekdays, dates; mac: --mac-source and its negation", async () => {
+  // Windows around the current UTC time: xt_time and `meta hour`/`meta day` work in UTC
+  // (the weekday assumes the kernel's sys_tz is UTC, as on this host). An hour either side
+  // leaves room for the few seconds the test runs.
+  const now = new Date();
+  const sod = now.getUTCHours() * 3600 + now.getUTCMinutes() * 60 + now.getUTCSeconds();
+  const hms = (s: number) => {
+    const x = ((s % 86400) + 86400) % 86400;
+    return [Math.floor(x / 3600), Math.floor((x % 3600) / 60), x % 60].map((v) => String(v).padStart(2, "0")).join(":");
+  };
+  const day = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"][now.getUTCDay()]!;
+  const others = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].filter((d) => d !== day).join(",");
+  const iso = (ms: number) => new Date(ms).toISOString().slice(0, 19);
+  const mac = "02:00:00:00:10:0a";
+  for (const which of ["ipt", "nft"] as const) {
+    const ns = (which === "ipt" ? viaIpt : viaNft).client;
+    await lab.exec(ns, ["ip", "link", "set", "dev", clientIf[which], "address", mac]);
+  }
+  const n = await load(
+    [
+      "*filter",
+      `-A INPUT -p tcp --dport 80 -m time --timestart ${hms(sod - 3600)} --timestop ${hms(sod + 3600)}`,
+      `-A INPUT -p tcp --dport 80 -m time --timestart ${hms(sod + 3600)} --timestop ${hms(sod + 7200)}`,
+      `-A INPUT -p tcp --dport 80 -m time --timestart ${hms(sod + 7200)} --timestop ${hms(sod + 3600)}`,
+      `-A INPUT -p tcp --dport 80 -m time --timestart ${hms(sod + 3600)} --timestop ${hms(sod - 3600)}`,
+      `-A INPUT -p tcp --dport 80 -m time --timestart ${hms(sod + 3600)} --timestop ${hms(sod + 3600)}`,
+      `-A INPUT -p tcp --dport 80 -m time --weekdays ${day}`,
+      `-A INPUT -p tcp --dport 80 -m time --weekdays ${others}`,
+      `-A INPUT -p tcp --dport 80 -m time ! --weekdays ${others}`,
+      `-A INPUT -p tcp --dport 80 -m time --datestart ${iso(now.getTime() - 86400e3)} --datestop ${iso(now.getTime() + 86400e3)}`,
+      `-A INPUT -p tcp --dport 80 -m time --datestop ${iso(now.getTime() - 86400e3)}`,
+      `-A INPUT -p tcp --dport 80 -m mac --mac-source ${mac.toUpperCase()}`,
+      `-A INPUT -p tcp --dport 80 -m mac ! --mac-source ${mac}`,
+      "COMMIT",
+      "",
+    ].join("\n"),
+  );
+  for (const p of [viaIpt, viaNft]) await hping(p, ["-S", "-p", "80"], 2);
+  const want = [2, 0, 2, 0, 2, 2, 0, 2, 2, 0, 2, 0];
+  assert.deepEqual(await iptCounts(viaIpt.server), want, "xt_time and xt_mac count the probes as the rules say");
   assert.deepEqual(await nftCounts(viaNft.server, n), want, "the nftables rendering counts them the same");
 });

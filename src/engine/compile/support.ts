@@ -284,6 +284,18 @@ export const FEATURES = {
     nftables: yes("numgen random mod 2^31 < p*2^31 / numgen inc mod every == packet"),
     iptables: yes("-m statistic --mode random|nth"),
   },
+  "match.time": {
+    label: "time of day, weekdays, dates (UTC)",
+    nftables: yes(
+      "meta hour (UTC seconds of the day) / meta day (weekday in the kernel's time zone: UTC unless sys_tz is set) / meta time",
+    ),
+    iptables: yes("-m time (UTC)"),
+  },
+  "match.macSource": {
+    label: "source MAC address (prerouting, input, forward)",
+    nftables: yes("ether saddr"),
+    iptables: yes("-m mac --mac-source"),
+  },
   "match.addressRange": {
     label: "address range",
     nftables: yes("ip saddr A-B"),
@@ -661,6 +673,8 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
       at("match.ctOriginalPortRelated", "ctOriginal");
   }
   if (m.statistic !== undefined) at("match.statistic", "statistic");
+  if (m.time !== undefined) at("match.time", "time");
+  if (m.macSource !== undefined) at("match.macSource", "macSource");
   if (m.saddrRange !== undefined) at("match.addressRange", "saddrRange");
   if (m.daddrRange !== undefined) at("match.addressRange", "daddrRange");
   if (m.fragment !== undefined) at("match.fragment", "fragment");

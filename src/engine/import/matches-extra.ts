@@ -1,7 +1,7 @@
 // iptables match modules for the extra match keys (policy/match-extra.ts): owner, iprange.
 // (conntrack --ctstate DNAT/SNAT and --ctstatus live with the conntrack module; -f with the
 // core options in iptables.ts.)
-import { AddressRange, type PKT_TYPES, type Match } from "../policy/index.ts";
+import { AddressRange, TIME_DATE_MAX, WEEKDAYS, type PKT_TYPES, type Match } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { negate, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
 
@@ -215,7 +215,122 @@ const connlimit: ExtraModule = {
   },
 };
 
+/** `-m mac --mac-source XX:XX:XX:XX:XX:XX` (libxtables also takes single hex digits). */
+const mac: ExtraModule = {
+  options: { "--mac-source": negArg },
+  build(o, d) {
+    const m = o.get("--mac-source");
+    if (!m) fail("import_missing_argument", "-m mac needs --mac-source", "-m mac");
+    const parts = val(m).split(":");
+    if (parts.length !== 6 || !parts.every((p) => /^[0-9a-f]{1,2}$/i.test(p)))
+      fail("import_invalid_value", `--mac-source ${val(m)} is not a MAC address (XX:XX:XX:XX:XX:XX)`, val(m));
+    setMatch(d, "macSource", negate(m.neg, parts.map((p) => p.toLowerCase().padStart(2, "0")).join(":")), m.opt);
+  },
+};
+
+/** "hh:mm[:ss]" (libxt_time also takes one-digit hours) as "hh:mm:ss". */
+function dayTime(o: OptionValue): string {
+  const x = /^(\d{1,2}):(\d{2})(?::(\d{2}))?$/.exec(val(o));
+  if (!x || Number(x[1]) > 23 || Number(x[2]) > 59 || Number(x[3] ?? 0) > 59)
+    fail("import_invalid_value", `${o.opt} ${val(o)} is not a time of day (hh:mm[:ss], 00:00:00 to 23:59:59)`, val(o));
+  return `${x[1]!.padStart(2, "0")}:${x[2]}:${x[3] ?? "00"}`;
+}
+
+/** ISO 8601 as libxt_time takes it, YYYY[-MM[-DD[Thh[:mm[:ss]]]]], completed to the second (UTC). */
+function isoDate(o: OptionValue): string {
+  const x = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2}))?)?)?)?)?$/.exec(val(o));
+  const s = x ? `${x[1]}-${x[2] ?? "01"}-${x[3] ?? "01"}T${x[4] ?? "00"}:${x[5] ?? "00"}:${x[6] ?? "00"}` : "";
+  const t = Date.parse(`${s}Z`);
+  if (!x || !Number.isFinite(t) || !new Date(t).toISOString().startsWith(s) || s > TIME_DATE_MAX || t < 0)
+    fail(
+      "import_invalid_value",
+      `${o.opt} ${val(o)} is not a date from 1970-01-01 to ${TIME_DATE_MAX} (YYYY[-MM[-DD[Thh[:mm[:ss]]]]])`,
+      val(o),
+    );
+  return s;
+}
+
+/**
+ * `-m time` (xt_time, UTC by default). What iptables-save prints for a default (timestart
+ * 00:00:00, timestop 23:59:59, datestop 2038-01-19T03:14:07, every weekday) is left out.
+ * Refused: --kerneltz/--localtz (times in the kernel's time zone: nftables compares the time
+ * of day in UTC), --monthdays (nftables has no day of the month), --contiguous where it
+ * changes the meaning (weekdays with a range past midnight), and `--days`, the option of the
+ * old ipt_time (local time), which current iptables does not take either.
+ */
+const time: ExtraModule = {
+  options: {
+    "--timestart": arg1,
+    "--timestop": arg1,
+    "--weekdays": negArg,
+    "--monthdays": negArg,
+    "--datestart": arg1,
+    "--datestop": arg1,
+    "--kerneltz": flag0,
+    "--localtz": flag0,
+    "--utc": flag0,
+    "--contiguous": flag0,
+    "--days": arg1,
+  },
+  build(o, d) {
+    if (o.has("--days"))
+      fail(
+        "import_unsupported",
+        "-m time --days is the old ipt_time option (local time); current iptables takes --weekdays (UTC) and refuses --days: write --weekdays with the days in UTC",
+        "--days",
+      );
+    for (const tz of ["--kerneltz", "--localtz"])
+      if (o.has(tz))
+        fail(
+          "import_unsupported",
+          `-m time ${tz}: times in the kernel's time zone; nftables compares the time of day in UTC (meta hour), so write the times in UTC`,
+          tz,
+        );
+    const md = o.get("--monthdays");
+    if (md) {
+      const days = new Set(val(md).split(",").map(Number));
+      const all = [...Array(31).keys()].every((i) => days.has(i + 1));
+      if (md.neg || !all)
+        fail("import_unsupported", "-m time --monthdays: nftables has no day-of-month match", "--monthdays");
+    }
+    const t: NonNullable<Match["time"]> = {};
+    const ts = o.get("--timestart");
+    const te = o.get("--timestop");
+    if (ts && dayTime(ts) !== "00:00:00") t.start = dayTime(ts);
+    if (te && dayTime(te) !== "23:59:59") t.stop = dayTime(te);
+    const wd = o.get("--weekdays");
+    if (wd) {
+      const chosen = new Set<(typeof WEEKDAYS)[number]>();
+      for (const w of val(wd).split(",")) {
+        const day = /^[1-7]$/.test(w)
+          ? WEEKDAYS[Number(w) - 1]
+          : WEEKDAYS.find((x) => x.toLowerCase() === w.toLowerCase());
+        if (!day) fail("import_invalid_value", `--weekdays ${w}: Mon..Sun or 1..7`, w);
+        chosen.add(day);
+      }
+      const days = WEEKDAYS.filter((x) => chosen.has(x) !== wd.neg);
+      if (days.length === 0)
+        fail("import_invalid_value", "! --weekdays with every day: the rule never matches", "--weekdays");
+      if (days.length < 7) t.days = days;
+    }
+    const ds = o.get("--datestart");
+    const de = o.get("--datestop");
+    if (ds && isoDate(ds) !== "1970-01-01T00:00:00") t.dateStart = isoDate(ds);
+    if (de && isoDate(de) !== TIME_DATE_MAX) t.dateStop = isoDate(de);
+    const wraps = (t.start ?? "00:00:00") > (t.stop ?? "23:59:59");
+    if (o.has("--contiguous") && wraps && t.days)
+      fail(
+        "import_unsupported",
+        "-m time --contiguous with --weekdays and a range past midnight: the hours after midnight count for the day before, which nftables cannot test in one rule",
+        "--contiguous",
+      );
+    if (Object.keys(t).length) setMatch(d, "time", t, "-m time");
+  },
+};
+
 export const EXTRA_MODULES = {
+  mac,
+  time,
   owner,
   iprange,
   policy,

@@ -934,11 +934,9 @@ export const MODULES: Record<string, ModuleSpec> = {
 
 /** Known modules that the policy cannot express, with the reason the report gives. */
 export const UNSUPPORTED_MODULES: Record<string, string> = {
-  mac: "the policy schema has no source MAC address match",
   physdev: "the policy schema has no bridge port (physdev) match",
   set: "ipset sets are not imported (the ipset commands that fill them are not part of the script; run the script with `palisade import --execute` to record them); list the addresses in the rule or declare a policy set",
   string: "payload string matching has no equivalent in the policy schema",
-  time: "time-of-day matching has no equivalent in the policy schema",
   u32: "u32 payload matching has no equivalent in the policy schema",
   tos: "TOS matching has no equivalent in the policy schema",
   dscp: "DSCP matching has no equivalent in the policy schema",

@@ -127,6 +127,38 @@ export const StatisticMatch = z.union([
     .refine((m) => m.packet < m.every, { message: "packet must be below every", path: ["packet"] }),
 ]);
 
+/** Weekdays of `-m time --weekdays` (xt_time's names). */
+export const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] as const;
+const DayTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$/, 'must be "hh:mm:ss" (UTC)');
+/** The last second xt_time can store (its dates are 32-bit seconds). */
+export const TIME_DATE_MAX = "2038-01-19T03:14:07";
+const DateTime = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$/, 'must be "YYYY-MM-DDThh:mm:ss" (UTC)')
+  .refine((s) => {
+    const t = Date.parse(`${s}Z`);
+    return Number.isFinite(t) && new Date(t).toISOString().startsWith(s) && t >= 0 && s <= TIME_DATE_MAX;
+  }, `must be a real date from 1970-01-01T00:00:00 to ${TIME_DATE_MAX}`);
+
+/**
+ * `-m time`, all in UTC (xt_time's default). start/stop: the time of day, both inclusive;
+ * start after stop wraps past midnight (22:00:00-06:00:00), start equal to stop is the whole
+ * day (as xt_time has it). days: the weekdays (the day the packet is seen, not the day a
+ * wrapped range began). dateStart/dateStop: inclusive, to the second.
+ */
+export const TimeMatch = z
+  .strictObject({
+    start: DayTime.optional(),
+    stop: DayTime.optional(),
+    days: z.array(z.enum(WEEKDAYS)).min(1).optional(),
+    dateStart: DateTime.optional(),
+    dateStop: DateTime.optional(),
+  })
+  .refine((t) => Object.keys(t).length > 0, "give at least one of start, stop, days, dateStart, dateStop");
+
+/** A MAC address, lower case (`-m mac --mac-source`, nft `ether saddr`). */
+export const MacAddress = z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, 'must be "xx:xx:xx:xx:xx:xx", lower case');
+
 export const extraMatchKeys = {
   /** Local socket's user id (`-m owner --uid-owner`, nft `meta skuid`): output and postrouting only. */
   skuid: negatable(IdRange).optional(),
@@ -151,4 +183,8 @@ export const extraMatchKeys = {
   statistic: negatable(StatisticMatch).optional(),
   /** Connections tracked per address (or prefix): `-m connlimit`, nft `ct count`. */
   connlimit: ConnlimitMatch.optional(),
+  /** Time of day, weekdays, dates, in UTC (`-m time`, nft `meta hour` / `meta day` / `meta time`). */
+  time: TimeMatch.optional(),
+  /** Source MAC address (`-m mac --mac-source`, nft `ether saddr`): prerouting, input and forward only. */
+  macSource: negatable(MacAddress).optional(),
 };

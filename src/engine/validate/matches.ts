@@ -186,6 +186,20 @@ function socketOwner(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
         ),
       );
   }
+  // xt_mac hooks only prerouting, input and forward (iptables refuses to load it elsewhere):
+  // a locally generated packet has no link-layer source yet.
+  if (r.match.macSource !== undefined) {
+    const bad = [...hooks].filter((h) => h === "output" || h === "postrouting").sort();
+    const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
+    if (bad.length)
+      out.push(
+        error(
+          [...r.path, "match", "macSource"],
+          "mac_not_available",
+          `macSource cannot match at the ${bad.join("/")} hook${reached}: a packet has a link-layer source only at prerouting, input and forward (iptables refuses -m mac elsewhere too)`,
+        ),
+      );
+  }
   for (const key of ["saddrRange", "daddrRange"] as const) {
     const v = r.match[key];
     if (v === undefined || !r.match.family) continue;

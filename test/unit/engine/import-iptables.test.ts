@@ -289,7 +289,7 @@ test("refused and unknown things are errors naming the token", () => {
   assert.equal(err("iptables -A INPUT -m nosuch --x -j DROP").token, "nosuch");
   assert.equal(err("iptables -A INPUT -j NOSUCH").token, "NOSUCH");
   assert.equal(err("iptables -A INPUT -p tcp --bogus 1 -j DROP").token, "--bogus");
-  assert.equal(err("iptables -A INPUT -m mac --mac-source aa:bb:cc:dd:ee:ff -j DROP").token, "mac");
+  assert.equal(err("iptables -A INPUT -m string --string x --algo bm -j DROP").token, "string");
   assert.equal(err("ip6tables -A INPUT -f -j DROP").token, "-f");
   assert.match(err("iptables -A INPUT -j QUEUE").reason!, /nfqueue/);
   assert.equal(err("iptables -D INPUT 1").token, "-D");

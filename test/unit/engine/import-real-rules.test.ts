@@ -451,3 +451,51 @@ test("statistic: --mode random --probability, --mode nth --every --packet, negat
     assert.equal(r.errors.length, 1, bad);
   }
 });
+
+test("time: what iptables-save prints (defaults left out), one-digit hours, numeric weekdays, ! --weekdays; refusals", () => {
+  assert.deepEqual(
+    rule(
+      "iptables -A INPUT -m time --timestart 8:00 --timestop 17:30:00 --weekdays Mon,2,fri --datestart 2026-01 --datestop 2038-01-19T03:14:07 -j ACCEPT",
+    ).match,
+    { time: { start: "08:00:00", stop: "17:30:00", days: ["Mon", "Tue", "Fri"], dateStart: "2026-01-01T00:00:00" } },
+  );
+  assert.deepEqual(rule("iptables -A INPUT -m time ! --weekdays Sat,Sun --contiguous -j DROP").match, {
+    time: { days: ["Mon", "Tue", "Wed", "Thu", "Fri"] },
+  });
+  assert.deepEqual(rule("iptables -A INPUT -m time --timestart 00:00:00 --timestop 23:59:59 -j DROP").match, undefined);
+  for (const [bad, code] of [
+    ["--days Mon", "import_unsupported"],
+    ["--kerneltz --timestart 01:00", "import_unsupported"],
+    ["--monthdays 1,15", "import_unsupported"],
+    ["--timestart 22:00 --timestop 06:00 --weekdays Fri --contiguous", "import_unsupported"],
+    ["--timestart 24:00", "import_invalid_value"],
+    ["--datestart 2026-02-30", "import_invalid_value"],
+    ["--datestop 2040-01-01", "import_invalid_value"],
+  ] as const) {
+    const r = importPolicy("iptables", `iptables -A INPUT -m time ${bad} -j DROP`);
+    assert.equal(r.errors.length, 1, bad);
+    assert.equal(r.errors[0]!.code, code, bad);
+  }
+});
+
+test("mac: --mac-source (case and one-digit groups normalised), negation; refused where no link-layer source exists", () => {
+  assert.deepEqual(rule("iptables -A INPUT -m mac --mac-source 0:1B:21:aa:BB:c -j ACCEPT").match, {
+    macSource: "00:1b:21:aa:bb:0c",
+  });
+  assert.deepEqual(rule("iptables -A FORWARD -m mac ! --mac-source 00:1b:21:aa:bb:cc -j DROP", "forward").match, {
+    macSource: { not: "00:1b:21:aa:bb:cc" },
+  });
+  assert.equal(importPolicy("iptables", "iptables -A INPUT -m mac --mac-source 00:1b:21 -j DROP").errors.length, 1);
+  // iptables refuses -m mac in OUTPUT, also in a user chain reached from it; so does validation.
+  const r = importPolicy(
+    "iptables",
+    "iptables -N M\niptables -A M -m mac --mac-source 00:1b:21:aa:bb:cc -j DROP\niptables -A OUTPUT -j M",
+  );
+  assert.deepEqual(r.errors, []);
+  const v = validatePolicy(r.policy!);
+  assert.deepEqual(
+    v.errors.map((e) => [e.code, e.path]),
+    [["mac_not_available", "/chains/M/rules/0/match/macSource"]],
+  );
+  assert.match(v.errors[0]!.message, /reached from there/);
+});

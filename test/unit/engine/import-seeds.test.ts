@@ -148,7 +148,8 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   for (const n of [12, 13, 14, 15, 26, 27, 28, 29, 30, 33, 39, 47, 48, 49, 50])
     assert.equal(s[n], "imported", `line ${n}`);
   assert.equal(s[18], "imported,imported", "RAWDNAT; RAWSNAT");
-  for (const n of [21, 22, 23]) assert.equal(s[n], "error", `SYSRQ line ${n} (-m mac / -m policy)`);
+  for (const n of [21, 23]) assert.equal(s[n], "imported", `SYSRQ line ${n} (-m mac)`);
+  assert.equal(s[22], "error", "SYSRQ line 22 (-m policy --tunnel-src)");
   assert.equal(
     s[36],
     "imported,error",
@@ -160,7 +161,7 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   const errs = r.report.filter((l) => l.status === "error");
   assert.deepEqual(
     errs.map((l) => l.token),
-    ["physdev", "physdev", "mac", "--tunnel-src", "mac", "--name"],
+    ["physdev", "physdev", "--tunnel-src", "--name"],
   );
   const p = r.policy!;
   assert.deepEqual(p.accounting, { all_outgoing: { prefix: "0.0.0.0/0" }, sales: { prefix: "192.168.1.0/24" } });
@@ -221,24 +222,26 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   assert.deepEqual(opts(0), { flags: [{ option: "nop" }, { option: "timestamp" }] });
   assert.deepEqual(opts(3), { flags: [{ option: "nop", not: true }, { option: "timestamp" }], any: true });
   // The iptables target (xtables-addons syntax) renders all of it; nftables refuses exactly
-  // TARPIT and the options its IPv4 option walker cannot find (nop, timestamp), each saying
-  // why, and renders everything else.
+  // TARPIT, SYSRQ (its two -m mac lines import now) and the options its IPv4 option walker
+  // cannot find (nop, timestamp), each saying why, and renders everything else.
   assert.ok(renderIptables(p).ok);
   const nft = renderNft(p);
   assert.ok(!nft.ok);
   const refused = nft.errors.map(
-    (e) => (e.code === "unsupported_on_target" && /^(TARPIT|ipv4options)/.exec(e.message)?.[1]) || e.message,
+    (e) => (e.code === "unsupported_on_target" && /^(TARPIT|SYSRQ|ipv4options)/.exec(e.message)?.[1]) || e.message,
   );
   assert.deepEqual(
-    refused,
-    ["TARPIT", "TARPIT", "TARPIT", "ipv4options", "ipv4options", "ipv4options", "ipv4options"].sort(),
+    [...refused].sort(),
+    ["SYSRQ", "SYSRQ", "TARPIT", "TARPIT", "TARPIT", "ipv4options", "ipv4options", "ipv4options", "ipv4options"],
     JSON.stringify(nft.errors),
   );
   assert.ok(nft.errors.every((e) => !/nftables has no/.test(e.message)));
   const withoutTarpit = structuredClone(r);
   for (const c of Object.values(withoutTarpit.policy!.chains))
     c.rules = c.rules.filter(
-      (x) => !(typeof x.action === "object" && x.action.type === "tarpit") && !x.match?.xt?.ipv4options,
+      (x) =>
+        !(typeof x.action === "object" && (x.action.type === "tarpit" || x.action.type === "sysrq")) &&
+        !x.match?.xt?.ipv4options,
     );
   await nftAccepts(withoutTarpit);
 });

@@ -1,6 +1,6 @@
 // The extra match keys (policy/match-extra.ts) as iptables match options.
 import { parsePrefix } from "../../net/address.ts";
-import { PROTOCOL_NUMBERS, unwrap, type Match } from "../../policy/index.ts";
+import { PROTOCOL_NUMBERS, WEEKDAYS, unwrap, type Match } from "../../policy/index.ts";
 import type { RuleEnv } from "./context.ts";
 import { SLOT, piece, type Piece } from "./pieces.ts";
 
@@ -145,6 +145,22 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
           : `-m statistic --mode nth ${neg(negated)}--every ${value.every} --packet ${value.packet}`,
       ),
     );
+  }
+  if (m.macSource !== undefined) {
+    const { value, negated } = unwrap(m.macSource);
+    out.push(piece(SLOT.mac, `-m mac ${neg(negated)}--mac-source ${value}`));
+  }
+  if (m.time !== undefined) {
+    // xt_time works in UTC unless --kerneltz, which the policy never asks for.
+    const t = m.time;
+    const opts = [
+      t.start !== undefined ? `--timestart ${t.start}` : "",
+      t.stop !== undefined ? `--timestop ${t.stop}` : "",
+      t.days !== undefined ? `--weekdays ${WEEKDAYS.filter((d) => t.days!.includes(d)).join(",")}` : "",
+      t.dateStart !== undefined ? `--datestart ${t.dateStart}` : "",
+      t.dateStop !== undefined ? `--datestop ${t.dateStop}` : "",
+    ].filter(Boolean);
+    out.push(piece(SLOT.time, `-m time ${opts.join(" ")}`));
   }
   if (m.ipsec !== undefined) {
     const { direction, policy, protocol } = m.ipsec;

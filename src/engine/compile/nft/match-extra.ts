@@ -1,6 +1,6 @@
 // The extra match keys (policy/match-extra.ts) as nft expressions for one family.
 import { parsePrefix } from "../../net/address.ts";
-import { PROTOCOL_NUMBERS, unwrap, type Match } from "../../policy/index.ts";
+import { PROTOCOL_NUMBERS, unwrap, type Match, type WEEKDAYS } from "../../policy/index.ts";
 import type { Fam } from "./context.ts";
 
 const neg = (negated: boolean) => (negated ? "!= " : "");
@@ -69,6 +69,12 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
     const { value, negated } = unwrap(m.pktType);
     parts.push(`meta pkttype ${neg(negated)}${value}`);
   }
+  if (m.macSource !== undefined) {
+    // nft adds `meta iiftype ether` itself, as xt_mac refuses packets of other link types.
+    const { value, negated } = unwrap(m.macSource);
+    parts.push(`ether saddr ${neg(negated)}${value}`);
+  }
+  if (m.time !== undefined) parts.push(...timeParts(m.time));
   if (m.ttl !== undefined) {
     // Both families: the rule is compiled per family (matchNeedsFamily).
     if (fam === undefined) return null;
@@ -135,4 +141,41 @@ export function statisticPart(v: NonNullable<Match["statistic"]>): string {
     return `numgen random mod 2147483648 ${negated ? ">" : "<="} ${k - 1}`;
   }
   return `numgen inc mod ${value.every} ${negated ? "!=" : "=="} ${value.packet}`;
+}
+
+/** nft numbers weekdays from 0 = Sunday. */
+const NFT_DAY: Record<(typeof WEEKDAYS)[number], number> = { Sun: 0, Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6 };
+const secondsOfDay = (t: string) => {
+  const [h, m, s] = t.split(":").map(Number) as [number, number, number];
+  return h * 3600 + m * 60 + s;
+};
+const epochSeconds = (date: string) => Date.parse(`${date}Z`) / 1000;
+
+/**
+ * `-m time` (UTC). Numbers, never "hh:mm" strings: nft converts a quoted time of day or date
+ * from the local time zone of the process that loads it, a number it takes as UTC seconds
+ * (checked: `meta hour 3600` loaded under TZ=Europe/Berlin lists as "01:00" in UTC).
+ * The kernel compares `meta hour` with the UTC time of day, so the range is exact; xt_time
+ * takes both ends inclusive and a wrapped range (start after stop) as "at or after start, or
+ * at or before stop", which is the complement of stop+1 .. start-1 (nft's own rewrite of a
+ * wrapped range excludes both ends). `meta time` is nanoseconds: xt_time compares whole
+ * seconds, so the last second of dateStop is `< dateStop+1`.
+ */
+export function timeParts(t: NonNullable<Match["time"]>): string[] {
+  const out: string[] = [];
+  const start = secondsOfDay(t.start ?? "00:00:00");
+  const stop = secondsOfDay(t.stop ?? "23:59:59");
+  if (start < stop) {
+    if (start !== 0 || stop !== 86399) out.push(`meta hour ${start}-${stop}`);
+  } else if (start > stop + 1) {
+    // start == stop and start == stop+1 are the whole day.
+    out.push(stop + 1 === start - 1 ? `meta hour != ${stop + 1}` : `meta hour != ${stop + 1}-${start - 1}`);
+  }
+  if (t.days !== undefined && new Set(t.days).size < 7) {
+    const days = [...new Set(t.days.map((d) => NFT_DAY[d]))].sort((a, b) => a - b);
+    out.push(days.length === 1 ? `meta day ${days[0]}` : `meta day { ${days.join(", ")} }`);
+  }
+  if (t.dateStart !== undefined) out.push(`meta time >= ${epochSeconds(t.dateStart)}`);
+  if (t.dateStop !== undefined) out.push(`meta time < ${epochSeconds(t.dateStop) + 1}`);
+  return out;
 }
