@@ -28,7 +28,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { TestApi } from "../test/support/test-api.ts";
 import { createLab, type NetnsLab } from "../test/support/netns.ts";
-import { unitNodeFlags } from "../test/support/unit-privileges.ts";
+import { unitAllocatorEnv, unitNodeFlags } from "../test/support/unit-privileges.ts";
 import { linearRules } from "./lib/policies.ts";
 import { note } from "./lib/progress.ts";
 import { machine, median, ratio, table, NOISE_NOTE } from "./lib/stats.ts";
@@ -134,7 +134,8 @@ interface AgentFigures {
 async function agentPhases(
   lab: NetnsLab,
   label: string,
-  argvOf: (server: string, stateDir: string, ns: string) => string[],
+  argvOf: (server: string, stateDir: string, ns: string, enroll: string[]) => string[],
+  env: Record<string, string> = {},
 ): Promise<AgentFigures> {
   const ns = await lab.addNamespace();
   const api = new TestApi();
@@ -143,11 +144,13 @@ async function agentPhases(
   let child: ChildProcess | undefined;
   let err = "";
   try {
-    child = spawn(
-      argvOf(`127.0.0.1:${api.port}`, stateDir, ns)[0]!,
-      argvOf(`127.0.0.1:${api.port}`, stateDir, ns).slice(1),
-      { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] },
-    );
+    // The token pins the test CA: the agent enrolls and connects with mutual TLS, as shipped.
+    const argv = argvOf(`127.0.0.1:${api.port}`, stateDir, ns, api.enrollArgs());
+    child = spawn(argv[0]!, argv.slice(1), {
+      cwd: ROOT,
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, ...env },
+    });
     child.stderr!.on("data", (b: Buffer) => (err = (err + b.toString()).slice(-4000)));
     const pid = child.pid!;
     await api
@@ -221,11 +224,10 @@ async function agentRss(lab: NetnsLab): Promise<string> {
   await sleep(1500);
   const idleRss = await restingRss(idle.pid!, 3);
   idle.kill("SIGKILL");
-  const flags = (server: string, stateDir: string, ns: string) => [
+  const flags = (server: string, stateDir: string, ns: string, enroll: string[]) => [
     "--server",
     server,
-    "--enroll-token",
-    "good-token",
+    ...enroll,
     "--state-dir",
     stateDir,
     "--name",
@@ -244,21 +246,38 @@ async function agentRss(lab: NetnsLab): Promise<string> {
     process.env.BENCH_AGENT_FLAGS !== undefined
       ? process.env.BENCH_AGENT_FLAGS.split(" ").filter(Boolean)
       : unitNodeFlags(readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8"));
-  const bundle = await agentPhases(lab, "bundle", (s, d, ns) => [NODE, ...nodeFlags, BUNDLE, ...flags(s, d, ns)]);
+  // The unit's allocator settings (MALLOC_ARENA_MAX); BENCH_AGENT_ENV="K=V ..." to try others, "" for none.
+  const unit = readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8");
+  const agentEnv =
+    process.env.BENCH_AGENT_ENV !== undefined
+      ? Object.fromEntries(
+          process.env.BENCH_AGENT_ENV.split(" ")
+            .filter(Boolean)
+            .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+        )
+      : unitAllocatorEnv(unit);
+  const bundle = await agentPhases(
+    lab,
+    "bundle",
+    (s, d, ns, t) => [NODE, ...nodeFlags, BUNDLE, ...flags(s, d, ns, t)],
+    agentEnv,
+  );
   const tsx = process.env.BENCH_NO_TSX
     ? bundle
-    : await agentPhases(lab, "tsx", (s, d, ns) => [
+    : await agentPhases(lab, "tsx", (s, d, ns, t) => [
         NODE,
         "--import",
         "tsx",
         join(ROOT, "src/cli/main.ts"),
         "agent",
-        ...flags(s, d, ns),
+        ...flags(s, d, ns, t),
       ]);
   const rows = [
     [
       "agent RSS",
-      `bundle (dist/agent)${nodeFlags.length ? ` ${nodeFlags.join(" ")}` : ""}`,
+      `bundle (dist/agent)${nodeFlags.length ? ` ${nodeFlags.join(" ")}` : ""}${Object.entries(agentEnv)
+        .map(([k, v]) => ` ${k}=${v}`)
+        .join("")}`,
       "tsx from sources",
       "idle node (floor)",
       "target",

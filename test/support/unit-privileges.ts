@@ -41,3 +41,10 @@ export function unitNodeFlags(unit: string): string[] {
   const bundle = words.findIndex((w) => w.endsWith(".mjs"));
   return node >= 0 && bundle > node ? words.slice(node + 1, bundle) : [];
 }
+
+/** The unit's Environment= settings of the process's allocator (MALLOC_*), which a bench must give the agent too. */
+export function unitAllocatorEnv(unit: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of unit.matchAll(/^Environment=(MALLOC_[A-Z_]+)=(\S+)$/gm)) out[m[1]!] = m[2]!;
+  return out;
+}
