@@ -14,10 +14,17 @@ import { corpusFiles, formatRates, measureFile, type FileOutcome } from "../supp
 // 0.875: scripts run in the sandbox of `import --execute` (badflags-dropwall.sh, init-script-gateway.sh).
 // 0.890: tor-relay-ddos.sh's connlimit and -j SET (match connlimit, action setUpdate).
 // 0.898: five more real dumps (the first five rules.v4 files of the code index not yet in the corpus).
-const LOAD_FLOOR = 0.898;
+// 0.870: lowered, not by a regression: eight more dumps chosen by a fixed rule (SOURCES) before
+// they were read, three of which do not load with iptables-restore either (two match ipsets
+// the dump does not create, one has the typo --cstate); the 69 files before still load 62.
+const LOAD_FLOOR = 0.87;
 
 /** Files that legitimately do not import or load, with the reason (a substring of the first error). */
 const KNOWN_FAILURES: Record<string, string> = {
+  "anti-portscan-raw.rules": "-m set: ipset sets are not imported",
+  // iptables-restore refuses it too: "unknown option --cstate" (conntrack's option is --ctstate).
+  "cyber-comp-cstate.rules": "unknown option --cstate",
+  "hetzner-docker-user-ipset.rules": "-m set: ipset sets are not imported",
   "ipv6-testbed-router.rules6": "-m set: ipset sets are not imported",
   // The file itself does not load: line 30 is -p tcp -m udp (and lines 54-55 use recent --rttl).
   "nexus-pi.rules": "-m udp only works with -p udp",
