@@ -56,6 +56,28 @@ export function applyIpmasqadm(words: readonly string[], st: ForwardingState): O
   }
 }
 
+/** The command option of a line (-a, -A, -F, ...): one per line, as ipmasqadm parses it. */
+function command(op: string | undefined, w: string): string {
+  if (op) fail("import_syntax", `one command per line: -${op} and ${w}`, w);
+  return w.slice(1);
+}
+
+/** A clear (-f, -F): the imported policy starts empty, so it does nothing unless this script added forwards before it. */
+function clearForwards(module: string, op: string, added: readonly unknown[]): Outcome {
+  if (added.length > 0)
+    fail("import_unsupported", `${module} -${op} would clear forwards added earlier in this script`, `-${op}`);
+  return { status: "skipped", reason: `${module} -${op}: the imported policy starts empty, so clearing has no effect` };
+}
+
+/** Deleting or changing a forward an earlier line added: the import writes the final forwards only. */
+function refuseEdit(module: string, op: string, verb: "deletes" | "changes"): never {
+  fail(
+    "import_unsupported",
+    `${module} -${op} ${verb} a forward added earlier; write the final forwards instead`,
+    `-${op}`,
+  );
+}
+
 function portfw(cur: Cursor, st: ForwardingState): Outcome {
   let op: string | undefined;
   let proto: string | undefined;
@@ -72,8 +94,7 @@ function portfw(cur: Cursor, st: ForwardingState): Outcome {
       case "-f":
       case "-l":
       case "-h":
-        if (op) fail("import_syntax", `one command per line: -${op} and ${w}`, w);
-        op = w.slice(1);
+        op = command(op, w);
         break;
       case "-n":
         break;
@@ -97,13 +118,8 @@ function portfw(cur: Cursor, st: ForwardingState): Outcome {
   }
   if (op === "l" || op === "h")
     return { status: "skipped", reason: `portfw -${op} only prints; no effect on the policy` };
-  if (op === "f") {
-    if (st.draft.forwarding.portForwards.length > 0)
-      fail("import_unsupported", "portfw -f would clear forwards added earlier in this script", "-f");
-    return { status: "skipped", reason: "portfw -f: the imported policy starts empty, so clearing has no effect" };
-  }
-  if (op === "d")
-    fail("import_unsupported", "portfw -d deletes a forward added earlier; write the final forwards instead", "-d");
+  if (op === "f") return clearForwards("portfw", op, st.draft.forwarding.portForwards);
+  if (op === "d") refuseEdit("portfw", op, "deletes");
   if (op !== "a") fail("import_syntax", "portfw needs -a (add), -d, -f or -l", "portfw");
   if (!proto) fail("import_missing_argument", "portfw -a needs -P tcp|udp", "-a");
   if (laddr === undefined || lport === undefined)
@@ -143,8 +159,7 @@ function autofw(cur: Cursor, st: ForwardingState): Outcome {
       case "-A":
       case "-D":
       case "-F":
-        if (op) fail("import_syntax", `one command per line: -${op} and ${w}`, w);
-        op = w.slice(1);
+        op = command(op, w);
         break;
       case "-r": {
         const protocol = forwardProtocol(cur.arg("protocol", w));
@@ -170,13 +185,8 @@ function autofw(cur: Cursor, st: ForwardingState): Outcome {
         fail("import_unknown_option", `unknown autofw option ${w}`, w);
     }
   }
-  if (op === "F") {
-    if (st.draft.forwarding.rangeForwards.length > 0)
-      fail("import_unsupported", "autofw -F would clear forwards added earlier in this script", "-F");
-    return { status: "skipped", reason: "autofw -F: the imported policy starts empty, so clearing has no effect" };
-  }
-  if (op === "D")
-    fail("import_unsupported", "autofw -D deletes a forward added earlier; write the final forwards instead", "-D");
+  if (op === "F") return clearForwards("autofw", op, st.draft.forwarding.rangeForwards);
+  if (op === "D") refuseEdit("autofw", op, "deletes");
   if (op !== "A") fail("import_syntax", "autofw needs -A (add), -D or -F", "autofw");
   if (!range) fail("import_missing_argument", "autofw -A needs -r PROTO LPORT HPORT", "-A");
   if (!host) fail("import_missing_argument", "autofw -A needs -h HOST (or the unsupported -c control-port mode)", "-A");
@@ -205,8 +215,7 @@ function mfw(cur: Cursor, st: ForwardingState): Outcome {
       case "-S":
       case "-F":
       case "-L":
-        if (op) fail("import_syntax", `one command per line: -${op} and ${w}`, w);
-        op = w.slice(1);
+        op = command(op, w);
         break;
       case "-n":
         break;
@@ -233,17 +242,8 @@ function mfw(cur: Cursor, st: ForwardingState): Outcome {
       reason:
         "mfw -S forces a failover now (a runtime action); the policy expresses failover with markForwards[].active and healthCheck",
     };
-  if (op === "F") {
-    if (st.draft.forwarding.markForwards.length > 0)
-      fail("import_unsupported", "mfw -F would clear forwards added earlier in this script", "-F");
-    return { status: "skipped", reason: "mfw -F: the imported policy starts empty, so clearing has no effect" };
-  }
-  if (op === "D" || op === "E")
-    fail(
-      "import_unsupported",
-      `mfw -${op} changes a forward added earlier; write the final forwards instead`,
-      `-${op}`,
-    );
+  if (op === "F") return clearForwards("mfw", op, st.draft.forwarding.markForwards);
+  if (op === "D" || op === "E") refuseEdit("mfw", op, "changes");
   if (op !== "A" && op !== "I") fail("import_syntax", "mfw needs -A or -I (add), -D, -E, -S, -F or -L", "mfw");
   if (mark === undefined) fail("import_missing_argument", `mfw -${op} needs -m FWMARK`, `-${op}`);
   if (mark === 0) fail("import_invalid_value", "mark 0 means unmarked; an mfw forward needs a mark of 1 or more", "0");

@@ -364,3 +364,19 @@ test("pknock TCP mode: a knock the preset cannot hold (one knock port) is refuse
   assert.equal(one.report[0]?.status, "error");
   assert.match(one.report[0]?.reason ?? "", /does not fit protections\.portKnock: knockPorts/);
 });
+
+test("ipmasqadm clears, deletes and double commands: skipped on an empty import, refused otherwise, by name", () => {
+  const run = (text: string) => importPolicy("ipmasqadm", text).report.map((l) => [l.status, l.reason ?? ""]);
+  const [clearFirst, add, clearAfter] = run(
+    "ipmasqadm portfw -f\nipmasqadm portfw -a -P tcp -L 198.51.100.1 80 -R 192.168.16.27 80\nipmasqadm portfw -f\n",
+  );
+  assert.equal(clearFirst?.[0], "skipped");
+  assert.match(clearFirst?.[1] ?? "", /portfw -f: the imported policy starts empty/);
+  assert.equal(add?.[0], "imported");
+  assert.equal(clearAfter?.[0], "error");
+  assert.match(clearAfter?.[1] ?? "", /portfw -f would clear forwards added earlier/);
+  const [autoDel, mfwEdit, twice] = run("ipmasqadm autofw -D\nipmasqadm mfw -E -m 1\nipmasqadm mfw -A -F\n");
+  assert.match(autoDel?.[1] ?? "", /autofw -D deletes a forward added earlier/);
+  assert.match(mfwEdit?.[1] ?? "", /mfw -E changes a forward added earlier/);
+  assert.match(twice?.[1] ?? "", /one command per line: -A and -F/);
+});
