@@ -343,10 +343,17 @@ export const FEATURES = {
     iptables: yes("-m quota2", addon("xt_quota2")),
   },
   "match.quotaNoChange": {
-    label: "quota2 --no-change",
+    label: "quota2 --no-change on a byte budget",
     nftables: no(
-      "an nftables quota (nft_quota) adds every packet it evaluates to its usage; the kernel has no read-only quota test",
-      `test the quota in the one rule that counts and set a mark there (action mark), then match the mark in the other rules; or ${USE_IPT} (module xt_quota2)`,
+      "an nftables quota (nft_quota) adds every packet it evaluates to its usage; the kernel has no read-only test of a byte budget",
+      `count packets (mode: packets, where --no-change is supported), or test the quota in the one rule that counts and set a mark there (action mark), then match the mark in the other rules; or ${USE_IPT} (module xt_quota2)`,
+    ),
+    iptables: yes("-m quota2 --no-change", addon("xt_quota2")),
+  },
+  "match.quotaNoChangePackets": {
+    label: "quota2 --no-change on a packet budget or a growing counter",
+    nftables: yes(
+      "packet budget: the set quota_NAME_spent, filled by the packet that takes the last unit (the counting rules become two rules and need a terminating action), tested with != @quota_NAME_spent; growing counter: no expression (always matches, counts nothing)",
     ),
     iptables: yes("-m quota2 --no-change", addon("xt_quota2")),
   },
@@ -469,9 +476,8 @@ export const FEATURES = {
   // ---- named objects
   "object.quotaPackets": {
     label: "packet-counting quota",
-    nftables: no(
-      "an nftables quota (nft_quota) counts bytes (the packet's length) only; a packet-counting budget has no kernel object",
-      `count bytes, or count packets with a growing quota (grow: true, a counter that never refuses), or ${USE_IPT} (module xt_quota2 --packets)`,
+    nftables: yes(
+      "one element of the dynamic set quota_NAME_packets carrying a token bucket of N packets (limit rate 1/week burst N packets): N packets pass, then none, plus one packet a week; N from 1 to 30,500",
     ),
     iptables: yes("-m quota2 --packets", addon("xt_quota2")),
   },
@@ -720,9 +726,15 @@ export function featureUses(policy: Policy): FeatureUse[] {
     chain.rules.forEach((rule, i) => {
       const base: Path = ["chains", cname, "rules", i];
       if (rule.match) {
-        out.push(...matchFeatures(rule.match, [...base, "match"], { table: chain.table, hook: chain.hook }));
+        const uses = matchFeatures(rule.match, [...base, "match"], { table: chain.table, hook: chain.hook });
         const q = rule.match.quota;
-        if (q) {
+        // --no-change is native for packet budgets and growing counters, not for byte budgets.
+        const def = q ? policy.quotas[q.name] : undefined;
+        const exact = def !== undefined && (def.grow === true || def.mode === "packets");
+        for (const u of uses)
+          out.push(u.feature === "match.quotaNoChange" && exact ? { ...u, feature: "match.quotaNoChangePackets" } : u);
+        // A --no-change test of a packet budget reads its own set, never the bucket: it may be inverted freely.
+        if (q && !(q.noChange && exact)) {
           const inv = q.invert === true;
           const seen = quotaInvert.get(q.name);
           if (seen === undefined) quotaInvert.set(q.name, inv);

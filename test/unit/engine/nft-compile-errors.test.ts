@@ -55,14 +55,39 @@ test("MIRROR and ECHO are refused with the reason", () => {
   }
 });
 
-test("quota2 features nftables cannot express: --no-change, packet budgets, one quota used both ways", () => {
+test("quota2 features nftables cannot express: --no-change on bytes, packet budgets beyond a bucket, one quota used both ways", () => {
   const noChange = errorsOf(
     input([{ match: { quota: { name: "q", noChange: true } }, action: "accept" }], { quotas: { q: { limit: 10 } } }),
   );
   assert.equal(noChange[0]!.path, "/chains/input/rules/0/match/quota/noChange");
   assert.match(noChange[0]!.message, /no-change.*nftables/i);
-  const packets = errorsOf(input([], { quotas: { q: { mode: "packets", limit: 10 } } }));
-  assert.equal(packets[0]!.path, "/quotas/q/mode");
+  for (const limit of [0, 30_501]) {
+    const packets = errorsOf(input([], { quotas: { q: { mode: "packets", limit } } }));
+    assert.equal(packets[0]!.path, "/quotas/q/limit");
+    assert.equal(packets[0]!.code, "nft_quota_packets_limit");
+  }
+  assert.ok(renderNft(Policy.parse(input([], { quotas: { q: { mode: "packets", limit: 30_500 } } }))).ok);
+  // With --no-change elsewhere, a counting rule is two rules: only a terminating action.
+  const split = errorsOf(
+    input(
+      [
+        { match: { quota: { name: "p" } }, action: { type: "log", prefix: "x" } },
+        { match: { quota: { name: "p", noChange: true } }, action: "accept" },
+      ],
+      { quotas: { p: { mode: "packets", limit: 3 } } },
+    ),
+  );
+  assert.equal(split[0]!.code, "nft_quota_no_change_action");
+  const inverted = errorsOf(
+    input(
+      [
+        { match: { quota: { name: "p", invert: true } }, action: "drop" },
+        { match: { quota: { name: "p", noChange: true } }, action: "accept" },
+      ],
+      { quotas: { p: { mode: "packets", limit: 3 } } },
+    ),
+  );
+  assert.equal(inverted[0]!.code, "nft_quota_no_change_inverted");
   const both = errorsOf(
     input(
       [
@@ -86,6 +111,29 @@ test("quota2 features nftables cannot express: --no-change, packet budgets, one 
       ),
     ).ok,
   );
+});
+
+test("packet budgets: one bucket element; with --no-change, N-1 tokens then the spent flag; a growing counter's --no-change is nothing", () => {
+  const r = renderNft(
+    Policy.parse(
+      input(
+        [
+          { match: { protocol: "udp", quota: { name: "p" } }, action: "accept" },
+          { match: { quota: { name: "p", noChange: true } }, action: "accept" },
+          { match: { quota: { name: "p", noChange: true, invert: true } }, action: "drop" },
+          { match: { protocol: "tcp", quota: { name: "g", noChange: true } }, action: "accept" },
+        ],
+        { quotas: { p: { mode: "packets", limit: 3 }, g: { grow: true } } },
+      ),
+    ),
+  );
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  assert.match(r.text, /udp update @quota_p_packets \{ meta mark & 0x0 limit rate 1\/week burst 2 packets \} accept/);
+  assert.match(r.text, /meta mark & 0x0 != @quota_p_spent add @quota_p_spent \{ meta mark & 0x0 \} accept/);
+  assert.match(r.text, /input meta mark & 0x0 != @quota_p_spent accept/);
+  assert.match(r.text, /input meta mark & 0x0 @quota_p_spent drop/);
+  assert.match(r.text, /input meta l4proto tcp accept/);
+  assert.doesNotMatch(r.text, /counter name "quota_g_grow_bytes" accept/);
 });
 
 test("a recent list checked with several --seconds gets one set per window, all stamped by set/update, all cleared by remove", () => {

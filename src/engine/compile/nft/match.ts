@@ -41,6 +41,8 @@ export interface MatchResult {
    * is counted) and `member` is appended to the rule itself (see recent.ts).
    */
   hitcount?: HitcountCheck;
+  /** The alternatives end in a packet budget's two steps (quota.ts): tried in order, only a terminating action may follow. */
+  quotaSplit?: boolean;
   /** psd: like a hit count, a jump that weighs the packet, then one rule per member (one per protocol). */
   psd?: PsdCheck;
   /**
@@ -293,7 +295,12 @@ export function compileMatch(
     } else parts.push(...recentParts(r, fam, ctx, [...path, "recent"], timeouts));
     impliesFamily = true;
   }
-  if (m.quota !== undefined) parts.push(...quotaParts(m.quota, ctx, [...path, "quota"]));
+  let quotaSplit: string[] | undefined;
+  if (m.quota !== undefined) {
+    const q = quotaParts(m.quota, ctx, [...path, "quota"]);
+    parts.push(...q.parts);
+    quotaSplit = q.split;
+  }
   if (m.statistic !== undefined) parts.push(statisticPart(m.statistic));
   let psd: PsdCheck | undefined;
   if (m.xt?.psd !== undefined && fam !== undefined) {
@@ -312,12 +319,16 @@ export function compileMatch(
   // Cartesian product of the OR-lists (at most saddr x daddr).
   let alternatives: string[][] = [[]];
   for (const list of alternativeLists) alternatives = alternatives.flatMap((a) => list.map((x) => [...a, x]));
+  let rules = alternatives.map((a) => [...a, ...parts]);
+  // A packet budget's split is the rule's last expression: the others decide first.
+  if (quotaSplit) rules = rules.flatMap((a) => quotaSplit.map((x) => [...a, x]));
   return {
-    alternatives: alternatives.map((a) => [...a, ...parts]),
+    alternatives: rules,
+    ...(quotaSplit ? { quotaSplit: true } : {}),
     impliesFamily,
     ...(hitcount ? { hitcount } : {}),
     ...(psd ? { psd } : {}),
-    ...(disjoint ? { disjoint } : {}),
+    ...(disjoint && !quotaSplit ? { disjoint } : {}),
   };
 }
 

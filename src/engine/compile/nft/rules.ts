@@ -6,7 +6,7 @@
 // match does not already pin the family (an address or ICMP type does) starts with
 // `meta nfproto ipv4|ipv6`, so nothing reads IPv6 headers with IPv4 offsets.
 import type { Path } from "../../diagnostics.ts";
-import { normalizeAction, unwrap, type ActionType, type Chain, type Rule } from "../../policy/index.ts";
+import { normalizeAction, TERMINATING, unwrap, type ActionType, type Chain, type Rule } from "../../policy/index.ts";
 import { FAMS, type Ctx, type Fam, type RuleBody, type TeeRule } from "./context.ts";
 import { compileMatch, matchFamilies, matchNeedsFamily } from "./match.ts";
 import { teeMatchProblem } from "./tee.ts";
@@ -95,7 +95,15 @@ export function compileRule(
     }
     const tails = compileAction(a, fam, env, ctx, [...path, "action"]);
     if (tails.length === 0) continue;
-    if (mr.alternatives.length > 1 && !REPEATABLE.has(a.type) && !mr.disjoint) {
+    if (mr.quotaSplit && !TERMINATING.has(a.type)) {
+      ctx.error(
+        [...path, "action"],
+        "nft_quota_no_change_action",
+        `quota "${m?.quota?.name}" is also tested with --no-change, so on nftables its counting rules are two rules (the budget's last packet marks it spent) and a packet matching the first must stop there: use a terminating action (accept, drop, reject, return, goto), not ${a.type}`,
+      );
+      continue;
+    }
+    if (mr.alternatives.length > 1 && !REPEATABLE.has(a.type) && !mr.disjoint && !mr.quotaSplit) {
       ctx.error(
         [...path, "match"],
         "nft_mixed_address_list",
