@@ -24,6 +24,9 @@ export function hostCapabilities(driver: DriverOptions, unavailable: () => Unava
           // `conditions`: this agent fills the policy's condition sets (docs/conditions.md).
           "conditions",
           "dynamic_sets",
+          // `geoip`: this agent fills the policy's country sets (docs/geoip.md); the API refuses
+          // to deploy a version that tests countries to an agent without it.
+          "geoip",
         ].sort(),
         xtablesModules: [],
         agentVersion: AGENT_VERSION,

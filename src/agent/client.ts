@@ -30,6 +30,7 @@ import {
   type Capabilities,
   type DesiredState,
   type DynamicSetsRequest,
+  type GeoIpUpdate,
   type EnrollRequest,
   type EnrollResponse,
   type RenewRequest,
@@ -46,6 +47,8 @@ export interface ClientHandlers {
   banUpdate?(m: BanUpdate): void;
   /** Operator condition values (conditions.ts); `full` after every Hello. */
   conditionUpdate?(m: ConditionUpdate): void;
+  /** Country data for the policy's geoip sets (geoip.ts). */
+  geoipUpdate?(m: GeoIpUpdate): void;
   /** Read the policy's dynamic sets, or lift one element (dynamic-sets.ts). */
   dynamicSets?(m: DynamicSetsRequest): void;
   telemetryAck(m: { epoch: string; seq: number }): void;
@@ -455,6 +458,7 @@ export class AgentClient {
       else if (m.resultAck) h.resultAck?.(m.resultAck.resultId);
       else if (m.banUpdate) h.banUpdate?.(m.banUpdate);
       else if (m.conditionUpdate) h.conditionUpdate?.(m.conditionUpdate);
+      else if (m.geoipUpdate) h.geoipUpdate?.(m.geoipUpdate);
       else if (m.dynamicSets) h.dynamicSets?.(m.dynamicSets);
       // heartbeat answers only prove the stream is alive
     } catch (e) {

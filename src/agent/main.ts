@@ -15,6 +15,7 @@ import { BanKeeper } from "./bans.ts";
 import { hostCapabilities } from "./capabilities.ts";
 import { AgentClient } from "./client.ts";
 import { ConditionKeeper } from "./conditions.ts";
+import { GeoKeeper } from "./geoip.ts";
 import type { AgentConfig } from "./config.ts";
 import { failsafeContext } from "./desired.ts";
 import { DriftDetector } from "./drift.ts";
@@ -42,6 +43,7 @@ export interface AgentHandle {
   logGroups: LogGroups;
   bans: BanKeeper;
   conditions: ConditionKeeper;
+  geoip: GeoKeeper;
   trapShare: TrapShareReporter;
 }
 
@@ -94,12 +96,30 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     conntrackPath: programs.found.conntrack,
   });
   // Condition sets a new version brings (or a rollback restored) get the current values.
-  const applier = kernelApplier(nft, { collector, logGroups, resync: () => conditionKeeper.resync() }, log);
+  // Country sets likewise get the data the agent holds, and the API is asked for what is missing.
+  const applier = kernelApplier(
+    nft,
+    {
+      collector,
+      logGroups,
+      resync: async () => {
+        await conditionKeeper.resync();
+        await geoKeeper.resync();
+      },
+    },
+    log,
+  );
   const conditionKeeper = new ConditionKeeper(
     driver,
     (fn) => applier.exclusive(fn),
     log,
     state.path("conditions.json"),
+  );
+  const geoKeeper = new GeoKeeper(
+    driver,
+    (fn) => applier.exclusive(fn),
+    log,
+    (m) => client.send({ geoipRequest: m }),
   );
   // The last run's values, before recovery or a drift repair may resync the sets (conditions.ts).
   await conditionKeeper.load();
@@ -169,6 +189,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       checkDrift: () => results.track(driftWatch.check()),
       banUpdate: (m) => void banKeeper.update(m),
       conditionUpdate: (m) => void conditionKeeper.update(m),
+      geoipUpdate: (m) => void geoKeeper.update(m),
       dynamicSets: (m) =>
         void answerDynamicSets(m, { driver, exclusive: (fn) => applier.exclusive(fn) }).then((r) =>
           client.send({ dynamicSets: r }),
@@ -181,11 +202,13 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         outbox.disconnected();
       },
       // Unacknowledged results first (in order), then the spooled telemetry.
-      connected: () =>
+      connected: () => {
+        void geoKeeper.connected();
         void outbox
           .flush()
           .then(() => telemetry.resend())
-          .catch((e) => log.warn({ err: errorText(e) }, "resend after connect failed")),
+          .catch((e) => log.warn({ err: errorText(e) }, "resend after connect failed"));
+      },
     },
   });
 
@@ -216,6 +239,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     logGroups,
     bans: banKeeper,
     conditions: conditionKeeper,
+    geoip: geoKeeper,
     trapShare,
     stop: () =>
       stopAgent({

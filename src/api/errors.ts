@@ -38,6 +38,10 @@ export type ErrorCode =
   | "unsupported"
   /** The host's agent did not answer in time. */
   | "agent_timeout"
+  /** Country data refused whole (a bad line, named in the message): nothing stored. */
+  | "invalid_geoip_data"
+  /** The country data package is not installed beside the server. */
+  | "geoip_package_missing"
   | "internal";
 
 export class ApiError extends Error {

@@ -45,6 +45,12 @@ export const HostNotice = z.discriminatedUnion("type", [
     type: z.literal("conditions"),
     values: z.array(z.object({ name: z.string().min(1).max(27), on: z.boolean() })),
   }),
+  /** The country data changed (geoip/): these countries now have `revision`; the stream sends what its agent uses. */
+  z.object({
+    type: z.literal("geoip"),
+    countries: z.array(z.string().regex(/^[A-Z]{2}$/)).max(1000),
+    revision: z.number().int().min(0),
+  }),
 ]);
 export type HostNotice = z.infer<typeof HostNotice>;
 

@@ -70,6 +70,11 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "operator conditions (xt_condition flags): ls, set NAME on|off (no ruleset version)",
     load: () => import("./commands/conditions.ts"),
   },
+  geoip: {
+    args: "",
+    summary: "country data of the geoip match: update [--file CSV], ls (no ruleset version)",
+    load: () => import("./commands/geoip.ts"),
+  },
   dynamic: {
     args: "",
     summary: "what the kernels' dynamic sets hold per host (trap bans, SYN-flood, recent, meters): ls, rm",

@@ -29,6 +29,10 @@ export {
   Capabilities,
   CheckDrift,
   ConditionUpdate,
+  GeoIpCountry,
+  GeoIpHeld,
+  GeoIpRequest,
+  GeoIpUpdate,
   ConditionValue,
   Confirm,
   CounterDelta,
@@ -69,6 +73,7 @@ export const AGENT_MESSAGE_BODIES = [
   "quotaReset",
   "dynamicSets",
   "trapHits",
+  "geoipRequest",
 ] as const satisfies readonly (keyof AgentMessage)[];
 export type AgentMessageBody = (typeof AGENT_MESSAGE_BODIES)[number];
 

@@ -8,7 +8,8 @@ import type { Queue } from "bullmq";
 import type { Actor } from "../audit.ts";
 import { recordAudit } from "../audit.ts";
 import type { Db, Prisma } from "../db/client.ts";
-import { canonicalJson } from "../../engine/index.ts";
+import { canonicalJson, geoip, type Policy } from "../../engine/index.ts";
+import { hostsWithoutGeoip } from "../geoip/index.ts";
 import { ApiError, conflict, notFound } from "../errors.ts";
 import type { Log } from "../log.ts";
 import { withinMs } from "../redis.ts";
@@ -152,6 +153,28 @@ async function once<T extends object>(
 
 export type Created = { id: string; targets: number };
 
+/**
+ * A version that tests countries needs agents that fill the country sets: an older agent
+ * would load the rules with empty sets (a geoip drop would match nothing, a negated geoip
+ * accept everything). Refused before anything is written, naming the hosts.
+ */
+async function refuseWithoutGeoip(db: Db, document: Policy, hostIds: string[]): Promise<void> {
+  const countries = geoip.policyCountries(document);
+  if (countries.length === 0) return;
+  const old = await hostsWithoutGeoip(db, hostIds);
+  if (old.length === 0) return;
+  throw new ApiError(
+    409,
+    "unsupported",
+    `this version tests countries (geoip: ${countries.join(", ")}) and the agent of ${old.length} selected host(s) does not fill country sets (no 'geoip' capability): ${old.join(", ")}. Upgrade those agents or narrow the selector`,
+    old.map((h) => ({
+      path: "/selector",
+      code: "geoip_unsupported",
+      message: `host ${h}: agent without the geoip capability`,
+    })),
+  );
+}
+
 export async function createDeployment(
   deps: DeployDeps,
   actor: Actor,
@@ -169,13 +192,18 @@ async function newDeployment(
 ): Promise<Created> {
   const version = await deps.db.rulesetVersion.findFirst({
     where: { number: req.version, ruleset: { name: req.ruleset } },
-    select: { id: true },
+    select: { id: true, document: true },
   });
   if (!version) {
     const exists = await deps.db.ruleset.count({ where: { name: req.ruleset } });
     throw notFound(exists ? `version ${req.version} of ruleset "${req.ruleset}"` : `ruleset "${req.ruleset}"`);
   }
   const hosts = await resolveSelector(deps.db, req.selector);
+  await refuseWithoutGeoip(
+    deps.db,
+    version.document as unknown as Policy,
+    hosts.map((h) => h.id),
+  );
   const id = await insert(
     deps,
     actor,

@@ -121,6 +121,14 @@ export type DynamicSetsResult = z.infer<typeof DynamicSetsResult>;
 export const MAX_TRAP_HITS = 1000;
 export const TrapHits = z.object({ addresses: z.array(text(64)).max(MAX_TRAP_HITS) });
 
+/** Countries one policy can test: far fewer than this. */
+export const MAX_GEOIP_COUNTRIES = 300;
+export const GeoIpRequest = z.object({
+  countries: z
+    .array(z.object({ country: z.string().regex(/^[A-Z]{2}$/), revision: z.coerce.number().int().min(0) }))
+    .max(MAX_GEOIP_COUNTRIES),
+});
+
 export type AgentMessage =
   | { kind: "hello"; hello: z.infer<typeof Hello> }
   | { kind: "heartbeat"; heartbeat: z.infer<typeof Heartbeat> }
@@ -131,7 +139,8 @@ export type AgentMessage =
   | { kind: "telemetry"; telemetry: TelemetryBatch }
   | { kind: "quotaReset"; quotaReset: QuotaResetResult }
   | { kind: "dynamicSets"; dynamicSets: DynamicSetsResult }
-  | { kind: "trapHits"; trapHits: z.infer<typeof TrapHits> };
+  | { kind: "trapHits"; trapHits: z.infer<typeof TrapHits> }
+  | { kind: "geoipRequest"; geoipRequest: z.infer<typeof GeoIpRequest> };
 
 export class MalformedMessage extends Error {
   override name = "MalformedMessage";
@@ -142,7 +151,7 @@ export function parseAgentMessage(msg: AgentMessageIn): AgentMessage {
   const kind = agentMessageBody(msg);
   if (!kind)
     throw new MalformedMessage(
-      "AgentMessage has no body (one of hello, heartbeat, apply_result, drift, telemetry, quota_reset, dynamic_sets, trap_hits)",
+      "AgentMessage has no body (one of hello, heartbeat, apply_result, drift, telemetry, quota_reset, dynamic_sets, trap_hits, geoip_request)",
     );
   const value = msg[kind];
   const check = <T>(schema: z.ZodType<T>): T => {
@@ -170,5 +179,7 @@ export function parseAgentMessage(msg: AgentMessageIn): AgentMessage {
       return { kind: "dynamicSets", dynamicSets: check(DynamicSetsResult) };
     case "trapHits":
       return { kind: "trapHits", trapHits: check(TrapHits) };
+    case "geoipRequest":
+      return { kind: "geoipRequest", geoipRequest: check(GeoIpRequest) };
   }
 }

@@ -30,6 +30,7 @@ import type { AgentMessage as AgentMessageIn, ServerMessage } from "../../protoc
 import { applyResults, countIngested, telemetryBatches } from "../metrics/events.ts";
 import { bansForHost, hasBansCapability } from "../bans/index.ts";
 import { conditionsForHost, hasConditionsCapability } from "../conditions/index.ts";
+import { geoUpdatesFor, type CountryUpdate } from "../geoip/index.ts";
 import { MAX_BANS_PER_HOST } from "../config.ts";
 import { replyChannel, shareTrapHits, type Reply } from "../dynamic-sets/index.ts";
 import { ingestTelemetry, pendingQuotaResets, recordQuotaReset, TelemetryError } from "../telemetry/index.ts";
@@ -251,6 +252,11 @@ export class AgentSession {
         await this.ctx.redis.publish(replyChannel(msg.dynamicSets.requestId), JSON.stringify(reply));
         return;
       }
+      case "geoipRequest": {
+        // What the agent's kernel needs now: exactly these countries from here on.
+        this.geoHeld = new Map(msg.geoipRequest.countries.map((c) => [c.country, c.revision]));
+        return this.sendGeo(await geoUpdatesFor(this.ctx.db, msg.geoipRequest.countries));
+      }
       case "trapHits": {
         if (msg.trapHits.addresses.length === 0) return;
         // Off the message chain (like settleAfterResult): the share's Redis claims, guard and
@@ -335,6 +341,35 @@ export class AgentSession {
   private bansCapable = false;
   /** Its Hello listed the `conditions` feature (docs/conditions.md). */
   private conditionsCapable = false;
+  /**
+   * The countries the agent's geoip sets need and the revision it holds of each (its last
+   * GeoIpRequest, advanced by what this stream sent). A load's notice sends only these.
+   */
+  private geoHeld = new Map<string, number>();
+
+  /** One message per country: a whole large country is a few MB, well under MAX_MESSAGE_BYTES alone. */
+  private sendGeo(updates: CountryUpdate[]): void {
+    for (const u of updates) {
+      const from = this.geoHeld.get(u.country) ?? 0;
+      this.geoHeld.set(u.country, u.revision);
+      this.send({
+        geoipUpdate: {
+          countries: [
+            {
+              country: u.country,
+              revision: String(u.revision),
+              full: u.full,
+              ipv4Add: u.ipv4Add,
+              ipv4Del: u.ipv4Del,
+              ipv6Add: u.ipv6Add,
+              ipv6Del: u.ipv6Del,
+              fromRevision: String(from),
+            },
+          ],
+        },
+      });
+    }
+  }
 
   private async onHello(
     caps: Prisma.InputJsonValue | undefined,
@@ -504,6 +539,14 @@ export class AgentSession {
         // An agent older than conditions would ignore them: the PUT reports it as unsupported.
         if (this.conditionsCapable) this.send({ conditionUpdate: { full: false, values: n.values } });
         return;
+      case "geoip": {
+        // Only countries this agent's policy uses; from the revision this stream last sent.
+        const held = n.countries
+          .filter((c) => this.geoHeld.has(c))
+          .map((c) => ({ country: c, revision: this.geoHeld.get(c)! }));
+        if (held.length) this.sendGeo(await geoUpdatesFor(this.ctx.db, held));
+        return;
+      }
       case "dynamic_sets":
         return this.send({
           dynamicSets: {

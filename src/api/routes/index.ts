@@ -4,6 +4,7 @@ import { accountingRoutes } from "./accounting.ts";
 import { auditRoutes } from "./audit.ts";
 import { banRoutes } from "./bans.ts";
 import { conditionRoutes } from "./conditions.ts";
+import { geoipRoutes } from "./geoip.ts";
 import { dynamicSetRoutes } from "./dynamic-sets.ts";
 import { consoleRoutes } from "./console.ts";
 import { consoleSessionRoutes } from "./console-session.ts";
@@ -36,6 +37,7 @@ export const routes: [prefix: string, plugin: FastifyPluginAsyncZod][] = [
   ["/v1/logs", logRoutes],
   ["/v1/bans", banRoutes],
   ["/v1/conditions", conditionRoutes],
+  ["/v1/geoip", geoipRoutes],
   ["", consoleRoutes],
   ["/v1/session", consoleSessionRoutes],
 ];

@@ -171,7 +171,11 @@ export interface AgentMessage {
     | DynamicSetsResult
     | undefined;
   /** Sources the port-scan trap just banned, when the policy shares trap hits. */
-  trapHits?: TrapHits | undefined;
+  trapHits?:
+    | TrapHits
+    | undefined;
+  /** The countries the applied policy's geoip sets need, with the revision the agent holds. */
+  geoipRequest?: GeoIpRequest | undefined;
 }
 
 export interface ServerMessage {
@@ -202,7 +206,11 @@ export interface ServerMessage {
    * Read the policy's dynamic sets (port-scan trap, SYN-flood, recent lists, meters), or
    * delete one element of one of them.
    */
-  dynamicSets?: DynamicSetsRequest | undefined;
+  dynamicSets?:
+    | DynamicSetsRequest
+    | undefined;
+  /** Country data for the policy's geoip sets (docs/geoip.md): whole countries or deltas. */
+  geoipUpdate?: GeoIpUpdate | undefined;
 }
 
 export interface Hello {
@@ -396,7 +404,41 @@ export interface BanUpdate {
 /**
  * Operator conditions the policy's rules test (set condition_NAME in inet palisade, filled
  * with { ipv4, ipv6 } while NAME is on for this host).
+ * The agent's kernel holds geoip sets for these countries (after every kernel change of the
+ * policy, and after Hello). The API answers with a GeoIpUpdate for those not current, and
+ * from then on sends the changes of exactly these countries.
  */
+export interface GeoIpRequest {
+  countries: GeoIpHeld[];
+}
+
+export interface GeoIpHeld {
+  country: string;
+  /** The revision the agent holds; 0 = none. */
+  revision: string;
+}
+
+export interface GeoIpUpdate {
+  countries: GeoIpCountry[];
+}
+
+export interface GeoIpCountry {
+  country: string;
+  revision: string;
+  /**
+   * True: the country's whole data (the sets are replaced). False: deltas from the revision
+   * the agent said it holds (or was last sent).
+   */
+  full: boolean;
+  /** Intervals as nft writes them: "a-b" or one address. */
+  ipv4Add: string[];
+  ipv4Del: string[];
+  ipv6Add: string[];
+  ipv6Del: string[];
+  /** The revision the deltas apply to (full = false). */
+  fromRevision: string;
+}
+
 export interface ConditionUpdate {
   /**
    * True after every Hello: the host's complete state; a condition not named here is off.
@@ -1078,6 +1120,7 @@ function createBaseAgentMessage(): AgentMessage {
     quotaReset: undefined,
     dynamicSets: undefined,
     trapHits: undefined,
+    geoipRequest: undefined,
   };
 }
 
@@ -1106,6 +1149,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
     }
     if (message.trapHits !== undefined) {
       TrapHits.encode(message.trapHits, writer.uint32(66).fork()).join();
+    }
+    if (message.geoipRequest !== undefined) {
+      GeoIpRequest.encode(message.geoipRequest, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -1187,6 +1233,14 @@ export const AgentMessage: MessageFns<AgentMessage> = {
             message.trapHits = TrapHits.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.geoipRequest = GeoIpRequest.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1226,6 +1280,9 @@ export const AgentMessage: MessageFns<AgentMessage> = {
     message.trapHits = (object.trapHits !== undefined && object.trapHits !== null)
       ? TrapHits.fromPartial(object.trapHits)
       : undefined;
+    message.geoipRequest = (object.geoipRequest !== undefined && object.geoipRequest !== null)
+      ? GeoIpRequest.fromPartial(object.geoipRequest)
+      : undefined;
     return message;
   },
 };
@@ -1242,6 +1299,7 @@ function createBaseServerMessage(): ServerMessage {
     banUpdate: undefined,
     conditionUpdate: undefined,
     dynamicSets: undefined,
+    geoipUpdate: undefined,
   };
 }
 
@@ -1276,6 +1334,9 @@ export const ServerMessage: MessageFns<ServerMessage> = {
     }
     if (message.dynamicSets !== undefined) {
       DynamicSetsRequest.encode(message.dynamicSets, writer.uint32(82).fork()).join();
+    }
+    if (message.geoipUpdate !== undefined) {
+      GeoIpUpdate.encode(message.geoipUpdate, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -1373,6 +1434,14 @@ export const ServerMessage: MessageFns<ServerMessage> = {
             message.dynamicSets = DynamicSetsRequest.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.geoipUpdate = GeoIpUpdate.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1419,6 +1488,9 @@ export const ServerMessage: MessageFns<ServerMessage> = {
       : undefined;
     message.dynamicSets = (object.dynamicSets !== undefined && object.dynamicSets !== null)
       ? DynamicSetsRequest.fromPartial(object.dynamicSets)
+      : undefined;
+    message.geoipUpdate = (object.geoipUpdate !== undefined && object.geoipUpdate !== null)
+      ? GeoIpUpdate.fromPartial(object.geoipUpdate)
       : undefined;
     return message;
   },
@@ -3104,6 +3176,331 @@ export const BanUpdate: MessageFns<BanUpdate> = {
     const message = createBaseBanUpdate();
     message.full = object.full ?? false;
     message.lists = object.lists?.map((e) => BanListUpdate.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGeoIpRequest(): GeoIpRequest {
+  return { countries: [] };
+}
+
+export const GeoIpRequest: MessageFns<GeoIpRequest> = {
+  encode(message: GeoIpRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.countries) {
+      GeoIpHeld.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GeoIpRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGeoIpRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.countries.push(GeoIpHeld.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GeoIpRequest>, I>>(base?: I): GeoIpRequest {
+    return GeoIpRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GeoIpRequest>, I>>(object: I): GeoIpRequest {
+    const message = createBaseGeoIpRequest();
+    message.countries = object.countries?.map((e) => GeoIpHeld.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGeoIpHeld(): GeoIpHeld {
+  return { country: "", revision: "0" };
+}
+
+export const GeoIpHeld: MessageFns<GeoIpHeld> = {
+  encode(message: GeoIpHeld, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.country !== "") {
+      writer.uint32(10).string(message.country);
+    }
+    if (message.revision !== "0") {
+      writer.uint32(16).uint64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GeoIpHeld {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGeoIpHeld();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.country = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GeoIpHeld>, I>>(base?: I): GeoIpHeld {
+    return GeoIpHeld.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GeoIpHeld>, I>>(object: I): GeoIpHeld {
+    const message = createBaseGeoIpHeld();
+    message.country = object.country ?? "";
+    message.revision = object.revision ?? "0";
+    return message;
+  },
+};
+
+function createBaseGeoIpUpdate(): GeoIpUpdate {
+  return { countries: [] };
+}
+
+export const GeoIpUpdate: MessageFns<GeoIpUpdate> = {
+  encode(message: GeoIpUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.countries) {
+      GeoIpCountry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GeoIpUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGeoIpUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.countries.push(GeoIpCountry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GeoIpUpdate>, I>>(base?: I): GeoIpUpdate {
+    return GeoIpUpdate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GeoIpUpdate>, I>>(object: I): GeoIpUpdate {
+    const message = createBaseGeoIpUpdate();
+    message.countries = object.countries?.map((e) => GeoIpCountry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGeoIpCountry(): GeoIpCountry {
+  return {
+    country: "",
+    revision: "0",
+    full: false,
+    ipv4Add: [],
+    ipv4Del: [],
+    ipv6Add: [],
+    ipv6Del: [],
+    fromRevision: "0",
+  };
+}
+
+export const GeoIpCountry: MessageFns<GeoIpCountry> = {
+  encode(message: GeoIpCountry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.country !== "") {
+      writer.uint32(10).string(message.country);
+    }
+    if (message.revision !== "0") {
+      writer.uint32(16).uint64(message.revision);
+    }
+    if (message.full !== false) {
+      writer.uint32(24).bool(message.full);
+    }
+    for (const v of message.ipv4Add) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.ipv4Del) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.ipv6Add) {
+      writer.uint32(50).string(v!);
+    }
+    for (const v of message.ipv6Del) {
+      writer.uint32(58).string(v!);
+    }
+    if (message.fromRevision !== "0") {
+      writer.uint32(64).uint64(message.fromRevision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GeoIpCountry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGeoIpCountry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.country = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = reader.uint64().toString();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.full = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.ipv4Add.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.ipv4Del.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.ipv6Add.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.ipv6Del.push(reader.string());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.fromRevision = reader.uint64().toString();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GeoIpCountry>, I>>(base?: I): GeoIpCountry {
+    return GeoIpCountry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GeoIpCountry>, I>>(object: I): GeoIpCountry {
+    const message = createBaseGeoIpCountry();
+    message.country = object.country ?? "";
+    message.revision = object.revision ?? "0";
+    message.full = object.full ?? false;
+    message.ipv4Add = object.ipv4Add?.map((e) => e) || [];
+    message.ipv4Del = object.ipv4Del?.map((e) => e) || [];
+    message.ipv6Add = object.ipv6Add?.map((e) => e) || [];
+    message.ipv6Del = object.ipv6Del?.map((e) => e) || [];
+    message.fromRevision = object.fromRevision ?? "0";
     return message;
   },
 };
