@@ -8,12 +8,14 @@ import { performance } from "node:perf_hooks";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { validPolicy } from "../support/policies.ts";
+import { restJson, type RestJson } from "../support/rest-json.ts";
 import { spawnServer, type ServerProcess } from "../support/server-process.ts";
 import { SimAgent, waitFor } from "../support/grpc-fleet.ts";
 
 const ADMIN = "load-test-admin-token-0000000000";
 let s: ServerProcess;
 let base: string;
+let api: RestJson;
 let agent: SimAgent;
 
 before(async () => {
@@ -29,26 +31,13 @@ before(async () => {
     100,
   );
   base = `http://127.0.0.1:${s.port}`;
+  // No client timeout: a flood request may wait its 30 s in the server's queue and be answered busy.
+  api = restJson(base, ADMIN, { timeoutMs: null });
 });
 after(async () => {
   agent?.close();
   await s?.stop();
 });
-
-async function api(
-  method: string,
-  path: string,
-  body?: unknown,
-  contentType = "application/json",
-): Promise<{ status: number; json: any; headers: Headers }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined && { "content-type": contentType }) },
-    ...(body !== undefined && { body: typeof body === "string" ? body : JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined, headers: res.headers };
-}
 
 /** `rules` rules whose ports all differ between offsets, so the diff aligns every rule. */
 function bigPolicy(rules: number, offset: number) {

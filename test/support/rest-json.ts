@@ -5,14 +5,21 @@
 export interface RestAnswer<T> {
   status: number;
   json: T;
+  headers: Headers;
 }
 
 // `any` by default: the tests assert the answers field by field.
-export type RestJson = <T = any>(method: string, path: string, body?: unknown) => Promise<RestAnswer<T>>;
+/** With `contentType`, a string `body` is sent as it is (a YAML document); otherwise bodies go as JSON. */
+export type RestJson = <T = any>(
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType?: string,
+) => Promise<RestAnswer<T>>;
 
 export interface RestJsonOptions {
-  /** Per request, ms (default 30 s). */
-  timeoutMs?: number;
+  /** Per request, ms (default 30 s); null for none (a test of the server's own queue limits). */
+  timeoutMs?: number | null;
   /** A 5xx answer throws, with this text (e.g. the server's log tail) in the message. */
   serverErrorContext?: () => string;
 }
@@ -24,7 +31,9 @@ export interface RestJsonOptions {
  */
 export function restJson(base: string | (() => string[]), token: string, o: RestJsonOptions = {}): RestJson {
   const bases = typeof base === "string" ? () => [base] : base;
-  return async (method, path, body) => {
+  const timeoutMs = o.timeoutMs === undefined ? 30_000 : o.timeoutMs;
+  return async (method, path, body, contentType) => {
+    const raw = contentType !== undefined && typeof body === "string";
     let lastErr: unknown;
     for (const b of bases()) {
       let res: Response;
@@ -34,10 +43,10 @@ export function restJson(base: string | (() => string[]), token: string, o: Rest
           method,
           headers: {
             authorization: `Bearer ${token}`,
-            ...(body !== undefined && { "content-type": "application/json" }),
+            ...(body !== undefined && { "content-type": contentType ?? "application/json" }),
           },
-          body: body === undefined ? undefined : JSON.stringify(body),
-          signal: AbortSignal.timeout(o.timeoutMs ?? 30_000),
+          body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
+          ...(timeoutMs !== null && { signal: AbortSignal.timeout(timeoutMs) }),
         });
         json = await res.json();
       } catch (e) {
@@ -46,7 +55,7 @@ export function restJson(base: string | (() => string[]), token: string, o: Rest
       }
       if (res.status >= 500 && o.serverErrorContext)
         throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}\n${o.serverErrorContext()}`);
-      return { status: res.status, json: json as never };
+      return { status: res.status, json: json as never, headers: res.headers };
     }
     throw lastErr ?? new Error(`${method} ${path}: no server to ask`);
   };
