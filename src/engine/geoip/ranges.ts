@@ -6,7 +6,7 @@
 // for IPv6), sorted, disjoint and not adjacent: two lists of the same data are equal
 // strings, so a delta is a set difference of strings and deletes exactly what the kernel holds.
 import { isIPv4, isIPv6 } from "node:net";
-import { compressIpv6, type Family } from "../net/address.ts";
+import { compressIpv6, ipv6ToBigInt, type Family } from "../net/address.ts";
 import { COUNTRY_RE } from "./names.ts";
 
 export interface GeoParseError {
@@ -40,19 +40,7 @@ export function addressToBigInt(a: string, family: Family): bigint {
     const p = a.split(".");
     return ((BigInt(+p[0]!) * 256n + BigInt(+p[1]!)) * 256n + BigInt(+p[2]!)) * 256n + BigInt(+p[3]!);
   }
-  let text = a.toLowerCase();
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const n = Number(addressToBigInt(v4[1]!, "ipv4"));
-    text = `${text.slice(0, -v4[1]!.length)}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
-  }
-  const [head, tail] = text.split("::") as [string, string | undefined];
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const groups = [...h, ...(tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill("0")), ...t];
-  let n = 0n;
-  for (const g of groups) n = (n << 16n) | BigInt(parseInt(g, 16));
-  return n;
+  return ipv6ToBigInt(a);
 }
 
 export function bigIntToAddress(n: bigint, family: Family): string {

@@ -61,7 +61,8 @@ export function hasHostBits(p: Prefix): boolean {
   return (ipv4ToInt(p.address) & ~mask) !== 0;
 }
 
-function expandIpv6(address: string): number[] {
+/** The eight 16-bit groups of an IPv6 address (already validated; "::" and a trailing IPv4 part expanded). */
+export function expandIpv6(address: string): number[] {
   let text = address;
   const v4 = text.match(/(\d+\.\d+\.\d+\.\d+)$/);
   if (v4) {
@@ -73,6 +74,13 @@ function expandIpv6(address: string): number[] {
   const t = tail ? tail.split(":") : [];
   const fill = tail === undefined ? [] : Array(8 - h.length - t.length).fill("0");
   return [...h, ...fill, ...t].map((g) => parseInt(g, 16));
+}
+
+/** An IPv6 address (already validated) as a 128-bit integer. */
+export function ipv6ToBigInt(address: string): bigint {
+  let n = 0n;
+  for (const g of expandIpv6(address)) n = (n << 16n) | BigInt(g);
+  return n;
 }
 
 function ipv6HasHostBits(p: Prefix): boolean {

@@ -3,7 +3,7 @@
 // exactly what covers(a, b) in covers.ts answers when `a` is stateless; the shadow lint
 // compares thousands of rules with it.
 import { canonicalJson } from "../checksum.ts";
-import { parsePrefix } from "../net/address.ts";
+import { ipv4ToInt, ipv6ToBigInt, parsePrefix } from "../net/address.ts";
 import { unwrap, type Match } from "../policy/index.ts";
 import { asList } from "./model.ts";
 
@@ -111,29 +111,8 @@ export function addrItem(raw: string): AddrItem {
   if (raw.startsWith("@")) return { raw, fam: 0, len: 0, net: 0 };
   const p = parsePrefix(raw);
   if (!p) return { raw, fam: 0, len: 0, net: 0 };
-  if (p.family === "ipv4") return { raw, fam: 4, len: p.length, net: maskV4(ipv4Int(p.address), p.length) };
-  return { raw, fam: 6, len: p.length, net: maskV6(ipv6Int(p.address), p.length) };
-}
-
-function ipv4Int(address: string): number {
-  const [a, b, c, d] = address.split(".").map(Number) as [number, number, number, number];
-  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
-}
-
-function ipv6Int(address: string): bigint {
-  let text = address;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const n = ipv4Int(v4[1]!);
-    text = text.slice(0, -v4[1]!.length) + ((n >>> 16).toString(16) + ":" + (n & 0xffff).toString(16));
-  }
-  const [head, tail] = text.split("::") as [string, string | undefined];
-  const h = head ? head.split(":") : [];
-  const t = tail ? tail.split(":") : [];
-  const fill = tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill("0");
-  let n = 0n;
-  for (const g of [...h, ...fill, ...t]) n = (n << 16n) | BigInt(parseInt(g, 16));
-  return n;
+  if (p.family === "ipv4") return { raw, fam: 4, len: p.length, net: maskV4(ipv4ToInt(p.address), p.length) };
+  return { raw, fam: 6, len: p.length, net: maskV6(ipv6ToBigInt(p.address), p.length) };
 }
 
 export function maskV4(n: number, len: number): number {
