@@ -16,7 +16,6 @@ export interface GeoParseError {
     | "geoip_family_mismatch"
     | "geoip_reversed"
     | "geoip_bad_country"
-    | "geoip_overlap"
     | "geoip_empty";
   /** 1-based line of the file. */
   line: number;
@@ -89,12 +88,70 @@ function mergeSorted(rs: Raw[], family: Family): string[] {
 }
 
 /**
+ * Disjoint pieces, sorted by start: where ranges of two countries overlap, the later line's
+ * country gets the shared addresses (painted in file order). The npm package lists a
+ * geofeed's more specific entry after the whois block around it (2.58.197.15 BE after
+ * 2.58.196.0-2.58.197.255 DE) and a few crossing blocks in start order; xt_geoip's build
+ * script would put such an address in both countries. A sweep over the ranges sorted by
+ * start with a max-heap of the open ones by line: O(n log n).
+ */
+function laterLineWins(rs: Raw[]): Raw[] {
+  rs.sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : x.line - y.line));
+  const heap: Raw[] = [];
+  const push = (r: Raw) => {
+    heap.push(r);
+    for (let k = heap.length - 1; k > 0; ) {
+      const up = (k - 1) >> 1;
+      if (heap[up]!.line >= heap[k]!.line) break;
+      [heap[up], heap[k]] = [heap[k]!, heap[up]!];
+      k = up;
+    }
+  };
+  const pop = () => {
+    const last = heap.pop()!;
+    if (heap.length === 0) return;
+    heap[0] = last;
+    for (let k = 0; ; ) {
+      const l = 2 * k + 1;
+      const r = l + 1;
+      let m = k;
+      if (l < heap.length && heap[l]!.line > heap[m]!.line) m = l;
+      if (r < heap.length && heap[r]!.line > heap[m]!.line) m = r;
+      if (m === k) break;
+      [heap[m], heap[k]] = [heap[k]!, heap[m]!];
+      k = m;
+    }
+  };
+  const out: Raw[] = [];
+  let i = 0;
+  let p = 0n;
+  while (i < rs.length || heap.length) {
+    while (heap.length && heap[0]!.end < p) pop();
+    if (!heap.length) {
+      if (i >= rs.length) break;
+      p = rs[i]!.start;
+    }
+    while (i < rs.length && rs[i]!.start <= p) push(rs[i++]!);
+    while (heap.length && heap[0]!.end < p) pop();
+    const w = heap[0]!;
+    const next = i < rs.length ? rs[i]!.start : undefined;
+    const segEnd = next !== undefined && next - 1n < w.end ? next - 1n : w.end;
+    const prev = out[out.length - 1];
+    // Consecutive pieces of one country join here already (most of a file).
+    if (prev && prev.country === w.country && prev.end + 1n === p) prev.end = segEnd;
+    else out.push({ start: p, end: segEnd, country: w.country, line: w.line });
+    p = segEnd + 1n;
+  }
+  return out;
+}
+
+/**
  * Parse the whole file or nothing: the first bad line is the error (with its number), so a
  * caller never stores half a file. Blank lines and `#` comments are skipped, fields may be
- * quoted (MaxMind's legacy CSV), a country code is taken in either case. Ranges of two
- * different countries must not overlap (an address belongs to one country; the compiler
- * relies on it to test a list of countries as one rule per country). Ranges of one country
- * may overlap or touch: they are merged.
+ * quoted (MaxMind's legacy CSV), a country code is taken in either case. An address ends up
+ * in one country (the compiler relies on it to test a list of countries as one rule per
+ * country): where two countries' ranges overlap, the later line wins (laterLineWins).
+ * Ranges of one country may overlap or touch: they are merged.
  */
 export function parseGeoCsv(text: string): { ok: true; value: GeoParsed } | { ok: false; error: GeoParseError } {
   const byFam: Record<Family, Raw[]> = { ipv4: [], ipv6: [] };
@@ -137,29 +194,8 @@ export function parseGeoCsv(text: string): { ok: true; value: GeoParsed } | { ok
     return { ok: false, error: { code: "geoip_empty", line: lineNo, message: "the file holds no range" } };
   const countries = new Map<string, CountryIntervals>();
   for (const fam of ["ipv4", "ipv6"] as const) {
-    const rs = byFam[fam].sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
-    // Overlap across countries: check against the furthest end seen so far and its owner.
-    let maxEnd = -1n;
-    let owner: Raw | undefined;
-    for (const r of rs) {
-      if (owner && r.start <= maxEnd && r.country !== owner.country) {
-        const [first, second] = owner.line < r.line ? [owner, r] : [r, owner];
-        return {
-          ok: false,
-          error: {
-            code: "geoip_overlap",
-            line: second.line,
-            message: `line ${second.line}: ${second.country} range overlaps ${first.country}'s range on line ${first.line} (an address belongs to one country)`,
-          },
-        };
-      }
-      if (r.end > maxEnd) {
-        maxEnd = r.end;
-        owner = r;
-      }
-    }
     const per = new Map<string, Raw[]>();
-    for (const r of rs) {
+    for (const r of laterLineWins(byFam[fam])) {
       let l = per.get(r.country);
       if (!l) per.set(r.country, (l = []));
       l.push(r);

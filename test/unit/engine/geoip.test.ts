@@ -110,7 +110,6 @@ test("CSV: a bad line refuses the whole file, naming the line", () => {
     ["1.0.0.0,1.0.0.255,AU\n1.0.1.0,1.0.1.9,A1", "geoip_bad_country", 2],
     ["1.0.0.0,1.0.0.255,AU\n1.0.1.0,1.0.1.256,AU", "geoip_bad_address", 2],
     ["1.0.0.0,1.0.0.255,AU\n\n1.0.1.0,1.0.1.9", "geoip_bad_line", 3],
-    ["1.0.0.0,1.0.0.255,AU\n1.0.0.128,1.0.1.9,NZ", "geoip_overlap", 2],
     ["# nothing\n", "geoip_empty", 2],
   ];
   for (const [text, code, line] of bad) {
@@ -120,6 +119,33 @@ test("CSV: a bad line refuses the whole file, naming the line", () => {
     assert.equal(r.error.line, line, text);
     if (code !== "geoip_empty") assert.match(r.error.message, new RegExp(`^line ${line}`));
   }
+});
+
+test("CSV: where two countries' ranges overlap the later line wins (nested, crossing, the same range twice)", () => {
+  const r = geoip.parseGeoCsv(
+    [
+      "2.58.196.0,2.58.197.255,DE",
+      "2.58.197.15,2.58.197.15,BE", // a geofeed /32 inside DE's whois block
+      "2.58.197.16,2.58.197.255,DE",
+      "10.0.0.0,10.0.0.255,FR",
+      "10.0.0.0,10.0.0.255,IT", // the same range again: the later line
+      "2001:db8::,2001:db8::ffff,DE",
+      "2001:db8::10,2001:db8::1f,AT",
+      "1.0.0.0,1.0.0.255,AU",
+      "1.0.0.128,1.0.1.9,NZ", // crosses AU's end
+    ].join("\n"),
+  );
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.error));
+  assert.deepEqual(r.value.countries.get("DE"), {
+    ipv4: ["2.58.196.0-2.58.197.14", "2.58.197.16-2.58.197.255"],
+    ipv6: ["2001:db8::-2001:db8::f", "2001:db8::20-2001:db8::ffff"],
+  });
+  assert.deepEqual(r.value.countries.get("BE"), { ipv4: ["2.58.197.15"], ipv6: [] });
+  assert.deepEqual(r.value.countries.get("AT"), { ipv4: [], ipv6: ["2001:db8::10-2001:db8::1f"] });
+  assert.deepEqual(r.value.countries.get("IT"), { ipv4: ["10.0.0.0-10.0.0.255"], ipv6: [] });
+  assert.equal(r.value.countries.get("FR"), undefined);
+  assert.deepEqual(r.value.countries.get("AU")?.ipv4, ["1.0.0.0-1.0.0.127"]);
+  assert.deepEqual(r.value.countries.get("NZ")?.ipv4, ["1.0.0.128-1.0.1.9"]);
 });
 
 test("deltas: difference of canonical lists; folded deltas equal the direct one", () => {

@@ -2,7 +2,8 @@
 // (engine/geoip): `ip saddr @geo_v4_CC` for IPv4, `ip6 saddr @geo_v6_CC` for IPv6, the rule
 // compiled once per family. The sets are declared empty; the agent fills them with the
 // ranges the API sends (docs/geoip.md). A list of countries is an OR: one nft rule per
-// country. The API refuses country data where two countries' ranges overlap, so a packet
+// country. The country data gives an address to one country only (engine/geoip: where two
+// countries' ranges overlap, the later line wins), so a packet
 // matches at most one of those rules, and the rule may carry any action (a log or a mark
 // runs once, as with xt_geoip). Negated, the list is an AND of `!=` lookups in one rule.
 // With both --src-cc and --dst-cc (two geoip matches in one iptables rule), both must hold.
