@@ -1,10 +1,11 @@
 // A quota reset asked for by the API. A quota name stands for one kernel object: a
 // down-counting quota is an nft quota of that name; a growing quota (quota2 --grow) is
-// the counter quota_<name>_grow_<mode> (see the engine's quota compiler). The kernel is
+// the counter quota_<name>_grow_<mode>; a packet budget is the set quota_<name>_packets
+// (see the engine's quota compiler). The kernel is
 // asked which one it holds and that one is zeroed; nft's reset zeroes atomically, and
 // the next telemetry reading reports the new usage.
 
-import { growCounterName, type Driver } from "../engine/index.ts";
+import { growCounterName, packetBucketSet, packetSpentSet, type Driver } from "../engine/index.ts";
 import { AgentError, errorText } from "./errors.ts";
 import type { Outbox } from "./outbox.ts";
 
@@ -24,9 +25,17 @@ export async function resetQuotaByName(table: string, name: string, driver: Driv
       return;
     }
   }
+  // A packet budget: the sets quota_<name>_packets (its token bucket) and _spent (the
+  // --no-change flag). Emptied in one transaction, the next packet creates a full bucket.
+  const sets = new Set((await driver.readTable("inet", table)).sets.map((x) => x.name));
+  const budget = [packetBucketSet(name), packetSpentSet(name)].filter((x) => sets.has(x));
+  if (budget.length > 0) {
+    await driver.apply(budget.map((x) => `flush set inet ${table} ${x}`).join("\n"));
+    return;
+  }
   throw new AgentError(
     "unknown_quota",
-    `no quota "${name}" in table inet ${table} (neither a quota nor a growing quota's counter)`,
+    `no quota "${name}" in table inet ${table} (neither a quota, a growing quota's counter nor a packet budget's set)`,
   );
 }
 

@@ -31,6 +31,8 @@ export {
   parseAccountingName,
   parseAggregateComment,
   growCounterName,
+  packetBucketSet,
+  packetSpentSet,
   parseGrowCounterName,
   type AccountingObject,
   type QuotaMode,

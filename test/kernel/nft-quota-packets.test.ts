@@ -13,6 +13,7 @@ import { Policy, type PolicyInput } from "../../src/engine/policy/index.ts";
 import { nftDriver } from "../../src/engine/driver/index.ts";
 import { incrementalPlan } from "../../src/agent/kernel/plan.ts";
 import { readPalisade } from "../../src/agent/kernel/read.ts";
+import { resetQuotaByName } from "../../src/agent/quota-reset.ts";
 import { applyPolicy, ruleCounter } from "../support/nft-lab.ts";
 
 const lab = createLab();
@@ -65,6 +66,10 @@ test("--packets: a budget of 5 lets exactly 5 packets through; the 6th and later
   assert.equal(await passed(1), 1);
   await send(9001, 20);
   assert.deepEqual([await passed(0), await passed(1)], [5, 21]);
+  // The agent's quota reset (palisade quotas reset pk) empties the set: 5 more, not 6.
+  await resetQuotaByName("palisade", "pk", nftDriver({ netns: p.server }));
+  await send(9001, 6);
+  assert.deepEqual([await passed(0), await passed(1)], [10, 22]);
 });
 
 test("! --quota N --packets: the first N packets do not match (they take the budget), then every one does", async () => {
@@ -115,4 +120,9 @@ test("--no-change: matches while a packet is left, takes nothing; the counting r
   await send(9003, 2);
   await send(9004, 2);
   assert.deepEqual([await passed(1), await passed(2)], [0, 2], "spent: --no-change no longer matches, ! does");
+  // A reset refills the budget and clears the spent flag.
+  await resetQuotaByName("palisade", "pk2", d);
+  await send(9003, 1);
+  await send(9002, 5);
+  assert.deepEqual([await passed(0), await passed(1)], [5, 1]);
 });

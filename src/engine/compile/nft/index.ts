@@ -53,7 +53,7 @@ export {
   type AccountingObject,
 } from "./accounting.ts";
 export { LOG_DEFAULT_GROUP } from "./action.ts";
-export { growCounterName, parseGrowCounterName, type QuotaMode } from "./quota.ts";
+export { growCounterName, packetBucketSet, packetSpentSet, parseGrowCounterName, type QuotaMode } from "./quota.ts";
 export { TEE_TABLES } from "./tee.ts";
 
 export type NftCompileResult =
