@@ -18,11 +18,12 @@
 //   mark, so its bucket is skipped too; marks only go away in a rollup, which waits;
 // - buckets starting before the retention horizon of the level below (it no longer
 //   holds all of them), as the rollup does.
-// Runs hold the rollup's advisory lock, so no rollup runs meanwhile.
+// Each level is repaired in its own transaction under the rollup's advisory lock, so no
+// rollup runs while a level is repaired, and a rollup waits for one level at most.
 import type { Db, Prisma } from "../db/client.ts";
 import { ceilAt, floorAt, nextAt, type BucketLevel } from "./plan.ts";
 import { horizon, type Retention } from "./retention.ts";
-import { ROLLUP_LOCK_KEY } from "./rollups.ts";
+import { analyzeUnanalyzed, ROLLUP_LOCK_KEY } from "./rollups.ts";
 
 export const DEFAULT_RECONCILE_HOURS = 6;
 
@@ -149,14 +150,22 @@ export async function reconcileRollups(
   const to = new Date(now.getTime() + 60_000); // the current minute, whole
   const from = new Date(now.getTime() - (opts.hours ?? DEFAULT_RECONCILE_HOURS) * 3_600_000);
   const repaired: ReconcileResult["repaired"] = {};
-  await db.$transaction(
-    async (tx) => {
-      await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${ROLLUP_LOCK_KEY})`);
-      for (const l of LEVELS) {
-        const notBefore = horizon(now, l.sourceDays(retention)).getTime();
-        const lo = new Date(ceilAt(Math.max(floorAt(from.getTime(), l.level), notBefore), l.level));
-        const hi = new Date(nextAt(to.getTime() - 1, l.level));
-        if (lo >= hi) continue;
+  // One transaction per level, each under the rollup's lock: rollups wait for one level's
+  // repair at most, not all four (a rollup between two levels leaves each level and the
+  // ones derived from it consistent, which is all the next level's recomputation reads).
+  for (const l of LEVELS) {
+    const notBefore = horizon(now, l.sourceDays(retention)).getTime();
+    const lo = new Date(ceilAt(Math.max(floorAt(from.getTime(), l.level), notBefore), l.level));
+    const hi = new Date(nextAt(to.getTime() - 1, l.level));
+    if (lo >= hi) continue;
+    await db.$transaction(
+      async (tx) => {
+        await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${ROLLUP_LOCK_KEY})`);
+        // The repair joins against the target: without statistics the planner probes it badly (rollups.ts).
+        await analyzeUnanalyzed(
+          tx,
+          [l.source, l.target, l.fleet, l.totals].filter((t): t is string => t !== undefined),
+        );
         // Per-host rows, from the level below.
         await fill(
           tx,
@@ -188,10 +197,10 @@ export async function reconcileRollups(
           );
           repaired[table] = await repair(tx, table, keys, lo, hi, false);
         }
-      }
-    },
-    { timeout: 300_000 },
-  );
+      },
+      { timeout: 300_000 },
+    );
+  }
   return { from, to, repaired };
 }
 
