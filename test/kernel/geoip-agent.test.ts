@@ -12,61 +12,32 @@
 // verdict for that source without a redeploy (every rule handle unchanged, only elements).
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
-import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../support/db.ts";
-import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
-import {
-  BIN,
-  freePort,
-  killReplica,
-  startBalancer,
-  startReplica,
-  waitUntil,
-  type Balancer,
-  type Replica,
-} from "../support/fleet-processes.ts";
+import { openFleetLab, type FleetAgent, type FleetLab } from "../support/fleet-lab.ts";
+import { BIN, waitUntil } from "../support/fleet-processes.ts";
+import type { NetnsLab } from "../support/netns.ts";
+import type { RestJson } from "../support/rest-json.ts";
 
 const run = promisify(execFile);
-const API_ADDR = "10.216.0.1";
 const CN_SOURCE = "198.51.100.7";
 const DE_SOURCE = "203.0.113.9";
-const ADMIN = `geo-admin-${randomBytes(12).toString("hex")}`;
-const id = randomBytes(4).toString("hex");
 
+let fleet: FleetLab;
 let lab: NetnsLab;
-let hub: string;
-let database: TestDatabase;
-let replica: Replica;
-let balancer: Balancer;
-let agent: { ns: string; ip: string; stateDir: string; proc?: Background };
+let agent: FleetAgent;
+let api: RestJson;
 let dir: string;
-
-async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(`http://127.0.0.1:${replica.httpPort}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${ADMIN}`,
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: res.status, json: (await res.json()) as T };
-}
 
 /** The real CLI: exit code, stdout, stderr. */
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(
-      process.execPath,
-      [BIN, ...args, "--server", `http://127.0.0.1:${replica.httpPort}`, "--token", ADMIN],
-      { timeout: 120_000 },
-    );
+    const r = await run(process.execPath, [BIN, ...args, "--server", fleet.replicas[0]!.url, "--token", fleet.admin], {
+      timeout: 120_000,
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (e) {
     const x = e as { code?: number; stdout?: string; stderr?: string };
@@ -75,10 +46,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 /** True when a SYN from `source` (an address of the hub) to closed port `port` gets its RST back. */
-async function reaches(source: string, port: number): Promise<boolean> {
-  const r = await lab.tcpFlags(hub, agent.ip, port, "S", { count: 2, source });
-  return r.received > 0;
-}
+const reaches = (source: string, port: number) => fleet.reaches(agent, port, source);
 
 async function setText(name: string): Promise<string> {
   return (await lab.nft(agent.ns, ["list", "set", "inet", "palisade", name])).stdout;
@@ -115,62 +83,15 @@ const policy = {
 };
 
 before(async () => {
-  lab = createLab();
-  database = await createTestDatabase();
   dir = await mkdtemp(join(tmpdir(), "palisade-geo-"));
-  const ports = { http: await freePort(), grpc: await freePort() };
-  replica = startReplica("A", ports, {
-    DATABASE_URL: database.url,
-    REDIS_URL: TEST_REDIS_URL,
-    PALISADE_ADMIN_TOKEN: ADMIN,
-    PALISADE_QUEUE_PREFIX: `palisade-geo:${process.pid}:${id}`,
+  fleet = await openFleetLab({
+    name: "geo",
+    apiAddr: "10.216.0.1",
+    sources: [CN_SOURCE, DE_SOURCE],
+    agents: [{ name: "edge-0", labels: { role: "edge" } }],
   });
-  await waitUntil(
-    async () => (await fetch(`http://127.0.0.1:${ports.http}/healthz`).catch(() => undefined))?.ok,
-    60_000,
-    `replica up\n${replica.out()}`,
-  );
-  await waitUntil(async () => replica.out().includes("agent gRPC server listening"), 30_000, "replica gRPC");
-  balancer = await startBalancer(join(tmpdir(), `palisade-geo-${id}.sock`), () => [ports.grpc]);
-  hub = await lab.addNamespace();
-  for (const a of [API_ADDR, CN_SOURCE, DE_SOURCE]) await lab.exec(hub, ["ip", "addr", "add", `${a}/32`, "dev", "lo"]);
-  lab.background(hub, ["socat", `TCP-LISTEN:50051,bind=${API_ADDR},fork,reuseaddr`, `UNIX-CONNECT:${balancer.path}`], {
-    maxLifetimeMs: 15 * 60_000,
-  });
-  const ns = await lab.addNamespace();
-  const link = await lab.link(hub, ns);
-  await lab.defaultRoute(ns, link.a.ip4);
-  agent = { ns, ip: link.b.ip4, stateDir: await mkdtemp(join(tmpdir(), "palisade-geo-agent-")) };
-  for (let i = 0; i < 100 && !(await lab.tcpConnect(ns, API_ADDR, 50051)); i++)
-    await new Promise((r) => setTimeout(r, 100));
-  const t = await api("POST", "/v1/enrollment-tokens", { labels: { role: "edge" } });
-  assert.equal(t.status, 201, JSON.stringify(t.json));
-  agent.proc = lab.background(
-    ns,
-    [
-      process.execPath,
-      BIN,
-      "agent",
-      "--server",
-      `${API_ADDR}:50051`,
-      "--state-dir",
-      agent.stateDir,
-      "--name",
-      "edge-0",
-      "--drift-interval",
-      "0",
-      "--telemetry-interval",
-      "60",
-      "--enroll-token",
-      t.json.token,
-    ],
-    { maxLifetimeMs: 15 * 60_000 },
-  );
-  await waitUntil(
-    async () => (await api("GET", "/v1/hosts/edge-0")).json.connection === "connected",
-    90_000,
-    `agent connected\n${agent.proc.output().slice(-1500)}`,
-  );
+  ({ lab, api } = fleet);
+  agent = fleet.agents[0]!;
   assert.equal((await api("POST", "/v1/rulesets", { name: "geo" })).status, 201);
   const push = await api("POST", "/v1/rulesets/geo/versions", { policy });
   assert.equal(push.status, 201, JSON.stringify(push.json));
@@ -184,20 +105,13 @@ before(async () => {
   await waitUntil(
     async () => (await api("GET", `/v1/deployments/${dep.json.id}`)).json.status === "succeeded",
     90_000,
-    `deployment succeeded\n${agent.proc.output().slice(-1500)}`,
+    `deployment succeeded\n${agent.proc?.output().slice(-1500)}`,
   );
 });
 
 after(async () => {
-  if (process.env.GEOIP_DEBUG)
-    process.stderr.write(`--- agent\n${agent?.proc?.output()}\n--- api\n${replica?.out()}\n`);
-  await agent?.proc?.stop().catch(() => {});
-  if (replica) await killReplica(replica).catch(() => {});
-  await balancer?.close().catch(() => {});
-  await lab?.cleanup();
-  if (agent) await rm(agent.stateDir, { recursive: true, force: true });
+  await fleet?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
-  await database?.drop().catch(() => {});
 });
 
 test("without country data the sets are empty: the CN drop matches nobody, the `! DE` drop everybody", async () => {
