@@ -50,3 +50,13 @@ export function newestFirst(cursor: string | undefined) {
     keyOf: (r: { createdAt: Date; id: string }) => [r.createdAt.toISOString(), r.id],
   };
 }
+
+/** Keyset paging of a list sorted by its unique `name`: `where`, `orderBy` and the cursor key, as newestFirst. */
+export function byName(cursor: string | undefined) {
+  const after = decodeCursor(cursor, z.tuple([z.string()]));
+  return {
+    where: after ? { name: { gt: after[0] } } : {},
+    orderBy: { name: "asc" as const },
+    keyOf: (r: { name: string }) => [r.name],
+  };
+}

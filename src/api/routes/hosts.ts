@@ -7,7 +7,7 @@ import type { Prisma } from "../db/client.ts";
 import { hostWhere } from "../db/hosts.ts";
 import { publishToHost } from "../host-bus.ts";
 import { errorResponses, notFound } from "../errors.ts";
-import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
+import { byName, page, pageOf, PageQuery } from "../paging.ts";
 import { iso, isoOrNull, LabelKey, Labels, LabelValue, Timestamp } from "../schemas.ts";
 
 const VersionRef = z.object({ ruleset: z.string(), version: z.number().int() }).nullable();
@@ -87,21 +87,21 @@ export const hostRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (req) => {
       const { label, connection, cursor } = req.query;
-      const after = decodeCursor(cursor, z.tuple([z.string()]));
+      const order = byName(cursor);
       const labels = (label?.split(",") ?? []).map((kv) => kv.split("=") as [string, string]);
       const rows = await app.db.host.findMany({
         where: {
           AND: [
-            ...(after ? [{ name: { gt: after[0] } }] : []),
+            order.where,
             ...(connection ? [{ connection }] : []),
             ...labels.map(([k, v]) => ({ labels: { path: [k], equals: v } })),
           ],
         },
-        orderBy: { name: "asc" },
+        orderBy: order.orderBy,
         take: req.query.limit + 1,
         include: hostInclude,
       });
-      return page(rows, req.query.limit, hostView, (h) => [h.name]);
+      return page(rows, req.query.limit, hostView, order.keyOf);
     },
   );
 

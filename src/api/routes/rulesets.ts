@@ -4,7 +4,7 @@ import { z } from "zod";
 import { recordAudit } from "../audit.ts";
 import { conflictOnUnique } from "../db/client.ts";
 import { errorResponses, notFound } from "../errors.ts";
-import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
+import { byName, page, pageOf, PageQuery } from "../paging.ts";
 import { iso, Name, Timestamp } from "../schemas.ts";
 import type { Ruleset as RulesetRow } from "../../generated/prisma/client.ts";
 
@@ -68,13 +68,13 @@ export const rulesetRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (req) => {
-      const after = decodeCursor(req.query.cursor, z.tuple([z.string()]));
+      const order = byName(req.query.cursor);
       const rows = await app.db.ruleset.findMany({
-        where: after ? { name: { gt: after[0] } } : {},
-        orderBy: { name: "asc" },
+        where: order.where,
+        orderBy: order.orderBy,
         take: req.query.limit + 1,
       });
-      return page(rows, req.query.limit, rulesetView, (r) => [r.name]);
+      return page(rows, req.query.limit, rulesetView, order.keyOf);
     },
   );
 

@@ -5,7 +5,7 @@ import { recordAudit } from "../audit.ts";
 import { conflictOnUnique } from "../db/client.ts";
 import { hashSecret, newSecret, ROLES } from "../auth.ts";
 import { conflict, errorResponses, notFound } from "../errors.ts";
-import { decodeCursor, page, pageOf, PageQuery } from "../paging.ts";
+import { byName, page, pageOf, PageQuery } from "../paging.ts";
 import { iso, isoOrNull, Name, Timestamp } from "../schemas.ts";
 import { publishTokenRevoked } from "../telemetry/log-feed.ts";
 import type { ApiToken as TokenRow } from "../../generated/prisma/client.ts";
@@ -80,13 +80,13 @@ export const tokenRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (req) => {
-      const after = decodeCursor(req.query.cursor, z.tuple([z.string()]));
+      const order = byName(req.query.cursor);
       const rows = await app.db.apiToken.findMany({
-        where: after ? { name: { gt: after[0] } } : {},
-        orderBy: { name: "asc" },
+        where: order.where,
+        orderBy: order.orderBy,
         take: req.query.limit + 1,
       });
-      return page(rows, req.query.limit, tokenView, (t) => [t.name]);
+      return page(rows, req.query.limit, tokenView, order.keyOf);
     },
   );
 
