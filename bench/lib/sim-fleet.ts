@@ -22,6 +22,9 @@ export async function startBenchReplicas(
     REDIS_URL: TEST_REDIS_URL,
     PALISADE_ADMIN_TOKEN: admin,
     PALISADE_QUEUE_PREFIX: prefix,
+    // These benches measure the plaintext channel (their agents enroll with bearer
+    // credentials); bench/mtls-procs.ts compares mutual TLS with it.
+    PALISADE_GRPC_PLAINTEXT: "1",
   });
   return { replicas, api: restJson(replicas[0]!.url, admin) };
 }

@@ -1,5 +1,5 @@
-// The agent protocol against a real API replica (Postgres + Redis): enrollment tokens are
-// one-time and expiring; a credential speaks only for its own host; bad messages are
+// The agent protocol against a real API replica (Postgres + Redis) on mutual TLS, the
+// default: enrollment tokens are one-time and expiring; a certificate speaks only for its own host; bad messages are
 // refused with a status while the server keeps serving everyone else. Results are acked
 // (ResultAck) only after they are committed, and a resent result changes nothing twice.
 import assert from "node:assert/strict";
@@ -7,9 +7,10 @@ import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { hashSecret } from "../../src/api/auth.ts";
+import { splitEnrollToken } from "../../src/protocol/pin.ts";
 import { MAX_MESSAGE_BYTES } from "../../src/protocol/agent.ts";
 import { validPolicy } from "../support/policies.ts";
-import { client, enroll, SimAgent, startFleet, streamEnd, waitFor, type Fleet } from "../support/grpc-fleet.ts";
+import { client, SimAgent, startFleet, streamEnd, waitFor, type Fleet } from "../support/grpc-fleet.ts";
 
 let f: Fleet;
 let addr: string;
@@ -29,21 +30,23 @@ const codeOf = (err: unknown) => ({
 describe("enroll", () => {
   test("a token enrolls one host with the token's labels and a credential stored hashed", async () => {
     const token = await f.enrollmentToken({ env: "prod", role: "edge" });
-    const r = await enroll(addr, { token, name: "enroll-ok" });
+    const r = await f.enroll({ token, name: "enroll-ok" });
     assert.match(r.credential, /^pal_/);
     const h = await f.t.db.host.findUniqueOrThrow({ where: { id: r.hostId } });
     assert.equal(h.name, "enroll-ok");
     assert.deepEqual(h.labels, { env: "prod", role: "edge" });
     assert.equal(h.credentialHash, hashSecret(r.credential));
-    const used = await f.t.db.enrollmentToken.findUniqueOrThrow({ where: { tokenHash: hashSecret(token) } });
+    const used = await f.t.db.enrollmentToken.findUniqueOrThrow({
+      where: { tokenHash: hashSecret(splitEnrollToken(token).secret) },
+    });
     assert.ok(used.usedAt);
     assert.equal(used.hostId, r.hostId);
   });
 
   test("a reused token is refused and creates nothing", async () => {
     const token = await f.enrollmentToken();
-    await enroll(addr, { token, name: "reuse-1" });
-    await assert.rejects(enroll(addr, { token, name: "reuse-2" }), (e) => {
+    await f.enroll({ token, name: "reuse-1" });
+    await assert.rejects(f.enroll({ token, name: "reuse-2" }), (e) => {
       assert.deepEqual(codeOf(e), { code: grpc.status.UNAUTHENTICATED, palisade: "token_used" });
       return true;
     });
@@ -52,19 +55,16 @@ describe("enroll", () => {
 
   test("unknown, empty and expired tokens are refused", async () => {
     await assert.rejects(
-      enroll(addr, { token: "palenroll_nope", name: "x1" }),
+      f.enroll({ token: "palenroll_nope", name: "x1" }),
       (e) => codeOf(e).palisade === "invalid_token",
     );
-    await assert.rejects(
-      enroll(addr, { token: "", name: "x2" }),
-      (e) => codeOf(e).code === grpc.status.UNAUTHENTICATED,
-    );
+    await assert.rejects(f.enroll({ token: "", name: "x2" }), (e) => codeOf(e).code === grpc.status.UNAUTHENTICATED);
     const token = await f.enrollmentToken();
     await f.t.db.enrollmentToken.update({
-      where: { tokenHash: hashSecret(token) },
+      where: { tokenHash: hashSecret(splitEnrollToken(token).secret) },
       data: { expiresAt: new Date(Date.now() - 1000) },
     });
-    await assert.rejects(enroll(addr, { token, name: "x3" }), (e) => {
+    await assert.rejects(f.enroll({ token, name: "x3" }), (e) => {
       assert.deepEqual(codeOf(e), { code: grpc.status.UNAUTHENTICATED, palisade: "token_expired" });
       return true;
     });
@@ -72,26 +72,26 @@ describe("enroll", () => {
   });
 
   test("a taken name or a bad name is refused and leaves the token usable", async () => {
-    await enroll(addr, { token: await f.enrollmentToken(), name: "taken" });
+    await f.enroll({ token: await f.enrollmentToken(), name: "taken" });
     const token = await f.enrollmentToken();
-    await assert.rejects(enroll(addr, { token, name: "taken" }), (e) => codeOf(e).code === grpc.status.ALREADY_EXISTS);
+    await assert.rejects(f.enroll({ token, name: "taken" }), (e) => codeOf(e).code === grpc.status.ALREADY_EXISTS);
     await assert.rejects(
-      enroll(addr, { token, name: "bad name;rm" }),
+      f.enroll({ token, name: "bad name;rm" }),
       (e) => codeOf(e).code === grpc.status.INVALID_ARGUMENT,
     );
     // A UUID-shaped name would collide with host ids (a UUID always addresses a host by id).
-    await assert.rejects(enroll(addr, { token, name: randomUUID() }), (e) => {
+    await assert.rejects(f.enroll({ token, name: randomUUID() }), (e) => {
       assert.deepEqual(codeOf(e), { code: grpc.status.INVALID_ARGUMENT, palisade: "invalid_name" });
       assert.match((e as grpc.ServiceError).details, /must not look like a host id/);
       return true;
     });
-    const r = await enroll(addr, { token, name: "taken-2" });
+    const r = await f.enroll({ token, name: "taken-2" });
     assert.ok(r.hostId);
   });
 
   test("two agents racing with one token: exactly one wins", async () => {
     const token = await f.enrollmentToken();
-    const results = await Promise.allSettled([0, 1, 2, 3].map((i) => enroll(addr, { token, name: `race-${i}` })));
+    const results = await Promise.allSettled([0, 1, 2, 3].map((i) => f.enroll({ token, name: `race-${i}` })));
     assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
     assert.equal(await f.t.db.host.count({ where: { name: { startsWith: "race-" } } }), 1);
   });
@@ -104,7 +104,7 @@ describe("connect", () => {
       version: number;
       checksum: string;
     };
-    const a = await SimAgent.enroll(addr, await f.enrollmentToken(), "conn-1");
+    const a = await f.agent("conn-1", {}, { connect: false });
     a.applied = { ruleset: "hello-rs", version: v.version, checksum: v.checksum };
     await a.connect();
     const h = (await f.t.req("GET", "/v1/hosts/conn-1")).json();
@@ -124,7 +124,7 @@ describe("connect", () => {
     const first = a.ended;
     // A second stream with the same credential (the agent restarted and reconnected)
     // while the first one is still open.
-    const b = new SimAgent(addr, a.hostId, a.name, a.credential);
+    const b = new SimAgent(addr, a.hostId, a.name, a.credential, a.tls);
     await b.connect();
     const end = await first;
     assert.equal(end.code, grpc.status.ABORTED);
@@ -133,14 +133,17 @@ describe("connect", () => {
     b.close();
   });
 
-  test("no credential, or an unknown one, is refused", async () => {
-    const c = client(addr);
+  test("no client certificate, with or without a bearer credential, gets no stream", async () => {
+    const a = await f.agent("conn-nocert", {}, { connect: false });
+    // TLS to the right CA, but no certificate of its own.
+    const c = client(addr, grpc.credentials.createSsl(Buffer.from(f.ca!.certPem)));
     try {
-      const none = streamEnd(c.Connect!(new grpc.Metadata()));
-      assert.equal((await none).code, grpc.status.UNAUTHENTICATED);
+      const none = await streamEnd(c.Connect!(new grpc.Metadata()));
+      assert.notEqual(none.code, grpc.status.OK);
       const md = new grpc.Metadata();
-      md.set("authorization", "Bearer pal_forged");
-      assert.equal((await streamEnd(c.Connect!(md))).code, grpc.status.UNAUTHENTICATED);
+      md.set("authorization", `Bearer ${a.credential}`);
+      assert.notEqual((await streamEnd(c.Connect!(md))).code, grpc.status.OK);
+      assert.notEqual((await f.t.db.host.findUniqueOrThrow({ where: { id: a.hostId } })).connection, "connected");
     } finally {
       c.close();
     }
@@ -148,15 +151,14 @@ describe("connect", () => {
 });
 
 describe("an agent speaks only for its own host", () => {
-  test("A's credential with a claim to be B is refused", async () => {
+  test("A's certificate with a claim to be B is refused", async () => {
     const a = await f.agent("ident-a");
     const b = await f.agent("ident-b");
     a.close();
-    const c = client(addr);
+    const c = a.client();
     try {
       for (const claim of [b.hostId, b.name]) {
-        const md = new grpc.Metadata();
-        md.set("authorization", `Bearer ${a.credential}`);
+        const md = a.authMetadata();
         md.set("palisade-host", claim);
         const end = await streamEnd(c.Connect!(md));
         assert.equal(end.code, grpc.status.PERMISSION_DENIED);
@@ -206,9 +208,8 @@ describe("an agent speaks only for its own host", () => {
 describe("bad messages", () => {
   test("bytes that are not protobuf end that stream with an error; the server carries on", async () => {
     const a = await f.agent("garbage");
-    const c = new grpc.Client(addr, grpc.credentials.createInsecure());
-    const md = new grpc.Metadata();
-    md.set("authorization", `Bearer ${a.credential}`);
+    const c = new grpc.Client(addr, a.creds());
+    const md = a.authMetadata();
     const call = c.makeBidiStreamRequest(
       "/palisade.v1.AgentService/Connect",
       (b: Buffer) => b,

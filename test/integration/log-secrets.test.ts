@@ -44,7 +44,9 @@ function leaks(server: ServerProcess, secrets: Map<string, string>): string[] {
 test("a full run logs no token, enrollment token, credential, session or CSRF secret", {
   timeout: 120_000,
 }, async () => {
-  s = await spawnServer({ LOG_LEVEL: "trace" });
+  // The plaintext lab mode on purpose: only there does the agent's bearer credential cross
+  // the stream (in its metadata), so only there can the server's request logging leak it.
+  s = await spawnServer({ LOG_LEVEL: "trace", PALISADE_GRPC_PLAINTEXT: "1" });
   await s.line((l) => l.msg === "server started");
   const base = `http://127.0.0.1:${s.port}`;
   const secrets = new Map<string, string>();

@@ -4,8 +4,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
-import { startAgentServer } from "../../src/api/grpc/server.ts";
-import { silentLog } from "../../src/api/grpc/context.ts";
 import { STANDARD_TOTAL_GAUGES } from "../../src/api/metrics/plugin.ts";
 import { validPolicy } from "../support/policies.ts";
 import { startFleet, waitFor, type Fleet } from "../support/grpc-fleet.ts";
@@ -183,11 +181,7 @@ describe("metrics", () => {
   test("the spool backlog agents report in heartbeats is summed by connection state, written at a bounded rate", async () => {
     // A replica whose streams write a backlog at most once an hour: a second report on the
     // same stream is certainly inside the window, whatever the machine's pace.
-    const slow = await startAgentServer(
-      { db: f.t.db, redis: f.t.redis, log: silentLog, spoolWriteResolutionMs: 3_600_000 },
-      { address: "127.0.0.1:0" },
-    );
-    f.replicas.push(slow);
+    const slow = await f.addReplica({ ctx: { spoolWriteResolutionMs: 3_600_000 } });
     const replica = f.replicas.length - 1;
     const before = await scrape();
     const base = {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Queue } from "bullmq";
-import { SimAgent, waitFor } from "../support/grpc-fleet.ts";
+import { type SimAgent, waitFor } from "../support/grpc-fleet.ts";
 import { validPolicy } from "../support/policies.ts";
 import { startTestRedis, type TestRedis } from "../support/redis-server.ts";
 import { spawnServer, type ServerProcess } from "../support/server-process.ts";
@@ -73,7 +73,7 @@ before(async () => {
   assert.equal((await call("POST", "/v1/rulesets/web/versions", { body: { policy: validPolicy(22) } })).status, 201);
   assert.equal((await call("POST", "/v1/rulesets/web/versions", { body: { policy: validPolicy(2222) } })).status, 201);
   const enroll = await call("POST", "/v1/enrollment-tokens", { body: {} });
-  agent = await SimAgent.enroll(`127.0.0.1:${s.grpcPort}`, enroll.body.token, "edge-1");
+  agent = await s.enrollAgent(enroll.body.token, "edge-1");
   await agent.connect();
   assert.deepEqual(await schedulers(), ["maintenance", "reconcile", "rollup"]);
 });

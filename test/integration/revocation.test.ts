@@ -1,10 +1,10 @@
 // Revocation: deleting or disabling a host closes its live stream on whichever replica
 // holds it (REST and the stream on different replicas, the notice crossing Redis) within
-// 5 s, and its credential is refused from then on; unused enrollment tokens can be revoked.
+// 5 s, and its certificate is refused from then on; unused enrollment tokens can be revoked.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { client, enroll, streamEnd, type Fleet, type SimAgent, startFleet } from "../support/grpc-fleet.ts";
+import { streamEnd, type Fleet, type SimAgent, startFleet } from "../support/grpc-fleet.ts";
 
 let f: Fleet;
 before(async () => {
@@ -14,13 +14,11 @@ after(async () => {
   await f?.close();
 });
 
-/** Open a Connect stream with `credential` and wait for how the server ends it. */
+/** Open a Connect stream with the agent's certificate and wait for how the server ends it. */
 async function reconnect(a: SimAgent, replica: number) {
-  const c = client(`127.0.0.1:${f.replicas[replica]!.port}`);
+  const c = a.client(`127.0.0.1:${f.replicas[replica]!.port}`);
   try {
-    const md = new grpc.Metadata();
-    md.set("authorization", `Bearer ${a.credential}`);
-    const call = c.Connect!(md) as grpc.ClientDuplexStream<unknown, unknown>;
+    const call = c.Connect!(a.authMetadata()) as grpc.ClientDuplexStream<unknown, unknown>;
     const end = streamEnd(call);
     call.write({ hello: { capabilities: null, applied: a.applied, telemetryEpoch: "e1" } });
     return await end;
@@ -88,11 +86,7 @@ describe("revocation", () => {
   test("a lost revocation notice is made up for by the replica's sweep", async () => {
     const a = await f.agent("rev-sweep", {}, { replica: 0, connect: false });
     // Replicas sweep every 30 s by default; this one sweeps every 100 ms.
-    const { startAgentServer, silentLog } = await import("../../src/api/grpc/index.ts");
-    const fast = await startAgentServer(
-      { db: f.t.db, redis: f.t.redis, log: silentLog },
-      { address: "127.0.0.1:0", sweepIntervalMs: 100 },
-    );
+    const fast = await f.addReplica({ opts: { sweepIntervalMs: 100 } });
     try {
       await a.connect({ address: `127.0.0.1:${fast.port}` });
       // Disabled behind the API's back: no notice is published.
@@ -109,7 +103,6 @@ describe("the replica's sweep", () => {
   test("a stream that opens while the sweep reads the hosts is not taken for a deleted host's", async () => {
     const a = await f.agent("sweep-race-a", {}, { replica: 0, connect: false });
     const b = await f.agent("sweep-race-b", {}, { replica: 0, connect: false });
-    const { startAgentServer, silentLog } = await import("../../src/api/grpc/index.ts");
     // The sweep's read of the hosts is held open until B has connected.
     let reading: () => void = () => {};
     const sweepReads = new Promise<void>((r) => (reading = r));
@@ -132,10 +125,7 @@ describe("the replica's sweep", () => {
     const db = new Proxy(f.t.db, {
       get: (target, prop, recv) => (prop === "host" ? host : Reflect.get(target, prop, recv)),
     });
-    const fast = await startAgentServer(
-      { db, redis: f.t.redis, log: silentLog },
-      { address: "127.0.0.1:0", sweepIntervalMs: 100 },
-    );
+    const fast = await f.addReplica({ ctx: { db }, opts: { sweepIntervalMs: 100 } });
     try {
       await a.connect({ address: `127.0.0.1:${fast.port}` });
       holdNext = true;
@@ -168,8 +158,7 @@ describe("enrollment token revocation", () => {
     };
     const res = await f.t.req("DELETE", `/v1/enrollment-tokens/${created.id}`);
     assert.equal(res.statusCode, 204, res.body);
-    const addr = `127.0.0.1:${f.replicas[0]!.port}`;
-    await assert.rejects(enroll(addr, { token: created.token, name: "rev-tok" }), (e: grpc.ServiceError) => {
+    await assert.rejects(f.enroll({ token: created.token, name: "rev-tok" }), (e: grpc.ServiceError) => {
       assert.equal(e.code, grpc.status.UNAUTHENTICATED);
       return true;
     });
@@ -182,7 +171,7 @@ describe("enrollment token revocation", () => {
     assert.equal((await f.t.req("DELETE", `/v1/enrollment-tokens/${created.id}`)).statusCode, 404);
 
     const used = (await f.t.req("POST", "/v1/enrollment-tokens", { body: {} })).json() as { id: string; token: string };
-    await enroll(addr, { token: used.token, name: "rev-tok-used" });
+    await f.enroll({ token: used.token, name: "rev-tok-used" });
     const c = await f.t.req("DELETE", `/v1/enrollment-tokens/${used.id}`);
     assert.equal(c.statusCode, 409);
     assert.match(c.json().error.message, /delete that host/);

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { validPolicy } from "../support/policies.ts";
 import { restJson, type RestJson } from "../support/rest-json.ts";
 import { spawnServer, type ServerProcess } from "../support/server-process.ts";
-import { SimAgent, waitFor } from "../support/grpc-fleet.ts";
+import { type SimAgent, waitFor } from "../support/grpc-fleet.ts";
 
 const ADMIN = "load-test-admin-token-0000000000";
 let s: ServerProcess;
@@ -78,7 +78,7 @@ test("an amplified YAML document and a diff flood leave /healthz and agents' con
     assert.equal((await api("POST", "/v1/rulesets/probe/versions", { policy: validPolicy(port) })).status, 201);
   const enroll = await api("POST", "/v1/enrollment-tokens", { labels: {}, ttlSeconds: 600 });
   assert.equal(enroll.status, 201);
-  agent = await SimAgent.enroll(`127.0.0.1:${s.grpcPort}`, enroll.json.token, "load-agent");
+  agent = await s.enrollAgent(enroll.json.token, "load-agent");
   await agent.connect();
   const reportedAt = new Map<string, number>();
   agent.answer = (d) => {

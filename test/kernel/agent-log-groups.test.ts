@@ -80,6 +80,8 @@ describe("agent log groups follow the applied ruleset; missing programs are repo
     const args = [
       "--server",
       `127.0.0.1:${f.replicas[0]!.port}`,
+      "--enroll-server",
+      `127.0.0.1:${f.replicas[0]!.enrollPort}`,
       "--enroll-token",
       token,
       "--state-dir",

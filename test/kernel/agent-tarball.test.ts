@@ -9,7 +9,8 @@
 // only to its state directory. The tarball's install.sh is checked with DESTDIR.
 //
 // The agent reaches the API as 127.0.0.1:50051 inside its namespace: socat there forwards
-// to a unix socket that this process relays to the server's loopback gRPC port.
+// to a unix socket that this process relays to the server's loopback gRPC port, and
+// 127.0.0.1:50052 to its enrollment port (the agent channel is mutual TLS).
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -22,6 +23,7 @@ import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
 import { setprivArgs, unitNodeFlags, unitPrivileges } from "../support/unit-privileges.ts";
 import {
   killReplica,
+  serveEnrollment,
   startBalancer,
   startReplicas,
   waitUntil,
@@ -58,6 +60,7 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
   let database: TestDatabase;
   let replica: Replica | undefined;
   let balancer: Balancer | undefined;
+  let enrollBalancer: Balancer | undefined;
   let agent: Background | undefined;
   let work = "";
   let top = "";
@@ -128,12 +131,21 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
     });
     for (let i = 0; i < 100 && !(await lab.tcpConnect(ns, "127.0.0.1", 50051)); i++)
       await new Promise((r) => setTimeout(r, 100));
+    // Mutual TLS: the agent enrolls at 127.0.0.1:50052 (its --server's port + 1).
+    const r = replica;
+    enrollBalancer = await serveEnrollment(
+      lab,
+      ns,
+      { addr: "127.0.0.1", port: 50052, socket: join(tmpdir(), `palisade-tarball-${id}-enroll.sock`) },
+      () => [r],
+    );
   });
 
   after(async () => {
     await agent?.stop().catch(() => {});
     if (replica) await killReplica(replica).catch(() => {});
     await balancer?.close().catch(() => {});
+    await enrollBalancer?.close().catch(() => {});
     await lab?.cleanup();
     await database?.drop().catch(() => {});
     await deleteRedisKeys(prefix);

@@ -5,6 +5,10 @@
 // balancer that prefers replica i and falls back to the others in order (one entry per
 // replica). Agents are enrolled with their labels, started and connected when
 // openFleetLab returns. close() removes everything, even after a failed test.
+// The agent channel is mutual TLS like the product's default: the replicas' certificates
+// name the API address, and their enrollment ports are served at ENROLL_ENTRY_PORT + i the
+// same way (agents are told with --enroll-server, since port + 1 is the next entry).
+// `env: { PALISADE_GRPC_PLAINTEXT: "1" }` only for tests about the plaintext lab mode.
 // FLEET_DEBUG=1 runs the agents at debug level and prints agent and replica logs at close.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -28,6 +32,8 @@ import { restJson, type RestJson } from "./rest-json.ts";
 
 /** The agents' entry port for replica 0; replica i's is ENTRY_PORT + i. */
 export const ENTRY_PORT = 50051;
+/** With mutual TLS, replica i's enrollment port is served at ENROLL_ENTRY_PORT + i. */
+export const ENROLL_ENTRY_PORT = 50151;
 
 export interface FleetAgent {
   name: string;
@@ -155,6 +161,8 @@ export async function openFleetLab(o: FleetLabOptions): Promise<FleetLab> {
         ...(process.env.FLEET_DEBUG ? ["--log-level", "debug"] : []),
         ...(o.agentFlags ?? []),
       ];
+      if (replicas.some((r) => r.enrollPort))
+        argv.push("--enroll-server", `${o.apiAddr}:${ENROLL_ENTRY_PORT + a.port - ENTRY_PORT}`);
       if (token) argv.push("--enroll-token", token);
       a.proc = lab.background(a.ns, argv, { maxLifetimeMs });
       return a.proc;
@@ -183,6 +191,7 @@ export async function openFleetLab(o: FleetLabOptions): Promise<FleetLab> {
       REDIS_URL: TEST_REDIS_URL,
       PALISADE_ADMIN_TOKEN: admin,
       PALISADE_QUEUE_PREFIX: prefix,
+      PALISADE_TLS_SERVER_NAMES: o.apiAddr,
       ...o.env,
     };
     replicas.push(...(await startReplicas(o.replicas ?? 1, env)));
@@ -192,16 +201,27 @@ export async function openFleetLab(o: FleetLabOptions): Promise<FleetLab> {
       const order = [...grpc.slice(i), ...grpc.slice(0, i)];
       balancers.push(await startBalancer(join(tmpdir(), `palisade-${o.name}-${id}-${i}.sock`), () => order));
     }
+    // Mutual TLS: the enrollment ports behind entries of their own, in the same order.
+    const enroll = replicas.map((r) => r.enrollPort).filter((p) => p > 0);
+    const enrollBalancers: Balancer[] = [];
+    for (let i = 0; i < enroll.length; i++) {
+      const order = [...enroll.slice(i), ...enroll.slice(0, i)];
+      enrollBalancers.push(await startBalancer(join(tmpdir(), `palisade-${o.name}-${id}-e${i}.sock`), () => order));
+    }
+    balancers.push(...enrollBalancers);
     const hub = (fleet.hub = await lab.addNamespace());
     await lab.exec(hub, ["ip", "addr", "add", `${o.apiAddr}/32`, "dev", "lo"]);
     for (const s of o.sources ?? []) await lab.exec(hub, ["ip", "addr", "add", `${s}/32`, "dev", "lo"]);
-    balancers.forEach((b, i) =>
+    const entries = [
+      ...grpc.map((_, i) => ({ port: ENTRY_PORT + i, path: balancers[i]!.path })),
+      ...enrollBalancers.map((b, i) => ({ port: ENROLL_ENTRY_PORT + i, path: b.path })),
+    ];
+    for (const e of entries)
       lab.background(
         hub,
-        ["socat", `TCP-LISTEN:${ENTRY_PORT + i},bind=${o.apiAddr},fork,reuseaddr`, `UNIX-CONNECT:${b.path}`],
+        ["socat", `TCP-LISTEN:${e.port},bind=${o.apiAddr},fork,reuseaddr`, `UNIX-CONNECT:${e.path}`],
         { maxLifetimeMs },
-      ),
-    );
+      );
     for (const { name, labels, entry = 0 } of o.agents) {
       const ns = await lab.addNamespace();
       const link = await lab.link(hub, ns);
@@ -210,11 +230,11 @@ export async function openFleetLab(o: FleetLabOptions): Promise<FleetLab> {
       agents.push({ name, ns, ip: link.b.ip4, port: ENTRY_PORT + entry, labels, stateDir });
     }
     // socat listens once it runs: wait until the first agent's namespace reaches every entry.
-    for (let i = 0; i < balancers.length; i++)
+    for (const e of entries)
       await waitUntil(
-        () => lab.tcpConnect(agents[0]!.ns, o.apiAddr, ENTRY_PORT + i),
+        () => lab.tcpConnect(agents[0]!.ns, o.apiAddr, e.port),
         30_000,
-        `entry ${ENTRY_PORT + i} in the hub`,
+        `entry ${e.port} in the hub`,
         100,
       );
     for (const a of agents) {

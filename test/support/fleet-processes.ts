@@ -2,10 +2,16 @@
 // (`palisade server`, startReplicas starts them ready), a tiny L4 balancer (unix socket -> the replicas' loopback gRPC ports, preferred one
 // first, the other when it is down) standing in for a load balancer, and JSON-log
 // scanning. Everything is killed by its own pid.
+// The replicas run the agent channel with mutual TLS like the product's default: one
+// secret key for the fleet (replicas of one database share its CA), an enrollment port
+// (`ports.enroll`, default the agent port + 1) and server names (127.0.0.1 and localhost
+// unless `PALISADE_TLS_SERVER_NAMES` names the address the agents use).
+// `PALISADE_GRPC_PLAINTEXT: "1"` in `env` only for tests about the plaintext lab mode.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer, connect, type Server, type Socket } from "node:net";
 import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import type { NetnsLab } from "./netns.ts";
 
 export const BIN = fileURLToPath(new URL("../../bin/palisade", import.meta.url));
 
@@ -20,6 +26,9 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** The fleet's PALISADE_SECRET_KEY (every replica of a database needs the same one). */
+export const FLEET_SECRET_KEY = "fleet-processes-test-secret-key-0123456789abcdef";
+
 export interface Replica {
   name: string;
   httpPort: number;
@@ -28,6 +37,8 @@ export interface Replica {
   env: Record<string, string>;
   /** `http://127.0.0.1:PORT`, the REST API. */
   url: string;
+  /** The enrollment listener (mutual TLS; 0 in plaintext mode). */
+  enrollPort: number;
   child: ChildProcess;
   out(): string;
   /** JSON log lines parsed so far. */
@@ -37,14 +48,20 @@ export interface Replica {
 
 export function startReplica(
   name: string,
-  ports: { http: number; grpc: number },
+  ports: { http: number; grpc: number; enroll?: number },
   env: Record<string, string>,
 ): Replica {
+  const plaintext = env.PALISADE_GRPC_PLAINTEXT === "1";
+  const enrollPort = plaintext ? 0 : (ports.enroll ?? ports.grpc + 1);
   const child = spawn(process.execPath, [BIN, "server", "--no-migrate"], {
     env: {
       ...process.env,
-      PALISADE_GRPC_PLAINTEXT: "1",
+      PALISADE_GRPC_PLAINTEXT: "",
+      PALISADE_SECRET_KEY_FILE: "",
+      PALISADE_SECRET_KEY: FLEET_SECRET_KEY,
+      PALISADE_TLS_SERVER_NAMES: "127.0.0.1,localhost",
       ...env,
+      ...(enrollPort && { GRPC_ENROLL_PORT: String(enrollPort) }),
       HOST: "127.0.0.1",
       PORT: String(ports.http),
       GRPC_PORT: String(ports.grpc),
@@ -62,6 +79,7 @@ export function startReplica(
     grpcPort: ports.grpc,
     env,
     url: `http://127.0.0.1:${ports.http}`,
+    enrollPort,
     child,
     out: () => out,
     logs: () =>
@@ -109,7 +127,13 @@ export async function startReplicas(n: number, env: Record<string, string>): Pro
   const replicas: Replica[] = [];
   try {
     for (let i = 0; i < n; i++)
-      replicas.push(startReplica(String.fromCharCode(65 + i), { http: await freePort(), grpc: await freePort() }, env));
+      replicas.push(
+        startReplica(
+          String.fromCharCode(65 + i),
+          { http: await freePort(), grpc: await freePort(), enroll: await freePort() },
+          env,
+        ),
+      );
     for (const r of replicas) await replicaReady(r);
     return replicas;
   } catch (e) {
@@ -121,7 +145,11 @@ export async function startReplicas(n: number, env: Record<string, string>): Pro
 /** A killed replica started again on its own ports with its own env, ready. */
 export async function restartReplica(r: Replica): Promise<Replica> {
   await killReplica(r);
-  const again = startReplica(r.name, { http: r.httpPort, grpc: r.grpcPort }, r.env);
+  const again = startReplica(
+    r.name,
+    { http: r.httpPort, grpc: r.grpcPort, ...(r.enrollPort && { enroll: r.enrollPort }) },
+    r.env,
+  );
   try {
     await replicaReady(again);
   } catch (e) {
@@ -179,6 +207,28 @@ export async function startBalancer(path: string, ports: () => number[]): Promis
       await rm(path, { force: true });
     },
   };
+}
+
+/**
+ * With mutual TLS agents enroll on the replicas' enrollment ports, which the agent finds at
+ * its --server's port + 1 unless told (--enroll-server). This serves them at `addr:port`
+ * inside `ns` (the namespace where the test already serves the agent port): socat there
+ * over a balancer to `ports()`' enrollment listeners. A no-op (undefined) in plaintext mode.
+ */
+export async function serveEnrollment(
+  lab: NetnsLab,
+  ns: string,
+  at: { addr: string; port: number; socket: string },
+  replicas: () => Replica[],
+): Promise<Balancer | undefined> {
+  if (!replicas().some((r) => r.enrollPort)) return undefined;
+  const balancer = await startBalancer(at.socket, () => replicas().map((r) => r.enrollPort));
+  lab.background(ns, ["socat", `TCP-LISTEN:${at.port},bind=${at.addr},fork,reuseaddr`, `UNIX-CONNECT:${at.socket}`], {
+    maxLifetimeMs: 15 * 60_000,
+  });
+  for (let i = 0; i < 100 && !(await lab.tcpConnect(ns, at.addr, at.port)); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  return balancer;
 }
 
 export async function waitUntil<T>(

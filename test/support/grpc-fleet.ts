@@ -1,17 +1,21 @@
 // Test kit for the agent protocol and deployments: a real app (REST), real agent gRPC
 // servers ("replicas", each with its own Redis subscriber) and simulated agents, which are
 // plain grpc-js clients in this process that enroll, say hello and answer DesiredState the
-// way a test tells them to. With `tls` the replicas run mutual TLS (a CA in the test
-// database) and the agents enroll with a CSR and connect with their certificates.
+// way a test tells them to. The replicas run mutual TLS like the product's default (a CA in
+// the test database) and the agents enroll with a CSR and connect with their certificates;
+// `{ tls: false }` only for tests about the plaintext lab mode (bearer credentials).
 // Also used by bench/fanout.ts and bench/mtls.ts.
 import { createPrivateKey, randomBytes } from "node:crypto";
 import { ensureCa, type AgentCa } from "../../src/api/tls/ca.ts";
 import { createCsr, newPrivateKeyPem, splitEnrollToken } from "../../src/protocol/pki.ts";
 import * as grpc from "@grpc/grpc-js";
 import { silentLog, startAgentServer, type Log, type RunningAgentServer } from "../../src/api/grpc/index.ts";
+import type { AgentContext } from "../../src/api/grpc/context.ts";
+import type { AgentServerOptions } from "../../src/api/grpc/server.ts";
 import { AgentServiceClient, type DesiredState, type ServerMessage } from "../../src/protocol/agent.ts";
 import { startDeployWorker, type RunningDeployWorker } from "../../src/api/deploy/worker.ts";
 import { Backoff } from "../../src/agent/backoff.ts";
+import { fetchPinnedCa } from "../../src/agent/tls.ts";
 import { startTestApp, type TestApp } from "./app.ts";
 import { deleteRedisKeys } from "./db.ts";
 
@@ -29,9 +33,12 @@ export interface Fleet {
   /** Queue prefix of this fleet (also set as PALISADE_QUEUE_PREFIX for the routes). */
   prefix: string;
   replicas: RunningAgentServer[];
-  /** The CA when the fleet runs mutual TLS. */
+  /** The CA when the fleet runs mutual TLS (the default). */
   ca: AgentCa | undefined;
-  addReplica(): Promise<RunningAgentServer>;
+  /** Enroll on replica 0 the way the fleet's channel wants (CSR on the enrollment port, or bearer in plaintext). */
+  enroll(req: { token: string; name: string; capabilities?: unknown }): ReturnType<typeof enroll>;
+  /** Another replica on this fleet's channel; `ctx`/`opts` override parts of its context and options (a test's sweep pace, a wrapped db). */
+  addReplica(o?: { ctx?: Partial<AgentContext>; opts?: Partial<AgentServerOptions> }): Promise<RunningAgentServer>;
   startWorker(opts?: { pollMs?: number; lockMs?: number }): Promise<RunningDeployWorker>;
   enrollmentToken(labels?: Record<string, string>, ttlSeconds?: number): Promise<string>;
   /** Enroll a simulated agent (through replica 0 unless given) and connect it. */
@@ -54,13 +61,13 @@ export async function startFleet(
   const replicas: RunningAgentServer[] = [];
   const workers: RunningDeployWorker[] = [];
   const agents: SimAgent[] = [];
-  const ca = opts.tls ? await ensureCa(t.db, "grpc-kit-secret-key-0123456789abcdef") : undefined;
+  const ca = (opts.tls ?? true) ? await ensureCa(t.db, "grpc-kit-secret-key-0123456789abcdef") : undefined;
   const fleet: Fleet = {
     t,
     prefix,
     replicas,
     ca,
-    async addReplica() {
+    async addReplica(o = {}) {
       const tls = ca && {
         ca,
         enrollAddress: "127.0.0.1:0",
@@ -69,8 +76,8 @@ export async function startFleet(
         ...(opts.renewsPerHour && { renewsPerHour: opts.renewsPerHour }),
       };
       const r = await startAgentServer(
-        { db: t.db, redis: t.redis, log },
-        { address: "127.0.0.1:0", ...(tls ? { tls } : {}) },
+        { db: t.db, redis: t.redis, log, ...o.ctx },
+        { address: "127.0.0.1:0", ...(tls ? { tls } : {}), ...o.opts },
       );
       replicas.push(r);
       return r;
@@ -82,6 +89,17 @@ export async function startFleet(
       );
       workers.push(worker);
       return worker;
+    },
+    async enroll(req) {
+      const replica = replicas[0];
+      if (!replica) throw new Error("no replica");
+      if (!ca) return enroll(`127.0.0.1:${replica.port}`, req);
+      const csr = await createCsr(createPrivateKey(newPrivateKeyPem()), req.name);
+      return enroll(
+        `127.0.0.1:${replica.enrollPort}`,
+        { ...req, token: splitEnrollToken(req.token).secret, csr },
+        grpc.credentials.createSsl(Buffer.from(ca.certPem)),
+      );
     },
     async enrollmentToken(labels = {}, ttlSeconds = 3600) {
       const res = await t.req("POST", "/v1/enrollment-tokens", { body: { labels, ttlSeconds } });
@@ -213,6 +231,17 @@ export class SimAgent {
     return new SimAgent(address, r.hostId, r.hostName, r.credential);
   }
 
+  /**
+   * Enroll as the real agent does with a pinned token: find the pinned CA in the chain the
+   * enrollment port presents, then enrollTls with it.
+   */
+  static async enrollPinned(enrollAddress: string, address: string, token: string, name: string): Promise<SimAgent> {
+    const pin = splitEnrollToken(token).pin;
+    if (!pin) throw new Error("the enrollment token pins no CA (a plaintext API?)");
+    const caPem = await fetchPinnedCa(enrollAddress, pin, 10_000);
+    return SimAgent.enrollTls(enrollAddress, address, token, name, caPem);
+  }
+
   /** Enroll on a mutual-TLS replica's enrollment port (CSR for a new key), then connect to `address` with the certificate. */
   static async enrollTls(
     enrollAddress: string,
@@ -231,7 +260,19 @@ export class SimAgent {
     return new SimAgent(address, r.hostId, r.hostName, r.credential, { keyPem, certPem: r.certificate, caPem });
   }
 
-  private creds(): grpc.ChannelCredentials {
+  /** A client of this agent's own channel (its certificate with mutual TLS). */
+  client(address = this.address): grpc.Client & Record<string, Function> {
+    return client(address, this.creds());
+  }
+
+  /** Connect metadata that authenticates this agent: its bearer credential in plaintext, nothing with mutual TLS (the certificate is the identity). */
+  authMetadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (!this.tls) md.set("authorization", `Bearer ${this.credential}`);
+    return md;
+  }
+
+  creds(): grpc.ChannelCredentials {
     const t = this.tls;
     return t
       ? grpc.credentials.createSsl(Buffer.from(t.caPem), Buffer.from(t.keyPem), Buffer.from(t.certPem))

@@ -1,12 +1,17 @@
 // `palisade server` as a real child process over a throwaway database: its JSON log lines
 // as they arrive, a way to wait for one, and its exit status. Call `drop()` when done.
+// The agent channel is mutual TLS like the product's default (a secret key, an enrollment
+// port and server names for 127.0.0.1 are set); `PALISADE_GRPC_PLAINTEXT: "1"` in `env`
+// only for tests about the plaintext lab mode.
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { randomBytes } from "node:crypto";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "./db.ts";
+import { SimAgent } from "./grpc-fleet.ts";
 
 export type LogLine = Record<string, unknown>;
 
@@ -15,6 +20,12 @@ export interface ServerProcess {
   database: TestDatabase;
   port: number;
   grpcPort: number;
+  /** The enrollment listener (mutual TLS; 0 in plaintext mode). */
+  enrollPort: number;
+  /** The agent channel runs without TLS (PALISADE_GRPC_PLAINTEXT=1 was asked for). */
+  plaintext: boolean;
+  /** Enroll a simulated agent the way this server's channel wants (pinned CA and CSR, or bearer). */
+  enrollAgent(token: string, name: string): Promise<SimAgent>;
   lines: LogLine[];
   /** Where the server writes a generated first admin token (PALISADE_INITIAL_TOKEN_FILE, in a private temp dir). */
   tokenFile: string;
@@ -47,6 +58,8 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
   const grpcPort = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "palisade-server-"));
   const tokenFile = join(dir, "initial-admin-token");
+  const plaintext = env.PALISADE_GRPC_PLAINTEXT === "1";
+  const enrollPort = plaintext ? 0 : Number(env.GRPC_ENROLL_PORT ?? (await freePort()));
   const child = spawn(new URL("../../bin/palisade", import.meta.url).pathname, ["server"], {
     env: {
       ...process.env,
@@ -56,7 +69,11 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
       PORT: String(port),
       GRPC_PORT: String(grpcPort),
       PALISADE_ADMIN_TOKEN: "",
-      PALISADE_GRPC_PLAINTEXT: "1",
+      PALISADE_GRPC_PLAINTEXT: "",
+      PALISADE_SECRET_KEY_FILE: "",
+      PALISADE_SECRET_KEY: randomBytes(32).toString("base64"),
+      ...(enrollPort && { GRPC_ENROLL_PORT: String(enrollPort) }),
+      PALISADE_TLS_SERVER_NAMES: "127.0.0.1,localhost",
       PALISADE_INITIAL_TOKEN_FILE: tokenFile,
       ...env,
     },
@@ -90,6 +107,12 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
     database,
     port,
     grpcPort,
+    enrollPort,
+    plaintext,
+    enrollAgent: (token, name) =>
+      plaintext
+        ? SimAgent.enroll(`127.0.0.1:${grpcPort}`, token, name)
+        : SimAgent.enrollPinned(`127.0.0.1:${enrollPort}`, `127.0.0.1:${grpcPort}`, token, name),
     lines,
     tokenFile,
     adminToken: () => readFileSync(tokenFile, "utf8").trim(),
