@@ -1,6 +1,7 @@
 // A firewall shell script: each command is recognised by its program (iptables, ip6tables,
 // ipmasqadm, ipchains, or a bare `-A ...` line as the manuals print them) and handed to that
 // importer. Other programs are reported: harmless ones skipped, anything else an error.
+import { applyIpfw } from "./ipfw.ts";
 import { fail } from "./cursor.ts";
 import type { Collector, PendingEntry } from "./collect.ts";
 import type { PolicyDraft } from "./draft.ts";
@@ -9,13 +10,13 @@ import { ForwardingState, applyIpchains, applyIpmasqadm } from "./ipmasqadm.ts";
 import { EXECUTE_HINT, lexScript, type LexedCommand } from "./lexer.ts";
 import type { Family } from "./values.ts";
 
-type Program = "iptables" | "ip6tables" | "ipmasqadm" | "ipchains" | "bare";
+type Program = "iptables" | "ip6tables" | "ipmasqadm" | "ipchains" | "ipfw" | "bare";
 
 function programOf(word: string): Program | undefined {
   const base = word.slice(word.lastIndexOf("/") + 1);
   if (/^iptables(-nft|-legacy)?$/.test(base)) return "iptables";
   if (/^ip6tables(-nft|-legacy)?$/.test(base)) return "ip6tables";
-  if (base === "ipmasqadm" || base === "ipchains") return base;
+  if (base === "ipmasqadm" || base === "ipchains" || base === "ipfw") return base;
   return undefined;
 }
 
@@ -49,7 +50,6 @@ const HARMLESS: Record<string, string> = {
 };
 
 const NOT_IPTABLES: Record<string, string> = {
-  ipfw: "ipfw is the BSD firewall, not iptables; the protections presets cover its seed examples (e.g. antiSpoofing.reversePath for verrevpath)",
   "iptables-restore": "feed iptables-restore input to the importer with format iptables-save",
   "ip6tables-restore": "feed ip6tables-restore input to the importer with format iptables-save",
   nft: "nft commands are not imported: Palisade renders nftables from the policy",
@@ -176,6 +176,8 @@ function runCommand(
       return applyIpmasqadm(args, fw);
     case "ipchains":
       return applyIpchains(args, fw);
+    case "ipfw":
+      return applyIpfw(args, { draft, line: cmd.line });
     case "ip6tables":
       return applyIptables(args, { draft, line: cmd.line, family: "ipv6" });
     default: {

@@ -293,7 +293,8 @@ test("refused and unknown things are errors naming the token", () => {
   assert.equal(err("ip6tables -A INPUT -f -j DROP").token, "-f");
   assert.match(err("iptables -A INPUT -j QUEUE").reason!, /nfqueue/);
   assert.equal(err("iptables -D INPUT 1").token, "-D");
-  assert.equal(err("ipfw add 100 deny all from any to any").token, "ipfw");
+  assert.equal(err("ipfw add 100 allow all from any to any").token, "allow");
+  assert.equal(err("ipfw add 100 deny all from any to any established").token, "established");
   assert.equal(err("iptables -A INPUT -s $UNSET -j DROP").token, "$UNSET");
   assert.equal(err("iptables -A INPUT -j DROP ! ").token, "!");
   assert.match(err("frobnicate --all").reason!, /not an iptables/);

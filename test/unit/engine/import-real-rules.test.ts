@@ -499,3 +499,55 @@ test("mac: --mac-source (case and one-digit groups normalised), negation; refuse
   );
   assert.match(v.errors[0]!.message, /reached from there/);
 });
+
+test("ipfw drop rules: in -> mangle prerouting, out -> mangle postrouting, neither -> both; via/recv/xmit, verrevpath, tcpflags, setup, log", () => {
+  const chains = (script: string) => {
+    const r = importPolicy("iptables", script);
+    assert.deepEqual(r.errors, [], JSON.stringify(r.errors));
+    return r.policy!.chains;
+  };
+  const c = chains(
+    [
+      "ipfw -q add 100 deny all from any to any not verrevpath",
+      "ipfw add 200 deny log tcp from any to me 22 in via eth0 tcpflags syn,!ack",
+      "ipfw add 300 drop udp from not 10.0.0.0/8 to any 53 xmit eth1",
+      "ipfw add 400 deny tcp from any to any setup",
+    ].join("\n"),
+  );
+  assert.deepEqual(c.mangle_prerouting?.rules, [
+    // `not verrevpath` never matches an outgoing packet in ipfw: no postrouting rule.
+    { match: { rpfilter: "fail" }, action: "drop" },
+    {
+      match: {
+        iif: "eth0",
+        protocol: "tcp",
+        dport: 22,
+        daddrType: ["local"],
+        tcpFlags: { mask: ["syn", "ack"], compare: ["syn"] },
+      },
+      action: { type: "log", prefix: "ipfw: ", kernelLog: true },
+    },
+    {
+      match: {
+        iif: "eth0",
+        protocol: "tcp",
+        dport: 22,
+        daddrType: ["local"],
+        tcpFlags: { mask: ["syn", "ack"], compare: ["syn"] },
+      },
+      action: "drop",
+    },
+    { match: { protocol: "tcp", tcpFlags: { mask: ["syn", "ack"], compare: ["syn"] } }, action: "drop" },
+  ]);
+  assert.deepEqual(c.mangle_postrouting?.rules, [
+    { match: { oif: "eth1", protocol: "udp", dport: 53, saddr: { not: "10.0.0.0/8" } }, action: "drop" },
+    { match: { protocol: "tcp", tcpFlags: { mask: ["syn", "ack"], compare: ["syn"] } }, action: "drop" },
+  ]);
+  // Out of order rule numbers, dummynet and allow are refused with the reason.
+  const bad = importPolicy(
+    "iptables",
+    "ipfw add 200 deny all from any to any in\nipfw add 100 deny all from any to any in",
+  );
+  assert.equal(bad.errors.length, 1);
+  assert.match(bad.errors[0]!.message, /orders rules by number/);
+});
