@@ -6,11 +6,9 @@
 // tests countries is refused for a host whose agent lacks the geoip capability.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { Redis } from "ioredis";
-import { hostChannel } from "../../src/api/host-bus.ts";
 import { geoUpdatesFor } from "../../src/api/geoip/index.ts";
 import { startTestApp, type TestApp } from "../support/app.ts";
-import { TEST_REDIS_URL } from "../support/db.ts";
+import { published as publishedOn } from "../support/host-channels.ts";
 
 let t: TestApp;
 const ids: Record<string, string> = {};
@@ -27,21 +25,7 @@ after(async () => {
   await t?.close();
 });
 
-async function published(fn: () => Promise<unknown>): Promise<Record<string, unknown[]>> {
-  const sub = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
-  const got: Record<string, unknown[]> = {};
-  const byChannel = new Map(Object.entries(ids).map(([n, id]) => [hostChannel(id), n]));
-  try {
-    await sub.subscribe(...byChannel.keys());
-    sub.on("message", (c: string, m: string) => (got[byChannel.get(c)!] ??= []).push(JSON.parse(m)));
-    await fn();
-    for (let i = 0; i < 100 && Object.keys(got).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 100));
-  } finally {
-    sub.disconnect();
-  }
-  return got;
-}
+const published = (fn: () => Promise<unknown>) => publishedOn(ids, fn);
 
 const load = (csv: string) => t.req("POST", "/v1/geoip", { as: "operator", body: { csv, source: "test.csv" } });
 

@@ -4,10 +4,8 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { Redis } from "ioredis";
-import { hostChannel } from "../../src/api/host-bus.ts";
 import { ROLE_TOKENS, startTestApp, type TestApp } from "./app.ts";
-import { TEST_REDIS_URL } from "./db.ts";
+import { published } from "./host-channels.ts";
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, "../../bin/palisade");
@@ -56,22 +54,7 @@ export async function openCliApp(o: { verb: string; hosts: HostData[] }): Promis
           return { code: x.code, stdout: x.stdout, stderr: x.stderr };
         }
       },
-      async published(fn) {
-        const sub = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
-        const got: Record<string, unknown[]> = {};
-        const byChannel = new Map(Object.entries(ids).map(([n, id]) => [hostChannel(id), n]));
-        try {
-          await sub.subscribe(...byChannel.keys());
-          sub.on("message", (c: string, m: string) => (got[byChannel.get(c)!] ??= []).push(JSON.parse(m)));
-          await fn();
-          // The API published before answering; give the subscriber's socket a bounded moment.
-          for (let i = 0; i < 100 && Object.keys(got).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-          await new Promise((r) => setTimeout(r, 100));
-        } finally {
-          sub.disconnect();
-        }
-        return got;
-      },
+      published: (fn) => published(ids, fn),
       close: () => t.close(),
     };
   } catch (e) {
