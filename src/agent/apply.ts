@@ -31,10 +31,14 @@
 // confirmed text, so a hand edit of a Palisade table made since then is not put back by a
 // rollback (a drift check that finds drift forgets the known state, and the next apply
 // lists the kernel again). The known state is not used when the new text deletes a set,
-// map, counter or quota, because a rollback must give those back with the values they had
-// (only a listing has them); objects that stay keep their values on the incremental
-// rollback. Anything else that changes the tables through the applier (drift repair,
-// rollback, restore, a failed apply) forgets it first.
+// map, counter or quota, or changes the definition of one that stays (a base chain's hook
+// or priority, a set's type, flags or timeout: the kernel refuses those in place, so the
+// apply and its rollback would replace the table), because a rollback must give them back
+// with the values they had (only a listing has them); objects that stay keep their values
+// on the incremental rollback. Should the kernel still refuse that rollback, the live values
+// are carried into the known tables rather than the text restored verbatim. Anything else
+// that changes the tables through the applier (drift repair, rollback, restore, a failed
+// apply) forgets it first.
 
 import {
   isNftError,
@@ -144,6 +148,36 @@ export function snapshotOfText(text: string, tables: TableDefinition[]): Snapsho
   return { tables: objects.tables, text, takenAt: new Date().toISOString(), objects };
 }
 
+/** JSON of an object's definition without its values (elements, counts, usage), bigints as text. */
+const shapeOf = (o: object, drop: readonly string[]) =>
+  JSON.stringify(Object.fromEntries(Object.entries(o).filter(([k]) => !drop.includes(k))), (_k, v: unknown) =>
+    typeof v === "bigint" ? v.toString() : v,
+  );
+
+/**
+ * True when every chain, set, map, counter and quota that `from` and `to` both declare has
+ * the same definition in both (values aside). Then the apply and its rollback are both
+ * incremental-compatible for the objects that stay: the kernel refuses an in-place change of
+ * a base chain's hook or priority or of a set's type, flags or timeout, and the fallback
+ * (carry or a verbatim restore) needs the kernel's live values, which only a listing has.
+ */
+export function sameShapes(from: TableDefinition[], to: TableDefinition[]): boolean {
+  const index = (defs: TableDefinition[]) => {
+    const m = new Map<string, string>();
+    for (const d of defs) {
+      const t = tableKey(d.table.family, d.table.name);
+      for (const c of d.chains) m.set(`${t} chain ${c.name}`, shapeOf(c, []));
+      for (const x of d.sets ?? []) m.set(`${t} ${x.kind} ${x.name}`, shapeOf(x, ["elements"]));
+      for (const c of d.counters ?? []) m.set(`${t} counter ${c.name}`, shapeOf(c, ["packets", "bytes"]));
+      for (const q of d.quotas ?? []) m.set(`${t} quota ${q.name}`, shapeOf(q, ["used"]));
+    }
+    return m;
+  };
+  const a = index(from);
+  for (const [k, v] of index(to)) if (a.has(k) && a.get(k) !== v) return false;
+  return true;
+}
+
 /** True when going from `from` to `tables` deletes no set, map, counter or quota (whose values only a listing has). */
 export function keepsStatefulObjects(from: KernelObjects, tables: TableDefinition[]): boolean {
   const want = declaredByTables(tables);
@@ -159,7 +193,7 @@ export function keepsStatefulObjects(from: KernelObjects, tables: TableDefinitio
 export class Applier {
   private queue: Promise<unknown> = Promise.resolve();
   /** What the last confirmed apply made the kernel hold (see "Known state" above). */
-  private known: Snapshot | undefined;
+  private known: { snap: Snapshot; tables: TableDefinition[] } | undefined;
 
   constructor(
     /** The kernel: nftDriver() in production, an in-memory fake in unit tests. */
@@ -228,10 +262,15 @@ export class Applier {
   private async safeApplyNow(req: SafeApplyRequest): Promise<ApplyOutcome> {
     const known = this.known;
     this.known = undefined;
-    const snap =
-      known?.objects && req.tables && keepsStatefulObjects(known.objects, req.tables)
-        ? known
-        : await this.driver.snapshot();
+    const useKnown =
+      known?.snap.objects &&
+      req.tables &&
+      keepsStatefulObjects(known.snap.objects, req.tables) &&
+      sameShapes(known.tables, req.tables);
+    const snap = useKnown ? known.snap : await this.driver.snapshot();
+    // A known-state snapshot has no live values: a rollback that cannot be incremental
+    // carries them from the kernel into these tables instead of restoring the text verbatim.
+    const snapTables = useKnown ? known.tables : undefined;
     try {
       await req.beforeApply?.(snap);
     } catch (e) {
@@ -261,7 +300,7 @@ export class Applier {
     if (await req.confirmed(req.confirmTimeoutMs)) {
       try {
         await req.onConfirmed?.();
-        if (req.tables) this.known = snapshotOfText(req.text, req.tables);
+        if (req.tables) this.known = { snap: snapshotOfText(req.text, req.tables), tables: req.tables };
         this.log.info({ mode }, "apply confirmed");
         return { status: "applied", mode };
       } catch (e) {
@@ -282,7 +321,7 @@ export class Applier {
       };
     }
     try {
-      await this.rollback(snap);
+      await this.rollback(snap, snapTables);
     } catch (e) {
       this.log.error({ err: kernelText(e) }, "rollback failed");
       return this.notApplied(req, {
@@ -305,10 +344,13 @@ export class Applier {
     return this.exclusive(() => this.rollback(snap));
   }
 
-  private async rollback(snap: Snapshot): Promise<void> {
+  private async rollback(snap: Snapshot, tables?: TableDefinition[]): Promise<void> {
     this.known = undefined;
     try {
-      await this.applyTextNow(snap.text);
+      // With `tables` (a snapshot made from the known state, not a listing), a refused
+      // incremental rollback carries the kernel's live counters, quota usage and set
+      // elements into them; a listing's snapshot already holds its values.
+      await this.applyTextNow(snap.text, tables);
     } catch (e) {
       // Last resort: the driver's exact restore (deletes and reloads; counters rewind to the snapshot).
       this.log.warn({ err: kernelText(e) }, "incremental rollback refused; restoring the snapshot verbatim");

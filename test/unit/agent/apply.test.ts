@@ -215,6 +215,48 @@ describe("Applier on the fake driver", () => {
       assert.equal(listings.n, 4);
     });
 
+    it("a change of a base chain's priority lists the kernel: its unconfirmed apply rolls back with every value", async () => {
+      // The kernel refuses the priority change in place, so the apply and its rollback both
+      // replace the table; only a listing (or a carry from the live kernel) keeps the values.
+      const { apply, values, traffic, listings } = counted();
+      await apply(fixtureDesired({ lan: LAN }));
+      traffic();
+      const out = await apply({ ...fixtureDesired({ lan: LAN, priority: 10 }), confirmed: async () => false });
+      assert.equal(out.status, "rolled_back");
+      assert.equal(listings.n, 2, "a changed chain definition is not planned from the known state");
+      const v = await values();
+      assert.equal(v.priority, 0, "the confirmed priority is back");
+      assert.equal(v.udp, 4, "the named counter kept its value");
+      assert.deepEqual(v.src, ["10.9.0.7:4"], "the accounting set kept its elements");
+    });
+
+    it("a known-state rollback the kernel refuses in place carries the live values instead of restoring the text", async () => {
+      const { apply, values, traffic, kernel } = counted();
+      await apply(fixtureDesired({ lan: LAN }));
+      traffic();
+      // Same shapes (planned from the known state); the incremental rollback is then refused once.
+      const applyOnce = kernel.apply.bind(kernel);
+      let refuseNext = false;
+      kernel.apply = async (text: string) => {
+        if (refuseNext) {
+          refuseNext = false;
+          throw Object.assign(new Error("refused"), { code: "nft_rejected" });
+        }
+        return applyOnce(text);
+      };
+      const out = await apply({
+        ...fixtureDesired({ lan: LAN, extra: ["tcp dport 1 drop"] }),
+        confirmed: async () => {
+          refuseNext = true;
+          return false;
+        },
+      });
+      assert.equal(out.status, "rolled_back");
+      const v = await values();
+      assert.equal(v.udp, 4, "the named counter kept its value");
+      assert.deepEqual(v.src, ["10.9.0.7:4"], "the accounting set kept its elements");
+    });
+
     it("a drift repair through applyText forgets the known state", async () => {
       const { apply, applier, listings } = counted();
       await apply(fixtureDesired({ lan: LAN }));
