@@ -15,10 +15,12 @@
 // agent restart: the digests are in the state dir before the port opens) opens nothing.
 // IPv4 only, like xt_pknock: the HMAC covers a 32-bit address.
 //
-// Checking costs four HMACs. One source gets at most PER_SOURCE_PER_SECOND checks a second,
-// so a flood from one address never uses the budget of the others; all sources together
-// get MAX_PER_SECOND (a flood from many forged sources can still use that up: such knocks
-// are dropped by the kernel either way, and the knocker retries).
+// Checking costs four HMACs. All sources together get MAX_PER_SECOND checks a second. Once
+// half of that is used in a second, one source gets at most PER_SOURCE_PER_SECOND more, so
+// a flood from one address cannot use the budget of the others; below that, no source is
+// capped, so forging a few knocks a second from a client's address cannot silence its
+// real knock. (A flood from many forged sources can still use the budget up: such knocks
+// are dropped by the kernel either way, and the knocker retries.)
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { driver as kernel, spaList, spaLogPrefix, validatePolicy, type DriverOptions } from "../engine/index.ts";
 import type { Logger } from "../runtime/log.ts";
@@ -61,7 +63,7 @@ export function spaRulesOf(policyJson: string | undefined): SpaRule[] {
 
 /** At most this many knocks are checked per second; a flood of knocks costs no more CPU. */
 export const MAX_PER_SECOND = 2000;
-/** At most this many knocks of one source address are checked per second. */
+/** Once half the budget of a second is used, at most this many knocks of one source address are checked. */
 export const PER_SOURCE_PER_SECOND = 4;
 
 /** Where accepted digests are kept across restarts (the state dir's spa-used.json). */
@@ -139,7 +141,8 @@ export class SpaVerifier {
     }
     const source = decodeIp(p.payload).saddr;
     const fromSource = (this.perSource.get(source) ?? 0) + 1;
-    if (fromSource > PER_SOURCE_PER_SECOND || this.window.count >= MAX_PER_SECOND) {
+    const underPressure = this.window.count >= MAX_PER_SECOND / 2;
+    if ((underPressure && fromSource > PER_SOURCE_PER_SECOND) || this.window.count >= MAX_PER_SECOND) {
       this.window.skipped++;
       return;
     }

@@ -5,7 +5,7 @@ import { createHmac } from "node:crypto";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PER_SOURCE_PER_SECOND, SpaVerifier, spaRulesOf } from "../../../src/agent/spa.ts";
+import { MAX_PER_SECOND, PER_SOURCE_PER_SECOND, SpaVerifier, spaRulesOf } from "../../../src/agent/spa.ts";
 import { StateDir, type SpaUsed } from "../../../src/agent/state.ts";
 import type { NflogPacket } from "../../../src/agent/telemetry/nflog.ts";
 import { spaLogPrefix } from "../../../src/engine/index.ts";
@@ -157,6 +157,14 @@ test("a flood from one source uses only its own budget: another source's knock i
   const v = verifier();
   const checked: string[] = [];
   v.onOutcome = (o) => checked.push(o.source);
+  // Half the second's budget used by many sources first: the per-source cap applies from here.
+  for (let i = 0; i < MAX_PER_SECOND / 2; i++)
+    v.onPacket({
+      prefix: spaLogPrefix("FTP"),
+      payload: packet(Buffer.alloc(64, 0x61), [10, 1, Math.floor(i / 250), i % 250]),
+    } as NflogPacket);
+  await v.idle();
+  checked.length = 0;
   const flood = [10, 0, 0, 66];
   for (let i = 0; i < 50; i++)
     v.onPacket({ prefix: spaLogPrefix("FTP"), payload: packet(Buffer.alloc(64, 0x61), flood) } as NflogPacket);
@@ -168,4 +176,15 @@ test("a flood from one source uses only its own budget: another source's knock i
     ["192.0.2.7"],
     "the other source is checked",
   );
+});
+
+test("without pressure no source is capped: a few forged knocks cannot silence a client's real one", async () => {
+  const v = verifier();
+  const checked: string[] = [];
+  v.onOutcome = (o) => checked.push(o.source);
+  // Refused knocks only: an accepted one would change a kernel set, and this test has none.
+  for (let i = 0; i < 11; i++)
+    v.onPacket({ prefix: spaLogPrefix("FTP"), payload: packet(Buffer.alloc(64, 0x61)) } as NflogPacket);
+  await v.idle();
+  assert.equal(checked.length, 11, "every knock of the source was checked, past the per-source cap");
 });
