@@ -3,6 +3,7 @@
 // structured cloning (no class instances, no functions). Callers turn results into
 // ApiErrors on the main thread.
 import {
+  geoip,
   parsePolicySource,
   renderIptables,
   renderNft,
@@ -25,6 +26,8 @@ export const cpuTasks = {
   /** Validate and lint a request's policy (or import its source). */
   validate: (a: { input: PolicyRequest; target?: Target }): Validation => validateInput(a.input, a.target),
   diff: (a: { from: unknown; to: unknown }): Change[] => diffJson(a.from, a.to),
+  /** Country data CSV -> merged intervals per country (the whole npm package: ~550k lines, seconds of BigInt work). */
+  parseGeoCsv: (text: string) => geoip.parseGeoCsv(text),
   /**
    * A stored document, re-validated (the engine's rules may have moved on), rendered for a
    * target; iptables limits that depend on the kernel come from `capabilities` (a host's).

@@ -161,7 +161,7 @@ export type Created = { id: string; targets: number };
 async function refuseWithoutGeoip(db: Db, document: Policy, hostIds: string[]): Promise<void> {
   const countries = geoip.policyCountries(document);
   if (countries.length === 0) return;
-  const old = await hostsWithoutGeoip(db, hostIds);
+  const old = (await hostsWithoutGeoip(db, hostIds)).map((h) => h.name);
   if (old.length === 0) return;
   throw new ApiError(
     409,

@@ -4,7 +4,6 @@
 // element deltas for the countries their policies use, without a new ruleset version.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { geoip } from "../../engine/index.ts";
 import { ApiError, errorResponses } from "../errors.ts";
 import { geoDataset, geoipHosts, loadGeoData, publishGeoipChange, readPackageData } from "../geoip/index.ts";
 import { Timestamp, iso } from "../schemas.ts";
@@ -101,7 +100,8 @@ export const geoipRoutes: FastifyPluginAsyncZod = async (app) => {
       const { csv, source } =
         "package" in b ? await readPackageData() : { csv: b.csv, source: b.source ?? "operator CSV" };
       const t0 = performance.now();
-      const parsed = geoip.parseGeoCsv(csv);
+      // Off the event loop: the whole npm package is seconds of parsing (bench/README.md).
+      const parsed = await app.cpu.run("parseGeoCsv", csv);
       const parseMs = performance.now() - t0;
       if (!parsed.ok)
         throw new ApiError(422, "invalid_geoip_data", `country data refused, nothing stored: ${parsed.error.message}`, [
