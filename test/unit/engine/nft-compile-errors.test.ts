@@ -191,6 +191,31 @@ test("a list mixing named sets with addresses is only split for verdicts, not fo
   assert.equal(e!.code, "nft_mixed_address_list");
 });
 
+test("a limit or nth counter is refused where the rule splits per item: it would multiply the rate", () => {
+  const geo = input([
+    { match: { xt: { geoip: { source: ["CN", "RU"] } }, limit: { rate: "3/minute" } }, action: "accept" },
+  ]);
+  const [e] = errorsOf(geo);
+  assert.equal(e!.code, "nft_stateful_alternatives");
+  assert.equal(e!.path, "/chains/input/rules/0/match/limit");
+  assert.match(e!.message, /one per country.*2 times the rate/);
+  const sets = { a: { type: "ipv4_addr", elements: ["192.0.2.1"] } };
+  const [n] = errorsOf(
+    input([{ match: { saddr: ["@a", "198.51.100.0/24"], statistic: { mode: "nth", every: 3 } }, action: "drop" }], {
+      sets,
+    }),
+  );
+  assert.equal(n!.code, "nft_stateful_alternatives");
+  // One country: one rule, nothing multiplied.
+  assert.ok(
+    renderNft(
+      Policy.parse(
+        input([{ match: { xt: { geoip: { source: ["CN"] } }, limit: { rate: "3/minute" } }, action: "accept" }]),
+      ),
+    ).ok,
+  );
+});
+
 test("TEE needs a base chain and may not use the inet table's sets", () => {
   const doc = { chains: { user: { rules: [{ action: { type: "tee", gateway: "192.0.2.1" } }] } } } as PolicyInput;
   assert.ok(errorsOf(doc).some((e) => e.code === "nft_tee_needs_base_chain"));

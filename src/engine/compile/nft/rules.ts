@@ -103,6 +103,21 @@ export function compileRule(
       );
       continue;
     }
+    // A limit or an nth counter is state of its own in every nft rule: split per item (a
+    // geoip country, a set of a mixed list), N items would get N times the rate or N counters.
+    const perRuleState = m?.limit
+      ? "limit"
+      : m?.statistic && unwrap(m.statistic).value.mode === "nth"
+        ? "statistic nth"
+        : undefined;
+    if (mr.alternatives.length > 1 && perRuleState) {
+      ctx.error(
+        [...path, "match", perRuleState === "limit" ? "limit" : "statistic"],
+        "nft_stateful_alternatives",
+        `this match is an OR that needs one nft rule per item (${mr.alternatives.length}: ${m?.xt?.geoip ? "one per country" : "one per set or address group"}), and a ${perRuleState} in each would keep its own state, so together they would let through ${mr.alternatives.length} times the rate or count apart; put the addresses into one set, or split the rule with a named meter`,
+      );
+      continue;
+    }
     if (mr.alternatives.length > 1 && !REPEATABLE.has(a.type) && !mr.disjoint && !mr.quotaSplit) {
       ctx.error(
         [...path, "match"],
