@@ -5,7 +5,8 @@
 // hub (which holds one address inside the test's "CN" range and one inside "DE") towards
 // closed ports of the agent: an answer (RST) means the packet got in, none means it was dropped.
 //
-// Proves: before any data the country sets are empty (the CN drop matches nobody); after the
+// Proves: a deploy before the countries have data is refused; with ranges that hold neither
+// source the CN drop matches nobody and `! DE` everybody on 81; after the
 // load a source in CN's range is dropped on port 80 and another source is not, and port 81
 // (`! DE` dropped) lets only the DE source in; a file with a bad line is refused with the
 // line named and nothing stored or sent; a second load that moves the CN range changes the
@@ -95,6 +96,20 @@ before(async () => {
   assert.equal((await api("POST", "/v1/rulesets", { name: "geo" })).status, 201);
   const push = await api("POST", "/v1/rulesets/geo/versions", { policy });
   assert.equal(push.status, 201, JSON.stringify(push.json));
+  const deploy = { ruleset: "geo", version: push.json.version, selector: { hosts: ["edge-0"] } };
+  // No country data yet: empty sets would make `! DE` drop everybody, so the deploy is refused.
+  const early = await api("POST", "/v1/deployments", deploy);
+  assert.equal(early.status, 409, JSON.stringify(early.json));
+  assert.deepEqual(
+    early.json.error.details.map((d: { code: string; message: string }) => `${d.code} ${d.message}`),
+    ["geoip_no_data country CN has no ranges", "geoip_no_data country DE has no ranges"],
+  );
+  // Ranges that hold neither test source (revision 1).
+  const v0 = await api("POST", "/v1/geoip", {
+    csv: "100.64.0.0,100.64.0.255,CN\n100.65.0.0,100.65.0.255,DE",
+    source: "v0.csv",
+  });
+  assert.equal(v0.status, 200, JSON.stringify(v0.json));
   const dep = await api("POST", "/v1/deployments", {
     ruleset: "geo",
     version: push.json.version,
@@ -114,8 +129,9 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-test("without country data the sets are empty: the CN drop matches nobody, the `! DE` drop everybody", async () => {
-  assert.doesNotMatch(await setText("geo_v4_CN"), /elements/);
+test("with ranges that hold neither source: the CN drop matches nobody, the `! DE` drop everybody", async () => {
+  await waitUntil(async () => /100\.64\.0\.0\/24/.test(await setText("geo_v4_CN")), 30_000, "CN's first ranges");
+  assert.doesNotMatch(await setText("geo_v4_CN"), /198\.51\.100/);
   assert.ok(await reaches(CN_SOURCE, 80));
   assert.ok(await reaches(DE_SOURCE, 80));
   assert.equal(await reaches(DE_SOURCE, 81), false);
@@ -136,7 +152,7 @@ test("after `geoip update --file`, the CN source is dropped on 80 and the other 
   const r = await cli(["geoip", "update", "--file", csv]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /reading .*v1\.csv/);
-  assert.match(r.stdout, /geoip revision 1 from v1\.csv: 5 ranges, 3 countries, 4 intervals/);
+  assert.match(r.stdout, /geoip revision 2 from v1\.csv: 5 ranges, 3 countries, 4 intervals/);
   await waitUntil(async () => /198\.51\.100\.0\/24/.test(await setText("geo_v4_CN")), 30_000, "CN's IPv4 set filled");
   assert.match(await setText("geo_v6_CN"), /2001:db8:1::-2001:db8:1::ffff|2001:db8:1::\/112/);
   assert.match(await setText("geo_v4_DE"), /203\.0\.113\.0\/24/);
@@ -158,7 +174,7 @@ test("a file with a bad line is refused whole, the line named; nothing stored, n
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /line 3: start is after end/);
   const g = await api("GET", "/v1/geoip");
-  assert.equal(g.json.dataset.revision, 1);
+  assert.equal(g.json.dataset.revision, 2);
   assert.match(await setText("geo_v4_CN"), /198\.51\.100\.0\/24/);
 });
 
@@ -177,7 +193,7 @@ test("a second load that moves CN's range changes the verdict without a redeploy
   );
   const r = await cli(["geoip", "update", "--file", csv]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /geoip revision 2 .* 1 countries changed \(CN\)/);
+  assert.match(r.stdout, /geoip revision 3 .* 1 countries changed \(CN\)/);
   await waitUntil(
     async () => /198\.51\.100\.0-198\.51\.100\.5/.test(await setText("geo_v4_CN")),
     30_000,
@@ -191,11 +207,11 @@ test("a second load that moves CN's range changes the verdict without a redeploy
   assert.deepEqual(
     g.json.countries.map((c: { country: string; revision: number }) => [c.country, c.revision]),
     [
-      ["CN", 2],
-      ["DE", 1],
-      ["FR", 1],
+      ["CN", 3],
+      ["DE", 2],
+      ["FR", 2],
     ],
   );
   const audit = (await api("GET", "/v1/audit?limit=20")).json.items.map((i: { action: string }) => i.action);
-  assert.equal(audit.filter((a: string) => a === "geoip.update").length, 2);
+  assert.equal(audit.filter((a: string) => a === "geoip.update").length, 3);
 });

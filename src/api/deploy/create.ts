@@ -161,6 +161,25 @@ export type Created = { id: string; targets: number };
 async function refuseWithoutGeoip(db: Db, document: Policy, hostIds: string[]): Promise<void> {
   const countries = geoip.policyCountries(document);
   if (countries.length === 0) return;
+  // A country with no ranges is an empty set: a drop on it matches nobody, and a negated
+  // test (`! --src-cc XX`) matches everybody, which locks the operator out. A code the data
+  // does not use (UK for GB) or a deploy before the first `geoip update` is that case.
+  const held = new Set(
+    (
+      await db.geoipCountry.findMany({
+        where: { country: { in: countries }, intervals: { gt: 0 } },
+        select: { country: true },
+      })
+    ).map((c) => c.country),
+  );
+  const missing = countries.filter((c) => !held.has(c));
+  if (missing.length > 0)
+    throw new ApiError(
+      409,
+      "conflict",
+      `this version tests countries with no address ranges in the country data: ${missing.join(", ")}. Their sets would be empty, so a rule on them would match nobody, and a negated one everybody. Load the data first (palisade geoip update) or correct the country code (the data uses ISO 3166 codes: GB, not UK)`,
+      missing.map((c) => ({ path: "/version", code: "geoip_no_data", message: `country ${c} has no ranges` })),
+    );
   const old = (await hostsWithoutGeoip(db, hostIds)).map((h) => h.name);
   if (old.length === 0) return;
   throw new ApiError(
