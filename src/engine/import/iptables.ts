@@ -5,6 +5,7 @@ import type { Rule } from "../policy/index.ts";
 import { Cursor, fail } from "./cursor.ts";
 import { isTable, type Table } from "./chains.ts";
 import type { DraftChain, IptablesContext, LineResult, PolicyDraft } from "./draft.ts";
+import { matchOrderWarning } from "./match-order.ts";
 import { IMPLICIT_MODULE, MODULES, UNSUPPORTED_MODULES, canonicalOption, type ModuleSpec } from "./matches.ts";
 import { finishRule, negate, setMatch, splitEither, type Options, type RuleDraft } from "./rule-draft.ts";
 import { REFUSED_TARGETS, TARGETS, type TargetSpec } from "./targets.ts";
@@ -348,6 +349,8 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   d.chainKey = chain.key;
   checkProtocolModules(d, modules);
   for (const m of modules) m.spec.build(m.opts, d);
+  const reordered = matchOrderWarning(modules);
+  if (reordered) d.notes.push(reordered);
   checkPorts(d);
   if (d.pknock) return liftPknock(d, chain, target?.name, ctx);
   const action = buildAction(d, chain, target);
