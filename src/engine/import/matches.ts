@@ -935,8 +935,9 @@ export const MODULES: Record<string, ModuleSpec> = {
 /** Known modules that the policy cannot express, with the reason the report gives. */
 export const UNSUPPORTED_MODULES: Record<string, string> = {
   physdev: "the policy schema has no bridge port (physdev) match",
-  set: "ipset sets are not imported (the ipset commands that fill them are not part of the script; run the script with `palisade import --execute` to record them); list the addresses in the rule or declare a policy set",
-  string: "payload string matching has no equivalent in the policy schema",
+  set: "ipset sets are not imported: a rule holds only the set's name, not its type (addresses, networks, ports) or members, which `ipset restore` or a script fills (run a script with `palisade import --execute` to record them); list the addresses in the rule or declare a policy set",
+  string:
+    "payload string matching has no equivalent in the policy schema: xt_string searches every offset between --from and --to, and nftables can only compare bytes at a fixed offset; match the traffic by address or port instead, or filter the content where it is parsed (a DNS resolver's or an HTTP proxy's policy)",
   u32: "u32 payload matching has no equivalent in the policy schema",
   tos: "TOS matching has no equivalent in the policy schema",
   dscp: "DSCP matching has no equivalent in the policy schema",
