@@ -12,8 +12,16 @@
 //   filled at once, and a rollback to a snapshot taken before a data change cannot keep old ranges;
 // - a delta the kernel refuses (its set no longer holds what the delta deletes) is followed
 //   by a refill of that country's sets from the keeper, which is what the API holds.
+//
+// What it holds is kept in the state dir (geoip.json, geoip-state.ts) after every change and
+// read at start, before a reboot's restore refills the sets: with the API unreachable the
+// restored policy's countries are filled from it, and the first request after a Hello asks
+// for deltas from the revisions it holds. A bad file is ignored whole, with a warning.
+import { readFile } from "node:fs/promises";
 import { driver as kernel, geoip, type DriverOptions } from "../engine/index.ts";
 import { errorText } from "./errors.ts";
+import { writeFileAtomic } from "./atomic.ts";
+import { parseGeoState, serializeGeoState } from "./geoip-state.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { GeoIpRequest, GeoIpUpdate } from "../protocol/agent.ts";
 
@@ -42,6 +50,9 @@ export class GeoKeeper {
   private sets: Set<string> | undefined;
   /** Tests and benches: called after each change reached the kernel. */
   onApplied?: (r: GeoApplied) => void;
+  /** Writes of the state file, one after another; `dirty`: the data changed since the last one began. */
+  private saving: Promise<void> = Promise.resolve();
+  private dirty = false;
 
   constructor(
     private readonly driver: DriverOptions,
@@ -50,7 +61,70 @@ export class GeoKeeper {
     private readonly log: Logger,
     /** Sends a GeoIpRequest on the stream (false: no stream now; the next Hello asks again). */
     private readonly send: (m: GeoIpRequest) => boolean,
+    /** Where the data is kept across restarts (geoip.json in the state dir; undefined: not kept). */
+    private readonly file?: string,
   ) {}
+
+  /**
+   * Read the data the last run kept (at start, before a reboot's restore resyncs the sets).
+   * A file that cannot be read or is not entirely valid is ignored with a warning: the
+   * countries are then asked for whole, as with no file.
+   */
+  async load(): Promise<number> {
+    if (!this.file) return 0;
+    let text: string;
+    try {
+      text = await readFile(this.file, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+        this.log.warn(
+          { err: errorText(e), file: this.file },
+          "geoip state file not read; ignored, the countries are asked for whole",
+        );
+      return 0;
+    }
+    const r = parseGeoState(text);
+    if (!r.ok) {
+      this.log.warn(
+        { err: r.error, file: this.file, bytes: Buffer.byteLength(text) },
+        "geoip state file is corrupt or truncated; ignored, the countries are asked for whole",
+      );
+      return 0;
+    }
+    // The API's data may already have come: it is newer than the file.
+    if (this.data.size > 0) return 0;
+    for (const [c, h] of r.value)
+      this.data.set(c, { revision: h.revision, ipv4: new Set(h.ipv4), ipv6: new Set(h.ipv6) });
+    this.log.info(
+      { file: this.file, countries: Object.fromEntries([...r.value].map(([c, h]) => [c, h.revision])) },
+      "geoip data read from the state file",
+    );
+    return r.value.size;
+  }
+
+  /** Tests: the state file's writes so far are done. */
+  saved(): Promise<void> {
+    return this.saving;
+  }
+
+  /** Write the data held now (after the pending write, if any; changes in between share one write). */
+  private save(): void {
+    if (!this.file) return;
+    const file = this.file;
+    if (this.dirty) return; // a queued write not begun yet will take this change too
+    this.dirty = true;
+    this.saving = this.saving.then(async () => {
+      this.dirty = false;
+      try {
+        await writeFileAtomic(file, serializeGeoState(this.data), 0o600);
+      } catch (e) {
+        this.log.error(
+          { err: errorText(e), file },
+          "geoip state not kept in the state dir; a reboot with the API away would leave country sets empty",
+        );
+      }
+    });
+  }
 
   /** The countries the kernel's sets need, with the revision held of each. */
   private request(): GeoIpRequest {
@@ -128,13 +202,29 @@ export class GeoKeeper {
       );
     }
     if (refill.length) this.send(this.request());
+    this.log.info(
+      {
+        countries: m.countries.map((c) => ({
+          country: c.country,
+          revision: Number(c.revision),
+          ...(c.full ? { full: true } : { fromRevision: Number(c.fromRevision) }),
+        })),
+      },
+      "geoip data received",
+    );
     return this.exclusive(async () => {
       if (this.sets === undefined) await this.readSets();
       return this.applyText(changes, false);
-    }).catch((e) => {
-      this.log.error({ err: errorText(e) }, "geoip update not applied to the kernel");
-      return undefined;
-    });
+    })
+      .catch((e) => {
+        this.log.error({ err: errorText(e) }, "geoip update not applied to the kernel");
+        return undefined;
+      })
+      .finally(() => {
+        // After the kernel: a crash in between leaves the file behind the kernel, and the
+        // delta asked from the file's revision is then refused and refilled (never stale sets).
+        this.save();
+      });
   }
 
   /** Tests: the countries held and their revisions. */

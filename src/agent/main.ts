@@ -16,6 +16,7 @@ import { hostCapabilities } from "./capabilities.ts";
 import { AgentClient } from "./client.ts";
 import { ConditionKeeper } from "./conditions.ts";
 import { GeoKeeper } from "./geoip.ts";
+import { GEOIP_STATE_FILE } from "./geoip-state.ts";
 import type { AgentConfig } from "./config.ts";
 import { failsafeContext } from "./desired.ts";
 import { DriftDetector } from "./drift.ts";
@@ -120,9 +121,12 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     (fn) => applier.exclusive(fn),
     log,
     (m) => client.send({ geoipRequest: m }),
+    state.path(GEOIP_STATE_FILE),
   );
-  // The last run's values, before recovery or a drift repair may resync the sets (conditions.ts).
+  // The last run's values and country data, before recovery, a reboot's restore or a drift
+  // repair may resync the sets (conditions.ts, geoip.ts).
   await conditionKeeper.load();
+  await geoKeeper.load();
   // Both failsafes: the API name's addresses (the last ones remembered when it does not
   // resolve) and the live stream's remote address.
   const apiSources = { state, peer: () => client.peer };

@@ -12,6 +12,8 @@
 //                    starts with it present rolls back first (recover.ts)
 //   api-addresses.json  the last addresses the API name resolved to (mode 0600): the failsafe
 //                    uses them when the name does not resolve (desired.ts)
+//   geoip.json       (mode 0600) the country data the agent holds, per country its revision and
+//                    intervals, so a reboot with the API away refills the country sets (geoip-state.ts)
 //   spool/           telemetry batches not yet acknowledged (see telemetry/spool.ts)
 
 import { mkdir, readFile, rm, stat } from "node:fs/promises";

@@ -10,16 +10,20 @@
 // load a source in CN's range is dropped on port 80 and another source is not, and port 81
 // (`! DE` dropped) lets only the DE source in; a file with a bad line is refused with the
 // line named and nothing stored or sent; a second load that moves the CN range changes the
-// verdict for that source without a redeploy (every rule handle unchanged, only elements).
+// verdict for that source without a redeploy (every rule handle unchanged, only elements);
+// after a reboot (the agent killed, its table deleted) with the API down, the restarted agent
+// restores the policy and refills the country sets from its state file (geoip.json), so the
+// verdicts hold, and on reconnect it gets only the deltas since the file's revisions; a
+// truncated state file is ignored with a warning, and the countries come whole from the API.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
 import { openFleetLab, type FleetAgent, type FleetLab } from "../support/fleet-lab.ts";
-import { BIN, waitUntil } from "../support/fleet-processes.ts";
+import { BIN, killReplica, waitUntil } from "../support/fleet-processes.ts";
 import type { NetnsLab } from "../support/netns.ts";
 import type { RestJson } from "../support/rest-json.ts";
 
@@ -59,6 +63,28 @@ async function handles(): Promise<string> {
     .split("\n")
     .filter((l) => /# handle \d+/.test(l) && !/elements|[0-9a-f:.]+-[0-9a-f:.]+,?$/.test(l))
     .join("\n");
+}
+
+/** The agent's state file: each country's revision (undefined while it is not there). */
+async function fileRevisions(): Promise<Record<string, number> | undefined> {
+  const text = await readFile(join(agent.stateDir, "geoip.json"), "utf8").catch(() => undefined);
+  if (text === undefined) return undefined;
+  const f = JSON.parse(text) as { countries: Record<string, { revision: number }> };
+  return Object.fromEntries(Object.entries(f.countries).map(([c, h]) => [c, h.revision]));
+}
+
+/** The running agent's JSON log lines. */
+const logLines = () =>
+  (agent.proc?.output() ?? "")
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+/** The running agent's "geoip data received" log lines: what the API sent it. */
+function received(): { country: string; revision: number; full?: true; fromRevision?: number }[] {
+  return logLines()
+    .filter((l) => l.msg === "geoip data received")
+    .flatMap((l) => l.countries as ReturnType<typeof received>);
 }
 
 const policy = {
@@ -214,4 +240,115 @@ test("a second load that moves CN's range changes the verdict without a redeploy
   );
   const audit = (await api("GET", "/v1/audit?limit=20")).json.items.map((i: { action: string }) => i.action);
   assert.equal(audit.filter((a: string) => a === "geoip.update").length, 3);
+});
+
+test("after a reboot with the API down, the country sets are refilled from the state file; on reconnect only deltas come", async () => {
+  // CN holds the CN source again (revision 4), and the state file has it.
+  const v4 = await api("POST", "/v1/geoip", {
+    csv: [
+      "198.51.100.0,198.51.100.255,CN",
+      "203.0.113.0,203.0.113.255,DE",
+      "2001:db8:1::,2001:db8:1::ffff,CN",
+      "192.0.2.0,192.0.2.255,FR",
+    ].join("\n"),
+    source: "v4.csv",
+  });
+  assert.equal(v4.status, 200, JSON.stringify(v4.json));
+  assert.deepEqual([v4.json.revision, v4.json.changed], [4, ["CN"]]);
+  await waitUntil(
+    async () => /198\.51\.100\.0\/24/.test(await setText("geo_v4_CN")),
+    30_000,
+    "CN's set has revision 4",
+  );
+  await waitUntil(async () => (await fileRevisions())?.CN === 4, 30_000, "the state file has CN at revision 4");
+  assert.deepEqual(await fileRevisions(), { CN: 4, DE: 2 }, "only the countries the policy tests");
+  assert.equal((await stat(join(agent.stateDir, "geoip.json"))).mode & 0o777, 0o600);
+  assert.deepEqual(
+    (await readdir(agent.stateDir)).filter((f) => f.includes("geoip")),
+    ["geoip.json"],
+    "no temp file left",
+  );
+
+  // The host goes down; meanwhile CN gets another range (revision 5); then the API goes down too.
+  await agent.proc!.stop();
+  const v5 = await api("POST", "/v1/geoip", {
+    csv: [
+      "198.51.100.0,198.51.100.255,CN",
+      "198.51.103.0,198.51.103.255,CN",
+      "203.0.113.0,203.0.113.255,DE",
+      "2001:db8:1::,2001:db8:1::ffff,CN",
+      "192.0.2.0,192.0.2.255,FR",
+    ].join("\n"),
+    source: "v5.csv",
+  });
+  assert.equal(v5.status, 200, JSON.stringify(v5.json));
+  assert.equal(v5.json.revision, 5);
+  await killReplica(fleet.replicas[0]!);
+  // The reboot: the kernel comes up without Palisade's table.
+  await lab.nft(agent.ns, ["delete", "table", "inet", "palisade"]);
+  assert.doesNotMatch((await lab.nft(agent.ns, ["list", "tables"])).stdout, /palisade/);
+
+  fleet.startAgent(agent);
+  await waitUntil(
+    async () => /198\.51\.100\.0\/24/.test(await setText("geo_v4_CN").catch(() => "")),
+    60_000,
+    `CN's set refilled from the state file\n${agent.proc?.output().slice(-3000)}`,
+  );
+  const out = agent.proc!.output();
+  assert.match(out, /applying the last confirmed version before connecting/);
+  const restored = logLines().find((l) => l.msg === "geoip data read from the state file");
+  assert.deepEqual(restored?.countries, { CN: 4, DE: 2 }, out.slice(-3000));
+  assert.match(await setText("geo_v4_DE"), /203\.0\.113\.0\/24/);
+  assert.match(await setText("geo_v6_CN"), /2001:db8:1::-2001:db8:1::ffff|2001:db8:1::\/112/);
+  assert.doesNotMatch(await setText("geo_v4_CN"), /198\.51\.103/, "revision 4, from the file: the API was not reached");
+  assert.equal(fleet.live().length, 0);
+  assert.equal(await reaches(CN_SOURCE, 80), false, "the CN source is still dropped on 80");
+  assert.ok(await reaches(DE_SOURCE, 80), "the DE source is not");
+  assert.ok(await reaches(DE_SOURCE, 81), "the negated DE rule lets the DE source into 81");
+  assert.equal(await reaches(CN_SOURCE, 81), false, "and nobody else");
+
+  // The API is back: the agent asks from the file's revisions and gets CN's delta 4 -> 5 only.
+  await fleet.restartReplica(fleet.replicas[0]!);
+  await waitUntil(
+    async () => /198\.51\.103\.0\/24/.test(await setText("geo_v4_CN")),
+    120_000,
+    `CN's revision 5 after reconnecting\n${agent.proc?.output().slice(-3000)}`,
+  );
+  assert.deepEqual(received(), [{ country: "CN", revision: 5, fromRevision: 4 }]);
+  await waitUntil(async () => (await fileRevisions())?.CN === 5, 30_000, "the state file has CN at revision 5");
+  assert.equal(await reaches(CN_SOURCE, 80), false);
+});
+
+test("a truncated state file is ignored with a warning, no crash; the countries come whole from the API", async () => {
+  await agent.proc!.stop();
+  const file = join(agent.stateDir, "geoip.json");
+  const good = await readFile(file, "utf8");
+  await writeFile(file, good.slice(0, Math.floor(good.length / 2)), { mode: 0o600 });
+  fleet.startAgent(agent);
+  await waitUntil(() => fleet.connected(agent.name), 90_000, `agent reconnected\n${agent.proc?.output().slice(-3000)}`);
+  const warn = logLines().find((l) => /geoip state file/.test(String(l.msg)));
+  assert.ok(warn, agent.proc!.output().slice(-3000));
+  assert.equal(warn.level, 40);
+  assert.equal(warn.file, file);
+  assert.match(String(warn.msg), /corrupt or truncated; ignored/);
+  assert.match(String(warn.err), /not JSON/);
+  await waitUntil(
+    async () => received().some((c) => c.country === "CN" && c.full),
+    60_000,
+    `CN sent whole\n${agent.proc?.output().slice(-3000)}`,
+  );
+  assert.deepEqual(
+    received()
+      .map((c) => [c.country, c.revision, c.full ?? false])
+      .sort(),
+    [
+      ["CN", 5, true],
+      ["DE", 2, true],
+    ],
+  );
+  await waitUntil(async () => (await fileRevisions())?.CN === 5, 30_000, "the state file is whole again");
+  assert.deepEqual(await fileRevisions(), { CN: 5, DE: 2 });
+  assert.match(await setText("geo_v4_CN"), /198\.51\.103\.0\/24/);
+  assert.equal(await reaches(CN_SOURCE, 80), false);
+  assert.ok(await reaches(DE_SOURCE, 81));
 });
