@@ -51,7 +51,7 @@ export function hashSecret(secret: string): string {
 }
 
 /** A new random secret with a recognisable prefix (helps secret scanners and humans). */
-export function newSecret(prefix: "pal" | "palenroll"): string {
+export function newSecret(prefix: "pal" | "palenroll" | "palupgrade"): string {
   return `${prefix}_${randomBytes(32).toString("base64url")}`;
 }
 

@@ -26,6 +26,11 @@ const EnvSchema = z.object({
   PALISADE_GRPC_PLAINTEXT: z.enum(["0", "1", "true", "false", "yes", "no"]).default("0"),
   /** Port of the enrollment listener (server-authenticated TLS; agents without a certificate yet). Default GRPC_PORT + 1. */
   GRPC_ENROLL_PORT: port.optional(),
+  /**
+   * Transition: a plaintext port, beside the mutual TLS ones, for hosts enrolled before mutual
+   * TLS (bearer Connect and the in-place Upgrade). Unset: none. A warning at every start.
+   */
+  PALISADE_GRPC_LEGACY_PORT: port.optional(),
   /** Encrypts the CA key at rest (at least 32 characters), or a file holding it. */
   PALISADE_SECRET_KEY: z.string().optional(),
   PALISADE_SECRET_KEY_FILE: z.string().optional(),
@@ -143,6 +148,8 @@ export type AgentTlsConfig =
       enrollPort: number;
       serverNames: string[];
       clientCertTtlSeconds: number;
+      /** Transition: the legacy plaintext port (PALISADE_GRPC_LEGACY_PORT); undefined: none. */
+      legacyPort?: number;
     };
 
 export class ConfigError extends Error {
@@ -231,6 +238,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : (err as Error).message;
     throw new ConfigError(`invalid configuration:\n  ${text}`);
   }
+  const plaintext = /^(1|true|yes)$/.test(e.PALISADE_GRPC_PLAINTEXT);
+  const enrollPort = e.GRPC_ENROLL_PORT ?? (e.GRPC_PORT === 0 ? 0 : e.GRPC_PORT + 1);
+  const legacyPort = e.PALISADE_GRPC_LEGACY_PORT;
+  if (legacyPort !== undefined) {
+    const bad = (why: string) => new ConfigError(`invalid configuration:\n  PALISADE_GRPC_LEGACY_PORT: ${why}`);
+    if (plaintext)
+      throw bad(
+        "is for a mutual TLS API serving hosts enrolled before it; with PALISADE_GRPC_PLAINTEXT the agent port is plaintext already",
+      );
+    if (legacyPort !== 0 && (legacyPort === e.GRPC_PORT || legacyPort === enrollPort))
+      throw bad(`${legacyPort} is also GRPC_PORT or GRPC_ENROLL_PORT; it needs its own port`);
+  }
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
@@ -244,12 +263,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sseStreamsPerToken: e.SSE_STREAMS_PER_TOKEN,
     bodyLimit: BODY_LIMIT_BYTES,
     bansMaxPerHost: MAX_BANS_PER_HOST,
-    agentTls: /^(1|true|yes)$/.test(e.PALISADE_GRPC_PLAINTEXT)
+    agentTls: plaintext
       ? { mode: "plaintext" }
       : {
           mode: "mtls",
           secretKey: secretKey(e),
-          enrollPort: e.GRPC_ENROLL_PORT ?? (e.GRPC_PORT === 0 ? 0 : e.GRPC_PORT + 1),
+          enrollPort,
+          ...(legacyPort !== undefined ? { legacyPort } : {}),
           serverNames: serverNames(e.PALISADE_TLS_SERVER_NAMES),
           clientCertTtlSeconds: Math.round(e.PALISADE_AGENT_CERT_DAYS * 86_400),
         },

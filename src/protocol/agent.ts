@@ -15,6 +15,8 @@ import {
   RenewRequest,
   RenewResponse,
   ServerMessage,
+  UpgradeRequest,
+  UpgradeResponse,
 } from "./generated/palisade/v1/agent.ts";
 
 export {
@@ -58,6 +60,8 @@ export {
   TelemetryBatch,
   TrapHits,
   Unavailable,
+  UpgradeRequest,
+  UpgradeResponse,
 } from "./generated/palisade/v1/agent.ts";
 
 /** Largest message either side accepts. Telemetry batches are the big ones; a policy is far smaller. */
@@ -101,7 +105,7 @@ const deserialize =
     c.decode(b);
 
 /**
- * palisade.v1.AgentService with its methods named as in the .proto (Enroll, Connect, Renew): the
+ * palisade.v1.AgentService with its methods named as in the .proto (Enroll, Connect, Renew, Upgrade): the
  * generated paths and codecs, the tolerant serializers above.
  */
 export const agentServiceDefinition = {
@@ -129,6 +133,14 @@ export const agentServiceDefinition = {
     responseSerialize: serialize(RenewResponse),
     responseDeserialize: deserialize(RenewResponse),
   },
+  Upgrade: {
+    ...AgentServiceService.upgrade,
+    originalName: "upgrade",
+    requestSerialize: serialize(UpgradeRequest),
+    requestDeserialize: deserialize(UpgradeRequest),
+    responseSerialize: serialize(UpgradeResponse),
+    responseDeserialize: deserialize(UpgradeResponse),
+  },
 } satisfies grpc.ServiceDefinition;
 
 export interface AgentServiceClient extends grpc.Client {
@@ -144,6 +156,12 @@ export interface AgentServiceClient extends grpc.Client {
     md: grpc.Metadata,
     opts: Partial<grpc.CallOptions>,
     cb: (e: grpc.ServiceError | null, r?: RenewResponse) => void,
+  ): grpc.ClientUnaryCall;
+  Upgrade(
+    req: UpgradeRequest,
+    md: grpc.Metadata,
+    opts: Partial<grpc.CallOptions>,
+    cb: (e: grpc.ServiceError | null, r?: UpgradeResponse) => void,
   ): grpc.ClientUnaryCall;
 }
 
@@ -164,4 +182,5 @@ export interface AgentServiceHandlers extends grpc.UntypedServiceImplementation 
   Enroll: grpc.handleUnaryCall<EnrollRequest, EnrollResponse>;
   Connect: grpc.handleBidiStreamingCall<AgentMessage, ServerMessage>;
   Renew: grpc.handleUnaryCall<RenewRequest, RenewResponse>;
+  Upgrade: grpc.handleUnaryCall<UpgradeRequest, UpgradeResponse>;
 }

@@ -17,6 +17,10 @@ export type AgentErrorCode =
   | "invalid_csr"
   | "wrong_listener"
   | "rate_limited"
+  | "upgrade_secret_invalid"
+  | "upgrade_secret_used"
+  | "upgrade_secret_expired"
+  | "csr_wrong_host"
   | "internal";
 
 const STATUS: Record<AgentErrorCode, grpc.status> = {
@@ -34,6 +38,10 @@ const STATUS: Record<AgentErrorCode, grpc.status> = {
   invalid_csr: grpc.status.INVALID_ARGUMENT,
   wrong_listener: grpc.status.FAILED_PRECONDITION,
   rate_limited: grpc.status.RESOURCE_EXHAUSTED,
+  upgrade_secret_invalid: grpc.status.UNAUTHENTICATED,
+  upgrade_secret_used: grpc.status.UNAUTHENTICATED,
+  upgrade_secret_expired: grpc.status.UNAUTHENTICATED,
+  csr_wrong_host: grpc.status.PERMISSION_DENIED,
   internal: grpc.status.INTERNAL,
 };
 

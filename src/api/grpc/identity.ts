@@ -9,6 +9,7 @@ import type { PeerCertificate } from "node:tls";
 import { hostIdOfSubjectAltName } from "../../protocol/pin.ts";
 import { hashSecret } from "../auth.ts";
 import type { Db } from "../db/client.ts";
+import type { Log } from "../log.ts";
 import { AgentRpcError } from "./errors.ts";
 
 export interface AgentIdentity {
@@ -62,6 +63,7 @@ export async function authenticatePeer(
   db: Db,
   peer: PeerCertificate | undefined,
   metadata: grpc.Metadata,
+  log?: Log,
 ): Promise<PeerIdentity> {
   const hostId = hostIdOfSubjectAltName(peer?.subjectaltname);
   if (!hostId || !peer?.serialNumber)
@@ -71,7 +73,7 @@ export async function authenticatePeer(
     );
   const host = await db.host.findUnique({
     where: { id: hostId },
-    select: { id: true, name: true, disabled: true, certSerial: true, certSerialPrev: true },
+    select: { id: true, name: true, disabled: true, certSerial: true, certSerialPrev: true, credentialHash: true },
   });
   if (!host)
     throw new AgentRpcError(
@@ -91,10 +93,19 @@ export async function authenticatePeer(
       `certificate ${serial} of host "${host.name}" is not the one on record (a renewal replaced it, or it is a copy); use the agent's current tls.json or enroll again with a new enrollment token`,
     );
   }
-  // The new certificate is in use: the one it replaced is dead from now on.
-  if (presented === "current" && host.certSerialPrev)
-    await db.host.updateMany({ where: { id: host.id, certSerial: host.certSerial }, data: { certSerialPrev: null } });
-  return { ...checkHost(host, metadata), presented, certSerial: serial };
+  const identity: PeerIdentity = { ...checkHost(host, metadata), presented, certSerial: serial };
+  // The new certificate is in use: the one it replaced is dead from now on. So is the
+  // bearer credential (a host upgraded from plaintext, or enrolled with mutual TLS): from
+  // its first certificate connect on, a legacy plaintext port refuses it.
+  if (presented === "current" && (host.certSerialPrev || host.credentialHash)) {
+    await db.host.updateMany({
+      where: { id: host.id, certSerial: host.certSerial },
+      data: { certSerialPrev: null, credentialHash: null },
+    });
+    if (host.credentialHash)
+      log?.info({ hostId: host.id, host: host.name }, "bearer credential retired: the host is on mutual TLS");
+  }
+  return identity;
 }
 
 function checkHost(host: { id: string; name: string; disabled: boolean }, metadata: grpc.Metadata): AgentIdentity {

@@ -6,12 +6,16 @@
 // requires a client certificate from the CA in the TLS handshake and serves Connect and
 // Renew; the enrollment port is TLS without client certificates (an agent has none yet)
 // and serves Enroll only. In plaintext mode (a lab) one port serves Enroll and Connect.
+// In transition (mutual TLS plus `legacyAddress`) a third, plaintext listener serves the
+// hosts enrolled before mutual TLS: Connect with their bearer credential, and Upgrade, which
+// trades that credential for a certificate in place (upgrade.ts).
 import * as grpc from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import type { BackgroundService } from "../background-service.ts";
 import { AgentBus } from "../host-bus.ts";
 import type { AgentContext } from "./context.ts";
 import { enrollAgent } from "./enroll.ts";
+import { upgradeAgent } from "./upgrade.ts";
 import { toStatus } from "./errors.ts";
 import { authenticateAgent, authenticatePeer, normaliseSerial } from "./identity.ts";
 import { recordAudit } from "../audit.ts";
@@ -25,6 +29,8 @@ import {
   type EnrollResponse,
   type RenewRequest,
   type RenewResponse,
+  type UpgradeRequest,
+  type UpgradeResponse,
 } from "../../protocol/agent.ts";
 import { AgentSession, type AgentCall } from "./session.ts";
 
@@ -50,12 +56,19 @@ export interface AgentServerTls {
    * certificate can make the CA sign. Default RENEWS_PER_HOUR.
    */
   renewsPerHour?: number;
+  /**
+   * Transition: host:port of a plaintext listener for hosts enrolled before mutual TLS
+   * (Connect with the bearer credential, Upgrade). Absent: none (the default).
+   */
+  legacyAddress?: string;
 }
 
 export interface RunningAgentServer {
   port: number;
   /** The enrollment listener's port (mutual TLS only). */
   enrollPort: number | undefined;
+  /** The legacy plaintext listener's port (transition only). */
+  legacyPort: number | undefined;
   /** Streams open on this replica right now. */
   sessions(): ReadonlySet<AgentSession>;
   stop(): Promise<void>;
@@ -112,8 +125,8 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
   };
   const peer = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null }) =>
     call.getAuthContext()?.sslPeerCertificate;
-  const connect = (call: AgentCall) => {
-    (tls ? authenticatePeer(ctx.db, peer(call), call.metadata) : authenticateAgent(ctx.db, call.metadata))
+  const connectWith = (mutual: boolean) => (call: AgentCall) => {
+    (mutual ? authenticatePeer(ctx.db, peer(call), call.metadata, ctx.log) : authenticateAgent(ctx.db, call.metadata))
       .then((identity) => {
         const session = new AgentSession(ctx, bus, call, identity, (s) => sessions.delete(s));
         sessions.add(session);
@@ -125,6 +138,7 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
         call.emit("error", status);
       });
   };
+  const connect = connectWith(tls !== undefined);
   const renew: grpc.handleUnaryCall<RenewRequest, RenewResponse> = (call, callback) => {
     if (!tls)
       return refuse(
@@ -134,7 +148,7 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
           "this API runs without TLS (PALISADE_GRPC_PLAINTEXT): there is no certificate to renew",
         ),
       );
-    authenticatePeer(ctx.db, peer(call), call.metadata)
+    authenticatePeer(ctx.db, peer(call), call.metadata, ctx.log)
       .then(async (identity) => {
         await countRenewal(ctx, identity.hostId, tls.renewsPerHour ?? RENEWS_PER_HOUR);
         const cert = await tls.ca
@@ -182,6 +196,15 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
       });
   };
   const notHere = (what: string) => new AgentRpcError("wrong_listener", what);
+  const upgradeElsewhere = (callback: grpc.sendUnaryData<UpgradeResponse>) =>
+    refuse(
+      callback,
+      notHere(
+        tls
+          ? "upgrade on the legacy plaintext port (PALISADE_GRPC_LEGACY_PORT) with the bearer credential; this port is already mutual TLS"
+          : "this API runs without TLS (PALISADE_GRPC_PLAINTEXT): there is no certificate to upgrade to",
+      ),
+    );
 
   const handlers: AgentServiceHandlers = tls
     ? {
@@ -189,8 +212,9 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
           refuse(callback, notHere("enroll on the enrollment port (GRPC_ENROLL_PORT), not the agent port")),
         Connect: connect,
         Renew: renew,
+        Upgrade: (_call, callback) => upgradeElsewhere(callback),
       }
-    : { Enroll: enroll, Connect: connect, Renew: renew };
+    : { Enroll: enroll, Connect: connect, Renew: renew, Upgrade: (_call, callback) => upgradeElsewhere(callback) };
   server.addService(agentServiceDefinition, handlers);
 
   let enrollServer: grpc.Server | undefined;
@@ -221,6 +245,7 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
         ),
       Renew: (_call, callback) =>
         refuse(callback, notHere("renew on the agent port (GRPC_PORT) with the current certificate")),
+      Upgrade: (_call, callback) => upgradeElsewhere(callback),
     };
     enrollServer.addService(agentServiceDefinition, enrollHandlers);
     const enrollCreds = grpc.ServerCredentials.createSsl(null, [pair], false);
@@ -233,6 +258,48 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(opts.address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
+
+  let legacyServer: grpc.Server | undefined;
+  let legacyPort: number | undefined;
+  if (tls?.legacyAddress) {
+    const upgradeTls = { ca: tls.ca, clientCertTtlSeconds: tls.clientCertTtlSeconds, agentPort: port };
+    const upgrade: grpc.handleUnaryCall<UpgradeRequest, UpgradeResponse> = (call, callback) => {
+      authenticateAgent(ctx.db, call.metadata)
+        .then((identity) => upgradeAgent(ctx, identity, call.request, upgradeTls))
+        .then((r) => callback(null, r))
+        .catch((err: unknown) => {
+          const status = toStatus(err);
+          if (status.code === grpc.status.INTERNAL) ctx.log.error({ err }, "upgrade failed");
+          else ctx.log.warn({ reason: status.details }, "upgrade refused");
+          callback(status);
+        });
+    };
+    legacyServer = new grpc.Server({
+      "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+      "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+      "grpc.keepalive_time_ms": 20_000,
+      "grpc.keepalive_timeout_ms": 10_000,
+      "grpc.keepalive_permit_without_calls": 1,
+    });
+    legacyServer.addService(agentServiceDefinition, {
+      Enroll: (_call, callback) =>
+        refuse(
+          callback,
+          notHere("new hosts enroll on the enrollment port (GRPC_ENROLL_PORT) with a token that pins the CA"),
+        ),
+      Connect: connectWith(false),
+      Renew: (_call, callback) =>
+        refuse(callback, notHere("renew on the agent port (GRPC_PORT) with the current certificate")),
+      Upgrade: upgrade,
+    } satisfies AgentServiceHandlers);
+    const srv = legacyServer;
+    const legacyAddress = tls.legacyAddress;
+    legacyPort = await new Promise<number>((resolve, reject) =>
+      srv.bindAsync(legacyAddress, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+  }
 
   const sweep = async () => {
     const ids = [...sessions].map((s) => s.id);
@@ -267,6 +334,11 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
       { address: opts.address, port, enrollPort, caFingerprint: tls.ca.fingerprint, serverNames: tls.serverNames },
       "agent gRPC server listening (mutual TLS)",
     );
+  if (legacyPort !== undefined)
+    ctx.log.warn(
+      { address: tls?.legacyAddress, legacyPort },
+      "agent gRPC legacy port listening WITHOUT TLS (PALISADE_GRPC_LEGACY_PORT) for hosts enrolled before mutual TLS: their bearer credentials and rulesets cross the network in clear; upgrade them (POST /v1/hosts/:id/tls-upgrade) and unset it",
+    );
   else
     ctx.log.warn(
       { address: opts.address, port },
@@ -276,6 +348,7 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
   return {
     port,
     enrollPort,
+    legacyPort,
     sessions: () => sessions,
     async stop() {
       clearInterval(timer);
@@ -292,7 +365,10 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
             resolve();
           });
         });
-      await Promise.all([shutdown(server), ...(enrollServer ? [shutdown(enrollServer)] : [])]);
+      await Promise.all([
+        shutdown(server),
+        ...[enrollServer, legacyServer].filter((x) => x !== undefined).map(shutdown),
+      ]);
       await bus.stop();
     },
   };
@@ -311,6 +387,7 @@ export const agentGrpcService: BackgroundService = {
             enrollAddress: `${host}:${t.enrollPort}`,
             serverNames: t.serverNames,
             clientCertTtlSeconds: t.clientCertTtlSeconds,
+            ...(t.legacyPort !== undefined ? { legacyAddress: `${host}:${t.legacyPort}` } : {}),
           }
         : undefined;
     const running = await startAgentServer(

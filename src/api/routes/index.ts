@@ -12,6 +12,7 @@ import { deploymentRoutes } from "./deployments.ts";
 import { enrollmentTokenRoutes } from "./enrollment-tokens.ts";
 import { healthRoutes } from "./health.ts";
 import { hostRoutes } from "./hosts.ts";
+import { tlsUpgradeRoutes } from "./tls-upgrade.ts";
 import { logRoutes } from "./logs.ts";
 import { quotaRoutes } from "./quotas.ts";
 import { rulesetRoutes } from "./rulesets.ts";
@@ -30,6 +31,7 @@ export const routes: [prefix: string, plugin: FastifyPluginAsyncZod][] = [
   ["/v1/audit", auditRoutes],
   ["/v1/hosts", hostRoutes],
   ["/v1/hosts", dynamicSetRoutes],
+  ["/v1/hosts", tlsUpgradeRoutes],
   ["/v1/enrollment-tokens", enrollmentTokenRoutes],
   ["/v1/deployments", deploymentRoutes],
   ["/v1/accounting", accountingRoutes],

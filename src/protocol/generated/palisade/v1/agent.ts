@@ -126,6 +126,20 @@ export interface RenewResponse {
   certificate: string;
 }
 
+export interface UpgradeRequest {
+  /** The upgrade secret without its CA pin (the agent keeps the pin to check the answer). */
+  secret: string;
+  /** PEM PKCS#10 request for the agent's new key; its names may only name this host. */
+  csr: string;
+}
+
+export interface UpgradeResponse {
+  certificate: string;
+  caCertificate: string;
+  /** The mutual TLS agent port (GRPC_PORT) of this API; the host is the agent's --server host. */
+  agentPort: number;
+}
+
 /** What the host's kernel and tools can do, detected by the engine's driver. */
 export interface Capabilities {
   nftVersion: string;
@@ -825,6 +839,152 @@ export const RenewResponse: MessageFns<RenewResponse> = {
   fromPartial<I extends Exact<DeepPartial<RenewResponse>, I>>(object: I): RenewResponse {
     const message = createBaseRenewResponse();
     message.certificate = object.certificate ?? "";
+    return message;
+  },
+};
+
+function createBaseUpgradeRequest(): UpgradeRequest {
+  return { secret: "", csr: "" };
+}
+
+export const UpgradeRequest: MessageFns<UpgradeRequest> = {
+  encode(message: UpgradeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.secret !== "") {
+      writer.uint32(10).string(message.secret);
+    }
+    if (message.csr !== "") {
+      writer.uint32(18).string(message.csr);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpgradeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpgradeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.secret = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.csr = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UpgradeRequest>, I>>(base?: I): UpgradeRequest {
+    return UpgradeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpgradeRequest>, I>>(object: I): UpgradeRequest {
+    const message = createBaseUpgradeRequest();
+    message.secret = object.secret ?? "";
+    message.csr = object.csr ?? "";
+    return message;
+  },
+};
+
+function createBaseUpgradeResponse(): UpgradeResponse {
+  return { certificate: "", caCertificate: "", agentPort: 0 };
+}
+
+export const UpgradeResponse: MessageFns<UpgradeResponse> = {
+  encode(message: UpgradeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.certificate !== "") {
+      writer.uint32(10).string(message.certificate);
+    }
+    if (message.caCertificate !== "") {
+      writer.uint32(18).string(message.caCertificate);
+    }
+    if (message.agentPort !== 0) {
+      writer.uint32(24).uint32(message.agentPort);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpgradeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpgradeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.certificate = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.caCertificate = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.agentPort = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<UpgradeResponse>, I>>(base?: I): UpgradeResponse {
+    return UpgradeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpgradeResponse>, I>>(object: I): UpgradeResponse {
+    const message = createBaseUpgradeResponse();
+    message.certificate = object.certificate ?? "";
+    message.caCertificate = object.caCertificate ?? "";
+    message.agentPort = object.agentPort ?? 0;
     return message;
   },
 };
@@ -4285,6 +4445,20 @@ export const AgentServiceService = {
     responseSerialize: (value: RenewResponse): Buffer => Buffer.from(RenewResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RenewResponse => RenewResponse.decode(value),
   },
+  /**
+   * Legacy plaintext port only: a host enrolled over plaintext trades its bearer credential
+   * (metadata) and a single-use upgrade secret for a client certificate, keeping its host id
+   * (docs/security.md, "Upgrading a host enrolled over plaintext").
+   */
+  upgrade: {
+    path: "/palisade.v1.AgentService/Upgrade" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UpgradeRequest): Buffer => Buffer.from(UpgradeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UpgradeRequest => UpgradeRequest.decode(value),
+    responseSerialize: (value: UpgradeResponse): Buffer => Buffer.from(UpgradeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UpgradeResponse => UpgradeResponse.decode(value),
+  },
 } as const;
 
 export interface AgentServiceServer extends UntypedServiceImplementation {
@@ -4295,6 +4469,12 @@ export interface AgentServiceServer extends UntypedServiceImplementation {
    * call was made with (docs/security.md, "Renewal").
    */
   renew: handleUnaryCall<RenewRequest, RenewResponse>;
+  /**
+   * Legacy plaintext port only: a host enrolled over plaintext trades its bearer credential
+   * (metadata) and a single-use upgrade secret for a client certificate, keeping its host id
+   * (docs/security.md, "Upgrading a host enrolled over plaintext").
+   */
+  upgrade: handleUnaryCall<UpgradeRequest, UpgradeResponse>;
 }
 
 export interface AgentServiceClient extends Client {
@@ -4334,6 +4514,26 @@ export interface AgentServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RenewResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Legacy plaintext port only: a host enrolled over plaintext trades its bearer credential
+   * (metadata) and a single-use upgrade secret for a client certificate, keeping its host id
+   * (docs/security.md, "Upgrading a host enrolled over plaintext").
+   */
+  upgrade(
+    request: UpgradeRequest,
+    callback: (error: ServiceError | null, response: UpgradeResponse) => void,
+  ): ClientUnaryCall;
+  upgrade(
+    request: UpgradeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpgradeResponse) => void,
+  ): ClientUnaryCall;
+  upgrade(
+    request: UpgradeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpgradeResponse) => void,
   ): ClientUnaryCall;
 }
 
