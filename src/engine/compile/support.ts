@@ -431,7 +431,7 @@ export const FEATURES = {
   "match.lscan": {
     label: "lscan --stealth",
     nftables: yes(
-      "ct state { invalid, untracked } with TCP flags other than a SYN, a RST or a RST-ACK (xt_lscan's test for a packet without a conntrack entry)",
+      "ct state invalid,untracked with TCP flags other than a SYN, a RST or a RST-ACK (xt_lscan's test for a packet without a conntrack entry)",
     ),
     iptables: yes("-m lscan", addon("xt_lscan")),
   },

@@ -53,8 +53,8 @@ test("a name resolving to several addresses: one rule per family naming all of t
   assert.deepEqual(
     inputOf(r.text).map((l) => l.replace(/ comment .*/, "")),
     [
-      "add rule inet palisade in ip saddr { 192.0.2.1, 192.0.2.2 } tcp sport 50051 ct state { established, related } accept",
-      "add rule inet palisade in ip6 saddr 2001:db8::1 tcp sport 50051 ct state { established, related } accept",
+      "add rule inet palisade in ip saddr { 192.0.2.1, 192.0.2.2 } tcp sport 50051 ct state established,related accept",
+      "add rule inet palisade in ip6 saddr 2001:db8::1 tcp sport 50051 ct state established,related accept",
     ],
   );
 });

@@ -64,7 +64,7 @@ test("failsafe: first rule of every base chain the agent's traffic crosses; exac
   // that merely claims source port 50051.
   assert.equal(
     rules(byPorts, "input")[0],
-    `add rule inet palisade input tcp sport 50051 ct state { established, related } accept comment "palisade failsafe: keep the agent's API connection open"`,
+    `add rule inet palisade input tcp sport 50051 ct state established,related accept comment "palisade failsafe: keep the agent's API connection open"`,
   );
   assert.match(rules(byPorts, "output")[0]!, /tcp dport 50051 accept/);
   // Raw chains run before conntrack: the port is all there is.
@@ -74,7 +74,7 @@ test("failsafe: first rule of every base chain the agent's traffic crosses; exac
   const exact = render(doc, { failsafe: { apiAddresses: ["192.0.2.7"], apiPort: 443 } });
   assert.match(
     rules(exact, "input")[0]!,
-    /^add rule inet palisade input ip saddr 192\.0\.2\.7 tcp sport 443 ct state \{ established, related \} accept /,
+    /^add rule inet palisade input ip saddr 192\.0\.2\.7 tcp sport 443 ct state established,related accept /,
   );
   assert.match(
     rules(exact, "output")[0]!,

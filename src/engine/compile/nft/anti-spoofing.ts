@@ -101,7 +101,7 @@ export function antiSpoofingCache(iif: string): { head: Body[]; tail: Body[] } {
     ],
     tail: [
       {
-        body: `ct state { new, established } ct direction original ct label set ${VERIFIED_LABEL.original}`,
+        body: `ct state new,established ct direction original ct label set ${VERIFIED_LABEL.original}`,
         comment: c(`checks passed on ${iif}: later packets of this direction skip them`),
       },
       {

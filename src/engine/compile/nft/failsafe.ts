@@ -19,7 +19,7 @@ export function failsafeRules(
   if (!m) return [];
   const tail = [
     `tcp ${m.inbound ? "sport" : "dport"} ${valueOrSet(m.ports.map(String))}`,
-    ...(m.replyOnly ? ["ct state { established, related }"] : []),
+    ...(m.replyOnly ? ["ct state established,related"] : []),
     "accept",
   ].join(" ");
   if (!m.addresses) return [tail];

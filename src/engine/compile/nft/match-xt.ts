@@ -9,7 +9,7 @@
 //     IPv6: `ip6 length` (the payload length) on packets whose next header is not an
 //     extension header; a packet with extension headers never matches (nft cannot follow a
 //     chain of them to the transport header's offset).
-//   lscan --stealth -> `ct state { invalid, untracked }` and TCP flags other than SYN,
+//   lscan --stealth -> `ct state invalid,untracked` and TCP flags other than SYN,
 //     RST, RST-ACK (xt_lscan's lscan_mt_stealth, for a packet without a conntrack entry).
 //   lscan --synscan/--cnscan/--grscan -> the connection's stages in conntrack labels (lscan.ts).
 //   dhcpmac -> the BOOTP chaddr field, 28 bytes into the UDP payload (`@th,288,BITS`), the
@@ -108,7 +108,7 @@ export function xtParts(
     // (those are what a closed port's replies and new connections look like).
     if (xt.lscan.includes("stealth"))
       tests.push(
-        "ct state { invalid, untracked } tcp flags & (fin | syn | rst | ack) != { syn, rst | ack } tcp flags & (fin | syn | rst) != rst",
+        "ct state invalid,untracked tcp flags & (fin | syn | rst | ack) != { syn, rst | ack } tcp flags & (fin | syn | rst) != rst",
       );
     // The connection kinds read the stages lscan.ts records (the caller declares the tracker).
     for (const k of xt.lscan) if (isLscanKind(k)) tests.push(lscanTest(k));

@@ -10,7 +10,7 @@ import { parsePrefix } from "../../net/address.ts";
 import { ifname } from "../../nft/index.ts";
 import { PROTOCOL_NUMBERS, isNegated, parseRate, unwrap, type Match, type Negatable } from "../../policy/index.ts";
 import { FAMS, type Ctx, type Fam } from "./context.ts";
-import { setFamily, valueOrSet } from "./sets.ts";
+import { ctStateFlags, setFamily, valueOrSet } from "./sets.ts";
 import {
   connlimitPart,
   hitcountCheck,
@@ -212,7 +212,7 @@ export function compileMatch(
 
   if (m.ctState !== undefined) {
     const { value, negated } = unwrap(m.ctState);
-    parts.push(`ct state ${neg(negated)}${valueOrSet([...value])}`);
+    parts.push(`ct state ${negated ? `!= ${valueOrSet([...value])}` : ctStateFlags([...value])}`);
   }
   if (m.tcpFlags !== undefined) {
     const { value, negated } = unwrap(m.tcpFlags);

@@ -15,6 +15,17 @@ export function valueOrSet(values: string[]): string {
   return values.length === 1 ? values[0]! : `{ ${values.join(", ")} }`;
 }
 
+/**
+ * A conntrack state list as nft's flag form (`ct state established,related`): one bitwise
+ * test, where the set form (`ct state { established, related }`) makes nft 1.0 emit an
+ * anonymous set and a lookup per packet. Equivalent because a packet has exactly one state
+ * bit. Only for a list that is not negated: nft 1.0.6 compiles `ct state != a,b` to a
+ * compare with the OR of the bits (measured), which no packet's state equals.
+ */
+export function ctStateFlags(states: string[]): string {
+  return states.join(",");
+}
+
 /** The address family a named set's elements belong to (undefined: not an address set). */
 export function setFamily(def: SetDef | undefined): Fam | undefined {
   if (def?.type === "ipv4_addr") return "ipv4";
