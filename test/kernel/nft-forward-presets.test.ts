@@ -129,3 +129,49 @@ test("established connections: SYN+FIN dropped, a trap port still trapped, other
   await hping(40080, 8080, ["-A"], 2);
   assert.equal(await count("to 8080"), 3);
 });
+
+// The fast path (src/engine/compile/nft/forward-fast-path.ts): when the forward chain's rule
+// after the presets' jump accepts ESTABLISHED packets, the skip and the ban check run as one
+// accept rule before the jump. Counted at the server (the router's accepting rule must stay
+// without a counter, or there is no fast path): a source banned mid-connection is still cut off.
+test("fast path: established traffic accepted before the jump; SYN+FIN dropped; a ban still cuts the source off", async () => {
+  const replies = {
+    hook: "forward",
+    policy: "drop",
+    rules: [
+      { comment: "replies", match: { ctState: ["established", "related"] }, action: "accept" },
+      { comment: "published", match: { protocol: "tcp", dport: [445, 8081] }, action: "accept" },
+    ],
+  };
+  await applyPolicy(lab, router, { protections: { bogusPackets: {} }, chains: { forward: replies } } as never);
+  await hold(445, 40445);
+  await hold(8081, 40081);
+  await lab.nft(
+    server,
+    ["-f", "-"],
+    'table inet palisade {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport 8081 counter comment "8081"\n    tcp dport 445 counter comment "445"\n  }\n}\n',
+  );
+  const atServer = async (c: string) => (await ruleCounter(lab, server, "input", c)).packets;
+
+  await applyPolicy(lab, router, {
+    protections: { bogusPackets: {}, portScanTrap: { ports: [445], banSeconds: 60 } },
+    chains: { forward: replies },
+  } as never);
+  const rules = (await lab.nft(router, ["list", "chain", "inet", "palisade", "forward"])).stdout;
+  assert.match(
+    rules,
+    /ct state established ip saddr != @recent_protect_portscan_v4 accept/,
+    "the fast path is in place",
+  );
+
+  await hping(40081, 8081, ["-A"], 3);
+  assert.equal(await atServer("8081"), 3);
+  await hping(40081, 8081, ["-S", "-F"], 3);
+  assert.equal(await atServer("8081"), 3);
+  await hping(40445, 445, ["-A"], 2);
+  assert.equal(await atServer("445"), 0);
+  const banned = (await lab.nft(router, ["list", "set", "inet", "palisade", "recent_protect_portscan_v4"])).stdout;
+  assert.ok(banned.includes(clientIp), banned);
+  await hping(40081, 8081, ["-A"], 2);
+  assert.equal(await atServer("8081"), 3);
+});

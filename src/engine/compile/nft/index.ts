@@ -41,6 +41,7 @@ import {
   placeAntiSpoofing,
   verifiedInterface,
 } from "./anti-spoofing.ts";
+import { forwardFastPath } from "./forward-fast-path.ts";
 
 export type { CompileContext } from "./context.ts";
 export { TABLE as NFT_TABLE } from "./context.ts";
@@ -180,7 +181,8 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
     quotas: [...ctx.quotas.values()],
     sets: [...ctx.sets.values()],
     chains,
-    rules,
+    // An ESTABLISHED packet the forward presets would only pass on is accepted before their jump.
+    rules: forwardFastPath(rules, chains),
   };
   const teeDefs = teeTables(tee, ctx);
   return [main, ...(["ipv4", "ipv6"] as Fam[]).flatMap((f) => (teeDefs.has(f) ? [teeDefs.get(f)!] : []))];
