@@ -40,6 +40,8 @@ export type ErrorCode =
   | "agent_timeout"
   /** Country data refused whole (a bad line, named in the message): nothing stored. */
   | "invalid_geoip_data"
+  /** Country data that would leave countries a deployed version tests with no ranges (allowEmpty overrides). */
+  | "geoip_would_empty"
   /** The country data package is not installed beside the server. */
   | "geoip_package_missing"
   | "internal";

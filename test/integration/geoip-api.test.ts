@@ -63,6 +63,7 @@ describe("geoip data", () => {
         countries: 2,
         intervals: 3,
         changed: ["AU", "FR"],
+        emptiedInUse: [],
         hosts: 1,
         delivered: 0,
         parseMs: 0,

@@ -7,6 +7,7 @@ import { geoip } from "../../engine/index.ts";
 import { recordAudit, type Actor } from "../audit.ts";
 import type { Db } from "../db/client.ts";
 import { hasFeature, hostsLacking } from "../host-selection.ts";
+import { countriesInUse, refuseEmptying } from "./in-use.ts";
 
 /** The agent feature that says it fills country sets (older agents have no geoip sets to fill). */
 export const GEOIP_CAPABILITY = "geoip";
@@ -23,6 +24,15 @@ export interface GeoLoadResult {
   intervals: number;
   /** Countries whose intervals changed (new, changed or gone). */
   changed: string[];
+  /** Countries a version in use tests that this load left with no ranges (only with allowEmpty). */
+  emptiedInUse: string[];
+}
+
+export interface GeoLoadOptions {
+  /** Store even when a country a deployed or deploying version tests would have no ranges. */
+  allowEmpty?: boolean;
+  /** The request part the refusal's details point at (/csv or /package). */
+  path?: string;
 }
 
 export interface CountryCounts {
@@ -45,16 +55,25 @@ export interface GeoDatasetView {
  * Store a parsed data set: every country in it, and countries it no longer has emptied
  * (their sets then hold nothing, so no rule matches a stale range). One transaction under an
  * advisory lock, so two loads are serialised and each change row's base is the row before.
+ * A load that leaves a country a version in use tests with no ranges is refused before
+ * anything is written, unless `allowEmpty` (in-use.ts).
  */
 export async function loadGeoData(
   db: Db,
   actor: Actor,
   parsed: geoip.GeoParsed,
   source: string,
+  opts: GeoLoadOptions = {},
 ): Promise<GeoLoadResult> {
   return db.$transaction(
     async (tx) => {
       await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('geoip'))::text`;
+      const emptiedInUse = refuseEmptying(
+        await countriesInUse(tx),
+        parsed,
+        opts.allowEmpty === true,
+        opts.path ?? "/csv",
+      );
       const meta = await tx.geoipDataset.findUnique({ where: { id: 1 } });
       const revision = (meta?.revision ?? 0n) + 1n;
       const old = new Map(
@@ -109,6 +128,7 @@ export async function loadGeoData(
         ranges: parsed.ranges,
         countries: parsed.countries.size,
         changed,
+        ...(emptiedInUse.length && { allowEmpty: true, emptiedInUse }),
       });
       return {
         revision: Number(revision),
@@ -116,6 +136,7 @@ export async function loadGeoData(
         countries: parsed.countries.size,
         intervals,
         changed,
+        emptiedInUse,
       };
     },
     { timeout: 120_000, maxWait: 30_000 },

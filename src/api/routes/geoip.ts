@@ -1,7 +1,8 @@
 // Country data for the geoip match (docs/geoip.md): load a data set (the operator's CSV or
 // the npm package installed beside the server) and read what is stored. A load is refused
-// whole at its first bad line, nothing stored; a stored load is audited and the agents get
-// element deltas for the countries their policies use, without a new ruleset version.
+// whole at its first bad line, and when it would leave a country that a version in use tests
+// with no ranges (unless allowEmpty), nothing stored; a stored load is audited and the agents
+// get element deltas for the countries their policies use, without a new ruleset version.
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ApiError, errorResponses } from "../errors.ts";
@@ -11,12 +12,23 @@ import { Timestamp, iso } from "../schemas.ts";
 /** A full data set as CSV is ~23 MB (the npm package's two files); room for a larger one. */
 const GEOIP_BODY_LIMIT = 96 * 1024 * 1024;
 
+const AllowEmpty = z
+  .boolean()
+  .optional()
+  .describe(
+    "store even when a country that a deployed or deploying ruleset version tests would have no ranges (else 409 geoip_would_empty)",
+  );
+
 const LoadBody = z.union([
   z.strictObject({
     csv: z.string().min(1).describe("start,end,country lines (IPv4 and IPv6), xt_geoip's build-script layout"),
     source: z.string().max(200).optional().describe("what the file is, for the record (e.g. its name)"),
+    allowEmpty: AllowEmpty,
   }),
-  z.strictObject({ package: z.literal(true).describe("read the npm package installed beside the server") }),
+  z.strictObject({
+    package: z.literal(true).describe("read the npm package installed beside the server"),
+    allowEmpty: AllowEmpty,
+  }),
 ]);
 
 const Dataset = z.object({
@@ -85,6 +97,11 @@ export const geoipRoutes: FastifyPluginAsyncZod = async (app) => {
               countries: z.number().int(),
               intervals: z.number().int().describe("after merging each country's ranges"),
               changed: z.array(z.string()).describe("countries whose intervals changed"),
+              emptiedInUse: z
+                .array(z.string())
+                .describe(
+                  "countries a deployed or deploying version tests that this load left with no ranges (allowEmpty)",
+                ),
               hosts: z.number().int().describe("geoip-capable hosts told about the change"),
               delivered: z.number().int().describe("of those, with an agent stream up now"),
               parseMs: z.number(),
@@ -107,7 +124,15 @@ export const geoipRoutes: FastifyPluginAsyncZod = async (app) => {
         throw new ApiError(422, "invalid_geoip_data", `country data refused, nothing stored: ${parsed.error.message}`, [
           { path: "/csv", code: parsed.error.code, message: parsed.error.message },
         ]);
-      const r = await loadGeoData(app.db, req.actor, parsed.value, source);
+      const r = await loadGeoData(app.db, req.actor, parsed.value, source, {
+        allowEmpty: b.allowEmpty === true,
+        path: "package" in b ? "/package" : "/csv",
+      });
+      if (r.emptiedInUse.length)
+        req.log.warn(
+          { countries: r.emptiedInUse, revision: r.revision },
+          "country data stored with allowEmpty: countries deployed versions test now have no ranges",
+        );
       const storeMs = performance.now() - t0 - parseMs;
       const hosts = r.changed.length ? await geoipHosts(app.db) : [];
       const d = hosts.length

@@ -3,6 +3,8 @@
 //                         IPv6), or without --file the npm package installed beside the
 //                         server. Refused whole at the first bad line (named), nothing stored.
 //                         Agents get element deltas for the countries their policy uses.
+//                         Refused (geoip_would_empty) when it leaves a country a deployed
+//                         version tests with no ranges, unless --allow-empty.
 //   ls [-o ...]           the last load and each country's interval counts
 import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
@@ -18,6 +20,7 @@ interface LoadResult {
   countries: number;
   intervals: number;
   changed: string[];
+  emptiedInUse: string[];
   hosts: number;
   delivered: number;
   parseMs: number;
@@ -51,9 +54,13 @@ export function register(program: Command): void {
         .description(
           "replace the server's country data: a CSV (start,end,country) or, without --file, the npm package installed beside the server",
         )
-        .option("--file <csv>", "start,end,country lines, IPv4 and IPv6 (xt_geoip's build-script layout)"),
+        .option("--file <csv>", "start,end,country lines, IPv4 and IPv6 (xt_geoip's build-script layout)")
+        .option(
+          "--allow-empty",
+          "store even when a country that a deployed or deploying ruleset version tests would have no ranges (its sets are emptied on those hosts)",
+        ),
     ),
-  ).action(async (o: RestOptions & { file?: string; json?: boolean; output?: string }) => {
+  ).action(async (o: RestOptions & { file?: string; allowEmpty?: boolean; json?: boolean; output?: string }) => {
     let body: object;
     if (o.file) {
       const size = (
@@ -70,9 +77,14 @@ export function register(program: Command): void {
       progress("asking the server to load the npm package installed beside it");
       body = { package: true };
     }
+    if (o.allowEmpty) body = { ...body, allowEmpty: true };
     const t0 = Date.now();
     const r = await new Rest(o).request<LoadResult>("POST", "/v1/geoip", body, { timeoutMs: 300_000 });
     const f = formatOf(o);
+    if (r.emptiedInUse.length)
+      progress(
+        `warning: ${r.emptiedInUse.join(", ")} now have no ranges and deployed versions test them (--allow-empty): their sets are empty on those hosts`,
+      );
     if (f === "json" || f === "yaml") return out(data(r, f));
     progress(
       `stored in ${((Date.now() - t0) / 1000).toFixed(1)} s (parse ${Math.round(r.parseMs)} ms, store ${Math.round(r.storeMs)} ms)`,
