@@ -20,6 +20,7 @@ const createCsr = async (...args: Parameters<typeof import("../protocol/pki.ts")
   (await import("../protocol/pki.ts")).createCsr(...args);
 import { checkIssued, clientCredentials, enrollCredentials, fetchPinnedCa, renewalTime, splitHostPort } from "./tls.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
+import { effectiveServer, upgradeToMutualTls } from "./upgrade.ts";
 import {
   AgentServiceClient,
   MAX_MESSAGE_BYTES,
@@ -68,6 +69,8 @@ export interface ClientOptions {
   enrollServer?: string;
   name: string;
   enrollToken?: string;
+  /** A plaintext-enrolled host moves to mutual TLS at start with this (upgrade.ts). */
+  tlsUpgradeSecret?: string;
   state: StateDir;
   log: Logger;
   capabilities: () => Promise<Capabilities>;
@@ -142,6 +145,11 @@ export class AgentClient {
     return this.material !== undefined;
   }
 
+  /** Where the stream goes: --server, or the mutual TLS port an upgrade from it learned. */
+  get server(): string {
+    return effectiveServer(this.o.server, this.material);
+  }
+
   /** The client certificate in use (mutual TLS). */
   get certificate(): string | undefined {
     return this.material?.certPem;
@@ -157,7 +165,7 @@ export class AgentClient {
       : this.o.tls
         ? grpc.credentials.createSsl()
         : grpc.credentials.createInsecure();
-    this.client = new AgentServiceClient(this.o.server, creds, {
+    this.client = new AgentServiceClient(this.server, creds, {
       "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
       "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
       "grpc.keepalive_time_ms": 30_000,
@@ -277,6 +285,7 @@ export class AgentClient {
    * new certificate (moveStream). Failures retry at a tenth of the time left.
    */
   private scheduleRenewal(): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
     if (this.stopped || !this.material) return;
     const { at } = renewalTime(this.material.certPem);
     this.renewTimer = setTimeout(() => void this.renew(), Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1));
@@ -290,7 +299,7 @@ export class AgentClient {
       const csr = await createCsr(createPrivateKey(keyPem), this.credential?.hostName ?? this.o.name);
       // Its own short channel with the current certificate: the stream's channel may still
       // carry an older one (it is rebuilt only between streams).
-      const c = new AgentServiceClient(this.o.server, clientCredentials(m), {});
+      const c = new AgentServiceClient(this.server, clientCredentials(m), {});
       const res = await unary(c, "Renew", { csr }, this.o.deadlineMs ?? 15_000)
         .catch((e) => {
           throw new AgentError(
@@ -346,9 +355,45 @@ export class AgentClient {
     t.unref();
   }
 
+  /**
+   * Move this plaintext-enrolled host to mutual TLS (upgrade.ts), then move the open stream
+   * to the certificate at once, as after a renewal: the firewall is not touched, the Hello
+   * reports the applied version and unacked results and telemetry go again on the new stream.
+   * On failure nothing is stored and the agent stays on its bearer credential.
+   */
+  async upgradeTls(secret: string): Promise<void> {
+    const credential = this.credential ?? (await this.ensureCredential());
+    const up = await upgradeToMutualTls({
+      server: this.o.server,
+      tls: this.o.tls,
+      state: this.o.state,
+      credential,
+      secret,
+      deadlineMs: this.o.deadlineMs ?? 15_000,
+    });
+    this.material = up.material;
+    this.credential = up.credential;
+    this.clientStale = true;
+    this.o.log.info(
+      { hostId: credential.hostId, server: this.server, legacyServer: this.o.server },
+      "upgraded to mutual TLS; moving the stream to the certificate",
+    );
+    this.scheduleRenewal();
+    this.moveStream();
+  }
+
   /** Enroll if needed, then keep a stream open until stop(). */
   async start(): Promise<void> {
-    await this.ensureCredential();
+    const c = await this.ensureCredential();
+    if (this.o.tlsUpgradeSecret) {
+      if (c.channel === "mtls")
+        this.o.log.info("on mutual TLS already: PALISADE_TLS_UPGRADE_SECRET(_FILE) is not needed any more");
+      // A failed upgrade leaves the agent as it was: it runs on its bearer credential.
+      else
+        await this.upgradeTls(this.o.tlsUpgradeSecret).catch((e: unknown) =>
+          this.o.log.error({ err: errorText(e) }, "upgrade to mutual TLS failed; staying on the bearer credential"),
+        );
+    }
     this.scheduleRenewal();
     this.open();
   }

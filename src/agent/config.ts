@@ -55,6 +55,12 @@ export const AgentConfig = z.strictObject({
    * Agents enrolled with a pinned token always use mutual TLS.
    */
   tls: z.boolean().default(false),
+  /**
+   * A plaintext-enrolled host moves to mutual TLS with it (POST /v1/hosts/:id/tls-upgrade).
+   * From PALISADE_TLS_UPGRADE_SECRET or the file PALISADE_TLS_UPGRADE_SECRET_FILE names,
+   * never a flag (argv shows in `ps`).
+   */
+  tlsUpgradeSecret: z.string().min(1).max(700).optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -84,6 +90,28 @@ function bool(v: string | boolean | undefined): boolean | undefined {
   if (/^(1|true|yes|on)$/i.test(v)) return true;
   if (/^(0|false|no|off)$/i.test(v)) return false;
   return v as unknown as boolean; // let zod report it
+}
+
+/** The upgrade secret from the environment or its file; undefined when neither is set. */
+export function tlsUpgradeSecret(env: NodeJS.ProcessEnv): string | undefined {
+  const value = env.PALISADE_TLS_UPGRADE_SECRET || undefined;
+  const file = env.PALISADE_TLS_UPGRADE_SECRET_FILE || undefined;
+  if (value !== undefined && file !== undefined)
+    throw new AgentError(
+      "invalid_config",
+      "set either PALISADE_TLS_UPGRADE_SECRET or PALISADE_TLS_UPGRADE_SECRET_FILE, not both",
+    );
+  if (file === undefined) return value?.trim();
+  try {
+    return readFileSync(file, "utf8").trim() || undefined;
+  } catch (e) {
+    // Once upgraded the secret is spent: a deleted file is not an error then.
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new AgentError(
+      "invalid_config",
+      `PALISADE_TLS_UPGRADE_SECRET_FILE: cannot read ${file}: ${(e as Error).message}`,
+    );
+  }
 }
 
 /** Parse argv (without node and script) and env into a config, or throw AgentError invalid_config. */
@@ -134,6 +162,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
         );
     }
   }
+  const upgrade = tlsUpgradeSecret(env);
+  if (upgrade !== undefined) raw.tlsUpgradeSecret = upgrade;
   if (raw.driftRestore !== undefined) raw.driftRestore = bool(raw.driftRestore as string);
   if (raw.tls !== undefined) raw.tls = bool(raw.tls as string | boolean);
   const r = AgentConfig.safeParse(raw);

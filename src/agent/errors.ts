@@ -22,6 +22,8 @@ export type AgentErrorCode =
   | "tls_missing"
   /** The client certificate could not be renewed. */
   | "renew_failed"
+  /** The move from plaintext to mutual TLS was refused or could not finish; nothing was stored. */
+  | "upgrade_failed"
   /** The telemetry spool could not be written. */
   | "spool_error"
   /** A quota reset names no quota and no growing quota's counter the kernel holds. */

@@ -131,7 +131,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   // resolve) and the live stream's remote address.
   const apiSources = { state, peer: () => client.peer };
   // Ban lists live beside the policy in their own table; the failsafe is the same endpoint.
-  const banKeeper = new BanKeeper(driver, log, () => failsafeContext(config.server, "ban table", log, apiSources));
+  const banKeeper = new BanKeeper(driver, log, () => failsafeContext(client.server, "ban table", log, apiSources));
   banKeeper.onResync = () => client.resync("a ban update failed");
   // Trap hits go to the API when the confirmed policy's trap shares them (trap-share.ts).
   const trapShare = new TrapShareReporter((addresses) => client.send({ trapHits: { addresses } }), log);
@@ -151,7 +151,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       drift,
       outbox,
       log,
-      failsafe: () => failsafeContext(config.server, "policy", log, apiSources),
+      failsafe: () => failsafeContext(client.server, "policy", log, apiSources),
       onConfirmed: (policyJson) => trapShare.configure(policyJson),
     },
     appliedState && { ruleset: appliedState.ruleset, version: appliedState.version, checksum: appliedState.checksum },
@@ -171,6 +171,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     name: config.name,
     ...(config.enrollToken ? { enrollToken: config.enrollToken } : {}),
     ...(config.enrollServer ? { enrollServer: config.enrollServer } : {}),
+    ...(config.tlsUpgradeSecret ? { tlsUpgradeSecret: config.tlsUpgradeSecret } : {}),
     state,
     log,
     capabilities: hostCapabilities(driver, () => [...programs.missing, ...logGroups.unavailable()]),
@@ -233,7 +234,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   }
   collector.start(config.telemetryInterval * 1000);
   driftWatch.start(config.driftInterval);
-  log.info({ server: config.server, name: config.name, netns: config.netns, epoch }, "agent started");
+  log.info({ server: client.server, name: config.name, netns: config.netns, epoch }, "agent started");
 
   return {
     client,

@@ -41,6 +41,12 @@ export const TlsMaterial = z.object({
   keyPem: z.string().min(1),
   certPem: z.string().min(1),
   caPem: z.string().min(1),
+  /**
+   * A host upgraded from plaintext: the mutual TLS agent address the API named (HOST:PORT),
+   * used instead of --server while --server is still `upgradedFrom` (the legacy port).
+   */
+  server: z.string().min(1).optional(),
+  upgradedFrom: z.string().min(1).optional(),
 });
 export type TlsMaterial = z.infer<typeof TlsMaterial>;
 

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { loadConfig } from "../../../src/agent/config.ts";
@@ -48,6 +51,32 @@ describe("agent config", () => {
       e.code === "invalid_config" && /nflog-groups \(PALISADE_NFLOG_GROUPS\) was removed/.test(e.message);
     assert.throws(() => loadConfig(["--server", "a:1", "--state-dir", "/s", "--nflog-groups", "2"], {}), removed);
     assert.throws(() => loadConfig(["--server", "a:1", "--state-dir", "/s"], { PALISADE_NFLOG_GROUPS: "2" }), removed);
+  });
+});
+
+describe("agent TLS upgrade secret", () => {
+  const base = ["--server", "api.example:50051", "--state-dir", "/s", "--name", "edge-1"];
+  it("comes from the environment or its file, never a flag", () => {
+    assert.equal(loadConfig(base, { PALISADE_TLS_UPGRADE_SECRET: " s.ab \n" }).tlsUpgradeSecret, "s.ab");
+    const dir = mkdtempSync(join(tmpdir(), "palisade-upgrade-secret-"));
+    try {
+      writeFileSync(join(dir, "secret"), "palupgrade_x.00\n", { mode: 0o600 });
+      const file = join(dir, "secret");
+      assert.equal(loadConfig(base, { PALISADE_TLS_UPGRADE_SECRET_FILE: file }).tlsUpgradeSecret, "palupgrade_x.00");
+      // Spent and deleted: not an error.
+      assert.equal(
+        loadConfig(base, { PALISADE_TLS_UPGRADE_SECRET_FILE: join(dir, "gone") }).tlsUpgradeSecret,
+        undefined,
+      );
+      assert.throws(
+        () => loadConfig(base, { PALISADE_TLS_UPGRADE_SECRET: "a", PALISADE_TLS_UPGRADE_SECRET_FILE: file }),
+        /either PALISADE_TLS_UPGRADE_SECRET or PALISADE_TLS_UPGRADE_SECRET_FILE/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.throws(() => loadConfig([...base, "--tls-upgrade-secret", "x"], {}), /agent flags/);
+    assert.equal(loadConfig(base, {}).tlsUpgradeSecret, undefined);
   });
 });
 
