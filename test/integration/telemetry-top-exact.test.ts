@@ -271,6 +271,35 @@ describe("fleet top-N and table series are exact", () => {
     assert.equal(stats[0]!.fallback, false);
   });
 
+  test("the per-statement rounds (steps, the bench's baseline) and the full GROUP BY fallback are exact too", async () => {
+    for (const [name, from, to] of RANGES) {
+      for (const dir of ["src", "both"] as const) {
+        for (const limit of [1, 10]) {
+          const want = await rawTop(from, to, "bytes", dir, limit);
+          for (const top of [{ steps: true }, { steps: true, k: 1 }, { maxEntries: 1 }]) {
+            const stats: TopStats[] = [];
+            const got = await topTalkers(
+              db,
+              { table: TABLE },
+              { from, to },
+              "bytes",
+              dir,
+              limit,
+              opts({ top, onTopStats: (s) => stats.push(s) }),
+            );
+            const label = `${name} ${dir} top-${limit} ${JSON.stringify(top)}`;
+            assert.deepEqual(
+              got.items.map((r) => `${r.ip}=${r.value}`),
+              want,
+              label,
+            );
+            assert.equal(stats[0]?.fallback, top.maxEntries === 1, label);
+          }
+        }
+      }
+    }
+  });
+
   test("a table's series from the table totals equals the series from every address's rows", async () => {
     const cases: [Date, Date, "1m" | "1h" | "1d"][] = [
       [new Date(NOW.getTime() - 3 * HOUR), NOW, "1m"],

@@ -27,8 +27,14 @@
 // is at most the src K-th value plus the dst K-th value).
 // This is Fagin's threshold algorithm with batched sorted access; it is fast when a few
 // addresses carry most of the traffic (the usual case), and exact in every case.
+// A round is one SQL statement (roundSql): lists, edge, bounds, pruning and the kept
+// candidates' totals, so it reads one snapshot without a transaction and the thousands of
+// list entries never leave the server (bench/README.md: that was most of a round's time
+// under load). The same round as separate statements with the bounds computed here
+// (`steps: true`) is the previous release's path, kept as the bench's baseline.
 import type { Prisma } from "../db/client.ts";
 import { floorAt, nextAt, type BucketLevel, type Segment } from "./plan.ts";
+import { Params } from "./sql-params.ts";
 
 export type TopBy = "bytes" | "packets";
 export type Direction = "src" | "dst" | "both";
@@ -59,6 +65,8 @@ export interface TopOptions {
   maxEntries?: number;
   /** False sums every candidate, as before the bounds (the bench's baseline). */
   prune?: boolean;
+  /** True runs each round as separate statements in a transaction (the previous release; the bench's baseline). */
+  steps?: boolean;
 }
 
 export interface TopSql {
@@ -68,6 +76,18 @@ export interface TopSql {
   edge: ((k: number) => Promise<{ address: string; v: string }[]>) | null;
   /** Full GROUP BY over the range (the fallback), top `limit` addresses. */
   full: () => Promise<{ address: string; v: string }[]>;
+  /**
+   * The same statements as SQL text for one round in one statement, parameters added to
+   * `p`: the edge's top `k` (a placeholder) rows (address text, v), and the exact totals
+   * (address text, v, the caller's other columns, `ord` = rank) of the addresses in the
+   * inet[] SQL expression `only`.
+   */
+  text: {
+    edge: ((p: Params, k: string) => string) | null;
+    exact: (p: Params, only: string) => string;
+  };
+  /** Runs one statement (without a transaction: one statement reads one snapshot). */
+  run: (sql: string, params: unknown[]) => Promise<Record<string, unknown>[]>;
 }
 
 /**
@@ -120,10 +140,115 @@ async function readLists(
 }
 
 /**
- * Exact top `limit` addresses by the metric over the plan's range, fleet-wide. `sql`
- * supplies the statements that depend on the metric and the plan (queries.ts).
+ * One round as one statement (see the header; the same arithmetic as fleetTopSteps).
+ * Its rows are the kept candidates' exact totals ranked by `ord` (one row with a null
+ * address when none was kept), each carrying the round's T (`bound`), how many lists were
+ * full (`nfull`: none means every list was read to its end), and the stats' counts.
+ */
+export function roundSql(a: {
+  table: string;
+  unattributed: string;
+  lists: { level: ListLevel; bucket: Date; boundOnly: boolean }[];
+  cols: string[];
+  k: number;
+  limit: number;
+  prune: boolean;
+  sql: TopSql["text"];
+}): { sql: string; params: unknown[] } {
+  const p = new Params();
+  const table = p.add(a.table);
+  const un = p.add(a.unattributed);
+  const k = p.add(a.k);
+  const parts: string[] = [];
+  for (const level of ["hour", "day", "month"] as const) {
+    const ls = a.lists.filter((l) => l.level === level);
+    if (ls.length === 0) continue;
+    const b = p.add(ls.map((l) => l.bucket));
+    // An hour that only bounds minute segments is not the range's traffic.
+    const traffic = p.add(ls.map((l) => !l.boundOnly));
+    for (const c of a.cols) {
+      parts.push(
+        `SELECT '${level}|${c}|' || l.i AS list, x.address::text AS address, x.v::numeric AS v, l.traffic
+         FROM unnest(${b}::timestamptz[], ${traffic}::boolean[]) WITH ORDINALITY AS l(b, traffic, i) CROSS JOIN LATERAL (
+           SELECT address, ${c} AS v FROM ${FLEET[level]}
+           WHERE table_name = ${table} AND bucket = l.b AND address <> ${un}::inet ORDER BY ${c} DESC LIMIT ${k}) x`,
+      );
+    }
+  }
+  if (a.sql.edge) parts.push(`SELECT 'edge', ed.address, ed.v::numeric, true FROM (${a.sql.edge(p, k)}) ed`);
+  if (parts.length === 0)
+    parts.push(
+      `SELECT NULL::text AS list, NULL::text AS address, NULL::numeric AS v, NULL::boolean AS traffic WHERE false`,
+    );
+  const limit = a.limit;
+  const nth = p.add(limit - 1);
+  const prune = p.add(a.prune);
+  const exact = a.sql.exact(p, `(SELECT array_agg(address::inet) FROM keep)::inet[]`);
+  const sql = `WITH e AS (${parts.join("\nUNION ALL\n")}),
+kth AS (SELECT list, min(v) AS mn FROM e GROUP BY list HAVING count(*) >= ${k}),
+t AS (SELECT coalesce(sum(mn), 0) AS bound, count(*) AS nfull FROM kth),
+c AS (
+  SELECT e.address, sum(CASE WHEN e.traffic THEN e.v ELSE 0 END) AS lo,
+         (SELECT bound FROM t) + sum(e.v - coalesce(kth.mn, 0)) AS hi
+  FROM e LEFT JOIN kth USING (list) GROUP BY e.address),
+keep AS (
+  SELECT address FROM c
+  WHERE NOT ${prune}::boolean OR hi >= coalesce((SELECT lo FROM c ORDER BY lo DESC OFFSET ${nth}::int LIMIT 1), 0)),
+x AS (${exact})
+SELECT t.bound::text AS bound, t.nfull::int AS nfull, (SELECT count(*) FROM c)::int AS candidates,
+       (SELECT count(*) FROM keep)::int AS summed, x.*
+FROM t LEFT JOIN x ON true ORDER BY x.ord`;
+  return { sql, params: p.values };
+}
+
+/**
+ * Exact top `limit` addresses by the metric over the plan's range, fleet-wide: rounds of
+ * one statement each (roundSql), K growing 4x until one proves its answer, then the full
+ * GROUP BY. `sql` supplies what depends on the metric and the plan (queries.ts).
  */
 export async function fleetTop(
+  args: {
+    table: string;
+    unattributed: string;
+    segments: Segment[];
+    by: TopBy;
+    direction: Direction;
+    limit: number;
+    sql: TopSql;
+  },
+  o: TopOptions = {},
+): Promise<{ rows: { address: string; v: string }[]; stats: TopStats }> {
+  const { table, unattributed, segments, by, direction, limit, sql } = args;
+  const lists = listBuckets(segments);
+  const cols = direction === "both" ? [`src_${by}`, `dst_${by}`] : [`${direction}_${by}`];
+  const nLists = lists.length * cols.length + (sql.edge ? 1 : 0);
+  const maxEntries = o.maxEntries ?? 200_000;
+  let k = Math.max(o.k ?? 4 * limit, 1);
+  const stats: TopStats = { rounds: 0, k, lists: nLists, candidates: 0, summed: 0, fallback: false };
+  while (k * Math.max(nLists, 1) <= maxEntries) {
+    stats.rounds++;
+    stats.k = k;
+    const round = roundSql({ table, unattributed, lists, cols, k, limit, prune: o.prune !== false, sql: sql.text });
+    const out = await sql.run(round.sql, round.params);
+    const head = out[0] as { bound: string; nfull: number; candidates: number; summed: number };
+    stats.candidates = head.candidates;
+    stats.summed = head.summed;
+    const rows = out.filter((r) => r.address !== null) as { address: string; v: string }[];
+    // Exact when every list was read to its end (every address with traffic is a
+    // candidate), or when the N-th candidate is strictly above what an unseen one can have.
+    if (head.nfull === 0) return { rows, stats };
+    if (rows.length >= limit && BigInt(rows[limit - 1]!.v) > BigInt(head.bound)) return { rows, stats };
+    k *= 4;
+  }
+  stats.fallback = true;
+  return { rows: await sql.full(), stats };
+}
+
+/**
+ * The previous release's rounds: separate statements in one REPEATABLE READ transaction
+ * (`tx`), the bounds computed here. Kept as the bench's baseline (`steps: true`).
+ */
+export async function fleetTopSteps(
   tx: Prisma.TransactionClient,
   args: {
     table: string;
