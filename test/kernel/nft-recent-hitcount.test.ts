@@ -182,3 +182,45 @@ test("check-then-stamp (Freifunk's sshd list: --update --hitcount 3 -j DROP, the
   );
   assert.equal(nft.received, xt.received);
 });
+
+test("a list checked twice, counted where it is stamped (hit count 3 in 2 s with DROP, then 200 in 600 s): the stamps the first rule drops count for the second, on both", async () => {
+  // semantics-home-router's forward-protect list, scaled down: xt_recent counts every stamp
+  // of the list, also those of packets the first check drops, so the second check (a count
+  // above the old bound of 128) matches a source that sent 200 within its window even though
+  // only a few of them got past the first rule.
+  const xtPair = await lab.pair();
+  const nftPair = await lab.pair();
+  const lines = [
+    `-A INPUT -p tcp -m tcp --dport ${CLOSED} -m recent --set --name fp --rsource`,
+    `-A INPUT -p tcp -m tcp --dport ${CLOSED} -m recent --rcheck --seconds 2 --hitcount 3 --name fp --rsource -j DROP`,
+    `-A INPUT -p tcp -m tcp --dport ${CLOSED} -m recent --rcheck --seconds 600 --hitcount 200 --name fp --rsource -j DROP`,
+  ];
+  const save = ["*filter", ...lines, "COMMIT", ""].join("\n");
+  await lab.exec(xtPair.server, ["iptables-restore"], { input: save });
+  const imported = importPolicy("iptables-save", save);
+  assert.deepEqual(imported.errors, []);
+  const v = validatePolicy(imported.policy, { target: "nftables" });
+  assert.ok(v.ok, JSON.stringify(v.errors));
+  const text = await applyPolicy(lab, nftPair.server, v.policy as never);
+  assert.match(text, /update @recent_fp_v4 \{ ip saddr \} jump recent_fp_stamp_v4/);
+  const short = "recent_fp_hc3_2s_v4_blocked";
+  // A burst of 198 SYNs (0.2 s): the first 2 are answered, the first check drops the rest.
+  const burst = { count: 198, intervalUs: 1000 };
+  const xt1 = await lab.tcpFlags(xtPair.client, xtPair.link.b.ip4, CLOSED, "S", burst);
+  const nft1 = await lab.tcpFlags(nftPair.client, nftPair.link.b.ip4, CLOSED, "S", burst);
+  assert.equal(xt1.sent, 198);
+  assert.equal(nft1.sent, 198);
+  assert.equal(xt1.received, 2, "xt_recent: the 3rd SYN within 2 s is dropped, and all after it");
+  assert.equal(nft1.received, xt1.received);
+  // The first check's block ends after 2 s of silence (nftables; xt_recent's burst ended earlier).
+  for (let i = 0; i < 60 && (await blockedElements(nftPair.server, short)) > 0; i++) await sleep(100);
+  assert.equal(await blockedElements(nftPair.server, short), 0, "the 2 s block ended");
+  await sleep(300);
+  // Two more SYNs: the first is the 199th stamp (answered), the second the 200th, which the
+  // second check drops. Counted at that check, nftables would have seen 4 and answered both.
+  const probe = { count: 2, intervalUs: 100_000 };
+  const xt2 = await lab.tcpFlags(xtPair.client, xtPair.link.b.ip4, CLOSED, "S", probe);
+  const nft2 = await lab.tcpFlags(nftPair.client, nftPair.link.b.ip4, CLOSED, "S", probe);
+  assert.equal(xt2.received, 1, "xt_recent: 200 stamps within 600 s, the 200th SYN is dropped");
+  assert.equal(nft2.received, xt2.received);
+});

@@ -226,7 +226,9 @@ export const FEATURES = {
   },
   "match.recentHitcount": {
     label: "recent --hitcount",
-    nftables: yes("a counting chain of slot sets and a blocked set (exact within the window)"),
+    nftables: yes(
+      "a counting chain of slot sets and a blocked set, up to 1024 (a list only set and rcheck'd is counted at its set rules)",
+    ),
     // How large a hit count may be depends on the host's kernel: see hitcount.ts.
     iptables: yes("-m recent --hitcount (up to what the host's xt_recent accepts)"),
   },

@@ -44,8 +44,13 @@ export function rstFlood(p: NonNullable<Protections["rstFlood"]>): PresetOutput 
 
 const UNIT_SECONDS = { second: 1, minute: 60, hour: 3600, day: 86400 } as const;
 
-/** The most new connections per window the exact (hit-counting) SYN-flood preset allows. */
-export const SYN_FLOOD_MAX_EXACT = NFT_MAX_HITCOUNT - 1;
+/**
+ * The most new connections per window the exact (hit-counting) SYN-flood preset allows. The
+ * preset counts every new connection of every source, so it keeps the smaller bound the
+ * construction had (127 + 1 slots); a larger rate takes a burst (token bucket). Hit counts in
+ * rules go up to NFT_MAX_HITCOUNT.
+ */
+export const SYN_FLOOD_MAX_EXACT = Math.min(127, NFT_MAX_HITCOUNT - 1);
 
 /**
  * Without `burst`: exactly the seed's `recent --set` + `recent --update --seconds S --hitcount N+1`

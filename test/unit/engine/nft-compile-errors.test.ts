@@ -308,7 +308,7 @@ test("a user counter may not take the name shape of a growing quota's counter", 
   );
 });
 
-test("recent hitcount: bounded on nftables (H <= 128, seconds given and <= a week, no limit/meter/quota beside it)", () => {
+test("recent hitcount: bounded on nftables (H <= 1024, seconds given and <= a week, no limit/meter/quota beside it)", () => {
   // The counting idiom (set rule with the same matches first): only the bounds are at issue here.
   const hc = (recent: Record<string, unknown>, more: Record<string, unknown> = {}) =>
     input(
@@ -324,10 +324,20 @@ test("recent hitcount: bounded on nftables (H <= 128, seconds given and <= a wee
     assert.equal(errs[0]!.code, "unsupported_on_target");
     return errs[0]!;
   };
-  assert.ok(renderNft(Policy.parse(hc({ seconds: 1, hitcount: 128 }))).ok);
-  const big = one(hc({ seconds: 1, hitcount: 129 }));
+  assert.ok(renderNft(Policy.parse(hc({ seconds: 1, hitcount: 1024 }))).ok);
+  const big = one(hc({ seconds: 1, hitcount: 1025 }));
   assert.equal(big.path, "/chains/input/rules/1/match/recent/hitcount");
-  assert.match(big.message, /at most 128/);
+  assert.match(big.message, /at most 1024/);
+  // A larger count tracks fewer sources: 2^23 slot elements per counter and family.
+  const sizes = (text: string) => [
+    ...new Set([...text.matchAll(/recent_syn_\S* \{[^}]*size (\d+)/g)].map((m) => m[1])),
+  ];
+  const r128 = renderNft(Policy.parse(hc({ seconds: 1, hitcount: 128 })));
+  assert.ok(r128.ok);
+  assert.deepEqual(sizes(r128.text), ["65536"]);
+  const r1024 = renderNft(Policy.parse(hc({ seconds: 1, hitcount: 1024 })));
+  assert.ok(r1024.ok);
+  assert.deepEqual(sizes(r1024.text), ["8192"]);
   assert.equal(one(hc({ hitcount: 5 })).path, "/chains/input/rules/1/match/recent/seconds");
   assert.equal(one(hc({ seconds: 8 * 86400, hitcount: 5 })).path, "/chains/input/rules/1/match/recent/seconds");
   assert.match(one(hc({ seconds: 1, hitcount: 5 }, { limit: { rate: "5/second" } })).message, /limit, meter or quota/);
@@ -410,9 +420,10 @@ test("recent hitcount on nftables: only the counting idiom (the list's set rules
     1,
   );
   assert.ok(renderNft(Policy.parse(inp([set, count]))).ok);
-  // A rule between the set rule and the counted one that may stop packets (another counted rule
-  // of the list that drops, as a real dump has with windows 770 s and 17123 s; or a jump): the
-  // stamps of the packets it stops would be missing from this rule's count. A counter between is fine.
+  // A list that is only stamped (`set`) and checked (`rcheck`) is counted where it is stamped, so a
+  // rule between that stops packets (another counted rule of the list that drops, as a real dump
+  // has with 42 hits in 770 s, then 348 in 17123 s) does not hide their stamps: accepted. The set
+  // rule jumps to a chain that counts in both counters; the checks only test the blocked sets.
   const shortCount = {
     match: { ...count.match, recent: { name: "l", mode: "rcheck", seconds: 1, hitcount: 2 } },
     action: "drop",
@@ -421,13 +432,27 @@ test("recent hitcount on nftables: only the counting idiom (the list's set rules
     ...count,
     match: { ...count.match, recent: { ...count.match.recent, mode: "rcheck", seconds: 60 } },
   };
-  const between = errorsOf(inp([set, shortCount, longCount]));
+  const both = renderNft(Policy.parse(inp([set, shortCount, longCount])));
+  assert.ok(both.ok, JSON.stringify(!both.ok && both.errors));
+  assert.match(both.text, /tcp dport 22 update @recent_l_v4 \{ ip saddr \} jump recent_l_stamp_v4/);
+  assert.match(both.text, /rule inet palisade recent_l_stamp_v4 jump recent_l_hc2_1s_v4/);
+  assert.match(both.text, /rule inet palisade recent_l_stamp_v4 jump recent_l_hc3_60s_v4/);
+  assert.match(both.text, /tcp dport 22 ip saddr @recent_l_v4 ip saddr @recent_l_hc2_1s_v4_blocked .*drop/);
+  assert.doesNotMatch(both.text, /jump recent_l_hc3_60s_v4 comment "input rule/);
+  // With a single counter the set rule jumps to its counting chain directly.
+  const single = renderNft(Policy.parse(inp([set, { action: seen }, longCount])));
+  assert.ok(single.ok);
+  assert.match(single.text, /update @recent_l_v4 \{ ip saddr \} jump recent_l_hc3_60s_v4/);
+  assert.doesNotMatch(single.text, /recent_l_stamp_v4/);
+  // A list with an `update` rule (its stamp depends on its own outcome) is still counted at the
+  // check, so a rule between that may stop packets is refused.
+  const updBetween = errorsOf(inp([set, shortCount, count]));
   assert.deepEqual(
-    between.map((e) => e.path),
+    updBetween.map((e) => e.path),
     ["/chains/input/rules/2/match/recent/hitcount"],
   );
   assert.match(
-    between[0]!.message,
+    updBetween[0]!.message,
     /chains\.input\.rules\[1\], between the list's set rule and this rule, may stop packets/,
   );
   assert.equal(

@@ -4,7 +4,7 @@
 // three chains is still two sets and one counter).
 import { error, type Diagnostic, type Path } from "../../diagnostics.ts";
 import type { Chain, Counter, NamedMap, NamedSet, Quota } from "../../nft/index.ts";
-import type { Policy } from "../../policy/index.ts";
+import type { Match, Policy } from "../../policy/index.ts";
 import type { FailsafeContext } from "../failsafe.ts";
 
 /** The one table every Palisade rule lives in. */
@@ -29,6 +29,8 @@ export class Ctx {
   readonly chains = new Map<string, { name: string; chain: Chain; rules: RuleBody[] }>();
   /** "chain/index" of hit-count rules in the check-then-stamp idiom (compile/hitcount.ts stampAfterRules). */
   stampAfter: ReadonlySet<string> = new Set();
+  /** Lists counted where they are stamped, with their counters (compile/hitcount.ts stampCountedLists). */
+  stampCounted: ReadonlyMap<string, NonNullable<Match["recent"]>[]> = new Map();
   /** Why each generated object exists, to explain a name clash. */
   private readonly owners = new Map<string, string>();
 

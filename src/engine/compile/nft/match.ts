@@ -15,6 +15,7 @@ import {
   connlimitPart,
   hitcountCheck,
   hitcountListMember,
+  stampCountChain,
   meterParts,
   recentParts,
   type HitcountCheck,
@@ -289,10 +290,29 @@ export function compileMatch(
       // Check-then-stamp (the set rule follows): this packet and H earlier ones, counted
       // from the list's first packet, which is not listed yet (compile/hitcount.ts).
       const stampAfter = path[0] === "chains" && ctx.stampAfter.has(`${String(path[1])}/${String(path[3])}`);
-      hitcount = hitcountCheck(stampAfter ? { ...r, hitcount: r.hitcount + 1 } : r, fam, ctx, [...path, "recent"]);
-      if (!hitcount) return null;
+      const size = timeouts.sizeOf(r.name);
+      const check = hitcountCheck(
+        stampAfter ? { ...r, hitcount: r.hitcount + 1 } : r,
+        fam,
+        ctx,
+        [...path, "recent"],
+        size,
+      );
+      if (!check) return null;
       if (!stampAfter) parts.push(hitcountListMember(r, fam, ctx, [...path, "recent"], timeouts));
-    } else parts.push(...recentParts(r, fam, ctx, [...path, "recent"], timeouts));
+      // Counted where the list is stamped: this rule only tests the outcome.
+      if (ctx.stampCounted.has(r.name) && path[0] === "chains") parts.push(check.member!);
+      else hitcount = check;
+    } else {
+      parts.push(...recentParts(r, fam, ctx, [...path, "recent"], timeouts));
+      // A stamp of a list counted where it is stamped: count it (a jump before the rule's action).
+      const counters = r.mode === "set" && path[0] === "chains" ? ctx.stampCounted.get(r.name) : undefined;
+      const mine = counters?.filter((c) => c.side === r.side);
+      if (mine && mine.length > 0) {
+        hitcount = stampCountChain(r.name, mine, fam, ctx, [...path, "recent"], timeouts.sizeOf(r.name));
+        if (!hitcount) return null;
+      }
+    }
     impliesFamily = true;
   }
   let quotaSplit: string[] | undefined;

@@ -38,7 +38,7 @@ import type { Path } from "../../diagnostics.ts";
 import type { NamedSet } from "../../nft/index.ts";
 import { IDENTIFIER_RE } from "../../nft/names.ts";
 import { parseRate, type Policy } from "../../policy/index.ts";
-import { NFT_MAX_HITCOUNT, NFT_MAX_HITCOUNT_SECONDS } from "../hitcount.ts";
+import { NFT_HITCOUNT_ELEMENTS, NFT_MAX_HITCOUNT, NFT_MAX_HITCOUNT_SECONDS, stampAfterRules } from "../hitcount.ts";
 import type { ConnlimitMatch, MeterMatch, RecentMatch } from "./deps.ts";
 import { FAMILY, TABLE, type Ctx, type Fam } from "./context.ts";
 
@@ -66,6 +66,20 @@ const dynamicAddrSet = (name: string, fam: Fam, timeout: number, size: number): 
  */
 export class RecentPlan extends Map<string, number | undefined> {
   readonly extraWindows = new Map<string, number[]>();
+  /** Sources a list and its hit-count sets hold (recentListSize of its largest hit count). */
+  readonly sizes = new Map<string, number>();
+  sizeOf(name: string): number {
+    return this.sizes.get(name) ?? RECENT_SIZE;
+  }
+}
+
+/**
+ * Sources a list counted up to `hits` tracks: its slot sets hold at most NFT_HITCOUNT_ELEMENTS
+ * together. The slot and blocked sets are as large as the list, so they cannot fill while
+ * the list has room (a source is counted only once it is on the list).
+ */
+export function recentListSize(hits: number): number {
+  return Math.min(RECENT_SIZE, Math.floor(NFT_HITCOUNT_ELEMENTS / hits));
 }
 
 /** The timeout of every recent list, and the extra window sets of lists checked with several. */
@@ -74,14 +88,19 @@ export function planRecentTimeouts(policy: Policy): RecentPlan {
   const hitWindow = new Map<string, number>();
   const checked = new Set<string>();
   const names = new Set<string>();
-  for (const chain of Object.values(policy.chains)) {
-    for (const rule of chain.rules) {
+  const maxHits = new Map<string, number>();
+  const stampAfter = stampAfterRules(policy);
+  for (const [chainName, chain] of Object.entries(policy.chains)) {
+    for (const [index, rule] of chain.rules.entries()) {
       const r = rule.match?.recent;
       if (!r) continue;
       names.add(r.name);
       // A hitcount rule counts in its own sets; its seconds is their window.
       const counted = r.hitcount !== undefined && r.hitcount > 1;
       if (counted) hitWindow.set(r.name, Math.max(hitWindow.get(r.name) ?? 0, r.seconds ?? 0));
+      // The check-then-stamp idiom counts H+1 (compile/hitcount.ts stampAfterRules).
+      const hits = r.hitcount! + (stampAfter.has(`${chainName}/${index}`) ? 1 : 0);
+      if (counted) maxHits.set(r.name, Math.max(maxHits.get(r.name) ?? 0, hits));
       else if (r.mode !== "set") checked.add(r.name);
       if (counted || r.seconds === undefined) continue;
       windows.set(r.name, (windows.get(r.name) ?? new Set()).add(r.seconds));
@@ -94,6 +113,8 @@ export function planRecentTimeouts(policy: Policy): RecentPlan {
     // let its addresses expire with the hit-count window instead of filling the set forever.
     plan.set(name, w.at(-1) ?? (checked.has(name) ? undefined : hitWindow.get(name) || undefined));
     if (w.length > 1) plan.extraWindows.set(name, w.slice(0, -1));
+    const hits = maxHits.get(name);
+    if (hits !== undefined) plan.sizes.set(name, recentListSize(hits));
   }
   return plan;
 }
@@ -101,14 +122,67 @@ export function planRecentTimeouts(policy: Policy): RecentPlan {
 /** A recent hit count, compiled: the chain the packet is counted in and the check that matches. */
 export interface HitcountCheck {
   chain: string;
-  /** The match that is true once the source is blocked. */
-  member: string;
+  /** The match that is true once the source is blocked (none for a stamp rule that only counts). */
+  member?: string;
 }
+
+/**
+ * A `set` rule of a list counted where it is stamped (compile/hitcount.ts stampCountedLists):
+ * the chain it jumps to after stamping, which counts the packet in every counter of the list
+ * (its own counting chain when there is one, else a chain of jumps to each).
+ */
+export function stampCountChain(
+  name: string,
+  counters: RecentMatch[],
+  fam: Fam,
+  ctx: Ctx,
+  path: Path,
+  size: number,
+): HitcountCheck | undefined {
+  const chains: string[] = [];
+  for (const c of counters) {
+    const check = hitcountCheck(c, fam, ctx, path, size);
+    if (!check) return undefined;
+    chains.push(check.chain);
+  }
+  if (chains.length === 1) return { chain: chains[0]! };
+  const chain = `recent_${name}_stamp_${suffix(fam)}`;
+  if (!IDENTIFIER_RE.test(chain)) {
+    ctx.error(
+      [...path, "name"],
+      "nft_recent_name_too_long",
+      `recent list name "${name}" is too long for its stamp chain (${chain} has more than 63 characters); shorten it`,
+    );
+    return undefined;
+  }
+  ctx.declareChain(
+    {
+      kind: "chain",
+      family: FAMILY,
+      table: TABLE,
+      name: chain,
+      comment: `recent ${name}: count each stamp in every hit count the list is checked with`,
+    },
+    chains.map((c) => ({ body: `jump ${c}`, comment: `recent ${name}: count in ${c}` })),
+    `recent "${name}" stamps`,
+    path,
+  );
+  return { chain };
+}
+
+/** A comment with its detail when nft's 128 bytes take it (a long list name leaves only the head). */
+const chainComment = (head: string, detail: string) => (Buffer.byteLength(head + detail) <= 128 ? head + detail : head);
 
 /** Slot claims: a new element has one token, and refilling one takes longer than any window. */
 const SLOT_CLAIM = "limit rate 1/week burst 1 packets";
 
-export function hitcountCheck(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path): HitcountCheck | undefined {
+export function hitcountCheck(
+  r: RecentMatch,
+  fam: Fam,
+  ctx: Ctx,
+  path: Path,
+  size: number = RECENT_SIZE,
+): HitcountCheck | undefined {
   const hits = r.hitcount!;
   const seconds = r.seconds;
   // Refused by checkTargetSupport (compile/hitcount.ts) with the reason.
@@ -124,7 +198,7 @@ export function hitcountCheck(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path): H
     );
     return undefined;
   }
-  const set = (name: string): NamedSet => dynamicAddrSet(name, fam, seconds, RECENT_SIZE);
+  const set = (name: string): NamedSet => dynamicAddrSet(name, fam, seconds, size);
   const owner = `recent "${r.name}" hitcount ${hits}`;
   const what = `recent ${r.name}: hitcount ${hits} within ${seconds}s`;
   ctx.declareSet(set(blocked), owner, path);
@@ -148,7 +222,7 @@ export function hitcountCheck(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path): H
       family: FAMILY,
       table: TABLE,
       name: base,
-      comment: `${what} (${fam === "ipv4" ? "IPv4" : "IPv6"}): counts each packet, fills @${blocked}`,
+      comment: chainComment(`${what} (${fam === "ipv4" ? "IPv4" : "IPv6"})`, `: counts each packet, fills @${blocked}`),
     },
     rules,
     owner,
@@ -174,7 +248,7 @@ function declareList(
     name,
     type: addrType(fam),
     flags: timeout ? ["dynamic", "timeout"] : ["dynamic"],
-    size: RECENT_SIZE,
+    size: timeouts.sizeOf(r.name),
   };
   if (timeout) set.timeout = timeout;
   ctx.declareSet(set, `recent list "${r.name}"`, path);
@@ -206,7 +280,7 @@ export function recentParts(r: RecentMatch, fam: Fam, ctx: Ctx, path: Path, time
   const refresh = timeout ? "update" : "add";
   // The shorter windows' sets (a list checked with several windows): stamped and removed with the list.
   const extra = (timeouts.extraWindows.get(r.name) ?? []).map((s) => {
-    const set = dynamicAddrSet(`recent_${r.name}_${s}s_${suffix(fam)}`, fam, s, RECENT_SIZE);
+    const set = dynamicAddrSet(`recent_${r.name}_${s}s_${suffix(fam)}`, fam, s, timeouts.sizeOf(r.name));
     ctx.declareSet(set, `recent list "${r.name}" window ${s}s`, path);
     return { seconds: s, name: set.name };
   });

@@ -161,12 +161,14 @@ export function compileRule(
     }
     for (const alt of mr.alternatives) {
       // Count first (the jump), then match on the outcome: the rule's action stays in its own chain.
+      // A stamp rule's jump counts its stamp; the rule after it stamps again (an update of the
+      // same element: no change) and takes the action.
       if (hc) out.rules.push({ body: [...nfproto, ...alt, `jump ${hc.chain}`].join(" "), comment });
       tails.forEach((tail, k) => {
         const stmts = [
           ...nfproto,
           ...alt,
-          ...(hc ? [hc.member] : []),
+          ...(hc?.member ? [hc.member] : []),
           ...(rule.counter && k === 0 ? ["counter"] : []),
           ...tail,
         ];
