@@ -8,7 +8,13 @@
 // bearer credential on the legacy port.
 import assert from "node:assert/strict";
 import { createHash, createPrivateKey, X509Certificate } from "node:crypto";
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { StateDir } from "../../src/agent/state.ts";
 import * as grpc from "@grpc/grpc-js";
 import { hashSecret } from "../../src/api/auth.ts";
 import type { RunningAgentServer } from "../../src/api/grpc/server.ts";
@@ -19,6 +25,29 @@ import { memoryLog } from "../../src/runtime/log.ts";
 import { client, SimAgent, startFleet, streamEnd, type Fleet } from "../support/grpc-fleet.ts";
 
 const log = memoryLog("debug");
+const BIN = fileURLToPath(new URL("../../bin/palisade", import.meta.url));
+
+/** The real CLI (built dist/) as a child process; bounded by a timeout. */
+function runCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const t = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    child.on("close", (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
 let f: Fleet;
 let ca: AgentCa;
 let transition: RunningAgentServer;
@@ -250,6 +279,60 @@ describe("Upgrade on the legacy plaintext port", () => {
     // B, never upgraded, is still served on the legacy port.
     await b.connect({ address: legacy() });
     b.close();
+  });
+
+  test("palisade agent upgrade-tls: refused with nothing written, then upgraded from the secret file; a second run is refused", async () => {
+    const c = await f.agent("up-c", {}, { connect: false });
+    const dir = await mkdtemp(join(tmpdir(), "palisade-upgrade-cli-"));
+    try {
+      const state = await StateDir.open(dir);
+      await state.writeCredential({
+        hostId: c.hostId,
+        hostName: c.name,
+        credential: c.credential,
+        channel: "plaintext",
+      });
+      const secretFile = join(dir, "upgrade-secret");
+      const run = (secret: string) =>
+        writeFile(secretFile, `${secret}\n`, { mode: 0o600 }).then(() =>
+          runCli(["agent", "upgrade-tls", "--server", legacy(), "--state-dir", dir, "--name", "up-c"], {
+            PALISADE_TLS_UPGRADE_SECRET_FILE: secretFile,
+          }),
+        );
+      // B's secret with C's credential: refused, nothing written.
+      const foreign = await newSecretFor("up-b");
+      const refused = await run(foreign.secret);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /wrong_host/);
+      assert.equal(await state.readTls(), undefined, "no tls.json after a refusal");
+      assert.equal((await state.readCredential())!.channel, "plaintext");
+
+      const ok = await run((await newSecretFor("up-c")).secret);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /upgraded to mutual TLS/);
+      const tls = (await state.readTls())!;
+      assert.equal(tls.server, `127.0.0.1:${transition.port}`);
+      assert.equal(tls.upgradedFrom, legacy());
+      assert.equal((await stat(join(dir, "tls.json"))).mode & 0o777, 0o600);
+      assert.equal(hostIdOfSubjectAltName(new X509Certificate(tls.certPem).subjectAltName), c.hostId);
+      assert.equal((await state.readCredential())!.channel, "mtls");
+      // The certificate it stored opens a stream on the mutual TLS port.
+      const tlsAgent = new SimAgent(`127.0.0.1:${transition.port}`, c.hostId, c.name, c.credential, tls);
+      await tlsAgent.connect();
+      tlsAgent.close();
+
+      const again = await run((await newSecretFor("up-b")).secret);
+      assert.notEqual(again.code, 0);
+      assert.match(again.stderr, /on mutual TLS already/);
+      for (const r of [refused, ok, again])
+        assert.doesNotMatch(
+          r.stdout + r.stderr,
+          /palupgrade_|pal_[A-Za-z0-9_-]{20,}/,
+          "no secret or credential in the CLI's output",
+        );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test("the secrets never reach the log", () => {

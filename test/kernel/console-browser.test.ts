@@ -21,6 +21,7 @@ import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
 import { startDeployWorker, type RunningDeployWorker } from "../../src/api/deploy/worker.ts";
 import { silentLog } from "../../src/api/grpc/context.ts";
 import { startAgentServer, type RunningAgentServer } from "../../src/api/grpc/server.ts";
+import { ensureCa } from "../../src/api/tls/ca.ts";
 import { ROLE_TOKENS, startTestApp, type TestApp } from "../support/app.ts";
 import { createLab, type NetnsLab } from "../support/netns.ts";
 
@@ -128,7 +129,15 @@ describe("web console in a real browser", {
     const prefix = `palisade-test:${process.pid}:${randomBytes(4).toString("hex")}`;
     t = await startTestApp({ queue: { prefix, lockMs: 5_000 } });
     url = await t.app.listen({ host: "127.0.0.1", port: 0 });
-    grpc = await startAgentServer({ db: t.db, redis: t.redis, log: silentLog }, { address: "127.0.0.1:0" });
+    // Mutual TLS, the product's default: the enrollment token pins this CA.
+    const ca = await ensureCa(t.db, "console-browser-test-secret-key-0123456789");
+    grpc = await startAgentServer(
+      { db: t.db, redis: t.redis, log: silentLog },
+      {
+        address: "127.0.0.1:0",
+        tls: { ca, enrollAddress: "127.0.0.1:0", serverNames: ["127.0.0.1"], clientCertTtlSeconds: 3600 },
+      },
+    );
     worker = await startDeployWorker(
       { db: t.db, redis: t.redis, log: silentLog },
       { prefix, pollMs: 100, lockMs: 5_000 },
@@ -179,6 +188,8 @@ describe("web console in a real browser", {
     const args = [
       "--server",
       `127.0.0.1:${grpc.port}`,
+      "--enroll-server",
+      `127.0.0.1:${grpc.enrollPort}`,
       "--state-dir",
       dir,
       "--name",
@@ -197,6 +208,7 @@ describe("web console in a real browser", {
       backoff: { initialMs: 100, maxMs: 500 },
       heartbeatMs: 500,
     });
+    assert.ok(agent.client.mutualTls, "the agent runs on mutual TLS");
     await until(
       "the agent to connect",
       async () => (await t.req("GET", "/v1/hosts/console-edge")).json().connection === "connected",

@@ -21,6 +21,7 @@ import { loadConfig } from "../../src/agent/config.ts";
 import { memoryLog } from "../../src/runtime/log.ts";
 import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
 import { startAgentServer, type RunningAgentServer } from "../../src/api/grpc/server.ts";
+import { ensureCa, type AgentCa } from "../../src/api/tls/ca.ts";
 import { silentLog } from "../../src/api/grpc/context.ts";
 import { readCounter, readQuota, readSet } from "../../src/engine/driver/index.ts";
 import { growCounterName } from "../../src/engine/index.ts";
@@ -159,10 +160,15 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
   let token: string;
   const sent = new Map<string, number>();
 
+  let ca: AgentCa;
+  // Mutual TLS, the product's default; the relay passes the TLS bytes through untouched.
   const startGrpc = async () => {
     grpcServer = await startAgentServer(
       { db: t.db, redis: t.redis, log: silentLog },
-      { address: `127.0.0.1:${grpcPort}` },
+      {
+        address: `127.0.0.1:${grpcPort}`,
+        tls: { ca, enrollAddress: "127.0.0.1:0", serverNames: ["127.0.0.1"], clientCertTtlSeconds: 3600 },
+      },
     );
     grpcPort = grpcServer.port;
   };
@@ -181,7 +187,10 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     "0",
   ];
   const startAgentNow = async (enroll: boolean) => {
-    agent = await startAgent(loadConfig([...agentArgs(), ...(enroll ? ["--enroll-token", token] : [])]), {
+    const enrollArgs = enroll
+      ? ["--enroll-token", token, "--enroll-server", `127.0.0.1:${grpcServer!.enrollPort}`]
+      : [];
+    agent = await startAgent(loadConfig([...agentArgs(), ...enrollArgs]), {
       log: memoryLog("warn"),
       backoff: { initialMs: 100, maxMs: 500 },
       heartbeatMs: 500,
@@ -350,6 +359,7 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
 
   before(async () => {
     t = await startTestApp();
+    ca = await ensureCa(t.db, "telemetry-e2e-test-secret-key-0123456789ab");
     await startGrpc();
     relay = new Relay(() => grpcPort);
     await relay.start();
@@ -372,6 +382,7 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
     const r = await t.req("POST", "/v1/enrollment-tokens", { body: { ttlSeconds: 600 } });
     assert.equal(r.statusCode, 201, r.body);
     token = (r.json() as { token: string }).token;
+    assert.match(token, /\.[0-9a-f]{64}$/, "the token pins the CA");
   });
   after(async () => {
     await agent?.stop().catch(() => {});
@@ -384,6 +395,7 @@ describe("telemetry end to end (kernel, agent, gRPC, ingest, REST)", () => {
 
   it("normal run: per-address totals equal the sender and the kernel", async () => {
     await startAgentNow(true);
+    assert.ok(agent!.client.mutualTls, "the agent runs on mutual TLS");
     await send(50);
     await assertExact("normal");
   });
