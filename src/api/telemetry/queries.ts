@@ -90,6 +90,22 @@ async function aggregate<R>(db: Db, sql: string, params: unknown[]): Promise<R[]
   return withoutJit(db, (tx) => tx.$queryRawUnsafe<R[]>(sql, ...params));
 }
 /**
+ * Raw time a plan reads, at most, in a statement sent without a transaction. Beginning
+ * one, `SET LOCAL jit = off` and committing cost 6-16 ms of a 45-85 ms p50 fleet top-N on
+ * the loaded bench box (bench/README.md), and a statement over rollups (table totals,
+ * sorted lists, a few candidates' rows) and a few minutes of raw samples is estimated far
+ * below jit_above_cost (100,000; 2,000-11,000 on the 13.4M-row bench), so JIT does not
+ * start. The raw samples are the part that grows with the range (a rollup that fell
+ * behind): past this, the statement runs with jit off as before.
+ */
+const DIRECT_RAW_MS = 5 * 60_000;
+const rawMs = (segs: Segment[]) =>
+  segs.filter((s) => s.level === "raw").reduce((a, s) => a + s.to.getTime() - s.from.getTime(), 0);
+/** One statement over `segs`: directly when it is short (DIRECT_RAW_MS), else with jit off. */
+async function read<R>(db: Db, segs: Segment[], sql: string, params: unknown[]): Promise<R[]> {
+  return rawMs(segs) <= DIRECT_RAW_MS ? db.$queryRawUnsafe<R[]>(sql, ...params) : aggregate<R>(db, sql, params);
+}
+/**
  * One snapshot as well (REPEATABLE READ; a read-only transaction never fails to
  * serialise): the fleet top-N's per-step rounds (`steps`, the bench's baseline) read
  * sorted lists, then exact sums, then the edges, in separate statements, and its proof of
@@ -196,22 +212,16 @@ export async function topTalkers(
   const col = (dir: "src" | "dst") => `sum(${dir}_${by})`;
   const metric = direction === "both" ? `(${col("src")} + ${col("dst")})` : col(direction);
   /**
-   * SQL of the top `n` (a placeholder) over the segments (ranked in `ord` with `rank`), optionally only
+   * SQL of the top `n` (a placeholder) over the segments, optionally only
    * the addresses in the inet[] SQL expression `only`, fleet rollups where `fleet`.
    */
-  const text = (
-    p: Params,
-    parts: Segment[],
-    n: string,
-    opts: { only?: string; fleet?: boolean; rank?: boolean } = {},
-  ) => {
+  const text = (p: Params, parts: Segment[], n: string, opts: { only?: string; fleet?: boolean } = {}) => {
     const extra = [`address <> ${p.add(UNATTRIBUTED)}::inet`];
     if (opts.only) extra.push(`address = ANY(${opts.only})`);
     const from = (s: Segment) =>
       opts.fleet && s.level !== "minute" && s.level !== "raw" ? { table: FLEET[s.level], address: true } : undefined;
     const union = parts.map((s) => segmentSql(s, scope, p, extra, undefined, from(s))).join("\nUNION ALL\n");
-    const ord = opts.rank ? `, row_number() OVER (ORDER BY ${metric} DESC, x.address) AS ord` : "";
-    return `SELECT address::text AS address, ${SUMS}, ${metric}::text AS v${ord} FROM (${union}) x
+    return `SELECT address::text AS address, ${SUMS}, ${metric}::text AS v FROM (${union}) x
        GROUP BY x.address ORDER BY ${metric} DESC, x.address LIMIT ${n}`;
   };
   /** Top `n` over the segments, optionally only some addresses, fleet rollups where `fleet`. */
@@ -233,9 +243,9 @@ export async function topTalkers(
     full: () => withoutJit(db, (t) => query(t, segs, limit, { fleet: true })),
     text: {
       edge: edge.length ? (p, k) => text(p, edge, k) : null,
-      exact: (p, only) => text(p, segs, p.add(limit), { only, fleet: true, rank: true }),
+      exact: (p, only) => text(p, segs, p.add(limit), { only, fleet: true }),
     },
-    run: (sql, params) => tx.$queryRawUnsafe<Record<string, unknown>[]>(sql, ...params),
+    run: (sql, params) => read<Record<string, unknown>>(db, edge, sql, params),
   });
   const args = { table: scope.table, unattributed: UNATTRIBUTED, segments: segs, by, direction, limit };
   let rows: (SumRow & { v: string })[];
@@ -247,10 +257,7 @@ export async function topTalkers(
       return rows as (SumRow & { v: string })[];
     });
   } else {
-    // One statement per round and no transaction: BEGIN, SET LOCAL jit = off and COMMIT
-    // cost 6-16 ms of a 45-85 ms p50 on the loaded bench box. JIT does not start: a
-    // round's estimated cost (2,000-11,000 on the 13.4M-row bench) is far below
-    // jit_above_cost (100,000); the full GROUP BY fallback keeps jit off.
+    // One statement per round, without a transaction when its edge is short (read()).
     const { rows: r, stats } = await fleetTop({ ...args, sql: topSql(db) }, o.top);
     o.onTopStats?.(stats);
     rows = r as (SumRow & { v: string })[];
@@ -310,11 +317,12 @@ export async function series(
       ? { table: TABLE_TOTALS[s.level], address: false }
       : undefined;
   const union = segs.map((s) => segmentSql(s, scope, p, [], bin, source(s))).join("\nUNION ALL\n");
-  const rows = await aggregate<SumRow & { t: Date }>(
-    db,
-    `SELECT t, '' AS address, ${SUMS} FROM (${union}) x GROUP BY t ORDER BY t`,
-    p.values,
-  );
+  const sql = `SELECT t, '' AS address, ${SUMS} FROM (${union}) x GROUP BY t ORDER BY t`;
+  // Table totals or one address's rows: a short statement (read()); the old path scans.
+  const rows =
+    o.path === "scan"
+      ? await aggregate<SumRow & { t: Date }>(db, sql, p.values)
+      : await read<SumRow & { t: Date }>(db, segs, sql, p.values);
   const byT = new Map(rows.map((r) => [r.t.getTime(), r]));
   const out: Point[] = [];
   for (let t = a.getTime(); t < b.getTime(); t += unit) {

@@ -79,7 +79,7 @@ export interface TopSql {
   /**
    * The same statements as SQL text for one round in one statement, parameters added to
    * `p`: the edge's top `k` (a placeholder) rows (address text, v), and the exact totals
-   * (address text, v, the caller's other columns, `ord` = rank) of the addresses in the
+   * (address text, v, the caller's other columns; top `limit` by v, then address) of the addresses in the
    * inet[] SQL expression `only`.
    */
   text: {
@@ -141,7 +141,7 @@ async function readLists(
 
 /**
  * One round as one statement (see the header; the same arithmetic as fleetTopSteps).
- * Its rows are the kept candidates' exact totals ranked by `ord` (one row with a null
+ * Its rows are the kept candidates' exact totals, by v then address (one row with a null
  * address when none was kept), each carrying the round's T (`bound`), how many lists were
  * full (`nfull`: none means every list was read to its end), and the stats' counts.
  */
@@ -197,7 +197,7 @@ keep AS (
 x AS (${exact})
 SELECT t.bound::text AS bound, t.nfull::int AS nfull, (SELECT count(*) FROM c)::int AS candidates,
        (SELECT count(*) FROM keep)::int AS summed, x.*
-FROM t LEFT JOIN x ON true ORDER BY x.ord`;
+FROM t LEFT JOIN x ON true ORDER BY x.v::numeric DESC, x.address::inet`;
   return { sql, params: p.values };
 }
 
