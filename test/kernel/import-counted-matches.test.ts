@@ -310,3 +310,29 @@ test("time: hours (plain and past midnight, both ends), weekdays, dates; mac: --
   assert.deepEqual(await iptCounts(viaIpt.server), want, "xt_time and xt_mac count the probes as the rules say");
   assert.deepEqual(await nftCounts(viaNft.server, n), want, "the nftables rendering counts them the same");
 });
+
+test("tcpmss: an exact MSS, a range, and a negated range (which also takes SYNs without the option)", async () => {
+  const n = await load(
+    [
+      "*filter",
+      "-A INPUT -p tcp --dport 80 -m tcpmss --mss 1460",
+      "-A INPUT -p tcp --dport 80 -m tcpmss ! --mss 536:65535",
+      "-A INPUT -p tcp --dport 80 -m tcpmss --mss 500:1000",
+      "COMMIT",
+      "",
+    ].join("\n"),
+  );
+  const syn = (mss?: number) =>
+    `IP(dst=T)/TCP(dport=80, flags="S"${mss === undefined ? "" : `, options=[("MSS", ${mss})]`})`;
+  for (const p of [viaIpt, viaNft]) {
+    await scapy(p, syn(1460), 2);
+    await scapy(p, syn(400), 3);
+    await scapy(p, syn(), 1);
+    await scapy(p, syn(600), 2);
+    await scapy(p, "IP(dst=T)/UDP(dport=80)", 1);
+  }
+  // 1460: 2; ! 536-65535: the 3 with MSS 400 and the one without the option; 500-1000: the 2 with 600.
+  const want = [2, 4, 2];
+  assert.deepEqual(await iptCounts(viaIpt.server), want);
+  assert.deepEqual(await nftCounts(viaNft.server, n), want);
+});

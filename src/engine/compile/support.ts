@@ -224,6 +224,11 @@ export const FEATURES = {
     nftables: yes("set with timeouts (add/update/delete @set); one set per window a list is checked with"),
     iptables: yes("-m recent"),
   },
+  "match.tcpMss": {
+    label: "TCP MSS option (tcpmss)",
+    nftables: yes("tcp option maxseg size; negated: maxseg missing, or size outside (two rules)"),
+    iptables: yes("-m tcpmss --mss"),
+  },
   "match.recentHitcount": {
     label: "recent --hitcount",
     nftables: yes(
@@ -648,6 +653,7 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
     const f = unwrap(m.tcpFlags).value;
     if ([...f.mask, ...f.compare].some((x) => x === "ecn" || x === "cwr")) at("match.tcpFlagsEcnCwr", "tcpFlags");
   }
+  if (m.tcpMss !== undefined) at("match.tcpMss", "tcpMss");
   if (m.limit) at(m.limit.over ? "match.limitOver" : "match.limit", "limit");
   if (m.meter) at("match.meter", "meter");
   if (m.recent) {

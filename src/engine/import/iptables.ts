@@ -396,6 +396,7 @@ const MODULE_PROTOCOL: Record<string, string> = {
   sctp: "sctp",
   dccp: "dccp",
   udplite: "udplite",
+  tcpmss: "tcp",
 };
 
 /**

@@ -480,6 +480,16 @@ function lengthValue(o: OptionValue): number | string {
   return m[2] === undefined ? Number(m[1]) : `${m[1]}-${m[2]}`;
 }
 
+/** `-m tcpmss --mss value[:max]` (needs -p tcp). */
+const tcpmss: ModuleSpec = {
+  options: { "--mss": negArg },
+  build(o, d) {
+    const l = o.get("--mss");
+    if (!l) fail("import_missing_argument", "-m tcpmss needs --mss", "-m tcpmss");
+    setMatch(d, "tcpMss", negate(l.neg, lengthValue(l)), l.opt);
+  },
+};
+
 const length: ModuleSpec = {
   options: { "--length": negArg },
   build(o, d) {
@@ -911,6 +921,7 @@ export const MODULES: Record<string, ModuleSpec> = {
   quota: quota2,
   length,
   length2,
+  tcpmss,
   mark,
   connmark,
   iface,

@@ -255,6 +255,13 @@ export const Match = z.strictObject({
   /** ICMP/ICMPv6 code, with exactly one (positive) type: `--icmp-type 3/4`, nft `icmp code 4`. */
   icmpCode: IcmpNumber.optional(),
   length: negatable(LengthMatch).optional(),
+  /**
+   * The TCP MSS option's value, exact or "min-max" (`-m tcpmss --mss`; nft `tcp option maxseg
+   * size`). Needs protocol tcp. A packet without the option does not match; negated, it does
+   * (xt_tcpmss returns the inversion when the option is missing), so `{ not: … }` renders as
+   * two nft rules: option missing, or its size outside the range.
+   */
+  tcpMss: negatable(LengthMatch).optional(),
   mark: negatable(MarkMatch).optional(),
   ctmark: negatable(MarkMatch).optional(),
   /** Destination address type as the routing table sees it (`-m addrtype --dst-type`, nft `fib daddr type`). */

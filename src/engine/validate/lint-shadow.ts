@@ -121,6 +121,7 @@ const EQ_KEYS: FactKey[] = [
   "mark",
   "ctmark",
   "tcpFlags",
+  "tcpMss",
   "rpfilter",
   "ctState",
   "daddrType",

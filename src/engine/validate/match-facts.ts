@@ -19,6 +19,7 @@ export const KEYS = [
   "oif",
   "ctState",
   "tcpFlags",
+  "tcpMss",
   "icmpType",
   "icmpv6Type",
   "length",

@@ -73,6 +73,8 @@ function protocolPrerequisites(r: RuleRef, out: Diagnostic[]): void {
       );
     }
   }
+  if (m.tcpMss !== undefined && positive !== "tcp")
+    out.push(error([...mp, "tcpMss"], "tcp_mss_without_tcp", `tcpMss needs protocol: tcp`));
   if (m.tcpFlags !== undefined && positive !== "tcp")
     out.push(error([...mp, "tcpFlags"], "tcp_flags_without_tcp", `tcpFlags needs protocol: tcp`));
   if (m.icmpType !== undefined && positive !== "icmp")

@@ -262,6 +262,10 @@ function singlePieces(m: Match, env: RuleEnv): Piece[] {
     const states = CT_ORDER.filter((s) => value.includes(s)).map((s) => s.toUpperCase());
     out.push(piece(SLOT.conntrack, `-m conntrack ${neg(negated)}--ctstate ${states.join(",")}`));
   }
+  if (m.tcpMss !== undefined) {
+    const { value, negated } = unwrap(m.tcpMss);
+    out.push(piece(SLOT.tcpmss, `-m tcpmss ${neg(negated)}--mss ${String(value).replace("-", ":")}`));
+  }
   if (m.length !== undefined) {
     const { value, negated } = unwrap(m.length);
     out.push(piece(SLOT.length, `-m length ${neg(negated)}--length ${String(value).replace("-", ":")}`));

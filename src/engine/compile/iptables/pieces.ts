@@ -27,6 +27,7 @@ export const SLOT = {
   ctOriginal: 34,
   mac: 35,
   length: 40,
+  tcpmss: 49,
   mark: 41,
   connmark: 42,
   addrtype: 43,

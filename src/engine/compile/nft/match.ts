@@ -231,6 +231,16 @@ export function compileMatch(
     impliesFamily = true;
   }
   if (m.icmpCode !== undefined) parts.push(`${m.icmpType !== undefined ? "icmp" : "icmpv6"} code ${m.icmpCode}`);
+  // Negated: the option missing, or its size outside (two rules; a packet matches one of them).
+  let mssDisjoint = false;
+  if (m.tcpMss !== undefined) {
+    const { value, negated } = unwrap(m.tcpMss);
+    if (!negated) parts.push(`tcp option maxseg size ${value}`);
+    else {
+      alternativeLists.push(["tcp option maxseg missing", `tcp option maxseg size != ${value}`]);
+      mssDisjoint = true;
+    }
+  }
   if (m.length !== undefined) {
     const { value, negated } = unwrap(m.length);
     parts.push(`meta length ${neg(negated)}${value}`);
@@ -259,7 +269,7 @@ export function compileMatch(
   parts.push(...xt.parts);
   if (xt.alternatives) alternativeLists.push(xt.alternatives);
   // A product of OR-lists is exclusive when each list is: count the lists that are not.
-  const inclusiveLists = alternativeLists.length - (xt.alternatives && xt.disjoint ? 1 : 0);
+  const inclusiveLists = alternativeLists.length - (xt.alternatives && xt.disjoint ? 1 : 0) - (mssDisjoint ? 1 : 0);
   if (xt.impliesFamily) impliesFamily = true;
   if (m.xt?.lscan?.some(isLscanKind)) declareLscanTracker(ctx, [...path, "xt", "lscan"]);
   if (m.xt?.condition !== undefined) parts.push(conditionPart(m.xt.condition, ctx, [...path, "xt", "condition"]));
