@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { AgentClient } from "../../src/agent/client.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import * as grpc from "@grpc/grpc-js";
 import { hashSecret } from "../../src/api/auth.ts";
@@ -22,7 +23,7 @@ import { ensureCa, type AgentCa } from "../../src/api/tls/ca.ts";
 import { createCsr, hostIdOfSubjectAltName, newPrivateKeyPem, splitEnrollToken } from "../../src/protocol/pki.ts";
 import type { UpgradeResponse } from "../../src/protocol/agent.ts";
 import { memoryLog } from "../../src/runtime/log.ts";
-import { client, SimAgent, startFleet, streamEnd, type Fleet } from "../support/grpc-fleet.ts";
+import { client, SimAgent, startFleet, streamEnd, waitFor, type Fleet } from "../support/grpc-fleet.ts";
 
 const log = memoryLog("debug");
 const BIN = fileURLToPath(new URL("../../bin/palisade", import.meta.url));
@@ -330,6 +331,81 @@ describe("Upgrade on the legacy plaintext port", () => {
           /palupgrade_|pal_[A-Za-z0-9_-]{20,}/,
           "no secret or credential in the CLI's output",
         );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the agent client at start: a refused secret leaves it on its bearer, a good one moves it to the certificate", async () => {
+    const d = await f.agent("up-d", {}, { connect: false });
+    const dir = await mkdtemp(join(tmpdir(), "palisade-upgrade-start-"));
+    const clientLog = memoryLog("debug");
+    const start = async (secret: string) => {
+      const c = new AgentClient({
+        server: legacy(),
+        tls: false,
+        name: "up-d",
+        tlsUpgradeSecret: secret,
+        state: await StateDir.open(dir),
+        log: clientLog,
+        capabilities: async () => ({
+          nftVersion: "1.0.9",
+          kernel: "6.1",
+          ipv6: true,
+          features: [],
+          xtablesModules: [],
+          agentVersion: "test",
+          unavailable: [],
+        }),
+        hello: async () => ({ telemetryEpoch: "e1" }),
+        handlers: {
+          desiredState() {},
+          confirm() {},
+          checkDrift() {},
+          quotaReset() {},
+          telemetryAck() {},
+          connected() {},
+        },
+        backoff: { initialMs: 50, maxMs: 200 },
+        heartbeatMs: 200,
+        deadlineMs: 5_000,
+      });
+      await c.start();
+      return c;
+    };
+    const streamOf = () => [...transition.sessions()].find((x) => x.identity.hostId === d.hostId);
+    try {
+      await (await StateDir.open(dir)).writeCredential({
+        hostId: d.hostId,
+        hostName: d.name,
+        credential: d.credential,
+        channel: "plaintext",
+      });
+      // Another host's secret: refused by the API.
+      const foreign = await newSecretFor("up-b");
+      const first = await start(foreign.secret);
+      try {
+        assert.equal(first.mutualTls, false, "a refused upgrade leaves the client on its bearer");
+        await waitFor(() => streamOf() !== undefined, 10_000, "the bearer stream on the legacy port", 50);
+        assert.equal(streamOf()!.identity.certSerial, undefined);
+        assert.ok(
+          clientLog.lines.some((l) => String(l.msg).includes("upgrade to mutual TLS failed")),
+          "the refusal is logged",
+        );
+      } finally {
+        first.stop();
+      }
+      await waitFor(() => streamOf() === undefined, 10_000, "the bearer stream closed", 50);
+
+      const second = await start((await newSecretFor("up-d")).secret);
+      try {
+        assert.ok(second.mutualTls, "upgraded at start");
+        assert.equal(second.server, `127.0.0.1:${transition.port}`);
+        await waitFor(() => streamOf()?.identity.certSerial !== undefined, 10_000, "the stream on the certificate", 50);
+      } finally {
+        second.stop();
+      }
+      assert.ok(!JSON.stringify(clientLog.lines).includes("palupgrade_"), "no secret in the agent's log");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
