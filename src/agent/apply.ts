@@ -160,16 +160,20 @@ const shapeOf = (o: object, drop: readonly string[]) =>
  * incremental-compatible for the objects that stay: the kernel refuses an in-place change of
  * a base chain's hook or priority or of a set's type, flags or timeout, and the fallback
  * (carry or a verbatim restore) needs the kernel's live values, which only a listing has.
+ * A base chain's policy and any comment are left out: the kernel takes a new policy in place
+ * and ignores a new comment in place (both measured on 6.18 / nft 1.0.6), so neither makes
+ * the incremental form fail, and a policy change (e.g. 10k rules with policy accept -> a
+ * small ruleset with policy drop) would otherwise cost a listing of every rule.
  */
 export function sameShapes(from: TableDefinition[], to: TableDefinition[]): boolean {
   const index = (defs: TableDefinition[]) => {
     const m = new Map<string, string>();
     for (const d of defs) {
       const t = tableKey(d.table.family, d.table.name);
-      for (const c of d.chains) m.set(`${t} chain ${c.name}`, shapeOf(c, []));
-      for (const x of d.sets ?? []) m.set(`${t} ${x.kind} ${x.name}`, shapeOf(x, ["elements"]));
-      for (const c of d.counters ?? []) m.set(`${t} counter ${c.name}`, shapeOf(c, ["packets", "bytes"]));
-      for (const q of d.quotas ?? []) m.set(`${t} quota ${q.name}`, shapeOf(q, ["used"]));
+      for (const c of d.chains) m.set(`${t} chain ${c.name}`, shapeOf(c, ["policy", "comment"]));
+      for (const x of d.sets ?? []) m.set(`${t} ${x.kind} ${x.name}`, shapeOf(x, ["elements", "comment"]));
+      for (const c of d.counters ?? []) m.set(`${t} counter ${c.name}`, shapeOf(c, ["packets", "bytes", "comment"]));
+      for (const q of d.quotas ?? []) m.set(`${t} quota ${q.name}`, shapeOf(q, ["used", "comment"]));
     }
     return m;
   };

@@ -230,6 +230,29 @@ describe("Applier on the fake driver", () => {
       assert.deepEqual(v.src, ["10.9.0.7:4"], "the accounting set kept its elements");
     });
 
+    it("a change of a base chain's policy is planned from the known state, and its rollback gives the policy back", async () => {
+      // The kernel takes a new policy in place, so neither the apply nor its rollback needs a listing.
+      const { apply, kernel, values, traffic, listings } = counted();
+      await apply(fixtureDesired({ lan: LAN }));
+      traffic();
+      const policy = async () =>
+        (await kernel.readTable("inet", "palisade")).chains.find((c) => c.name === "input")?.policy;
+      const out = await apply({
+        ...fixtureDesired({ lan: LAN, policy: "drop" }),
+        confirmed: async () => {
+          assert.equal(await policy(), "drop", "the new policy is in the kernel while waiting");
+          return false;
+        },
+      });
+      assert.equal(out.status, "rolled_back");
+      assert.equal(out.mode, "incremental");
+      assert.equal(listings.n, 1, "no listing for a policy change");
+      assert.equal(await policy(), "accept", "the confirmed policy is back");
+      const v = await values();
+      assert.equal(v.udp, 4, "the named counter kept its value");
+      assert.deepEqual(v.src, ["10.9.0.7:4"], "the accounting set kept its elements");
+    });
+
     it("a known-state rollback the kernel refuses in place carries the live values instead of restoring the text", async () => {
       const { apply, values, traffic, kernel } = counted();
       await apply(fixtureDesired({ lan: LAN }));
