@@ -14,10 +14,7 @@ import type { Logger } from "../runtime/log.ts";
 import type { StateDir, Credential, TlsMaterial } from "./state.ts";
 import { createPrivateKey } from "node:crypto";
 import { newPrivateKeyPem, splitEnrollToken } from "../protocol/pin.ts";
-
-/** The X.509 encoder is loaded only to make a CSR (enrollment, renewal), not at every start. */
-const createCsr = async (...args: Parameters<typeof import("../protocol/pki.ts").createCsr>) =>
-  (await import("../protocol/pki.ts")).createCsr(...args);
+import { createCsr } from "../protocol/csr.ts";
 import { checkIssued, clientCredentials, enrollCredentials, fetchPinnedCa, renewalTime, splitHostPort } from "./tls.ts";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { effectiveServer, upgradeToMutualTls } from "./upgrade.ts";

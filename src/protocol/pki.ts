@@ -1,6 +1,6 @@
-// X.509 pieces both ends of the agent channel need (docs/security.md, "Transport"):
-// certificates and CSRs encoded by @peculiar/x509 over node's WebCrypto. The agent loads
-// this module only when it makes a CSR (enrollment, renewal); names and pins are in pin.ts.
+// X.509 pieces of the API's CA (docs/security.md, "Transport"): certificates and CSRs
+// read and encoded by @peculiar/x509 over node's WebCrypto. The agent does not load it:
+// its CSR is encoded by csr.ts (re-exported here); names and pins are in pin.ts.
 import "reflect-metadata"; // @peculiar/x509's dependency injection (tsyringe) needs it loaded first
 import * as x509 from "@peculiar/x509";
 import { createPublicKey, webcrypto, type KeyObject } from "node:crypto";
@@ -11,6 +11,7 @@ x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 export { x509 };
 
 export const EC_ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
+export { createCsr } from "./csr.ts";
 export {
   fingerprintOfDer,
   HOST_URI_PREFIX,
@@ -38,17 +39,6 @@ export async function webKeys(privateKey: KeyObject): Promise<CryptoKeyPair> {
     ["verify"],
   );
   return { privateKey: priv as unknown as CryptoKey, publicKey: pub as unknown as CryptoKey };
-}
-
-/** A PKCS#10 request (PEM) for `privateKey`, signed by it (proof of possession). */
-export async function createCsr(privateKey: KeyObject, commonName: string): Promise<string> {
-  const keys = await webKeys(privateKey);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: [{ CN: [commonName] }],
-    keys,
-    signingAlgorithm: EC_ALG,
-  });
-  return csr.toString("pem");
 }
 
 export function fingerprintOfPem(pem: string): string {

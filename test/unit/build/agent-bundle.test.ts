@@ -46,13 +46,13 @@ function contents(m: Metafile): { packages: Set<string>; src: Set<string> } {
   return { packages, src };
 }
 
-test("the agent bundle holds grpc-js, the generated protocol with its wire codec and the agent, and no Fastify, BullMQ, Prisma, Redis, pg, commander or tsx", () => {
+test("the agent bundle holds grpc-js, the generated protocol with its wire codec and the agent, and no Fastify, BullMQ, Prisma, Redis, pg, commander, tsx or X.509 library", () => {
   const { packages, src } = contents(meta());
   for (const p of ["@grpc/grpc-js", "@bufbuild/protobuf", "zod"])
     assert.ok(packages.has(p), `${p} missing; has ${[...packages].join(", ")}`);
   for (const s of ["src/agent", "src/engine", "src/protocol"]) assert.ok(src.has(s), `${s} missing`);
   const banned =
-    /^(fastify|@fastify\/.*|fastify-.*|bullmq|ioredis|pg|pg-.*|@prisma\/.*|prisma|prom-client|commander|tsx|esbuild|yaml)$/;
+    /^(fastify|@fastify\/.*|fastify-.*|bullmq|ioredis|pg|pg-.*|@prisma\/.*|prisma|prom-client|commander|tsx|esbuild|yaml|@peculiar\/.*|asn1js|tsyringe|reflect-metadata)$/;
   assert.deepEqual(
     [...packages].filter((p) => banned.test(p)),
     [],
