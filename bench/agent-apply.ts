@@ -5,8 +5,8 @@
 // Transitions: small -> 10k, 10k -> small, 10k -> 10k with one rule changed (small =
 // bench/fixtures/small.yaml, 10k = 10,000 linear saddr drop rules). Per run and transition,
 // in a throwaway namespace with the starting policy loaded (untimed):
-//   agent   a `node` (the shipped unit's flags) runs what the agent runs for a DesiredState:
-//           renderDesired (validate + compile) and Applier.safeApply with the real driver
+//   agent   a `node` (the shipped unit's flags and MALLOC_ settings) runs what the agent
+//           runs for a DesiredState: renderDesired (validate + compile) and Applier.safeApply with the real driver
 //           (snapshot, incremental plan, nft -f; confirmed at once). Two starting points:
 //           "running": the same process applied the starting policy itself (a running
 //           agent, which knows what it last applied and does not list the kernel);
@@ -28,7 +28,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { createLab } from "../test/support/netns.ts";
-import { unitNodeFlags } from "../test/support/unit-privileges.ts";
+import { unitAllocatorEnv, unitNodeFlags } from "../test/support/unit-privileges.ts";
 import { linearRules } from "./lib/policies.ts";
 import { note } from "./lib/progress.ts";
 import { machine, median, ms, ratio, table, NOISE_NOTE } from "./lib/stats.ts";
@@ -129,7 +129,9 @@ async function child(ns: string, file: string, textOut: string, fromFile?: strin
 async function main(): Promise<void> {
   const lab = createLab();
   const dir = mkdtempSync(join(tmpdir(), "palisade-bench-agent-apply-"));
-  const flags = unitNodeFlags(readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8"));
+  const unit = readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8");
+  const flags = unitNodeFlags(unit);
+  const allocator = unitAllocatorEnv(unit);
   try {
     const ns = await lab.addNamespace();
     const small = parseYaml(readFileSync(join(ROOT, "bench/fixtures/small.yaml"), "utf8"));
@@ -158,7 +160,12 @@ async function main(): Promise<void> {
           join(dir, `${doc}.nft`),
           ...(from ? [join(dir, `${from}.json`)] : []),
         ],
-        { cwd: ROOT, encoding: "utf8", timeout: 300_000, env: { ...process.env, BENCH_CGROUP: cg ?? "" } },
+        {
+          cwd: ROOT,
+          encoding: "utf8",
+          timeout: 300_000,
+          env: { ...process.env, ...allocator, BENCH_CGROUP: cg ?? "" },
+        },
       );
       dropCgroup(cg);
       if (r.status !== 0) throw new Error(`agent child (${doc}) exited ${r.status}: ${r.stderr.slice(-2000)}`);
