@@ -11,6 +11,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { AgentServiceClient, type UpgradeResponse } from "../protocol/agent.ts";
+import { createCsr } from "../protocol/csr.ts";
 import { fingerprintOfDer, newPrivateKeyPem, splitEnrollToken } from "../protocol/pin.ts";
 import { AgentError, errorText } from "./errors.ts";
 import type { Credential, StateDir, TlsMaterial } from "./state.ts";
@@ -79,7 +80,6 @@ export async function upgradeToMutualTls(o: UpgradeOptions): Promise<UpgradedSta
   if (o.credential.channel === "mtls")
     throw fail(`host "${o.credential.hostName}" is on mutual TLS already; the upgrade secret is not needed`);
   const keyPem = newPrivateKeyPem();
-  const { createCsr } = await import("../protocol/pki.ts");
   const csr = await createCsr(createPrivateKey(keyPem), o.credential.hostName);
   const res = await callUpgrade(o, { secret, csr });
 
