@@ -218,14 +218,17 @@ async function main(): Promise<void> {
   const lab = createLab();
   try {
     if (process.env.BENCH_GEOIP_SKIP_LOAD !== "1") {
+      // machine() reads the load average now: before the runs, as its text says.
+      const host = machine();
       const load = await loadBench(lab);
-      console.log(`geoip load (${machine()}), ${RUNS} runs per country, medians`);
+      console.log(`geoip load (${host}), ${RUNS} runs per country, medians`);
       console.log(table(load));
     }
     if (process.env.BENCH_GEOIP_SKIP_PPS !== "1") {
+      const host = machine();
       const pps = await ppsBench(lab);
       console.log(
-        `geoip packet cost (${machine()}): 64-byte UDP through a router namespace, ${ROUNDS} rotated rounds of ${SECONDS} s`,
+        `geoip packet cost (${host}): 64-byte UDP through a router namespace, ${ROUNDS} rotated rounds of ${SECONDS} s`,
       );
       console.log(table(pps));
     }
