@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse } from "yaml";
 import { ingestTelemetry } from "../../src/api/telemetry/ingest.ts";
+import { ensureCa } from "../../src/api/tls/ca.ts";
 import { ROLE_TOKENS, startTestApp, type TestApp } from "../support/app.ts";
 import { batch, makeHost } from "../support/telemetry-batches.ts";
 
@@ -202,6 +203,23 @@ describe("palisade API verbs", () => {
     assert.equal((await json<{ disabled: boolean }>(["hosts", "disable", "edge-2"])).disabled, true);
     assert.match(await ok(["hosts", "ls"]), /^edge-2\s+never_connected,disabled\s/m);
     assert.match(await ok(["hosts", "enable", "edge-2"]), /^edge-2 enabled\n$/);
+    // tls-upgrade: refused without a CA (the channel runs without TLS), a pinned secret with one.
+    await t.db.host.update({ where: { name: "edge-2" }, data: { credentialHash: "f".repeat(64) } });
+    const noCa = await cli(["hosts", "tls-upgrade", "edge-2"]);
+    assert.notEqual(noCa.code, 0);
+    assert.match(noCa.stderr, /conflict: the agent channel runs without TLS/);
+    const ca = await ensureCa(t.db, "cli-verbs-test-secret-key-0123456789abcdef");
+    const up = await json<{ hostName: string; secret: string; caFingerprint: string }>([
+      "hosts",
+      "tls-upgrade",
+      "edge-2",
+    ]);
+    assert.equal(up.hostName, "edge-2");
+    assert.match(up.secret, new RegExp(`^palupgrade_[A-Za-z0-9_-]{43}\\.${ca.fingerprint}$`));
+    assert.match(
+      await ok(["hosts", "tls-upgrade", "edge-2"]),
+      /^upgrade secret for host edge-2 \(usable once, expires .*\n {2}palupgrade_\S+\n/,
+    );
     await makeHost(t.db, "doomed");
     assert.equal(await ok(["hosts", "delete", "doomed"]), "host doomed deleted\n");
     const gone = await cli(["hosts", "show", "doomed"]);
@@ -482,7 +500,15 @@ describe("palisade completion", () => {
       return r.stdout.trim().split("\n").filter(Boolean).sort();
     };
     assert.deepEqual(complete("palisade ho"), ["hosts"]);
-    assert.deepEqual(complete("palisade hosts "), ["delete", "disable", "enable", "label", "ls", "show"]);
+    assert.deepEqual(complete("palisade hosts "), [
+      "delete",
+      "disable",
+      "enable",
+      "label",
+      "ls",
+      "show",
+      "tls-upgrade",
+    ]);
     assert.ok(complete("palisade hosts ls --").includes("--connection"));
     assert.deepEqual(complete("palisade versions ls web -o "), ["json", "table", "wide", "yaml"]);
     assert.ok(complete("palisade logs -").includes("--follow"));

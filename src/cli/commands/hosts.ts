@@ -5,9 +5,11 @@
 //   label HOST k=v... k-...             set or (k-) remove labels
 //   disable|enable HOST                 refuse (or accept again) the host's agent credential
 //   delete HOST                         delete the host and revoke its credential
+//   tls-upgrade HOST                    a single-use secret that moves a plaintext-enrolled host to
+//                                       mutual TLS in place (shown only now)
 import type { Command } from "commander";
 import { usageError } from "../errors.ts";
-import { formatOf, labelText, out, printList, printOne, when, withOutput, type Column } from "../output.ts";
+import { data, formatOf, labelText, out, printList, printOne, when, withOutput, type Column } from "../output.ts";
 import { Rest, seg, withRestOptions, type RestOptions } from "../rest.ts";
 import { relative } from "../time.ts";
 
@@ -131,6 +133,30 @@ export function register(program: Command): void {
       printOne(h, formatOf(o), (x) => [`${x.name} ${verb}d`]);
     });
   }
+  withOutput(
+    withRestOptions(
+      hosts
+        .command("tls-upgrade")
+        .description("a single-use secret that moves a host enrolled over plaintext to mutual TLS (shown only now)")
+        .argument("<host>", "host id or name"),
+    ),
+  ).action(async (id: string, o: Opts) => {
+    const u = await new Rest(o).request<{ hostName: string; secret: string; expiresAt: string }>(
+      "POST",
+      `/v1/hosts/${seg(id)}/tls-upgrade`,
+    );
+    const f = formatOf(o);
+    if (f === "json" || f === "yaml") return out(data(u, f));
+    out(
+      [
+        `upgrade secret for host ${u.hostName} (usable once, expires ${u.expiresAt}):`,
+        `  ${u.secret}`,
+        "on the host, put it in a file the agent's user can read, then (same --server and --state-dir as the agent):",
+        "  PALISADE_TLS_UPGRADE_SECRET_FILE=<file> palisade agent upgrade-tls --server <API host>:<legacy port> --state-dir <dir>",
+        "and restart the agent; or give the agent the variable and restart it.",
+      ].join("\n") + "\n",
+    );
+  });
   withRestOptions(
     hosts
       .command("delete")
