@@ -9,7 +9,7 @@ import type { Actor } from "../audit.ts";
 import { recordAudit } from "../audit.ts";
 import type { Db, Prisma } from "../db/client.ts";
 import { canonicalJson, geoip, type Policy } from "../../engine/index.ts";
-import { hostsWithoutGeoip } from "../geoip/index.ts";
+import { countriesWithoutData, hostsWithoutGeoip, lockGeoData } from "../geoip/index.ts";
 import { ApiError, conflict, notFound } from "../errors.ts";
 import type { Log } from "../log.ts";
 import { withinMs } from "../redis.ts";
@@ -60,8 +60,16 @@ async function insert(
   audit: { action: string; details: Prisma.InputJsonValue },
   idem: IdempotencyKey | undefined,
   response: (id: string) => Prisma.InputJsonObject,
+  countries: readonly string[] = [],
 ): Promise<string> {
   const id = await deps.db.$transaction(async (tx) => {
+    if (countries.length > 0) {
+      // Checked again under the data's lock: a load that emptied a country after the
+      // early check would otherwise let this deployment load an empty set.
+      await lockGeoData(tx);
+      const missing = await countriesWithoutData(tx, countries);
+      if (missing.length > 0) throw noCountryData(missing);
+    }
     const dep = await tx.deployment.create({
       data: {
         versionId: d.versionId,
@@ -153,6 +161,15 @@ async function once<T extends object>(
 
 export type Created = { id: string; targets: number };
 
+function noCountryData(missing: readonly string[]): ApiError {
+  return new ApiError(
+    409,
+    "conflict",
+    `this version tests countries with no address ranges in the country data: ${missing.join(", ")}. Their sets would be empty, so a rule on them would match nobody, and a negated one everybody. Load the data first (palisade geoip update) or correct the country code (the data uses ISO 3166 codes: GB, not UK)`,
+    missing.map((c) => ({ path: "/version", code: "geoip_no_data", message: `country ${c} has no ranges` })),
+  );
+}
+
 /**
  * A version that tests countries needs agents that fill the country sets: an older agent
  * would load the rules with empty sets (a geoip drop would match nothing, a negated geoip
@@ -164,22 +181,8 @@ async function refuseWithoutGeoip(db: Db, document: Policy, hostIds: string[]): 
   // A country with no ranges is an empty set: a drop on it matches nobody, and a negated
   // test (`! --src-cc XX`) matches everybody, which locks the operator out. A code the data
   // does not use (UK for GB) or a deploy before the first `geoip update` is that case.
-  const held = new Set(
-    (
-      await db.geoipCountry.findMany({
-        where: { country: { in: countries }, intervals: { gt: 0 } },
-        select: { country: true },
-      })
-    ).map((c) => c.country),
-  );
-  const missing = countries.filter((c) => !held.has(c));
-  if (missing.length > 0)
-    throw new ApiError(
-      409,
-      "conflict",
-      `this version tests countries with no address ranges in the country data: ${missing.join(", ")}. Their sets would be empty, so a rule on them would match nobody, and a negated one everybody. Load the data first (palisade geoip update) or correct the country code (the data uses ISO 3166 codes: GB, not UK)`,
-      missing.map((c) => ({ path: "/version", code: "geoip_no_data", message: `country ${c} has no ranges` })),
-    );
+  const missing = await countriesWithoutData(db, countries);
+  if (missing.length > 0) throw noCountryData(missing);
   const old = (await hostsWithoutGeoip(db, hostIds)).map((h) => h.name);
   if (old.length === 0) return;
   throw new ApiError(
@@ -218,9 +221,10 @@ async function newDeployment(
     throw notFound(exists ? `version ${req.version} of ruleset "${req.ruleset}"` : `ruleset "${req.ruleset}"`);
   }
   const hosts = await resolveSelector(deps.db, req.selector);
+  const document = version.document as unknown as Policy;
   await refuseWithoutGeoip(
     deps.db,
-    version.document as unknown as Policy,
+    document,
     hosts.map((h) => h.id),
   );
   const id = await insert(
@@ -239,6 +243,7 @@ async function newDeployment(
     },
     idem,
     (id) => ({ id, targets: hosts.length }),
+    geoip.policyCountries(document),
   );
   return { id, targets: hosts.length };
 }
@@ -282,6 +287,12 @@ async function newRollback(
   for (const t of withPrevious) tally.set(t.previousVersionId!, (tally.get(t.previousVersionId!) ?? 0) + 1);
   const main = [...tally.entries()].sort((a, b) => b[1] - a[1])[0]![0];
   const strategy = storedStrategy(orig.strategy);
+  // The versions gone back to may test countries whose data was emptied since (a forced load).
+  const previous = await deps.db.rulesetVersion.findMany({
+    where: { id: { in: [...tally.keys()] } },
+    select: { document: true },
+  });
+  const countries = [...new Set(previous.flatMap((v) => geoip.policyCountries(v.document as unknown as Policy)))];
   const id = await insert(
     deps,
     actor,
@@ -294,6 +305,7 @@ async function newRollback(
     { action: "deployment.rollback", details: { of: orig.id, hosts: withPrevious.map((t) => t.host.name), skipped } },
     idem,
     (id) => ({ id, targets: withPrevious.length, skipped }),
+    countries,
   );
   return { id, targets: withPrevious.length, skipped };
 }

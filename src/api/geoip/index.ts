@@ -1,12 +1,14 @@
 // Country data for the geoip match (docs/geoip.md): the store, and delivery to the agents.
 export {
   GEOIP_CAPABILITY,
+  countriesWithoutData,
   geoDataset,
   geoipHosts,
   geoUpdatesFor,
   hasGeoipCapability,
   hostsWithoutGeoip,
   loadGeoData,
+  lockGeoData,
   type CountryCounts,
   type CountryUpdate,
   type GeoDatasetView,

@@ -5,7 +5,7 @@
 // (current), the folded deltas since its revision, or the whole country.
 import { geoip } from "../../engine/index.ts";
 import { recordAudit, type Actor } from "../audit.ts";
-import type { Db } from "../db/client.ts";
+import type { Db, Prisma } from "../db/client.ts";
 import { hasFeature, hostsLacking } from "../host-selection.ts";
 import { countriesInUse, refuseEmptying } from "./in-use.ts";
 
@@ -13,6 +13,32 @@ import { countriesInUse, refuseEmptying } from "./in-use.ts";
 export const GEOIP_CAPABILITY = "geoip";
 export const hasGeoipCapability = (caps: unknown) => hasFeature(caps, GEOIP_CAPABILITY);
 export const hostsWithoutGeoip = (db: Db, hostIds: string[]) => hostsLacking(db, hostIds, GEOIP_CAPABILITY);
+
+/**
+ * Serialises every change of the country data with the deployments that depend on it: a
+ * load takes it for its transaction, and so does a deployment's insert when its versions
+ * test countries, so a load cannot empty a country between a deploy's check and its commit.
+ */
+export async function lockGeoData(tx: Prisma.TransactionClient): Promise<void> {
+  await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('geoip'))::text`;
+}
+
+/** The countries of `countries` that have no ranges in the data (their sets would be empty). */
+export async function countriesWithoutData(
+  db: Pick<Prisma.TransactionClient, "geoipCountry">,
+  countries: readonly string[],
+): Promise<string[]> {
+  if (countries.length === 0) return [];
+  const held = new Set(
+    (
+      await db.geoipCountry.findMany({
+        where: { country: { in: [...countries] }, intervals: { gt: 0 } },
+        select: { country: true },
+      })
+    ).map((c) => c.country),
+  );
+  return countries.filter((c) => !held.has(c));
+}
 
 const lines = (t: string) => (t === "" ? [] : t.split("\n"));
 const text = (l: readonly string[]) => l.join("\n");
@@ -67,7 +93,7 @@ export async function loadGeoData(
 ): Promise<GeoLoadResult> {
   return db.$transaction(
     async (tx) => {
-      await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('geoip'))::text`;
+      await lockGeoData(tx);
       const emptiedInUse = refuseEmptying(
         await countriesInUse(tx),
         parsed,
