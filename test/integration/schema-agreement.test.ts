@@ -19,6 +19,18 @@ after(async () => {
   await db?.drop();
 });
 
+// Indexes with INCLUDE columns, which Prisma's schema cannot express (its comments name
+// them): migration 20261204220000_accounting_fleet_lists_covering makes the fleet top-N's
+// sorted lists index-only. Keyed by table, "key columns INCLUDE included columns".
+const FLEET_LISTS = ["src_bytes", "src_packets", "dst_bytes", "dst_packets"].map(
+  (c) => `table_name,bucket,${c} INCLUDE address`,
+);
+const COVERING: Record<string, string[]> = {
+  accounting_fleet_hour: FLEET_LISTS,
+  accounting_fleet_day: FLEET_LISTS,
+  accounting_fleet_month: FLEET_LISTS,
+};
+
 const SCALARS: Record<string, string> = {
   String: "text",
   Int: "integer",
@@ -101,13 +113,24 @@ describe("schema.prisma agrees with the migrated database", () => {
     });
 
     test(`${model.name} (${model.table}): primary key, unique and plain indexes`, async () => {
-      const rows = await sql<{ cols: string[]; isunique: boolean; isprimary: boolean }>(
+      // Key columns only: Prisma cannot declare INCLUDE columns, checked against COVERING below.
+      const rows = await sql<{ cols: string[]; included: string[] | null; isunique: boolean; isprimary: boolean }>(
         db.url,
-        `SELECT array_agg(a.attname::text ORDER BY k.ord) AS cols, i.indisunique AS isunique, i.indisprimary AS isprimary
+        `SELECT array_agg(a.attname::text ORDER BY k.ord) FILTER (WHERE k.ord <= i.indnkeyatts) AS cols,
+                array_agg(a.attname::text ORDER BY k.ord) FILTER (WHERE k.ord > i.indnkeyatts) AS included,
+                i.indisunique AS isunique, i.indisprimary AS isprimary
          FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-         WHERE i.indrelid = $1::regclass GROUP BY i.indexrelid, i.indisunique, i.indisprimary`,
+         WHERE i.indrelid = $1::regclass GROUP BY i.indexrelid, i.indisunique, i.indisprimary, i.indnkeyatts`,
         [`"${model.table}"`],
+      );
+      assert.deepEqual(
+        rows
+          .filter((r) => r.included)
+          .map((r) => `${key(r.cols)} INCLUDE ${key(r.included!)}`)
+          .sort(),
+        (COVERING[model.table] ?? []).slice().sort(),
+        "covering indexes (INCLUDE columns)",
       );
       assert.deepEqual(
         rows.filter((r) => r.isprimary).map((r) => key(r.cols)),
