@@ -418,3 +418,40 @@ test("palisade ca init creates the CA once and prints its SHA-256; a second run 
     await database.drop();
   }
 });
+
+test("start-up logs: mutual TLS alone says so and warns of nothing; plaintext and the legacy port each warn", async () => {
+  const warnings = async (opts: Parameters<typeof startAgentServer>[1]) => {
+    const log = memoryLog("debug");
+    const r = await startAgentServer({ db: t.db, redis: t.redis, log }, opts);
+    await r.stop();
+    return {
+      info: log.lines.filter((l) => l.level === 30).map((l) => String(l.msg)),
+      warn: log.lines.filter((l) => l.level === 40).map((l) => String(l.msg)),
+    };
+  };
+  const tls = { ca, enrollAddress: "127.0.0.1:0", serverNames: ["127.0.0.1"], clientCertTtlSeconds: 3600 };
+  const mtls = await warnings({ address: "127.0.0.1:0", tls });
+  assert.ok(
+    mtls.info.some((m) => /listening \(mutual TLS\)/.test(m)),
+    mtls.info.join("\n"),
+  );
+  assert.deepEqual(
+    mtls.warn.filter((m) => /WITHOUT TLS/.test(m)),
+    [],
+    "a mutual-TLS start warned of plaintext",
+  );
+  const plain = await warnings({ address: "127.0.0.1:0" });
+  assert.ok(
+    plain.warn.some((m) => /server listening WITHOUT TLS \(PALISADE_GRPC_PLAINTEXT\)/.test(m)),
+    plain.warn.join("\n"),
+  );
+  const legacy = await warnings({ address: "127.0.0.1:0", tls: { ...tls, legacyAddress: "127.0.0.1:0" } });
+  assert.ok(
+    legacy.warn.some((m) => /legacy port listening WITHOUT TLS/.test(m)),
+    legacy.warn.join("\n"),
+  );
+  assert.ok(
+    !legacy.warn.some((m) => /PALISADE_GRPC_PLAINTEXT/.test(m)),
+    "the legacy port start claimed plaintext mode",
+  );
+});

@@ -339,7 +339,7 @@ export async function startAgentServer(ctx: AgentContext, opts: AgentServerOptio
       { address: tls?.legacyAddress, legacyPort },
       "agent gRPC legacy port listening WITHOUT TLS (PALISADE_GRPC_LEGACY_PORT) for hosts enrolled before mutual TLS: their bearer credentials and rulesets cross the network in clear; upgrade them (POST /v1/hosts/:id/tls-upgrade) and unset it",
     );
-  else
+  if (!tls)
     ctx.log.warn(
       { address: opts.address, port },
       "agent gRPC server listening WITHOUT TLS (PALISADE_GRPC_PLAINTEXT): credentials and rulesets cross the network in clear; use only in a lab",
