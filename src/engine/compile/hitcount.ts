@@ -115,17 +115,26 @@ export function hitcountErrors(
       ),
     ];
   }
-  if (m.limit !== undefined || m.meter !== undefined || m.quota !== undefined) {
+  if (evaluatedTwice(m)) {
     return [
       error(
         at,
         "unsupported_on_target",
-        `recent hitcount together with limit, meter or quota in one rule is not supported on target nftables: the hit count is kept by a jump to its own chain before the rule, which would evaluate those twice; put them in a separate rule.`,
+        `recent hitcount together with ${STATEFUL_TWICE} in one rule is not supported on target nftables: the hit count is kept by a jump to its own chain before the rule, which would evaluate those twice; put them in a separate rule.`,
       ),
     ];
   }
   return [];
 }
+
+/**
+ * A counted rule is compiled as a jump to its counting chain followed by the rule itself,
+ * both with all its matches: a match with state of its own (a token bucket, a quota, a
+ * random draw or an nth counter) would be evaluated twice, on separate state or draws.
+ */
+const evaluatedTwice = (m: Match) =>
+  m.limit !== undefined || m.meter !== undefined || m.quota !== undefined || m.statistic !== undefined;
+const STATEFUL_TWICE = "limit, meter, quota or statistic";
 
 const isCounted = (m: Match | undefined) => {
   const r = m?.recent;
@@ -243,6 +252,16 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
     `recent hitcount on list "${name}" is not supported on target nftables here: ${detail}. nftables counts the hits on this rule's own packets, not on the stamps the list's set rules record, so it would match sources xt_recent would not. Use the portKnock preset (protections.portKnock) for a knock sequence; for a rate (the SYN-flood idiom) give the list's set rule the same matches as this rule, in the same chain, before it; or render with target iptables.`;
   const stampAfter = stampAfterRules(policy);
   const atStamp = stampCountedLists(policy);
+  // A list counted where it is stamped: its set rules are the ones with the jump.
+  for (const s of sets)
+    if (atStamp.has(s.match.recent!.name) && evaluatedTwice(s.match))
+      out.push(
+        error(
+          ["chains", s.chain, "rules", s.index, "match", "recent"],
+          "unsupported_on_target",
+          `recent set on list "${s.match.recent!.name}" together with ${STATEFUL_TWICE} is not supported on target nftables: the list's hits are counted by a jump before this rule, which would evaluate those twice (a random draw would stamp packets it did not count); put them in a separate rule before it.`,
+        ),
+      );
   for (const [chain, c] of Object.entries(policy.chains)) {
     c.rules.forEach((rule, index) => {
       if (!isCounted(rule.match)) return;

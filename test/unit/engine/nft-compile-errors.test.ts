@@ -308,7 +308,7 @@ test("a user counter may not take the name shape of a growing quota's counter", 
   );
 });
 
-test("recent hitcount: bounded on nftables (H <= 1024, seconds given and <= a week, no limit/meter/quota beside it)", () => {
+test("recent hitcount: bounded on nftables (H <= 1024, seconds given and <= a week, no limit/meter/quota/statistic beside it)", () => {
   // The counting idiom (set rule with the same matches first): only the bounds are at issue here.
   const hc = (recent: Record<string, unknown>, more: Record<string, unknown> = {}) =>
     input(
@@ -340,7 +340,23 @@ test("recent hitcount: bounded on nftables (H <= 1024, seconds given and <= a we
   assert.deepEqual(sizes(r1024.text), ["8192"]);
   assert.equal(one(hc({ hitcount: 5 })).path, "/chains/input/rules/1/match/recent/seconds");
   assert.equal(one(hc({ seconds: 8 * 86400, hitcount: 5 })).path, "/chains/input/rules/1/match/recent/seconds");
-  assert.match(one(hc({ seconds: 1, hitcount: 5 }, { limit: { rate: "5/second" } })).message, /limit, meter or quota/);
+  assert.match(
+    one(hc({ seconds: 1, hitcount: 5 }, { limit: { rate: "5/second" } })).message,
+    /limit, meter, quota or statistic/,
+  );
+  // A random draw or nth counter beside a counted rule would be drawn twice (jump, then rule).
+  const coin = { statistic: { mode: "random", probability: 0.5 } };
+  assert.match(one(hc({ seconds: 1, hitcount: 5 }, coin)).message, /limit, meter, quota or statistic/);
+  // A list counted where it is stamped: the set rules carry the jump, so they are refused too.
+  const same = { protocol: "tcp", dport: 22, ...coin };
+  const stamped = errorsOf(
+    input([
+      { match: { ...same, recent: { name: "p", mode: "set" } }, action: "accept" },
+      { match: { ...same, recent: { name: "p", mode: "rcheck", seconds: 60, hitcount: 4 } }, action: "drop" },
+    ]),
+  ).find((e) => e.path === "/chains/input/rules/0/match/recent")!;
+  assert.ok(stamped, "the set rule of a stamp-counted list with a random draw was not refused");
+  assert.match(stamped.message, /recent set on list "p" together with limit, meter, quota or statistic/);
   // The SYN-flood preset counts exactly up to 127 per window; beyond that it needs a burst (token bucket).
   const v = validatePolicy({ protections: { synFlood: { rate: "128/second" } } });
   assert.deepEqual(
