@@ -145,3 +145,26 @@ test("ACCOUNT of an IPv6 or aggregated table is refused (the target is IPv4-only
   ]);
   assert.match(ok(doc({ prefix: "10.0.0.0/16" })).text, /-j ACCOUNT --addr 10\.0\.0\.0\/16 --tname t/);
 });
+
+test("match order: xtables-addons matches before the stateful ones, stateful ones in the nftables compiler's order", () => {
+  // A limit before a geoip match would spend tokens on packets of every country.
+  const line = (match: Record<string, unknown>) =>
+    ok(input([{ match, action: "drop" }]))
+      .text.split("\n")
+      .find((l) => l.startsWith("-A PAL-input ") && / -j DROP/.test(l))!;
+  const geoLimit = line({
+    xt: { geoip: { source: ["CN"] }, condition: "web" },
+    limit: { rate: "5/second" },
+    recent: { name: "l", mode: "set" },
+  });
+  assert.ok(geoLimit, "no rule line rendered");
+  const at = (s: string) => geoLimit.indexOf(s);
+  for (const [a, b] of [
+    ["-m condition", "-m limit"],
+    ["-m geoip", "-m limit"],
+    ["-m limit", "-m recent"],
+  ] as const)
+    assert.ok(at(a) !== -1 && at(a) < at(b), `${a} not before ${b}: ${geoLimit}`);
+  const psdConn = line({ protocol: "tcp", xt: { psd: {} }, connlimit: { count: 5 } });
+  assert.ok(psdConn.indexOf("-m psd") < psdConn.indexOf("-m connlimit"), psdConn);
+});

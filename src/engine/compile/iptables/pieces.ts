@@ -36,13 +36,18 @@ export const SLOT = {
   pkttype: 46,
   ttl: 47,
   time: 48,
+  // xtables-addons matches sit before the stateful ones, as on nftables (compile/nft/match.ts):
+  // a token bucket, list, quota or counter sees only packets that matched everything else.
+  // Each xt piece takes the next hundredth, so several never reach limit's slot.
+  xt: 49,
   limit: 50,
   meter: 51,
   recent: 52,
   quota: 53,
   statistic: 54,
+  // psd is stateful (a per-source score): after statistic and before connlimit, as on nftables.
+  psd: 54.5,
   connlimit: 55,
-  xt: 60,
   comment: 90,
   counterTag: 91,
   target: 100,

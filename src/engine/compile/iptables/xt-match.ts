@@ -12,7 +12,10 @@ export function xtMatchPieces(xt: Xt, env: RuleEnv): Piece[] {
   const out: Piece[] = [];
   const at = (...rest: string[]) => [...env.path, "xt", ...rest];
   let slot: number = SLOT.xt;
-  const add = (text: string) => out.push(piece(slot++, text));
+  const add = (text: string, at?: number) => {
+    out.push(piece(at ?? slot, text));
+    slot += 0.01;
+  };
   if (xt.condition !== undefined) {
     const { value, negated } = unwrap(xt.condition);
     add(`-m condition ${neg(negated)}--condition ${bare(value, env.ctx, at("condition"), "condition name")}`);
@@ -59,7 +62,7 @@ export function xtMatchPieces(xt: Xt, env: RuleEnv): Piece[] {
     if (p.delayThreshold !== undefined) parts.push(`--psd-delay-threshold ${p.delayThreshold}`);
     if (p.loPortsWeight !== undefined) parts.push(`--psd-lo-ports-weight ${p.loPortsWeight}`);
     if (p.hiPortsWeight !== undefined) parts.push(`--psd-hi-ports-weight ${p.hiPortsWeight}`);
-    add(parts.join(" "));
+    add(parts.join(" "), SLOT.psd);
   }
   if (xt.fuzzy) add(`-m fuzzy --lower-limit ${xt.fuzzy.lowerLimit} --upper-limit ${xt.fuzzy.upperLimit}`);
   if (xt.gradm) add(`-m gradm --${xt.gradm}`);
