@@ -502,3 +502,19 @@ test("recent hitcount on nftables: only the counting idiom (the list's set rules
   assert.ok(preset.ok, JSON.stringify(!preset.ok && preset.errors));
   assert.match(preset.text, /ip saddr @recent_protect_synflood_v4 jump recent_protect_synflood_hc11_1s_v4/);
 });
+
+test("a negated tcpMss (two nft rules) with a limit: refused, naming tcpMss and a fix that fits it", () => {
+  const errs = errorsOf(
+    input([
+      {
+        match: { protocol: "tcp", tcpMss: { not: "536-65535" }, limit: { rate: "5/second" } },
+        action: "drop",
+      },
+    ]),
+  );
+  const e = errs.find((x) => x.code === "nft_stateful_alternatives");
+  assert.ok(e, JSON.stringify(errs));
+  assert.match(e.message, /negated tcpMss/);
+  assert.match(e.message, /sets a mark/);
+  assert.doesNotMatch(e.message, /addresses into one set/);
+});

@@ -6,7 +6,16 @@
 // match does not already pin the family (an address or ICMP type does) starts with
 // `meta nfproto ipv4|ipv6`, so nothing reads IPv6 headers with IPv4 offsets.
 import type { Path } from "../../diagnostics.ts";
-import { normalizeAction, TERMINATING, unwrap, type ActionType, type Chain, type Rule } from "../../policy/index.ts";
+import {
+  isNegated,
+  normalizeAction,
+  TERMINATING,
+  unwrap,
+  type ActionType,
+  type Chain,
+  type Match,
+  type Rule,
+} from "../../policy/index.ts";
 import { FAMS, type Ctx, type Fam, type RuleBody, type TeeRule } from "./context.ts";
 import { compileMatch, matchFamilies, matchNeedsFamily } from "./match.ts";
 import { teeMatchProblem } from "./tee.ts";
@@ -114,7 +123,7 @@ export function compileRule(
       ctx.error(
         [...path, "match", perRuleState === "limit" ? "limit" : "statistic"],
         "nft_stateful_alternatives",
-        `this match is an OR that needs one nft rule per item (${mr.alternatives.length}: ${m?.xt?.geoip ? "one per country" : "one per set or address group"}), and a ${perRuleState} in each would keep its own state, so together they would let through ${mr.alternatives.length} times the rate or count apart; put the addresses into one set, or split the rule with a named meter`,
+        `this match is an OR that needs one nft rule per item (${mr.alternatives.length}: ${orItems(m)}), and a ${perRuleState} in each would keep its own state, so together they would let through ${mr.alternatives.length} times the rate or count apart; ${orFix(m)}`,
       );
       continue;
     }
@@ -177,4 +186,17 @@ export function compileRule(
     }
   }
   return out;
+}
+
+/** What makes a rule's match an OR of nft rules, for the refusal of per-rule state in it. */
+function orItems(m: Match | undefined): string {
+  if (m?.xt?.geoip) return "one per country";
+  if (m?.tcpMss !== undefined && isNegated(m.tcpMss))
+    return "a negated tcpMss: the option missing, or its size outside";
+  return "one per set or address group";
+}
+function orFix(m: Match | undefined): string {
+  if (m?.tcpMss !== undefined && isNegated(m.tcpMss) && !m.xt?.geoip)
+    return "test the MSS in one rule that sets a mark, and put the limit or counter in a rule matching that mark";
+  return "put the addresses into one set, or split the rule with a named meter";
 }
