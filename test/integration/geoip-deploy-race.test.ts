@@ -3,7 +3,10 @@
 // check. The deployment's insert takes the data's lock and checks again, so it is refused
 // (geoip_no_data, nothing written) instead of loading an empty set on its hosts. The race is
 // made deterministic: the test holds the lock, lets the deploy's early check pass and block
-// on the lock, empties the country in the same transaction and commits.
+// on the lock, empties the country's IPv6 ranges (what an IPv4-only file loaded with
+// allowEmpty leaves) and commits: the recheck is per family. Without the race, a version
+// testing a country in a family with no ranges is refused naming the family; one restricted
+// to the other family (match family), or a mark forward's geoip match, is checked the same.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import pg from "pg";
@@ -14,7 +17,11 @@ let t: TestApp;
 before(async () => {
   t = await startTestApp();
   await t.db.host.create({ data: { name: "race-edge", capabilities: { features: ["geoip"] } } });
-  const loaded = await t.req("POST", "/v1/geoip", { as: "operator", body: { csv: "1.0.0.0,1.0.0.255,CN" } });
+  await t.db.host.create({ data: { name: "race-other", capabilities: { features: ["geoip"] } } });
+  const loaded = await t.req("POST", "/v1/geoip", {
+    as: "operator",
+    body: { csv: "1.0.0.0,1.0.0.255,CN\n2001:db8:1::,2001:db8:1::ffff,CN" },
+  });
   assert.equal(loaded.statusCode, 200, loaded.body);
   assert.equal((await t.req("POST", "/v1/rulesets", { body: { name: "race" } })).statusCode, 201);
   const policy = {
@@ -52,14 +59,14 @@ test("a load that empties a country between a deploy's check and its insert: the
       body: { ruleset: "race", version: 1, selector: { hosts: ["race-edge"] } },
     });
     assert.ok(await someoneWaitsForAdvisoryLock(holder, self), "the deployment never waited for the data's lock");
-    // What a forced load (allowEmpty) leaves: CN with no ranges.
-    await holder.query("UPDATE geoip_countries SET intervals = 0 WHERE country = 'CN'");
+    // What a forced load (allowEmpty) of an IPv4-only file leaves: CN without IPv6 ranges.
+    await holder.query("UPDATE geoip_countries SET ipv6 = '', intervals = 1 WHERE country = 'CN'");
     await holder.query("COMMIT");
     const res = await deploy;
     assert.equal(res.statusCode, 409, res.body);
     assert.deepEqual(
-      res.json().error.details.map((d: { code: string }) => d.code),
-      ["geoip_no_data"],
+      res.json().error.details.map((d: { code: string; message: string }) => `${d.code} ${d.message}`),
+      ["geoip_no_data country CN has no IPv6 ranges"],
     );
     assert.equal(await t.db.deployment.count(), 0, "a deployment row was written");
     assert.equal(await t.db.deploymentTarget.count(), 0);
@@ -69,8 +76,51 @@ test("a load that empties a country between a deploy's check and its insert: the
   }
 });
 
+test("CN without IPv6 ranges: a version testing it in IPv6 (a rule or a mark forward) is refused; an IPv4-only one deploys", async () => {
+  const version = async (policy: object) => {
+    const v = await t.req("POST", "/v1/rulesets/race/versions", { body: { policy } });
+    assert.equal(v.statusCode, 201, v.body);
+    return v.json().version as number;
+  };
+  const deploy = (version: number) =>
+    t.req("POST", "/v1/deployments", {
+      as: "operator",
+      body: { ruleset: "race", version, selector: { hosts: ["race-other"] } },
+    });
+  const refused = await deploy(1);
+  assert.equal(refused.statusCode, 409, refused.body);
+  assert.match(refused.json().error.message, /no address ranges in the country data: CN \(IPv6\)/);
+  const markForward = await version({
+    chains: {},
+    forwarding: {
+      markForwards: [
+        { mark: 5, match: { xt: { geoip: { source: ["CN"], invert: true } } }, backends: [{ address: "192.0.2.1" }] },
+      ],
+    },
+  });
+  const mf = await deploy(markForward);
+  assert.equal(mf.statusCode, 409, mf.body);
+  assert.deepEqual(
+    mf.json().error.details.map((d: { code: string; message: string }) => `${d.code} ${d.message}`),
+    ["geoip_no_data country CN has no IPv6 ranges"],
+  );
+  const v4only = await version({
+    chains: {
+      input: {
+        hook: "input",
+        rules: [{ match: { family: "ipv4", xt: { geoip: { source: ["CN"], invert: true } } }, action: "drop" }],
+      },
+    },
+  });
+  const ok = await deploy(v4only);
+  assert.equal(ok.statusCode, 202, ok.body);
+});
+
 test("with the country's ranges in place the same deployment goes through", async () => {
-  await t.db.geoipCountry.update({ where: { country: "CN" }, data: { intervals: 1 } });
+  await t.db.geoipCountry.update({
+    where: { country: "CN" },
+    data: { ipv6: "2001:db8:1::-2001:db8:1::ffff", intervals: 2 },
+  });
   const res = await t.req("POST", "/v1/deployments", {
     as: "operator",
     body: { ruleset: "race", version: 1, selector: { hosts: ["race-edge"] } },

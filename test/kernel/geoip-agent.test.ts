@@ -130,9 +130,10 @@ before(async () => {
     early.json.error.details.map((d: { code: string; message: string }) => `${d.code} ${d.message}`),
     ["geoip_no_data country CN has no ranges", "geoip_no_data country DE has no ranges"],
   );
-  // Ranges that hold neither test source (revision 1).
+  // Ranges that hold neither test source (revision 1), in both families: a family with no
+  // ranges is refused too (the rules test both).
   const v0 = await api("POST", "/v1/geoip", {
-    csv: "100.64.0.0,100.64.0.255,CN\n100.65.0.0,100.65.0.255,DE",
+    csv: "100.64.0.0,100.64.0.255,CN\n100.65.0.0,100.65.0.255,DE\n2001:db8:2::,2001:db8:2::ffff,DE\n2001:db8:ff::,2001:db8:ff::ff,CN",
     source: "v0.csv",
   });
   assert.equal(v0.status, 200, JSON.stringify(v0.json));
@@ -171,6 +172,7 @@ test("after `geoip update --file`, the CN source is dropped on 80 and the other 
       "198.51.100.0,198.51.100.127,CN",
       "198.51.100.128,198.51.100.255,CN", // adjacent: one interval in the kernel
       "203.0.113.0,203.0.113.255,DE",
+      "2001:db8:2::,2001:db8:2::ffff,DE", // DE has IPv6 ranges too: the negated rule tests both families
       "2001:db8:1::,2001:db8:1::ffff,CN",
       "192.0.2.0,192.0.2.255,FR", // a country no rule tests: never sent to this agent
     ].join("\n"),
@@ -178,7 +180,7 @@ test("after `geoip update --file`, the CN source is dropped on 80 and the other 
   const r = await cli(["geoip", "update", "--file", csv]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /reading .*v1\.csv/);
-  assert.match(r.stdout, /geoip revision 2 from v1\.csv: 5 ranges, 3 countries, 4 intervals/);
+  assert.match(r.stdout, /geoip revision 2 from v1\.csv: 6 ranges, 3 countries, 5 intervals/);
   await waitUntil(async () => /198\.51\.100\.0\/24/.test(await setText("geo_v4_CN")), 30_000, "CN's IPv4 set filled");
   assert.match(await setText("geo_v6_CN"), /2001:db8:1::-2001:db8:1::ffff|2001:db8:1::\/112/);
   assert.match(await setText("geo_v4_DE"), /203\.0\.113\.0\/24/);
@@ -213,6 +215,7 @@ test("a second load that moves CN's range changes the verdict without a redeploy
     [
       "198.51.100.0,198.51.100.5,CN", // .7 is no longer CN
       "203.0.113.0,203.0.113.255,DE",
+      "2001:db8:2::,2001:db8:2::ffff,DE",
       "2001:db8:1::,2001:db8:1::ffff,CN",
       "192.0.2.0,192.0.2.255,FR",
     ].join("\n"),
@@ -248,6 +251,7 @@ test("after a reboot with the API down, the country sets are refilled from the s
     csv: [
       "198.51.100.0,198.51.100.255,CN",
       "203.0.113.0,203.0.113.255,DE",
+      "2001:db8:2::,2001:db8:2::ffff,DE",
       "2001:db8:1::,2001:db8:1::ffff,CN",
       "192.0.2.0,192.0.2.255,FR",
     ].join("\n"),
@@ -276,6 +280,7 @@ test("after a reboot with the API down, the country sets are refilled from the s
       "198.51.100.0,198.51.100.255,CN",
       "198.51.103.0,198.51.103.255,CN",
       "203.0.113.0,203.0.113.255,DE",
+      "2001:db8:2::,2001:db8:2::ffff,DE",
       "2001:db8:1::,2001:db8:1::ffff,CN",
       "192.0.2.0,192.0.2.255,FR",
     ].join("\n"),

@@ -9,7 +9,7 @@ import type { Actor } from "../audit.ts";
 import { recordAudit } from "../audit.ts";
 import type { Db, Prisma } from "../db/client.ts";
 import { canonicalJson, geoip, type Policy } from "../../engine/index.ts";
-import { countriesWithoutData, hostsWithoutGeoip, lockGeoData } from "../geoip/index.ts";
+import { countriesWithoutData, hostsWithoutGeoip, lockGeoData, type MissingCountryData } from "../geoip/index.ts";
 import { ApiError, conflict, notFound } from "../errors.ts";
 import type { Log } from "../log.ts";
 import { withinMs } from "../redis.ts";
@@ -60,10 +60,10 @@ async function insert(
   audit: { action: string; details: Prisma.InputJsonValue },
   idem: IdempotencyKey | undefined,
   response: (id: string) => Prisma.InputJsonObject,
-  countries: readonly string[] = [],
+  countries: ReadonlyMap<string, readonly geoip.GeoFamily[]> = new Map(),
 ): Promise<string> {
   const id = await deps.db.$transaction(async (tx) => {
-    if (countries.length > 0) {
+    if (countries.size > 0) {
       // Checked again under the data's lock: a load that emptied a country after the
       // early check would otherwise let this deployment load an empty set.
       await lockGeoData(tx);
@@ -161,12 +161,19 @@ async function once<T extends object>(
 
 export type Created = { id: string; targets: number };
 
-function noCountryData(missing: readonly string[]): ApiError {
+const FAMILY_NAME = { ipv4: "IPv4", ipv6: "IPv6" } as const;
+
+function noCountryData(missing: readonly MissingCountryData[]): ApiError {
+  const what = (m: MissingCountryData) => (m.none ? "" : `${m.families.map((f) => FAMILY_NAME[f]).join(" and ")} `);
   return new ApiError(
     409,
     "conflict",
-    `this version tests countries with no address ranges in the country data: ${missing.join(", ")}. Their sets would be empty, so a rule on them would match nobody, and a negated one everybody. Load the data first (palisade geoip update) or correct the country code (the data uses ISO 3166 codes: GB, not UK)`,
-    missing.map((c) => ({ path: "/version", code: "geoip_no_data", message: `country ${c} has no ranges` })),
+    `this version tests countries with no address ranges in the country data: ${missing.map((m) => `${m.country}${m.none ? "" : ` (${what(m).trim()})`}`).join(", ")}. Their sets would be empty, so a rule on them would match nobody, and a negated one everybody. Load the data first (palisade geoip update), correct the country code (the data uses ISO 3166 codes: GB, not UK), or restrict a rule on a country without ranges in one family to the other (match family)`,
+    missing.map((m) => ({
+      path: "/version",
+      code: "geoip_no_data",
+      message: `country ${m.country} has no ${what(m)}ranges`,
+    })),
   );
 }
 
@@ -176,12 +183,13 @@ function noCountryData(missing: readonly string[]): ApiError {
  * accept everything). Refused before anything is written, naming the hosts.
  */
 async function refuseWithoutGeoip(db: Db, document: Policy, hostIds: string[]): Promise<void> {
-  const countries = geoip.policyCountries(document);
-  if (countries.length === 0) return;
+  const tested = geoip.policyCountryFamilies(document);
+  if (tested.size === 0) return;
+  const countries = [...tested.keys()];
   // A country with no ranges is an empty set: a drop on it matches nobody, and a negated
   // test (`! --src-cc XX`) matches everybody, which locks the operator out. A code the data
   // does not use (UK for GB) or a deploy before the first `geoip update` is that case.
-  const missing = await countriesWithoutData(db, countries);
+  const missing = await countriesWithoutData(db, tested);
   if (missing.length > 0) throw noCountryData(missing);
   const old = (await hostsWithoutGeoip(db, hostIds)).map((h) => h.name);
   if (old.length === 0) return;
@@ -243,7 +251,7 @@ async function newDeployment(
     },
     idem,
     (id) => ({ id, targets: hosts.length }),
-    geoip.policyCountries(document),
+    geoip.policyCountryFamilies(document),
   );
   return { id, targets: hosts.length };
 }
@@ -292,7 +300,9 @@ async function newRollback(
     where: { id: { in: [...tally.keys()] } },
     select: { document: true },
   });
-  const countries = [...new Set(previous.flatMap((v) => geoip.policyCountries(v.document as unknown as Policy)))];
+  const countries = geoip.mergeCountryFamilies(
+    previous.map((v) => geoip.policyCountryFamilies(v.document as unknown as Policy)),
+  );
   const id = await insert(
     deps,
     actor,

@@ -15,8 +15,15 @@ export interface CountryUser {
   deploying: string[];
 }
 
+/** The versions in use that test one country: all of them, and those that test it per family. */
+export interface CountryUse {
+  all: CountryUser[];
+  ipv4: CountryUser[];
+  ipv6: CountryUser[];
+}
+
 /** Per country, the versions in use that test it (countries no such version tests are absent). */
-export async function countriesInUse(tx: Prisma.TransactionClient): Promise<Map<string, CountryUser[]>> {
+export async function countriesInUse(tx: Prisma.TransactionClient): Promise<Map<string, CountryUse>> {
   const applied = new Map<string, Set<string>>();
   const deploying = new Map<string, Set<string>>();
   const add = (m: Map<string, Set<string>>, versionId: string | null, host: string) => {
@@ -44,19 +51,21 @@ export async function countriesInUse(tx: Prisma.TransactionClient): Promise<Map<
     select: { id: true, number: true, document: true, ruleset: { select: { name: true } } },
     orderBy: [{ ruleset: { name: "asc" } }, { number: "asc" }],
   });
-  const out = new Map<string, CountryUser[]>();
+  const out = new Map<string, CountryUse>();
   for (const v of versions) {
-    const countries = geoip.policyCountries(v.document as unknown as Policy);
-    if (countries.length === 0) continue;
+    const countries = geoip.policyCountryFamilies(v.document as unknown as Policy);
+    if (countries.size === 0) continue;
     const user: CountryUser = {
       ruleset: v.ruleset.name,
       version: v.number,
       applied: [...(applied.get(v.id) ?? [])].sort(),
       deploying: [...(deploying.get(v.id) ?? [])].sort(),
     };
-    for (const c of countries) {
-      if (!out.has(c)) out.set(c, []);
-      out.get(c)!.push(user);
+    for (const [c, fams] of countries) {
+      if (!out.has(c)) out.set(c, { all: [], ipv4: [], ipv6: [] });
+      const use = out.get(c)!;
+      use.all.push(user);
+      for (const f of fams) use[f].push(user);
     }
   }
   return out;
@@ -79,31 +88,47 @@ function usersText(users: CountryUser[]): string {
     .join(", ");
 }
 
+const FAMILY_NAME = { ipv4: "IPv4", ipv6: "IPv6" } as const;
+
+/** Ranges per family a country has before the load (absent: none). */
+export type HeldCounts = ReadonlyMap<string, { ipv4: number; ipv6: number }>;
+
 /**
- * Refuse (409 geoip_would_empty, one detail per country) a load after which a country that a
- * version in use tests has no ranges; `allowEmpty` lets it through and returns those countries.
+ * Refuse (409 geoip_would_empty, one detail per country or family) a load after which a
+ * country that a version in use tests has no ranges, or has none left in a family a version
+ * tests it in (an IPv4-only file: a negated test's IPv6 set would be empty and match every
+ * IPv6 address). `allowEmpty` lets it through and returns what was emptied ("CN" for a whole
+ * country, "DE/ipv6" for a family).
  */
 export function refuseEmptying(
-  inUse: ReadonlyMap<string, CountryUser[]>,
+  inUse: ReadonlyMap<string, CountryUse>,
   parsed: geoip.GeoParsed,
+  before: HeldCounts,
   allowEmpty: boolean,
   path: string,
 ): string[] {
-  const emptied = [...inUse.keys()]
-    .filter((c) => {
-      const now = parsed.countries.get(c);
-      return !now || now.ipv4.length + now.ipv6.length === 0;
-    })
-    .sort();
-  if (emptied.length === 0 || allowEmpty) return emptied;
+  const found: { key: string; label: string; message: string }[] = [];
+  for (const c of [...inUse.keys()].sort()) {
+    const use = inUse.get(c)!;
+    const now = parsed.countries.get(c) ?? { ipv4: [], ipv6: [] };
+    if (now.ipv4.length + now.ipv6.length === 0) {
+      found.push({ key: c, label: c, message: `country ${c} would have no ranges; tested by ${usersText(use.all)}` });
+      continue;
+    }
+    for (const f of ["ipv4", "ipv6"] as const) {
+      if (use[f].length === 0 || now[f].length > 0 || (before.get(c)?.[f] ?? 0) === 0) continue;
+      found.push({
+        key: `${c}/${f}`,
+        label: `${c} (${FAMILY_NAME[f]})`,
+        message: `country ${c} would have no ${FAMILY_NAME[f]} ranges (it has ${before.get(c)![f]} now); tested in ${FAMILY_NAME[f]} by ${usersText(use[f])}`,
+      });
+    }
+  }
+  if (found.length === 0 || allowEmpty) return found.map((e) => e.key);
   throw new ApiError(
     409,
     "geoip_would_empty",
-    `country data refused, nothing stored: it has no ranges for ${emptied.join(", ")}, which deployed ruleset versions test. Their sets would be emptied on those hosts, so a rule on them would match nobody and a negated one everybody. Add the ranges, deploy versions that no longer test them, or load anyway with allowEmpty (palisade geoip update --allow-empty)`,
-    emptied.map((c) => ({
-      path,
-      code: "geoip_would_empty",
-      message: `country ${c} would have no ranges; tested by ${usersText(inUse.get(c)!)}`,
-    })),
+    `country data refused, nothing stored: it has no ranges for ${found.map((e) => e.label).join(", ")}, which deployed ruleset versions test. Their sets would be emptied on those hosts, so a rule on them would match nobody and a negated one everybody. Add the ranges, deploy versions that no longer test them, or load anyway with allowEmpty (palisade geoip update --allow-empty)`,
+    found.map((e) => ({ path, code: "geoip_would_empty", message: e.message })),
   );
 }

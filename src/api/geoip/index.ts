@@ -10,6 +10,7 @@ export {
   loadGeoData,
   lockGeoData,
   type CountryCounts,
+  type MissingCountryData,
   type CountryUpdate,
   type GeoDatasetView,
   type GeoLoadResult,

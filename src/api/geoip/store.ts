@@ -23,21 +23,37 @@ export async function lockGeoData(tx: Prisma.TransactionClient): Promise<void> {
   await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtext('geoip'))::text`;
 }
 
-/** The countries of `countries` that have no ranges in the data (their sets would be empty). */
+/** A tested country whose set would be empty in some family it is tested in. */
+export interface MissingCountryData {
+  country: string;
+  /** The tested families without ranges. */
+  families: geoip.GeoFamily[];
+  /** No ranges in either family. */
+  none: boolean;
+}
+
+/**
+ * The countries of `tested` (country -> families a version tests it in) whose set is empty
+ * in one of those families. A country with IPv4 ranges only is missing for a version whose
+ * rule tests it in IPv6 too: that set would be empty, so a negated test there matches every
+ * IPv6 address.
+ */
 export async function countriesWithoutData(
-  db: Pick<Prisma.TransactionClient, "geoipCountry">,
-  countries: readonly string[],
-): Promise<string[]> {
-  if (countries.length === 0) return [];
-  const held = new Set(
-    (
-      await db.geoipCountry.findMany({
-        where: { country: { in: [...countries] }, intervals: { gt: 0 } },
-        select: { country: true },
-      })
-    ).map((c) => c.country),
-  );
-  return countries.filter((c) => !held.has(c));
+  db: Pick<Prisma.TransactionClient, "$queryRaw">,
+  tested: ReadonlyMap<string, readonly geoip.GeoFamily[]>,
+): Promise<MissingCountryData[]> {
+  if (tested.size === 0) return [];
+  const rows = await db.$queryRaw<{ country: string; ipv4: boolean; ipv6: boolean }[]>`
+    SELECT country, ipv4 <> '' AS ipv4, ipv6 <> '' AS ipv6
+      FROM geoip_countries WHERE country = ANY(${[...tested.keys()]}::text[])`;
+  const held = new Map(rows.map((r) => [r.country, r]));
+  const out: MissingCountryData[] = [];
+  for (const [country, fams] of tested) {
+    const r = held.get(country);
+    const families = fams.filter((f) => !r?.[f]);
+    if (families.length) out.push({ country, families, none: !r?.ipv4 && !r?.ipv6 });
+  }
+  return out;
 }
 
 const lines = (t: string) => (t === "" ? [] : t.split("\n"));
@@ -50,7 +66,10 @@ export interface GeoLoadResult {
   intervals: number;
   /** Countries whose intervals changed (new, changed or gone). */
   changed: string[];
-  /** Countries a version in use tests that this load left with no ranges (only with allowEmpty). */
+  /**
+   * Countries a version in use tests that this load left with no ranges ("CN"), or with none
+   * in a family a version tests them in ("DE/ipv6"); only with allowEmpty.
+   */
   emptiedInUse: string[];
 }
 
@@ -94,20 +113,21 @@ export async function loadGeoData(
   return db.$transaction(
     async (tx) => {
       await lockGeoData(tx);
-      const emptiedInUse = refuseEmptying(
-        await countriesInUse(tx),
-        parsed,
-        opts.allowEmpty === true,
-        opts.path ?? "/csv",
-      );
-      const meta = await tx.geoipDataset.findUnique({ where: { id: 1 } });
-      const revision = (meta?.revision ?? 0n) + 1n;
       const old = new Map(
         (await tx.geoipCountry.findMany()).map((r) => [
           r.country,
           { ipv4: lines(r.ipv4), ipv6: lines(r.ipv6), revision: r.revision },
         ]),
       );
+      const emptiedInUse = refuseEmptying(
+        await countriesInUse(tx),
+        parsed,
+        new Map([...old].map(([c, o]) => [c, { ipv4: o.ipv4.length, ipv6: o.ipv6.length }])),
+        opts.allowEmpty === true,
+        opts.path ?? "/csv",
+      );
+      const meta = await tx.geoipDataset.findUnique({ where: { id: 1 } });
+      const revision = (meta?.revision ?? 0n) + 1n;
       const changed: string[] = [];
       let intervals = 0;
       const all = new Set([...old.keys(), ...parsed.countries.keys()]);

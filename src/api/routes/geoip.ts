@@ -100,7 +100,7 @@ export const geoipRoutes: FastifyPluginAsyncZod = async (app) => {
               emptiedInUse: z
                 .array(z.string())
                 .describe(
-                  "countries a deployed or deploying version tests that this load left with no ranges (allowEmpty)",
+                  'countries a deployed or deploying version tests that this load left with no ranges ("CN"), or with none in a family a version tests them in ("DE/ipv6") (allowEmpty)',
                 ),
               hosts: z.number().int().describe("geoip-capable hosts told about the change"),
               delivered: z.number().int().describe("of those, with an agent stream up now"),

@@ -12,4 +12,4 @@ export {
   type GeoParsed,
 } from "./ranges.ts";
 export { geoSyncText, type GeoSetChange } from "./sync.ts";
-export { policyCountries } from "./policy.ts";
+export { mergeCountryFamilies, policyCountries, policyCountryFamilies, type GeoFamily } from "./policy.ts";

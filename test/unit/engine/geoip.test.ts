@@ -182,3 +182,60 @@ test("sync text: full = flush + add, delta = delete + add, in one text", () => {
   assert.deepEqual(geoip.geoOfSet("geo_v6_RU"), { family: "ipv6", country: "RU" });
   assert.equal(geoip.geoOfSet("geo_v6_ru"), undefined);
 });
+
+test("geoip: policyCountries finds mark forwards' matches too; policyCountryFamilies narrows by the match's family only", () => {
+  const p = Policy.parse(
+    doc(
+      [
+        { match: { family: "ipv4", xt: { geoip: { source: ["RU"] } } }, action: "drop" },
+        { match: { xt: { geoip: { destination: ["DE"], invert: true } } }, action: "drop" },
+        { match: { family: "ipv6", xt: { geoip: { source: ["DE"] } } }, action: "accept" },
+      ],
+      {
+        forwarding: {
+          markForwards: [
+            {
+              mark: 5,
+              match: { xt: { geoip: { source: ["CN"], invert: true } } },
+              backends: [{ address: "192.0.2.1" }],
+            },
+            {
+              mark: 6,
+              match: { family: "ipv6", xt: { geoip: { source: ["JP"] } } },
+              backends: [{ address: "2001:db8::1" }],
+            },
+          ],
+        },
+      },
+    ),
+  );
+  // The mark forward compiles to a lookup in CN's set: it must be a country the policy tests.
+  const r = renderNft(p);
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  assert.match(r.text, /ip6 saddr != @geo_v6_CN meta mark set 0x00000005/);
+  assert.deepEqual(geoip.policyCountries(p), ["CN", "DE", "JP", "RU"]);
+  assert.deepEqual(
+    [...geoip.policyCountryFamilies(p)],
+    [
+      ["CN", ["ipv4", "ipv6"]],
+      ["DE", ["ipv4", "ipv6"]],
+      ["JP", ["ipv6"]],
+      ["RU", ["ipv4"]],
+    ],
+  );
+  assert.deepEqual(
+    [
+      ...geoip.mergeCountryFamilies([
+        new Map([["RU", ["ipv4"] as const]]),
+        new Map([
+          ["RU", ["ipv6"] as const],
+          ["AT", ["ipv4"] as const],
+        ]),
+      ]),
+    ],
+    [
+      ["AT", ["ipv4"]],
+      ["RU", ["ipv4", "ipv6"]],
+    ],
+  );
+});
