@@ -388,7 +388,7 @@ export class AgentClient {
       // A failed upgrade leaves the agent as it was: it runs on its bearer credential.
       else
         await this.upgradeTls(this.o.tlsUpgradeSecret).catch((e: unknown) =>
-          this.o.log.error({ err: errorText(e) }, "upgrade to mutual TLS failed; staying on the bearer credential"),
+          this.o.log.error({ err: errorText(e) }, "upgrade to mutual TLS failed; staying on the plaintext credential"),
         );
     }
     this.scheduleRenewal();

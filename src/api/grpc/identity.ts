@@ -103,7 +103,7 @@ export async function authenticatePeer(
       data: { certSerialPrev: null, credentialHash: null },
     });
     if (host.credentialHash)
-      log?.info({ hostId: host.id, host: host.name }, "bearer credential retired: the host is on mutual TLS");
+      log?.info({ hostId: host.id, host: host.name }, "plaintext credential retired: the host is on mutual TLS");
   }
   return identity;
 }
