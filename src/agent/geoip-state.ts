@@ -4,7 +4,8 @@
 // atomically (atomic.ts) after every change; read once at start.
 //
 // The intervals go into nft text as they are, so the file is checked element by element and
-// taken whole or not at all: a bad country, revision or interval anywhere refuses the file.
+// taken whole or not at all: a bad country, revision or interval anywhere, or a family whose
+// intervals are not sorted and disjoint, refuses the file.
 import { isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
 import { geoip } from "../engine/index.ts";
@@ -21,10 +22,33 @@ function intervalOk(text: string, family: "ipv4" | "ipv6"): boolean {
   return parts.length === 1 || geoip.addressToBigInt(parts[0]!, family) <= geoip.addressToBigInt(parts[1]!, family);
 }
 
+/**
+ * A family's intervals: each valid, and sorted and disjoint as the API sends them. The whole
+ * set is refilled in one nft transaction, so one overlapping interval would make the refill
+ * of every country fail, and since the file's revisions match the API's, the API would send
+ * nothing to put it right.
+ */
 const Intervals = (family: "ipv4" | "ipv6") =>
   z.array(z.string()).superRefine((l, ctx) => {
     const bad = l.findIndex((t) => !intervalOk(t, family));
-    if (bad >= 0) ctx.addIssue({ code: "custom", path: [bad], message: `not an ${family} interval: ${l[bad]}` });
+    if (bad >= 0) {
+      ctx.addIssue({ code: "custom", path: [bad], message: `not an ${family} interval: ${l[bad]}` });
+      return;
+    }
+    let lastEnd = -1n;
+    for (const [i, t] of l.entries()) {
+      const [a, b = a] = t.split("-") as [string, string?];
+      const start = geoip.addressToBigInt(a, family);
+      if (start <= lastEnd) {
+        ctx.addIssue({
+          code: "custom",
+          path: [i],
+          message: `${family} interval ${t} overlaps or comes before ${l[i - 1]} (intervals must be sorted and disjoint)`,
+        });
+        return;
+      }
+      lastEnd = geoip.addressToBigInt(b, family);
+    }
   });
 
 const GeoStateFile = z.strictObject({

@@ -155,11 +155,30 @@ export class GeoKeeper {
         // A country not received yet (a restart with the API away): the kernel's elements are the best guess.
         if (held) changes.push({ family: g.family, country: g.country, full: true, add: [...held[g.family]], del: [] });
       }
-      await this.applyText(changes, true);
+      try {
+        await this.applyText(changes, true);
+      } catch (e) {
+        this.forget(changes, e);
+      }
       this.send(this.request());
     } catch (e) {
       this.log.error({ err: errorText(e) }, "geoip sets not refilled after a kernel change");
     }
+  }
+
+  /**
+   * A refill from the held data that the kernel refused: the held revisions would make the
+   * API send nothing (they match its own), leaving the sets as they are. Forget those
+   * countries so the next request asks for them whole.
+   */
+  private forget(changes: readonly geoip.GeoSetChange[], e: unknown): void {
+    const countries = [...new Set(changes.map((c) => c.country))].sort();
+    for (const c of countries) this.data.delete(c);
+    this.log.error(
+      { err: errorText(e), countries },
+      "geoip sets not refilled from the held data; those countries are asked for whole",
+    );
+    this.save();
   }
 
   /** The API's data: recorded at once, then written to the kernel's sets (under the applier's lock). */
@@ -250,7 +269,13 @@ export class GeoKeeper {
         return { ...c, full: true, add: held ? [...held[c.family]] : [], del: [] };
       });
       const t = geoip.geoSyncText(FAMILY, TABLE, again);
-      if (t) await kernel.apply(t, this.driver);
+      try {
+        if (t) await kernel.apply(t, this.driver);
+      } catch (e2) {
+        this.forget(again, e2);
+        this.send(this.request());
+        throw e2;
+      }
     }
     const out: GeoApplied = {
       countries: [...new Set(changes.map((c) => c.country))].sort(),

@@ -88,11 +88,15 @@ test("every update is written whole (0600, no temp file left) and read back at s
 test("a corrupt, truncated or unsafe file is ignored whole, with a warning naming it", async () => {
   const good = serializeGeoState(
     new Map([
-      ["CN", { revision: 4, ipv4: ["198.51.100.0-198.51.100.255"], ipv6: [] }],
-      ["DE", { revision: 2, ipv4: ["203.0.113.0-203.0.113.255"], ipv6: ["2001:db8:2::"] }],
+      ["CN", { revision: 4, ipv4: ["198.51.100.0-198.51.100.255", "198.51.101.0-198.51.103.255"], ipv6: [] }],
+      [
+        "DE",
+        { revision: 2, ipv4: ["203.0.113.0-203.0.113.255"], ipv6: ["2001:db8:1::-2001:db8:1::ffff", "2001:db8:2::"] },
+      ],
     ]),
   );
-  assert.equal(parseGeoState(good).ok, true);
+  // Sorted and disjoint (adjacent intervals are disjoint): taken.
+  assert.equal(parseGeoState(good).ok, true, JSON.stringify(parseGeoState(good)));
   const bad: [string, string, RegExp][] = [
     ["truncated", good.slice(0, Math.floor(good.length / 2)), /not JSON/],
     ["empty", "", /not JSON/],
@@ -105,10 +109,25 @@ test("a corrupt, truncated or unsafe file is ignored whole, with a warning namin
     [
       "nft text in an interval",
       good.replace("2001:db8:2::", "2001:db8:2:: }; flush ruleset; {"),
-      /countries\/DE\/ipv6\/0/,
+      /countries\/DE\/ipv6\/1/,
     ],
     ["an IPv6 interval in the IPv4 list", good.replace("198.51.100.0-198.51.100.255", "2001:db8::"), /CN\/ipv4\/0/],
     ["a bad country code", good.replace('"DE"', '"de"'), /countries/],
+    // Each valid, but one refill transaction of them all would fail in the kernel.
+    [
+      "overlapping IPv4 intervals",
+      good.replace("198.51.101.0-198.51.103.255", "198.51.100.200-198.51.103.255"),
+      /at \/countries\/CN\/ipv4\/1: ipv4 interval 198\.51\.100\.200-198\.51\.103\.255 overlaps or comes before 198\.51\.100\.0-198\.51\.100\.255/,
+    ],
+    [
+      "unsorted IPv4 intervals",
+      good.replace(
+        '"198.51.100.0-198.51.100.255","198.51.101.0-198.51.103.255"',
+        '"198.51.101.0-198.51.103.255","198.51.100.0-198.51.100.255"',
+      ),
+      /CN\/ipv4\/1: .*sorted and disjoint/,
+    ],
+    ["an IPv6 address inside the interval before it", good.replace('"2001:db8:2::"', '"2001:db8:1::5"'), /DE\/ipv6\/1/],
     ["a negative revision", good.replace('"revision":4', '"revision":-4'), /CN\/revision/],
   ];
   await withDir(async (dir) => {
