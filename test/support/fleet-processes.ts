@@ -12,19 +12,11 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { NetnsLab } from "./netns.ts";
+import { freePort, freePorts } from "./ports.ts";
+
+export { freePort, freePorts };
 
 export const BIN = fileURLToPath(new URL("../../bin/palisade", import.meta.url));
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** The fleet's PALISADE_SECRET_KEY (every replica of a database needs the same one). */
 export const FLEET_SECRET_KEY = "fleet-processes-test-secret-key-0123456789abcdef";
@@ -126,11 +118,13 @@ export async function replicaReady(r: Replica): Promise<void> {
 export async function startReplicas(n: number, env: Record<string, string>): Promise<Replica[]> {
   const replicas: Replica[] = [];
   try {
+    // Every replica's ports chosen before any replica starts (freePorts).
+    const ports = await freePorts(3 * n);
     for (let i = 0; i < n; i++)
       replicas.push(
         startReplica(
           String.fromCharCode(65 + i),
-          { http: await freePort(), grpc: await freePort(), enroll: await freePort() },
+          { http: ports[3 * i]!, grpc: ports[3 * i + 1]!, enroll: ports[3 * i + 2]! },
           env,
         ),
       );

@@ -5,13 +5,15 @@
 // only for tests about the plaintext lab mode.
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { randomBytes } from "node:crypto";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "./db.ts";
 import { SimAgent } from "./grpc-fleet.ts";
+import { freePort, freePorts } from "./ports.ts";
+
+export { freePort };
 
 export type LogLine = Record<string, unknown>;
 
@@ -40,26 +42,15 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
-}
-
 export const isListening = (l: LogLine) => String(l.msg).startsWith("Server listening");
 
 export async function spawnServer(env: Record<string, string> = {}): Promise<ServerProcess> {
   const database = await createTestDatabase({ migrated: false });
-  const port = await freePort();
-  const grpcPort = await freePort();
+  const [port, grpcPort, enrollFree] = (await freePorts(3)) as [number, number, number];
   const dir = mkdtempSync(join(tmpdir(), "palisade-server-"));
   const tokenFile = join(dir, "initial-admin-token");
   const plaintext = env.PALISADE_GRPC_PLAINTEXT === "1";
-  const enrollPort = plaintext ? 0 : Number(env.GRPC_ENROLL_PORT ?? (await freePort()));
+  const enrollPort = plaintext ? 0 : Number(env.GRPC_ENROLL_PORT ?? enrollFree);
   const child = spawn(new URL("../../bin/palisade", import.meta.url).pathname, ["server"], {
     env: {
       ...process.env,
