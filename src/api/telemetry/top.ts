@@ -201,33 +201,49 @@ FROM t LEFT JOIN x ON true ORDER BY x.v::numeric DESC, x.address::inet`;
   return { sql, params: p.values };
 }
 
+/** What fleetTop and fleetTopSteps are asked. */
+export interface TopArgs {
+  table: string;
+  unattributed: string;
+  segments: Segment[];
+  by: TopBy;
+  direction: Direction;
+  limit: number;
+  sql: TopSql;
+}
+
+/** What both paths share: the lists and columns the rounds read, the stats, and each round's K. */
+function roundPlan(args: TopArgs, o: TopOptions) {
+  const { segments, by, direction, limit, sql } = args;
+  const lists = listBuckets(segments);
+  const cols = direction === "both" ? [`src_${by}`, `dst_${by}`] : [`${direction}_${by}`];
+  const nLists = lists.length * cols.length + (sql.edge ? 1 : 0);
+  const maxEntries = o.maxEntries ?? 200_000;
+  const first = Math.max(o.k ?? 4 * limit, 1);
+  const stats: TopStats = { rounds: 0, k: first, lists: nLists, candidates: 0, summed: 0, fallback: false };
+  // Each round's K (4x the last), counted in stats, while the entries read stay in budget.
+  function* rounds() {
+    for (let k = first; k * Math.max(nLists, 1) <= maxEntries; k *= 4) {
+      stats.rounds++;
+      stats.k = k;
+      yield k;
+    }
+  }
+  return { lists, cols, stats, rounds: rounds() };
+}
+
 /**
  * Exact top `limit` addresses by the metric over the plan's range, fleet-wide: rounds of
  * one statement each (roundSql), K growing 4x until one proves its answer, then the full
  * GROUP BY. `sql` supplies what depends on the metric and the plan (queries.ts).
  */
 export async function fleetTop(
-  args: {
-    table: string;
-    unattributed: string;
-    segments: Segment[];
-    by: TopBy;
-    direction: Direction;
-    limit: number;
-    sql: TopSql;
-  },
+  args: TopArgs,
   o: TopOptions = {},
 ): Promise<{ rows: { address: string; v: string }[]; stats: TopStats }> {
-  const { table, unattributed, segments, by, direction, limit, sql } = args;
-  const lists = listBuckets(segments);
-  const cols = direction === "both" ? [`src_${by}`, `dst_${by}`] : [`${direction}_${by}`];
-  const nLists = lists.length * cols.length + (sql.edge ? 1 : 0);
-  const maxEntries = o.maxEntries ?? 200_000;
-  let k = Math.max(o.k ?? 4 * limit, 1);
-  const stats: TopStats = { rounds: 0, k, lists: nLists, candidates: 0, summed: 0, fallback: false };
-  while (k * Math.max(nLists, 1) <= maxEntries) {
-    stats.rounds++;
-    stats.k = k;
+  const { table, unattributed, limit, sql } = args;
+  const { lists, cols, stats, rounds } = roundPlan(args, o);
+  for (const k of rounds) {
     const round = roundSql({ table, unattributed, lists, cols, k, limit, prune: o.prune !== false, sql: sql.text });
     const out = await sql.run(round.sql, round.params);
     const head = out[0] as { bound: string; nfull: number; candidates: number; summed: number };
@@ -238,7 +254,6 @@ export async function fleetTop(
     // candidate), or when the N-th candidate is strictly above what an unseen one can have.
     if (head.nfull === 0) return { rows, stats };
     if (rows.length >= limit && BigInt(rows[limit - 1]!.v) > BigInt(head.bound)) return { rows, stats };
-    k *= 4;
   }
   stats.fallback = true;
   return { rows: await sql.full(), stats };
@@ -250,28 +265,13 @@ export async function fleetTop(
  */
 export async function fleetTopSteps(
   tx: Prisma.TransactionClient,
-  args: {
-    table: string;
-    unattributed: string;
-    segments: Segment[];
-    by: TopBy;
-    direction: Direction;
-    limit: number;
-    sql: TopSql;
-  },
+  args: TopArgs,
   o: TopOptions = {},
 ): Promise<{ rows: { address: string; v: string }[]; stats: TopStats }> {
-  const { table, unattributed, segments, by, direction, limit, sql } = args;
-  const lists = listBuckets(segments);
-  const cols = direction === "both" ? [`src_${by}`, `dst_${by}`] : [`${direction}_${by}`];
-  const nLists = lists.length * cols.length + (sql.edge ? 1 : 0);
-  const maxEntries = o.maxEntries ?? 200_000;
-  let k = Math.max(o.k ?? 4 * limit, 1);
-  const stats: TopStats = { rounds: 0, k, lists: nLists, candidates: 0, summed: 0, fallback: false };
+  const { table, unattributed, limit, sql } = args;
+  const { lists, cols, stats, rounds } = roundPlan(args, o);
   const boundOnly = new Set(lists.filter((l) => l.boundOnly).map((l) => `${l.level}|${l.bucket.getTime()}`));
-  while (k * Math.max(nLists, 1) <= maxEntries) {
-    stats.rounds++;
-    stats.k = k;
+  for (const k of rounds) {
     const listRows = await readLists(tx, table, unattributed, lists, cols, k);
     const edgeRows = sql.edge ? await sql.edge(k) : [];
     // Every entry read, by list ("edge" for the edge): address, value, whether it is traffic.
@@ -317,7 +317,6 @@ export async function fleetTopSteps(
     // candidate), or when the N-th candidate is strictly above what an unseen one can have.
     if (exhausted) return { rows, stats };
     if (rows.length >= limit && BigInt(rows[limit - 1]!.v) > bound) return { rows, stats };
-    k *= 4;
   }
   stats.fallback = true;
   return { rows: await sql.full(), stats };
