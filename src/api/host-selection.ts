@@ -32,7 +32,7 @@ export function hasFeature(caps: unknown, feature: string): boolean {
 
 /** Of these hosts, the names of those whose agent reported capabilities without FEATURE, sorted. */
 export async function hostsLacking(
-  db: Db,
+  db: Pick<Db, "host">,
   hostIds: string[],
   feature: string,
 ): Promise<{ id: string; name: string }[]> {

@@ -147,6 +147,25 @@ describe("geoip data", () => {
     assert.equal(refused.json().error.code, "unsupported");
     assert.match(refused.json().error.message, /geoip: AU.*geo-old/);
     assert.doesNotMatch(refused.json().error.message, /geo-new/);
+    // A country without data is the answer when both hold: the data is needed whatever the agents.
+    const jp = await t.req("POST", "/v1/rulesets/geo/versions", {
+      body: {
+        policy: {
+          chains: {
+            input: { hook: "input", rules: [{ match: { xt: { geoip: { source: ["JP"] } } }, action: "drop" }] },
+          },
+        },
+      },
+    });
+    assert.equal(jp.statusCode, 201, jp.body);
+    const noData = await t.req("POST", "/v1/deployments", {
+      body: { ruleset: "geo", version: jp.json().version, selector: { hosts: ["geo-old"] } },
+    });
+    assert.equal(noData.statusCode, 409, noData.body);
+    assert.deepEqual(
+      noData.json().error.details.map((d: { code: string; message: string }) => `${d.code} ${d.message}`),
+      ["geoip_no_data country JP has no ranges"],
+    );
     assert.equal(await t.db.deployment.count(), before);
     const ok = await t.req("POST", "/v1/deployments", {
       body: { ruleset: "geo", version: 1, selector: { hosts: ["geo-new"] } },

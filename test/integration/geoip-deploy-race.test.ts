@@ -1,10 +1,10 @@
 // A deployment and a country data load at the same moment: the deployment checks that the
-// countries its version tests have ranges, and a load may empty one (allowEmpty) after that
-// check. The deployment's insert takes the data's lock and checks again, so it is refused
+// countries its version tests have ranges, and a load may empty one (allowEmpty). The
+// deployment's insert takes the data's lock before it checks, so it is refused
 // (geoip_no_data, nothing written) instead of loading an empty set on its hosts. The race is
-// made deterministic: the test holds the lock, lets the deploy's early check pass and block
-// on the lock, empties the country's IPv6 ranges (what an IPv4-only file loaded with
-// allowEmpty leaves) and commits: the recheck is per family. Without the race, a version
+// made deterministic: the test holds the lock, lets the deploy block on it, empties the
+// country's IPv6 ranges (what an IPv4-only file loaded with allowEmpty leaves) and commits:
+// the check is per family. Without the race, a version
 // testing a country in a family with no ranges is refused naming the family; one restricted
 // to the other family (match family), or a mark forward's geoip match, is checked the same.
 import assert from "node:assert/strict";

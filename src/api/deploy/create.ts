@@ -60,15 +60,14 @@ async function insert(
   audit: { action: string; details: Prisma.InputJsonValue },
   idem: IdempotencyKey | undefined,
   response: (id: string) => Prisma.InputJsonObject,
-  countries: ReadonlyMap<string, readonly geoip.GeoFamily[]> = new Map(),
+  geo: { countries: ReadonlyMap<string, readonly geoip.GeoFamily[]>; capable?: string[] } = { countries: new Map() },
 ): Promise<string> {
   const id = await deps.db.$transaction(async (tx) => {
-    if (countries.size > 0) {
-      // Checked again under the data's lock: a load that emptied a country after the
-      // early check would otherwise let this deployment load an empty set.
+    if (geo.countries.size > 0) {
+      // Under the data's lock: a load cannot empty a country between this check and the
+      // commit (it waits, then sees this deployment's targets and is refused as in use).
       await lockGeoData(tx);
-      const missing = await countriesWithoutData(tx, countries);
-      if (missing.length > 0) throw noCountryData(missing);
+      await refuseWithoutGeoip(tx, geo.countries, geo.capable ?? []);
     }
     const dep = await tx.deployment.create({
       data: {
@@ -178,25 +177,29 @@ function noCountryData(missing: readonly MissingCountryData[]): ApiError {
 }
 
 /**
- * A version that tests countries needs agents that fill the country sets: an older agent
- * would load the rules with empty sets (a geoip drop would match nothing, a negated geoip
- * accept everything). Refused before anything is written, naming the hosts.
+ * A version that tests countries needs ranges for each of them in each family it is tested
+ * in, and agents that fill the country sets (`capable`: the hosts that must have the geoip
+ * capability). Runs in the deployment's transaction, under the data's lock; a refusal
+ * writes nothing.
  */
-async function refuseWithoutGeoip(db: Db, document: Policy, hostIds: string[]): Promise<void> {
-  const tested = geoip.policyCountryFamilies(document);
-  if (tested.size === 0) return;
-  const countries = [...tested.keys()];
+async function refuseWithoutGeoip(
+  tx: Prisma.TransactionClient,
+  tested: ReadonlyMap<string, readonly geoip.GeoFamily[]>,
+  capable: string[],
+): Promise<void> {
   // A country with no ranges is an empty set: a drop on it matches nobody, and a negated
   // test (`! --src-cc XX`) matches everybody, which locks the operator out. A code the data
   // does not use (UK for GB) or a deploy before the first `geoip update` is that case.
-  const missing = await countriesWithoutData(db, tested);
+  const missing = await countriesWithoutData(tx, tested);
   if (missing.length > 0) throw noCountryData(missing);
-  const old = (await hostsWithoutGeoip(db, hostIds)).map((h) => h.name);
+  // An older agent would load the rules with empty sets (a geoip drop would match nothing,
+  // a negated geoip accept everything).
+  const old = (await hostsWithoutGeoip(tx, capable)).map((h) => h.name);
   if (old.length === 0) return;
   throw new ApiError(
     409,
     "unsupported",
-    `this version tests countries (geoip: ${countries.join(", ")}) and the agent of ${old.length} selected host(s) does not fill country sets (no 'geoip' capability): ${old.join(", ")}. Upgrade those agents or narrow the selector`,
+    `this version tests countries (geoip: ${[...tested.keys()].join(", ")}) and the agent of ${old.length} selected host(s) does not fill country sets (no 'geoip' capability): ${old.join(", ")}. Upgrade those agents or narrow the selector`,
     old.map((h) => ({
       path: "/selector",
       code: "geoip_unsupported",
@@ -230,11 +233,6 @@ async function newDeployment(
   }
   const hosts = await resolveSelector(deps.db, req.selector);
   const document = version.document as unknown as Policy;
-  await refuseWithoutGeoip(
-    deps.db,
-    document,
-    hosts.map((h) => h.id),
-  );
   const id = await insert(
     deps,
     actor,
@@ -251,7 +249,7 @@ async function newDeployment(
     },
     idem,
     (id) => ({ id, targets: hosts.length }),
-    geoip.policyCountryFamilies(document),
+    { countries: geoip.policyCountryFamilies(document), capable: hosts.map((h) => h.id) },
   );
   return { id, targets: hosts.length };
 }
@@ -315,7 +313,7 @@ async function newRollback(
     { action: "deployment.rollback", details: { of: orig.id, hosts: withPrevious.map((t) => t.host.name), skipped } },
     idem,
     (id) => ({ id, targets: withPrevious.length, skipped }),
-    countries,
+    { countries },
   );
   return { id, targets: withPrevious.length, skipped };
 }

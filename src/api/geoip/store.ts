@@ -12,7 +12,8 @@ import { countriesInUse, refuseEmptying } from "./in-use.ts";
 /** The agent feature that says it fills country sets (older agents have no geoip sets to fill). */
 export const GEOIP_CAPABILITY = "geoip";
 export const hasGeoipCapability = (caps: unknown) => hasFeature(caps, GEOIP_CAPABILITY);
-export const hostsWithoutGeoip = (db: Db, hostIds: string[]) => hostsLacking(db, hostIds, GEOIP_CAPABILITY);
+export const hostsWithoutGeoip = (db: Pick<Db, "host">, hostIds: string[]) =>
+  hostsLacking(db, hostIds, GEOIP_CAPABILITY);
 
 /**
  * Serialises every change of the country data with the deployments that depend on it: a
