@@ -5,7 +5,15 @@
 // feature, the target, and what would support it.
 import { error, type Diagnostic, type Path } from "../diagnostics.ts";
 import { hitcountErrors, hitcountIdiomErrors, type TargetCapabilities } from "./hitcount.ts";
-import { isNegated, normalizeAction, unwrap, type Match, type Policy, type ActionObject } from "../policy/index.ts";
+import {
+  isNegated,
+  normalizeAction,
+  quotaRuleFills,
+  unwrap,
+  type Match,
+  type Policy,
+  type ActionObject,
+} from "../policy/index.ts";
 
 export type CompileTarget = "nftables" | "iptables";
 export type { TargetCapabilities } from "./hitcount.ts";
@@ -371,6 +379,15 @@ export const FEATURES = {
       `declare two quotas, or ${USE_IPT} (module xt_quota2)`,
     ),
     iptables: yes("-m quota2 [!] --quota", addon("xt_quota2")),
+  },
+  "match.quotaBucket": {
+    label: "quota2 bytebucket (grow on a rule of a quota that other rules count down)",
+    nftables: nftCannot(
+      "an nftables quota only consumes: a packet can only add to its used bytes, and no rule can give bytes back or raise its limit (only the control plane can: `reset quotas`, or an update of the object's limit, which keeps what was used); a counter cannot be compared with another counter or a quota",
+      "give the counting-down rules a fixed budget (a quota with a limit) and count the filling traffic with a growing quota (quotas.NAME.grow) to watch it; if every rule of the quota grows, declare quotas.NAME.grow instead",
+      "xt_quota2",
+    ),
+    iptables: yes("-m quota2 --grow on the filling rules, -m quota2 on the others", addon("xt_quota2")),
   },
   // ---- xtables-addons matches
   "match.condition": {
@@ -741,8 +758,11 @@ export function featureUses(policy: Policy): FeatureUse[] {
         const exact = def !== undefined && (def.grow === true || def.mode === "packets");
         for (const u of uses)
           out.push(u.feature === "match.quotaNoChange" && exact ? { ...u, feature: "match.quotaNoChangePackets" } : u);
-        // A --no-change test of a packet budget reads its own set, never the bucket: it may be inverted freely.
-        if (q && !(q.noChange && exact)) {
+        const fills = q !== undefined && quotaRuleFills(def, q);
+        if (fills) out.push({ feature: "match.quotaBucket", path: [...base, "match", "quota", "grow"] });
+        // A --no-change test of a packet budget reads its own set, never the bucket: it may be
+        // inverted freely; a filling rule always matches, so its invert means nothing.
+        if (q && !(q.noChange && exact) && !fills) {
           const inv = q.invert === true;
           const seen = quotaInvert.get(q.name);
           if (seen === undefined) quotaInvert.set(q.name, inv);

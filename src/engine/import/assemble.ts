@@ -27,6 +27,7 @@ export function assemble(draft: PolicyDraft, out: Collector, fromSave: boolean):
   liftIdioms(draft, out.entries);
   pointPoliciesAtDropRules(out.entries, familyDrops);
   pruneHeaderChains(draft, out.entries);
+  draft.settleQuotas();
 
   const doc: PolicyInput = {
     quotas: draft.quotas,

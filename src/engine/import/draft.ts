@@ -1,7 +1,16 @@
 // The policy being assembled from imported lines. Rules are held as entries with identity,
 // so report lines can point at "the rule this line became" even when later `-I` inserts
 // shift positions or idiom lifting removes rules; pointers are computed once, at the end.
-import type { AccountingDef, Chain, Forwarding, Protections, QuotaDef, Rule, SetDef } from "../policy/index.ts";
+import type {
+  AccountingDef,
+  Chain,
+  Forwarding,
+  Protections,
+  QuotaDef,
+  QuotaMatch,
+  Rule,
+  SetDef,
+} from "../policy/index.ts";
 import type { z } from "zod";
 import type { CounterDef } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
@@ -170,6 +179,27 @@ export class PolicyDraft {
       added.set(chain, [entry]);
     }
     return added;
+  }
+
+  /**
+   * quota2's --grow is per rule: a counter every rule of which grows becomes a growing quota
+   * (its initial value, when not 0, the start); one that only some rules grow stays a budget
+   * (a bucket) whose filling rules keep `grow`.
+   */
+  settleQuotas(): void {
+    const uses = new Map<string, QuotaMatch[]>();
+    for (const c of this.chains.values())
+      for (const e of c.rules) {
+        const q = e.rule.match?.quota;
+        if (q) uses.set(q.name, [...(uses.get(q.name) ?? []), q]);
+      }
+    for (const [name, qs] of uses) {
+      const def = this.quotas[name];
+      if (!def || !qs.every((q) => q.grow)) continue;
+      for (const q of qs) delete q.grow;
+      def.grow = true;
+      if (!def.limit) delete def.limit;
+    }
   }
 
   /** The chains as the schema wants them (keys in first-use order). */

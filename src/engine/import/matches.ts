@@ -1,7 +1,7 @@
 // iptables match modules (-m NAME and the protocol matches -p loads implicitly): which
 // options each takes, and how the collected options become keys of the policy's Match.
 import type { Match } from "../policy/index.ts";
-import { ADDR_TYPES, CT_STATES, IFACE_FLAGS, Name, type QuotaDef } from "../policy/index.ts";
+import { ADDR_TYPES, CT_STATES, IFACE_FLAGS, Name } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { EXTRA_MODULES } from "./matches-extra.ts";
 import { knownSet } from "./ipset.ts";
@@ -442,27 +442,28 @@ const quota2: ModuleSpec = {
       name = d.policy.freshName(`quota_${d.chainKey}`.slice(0, 12), (n) => n in d.policy.quotas);
       d.notes.push(`unnamed -m quota becomes quota2 counter ${name}`);
     }
+    // quota2 decides --grow per rule (the manual's bytebucket grows in one rule and counts
+    // down in another): it goes on the rule here, and PolicyDraft.settleQuotas moves it to
+    // the quota when every rule of the counter grows.
     const grow = o.has("--grow");
-    const def: QuotaDef = { mode: o.has("--packets") ? "packets" : "bytes" };
-    if (grow) def.grow = true;
-    // quota2 without --quota starts at 0 (an exhausted budget, or an empty up-counter).
+    const mode = o.has("--packets") ? "packets" : "bytes";
+    // quota2 without --quota starts at 0 (an exhausted budget, an empty bucket or up-counter).
     const initial = q ? parseUint(val(q), "quota", Number.MAX_SAFE_INTEGER) : 0;
-    if (!grow || initial !== 0) def.limit = initial;
     const existing = d.policy.quotas[name];
     if (existing) {
-      if (existing.mode !== def.mode || Boolean(existing.grow) !== grow) {
+      if (existing.mode !== mode)
         fail(
           "import_conflict",
-          `quota2 counter ${name} is used ${existing.grow ? "growing" : "counting down"} (${existing.mode}) by an earlier rule and ${grow ? "growing" : "counting down"} (${def.mode}) here; a policy quota has one direction and mode`,
+          `quota2 counter ${name} counts ${existing.mode} in an earlier rule and ${mode} here; a policy quota has one mode`,
           nameOpt?.opt ?? "--quota",
         );
-      }
-      if (q && existing.limit !== def.limit)
+      if (q && existing.limit !== initial)
         d.notes.push(`quota2 keeps the existing counter ${name}: its initial value ${existing.limit ?? 0} stays`);
     } else {
-      d.policy.quotas[name] = def;
+      d.policy.quotas[name] = { mode, limit: initial };
     }
     const m: NonNullable<Match["quota"]> = { name };
+    if (grow) m.grow = true;
     if (q?.neg) {
       if (grow) d.notes.push("'!' before --quota has no effect with --grow (quota2 manual); dropped");
       else m.invert = true;

@@ -149,7 +149,22 @@ export const QuotaMatch = z.strictObject({
   invert: z.boolean().optional(),
   /** `--no-change`: test without consuming. */
   noChange: z.boolean().optional(),
+  /**
+   * `--grow` on this rule: add the packet to the counter instead of taking it. quota2 decides
+   * this per rule, so a quota that counts down elsewhere becomes a bucket (the manual's
+   * bytebucket). A rule grows when its quota grows (`quotas.NAME.grow`) or it says so here.
+   */
+  grow: z.boolean().optional(),
 });
+export type QuotaMatch = z.infer<typeof QuotaMatch>;
+
+/** quota2 per rule: does this rule add to its counter (rather than take from it)? */
+export const quotaRuleGrows = (def: { grow?: boolean } | undefined, q: QuotaMatch): boolean =>
+  def?.grow === true || q.grow === true;
+
+/** A rule that grows a quota its declaration does not (a bytebucket's filling rule). */
+export const quotaRuleFills = (def: { grow?: boolean } | undefined, q: QuotaMatch): boolean =>
+  def !== undefined && def.grow !== true && q.grow === true;
 
 const CountryList = z.array(z.string().regex(/^[A-Z]{2}$/, "must be an ISO-3166 alpha-2 code like DE")).min(1);
 export const IFACE_FLAGS = [

@@ -28,12 +28,17 @@ export type SetDef = z.infer<typeof SetDef>;
 
 export const CounterDef = z.strictObject({ comment: Comment.optional() });
 
-/** quota2: a named byte or packet budget (down-counting) or an up-counting counter (`--grow`). */
+/**
+ * quota2: a named byte or packet budget (down-counting) or an up-counting counter (`--grow`).
+ * A budget some of whose rules grow (`match.quota.grow`) is a bucket: those rules fill it,
+ * the others take from it (the manual's bytebucket).
+ */
 export const QuotaDef = z
   .strictObject({
     mode: z.enum(["bytes", "packets"]).default("bytes"),
-    /** Initial budget; required unless `grow`. */
+    /** Initial budget (a bucket's initial content); required unless `grow`. */
     limit: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    /** Every rule that uses the quota grows it (a rule may not say `grow: false`). */
     grow: z.boolean().optional(),
     comment: Comment.optional(),
   })

@@ -57,15 +57,6 @@ export function objectErrors(policy: Policy): Diagnostic[] {
     if (m.quota) {
       const p = quotaNameProblem(m.quota.name, [...r.path, "match", "quota", "name"]);
       if (p) out.push(p);
-      const def = policy.quotas[m.quota.name];
-      if (def?.grow && m.quota.invert)
-        out.push(
-          warning(
-            [...r.path, "match", "quota", "invert"],
-            "quota_invert_with_grow",
-            `invert has no effect on a growing quota (${m.quota.name} counts up and never runs out)`,
-          ),
-        );
     }
     if (m.meter) {
       const at = [...r.path, "match", "meter", "name"];

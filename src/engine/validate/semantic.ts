@@ -7,6 +7,7 @@ import { referenceErrors } from "./references.ts";
 import { placementErrors } from "./placement.ts";
 import { matchErrors } from "./matches.ts";
 import { objectErrors } from "./objects.ts";
+import { quotaGrowthProblems } from "./quota-growth.ts";
 import { forwardingErrors } from "./forwarding.ts";
 import { presetErrors } from "./presets.ts";
 
@@ -17,6 +18,7 @@ export function semanticErrors(policy: Policy): Diagnostic[] {
     ...placementErrors(policy),
     ...matchErrors(policy),
     ...objectErrors(policy),
+    ...quotaGrowthProblems(policy),
     ...forwardingErrors(policy),
     ...presetErrors(policy),
   ];

@@ -146,6 +146,12 @@ test("round trip: the golden xtables-addons policy (ACCOUNT, quota2, LOGMARK, IP
   assert.equal(validatePolicy(imported).errors.length, 0);
 });
 
+test("round trip: the golden quota2 bytebucket (grow per rule) comes back as the same mixed counter", () => {
+  const imported = assertSame(JSON.parse(readFileSync(join(GOLDEN, "quota2-bytebucket.json"), "utf8")));
+  assert.deepEqual(imported.quotas, { bt: { mode: "bytes", limit: 0 } });
+  assert.deepEqual(imported.chains.input?.rules[0]?.match?.quota, { name: "bt", grow: true });
+});
+
 test("round trip: a host policy with user chains, named counters, logs, rejects, lists, marks", () => {
   const imported = assertSame({
     counters: { web: {}, ssh: {} },

@@ -159,18 +159,14 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   assert.equal(s[18], "imported,imported", "RAWDNAT; RAWSNAT");
   for (const n of [21, 23]) assert.equal(s[n], "imported", `SYSRQ line ${n} (-m mac)`);
   assert.equal(s[22], "error", "SYSRQ line 22 (-m policy --tunnel-src)");
-  assert.equal(
-    s[36],
-    "imported,error",
-    "bytebucket: the growing counter imports, the down-counting use of the same counter cannot",
-  );
+  assert.equal(s[36], "imported,imported", "bytebucket: the filling rule and the rule that takes from bt");
   assert.equal(s[40], "lifted", "pknock TCP mode");
   assert.equal(s[43], "lifted", "pknock UDP mode: the knock rule");
   assert.equal(s[44], "lifted", "pknock UDP mode: its --checkip rule");
   const errs = r.report.filter((l) => l.status === "error");
   assert.deepEqual(
     errs.map((l) => l.token),
-    ["physdev", "physdev", "--tunnel-src", "--name"],
+    ["physdev", "physdev", "--tunnel-src"],
   );
   const p = r.policy!;
   assert.deepEqual(p.accounting, { all_outgoing: { prefix: "0.0.0.0/0" }, sales: { prefix: "192.168.1.0/24" } });
@@ -195,7 +191,13 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
     match: { family: "ipv6", iif: "eth0" },
     action: { type: "tee", gateway: "2001:db8::1" },
   });
-  assert.deepEqual(p.quotas, { bt: { mode: "bytes", grow: true } });
+  // quota2 decides --grow per rule: bt is a budget that starts empty (no --quota), which the
+  // INPUT rule fills and the OUTPUT rule takes from. Neither has a target: both only count.
+  // (IPv4: the file also has ip6tables lines.)
+  assert.deepEqual(p.quotas, { bt: { mode: "bytes", limit: 0 } });
+  const bt = (chain: "input" | "output") => p.chains[chain]?.rules.find((x) => x.match?.quota)?.match;
+  assert.deepEqual(bt("input"), { family: "ipv4", protocol: "tcp", dport: 6881, quota: { name: "bt", grow: true } });
+  assert.deepEqual(bt("output"), { family: "ipv4", protocol: "tcp", sport: 6881, quota: { name: "bt" } });
   assert.deepEqual(p.protections.portKnock, [
     {
       name: "SSH",
@@ -230,19 +232,40 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   const opts = (n: number) => p.chains.input?.rules.filter((x) => x.match?.xt?.ipv4options)[n]?.match?.xt?.ipv4options;
   assert.deepEqual(opts(0), { flags: [{ option: "nop" }, { option: "timestamp" }] });
   assert.deepEqual(opts(3), { flags: [{ option: "nop", not: true }, { option: "timestamp" }], any: true });
-  // The iptables target (xtables-addons syntax) renders all of it; nftables refuses exactly
-  // TARPIT, SYSRQ (its two -m mac lines import now) and the options its IPv4 option walker
-  // cannot find (nop, timestamp), each saying why, and renders everything else.
-  assert.ok(renderIptables(p).ok);
+  // The iptables target (xtables-addons syntax) renders all of it, the bytebucket as the
+  // manual writes it; nftables refuses exactly TARPIT, SYSRQ (its two -m mac lines import
+  // now), the options its IPv4 option walker cannot find (nop, timestamp) and the bytebucket
+  // (no rule can give an nft quota bytes back), each saying why, and renders everything else.
+  const ipt = renderIptables(p);
+  assert.ok(ipt.ok);
+  assert.match(ipt.text, /^-A PAL-input -p tcp -m tcp --dport 6881 -m quota2 --name bt --grow -m comment /m);
+  assert.match(ipt.text, /^-A PAL-output -p tcp -m tcp --sport 6881 -m quota2 --name bt -m comment /m);
   const nft = renderNft(p);
   assert.ok(!nft.ok);
   const refused = nft.errors.map(
-    (e) => (e.code === "unsupported_on_target" && /^(TARPIT|SYSRQ|ipv4options)/.exec(e.message)?.[1]) || e.message,
+    (e) =>
+      (e.code === "unsupported_on_target" && /^(TARPIT|SYSRQ|ipv4options|quota2 bytebucket)/.exec(e.message)?.[1]) ||
+      e.message,
   );
   assert.deepEqual(
     [...refused].sort(),
-    ["SYSRQ", "SYSRQ", "TARPIT", "TARPIT", "TARPIT", "ipv4options", "ipv4options", "ipv4options", "ipv4options"],
+    [
+      "SYSRQ",
+      "SYSRQ",
+      "TARPIT",
+      "TARPIT",
+      "TARPIT",
+      "ipv4options",
+      "ipv4options",
+      "ipv4options",
+      "ipv4options",
+      "quota2 bytebucket",
+    ],
     JSON.stringify(nft.errors),
+  );
+  assert.equal(
+    nft.errors.find((e) => e.message.startsWith("quota2 bytebucket"))?.path,
+    `/chains/input/rules/${p.chains.input!.rules.findIndex((x) => x.match?.quota?.grow)}/match/quota/grow`,
   );
   assert.ok(nft.errors.every((e) => !/nftables has no/.test(e.message)));
   const withoutTarpit = structuredClone(r);
@@ -250,7 +273,8 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
     c.rules = c.rules.filter(
       (x) =>
         !(typeof x.action === "object" && (x.action.type === "tarpit" || x.action.type === "sysrq")) &&
-        !x.match?.xt?.ipv4options,
+        !x.match?.xt?.ipv4options &&
+        !x.match?.quota?.grow,
     );
   await nftAccepts(withoutTarpit);
 });

@@ -100,6 +100,28 @@ test("packet quotas compile on nftables; mixed inversion is refused", () => {
   assert.deepEqual(paths, ["/chains/c/rules/1/match/quota/invert"]);
 });
 
+test("a quota2 bytebucket (grow on a rule of a budget) is refused on nftables at the filling rule, rendered by iptables", () => {
+  const pol = p({
+    quotas: { bt: { limit: 0 } },
+    chains: {
+      input: { hook: "input", rules: [{ match: { quota: { name: "bt", grow: true } }, action: "accept" }] },
+      output: { hook: "output", rules: [{ match: { quota: { name: "bt" } }, action: "accept" }] },
+    },
+  });
+  const nft = checkTargetSupport(pol, "nftables");
+  assert.deepEqual(
+    nft.map((d) => [d.code, d.path]),
+    [["unsupported_on_target", "/chains/input/rules/0/match/quota/grow"]],
+  );
+  assert.match(nft[0]!.message, /only consumes.*no rule can give bytes back/);
+  assert.match(nft[0]!.message, /growing quota.*declare quotas\.NAME\.grow.*xt_quota2/);
+  assert.deepEqual(checkTargetSupport(pol, "iptables"), []);
+  assert.deepEqual(requiredXtablesModules(pol), ["xt_quota2"]);
+  // The same rules with the quota growing everywhere: a plain growing counter, native on nftables.
+  const grows = p({ ...structuredClone(pol), quotas: { bt: { grow: true } } });
+  assert.deepEqual(checkTargetSupport(grows, "nftables"), []);
+});
+
 test("every feature use found maps to a table entry, and every table entry has a label", () => {
   for (const [k, e] of Object.entries(FEATURES)) assert.ok(e.label.length > 0, k);
   const pol = p({

@@ -1,5 +1,5 @@
 import { test } from "node:test";
-import { chain, hasError, hasWarning, valid } from "../../support/validate.ts";
+import { chain, hasError, hasWarning, noWarning, valid } from "../../support/validate.ts";
 
 const quotaRule = (name: string) =>
   chain([{ match: { quota: { name } }, action: "accept" }], { extra: { quotas: { [name]: { limit: 1000 } } } });
@@ -21,6 +21,34 @@ test("quota invert with grow warns", () => {
     "quota_invert_with_grow",
     "/chains/c/rules/0/match/quota/invert",
   );
+});
+
+test("quota grow per rule: a bucket is valid; grow: false on a growing quota is an error; invert on a filling rule and a quota every rule fills warn", () => {
+  const bucket = (fill: unknown, take: unknown, def: unknown = { limit: 0 }) =>
+    chain(
+      [
+        { match: { quota: fill }, action: "accept" },
+        { match: { quota: take }, action: "accept" },
+      ],
+      { extra: { quotas: { bt: def } } },
+    );
+  const doc = bucket({ name: "bt", grow: true }, { name: "bt" });
+  valid(doc);
+  for (const code of ["quota_invert_with_grow", "quota_grows_in_every_rule"]) noWarning(doc, code);
+  hasError(
+    bucket({ name: "bt" }, { name: "bt", grow: false }, { grow: true }),
+    "quota_grow_conflict",
+    "/chains/c/rules/1/match/quota/grow",
+  );
+  // grow: true on a rule of a growing quota only repeats it.
+  valid(bucket({ name: "bt", grow: true }, { name: "bt" }, { grow: true }));
+  hasWarning(
+    bucket({ name: "bt", grow: true, invert: true }, { name: "bt" }),
+    "quota_invert_with_grow",
+    "/chains/c/rules/0/match/quota/invert",
+  );
+  noWarning(bucket({ name: "bt", grow: true }, { name: "bt", invert: true }), "quota_invert_with_grow");
+  hasWarning(bucket({ name: "bt", grow: true }, { name: "bt", grow: true }), "quota_grows_in_every_rule", "/quotas/bt");
 });
 
 test("meter names must not clash with sets or recent lists", () => {

@@ -10,6 +10,7 @@ import {
   ICMPV6_TYPE_NUMBERS,
   PROTOCOL_NUMBERS,
   parseRate,
+  quotaRuleGrows,
   unwrap,
   type Match,
   type Policy,
@@ -350,10 +351,15 @@ function quotaPieces(q: NonNullable<Match["quota"]>, env: RuleEnv): Piece[] {
   }
   const name = bare(q.name, env.ctx, path, "quota name");
   const parts = [`-m quota2 --name ${name}`];
-  if (def.grow) parts.push("--grow");
+  // quota2's --grow is per rule: a bucket's filling rules grow, its other rules count down.
+  const grow = quotaRuleGrows(def, q);
+  if (grow) parts.push("--grow");
   if (q.noChange) parts.push("--no-change");
   if (def.mode === "packets") parts.push("--packets");
-  parts.push(`${neg(q.invert === true && !def.grow)}--quota ${def.limit ?? 0}`);
+  // Every rule carries the same initial value (whichever creates the counter sets it);
+  // 0 is quota2's default, so it is left out as the manual writes it (unless `!` needs it).
+  const invert = q.invert === true && !grow;
+  if (def.limit || invert) parts.push(`${neg(invert)}--quota ${def.limit ?? 0}`);
   return [piece(SLOT.quota, parts.join(" "))];
 }
 

@@ -23,10 +23,11 @@
 //     --no-change rule tests `!= @spent` (remaining >= 1, quota2's test for one packet).
 //   --no-change on a growing counter -> nothing (always matches, counts nothing), as in quota2.
 // Refused: --no-change on a byte budget (an nft quota adds every packet it evaluates; no
-// read-only test of it exists); iptables with xtables-addons quota2 does it.
+// read-only test of it exists), and a bucket (`grow` on a rule of a budget: no rule can give
+// an nft quota bytes back); iptables with xtables-addons quota2 does both.
 import type { Path } from "../../diagnostics.ts";
 import { isIdentifier, type NamedSet } from "../../nft/index.ts";
-import type { Policy } from "../../policy/index.ts";
+import { quotaRuleFills, type Policy } from "../../policy/index.ts";
 import type { QuotaMatch } from "./deps.ts";
 import { FAMILY, TABLE, type Ctx } from "./context.ts";
 
@@ -164,6 +165,8 @@ export function quotaParts(q: QuotaMatch, ctx: Ctx, path: Path): { parts: string
     return { parts: [] };
   }
   if (!isIdentifier(q.name)) return { parts: [] };
+  // A bucket's filling rule: refused by checkTargetSupport (match.quotaBucket).
+  if (quotaRuleFills(def, q)) return { parts: [] };
   // quota2's `!` has no effect on a growing counter; --no-change leaves it unchanged.
   if (def.grow) return { parts: q.noChange ? [] : [`counter name "${growCounterName(q.name, def.mode)}"`] };
   if (def.mode === "bytes") {
