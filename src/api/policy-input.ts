@@ -25,6 +25,12 @@ export const PolicyRequest = z
       .max(4 * 1024 * 1024)
       .optional()
       .describe("the lines to import (with format)"),
+    family: z
+      .enum(["ipv4", "ipv6"])
+      .optional()
+      .describe(
+        "with format iptables-save: the tool that wrote the source (ipv6: ip6tables-save, its rules and DROP policies are IPv6's only); unset, the header or the rules tell",
+      ),
     message: z.string().max(2000).optional().describe("what changed and why (kept with the version)"),
   })
   .superRefine((b, ctx) => {
@@ -38,6 +44,8 @@ export const PolicyRequest = z
         path: [b.format === undefined ? "format" : "source"],
         message: "`format` and `source` go together",
       });
+    } else if (b.family !== undefined && b.format !== "iptables-save") {
+      ctx.addIssue({ code: "custom", path: ["family"], message: "`family` applies only to format iptables-save" });
     }
   });
 export type PolicyRequest = z.infer<typeof PolicyRequest>;
@@ -62,7 +70,7 @@ export type ImportReport = z.infer<typeof ImportReport>;
 /** The document to validate and, for imports, the per-line report and the lines that failed. */
 function documentOf(input: PolicyRequest): { doc: unknown; importReport?: ImportReport; importErrors: Diagnostic[] } {
   if (input.policy !== undefined) return { doc: input.policy, importErrors: [] };
-  const result = importPolicy(input.format!, input.source!);
+  const result = importPolicy(input.format!, input.source!, input.family ? { family: input.family } : {});
   // A partial import is refused as a whole: a policy missing some of its lines is not the one the user has.
   const importErrors: Diagnostic[] =
     result.errors.length > 0 || result.policy

@@ -50,7 +50,14 @@ export { NftError, isNftError, type NftErrorCode, type DriverOptions, type Capab
 export type { Driver, Snapshot, KernelObjects, RulesetState, CounterState, TableState } from "./driver/index.ts";
 export type { TableDefinition } from "./nft/index.ts";
 // Importers: iptables scripts, iptables-save and ipmasqadm -> policy + per-line report (import/).
-export { importPolicy, importRecorded, formatImportReport, RecordedCommand, EXECUTE_HINT } from "./import/index.ts";
+export {
+  importPolicy,
+  importRecorded,
+  familyFromFileName,
+  formatImportReport,
+  RecordedCommand,
+  EXECUTE_HINT,
+} from "./import/index.ts";
 export type { ImportReportLine, ImportFormat, ImportResult } from "./import/index.ts";
 // What-if traces: packet specs and trace parsing (trace/); the runner is driver.trace.
 export {

@@ -217,6 +217,29 @@ describe("versions", () => {
     assert.match(JSON.stringify(doc.document.chains), /22/);
   });
 
+  test("{format: iptables-save, family}: ip6tables-save text without its header is IPv6's only; family with a script is 400", async () => {
+    await createRuleset("v6dump");
+    // Policies only: neither a header nor a rule says IPv6, so only `family` can.
+    const source = "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n";
+    const res = await t.req("POST", "/v1/rulesets/v6dump/versions", {
+      body: { format: "iptables-save", source, family: "ipv6" },
+    });
+    assert.equal(res.statusCode, 201, res.body);
+    const doc = (await t.req("GET", "/v1/rulesets/v6dump/versions/1")).json();
+    const input = doc.document.chains.input;
+    assert.notEqual(input.policy, "drop", "an IPv6 dump's DROP must not drop IPv4");
+    assert.deepEqual(input.rules.at(-1), {
+      comment: "default policy DROP for IPv6 (ip6tables -P)",
+      match: { family: "ipv6" },
+      action: "drop",
+    });
+    const bad = await t.req("POST", "/v1/validate", {
+      body: { format: "iptables", source: "iptables -P INPUT DROP\n", family: "ipv6" },
+    });
+    assert.equal(bad.statusCode, 400, bad.body);
+    assert.match(bad.body, /family/);
+  });
+
   test("an import with a line it cannot represent is 422 naming the line; nothing written", async () => {
     await createRuleset("badimport");
     const source = "iptables -A INPUT -p tcp --dport 22 -j ACCEPT\niptables -A INPUT -m frobnicate --x -j ACCEPT\n";

@@ -7,6 +7,7 @@ import { writeFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { stringify } from "yaml";
 import {
+  familyFromFileName,
   formatImportReport,
   importPolicy,
   importRecorded,
@@ -42,6 +43,10 @@ export function register(program: Command): void {
       .description("import an iptables script, iptables-save output or ipmasqadm lines as a policy document")
       .argument("<file>", "the script (- for stdin)")
       .option("--format <format>", "iptables, iptables-save or ipmasqadm (default: detected)")
+      .option(
+        "--family <family>",
+        "with iptables-save text: ipv6 when ip6tables-save wrote it, ipv4 when iptables-save did (default: the header, the rules, then the file name tell)",
+      )
       .option("--output <file>", "write the policy document (YAML) here instead of stdout")
       .option(
         "--var <name=value>",
@@ -68,9 +73,15 @@ export function register(program: Command): void {
     if (!FORMATS.includes(format)) throw usageError(`--format must be one of ${FORMATS.join(", ")}, got "${o.format}"`);
     if (o.execute && format !== "iptables") throw usageError("--execute runs shell scripts: --format must be iptables");
     if (!o.execute && o.arg.length > 0) throw usageError("--arg only applies with --execute");
+    const family = saveFamily(format, o.family);
+    const familyHint = format === "iptables-save" ? familyFromFileName(file) : undefined;
     const result = o.execute
       ? await executeAndImport(file, source, o)
-      : importPolicy(format, source, { variables: o.var });
+      : importPolicy(format, source, {
+          variables: o.var,
+          ...(family && { family }),
+          ...(familyHint && { familyHint }),
+        });
     // The report goes to stderr so stdout can be redirected to a policy file.
     process.stderr.write(formatImportReport(result.report) + "\n");
     for (const d of result.errors) process.stderr.write(formatDiagnostic(d) + "\n");
@@ -85,7 +96,9 @@ export function register(program: Command): void {
     if (o.ruleset) {
       const rest = new Rest(o);
       // An executed script is pushed as the document it produced: the server never runs scripts.
-      const body = o.execute ? { policy: result.policy, message: o.message } : { format, source, message: o.message };
+      const body = o.execute
+        ? { policy: result.policy, message: o.message }
+        : { format, source, ...(family && { family }), message: o.message };
       const send = () =>
         rest.request<{ version: number }>("POST", `/v1/rulesets/${encodeURIComponent(o.ruleset!)}/versions`, body);
       let created: { version: number };
@@ -103,7 +116,16 @@ export function register(program: Command): void {
   });
 }
 
+/** --family, checked: only iptables-save text has a family to tell. */
+function saveFamily(format: ImportFormat, given?: string): "ipv4" | "ipv6" | undefined {
+  if (given === undefined) return undefined;
+  if (given !== "ipv4" && given !== "ipv6") throw usageError(`--family must be ipv4 or ipv6, got "${given}"`);
+  if (format !== "iptables-save") throw usageError("--family applies only to iptables-save text");
+  return given;
+}
+
 type ImportCliOptions = RestOptions & {
+  family?: string;
   format?: string;
   output?: string;
   ruleset?: string;

@@ -113,6 +113,25 @@ test("import: every line reported; MIRROR refuses the import, and nothing is wri
   assert.match(await readFile(out, "utf8"), /198\.51\.100\.0\/24/);
 });
 
+test("import: a headerless rules.v6 is read as ip6tables-save output (its DROP is IPv6's), --family ipv4 overrides, a bad --family is a usage error", async () => {
+  const v6 = join(dir, "rules.v6");
+  await writeFile(v6, "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+  const r = await palisade(["import", v6]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /read as ip6tables-save output \(the file's name says IPv6\)/);
+  assert.doesNotMatch(r.stdout, /policy: drop/);
+  assert.match(r.stdout, /family: ipv6\n\s+action: drop/);
+  const as4 = await palisade(["import", v6, "--family", "ipv4"]);
+  assert.equal(as4.code, 0, as4.stderr);
+  assert.match(as4.stdout, /policy: drop/);
+  const bad = await palisade(["import", v6, "--family", "inet"]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /--family must be ipv4 or ipv6, got "inet"/);
+  const script = await palisade(["import", join(dir, "fw.sh"), "--family", "ipv6"]);
+  assert.equal(script.code, 2, script.stderr);
+  assert.match(script.stderr, /--family applies only to iptables-save text/);
+});
+
 test("validate and render: a YAML file whose aliases expand past the limit is refused with the limit named, exit 4 (invalid)", async () => {
   const ports = Array.from({ length: 20_000 }, (_, i) => 1 + i).join(", ");
   let doc = `sets:\n  base:\n    type: inet_service\n    elements: &p [${ports}]\n`;
