@@ -31,6 +31,13 @@ export const PolicyRequest = z
       .describe(
         "with format iptables-save: the tool that wrote the source (ipv6: ip6tables-save, its rules and DROP policies are IPv6's only); unset, the header or the rules tell",
       ),
+    ipsets: z
+      .string()
+      .max(4 * 1024 * 1024)
+      .optional()
+      .describe(
+        "with format and source: `ipset save` output for the sets the lines match (`-m set`); without it such sets are imported empty, with the warning ipset_contents_missing",
+      ),
     message: z.string().max(2000).optional().describe("what changed and why (kept with the version)"),
   })
   .superRefine((b, ctx) => {
@@ -38,6 +45,8 @@ export const PolicyRequest = z
     const hasImport = b.format !== undefined || b.source !== undefined;
     if (hasPolicy === hasImport) {
       ctx.addIssue({ code: "custom", path: [], message: "send either `policy`, or `format` with `source`" });
+    } else if (b.ipsets !== undefined && !hasImport) {
+      ctx.addIssue({ code: "custom", path: ["ipsets"], message: "`ipsets` goes with `format` and `source`" });
     } else if (hasImport && (b.format === undefined || b.source === undefined)) {
       ctx.addIssue({
         code: "custom",
@@ -62,21 +71,30 @@ export const ImportReport = z
       status: z.enum(["imported", "lifted", "skipped", "error"]),
       path: z.string().optional().describe("JSON pointer into the imported policy"),
       reason: z.string().optional(),
+      input: z.enum(["ipsets"]).optional().describe("the line is from `ipsets` (absent: from `source`)"),
     }),
   )
   .describe("one entry per source line: what it became, or why not (only for {format, source} bodies)");
 export type ImportReport = z.infer<typeof ImportReport>;
 
 /** The document to validate and, for imports, the per-line report and the lines that failed. */
-function documentOf(input: PolicyRequest): { doc: unknown; importReport?: ImportReport; importErrors: Diagnostic[] } {
-  if (input.policy !== undefined) return { doc: input.policy, importErrors: [] };
-  const result = importPolicy(input.format!, input.source!, input.family ? { family: input.family } : {});
+function documentOf(input: PolicyRequest): {
+  doc: unknown;
+  importReport?: ImportReport;
+  importErrors: Diagnostic[];
+  importWarnings: Diagnostic[];
+} {
+  if (input.policy !== undefined) return { doc: input.policy, importErrors: [], importWarnings: [] };
+  const result = importPolicy(input.format!, input.source!, {
+    ...(input.family && { family: input.family }),
+    ...(input.ipsets !== undefined && { ipsets: input.ipsets }),
+  });
   // A partial import is refused as a whole: a policy missing some of its lines is not the one the user has.
   const importErrors: Diagnostic[] =
     result.errors.length > 0 || result.policy
       ? result.errors
       : [{ path: "/source", code: "import_failed", message: "nothing could be imported", severity: "error" }];
-  return { doc: result.policy, importReport: result.report, importErrors };
+  return { doc: result.policy, importReport: result.report, importErrors, importWarnings: result.warnings };
 }
 
 export type Validation = { importReport?: ImportReport; warnings: Diagnostic[] } & (
@@ -85,11 +103,12 @@ export type Validation = { importReport?: ImportReport; warnings: Diagnostic[] }
 );
 
 export function validateInput(input: PolicyRequest, target?: Target): Validation {
-  const { doc, importReport, importErrors } = documentOf(input);
+  const { doc, importReport, importErrors, importWarnings } = documentOf(input);
   if (importErrors.length > 0)
-    return { ok: false, errors: importErrors, warnings: [], ...(importReport && { importReport }) };
+    return { ok: false, errors: importErrors, warnings: importWarnings, ...(importReport && { importReport }) };
   const result = validatePolicy(doc, target ? { target } : undefined);
-  const extra = { warnings: result.warnings, ...(importReport && { importReport }) };
+  // What the import assumed (an ipset declared empty) comes first: the operator acts on it.
+  const extra = { warnings: [...importWarnings, ...result.warnings], ...(importReport && { importReport }) };
   if (result.ok && result.policy) return { ok: true, policy: result.policy, ...extra };
   return { ok: false, errors: result.errors, ...extra };
 }

@@ -240,6 +240,47 @@ describe("versions", () => {
     assert.match(bad.body, /family/);
   });
 
+  test("{format, source, ipsets}: the sets' members come from `ipset save`; without them, an empty set and a warning", async () => {
+    await createRuleset("withsets");
+    const source = "*filter\n-A INPUT -m set --match-set friends src -j ACCEPT\nCOMMIT\n";
+    const ipsets = "create friends hash:net family inet hashsize 1024 maxelem 65536\nadd friends 198.51.100.0/24\n";
+    const res = await t.req("POST", "/v1/rulesets/withsets/versions", {
+      body: { format: "iptables-save", source, ipsets },
+    });
+    assert.equal(res.statusCode, 201, res.body);
+    assert.deepEqual(
+      res
+        .json()
+        .importReport.filter((r: { input?: string }) => r.input === "ipsets")
+        .map((r: { line: number }) => r.line),
+      [1, 2],
+    );
+    assert.ok(!JSON.stringify(res.json().warnings).includes("ipset_contents_missing"));
+    const doc = (await t.req("GET", "/v1/rulesets/withsets/versions/1")).json();
+    assert.deepEqual(doc.document.sets.friends.elements, ["198.51.100.0/24"]);
+
+    const bare = await t.req("POST", "/v1/rulesets/withsets/versions", { body: { format: "iptables-save", source } });
+    assert.equal(bare.statusCode, 201, bare.body);
+    const w = (bare.json().warnings as { path: string; code: string }[]).find(
+      (x) => x.code === "ipset_contents_missing",
+    );
+    assert.equal(w?.path, "/sets/friends");
+    assert.deepEqual(
+      (await t.req("GET", "/v1/rulesets/withsets/versions/2")).json().document.sets.friends.elements,
+      [],
+    );
+
+    const alone = await t.req("POST", "/v1/rulesets/withsets/versions", {
+      body: { policy: validPolicy(), ipsets },
+    });
+    assert.equal(alone.statusCode, 400, alone.body);
+    const bad = await t.req("POST", "/v1/validate", {
+      body: { format: "iptables-save", source, ipsets: "add friends 198.51.100.7\n" },
+    });
+    assert.equal(bad.json().valid, false);
+    assert.equal(bad.json().errors[0].path, "/ipsets/line/1");
+  });
+
   test("an import with a line it cannot represent is 422 naming the line; nothing written", async () => {
     await createRuleset("badimport");
     const source = "iptables -A INPUT -p tcp --dport 22 -j ACCEPT\niptables -A INPUT -m frobnicate --x -j ACCEPT\n";

@@ -30,7 +30,55 @@ const RULESETS = [
   // Loading since the check-then-stamp recent idiom and -m policy (ipsec) were added.
   "freifunk-sargon.rules",
   "unifi-ipsec-gateway.rules",
+  // Matches ipsets: loaded with its sets (below).
+  "firehol-country-ipset.rules",
 ];
+
+/**
+ * `ipset save` text for a ruleset that matches ipsets, given the clients of both labs: the
+ * iptables router loads it with `ipset restore` before the dump, and the import gets the same
+ * text (`palisade import --ipset`), so both hold the same members.
+ */
+const IPSETS: Record<string, (clients: string[]) => string> = {
+  // The client is in country_ru: its packets to the router (-s) and the router's to it (-d)
+  // are dropped after the rules before them; forwarded traffic passes neither chain.
+  "firehol-country-ipset.rules": (clients) =>
+    save(
+      ["country_hk", "country_ru", "country_cn", "country_pl", "cta_cryptowall", "spamhaus_drop", "spamhaus_edrop"],
+      { country_ru: clients, spamhaus_drop: ["192.0.2.0/24"] },
+    ),
+  // Forwarding and masquerading are for allowed_internet's members only: the client is one.
+  "pi-ap-ipset.rules": (clients) => save(["allowed_internet"], { allowed_internet: clients }),
+};
+
+function save(sets: string[], members: Record<string, string[]>): string {
+  return sets
+    .flatMap((n) => [
+      `create ${n} hash:net family inet hashsize 1024 maxelem 65536`,
+      ...(members[n] ?? []).map((m) => `add ${n} ${m}`),
+    ])
+    .map((l) => `${l}\n`)
+    .join("");
+}
+
+/** The import of a corpus file, with its ipsets when it has some (no set left empty then). */
+function importCorpus(name: string, text: string, clients: string[]) {
+  const ipsets = IPSETS[name]?.(clients);
+  const imported = importPolicy("iptables-save", text, ipsets === undefined ? {} : { ipsets });
+  assert.deepEqual(imported.errors, []);
+  assert.deepEqual(imported.warnings, []);
+  const nft = renderNft(imported.policy!);
+  assert.ok(nft.ok, JSON.stringify(!nft.ok && nft.errors));
+  return { nft: nft.text, ipsets };
+}
+
+/** The original on a router: its ipsets first (a rule can only refer to a set that exists), then the dump. */
+async function restoreOriginal(router: string, text: string, ipsets: string | undefined): Promise<void> {
+  await lab.exec(router, ["iptables-restore"], { input: EMPTY });
+  await lab.exec(router, ["ipset", "destroy"], { allowFailure: true });
+  if (ipsets !== undefined) await lab.exec(router, ["ipset", "restore"], { input: ipsets });
+  await lab.exec(router, ["iptables-restore"], { input: text });
+}
 
 interface Lab {
   client: string;
@@ -115,14 +163,10 @@ test("with no rules every probe succeeds (so a refusal below is the ruleset's)",
 for (const name of RULESETS) {
   test(`${name}: iptables-restore and Palisade's nftables give the same verdicts`, async () => {
     const text = readFileSync(join(CORPUS_DIR, name), "utf8");
-    const imported = importPolicy("iptables-save", text);
-    assert.deepEqual(imported.errors, []);
-    const nft = renderNft(imported.policy!);
-    assert.ok(nft.ok, JSON.stringify(!nft.ok && nft.errors));
-    await lab.exec(viaIpt.router, ["iptables-restore"], { input: EMPTY });
-    await lab.exec(viaIpt.router, ["iptables-restore"], { input: text });
+    const { nft, ipsets } = importCorpus(name, text, [viaIpt.clientIp, viaNft.clientIp]);
+    await restoreOriginal(viaIpt.router, text, ipsets);
     await lab.nft(viaNft.router, ["flush", "ruleset"]);
-    await lab.nft(viaNft.router, ["-f", "-"], nft.text);
+    await lab.nft(viaNft.router, ["-f", "-"], nft);
     for (const l of [viaIpt, viaNft]) await lab.exec(l.router, ["conntrack", "-F"], { allowFailure: true });
     const [a, b] = await Promise.all([probeAll(viaIpt), probeAll(viaNft)]);
     console.log(
@@ -146,6 +190,7 @@ const NAT_RULESETS: Record<string, { lan: string; wan: string }> = {
   "pi-router.rules": { lan: "lan", wan: "eth0" },
   "docker-class-management.rules": { lan: "docker0", wan: "eth0" },
   "sample-nat-router.rules": { lan: "eth1", wan: "eth0" },
+  "pi-ap-ipset.rules": { lan: "wlan0", wan: "eth0" },
 };
 
 interface NatLab extends Lab {
@@ -242,14 +287,10 @@ for (const [name, { lan, wan }] of Object.entries(NAT_RULESETS)) {
     const [ipt, nftLab] = [natIpt!, natNft!];
     for (const l of [ipt, nftLab]) await nameInterfaces(l, lan, wan);
     const text = readFileSync(join(CORPUS_DIR, name), "utf8");
-    const imported = importPolicy("iptables-save", text);
-    assert.deepEqual(imported.errors, []);
-    const nft = renderNft(imported.policy!);
-    assert.ok(nft.ok, JSON.stringify(!nft.ok && nft.errors));
-    await lab.exec(ipt.router, ["iptables-restore"], { input: EMPTY });
-    await lab.exec(ipt.router, ["iptables-restore"], { input: text });
+    const { nft, ipsets } = importCorpus(name, text, [ipt.clientIp, nftLab.clientIp]);
+    await restoreOriginal(ipt.router, text, ipsets);
     await lab.nft(nftLab.router, ["flush", "ruleset"]);
-    await lab.nft(nftLab.router, ["-f", "-"], nft.text);
+    await lab.nft(nftLab.router, ["-f", "-"], nft);
     const [a, b] = await Promise.all([natProbes(ipt), natProbes(nftLab)]);
     console.log(`${name} (NAT): ${JSON.stringify(a)}`);
     assert.deepEqual(b, a, "same answers and the same source address from the nftables rendering as from iptables");

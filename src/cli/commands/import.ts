@@ -1,4 +1,4 @@
-// `palisade import FILE [--format iptables|iptables-save|ipmasqadm] [--execute [--arg W]] [--ruleset NAME]`:
+// `palisade import FILE [--format iptables|iptables-save|ipmasqadm] [--ipset FILE] [--execute [--arg W]] [--ruleset NAME]`:
 // turn an existing firewall script into a policy document and print what every input line
 // became. --execute runs the script in a sandbox (../execute.ts) and imports the commands it
 // made, for scripts with loops, conditions and substitutions. With --ruleset the result is pushed as the ruleset's next version (the server
@@ -65,6 +65,10 @@ export function register(program: Command): void {
         [],
       )
       .option("--timeout <seconds>", "with --execute: kill the script after this long", "30")
+      .option(
+        "--ipset <file>",
+        "`ipset save` output holding the sets the rules match (their type and members); without it such sets are imported empty, with a warning",
+      )
       .option("--ruleset <name>", "push the result as the next version of this ruleset")
       .option("--message <text>", "with --ruleset: what changed"),
   ).action(async (file: string, o: ImportCliOptions) => {
@@ -73,6 +77,9 @@ export function register(program: Command): void {
     if (!FORMATS.includes(format)) throw usageError(`--format must be one of ${FORMATS.join(", ")}, got "${o.format}"`);
     if (o.execute && format !== "iptables") throw usageError("--execute runs shell scripts: --format must be iptables");
     if (!o.execute && o.arg.length > 0) throw usageError("--arg only applies with --execute");
+    if (o.execute && o.ipset)
+      throw usageError("--ipset does not apply with --execute: the script's own ipset commands are recorded");
+    const ipsets = o.ipset === undefined ? undefined : await readInput(o.ipset);
     const family = saveFamily(format, o.family);
     const familyHint = format === "iptables-save" ? familyFromFileName(file) : undefined;
     const result = o.execute
@@ -81,10 +88,11 @@ export function register(program: Command): void {
           variables: o.var,
           ...(family && { family }),
           ...(familyHint && { familyHint }),
+          ...(ipsets !== undefined && { ipsets }),
         });
     // The report goes to stderr so stdout can be redirected to a policy file.
     process.stderr.write(formatImportReport(result.report) + "\n");
-    for (const d of result.errors) process.stderr.write(formatDiagnostic(d) + "\n");
+    for (const d of [...result.errors, ...result.warnings]) process.stderr.write(formatDiagnostic(d) + "\n");
     if (!result.policy || result.errors.length > 0) {
       process.stderr.write(`${file}: ${result.errors.length} lines could not be imported; nothing was written\n`);
       process.exitCode = EXIT.invalid;
@@ -98,7 +106,7 @@ export function register(program: Command): void {
       // An executed script is pushed as the document it produced: the server never runs scripts.
       const body = o.execute
         ? { policy: result.policy, message: o.message }
-        : { format, source, ...(family && { family }), message: o.message };
+        : { format, source, ...(family && { family }), ...(ipsets !== undefined && { ipsets }), message: o.message };
       const send = () =>
         rest.request<{ version: number }>("POST", `/v1/rulesets/${encodeURIComponent(o.ruleset!)}/versions`, body);
       let created: { version: number };
@@ -134,6 +142,7 @@ type ImportCliOptions = RestOptions & {
   execute?: boolean;
   arg: string[];
   timeout: string;
+  ipset?: string;
 };
 
 async function executeAndImport(file: string, source: string, o: ImportCliOptions): Promise<ImportResult> {

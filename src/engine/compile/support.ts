@@ -200,8 +200,10 @@ export const FEATURES = {
   // ---- core matches with target-specific limits
   "match.namedSet": {
     label: "named address set",
-    nftables: yes("named set (@name)"),
-    iptables: yes("-m set --match-set (ipset; the agent loads the `ipsets` part with `ipset restore` first)"),
+    nftables: yes("named set (@name; an imported ipset keeps its name, sanitised)"),
+    iptables: yes(
+      "-m set --match-set pal_<name> (ipset; the agent loads the `ipsets` part with `ipset restore` first)",
+    ),
   },
   "match.tcpFlagsEcnCwr": {
     label: "TCP flags ECN/CWR",

@@ -5,6 +5,7 @@ import { error as diagnostic, type Diagnostic } from "../diagnostics.ts";
 import type { Collector, PendingEntry } from "./collect.ts";
 import type { DraftChain, PolicyDraft, ReportTarget, RuleEntry } from "./draft.ts";
 import { liftIdioms } from "./idioms.ts";
+import { ipsetWarnings } from "./ipset.ts";
 import { foldPalisadeLayout } from "./palisade-layout.ts";
 import type { ImportReportLine } from "./report.ts";
 
@@ -14,6 +15,8 @@ export interface ImportResult {
   report: ImportReportLine[];
   /** One error per line that could not be imported, plus schema errors of the assembled document. */
   errors: Diagnostic[];
+  /** What was imported but needs the operator (e.g. ipset_contents_missing: a set declared empty). */
+  warnings: Diagnostic[];
 }
 
 /** Upper bound on the source size, so one request cannot make the importer work for minutes. */
@@ -43,8 +46,13 @@ export function assemble(draft: PolicyDraft, out: Collector, fromSave: boolean):
   const errors: Diagnostic[] = out.entries
     .filter((e) => e.status === "error" && !e.continuationOf)
     .map((e) =>
-      diagnostic(["source", "line", e.line], e.code ?? "import_error", `line ${e.line}: ${e.reason ?? "not imported"}`),
+      diagnostic(
+        [e.input ?? "source", "line", e.line],
+        e.code ?? "import_error",
+        `${e.input ? `${e.input} ` : ""}line ${e.line}: ${e.reason ?? "not imported"}`,
+      ),
     );
+  const warnings = ipsetWarnings(draft);
   const parsed = Policy.safeParse(doc);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -56,9 +64,9 @@ export function assemble(draft: PolicyDraft, out: Collector, fromSave: boolean):
         ),
       );
     }
-    return { report, errors };
+    return { report, errors, warnings };
   }
-  return { policy: parsed.data, report, errors };
+  return { policy: parsed.data, report, errors, warnings };
 }
 
 /** A family-specific `-P ... DROP` became the chain's last rule: its report line points there. */
@@ -114,6 +122,7 @@ function finishReport(draft: PolicyDraft, entries: PendingEntry[]): ImportReport
     const reason = e.continuationOf ? e.reason : src.reason;
     if (reason) line.reason = reason;
     if (!e.continuationOf && src.token !== undefined) line.token = src.token;
+    if (e.input) line.input = e.input;
     return line;
   });
 }

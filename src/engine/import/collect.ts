@@ -13,6 +13,8 @@ export interface PendingEntry {
   reason?: string;
   token?: string;
   code?: ImportErrorCode | "import_internal";
+  /** The entry is a line of the `ipset save` text given beside the source (not of the source). */
+  input?: "ipsets";
   /** Lines of a command after its first (backslash continuations) copy its outcome. */
   continuationOf?: PendingEntry;
 }

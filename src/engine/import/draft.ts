@@ -46,8 +46,12 @@ export class PolicyDraft {
   readonly chains = new Map<string, DraftChain>();
   private readonly byIptName = new Map<string, DraftChain>();
   readonly quotas: Record<string, QuotaDef> = {};
-  /** ipsets the recorded commands of an executed script created and filled (empty for text imports). */
+  /** ipsets as policy sets: created by ipset commands or `ipset save` lines, or declared empty from their use. */
   readonly sets: Record<string, SetDef> = {};
+  /** Where each policy set came from (its ipset name; for a set declared from its use, how). */
+  readonly ipsets = new Map<string, IpsetOrigin>();
+  /** ipsets of a type the policy cannot hold, by ipset name: why a rule that uses one is refused. */
+  readonly unsupportedIpsets = new Map<string, string>();
   readonly accounting: Record<string, AccountingDef> = {};
   readonly counters: Record<string, z.infer<typeof CounterDef>> = {};
   readonly protections: Protections = {};
@@ -213,6 +217,13 @@ export class PolicyDraft {
     }
     return out;
   }
+}
+
+export interface IpsetOrigin {
+  /** The name ipset knows it by (the policy name may be sanitised). */
+  ipset: string;
+  /** The input did not create it: declared empty with the type its first use implies. */
+  inferred?: { line: number; family: Family; use: string };
 }
 
 export interface LineResult {

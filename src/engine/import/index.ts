@@ -5,6 +5,7 @@ import { Collector } from "./collect.ts";
 import { PolicyDraft } from "./draft.ts";
 import { importSave } from "./iptables-save.ts";
 import { importScript } from "./script.ts";
+import { importIpsetText } from "./ipset.ts";
 import { assemble, MAX_IMPORT_BYTES, type ImportResult } from "./assemble.ts";
 
 export { MAX_IMPORT_BYTES, type ImportResult } from "./assemble.ts";
@@ -28,17 +29,31 @@ export interface ImportOptions {
   family?: "ipv4" | "ipv6";
   /** What the source's file name suggests (rules.v6): used only when neither header nor rules tell. */
   familyHint?: "ipv6";
+  /**
+   * `ipset save` output for the sets the source matches (`create NAME TYPE ...`, `add NAME X`):
+   * applied first, as `ipset restore` runs before iptables-restore. Without it a set the source
+   * only names is declared empty (warning ipset_contents_missing).
+   */
+  ipsets?: string;
 }
 export function importPolicy(format: ImportFormat, source: string, opts: ImportOptions = {}): ImportResult {
-  if (source.length > MAX_IMPORT_BYTES) {
+  if (source.length + (opts.ipsets?.length ?? 0) > MAX_IMPORT_BYTES) {
     return {
       report: [],
-      errors: [diagnostic(["source"], "import_too_large", `the source is larger than ${MAX_IMPORT_BYTES} bytes`)],
+      errors: [
+        diagnostic(
+          [source.length > MAX_IMPORT_BYTES ? "source" : "ipsets"],
+          "import_too_large",
+          `the source${opts.ipsets ? " and the ipsets together are" : " is"} larger than ${MAX_IMPORT_BYTES} bytes`,
+        ),
+      ],
+      warnings: [],
     };
   }
   const draft = new PolicyDraft();
   const out = new Collector();
-  if (format === "iptables-save") importSave(source, draft, out, opts.family, opts.familyHint);
+  if (opts.ipsets !== undefined) importIpsetText(opts.ipsets, draft, out, "ipsets");
+  if (format === "iptables-save") importSave(source, draft, out, opts.family, opts.familyHint, true);
   else importScript(source, draft, out, opts.variables);
   return assemble(draft, out, format === "iptables-save");
 }

@@ -1,12 +1,18 @@
-// ipset commands recorded from an executed script (`ipset create/add/flush/destroy`, and the
-// lines of `ipset restore`): the sets become policy sets, so `-m set --match-set` and
-// `-j SET` of the same script can refer to them. A text import never sees these (the
-// contents of a set are not in an iptables-save dump), so there the match stays refused.
+// ipsets as policy sets. Their contents come from ipset commands (recorded from an executed
+// script, or written in a text script), from `ipset save` text (`palisade import --ipset FILE`,
+// or its lines inside an iptables-save input), or from nowhere: a dump names a set in
+// `-m set --match-set NAME src` but never holds its members. Then the set is declared empty
+// with the type its use implies (addresses of the rule's family), as `ipset create` before
+// iptables-restore would leave it, and the import warns (ipset_contents_missing).
 import { isIPv4, isIPv6 } from "node:net";
+import { warning, type Diagnostic } from "../diagnostics.ts";
 import { parsePrefix } from "../net/address.ts";
 import { Name } from "../policy/index.ts";
+import type { Collector } from "./collect.ts";
 import { fail } from "./cursor.ts";
 import type { LineResult, PolicyDraft } from "./draft.ts";
+import type { RuleDraft } from "./rule-draft.ts";
+import { splitSaveWords } from "./save-words.ts";
 
 /** The policy name of an ipset name (ipset allows '-', '.', ...; policy names do not). */
 export function setPolicyName(ipsetName: string): string {
@@ -16,10 +22,82 @@ export function setPolicyName(ipsetName: string): string {
   return n.slice(0, 32);
 }
 
-/** The policy set an ipset name refers to, when the recorded commands created it. */
-export function knownSet(draft: PolicyDraft, ipsetName: string): string | undefined {
-  const name = setPolicyName(ipsetName);
-  return draft.sets[name] ? name : undefined;
+/** How to give the importer a set's contents (the warning and the docs say the same). */
+const SUPPLY_HINT =
+  "give the output of `ipset save` with `palisade import --ipset FILE` (API: `ipsets`), or put its lines before the dump";
+
+/**
+ * The policy set a rule's `--match-set NAME DIR` or `-j SET --add-set NAME DIR` refers to.
+ * A set the input did not create is declared empty here, typed by this use: addresses of
+ * the rule's family (iptables: IPv4, ip6tables: IPv6), with prefixes allowed so that both
+ * hash:ip and hash:net fit; a set rules add to holds addresses only (an nft set that the
+ * packet path updates cannot be an interval set).
+ */
+export function useSet(d: RuleDraft, ipsetName: string, dir: string, use: string, update: boolean): string {
+  if (dir !== "src" && dir !== "dst") {
+    fail(
+      "import_unsupported",
+      `${use} ${ipsetName} ${dir}: a set looked up with ${dir.split(",").length} directions holds tuples (hash:ip,port, hash:net,net, ...); only one-dimensional sets of addresses (src or dst) are imported`,
+      dir,
+    );
+  }
+  const draft = d.policy;
+  const unsupported = draft.unsupportedIpsets.get(ipsetName);
+  if (unsupported) fail("import_unsupported", `${use} ${ipsetName}: ${unsupported}`, ipsetName);
+  const key = setPolicyName(ipsetName);
+  const origin = draft.ipsets.get(key);
+  if (origin && origin.ipset !== ipsetName) {
+    fail(
+      "import_conflict",
+      `ipset ${ipsetName} and ipset ${origin.ipset} would both be the policy set ${key}; rename one`,
+      ipsetName,
+    );
+  }
+  // An ipset has one family; iptables matches only inet sets, ip6tables only inet6 ones.
+  const family = d.family === "ipv6" ? "ipv6" : "ipv4";
+  const set = draft.sets[key];
+  if (set) {
+    const setFamily = set.type === "ipv6_addr" ? "ipv6" : "ipv4";
+    if (setFamily !== family)
+      fail(
+        "import_conflict",
+        `${use} ${ipsetName}: the set holds ${setFamily === "ipv6" ? "IPv6 (family inet6)" : "IPv4 (family inet)"} addresses, but this is an ${family === "ipv6" ? "ip6tables" : "iptables"} rule`,
+        ipsetName,
+      );
+    if (update && origin?.inferred) delete set.interval;
+  } else {
+    draft.sets[key] = { type: family === "ipv6" ? "ipv6_addr" : "ipv4_addr", elements: [], interval: true };
+    if (update) delete draft.sets[key]!.interval;
+    draft.ipsets.set(key, { ipset: ipsetName, inferred: { line: d.line, family, use: `${use} ${ipsetName} ${dir}` } });
+  }
+  if (draft.ipsets.get(key)?.inferred)
+    d.notes.push(
+      `warning: ipset_contents_missing: the input does not hold ipset ${ipsetName}; /sets/${key} is declared empty`,
+    );
+  return key;
+}
+
+/** One warning per set declared from its use: empty until its contents are supplied. */
+export function ipsetWarnings(draft: PolicyDraft): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const [key, origin] of draft.ipsets) {
+    const set = draft.sets[key];
+    if (!origin.inferred || !set) continue;
+    const { line, family, use } = origin.inferred;
+    const fam = family === "ipv6" ? "IPv6" : "IPv4";
+    const type = set.interval
+      ? `${fam} addresses and prefixes (${key}: type ${set.type}, interval; fits hash:ip and hash:net, family ${family === "ipv6" ? "inet6" : "inet"})`
+      : `${fam} addresses (${key}: type ${set.type}, dynamic; hash:ip, family ${family === "ipv6" ? "inet6" : "inet"}, no timeout)`;
+    out.push(
+      warning(
+        ["sets", key],
+        "ipset_contents_missing",
+        `ipset ${origin.ipset} is empty in the policy: the input uses it (line ${line}: ${use}) but does not create or fill it. ` +
+          `Assumed ${type}. Rules that match it match nothing (negated: everything) until it is filled: ${SUPPLY_HINT}, or list the elements in /sets/${key}`,
+      ),
+    );
+  }
+  return out;
 }
 
 const COMMANDS: Record<string, string> = {
@@ -52,7 +130,7 @@ const COMMANDS: Record<string, string> = {
   "-E": "rename",
 };
 
-/** One ipset command (its words after `ipset`); `input` is what `ipset restore` read. */
+/** One ipset command (its words after `ipset`, or a line of `ipset save`/`ipset restore` text). */
 export function applyIpset(words: readonly string[], draft: PolicyDraft): LineResult {
   // Global flags may come anywhere: -exist (-!), -quiet, -output ...
   const args = words.filter((w) => !/^-(exist|!|q|quiet|n|name|r|resolve|s|sorted)$/.test(w));
@@ -67,39 +145,64 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
       return create(args.slice(1), draft);
     case "add":
     case "del": {
+      if (name !== undefined && draft.unsupportedIpsets.has(name))
+        return { status: "skipped", reason: `element of ipset ${name}, whose type is not imported` };
       const set = requireSet(draft, name);
       const elem = element(args[2], set.interval === true, set.type);
-      const rest = args.slice(3);
-      if (rest.length > 0 && !(rest[0] === "timeout" && rest.length === 2)) {
-        fail("import_unsupported", `ipset ${cmd} options ${rest.join(" ")}: only a plain element is imported`, rest[0]);
-      }
+      const dropped = elementOptions(cmd, args.slice(3));
       if (cmd === "add" && !set.elements.includes(elem)) set.elements.push(elem);
       if (cmd === "del") set.elements = set.elements.filter((e) => e !== elem);
-      return { status: "imported", target: { kind: "path", path: `/sets/${setPolicyName(name!)}` } };
+      return {
+        status: "imported",
+        target: { kind: "path", path: `/sets/${setPolicyName(name!)}` },
+        ...(dropped.length ? { reason: `${dropped.join(", ")} of the element not kept` } : {}),
+      };
     }
     case "flush": {
       if (name === undefined) for (const s of Object.values(draft.sets)) s.elements = [];
-      else requireSet(draft, name).elements = [];
+      else if (!draft.unsupportedIpsets.has(name)) requireSet(draft, name).elements = [];
       return { status: "skipped", reason: "ipset flush: empties the set(s) before the script fills them" };
     }
     case "destroy": {
-      if (name === undefined) for (const k of Object.keys(draft.sets)) delete draft.sets[k];
-      else delete draft.sets[setPolicyName(name)];
+      const keys = name === undefined ? [...draft.ipsets.keys()] : [setPolicyName(name)];
+      for (const k of keys) {
+        delete draft.sets[k];
+        draft.ipsets.delete(k);
+      }
+      if (name === undefined) draft.unsupportedIpsets.clear();
+      else draft.unsupportedIpsets.delete(name);
       return { status: "skipped", reason: "ipset destroy: removes the set(s) before the script creates them" };
     }
-    default:
+    case "restore":
       fail(
         "import_unsupported",
-        `ipset ${args[0]}: swapping, renaming and restore streams of sets are not imported`,
+        `ipset ${args[0]}: the sets it reads are not in the input; ${SUPPLY_HINT} (or run the script with \`palisade import --execute\`)`,
         args[0],
       );
+    default:
+      fail("import_unsupported", `ipset ${args[0]}: swapping and renaming sets are not imported`, args[0]);
   }
+}
+
+/**
+ * Options after an element: a timeout is the kernel's to count down, counters and comments
+ * are not policy; each is named in the report. Anything else changes what the set matches.
+ */
+function elementOptions(cmd: string, rest: readonly string[]): string[] {
+  const dropped: string[] = [];
+  for (let i = 0; i < rest.length; i += 2) {
+    const o = rest[i]!;
+    if (!["timeout", "packets", "bytes", "comment"].includes(o) || rest[i + 1] === undefined)
+      fail("import_unsupported", `ipset ${cmd} option ${o}: only a plain element is imported`, o);
+    dropped.push(o);
+  }
+  return dropped;
 }
 
 function requireSet(draft: PolicyDraft, name: string | undefined) {
   const set = name === undefined ? undefined : draft.sets[setPolicyName(name)];
-  if (!set)
-    fail("import_syntax", `ipset set ${name ?? "(none)"} was not created earlier in the script`, name ?? "ipset");
+  if (!set || draft.ipsets.get(setPolicyName(name!))?.inferred)
+    fail("import_syntax", `ipset set ${name ?? "(none)"} was not created earlier in the input`, name ?? "ipset");
   return set;
 }
 
@@ -107,7 +210,10 @@ function create(args: string[], draft: PolicyDraft): LineResult {
   const [name, type, ...opts] = args;
   if (!name || !type) fail("import_missing_argument", "ipset create needs a name and a type", "create");
   if (type !== "hash:ip" && type !== "hash:net") {
-    fail("import_unsupported", `ipset type ${type}: only hash:ip and hash:net sets (of addresses) are imported`, type);
+    // Not an error yet: an `ipset save` of a host lists sets the imported rules may never use.
+    const why = `ipset type ${type} is not imported (only hash:ip and hash:net sets of addresses)`;
+    draft.unsupportedIpsets.set(name, why);
+    return { status: "skipped", reason: `${why}: a rule that uses set ${name} is refused` };
   }
   let family: "inet" | "inet6" = "inet";
   let timeout: number | undefined;
@@ -128,8 +234,17 @@ function create(args: string[], draft: PolicyDraft): LineResult {
     } else fail("import_unsupported", `ipset create option ${o} is not imported`, o);
   }
   const key = setPolicyName(name);
-  const existing = draft.sets[key];
+  const existing = draft.ipsets.get(key);
+  if (existing?.inferred)
+    fail(
+      "import_syntax",
+      `ipset create ${name} after line ${existing.inferred.line} used it: the set must exist before a rule refers to it`,
+      name,
+    );
+  if (existing && existing.ipset !== name)
+    fail("import_conflict", `ipset ${name} and ipset ${existing.ipset} would both be the policy set ${key}`, name);
   if (existing) return { status: "skipped", reason: `ipset ${name} exists already (-exist)` };
+  draft.unsupportedIpsets.delete(name);
   draft.sets[key] = {
     type: family === "inet" ? "ipv4_addr" : "ipv6_addr",
     elements: [],
@@ -137,6 +252,7 @@ function create(args: string[], draft: PolicyDraft): LineResult {
     ...(timeout ? { timeoutSeconds: timeout } : {}),
     ...(size ? { size } : {}),
   };
+  draft.ipsets.set(key, { ipset: name });
   return { status: "imported", target: { kind: "path", path: `/sets/${key}` } };
 }
 
@@ -157,4 +273,30 @@ function element(text: string | undefined, interval: boolean, type: string): str
     `ipset element ${text} is not an ${v6 ? "IPv6" : "IPv4"} address${interval ? " or prefix" : ""}`,
     text,
   );
+}
+
+/** A line of `ipset save` output (`create NAME TYPE ...`, `add NAME ELEMENT ...`). */
+export function isIpsetSaveLine(text: string): boolean {
+  return /^(create|add)\s/.test(text);
+}
+
+/**
+ * `ipset save` / `ipset restore` text: each line is an ipset command without the program name.
+ * `input` marks the report entries when the text is an input of its own (--ipset FILE).
+ */
+export function importIpsetText(text: string, draft: PolicyDraft, out: Collector, input?: "ipsets"): number {
+  const lines = text.replace(/\r\n?/g, "\n").split("\n");
+  if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop();
+  let commands = 0;
+  lines.forEach((raw, idx) => {
+    const l = raw.trim();
+    const extra = input ? { input } : {};
+    if (l === "") return void out.note(idx + 1, l, "skipped", "blank line", extra);
+    if (l.startsWith("#")) return void out.note(idx + 1, l, "skipped", "comment", extra);
+    if (l === "COMMIT") return void out.note(idx + 1, l, "skipped", "end of an ipset restore batch", extra);
+    commands++;
+    const e = out.add(idx + 1, l, () => applyIpset(splitSaveWords(l), draft));
+    if (input) e.input = input;
+  });
+  return commands;
 }

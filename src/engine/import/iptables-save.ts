@@ -8,35 +8,15 @@ import { isTable, type Table } from "./chains.ts";
 import type { PolicyDraft } from "./draft.ts";
 import { applyIptables } from "./iptables.ts";
 import { detectSaveFamily } from "./save-family.ts";
-
-export function splitSaveWords(text: string): string[] {
-  const words: string[] = [];
-  let cur: string | null = null;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c === " " || c === "\t") {
-      if (cur !== null) words.push(cur);
-      cur = null;
-    } else if (c === '"' || c === "'") {
-      cur ??= "";
-      let j = i + 1;
-      for (; j < text.length && text[j] !== c; j++) {
-        if (c === '"' && text[j] === "\\" && j + 1 < text.length) j++;
-        cur += text[j];
-      }
-      if (j >= text.length) fail("import_syntax", `unterminated ${c === '"' ? "double" : "single"} quote`, c);
-      i = j;
-    } else {
-      cur = (cur ?? "") + c;
-    }
-  }
-  if (cur !== null) words.push(cur);
-  return words;
-}
+import { splitSaveWords } from "./save-words.ts";
+import { applyIpset, isIpsetSaveLine } from "./ipset.ts";
 
 /**
  * Who wrote the text: `family` when the caller knows ("ipv6": ip6tables-save, "ipv4":
  * iptables-save); else the header or the rules (save-family.ts); else `hint` (the file's name).
+ * `ipsetLines`: lines of `ipset save` (`create`, `add`) may stand among the rules, as when its
+ * output and iptables-save's are kept in one file. They are applied first, as `ipset restore`
+ * runs before iptables-restore (a rule can only refer to a set that exists).
  */
 export function importSave(
   source: string,
@@ -44,6 +24,7 @@ export function importSave(
   out: Collector,
   family?: "ipv4" | "ipv6",
   hint?: "ipv6",
+  ipsetLines = false,
 ): void {
   const lines = source.replace(/\r\n?/g, "\n").split("\n");
   // ip6tables-save's rules are IPv6 rules even where no address says so.
@@ -58,9 +39,16 @@ export function importSave(
   let table: Table | undefined;
   let tableName = "";
   let securityTable = false;
+  const first = out.entries.length;
+  const isIpset = (raw: string) => ipsetLines && isIpsetSaveLine(raw.trim());
+  lines.forEach((raw, idx) => {
+    const text = raw.trim();
+    if (isIpset(raw)) out.add(idx + 1, text, () => applyIpset(splitSaveWords(text), draft));
+  });
   lines.forEach((raw, idx) => {
     const n = idx + 1;
     const text = raw.trim();
+    if (isIpset(raw)) return;
     if (text === "") return void out.note(n, text, "skipped", "blank line");
     if (text.startsWith("#")) return void out.note(n, text, "skipped", "comment");
     out.add(n, text, () => {
@@ -123,6 +111,8 @@ export function importSave(
       `table ${tableName} has no COMMIT: its lines are imported, but iptables-restore would reject the file`,
       { code: "import_syntax" },
     );
+  // The ipset lines went first: the report is in line order (sort is stable).
+  if (ipsetLines) out.entries.splice(first, Infinity, ...out.entries.slice(first).sort((a, b) => a.line - b.line));
 }
 
 function chainHeader(text: string, table: Table, draft: PolicyDraft, family?: "ipv6") {

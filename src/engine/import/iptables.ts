@@ -58,7 +58,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   let chainName: string | undefined;
   let position: number | undefined;
   let policyTarget: string | undefined;
-  const d: RuleDraft = { table, chainKey: "", match: {}, notes: [], policy: ctx.draft };
+  const d: RuleDraft = { table, chainKey: "", match: {}, notes: [], policy: ctx.draft, line: ctx.line };
   if (ctx.family) d.family = ctx.family;
   const modules: ModuleInstance[] = [];
   let target: { name: string; word: string; goto: boolean; spec?: TargetSpec; opts: Options } | undefined;

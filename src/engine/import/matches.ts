@@ -4,7 +4,7 @@ import type { Match } from "../policy/index.ts";
 import { ADDR_TYPES, CT_STATES, IFACE_FLAGS, Name } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { EXTRA_MODULES } from "./matches-extra.ts";
-import { knownSet } from "./ipset.ts";
+import { useSet } from "./ipset.ts";
 import { negate, noNegation, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
 import {
   parseAddress,
@@ -883,23 +883,43 @@ const pknock: ModuleSpec = {
 };
 
 /**
- * `-m set --match-set NAME src|dst`: only sets the executed script created (ipset create/add
- * were recorded) are known; a dump or a text script never holds a set's contents.
+ * `-m set --match-set NAME src|dst`: a set the input created (ipset commands, `ipset save`
+ * lines), or one declared empty from this use (ipset.ts useSet; the import warns).
  */
 const set: ModuleSpec = {
-  options: { "--match-set": { arity: 2, neg: true }, "--set": { arity: 2, neg: true, alias: "--match-set" } },
+  options: {
+    "--match-set": { arity: 2, neg: true },
+    "--set": { arity: 2, neg: true, alias: "--match-set" },
+    "--return-nomatch": flag,
+    "--update-counters": negFlag,
+    "--update-subcounters": negFlag,
+    "--packets-eq": negArg,
+    "--packets-lt": arg,
+    "--packets-gt": arg,
+    "--bytes-eq": negArg,
+    "--bytes-lt": arg,
+    "--bytes-gt": arg,
+  },
   build(o, d) {
     const m = o.get("--match-set");
     if (!m) fail("import_missing_argument", "-m set needs --match-set NAME src|dst", "-m set");
-    const [ipsetName, dir] = (m.value ?? "").split(" ") as [string, string];
-    const name = knownSet(d.policy, ipsetName);
-    if (!name) fail("import_unsupported", `-m set: ${UNSUPPORTED_MODULES.set!} (set ${ipsetName})`, ipsetName);
-    if (dir !== "src" && dir !== "dst")
+    // The counter test itself is the reason; `! --update-counters` only comes with one.
+    const keys = [...o.keys()];
+    const counter = keys.find((k) => /^--(packets|bytes)-/.test(k)) ?? keys.find((k) => k.startsWith("--update-"));
+    if (counter)
       fail(
         "import_unsupported",
-        `--match-set ${ipsetName} ${dir}: only one-dimensional sets (src or dst) are imported`,
-        dir,
+        `-m set ${counter}: the per-element packet and byte counters of an ipset have no equivalent in the policy schema`,
+        o.get(counter)!.opt,
       );
+    if (o.has("--return-nomatch"))
+      fail(
+        "import_unsupported",
+        "-m set --return-nomatch: nomatch elements (exceptions inside a hash:net set) are not imported",
+        "--return-nomatch",
+      );
+    const [ipsetName, dir] = (m.value ?? "").split(" ") as [string, string];
+    const name = useSet(d, ipsetName, dir, "--match-set", false);
     setMatch(d, dir === "src" ? "saddr" : "daddr", negate(m.neg, `@${name}`), m.opt);
   },
 };
@@ -947,7 +967,6 @@ export const MODULES: Record<string, ModuleSpec> = {
 /** Known modules that the policy cannot express, with the reason the report gives. */
 export const UNSUPPORTED_MODULES: Record<string, string> = {
   physdev: "the policy schema has no bridge port (physdev) match",
-  set: "ipset sets are not imported: a rule holds only the set's name, not its type (addresses, networks, ports) or members, which `ipset restore` or a script fills (run a script with `palisade import --execute` to record them); list the addresses in the rule or declare a policy set",
   string:
     "payload string matching has no equivalent in the policy schema: xt_string searches every offset between --from and --to, and nftables can only compare bytes at a fixed offset; match the traffic by address or port instead, or filter the content where it is parsed (a DNS resolver's or an HTTP proxy's policy)",
   u32: "u32 payload matching has no equivalent in the policy schema",

@@ -10,6 +10,7 @@ import { assemble, MAX_IMPORT_BYTES, type ImportResult } from "./assemble.ts";
 import { applyIptables } from "./iptables.ts";
 import { importSave } from "./iptables-save.ts";
 import { applyIpset } from "./ipset.ts";
+import { splitSaveWords } from "./save-words.ts";
 import { fail } from "./cursor.ts";
 import { error as diagnostic } from "../diagnostics.ts";
 
@@ -46,6 +47,7 @@ export function importRecorded(commands: readonly RecordedCommand[]): ImportResu
       errors: [
         diagnostic(["source"], "import_too_large", `the recorded commands are larger than ${MAX_IMPORT_BYTES} bytes`),
       ],
+      warnings: [],
     };
   }
   const draft = new PolicyDraft();
@@ -107,7 +109,7 @@ function restoreIpset(input: string, draft: PolicyDraft) {
   for (const raw of input.split("\n")) {
     const l = raw.trim();
     if (l === "" || l.startsWith("#") || l === "COMMIT") continue;
-    applyIpset(l.split(/\s+/), draft);
+    applyIpset(splitSaveWords(l), draft);
     n++;
   }
   return { status: "imported" as const, reason: `ipset restore: ${n} set commands` };

@@ -16,6 +16,8 @@ export const ImportReportLine = z.object({
   reason: z.string().optional(),
   /** The offending token of an error. */
   token: z.string().optional(),
+  /** The line is from the `ipset save` text given beside the source (absent: from the source). */
+  input: z.enum(["ipsets"]).optional(),
 });
 export type ImportReportLine = z.infer<typeof ImportReportLine>;
 
@@ -42,7 +44,8 @@ export function formatImportReport(report: readonly ImportReportLine[]): string 
     const where = r.path ? ` -> ${r.path}` : "";
     const why = r.reason ? ` (${r.reason})` : "";
     const token = r.token && r.status === "error" ? ` [at ${JSON.stringify(r.token)}]` : "";
-    return `${String(r.line).padStart(width)}  ${r.status.padEnd(8)} ${text}${where}${token}${why}`;
+    const at = r.input ? `${r.input}:${r.line}` : String(r.line);
+    return `${at.padStart(width)}  ${r.status.padEnd(8)} ${text}${where}${token}${why}`;
   });
   const s = summarizeImport(report);
   out.push(`${s.imported} imported, ${s.lifted} lifted into presets/forwards, ${s.skipped} skipped, ${s.error} errors`);

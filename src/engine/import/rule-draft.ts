@@ -22,6 +22,8 @@ export interface RuleDraft {
   /** `-m pknock` in TCP mode: the rule is lifted into protections.portKnock instead. */
   pknock?: Map<string, OptionValue>;
   policy: PolicyDraft;
+  /** The source line (for what the report says about objects the rule declares). */
+  line: number;
   /** `multiport --ports`: source OR destination port; the line becomes two rules (splitEither). */
   portsEither?: { ports: Array<number | string>; neg: boolean; opt: string };
 }

@@ -1,22 +1,23 @@
 // A firewall shell script: each command is recognised by its program (iptables, ip6tables,
-// ipmasqadm, ipchains, or a bare `-A ...` line as the manuals print them) and handed to that
+// ipmasqadm, ipchains, ipfw, ipset, or a bare `-A ...` line as the manuals print them) and handed to that
 // importer. Other programs are reported: harmless ones skipped, anything else an error.
 import { applyIpfw } from "./ipfw.ts";
 import { fail } from "./cursor.ts";
 import type { Collector, PendingEntry } from "./collect.ts";
 import type { PolicyDraft } from "./draft.ts";
 import { applyIptables } from "./iptables.ts";
+import { applyIpset } from "./ipset.ts";
 import { ForwardingState, applyIpchains, applyIpmasqadm } from "./ipmasqadm.ts";
 import { EXECUTE_HINT, lexScript, type LexedCommand } from "./lexer.ts";
 import type { Family } from "./values.ts";
 
-type Program = "iptables" | "ip6tables" | "ipmasqadm" | "ipchains" | "ipfw" | "bare";
+type Program = "iptables" | "ip6tables" | "ipmasqadm" | "ipchains" | "ipfw" | "ipset" | "bare";
 
 function programOf(word: string): Program | undefined {
   const base = word.slice(word.lastIndexOf("/") + 1);
   if (/^iptables(-nft|-legacy)?$/.test(base)) return "iptables";
   if (/^ip6tables(-nft|-legacy)?$/.test(base)) return "ip6tables";
-  if (base === "ipmasqadm" || base === "ipchains" || base === "ipfw") return base;
+  if (base === "ipmasqadm" || base === "ipchains" || base === "ipfw" || base === "ipset") return base;
   return undefined;
 }
 
@@ -54,7 +55,6 @@ const NOT_IPTABLES: Record<string, string> = {
   "ip6tables-restore": "feed ip6tables-restore input to the importer with format iptables-save",
   nft: "nft commands are not imported: Palisade renders nftables from the policy",
   ebtables: "ebtables (bridge filtering) has no equivalent in the policy schema",
-  ipset: "ipset sets are not imported; declare policy sets instead",
   tc: "traffic control (tc) has no equivalent in the policy schema",
 };
 
@@ -178,6 +178,8 @@ function runCommand(
       return applyIpchains(args, fw);
     case "ipfw":
       return applyIpfw(args, { draft, line: cmd.line });
+    case "ipset":
+      return applyIpset(args, draft);
     case "ip6tables":
       return applyIptables(args, { draft, line: cmd.line, family: "ipv6" });
     default: {

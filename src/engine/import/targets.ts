@@ -3,7 +3,7 @@
 import type { ActionObject, Rule } from "../policy/index.ts";
 import { Address, AccountingDef, freeText } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
-import { knownSet } from "./ipset.ts";
+import { useSet } from "./ipset.ts";
 import type { OptionValue, Options, RuleDraft } from "./rule-draft.ts";
 import { parseAddress, parseMarkValue, parseUint } from "./values.ts";
 import { LOG_LEVEL_BY_NAME, REJECT_BY_NAME } from "./vocab.ts";
@@ -380,26 +380,14 @@ export const TARGETS: Record<string, TargetSpec> = {
       return { type: "rawsnat", to: parseAddress(val(t), "--to-source") };
     },
   },
-  /** ipset SET target: only sets the executed script created are known (their contents are not in a dump). */
+  /** ipset SET target: the set is created by the input or declared empty from its use (ipset.ts useSet). */
   SET: {
     options: { "--add-set": 2, "--del-set": 2, "--exist": 0, "--timeout": 1 },
     build(o, d) {
       const given = (["--add-set", "--del-set"] as const).filter((k) => o.has(k));
       if (given.length !== 1) fail("import_syntax", "SET needs exactly one of --add-set and --del-set", "SET");
       const [ipset, dir] = val(o.get(given[0]!)).split(" ") as [string, string];
-      const name = knownSet(d.policy, ipset);
-      if (!name)
-        fail(
-          "import_unsupported",
-          `-j SET ${given[0]} ${ipset}: ipset sets are not imported unless the script that creates them is run with \`palisade import --execute\``,
-          ipset,
-        );
-      if (dir !== "src" && dir !== "dst")
-        fail(
-          "import_unsupported",
-          `${given[0]} ${ipset} ${dir}: only one-dimensional sets (src or dst) are imported`,
-          dir,
-        );
+      const name = useSet(d, ipset, dir, given[0]!, true);
       for (const k of ["--exist", "--timeout"]) {
         const x = o.get(k);
         if (x) fail("import_unsupported", `SET ${k}: elements take the set's own timeout; ${k} is not imported`, x.opt);

@@ -132,6 +132,24 @@ test("import: a headerless rules.v6 is read as ip6tables-save output (its DROP i
   assert.match(script.stderr, /--family applies only to iptables-save text/);
 });
 
+test("import --ipset: the set's members from `ipset save`; without it the set is empty and a warning says how to fill it", async () => {
+  await writeFile(join(dir, "sets.rules"), "*filter\n-A INPUT -m set --match-set office src -j ACCEPT\nCOMMIT\n");
+  await writeFile(join(dir, "sets.save"), "create office hash:net family inet\nadd office 198.51.100.0/24\n");
+  const bare = await palisade(["import", join(dir, "sets.rules")]);
+  assert.equal(bare.code, 0, bare.stderr);
+  assert.match(
+    bare.stderr,
+    /^warning \/sets\/office: ipset office is empty .*--ipset FILE.*\(ipset_contents_missing\)$/m,
+  );
+  const full = await palisade(["import", join(dir, "sets.rules"), "--ipset", join(dir, "sets.save")]);
+  assert.equal(full.code, 0, full.stderr);
+  assert.doesNotMatch(full.stderr, /ipset_contents_missing/);
+  assert.match(full.stderr, /^ipsets:2 +imported add office 198\.51\.100\.0\/24/m);
+  assert.match(full.stdout, /198\.51\.100\.0\/24/);
+  const exec = await palisade(["import", join(dir, "sets.rules"), "--format", "iptables", "--execute", "--ipset", "x"]);
+  assert.equal(exec.code, 2, exec.stderr);
+});
+
 test("validate and render: a YAML file whose aliases expand past the limit is refused with the limit named, exit 4 (invalid)", async () => {
   const ports = Array.from({ length: 20_000 }, (_, i) => 1 + i).join(", ");
   let doc = `sets:\n  base:\n    type: inet_service\n    elements: &p [${ports}]\n`;

@@ -1,0 +1,180 @@
+// ipsets in a text import: a set the input only names is declared empty, typed by its use,
+// with the warning ipset_contents_missing; `ipset save` text (the `ipsets` option, or its
+// lines inside the dump) gives the real type and members; what cannot be typed is refused.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { formatImportReport, importPolicy } from "../../../src/engine/import/index.ts";
+
+const dump = (...rules: string[]) => `*filter\n${rules.join("\n")}\nCOMMIT\n`;
+
+test("a set the dump only names: an empty IPv4 set (interval) and one warning naming what was assumed and how to fill it", () => {
+  const r = importPolicy(
+    "iptables-save",
+    dump(
+      "-A INPUT -m set --match-set office-net src -j ACCEPT",
+      "-A OUTPUT -m set ! --match-set office-net dst -j DROP",
+    ),
+  );
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.policy!.sets.office_net, { type: "ipv4_addr", elements: [], interval: true });
+  assert.equal(r.policy!.chains.input!.rules[0]!.match?.saddr, "@office_net");
+  assert.deepEqual(r.policy!.chains.output!.rules[0]!.match?.daddr, { not: "@office_net" });
+  assert.equal(r.warnings.length, 1);
+  const w = r.warnings[0]!;
+  assert.equal(w.code, "ipset_contents_missing");
+  assert.equal(w.path, "/sets/office_net");
+  assert.equal(w.severity, "warning");
+  assert.match(w.message, /ipset office-net .*line 2: --match-set office-net src/);
+  assert.match(w.message, /IPv4 addresses and prefixes .*hash:ip and hash:net/);
+  assert.match(w.message, /palisade import --ipset FILE/);
+  const lines = r.report.filter((l) => /match-set/.test(l.text));
+  assert.equal(lines.length, 2);
+  for (const l of lines) assert.match(l.reason ?? "", /warning: ipset_contents_missing/);
+});
+
+test("ip6tables-save: the set holds IPv6 addresses; -j SET makes it a dynamic set of addresses", () => {
+  const r = importPolicy(
+    "iptables-save",
+    dump("-A FORWARD -p tcp -m set --match-set iana src -j ACCEPT", "-A INPUT -p tcp --syn -j SET --add-set seen src"),
+    { family: "ipv6" },
+  );
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.policy!.sets.iana, { type: "ipv6_addr", elements: [], interval: true });
+  assert.deepEqual(r.policy!.sets.seen, { type: "ipv6_addr", elements: [], dynamic: true });
+  assert.deepEqual(r.policy!.chains.input!.rules[0]!.action, {
+    type: "setUpdate",
+    op: "add",
+    set: "seen",
+    key: "saddr",
+  });
+  assert.deepEqual(
+    r.warnings.map((w) => w.path),
+    ["/sets/iana", "/sets/seen"],
+  );
+  assert.match(r.warnings[1]!.message, /IPv6 addresses \(seen: type ipv6_addr, dynamic; hash:ip/);
+});
+
+test("a set matched by a rule and then added to by -j SET loses the interval flag (the kernel adds single addresses)", () => {
+  const r = importPolicy(
+    "iptables-save",
+    dump(
+      "-A INPUT -m set --match-set scanners src -j DROP",
+      "-A INPUT -p tcp --dport 23 -j SET --add-set scanners src",
+    ),
+  );
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.policy!.sets.scanners, { type: "ipv4_addr", elements: [], dynamic: true });
+});
+
+test("what cannot be typed from its use is refused with the reason", () => {
+  const cases: [string, RegExp][] = [
+    ["-A INPUT -m set --match-set pairs src,dst -j DROP", /2 directions holds tuples .*only one-dimensional/],
+    ["-A INPUT -j SET --add-set ports dst,dst", /--add-set ports dst,dst: a set looked up with 2 directions/],
+    [
+      "-A INPUT -m set --match-set hits src --packets-gt 3 -j DROP",
+      /--packets-gt: the per-element packet and byte counters/,
+    ],
+    ["-A INPUT -m set --match-set ex src --return-nomatch -j DROP", /--return-nomatch: nomatch elements/],
+  ];
+  for (const [rule, why] of cases) {
+    const r = importPolicy("iptables-save", dump(rule));
+    assert.equal(r.errors.length, 1, rule);
+    assert.match(r.errors[0]!.message, why, rule);
+  }
+});
+
+test("-m string stays refused with its reason", () => {
+  const r = importPolicy(
+    "iptables-save",
+    dump('-A INPUT -p udp --dport 53 -m string --string "ANY" --algo bm --from 40 --to 200 -j DROP'),
+  );
+  assert.match(r.errors[0]!.message, /-m string: payload string matching .*xt_string searches every offset/);
+});
+
+const SAVE = [
+  "create office hash:net family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x8a4e21c4",
+  "add office 198.51.100.0/24",
+  'add office 203.0.113.9 comment "the boss"',
+  "create v6peers hash:ip family inet6 hashsize 1024 maxelem 65536 timeout 600",
+  "add v6peers 2001:DB8::7 timeout 312",
+  "create portpairs hash:ip,port family inet hashsize 1024 maxelem 65536",
+  "add portpairs 192.0.2.1,tcp:80",
+  "",
+].join("\n");
+
+test("the `ipsets` option (ipset save): real types and members, no warning, report lines marked as the ipsets input", () => {
+  const r = importPolicy("iptables-save", dump("-A INPUT -m set --match-set office src -j ACCEPT"), { ipsets: SAVE });
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.warnings, []);
+  assert.deepEqual(r.policy!.sets.office, {
+    type: "ipv4_addr",
+    elements: ["198.51.100.0/24", "203.0.113.9"],
+    interval: true,
+    size: 65536,
+  });
+  assert.deepEqual(r.policy!.sets.v6peers, {
+    type: "ipv6_addr",
+    elements: ["2001:db8::7"],
+    timeoutSeconds: 600,
+    size: 65536,
+  });
+  assert.equal(r.policy!.sets.portpairs, undefined);
+  const fromIpsets = r.report.filter((l) => l.input === "ipsets");
+  assert.deepEqual(
+    fromIpsets.map((l) => `${l.line} ${l.status}`),
+    ["1 imported", "2 imported", "3 imported", "4 imported", "5 imported", "6 skipped", "7 skipped"],
+  );
+  assert.match(fromIpsets[2]!.reason!, /comment of the element not kept/);
+  assert.match(fromIpsets[5]!.reason!, /hash:ip,port is not imported.*a rule that uses set portpairs is refused/);
+  assert.match(formatImportReport(r.report), /^ipsets:1 {2}imported create office/m);
+});
+
+test("a rule matching a set of a type the policy cannot hold, or of the other family, is refused", () => {
+  const pairs = importPolicy("iptables-save", dump("-A INPUT -m set --match-set portpairs src -j DROP"), {
+    ipsets: SAVE,
+  });
+  assert.match(pairs.errors[0]!.message, /--match-set portpairs: ipset type hash:ip,port is not imported/);
+  const v6 = importPolicy("iptables-save", dump("-A INPUT -m set --match-set v6peers src -j DROP"), { ipsets: SAVE });
+  assert.match(v6.errors[0]!.message, /holds IPv6 \(family inet6\) addresses, but this is an iptables rule/);
+  const bad = importPolicy("iptables-save", dump("-A INPUT -j ACCEPT"), { ipsets: "add nowhere 192.0.2.1\n" });
+  assert.equal(bad.errors[0]!.path, "/ipsets/line/1");
+  assert.match(bad.errors[0]!.message, /^ipsets line 1: ipset set nowhere was not created/);
+});
+
+test("ipset save lines inside the dump are applied first, wherever they stand", () => {
+  const src = `${dump("-A INPUT -m set --match-set office src -j ACCEPT")}${SAVE.split("\n").slice(0, 3).join("\n")}\n`;
+  const r = importPolicy("iptables-save", src);
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.warnings, []);
+  assert.deepEqual(r.policy!.sets.office!.elements, ["198.51.100.0/24", "203.0.113.9"]);
+  assert.deepEqual(
+    r.report.map((l) => l.line),
+    [1, 2, 3, 4, 5, 6],
+    "the report is in line order",
+  );
+});
+
+test("a text script: ipset create/add before the rule are the set; a create after the rule used it is refused", () => {
+  const ok = importPolicy(
+    "iptables",
+    "ipset create friends hash:ip\nipset add friends 192.0.2.7\niptables -A INPUT -m set --match-set friends src -j ACCEPT\n",
+  );
+  assert.deepEqual(ok.errors, []);
+  assert.deepEqual(ok.warnings, []);
+  assert.deepEqual(ok.policy!.sets.friends, { type: "ipv4_addr", elements: ["192.0.2.7"] });
+  const late = importPolicy(
+    "iptables",
+    "iptables -A INPUT -m set --match-set friends src -j ACCEPT\nipset create friends hash:ip\n",
+  );
+  assert.match(late.errors[0]!.message, /ipset create friends after line 1 used it/);
+  const restore = importPolicy("iptables", "ipset restore -file /etc/ipset.conf\n");
+  assert.match(restore.errors[0]!.message, /palisade import --ipset FILE/);
+});
+
+test("two ipset names that sanitise to one policy name are refused", () => {
+  const r = importPolicy(
+    "iptables-save",
+    dump("-A INPUT -m set --match-set a-b src -j DROP", "-A INPUT -m set --match-set a.b src -j DROP"),
+  );
+  assert.match(r.errors[0]!.message, /ipset a\.b and ipset a-b would both be the policy set a_b/);
+});
