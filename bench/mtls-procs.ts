@@ -23,7 +23,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { createDb, type Db } from "../src/api/db/client.ts";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "../test/support/db.ts";
-import { freePort, killReplica, startReplica, type Replica } from "../test/support/fleet-processes.ts";
+import { killReplica, startReplica, type Replica } from "../test/support/fleet-processes.ts";
+import { freePorts } from "../test/support/ports.ts";
 import { validPolicy } from "../test/support/policies.ts";
 import { waitFor } from "../test/support/wait.ts";
 import { median, ms, percentile, ratio, table } from "./lib/stats.ts";
@@ -75,8 +76,11 @@ async function startFleetOf(tls: boolean): Promise<Fleet> {
     LOG_LEVEL: "warn",
   };
   const replicas: Replica[] = [];
-  for (const r of ["A", "B"]) {
-    const ports = { http: await freePort(), grpc: await freePort(), enroll: await freePort() };
+  // Both replicas' ports chosen at once, held open (freePorts): one by one, one could come back twice.
+  const free = await freePorts(6);
+  for (const [i, r] of ["A", "B"].entries()) {
+    const [http, grpc, enroll] = free.slice(3 * i, 3 * i + 3) as [number, number, number];
+    const ports = { http, grpc, enroll };
     replicas.push(startReplica(`${name}-${r}`, ports, env));
   }
   for (const r of replicas) {

@@ -8,14 +8,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { AgentClient } from "../../src/agent/client.ts";
 import { memoryLog } from "../../src/runtime/log.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { decryptKey } from "../../src/api/tls/ca.ts";
 import { SimAgent, waitFor } from "../support/grpc-fleet.ts";
 import { sql } from "../support/db.ts";
-import { freePort, spawnServer, type ServerProcess } from "../support/server-process.ts";
+import { freePort } from "../support/ports.ts";
+import { spawnServer, type ServerProcess } from "../support/server-process.ts";
 import { validPolicy } from "../support/policies.ts";
+import { noKernelAgent } from "../support/no-kernel-agent.ts";
 
 let s: ServerProcess | undefined;
 let tlsServer: ServerProcess | undefined;
@@ -169,35 +170,14 @@ test("with mutual TLS: no PALISADE_SECRET_KEY, CA key or agent key in the log ei
   dirs.push(dir);
   const state = await StateDir.open(dir);
   let connected = 0;
-  const client = new AgentClient({
+  const client = noKernelAgent({
     server: `127.0.0.1:${srv.grpcPort}`,
     enrollServer: `127.0.0.1:${enrollPort}`,
-    tls: false,
     name: "edge-tls",
     enrollToken,
     state,
     log: memoryLog("debug"),
-    capabilities: async () => ({
-      nftVersion: "1.0.9",
-      kernel: "6.1",
-      ipv6: true,
-      features: [],
-      xtablesModules: [],
-      agentVersion: "test",
-      unavailable: [],
-    }),
-    hello: async () => ({ telemetryEpoch: "e1" }),
-    handlers: {
-      desiredState() {},
-      confirm() {},
-      checkDrift() {},
-      quotaReset() {},
-      telemetryAck() {},
-      connected: () => void connected++,
-    },
-    backoff: { initialMs: 50, maxMs: 200 },
-    heartbeatMs: 200,
-    deadlineMs: 5_000,
+    connected: () => void connected++,
   });
   try {
     await client.start();

@@ -13,8 +13,8 @@ import * as grpc from "@grpc/grpc-js";
 import { silentLog, startAgentServer, type RunningAgentServer } from "../../src/api/grpc/index.ts";
 import { AgentServiceClient } from "../../src/protocol/agent.ts";
 import { AgentCa, ensureCa } from "../../src/api/tls/ca.ts";
-import { AgentClient } from "../../src/agent/client.ts";
 import { memoryLog } from "../../src/runtime/log.ts";
+import type { AgentClient } from "../../src/agent/client.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { clientCredentials } from "../../src/agent/tls.ts";
 import { createCsr, hostIdOfSubjectAltName, newPrivateKeyPem, splitEnrollToken } from "../../src/protocol/pki.ts";
@@ -22,6 +22,8 @@ import { startTestApp, type TestApp } from "../support/app.ts";
 import { createTestDatabase } from "../support/db.ts";
 import { spawnSync } from "node:child_process";
 import { streamEnd, waitFor, type StreamEnd } from "../support/grpc-fleet.ts";
+import { serialOf } from "../support/cert-serial.ts";
+import { noKernelAgent } from "../support/no-kernel-agent.ts";
 
 const SECRET = "test-secret-key-for-the-ca-0123456789abcdef";
 let t: TestApp;
@@ -66,35 +68,14 @@ async function agent(name: string, opts: { r?: RunningAgentServer; token?: strin
   const state = await StateDir.open(dir);
   let connected = 0;
   const log = memoryLog("debug");
-  const client = new AgentClient({
+  const client = noKernelAgent({
     server: `127.0.0.1:${r.port}`,
     enrollServer: `127.0.0.1:${r.enrollPort}`,
-    tls: false,
     name,
     enrollToken: opts.token ?? (await token()),
     state,
     log,
-    capabilities: async () => ({
-      nftVersion: "1.0.9",
-      kernel: "6.1",
-      ipv6: true,
-      features: [],
-      xtablesModules: [],
-      agentVersion: "test",
-      unavailable: [],
-    }),
-    hello: async () => ({ telemetryEpoch: "e1" }),
-    handlers: {
-      desiredState() {},
-      confirm() {},
-      checkDrift() {},
-      quotaReset() {},
-      telemetryAck() {},
-      connected: () => void connected++,
-    },
-    backoff: { initialMs: 50, maxMs: 200 },
-    heartbeatMs: 200,
-    deadlineMs: 5_000,
+    connected: () => void connected++,
   });
   clients.push(client);
   return { client, state, dir, log, connected: () => connected };
@@ -358,7 +339,6 @@ describe("mutual TLS on the agent channel", () => {
   }, async () => {
     // Six-second certificates: renewal at 4 s leaves 2 s for the Renew call on a loaded machine.
     const short = await startReplica(ca, 6);
-    const serialOf = (pem: string) => new X509Certificate(pem).serialNumber.toLowerCase().replace(/^0+/, "");
     const onServer = () => [...short.sessions()].map((s) => s.identity.certSerial);
     try {
       const a = await agent("edge-renew", { r: short });

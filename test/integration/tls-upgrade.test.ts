@@ -14,7 +14,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { AgentClient } from "../../src/agent/client.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import * as grpc from "@grpc/grpc-js";
 import { hashSecret } from "../../src/api/auth.ts";
@@ -24,6 +23,7 @@ import { createCsr, hostIdOfSubjectAltName, newPrivateKeyPem, splitEnrollToken }
 import type { UpgradeResponse } from "../../src/protocol/agent.ts";
 import { memoryLog } from "../../src/runtime/log.ts";
 import { client, SimAgent, startFleet, streamEnd, waitFor, type Fleet } from "../support/grpc-fleet.ts";
+import { noKernelAgent } from "../support/no-kernel-agent.ts";
 
 const log = memoryLog("debug");
 const BIN = fileURLToPath(new URL("../../bin/palisade", import.meta.url));
@@ -341,34 +341,12 @@ describe("Upgrade on the legacy plaintext port", () => {
     const dir = await mkdtemp(join(tmpdir(), "palisade-upgrade-start-"));
     const clientLog = memoryLog("debug");
     const start = async (secret: string) => {
-      const c = new AgentClient({
+      const c = noKernelAgent({
         server: legacy(),
-        tls: false,
         name: "up-d",
         tlsUpgradeSecret: secret,
         state: await StateDir.open(dir),
         log: clientLog,
-        capabilities: async () => ({
-          nftVersion: "1.0.9",
-          kernel: "6.1",
-          ipv6: true,
-          features: [],
-          xtablesModules: [],
-          agentVersion: "test",
-          unavailable: [],
-        }),
-        hello: async () => ({ telemetryEpoch: "e1" }),
-        handlers: {
-          desiredState() {},
-          confirm() {},
-          checkDrift() {},
-          quotaReset() {},
-          telemetryAck() {},
-          connected() {},
-        },
-        backoff: { initialMs: 50, maxMs: 200 },
-        heartbeatMs: 200,
-        deadlineMs: 5_000,
       });
       await c.start();
       return c;

@@ -8,7 +8,6 @@
 // is left in the spool; the API's stream runs on the newest certificate and the first one
 // is refused (its serial is retired).
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,10 +17,17 @@ import { loadConfig } from "../../src/agent/config.ts";
 import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { clientCredentials } from "../../src/agent/tls.ts";
-import { readCounter, readSet } from "../../src/engine/driver/index.ts";
 import { AgentServiceClient } from "../../src/protocol/agent.ts";
 import { memoryLog } from "../../src/runtime/log.ts";
 import { createLab, type NetnsLab } from "../support/netns.ts";
+import {
+  countKernelChanges,
+  countedUdpPolicy,
+  deployFirstVersion,
+  assertCountedExactly,
+  rulesetStructure,
+} from "../support/counted-agent.ts";
+import { serialOf } from "../support/cert-serial.ts";
 import { startFleet, waitFor, type Fleet } from "../support/grpc-fleet.ts";
 
 // Renewal at two thirds: every 10 s. The API's cap of 12 renewals an hour is lifted for this
@@ -29,30 +35,6 @@ import { startFleet, waitFor, type Fleet } from "../support/grpc-fleet.ts";
 const CERT_SECONDS = 15;
 const PORT = 9611;
 const SIZE = 32; // UDP payload; the IPv4 packet is SIZE + 28 bytes
-
-const policy = (net4: string) => ({
-  accounting: { lan: { prefix: net4 } },
-  counters: { udp_seen: {} },
-  chains: {
-    input: {
-      hook: "input",
-      policy: "accept",
-      rules: [
-        { match: { protocol: "udp", dport: PORT }, action: { type: "account", table: "lan" } },
-        { match: { protocol: "udp", dport: PORT }, action: { type: "counter", name: "udp_seen" } },
-      ],
-    },
-  },
-});
-
-const serialOf = (pem: string) => new X509Certificate(pem).serialNumber.toLowerCase().replace(/^0+/, "");
-
-/** The rules, chains, sets and objects with their handles; counter values and set elements left out. */
-const structure = (ruleset: string) =>
-  ruleset
-    .split("\n")
-    .filter((l) => /# handle \d+/.test(l))
-    .map((l) => l.replace(/packets \d+ bytes \d+/g, "").trim());
 
 describe("certificate renewal keeps the firewall and counters exact (kernel, mutual TLS)", () => {
   let f: Fleet;
@@ -79,7 +61,9 @@ describe("certificate renewal keeps the firewall and counters exact (kernel, mut
     const { client, server: ns, link } = await lab.pair();
     const rs = await f.t.req("POST", "/v1/rulesets", { body: { name: "renewal" } });
     assert.equal(rs.statusCode, 201, rs.body);
-    const v = await f.t.req("POST", "/v1/rulesets/renewal/versions", { body: { policy: policy(link.net4) } });
+    const v = await f.t.req("POST", "/v1/rulesets/renewal/versions", {
+      body: { policy: countedUdpPolicy(link.net4, PORT) },
+    });
     assert.equal(v.statusCode, 201, v.body);
 
     const token = await f.enrollmentToken({ test: "renewal" });
@@ -113,33 +97,12 @@ describe("certificate renewal keeps the firewall and counters exact (kernel, mut
     const a = agent;
     assert.ok(a.client.mutualTls, "enrolled with mutual TLS");
     // Every kernel change (apply, rollback, drift repair) runs this hook first.
-    let kernelChanges = 0;
-    const hook = a.applier.hooks.beforeChange;
-    a.applier.hooks.beforeChange = async () => {
-      kernelChanges++;
-      await hook?.();
-    };
+    const kernelChanges = countKernelChanges(a);
 
-    const d = await f.t.req("POST", "/v1/deployments", {
-      as: "operator",
-      body: {
-        ruleset: "renewal",
-        version: 1,
-        selector: { hosts: ["renew-edge"] },
-        strategy: { canary: 0, batchSize: 1 },
-      },
-    });
-    assert.equal(d.statusCode, 202, d.body);
-    const id = (d.json() as { id: string }).id;
-    await waitFor(
-      async () => ((await f.t.req("GET", `/v1/deployments/${id}`)).json() as { status: string }).status === "succeeded",
-      60_000,
-      "the deployment",
-      100,
-    );
-    assert.equal(kernelChanges, 1, "the deployment is one kernel change");
+    await deployFirstVersion(f, "renewal", "renew-edge");
+    assert.equal(kernelChanges(), 1, "the deployment is one kernel change");
 
-    const rulesetBefore = structure((await lab.nft(ns, ["-a", "list", "ruleset"])).stdout);
+    const rulesetBefore = rulesetStructure((await lab.nft(ns, ["-a", "list", "ruleset"])).stdout);
     assert.ok(
       rulesetBefore.some((l) => l.includes("udp_seen")),
       "the counter rule is in the kernel",
@@ -213,30 +176,12 @@ describe("certificate renewal keeps the firewall and counters exact (kernel, mut
     }
 
     // The firewall was left alone: same handles, no apply, no repair.
-    const rulesetAfter = structure((await lab.nft(ns, ["-a", "list", "ruleset"])).stdout);
+    const rulesetAfter = rulesetStructure((await lab.nft(ns, ["-a", "list", "ruleset"])).stdout);
     assert.deepEqual(rulesetAfter, rulesetBefore, "the kernel's ruleset (with its handles) is unchanged");
-    assert.equal(kernelChanges, 1, "no kernel change across the renewals");
+    assert.equal(kernelChanges(), 1, "no kernel change across the renewals");
 
     // Counters: the kernel's and the API's equal what was sent.
-    const drv = { netns: ns };
-    const counter = await readCounter("inet", "palisade", "udp_seen", drv);
-    assert.deepEqual([counter.packets, counter.bytes], [sent, sent * (SIZE + 28)], "the nft counter");
-    const set = await readSet("inet", "palisade", "acct_lan_src", drv);
-    const el = set.elements.find((e) => e.key === link.a.ip4);
-    assert.deepEqual([el?.packets, el?.bytes], [sent, sent * (SIZE + 28)], "the kernel's accounting element");
-    const apiRow = async () => {
-      const r = await f.t.req("GET", "/v1/accounting/tables/lan?host=renew-edge&limit=50");
-      if (r.statusCode !== 200) return undefined;
-      return (r.json() as { items: { ip: string; srcPackets: number; srcBytes: number }[] }).items.find(
-        (x) => x.ip === link.a.ip4,
-      );
-    };
-    let row = await apiRow();
-    for (let i = 0; i < 150 && row?.srcPackets !== sent; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      row = await apiRow();
-    }
-    assert.deepEqual([row?.srcPackets, row?.srcBytes], [sent, sent * (SIZE + 28)], "the API's accounting total");
+    await assertCountedExactly(f, { netns: ns, host: "renew-edge", src: link.a.ip4, sent, size: SIZE });
 
     // Telemetry: every batch reached the ledger once and in sequence; none waits in the spool.
     const spooled = async () =>

@@ -10,7 +10,6 @@
 // state dir holds tls.json (0600) and a credential.json marked mtls, and the old bearer is
 // refused on the legacy port.
 import assert from "node:assert/strict";
-import { X509Certificate } from "node:crypto";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,37 +19,21 @@ import { loadConfig } from "../../src/agent/config.ts";
 import { startAgent, type AgentHandle } from "../../src/agent/main.ts";
 import { StateDir } from "../../src/agent/state.ts";
 import { ensureCa } from "../../src/api/tls/ca.ts";
-import { readCounter, readSet } from "../../src/engine/driver/index.ts";
+import { readCounter } from "../../src/engine/driver/index.ts";
 import { memoryLog } from "../../src/runtime/log.ts";
 import { createLab, type NetnsLab } from "../support/netns.ts";
+import {
+  countKernelChanges,
+  countedUdpPolicy,
+  deployFirstVersion,
+  assertCountedExactly,
+  rulesetStructure,
+} from "../support/counted-agent.ts";
+import { serialOf } from "../support/cert-serial.ts";
 import { client, startFleet, streamEnd, waitFor, type Fleet } from "../support/grpc-fleet.ts";
 
 const PORT = 9612;
 const SIZE = 32; // UDP payload; the IPv4 packet is SIZE + 28 bytes
-
-const policy = (net4: string) => ({
-  accounting: { lan: { prefix: net4 } },
-  counters: { udp_seen: {} },
-  chains: {
-    input: {
-      hook: "input",
-      policy: "accept",
-      rules: [
-        { match: { protocol: "udp", dport: PORT }, action: { type: "account", table: "lan" } },
-        { match: { protocol: "udp", dport: PORT }, action: { type: "counter", name: "udp_seen" } },
-      ],
-    },
-  },
-});
-
-const serialOf = (pem: string) => new X509Certificate(pem).serialNumber.toLowerCase().replace(/^0+/, "");
-
-/** The rules, chains, sets and objects with their handles; counter values and set elements left out. */
-const structure = (ruleset: string) =>
-  ruleset
-    .split("\n")
-    .filter((l) => /# handle \d+/.test(l))
-    .map((l) => l.replace(/packets \d+ bytes \d+/g, "").trim());
 
 describe("upgrading a plaintext-enrolled agent to mutual TLS in place (kernel)", () => {
   let f: Fleet;
@@ -76,7 +59,9 @@ describe("upgrading a plaintext-enrolled agent to mutual TLS in place (kernel)",
   }, async () => {
     const { client: peer, server: ns, link } = await lab.pair();
     assert.equal((await f.t.req("POST", "/v1/rulesets", { body: { name: "upgrade" } })).statusCode, 201);
-    const v = await f.t.req("POST", "/v1/rulesets/upgrade/versions", { body: { policy: policy(link.net4) } });
+    const v = await f.t.req("POST", "/v1/rulesets/upgrade/versions", {
+      body: { policy: countedUdpPolicy(link.net4, PORT) },
+    });
     assert.equal(v.statusCode, 201, v.body);
 
     // No CA yet: the token pins nothing and the agent enrolls over plaintext.
@@ -113,37 +98,16 @@ describe("upgrading a plaintext-enrolled agent to mutual TLS in place (kernel)",
     const state = new StateDir(dir);
     const plainCredential = (await state.readCredential())!;
     assert.equal(plainCredential.channel, "plaintext");
-    let kernelChanges = 0;
-    const hook = a.applier.hooks.beforeChange;
-    a.applier.hooks.beforeChange = async () => {
-      kernelChanges++;
-      await hook?.();
-    };
+    const kernelChanges = countKernelChanges(a);
 
-    const d = await f.t.req("POST", "/v1/deployments", {
-      as: "operator",
-      body: {
-        ruleset: "upgrade",
-        version: 1,
-        selector: { hosts: ["upgrade-edge"] },
-        strategy: { canary: 0, batchSize: 1 },
-      },
-    });
-    assert.equal(d.statusCode, 202, d.body);
-    const id = (d.json() as { id: string }).id;
-    await waitFor(
-      async () => ((await f.t.req("GET", `/v1/deployments/${id}`)).json() as { status: string }).status === "succeeded",
-      60_000,
-      "the deployment",
-      100,
-    );
-    assert.equal(kernelChanges, 1, "the deployment is one kernel change");
+    await deployFirstVersion(f, "upgrade", "upgrade-edge");
+    assert.equal(kernelChanges(), 1, "the deployment is one kernel change");
     let sent = 0;
     for (let i = 0; i < 3; i++) {
       await lab.sendUdp(peer, link.b.ip4, PORT, { count: 20, size: SIZE });
       sent += 20;
     }
-    const rulesetBefore = structure((await lab.nft(ns, ["-a", "list", "ruleset"])).stdout);
+    const rulesetBefore = rulesetStructure((await lab.nft(ns, ["-a", "list", "ruleset"])).stdout);
     assert.ok(
       rulesetBefore.some((l) => l.includes("udp_seen")),
       "the counter rule is in the kernel",
@@ -218,27 +182,10 @@ describe("upgrading a plaintext-enrolled agent to mutual TLS in place (kernel)",
     assert.equal(end.code, grpc.status.UNAUTHENTICATED, end.details);
 
     // The firewall was left alone and counted everything.
-    const rulesetAfter = structure((await lab.nft(ns, ["-a", "list", "ruleset"])).stdout);
+    const rulesetAfter = rulesetStructure((await lab.nft(ns, ["-a", "list", "ruleset"])).stdout);
     assert.deepEqual(rulesetAfter, rulesetBefore, "the kernel's ruleset (with its handles) is unchanged");
-    assert.equal(kernelChanges, 1, "no kernel change across the upgrade");
-    const counter = await readCounter("inet", "palisade", "udp_seen", drv);
-    assert.deepEqual([counter.packets, counter.bytes], [sent, sent * (SIZE + 28)], "the nft counter");
-    const set = await readSet("inet", "palisade", "acct_lan_src", drv);
-    const el = set.elements.find((e) => e.key === link.a.ip4);
-    assert.deepEqual([el?.packets, el?.bytes], [sent, sent * (SIZE + 28)], "the kernel's accounting element");
-    const apiRow = async () => {
-      const r = await f.t.req("GET", "/v1/accounting/tables/lan?host=upgrade-edge&limit=50");
-      if (r.statusCode !== 200) return undefined;
-      return (r.json() as { items: { ip: string; srcPackets: number; srcBytes: number }[] }).items.find(
-        (x) => x.ip === link.a.ip4,
-      );
-    };
-    let row = await apiRow();
-    for (let i = 0; i < 150 && row?.srcPackets !== sent; i++) {
-      await new Promise((r) => setTimeout(r, 200));
-      row = await apiRow();
-    }
-    assert.deepEqual([row?.srcPackets, row?.srcBytes], [sent, sent * (SIZE + 28)], "the API's accounting total");
+    assert.equal(kernelChanges(), 1, "no kernel change across the upgrade");
+    await assertCountedExactly(f, { netns: ns, host: "upgrade-edge", src: link.a.ip4, sent, size: SIZE });
 
     // A crash between the two writes (tls.json new, credential.json still plaintext), then a
     // start with the same flags: the agent records mutual TLS and connects with its
@@ -276,7 +223,7 @@ describe("upgrading a plaintext-enrolled agent to mutual TLS in place (kernel)",
     await lab.sendUdp(peer, link.b.ip4, PORT, { count: 20, size: SIZE });
     sent += 20;
     assert.deepEqual(
-      structure((await lab.nft(ns, ["-a", "list", "ruleset"])).stdout),
+      rulesetStructure((await lab.nft(ns, ["-a", "list", "ruleset"])).stdout),
       rulesetBefore,
       "the ruleset's handles after the restart",
     );

@@ -15,8 +15,9 @@ import { importPolicy, validatePolicy } from "../../src/engine/index.ts";
 import { applyPolicy, sleep } from "../support/nft-lab.ts";
 
 const lab = createLab();
-let pal: { client: string; server: string; link: Link };
-let seed: { client: string; server: string; link: Link };
+type Pair = { client: string; server: string; link: Link };
+let pal: Pair;
+let seed: Pair;
 before(async () => {
   pal = await lab.pair();
   seed = await lab.pair();
@@ -47,16 +48,45 @@ async function blockedElements(ns: string, set: string): Promise<number> {
 
 let policyText = "";
 
+/** The same SYNs to the closed port from each pair's client: how many each side answered (all were sent). */
+async function synsOnBoth(
+  xtPair: Pair,
+  nftPair: Pair,
+  opts: { count: number; intervalUs: number },
+): Promise<{ xt: number; nft: number }> {
+  const xt = await lab.tcpFlags(xtPair.client, xtPair.link.b.ip4, CLOSED, "S", opts);
+  const nft = await lab.tcpFlags(nftPair.client, nftPair.link.b.ip4, CLOSED, "S", opts);
+  assert.equal(xt.sent, opts.count);
+  assert.equal(nft.sent, opts.count);
+  return { xt: xt.received, nft: nft.received };
+}
+
 /** Fresh state on both sides (xt_recent list cleared, nft sets emptied by a full replace), then one flood each. */
 async function flood(count: number, text = policyText): Promise<{ xt: number; nft: number }> {
   await lab.exec(seed.server, ["sh", "-c", "echo / > /proc/net/xt_recent/synflood"]);
   await lab.nft(pal.server, ["-f", "-"], text);
-  const opts = { count, intervalUs: 5000 };
-  const xt = await lab.tcpFlags(seed.client, seed.link.b.ip4, CLOSED, "S", opts);
-  const nft = await lab.tcpFlags(pal.client, pal.link.b.ip4, CLOSED, "S", opts);
-  assert.equal(xt.sent, count);
-  assert.equal(nft.sent, count);
-  return { xt: xt.received, nft: nft.received };
+  return synsOnBoth(seed, pal, { count, intervalUs: 5000 });
+}
+
+/**
+ * Two fresh pairs: iptables-save `lines` (the filter table's) loaded with iptables-restore in
+ * one, imported and rendered by Palisade for nftables in the other.
+ */
+async function sideBySide(lines: string[]) {
+  const xtPair = await lab.pair();
+  const nftPair = await lab.pair();
+  const save = ["*filter", ...lines, "COMMIT", ""].join("\n");
+  await lab.exec(xtPair.server, ["iptables-restore"], { input: save });
+  const imported = importPolicy("iptables-save", save);
+  assert.deepEqual(imported.errors, []);
+  const v = validatePolicy(imported.policy, { target: "nftables" });
+  assert.ok(v.ok, JSON.stringify(v.errors));
+  const text = await applyPolicy(lab, nftPair.server, v.policy as never);
+  return {
+    text,
+    nftServer: nftPair.server,
+    syns: (opts: { count: number; intervalUs: number }) => synsOnBoth(xtPair, nftPair, opts),
+  };
 }
 
 test("the seed's lines load with iptables-restore; imported, they render for nftables without a token bucket", async () => {
@@ -154,33 +184,16 @@ test("IPv6: the same construction counts per IPv6 source (hitcount 10: 9 of 30 S
 });
 
 test("check-then-stamp (Freifunk's sshd list: --update --hitcount 3 -j DROP, then --set): 3 of 12 SYNs answered on both", async () => {
-  const xtPair = await lab.pair();
-  const nftPair = await lab.pair();
-  const lines = [
+  const { text, syns } = await sideBySide([
     `-A INPUT -p tcp -m recent --update --seconds 60 --hitcount 3 --name sshd --rsource -m tcp --dport ${CLOSED} -j DROP`,
     `-A INPUT -p tcp -m recent --set --name sshd --rsource -m tcp --dport ${CLOSED}`,
-  ];
-  const save = ["*filter", ...lines, "COMMIT", ""].join("\n");
-  await lab.exec(xtPair.server, ["iptables-restore"], { input: save });
-  const imported = importPolicy("iptables-save", save);
-  assert.deepEqual(imported.errors, []);
-  const v = validatePolicy(imported.policy, { target: "nftables" });
-  assert.ok(v.ok, JSON.stringify(v.errors));
-  const text = await applyPolicy(lab, nftPair.server, v.policy as never);
+  ]);
   // This packet and 3 earlier ones: a counting chain of 4, without the list-membership test.
   assert.match(text, /jump recent_sshd_hc4_60s_v4/);
   assert.doesNotMatch(text, /ip saddr @recent_sshd_v4 /);
-  const opts = { count: 12, intervalUs: 5000 };
-  const xt = await lab.tcpFlags(xtPair.client, xtPair.link.b.ip4, CLOSED, "S", opts);
-  const nft = await lab.tcpFlags(nftPair.client, nftPair.link.b.ip4, CLOSED, "S", opts);
-  assert.equal(xt.sent, 12);
-  assert.equal(nft.sent, 12);
-  assert.equal(
-    xt.received,
-    3,
-    "xt_recent: the 4th SYN has 3 earlier stamps within 60 s and is dropped, and all after it",
-  );
-  assert.equal(nft.received, xt.received);
+  const r = await syns({ count: 12, intervalUs: 5000 });
+  assert.equal(r.xt, 3, "xt_recent: the 4th SYN has 3 earlier stamps within 60 s and is dropped, and all after it");
+  assert.equal(r.nft, r.xt);
 });
 
 test("a list checked twice, counted where it is stamped (hit count 3 in 2 s with DROP, then 200 in 600 s): the stamps the first rule drops count for the second, on both", async () => {
@@ -188,39 +201,24 @@ test("a list checked twice, counted where it is stamped (hit count 3 in 2 s with
   // of the list, also those of packets the first check drops, so the second check (a count
   // above the old bound of 128) matches a source that sent 200 within its window even though
   // only a few of them got past the first rule.
-  const xtPair = await lab.pair();
-  const nftPair = await lab.pair();
-  const lines = [
+  const { text, nftServer, syns } = await sideBySide([
     `-A INPUT -p tcp -m tcp --dport ${CLOSED} -m recent --set --name fp --rsource`,
     `-A INPUT -p tcp -m tcp --dport ${CLOSED} -m recent --rcheck --seconds 2 --hitcount 3 --name fp --rsource -j DROP`,
     `-A INPUT -p tcp -m tcp --dport ${CLOSED} -m recent --rcheck --seconds 600 --hitcount 200 --name fp --rsource -j DROP`,
-  ];
-  const save = ["*filter", ...lines, "COMMIT", ""].join("\n");
-  await lab.exec(xtPair.server, ["iptables-restore"], { input: save });
-  const imported = importPolicy("iptables-save", save);
-  assert.deepEqual(imported.errors, []);
-  const v = validatePolicy(imported.policy, { target: "nftables" });
-  assert.ok(v.ok, JSON.stringify(v.errors));
-  const text = await applyPolicy(lab, nftPair.server, v.policy as never);
+  ]);
   assert.match(text, /update @recent_fp_v4 \{ ip saddr \} jump recent_fp_stamp_v4/);
   const short = "recent_fp_hc3_2s_v4_blocked";
   // A burst of 198 SYNs (0.2 s): the first 2 are answered, the first check drops the rest.
-  const burst = { count: 198, intervalUs: 1000 };
-  const xt1 = await lab.tcpFlags(xtPair.client, xtPair.link.b.ip4, CLOSED, "S", burst);
-  const nft1 = await lab.tcpFlags(nftPair.client, nftPair.link.b.ip4, CLOSED, "S", burst);
-  assert.equal(xt1.sent, 198);
-  assert.equal(nft1.sent, 198);
-  assert.equal(xt1.received, 2, "xt_recent: the 3rd SYN within 2 s is dropped, and all after it");
-  assert.equal(nft1.received, xt1.received);
+  const burst = await syns({ count: 198, intervalUs: 1000 });
+  assert.equal(burst.xt, 2, "xt_recent: the 3rd SYN within 2 s is dropped, and all after it");
+  assert.equal(burst.nft, burst.xt);
   // The first check's block ends after 2 s of silence (nftables; xt_recent's burst ended earlier).
-  for (let i = 0; i < 60 && (await blockedElements(nftPair.server, short)) > 0; i++) await sleep(100);
-  assert.equal(await blockedElements(nftPair.server, short), 0, "the 2 s block ended");
+  for (let i = 0; i < 60 && (await blockedElements(nftServer, short)) > 0; i++) await sleep(100);
+  assert.equal(await blockedElements(nftServer, short), 0, "the 2 s block ended");
   await sleep(300);
   // Two more SYNs: the first is the 199th stamp (answered), the second the 200th, which the
   // second check drops. Counted at that check, nftables would have seen 4 and answered both.
-  const probe = { count: 2, intervalUs: 100_000 };
-  const xt2 = await lab.tcpFlags(xtPair.client, xtPair.link.b.ip4, CLOSED, "S", probe);
-  const nft2 = await lab.tcpFlags(nftPair.client, nftPair.link.b.ip4, CLOSED, "S", probe);
-  assert.equal(xt2.received, 1, "xt_recent: 200 stamps within 600 s, the 200th SYN is dropped");
-  assert.equal(nft2.received, xt2.received);
+  const probe = await syns({ count: 2, intervalUs: 100_000 });
+  assert.equal(probe.xt, 1, "xt_recent: 200 stamps within 600 s, the 200th SYN is dropped");
+  assert.equal(probe.nft, probe.xt);
 });

@@ -12,9 +12,7 @@ import { createServer, connect, type Server, type Socket } from "node:net";
 import { rm } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import type { NetnsLab } from "./netns.ts";
-import { freePort, freePorts } from "./ports.ts";
-
-export { freePort, freePorts };
+import { freePorts } from "./ports.ts";
 
 export const BIN = fileURLToPath(new URL("../../bin/palisade", import.meta.url));
 

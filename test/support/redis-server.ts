@@ -3,7 +3,7 @@
 // the process this started, by pid; `restart()` starts a new empty one on the same port.
 import { spawn, type ChildProcess } from "node:child_process";
 import { Redis } from "ioredis";
-import { freePort } from "./server-process.ts";
+import { freePort } from "./ports.ts";
 
 export interface TestRedis {
   url: string;

@@ -11,9 +11,7 @@ import type { Readable } from "node:stream";
 import { randomBytes } from "node:crypto";
 import { createTestDatabase, TEST_REDIS_URL, type TestDatabase } from "./db.ts";
 import { SimAgent } from "./grpc-fleet.ts";
-import { freePort, freePorts } from "./ports.ts";
-
-export { freePort };
+import { freePorts } from "./ports.ts";
 
 export type LogLine = Record<string, unknown>;
 
