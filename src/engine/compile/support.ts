@@ -330,6 +330,13 @@ export const FEATURES = {
     nftables: yes("meta ipsec exists|missing (in) / rt ipsec exists|missing (out)"),
     iptables: yes("-m policy --dir --pol"),
   },
+  "match.ipsecTunnel": {
+    label: "IPsec tunnel endpoints",
+    nftables: yes(
+      "ipsec in|out ip|ip6 saddr|daddr: the outer addresses of the packet's first SA, tunnel mode only (xt_policy without --strict tries every SA of the packet)",
+    ),
+    iptables: yes("-m policy --mode tunnel --tunnel-src / --tunnel-dst"),
+  },
   "match.ipsecProtocolEsp": {
     label: "IPsec policy protocol esp",
     // nft cannot test an SA's protocol; targetSupport warns (validate/target.ts).
@@ -716,6 +723,8 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   if (m.connlimit !== undefined) at("match.connlimit", "connlimit");
   if (m.ipsec !== undefined) {
     at("match.ipsec", "ipsec");
+    if (m.ipsec.tunnelSrc !== undefined) at("match.ipsecTunnel", "ipsec", "tunnelSrc");
+    if (m.ipsec.tunnelDst !== undefined) at("match.ipsecTunnel", "ipsec", "tunnelDst");
     if (m.ipsec.protocol)
       at(m.ipsec.protocol === "esp" ? "match.ipsecProtocolEsp" : "match.ipsecProtocolOther", "ipsec", "protocol");
   }

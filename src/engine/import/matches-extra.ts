@@ -4,6 +4,7 @@
 import { AddressRange, TIME_DATE_MAX, WEEKDAYS, type PKT_TYPES, type Match } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { negate, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
+import { familyOf, parseAddress } from "./values.ts";
 
 /** The shape of matches.ts's ModuleSpec (kept structural so the two files do not import each other). */
 interface ExtraModule {
@@ -77,7 +78,10 @@ const iprange: ExtraModule = {
   },
 };
 
-/** `-m policy`: direction and policy, and the protocol of the (one) element; the rest has no policy key. */
+/**
+ * `-m policy`: direction and policy, the protocol and tunnel endpoints of the (one) element;
+ * `--mode tunnel` only beside the endpoints (which imply it); the rest has no policy key.
+ */
 const policy: ExtraModule = {
   options: {
     "--dir": { arity: 1 },
@@ -99,12 +103,14 @@ const policy: ExtraModule = {
       fail("import_invalid_value", `--dir ${val(dir)}: must be in or out`, val(dir));
     if (val(pol) !== "ipsec" && val(pol) !== "none")
       fail("import_invalid_value", `--pol ${val(pol)}: must be ipsec or none`, val(pol));
-    for (const k of ["--strict", "--next", "--reqid", "--spi", "--mode", "--tunnel-src", "--tunnel-dst"]) {
+    const tunnel = o.has("--tunnel-src") || o.has("--tunnel-dst");
+    const mode = o.get("--mode");
+    for (const k of ["--strict", "--next", "--reqid", "--spi", "--mode"]) {
       const x = o.get(k);
-      if (x)
+      if (x && !(k === "--mode" && tunnel && !x.neg && val(x) === "tunnel"))
         fail(
           "import_unsupported",
-          `policy ${k} has no equivalent in the policy schema (--dir, --pol and --proto do): drop it to match any IPsec packet of that direction, or keep the rule on an iptables host`,
+          `policy ${k === "--mode" && x.value ? `${x.neg ? "! " : ""}--mode ${val(x)}` : k} has no equivalent in the policy schema (--dir, --pol, --proto, --tunnel-src and --tunnel-dst do, the last two with --mode tunnel): drop it to match any IPsec packet of that direction, or keep the rule on an iptables host`,
           x.opt,
         );
     }
@@ -128,6 +134,26 @@ const policy: ExtraModule = {
         );
       m.protocol = p;
     }
+    for (const [k, key] of [
+      ["--tunnel-src", "tunnelSrc"],
+      ["--tunnel-dst", "tunnelDst"],
+    ] as const) {
+      const x = o.get(k);
+      if (!x) continue;
+      if (m.policy === "none")
+        fail("import_invalid_value", `${k} with --pol none: a packet without IPsec has no tunnel`, x.opt);
+      const a = parseAddress(val(x), x.opt);
+      const fam = familyOf(a);
+      if (d.family !== undefined && fam !== d.family)
+        fail("import_invalid_value", `${k} ${val(x)} is not an ${d.family} address, as the rule's family is`, val(x));
+      const src = m.tunnelSrc;
+      if (src !== undefined && familyOf(typeof src === "string" ? src : src.not) !== fam)
+        fail("import_invalid_value", "--tunnel-src and --tunnel-dst must be of one family", x.opt);
+      m[key] = negate(x.neg, a);
+    }
+    // libxt_policy takes tunnel endpoints only with --mode tunnel (the manual's SYSRQ line has
+    // none, and iptables 1.8.9 refuses it): they mean a tunnel-mode SA, which the render says.
+    if (tunnel && !mode) d.notes.push("--tunnel-src/--tunnel-dst: a tunnel-mode SA (rendered with --mode tunnel)");
     setMatch(d, "ipsec", m, "-m policy");
   },
 };

@@ -41,21 +41,45 @@ export function addressValue(a: string): bigint {
   return a.split(".").reduce((acc, o) => (acc << 8n) + BigInt(Number(o)), 0n);
 }
 
+const unwrapAddr = (v: string | { not: string }) => (typeof v === "string" ? v : v.not);
+type MaybeAddr = string | { not: string } | undefined;
+/** Two optional (negatable) addresses are of one family when both are given. */
+const oneFamily = (a: MaybeAddr, b: MaybeAddr) =>
+  a === undefined || b === undefined || parsePrefix(unwrapAddr(a))?.family === parsePrefix(unwrapAddr(b))?.family;
+
 /**
- * `-m policy --dir in|out --pol ipsec|none [--proto esp|ah|ipcomp]`: in is known at
- * prerouting/input/forward (the packet's secpath), out at forward/output/postrouting (its
- * route). `protocol`: one of the packet's security associations uses it.
+ * `-m policy --dir in|out --pol ipsec|none [--proto esp|ah|ipcomp] [--mode tunnel --tunnel-src
+ * A --tunnel-dst B]`: in is known at prerouting/input/forward (the packet's secpath), out at
+ * forward/output/postrouting (its route). `protocol`: one of the packet's security
+ * associations uses it. `tunnelSrc`/`tunnelDst`: the outer addresses of a tunnel-mode SA
+ * (iptables takes them only with `--mode tunnel`), of the rule's own family.
  */
 export const IpsecMatch = z
   .strictObject({
     direction: z.enum(["in", "out"]),
     policy: z.enum(["ipsec", "none"]),
     protocol: z.enum(["esp", "ah", "ipcomp"]).optional(),
+    tunnelSrc: negatable(Cidr).optional(),
+    tunnelDst: negatable(Cidr).optional(),
   })
   .refine((m) => m.protocol === undefined || m.policy === "ipsec", {
     message: "protocol needs policy: ipsec (a packet without IPsec has no security association)",
     path: ["protocol"],
+  })
+  .refine((m) => (m.tunnelSrc === undefined && m.tunnelDst === undefined) || m.policy === "ipsec", {
+    message: "tunnelSrc/tunnelDst need policy: ipsec (a packet without IPsec has no tunnel)",
+    path: ["policy"],
+  })
+  .refine((m) => oneFamily(m.tunnelSrc, m.tunnelDst), {
+    message: "tunnelSrc and tunnelDst must be of one family",
+    path: ["tunnelDst"],
   });
+
+/** The address family of an IPsec match's tunnel endpoints, if it names any. */
+export function ipsecTunnelFamily(m: z.infer<typeof IpsecMatch>): "ipv4" | "ipv6" | undefined {
+  const v = m.tunnelSrc ?? m.tunnelDst;
+  return v === undefined ? undefined : parsePrefix(unwrapAddr(v))?.family;
+}
 
 export const PKT_TYPES = ["host", "broadcast", "multicast", "other"] as const;
 
@@ -102,14 +126,7 @@ export const CtOriginalMatch = z
       (typeof m.protocol === "string" && (CT_PORT_PROTOCOLS as readonly string[]).includes(m.protocol)),
     { message: "sport/dport need protocol tcp, udp, sctp, udplite or dccp (not negated)", path: ["protocol"] },
   )
-  .refine(
-    (m) =>
-      m.saddr === undefined ||
-      m.daddr === undefined ||
-      parsePrefix(unwrapAddr(m.saddr))?.family === parsePrefix(unwrapAddr(m.daddr))?.family,
-    { message: "saddr and daddr must be of one family", path: ["daddr"] },
-  );
-const unwrapAddr = (v: string | { not: string }) => (typeof v === "string" ? v : v.not);
+  .refine((m) => oneFamily(m.saddr, m.daddr), { message: "saddr and daddr must be of one family", path: ["daddr"] });
 
 /**
  * `-m statistic` (nft `numgen`): random: each packet with this probability (xt_statistic draws

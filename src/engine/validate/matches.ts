@@ -19,6 +19,7 @@ export function matchErrors(policy: Policy): Diagnostic[] {
     interfaces(r, hooks.get(r.chainName) ?? new Set(), out);
     socketOwner(r, hooks.get(r.chainName) ?? new Set(), out);
     ipsecDirection(r, hooks.get(r.chainName) ?? new Set(), out);
+    ipsecTunnel(r, out);
     rangesAndOptions(r, out);
     markActions(r, out);
   }
@@ -235,6 +236,32 @@ function ipsecDirection(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
       `ipsec direction ${m.direction} cannot be tested at the ${bad.join("/")} hook${reached}: ${why}; use direction ${m.direction === "in" ? "out" : "in"} or move the rule`,
     ),
   );
+}
+
+/** Tunnel endpoints are of the rule's family (iptables: the table's), without host bits. */
+function ipsecTunnel(r: RuleRef, out: Diagnostic[]): void {
+  const m = r.match.ipsec;
+  if (!m) return;
+  const addrs = [r.match.saddr, r.match.daddr].flatMap((v) => (v === undefined ? [] : asList(unwrap(v).value)));
+  const families = new Set(addrs.flatMap((a) => parsePrefix(a)?.family ?? []));
+  for (const key of ["tunnelSrc", "tunnelDst"] as const) {
+    const v = m[key];
+    if (v === undefined) continue;
+    const { value, negated } = unwrap(v);
+    const at: Path = [...r.path, "match", "ipsec", key, ...(negated ? ["not"] : [])];
+    const fam = parsePrefix(value)?.family;
+    const other = r.match.family ?? (families.size === 1 ? [...families][0] : undefined);
+    if (fam && other && fam !== other)
+      out.push(
+        error(
+          at,
+          "address_family_mismatch",
+          `${value} is an ${fam} tunnel endpoint but the rule matches ${other} packets (iptables tests tunnel endpoints of the table's own family)`,
+        ),
+      );
+    const hb = hostBitsProblem(value);
+    if (hb) out.push(error(at, "address_host_bits", hb));
+  }
 }
 
 function range(text: string): [number, number] | null {

@@ -479,3 +479,34 @@ test("-m policy --proto esp on an ACCEPT rule: imported with a warning that nfta
   );
   assert.doesNotMatch(r.report[1]!.reason ?? "", /AH-only/, "a DROP only drops less on nftables: no warning");
 });
+
+test("-m policy tunnel endpoints: --tunnel-src/--tunnel-dst with ! and masks, --mode tunnel only beside them, one family", () => {
+  assert.deepEqual(
+    rule(
+      "iptables -A INPUT -m policy --dir in --pol ipsec --mode tunnel --tunnel-src 10.1.2.3/255.255.0.0 ! --tunnel-dst 10.0.0.7/32 -j ACCEPT",
+    ).match?.ipsec,
+    { direction: "in", policy: "ipsec", tunnelSrc: "10.1.0.0/16", tunnelDst: { not: "10.0.0.7" } },
+  );
+  assert.deepEqual(
+    rule("ip6tables -A OUTPUT -m policy --dir out --pol ipsec --tunnel-dst 2001:db8::1 -j ACCEPT", "output").match,
+    { family: "ipv6", ipsec: { direction: "out", policy: "ipsec", tunnelDst: "2001:db8::1" } },
+  );
+  assert.equal(err("iptables -A INPUT -m policy --dir in --pol ipsec --mode tunnel -j ACCEPT").token, "--mode");
+  assert.equal(
+    err("iptables -A INPUT -m policy --dir in --pol ipsec --mode transport --tunnel-src 10.0.0.1 -j ACCEPT").token,
+    "--mode",
+  );
+  assert.equal(
+    err("iptables -A INPUT -m policy --dir in --pol none --tunnel-src 10.0.0.1 -j ACCEPT").token,
+    "--tunnel-src",
+  );
+  assert.equal(
+    err("ip6tables -A INPUT -m policy --dir in --pol ipsec --tunnel-src 10.0.0.1 -j ACCEPT").token,
+    "10.0.0.1",
+  );
+  assert.equal(
+    err("iptables -A INPUT -m policy --dir in --pol ipsec --tunnel-src 10.0.0.1 --tunnel-dst 2001:db8::1 -j ACCEPT")
+      .token,
+    "--tunnel-dst",
+  );
+});

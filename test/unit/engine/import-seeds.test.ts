@@ -157,8 +157,7 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   for (const n of [12, 13, 14, 15, 26, 27, 28, 29, 30, 33, 39, 47, 48, 49, 50])
     assert.equal(s[n], "imported", `line ${n}`);
   assert.equal(s[18], "imported,imported", "RAWDNAT; RAWSNAT");
-  for (const n of [21, 23]) assert.equal(s[n], "imported", `SYSRQ line ${n} (-m mac)`);
-  assert.equal(s[22], "error", "SYSRQ line 22 (-m policy --tunnel-src)");
+  for (const n of [21, 22, 23]) assert.equal(s[n], "imported", `SYSRQ line ${n}`);
   assert.equal(s[36], "imported,imported", "bytebucket: the filling rule and the rule that takes from bt");
   assert.equal(s[40], "lifted", "pknock TCP mode");
   assert.equal(s[43], "lifted", "pknock UDP mode: the knock rule");
@@ -166,8 +165,18 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   const errs = r.report.filter((l) => l.status === "error");
   assert.deepEqual(
     errs.map((l) => l.token),
-    ["physdev", "physdev", "--tunnel-src"],
+    ["physdev", "physdev"],
   );
+  // The SYSRQ line with IPsec: iptables 1.8.9 takes tunnel endpoints only with --mode tunnel,
+  // which they imply, so the render adds it (the report says so).
+  assert.deepEqual(r.policy?.chains.input?.rules.find((x) => x.match?.ipsec)?.match, {
+    saddr: "10.10.25.1",
+    daddr: "10.10.25.7",
+    protocol: "udp",
+    dport: 9,
+    ipsec: { direction: "in", policy: "ipsec", protocol: "esp", tunnelSrc: "10.10.25.1", tunnelDst: "10.10.25.7" },
+  });
+  assert.match(r.report.find((l) => l.line === 22)!.reason ?? "", /--mode tunnel/);
   const p = r.policy!;
   assert.deepEqual(p.accounting, { all_outgoing: { prefix: "0.0.0.0/0" }, sales: { prefix: "192.168.1.0/24" } });
   assert.deepEqual(
@@ -233,13 +242,17 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   assert.deepEqual(opts(0), { flags: [{ option: "nop" }, { option: "timestamp" }] });
   assert.deepEqual(opts(3), { flags: [{ option: "nop", not: true }, { option: "timestamp" }], any: true });
   // The iptables target (xtables-addons syntax) renders all of it, the bytebucket as the
-  // manual writes it; nftables refuses exactly TARPIT, SYSRQ (its two -m mac lines import
-  // now), the options its IPv4 option walker cannot find (nop, timestamp) and the bytebucket
-  // (no rule can give an nft quota bytes back), each saying why, and renders everything else.
+  // manual writes it; nftables refuses exactly TARPIT, SYSRQ (all three lines import now), the
+  // options its IPv4 option walker cannot find (nop, timestamp) and the bytebucket (no rule can
+  // give an nft quota bytes back), each saying why, and renders everything else.
   const ipt = renderIptables(p);
   assert.ok(ipt.ok);
   assert.match(ipt.text, /^-A PAL-input -p tcp -m tcp --dport 6881 -m quota2 --name bt --grow -m comment /m);
   assert.match(ipt.text, /^-A PAL-output -p tcp -m tcp --sport 6881 -m quota2 --name bt -m comment /m);
+  assert.match(
+    ipt.text,
+    /^-A PAL-input -s 10\.10\.25\.1\/32 -d 10\.10\.25\.7\/32 -p udp -m udp --dport 9 -m policy --dir in --pol ipsec --proto esp --mode tunnel --tunnel-src 10\.10\.25\.1 --tunnel-dst 10\.10\.25\.7 -j SYSRQ$/m,
+  );
   const nft = renderNft(p);
   assert.ok(!nft.ok);
   const refused = nft.errors.map(
@@ -250,6 +263,7 @@ test("xtables-addons manual: ACCOUNT, IPMARK, RAWNAT, TARPIT/NOTRACK, TEE, quota
   assert.deepEqual(
     [...refused].sort(),
     [
+      "SYSRQ",
       "SYSRQ",
       "SYSRQ",
       "TARPIT",

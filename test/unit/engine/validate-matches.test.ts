@@ -256,6 +256,34 @@ test("ipsec: direction in not at output/postrouting, out not at prerouting/input
   );
 });
 
+test("ipsec tunnel endpoints: policy ipsec, one family, the rule's family, no host bits", () => {
+  const t = (ipsec: unknown, extra: Record<string, unknown> = {}) =>
+    m({ ...extra, ipsec: { direction: "in", policy: "ipsec", ...(ipsec as object) } }, "accept", { hook: "input" });
+  valid(t({ tunnelSrc: "192.0.2.1", tunnelDst: { not: "198.51.100.0/24" } }));
+  valid(t({ tunnelDst: "2001:db8::1" }, { saddr: ["2001:db8:1::/48", "10.0.0.0/8"] }));
+  hasError(
+    m({ ipsec: { direction: "in", policy: "none", tunnelSrc: "192.0.2.1" } }, "accept", { hook: "input" }),
+    "invalid_value",
+    "/chains/c/rules/0/match/ipsec/policy",
+  );
+  hasError(
+    t({ tunnelSrc: "192.0.2.1", tunnelDst: "2001:db8::1" }),
+    "invalid_value",
+    "/chains/c/rules/0/match/ipsec/tunnelDst",
+  );
+  hasError(
+    t({ tunnelSrc: "192.0.2.1" }, { family: "ipv6" }),
+    "address_family_mismatch",
+    "/chains/c/rules/0/match/ipsec/tunnelSrc",
+  );
+  hasError(
+    t({ tunnelDst: { not: "192.0.2.1" } }, { saddr: "2001:db8::/32" }),
+    "address_family_mismatch",
+    "/chains/c/rules/0/match/ipsec/tunnelDst/not",
+  );
+  hasError(t({ tunnelSrc: "192.0.2.1/24" }), "address_host_bits", "/chains/c/rules/0/match/ipsec/tunnelSrc");
+});
+
 test("a mark or connmark value never loses bits to its mask in silence; save/restore take no value", () => {
   hasError(
     m({}, { type: "mark", value: 0x11, mask: 0xf0 }),

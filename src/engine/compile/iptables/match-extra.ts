@@ -1,6 +1,6 @@
 // The extra match keys (policy/match-extra.ts) as iptables match options.
 import { parsePrefix } from "../../net/address.ts";
-import { PROTOCOL_NUMBERS, WEEKDAYS, unwrap, type Match } from "../../policy/index.ts";
+import { PROTOCOL_NUMBERS, WEEKDAYS, ipsecTunnelFamily, unwrap, type Match } from "../../policy/index.ts";
 import type { RuleEnv } from "./context.ts";
 import { SLOT, piece, type Piece } from "./pieces.ts";
 
@@ -30,6 +30,8 @@ export function extraApplies(m: Match, env: RuleEnv): boolean {
     const v = m.ctOriginal?.[key];
     if (v !== undefined && parsePrefix(unwrap(v).value)?.family !== env.fam) return false;
   }
+  const tunnel = m.ipsec ? ipsecTunnelFamily(m.ipsec) : undefined;
+  if (tunnel !== undefined && tunnel !== env.fam) return false;
   return !(m.fragment !== undefined && env.fam === "ipv6");
 }
 
@@ -163,10 +165,20 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
     out.push(piece(SLOT.time, `-m time ${opts.join(" ")}`));
   }
   if (m.ipsec !== undefined) {
-    const { direction, policy, protocol } = m.ipsec;
-    out.push(
-      piece(SLOT.ipsec, `-m policy --dir ${direction} --pol ${policy}${protocol ? ` --proto ${protocol}` : ""}`),
-    );
+    const { direction, policy, protocol, tunnelSrc, tunnelDst } = m.ipsec;
+    const opts = [`--dir ${direction}`, `--pol ${policy}`, ...(protocol ? [`--proto ${protocol}`] : [])];
+    // libxt_policy takes tunnel addresses only with --mode tunnel (iptables 1.8.9 refuses the
+    // manual's line without it), which is what they mean: the outer addresses of a tunnel-mode SA.
+    if (tunnelSrc !== undefined || tunnelDst !== undefined) opts.push("--mode tunnel");
+    for (const [v, opt] of [
+      [tunnelSrc, "--tunnel-src"],
+      [tunnelDst, "--tunnel-dst"],
+    ] as const) {
+      if (v === undefined) continue;
+      const { value, negated } = unwrap(v);
+      opts.push(`${neg(negated)}${opt} ${value}`);
+    }
+    out.push(piece(SLOT.ipsec, `-m policy ${opts.join(" ")}`));
   }
   return out;
 }

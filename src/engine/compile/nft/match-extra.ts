@@ -1,6 +1,6 @@
 // The extra match keys (policy/match-extra.ts) as nft expressions for one family.
 import { parsePrefix } from "../../net/address.ts";
-import { PROTOCOL_NUMBERS, unwrap, type Match, type WEEKDAYS } from "../../policy/index.ts";
+import { PROTOCOL_NUMBERS, ipsecTunnelFamily, unwrap, type Match, type WEEKDAYS } from "../../policy/index.ts";
 import type { Fam } from "./context.ts";
 
 const neg = (negated: boolean) => (negated ? "!= " : "");
@@ -26,6 +26,9 @@ export function extraFamilies(m: Match): Fam[] | undefined {
     const f = parsePrefix(unwrap(v).value)?.family;
     for (const x of [...fams]) if (x !== f) fams.delete(x);
   }
+  // Tunnel endpoints are of the rule's family, as in iptables (an IPv4 rule sees IPv4 packets only).
+  const tunnel = m.ipsec ? ipsecTunnelFamily(m.ipsec) : undefined;
+  if (tunnel !== undefined) for (const x of [...fams]) if (x !== tunnel) fams.delete(x);
   return fams.size === 2 ? undefined : [...fams];
 }
 
@@ -118,7 +121,24 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
     // policy. nft cannot test an SA's protocol: protocol esp is rendered without it (a
     // validation warning says so), ah/ipcomp are refused (compile/support.ts).
     const { direction, policy } = m.ipsec;
-    parts.push(`${direction === "in" ? "meta" : "rt"} ipsec ${policy === "ipsec" ? "exists" : "missing"}`);
+    const tunnel = ipsecTunnelFamily(m.ipsec);
+    if (tunnel === undefined) {
+      parts.push(`${direction === "in" ? "meta" : "rt"} ipsec ${policy === "ipsec" ? "exists" : "missing"}`);
+    } else {
+      if (fam !== undefined && fam !== tunnel) return null;
+      // nft_xfrm reads the first SA's outer addresses and does not match a packet without an
+      // SA or with a transport-mode one, so `exists` would be redundant. The SA's family is not
+      // the packet's (IPv6 in an IPv4 tunnel): `meta nfproto` is added, as iptables' table has it.
+      for (const [key, side] of [
+        ["tunnelSrc", "saddr"],
+        ["tunnelDst", "daddr"],
+      ] as const) {
+        const v = m.ipsec[key];
+        if (v === undefined) continue;
+        const { value, negated } = unwrap(v);
+        parts.push(`ipsec ${direction} ${tunnel === "ipv6" ? "ip6" : "ip"} ${side} ${neg(negated)}${value}`);
+      }
+    }
   }
   return { parts, impliesFamily };
 }
