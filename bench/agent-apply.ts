@@ -127,6 +127,7 @@ async function child(ns: string, file: string, textOut: string, fromFile?: strin
 }
 
 async function main(): Promise<void> {
+  const host = machine(); // the load average before the runs, as its text says
   const lab = createLab();
   const dir = mkdtempSync(join(tmpdir(), "palisade-bench-agent-apply-"));
   const unit = readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8");
@@ -235,7 +236,7 @@ async function main(): Promise<void> {
         `${label}: running ${running.map((s) => s.applyMs.toFixed(1)).join(",")} restarted ${restarted.map((s) => s.applyMs.toFixed(1)).join(",")} raw ${raw.map((x) => x.toFixed(1)).join(",")}`,
       );
     }
-    console.log(`agent-apply — ${machine()}`);
+    console.log(`agent-apply — ${host}`);
     console.log(NOISE_NOTE);
     console.log(
       `\nCPU (user + sys, with children, ${cgroupClock ? "cgroup cpuacct.usage" : "/proc ticks of 10 ms"}; ${RUNS} runs, medians; target: agent <= 1.5x raw nft -f)\n${table(rows)}`,

@@ -28,6 +28,7 @@ async function main(): Promise<void> {
     console.error("bench/bans.ts needs root (network namespaces, nft)");
     process.exit(2);
   }
+  const host = machine(); // the load average before the runs, as its text says
   const lab = createLab();
   try {
     const ns = await lab.addNamespace();
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
       .toString()
       .split(",").length;
 
-    console.log(`bans (${machine()}), ${RUNS} runs, medians; set bench_h4 holds ~${count} elements at the end`);
+    console.log(`bans (${host}), ${RUNS} runs, medians; set bench_h4 holds ~${count} elements at the end`);
     console.log(
       table([
         ["case", "median", "runs", "vs raw nft add"],

@@ -27,6 +27,7 @@ async function main(): Promise<void> {
     console.error("bench/conditions.ts needs root (network namespaces, nft)");
     process.exit(2);
   }
+  const host = machine(); // the load average before the runs, as its text says
   const lab = createLab();
   try {
     const ns = await lab.addNamespace();
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
       );
       full.push(timed(() => nft(["-f", "-"], text)));
     }
-    console.log(`conditions (${machine()}), ${RUNS} runs (2 flips each), medians`);
+    console.log(`conditions (${host}), ${RUNS} runs (2 flips each), medians`);
     console.log(
       table([
         ["case", "median", "vs raw flip"],

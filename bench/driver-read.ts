@@ -80,6 +80,7 @@ interface Sample {
 }
 
 async function main(): Promise<void> {
+  const host = machine(); // the load average before the runs, as its text says
   const lab = createLab();
   try {
     const ns = await lab.addNamespace();
@@ -140,7 +141,7 @@ async function main(): Promise<void> {
         `${median(ss.map((s) => s.ms)).toFixed(0)} ms`,
       ]);
     }
-    console.log(`driver-read — ${machine()}`);
+    console.log(`driver-read — ${host}`);
     console.log(NOISE_NOTE);
     console.log(
       `\nreading ${ELEMENTS.toLocaleString("en-US")} counted set elements, fresh node ${flags.join(" ")} per run, ${RUNS} runs, medians\n${table(rows)}`,
