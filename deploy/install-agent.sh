@@ -31,7 +31,7 @@ dest=${DESTDIR:-}
 node=$(command -v node) || die "node not found on PATH: the agent needs Node >= 20.19"
 "$node" -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' \
   || die "Node >= 20.19 needed, found $("$node" --version)"
-for tool in nft ip tcpdump conntrack; do
+for tool in nft ip tcpdump conntrack setpriv; do
   command -v "$tool" >/dev/null 2>&1 || echo "install.sh: warning: $tool not found (nft is required; the others for log events)" >&2
 done
 

@@ -94,6 +94,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     },
     onPacket: (p) => spa.onPacket(p),
     tcpdumpPath: programs.found.tcpdump,
+    setprivPath: programs.found.setpriv,
     conntrackPath: programs.found.conntrack,
   });
   // Condition sets a new version brings (or a rollback restored) get the current values.

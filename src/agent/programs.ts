@@ -14,6 +14,8 @@ export const AGENT_PROGRAMS = {
   tcpdump: "log events unavailable: tcpdump not installed",
   conntrack: "ct marks of log events unavailable: conntrack not installed (Debian package conntrack)",
   ip: "interface names of log events unavailable: ip not installed (Debian package iproute2)",
+  setpriv:
+    "a killed agent's tcpdump outlives it and keeps its NFLOG group: setpriv not installed (Debian package util-linux)",
 } as const;
 export type AgentProgram = keyof typeof AGENT_PROGRAMS;
 

@@ -223,7 +223,7 @@ describe("agent log groups follow the applied ruleset; missing programs are repo
   it("a host without tcpdump, or whose tcpdump cannot run, reports it in GET /v1/hosts/:id and `palisade hosts show`", async () => {
     // PATH with nft, ip and conntrack but no tcpdump.
     const bare = await tempDir("palisade-path-");
-    for (const p of ["nft", "ip", "conntrack"]) await symlink(findProgram(p)!, join(bare, p));
+    for (const p of ["nft", "ip", "conntrack", "setpriv"]) await symlink(findProgram(p)!, join(bare, p));
     const { server: ns1 } = await lab.pair();
     await start("notcpdump-edge", ns1, bare);
     let caps = await hostCaps("notcpdump-edge");
@@ -234,7 +234,7 @@ describe("agent log groups follow the applied ruleset; missing programs are repo
     // A tcpdump that fails the way it does under a bounding set without CAP_SETUID/SETGID,
     // with a log rule already in the kernel when the agent starts.
     const failing = await tempDir("palisade-path-");
-    for (const p of ["nft", "ip", "conntrack"]) await symlink(findProgram(p)!, join(failing, p));
+    for (const p of ["nft", "ip", "conntrack", "setpriv"]) await symlink(findProgram(p)!, join(failing, p));
     await writeFile(
       join(failing, "tcpdump"),
       "#!/bin/sh\necho \"tcpdump: Couldn't change to 'tcpdump' uid=108 gid=111: Operation not permitted\" >&2\nexit 1\n",

@@ -21,6 +21,8 @@ export interface LogGroupsOptions {
   onPacket?: (p: NflogPacket) => void;
   /** Absolute path of tcpdump; undefined = not installed (groups are reported, not read). */
   tcpdumpPath: string | undefined;
+  /** setpriv installed: each tcpdump dies with the agent (logs.ts). */
+  setprivPath?: string | undefined;
   /** conntrack installed: ct marks are looked up by tuple. */
   conntrackPath: string | undefined;
 }
@@ -82,6 +84,7 @@ export class LogGroups {
           onEvents: this.o.onEvents,
           ...(this.o.onPacket ? { onPacket: this.o.onPacket } : {}),
           tcpdumpPath: this.o.tcpdumpPath,
+          ...(this.o.setprivPath ? { setprivPath: this.o.setprivPath } : {}),
           ctmarkLookup: this.o.conntrackPath !== undefined,
           ...(this.o.conntrackPath ? { ctmark: { conntrackPath: this.o.conntrackPath } } : {}),
         });

@@ -42,6 +42,8 @@ export interface LogReaderOptions {
   /** Every decoded packet, payload included, before it becomes an event (spaKnock knocks). */
   onPacket?: (p: NflogPacket) => void;
   tcpdumpPath?: string;
+  /** setpriv (util-linux): tcpdump dies with the agent; undefined = not installed (it may outlive a killed agent). */
+  setprivPath?: string;
   /** Bounds of the conntrack -G lookups (netns and log are taken from here). */
   ctmark?: Omit<CtMarkOptions, "netns" | "log">;
   /** false: no conntrack -G lookups (conntrack is not installed); events carry no ctmark. */
@@ -67,10 +69,38 @@ export class LogReader {
   }
 
   private argv(group: number): { file: string; args: string[] } {
-    const td = [this.o.tcpdumpPath ?? "tcpdump", "-i", `nflog:${group}`, "-w", "-", "-U", "--immediate-mode", "-q"];
+    const { wrap, keepUid } = this.dieWithAgent();
+    const td = [
+      ...wrap,
+      this.o.tcpdumpPath ?? "tcpdump",
+      "-i",
+      `nflog:${group}`,
+      "-w",
+      "-",
+      "-U",
+      "--immediate-mode",
+      "-q",
+      ...(keepUid ? ["-Z", "root"] : []),
+    ];
     return this.o.netns
       ? { file: "ip", args: ["netns", "exec", this.o.netns, ...td] }
       : { file: td[0]!, args: td.slice(1) };
+  }
+
+  /**
+   * A SIGKILLed agent runs no code, so its tcpdump would live on as an orphan holding its
+   * NFLOG group (the next agent's reader could not bind it): setpriv gives tcpdump a
+   * parent-death signal, which the kernel sends when the thread that spawned it exits (node
+   * spawns from the main thread: when the agent dies). The kernel clears that signal when a
+   * process changes its uid, and tcpdump started as root drops to its own user: so a root
+   * agent's tcpdump keeps uid 0 (-Z root) with only the capabilities reading NFLOG needs
+   * (CAP_SETGID for -Z's initgroups). An agent run as the unit's user has no uid to drop.
+   */
+  private dieWithAgent(): { wrap: string[]; keepUid: boolean } {
+    if (!this.o.setprivPath) return { wrap: [], keepUid: false };
+    const root = process.getuid?.() === 0;
+    const bounding = root ? ["--bounding-set", "-all,+net_admin,+net_raw,+setgid"] : [];
+    return { wrap: [this.o.setprivPath, "--pdeathsig", "KILL", ...bounding, "--"], keepUid: root };
   }
 
   private startGroup(group: number): Promise<void> {

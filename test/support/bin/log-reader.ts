@@ -19,6 +19,7 @@ const groups = new LogGroups({
   driver: {},
   log: createLog("warn"),
   tcpdumpPath: programs.found.tcpdump,
+  setprivPath: programs.found.setpriv,
   conntrackPath: programs.found.conntrack,
   onEvents: (events) => {
     for (const e of events) process.stdout.write(JSON.stringify({ event: e }) + "\n");
