@@ -313,6 +313,14 @@ export const FEATURES = {
     nftables: yes("ether saddr"),
     iptables: yes("-m mac --mac-source"),
   },
+  "match.physdev": {
+    label: "bridge port (physdev)",
+    nftables: no(
+      "a table of family ip, ip6 or inet sees a bridged packet with the bridge as its interface (br_netfilter hands the bridge device to the IP hooks: measured on Linux 6.18, meta iifname is br0, never the port), and no nft expression of those families reads the bridge port (meta ibrname/obrname exist only in the bridge family, and name the bridge there)",
+      "match the bridge itself with iif/oif (all its ports), or filter by port in an nft table of family bridge (meta iifname PORT), which Palisade does not manage; or render with target iptables (-m physdev, a mainline module)",
+    ),
+    iptables: yes("-m physdev", mainline("xt_physdev")),
+  },
   "match.addressRange": {
     label: "address range",
     nftables: yes("ip saddr A-B"),
@@ -715,6 +723,7 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   if (m.statistic !== undefined) at("match.statistic", "statistic");
   if (m.time !== undefined) at("match.time", "time");
   if (m.macSource !== undefined) at("match.macSource", "macSource");
+  if (m.physdev !== undefined) at("match.physdev", "physdev");
   if (m.saddrRange !== undefined) at("match.addressRange", "saddrRange");
   if (m.daddrRange !== undefined) at("match.addressRange", "daddrRange");
   if (m.fragment !== undefined) at("match.fragment", "fragment");

@@ -4,7 +4,7 @@
 import { AddressRange, TIME_DATE_MAX, WEEKDAYS, type PKT_TYPES, type Match } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { negate, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
-import { familyOf, parseAddress } from "./values.ts";
+import { familyOf, parseAddress, parseInterface } from "./values.ts";
 
 /** The shape of matches.ts's ModuleSpec (kept structural so the two files do not import each other). */
 interface ExtraModule {
@@ -354,7 +354,39 @@ const time: ExtraModule = {
   },
 };
 
+/** `-m physdev`: bridge ports (`+` wildcards as `*`) and the is-in/is-out/is-bridged tests, each with `!`. */
+const physdev: ExtraModule = {
+  options: {
+    "--physdev-in": negArg,
+    "--physdev-out": negArg,
+    "--physdev-is-in": { arity: 0, neg: true },
+    "--physdev-is-out": { arity: 0, neg: true },
+    "--physdev-is-bridged": { arity: 0, neg: true },
+  },
+  build(o, d) {
+    const m: NonNullable<Match["physdev"]> = {};
+    for (const [opt, key] of [
+      ["--physdev-in", "iif"],
+      ["--physdev-out", "oif"],
+    ] as const) {
+      const x = o.get(opt);
+      if (x) m[key] = negate(x.neg, parseInterface(val(x), x.opt));
+    }
+    for (const [opt, key] of [
+      ["--physdev-is-in", "isIn"],
+      ["--physdev-is-out", "isOut"],
+      ["--physdev-is-bridged", "isBridged"],
+    ] as const) {
+      const x = o.get(opt);
+      if (x) m[key] = !x.neg;
+    }
+    if (Object.keys(m).length === 0) fail("import_missing_argument", "-m physdev needs an option", "-m physdev");
+    setMatch(d, "physdev", m, "-m physdev");
+  },
+};
+
 export const EXTRA_MODULES = {
+  physdev,
   mac,
   time,
   owner,

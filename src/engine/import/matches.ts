@@ -966,7 +966,6 @@ export const MODULES: Record<string, ModuleSpec> = {
 
 /** Known modules that the policy cannot express, with the reason the report gives. */
 export const UNSUPPORTED_MODULES: Record<string, string> = {
-  physdev: "the policy schema has no bridge port (physdev) match",
   string:
     "payload string matching has no equivalent in the policy schema: xt_string searches every offset between --from and --to, and nftables can only compare bytes at a fixed offset; match the traffic by address or port instead, or filter the content where it is parsed (a DNS resolver's or an HTTP proxy's policy)",
   u32: "u32 payload matching has no equivalent in the policy schema",

@@ -3,7 +3,7 @@
 // targets (compile/nft/match-extra.ts, compile/iptables/match-extra.ts).
 import { z } from "zod";
 import { parsePrefix } from "../net/address.ts";
-import { Cidr, PortItem, Protocol, negatable } from "./primitives.ts";
+import { Cidr, Interface, PortItem, Protocol, negatable } from "./primitives.ts";
 
 /** Conntrack status bits: `--ctstate DNAT/SNAT` and `--ctstatus` in iptables, `ct status` in nft. */
 export const CT_STATUS = ["expected", "seen-reply", "assured", "confirmed", "snat", "dnat"] as const;
@@ -176,6 +176,23 @@ export const TimeMatch = z
 /** A MAC address, lower case (`-m mac --mac-source`, nft `ether saddr`). */
 export const MacAddress = z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, 'must be "xx:xx:xx:xx:xx:xx", lower case');
 
+/**
+ * `-m physdev` (xt_physdev): the bridge ports of a packet the bridge hands to the IP hooks
+ * (br_netfilter, `net.bridge.bridge-nf-call-iptables=1`), where the packet's own interface is
+ * the bridge. iif/oif: the port it came in on / will leave by (a trailing `*` is a wildcard);
+ * isIn/isOut/isBridged: true is `--physdev-is-in|out|bridged`, false its `!` form (as
+ * `fragment`). A packet that did not cross a bridge matches only negated tests, as in xt_physdev.
+ */
+export const PhysdevMatch = z
+  .strictObject({
+    iif: negatable(Interface).optional(),
+    oif: negatable(Interface).optional(),
+    isIn: z.boolean().optional(),
+    isOut: z.boolean().optional(),
+    isBridged: z.boolean().optional(),
+  })
+  .refine((m) => Object.keys(m).length > 0, { message: "give at least one of iif, oif, isIn, isOut, isBridged" });
+
 export const extraMatchKeys = {
   /** Local socket's user id (`-m owner --uid-owner`, nft `meta skuid`): output and postrouting only. */
   skuid: negatable(IdRange).optional(),
@@ -204,4 +221,6 @@ export const extraMatchKeys = {
   time: TimeMatch.optional(),
   /** Source MAC address (`-m mac --mac-source`, nft `ether saddr`): prerouting, input and forward only. */
   macSource: negatable(MacAddress).optional(),
+  /** Bridge ports of a bridged packet (`-m physdev`): iptables only (an inet table sees the bridge, not its ports). */
+  physdev: PhysdevMatch.optional(),
 };

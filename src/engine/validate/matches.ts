@@ -203,6 +203,19 @@ function socketOwner(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
         ),
       );
   }
+  // xt_physdev's checkentry: at output the bridge port is not chosen yet, so iptables refuses
+  // --physdev-out and --physdev-is-out (negated too) there unless --physdev-is-bridged holds.
+  const pd = r.match.physdev;
+  if (pd && (pd.oif !== undefined || pd.isOut !== undefined) && pd.isBridged !== true && hooks.has("output")) {
+    const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
+    out.push(
+      error(
+        [...r.path, "match", "physdev", pd.oif !== undefined ? "oif" : "isOut"],
+        "physdev_out_not_available",
+        `physdev oif/isOut cannot be tested at the output hook${reached} without isBridged: true: a locally generated packet's bridge port is not chosen there (iptables refuses --physdev-out and --physdev-is-out in OUTPUT without --physdev-is-bridged); add isBridged: true or move the rule to postrouting`,
+      ),
+    );
+  }
   for (const key of ["saddrRange", "daddrRange"] as const) {
     const v = r.match[key];
     if (v === undefined || !r.match.family) continue;

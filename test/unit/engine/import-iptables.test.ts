@@ -510,3 +510,18 @@ test("-m policy tunnel endpoints: --tunnel-src/--tunnel-dst with ! and masks, --
     "--tunnel-dst",
   );
 });
+
+test("-m physdev: bridge ports with + wildcards and !, the is-in/is-out/is-bridged tests and their negations", () => {
+  assert.deepEqual(
+    rule(
+      "iptables -A FORWARD -m physdev --physdev-is-in ! --physdev-in vm+ --physdev-is-out ! --physdev-out x ! --physdev-is-bridged -j ACCEPT",
+      "forward",
+    ).match,
+    { physdev: { iif: { not: "vm*" }, oif: { not: "x" }, isIn: true, isOut: true, isBridged: false } },
+  );
+  assert.deepEqual(rule("iptables -A FORWARD -m physdev ! --physdev-is-in -j DROP", "forward").match, {
+    physdev: { isIn: false },
+  });
+  assert.equal(err("iptables -A FORWARD -m physdev -j ACCEPT").token, "-m physdev");
+  assert.equal(err("iptables -A FORWARD -m physdev --physdev-in a/b -j ACCEPT").token, "a/b");
+});

@@ -284,6 +284,25 @@ test("ipsec tunnel endpoints: policy ipsec, one family, the rule's family, no ho
   hasError(t({ tunnelSrc: "192.0.2.1/24" }), "address_host_bits", "/chains/c/rules/0/match/ipsec/tunnelSrc");
 });
 
+test("physdev: oif/isOut at output only with isBridged (xt_physdev refuses them there otherwise); refused on nftables", () => {
+  for (const physdev of [{ oif: "vmnet1" }, { isOut: false }, { oif: "vmnet1", isBridged: false }])
+    hasError(
+      m({ physdev }, "accept", { hook: "output" }),
+      "physdev_out_not_available",
+      `/chains/c/rules/0/match/physdev/${"oif" in physdev ? "oif" : "isOut"}`,
+    );
+  valid(m({ physdev: { oif: "vmnet1", isBridged: true } }, "accept", { hook: "output" }));
+  valid(m({ physdev: { oif: "vmnet1" } }, "accept", { hook: "postrouting", table: "mangle" }));
+  valid(m({ physdev: { iif: "vmnet*", isIn: true } }, "accept", { hook: "output" }));
+  hasError(m({ physdev: {} }, "accept", { hook: "forward" }), "invalid_value", "/chains/c/rules/0/match/physdev");
+  hasError(
+    m({ physdev: { iif: "vmnet1" } }, "accept", { hook: "forward" }),
+    "unsupported_on_target",
+    "/chains/c/rules/0/match/physdev",
+    "nftables",
+  );
+});
+
 test("a mark or connmark value never loses bits to its mask in silence; save/restore take no value", () => {
   hasError(
     m({}, { type: "mark", value: 0x11, mask: 0xf0 }),

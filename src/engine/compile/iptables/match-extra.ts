@@ -3,6 +3,7 @@ import { parsePrefix } from "../../net/address.ts";
 import { PROTOCOL_NUMBERS, WEEKDAYS, ipsecTunnelFamily, unwrap, type Match } from "../../policy/index.ts";
 import type { RuleEnv } from "./context.ts";
 import { SLOT, piece, type Piece } from "./pieces.ts";
+import { bare } from "./quote.ts";
 
 const neg = (n: boolean) => (n ? "! " : "");
 const NAT_BITS = new Set(["snat", "dnat"]);
@@ -152,6 +153,7 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
     const { value, negated } = unwrap(m.macSource);
     out.push(piece(SLOT.mac, `-m mac ${neg(negated)}--mac-source ${value}`));
   }
+  if (m.physdev !== undefined) out.push(piece(SLOT.physdev, physdevText(m.physdev, env)));
   if (m.time !== undefined) {
     // xt_time works in UTC unless --kerneltz, which the policy never asks for.
     const t = m.time;
@@ -181,4 +183,24 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
     out.push(piece(SLOT.ipsec, `-m policy ${opts.join(" ")}`));
   }
   return out;
+}
+
+/** `-m physdev` in the order iptables-save prints its options (so a saved rule imports back the same). */
+function physdevText(p: NonNullable<Match["physdev"]>, env: RuleEnv): string {
+  const opts: string[] = [];
+  const flag = (v: boolean | undefined, opt: string) => {
+    if (v !== undefined) opts.push(`${neg(!v)}${opt}`);
+  };
+  const port = (v: NonNullable<Match["physdev"]>["iif"], opt: string, key: string) => {
+    if (v === undefined) return;
+    const { value, negated } = unwrap(v);
+    const name = value.endsWith("*") ? `${value.slice(0, -1)}+` : value;
+    opts.push(`${neg(negated)}${opt} ${bare(name, env.ctx, [...env.path, "physdev", key], "bridge port")}`);
+  };
+  flag(p.isIn, "--physdev-is-in");
+  port(p.iif, "--physdev-in", "iif");
+  flag(p.isOut, "--physdev-is-out");
+  port(p.oif, "--physdev-out", "oif");
+  flag(p.isBridged, "--physdev-is-bridged");
+  return `-m physdev ${opts.join(" ")}`;
 }

@@ -26,6 +26,7 @@ export const SLOT = {
   owner: 33,
   ctOriginal: 34,
   mac: 35,
+  physdev: 36,
   length: 40,
   tcpmss: 49,
   mark: 41,
