@@ -107,3 +107,18 @@ test("bad input is refused with one clear line and a non-zero exit", async () =>
   assert.equal(broken.code, 4);
   assert.match(broken.out, /^error: malformed_request: .*is not JSON/m);
 });
+
+test("import rules.v6 --ruleset stores the policy the import showed: the family its name gave goes with the source", async () => {
+  // Policies and a port rule: neither header nor rule says IPv6, only the file's name does.
+  await writeFile(
+    join(dir, "rules.v6"),
+    "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n",
+  );
+  const r = await cli(["import", join(dir, "rules.v6"), "--ruleset", "v6import"]);
+  assert.equal(r.code, 0, r.out);
+  assert.match(r.out, /v6import@1/);
+  const doc = await f.t.req("GET", "/v1/rulesets/v6import/versions/1");
+  const input = doc.json().document.chains.input;
+  assert.notEqual(input.policy, "drop", "the server read the IPv6 dump as IPv4: its DROP would drop IPv4 too");
+  assert.deepEqual(input.rules.at(-1).match, { family: "ipv6" });
+});

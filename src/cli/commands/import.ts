@@ -106,7 +106,15 @@ export function register(program: Command): void {
       // An executed script is pushed as the document it produced: the server never runs scripts.
       const body = o.execute
         ? { policy: result.policy, message: o.message }
-        : { format, source, ...(family && { family }), ...(ipsets !== undefined && { ipsets }), message: o.message };
+        : // The family this import settled on (--family, header, rules or the file's name): the
+          // server does not see the file's name, and must store the policy shown here.
+          {
+            format,
+            source,
+            ...(result.family && { family: result.family }),
+            ...(ipsets !== undefined && { ipsets }),
+            message: o.message,
+          };
       const send = () =>
         rest.request<{ version: number }>("POST", `/v1/rulesets/${encodeURIComponent(o.ruleset!)}/versions`, body);
       let created: { version: number };

@@ -17,6 +17,8 @@ export interface ImportResult {
   errors: Diagnostic[];
   /** What was imported but needs the operator (e.g. ipset_contents_missing: a set declared empty). */
   warnings: Diagnostic[];
+  /** iptables-save text: the family it was read as (so a client that re-sends it can say so). */
+  family?: "ipv4" | "ipv6";
 }
 
 /** Upper bound on the source size, so one request cannot make the importer work for minutes. */

@@ -53,7 +53,10 @@ export function importPolicy(format: ImportFormat, source: string, opts: ImportO
   const draft = new PolicyDraft();
   const out = new Collector();
   if (opts.ipsets !== undefined) importIpsetText(opts.ipsets, draft, out, "ipsets");
-  if (format === "iptables-save") importSave(source, draft, out, opts.family, opts.familyHint, true);
-  else importScript(source, draft, out, opts.variables);
-  return assemble(draft, out, format === "iptables-save");
+  if (format !== "iptables-save") {
+    importScript(source, draft, out, opts.variables);
+    return assemble(draft, out, false);
+  }
+  const family = importSave(source, draft, out, opts.family, opts.familyHint, true);
+  return { ...assemble(draft, out, true), ...(family && { family }) };
 }

@@ -7,7 +7,7 @@ import type { Collector } from "./collect.ts";
 import { isTable, type Table } from "./chains.ts";
 import type { PolicyDraft } from "./draft.ts";
 import { applyIptables } from "./iptables.ts";
-import { detectSaveFamily } from "./save-family.ts";
+import { detectSaveFamily, mixedSaveHeaders } from "./save-family.ts";
 import { splitSaveWords } from "./save-words.ts";
 import { applyIpset, isIpsetSaveLine } from "./ipset.ts";
 
@@ -25,8 +25,20 @@ export function importSave(
   family?: "ipv4" | "ipv6",
   hint?: "ipv6",
   ipsetLines = false,
-): void {
+): "ipv4" | "ipv6" | undefined {
   const lines = source.replace(/\r\n?/g, "\n").split("\n");
+  const mixed = mixedSaveHeaders(lines);
+  if (mixed) {
+    // One family's rules would silently take the other's (and its DROP policies vanish).
+    out.note(
+      mixed.ipv6,
+      lines[mixed.ipv6 - 1]!.trim(),
+      "error",
+      `the text holds iptables-save output (line ${mixed.ipv4}) and ip6tables-save output (line ${mixed.ipv6}): import each on its own, with family ipv4 and ipv6`,
+      { code: "import_conflict" },
+    );
+    return undefined;
+  }
   // ip6tables-save's rules are IPv6 rules even where no address says so.
   const detected =
     family === undefined
@@ -113,6 +125,7 @@ export function importSave(
     );
   // The ipset lines went first: the report is in line order (sort is stable).
   if (ipsetLines) out.entries.splice(first, Infinity, ...out.entries.slice(first).sort((a, b) => a.line - b.line));
+  return fam ?? "ipv4";
 }
 
 function chainHeader(text: string, table: Table, draft: PolicyDraft, family?: "ipv6") {
