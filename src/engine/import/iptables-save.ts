@@ -53,9 +53,12 @@ export function importSave(
   let securityTable = false;
   const first = out.entries.length;
   const isIpset = (raw: string) => ipsetLines && isIpsetSaveLine(raw.trim());
+  let ipsetSeen = false;
   lines.forEach((raw, idx) => {
     const text = raw.trim();
-    if (isIpset(raw)) out.add(idx + 1, text, () => applyIpset(splitSaveWords(text), draft));
+    if (!isIpset(raw)) return;
+    ipsetSeen = true;
+    out.add(idx + 1, text, () => applyIpset(splitSaveWords(text), draft));
   });
   lines.forEach((raw, idx) => {
     const n = idx + 1;
@@ -123,8 +126,12 @@ export function importSave(
       `table ${tableName} has no COMMIT: its lines are imported, but iptables-restore would reject the file`,
       { code: "import_syntax" },
     );
-  // The ipset lines went first: the report is in line order (sort is stable).
-  if (ipsetLines) out.entries.splice(first, Infinity, ...out.entries.slice(first).sort((a, b) => a.line - b.line));
+  // The ipset lines went first: the report is in line order (sort is stable). Written back
+  // element by element: spreading 100k entries as call arguments overflows the stack.
+  if (ipsetSeen) {
+    const sorted = out.entries.slice(first).sort((a, b) => a.line - b.line);
+    for (let i = 0; i < sorted.length; i++) out.entries[first + i] = sorted[i]!;
+  }
   return fam ?? "ipv4";
 }
 

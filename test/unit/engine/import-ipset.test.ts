@@ -178,3 +178,23 @@ test("two ipset names that sanitise to one policy name are refused", () => {
   );
   assert.match(r.errors[0]!.message, /ipset a\.b and ipset a-b would both be the policy set a_b/);
 });
+
+test("a 125k-line dump (under the size cap) imports with its report in line order, with and without ipset lines", () => {
+  const rules = "-A INPUT -j ACCEPT\n".repeat(125_000);
+  const plain = `*filter\n:INPUT ACCEPT [0:0]\n${rules}COMMIT\n`;
+  const r = importPolicy("iptables-save", plain);
+  assert.equal(r.report.length, 125_003);
+  // Lines 3 and 125,002 are rules; the document is refused only by the schema's rule limit.
+  assert.deepEqual(
+    r.errors.map((e) => e.code),
+    ["import_invalid_policy"],
+  );
+  const withSets = `${plain}create s hash:ip family inet\nadd s 10.0.0.1\n`;
+  const s = importPolicy("iptables-save", withSets);
+  assert.equal(s.report.length, 125_005);
+  assert.deepEqual(
+    s.report.slice(-3).map((l) => l.line),
+    [125_003, 125_004, 125_005],
+  );
+  assert.equal(s.report[0]!.line, 1);
+});
