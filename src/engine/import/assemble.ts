@@ -42,7 +42,7 @@ export function assemble(draft: PolicyDraft, out: Collector, fromSave: boolean):
     protections: draft.protections,
     forwarding: draft.forwarding,
   };
-  if (Object.keys(draft.sets).length > 0) doc.sets = draft.sets;
+  if (Object.keys(draft.sets).length > 0) doc.sets = draft.setsDocument();
   if (draft.failsafe) doc.failsafe = draft.failsafe;
   const report = finishReport(draft, out.entries);
   const errors: Diagnostic[] = out.entries

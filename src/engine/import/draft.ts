@@ -48,6 +48,12 @@ export class PolicyDraft {
   readonly quotas: Record<string, QuotaDef> = {};
   /** ipsets as policy sets: created by ipset commands or `ipset save` lines, or declared empty from their use. */
   readonly sets: Record<string, SetDef> = {};
+  /**
+   * The members of each policy set while the input is read (`sets[k].elements` stays empty):
+   * a Set keeps each ipset add/del O(1), so 200k adds are not 200k array scans. The
+   * arrays are built once, by setsDocument().
+   */
+  readonly setMembers = new Map<string, Set<string>>();
   /** Where each policy set came from (its ipset name; for a set declared from its use, how). */
   readonly ipsets = new Map<string, IpsetOrigin>();
   /** ipsets of a type the policy cannot hold, by ipset name: why a rule that uses one is refused. */
@@ -204,6 +210,21 @@ export class PolicyDraft {
       def.grow = true;
       if (!def.limit) delete def.limit;
     }
+  }
+
+  /** The members of policy set `key` (created empty on first use). */
+  members(key: string): Set<string> {
+    let m = this.setMembers.get(key);
+    if (!m) this.setMembers.set(key, (m = new Set()));
+    return m;
+  }
+
+  /** The sets as the schema wants them: each with its members, in the order they were added. */
+  setsDocument(): Record<string, SetDef> {
+    const out: Record<string, SetDef> = {};
+    for (const [key, def] of Object.entries(this.sets))
+      out[key] = { ...def, elements: Array.from(this.setMembers.get(key) ?? []) };
+    return out;
   }
 
   /** The chains as the schema wants them (keys in first-use order). */

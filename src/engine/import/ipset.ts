@@ -150,8 +150,9 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
       const set = requireSet(draft, name);
       const elem = element(args[2], set.interval === true, set.type);
       const dropped = elementOptions(cmd, args.slice(3));
-      if (cmd === "add" && !set.elements.includes(elem)) set.elements.push(elem);
-      if (cmd === "del") set.elements = set.elements.filter((e) => e !== elem);
+      const members = draft.members(setPolicyName(name!));
+      if (cmd === "add") members.add(elem);
+      else members.delete(elem);
       return {
         status: "imported",
         target: { kind: "path", path: `/sets/${setPolicyName(name!)}` },
@@ -159,8 +160,11 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
       };
     }
     case "flush": {
-      if (name === undefined) for (const s of Object.values(draft.sets)) s.elements = [];
-      else if (!draft.unsupportedIpsets.has(name)) requireSet(draft, name).elements = [];
+      if (name === undefined) draft.setMembers.clear();
+      else if (!draft.unsupportedIpsets.has(name)) {
+        requireSet(draft, name);
+        draft.setMembers.delete(setPolicyName(name));
+      }
       return { status: "skipped", reason: "ipset flush: empties the set(s) before the script fills them" };
     }
     case "destroy": {
@@ -168,6 +172,7 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
       for (const k of keys) {
         delete draft.sets[k];
         draft.ipsets.delete(k);
+        draft.setMembers.delete(k);
       }
       if (name === undefined) draft.unsupportedIpsets.clear();
       else draft.unsupportedIpsets.delete(name);

@@ -198,3 +198,19 @@ test("a 125k-line dump (under the size cap) imports with its report in line orde
   );
   assert.equal(s.report[0]!.line, 1);
 });
+
+test("200k ipset adds (and dels) import: each member once, in the order added", () => {
+  const n = 200_000;
+  const lines = ["create big hash:ip family inet"];
+  for (let i = 0; i < n; i++) lines.push(`add big 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+  // A repeated add keeps the first place; a del then an add moves the member to the end.
+  lines.push("add big 10.0.0.0", "del big 10.0.0.1", "del big 10.0.0.2", "add big 10.0.0.2");
+  const r = importPolicy("iptables-save", dump("-A INPUT -m set --match-set big src -j DROP"), {
+    ipsets: `${lines.join("\n")}\n`,
+  });
+  assert.deepEqual(r.errors, []);
+  const els = r.policy!.sets.big!.elements;
+  assert.equal(els.length, n - 1);
+  assert.deepEqual(els.slice(0, 2), ["10.0.0.0", "10.0.0.3"]);
+  assert.equal(els[els.length - 1], "10.0.0.2");
+});
