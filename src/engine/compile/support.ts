@@ -530,6 +530,14 @@ export const FEATURES = {
       "list the interfaces in the rule, or render with target nftables",
     ),
   },
+  "object.setIntervalDynamic": {
+    label: "interval set that rules add to (interval and dynamic)",
+    nftables: no(
+      "the kernel refuses a set with both flags interval and dynamic (Operation not supported)",
+      "keep the prefixes in one set and the addresses the rules add in another (no interval), or render with target iptables",
+    ),
+    iptables: yes("ipset hash:net; -j SET adds the packet's address as a host entry"),
+  },
   "object.setMark": {
     label: "mark set",
     nftables: yes("set of type mark"),
@@ -809,6 +817,8 @@ export function featureUses(policy: Policy): FeatureUse[] {
   for (const [name, s] of Object.entries(policy.sets)) {
     if (s.type === "ifname") out.push({ feature: "object.setIfname", path: ["sets", name, "type"] });
     if (s.type === "mark") out.push({ feature: "object.setMark", path: ["sets", name, "type"] });
+    // setUpdate needs dynamic (references.ts), so this is every interval set a rule updates.
+    if (s.interval && s.dynamic) out.push({ feature: "object.setIntervalDynamic", path: ["sets", name, "dynamic"] });
   }
   const fw = policy.forwarding;
   fw.portForwards.forEach((_, i) => out.push({ feature: "forward.portfw", path: ["forwarding", "portForwards", i] }));

@@ -65,6 +65,12 @@ export function useSet(d: RuleDraft, ipsetName: string, dir: string, use: string
         ipsetName,
       );
     if (update && origin?.inferred) delete set.interval;
+    else if (update && set.interval)
+      fail(
+        "import_unsupported",
+        `${use} ${ipsetName}: the set is a hash:net (an interval set, for its prefixes) that this rule adds to; nftables refuses a set with both flags interval and dynamic (Operation not supported). Keep the set of plain addresses the rule adds to apart from the set of prefixes (hash:ip for the one -j SET fills)`,
+        ipsetName,
+      );
   } else {
     draft.sets[key] = { type: family === "ipv6" ? "ipv6_addr" : "ipv4_addr", elements: [], interval: true };
     if (update) delete draft.sets[key]!.interval;

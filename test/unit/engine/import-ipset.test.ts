@@ -214,3 +214,23 @@ test("200k ipset adds (and dels) import: each member once, in the order added", 
   assert.deepEqual(els.slice(0, 2), ["10.0.0.0", "10.0.0.3"]);
   assert.equal(els[els.length - 1], "10.0.0.2");
 });
+
+test("-j SET --add-set to a hash:net given with its contents is refused (nftables refuses interval with dynamic)", () => {
+  const r = importPolicy(
+    "iptables-save",
+    dump("-A INPUT -p tcp --dport 23 -j SET --add-set s src", "-A INPUT -m set --match-set s src -j DROP"),
+    { ipsets: "create s hash:net family inet\nadd s 10.0.0.0/8\n" },
+  );
+  assert.deepEqual(
+    r.errors.map((e) => [e.code, e.path]),
+    [["import_unsupported", "/source/line/2"]],
+  );
+  assert.match(r.errors[0]!.message, /--add-set s: the set is a hash:net .*interval and dynamic/);
+  assert.equal(r.policy!.sets.s!.dynamic, undefined);
+  // A hash:ip given with its contents is a set of addresses: the rule adds to it.
+  const ok = importPolicy("iptables-save", dump("-A INPUT -p tcp --dport 23 -j SET --add-set s src"), {
+    ipsets: "create s hash:ip family inet\nadd s 10.0.0.1\n",
+  });
+  assert.deepEqual(ok.errors, []);
+  assert.deepEqual(ok.policy!.sets.s, { type: "ipv4_addr", elements: ["10.0.0.1"], dynamic: true });
+});

@@ -1,5 +1,6 @@
 import { test } from "node:test";
-import { chain, hasError, hasWarning, noWarning, valid } from "../../support/validate.ts";
+import assert from "node:assert/strict";
+import { chain, diags, hasError, hasWarning, noWarning, valid } from "../../support/validate.ts";
 
 const quotaRule = (name: string) =>
   chain([{ match: { quota: { name } }, action: "accept" }], { extra: { quotas: { [name]: { limit: 1000 } } } });
@@ -151,4 +152,17 @@ test("whole-document limits", async () => {
   const chains: Record<string, unknown> = {};
   for (let i = 0; i <= MAX_CHAINS; i++) chains[`c${i}`] = {};
   hasError({ chains }, "too_many_chains", "/chains");
+});
+
+test("an interval set a rule adds to: refused on nftables (the kernel refuses interval with dynamic), fine on iptables", () => {
+  const doc = (interval: boolean) =>
+    chain([{ action: { type: "setUpdate", op: "add", set: "s", key: "saddr" } }], {
+      extra: { sets: { s: { type: "ipv4_addr", elements: ["10.0.0.0/8"], interval, dynamic: true } } },
+    });
+  hasError(doc(true), "unsupported_on_target", "/sets/s/dynamic", "nftables");
+  assert.deepEqual(diags(doc(true), "errors", "iptables"), []);
+  assert.deepEqual(
+    diags({ ...doc(false), sets: { s: { type: "ipv4_addr", dynamic: true } } }, "errors", "nftables"),
+    [],
+  );
 });
