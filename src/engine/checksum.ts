@@ -1,6 +1,5 @@
 // Content address of a policy: the same policy always gives the same checksum, whatever
 // key order the client used. The API stores it with each version; agents compare it.
-import { createHash } from "node:crypto";
 import type { Policy } from "./policy/index.ts";
 
 /** JSON with object keys sorted recursively; arrays keep their order (rule order matters). */
@@ -15,5 +14,13 @@ export function canonicalJson(value: unknown): string {
 
 /** sha256 (hex) of the canonical JSON of a validated policy. */
 export function policyChecksum(policy: Policy): string {
-  return createHash("sha256").update(canonicalJson(policy)).digest("hex");
+  return sha256Hex(canonicalJson(policy));
+}
+
+/**
+ * sha256 (hex) of `text`. node:crypto is loaded on the first call, not with the engine: a
+ * one-shot `palisade render` that hashes nothing would spend ~2 ms loading it.
+ */
+export function sha256Hex(text: string): string {
+  return process.getBuiltinModule("node:crypto").createHash("sha256").update(text).digest("hex");
 }

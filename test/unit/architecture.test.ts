@@ -18,10 +18,12 @@ function files(dir: string): string[] {
   });
 }
 
-const IMPORT_RE = /^\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"|^\s*import\s+"([^"]+)"|import\(\s*"([^"]+)"\s*\)/gm;
+// Built-in modules loaded on first use (process.getBuiltinModule) count as imports too.
+const IMPORT_RE =
+  /^\s*(?:import|export)\s[^;]*?from\s+"([^"]+)"|^\s*import\s+"([^"]+)"|import\(\s*"([^"]+)"\s*\)|getBuiltinModule\(\s*"([^"]+)"\s*\)/gm;
 function imports(file: string): string[] {
   const text = readFileSync(file, "utf8");
-  return [...text.matchAll(IMPORT_RE)].map((m) => (m[1] ?? m[2] ?? m[3])!);
+  return [...text.matchAll(IMPORT_RE)].map((m) => (m[1] ?? m[2] ?? m[3] ?? m[4])!);
 }
 
 const all = files(SRC);

@@ -2,7 +2,7 @@
 // with PAL- (policy chains) or PALISADE- (one entry chain per builtin chain), so foreign
 // chains are never flushed or deleted. xtables chain names hold at most 28 characters;
 // longer policy names are shortened with a hash so they stay unique and deterministic.
-import { createHash } from "node:crypto";
+import { sha256Hex } from "../../checksum.ts";
 
 export const MAX_CHAIN = 28;
 export const ENTRY_PREFIX = "PALISADE-";
@@ -11,7 +11,7 @@ export const CHAIN_PREFIX = "PAL-";
 function short(prefix: string, name: string, max: number): string {
   const full = prefix + name;
   if (full.length <= max) return full;
-  const h = createHash("sha256").update(name).digest("hex").slice(0, 6);
+  const h = sha256Hex(name).slice(0, 6);
   return `${prefix}${name.slice(0, max - prefix.length - 7)}-${h}`;
 }
 
@@ -45,7 +45,7 @@ export function meterName(meter: string): string {
 
 /** hashlimit table of a `limit over` rule: one bucket per rule, named from its content. */
 export function limitName(seed: string): string {
-  return "pal_lim_" + createHash("sha256").update(seed).digest("hex").slice(0, 12);
+  return "pal_lim_" + sha256Hex(seed).slice(0, 12);
 }
 
 /** Comment that tags the rules of a named counter; the agent sums their counters. */

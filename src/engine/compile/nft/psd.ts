@@ -24,8 +24,7 @@
 // A port that matched is not remembered (nor is it in xt_psd), so a retransmission matches
 // again. No rule looks @w up: on Linux 6.18 a set lookup also runs the element's limit
 // (measured: it takes a token); whether a sequence runs is asked of @seen.
-import { createHash } from "node:crypto";
-import { canonicalJson } from "../../checksum.ts";
+import { canonicalJson, sha256Hex } from "../../checksum.ts";
 import type { Path } from "../../diagnostics.ts";
 import type { NamedSet } from "../../nft/index.ts";
 import type { Match, Policy } from "../../policy/index.ts";
@@ -67,11 +66,7 @@ export function psdProblem(p: PsdMatch): string | undefined {
   return undefined;
 }
 
-const matchDigest = (chain: string, m: Match) =>
-  createHash("sha256")
-    .update(canonicalJson({ chain, match: m }))
-    .digest("hex")
-    .slice(0, 10);
+const matchDigest = (chain: string, m: Match) => sha256Hex(canonicalJson({ chain, match: m })).slice(0, 10);
 
 /**
  * The name a psd rule's sets and chains share: `psd_` and a digest of the rule's chain
