@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { parse, stringify } from "yaml";
-import { z } from "zod";
+import * as z from "zod";
 import { CliError } from "./errors.ts";
 
 const Context = z.object({

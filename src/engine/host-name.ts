@@ -2,7 +2,7 @@
 // A name must never look like a host id (a UUID): ids and names share one address space
 // (`/v1/hosts/:id`, deployment selectors), and a UUID-shaped string is only ever an id,
 // so a host named like another host's id could otherwise receive that host's changes.
-import { z } from "zod";
+import * as z from "zod";
 
 export const HOST_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -1,6 +1,6 @@
 // The policy schema as JSON Schema, for the OpenAPI document. Input side: fields with
 // defaults are optional there, as a client may omit them.
-import { z } from "zod";
+import * as z from "zod";
 import { Policy } from "./policy/index.ts";
 
 let cached: object | undefined;

@@ -7,7 +7,7 @@
 // elements through the agent's incremental re-applies and out of drift checks, as for
 // every set the kernel changes at run time. A condition the API does not know is off,
 // as in xt_condition, where a name with no /proc entry matches nothing.
-import { z } from "zod";
+import * as z from "zod";
 
 /** xt_condition's name rule (its /proc file name), the policy schema's too. */
 export const CONDITION_NAME_RE = /^[A-Za-z0-9_]{1,27}$/;

@@ -2,7 +2,7 @@
 // relies on, as zod schemas. Only fields we read are declared; unknown fields pass
 // through, so a newer nft adding fields does not break reading.
 
-import { z } from "zod";
+import * as z from "zod";
 
 const num = z.number();
 

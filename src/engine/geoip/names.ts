@@ -9,7 +9,7 @@
 // set as kernel-filled for the agent's incremental re-applies (elements kept, not flushed)
 // and for drift checks (elements not compared), exactly as for the policy's other sets the
 // kernel fills at run time.
-import { z } from "zod";
+import * as z from "zod";
 import type { Family } from "../net/address.ts";
 
 /** ISO 3166 alpha-2, as xt_geoip's --src-cc takes it (upper case here). */

@@ -3,7 +3,7 @@
 // iptables-restore, ipset, modprobe and sysctl goes through the same line importers as a
 // text import, and each report line carries the script line the command came from.
 // Pure: the CLI runs the script; this only reads what was recorded.
-import { z } from "zod";
+import * as z from "zod";
 import { Collector } from "./collect.ts";
 import { PolicyDraft } from "./draft.ts";
 import { assemble, MAX_IMPORT_BYTES, type ImportResult } from "./assemble.ts";

@@ -1,6 +1,6 @@
 // The import report: one entry per input line (per command when a line holds several),
 // saying what the line became or why it could not be imported. Nothing is dropped silently.
-import { z } from "zod";
+import * as z from "zod";
 
 export const ImportStatus = z.enum(["imported", "lifted", "skipped", "error"]);
 

@@ -1,7 +1,7 @@
 // What a rule does with a matching packet. Exactly one action per rule, as in iptables
 // (one target per rule). Terminating verdicts end evaluation; the others (log, counter,
 // account, mark, ...) let the packet continue to the next rule.
-import { z } from "zod";
+import * as z from "zod";
 import { Address, Cidr, Name, Port, U32, logPrefix } from "./primitives.ts";
 
 export const LOG_LEVELS = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"] as const;

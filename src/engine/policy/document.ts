@@ -1,6 +1,6 @@
 // The policy document: one immutable ruleset version. This schema is the contract of the
 // whole product (API bodies, stored versions, importer output, compiler input).
-import { z } from "zod";
+import * as z from "zod";
 import { Comment, Name, Port } from "./primitives.ts";
 import { Match } from "./match.ts";
 import { Action } from "./action.ts";

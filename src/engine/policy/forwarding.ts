@@ -1,6 +1,6 @@
 // Kernel port forwarding (seed: kernel-port-forwarding): PORTFW, AUTOFW -h, FWMARK/mfw.
 // Compiled to DNAT in the nat prerouting hook plus accept rules in forward.
-import { z } from "zod";
+import * as z from "zod";
 import { Address, Comment, Interface, Port, U32 } from "./primitives.ts";
 import { Match } from "./match.ts";
 

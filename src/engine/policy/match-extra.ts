@@ -1,7 +1,7 @@
 // Match keys real rule files needed beyond the core set (the import corpus): socket
 // owner, conntrack status bits, address ranges, IPv4 fragments. Each renders on both
 // targets (compile/nft/match-extra.ts, compile/iptables/match-extra.ts).
-import { z } from "zod";
+import * as z from "zod";
 import { parsePrefix } from "../net/address.ts";
 import { Cidr, Interface, PortItem, Protocol, negatable } from "./primitives.ts";
 

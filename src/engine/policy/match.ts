@@ -1,7 +1,7 @@
 // What a rule matches. Every key is optional; all present keys must match (AND).
 // Core matches render on every target; the `xt` group holds xtables-addons matches that
 // only the iptables target (with xtables-addons installed) can express.
-import { z } from "zod";
+import * as z from "zod";
 import { AddressList, Interface, Name, PortList, Protocol, Rate, Seconds, U32, negatable } from "./primitives.ts";
 import { extraMatchKeys } from "./match-extra.ts";
 import { ConditionName } from "../conditions/names.ts";

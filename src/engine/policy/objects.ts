@@ -1,5 +1,5 @@
 // Named objects a policy declares once and rules refer to by name.
-import { z } from "zod";
+import * as z from "zod";
 import { Cidr, Comment, Port, Seconds } from "./primitives.ts";
 import { parsePrefix } from "../net/address.ts";
 

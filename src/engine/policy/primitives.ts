@@ -1,7 +1,7 @@
 // Building blocks of the policy schema: names, addresses, ports, rates, free text.
 // Strings that end up in rendered rules are constrained here, at the door, so no
 // compiler ever sees a value that could break out of its token.
-import { z } from "zod";
+import * as z from "zod";
 import { parsePrefix } from "../net/address.ts";
 
 /** Identifiers of chains, sets, counters, quotas, accounting tables. */

@@ -1,6 +1,6 @@
 // Protection presets (seed: iptables hardening tricks). Each one expands into plain rules
 // (engine/expand) that the render shows; nothing here is hidden behaviour.
-import { z } from "zod";
+import * as z from "zod";
 import { Cidr, Interface, Port, Rate, Seconds, logPrefix } from "./primitives.ts";
 import { BAN_LIST_RE, BAN_LIST_RULE } from "../bans/address.ts";
 
