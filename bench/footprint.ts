@@ -331,7 +331,7 @@ function disk(): string {
 
 // ---------------------------------------------------------------- main
 
-if (!existsSync(BUNDLE) || !existsSync(join(ROOT, "dist/cli/main.js"))) {
+if (!existsSync(BUNDLE) || !existsSync(join(ROOT, "dist/cli/main.cjs"))) {
   console.error("dist/ is missing: run `npm run build` first");
   process.exit(1);
 }

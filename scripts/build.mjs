@@ -1,13 +1,17 @@
 // `npm run build` (after `prisma generate`, see package.json): bundles the TypeScript
 // with esbuild into dist/. Two outputs:
 //
-//   dist/cli/main.js + dist/cli/commands/<verb>.js   the `palisade` command (bin/palisade
-//       runs it): main.js holds commander and the verb table (src/cli/program.ts), each
-//       verb is its own bundle, imported only when that verb runs. dist/cli/cpu-worker.js
-//       is the worker thread of the server's CPU pool (src/api/cpu-pool.ts). Dependencies the
-//       server needs at run time (Fastify, BullMQ, Prisma's runtime, pg, grpc-js, ...) stay
-//       in node_modules, imported as packages; the small pure ones every verb uses
-//       (commander, zod, yaml) are bundled, which is most of the start-up saving.
+//   dist/cli/main.cjs + dist/cli/commands/<verb>.js   the `palisade` command (bin/palisade
+//       requires it): main.cjs holds commander and the verb table (src/cli/program.ts), each
+//       verb is its own bundle, imported only when that verb runs. main.cjs is CommonJS so
+//       that a local verb never starts Node's ES module loader, and the local verbs of
+//       SCRIPT_VERBS are classic scripts (commands/<verb>.cjs) that main.cjs runs with a V8
+//       code cache made here by a warm-up run (src/cli/cached-script.ts): `palisade render`
+//       spent most of its time compiling cold code. dist/cli/cpu-worker.js is the worker
+//       thread of the server's CPU pool (src/api/cpu-pool.ts). Dependencies the server needs
+//       at run time (Fastify, BullMQ, Prisma's runtime, pg, grpc-js, ...) stay in
+//       node_modules, imported as packages; the small pure ones every verb uses (commander,
+//       zod, yaml) are bundled, which is most of the start-up saving.
 //   dist/agent/palisade-agent.mjs   the standalone agent (src/agent/bundle-main.ts): one
 //       file with everything it runs (engine, grpc-js, the generated protocol and
 //       @bufbuild/protobuf's wire codec, zod),
@@ -21,7 +25,9 @@
 // bundles need no copies of them. Bundled CommonJS (commander, grpc-js, protobufjs) calls
 // require() for Node's built-in modules; the banner gives the ESM output a real one.
 import { build } from "esbuild";
+import { execFileSync } from "node:child_process";
 import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { builtinModules } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -73,18 +79,65 @@ const common = {
  * src/cli/program.ts loads each verb with `import("./commands/<verb>.ts")`; in the bundle
  * that becomes `import("./commands/<verb>.js")`, a separate bundle built below. (esbuild's
  * code splitting would share chunks, but it assigns whole files to chunks, so every verb
- * that goes through src/engine/index.ts would load the whole engine.)
+ * that goes through src/engine/index.ts would load the whole engine.) A verb of
+ * SCRIPT_VERBS becomes a module of main.cjs that runs its script instead.
  */
 const verbsExternal = {
   name: "verbs-external",
   setup(b) {
-    b.onResolve({ filter: /^\.\/commands\/[a-z-]+\.ts$/ }, (args) =>
-      /[\\/]src[\\/]cli[\\/]program\.ts$/.test(args.importer)
-        ? { path: args.path.replace(/\.ts$/, ".js"), external: true }
-        : undefined,
-    );
+    b.onResolve({ filter: /^\.\/commands\/[a-z-]+\.ts$/ }, (args) => {
+      if (!/[\\/]src[\\/]cli[\\/]program\.ts$/.test(args.importer)) return undefined;
+      const verb = args.path.slice("./commands/".length, -".ts".length);
+      return verb in SCRIPT_VERBS
+        ? { path: verb, namespace: "verb-script" }
+        : { path: args.path.replace(/\.ts$/, ".js"), external: true };
+    });
+    b.onLoad({ filter: /.*/, namespace: "verb-script" }, (args) => ({
+      contents: [
+        'import { join } from "node:path";',
+        `import { runCachedScript } from ${JSON.stringify(join(ROOT, "src/cli/cached-script.ts"))};`,
+        `export const { register } = runCachedScript(join(__dirname, "commands/${args.path}.cjs"));`,
+      ].join("\n"),
+      resolveDir: ROOT,
+      loader: "js",
+    }));
   },
 };
+
+/**
+ * Local verbs that main.cjs runs as classic scripts with a V8 code cache
+ * (src/cli/cached-script.ts), each with the command line of the build's warm-up run that
+ * makes the cache. A script may import Node's built-in modules only (it cannot import a
+ * package's ES module), and nothing dynamically.
+ */
+const WARM_UP_POLICY = "scripts/warm-up.policy.yaml";
+const SCRIPT_VERBS = {
+  render: ["render", WARM_UP_POLICY],
+  validate: ["validate", WARM_UP_POLICY],
+};
+const BUILTIN = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+
+/** CommonJS output: what the sources read as import.meta.url is the file's own URL. */
+const commonJs = {
+  format: "cjs",
+  outExtension: { ".js": ".cjs" },
+  define: { "import.meta.url": "__palisadeModuleUrl" },
+  banner: { js: 'var __palisadeModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+};
+
+/**
+ * Runs each script verb once so that its code cache holds what a real run compiles. With
+ * the node running this build and no NODE_OPTIONS: V8 takes a cache only under the flags
+ * it was made with, which are those of a plain `palisade` command.
+ */
+function warmUpScriptVerbs() {
+  for (const argv of Object.values(SCRIPT_VERBS))
+    execFileSync(process.execPath, [join(ROOT, "bin/palisade"), ...argv], {
+      cwd: ROOT,
+      env: { ...process.env, PALISADE_CODE_CACHE: "write", NODE_OPTIONS: "" },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+}
 
 export async function buildCli() {
   rmSync(join(ROOT, "dist/cli"), { recursive: true, force: true });
@@ -94,23 +147,51 @@ export async function buildCli() {
   const verbs = readdirSync(join(ROOT, "src/cli/commands"))
     .filter((f) => /^[a-z-]+\.ts$/.test(f))
     .map((f) => f.replace(/\.ts$/, ""));
-  const entryPoints = {
-    main: "src/cli/main.ts",
-    ...Object.fromEntries(verbs.map((v) => [`commands/${v}`, `src/cli/commands/${v}.ts`])),
-    // The server's CPU pool runs this in a worker thread (src/api/cpu-pool.ts finds it here).
-    "cpu-worker": "src/api/cpu-worker.ts",
-  };
-  const result = await build({
+  // ES modules: the verbs that import packages (or may), and the CPU pool's worker thread.
+  const modules = await build({
     ...common,
-    plugins: [...common.plugins, verbsExternal],
-    entryPoints,
+    entryPoints: {
+      ...Object.fromEntries(
+        verbs.filter((v) => !(v in SCRIPT_VERBS)).map((v) => [`commands/${v}`, `src/cli/commands/${v}.ts`]),
+      ),
+      // The server's CPU pool runs this in a worker thread (src/api/cpu-pool.ts finds it here).
+      "cpu-worker": "src/api/cpu-worker.ts",
+    },
     outdir: "dist/cli",
     external,
     banner: { js: REQUIRE_BANNER },
     metafile: true,
   });
-  writeFileSync(join(ROOT, "dist/cli/meta.json"), JSON.stringify(result.metafile));
-  return result;
+  // CommonJS: the entry (bin/palisade requires it: no ES module loader on the way to a
+  // local verb) and the script verbs.
+  const scripts = await build({
+    ...common,
+    ...commonJs,
+    plugins: [...common.plugins, verbsExternal],
+    entryPoints: {
+      main: "src/cli/main.ts",
+      ...Object.fromEntries(Object.keys(SCRIPT_VERBS).map((v) => [`commands/${v}`, `src/cli/commands/${v}.ts`])),
+    },
+    outdir: "dist/cli",
+    external,
+    metafile: true,
+  });
+  for (const v of Object.keys(SCRIPT_VERBS)) {
+    const bad = scripts.metafile.outputs[`dist/cli/commands/${v}.cjs`].imports.filter(
+      (i) => !BUILTIN.has(i.path) || i.kind === "dynamic-import",
+    );
+    if (bad.length > 0)
+      throw new Error(
+        `the ${v} verb is run as a script but imports ${bad.map((i) => `${i.path} (${i.kind})`).join(", ")}`,
+      );
+  }
+  const metafile = {
+    inputs: { ...modules.metafile.inputs, ...scripts.metafile.inputs },
+    outputs: { ...modules.metafile.outputs, ...scripts.metafile.outputs },
+  };
+  writeFileSync(join(ROOT, "dist/cli/meta.json"), JSON.stringify(metafile));
+  warmUpScriptVerbs();
+  return { metafile };
 }
 
 /** Node flags the agent runs with: the shebang here and ExecStart= of deploy/palisade-agent.service (tests check they agree). */

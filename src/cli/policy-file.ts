@@ -1,7 +1,6 @@
 // Reading a policy document from disk for the local verbs (render, validate): YAML or JSON
 // by extension ("-", standard input, as YAML, which JSON is too), parsed by the engine so syntax errors carry line and column.
 import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parsePolicySource, type Diagnostic } from "../engine/index.ts";
 
@@ -14,9 +13,9 @@ export async function readPolicyFile(
   return parsePolicySource(text, format);
 }
 
-/** A file's text, or standard input for "-". */
+/** A file's text, or standard input for "-". Read synchronously: node:fs/promises is ~1.5 ms more to load. */
 export async function readInput(file: string): Promise<string> {
-  return file === "-" ? readFileSync(0, "utf8") : readFile(file, "utf8");
+  return readFileSync(file === "-" ? 0 : file, "utf8");
 }
 
 /** One diagnostic per line: `error /chains/input/rules/0/action: ... (code)`. */

@@ -1,5 +1,6 @@
 // `palisade render FILE [--target nftables|iptables]`: print the kernel rule text a policy
 // compiles to, exactly what an agent would load (before its own failsafe endpoint is added).
+import "../zod-jitless.ts";
 import type { Command } from "commander";
 import { EXIT } from "../errors.ts";
 import { renderIptables, renderNft, validatePolicy } from "../../engine/index.ts";

@@ -1,5 +1,6 @@
 // `palisade validate FILE [--target nftables|iptables] [--json]`: validate and lint a policy
 // locally, without a server. Exit code 1 when there are errors (warnings alone pass).
+import "../zod-jitless.ts";
 import type { Command } from "commander";
 import { EXIT } from "../errors.ts";
 import { validatePolicy, type Target } from "../../engine/index.ts";

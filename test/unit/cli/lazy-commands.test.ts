@@ -4,12 +4,15 @@
 // What a process loads is read from Node's own module debug log (NODE_DEBUG=module names
 // every CommonJS package it loads; Fastify, BullMQ, ioredis, pg, Prisma's runtime and
 // grpc-js are CommonJS). `palisade server` is the control: there they do show up.
+// render and validate run as scripts with a code cache (src/cli/cached-script.ts), whose
+// own debug log (NODE_DEBUG=palisade) says whether the cache was taken.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Command, Help } from "commander";
+import { codeCachePath } from "../../../src/cli/cached-script.ts";
 import { COMMANDS, selectedVerb } from "../../../src/cli/program.ts";
 
 const ROOT = join(import.meta.dirname, "../../..");
@@ -71,7 +74,7 @@ test("selectedVerb: the first word, or the one after help", () => {
 });
 
 test("bin/palisade runs the build (dist/cli), which `npm test` makes first", () => {
-  assert.ok(existsSync(join(ROOT, "dist/cli/main.js")), "dist/cli/main.js missing: run `npm run build`");
+  assert.ok(existsSync(join(ROOT, "dist/cli/main.cjs")), "dist/cli/main.cjs missing: run `npm run build`");
 });
 
 test("--version and --help load none of the server's packages", async () => {
@@ -91,6 +94,22 @@ test("render of a YAML policy loads none of the server's packages", async () => 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^add table inet palisade/m);
   assert.deepEqual(loadedServerPackages(r.stderr), []);
+});
+
+test("render and validate run from the code cache the build made (ignored under another Node)", async () => {
+  const caches = readdirSync(join(ROOT, "dist/cli/commands")).filter((f) => f.endsWith(".cache"));
+  for (const verb of ["render", "validate"]) {
+    const script = join(ROOT, `dist/cli/commands/${verb}.cjs`);
+    assert.ok(
+      caches.some((f) => f.startsWith(`${verb}.cjs.`)),
+      `the build wrote no code cache for ${verb}: ${caches.join(", ")}`,
+    );
+    const r = await run([verb, join(ROOT, "bench/fixtures/small.yaml")], { NODE_DEBUG: "palisade" });
+    assert.equal(r.code, 0, r.stderr);
+    const mine = existsSync(codeCachePath(script));
+    const said = `code cache ${codeCachePath(script)}: ${mine ? "accepted" : "none"}\n`;
+    assert.ok(r.stderr.includes(said), `expected "${said.trim()}" in:\n${r.stderr}`);
+  }
 });
 
 test("agent --help prints the agent's flags and exits 0 without starting it", async () => {

@@ -1,0 +1,71 @@
+// runCachedScript (src/cli/cached-script.ts), how `palisade render` and `validate` run: a
+// script answers the same with or without its V8 code cache; the cache a run writes
+// (PALISADE_CODE_CACHE=write, as the build does) is taken by the next process; a cache
+// older than its script, or one V8 refuses, is never run. Each run is its own process (a
+// cache belongs to a process's V8 and flags); what happened to the cache is read from the
+// loader's debug log (NODE_DEBUG=palisade).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { codeCachePath } from "../../../src/cli/cached-script.ts";
+
+const LOADER = pathToFileURL(join(import.meta.dirname, "../../../src/cli/cached-script.ts")).href;
+const RUN = `import { runCachedScript } from ${JSON.stringify(LOADER)};
+const m = runCachedScript(process.argv[1]);
+process.stdout.write(m.answer() + " " + m.self);`;
+let dir = "";
+let script = "";
+
+function run(env: Record<string, string> = {}): Promise<{ out: string; cache: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "--input-type=module", "-e", RUN, script],
+      { timeout: 60_000, env: { ...process.env, NODE_DEBUG: "palisade", NODE_OPTIONS: "", ...env } },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`${err.message}\n${stderr}`));
+        resolve({ out: stdout, cache: /code cache .*: (\w+)$/m.exec(stderr)?.[1] ?? `no debug line in: ${stderr}` });
+      },
+    );
+  });
+}
+
+/** The script's text with `n` in its function; same length for every one-digit n. */
+const source = (n: number) =>
+  `exports.answer = () => [1, 2, 3].map((x) => x * ${n}).join(","); exports.self = require("node:path").basename(__filename);\n`;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), "palisade-cached-script-"));
+  script = join(dir, "verb.cjs");
+  writeFileSync(script, source(2));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test("without a cache the script runs from its source; a run with PALISADE_CODE_CACHE=write leaves one", async () => {
+  assert.deepEqual(await run(), { out: "2,4,6 verb.cjs", cache: "none" });
+  assert.ok(!existsSync(codeCachePath(script)));
+  assert.deepEqual(await run({ PALISADE_CODE_CACHE: "write" }), { out: "2,4,6 verb.cjs", cache: "none" });
+  assert.ok(existsSync(codeCachePath(script)), "no cache written");
+});
+
+test("the next process takes the cache and answers the same", async () => {
+  assert.deepEqual(await run(), { out: "2,4,6 verb.cjs", cache: "accepted" });
+});
+
+test("a script changed after its cache (same length: V8 alone would take the cache) runs from its new source", async () => {
+  writeFileSync(script, source(3));
+  const later = new Date(Date.now() + 10_000);
+  utimesSync(script, later, later);
+  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "none" });
+});
+
+test("a cache V8 refuses is not used, and the script still runs", async () => {
+  writeFileSync(codeCachePath(script), Buffer.alloc(4096, 7));
+  const later = new Date(Date.now() + 20_000);
+  utimesSync(codeCachePath(script), later, later);
+  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "rejected" });
+});
