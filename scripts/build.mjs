@@ -108,7 +108,8 @@ const verbsExternal = {
  * Local verbs that main.cjs runs as classic scripts with a V8 code cache
  * (src/cli/cached-script.ts), each with the command line of the build's warm-up run that
  * makes the cache. A script may import Node's built-in modules only (it cannot import a
- * package's ES module), and nothing dynamically.
+ * package's ES module), and nothing dynamically: a script compiled from a code cache loses
+ * Node's import() callback.
  */
 const WARM_UP_POLICY = "scripts/warm-up.policy.yaml";
 const SCRIPT_VERBS = {
