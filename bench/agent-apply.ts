@@ -23,7 +23,7 @@
 // Medians of BENCH_RUNS (default 5); ratios agent/raw. Needs root.
 // Usage: npm run bench -- bench/agent-apply.ts
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -37,6 +37,30 @@ const ROOT = join(import.meta.dirname, "..");
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const TICK_MS = 1000 / 100; // USER_HZ
 const CPUACCT = "/sys/fs/cgroup/cpuacct";
+const SETTLE = process.env.BENCH_SETTLE !== "0";
+
+/**
+ * Resolves once no thread of this process but the main one is runnable (state R in
+ * /proc/self/task/T/stat) at two polls in a row, 10 ms apart (at most 2 s). V8 finishes
+ * optimizing what a step made hot, and part of its GC, on its own threads after the step
+ * returns: TurboFan compiling the validator and the compiler after a render took 10-80 ms of
+ * CPU on those threads in the apply's window (perf, 2026-12-04). Each step is timed until its
+ * process is quiet, so that work counts in the step that caused it. A thread waiting for a
+ * CPU is R too, so a loaded machine does not end the wait early. BENCH_SETTLE=0: no wait.
+ */
+async function quiet(): Promise<void> {
+  if (!SETTLE) return;
+  const main = String(process.pid);
+  for (let i = 0, calm = 0; i < 200 && calm < 2; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    const busy = readdirSync("/proc/self/task").some((t) => {
+      if (t === main) return false;
+      const st = readFileSync(`/proc/self/task/${t}/stat`, "utf8");
+      return st[st.lastIndexOf(")") + 2] === "R";
+    });
+    calm = busy ? 0 : calm + 1;
+  }
+}
 
 /**
  * CPU of this process and its children, ms: its cgroup's cpuacct.usage when the parent gave
@@ -117,10 +141,13 @@ async function child(ns: string, file: string, textOut: string, fromFile?: strin
     return out;
   };
   if (fromFile) await applyIt(render(fromFile));
+  await quiet();
   const c0 = cpuMs();
   const r = render(file);
+  await quiet();
   const c1 = cpuMs();
   const out = await applyIt(r);
+  await quiet();
   const c2 = cpuMs();
   writeFileSync(textOut, r.text);
   process.stdout.write(JSON.stringify({ renderMs: c1 - c0, applyMs: c2 - c1, mode: out.mode }) + "\n");

@@ -38,7 +38,13 @@ export function declaredByTables(tables: TableDefinition[]): Map<string, TableOb
   return out;
 }
 
-const TABLE_VERB = /^(delete|destroy|flush) table (\S+) (\S+)$/;
+/**
+ * A `delete|destroy|flush table F T` line, matched with the newline before it (the text gets
+ * one in front): lines are split at "\n" only, as split("\n") did (the `m` flag's ^ and $
+ * also match at \r and U+2028, which a quoted comment may hold), and a regex that starts with
+ * a literal is searched natively, without trying every position.
+ */
+const TABLE_VERB_LINE = /\n(?:delete|destroy|flush) table (\S+) (\S+)(?=\n|$)/g;
 
 /**
  * The incremental transaction. With `tables` (the compiled model of `desiredText`, which
@@ -82,12 +88,14 @@ export function incrementalPlan(desiredText: string, kernel: KernelObjects, tabl
   // rules, elements, and the add + delete of a table the text drops) runs.
   const kept = (k: string) => existing.has(k) && desired.has(k);
   if (!stmts) {
-    const head = lines.join("\n");
-    const body = desiredText.split("\n").filter((l) => {
-      const m = TABLE_VERB.exec(l);
-      return !(m && kept(tableKey(m[2]!, m[3]!)));
-    });
-    return (head ? head + "\n" : "") + body.join("\n").replace(/\n*$/, "\n");
+    // One native search for the table verbs instead of splitting 10k lines (and no
+    // `/\n*$/`, which V8 tries at every position of the text: ~10 ms for 10k rules).
+    const body = `\n${desiredText}`.replace(TABLE_VERB_LINE, (l, f: string, t: string) =>
+      kept(tableKey(f, t)) ? "" : l,
+    );
+    let end = body.length;
+    while (end > 1 && body.charCodeAt(end - 1) === 10) end--;
+    return lines.map((l) => l + "\n").join("") + body.slice(1, end) + "\n";
   }
   for (const s of stmts) {
     const k = tableKey(s.family, s.table);

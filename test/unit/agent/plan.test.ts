@@ -156,6 +156,25 @@ describe("agent plan: from the compiled tables", () => {
       }
     }
   });
+  it("drops only whole table-verb lines of kept tables, nothing inside a comment", () => {
+    const tables = [{ table: { kind: "table", family: "inet", name: "palisade" }, chains: [], rules: [] }] as const;
+    const k = kernel();
+    // U+2028 and \r end lines for a regex's ^/$ with the m flag, not for nft or split("\n").
+    const tricky = 'add rule inet palisade input accept comment "x\u2028flush table inet palisade\u2028y"';
+    const text = `delete table inet palisade\nflush table inet palisade\r\n${tricky}\nflush table inet palisade\n\n\n`;
+    const plan = incrementalPlan(text, k, [...tables] as never);
+    const body = plan
+      .split("\n")
+      .filter((l) => !/^(flush|delete) (table|chain|counter|quota|set) /.test(l) || l.endsWith("\r"));
+    assert.deepEqual(body, ["flush table inet palisade\r", tricky, ""]);
+    assert.ok(plan.endsWith(`${tricky}\n`), "one newline at the end");
+    assert.equal(
+      incrementalPlan("add table inet palisade", k, [...tables] as never)
+        .split("\n")
+        .at(-2),
+      "add table inet palisade",
+    );
+  });
   it("a table the text adds and deletes (a tee table the policy dropped) ends deleted", () => {
     const lines = incrementalPlan(COMPILED, kernel()).trim().split("\n");
     assert.equal(lines.filter((l) => l === "delete table ip palisade_tee").length, 2);

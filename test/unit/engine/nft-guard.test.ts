@@ -82,6 +82,89 @@ test("commands the driver never sends are refused", () => {
   }
 });
 
+test("after a statement's first words the guard still finds what ends or hides a statement", () => {
+  // The scan stops reading words after a statement's head (verb, object, family, table) and
+  // jumps to the next character that matters: these all sit after a head.
+  for (const text of [
+    "add rule inet palisade c ip saddr 1.2.3.4 accept # flush ruleset\n",
+    "add rule inet palisade c ip saddr 1.2.3.4 accept \\\nadd table ip other\n",
+    "add rule inet palisade c accept }\n",
+    "add rule inet palisade c accept ; add rule ip filter INPUT accept\n",
+    'add rule inet palisade c accept comment "x\ny" ; delete table ip filter\n',
+    "add rule inet palisade c tcp dport { 22,\n80 } accept\nflush table ip filter\n",
+    "add rule inet palisade c accept {\n",
+  ]) {
+    assert.throws(
+      () => tablesTouched(text),
+      (e: unknown) => e instanceof NftError && (e.code === "forbidden_command" || e.code === "foreign_table"),
+      text,
+    );
+  }
+  assert.deepEqual(
+    tablesTouched(
+      'add rule inet palisade c ip saddr { 1.2.3.4,\n 5.6.7.8 } comment "a ; b\n#c" counter ; add rule ip palisade_x c accept\nadd chain inet palisade d\n',
+    ),
+    [
+      { family: "inet", name: "palisade", line: 1 },
+      { family: "ip", name: "palisade_x", line: 3 },
+      { family: "inet", name: "palisade", line: 4 },
+    ],
+  );
+  const foreign = () =>
+    tablesTouched('add rule inet palisade c comment "a\nb"\nadd rule inet palisade c accept\nadd rule ip other c\n');
+  assert.throws(foreign, (e: unknown) => e instanceof NftError && e.code === "foreign_table" && e.location?.line === 4);
+});
+
+test("a plain line (one native match) gets the answer of the word-by-word walk", () => {
+  // A line that starts with a space never takes the one-match path, and the walk skips the
+  // space: both forms of every generated text must touch the same tables on the same lines,
+  // or be refused with the same code on the same line.
+  const heads = [
+    ...Array(6).fill("add rule inet palisade c"),
+    "add element ip6 palisade_x s",
+    "delete table inet palisade",
+    "flush set palisade s",
+    "add rule ip other c",
+  ];
+  // Mostly what a plain line may hold, now and then what ends one or is refused.
+  const tails = [
+    ...Array(5).fill([" ip saddr 1.2.3.4", " drop", ' comment "a # { ; \\ b"', ",x"]).flat(),
+    ' comment "x\ny"',
+    " { 1, 2 }",
+    "\t",
+    " ; add rule inet palisade d",
+    " }",
+    " #",
+    " \\",
+    '"',
+  ];
+  let seed = 11;
+  const next = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 16) % n;
+  };
+  const outcome = (text: string) => {
+    try {
+      return tablesTouched(text).map((t) => `${t.family} ${t.name} @${t.line}`);
+    } catch (e) {
+      return e instanceof NftError ? [`${e.code} @${e.location?.line}`] : [String(e)];
+    }
+  };
+  let accepted = 0;
+  for (let k = 0; k < 3000; k++) {
+    let text = "";
+    for (let j = 0, n = 1 + next(6); j < n; j++) {
+      text += heads[next(heads.length)];
+      for (let t = 0, m = next(3); t < m; t++) text += tails[next(tails.length)];
+      text += next(8) ? "\n" : "";
+    }
+    const a = outcome(text);
+    if (a.length > 2) accepted++;
+    assert.deepEqual(a, outcome(text.replace(/^/gm, " ")), JSON.stringify(text));
+  }
+  assert.ok(accepted > 300, `only ${accepted} of the texts were accepted with three statements or more`);
+});
+
 test("nft's stderr is parsed into message and location", () => {
   const stderr = `/dev/stdin:3:18-20: Error: Could not process rule: Numerical result out of range
 ip saddr 1.2.3.4 log prefix "aaa"
