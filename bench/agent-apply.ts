@@ -120,7 +120,7 @@ interface Sample {
  */
 async function child(ns: string, file: string, textOut: string, fromFile?: string): Promise<void> {
   const cpuMs = cpuClock();
-  const { renderDesired } = await import("../src/agent/desired.ts");
+  const { renderDesired } = await import("../src/agent/render.ts");
   const { Applier } = await import("../src/agent/apply.ts");
   const { memoryLog } = await import("../src/runtime/log.ts");
   const { nftDriver } = await import("../src/engine/driver/index.ts");

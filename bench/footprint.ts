@@ -20,12 +20,13 @@
 //
 // Needs root (namespaces, nftables). `npm run build` first (npm test and npm ci do).
 // Usage: npm run bench -- bench/footprint.ts   (BENCH_RUNS=15 by default; BENCH_ONLY=disk,
-// startup or agent runs one part)
+// startup or agent runs one part; BENCH_ONLY=rest only the agent's resting RSS, see restRss)
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { POLICY_WORKER_IDLE_MS } from "../src/agent/policy-worker.ts";
 import { TestApi } from "../test/support/test-api.ts";
 import { createLab, type NetnsLab } from "../test/support/netns.ts";
 import { unitAllocatorEnv, unitNodeFlags } from "../test/support/unit-privileges.ts";
@@ -37,9 +38,10 @@ const ROOT = join(import.meta.dirname, "..");
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const NODE = process.execPath;
 const SMALL = join(ROOT, "bench/fixtures/small.yaml");
-const BUNDLE = join(ROOT, "dist/agent/palisade-agent.mjs");
+const BUNDLE = process.env.BENCH_AGENT_BUNDLE ?? join(ROOT, "dist/agent/palisade-agent.mjs");
 const TIME = existsSync("/usr/bin/time") ? "/usr/bin/time" : undefined;
 const MB = 1024 * 1024;
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 const mb = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / MB).toFixed(1)} MB` : "n/a");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -104,6 +106,13 @@ function status(pid: number): { rss: number; hwm: number } {
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(s)?.[1] ?? NaN) * 1024;
   return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
 }
+/** utime + stime of a process (all its threads), in ms. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command name: state is [0], utime [11], stime [12].
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
 /** Reset the peak (VmHWM) to the current RSS. */
 const resetPeak = (pid: number) => writeFileSync(`/proc/${pid}/clear_refs`, "5");
 
@@ -127,8 +136,12 @@ interface AgentFigures {
   rest: number;
   apply10kPeak: number;
   apply10kMs: number;
+  /** The agent process's own CPU (user + sys, its threads included; nft's not) for that apply. */
+  apply10kCpuMs: number;
   read65kPeak: number;
   read65kRows: number;
+  /** The agent's CPU from the fill to 6.5 s after the batch with the 65k rows (four or so collections). */
+  read65kCpuMs: number;
 }
 
 async function agentPhases(
@@ -136,6 +149,7 @@ async function agentPhases(
   label: string,
   argvOf: (server: string, stateDir: string, ns: string, enroll: string[]) => string[],
   env: Record<string, string> = {},
+  restOnly = false,
 ): Promise<AgentFigures> {
   const ns = await lab.addNamespace();
   const api = new TestApi();
@@ -181,14 +195,40 @@ async function agentPhases(
 
     note(`${label}: at rest`);
     await apply(parseYaml(readFileSync(SMALL, "utf8")));
-    await sleep(3000);
+    // At rest = after the render worker has stopped (it idles POLICY_WORKER_IDLE_MS).
+    await sleep(POLICY_WORKER_IDLE_MS + 3000);
     const rest = await restingRss(pid);
+    // BENCH_SMAPS=1: what the resting RSS is made of (file-backed pages vs anonymous).
+    if (process.env.BENCH_SMAPS)
+      note(
+        `${label}: ${readFileSync(`/proc/${pid}/smaps_rollup`, "utf8")
+          .split("\n")
+          .filter((l) => /^(Rss|Anonymous|Private_Clean|Shared_Clean):/.test(l))
+          .map((l) => l.replace(/\s+/g, " "))
+          .join(", ")}; threads ${readdirSync(`/proc/${pid}/task`).length}`,
+      );
+    if (process.env.BENCH_HEAPSNAP) {
+      process.kill(pid, "SIGUSR2");
+      await sleep(8000);
+    }
+    if (restOnly)
+      return {
+        rest,
+        apply10kPeak: NaN,
+        apply10kMs: NaN,
+        read65kPeak: NaN,
+        read65kRows: 0,
+        apply10kCpuMs: NaN,
+        read65kCpuMs: NaN,
+      };
 
     note(`${label}: 10k-rule apply`);
     resetPeak(pid);
     const t10k = performance.now();
+    const c10k = cpuMs(pid);
     await apply(linearRules(10_000));
     const apply10kMs = performance.now() - t10k;
+    const apply10kCpuMs = cpuMs(pid) - c10k;
     const apply10kPeak = status(pid).hwm;
 
     note(`${label}: 65,536 accounting elements`);
@@ -200,6 +240,7 @@ async function agentPhases(
     for (let i = 0; i < 65_536; i += 8192)
       await lab.nft(ns, ["-f", "-"], fillText("acct_big_src", i, i + 8192), { timeoutMs: 120_000 });
     resetPeak(pid);
+    const c65k = cpuMs(pid);
     const seen = api.received.length;
     const big = await api
       .waitFor((rs) => rs.slice(seen).find((x) => (x.msg.telemetry?.accounting?.length ?? 0) >= 65_536), 300_000)
@@ -211,7 +252,16 @@ async function agentPhases(
     // Three more collections read all 65k elements (every 2 s; zero deltas, so no batch).
     await sleep(6_500);
     const read65kPeak = status(pid).hwm;
-    return { rest, apply10kPeak, apply10kMs, read65kPeak, read65kRows: big.msg.telemetry.accounting.length };
+    const read65kCpuMs = cpuMs(pid) - c65k;
+    return {
+      rest,
+      apply10kPeak,
+      apply10kMs,
+      apply10kCpuMs,
+      read65kPeak,
+      read65kCpuMs,
+      read65kRows: big.msg.telemetry.accounting.length,
+    };
   } finally {
     if (child?.pid && child.exitCode === null && child.signalCode === null) process.kill(child.pid, "SIGKILL");
     await api.stop();
@@ -219,35 +269,32 @@ async function agentPhases(
   }
 }
 
-async function agentRss(lab: NetnsLab): Promise<string> {
-  const idle = spawn(NODE, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
-  await sleep(1500);
-  const idleRss = await restingRss(idle.pid!, 3);
-  idle.kill("SIGKILL");
-  const flags = (server: string, stateDir: string, ns: string, enroll: string[]) => [
-    "--server",
-    server,
-    ...enroll,
-    "--state-dir",
-    stateDir,
-    "--name",
-    "bench-footprint",
-    "--netns",
-    ns,
-    "--telemetry-interval",
-    "2",
-    "--drift-interval",
-    "0",
-    "--log-level",
-    "warn",
-  ];
-  // The node flags the shipped unit runs the agent with (BENCH_AGENT_FLAGS to try others).
+const agentFlags = (server: string, stateDir: string, ns: string, enroll: string[]) => [
+  "--server",
+  server,
+  ...enroll,
+  "--state-dir",
+  stateDir,
+  "--name",
+  "bench-footprint",
+  "--netns",
+  ns,
+  "--telemetry-interval",
+  "2",
+  "--drift-interval",
+  "0",
+  "--log-level",
+  "warn",
+];
+
+/** The node flags and allocator settings of the shipped unit (BENCH_AGENT_FLAGS / BENCH_AGENT_ENV to try others). */
+function unitSettings(): { nodeFlags: string[]; agentEnv: Record<string, string> } {
+  const unit = readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8");
   const nodeFlags =
     process.env.BENCH_AGENT_FLAGS !== undefined
       ? process.env.BENCH_AGENT_FLAGS.split(" ").filter(Boolean)
-      : unitNodeFlags(readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8"));
-  // The unit's allocator settings (MALLOC_ARENA_MAX); BENCH_AGENT_ENV="K=V ..." to try others, "" for none.
-  const unit = readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8");
+      : unitNodeFlags(unit);
+  // BENCH_AGENT_ENV="K=V ..." to try others, "" for none.
   const agentEnv =
     process.env.BENCH_AGENT_ENV !== undefined
       ? Object.fromEntries(
@@ -256,10 +303,56 @@ async function agentRss(lab: NetnsLab): Promise<string> {
             .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
         )
       : unitAllocatorEnv(unit);
+  return { nodeFlags, agentEnv };
+}
+
+async function idleNodeRss(): Promise<number> {
+  const idle = spawn(NODE, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
+  await sleep(1500);
+  const rss = await restingRss(idle.pid!, 3);
+  idle.kill("SIGKILL");
+  return rss;
+}
+
+/**
+ * BENCH_ONLY=rest: only the resting figure, BENCH_RUNS rounds (default 3), each round an
+ * idle node and then every bundle of BENCH_REST_BUNDLES (space-separated paths, default
+ * the built one; to compare builds in one run), in alternating order.
+ */
+async function restRss(lab: NetnsLab): Promise<string> {
+  const { nodeFlags, agentEnv } = unitSettings();
+  const bundles = (process.env.BENCH_REST_BUNDLES ?? BUNDLE).split(" ").filter(Boolean);
+  const rounds = Number(process.env.BENCH_RUNS ?? 3);
+  const idle: number[] = [];
+  const rest = new Map<string, number[]>(bundles.map((b) => [b, []]));
+  for (let i = 0; i < rounds; i++) {
+    idle.push(await idleNodeRss());
+    for (const b of i % 2 ? [...bundles].reverse() : bundles) {
+      const f = await agentPhases(
+        lab,
+        `${b} (round ${i + 1})`,
+        (sv, d, ns, t) => [NODE, ...nodeFlags, b, ...agentFlags(sv, d, ns, t)],
+        agentEnv,
+        true,
+      );
+      rest.get(b)!.push(f.rest);
+    }
+  }
+  const rows = [["agent at rest (enrolled, small.yaml applied)", "median", "samples"]];
+  rows.push(["idle node (floor)", mb(median(idle)), idle.map(mb).join(" ")]);
+  for (const [b, xs] of rest) rows.push([b, mb(median(xs)), xs.map(mb).join(" ")]);
+  return `agent RSS at rest, ${rounds} rounds, node flags ${nodeFlags.join(" ")}${Object.entries(agentEnv)
+    .map(([k, v]) => ` ${k}=${v}`)
+    .join("")}\n${table(rows)}`;
+}
+
+async function agentRss(lab: NetnsLab): Promise<string> {
+  const idleRss = await idleNodeRss();
+  const { nodeFlags, agentEnv } = unitSettings();
   const bundle = await agentPhases(
     lab,
     "bundle",
-    (s, d, ns, t) => [NODE, ...nodeFlags, BUNDLE, ...flags(s, d, ns, t)],
+    (s, d, ns, t) => [NODE, ...nodeFlags, BUNDLE, ...agentFlags(s, d, ns, t)],
     agentEnv,
   );
   const tsx = process.env.BENCH_NO_TSX
@@ -270,7 +363,7 @@ async function agentRss(lab: NetnsLab): Promise<string> {
         "tsx",
         join(ROOT, "src/cli/main.ts"),
         "agent",
-        ...flags(s, d, ns, t),
+        ...agentFlags(s, d, ns, t),
       ]);
   const rows = [
     [
@@ -292,11 +385,25 @@ async function agentRss(lab: NetnsLab): Promise<string> {
       "",
     ],
     [
+      "  the agent's CPU for it (user + sys, nft not included)",
+      `${(bundle.apply10kCpuMs / 1000).toFixed(2)} s`,
+      `${(tsx.apply10kCpuMs / 1000).toFixed(2)} s`,
+      "",
+      "",
+    ],
+    [
       `peak reading ${bundle.read65kRows.toLocaleString("en-US")} accounting elements`,
       mb(bundle.read65kPeak),
       mb(tsx.read65kPeak),
       "",
       "<= 150 MB",
+    ],
+    [
+      "  the agent's CPU meanwhile (first batch + 3 more reads)",
+      `${(bundle.read65kCpuMs / 1000).toFixed(2)} s`,
+      `${(tsx.read65kCpuMs / 1000).toFixed(2)} s`,
+      "",
+      "",
     ],
   ];
   return `agent memory (VmRSS median of 5 samples at rest; VmHWM after a reset for the peaks)\n${table(rows)}`;
@@ -341,10 +448,10 @@ console.log();
 const only = process.env.BENCH_ONLY; // disk | startup | agent (default: all)
 if (!only || only === "disk") console.log(disk() + "\n");
 if (!only || only === "startup") console.log(startup() + "\n");
-if (only && only !== "agent") process.exit(0);
+if (only && only !== "agent" && only !== "rest") process.exit(0);
 const lab = createLab();
 try {
-  console.log(await agentRss(lab));
+  console.log(only === "rest" ? await restRss(lab) : await agentRss(lab));
 } finally {
   await lab.cleanup();
 }

@@ -14,7 +14,8 @@
 //       zod, yaml) are bundled, which is most of the start-up saving.
 //   dist/agent/palisade-agent.mjs   the standalone agent (src/agent/bundle-main.ts): one
 //       file with everything it runs (engine, grpc-js, the generated protocol and
-//       @bufbuild/protobuf's wire codec, zod),
+//       @bufbuild/protobuf's wire codec, zod), and palisade-agent-render.mjs beside it, the
+//       worker thread that validates and compiles policies (src/agent/policy-worker-main.ts),
 //       nothing of the API, CLI or database; its esbuild metafile sits beside it
 //       (palisade-agent.meta.json) so a test can check what went in, and its source map
 //       (palisade-agent.mjs.map, not shipped: its identifiers are minified). `npm run pack:agent`
@@ -157,10 +158,14 @@ export async function buildCli() {
       ),
       // The server's CPU pool runs this in a worker thread (src/api/cpu-pool.ts finds it here).
       "cpu-worker": "src/api/cpu-worker.ts",
+      // `palisade agent` renders policies in this worker thread (src/agent/policy-worker.ts).
+      "agent-render": "src/agent/policy-worker-main.ts",
     },
     outdir: "dist/cli",
     external,
     banner: { js: REQUIRE_BANNER },
+    // Where the agent verb (dist/cli/commands/agent.js) finds its render worker.
+    define: { __AGENT_RENDER_WORKER__: JSON.stringify("../agent-render.js") },
     metafile: true,
   });
   // CommonJS: the entry (bin/palisade requires it: no ES module loader on the way to a
@@ -198,12 +203,22 @@ export async function buildCli() {
 /** Node flags the agent runs with: the shebang here and ExecStart= of deploy/palisade-agent.service (tests check they agree). */
 export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1", "--optimize-for-size"];
 
+/** The agent's render worker, beside the bundle (the tarball ships both). */
+export const AGENT_RENDER_WORKER = "palisade-agent-render";
+
 export async function buildAgent() {
   rmSync(join(ROOT, "dist/agent"), { recursive: true, force: true });
   const result = await build({
     ...common,
-    entryPoints: { "palisade-agent": "src/agent/bundle-main.ts" },
+    // The render worker is its own file: the resting agent never loads zod's policy schema
+    // or the compiler (src/agent/policy-worker.ts). No code splitting: the two share
+    // nothing at run time (separate isolates), so each is one self-contained file.
+    entryPoints: {
+      "palisade-agent": "src/agent/bundle-main.ts",
+      [AGENT_RENDER_WORKER]: "src/agent/policy-worker-main.ts",
+    },
     outdir: "dist/agent",
+    define: { __AGENT_RENDER_WORKER__: JSON.stringify(`./${AGENT_RENDER_WORKER}.mjs`) },
     outExtension: { ".js": ".mjs" },
     banner: { js: `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(" ")}\n${REQUIRE_BANNER}` },
     // Short local names too: the bundle's source stays in V8's heap for the agent's whole

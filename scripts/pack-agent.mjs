@@ -1,11 +1,11 @@
 // `npm run pack:agent`: the agent as its own artifact, dist/palisade-agent-<version>.tgz.
 // It holds what a host needs besides Node (>= 20.19) and the system's nft/ip/tcpdump/
 // conntrack: the bundle (dist/agent/palisade-agent.mjs, built by `node scripts/build.mjs
-// agent`), the .proto its protocol code is generated from (for reference), a package.json (its version; the bundle finds its files
+// agent`) and its render worker (palisade-agent-render.mjs, loaded from beside it), the .proto its protocol code is generated from (for reference), a package.json (its version; the bundle finds its files
 // next to it), the systemd unit and an install script. No node_modules.
 //
 //   palisade-agent-<version>/
-//     palisade-agent.mjs  package.json  proto/palisade/v1/agent.proto
+//     palisade-agent.mjs  palisade-agent-render.mjs  package.json  proto/palisade/v1/agent.proto
 //     palisade-agent.service  install.sh  README.md
 import { execFileSync } from "node:child_process";
 import {
@@ -25,7 +25,8 @@ import { fileURLToPath } from "node:url";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
 const bundle = join(ROOT, "dist/agent/palisade-agent.mjs");
-if (!existsSync(bundle)) {
+const renderWorker = join(ROOT, "dist/agent/palisade-agent-render.mjs");
+if (!existsSync(bundle) || !existsSync(renderWorker)) {
   console.error(`${bundle} is missing: run \`node scripts/build.mjs agent\` (npm run pack:agent does)`);
   process.exit(1);
 }
@@ -37,6 +38,8 @@ try {
   mkdirSync(join(top, "proto/palisade/v1"), { recursive: true });
   copyFileSync(bundle, join(top, "palisade-agent.mjs"));
   chmodSync(join(top, "palisade-agent.mjs"), 0o755);
+  copyFileSync(renderWorker, join(top, "palisade-agent-render.mjs"));
+  chmodSync(join(top, "palisade-agent-render.mjs"), 0o644);
   copyFileSync(join(ROOT, "proto/palisade/v1/agent.proto"), join(top, "proto/palisade/v1/agent.proto"));
   copyFileSync(join(ROOT, "deploy/palisade-agent.service"), join(top, "palisade-agent.service"));
   copyFileSync(join(ROOT, "deploy/install-agent.sh"), join(top, "install.sh"));

@@ -1,14 +1,15 @@
-// DesiredState -> render -> pending.json -> Applier.safeApply -> APPLYING -> the API's
+// DesiredState -> render (a worker thread) -> pending.json -> Applier.safeApply -> APPLYING -> the API's
 // Confirm -> drift baseline + applied.json -> APPLIED (or rollback, ROLLED_BACK/FAILED).
 // Holds what Hello reports (the version waiting for its Confirm, else the last confirmed
 // one) and the Confirms the stream delivers to the apply waiting for them.
 import type { AppliedVersion, DesiredState } from "../protocol/agent.ts";
 import type { Logger } from "../runtime/log.ts";
 import type { Applier } from "./apply.ts";
-import { type ApiEndpoint, renderDesired } from "./desired.ts";
+import type { ApiEndpoint } from "./desired.ts";
 import type { DriftDetector } from "./drift.ts";
 import { errorText } from "./errors.ts";
 import type { Outbox } from "./outbox.ts";
+import type { Rendered } from "./render.ts";
 import type { StateDir } from "./state.ts";
 
 type Status = "APPLY_STATUS_APPLYING" | "APPLY_STATUS_APPLIED" | "APPLY_STATUS_FAILED" | "APPLY_STATUS_ROLLED_BACK";
@@ -23,6 +24,8 @@ export interface ApplyPipelineDeps {
   log: Logger;
   /** The failsafe endpoint, resolved again for every render. */
   failsafe: () => Promise<ApiEndpoint>;
+  /** Policy JSON -> nft text and tables (render.ts; the agent runs it in its PolicyWorker). */
+  render: (policyJson: string, failsafe: ApiEndpoint) => Promise<Rendered>;
   /** A version was committed (its policy JSON): the parts that follow the confirmed policy. */
   onConfirmed?: (policyJson: string) => void;
 }
@@ -66,7 +69,13 @@ export class ApplyPipeline {
       outbox.post({
         applyResult: { deploymentId: m.deploymentId, targetId: m.targetId, version, status, error, attempt: m.attempt },
       });
-    const rendered = renderDesired(m.policyJson, await this.d.failsafe());
+    let rendered: Rendered;
+    try {
+      rendered = await this.d.render(m.policyJson, await this.d.failsafe());
+    } catch (e) {
+      // The render worker could not start or stopped: reported, never a deployment left waiting.
+      return report("APPLY_STATUS_FAILED", `render_failed: ${errorText(e)}`);
+    }
     if (!rendered.ok) return report("APPLY_STATUS_FAILED", `${rendered.code}: ${rendered.error}`);
     const key = `${m.deploymentId}/${m.targetId}`;
     let reported = false;

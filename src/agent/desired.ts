@@ -1,18 +1,11 @@
-// DesiredState -> nft text: validate the policy JSON with the engine's validator and
-// render it with the engine's nft compiler, with the failsafe context set to the exact
-// API endpoint this agent talks to (so the rules always keep that connection open).
+// The failsafe context of a render (render.ts, in the render worker): the exact API
+// endpoint this agent talks to, which the rules always keep open.
 
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { Logger } from "../runtime/log.ts";
-import { compileNft, validatePolicy, type nft } from "../engine/index.ts";
 import { errorText } from "./errors.ts";
 import type { ResolvedApi, StateDir } from "./state.ts";
-
-/** `tables` = the compiled model of `text`, which the applier's carry fallback rebuilds. */
-export type Rendered =
-  | { ok: true; text: string; tables: nft.TableDefinition[] }
-  | { ok: false; code: "invalid_policy" | "render_failed" | "failsafe_unresolved"; error: string };
 
 /** HOST:PORT or [IPv6]:PORT -> the host (brackets dropped) and the port. */
 function splitServer(server: string): { host: string; apiPort: number } {
@@ -51,7 +44,7 @@ function peerAddress(peer: string | undefined): string | undefined {
  * state dir; when the name does not resolve the remembered addresses are used (warn line
  * naming them and when they were resolved). With neither, there are no addresses (never a
  * port-only rule, which any sender could match by picking its source port) and `unresolved`
- * names the host: renderDesired then refuses a policy that would need the rule. "No Confirm,
+ * names the host: renderDesired (render.ts) then refuses a policy that would need the rule. "No Confirm,
  * so it rolls back" is no answer: a policy that keeps established connections but blocks new
  * ones (or DNS) gets its Confirm and locks the agent out at its next reconnect.
  */
@@ -104,39 +97,4 @@ export async function failsafeContext(
       .catch((e) => log?.warn({ err: errorText(e) }, "cannot remember the API's addresses"));
   }
   return { apiAddresses: withPeer(addresses), apiPort };
-}
-
-const summary = (ds: { path?: unknown; message: string }[]) =>
-  ds
-    .slice(0, 10)
-    .map((d) => `${Array.isArray(d.path) && d.path.length ? d.path.join(".") + ": " : ""}${d.message}`)
-    .join("; ");
-
-export function renderDesired(policyJson: string, failsafe: ApiEndpoint): Rendered {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(policyJson);
-  } catch (e) {
-    return { ok: false, code: "invalid_policy", error: `policy is not JSON: ${(e as Error).message}` };
-  }
-  // No lints: they only warn, and the API showed the warnings when the version was pushed.
-  const v = validatePolicy(doc, { target: "nftables", lints: false });
-  if (!v.ok || !v.policy) return { ok: false, code: "invalid_policy", error: `invalid policy: ${summary(v.errors)}` };
-  const r = compileNft(v.policy, { failsafe });
-  if (!r.ok) return { ok: false, code: "render_failed", error: `cannot render for nftables: ${summary(r.errors)}` };
-  // No address for the failsafe: refuse only a policy that would have carried the rule (the
-  // same render with a stand-in address differs), never apply it without.
-  if (failsafe.unresolved && failsafe.apiAddresses.length === 0) {
-    const probe = compileNft(v.policy, { failsafe: { apiAddresses: ["192.0.2.1"], apiPort: failsafe.apiPort } });
-    if (!probe.ok || probe.text !== r.text)
-      return {
-        ok: false,
-        code: "failsafe_unresolved",
-        error:
-          `the API name ${failsafe.unresolved} does not resolve and never did on this host, so the policy would ` +
-          "have no failsafe rule keeping the agent's API connection open; not applied. Fix name resolution on " +
-          "the host, or give the agent's --server as IP:PORT",
-      };
-  }
-  return { ok: true, text: r.text, tables: r.tables };
 }

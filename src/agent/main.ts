@@ -2,7 +2,7 @@
 //
 //   state dir (an unconfirmed apply left by a crash is rolled back first, recover.ts)
 //   -> client (enroll, stream) -> DesiredState -> ApplyPipeline (apply-pipeline.ts):
-//      render -> pending.json -> Applier.safeApply -> APPLYING -> Confirm -> APPLIED / ROLLED_BACK
+//      render (PolicyWorker, a worker thread) -> pending.json -> Applier.safeApply -> APPLYING -> Confirm -> APPLIED / ROLLED_BACK
 //   collector (interval + before every kernel change) -> spool -> TelemetryShipping -> Ack
 //   DriftWatch (interval + CheckDrift) -> DriftReport;  QuotaReset -> driver reset
 //   NFLOG readers (the groups the kernel's Palisade tables log to, after every change) -> log events into the next batch
@@ -24,13 +24,15 @@ import { DriftWatch } from "./drift-watch.ts";
 import { answerDynamicSets } from "./dynamic-sets.ts";
 import { errorText } from "./errors.ts";
 import { Outbox } from "./outbox.ts";
+import { PolicyWorker } from "./policy-worker.ts";
+import { NO_FACTS } from "./render.ts";
 import { checkPrograms } from "./programs.ts";
 import { answerQuotaReset } from "./quota-reset.ts";
 import { recoverPending, restoreAfterReboot } from "./recover.ts";
 import { StateDir } from "./state.ts";
 import { Collector } from "./telemetry/collector.ts";
 import { LogGroups } from "./telemetry/log-groups.ts";
-import { SpaVerifier, spaRulesOf } from "./spa.ts";
+import { SpaVerifier } from "./spa.ts";
 import { TelemetryShipping } from "./telemetry/shipping.ts";
 import { Spool } from "./telemetry/spool.ts";
 import { TrapShareReporter } from "./trap-share.ts";
@@ -138,9 +140,16 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const trapShare = new TrapShareReporter((addresses) => client.send({ trapHits: { addresses } }), log);
   const drift = new DriftDetector(nft, applier, log, state.path("drift-baseline.json"));
   const appliedState = await state.readApplied();
-  spa.configure(spaRulesOf(appliedState?.policyJson));
+  // Validation and compiling run in a worker thread, so the resting agent holds neither.
+  const policyWorker = new PolicyWorker(log);
+  // A worker that cannot run fails every render (reported); the agent still starts.
+  const facts = await policyWorker.factsOf(appliedState?.policyJson).catch((e) => {
+    log.error({ err: errorText(e) }, "cannot read the applied policy's spaKnock rules and trap sharing");
+    return NO_FACTS;
+  });
+  spa.configure(facts.spa);
   await drift.load(appliedState?.text);
-  trapShare.configure(appliedState?.policyJson);
+  trapShare.configure(facts.trapShare);
 
   // Results are never dropped: kept in the state dir until the API acknowledged them.
   const outbox = await Outbox.open(state.path("outbox.json"), (m) => client.send(m), log);
@@ -153,7 +162,13 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       outbox,
       log,
       failsafe: () => failsafeContext(client.server, "policy", log, apiSources),
-      onConfirmed: (policyJson) => trapShare.configure(policyJson),
+      render: (policyJson, failsafe) => policyWorker.render(policyJson, failsafe),
+      // Known already: the spa verifier asked for this version's facts before its apply.
+      onConfirmed: (policyJson) =>
+        void policyWorker
+          .factsOf(policyJson)
+          .then((f) => trapShare.configure(f.trapShare))
+          .catch((e) => log.warn({ err: errorText(e) }, "cannot read the trap sharing of the confirmed policy")),
     },
     appliedState && { ruleset: appliedState.ruleset, version: appliedState.version, checksum: appliedState.checksum },
   );
@@ -185,9 +200,9 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         results.track(
           spa
             .whileApplying(
-              m.policyJson,
+              async () => (await policyWorker.factsOf(m.policyJson)).spa,
               () => pipeline.apply(m),
-              async () => (await state.readApplied())?.policyJson,
+              async () => (await policyWorker.factsOf((await state.readApplied())?.policyJson)).spa,
             )
             .catch((e) => log.error({ err: errorText(e) }, "desired state failed")),
         ),
@@ -260,6 +275,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         collector,
         telemetry,
         logGroups,
+        policyWorker,
         log,
       }),
   };
@@ -277,6 +293,7 @@ interface Parts {
   collector: Collector;
   telemetry: TelemetryShipping;
   logGroups: LogGroups;
+  policyWorker: PolicyWorker;
   log: Logger;
 }
 
@@ -302,6 +319,7 @@ async function stopAgent(p: Parts): Promise<void> {
   // A last reading so nothing counted since the previous interval waits for the next start.
   await p.collector.collect().catch(() => undefined);
   p.client.stop();
+  await p.policyWorker.close();
   p.log.info("agent stopped");
 }
 

@@ -22,7 +22,7 @@
 // real knock. (A flood from many forged sources can still use the budget up: such knocks
 // are dropped by the kernel either way, and the knocker retries.)
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { driver as kernel, spaList, spaLogPrefix, validatePolicy, type DriverOptions } from "../engine/index.ts";
+import { driver as kernel, spaList, spaLogPrefix, type DriverOptions } from "../engine/index.ts";
 import type { Logger } from "../runtime/log.ts";
 import { errorText } from "./errors.ts";
 import type { SpaUsed } from "./state.ts";
@@ -44,21 +44,6 @@ export function knockDigest(secret: string, ipv4: string, minute: number): strin
   ipv4.split(".").forEach((b, i) => msg.writeUInt8(Number(b), i));
   msg.writeUInt32LE(minute >>> 0, 4);
   return createHmac("sha256", secret).update(msg).digest("hex");
-}
-
-/** The spaKnock rules of a policy document (JSON text); none when it does not validate. */
-export function spaRulesOf(policyJson: string | undefined): SpaRule[] {
-  if (!policyJson) return [];
-  try {
-    const v = validatePolicy(JSON.parse(policyJson), { target: "nftables" });
-    return (v.policy?.protections.spaKnock ?? []).map((k) => ({
-      name: k.name,
-      openSecret: k.openSecret,
-      closeSecret: k.closeSecret,
-    }));
-  } catch {
-    return [];
-  }
 }
 
 /** At most this many knocks are checked per second; a flood of knocks costs no more CPU. */
@@ -115,15 +100,16 @@ export class SpaVerifier {
    * the kernel kept.
    */
   async whileApplying(
-    policyJson: string,
+    next: () => Promise<SpaRule[]>,
     apply: () => Promise<void>,
-    applied: () => Promise<string | undefined>,
+    applied: () => Promise<SpaRule[]>,
   ): Promise<void> {
-    this.configure([...spaRulesOf(await applied().catch(() => undefined)), ...spaRulesOf(policyJson)]);
+    const none = () => [] as SpaRule[];
+    this.configure([...(await applied().catch(none)), ...(await next().catch(none))]);
     try {
       await apply();
     } finally {
-      this.configure(spaRulesOf(await applied().catch(() => undefined)));
+      this.configure(await applied().catch(none));
     }
   }
 

@@ -6,7 +6,7 @@
 // last `dedupeMs` is not reported again, at most `perSecond` addresses (burst `burst`) leave
 // the host, the rest are dropped and counted (the kernel's own ban still holds), and at
 // most `maxPending` wait for the next send.
-import { trapShareOf, validatePolicy, type TrapShare } from "../engine/index.ts";
+import type { TrapShare } from "../engine/index.ts";
 import type { LogEvent } from "../protocol/agent.ts";
 import type { Logger } from "../runtime/log.ts";
 
@@ -47,17 +47,8 @@ export class TrapShareReporter {
     this.tokens = limits.burst;
   }
 
-  /** The confirmed policy (JSON as the API sent it); undefined = none. */
-  configure(policyJson: string | undefined): void {
-    let share: TrapShare | undefined;
-    if (policyJson) {
-      try {
-        const v = validatePolicy(JSON.parse(policyJson), { target: "nftables" });
-        share = v.ok && v.policy ? trapShareOf(v.policy) : undefined;
-      } catch {
-        share = undefined;
-      }
-    }
+  /** The confirmed policy's trap sharing (render.ts `policyFacts`); undefined = none. */
+  configure(share: TrapShare | undefined): void {
     if (JSON.stringify(share) !== JSON.stringify(this.share))
       this.log.info({ share: share ?? null }, share ? "sharing port-scan trap hits" : "not sharing trap hits");
     this.share = share;

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 import { installRoot } from "../runtime/install-root.ts";
+import { workerScript } from "../runtime/worker-script.ts";
 import { ApiError } from "./errors.ts";
 import type { CpuTaskName, CpuTasks } from "./cpu-tasks.ts";
 import type { TaskReply, TaskRequest } from "./cpu-worker.ts";
@@ -56,21 +57,12 @@ interface Slot {
 
 /**
  * The worker's code. Built (`npm run build`), this module is inside a bundle and the
- * worker is its own bundle, dist/cli/cpu-worker.js. From the sources (tests, a checkout
- * without dist/) the worker loads TypeScript: it registers tsx (a dev dependency, present
- * there) itself, since a parent that registered it at run time passes nothing in execArgv.
+ * worker is its own bundle, dist/cli/cpu-worker.js; from the sources it loads TypeScript.
  */
-function workerScript(): { script: string | URL; eval: boolean } {
-  if (!import.meta.url.endsWith(".ts")) {
-    return { script: pathToFileURL(join(installRoot(import.meta.url), "dist/cli/cpu-worker.js")), eval: false };
-  }
-  const tsx = import.meta.resolve("tsx/esm/api");
-  const entry = new URL("./cpu-worker.ts", import.meta.url).href;
-  return {
-    script: `import(${JSON.stringify(tsx)}).then((m) => m.register()).then(() => import(${JSON.stringify(entry)}));`,
-    eval: true,
-  };
-}
+const workerCode = () =>
+  workerScript(import.meta.url, "./cpu-worker.ts", () =>
+    pathToFileURL(join(installRoot(import.meta.url), "dist/cli/cpu-worker.js")),
+  );
 
 const busy = (message: string) =>
   new ApiError(503, "busy", message, [], { "retry-after": String(BUSY_RETRY_AFTER_SECONDS) });
@@ -142,9 +134,9 @@ export class CpuPool {
   }
 
   private spawn(): Worker {
-    const { script, eval: isEval } = workerScript();
+    const { script, options } = workerCode();
     const worker = new Worker(script, {
-      eval: isEval,
+      ...options,
       execArgv: [],
       resourceLimits: { maxOldGenerationSizeMb: this.opts.maxHeapMb },
     });

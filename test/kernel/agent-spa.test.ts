@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { createLab, type Background, type Link, type NetnsLab } from "../support/netns.ts";
 import { applyPolicy } from "../support/nft-lab.ts";
 import { LogReader } from "../../src/agent/telemetry/logs.ts";
-import { SpaVerifier, spaRulesOf, type KnockOutcome } from "../../src/agent/spa.ts";
+import { policyFacts } from "../../src/agent/render.ts";
+import { SpaVerifier, type KnockOutcome } from "../../src/agent/spa.ts";
 import { memoryLog } from "../../src/runtime/log.ts";
 
 const OPEN = "open-Sesame-7";
@@ -69,7 +70,7 @@ describe("spaKnock: HMAC knocks verified by the agent (kernel, netns)", () => {
     };
     await applyPolicy(lab, server, policy);
     spa = new SpaVerifier({ netns: server }, memoryLog());
-    spa.configure(spaRulesOf(JSON.stringify(policy)));
+    spa.configure(policyFacts(JSON.stringify(policy)).spa);
     spa.onOutcome = (o) => outcomes.push(o);
     reader = new LogReader({
       groups: [group],

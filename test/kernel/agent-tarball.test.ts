@@ -153,12 +153,13 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
     if (tarball) rmSync(tarball, { force: true });
   });
 
-  it("holds the bundle, its package.json and proto, the unit and install.sh: no node_modules", () => {
+  it("holds the bundle and its render worker, its package.json and proto, the unit and install.sh: no node_modules", () => {
     const files = unpacked.filter((l) => !/ dir /.test(l)).map((l) => l.split(" ")[0]);
     assert.deepEqual(files, [
       "README.md",
       "install.sh",
       "package.json",
+      "palisade-agent-render.mjs",
       "palisade-agent.mjs",
       "palisade-agent.service",
       "proto/palisade/v1/agent.proto",
@@ -276,7 +277,13 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
       );
       assert.match(out, /installed below/);
       const prefixDir = join(dest, "opt/palisade-agent");
-      assert.deepEqual(readdirSync(prefixDir).sort(), ["README.md", "package.json", "palisade-agent.mjs", "proto"]);
+      assert.deepEqual(readdirSync(prefixDir).sort(), [
+        "README.md",
+        "package.json",
+        "palisade-agent-render.mjs",
+        "palisade-agent.mjs",
+        "proto",
+      ]);
       const unit = readFileSync(join(dest, "etc/systemd/system/palisade-agent.service"), "utf8");
       const execStart = /^ExecStart=(.*)$/m.exec(unit)?.[1] ?? "";
       assert.ok(execStart.startsWith(`${process.execPath} `), execStart);

@@ -6,15 +6,12 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ApplyPipeline } from "../../../src/agent/apply-pipeline.ts";
-import { Applier } from "../../../src/agent/apply.ts";
-import { failsafeContext, renderDesired } from "../../../src/agent/desired.ts";
-import { DriftDetector } from "../../../src/agent/drift.ts";
-import { Outbox } from "../../../src/agent/outbox.ts";
+import { failsafeContext } from "../../../src/agent/desired.ts";
+import { PolicyWorker } from "../../../src/agent/policy-worker.ts";
+import { applyOnce } from "../../support/apply-once.ts";
+import { renderDesired } from "../../../src/agent/render.ts";
 import { StateDir } from "../../../src/agent/state.ts";
-import type { AgentMessage } from "../../../src/protocol/agent.ts";
 import { levelNumber, memoryLog } from "../../../src/runtime/log.ts";
-import { FakeDriver } from "../../support/fake-driver.ts";
 
 const policy = JSON.stringify({
   chains: {
@@ -135,32 +132,14 @@ test("the live stream's remote address joins the failsafe (IPv4-mapped as IPv4),
 
 test("the agent reports the apply FAILED (failsafe_unresolved) and leaves the kernel alone", async () => {
   const { state, done } = await tempState();
+  // The agent's own path: the render runs in its worker thread.
+  const worker = new PolicyWorker();
   try {
     const log = memoryLog("error");
-    const kernel = new FakeDriver();
-    const applier = new Applier(kernel, log);
-    const sent: AgentMessage[] = [];
-    const outbox = await Outbox.open(state.path("outbox.json"), (m) => (sent.push(m), true), log);
-    const pipeline = new ApplyPipeline(
-      {
-        state,
-        applier,
-        drift: new DriftDetector(kernel, applier, log),
-        outbox,
-        log,
-        failsafe: () => failsafeContext("no-such-host.invalid:50051", "policy", log, { state }),
-      },
-      undefined,
-    );
-    await pipeline.apply({
-      deploymentId: "d1",
-      targetId: "t1",
-      version: { ruleset: "edge", version: 1, checksum: "c1" },
-      policyJson: policy,
-      confirmTimeoutSeconds: 5,
-      attempt: 0,
+    const { results, kernel } = await applyOnce(state, policy, {
+      failsafe: () => failsafeContext("no-such-host.invalid:50051", "policy", log, { state }),
+      render: (json, failsafe) => worker.render(json, failsafe),
     });
-    const results = sent.map((m) => m.applyResult).filter((r) => r !== undefined);
     assert.deepEqual(
       results.map((r) => r.status),
       ["APPLY_STATUS_FAILED"],
@@ -169,6 +148,7 @@ test("the agent reports the apply FAILED (failsafe_unresolved) and leaves the ke
     assert.deepEqual(await kernel.listTables(), []);
     assert.equal(await state.readPending(), undefined);
   } finally {
+    await worker.close();
     await done();
   }
 });

@@ -5,7 +5,8 @@ import { createHmac } from "node:crypto";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MAX_PER_SECOND, PER_SOURCE_PER_SECOND, SpaVerifier, spaRulesOf } from "../../../src/agent/spa.ts";
+import { policyFacts } from "../../../src/agent/render.ts";
+import { MAX_PER_SECOND, PER_SOURCE_PER_SECOND, SpaVerifier } from "../../../src/agent/spa.ts";
 import { StateDir, type SpaUsed } from "../../../src/agent/state.ts";
 import type { NflogPacket } from "../../../src/agent/telemetry/nflog.ts";
 import { spaLogPrefix } from "../../../src/engine/index.ts";
@@ -110,16 +111,16 @@ test("replay memory is dropped once a minute can no longer be accepted", () => {
   assert.equal(v.verify("FTP", k).kind, "refused", "out of the window: too old");
 });
 
-test("spaRulesOf reads the rules of a policy and nothing from an invalid one", () => {
+test("policyFacts reads the spaKnock rules of a policy and nothing from an invalid one", () => {
   const doc = {
     chains: {},
     protections: {
       spaKnock: [{ name: "FTP", knockPort: 4000, port: 21, openSecret: "a", closeSecret: "b" }],
     },
   };
-  assert.deepEqual(spaRulesOf(JSON.stringify(doc)), [{ name: "FTP", openSecret: "a", closeSecret: "b" }]);
-  assert.deepEqual(spaRulesOf("{"), []);
-  assert.deepEqual(spaRulesOf(undefined), []);
+  assert.deepEqual(policyFacts(JSON.stringify(doc)).spa, [{ name: "FTP", openSecret: "a", closeSecret: "b" }]);
+  assert.deepEqual(policyFacts("{").spa, []);
+  assert.deepEqual(policyFacts(undefined).spa, []);
 });
 
 test("an accepted knock stays spent across a restart: the digests are in the state dir (0600)", async () => {

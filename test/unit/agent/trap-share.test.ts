@@ -1,15 +1,18 @@
 // The agent's trap-hit reporter: only the sharing trap's events, deduplicated, rate-capped.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { policyFacts } from "../../../src/agent/render.ts";
 import { TrapShareReporter } from "../../../src/agent/trap-share.ts";
 import { memoryLog } from "../../../src/runtime/log.ts";
 import type { LogEvent } from "../../../src/protocol/agent.ts";
 
 const policy = (share: boolean) =>
-  JSON.stringify({
-    chains: { input: { hook: "input", policy: "accept", rules: [] } },
-    protections: { portScanTrap: { ports: [139, 445], ...(share && { share: { list: "scanners" } }) } },
-  });
+  policyFacts(
+    JSON.stringify({
+      chains: { input: { hook: "input", policy: "accept", rules: [] } },
+      protections: { portScanTrap: { ports: [139, 445], ...(share && { share: { list: "scanners" } }) } },
+    }),
+  ).trapShare;
 const ev = (saddr: string, dport = 139, prefix = "Portscan:"): LogEvent => ({
   unixMs: "0",
   prefix,

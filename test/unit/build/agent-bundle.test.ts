@@ -29,21 +29,26 @@ function meta(): Metafile {
   return JSON.parse(readFileSync(META, "utf8")) as Metafile;
 }
 
-/** Packages (node_modules/<name>) and src/ parts whose code ended up in the bundle. */
-function contents(m: Metafile): { packages: Set<string>; src: Set<string> } {
-  const out = Object.values(m.outputs).find((o) =>
-    Object.keys(o.inputs).some((i) => i.endsWith("src/agent/bundle-main.ts")),
-  );
-  assert.ok(out, "no output holds src/agent/bundle-main.ts");
+/** Packages (node_modules/<name>) and src/ parts whose code ended up in the output of `entry`. */
+function contents(
+  m: Metafile,
+  entry = "src/agent/bundle-main.ts",
+): { packages: Set<string>; src: Set<string>; files: Set<string> } {
+  const out = Object.values(m.outputs).find((o) => Object.keys(o.inputs).some((i) => i.endsWith(entry)));
+  assert.ok(out, `no output holds ${entry}`);
   const packages = new Set<string>();
   const src = new Set<string>();
+  const files = new Set<string>();
   for (const [input, v] of Object.entries(out.inputs)) {
     if (v.bytesInOutput === 0) continue;
     const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input);
     if (pkg) packages.add(pkg[1]!);
-    else if (input.startsWith("src/")) src.add(input.split("/").slice(0, 2).join("/"));
+    else if (input.startsWith("src/")) {
+      src.add(input.split("/").slice(0, 2).join("/"));
+      files.add(input);
+    }
   }
-  return { packages, src };
+  return { packages, src, files };
 }
 
 test("the agent bundle holds grpc-js, the generated protocol with its wire codec and the agent, and no Fastify, BullMQ, Prisma, Redis, pg, commander, tsx or X.509 library", () => {
@@ -78,4 +83,17 @@ test("the bundle's shebang runs node with the same flags as the systemd unit's E
   assert.ok(m, shebang);
   const unit = readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8");
   assert.deepEqual(m[1]!.trim().split(/\s+/).filter(Boolean), unitNodeFlags(unit));
+});
+
+test("the policy validator and the nft compiler are only in the render worker, never in the resting agent", () => {
+  const m = meta();
+  // The agent keeps the compiler's naming helpers (quota and accounting object names) and nothing else of it.
+  const heavy = (f: string) =>
+    /^src\/engine\/(validate|policy)\//.test(f) ||
+    (f.startsWith("src/engine/compile/") && !/^src\/engine\/compile\/nft\/(index|quota|accounting)\.ts$/.test(f));
+  const agent = [...contents(m).files].filter(heavy);
+  assert.deepEqual(agent, [], "the agent bundle would load them at start and keep them for its life");
+  const worker = contents(m, "src/agent/policy-worker-main.ts").files;
+  for (const f of ["src/engine/validate/index.ts", "src/engine/compile/nft/index.ts", "src/agent/render.ts"])
+    assert.ok(worker.has(f), `${f} missing from the render worker`);
 });

@@ -1,0 +1,86 @@
+// The agent's render worker (src/agent/policy-worker.ts): a render and a policy's facts
+// through the worker thread equal the same functions run in place (the compiled tables
+// survive the message), one worker serves back-to-back requests and is gone once idle,
+// a request the worker never answered fails instead of hanging, and an apply whose render
+// fails that way is reported FAILED.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { PolicyWorker } from "../../../src/agent/policy-worker.ts";
+import { policyFacts, renderDesired } from "../../../src/agent/render.ts";
+import { StateDir } from "../../../src/agent/state.ts";
+import { applyOnce } from "../../support/apply-once.ts";
+
+const ROOT = join(import.meta.dirname, "../../..");
+const failsafe = { apiAddresses: ["192.0.2.10"], apiPort: 50051 };
+// The README's policy, with a spaKnock rule and a sharing port-scan trap added.
+const doc = parseYaml(readFileSync(join(ROOT, "bench/fixtures/small.yaml"), "utf8")) as {
+  protections?: Record<string, unknown>;
+};
+doc.protections = {
+  ...doc.protections,
+  spaKnock: [{ name: "SSH", knockPort: 4000, port: 22, openSecret: "open-s", closeSecret: "close-s" }],
+  portScanTrap: { ports: [139, 445], share: { list: "scanners" } },
+};
+const policy = JSON.stringify(doc);
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 600 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(cond(), "condition not reached in 30 s");
+}
+
+test("a render and a policy's facts through the worker equal them run in place; one worker serves both, then stops", async () => {
+  const w = new PolicyWorker(undefined, 100);
+  try {
+    const inPlace = renderDesired(policy, failsafe);
+    assert.ok(inPlace.ok);
+    const facts = await w.factsOf(policy);
+    const rendered = await w.render(policy, failsafe);
+    assert.deepEqual(rendered, inPlace);
+    assert.deepEqual(facts, policyFacts(policy));
+    assert.deepEqual(facts.spa, [{ name: "SSH", openSecret: "open-s", closeSecret: "close-s" }]);
+    assert.equal(facts.trapShare?.list, "scanners");
+    assert.equal(w.started, 1, "the facts and the render of one apply share a worker");
+    await until(() => !w.running);
+    // Known facts need no worker; a render starts a new one.
+    assert.deepEqual(await w.factsOf(policy), facts);
+    assert.equal(w.started, 1);
+    const invalid = await w.render(JSON.stringify({ chains: { x: { hook: "nope" } } }), failsafe);
+    assert.equal(invalid.ok, false);
+    assert.equal(!invalid.ok && invalid.code, "invalid_policy");
+    assert.equal(w.started, 2);
+  } finally {
+    await w.close();
+  }
+});
+
+test("a request the worker never answered fails; the apply is reported FAILED (render_failed)", async () => {
+  const w = new PolicyWorker();
+  const pending = w.render(policy, failsafe);
+  await w.close();
+  await assert.rejects(pending, /render worker stopped/);
+
+  const dir = await mkdtemp(join(tmpdir(), "palisade-policy-worker-"));
+  try {
+    const { results, kernel } = await applyOnce(new StateDir(dir), policy, {
+      failsafe: async () => failsafe,
+      render: (json, fs) => {
+        const stopped = new PolicyWorker();
+        const r = stopped.render(json, fs);
+        void stopped.close();
+        return r;
+      },
+    });
+    assert.deepEqual(
+      results.map((r) => [r.status, r.error.split(":")[0]]),
+      [["APPLY_STATUS_FAILED", "render_failed"]],
+    );
+    assert.deepEqual(await kernel.listTables(), []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
