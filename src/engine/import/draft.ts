@@ -245,6 +245,8 @@ export interface IpsetOrigin {
   ipset: string;
   /** The input did not create it: declared empty with the type its first use implies. */
   inferred?: { line: number; family: Family; use: string };
+  /** Elements added with a timeout of their own, which the policy replaces by the set's. */
+  elementTimeouts?: { count: number; first: string };
 }
 
 export interface LineResult {

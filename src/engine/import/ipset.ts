@@ -83,11 +83,26 @@ export function useSet(d: RuleDraft, ipsetName: string, dir: string, use: string
   return key;
 }
 
-/** One warning per set declared from its use: empty until its contents are supplied. */
+/** Warning code: elements whose own timeout the policy replaced by the set's. */
+const ELEMENT_TIMEOUT_DROPPED = "ipset_element_timeout_dropped";
+
+/**
+ * One warning per set declared from its use (empty until its contents are supplied), and
+ * one per set whose elements had their own timeouts (the policy gives each the set's).
+ */
 export function ipsetWarnings(draft: PolicyDraft): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const [key, origin] of draft.ipsets) {
     const set = draft.sets[key];
+    const own = origin.elementTimeouts;
+    if (own && set)
+      out.push(
+        warning(
+          ["sets", key],
+          ELEMENT_TIMEOUT_DROPPED,
+          `ipset ${origin.ipset}: ${own.count} element${own.count === 1 ? "" : "s"} had a timeout of their own (first: ${own.first}); the policy has no per-element timeout, so when loaded each lives the set's timeout, ${set.timeoutSeconds} s`,
+        ),
+      );
     if (!origin.inferred || !set) continue;
     const { line, family, use } = origin.inferred;
     const fam = family === "ipv6" ? "IPv6" : "IPv4";
@@ -156,13 +171,24 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
       const set = requireSet(draft, name);
       const elem = element(args[2], set.interval === true, set.type);
       const dropped = elementOptions(cmd, args.slice(3));
-      const members = draft.members(setPolicyName(name!));
+      const key = setPolicyName(name!);
+      const own = cmd === "add" ? elementTimeout(args.slice(3), elem, set.timeoutSeconds) : undefined;
+      if (own !== undefined) {
+        const origin = draft.ipsets.get(key)!;
+        origin.elementTimeouts ??= { count: 0, first: `${elem} timeout ${own}` };
+        origin.elementTimeouts.count++;
+      }
+      const members = draft.members(key);
       if (cmd === "add") members.add(elem);
       else members.delete(elem);
       return {
         status: "imported",
-        target: { kind: "path", path: `/sets/${setPolicyName(name!)}` },
-        ...(dropped.length ? { reason: `${dropped.join(", ")} of the element not kept` } : {}),
+        target: { kind: "path", path: `/sets/${key}` },
+        ...(dropped.length
+          ? {
+              reason: `${dropped.join(", ")} of the element not kept${own !== undefined ? ` (warning: ${ELEMENT_TIMEOUT_DROPPED})` : ""}`,
+            }
+          : {}),
       };
     }
     case "flush": {
@@ -208,6 +234,31 @@ function elementOptions(cmd: string, rest: readonly string[]): string[] {
     dropped.push(o);
   }
   return dropped;
+}
+
+/**
+ * An element's own `timeout N` (ipset save writes the time left) where the policy cannot
+ * keep it: policy elements have no timeout of their own and take the set's. Returns N when
+ * the element's lifetime changes (a warning), undefined when it does not; refuses what
+ * would change its meaning (timeout 0: permanent, in a set whose elements expire).
+ */
+function elementTimeout(rest: readonly string[], elem: string, setTimeout: number | undefined): number | undefined {
+  const i = rest.indexOf("timeout");
+  if (i < 0 || i % 2 !== 0) return undefined;
+  const v = uint(rest[i + 1]!, "timeout");
+  if (setTimeout === undefined)
+    fail(
+      "import_invalid_value",
+      `ipset add ${elem} timeout ${v}: the set was created without timeout, so its elements take none (ipset refuses this)`,
+      "timeout",
+    );
+  if (v === 0)
+    fail(
+      "import_unsupported",
+      `ipset add ${elem} timeout 0: the element is permanent in ipset, but in the policy every element of this set expires after its timeout ${setTimeout} s (elements have no timeout of their own); put permanent elements in a set without timeout`,
+      "timeout",
+    );
+  return v === setTimeout ? undefined : v;
 }
 
 function requireSet(draft: PolicyDraft, name: string | undefined) {

@@ -102,10 +102,14 @@ const SAVE = [
   "",
 ].join("\n");
 
-test("the `ipsets` option (ipset save): real types and members, no warning, report lines marked as the ipsets input", () => {
+test("the `ipsets` option (ipset save): real types and members, no contents warning, report lines marked as the ipsets input", () => {
   const r = importPolicy("iptables-save", dump("-A INPUT -m set --match-set office src -j ACCEPT"), { ipsets: SAVE });
   assert.deepEqual(r.errors, []);
-  assert.deepEqual(r.warnings, []);
+  // Only the element whose time left (312 s) becomes the set's 600 s is worth a warning.
+  assert.deepEqual(
+    r.warnings.map((w) => `${w.code} ${w.path}`),
+    ["ipset_element_timeout_dropped /sets/v6peers"],
+  );
   assert.deepEqual(r.policy!.sets.office, {
     type: "ipv4_addr",
     elements: ["198.51.100.0/24", "203.0.113.9"],
@@ -233,4 +237,43 @@ test("-j SET --add-set to a hash:net given with its contents is refused (nftable
   });
   assert.deepEqual(ok.errors, []);
   assert.deepEqual(ok.policy!.sets.s, { type: "ipv4_addr", elements: ["10.0.0.1"], dynamic: true });
+});
+
+test("an element's own timeout is never changed in silence: 0 (permanent) refused, others a warning per set", () => {
+  const rule = dump("-A INPUT -m set --match-set bl src -j DROP");
+  const create = "create bl hash:ip family inet timeout 300\n";
+  const perm = importPolicy("iptables-save", rule, { ipsets: `${create}add bl 192.0.2.1 timeout 0\n` });
+  assert.deepEqual(
+    perm.errors.map((e) => [e.code, e.path]),
+    [["import_unsupported", "/ipsets/line/2"]],
+  );
+  assert.match(perm.errors[0]!.message, /timeout 0: the element is permanent in ipset.*timeout 300 s/);
+  assert.deepEqual(perm.policy!.sets.bl!.elements, []);
+
+  const left = importPolicy("iptables-save", rule, {
+    ipsets: `${create}add bl 192.0.2.1 timeout 100\nadd bl 192.0.2.2 timeout 300\nadd bl 192.0.2.3 timeout 7\n`,
+  });
+  assert.deepEqual(left.errors, []);
+  assert.deepEqual(left.policy!.sets.bl!.elements, ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
+  assert.deepEqual(
+    left.warnings.map((w) => [w.code, w.path]),
+    [["ipset_element_timeout_dropped", "/sets/bl"]],
+  );
+  assert.match(
+    left.warnings[0]!.message,
+    /2 elements had a timeout of their own \(first: 192\.0\.2\.1 timeout 100\).* 300 s/,
+  );
+  assert.match(
+    left.report[1]!.reason ?? "",
+    /timeout of the element not kept \(warning: ipset_element_timeout_dropped\)/,
+  );
+
+  const none = importPolicy("iptables-save", rule, {
+    ipsets: "create bl hash:ip family inet\nadd bl 192.0.2.1 timeout 100\n",
+  });
+  assert.deepEqual(
+    none.errors.map((e) => e.code),
+    ["import_invalid_value"],
+  );
+  assert.match(none.errors[0]!.message, /created without timeout/);
 });
