@@ -7,6 +7,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { warning, type Diagnostic } from "../diagnostics.ts";
 import { parsePrefix } from "../net/address.ts";
+import { isIdentifier } from "../nft/names.ts";
 import { Name } from "../policy/index.ts";
 import type { Collector } from "./collect.ts";
 import { fail } from "./cursor.ts";
@@ -14,12 +15,27 @@ import type { LineResult, PolicyDraft } from "./draft.ts";
 import type { RuleDraft } from "./rule-draft.ts";
 import { splitSaveWords } from "./save-words.ts";
 
-/** The policy name of an ipset name (ipset allows '-', '.', ...; policy names do not). */
+/**
+ * The policy name of an ipset name (ipset allows '-', '.', ...; policy names do not). A name
+ * nft reads as a keyword (`drop`, as Spamhaus DROP lists are often called; `log`, `set`,
+ * ...) cannot be a set name there: it gets the prefix `ipset_`. Two ipset names that end
+ * up as one policy name are refused where the second is used (import_conflict).
+ */
 export function setPolicyName(ipsetName: string): string {
-  if (Name.safeParse(ipsetName).success) return ipsetName;
-  let n = ipsetName.replace(/[^A-Za-z0-9_]/g, "_");
-  if (!/^[A-Za-z]/.test(n)) n = `s_${n}`;
-  return n.slice(0, 32);
+  let n = ipsetName;
+  if (!Name.safeParse(n).success) {
+    n = ipsetName.replace(/[^A-Za-z0-9_]/g, "_");
+    if (!/^[A-Za-z]/.test(n)) n = `s_${n}`;
+    n = n.slice(0, 32);
+  }
+  return isIdentifier(n) ? n : `ipset_${n}`.slice(0, 32);
+}
+
+/** Report text for an ipset whose policy name differs from its own (undefined: the same). */
+function renamedNote(ipsetName: string, key: string): string | undefined {
+  if (key === ipsetName) return undefined;
+  const keyword = key.startsWith("ipset_") && !isIdentifier(key.slice("ipset_".length));
+  return `ipset ${ipsetName} is the policy set ${key}${keyword ? ` (${key.slice("ipset_".length)} is an nft keyword)` : ""}`;
 }
 
 /** How to give the importer a set's contents (the warning and the docs say the same). */
@@ -75,6 +91,8 @@ export function useSet(d: RuleDraft, ipsetName: string, dir: string, use: string
     draft.sets[key] = { type: family === "ipv6" ? "ipv6_addr" : "ipv4_addr", elements: [], interval: true };
     if (update) delete draft.sets[key]!.interval;
     draft.ipsets.set(key, { ipset: ipsetName, inferred: { line: d.line, family, use: `${use} ${ipsetName} ${dir}` } });
+    const renamed = renamedNote(ipsetName, key);
+    if (renamed) d.notes.push(renamed);
   }
   if (draft.ipsets.get(key)?.inferred)
     d.notes.push(
@@ -315,7 +333,12 @@ function create(args: string[], draft: PolicyDraft): LineResult {
     ...(size ? { size } : {}),
   };
   draft.ipsets.set(key, { ipset: name });
-  return { status: "imported", target: { kind: "path", path: `/sets/${key}` } };
+  const renamed = renamedNote(name, key);
+  return {
+    status: "imported",
+    target: { kind: "path", path: `/sets/${key}` },
+    ...(renamed ? { reason: renamed } : {}),
+  };
 }
 
 function uint(v: string, opt: string): number {

@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { formatImportReport, importPolicy } from "../../../src/engine/import/index.ts";
+import { renderNft, validatePolicy } from "../../../src/engine/index.ts";
 
 const dump = (...rules: string[]) => `*filter\n${rules.join("\n")}\nCOMMIT\n`;
 
@@ -276,4 +277,49 @@ test("an element's own timeout is never changed in silence: 0 (permanent) refuse
     ["import_invalid_value"],
   );
   assert.match(none.errors[0]!.message, /created without timeout/);
+});
+
+test("an ipset named like an nft keyword (Spamhaus drop, log, set, ...) becomes ipset_NAME, said in the report; nft renders it", () => {
+  const r = importPolicy("iptables-save", dump("-A INPUT -m set --match-set drop src -j DROP"), {
+    ipsets: "create drop hash:net family inet\nadd drop 192.0.2.0/24\n",
+  });
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(Object.keys(r.policy!.sets), ["ipset_drop"]);
+  assert.equal(r.policy!.chains.input!.rules[0]!.match?.saddr, "@ipset_drop");
+  assert.match(r.report[0]!.reason ?? "", /ipset drop is the policy set ipset_drop \(drop is an nft keyword\)/);
+  const v = validatePolicy(r.policy, { target: "nftables" });
+  assert.equal(v.ok, true);
+  const n = renderNft(v.policy!);
+  assert.ok(n.ok, JSON.stringify(!n.ok && n.errors));
+  assert.match(n.text, /add set inet palisade ipset_drop /);
+  for (const kw of [
+    "log",
+    "limit",
+    "set",
+    "map",
+    "counter",
+    "table",
+    "quota",
+    "mark",
+    "ct",
+    "meta",
+    "dynamic",
+    "interval",
+  ]) {
+    const k = importPolicy("iptables-save", dump(`-A INPUT -m set --match-set ${kw} src -j DROP`));
+    assert.deepEqual(Object.keys(k.policy!.sets), [`ipset_${kw}`]);
+    assert.match(
+      k.report[1]!.reason ?? "",
+      new RegExp(`ipset ${kw} is the policy set ipset_${kw} \\(${kw} is an nft keyword\\)`),
+    );
+  }
+  // The renamed set and a set really called ipset_drop cannot both be one policy set.
+  const both = importPolicy(
+    "iptables-save",
+    dump("-A INPUT -m set --match-set drop src -j DROP", "-A INPUT -m set --match-set ipset_drop src -j DROP"),
+  );
+  assert.deepEqual(
+    both.errors.map((e) => [e.code, e.path]),
+    [["import_conflict", "/source/line/3"]],
+  );
 });
