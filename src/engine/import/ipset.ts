@@ -6,7 +6,7 @@
 // iptables-restore would leave it, and the import warns (ipset_contents_missing).
 import { isIPv4, isIPv6 } from "node:net";
 import { warning, type Diagnostic } from "../diagnostics.ts";
-import { parsePrefix } from "../net/address.ts";
+import { parsePrefix, zoneIdProblem } from "../net/address.ts";
 import { isIdentifier } from "../nft/names.ts";
 import { Name } from "../policy/index.ts";
 import type { Collector } from "./collect.ts";
@@ -348,6 +348,8 @@ function uint(v: string, opt: string): number {
 
 function element(text: string | undefined, interval: boolean, type: string): string {
   if (!text) fail("import_missing_argument", "ipset add needs an element", "add");
+  const zone = zoneIdProblem(text);
+  if (zone) fail("import_invalid_value", `ipset element ${zone}`, text);
   const v6 = type === "ipv6_addr";
   const plain = v6 ? isIPv6(text) : isIPv4(text);
   if (plain) return v6 ? text.toLowerCase() : text;

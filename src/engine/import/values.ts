@@ -1,6 +1,6 @@
 // Parsing of iptables argument values into schema values: addresses, ports, marks, rates,
 // numbers, interface names. Each parser throws an ImportLineError naming the token.
-import { parsePrefix, hasHostBits, ipv4Network } from "../net/address.ts";
+import { parsePrefix, hasHostBits, ipv4Network, zoneIdProblem } from "../net/address.ts";
 import { Interface, RATE_UNITS } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { SERVICES } from "./vocab.ts";
@@ -22,6 +22,8 @@ export function parseAddress(item: string, option: string): string {
     if (bits === null) fail("import_invalid_value", `${item}: the netmask is not contiguous`, item);
     text = `${item.slice(0, slash)}/${bits}`;
   }
+  const zone = zoneIdProblem(item);
+  if (zone) fail("import_invalid_value", zone, item);
   const p = parsePrefix(text);
   if (!p) {
     const why = /^[A-Za-z]/.test(item) ? " (host names are not resolved: write the address)" : "";

@@ -10,8 +10,20 @@ export interface Prefix {
   length: number;
 }
 
-/** Parse "a.b.c.d", "a.b.c.d/n", "x::y" or "x::y/n". Returns null when not an address. */
+/**
+ * Why an address with an IPv6 zone id (fe80::1%eth0) is refused, or undefined when it has
+ * none. node's isIPv6 accepts the zone, but a policy address has none: nft refuses it and the
+ * iptables render cannot parse it.
+ */
+export function zoneIdProblem(text: string): string | undefined {
+  const at = text.indexOf("%");
+  if (at < 0) return undefined;
+  return `${text}: an address in a policy has no zone id (${text.slice(at, text.indexOf("/", at) < 0 ? undefined : text.indexOf("/", at))}); write the address without it and match the interface (iif/oif, -i/-o) instead`;
+}
+
+/** Parse "a.b.c.d", "a.b.c.d/n", "x::y" or "x::y/n". Returns null when not an address (also with a zone id). */
 export function parsePrefix(text: string): Prefix | null {
+  if (text.includes("%")) return null;
   const slash = text.indexOf("/");
   const address = (slash === -1 ? text : text.slice(0, slash)).toLowerCase();
   const lenText = slash === -1 ? undefined : text.slice(slash + 1);
@@ -26,7 +38,7 @@ export function parsePrefix(text: string): Prefix | null {
 }
 
 export function isAddress(text: string): boolean {
-  return isIPv4(text) || isIPv6(text);
+  return isIPv4(text) || (isIPv6(text) && !text.includes("%"));
 }
 
 /** "a.b.c.d" (already validated) -> unsigned 32-bit integer. Parsed by char codes: hot on 1M-element sets. */

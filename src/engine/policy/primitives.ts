@@ -2,7 +2,7 @@
 // Strings that end up in rendered rules are constrained here, at the door, so no
 // compiler ever sees a value that could break out of its token.
 import * as z from "zod";
-import { parsePrefix } from "../net/address.ts";
+import { parsePrefix, zoneIdProblem } from "../net/address.ts";
 
 /** Identifiers of chains, sets, counters, quotas, accounting tables. */
 export const NAME_RE = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
@@ -45,17 +45,22 @@ export function logPrefix(max: number) {
   return freeText(max).min(1, "must not be empty (leave the prefix out for none)");
 }
 
-export const Address = z
+/** The refusal of an address: the zone id's own reason (fe80::1%eth0), else `generic`. */
+const addressError = (generic: string) => (iss: { input?: unknown }) =>
+  (typeof iss.input === "string" ? zoneIdProblem(iss.input) : undefined) ?? generic;
+
+export const Address = z.string().refine((s) => !s.includes("/") && parsePrefix(s) !== null, {
+  error: addressError("must be an IPv4 or IPv6 address"),
+});
+export const Cidr = z
   .string()
-  .refine((s) => !s.includes("/") && parsePrefix(s) !== null, "must be an IPv4 or IPv6 address");
-export const Cidr = z.string().refine((s) => parsePrefix(s) !== null, "must be an IPv4/IPv6 address or prefix (CIDR)");
+  .refine((s) => parsePrefix(s) !== null, { error: addressError("must be an IPv4/IPv6 address or prefix (CIDR)") });
 /** An address, a prefix, or a reference to a named address set ("@name"). */
 export const AddressItem = z
   .string()
-  .refine(
-    (s) => (s.startsWith("@") ? NAME_RE.test(s.slice(1)) : parsePrefix(s) !== null),
-    "must be an address, a CIDR prefix or '@setname'",
-  );
+  .refine((s) => (s.startsWith("@") ? NAME_RE.test(s.slice(1)) : parsePrefix(s) !== null), {
+    error: addressError("must be an address, a CIDR prefix or '@setname'"),
+  });
 export const AddressList = z.union([AddressItem, z.array(AddressItem).min(1).max(4096)]);
 
 export const Port = z.number().int().min(0).max(65535);

@@ -1,7 +1,7 @@
 // Named objects: quota names (quota2 rules), set elements against the set type and size,
 // and name clashes between meters, recent lists and sets (one kernel namespace in nft).
 import { error, warning, type Diagnostic, type Path } from "../diagnostics.ts";
-import { parsePrefix } from "../net/address.ts";
+import { parsePrefix, zoneIdProblem } from "../net/address.ts";
 import { Interface, NAME_RE, type Policy, type SetDef } from "../policy/index.ts";
 import { rulesOf, sortedEntries } from "./model.ts";
 import { prefixHostBitsProblem } from "./prefix.ts";
@@ -152,7 +152,10 @@ function addressElementProblem(set: SetDef, el: string | number): ElementProblem
     return set.interval ? null : needsInterval(el, "a range");
   }
   const p = parsePrefix(el);
-  if (!p || p.family !== fam) return bad(set, el, `an ${fam} address, prefix or range`);
+  if (!p || p.family !== fam) {
+    const zone = zoneIdProblem(el);
+    return zone ? { code: "set_element_invalid", message: zone } : bad(set, el, `an ${fam} address, prefix or range`);
+  }
   if (p.length === max) return null; // the common case: one address
   const hb = prefixHostBitsProblem(el, p);
   if (hb) return { code: "address_host_bits", message: hb };

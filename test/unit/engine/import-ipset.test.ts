@@ -323,3 +323,36 @@ test("an ipset named like an nft keyword (Spamhaus drop, log, set, ...) becomes 
     [["import_conflict", "/source/line/3"]],
   );
 });
+
+test("an IPv6 zone id (fe80::1%eth0) is refused with its reason: in an ipset element, in -s, and by validation", () => {
+  const zone = /fe80::1%eth0: an address in a policy has no zone id \(%eth0\)/;
+  const el = importPolicy("iptables-save", dump("-A INPUT -m set --match-set s6 src -j DROP"), {
+    family: "ipv6",
+    ipsets: "create s6 hash:ip family inet6\nadd s6 fe80::1%eth0\n",
+  });
+  assert.deepEqual(
+    el.errors.map((e) => [e.code, e.path]),
+    [["import_invalid_value", "/ipsets/line/2"]],
+  );
+  assert.match(el.errors[0]!.message, zone);
+  const rule = importPolicy("iptables-save", dump("-A INPUT -s fe80::1%eth0 -j DROP"), { family: "ipv6" });
+  assert.deepEqual(
+    rule.errors.map((e) => [e.code, e.path]),
+    [["import_invalid_value", "/source/line/2"]],
+  );
+  assert.match(rule.errors[0]!.message, zone);
+  const v = validatePolicy({
+    chains: {
+      input: { table: "filter", hook: "input", rules: [{ match: { saddr: "fe80::1%eth0" }, action: "drop" }] },
+    },
+  });
+  assert.match(v.errors.map((e) => e.message).join("\n"), zone);
+  const s = validatePolicy({
+    chains: { input: { table: "filter", hook: "input", rules: [{ match: { saddr: "@s" }, action: "drop" }] } },
+    sets: { s: { type: "ipv6_addr", elements: ["fe80::1%eth0"] } },
+  });
+  assert.deepEqual(
+    s.errors.map((e) => [e.code, e.path]),
+    [["set_element_invalid", "/sets/s/elements/0"]],
+  );
+});
