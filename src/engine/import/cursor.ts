@@ -14,7 +14,9 @@ export type ImportErrorCode =
   | "import_conflict"
   | "import_undefined_variable"
   | "import_shell_control_flow"
-  | "import_not_a_firewall_command";
+  | "import_not_a_firewall_command"
+  /** A negated -m set of an ipset the input does not hold: empty, it would match every packet. */
+  | "import_ipset_contents_missing";
 
 export class ImportLineError extends Error {
   constructor(

@@ -49,7 +49,14 @@ const SUPPLY_HINT =
  * hash:ip and hash:net fit; a set rules add to holds addresses only (an nft set that the
  * packet path updates cannot be an interval set).
  */
-export function useSet(d: RuleDraft, ipsetName: string, dir: string, use: string, update: boolean): string {
+export function useSet(
+  d: RuleDraft,
+  ipsetName: string,
+  dir: string,
+  use: string,
+  update: boolean,
+  negated = false,
+): string {
   if (dir !== "src" && dir !== "dst") {
     fail(
       "import_unsupported",
@@ -69,6 +76,14 @@ export function useSet(d: RuleDraft, ipsetName: string, dir: string, use: string
       ipsetName,
     );
   }
+  // Declared empty, a negated match matches every packet: `! --match-set allow src -j DROP`
+  // would drop all input, where iptables-restore refuses the rule while the set is missing.
+  if (negated && (!origin || origin.inferred))
+    fail(
+      "import_ipset_contents_missing",
+      `! ${use} ${ipsetName} ${dir}: the input does not hold ipset ${ipsetName}; empty, the negated match is true for every packet, so this rule would act on all traffic (iptables-restore refuses it while the set does not exist). Supply the set: ${SUPPLY_HINT} (for a set that is empty on the host too, its \`create\` line)`,
+      ipsetName,
+    );
   // An ipset has one family; iptables matches only inet sets, ip6tables only inet6 ones.
   const family = d.family === "ipv6" ? "ipv6" : "ipv4";
   const set = draft.sets[key];

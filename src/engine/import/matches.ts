@@ -919,7 +919,7 @@ const set: ModuleSpec = {
         "--return-nomatch",
       );
     const [ipsetName, dir] = (m.value ?? "").split(" ") as [string, string];
-    const name = useSet(d, ipsetName, dir, "--match-set", false);
+    const name = useSet(d, ipsetName, dir, "--match-set", false, m.neg);
     setMatch(d, dir === "src" ? "saddr" : "daddr", negate(m.neg, `@${name}`), m.opt);
   },
 };

@@ -11,15 +11,12 @@ const dump = (...rules: string[]) => `*filter\n${rules.join("\n")}\nCOMMIT\n`;
 test("a set the dump only names: an empty IPv4 set (interval) and one warning naming what was assumed and how to fill it", () => {
   const r = importPolicy(
     "iptables-save",
-    dump(
-      "-A INPUT -m set --match-set office-net src -j ACCEPT",
-      "-A OUTPUT -m set ! --match-set office-net dst -j DROP",
-    ),
+    dump("-A INPUT -m set --match-set office-net src -j ACCEPT", "-A OUTPUT -m set --match-set office-net dst -j DROP"),
   );
   assert.deepEqual(r.errors, []);
   assert.deepEqual(r.policy!.sets.office_net, { type: "ipv4_addr", elements: [], interval: true });
   assert.equal(r.policy!.chains.input!.rules[0]!.match?.saddr, "@office_net");
-  assert.deepEqual(r.policy!.chains.output!.rules[0]!.match?.daddr, { not: "@office_net" });
+  assert.equal(r.policy!.chains.output!.rules[0]!.match?.daddr, "@office_net");
   assert.equal(r.warnings.length, 1);
   const w = r.warnings[0]!;
   assert.equal(w.code, "ipset_contents_missing");
@@ -355,4 +352,38 @@ test("an IPv6 zone id (fe80::1%eth0) is refused with its reason: in an ipset ele
     s.errors.map((e) => [e.code, e.path]),
     [["set_element_invalid", "/sets/s/elements/0"]],
   );
+});
+
+test("a negated match of an ipset the input does not hold is refused (empty, it matches every packet); with the contents it imports", () => {
+  const rules = dump(
+    "-A INPUT -m set --match-set allow src -j ACCEPT",
+    "-A INPUT -m set ! --match-set allow src -j DROP",
+  );
+  const r = importPolicy("iptables-save", rules);
+  assert.deepEqual(
+    r.errors.map((e) => [e.code, e.path]),
+    [["import_ipset_contents_missing", "/source/line/3"]],
+  );
+  assert.match(r.errors[0]!.message, /! --match-set allow src: the input does not hold ipset allow; .*every packet/);
+  assert.match(r.errors[0]!.message, /palisade import --ipset FILE` \(API: `ipsets`\)/);
+  // Alone (no positive use before it), and in a text script, the same.
+  const alone = importPolicy("iptables-save", dump("-A INPUT -m set ! --match-set allow src -j DROP"));
+  assert.deepEqual(
+    alone.errors.map((e) => e.code),
+    ["import_ipset_contents_missing"],
+  );
+  assert.deepEqual(alone.policy!.sets, {});
+  const script = importPolicy("iptables", "iptables -A INPUT -m set ! --match-set allow src -j DROP\n");
+  assert.deepEqual(
+    script.errors.map((e) => e.code),
+    ["import_ipset_contents_missing"],
+  );
+  for (const ipsets of [
+    "create allow hash:net family inet\nadd allow 192.0.2.0/24\n",
+    "create allow hash:ip family inet\n",
+  ]) {
+    const ok = importPolicy("iptables-save", rules, { ipsets });
+    assert.deepEqual(ok.errors, []);
+    assert.deepEqual(ok.policy!.chains.input!.rules[1]!.match?.saddr, { not: "@allow" });
+  }
 });
