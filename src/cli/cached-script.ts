@@ -40,17 +40,31 @@ export function runCachedScript(file: string): unknown {
   script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
   // After the run, so the cache holds what the run compiled, not only the top level.
   if (process.env.PALISADE_CODE_CACHE === "write")
-    process.once("exit", () => writeFileSync(cacheFile, script.createCachedData()));
+    process.once("exit", () => {
+      // Only the build asks for this; set by hand on a read-only install it must not fail the verb.
+      try {
+        writeFileSync(cacheFile, script.createCachedData());
+      } catch (e) {
+        debug("code cache %s: not written: %s", cacheFile, e instanceof Error ? e.message : String(e));
+      }
+    });
   return module.exports;
 }
 
 /**
- * The cache, unless the script changed after it was made: V8 compares the source's length,
- * not its text, and a cache for other text would run the wrong code. The build writes the
- * cache after the script, so an older cache belongs to an older script.
+ * The cache, unless the script may have changed after it was made: V8 compares the source's
+ * length, not its text, and a cache for other text would run the wrong code. The build
+ * writes the cache well after the script, so only a cache strictly newer is taken: an equal
+ * time (an archive or copy that normalised them) or an older one is not. A cache that
+ * cannot be read is no cache.
  */
 function readCache(file: string, cacheFile: string): Buffer | undefined {
-  const made = statSync(cacheFile, { throwIfNoEntry: false });
-  if (made === undefined || made.mtimeMs < statSync(file).mtimeMs) return undefined;
-  return readFileSync(cacheFile);
+  try {
+    const made = statSync(cacheFile, { throwIfNoEntry: false });
+    if (made === undefined || made.mtimeMs <= statSync(file).mtimeMs) return undefined;
+    return readFileSync(cacheFile);
+  } catch (e) {
+    debug("code cache %s: unreadable: %s", cacheFile, e instanceof Error ? e.message : String(e));
+    return undefined;
+  }
 }

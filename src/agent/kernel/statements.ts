@@ -2,7 +2,8 @@
 // nft's own listing form `table inet palisade { chain x { ... } }`) into top-level
 // statements and the named objects each table declares. The planner needs this to
 // keep stateful objects alive across an apply instead of deleting and recreating them.
-// Lexing is the engine's (src/engine/nft/lex.ts), so boundaries match the driver guard.
+// Lexing is the engine's (src/engine/nft/lex.ts); the driver's guard checks the same text
+// with its own stricter scanner before nft sees it.
 
 import { nft } from "../../engine/index.ts";
 

@@ -207,7 +207,8 @@ function scan(text: string, touched: TouchedTable[]): void {
 /**
  * Every table the text touches, in order. Throws NftError "foreign_table" for a table
  * not named palisade*, "forbidden_command" for anything else it cannot vouch for
- * (flush ruleset, include, define, variables, backslashes, handles in table position).
+ * (flush ruleset, include, define, backslashes, handles in table position). A `$variable`
+ * in a rule body is nft's to refuse: nothing can define one.
  */
 export function tablesTouched(text: string): TouchedTable[] {
   const touched: TouchedTable[] = [];

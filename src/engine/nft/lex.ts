@@ -1,7 +1,8 @@
 // A small lexer for nft's text syntax: enough to find statement boundaries, quoted
 // strings, comments and braces. The serializer uses it to prove that a rule body or a
-// set element is exactly one statement; the driver uses it to find every table a
-// text touches. It mirrors nft 1.0.6's scanner where that matters for safety:
+// set element is exactly one statement; the agent's statement reader splits ruleset text
+// with it (the driver's guard has its own, stricter scanner: it refuses any backslash,
+// where this lexer follows a backslash-newline continuation). It mirrors nft 1.0.6's scanner where that matters for safety:
 // quoted strings are `"[^"]*"` (no escapes), `#` starts a comment outside quotes,
 // and a backslash before a newline continues the line.
 

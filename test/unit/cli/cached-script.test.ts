@@ -7,7 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -38,6 +38,8 @@ function run(env: Record<string, string> = {}): Promise<{ out: string; cache: st
 const source = (n: number) =>
   `exports.answer = () => [1, 2, 3].map((x) => x * ${n}).join(","); exports.self = require("node:path").basename(__filename);\n`;
 
+const later = (ms: number) => new Date(Date.now() + ms);
+
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "palisade-cached-script-"));
   script = join(dir, "verb.cjs");
@@ -61,6 +63,30 @@ test("a script changed after its cache (same length: V8 alone would take the cac
   const later = new Date(Date.now() + 10_000);
   utimesSync(script, later, later);
   assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "none" });
+});
+
+test("a cache exactly as old as its script (an archive that normalised both times) is not taken", async () => {
+  // Same length, other text, and one timestamp for both: only the strict age test stands between them.
+  await run({ PALISADE_CODE_CACHE: "write" });
+  writeFileSync(script, source(4));
+  const same = new Date(Date.now() + 15_000);
+  utimesSync(script, same, same);
+  utimesSync(codeCachePath(script), same, same);
+  assert.deepEqual(await run(), { out: "4,8,12 verb.cjs", cache: "none" });
+  writeFileSync(script, source(3));
+  utimesSync(script, later(16_000), later(16_000));
+});
+
+test("a cache that cannot be read, and a cache write that fails, fall back to the source", async () => {
+  const unreadable = `${codeCachePath(script)}`;
+  // A directory where the cache file should be: stat finds it, reading it fails (EISDIR), as
+  // writing it does.
+  rmSync(unreadable, { force: true });
+  mkdirSync(unreadable);
+  utimesSync(unreadable, later(17_000), later(17_000));
+  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "none" });
+  assert.deepEqual(await run({ PALISADE_CODE_CACHE: "write" }), { out: "3,6,9 verb.cjs", cache: "none" });
+  rmSync(unreadable, { recursive: true, force: true });
 });
 
 test("a cache V8 refuses is not used, and the script still runs", async () => {
