@@ -337,10 +337,11 @@ test("a truncated state file is ignored with a warning, no crash; the countries 
   assert.equal(warn.file, file);
   assert.match(String(warn.msg), /corrupt or truncated; ignored/);
   assert.match(String(warn.err), /not JSON/);
+  // One message per country (CN's, then DE's): wait for both before reading what came.
   await waitUntil(
-    async () => received().some((c) => c.country === "CN" && c.full),
+    async () => ["CN", "DE"].every((country) => received().some((c) => c.country === country && c.full)),
     60_000,
-    `CN sent whole\n${agent.proc?.output().slice(-3000)}`,
+    `CN and DE sent whole\n${agent.proc?.output().slice(-3000)}`,
   );
   assert.deepEqual(
     received()
