@@ -48,13 +48,15 @@ const PACKAGE: Record<string, string> = {
   promtool: "prometheus",
   "/usr/bin/chromium": "chromium",
   sleep: "coreutils",
+  // bench/footprint.ts reads CLK_TCK (the unit of /proc/PID/stat's CPU times).
+  getconf: "libc-bin",
   tar: "tar",
   sh: "dash",
   bash: "bash",
   protoc: "protobuf-compiler",
 };
 /** Essential on every Debian system: never on an apt-get line. */
-const ESSENTIAL = new Set(["coreutils", "util-linux", "tar", "dash", "bash"]);
+const ESSENTIAL = new Set(["coreutils", "util-linux", "tar", "dash", "bash", "libc-bin"]);
 /** `run([...])` in the CLI tests runs bin/palisade: its verbs and flags are not programs. */
 const VERBS = new Set(readdirSync(join(ROOT, "src/cli/commands")).map((f) => f.replace(/\.ts$/, "")));
 
