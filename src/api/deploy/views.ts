@@ -1,7 +1,7 @@
 // How deployments look over REST: overall status, per-status counts (for progress lines)
 // and, for one deployment, every target with its host, version and error text.
 import { z } from "zod";
-import type { Db, Prisma } from "../db/client.ts";
+import { type Db, Prisma } from "../db/client.ts";
 import { iso, isoOrNull, Timestamp } from "../schemas.ts";
 import { storedStrategy, Strategy } from "./strategy.ts";
 
@@ -50,7 +50,7 @@ const versionRef = { select: { id: true, number: true, ruleset: { select: { name
 export const summaryInclude = { version: versionRef } as const;
 type SummaryRow = Prisma.DeploymentGetPayload<{ include: typeof summaryInclude }>;
 
-export async function countsFor(db: Db, ids: string[]): Promise<Map<string, Counts>> {
+export async function countsFor(db: ViewDb, ids: string[]): Promise<Map<string, Counts>> {
   const out = new Map<string, Counts>(
     ids.map((id) => [id, { total: 0, pending: 0, applying: 0, applied: 0, failed: 0, rolled_back: 0 }]),
   );
@@ -85,7 +85,18 @@ export function summaryView(d: SummaryRow, counts: Counts): z.infer<typeof Deplo
   };
 }
 
-export async function detailView(db: Db, d: SummaryRow): Promise<z.infer<typeof DeploymentDetail>> {
+/**
+ * Run a view's reads in one REPEATABLE READ snapshot. A deployment's status and its
+ * targets change together (a failed target settles its deployment in the same
+ * transaction); read one after the other, a commit landing in between shows a
+ * rolled-back target under a deployment still "running".
+ */
+export function inSnapshot<T>(db: Db, read: (tx: ViewDb) => Promise<T>): Promise<T> {
+  return db.$transaction(read, { isolationLevel: Prisma.TransactionIsolationLevel.RepeatableRead });
+}
+export type ViewDb = Prisma.TransactionClient;
+
+export async function detailView(db: ViewDb, d: SummaryRow): Promise<z.infer<typeof DeploymentDetail>> {
   const targets = await db.deploymentTarget.findMany({
     where: { deploymentId: d.id },
     include: { host: { select: { name: true } }, version: versionRef },

@@ -11,6 +11,7 @@ import {
   DeploymentDetail,
   DeploymentSummary,
   detailView,
+  inSnapshot,
   summaryInclude,
   summaryView,
 } from "../deploy/views.ts";
@@ -104,16 +105,19 @@ export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (req) => {
       const order = newestFirst(req.query.cursor);
-      const rows = await app.db.deployment.findMany({
-        where: { ...(req.query.status ? { status: req.query.status } : {}), ...order.where },
-        orderBy: order.orderBy,
-        take: req.query.limit + 1,
-        include: summaryInclude,
+      const { rows, counts } = await inSnapshot(app.db, async (tx) => {
+        const rows = await tx.deployment.findMany({
+          where: { ...(req.query.status ? { status: req.query.status } : {}), ...order.where },
+          orderBy: order.orderBy,
+          take: req.query.limit + 1,
+          include: summaryInclude,
+        });
+        const counts = await countsFor(
+          tx,
+          rows.map((r) => r.id),
+        );
+        return { rows, counts };
       });
-      const counts = await countsFor(
-        app.db,
-        rows.map((r) => r.id),
-      );
       return page(rows, req.query.limit, (d) => summaryView(d, counts.get(d.id)!), order.keyOf);
     },
   );
@@ -134,9 +138,12 @@ export const deploymentRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (req) => {
-      const d = await app.db.deployment.findUnique({ where: { id: req.params.id }, include: summaryInclude });
-      if (!d) throw notFound(`deployment ${req.params.id}`);
-      return detailView(app.db, d);
+      const view = await inSnapshot(app.db, async (tx) => {
+        const d = await tx.deployment.findUnique({ where: { id: req.params.id }, include: summaryInclude });
+        return d && detailView(tx, d);
+      });
+      if (!view) throw notFound(`deployment ${req.params.id}`);
+      return view;
     },
   );
 
