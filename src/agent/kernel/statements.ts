@@ -12,7 +12,7 @@ import { AgentError } from "../errors.ts";
 
 export type ObjectKind = "chain" | "set" | "map" | "counter" | "quota" | "flowtable";
 const OBJECT_KINDS = new Set<string>(["chain", "set", "map", "counter", "quota", "flowtable"]);
-const FAMILIES = new Set(["inet", "ip", "ip6", "arp", "bridge", "netdev"]);
+const FAMILIES: ReadonlySet<string> = new Set(nft.FAMILIES);
 
 export interface Statement {
   /** The statement's exact source text. */
