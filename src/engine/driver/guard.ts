@@ -99,6 +99,8 @@ function scan(text: string, touched: TouchedTable[]): void {
   let lineStart = 0;
   let words: Word[] = [];
   let started = false;
+  /** The statement's block has closed and ends the command (not a rule's anonymous set): only a newline or ';' may follow. */
+  let ended = false;
   let stmtLine = 1;
   const n = text.length;
   let i = 0;
@@ -118,6 +120,7 @@ function scan(text: string, touched: TouchedTable[]): void {
         touched.push(statementTable(words, stmtLine));
         words = [];
         started = false;
+        ended = false;
       }
       line++;
       lineStart = ++i;
@@ -127,6 +130,7 @@ function scan(text: string, touched: TouchedTable[]): void {
       i++;
       continue;
     }
+    if (ended && c !== SEMI) throw afterBlock(text, i, line, lineStart);
     if (c === QUOTE) {
       const close = text.indexOf('"', i + 1);
       if (close < 0)
@@ -163,6 +167,7 @@ function scan(text: string, touched: TouchedTable[]): void {
     if (c === RBRACE) {
       depth--;
       if (depth < 0) throw forbiddenAt(line, i - lineStart + 1, "has an unbalanced '}'");
+      if (depth === 0) ended = blockEndsCommand(words);
       i++;
       continue;
     }
@@ -177,6 +182,7 @@ function scan(text: string, touched: TouchedTable[]): void {
         touched.push(statementTable(words, stmtLine));
         words = [];
         started = false;
+        ended = false;
       }
       i++;
       continue;
@@ -202,6 +208,29 @@ function scan(text: string, touched: TouchedTable[]): void {
   }
   if (depth !== 0) throw new NftError("forbidden_command", "ruleset text has an unclosed '{'");
   if (started) touched.push(statementTable(words, stmtLine));
+}
+
+/**
+ * Whether a statement ends with its block: a table block or a command on a table, chain, set,
+ * map, element, counter, quota or flowtable. nft's grammar has nothing after those blocks (it
+ * ends a command only at a newline or ';'), while a rule's block is an anonymous set or map
+ * that words may follow (`tcp dport { 22, 80 } accept`).
+ */
+function blockEndsCommand(words: Word[]): boolean {
+  const first = words[0];
+  if (!first || first.quoted) return false;
+  if (first.text === "table") return true;
+  return VERBS.has(first.text) && words[1] !== undefined && words[1].text !== "rule";
+}
+
+function afterBlock(text: string, i: number, line: number, lineStart: number): NftError {
+  WORD.lastIndex = i;
+  const what = WORD.test(text) ? text.slice(i, WORD.lastIndex) : text[i]!;
+  return forbiddenAt(
+    line,
+    i - lineStart + 1,
+    `has '${what}' after the '}' that ends its block; only a newline or ';' may end such a command`,
+  );
 }
 
 /**

@@ -82,6 +82,42 @@ test("commands the driver never sends are refused", () => {
   }
 });
 
+test("nothing may follow the block that ends a table, chain, set, element, counter, quota or flowtable command", () => {
+  // nft ends a command only at a newline or ';', and its grammar has nothing after such a
+  // block; the guard is exact about it rather than leaving it to nft's syntax error.
+  for (const [text, col] of [
+    ["table inet palisade { } foo\n", 25],
+    ["table inet palisade { } , \n", 25],
+    ["table inet palisade { }{ }\n", 24],
+    ['table inet palisade { } "x"\n', 25],
+    ["add table inet palisade { flags dormant; } foo\n", 44],
+    ["add chain inet palisade c { type filter hook input priority 0; } accept\n", 66],
+    ["add set inet palisade s { type ipv4_addr; } delete table ip filter\n", 45],
+    ["add element inet palisade s { 1.2.3.4 } 5.6.7.8\n", 41],
+    ["delete element inet palisade s { 1.2.3.4 },\n", 43],
+    ["add counter inet palisade c { packets 0 bytes 0 } x\n", 51],
+    ["add quota inet palisade q { 5 bytes } { }\n", 39],
+    ["create set inet palisade s {\n type ipv4_addr\n} x\n", 3],
+  ] as const) {
+    assert.throws(
+      () => tablesTouched(text),
+      (e: unknown) =>
+        e instanceof NftError &&
+        e.code === "forbidden_command" &&
+        /after the '}' that ends its block/.test(e.message) &&
+        e.location?.column === col,
+      text,
+    );
+  }
+  // A rule's block (an anonymous set or map) is one part of the rule: words may follow it.
+  assert.deepEqual(
+    tablesTouched(
+      "add rule inet palisade c tcp dport { 22, 80 } accept\ninsert rule inet palisade c ip saddr vmap { 192.0.2.1 : drop } counter\nadd set inet palisade s { type ipv4_addr; } ; add element inet palisade s { 1.2.3.4 }  \n",
+    ).map((t) => t.line),
+    [1, 2, 3, 3],
+  );
+});
+
 test("after a statement's first words the guard still finds what ends or hides a statement", () => {
   // The scan stops reading words after a statement's head (verb, object, family, table) and
   // jumps to the next character that matters: these all sit after a head.
