@@ -247,6 +247,11 @@ export interface IpsetOrigin {
   inferred?: { line: number; family: Family; use: string };
   /** Elements added with a timeout of their own, which the policy replaces by the set's. */
   elementTimeouts?: { count: number; first: string };
+  /**
+   * Created with `timeout 0` (fail2ban's sets): its elements may carry a timeout of their own,
+   * and one without is permanent. The policy set has no timeout.
+   */
+  permanentByDefault?: true;
 }
 
 export interface LineResult {

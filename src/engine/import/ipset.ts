@@ -133,7 +133,11 @@ export function ipsetWarnings(draft: PolicyDraft): Diagnostic[] {
         warning(
           ["sets", key],
           ELEMENT_TIMEOUT_DROPPED,
-          `ipset ${origin.ipset}: ${own.count} element${own.count === 1 ? "" : "s"} had a timeout of their own (first: ${own.first}); the policy has no per-element timeout, so when loaded each lives the set's timeout, ${set.timeoutSeconds} s`,
+          `ipset ${origin.ipset}: ${own.count} element${own.count === 1 ? "" : "s"} had a timeout of their own (first: ${own.first}); the policy has no per-element timeout, so when loaded ${
+            set.timeoutSeconds === undefined
+              ? "each is permanent (the set was created with timeout 0: permanent unless an element has its own)"
+              : `each lives the set's timeout, ${set.timeoutSeconds} s`
+          }`,
         ),
       );
     if (!origin.inferred || !set) continue;
@@ -205,9 +209,11 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
       const elem = element(args[2], set.interval === true, set.type);
       const dropped = elementOptions(cmd, args.slice(3));
       const key = setPolicyName(name!);
-      const own = cmd === "add" ? elementTimeout(args.slice(3), elem, set.timeoutSeconds) : undefined;
+      const origin = draft.ipsets.get(key)!;
+      // A set created with `timeout 0` takes element timeouts; its default (0) is permanent.
+      const setTimeout = set.timeoutSeconds ?? (origin.permanentByDefault ? 0 : undefined);
+      const own = cmd === "add" ? elementTimeout(args.slice(3), elem, setTimeout) : undefined;
       if (own !== undefined) {
-        const origin = draft.ipsets.get(key)!;
         origin.elementTimeouts ??= { count: 0, first: `${elem} timeout ${own}` };
         origin.elementTimeouts.count++;
       }
@@ -271,9 +277,10 @@ function elementOptions(cmd: string, rest: readonly string[]): string[] {
 
 /**
  * An element's own `timeout N` (ipset save writes the time left) where the policy cannot
- * keep it: policy elements have no timeout of their own and take the set's. Returns N when
- * the element's lifetime changes (a warning), undefined when it does not; refuses what
- * would change its meaning (timeout 0: permanent, in a set whose elements expire).
+ * keep it: policy elements have no timeout of their own and take the set's (`setTimeout` 0:
+ * created with `timeout 0`, permanent). Returns N when the element's lifetime changes (a
+ * warning), undefined when it does not; refuses what would change its meaning (timeout 0:
+ * permanent, in a set whose elements expire).
  */
 function elementTimeout(rest: readonly string[], elem: string, setTimeout: number | undefined): number | undefined {
   const i = rest.indexOf("timeout");
@@ -285,13 +292,14 @@ function elementTimeout(rest: readonly string[], elem: string, setTimeout: numbe
       `ipset add ${elem} timeout ${v}: the set was created without timeout, so its elements take none (ipset refuses this)`,
       "timeout",
     );
+  if (v === setTimeout) return undefined;
   if (v === 0)
     fail(
       "import_unsupported",
       `ipset add ${elem} timeout 0: the element is permanent in ipset, but in the policy every element of this set expires after its timeout ${setTimeout} s (elements have no timeout of their own); put permanent elements in a set without timeout`,
       "timeout",
     );
-  return v === setTimeout ? undefined : v;
+  return v;
 }
 
 function requireSet(draft: PolicyDraft, name: string | undefined) {
@@ -347,7 +355,7 @@ function create(args: string[], draft: PolicyDraft): LineResult {
     ...(timeout ? { timeoutSeconds: timeout } : {}),
     ...(size ? { size } : {}),
   };
-  draft.ipsets.set(key, { ipset: name });
+  draft.ipsets.set(key, { ipset: name, ...(timeout === 0 ? { permanentByDefault: true as const } : {}) });
   const renamed = renamedNote(name, key);
   return {
     status: "imported",

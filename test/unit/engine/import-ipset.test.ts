@@ -387,3 +387,39 @@ test("a negated match of an ipset the input does not hold is refused (empty, it 
     assert.deepEqual(ok.policy!.chains.input!.rules[1]!.match?.saddr, { not: "@allow" });
   }
 });
+
+test("a set created with timeout 0 (fail2ban's) takes element timeouts: permanent by default, own timeouts a warning", () => {
+  // fail2ban: `ipset create f2b-sshd hash:ip timeout 0`, then `ipset add f2b-sshd IP timeout 600`.
+  const rule = dump("-A INPUT -p tcp --dport 22 -m set --match-set f2b-sshd src -j REJECT");
+  const r = importPolicy("iptables-save", rule, {
+    ipsets:
+      "create f2b-sshd hash:ip family inet hashsize 1024 maxelem 65536 timeout 0\n" +
+      "add f2b-sshd 192.0.2.1 timeout 512\nadd f2b-sshd 192.0.2.2 timeout 0\nadd f2b-sshd 192.0.2.3\nadd f2b-sshd 192.0.2.4 timeout 90\n",
+  });
+  assert.deepEqual(r.errors, []);
+  // No timeout in the policy: an element without its own is permanent, as in ipset.
+  assert.deepEqual(r.policy!.sets.f2b_sshd, {
+    type: "ipv4_addr",
+    elements: ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"],
+    size: 65536,
+  });
+  assert.deepEqual(
+    r.warnings.map((w) => [w.code, w.path]),
+    [["ipset_element_timeout_dropped", "/sets/f2b_sshd"]],
+  );
+  assert.match(
+    r.warnings[0]!.message,
+    /2 elements had a timeout of their own \(first: 192\.0\.2\.1 timeout 512\).*each is permanent \(the set was created with timeout 0/,
+  );
+  const add = (el: string) => r.report.find((l) => l.text.includes(el))!;
+  assert.match(add("192.0.2.1").reason ?? "", /warning: ipset_element_timeout_dropped/);
+  assert.doesNotMatch(add("192.0.2.2").reason ?? "", /warning/);
+  // A set created without any timeout still refuses element timeouts, as ipset does.
+  const none = importPolicy("iptables-save", rule, {
+    ipsets: "create f2b-sshd hash:ip family inet\nadd f2b-sshd 192.0.2.1 timeout 0\n",
+  });
+  assert.deepEqual(
+    none.errors.map((e) => e.code),
+    ["import_invalid_value"],
+  );
+});
