@@ -185,6 +185,38 @@ describe("versions", () => {
     assert.equal((await addVersion("invalid")).json().version, 1);
   });
 
+  test("a set named like an nft keyword or a geoip country set is 422 at the push, naming the set and its path", async () => {
+    await createRuleset("names");
+    const res = await addVersion("names", {
+      sets: {
+        drop: { type: "ipv4_addr", elements: ["192.0.2.1"] },
+        geo_v4_CN: { type: "ipv4_addr", elements: ["198.51.100.1"] },
+      },
+      chains: {
+        input: {
+          hook: "input",
+          rules: [
+            { match: { saddr: "@drop" }, action: "drop" },
+            { match: { saddr: "@geo_v4_CN" }, action: "drop" },
+          ],
+        },
+      },
+    });
+    assert.equal(res.statusCode, 422, res.body);
+    const e = errorOf(res);
+    assert.equal(e.code, "invalid_policy");
+    assert.deepEqual(
+      e.details.map((d) => [d.path, d.code]),
+      [
+        ["/sets/drop", "name_is_nft_keyword"],
+        ["/sets/geo_v4_CN", "set_name_reserved"],
+      ],
+    );
+    assert.match(e.details[0]!.message, /set name "drop" is an nft keyword/);
+    assert.match(e.details[1]!.message, /geoip match's set for CN/);
+    assert.equal(await t.db.rulesetVersion.count({ where: { ruleset: { name: "names" } } }), 0);
+  });
+
   test("body must be {policy} or {format, source}: neither, both, or half are 400", async () => {
     await createRuleset("shape");
     for (const body of [

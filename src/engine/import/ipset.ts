@@ -8,6 +8,7 @@ import { isIPv4, isIPv6 } from "node:net";
 import { warning, type Diagnostic } from "../diagnostics.ts";
 import { parsePrefix, zoneIdProblem } from "../net/address.ts";
 import { isIdentifier } from "../nft/names.ts";
+import { reservedSetName } from "../validate/names.ts";
 import { Name } from "../policy/index.ts";
 import type { Collector } from "./collect.ts";
 import { fail } from "./cursor.ts";
@@ -18,7 +19,8 @@ import { splitSaveWords } from "./save-words.ts";
 /**
  * The policy name of an ipset name (ipset allows '-', '.', ...; policy names do not). A name
  * nft reads as a keyword (`drop`, as Spamhaus DROP lists are often called; `log`, `set`,
- * ...) cannot be a set name there: it gets the prefix `ipset_`. Two ipset names that end
+ * ...) cannot be a set name there, nor can the name of a set the agent fills itself
+ * (`geo_v4_CN`, `condition_x`: validate/names.ts): it gets the prefix `ipset_`. Two ipset names that end
  * up as one policy name are refused where the second is used (import_conflict).
  */
 export function setPolicyName(ipsetName: string): string {
@@ -28,14 +30,15 @@ export function setPolicyName(ipsetName: string): string {
     if (!/^[A-Za-z]/.test(n)) n = `s_${n}`;
     n = n.slice(0, 32);
   }
-  return isIdentifier(n) ? n : `ipset_${n}`.slice(0, 32);
+  return isIdentifier(n) && !reservedSetName(n) ? n : `ipset_${n}`.slice(0, 32);
 }
 
 /** Report text for an ipset whose policy name differs from its own (undefined: the same). */
 function renamedNote(ipsetName: string, key: string): string | undefined {
   if (key === ipsetName) return undefined;
-  const keyword = key.startsWith("ipset_") && !isIdentifier(key.slice("ipset_".length));
-  return `ipset ${ipsetName} is the policy set ${key}${keyword ? ` (${key.slice("ipset_".length)} is an nft keyword)` : ""}`;
+  const bare = key.startsWith("ipset_") ? key.slice("ipset_".length) : undefined;
+  const why = bare === undefined ? undefined : !isIdentifier(bare) ? "an nft keyword" : reservedSetName(bare);
+  return `ipset ${ipsetName} is the policy set ${key}${why ? ` (${bare} is ${why})` : ""}`;
 }
 
 /** How to give the importer a set's contents (the warning and the docs say the same). */

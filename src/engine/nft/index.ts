@@ -28,6 +28,7 @@ export {
 export {
   identifier,
   isIdentifier,
+  isNftKeyword,
   palisadeTable,
   isPalisadeTable,
   family,

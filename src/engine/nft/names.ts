@@ -118,8 +118,13 @@ const RESERVED = new Set([
   "frag",
 ]);
 
+/** A word nft reads as a keyword where a name is written (whatever its case), so it cannot be a name. */
+export function isNftKeyword(name: string): boolean {
+  return RESERVED.has(name.toLowerCase());
+}
+
 export function isIdentifier(name: string): boolean {
-  return IDENTIFIER_RE.test(name) && !RESERVED.has(name.toLowerCase());
+  return IDENTIFIER_RE.test(name) && !isNftKeyword(name);
 }
 
 /** Return the name unchanged, or throw invalid_identifier naming what it was meant for. */
@@ -130,7 +135,7 @@ export function identifier(name: string, what = "name"): string {
       `${what} ${JSON.stringify(name)} is not a valid nft identifier: use a letter followed by up to 62 letters, digits or underscores`,
     );
   }
-  if (RESERVED.has(name.toLowerCase())) {
+  if (isNftKeyword(name)) {
     throw new NftModelError(
       "invalid_identifier",
       `${what} ${JSON.stringify(name)} is an nft keyword; choose another name`,

@@ -10,6 +10,7 @@ import { objectErrors } from "./objects.ts";
 import { quotaGrowthProblems } from "./quota-growth.ts";
 import { forwardingErrors } from "./forwarding.ts";
 import { presetErrors } from "./presets.ts";
+import { nameErrors } from "./names.ts";
 
 export function semanticErrors(policy: Policy): Diagnostic[] {
   return [
@@ -21,5 +22,6 @@ export function semanticErrors(policy: Policy): Diagnostic[] {
     ...quotaGrowthProblems(policy),
     ...forwardingErrors(policy),
     ...presetErrors(policy),
+    ...nameErrors(policy),
   ];
 }

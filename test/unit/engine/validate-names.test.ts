@@ -1,0 +1,137 @@
+// Names that reach nft text, or that the agent reads by their shape, are refused when the
+// policy is validated (the API's push of a version), not first by the render on an agent.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { validatePolicy } from "../../../src/engine/validate/index.ts";
+import { Policy, type PolicyInput } from "../../../src/engine/policy/index.ts";
+import { renderNft } from "../../../src/engine/compile/nft/index.ts";
+import { conditions, geoip, importPolicy } from "../../../src/engine/index.ts";
+
+const input = (rules: unknown[], extra: object = {}) =>
+  ({ chains: { input: { hook: "input", rules } }, ...extra }) as PolicyInput;
+
+/** One policy per kind of named object, its name `name`, each used by a rule. */
+const named = (name: string): Record<string, PolicyInput> => ({
+  sets: input([{ match: { saddr: `@${name}` }, action: "drop" }], {
+    sets: { [name]: { type: "ipv4_addr", elements: ["192.0.2.1"] } },
+  }),
+  chains: {
+    chains: { [name]: { rules: [] }, input: { hook: "input", rules: [{ action: { type: "jump", chain: name } }] } },
+  } as PolicyInput,
+  counters: input([{ action: { type: "counter", name } }], { counters: { [name]: {} } }),
+  quotas: input([{ match: { quota: { name } }, action: "accept" }], { quotas: { [name]: { limit: 1000 } } }),
+});
+const what = { sets: "set", chains: "chain", counters: "counter", quotas: "quota" } as const;
+
+test("a set, chain, counter or quota named like an nft keyword is refused at validation, naming it and its path", () => {
+  for (const name of ["drop", "counter", "TCP", "log", "set"]) {
+    for (const [key, doc] of Object.entries(named(name))) {
+      // The name reaches nft text: the nft render refuses it (the agent would, after the push).
+      const parsed = Policy.parse(doc);
+      assert.equal(renderNft(parsed).ok, false, `${key} ${name}: the render takes it`);
+      const v = validatePolicy(doc);
+      assert.equal(v.ok, false, `${key} ${name} passes validation`);
+      const e = v.errors.find((d) => d.code === "name_is_nft_keyword");
+      assert.ok(e, JSON.stringify(v.errors));
+      assert.equal(e.path, `/${key}/${name}`);
+      assert.match(e.message, new RegExp(`^${what[key as keyof typeof what]} name "${name}" is an nft keyword`));
+    }
+  }
+  // Protocol field names are context words nft reads as names where a name stands: accepted.
+  for (const name of ["saddr", "dport", "state", "web"]) {
+    for (const [key, doc] of Object.entries(named(name))) {
+      const v = validatePolicy(doc);
+      assert.ok(v.ok, `${key} ${name}: ${JSON.stringify(v.errors)}`);
+      assert.ok(renderNft(v.policy!).ok, `${key} ${name}`);
+    }
+  }
+});
+
+test("a policy set named like a geoip country set or a condition set is refused at validation", () => {
+  // The clash: without a geoip match the set compiles as the user's own, under a name the
+  // agent takes for a country set (it reads the kernel's sets by their names) and fills with
+  // that country's ranges in place of the user's elements; a condition set is emptied or
+  // filled with { ipv4, ipv6 } as the condition is switched.
+  const own = input([{ match: { saddr: "@geo_v4_CN" }, action: "drop" }], {
+    sets: { geo_v4_CN: { type: "ipv4_addr", elements: ["192.0.2.1"] } },
+  });
+  const r = renderNft(Policy.parse(own));
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  assert.ok(r.text.includes("add set inet palisade geo_v4_CN "));
+  assert.deepEqual(geoip.geoOfSet("geo_v4_CN"), { family: "ipv4", country: "CN" });
+  assert.equal(conditions.conditionOfSet("condition_maint"), "maint");
+  // With a geoip match on the same country, only the render refused it (nft_name_clash).
+  const withGeo = input([{ match: { xt: { geoip: { source: ["CN"] } } }, action: "drop" }], {
+    sets: { geo_v4_CN: { type: "ipv4_addr", elements: ["192.0.2.1"] } },
+  });
+  for (const [doc, name, pattern] of [
+    [own, "geo_v4_CN", /geoip match's set for CN \(IPv4\)/],
+    [withGeo, "geo_v4_CN", /geoip match's set for CN \(IPv4\)/],
+    [
+      input([{ match: { daddr: "@geo_v6_DE" }, action: "drop" }], {
+        sets: { geo_v6_DE: { type: "ipv6_addr", elements: ["2001:db8::1"] } },
+      }),
+      "geo_v6_DE",
+      /geoip match's set for DE \(IPv6\)/,
+    ],
+    [
+      input([{ match: { saddr: "@condition_maint" }, action: "drop" }], {
+        sets: { condition_maint: { type: "ipv4_addr", elements: ["192.0.2.1"] } },
+      }),
+      "condition_maint",
+      /set of condition "maint"/,
+    ],
+  ] as const) {
+    const v = validatePolicy(doc);
+    assert.equal(v.ok, false, `${name} passes validation`);
+    const e = v.errors.find((d) => d.code === "set_name_reserved");
+    assert.ok(e, JSON.stringify(v.errors));
+    assert.equal(e.path, `/sets/${name}`);
+    assert.match(e.message, pattern);
+  }
+  // Names that only look alike are the user's.
+  for (const name of ["geo_v4_cn", "geo_v4_CNX", "geo_CN", "conditions"]) {
+    const v = validatePolicy(
+      input([{ match: { saddr: `@${name}` }, action: "drop" }], {
+        sets: { [name]: { type: "ipv4_addr", elements: ["192.0.2.1"] } },
+      }),
+    );
+    assert.ok(v.ok, `${name}: ${JSON.stringify(v.errors)}`);
+  }
+});
+
+test("imported ipsets named like nft keywords, country sets or condition sets are renamed and validate", () => {
+  const save = [
+    "create drop hash:net family inet",
+    "add drop 192.0.2.0/24",
+    "create geo_v4_CN hash:net family inet",
+    "add geo_v4_CN 198.51.100.0/24",
+    "create condition_x hash:ip family inet",
+    "add condition_x 203.0.113.7",
+  ].join("\n");
+  const src = [
+    "*filter",
+    "-A INPUT -m set --match-set drop src -j DROP",
+    "-A INPUT -m set --match-set geo_v4_CN src -j DROP",
+    "-A INPUT -m set --match-set condition_x src -j DROP",
+    "COMMIT",
+    "",
+  ].join("\n");
+  const r = importPolicy("iptables-save", src, { ipsets: save });
+  assert.deepEqual(r.errors, []);
+  assert.ok(r.policy);
+  assert.deepEqual(Object.keys(r.policy.sets).sort(), ["ipset_condition_x", "ipset_drop", "ipset_geo_v4_CN"]);
+  const reasons = r.report.map((l) => l.reason ?? "").join("\n");
+  assert.match(reasons, /ipset drop is the policy set ipset_drop \(drop is an nft keyword\)/);
+  assert.match(
+    reasons,
+    /ipset geo_v4_CN is the policy set ipset_geo_v4_CN \(geo_v4_CN is the geoip match's set for CN/,
+  );
+  assert.match(
+    reasons,
+    /ipset condition_x is the policy set ipset_condition_x \(condition_x is the set of condition "x"/,
+  );
+  const v = validatePolicy(r.policy);
+  assert.ok(v.ok, JSON.stringify(v.errors));
+  assert.ok(renderNft(v.policy!).ok);
+});
