@@ -46,6 +46,8 @@ export class PolicyDraft {
   readonly chains = new Map<string, DraftChain>();
   private readonly byIptName = new Map<string, DraftChain>();
   readonly quotas: Record<string, QuotaDef> = {};
+  /** The quota2 name each policy quota stands for, where the two differ (a keyword renamed). */
+  readonly quotaOrigins = new Map<string, string>();
   /** ipsets as policy sets: created by ipset commands or `ipset save` lines, or declared empty from their use. */
   readonly sets: Record<string, SetDef> = {};
   /**

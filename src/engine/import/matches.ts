@@ -3,6 +3,7 @@
 import type { Match } from "../policy/index.ts";
 import { ADDR_TYPES, CT_STATES, IFACE_FLAGS, Name } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
+import { isNftKeyword } from "../nft/names.ts";
 import { EXTRA_MODULES } from "./matches-extra.ts";
 import { useSet } from "./ipset.ts";
 import { negate, noNegation, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
@@ -427,6 +428,14 @@ function checkQuotaName(name: string, opt: string): void {
     fail("import_invalid_value", `quota2 name ${name} must be 1-15 printable characters`, name);
 }
 
+/**
+ * The policy name of a quota2 name: a word nft reads as a keyword (`drop`, `log`, ...) cannot
+ * name an nft quota, so it gets the prefix `q_` (12 characters at most: quota2's 15 hold it).
+ */
+function quotaPolicyName(name: string): string {
+  return isNftKeyword(name) ? `q_${name}` : name;
+}
+
 const quota2: ModuleSpec = {
   options: { "--name": arg, "--quota": negArg, "--grow": flag, "--no-change": flag, "--packets": flag },
   build(o, d) {
@@ -434,8 +443,20 @@ const quota2: ModuleSpec = {
     const q = o.get("--quota");
     let name: string;
     if (nameOpt) {
-      name = val(nameOpt);
-      checkQuotaName(name, nameOpt.opt);
+      const raw = val(nameOpt);
+      checkQuotaName(raw, nameOpt.opt);
+      name = quotaPolicyName(raw);
+      const origin = d.policy.quotaOrigins.get(name) ?? (Object.hasOwn(d.policy.quotas, name) ? name : raw);
+      if (origin !== raw)
+        fail(
+          "import_conflict",
+          `quota2 counters ${raw} and ${origin} would both be the policy quota ${name}; rename one`,
+          raw,
+        );
+      if (name !== raw && !d.policy.quotaOrigins.has(name)) {
+        d.policy.quotaOrigins.set(name, raw);
+        d.notes.push(`quota2 counter ${raw} is the policy quota ${name} (${raw} is an nft keyword)`);
+      }
     } else {
       // Plain xt_quota (`-m quota --quota N`): a per-rule budget, i.e. a quota2 counter nobody else shares.
       if (!q) fail("import_missing_argument", "-m quota needs --quota BYTES (or --name for quota2)", "-m quota");

@@ -135,3 +135,32 @@ test("imported ipsets named like nft keywords, country sets or condition sets ar
   assert.ok(v.ok, JSON.stringify(v.errors));
   assert.ok(renderNft(v.policy!).ok);
 });
+
+test("an imported quota2 counter named like an nft keyword becomes q_NAME, said once in the report; another q_NAME is a conflict", () => {
+  const r = importPolicy(
+    "iptables",
+    "-A INPUT -m quota2 --name drop --quota 100 -j ACCEPT\n-A OUTPUT -m quota2 --name drop -j ACCEPT\n",
+  );
+  assert.deepEqual(r.errors, []);
+  assert.ok(r.policy);
+  assert.deepEqual(Object.keys(r.policy.quotas), ["q_drop"]);
+  assert.deepEqual(
+    r.report.map((l) => l.reason ?? ""),
+    ["quota2 counter drop is the policy quota q_drop (drop is an nft keyword)", ""],
+  );
+  const v = validatePolicy(r.policy);
+  assert.ok(v.ok, JSON.stringify(v.errors));
+  assert.ok(renderNft(v.policy!).ok);
+  for (const src of [
+    "-A INPUT -m quota2 --name q_drop --quota 1 -j ACCEPT\n-A INPUT -m quota2 --name drop --quota 1 -j ACCEPT\n",
+    "-A INPUT -m quota2 --name drop --quota 1 -j ACCEPT\n-A INPUT -m quota2 --name q_drop --quota 1 -j ACCEPT\n",
+  ]) {
+    const c = importPolicy("iptables", src);
+    assert.equal(c.errors.length, 1, JSON.stringify(c.errors));
+    assert.equal(c.errors[0]!.code, "import_conflict");
+    assert.match(
+      c.errors[0]!.message,
+      /line 2: quota2 counters (drop and q_drop|q_drop and drop) would both be the policy quota q_drop/,
+    );
+  }
+});
