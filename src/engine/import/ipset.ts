@@ -242,7 +242,11 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
       return { status: "skipped", reason: "ipset flush: empties the set(s) before the script fills them" };
     }
     case "destroy": {
-      const keys = name === undefined ? [...draft.ipsets.keys()] : [setPolicyName(name)];
+      // By ipset name: destroying `a_b` leaves `a-b` (the same policy name) alone.
+      const keys =
+        name === undefined
+          ? [...draft.ipsets.keys()]
+          : [setPolicyName(name)].filter((k) => (draft.ipsets.get(k)?.ipset ?? name) === name);
       for (const k of keys) {
         delete draft.sets[k];
         draft.ipsets.delete(k);
@@ -305,10 +309,23 @@ function elementTimeout(rest: readonly string[], elem: string, setTimeout: numbe
   return v;
 }
 
+/**
+ * The set an `add`/`del`/`flush` names, by its ipset name: `a_b` is not `a-b`, though both
+ * would be the policy set a_b (ipset refuses a command on a set that does not exist).
+ */
 function requireSet(draft: PolicyDraft, name: string | undefined) {
-  const set = name === undefined ? undefined : draft.sets[setPolicyName(name)];
-  if (!set || draft.ipsets.get(setPolicyName(name!))?.inferred)
-    fail("import_syntax", `ipset set ${name ?? "(none)"} was not created earlier in the input`, name ?? "ipset");
+  const key = name === undefined ? undefined : setPolicyName(name);
+  const set = key === undefined ? undefined : draft.sets[key];
+  const origin = key === undefined ? undefined : draft.ipsets.get(key);
+  if (!set || !origin || origin.inferred || origin.ipset !== name) {
+    const other =
+      origin && !origin.inferred && origin.ipset !== name ? ` (ipset ${origin.ipset} was, a different set)` : "";
+    fail(
+      "import_syntax",
+      `ipset set ${name ?? "(none)"} was not created earlier in the input${other}`,
+      name ?? "ipset",
+    );
+  }
   return set;
 }
 

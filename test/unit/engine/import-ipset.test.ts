@@ -423,3 +423,27 @@ test("a set created with timeout 0 (fail2ban's) takes element timeouts: permanen
     ["import_invalid_value"],
   );
 });
+
+test("add, del, flush and destroy act on the set of that ipset name, not on another with the same policy name", () => {
+  const rule = dump("-A INPUT -m set --match-set a-b src -j DROP");
+  const create = "create a-b hash:ip family inet\nadd a-b 192.0.2.1\n";
+  for (const cmd of ["add a_b 192.0.2.9", "del a_b 192.0.2.1", "flush a_b"]) {
+    const r = importPolicy("iptables-save", rule, { ipsets: `${create}${cmd}\n` });
+    assert.deepEqual(
+      r.errors.map((e) => [e.code, e.path]),
+      [["import_syntax", "/ipsets/line/3"]],
+      cmd,
+    );
+    assert.match(r.errors[0]!.message, /ipset set a_b was not created earlier in the input \(ipset a-b was/, cmd);
+    assert.deepEqual(r.policy!.sets.a_b!.elements, ["192.0.2.1"], cmd);
+  }
+  // ipset destroy of a set that does not exist removes nothing.
+  const d = importPolicy("iptables-save", rule, { ipsets: `${create}destroy a_b\n` });
+  assert.deepEqual(d.errors, []);
+  assert.deepEqual(d.policy!.sets.a_b, { type: "ipv4_addr", elements: ["192.0.2.1"] });
+  assert.deepEqual(d.warnings, []);
+  // Its own name still works.
+  const own = importPolicy("iptables-save", rule, { ipsets: `${create}del a-b 192.0.2.1\nadd a-b 192.0.2.2\n` });
+  assert.deepEqual(own.errors, []);
+  assert.deepEqual(own.policy!.sets.a_b!.elements, ["192.0.2.2"]);
+});
