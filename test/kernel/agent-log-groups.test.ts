@@ -240,6 +240,8 @@ describe("agent log groups follow the applied ruleset; missing programs are repo
       "#!/bin/sh\necho \"tcpdump: Couldn't change to 'tcpdump' uid=108 gid=111: Operation not permitted\" >&2\nexit 1\n",
     );
     await chmod(join(failing, "tcpdump"), 0o755);
+    // A root agent starts tcpdump as the tcpdump user (logs.ts): it must reach the script.
+    await chmod(failing, 0o755);
     const { server: ns2 } = await lab.pair();
     await lab.nft(
       ns2,

@@ -4,6 +4,9 @@
 // a bounded wait. Measured before setpriv --pdeathsig: the orphan lived on (re-parented to
 // pid 1) and kept the group. Run as root, where tcpdump would drop to its own user (a uid
 // change clears the parent-death signal), and under the systemd unit's user and capabilities.
+// As root the reader must also run as an unprivileged user (setpriv switches it before the
+// signal is set; measured before: uid 0 under a bounding set, which still writes root's
+// files) with only CAP_NET_ADMIN and CAP_NET_RAW, and still capture NFLOG.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
@@ -63,7 +66,7 @@ describe("a killed agent's tcpdump dies with it (kernel, NFLOG)", () => {
     ["the unit's user and capabilities", ["setpriv", ...setprivArgs(unitPrivileges(unit))]],
   ] as const) {
     it(`as ${as}: SIGKILL of the reader ends its tcpdump`, async () => {
-      const { server } = await lab.pair();
+      const { client, server, link } = await lab.pair();
       const group = 30 + ((process.pid + (as === "root" ? 0 : 1)) % 30);
       await lab.nft(
         server,
@@ -87,6 +90,27 @@ describe("a killed agent's tcpdump dies with it (kernel, NFLOG)", () => {
       assert.equal(tcpdump.length, 1, `one tcpdump under the reader: ${childrenOf(child.pid!).map(comm)}`);
       const pid = tcpdump[0]!;
       orphans.push(pid);
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      const ids = (k: string) =>
+        /^\S+:\s+(.*)$/m
+          .exec(status.split("\n").find((l) => l.startsWith(`${k}:`)) ?? "")?.[1]
+          ?.split(/\s+/)
+          .map(Number) ?? [];
+      const uids = ids("Uid");
+      assert.equal(uids.length, 4, status);
+      for (const u of uids) assert.notEqual(u, 0, `tcpdump runs as uid 0: ${status}`);
+      for (const g of ids("Gid")) assert.notEqual(g, 0, `tcpdump runs as gid 0: ${status}`);
+      const capEff = BigInt(`0x${/^CapEff:\s+(\S+)/m.exec(status)![1]}`);
+      assert.equal(capEff & ~((1n << 12n) | (1n << 13n)), 0n, `tcpdump has more than NET_ADMIN, NET_RAW: ${status}`);
+      if (as === "root") {
+        const passwd = readFileSync("/etc/passwd", "utf8");
+        const tcpdumpUid = /^tcpdump:[^:]*:(\d+):/m.exec(passwd)?.[1];
+        assert.equal(uids[0], Number(tcpdumpUid ?? 65534), "the reader's user");
+      }
+      // It still reads the group: an NFLOG event arrives.
+      await lab.sendUdp(client, link.b.ip4, 9602, { count: 2, size: 20 });
+      for (let i = 0; i < 200 && !/"event"/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(out, /"event":\{[^\n]*"prefix":"K "/, `no NFLOG event read: ${out}`);
       const exited = new Promise<void>((r) => child.once("close", () => r()));
       child.kill("SIGKILL");
       await exited;

@@ -20,6 +20,7 @@
 // loses packets. The default snaplen (262144) keeps every message whole.
 
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import type { LogEvent } from "../../protocol/agent.ts";
 import type { Logger } from "../../runtime/log.ts";
 import { errorText } from "../errors.ts";
@@ -44,6 +45,8 @@ export interface LogReaderOptions {
   tcpdumpPath?: string;
   /** setpriv (util-linux): tcpdump dies with the agent; undefined = not installed (it may outlive a killed agent). */
   setprivPath?: string;
+  /** /etc/passwd's text, read to find the user a root agent's tcpdump runs as (tests). */
+  passwd?: string;
   /** Bounds of the conntrack -G lookups (netns and log are taken from here). */
   ctmark?: Omit<CtMarkOptions, "netns" | "log">;
   /** false: no conntrack -G lookups (conntrack is not installed); events carry no ctmark. */
@@ -69,9 +72,8 @@ export class LogReader {
   }
 
   private argv(group: number): { file: string; args: string[] } {
-    const { wrap, keepUid } = this.dieWithAgent();
     const td = [
-      ...wrap,
+      ...this.dieWithAgent(),
       this.o.tcpdumpPath ?? "tcpdump",
       "-i",
       `nflog:${group}`,
@@ -80,7 +82,6 @@ export class LogReader {
       "-U",
       "--immediate-mode",
       "-q",
-      ...(keepUid ? ["-Z", "root"] : []),
     ];
     return this.o.netns
       ? { file: "ip", args: ["netns", "exec", this.o.netns, ...td] }
@@ -92,15 +93,18 @@ export class LogReader {
    * NFLOG group (the next agent's reader could not bind it): setpriv gives tcpdump a
    * parent-death signal, which the kernel sends when the thread that spawned it exits (node
    * spawns from the main thread: when the agent dies). The kernel clears that signal when a
-   * process changes its uid, and tcpdump started as root drops to its own user: so a root
-   * agent's tcpdump keeps uid 0 (-Z root) with only the capabilities reading NFLOG needs
-   * (CAP_SETGID for -Z's initgroups). An agent run as the unit's user has no uid to drop.
+   * process changes its uid, so tcpdump must not switch users itself: a root agent's setpriv
+   * switches to the reader's user first (setresgid, setgroups, setresuid), keeps only
+   * CAP_NET_ADMIN and CAP_NET_RAW as ambient capabilities, and sets the signal last, just
+   * before exec (util-linux's order whatever the order of the options; measured with strace
+   * on 2.38.1). tcpdump, not root, sees no uid to drop. Without CAP_SETUID setpriv fails
+   * and the reader is reported as failed: it never runs as root. An agent run as the unit's
+   * user has no uid to switch.
    */
-  private dieWithAgent(): { wrap: string[]; keepUid: boolean } {
-    if (!this.o.setprivPath) return { wrap: [], keepUid: false };
-    const root = process.getuid?.() === 0;
-    const bounding = root ? ["--bounding-set", "-all,+net_admin,+net_raw,+setgid"] : [];
-    return { wrap: [this.o.setprivPath, "--pdeathsig", "KILL", ...bounding, "--"], keepUid: root };
+  private dieWithAgent(): string[] {
+    if (!this.o.setprivPath) return [];
+    const user = process.getuid?.() === 0 ? [...readerUser(this.o.passwd), ...READER_CAPS] : [];
+    return [this.o.setprivPath, ...user, "--pdeathsig", "KILL", "--"];
   }
 
   private startGroup(group: number): Promise<void> {
@@ -244,6 +248,31 @@ export class LogReader {
   ctLookups(): { started: number; skipped: number } {
     return { started: this.ct.started, skipped: this.ct.skipped };
   }
+}
+
+const READER_CAPS = ["--inh-caps", "+net_admin,+net_raw", "--ambient-caps", "+net_admin,+net_raw"];
+
+/**
+ * setpriv's options that switch a root agent's tcpdump to the `tcpdump` user (the one
+ * Debian's package creates and tcpdump itself drops to), by its numeric ids in /etc/passwd.
+ * A host without that user gets uid/gid 65534 (nobody/nogroup) and no supplementary groups:
+ * never root.
+ */
+export function readerUser(passwd?: string): string[] {
+  let text = passwd;
+  if (text === undefined) {
+    try {
+      text = readFileSync("/etc/passwd", "utf8");
+    } catch {
+      text = "";
+    }
+  }
+  for (const line of text.split("\n")) {
+    const [name, , uid, gid] = line.split(":");
+    if (name === "tcpdump" && /^\d+$/.test(uid ?? "") && /^\d+$/.test(gid ?? "") && uid !== "0" && gid !== "0")
+      return ["--reuid", uid!, "--regid", gid!, "--init-groups"];
+  }
+  return ["--reuid", "65534", "--regid", "65534", "--clear-groups"];
 }
 
 /** The header fields a log event carries (not decodeIp's offsets, which would land in the spool). */
