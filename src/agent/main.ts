@@ -142,12 +142,14 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const appliedState = await state.readApplied();
   // Validation and compiling run in a worker thread, so the resting agent holds neither.
   const policyWorker = new PolicyWorker(log);
-  // A worker that cannot run fails every render (reported); the agent still starts.
+  const appliedSpa = async () => (await policyWorker.factsOf((await state.readApplied())?.policyJson)).spa;
+  // A worker that cannot run fails every render (reported); the agent still starts, and the
+  // spa verifier tries its rules again with backoff (spa.ts refresh).
+  await spa.refresh(appliedSpa);
   const facts = await policyWorker.factsOf(appliedState?.policyJson).catch((e) => {
-    log.error({ err: errorText(e) }, "cannot read the applied policy's spaKnock rules and trap sharing");
+    log.error({ err: errorText(e) }, "cannot read the applied policy's trap sharing");
     return NO_FACTS;
   });
-  spa.configure(facts.spa);
   await drift.load(appliedState?.text);
   trapShare.configure(facts.trapShare);
 
@@ -202,7 +204,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
             .whileApplying(
               async () => (await policyWorker.factsOf(m.policyJson)).spa,
               () => pipeline.apply(m),
-              async () => (await policyWorker.factsOf((await state.readApplied())?.policyJson)).spa,
+              appliedSpa,
             )
             .catch((e) => log.error({ err: errorText(e) }, "desired state failed")),
         ),
@@ -276,6 +278,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         telemetry,
         logGroups,
         policyWorker,
+        spa,
         log,
       }),
   };
@@ -294,6 +297,7 @@ interface Parts {
   telemetry: TelemetryShipping;
   logGroups: LogGroups;
   policyWorker: PolicyWorker;
+  spa: SpaVerifier;
   log: Logger;
 }
 
@@ -319,6 +323,7 @@ async function stopAgent(p: Parts): Promise<void> {
   // A last reading so nothing counted since the previous interval waits for the next start.
   await p.collector.collect().catch(() => undefined);
   p.client.stop();
+  p.spa.stop();
   await p.policyWorker.close();
   p.log.info("agent stopped");
 }

@@ -51,6 +51,17 @@ export const MAX_PER_SECOND = 2000;
 /** Once half the budget of a second is used, at most this many knocks of one source address are checked. */
 export const PER_SOURCE_PER_SECOND = 4;
 
+/**
+ * After a failed read of the applied policy's rules (the render worker could not answer),
+ * the rules held stay and the read is tried again after `firstMs`, doubling up to `maxMs`,
+ * until it succeeds or an apply reads them anew.
+ */
+export interface SpaRetry {
+  firstMs: number;
+  maxMs: number;
+}
+export const SPA_RETRY: SpaRetry = { firstMs: 1_000, maxMs: 60_000 };
+
 /** Where accepted digests are kept across restarts (the state dir's spa-used.json). */
 export interface SpaUsedStore {
   read(): Promise<SpaUsed | undefined>;
@@ -65,6 +76,9 @@ export class SpaVerifier {
   /** Checks per source in the current second (cleared each second: bounded by MAX_PER_SECOND). */
   private perSource = new Map<string, number>();
   private chain: Promise<unknown> = Promise.resolve();
+  /** Bumped by each read of the applied rules: a retry of an older one stops. */
+  private epoch = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
   /** Tests: called with each knock's outcome once the kernel holds it. */
   onOutcome?: (o: KnockOutcome & { rule: string }) => void;
 
@@ -73,6 +87,7 @@ export class SpaVerifier {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
     private readonly store?: SpaUsedStore,
+    private readonly retry: SpaRetry = SPA_RETRY,
   ) {}
 
   /** Before the first knock: the digests a previous run accepted, still inside the window. */
@@ -93,23 +108,91 @@ export class SpaVerifier {
     this.rules = new Map(rules.map((r) => [r.name, r]));
   }
 
+  /** The names of the rules knocks are checked against now. */
+  ruleNames(): string[] {
+    return [...this.rules.keys()];
+  }
+
+  /**
+   * The applied policy's rules from `applied` (at start and after each apply). When it fails
+   * the rules held stay (an empty set would close every knock-protected port until the next
+   * policy) and it is tried again with backoff in the background; resolves after the first try.
+   */
+  async refresh(applied: () => Promise<SpaRule[]>): Promise<void> {
+    const epoch = ++this.epoch;
+    clearTimeout(this.retryTimer);
+    await this.tryRead(applied, epoch, 1, this.retry.firstMs);
+  }
+
+  /** Stops a pending retry (shutdown). */
+  stop(): void {
+    this.epoch++;
+    clearTimeout(this.retryTimer);
+  }
+
+  private async tryRead(
+    applied: () => Promise<SpaRule[]>,
+    epoch: number,
+    attempt: number,
+    delayMs: number,
+  ): Promise<void> {
+    let rules: SpaRule[];
+    try {
+      rules = await applied();
+    } catch (e) {
+      if (epoch !== this.epoch) return;
+      this.log.error(
+        { err: errorText(e), attempt, retryInMs: delayMs, keptRules: this.ruleNames() },
+        "spa: cannot read the applied policy's spaKnock rules; the rules held so far stay and it is tried " +
+          "again. If it goes on, look for render worker errors above (out of memory: raise the host's memory; " +
+          "an invalid applied.json: send the policy again) or restart the agent",
+      );
+      this.retryTimer = setTimeout(
+        () => void this.tryRead(applied, epoch, attempt + 1, Math.min(delayMs * 2, this.retry.maxMs)),
+        delayMs,
+      );
+      this.retryTimer.unref();
+      return;
+    }
+    if (epoch !== this.epoch) return;
+    this.configure(rules);
+    if (attempt > 1) this.log.info({ attempt, rules: this.ruleNames() }, "spa: applied spaKnock rules read");
+  }
+
   /**
    * Around one apply: the kernel may hold the new version from its first statement until it
    * commits or rolls back, so knocks are checked against its rules and the applied ones
    * (the new version's win on a shared name); afterwards against what applied.json says
-   * the kernel kept.
+   * the kernel kept (refresh: on a failed read the rules held during the apply stay, and it
+   * is tried again). The applied rules that cannot be read are the ones held.
    */
   async whileApplying(
     next: () => Promise<SpaRule[]>,
     apply: () => Promise<void>,
     applied: () => Promise<SpaRule[]>,
   ): Promise<void> {
-    const none = () => [] as SpaRule[];
-    this.configure([...(await applied().catch(none)), ...(await next().catch(none))]);
+    this.epoch++;
+    clearTimeout(this.retryTimer);
+    const held = [...this.rules.values()];
+    const before = await applied().catch((e) => {
+      this.log.warn(
+        { err: errorText(e), keptRules: held.map((r) => r.name) },
+        "spa: cannot read the applied policy's spaKnock rules before an apply; the rules held stay",
+      );
+      return held;
+    });
+    const upcoming = await next().catch((e) => {
+      this.log.warn(
+        { err: errorText(e) },
+        "spa: cannot read the new policy's spaKnock rules; during its apply knocks are checked against the applied ones",
+      );
+      return [] as SpaRule[];
+    });
+    this.configure([...before, ...upcoming]);
     try {
       await apply();
     } finally {
-      this.configure(await applied().catch(none));
+      await this.refresh(applied);
     }
   }
 

@@ -6,7 +6,7 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { policyFacts } from "../../../src/agent/render.ts";
-import { MAX_PER_SECOND, PER_SOURCE_PER_SECOND, SpaVerifier } from "../../../src/agent/spa.ts";
+import { MAX_PER_SECOND, PER_SOURCE_PER_SECOND, SpaVerifier, type SpaRule } from "../../../src/agent/spa.ts";
 import { StateDir, type SpaUsed } from "../../../src/agent/state.ts";
 import type { NflogPacket } from "../../../src/agent/telemetry/nflog.ts";
 import { spaLogPrefix } from "../../../src/engine/index.ts";
@@ -188,4 +188,91 @@ test("without pressure no source is capped: a few forged knocks cannot silence a
     v.onPacket({ prefix: spaLogPrefix("FTP"), payload: packet(Buffer.alloc(64, 0x61)) } as NflogPacket);
   await v.idle();
   assert.equal(checked.length, 11, "every knock of the source was checked, past the per-source cap");
+});
+
+/** The retry timers are unref'd (they never hold a stopping agent): the tests keep the loop alive. */
+function keepAlive(): () => void {
+  const t = setInterval(() => undefined, 1000);
+  return () => clearInterval(t);
+}
+
+/** `applied` that fails `failures` times, then answers `rules`; `done` resolves with its last call. */
+function flaky(failures: number, rules: SpaRule[]) {
+  let calls = 0;
+  let answered: () => void = () => {};
+  const done = new Promise<void>((r) => (answered = r));
+  const applied = async () => {
+    calls++;
+    if (calls <= failures) throw new Error("render worker stopped: exit 1");
+    setImmediate(answered);
+    return rules;
+  };
+  return { applied, done, calls: () => calls };
+}
+
+const FTP = { name: "FTP", openSecret: "o-secret", closeSecret: "c-secret" };
+const SSH = { name: "SSH", openSecret: "o2", closeSecret: "c2" };
+
+test("a failed read of the applied rules after an apply keeps the rules held and is tried again with backoff", async () => {
+  const release = keepAlive();
+  const log = memoryLog();
+  const v = new SpaVerifier({}, log, () => T, undefined, { firstMs: 1, maxMs: 4 });
+  v.configure([FTP]);
+  const after = flaky(4, [FTP, SSH]);
+  let first = true;
+  // Before the apply the applied rules read fine; the new version's too; afterwards the
+  // worker fails four times.
+  await v.whileApplying(
+    async () => [SSH],
+    async () => undefined,
+    async () => {
+      if (first) {
+        first = false;
+        return [FTP];
+      }
+      return after.applied();
+    },
+  );
+  // The worker failed once after the apply: the rules held during it stay, not none.
+  assert.deepEqual(v.ruleNames().sort(), ["FTP", "SSH"]);
+  assert.equal(v.verify("FTP", packet(knock("o-secret", minute))).kind, "open");
+  await after.done;
+  assert.equal(after.calls(), 5);
+  assert.deepEqual(v.ruleNames().sort(), ["FTP", "SSH"]);
+  const failures = log.lines.filter((l) => /cannot read the applied policy's spaKnock rules/.test(String(l.msg)));
+  assert.deepEqual(
+    failures.map((l) => l.retryInMs),
+    [1, 2, 4, 4],
+    "doubling, capped",
+  );
+  assert.deepEqual(failures[0]!.keptRules, ["FTP", "SSH"]);
+  assert.match(String(failures[0]!.err), /render worker stopped/);
+  assert.match(String(failures[0]!.msg), /tried again/);
+  release();
+});
+
+test("at start a failed read keeps trying until the rules are read; a later apply supersedes the retry", async () => {
+  const release = keepAlive();
+  const v = new SpaVerifier({}, memoryLog(), () => T, undefined, { firstMs: 1, maxMs: 2 });
+  const start = flaky(2, [FTP]);
+  await v.refresh(start.applied);
+  assert.deepEqual(v.ruleNames(), [], "nothing known yet");
+  await start.done;
+  assert.deepEqual(v.ruleNames(), ["FTP"]);
+
+  // A retry still pending when an apply comes is dropped: the apply reads the rules itself.
+  const stale = flaky(1000, []);
+  await v.refresh(stale.applied);
+  assert.deepEqual(v.ruleNames(), ["FTP"], "kept on failure");
+  await v.whileApplying(
+    async () => [SSH],
+    async () => undefined,
+    async () => [SSH],
+  );
+  const calls = stale.calls();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(stale.calls(), calls, "the superseded retry stopped");
+  assert.deepEqual(v.ruleNames(), ["SSH"]);
+  v.stop();
+  release();
 });
