@@ -14,6 +14,7 @@ import type {
 import type { z } from "zod";
 import type { CounterDef } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
+import { reservedChainName } from "../validate/names.ts";
 import { baseChainKey, builtinHook, userChainKey, type Hook, type Table } from "./chains.ts";
 import type { Family } from "./values.ts";
 
@@ -91,7 +92,11 @@ export class PolicyDraft {
       fail("import_conflict", `chain ${iptName} already exists in table ${table}`, iptName);
     if (builtinHook(table, iptName))
       fail("import_conflict", `${iptName} is a builtin chain of table ${table}`, iptName);
-    const key = userChainKey(iptName, table, (k) => this.chains.has(k) || this.isReservedBaseKey(k));
+    const key = userChainKey(
+      iptName,
+      table,
+      (k) => this.chains.has(k) || this.isReservedBaseKey(k) || reservedChainName(k) !== undefined,
+    );
     const chain = this.add({ key, table, iptName, rules: [] });
     return { chain, renamed: key === iptName ? undefined : key };
   }

@@ -1,12 +1,15 @@
 // Names of the policy's objects: those written bare into nft text (sets, chains, counters,
-// quotas) must not be nft keywords, and a set must not have the name of a set the agent
-// fills itself (geoip countries, conditions), which it finds in the kernel by its name.
+// quotas) must not be nft keywords, nor names the nft render gives its own chains and
+// counters; a set must not have the name of a set the agent fills itself (geoip countries,
+// conditions), which it finds in the kernel by its name.
 // Refused here, when a version is pushed, rather than first by the render on an agent.
 import { error, type Diagnostic } from "../diagnostics.ts";
 import type { Policy } from "../policy/index.ts";
 import { isNftKeyword } from "../nft/names.ts";
 import { geoOfSet } from "../geoip/names.ts";
 import { conditionOfSet } from "../conditions/names.ts";
+import { FWD_CHAINS } from "../compile/nft/forwarding.ts";
+import { parseGrowCounterName } from "../compile/nft/quota.ts";
 
 /**
  * What a set of this name is to the agent when the policy does not mean it (a geoip
@@ -20,6 +23,13 @@ export function reservedSetName(name: string): string | undefined {
   if (condition !== undefined)
     return `the set of condition "${condition}", which the agent fills or empties as the condition is switched`;
   return undefined;
+}
+
+/** What the nft render makes a chain of this name, whatever the policy holds, or undefined. */
+export function reservedChainName(name: string): string | undefined {
+  return (Object.values(FWD_CHAINS) as string[]).includes(name)
+    ? "the chain port forwarding compiles into (forwarding)"
+    : undefined;
 }
 
 /** The objects whose names are written bare into nft text (rules refer to them by name). */
@@ -38,6 +48,22 @@ export function nameErrors(policy: Policy): Diagnostic[] {
           ),
         );
     }
+  }
+  for (const name of Object.keys(policy.chains).sort()) {
+    const reserved = reservedChainName(name);
+    if (reserved)
+      out.push(error(["chains", name], "chain_name_reserved", `chain name "${name}" is ${reserved}; rename the chain`));
+  }
+  for (const name of Object.keys(policy.counters).sort()) {
+    const grow = parseGrowCounterName(name);
+    if (grow)
+      out.push(
+        error(
+          ["counters", name],
+          "counter_name_reserved",
+          `counter name "${name}" is the name of the counter a growing quota ${grow.quota} (${grow.mode}) renders as, which the agent reports as that quota; rename the counter`,
+        ),
+      );
   }
   for (const name of Object.keys(policy.sets).sort()) {
     const reserved = reservedSetName(name);

@@ -164,3 +164,35 @@ test("an imported quota2 counter named like an nft keyword becomes q_NAME, said 
     );
   }
 });
+
+test("a chain named like a port-forwarding chain, or a counter named like a growing quota's, is refused at validation", () => {
+  // The nft render takes these names for its own objects whatever the policy holds (and
+  // always refused them); validation says so at the push.
+  for (const [doc, path, code, pattern] of [
+    [named("fwd_dnat").chains!, "/chains/fwd_dnat", "chain_name_reserved", /chain port forwarding compiles into/],
+    [
+      named("quota_web_grow_bytes").counters!,
+      "/counters/quota_web_grow_bytes",
+      "counter_name_reserved",
+      /growing quota web/,
+    ],
+  ] as const) {
+    assert.equal(renderNft(Policy.parse(doc)).ok, false, path);
+    const v = validatePolicy(doc);
+    assert.equal(v.ok, false, `${path} passes validation`);
+    const e = v.errors.find((d) => d.code === code);
+    assert.ok(e, JSON.stringify(v.errors));
+    assert.equal(e.path, path);
+    assert.match(e.message, pattern);
+  }
+});
+
+test("an imported user chain named like a port-forwarding chain gets the table prefix and validates", () => {
+  const r = importPolicy("iptables", "-N fwd_snat\n-A INPUT -j fwd_snat\n-A fwd_snat -j ACCEPT\n");
+  assert.deepEqual(r.errors, []);
+  assert.ok(r.policy);
+  assert.ok(Object.hasOwn(r.policy.chains, "filter_fwd_snat"), Object.keys(r.policy.chains).join(","));
+  const v = validatePolicy(r.policy);
+  assert.ok(v.ok, JSON.stringify(v.errors));
+  assert.ok(renderNft(v.policy!).ok);
+});
