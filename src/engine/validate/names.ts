@@ -32,13 +32,30 @@ export function reservedChainName(name: string): string | undefined {
     : undefined;
 }
 
-/** The objects whose names are written bare into nft text (rules refer to them by name). */
-const BARE = { sets: "set", chains: "chain", counters: "counter", quotas: "quota" } as const;
+/** What a counter of this name is to the render and the agent (a growing quota's), or undefined. */
+function reservedCounterName(name: string): string | undefined {
+  const grow = parseGrowCounterName(name);
+  return grow
+    ? `the name of the counter a growing quota ${grow.quota} (${grow.mode}) renders as, which the agent reports as that quota`
+    : undefined;
+}
+
+/**
+ * The objects whose names are written bare into nft text (rules refer to them by name), and
+ * the names of each kind that the render or the agent takes for objects of their own.
+ */
+const KINDS = [
+  { key: "sets", what: "set", reserved: reservedSetName },
+  { key: "chains", what: "chain", reserved: reservedChainName },
+  { key: "counters", what: "counter", reserved: reservedCounterName },
+  { key: "quotas", what: "quota", reserved: () => undefined },
+] as const;
 
 export function nameErrors(policy: Policy): Diagnostic[] {
   const out: Diagnostic[] = [];
-  for (const [key, what] of Object.entries(BARE) as [keyof typeof BARE, string][]) {
+  for (const { key, what, reserved } of KINDS) {
     for (const name of Object.keys(policy[key]).sort()) {
+      const why = reserved(name);
       if (isNftKeyword(name))
         out.push(
           error(
@@ -47,34 +64,15 @@ export function nameErrors(policy: Policy): Diagnostic[] {
             `${what} name "${name}" is an nft keyword, which nft cannot read as the ${what}'s name; rename the ${what} and what refers to it`,
           ),
         );
+      else if (why)
+        out.push(
+          error(
+            [key, name],
+            `${what}_name_reserved`,
+            `${what} name "${name}" is ${why}; rename the ${what} and what refers to it`,
+          ),
+        );
     }
-  }
-  for (const name of Object.keys(policy.chains).sort()) {
-    const reserved = reservedChainName(name);
-    if (reserved)
-      out.push(error(["chains", name], "chain_name_reserved", `chain name "${name}" is ${reserved}; rename the chain`));
-  }
-  for (const name of Object.keys(policy.counters).sort()) {
-    const grow = parseGrowCounterName(name);
-    if (grow)
-      out.push(
-        error(
-          ["counters", name],
-          "counter_name_reserved",
-          `counter name "${name}" is the name of the counter a growing quota ${grow.quota} (${grow.mode}) renders as, which the agent reports as that quota; rename the counter`,
-        ),
-      );
-  }
-  for (const name of Object.keys(policy.sets).sort()) {
-    const reserved = reservedSetName(name);
-    if (reserved)
-      out.push(
-        error(
-          ["sets", name],
-          "set_name_reserved",
-          `set name "${name}" is ${reserved}; rename the set and the rules that use it`,
-        ),
-      );
   }
   return out;
 }
