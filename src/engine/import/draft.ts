@@ -259,6 +259,8 @@ export interface IpsetOrigin {
    * and one without is permanent. The policy set has no timeout.
    */
   permanentByDefault?: true;
+  /** hash:net elements added with host bits set (10.0.0.1/24), kept as their network as ipset does. */
+  elementHostBits?: { count: number; first: string };
 }
 
 export interface LineResult {

@@ -4,9 +4,16 @@
 // `-m set --match-set NAME src` but never holds its members. Then the set is declared empty
 // with the type its use implies (addresses of the rule's family), as `ipset create` before
 // iptables-restore would leave it, and the import warns (ipset_contents_missing).
-import { isIPv4, isIPv6 } from "node:net";
 import { warning, type Diagnostic } from "../diagnostics.ts";
-import { parsePrefix, zoneIdProblem } from "../net/address.ts";
+import {
+  compressIpv6,
+  expandIpv6,
+  hasHostBits,
+  ipv4Network,
+  parsePrefix,
+  prefixNetwork,
+  zoneIdProblem,
+} from "../net/address.ts";
 import { isIdentifier } from "../nft/names.ts";
 import { reservedSetName } from "../validate/names.ts";
 import { Name } from "../policy/index.ts";
@@ -121,28 +128,38 @@ export function useSet(
 
 /** Warning code: elements whose own timeout the policy replaced by the set's. */
 const ELEMENT_TIMEOUT_DROPPED = "ipset_element_timeout_dropped";
+/** Warning code: hash:net elements written with host bits (10.0.0.1/24), kept as their network. */
+const ELEMENT_HOST_BITS = "ipset_element_host_bits";
 
 /**
- * One warning per set declared from its use (empty until its contents are supplied), and
- * one per set whose elements had their own timeouts (the policy gives each the set's).
+ * One warning per set declared from its use (empty until its contents are supplied), one per
+ * set whose elements had their own timeouts (the policy gives each the set's), and one per
+ * set whose elements had host bits (kept as their network).
  */
 export function ipsetWarnings(draft: PolicyDraft): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const [key, origin] of draft.ipsets) {
     const set = draft.sets[key];
-    const own = origin.elementTimeouts;
-    if (own && set)
+    const counted = (c: { count: number; first: string }, what: string, then: string) =>
+      warning(
+        ["sets", key],
+        what,
+        `ipset ${origin.ipset}: ${c.count} element${c.count === 1 ? "" : "s"} ${what === ELEMENT_HOST_BITS ? "had host bits set" : "had a timeout of their own"} (first: ${c.first}); ${then}`,
+      );
+    if (origin.elementTimeouts && set)
       out.push(
-        warning(
-          ["sets", key],
+        counted(
+          origin.elementTimeouts,
           ELEMENT_TIMEOUT_DROPPED,
-          `ipset ${origin.ipset}: ${own.count} element${own.count === 1 ? "" : "s"} had a timeout of their own (first: ${own.first}); the policy has no per-element timeout, so when loaded ${
+          `the policy has no per-element timeout, so when loaded ${
             set.timeoutSeconds === undefined
               ? "each is permanent (the set was created with timeout 0: permanent unless an element has its own)"
               : `each lives the set's timeout, ${set.timeoutSeconds} s`
           }`,
         ),
       );
+    if (origin.elementHostBits && set)
+      out.push(counted(origin.elementHostBits, ELEMENT_HOST_BITS, "ipset stores the network, and so does the policy"));
     if (!origin.inferred || !set) continue;
     const { line, family, use } = origin.inferred;
     const fam = family === "ipv6" ? "IPv6" : "IPv4";
@@ -209,7 +226,7 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
       if (name !== undefined && draft.unsupportedIpsets.has(name))
         return { status: "skipped", reason: `element of ipset ${name}, whose type is not imported` };
       const set = requireSet(draft, name);
-      const elem = element(args[2], set.interval === true, set.type);
+      const { elem, masked } = element(args[2], set.interval === true, set.type);
       const dropped = elementOptions(cmd, args.slice(3));
       const key = setPolicyName(name!);
       const origin = draft.ipsets.get(key)!;
@@ -220,17 +237,27 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
         origin.elementTimeouts ??= { count: 0, first: `${elem} timeout ${own}` };
         origin.elementTimeouts.count++;
       }
+      if (masked !== undefined && cmd === "add") {
+        origin.elementHostBits ??= { count: 0, first: `${masked} is ${elem}` };
+        origin.elementHostBits.count++;
+      }
       const members = draft.members(key);
       if (cmd === "add") members.add(elem);
       else members.delete(elem);
+      const notes = [
+        ...(masked !== undefined
+          ? [`${masked} has host bits set: ipset ${cmd === "add" ? "stores" : "deletes"} the network ${elem}`]
+          : []),
+        ...(dropped.length
+          ? [
+              `${dropped.join(", ")} of the element not kept${own !== undefined ? ` (warning: ${ELEMENT_TIMEOUT_DROPPED})` : ""}`,
+            ]
+          : []),
+      ];
       return {
         status: "imported",
         target: { kind: "path", path: `/sets/${key}` },
-        ...(dropped.length
-          ? {
-              reason: `${dropped.join(", ")} of the element not kept${own !== undefined ? ` (warning: ${ELEMENT_TIMEOUT_DROPPED})` : ""}`,
-            }
-          : {}),
+        ...(notes.length ? { reason: notes.join("; ") } : {}),
       };
     }
     case "flush": {
@@ -389,20 +416,30 @@ function uint(v: string, opt: string): number {
   return Number(v);
 }
 
-function element(text: string | undefined, interval: boolean, type: string): string {
+/**
+ * An element as ipset stores it, so that `del` finds what `add` put: IPv6 in RFC 5952 form
+ * (2001:DB8:0::1 is 2001:db8::1), a whole-address prefix as the address (10.0.0.1/32 is
+ * 10.0.0.1), and a hash:net prefix as its network (10.0.0.1/24 is 10.0.0.0/24: the kernel
+ * clears the host bits; `masked` is then the element as written).
+ */
+function element(text: string | undefined, interval: boolean, type: string): { elem: string; masked?: string } {
   if (!text) fail("import_missing_argument", "ipset add needs an element", "add");
   const zone = zoneIdProblem(text);
   if (zone) fail("import_invalid_value", `ipset element ${zone}`, text);
-  const v6 = type === "ipv6_addr";
-  const plain = v6 ? isIPv6(text) : isIPv4(text);
-  if (plain) return v6 ? text.toLowerCase() : text;
+  const family = type === "ipv6_addr" ? "ipv6" : "ipv4";
   const p = parsePrefix(text);
-  if (interval && p && p.family === (v6 ? "ipv6" : "ipv4")) return text.toLowerCase();
-  fail(
-    "import_invalid_value",
-    `ipset element ${text} is not an ${v6 ? "IPv6" : "IPv4"} address${interval ? " or prefix" : ""}`,
-    text,
-  );
+  if (!p || p.family !== family || (!interval && text.includes("/")))
+    fail(
+      "import_invalid_value",
+      `ipset element ${text} is not an ${family === "ipv6" ? "IPv6" : "IPv4"} address${interval ? " or prefix" : ""}`,
+      text,
+    );
+  const max = family === "ipv6" ? 128 : 32;
+  if (p.length === 0)
+    fail("import_invalid_value", `ipset element ${text}: a hash:net prefix is /1 to /${max} (ipset refuses /0)`, text);
+  if (p.length === max) return { elem: family === "ipv6" ? compressIpv6(expandIpv6(p.address)) : ipv4Network(p) };
+  const elem = `${prefixNetwork(p)}/${p.length}`;
+  return hasHostBits(p) ? { elem, masked: text } : { elem };
 }
 
 /** A line of `ipset save` output (`create NAME TYPE ...`, `add NAME ELEMENT ...`). */

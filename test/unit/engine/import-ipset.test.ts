@@ -447,3 +447,55 @@ test("add, del, flush and destroy act on the set of that ipset name, not on anot
   assert.deepEqual(own.errors, []);
   assert.deepEqual(own.policy!.sets.a_b!.elements, ["192.0.2.2"]);
 });
+
+test("elements are compared as ipset stores them: del finds 2001:DB8::1 as 2001:db8:0::1 and 10.0.0.1 as 10.0.0.1/32", () => {
+  const r = importPolicy("iptables-save", dump("-A INPUT -m set --match-set v6 src -j DROP"), {
+    family: "ipv6",
+    ipsets:
+      "create v6 hash:ip family inet6\nadd v6 2001:DB8::1\nadd v6 2001:db8::2\ndel v6 2001:db8:0::1\n" +
+      "add v6 2001:0db8:0000:0000:0000:0000:0000:0002\n",
+  });
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.policy!.sets.v6!.elements, ["2001:db8::2"]);
+  const n = importPolicy("iptables-save", dump("-A INPUT -m set --match-set n src -j DROP"), {
+    ipsets:
+      "create n hash:net family inet\nadd n 10.0.0.1\nadd n 10.0.1.1/32\nadd n 192.0.2.0/24\n" +
+      "del n 10.0.0.1/32\ndel n 10.0.1.1\n",
+  });
+  assert.deepEqual(n.errors, []);
+  assert.deepEqual(n.policy!.sets.n!.elements, ["192.0.2.0/24"]);
+});
+
+test("a hash:net element with host bits is stored as its network, as ipset does, with a warning naming the change", () => {
+  const r = importPolicy("iptables-save", dump("-A INPUT -m set --match-set n src -j DROP"), {
+    ipsets:
+      "create n hash:net family inet\nadd n 10.0.0.1/24\nadd n 10.0.1.0/24\nadd n 10.0.2.9/23\n" +
+      "create n6 hash:net family inet6\nadd n6 2001:DB8::1/64\n",
+  });
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.policy!.sets.n!.elements, ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/23"]);
+  assert.deepEqual(r.policy!.sets.n6!.elements, ["2001:db8::/64"]);
+  // Validation had refused 10.0.0.1/24 (address_host_bits): the imported set validates.
+  assert.equal(validatePolicy(r.policy, { target: "nftables" }).ok, true);
+  assert.deepEqual(
+    r.warnings.map((w) => [w.code, w.path]),
+    [
+      ["ipset_element_host_bits", "/sets/n"],
+      ["ipset_element_host_bits", "/sets/n6"],
+    ],
+  );
+  assert.match(r.warnings[0]!.message, /2 elements had host bits set \(first: 10\.0\.0\.1\/24 is 10\.0\.0\.0\/24\)/);
+  assert.match(
+    r.report[1]!.reason ?? "",
+    /10\.0\.0\.1\/24 has host bits set: ipset stores the network 10\.0\.0\.0\/24/,
+  );
+  // ipset refuses a /0 in hash:net ("The value of the CIDR parameter of the IP address is invalid").
+  const zero = importPolicy("iptables-save", dump("-A INPUT -m set --match-set n src -j DROP"), {
+    ipsets: "create n hash:net family inet\nadd n 0.0.0.0/0\n",
+  });
+  assert.deepEqual(
+    zero.errors.map((e) => e.code),
+    ["import_invalid_value"],
+  );
+  assert.match(zero.errors[0]!.message, /ipset refuses \/0/);
+});
