@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { PolicyWorker } from "../../../src/agent/policy-worker.ts";
+import { POLICY_WORKER_HEAP_MB, PolicyWorker } from "../../../src/agent/policy-worker.ts";
 import { policyFacts, renderDesired } from "../../../src/agent/render.ts";
 import { StateDir } from "../../../src/agent/state.ts";
 import { applyOnce } from "../../support/apply-once.ts";
@@ -82,5 +82,65 @@ test("a request the worker never answered fails; the apply is reported FAILED (r
     assert.deepEqual(await kernel.listTables(), []);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** One ipv4 set of `n` addresses (11.0.0.0 up) and `rules` linear drop rules: JSON. */
+function bigPolicy(n: number, rules: number): string {
+  const addr = (i: number) => `11.${(i >>> 16) & 255}.${(i >>> 8) & 255}.${i & 255}`;
+  const elements = Array.from({ length: n }, (_, i) => addr(i));
+  const list = Array.from({ length: rules }, (_, i) => ({ match: { saddr: addr(i) }, action: "drop" }));
+  return JSON.stringify({
+    sets: { blocklist: { type: "ipv4_addr", elements } },
+    chains: {
+      input: {
+        hook: "input",
+        policy: "accept",
+        rules: [{ match: { saddr: "@blocklist" }, action: "drop" }, ...list],
+      },
+    },
+  });
+}
+
+test("the worker's heap is capped: a 65k-address, 10k-rule policy renders under the default cap", async () => {
+  const w = new PolicyWorker(undefined, 100);
+  try {
+    const r = await w.render(bigPolicy(65_536, 10_000), failsafe);
+    assert.equal(r.ok, true);
+  } finally {
+    await w.close();
+  }
+  assert.ok(POLICY_WORKER_HEAP_MB >= 64, "room above the measured 24 MB (built) / 32 MB (sources)");
+});
+
+test("a render that runs out of the worker's heap fails with a clear error; the agent renders the next one", async () => {
+  // 48 MB: the README's policy renders (from the sources too); 340k addresses do not.
+  const w = new PolicyWorker(undefined, 100, 48);
+  // The worker is unref'd (it never holds a stopping agent) and a dying one holds nothing:
+  // the agent's stream keeps its loop alive, this keeps the test's.
+  const alive = setInterval(() => undefined, 1000);
+  const huge = bigPolicy(340_000, 10_000);
+  try {
+    await assert.rejects(w.render(huge, failsafe), /render worker stopped: out of heap \(.*48 MB\)/);
+    assert.equal((await w.render(policy, failsafe)).ok, true, "a new worker renders the next policy");
+  } finally {
+    await w.close();
+  }
+  const dir = await mkdtemp(join(tmpdir(), "palisade-policy-worker-"));
+  try {
+    const { results, kernel } = await applyOnce(new StateDir(dir), huge, {
+      failsafe: async () => failsafe,
+      render: (json, fs) => w.render(json, fs),
+    });
+    assert.deepEqual(
+      results.map((r) => [r.status, r.error.split(":")[0]]),
+      [["APPLY_STATUS_FAILED", "render_failed"]],
+    );
+    assert.match(results[0]!.error, /out of heap/);
+    assert.deepEqual(await kernel.listTables(), []);
+  } finally {
+    await w.close();
+    await rm(dir, { recursive: true, force: true });
+    clearInterval(alive);
   }
 });
