@@ -36,7 +36,7 @@ export const PolicyRequest = z
       .max(4 * 1024 * 1024)
       .optional()
       .describe(
-        "with format and source: `ipset save` output for the sets the lines match (`-m set`); without it such sets are imported empty, with the warning ipset_contents_missing",
+        "with format and source: `ipset save` output for the sets the lines match (`-m set`); without it a line that matches such a set is refused (import_ipset_contents_missing), as iptables-restore refuses it; a set only `-j SET` adds to is imported empty, with the warning ipset_contents_missing",
       ),
     message: z.string().max(2000).optional().describe("what changed and why (kept with the version)"),
   })

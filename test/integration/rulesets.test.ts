@@ -272,7 +272,7 @@ describe("versions", () => {
     assert.match(bad.body, /family/);
   });
 
-  test("{format, source, ipsets}: the sets' members come from `ipset save`; without them, an empty set and a warning", async () => {
+  test("{format, source, ipsets}: the sets' members come from `ipset save`; without them, the match is refused (422)", async () => {
     await createRuleset("withsets");
     const source = "*filter\n-A INPUT -m set --match-set friends src -j ACCEPT\nCOMMIT\n";
     const ipsets = "create friends hash:net family inet hashsize 1024 maxelem 65536\nadd friends 198.51.100.0/24\n";
@@ -292,15 +292,14 @@ describe("versions", () => {
     assert.deepEqual(doc.document.sets.friends.elements, ["198.51.100.0/24"]);
 
     const bare = await t.req("POST", "/v1/rulesets/withsets/versions", { body: { format: "iptables-save", source } });
-    assert.equal(bare.statusCode, 201, bare.body);
-    const w = (bare.json().warnings as { path: string; code: string }[]).find(
-      (x) => x.code === "ipset_contents_missing",
-    );
-    assert.equal(w?.path, "/sets/friends");
+    assert.equal(bare.statusCode, 422, bare.body);
+    const e = errorOf(bare);
     assert.deepEqual(
-      (await t.req("GET", "/v1/rulesets/withsets/versions/2")).json().document.sets.friends.elements,
-      [],
+      e.details.map((d) => d.path),
+      ["/source/line/2"],
     );
+    assert.match(e.details[0]!.message, /--match-set friends src: the input does not hold ipset friends/);
+    assert.equal(await t.db.rulesetVersion.count({ where: { ruleset: { name: "withsets" } } }), 1);
 
     const alone = await t.req("POST", "/v1/rulesets/withsets/versions", {
       body: { policy: validPolicy(), ipsets },

@@ -27,17 +27,31 @@ import { corpusFiles, formatRates, measureFile, type FileOutcome } from "../supp
 // refuses the other two as well (a template's <SSH_PORT_PLACEHOLDER>, -i in POSTROUTING).
 // 0.908: -m set of an ipset the dump does not hold: declared empty, typed by its use (warning
 // ipset_contents_missing; `import --ipset` gives the members): six dumps load.
-const LOAD_FLOOR = 0.908;
+// 0.846: lowered, not by a regression of what loads: a positive -m set of an ipset the dump does
+// not hold is refused like the negated one (import_ipset_contents_missing), as iptables-restore
+// refuses it while the set does not exist; declared empty, its rule acted on none of the host's
+// members. The six dumps of 0.908 are refused again (given with their `ipset save`, they load:
+// import-corpus-verdicts runs firehol-country-ipset and pi-ap-ipset so).
+const LOAD_FLOOR = 0.846;
 
 /** Files that legitimately do not import or load, with the reason (a substring of the first error). */
 const KNOWN_FAILURES: Record<string, string> = {
   // `-m set ... --packets-gt 3`: ipset's per-element counters (and, further on, dst,dst sets of
-  // address and port); the policy has neither. Both also negate -m set of port sets the dump
-  // does not hold (import_ipset_contents_missing: empty, the negation is true for every packet),
-  // which is the mangle file's first error (line 10, before its --packets-gt on line 28).
-  "anti-portscan-raw.rules": "-m set --packets-gt",
+  // address and port); the policy has neither. Both also match (and negate) -m set of sets the
+  // dump does not hold (import_ipset_contents_missing), which is each file's first error
+  // (raw: line 11, before its --packets-gt on line 31; mangle: line 10, before line 28).
+  "anti-portscan-raw.rules": "--match-set scanner-ipv4-set src: the input does not hold",
   "anti-portscan-raw-mangle.rules": "! --match-set ipv4-pub-udp-port-set dst: the input does not hold",
   "dotfiles-string-blocklist.rules": "-m string",
+  // -m set of an ipset the dump does not hold (import_ipset_contents_missing): iptables-restore
+  // refuses these rules too while the set does not exist; `--ipset` with the host's `ipset save`
+  // imports them.
+  "firehol-country-ipset.rules": "--match-set country_hk src: the input does not hold",
+  "hetzner-docker-user-ipset.rules": "--match-set access src: the input does not hold",
+  "ipv6-testbed-router.rules6": "--match-set iana-allocated src: the input does not hold",
+  "pi-ap-ipset.rules": "--match-set allowed_internet src: the input does not hold",
+  "pppoe-server.rules": "--match-set pppoe-nat src: the input does not hold",
+  "voip-debian.rules": "--match-set SIPFLOOD src: the input does not hold",
   // `-A FORWARD -j INPUT`: iptables-restore refuses it too (nf_tables: RULE_APPEND failed,
   // Operation not supported; legacy: line 7 failed); the file's own first line says it fails.
   "kali-rpi-forward-input.rules": "cannot jump to builtin chain INPUT",

@@ -1,10 +1,10 @@
 // An iptables-save dump that matches ipsets, proved with real packets. Three servers: the
 // original (ipset + iptables-restore), Palisade's nftables rendering of the import, and its
 // iptables rendering (ipset restore + iptables-restore). Two clients: a member of the sets
-// and a non-member. First the dump with the sets empty, as `ipset create` before the restore
-// leaves them: friends declared empty from its use (warning ipset_contents_missing), blocked
-// given empty (a negated match of a set the input does not hold is refused); then the sets'
-// members arrive (`ipset save` text, given to the import as `palisade import --ipset` does).
+// and a non-member. The dump alone is refused, as iptables-restore refuses it without the
+// sets (a match of a set the input does not hold: import_ipset_contents_missing). Then the
+// sets empty, as `ipset create` before the restore leaves them (their create lines), then the
+// sets' members arrive (`ipset save` text, given to the import as `palisade import --ipset` does).
 // Pings test `--match-set friends src`, TCP connections `! --match-set blocked src`.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -98,20 +98,20 @@ async function probe() {
 }
 
 test("a dump's -m set rules: empty sets match nothing, the sets from `ipset save` match members only, in iptables and both renderings", async () => {
-  // The dump alone: the negated match of a set the input does not hold is refused (empty,
-  // it would accept every connection, where iptables-restore refuses the rule without the set).
+  // The dump alone: each match of a set the input does not hold is refused, the positive one
+  // (empty, it would accept no friend) and the negated one (it would accept every connection),
+  // as iptables-restore refuses both rules while the sets do not exist.
   const alone = importPolicy("iptables-save", DUMP);
   assert.deepEqual(
     alone.errors.map((e) => `${e.code} ${e.path}`),
-    ["import_ipset_contents_missing /source/line/7"],
+    ["import_ipset_contents_missing /source/line/6", "import_ipset_contents_missing /source/line/7"],
   );
-  // The sets exist (ipset create), empty, as iptables-restore needs them: blocked is given
-  // empty (its create line), friends is declared empty from its use.
-  const bare = imported("create blocked hash:ip family inet\n");
-  assert.deepEqual(
-    bare.r.warnings.map((w) => `${w.code} ${w.path}`),
-    ["ipset_contents_missing /sets/friends"],
-  );
+  const refused = await lab.exec(servers.original, ["iptables-restore"], { input: DUMP, allowFailure: true });
+  assert.notEqual(refused.code, 0, "iptables-restore loads the dump without its sets");
+  assert.match(refused.stderr, /friends/);
+  // The sets exist (ipset create), empty, as iptables-restore needs them: their create lines.
+  const bare = imported("create friends hash:net family inet\ncreate blocked hash:ip family inet\n");
+  assert.deepEqual(bare.r.warnings, []);
   await lab.exec(servers.original, ["ipset", "restore"], {
     input: "create friends hash:net family inet\ncreate blocked hash:ip family inet\n",
   });

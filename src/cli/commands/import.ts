@@ -67,7 +67,7 @@ export function register(program: Command): void {
       .option("--timeout <seconds>", "with --execute: kill the script after this long", "30")
       .option(
         "--ipset <file>",
-        "`ipset save` output holding the sets the rules match (their type and members); without it such sets are imported empty, with a warning",
+        "`ipset save` output holding the sets the rules match (their type and members); without it a rule that matches one is refused, as iptables-restore refuses it",
       )
       .option("--ruleset <name>", "push the result as the next version of this ruleset")
       .option("--message <text>", "with --ruleset: what changed"),

@@ -31,8 +31,9 @@ export interface ImportOptions {
   familyHint?: "ipv6";
   /**
    * `ipset save` output for the sets the source matches (`create NAME TYPE ...`, `add NAME X`):
-   * applied first, as `ipset restore` runs before iptables-restore. Without it a set the source
-   * only names is declared empty (warning ipset_contents_missing).
+   * applied first, as `ipset restore` runs before iptables-restore. Without it a rule matching a
+   * set the source does not hold is refused (import_ipset_contents_missing); a set only `-j SET`
+   * names is declared empty (warning ipset_contents_missing).
    */
   ipsets?: string;
 }

@@ -54,10 +54,10 @@ const SUPPLY_HINT =
 
 /**
  * The policy set a rule's `--match-set NAME DIR` or `-j SET --add-set NAME DIR` refers to.
- * A set the input did not create is declared empty here, typed by this use: addresses of
- * the rule's family (iptables: IPv4, ip6tables: IPv6), with prefixes allowed so that both
- * hash:ip and hash:net fit; a set rules add to holds addresses only (an nft set that the
- * packet path updates cannot be an interval set).
+ * A match needs the set from the input (iptables-restore refuses the rule while the set does
+ * not exist, and its members are what the rule tests). A set only `-j SET` names is declared
+ * empty here, typed by this use: addresses of the rule's family (iptables: IPv4, ip6tables:
+ * IPv6), without prefixes (an nft set that the packet path updates cannot be an interval set).
  */
 export function useSet(
   d: RuleDraft,
@@ -86,12 +86,18 @@ export function useSet(
       ipsetName,
     );
   }
-  // Declared empty, a negated match matches every packet: `! --match-set allow src -j DROP`
-  // would drop all input, where iptables-restore refuses the rule while the set is missing.
-  if (negated && (!origin || origin.inferred))
+  // iptables-restore refuses a rule that matches a set that does not exist. Declared empty, a
+  // match would test nothing the host's set holds: a positive one matches no packet (`-j
+  // ACCEPT` of the management addresses accepts none of them), a negated one every packet
+  // (`! --match-set allow src -j DROP` would drop all input).
+  if (!update && (!origin || origin.inferred))
     fail(
       "import_ipset_contents_missing",
-      `! ${use} ${ipsetName} ${dir}: the input does not hold ipset ${ipsetName}; empty, the negated match is true for every packet, so this rule would act on all traffic (iptables-restore refuses it while the set does not exist). Supply the set: ${SUPPLY_HINT} (for a set that is empty on the host too, its \`create\` line)`,
+      `${negated ? "! " : ""}${use} ${ipsetName} ${dir}: the input does not hold ipset ${ipsetName}; ${
+        negated
+          ? "empty, the negated match is true for every packet, so this rule would act on all traffic"
+          : "empty, the match is true for no packet, so this rule would act on none of the addresses the host's set holds"
+      } (iptables-restore refuses it while the set does not exist). Supply the set: ${SUPPLY_HINT} (for a set that is empty on the host too, its \`create\` line)`,
       ipsetName,
     );
   // An ipset has one family; iptables matches only inet sets, ip6tables only inet6 ones.
@@ -105,16 +111,14 @@ export function useSet(
         `${use} ${ipsetName}: the set holds ${setFamily === "ipv6" ? "IPv6 (family inet6)" : "IPv4 (family inet)"} addresses, but this is an ${family === "ipv6" ? "ip6tables" : "iptables"} rule`,
         ipsetName,
       );
-    if (update && origin?.inferred) delete set.interval;
-    else if (update && set.interval)
+    if (update && set.interval)
       fail(
         "import_unsupported",
         `${use} ${ipsetName}: the set is a hash:net (an interval set, for its prefixes) that this rule adds to; nftables refuses a set with both flags interval and dynamic (Operation not supported). Keep the set of plain addresses the rule adds to apart from the set of prefixes (hash:ip for the one -j SET fills)`,
         ipsetName,
       );
   } else {
-    draft.sets[key] = { type: family === "ipv6" ? "ipv6_addr" : "ipv4_addr", elements: [], interval: true };
-    if (update) delete draft.sets[key]!.interval;
+    draft.sets[key] = { type: family === "ipv6" ? "ipv6_addr" : "ipv4_addr", elements: [] };
     draft.ipsets.set(key, { ipset: ipsetName, inferred: { line: d.line, family, use: `${use} ${ipsetName} ${dir}` } });
     const renamed = renamedNote(ipsetName, key);
     if (renamed) d.notes.push(renamed);
@@ -163,15 +167,12 @@ export function ipsetWarnings(draft: PolicyDraft): Diagnostic[] {
     if (!origin.inferred || !set) continue;
     const { line, family, use } = origin.inferred;
     const fam = family === "ipv6" ? "IPv6" : "IPv4";
-    const type = set.interval
-      ? `${fam} addresses and prefixes (${key}: type ${set.type}, interval; fits hash:ip and hash:net, family ${family === "ipv6" ? "inet6" : "inet"})`
-      : `${fam} addresses (${key}: type ${set.type}, dynamic; hash:ip, family ${family === "ipv6" ? "inet6" : "inet"}, no timeout)`;
     out.push(
       warning(
         ["sets", key],
         "ipset_contents_missing",
-        `ipset ${origin.ipset} is empty in the policy: the input uses it (line ${line}: ${use}) but does not create or fill it. ` +
-          `Assumed ${type}. Rules that match it match nothing (negated: everything) until it is filled: ${SUPPLY_HINT}, or list the elements in /sets/${key}`,
+        `ipset ${origin.ipset} is empty in the policy: the input adds to it (line ${line}: ${use}) but does not create it. ` +
+          `Assumed ${fam} addresses (${key}: type ${set.type}, dynamic; hash:ip, family ${family === "ipv6" ? "inet6" : "inet"}, no timeout). To keep its type, timeout and members: ${SUPPLY_HINT}`,
       ),
     );
   }

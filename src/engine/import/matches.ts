@@ -905,7 +905,7 @@ const pknock: ModuleSpec = {
 
 /**
  * `-m set --match-set NAME src|dst`: a set the input created (ipset commands, `ipset save`
- * lines), or one declared empty from this use (ipset.ts useSet; the import warns).
+ * lines); a set it does not hold is refused, as iptables-restore refuses it (ipset.ts useSet).
  */
 const set: ModuleSpec = {
   options: {

@@ -132,15 +132,16 @@ test("import: a headerless rules.v6 is read as ip6tables-save output (its DROP i
   assert.match(script.stderr, /--family applies only to iptables-save text/);
 });
 
-test("import --ipset: the set's members from `ipset save`; without it the set is empty and a warning says how to fill it", async () => {
+test("import --ipset: the set's members from `ipset save`; without it the match is refused, saying how to supply the set", async () => {
   await writeFile(join(dir, "sets.rules"), "*filter\n-A INPUT -m set --match-set office src -j ACCEPT\nCOMMIT\n");
   await writeFile(join(dir, "sets.save"), "create office hash:net family inet\nadd office 198.51.100.0/24\n");
   const bare = await palisade(["import", join(dir, "sets.rules")]);
-  assert.equal(bare.code, 0, bare.stderr);
+  assert.equal(bare.code, 4, bare.stderr);
   assert.match(
     bare.stderr,
-    /^warning \/sets\/office: ipset office is empty .*--ipset FILE.*\(ipset_contents_missing\)$/m,
+    /^error \/source\/line\/2: line 2: --match-set office src: the input does not hold ipset office; .*--ipset FILE.*\(import_ipset_contents_missing\)$/m,
   );
+  assert.equal(bare.stdout, "");
   const full = await palisade(["import", join(dir, "sets.rules"), "--ipset", join(dir, "sets.save")]);
   assert.equal(full.code, 0, full.stderr);
   assert.doesNotMatch(full.stderr, /ipset_contents_missing/);

@@ -1,6 +1,7 @@
-// ipsets in a text import: a set the input only names is declared empty, typed by its use,
-// with the warning ipset_contents_missing; `ipset save` text (the `ipsets` option, or its
-// lines inside the dump) gives the real type and members; what cannot be typed is refused.
+// ipsets in a text import: `ipset save` text (the `ipsets` option, or its lines inside the
+// dump) gives the real type and members; a match of a set the input does not hold is refused,
+// as iptables-restore refuses it; a set only -j SET names is declared empty, typed by its use,
+// with the warning ipset_contents_missing; what cannot be typed is refused.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { formatImportReport, importPolicy } from "../../../src/engine/import/index.ts";
@@ -8,36 +9,48 @@ import { renderNft, validatePolicy } from "../../../src/engine/index.ts";
 
 const dump = (...rules: string[]) => `*filter\n${rules.join("\n")}\nCOMMIT\n`;
 
-test("a set the dump only names: an empty IPv4 set (interval) and one warning naming what was assumed and how to fill it", () => {
+test("a match of a set the dump only names is refused, as iptables-restore refuses it: the message says how to supply it", () => {
   const r = importPolicy(
     "iptables-save",
-    dump("-A INPUT -m set --match-set office-net src -j ACCEPT", "-A OUTPUT -m set --match-set office-net dst -j DROP"),
+    dump("-A INPUT -m set --match-set mgmt src -j ACCEPT", "-A OUTPUT -m set --match-set mgmt dst -j DROP"),
   );
-  assert.deepEqual(r.errors, []);
-  assert.deepEqual(r.policy!.sets.office_net, { type: "ipv4_addr", elements: [], interval: true });
-  assert.equal(r.policy!.chains.input!.rules[0]!.match?.saddr, "@office_net");
-  assert.equal(r.policy!.chains.output!.rules[0]!.match?.daddr, "@office_net");
-  assert.equal(r.warnings.length, 1);
-  const w = r.warnings[0]!;
-  assert.equal(w.code, "ipset_contents_missing");
-  assert.equal(w.path, "/sets/office_net");
-  assert.equal(w.severity, "warning");
-  assert.match(w.message, /ipset office-net .*line 2: --match-set office-net src/);
-  assert.match(w.message, /IPv4 addresses and prefixes .*hash:ip and hash:net/);
-  assert.match(w.message, /palisade import --ipset FILE/);
-  const lines = r.report.filter((l) => /match-set/.test(l.text));
-  assert.equal(lines.length, 2);
-  for (const l of lines) assert.match(l.reason ?? "", /warning: ipset_contents_missing/);
+  assert.deepEqual(
+    r.errors.map((e) => [e.code, e.path]),
+    [
+      ["import_ipset_contents_missing", "/source/line/2"],
+      ["import_ipset_contents_missing", "/source/line/3"],
+    ],
+  );
+  assert.match(
+    r.errors[0]!.message,
+    /^line 2: --match-set mgmt src: the input does not hold ipset mgmt; empty, the match is true for no packet.*iptables-restore refuses it while the set does not exist/,
+  );
+  assert.match(r.errors[0]!.message, /palisade import --ipset FILE` \(API: `ipsets`\).*its `create` line/);
+  assert.deepEqual(r.warnings, []);
+  assert.deepEqual(r.policy!.sets, {});
+  // In a text script, the same.
+  const script = importPolicy("iptables", "iptables -A INPUT -m set --match-set mgmt src -j ACCEPT\n");
+  assert.deepEqual(
+    script.errors.map((e) => e.code),
+    ["import_ipset_contents_missing"],
+  );
+  // Its `create` line (a set empty on the host too) is enough.
+  const empty = importPolicy("iptables-save", dump("-A INPUT -m set --match-set mgmt src -j ACCEPT"), {
+    ipsets: "create mgmt hash:net family inet\n",
+  });
+  assert.deepEqual(empty.errors, []);
+  assert.deepEqual(empty.warnings, []);
+  assert.deepEqual(empty.policy!.sets.mgmt, { type: "ipv4_addr", elements: [], interval: true });
 });
 
 test("ip6tables-save: the set holds IPv6 addresses; -j SET makes it a dynamic set of addresses", () => {
   const r = importPolicy(
     "iptables-save",
     dump("-A FORWARD -p tcp -m set --match-set iana src -j ACCEPT", "-A INPUT -p tcp --syn -j SET --add-set seen src"),
-    { family: "ipv6" },
+    { family: "ipv6", ipsets: "create iana hash:net family inet6\nadd iana 2001:db8::/32\n" },
   );
   assert.deepEqual(r.errors, []);
-  assert.deepEqual(r.policy!.sets.iana, { type: "ipv6_addr", elements: [], interval: true });
+  assert.deepEqual(r.policy!.sets.iana, { type: "ipv6_addr", elements: ["2001:db8::/32"], interval: true });
   assert.deepEqual(r.policy!.sets.seen, { type: "ipv6_addr", elements: [], dynamic: true });
   assert.deepEqual(r.policy!.chains.input!.rules[0]!.action, {
     type: "setUpdate",
@@ -46,22 +59,27 @@ test("ip6tables-save: the set holds IPv6 addresses; -j SET makes it a dynamic se
     key: "saddr",
   });
   assert.deepEqual(
-    r.warnings.map((w) => w.path),
-    ["/sets/iana", "/sets/seen"],
+    r.warnings.map((w) => `${w.code} ${w.path}`),
+    ["ipset_contents_missing /sets/seen"],
   );
-  assert.match(r.warnings[1]!.message, /IPv6 addresses \(seen: type ipv6_addr, dynamic; hash:ip/);
+  assert.match(r.warnings[0]!.message, /the input adds to it \(line 3: --add-set seen src\) but does not create it/);
+  assert.match(r.warnings[0]!.message, /IPv6 addresses \(seen: type ipv6_addr, dynamic; hash:ip/);
 });
 
-test("a set matched by a rule and then added to by -j SET loses the interval flag (the kernel adds single addresses)", () => {
-  const r = importPolicy(
-    "iptables-save",
-    dump(
-      "-A INPUT -m set --match-set scanners src -j DROP",
-      "-A INPUT -p tcp --dport 23 -j SET --add-set scanners src",
-    ),
+test("a set matched by a rule and added to by -j SET: its create line makes it a dynamic set; without, the match is refused", () => {
+  const rules = dump(
+    "-A INPUT -p tcp --dport 23 -j SET --add-set scanners src",
+    "-A INPUT -m set --match-set scanners src -j DROP",
   );
+  const r = importPolicy("iptables-save", rules, { ipsets: "create scanners hash:ip family inet\n" });
   assert.deepEqual(r.errors, []);
   assert.deepEqual(r.policy!.sets.scanners, { type: "ipv4_addr", elements: [], dynamic: true });
+  // Declared from -j SET alone, the set still is not the input's: the match is refused.
+  const none = importPolicy("iptables-save", rules);
+  assert.deepEqual(
+    none.errors.map((e) => [e.code, e.path]),
+    [["import_ipset_contents_missing", "/source/line/3"]],
+  );
 });
 
 test("what cannot be typed from its use is refused with the reason", () => {
@@ -168,7 +186,12 @@ test("a text script: ipset create/add before the rule are the set; a create afte
     "iptables",
     "iptables -A INPUT -m set --match-set friends src -j ACCEPT\nipset create friends hash:ip\n",
   );
-  assert.match(late.errors[0]!.message, /ipset create friends after line 1 used it/);
+  assert.match(late.errors[0]!.message, /--match-set friends src: the input does not hold ipset friends/);
+  const lateSet = importPolicy(
+    "iptables",
+    "iptables -A INPUT -j SET --add-set friends src\nipset create friends hash:ip\n",
+  );
+  assert.match(lateSet.errors[0]!.message, /ipset create friends after line 1 used it/);
   const restore = importPolicy("iptables", "ipset restore -file /etc/ipset.conf\n");
   assert.match(restore.errors[0]!.message, /palisade import --ipset FILE/);
 });
@@ -177,8 +200,13 @@ test("two ipset names that sanitise to one policy name are refused", () => {
   const r = importPolicy(
     "iptables-save",
     dump("-A INPUT -m set --match-set a-b src -j DROP", "-A INPUT -m set --match-set a.b src -j DROP"),
+    { ipsets: "create a-b hash:ip family inet\n" },
   );
   assert.match(r.errors[0]!.message, /ipset a\.b and ipset a-b would both be the policy set a_b/);
+  const created = importPolicy("iptables-save", dump("-A INPUT -j ACCEPT"), {
+    ipsets: "create a-b hash:ip family inet\ncreate a.b hash:ip family inet\n",
+  });
+  assert.match(created.errors[0]!.message, /ipset a\.b and ipset a-b would both be the policy set a_b/);
 });
 
 test("a 125k-line dump (under the size cap) imports with its report in line order, with and without ipset lines", () => {
@@ -303,10 +331,12 @@ test("an ipset named like an nft keyword (Spamhaus drop, log, set, ...) becomes 
     "dynamic",
     "interval",
   ]) {
-    const k = importPolicy("iptables-save", dump(`-A INPUT -m set --match-set ${kw} src -j DROP`));
+    const k = importPolicy("iptables-save", dump(`-A INPUT -m set --match-set ${kw} src -j DROP`), {
+      ipsets: `create ${kw} hash:ip family inet\n`,
+    });
     assert.deepEqual(Object.keys(k.policy!.sets), [`ipset_${kw}`]);
     assert.match(
-      k.report[1]!.reason ?? "",
+      k.report[0]!.reason ?? "",
       new RegExp(`ipset ${kw} is the policy set ipset_${kw} \\(${kw} is an nft keyword\\)`),
     );
   }
@@ -314,6 +344,7 @@ test("an ipset named like an nft keyword (Spamhaus drop, log, set, ...) becomes 
   const both = importPolicy(
     "iptables-save",
     dump("-A INPUT -m set --match-set drop src -j DROP", "-A INPUT -m set --match-set ipset_drop src -j DROP"),
+    { ipsets: "create drop hash:ip family inet\n" },
   );
   assert.deepEqual(
     both.errors.map((e) => [e.code, e.path]),
@@ -362,10 +393,13 @@ test("a negated match of an ipset the input does not hold is refused (empty, it 
   const r = importPolicy("iptables-save", rules);
   assert.deepEqual(
     r.errors.map((e) => [e.code, e.path]),
-    [["import_ipset_contents_missing", "/source/line/3"]],
+    [
+      ["import_ipset_contents_missing", "/source/line/2"],
+      ["import_ipset_contents_missing", "/source/line/3"],
+    ],
   );
-  assert.match(r.errors[0]!.message, /! --match-set allow src: the input does not hold ipset allow; .*every packet/);
-  assert.match(r.errors[0]!.message, /palisade import --ipset FILE` \(API: `ipsets`\)/);
+  assert.match(r.errors[1]!.message, /! --match-set allow src: the input does not hold ipset allow; .*every packet/);
+  assert.match(r.errors[1]!.message, /palisade import --ipset FILE` \(API: `ipsets`\)/);
   // Alone (no positive use before it), and in a text script, the same.
   const alone = importPolicy("iptables-save", dump("-A INPUT -m set ! --match-set allow src -j DROP"));
   assert.deepEqual(
