@@ -2,6 +2,7 @@
 // (conntrack --ctstate DNAT/SNAT and --ctstatus live with the conntrack module; -f with the
 // core options in iptables.ts.)
 import { AddressRange, TIME_DATE_MAX, WEEKDAYS, type PKT_TYPES, type Match } from "../policy/index.ts";
+import { zoneIdProblem } from "../net/address.ts";
 import { fail } from "./cursor.ts";
 import { negate, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
 import { familyOf, parseAddress, parseInterface } from "./values.ts";
@@ -70,7 +71,7 @@ const iprange: ExtraModule = {
       if (!AddressRange.safeParse(val(x)).success)
         fail(
           "import_invalid_value",
-          `${val(x)} is not an address range first-last (one family, first <= last)`,
+          zoneIdProblem(val(x)) ?? `${val(x)} is not an address range first-last (one family, first <= last)`,
           val(x),
         );
       setMatch(d, key, negate(x.neg, val(x)), x.opt);

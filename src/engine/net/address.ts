@@ -12,13 +12,24 @@ export interface Prefix {
 
 /**
  * Why an address with an IPv6 zone id (fe80::1%eth0) is refused, or undefined when it has
- * none. node's isIPv6 accepts the zone, but a policy address has none: nft refuses it and the
- * iptables render cannot parse it.
+ * none: also in a prefix (fe80::1%eth0/64) or a range (fe80::1%eth0-fe80::2). node's isIPv6
+ * accepts the zone, but a policy address has none: nft refuses it and the iptables render
+ * cannot parse it.
  */
 export function zoneIdProblem(text: string): string | undefined {
   const at = text.indexOf("%");
   if (at < 0) return undefined;
-  return `${text}: an address in a policy has no zone id (${text.slice(at, text.indexOf("/", at) < 0 ? undefined : text.indexOf("/", at))}); write the address without it and match the interface (iif/oif, -i/-o) instead`;
+  return `${text}: an address in a policy has no zone id (${text.slice(at, zoneEnd(text, at))}); write the address without it and match the interface (iif/oif, -i/-o) instead`;
+}
+
+/** Where the zone id at `at` ends: a prefix's '/', a range's '-' before its last address, or the end. */
+function zoneEnd(text: string, at: number): number {
+  for (let i = at + 1; i < text.length; i++) {
+    if (text[i] === "/") return i;
+    // An interface name may hold '-' too (eth-lan): only a '-' an address follows ends it.
+    if (text[i] === "-" && isIPv6(text.slice(i + 1).replace(/[%/].*$/, ""))) return i;
+  }
+  return text.length;
 }
 
 /** Parse "a.b.c.d", "a.b.c.d/n", "x::y" or "x::y/n". Returns null when not an address (also with a zone id). */

@@ -2,7 +2,7 @@
 // owner, conntrack status bits, address ranges, IPv4 fragments. Each renders on both
 // targets (compile/nft/match-extra.ts, compile/iptables/match-extra.ts).
 import * as z from "zod";
-import { parsePrefix } from "../net/address.ts";
+import { parsePrefix, zoneIdProblem } from "../net/address.ts";
 import { Cidr, Interface, PortItem, Protocol, negatable } from "./primitives.ts";
 
 /** Conntrack status bits: `--ctstate DNAT/SNAT` and `--ctstatus` in iptables, `ct status` in nft. */
@@ -21,13 +21,21 @@ const IdRange = z.union([
 ]);
 
 /** "first-last": an inclusive address range of one family (`-m iprange`), first <= last. */
-export const AddressRange = z.string().refine((s) => {
-  const [a, b, ...rest] = s.split("-");
-  if (rest.length || !a || !b || a.includes("/") || b.includes("/")) return false;
-  const pa = parsePrefix(a);
-  const pb = parsePrefix(b);
-  return pa !== null && pb !== null && pa.family === pb.family && addressValue(a) <= addressValue(b);
-}, 'must be "first-last", two addresses of one family with first <= last');
+export const AddressRange = z.string().refine(
+  (s) => {
+    const [a, b, ...rest] = s.split("-");
+    if (rest.length || !a || !b || a.includes("/") || b.includes("/")) return false;
+    const pa = parsePrefix(a);
+    const pb = parsePrefix(b);
+    return pa !== null && pb !== null && pa.family === pb.family && addressValue(a) <= addressValue(b);
+  },
+  {
+    // A zone id (fe80::1%eth0-fe80::2) gets its own reason.
+    error: (iss) =>
+      (typeof iss.input === "string" ? zoneIdProblem(iss.input) : undefined) ??
+      'must be "first-last", two addresses of one family with first <= last',
+  },
+);
 
 /** An address as a number (IPv4) or bigint (IPv6) for ordering ranges. */
 export function addressValue(a: string): bigint {

@@ -147,8 +147,10 @@ function addressElementProblem(set: SetDef, el: string | number): ElementProblem
   if (dash > 0) {
     const lo = parsePrefix(el.slice(0, dash));
     const hi = parsePrefix(el.slice(dash + 1));
-    if (!lo || lo.family !== fam || !hi || hi.family !== fam || lo.length !== max || hi.length !== max)
-      return bad(set, el, `an ${fam} address, prefix or range`);
+    if (!lo || lo.family !== fam || !hi || hi.family !== fam || lo.length !== max || hi.length !== max) {
+      const zone = zoneIdProblem(el);
+      return zone ? { code: "set_element_invalid", message: zone } : bad(set, el, `an ${fam} address, prefix or range`);
+    }
     return set.interval ? null : needsInterval(el, "a range");
   }
   const p = parsePrefix(el);

@@ -533,3 +533,40 @@ test("a hash:net element with host bits is stored as its network, as ipset does,
   );
   assert.match(zero.errors[0]!.message, /ipset refuses \/0/);
 });
+
+test("a zone id inside a range (fe80::1%eth0-fe80::2) is refused with the zone id's reason, naming just the zone", () => {
+  const zone = /fe80::1%eth-lan-fe80::2: an address in a policy has no zone id \(%eth-lan\)/;
+  const range = "fe80::1%eth-lan-fe80::2";
+  const el = importPolicy("iptables-save", dump("-A INPUT -m set --match-set n6 src -j DROP"), {
+    family: "ipv6",
+    ipsets: `create n6 hash:net family inet6\nadd n6 ${range}\n`,
+  });
+  assert.deepEqual(
+    el.errors.map((e) => [e.code, e.path]),
+    [["import_invalid_value", "/ipsets/line/2"]],
+  );
+  assert.match(el.errors[0]!.message, zone);
+  const rule = importPolicy("iptables-save", dump(`-A INPUT -m iprange --src-range ${range} -j DROP`), {
+    family: "ipv6",
+  });
+  assert.deepEqual(
+    rule.errors.map((e) => [e.code, e.path]),
+    [["import_invalid_value", "/source/line/2"]],
+  );
+  assert.match(rule.errors[0]!.message, zone);
+  const input = (match: object) => ({ table: "filter", hook: "input", rules: [{ match, action: "drop" }] });
+  const v = validatePolicy({ chains: { input: input({ saddrRange: range }) } });
+  assert.match(v.errors.map((e) => e.message).join("\n"), zone);
+  const s = validatePolicy({
+    chains: { input: input({ saddr: "@s" }) },
+    sets: { s: { type: "ipv6_addr", interval: true, elements: [range] } },
+  });
+  assert.deepEqual(
+    s.errors.map((e) => [e.code, e.path]),
+    [["set_element_invalid", "/sets/s/elements/0"]],
+  );
+  assert.match(s.errors[0]!.message, zone);
+  // A zone id in a prefix ends at its '/'.
+  const prefix = importPolicy("iptables-save", dump("-A INPUT -s fe80::1%eth0/64 -j DROP"), { family: "ipv6" });
+  assert.match(prefix.errors[0]!.message, /no zone id \(%eth0\)/);
+});
