@@ -20,12 +20,24 @@
 // cpuacct, pal<pid>c<k>, removed when it exits) and reads cpuacct.usage, nanoseconds of
 // every thread and child process in it; /proc's counters are 10 ms ticks, too coarse for a
 // 10 ms raw load (1.5x of it is 15 ms). Without a writable cpuacct hierarchy: the ticks.
-// Medians of BENCH_RUNS (default 5); ratios agent/raw. Needs root.
+//   whole   the agent's whole handling of the DesiredState as src/agent/main.ts wires it
+//           (bench/lib/agent-handler.ts, bundled here as the agent is): the spaKnock facts
+//           of both versions and the render in the agent's PolicyWorker thread, started
+//           from the built dist/agent/palisade-agent-render.mjs as the shipped agent
+//           starts it (a new worker: the agent stops it once a render is answered), then
+//           ApplyPipeline.apply: pending.json, safeApply, the Confirm, the drift baseline
+//           (one listing of the Palisade tables), applied.json. A running agent: the same
+//           process handled the starting policy first, and its worker was gone before the
+//           timed one. Not in it: the applier's kernel hooks (telemetry, condition sets).
+// Medians of BENCH_RUNS (default 5); ratios agent/raw. Needs root, and `npm run build`
+// (the whole column runs the built render worker).
 // Usage: npm run bench -- bench/agent-apply.ts
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { build } from "esbuild";
 import { parse as parseYaml } from "yaml";
 import { createLab } from "../test/support/netns.ts";
 import { unitAllocatorEnv, unitNodeFlags } from "../test/support/unit-privileges.ts";
@@ -153,6 +165,75 @@ async function child(ns: string, file: string, textOut: string, fromFile?: strin
   process.stdout.write(JSON.stringify({ renderMs: c1 - c0, applyMs: c2 - c1, mode: out.mode }) + "\n");
 }
 
+interface WholeSample {
+  /** The whole handling, settled. */
+  wholeMs: number;
+  /** From its start to the render's answer (facts, worker start, render; no settle). */
+  toRenderedMs: number;
+  /** From the render's answer to APPLYING (pending.json, safeApply up to the kernel holding it). */
+  toApplyingMs: number;
+  workers: number;
+}
+
+/**
+ * Child: a running agent (bench/lib/agent-handler.ts from `bundle`) handles the policy in
+ * `fromFile` (untimed), waits until its render worker is gone, then handles `file`, timed.
+ */
+async function wholeChild(ns: string, file: string, fromFile: string, bundle: string): Promise<void> {
+  const cpuMs = cpuClock();
+  const { agentHandler } = (await import(pathToFileURL(bundle).href)) as typeof import("./lib/agent-handler.ts");
+  const state = mkdtempSync(join(tmpdir(), "palisade-bench-agent-state-"));
+  try {
+    const at = { rendered: 0, applying: 0 };
+    const h = await agentHandler(ns, state, (k) => (at[k] = cpuMs()));
+    await h.handle(readFileSync(fromFile, "utf8"));
+    while (h.workerRunning) await new Promise((r) => setTimeout(r, 20));
+    const before = h.workersStarted;
+    await quiet();
+    const c0 = cpuMs();
+    await h.handle(readFileSync(file, "utf8"));
+    await quiet();
+    const c1 = cpuMs();
+    const sample: WholeSample = {
+      wholeMs: c1 - c0,
+      toRenderedMs: at.rendered - c0,
+      toApplyingMs: at.applying - at.rendered,
+      workers: h.workersStarted - before,
+    };
+    await h.close();
+    process.stdout.write(JSON.stringify(sample) + "\n");
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
+}
+
+/** bench/lib/agent-handler.ts bundled as the agent is, starting the built render worker. */
+async function bundleHandler(dir: string): Promise<string> {
+  const worker = join(ROOT, "dist/agent/palisade-agent-render.mjs");
+  try {
+    readFileSync(worker);
+  } catch {
+    throw new Error("dist/agent/palisade-agent-render.mjs is missing: run `npm run build` first");
+  }
+  const out = join(dir, "agent-handler.mjs");
+  await build({
+    entryPoints: [join(ROOT, "bench/lib/agent-handler.ts")],
+    outfile: out,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    logLevel: "warning",
+    minifyWhitespace: true,
+    minifySyntax: true,
+    banner: {
+      js: 'import { createRequire as __palisadeCreateRequire } from "node:module";\nconst require = __palisadeCreateRequire(import.meta.url);',
+    },
+    define: { __AGENT_RENDER_WORKER__: JSON.stringify(pathToFileURL(worker).href) },
+  });
+  return out;
+}
+
 async function main(): Promise<void> {
   const host = machine(); // the load average before the runs, as its text says
   const lab = createLab();
@@ -173,31 +254,27 @@ async function main(): Promise<void> {
       ["10k -> small", "big", "small"],
       ["10k -> 10k, one rule changed", "big", "bigChanged"],
     ];
-    const runChild = (doc: string, from?: string): Sample => {
+    const bundle = await bundleHandler(dir);
+    const runChild = <T = Sample>(doc: string, from?: string, whole = false): T => {
       const cg = newCgroup();
-      const r = spawnSync(
-        process.execPath,
-        [
-          ...flags,
-          "--import",
-          "tsx",
-          import.meta.filename,
-          "--child",
-          ns,
-          join(dir, `${doc}.json`),
-          join(dir, `${doc}.nft`),
-          ...(from ? [join(dir, `${from}.json`)] : []),
-        ],
-        {
-          cwd: ROOT,
-          encoding: "utf8",
-          timeout: 300_000,
-          env: { ...process.env, ...allocator, BENCH_CGROUP: cg ?? "" },
-        },
-      );
+      const args = whole
+        ? ["--whole", ns, join(dir, `${doc}.json`), join(dir, `${from}.json`), bundle]
+        : [
+            "--child",
+            ns,
+            join(dir, `${doc}.json`),
+            join(dir, `${doc}.nft`),
+            ...(from ? [join(dir, `${from}.json`)] : []),
+          ];
+      const r = spawnSync(process.execPath, [...flags, "--import", "tsx", import.meta.filename, ...args], {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 300_000,
+        env: { ...process.env, ...allocator, BENCH_CGROUP: cg ?? "" },
+      });
       dropCgroup(cg);
       if (r.status !== 0) throw new Error(`agent child (${doc}) exited ${r.status}: ${r.stderr.slice(-2000)}`);
-      return JSON.parse(r.stdout.trim().split("\n").pop()!) as Sample;
+      return JSON.parse(r.stdout.trim().split("\n").pop()!) as T;
     };
     const reset = async (from: string) => {
       await lab.nft(ns, ["flush", "ruleset"], undefined, { timeoutMs: 60_000 });
@@ -206,6 +283,8 @@ async function main(): Promise<void> {
     const rows = [
       [
         "transition",
+        "whole, running agent",
+        "whole / raw",
         "render",
         "apply, running agent",
         "apply, restarted agent",
@@ -220,8 +299,11 @@ async function main(): Promise<void> {
       const running: Sample[] = [];
       const restarted: Sample[] = [];
       const raw: number[] = [];
+      const whole: WholeSample[] = [];
       for (let i = 0; i < RUNS; i++) {
         note(`${label}: run ${i + 1}/${RUNS}`);
+        await lab.nft(ns, ["flush", "ruleset"], undefined, { timeoutMs: 60_000 });
+        whole.push(runChild<WholeSample>(to, from, true));
         await lab.nft(ns, ["flush", "ruleset"], undefined, { timeoutMs: 60_000 });
         running.push(runChild(to, from));
         await reset(from);
@@ -248,8 +330,11 @@ async function main(): Promise<void> {
       const am = median(running.map((s) => s.applyMs));
       const cm = median(restarted.map((s) => s.applyMs));
       const raw1 = median(raw);
+      const wm = median(whole.map((s) => s.wholeMs));
       rows.push([
         label,
+        ms(wm),
+        ratio(wm, raw1),
         ms(rm),
         ms(am),
         ms(cm),
@@ -260,7 +345,7 @@ async function main(): Promise<void> {
         [...new Set([...running, ...restarted].map((s) => s.mode))].join(","),
       ]);
       note(
-        `${label}: running ${running.map((s) => s.applyMs.toFixed(1)).join(",")} restarted ${restarted.map((s) => s.applyMs.toFixed(1)).join(",")} raw ${raw.map((x) => x.toFixed(1)).join(",")}`,
+        `${label}: whole ${whole.map((s) => s.wholeMs.toFixed(1)).join(",")} (medians: to the render's answer ${ms(median(whole.map((s) => s.toRenderedMs)))}, then to APPLYING ${ms(median(whole.map((s) => s.toApplyingMs)))}, the rest (Confirm, drift baseline, applied.json, settle) ${ms(median(whole.map((s) => s.wholeMs - s.toRenderedMs - s.toApplyingMs)))}; workers ${[...new Set(whole.map((s) => s.workers))].join(",")}) running ${running.map((s) => s.applyMs.toFixed(1)).join(",")} restarted ${restarted.map((s) => s.applyMs.toFixed(1)).join(",")} raw ${raw.map((x) => x.toFixed(1)).join(",")}`,
       );
     }
     console.log(`agent-apply — ${host}`);
@@ -274,5 +359,8 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[2] === "--child") await child(process.argv[3]!, process.argv[4]!, process.argv[5]!, process.argv[6]);
+if (process.argv[2] === "--whole")
+  await wholeChild(process.argv[3]!, process.argv[4]!, process.argv[5]!, process.argv[6]!);
+else if (process.argv[2] === "--child")
+  await child(process.argv[3]!, process.argv[4]!, process.argv[5]!, process.argv[6]);
 else await main();
