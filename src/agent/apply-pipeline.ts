@@ -107,7 +107,7 @@ export class ApplyPipeline {
         // (disk full) makes the applier roll back.
         onConfirmed: async () => {
           const before = drift.current;
-          await drift.setDesired(rendered.text);
+          await drift.setDesired(rendered.text, rendered.tables);
           try {
             await state.writeApplied({
               ...version,

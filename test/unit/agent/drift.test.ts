@@ -3,7 +3,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Applier } from "../../../src/agent/apply.ts";
-import { DriftDetector } from "../../../src/agent/drift.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { DriftDetector, dynamicSets, dynamicSetsOfTables } from "../../../src/agent/drift.ts";
+import { renderDesired } from "../../../src/agent/render.ts";
 import { memoryLog } from "../../../src/runtime/log.ts";
 import { FakeDriver } from "../../support/fake-driver.ts";
 import { fixtureDesired } from "../../support/agent-rulesets.ts";
@@ -36,6 +40,30 @@ const counter = async (k: FakeDriver, name: string) =>
   (await k.readCounters("inet", "palisade")).find((c) => c.name === name)?.packets;
 
 describe("drift on the Driver (fake)", () => {
+  it("the kernel-filled sets read from the compiled tables are those read from the text", () => {
+    // The README's policy with accounting, protections, a spaKnock rule and a port-scan trap:
+    // sets with `flags dynamic` and with a timeout, beside static ones.
+    const doc = parseYaml(readFileSync(join(import.meta.dirname, "../../../bench/fixtures/small.yaml"), "utf8"));
+    doc.protections = {
+      ...doc.protections,
+      spaKnock: [{ name: "SSH", knockPort: 4000, port: 22, openSecret: "o", closeSecret: "c" }],
+      portScanTrap: { ports: [139, 445] },
+    };
+    const r = renderDesired(JSON.stringify(doc), { apiAddresses: ["192.0.2.10"], apiPort: 50051 });
+    assert.ok(r.ok);
+    const fixture = fixtureDesired({ lan: LAN });
+    for (const { text, tables } of [r, fixture]) {
+      const fromText = [...dynamicSets(text)].sort();
+      assert.ok(fromText.length > 0);
+      assert.deepEqual([...dynamicSetsOfTables(tables)].sort(), fromText);
+    }
+    assert.ok(
+      [...dynamicSets(r.text)].some((s) => s.includes("spa")),
+      "the spaKnock sets (timeouts) are among them",
+    );
+    assert.ok(r.text.includes("flags dynamic"));
+  });
+
   it("traffic (counters, elements of kernel-filled sets) is not drift", async () => {
     const { kernel, drift } = await setup();
     kernel.count("inet", "palisade", "udp_seen", 4, 400);
