@@ -29,11 +29,21 @@
 //           (one listing of the Palisade tables), applied.json. A running agent: the same
 //           process handled the starting policy first, and its worker was gone before the
 //           timed one. Not in it: the applier's kernel hooks (telemetry, condition sets).
-// Medians of BENCH_RUNS (default 5); ratios agent/raw. Needs root, and `npm run build`
+// BENCH_BASELINE=REV (a git revision): the whole column also for REV's sources, in the same
+// runs (a change measured against its baseline). Medians of BENCH_RUNS (default 5); ratios agent/raw. Needs root, and `npm run build`
 // (the whole column runs the built render worker).
 // Usage: npm run bench -- bench/agent-apply.ts
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -207,17 +217,21 @@ async function wholeChild(ns: string, file: string, fromFile: string, bundle: st
   }
 }
 
-/** bench/lib/agent-handler.ts bundled as the agent is, starting the built render worker. */
-async function bundleHandler(dir: string): Promise<string> {
+/**
+ * bench/lib/agent-handler.ts bundled as the agent is, starting the built render worker.
+ * `root`: the sources to bundle (a baseline revision's, BENCH_BASELINE), else this tree's.
+ */
+async function bundleHandler(dir: string, root = ROOT, name = "agent-handler"): Promise<string> {
   const worker = join(ROOT, "dist/agent/palisade-agent-render.mjs");
   try {
     readFileSync(worker);
   } catch {
     throw new Error("dist/agent/palisade-agent-render.mjs is missing: run `npm run build` first");
   }
-  const out = join(dir, "agent-handler.mjs");
+  const out = join(dir, `${name}.mjs`);
   await build({
-    entryPoints: [join(ROOT, "bench/lib/agent-handler.ts")],
+    absWorkingDir: root,
+    entryPoints: [join(root, "bench/lib/agent-handler.ts")],
     outfile: out,
     bundle: true,
     platform: "node",
@@ -255,10 +269,29 @@ async function main(): Promise<void> {
       ["10k -> 10k, one rule changed", "big", "bigChanged"],
     ];
     const bundle = await bundleHandler(dir);
-    const runChild = <T = Sample>(doc: string, from?: string, whole = false): T => {
+    // BENCH_BASELINE=REV: the whole column also for that revision's agent (its src/ and
+    // bench/lib, bundled the same way, with this tree's built render worker), in the same runs.
+    const baseRev = process.env.BENCH_BASELINE;
+    let baseBundle: string | undefined;
+    if (baseRev) {
+      const tree = join(dir, "baseline");
+      mkdirSync(tree);
+      const tar = spawnSync("bash", [
+        "-c",
+        `git -C "$1" archive "$2" src bench/lib package.json | tar -x -C "$3"`,
+        "-",
+        ROOT,
+        baseRev,
+        tree,
+      ]);
+      if (tar.status !== 0) throw new Error(`BENCH_BASELINE=${baseRev}: ${tar.stderr}`);
+      symlinkSync(join(ROOT, "node_modules"), join(tree, "node_modules"));
+      baseBundle = await bundleHandler(dir, tree, "agent-handler-baseline");
+    }
+    const runChild = <T = Sample>(doc: string, from?: string, whole?: string): T => {
       const cg = newCgroup();
       const args = whole
-        ? ["--whole", ns, join(dir, `${doc}.json`), join(dir, `${from}.json`), bundle]
+        ? ["--whole", ns, join(dir, `${doc}.json`), join(dir, `${from}.json`), whole]
         : [
             "--child",
             ns,
@@ -285,6 +318,7 @@ async function main(): Promise<void> {
         "transition",
         "whole, running agent",
         "whole / raw",
+        ...(baseRev ? [`whole, ${baseRev}`, `${baseRev} / raw`] : []),
         "render",
         "apply, running agent",
         "apply, restarted agent",
@@ -300,10 +334,15 @@ async function main(): Promise<void> {
       const restarted: Sample[] = [];
       const raw: number[] = [];
       const whole: WholeSample[] = [];
+      const baseline: WholeSample[] = [];
       for (let i = 0; i < RUNS; i++) {
         note(`${label}: run ${i + 1}/${RUNS}`);
         await lab.nft(ns, ["flush", "ruleset"], undefined, { timeoutMs: 60_000 });
-        whole.push(runChild<WholeSample>(to, from, true));
+        whole.push(runChild<WholeSample>(to, from, bundle));
+        if (baseBundle) {
+          await lab.nft(ns, ["flush", "ruleset"], undefined, { timeoutMs: 60_000 });
+          baseline.push(runChild<WholeSample>(to, from, baseBundle));
+        }
         await lab.nft(ns, ["flush", "ruleset"], undefined, { timeoutMs: 60_000 });
         running.push(runChild(to, from));
         await reset(from);
@@ -335,6 +374,9 @@ async function main(): Promise<void> {
         label,
         ms(wm),
         ratio(wm, raw1),
+        ...(baseRev
+          ? [ms(median(baseline.map((s) => s.wholeMs))), ratio(median(baseline.map((s) => s.wholeMs)), raw1)]
+          : []),
         ms(rm),
         ms(am),
         ms(cm),
@@ -345,7 +387,7 @@ async function main(): Promise<void> {
         [...new Set([...running, ...restarted].map((s) => s.mode))].join(","),
       ]);
       note(
-        `${label}: whole ${whole.map((s) => s.wholeMs.toFixed(1)).join(",")} (medians: to the render's answer ${ms(median(whole.map((s) => s.toRenderedMs)))}, then to APPLYING ${ms(median(whole.map((s) => s.toApplyingMs)))}, the rest (Confirm, drift baseline, applied.json, settle) ${ms(median(whole.map((s) => s.wholeMs - s.toRenderedMs - s.toApplyingMs)))}; workers ${[...new Set(whole.map((s) => s.workers))].join(",")}) running ${running.map((s) => s.applyMs.toFixed(1)).join(",")} restarted ${restarted.map((s) => s.applyMs.toFixed(1)).join(",")} raw ${raw.map((x) => x.toFixed(1)).join(",")}`,
+        `${label}: whole ${whole.map((s) => s.wholeMs.toFixed(1)).join(",")} (medians: to the render's answer ${ms(median(whole.map((s) => s.toRenderedMs)))}, then to APPLYING ${ms(median(whole.map((s) => s.toApplyingMs)))}, the rest (Confirm, drift baseline, applied.json, settle) ${ms(median(whole.map((s) => s.wholeMs - s.toRenderedMs - s.toApplyingMs)))}; workers ${[...new Set(whole.map((s) => s.workers))].join(",")})${baseRev ? ` ${baseRev} ${baseline.map((s) => s.wholeMs.toFixed(1)).join(",")}` : ""} running ${running.map((s) => s.applyMs.toFixed(1)).join(",")} restarted ${restarted.map((s) => s.applyMs.toFixed(1)).join(",")} raw ${raw.map((x) => x.toFixed(1)).join(",")}`,
       );
     }
     console.log(`agent-apply — ${host}`);
