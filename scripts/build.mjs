@@ -106,6 +106,27 @@ const verbsExternal = {
 };
 
 /**
+ * commander requires node:child_process at its top level, for the executable subcommands
+ * Palisade never declares; loading it also loads node:net, node:dgram and the stream
+ * modules (~5 ms of `palisade render`, bench/footprint.ts). main.cjs gets a stand-in that
+ * loads the real module on commander's first `childProcess.spawn`.
+ */
+const commanderLazyChildProcess = {
+  name: "commander-lazy-child-process",
+  setup(b) {
+    b.onResolve({ filter: /^node:child_process$/ }, (args) =>
+      /[\\/]node_modules[\\/]commander[\\/]/.test(args.importer)
+        ? { path: "child_process", namespace: "lazy-child-process" }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "lazy-child-process" }, () => ({
+      contents: 'module.exports = { get spawn() { return require("node:child_process").spawn; } };',
+      loader: "js",
+    }));
+  },
+};
+
+/**
  * Local verbs that main.cjs runs as classic scripts with a V8 code cache
  * (src/cli/cached-script.ts), each with the command line of the build's warm-up run that
  * makes the cache. A script may import Node's built-in modules only (it cannot import a
@@ -173,7 +194,7 @@ export async function buildCli() {
   const scripts = await build({
     ...common,
     ...commonJs,
-    plugins: [...common.plugins, verbsExternal],
+    plugins: [...common.plugins, verbsExternal, commanderLazyChildProcess],
     entryPoints: {
       main: "src/cli/main.ts",
       ...Object.fromEntries(Object.keys(SCRIPT_VERBS).map((v) => [`commands/${v}`, `src/cli/commands/${v}.ts`])),
