@@ -5,7 +5,7 @@
 // Intervals are kept as text `a-b` (or `a` for one address) in canonical form (RFC 5952
 // for IPv6), sorted, disjoint and not adjacent: two lists of the same data are equal
 // strings, so a delta is a set difference of strings and deletes exactly what the kernel holds.
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "../net/ip-syntax.ts";
 import { compressIpv6, ipv6ToBigInt, type Family } from "../net/address.ts";
 import { COUNTRY_RE } from "./names.ts";
 

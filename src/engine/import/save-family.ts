@@ -2,7 +2,7 @@
 // so, but only when it is kept: dumps written by `xtables-save`, hand-edited files and
 // copies without the comment carry none, and an IPv6 dump read as IPv4 turns its `:INPUT
 // DROP` into a drop for both families. So the rules themselves are asked too.
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "../net/ip-syntax.ts";
 
 export interface SaveFamily {
   family: "ipv4" | "ipv6";

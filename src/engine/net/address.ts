@@ -1,5 +1,5 @@
 // Address parsing shared by the schema, the linter and the compilers. Pure.
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "./ip-syntax.ts";
 
 export type Family = "ipv4" | "ipv6";
 

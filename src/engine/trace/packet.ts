@@ -1,6 +1,6 @@
 // What-if packet specs for `palisade trace`: "tcp 203.0.113.5:40000 -> 198.51.100.1:22 flags S iif wan0".
 // Pure: the text becomes a PacketSpec the driver's trace runner crafts and injects.
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "../net/ip-syntax.ts";
 import { ICMP_TYPE_NUMBERS, ICMPV6_TYPE_NUMBERS } from "../policy/index.ts";
 
 export type TraceProtocol = "tcp" | "udp" | "icmp" | "icmpv6";

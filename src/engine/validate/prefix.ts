@@ -1,7 +1,7 @@
 // Address helpers the checks need beyond net/address.ts: the network form of any prefix
 // (to suggest the corrected prefix), and single-host detection for reflection checks.
 import { hasHostBits, ipv4Network, ipv6Network, parsePrefix, type Prefix } from "../net/address.ts";
-import { isIPv6 } from "node:net";
+import { isIPv6 } from "../net/ip-syntax.ts";
 
 /** "10.0.0.1/8" -> "10.0.0.0/8"; IPv6 likewise (compressed with "::" where zero). */
 export function networkOf(p: Prefix): string {

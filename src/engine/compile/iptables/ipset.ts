@@ -5,7 +5,7 @@
 // (filled by the kernel at runtime) are only created and topped up, never flushed, so
 // re-applying does not forget what they learned. Changing a set's type or options needs the
 // agent to destroy it first (ipset cannot alter a set in place).
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "../../net/ip-syntax.ts";
 import type { Path } from "../../diagnostics.ts";
 import { parsePrefix } from "../../net/address.ts";
 import type { Policy, SetDef } from "../../policy/index.ts";

@@ -1,6 +1,6 @@
 // Policy address/port sets -> named nft sets, and the rendering of inline lists as
 // anonymous sets `{ a, b }`: one lookup per packet whatever the list length.
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6 } from "../../net/ip-syntax.ts";
 import type { Path } from "../../diagnostics.ts";
 import { hasHostBits, parsePrefix } from "../../net/address.ts";
 import type { NamedSet, SetElement, SetFlag } from "../../nft/index.ts";
