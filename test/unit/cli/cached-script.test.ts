@@ -1,15 +1,25 @@
 // runCachedScript (src/cli/cached-script.ts), how `palisade render` and `validate` run: a
-// script answers the same with or without its V8 code cache; the cache a run writes
-// (PALISADE_CODE_CACHE=write, as the build does) is taken by the next process; a cache
-// older than its script, or one V8 refuses, is never run. Each run is its own process (a
+// script answers the same with or without its V8 code cache; a run that found no cache
+// writes one (unless PALISADE_CODE_CACHE=off), as does every run with
+// PALISADE_CODE_CACHE=write (the build), and the next process takes it; a cache older than
+// its script, or one V8 refuses, is never run (and a refused one is not overwritten). Each run is its own process (a
 // cache belongs to a process's V8 and flags); what happened to the cache is read from the
 // loader's debug log (NODE_DEBUG=palisade).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { codeCachePath } from "../../../src/cli/cached-script.ts";
 
@@ -47,11 +57,16 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test("without a cache the script runs from its source; a run with PALISADE_CODE_CACHE=write leaves one", async () => {
-  assert.deepEqual(await run(), { out: "2,4,6 verb.cjs", cache: "none" });
+test("without a cache the script runs from its source; PALISADE_CODE_CACHE=off leaves none, a plain run leaves one", async () => {
+  assert.deepEqual(await run({ PALISADE_CODE_CACHE: "off" }), { out: "2,4,6 verb.cjs", cache: "none" });
   assert.ok(!existsSync(codeCachePath(script)));
-  assert.deepEqual(await run({ PALISADE_CODE_CACHE: "write" }), { out: "2,4,6 verb.cjs", cache: "none" });
+  assert.deepEqual(await run(), { out: "2,4,6 verb.cjs", cache: "none" });
   assert.ok(existsSync(codeCachePath(script)), "no cache written");
+  assert.deepEqual(
+    readdirSync(dir).sort(),
+    [basename(codeCachePath(script)), "verb.cjs"].sort(),
+    "a temporary file left",
+  );
 });
 
 test("the next process takes the cache and answers the same", async () => {
@@ -89,9 +104,15 @@ test("a cache that cannot be read, and a cache write that fails, fall back to th
   rmSync(unreadable, { recursive: true, force: true });
 });
 
-test("a cache V8 refuses is not used, and the script still runs", async () => {
+test("a cache V8 refuses is not used, nor overwritten, and the script still runs", async () => {
   writeFileSync(codeCachePath(script), Buffer.alloc(4096, 7));
   const later = new Date(Date.now() + 20_000);
   utimesSync(codeCachePath(script), later, later);
   assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "rejected" });
+  assert.deepEqual(readFileSync(codeCachePath(script)), Buffer.alloc(4096, 7));
+  // The build's write replaces it (the script back in the past, so that a cache made now is newer).
+  const past = new Date(Date.now() - 60_000);
+  utimesSync(script, past, past);
+  assert.deepEqual(await run({ PALISADE_CODE_CACHE: "write" }), { out: "3,6,9 verb.cjs", cache: "rejected" });
+  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "accepted" });
 });

@@ -8,8 +8,9 @@
 // own debug log (NODE_DEBUG=palisade) says whether the cache was taken.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { execFile, spawnSync } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command, Help } from "commander";
 import { codeCachePath } from "../../../src/cli/cached-script.ts";
@@ -94,6 +95,34 @@ test("render of a YAML policy loads none of the server's packages", async () => 
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^add table inet palisade/m);
   assert.deepEqual(loadedServerPackages(r.stderr), []);
+});
+
+test("render loads neither node:child_process nor node:net (commander's spawn and the address checks load nothing)", () => {
+  // Node's built-in modules are not in the module debug log: the process lists what it
+  // loaded. Its stdout is a file, as in bench/footprint.ts (a pipe as stdout or stderr is a
+  // net.Socket: the list goes to fd 2 directly).
+  const probe = `process.on("exit", () => require("node:fs").writeSync(2, "LOADED " + process.moduleLoadList.join(",")));
+process.argv.splice(1, 0, ${JSON.stringify(BIN)});
+require(${JSON.stringify(BIN)});`;
+  const dir = mkdtempSync(join(tmpdir(), "palisade-render-modules-"));
+  try {
+    const out = openSync(join(dir, "out"), "w");
+    const r = spawnSync(process.execPath, ["-e", probe, "render", join(ROOT, "bench/fixtures/small.yaml")], {
+      stdio: ["ignore", out, "pipe"],
+      encoding: "utf8",
+      timeout: 60_000,
+      env: { ...process.env, NODE_OPTIONS: "" },
+    });
+    closeSync(out);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(readFileSync(join(dir, "out"), "utf8"), /^add table inet palisade/m);
+    const loaded = /LOADED (.*)$/m.exec(r.stderr)?.[1]?.split(",") ?? [];
+    assert.ok(loaded.includes("NativeModule vm"), `no module list in: ${r.stderr}`);
+    for (const m of ["child_process", "net", "dgram"])
+      assert.ok(!loaded.includes(`NativeModule ${m}`), `render loaded node:${m}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("render and validate run from the code cache the build made (ignored under another Node)", async () => {
