@@ -1,7 +1,7 @@
 // The common end of every import: resolve deferred lines, lift idioms, build the document,
 // check it against the schema, and turn pending entries into the report.
 import { Policy, type PolicyInput } from "../policy/index.ts";
-import { error as diagnostic, type Diagnostic } from "../diagnostics.ts";
+import { error as diagnostic, warning, type Diagnostic } from "../diagnostics.ts";
 import type { Collector, PendingEntry } from "./collect.ts";
 import type { DraftChain, PolicyDraft, ReportTarget, RuleEntry } from "./draft.ts";
 import { liftIdioms } from "./idioms.ts";
@@ -54,7 +54,7 @@ export function assemble(draft: PolicyDraft, out: Collector, fromSave: boolean):
         `${e.input ? `${e.input} ` : ""}line ${e.line}: ${e.reason ?? "not imported"}`,
       ),
     );
-  const warnings = ipsetWarnings(draft);
+  const warnings = [...policyWarnings(draft), ...ipsetWarnings(draft)];
   const parsed = Policy.safeParse(doc);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -69,6 +69,26 @@ export function assemble(draft: PolicyDraft, out: Collector, fromSave: boolean):
     return { report, errors, warnings };
   }
   return { policy: parsed.data, report, errors, warnings };
+}
+
+/**
+ * iptables' DROP policy is IPv4's; as the policy of the inet chain it drops IPv6 as well, which
+ * the host never did: its neighbour discovery and IPv6 connections, unless a rule accepts them
+ * (the dump's rules without addresses apply to both families). Said once per chain.
+ */
+function policyWarnings(draft: PolicyDraft): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const [chain, { line, text }] of draft.ipv4PolicyDrops) {
+    if (chain.policy !== "drop" || ![...draft.chains.values()].includes(chain)) continue;
+    out.push(
+      warning(
+        ["chains", chain.key, "policy"],
+        "policy_drop_covers_ipv6",
+        `line ${line}: ${text} is iptables' default for IPv4 only, but as the policy of the inet chain ${chain.key} it drops IPv6 too: IPv6 neighbour discovery and IPv6 connections (management included) are dropped unless a rule accepts them, where the host let IPv6 through (or left it to ip6tables). Add the host's IPv6 rules (ICMPv6 for neighbour discovery at least), or, to leave IPv6 unfiltered, replace the policy by a last rule that drops IPv4 only (match family ipv4, action drop)`,
+      ),
+    );
+  }
+  return out;
 }
 
 /** A family-specific `-P ... DROP` became the chain's last rule: its report line points there. */

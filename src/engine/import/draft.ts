@@ -66,6 +66,11 @@ export class PolicyDraft {
   readonly protections: Protections = {};
   /** `-P` of iptables vs ip6tables in a script that has both: one inet chain holds both families. */
   readonly familyPolicies = new Map<DraftChain, Partial<Record<"ipv4" | "ipv6", "accept" | "drop">>>();
+  /**
+   * DROP policies of iptables (IPv4's only there) that became the inet chain's policy, which
+   * drops IPv6 too: the line that set each, for a warning (policyWarnings).
+   */
+  readonly ipv4PolicyDrops = new Map<DraftChain, { line: number; text: string }>();
   /** Set when the source was rendered by Palisade and its failsafe rules tell the settings. */
   failsafe?: { enabled: boolean; ports?: number[] };
   readonly forwarding: Forwarding = { portForwards: [], rangeForwards: [], markForwards: [] };

@@ -113,7 +113,7 @@ export function importSave(
           tableName ? `table ${tableName} is not imported` : "rule outside a *table section",
           text.split(/\s+/)[0],
         );
-      if (text.startsWith(":")) return chainHeader(text, table, draft, fam);
+      if (text.startsWith(":")) return chainHeader(text, table, draft, n, fam);
       const words = splitSaveWords(text.replace(/^\[\d+:\d+\]\s*/, ""));
       return applyIptables(words, { draft, line: n, table, ...(fam ? { family: fam } : {}) });
     });
@@ -135,7 +135,7 @@ export function importSave(
   return fam ?? "ipv4";
 }
 
-function chainHeader(text: string, table: Table, draft: PolicyDraft, family?: "ipv6") {
+function chainHeader(text: string, table: Table, draft: PolicyDraft, line: number, family?: "ipv6") {
   const [name, policy] = splitSaveWords(text.slice(1));
   if (!name || !policy) fail("import_syntax", "a chain line is :NAME POLICY [packets:bytes]", text);
   if (policy === "-") {
@@ -159,7 +159,9 @@ function chainHeader(text: string, table: Table, draft: PolicyDraft, family?: "i
     if (policy === "DROP") return { status: "imported" as const, target: { kind: "chain" as const, chain } };
   }
   // ACCEPT is what a base chain does without a policy: keep the document minimal.
-  if (policy === "DROP") chain.policy = "drop";
-  else if (chain.rules.length === 0 && chain.policy === undefined) chain.headerOnly = true;
+  if (policy === "DROP") {
+    chain.policy = "drop";
+    draft.ipv4PolicyDrops.set(chain, { line, text: `:${name} DROP` });
+  } else if (chain.rules.length === 0 && chain.policy === undefined) chain.headerOnly = true;
   return { status: "imported" as const, target: { kind: "chain" as const, chain } };
 }

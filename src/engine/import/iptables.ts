@@ -338,7 +338,10 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
         const fam = draft.familyPolicies.get(chain) ?? {};
         fam[d.family] = verdict;
         draft.familyPolicies.set(chain, fam);
-      } else chain.policy = verdict;
+      } else {
+        chain.policy = verdict;
+        if (verdict === "drop") draft.ipv4PolicyDrops.set(chain, { line: d.line, text: `-P ${chainName} DROP` });
+      }
       return { status: "imported", target: { kind: "chain", chain } };
     }
   }
