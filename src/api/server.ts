@@ -7,7 +7,7 @@ import { checkSecretKey, ensureCa } from "./tls/ca.ts";
 import { createDb } from "./db/client.ts";
 import { migrate } from "./db/migrate.ts";
 import { createRedis, reportOutages } from "./redis.ts";
-import { backgroundServices, type RunningService } from "./services.ts";
+import { backgroundServices, type BackgroundService, type RunningService } from "./services.ts";
 
 export interface ServerOptions {
   /** Skip migrations (when another process or an init container runs them). */
@@ -18,7 +18,17 @@ export interface ServerOptions {
    * killing the process halfway (listening, services half started).
    */
   signal?: AbortSignal;
+  /** The services to run beside REST (tests give their own; default: services.ts's list). */
+  services?: BackgroundService[];
+  /**
+   * How long one service may take to stop before shutdown goes on without it (ms). A
+   * stop that never ends (seen: a BullMQ worker whose blocking connection was lost with
+   * Redis never finished close()) must not keep the process alive after SIGTERM.
+   */
+  serviceStopMs?: number;
 }
+
+const SERVICE_STOP_MS = 10_000;
 
 /** Start-up was cut short by `signal`: everything started so far has been stopped. */
 export class StartAborted extends Error {
@@ -53,10 +63,30 @@ export async function runServer(config: Config, opts: ServerOptions = {}): Promi
   });
   const log = app.log;
   reportOutages(redis, log);
-  const running: RunningService[] = [];
+  const running: { name: string; service: RunningService }[] = [];
+  const stopMs = opts.serviceStopMs ?? SERVICE_STOP_MS;
   // Stops what has started, newest first; used both on shutdown and when start-up fails.
   const stopAll = async () => {
-    for (const s of running.reverse()) await s.stop().catch((err) => log.error({ err }, "service stop failed"));
+    for (const { name, service } of running.reverse()) {
+      log.info({ service: name }, "stopping service");
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        service.stop().then(
+          () => "stopped" as const,
+          (err: unknown) => {
+            log.error({ service: name, err }, "service stop failed");
+            return "failed" as const;
+          },
+        ),
+        new Promise<"timeout">((resolve) => (timer = setTimeout(resolve, stopMs, "timeout"))),
+      ]);
+      clearTimeout(timer);
+      if (outcome === "timeout")
+        log.error(
+          { service: name, waitedMs: stopMs },
+          "service did not stop in time; shutting down without it (its unfinished work resumes at the next start)",
+        );
+    }
     await app.close().catch((err) => log.error({ err }, "http server close failed"));
     await db.$disconnect().catch(() => {});
     redis.disconnect();
@@ -84,9 +114,12 @@ export async function runServer(config: Config, opts: ServerOptions = {}): Promi
     else log.warn("PALISADE_GRPC_PLAINTEXT is set: the agent channel has no TLS (a lab only; see docs/security.md)");
     continueStarting();
     const url = await app.listen({ host: config.host, port: config.port });
-    for (const service of backgroundServices) {
+    for (const service of opts.services ?? backgroundServices) {
       continueStarting();
-      running.push(await service.start({ config, db, redis, log: log.child({ service: service.name }) }));
+      running.push({
+        name: service.name,
+        service: await service.start({ config, db, redis, log: log.child({ service: service.name }) }),
+      });
       log.info({ service: service.name }, "service started");
     }
     continueStarting();

@@ -79,8 +79,11 @@ before(async () => {
 });
 after(async () => {
   agent?.close();
-  await s?.stop();
-  await redis?.stop();
+  try {
+    await s?.stop();
+  } finally {
+    await redis?.stop();
+  }
 });
 
 describe("Redis down", () => {

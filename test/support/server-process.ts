@@ -36,9 +36,15 @@ export interface ServerProcess {
   line(pred: (l: LogLine) => boolean): Promise<LogLine>;
   /** Exit status and signal, once the process has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** SIGTERM (if still running), wait for the exit, drop the database. */
+  /** SIGTERM (if still running), wait for the exit (SIGKILL and throw after 60 s), drop the database. */
   stop(): Promise<void>;
 }
+
+const tail = (lines: LogLine[]) =>
+  lines
+    .slice(-5)
+    .map((l) => JSON.stringify(l))
+    .join("\n");
 
 export const isListening = (l: LogLine) => String(l.msg).startsWith("Server listening");
 
@@ -119,9 +125,20 @@ export async function spawnServer(env: Record<string, string> = {}): Promise<Ser
     },
     async stop() {
       if (running) child.kill("SIGTERM");
+      // The server bounds its own shutdown (10 s per service): past that, it hangs. Kill it
+      // and fail the caller rather than keep the test process (and the suite) alive forever.
+      let timer: NodeJS.Timeout | undefined;
+      const hung = await Promise.race([
+        exited.then(() => false),
+        new Promise<boolean>((resolve) => (timer = setTimeout(resolve, 60_000, true))),
+      ]);
+      clearTimeout(timer);
+      if (hung) child.kill("SIGKILL");
       await exited;
       rmSync(dir, { recursive: true, force: true });
       await database.drop();
+      if (hung)
+        throw new Error(`palisade server did not exit within 60 s of SIGTERM; killed. Last lines: ${tail(lines)}`);
     },
   };
 }
