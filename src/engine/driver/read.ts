@@ -116,6 +116,24 @@ function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return r.data;
 }
 
+/**
+ * A rule entry JRule accepts, checked without zod: a listing holds one per rule (10k rules:
+ * zod's parse was ~40-60 ms of a cold read, bench/agent-apply.ts's drift baseline). Anything
+ * else (undefined) goes through JRule, which accepts or refuses it with its message.
+ */
+function plainRule(v: unknown): JRule | undefined {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) return undefined;
+  const r = v as Record<string, unknown>;
+  return typeof r.family === "string" &&
+    typeof r.table === "string" &&
+    typeof r.chain === "string" &&
+    Array.isArray(r.expr) &&
+    (r.handle === undefined || typeof r.handle === "number") &&
+    (r.comment === undefined || typeof r.comment === "string")
+    ? (r as JRule)
+    : undefined;
+}
+
 /** Render a JSON element value in nft's own text syntax. */
 export function valueText(v: JValue | unknown): string {
   if (typeof v === "string") return v;
@@ -260,7 +278,7 @@ function stateOf(entries: Iterable<EntryPiece>): RulesetState {
         ...(c.comment !== undefined ? { comment: c.comment } : {}),
       });
     } else if ("rule" in entry) {
-      const r = parseWith(JRule, entry.rule, "rule");
+      const r = plainRule(entry.rule) ?? parseWith(JRule, entry.rule, "rule");
       st.rules.push({
         family: r.family as Family,
         table: r.table,

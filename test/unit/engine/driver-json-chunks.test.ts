@@ -118,3 +118,33 @@ test("output that is not nft's JSON is unexpected_output, as are malformed eleme
   };
   assert.throws(() => parseRuleset(JSON.stringify(d)), /counter of 10\.0\.0\.1 is not/);
 });
+
+test("rules: what JRule accepts is read as before, anything else is its unexpected_output", () => {
+  const listing = (rules: unknown[]) =>
+    JSON.stringify({ nftables: [{ table: { family: "inet", name: "palisade" } }, ...rules.map((rule) => ({ rule }))] });
+  const expr = [{ match: { op: "==", left: { meta: { key: "iifname" } }, right: "lo" } }, { accept: null }];
+  const st = parseRuleset(
+    listing([
+      { family: "inet", table: "palisade", chain: "input", handle: 4, expr, comment: "c" },
+      { family: "inet", table: "palisade", chain: "input", expr: [], extra: { kept: "aside" } },
+    ]),
+  );
+  assert.deepEqual(st.rules, [
+    { family: "inet", table: "palisade", chain: "input", expr, handle: 4, comment: "c" },
+    { family: "inet", table: "palisade", chain: "input", expr: [] },
+  ]);
+  for (const bad of [
+    { family: "inet", table: "palisade", chain: "input", expr: {} },
+    { family: "inet", table: "palisade", chain: "input", handle: "4", expr: [] },
+    { family: "inet", table: "palisade", chain: 1, expr: [] },
+    { family: "inet", table: "palisade", chain: "input", comment: 5, expr: [] },
+    { family: "inet", table: "palisade", expr: [] },
+    ["not", "an", "object"],
+  ])
+    assert.throws(
+      () => parseRuleset(listing([bad])),
+      (e: { code?: string; message?: string }) =>
+        e.code === "unexpected_output" && /printed a rule Palisade cannot read/.test(e.message ?? ""),
+      JSON.stringify(bad),
+    );
+});
