@@ -47,7 +47,9 @@ const IPSETS: Record<string, (clients: string[]) => string> = {
       ["country_hk", "country_ru", "country_cn", "country_pl", "cta_cryptowall", "spamhaus_drop", "spamhaus_edrop"],
       { country_ru: clients, spamhaus_drop: ["192.0.2.0/24"] },
     ),
-  // Forwarding and masquerading are for allowed_internet's members only: the client is one.
+  // Forwarding and masquerading are for allowed_internet's members only: the client is one
+  // (the repository's own set, pi-ap-ipset.ipset, holds 192.168.22.x hosts, none of them a
+  // lab client, so it would show only the refusals).
   "pi-ap-ipset.rules": (clients) => save(["allowed_internet"], { allowed_internet: clients }),
 };
 

@@ -1,7 +1,7 @@
 // The import corpus (test/fixtures/import/corpus): real rule files from public sources,
 // each with its origin in SOURCES. measureCorpus imports and renders every file and says
 // how far each got; the kernel test adds `nft -c` in a namespace, and prints the rates.
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { importPolicy, importRecorded, type ImportFormat, type ImportResult } from "../../src/engine/import/index.ts";
 import { executeScript } from "../../src/cli/execute.ts";
@@ -10,16 +10,37 @@ import { renderNft } from "../../src/engine/compile/nft/index.ts";
 
 export const CORPUS_DIR = join(import.meta.dirname, "..", "fixtures", "import", "corpus");
 
+export interface CorpusFile {
+  name: string;
+  format: ImportFormat;
+  text: string;
+  /**
+   * The dump's ipsets as `ipset restore` text, from its companion file NAME.ipset (NAME: the
+   * file name without its extension) when the origin repository defines the sets (SOURCES says
+   * where from); given to the import as `ipsets`, as `palisade import --ipset` would.
+   */
+  ipsets?: string;
+}
+
 /** `.rules`: iptables-save text; `.rules6`: ip6tables-save text; `.sh`: a shell script. */
-export function corpusFiles(): { name: string; format: ImportFormat; text: string }[] {
+export function corpusFiles(): CorpusFile[] {
   return readdirSync(CORPUS_DIR)
     .filter((n) => /\.(rules6?|sh)$/.test(n))
     .sort()
-    .map((name) => ({
-      name,
-      format: name.endsWith(".sh") ? "iptables" : "iptables-save",
-      text: readFileSync(join(CORPUS_DIR, name), "utf8"),
-    }));
+    .map((name) => {
+      const companion = join(CORPUS_DIR, `${name.replace(/\.[^.]+$/, "")}.ipset`);
+      const f: CorpusFile = {
+        name,
+        format: name.endsWith(".sh") ? "iptables" : "iptables-save",
+        text: readFileSync(join(CORPUS_DIR, name), "utf8"),
+      };
+      if (existsSync(companion)) {
+        // A script creates its sets itself (import --execute records its ipset commands).
+        if (f.format === "iptables") throw new Error(`${name}: a script takes no companion .ipset file`);
+        f.ipsets = readFileSync(companion, "utf8");
+      }
+      return f;
+    });
 }
 
 export type Stage = "import" | "validate" | "render" | "load" | "ok";
@@ -45,10 +66,7 @@ export const SCRIPT_ARGS: Record<string, string[]> = { "init-script-gateway.sh":
  * With `execute`, a script runs in the sandbox of `palisade import --execute` (root only) and
  * its recorded commands are imported, as an operator would import it.
  */
-export async function measureFile(
-  f: { name: string; format: ImportFormat; text: string },
-  execute = false,
-): Promise<FileOutcome> {
+export async function measureFile(f: CorpusFile, execute = false): Promise<FileOutcome> {
   let r: ImportResult;
   if (execute && f.format === "iptables") {
     const run = await executeScript(f.text, { args: SCRIPT_ARGS[f.name] ?? [], timeoutMs: 30_000 });
@@ -60,7 +78,11 @@ export async function measureFile(
         message: "the script was killed at its time limit",
         severity: "error",
       });
-  } else r = importPolicy(f.format, f.text, f.name.endsWith(".rules6") ? { family: "ipv6" } : {});
+  } else
+    r = importPolicy(f.format, f.text, {
+      ...(f.name.endsWith(".rules6") ? { family: "ipv6" as const } : {}),
+      ...(f.ipsets === undefined ? {} : { ipsets: f.ipsets }),
+    });
   return outcomeOf(f, r);
 }
 
