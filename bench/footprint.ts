@@ -113,6 +113,14 @@ function cpuMs(pid: number): number {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
 }
+/** smaps_rollup's RSS split (file-backed vs anonymous) and the thread count of a process. */
+function smapsLine(pid: number): string {
+  return `${readFileSync(`/proc/${pid}/smaps_rollup`, "utf8")
+    .split("\n")
+    .filter((l) => /^(Rss|Anonymous|Private_Clean|Shared_Clean):/.test(l))
+    .map((l) => l.replace(/\s+/g, " "))
+    .join(", ")}; threads ${readdirSync(`/proc/${pid}/task`).length}`;
+}
 /** Reset the peak (VmHWM) to the current RSS. */
 const resetPeak = (pid: number) => writeFileSync(`/proc/${pid}/clear_refs`, "5");
 
@@ -193,19 +201,23 @@ async function agentPhases(
         throw new Error(`${label}: apply ${t}: ${JSON.stringify(r.msg.applyResult)}`);
     };
 
+    // BENCH_SMAPS=1: also what the agent holds after its Hello, before any apply (and render worker).
+    if (process.env.BENCH_SMAPS) {
+      await sleep(3000);
+      note(`${label}: before the first apply: ${smapsLine(pid)}`);
+    }
     note(`${label}: at rest`);
     await apply(parseYaml(readFileSync(SMALL, "utf8")));
     // At rest = after the render worker has stopped (it idles POLICY_WORKER_IDLE_MS).
     await sleep(POLICY_WORKER_IDLE_MS + 3000);
     const rest = await restingRss(pid);
     // BENCH_SMAPS=1: what the resting RSS is made of (file-backed pages vs anonymous).
-    if (process.env.BENCH_SMAPS)
-      note(
-        `${label}: ${readFileSync(`/proc/${pid}/smaps_rollup`, "utf8")
-          .split("\n")
-          .filter((l) => /^(Rss|Anonymous|Private_Clean|Shared_Clean):/.test(l))
-          .map((l) => l.replace(/\s+/g, " "))
-          .join(", ")}; threads ${readdirSync(`/proc/${pid}/task`).length}`,
+    if (process.env.BENCH_SMAPS) note(`${label}: ${smapsLine(pid)}`);
+    // BENCH_SMAPS_DUMP=DIR: the whole /proc/PID/smaps at rest, one file per agent.
+    if (process.env.BENCH_SMAPS_DUMP)
+      writeFileSync(
+        join(process.env.BENCH_SMAPS_DUMP, `smaps-${pid}.txt`),
+        `${label}\n${readFileSync(`/proc/${pid}/smaps`, "utf8")}`,
       );
     if (process.env.BENCH_HEAPSNAP) {
       process.kill(pid, "SIGUSR2");
@@ -321,21 +333,36 @@ async function idleNodeRss(): Promise<number> {
  */
 async function restRss(lab: NetnsLab): Promise<string> {
   const { nodeFlags, agentEnv } = unitSettings();
-  const bundles = (process.env.BENCH_REST_BUNDLES ?? BUNDLE).split(" ").filter(Boolean);
+  // BENCH_REST_VARIANTS (JSON, `[{ "label", "bundle"?, "flags"?, "env"? }]`) compares node flags
+  // or allocator settings in the same run: `flags` and `env` are added to the unit's.
+  const variants: { label: string; bundle: string; flags: string[]; env: Record<string, string> }[] = process.env
+    .BENCH_REST_VARIANTS
+    ? (
+        JSON.parse(process.env.BENCH_REST_VARIANTS) as {
+          label: string;
+          bundle?: string;
+          flags?: string[];
+          env?: Record<string, string>;
+        }[]
+      ).map((v) => ({ label: v.label, bundle: v.bundle ?? BUNDLE, flags: v.flags ?? [], env: v.env ?? {} }))
+    : (process.env.BENCH_REST_BUNDLES ?? BUNDLE)
+        .split(" ")
+        .filter(Boolean)
+        .map((b) => ({ label: b, bundle: b, flags: [], env: {} }));
   const rounds = Number(process.env.BENCH_RUNS ?? 3);
   const idle: number[] = [];
-  const rest = new Map<string, number[]>(bundles.map((b) => [b, []]));
+  const rest = new Map<string, number[]>(variants.map((v) => [v.label, []]));
   for (let i = 0; i < rounds; i++) {
     idle.push(await idleNodeRss());
-    for (const b of i % 2 ? [...bundles].reverse() : bundles) {
+    for (const v of i % 2 ? [...variants].reverse() : variants) {
       const f = await agentPhases(
         lab,
-        `${b} (round ${i + 1})`,
-        (sv, d, ns, t) => [NODE, ...nodeFlags, b, ...agentFlags(sv, d, ns, t)],
-        agentEnv,
+        `${v.label} (round ${i + 1})`,
+        (sv, d, ns, t) => [NODE, ...nodeFlags, ...v.flags, v.bundle, ...agentFlags(sv, d, ns, t)],
+        { ...agentEnv, ...v.env },
         true,
       );
-      rest.get(b)!.push(f.rest);
+      rest.get(v.label)!.push(f.rest);
     }
   }
   const rows = [["agent at rest (enrolled, small.yaml applied)", "median", "samples"]];
