@@ -221,6 +221,22 @@ export async function buildCli() {
   return { metafile };
 }
 
+/**
+ * grpc-js requires @grpc/proto-loader (and with it protobufjs, long, lodash.camelcase) only
+ * to serve the channelz and ORCA services, which the agent never does: in the agent bundle
+ * it is a stub that throws, ~125 kB less source text in the resting agent's heap.
+ */
+const noProtoLoader = {
+  name: "no-proto-loader",
+  setup(b) {
+    b.onResolve({ filter: /^@grpc\/proto-loader$/ }, () => ({ path: "proto-loader", namespace: "no-proto-loader" }));
+    b.onLoad({ filter: /.*/, namespace: "no-proto-loader" }, () => ({
+      contents: 'throw new Error("@grpc/proto-loader is not in the agent bundle");',
+      loader: "js",
+    }));
+  },
+};
+
 /** Node flags the agent runs with: the shebang here and ExecStart= of deploy/palisade-agent.service (tests check they agree). */
 export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1", "--optimize-for-size"];
 
@@ -239,6 +255,7 @@ export async function buildAgent() {
       [AGENT_RENDER_WORKER]: "src/agent/policy-worker-main.ts",
     },
     outdir: "dist/agent",
+    plugins: [...common.plugins, noProtoLoader],
     define: { __AGENT_RENDER_WORKER__: JSON.stringify(`./${AGENT_RENDER_WORKER}.mjs`) },
     outExtension: { ".js": ".mjs" },
     banner: { js: `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(" ")}\n${REQUIRE_BANNER}` },

@@ -51,13 +51,13 @@ function contents(
   return { packages, src, files };
 }
 
-test("the agent bundle holds grpc-js, the generated protocol with its wire codec and the agent, and no Fastify, BullMQ, Prisma, Redis, pg, commander, tsx or X.509 library", () => {
+test("the agent bundle holds grpc-js, the generated protocol with its wire codec and the agent, and no Fastify, BullMQ, Prisma, Redis, pg, commander, tsx, X.509 library or proto-loader/protobufjs (grpc-js needs them only to serve channelz)", () => {
   const { packages, src } = contents(meta());
   for (const p of ["@grpc/grpc-js", "@bufbuild/protobuf", "zod"])
     assert.ok(packages.has(p), `${p} missing; has ${[...packages].join(", ")}`);
   for (const s of ["src/agent", "src/engine", "src/protocol"]) assert.ok(src.has(s), `${s} missing`);
   const banned =
-    /^(fastify|@fastify\/.*|fastify-.*|bullmq|ioredis|pg|pg-.*|@prisma\/.*|prisma|prom-client|commander|tsx|esbuild|yaml|@peculiar\/.*|asn1js|tsyringe|reflect-metadata)$/;
+    /^(fastify|@fastify\/.*|fastify-.*|bullmq|ioredis|pg|pg-.*|@prisma\/.*|prisma|prom-client|commander|tsx|esbuild|yaml|@peculiar\/.*|asn1js|tsyringe|reflect-metadata|@grpc\/proto-loader|protobufjs|long)$/;
   assert.deepEqual(
     [...packages].filter((p) => banned.test(p)),
     [],
