@@ -7,7 +7,7 @@
 //              from the TypeScript sources through tsx (the development fallback, and
 //              how every command ran before the build). Median wall time, CPU time
 //              (user + sys) and peak RSS over BENCH_RUNS runs, interleaved.
-//   agent RSS  the standalone agent bundle (dist/agent/palisade-agent.mjs, what the
+//   agent RSS  the standalone agent bundle (dist/agent/palisade-agent.cjs, what the
 //              tarball ships) vs an idle `node` (setInterval) and vs the agent from the
 //              sources through tsx: at rest after enrolling and applying small.yaml; peak
 //              during a 10k-rule apply; peak while its collector reads 65,536 accounting
@@ -38,7 +38,7 @@ const ROOT = join(import.meta.dirname, "..");
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const NODE = process.execPath;
 const SMALL = join(ROOT, "bench/fixtures/small.yaml");
-const BUNDLE = process.env.BENCH_AGENT_BUNDLE ?? join(ROOT, "dist/agent/palisade-agent.mjs");
+const BUNDLE = process.env.BENCH_AGENT_BUNDLE ?? join(ROOT, "dist/agent/palisade-agent.cjs");
 const TIME = existsSync("/usr/bin/time") ? "/usr/bin/time" : undefined;
 const MB = 1024 * 1024;
 const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;

@@ -5,7 +5,7 @@
 //
 //   in place   renderDesired (src/agent/render.ts) in this process, its code already warm
 //              (what a long-running agent that had rendered before did)
-//   cold       a new worker from the built file (dist/agent/palisade-agent-render.mjs):
+//   cold       a new worker from the built file (dist/agent/palisade-agent-render.cjs):
 //              thread and isolate start, the bundle parsed, zod's schema built, then the
 //              render (an apply after the worker idled out: the agent's usual case)
 //   warm       a second render on that worker (an apply within POLICY_WORKER_IDLE_MS of
@@ -23,7 +23,7 @@ import { linearRules } from "./lib/policies.ts";
 import { machine, median, ratio, table, NOISE_NOTE } from "./lib/stats.ts";
 
 const ROOT = join(import.meta.dirname, "..");
-const WORKER = join(ROOT, "dist/agent/palisade-agent-render.mjs");
+const WORKER = join(ROOT, "dist/agent/palisade-agent-render.cjs");
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const failsafe = { apiAddresses: ["192.0.2.10"], apiPort: 50051 };
 
@@ -50,7 +50,7 @@ function ask(w: Worker, policyJson: string): Promise<unknown> {
 }
 
 if (!existsSync(WORKER)) {
-  console.error("dist/agent/palisade-agent-render.mjs is missing: run `npm run build` first");
+  console.error("dist/agent/palisade-agent-render.cjs is missing: run `npm run build` first");
   process.exit(1);
 }
 console.log(`render-worker — ${machine()}`);

@@ -36,8 +36,10 @@ for tool in nft ip tcpdump conntrack setpriv; do
 done
 
 install -d -m 0755 "$dest$prefix" "$dest$prefix/proto/palisade/v1" "$dest/etc/systemd/system" "$dest/etc/palisade"
-install -m 0755 "$here/palisade-agent.mjs" "$dest$prefix/palisade-agent.mjs"
-install -m 0644 "$here/palisade-agent-render.mjs" "$dest$prefix/palisade-agent-render.mjs"
+# The bundles were ES modules (.mjs) before they became CommonJS: an upgrade drops the old files.
+rm -f "$dest$prefix/palisade-agent.mjs" "$dest$prefix/palisade-agent-render.mjs"
+install -m 0755 "$here/palisade-agent.cjs" "$dest$prefix/palisade-agent.cjs"
+install -m 0644 "$here/palisade-agent-render.cjs" "$dest$prefix/palisade-agent-render.cjs"
 install -m 0644 "$here/package.json" "$here/README.md" "$dest$prefix/"
 install -m 0644 "$here/proto/palisade/v1/agent.proto" "$dest$prefix/proto/palisade/v1/agent.proto"
 sed -e "s#/opt/palisade-agent#$prefix#g" -e "s#^ExecStart=/usr/bin/env node #ExecStart=$node #" \

@@ -12,19 +12,20 @@
 //       at run time (Fastify, BullMQ, Prisma's runtime, pg, grpc-js, ...) stay in
 //       node_modules, imported as packages; the small pure ones every verb uses (commander,
 //       zod, yaml) are bundled, which is most of the start-up saving.
-//   dist/agent/palisade-agent.mjs   the standalone agent (src/agent/bundle-main.ts): one
+//   dist/agent/palisade-agent.cjs   the standalone agent (src/agent/bundle-main.ts): one
 //       file with everything it runs (engine, grpc-js, the generated protocol and
-//       @bufbuild/protobuf's wire codec, zod), and palisade-agent-render.mjs beside it, the
+//       @bufbuild/protobuf's wire codec, zod), and palisade-agent-render.cjs beside it, the
 //       worker thread that validates and compiles policies (src/agent/policy-worker-main.ts),
 //       nothing of the API, CLI or database; its esbuild metafile sits beside it
 //       (palisade-agent.meta.json) so a test can check what went in, and its source map
-//       (palisade-agent.mjs.map, not shipped: its identifiers are minified). `npm run pack:agent`
+//       (palisade-agent.cjs.map, not shipped: its identifiers are minified). `npm run pack:agent`
 //       ships it (scripts/pack-agent.mjs).
 //
 // Files read at run time (package.json, proto/, prisma/migrations) are found next to the
 // nearest package.json above the running module (src/runtime/install-root.ts), so the
 // bundles need no copies of them. Bundled CommonJS (commander, grpc-js, protobufjs) calls
-// require() for Node's built-in modules; the banner gives the ESM output a real one.
+// require() for Node's built-in modules; the banner gives the ESM output a real one (the
+// agent's two bundles are CommonJS and have it).
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
 import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -256,9 +257,20 @@ export async function buildAgent() {
     },
     outdir: "dist/agent",
     plugins: [...common.plugins, noProtoLoader],
-    define: { __AGENT_RENDER_WORKER__: JSON.stringify(`./${AGENT_RENDER_WORKER}.mjs`) },
-    outExtension: { ".js": ".mjs" },
-    banner: { js: `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(" ")}\n${REQUIRE_BANNER}` },
+    // CommonJS, not an ES module: Node then never starts its ES module loader in the agent
+    // (or in the render worker), ~1 MB less resting RSS (bench/README.md, footprint.ts).
+    // "use strict" comes first, before the banner's code: the sources are ES modules.
+    format: "cjs",
+    outExtension: { ".js": ".cjs" },
+    define: {
+      __AGENT_RENDER_WORKER__: JSON.stringify(`./${AGENT_RENDER_WORKER}.cjs`),
+      "import.meta.url": "__palisadeModuleUrl",
+    },
+    // import.meta.resolve is only reached from the TypeScript sources (src/runtime/worker-script.ts).
+    logOverride: { "empty-import-meta": "silent" },
+    banner: {
+      js: `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(" ")}\n"use strict";\n${commonJs.banner.js}`,
+    },
     // Short local names too: the bundle's source stays in V8's heap for the agent's whole
     // life (bench/footprint.ts: 1.5 -> 1.1 MB of text, ~1.5-2 MB less resting RSS). Error
     // classes name themselves (`name = "NftError"`), so codes and messages are unchanged;
@@ -269,7 +281,7 @@ export async function buildAgent() {
     metafile: true,
   });
   writeFileSync(join(ROOT, "dist/agent/palisade-agent.meta.json"), JSON.stringify(result.metafile));
-  chmodSync(join(ROOT, "dist/agent/palisade-agent.mjs"), 0o755);
+  chmodSync(join(ROOT, "dist/agent/palisade-agent.cjs"), 0o755);
   return result;
 }
 

@@ -1,5 +1,5 @@
 // Entry of the agent's render worker thread (policy-worker.ts starts it; built as
-// dist/agent/palisade-agent-render.mjs beside the agent bundle and dist/cli/agent-render.js
+// dist/agent/palisade-agent-render.cjs beside the agent bundle and dist/cli/agent-render.js
 // beside the CLI's verbs): one request per message, answered with its result or the message
 // of what it threw.
 import { parentPort } from "node:worker_threads";

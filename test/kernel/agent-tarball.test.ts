@@ -159,8 +159,8 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
       "README.md",
       "install.sh",
       "package.json",
-      "palisade-agent-render.mjs",
-      "palisade-agent.mjs",
+      "palisade-agent-render.cjs",
+      "palisade-agent.cjs",
       "palisade-agent.service",
       "proto/palisade/v1/agent.proto",
     ]);
@@ -184,7 +184,7 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
       ...setprivArgs(unitPrivileges(unit)),
       process.execPath,
       ...unitNodeFlags(unit),
-      join(top, "palisade-agent.mjs"),
+      join(top, "palisade-agent.cjs"),
       "--server",
       "127.0.0.1:50051",
       "--enroll-token",
@@ -280,14 +280,14 @@ describe("the agent tarball runs on a host with only Node (kernel, netns, real s
       assert.deepEqual(readdirSync(prefixDir).sort(), [
         "README.md",
         "package.json",
-        "palisade-agent-render.mjs",
-        "palisade-agent.mjs",
+        "palisade-agent-render.cjs",
+        "palisade-agent.cjs",
         "proto",
       ]);
       const unit = readFileSync(join(dest, "etc/systemd/system/palisade-agent.service"), "utf8");
       const execStart = /^ExecStart=(.*)$/m.exec(unit)?.[1] ?? "";
       assert.ok(execStart.startsWith(`${process.execPath} `), execStart);
-      assert.ok(execStart.endsWith(" /opt/palisade-agent/palisade-agent.mjs"), execStart);
+      assert.ok(execStart.endsWith(" /opt/palisade-agent/palisade-agent.cjs"), execStart);
       assert.match(unit, /^EnvironmentFile=-\/etc\/palisade\/agent\.env$/m);
       const envFile = join(dest, "etc/palisade/agent.env");
       assert.equal(statSync(envFile).mode & 0o777, 0o600);

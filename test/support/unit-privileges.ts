@@ -38,7 +38,7 @@ export function setprivArgs(p: ReturnType<typeof unitPrivileges>): string[] {
 export function unitNodeFlags(unit: string): string[] {
   const words = /^ExecStart=(.*)$/m.exec(unit)?.[1]?.trim().split(/\s+/) ?? [];
   const node = words.findIndex((w) => /(^|\/)node$/.test(w));
-  const bundle = words.findIndex((w) => w.endsWith(".mjs"));
+  const bundle = words.findIndex((w) => /\.[cm]?js$/.test(w));
   return node >= 0 && bundle > node ? words.slice(node + 1, bundle) : [];
 }
 

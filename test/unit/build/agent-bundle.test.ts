@@ -1,4 +1,4 @@
-// The standalone agent bundle (dist/agent/palisade-agent.mjs, `npm run build`) holds what
+// The standalone agent bundle (dist/agent/palisade-agent.cjs, `npm run build`) holds what
 // the agent runs and nothing of the API, the CLI or the database: read from esbuild's own
 // record of its inputs (palisade-agent.meta.json). And it needs no node_modules: the only
 // imports left in it are Node's built-in modules.
@@ -78,7 +78,7 @@ test("the agent bundle imports only Node's built-in modules", () => {
 });
 
 test("the bundle's shebang runs node with the same flags as the systemd unit's ExecStart=", () => {
-  const shebang = readFileSync(join(ROOT, "dist/agent/palisade-agent.mjs"), "utf8").split("\n", 1)[0]!;
+  const shebang = readFileSync(join(ROOT, "dist/agent/palisade-agent.cjs"), "utf8").split("\n", 1)[0]!;
   const m = /^#!\/usr\/bin\/env -S node((?: --[\w-]+(?:=\S+)?)*)$/.exec(shebang);
   assert.ok(m, shebang);
   const unit = readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8");
