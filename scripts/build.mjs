@@ -239,7 +239,7 @@ const noProtoLoader = {
 };
 
 /** Node flags the agent runs with: the shebang here and ExecStart= of deploy/palisade-agent.service (tests check they agree). */
-export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1", "--optimize-for-size"];
+export const AGENT_NODE_FLAGS = ["--max-semi-space-size=1", "--optimize-for-size", "--no-sparkplug"];
 
 /** The agent's render worker, beside the bundle (the tarball ships both). */
 export const AGENT_RENDER_WORKER = "palisade-agent-render";
