@@ -141,12 +141,16 @@ const SCRIPT_VERBS = {
 };
 const BUILTIN = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
 
-/** CommonJS output: what the sources read as import.meta.url is the file's own URL. */
+/**
+ * CommonJS output: what the sources read as import.meta.url is the file's own URL. "use
+ * strict" comes first, before the banner's code (esbuild's own directive would follow it
+ * and count for nothing): the sources are ES modules, written for strict mode.
+ */
 const commonJs = {
   format: "cjs",
   outExtension: { ".js": ".cjs" },
   define: { "import.meta.url": "__palisadeModuleUrl" },
-  banner: { js: 'var __palisadeModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  banner: { js: '"use strict";\nvar __palisadeModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
 };
 
 /**
@@ -259,7 +263,6 @@ export async function buildAgent() {
     plugins: [...common.plugins, noProtoLoader],
     // CommonJS, not an ES module: Node then never starts its ES module loader in the agent
     // (or in the render worker), ~1 MB less resting RSS (bench/README.md, footprint.ts).
-    // "use strict" comes first, before the banner's code: the sources are ES modules.
     format: "cjs",
     outExtension: { ".js": ".cjs" },
     define: {
@@ -269,7 +272,7 @@ export async function buildAgent() {
     // import.meta.resolve is only reached from the TypeScript sources (src/runtime/worker-script.ts).
     logOverride: { "empty-import-meta": "silent" },
     banner: {
-      js: `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(" ")}\n"use strict";\n${commonJs.banner.js}`,
+      js: `#!/usr/bin/env -S node ${AGENT_NODE_FLAGS.join(" ")}\n${commonJs.banner.js}`,
     },
     // Short local names too: the bundle's source stays in V8's heap for the agent's whole
     // life (bench/footprint.ts: 1.5 -> 1.1 MB of text, ~1.5-2 MB less resting RSS). Error
