@@ -1,8 +1,9 @@
 // runCachedScript (src/cli/cached-script.ts), how `palisade render` and `validate` run: a
 // script answers the same with or without its V8 code cache; a run that found no cache
 // writes one (unless PALISADE_CODE_CACHE=off), as does every run with
-// PALISADE_CODE_CACHE=write (the build), and the next process takes it; a cache older than
-// its script, or one V8 refuses, is never run (and a refused one is not overwritten). Each run is its own process (a
+// PALISADE_CODE_CACHE=write (the build), and the next process takes it; a cache made from
+// other text (whatever the files' times), or one V8 refuses, is never run, and a run replaces
+// it (a refused one once). Each run is its own process (a
 // cache belongs to a process's V8 and flags); what happened to the cache is read from the
 // loader's debug log (NODE_DEBUG=palisade).
 import { test, before, after } from "node:test";
@@ -48,8 +49,6 @@ function run(env: Record<string, string> = {}): Promise<{ out: string; cache: st
 const source = (n: number) =>
   `exports.answer = () => [1, 2, 3].map((x) => x * ${n}).join(","); exports.self = require("node:path").basename(__filename);\n`;
 
-const later = (ms: number) => new Date(Date.now() + ms);
-
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "palisade-cached-script-"));
   script = join(dir, "verb.cjs");
@@ -73,46 +72,59 @@ test("the next process takes the cache and answers the same", async () => {
   assert.deepEqual(await run(), { out: "2,4,6 verb.cjs", cache: "accepted" });
 });
 
-test("a script changed after its cache (same length: V8 alone would take the cache) runs from its new source", async () => {
+test("an upgrade that leaves the cache and gives the new script the same length and an older time runs the new code", async () => {
+  // dpkg, `tar x` and `rsync -a` keep files they do not know and give the script the archive's time.
   writeFileSync(script, source(3));
-  const later = new Date(Date.now() + 10_000);
-  utimesSync(script, later, later);
-  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "none" });
+  const january = new Date("2026-01-15T00:00:00Z");
+  utimesSync(script, january, january);
+  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "stale" });
+  // That run replaced the cache with one for the new text, which the next process takes.
+  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "accepted" });
 });
 
-test("a cache exactly as old as its script (an archive that normalised both times) is not taken", async () => {
-  // Same length, other text, and one timestamp for both: only the strict age test stands between them.
-  await run({ PALISADE_CODE_CACHE: "write" });
-  writeFileSync(script, source(4));
-  const same = new Date(Date.now() + 15_000);
-  utimesSync(script, same, same);
-  utimesSync(codeCachePath(script), same, same);
-  assert.deepEqual(await run(), { out: "4,8,12 verb.cjs", cache: "none" });
+test("an upgrade to a script of another length: the old cache is not tried, and is replaced", async () => {
+  writeFileSync(script, `${source(5)}exports.longer = true;\n`);
+  const january = new Date("2026-01-16T00:00:00Z");
+  utimesSync(script, january, january);
+  assert.deepEqual(await run(), { out: "5,10,15 verb.cjs", cache: "stale" });
+  assert.deepEqual(await run(), { out: "5,10,15 verb.cjs", cache: "accepted" });
   writeFileSync(script, source(3));
-  utimesSync(script, later(16_000), later(16_000));
+  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "stale" });
 });
 
 test("a cache that cannot be read, and a cache write that fails, fall back to the source", async () => {
   const unreadable = `${codeCachePath(script)}`;
-  // A directory where the cache file should be: stat finds it, reading it fails (EISDIR), as
-  // writing it does.
+  // A directory where the cache file should be: reading it fails (EISDIR), as writing it does.
   rmSync(unreadable, { force: true });
   mkdirSync(unreadable);
-  utimesSync(unreadable, later(17_000), later(17_000));
-  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "none" });
-  assert.deepEqual(await run({ PALISADE_CODE_CACHE: "write" }), { out: "3,6,9 verb.cjs", cache: "none" });
+  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "unreadable" });
+  assert.deepEqual(await run({ PALISADE_CODE_CACHE: "write" }), { out: "3,6,9 verb.cjs", cache: "unreadable" });
   rmSync(unreadable, { recursive: true, force: true });
 });
 
-test("a cache V8 refuses is not used, nor overwritten, and the script still runs", async () => {
-  writeFileSync(codeCachePath(script), Buffer.alloc(4096, 7));
-  const later = new Date(Date.now() + 20_000);
-  utimesSync(codeCachePath(script), later, later);
+/** The cache file with V8's part replaced by bytes V8 refuses; what comes before (the text it was made from) kept. */
+function spoil(): Buffer {
+  const cache = readFileSync(codeCachePath(script));
+  const text = Buffer.from(source(3));
+  const end = cache.indexOf(text) + text.length;
+  assert.ok(end > text.length, "the cache does not hold its script's text");
+  const spoilt = Buffer.concat([cache.subarray(0, end), Buffer.alloc(4096, 7)]);
+  writeFileSync(codeCachePath(script), spoilt);
+  return spoilt;
+}
+
+test("a cache V8 refuses is not used and is replaced once; one V8 refuses again stays (no rewrite on every run)", async () => {
+  await run({ PALISADE_CODE_CACHE: "write" });
+  spoil();
   assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "rejected" });
-  assert.deepEqual(readFileSync(codeCachePath(script)), Buffer.alloc(4096, 7));
-  // The build's write replaces it (the script back in the past, so that a cache made now is newer).
-  const past = new Date(Date.now() - 60_000);
-  utimesSync(script, past, past);
+  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "accepted" });
+  // The cache that run wrote, refused in turn (as under other flags): left as it is.
+  const spoilt = spoil();
+  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "rejected" });
+  assert.deepEqual(readFileSync(codeCachePath(script)), spoilt);
+  assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "rejected" });
+  assert.deepEqual(readFileSync(codeCachePath(script)), spoilt);
+  // The build's write replaces it.
   assert.deepEqual(await run({ PALISADE_CODE_CACHE: "write" }), { out: "3,6,9 verb.cjs", cache: "rejected" });
   assert.deepEqual(await run(), { out: "3,6,9 verb.cjs", cache: "accepted" });
 });
