@@ -2,7 +2,11 @@
 // quotas) must not be nft keywords, nor names the nft render gives its own chains and
 // counters; a set must not have the name of a set the agent fills itself (geoip countries,
 // conditions), which it finds in the kernel by its name.
-// Refused here, when a version is pushed, rather than first by the render on an agent.
+// All of this concerns the nftables target only (the nft render and the agent, which loads
+// nftables): iptables-restore names its chains and rules its own way, and matches geoip
+// countries and conditions with xt_geoip and xt_condition, not with sets found by name. So
+// these are checked with the target support (target.ts, `target: "nftables"`), never for
+// iptables nor without a target: a policy meant for iptables may name a chain `import`.
 import { error, type Diagnostic } from "../diagnostics.ts";
 import type { Policy } from "../policy/index.ts";
 import { isNftKeyword } from "../nft/names.ts";
@@ -51,7 +55,8 @@ const KINDS = [
   { key: "quotas", what: "quota", reserved: () => undefined },
 ] as const;
 
-export function nameErrors(policy: Policy): Diagnostic[] {
+/** The name errors of a policy rendered for nftables (target.ts). */
+export function nftNameErrors(policy: Policy): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const { key, what, reserved } of KINDS) {
     for (const name of Object.keys(policy[key]).sort()) {

@@ -1,5 +1,6 @@
 // All semantic checks on a schema-valid policy of sane size (limits.ts runs first), one
-// concern per module. Mostly errors; a few modules add closely related warnings.
+// concern per module. Mostly errors; a few modules add closely related warnings. Checks that
+// hold for one target only (names nft cannot read, names.ts) run with the target (target.ts).
 import type { Diagnostic } from "../diagnostics.ts";
 import type { Policy } from "../policy/index.ts";
 import { safetyErrors } from "./safety.ts";
@@ -10,7 +11,6 @@ import { objectErrors } from "./objects.ts";
 import { quotaGrowthProblems } from "./quota-growth.ts";
 import { forwardingErrors } from "./forwarding.ts";
 import { presetErrors } from "./presets.ts";
-import { nameErrors } from "./names.ts";
 
 export function semanticErrors(policy: Policy): Diagnostic[] {
   return [
@@ -22,6 +22,5 @@ export function semanticErrors(policy: Policy): Diagnostic[] {
     ...quotaGrowthProblems(policy),
     ...forwardingErrors(policy),
     ...presetErrors(policy),
-    ...nameErrors(policy),
   ];
 }

@@ -1,10 +1,11 @@
 // Whether a target (nftables, iptables-restore) can express every feature a policy uses.
 // The compilers own the feature table (compile/support.ts); this module adds the value
-// limits that differ per target.
+// limits that differ per target, and the names only nftables refuses (names.ts).
 import { error, warning, type Diagnostic } from "../diagnostics.ts";
 import type { Policy } from "../policy/index.ts";
 import { checkTargetSupport, type TargetCapabilities } from "../compile/support.ts";
 import { rulesOf } from "./model.ts";
+import { nftNameErrors } from "./names.ts";
 
 /** iptables LOG --log-prefix holds 29 characters (nft log prefix allows 127). */
 export const IPTABLES_LOG_PREFIX_MAX = 29;
@@ -16,6 +17,8 @@ export function targetSupport(
 ): Diagnostic[] {
   const out = checkTargetSupport(policy, target, caps);
   if (target === "nftables") {
+    // Names nft cannot read, or that the nft render and the agent take for their own objects.
+    out.push(...nftNameErrors(policy));
     for (const r of rulesOf(policy)) {
       if (r.match?.ipsec?.protocol === "esp") {
         out.push(

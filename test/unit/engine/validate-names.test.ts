@@ -1,10 +1,12 @@
 // Names that reach nft text, or that the agent reads by their shape, are refused when the
-// policy is validated (the API's push of a version), not first by the render on an agent.
+// policy is validated for nftables (the agent, the API's render, `validate --target
+// nftables`), not first by the render on an agent; iptables and no target take them.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
 import { Policy, type PolicyInput } from "../../../src/engine/policy/index.ts";
 import { renderNft } from "../../../src/engine/compile/nft/index.ts";
+import { renderIptables } from "../../../src/engine/index.ts";
 import { conditions, geoip, importPolicy } from "../../../src/engine/index.ts";
 
 const input = (rules: unknown[], extra: object = {}) =>
@@ -21,6 +23,7 @@ const named = (name: string): Record<string, PolicyInput> => ({
   counters: input([{ action: { type: "counter", name } }], { counters: { [name]: {} } }),
   quotas: input([{ match: { quota: { name } }, action: "accept" }], { quotas: { [name]: { limit: 1000 } } }),
 });
+const NFT = { target: "nftables" } as const;
 const what = { sets: "set", chains: "chain", counters: "counter", quotas: "quota" } as const;
 
 test("a set, chain, counter or quota named like an nft keyword is refused at validation, naming it and its path", () => {
@@ -29,7 +32,7 @@ test("a set, chain, counter or quota named like an nft keyword is refused at val
       // The name reaches nft text: the nft render refuses it (the agent would, after the push).
       const parsed = Policy.parse(doc);
       assert.equal(renderNft(parsed).ok, false, `${key} ${name}: the render takes it`);
-      const v = validatePolicy(doc);
+      const v = validatePolicy(doc, NFT);
       assert.equal(v.ok, false, `${key} ${name} passes validation`);
       const e = v.errors.find((d) => d.code === "name_is_nft_keyword");
       assert.ok(e, JSON.stringify(v.errors));
@@ -40,7 +43,7 @@ test("a set, chain, counter or quota named like an nft keyword is refused at val
   // Protocol field names are context words nft reads as names where a name stands: accepted.
   for (const name of ["saddr", "dport", "state", "web"]) {
     for (const [key, doc] of Object.entries(named(name))) {
-      const v = validatePolicy(doc);
+      const v = validatePolicy(doc, NFT);
       assert.ok(v.ok, `${key} ${name}: ${JSON.stringify(v.errors)}`);
       assert.ok(renderNft(v.policy!).ok, `${key} ${name}`);
     }
@@ -82,7 +85,7 @@ test("a policy set named like a geoip country set or a condition set is refused 
       /set of condition "maint"/,
     ],
   ] as const) {
-    const v = validatePolicy(doc);
+    const v = validatePolicy(doc, NFT);
     assert.equal(v.ok, false, `${name} passes validation`);
     const e = v.errors.find((d) => d.code === "set_name_reserved");
     assert.ok(e, JSON.stringify(v.errors));
@@ -95,6 +98,7 @@ test("a policy set named like a geoip country set or a condition set is refused 
       input([{ match: { saddr: `@${name}` }, action: "drop" }], {
         sets: { [name]: { type: "ipv4_addr", elements: ["192.0.2.1"] } },
       }),
+      NFT,
     );
     assert.ok(v.ok, `${name}: ${JSON.stringify(v.errors)}`);
   }
@@ -131,7 +135,7 @@ test("imported ipsets named like nft keywords, country sets or condition sets ar
     reasons,
     /ipset condition_x is the policy set ipset_condition_x \(condition_x is the set of condition "x"/,
   );
-  const v = validatePolicy(r.policy);
+  const v = validatePolicy(r.policy, NFT);
   assert.ok(v.ok, JSON.stringify(v.errors));
   assert.ok(renderNft(v.policy!).ok);
 });
@@ -148,7 +152,7 @@ test("an imported quota2 counter named like an nft keyword becomes q_NAME, said 
     r.report.map((l) => l.reason ?? ""),
     ["quota2 counter drop is the policy quota q_drop (drop is an nft keyword)", ""],
   );
-  const v = validatePolicy(r.policy);
+  const v = validatePolicy(r.policy, NFT);
   assert.ok(v.ok, JSON.stringify(v.errors));
   assert.ok(renderNft(v.policy!).ok);
   for (const src of [
@@ -178,7 +182,7 @@ test("a chain named like a port-forwarding chain, or a counter named like a grow
     ],
   ] as const) {
     assert.equal(renderNft(Policy.parse(doc)).ok, false, path);
-    const v = validatePolicy(doc);
+    const v = validatePolicy(doc, NFT);
     assert.equal(v.ok, false, `${path} passes validation`);
     const e = v.errors.find((d) => d.code === code);
     assert.ok(e, JSON.stringify(v.errors));
@@ -192,7 +196,50 @@ test("an imported user chain named like a port-forwarding chain gets the table p
   assert.deepEqual(r.errors, []);
   assert.ok(r.policy);
   assert.ok(Object.hasOwn(r.policy.chains, "filter_fwd_snat"), Object.keys(r.policy.chains).join(","));
-  const v = validatePolicy(r.policy);
+  const v = validatePolicy(r.policy, NFT);
   assert.ok(v.ok, JSON.stringify(v.errors));
   assert.ok(renderNft(v.policy!).ok);
+});
+
+test("the nft-only name checks do not run for iptables nor without a target", () => {
+  const codes = ["name_is_nft_keyword", "set_name_reserved", "chain_name_reserved", "counter_name_reserved"];
+  // A chain `import` and a set `mark` (nft keywords) rendered for iptables, and stored versions
+  // validated without a target, before these checks: they still do.
+  const doc = {
+    sets: { mark: { type: "ipv4_addr", elements: ["192.0.2.1"] } },
+    chains: {
+      import: { rules: [{ match: { saddr: "@mark" }, action: "drop" }] },
+      input: { hook: "input", rules: [{ action: { type: "jump", chain: "import" } }] },
+    },
+  } as PolicyInput;
+  const nft = validatePolicy(doc, NFT);
+  assert.deepEqual(
+    nft.errors.map((d) => [d.path, d.code]),
+    [
+      ["/chains/import", "name_is_nft_keyword"],
+      ["/sets/mark", "name_is_nft_keyword"],
+    ],
+  );
+  for (const opts of [{ target: "iptables" } as const, {}]) {
+    const v = validatePolicy(doc, opts);
+    assert.ok(v.ok, `${JSON.stringify(opts)}: ${JSON.stringify(v.errors)}`);
+  }
+  const r = renderIptables(validatePolicy(doc, { target: "iptables" }).policy!);
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  assert.match(r.text, /^-A PAL-import -m set --match-set pal_mark src -j DROP$/m);
+  // The reserved names too: iptables matches countries and conditions with xt_geoip and
+  // xt_condition, and names its chains and counters its own way.
+  for (const d of [
+    input([{ match: { saddr: "@geo_v4_CN" }, action: "drop" }], {
+      sets: { geo_v4_CN: { type: "ipv4_addr", elements: ["192.0.2.1"] } },
+    }),
+    named("fwd_dnat").chains!,
+    named("quota_web_grow_bytes").counters!,
+  ]) {
+    assert.ok(validatePolicy(d, NFT).errors.some((e) => codes.includes(e.code)));
+    for (const opts of [{ target: "iptables" } as const, {}]) {
+      const v = validatePolicy(d, opts);
+      assert.ok(v.ok, `${JSON.stringify(opts)}: ${JSON.stringify(v.errors)}`);
+    }
+  }
 });
