@@ -4,6 +4,7 @@
 // ApiErrors on the main thread.
 import {
   geoip,
+  nftNameErrors,
   parsePolicySource,
   renderIptables,
   renderNft,
@@ -35,6 +36,12 @@ export const cpuTasks = {
   render: (a: { document: unknown; target: Target; capabilities?: TargetCapabilities }): RenderResult => {
     const v = validatePolicy(a.document);
     if (!v.ok || !v.policy) return { ok: false, stage: "validate", errors: v.errors };
+    // Names only nftables refuses (a set the agent would fill with a country's ranges): the
+    // nft render takes some of them, the agent would not; iptables takes them all.
+    if (a.target === "nftables") {
+      const names = nftNameErrors(v.policy);
+      if (names.length > 0) return { ok: false, stage: "render", errors: names };
+    }
     const r =
       a.target === "nftables" ? renderNft(v.policy) : renderIptables(v.policy, { capabilities: a.capabilities ?? {} });
     return r.ok ? { ok: true, text: r.text } : { ok: false, stage: "render", errors: r.errors };

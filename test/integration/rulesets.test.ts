@@ -185,36 +185,59 @@ describe("versions", () => {
     assert.equal((await addVersion("invalid")).json().version, 1);
   });
 
-  test("a set named like an nft keyword or a geoip country set is 422 at the push, naming the set and its path", async () => {
+  test("names only nft refuses: the push and iptables take them; the nftables render and validation refuse them, naming each path", async () => {
     await createRuleset("names");
-    const res = await addVersion("names", {
+    // A chain `import` and a set `mark` (nft keywords) rendered for iptables before the
+    // engine checked names, and a set named like a geoip country set.
+    const doc = {
       sets: {
-        drop: { type: "ipv4_addr", elements: ["192.0.2.1"] },
+        mark: { type: "ipv4_addr", elements: ["192.0.2.1"] },
         geo_v4_CN: { type: "ipv4_addr", elements: ["198.51.100.1"] },
       },
       chains: {
+        import: { rules: [{ match: { saddr: "@mark" }, action: "drop" }] },
         input: {
           hook: "input",
           rules: [
-            { match: { saddr: "@drop" }, action: "drop" },
+            { action: { type: "jump", chain: "import" } },
             { match: { saddr: "@geo_v4_CN" }, action: "drop" },
           ],
         },
       },
-    });
-    assert.equal(res.statusCode, 422, res.body);
-    const e = errorOf(res);
-    assert.equal(e.code, "invalid_policy");
+    };
+    const res = await addVersion("names", doc);
+    assert.equal(res.statusCode, 201, res.body);
+    const ipt = await t.req("GET", "/v1/rulesets/names/versions/1/render?target=iptables");
+    assert.equal(ipt.statusCode, 200, ipt.body);
+    assert.match(ipt.body, /^-A PAL-import -m set --match-set pal_mark src -j DROP$/m);
+    const expected = [
+      ["/chains/import", "name_is_nft_keyword"],
+      ["/sets/geo_v4_CN", "set_name_reserved"],
+      ["/sets/mark", "name_is_nft_keyword"],
+    ];
+    for (const url of ["/v1/rulesets/names/versions/1/render", "/v1/rulesets/names/versions/1/render?target=nftables"]) {
+      const nft = await t.req("GET", url);
+      assert.equal(nft.statusCode, 422, nft.body);
+      const e = errorOf(nft);
+      assert.equal(e.code, "invalid_policy");
+      assert.match(e.message, /version 1 cannot be rendered for nftables/);
+      assert.deepEqual(e.details.map((d) => [d.path, d.code]).sort(), expected);
+      assert.match(e.details.find((d) => d.path === "/sets/mark")!.message, /set name "mark" is an nft keyword/);
+      assert.match(e.details.find((d) => d.path === "/sets/geo_v4_CN")!.message, /geoip match's set for CN/);
+    }
+    const check = async (q: string) =>
+      (await t.req("POST", `/v1/validate${q}`, { body: { policy: doc } })).json() as {
+        valid: boolean;
+        errors: { path: string; code: string }[];
+      };
+    assert.equal((await check("?target=iptables")).valid, true);
+    assert.equal((await check("")).valid, true);
+    const nftCheck = await check("?target=nftables");
+    assert.equal(nftCheck.valid, false);
     assert.deepEqual(
-      e.details.map((d) => [d.path, d.code]),
-      [
-        ["/sets/drop", "name_is_nft_keyword"],
-        ["/sets/geo_v4_CN", "set_name_reserved"],
-      ],
+      nftCheck.errors.map((d) => [d.path, d.code]),
+      expected,
     );
-    assert.match(e.details[0]!.message, /set name "drop" is an nft keyword/);
-    assert.match(e.details[1]!.message, /geoip match's set for CN/);
-    assert.equal(await t.db.rulesetVersion.count({ where: { ruleset: { name: "names" } } }), 0);
   });
 
   test("body must be {policy} or {format, source}: neither, both, or half are 400", async () => {
