@@ -49,28 +49,52 @@ export interface TrapShareContext {
 const shareByVersion = new Map<string, TrapShare | null>();
 const SHARE_CACHE_MAX = 1_000;
 
-function shareOfVersion(versionId: string, doc: unknown): TrapShare | undefined {
-  const hit = shareByVersion.get(versionId);
+/**
+ * The share settings of a stored version, validated for nftables as the agent does. A
+ * version that no longer validates (the engine's rules moved on: a set named like a geoip
+ * country set) does not share, as the agent cannot apply it; that is logged, once per
+ * version, never silently taken for "does not share".
+ */
+function shareOfVersion(
+  log: Log,
+  version: { id: string; number: number; ruleset: string },
+  doc: unknown,
+): TrapShare | undefined {
+  const hit = shareByVersion.get(version.id);
   if (hit !== undefined) return hit ?? undefined;
   const v = validatePolicy(doc, { target: "nftables" });
+  if (!v.ok)
+    log.warn(
+      {
+        ruleset: version.ruleset,
+        version: version.number,
+        versionId: version.id,
+        codes: [...new Set(v.errors.map((e) => e.code))],
+        errors: v.errors.slice(0, 10).map((e) => ({ path: e.path, code: e.code, message: e.message })),
+      },
+      "the applied version no longer validates for nftables: its port-scan trap hits are not shared",
+    );
   const share = (v.ok && v.policy ? trapShareOf(v.policy) : undefined) ?? null;
   // Oldest first (insertion order): the map never holds more than SHARE_CACHE_MAX.
   if (shareByVersion.size >= SHARE_CACHE_MAX) shareByVersion.delete(shareByVersion.keys().next().value!);
-  shareByVersion.set(versionId, share);
+  shareByVersion.set(version.id, share);
   return share ?? undefined;
 }
 
 /** The share settings of the policy a host runs (undefined: it does not share). */
-export async function hostTrapShare(db: Db, hostId: string) {
+export async function hostTrapShare(db: Db, hostId: string, log: Log) {
   const h = await db.host.findUnique({ where: { id: hostId }, select: { name: true, appliedVersionId: true } });
   const versionId = h?.appliedVersionId;
   if (!versionId) return undefined;
   let share: TrapShare | undefined;
   if (shareByVersion.has(versionId)) share = shareByVersion.get(versionId) ?? undefined;
   else {
-    const v = await db.rulesetVersion.findUnique({ where: { id: versionId }, select: { document: true } });
+    const v = await db.rulesetVersion.findUnique({
+      where: { id: versionId },
+      select: { document: true, number: true, ruleset: { select: { name: true } } },
+    });
     if (!v) return undefined;
-    share = shareOfVersion(versionId, v.document);
+    share = shareOfVersion(log, { id: versionId, number: v.number, ruleset: v.ruleset.name }, v.document);
   }
   return share && { ...share, hostName: h.name };
 }
@@ -81,7 +105,7 @@ export async function shareTrapHits(
   addresses: string[],
 ): Promise<TrapShareOutcome> {
   const out: TrapShareOutcome = { banned: [], known: 0, capped: 0, refused: 0, exempt: 0 };
-  const share = await hostTrapShare(ctx.db, hostId);
+  const share = await hostTrapShare(ctx.db, hostId, ctx.log);
   if (!share) {
     ctx.log.debug({ hostId, addresses: addresses.length }, "trap hits ignored: the host's policy does not share them");
     return out;
