@@ -27,7 +27,7 @@ export interface ApplyPipelineDeps {
   /** Policy JSON -> nft text and tables (render.ts; the agent runs it in its PolicyWorker). */
   render: (policyJson: string, failsafe: ApiEndpoint) => Promise<Rendered>;
   /** A version was committed (its policy JSON): the parts that follow the confirmed policy. */
-  onConfirmed?: (policyJson: string) => void;
+  onConfirmed?: (policyJson: string, version: { ruleset: string; version: number }) => void;
 }
 
 export class ApplyPipeline {
@@ -123,7 +123,7 @@ export class ApplyPipeline {
           }
           this.applied = version;
           this.pendingVersion = undefined;
-          this.d.onConfirmed?.(m.policyJson);
+          this.d.onConfirmed?.(m.policyJson, version);
           await report("APPLY_STATUS_APPLIED");
           reported = true;
           await state.clearPending().catch((e) => log.warn({ err: errorText(e) }, "cannot remove pending.json"));

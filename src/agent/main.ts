@@ -142,11 +142,14 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const appliedState = await state.readApplied();
   // Validation and compiling run in a worker thread, so the resting agent holds neither.
   const policyWorker = new PolicyWorker(log);
-  const appliedSpa = async () => (await policyWorker.factsOf((await state.readApplied())?.policyJson)).spa;
+  const appliedSpa = async () => {
+    const a = await state.readApplied();
+    return (await policyWorker.factsOf(a?.policyJson, a)).spa;
+  };
   // A worker that cannot run fails every render (reported); the agent still starts, and the
   // spa verifier tries its rules again with backoff (spa.ts refresh).
   await spa.refresh(appliedSpa);
-  const facts = await policyWorker.factsOf(appliedState?.policyJson).catch((e) => {
+  const facts = await policyWorker.factsOf(appliedState?.policyJson, appliedState).catch((e) => {
     log.error({ err: errorText(e) }, "cannot read the applied policy's trap sharing");
     return NO_FACTS;
   });
@@ -166,9 +169,9 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       failsafe: () => failsafeContext(client.server, "policy", log, apiSources),
       render: (policyJson, failsafe) => policyWorker.render(policyJson, failsafe),
       // Known already: the spa verifier asked for this version's facts before its apply.
-      onConfirmed: (policyJson) =>
+      onConfirmed: (policyJson, version) =>
         void policyWorker
-          .factsOf(policyJson)
+          .factsOf(policyJson, version)
           .then((f) => trapShare.configure(f.trapShare))
           .catch((e) => log.warn({ err: errorText(e) }, "cannot read the trap sharing of the confirmed policy")),
     },
@@ -202,7 +205,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         results.track(
           spa
             .whileApplying(
-              async () => (await policyWorker.factsOf(m.policyJson)).spa,
+              async () => (await policyWorker.factsOf(m.policyJson, m.version)).spa,
               () => pipeline.apply(m),
               appliedSpa,
             )

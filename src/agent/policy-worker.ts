@@ -60,13 +60,25 @@ export class PolicyWorker {
     return this.call({ op: "render", policyJson, failsafe }, 0) as Promise<Rendered>;
   }
 
-  /** The facts of a policy (render.ts); none for none. */
-  async factsOf(policyJson: string | undefined): Promise<PolicyFacts> {
+  /**
+   * The facts of a policy (render.ts); none for none. One that does not validate is logged
+   * (once per policy, with `version` when the caller knows it): it has no trap sharing.
+   */
+  async factsOf(policyJson: string | undefined, version?: { ruleset: string; version: number }): Promise<PolicyFacts> {
     if (!policyJson) return NO_FACTS;
     const key = createHash("sha256").update(policyJson).digest("base64");
     const known = this.facts.get(key);
     if (known) return known;
     const f = (await this.call({ op: "facts", policyJson }, this.idleMs)) as PolicyFacts;
+    if (f.invalid)
+      this.log?.warn(
+        {
+          ...(version && { ruleset: version.ruleset, version: version.version }),
+          codes: f.invalid.codes,
+          error: f.invalid.error,
+        },
+        "the policy does not validate for nftables: no port-scan trap sharing from it",
+      );
     this.facts.set(key, f);
     if (this.facts.size > FACTS_KEPT) this.facts.delete(this.facts.keys().next().value!);
     return f;

@@ -24,6 +24,11 @@ export type Rendered =
 export interface PolicyFacts {
   spa: SpaRule[];
   trapShare?: TrapShare;
+  /**
+   * The policy does not validate for nftables (then it has no trapShare: the agent cannot
+   * apply it): the error codes and their summary, for the caller to log (policy-worker.ts).
+   */
+  invalid?: { codes: string[]; error: string };
 }
 
 export const NO_FACTS: PolicyFacts = { spa: [] };
@@ -74,19 +79,23 @@ export function renderDesired(policyJson: string, failsafe: ApiEndpoint): Render
 /**
  * The spaKnock rules of a policy document (JSON text; none when it does not parse, also
  * from one that fails only semantic checks) and its trap's sharing (only from a valid one).
+ * A document that does not validate says so (`invalid`): never an empty answer alone.
  */
 export function policyFacts(policyJson: string | undefined): PolicyFacts {
   if (!policyJson) return NO_FACTS;
+  let v: ValidationResult;
   try {
-    const v = validated(policyJson);
-    const spa = (v.policy?.protections.spaKnock ?? []).map((k) => ({
-      name: k.name,
-      openSecret: k.openSecret,
-      closeSecret: k.closeSecret,
-    }));
-    const trapShare = v.ok && v.policy ? trapShareOf(v.policy) : undefined;
-    return trapShare ? { spa, trapShare } : { spa };
-  } catch {
-    return NO_FACTS;
+    v = validated(policyJson);
+  } catch (e) {
+    return { spa: [], invalid: { codes: ["invalid_json"], error: `policy is not JSON: ${(e as Error).message}` } };
   }
+  const spa = (v.policy?.protections.spaKnock ?? []).map((k) => ({
+    name: k.name,
+    openSecret: k.openSecret,
+    closeSecret: k.closeSecret,
+  }));
+  if (!v.ok || !v.policy)
+    return { spa, invalid: { codes: [...new Set(v.errors.map((d) => d.code))], error: summary(v.errors) } };
+  const trapShare = trapShareOf(v.policy);
+  return trapShare ? { spa, trapShare } : { spa };
 }

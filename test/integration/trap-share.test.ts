@@ -63,3 +63,39 @@ test("an address that already holds the fleet ban is skipped as known, not banne
   assert.equal(await t.db.auditLog.count({ where: { action: "ban.add" } }), before, "no second ban.add");
   assert.equal(await t.db.ban.count({ where: { list: LIST, address: "198.51.100.77" } }), 1);
 });
+
+test("an applied version that no longer validates for nftables shares nothing, and says so in the log", async () => {
+  // Stored before the engine refused it: a user set named like a geoip country set, which
+  // the agent would fill with that country's ranges (set_name_reserved on nftables).
+  const stale = {
+    ...document,
+    sets: { ...document.sets, geo_v4_CN: { type: "ipv4_addr", elements: ["198.51.100.200"] } },
+    chains: {
+      input: {
+        ...document.chains.input,
+        rules: [...document.chains.input.rules, { match: { saddr: "@geo_v4_CN" }, action: "drop" }],
+      },
+    },
+  };
+  const rs = await t.db.ruleset.create({ data: { name: "trapstale", latestVersion: 3 } });
+  const v = await t.db.rulesetVersion.create({
+    data: { rulesetId: rs.id, number: 3, document: stale, checksum: "y", author: "test" },
+  });
+  const host = await t.db.host.create({ data: { name: "trap-stale", appliedVersionId: v.id } });
+  const logged: { level: string; obj: Record<string, unknown>; msg?: string }[] = [];
+  const at = (level: string) => (obj: object, msg?: string) =>
+    void logged.push({ level, obj: obj as Record<string, unknown>, msg });
+  const log = { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+  const r = await shareTrapHits({ db: t.db, redis: t.redis, log }, host.id, ["203.0.113.200"]);
+  assert.deepEqual(r.banned, []);
+  assert.equal(r.list, undefined);
+  const warn = logged.find((l) => l.level === "warn");
+  assert.ok(warn, JSON.stringify(logged));
+  assert.equal(warn.obj.ruleset, "trapstale");
+  assert.equal(warn.obj.version, 3);
+  assert.equal(warn.obj.versionId, v.id);
+  assert.deepEqual(warn.obj.codes, ["set_name_reserved"]);
+  assert.match(warn.msg ?? "", /no longer validates for nftables/);
+  // JSON all the way (the API logs with pino).
+  assert.deepEqual(JSON.parse(JSON.stringify(warn.obj)), warn.obj);
+});

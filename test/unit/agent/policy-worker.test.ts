@@ -13,6 +13,7 @@ import { parse as parseYaml } from "yaml";
 import { POLICY_WORKER_HEAP_MB, PolicyWorker } from "../../../src/agent/policy-worker.ts";
 import { policyFacts, renderDesired } from "../../../src/agent/render.ts";
 import { StateDir } from "../../../src/agent/state.ts";
+import { memoryLog } from "../../../src/runtime/log.ts";
 import { applyOnce } from "../../support/apply-once.ts";
 
 const ROOT = join(import.meta.dirname, "../../..");
@@ -142,5 +143,34 @@ test("a render that runs out of the worker's heap fails with a clear error; the 
     await w.close();
     await rm(dir, { recursive: true, force: true });
     clearInterval(alive);
+  }
+});
+
+test("the facts of a policy that does not validate for nftables say so, and the worker logs it as JSON with the version", async () => {
+  // A version stored before the engine refused it: a user set named like a geoip country
+  // set (the agent would fill it with that country's ranges) beside a sharing trap.
+  const stale = structuredClone(doc) as { sets?: Record<string, unknown> };
+  stale.sets = { ...stale.sets, geo_v4_CN: { type: "ipv4_addr", elements: ["198.51.100.1"] } };
+  const json = JSON.stringify(stale);
+  const inPlace = policyFacts(json);
+  assert.equal(inPlace.trapShare, undefined);
+  assert.deepEqual(inPlace.invalid?.codes, ["set_name_reserved"]);
+  assert.match(inPlace.invalid?.error ?? "", /geoip match's set for CN/);
+  assert.deepEqual(inPlace.spa, [{ name: "SSH", openSecret: "open-s", closeSecret: "close-s" }]);
+  assert.deepEqual(policyFacts("{").invalid?.codes, ["invalid_json"]);
+  const log = memoryLog();
+  const w = new PolicyWorker(log, 100);
+  try {
+    assert.deepEqual(await w.factsOf(json, { ruleset: "web", version: 7 }), inPlace);
+    const line = log.lines.find(
+      (l) => l.msg === "the policy does not validate for nftables: no port-scan trap sharing from it",
+    );
+    assert.ok(line, JSON.stringify(log.lines));
+    assert.equal(line.level, 40);
+    assert.equal(line.ruleset, "web");
+    assert.equal(line.version, 7);
+    assert.deepEqual(line.codes, ["set_name_reserved"]);
+  } finally {
+    await w.close();
   }
 });
