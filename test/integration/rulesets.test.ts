@@ -198,10 +198,7 @@ describe("versions", () => {
         import: { rules: [{ match: { saddr: "@mark" }, action: "drop" }] },
         input: {
           hook: "input",
-          rules: [
-            { action: { type: "jump", chain: "import" } },
-            { match: { saddr: "@geo_v4_CN" }, action: "drop" },
-          ],
+          rules: [{ action: { type: "jump", chain: "import" } }, { match: { saddr: "@geo_v4_CN" }, action: "drop" }],
         },
       },
     };
@@ -215,7 +212,10 @@ describe("versions", () => {
       ["/sets/geo_v4_CN", "set_name_reserved"],
       ["/sets/mark", "name_is_nft_keyword"],
     ];
-    for (const url of ["/v1/rulesets/names/versions/1/render", "/v1/rulesets/names/versions/1/render?target=nftables"]) {
+    for (const url of [
+      "/v1/rulesets/names/versions/1/render",
+      "/v1/rulesets/names/versions/1/render?target=nftables",
+    ]) {
       const nft = await t.req("GET", url);
       assert.equal(nft.statusCode, 422, nft.body);
       const e = errorOf(nft);
