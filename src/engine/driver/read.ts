@@ -128,7 +128,8 @@ function plainRule(v: unknown): JRule | undefined {
     typeof r.table === "string" &&
     typeof r.chain === "string" &&
     Array.isArray(r.expr) &&
-    (r.handle === undefined || typeof r.handle === "number") &&
+    // z.number() refuses ±Infinity (JSON.parse gives it for 1e400) and NaN, nothing else.
+    (r.handle === undefined || Number.isFinite(r.handle)) &&
     (r.comment === undefined || typeof r.comment === "string")
     ? (r as JRule)
     : undefined;

@@ -147,4 +147,13 @@ test("rules: what JRule accepts is read as before, anything else is its unexpect
         e.code === "unexpected_output" && /printed a rule Palisade cannot read/.test(e.message ?? ""),
       JSON.stringify(bad),
     );
+  // JSON.parse reads 1e400 as Infinity, which z.number() refuses (JSON.stringify cannot write it).
+  const inf = { family: "inet", table: "palisade", chain: "input", handle: 0, expr: [] };
+  for (const big of ["1e400", "-1e400"])
+    assert.throws(
+      () => parseRuleset(listing([inf]).replace('"handle":0', `"handle":${big}`)),
+      (e: { code?: string; message?: string }) =>
+        e.code === "unexpected_output" && /printed a rule Palisade cannot read/.test(e.message ?? ""),
+      big,
+    );
 });
