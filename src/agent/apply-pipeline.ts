@@ -62,7 +62,8 @@ export class ApplyPipeline {
     for (const fn of [...this.confirms.values()]) fn(false);
   }
 
-  async apply(m: DesiredState): Promise<void> {
+  /** Resolves true when the kernel holds `m`'s version committed, false when it kept the one before. */
+  async apply(m: DesiredState): Promise<boolean> {
     const { state, applier, drift, outbox, log } = this.d;
     const version = m.version ?? NONE;
     const report = (status: Status, error = "") =>
@@ -74,9 +75,13 @@ export class ApplyPipeline {
       rendered = await this.d.render(m.policyJson, await this.d.failsafe());
     } catch (e) {
       // The render worker could not start or stopped: reported, never a deployment left waiting.
-      return report("APPLY_STATUS_FAILED", `render_failed: ${errorText(e)}`);
+      await report("APPLY_STATUS_FAILED", `render_failed: ${errorText(e)}`);
+      return false;
     }
-    if (!rendered.ok) return report("APPLY_STATUS_FAILED", `${rendered.code}: ${rendered.error}`);
+    if (!rendered.ok) {
+      await report("APPLY_STATUS_FAILED", `${rendered.code}: ${rendered.error}`);
+      return false;
+    }
     const key = `${m.deploymentId}/${m.targetId}`;
     let reported = false;
     const out = await applier
@@ -143,11 +148,13 @@ export class ApplyPipeline {
         this.applying.delete(key);
         this.early.delete(key);
       });
-    if (out.status === "applied" || reported) return;
-    await report(
-      out.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED",
-      `${out.code ?? "failed"}: ${out.error ?? ""}`,
-    );
+    if (out.status === "applied") return true;
+    if (!reported)
+      await report(
+        out.status === "rolled_back" ? "APPLY_STATUS_ROLLED_BACK" : "APPLY_STATUS_FAILED",
+        `${out.code ?? "failed"}: ${out.error ?? ""}`,
+      );
+    return false;
   }
 
   /** true on the Confirm for `key` (or one that came early), false after `ms` or on shutdown. */

@@ -25,6 +25,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { driver as kernel, spaList, spaLogPrefix, type DriverOptions } from "../engine/index.ts";
 import type { Logger } from "../runtime/log.ts";
 import { errorText } from "./errors.ts";
+import { READ_RETRY, RetriedRead, type ReadRetry } from "./retried-read.ts";
 import type { SpaUsed } from "./state.ts";
 import { decodeIp, type NflogPacket } from "./telemetry/nflog.ts";
 
@@ -54,13 +55,10 @@ export const PER_SOURCE_PER_SECOND = 4;
 /**
  * After a failed read of the applied policy's rules (the render worker could not answer),
  * the rules held stay and the read is tried again after `firstMs`, doubling up to `maxMs`,
- * until it succeeds or an apply reads them anew.
+ * until it succeeds or an apply reads them anew (retried-read.ts).
  */
-export interface SpaRetry {
-  firstMs: number;
-  maxMs: number;
-}
-export const SPA_RETRY: SpaRetry = { firstMs: 1_000, maxMs: 60_000 };
+export type SpaRetry = ReadRetry;
+export const SPA_RETRY: SpaRetry = READ_RETRY;
 
 /** Where accepted digests are kept across restarts (the state dir's spa-used.json). */
 export interface SpaUsedStore {
@@ -76,9 +74,8 @@ export class SpaVerifier {
   /** Checks per source in the current second (cleared each second: bounded by MAX_PER_SECOND). */
   private perSource = new Map<string, number>();
   private chain: Promise<unknown> = Promise.resolve();
-  /** Bumped by each read of the applied rules: a retry of an older one stops. */
-  private epoch = 0;
-  private retryTimer: NodeJS.Timeout | undefined;
+  /** Reads of the applied rules: kept on failure and retried; a newer read supersedes a retry. */
+  private readonly reads: RetriedRead<SpaRule[]>;
   /** Tests: called with each knock's outcome once the kernel holds it. */
   onOutcome?: (o: KnockOutcome & { rule: string }) => void;
 
@@ -87,8 +84,25 @@ export class SpaVerifier {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
     private readonly store?: SpaUsedStore,
-    private readonly retry: SpaRetry = SPA_RETRY,
-  ) {}
+    retry: SpaRetry = SPA_RETRY,
+  ) {
+    this.reads = new RetriedRead<SpaRule[]>(
+      {
+        use: (rules, attempt) => {
+          this.configure(rules);
+          if (attempt > 1) this.log.info({ attempt, rules: this.ruleNames() }, "spa: applied spaKnock rules read");
+        },
+        failed: (e, attempt, retryInMs) =>
+          this.log.error(
+            { err: errorText(e), attempt, retryInMs, keptRules: this.ruleNames() },
+            "spa: cannot read the applied policy's spaKnock rules; the rules held so far stay and it is tried " +
+              "again. If it goes on, look for render worker errors above (out of memory: raise the host's memory; " +
+              "an invalid applied.json: send the policy again) or restart the agent",
+          ),
+      },
+      retry,
+    );
+  }
 
   /** Before the first knock: the digests a previous run accepted, still inside the window. */
   async load(): Promise<void> {
@@ -116,47 +130,16 @@ export class SpaVerifier {
   /**
    * The applied policy's rules from `applied` (at start and after each apply). When it fails
    * the rules held stay (an empty set would close every knock-protected port until the next
-   * policy) and it is tried again with backoff in the background; resolves after the first try.
+   * policy) and it is tried again with backoff in the background; resolves after the first
+   * try, true if it read the rules.
    */
-  async refresh(applied: () => Promise<SpaRule[]>): Promise<void> {
-    const epoch = ++this.epoch;
-    clearTimeout(this.retryTimer);
-    await this.tryRead(applied, epoch, 1, this.retry.firstMs);
+  refresh(applied: () => Promise<SpaRule[]>): Promise<boolean> {
+    return this.reads.read(applied);
   }
 
   /** Stops a pending retry (shutdown). */
   stop(): void {
-    this.epoch++;
-    clearTimeout(this.retryTimer);
-  }
-
-  private async tryRead(
-    applied: () => Promise<SpaRule[]>,
-    epoch: number,
-    attempt: number,
-    delayMs: number,
-  ): Promise<void> {
-    let rules: SpaRule[];
-    try {
-      rules = await applied();
-    } catch (e) {
-      if (epoch !== this.epoch) return;
-      this.log.error(
-        { err: errorText(e), attempt, retryInMs: delayMs, keptRules: this.ruleNames() },
-        "spa: cannot read the applied policy's spaKnock rules; the rules held so far stay and it is tried " +
-          "again. If it goes on, look for render worker errors above (out of memory: raise the host's memory; " +
-          "an invalid applied.json: send the policy again) or restart the agent",
-      );
-      this.retryTimer = setTimeout(
-        () => void this.tryRead(applied, epoch, attempt + 1, Math.min(delayMs * 2, this.retry.maxMs)),
-        delayMs,
-      );
-      this.retryTimer.unref();
-      return;
-    }
-    if (epoch !== this.epoch) return;
-    this.configure(rules);
-    if (attempt > 1) this.log.info({ attempt, rules: this.ruleNames() }, "spa: applied spaKnock rules read");
+    this.reads.cancel();
   }
 
   /**
@@ -164,15 +147,18 @@ export class SpaVerifier {
    * commits or rolls back, so knocks are checked against its rules and the applied ones
    * (the new version's win on a shared name); afterwards against what applied.json says
    * the kernel kept (refresh: on a failed read the rules held during the apply stay, and it
-   * is tried again). The applied rules that cannot be read are the ones held.
+   * is tried again). The applied rules that cannot be read are the ones held. When the
+   * apply did not commit (`apply` resolved false: failed or rolled back; or it threw) the
+   * kernel holds the version before it again, so until a read succeeds knocks are checked
+   * against the rules of before the apply, not the merged ones (the new version's secret
+   * would refuse correct knocks on a shared name).
    */
   async whileApplying(
     next: () => Promise<SpaRule[]>,
-    apply: () => Promise<void>,
+    apply: () => Promise<boolean | void>,
     applied: () => Promise<SpaRule[]>,
   ): Promise<void> {
-    this.epoch++;
-    clearTimeout(this.retryTimer);
+    this.reads.cancel();
     const held = [...this.rules.values()];
     const before = await applied().catch((e) => {
       this.log.warn(
@@ -189,9 +175,11 @@ export class SpaVerifier {
       return [] as SpaRule[];
     });
     this.configure([...before, ...upcoming]);
+    let committed = false;
     try {
-      await apply();
+      committed = (await apply()) !== false;
     } finally {
+      if (!committed) this.configure(before);
       await this.refresh(applied);
     }
   }

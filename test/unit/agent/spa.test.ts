@@ -276,3 +276,44 @@ test("at start a failed read keeps trying until the rules are read; a later appl
   v.stop();
   release();
 });
+
+test("an apply rolled back (or throwing) whose read then fails goes back to the rules of before it", async () => {
+  const release = keepAlive();
+  try {
+    const FTP2 = { name: "FTP", openSecret: "new-open", closeSecret: "new-close" };
+    for (const apply of [async () => false, async () => Promise.reject(new Error("state dir full"))]) {
+      const log = memoryLog();
+      const v = new SpaVerifier({}, log, () => T, undefined, { firstMs: 1, maxMs: 2 });
+      v.configure([FTP]);
+      const after = flaky(3, [FTP]);
+      let first = true;
+      await v
+        .whileApplying(
+          async () => [FTP2],
+          async () => {
+            // During the apply the new version's secret wins on the shared name.
+            assert.equal(v.verify("FTP", packet(knock("new-open", minute))).kind, "open");
+            return apply();
+          },
+          async () => {
+            if (first) {
+              first = false;
+              return [FTP];
+            }
+            return after.applied();
+          },
+        )
+        .catch(() => undefined);
+      // The kernel holds the old secret again: its knock is accepted, the new one's is not.
+      assert.equal(v.verify("FTP", packet(knock("o-secret", minute))).kind, "open");
+      assert.equal(v.verify("FTP", packet(knock("new-open", minute - 1))).kind, "refused");
+      const failure = log.lines.find((l) => /cannot read the applied policy's spaKnock rules/.test(String(l.msg)));
+      assert.deepEqual(failure?.keptRules, ["FTP"]);
+      await after.done;
+      assert.equal(v.verify("FTP", packet(knock("o-secret", minute - 1))).kind, "open");
+      v.stop();
+    }
+  } finally {
+    release();
+  }
+});
