@@ -25,7 +25,6 @@ import { answerDynamicSets } from "./dynamic-sets.ts";
 import { errorText } from "./errors.ts";
 import { Outbox } from "./outbox.ts";
 import { PolicyWorker } from "./policy-worker.ts";
-import { NO_FACTS } from "./render.ts";
 import { checkPrograms } from "./programs.ts";
 import { answerQuotaReset } from "./quota-reset.ts";
 import { recoverPending, restoreAfterReboot } from "./recover.ts";
@@ -149,12 +148,12 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   // A worker that cannot run fails every render (reported); the agent still starts, and the
   // spa verifier tries its rules again with backoff (spa.ts refresh).
   await spa.refresh(appliedSpa);
-  const facts = await policyWorker.factsOf(appliedState?.policyJson, appliedState).catch((e) => {
-    log.error({ err: errorText(e) }, "cannot read the applied policy's trap sharing");
-    return NO_FACTS;
+  // The same for the trap sharing (trap-share.ts refresh): kept on failure, retried.
+  await trapShare.refresh(async () => {
+    const a = await state.readApplied();
+    return (await policyWorker.factsOf(a?.policyJson, a)).trapShare;
   });
   await drift.load(appliedState?.text);
-  trapShare.configure(facts.trapShare);
 
   // Results are never dropped: kept in the state dir until the API acknowledged them.
   const outbox = await Outbox.open(state.path("outbox.json"), (m) => client.send(m), log);
@@ -169,11 +168,9 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
       failsafe: () => failsafeContext(client.server, "policy", log, apiSources),
       render: (policyJson, failsafe) => policyWorker.render(policyJson, failsafe),
       // Known already: the spa verifier asked for this version's facts before its apply.
+      // On failure the sharing held stays and the read is retried (superseded by the next one).
       onConfirmed: (policyJson, version) =>
-        void policyWorker
-          .factsOf(policyJson, version)
-          .then((f) => trapShare.configure(f.trapShare))
-          .catch((e) => log.warn({ err: errorText(e) }, "cannot read the trap sharing of the confirmed policy")),
+        void trapShare.refresh(async () => (await policyWorker.factsOf(policyJson, version)).trapShare),
     },
     appliedState && { ruleset: appliedState.ruleset, version: appliedState.version, checksum: appliedState.checksum },
   );

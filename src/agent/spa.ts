@@ -155,7 +155,7 @@ export class SpaVerifier {
    */
   async whileApplying(
     next: () => Promise<SpaRule[]>,
-    apply: () => Promise<boolean | void>,
+    apply: () => Promise<boolean | undefined>,
     applied: () => Promise<SpaRule[]>,
   ): Promise<void> {
     this.reads.cancel();

@@ -9,6 +9,8 @@
 import type { TrapShare } from "../engine/index.ts";
 import type { LogEvent } from "../protocol/agent.ts";
 import type { Logger } from "../runtime/log.ts";
+import { errorText } from "./errors.ts";
+import { READ_RETRY, RetriedRead, type ReadRetry } from "./retried-read.ts";
 
 export interface TrapShareLimits {
   perSecond: number;
@@ -37,14 +39,42 @@ export class TrapShareReporter {
   private timer: NodeJS.Timeout | undefined;
   /** Addresses not reported because of the rate cap or a full queue. */
   dropped = 0;
+  /** Reads of the policy's trap sharing: kept on failure and retried; a newer read supersedes a retry. */
+  private readonly reads: RetriedRead<TrapShare | undefined>;
 
   constructor(
     /** Sends one report; false when the stream is down (the addresses are dropped, the kernel keeps its ban). */
     private readonly send: (addresses: string[]) => boolean,
     private readonly log: Logger,
     private readonly limits: TrapShareLimits = TRAP_SHARE_LIMITS,
+    retry: ReadRetry = READ_RETRY,
   ) {
     this.tokens = limits.burst;
+    this.reads = new RetriedRead<TrapShare | undefined>(
+      {
+        use: (share, attempt) => {
+          this.configure(share);
+          if (attempt > 1) this.log.info({ attempt }, "trap sharing of the policy read");
+        },
+        failed: (e, attempt, retryInMs) =>
+          this.log.error(
+            { err: errorText(e), attempt, retryInMs, keptShare: this.share ?? null },
+            "cannot read the policy's trap sharing; the sharing held so far stays and it is tried again. If it " +
+              "goes on, look for render worker errors above (out of memory: raise the host's memory; an invalid " +
+              "applied.json: send the policy again) or restart the agent",
+          ),
+      },
+      retry,
+    );
+  }
+
+  /**
+   * The trap sharing of the policy from `read` (at start: the applied one; then each confirmed
+   * one). When it fails the sharing held stays and it is tried again with backoff (retried-read.ts);
+   * resolves after the first try, true if it read it.
+   */
+  refresh(read: () => Promise<TrapShare | undefined>): Promise<boolean> {
+    return this.reads.read(read);
   }
 
   /** The confirmed policy's trap sharing (render.ts `policyFacts`); undefined = none. */
@@ -78,6 +108,7 @@ export class TrapShareReporter {
   }
 
   stop(): void {
+    this.reads.cancel();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }

@@ -74,3 +74,51 @@ test("a flood is capped: at most the burst leaves, the rest is counted as droppe
   assert.ok(r.dropped >= 489, String(r.dropped));
   r.stop();
 });
+
+test("a failed read of the trap sharing keeps the sharing held and is tried again; a newer read supersedes it", async () => {
+  // The retry timers are unref'd: an interval keeps the loop alive meanwhile.
+  const alive = setInterval(() => undefined, 1000);
+  try {
+    const log = memoryLog();
+    const r = new TrapShareReporter(() => true, log, undefined, { firstMs: 1, maxMs: 2 });
+    const shared = policy(true);
+    assert.ok(shared);
+    let calls = 0;
+    let answered: () => void = () => {};
+    const done = new Promise<void>((res) => (answered = res));
+    // At start: the worker fails twice, then answers.
+    assert.equal(
+      await r.refresh(async () => {
+        if (++calls <= 2) throw new Error("render worker stopped: exit 1");
+        setImmediate(answered);
+        return shared;
+      }),
+      false,
+    );
+    assert.equal(r.sharing, undefined);
+    await done;
+    assert.equal(calls, 3);
+    assert.deepEqual(r.sharing, shared);
+    const failures = log.lines.filter((l) => /cannot read the policy's trap sharing/.test(String(l.msg)));
+    assert.deepEqual(
+      failures.map((l) => l.retryInMs),
+      [1, 2],
+    );
+    // A confirmed policy whose facts cannot be read: the sharing held stays, not none.
+    let stale = 0;
+    await r.refresh(async () => {
+      stale++;
+      throw new Error("render worker stopped: exit 1");
+    });
+    assert.deepEqual(r.sharing, shared, "kept on failure");
+    // The next confirmed policy (no sharing) is read: the failing retry stops.
+    assert.equal(await r.refresh(async () => policy(false)), true);
+    assert.equal(r.sharing, undefined);
+    const n = stale;
+    await tick();
+    assert.equal(stale, n, "the superseded retry stopped");
+    r.stop();
+  } finally {
+    clearInterval(alive);
+  }
+});
