@@ -6,7 +6,9 @@
 // change clears the parent-death signal), and under the systemd unit's user and capabilities.
 // As root the reader must also run as an unprivileged user (setpriv switches it before the
 // signal is set; measured before: uid 0 under a bounding set, which still writes root's
-// files) with only CAP_NET_ADMIN and CAP_NET_RAW, and still capture NFLOG.
+// files) with only CAP_NET_ADMIN and CAP_NET_RAW, and still capture NFLOG; with
+// no_new_privs and a bounding set of those two (measured before: NoNewPrivs 0 and root's
+// full bounding set).
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
@@ -102,6 +104,10 @@ describe("a killed agent's tcpdump dies with it (kernel, NFLOG)", () => {
       for (const g of ids("Gid")) assert.notEqual(g, 0, `tcpdump runs as gid 0: ${status}`);
       const capEff = BigInt(`0x${/^CapEff:\s+(\S+)/m.exec(status)![1]}`);
       assert.equal(capEff & ~((1n << 12n) | (1n << 13n)), 0n, `tcpdump has more than NET_ADMIN, NET_RAW: ${status}`);
+      // Nothing to gain by exec, and nothing to raise: no_new_privs, and a bounding set of the two.
+      assert.match(status, /^NoNewPrivs:\s+1$/m, `tcpdump without no_new_privs: ${status}`);
+      const capBnd = BigInt(`0x${/^CapBnd:\s+(\S+)/m.exec(status)![1]}`);
+      assert.equal(capBnd & ~((1n << 12n) | (1n << 13n)), 0n, `tcpdump's bounding set holds more: ${status}`);
       if (as === "root") {
         const passwd = readFileSync("/etc/passwd", "utf8");
         const tcpdumpUid = /^tcpdump:[^:]*:(\d+):/m.exec(passwd)?.[1];

@@ -99,12 +99,17 @@ export class LogReader {
    * before exec (util-linux's order whatever the order of the options; measured with strace
    * on 2.38.1). tcpdump, not root, sees no uid to drop. Without CAP_SETUID setpriv fails
    * and the reader is reported as failed: it never runs as root. An agent run as the unit's
-   * user has no uid to switch.
+   * user has no uid to switch. Always no_new_privs (needs no capability: tcpdump can gain
+   * nothing by exec), and when the agent may drop bounding capabilities (CAP_SETPCAP, as
+   * root) a bounding set of CAP_NET_ADMIN and CAP_NET_RAW alone (the unit's user has that
+   * bounding set already). Measured with setpriv 2.38.1: CapEff stays NET_ADMIN+NET_RAW,
+   * NoNewPrivs 1, the parent-death signal still set.
    */
   private dieWithAgent(): string[] {
     if (!this.o.setprivPath) return [];
     const user = process.getuid?.() === 0 ? [...readerUser(this.o.passwd), ...READER_CAPS] : [];
-    return [this.o.setprivPath, ...user, "--pdeathsig", "KILL", "--"];
+    const bounding = holdsSetpcap() ? READER_BOUNDING : [];
+    return [this.o.setprivPath, ...user, ...bounding, "--no-new-privs", "--pdeathsig", "KILL", "--"];
   }
 
   private startGroup(group: number): Promise<void> {
@@ -251,6 +256,21 @@ export class LogReader {
 }
 
 const READER_CAPS = ["--inh-caps", "+net_admin,+net_raw", "--ambient-caps", "+net_admin,+net_raw"];
+const READER_BOUNDING = ["--bounding-set", "-all,+net_admin,+net_raw"];
+
+/** CAP_SETPCAP (bit 8) in the effective set of `status` (/proc/self/status by default). */
+export function holdsSetpcap(status?: string): boolean {
+  let text = status;
+  if (text === undefined) {
+    try {
+      text = readFileSync("/proc/self/status", "utf8");
+    } catch {
+      return false;
+    }
+  }
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(text)?.[1];
+  return hex !== undefined && (BigInt(`0x${hex}`) & (1n << 8n)) !== 0n;
+}
 
 /**
  * setpriv's options that switch a root agent's tcpdump to the `tcpdump` user (the one
@@ -269,8 +289,15 @@ export function readerUser(passwd?: string): string[] {
   }
   for (const line of text.split("\n")) {
     const [name, , uid, gid] = line.split(":");
-    if (name === "tcpdump" && /^\d+$/.test(uid ?? "") && /^\d+$/.test(gid ?? "") && uid !== "0" && gid !== "0")
-      return ["--reuid", uid!, "--regid", gid!, "--init-groups"];
+    // Numerically: "00" is uid 0 too.
+    if (
+      name === "tcpdump" &&
+      /^\d+$/.test(uid ?? "") &&
+      /^\d+$/.test(gid ?? "") &&
+      Number(uid) !== 0 &&
+      Number(gid) !== 0
+    )
+      return ["--reuid", String(Number(uid)), "--regid", String(Number(gid)), "--init-groups"];
   }
   return ["--reuid", "65534", "--regid", "65534", "--clear-groups"];
 }

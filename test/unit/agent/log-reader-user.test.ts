@@ -3,7 +3,7 @@
 // does not; never uid or gid 0.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { readerUser } from "../../../src/agent/telemetry/logs.ts";
+import { holdsSetpcap, readerUser } from "../../../src/agent/telemetry/logs.ts";
 
 describe("log reader user (root agent)", () => {
   it("the tcpdump user by its ids, with its groups", () => {
@@ -23,5 +23,24 @@ describe("log reader user (root agent)", () => {
   it("a tcpdump entry with uid or gid 0 is not used", () => {
     assert.deepEqual(readerUser("tcpdump:x:0:111::/:/bin/false\n")[1], "65534");
     assert.deepEqual(readerUser("tcpdump:x:108:0::/:/bin/false\n")[1], "65534");
+  });
+  it("uid or gid 0 written with more digits is 0 too: not used", () => {
+    assert.deepEqual(readerUser("tcpdump:x:00:111::/:/bin/false\n")[1], "65534");
+    assert.deepEqual(readerUser("tcpdump:x:108:000::/:/bin/false\n")[3], "65534");
+    assert.deepEqual(readerUser("tcpdump:x:0108:0111::/:/bin/false\n"), [
+      "--reuid",
+      "108",
+      "--regid",
+      "111",
+      "--init-groups",
+    ]);
+  });
+  it("CAP_SETPCAP is bit 8 of CapEff", () => {
+    const st = (eff: string) => `CapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t${eff}\n`;
+    assert.equal(holdsSetpcap(st("000001fffeffffff")), true);
+    assert.equal(holdsSetpcap(st("0000000000000100")), true);
+    assert.equal(holdsSetpcap(st("0000000000003000")), false);
+    assert.equal(holdsSetpcap(st("00000000000030ff")), false);
+    assert.equal(holdsSetpcap("Name:\tnode\n"), false);
   });
 });
