@@ -23,7 +23,7 @@
 //   whole   the agent's whole handling of the DesiredState as src/agent/main.ts wires it
 //           (bench/lib/agent-handler.ts, bundled here as the agent is): the spaKnock facts
 //           of both versions and the render in the agent's PolicyWorker thread, started
-//           from the built dist/agent/palisade-agent-render.mjs as the shipped agent
+//           from the built dist/agent/palisade-agent-render.cjs as the shipped agent
 //           starts it (a new worker: the agent stops it once a render is answered), then
 //           ApplyPipeline.apply: pending.json, safeApply, the Confirm, the drift baseline
 //           (one listing of the Palisade tables), applied.json. A running agent: the same
@@ -222,11 +222,11 @@ async function wholeChild(ns: string, file: string, fromFile: string, bundle: st
  * `root`: the sources to bundle (a baseline revision's, BENCH_BASELINE), else this tree's.
  */
 async function bundleHandler(dir: string, root = ROOT, name = "agent-handler"): Promise<string> {
-  const worker = join(ROOT, "dist/agent/palisade-agent-render.mjs");
+  const worker = join(ROOT, "dist/agent/palisade-agent-render.cjs");
   try {
     readFileSync(worker);
   } catch {
-    throw new Error("dist/agent/palisade-agent-render.mjs is missing: run `npm run build` first");
+    throw new Error("dist/agent/palisade-agent-render.cjs is missing: run `npm run build` first");
   }
   const out = join(dir, `${name}.mjs`);
   await build({

@@ -7,7 +7,7 @@
 // sets' resync and the log groups after it), which need the agent's telemetry and keepers.
 //
 // agent-apply.ts bundles this file with esbuild as the agent is bundled, so that
-// PolicyWorker starts the built worker (dist/agent/palisade-agent-render.mjs) the way the
+// PolicyWorker starts the built worker (dist/agent/palisade-agent-render.cjs) the way the
 // shipped agent does, not the TypeScript sources through tsx.
 import { driver as kernel } from "../../src/engine/index.ts";
 import { Applier } from "../../src/agent/apply.ts";
