@@ -46,6 +46,9 @@ async function flip(target: "applying" | "rolled_back", deployment: "running" | 
 
 test("GET /v1/deployments/:id and the list never mix a deployment's status with its targets' from another moment", async () => {
   const FLIPS = 300;
+  // The deployment starts "pending" with pending targets; the readers below only know
+  // the two flipped moments, so the first flip commits before any of them reads.
+  await flip("applying", "running");
   let writing = true;
   const writer = (async () => {
     try {
