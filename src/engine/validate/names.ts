@@ -2,16 +2,17 @@
 // quotas) must not be nft keywords, nor names the nft render gives its own chains and
 // counters; a set must not have the name of a set the agent fills itself (geoip countries,
 // conditions), which it finds in the kernel by its name.
-// All of this concerns the nftables target only (the nft render and the agent, which loads
-// nftables): iptables-restore names its chains and rules its own way, and matches geoip
-// countries and conditions with xt_geoip and xt_condition, not with sets found by name. So
-// these are checked with the target support (target.ts, `target: "nftables"`), never for
-// iptables nor without a target: a policy meant for iptables may name a chain `import`.
+// The keywords and the render's own names concern the nftables target only (the nft render
+// and the agent, which loads nftables): iptables-restore names its chains and rules its own
+// way. So these are checked with the target support (target.ts, `target: "nftables"`), never
+// for iptables nor without a target: a policy meant for iptables may name a chain `import`.
+// The sets the agent fills are refused whatever the target (reservedSetErrors, semantic.ts):
+// every version pushed is one an agent may be sent, and the agent finds them by name.
 import { error, type Diagnostic } from "../diagnostics.ts";
 import type { Policy } from "../policy/index.ts";
 import { isNftKeyword } from "../nft/names.ts";
-import { geoOfSet } from "../geoip/names.ts";
-import { conditionOfSet } from "../conditions/names.ts";
+import { geoOfSet, geoSetName } from "../geoip/names.ts";
+import { CONDITION_SET_PREFIX, conditionOfSet } from "../conditions/names.ts";
 import { FWD_CHAINS } from "../compile/nft/forwarding.ts";
 import { parseGrowCounterName } from "../compile/nft/quota.ts";
 
@@ -20,13 +21,44 @@ import { parseGrowCounterName } from "../compile/nft/quota.ts";
  * country's set, a condition's), or undefined for a name that is the policy's own.
  */
 export function reservedSetName(name: string): string | undefined {
+  return reservedSet(name)?.what;
+}
+
+/** The reserved prefix a set name has, and what a set of that name is to the agent. */
+function reservedSet(name: string): { prefix: string; what: string } | undefined {
   const geo = geoOfSet(name);
   if (geo)
-    return `the geoip match's set for ${geo.country} (${geo.family === "ipv4" ? "IPv4" : "IPv6"}), which the agent fills with that country's ranges`;
+    return {
+      prefix: geoSetName(geo.family, ""),
+      what: `the geoip match's set for ${geo.country} (${geo.family === "ipv4" ? "IPv4" : "IPv6"}), which the agent fills with that country's ranges`,
+    };
   const condition = conditionOfSet(name);
   if (condition !== undefined)
-    return `the set of condition "${condition}", which the agent fills or empties as the condition is switched`;
+    return {
+      prefix: CONDITION_SET_PREFIX,
+      what: `the set of condition "${condition}", which the agent fills or empties as the condition is switched`,
+    };
   return undefined;
+}
+
+/**
+ * The policy's sets named like one the agent fills itself, for every target: the push
+ * refuses them rather than the agent at the apply.
+ */
+export function reservedSetErrors(policy: Policy): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const name of Object.keys(policy.sets).sort()) {
+    const r = reservedSet(name);
+    if (r)
+      out.push(
+        error(
+          ["sets", name],
+          "set_name_reserved",
+          `set name "${name}" has the prefix "${r.prefix}" reserved for the sets the agent fills: it is ${r.what}; rename the set and what refers to it`,
+        ),
+      );
+  }
+  return out;
 }
 
 /** What the nft render makes a chain of this name, whatever the policy holds, or undefined. */
@@ -46,10 +78,11 @@ function reservedCounterName(name: string): string | undefined {
 
 /**
  * The objects whose names are written bare into nft text (rules refer to them by name), and
- * the names of each kind that the render or the agent takes for objects of their own.
+ * the names of each kind that the nft render takes for objects of its own (the sets the
+ * agent fills: reservedSetErrors).
  */
 const KINDS = [
-  { key: "sets", what: "set", reserved: reservedSetName },
+  { key: "sets", what: "set", reserved: () => undefined },
   { key: "chains", what: "chain", reserved: reservedChainName },
   { key: "counters", what: "counter", reserved: reservedCounterName },
   { key: "quotas", what: "quota", reserved: () => undefined },

@@ -1,6 +1,7 @@
-// Names that reach nft text, or that the agent reads by their shape, are refused when the
-// policy is validated for nftables (the agent, the API's render, `validate --target
-// nftables`), not first by the render on an agent; iptables and no target take them.
+// Names that reach nft text are refused when the policy is validated for nftables (the
+// agent, the API's render, `validate --target nftables`), not first by the render on an
+// agent; iptables and no target take them. Sets named like those the agent fills (it reads
+// them by their shape) are refused whatever the target, the push's validation included.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
@@ -50,7 +51,7 @@ test("a set, chain, counter or quota named like an nft keyword is refused at val
   }
 });
 
-test("a policy set named like a geoip country set or a condition set is refused at validation", () => {
+test("a policy set named like a geoip country set or a condition set is refused at validation, whatever the target", () => {
   // The clash: without a geoip match the set compiles as the user's own, under a name the
   // agent takes for a country set (it reads the kernel's sets by their names) and fills with
   // that country's ranges in place of the user's elements; a condition set is emptied or
@@ -85,12 +86,18 @@ test("a policy set named like a geoip country set or a condition set is refused 
       /set of condition "maint"/,
     ],
   ] as const) {
-    const v = validatePolicy(doc, NFT);
-    assert.equal(v.ok, false, `${name} passes validation`);
-    const e = v.errors.find((d) => d.code === "set_name_reserved");
-    assert.ok(e, JSON.stringify(v.errors));
-    assert.equal(e.path, `/sets/${name}`);
-    assert.match(e.message, pattern);
+    for (const opts of [NFT, { target: "iptables" } as const, {}]) {
+      const v = validatePolicy(doc, opts);
+      assert.equal(v.ok, false, `${name} passes validation with ${JSON.stringify(opts)}`);
+      const e = v.errors.filter((d) => d.code === "set_name_reserved");
+      assert.equal(e.length, 1, JSON.stringify(v.errors));
+      assert.equal(e[0]!.path, `/sets/${name}`);
+      assert.match(e[0]!.message, pattern);
+      assert.match(
+        e[0]!.message,
+        new RegExp(`^set name "${name}" has the prefix "${name.replace(/[A-Z]{2}$|maint$/, "")}" reserved`),
+      );
+    }
   }
   // Names that only look alike are the user's.
   for (const name of ["geo_v4_cn", "geo_v4_CNX", "geo_CN", "conditions"]) {
@@ -227,15 +234,9 @@ test("the nft-only name checks do not run for iptables nor without a target", ()
   const r = renderIptables(validatePolicy(doc, { target: "iptables" }).policy!);
   assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
   assert.match(r.text, /^-A PAL-import -m set --match-set pal_mark src -j DROP$/m);
-  // The reserved names too: iptables matches countries and conditions with xt_geoip and
-  // xt_condition, and names its chains and counters its own way.
-  for (const d of [
-    input([{ match: { saddr: "@geo_v4_CN" }, action: "drop" }], {
-      sets: { geo_v4_CN: { type: "ipv4_addr", elements: ["192.0.2.1"] } },
-    }),
-    named("fwd_dnat").chains!,
-    named("quota_web_grow_bytes").counters!,
-  ]) {
+  // The render's own chain and counter names too: iptables names its chains and counters
+  // its own way.
+  for (const d of [named("fwd_dnat").chains!, named("quota_web_grow_bytes").counters!]) {
     assert.ok(validatePolicy(d, NFT).errors.some((e) => codes.includes(e.code)));
     for (const opts of [{ target: "iptables" } as const, {}]) {
       const v = validatePolicy(d, opts);
