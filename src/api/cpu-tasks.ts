@@ -4,10 +4,10 @@
 // ApiErrors on the main thread.
 import {
   geoip,
-  nftNameErrors,
   parsePolicySource,
   renderIptables,
   renderNft,
+  targetSupport,
   validatePolicy,
   type Diagnostic,
   type ParsedSource,
@@ -36,12 +36,10 @@ export const cpuTasks = {
   render: (a: { document: unknown; target: Target; capabilities?: TargetCapabilities }): RenderResult => {
     const v = validatePolicy(a.document);
     if (!v.ok || !v.policy) return { ok: false, stage: "validate", errors: v.errors };
-    // Names only nftables refuses (a set the agent would fill with a country's ranges): the
-    // nft render takes some of them, the agent would not; iptables takes them all.
-    if (a.target === "nftables") {
-      const names = nftNameErrors(v.policy);
-      if (names.length > 0) return { ok: false, stage: "render", errors: names };
-    }
+    // What the target cannot take, as a validation for it finds (the agent's for nftables):
+    // for nftables also the names the render would take for its own or nft cannot read.
+    const unsupported = targetSupport(v.policy, a.target, a.capabilities).filter((d) => d.severity === "error");
+    if (unsupported.length > 0) return { ok: false, stage: "render", errors: unsupported };
     const r =
       a.target === "nftables" ? renderNft(v.policy) : renderIptables(v.policy, { capabilities: a.capabilities ?? {} });
     return r.ok ? { ok: true, text: r.text } : { ok: false, stage: "render", errors: r.errors };

@@ -10,7 +10,7 @@ export {
   type SourceFormat,
 } from "./source.ts";
 export { validatePolicy, type Target, type ValidateOptions, type ValidationResult } from "./validate/index.ts";
-export { nftNameErrors } from "./validate/names.ts";
+export { targetSupport } from "./validate/target.ts";
 export { policyChecksum, canonicalJson } from "./checksum.ts";
 export { policyJsonSchema } from "./schema-export.ts";
 export type { Policy, PolicyInput } from "./policy/index.ts";
