@@ -141,18 +141,17 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   const appliedState = await state.readApplied();
   // Validation and compiling run in a worker thread, so the resting agent holds neither.
   const policyWorker = new PolicyWorker(log);
-  const appliedSpa = async () => {
+  // The facts of the applied policy, read from the state dir each time (an apply changes it).
+  const appliedFacts = async () => {
     const a = await state.readApplied();
-    return (await policyWorker.factsOf(a?.policyJson, a)).spa;
+    return policyWorker.factsOf(a?.policyJson, a);
   };
+  const appliedSpa = async () => (await appliedFacts()).spa;
   // A worker that cannot run fails every render (reported); the agent still starts, and the
   // spa verifier tries its rules again with backoff (spa.ts refresh).
   await spa.refresh(appliedSpa);
   // The same for the trap sharing (trap-share.ts refresh): kept on failure, retried.
-  await trapShare.refresh(async () => {
-    const a = await state.readApplied();
-    return (await policyWorker.factsOf(a?.policyJson, a)).trapShare;
-  });
+  await trapShare.refresh(async () => (await appliedFacts()).trapShare);
   await drift.load(appliedState?.text);
 
   // Results are never dropped: kept in the state dir until the API acknowledged them.
