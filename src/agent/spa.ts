@@ -52,14 +52,6 @@ export const MAX_PER_SECOND = 2000;
 /** Once half the budget of a second is used, at most this many knocks of one source address are checked. */
 export const PER_SOURCE_PER_SECOND = 4;
 
-/**
- * After a failed read of the applied policy's rules (the render worker could not answer),
- * the rules held stay and the read is tried again after `firstMs`, doubling up to `maxMs`,
- * until it succeeds or an apply reads them anew (retried-read.ts).
- */
-export type SpaRetry = ReadRetry;
-export const SPA_RETRY: SpaRetry = READ_RETRY;
-
 /** Where accepted digests are kept across restarts (the state dir's spa-used.json). */
 export interface SpaUsedStore {
   read(): Promise<SpaUsed | undefined>;
@@ -84,7 +76,12 @@ export class SpaVerifier {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
     private readonly store?: SpaUsedStore,
-    retry: SpaRetry = SPA_RETRY,
+    /**
+     * After a failed read of the applied policy's rules (the render worker could not answer),
+     * the rules held stay and the read is tried again after `firstMs`, doubling up to `maxMs`,
+     * until it succeeds or an apply reads them anew (retried-read.ts).
+     */
+    retry: ReadRetry = READ_RETRY,
   ) {
     this.reads = new RetriedRead<SpaRule[]>(
       {
