@@ -35,7 +35,10 @@ import { corpusFiles, formatRates, measureFile, type FileOutcome } from "../supp
 // 0.867: a dump's sets as its origin repository defines them, in a companion NAME.ipset given as
 // `ipsets` (SOURCES): pi-ap-ipset (the repository's `ipset save`, /etc/ipset.conf) and
 // pppoe-server (/etc/sysconfig/ipset: both sets created empty, filled per session by ppp's ip-up).
-const LOAD_FLOOR = 0.867;
+// 0.855: lowered, not by a regression: a fifth round of 20 dumps by the same rule (SOURCES), measured
+// as they came: 16 load; iptables-restore refuses 3 as well (a template's AAA_VPS_EXT_IP, lines cut
+// with `$` by an editor, ipsets the dump does not hold) and fivem-game-server checks lists no rule sets.
+const LOAD_FLOOR = 0.855;
 
 /** Files that legitimately do not import or load, with the reason (a substring of the first error). */
 const KNOWN_FAILURES: Record<string, string> = {
@@ -56,12 +59,17 @@ const KNOWN_FAILURES: Record<string, string> = {
   "firehol-country-ipset.rules": "--match-set country_hk src: the input does not hold",
   "hetzner-docker-user-ipset.rules": "--match-set access src: the input does not hold",
   "ipv6-testbed-router.rules6": "--match-set iana-allocated src: the input does not hold",
+  // Sets drop and allow-net-port are not in the dump; iptables-restore refuses it too: as stored
+  // (CRLF) "table name 'filter' invalid" at line 1, with LF "Set drop doesn't exist" at line 8.
+  "ipset-allow-net-port.rules": "--match-set drop src: the input does not hold",
   "voip-debian.rules": "--match-set SIPFLOOD src: the input does not hold",
   // `-A FORWARD -j INPUT`: iptables-restore refuses it too (nf_tables: RULE_APPEND failed,
   // Operation not supported; legacy: line 7 failed); the file's own first line says it fails.
   "kali-rpi-forward-input.rules": "cannot jump to builtin chain INPUT",
   // iptables-restore refuses it too: "unknown option --cstate" (conntrack's option is --ctstate).
   "cyber-comp-cstate.rules": "unknown option --cstate",
+  // A template: iptables-restore refuses it too ("Bad IP address \"AAA_VPS_EXT_IP\"", line 7).
+  "forwarder-template.rules": "AAA_VPS_EXT_IP is not an address",
   // A template: iptables-restore refuses it too ("invalid port/service `<SSH_PORT_PLACEHOLDER>'").
   "hetzner-ssh-template.rules": "<SSH_PORT_PLACEHOLDER> is not a port number",
   // `-A POSTROUTING -i enp2s0 -j MASQUERADE`: iptables-restore refuses it too ("Can't use -i with POSTROUTING").
@@ -69,6 +77,11 @@ const KNOWN_FAILURES: Record<string, string> = {
   // The file itself does not load: line 30 is -p tcp -m udp (and lines 54-55 use recent --rttl).
   "nexus-pi.rules": "-m udp only works with -p udp",
   "opennic-tier2.rules": "-m string",
+  "fivem-game-server.rules": "no rule sets the list",
+  // Lines cut at an editor's width, ending in `$` mid-comment (`... or re$`, `-j $`): an unclosed
+  // quote; iptables-restore refuses the file too (legacy: "Couldn't load target `$'", line 25;
+  // nf_tables: "Chain '$' does not exist", line 35).
+  "oci-web-multiport.rules": "unterminated double quote",
 };
 
 const lab: NetnsLab = createLab();
