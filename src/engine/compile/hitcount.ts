@@ -206,8 +206,11 @@ export function stampAfterRules(policy: Policy): Set<string> {
  * chain of every hit count the list is checked with, and the `rcheck` rules only test the
  * blocked set: the count is of the list's stamps, as xt_recent keeps it, whatever stops a
  * stamped packet before it reaches a check (a real dump checks one list with 42 hits in 770 s
- * and DROP, then 348 hits in 17123 s). Returns each list's counters (distinct hit count,
- * window and side).
+ * and DROP, then 348 hits in 17123 s). A list with no `set` rule at all (only checked: a
+ * game server's dump checks `--rcheck --hitcount 4` on lists no rule fills) is counted so
+ * too: nothing stamps it, so its blocked set stays empty and the check matches no packet,
+ * as xt_recent's list stays empty (both are filled only from outside: /proc/net/xt_recent,
+ * `nft add element`). Returns each list's counters (distinct hit count, window and side).
  */
 export function stampCountedLists(policy: Policy): Map<string, RecentMatch[]> {
   const rules = new Map<string, RecentMatch[]>();
@@ -220,7 +223,6 @@ export function stampCountedLists(policy: Policy): Map<string, RecentMatch[]> {
   const out = new Map<string, RecentMatch[]>();
   for (const [name, list] of rules) {
     if (!list.every((r) => r.mode === "set" || r.mode === "rcheck")) continue;
-    if (!list.some((r) => r.mode === "set")) continue;
     const counters: RecentMatch[] = [];
     for (const r of list) {
       if (r.mode !== "rcheck" || r.hitcount === undefined || r.hitcount <= 1) continue;
@@ -280,6 +282,8 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
         return;
       }
       const mine = sets.filter((s) => s.match.recent!.name === r.name);
+      // A list only checked is counted where it is stamped: never, so the check matches no packet.
+      if (mine.length === 0 && atStamp.has(r.name)) return;
       if (mine.length === 0)
         return void out.push(error(at, "unsupported_on_target", why(r.name, "no rule sets the list")));
       const bad = mine.find(

@@ -405,6 +405,20 @@ test("recent hitcount on nftables: only the counting idiom (the list's set rules
   };
   const set = { match: { protocol: "tcp", dport: 22, recent: { name: "l", mode: "set" } }, action: seen };
   assert.equal(errorsOf(inp([count])).length, 1);
+  // A list only checked (`rcheck --hitcount` and no rule sets it: a game server's dump checks two
+  // such lists) is counted where it is stamped, that is nowhere: accepted. The check tests only the
+  // blocked set, which nothing fills, and no rule counts its own packets, so it matches no packet,
+  // as xt_recent's list that nothing stamps stays empty.
+  const checkedOnly = {
+    match: { protocol: "tcp", dport: 30120, recent: { name: "m", mode: "rcheck", seconds: 30, hitcount: 4 } },
+    action: "accept",
+  };
+  const unset = renderNft(Policy.parse(inp([checkedOnly])));
+  assert.ok(unset.ok, JSON.stringify(!unset.ok && unset.errors));
+  assert.match(unset.text, /tcp dport 30120 ip saddr @recent_m_v4 ip saddr @recent_m_hc4_30s_v4_blocked .*accept/);
+  assert.doesNotMatch(unset.text, /jump recent_m_hc4_30s_v4/);
+  assert.doesNotMatch(unset.text, /(update|add) @recent_m_v4 /);
+  assert.ok(validatePolicy(inp([checkedOnly]), { target: "nftables" }).ok);
   // Check-then-stamp (the set rule right after an --update rule that drops): accepted, counted as
   // this packet and 3 earlier ones, without the list test (the first packet is not listed yet).
   const after = renderNft(Policy.parse(inp([count, set])));
