@@ -134,6 +134,11 @@ export function useSet(
 const ELEMENT_TIMEOUT_DROPPED = "ipset_element_timeout_dropped";
 /** Warning code: hash:net elements written with host bits (10.0.0.1/24), kept as their network. */
 const ELEMENT_HOST_BITS = "ipset_element_host_bits";
+/** What the elements a counted warning (its code) is about had. */
+const COUNTED_WHAT = {
+  [ELEMENT_TIMEOUT_DROPPED]: "had a timeout of their own",
+  [ELEMENT_HOST_BITS]: "had host bits set",
+} as const;
 
 /**
  * One warning per set declared from its use (empty until its contents are supplied), one per
@@ -144,11 +149,11 @@ export function ipsetWarnings(draft: PolicyDraft): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const [key, origin] of draft.ipsets) {
     const set = draft.sets[key];
-    const counted = (c: { count: number; first: string }, what: string, then: string) =>
+    const counted = (c: { count: number; first: string }, what: keyof typeof COUNTED_WHAT, then: string) =>
       warning(
         ["sets", key],
         what,
-        `ipset ${origin.ipset}: ${c.count} element${c.count === 1 ? "" : "s"} ${what === ELEMENT_HOST_BITS ? "had host bits set" : "had a timeout of their own"} (first: ${c.first}); ${then}`,
+        `ipset ${origin.ipset}: ${c.count} element${c.count === 1 ? "" : "s"} ${COUNTED_WHAT[what]} (first: ${c.first}); ${then}`,
       );
     if (origin.elementTimeouts && set)
       out.push(
