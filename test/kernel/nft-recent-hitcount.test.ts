@@ -222,3 +222,16 @@ test("a list checked twice, counted where it is stamped (hit count 3 in 2 s with
   assert.equal(probe.xt, 1, "xt_recent: 200 stamps within 600 s, the 200th SYN is dropped");
   assert.equal(probe.nft, probe.xt);
 });
+
+test("a list only checked, no rule sets it (fivem-game-server: --rcheck --hitcount 4): 12 of 12 SYNs answered on both", async () => {
+  // Nothing stamps the list, so xt_recent's list stays empty and the check never matches;
+  // nftables tests only the blocked set, which nothing fills, and counts no packet of its own.
+  const { text, syns } = await sideBySide([
+    `-A INPUT -p tcp -m tcp --dport ${CLOSED} -m recent --rcheck --seconds 30 --hitcount 4 --name mil4 --rsource -j DROP`,
+  ]);
+  assert.match(text, /ip saddr @recent_mil4_v4 ip saddr @recent_mil4_hc4_30s_v4_blocked /);
+  assert.doesNotMatch(text, /jump recent_mil4_hc4_30s_v4 /);
+  const r = await syns({ count: 12, intervalUs: 5000 });
+  assert.equal(r.xt, 12, "xt_recent: an empty list matches no packet");
+  assert.equal(r.nft, r.xt);
+});
