@@ -1,7 +1,7 @@
 // The policy document: one immutable ruleset version. This schema is the contract of the
 // whole product (API bodies, stored versions, importer output, compiler input).
 import * as z from "zod";
-import { Comment, Name, Port } from "./primitives.ts";
+import { Comment, Name, Port, deferred } from "./primitives.ts";
 import { Match } from "./match.ts";
 import { Action } from "./action.ts";
 import { AccountingDef, CounterDef, QuotaDef, SetDef } from "./objects.ts";
@@ -35,15 +35,17 @@ export const Chain = z.strictObject({
 });
 export type Chain = z.infer<typeof Chain>;
 
-export const Failsafe = z.strictObject({
-  /**
-   * Keep the agent's own connection to the API open whatever the rules say (like Calico's
-   * failsafe ports). Turning it off is an explicit opt-out.
-   */
-  enabled: z.boolean().default(true),
-  /** TCP ports of the API the agent talks to; the agent also passes the exact endpoint at apply time. */
-  ports: z.array(Port).min(1).max(16).default([50051]),
-});
+export const Failsafe = deferred(() =>
+  z.strictObject({
+    /**
+     * Keep the agent's own connection to the API open whatever the rules say (like Calico's
+     * failsafe ports). Turning it off is an explicit opt-out.
+     */
+    enabled: z.boolean().default(true),
+    /** TCP ports of the API the agent talks to; the agent also passes the exact endpoint at apply time. */
+    ports: z.array(Port).min(1).max(16).default([50051]),
+  }),
+);
 
 export const Policy = z.strictObject({
   description: Comment.optional(),

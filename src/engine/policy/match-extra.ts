@@ -3,38 +3,42 @@
 // targets (compile/nft/match-extra.ts, compile/iptables/match-extra.ts).
 import * as z from "zod";
 import { parsePrefix, zoneIdProblem } from "../net/address.ts";
-import { Cidr, Interface, PortItem, Protocol, negatable } from "./primitives.ts";
+import { Cidr, Interface, PortItem, Protocol, deferred, negatable } from "./primitives.ts";
 
 /** Conntrack status bits: `--ctstate DNAT/SNAT` and `--ctstatus` in iptables, `ct status` in nft. */
 export const CT_STATUS = ["expected", "seen-reply", "assured", "confirmed", "snat", "dnat"] as const;
 
 /** A user or group id, or an inclusive range "low-high". */
-const IdRange = z.union([
-  z.number().int().min(0).max(0xffffffff),
-  z
-    .string()
-    .regex(/^\d{1,10}-\d{1,10}$/, 'must be an id or a range "low-high"')
-    .refine((s) => {
-      const [a, b] = s.split("-").map(Number) as [number, number];
-      return a <= b && b <= 0xffffffff;
-    }, "the range must be low-high with low <= high"),
-]);
+const IdRange = deferred(() =>
+  z.union([
+    z.number().int().min(0).max(0xffffffff),
+    z
+      .string()
+      .regex(/^\d{1,10}-\d{1,10}$/, 'must be an id or a range "low-high"')
+      .refine((s) => {
+        const [a, b] = s.split("-").map(Number) as [number, number];
+        return a <= b && b <= 0xffffffff;
+      }, "the range must be low-high with low <= high"),
+  ]),
+);
 
 /** "first-last": an inclusive address range of one family (`-m iprange`), first <= last. */
-export const AddressRange = z.string().refine(
-  (s) => {
-    const [a, b, ...rest] = s.split("-");
-    if (rest.length || !a || !b || a.includes("/") || b.includes("/")) return false;
-    const pa = parsePrefix(a);
-    const pb = parsePrefix(b);
-    return pa !== null && pb !== null && pa.family === pb.family && addressValue(a) <= addressValue(b);
-  },
-  {
-    // A zone id (fe80::1%eth0-fe80::2) gets its own reason.
-    error: (iss) =>
-      (typeof iss.input === "string" ? zoneIdProblem(iss.input) : undefined) ??
-      'must be "first-last", two addresses of one family with first <= last',
-  },
+export const AddressRange = deferred(() =>
+  z.string().refine(
+    (s) => {
+      const [a, b, ...rest] = s.split("-");
+      if (rest.length || !a || !b || a.includes("/") || b.includes("/")) return false;
+      const pa = parsePrefix(a);
+      const pb = parsePrefix(b);
+      return pa !== null && pb !== null && pa.family === pb.family && addressValue(a) <= addressValue(b);
+    },
+    {
+      // A zone id (fe80::1%eth0-fe80::2) gets its own reason.
+      error: (iss) =>
+        (typeof iss.input === "string" ? zoneIdProblem(iss.input) : undefined) ??
+        'must be "first-last", two addresses of one family with first <= last',
+    },
+  ),
 );
 
 /** An address as a number (IPv4) or bigint (IPv6) for ordering ranges. */
@@ -62,26 +66,28 @@ const oneFamily = (a: MaybeAddr, b: MaybeAddr) =>
  * associations uses it. `tunnelSrc`/`tunnelDst`: the outer addresses of a tunnel-mode SA
  * (iptables takes them only with `--mode tunnel`), of the rule's own family.
  */
-export const IpsecMatch = z
-  .strictObject({
-    direction: z.enum(["in", "out"]),
-    policy: z.enum(["ipsec", "none"]),
-    protocol: z.enum(["esp", "ah", "ipcomp"]).optional(),
-    tunnelSrc: negatable(Cidr).optional(),
-    tunnelDst: negatable(Cidr).optional(),
-  })
-  .refine((m) => m.protocol === undefined || m.policy === "ipsec", {
-    message: "protocol needs policy: ipsec (a packet without IPsec has no security association)",
-    path: ["protocol"],
-  })
-  .refine((m) => (m.tunnelSrc === undefined && m.tunnelDst === undefined) || m.policy === "ipsec", {
-    message: "tunnelSrc/tunnelDst need policy: ipsec (a packet without IPsec has no tunnel)",
-    path: ["policy"],
-  })
-  .refine((m) => oneFamily(m.tunnelSrc, m.tunnelDst), {
-    message: "tunnelSrc and tunnelDst must be of one family",
-    path: ["tunnelDst"],
-  });
+export const IpsecMatch = deferred(() =>
+  z
+    .strictObject({
+      direction: z.enum(["in", "out"]),
+      policy: z.enum(["ipsec", "none"]),
+      protocol: z.enum(["esp", "ah", "ipcomp"]).optional(),
+      tunnelSrc: negatable(Cidr).optional(),
+      tunnelDst: negatable(Cidr).optional(),
+    })
+    .refine((m) => m.protocol === undefined || m.policy === "ipsec", {
+      message: "protocol needs policy: ipsec (a packet without IPsec has no security association)",
+      path: ["protocol"],
+    })
+    .refine((m) => (m.tunnelSrc === undefined && m.tunnelDst === undefined) || m.policy === "ipsec", {
+      message: "tunnelSrc/tunnelDst need policy: ipsec (a packet without IPsec has no tunnel)",
+      path: ["policy"],
+    })
+    .refine((m) => oneFamily(m.tunnelSrc, m.tunnelDst), {
+      message: "tunnelSrc and tunnelDst must be of one family",
+      path: ["tunnelDst"],
+    }),
+);
 
 /** The address family of an IPsec match's tunnel endpoints, if it names any. */
 export function ipsecTunnelFamily(m: z.infer<typeof IpsecMatch>): "ipv4" | "ipv6" | undefined {
@@ -92,23 +98,27 @@ export function ipsecTunnelFamily(m: z.infer<typeof IpsecMatch>): "ipv4" | "ipv6
 export const PKT_TYPES = ["host", "broadcast", "multicast", "other"] as const;
 
 /** `op` of `ttl`: eq, ne (`! --ttl-eq`), lt, gt, as xt_ttl/xt_hl compare. */
-export const TtlMatch = z.strictObject({
-  op: z.enum(["eq", "ne", "lt", "gt"]),
-  value: z.number().int().min(0).max(255),
-});
+export const TtlMatch = deferred(() =>
+  z.strictObject({
+    op: z.enum(["eq", "ne", "lt", "gt"]),
+    value: z.number().int().min(0).max(255),
+  }),
+);
 
 /**
  * `-m connlimit` (nft `ct count` in a dynamic set keyed by the masked address): the number of
  * tracked connections of the packet's source (or destination) address, or of its /prefix.
  * over: match above `count` (--connlimit-above); otherwise match up to it (--connlimit-upto).
  */
-export const ConnlimitMatch = z.strictObject({
-  count: z.number().int().min(0).max(65535),
-  over: z.boolean().default(true),
-  key: z.enum(["saddr", "daddr"]).default("saddr"),
-  /** Count per prefix of this length (--connlimit-mask); the whole address when absent. */
-  prefix: z.number().int().min(0).max(128).optional(),
-});
+export const ConnlimitMatch = deferred(() =>
+  z.strictObject({
+    count: z.number().int().min(0).max(65535),
+    over: z.boolean().default(true),
+    key: z.enum(["saddr", "daddr"]).default("saddr"),
+    /** Count per prefix of this length (--connlimit-mask); the whole address when absent. */
+    prefix: z.number().int().min(0).max(128).optional(),
+  }),
+);
 
 /** Protocols whose conntrack tuple has ports (`ct original proto-src/proto-dst`). */
 export const CT_PORT_PROTOCOLS = ["tcp", "udp", "sctp", "udplite", "dccp"] as const;
@@ -119,51 +129,57 @@ export const CT_PORT_PROTOCOLS = ["tcp", "udp", "sctp", "udplite", "dccp"] as co
  * addresses and ports a DNAT/SNAT rewrote), not the packet's header. Ports need a
  * (positive) port protocol.
  */
-export const CtOriginalMatch = z
-  .strictObject({
-    protocol: negatable(Protocol).optional(),
-    saddr: negatable(Cidr).optional(),
-    daddr: negatable(Cidr).optional(),
-    sport: negatable(PortItem).optional(),
-    dport: negatable(PortItem).optional(),
-  })
-  .refine((m) => Object.keys(m).length > 0, { message: "give at least one of protocol, saddr, daddr, sport, dport" })
-  .refine(
-    (m) =>
-      (m.sport === undefined && m.dport === undefined) ||
-      (typeof m.protocol === "string" && (CT_PORT_PROTOCOLS as readonly string[]).includes(m.protocol)),
-    { message: "sport/dport need protocol tcp, udp, sctp, udplite or dccp (not negated)", path: ["protocol"] },
-  )
-  .refine((m) => oneFamily(m.saddr, m.daddr), { message: "saddr and daddr must be of one family", path: ["daddr"] });
+export const CtOriginalMatch = deferred(() =>
+  z
+    .strictObject({
+      protocol: negatable(Protocol).optional(),
+      saddr: negatable(Cidr).optional(),
+      daddr: negatable(Cidr).optional(),
+      sport: negatable(PortItem).optional(),
+      dport: negatable(PortItem).optional(),
+    })
+    .refine((m) => Object.keys(m).length > 0, { message: "give at least one of protocol, saddr, daddr, sport, dport" })
+    .refine(
+      (m) =>
+        (m.sport === undefined && m.dport === undefined) ||
+        (typeof m.protocol === "string" && (CT_PORT_PROTOCOLS as readonly string[]).includes(m.protocol)),
+      { message: "sport/dport need protocol tcp, udp, sctp, udplite or dccp (not negated)", path: ["protocol"] },
+    )
+    .refine((m) => oneFamily(m.saddr, m.daddr), { message: "saddr and daddr must be of one family", path: ["daddr"] }),
+);
 
 /**
  * `-m statistic` (nft `numgen`): random: each packet with this probability (xt_statistic draws
  * 31 random bits, so the probability is a multiple of 2^-31); nth: one packet in every `every`,
  * the (packet+1)-th first, counted over the packets that reach the rule's other matches.
  */
-export const StatisticMatch = z.union([
-  z.strictObject({ mode: z.literal("random"), probability: z.number().min(0).max(1) }),
-  z
-    .strictObject({
-      mode: z.literal("nth"),
-      every: z.number().int().min(1).max(0x7fffffff),
-      packet: z.number().int().min(0).default(0),
-    })
-    .refine((m) => m.packet < m.every, { message: "packet must be below every", path: ["packet"] }),
-]);
+export const StatisticMatch = deferred(() =>
+  z.union([
+    z.strictObject({ mode: z.literal("random"), probability: z.number().min(0).max(1) }),
+    z
+      .strictObject({
+        mode: z.literal("nth"),
+        every: z.number().int().min(1).max(0x7fffffff),
+        packet: z.number().int().min(0).default(0),
+      })
+      .refine((m) => m.packet < m.every, { message: "packet must be below every", path: ["packet"] }),
+  ]),
+);
 
 /** Weekdays of `-m time --weekdays` (xt_time's names). */
 export const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] as const;
-const DayTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$/, 'must be "hh:mm:ss" (UTC)');
+const DayTime = deferred(() => z.string().regex(/^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$/, 'must be "hh:mm:ss" (UTC)'));
 /** The last second xt_time can store (its dates are 32-bit seconds). */
 export const TIME_DATE_MAX = "2038-01-19T03:14:07";
-const DateTime = z
-  .string()
-  .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$/, 'must be "YYYY-MM-DDThh:mm:ss" (UTC)')
-  .refine((s) => {
-    const t = Date.parse(`${s}Z`);
-    return Number.isFinite(t) && new Date(t).toISOString().startsWith(s) && t >= 0 && s <= TIME_DATE_MAX;
-  }, `must be a real date from 1970-01-01T00:00:00 to ${TIME_DATE_MAX}`);
+const DateTime = deferred(() =>
+  z
+    .string()
+    .regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$/, 'must be "YYYY-MM-DDThh:mm:ss" (UTC)')
+    .refine((s) => {
+      const t = Date.parse(`${s}Z`);
+      return Number.isFinite(t) && new Date(t).toISOString().startsWith(s) && t >= 0 && s <= TIME_DATE_MAX;
+    }, `must be a real date from 1970-01-01T00:00:00 to ${TIME_DATE_MAX}`),
+);
 
 /**
  * `-m time`, all in UTC (xt_time's default). start/stop: the time of day, both inclusive;
@@ -171,18 +187,22 @@ const DateTime = z
  * day (as xt_time has it). days: the weekdays (the day the packet is seen, not the day a
  * wrapped range began). dateStart/dateStop: inclusive, to the second.
  */
-export const TimeMatch = z
-  .strictObject({
-    start: DayTime.optional(),
-    stop: DayTime.optional(),
-    days: z.array(z.enum(WEEKDAYS)).min(1).optional(),
-    dateStart: DateTime.optional(),
-    dateStop: DateTime.optional(),
-  })
-  .refine((t) => Object.keys(t).length > 0, "give at least one of start, stop, days, dateStart, dateStop");
+export const TimeMatch = deferred(() =>
+  z
+    .strictObject({
+      start: DayTime.optional(),
+      stop: DayTime.optional(),
+      days: z.array(z.enum(WEEKDAYS)).min(1).optional(),
+      dateStart: DateTime.optional(),
+      dateStop: DateTime.optional(),
+    })
+    .refine((t) => Object.keys(t).length > 0, "give at least one of start, stop, days, dateStart, dateStop"),
+);
 
 /** A MAC address, lower case (`-m mac --mac-source`, nft `ether saddr`). */
-export const MacAddress = z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, 'must be "xx:xx:xx:xx:xx:xx", lower case');
+export const MacAddress = deferred(() =>
+  z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, 'must be "xx:xx:xx:xx:xx:xx", lower case'),
+);
 
 /**
  * `-m physdev` (xt_physdev): the bridge ports of a packet the bridge hands to the IP hooks
@@ -191,30 +211,32 @@ export const MacAddress = z.string().regex(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/, 'mu
  * isIn/isOut/isBridged: true is `--physdev-is-in|out|bridged`, false its `!` form (as
  * `fragment`). A packet that did not cross a bridge matches only negated tests, as in xt_physdev.
  */
-export const PhysdevMatch = z
-  .strictObject({
-    iif: negatable(Interface).optional(),
-    oif: negatable(Interface).optional(),
-    isIn: z.boolean().optional(),
-    isOut: z.boolean().optional(),
-    isBridged: z.boolean().optional(),
-  })
-  .refine((m) => Object.keys(m).length > 0, { message: "give at least one of iif, oif, isIn, isOut, isBridged" });
+export const PhysdevMatch = deferred(() =>
+  z
+    .strictObject({
+      iif: negatable(Interface).optional(),
+      oif: negatable(Interface).optional(),
+      isIn: z.boolean().optional(),
+      isOut: z.boolean().optional(),
+      isBridged: z.boolean().optional(),
+    })
+    .refine((m) => Object.keys(m).length > 0, { message: "give at least one of iif, oif, isIn, isOut, isBridged" }),
+);
 
 export const extraMatchKeys = {
   /** Local socket's user id (`-m owner --uid-owner`, nft `meta skuid`): output and postrouting only. */
-  skuid: negatable(IdRange).optional(),
+  skuid: deferred(() => negatable(IdRange)).optional(),
   /** Local socket's group id (`--gid-owner`, nft `meta skgid`). */
-  skgid: negatable(IdRange).optional(),
+  skgid: deferred(() => negatable(IdRange)).optional(),
   /** Any of these conntrack status bits set (dnat: the connection was destination-NATed). */
-  ctStatus: negatable(z.array(z.enum(CT_STATUS)).min(1)).optional(),
+  ctStatus: deferred(() => negatable(z.array(z.enum(CT_STATUS)).min(1))).optional(),
   /** Source / destination address in an inclusive range (`-m iprange --src-range`). */
-  saddrRange: negatable(AddressRange).optional(),
-  daddrRange: negatable(AddressRange).optional(),
+  saddrRange: deferred(() => negatable(AddressRange)).optional(),
+  daddrRange: deferred(() => negatable(AddressRange)).optional(),
   /** true: only non-first IPv4 fragments (`-f`); false: all but those (`! -f`). IPv4 only. */
   fragment: z.boolean().optional(),
   /** Link-layer packet type (`-m pkttype`, nft `meta pkttype`): host (unicast to this host), broadcast, multicast, other (another host's). */
-  pktType: negatable(z.enum(PKT_TYPES)).optional(),
+  pktType: deferred(() => negatable(z.enum(PKT_TYPES))).optional(),
   /** IPv4 TTL / IPv6 hop limit compared with a value (`-m ttl --ttl-eq`, `-m hl --hl-gt`; nft `ip ttl` / `ip6 hoplimit`). */
   ttl: TtlMatch.optional(),
   /** IPsec policy (`-m policy`): the packet arrived decapsulated (in) / will be encapsulated (out), or not (policy none). */
@@ -222,13 +244,13 @@ export const extraMatchKeys = {
   /** The connection's original tuple (`-m conntrack --ctproto/--ctorig*`, nft `ct original ...`). */
   ctOriginal: CtOriginalMatch.optional(),
   /** Random or every-nth packet (`-m statistic`, nft `numgen random` / `numgen inc`). */
-  statistic: negatable(StatisticMatch).optional(),
+  statistic: deferred(() => negatable(StatisticMatch)).optional(),
   /** Connections tracked per address (or prefix): `-m connlimit`, nft `ct count`. */
   connlimit: ConnlimitMatch.optional(),
   /** Time of day, weekdays, dates, in UTC (`-m time`, nft `meta hour` / `meta day` / `meta time`). */
   time: TimeMatch.optional(),
   /** Source MAC address (`-m mac --mac-source`, nft `ether saddr`): prerouting, input and forward only. */
-  macSource: negatable(MacAddress).optional(),
+  macSource: deferred(() => negatable(MacAddress)).optional(),
   /** Bridge ports of a bridged packet (`-m physdev`): iptables only (an inet table sees the bridge, not its ports). */
   physdev: PhysdevMatch.optional(),
 };

@@ -2,7 +2,18 @@
 // Core matches render on every target; the `xt` group holds xtables-addons matches that
 // only the iptables target (with xtables-addons installed) can express.
 import * as z from "zod";
-import { AddressList, Interface, Name, PortList, Protocol, Rate, Seconds, U32, negatable } from "./primitives.ts";
+import {
+  AddressList,
+  Interface,
+  Name,
+  PortList,
+  Protocol,
+  Rate,
+  Seconds,
+  U32,
+  deferred,
+  negatable,
+} from "./primitives.ts";
 import { extraMatchKeys } from "./match-extra.ts";
 import { ConditionName } from "../conditions/names.ts";
 
@@ -78,9 +89,9 @@ export const ICMPV6_TYPE_NUMBERS: Readonly<Record<string, number>> = {
   "router-renumbering": 138,
 } satisfies Record<(typeof ICMPV6_TYPES)[number], number>;
 /** A type by name, or by number for the ones without a name here (ICMPv6 143, MLDv2 report, ...). */
-const IcmpNumber = z.number().int().min(0).max(255);
-const IcmpTypeItem = z.union([z.enum(ICMP_TYPES), IcmpNumber]);
-const Icmpv6TypeItem = z.union([z.enum(ICMPV6_TYPES), IcmpNumber]);
+const IcmpNumber = deferred(() => z.number().int().min(0).max(255));
+const IcmpTypeItem = deferred(() => z.union([z.enum(ICMP_TYPES), IcmpNumber]));
+const Icmpv6TypeItem = deferred(() => z.union([z.enum(ICMPV6_TYPES), IcmpNumber]));
 export const ADDR_TYPES = [
   "unicast",
   "local",
@@ -94,68 +105,80 @@ export const ADDR_TYPES = [
 
 const TcpFlag = z.enum(TCP_FLAGS);
 /** `--tcp-flags MASK COMP`: of the flags in `mask`, exactly those in `compare` are set. */
-export const TcpFlagsMatch = z
-  .strictObject({ mask: z.array(TcpFlag).min(1), compare: z.array(TcpFlag) })
-  .refine((f) => f.compare.every((c) => f.mask.includes(c)), {
-    message: "every flag in compare must also be in mask",
-    path: ["compare"],
-  });
+export const TcpFlagsMatch = deferred(() =>
+  z
+    .strictObject({ mask: z.array(TcpFlag).min(1), compare: z.array(TcpFlag) })
+    .refine((f) => f.compare.every((c) => f.mask.includes(c)), {
+      message: "every flag in compare must also be in mask",
+      path: ["compare"],
+    }),
+);
 
 /** A 32-bit value with optional mask: `mark & mask == value`. */
-export const MarkMatch = z.union([U32, z.strictObject({ value: U32, mask: U32 })]);
+export const MarkMatch = deferred(() => z.union([U32, z.strictObject({ value: U32, mask: U32 })]));
 
 /** Packet length (layer 3, as `-m length` and nft `meta length`): exact or "min-max". */
-export const LengthMatch = z.union([
-  z.number().int().min(0).max(65535),
-  z.string().regex(/^\d{1,5}-\d{1,5}$/, 'must be a length or a range "min-max"'),
-]);
+export const LengthMatch = deferred(() =>
+  z.union([
+    z.number().int().min(0).max(65535),
+    z.string().regex(/^\d{1,5}-\d{1,5}$/, 'must be a length or a range "min-max"'),
+  ]),
+);
 
-export const LimitMatch = z.strictObject({
-  rate: Rate,
-  burst: z.number().int().min(1).max(1_000_000).optional(),
-  /** Match only traffic above the rate (nft `limit rate over`). */
-  over: z.boolean().optional(),
-});
+export const LimitMatch = deferred(() =>
+  z.strictObject({
+    rate: Rate,
+    burst: z.number().int().min(1).max(1_000_000).optional(),
+    /** Match only traffic above the rate (nft `limit rate over`). */
+    over: z.boolean().optional(),
+  }),
+);
 
 /** Per-source (or per-destination) rate meter: hashlimit, or `recent --hitcount`. */
-export const MeterMatch = z.strictObject({
-  name: Name,
-  key: z.enum(["saddr", "daddr"]).default("saddr"),
-  rate: Rate,
-  burst: z.number().int().min(1).max(1_000_000).optional(),
-  /** true: match sources above the rate (the usual "drop the flooder"). */
-  over: z.boolean().default(true),
-  /** How long a source's meter lives after its last packet. */
-  timeoutSeconds: Seconds.default(60),
-  size: z.number().int().min(1).max(1_000_000).default(65536),
-});
+export const MeterMatch = deferred(() =>
+  z.strictObject({
+    name: Name,
+    key: z.enum(["saddr", "daddr"]).default("saddr"),
+    rate: Rate,
+    burst: z.number().int().min(1).max(1_000_000).optional(),
+    /** true: match sources above the rate (the usual "drop the flooder"). */
+    over: z.boolean().default(true),
+    /** How long a source's meter lives after its last packet. */
+    timeoutSeconds: Seconds.default(60),
+    size: z.number().int().min(1).max(1_000_000).default(65536),
+  }),
+);
 
 /** `-m recent`: a named list of addresses with last-seen times. */
-export const RecentMatch = z.strictObject({
-  name: Name,
-  /** set: add the address (always matches); update/rcheck: match if listed (update refreshes); remove: drop it (matches if it was listed). */
-  mode: z.enum(["set", "update", "rcheck", "remove"]),
-  /** Only count the address as listed if seen within this many seconds (update/rcheck). */
-  seconds: Seconds.optional(),
-  /** Match only when the address was seen at least this many times within `seconds`. */
-  hitcount: z.number().int().min(1).max(1_000_000).optional(),
-  side: z.enum(["source", "destination"]).default("source"),
-});
+export const RecentMatch = deferred(() =>
+  z.strictObject({
+    name: Name,
+    /** set: add the address (always matches); update/rcheck: match if listed (update refreshes); remove: drop it (matches if it was listed). */
+    mode: z.enum(["set", "update", "rcheck", "remove"]),
+    /** Only count the address as listed if seen within this many seconds (update/rcheck). */
+    seconds: Seconds.optional(),
+    /** Match only when the address was seen at least this many times within `seconds`. */
+    hitcount: z.number().int().min(1).max(1_000_000).optional(),
+    side: z.enum(["source", "destination"]).default("source"),
+  }),
+);
 
 /** `-m quota2`: consult a named quota (declared under `quotas`). */
-export const QuotaMatch = z.strictObject({
-  name: z.string(),
-  /** `! --quota`: match once the budget is spent instead of while it lasts. */
-  invert: z.boolean().optional(),
-  /** `--no-change`: test without consuming. */
-  noChange: z.boolean().optional(),
-  /**
-   * `--grow` on this rule: add the packet to the counter instead of taking it. quota2 decides
-   * this per rule, so a quota that counts down elsewhere becomes a bucket (the manual's
-   * bytebucket). A rule grows when its quota grows (`quotas.NAME.grow`) or it says so here.
-   */
-  grow: z.boolean().optional(),
-});
+export const QuotaMatch = deferred(() =>
+  z.strictObject({
+    name: z.string(),
+    /** `! --quota`: match once the budget is spent instead of while it lasts. */
+    invert: z.boolean().optional(),
+    /** `--no-change`: test without consuming. */
+    noChange: z.boolean().optional(),
+    /**
+     * `--grow` on this rule: add the packet to the counter instead of taking it. quota2 decides
+     * this per rule, so a quota that counts down elsewhere becomes a bucket (the manual's
+     * bytebucket). A rule grows when its quota grows (`quotas.NAME.grow`) or it says so here.
+     */
+    grow: z.boolean().optional(),
+  }),
+);
 export type QuotaMatch = z.infer<typeof QuotaMatch>;
 
 /** quota2 per rule: does this rule add to its counter (rather than take from it)? */
@@ -166,7 +189,9 @@ export const quotaRuleGrows = (def: { grow?: boolean } | undefined, q: QuotaMatc
 export const quotaRuleFills = (def: { grow?: boolean } | undefined, q: QuotaMatch): boolean =>
   def !== undefined && def.grow !== true && q.grow === true;
 
-const CountryList = z.array(z.string().regex(/^[A-Z]{2}$/, "must be an ISO-3166 alpha-2 code like DE")).min(1);
+const CountryList = deferred(() =>
+  z.array(z.string().regex(/^[A-Z]{2}$/, "must be an ISO-3166 alpha-2 code like DE")).min(1),
+);
 export const IFACE_FLAGS = [
   "up",
   "down",
@@ -196,91 +221,95 @@ const IPV4_OPTIONS = [
 ] as const;
 
 /** xtables-addons matches (seed: xtables-addons manual). */
-export const XtMatch = z.strictObject({
-  condition: negatable(ConditionName).optional(),
-  geoip: z
-    .strictObject({
-      source: CountryList.optional(),
-      destination: CountryList.optional(),
-      invert: z.boolean().optional(),
-    })
-    .optional(),
-  iface: z
-    .strictObject({
-      interface: Interface.optional(),
-      devIn: z.boolean().optional(),
-      devOut: z.boolean().optional(),
-      flags: z.array(z.strictObject({ flag: z.enum(IFACE_FLAGS), not: z.boolean().optional() })).min(1),
-    })
-    .optional(),
-  ipp2p: z
-    .array(z.enum(["edk", "kazaa", "gnu", "dc", "bit", "apple", "soul", "winmx", "ares"]))
-    .min(1)
-    .optional(),
-  ipv4options: z
-    .strictObject({
-      flags: z.array(z.strictObject({ option: z.enum(IPV4_OPTIONS), not: z.boolean().optional() })).min(1),
-      any: z.boolean().optional(),
-    })
-    .optional(),
-  lscan: z
-    .array(z.enum(["stealth", "synscan", "cnscan", "grscan"]))
-    .min(1)
-    .optional(),
-  psd: z
-    .strictObject({
-      weightThreshold: z.number().int().min(1).optional(),
-      delayThreshold: z.number().int().min(1).optional(),
-      loPortsWeight: z.number().int().min(1).optional(),
-      hiPortsWeight: z.number().int().min(1).optional(),
-    })
-    .optional(),
-  fuzzy: z.strictObject({ lowerLimit: z.number().int().min(1), upperLimit: z.number().int().min(1) }).optional(),
-  gradm: z.enum(["enabled", "disabled"]).optional(),
-  dhcpmac: negatable(
-    z
-      .string()
-      .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i, "must be a MAC address aa:bb:cc:dd:ee:ff[/bits]")
-      .refine(
-        (s) => !s.includes("/") || (Number(s.split("/")[1]) >= 1 && Number(s.split("/")[1]) <= 48),
-        "the prefix length must be 1-48 bits",
-      ),
-  ).optional(),
-  /**
-   * `-m length2`: the length of one layer. layer3: IP header and payload (as `length`);
-   * layer4: transport header and payload; layer5: the transport payload.
-   */
-  length2: z.strictObject({ layer: z.enum(["layer3", "layer4", "layer5"]), length: negatable(LengthMatch) }).optional(),
-});
+export const XtMatch = deferred(() =>
+  z.strictObject({
+    condition: negatable(ConditionName).optional(),
+    geoip: z
+      .strictObject({
+        source: CountryList.optional(),
+        destination: CountryList.optional(),
+        invert: z.boolean().optional(),
+      })
+      .optional(),
+    iface: z
+      .strictObject({
+        interface: Interface.optional(),
+        devIn: z.boolean().optional(),
+        devOut: z.boolean().optional(),
+        flags: z.array(z.strictObject({ flag: z.enum(IFACE_FLAGS), not: z.boolean().optional() })).min(1),
+      })
+      .optional(),
+    ipp2p: z
+      .array(z.enum(["edk", "kazaa", "gnu", "dc", "bit", "apple", "soul", "winmx", "ares"]))
+      .min(1)
+      .optional(),
+    ipv4options: z
+      .strictObject({
+        flags: z.array(z.strictObject({ option: z.enum(IPV4_OPTIONS), not: z.boolean().optional() })).min(1),
+        any: z.boolean().optional(),
+      })
+      .optional(),
+    lscan: z
+      .array(z.enum(["stealth", "synscan", "cnscan", "grscan"]))
+      .min(1)
+      .optional(),
+    psd: z
+      .strictObject({
+        weightThreshold: z.number().int().min(1).optional(),
+        delayThreshold: z.number().int().min(1).optional(),
+        loPortsWeight: z.number().int().min(1).optional(),
+        hiPortsWeight: z.number().int().min(1).optional(),
+      })
+      .optional(),
+    fuzzy: z.strictObject({ lowerLimit: z.number().int().min(1), upperLimit: z.number().int().min(1) }).optional(),
+    gradm: z.enum(["enabled", "disabled"]).optional(),
+    dhcpmac: negatable(
+      z
+        .string()
+        .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i, "must be a MAC address aa:bb:cc:dd:ee:ff[/bits]")
+        .refine(
+          (s) => !s.includes("/") || (Number(s.split("/")[1]) >= 1 && Number(s.split("/")[1]) <= 48),
+          "the prefix length must be 1-48 bits",
+        ),
+    ).optional(),
+    /**
+     * `-m length2`: the length of one layer. layer3: IP header and payload (as `length`);
+     * layer4: transport header and payload; layer5: the transport payload.
+     */
+    length2: z
+      .strictObject({ layer: z.enum(["layer3", "layer4", "layer5"]), length: negatable(LengthMatch) })
+      .optional(),
+  }),
+);
 
 export const Match = z.strictObject({
   /** Restrict a rule to one IP family (inet tables see both). */
   family: z.enum(["ipv4", "ipv6"]).optional(),
-  saddr: negatable(AddressList).optional(),
-  daddr: negatable(AddressList).optional(),
-  protocol: negatable(Protocol).optional(),
-  sport: negatable(PortList).optional(),
-  dport: negatable(PortList).optional(),
-  iif: negatable(z.union([Interface, z.array(Interface).min(1)])).optional(),
-  oif: negatable(z.union([Interface, z.array(Interface).min(1)])).optional(),
-  ctState: negatable(z.array(z.enum(CT_STATES)).min(1)).optional(),
-  tcpFlags: negatable(TcpFlagsMatch).optional(),
-  icmpType: negatable(z.union([IcmpTypeItem, z.array(IcmpTypeItem).min(1)])).optional(),
-  icmpv6Type: negatable(z.union([Icmpv6TypeItem, z.array(Icmpv6TypeItem).min(1)])).optional(),
+  saddr: deferred(() => negatable(AddressList)).optional(),
+  daddr: deferred(() => negatable(AddressList)).optional(),
+  protocol: deferred(() => negatable(Protocol)).optional(),
+  sport: deferred(() => negatable(PortList)).optional(),
+  dport: deferred(() => negatable(PortList)).optional(),
+  iif: deferred(() => negatable(z.union([Interface, z.array(Interface).min(1)]))).optional(),
+  oif: deferred(() => negatable(z.union([Interface, z.array(Interface).min(1)]))).optional(),
+  ctState: deferred(() => negatable(z.array(z.enum(CT_STATES)).min(1))).optional(),
+  tcpFlags: deferred(() => negatable(TcpFlagsMatch)).optional(),
+  icmpType: deferred(() => negatable(z.union([IcmpTypeItem, z.array(IcmpTypeItem).min(1)]))).optional(),
+  icmpv6Type: deferred(() => negatable(z.union([Icmpv6TypeItem, z.array(Icmpv6TypeItem).min(1)]))).optional(),
   /** ICMP/ICMPv6 code, with exactly one (positive) type: `--icmp-type 3/4`, nft `icmp code 4`. */
   icmpCode: IcmpNumber.optional(),
-  length: negatable(LengthMatch).optional(),
+  length: deferred(() => negatable(LengthMatch)).optional(),
   /**
    * The TCP MSS option's value, exact or "min-max" (`-m tcpmss --mss`; nft `tcp option maxseg
    * size`). Needs protocol tcp. A packet without the option does not match; negated, it does
    * (xt_tcpmss returns the inversion when the option is missing), so `{ not: … }` renders as
    * two nft rules: option missing, or its size outside the range.
    */
-  tcpMss: negatable(LengthMatch).optional(),
-  mark: negatable(MarkMatch).optional(),
-  ctmark: negatable(MarkMatch).optional(),
+  tcpMss: deferred(() => negatable(LengthMatch)).optional(),
+  mark: deferred(() => negatable(MarkMatch)).optional(),
+  ctmark: deferred(() => negatable(MarkMatch)).optional(),
   /** Destination address type as the routing table sees it (`-m addrtype --dst-type`, nft `fib daddr type`). */
-  daddrType: negatable(z.array(z.enum(ADDR_TYPES)).min(1)).optional(),
+  daddrType: deferred(() => negatable(z.array(z.enum(ADDR_TYPES)).min(1))).optional(),
   /** Reverse-path check: "fail" matches packets whose source is not routed back out the interface they came in on. */
   rpfilter: z.enum(["fail", "pass"]).optional(),
   limit: LimitMatch.optional(),

@@ -4,6 +4,30 @@
 import * as z from "zod";
 import { parsePrefix, zoneIdProblem } from "../net/address.ts";
 
+/**
+ * A schema built on its first use instead of when this module loads (`palisade render`
+ * starts in tens of milliseconds, and most of a policy's sections and match keys are
+ * absent from most policies: building their ~1,000 zod objects up front was half the
+ * top level of the render bundle). Parses, errors, types and the JSON Schema are those of
+ * the built schema. Only for schemas that are neither optional nor defaulted themselves
+ * (wrap the result in `.optional()` / `.default()` instead): the object and optional
+ * schemas around it ask whether the value may be absent, and are told "no" without
+ * building it; the build checks that this is true.
+ */
+export function deferred<T extends z.ZodType>(build: () => T): z.ZodLazy<T> {
+  const schema = z.lazy(() => {
+    const built = build();
+    if (built._zod.optin !== undefined || built._zod.optout !== undefined)
+      throw new Error("deferred(): the schema must not be optional or defaulted itself");
+    return built;
+  });
+  // What z.lazy would read from the built schema (undefined for a schema that is not
+  // optional), set here so that reading it does not build the schema.
+  schema._zod.optin = undefined;
+  schema._zod.optout = undefined;
+  return schema;
+}
+
 /** Identifiers of chains, sets, counters, quotas, accounting tables. */
 export const NAME_RE = /^[A-Za-z][A-Za-z0-9_]{0,31}$/;
 export const Name = z

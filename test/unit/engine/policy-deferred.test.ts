@@ -1,0 +1,44 @@
+// deferred(): policy schemas built on first use (src/engine/policy/primitives.ts), so that
+// `palisade render` does not build the sections and match keys a policy leaves out.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as z from "zod";
+import { deferred } from "../../../src/engine/policy/primitives.ts";
+
+function counted() {
+  const calls = { n: 0 };
+  const schema = deferred(() => {
+    calls.n++;
+    return z.strictObject({ port: z.number().int().min(1) });
+  });
+  return { calls, schema };
+}
+
+test("an absent optional key does not build its deferred schema; a present one builds it once", () => {
+  const { calls, schema } = counted();
+  const doc = z.strictObject({ name: z.string(), opt: schema.optional(), def: schema.default({ port: 1 }) });
+  assert.equal(calls.n, 0, "not built by declaring it");
+  assert.deepEqual(doc.parse({ name: "a" }), { name: "a", def: { port: 1 } });
+  assert.equal(calls.n, 0, "not built by a document without the key");
+  assert.deepEqual(doc.parse({ name: "a", opt: { port: 2 } }), { name: "a", opt: { port: 2 }, def: { port: 1 } });
+  assert.equal(calls.n, 1);
+  doc.parse({ name: "a", opt: { port: 3 }, def: { port: 4 } });
+  assert.equal(calls.n, 1, "built once");
+});
+
+test("a deferred schema parses, fails and infers as the schema it builds", () => {
+  const { schema } = counted();
+  const r = z.strictObject({ opt: schema.optional() }).safeParse({ opt: { port: 0, x: 1 } });
+  assert.equal(r.success, false);
+  assert.deepEqual(r.error?.issues.map((i) => [i.code, i.path.join(".")]).sort(), [
+    ["too_small", "opt.port"],
+    ["unrecognized_keys", "opt"],
+  ]);
+  const v: z.infer<typeof schema> = schema.parse({ port: 5 });
+  assert.equal(v.port, 5);
+});
+
+test("a deferred schema that is optional or defaulted itself is refused when built", () => {
+  assert.throws(() => deferred(() => z.string().optional()).parse("x"), /must not be optional or defaulted/);
+  assert.throws(() => deferred(() => z.string().default("y")).parse("x"), /must not be optional or defaulted/);
+});
