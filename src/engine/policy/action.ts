@@ -25,112 +25,142 @@ const NatTo = z.strictObject({
   port: z.union([Port, z.string().regex(/^\d{1,5}-\d{1,5}$/)]).optional(),
 });
 
+/**
+ * One action object, built when a rule first uses its type: the discriminated union below
+ * finds an option by its `type` alone, so the option tells it that without being built
+ * (a policy names a few of the ~40 types; building all ~200 zod objects cost a render
+ * more than the rest of the action schema).
+ */
+function actionType<S extends z.ZodType>(type: string, build: () => S): z.ZodLazy<S> {
+  const schema = deferred(build);
+  schema._zod.propValues = { type: new Set([type]) };
+  return schema;
+}
+
 export const ActionObject = deferred(() =>
   z.discriminatedUnion("type", [
-    z.strictObject({ type: z.literal("accept") }),
-    z.strictObject({ type: z.literal("drop") }),
-    z.strictObject({ type: z.literal("return") }),
-    z.strictObject({ type: z.literal("notrack") }),
-    z.strictObject({ type: z.literal("reject"), with: z.enum(REJECT_WITH).optional() }),
-    z.strictObject({ type: z.literal("jump"), chain: Name }),
-    z.strictObject({ type: z.literal("goto"), chain: Name }),
-    z.strictObject({
-      type: z.literal("log"),
-      prefix: logPrefix(127).optional(),
-      /** Syslog level of the kernel-log copy; giving one keeps that copy (nftables). */
-      level: z.enum(LOG_LEVELS).optional(),
-      /** NFLOG group the event goes to (the agent reads it and ships it to the API); default 2 on nftables. */
-      group: z.number().int().min(0).max(65535).optional(),
-      /** Also write the packet to the kernel log (dmesg/journal), besides the NFLOG event (nftables). */
-      kernelLog: z.boolean().optional(),
-    }),
-    z.strictObject({ type: z.literal("counter"), name: Name }),
-    z.strictObject({ type: z.literal("mark"), value: U32, mask: U32.optional() }),
-    z.strictObject({
-      type: z.literal("connmark"),
-      /** set: write `value` into the connection mark; save: packet mark -> ct mark; restore: ct mark -> packet mark. */
-      op: z.enum(["set", "save", "restore"]),
-      value: U32.optional(),
-      /**
-       * set: only these bits of the connection mark change (to value's). save: only these bits
-       * of the packet mark are copied, and the connection mark's other bits become 0
-       * (CONNMARK --save-mark --nfmask M --ctmask 0xffffffff). restore: likewise from the
-       * connection mark to the packet mark (--restore-mark --ctmask M --nfmask 0xffffffff).
-       */
-      mask: U32.optional(),
-    }),
+    actionType("accept", () => z.strictObject({ type: z.literal("accept") })),
+    actionType("drop", () => z.strictObject({ type: z.literal("drop") })),
+    actionType("return", () => z.strictObject({ type: z.literal("return") })),
+    actionType("notrack", () => z.strictObject({ type: z.literal("notrack") })),
+    actionType("reject", () => z.strictObject({ type: z.literal("reject"), with: z.enum(REJECT_WITH).optional() })),
+    actionType("jump", () => z.strictObject({ type: z.literal("jump"), chain: Name })),
+    actionType("goto", () => z.strictObject({ type: z.literal("goto"), chain: Name })),
+    actionType("log", () =>
+      z.strictObject({
+        type: z.literal("log"),
+        prefix: logPrefix(127).optional(),
+        /** Syslog level of the kernel-log copy; giving one keeps that copy (nftables). */
+        level: z.enum(LOG_LEVELS).optional(),
+        /** NFLOG group the event goes to (the agent reads it and ships it to the API); default 2 on nftables. */
+        group: z.number().int().min(0).max(65535).optional(),
+        /** Also write the packet to the kernel log (dmesg/journal), besides the NFLOG event (nftables). */
+        kernelLog: z.boolean().optional(),
+      }),
+    ),
+    actionType("counter", () => z.strictObject({ type: z.literal("counter"), name: Name })),
+    actionType("mark", () => z.strictObject({ type: z.literal("mark"), value: U32, mask: U32.optional() })),
+    actionType("connmark", () =>
+      z.strictObject({
+        type: z.literal("connmark"),
+        /** set: write `value` into the connection mark; save: packet mark -> ct mark; restore: ct mark -> packet mark. */
+        op: z.enum(["set", "save", "restore"]),
+        value: U32.optional(),
+        /**
+         * set: only these bits of the connection mark change (to value's). save: only these bits
+         * of the packet mark are copied, and the connection mark's other bits become 0
+         * (CONNMARK --save-mark --nfmask M --ctmask 0xffffffff). restore: likewise from the
+         * connection mark to the packet mark (--restore-mark --ctmask M --nfmask 0xffffffff).
+         */
+        mask: U32.optional(),
+      }),
+    ),
     /** xtables-addons ACCOUNT: per-address src/dst bytes and packets in a named accounting table. */
-    z.strictObject({ type: z.literal("account"), table: Name }),
+    actionType("account", () => z.strictObject({ type: z.literal("account"), table: Name })),
     /** xtables-addons LOGMARK: log nfmark and ctmark. */
-    z.strictObject({
-      type: z.literal("logmark"),
-      prefix: logPrefix(29).optional(),
-      level: z.number().int().min(0).max(8).optional(),
-      group: z.number().int().min(0).max(65535).optional(),
-    }),
+    actionType("logmark", () =>
+      z.strictObject({
+        type: z.literal("logmark"),
+        prefix: logPrefix(29).optional(),
+        level: z.number().int().min(0).max(8).optional(),
+        group: z.number().int().min(0).max(65535).optional(),
+      }),
+    ),
     /** xtables-addons IPMARK: mark = ((addr >> shift) & andMask) | orMask. */
-    z.strictObject({
-      type: z.literal("ipmark"),
-      addr: z.enum(["src", "dst"]),
-      shift: z.number().int().min(0).max(127).optional(),
-      andMask: U32.optional(),
-      orMask: U32.optional(),
-    }),
+    actionType("ipmark", () =>
+      z.strictObject({
+        type: z.literal("ipmark"),
+        addr: z.enum(["src", "dst"]),
+        shift: z.number().int().min(0).max(127).optional(),
+        andMask: U32.optional(),
+        orMask: U32.optional(),
+      }),
+    ),
     /** xtables-addons TEE: clone the packet to a gateway on the local segment. */
-    z.strictObject({ type: z.literal("tee"), gateway: Address }),
+    actionType("tee", () => z.strictObject({ type: z.literal("tee"), gateway: Address })),
     /** `-j SET --add-set/--del-set NAME src|dst` (nft `add/delete @set { ip saddr }`): a declared dynamic address set. */
-    z.strictObject({
-      type: z.literal("setUpdate"),
-      op: z.enum(["add", "delete"]),
-      set: Name,
-      key: z.enum(["saddr", "daddr"]).default("saddr"),
-    }),
-    z.strictObject({ type: z.literal("rawsnat"), to: Cidr }),
-    z.strictObject({ type: z.literal("rawdnat"), to: Cidr }),
-    z.strictObject({ type: z.literal("checksumFill") }),
+    actionType("setUpdate", () =>
+      z.strictObject({
+        type: z.literal("setUpdate"),
+        op: z.enum(["add", "delete"]),
+        set: Name,
+        key: z.enum(["saddr", "daddr"]).default("saddr"),
+      }),
+    ),
+    actionType("rawsnat", () => z.strictObject({ type: z.literal("rawsnat"), to: Cidr })),
+    actionType("rawdnat", () => z.strictObject({ type: z.literal("rawdnat"), to: Cidr })),
+    actionType("checksumFill", () => z.strictObject({ type: z.literal("checksumFill") })),
     /** TCPMSS: rewrite the MSS option of TCP SYNs to `mss`, or clamp it to the route's path MTU ("pmtu"). */
-    z.strictObject({
-      type: z.literal("tcpmss"),
-      mss: z.union([z.literal("pmtu"), z.number().int().min(1).max(65535)]),
-    }),
+    actionType("tcpmss", () =>
+      z.strictObject({
+        type: z.literal("tcpmss"),
+        mss: z.union([z.literal("pmtu"), z.number().int().min(1).max(65535)]),
+      }),
+    ),
     /**
      * TOS (IPv4 TOS byte / IPv6 traffic class: DSCP and ECN): new = (old & ~mask) ^ value, as
      * `-j TOS --set-tos value/mask`; mask defaults to 0xff (set the whole byte). mangle only.
      */
-    z
-      .strictObject({
-        type: z.literal("tos"),
-        value: z.number().int().min(0).max(255),
-        mask: z.number().int().min(0).max(255).optional(),
-      })
-      .refine((a) => a.value !== 0 || a.mask !== 0, {
-        message: "value 0 with mask 0 changes nothing; drop the rule",
-        path: ["mask"],
+    actionType("tos", () =>
+      z
+        .strictObject({
+          type: z.literal("tos"),
+          value: z.number().int().min(0).max(255),
+          mask: z.number().int().min(0).max(255).optional(),
+        })
+        .refine((a) => a.value !== 0 || a.mask !== 0, {
+          message: "value 0 with mask 0 changes nothing; drop the rule",
+          path: ["mask"],
+        }),
+    ),
+    actionType("tarpit", () => z.strictObject({ type: z.literal("tarpit") })),
+    actionType("delude", () => z.strictObject({ type: z.literal("delude") })),
+    actionType("chaos", () =>
+      z.strictObject({ type: z.literal("chaos"), mode: z.enum(["delude", "tarpit"]).optional() }),
+    ),
+    actionType("steal", () => z.strictObject({ type: z.literal("steal") })),
+    actionType("sysrq", () => z.strictObject({ type: z.literal("sysrq") })),
+    actionType("dhcpmac", () =>
+      z.strictObject({
+        type: z.literal("dhcpmac"),
+        setMac: z
+          .string()
+          .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i, "must be a MAC address aa:bb:cc:dd:ee:ff[/bits]")
+          .refine(
+            (s) => !s.includes("/") || (Number(s.split("/")[1]) >= 1 && Number(s.split("/")[1]) <= 48),
+            "the prefix length must be 1-48 bits",
+          ),
       }),
-    z.strictObject({ type: z.literal("tarpit") }),
-    z.strictObject({ type: z.literal("delude") }),
-    z.strictObject({ type: z.literal("chaos"), mode: z.enum(["delude", "tarpit"]).optional() }),
-    z.strictObject({ type: z.literal("steal") }),
-    z.strictObject({ type: z.literal("sysrq") }),
-    z.strictObject({
-      type: z.literal("dhcpmac"),
-      setMac: z
-        .string()
-        .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}(\/\d{1,2})?$/i, "must be a MAC address aa:bb:cc:dd:ee:ff[/bits]")
-        .refine(
-          (s) => !s.includes("/") || (Number(s.split("/")[1]) >= 1 && Number(s.split("/")[1]) <= 48),
-          "the prefix length must be 1-48 bits",
-        ),
-    }),
+    ),
     /** ECHO and MIRROR send traffic back to its source: always refused (see validate/safety). */
-    z.strictObject({ type: z.literal("echo") }),
-    z.strictObject({ type: z.literal("mirror") }),
-    z.strictObject({ type: z.literal("masquerade"), port: NatTo.shape.port }),
-    z.strictObject({ type: z.literal("snat"), to: NatTo }),
-    z.strictObject({ type: z.literal("dnat"), to: NatTo }),
-    z.strictObject({ type: z.literal("redirect"), port: NatTo.shape.port }),
+    actionType("echo", () => z.strictObject({ type: z.literal("echo") })),
+    actionType("mirror", () => z.strictObject({ type: z.literal("mirror") })),
+    actionType("masquerade", () => z.strictObject({ type: z.literal("masquerade"), port: NatTo.shape.port })),
+    actionType("snat", () => z.strictObject({ type: z.literal("snat"), to: NatTo })),
+    actionType("dnat", () => z.strictObject({ type: z.literal("dnat"), to: NatTo })),
+    actionType("redirect", () => z.strictObject({ type: z.literal("redirect"), port: NatTo.shape.port })),
     /** NETMAP: 1:1 prefix translation of the source (postrouting) or destination (prerouting). */
-    z.strictObject({ type: z.literal("netmap"), to: Cidr }),
+    actionType("netmap", () => z.strictObject({ type: z.literal("netmap"), to: Cidr })),
   ]),
 );
 export type ActionObject = z.infer<typeof ActionObject>;

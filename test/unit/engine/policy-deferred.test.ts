@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as z from "zod";
 import { deferred } from "../../../src/engine/policy/primitives.ts";
+import { validatePolicy } from "../../../src/engine/validate/index.ts";
 
 function counted() {
   const calls = { n: 0 };
@@ -41,4 +42,22 @@ test("a deferred schema parses, fails and infers as the schema it builds", () =>
 test("a deferred schema that is optional or defaulted itself is refused when built", () => {
   assert.throws(() => deferred(() => z.string().optional()).parse("x"), /must not be optional or defaulted/);
   assert.throws(() => deferred(() => z.string().default("y")).parse("x"), /must not be optional or defaulted/);
+});
+
+test("action objects (each deferred behind its `type`) are refused as before", () => {
+  const errors = (action: unknown) =>
+    validatePolicy({ chains: { input: { hook: "input", rules: [{ action }] } } }).errors.map((e) => [e.code, e.path]);
+  const at = "/chains/input/rules/0/action";
+  assert.deepEqual(errors({ type: "frobnicate" }), [["invalid_value", `${at}/type`]]);
+  assert.deepEqual(errors({ nope: 1 }), [["invalid_value", `${at}/type`]]);
+  assert.deepEqual(errors({ type: "log", prefix: 5, bogus: 1 }), [
+    ["unknown_field", `${at}/bogus`],
+    ["invalid_type", `${at}/prefix`],
+  ]);
+  assert.deepEqual(errors({ type: "tos", value: 0, mask: 0 }), [["invalid_value", `${at}/mask`]]);
+  assert.match(
+    validatePolicy({ chains: { input: { hook: "input", rules: [{ action: { type: "x" } }] } } }).errors[0]!.message,
+    /must be one of "accept", "drop", .*"netmap"; got "x"/,
+  );
+  assert.deepEqual(errors({ type: "log", prefix: "ok", level: "info" }), []);
 });
