@@ -234,6 +234,11 @@ export const FEATURES = {
     nftables: yes("set with timeouts (add/update/delete @set); one set per window a list is checked with"),
     iptables: yes("-m recent"),
   },
+  "match.routingHeader": {
+    label: "IPv6 routing header (rt)",
+    nftables: yes("rt type / rt seg-left (exthdr rt exists when neither is given)"),
+    iptables: yes("ip6tables -m rt --rt-type / --rt-segsleft"),
+  },
   "match.tcpMss": {
     label: "TCP MSS option (tcpmss)",
     nftables: yes("tcp option maxseg size; negated: maxseg missing, or size outside (two rules)"),
@@ -696,6 +701,7 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
     if ([...f.mask, ...f.compare].some((x) => x === "ecn" || x === "cwr")) at("match.tcpFlagsEcnCwr", "tcpFlags");
   }
   if (m.tcpMss !== undefined) at("match.tcpMss", "tcpMss");
+  if (m.routingHeader !== undefined) at("match.routingHeader", "routingHeader");
   if (m.limit) at(m.limit.over ? "match.limitOver" : "match.limit", "limit");
   if (m.meter) at("match.meter", "meter");
   if (m.recent) {

@@ -386,6 +386,61 @@ const physdev: ExtraModule = {
   },
 };
 
+/**
+ * `ip6tables -m rt` (ip6t_rt): --rt-type and --rt-segsleft N[:M], each negatable. A packet
+ * without a routing header matches none of them (negated ones included), as nft's `rt`.
+ * --rt-len and the type-0 address options (--rt-0-addrs, --rt-0-res, --rt-0-not-strict) are
+ * refused: the policy has no key for them.
+ */
+const rt: ExtraModule = {
+  options: {
+    "--rt-type": negArg,
+    "--rt-segsleft": negArg,
+    "--rt-len": negArg,
+    "--rt-0-res": flag0,
+    "--rt-0-addrs": arg1,
+    "--rt-0-not-strict": flag0,
+  },
+  build(o, d) {
+    if (d.family === "ipv4")
+      fail("import_unsupported", "-m rt is an ip6tables match (the IPv6 routing header)", "-m rt");
+    for (const k of ["--rt-len", "--rt-0-res", "--rt-0-addrs", "--rt-0-not-strict"]) {
+      const x = o.get(k);
+      if (x)
+        fail(
+          "import_unsupported",
+          `rt ${k} has no equivalent in the policy schema (--rt-type and --rt-segsleft do)`,
+          x.opt,
+        );
+    }
+    const m: NonNullable<Match["routingHeader"]> = {};
+    const t = o.get("--rt-type");
+    if (t) {
+      const v = /^\d{1,3}$/.test(val(t)) ? Number(val(t)) : NaN;
+      if (!(v >= 0 && v <= 255))
+        fail("import_invalid_value", `--rt-type ${val(t)} is not a routing type (0-255)`, val(t));
+      m.type = negate(t.neg, v);
+    }
+    const s = o.get("--rt-segsleft");
+    if (s) {
+      // ip6t_rt compares the 8-bit field with a u32 range; N: or :M leave one end open.
+      const r = /^(\d{0,10})(?::(\d{0,10}))?$/.exec(val(s));
+      const lo = r && r[1] !== "" ? Number(r[1]) : 0;
+      const given = r ? (r[2] === undefined ? lo : r[2] === "" ? 255 : Number(r[2])) : NaN;
+      // The field holds 0-255: an upper end above it is 255 (iptables-save prints 0:4294967295).
+      const hi = Math.min(given, 255);
+      if (!r || (r[1] === "" && r[2] === undefined) || !(lo <= given) || given > 0xffffffff || lo > 255)
+        fail(
+          "import_invalid_value",
+          `--rt-segsleft ${val(s)} is not a segments-left value or range within 0-255`,
+          val(s),
+        );
+      m.segmentsLeft = negate(s.neg, lo === hi ? lo : `${lo}-${hi}`);
+    }
+    setMatch(d, "routingHeader", m, "-m rt");
+  },
+};
+
 export const EXTRA_MODULES = {
   physdev,
   mac,
@@ -397,4 +452,5 @@ export const EXTRA_MODULES = {
   connlimit,
   ttl: ttlModule("--ttl"),
   hl: ttlModule("--hl"),
+  rt,
 };

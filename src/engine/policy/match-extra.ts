@@ -223,6 +223,29 @@ export const PhysdevMatch = deferred(() =>
     .refine((m) => Object.keys(m).length > 0, { message: "give at least one of iif, oif, isIn, isOut, isBridged" }),
 );
 
+/** A byte field's value (0-255) or an inclusive range "min-max" of such values. */
+const ByteOrRange = z.union([
+  z.number().int().min(0).max(255),
+  z
+    .string()
+    .regex(/^\d{1,3}-\d{1,3}$/, 'must be a value or a range "min-max"')
+    .refine((s) => {
+      const [a, b] = s.split("-").map(Number) as [number, number];
+      return a <= b && b <= 255;
+    }, "a range of 0-255, min not above max"),
+]);
+
+/**
+ * The IPv6 routing header (`ip6tables -m rt`, nft `rt type` / `rt seg-left`): its routing type
+ * and its segments left. A packet without a routing header does not match, negated tests
+ * included, in ip6t_rt and in nft (the header lookup fails, the rule stops). `{}` matches any
+ * packet that has one (nft `exthdr rt exists`). IPv6 only.
+ */
+export const RoutingHeaderMatch = z.strictObject({
+  type: negatable(z.number().int().min(0).max(255)).optional(),
+  segmentsLeft: negatable(ByteOrRange).optional(),
+});
+
 export const extraMatchKeys = {
   /** Local socket's user id (`-m owner --uid-owner`, nft `meta skuid`): output and postrouting only. */
   skuid: deferred(() => negatable(IdRange)).optional(),
@@ -239,6 +262,8 @@ export const extraMatchKeys = {
   pktType: deferred(() => negatable(z.enum(PKT_TYPES))).optional(),
   /** IPv4 TTL / IPv6 hop limit compared with a value (`-m ttl --ttl-eq`, `-m hl --hl-gt`; nft `ip ttl` / `ip6 hoplimit`). */
   ttl: TtlMatch.optional(),
+  /** IPv6 routing header: its type and segments left (`ip6tables -m rt`, nft `rt type` / `rt seg-left`). IPv6 only. */
+  routingHeader: RoutingHeaderMatch.optional(),
   /** IPsec policy (`-m policy`): the packet arrived decapsulated (in) / will be encapsulated (out), or not (policy none). */
   ipsec: IpsecMatch.optional(),
   /** The connection's original tuple (`-m conntrack --ctproto/--ctorig*`, nft `ct original ...`). */

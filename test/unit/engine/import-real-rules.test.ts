@@ -551,3 +551,41 @@ test("ipfw drop rules: in -> mangle prerouting, out -> mangle postrouting, neith
   assert.equal(bad.errors.length, 1);
   assert.match(bad.errors[0]!.message, /orders rules by number/);
 });
+
+test("ip6tables -m rt: --rt-type and --rt-segsleft as routingHeader (IPv6 only); other rt options and IPv4 refused", () => {
+  const chains = save(
+    "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m rt --rt-type 0 -j DROP\n-A INPUT -m rt ! --rt-type 2 --rt-segsleft 1:5 -j DROP\n-A INPUT -m rt --rt-segsleft 3:4294967295 -j DROP\nCOMMIT\n",
+    { family: "ipv6" },
+  );
+  assert.deepEqual(
+    chains.input!.rules.map((r) => r.match),
+    [
+      { family: "ipv6", routingHeader: { type: 0 } },
+      { family: "ipv6", routingHeader: { type: { not: 2 }, segmentsLeft: "1-5" } },
+      { family: "ipv6", routingHeader: { segmentsLeft: "3-255" } },
+    ],
+  );
+  assert.match(
+    importPolicy("iptables-save", "*filter\n-A INPUT -m rt --rt-len 16 -j DROP\nCOMMIT\n", { family: "ipv6" })
+      .errors[0]!.message,
+    /--rt-len has no equivalent/,
+  );
+  assert.match(
+    importPolicy("iptables-save", "*filter\n-A INPUT -m rt --rt-type 300 -j DROP\nCOMMIT\n", { family: "ipv6" })
+      .errors[0]!.message,
+    /not a routing type/,
+  );
+  assert.match(
+    // A script with ip6tables rules too: its iptables rules are IPv4's, where ip6t_rt does not load.
+    importPolicy(
+      "iptables",
+      "ip6tables -A INPUT -m rt --rt-type 0 -j DROP\niptables -A INPUT -m rt --rt-type 0 -j DROP",
+    ).errors[0]!.message,
+    /ip6tables match/,
+  );
+  const p = Policy.parse({
+    chains: { input: { hook: "input", rules: [{ match: { routingHeader: { type: 0 } }, action: "drop" }] } },
+  });
+  assert.deepEqual(checkTargetSupport(p, "nftables"), []);
+  assert.deepEqual(validatePolicy(p).ok, true);
+});

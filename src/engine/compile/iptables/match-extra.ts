@@ -33,6 +33,7 @@ export function extraApplies(m: Match, env: RuleEnv): boolean {
   }
   const tunnel = m.ipsec ? ipsecTunnelFamily(m.ipsec) : undefined;
   if (tunnel !== undefined && tunnel !== env.fam) return false;
+  if (m.routingHeader !== undefined && env.fam === "ipv4") return false;
   return !(m.fragment !== undefined && env.fam === "ipv6");
 }
 
@@ -114,6 +115,20 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
         `-m pkttype ${neg(negated)}--pkt-type ${({ host: "unicast", broadcast: "broadcast", multicast: "multicast", other: "otherhost" } as const)[value]}`,
       ),
     );
+  }
+  if (m.routingHeader !== undefined) {
+    // ip6t_rt: --rt-segsleft takes min:max.
+    const { type, segmentsLeft } = m.routingHeader;
+    const opts: string[] = [];
+    if (type !== undefined) {
+      const { value, negated } = unwrap(type);
+      opts.push(`${neg(negated)}--rt-type ${value}`);
+    }
+    if (segmentsLeft !== undefined) {
+      const { value, negated } = unwrap(segmentsLeft);
+      opts.push(`${neg(negated)}--rt-segsleft ${String(value).replace("-", ":")}`);
+    }
+    out.push(piece(SLOT.rt, ["-m rt", ...opts].join(" ")));
   }
   if (m.ttl !== undefined) {
     // xt_ttl (IPv4) and xt_hl (IPv6) take the same comparisons; ne is `! --ttl-eq`.

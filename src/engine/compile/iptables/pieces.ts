@@ -36,6 +36,7 @@ export const SLOT = {
   ipsec: 45,
   pkttype: 46,
   ttl: 47,
+  rt: 47.5,
   time: 48,
   // xtables-addons matches sit before the stateful ones, as on nftables (compile/nft/match.ts):
   // a token bucket, list, quota or counter sees only packets that matched everything else.

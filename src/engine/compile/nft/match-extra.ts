@@ -20,6 +20,7 @@ export function extraFamilies(m: Match): Fam[] | undefined {
     for (const x of [...fams]) if (x !== f) fams.delete(x);
   }
   if (m.fragment !== undefined) fams.delete("ipv6");
+  if (m.routingHeader !== undefined) fams.delete("ipv4");
   for (const key of ["saddr", "daddr"] as const) {
     const v = m.ctOriginal?.[key];
     if (v === undefined) continue;
@@ -66,6 +67,23 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
     if (fam === "ipv6") return null;
     // Non-first fragments: a fragment offset (iptables -f).
     parts.push(`ip frag-off & 0x1fff ${m.fragment ? "!=" : "=="} 0`);
+    impliesFamily = true;
+  }
+  if (m.routingHeader !== undefined) {
+    if (fam === "ipv4") return null;
+    // nft's exthdr lookup fails without a routing header and the rule stops, negated tests
+    // included, as ip6t_rt returns false; nft adds the meta nfproto ipv6 it needs itself.
+    const { type, segmentsLeft } = m.routingHeader;
+    const before = parts.length;
+    if (type !== undefined) {
+      const { value, negated } = unwrap(type);
+      parts.push(`rt type ${neg(negated)}${value}`);
+    }
+    if (segmentsLeft !== undefined) {
+      const { value, negated } = unwrap(segmentsLeft);
+      parts.push(`rt seg-left ${neg(negated)}${value}`);
+    }
+    if (parts.length === before) parts.push("exthdr rt exists");
     impliesFamily = true;
   }
   if (m.pktType !== undefined) {

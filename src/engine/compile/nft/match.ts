@@ -116,6 +116,7 @@ export function matchNeedsFamily(m: Match | undefined): boolean {
       m.saddrRange !== undefined ||
       m.daddrRange !== undefined ||
       m.fragment !== undefined ||
+      m.routingHeader !== undefined ||
       m.ttl !== undefined ||
       m.connlimit !== undefined ||
       xtNeedsFamily(m.xt))
