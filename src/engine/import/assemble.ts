@@ -29,6 +29,7 @@ export function assemble(draft: PolicyDraft, out: Collector, fromSave: boolean):
   out.resolveDeferred();
   const familyDrops = draft.settleFamilyPolicies();
   if (fromSave) foldPalisadeLayout(draft, out.entries);
+  const ipv6Passes = passIpv6(draft, out.entries);
   liftIdioms(draft, out.entries);
   pointPoliciesAtDropRules(out.entries, familyDrops);
   pruneHeaderChains(draft, out.entries);
@@ -54,7 +55,7 @@ export function assemble(draft: PolicyDraft, out: Collector, fromSave: boolean):
         `${e.input ? `${e.input} ` : ""}line ${e.line}: ${e.reason ?? "not imported"}`,
       ),
     );
-  const warnings = [...policyWarnings(draft), ...ipsetWarnings(draft)];
+  const warnings = [...ipv6Passes, ...ipsetWarnings(draft)];
   const parsed = Policy.safeParse(doc);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -72,19 +73,35 @@ export function assemble(draft: PolicyDraft, out: Collector, fromSave: boolean):
 }
 
 /**
- * iptables' DROP policy is IPv4's; as the policy of the inet chain it drops IPv6 as well, which
- * the host never did: its neighbour discovery and IPv6 connections, unless a rule accepts them
- * (the dump's rules without addresses apply to both families). Said once per chain.
+ * iptables' DROP policy is IPv4's only: ip6tables' chains, not iptables', see IPv6. As the inet
+ * chain's policy it would drop IPv6 too, and the chain's rules (those without addresses apply
+ * to both families) would filter it. So a chain whose drop policy came from iptables only (no
+ * ip6tables policy for it in the input) starts with a rule that accepts IPv6: IPv6 passes it
+ * untouched, as it passed iptables, and IPv4 meets the rules and the drop policy, as it did.
+ * Added before the idioms are lifted: a preset runs before the chain's rules, and would then
+ * reach IPv6 ahead of this rule. The policy line's report says so; a warning once per chain.
  */
-function policyWarnings(draft: PolicyDraft): Diagnostic[] {
+function passIpv6(draft: PolicyDraft, entries: PendingEntry[]): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const [chain, { line, text }] of draft.ipv4PolicyDrops) {
-    if (chain.policy !== "drop" || ![...draft.chains.values()].includes(chain)) continue;
+    if (chain.policy !== "drop" || draft.chains.get(chain.key) !== chain) continue;
+    chain.rules.unshift({
+      rule: {
+        comment: `IPv6 passes: ${text} (line ${line}) is iptables' default, for IPv4 only`,
+        match: { family: "ipv6" },
+        action: "accept",
+      },
+      line,
+    });
+    const why = `${text} drops IPv4 only (iptables never sees IPv6): the chain's policy is drop and its first rule accepts IPv6, which passes this chain unfiltered as it passed iptables`;
+    for (const e of entries)
+      if (e.line === line && e.status === "imported" && e.target?.kind === "chain" && e.target.chain === chain)
+        e.reason = e.reason ? `${e.reason}; ${why}` : why;
     out.push(
       warning(
-        ["chains", chain.key, "policy"],
-        "policy_drop_covers_ipv6",
-        `line ${line}: ${text} is iptables' default for IPv4 only, but as the policy of the inet chain ${chain.key} it drops IPv6 too: IPv6 neighbour discovery and IPv6 connections (management included) are dropped unless a rule accepts them, where the host let IPv6 through (or left it to ip6tables). Add the host's IPv6 rules (ICMPv6 for neighbour discovery at least), or, to leave IPv6 unfiltered, replace the policy by a last rule that drops IPv4 only (match family ipv4, action drop)`,
+        ["chains", chain.key, "rules", 0],
+        "policy_drop_ipv4_only",
+        `line ${line}: ${text} is iptables' default for IPv4 only, so IPv6 passes the inet chain ${chain.key} unfiltered (its first rule accepts IPv6), as it passed iptables: the input holds no ip6tables rules for it. To filter IPv6 as well, add the host's IPv6 rules (its ip6tables-save, or ICMPv6 for neighbour discovery and the services to reach) and remove that rule`,
       ),
     );
   }

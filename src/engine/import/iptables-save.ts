@@ -10,6 +10,7 @@ import { applyIptables } from "./iptables.ts";
 import { detectSaveFamily, mixedSaveHeaders } from "./save-family.ts";
 import { splitSaveWords } from "./save-words.ts";
 import { applyIpset, isIpsetSaveLine } from "./ipset.ts";
+import type { Family } from "./values.ts";
 
 /**
  * Who wrote the text: `family` when the caller knows ("ipv6": ip6tables-save, "ipv4":
@@ -17,6 +18,8 @@ import { applyIpset, isIpsetSaveLine } from "./ipset.ts";
  * `ipsetLines`: lines of `ipset save` (`create`, `add`) may stand among the rules, as when its
  * output and iptables-save's are kept in one file. They are applied first, as `ipset restore`
  * runs before iptables-restore (a rule can only refer to a set that exists).
+ * `ipv4Only`: IPv4 text imported beside IPv6 text (an executed script's iptables-restore and
+ * ip6tables-restore): its rules and policies are IPv4's only, as each family's are in a script.
  */
 export function importSave(
   source: string,
@@ -25,6 +28,7 @@ export function importSave(
   family?: "ipv4" | "ipv6",
   hint?: "ipv6",
   ipsetLines = false,
+  ipv4Only = false,
 ): "ipv4" | "ipv6" | undefined {
   const lines = source.replace(/\r\n?/g, "\n").split("\n");
   const mixed = mixedSaveHeaders(lines);
@@ -44,7 +48,7 @@ export function importSave(
     family === undefined
       ? (detectSaveFamily(lines) ?? (hint ? { family: hint, line: -1, why: "the file's name says IPv6" } : undefined))
       : undefined;
-  const fam = (family ?? detected?.family) === "ipv6" ? "ipv6" : undefined;
+  const fam: Family | undefined = (family ?? detected?.family) === "ipv6" ? "ipv6" : ipv4Only ? "ipv4" : undefined;
   let told = false;
   // A trailing newline is not a line of its own.
   if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop();
@@ -80,7 +84,7 @@ export function importSave(
           fail("import_unsupported", `table ${name} is not one of filter, nat, mangle, raw, rawpost`, name);
         table = name;
         // A family the rules gave away, not the header, is said where the reader looks first.
-        if (fam && detected && detected.line !== 0 && !told) {
+        if (fam === "ipv6" && detected && detected.line !== 0 && !told) {
           told = true;
           const at = detected.line > 0 ? `line ${detected.line}: ` : "";
           return {
@@ -135,7 +139,7 @@ export function importSave(
   return fam ?? "ipv4";
 }
 
-function chainHeader(text: string, table: Table, draft: PolicyDraft, line: number, family?: "ipv6") {
+function chainHeader(text: string, table: Table, draft: PolicyDraft, line: number, family?: Family) {
   const [name, policy] = splitSaveWords(text.slice(1));
   if (!name || !policy) fail("import_syntax", "a chain line is :NAME POLICY [packets:bytes]", text);
   if (policy === "-") {
@@ -151,7 +155,8 @@ function chainHeader(text: string, table: Table, draft: PolicyDraft, line: numbe
     fail("import_syntax", `${name} is not a builtin chain of table ${table}, so it cannot have a policy`, name);
   if (policy !== "ACCEPT" && policy !== "DROP")
     fail("import_invalid_value", `a chain policy is ACCEPT or DROP, not ${policy}`, policy);
-  // ip6tables-save: the policy is IPv6's only (the inet chain also carries IPv4), settled at the end.
+  // ip6tables-save: the policy is IPv6's only (the inet chain also carries IPv4), settled at the
+  // end; so is an IPv4 text's imported beside IPv6 text.
   if (family) {
     const fam = draft.familyPolicies.get(chain) ?? {};
     fam[family] = policy === "DROP" ? "drop" : "accept";

@@ -57,7 +57,7 @@ export function importRecorded(commands: readonly RecordedCommand[]): ImportResu
   for (const c of commands) {
     const text = [c.program, ...c.args].map(quote).join(" ");
     if (c.program === "iptables-restore" || c.program === "ip6tables-restore") {
-      restore(c, text, draft, out);
+      restore(c, text, draft, out, mixed);
       continue;
     }
     out.add(c.line, text, () => {
@@ -81,8 +81,11 @@ export function importRecorded(commands: readonly RecordedCommand[]): ImportResu
   return assemble(draft, out, false);
 }
 
-/** iptables-restore input: imported as iptables-save text, its lines reported on the script line. */
-function restore(c: RecordedCommand, text: string, draft: PolicyDraft, out: Collector): void {
+/**
+ * iptables-restore input: imported as iptables-save text, its lines reported on the script line.
+ * `mixed`: the script also configures IPv6 (ip6tables, ip6tables-restore).
+ */
+function restore(c: RecordedCommand, text: string, draft: PolicyDraft, out: Collector, mixed: boolean): void {
   const unsupported = c.args.filter((a) => !/^(-n|--noflush|-w|--wait|-c|--counters)$/.test(a));
   if (unsupported.length > 0 || c.input === undefined) {
     out.add(c.line, text, () =>
@@ -96,7 +99,9 @@ function restore(c: RecordedCommand, text: string, draft: PolicyDraft, out: Coll
   }
   const inner = new Collector();
   const fam = c.program === "ip6tables-restore" ? "ipv6" : undefined;
-  importSave(c.input, draft, inner, fam);
+  // Beside ip6tables, iptables-restore's rules and policies are IPv4's only (as iptables lines are):
+  // its DROP policy is settled per family, not overwritten by ip6tables-restore's ACCEPT.
+  importSave(c.input, draft, inner, fam, undefined, false, fam === undefined && mixed);
   for (const e of inner.entries) {
     e.text = `${c.program} <<< ${e.text}`;
     e.line = c.line;

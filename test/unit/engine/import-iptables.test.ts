@@ -339,12 +339,14 @@ test("chains: builtin -> base chains per table, -N user chains (renamed when nee
   assert.deepEqual(Object.keys(p.chains), ["LOG_DROP", "input", "nat_LOG_DROP", "nat_postrouting", "mangle_output"]);
   assert.match(r.report[0]!.reason!, /named LOG_DROP/);
   assert.equal(p.chains.input?.policy, "drop");
+  // iptables' DROP is IPv4's: the first rule lets IPv6 pass (an IPv6 accept), as iptables did.
+  assert.deepEqual(p.chains.input?.rules[0]?.match, { family: "ipv6" });
   assert.deepEqual(
     p.chains.input?.rules.map((x) => x.action),
-    ["accept", { type: "jump", chain: "LOG_DROP" }, "accept", "accept"],
+    ["accept", "accept", { type: "jump", chain: "LOG_DROP" }, "accept", "accept"],
   );
-  assert.deepEqual(p.chains.input?.rules[2]?.match, { protocol: "tcp", dport: 22 });
-  assert.equal(r.report[6]!.path, "/chains/input/rules/2", "paths are computed after later inserts");
+  assert.deepEqual(p.chains.input?.rules[3]?.match, { protocol: "tcp", dport: 22 });
+  assert.equal(r.report[6]!.path, "/chains/input/rules/3", "paths are computed after later inserts");
   assert.deepEqual(p.chains.nat_postrouting, {
     table: "nat",
     hook: "postrouting",
@@ -420,7 +422,7 @@ test("iptables-save: tables, chain headers, counters, quoting, COMMIT", () => {
   const p = r.policy!;
   assert.deepEqual(Object.keys(p.chains).sort(), ["input", "my_chain", "nat_postrouting"]);
   assert.equal(p.chains.input?.policy, "drop");
-  assert.equal(p.chains.input?.rules[0]?.comment, "ssh 'admin'");
+  assert.equal(p.chains.input?.rules[1]?.comment, "ssh 'admin'");
   assert.match(r.report[6]!.reason!, /comment adjusted/);
   assert.equal(r.report.find((l) => l.line === 4)!.status, "skipped", "empty FORWARD with policy ACCEPT adds nothing");
   assert.equal(r.report.find((l) => l.line === 3)!.path, "/chains/input");
