@@ -36,7 +36,7 @@ export const PolicyRequest = z
       .max(4 * 1024 * 1024)
       .optional()
       .describe(
-        "with format and source: `ipset save` output for the sets the lines match (`-m set`); without it a line that matches such a set is refused (import_ipset_contents_missing), as iptables-restore refuses it; a set only `-j SET` adds to is imported empty, with the warning ipset_contents_missing",
+        "with format and source: `ipset save` output for the sets the lines match (`-m set`); without it a line that matches such a set is refused (import_ipset_contents_missing), as iptables-restore refuses it, and so is a `-j SET` of such a set",
       ),
     message: z.string().max(2000).optional().describe("what changed and why (kept with the version)"),
   })
@@ -107,7 +107,7 @@ export function validateInput(input: PolicyRequest, target?: Target): Validation
   if (importErrors.length > 0)
     return { ok: false, errors: importErrors, warnings: importWarnings, ...(importReport && { importReport }) };
   const result = validatePolicy(doc, target ? { target } : undefined);
-  // What the import assumed (an ipset declared empty) comes first: the operator acts on it.
+  // What the import needs the operator for (an IPv4 policy that leaves IPv6 unfiltered, element timeouts dropped) comes first.
   const extra = { warnings: [...importWarnings, ...result.warnings], ...(importReport && { importReport }) };
   if (result.ok && result.policy) return { ok: true, policy: result.policy, ...extra };
   return { ok: false, errors: result.errors, ...extra };

@@ -57,9 +57,11 @@ test("a script with functions, loops, case and substitutions is recorded with it
   assert.deepEqual(r.errors, []);
   const input = r.policy!.chains.input!;
   assert.equal(input.policy, "drop");
-  assert.equal(input.rules.length, 7);
+  // iptables' DROP is IPv4's: the first rule lets IPv6 pass, then the script's seven rules.
+  assert.deepEqual(input.rules[0]!.match, { family: "ipv6" });
+  assert.equal(input.rules.length, 8);
   assert.deepEqual(r.policy!.sets.friends?.elements, ["192.0.2.7"]);
-  assert.equal(input.rules[4]!.match?.saddr, "@friends");
+  assert.equal(input.rules[5]!.match?.saddr, "@friends");
   const lines = r.report.map((l) => l.line);
   assert.deepEqual(
     lines,

@@ -15,7 +15,7 @@ export interface ImportResult {
   report: ImportReportLine[];
   /** One error per line that could not be imported, plus schema errors of the assembled document. */
   errors: Diagnostic[];
-  /** What was imported but needs the operator (e.g. ipset_contents_missing: a set declared empty). */
+  /** What was imported but needs the operator (e.g. policy_drop_ipv4_only: IPv6 left unfiltered). */
   warnings: Diagnostic[];
   /** iptables-save text: the family it was read as (so a client that re-sends it can say so). */
   family?: "ipv4" | "ipv6";

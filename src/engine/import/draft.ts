@@ -49,7 +49,7 @@ export class PolicyDraft {
   readonly quotas: Record<string, QuotaDef> = {};
   /** The quota2 name each policy quota stands for, where the two differ (a keyword renamed). */
   readonly quotaOrigins = new Map<string, string>();
-  /** ipsets as policy sets: created by ipset commands or `ipset save` lines, or declared empty from their use. */
+  /** ipsets as policy sets: created by ipset commands or `ipset save` lines. */
   readonly sets: Record<string, SetDef> = {};
   /**
    * The members of each policy set while the input is read (`sets[k].elements` stays empty):
@@ -57,7 +57,7 @@ export class PolicyDraft {
    * arrays are built once, by setsDocument().
    */
   readonly setMembers = new Map<string, Set<string>>();
-  /** Where each policy set came from (its ipset name; for a set declared from its use, how). */
+  /** Where each policy set came from (its ipset name). */
   readonly ipsets = new Map<string, IpsetOrigin>();
   /** ipsets of a type the policy cannot hold, by ipset name: why a rule that uses one is refused. */
   readonly unsupportedIpsets = new Map<string, string>();
@@ -255,8 +255,6 @@ export class PolicyDraft {
 export interface IpsetOrigin {
   /** The name ipset knows it by (the policy name may be sanitised). */
   ipset: string;
-  /** The input did not create it: declared empty with the type its first use implies. */
-  inferred?: { line: number; family: Family; use: string };
   /** Elements added with a timeout of their own, which the policy replaces by the set's. */
   elementTimeouts?: { count: number; first: string };
   /**

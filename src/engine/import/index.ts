@@ -32,8 +32,8 @@ export interface ImportOptions {
   /**
    * `ipset save` output for the sets the source matches (`create NAME TYPE ...`, `add NAME X`):
    * applied first, as `ipset restore` runs before iptables-restore. Without it a rule matching a
-   * set the source does not hold is refused (import_ipset_contents_missing); a set only `-j SET`
-   * names is declared empty (warning ipset_contents_missing).
+   * set the source does not hold is refused (import_ipset_contents_missing), and so is a `-j SET`
+   * of such a set, as iptables-restore refuses both.
    */
   ipsets?: string;
 }

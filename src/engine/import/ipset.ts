@@ -1,19 +1,21 @@
 // ipsets as policy sets. Their contents come from ipset commands (recorded from an executed
-// script, or written in a text script), from `ipset save` text (`palisade import --ipset FILE`,
-// or its lines inside an iptables-save input), or from nowhere: a dump names a set in
-// `-m set --match-set NAME src` but never holds its members. Then the set is declared empty
-// with the type its use implies (addresses of the rule's family), as `ipset create` before
-// iptables-restore would leave it, and the import warns (ipset_contents_missing).
+// script, or written in a text script), or from `ipset save` text (`palisade import --ipset
+// FILE`, or its lines inside an iptables-save input). A rule that names a set the input does
+// not create (`-m set --match-set NAME src`, `-j SET --add-set NAME src`) is refused
+// (import_ipset_contents_missing), as iptables-restore refuses it: "Set NAME doesn't exist".
 import { warning, type Diagnostic } from "../diagnostics.ts";
 import {
   compressIpv6,
   expandIpv6,
   hasHostBits,
+  intToIpv4,
   ipv4Network,
+  ipv4ToInt,
   parsePrefix,
   prefixNetwork,
   zoneIdProblem,
 } from "../net/address.ts";
+import { isIPv4 } from "../net/ip-syntax.ts";
 import { isIdentifier } from "../nft/names.ts";
 import { reservedSetName } from "../validate/names.ts";
 import { Name } from "../policy/index.ts";
@@ -53,11 +55,9 @@ const SUPPLY_HINT =
   "give the output of `ipset save` with `palisade import --ipset FILE` (API: `ipsets`), or put its lines before the dump";
 
 /**
- * The policy set a rule's `--match-set NAME DIR` or `-j SET --add-set NAME DIR` refers to.
- * A match needs the set from the input (iptables-restore refuses the rule while the set does
- * not exist, and its members are what the rule tests). A set only `-j SET` names is declared
- * empty here, typed by this use: addresses of the rule's family (iptables: IPv4, ip6tables:
- * IPv6), without prefixes (an nft set that the packet path updates cannot be an interval set).
+ * The policy set a rule's `--match-set NAME DIR` or `-j SET --add-set NAME DIR` refers to. It
+ * must come from the input: iptables-restore refuses either rule while the set does not exist
+ * ("Set NAME doesn't exist."), and a match's members are what the rule tests.
  */
 export function useSet(
   d: RuleDraft,
@@ -86,46 +86,40 @@ export function useSet(
       ipsetName,
     );
   }
-  // iptables-restore refuses a rule that matches a set that does not exist. Declared empty, a
-  // match would test nothing the host's set holds: a positive one matches no packet (`-j
-  // ACCEPT` of the management addresses accepts none of them), a negated one every packet
-  // (`! --match-set allow src -j DROP` would drop all input).
-  if (!update && (!origin || origin.inferred))
+  // iptables-restore refuses a rule that names a set that does not exist (a match, and -j SET
+  // as well: "Set NAME doesn't exist."). Declared empty, a match would test nothing the host's
+  // set holds: a positive one matches no packet (`-j ACCEPT` of the management addresses
+  // accepts none of them), a negated one every packet (`! --match-set allow src -j DROP` would
+  // drop all input); a -j SET set would lose its type, timeout and members.
+  const set = draft.sets[key];
+  if (!origin || !set)
     fail(
       "import_ipset_contents_missing",
       `${negated ? "! " : ""}${use} ${ipsetName} ${dir}: the input does not hold ipset ${ipsetName}; ${
-        negated
-          ? "empty, the negated match is true for every packet, so this rule would act on all traffic"
-          : "empty, the match is true for no packet, so this rule would act on none of the addresses the host's set holds"
-      } (iptables-restore refuses it while the set does not exist). Supply the set: ${SUPPLY_HINT} (for a set that is empty on the host too, its \`create\` line)`,
+        update
+          ? "iptables-restore refuses this rule while the set does not exist (Set doesn't exist), and its type, timeout and members are the host's"
+          : `${
+              negated
+                ? "empty, the negated match is true for every packet, so this rule would act on all traffic"
+                : "empty, the match is true for no packet, so this rule would act on none of the addresses the host's set holds"
+            } (iptables-restore refuses it while the set does not exist)`
+      }. Supply the set: ${SUPPLY_HINT} (for a set that is empty on the host too, its \`create\` line)`,
       ipsetName,
     );
   // An ipset has one family; iptables matches only inet sets, ip6tables only inet6 ones.
   const family = d.family === "ipv6" ? "ipv6" : "ipv4";
-  const set = draft.sets[key];
-  if (set) {
-    const setFamily = set.type === "ipv6_addr" ? "ipv6" : "ipv4";
-    if (setFamily !== family)
-      fail(
-        "import_conflict",
-        `${use} ${ipsetName}: the set holds ${setFamily === "ipv6" ? "IPv6 (family inet6)" : "IPv4 (family inet)"} addresses, but this is an ${family === "ipv6" ? "ip6tables" : "iptables"} rule`,
-        ipsetName,
-      );
-    if (update && set.interval)
-      fail(
-        "import_unsupported",
-        `${use} ${ipsetName}: the set is a hash:net (an interval set, for its prefixes) that this rule adds to; nftables refuses a set with both flags interval and dynamic (Operation not supported). Keep the set of plain addresses the rule adds to apart from the set of prefixes (hash:ip for the one -j SET fills)`,
-        ipsetName,
-      );
-  } else {
-    draft.sets[key] = { type: family === "ipv6" ? "ipv6_addr" : "ipv4_addr", elements: [] };
-    draft.ipsets.set(key, { ipset: ipsetName, inferred: { line: d.line, family, use: `${use} ${ipsetName} ${dir}` } });
-    const renamed = renamedNote(ipsetName, key);
-    if (renamed) d.notes.push(renamed);
-  }
-  if (draft.ipsets.get(key)?.inferred)
-    d.notes.push(
-      `warning: ipset_contents_missing: the input does not hold ipset ${ipsetName}; /sets/${key} is declared empty`,
+  const setFamily = set.type === "ipv6_addr" ? "ipv6" : "ipv4";
+  if (setFamily !== family)
+    fail(
+      "import_conflict",
+      `${use} ${ipsetName}: the set holds ${setFamily === "ipv6" ? "IPv6 (family inet6)" : "IPv4 (family inet)"} addresses, but this is an ${family === "ipv6" ? "ip6tables" : "iptables"} rule`,
+      ipsetName,
+    );
+  if (update && set.interval)
+    fail(
+      "import_unsupported",
+      `${use} ${ipsetName}: the set is a hash:net (an interval set, for its prefixes) that this rule adds to; nftables refuses a set with both flags interval and dynamic (Operation not supported). Keep the set of plain addresses the rule adds to apart from the set of prefixes (hash:ip for the one -j SET fills)`,
+      ipsetName,
     );
   return key;
 }
@@ -141,9 +135,8 @@ const COUNTED_WHAT = {
 } as const;
 
 /**
- * One warning per set declared from its use (empty until its contents are supplied), one per
- * set whose elements had their own timeouts (the policy gives each the set's), and one per
- * set whose elements had host bits (kept as their network).
+ * One warning per set whose elements had their own timeouts (the policy gives each the set's),
+ * and one per set whose elements had host bits (kept as their network).
  */
 export function ipsetWarnings(draft: PolicyDraft): Diagnostic[] {
   const out: Diagnostic[] = [];
@@ -169,17 +162,6 @@ export function ipsetWarnings(draft: PolicyDraft): Diagnostic[] {
       );
     if (origin.elementHostBits && set)
       out.push(counted(origin.elementHostBits, ELEMENT_HOST_BITS, "ipset stores the network, and so does the policy"));
-    if (!origin.inferred || !set) continue;
-    const { line, family, use } = origin.inferred;
-    const fam = family === "ipv6" ? "IPv6" : "IPv4";
-    out.push(
-      warning(
-        ["sets", key],
-        "ipset_contents_missing",
-        `ipset ${origin.ipset} is empty in the policy: the input adds to it (line ${line}: ${use}) but does not create it. ` +
-          `Assumed ${fam} addresses (${key}: type ${set.type}, dynamic; hash:ip, family ${family === "ipv6" ? "inet6" : "inet"}, no timeout). To keep its type, timeout and members: ${SUPPLY_HINT}`,
-      ),
-    );
   }
   return out;
 }
@@ -214,9 +196,27 @@ const COMMANDS: Record<string, string> = {
   "-E": "rename",
 };
 
+/**
+ * How a command is run. `restore`: a line of `ipset restore` input (an `ipset save` file, its
+ * lines in a dump, an executed script's `ipset restore`): a command ipset refuses stops the
+ * restore there, so the rest of the file never reaches the host, and the import refuses the
+ * line. Otherwise one `ipset` call of a script: a refused add or del of one element changes
+ * nothing and the script goes on, so the line is skipped, with the reason. `exist`: `ipset
+ * -exist restore` (the flag for every line).
+ */
+export interface IpsetMode {
+  restore?: boolean;
+  exist?: boolean;
+}
+
+/** ipset's default maxelem, and the most addresses the import expands one hash:ip element into (a /16). */
+const DEFAULT_MAXELEM = 65536;
+const MAX_EXPANDED = 65536;
+
 /** One ipset command (its words after `ipset`, or a line of `ipset save`/`ipset restore` text). */
-export function applyIpset(words: readonly string[], draft: PolicyDraft): LineResult {
+export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: IpsetMode = {}): LineResult {
   // Global flags may come anywhere: -exist (-!), -quiet, -output ...
+  const exist = mode.exist === true || words.some((w) => w === "-exist" || w === "-!");
   const args = words.filter((w) => !/^-(exist|!|q|quiet|n|name|r|resolve|s|sorted)$/.test(w));
   const cmd = COMMANDS[args[0] ?? ""];
   if (!cmd)
@@ -226,13 +226,14 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
     case "show":
       return { status: "skipped", reason: "ipset: only prints sets" };
     case "create":
-      return create(args.slice(1), draft);
+      return create(args.slice(1), draft, exist, mode.restore === true);
     case "add":
     case "del": {
       if (name !== undefined && draft.unsupportedIpsets.has(name))
         return { status: "skipped", reason: `element of ipset ${name}, whose type is not imported` };
       const set = requireSet(draft, name);
-      const { elem, masked } = element(args[2], set.interval === true, set.type);
+      const { elems, masked } = elementsOf(args[2], set.interval === true, set.type);
+      const elem = elems[0]!;
       const dropped = elementOptions(cmd, args.slice(3));
       const key = setPolicyName(name!);
       const origin = draft.ipsets.get(key)!;
@@ -248,9 +249,43 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft): LineRe
         origin.elementHostBits.count++;
       }
       const members = draft.members(key);
-      if (cmd === "add") members.add(elem);
-      else members.delete(elem);
+      // ipset refuses adding an element the set holds and deleting one it does not, unless
+      // -exist ("Element cannot be added to the set: it's already added"; "... deleted from the
+      // set: it's not added"); a range or prefix stops at the first such address.
+      const clash = exist ? undefined : elems.find((e) => members.has(e) === (cmd === "add"));
+      if (clash !== undefined) {
+        const why =
+          cmd === "add"
+            ? `${clash} is in ipset ${name} already: ipset refuses the add without -exist ("Element cannot be added to the set: it's already added")`
+            : `${clash} is not in ipset ${name}: ipset refuses the del without -exist ("Element cannot be deleted from the set: it's not added")`;
+        if (!mode.restore && elems.length === 1)
+          return { status: "skipped", reason: `${why}; the set stays as it was` };
+        fail(
+          "import_conflict",
+          mode.restore
+            ? `${why}, and ipset restore stops at this line: the lines after it never reach the host`
+            : `${why} after ${elems.indexOf(clash)} of the ${elems.length} addresses of ${args[2]}`,
+          args[2],
+        );
+      }
+      if (cmd === "add") {
+        const max = set.size ?? DEFAULT_MAXELEM;
+        let count = members.size;
+        for (const e of elems) if (!members.has(e)) count++;
+        if (count > max)
+          fail(
+            "import_invalid_value",
+            `ipset add ${name} ${args[2]}: the set would hold ${count} elements, more than its maxelem ${max}: ipset refuses it ("Hash is full, cannot add more elements")`,
+            args[2],
+          );
+        for (const e of elems) members.add(e);
+      } else for (const e of elems) members.delete(e);
       const notes = [
+        ...(elems.length > 1
+          ? [
+              `${args[2]} is ${elems.length} addresses (${elems[0]} to ${elems[elems.length - 1]}): ipset ${cmd === "add" ? "adds" : "deletes"} each`,
+            ]
+          : []),
         ...(masked !== undefined
           ? [`${masked} has host bits set: ipset ${cmd === "add" ? "stores" : "deletes"} the network ${elem}`]
           : []),
@@ -350,9 +385,8 @@ function requireSet(draft: PolicyDraft, name: string | undefined) {
   const key = name === undefined ? undefined : setPolicyName(name);
   const set = key === undefined ? undefined : draft.sets[key];
   const origin = key === undefined ? undefined : draft.ipsets.get(key);
-  if (!set || !origin || origin.inferred || origin.ipset !== name) {
-    const other =
-      origin && !origin.inferred && origin.ipset !== name ? ` (ipset ${origin.ipset} was, a different set)` : "";
+  if (!set || !origin || origin.ipset !== name) {
+    const other = origin && origin.ipset !== name ? ` (ipset ${origin.ipset} was, a different set)` : "";
     fail(
       "import_syntax",
       `ipset set ${name ?? "(none)"} was not created earlier in the input${other}`,
@@ -362,7 +396,7 @@ function requireSet(draft: PolicyDraft, name: string | undefined) {
   return set;
 }
 
-function create(args: string[], draft: PolicyDraft): LineResult {
+function create(args: string[], draft: PolicyDraft, exist: boolean, restore: boolean): LineResult {
   const [name, type, ...opts] = args;
   if (!name || !type) fail("import_missing_argument", "ipset create needs a name and a type", "create");
   if (type !== "hash:ip" && type !== "hash:net") {
@@ -391,15 +425,21 @@ function create(args: string[], draft: PolicyDraft): LineResult {
   }
   const key = setPolicyName(name);
   const existing = draft.ipsets.get(key);
-  if (existing?.inferred)
-    fail(
-      "import_syntax",
-      `ipset create ${name} after line ${existing.inferred.line} used it: the set must exist before a rule refers to it`,
-      name,
-    );
   if (existing && existing.ipset !== name)
     fail("import_conflict", `ipset ${name} and ipset ${existing.ipset} would both be the policy set ${key}`, name);
-  if (existing) return { status: "skipped", reason: `ipset ${name} exists already (-exist)` };
+  if (existing && !exist && restore)
+    fail(
+      "import_conflict",
+      `ipset ${name} exists already: ipset refuses the create without -exist ("Set cannot be created: set with the same name already exists"), and ipset restore stops at this line`,
+      name,
+    );
+  if (existing)
+    return {
+      status: "skipped",
+      reason: exist
+        ? `ipset ${name} exists already (-exist)`
+        : `ipset ${name} exists already: ipset refuses the create without -exist, and the set stays as it was`,
+    };
   draft.unsupportedIpsets.delete(name);
   draft.sets[key] = {
     type: family === "inet" ? "ipv4_addr" : "ipv6_addr",
@@ -426,26 +466,63 @@ function uint(v: string, opt: string): number {
  * An element as ipset stores it, so that `del` finds what `add` put: IPv6 in RFC 5952 form
  * (2001:DB8:0::1 is 2001:db8::1), a whole-address prefix as the address (10.0.0.1/32 is
  * 10.0.0.1), and a hash:net prefix as its network (10.0.0.1/24 is 10.0.0.0/24: the kernel
- * clears the host bits; `masked` is then the element as written).
+ * clears the host bits; `masked` is then the element as written). An IPv4 prefix or range
+ * (`10.0.0.0/30`, `10.0.0.1-10.0.0.4`, either end first) in a hash:ip set is each of its
+ * addresses, as ipset adds them (a prefix from its network: 10.0.0.5/30 is .4 to .7), up to
+ * MAX_EXPANDED; ipset takes neither in an inet6 hash:ip set ("plain IP address must be
+ * supplied"), nor a range in a hash:net set here (ipset splits it into prefixes).
  */
-function element(text: string | undefined, interval: boolean, type: string): { elem: string; masked?: string } {
+function elementsOf(text: string | undefined, interval: boolean, type: string): { elems: string[]; masked?: string } {
   if (!text) fail("import_missing_argument", "ipset add needs an element", "add");
   const zone = zoneIdProblem(text);
   if (zone) fail("import_invalid_value", `ipset element ${zone}`, text);
   const family = type === "ipv6_addr" ? "ipv6" : "ipv4";
+  const range = /^([^-]+)-([^-]+)$/.exec(text);
+  if (!interval && family === "ipv4" && range && isIPv4(range[1]!) && isIPv4(range[2]!)) {
+    const [a, b] = [ipv4ToInt(range[1]!), ipv4ToInt(range[2]!)];
+    return { elems: expand(text, Math.min(a, b), Math.max(a, b)) };
+  }
   const p = parsePrefix(text);
-  if (!p || p.family !== family || (!interval && text.includes("/")))
+  const max = family === "ipv6" ? 128 : 32;
+  if (!p || p.family !== family || (!interval && family === "ipv6" && text.includes("/") && p.length !== max))
     fail(
       "import_invalid_value",
-      `ipset element ${text} is not an ${family === "ipv6" ? "IPv6" : "IPv4"} address${interval ? " or prefix" : ""}`,
+      `ipset element ${text} is not an ${family === "ipv6" ? "IPv6" : "IPv4"} address${
+        interval
+          ? " or prefix"
+          : family === "ipv6"
+            ? " (ipset takes plain addresses only in a hash:ip set of family inet6)"
+            : ", prefix or range"
+      }`,
       text,
     );
-  const max = family === "ipv6" ? 128 : 32;
   if (p.length === 0)
-    fail("import_invalid_value", `ipset element ${text}: a hash:net prefix is /1 to /${max} (ipset refuses /0)`, text);
-  if (p.length === max) return { elem: family === "ipv6" ? compressIpv6(expandIpv6(p.address)) : ipv4Network(p) };
+    fail(
+      "import_invalid_value",
+      `ipset element ${text}: a prefix is /1 to /${max} (ipset refuses /0: "The value of the CIDR parameter of the IP address is invalid")`,
+      text,
+    );
+  if (p.length === max) return { elems: [family === "ipv6" ? compressIpv6(expandIpv6(p.address)) : ipv4Network(p)] };
+  if (!interval) {
+    const first = ipv4ToInt(ipv4Network(p));
+    return { elems: expand(text, first, first + 2 ** (32 - p.length) - 1) };
+  }
   const elem = `${prefixNetwork(p)}/${p.length}`;
-  return hasHostBits(p) ? { elem, masked: text } : { elem };
+  return hasHostBits(p) ? { elems: [elem], masked: text } : { elems: [elem] };
+}
+
+/** The IPv4 addresses from..to (numbers), at most MAX_EXPANDED of them. */
+function expand(text: string, from: number, to: number): string[] {
+  const n = to - from + 1;
+  if (n > MAX_EXPANDED)
+    fail(
+      "import_unsupported",
+      `ipset element ${text} is ${n} addresses in a hash:ip set; the import expands at most ${MAX_EXPANDED} (a /16, ipset's default maxelem): use a hash:net set for networks`,
+      text,
+    );
+  const out: string[] = [];
+  for (let i = from; i <= to; i++) out.push(intToIpv4(i));
+  return out;
 }
 
 /** A line of `ipset save` output (`create NAME TYPE ...`, `add NAME ELEMENT ...`). */
@@ -468,7 +545,7 @@ export function importIpsetText(text: string, draft: PolicyDraft, out: Collector
     if (l.startsWith("#")) return void out.note(idx + 1, l, "skipped", "comment", extra);
     if (l === "COMMIT") return void out.note(idx + 1, l, "skipped", "end of an ipset restore batch", extra);
     commands++;
-    const e = out.add(idx + 1, l, () => applyIpset(splitSaveWords(l), draft));
+    const e = out.add(idx + 1, l, () => applyIpset(splitSaveWords(l), draft, { restore: true }));
     if (input) e.input = input;
   });
   return commands;

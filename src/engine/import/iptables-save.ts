@@ -62,7 +62,7 @@ export function importSave(
     const text = raw.trim();
     if (!isIpset(raw)) return;
     ipsetSeen = true;
-    out.add(idx + 1, text, () => applyIpset(splitSaveWords(text), draft));
+    out.add(idx + 1, text, () => applyIpset(splitSaveWords(text), draft, { restore: true }));
   });
   lines.forEach((raw, idx) => {
     const n = idx + 1;

@@ -11,7 +11,7 @@ import { applyIptables } from "./iptables.ts";
 import { importSave } from "./iptables-save.ts";
 import { applyIpset } from "./ipset.ts";
 import { splitSaveWords } from "./save-words.ts";
-import { fail } from "./cursor.ts";
+import { fail, ImportLineError } from "./cursor.ts";
 import { error as diagnostic } from "../diagnostics.ts";
 
 export const RECORDED_PROGRAMS = [
@@ -67,7 +67,9 @@ export function importRecorded(commands: readonly RecordedCommand[]): ImportResu
         case "sysctl":
           return { status: "skipped", reason: "sysctl: a host setting, not part of a firewall policy" };
         case "ipset":
-          if (c.args[0] === "restore" || c.args[0] === "-R") return restoreIpset(c.input ?? "", draft);
+          // `ipset restore`, also after global flags (`ipset -exist restore`).
+          if (["restore", "-R"].includes(c.args.find((a) => !/^-(exist|!|q|quiet)$/.test(a)) ?? ""))
+            return restoreIpset(c, draft);
           return applyIpset(c.args, draft);
         case "ip6tables":
           return applyIptables(c.args, { draft, line: c.line, family: "ipv6" });
@@ -109,12 +111,23 @@ function restore(c: RecordedCommand, text: string, draft: PolicyDraft, out: Coll
   }
 }
 
-function restoreIpset(input: string, draft: PolicyDraft) {
+/**
+ * `ipset [-exist] restore`: each line as ipset restores it; the first line ipset refuses stops
+ * the restore (and fails the command), named by its line in the input.
+ */
+function restoreIpset(c: RecordedCommand, draft: PolicyDraft) {
+  const exist = c.args.some((a) => a === "-exist" || a === "-!");
   let n = 0;
-  for (const raw of input.split("\n")) {
+  for (const [idx, raw] of (c.input ?? "").split("\n").entries()) {
     const l = raw.trim();
     if (l === "" || l.startsWith("#") || l === "COMMIT") continue;
-    applyIpset(splitSaveWords(l), draft);
+    try {
+      applyIpset(splitSaveWords(l), draft, { restore: true, exist });
+    } catch (e) {
+      if (e instanceof ImportLineError)
+        throw new ImportLineError(e.code, `ipset restore, line ${idx + 1} of its input (${l}): ${e.message}`, e.token);
+      throw e;
+    }
     n++;
   }
   return { status: "imported" as const, reason: `ipset restore: ${n} set commands` };

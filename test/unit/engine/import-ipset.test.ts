@@ -1,10 +1,10 @@
 // ipsets in a text import: `ipset save` text (the `ipsets` option, or its lines inside the
 // dump) gives the real type and members; a match of a set the input does not hold is refused,
-// as iptables-restore refuses it; a set only -j SET names is declared empty, typed by its use,
-// with the warning ipset_contents_missing; what cannot be typed is refused.
+// as iptables-restore refuses it, and so is a -j SET of such a set (iptables-restore: "Set NAME
+// doesn't exist."); what cannot be typed is refused.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { formatImportReport, importPolicy } from "../../../src/engine/import/index.ts";
+import { formatImportReport, importPolicy, importRecorded } from "../../../src/engine/import/index.ts";
 import { renderNft, validatePolicy } from "../../../src/engine/index.ts";
 
 const dump = (...rules: string[]) => `*filter\n${rules.join("\n")}\nCOMMIT\n`;
@@ -47,7 +47,10 @@ test("ip6tables-save: the set holds IPv6 addresses; -j SET makes it a dynamic se
   const r = importPolicy(
     "iptables-save",
     dump("-A FORWARD -p tcp -m set --match-set iana src -j ACCEPT", "-A INPUT -p tcp --syn -j SET --add-set seen src"),
-    { family: "ipv6", ipsets: "create iana hash:net family inet6\nadd iana 2001:db8::/32\n" },
+    {
+      family: "ipv6",
+      ipsets: "create iana hash:net family inet6\nadd iana 2001:db8::/32\ncreate seen hash:ip family inet6\n",
+    },
   );
   assert.deepEqual(r.errors, []);
   assert.deepEqual(r.policy!.sets.iana, { type: "ipv6_addr", elements: ["2001:db8::/32"], interval: true });
@@ -58,12 +61,33 @@ test("ip6tables-save: the set holds IPv6 addresses; -j SET makes it a dynamic se
     set: "seen",
     key: "saddr",
   });
+  assert.deepEqual(r.warnings, []);
+});
+
+test("-j SET of a set the input does not create is refused, as iptables-restore refuses it (Set doesn't exist)", () => {
+  // Before, the set was declared empty (warning ipset_contents_missing) and the rule imported.
+  for (const [rule, opts] of [
+    ["-A INPUT -p tcp --syn -j SET --add-set seen src", {}],
+    ["-A INPUT -p tcp --syn -j SET --del-set seen src", {}],
+    ["-A INPUT -p tcp --syn -j SET --add-set seen src", { family: "ipv6" as const }],
+  ] as const) {
+    const r = importPolicy("iptables-save", dump(rule), opts);
+    assert.deepEqual(
+      r.errors.map((e) => [e.code, e.path]),
+      [["import_ipset_contents_missing", "/source/line/2"]],
+      rule,
+    );
+    assert.match(
+      r.errors[0]!.message,
+      /^line 2: --(add|del)-set seen src: the input does not hold ipset seen; iptables-restore refuses this rule while the set does not exist.*Supply the set: give the output of `ipset save`/,
+    );
+    assert.deepEqual(r.warnings, []);
+  }
+  const script = importPolicy("iptables", "iptables -A INPUT -j SET --add-set seen src\n");
   assert.deepEqual(
-    r.warnings.map((w) => `${w.code} ${w.path}`),
-    ["ipset_contents_missing /sets/seen"],
+    script.errors.map((e) => e.code),
+    ["import_ipset_contents_missing"],
   );
-  assert.match(r.warnings[0]!.message, /the input adds to it \(line 3: --add-set seen src\) but does not create it/);
-  assert.match(r.warnings[0]!.message, /IPv6 addresses \(seen: type ipv6_addr, dynamic; hash:ip/);
 });
 
 test("a set matched by a rule and added to by -j SET: its create line makes it a dynamic set; without, the match is refused", () => {
@@ -74,11 +98,14 @@ test("a set matched by a rule and added to by -j SET: its create line makes it a
   const r = importPolicy("iptables-save", rules, { ipsets: "create scanners hash:ip family inet\n" });
   assert.deepEqual(r.errors, []);
   assert.deepEqual(r.policy!.sets.scanners, { type: "ipv4_addr", elements: [], dynamic: true });
-  // Declared from -j SET alone, the set still is not the input's: the match is refused.
+  // Without it, both rules are refused.
   const none = importPolicy("iptables-save", rules);
   assert.deepEqual(
     none.errors.map((e) => [e.code, e.path]),
-    [["import_ipset_contents_missing", "/source/line/3"]],
+    [
+      ["import_ipset_contents_missing", "/source/line/2"],
+      ["import_ipset_contents_missing", "/source/line/3"],
+    ],
   );
 });
 
@@ -191,7 +218,7 @@ test("a text script: ipset create/add before the rule are the set; a create afte
     "iptables",
     "iptables -A INPUT -j SET --add-set friends src\nipset create friends hash:ip\n",
   );
-  assert.match(lateSet.errors[0]!.message, /ipset create friends after line 1 used it/);
+  assert.match(lateSet.errors[0]!.message, /--add-set friends src: the input does not hold ipset friends/);
   const restore = importPolicy("iptables", "ipset restore -file /etc/ipset.conf\n");
   assert.match(restore.errors[0]!.message, /palisade import --ipset FILE/);
 });
@@ -231,10 +258,11 @@ test("a 125k-line dump (under the size cap) imports with its report in line orde
 
 test("200k ipset adds (and dels) import: each member once, in the order added", () => {
   const n = 200_000;
-  const lines = ["create big hash:ip family inet"];
+  // maxelem: ipset's default (65536) refuses the 65537th element ("Hash is full").
+  const lines = ["create big hash:ip family inet maxelem 262144"];
   for (let i = 0; i < n; i++) lines.push(`add big 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
-  // A repeated add keeps the first place; a del then an add moves the member to the end.
-  lines.push("add big 10.0.0.0", "del big 10.0.0.1", "del big 10.0.0.2", "add big 10.0.0.2");
+  // A repeated add (-exist) keeps the first place; a del then an add moves the member to the end.
+  lines.push("add big 10.0.0.0 -exist", "del big 10.0.0.1", "del big 10.0.0.2", "add big 10.0.0.2");
   const r = importPolicy("iptables-save", dump("-A INPUT -m set --match-set big src -j DROP"), {
     ipsets: `${lines.join("\n")}\n`,
   });
@@ -487,10 +515,20 @@ test("elements are compared as ipset stores them: del finds 2001:DB8::1 as 2001:
     family: "ipv6",
     ipsets:
       "create v6 hash:ip family inet6\nadd v6 2001:DB8::1\nadd v6 2001:db8::2\ndel v6 2001:db8:0::1\n" +
-      "add v6 2001:0db8:0000:0000:0000:0000:0000:0002\n",
+      "add v6 2001:0db8:0000:0000:0000:0000:0000:0002 -exist\n",
   });
   assert.deepEqual(r.errors, []);
   assert.deepEqual(r.policy!.sets.v6!.elements, ["2001:db8::2"]);
+  // Without -exist ipset refuses that add: the same element, written otherwise.
+  const dup = importPolicy("iptables-save", dump("-A INPUT -m set --match-set v6 src -j DROP"), {
+    family: "ipv6",
+    ipsets: "create v6 hash:ip family inet6\nadd v6 2001:db8::2\nadd v6 2001:0db8:0000:0000:0000:0000:0000:0002\n",
+  });
+  assert.deepEqual(
+    dup.errors.map((e) => [e.code, e.path]),
+    [["import_conflict", "/ipsets/line/3"]],
+  );
+  assert.match(dup.errors[0]!.message, /2001:db8::2 is in ipset v6 already/);
   const n = importPolicy("iptables-save", dump("-A INPUT -m set --match-set n src -j DROP"), {
     ipsets:
       "create n hash:net family inet\nadd n 10.0.0.1\nadd n 10.0.1.1/32\nadd n 192.0.2.0/24\n" +
@@ -569,4 +607,77 @@ test("a zone id inside a range (fe80::1%eth0-fe80::2) is refused with the zone i
   // A zone id in a prefix ends at its '/'.
   const prefix = importPolicy("iptables-save", dump("-A INPUT -s fe80::1%eth0/64 -j DROP"), { family: "ipv6" });
   assert.match(prefix.errors[0]!.message, /no zone id \(%eth0\)/);
+});
+
+test("hash:ip: a prefix or range is each of its addresses, as ipset adds them; beyond a /16 refused", () => {
+  const r = importPolicy("iptables-save", dump("-A INPUT -m set --match-set a src -j DROP"), {
+    ipsets: "create a hash:ip family inet\nadd a 10.0.0.5/30\nadd a 10.0.1.3-10.0.1.1\ndel a 10.0.0.6/31\n",
+  });
+  assert.deepEqual(r.errors, []);
+  // Before: "ipset element 10.0.0.5/30 is not an IPv4 address".
+  assert.deepEqual(r.policy!.sets.a!.elements, ["10.0.0.4", "10.0.0.5", "10.0.1.1", "10.0.1.2", "10.0.1.3"]);
+  assert.match(r.report[1]!.reason!, /10\.0\.0\.5\/30 is 4 addresses \(10\.0\.0\.4 to 10\.0\.0\.7\): ipset adds each/);
+  const big = importPolicy("iptables-save", "", {
+    ipsets: "create a hash:ip family inet maxelem 1000000\nadd a 10.0.0.0/15\n",
+  });
+  assert.match(
+    big.errors[0]!.message,
+    /10\.0\.0\.0\/15 is 131072 addresses in a hash:ip set; the import expands at most 65536/,
+  );
+  const v6 = importPolicy("iptables-save", "", {
+    ipsets: "create b hash:ip family inet6\nadd b 2001:db8::1-2001:db8::3\n",
+  });
+  assert.match(v6.errors[0]!.message, /ipset takes plain addresses only in a hash:ip set of family inet6/);
+});
+
+test("ipset restore text stops at a duplicate add, a del of a missing element, a second create; a script's ipset call changes nothing", () => {
+  const restore = (text: string) => importPolicy("iptables-save", "", { ipsets: text });
+  const dup = restore("create a hash:ip family inet\nadd a 10.0.0.1\nadd a 10.0.0.1\n");
+  assert.deepEqual(
+    dup.errors.map((e) => [e.code, e.path]),
+    [["import_conflict", "/ipsets/line/3"]],
+  );
+  assert.match(
+    dup.errors[0]!.message,
+    /10\.0\.0\.1 is in ipset a already: .*it's already added.*ipset restore stops at this line/,
+  );
+  assert.deepEqual(restore("create a hash:ip family inet\nadd a 10.0.0.1\nadd a 10.0.0.1 -exist\n").errors, []);
+  assert.match(restore("create a hash:ip family inet\ndel a 10.0.0.1\n").errors[0]!.message, /it's not added/);
+  assert.match(
+    restore("create a hash:ip family inet\ncreate a hash:ip family inet\n").errors[0]!.message,
+    /set with the same name already exists/,
+  );
+  // Lines of `ipset save` in the dump are restore input too.
+  const inDump = importPolicy("iptables-save", "create a hash:ip family inet\nadd a 10.0.0.1\nadd a 10.0.0.1\n");
+  assert.deepEqual(
+    inDump.errors.map((e) => e.path),
+    ["/source/line/3"],
+  );
+  // A script: ipset refuses the call, the script goes on, the set is as it was.
+  const script = importPolicy(
+    "iptables",
+    "ipset create a hash:ip\nipset create a hash:ip\nipset add a 10.0.0.1\nipset add a 10.0.0.1\nipset del a 10.0.0.9\n",
+  );
+  assert.deepEqual(script.errors, []);
+  assert.deepEqual(
+    script.report.map((l) => l.status),
+    ["imported", "skipped", "imported", "skipped", "skipped"],
+  );
+  assert.match(script.report[3]!.reason!, /ipset refuses the add without -exist.*the set stays as it was/);
+  // ... except a prefix that stops part way: part of it added is refused.
+  const part = importPolicy("iptables", "ipset create a hash:ip\nipset add a 10.0.0.2\nipset add a 10.0.0.0/30\n");
+  assert.match(
+    part.errors[0]!.message,
+    /10\.0\.0\.2 is in ipset a already.* after 2 of the 4 addresses of 10\.0\.0\.0\/30/,
+  );
+  // An executed script's `ipset -exist restore`: the flag holds for every line.
+  const rec = (args: string[]) =>
+    importRecorded([
+      { line: 1, program: "ipset", args, input: "create a hash:ip family inet\nadd a 10.0.0.1\nadd a 10.0.0.1\n" },
+    ]);
+  assert.deepEqual(rec(["-exist", "restore"]).errors, []);
+  assert.match(
+    rec(["restore"]).errors[0]!.message,
+    /^line 1: ipset restore, line 3 of its input \(add a 10\.0\.0\.1\): 10\.0\.0\.1 is in ipset a already/,
+  );
 });

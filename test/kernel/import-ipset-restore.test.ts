@@ -1,0 +1,130 @@
+// `ipset restore` input side by side: each text is restored with the real ipset in a namespace
+// of this test and imported (`palisade import --ipset`). Where ipset refuses a line, the import
+// refuses the same line; where ipset takes the text, the policy sets hold what ipset's sets hold.
+// Then -j SET of a set that does not exist: iptables-restore refuses it, and so does the import.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { createLab, type NetnsLab } from "../support/netns.ts";
+import { importPolicy } from "../../src/engine/import/index.ts";
+
+const lab: NetnsLab = createLab();
+let ns: string;
+before(async () => {
+  ns = await lab.addNamespace();
+});
+after(() => lab.cleanup());
+
+const CASES: [string, string[]][] = [
+  // hash:ip: a prefix (host bits too) or a range (either end first) is each of its addresses.
+  [
+    "prefixes and ranges in hash:ip",
+    [
+      "create a hash:ip family inet",
+      "add a 10.0.0.0/30",
+      "add a 10.0.1.1-10.0.1.4",
+      "add a 10.0.0.9/32",
+      "add a 10.0.2.5/30",
+      "add a 10.0.3.4-10.0.3.1",
+      "add a 10.0.4.7-10.0.4.7",
+      "create b hash:ip family inet6",
+      "add b 2001:db8::1/128",
+    ],
+  ],
+  ["a /16 in hash:ip: 65536 addresses, ipset's default maxelem", ["create a hash:ip family inet", "add a 10.1.0.0/16"]],
+  ["a /15 in hash:ip: more than maxelem", ["create a hash:ip family inet", "add a 10.2.0.0/15"]],
+  ["a prefix past maxelem", ["create a hash:ip family inet maxelem 4", "add a 10.0.0.0/29"]],
+  [
+    "an add past maxelem",
+    ["create a hash:ip family inet maxelem 2", "add a 10.0.0.1", "add a 10.0.0.2", "add a 10.0.0.3"],
+  ],
+  ["a /0", ["create a hash:ip family inet", "add a 10.0.0.0/0"]],
+  ["an inet6 hash:ip prefix", ["create b hash:ip family inet6", "add b 2001:db8::/126"]],
+  ["a duplicate add", ["create a hash:ip family inet", "add a 10.0.0.1", "add a 10.0.0.2", "add a 10.0.0.1"]],
+  ["a duplicate, written otherwise", ["create a hash:ip family inet", "add a 10.0.0.1", "add a 10.0.0.1/32"]],
+  [
+    "a duplicate hash:net prefix with host bits",
+    ["create n hash:net family inet", "add n 10.0.0.0/24", "add n 10.0.0.1/24"],
+  ],
+  ["a prefix over an element", ["create a hash:ip family inet", "add a 10.0.0.2", "add a 10.0.0.0/30"]],
+  [
+    "duplicates with -exist",
+    [
+      "create a hash:ip family inet",
+      "add a 10.0.0.1",
+      "create c hash:ip family inet",
+      "add a 10.0.0.1 -exist",
+      "add c 10.0.0.1",
+      "add a 10.0.0.0/30 -exist",
+    ],
+  ],
+  ["a del of a missing element", ["create a hash:ip family inet", "add a 10.0.0.1", "del a 10.0.0.2"]],
+  ["a del of a prefix", ["create a hash:ip family inet", "add a 10.0.0.0/29", "del a 10.0.0.4/30"]],
+  ["a create twice", ["create a hash:ip family inet", "create a hash:ip family inet"]],
+  ["a create twice with -exist", ["create a hash:ip family inet", "create a hash:ip family inet -exist"]],
+];
+
+/** ipset's verdict: the line it refused (0: none) and, when it took the text, each set's members. */
+async function viaIpset(lines: string[]): Promise<{ line: number; sets: Record<string, string[]> }> {
+  await lab.exec(ns, ["ipset", "destroy"], { allowFailure: true });
+  const r = await lab.exec(ns, ["ipset", "restore"], { input: `${lines.join("\n")}\n`, allowFailure: true });
+  if (r.code !== 0) {
+    const m = /Error in line (\d+)/.exec(r.stderr);
+    assert.ok(m, r.stderr);
+    return { line: Number(m[1]), sets: {} };
+  }
+  const saved = (await lab.exec(ns, ["ipset", "save"])).stdout;
+  const sets: Record<string, string[]> = {};
+  for (const l of saved.split("\n")) {
+    const w = l.split(" ");
+    if (w[0] === "create") sets[w[1]!] = [];
+    if (w[0] === "add") sets[w[1]!]!.push(w[2]!);
+  }
+  for (const k of Object.keys(sets)) sets[k]!.sort();
+  return { line: 0, sets };
+}
+
+function viaImport(lines: string[]): { line: number; sets: Record<string, string[]> } {
+  const r = importPolicy("iptables-save", "", { ipsets: `${lines.join("\n")}\n` });
+  if (r.errors.length > 0) {
+    const m = /^\/ipsets\/line\/(\d+)$/.exec(r.errors[0]!.path);
+    assert.ok(m, JSON.stringify(r.errors));
+    return { line: Number(m[1]), sets: {} };
+  }
+  const sets: Record<string, string[]> = {};
+  for (const [k, s] of Object.entries(r.policy!.sets ?? {})) sets[k] = s.elements.map(String).sort();
+  return { line: 0, sets };
+}
+
+test("ipset restore and the import refuse the same line, and otherwise hold the same members", async () => {
+  const differ: string[] = [];
+  for (const [name, lines] of CASES) {
+    const real = await viaIpset(lines);
+    const imported = viaImport(lines);
+    if (imported.line !== real.line)
+      differ.push(`${name}: ipset refuses line ${real.line || "none"}, the import ${imported.line || "none"}`);
+    else if (JSON.stringify(imported.sets) !== JSON.stringify(real.sets)) differ.push(`${name}: members differ`);
+  }
+  assert.deepEqual(differ, []);
+  // The figures that show the cases exercised what they say.
+  assert.equal((await viaIpset(CASES[1]![1])).sets.a!.length, 65536);
+  assert.equal((await viaIpset(CASES[0]![1])).sets.a!.length, 4 + 4 + 1 + 4 + 4 + 1);
+});
+
+test("-j SET --add-set of a set that does not exist: iptables-restore refuses it, and so does the import", async () => {
+  await lab.exec(ns, ["ipset", "destroy"], { allowFailure: true });
+  const dump = "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 23 -j SET --add-set scanners src\nCOMMIT\n";
+  const real = await lab.exec(ns, ["iptables-restore"], { input: dump, allowFailure: true });
+  assert.notEqual(real.code, 0);
+  assert.match(real.stderr, /Set scanners doesn't exist/);
+  const r = importPolicy("iptables-save", dump);
+  assert.deepEqual(
+    r.errors.map((e) => `${e.code} ${e.path}`),
+    ["import_ipset_contents_missing /source/line/3"],
+  );
+  // With the set created, both take it.
+  await lab.exec(ns, ["ipset", "create", "scanners", "hash:ip"]);
+  await lab.exec(ns, ["iptables-restore"], { input: dump });
+  const ok = importPolicy("iptables-save", dump, { ipsets: "create scanners hash:ip family inet\n" });
+  assert.deepEqual(ok.errors, []);
+  await lab.exec(ns, ["iptables-restore"], { input: "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n" });
+});
