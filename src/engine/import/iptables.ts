@@ -4,10 +4,18 @@
 import type { Rule } from "../policy/index.ts";
 import { Cursor, fail } from "./cursor.ts";
 import { isTable, type Table } from "./chains.ts";
-import type { DraftChain, IptablesContext, LineResult, PolicyDraft } from "./draft.ts";
+import type { DraftChain, IptablesContext, LineResult, PolicyDraft, RuleEntry } from "./draft.ts";
 import { matchOrderWarning } from "./match-order.ts";
 import { IMPLICIT_MODULE, MODULES, UNSUPPORTED_MODULES, canonicalOption, type ModuleSpec } from "./matches.ts";
-import { finishRule, negate, setMatch, splitEither, type Options, type RuleDraft } from "./rule-draft.ts";
+import {
+  finishRule,
+  negate,
+  setMatch,
+  splitEither,
+  type OptionValue,
+  type Options,
+  type RuleDraft,
+} from "./rule-draft.ts";
 import { REFUSED_TARGETS, TARGETS, type TargetSpec } from "./targets.ts";
 import { parseAddressList, parseInterface } from "./values.ts";
 import { PORT_PROTOCOLS, PROTOCOLS } from "./vocab.ts";
@@ -371,6 +379,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   }));
   const entry = entries[0]!;
   if (entries.length > 1) d.notes.push("multiport --ports: split into a source-port and a destination-port rule");
+  if (d.rttl) settleRttl(d, d.rttl, chain.rules.slice(0, op === "I" ? (position ?? 1) - 1 : chain.rules.length));
   if (op === "I") {
     const at = (position ?? 1) - 1;
     if (at > chain.rules.length)
@@ -388,6 +397,39 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
     target: { kind: "rule", entry },
     reason: d.notes.length ? d.notes.join("; ") : undefined,
   };
+}
+
+/**
+ * `recent --update|--rcheck --rttl` also needs the packet's TTL to equal the one the list's
+ * entry recorded, which xt_recent stores at every --set and at every --update that matched
+ * (the TTL of that packet). The policy's lists hold no TTL, so --rttl imports only where it is
+ * always true: an earlier rule of the same chain stamps the list with --set on every packet
+ * (a recent match and nothing else), so the entry holds this very packet's TTL when the rule
+ * asks; outside the mangle table, where no TTL or HL target can change the packet in between.
+ * That is the classic "ICMPFLOOD / SSHBRUTE" chain (--set, then --update --hitcount --rttl).
+ */
+function settleRttl(d: RuleDraft, rttl: OptionValue, before: readonly RuleEntry[]): void {
+  const r = d.match.recent;
+  const refuse = (why: string): never =>
+    fail("import_unsupported", `recent --rttl has no equivalent in the policy schema: ${why}`, rttl.opt);
+  if (!r || (r.mode !== "update" && r.mode !== "rcheck")) return refuse("it only goes with --update or --rcheck");
+  if (d.table === "mangle") return refuse("in the mangle table a TTL or HL target may change the TTL in between");
+  const stamp = before.find((e) => {
+    const m = e.rule.match;
+    return (
+      m?.recent?.mode === "set" &&
+      m.recent.name === r.name &&
+      m.recent.side === r.side &&
+      Object.keys(m).every((k) => k === "recent" || (k === "family" && m.family === d.family))
+    );
+  });
+  if (!stamp)
+    return refuse(
+      `the lists hold no TTL; it is imported only after a rule of the same chain that stamps list ${r.name} (--set, no other match) on every packet`,
+    );
+  d.notes.push(
+    `--rttl is always true here: line ${stamp.line} stamps list ${r.name} with every packet's TTL just before`,
+  );
 }
 
 /** Match modules that belong to one protocol, and the -p value each needs. */

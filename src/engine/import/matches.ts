@@ -382,8 +382,9 @@ const recent: ModuleSpec = {
       fail("import_syntax", "-m recent needs exactly one of --set, --update, --rcheck, --remove", "-m recent");
     const modeOpt = o.get(modes[0]!)!;
     noNegation(modeOpt);
+    // --rttl: settled once the rule's place in its chain is known (iptables.ts settleRttl).
     const rttl = o.get("--rttl");
-    if (rttl) fail("import_unsupported", "recent --rttl has no equivalent in the policy schema", rttl.opt);
+    if (rttl) d.rttl = rttl;
     // iptables-save always prints the mask; the all-ones default (the whole address) is what the policy's lists key on.
     const mask = o.get("--mask");
     if (mask && !/^(255\.255\.255\.255|ffff(:ffff){7})$/i.test(val(mask))) {

@@ -589,3 +589,30 @@ test("ip6tables -m rt: --rt-type and --rt-segsleft as routingHeader (IPv6 only);
   assert.deepEqual(checkTargetSupport(p, "nftables"), []);
   assert.deepEqual(validatePolicy(p).ok, true);
 });
+
+test("recent --rttl: imported where it is always true (an unconditional --set of the list earlier in the chain), refused elsewhere", () => {
+  const chain = (lines: string[], table = "filter") =>
+    `*${table}\n:ICMPFLOOD - [0:0]\n${lines.map((l) => `-A ICMPFLOOD ${l}`).join("\n")}\nCOMMIT\n`;
+  const stamp = "-m recent --set --name ICMP --mask 255.255.255.255 --rsource";
+  const check =
+    "-m recent --update --seconds 1 --hitcount 6 --rttl --name ICMP --mask 255.255.255.255 --rsource -j DROP";
+  const r = importPolicy("iptables-save", chain([stamp, check, "-j ACCEPT"]));
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.policy!.chains.ICMPFLOOD!.rules[1], {
+    match: { recent: { name: "ICMP", mode: "update", side: "source", seconds: 1, hitcount: 6 } },
+    action: "drop",
+  });
+  assert.match(r.report.find((l) => l.line === 4)!.reason!, /--rttl is always true here: line 3 stamps list ICMP/);
+  const refused = (text: string) => importPolicy("iptables-save", text).errors[0]?.message ?? "";
+  // Nothing stamps the list before: the entry may hold another packet's TTL.
+  assert.match(refused(chain([check])), /recent --rttl has no equivalent.*stamps list ICMP/);
+  // A stamp under a condition (-p icmp) does not see every packet that reaches the check.
+  assert.match(refused(chain([`-p icmp ${stamp}`, check])), /recent --rttl has no equivalent/);
+  // Another list, or the destination side, is another entry.
+  assert.match(refused(chain([stamp.replace("ICMP", "SSH"), check])), /recent --rttl has no equivalent/);
+  assert.match(refused(chain([stamp.replace("--rsource", "--rdest"), check])), /recent --rttl has no equivalent/);
+  // In mangle a TTL target may change the packet between the stamp and the check.
+  assert.match(refused(chain([stamp, check], "mangle")), /mangle/);
+  // With --set, --rttl changes which entry is found (xt_recent's lookup): refused.
+  assert.match(refused(chain([`${stamp} --rttl`])), /only goes with --update or --rcheck/);
+});
