@@ -59,6 +59,22 @@ const CASES: [string, string[]][] = [
   ],
   ["a del of a missing element", ["create a hash:ip family inet", "add a 10.0.0.1", "del a 10.0.0.2"]],
   ["a del of a prefix", ["create a hash:ip family inet", "add a 10.0.0.0/29", "del a 10.0.0.4/30"]],
+  [
+    "ranges in hash:net: the fewest prefixes that cover them",
+    [
+      "create n hash:net family inet",
+      "add n 10.0.0.1-10.0.0.4",
+      "add n 10.1.0.0-10.1.255.255",
+      "add n 192.168.0.7-192.168.0.3",
+      "add n 172.16.0.1-172.31.255.254",
+    ],
+  ],
+  ["a hash:net range of the whole space", ["create n hash:net family inet", "add n 0.0.0.0-255.255.255.255"]],
+  ["an IPv6 hash:net range", ["create m hash:net family inet6", "add m 2001:db8::1-2001:db8::4"]],
+  [
+    "a hash:net range over its prefix",
+    ["create n hash:net family inet", "add n 10.0.0.0/30", "add n 10.0.0.0-10.0.0.3"],
+  ],
   ["a create twice", ["create a hash:ip family inet", "create a hash:ip family inet"]],
   ["a create twice with -exist", ["create a hash:ip family inet", "create a hash:ip family inet -exist"]],
 ];

@@ -281,11 +281,15 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
         for (const e of elems) members.add(e);
       } else for (const e of elems) members.delete(e);
       const notes = [
-        ...(elems.length > 1
+        ...(set.interval && args[2]!.includes("-")
           ? [
-              `${args[2]} is ${elems.length} addresses (${elems[0]} to ${elems[elems.length - 1]}): ipset ${cmd === "add" ? "adds" : "deletes"} each`,
+              `the range ${args[2]} is ${elems.length === 1 ? "the prefix" : `the ${elems.length} prefixes`} ${elems.join(", ")}: ipset splits it so`,
             ]
-          : []),
+          : elems.length > 1
+            ? [
+                `${args[2]} is ${elems.length} addresses (${elems[0]} to ${elems[elems.length - 1]}): ipset ${cmd === "add" ? "adds" : "deletes"} each`,
+              ]
+            : []),
         ...(masked !== undefined
           ? [`${masked} has host bits set: ipset ${cmd === "add" ? "stores" : "deletes"} the network ${elem}`]
           : []),
@@ -470,7 +474,8 @@ function uint(v: string, opt: string): number {
  * (`10.0.0.0/30`, `10.0.0.1-10.0.0.4`, either end first) in a hash:ip set is each of its
  * addresses, as ipset adds them (a prefix from its network: 10.0.0.5/30 is .4 to .7), up to
  * MAX_EXPANDED; ipset takes neither in an inet6 hash:ip set ("plain IP address must be
- * supplied"), nor a range in a hash:net set here (ipset splits it into prefixes).
+ * supplied"). In a hash:net set an IPv4 range is the fewest prefixes that cover it, as ipset
+ * splits it; an IPv6 range ipset refuses.
  */
 function elementsOf(text: string | undefined, interval: boolean, type: string): { elems: string[]; masked?: string } {
   if (!text) fail("import_missing_argument", "ipset add needs an element", "add");
@@ -478,9 +483,9 @@ function elementsOf(text: string | undefined, interval: boolean, type: string): 
   if (zone) fail("import_invalid_value", `ipset element ${zone}`, text);
   const family = type === "ipv6_addr" ? "ipv6" : "ipv4";
   const range = /^([^-]+)-([^-]+)$/.exec(text);
-  if (!interval && family === "ipv4" && range && isIPv4(range[1]!) && isIPv4(range[2]!)) {
+  if (family === "ipv4" && range && isIPv4(range[1]!) && isIPv4(range[2]!)) {
     const [a, b] = [ipv4ToInt(range[1]!), ipv4ToInt(range[2]!)];
-    return { elems: expand(text, Math.min(a, b), Math.max(a, b)) };
+    return { elems: (interval ? cover : expand)(text, Math.min(a, b), Math.max(a, b)) };
   }
   const p = parsePrefix(text);
   const max = family === "ipv6" ? 128 : 32;
@@ -489,7 +494,9 @@ function elementsOf(text: string | undefined, interval: boolean, type: string): 
       "import_invalid_value",
       `ipset element ${text} is not an ${family === "ipv6" ? "IPv6" : "IPv4"} address${
         interval
-          ? " or prefix"
+          ? family === "ipv6"
+            ? " or prefix (ipset takes no IPv6 range)"
+            : ", prefix or range"
           : family === "ipv6"
             ? " (ipset takes plain addresses only in a hash:ip set of family inet6)"
             : ", prefix or range"
@@ -509,6 +516,28 @@ function elementsOf(text: string | undefined, interval: boolean, type: string): 
   }
   const elem = `${prefixNetwork(p)}/${p.length}`;
   return hasHostBits(p) ? { elems: [elem], masked: text } : { elems: [elem] };
+}
+
+/**
+ * The fewest IPv4 prefixes that cover from..to (numbers), as ipset splits a range in a hash:net
+ * set (10.0.0.1-10.0.0.4 is 10.0.0.1, 10.0.0.2/31, 10.0.0.4); it refuses the whole space.
+ */
+function cover(text: string, from: number, to: number): string[] {
+  if (from === 0 && to === 2 ** 32 - 1)
+    fail(
+      "import_invalid_value",
+      `ipset element ${text}: ipset refuses a range that covers the whole address space`,
+      text,
+    );
+  const out: string[] = [];
+  for (let at = from; at <= to; ) {
+    let len = 32;
+    // Widen while the prefix starts at `at` and stays inside the range.
+    while (len > 0 && at % 2 ** (33 - len) === 0 && at + 2 ** (33 - len) - 1 <= to) len--;
+    out.push(len === 32 ? intToIpv4(at) : `${intToIpv4(at)}/${len}`);
+    at += 2 ** (32 - len);
+  }
+  return out;
 }
 
 /** The IPv4 addresses from..to (numbers), at most MAX_EXPANDED of them. */

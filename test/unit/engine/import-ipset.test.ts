@@ -624,6 +624,13 @@ test("hash:ip: a prefix or range is each of its addresses, as ipset adds them; b
     big.errors[0]!.message,
     /10\.0\.0\.0\/15 is 131072 addresses in a hash:ip set; the import expands at most 65536/,
   );
+  // hash:net: a range is the fewest prefixes that cover it, as ipset splits it.
+  const net = importPolicy("iptables-save", "", { ipsets: "create n hash:net family inet\nadd n 10.0.0.4-10.0.0.1\n" });
+  assert.deepEqual(net.policy!.sets.n!.elements, ["10.0.0.1", "10.0.0.2/31", "10.0.0.4"]);
+  assert.match(
+    net.report[1]!.reason!,
+    /the range 10\.0\.0\.4-10\.0\.0\.1 is the 3 prefixes 10\.0\.0\.1, 10\.0\.0\.2\/31, 10\.0\.0\.4/,
+  );
   const v6 = importPolicy("iptables-save", "", {
     ipsets: "create b hash:ip family inet6\nadd b 2001:db8::1-2001:db8::3\n",
   });
