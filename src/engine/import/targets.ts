@@ -380,7 +380,7 @@ export const TARGETS: Record<string, TargetSpec> = {
       return { type: "rawsnat", to: parseAddress(val(t), "--to-source") };
     },
   },
-  /** ipset SET target: the set is created by the input or declared empty from its use (ipset.ts useSet). */
+  /** ipset SET target: the set must be created by the input, as iptables-restore requires (ipset.ts useSet). */
   SET: {
     options: { "--add-set": 2, "--del-set": 2, "--exist": 0, "--timeout": 1 },
     build(o, d) {
