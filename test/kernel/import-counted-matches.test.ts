@@ -336,3 +336,38 @@ test("tcpmss: an exact MSS, a range, and a negated range (which also takes SYNs 
   assert.deepEqual(await iptCounts(viaIpt.server), want);
   assert.deepEqual(await nftCounts(viaNft.server, n), want);
 });
+
+test("CONNMARK --save/--restore-mark into some bits of the destination (Tailscale's masks): copied, cleared and flipped bits", async () => {
+  const n = await load(
+    [
+      "*mangle",
+      "-A PREROUTING -p udp -m udp --dport 9:11 -j CONNMARK --set-xmark 0x12345678/0xffffffff",
+      "-A PREROUTING -p udp -m udp --dport 9:11 -j MARK --set-xmark 0xabcdef01/0xffffffff",
+      "-A PREROUTING -p udp -m udp --dport 9 -j CONNMARK --restore-mark --nfmask 0xff0000 --ctmask 0xff0000",
+      "-A PREROUTING -p udp -m udp --dport 10 -j CONNMARK --restore-mark --nfmask 0xff00ff --ctmask 0xffff",
+      "-A PREROUTING -p udp -m udp --dport 11 -j CONNMARK --save-mark --nfmask 0xff0000 --ctmask 0xff0000",
+      "COMMIT",
+      "*filter",
+      "-A INPUT -m mark --mark 0xab34ef01",
+      "-A INPUT -m mark --mark 0xab00b978",
+      "-A INPUT -m connmark --mark 0x12cd5678",
+      "-A INPUT -m mark --mark 0xabcdef01",
+      "COMMIT",
+      "",
+    ].join("\n"),
+  );
+  for (const p of [viaIpt, viaNft]) {
+    await scapy(p, "IP(dst=T)/UDP(dport=9)", 2);
+    await scapy(p, "IP(dst=T)/UDP(dport=10)", 3);
+    await scapy(p, "IP(dst=T)/UDP(dport=11)", 1);
+  }
+  // mark = (mark & ~nfmask) ^ (ctmark & ctmask): 0xab34ef01 (bits 16-23 copied), 0xab00b978
+  // (0xff0000 cleared, 0xff copied, 0xff00 flipped by 0x56); save: ctmark 0x12cd5678, mark kept.
+  const want = [2, 3, 1, 1];
+  try {
+    assert.deepEqual(await iptCounts(viaIpt.server), want, "xt_CONNMARK gives the marks the masks call for");
+    assert.deepEqual(await nftCounts(viaNft.server, n), want, "the per-bit nftables rules give the same marks");
+  } finally {
+    await lab.exec(viaIpt.server, ["iptables", "-t", "mangle", "-F"], { allowFailure: true });
+  }
+});

@@ -247,8 +247,8 @@ export const TARGETS: Record<string, TargetSpec> = {
     },
     build(o) {
       // xt_CONNMARK: save: ctmark = (ctmark & ~ctmask) ^ (mark & nfmask); restore: mark =
-      // (mark & ~nfmask) ^ (ctmark & ctmask); --mask sets both. nft (1.0.6) cannot combine two
-      // marks in one expression, so only a whole-mark destination (the other mask all ones) is exact.
+      // (mark & ~nfmask) ^ (ctmark & ctmask); --mask sets both. The destination's mask is
+      // destMask (nft: one rule per bit, compile/nft/action.ts), the source's mask is mask.
       const mask = (k: string) => {
         const x = o.get(k) ?? o.get("--mask");
         return x ? parseUint(val(x), "mask", 0xffffffff) : 0xffffffff;
@@ -258,14 +258,10 @@ export const TARGETS: Record<string, TargetSpec> = {
         ["restore", "--nfmask", "--ctmask"],
       ] as const) {
         if (!o.has(`--${op}-mark`)) continue;
-        if (mask(dest) !== 0xffffffff)
-          fail(
-            "import_unsupported",
-            `CONNMARK --${op}-mark with ${dest} ${hex(mask(dest))}: merging masked bits into the ${op === "save" ? "connection" : "packet"} mark's other bits has no equivalent (nftables cannot combine two marks); only ${dest} 0xffffffff is supported`,
-            `--${op}-mark`,
-          );
-        const m = mask(src);
-        return m === 0xffffffff ? { type: "connmark", op } : { type: "connmark", op, mask: m };
+        const a: Extract<ActionObject, { type: "connmark" }> = { type: "connmark", op };
+        if (mask(src) !== 0xffffffff) a.mask = mask(src);
+        if (mask(dest) !== 0xffffffff) a.destMask = mask(dest);
+        return a;
       }
       if (o.has("--mask") || o.has("--nfmask") || o.has("--ctmask"))
         fail(

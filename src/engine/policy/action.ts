@@ -73,6 +73,13 @@ export const ActionObject = deferred(() =>
          * connection mark to the packet mark (--restore-mark --ctmask M --nfmask 0xffffffff).
          */
         mask: U32.optional(),
+        /**
+         * save/restore: only these bits of the destination (the connection mark for save, the
+         * packet mark for restore) change, its other bits are kept: destination = (destination &
+         * ~destMask) ^ (source & mask), as xt_CONNMARK computes (--ctmask of save, --nfmask of
+         * restore). Left out: every bit changes (all ones).
+         */
+        destMask: U32.optional(),
       }),
     ),
     /** xtables-addons ACCOUNT: per-address src/dst bytes and packets in a named accounting table. */

@@ -44,6 +44,14 @@ function markActions(r: RuleRef, out: Diagnostic[]): void {
       );
     return;
   }
+  if (a.type === "connmark" && a.destMask !== undefined)
+    out.push(
+      error(
+        [...ap, "destMask"],
+        "connmark_destmask_unused",
+        "connmark set writes value under mask; destMask only goes with save and restore (the bits of the destination that change)",
+      ),
+    );
   if (a.value === undefined || a.mask === undefined) return;
   const outside = (a.value & ~a.mask) >>> 0;
   if (outside !== 0)

@@ -6,6 +6,7 @@ import { importPolicy } from "../../../src/engine/import/index.ts";
 import { Policy, type Rule } from "../../../src/engine/policy/index.ts";
 import { checkTargetSupport } from "../../../src/engine/compile/support.ts";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
+import { renderNft } from "../../../src/engine/compile/nft/index.ts";
 
 /** Import iptables-save text; assert no errors; return the chains. */
 function save(text: string, opts: { family?: "ipv6" } = {}) {
@@ -366,7 +367,7 @@ test("conntrack --ctproto and --ctorig*: the connection's original tuple; ports 
   assert.deepEqual(checkTargetSupport(p, "iptables"), []);
 });
 
-test("CONNMARK: --set-xmark under a mask; --save/--restore-mark with a masked source; masked destinations refused", () => {
+test("CONNMARK: --set-xmark under a mask; --save/--restore-mark with a masked source and a masked destination (destMask)", () => {
   const a = (line: string) => rule(`iptables -t mangle -A PREROUTING ${line}`, "mangle_prerouting").action;
   assert.deepEqual(a("-j CONNMARK --set-xmark 0xa00/0xff00"), {
     type: "connmark",
@@ -388,10 +389,44 @@ test("CONNMARK: --set-xmark under a mask; --save/--restore-mark with a masked so
     op: "restore",
     mask: 0xff00,
   });
-  for (const line of ["-j CONNMARK --save-mark --mask 0xff", "-j CONNMARK --restore-mark --nfmask 0xff"]) {
-    const r = importPolicy("iptables", `iptables -t mangle -A PREROUTING ${line}`);
-    assert.match(r.errors[0]?.message ?? "", /has no equivalent/, line);
-  }
+  // --mask sets both; the destination's mask is destMask (Tailscale's pair of rules).
+  assert.deepEqual(a("-j CONNMARK --save-mark --mask 0xff"), {
+    type: "connmark",
+    op: "save",
+    mask: 0xff,
+    destMask: 0xff,
+  });
+  assert.deepEqual(a("-j CONNMARK --restore-mark --nfmask 0xff0000 --ctmask 0xff0000"), {
+    type: "connmark",
+    op: "restore",
+    mask: 0xff0000,
+    destMask: 0xff0000,
+  });
+  assert.deepEqual(a("-j CONNMARK --restore-mark --nfmask 0xff"), { type: "connmark", op: "restore", destMask: 0xff });
+  // nftables: one rule per bit (copied: two rules; cleared only: one rule; flipped: one rule each).
+  const nftOf = (line: string, match = "") => {
+    const r = importPolicy("iptables", `iptables -t mangle -A PREROUTING ${match}${line}`);
+    assert.deepEqual(r.errors, []);
+    return renderNft(r.policy!);
+  };
+  const out = nftOf("-j CONNMARK --restore-mark --nfmask 0x0f00 --ctmask 0x0300");
+  assert.ok(out.ok);
+  const body = out.text.split("\n").filter((l) => l.includes("mangle_prerouting") && l.includes("mark set"));
+  assert.deepEqual(
+    body.map((l) => l.replace(/^add rule inet palisade mangle_prerouting /, "").replace(/ comment .*$/, "")),
+    [
+      "meta mark set meta mark & 0xfffff3ff",
+      "ct mark & 0x00000100 != 0 meta mark set meta mark | 0x00000100",
+      "ct mark & 0x00000100 == 0 meta mark set meta mark & 0xfffffeff",
+      "ct mark & 0x00000200 != 0 meta mark set meta mark | 0x00000200",
+      "ct mark & 0x00000200 == 0 meta mark set meta mark & 0xfffffdff",
+    ],
+  );
+  // A match with state of its own would run once per bit; one that reads the written mark sees it half done.
+  const limited = nftOf("-j CONNMARK --restore-mark --mask 0xff", "-m limit --limit 1/s ");
+  assert.ok(!limited.ok && limited.errors[0]!.code === "nft_connmark_merge_match");
+  const reads = nftOf("-j CONNMARK --restore-mark --mask 0xff", "-m mark --mark 0x1/0x1 ");
+  assert.ok(!reads.ok && /tests the packet mark/.test(reads.errors[0]!.message));
 });
 
 test("multiport --ports: a source-port rule, then a destination-port rule that excludes it; ! --ports is one rule", () => {

@@ -180,14 +180,14 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
     case "mark":
       return t(`-j MARK --set-xmark ${hex(a.value)}/${hex(a.mask ?? 0xffffffff)}`);
     case "connmark":
-      if (a.op === "save")
-        return t(
-          `-j CONNMARK --save-mark${a.mask === undefined ? "" : ` --nfmask ${hex(a.mask)} --ctmask 0xffffffff`}`,
-        );
-      if (a.op === "restore")
-        return t(
-          `-j CONNMARK --restore-mark${a.mask === undefined ? "" : ` --nfmask 0xffffffff --ctmask ${hex(a.mask)}`}`,
-        );
+      if (a.op !== "set") {
+        // save: --nfmask is the source's (packet mark) mask, --ctmask the destination's; restore: the reverse.
+        const [src, dest] = [a.mask ?? 0xffffffff, a.destMask ?? 0xffffffff];
+        const [nf, ct] = a.op === "save" ? [src, dest] : [dest, src];
+        const masks =
+          a.mask === undefined && a.destMask === undefined ? "" : ` --nfmask ${hex(nf)} --ctmask ${hex(ct)}`;
+        return t(`-j CONNMARK --${a.op}-mark${masks}`);
+      }
       if (a.value === undefined) ctx.error([...path, "value"], "iptables_connmark_value", "connmark set needs a value");
       return t(`-j CONNMARK --set-xmark ${hex((a.value ?? 0) & (a.mask ?? 0xffffffff))}/${hex(a.mask ?? 0xffffffff)}`);
     case "account": {

@@ -174,6 +174,32 @@ function dhcpmacStatements(setMac: string, udpKnown: boolean): string[] {
  * Rule tails for an action in family `fam` (undefined: family-agnostic rule). An empty
  * list means an error was reported.
  */
+/**
+ * CONNMARK save/restore into some bits of the destination only: dest = (dest & ~destMask) ^
+ * (src & mask). nft 1.0.6 cannot combine two marks in one expression (the right side of | must
+ * be constant), so the bits are moved one at a time, each by rules with constants only: a bit
+ * of both masks is copied (two rules: source bit set, or clear), a bit of destMask only is
+ * cleared (one rule for all of them), a bit of mask only is flipped where the source has it.
+ * Bits are independent and the source is not written, so the rules in sequence give the
+ * xt_CONNMARK value. Each is one tail: the rule's match is repeated per tail (rules.ts refuses
+ * matches with state of their own, or that read the destination).
+ */
+function connmarkMerge(op: "save" | "restore", mask: number, destMask: number): string[][] {
+  const [src, dest] = op === "save" ? ["meta mark", "ct mark"] : ["ct mark", "meta mark"];
+  const tails: string[][] = [];
+  const clear = (destMask & ~mask) >>> 0;
+  if (clear !== 0) tails.push([`${dest} set ${dest} & ${hex(~clear >>> 0)}`]);
+  for (let i = 0; i < 32; i++) {
+    const b = (1 << i) >>> 0;
+    if ((mask & b) === 0) continue;
+    if ((destMask & b) !== 0) {
+      tails.push([`${src} & ${hex(b)} != 0`, `${dest} set ${dest} | ${hex(b)}`]);
+      tails.push([`${src} & ${hex(b)} == 0`, `${dest} set ${dest} & ${hex(~b >>> 0)}`]);
+    } else tails.push([`${src} & ${hex(b)} != 0`, `${dest} set ${dest} ^ ${hex(b)}`]);
+  }
+  return tails.length ? tails : [[]];
+}
+
 export function compileAction(a: ActionObject, fam: Fam | undefined, env: ActionEnv, ctx: Ctx, path: Path): string[][] {
   if (unsupportedAction(a)) return [];
   const nat = natStatements(a, fam, env, ctx, path);
@@ -262,6 +288,7 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
         ],
       ];
     case "connmark":
+      if (a.op !== "set" && a.destMask !== undefined) return connmarkMerge(a.op, a.mask ?? 0xffffffff, a.destMask);
       if (a.op === "save") return [[`ct mark set meta mark${a.mask === undefined ? "" : ` & ${hex(a.mask)}`}`]];
       if (a.op === "restore") return [[`meta mark set ct mark${a.mask === undefined ? "" : ` & ${hex(a.mask)}`}`]];
       if (a.value === undefined) {

@@ -104,6 +104,13 @@ export function compileRule(
     }
     const tails = compileAction(a, fam, env, ctx, [...path, "action"]);
     if (tails.length === 0) continue;
+    if (a.type === "connmark" && a.op !== "set" && a.destMask !== undefined) {
+      const problem = connmarkMergeProblem(m, a.op, mr.alternatives.length);
+      if (problem) {
+        ctx.error([...path, "action", "destMask"], "nft_connmark_merge_match", problem);
+        continue;
+      }
+    }
     if (mr.quotaSplit && !TERMINATING.has(a.type)) {
       ctx.error(
         [...path, "action"],
@@ -186,6 +193,26 @@ export function compileRule(
     }
   }
   return out;
+}
+
+/**
+ * A connmark save/restore with destMask is one nft rule per bit (compile/nft/action.ts
+ * connmarkMerge), each repeating the rule's match: a match with state of its own would be
+ * evaluated once per bit, and one that reads the destination mark would see it half written.
+ */
+function connmarkMergeProblem(m: Match | undefined, op: "save" | "restore", alternatives: number): string | undefined {
+  const why = "a connmark save/restore under destMask is one nft rule per bit, each repeating the match";
+  if (alternatives > 1)
+    return `${why}, and this match is already an OR of several rules: put the addresses into one set`;
+  const stateful = (["limit", "meter", "quota", "recent", "statistic", "connlimit", "xt"] as const).filter(
+    (k) => m?.[k] !== undefined,
+  );
+  if (stateful.length)
+    return `${why}, so ${stateful.join(", ")} would be evaluated once per bit: match them in a rule before that sets a mark, and test the mark here`;
+  const reads = op === "restore" ? m?.mark : m?.ctmark;
+  if (reads !== undefined)
+    return `${why}, and the match tests the ${op === "restore" ? "packet mark" : "connection mark"} the action writes: test it in a rule before that jumps to a chain holding this one`;
+  return undefined;
 }
 
 /** What makes a rule's match an OR of nft rules, for the refusal of per-rule state in it. */
