@@ -331,6 +331,11 @@ export const FEATURES = {
     nftables: yes("ip saddr A-B"),
     iptables: yes("-m iprange --src-range / --dst-range"),
   },
+  "match.tupleSet": {
+    label: "tuple set lookup (ipset hash:ip,port / hash:net,port)",
+    nftables: yes("a concatenated set: ip saddr . meta l4proto . th dport @set"),
+    iptables: yes("ipset hash:ip,port / hash:net,port; -m set --match-set NAME src,dst"),
+  },
   "match.pktType": { label: "packet type", nftables: yes("meta pkttype"), iptables: yes("-m pkttype --pkt-type") },
   "match.connlimit": {
     label: "connection count per address (connlimit)",
@@ -740,6 +745,7 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   if (m.physdev !== undefined) at("match.physdev", "physdev");
   if (m.saddrRange !== undefined) at("match.addressRange", "saddrRange");
   if (m.daddrRange !== undefined) at("match.addressRange", "daddrRange");
+  if (m.tupleSet !== undefined) at("match.tupleSet", "tupleSet");
   if (m.fragment !== undefined) at("match.fragment", "fragment");
   if (m.pktType !== undefined) at("match.pktType", "pktType");
   if (m.ttl !== undefined) at("match.ttl", "ttl");

@@ -3,6 +3,7 @@ export * from "./match.ts";
 export * from "./match-extra.ts";
 export * from "./action.ts";
 export * from "./objects.ts";
+export * from "./tuple-set.ts";
 export * from "./protections.ts";
 export * from "./forwarding.ts";
 export * from "./document.ts";

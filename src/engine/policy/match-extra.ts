@@ -3,7 +3,7 @@
 // targets (compile/nft/match-extra.ts, compile/iptables/match-extra.ts).
 import * as z from "zod";
 import { parsePrefix, zoneIdProblem } from "../net/address.ts";
-import { Cidr, Interface, PortItem, Protocol, deferred, negatable } from "./primitives.ts";
+import { Cidr, Interface, Name, PortItem, Protocol, deferred, negatable } from "./primitives.ts";
 
 /** Conntrack status bits: `--ctstate DNAT/SNAT` and `--ctstatus` in iptables, `ct status` in nft. */
 export const CT_STATUS = ["expected", "seen-reply", "assured", "confirmed", "snat", "dnat"] as const;
@@ -246,7 +246,25 @@ export const RoutingHeaderMatch = z.strictObject({
   segmentsLeft: negatable(ByteOrRange).optional(),
 });
 
+/**
+ * `-m set --match-set NAME src,dst` on a tuple set: `directions` says, per field of the set's
+ * type, which side of the packet it is looked up on (an address: saddr/daddr; a port: sport/
+ * dport, with the packet's protocol). As many directions as the set has fields.
+ */
+export const TupleSetMatch = deferred(() =>
+  z.strictObject({
+    set: Name,
+    directions: z
+      .array(z.enum(["src", "dst"]))
+      .min(2)
+      .max(3),
+  }),
+);
+export type TupleSetMatch = z.infer<typeof TupleSetMatch>;
+
 export const extraMatchKeys = {
+  /** A lookup in a tuple set (see TupleSetMatch). */
+  tupleSet: deferred(() => negatable(TupleSetMatch)).optional(),
   /** Local socket's user id (`-m owner --uid-owner`, nft `meta skuid`): output and postrouting only. */
   skuid: deferred(() => negatable(IdRange)).optional(),
   /** Local socket's group id (`--gid-owner`, nft `meta skgid`). */

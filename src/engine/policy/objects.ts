@@ -3,9 +3,34 @@ import * as z from "zod";
 import { Cidr, Comment, Port, Seconds, deferred } from "./primitives.ts";
 import { parsePrefix } from "../net/address.ts";
 
-export const SET_TYPES = ["ipv4_addr", "ipv6_addr", "inet_service", "ether_addr", "ifname", "mark"] as const;
+/** Sets of tuples (ipset's hash:ip,port and hash:net,port): an address and a "protocol:port", e.g. "10.0.0.0/8,tcp:22". */
+export const TUPLE_SET_TYPES = ["ipv4_addr,port", "ipv6_addr,port"] as const;
+export const SET_TYPES = [
+  "ipv4_addr",
+  "ipv6_addr",
+  "inet_service",
+  "ether_addr",
+  "ifname",
+  "mark",
+  ...TUPLE_SET_TYPES,
+] as const;
+export type TupleSetType = (typeof TUPLE_SET_TYPES)[number];
+/** Protocols a tuple set's port field names (ipset's `proto:port`; a port without one is tcp). */
+export const TUPLE_PORT_PROTOCOLS = ["tcp", "udp", "sctp", "udplite"] as const;
 
-/** Address/port sets: static elements, intervals (CIDR), timeouts, and dynamic (filled by rules). */
+/** The fields of a tuple set type, in order (undefined: not a tuple set). */
+export function tupleFields(type: string): ("ipv4_addr" | "ipv6_addr" | "port")[] | undefined {
+  if (type === "ipv4_addr,port") return ["ipv4_addr", "port"];
+  if (type === "ipv6_addr,port") return ["ipv6_addr", "port"];
+  return undefined;
+}
+
+/**
+ * Address/port sets: static elements, intervals (CIDR), timeouts, and dynamic (filled by rules).
+ * A tuple set (type "ipv4_addr,port", "ipv6_addr,port") holds elements "ADDRESS,PROTO:PORT"
+ * ("10.0.0.0/8,tcp:22", "2001:db8::1,udp:53"; prefixes need interval) and is matched with
+ * `match.tupleSet`, which names the direction of each field.
+ */
 export const SetDef = deferred(() =>
   z.strictObject({
     type: z.enum(SET_TYPES),

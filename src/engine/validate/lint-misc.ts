@@ -1,6 +1,6 @@
 // Smaller lints: unreachable user chains, unused objects, an empty policy, short SPA secrets.
 import { warning, type Diagnostic } from "../diagnostics.ts";
-import type { Policy } from "../policy/index.ts";
+import { unwrap, type Policy } from "../policy/index.ts";
 import { chainHooks, rulesOf, sortedEntries } from "./model.ts";
 
 export function miscWarnings(policy: Policy): Diagnostic[] {
@@ -48,6 +48,7 @@ export function miscWarnings(policy: Policy): Diagnostic[] {
       const val = typeof v === "object" && !Array.isArray(v) ? v.not : v;
       for (const item of Array.isArray(val) ? val : [val]) if (item.startsWith("@")) used.sets.add(item.slice(1));
     }
+    if (r.match.tupleSet) used.sets.add(unwrap(r.match.tupleSet).value.set);
     if (r.match.quota) used.quotas.add(r.match.quota.name);
     if (r.action.type === "counter") used.counters.add(r.action.name);
     if (r.action.type === "account") used.accounting.add(r.action.table);

@@ -2,7 +2,7 @@
 // and name clashes between meters, recent lists and sets (one kernel namespace in nft).
 import { error, warning, type Diagnostic, type Path } from "../diagnostics.ts";
 import { parsePrefix, zoneIdProblem } from "../net/address.ts";
-import { Interface, NAME_RE, type Policy, type SetDef } from "../policy/index.ts";
+import { Interface, NAME_RE, parseTupleElement, type Policy, type SetDef } from "../policy/index.ts";
 import { rulesOf, sortedEntries } from "./model.ts";
 import { prefixHostBitsProblem } from "./prefix.ts";
 
@@ -186,5 +186,11 @@ function elementProblem(set: SetDef, el: string | number): ElementProblem | null
       return /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(el) && Number(el) <= 0xffffffff
         ? null
         : bad(set, el, "a 32-bit mark");
+    case "ipv4_addr,port":
+    case "ipv6_addr,port": {
+      const t = parseTupleElement(set.type, el, set.interval === true);
+      if (t.ok) return null;
+      return { code: t.needsInterval ? "set_element_needs_interval" : "set_element_invalid", message: t.problem };
+    }
   }
 }

@@ -2,7 +2,7 @@
 // accounting tables. Jump loops are refused (the kernel refuses them at load time too,
 // with a far less helpful message).
 import { error, type Diagnostic, type Path } from "../diagnostics.ts";
-import { unwrap, type Policy } from "../policy/index.ts";
+import { TUPLE_SET_TYPES, tupleFields, unwrap, type Policy } from "../policy/index.ts";
 import { asList, rulesOf, sortedEntries } from "./model.ts";
 
 export function referenceErrors(policy: Policy): Diagnostic[] {
@@ -105,6 +105,38 @@ export function referenceErrors(policy: Policy): Diagnostic[] {
           );
         }
       });
+    }
+    const ts = r.match.tupleSet;
+    if (ts !== undefined) {
+      const { value, negated } = unwrap(ts);
+      const base: Path = [...r.path, "match", "tupleSet", ...(negated ? ["not"] : [])];
+      const set = policy.sets[value.set];
+      const fields = set ? tupleFields(set.type) : undefined;
+      if (!set) out.push(error([...base, "set"], "unknown_set", `set "${value.set}" is not declared under sets`));
+      else if (!fields)
+        out.push(
+          error(
+            [...base, "set"],
+            "set_type_mismatch",
+            `set "${value.set}" holds ${set.type} elements; tupleSet looks up a tuple set (${TUPLE_SET_TYPES.join(", ")}); match a set of addresses with saddr/daddr "@${value.set}"`,
+          ),
+        );
+      else if (value.directions.length !== fields.length)
+        out.push(
+          error(
+            [...base, "directions"],
+            "set_direction_count",
+            `set "${value.set}" (${set.type}) has ${fields.length} fields, so the lookup needs ${fields.length} directions (as ipset's src,dst), not ${value.directions.length}`,
+          ),
+        );
+      else if (r.match.family && !set.type.startsWith(r.match.family === "ipv4" ? "ipv4_addr" : "ipv6_addr"))
+        out.push(
+          error(
+            [...base, "set"],
+            "address_family_mismatch",
+            `set "${value.set}" holds ${set.type} elements but the rule is restricted to ${r.match.family}`,
+          ),
+        );
     }
   }
   out.push(...loopErrors(policy));

@@ -8,7 +8,7 @@
 import { isIPv4, isIPv6 } from "../../net/ip-syntax.ts";
 import type { Path } from "../../diagnostics.ts";
 import { parsePrefix } from "../../net/address.ts";
-import type { Policy, SetDef } from "../../policy/index.ts";
+import { parseTupleElement, tupleAddressText, tupleFields, type Policy, type SetDef } from "../../policy/index.ts";
 import { cidr } from "./address.ts";
 import type { IptCtx } from "./context.ts";
 import { ipsetName } from "./names.ts";
@@ -37,9 +37,26 @@ function element(e: string | number, set: SetDef, ctx: IptCtx, path: Path): stri
       return /^\d{1,5}(-\d{1,5})?$/.test(text) && text.split("-").every((x) => Number(x) <= 65535) ? text : bad();
     case "ether_addr":
       return MAC.test(text) ? text.toLowerCase() : bad();
+    case "ipv4_addr,port":
+    case "ipv6_addr,port": {
+      const t = parseTupleElement(set.type, e, set.interval === true);
+      if (!t.ok) return bad();
+      const { address, protocol, ports } = t.element;
+      return `${tupleAddressText(address)},${protocol}:${ports[0] === ports[1] ? ports[0] : `${ports[0]}-${ports[1]}`}`;
+    }
     default:
       return bad();
   }
+}
+
+/** The ipset entries of a tuple set: one per port of each element's range. */
+function tupleEntries(set: SetDef): number {
+  let n = 0;
+  for (const e of set.elements) {
+    const t = parseTupleElement(set.type, e, set.interval === true);
+    n += t.ok ? t.element.ports[1] - t.element.ports[0] + 1 : 1;
+  }
+  return n;
 }
 
 function createLine(name: string, set: SetDef): string | undefined {
@@ -57,11 +74,20 @@ function createLine(name: string, set: SetDef): string | undefined {
     case "ether_addr":
       opts.push("hash:mac");
       break;
+    case "ipv4_addr,port":
+    case "ipv6_addr,port":
+      // hash:net,port holds prefixes (and whole addresses); a port range is added port by port.
+      opts.push(
+        `${set.interval ? "hash:net,port" : "hash:ip,port"} family ${set.type === "ipv4_addr,port" ? "inet" : "inet6"}`,
+      );
+      break;
     default:
       return undefined; // refused by checkTargetSupport (object.setIfname / object.setMark)
   }
   if (set.type !== "inet_service") {
-    const size = set.size ?? (set.dynamic ? set.elements.length + 65536 : Math.max(65536, set.elements.length));
+    // ipset adds a tuple's port range port by port: each port is an entry.
+    const entries = tupleFields(set.type) ? tupleEntries(set) : set.elements.length;
+    const size = set.size ?? (set.dynamic ? entries + 65536 : Math.max(65536, entries));
     opts.push(`maxelem ${size}`);
   }
   if (set.timeoutSeconds !== undefined) opts.push(`timeout ${set.timeoutSeconds}`);

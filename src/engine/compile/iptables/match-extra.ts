@@ -4,6 +4,7 @@ import { PROTOCOL_NUMBERS, WEEKDAYS, ipsecTunnelFamily, unwrap, type Match } fro
 import type { RuleEnv } from "./context.ts";
 import { SLOT, piece, type Piece } from "./pieces.ts";
 import { bare } from "./quote.ts";
+import { ipsetName } from "./names.ts";
 
 const neg = (n: boolean) => (n ? "! " : "");
 const NAT_BITS = new Set(["snat", "dnat"]);
@@ -34,6 +35,10 @@ export function extraApplies(m: Match, env: RuleEnv): boolean {
   const tunnel = m.ipsec ? ipsecTunnelFamily(m.ipsec) : undefined;
   if (tunnel !== undefined && tunnel !== env.fam) return false;
   if (m.routingHeader !== undefined && env.fam === "ipv4") return false;
+  if (m.tupleSet !== undefined) {
+    const set = env.ctx.policy.sets[unwrap(m.tupleSet).value.set];
+    if (!set?.type.startsWith(env.fam === "ipv4" ? "ipv4_addr," : "ipv6_addr,")) return false;
+  }
   return !(m.fragment !== undefined && env.fam === "ipv6");
 }
 
@@ -50,6 +55,12 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
     owner.push(`${neg(negated)}${opt} ${value}`);
   }
   if (owner.length) out.push(piece(SLOT.owner, `-m owner ${owner.join(" ")}`));
+  if (m.tupleSet !== undefined) {
+    const { value, negated } = unwrap(m.tupleSet);
+    out.push(
+      piece(SLOT.setTuple, `-m set ${neg(negated)}--match-set ${ipsetName(value.set)} ${value.directions.join(",")}`),
+    );
+  }
   if (m.ctStatus !== undefined) {
     const { value, negated } = unwrap(m.ctStatus);
     // DNAT/SNAT are --ctstate pseudo-states; the other bits are --ctstatus. "Any of" across

@@ -20,6 +20,7 @@ export const SLOT = {
   icmp: 12,
   setSrc: 20,
   setDst: 21,
+  setTuple: 22,
   conntrack: 30,
   ctStatus: 31,
   iprange: 32,

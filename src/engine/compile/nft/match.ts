@@ -8,9 +8,17 @@
 import type { Path } from "../../diagnostics.ts";
 import { parsePrefix } from "../../net/address.ts";
 import { ifname } from "../../nft/index.ts";
-import { PROTOCOL_NUMBERS, isNegated, parseRate, unwrap, type Match, type Negatable } from "../../policy/index.ts";
+import {
+  PROTOCOL_NUMBERS,
+  TUPLE_SET_TYPES,
+  isNegated,
+  parseRate,
+  unwrap,
+  type Match,
+  type Negatable,
+} from "../../policy/index.ts";
 import { FAMS, type Ctx, type Fam } from "./context.ts";
-import { ctStateFlags, setFamily, valueOrSet } from "./sets.ts";
+import { ctStateFlags, setFamily, tupleLookup, tupleSetFamily, valueOrSet } from "./sets.ts";
 import {
   connlimitPart,
   hitcountCheck,
@@ -98,6 +106,17 @@ export function matchFamilies(m: Match | undefined, ctx: Ctx, path: Path): Set<F
   }
   if (m.icmpType !== undefined) narrow(["ipv4"]);
   if (m.icmpv6Type !== undefined) narrow(["ipv6"]);
+  if (m.tupleSet !== undefined) {
+    const name = unwrap(m.tupleSet).value.set;
+    const f = tupleSetFamily(ctx.policy.sets[name]);
+    if (!f)
+      ctx.error(
+        [...path, "tupleSet"],
+        "nft_set_type",
+        `set "${name}" is not a tuple set (${TUPLE_SET_TYPES.join(", ")})`,
+      );
+    else narrow([f]);
+  }
   const extra = extraFamilies(m);
   if (extra) narrow(extra);
   const xt = xtFamilies(m.xt);
@@ -114,6 +133,7 @@ export function matchNeedsFamily(m: Match | undefined): boolean {
       m.saddr !== undefined ||
       m.daddr !== undefined ||
       m.saddrRange !== undefined ||
+      m.tupleSet !== undefined ||
       m.daddrRange !== undefined ||
       m.fragment !== undefined ||
       m.routingHeader !== undefined ||
@@ -183,6 +203,13 @@ export function compileMatch(
     const r = addressParts(isNegated(v) ? { not: items } : items, side, fam);
     parts.push(...r.parts);
     if (r.alternatives) alternativeLists.push(r.alternatives);
+    impliesFamily = true;
+  }
+
+  if (m.tupleSet !== undefined && fam !== undefined) {
+    const { value, negated } = unwrap(m.tupleSet);
+    if (tupleSetFamily(ctx.policy.sets[value.set]) !== fam) return null;
+    parts.push(tupleLookup(value, negated, fam));
     impliesFamily = true;
   }
 

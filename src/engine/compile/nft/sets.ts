@@ -4,7 +4,13 @@ import { isIPv4, isIPv6 } from "../../net/ip-syntax.ts";
 import type { Path } from "../../diagnostics.ts";
 import { hasHostBits, parsePrefix } from "../../net/address.ts";
 import type { NamedSet, SetElement, SetFlag } from "../../nft/index.ts";
-import type { SetDef } from "../../policy/index.ts";
+import {
+  parseTupleElement,
+  tupleAddressText,
+  tupleFields,
+  type SetDef,
+  type TupleSetMatch,
+} from "../../policy/index.ts";
 import { FAMILY, TABLE, type Ctx, type Fam } from "./context.ts";
 
 /** Extra room for elements added at runtime when the policy gives no size. */
@@ -33,6 +39,29 @@ export function setFamily(def: SetDef | undefined): Fam | undefined {
   return undefined;
 }
 
+/** The address family of a tuple set (undefined: not a tuple set). */
+export function tupleSetFamily(def: SetDef | undefined): Fam | undefined {
+  if (def?.type === "ipv4_addr,port") return "ipv4";
+  if (def?.type === "ipv6_addr,port") return "ipv6";
+  return undefined;
+}
+
+/** The nft data types of a tuple set: ipset's port field is a protocol and a port. */
+function tupleNftType(def: SetDef): string[] {
+  return [def.type.startsWith("ipv6") ? "ipv6_addr" : "ipv4_addr", "inet_proto", "inet_service"];
+}
+
+/**
+ * The lookup key of a tuple set with ipset's directions (`src,dst`): `ip saddr . meta l4proto
+ * . th dport`. A packet without ports (ICMP) is looked up with its protocol, which no element
+ * has; a non-first fragment has no transport header and matches neither way.
+ */
+export function tupleLookup(m: TupleSetMatch, negated: boolean, fam: Fam): string {
+  const ip = fam === "ipv4" ? "ip" : "ip6";
+  const [a, p] = m.directions;
+  return `${ip} ${a === "src" ? "saddr" : "daddr"} . meta l4proto . th ${p === "src" ? "sport" : "dport"} ${negated ? "!= " : ""}@${m.set}`;
+}
+
 // `base` + `i` name the element; its path array is built only when there is something to
 // report (sets can have a million elements).
 function elementText(e: string | number, def: SetDef, ctx: Ctx, base: Path, i: number): string | undefined {
@@ -45,6 +74,15 @@ function elementText(e: string | number, def: SetDef, ctx: Ctx, base: Path, i: n
     const text = String(e);
     if (text.indexOf("/") === -1 && isIPv6(text)) return text.toLowerCase();
     return prefixText(text, def, ctx, base, i);
+  }
+  if (tupleFields(def.type)) {
+    const t = parseTupleElement(def.type, e, def.interval === true);
+    if (!t.ok) {
+      ctx.error([...base, "elements", i], "nft_set_element", t.problem);
+      return undefined;
+    }
+    const { address, protocol, ports } = t.element;
+    return `${tupleAddressText(address)} . ${protocol} . ${ports[0] === ports[1] ? ports[0] : `${ports[0]}-${ports[1]}`}`;
   }
   const text = String(e);
   if (def.type === "ifname") return /^[A-Za-z0-9_.@+-]{1,15}\*?$/.test(text) ? `"${text}"` : undefined;
@@ -112,7 +150,7 @@ export function compileSet(name: string, def: SetDef, ctx: Ctx): NamedSet {
     family: FAMILY,
     table: TABLE,
     name,
-    type: def.type,
+    type: tupleFields(def.type) ? tupleNftType(def) : def.type,
     flags: flags.length ? flags : undefined,
     elements,
   };
@@ -121,7 +159,9 @@ export function compileSet(name: string, def: SetDef, ctx: Ctx): NamedSet {
   if (def.counters) set.counter = true;
   // Overlapping prefixes (10/8 and 10.1/16) are an error in a plain interval set;
   // auto-merge folds them. It cannot be combined with timeouts or runtime additions.
-  if (def.interval && !def.dynamic && def.timeoutSeconds === undefined) set.autoMerge = true;
+  // nft 1.0.6 refuses auto-merge on a concatenation ("auto-merge only works with ..."), and
+  // ipset keeps overlapping tuples anyway.
+  if (def.interval && !def.dynamic && def.timeoutSeconds === undefined && !tupleFields(def.type)) set.autoMerge = true;
   if (def.comment) set.comment = def.comment;
   if (elements.length === 0) delete set.elements;
   if (!set.flags) delete set.flags;

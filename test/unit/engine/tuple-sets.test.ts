@@ -1,0 +1,113 @@
+// Tuple sets (ipset hash:ip,port / hash:net,port): element shape, the lookup's directions, and
+// both renderings. The goldens (test/golden/tuple-set.*) hold a whole policy's output;
+// test/kernel/tuple-set.test.ts proves the lookups with packets.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chain, hasError, valid } from "../../support/validate.ts";
+import { Policy } from "../../../src/engine/policy/index.ts";
+import { renderNft } from "../../../src/engine/compile/nft/index.ts";
+import { renderIptables } from "../../../src/engine/compile/iptables/index.ts";
+
+const withSet = (set: unknown, match: unknown = { tupleSet: { set: "t", directions: ["src", "dst"] } }) =>
+  chain([{ match, action: "accept" }], { extra: { sets: { t: set } } });
+
+test("tuple set elements: ADDRESS,PROTO:PORT; prefixes and port ranges need interval", () => {
+  valid(withSet({ type: "ipv4_addr,port", elements: ["192.0.2.1,tcp:22", "192.0.2.2,udp:53", "192.0.2.3,sctp:9"] }));
+  valid(withSet({ type: "ipv4_addr,port", interval: true, elements: ["10.0.0.0/8,tcp:22", "10.0.0.1,tcp:1-1024"] }));
+  valid(withSet({ type: "ipv6_addr,port", elements: ["2001:db8::1,udp:53"] }));
+  const bad = (el: string, code: string, type = "ipv4_addr,port") =>
+    hasError(withSet({ type, elements: [el] }), code, "/sets/t/elements/0");
+  bad("192.0.2.1", "set_element_invalid");
+  bad("192.0.2.1,22", "set_element_invalid"); // the policy names the protocol (the importer adds tcp)
+  bad("192.0.2.1,icmp:8", "set_element_invalid");
+  bad("192.0.2.1,tcp:70000", "set_element_invalid");
+  bad("192.0.2.1,tcp:9-1", "set_element_invalid");
+  bad("2001:db8::1,tcp:22", "set_element_invalid");
+  bad("192.0.2.1,tcp:22", "set_element_invalid", "ipv6_addr,port");
+  bad("10.0.0.1/8,tcp:22", "set_element_invalid"); // host bits
+  bad("10.0.0.0/8,tcp:22", "set_element_needs_interval");
+  bad("10.0.0.1,tcp:1-2", "set_element_needs_interval");
+});
+
+test("tupleSet: the set must exist, be a tuple set, and get one direction per field", () => {
+  const set = { type: "ipv4_addr,port", elements: ["192.0.2.1,tcp:22"] };
+  hasError(
+    withSet(set, { tupleSet: { set: "nope", directions: ["src", "dst"] } }),
+    "unknown_set",
+    "/chains/c/rules/0/match/tupleSet/set",
+  );
+  hasError(withSet({ type: "ipv4_addr", elements: [] }), "set_type_mismatch", "/chains/c/rules/0/match/tupleSet/set");
+  hasError(
+    withSet(set, { tupleSet: { not: { set: "t", directions: ["src", "dst", "dst"] } } }),
+    "set_direction_count",
+    "/chains/c/rules/0/match/tupleSet/not/directions",
+  );
+  hasError(
+    withSet(set, { family: "ipv6", tupleSet: { set: "t", directions: ["src", "dst"] } }),
+    "address_family_mismatch",
+    "/chains/c/rules/0/match/tupleSet/set",
+  );
+  assert.equal(
+    Policy.safeParse({
+      chains: { c: { rules: [{ match: { tupleSet: { set: "t", directions: ["src"] } }, action: "accept" }] } },
+    }).success,
+    false,
+    "a tuple has at least two fields",
+  );
+});
+
+const policy = (sets: unknown, rules: unknown[]) =>
+  Policy.parse({ sets, chains: { input: { hook: "input", policy: "drop", rules } } });
+
+test("nftables: a concatenated set (address . protocol . port), looked up on the sides the directions name, in the set's family only", () => {
+  const p = policy(
+    { t: { type: "ipv4_addr,port", interval: true, elements: ["10.0.0.0/8,tcp:22", "192.0.2.1,udp:1000-1010"] } },
+    [
+      { match: { tupleSet: { set: "t", directions: ["src", "dst"] } }, action: "accept" },
+      { match: { tupleSet: { not: { set: "t", directions: ["dst", "src"] } } }, action: "drop" },
+    ],
+  );
+  const r = renderNft(p);
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  assert.match(
+    r.text,
+    /add set inet palisade t \{ type ipv4_addr \. inet_proto \. inet_service ; flags interval ; elements = \{ 10\.0\.0\.0\/8 \. tcp \. 22, 192\.0\.2\.1 \. udp \. 1000-1010 \} ; \}/,
+  );
+  assert.doesNotMatch(r.text, /auto-merge/, "nft refuses auto-merge on a concatenation");
+  assert.match(r.text, /input ip saddr \. meta l4proto \. th dport @t accept/);
+  assert.match(r.text, /input ip daddr \. meta l4proto \. th sport != @t drop/);
+  assert.doesNotMatch(r.text, /ip6 [sd]addr \. meta l4proto/);
+});
+
+test("iptables: hash:ip,port or hash:net,port (interval) of the set's family, -m set --match-set NAME src,dst", () => {
+  const p = policy(
+    {
+      t: { type: "ipv4_addr,port", interval: true, elements: ["10.0.0.0/8,tcp:22", "192.0.2.1,udp:53"] },
+      h: { type: "ipv6_addr,port", elements: ["2001:db8::1,tcp:22"] },
+    },
+    [
+      { match: { tupleSet: { set: "t", directions: ["src", "dst"] } }, action: "accept" },
+      { match: { tupleSet: { not: { set: "h", directions: ["dst", "src"] } } }, action: "drop" },
+    ],
+  );
+  const r = renderIptables(p);
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  assert.match(r.ipsets, /^create pal_t hash:net,port family inet maxelem 65536$/m);
+  assert.match(r.ipsets, /^add pal_t 10\.0\.0\.0\/8,tcp:22$/m);
+  assert.match(r.ipsets, /^add pal_t 192\.0\.2\.1,udp:53$/m);
+  assert.match(r.ipsets, /^create pal_h hash:ip,port family inet6 maxelem 65536$/m);
+  assert.match(r.text, /^-A PAL-input -m set --match-set pal_t src,dst -j ACCEPT$/m);
+  assert.doesNotMatch(r.text, /pal_h/);
+  assert.match(r.text6, /^-A PAL-input -m set ! --match-set pal_h dst,src -j DROP$/m);
+  assert.doesNotMatch(r.text6, /pal_t/);
+});
+
+test("iptables: a port range is one ipset entry per port, and maxelem counts them", () => {
+  const elements = ["10.0.0.0/8,tcp:0-65535", "10.0.0.0/16,udp:0-9999"];
+  const p = policy({ t: { type: "ipv4_addr,port", interval: true, elements } }, [
+    { match: { tupleSet: { set: "t", directions: ["src", "dst"] } }, action: "accept" },
+  ]);
+  const r = renderIptables(p);
+  assert.ok(r.ok);
+  assert.match(r.ipsets, /^create pal_t hash:net,port family inet maxelem 75536$/m);
+});
