@@ -111,3 +111,38 @@ test("iptables: a port range is one ipset entry per port, and maxelem counts the
   assert.ok(r.ok);
   assert.match(r.ipsets, /^create pal_t hash:net,port family inet maxelem 75536$/m);
 });
+
+test("nftables: an element another covers is left out (nft refuses overlaps in a concatenated interval set; ipset keeps both); a partial overlap is an error", () => {
+  const rules = [{ match: { tupleSet: { set: "t", directions: ["src", "dst"] } }, action: "accept" }];
+  const covered = renderNft(
+    policy(
+      {
+        t: {
+          type: "ipv4_addr,port",
+          interval: true,
+          elements: [
+            "10.1.0.0/16,tcp:22",
+            "10.0.0.0/8,tcp:22",
+            "10.1.2.3,tcp:20-30",
+            "10.1.2.3,udp:22",
+            "10.0.0.0/8,tcp:0-100",
+          ],
+        },
+      },
+      rules,
+    ),
+  );
+  assert.ok(covered.ok, JSON.stringify(!covered.ok && covered.errors));
+  assert.match(covered.text, /elements = \{ 10\.1\.2\.3 \. udp \. 22, 10\.0\.0\.0\/8 \. tcp \. 0-100 \}/);
+  const partial = renderNft(
+    policy(
+      { t: { type: "ipv4_addr,port", interval: true, elements: ["10.0.0.0/8,tcp:20-25", "10.1.0.0/16,tcp:22-30"] } },
+      rules,
+    ),
+  );
+  assert.ok(!partial.ok);
+  assert.deepEqual(
+    partial.errors.map((e) => `${e.code} ${e.path}`),
+    ["nft_set_overlap /sets/t/elements/1"],
+  );
+});

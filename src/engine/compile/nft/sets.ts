@@ -2,13 +2,14 @@
 // anonymous sets `{ a, b }`: one lookup per packet whatever the list length.
 import { isIPv4, isIPv6 } from "../../net/ip-syntax.ts";
 import type { Path } from "../../diagnostics.ts";
-import { hasHostBits, parsePrefix } from "../../net/address.ts";
+import { hasHostBits, parsePrefix, prefixNetwork } from "../../net/address.ts";
 import type { NamedSet, SetElement, SetFlag } from "../../nft/index.ts";
 import {
   parseTupleElement,
   tupleAddressText,
   tupleFields,
   type SetDef,
+  type TupleElement,
   type TupleSetMatch,
 } from "../../policy/index.ts";
 import { FAMILY, TABLE, type Ctx, type Fam } from "./context.ts";
@@ -75,15 +76,6 @@ function elementText(e: string | number, def: SetDef, ctx: Ctx, base: Path, i: n
     if (text.indexOf("/") === -1 && isIPv6(text)) return text.toLowerCase();
     return prefixText(text, def, ctx, base, i);
   }
-  if (tupleFields(def.type)) {
-    const t = parseTupleElement(def.type, e, def.interval === true);
-    if (!t.ok) {
-      ctx.error([...base, "elements", i], "nft_set_element", t.problem);
-      return undefined;
-    }
-    const { address, protocol, ports } = t.element;
-    return `${tupleAddressText(address)} . ${protocol} . ${ports[0] === ports[1] ? ports[0] : `${ports[0]}-${ports[1]}`}`;
-  }
   const text = String(e);
   if (def.type === "ifname") return /^[A-Za-z0-9_.@+-]{1,15}\*?$/.test(text) ? `"${text}"` : undefined;
   return text;
@@ -118,6 +110,69 @@ function prefixText(text: string, def: SetDef, ctx: Ctx, base: Path, i: number):
   return p.length === max ? p.address : `${p.address}/${p.length}`;
 }
 
+interface TupleItem {
+  i: number;
+  t: TupleElement;
+  dropped?: true;
+}
+
+/**
+ * A tuple set's elements as nft keys (`10.0.0.0/8 . tcp . 22`). ipset keeps overlapping
+ * tuples (10.0.0.0/8,tcp:22 and 10.1.0.0/16,tcp:22: hash:net,port holds each prefix length),
+ * but nft refuses overlapping elements of a concatenated interval set ("File exists", with or
+ * without auto-merge: measured, nft 1.0.6). An element another one covers (its prefix inside
+ * the other's, its ports among the other's, same protocol) matches no packet the other does
+ * not, so it is left out; two that overlap only in part are an error.
+ */
+function tupleElements(def: SetDef, ctx: Ctx, base: Path): SetElement[] {
+  const items: TupleItem[] = [];
+  const seen = new Set<string>();
+  def.elements.forEach((e, i) => {
+    const r = parseTupleElement(def.type, e, def.interval === true);
+    if (!r.ok) return void ctx.error([...base, "elements", i], "nft_set_element", r.problem);
+    const k = tupleKey(r.element);
+    if (seen.has(k)) return;
+    seen.add(k);
+    items.push({ i, t: r.element });
+  });
+  if (def.interval) pruneCovered(items, def, ctx, base);
+  return items.filter((x) => !x.dropped).map((x) => ({ key: tupleKey(x.t) }));
+}
+
+function tupleKey(t: TupleElement): string {
+  const [lo, hi] = t.ports;
+  return `${tupleAddressText(t.address)} . ${t.protocol} . ${lo === hi ? lo : `${lo}-${hi}`}`;
+}
+
+function pruneCovered(items: TupleItem[], def: SetDef, ctx: Ctx, base: Path): void {
+  // Per protocol and port range: the elements by network/length.
+  const byRange = new Map<string, { lo: number; hi: number; nets: Map<string, TupleItem> }>();
+  for (const x of items) {
+    const rk = `${x.t.protocol} ${x.t.ports[0]} ${x.t.ports[1]}`;
+    let r = byRange.get(rk);
+    if (!r) byRange.set(rk, (r = { lo: x.t.ports[0], hi: x.t.ports[1], nets: new Map() }));
+    r.nets.set(`${prefixNetwork(x.t.address)}/${x.t.address.length}`, x);
+  }
+  const ranges = [...byRange.entries()];
+  for (const x of items) {
+    const [lo, hi] = x.t.ports;
+    for (const [rk, r] of ranges) {
+      if (!rk.startsWith(`${x.t.protocol} `) || r.hi < lo || r.lo > hi) continue;
+      for (let len = 1; len <= x.t.address.length && !x.dropped; len++) {
+        const other = r.nets.get(`${prefixNetwork({ ...x.t.address, length: len })}/${len}`);
+        if (!other || other === x || other.dropped) continue;
+        if (r.lo <= lo && hi <= r.hi) x.dropped = true;
+        else
+          ctx.error(
+            [...base, "elements", x.i],
+            "nft_set_overlap",
+            `element ${JSON.stringify(def.elements[x.i])} overlaps element ${JSON.stringify(def.elements[other.i])} in part; nftables refuses overlapping elements of a concatenated interval set (ipset keeps both): split the port ranges so that one element covers the other or they do not meet`,
+          );
+      }
+    }
+  }
+}
+
 /** A policy set as an nft named set in the palisade table. */
 export function compileSet(name: string, def: SetDef, ctx: Ctx): NamedSet {
   const path = ["sets", name];
@@ -126,7 +181,8 @@ export function compileSet(name: string, def: SetDef, ctx: Ctx): NamedSet {
   if (def.timeoutSeconds !== undefined) flags.push("timeout");
   if (def.dynamic) flags.push("dynamic");
   const elements: SetElement[] = [];
-  const all = def.elements;
+  const all = tupleFields(def.type) ? [] : def.elements;
+  if (tupleFields(def.type)) elements.push(...tupleElements(def, ctx, path));
   for (let i = 0; i < all.length; i++) {
     const e = all[i]!;
     const key = elementText(e, def, ctx, path, i);
