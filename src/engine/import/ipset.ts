@@ -18,12 +18,13 @@ import {
 import { isIPv4 } from "../net/ip-syntax.ts";
 import { isIdentifier } from "../nft/names.ts";
 import { reservedSetName } from "../validate/names.ts";
-import { Name } from "../policy/index.ts";
+import { Name, tupleFields } from "../policy/index.ts";
 import type { Collector } from "./collect.ts";
 import { fail } from "./cursor.ts";
 import type { LineResult, PolicyDraft } from "./draft.ts";
 import type { RuleDraft } from "./rule-draft.ts";
 import { splitSaveWords } from "./save-words.ts";
+import { tupleElement, tupleSetOf } from "./ipset-tuple.ts";
 
 /**
  * The policy name of an ipset name (ipset allows '-', '.', ...; policy names do not). A name
@@ -67,16 +68,26 @@ export function useSet(
   update: boolean,
   negated = false,
 ): string {
-  if (dir !== "src" && dir !== "dst") {
-    fail(
-      "import_unsupported",
-      `${use} ${ipsetName} ${dir}: a set looked up with ${dir.split(",").length} directions holds tuples (hash:ip,port, hash:net,net, ...); only one-dimensional sets of addresses (src or dst) are imported`,
-      dir,
-    );
-  }
   const draft = d.policy;
   const unsupported = draft.unsupportedIpsets.get(ipsetName);
   if (unsupported) fail("import_unsupported", `${use} ${ipsetName}: ${unsupported}`, ipsetName);
+  const tuple = tupleFields(d.policy.sets[setPolicyName(ipsetName)]?.type ?? "");
+  const dirs = dir.split(",");
+  if (tuple && !update && dirs.length === tuple.length && dirs.every((x) => x === "src" || x === "dst")) {
+    // A tuple set: one direction per field (matches.ts makes it match.tupleSet).
+  } else if (tuple)
+    fail(
+      "import_unsupported",
+      `${use} ${ipsetName} ${dir}: ipset ${ipsetName} holds tuples of ${tuple.length} fields; ${update ? "adding to a tuple set (-j SET) is not imported" : `it is imported when looked up with ${tuple.length} directions (src,dst)`}`,
+      dir,
+    );
+  else if (dir !== "src" && dir !== "dst") {
+    fail(
+      "import_unsupported",
+      `${use} ${ipsetName} ${dir}: a set looked up with ${dir.split(",").length} directions holds tuples (hash:ip,port, hash:net,net, ...); only one-dimensional sets of addresses (src or dst) and the tuple sets hash:ip,port and hash:net,port are imported`,
+      dir,
+    );
+  }
   const key = setPolicyName(ipsetName);
   const origin = draft.ipsets.get(key);
   if (origin && origin.ipset !== ipsetName) {
@@ -108,7 +119,7 @@ export function useSet(
     );
   // An ipset has one family; iptables matches only inet sets, ip6tables only inet6 ones.
   const family = d.family === "ipv6" ? "ipv6" : "ipv4";
-  const setFamily = set.type === "ipv6_addr" ? "ipv6" : "ipv4";
+  const setFamily = set.type.startsWith("ipv6") ? "ipv6" : "ipv4";
   if (setFamily !== family)
     fail(
       "import_conflict",
@@ -232,7 +243,9 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
       if (name !== undefined && draft.unsupportedIpsets.has(name))
         return { status: "skipped", reason: `element of ipset ${name}, whose type is not imported` };
       const set = requireSet(draft, name);
-      const { elems, masked } = elementsOf(args[2], set.interval === true, set.type);
+      const { elems, masked } = tupleFields(set.type)
+        ? tupleElement(args[2], set)
+        : elementsOf(args[2], set.interval === true, set.type);
       const elem = elems[0]!;
       const dropped = elementOptions(cmd, args.slice(3));
       const key = setPolicyName(name!);
@@ -281,7 +294,7 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
         for (const e of elems) members.add(e);
       } else for (const e of elems) members.delete(e);
       const notes = [
-        ...(set.interval && args[2]!.includes("-")
+        ...(set.interval && !tupleFields(set.type) && args[2]!.includes("-")
           ? [
               `the range ${args[2]} is ${elems.length === 1 ? "the prefix" : `the ${elems.length} prefixes`} ${elems.join(", ")}: ipset splits it so`,
             ]
@@ -403,9 +416,9 @@ function requireSet(draft: PolicyDraft, name: string | undefined) {
 function create(args: string[], draft: PolicyDraft, exist: boolean, restore: boolean): LineResult {
   const [name, type, ...opts] = args;
   if (!name || !type) fail("import_missing_argument", "ipset create needs a name and a type", "create");
-  if (type !== "hash:ip" && type !== "hash:net") {
+  if (type !== "hash:ip" && type !== "hash:net" && !tupleSetOf(type, "inet")) {
     // Not an error yet: an `ipset save` of a host lists sets the imported rules may never use.
-    const why = `ipset type ${type} is not imported (only hash:ip and hash:net sets of addresses)`;
+    const why = `ipset type ${type} is not imported (only hash:ip and hash:net sets of addresses, and hash:ip,port and hash:net,port)`;
     draft.unsupportedIpsets.set(name, why);
     return { status: "skipped", reason: `${why}: a rule that uses set ${name} is refused` };
   }
@@ -449,6 +462,7 @@ function create(args: string[], draft: PolicyDraft, exist: boolean, restore: boo
     type: family === "inet" ? "ipv4_addr" : "ipv6_addr",
     elements: [],
     ...(type === "hash:net" ? { interval: true } : {}),
+    ...tupleSetOf(type, family),
     ...(timeout ? { timeoutSeconds: timeout } : {}),
     ...(size ? { size } : {}),
   };

@@ -905,7 +905,7 @@ const pknock: ModuleSpec = {
 };
 
 /**
- * `-m set --match-set NAME src|dst`: a set the input created (ipset commands, `ipset save`
+ * `-m set --match-set NAME src|dst` (a tuple set: `src,dst`, match.tupleSet): a set the input created (ipset commands, `ipset save`
  * lines); a set it does not hold is refused, as iptables-restore refuses it (ipset.ts useSet).
  */
 const set: ModuleSpec = {
@@ -942,7 +942,9 @@ const set: ModuleSpec = {
       );
     const [ipsetName, dir] = (m.value ?? "").split(" ") as [string, string];
     const name = useSet(d, ipsetName, dir, "--match-set", false, m.neg);
-    setMatch(d, dir === "src" ? "saddr" : "daddr", negate(m.neg, `@${name}`), m.opt);
+    const directions = dir.split(",") as ("src" | "dst")[];
+    if (directions.length > 1) setMatch(d, "tupleSet", negate(m.neg, { set: name, directions }), m.opt);
+    else setMatch(d, dir === "src" ? "saddr" : "daddr", negate(m.neg, `@${name}`), m.opt);
   },
 };
 

@@ -140,8 +140,8 @@ const SAVE = [
   'add office 203.0.113.9 comment "the boss"',
   "create v6peers hash:ip family inet6 hashsize 1024 maxelem 65536 timeout 600",
   "add v6peers 2001:DB8::7 timeout 312",
-  "create portpairs hash:ip,port family inet hashsize 1024 maxelem 65536",
-  "add portpairs 192.0.2.1,tcp:80",
+  "create portpairs hash:net,iface family inet hashsize 1024 maxelem 65536",
+  "add portpairs 192.0.2.0/24,eth0",
   "",
 ].join("\n");
 
@@ -172,7 +172,7 @@ test("the `ipsets` option (ipset save): real types and members, no contents warn
     ["1 imported", "2 imported", "3 imported", "4 imported", "5 imported", "6 skipped", "7 skipped"],
   );
   assert.match(fromIpsets[2]!.reason!, /comment of the element not kept/);
-  assert.match(fromIpsets[5]!.reason!, /hash:ip,port is not imported.*a rule that uses set portpairs is refused/);
+  assert.match(fromIpsets[5]!.reason!, /hash:net,iface is not imported.*a rule that uses set portpairs is refused/);
   assert.match(formatImportReport(r.report), /^ipsets:1 {2}imported create office/m);
 });
 
@@ -180,7 +180,7 @@ test("a rule matching a set of a type the policy cannot hold, or of the other fa
   const pairs = importPolicy("iptables-save", dump("-A INPUT -m set --match-set portpairs src -j DROP"), {
     ipsets: SAVE,
   });
-  assert.match(pairs.errors[0]!.message, /--match-set portpairs: ipset type hash:ip,port is not imported/);
+  assert.match(pairs.errors[0]!.message, /--match-set portpairs: ipset type hash:net,iface is not imported/);
   const v6 = importPolicy("iptables-save", dump("-A INPUT -m set --match-set v6peers src -j DROP"), { ipsets: SAVE });
   assert.match(v6.errors[0]!.message, /holds IPv6 \(family inet6\) addresses, but this is an iptables rule/);
   const bad = importPolicy("iptables-save", dump("-A INPUT -j ACCEPT"), { ipsets: "add nowhere 192.0.2.1\n" });

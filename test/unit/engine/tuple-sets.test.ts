@@ -7,6 +7,8 @@ import { chain, hasError, valid } from "../../support/validate.ts";
 import { Policy } from "../../../src/engine/policy/index.ts";
 import { renderNft } from "../../../src/engine/compile/nft/index.ts";
 import { renderIptables } from "../../../src/engine/compile/iptables/index.ts";
+import { importPolicy } from "../../../src/engine/import/index.ts";
+import { validatePolicy } from "../../../src/engine/validate/index.ts";
 
 const withSet = (set: unknown, match: unknown = { tupleSet: { set: "t", directions: ["src", "dst"] } }) =>
   chain([{ match, action: "accept" }], { extra: { sets: { t: set } } });
@@ -144,5 +146,71 @@ test("nftables: an element another covers is left out (nft refuses overlaps in a
   assert.deepEqual(
     partial.errors.map((e) => `${e.code} ${e.path}`),
     ["nft_set_overlap /sets/t/elements/1"],
+  );
+});
+
+const dump = (...rules: string[]) =>
+  `*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${rules.join("\n")}\nCOMMIT\n`;
+
+test("import: hash:net,port and hash:ip,port from `ipset save`, looked up src,dst: a tuple set and match.tupleSet", () => {
+  const ipsets = [
+    "create allow-net-port hash:net,port family inet hashsize 1024 maxelem 65536",
+    "add allow-net-port 10.0.0.0/8,tcp:22",
+    "add allow-net-port 10.1.2.3/16,udp:53", // host bits: ipset stores the network
+    "add allow-net-port 192.0.2.1,8080", // no protocol: tcp
+    "create dns hash:ip,port family inet",
+    "add dns 192.0.2.53,udp:53",
+    "",
+  ].join("\n");
+  const r = importPolicy(
+    "iptables-save",
+    dump(
+      "-A INPUT -m set --match-set allow-net-port src,dst -j ACCEPT",
+      "-A OUTPUT -p udp -m set ! --match-set dns dst,dst -j DROP",
+    ),
+    { ipsets },
+  );
+  assert.deepEqual(r.errors, []);
+  const p = r.policy!;
+  assert.deepEqual(p.sets.allow_net_port, {
+    type: "ipv4_addr,port",
+    interval: true,
+    size: 65536,
+    elements: ["10.0.0.0/8,tcp:22", "10.1.0.0/16,udp:53", "192.0.2.1,tcp:8080"],
+  });
+  assert.deepEqual(p.sets.dns, { type: "ipv4_addr,port", elements: ["192.0.2.53,udp:53"] });
+  const rules = Object.values(p.chains).flatMap((c) => c.rules.map((x) => x.match));
+  assert.ok(rules.some((m) => JSON.stringify(m?.tupleSet) === '{"set":"allow_net_port","directions":["src","dst"]}'));
+  assert.ok(rules.some((m) => JSON.stringify(m?.tupleSet) === '{"not":{"set":"dns","directions":["dst","dst"]}}'));
+  assert.deepEqual(validatePolicy(p).errors, []);
+  assert.ok(renderNft(p).ok);
+  assert.ok(renderIptables(p).ok);
+});
+
+test("import: what a tuple set refuses, with the reason", () => {
+  const errs = (ipsets: string, rule = "-A INPUT -m set --match-set t src,dst -j ACCEPT") =>
+    importPolicy("iptables-save", dump(rule), { ipsets }).errors.map((e) => `${e.code}: ${e.message}`);
+  const net = "create t hash:net,port family inet\n";
+  assert.match(errs(`${net}add t 0.0.0.0/0,tcp:22\n`).join(), /import_invalid_value: .*ipset refuses \/0/);
+  assert.match(errs(`${net}add t 10.0.0.0/8,icmp:8/0\n`).join(), /import_unsupported: .*not PROTO:PORT/);
+  assert.match(
+    errs("create t hash:ip,port\nadd t 10.0.0.0/30,tcp:22\n").join(),
+    /import_unsupported: .*a prefix in a hash:ip,port set/,
+  );
+  assert.match(
+    errs(net, "-A INPUT -m set --match-set t src -j ACCEPT").join(),
+    /import_unsupported: .*holds tuples of 2 fields; it is imported when looked up with 2 directions/,
+  );
+  assert.match(
+    errs(net, "-A INPUT -j SET --add-set t src,dst").join(),
+    /import_unsupported: .*adding to a tuple set \(-j SET\) is not imported/,
+  );
+  assert.match(
+    errs("create t hash:ip,port family inet6\nadd t 2001:DB8:0::53,udp:53\n").join(),
+    /import_conflict: .*the set holds IPv6 \(family inet6\) addresses, but this is an iptables rule/,
+  );
+  assert.match(
+    errs("create t hash:net,iface family inet\n").join(),
+    /import_unsupported: .*ipset type hash:net,iface is not imported/,
   );
 });
