@@ -62,10 +62,11 @@ const KNOWN_FAILURES: Record<string, string> = {
   "hetzner-docker-user-ipset.rules": "--match-set access src: the input does not hold",
   "ipv6-testbed-router.rules6": "--match-set iana-allocated src: the input does not hold",
   // Its sets come with it (the repository's rules.ipset, SOURCES); `allow-net-port` is hash:net,port
-  // looked up src,dst, a tuple set the import does not take yet (nftables could express it as a
-  // concatenation). iptables-restore refuses the file as stored: its CRLF line ends make
-  // "table name 'filter' invalid" at line 1 (with LF and the sets restored, it loads).
-  "ipset-allow-net-port.rules": "a set looked up with 2 directions holds tuples",
+  // looked up src,dst, a tuple set the import takes (match.tupleSet), but its one element is
+  // 0.0.0.0/0,tcp:22, which ipset refuses as well (ipset restore: "The value of the CIDR parameter
+  // of the IP address is invalid", measured with ipset 7.17). iptables-restore refuses the file as
+  // stored: its CRLF line ends make "table name 'filter' invalid" at line 1.
+  "ipset-allow-net-port.rules": "ipset element 0.0.0.0/0,tcp:22: a hash:net,port prefix is /1 to /32",
   "voip-debian.rules": "--match-set SIPFLOOD src: the input does not hold",
   // `-A FORWARD -j INPUT`: iptables-restore refuses it too (nf_tables: RULE_APPEND failed,
   // Operation not supported; legacy: line 7 failed); the file's own first line says it fails.
