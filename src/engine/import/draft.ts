@@ -279,4 +279,10 @@ export interface IptablesContext {
   family?: Family;
   /** Table in effect when the line has no -t (iptables-save: the current `*table`). */
   table?: Table;
+  /**
+   * The line is read by iptables (IPv4), not ip6tables, even where its rule is left to both
+   * families (a script without ip6tables lines, an iptables-save text): ip6tables-only match
+   * modules are refused, as that iptables refuses them.
+   */
+  ipv4Program?: boolean;
 }

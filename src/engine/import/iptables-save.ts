@@ -119,7 +119,13 @@ export function importSave(
         );
       if (text.startsWith(":")) return chainHeader(text, table, draft, n, fam);
       const words = splitSaveWords(text.replace(/^\[\d+:\d+\]\s*/, ""));
-      return applyIptables(words, { draft, line: n, table, ...(fam ? { family: fam } : {}) });
+      return applyIptables(words, {
+        draft,
+        line: n,
+        table,
+        ...(fam ? { family: fam } : {}),
+        ...((family ?? detected?.family) === "ipv4" ? { ipv4Program: true } : {}),
+      });
     });
   });
   if (table)

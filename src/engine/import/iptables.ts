@@ -68,6 +68,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   let policyTarget: string | undefined;
   const d: RuleDraft = { table, chainKey: "", match: {}, notes: [], policy: ctx.draft, line: ctx.line };
   if (ctx.family) d.family = ctx.family;
+  if (ctx.ipv4Program) d.ipv4Program = true;
   const modules: ModuleInstance[] = [];
   let target: { name: string; word: string; goto: boolean; spec?: TargetSpec; opts: Options } | undefined;
   let neg = false;

@@ -402,7 +402,7 @@ const rt: ExtraModule = {
     "--rt-0-not-strict": flag0,
   },
   build(o, d) {
-    if (d.family === "ipv4")
+    if (d.family === "ipv4" || d.ipv4Program)
       fail("import_unsupported", "-m rt is an ip6tables match (the IPv6 routing header)", "-m rt");
     for (const k of ["--rt-len", "--rt-0-res", "--rt-0-addrs", "--rt-0-not-strict"]) {
       const x = o.get(k);

@@ -74,7 +74,12 @@ export function importRecorded(commands: readonly RecordedCommand[]): ImportResu
         case "ip6tables":
           return applyIptables(c.args, { draft, line: c.line, family: "ipv6" });
         default:
-          return applyIptables(c.args, mixed ? { draft, line: c.line, family: "ipv4" } : { draft, line: c.line });
+          return applyIptables(
+            c.args,
+            mixed
+              ? { draft, line: c.line, family: "ipv4", ipv4Program: true }
+              : { draft, line: c.line, ipv4Program: true },
+          );
       }
     });
   }

@@ -24,6 +24,8 @@ export interface RuleDraft {
   policy: PolicyDraft;
   /** The source line (for what the report says about objects the rule declares). */
   line: number;
+  /** Read by iptables, not ip6tables (IptablesContext.ipv4Program). */
+  ipv4Program?: boolean;
   /** `recent --rttl` as written: kept only where it is always true (iptables.ts settleRttl). */
   rttl?: OptionValue;
   /** `multiport --ports`: source OR destination port; the line becomes two rules (splitEither). */

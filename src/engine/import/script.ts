@@ -184,7 +184,8 @@ function runCommand(
       return applyIptables(args, { draft, line: cmd.line, family: "ipv6" });
     default: {
       const family: Family | undefined = mixed ? "ipv4" : undefined;
-      return applyIptables(args, family ? { draft, line: cmd.line, family } : { draft, line: cmd.line });
+      const base = { draft, line: cmd.line, ipv4Program: program === "iptables" };
+      return applyIptables(args, family ? { ...base, family } : base);
     }
   }
 }
