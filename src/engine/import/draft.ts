@@ -57,6 +57,13 @@ export class PolicyDraft {
    * arrays are built once, by setsDocument().
    */
   readonly setMembers = new Map<string, Set<string>>();
+  /**
+   * Elements the ipset adds of the whole input have put in so far (a running count, not
+   * lowered by del/flush/destroy): an add that would take it past the policy's limit for all
+   * sets together is refused before its prefix or range is expanded, so a few KB of input
+   * cannot build millions of strings (ipset.ts).
+   */
+  ipsetElementsAdded = 0;
   /** Where each policy set came from (its ipset name). */
   readonly ipsets = new Map<string, IpsetOrigin>();
   /** ipsets of a type the policy cannot hold, by ipset name: why a rule that uses one is refused. */

@@ -18,7 +18,8 @@ import {
 import { isIPv4 } from "../net/ip-syntax.ts";
 import { isIdentifier } from "../nft/names.ts";
 import { reservedSetName } from "../validate/names.ts";
-import { Name, tupleFields } from "../policy/index.ts";
+import { MAX_SET_ELEMENTS, MAX_SET_SIZE, Name, tupleFields } from "../policy/index.ts";
+import { MAX_TOTAL_SET_ELEMENTS } from "../validate/limits.ts";
 import type { Collector } from "./collect.ts";
 import { fail } from "./cursor.ts";
 import type { LineResult, PolicyDraft } from "./draft.ts";
@@ -243,9 +244,12 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
       if (name !== undefined && draft.unsupportedIpsets.has(name))
         return { status: "skipped", reason: `element of ipset ${name}, whose type is not imported` };
       const set = requireSet(draft, name);
+      // The policy's limit for all sets together, checked before a prefix or range is expanded.
+      const room = cmd === "add" ? MAX_TOTAL_SET_ELEMENTS - draft.ipsetElementsAdded : MAX_EXPANDED;
       const { elems, masked } = tupleFields(set.type)
         ? tupleElement(args[2], set)
-        : elementsOf(args[2], set.interval === true, set.type);
+        : elementsOf(args[2], set.interval === true, set.type, room);
+      if (elems.length > room) fail("import_invalid_value", overBudget(args[2]!, elems.length), args[2]);
       const elem = elems[0]!;
       const dropped = elementOptions(cmd, args.slice(3));
       const key = setPolicyName(name!);
@@ -291,6 +295,13 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
             `ipset add ${name} ${args[2]}: the set would hold ${count} elements, more than its maxelem ${max}: ipset refuses it ("Hash is full, cannot add more elements")`,
             args[2],
           );
+        if (count > MAX_SET_ELEMENTS)
+          fail(
+            "import_invalid_value",
+            `ipset add ${name} ${args[2]}: the set would hold ${count} elements; a policy set holds at most ${MAX_SET_ELEMENTS}`,
+            args[2],
+          );
+        draft.ipsetElementsAdded += elems.length;
         for (const e of elems) members.add(e);
       } else for (const e of elems) members.delete(e);
       const notes = [
@@ -435,8 +446,15 @@ function create(args: string[], draft: PolicyDraft, exist: boolean, restore: boo
       if (v !== "inet" && v !== "inet6") fail("import_invalid_value", `ipset family ${v}: inet or inet6`, v);
       family = v;
     } else if (o === "timeout") timeout = uint(v, o);
-    else if (o === "maxelem") size = uint(v, o);
-    else if (o === "hashsize" || o === "netmask" || o === "bucketsize" || o === "initval") {
+    else if (o === "maxelem") {
+      size = uint(v, o);
+      if (size > MAX_SET_SIZE)
+        fail(
+          "import_invalid_value",
+          `ipset ${name} maxelem ${size}: a policy set declares at most ${MAX_SET_SIZE} elements (size)`,
+          v,
+        );
+    } else if (o === "hashsize" || o === "netmask" || o === "bucketsize" || o === "initval") {
       if (o === "netmask") fail("import_unsupported", "ipset netmask: sets of masked addresses are not imported", v);
     } else fail("import_unsupported", `ipset create option ${o} is not imported`, o);
   }
@@ -491,7 +509,12 @@ function uint(v: string, opt: string): number {
  * supplied"). In a hash:net set an IPv4 range is the fewest prefixes that cover it, as ipset
  * splits it; an IPv6 range ipset refuses.
  */
-function elementsOf(text: string | undefined, interval: boolean, type: string): { elems: string[]; masked?: string } {
+function elementsOf(
+  text: string | undefined,
+  interval: boolean,
+  type: string,
+  room: number,
+): { elems: string[]; masked?: string } {
   if (!text) fail("import_missing_argument", "ipset add needs an element", "add");
   const zone = zoneIdProblem(text);
   if (zone) fail("import_invalid_value", `ipset element ${zone}`, text);
@@ -499,7 +522,11 @@ function elementsOf(text: string | undefined, interval: boolean, type: string): 
   const range = /^([^-]+)-([^-]+)$/.exec(text);
   if (family === "ipv4" && range && isIPv4(range[1]!) && isIPv4(range[2]!)) {
     const [a, b] = [ipv4ToInt(range[1]!), ipv4ToInt(range[2]!)];
-    return { elems: (interval ? cover : expand)(text, Math.min(a, b), Math.max(a, b)) };
+    return {
+      elems: interval
+        ? cover(text, Math.min(a, b), Math.max(a, b))
+        : expand(text, Math.min(a, b), Math.max(a, b), room),
+    };
   }
   const p = parsePrefix(text);
   const max = family === "ipv6" ? 128 : 32;
@@ -526,7 +553,7 @@ function elementsOf(text: string | undefined, interval: boolean, type: string): 
   if (p.length === max) return { elems: [family === "ipv6" ? compressIpv6(expandIpv6(p.address)) : ipv4Network(p)] };
   if (!interval) {
     const first = ipv4ToInt(ipv4Network(p));
-    return { elems: expand(text, first, first + 2 ** (32 - p.length) - 1) };
+    return { elems: expand(text, first, first + 2 ** (32 - p.length) - 1, room) };
   }
   const elem = `${prefixNetwork(p)}/${p.length}`;
   return hasHostBits(p) ? { elems: [elem], masked: text } : { elems: [elem] };
@@ -554,9 +581,18 @@ function cover(text: string, from: number, to: number): string[] {
   return out;
 }
 
-/** The IPv4 addresses from..to (numbers), at most MAX_EXPANDED of them. */
-function expand(text: string, from: number, to: number): string[] {
+/** Why an add of `n` elements is refused: the input's adds would pass the limit for all sets together. */
+function overBudget(text: string, n: number): string {
+  return `ipset element ${text} is ${n} element${n === 1 ? "" : "s"}, more than the input's ipset adds may still put in: the policy's sets hold at most ${MAX_TOTAL_SET_ELEMENTS} elements in all`;
+}
+
+/**
+ * The IPv4 addresses from..to (numbers), at most MAX_EXPANDED of them and at most `room` (what
+ * the input's adds may still put in), checked before any is built.
+ */
+function expand(text: string, from: number, to: number, room: number): string[] {
   const n = to - from + 1;
+  if (n > room && n <= MAX_EXPANDED) fail("import_invalid_value", overBudget(text, n), text);
   if (n > MAX_EXPANDED)
     fail(
       "import_unsupported",

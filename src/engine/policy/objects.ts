@@ -25,6 +25,10 @@ export function tupleFields(type: string): ("ipv4_addr" | "ipv6_addr" | "port")[
   return undefined;
 }
 
+/** The most elements one set holds, and the largest `size` (maxelem) a set may declare. */
+export const MAX_SET_ELEMENTS = 2_000_000;
+export const MAX_SET_SIZE = 16_000_000;
+
 /**
  * Address/port sets: static elements, intervals (CIDR), timeouts, and dynamic (filled by rules).
  * A tuple set (type "ipv4_addr,port", "ipv6_addr,port") holds elements "ADDRESS,PROTO:PORT"
@@ -36,7 +40,7 @@ export const SetDef = deferred(() =>
     type: z.enum(SET_TYPES),
     elements: z
       .array(z.union([z.string().max(64), Port]))
-      .max(2_000_000)
+      .max(MAX_SET_ELEMENTS)
       .default([]),
     /** Holds prefixes/ranges; required for CIDR elements. */
     interval: z.boolean().optional(),
@@ -47,7 +51,7 @@ export const SetDef = deferred(() =>
     /** Per-element packet/byte counters. */
     counters: z.boolean().optional(),
     /** Maximum number of elements the kernel will hold; defaults to elements + 65536 for dynamic sets. */
-    size: z.number().int().min(1).max(16_000_000).optional(),
+    size: z.number().int().min(1).max(MAX_SET_SIZE).optional(),
     comment: Comment.optional(),
   }),
 );

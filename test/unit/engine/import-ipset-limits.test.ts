@@ -1,0 +1,37 @@
+// ipset import: what real ipset refuses and what the policy cannot hold, refused at the line
+// that asks for it (the element budget, maxelem, the null address, create -exist, and the
+// -exist of a batch of adds/dels as ipset restore sends it).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { importPolicy } from "../../../src/engine/import/index.ts";
+
+const viaIpsets = (...lines: string[]) => importPolicy("iptables-save", "", { ipsets: `${lines.join("\n")}\n` });
+const errs = (r: ReturnType<typeof importPolicy>) => r.errors.map((e) => `${e.code} ${e.path}`);
+
+test("the input's ipset adds may put at most the policy's 4000000 set elements in all: refused before expanding", () => {
+  // 100 sets each given a /16: 4 KB of input, 6.5M addresses if expanded.
+  const lines: string[] = [];
+  for (let i = 0; i < 100; i++) lines.push(`create s${i} hash:ip`, `add s${i} 10.${i}.0.0/16`);
+  const r = viaIpsets(...lines);
+  // 61 /16s are 3997696 elements; the 62nd add (line 124) would pass the limit.
+  // Each later add is refused too (the import reports every refused line).
+  assert.deepEqual(
+    errs(r),
+    Array.from({ length: 39 }, (_, i) => `import_invalid_value /ipsets/line/${124 + 2 * i}`),
+  );
+  assert.match(
+    r.errors[0]!.message,
+    /^ipsets line 124: ipset element 10\.61\.0\.0\/16 is 65536 elements, more than the input's ipset adds may still put in: the policy's sets hold at most 4000000 elements in all/,
+  );
+});
+
+test("maxelem above the policy's largest set size is refused at create; a set past the policy's per-set limit at its add", () => {
+  const r = viaIpsets("create s hash:ip maxelem 999999999", "add s 10.0.0.0/16");
+  assert.deepEqual(errs(r), ["import_invalid_value /ipsets/line/1", "import_syntax /ipsets/line/2"]);
+  assert.match(r.errors[0]!.message, /maxelem 999999999: a policy set declares at most 16000000 elements/);
+  const lines = ["create s hash:ip maxelem 16000000"];
+  for (let i = 0; i < 31; i++) lines.push(`add s 10.${i}.0.0/16`);
+  const big = viaIpsets(...lines);
+  assert.deepEqual(errs(big), ["import_invalid_value /ipsets/line/32"]);
+  assert.match(big.errors[0]!.message, /the set would hold 2031616 elements; a policy set holds at most 2000000/);
+});
