@@ -75,6 +75,15 @@ const CASES: [string, string[]][] = [
     "a hash:net range over its prefix",
     ["create n hash:net family inet", "add n 10.0.0.0/30", "add n 10.0.0.0-10.0.0.3"],
   ],
+  ["the null address in hash:ip", ["create a hash:ip family inet", "add a 0.0.0.0"]],
+  ["a hash:ip prefix from the null address", ["create a hash:ip family inet", "add a 10.0.0.1", "add a 0.0.0.0/30"]],
+  ["a hash:ip range to the null address", ["create a hash:ip family inet", "add a 0.0.0.2-0.0.0.0"]],
+  ["a del of the null address in hash:ip", ["create a hash:ip family inet", "del a 0.0.0.0 -exist"]],
+  ["the IPv6 null address in hash:ip", ["create b hash:ip family inet6", "add b ::"]],
+  [
+    "the null address in hash:net",
+    ["create n hash:net family inet", "add n 0.0.0.0", "add n 0.0.0.0/8", "create m hash:net family inet6", "add m ::"],
+  ],
   ["a create twice", ["create a hash:ip family inet", "create a hash:ip family inet"]],
   ["a create twice with -exist", ["create a hash:ip family inet", "create a hash:ip family inet -exist"]],
 ];

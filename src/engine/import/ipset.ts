@@ -250,6 +250,13 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
         ? tupleElement(args[2], set)
         : elementsOf(args[2], set.interval === true, set.type, room);
       if (elems.length > room) fail("import_invalid_value", overBudget(args[2]!, elems.length), args[2]);
+      // A prefix or range is expanded from its lowest address, so the null address is elems[0].
+      if (!tupleFields(set.type) && !set.interval && (elems[0] === "0.0.0.0" || elems[0] === "::"))
+        fail(
+          "import_invalid_value",
+          `ipset ${cmd} ${name} ${args[2]}: ${elems.length > 1 ? `its first address is ${elems[0]}, ` : ""}the null address, which ipset refuses in a hash:ip set ("Null-valued element, cannot be stored in a hash type of set"; hash:net takes it)`,
+          args[2],
+        );
       const elem = elems[0]!;
       const dropped = elementOptions(cmd, args.slice(3));
       const key = setPolicyName(name!);

@@ -35,3 +35,33 @@ test("maxelem above the policy's largest set size is refused at create; a set pa
   assert.deepEqual(errs(big), ["import_invalid_value /ipsets/line/32"]);
   assert.match(big.errors[0]!.message, /the set would hold 2031616 elements; a policy set holds at most 2000000/);
 });
+
+test("hash:ip refuses the null address, as ipset does, also as the start of a prefix or range; hash:net takes it", () => {
+  for (const [family, elem] of [
+    ["inet", "0.0.0.0"],
+    ["inet", "0.0.0.0/32"],
+    ["inet", "0.0.0.0/30"],
+    ["inet", "0.0.0.2-0.0.0.0"],
+    ["inet6", "::"],
+    ["inet6", "0::0/128"],
+  ]) {
+    for (const cmd of ["add", "del"]) {
+      const r = viaIpsets(`create s hash:ip family ${family}`, `${cmd} s ${elem}`);
+      assert.deepEqual(errs(r), ["import_invalid_value /ipsets/line/2"], `${cmd} ${elem}`);
+      assert.match(
+        r.errors[0]!.message,
+        /the null address, which ipset refuses in a hash:ip set \("Null-valued element/,
+      );
+    }
+  }
+  const net = viaIpsets(
+    "create n hash:net",
+    "add n 0.0.0.0",
+    "add n 0.0.0.0/8",
+    "create m hash:net family inet6",
+    "add m ::",
+  );
+  assert.deepEqual(errs(net), []);
+  assert.deepEqual(net.policy!.sets.n!.elements, ["0.0.0.0", "0.0.0.0/8"]);
+  assert.deepEqual(net.policy!.sets.m!.elements, ["::"]);
+});
