@@ -86,6 +86,19 @@ const CASES: [string, string[]][] = [
   ],
   ["a create twice", ["create a hash:ip family inet", "create a hash:ip family inet"]],
   ["a create twice with -exist", ["create a hash:ip family inet", "create a hash:ip family inet -exist"]],
+  // -exist excuses only the same set: type, maxelem, timeout and extensions (not family, hashsize).
+  ["create -exist of another type", ["create a hash:ip family inet", "create a hash:net family inet -exist"]],
+  ["create -exist of another maxelem", ["create a hash:ip family inet", "create a hash:ip maxelem 10 -exist"]],
+  ["create -exist with a timeout", ["create a hash:ip family inet timeout 0", "create a hash:ip -exist"]],
+  ["create -exist with counters", ["create a hash:ip family inet", "create a hash:ip counters -exist"]],
+  [
+    "create -exist of another family, hashsize, the default maxelem",
+    [
+      "create a hash:ip family inet",
+      "create a hash:ip family inet6 hashsize 4096 maxelem 65536 -exist",
+      "add a 10.0.0.1",
+    ],
+  ],
 ];
 
 /** ipset's verdict: the line it refused (0: none) and, when it took the text, each set's members. */

@@ -271,6 +271,11 @@ export interface IpsetOrigin {
   permanentByDefault?: true;
   /** hash:net elements added with host bits set (10.0.0.1/24), kept as their network as ipset does. */
   elementHostBits?: { count: number; first: string };
+  /**
+   * What ipset compares when `create -exist` meets the set (type, maxelem, timeout,
+   * extensions; not the family, nor hashsize): a create that differs is refused even with -exist.
+   */
+  created?: string;
 }
 
 export interface LineResult {

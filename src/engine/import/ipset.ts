@@ -443,9 +443,11 @@ function create(args: string[], draft: PolicyDraft, exist: boolean, restore: boo
   let family: "inet" | "inet6" = "inet";
   let timeout: number | undefined;
   let size: number | undefined;
+  const extensions = new Set<string>();
   for (let i = 0; i < opts.length; i++) {
     const o = opts[i]!;
     const v = opts[i + 1];
+    if (o === "counters" || o === "comment" || o === "skbinfo") extensions.add(o);
     if (o === "counters" || o === "comment" || o === "skbinfo" || o === "forceadd") continue;
     if (v === undefined) fail("import_missing_argument", `ipset create option ${o} needs a value`, o);
     i++;
@@ -475,6 +477,19 @@ function create(args: string[], draft: PolicyDraft, exist: boolean, restore: boo
       `ipset ${name} exists already: ipset refuses the create without -exist ("Set cannot be created: set with the same name already exists"), and ipset restore stops at this line`,
       name,
     );
+  // The kernel excuses a create -exist only when the set is the same: type, maxelem, timeout and
+  // extensions (not the family of a hash:ip or hash:net, nor hashsize: measured, ipset 7.17).
+  const created = [
+    type,
+    `maxelem ${size ?? DEFAULT_MAXELEM}`,
+    timeout === undefined ? "no timeout" : `timeout ${timeout}`,
+    ...(extensions.size ? [...extensions].sort() : ["no counters, comment or skbinfo"]),
+  ].join(", ");
+  if (existing && exist && existing.created !== undefined && existing.created !== created) {
+    const why = `ipset ${name} exists already (${existing.created}), and this create differs (${created}): -exist excuses only an identical create, ipset refuses it ("Set cannot be created: set with the same name already exists")`;
+    if (restore) fail("import_conflict", `${why}, and ipset restore stops at this line`, name);
+    return { status: "skipped", reason: `${why}; the set stays as it was` };
+  }
   if (existing)
     return {
       status: "skipped",
@@ -491,7 +506,7 @@ function create(args: string[], draft: PolicyDraft, exist: boolean, restore: boo
     ...(timeout ? { timeoutSeconds: timeout } : {}),
     ...(size ? { size } : {}),
   };
-  draft.ipsets.set(key, { ipset: name, ...(timeout === 0 ? { permanentByDefault: true as const } : {}) });
+  draft.ipsets.set(key, { ipset: name, created, ...(timeout === 0 ? { permanentByDefault: true as const } : {}) });
   const renamed = renamedNote(name, key);
   return {
     status: "imported",

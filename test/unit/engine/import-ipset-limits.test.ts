@@ -65,3 +65,32 @@ test("hash:ip refuses the null address, as ipset does, also as the start of a pr
   assert.deepEqual(net.policy!.sets.n!.elements, ["0.0.0.0", "0.0.0.0/8"]);
   assert.deepEqual(net.policy!.sets.m!.elements, ["::"]);
 });
+
+test("create -exist over a set that differs (type, maxelem, timeout, extensions) is refused as ipset refuses it; the same set, or another family or hashsize, is excused", () => {
+  for (const [first, second] of [
+    ["create a hash:ip", "create a hash:net -exist"],
+    ["create a hash:ip", "create a hash:ip timeout 5 -exist"],
+    ["create a hash:ip timeout 0", "create a hash:ip -exist"],
+    ["create a hash:ip", "create a hash:ip maxelem 10 -exist"],
+    ["create a hash:ip", "create a hash:ip counters -exist"],
+  ]) {
+    const r = viaIpsets(first!, second!);
+    assert.deepEqual(errs(r), ["import_conflict /ipsets/line/2"], second);
+    assert.match(
+      r.errors[0]!.message,
+      /-exist excuses only an identical create, ipset refuses it \("Set cannot be created/,
+    );
+    // A script's single ipset call: refused, the script goes on, the set stays as it was.
+    const script = importPolicy("iptables", `ipset ${first}\nipset ${second}\n`);
+    assert.deepEqual(errs(script), [], second);
+    const line = script.report.find((l) => l.line === 2)!;
+    assert.equal(line.status, "skipped");
+    assert.match(line.reason!, /this create differs .*; the set stays as it was$/);
+  }
+  for (const [first, second] of [
+    ["create a hash:ip", "create a hash:ip maxelem 65536 -exist"],
+    ["create a hash:ip", "create a hash:ip family inet6 hashsize 4096 forceadd -exist"],
+    ["create a hash:ip timeout 5 comment", "create a hash:ip comment timeout 5 -exist"],
+  ])
+    assert.deepEqual(errs(viaIpsets(first!, second!)), [], second);
+});
