@@ -115,12 +115,14 @@ export function hitcountErrors(
       ),
     ];
   }
-  if (evaluatedTwice(m)) {
+  // A limit beside the count is evaluated once, in the rule that takes the action: the jump
+  // that counts leaves it out (hitcountIdiomErrors accepts it only in the counting idiom).
+  if (m.meter !== undefined || m.quota !== undefined || m.statistic !== undefined) {
     return [
       error(
         at,
         "unsupported_on_target",
-        `recent hitcount together with ${STATEFUL_TWICE} in one rule is not supported on target nftables: the hit count is kept by a jump to its own chain before the rule, which would evaluate those twice; put them in a separate rule.`,
+        `recent hitcount together with meter, quota or statistic in one rule is not supported on target nftables: the hit count is kept by a jump to its own chain before the rule, which would evaluate those twice; put them in a separate rule.`,
       ),
     ];
   }
@@ -144,6 +146,41 @@ const withoutRecent = (m: Match | undefined) => {
   const { recent: _recent, ...rest } = m ?? {};
   return rest;
 };
+/** The matches a counted rule's jump carries: all but the recent test and the limit. */
+const counting = (m: Match | undefined) => {
+  const { recent: _recent, limit: _limit, ...rest } = m ?? {};
+  return rest;
+};
+
+/**
+ * Hit-count rules of the counting idiom that count nothing themselves: an earlier rule of
+ * the same chain with the same counter (list, hit count, window, side) and the same matches
+ * apart from `recent` and `limit` has already counted every packet that reaches them (its
+ * jump is taken by all of them, whatever its limit or action). xt_recent counts the list's
+ * stamps, and a check stamps nothing unless it matches; so a second check sees the count the
+ * first saw, plus the first's own stamp when it matched: it matches exactly when the first
+ * check matched. Counting such a packet again (before: every rule jumped) would count it
+ * twice and block at half the hit count. Returns "chain/index" of those rules.
+ */
+export function countedBeforeRules(policy: Policy): Set<string> {
+  const stampAfter = stampAfterRules(policy);
+  const atStamp = stampCountedLists(policy);
+  const out = new Set<string>();
+  for (const [chain, c] of Object.entries(policy.chains)) {
+    const seen: { key: RecentMatch; rest: Match }[] = [];
+    c.rules.forEach((rule, index) => {
+      if (!isCounted(rule.match) || stampAfter.has(`${chain}/${index}`)) return;
+      const r = rule.match!.recent!;
+      if (atStamp.has(r.name)) return;
+      const key: RecentMatch = { name: r.name, mode: "update", hitcount: r.hitcount, seconds: r.seconds, side: r.side };
+      const rest = counting(rule.match);
+      if (seen.some((x) => isDeepStrictEqual(x.key, key) && isDeepStrictEqual(x.rest, rest)))
+        out.add(`${chain}/${index}`);
+      else seen.push({ key, rest });
+    });
+  }
+  return out;
+}
 
 /**
  * The check-then-stamp idiom (Freifunk's sshd/ntpd lists):
@@ -269,6 +306,18 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
       if (!isCounted(rule.match)) return;
       const r = rule.match!.recent!;
       const at: Path = ["chains", chain, "rules", index, "match", "recent", "hitcount"];
+      // A limit is left out of the counting jump: only where the jump counts this rule's
+      // packets (the counting idiom); the other forms would evaluate it twice.
+      if (rule.match!.limit !== undefined && (stampAfter.has(`${chain}/${index}`) || atStamp.has(r.name))) {
+        out.push(
+          error(
+            [...at.slice(0, -2), "limit"],
+            "unsupported_on_target",
+            `recent hitcount on list "${r.name}" together with limit is not supported on target nftables here: the list is counted where it is stamped or by a set rule after this rule, and the limit would be evaluated twice or change which packets are stamped; put the limit in a separate rule, or render with target iptables.`,
+          ),
+        );
+        return;
+      }
       if (stampAfter.has(`${chain}/${index}`)) {
         // Counted as H+1 (see stampAfterRules).
         if (r.hitcount! + 1 > NFT_MAX_HITCOUNT)
@@ -291,7 +340,7 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
           s.chain !== chain ||
           s.index >= index ||
           s.match.recent!.side !== r.side ||
-          !isDeepStrictEqual(withoutRecent(s.match), withoutRecent(rule.match)),
+          !isDeepStrictEqual(withoutRecent(s.match), counting(rule.match)),
       );
       if (bad) {
         out.push(

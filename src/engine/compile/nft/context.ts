@@ -29,6 +29,8 @@ export class Ctx {
   readonly chains = new Map<string, { name: string; chain: Chain; rules: RuleBody[] }>();
   /** "chain/index" of hit-count rules in the check-then-stamp idiom (compile/hitcount.ts stampAfterRules). */
   stampAfter: ReadonlySet<string> = new Set();
+  /** "chain/index" of hit-count rules an earlier rule already counts for (compile/hitcount.ts countedBeforeRules). */
+  countedBefore: ReadonlySet<string> = new Set();
   /** Lists counted where they are stamped, with their counters (compile/hitcount.ts stampCountedLists). */
   stampCounted: ReadonlyMap<string, NonNullable<Match["recent"]>[]> = new Map();
   /** Why each generated object exists, to explain a name clash. */

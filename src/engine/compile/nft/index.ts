@@ -29,7 +29,7 @@ import { compileRule, defaultComment } from "./rules.ts";
 import { failsafeRules, FAILSAFE_COMMENT } from "./failsafe.ts";
 import { compileForwarding, FWD_CHAINS, type GeneratedRule } from "./forwarding.ts";
 import { planRecentTimeouts } from "./recent.ts";
-import { stampAfterRules, stampCountedLists } from "../hitcount.ts";
+import { countedBeforeRules, stampAfterRules, stampCountedLists } from "../hitcount.ts";
 import { declareQuotas, parseGrowCounterName } from "./quota.ts";
 import { declareAccounting } from "./accounting.ts";
 import { TEE_TABLES, teeTables } from "./tee.ts";
@@ -78,6 +78,7 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
   const timeouts = planRecentTimeouts(policy);
   ctx.stampAfter = stampAfterRules(policy);
   ctx.stampCounted = stampCountedLists(policy);
+  ctx.countedBefore = countedBeforeRules(policy);
   for (const [name, def] of Object.entries(policy.sets))
     ctx.declareSet(compileSet(name, def, ctx), `set "${name}"`, ["sets", name]);
   for (const [name, def] of Object.entries(policy.counters)) {

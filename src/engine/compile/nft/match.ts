@@ -50,6 +50,8 @@ export interface MatchResult {
    * is counted) and `member` is appended to the rule itself (see recent.ts).
    */
   hitcount?: HitcountCheck;
+  /** With a hit count and a limit: the alternatives for the counting jump, without the limit. */
+  jumpAlternatives?: string[][];
   /** The alternatives end in a packet budget's two steps (quota.ts): tried in order, only a terminating action may follow. */
   quotaSplit?: boolean;
   /** psd: like a hit count, a jump that weighs the packet, then one rule per member (one per protocol). */
@@ -311,11 +313,11 @@ export function compileMatch(
   const disjoint = inclusiveLists === 0 && alternativeLists.length > 0;
   // Stateful parts last: a meter, recent list or quota must only see packets that
   // matched everything else (as in iptables, where matches are evaluated in order).
+  let limitPart: string | undefined;
   if (m.limit !== undefined) {
     const { count, per } = parseRate(m.limit.rate);
-    parts.push(
-      `limit rate ${m.limit.over ? "over " : ""}${count}/${per}${m.limit.burst !== undefined ? ` burst ${m.limit.burst} packets` : ""}`,
-    );
+    limitPart = `limit rate ${m.limit.over ? "over " : ""}${count}/${per}${m.limit.burst !== undefined ? ` burst ${m.limit.burst} packets` : ""}`;
+    parts.push(limitPart);
   }
   if (m.meter !== undefined && fam !== undefined) {
     parts.push(...meterParts(m.meter, fam, ctx, [...path, "meter"]));
@@ -338,8 +340,10 @@ export function compileMatch(
       );
       if (!check) return null;
       if (!stampAfter) parts.push(hitcountListMember(r, fam, ctx, [...path, "recent"], timeouts));
-      // Counted where the list is stamped: this rule only tests the outcome.
-      if (ctx.stampCounted.has(r.name) && path[0] === "chains") parts.push(check.member!);
+      // Counted where the list is stamped, or by an earlier rule with the same counter and
+      // matches (compile/hitcount.ts countedBeforeRules): this rule only tests the outcome.
+      const countedBefore = path[0] === "chains" && ctx.countedBefore.has(`${String(path[1])}/${String(path[3])}`);
+      if ((ctx.stampCounted.has(r.name) && path[0] === "chains") || countedBefore) parts.push(check.member!);
       else hitcount = check;
     } else {
       parts.push(...recentParts(r, fam, ctx, [...path, "recent"], timeouts));
@@ -378,6 +382,12 @@ export function compileMatch(
   let alternatives: string[][] = [[]];
   for (const list of alternativeLists) alternatives = alternatives.flatMap((a) => list.map((x) => [...a, x]));
   let rules = alternatives.map((a) => [...a, ...parts]);
+  // The jump that counts a hit leaves the limit out: the rule with the action evaluates it,
+  // once, where the policy puts it (compile/hitcount.ts).
+  const jumpRules =
+    hitcount && limitPart !== undefined
+      ? alternatives.map((a) => [...a, ...parts.filter((p) => p !== limitPart)])
+      : undefined;
   // A packet budget's split is the rule's last expression: the others decide first.
   if (quotaSplit) rules = rules.flatMap((a) => quotaSplit.map((x) => [...a, x]));
   return {
@@ -385,6 +395,7 @@ export function compileMatch(
     ...(quotaSplit ? { quotaSplit: true } : {}),
     impliesFamily,
     ...(hitcount ? { hitcount } : {}),
+    ...(jumpRules ? { jumpAlternatives: jumpRules } : {}),
     ...(psd ? { psd } : {}),
     ...(disjoint && !quotaSplit ? { disjoint } : {}),
   };

@@ -175,11 +175,13 @@ export function compileRule(
         });
       continue;
     }
-    for (const alt of mr.alternatives) {
+    mr.alternatives.forEach((alt, i) => {
       // Count first (the jump), then match on the outcome: the rule's action stays in its own chain.
       // A stamp rule's jump counts its stamp; the rule after it stamps again (an update of the
       // same element: no change) and takes the action.
-      if (hc) out.rules.push({ body: [...nfproto, ...alt, `jump ${hc.chain}`].join(" "), comment });
+      // The jump leaves a limit out (the rule with the action evaluates it once).
+      const counted = mr.jumpAlternatives?.[i] ?? alt;
+      if (hc) out.rules.push({ body: [...nfproto, ...counted, `jump ${hc.chain}`].join(" "), comment });
       tails.forEach((tail, k) => {
         const stmts = [
           ...nfproto,
@@ -190,7 +192,7 @@ export function compileRule(
         ];
         out.rules.push({ body: stmts.join(" "), comment });
       });
-    }
+    });
   }
   return out;
 }
