@@ -86,6 +86,28 @@ const CASES: [string, string[]][] = [
   ],
   ["a create twice", ["create a hash:ip family inet", "create a hash:ip family inet"]],
   ["a create twice with -exist", ["create a hash:ip family inet", "create a hash:ip family inet -exist"]],
+  // -exist: on for the rest of the restore from the line that has it; a batch of adds (dels) to
+  // one set takes the flag as it was at its first line; COMMIT, another command or set ends it.
+  ["add, then add -exist of it", ["create a hash:ip family inet", "add a 10.0.0.1", "add a 10.0.0.1 -exist"]],
+  ["add -exist, then add of it", ["create a hash:ip family inet", "add a 10.0.0.1 -exist", "add a 10.0.0.1"]],
+  [
+    "-exist inside a batch",
+    ["create a hash:ip family inet", "add a 10.0.0.1", "add a 10.0.0.2 -exist", "# a comment", "add a 10.0.0.1"],
+  ],
+  [
+    "-exist inside a batch, then a new batch",
+    ["create a hash:ip family inet", "add a 10.0.0.1", "add a 10.0.0.2 -exist", "create b hash:ip", "add a 10.0.0.1"],
+  ],
+  [
+    "-exist of another set's add",
+    ["create a hash:ip family inet", "create b hash:ip", "add b 10.0.0.9 -exist", "add a 10.0.0.1", "add a 10.0.0.1"],
+  ],
+  ["COMMIT ends a batch", ["create a hash:ip family inet", "add a 10.0.0.1", "COMMIT", "add a 10.0.0.1 -exist"]],
+  [
+    "-exist of a create",
+    ["create a hash:ip family inet -exist", "add a 10.0.0.1", "add a 10.0.0.1", "create a hash:ip"],
+  ],
+  ["dels after -exist", ["create a hash:ip family inet", "add a 10.0.0.1 -exist", "del a 10.0.0.1", "del a 10.0.0.1"]],
   // -exist excuses only the same set: type, maxelem, timeout and extensions (not family, hashsize).
   ["create -exist of another type", ["create a hash:ip family inet", "create a hash:net family inet -exist"]],
   ["create -exist of another maxelem", ["create a hash:ip family inet", "create a hash:ip maxelem 10 -exist"]],

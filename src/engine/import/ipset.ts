@@ -219,6 +219,35 @@ const COMMANDS: Record<string, string> = {
 export interface IpsetMode {
   restore?: boolean;
   exist?: boolean;
+  /** The state of one `ipset restore` across its lines (its -exist flag and batch). */
+  session?: IpsetSession;
+}
+
+/**
+ * One `ipset restore` as ipset 7.17 runs it (measured): a line's `-exist` stays on for every
+ * later line of the restore; consecutive adds (or dels) to one set go to the kernel as one
+ * batch, with the flag as it was at the batch's first line (`add a X` then `add a X -exist`
+ * fails at the second line; `add a X -exist` then `add a X` passes). Another command, another
+ * set or COMMIT ends a batch; comments and blank lines do not.
+ */
+export interface IpsetSession {
+  exist: boolean;
+  batch?: { cmd: string; set: string | undefined; exist: boolean };
+}
+
+export function ipsetSession(): IpsetSession {
+  return { exist: false };
+}
+
+/** `-exist` as an ipset restore applies it to this line (see IpsetSession). */
+function sessionExist(s: IpsetSession, own: boolean, cmd: string | undefined, set: string | undefined): boolean {
+  if (own) s.exist = true;
+  if (cmd !== "add" && cmd !== "del") {
+    s.batch = undefined;
+    return s.exist;
+  }
+  if (s.batch?.cmd !== cmd || s.batch.set !== set) s.batch = { cmd, set, exist: s.exist };
+  return s.batch.exist;
 }
 
 /** ipset's default maxelem, and the most addresses the import expands one hash:ip element into (a /16). */
@@ -228,9 +257,11 @@ const MAX_EXPANDED = 65536;
 /** One ipset command (its words after `ipset`, or a line of `ipset save`/`ipset restore` text). */
 export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: IpsetMode = {}): LineResult {
   // Global flags may come anywhere: -exist (-!), -quiet, -output ...
-  const exist = mode.exist === true || words.some((w) => w === "-exist" || w === "-!");
+  const own = words.some((w) => w === "-exist" || w === "-!");
   const args = words.filter((w) => !/^-(exist|!|q|quiet|n|name|r|resolve|s|sorted)$/.test(w));
   const cmd = COMMANDS[args[0] ?? ""];
+  const exist =
+    mode.exist === true || (mode.restore && mode.session ? sessionExist(mode.session, own, cmd, args[1]) : own);
   if (!cmd)
     fail("import_unsupported", `ipset ${args[0] ?? ""}: not an ipset command the importer knows`, args[0] ?? "ipset");
   const name = args[1];
@@ -639,14 +670,18 @@ export function importIpsetText(text: string, draft: PolicyDraft, out: Collector
   const lines = text.replace(/\r\n?/g, "\n").split("\n");
   if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop();
   let commands = 0;
+  const session = ipsetSession();
   lines.forEach((raw, idx) => {
     const l = raw.trim();
     const extra = input ? { input } : {};
     if (l === "") return void out.note(idx + 1, l, "skipped", "blank line", extra);
     if (l.startsWith("#")) return void out.note(idx + 1, l, "skipped", "comment", extra);
-    if (l === "COMMIT") return void out.note(idx + 1, l, "skipped", "end of an ipset restore batch", extra);
+    if (l === "COMMIT") {
+      session.batch = undefined;
+      return void out.note(idx + 1, l, "skipped", "end of an ipset restore batch", extra);
+    }
     commands++;
-    const e = out.add(idx + 1, l, () => applyIpset(splitSaveWords(l), draft, { restore: true }));
+    const e = out.add(idx + 1, l, () => applyIpset(splitSaveWords(l), draft, { restore: true, session }));
     if (input) e.input = input;
   });
   return commands;

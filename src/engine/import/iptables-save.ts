@@ -9,7 +9,7 @@ import type { PolicyDraft } from "./draft.ts";
 import { applyIptables } from "./iptables.ts";
 import { detectSaveFamily, mixedSaveHeaders } from "./save-family.ts";
 import { splitSaveWords } from "./save-words.ts";
-import { applyIpset, isIpsetSaveLine } from "./ipset.ts";
+import { applyIpset, ipsetSession, isIpsetSaveLine } from "./ipset.ts";
 import type { Family } from "./values.ts";
 
 /**
@@ -58,11 +58,13 @@ export function importSave(
   const first = out.entries.length;
   const isIpset = (raw: string) => ipsetLines && isIpsetSaveLine(raw.trim());
   let ipsetSeen = false;
+  // The dump's ipset lines as one ipset restore (its -exist flag and batches: ipset.ts).
+  const session = ipsetSession();
   lines.forEach((raw, idx) => {
     const text = raw.trim();
     if (!isIpset(raw)) return;
     ipsetSeen = true;
-    out.add(idx + 1, text, () => applyIpset(splitSaveWords(text), draft, { restore: true }));
+    out.add(idx + 1, text, () => applyIpset(splitSaveWords(text), draft, { restore: true, session }));
   });
   lines.forEach((raw, idx) => {
     const n = idx + 1;

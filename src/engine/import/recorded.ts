@@ -9,7 +9,7 @@ import { PolicyDraft } from "./draft.ts";
 import { assemble, MAX_IMPORT_BYTES, type ImportResult } from "./assemble.ts";
 import { applyIptables } from "./iptables.ts";
 import { importSave } from "./iptables-save.ts";
-import { applyIpset } from "./ipset.ts";
+import { applyIpset, ipsetSession } from "./ipset.ts";
 import { splitSaveWords } from "./save-words.ts";
 import { fail, ImportLineError } from "./cursor.ts";
 import { error as diagnostic } from "../diagnostics.ts";
@@ -123,11 +123,13 @@ function restore(c: RecordedCommand, text: string, draft: PolicyDraft, out: Coll
 function restoreIpset(c: RecordedCommand, draft: PolicyDraft) {
   const exist = c.args.some((a) => a === "-exist" || a === "-!");
   let n = 0;
+  const session = ipsetSession();
   for (const [idx, raw] of (c.input ?? "").split("\n").entries()) {
     const l = raw.trim();
+    if (l === "COMMIT") session.batch = undefined;
     if (l === "" || l.startsWith("#") || l === "COMMIT") continue;
     try {
-      applyIpset(splitSaveWords(l), draft, { restore: true, exist });
+      applyIpset(splitSaveWords(l), draft, { restore: true, exist, session });
     } catch (e) {
       if (e instanceof ImportLineError)
         throw new ImportLineError(e.code, `ipset restore, line ${idx + 1} of its input (${l}): ${e.message}`, e.token);

@@ -94,3 +94,21 @@ test("create -exist over a set that differs (type, maxelem, timeout, extensions)
   ])
     assert.deepEqual(errs(viaIpsets(first!, second!)), [], second);
 });
+
+test("-exist in ipset restore text: on from its line for the rest, and a batch of adds/dels to one set takes the flag of its first line", () => {
+  const at = (...lines: string[]) => errs(viaIpsets("create a hash:ip", ...lines));
+  assert.deepEqual(at("add a 10.0.0.1", "add a 10.0.0.1 -exist"), ["import_conflict /ipsets/line/3"]);
+  assert.deepEqual(at("add a 10.0.0.1 -exist", "add a 10.0.0.1"), []);
+  assert.deepEqual(at("add a 10.0.0.1", "add a 10.0.0.2 -exist", "", "add a 10.0.0.1"), [
+    "import_conflict /ipsets/line/5",
+  ]);
+  assert.deepEqual(at("add a 10.0.0.1", "add a 10.0.0.2 -exist", "COMMIT", "add a 10.0.0.1"), []);
+  assert.deepEqual(at("add a 10.0.0.1", "COMMIT", "add a 10.0.0.1 -exist"), []);
+  assert.deepEqual(at("add a 10.0.0.1 -exist", "del a 10.0.0.2", "create a hash:ip"), []);
+  // A script's ipset calls are one command each: the flag is the line's own.
+  const script = importPolicy(
+    "iptables",
+    "ipset create a hash:ip\nipset add a 10.0.0.1 -exist\nipset add a 10.0.0.1\n",
+  );
+  assert.equal(script.report.find((l) => l.line === 3)!.status, "skipped");
+});
