@@ -25,8 +25,9 @@ import { corpusFiles, formatRates, measureFile, type FileOutcome } from "../supp
 // 0.861: ddos-defender's -m tcpmss ! --mss 536:65535 (match tcpMss).
 // 0.846: four more dumps by the same rule (SOURCES, fourth round): two load, and iptables-restore
 // refuses the other two as well (a template's <SSH_PORT_PLACEHOLDER>, -i in POSTROUTING).
-// 0.908: -m set of an ipset the dump does not hold: declared empty, typed by its use (warning
-// ipset_contents_missing; `import --ipset` gives the members): six dumps load.
+// 0.908: -m set of an ipset the dump does not hold was then declared empty, typed by its use
+// (with a warning ipset_contents_missing, no longer emitted; `import --ipset` gave the members):
+// six dumps loaded.
 // 0.846: lowered, not by a regression of what loads: a positive -m set of an ipset the dump does
 // not hold is refused like the negated one (import_ipset_contents_missing), as iptables-restore
 // refuses it while the set does not exist; declared empty, its rule acted on none of the host's
