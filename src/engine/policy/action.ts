@@ -31,8 +31,17 @@ const NatTo = z.strictObject({
  * (a policy names a few of the ~40 types; building all ~200 zod objects cost a render
  * more than the rest of the action schema).
  */
-function actionType<S extends z.ZodType>(type: string, build: () => S): z.ZodLazy<S> {
-  const schema = deferred(build);
+export function actionType<S extends z.ZodType>(type: string, build: () => S): z.ZodLazy<S> {
+  const schema = deferred(() => {
+    const built = build();
+    // The union routes by `type` before building; the built object must say the same.
+    const literal = built._zod.propValues?.type;
+    if (literal?.size !== 1 || !literal.has(type))
+      throw new Error(
+        `actionType(${type}): the built schema's type is ${literal ? [...literal].map(String).join(", ") : "not a literal"}`,
+      );
+    return built;
+  });
   schema._zod.propValues = { type: new Set([type]) };
   return schema;
 }

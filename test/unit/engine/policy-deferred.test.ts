@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as z from "zod";
 import { deferred } from "../../../src/engine/policy/primitives.ts";
+import { actionType } from "../../../src/engine/policy/action.ts";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
 
 function counted() {
@@ -60,4 +61,20 @@ test("action objects (each deferred behind its `type`) are refused as before", (
     /must be one of "accept", "drop", .*"netmap"; got "x"/,
   );
   assert.deepEqual(errors({ type: "log", prefix: "ok", level: "info" }), []);
+});
+
+test("an action option whose built schema's type literal is not the type it is routed by fails loudly when built", () => {
+  const wrong = z.discriminatedUnion("type", [
+    actionType("accept", () => z.strictObject({ type: z.literal("drop") })),
+    actionType("reject", () => z.strictObject({ kind: z.literal("reject") })),
+  ]);
+  assert.throws(() => wrong.safeParse({ type: "accept" }), /actionType\(accept\): the built schema's type is drop/);
+  assert.throws(
+    () => wrong.safeParse({ type: "reject" }),
+    /actionType\(reject\): the built schema's type is not a literal/,
+  );
+  const right = z.discriminatedUnion("type", [
+    actionType("accept", () => z.strictObject({ type: z.literal("accept") })),
+  ]);
+  assert.deepEqual(right.parse({ type: "accept" }), { type: "accept" });
 });
