@@ -224,16 +224,17 @@ export const PhysdevMatch = deferred(() =>
 );
 
 /** A byte field's value (0-255) or an inclusive range "min-max" of such values. */
-const ByteOrRange = z.union([
-  z.number().int().min(0).max(255),
-  z
-    .string()
-    .regex(/^\d{1,3}-\d{1,3}$/, 'must be a value or a range "min-max"')
-    .refine((s) => {
-      const [a, b] = s.split("-").map(Number) as [number, number];
-      return a <= b && b <= 255;
-    }, "a range of 0-255, min not above max"),
-]);
+const byteOrRange = () =>
+  z.union([
+    z.number().int().min(0).max(255),
+    z
+      .string()
+      .regex(/^\d{1,3}-\d{1,3}$/, 'must be a value or a range "min-max"')
+      .refine((s) => {
+        const [a, b] = s.split("-").map(Number) as [number, number];
+        return a <= b && b <= 255;
+      }, "a range of 0-255, min not above max"),
+  ]);
 
 /**
  * The IPv6 routing header (`ip6tables -m rt`, nft `rt type` / `rt seg-left`): its routing type
@@ -241,10 +242,12 @@ const ByteOrRange = z.union([
  * included, in ip6t_rt and in nft (the header lookup fails, the rule stops). `{}` matches any
  * packet that has one (nft `exthdr rt exists`). IPv6 only.
  */
-export const RoutingHeaderMatch = z.strictObject({
-  type: negatable(z.number().int().min(0).max(255)).optional(),
-  segmentsLeft: negatable(ByteOrRange).optional(),
-});
+export const RoutingHeaderMatch = deferred(() =>
+  z.strictObject({
+    type: negatable(z.number().int().min(0).max(255)).optional(),
+    segmentsLeft: negatable(byteOrRange()).optional(),
+  }),
+);
 
 /**
  * `-m set --match-set NAME src,dst` on a tuple set: `directions` says, per field of the set's

@@ -78,3 +78,14 @@ test("an action option whose built schema's type literal is not the type it is r
   ]);
   assert.deepEqual(right.parse({ type: "accept" }), { type: "accept" });
 });
+
+test("every extra match key of an object schema is deferred (built on first use), routingHeader included", async () => {
+  const { extraMatchKeys } = await import("../../../src/engine/policy/match-extra.ts");
+  const eager = Object.entries(extraMatchKeys)
+    .filter(([, s]) => {
+      const inner = (s as z.ZodOptional<z.ZodType>).unwrap();
+      return inner._zod.def.type !== "lazy" && inner._zod.def.type !== "boolean";
+    })
+    .map(([k]) => k);
+  assert.deepEqual(eager, []);
+});
