@@ -13,6 +13,14 @@ interface ExtraModule {
   build(o: Options, d: RuleDraft): void;
 }
 
+/** Refuses the first of `refused` the rule gives: module `mod` has it, the policy has not (it has `supported`). */
+function refuseOptions(o: Options, mod: string, refused: readonly string[], supported: string): void {
+  for (const k of refused) {
+    const x = o.get(k);
+    if (x) fail("import_unsupported", `${mod} ${k} has no equivalent in the policy schema (${supported} do)`, x.opt);
+  }
+}
+
 const negArg = { arity: 1 as const, neg: true };
 const arg1 = { arity: 1 as const };
 const flag0 = { arity: 0 as const };
@@ -43,15 +51,7 @@ const owner: ExtraModule = {
     "--suppl-groups": { arity: 0 },
   },
   build(o, d) {
-    for (const k of ["--socket-exists", "--suppl-groups"]) {
-      const x = o.get(k);
-      if (x)
-        fail(
-          "import_unsupported",
-          `owner ${k} has no equivalent in the policy schema (--uid-owner and --gid-owner do)`,
-          x.opt,
-        );
-    }
+    refuseOptions(o, "owner", ["--socket-exists", "--suppl-groups"], "--uid-owner and --gid-owner");
     const u = o.get("--uid-owner");
     if (u) setMatch(d, "skuid", negate(u.neg, ownerId(u, "--uid-owner")), u.opt);
     const g = o.get("--gid-owner");
@@ -404,15 +404,12 @@ const rt: ExtraModule = {
   build(o, d) {
     if (d.family === "ipv4" || d.ipv4Program)
       fail("import_unsupported", "-m rt is an ip6tables match (the IPv6 routing header)", "-m rt");
-    for (const k of ["--rt-len", "--rt-0-res", "--rt-0-addrs", "--rt-0-not-strict"]) {
-      const x = o.get(k);
-      if (x)
-        fail(
-          "import_unsupported",
-          `rt ${k} has no equivalent in the policy schema (--rt-type and --rt-segsleft do)`,
-          x.opt,
-        );
-    }
+    refuseOptions(
+      o,
+      "rt",
+      ["--rt-len", "--rt-0-res", "--rt-0-addrs", "--rt-0-not-strict"],
+      "--rt-type and --rt-segsleft",
+    );
     const m: NonNullable<Match["routingHeader"]> = {};
     const t = o.get("--rt-type");
     if (t) {
