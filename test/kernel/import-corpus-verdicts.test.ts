@@ -70,7 +70,7 @@ function importCorpus(name: string, text: string, clients: string[]) {
   assert.deepEqual(imported.errors, []);
   // The labs probe IPv4; an IPv4 DROP policy's warning that IPv6 passes the chain unfiltered is expected.
   assert.deepEqual(
-    imported.warnings.filter((w) => w.code !== "policy_drop_ipv4_only"),
+    imported.warnings.filter((w) => w.code !== "ipv4_only_input"),
     [],
   );
   const nft = renderNft(imported.policy!);

@@ -113,7 +113,7 @@ test("a dump's -m set rules: empty sets match nothing, the sets from `ipset save
   const bare = imported("create friends hash:net family inet\ncreate blocked hash:ip family inet\n");
   assert.deepEqual(
     bare.r.warnings.map((w) => `${w.code} ${w.path}`),
-    ["policy_drop_ipv4_only /chains/input/rules/0"],
+    ["ipv4_only_input /chains/input/rules/0"],
   );
   await lab.exec(servers.original, ["ipset", "restore"], {
     input: "create friends hash:net family inet\ncreate blocked hash:ip family inet\n",

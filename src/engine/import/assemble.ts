@@ -1,9 +1,10 @@
 // The common end of every import: resolve deferred lines, lift idioms, build the document,
 // check it against the schema, and turn pending entries into the report.
-import { Policy, type PolicyInput } from "../policy/index.ts";
+import { Policy, type PolicyInput, type Rule } from "../policy/index.ts";
 import { error as diagnostic, warning, type Diagnostic } from "../diagnostics.ts";
 import type { Collector, PendingEntry } from "./collect.ts";
 import type { DraftChain, PolicyDraft, ReportTarget, RuleEntry } from "./draft.ts";
+import { familyOf } from "./values.ts";
 import { liftIdioms } from "./idioms.ts";
 import { ipsetWarnings } from "./ipset.ts";
 import { foldPalisadeLayout } from "./palisade-layout.ts";
@@ -15,7 +16,7 @@ export interface ImportResult {
   report: ImportReportLine[];
   /** One error per line that could not be imported, plus schema errors of the assembled document. */
   errors: Diagnostic[];
-  /** What was imported but needs the operator (e.g. policy_drop_ipv4_only: IPv6 left unfiltered). */
+  /** What was imported but needs the operator (e.g. ipv4_only_input: IPv6 left unfiltered). */
   warnings: Diagnostic[];
   /** iptables-save text: the family it was read as (so a client that re-sends it can say so). */
   family?: "ipv4" | "ipv6";
@@ -73,39 +74,101 @@ export function assemble(draft: PolicyDraft, out: Collector, fromSave: boolean):
 }
 
 /**
- * iptables' DROP policy is IPv4's only: ip6tables' chains, not iptables', see IPv6. As the inet
- * chain's policy it would drop IPv6 too, and the chain's rules (those without addresses apply
- * to both families) would filter it. So a chain whose drop policy came from iptables only (no
- * ip6tables policy for it in the input) starts with a rule that accepts IPv6: IPv6 passes it
- * untouched, as it passed iptables, and IPv4 meets the rules and the drop policy, as it did.
+ * iptables never sees IPv6 (ip6tables' chains do), so the rules and policies of an IPv4-only
+ * input (an iptables-save dump, a script with iptables lines only) act on IPv4 only. In the
+ * inet table its base chains would see IPv6 as well: a DROP policy, a final `-j REJECT` or
+ * `-j DROP`, a rule without addresses (`-p tcp --dport 23 -j DROP`), a jump into a user chain
+ * that does so, a MASQUERADE or a MARK would reach IPv6. So each such base chain (any table:
+ * nat and mangle chains of the inet table see IPv6 too) starts with a rule that accepts IPv6:
+ * IPv6 passes it untouched, as it passed iptables, and IPv4 meets the rules and the policy, as
+ * it did. (A family match on every rule would not do: a jump's target chain is shared, and a
+ * DROP policy would still drop IPv6.) Not where the chain could not change IPv6 anyway: policy
+ * ACCEPT and only rules that cannot match IPv6 or accept/return without state (a limit, recent
+ * list, quota or counter would count IPv6 packets). Chains that ipfw rules reach (they cover
+ * both families) are left as they are; an input with ip6tables lines too is not IPv4-only: its
+ * iptables rules say family ipv4 already, its policies are settled per family.
  * Added before the idioms are lifted: a preset runs before the chain's rules, and would then
- * reach IPv6 ahead of this rule. The policy line's report says so; a warning once per chain.
+ * reach IPv6 ahead of this rule. A DROP policy's report line says so; one warning, at the
+ * first such chain, names them all.
  */
 function passIpv6(draft: PolicyDraft, entries: PendingEntry[]): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  for (const [chain, { line, text }] of draft.ipv4PolicyDrops) {
-    if (chain.policy !== "drop" || draft.chains.get(chain.key) !== chain) continue;
-    chain.rules.unshift({
+  const passed: DraftChain[] = [];
+  for (const [chain, first] of draft.ipv4OnlyChains) {
+    if (!chain.hook || draft.bothFamilyChains.has(chain) || draft.chains.get(chain.key) !== chain) continue;
+    if (chain.policy !== "drop" && !chain.rules.some((e) => reachesIpv6(e.rule, draft))) continue;
+    const drop = chain.policy === "drop" ? draft.ipv4PolicyDrops.get(chain) : undefined;
+    const pass: RuleEntry = {
       rule: {
-        comment: `IPv6 passes: ${text} (line ${line}) is iptables' default, for IPv4 only`,
+        comment: drop
+          ? `IPv6 passes: ${drop.text} (line ${drop.line}) is iptables' default, for IPv4 only`
+          : "IPv6 passes: the input's iptables rules are for IPv4 only",
         match: { family: "ipv6" },
         action: "accept",
       },
-      line,
-    });
-    const why = `${text} drops IPv4 only (iptables never sees IPv6): the chain's policy is drop and its first rule accepts IPv6, which passes this chain unfiltered as it passed iptables`;
+      line: drop?.line ?? first,
+    };
+    chain.rules.unshift(pass);
+    draft.ipv6Passes.add(pass);
+    passed.push(chain);
+    if (!drop) continue;
+    const why = `${drop.text} drops IPv4 only (iptables never sees IPv6): the chain's policy is drop and its first rule accepts IPv6, which passes this chain unfiltered as it passed iptables`;
     for (const e of entries)
-      if (e.line === line && e.status === "imported" && e.target?.kind === "chain" && e.target.chain === chain)
+      if (e.line === drop.line && e.status === "imported" && e.target?.kind === "chain" && e.target.chain === chain)
         e.reason = e.reason ? `${e.reason}; ${why}` : why;
-    out.push(
-      warning(
-        ["chains", chain.key, "rules", 0],
-        "policy_drop_ipv4_only",
-        `line ${line}: ${text} is iptables' default for IPv4 only, so IPv6 passes the inet chain ${chain.key} unfiltered (its first rule accepts IPv6), as it passed iptables: the input holds no ip6tables rules for it. To filter IPv6 as well, add the host's IPv6 rules (its ip6tables-save, or ICMPv6 for neighbour discovery and the services to reach) and remove that rule`,
-      ),
-    );
   }
-  return out;
+  if (passed.length === 0) return [];
+  const names = passed.map((c) => c.key).join(", ");
+  return [
+    warning(
+      ["chains", passed[0]!.key, "rules", 0],
+      "ipv4_only_input",
+      `the input holds iptables rules only, which never see IPv6: IPv6 passes the inet chain${passed.length > 1 ? "s" : ""} ${names} unfiltered (each starts with a rule that accepts IPv6), as it passed iptables. To filter IPv6 as well, import the host's ip6tables-save dump too (an executed script running both iptables-restore and ip6tables-restore), or add its IPv6 rules, and remove those rules`,
+    ),
+  ];
+}
+
+/** Keys of a match that only test the packet (no state kept, nothing counted). */
+const STATELESS = new Set([
+  "family",
+  "saddr",
+  "daddr",
+  "protocol",
+  "sport",
+  "dport",
+  "iif",
+  "oif",
+  "ctState",
+  "tcpFlags",
+  "icmpType",
+  "icmpv6Type",
+  "icmpCode",
+  "length",
+  "tcpMss",
+  "mark",
+  "ctmark",
+  "daddrType",
+  "rpfilter",
+]);
+
+/**
+ * Could the rule do anything to an IPv6 packet in a base chain of policy ACCEPT? Not when it
+ * cannot match IPv6 (family ipv4, IPv4 addresses or sets of them), nor when it only accepts or
+ * returns (both are the chain's ACCEPT there) and keeps no state.
+ */
+function reachesIpv6(rule: Rule, draft: PolicyDraft): boolean {
+  const m = rule.match ?? {};
+  if (m.family === "ipv4") return false;
+  for (const a of [m.saddr, m.daddr]) {
+    if (a === undefined || (typeof a === "object" && !Array.isArray(a) && "not" in a)) continue;
+    const items = (Array.isArray(a) ? a : [a]) as unknown[];
+    const ipv4 = (x: unknown) =>
+      typeof x === "string" &&
+      (x.startsWith("@") ? draft.sets[x.slice(1)]?.type === "ipv4_addr" : familyOf(x) === "ipv4");
+    if (items.every(ipv4)) return false;
+  }
+  const kind = typeof rule.action === "string" ? rule.action : rule.action.type;
+  if (kind !== "accept" && kind !== "return") return true;
+  return rule.counter === true || Object.keys(m).some((k) => !STATELESS.has(k));
 }
 
 /** A family-specific `-P ... DROP` became the chain's last rule: its report line points there. */

@@ -74,10 +74,25 @@ export class PolicyDraft {
   /** `-P` of iptables vs ip6tables in a script that has both: one inet chain holds both families. */
   readonly familyPolicies = new Map<DraftChain, Partial<Record<"ipv4" | "ipv6", "accept" | "drop">>>();
   /**
-   * DROP policies of iptables (IPv4's only there) that became the inet chain's policy, which
-   * drops IPv6 too: the line that set each, for a warning (policyWarnings).
+   * DROP policies of iptables (IPv4's only there) that became the inet chain's policy: the line
+   * that set each, for the report of the rule that lets IPv6 pass (assemble's passIpv6).
    */
   readonly ipv4PolicyDrops = new Map<DraftChain, { line: number; text: string }>();
+  /**
+   * Chains that iptables lines (rules, policies, dump headers) of an IPv4-only input touched, with
+   * the first such line: iptables never sees IPv6, so IPv6 must pass them (assemble's passIpv6).
+   */
+  readonly ipv4OnlyChains = new Map<DraftChain, number>();
+  /** The rules that let IPv6 pass such a chain (for the idioms' report). */
+  readonly ipv6Passes = new Set<RuleEntry>();
+  /** Chains that family-neutral lines covering both families (ipfw) touched: left as they are. */
+  readonly bothFamilyChains = new Set<DraftChain>();
+
+  /** A line without a family touched `chain`: IPv4's only (iptables), or both families' (ipfw). */
+  noteFamilyNeutral(chain: DraftChain, line: number, bothFamilies?: boolean): void {
+    if (bothFamilies) this.bothFamilyChains.add(chain);
+    else if (!this.ipv4OnlyChains.has(chain)) this.ipv4OnlyChains.set(chain, line);
+  }
   /** Set when the source was rendered by Palisade and its failsafe rules tell the settings. */
   failsafe?: { enabled: boolean; ports?: number[] };
   readonly forwarding: Forwarding = { portForwards: [], rangeForwards: [], markForwards: [] };
@@ -297,4 +312,6 @@ export interface IptablesContext {
    * modules are refused, as that iptables refuses them.
    */
   ipv4Program?: boolean;
+  /** The rules cover both families though no family is given (ipfw's rules, translated). */
+  bothFamilies?: boolean;
 }

@@ -61,7 +61,7 @@ export function liftIdioms(draft: PolicyDraft, entries: PendingEntry[]): void {
   let live = candidates.filter((g) => !refusals.has(g));
   // Drop groups that break the "prefix, in expansion order" condition until the rest holds (at most one pass per group).
   for (let guard = candidates.length; guard > 0; guard--) {
-    const bad = positionProblem(live);
+    const bad = positionProblem(live, draft);
     if (!bad) break;
     refusals.set(bad.group, bad.why);
     live = live.filter((g) => g !== bad.group);
@@ -139,7 +139,7 @@ function otherListUsers(draft: PolicyDraft, g: Group): string | undefined {
 }
 
 /** The first group whose rules are not a prefix of their chain in expansion order, with the reason. */
-function positionProblem(groups: Group[]): { group: Group; why: string } | undefined {
+function positionProblem(groups: Group[], draft: PolicyDraft): { group: Group; why: string } | undefined {
   const owner = new Map<RuleEntry, { group: Group; rank: number }>();
   for (const g of groups) for (const p of g.parts) owner.set(p.entry, { group: g, rank: p.rank });
   const chains = new Set(groups.flatMap((g) => g.parts.map((p) => p.chain)));
@@ -152,6 +152,11 @@ function positionProblem(groups: Group[]): { group: Group; why: string } | undef
         plainSeen ??= e;
         continue;
       }
+      if (plainSeen && draft.ipv6Passes.has(plainSeen))
+        return {
+          group: o.group,
+          why: `${chain.key} starts with the rule that lets IPv6 pass (iptables never saw IPv6), but the preset would run first and reach IPv6`,
+        };
       if (plainSeen)
         return {
           group: o.group,

@@ -174,8 +174,10 @@ export function applyIpfw(words: readonly string[], ctx: IptablesContext): LineR
     rules.push(["-t", "mangle", "-A", chain, ...args, "-j", "DROP"]);
   }
   if (rules.length === 0) fail("import_invalid_value", "ipfw: this rule never matches", "ipfw");
-  const first = applyIptables(rules[0]!, ctx);
-  for (const r of rules.slice(1)) applyIptables(r, ctx);
+  // ipfw's rules cover both families: IPv6 is not passed around them as around iptables'.
+  const both = { ...ctx, bothFamilies: true };
+  const first = applyIptables(rules[0]!, both);
+  for (const r of rules.slice(1)) applyIptables(r, both);
   return {
     ...first,
     reason: `ipfw rule as ${rules.map((r) => `iptables ${r.join(" ")}`).join("; ")}`,

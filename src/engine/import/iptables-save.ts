@@ -171,6 +171,7 @@ function chainHeader(text: string, table: Table, draft: PolicyDraft, line: numbe
     draft.familyPolicies.set(chain, fam);
     if (policy === "DROP") return { status: "imported" as const, target: { kind: "chain" as const, chain } };
   }
+  if (!family) draft.noteFamilyNeutral(chain, line);
   // ACCEPT is what a base chain does without a policy: keep the document minimal.
   if (policy === "DROP") {
     chain.policy = "drop";

@@ -342,6 +342,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
         fail("import_invalid_value", `a chain policy is ACCEPT or DROP, not ${policyTarget}`, policyTarget);
       const verdict = pol === "ACCEPT" ? "accept" : "drop";
       chain.headerOnly = false;
+      if (!ctx.family) draft.noteFamilyNeutral(chain, ctx.line, ctx.bothFamilies);
       if (d.family) {
         // A script with both iptables and ip6tables: each family's default is settled at the end.
         const fam = draft.familyPolicies.get(chain) ?? {};
@@ -358,6 +359,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   // -A / -I: a rule.
   const chain = draft.find(table, chainName!) ?? draft.chain(table, chainName!);
   chain.headerOnly = false;
+  if (!ctx.family) draft.noteFamilyNeutral(chain, ctx.line, ctx.bothFamilies);
   d.chainKey = chain.key;
   checkProtocolModules(d, modules);
   for (const m of modules) m.spec.build(m.opts, d);

@@ -5,13 +5,18 @@ import assert from "node:assert/strict";
 import { importPolicy, formatImportReport } from "../../../src/engine/import/index.ts";
 import type { Rule } from "../../../src/engine/policy/index.ts";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
+import { ipv4Rules, IPV6_PASS } from "./import-ipv6-pass.ts";
 
-/** Import one iptables line and return the single rule it became (asserting it imported). */
+/**
+ * Import one iptables line and return the single rule it became (asserting it imported). An
+ * iptables line is IPv4's only: a rule that could reach IPv6 comes after the IPv6 pass rule.
+ */
 function rule(line: string, chain = "input"): Rule {
   const r = importPolicy("iptables", line);
   const entry = r.report[0]!;
   assert.equal(entry.status, "imported", `${line}: ${entry.reason}`);
-  const rules = r.policy?.chains[chain]?.rules;
+  let rules = r.policy?.chains[chain]?.rules;
+  if (rules && rules.length === 2) rules = ipv4Rules(rules);
   assert.ok(rules && rules.length === 1, `one rule in ${chain}`);
   return rules[0]!;
 }
@@ -120,7 +125,7 @@ test("limit, recent, hashlimit, length, mark, connmark, addrtype, comment, rpfil
     },
   );
   const renamed = importPolicy("iptables", "iptables -A INPUT -m recent --name ssh-brute --set");
-  assert.deepEqual(renamed.policy?.chains.input?.rules[0]?.match, {
+  assert.deepEqual(ipv4Rules(renamed.policy?.chains.input?.rules)[0]?.match, {
     recent: { name: "ssh_brute", mode: "set", side: "source" },
   });
   assert.match(renamed.report[0]!.reason!, /renamed to ssh_brute/);
@@ -154,7 +159,7 @@ test("xtables-addons matches: quota2, iface, geoip, condition, ipp2p, ipv4option
   );
   assert.deepEqual(q.policy?.quotas, { web: { mode: "bytes", limit: 1000000 } });
   assert.deepEqual(
-    q.policy?.chains.output?.rules.map((r) => r.match),
+    ipv4Rules(q.policy?.chains.output?.rules).map((r) => r.match),
     [{ quota: { name: "web" } }, { quota: { name: "web", invert: true } }],
   );
   assert.match(err("iptables -A OUTPUT -m quota2 --name .hidden --quota 1").reason!, /starts with a dot/);
@@ -350,7 +355,7 @@ test("chains: builtin -> base chains per table, -N user chains (renamed when nee
   assert.deepEqual(p.chains.nat_postrouting, {
     table: "nat",
     hook: "postrouting",
-    rules: [{ match: { oif: "eth0" }, action: { type: "goto", chain: "nat_LOG_DROP" } }],
+    rules: [IPV6_PASS, { match: { oif: "eth0" }, action: { type: "goto", chain: "nat_LOG_DROP" } }],
   });
   assert.deepEqual(p.chains.mangle_output?.hook, "output");
   assert.match(r.report[11]!.reason!, /would remove rules added earlier/);
@@ -359,7 +364,7 @@ test("chains: builtin -> base chains per table, -N user chains (renamed when nee
 
 test("a rule without a target counts: it gets a named counter", () => {
   const r = importPolicy("iptables", "iptables -A INPUT -p tcp --dport 80");
-  const rule0 = r.policy!.chains.input!.rules[0]!;
+  const rule0 = ipv4Rules(r.policy!.chains.input!.rules)[0]!;
   assert.deepEqual(rule0.action, { type: "counter", name: "input_count_1" });
   assert.deepEqual(r.policy!.counters, { input_count_1: {} });
   assert.match(r.report[0]!.reason!, /only counts packets/);
@@ -375,7 +380,15 @@ test("ip6tables rules are IPv6-only; iptables rules become IPv4-only when the sc
     ["ipv4", "ipv6", undefined],
   );
   const only4 = importPolicy("iptables", "iptables -A INPUT -p tcp --dport 22 -j ACCEPT");
+  // iptables lines only: family-neutral rules; a chain that only accepts needs no IPv6 pass rule.
+  assert.deepEqual(only4.policy!.chains.input!.rules.length, 1);
   assert.equal(only4.policy!.chains.input!.rules[0]!.match?.family, undefined);
+  const drops4 = importPolicy("iptables", "iptables -A INPUT -p tcp --dport 23 -j DROP");
+  assert.deepEqual(ipv4Rules(drops4.policy!.chains.input!.rules)[0]!.match, { protocol: "tcp", dport: 23 });
+  assert.deepEqual(
+    drops4.warnings.map((w) => [w.code, w.path]),
+    [["ipv4_only_input", "/chains/input/rules/0"]],
+  );
 });
 
 test("-P in a script with iptables and ip6tables: equal defaults are the chain policy, different ones a final family drop", () => {
@@ -441,7 +454,8 @@ test("formatImportReport prints one line per entry and a summary", () => {
   assert.equal(lines.length, 4);
   assert.match(lines[0]!, /^1 {2}skipped +# hi \(comment\)$/);
   assert.match(lines[1]!, /^2 {2}error +iptables -A INPUT -j MIRROR \[at "MIRROR"\] \(MIRROR sends packets back/);
-  assert.match(lines[2]!, /^3 {2}imported +iptables -A INPUT -j DROP -> \/chains\/input\/rules\/0$/);
+  // Behind the rule that lets IPv6 pass (iptables never saw IPv6).
+  assert.match(lines[2]!, /^3 {2}imported +iptables -A INPUT -j DROP -> \/chains\/input\/rules\/1$/);
   assert.equal(lines[3], "1 imported, 0 lifted into presets/forwards, 1 skipped, 1 errors");
 });
 
@@ -450,7 +464,7 @@ test("-j LOG without --log-level still reaches the kernel log: kernelLog, so nft
   const { renderNft } = await import("../../../src/engine/compile/nft/index.ts");
   const r = importPolicy("iptables", 'iptables -A INPUT -p tcp --dport 139 -j LOG --log-prefix "Portscan:"');
   assert.deepEqual(r.errors, []);
-  const rule = r.policy!.chains.input!.rules[0]!;
+  const rule = ipv4Rules(r.policy!.chains.input!.rules)[0]!;
   assert.deepEqual(rule.action, { type: "log", prefix: "Portscan:", kernelLog: true });
   const out = renderNft(Policy.parse(r.policy));
   assert.ok(out.ok, JSON.stringify(!out.ok && out.errors));

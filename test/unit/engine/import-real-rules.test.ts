@@ -7,6 +7,7 @@ import { Policy, type Rule } from "../../../src/engine/policy/index.ts";
 import { checkTargetSupport } from "../../../src/engine/compile/support.ts";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
 import { renderNft } from "../../../src/engine/compile/nft/index.ts";
+import { ipv4Rules } from "./import-ipv6-pass.ts";
 
 /** Import iptables-save text; assert no errors; return the chains. */
 function save(text: string, opts: { family?: "ipv6" } = {}) {
@@ -16,11 +17,15 @@ function save(text: string, opts: { family?: "ipv6" } = {}) {
   return r.policy.chains;
 }
 
-/** The single rule one iptables command line becomes. */
+/**
+ * The single rule one iptables command line becomes. An iptables line is IPv4's only: a rule
+ * that could reach IPv6 comes after the IPv6 pass rule.
+ */
 export function rule(line: string, chain = "input"): Rule {
   const r = importPolicy("iptables", line);
   assert.deepEqual(r.errors, [], JSON.stringify(r.errors));
-  const rules = r.policy?.chains[chain]?.rules;
+  let rules = r.policy?.chains[chain]?.rules;
+  if (rules && rules.length === 2) rules = ipv4Rules(rules);
   assert.ok(rules && rules.length === 1, `one rule in ${chain}: ${JSON.stringify(r.policy?.chains)}`);
   return rules[0]!;
 }
@@ -71,7 +76,8 @@ test("target and match options abbreviated as iptables accepts them (DNAT --to, 
     "*nat\n-A PREROUTING -d 172.17.1.1 -p tcp --dport 80 -j DNAT --to 172.17.2.2\n-A PREROUTING -p tcp --dport 81 -j REDIRECT --to-port 8080\nCOMMIT\n",
   );
   assert.deepEqual(
-    chains.nat_prerouting!.rules.map((r) => r.action),
+    // REDIRECT without an address would reach IPv6: the chain lets IPv6 pass first, as iptables did.
+    ipv4Rules(chains.nat_prerouting!.rules).map((r) => r.action),
     [
       { type: "dnat", to: { address: "172.17.2.2" } },
       { type: "redirect", port: 8080 },
@@ -86,7 +92,7 @@ test("recent: the default --mask that iptables-save always prints imports; anoth
   const chains = save(
     "*filter\n-A INPUT -m recent --update --seconds 60 --hitcount 3 --name ssh --mask 255.255.255.255 --rsource -j DROP\nCOMMIT\n",
   );
-  assert.deepEqual(chains.input!.rules[0]!.match, {
+  assert.deepEqual(ipv4Rules(chains.input!.rules)[0]!.match, {
     recent: { name: "ssh", mode: "update", seconds: 60, hitcount: 3, side: "source" },
   });
   const r = importPolicy("iptables", "iptables -A INPUT -m recent --rcheck --name x --mask 255.255.0.0 -j DROP");
@@ -178,7 +184,7 @@ test("user chains named like nft keywords (TCP, reject) get the table prefix; ju
     "*filter\n:TCP - [0:0]\n:reject - [0:0]\n-A INPUT -p tcp -j TCP\n-A TCP -j reject\n-A reject -j REJECT\nCOMMIT\n",
   );
   assert.deepEqual(Object.keys(chains).sort(), ["filter_TCP", "filter_reject", "input"]);
-  assert.deepEqual(chains.input!.rules[0]!.action, { type: "jump", chain: "filter_TCP" });
+  assert.deepEqual(ipv4Rules(chains.input!.rules)[0]!.action, { type: "jump", chain: "filter_TCP" });
   assert.deepEqual(chains.filter_TCP!.rules[0]!.action, { type: "jump", chain: "filter_reject" });
 });
 
@@ -187,7 +193,7 @@ test("TCPMSS: --clamp-mss-to-pmtu and --set-mss; iptables needs the rule to matc
     "*mangle\n-A FORWARD -o ppp+ -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu\n-A FORWARD -p tcp --syn -j TCPMSS --set-mss 1400\nCOMMIT\n",
   );
   assert.deepEqual(
-    chains.mangle_forward!.rules.map((r) => r.action),
+    ipv4Rules(chains.mangle_forward!.rules).map((r) => r.action),
     [
       { type: "tcpmss", mss: "pmtu" },
       { type: "tcpmss", mss: 1400 },
@@ -433,7 +439,7 @@ test("multiport --ports: a source-port rule, then a destination-port rule that e
   const r = importPolicy("iptables", "iptables -A INPUT -p tcp -m multiport --ports 80,1000:2000 -j LOG");
   assert.deepEqual(r.errors, []);
   assert.deepEqual(
-    r.policy!.chains.input!.rules.map((x) => x.match),
+    ipv4Rules(r.policy!.chains.input!.rules).map((x) => x.match),
     [
       { protocol: "tcp", sport: [80, "1000-2000"] },
       { protocol: "tcp", sport: { not: [80, "1000-2000"] }, dport: [80, "1000-2000"] },

@@ -28,6 +28,7 @@ import { actionFamily } from "../../../src/engine/compile/iptables/action.ts";
 import { expandPolicy } from "../../../src/engine/expand/index.ts";
 import { importPolicy } from "../../../src/engine/import/index.ts";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
+import { ipv4Rules } from "./import-ipv6-pass.ts";
 
 const CT = ["invalid", "new", "related", "established", "untracked"];
 const FLAGS = ["fin", "syn", "rst", "psh", "ack", "urg", "ecn", "cwr"];
@@ -149,7 +150,8 @@ test("round trip: the golden xtables-addons policy (ACCOUNT, quota2, LOGMARK, IP
 test("round trip: the golden quota2 bytebucket (grow per rule) comes back as the same mixed counter", () => {
   const imported = assertSame(JSON.parse(readFileSync(join(GOLDEN, "quota2-bytebucket.json"), "utf8")));
   assert.deepEqual(imported.quotas, { bt: { mode: "bytes", limit: 0 } });
-  assert.deepEqual(imported.chains.input?.rules[0]?.match?.quota, { name: "bt", grow: true });
+  // An IPv4 dump: behind the rule that lets IPv6 pass (the round trip compares the IPv4 rules).
+  assert.deepEqual(ipv4Rules(imported.chains.input?.rules)[0]?.match?.quota, { name: "bt", grow: true });
 });
 
 test("round trip: a host policy with user chains, named counters, logs, rejects, lists, marks", () => {
