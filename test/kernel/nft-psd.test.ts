@@ -41,8 +41,14 @@ async function synScan(first: number, count: number, gapMs = 20, source?: string
   return Number(m[2]);
 }
 
+/**
+ * The psd rule's index in the imported input chain: an iptables line is IPv4's, so the chain
+ * starts with the rule that lets IPv6 pass.
+ */
+const AT = 1;
+
 /** The name psd gives rule `index` of chain input's sets (a digest of its match, not its position). */
-function idOf(doc: PolicyInput, index = 0): string {
+function idOf(doc: PolicyInput, index = AT): string {
   const policy = Policy.parse(doc);
   return psdId(policy, "input", index, policy.chains.input!.rules[index]!.match!);
 }
@@ -86,7 +92,7 @@ test("12 ports below 1024 with more than the delay between them are never caught
   // Delay 0.2 s, one port every 0.35 s: each sequence ends before the next port.
   const doc = imported();
   const rule = (doc.chains as Record<string, { rules: { match: { xt: { psd: { delayThreshold: number } } } }[] }>)
-    .input!.rules[0]!;
+    .input!.rules[AT]!;
   rule.match.xt.psd.delayThreshold = 20;
   await load(doc);
   assert.equal(await synScan(20, 12, 350), 12);
@@ -95,7 +101,7 @@ test("12 ports below 1024 with more than the delay between them are never caught
 test("as in xt_psd the first port of a sequence never matches: threshold 3, weight 5 per port, 1 of 5 answered", async () => {
   const doc = imported();
   const psd = (doc.chains as Record<string, { rules: { match: { xt: { psd: Record<string, number> } } }[] }>).input!
-    .rules[0]!.match.xt.psd;
+    .rules[AT]!.match.xt.psd;
   Object.assign(psd, { weightThreshold: 3, loPortsWeight: 5 });
   await load(doc);
   assert.equal(await synScan(20, 5), 1);
@@ -196,7 +202,7 @@ test("a rule inserted above keeps the psd sets' names, and an agent-style apply 
   const slow = () => {
     const doc = imported();
     const psd = (doc.chains as Record<string, { rules: { match: { xt: { psd: Record<string, number> } } }[] }>).input!
-      .rules[0]!.match.xt.psd;
+      .rules[AT]!.match.xt.psd;
     psd.delayThreshold = 3000;
     return doc;
   };
@@ -211,7 +217,7 @@ test("a rule inserted above keeps the psd sets' names, and an agent-style apply 
   const after = slow();
   const input = (after.chains as Record<string, { rules: unknown[] }>).input!;
   input.rules.unshift({ comment: "inserted above", match: { protocol: "udp", dport: 9 }, action: "accept" });
-  assert.equal(idOf(after, 1), idOf(before));
+  assert.equal(idOf(after, AT + 1), idOf(before));
   const text = await apply(after);
   assert.ok(text.includes(`jump ${idOf(before)}_v4`), text);
   // Still detected: the next new port is dropped at once (a fresh sequence would answer 6).

@@ -32,12 +32,17 @@ async function send(port: number, count: number): Promise<void> {
   ]);
 }
 
-/** Import iptables lines, each rule counted (`counter: true`) and commented `rule N`. */
+/**
+ * Import iptables lines, each rule counted (`counter: true`) and commented `rule N` (N from 0,
+ * the script's order): after the rule that lets IPv6 pass, which an IPv4 input's chain starts with.
+ */
 function imported(script: string): PolicyInput {
   const r = importPolicy("iptables", script);
   assert.deepEqual(r.errors, []);
   const doc = r.policy as { chains: Record<string, { rules: Record<string, unknown>[] }> };
-  doc.chains.input!.rules.forEach((rule, i) => {
+  const [pass, ...rules] = doc.chains.input!.rules;
+  assert.deepEqual(pass?.match, { family: "ipv6" });
+  rules.forEach((rule, i) => {
     rule.counter = true;
     rule.comment = `rule ${i}`;
   });
