@@ -93,8 +93,6 @@ function logPrefix(o: OptionValue | undefined, max: number): string | undefined 
   return text;
 }
 
-const hex = (n: number) => `0x${n.toString(16)}`;
-
 const LOG_DETAIL = ["--log-tcp-sequence", "--log-tcp-options", "--log-ip-options", "--log-uid", "--log-macdecode"];
 
 /** MARK/CONNMARK value and mask: mark = (mark & ~mask) | value (set-mark) or ^ value (set-xmark). */
