@@ -291,6 +291,19 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
     `recent hitcount on list "${name}" is not supported on target nftables here: ${detail}. nftables counts the hits on this rule's own packets, not on the stamps the list's set rules record, so it would match sources xt_recent would not. Use the portKnock preset (protections.portKnock) for a knock sequence; for a rate (the SYN-flood idiom) give the list's set rule the same matches as this rule, in the same chain, before it; or render with target iptables.`;
   const stampAfter = stampAfterRules(policy);
   const atStamp = stampCountedLists(policy);
+  const countedBefore = countedBeforeRules(policy);
+  // Per list, its first counter (hit count, window, side) and whether an update rule uses it.
+  const counterOf = (r: RecentMatch) => ({ hitcount: r.hitcount, seconds: r.seconds, side: r.side });
+  const firstCounter = new Map<string, ReturnType<typeof counterOf>>();
+  const updates = new Map<string, { chain: string; index: number; counted: boolean }[]>();
+  for (const [chain, c] of Object.entries(policy.chains))
+    c.rules.forEach((rule, index) => {
+      const r = rule.match?.recent;
+      if (!r) return;
+      if (isCounted(rule.match) && !firstCounter.has(r.name)) firstCounter.set(r.name, counterOf(r));
+      if (r.mode === "update")
+        updates.set(r.name, [...(updates.get(r.name) ?? []), { chain, index, counted: isCounted(rule.match) }]);
+    });
   // A list counted where it is stamped: its set rules are the ones with the jump.
   for (const s of sets)
     if (atStamp.has(s.match.recent!.name) && evaluatedTwice(s.match))
@@ -330,6 +343,32 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
           );
         return;
       }
+      // xt_recent's update stamps the list when it matches, and every check of the list
+      // counts that stamp: a second counter on the list would see the stamps of the first
+      // one's matching updates (and the first the second's), an update without a hit count
+      // the stamps of its every match; nftables counts each counter on its own rule's
+      // packets, once each, so it would match later than xt_recent (--set, then --update
+      // --hitcount 3 -j LOG, then --update --hitcount 6 -j DROP: 8 pings, xt_recent drops
+      // from the 4th, such a rendering from the 6th). One counter per list with an update.
+      const ups = updates.get(r.name) ?? [];
+      if (ups.length > 0) {
+        const plain = ups.find((u) => !u.counted);
+        const other = !isDeepStrictEqual(counterOf(r), firstCounter.get(r.name));
+        if (plain || other) {
+          out.push(
+            error(
+              at,
+              "unsupported_on_target",
+              `recent hitcount on list "${r.name}" is not supported on target nftables here: ${
+                plain
+                  ? `the update rule at chains.${plain.chain}.rules[${plain.index}] has no hit count`
+                  : `another rule of the list counts it with another hit count, window or side (${JSON.stringify(firstCounter.get(r.name))})`
+              }, and xt_recent's --update stamps the list whenever it matches, so each check of the list also counts the stamps of the other rule's matching updates. nftables counts a hit count on its own rule's packets only, once each, so it would match later than xt_recent (drop fewer packets). Give every hit-count rule of the list one hit count and window, use one list per counter (with its own set rule), or render with target iptables.`,
+            ),
+          );
+          return;
+        }
+      }
       const mine = sets.filter((s) => s.match.recent!.name === r.name);
       // A list only checked is counted where it is stamped: never, so the check matches no packet.
       if (mine.length === 0 && atStamp.has(r.name)) return;
@@ -360,6 +399,9 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
       // rule's count: xt_recent would count their stamps, nftables would not. A list counted
       // where it is stamped (stampCountedLists) counts them all.
       if (atStamp.has(r.name)) return;
+      // A rule an earlier one with its counter already counts for only tests the outcome: the
+      // packets a rule between stops were counted (and stamped, under xt_recent) before it.
+      if (countedBefore.has(`${chain}/${index}`)) return;
       const first = Math.min(...mine.map((s) => s.index));
       const stop = c.rules.findIndex((x, k) => {
         if (k <= first || k >= index) return false;
