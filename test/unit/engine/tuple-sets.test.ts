@@ -149,6 +149,41 @@ test("nftables: an element another covers is left out (nft refuses overlaps in a
   );
 });
 
+test("nftables: which elements are left out does not depend on their order; partial overlaps are errors in either order", () => {
+  const rules = [{ match: { tupleSet: { set: "t", directions: ["src", "dst"] } }, action: "accept" }];
+  const render = (elements: string[]) =>
+    renderNft(policy({ t: { type: "ipv4_addr,port", interval: true, elements } }, rules));
+  const setLine = (elements: string[]) => {
+    const r = render(elements);
+    assert.ok(r.ok, `${elements.join(" ")}: ${JSON.stringify(!r.ok && r.errors)}`);
+    return /elements = \{ ([^}]*) \}/.exec(r.text)?.[1];
+  };
+  for (const els of [
+    ["10.0.0.0/8,tcp:1-100", "10.0.0.0/8,tcp:50"],
+    ["10.0.0.0/8,tcp:50", "10.0.0.0/8,tcp:1-100"],
+  ])
+    assert.equal(setLine(els), "10.0.0.0/8 . tcp . 1-100");
+  // The /8 covers both; the /24's ports are not among the /16's.
+  const nested = ["10.1.1.0/24,tcp:40-60", "10.1.0.0/16,tcp:50", "10.0.0.0/8,tcp:1-100"];
+  assert.equal(setLine(nested), "10.0.0.0/8 . tcp . 1-100");
+  assert.equal(setLine([...nested].reverse()), "10.0.0.0/8 . tcp . 1-100");
+  // An ipset save of a port range, one port per line, with the range itself: all but the range left out.
+  const ports = Array.from({ length: 5000 }, (_, i) => `10.2.0.0/16,udp:${i + 1}`);
+  assert.equal(setLine([...ports, "10.0.0.0/8,udp:1-5000", "10.2.3.4,udp:5001"]), "10.0.0.0/8 . udp . 1-5000, 10.2.3.4 . udp . 5001");
+  for (const els of [
+    ["10.0.0.0/8,tcp:20-25", "10.1.0.0/16,tcp:22-30"],
+    ["10.1.0.0/16,tcp:22-30", "10.0.0.0/8,tcp:20-25"],
+    ["10.1.0.0/16,tcp:22-30", "10.1.0.0/16,tcp:20-25"],
+  ]) {
+    const r = render(els);
+    assert.ok(!r.ok, els.join(" "));
+    assert.deepEqual(
+      r.errors.map((e) => e.code),
+      ["nft_set_overlap"],
+    );
+  }
+});
+
 const dump = (...rules: string[]) =>
   `*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${rules.join("\n")}\nCOMMIT\n`;
 

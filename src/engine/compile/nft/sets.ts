@@ -144,31 +144,111 @@ function tupleKey(t: TupleElement): string {
   return `${tupleAddressText(t.address)} . ${t.protocol} . ${lo === hi ? lo : `${lo}-${hi}`}`;
 }
 
-function pruneCovered(items: TupleItem[], def: SetDef, ctx: Ctx, base: Path): void {
-  // Per protocol and port range: the elements by network/length.
-  const byRange = new Map<string, { lo: number; hi: number; nets: Map<string, TupleItem> }>();
+/** One protocol's elements of one prefix (network/length), by first port, then last port descending. */
+interface PortGroup {
+  items: TupleItem[];
+  /** maxHi[k]: the highest last port among items[0..k]; maxAt[k]: the item that has it. */
+  maxHi: number[];
+  maxAt: TupleItem[];
+}
+
+interface ProtoIndex {
+  lengths: number[];
+  groups: Map<string, PortGroup>;
+}
+
+const prefixKey = (t: TupleElement, length: number) => `${prefixNetwork({ ...t.address, length })}/${length}`;
+
+/** The index of `items` per protocol, then per prefix, each group sorted by port range (O(n log n)). */
+function indexTuples(items: TupleItem[]): { index: Map<string, ProtoIndex>; pos: Map<TupleItem, number> } {
+  const index = new Map<string, ProtoIndex>();
   for (const x of items) {
-    const rk = `${x.t.protocol} ${x.t.ports[0]} ${x.t.ports[1]}`;
-    let r = byRange.get(rk);
-    if (!r) byRange.set(rk, (r = { lo: x.t.ports[0], hi: x.t.ports[1], nets: new Map() }));
-    r.nets.set(`${prefixNetwork(x.t.address)}/${x.t.address.length}`, x);
+    let pi = index.get(x.t.protocol);
+    if (!pi) index.set(x.t.protocol, (pi = { lengths: [], groups: new Map() }));
+    const k = prefixKey(x.t, x.t.address.length);
+    let g = pi.groups.get(k);
+    if (!g) pi.groups.set(k, (g = { items: [], maxHi: [], maxAt: [] }));
+    g.items.push(x);
   }
-  const ranges = [...byRange.entries()];
+  const pos = new Map<TupleItem, number>();
+  for (const pi of index.values()) {
+    const lengths = new Set<number>();
+    for (const g of pi.groups.values()) {
+      lengths.add(g.items[0]!.t.address.length);
+      g.items.sort((a, b) => a.t.ports[0] - b.t.ports[0] || b.t.ports[1] - a.t.ports[1]);
+      g.items.forEach((x, k) => {
+        pos.set(x, k);
+        const prev = k > 0 ? g.maxHi[k - 1]! : -1;
+        g.maxHi.push(Math.max(prev, x.t.ports[1]));
+        g.maxAt.push(x.t.ports[1] > prev ? x : g.maxAt[k - 1]!);
+      });
+    }
+    pi.lengths = [...lengths].sort((a, b) => a - b);
+  }
+  return { index, pos };
+}
+
+/** The last index of `g` whose first port is at most `port` (-1: none). */
+function lastStartingBy(g: PortGroup, port: number): number {
+  let lo = 0;
+  let hi = g.items.length - 1;
+  let r = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (g.items[mid]!.t.ports[0] <= port) {
+      r = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return r;
+}
+
+/**
+ * Leaves out every element another covers, then reports the partial overlaps among the rest;
+ * both steps are independent of the elements' order. Each element is looked up in the
+ * groups of its own prefix and of the shorter prefixes of its protocol that hold elements
+ * (at most 33 or 129), each a binary search over port ranges sorted by first port with a
+ * running maximum of the last port: O(n log n) for n elements (an `ipset save` writes a
+ * port range one port per line, so n reaches 65536 per address).
+ */
+function pruneCovered(items: TupleItem[], def: SetDef, ctx: Ctx, base: Path): void {
+  // Covered: an element of a prefix that contains this one's (or the same prefix, sorted
+  // before it) whose ports include this one's. Elements are distinct, so no two cover each other.
+  const all = indexTuples(items);
   for (const x of items) {
+    const pi = all.index.get(x.t.protocol)!;
     const [lo, hi] = x.t.ports;
-    for (const [rk, r] of ranges) {
-      if (!rk.startsWith(`${x.t.protocol} `) || r.hi < lo || r.lo > hi) continue;
-      for (let len = 1; len <= x.t.address.length && !x.dropped; len++) {
-        const other = r.nets.get(`${prefixNetwork({ ...x.t.address, length: len })}/${len}`);
-        if (!other || other === x || other.dropped) continue;
-        if (r.lo <= lo && hi <= r.hi) x.dropped = true;
-        else
-          ctx.error(
-            [...base, "elements", x.i],
-            "nft_set_overlap",
-            `element ${JSON.stringify(def.elements[x.i])} overlaps element ${JSON.stringify(def.elements[other.i])} in part; nftables refuses overlapping elements of a concatenated interval set (ipset keeps both): split the port ranges so that one element covers the other or they do not meet`,
-          );
+    for (const len of pi.lengths) {
+      if (len > x.t.address.length) break;
+      const g = pi.groups.get(prefixKey(x.t, len));
+      if (!g) continue;
+      const k = len === x.t.address.length ? all.pos.get(x)! - 1 : lastStartingBy(g, lo);
+      if (k >= 0 && g.maxHi[k]! >= hi) {
+        x.dropped = true;
+        break;
       }
+    }
+  }
+  // Partial overlaps among the elements left: reported on the element of the longer prefix
+  // (of the same prefix: the one with the later first port), naming the other.
+  const kept = items.filter((x) => !x.dropped);
+  const left = indexTuples(kept);
+  for (const x of kept) {
+    const pi = left.index.get(x.t.protocol)!;
+    const [lo, hi] = x.t.ports;
+    for (const len of pi.lengths) {
+      if (len > x.t.address.length) break;
+      const g = pi.groups.get(prefixKey(x.t, len));
+      if (!g) continue;
+      const k = len === x.t.address.length ? left.pos.get(x)! - 1 : lastStartingBy(g, hi);
+      if (k < 0 || g.maxHi[k]! < lo) continue;
+      const other = g.maxAt[k]!;
+      ctx.error(
+        [...base, "elements", x.i],
+        "nft_set_overlap",
+        `element ${JSON.stringify(def.elements[x.i])} overlaps element ${JSON.stringify(def.elements[other.i])} in part; nftables refuses overlapping elements of a concatenated interval set (ipset keeps both): split the port ranges so that one element covers the other or they do not meet`,
+      );
+      break;
     }
   }
 }
