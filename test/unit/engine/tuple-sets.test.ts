@@ -112,6 +112,21 @@ test("iptables: a port range is one ipset entry per port, and maxelem counts the
   const r = renderIptables(p);
   assert.ok(r.ok);
   assert.match(r.ipsets, /^create pal_t hash:net,port family inet maxelem 75536$/m);
+  // An explicit size counts the policy's elements: maxelem is raised to the entries (ipset: Hash is full).
+  const sized = renderIptables(
+    policy({ t: { type: "ipv4_addr,port", interval: true, size: 10, elements: ["1.2.3.4,tcp:1-100", "1.2.3.5,tcp:7"] } }, [
+      { match: { tupleSet: { set: "t", directions: ["src", "dst"] } }, action: "accept" },
+    ]),
+  );
+  assert.ok(sized.ok);
+  assert.match(sized.ipsets, /^create pal_t hash:net,port family inet maxelem 101$/m);
+  const roomy = renderIptables(
+    policy({ t: { type: "ipv4_addr,port", interval: true, size: 500, elements: ["1.2.3.4,tcp:1-100"] } }, [
+      { match: { tupleSet: { set: "t", directions: ["src", "dst"] } }, action: "accept" },
+    ]),
+  );
+  assert.ok(roomy.ok);
+  assert.match(roomy.ipsets, /^create pal_t hash:net,port family inet maxelem 500$/m);
 });
 
 test("nftables: an element another covers is left out (nft refuses overlaps in a concatenated interval set; ipset keeps both); a partial overlap is an error", () => {

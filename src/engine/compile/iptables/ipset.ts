@@ -85,9 +85,13 @@ function createLine(name: string, set: SetDef): string | undefined {
       return undefined; // refused by checkTargetSupport (object.setIfname / object.setMark)
   }
   if (set.type !== "inet_service") {
-    // ipset adds a tuple's port range port by port: each port is an entry.
+    // ipset adds a tuple's port range port by port: each port is an entry. The policy's size
+    // counts its elements (as nft does: a range is one element), so an explicit size is
+    // raised to the entries the ranges expand to: below that, ipset refuses the set's own
+    // elements ("Hash is full"), which no size the policy validates can mean.
     const entries = tupleFields(set.type) ? tupleEntries(set) : set.elements.length;
-    const size = set.size ?? (set.dynamic ? entries + 65536 : Math.max(65536, entries));
+    const size =
+      set.size !== undefined ? Math.max(set.size, entries) : set.dynamic ? entries + 65536 : Math.max(65536, entries);
     opts.push(`maxelem ${size}`);
   }
   if (set.timeoutSeconds !== undefined) opts.push(`timeout ${set.timeoutSeconds}`);
