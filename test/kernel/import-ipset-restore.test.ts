@@ -121,6 +121,25 @@ const CASES: [string, string[]][] = [
       "add a 10.0.0.1",
     ],
   ],
+  // A tuple's port range is one entry per port: counted, refused and deleted port by port.
+  ["a tuple port range past maxelem", ["create s hash:ip,port family inet maxelem 10", "add s 1.2.3.4,tcp:1-100"]],
+  [
+    "a port of a tuple range added again",
+    ["create t hash:ip,port family inet", "add t 1.2.3.4,tcp:80-90", "add t 1.2.3.4,tcp:85"],
+  ],
+  [
+    "a del of a port of a tuple range",
+    [
+      "create t hash:net,port family inet",
+      "add t 10.0.0.0/8,tcp:80-90",
+      "del t 10.0.0.0/8,tcp:85",
+      "add t 10.0.0.0/8,udp:1",
+    ],
+  ],
+  [
+    "a del of a tuple range past its ports",
+    ["create t hash:ip,port family inet", "add t 1.2.3.4,tcp:80-90", "del t 1.2.3.4,tcp:89-91"],
+  ],
 ];
 
 /** ipset's verdict: the line it refused (0: none) and, when it took the text, each set's members. */
@@ -151,7 +170,12 @@ function viaImport(lines: string[]): { line: number; sets: Record<string, string
     return { line: Number(m[1]), sets: {} };
   }
   const sets: Record<string, string[]> = {};
-  for (const [k, s] of Object.entries(r.policy!.sets ?? {})) sets[k] = s.elements.map(String).sort();
+  // A tuple's port range is written one port per line by ipset save.
+  const entries = (e: string) => {
+    const m = /^(.*:)(\d+)-(\d+)$/.exec(e);
+    return m ? Array.from({ length: Number(m[3]) - Number(m[2]) + 1 }, (_, i) => `${m[1]}${Number(m[2]) + i}`) : [e];
+  };
+  for (const [k, s] of Object.entries(r.policy!.sets ?? {})) sets[k] = s.elements.map(String).flatMap(entries).sort();
   return { line: 0, sets };
 }
 

@@ -17,6 +17,7 @@ import { fail } from "./cursor.ts";
 import { reservedChainName } from "../validate/names.ts";
 import { baseChainKey, builtinHook, userChainKey, type Hook, type Table } from "./chains.ts";
 import type { Family } from "./values.ts";
+import { tupleSetElements, type TupleAdd } from "./ipset-tuple.ts";
 
 export interface RuleEntry {
   rule: Rule;
@@ -57,6 +58,8 @@ export class PolicyDraft {
    * arrays are built once, by setsDocument().
    */
   readonly setMembers = new Map<string, Set<string>>();
+  /** A tuple set's adds in order (its members hold one entry per port, as ipset counts them). */
+  readonly tupleAdds = new Map<string, TupleAdd[]>();
   /**
    * Elements the ipset adds of the whole input have put in so far (a running count, not
    * lowered by del/flush/destroy): an add that would take it past the policy's limit for all
@@ -257,7 +260,12 @@ export class PolicyDraft {
   setsDocument(): Record<string, SetDef> {
     const out: Record<string, SetDef> = {};
     for (const [key, def] of Object.entries(this.sets))
-      out[key] = { ...def, elements: Array.from(this.setMembers.get(key) ?? []) };
+      out[key] = {
+        ...def,
+        elements: this.tupleAdds.has(key)
+          ? tupleSetElements(this.tupleAdds.get(key)!, this.setMembers.get(key) ?? new Set())
+          : Array.from(this.setMembers.get(key) ?? []),
+      };
     return out;
   }
 

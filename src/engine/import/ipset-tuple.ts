@@ -20,12 +20,25 @@ export function tupleSetOf(type: string, family: "inet" | "inet6"): Pick<SetDef,
   return t.interval ? { type: policyType, interval: true } : { type: policyType };
 }
 
+/** A tuple ipset's add, as the policy writes it (its port range one element). */
+export interface TupleAdd {
+  /** ADDRESS,PROTO: what the ports belong to. */
+  head: string;
+  lo: number;
+  hi: number;
+}
+
 /**
- * One element of a tuple ipset, as the policy writes it. `masked`: a hash:net,port prefix
- * written with host bits (ipset stores its network). A port range in a hash:ip,port set makes
- * the policy set an interval set (nft needs the flag; ipset adds the range port by port).
+ * One element of a tuple ipset. `elems`: the entries ipset makes of it, one per port (ipset
+ * adds a range port by port, and counts, refuses and deletes each: measured, ipset 7.17);
+ * `add`: the element as the policy writes it; `masked`: a hash:net,port prefix written with
+ * host bits (ipset stores its network). A port range in a hash:ip,port set makes the policy
+ * set an interval set (nft needs the flag).
  */
-export function tupleElement(text: string | undefined, set: SetDef): { elems: [string]; masked?: string } {
+export function tupleElement(
+  text: string | undefined,
+  set: SetDef,
+): { elems: string[]; add: TupleAdd; masked?: string } {
   if (!text) fail("import_missing_argument", "ipset add needs an element", "add");
   const fields = tupleFields(set.type)!;
   const parts = text.split(",");
@@ -64,13 +77,39 @@ export function tupleElement(text: string | undefined, set: SetDef): { elems: [s
   const hi = m[3] === undefined ? lo : Number(m[3]);
   if (hi > 65535 || lo > hi) fail("import_invalid_value", `ipset element ${text}: ports are 0-65535, low-high`, text);
   if (hi !== lo) set.interval = true;
-  const ports = `${proto}:${lo === hi ? lo : `${lo}-${hi}`}`;
   const address =
     p.length === max
       ? family === "ipv6"
         ? compressIpv6(expandIpv6(p.address))
         : p.address
       : `${prefixNetwork(p)}/${p.length}`;
-  const elem = `${address},${ports}`;
-  return hasHostBits(p) ? { elems: [elem], masked: text } : { elems: [elem] };
+  const head = `${address},${proto}`;
+  const elems: string[] = [];
+  for (let port = lo; port <= hi; port++) elems.push(`${head}:${port}`);
+  const add = { head, lo, hi };
+  return hasHostBits(p) ? { elems, add, masked: text } : { elems, add };
+}
+
+/**
+ * A tuple set's members (one per port) as the policy's elements: each add's port range in
+ * the order of the adds, split where ports of it were deleted, a port written once.
+ */
+export function tupleSetElements(adds: readonly TupleAdd[], members: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  const written = new Set<string>();
+  for (const { head, lo, hi } of adds) {
+    let start = -1;
+    for (let port = lo; port <= hi + 1; port++) {
+      const k = `${head}:${port}`;
+      const take = port <= hi && members.has(k) && !written.has(k);
+      if (take) {
+        written.add(k);
+        if (start < 0) start = port;
+      } else if (start >= 0) {
+        out.push(`${head}:${start === port - 1 ? start : `${start}-${port - 1}`}`);
+        start = -1;
+      }
+    }
+  }
+  return out;
 }

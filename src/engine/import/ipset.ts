@@ -277,9 +277,8 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
       const set = requireSet(draft, name);
       // The policy's limit for all sets together, checked before a prefix or range is expanded.
       const room = cmd === "add" ? MAX_TOTAL_SET_ELEMENTS - draft.ipsetElementsAdded : MAX_EXPANDED;
-      const { elems, masked } = tupleFields(set.type)
-        ? tupleElement(args[2], set)
-        : elementsOf(args[2], set.interval === true, set.type, room);
+      const tuple = tupleFields(set.type) ? tupleElement(args[2], set) : undefined;
+      const { elems, masked } = tuple ?? elementsOf(args[2], set.interval === true, set.type, room);
       if (elems.length > room) fail("import_invalid_value", overBudget(args[2]!, elems.length), args[2]);
       // A prefix or range is expanded from its lowest address, so the null address is elems[0].
       if (!tupleFields(set.type) && !set.interval && (elems[0] === "0.0.0.0" || elems[0] === "::"))
@@ -288,7 +287,10 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
           `ipset ${cmd} ${name} ${args[2]}: ${elems.length > 1 ? `its first address is ${elems[0]}, ` : ""}the null address, which ipset refuses in a hash:ip set ("Null-valued element, cannot be stored in a hash type of set"; hash:net takes it)`,
           args[2],
         );
-      const elem = elems[0]!;
+      // A tuple as written (its port range one element); its entries are one per port.
+      const elem = tuple
+        ? `${tuple.add.head}:${tuple.add.lo === tuple.add.hi ? tuple.add.lo : `${tuple.add.lo}-${tuple.add.hi}`}`
+        : elems[0]!;
       const dropped = elementOptions(cmd, args.slice(3));
       const key = setPolicyName(name!);
       const origin = draft.ipsets.get(key)!;
@@ -319,7 +321,7 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
           "import_conflict",
           mode.restore
             ? `${why}, and ipset restore stops at this line: the lines after it never reach the host`
-            : `${why} after ${elems.indexOf(clash)} of the ${elems.length} addresses of ${args[2]}`,
+            : `${why} after ${elems.indexOf(clash)} of the ${elems.length} ${tuple ? "ports" : "addresses"} of ${args[2]}`,
           args[2],
         );
       }
@@ -341,17 +343,26 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
           );
         draft.ipsetElementsAdded += elems.length;
         for (const e of elems) members.add(e);
+        if (tuple) {
+          let adds = draft.tupleAdds.get(key);
+          if (!adds) draft.tupleAdds.set(key, (adds = []));
+          adds.push(tuple.add);
+        }
       } else for (const e of elems) members.delete(e);
       const notes = [
         ...(set.interval && !tupleFields(set.type) && args[2]!.includes("-")
           ? [
               `the range ${args[2]} is ${elems.length === 1 ? "the prefix" : `the ${elems.length} prefixes`} ${elems.join(", ")}: ipset splits it so`,
             ]
-          : elems.length > 1
+          : tuple && elems.length > 1
             ? [
-                `${args[2]} is ${elems.length} addresses (${elems[0]} to ${elems[elems.length - 1]}): ipset ${cmd === "add" ? "adds" : "deletes"} each`,
+                `${args[2]} is ${elems.length} ipset entries, one per port: ipset ${cmd === "add" ? "adds" : "deletes"} each`,
               ]
-            : []),
+            : elems.length > 1
+              ? [
+                  `${args[2]} is ${elems.length} addresses (${elems[0]} to ${elems[elems.length - 1]}): ipset ${cmd === "add" ? "adds" : "deletes"} each`,
+                ]
+              : []),
         ...(masked !== undefined
           ? [`${masked} has host bits set: ipset ${cmd === "add" ? "stores" : "deletes"} the network ${elem}`]
           : []),
@@ -368,10 +379,13 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
       };
     }
     case "flush": {
-      if (name === undefined) draft.setMembers.clear();
-      else if (!draft.unsupportedIpsets.has(name)) {
+      if (name === undefined) {
+        draft.setMembers.clear();
+        draft.tupleAdds.clear();
+      } else if (!draft.unsupportedIpsets.has(name)) {
         requireSet(draft, name);
         draft.setMembers.delete(setPolicyName(name));
+        draft.tupleAdds.delete(setPolicyName(name));
       }
       return { status: "skipped", reason: "ipset flush: empties the set(s) before the script fills them" };
     }
@@ -385,6 +399,7 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
         delete draft.sets[k];
         draft.ipsets.delete(k);
         draft.setMembers.delete(k);
+        draft.tupleAdds.delete(k);
       }
       if (name === undefined) draft.unsupportedIpsets.clear();
       else draft.unsupportedIpsets.delete(name);

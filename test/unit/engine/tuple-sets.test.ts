@@ -114,9 +114,10 @@ test("iptables: a port range is one ipset entry per port, and maxelem counts the
   assert.match(r.ipsets, /^create pal_t hash:net,port family inet maxelem 75536$/m);
   // An explicit size counts the policy's elements: maxelem is raised to the entries (ipset: Hash is full).
   const sized = renderIptables(
-    policy({ t: { type: "ipv4_addr,port", interval: true, size: 10, elements: ["1.2.3.4,tcp:1-100", "1.2.3.5,tcp:7"] } }, [
-      { match: { tupleSet: { set: "t", directions: ["src", "dst"] } }, action: "accept" },
-    ]),
+    policy(
+      { t: { type: "ipv4_addr,port", interval: true, size: 10, elements: ["1.2.3.4,tcp:1-100", "1.2.3.5,tcp:7"] } },
+      [{ match: { tupleSet: { set: "t", directions: ["src", "dst"] } }, action: "accept" }],
+    ),
   );
   assert.ok(sized.ok);
   assert.match(sized.ipsets, /^create pal_t hash:net,port family inet maxelem 101$/m);
@@ -184,7 +185,10 @@ test("nftables: which elements are left out does not depend on their order; part
   assert.equal(setLine([...nested].reverse()), "10.0.0.0/8 . tcp . 1-100");
   // An ipset save of a port range, one port per line, with the range itself: all but the range left out.
   const ports = Array.from({ length: 5000 }, (_, i) => `10.2.0.0/16,udp:${i + 1}`);
-  assert.equal(setLine([...ports, "10.0.0.0/8,udp:1-5000", "10.2.3.4,udp:5001"]), "10.0.0.0/8 . udp . 1-5000, 10.2.3.4 . udp . 5001");
+  assert.equal(
+    setLine([...ports, "10.0.0.0/8,udp:1-5000", "10.2.3.4,udp:5001"]),
+    "10.0.0.0/8 . udp . 1-5000, 10.2.3.4 . udp . 5001",
+  );
   for (const els of [
     ["10.0.0.0/8,tcp:20-25", "10.1.0.0/16,tcp:22-30"],
     ["10.1.0.0/16,tcp:22-30", "10.0.0.0/8,tcp:20-25"],
@@ -235,6 +239,38 @@ test("import: hash:net,port and hash:ip,port from `ipset save`, looked up src,ds
   assert.deepEqual(validatePolicy(p).errors, []);
   assert.ok(renderNft(p).ok);
   assert.ok(renderIptables(p).ok);
+});
+
+test("import: a tuple's port range is one ipset entry per port: maxelem, a clash and a del count each port, as ipset does", () => {
+  const run = (ipsets: string) =>
+    importPolicy("iptables-save", dump("-A INPUT -m set --match-set t src,dst -j ACCEPT"), { ipsets });
+  const errs = (ipsets: string) => run(ipsets).errors.map((e) => `${e.code}: ${e.message}`);
+  // ipset: Hash is full (100 entries, maxelem 10).
+  assert.match(
+    errs("create t hash:ip,port family inet maxelem 10\nadd t 1.2.3.4,tcp:1-100\n").join(),
+    /import_invalid_value: .*would hold 100 elements, more than its maxelem 10/,
+  );
+  // ipset: already added (port 85 is in the range), without -exist.
+  assert.match(
+    errs("create t hash:ip,port family inet\nadd t 1.2.3.4,tcp:80-90\nadd t 1.2.3.4,tcp:85\n").join(),
+    /import_conflict: .*1\.2\.3\.4,tcp:85 is in ipset t already/,
+  );
+  // ipset deletes one port of a range; the policy keeps the rest as ranges.
+  const r = run(
+    "create t hash:ip,port family inet\nadd t 1.2.3.4,tcp:80-90\ndel t 1.2.3.4,tcp:85\nadd t 1.2.3.4,udp:53\n",
+  );
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual(r.policy!.sets.t!.elements, ["1.2.3.4,tcp:80-84", "1.2.3.4,tcp:86-90", "1.2.3.4,udp:53"]);
+  const back = run(
+    "create t hash:ip,port family inet\nadd t 1.2.3.4,tcp:80-90\ndel t 1.2.3.4,tcp:85\nadd t 1.2.3.4,tcp:85\n",
+  );
+  assert.deepEqual(back.errors, []);
+  assert.deepEqual(back.policy!.sets.t!.elements, ["1.2.3.4,tcp:80-90"]);
+  // Deleting a port the range does not hold is refused, as ipset refuses it.
+  assert.match(
+    errs("create t hash:ip,port family inet\nadd t 1.2.3.4,tcp:80-90\ndel t 1.2.3.4,tcp:91\n").join(),
+    /import_conflict: .*1\.2\.3\.4,tcp:91 is not in ipset t/,
+  );
 });
 
 test("import: what a tuple set refuses, with the reason", () => {
