@@ -296,11 +296,13 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
   const counterOf = (r: RecentMatch) => ({ hitcount: r.hitcount, seconds: r.seconds, side: r.side });
   const firstCounter = new Map<string, ReturnType<typeof counterOf>>();
   const updates = new Map<string, { chain: string; index: number; counted: boolean }[]>();
+  const removesOf = new Map<string, { chain: string; index: number }>();
   for (const [chain, c] of Object.entries(policy.chains))
     c.rules.forEach((rule, index) => {
       const r = rule.match?.recent;
       if (!r) return;
       if (isCounted(rule.match) && !firstCounter.has(r.name)) firstCounter.set(r.name, counterOf(r));
+      if (r.mode === "remove" && !removesOf.has(r.name)) removesOf.set(r.name, { chain, index });
       if (r.mode === "update")
         updates.set(r.name, [...(updates.get(r.name) ?? []), { chain, index, counted: isCounted(rule.match) }]);
     });
@@ -402,6 +404,24 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
       // A rule an earlier one with its counter already counts for only tests the outcome: the
       // packets a rule between stops were counted (and stamped, under xt_recent) before it.
       if (countedBefore.has(`${chain}/${index}`)) return;
+      // Each set rule stamps the packet (xt_recent adds a stamp to a listed address too), and a
+      // remove empties the address's stamps: the count would differ from this rule's packets.
+      const removes = removesOf.get(r.name);
+      if (mine.length > 1 || removes) {
+        out.push(
+          error(
+            at,
+            "unsupported_on_target",
+            why(
+              r.name,
+              removes
+                ? `the remove rule at chains.${removes.chain}.rules[${removes.index}] clears the list's stamps, which nftables' count of this rule's packets would not forget`
+                : `the set rules at chains.${chain}.rules[${mine.map((x) => x.index).join("], [")}] each stamp the packet, so xt_recent counts ${mine.length} stamps per packet where nftables counts one`,
+            ),
+          ),
+        );
+        return;
+      }
       const first = Math.min(...mine.map((s) => s.index));
       const stop = c.rules.findIndex((x, k) => {
         if (k <= first || k >= index) return false;

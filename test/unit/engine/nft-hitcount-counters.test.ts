@@ -67,3 +67,16 @@ test("a rule between two rules of one counter does not refuse the second (it was
   ]);
   assert.match(messages(before), /rules\/2\/match.*rules\[1\], between the list's set rule and this rule, may stop/);
 });
+
+test("two set rules before a hit count, or a remove on its list: refused (xt_recent stamps twice; a remove clears the stamps)", () => {
+  const twoSets = render([...CHAIN, SET, SET, `-A FLOOD ${upd(3)} -j DROP`]);
+  assert.match(messages(twoSets), /the set rules at chains\.FLOOD\.rules\[0\], \[1\] each stamp the packet/);
+  const remove = render([
+    ...CHAIN,
+    SET,
+    "-A FLOOD -m recent --remove --name F --rsource -j LOG",
+    `-A FLOOD ${upd(3)} -j DROP`,
+  ]);
+  assert.match(messages(remove), /the remove rule at chains\.FLOOD\.rules\[1\] clears the list's stamps/);
+  assert.ok(render([...CHAIN, SET, `-A FLOOD ${upd(3)} -j DROP`]).ok);
+});
