@@ -140,6 +140,19 @@ const CASES: [string, string[]][] = [
     "a del of a tuple range past its ports",
     ["create t hash:ip,port family inet", "add t 1.2.3.4,tcp:80-90", "del t 1.2.3.4,tcp:89-91"],
   ],
+  // The null address: hash:ip,port refuses it (add, del -exist), hash:net,port takes it.
+  ["the null address in hash:ip,port", ["create a hash:ip,port family inet", "add a 0.0.0.0,tcp:22"]],
+  ["the null address in an inet6 hash:ip,port", ["create b hash:ip,port family inet6", "add b ::,tcp:22"]],
+  ["a del of the null address in hash:ip,port", ["create a hash:ip,port family inet", "del a 0.0.0.0,tcp:22 -exist"]],
+  [
+    "the null address in hash:net,port",
+    [
+      "create n hash:net,port family inet",
+      "add n 0.0.0.0,tcp:22",
+      "create m hash:net,port family inet6",
+      "add m ::,tcp:22",
+    ],
+  ],
 ];
 
 /** ipset's verdict: the line it refused (0: none) and, when it took the text, each set's members. */

@@ -288,6 +288,18 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
           args[2],
         );
       // A tuple as written (its port range one element); its entries are one per port.
+      // hash:ip,port refuses the null address, add and del, even with -exist ("Kernel error
+      // received: Invalid argument"); hash:net,port takes 0.0.0.0 and :: (measured, ipset 7.17).
+      if (
+        tuple &&
+        /^(0\.0\.0\.0|::),/.test(tuple.add.head) &&
+        draft.ipsets.get(setPolicyName(name!))?.created?.startsWith("hash:ip,port,")
+      )
+        fail(
+          "import_invalid_value",
+          `ipset ${cmd} ${name} ${args[2]}: the null address, which ipset refuses in a hash:ip,port set ("Kernel error received: Invalid argument"; hash:net,port takes it)`,
+          args[2],
+        );
       const elem = tuple
         ? `${tuple.add.head}:${tuple.add.lo === tuple.add.hi ? tuple.add.lo : `${tuple.add.lo}-${tuple.add.hi}`}`
         : elems[0]!;

@@ -279,6 +279,19 @@ test("import: what a tuple set refuses, with the reason", () => {
   const net = "create t hash:net,port family inet\n";
   assert.match(errs(`${net}add t 0.0.0.0/0,tcp:22\n`).join(), /import_invalid_value: .*ipset refuses \/0/);
   assert.match(errs(`${net}add t 10.0.0.0/8,icmp:8/0\n`).join(), /import_unsupported: .*not PROTO:PORT/);
+  // The null address: hash:ip,port refuses it (ipset: Invalid argument), hash:net,port takes it.
+  for (const text of [
+    "create t hash:ip,port family inet\nadd t 0.0.0.0,tcp:22\n",
+    "create t hash:ip,port family inet\nadd t 0.0.0.0,udp:20-22\n",
+    "create t hash:ip,port family inet\ndel t 0.0.0.0,tcp:22 -exist\n",
+    "create t hash:ip,port family inet6\nadd t ::,tcp:22\n",
+  ])
+    assert.match(
+      errs(text).join(),
+      /import_invalid_value: .*the null address, which ipset refuses in a hash:ip,port set/,
+      text,
+    );
+  assert.deepEqual(errs(`${net}add t 0.0.0.0,tcp:22\n`), []);
   assert.match(
     errs("create t hash:ip,port\nadd t 10.0.0.0/30,tcp:22\n").join(),
     /import_unsupported: .*a prefix in a hash:ip,port set/,
