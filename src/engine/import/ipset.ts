@@ -663,7 +663,8 @@ function cover(text: string, from: number, to: number): string[] {
 
 /** Why an add of `n` elements is refused: the input's adds would pass the limit for all sets together. */
 function overBudget(text: string, n: number): string {
-  return `ipset element ${text} is ${n} element${n === 1 ? "" : "s"}, more than the input's ipset adds may still put in: the policy's sets hold at most ${MAX_TOTAL_SET_ELEMENTS} elements in all`;
+  // A bound on the import's work: every add counts, whatever a later destroy, flush or del removes.
+  return `ipset element ${text} is ${n} element${n === 1 ? "" : "s"}, more than the import may still add: the import adds at most ${MAX_TOTAL_SET_ELEMENTS} ipset elements in all (counting every add of the input, also those a destroy, flush or del removed)`;
 }
 
 /**

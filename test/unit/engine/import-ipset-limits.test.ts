@@ -21,8 +21,16 @@ test("the input's ipset adds may put at most the policy's 4000000 set elements i
   );
   assert.match(
     r.errors[0]!.message,
-    /^ipsets line 124: ipset element 10\.61\.0\.0\/16 is 65536 elements, more than the input's ipset adds may still put in: the policy's sets hold at most 4000000 elements in all/,
+    /^ipsets line 124: ipset element 10\.61\.0\.0\/16 is 65536 elements, more than the import may still add: the import adds at most 4000000 ipset elements in all \(counting every add of the input, also those a destroy, flush or del removed\)$/,
   );
+  // The budget counts adds, not what the sets hold: with each set destroyed after its add, the
+  // sets hold one /16 at most, and the message does not claim they hold too many.
+  const destroyed: string[] = [];
+  for (let i = 0; i < 62; i++) destroyed.push(`create s${i} hash:ip`, `add s${i} 10.${i}.0.0/16`, `destroy s${i}`);
+  const d = viaIpsets(...destroyed);
+  assert.deepEqual(errs(d), ["import_invalid_value /ipsets/line/185"]);
+  assert.match(d.errors[0]!.message, /the import adds at most 4000000 ipset elements in all/);
+  assert.doesNotMatch(d.errors[0]!.message, /sets hold/);
 });
 
 test("maxelem above the policy's largest set size is refused at create; a set past the policy's per-set limit at its add", () => {
