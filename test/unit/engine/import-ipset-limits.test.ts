@@ -8,7 +8,7 @@ import { importPolicy } from "../../../src/engine/import/index.ts";
 const viaIpsets = (...lines: string[]) => importPolicy("iptables-save", "", { ipsets: `${lines.join("\n")}\n` });
 const errs = (r: ReturnType<typeof importPolicy>) => r.errors.map((e) => `${e.code} ${e.path}`);
 
-test("the input's ipset adds may put at most the policy's 4000000 set elements in all: refused before expanding", () => {
+test("the import adds at most 4000000 ipset elements in all (a bound on its work, counting every add): refused before expanding", () => {
   // 100 sets each given a /16: 4 KB of input, 6.5M addresses if expanded.
   const lines: string[] = [];
   for (let i = 0; i < 100; i++) lines.push(`create s${i} hash:ip`, `add s${i} 10.${i}.0.0/16`);

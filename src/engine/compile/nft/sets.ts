@@ -55,7 +55,11 @@ function tupleNftType(def: SetDef): string[] {
 /**
  * The lookup key of a tuple set with ipset's directions (`src,dst`): `ip saddr . meta l4proto
  * . th dport`. A packet without ports (ICMP) is looked up with its protocol, which no element
- * has; a non-first fragment has no transport header and matches neither way.
+ * has. Where the transport header is missing the two differ (measured): the positive lookup
+ * matches a non-first IPv4 fragment (nft's payload path reads the fragment's payload as the
+ * port, as for a plain `tcp dport`), where ipset does not; a negated lookup of a packet with a
+ * short or missing transport header or IPv6 next header 59 matches with ipset, not with nft.
+ * conntrack's defragmentation (loaded by the failsafe `ct state` rules) hides all of them.
  */
 export function tupleLookup(m: TupleSetMatch, negated: boolean, fam: Fam): string {
   const ip = fam === "ipv4" ? "ip" : "ip6";
