@@ -7,6 +7,7 @@ import { importPolicy, importRecorded, type ImportFormat, type ImportResult } fr
 import { executeScript } from "../../src/cli/execute.ts";
 import { validatePolicy } from "../../src/engine/validate/index.ts";
 import { renderNft } from "../../src/engine/compile/nft/index.ts";
+import { createLab } from "./netns.ts";
 
 export const CORPUS_DIR = join(import.meta.dirname, "..", "fixtures", "import", "corpus");
 
@@ -43,6 +44,44 @@ export function corpusFiles(): CorpusFile[] {
     });
 }
 
+/**
+ * What iptables itself makes of a file, as the reference: "loads" when iptables-restore
+ * (ip6tables-restore for `.rules6`) loads it in a fresh namespace after `ipset restore` of its
+ * companion sets; "missing-set" when it refuses only because the file matches an ipset that
+ * neither it nor a companion creates (the host it came from had the set); "refuses" for
+ * anything else (a typo, a template, a rule iptables does not allow), which no host runs.
+ * Scripts are not checked: they count as "loads".
+ */
+export type IptablesVerdict = { kind: "loads" } | { kind: "missing-set" | "refuses"; reason: string };
+
+export async function iptablesVerdict(f: CorpusFile): Promise<IptablesVerdict> {
+  if (f.format !== "iptables-save") return { kind: "loads" };
+  const lab = createLab();
+  try {
+    const ns = await lab.addNamespace();
+    if (f.ipsets !== undefined) {
+      const s = await lab.exec(ns, ["ipset", "restore"], { input: f.ipsets, allowFailure: true });
+      if (s.code !== 0) return { kind: "refuses", reason: `ipset restore: ${firstLine(s.stderr)}` };
+    }
+    const bin = f.name.endsWith(".rules6") ? "ip6tables-restore" : "iptables-restore";
+    const r = await lab.exec(ns, [bin], { input: f.text, allowFailure: true, timeoutMs: 60_000 });
+    if (r.code === 0) return { kind: "loads" };
+    const reason = `${bin}: ${firstLine(r.stderr || r.stdout)}`;
+    return { kind: /Set \S+ doesn't exist/.test(reason) ? "missing-set" : "refuses", reason };
+  } finally {
+    await lab.cleanup();
+  }
+}
+
+function firstLine(text: string): string {
+  return (
+    text
+      .split("\n")
+      .map((l) => l.trim())
+      .find((l) => l !== "") ?? "(no message)"
+  );
+}
+
 export type Stage = "import" | "validate" | "render" | "load" | "ok";
 
 export interface FileOutcome {
@@ -56,6 +95,8 @@ export interface FileOutcome {
   linesRefused: number;
   /** The nft text, when rendering succeeded. */
   nft?: string;
+  /** What iptables-restore makes of the file (kernel test only). */
+  iptables?: IptablesVerdict;
 }
 
 /** Positional parameters a script needs to do its work (init scripts take the action as $1). */
@@ -101,18 +142,45 @@ function outcomeOf(f: { name: string }, r: ImportResult): FileOutcome {
   return { ...base, stage: "load", nft: nft.text };
 }
 
+/**
+ * The two load rates: over all files, and over the files a host could be running, i.e. those
+ * iptables-restore loads, given the ipsets they match (a file iptables refuses, such as a
+ * template or a typo, is a refusal for Palisade too and is left out of the second).
+ */
+export function loadRates(outcomes: FileOutcome[]): {
+  files: number;
+  loaded: number;
+  runnableFiles: number;
+  runnableLoaded: number;
+} {
+  const loaded = (os: FileOutcome[]) => os.filter((o) => o.stage === "ok").length;
+  const runnable = outcomes.filter((o) => o.iptables?.kind !== "refuses");
+  return {
+    files: outcomes.length,
+    loaded: loaded(outcomes),
+    runnableFiles: runnable.length,
+    runnableLoaded: loaded(runnable),
+  };
+}
+
 export function formatRates(outcomes: FileOutcome[]): string {
   const n = outcomes.length;
   const imported = outcomes.filter((o) => o.stage !== "import").length;
-  const loaded = outcomes.filter((o) => o.stage === "ok").length;
   const li = outcomes.reduce((s, o) => s + o.linesImported, 0);
   const lr = outcomes.reduce((s, o) => s + o.linesRefused, 0);
+  const rates = loadRates(outcomes);
+  const loaded = rates.loaded;
   const pct = (a: number, b: number) => (b === 0 ? "n/a" : `${((100 * a) / b).toFixed(1)} %`);
   return [
     ...outcomes.map(
       (o) =>
-        `${o.stage === "ok" ? "ok  " : "FAIL"} ${o.name.padEnd(34)} ${String(o.linesImported).padStart(4)}/${o.linesImported + o.linesRefused} lines${o.reason ? `  [${o.stage}] ${o.reason.slice(0, 160)}` : ""}`,
+        `${o.stage === "ok" ? "ok  " : "FAIL"} ${o.name.padEnd(34)} ${String(o.linesImported).padStart(4)}/${o.linesImported + o.linesRefused} lines${o.reason ? `  [${o.stage}] ${o.reason.slice(0, 160)}` : ""}${o.iptables && o.iptables.kind !== "loads" ? `  (iptables ${o.iptables.kind}: ${o.iptables.reason.slice(0, 100)})` : ""}`,
     ),
     `files: ${n}; import without error: ${imported} (${pct(imported, n)}); import, render and load (nft -c): ${loaded} (${pct(loaded, n)}); lines imported: ${li}/${li + lr} (${pct(li, li + lr)})`,
+    ...(outcomes.some((o) => o.iptables)
+      ? [
+          `of the ${rates.runnableFiles} files iptables-restore loads (given the ipsets they match): ${rates.runnableLoaded} load (${pct(rates.runnableLoaded, rates.runnableFiles)}); iptables-restore refuses the other ${n - rates.runnableFiles}`,
+        ]
+      : []),
   ].join("\n");
 }
