@@ -13,6 +13,10 @@ export function parseAddressList(text: string, option: string): string[] {
   return items.map((item) => parseAddress(item, option));
 }
 
+/** A DNS name (with a letter somewhere, so no dotted quad), optionally with a mask as iptables allows. */
+const HOST_NAME =
+  /^(?=[^/]*[A-Za-z])[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?(\/\d{1,2})?$/;
+
 export function parseAddress(item: string, option: string): string {
   if (item === "") fail("import_invalid_value", `empty address in ${option}`, option);
   const slash = item.indexOf("/");
@@ -26,8 +30,15 @@ export function parseAddress(item: string, option: string): string {
   if (zone) fail("import_invalid_value", zone, item);
   const p = parsePrefix(text);
   if (!p) {
-    const why = /^[A-Za-z]/.test(item) ? " (host names are not resolved: write the address)" : "";
-    fail("import_invalid_value", `${item} is not an IPv4/IPv6 address or prefix${why}`, item);
+    if (HOST_NAME.test(item))
+      fail(
+        "import_invalid_value",
+        `${item} is a host name: iptables resolves it through DNS when it loads the rule, which is not repeatable ` +
+          "(the answer can change between loads and differ between hosts); replace it with the addresses it stands for" +
+          (item.split("/")[0] === "localhost" ? " (127.0.0.1, ::1 for IPv6)" : ""),
+        item,
+      );
+    fail("import_invalid_value", `${item} is not an IPv4/IPv6 address or prefix`, item);
   }
   // iptables masks host bits away (10.1.2.3/8 means 10.0.0.0/8); nft refuses them, so do the same here.
   if (p.family === "ipv4" && hasHostBits(p)) return `${ipv4Network(p)}/${p.length}`;

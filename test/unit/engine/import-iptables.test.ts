@@ -39,7 +39,29 @@ test("addresses: -s/-d with ! (both spellings), lists, dotted masks, host bits, 
   assert.deepEqual(rule("ip6tables -A INPUT -s 2001:db8::/32 -j DROP").match, { saddr: "2001:db8::/32" });
   const e = err("iptables -A INPUT -s example.com -j DROP");
   assert.equal(e.token, "example.com");
-  assert.match(e.reason!, /host names are not resolved/);
+  assert.equal(
+    e.reason,
+    "example.com is a host name: iptables resolves it through DNS when it loads the rule, which is not repeatable " +
+      "(the answer can change between loads and differ between hosts); replace it with the addresses it stands for",
+  );
+  // Names starting with a digit, with a mask, and in a list are host names too; localhost gets its addresses.
+  for (const [line, name] of [
+    ["iptables -A INPUT -d 1e100.net -j DROP", "1e100.net"],
+    ["iptables -A INPUT -s mail.example.org/24 -j DROP", "mail.example.org/24"],
+    ["iptables -A INPUT -s 10.0.0.1,backup-host -j DROP", "backup-host"],
+  ] as const)
+    assert.match(
+      err(line).reason!,
+      new RegExp(`^${name.replaceAll(".", "\\.")} is a host name: .*replace it with the addresses`),
+    );
+  assert.match(
+    err("iptables -A INPUT -s localhost -j ACCEPT").reason!,
+    /addresses it stands for \(127\.0\.0\.1, ::1 for IPv6\)$/,
+  );
+  assert.match(
+    err("iptables -A INPUT -s 10.0.0.300 -j DROP").reason!,
+    /^10\.0\.0\.300 is not an IPv4\/IPv6 address or prefix$/,
+  );
   assert.match(err("iptables -A INPUT -s 10.0.0.0/255.0.255.0 -j DROP").reason!, /not contiguous/);
 });
 
