@@ -27,7 +27,7 @@ export interface FailsafeMatch {
   addresses?: { ipv4: string[]; ipv6: string[] };
   /**
    * Inbound, the agent only ever receives replies on a connection it opened, so where
-   * conntrack has run (filter, mangle) the failsafe demands an established or related
+   * conntrack has run (filter, mangle, security) the failsafe demands an established or related
    * connection. Raw chains run before conntrack and nat chains never see replies.
    */
   replyOnly: boolean;
@@ -35,7 +35,7 @@ export interface FailsafeMatch {
 
 const INBOUND = new Set(["prerouting", "input"]);
 const OUTBOUND = new Set(["output", "postrouting"]);
-const CONNTRACKED_TABLES = new Set(["filter", "mangle"]);
+const CONNTRACKED_TABLES = new Set(["filter", "mangle", "security"]);
 
 /** What the failsafe of a base chain on `hook` in `table` matches; undefined = no failsafe there. */
 export function failsafeMatch(

@@ -559,6 +559,11 @@ export const FEATURES = {
     nftables: yes("a chain at postrouting after source NAT"),
     iptables: yes("*rawpost table", addon("xt_RAWNAT")),
   },
+  "object.securityTable": {
+    label: "security table",
+    nftables: yes("a filter chain at priority security (after filter) on input, forward or output"),
+    iptables: yes("*security table", mainline("iptable_security")),
+  },
 
   // ---- forwarding and protections (expanded into plain rules)
   "forward.portfw": {
@@ -788,6 +793,7 @@ export function featureUses(policy: Policy): FeatureUse[] {
   const quotaInvert = new Map<string, boolean>();
   for (const [cname, chain] of Object.entries(policy.chains)) {
     if (chain.table === "rawpost") out.push({ feature: "object.rawpostTable", path: ["chains", cname, "table"] });
+    if (chain.table === "security") out.push({ feature: "object.securityTable", path: ["chains", cname, "table"] });
     chain.rules.forEach((rule, i) => {
       const base: Path = ["chains", cname, "rules", i];
       if (rule.match) {

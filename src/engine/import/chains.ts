@@ -14,6 +14,7 @@ export const BUILTIN_CHAINS: Record<Table, readonly string[]> = {
   mangle: ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
   raw: ["PREROUTING", "OUTPUT"],
   rawpost: ["POSTROUTING"],
+  security: ["INPUT", "FORWARD", "OUTPUT"],
 };
 
 export function isTable(name: string): name is Table {

@@ -133,7 +133,9 @@ export class PolicyDraft {
 
   /** Base chain keys that a later builtin chain would need must not be taken by user chains. */
   private isReservedBaseKey(key: string): boolean {
-    return /^(input|forward|output|(nat|mangle|raw|rawpost)_(prerouting|input|forward|output|postrouting))$/.test(key);
+    return /^(input|forward|output|(nat|mangle|raw|rawpost|security)_(prerouting|input|forward|output|postrouting))$/.test(
+      key,
+    );
   }
 
   private add(chain: DraftChain): DraftChain {

@@ -54,7 +54,6 @@ export function importSave(
   if (lines.length > 1 && lines[lines.length - 1] === "") lines.pop();
   let table: Table | undefined;
   let tableName = "";
-  let securityTable = false;
   const first = out.entries.length;
   const isIpset = (raw: string) => ipsetLines && isIpsetSaveLine(raw.trim());
   let ipsetSeen = false;
@@ -77,13 +76,8 @@ export function importSave(
         const name = text.slice(1).trim();
         if (table) fail("import_syntax", `table ${name} starts before COMMIT ended table ${tableName}`, text);
         tableName = name;
-        if (name === "security") {
-          // SELinux packet labelling: an empty table (headers, ACCEPT policies) is what most dumps hold.
-          securityTable = true;
-          return { status: "skipped", reason: "start of table security (SELinux labels): imported only when empty" };
-        }
         if (!isTable(name))
-          fail("import_unsupported", `table ${name} is not one of filter, nat, mangle, raw, rawpost`, name);
+          fail("import_unsupported", `table ${name} is not one of filter, nat, mangle, raw, security, rawpost`, name);
         table = name;
         // A family the rules gave away, not the header, is said where the reader looks first.
         if (fam === "ipv6" && detected && detected.line !== 0 && !told) {
@@ -100,18 +94,8 @@ export function importSave(
         if (!tableName) fail("import_syntax", "COMMIT without a *table line", text);
         const was = tableName;
         table = undefined;
-        securityTable = false;
         tableName = "";
         return { status: "skipped", reason: `end of table ${was}` };
-      }
-      if (securityTable) {
-        if (/^:\S+\s+(ACCEPT|-)(\s|$)/.test(text))
-          return { status: "skipped", reason: "chain of the empty security table" };
-        fail(
-          "import_unsupported",
-          "the security table (SELinux SECMARK/CONNSECMARK) has no equivalent in the policy schema",
-          text.split(/\s+/)[0],
-        );
       }
       if (!table)
         fail(

@@ -118,7 +118,8 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       case "--table": {
         takeNeg(w, false);
         const t = cur.arg("table name", w);
-        if (!isTable(t)) fail("import_unsupported", `table ${t} is not one of filter, nat, mangle, raw, rawpost`, t);
+        if (!isTable(t))
+          fail("import_unsupported", `table ${t} is not one of filter, nat, mangle, raw, security, rawpost`, t);
         table = t;
         d.table = t;
         continue;

@@ -456,6 +456,21 @@ export const TARGETS: Record<string, TargetSpec> = {
       return { type: "tos", value: dscp << 2, mask: 0xfc };
     },
   },
+  // SELinux labels: the security table's own targets; the policy has no packet security context.
+  SECMARK: {
+    options: { "--selctx": 1 },
+    build: () =>
+      fail("import_unsupported", "SECMARK (SELinux packet labels) has no equivalent in the policy schema", "SECMARK"),
+  },
+  CONNSECMARK: {
+    options: { "--save": 0, "--restore": 0 },
+    build: () =>
+      fail(
+        "import_unsupported",
+        "CONNSECMARK (SELinux connection labels) has no equivalent in the policy schema",
+        "CONNSECMARK",
+      ),
+  },
   CHECKSUM: {
     options: { "--checksum-fill": 0 },
     build(o) {

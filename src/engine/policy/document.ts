@@ -12,8 +12,10 @@ export const HOOKS = ["prerouting", "input", "forward", "output", "postrouting"]
 /**
  * The iptables table a chain belongs to. nftables has no fixed tables, but the table decides
  * the chain type and priority, and which targets are allowed (IPMARK: mangle; RAWSNAT: raw/rawpost).
+ * `security` is the kernel's table after filter (iptable_security, nft priority security), where
+ * SELinux labelling rules live; it holds filter verdicts, no SECMARK (not in the schema).
  */
-export const CHAIN_TABLES = ["filter", "nat", "mangle", "raw", "rawpost"] as const;
+export const CHAIN_TABLES = ["filter", "nat", "mangle", "raw", "rawpost", "security"] as const;
 
 export const Rule = z.strictObject({
   comment: Comment.optional(),

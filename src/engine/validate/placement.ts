@@ -13,6 +13,7 @@ export const TABLE_HOOKS: Record<Table, readonly Hook[]> = {
   mangle: ["prerouting", "input", "forward", "output", "postrouting"],
   raw: ["prerouting", "output"],
   rawpost: ["postrouting"],
+  security: ["input", "forward", "output"],
 };
 
 interface Rule_ {

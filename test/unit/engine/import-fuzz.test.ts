@@ -32,6 +32,7 @@ const VOCAB = [
   "mangle",
   "raw",
   "rawpost",
+  "security",
   "filter",
   "INPUT",
   "FORWARD",

@@ -7,6 +7,7 @@ import { Policy, type Rule } from "../../../src/engine/policy/index.ts";
 import { checkTargetSupport } from "../../../src/engine/compile/support.ts";
 import { validatePolicy } from "../../../src/engine/validate/index.ts";
 import { renderNft } from "../../../src/engine/compile/nft/index.ts";
+import { renderIptables } from "../../../src/engine/compile/iptables/index.ts";
 import { ipv4Rules } from "./import-ipv6-pass.ts";
 
 /** Import iptables-save text; assert no errors; return the chains. */
@@ -99,12 +100,65 @@ test("recent: the default --mask that iptables-save always prints imports; anoth
   assert.match(r.errors[0]!.message, /--mask 255\.255\.0\.0/);
 });
 
-test("an empty *security table (headers only) imports; a rule in it is refused", () => {
-  save(
+test("the *security table: empty it adds no chain; its rules and DROP policies are security chains; SECMARK/CONNSECMARK refused", () => {
+  const empty = save(
     "*security\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*filter\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n",
   );
-  const r = importPolicy("iptables-save", "*security\n:INPUT ACCEPT [0:0]\n-A INPUT -j SECMARK --selctx x\nCOMMIT\n");
-  assert.match(r.errors[0]!.message, /security table/);
+  assert.deepEqual(Object.keys(empty), ["input"]);
+  // ip6tables-save of a host that drops everything, the security table included (firewall-defender-drop.rules6).
+  const chains = save(
+    "*security\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:LBL - [0:0]\n-A INPUT -p tcp --dport 22 -j LBL\n-A LBL -j ACCEPT\nCOMMIT\n",
+    { family: "ipv6" },
+  );
+  assert.deepEqual(chains.security_input, {
+    table: "security",
+    hook: "input",
+    rules: [
+      { match: { family: "ipv6", protocol: "tcp", dport: 22 }, action: { type: "jump", chain: "LBL" } },
+      { comment: "default policy DROP for IPv6 (ip6tables -P)", match: { family: "ipv6" }, action: "drop" },
+    ],
+  } as never);
+  assert.equal(chains.LBL!.table, "security");
+  const secmark = importPolicy(
+    "iptables-save",
+    "*security\n:INPUT ACCEPT [0:0]\n-A INPUT -j SECMARK --selctx x\nCOMMIT\n",
+  );
+  assert.match(secmark.errors[0]!.message, /SECMARK \(SELinux packet labels\) has no equivalent/);
+  const conn = importPolicy(
+    "iptables-save",
+    "*security\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -j CONNSECMARK --save\nCOMMIT\n",
+  );
+  assert.match(conn.errors[0]!.message, /CONNSECMARK \(SELinux connection labels\) has no equivalent/);
+});
+
+test("a security chain renders at nft priority security (input, forward, output) and as iptables' *security table", () => {
+  const policy = Policy.parse({
+    chains: {
+      security_input: {
+        table: "security",
+        hook: "input",
+        policy: "drop",
+        rules: [{ action: "accept", match: { iif: "lo" } }],
+      },
+      security_prerouting: { table: "security", hook: "prerouting", rules: [] },
+    },
+  });
+  const v = validatePolicy(policy);
+  assert.ok(!v.ok);
+  assert.ok(
+    v.errors.some((e) => /table security has no prerouting hook/.test(e.message)),
+    JSON.stringify(v.errors),
+  );
+  delete (policy.chains as Record<string, unknown>).security_prerouting;
+  const nft = renderNft(policy);
+  assert.ok(nft.ok, JSON.stringify(nft.ok ? [] : nft.errors));
+  assert.match(
+    nft.text,
+    /add chain inet palisade security_input \{ type filter hook input priority security ; policy drop ; \}/,
+  );
+  const ipt = renderIptables(policy);
+  assert.ok(ipt.ok, JSON.stringify(ipt.ok ? [] : ipt.errors));
+  assert.match(ipt.text, /^\*security\n(.*\n)*-A PAL-security_input -i lo -j ACCEPT\n/m);
 });
 
 test("service names from /etc/services: auth, sunrpc, openvpn ...", () => {

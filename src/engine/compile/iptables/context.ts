@@ -8,8 +8,8 @@ import type { TargetCapabilities } from "../hitcount.ts";
 export type Fam = "ipv4" | "ipv6";
 export const FAMS: readonly Fam[] = ["ipv4", "ipv6"];
 
-/** Tables in the order they are written (packet order at prerouting: raw, mangle, nat; rawpost last). */
-export const TABLES = ["raw", "mangle", "nat", "filter", "rawpost"] as const;
+/** Tables in the order they are written (packet order at prerouting: raw, mangle, nat; security after filter; rawpost last). */
+export const TABLES = ["raw", "mangle", "nat", "filter", "security", "rawpost"] as const;
 export type Table = (typeof TABLES)[number];
 
 /** Builtin chains (hooks) each table has in the kernel. */
@@ -18,6 +18,7 @@ export const TABLE_HOOKS: Record<Table, readonly string[]> = {
   mangle: ["prerouting", "input", "forward", "output", "postrouting"],
   nat: ["prerouting", "input", "output", "postrouting"],
   filter: ["input", "forward", "output"],
+  security: ["input", "forward", "output"],
   rawpost: ["postrouting"],
 };
 

@@ -40,6 +40,11 @@ export function chainPlacement(
         : bad("prerouting or output");
     case "rawpost":
       return hook === "postrouting" ? { type: "filter", priority: RAWPOST_PRIORITY } : bad("postrouting");
+    case "security":
+      // iptable_security's priority (NF_IP_PRI_SECURITY, 50): after filter, before the NAT of output.
+      return hook === "input" || hook === "forward" || hook === "output"
+        ? { type: "filter", priority: "security" }
+        : bad("input, forward or output");
     case "nat":
       // nft 1.0.6 accepts the names dstnat/srcnat only on prerouting/postrouting
       // ("invalid priority expression value in this context" elsewhere): numbers there.
