@@ -144,6 +144,30 @@ export function parseNftStderr(stderr: string): { message?: string; location?: N
   return { message, location: { line: Number(m.groups.line), column: Number(m.groups.col), text: after[0] } };
 }
 
+/**
+ * nft resolves `meta skuid "name"` / `meta skgid "name"` on the loading host, as iptables'
+ * owner match does, and refuses a name the host lacks ("User does not exist"). The sentence
+ * names the user or group and the rule (its comment, else the statement), which the echoed
+ * line may have cut.
+ */
+export function ownerRefusal(kernelMessage: string, location: NftErrorLocation, source?: string): string | undefined {
+  const kind = /^(User|Group) does not exist$/.exec(kernelMessage)?.[1];
+  if (!kind) return undefined;
+  const line = source?.split("\n")[location.line - 1] ?? location.text ?? "";
+  const name = /^"?([^"\s;}]+)/.exec(line.slice(location.column - 1))?.[1] ?? "?";
+  const comment = /\bcomment "((?:[^"\\]|\\.)*)"/.exec(line)?.[1];
+  const chain = /^\s*(?:add|insert)\s+rule\s+\S+\s+\S+\s+(\S+)/.exec(line)?.[1];
+  const rule = comment
+    ? `rule "${comment}"${chain ? ` of chain ${chain}` : ""}`
+    : `the rule at line ${location.line} (${line.trim().slice(0, 120)})`;
+  const [what, key] = kind === "User" ? ["user", "skuid"] : ["group", "skgid"];
+  return (
+    `nft refused the ruleset: ${rule} matches ${what} ${name} by name (${key}), and this host has no ${what} ` +
+    `${name}; nft, like iptables, looks the name up on the host that loads the rule: create the ${what} ` +
+    `there or match its numeric id`
+  );
+}
+
 function classify(
   args: readonly string[],
   stderr: string,
@@ -181,6 +205,8 @@ function classify(
   if (isQuery && /No such file or directory/.test(kernelMessage)) {
     return new NftError("not_found", `not found: nft ${args.filter((a) => a !== "-j").join(" ")}`, details);
   }
+  const unknownOwner = location ? ownerRefusal(kernelMessage, location, source) : undefined;
+  if (unknownOwner) return new NftError("nft_rejected", unknownOwner, details);
   if (/Error:/.test(stderr)) {
     return new NftError("nft_rejected", `nft refused the ruleset${where}: ${kernelMessage}`, details);
   }

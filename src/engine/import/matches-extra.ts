@@ -1,7 +1,7 @@
 // iptables match modules for the extra match keys (policy/match-extra.ts): owner, iprange.
 // (conntrack --ctstate DNAT/SNAT and --ctstatus live with the conntrack module; -f with the
 // core options in iptables.ts.)
-import { AddressRange, TIME_DATE_MAX, WEEKDAYS, type PKT_TYPES, type Match } from "../policy/index.ts";
+import { AddressRange, OWNER_NAME, TIME_DATE_MAX, WEEKDAYS, type PKT_TYPES, type Match } from "../policy/index.ts";
 import { zoneIdProblem } from "../net/address.ts";
 import { fail } from "./cursor.ts";
 import { negate, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
@@ -26,7 +26,11 @@ const arg1 = { arity: 1 as const };
 const flag0 = { arity: 0 as const };
 const val = (o: OptionValue) => o.value ?? "";
 
-/** A uid/gid, a range, or root (the one name with the same id everywhere). */
+/**
+ * A uid/gid, a range, or a name: iptables resolves a name on the host that loads the rule
+ * (getpwnam/getgrnam), as nft does for `meta skuid "name"`, so the policy keeps it. root is 0
+ * (the one name with the same id everywhere).
+ */
 function ownerId(o: OptionValue, what: string): number | string {
   const t = val(o);
   if (t === "root") return 0;
@@ -34,13 +38,13 @@ function ownerId(o: OptionValue, what: string): number | string {
   const m = /^(\d{1,10})-(\d{1,10})$/.exec(t);
   if (m && Number(m[1]) <= Number(m[2]) && Number(m[2]) <= 0xffffffff)
     return Number(m[1]) === Number(m[2]) ? Number(m[1]) : t;
-  if (/^[a-z_][a-z0-9_-]*\$?$/i.test(t))
-    fail(
-      "import_unsupported",
-      `${what} ${t}: user and group names are resolved on the host that runs the rule; write the numeric id`,
-      t,
-    );
-  return fail("import_invalid_value", `${t} is not a ${what.includes("gid") ? "group" : "user"} id or range`, t);
+  if (OWNER_NAME.test(t)) return t;
+  const kind = what.includes("gid") ? "group" : "user";
+  return fail(
+    "import_invalid_value",
+    `${what} ${t}: not a ${kind} id, range or name (a name: letters, digits, ., _ and -, starting with a letter or _, at most 32)`,
+    t,
+  );
 }
 
 const owner: ExtraModule = {

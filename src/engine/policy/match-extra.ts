@@ -8,10 +8,19 @@ import { Cidr, Interface, Name, PortItem, Protocol, deferred, negatable } from "
 /** Conntrack status bits: `--ctstate DNAT/SNAT` and `--ctstatus` in iptables, `ct status` in nft. */
 export const CT_STATUS = ["expected", "seen-reply", "assured", "confirmed", "snat", "dnat"] as const;
 
-/** A user or group id, or an inclusive range "low-high". */
+/**
+ * A user or group name: POSIX's portable user name (letters, digits, `.`, `_`, `-`), starting
+ * with a letter or `_` so it is never read as an id or a range, at most 32 characters (useradd's
+ * limit). Both renders hand it to the loading host (iptables getpwnam/getgrnam, nft
+ * `meta skuid "name"`); the character set keeps it one token in nft and iptables-restore text.
+ */
+export const OWNER_NAME = /^[A-Za-z_][A-Za-z0-9._-]{0,31}$/;
+
+/** A user or group id, an inclusive range "low-high", or a name the loading host resolves. */
 const IdRange = deferred(() =>
   z.union([
     z.number().int().min(0).max(0xffffffff),
+    z.string().regex(OWNER_NAME, 'must be an id, a range "low-high" or a user or group name'),
     z
       .string()
       .regex(/^\d{1,10}-\d{1,10}$/, 'must be an id or a range "low-high"')

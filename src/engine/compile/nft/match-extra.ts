@@ -1,6 +1,13 @@
 // The extra match keys (policy/match-extra.ts) as nft expressions for one family.
 import { parsePrefix } from "../../net/address.ts";
-import { PROTOCOL_NUMBERS, ipsecTunnelFamily, unwrap, type Match, type WEEKDAYS } from "../../policy/index.ts";
+import {
+  OWNER_NAME,
+  PROTOCOL_NUMBERS,
+  ipsecTunnelFamily,
+  unwrap,
+  type Match,
+  type WEEKDAYS,
+} from "../../policy/index.ts";
 import type { Fam } from "./context.ts";
 
 const neg = (negated: boolean) => (negated ? "!= " : "");
@@ -44,7 +51,10 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
     const v = m[key];
     if (v === undefined) continue;
     const { value, negated } = unwrap(v);
-    parts.push(`${what} ${neg(negated)}${value}`);
+    // A name (the schema's OWNER_NAME) is quoted: nft resolves it with getpwnam/getgrnam when
+    // it loads the rule, as iptables does, and refuses one the host lacks ("User does not exist").
+    const text = typeof value === "string" && OWNER_NAME.test(value) ? `"${value}"` : value;
+    parts.push(`${what} ${neg(negated)}${text}`);
   }
   if (m.ctStatus !== undefined) {
     const { value, negated } = unwrap(m.ctStatus);
