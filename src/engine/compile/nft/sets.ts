@@ -219,42 +219,38 @@ function pruneCovered(items: TupleItem[], def: SetDef, ctx: Ctx, base: Path): vo
   // Covered: an element of a prefix that contains this one's (or the same prefix, sorted
   // before it) whose ports include this one's. Elements are distinct, so no two cover each other.
   const all = indexTuples(items);
-  for (const x of items) {
-    const pi = all.index.get(x.t.protocol)!;
-    const [lo, hi] = x.t.ports;
-    for (const len of pi.lengths) {
-      if (len > x.t.address.length) break;
-      const g = pi.groups.get(prefixKey(x.t, len));
-      if (!g) continue;
-      const k = len === x.t.address.length ? all.pos.get(x)! - 1 : lastStartingBy(g, lo);
-      if (k >= 0 && g.maxHi[k]! >= hi) {
-        x.dropped = true;
-        break;
-      }
-    }
-  }
+  for (const x of items) if (reaching(all, x, x.t.ports[0], x.t.ports[1])) x.dropped = true;
   // Partial overlaps among the elements left: reported on the element of the longer prefix
   // (of the same prefix: the one with the later first port), naming the other.
   const kept = items.filter((x) => !x.dropped);
   const left = indexTuples(kept);
   for (const x of kept) {
-    const pi = left.index.get(x.t.protocol)!;
-    const [lo, hi] = x.t.ports;
-    for (const len of pi.lengths) {
-      if (len > x.t.address.length) break;
-      const g = pi.groups.get(prefixKey(x.t, len));
-      if (!g) continue;
-      const k = len === x.t.address.length ? left.pos.get(x)! - 1 : lastStartingBy(g, hi);
-      if (k < 0 || g.maxHi[k]! < lo) continue;
-      const other = g.maxAt[k]!;
+    const other = reaching(left, x, x.t.ports[1], x.t.ports[0]);
+    if (other)
       ctx.error(
         [...base, "elements", x.i],
         "nft_set_overlap",
         `element ${JSON.stringify(def.elements[x.i])} overlaps element ${JSON.stringify(def.elements[other.i])} in part; nftables refuses overlapping elements of a concatenated interval set (ipset keeps both): split the port ranges so that one element covers the other or they do not meet`,
       );
-      break;
-    }
   }
+}
+
+/**
+ * The element of `tuples` that reaches `x` first: in the groups of x's protocol at x's prefix
+ * and at the shorter prefixes that contain it (shortest first), the first group with an
+ * element whose first port is at most `start` (of x's own prefix: one sorted before x) and
+ * whose last port is at least `end`; of those, the one with the highest last port.
+ */
+function reaching(tuples: ReturnType<typeof indexTuples>, x: TupleItem, start: number, end: number) {
+  const pi = tuples.index.get(x.t.protocol)!;
+  for (const len of pi.lengths) {
+    if (len > x.t.address.length) break;
+    const g = pi.groups.get(prefixKey(x.t, len));
+    if (!g) continue;
+    const k = len === x.t.address.length ? tuples.pos.get(x)! - 1 : lastStartingBy(g, start);
+    if (k >= 0 && g.maxHi[k]! >= end) return g.maxAt[k]!;
+  }
+  return undefined;
 }
 
 /** A policy set as an nft named set in the palisade table. */
@@ -264,9 +260,9 @@ export function compileSet(name: string, def: SetDef, ctx: Ctx): NamedSet {
   if (def.interval) flags.push("interval");
   if (def.timeoutSeconds !== undefined) flags.push("timeout");
   if (def.dynamic) flags.push("dynamic");
-  const elements: SetElement[] = [];
-  const all = tupleFields(def.type) ? [] : def.elements;
-  if (tupleFields(def.type)) elements.push(...tupleElements(def, ctx, path));
+  const tuple = tupleFields(def.type) !== undefined;
+  const elements: SetElement[] = tuple ? tupleElements(def, ctx, path) : [];
+  const all = tuple ? [] : def.elements;
   for (let i = 0; i < all.length; i++) {
     const e = all[i]!;
     const key = elementText(e, def, ctx, path, i);
@@ -290,7 +286,7 @@ export function compileSet(name: string, def: SetDef, ctx: Ctx): NamedSet {
     family: FAMILY,
     table: TABLE,
     name,
-    type: tupleFields(def.type) ? tupleNftType(def) : def.type,
+    type: tuple ? tupleNftType(def) : def.type,
     flags: flags.length ? flags : undefined,
     elements,
   };
@@ -301,7 +297,7 @@ export function compileSet(name: string, def: SetDef, ctx: Ctx): NamedSet {
   // auto-merge folds them. It cannot be combined with timeouts or runtime additions.
   // nft 1.0.6 refuses auto-merge on a concatenation ("auto-merge only works with ..."), and
   // ipset keeps overlapping tuples anyway.
-  if (def.interval && !def.dynamic && def.timeoutSeconds === undefined && !tupleFields(def.type)) set.autoMerge = true;
+  if (def.interval && !def.dynamic && def.timeoutSeconds === undefined && !tuple) set.autoMerge = true;
   if (def.comment) set.comment = def.comment;
   if (elements.length === 0) delete set.elements;
   if (!set.flags) delete set.flags;
