@@ -17,7 +17,7 @@ import { fail } from "./cursor.ts";
 import { reservedChainName } from "../validate/names.ts";
 import { baseChainKey, builtinHook, userChainKey, type Hook, type Table } from "./chains.ts";
 import type { Family } from "./values.ts";
-import { tupleSetElements, type TupleAdd } from "./ipset-tuple.ts";
+import { tupleSetElements, type ImportedIpsetType, type TupleAdd } from "./ipset-tuple.ts";
 
 export interface RuleEntry {
   rule: Rule;
@@ -287,6 +287,8 @@ export class PolicyDraft {
 export interface IpsetOrigin {
   /** The name ipset knows it by (the policy name may be sanitised). */
   ipset: string;
+  /** Its ipset type: one of those the import takes (ipset.ts create). */
+  type: ImportedIpsetType;
   /** Elements added with a timeout of their own, which the policy replaces by the set's. */
   elementTimeouts?: { count: number; first: string };
   /**

@@ -12,6 +12,13 @@ const TUPLE_IPSETS: Record<string, { interval: boolean }> = {
   "hash:net,port": { interval: true },
 };
 
+/** The ipset types the import takes: sets of addresses, and the tuple types above. */
+export type ImportedIpsetType = "hash:ip" | "hash:net" | "hash:ip,port" | "hash:net,port";
+
+export function isImportedIpsetType(type: string): type is ImportedIpsetType {
+  return type === "hash:ip" || type === "hash:net" || tupleSetOf(type, "inet") !== undefined;
+}
+
 /** The policy set of an ipset tuple type, or undefined for any other type. */
 export function tupleSetOf(type: string, family: "inet" | "inet6"): Pick<SetDef, "type" | "interval"> | undefined {
   const t = TUPLE_IPSETS[type];

@@ -25,7 +25,7 @@ import { fail } from "./cursor.ts";
 import type { LineResult, PolicyDraft } from "./draft.ts";
 import type { RuleDraft } from "./rule-draft.ts";
 import { splitSaveWords } from "./save-words.ts";
-import { tupleElement, tupleSetOf } from "./ipset-tuple.ts";
+import { isImportedIpsetType, tupleElement, tupleSetOf } from "./ipset-tuple.ts";
 
 /**
  * The policy name of an ipset name (ipset allows '-', '.', ...; policy names do not). A name
@@ -275,13 +275,16 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
       if (name !== undefined && draft.unsupportedIpsets.has(name))
         return { status: "skipped", reason: `element of ipset ${name}, whose type is not imported` };
       const set = requireSet(draft, name);
+      const key = setPolicyName(name!);
+      const origin = draft.ipsets.get(key)!;
       // The policy's limit for all sets together, checked before a prefix or range is expanded.
       const room = cmd === "add" ? MAX_TOTAL_SET_ELEMENTS - draft.ipsetElementsAdded : MAX_EXPANDED;
+      // Defined exactly for a tuple set (tupleElement refuses what it cannot read).
       const tuple = tupleFields(set.type) ? tupleElement(args[2], set) : undefined;
       const { elems, masked } = tuple ?? elementsOf(args[2], set.interval === true, set.type, room);
       if (elems.length > room) fail("import_invalid_value", overBudget(args[2]!, elems.length), args[2]);
       // A prefix or range is expanded from its lowest address, so the null address is elems[0].
-      if (!tupleFields(set.type) && !set.interval && (elems[0] === "0.0.0.0" || elems[0] === "::"))
+      if (!tuple && !set.interval && (elems[0] === "0.0.0.0" || elems[0] === "::"))
         fail(
           "import_invalid_value",
           `ipset ${cmd} ${name} ${args[2]}: ${elems.length > 1 ? `its first address is ${elems[0]}, ` : ""}the null address, which ipset refuses in a hash:ip set ("Null-valued element, cannot be stored in a hash type of set"; hash:net takes it)`,
@@ -290,11 +293,7 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
       // A tuple as written (its port range one element); its entries are one per port.
       // hash:ip,port refuses the null address, add and del, even with -exist ("Kernel error
       // received: Invalid argument"); hash:net,port takes 0.0.0.0 and :: (measured, ipset 7.17).
-      if (
-        tuple &&
-        /^(0\.0\.0\.0|::),/.test(tuple.add.head) &&
-        draft.ipsets.get(setPolicyName(name!))?.created?.startsWith("hash:ip,port,")
-      )
+      if (tuple && origin.type === "hash:ip,port" && /^(0\.0\.0\.0|::),/.test(tuple.add.head))
         fail(
           "import_invalid_value",
           `ipset ${cmd} ${name} ${args[2]}: the null address, which ipset refuses in a hash:ip,port set ("Kernel error received: Invalid argument"; hash:net,port takes it)`,
@@ -304,8 +303,6 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
         ? `${tuple.add.head}:${tuple.add.lo === tuple.add.hi ? tuple.add.lo : `${tuple.add.lo}-${tuple.add.hi}`}`
         : elems[0]!;
       const dropped = elementOptions(cmd, args.slice(3));
-      const key = setPolicyName(name!);
-      const origin = draft.ipsets.get(key)!;
       // A set created with `timeout 0` takes element timeouts; its default (0) is permanent.
       const setTimeout = set.timeoutSeconds ?? (origin.permanentByDefault ? 0 : undefined);
       const own = cmd === "add" ? elementTimeout(args.slice(3), elem, setTimeout) : undefined;
@@ -362,7 +359,7 @@ export function applyIpset(words: readonly string[], draft: PolicyDraft, mode: I
         }
       } else for (const e of elems) members.delete(e);
       const notes = [
-        ...(set.interval && !tupleFields(set.type) && args[2]!.includes("-")
+        ...(set.interval && !tuple && args[2]!.includes("-")
           ? [
               `the range ${args[2]} is ${elems.length === 1 ? "the prefix" : `the ${elems.length} prefixes`} ${elems.join(", ")}: ipset splits it so`,
             ]
@@ -492,7 +489,7 @@ function requireSet(draft: PolicyDraft, name: string | undefined) {
 function create(args: string[], draft: PolicyDraft, exist: boolean, restore: boolean): LineResult {
   const [name, type, ...opts] = args;
   if (!name || !type) fail("import_missing_argument", "ipset create needs a name and a type", "create");
-  if (type !== "hash:ip" && type !== "hash:net" && !tupleSetOf(type, "inet")) {
+  if (!isImportedIpsetType(type)) {
     // Not an error yet: an `ipset save` of a host lists sets the imported rules may never use.
     const why = `ipset type ${type} is not imported (only hash:ip and hash:net sets of addresses, and hash:ip,port and hash:net,port)`;
     draft.unsupportedIpsets.set(name, why);
@@ -564,7 +561,12 @@ function create(args: string[], draft: PolicyDraft, exist: boolean, restore: boo
     ...(timeout ? { timeoutSeconds: timeout } : {}),
     ...(size ? { size } : {}),
   };
-  draft.ipsets.set(key, { ipset: name, created, ...(timeout === 0 ? { permanentByDefault: true as const } : {}) });
+  draft.ipsets.set(key, {
+    ipset: name,
+    type,
+    created,
+    ...(timeout === 0 ? { permanentByDefault: true as const } : {}),
+  });
   const renamed = renamedNote(name, key);
   return {
     status: "imported",
