@@ -8,6 +8,7 @@ import { familyOf } from "./values.ts";
 import { liftIdioms } from "./idioms.ts";
 import { ipsetWarnings } from "./ipset.ts";
 import { foldPalisadeLayout } from "./palisade-layout.ts";
+import { PACKET_KEYS } from "../validate/match-facts.ts";
 import type { ImportReportLine } from "./report.ts";
 
 export interface ImportResult {
@@ -127,29 +128,6 @@ function passIpv6(draft: PolicyDraft, entries: PendingEntry[]): Diagnostic[] {
   ];
 }
 
-/** Keys of a match that only test the packet (no state kept, nothing counted). */
-const STATELESS = new Set([
-  "family",
-  "saddr",
-  "daddr",
-  "protocol",
-  "sport",
-  "dport",
-  "iif",
-  "oif",
-  "ctState",
-  "tcpFlags",
-  "icmpType",
-  "icmpv6Type",
-  "icmpCode",
-  "length",
-  "tcpMss",
-  "mark",
-  "ctmark",
-  "daddrType",
-  "rpfilter",
-]);
-
 /**
  * Could the rule do anything to an IPv6 packet in a base chain of policy ACCEPT? Not when it
  * cannot match IPv6 (family ipv4, IPv4 addresses or sets of them), nor when it only accepts or
@@ -168,7 +146,7 @@ function reachesIpv6(rule: Rule, draft: PolicyDraft): boolean {
   }
   const kind = typeof rule.action === "string" ? rule.action : rule.action.type;
   if (kind !== "accept" && kind !== "return") return true;
-  return rule.counter === true || Object.keys(m).some((k) => !STATELESS.has(k));
+  return rule.counter === true || Object.keys(m).some((k) => !PACKET_KEYS.has(k));
 }
 
 /** A family-specific `-P ... DROP` became the chain's last rule: its report line points there. */

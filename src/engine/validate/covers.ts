@@ -5,16 +5,17 @@ import { canonicalJson } from "../checksum.ts";
 import { parsePrefix, prefixContains } from "../net/address.ts";
 import type { z } from "zod";
 import { unwrap, type Match, type PortList as PortListSchema } from "../policy/index.ts";
-import { KEYS } from "./match-facts.ts";
+import { COVER_KEY_SET } from "./match-facts.ts";
 import { asList } from "./model.ts";
 
 type PortList = z.infer<typeof PortListSchema>;
 
-/** Matches that always give the same answer for the same packet (no rate, list or budget state). */
-const STATELESS = new Set<keyof Match>(KEYS);
-
+/**
+ * A match whose every key covers() decides on (COVER_KEYS): each gives the same answer for the
+ * same packet (no rate, list or budget state).
+ */
 export function isStateless(m: Match): boolean {
-  return (Object.keys(m) as Array<keyof Match>).every((k) => m[k] === undefined || STATELESS.has(k));
+  return (Object.keys(m) as Array<keyof Match>).every((k) => m[k] === undefined || COVER_KEY_SET.has(k));
 }
 
 export function covers(a: Match, b: Match): boolean {

@@ -14,7 +14,7 @@ import { TERMINATING, type Policy } from "../policy/index.ts";
 import { rulesOf, type RuleRef } from "./model.ts";
 import {
   KEY_BIT,
-  KEYS,
+  COVER_KEYS,
   factsCover,
   maskV4,
   maskV6,
@@ -133,9 +133,9 @@ const EQ_KEYS: FactKey[] = [
 const EXACT_KINDS = new Set<KeyFact["kind"]>(["eq"]);
 
 function chooseKey(mask: number): IndexKey {
-  for (const k of ["saddr", "daddr"] as const) if (mask & KEY_BIT[k]) return { kind: "addr", i: KEYS.indexOf(k) };
-  for (const k of ["dport", "sport"] as const) if (mask & KEY_BIT[k]) return { kind: "port", i: KEYS.indexOf(k) };
-  for (const k of EQ_KEYS) if (mask & KEY_BIT[k]) return { kind: "eq", i: KEYS.indexOf(k) };
+  for (const k of ["saddr", "daddr"] as const) if (mask & KEY_BIT[k]) return { kind: "addr", i: COVER_KEYS.indexOf(k) };
+  for (const k of ["dport", "sport"] as const) if (mask & KEY_BIT[k]) return { kind: "port", i: COVER_KEYS.indexOf(k) };
+  for (const k of EQ_KEYS) if (mask & KEY_BIT[k]) return { kind: "eq", i: COVER_KEYS.indexOf(k) };
   return { kind: "scan" };
 }
 

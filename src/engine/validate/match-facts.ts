@@ -7,8 +7,11 @@ import { ipv4ToInt, ipv6ToBigInt, parsePrefix } from "../net/address.ts";
 import { unwrap, type Match } from "../policy/index.ts";
 import { asList } from "./model.ts";
 
-/** The stateless keys, the ones covers() can decide on, in a fixed order: bit i = KEYS[i]. */
-export const KEYS = [
+/**
+ * The keys covers() decides on, in a fixed order: bit i = COVER_KEYS[i]. Each tests the packet
+ * alone (PACKET_KEYS); a match with any other key covers nothing.
+ */
+export const COVER_KEYS = [
   "family",
   "saddr",
   "daddr",
@@ -28,11 +31,20 @@ export const KEYS = [
   "daddrType",
   "rpfilter",
 ] as const satisfies ReadonlyArray<keyof Match>;
-export type FactKey = (typeof KEYS)[number];
-export const KEY_BIT: Readonly<Record<FactKey, number>> = Object.fromEntries(KEYS.map((k, i) => [k, 1 << i])) as Record<
-  FactKey,
-  number
->;
+export type FactKey = (typeof COVER_KEYS)[number];
+export const KEY_BIT: Readonly<Record<FactKey, number>> = Object.fromEntries(
+  COVER_KEYS.map((k, i) => [k, 1 << i]),
+) as Record<FactKey, number>;
+export const COVER_KEY_SET: ReadonlySet<string> = new Set<string>(COVER_KEYS);
+
+/**
+ * The keys of a match that test the packet alone: no state kept, nothing counted, the same
+ * answer for the same packet (the rest, limit, meter, recent, quota, xt and the extra keys,
+ * are taken as keeping state). The same as COVER_KEYS but for icmpCode, which covers() has
+ * never decided on: a rule with a code covers no other (the shadow lint misses what such a
+ * rule shadows, never claims too much); adding it would change what the lint reports.
+ */
+export const PACKET_KEYS: ReadonlySet<string> = new Set<keyof Match>([...COVER_KEYS, "icmpCode"]);
 
 /** One address item: "@set" references (and anything unparsable) only equal themselves. */
 export interface AddrItem {
@@ -54,26 +66,24 @@ export type KeyFact =
 export interface MatchFacts {
   /** Bits of the stateless keys present (defined). */
   mask: number;
-  /** True when every present key is stateless (covers.ts isStateless). */
+  /** True when every present key is one of COVER_KEYS (covers.ts isStateless). */
   stateless: boolean;
-  /** Facts per KEYS index; undefined where the key is absent. */
+  /** Facts per COVER_KEYS index; undefined where the key is absent. */
   keys: Array<KeyFact | undefined>;
 }
-
-const STATELESS_KEYS = new Set<string>(KEYS);
 
 export function matchFacts(m: Match): MatchFacts {
   let mask = 0;
   let stateless = true;
-  const keys: Array<KeyFact | undefined> = new Array(KEYS.length);
+  const keys: Array<KeyFact | undefined> = new Array(COVER_KEYS.length);
   for (const key of Object.keys(m)) {
     const v = (m as Record<string, unknown>)[key];
     if (v === undefined) continue;
-    if (!STATELESS_KEYS.has(key)) {
+    if (!COVER_KEY_SET.has(key)) {
       stateless = false;
       continue;
     }
-    const i = KEYS.indexOf(key as FactKey);
+    const i = COVER_KEYS.indexOf(key as FactKey);
     mask |= 1 << i;
     keys[i] = keyFact(key as FactKey, v);
   }
@@ -167,7 +177,7 @@ function keyFactCovers(A: KeyFact, B: KeyFact): boolean {
 /** covers(a, b) on parsed facts. */
 export function factsCover(a: MatchFacts, b: MatchFacts): boolean {
   if (!a.stateless || (a.mask & ~b.mask) !== 0) return false;
-  for (let i = 0; i < KEYS.length; i++) {
+  for (let i = 0; i < COVER_KEYS.length; i++) {
     const A = a.keys[i];
     if (A === undefined) continue;
     if (!keyFactCovers(A, b.keys[i]!)) return false;
