@@ -287,8 +287,15 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
       if (rule.match?.recent?.mode === "set") sets.push({ chain, index, match: rule.match });
     });
   }
-  const why = (name: string, detail: string) =>
-    `recent hitcount on list "${name}" is not supported on target nftables here: ${detail}. nftables counts the hits on this rule's own packets, not on the stamps the list's set rules record, so it would match sources xt_recent would not. Use the portKnock preset (protections.portKnock) for a knock sequence; for a rate (the SYN-flood idiom) give the list's set rule the same matches as this rule, in the same chain, before it; or render with target iptables.`;
+  // Each refusal ends with what mends its own case, then the way out all of them share.
+  const refuse = (at: Path, name: string, detail: string, fix: string) =>
+    out.push(
+      error(
+        at,
+        "unsupported_on_target",
+        `recent hitcount on list "${name}" is not supported on target nftables here: ${detail}. nftables counts the hits on this rule's own packets, not on the stamps the list's set rules record, so it would match sources xt_recent would not. ${fix}; or render with target iptables.`,
+      ),
+    );
   const stampAfter = stampAfterRules(policy);
   const atStamp = stampCountedLists(policy);
   const countedBefore = countedBeforeRules(policy);
@@ -375,7 +382,12 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
       // A list only checked is counted where it is stamped: never, so the check matches no packet.
       if (mine.length === 0 && atStamp.has(r.name)) return;
       if (mine.length === 0)
-        return void out.push(error(at, "unsupported_on_target", why(r.name, "no rule sets the list")));
+        return void refuse(
+          at,
+          r.name,
+          "no rule sets the list",
+          `Add a rule with recent set on list "${r.name}" and this rule's other matches, in chain ${chain} before this rule (the SYN-flood idiom)`,
+        );
       const bad = mine.find(
         (s) =>
           s.chain !== chain ||
@@ -384,15 +396,20 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
           !isDeepStrictEqual(withoutRecent(s.match), counting(rule.match)),
       );
       if (bad) {
-        out.push(
-          error(
-            at,
-            "unsupported_on_target",
-            why(
-              r.name,
-              `the set rule at chains.${bad.chain}.rules[${bad.index}] is not in the same chain before this rule with the same matches`,
-            ),
-          ),
+        const fixes = [
+          ...(bad.chain !== chain || bad.index >= index ? [`move it into chain ${chain}, before this rule`] : []),
+          ...(bad.match.recent!.side !== r.side ? [`give it this rule's side (${r.side})`] : []),
+          ...(!isDeepStrictEqual(withoutRecent(bad.match), counting(rule.match))
+            ? [
+                "give it this rule's matches apart from recent and limit (for a knock sequence, where other packets set the list, use the portKnock preset, protections.portKnock)",
+              ]
+            : []),
+        ];
+        refuse(
+          at,
+          r.name,
+          `the set rule at chains.${bad.chain}.rules[${bad.index}] is not in the same chain before this rule with the same matches`,
+          `For the set rule at chains.${bad.chain}.rules[${bad.index}]: ${fixes.join("; ")}`,
         );
         return;
       }
@@ -407,18 +424,22 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
       // Each set rule stamps the packet (xt_recent adds a stamp to a listed address too), and a
       // remove empties the address's stamps: the count would differ from this rule's packets.
       const removes = removesOf.get(r.name);
-      if (mine.length > 1 || removes) {
-        out.push(
-          error(
-            at,
-            "unsupported_on_target",
-            why(
-              r.name,
-              removes
-                ? `the remove rule at chains.${removes.chain}.rules[${removes.index}] clears the list's stamps, which nftables' count of this rule's packets would not forget`
-                : `the set rules at chains.${chain}.rules[${mine.map((x) => x.index).join("], [")}] each stamp the packet, so xt_recent counts ${mine.length} stamps per packet where nftables counts one`,
-            ),
-          ),
+      if (removes) {
+        refuse(
+          at,
+          r.name,
+          `the remove rule at chains.${removes.chain}.rules[${removes.index}] clears the list's stamps, which nftables' count of this rule's packets would not forget`,
+          `Drop the remove rule at chains.${removes.chain}.rules[${removes.index}], or let it clear a list of its own that no hit count reads`,
+        );
+        return;
+      }
+      if (mine.length > 1) {
+        const where = `chains.${chain}.rules[${mine.map((x) => x.index).join("], [")}]`;
+        refuse(
+          at,
+          r.name,
+          `the set rules at ${where} each stamp the packet, so xt_recent counts ${mine.length} stamps per packet where nftables counts one`,
+          `Keep one set rule of the list before this rule (merge ${where} into one)`,
         );
         return;
       }
@@ -429,28 +450,22 @@ export function hitcountIdiomErrors(policy: Policy): Diagnostic[] {
         return TERMINATING.has(t) || t === "jump";
       });
       if (stop !== -1)
-        out.push(
-          error(
-            at,
-            "unsupported_on_target",
-            why(
-              r.name,
-              `chains.${chain}.rules[${stop}], between the list's set rule and this rule, may stop packets the set rule stamped, so they would not be counted here`,
-            ),
-          ),
+        refuse(
+          at,
+          r.name,
+          `chains.${chain}.rules[${stop}], between the list's set rule and this rule, may stop packets the set rule stamped, so they would not be counted here`,
+          `Move chains.${chain}.rules[${stop}] after this rule or before the list's set rule at chains.${chain}.rules[${first}], or move that set rule to just before this rule`,
         );
     });
   }
   policy.forwarding.markForwards.forEach((mf, i) => {
-    if (isCounted(mf.match)) {
-      out.push(
-        error(
-          ["forwarding", "markForwards", i, "match", "recent", "hitcount"],
-          "unsupported_on_target",
-          why(mf.match.recent!.name, "a mark forward is not in a chain with the list's set rule"),
-        ),
+    if (isCounted(mf.match))
+      refuse(
+        ["forwarding", "markForwards", i, "match", "recent", "hitcount"],
+        mf.match.recent!.name,
+        "a mark forward is not in a chain with the list's set rule",
+        "Take the hit count out of the mark forward's match (nothing stamps the list before a mark forward); count in a chain's rule instead, after the list's set rule with the same matches",
       );
-    }
   });
   return out;
 }

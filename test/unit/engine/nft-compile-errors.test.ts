@@ -391,6 +391,8 @@ test("recent hitcount on nftables: only the counting idiom (the list's set rules
   assert.match(errs[0]!.message, /this rule's own packets, not on the stamps/);
   assert.match(errs[0]!.message, /portKnock preset/);
   assert.match(errs[0]!.message, /same matches/);
+  assert.match(errs[0]!.message, /For the set rule at chains\.input\.rules\[0\]: give it this rule's matches/);
+  assert.doesNotMatch(errs[0]!.message, /move it into chain|this rule's side/);
   // The validator refuses it for nftables too, and iptables (xt_recent counts stamps natively) takes it.
   const v = validatePolicy(knock, { target: "nftables" });
   assert.ok(
@@ -407,6 +409,17 @@ test("recent hitcount on nftables: only the counting idiom (the list's set rules
   };
   const set = { match: { protocol: "tcp", dport: 22, recent: { name: "l", mode: "set" } }, action: seen };
   assert.equal(errorsOf(inp([count])).length, 1);
+  assert.match(
+    errorsOf(inp([count]))[0]!.message,
+    /no rule sets the list\. .*Add a rule with recent set on list "l" and this rule's other matches, in chain input before this rule/,
+  );
+  const otherSide = { ...set, match: { ...set.match, recent: { ...set.match.recent, side: "destination" } } };
+  assert.match(errorsOf(inp([otherSide, count]))[0]!.message, /: give it this rule's side \(source\); or render/);
+  // The set rule after a counted rule that lets the packet go on (not check-then-stamp).
+  assert.match(
+    errorsOf(inp([{ ...count, action: seen }, set]))[0]!.message,
+    /: move it into chain input, before this rule; or render/,
+  );
   // A list only checked (`rcheck --hitcount` and no rule sets it: a game server's dump checks two
   // such lists) is counted where it is stamped, that is nowhere: accepted. The check tests only the
   // blocked set, which nothing fills, and no rule counts its own packets, so it matches no packet,

@@ -66,11 +66,20 @@ test("a rule between two rules of one counter does not refuse the second (it was
     `-A FLOOD ${upd(3)} -j DROP`,
   ]);
   assert.match(messages(before), /rules\/2\/match.*rules\[1\], between the list's set rule and this rule, may stop/);
+  // Each refusal says what mends its own case.
+  assert.match(
+    messages(before),
+    /Move chains\.FLOOD\.rules\[1\] after this rule or before the list's set rule at chains\.FLOOD\.rules\[0\]/,
+  );
 });
 
 test("two set rules before a hit count, or a remove on its list: refused (xt_recent stamps twice; a remove clears the stamps)", () => {
   const twoSets = render([...CHAIN, SET, SET, `-A FLOOD ${upd(3)} -j DROP`]);
   assert.match(messages(twoSets), /the set rules at chains\.FLOOD\.rules\[0\], \[1\] each stamp the packet/);
+  assert.match(
+    messages(twoSets),
+    /Keep one set rule of the list before this rule \(merge chains\.FLOOD\.rules\[0\], \[1\]/,
+  );
   const remove = render([
     ...CHAIN,
     SET,
@@ -78,5 +87,10 @@ test("two set rules before a hit count, or a remove on its list: refused (xt_rec
     `-A FLOOD ${upd(3)} -j DROP`,
   ]);
   assert.match(messages(remove), /the remove rule at chains\.FLOOD\.rules\[1\] clears the list's stamps/);
+  assert.match(
+    messages(remove),
+    /Drop the remove rule at chains\.FLOOD\.rules\[1\], or let it clear a list of its own/,
+  );
+  assert.doesNotMatch(messages(remove), /portKnock/);
   assert.ok(render([...CHAIN, SET, `-A FLOOD ${upd(3)} -j DROP`]).ok);
 });
