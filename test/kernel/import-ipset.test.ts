@@ -8,11 +8,9 @@
 // Pings test `--match-set friends src`, TCP connections `! --match-set blocked src`.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createLab, type Background, type Link } from "../support/netns.ts";
+import { createLab } from "../support/netns.ts";
 import { importPolicy } from "../../src/engine/import/index.ts";
-import { renderNft } from "../../src/engine/compile/nft/index.ts";
-import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
-import { validatePolicy } from "../../src/engine/validate/index.ts";
+import { importRendered, memberLab, VARIANTS, type MemberLab } from "../support/import-lab.ts";
 
 const PORT = 9002;
 const DUMP = `*filter
@@ -26,38 +24,17 @@ COMMIT
 `;
 
 const lab = createLab();
-const servers = { original: "", nft: "", iptables: "" };
-let member = "";
-let other = "";
-/** Per server: the member's link and the non-member's link to it. */
-const links: Record<keyof typeof servers, { member: Link; other: Link }> = {} as never;
-const listeners: Background[] = [];
+let l: MemberLab;
 
 before(async () => {
-  member = await lab.addNamespace();
-  other = await lab.addNamespace();
-  for (const k of Object.keys(servers) as (keyof typeof servers)[]) {
-    servers[k] = await lab.addNamespace();
-    links[k] = { member: await lab.link(member, servers[k]), other: await lab.link(other, servers[k]) };
-    listeners.push(
-      lab.background(servers[k], [
-        "/usr/bin/python3",
-        "-c",
-        `import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', ${PORT}))\ns.listen(64)\nprint('listening', flush=True)\ntime.sleep(120)`,
-      ]),
-    );
-  }
-  for (const l of listeners) {
-    for (let i = 0; i < 100 && !l.output().includes("listening"); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.match(l.output(), /listening/);
-  }
+  l = await memberLab(lab, [PORT]);
 });
 after(() => lab.cleanup());
 
 /** `ipset save` of the original host: friends holds the member (a /24 and plain addresses), blocked the non-member. */
 function ipsetSave(): string {
-  const m = Object.values(links).map((l) => l.member.a.ip4);
-  const o = Object.values(links).map((l) => l.other.a.ip4);
+  const m = Object.values(l.links).map((link) => link.member.a.ip4);
+  const o = Object.values(l.links).map((link) => link.other.a.ip4);
   return [
     "create friends hash:net family inet hashsize 1024 maxelem 65536 bucketsize 12 initval 0x2d1c57a3",
     `add friends ${m[0]!.replace(/\.1$/, ".0")}/24`,
@@ -68,25 +45,14 @@ function ipsetSave(): string {
   ].join("\n");
 }
 
-function imported(ipsets?: string) {
-  const r = importPolicy("iptables-save", DUMP, ipsets === undefined ? {} : { ipsets });
-  assert.deepEqual(r.errors, []);
-  assert.deepEqual(validatePolicy(r.policy!).errors, []);
-  const nft = renderNft(r.policy!);
-  assert.ok(nft.ok, JSON.stringify(!nft.ok && nft.errors));
-  const ipt = renderIptables(r.policy!);
-  assert.ok(ipt.ok, JSON.stringify(!ipt.ok && ipt.errors));
-  return { r, nft: nft.text, ipt };
-}
-
 /** Ping and TCP from the member and the non-member to each server. */
 async function probe() {
   const out: Record<string, string> = {};
-  for (const k of Object.keys(servers) as (keyof typeof servers)[]) {
+  for (const k of VARIANTS) {
     const row: string[] = [];
     for (const [who, ns, link] of [
-      ["member", member, links[k].member],
-      ["other", other, links[k].other],
+      ["member", l.member, l.links[k].member],
+      ["other", l.other, l.links[k].other],
     ] as const) {
       const ping = await lab.ping(ns, link.b.ip4, { count: 2, waitS: 0.5 });
       const tcp = await lab.tcpConnect(ns, link.b.ip4, PORT);
@@ -106,34 +72,34 @@ test("a dump's -m set rules: empty sets match nothing, the sets from `ipset save
     alone.errors.map((e) => `${e.code} ${e.path}`),
     ["import_ipset_contents_missing /source/line/6", "import_ipset_contents_missing /source/line/7"],
   );
-  const refused = await lab.exec(servers.original, ["iptables-restore"], { input: DUMP, allowFailure: true });
+  const refused = await lab.exec(l.servers.original, ["iptables-restore"], { input: DUMP, allowFailure: true });
   assert.notEqual(refused.code, 0, "iptables-restore loads the dump without its sets");
   assert.match(refused.stderr, /friends/);
   // The sets exist (ipset create), empty, as iptables-restore needs them: their create lines.
-  const bare = imported("create friends hash:net family inet\ncreate blocked hash:ip family inet\n");
+  const bare = importRendered(DUMP, "create friends hash:net family inet\ncreate blocked hash:ip family inet\n");
   assert.deepEqual(
     bare.r.warnings.map((w) => `${w.code} ${w.path}`),
     ["ipv4_only_input /chains/input/rules/0"],
   );
-  await lab.exec(servers.original, ["ipset", "restore"], {
+  await lab.exec(l.servers.original, ["ipset", "restore"], {
     input: "create friends hash:net family inet\ncreate blocked hash:ip family inet\n",
   });
-  await lab.exec(servers.original, ["iptables-restore"], { input: DUMP });
-  await lab.nft(servers.nft, ["-f", "-"], bare.nft);
-  await lab.exec(servers.iptables, ["ipset", "restore", "-exist"], { input: bare.ipt.ipsets });
-  await lab.exec(servers.iptables, ["iptables-restore", "--noflush"], { input: bare.ipt.text });
+  await lab.exec(l.servers.original, ["iptables-restore"], { input: DUMP });
+  await lab.nft(l.servers.nft, ["-f", "-"], bare.nft);
+  await lab.exec(l.servers.iptables, ["ipset", "restore", "-exist"], { input: bare.ipt.ipsets });
+  await lab.exec(l.servers.iptables, ["iptables-restore", "--noflush"], { input: bare.ipt.text });
   const empty = "member: ping no, tcp yes; other: ping no, tcp yes";
   assert.deepEqual(await probe(), { original: empty, nft: empty, iptables: empty });
 
   // The contents arrive: the original host's `ipset save`, given to the import.
   const save = ipsetSave();
-  const full = imported(save);
+  const full = importRendered(DUMP, save);
   assert.deepEqual(full.r.warnings, bare.r.warnings);
   assert.equal(full.ipt.text, bare.ipt.text, "the rules are the same; only the sets changed");
-  await lab.exec(servers.original, ["ipset", "restore", "-exist"], { input: save });
-  await lab.nft(servers.nft, ["flush", "ruleset"]);
-  await lab.nft(servers.nft, ["-f", "-"], full.nft);
-  await lab.exec(servers.iptables, ["ipset", "restore", "-exist"], { input: full.ipt.ipsets });
+  await lab.exec(l.servers.original, ["ipset", "restore", "-exist"], { input: save });
+  await lab.nft(l.servers.nft, ["flush", "ruleset"]);
+  await lab.nft(l.servers.nft, ["-f", "-"], full.nft);
+  await lab.exec(l.servers.iptables, ["ipset", "restore", "-exist"], { input: full.ipt.ipsets });
   const filled = "member: ping yes, tcp yes; other: ping no, tcp no";
   assert.deepEqual(await probe(), { original: filled, nft: filled, iptables: filled });
 });

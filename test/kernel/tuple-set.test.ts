@@ -9,11 +9,8 @@
 // another address (other, TCP A).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { createLab, type Background, type Link } from "../support/netns.ts";
-import { importPolicy } from "../../src/engine/import/index.ts";
-import { renderNft } from "../../src/engine/compile/nft/index.ts";
-import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
-import { validatePolicy } from "../../src/engine/validate/index.ts";
+import { createLab } from "../support/netns.ts";
+import { importRendered, memberLab, VARIANTS, type MemberLab } from "../support/import-lab.ts";
 
 const PORT_A = 9301;
 const PORT_B = 9302;
@@ -27,51 +24,31 @@ COMMIT
 `;
 
 const lab = createLab();
-const servers = { original: "", nft: "", iptables: "" };
-let member = "";
-let other = "";
-const links: Record<keyof typeof servers, { member: Link; other: Link }> = {} as never;
-const listeners: Background[] = [];
+let l: MemberLab;
 
 before(async () => {
-  member = await lab.addNamespace();
-  other = await lab.addNamespace();
-  for (const k of Object.keys(servers) as (keyof typeof servers)[]) {
-    servers[k] = await lab.addNamespace();
-    links[k] = { member: await lab.link(member, servers[k]), other: await lab.link(other, servers[k]) };
-    listeners.push(
-      lab.background(servers[k], [
-        "/usr/bin/python3",
-        "-c",
-        `import socket,time\nfor p in (${PORT_A}, ${PORT_B}):\n  s=socket.socket()\n  s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n  s.bind(('0.0.0.0', p))\n  s.listen(64)\n  globals()['s%d' % p]=s\nprint('listening', flush=True)\ntime.sleep(120)`,
-      ]),
-    );
-  }
-  for (const l of listeners) {
-    for (let i = 0; i < 100 && !l.output().includes("listening"); i++) await new Promise((r) => setTimeout(r, 50));
-    assert.match(l.output(), /listening/);
-  }
+  l = await memberLab(lab, [PORT_A, PORT_B]);
 });
 after(() => lab.cleanup());
 
 /** The original host's `ipset save`: per server link, the member's /24 and its own address. */
 function ipsetSave(): string {
   const lines = ["create allow-net-port hash:net,port family inet hashsize 1024 maxelem 65536"];
-  for (const l of Object.values(links)) {
-    lines.push(`add allow-net-port ${l.member.net4},tcp:${PORT_A}`);
-    lines.push(`add allow-net-port ${l.member.a.ip4},tcp:${PORT_A}`);
-    lines.push(`add allow-net-port ${l.member.a.ip4},udp:${PORT_B}`);
+  for (const link of Object.values(l.links)) {
+    lines.push(`add allow-net-port ${link.member.net4},tcp:${PORT_A}`);
+    lines.push(`add allow-net-port ${link.member.a.ip4},tcp:${PORT_A}`);
+    lines.push(`add allow-net-port ${link.member.a.ip4},udp:${PORT_B}`);
   }
   return `${lines.join("\n")}\n`;
 }
 
 async function probe() {
   const out: Record<string, string> = {};
-  for (const k of Object.keys(servers) as (keyof typeof servers)[]) {
+  for (const k of VARIANTS) {
     const row: string[] = [];
     for (const [who, ns, link] of [
-      ["member", member, links[k].member],
-      ["other", other, links[k].other],
+      ["member", l.member, l.links[k].member],
+      ["other", l.other, l.links[k].other],
     ] as const) {
       const a = await lab.tcpConnect(ns, link.b.ip4, PORT_A, { timeoutS: 1 });
       const b = await lab.tcpConnect(ns, link.b.ip4, PORT_B, { timeoutS: 1 });
@@ -84,25 +61,19 @@ async function probe() {
 
 test("a hash:net,port set looked up src,dst: member tuples in, the member's address on another port and another address on the port out, in iptables+ipset and both renderings", async () => {
   const save = ipsetSave();
-  const r = importPolicy("iptables-save", DUMP, { ipsets: save });
-  assert.deepEqual(r.errors, []);
-  assert.deepEqual(validatePolicy(r.policy!).errors, []);
+  const { r, nft, ipt } = importRendered(DUMP, save);
   assert.equal(r.policy!.sets.allow_net_port?.type, "ipv4_addr,port");
-  const nft = renderNft(r.policy!);
-  assert.ok(nft.ok, JSON.stringify(!nft.ok && nft.errors));
-  assert.match(nft.text, /ip saddr \. meta l4proto \. th dport @allow_net_port accept/);
-  const ipt = renderIptables(r.policy!);
-  assert.ok(ipt.ok, JSON.stringify(!ipt.ok && ipt.errors));
+  assert.match(nft, /ip saddr \. meta l4proto \. th dport @allow_net_port accept/);
 
-  await lab.exec(servers.original, ["ipset", "restore"], { input: save });
-  await lab.exec(servers.original, ["iptables-restore"], { input: DUMP });
-  await lab.nft(servers.nft, ["-f", "-"], nft.text);
-  await lab.exec(servers.iptables, ["ipset", "restore", "-exist"], { input: ipt.ipsets });
-  await lab.exec(servers.iptables, ["iptables-restore", "--noflush"], { input: ipt.text });
+  await lab.exec(l.servers.original, ["ipset", "restore"], { input: save });
+  await lab.exec(l.servers.original, ["iptables-restore"], { input: DUMP });
+  await lab.nft(l.servers.nft, ["-f", "-"], nft);
+  await lab.exec(l.servers.iptables, ["ipset", "restore", "-exist"], { input: ipt.ipsets });
+  await lab.exec(l.servers.iptables, ["iptables-restore", "--noflush"], { input: ipt.text });
   // What each loaded: ipset keeps the nested tuple, nft has one element fewer per link.
-  const kept = await lab.exec(servers.iptables, ["ipset", "list", "pal_allow_net_port"]);
+  const kept = await lab.exec(l.servers.iptables, ["ipset", "list", "pal_allow_net_port"]);
   assert.match(kept.stdout, /Number of entries: 9/);
-  const listed = await lab.nft(servers.nft, ["list", "set", "inet", "palisade", "allow_net_port"]);
+  const listed = await lab.nft(l.servers.nft, ["list", "set", "inet", "palisade", "allow_net_port"]);
   assert.equal(listed.stdout.match(/ \. tcp \. /g)?.length, 3, listed.stdout);
 
   const expected = `member: tcp ${PORT_A} yes, tcp ${PORT_B} no; other: tcp ${PORT_A} no, tcp ${PORT_B} no`;
