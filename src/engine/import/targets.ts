@@ -95,18 +95,28 @@ function logPrefix(o: OptionValue | undefined, max: number): string | undefined 
 
 const LOG_DETAIL = ["--log-tcp-sequence", "--log-tcp-options", "--log-ip-options", "--log-uid", "--log-macdecode"];
 
-/** MARK/CONNMARK value and mask: mark = (mark & ~mask) | value (set-mark) or ^ value (set-xmark). */
-function markSet(o: Options, what: string): { value: number; mask?: number } | undefined {
+/**
+ * MARK/CONNMARK value and mask: mark = (mark & ~mask) | value (set-mark) or ^ value (set-xmark).
+ * `xor`: the bits flipped after that (--xor-mark, and --set-xmark's value outside its mask, as
+ * kube-proxy's `--set-xmark 0x4000/0x0`); only MARK takes it.
+ */
+function markSet(o: Options, what: string): { value: number; mask?: number; xor?: number } | undefined {
   const set = o.get("--set-mark") ?? o.get("--set-xmark");
   const and = o.get("--and-mark");
   const or = o.get("--or-mark");
   const xor = o.get("--xor-mark");
-  if (and || xor)
-    fail(
-      "import_unsupported",
-      `${what} ${(and ?? xor)!.opt}: the policy sets a value under a mask; AND/XOR of the mark have no equivalent`,
-      (and ?? xor)!.opt,
-    );
+  const flip = (value: number, mask: number, opt: string) => {
+    if (what !== "MARK")
+      fail("import_unsupported", `${what} ${opt}: flipping bits of the connection mark has no equivalent`, opt);
+    // (mark & ~mask) ^ value: the value's bits under the mask are set, the others flipped.
+    return { value: (value & mask) >>> 0, mask, xor: (value & ~mask) >>> 0 };
+  };
+  if (xor) return flip(parseUint(val(xor), "mark", 0xffffffff), 0, xor.opt);
+  // --and-mark A keeps A's bits and clears the others: 0 under the mask ~A.
+  if (and) {
+    const keep = parseUint(val(and), "mark", 0xffffffff);
+    return keep === 0 ? { value: 0 } : { value: 0, mask: ~keep >>> 0 };
+  }
   if (or) {
     const v = parseUint(val(or), "mark", 0xffffffff);
     return { value: v, mask: v };
@@ -114,13 +124,7 @@ function markSet(o: Options, what: string): { value: number; mask?: number } | u
   if (!set) return undefined;
   const { value, mask } = parseMarkValue(val(set), "mark");
   // With every value bit inside the mask, XOR into cleared bits equals OR: both are "set under mask".
-  if (set.opt === "--set-xmark" && mask !== undefined && (value & ~mask) >>> 0 !== 0) {
-    fail(
-      "import_unsupported",
-      `--set-xmark ${val(set)} flips bits outside its mask; only setting a value under a mask is supported`,
-      val(set),
-    );
-  }
+  if (set.opt === "--set-xmark" && mask !== undefined && (value & ~mask) >>> 0 !== 0) return flip(value, mask, set.opt);
   // --set-mark v/m clears v|m and then sets v (the kernel's mask is v|m: libxt_MARK and
   // libxt_CONNMARK both store it so), so v's bits outside m are set too.
   const effective = mask === undefined || set.opt === "--set-xmark" ? mask : (mask | value) >>> 0;

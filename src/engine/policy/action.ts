@@ -68,7 +68,16 @@ export const ActionObject = deferred(() =>
       }),
     ),
     actionType("counter", () => z.strictObject({ type: z.literal("counter"), name: Name })),
-    actionType("mark", () => z.strictObject({ type: z.literal("mark"), value: U32, mask: U32.optional() })),
+    actionType("mark", () =>
+      z.strictObject({
+        type: z.literal("mark"),
+        /** Written under mask: mark = (mark & ~mask) | value. */
+        value: U32,
+        mask: U32.optional(),
+        /** Bits flipped afterwards (MARK --xor-mark; kube-proxy's --set-xmark 0x4000/0x0). */
+        xor: U32.optional(),
+      }),
+    ),
     actionType("connmark", () =>
       z.strictObject({
         type: z.literal("connmark"),

@@ -721,3 +721,28 @@ test("recent --rttl: imported where it is always true (an unconditional --set of
   // With --set, --rttl changes which entry is found (xt_recent's lookup): refused.
   assert.match(refused(chain([`${stamp} --rttl`])), /only goes with --update or --rcheck/);
 });
+
+test("MARK flipping bits: --set-xmark v/m outside the mask, --xor-mark and --and-mark; CONNMARK's refused", () => {
+  const chains = save(
+    "*mangle\n-A PREROUTING -j MARK --set-xmark 0x4000/0x0\n-A PREROUTING -j MARK --xor-mark 0x3\n-A PREROUTING -j MARK --set-xmark 0x10001/0xffff\n-A PREROUTING -j MARK --and-mark 0xff\nCOMMIT\n",
+    { family: "ipv6" },
+  );
+  const actions = chains.mangle_prerouting!.rules.map((r) => r.action);
+  assert.deepEqual(actions, [
+    { type: "mark", value: 0, mask: 0, xor: 0x4000 },
+    { type: "mark", value: 0, mask: 0, xor: 3 },
+    { type: "mark", value: 1, mask: 0xffff, xor: 0x10000 },
+    { type: "mark", value: 0, mask: 0xffffff00 },
+  ] as never);
+  const policy = Policy.parse({ chains: chains as never });
+  const nft = renderNft(policy);
+  assert.ok(nft.ok, JSON.stringify(nft.ok ? [] : nft.errors));
+  assert.match(nft.text, /meta mark set meta mark \^ 0x00004000 /);
+  assert.match(nft.text, /meta mark set meta mark & 0xffff0000 \^ 0x00010001 /);
+  const ipt = renderIptables(policy);
+  assert.ok(ipt.ok, JSON.stringify(ipt.ok ? [] : ipt.errors));
+  assert.match(ipt.text6, /-j MARK --set-xmark 0x4000\/0x0\n/);
+  assert.match(ipt.text6, /-j MARK --set-xmark 0x10001\/0xffff\n/);
+  const conn = importPolicy("iptables-save", "*mangle\n-A PREROUTING -j CONNMARK --set-xmark 0x4000/0x0\nCOMMIT\n");
+  assert.match(conn.errors[0]!.message, /CONNMARK --set-xmark: flipping bits of the connection mark has no equivalent/);
+});

@@ -178,7 +178,8 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
     case "counter":
       return [piece(SLOT.counterTag, `-m comment --comment ${quoteText(counterTag(a.name), ctx, [...path, "name"])}`)];
     case "mark":
-      return t(`-j MARK --set-xmark ${hex(a.value)}/${hex(a.mask ?? 0xffffffff)}`);
+      // The kernel's form: mark = (mark & ~mask) ^ value.
+      return t(`-j MARK --set-xmark ${hex((a.value ^ (a.xor ?? 0)) >>> 0)}/${hex(a.mask ?? 0xffffffff)}`);
     case "connmark":
       if (a.op !== "set") {
         // save: --nfmask is the source's (packet mark) mask, --ctmask the destination's; restore: the reverse.

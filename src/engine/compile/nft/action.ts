@@ -278,15 +278,23 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
         return [];
       }
       return [[`counter name "${a.name}"`]];
-    case "mark":
+    case "mark": {
       // MARK --set-mark value/mask: clear the mask bits, then or in the value.
-      return [
-        [
-          a.mask === undefined
-            ? `meta mark set ${hex(a.value)}`
-            : `meta mark set meta mark & ${hex(~a.mask >>> 0)} | ${hex(a.value & a.mask)}`,
-        ],
-      ];
+      if (a.xor === undefined)
+        return [
+          [
+            a.mask === undefined
+              ? `meta mark set ${hex(a.value)}`
+              : `meta mark set meta mark & ${hex(~a.mask >>> 0)} | ${hex(a.value & a.mask)}`,
+          ],
+        ];
+      // Then flip: (mark & ~mask) ^ (value ^ xor), the value's bits being inside the mask.
+      const keep = a.mask === undefined ? 0 : ~a.mask >>> 0;
+      const x = ((a.mask === undefined ? a.value : a.value & a.mask) ^ a.xor) >>> 0;
+      if (keep === 0) return [[`meta mark set ${hex(x)}`]];
+      if (keep === 0xffffffff) return [[`meta mark set meta mark ^ ${hex(x)}`]];
+      return [[`meta mark set meta mark & ${hex(keep)} ^ ${hex(x)}`]];
+    }
     case "connmark":
       if (a.op !== "set" && a.destMask !== undefined) return connmarkMerge(a.op, a.mask ?? 0xffffffff, a.destMask);
       if (a.op === "save") return [[`ct mark set meta mark${a.mask === undefined ? "" : ` & ${hex(a.mask)}`}`]];
