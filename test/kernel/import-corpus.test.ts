@@ -51,7 +51,11 @@ import {
 // with `$` by an editor, ipsets the dump does not hold) and fivem-game-server checks lists no rule sets.
 // 0.864: fivem-game-server's --rcheck --hitcount 4 on lists no rule sets, counted where they are
 // stamped (nowhere: the check matches no packet, as xt_recent's empty list; compile/hitcount.ts).
-const LOAD_FLOOR = 0.864;
+// 0.839: lowered, not by a regression: a sixth round of 25 files by a rule fixed before reading
+// them (SOURCES: 12 rules.v4, 13 rules.v6), measured as they came: 17 load; then the security
+// table (firewall-defender-drop.rules6's DROP policies there) 18. Left: CHECKSUM (2), physdev,
+// ip6tables -p icmp, ipsets the dump does not hold (2), a template iptables refuses too.
+const LOAD_FLOOR = 0.839;
 
 /**
  * The same share over the files a host could be running: those iptables-restore loads here, given
@@ -60,7 +64,8 @@ const LOAD_FLOOR = 0.864;
  */
 // 0.927: 102 of 110 (the 8 iptables refuses: two templates, --cstate, -m udp without -p udp,
 // -i in POSTROUTING, a jump to INPUT, lines cut by an editor, CRLF line ends with an invalid ipset).
-const RUNNABLE_LOAD_FLOOR = 0.927;
+// 0.895: the sixth round (SOURCES): 120 of 134 (iptables-restore refuses its template too).
+const RUNNABLE_LOAD_FLOOR = 0.895;
 
 /**
  * Files that legitimately do not import or load: the reason (a substring of the first error)
@@ -127,6 +132,40 @@ const KNOWN_FAILURES: Record<string, { reason: string; iptables: IptablesVerdict
   // quote; iptables-restore refuses the file too (legacy: "Couldn't load target `$'", line 25;
   // nf_tables: "Chain '$' does not exist", line 35).
   "oci-web-multiport.rules": { reason: "unterminated double quote", iptables: "refuses" },
+  // Sixth round. The IPv6 versions of the two anti-portscan dumps above: -m set of sets the dump
+  // does not hold (both repositories create them in a script from their own port lists), then
+  // --packets-gt.
+  "anti-portscan-raw.rules6": {
+    reason: "--match-set scanner-ipv6-set src: the input does not hold",
+    iptables: "missing-set",
+  },
+  "anti-portscan-raw-mangle.rules6": {
+    reason: "! --match-set ipv6-pub-udp-ports dst: the input does not hold",
+    iptables: "missing-set",
+  },
+  // libvirt's `-A POSTROUTING -o virbr0 -p udp -m udp --dport 68 -j CHECKSUM --checksum-fill`
+  // (mangle): nftables has no statement that fills in a checksum left to offload (the support
+  // matrix, action.checksumFill); the iptables target renders it.
+  "fuel-kvm-libvirt.rules": {
+    reason: "CHECKSUM --checksum-fill is not supported on target nftables",
+    iptables: "loads",
+  },
+  "kon-libvirt-dnat.rules": {
+    reason: "CHECKSUM --checksum-fill is not supported on target nftables",
+    iptables: "loads",
+  },
+  // -m physdev --physdev-in/--physdev-out: an inet table sees the bridge, not its ports (matrix).
+  "physdev-bridge-log.rules": {
+    reason: "bridge port (physdev) is not supported on target nftables",
+    iptables: "loads",
+  },
+  // ip6tables `-p icmp` (IPv4's ICMP, protocol 1, in an IPv6 rule): ip6tables-restore loads it.
+  "ssh-2202-web.rules6": { reason: "icmp exists only in ipv4 but the rule is restricted to ipv6", iptables: "loads" },
+  // A template: iptables-restore refuses it too ("invalid mask `24]' specified", line 9).
+  "ntp-stratum1-template.rules": {
+    reason: "[CONF_LAN_NET/24] is not an IPv4/IPv6 address or prefix",
+    iptables: "refuses",
+  },
 };
 
 const lab: NetnsLab = createLab();
