@@ -1,28 +1,19 @@
 // iptables chain names -> policy chain keys. Builtin chains become base chains named for
 // their hook (filter INPUT -> `input`; other tables prefix the table: nat PREROUTING ->
 // `nat_prerouting`); user chains keep their name, sanitised to the schema's Name rule.
-import { NAME_RE, type CHAIN_TABLES, type HOOKS } from "../policy/index.ts";
+import { NAME_RE, TABLE_HOOKS, type CHAIN_TABLES, type HOOKS } from "../policy/index.ts";
 import { isIdentifier } from "../nft/names.ts";
 
 export type Table = (typeof CHAIN_TABLES)[number];
 export type Hook = (typeof HOOKS)[number];
 
-/** The builtin chains of each table, as the kernel defines them. */
-export const BUILTIN_CHAINS: Record<Table, readonly string[]> = {
-  filter: ["INPUT", "FORWARD", "OUTPUT"],
-  nat: ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
-  mangle: ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
-  raw: ["PREROUTING", "OUTPUT"],
-  rawpost: ["POSTROUTING"],
-  security: ["INPUT", "FORWARD", "OUTPUT"],
-};
-
 export function isTable(name: string): name is Table {
-  return Object.hasOwn(BUILTIN_CHAINS, name);
+  return Object.hasOwn(TABLE_HOOKS, name);
 }
 
+/** The hook of a builtin chain (its name is the hook's, upper case: nat PREROUTING), or undefined. */
 export function builtinHook(table: Table, chain: string): Hook | undefined {
-  return BUILTIN_CHAINS[table].includes(chain) ? (chain.toLowerCase() as Hook) : undefined;
+  return TABLE_HOOKS[table].find((h) => h.toUpperCase() === chain);
 }
 
 /** Policy key of a builtin chain. */

@@ -16,6 +16,18 @@ export const HOOKS = ["prerouting", "input", "forward", "output", "postrouting"]
  * SELinux labelling rules live; it holds filter verdicts, no SECMARK (not in the schema).
  */
 export const CHAIN_TABLES = ["filter", "nat", "mangle", "raw", "rawpost", "security"] as const;
+/**
+ * The hooks each table has in the kernel: its builtin chains (filter INPUT is hook input).
+ * The validator, the iptables renderer and the importer all read this one table.
+ */
+export const TABLE_HOOKS: Readonly<Record<(typeof CHAIN_TABLES)[number], readonly (typeof HOOKS)[number][]>> = {
+  filter: ["input", "forward", "output"],
+  nat: ["prerouting", "input", "output", "postrouting"],
+  mangle: ["prerouting", "input", "forward", "output", "postrouting"],
+  raw: ["prerouting", "output"],
+  rawpost: ["postrouting"],
+  security: ["input", "forward", "output"],
+};
 
 export const Rule = z.strictObject({
   comment: Comment.optional(),

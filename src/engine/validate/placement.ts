@@ -2,19 +2,10 @@
 // hooks a table has, which tables and hooks an action is allowed in. A user chain inherits
 // the hooks of the chains that jump to it, so its rules are checked against all of them.
 import { error, warning, type Diagnostic } from "../diagnostics.ts";
-import type { CHAIN_TABLES, ActionType, Policy } from "../policy/index.ts";
+import { TABLE_HOOKS, type CHAIN_TABLES, type ActionType, type Policy } from "../policy/index.ts";
 import { chainHooks, rulesOf, sortedEntries, type Hook, type RuleRef } from "./model.ts";
 
 type Table = (typeof CHAIN_TABLES)[number];
-
-export const TABLE_HOOKS: Record<Table, readonly Hook[]> = {
-  filter: ["input", "forward", "output"],
-  nat: ["prerouting", "input", "output", "postrouting"],
-  mangle: ["prerouting", "input", "forward", "output", "postrouting"],
-  raw: ["prerouting", "output"],
-  rawpost: ["postrouting"],
-  security: ["input", "forward", "output"],
-};
 
 interface Rule_ {
   /** Tables the action may be used in. */

@@ -12,16 +12,6 @@ export const FAMS: readonly Fam[] = ["ipv4", "ipv6"];
 export const TABLES = ["raw", "mangle", "nat", "filter", "security", "rawpost"] as const;
 export type Table = (typeof TABLES)[number];
 
-/** Builtin chains (hooks) each table has in the kernel. */
-export const TABLE_HOOKS: Record<Table, readonly string[]> = {
-  raw: ["prerouting", "output"],
-  mangle: ["prerouting", "input", "forward", "output", "postrouting"],
-  nat: ["prerouting", "input", "output", "postrouting"],
-  filter: ["input", "forward", "output"],
-  security: ["input", "forward", "output"],
-  rawpost: ["postrouting"],
-};
-
 export type { FailsafeContext };
 
 /** What an earlier apply left in the kernel for one family (see installed.ts). */

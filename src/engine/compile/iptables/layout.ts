@@ -9,8 +9,8 @@
 // builtin chain cannot widen it. `policy: accept` (or none) returns to the builtin chain.
 // Under --noflush a `:CHAIN - [0:0]` line flushes an existing user chain, so each apply
 // rewrites exactly Palisade's chains and nothing else.
-import type { Policy } from "../../policy/index.ts";
-import { FAMS, TABLES, TABLE_HOOKS, type Fam, type IptCtx, type Table } from "./context.ts";
+import { TABLE_HOOKS, type Policy } from "../../policy/index.ts";
+import { FAMS, TABLES, type Fam, type IptCtx, type Table } from "./context.ts";
 import { failsafeRules } from "./failsafe.ts";
 import { forwardingRules } from "./forwarding.ts";
 import { builtinChain, chainName, entryChain } from "./names.ts";
