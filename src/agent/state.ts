@@ -142,7 +142,6 @@ export class StateDir {
     await writeFileAtomic(this.path("credential.json"), JSON.stringify(c), 0o600);
   }
 
-  /** Mode bits of the credential file (tests assert 0600). */
   readTls(): Promise<TlsMaterial | undefined> {
     return this.readJson("tls.json", TlsMaterial);
   }
@@ -152,6 +151,7 @@ export class StateDir {
     await writeFileAtomic(this.path("tls.json"), JSON.stringify(t), 0o600);
   }
 
+  /** Mode bits of the credential file (tests assert 0600). */
   async credentialMode(): Promise<number> {
     return (await stat(this.path("credential.json"))).mode & 0o777;
   }
