@@ -1,6 +1,7 @@
-// Smaller lints: unreachable user chains, unused objects, an empty policy, short SPA secrets.
+// Smaller lints: unreachable user chains, unused objects, an empty policy, short SPA secrets,
+// ICMP of the other family.
 import { warning, type Diagnostic } from "../diagnostics.ts";
-import { unwrap, type Policy } from "../policy/index.ts";
+import { unwrap, type Match, type Policy } from "../policy/index.ts";
 import { chainHooks, rulesOf, sortedEntries } from "./model.ts";
 
 export function miscWarnings(policy: Policy): Diagnostic[] {
@@ -42,6 +43,8 @@ export function miscWarnings(policy: Policy): Diagnostic[] {
     accounting: new Set<string>(),
   };
   for (const r of rulesOf(policy)) {
+    const icmp = icmpOtherFamily(r.match);
+    if (icmp) out.push(warning([...r.path, "match", "protocol"], "icmp_other_family", icmp));
     for (const key of ["saddr", "daddr"] as const) {
       const v = r.match[key];
       if (v === undefined) continue;
@@ -65,6 +68,21 @@ export function miscWarnings(policy: Policy): Diagnostic[] {
   }
   out.push(...spaSecretWarnings(policy));
   return out;
+}
+
+/**
+ * ICMP of the other family (ip6tables -p icmp, iptables -p ipv6-icmp, a common mistake):
+ * valid, it matches packets of the rule's family that carry that protocol number, which
+ * hosts do not send, so the rule likely meant the family's own ICMP.
+ */
+function icmpOtherFamily(m: Match): string | undefined {
+  const p = m.protocol === undefined ? undefined : unwrap(m.protocol);
+  if (!p || p.negated) return undefined;
+  if (p.value === "icmp" && m.family === "ipv6")
+    return "protocol icmp in an IPv6 rule matches IPv6 packets whose next header is 1 (IPv4's ICMP), which IPv6 hosts do not send, as ip6tables -p icmp does; ICMPv6 (ping, neighbour discovery) is protocol: icmpv6";
+  if (p.value === "icmpv6" && m.family === "ipv4")
+    return "protocol icmpv6 in an IPv4 rule matches IPv4 packets whose protocol is 58 (ICMPv6), which IPv4 hosts do not send, as iptables -p ipv6-icmp does; ICMP is protocol: icmp";
+  return undefined;
 }
 
 /** Below this a secret may be guessed offline from one captured knock or the version checksum. */

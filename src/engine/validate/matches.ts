@@ -109,17 +109,21 @@ function protocolPrerequisites(r: RuleRef, out: Diagnostic[]): void {
         ),
       );
   }
-  if (m.family && positive && (positive === "icmp" || positive === "icmpv6")) {
-    const want = positive === "icmp" ? "ipv4" : "ipv6";
-    if (m.family !== want)
+  // family ipv6 + protocol icmp is what ip6tables -p icmp means (next header 1), and the
+  // reverse iptables -p ipv6-icmp: valid, the lint (icmp_other_family) says what was likely meant.
+  // A type is the ICMP header of its own family, which the other family has no match for.
+  for (const [key, fam, other] of [
+    ["icmpType", "ipv4", "icmpv6Type with protocol icmpv6"],
+    ["icmpv6Type", "ipv6", "icmpType with protocol icmp"],
+  ] as const)
+    if (m[key] !== undefined && m.family !== undefined && m.family !== fam)
       out.push(
         error(
-          [...mp, "protocol"],
-          "protocol_family_mismatch",
-          `${positive} exists only in ${want} but the rule is restricted to ${m.family}`,
+          [...mp, key],
+          "icmp_type_family_mismatch",
+          `${key} matches the ${fam === "ipv4" ? "ICMP" : "ICMPv6"} header of ${fam} packets, and the rule is restricted to ${m.family} (${m.family === "ipv6" ? "ip6tables" : "iptables"} has no such match); use ${other}`,
         ),
       );
-  }
 }
 
 function addresses(r: RuleRef, out: Diagnostic[]): void {

@@ -25,7 +25,14 @@ test("tcpFlags need tcp; ICMP types need their protocol", () => {
     "icmpv6_type_without_icmpv6",
     "/chains/c/rules/0/match/icmpv6Type",
   );
-  hasError(m({ family: "ipv6", protocol: "icmp" }), "protocol_family_mismatch", "/chains/c/rules/0/match/protocol");
+  // ip6tables -p icmp (next header 1) and iptables -p ipv6-icmp: valid, the lint says what was likely meant.
+  hasWarning(m({ family: "ipv6", protocol: "icmp" }), "icmp_other_family", "/chains/c/rules/0/match/protocol");
+  hasWarning(m({ family: "ipv4", protocol: "icmpv6" }), "icmp_other_family", "/chains/c/rules/0/match/protocol");
+  hasError(
+    m({ family: "ipv6", protocol: "icmp", icmpType: "echo-request" }),
+    "icmp_type_family_mismatch",
+    "/chains/c/rules/0/match/icmpType",
+  );
 });
 
 test("family ipv4 with an IPv6 address; mixed families without family are fine", () => {

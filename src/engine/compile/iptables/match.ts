@@ -176,8 +176,11 @@ function protocolDims(m: Match, env: RuleEnv): Alt[][] | null {
   let proto: string | undefined;
   if (m.protocol) {
     const { value, negated } = unwrap(m.protocol);
+    // ICMP of the other family: a rule without a family is not in this family's ruleset; under
+    // an explicit family it is that protocol number there (ip6tables -p icmp: next header 1).
+    // Negated, it renders as nft's meta l4proto != icmp does: true unless the number is there.
     const otherFamily = (value === "icmp" && env.fam === "ipv6") || (value === "icmpv6" && env.fam === "ipv4");
-    if (!negated && otherFamily) return null;
+    if (!negated && otherFamily && !m.family) return null;
     if (implied && (negated || value !== implied)) {
       env.ctx.error(
         [...env.path, "protocol"],
@@ -187,7 +190,7 @@ function protocolDims(m: Match, env: RuleEnv): Alt[][] | null {
       return null;
     }
     if (!negated) proto = value;
-    if (!otherFamily) dims.push([[piece(SLOT.p, `${neg(negated)}-p ${protoName(value)}`)]]);
+    dims.push([[piece(SLOT.p, `${neg(negated)}-p ${protoName(value)}`)]]);
   } else if (implied) {
     proto = implied;
     dims.push([[piece(SLOT.p, `-p ${protoName(implied)}`)]]);

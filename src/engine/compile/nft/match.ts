@@ -102,7 +102,9 @@ export function matchFamilies(m: Match | undefined, ctx: Ctx, path: Path): Set<F
     const v = m[key];
     if (v !== undefined) narrow(addressFamilies(asList(unwrap(v).value), ctx, [...path, key]));
   }
-  if (m.protocol !== undefined && !isNegated(m.protocol)) {
+  // ICMP of the other family under an explicit family is that protocol number in the family
+  // (ip6tables -p icmp: next header 1), so only a rule without a family is narrowed by it.
+  if (m.protocol !== undefined && !isNegated(m.protocol) && !m.family) {
     if (m.protocol === "icmp") narrow(["ipv4"]);
     if (m.protocol === "icmpv6") narrow(["ipv6"]);
   }
