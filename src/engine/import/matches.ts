@@ -214,8 +214,12 @@ function ctStateOrStatus(o: OptionValue, d: RuleDraft): void {
   const words = val(o).split(",");
   const nat = words.filter((w) => /^(DNAT|SNAT)$/i.test(w));
   if (nat.length === 0) return setMatch(d, "ctState", negate(o.neg, ctStates(o)), o.opt);
-  // "NEW,DNAT" is NEW or DNAT: two different keys of the policy cannot say "or".
-  if (nat.length !== words.length)
+  // "NEW,DNAT" is NEW or DNAT: two different keys of the policy cannot say "or". Negated it is
+  // neither: both keys negated (kubelet's `! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`).
+  if (nat.length !== words.length && o.neg) {
+    const states = words.filter((w) => !/^(DNAT|SNAT)$/i.test(w)).join(",");
+    setMatch(d, "ctState", negate(true, ctStates({ ...o, value: states })), o.opt);
+  } else if (nat.length !== words.length)
     fail(
       "import_unsupported",
       `--ctstate ${val(o)} mixes states and DNAT/SNAT (an OR of two matches): split the rule`,

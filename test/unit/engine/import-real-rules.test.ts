@@ -746,3 +746,38 @@ test("MARK flipping bits: --set-xmark v/m outside the mask, --xor-mark and --and
   const conn = importPolicy("iptables-save", "*mangle\n-A PREROUTING -j CONNMARK --set-xmark 0x4000/0x0\nCOMMIT\n");
   assert.match(conn.errors[0]!.message, /CONNMARK --set-xmark: flipping bits of the connection mark has no equivalent/);
 });
+
+test("! --ctstate with states and DNAT is neither: ctState and ctStatus both negated; nft adds the packets without conntrack", () => {
+  const chains = save(
+    "*filter\n-A INPUT ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\nCOMMIT\n",
+    { family: "ipv6" },
+  );
+  const r = chains.input!.rules.find((x) => x.action === "drop" && x.match?.ctStatus)!;
+  assert.deepEqual(r.match!.ctState, { not: ["related", "established"] });
+  assert.deepEqual(r.match!.ctStatus, { not: ["dnat"] });
+  // Positive it is an OR of the two keys: still refused.
+  const or = importPolicy("iptables-save", "*filter\n-A INPUT -m conntrack --ctstate NEW,DNAT -j DROP\nCOMMIT\n");
+  assert.match(or.errors[0]!.message, /mixes states and DNAT\/SNAT \(an OR of two matches\)/);
+  const nft = renderNft(
+    Policy.parse({
+      chains: {
+        input: {
+          table: "filter",
+          hook: "input",
+          rules: [
+            { match: { ctStatus: { not: ["dnat"] } }, action: "drop" },
+            { match: { ctStatus: { not: ["assured"] } }, action: "drop" },
+          ],
+        },
+      },
+    }),
+  );
+  assert.ok(nft.ok, JSON.stringify(nft.ok ? [] : nft.errors));
+  const rule0 = nft.text.split("\n").filter((l) => l.endsWith('comment "input rule 0"'));
+  assert.deepEqual(
+    rule0.map((l) => l.replace(/^add rule inet palisade input /, "")),
+    ['ct state invalid,untracked drop comment "input rule 0"', 'ct status & (dnat) == 0 drop comment "input rule 0"'],
+  );
+  // --ctstatus (not a NAT bit) matches no packet without conntrack in iptables either: one rule.
+  assert.equal(nft.text.split("\n").filter((l) => l.endsWith('comment "input rule 1"')).length, 1);
+});

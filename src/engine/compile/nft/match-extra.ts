@@ -41,6 +41,19 @@ export function extraFamilies(m: Match): Fam[] | undefined {
 }
 
 /** Expressions for the extra keys; null when the rule cannot apply to `fam`. */
+/**
+ * `ctStatus: { not: [dnat/snat only] }` is iptables' `! --ctstate DNAT`, which a packet without
+ * a conntrack entry (invalid, untracked) matches: it has no NAT bit. nft's `ct status` stops the
+ * rule there (measured, kernel 6.18: `ct status & dnat == 0` counted no untracked packet), so
+ * match.ts renders it as two disjoint rules, `ct state invalid,untracked` or the status test.
+ */
+export function negatedNatStatus(v: NonNullable<Match["ctStatus"]>): string | undefined {
+  const { value, negated } = unwrap(v);
+  return negated && value.every((b) => b === "dnat" || b === "snat")
+    ? `ct status & (${value.join("|")}) == 0`
+    : undefined;
+}
+
 export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; impliesFamily: boolean } | null {
   const parts: string[] = [];
   let impliesFamily = false;
@@ -56,7 +69,7 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
     const text = typeof value === "string" && OWNER_NAME.test(value) ? `"${value}"` : value;
     parts.push(`${what} ${neg(negated)}${text}`);
   }
-  if (m.ctStatus !== undefined) {
+  if (m.ctStatus !== undefined && !negatedNatStatus(m.ctStatus)) {
     const { value, negated } = unwrap(m.ctStatus);
     // Any of the bits: a bitmask test (ct status is a bitmask in nft).
     parts.push(`ct status & (${value.join("|")}) ${negated ? "==" : "!="} 0`);

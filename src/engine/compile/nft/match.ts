@@ -30,7 +30,7 @@ import {
   type RecentPlan,
 } from "./recent.ts";
 import { quotaParts } from "./quota.ts";
-import { extraFamilies, extraParts, statisticPart } from "./match-extra.ts";
+import { extraFamilies, extraParts, negatedNatStatus, statisticPart } from "./match-extra.ts";
 import { xtFamilies, xtNeedsFamily, xtParts } from "./match-xt.ts";
 import { conditionPart } from "./condition.ts";
 import { geoipParts } from "./geoip.ts";
@@ -273,6 +273,9 @@ export function compileMatch(
       mssDisjoint = true;
     }
   }
+  // ! --ctstate DNAT: no conntrack entry, or one without the bit (match-extra.ts); disjoint too.
+  const natStatus = m.ctStatus === undefined ? undefined : negatedNatStatus(m.ctStatus);
+  if (natStatus) alternativeLists.push(["ct state invalid,untracked", natStatus]);
   if (m.length !== undefined) {
     const { value, negated } = unwrap(m.length);
     parts.push(`meta length ${neg(negated)}${value}`);
@@ -301,7 +304,8 @@ export function compileMatch(
   parts.push(...xt.parts);
   if (xt.alternatives) alternativeLists.push(xt.alternatives);
   // A product of OR-lists is exclusive when each list is: count the lists that are not.
-  const inclusiveLists = alternativeLists.length - (xt.alternatives && xt.disjoint ? 1 : 0) - (mssDisjoint ? 1 : 0);
+  const inclusiveLists =
+    alternativeLists.length - (xt.alternatives && xt.disjoint ? 1 : 0) - (mssDisjoint ? 1 : 0) - (natStatus ? 1 : 0);
   if (xt.impliesFamily) impliesFamily = true;
   if (m.xt?.lscan?.some(isLscanKind)) declareLscanTracker(ctx, [...path, "xt", "lscan"]);
   if (m.xt?.condition !== undefined) parts.push(conditionPart(m.xt.condition, ctx, [...path, "xt", "condition"]));

@@ -1,0 +1,90 @@
+// `! --ctstate RELATED,ESTABLISHED,DNAT` (kubelet's KUBE-FIREWALL form) side by side: a packet
+// matches when it has none of those: a new connection without destination NAT, and a packet
+// without a conntrack entry (untracked here), which has no NAT bit. Loaded with iptables-restore
+// in one pair of namespaces, imported (ctState not [related, established] and ctStatus not
+// [dnat]) and rendered for nftables in a second, rendered back by Palisade's iptables compiler
+// in a third. The client sends 3 UDP datagrams to each of 7001 (tracked, no NAT), 7002 (raw
+// notrack) and 7003 (DNAT to 7004 on the server): the rule counts 6 on all three. nft's
+// `ct status` alone stops at an untracked packet, so before the rendering's second rule
+// (`ct state invalid,untracked`) it counted 3.
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { createLab, type Link } from "../support/netns.ts";
+import { importPolicy, validatePolicy } from "../../src/engine/index.ts";
+import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
+import { applyPolicy, ruleCounter } from "../support/nft-lab.ts";
+
+const lab = createLab();
+after(() => lab.cleanup());
+
+const SEND = `
+import socket, sys
+dst = sys.argv[1]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for port in (7001, 7002, 7003):
+    for _ in range(3):
+        s.sendto(b"x", (dst, port))
+`;
+
+function save(server: string): string {
+  return [
+    "*raw",
+    ":PREROUTING ACCEPT [0:0]",
+    "-A PREROUTING -p udp -m udp --dport 7002 -j CT --notrack",
+    "COMMIT",
+    "*nat",
+    ":PREROUTING ACCEPT [0:0]",
+    `-A PREROUTING -p udp -m udp --dport 7003 -j DNAT --to-destination ${server}:7004`,
+    "COMMIT",
+    "*filter",
+    ":INPUT ACCEPT [0:0]",
+    "-A INPUT -p udp -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
+    "COMMIT",
+    "",
+  ].join("\n");
+}
+
+async function send(p: { client: string; link: Link }): Promise<void> {
+  await lab.exec(p.client, ["/usr/bin/python3", "-c", SEND, p.link.b.ip4]);
+}
+
+/** Packets counted by the DROP rule in iptables-save -c of `chain` (the xt reference, Palisade's iptables text). */
+async function xtCount(ns: string, chain: string): Promise<number> {
+  const saved = (await lab.exec(ns, ["iptables-save", "-c"])).stdout;
+  const line = saved
+    .split("\n")
+    .find((l) => l.includes(`-A ${chain} `) && /--ctstate RELATED,ESTABLISHED|-j DROP/.test(l) && /-j DROP/.test(l));
+  assert.ok(line, saved);
+  return Number(/^\[(\d+):/.exec(line)![1]);
+}
+
+test("! --ctstate RELATED,ESTABLISHED,DNAT: new without NAT and untracked match, DNAT'd does not: 6 of 9 on all three", async () => {
+  const xt = await lab.pair();
+  const pal = await lab.pair();
+  const palIpt = await lab.pair();
+  await lab.exec(xt.server, ["iptables-restore"], { input: save(xt.link.b.ip4) });
+
+  const text = save(pal.link.b.ip4);
+  const imported = importPolicy("iptables-save", text, { family: "ipv4" });
+  assert.deepEqual(imported.errors, []);
+  const doc = imported.policy as { chains: Record<string, { rules: { counter?: boolean; action: unknown }[] }> };
+  const dropAt = doc.chains.input!.rules.findIndex((r) => r.action === "drop");
+  doc.chains.input!.rules[dropAt]!.counter = true;
+  const v = validatePolicy(doc, { target: "nftables" });
+  assert.ok(v.ok, JSON.stringify(v.errors));
+  const rendered = await applyPolicy(lab, pal.server, v.policy as never);
+  assert.match(rendered, /ct state invalid,untracked/);
+
+  const iptDoc = importPolicy("iptables-save", save(palIpt.link.b.ip4), { family: "ipv4" }).policy!;
+  const ipt = renderIptables(iptDoc, { failsafe: { apiAddresses: ["10.250.0.1"], apiPort: 8443 } });
+  assert.ok(ipt.ok, JSON.stringify(ipt.ok ? [] : ipt.errors));
+  await lab.exec(palIpt.server, ["iptables-restore", "--noflush"], { input: ipt.text, timeoutMs: 20_000 });
+
+  for (const p of [xt, pal, palIpt]) await send(p);
+  const counts = {
+    xt: await xtCount(xt.server, "INPUT"),
+    pal: (await ruleCounter(lab, pal.server, "input", `input rule ${dropAt}`)).packets,
+    palIpt: await xtCount(palIpt.server, "PAL-input"),
+  };
+  assert.deepEqual(counts, { xt: 6, pal: 6, palIpt: 6 });
+});
