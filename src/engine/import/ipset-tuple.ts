@@ -21,7 +21,8 @@ export function isImportedIpsetType(type: string): type is ImportedIpsetType {
 
 /** The policy set of an ipset tuple type, or undefined for any other type. */
 export function tupleSetOf(type: string, family: "inet" | "inet6"): Pick<SetDef, "type" | "interval"> | undefined {
-  const t = TUPLE_IPSETS[type];
+  // Own keys only: "constructor" or "toString" is no ipset type.
+  const t = Object.hasOwn(TUPLE_IPSETS, type) ? TUPLE_IPSETS[type] : undefined;
   if (!t) return undefined;
   const policyType: TupleSetType = family === "inet" ? "ipv4_addr,port" : "ipv6_addr,port";
   return t.interval ? { type: policyType, interval: true } : { type: policyType };

@@ -312,4 +312,7 @@ test("import: what a tuple set refuses, with the reason", () => {
     errs("create t hash:net,iface family inet\n").join(),
     /import_unsupported: .*ipset type hash:net,iface is not imported/,
   );
+  // Names an object has by inheritance are no ipset types either (ipset: "Syntax error: unknown settype").
+  for (const type of ["constructor", "toString", "__proto__", "hasOwnProperty"])
+    assert.match(errs(`create t ${type}\n`).join(), /import_unsupported: .*is not imported/, type);
 });
