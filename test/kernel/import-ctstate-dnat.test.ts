@@ -7,6 +7,9 @@
 // notrack) and 7003 (DNAT to 7004 on the server): the rule counts 6 on all three. nft's
 // `ct status` alone stops at an untracked packet, so before the rendering's second rule
 // (`ct state invalid,untracked`) it counted 3.
+// Positive, `--ctstate NEW,DNAT` (firewalld's RELATED,ESTABLISHED,DNAT form) is NEW or DNAT:
+// the import splits it into NEW, and DNAT without NEW, so the DNAT'd datagrams (NEW as well) are
+// counted once by the non-terminating MARK: 6 of 9 again (7001 and 7003).
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type Link } from "../support/netns.ts";
@@ -26,7 +29,10 @@ for port in (7001, 7002, 7003):
         s.sendto(b"x", (dst, port))
 `;
 
-function save(server: string): string {
+const NEG = "-A INPUT -p udp -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP";
+const POS = "-A INPUT -p udp -m conntrack --ctstate NEW,DNAT -j MARK --set-xmark 0x1/0xffffffff";
+
+function save(server: string, rule: string): string {
   return [
     "*raw",
     ":PREROUTING ACCEPT [0:0]",
@@ -38,7 +44,7 @@ function save(server: string): string {
     "COMMIT",
     "*filter",
     ":INPUT ACCEPT [0:0]",
-    "-A INPUT -p udp -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
+    rule,
     "COMMIT",
     "",
   ].join("\n");
@@ -48,43 +54,63 @@ async function send(p: { client: string; link: Link }): Promise<void> {
   await lab.exec(p.client, ["/usr/bin/python3", "-c", SEND, p.link.b.ip4]);
 }
 
-/** Packets counted by the DROP rule in iptables-save -c of `chain` (the xt reference, Palisade's iptables text). */
+/** Packets counted by the rule in iptables-save -c of `chain` (the xt reference, Palisade's iptables text). */
 async function xtCount(ns: string, chain: string): Promise<number> {
   const saved = (await lab.exec(ns, ["iptables-save", "-c"])).stdout;
-  const line = saved
-    .split("\n")
-    .find((l) => l.includes(`-A ${chain} `) && /--ctstate RELATED,ESTABLISHED|-j DROP/.test(l) && /-j DROP/.test(l));
-  assert.ok(line, saved);
-  return Number(/^\[(\d+):/.exec(line)![1]);
+  // The rule's lines (the import makes two of the positive form); the failsafe accepts, so it is not counted.
+  const lines = saved.split("\n").filter((l) => l.includes(`-A ${chain} `) && /-j (DROP|MARK)/.test(l));
+  assert.ok(lines.length > 0, saved);
+  return lines.reduce((n, l) => n + Number(/^\[(\d+):/.exec(l)![1]), 0);
 }
 
-test("! --ctstate RELATED,ESTABLISHED,DNAT: new without NAT and untracked match, DNAT'd does not: 6 of 9 on all three", async () => {
-  const xt = await lab.pair();
-  const pal = await lab.pair();
-  const palIpt = await lab.pair();
-  await lab.exec(xt.server, ["iptables-restore"], { input: save(xt.link.b.ip4) });
+for (const [name, rule, action, extra] of [
+  [
+    "! --ctstate RELATED,ESTABLISHED,DNAT: new without NAT and untracked match, DNAT'd does not",
+    NEG,
+    "drop",
+    /ct state invalid,untracked/,
+  ],
+  [
+    "--ctstate NEW,DNAT split in two disjoint rules: new without NAT and DNAT'd match once each",
+    POS,
+    "mark",
+    /ct status & \(dnat\) != 0/,
+  ],
+] as const)
+  test(`${name}: 6 of 9 on all three`, async () => {
+    const xt = await lab.pair();
+    const pal = await lab.pair();
+    const palIpt = await lab.pair();
+    await lab.exec(xt.server, ["iptables-restore"], { input: save(xt.link.b.ip4, rule) });
 
-  const text = save(pal.link.b.ip4);
-  const imported = importPolicy("iptables-save", text, { family: "ipv4" });
-  assert.deepEqual(imported.errors, []);
-  const doc = imported.policy as { chains: Record<string, { rules: { counter?: boolean; action: unknown }[] }> };
-  const dropAt = doc.chains.input!.rules.findIndex((r) => r.action === "drop");
-  doc.chains.input!.rules[dropAt]!.counter = true;
-  const v = validatePolicy(doc, { target: "nftables" });
-  assert.ok(v.ok, JSON.stringify(v.errors));
-  const rendered = await applyPolicy(lab, pal.server, v.policy as never);
-  assert.match(rendered, /ct state invalid,untracked/);
+    const imported = importPolicy("iptables-save", save(pal.link.b.ip4, rule), { family: "ipv4" });
+    assert.deepEqual(imported.errors, []);
+    const doc = imported.policy as { chains: Record<string, { rules: { counter?: boolean; action: unknown }[] }> };
+    const at: number[] = [];
+    doc.chains.input!.rules.forEach((r, i) => {
+      const t = typeof r.action === "string" ? r.action : (r.action as { type: string }).type;
+      if (t === action) {
+        r.counter = true;
+        at.push(i);
+      }
+    });
+    const v = validatePolicy(doc, { target: "nftables" });
+    assert.ok(v.ok, JSON.stringify(v.errors));
+    const rendered = await applyPolicy(lab, pal.server, v.policy as never);
+    assert.match(rendered, extra);
 
-  const iptDoc = importPolicy("iptables-save", save(palIpt.link.b.ip4), { family: "ipv4" }).policy!;
-  const ipt = renderIptables(iptDoc, { failsafe: { apiAddresses: ["10.250.0.1"], apiPort: 8443 } });
-  assert.ok(ipt.ok, JSON.stringify(ipt.ok ? [] : ipt.errors));
-  await lab.exec(palIpt.server, ["iptables-restore", "--noflush"], { input: ipt.text, timeoutMs: 20_000 });
+    const iptDoc = importPolicy("iptables-save", save(palIpt.link.b.ip4, rule), { family: "ipv4" }).policy!;
+    const ipt = renderIptables(iptDoc, { failsafe: { apiAddresses: ["10.250.0.1"], apiPort: 8443 } });
+    assert.ok(ipt.ok, JSON.stringify(ipt.ok ? [] : ipt.errors));
+    await lab.exec(palIpt.server, ["iptables-restore", "--noflush"], { input: ipt.text, timeoutMs: 20_000 });
 
-  for (const p of [xt, pal, palIpt]) await send(p);
-  const counts = {
-    xt: await xtCount(xt.server, "INPUT"),
-    pal: (await ruleCounter(lab, pal.server, "input", `input rule ${dropAt}`)).packets,
-    palIpt: await xtCount(palIpt.server, "PAL-input"),
-  };
-  assert.deepEqual(counts, { xt: 6, pal: 6, palIpt: 6 });
-});
+    for (const p of [xt, pal, palIpt]) await send(p);
+    let palCount = 0;
+    for (const i of at) palCount += (await ruleCounter(lab, pal.server, "input", `input rule ${i}`)).packets;
+    const counts = {
+      xt: await xtCount(xt.server, "INPUT"),
+      pal: palCount,
+      palIpt: await xtCount(palIpt.server, "PAL-input"),
+    };
+    assert.deepEqual(counts, { xt: 6, pal: 6, palIpt: 6 });
+  });

@@ -386,7 +386,12 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
     line: ctx.line,
   }));
   const entry = entries[0]!;
-  if (entries.length > 1) d.notes.push("multiport --ports: split into a source-port and a destination-port rule");
+  if (entries.length > 1)
+    d.notes.push(
+      d.ctEither
+        ? `${d.ctEither.opt}: split into a state rule and a ${d.ctEither.nat.join("/")} rule (without those states)`
+        : "multiport --ports: split into a source-port and a destination-port rule",
+    );
   if (d.rttl) settleRttl(d, d.rttl, chain.rules.slice(0, op === "I" ? (position ?? 1) - 1 : chain.rules.length));
   if (op === "I") {
     const at = (position ?? 1) - 1;

@@ -214,17 +214,20 @@ function ctStateOrStatus(o: OptionValue, d: RuleDraft): void {
   const words = val(o).split(",");
   const nat = words.filter((w) => /^(DNAT|SNAT)$/i.test(w));
   if (nat.length === 0) return setMatch(d, "ctState", negate(o.neg, ctStates(o)), o.opt);
-  // "NEW,DNAT" is NEW or DNAT: two different keys of the policy cannot say "or". Negated it is
-  // neither: both keys negated (kubelet's `! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`).
-  if (nat.length !== words.length && o.neg) {
-    const states = words.filter((w) => !/^(DNAT|SNAT)$/i.test(w)).join(",");
-    setMatch(d, "ctState", negate(true, ctStates({ ...o, value: states })), o.opt);
-  } else if (nat.length !== words.length)
-    fail(
-      "import_unsupported",
-      `--ctstate ${val(o)} mixes states and DNAT/SNAT (an OR of two matches): split the rule`,
-      val(o),
-    );
+  // "NEW,DNAT" is NEW or DNAT: two different keys of the policy cannot say "or", so the line
+  // becomes two rules (splitEither; firewalld's `--ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT`).
+  // Negated it is neither: both keys negated (kubelet's `! --ctstate RELATED,ESTABLISHED,DNAT`).
+  if (nat.length !== words.length) {
+    const states = ctStates({ ...o, value: words.filter((w) => !/^(DNAT|SNAT)$/i.test(w)).join(",") });
+    const bits = nat.map((w) => w.toLowerCase() as "dnat" | "snat");
+    if (!o.neg) {
+      if (d.match.ctState !== undefined || d.match.ctStatus !== undefined || d.ctEither)
+        fail("import_conflict", `--ctstate ${val(o)} conflicts with an earlier conntrack state or status`, o.opt);
+      d.ctEither = { states, nat: bits, opt: o.opt };
+      return;
+    }
+    setMatch(d, "ctState", negate(true, states), o.opt);
+  }
   setMatch(
     d,
     "ctStatus",

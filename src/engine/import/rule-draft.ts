@@ -30,7 +30,11 @@ export interface RuleDraft {
   rttl?: OptionValue;
   /** `multiport --ports`: source OR destination port; the line becomes two rules (splitEither). */
   portsEither?: { ports: Array<number | string>; neg: boolean; opt: string };
+  /** `--ctstate STATES,DNAT`: a state in STATES or the NAT bit; the line becomes two rules (splitEither). */
+  ctEither?: { states: CtStateName[]; nat: Array<"dnat" | "snat">; opt: string };
 }
+
+type CtStateName = Extract<NonNullable<Match["ctState"]>, readonly unknown[]>[number];
 
 export interface OptionValue {
   value?: string;
@@ -88,6 +92,27 @@ function familyImplied(m: Match, family: Family): boolean {
  * (neither port in P). A per-rule token bucket (limit, meter) would become two buckets: refused.
  */
 export function splitEither(d: RuleDraft): Match[] {
+  const c = d.ctEither;
+  if (c) {
+    if (d.portsEither)
+      fail("import_unsupported", `${c.opt} with states and DNAT/SNAT beside --ports: write the rules apart`, c.opt);
+    if (d.match.ctState !== undefined || d.match.ctStatus !== undefined)
+      fail(
+        "import_conflict",
+        `${c.opt} with states and DNAT/SNAT conflicts with another conntrack state or status`,
+        c.opt,
+      );
+    perRuleState(
+      d,
+      c.opt,
+      "--ctstate with states and DNAT/SNAT becomes two rules (a state, or the NAT bit without it)",
+    );
+    // The state, or the NAT bit without the state: a packet meets one rule (exact for any action).
+    return [
+      { ...d.match, ctState: c.states },
+      { ...d.match, ctState: { not: c.states }, ctStatus: c.nat },
+    ];
+  }
   const e = d.portsEither;
   if (!e) return [d.match];
   if (d.match.sport !== undefined || d.match.dport !== undefined)
@@ -97,12 +122,17 @@ export function splitEither(d: RuleDraft): Match[] {
     fail("import_unsupported", `port matches need -p tcp, udp, sctp, udplite or dccp (${e.opt})`, e.opt);
   const ports = e.ports.length === 1 ? e.ports[0]! : e.ports;
   if (e.neg) return [{ ...d.match, sport: { not: ports }, dport: { not: ports } }];
+  perRuleState(d, e.opt, "--ports becomes two rules (source port, destination port)");
+  return [
+    { ...d.match, sport: ports },
+    { ...d.match, sport: { not: ports }, dport: ports },
+  ];
+}
+
+/** State kept per rule (a token bucket, a connection count, an nth counter, a scan tracker) cannot be split in two. */
+function perRuleState(d: RuleDraft, opt: string, why: string): void {
   if (d.match.limit !== undefined || d.match.meter !== undefined)
-    fail(
-      "import_unsupported",
-      `${e.opt} with a rate limit: the two rules --ports becomes (source port, destination port) would each have their own token bucket`,
-      e.opt,
-    );
+    fail("import_unsupported", `${opt} with a rate limit: ${why}, each with its own token bucket`, opt);
   // Other state kept per rendered rule would be split in two the same way: two connection
   // counts, two every-nth counters, two port-scan trackers.
   const perRule = [
@@ -115,11 +145,7 @@ export function splitEither(d: RuleDraft): Match[] {
   if (perRule.length > 0)
     fail(
       "import_unsupported",
-      `${e.opt} with ${perRule[0]}: --ports becomes two rules (source port, destination port); write the two port rules yourself so the state is shared, or drop --ports`,
-      e.opt,
+      `${opt} with ${perRule[0]}: ${why}; write the two rules yourself so the state is shared`,
+      opt,
     );
-  return [
-    { ...d.match, sport: ports },
-    { ...d.match, sport: { not: ports }, dport: ports },
-  ];
 }

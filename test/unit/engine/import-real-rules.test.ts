@@ -216,9 +216,12 @@ test("owner, conntrack DNAT/SNAT and --ctstatus, iprange, -f", () => {
   assert.deepEqual(rule("iptables -A INPUT -m conntrack ! --ctstatus SEEN_REPLY -j DROP").match, {
     ctStatus: { not: ["seen-reply"] },
   });
-  assert.match(
-    importPolicy("iptables", "iptables -A INPUT -m conntrack --ctstate NEW,DNAT -j ACCEPT").errors[0]!.message,
-    /split the rule/,
+  // NEW or DNAT: split into NEW, and DNAT without NEW (was refused, "split the rule").
+  const split = importPolicy("iptables", "iptables -A INPUT -m conntrack --ctstate NEW,DNAT -j ACCEPT");
+  assert.deepEqual(split.errors, []);
+  assert.deepEqual(
+    ipv4Rules(split.policy!.chains.input!.rules).map((r) => r.match),
+    [{ ctState: ["new"] }, { ctState: { not: ["new"] }, ctStatus: ["dnat"] }] as never,
   );
   assert.deepEqual(
     rule("iptables -A INPUT -m iprange --src-range 10.0.0.1-10.0.0.9 ! --dst-range 10.1.0.0-10.1.0.255 -j ACCEPT")
@@ -747,7 +750,7 @@ test("MARK flipping bits: --set-xmark v/m outside the mask, --xor-mark and --and
   assert.match(conn.errors[0]!.message, /CONNMARK --set-xmark: flipping bits of the connection mark has no equivalent/);
 });
 
-test("! --ctstate with states and DNAT is neither: ctState and ctStatus both negated; nft adds the packets without conntrack", () => {
+test("--ctstate with states and DNAT: negated both keys negated, positive two disjoint rules; nft adds the packets without conntrack", () => {
   const chains = save(
     "*filter\n-A INPUT ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\nCOMMIT\n",
     { family: "ipv6" },
@@ -755,9 +758,27 @@ test("! --ctstate with states and DNAT is neither: ctState and ctStatus both neg
   const r = chains.input!.rules.find((x) => x.action === "drop" && x.match?.ctStatus)!;
   assert.deepEqual(r.match!.ctState, { not: ["related", "established"] });
   assert.deepEqual(r.match!.ctStatus, { not: ["dnat"] });
-  // Positive it is an OR of the two keys: still refused.
-  const or = importPolicy("iptables-save", "*filter\n-A INPUT -m conntrack --ctstate NEW,DNAT -j DROP\nCOMMIT\n");
-  assert.match(or.errors[0]!.message, /mixes states and DNAT\/SNAT \(an OR of two matches\)/);
+  // Positive it is an OR of the two keys: two disjoint rules (firewalld's INPUT form).
+  const or = save("*filter\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT\nCOMMIT\n", {
+    family: "ipv6",
+  });
+  assert.deepEqual(
+    or.input!.rules.map((x) => x.match),
+    [
+      { family: "ipv6", ctState: ["related", "established"] },
+      { family: "ipv6", ctState: { not: ["related", "established"] }, ctStatus: ["dnat"] },
+    ] as never,
+  );
+  const limited = importPolicy(
+    "iptables-save",
+    "*filter\n-A INPUT -m conntrack --ctstate NEW,DNAT -m limit --limit 1/s -j ACCEPT\nCOMMIT\n",
+  );
+  assert.match(limited.errors[0]!.message, /with a rate limit: .* each with its own token bucket/);
+  const twice = importPolicy(
+    "iptables-save",
+    "*filter\n-A INPUT -m conntrack --ctstate NEW,DNAT -m state --state NEW -j ACCEPT\nCOMMIT\n",
+  );
+  assert.match(twice.errors[0]!.message, /conflicts with another conntrack state or status/);
   const nft = renderNft(
     Policy.parse({
       chains: {
