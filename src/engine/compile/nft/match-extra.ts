@@ -40,7 +40,6 @@ export function extraFamilies(m: Match): Fam[] | undefined {
   return fams.size === 2 ? undefined : [...fams];
 }
 
-/** Expressions for the extra keys; null when the rule cannot apply to `fam`. */
 /**
  * `ctStatus: { not: [dnat/snat only] }` is iptables' `! --ctstate DNAT`, which a packet without
  * a conntrack entry (invalid, untracked) matches: it has no NAT bit. nft's `ct status` stops the
@@ -54,6 +53,7 @@ export function negatedNatStatus(v: NonNullable<Match["ctStatus"]>): string | un
     : undefined;
 }
 
+/** Expressions for the extra keys; null when the rule cannot apply to `fam`. */
 export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; impliesFamily: boolean } | null {
   const parts: string[] = [];
   let impliesFamily = false;
