@@ -7,10 +7,8 @@
 // the large pings are dropped there on all three and the small ones answered.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { createLab, type Link } from "../support/netns.ts";
-import { importPolicy, validatePolicy } from "../../src/engine/index.ts";
-import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
-import { applyPolicy } from "../support/nft-lab.ts";
+import { createLab } from "../support/netns.ts";
+import { smallLargeAnswered, threePairs, VARIANTS } from "../support/import-lab.ts";
 
 const lab = createLab();
 after(() => lab.cleanup());
@@ -31,32 +29,11 @@ const SAVE = [
   "",
 ].join("\n");
 
-async function answered(p: { client: string; link: Link }): Promise<{ small: number; large: number }> {
-  const small = await lab.ping(p.client, p.link.b.ip4, { count: 3, size: 56, waitS: 0.3 });
-  const large = await lab.ping(p.client, p.link.b.ip4, { count: 3, size: 300, waitS: 0.3 });
-  return { small: small.received, large: large.received };
-}
-
 test("security INPUT policy DROP after a filter ACCEPT: small pings answered, large dropped, on all three", async () => {
-  const xt = await lab.pair();
-  const pal = await lab.pair();
-  const palIpt = await lab.pair();
-  await lab.exec(xt.server, ["iptables-restore"], { input: SAVE });
-
-  const imported = importPolicy("iptables-save", SAVE, { family: "ipv4" });
-  assert.deepEqual(imported.errors, []);
-  const v = validatePolicy(imported.policy, { target: "nftables" });
-  assert.ok(v.ok, JSON.stringify(v.errors));
-  const text = await applyPolicy(lab, pal.server, v.policy as never);
-  assert.match(text, /type filter hook input priority security/);
-
-  const ipt = renderIptables(v.policy as never, { failsafe: { apiAddresses: ["10.250.0.1"], apiPort: 8443 } });
-  assert.ok(ipt.ok, JSON.stringify(ipt.ok ? [] : ipt.errors));
-  assert.match(ipt.text, /^\*security$/m);
-  await lab.exec(palIpt.server, ["iptables-restore", "--noflush"], { input: ipt.text, timeoutMs: 20_000 });
+  const { pairs, nft, ipt } = await threePairs(lab, SAVE);
+  assert.match(nft, /type filter hook input priority security/);
+  assert.match(ipt, /^\*security$/m);
 
   const want = { small: 3, large: 0 };
-  assert.deepEqual(await answered(xt), want);
-  assert.deepEqual(await answered(pal), want);
-  assert.deepEqual(await answered(palIpt), want);
+  for (const k of VARIANTS) assert.deepEqual(await smallLargeAnswered(lab, pairs[k]), want, k);
 });

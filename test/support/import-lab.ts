@@ -7,6 +7,7 @@ import { importPolicy } from "../../src/engine/import/index.ts";
 import { renderNft } from "../../src/engine/compile/nft/index.ts";
 import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
 import { validatePolicy } from "../../src/engine/validate/index.ts";
+import { applyPolicy } from "./nft-lab.ts";
 
 /** What runs the rules: the input as it was, and the import's two renderings. */
 export const VARIANTS = ["original", "nft", "iptables"] as const;
@@ -71,4 +72,36 @@ export function importRendered(dump: string, ipsets?: string) {
   const ipt = renderIptables(r.policy!);
   assert.ok(ipt.ok, JSON.stringify(!ipt.ok && ipt.errors));
   return { r, nft: nft.text, ipt };
+}
+
+/** A client and its server, one link between them (NetnsLab.pair). */
+export type Pair = Awaited<ReturnType<NetnsLab["pair"]>>;
+
+/**
+ * The IPv4 iptables-save text `save` on three client/server pairs: loaded with
+ * iptables-restore, imported and rendered for nftables, and rendered back by Palisade's
+ * iptables compiler (beside its failsafe chains, as a host gets it). Returns both renderings.
+ */
+export async function threePairs(
+  lab: NetnsLab,
+  save: string,
+): Promise<{ pairs: Record<Variant, Pair>; nft: string; ipt: string }> {
+  const pairs = { original: await lab.pair(), nft: await lab.pair(), iptables: await lab.pair() };
+  await lab.exec(pairs.original.server, ["iptables-restore"], { input: save });
+  const imported = importPolicy("iptables-save", save, { family: "ipv4" });
+  assert.deepEqual(imported.errors, []);
+  const v = validatePolicy(imported.policy, { target: "nftables" });
+  assert.ok(v.ok && v.policy, JSON.stringify(v.errors));
+  const nft = await applyPolicy(lab, pairs.nft.server, v.policy);
+  const ipt = renderIptables(v.policy, { failsafe: { apiAddresses: ["10.250.0.1"], apiPort: 8443 } });
+  assert.ok(ipt.ok, JSON.stringify(ipt.ok ? [] : ipt.errors));
+  await lab.exec(pairs.iptables.server, ["iptables-restore", "--noflush"], { input: ipt.text, timeoutMs: 20_000 });
+  return { pairs, nft, ipt: ipt.text };
+}
+
+/** Pings answered of 3 small (56-byte payload) and 3 large (300-byte) from the pair's client. */
+export async function smallLargeAnswered(lab: NetnsLab, p: Pair): Promise<{ small: number; large: number }> {
+  const small = await lab.ping(p.client, p.link.b.ip4, { count: 3, size: 56, waitS: 0.3 });
+  const large = await lab.ping(p.client, p.link.b.ip4, { count: 3, size: 300, waitS: 0.3 });
+  return { small: small.received, large: large.received };
 }
