@@ -342,6 +342,7 @@ export const FEATURES = {
     nftables: yes("add @set { ip saddr ct count over N }"),
     iptables: yes("-m connlimit"),
   },
+  "match.dscp": { label: "DSCP", nftables: yes("ip dscp / ip6 dscp"), iptables: yes("-m dscp --dscp") },
   "match.ttl": { label: "TTL / hop limit", nftables: yes("ip ttl / ip6 hoplimit"), iptables: yes("-m ttl / -m hl") },
   "match.ipsec": {
     label: "IPsec policy",
@@ -753,6 +754,7 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   if (m.tupleSet !== undefined) at("match.tupleSet", "tupleSet");
   if (m.fragment !== undefined) at("match.fragment", "fragment");
   if (m.pktType !== undefined) at("match.pktType", "pktType");
+  if (m.dscp !== undefined) at("match.dscp", "dscp");
   if (m.ttl !== undefined) at("match.ttl", "ttl");
   if (m.connlimit !== undefined) at("match.connlimit", "connlimit");
   if (m.ipsec !== undefined) {

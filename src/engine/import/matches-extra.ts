@@ -5,7 +5,7 @@ import { AddressRange, OWNER_NAME, TIME_DATE_MAX, WEEKDAYS, type PKT_TYPES, type
 import { zoneIdProblem } from "../net/address.ts";
 import { fail } from "./cursor.ts";
 import { negate, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
-import { familyOf, parseAddress, parseInterface } from "./values.ts";
+import { familyOf, parseAddress, parseDscp, parseDscpClass, parseInterface } from "./values.ts";
 
 /** The shape of matches.ts's ModuleSpec (kept structural so the two files do not import each other). */
 interface ExtraModule {
@@ -183,6 +183,19 @@ const pkttype: ExtraModule = {
         val(t),
       );
     setMatch(d, "pktType", negate(t.neg, v), t.opt);
+  },
+};
+
+/** `-m dscp --dscp N | --dscp-class NAME` (either negated): both families. */
+const dscp: ExtraModule = {
+  options: { "--dscp": negArg, "--dscp-class": negArg },
+  build(o, d) {
+    const n = o.get("--dscp");
+    const c = o.get("--dscp-class");
+    if (!n === !c) fail("import_syntax", "-m dscp needs exactly one of --dscp and --dscp-class", "-m dscp");
+    const x = (n ?? c)!;
+    const v = n ? parseDscp(val(n), "--dscp") : parseDscpClass(val(x), "--dscp-class");
+    setMatch(d, "dscp", negate(x.neg, v), x.opt);
   },
 };
 
@@ -451,6 +464,7 @@ export const EXTRA_MODULES = {
   policy,
   pkttype,
   connlimit,
+  dscp,
   ttl: ttlModule("--ttl"),
   hl: ttlModule("--hl"),
   rt,

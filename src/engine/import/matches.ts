@@ -1001,7 +1001,6 @@ export const UNSUPPORTED_MODULES: Record<string, string> = {
     "payload string matching has no equivalent in the policy schema: xt_string searches every offset between --from and --to, and nftables can only compare bytes at a fixed offset; match the traffic by address or port instead, or filter the content where it is parsed (a DNS resolver's or an HTTP proxy's policy)",
   u32: "u32 payload matching has no equivalent in the policy schema",
   tos: "TOS matching has no equivalent in the policy schema",
-  dscp: "DSCP matching has no equivalent in the policy schema",
   helper: "conntrack helper matching has no equivalent in the policy schema",
 };
 

@@ -5,7 +5,7 @@ import { Address, AccountingDef, freeText } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { useSet } from "./ipset.ts";
 import type { OptionValue, Options, RuleDraft } from "./rule-draft.ts";
-import { parseAddress, parseMarkValue, parseUint } from "./values.ts";
+import { parseAddress, parseDscp, parseDscpClass, parseMarkValue, parseUint } from "./values.ts";
 import { LOG_LEVEL_BY_NAME, REJECT_BY_NAME } from "./vocab.ts";
 
 export interface TargetSpec {
@@ -27,30 +27,6 @@ const TOS_NAMES: Record<string, number> = {
   "maximize-reliability": 0x04,
   "minimize-cost": 0x02,
   "normal-service": 0x00,
-};
-const DSCP_CLASSES: Record<string, number> = {
-  CS0: 0,
-  CS1: 8,
-  CS2: 16,
-  CS3: 24,
-  CS4: 32,
-  CS5: 40,
-  CS6: 48,
-  CS7: 56,
-  BE: 0,
-  EF: 46,
-  AF11: 10,
-  AF12: 12,
-  AF13: 14,
-  AF21: 18,
-  AF22: 20,
-  AF23: 22,
-  AF31: 26,
-  AF32: 28,
-  AF33: 30,
-  AF41: 34,
-  AF42: 36,
-  AF43: 38,
 };
 
 function byte(text: string, opt: string): number {
@@ -441,21 +417,7 @@ export const TARGETS: Record<string, TargetSpec> = {
       const n = o.get("--set-dscp");
       const c = o.get("--set-dscp-class");
       if (!n === !c) fail("import_syntax", "DSCP needs exactly one of --set-dscp and --set-dscp-class", "DSCP");
-      let dscp: number;
-      if (n) {
-        dscp = /^(0x[0-9a-f]+|\d+)$/i.test(val(n)) ? Number(val(n)) : NaN;
-        if (!(dscp >= 0 && dscp <= 0x3f))
-          fail("import_invalid_value", `--set-dscp ${val(n)} is not a DSCP value (0-63)`, val(n));
-      } else {
-        const d = DSCP_CLASSES[val(c).toUpperCase()];
-        if (d === undefined)
-          fail(
-            "import_invalid_value",
-            `--set-dscp-class ${val(c)} is not a DSCP class (CS0-CS7, AF11-AF43, EF)`,
-            val(c),
-          );
-        dscp = d;
-      }
+      const dscp = n ? parseDscp(val(n), "--set-dscp") : parseDscpClass(val(c), "--set-dscp-class");
       // The DSCP bits of the TOS byte; ECN is kept.
       return { type: "tos", value: dscp << 2, mask: 0xfc };
     },

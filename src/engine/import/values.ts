@@ -92,6 +92,55 @@ export function parseUint(text: string, what: string, max = Number.MAX_SAFE_INTE
   return n;
 }
 
+/**
+ * A DSCP value as libxt_dscp/libxt_DSCP read it (strtoul base 0: 0x.. hex, a leading 0 octal,
+ * so `010` is 8), 0-63.
+ */
+export function parseDscp(text: string, opt: string): number {
+  const n = /^0x[0-9a-f]{1,8}$/i.test(text)
+    ? parseInt(text, 16)
+    : /^0[0-7]*$/.test(text)
+      ? parseInt(text, 8)
+      : /^[1-9]\d{0,8}$/.test(text)
+        ? Number(text)
+        : NaN;
+  if (!(n >= 0 && n <= 0x3f)) fail("import_invalid_value", `${opt} ${text} is not a DSCP value (0-63)`, text);
+  return n;
+}
+
+/** libxt_dscp's class names (dscp_helper.c, any case): CS0-CS7, AF11-AF43, EF, BE. */
+const DSCP_CLASSES: Record<string, number> = {
+  CS0: 0,
+  CS1: 8,
+  CS2: 16,
+  CS3: 24,
+  CS4: 32,
+  CS5: 40,
+  CS6: 48,
+  CS7: 56,
+  BE: 0,
+  EF: 46,
+  AF11: 10,
+  AF12: 12,
+  AF13: 14,
+  AF21: 18,
+  AF22: 20,
+  AF23: 22,
+  AF31: 26,
+  AF32: 28,
+  AF33: 30,
+  AF41: 34,
+  AF42: 36,
+  AF43: 38,
+};
+
+export function parseDscpClass(text: string, opt: string): number {
+  const key = text.toUpperCase();
+  if (!Object.hasOwn(DSCP_CLASSES, key))
+    fail("import_invalid_value", `${opt} ${text} is not a DSCP class (CS0-CS7, AF11-AF43, EF, BE)`, text);
+  return DSCP_CLASSES[key]!;
+}
+
 /** `0x10/0xff` or `16` -> value and optional mask. */
 export function parseMarkValue(text: string, what: string): { value: number; mask?: number } {
   const [v, m, extra] = text.split("/");

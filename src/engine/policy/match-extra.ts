@@ -290,6 +290,8 @@ export const extraMatchKeys = {
   fragment: z.boolean().optional(),
   /** Link-layer packet type (`-m pkttype`, nft `meta pkttype`): host (unicast to this host), broadcast, multicast, other (another host's). */
   pktType: deferred(() => negatable(z.enum(PKT_TYPES))).optional(),
+  /** DSCP (the TOS byte's / traffic class's upper 6 bits), 0-63 (`-m dscp --dscp`, nft `ip dscp` / `ip6 dscp`). */
+  dscp: deferred(() => negatable(z.number().int().min(0).max(63))).optional(),
   /** IPv4 TTL / IPv6 hop limit compared with a value (`-m ttl --ttl-eq`, `-m hl --hl-gt`; nft `ip ttl` / `ip6 hoplimit`). */
   ttl: TtlMatch.optional(),
   /** IPv6 routing header: its type and segments left (`ip6tables -m rt`, nft `rt type` / `rt seg-left`). IPv6 only. */

@@ -141,6 +141,11 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
     }
     out.push(piece(SLOT.rt, ["-m rt", ...opts].join(" ")));
   }
+  if (m.dscp !== undefined) {
+    // xt_dscp serves both families; written as iptables-save prints it.
+    const { value, negated } = unwrap(m.dscp);
+    out.push(piece(SLOT.dscp, `-m dscp ${neg(negated)}--dscp 0x${value.toString(16).padStart(2, "0")}`));
+  }
   if (m.ttl !== undefined) {
     // xt_ttl (IPv4) and xt_hl (IPv6) take the same comparisons; ne is `! --ttl-eq`.
     const [mod, p] = env.fam === "ipv6" ? ["hl", "--hl"] : ["ttl", "--ttl"];

@@ -36,6 +36,7 @@ export const SLOT = {
   rpfilter: 44,
   ipsec: 45,
   pkttype: 46,
+  dscp: 46.5,
   ttl: 47,
   rt: 47.5,
   time: 48,

@@ -119,6 +119,13 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
     parts.push(`ether saddr ${neg(negated)}${value}`);
   }
   if (m.time !== undefined) parts.push(...timeParts(m.time));
+  if (m.dscp !== undefined) {
+    // ip dscp / ip6 dscp each stop the other family's packets, negated too: one rule per family.
+    if (fam === undefined) return null;
+    const { value, negated } = unwrap(m.dscp);
+    parts.push(`${fam === "ipv4" ? "ip" : "ip6"} dscp ${neg(negated)}${value}`);
+    impliesFamily = true;
+  }
   if (m.ttl !== undefined) {
     // Both families: the rule is compiled per family (matchNeedsFamily).
     if (fam === undefined) return null;

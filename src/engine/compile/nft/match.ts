@@ -142,6 +142,7 @@ export function matchNeedsFamily(m: Match | undefined): boolean {
       m.fragment !== undefined ||
       m.routingHeader !== undefined ||
       m.ttl !== undefined ||
+      m.dscp !== undefined ||
       m.connlimit !== undefined ||
       xtNeedsFamily(m.xt))
   );
