@@ -64,6 +64,9 @@ export function noNegation(o: OptionValue): void {
 export function finishRule(d: RuleDraft, action: Rule["action"]): Rule {
   const match = { ...d.match };
   if (d.family && !familyImplied(match, d.family)) match.family = d.family;
+  // iptables -p ipv6-icmp is IPv4 protocol 58 (the mirror of ip6tables -p icmp): without the
+  // family the renders would read protocol icmpv6 as IPv6's ICMP and drop the IPv4 rule.
+  if (!match.family && match.protocol === "icmpv6" && (d.family === "ipv4" || d.ipv4Program)) match.family = "ipv4";
   const rule: Rule = { action };
   if (d.comment !== undefined) rule.comment = d.comment;
   if (Object.keys(match).length > 0) rule.match = match;
