@@ -62,7 +62,7 @@ for (const [name, opts] of [
   });
 
 test("script with iptables lines only: iptables -p ipv6-icmp is IPv4 protocol 58", () => {
-  const r = importPolicy("script", "iptables -A INPUT -p ipv6-icmp -j DROP\n");
+  const r = importPolicy("iptables", "iptables -A INPUT -p ipv6-icmp -j DROP\n");
   assert.deepEqual(r.errors, []);
   assert.deepEqual(
     r.policy!.chains.input!.rules.map((x) => x.match),
@@ -72,7 +72,7 @@ test("script with iptables lines only: iptables -p ipv6-icmp is IPv4 protocol 58
 
 test("script: iptables -p ipv6-icmp is IPv4 protocol 58 too; ip6tables -p ipv6-icmp stays ICMPv6", () => {
   const r = importPolicy(
-    "script",
+    "iptables",
     "iptables -A INPUT -p ipv6-icmp -j DROP\nip6tables -A INPUT -p ipv6-icmp -j ACCEPT\n",
   );
   assert.deepEqual(r.errors, []);
