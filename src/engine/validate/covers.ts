@@ -5,7 +5,7 @@ import { canonicalJson } from "../checksum.ts";
 import { parsePrefix, prefixContains } from "../net/address.ts";
 import type { z } from "zod";
 import { unwrap, type Match, type PortList as PortListSchema } from "../policy/index.ts";
-import { COVER_KEY_SET } from "./match-facts.ts";
+import { COVER_KEY_SET, withIcmpFamily } from "./match-facts.ts";
 import { asList } from "./model.ts";
 
 type PortList = z.infer<typeof PortListSchema>;
@@ -18,7 +18,9 @@ export function isStateless(m: Match): boolean {
   return (Object.keys(m) as Array<keyof Match>).every((k) => m[k] === undefined || COVER_KEY_SET.has(k));
 }
 
-export function covers(a: Match, b: Match): boolean {
+export function covers(match: Match, other: Match): boolean {
+  const a = withIcmpFamily(match);
+  const b = withIcmpFamily(other);
   if (!isStateless(a)) return false;
   for (const key of Object.keys(a) as Array<keyof Match>) {
     const av = a[key];

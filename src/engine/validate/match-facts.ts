@@ -72,7 +72,20 @@ export interface MatchFacts {
   keys: Array<KeyFact | undefined>;
 }
 
-export function matchFacts(m: Match): MatchFacts {
+/**
+ * The match as the renders read it: without a family, protocol icmp is IPv4's ICMP and icmpv6
+ * IPv6's (the renders narrow the rule to that family), so a family-less icmp rule does not
+ * cover `family: ipv6, protocol: icmp` (next header 1 in IPv6).
+ */
+export function withIcmpFamily(m: Match): Match {
+  if (m.family !== undefined) return m;
+  if (m.protocol === "icmp") return { ...m, family: "ipv4" };
+  if (m.protocol === "icmpv6") return { ...m, family: "ipv6" };
+  return m;
+}
+
+export function matchFacts(match: Match): MatchFacts {
+  const m = withIcmpFamily(match);
   let mask = 0;
   let stateless = true;
   const keys: Array<KeyFact | undefined> = new Array(COVER_KEYS.length);

@@ -184,3 +184,42 @@ test("the reference and the lint agree on the existing lint examples", () => {
     ["/chains/c/rules/1", "/chains/c/rules/4"],
   );
 });
+
+test("a family-less icmp rule is IPv4's ICMP: it shadows family ipv4 icmp, not family ipv6 icmp (next header 1); icmpv6 the mirror", () => {
+  const doc = Policy.parse({
+    chains: {
+      input: {
+        hook: "input",
+        rules: [
+          { match: { protocol: "icmp" }, action: "accept" },
+          { match: { family: "ipv6", protocol: "icmp" }, action: "drop" },
+          { match: { family: "ipv4", protocol: "icmp" }, action: "drop" },
+          { match: { protocol: "icmpv6" }, action: "accept" },
+          { match: { family: "ipv4", protocol: "icmpv6" }, action: "drop" },
+          { match: { family: "ipv6", protocol: "icmpv6" }, action: "drop" },
+        ],
+      },
+      forward: {
+        hook: "forward",
+        rules: [
+          { match: { family: "ipv4" }, action: "drop" },
+          { match: { protocol: "icmp" }, action: "drop" },
+          { match: { protocol: "icmpv6" }, action: "drop" },
+        ],
+      },
+    },
+  });
+  const got = shadowWarnings(doc);
+  assert.deepEqual(got, referenceShadowWarnings(doc));
+  assert.deepEqual(
+    got.map((d) => d.path),
+    ["/chains/forward/rules/1", "/chains/input/rules/2", "/chains/input/rules/5"],
+  );
+  assert.equal(covers({ protocol: "icmp" }, { family: "ipv6", protocol: "icmp" }), false);
+  assert.equal(covers({ family: "ipv4" }, { protocol: "icmp" }), true);
+  const v = validatePolicy(doc, { target: "nftables" });
+  assert.deepEqual(
+    v.warnings.filter((w) => w.code === "rule_shadowed").map((w) => w.path),
+    ["/chains/forward/rules/1", "/chains/input/rules/2", "/chains/input/rules/5"],
+  );
+});
