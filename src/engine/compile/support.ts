@@ -112,6 +112,11 @@ export const FEATURES = {
     nftables: yes("ip/ip6 dscp set, ip/ip6 ecn set (kept bits: one case each)"),
     iptables: yes("-j TOS --set-tos value/mask"),
   },
+  "action.queue": {
+    label: "NFQUEUE (userspace queue)",
+    nftables: yes("queue num N / num A-B, flags bypass, fanout (needs nft_queue in the kernel)"),
+    iptables: yes("-j NFQUEUE --queue-num / --queue-balance, --queue-bypass, --queue-cpu-fanout"),
+  },
   "action.setUpdate": {
     label: "add to / delete from a set (SET target)",
     nftables: yes("add/delete @set { ip saddr }"),
@@ -664,6 +669,7 @@ const ACTION_FEATURE: Partial<Record<ActionObject["type"], Feature>> = {
   setUpdate: "action.setUpdate",
   tcpmss: "action.tcpmss",
   tos: "action.tos",
+  queue: "action.queue",
   tarpit: "action.tarpit",
   delude: "action.delude",
   chaos: "action.chaos",

@@ -146,8 +146,48 @@ function ignoreFlags(o: Options, d: RuleDraft, flags: string[], why: string): vo
   for (const f of flags) if (o.has(f)) d.notes.push(`${f} ${why}`);
 }
 
+/** A queue number as libxt_NFQUEUE reads it (strtoul base 0: `010` is 8), 0-65535. */
+function queueNum(text: string, what: string): number {
+  const n = /^0x[0-9a-f]{1,8}$/i.test(text)
+    ? parseInt(text, 16)
+    : /^0[0-7]*$/.test(text)
+      ? parseInt(text, 8)
+      : /^[1-9]\d{0,9}$/.test(text)
+        ? Number(text)
+        : NaN;
+  return n >= 0 && n <= 65535 ? n : fail("import_invalid_value", `${what} is not a queue number (0-65535)`, text);
+}
+
 export const TARGETS: Record<string, TargetSpec> = {
   ACCEPT: none("accept"),
+  // ip_queue's QUEUE is queue 0 (iptables-nft 1.8.9 cannot load it; NFQUEUE --queue-num 0 is the same).
+  QUEUE: none({ type: "queue", num: 0 }),
+  NFQUEUE: {
+    options: { "--queue-num": 1, "--queue-balance": 1, "--queue-bypass": 0, "--queue-cpu-fanout": 0 },
+    build(o) {
+      const n = o.get("--queue-num");
+      const b = o.get("--queue-balance");
+      if (n && b) fail("import_syntax", "NFQUEUE takes --queue-num or --queue-balance, not both", "--queue-balance");
+      const a: Extract<ActionObject, { type: "queue" }> = { type: "queue", num: 0 };
+      if (n) a.num = queueNum(val(n), `--queue-num ${val(n)}`);
+      if (b) {
+        const what = `--queue-balance ${val(b)}`;
+        const m = /^([^:]+):([^:]+)$/.exec(val(b));
+        const lo = m && /^\d{1,5}$/.test(m[1]!) ? Number(m[1]) : NaN;
+        const hi = m && /^\d{1,5}$/.test(m[2]!) ? Number(m[2]) : NaN;
+        if (!(lo >= 0 && hi <= 65535 && lo < hi))
+          fail("import_invalid_value", `${what} is not a range A:B of queue numbers with A < B (0-65535)`, val(b));
+        a.num = lo;
+        a.to = hi;
+      }
+      if (o.has("--queue-bypass")) a.bypass = true;
+      if (o.has("--queue-cpu-fanout")) {
+        if (!b) fail("import_syntax", "NFQUEUE --queue-cpu-fanout needs --queue-balance", "--queue-cpu-fanout");
+        a.fanout = true;
+      }
+      return a;
+    },
+  },
   DROP: none("drop"),
   RETURN: none("return"),
   NOTRACK: none("notrack"),
@@ -548,14 +588,6 @@ export const TARGETS: Record<string, TargetSpec> = {
 export const REFUSED_TARGETS: Record<string, { code: "import_refused" | "import_unsupported"; reason: string }> = {
   MIRROR: { code: "import_refused", reason: `MIRROR ${REFLECTION}` },
   ECHO: { code: "import_refused", reason: `ECHO ${REFLECTION}` },
-  QUEUE: {
-    code: "import_unsupported",
-    reason: "QUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue",
-  },
-  NFQUEUE: {
-    code: "import_unsupported",
-    reason: "NFQUEUE (userspace queueing) has no equivalent in the policy schema, and these kernels have no nfqueue",
-  },
   ULOG: { code: "import_unsupported", reason: "ULOG was removed from the kernel: use NFLOG" },
   TTL: { code: "import_unsupported", reason: "TTL rewriting has no equivalent in the policy schema" },
   CLASSIFY: { code: "import_unsupported", reason: "CLASSIFY has no equivalent in the policy schema" },

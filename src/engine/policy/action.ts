@@ -158,6 +158,26 @@ export const ActionObject = deferred(() =>
           path: ["mask"],
         }),
     ),
+    /**
+     * NFQUEUE: hand the packet to userspace queue `num`, or spread flows over queues num..to
+     * (by hash; fanout: by CPU). A verdict: with no listener the packet is dropped, or with
+     * bypass accepted (it leaves this hook's chain, as the listener's accept would).
+     */
+    actionType("queue", () =>
+      z
+        .strictObject({
+          type: z.literal("queue"),
+          num: z.number().int().min(0).max(65535),
+          to: z.number().int().min(0).max(65535).optional(),
+          bypass: z.boolean().optional(),
+          fanout: z.boolean().optional(),
+        })
+        .refine((a) => a.to === undefined || a.to > a.num, { message: "to must be above num", path: ["to"] })
+        .refine((a) => !a.fanout || a.to !== undefined, {
+          message: "fanout spreads over a range of queues: give to",
+          path: ["fanout"],
+        }),
+    ),
     actionType("tarpit", () => z.strictObject({ type: z.literal("tarpit") })),
     actionType("delude", () => z.strictObject({ type: z.literal("delude") })),
     actionType("chaos", () =>
@@ -205,6 +225,7 @@ export const TERMINATING: ReadonlySet<ActionType> = new Set<ActionType>([
   "return",
   "reject",
   "goto",
+  "queue",
   "tarpit",
   "delude",
   "chaos",

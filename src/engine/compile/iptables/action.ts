@@ -253,6 +253,12 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
       return t(
         `-j TOS --set-tos 0x${a.value.toString(16).padStart(2, "0")}/0x${(a.mask ?? 0xff).toString(16).padStart(2, "0")}`,
       );
+    case "queue": {
+      const parts = ["-j NFQUEUE", a.to === undefined ? `--queue-num ${a.num}` : `--queue-balance ${a.num}:${a.to}`];
+      if (a.bypass) parts.push("--queue-bypass");
+      if (a.fanout) parts.push("--queue-cpu-fanout");
+      return t(parts.join(" "));
+    }
     case "tcpmss":
       return t(a.mss === "pmtu" ? "-j TCPMSS --clamp-mss-to-pmtu" : `-j TCPMSS --set-mss ${a.mss}`);
     case "setUpdate":

@@ -314,6 +314,10 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
       return fam ? tosStatements(a, fam, ctx, path) : [];
     case "setUpdate":
       return fam ? [[`${a.op} @${a.set} { ${fam === "ipv4" ? "ip" : "ip6"} ${a.key} }`]] : [];
+    case "queue": {
+      const flags = [a.bypass && "bypass", a.fanout && "fanout"].filter(Boolean).join(",");
+      return [[`queue num ${a.num}${a.to === undefined ? "" : `-${a.to}`}${flags ? ` ${flags}` : ""}`]];
+    }
     case "tcpmss":
       // Only SYNs carry the option; the rule's match selects them (validation asks for protocol tcp).
       return [[`tcp option maxseg size set ${a.mss === "pmtu" ? "rt mtu" : a.mss}`]];
