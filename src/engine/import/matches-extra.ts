@@ -34,10 +34,16 @@ const val = (o: OptionValue) => o.value ?? "";
 function ownerId(o: OptionValue, what: string): number | string {
   const t = val(o);
   if (t === "root") return 0;
-  if (/^\d{1,10}$/.test(t) && Number(t) <= 0xffffffff) return Number(t);
-  const m = /^(\d{1,10})-(\d{1,10})$/.exec(t);
-  if (m && Number(m[1]) <= Number(m[2]) && Number(m[2]) <= 0xffffffff)
-    return Number(m[1]) === Number(m[2]) ? Number(m[1]) : t;
+  // Numbers as libxt_owner reads them (measured, iptables 1.8.9): strtoul base 0 (010 is 8,
+  // 0x21 is 33, 08 is refused), at most 4294967294 (-1 is reserved: 4294967295 is "Bad
+  // value"), `-` or `:` between a range's ends; a range whose ends are reversed the kernel
+  // refuses (Invalid argument).
+  const m = /^([0-9a-fA-FxX]+)(?:[-:]([0-9a-fA-FxX]+))?$/.exec(t);
+  if (m) {
+    const lo = ownerNumber(m[1]!);
+    const hi = m[2] === undefined ? lo : ownerNumber(m[2]);
+    if (lo !== undefined && hi !== undefined && lo <= hi) return lo === hi ? lo : `${lo}-${hi}`;
+  }
   if (OWNER_NAME.test(t)) return t;
   const kind = what.includes("gid") ? "group" : "user";
   return fail(
@@ -45,6 +51,16 @@ function ownerId(o: OptionValue, what: string): number | string {
     `${what} ${t}: not a ${kind} id, range or name (a name: letters, digits, ., _ and -, starting with a letter or _, at most 32)`,
     t,
   );
+}
+
+/** One id as strtoul base 0 reads it, or undefined where iptables says "Bad value". */
+function ownerNumber(t: string): number | undefined {
+  let n: number;
+  if (/^0[xX][0-9a-fA-F]{1,16}$/.test(t)) n = Number.parseInt(t.slice(2), 16);
+  else if (/^0[0-7]{0,22}$/.test(t)) n = Number.parseInt(t, 8);
+  else if (/^[1-9]\d{0,19}$/.test(t)) n = Number(t);
+  else return undefined;
+  return n <= 0xfffffffe ? n : undefined;
 }
 
 const owner: ExtraModule = {
