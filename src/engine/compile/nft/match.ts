@@ -62,6 +62,12 @@ export interface MatchResult {
    * one of them and any action may run per alternative.
    */
   disjoint?: boolean;
+  /**
+   * The only OR is a negated ctStatus of NAT bits: each alternative is its head (no conntrack
+   * entry, or the status test) followed by the same rest, so the rest can sit in one chain
+   * both heads jump to (rules.ts, for a limit or nth counter kept once).
+   */
+  natSplit?: boolean;
 }
 
 const neg = (negated: boolean) => (negated ? "!= " : "");
@@ -405,6 +411,7 @@ export function compileMatch(
     ...(jumpRules ? { jumpAlternatives: jumpRules } : {}),
     ...(psd ? { psd } : {}),
     ...(disjoint && !quotaSplit ? { disjoint } : {}),
+    ...(natStatus && alternativeLists.length === 1 && !quotaSplit && !hitcount && !psd ? { natSplit: true } : {}),
   };
 }
 

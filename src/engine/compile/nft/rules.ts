@@ -16,8 +16,9 @@ import {
   type Match,
   type Rule,
 } from "../../policy/index.ts";
-import { FAMS, type Ctx, type Fam, type RuleBody, type TeeRule } from "./context.ts";
+import { FAMILY, FAMS, TABLE, type Ctx, type Fam, type RuleBody, type TeeRule } from "./context.ts";
 import { compileMatch, matchFamilies, matchNeedsFamily } from "./match.ts";
+import { negatedNatStatus } from "./match-extra.ts";
 import { teeMatchProblem } from "./tee.ts";
 import { actionFamilies, compileAction, type ActionEnv } from "./action.ts";
 import type { RecentPlan } from "./recent.ts";
@@ -119,6 +120,7 @@ export function compileRule(
       );
       continue;
     }
+    const nfproto = fam && !mr.impliesFamily ? [`meta nfproto ${fam}`] : [];
     // A limit or an nth counter is state of its own in every nft rule: split per item (a
     // geoip country, a set of a mixed list), N items would get N times the rate or N counters.
     const perRuleState = m?.limit
@@ -126,6 +128,33 @@ export function compileRule(
       : m?.statistic && unwrap(m.statistic).value.mode === "nth"
         ? "statistic nth"
         : undefined;
+    if (mr.alternatives.length > 1 && perRuleState && mr.natSplit && a.type !== "return" && a.type !== "goto") {
+      // ! --ctstate DNAT: both heads (no conntrack entry; an entry without the bit) jump to one
+      // chain holding the rest of the rule, so the limit or nth counter keeps one state. A
+      // packet meets one head; return or goto would act on the helper chain, not on this one.
+      const name = `ctnat_${path.filter((p) => p !== "chains" && p !== "rules").join("_")}${fam ? `_${fam === "ipv4" ? "v4" : "v6"}` : ""}`;
+      const rest = mr.alternatives[0]!.slice(1);
+      ctx.declareChain(
+        {
+          kind: "chain",
+          family: FAMILY,
+          table: TABLE,
+          name,
+          comment: `${comment}: the rule's ${perRuleState}, kept once for its two ct status alternatives`,
+        },
+        tails.map((tail, k) => ({
+          body: [...rest, ...(rule.counter && k === 0 ? ["counter"] : []), ...tail].join(" "),
+          comment,
+        })),
+        comment,
+        [...path, "match", "ctStatus"],
+      );
+      // The family guard even where the rest implies it: the other family's packets stay out.
+      const guard = fam ? [`meta nfproto ${fam}`] : [];
+      for (const alt of mr.alternatives)
+        out.rules.push({ body: [...guard, alt[0]!, `jump ${name}`].join(" "), comment });
+      continue;
+    }
     if (mr.alternatives.length > 1 && perRuleState) {
       ctx.error(
         [...path, "match", perRuleState === "limit" ? "limit" : "statistic"],
@@ -142,7 +171,6 @@ export function compileRule(
       );
       continue;
     }
-    const nfproto = fam && !mr.impliesFamily ? [`meta nfproto ${fam}`] : [];
     const hc = mr.hitcount;
     if (hc && mr.alternatives.length > 1) {
       ctx.error(
@@ -219,12 +247,16 @@ function connmarkMergeProblem(m: Match | undefined, op: "save" | "restore", alte
 
 /** What makes a rule's match an OR of nft rules, for the refusal of per-rule state in it. */
 function orItems(m: Match | undefined): string {
+  if (m?.ctStatus !== undefined && negatedNatStatus(m.ctStatus))
+    return "a negated ctStatus of NAT bits: no conntrack entry, or an entry without the bit";
   if (m?.xt?.geoip) return "one per country";
   if (m?.tcpMss !== undefined && isNegated(m.tcpMss))
     return "a negated tcpMss: the option missing, or its size outside";
   return "one per set or address group";
 }
 function orFix(m: Match | undefined): string {
+  if (m?.ctStatus !== undefined && negatedNatStatus(m.ctStatus))
+    return "only a rule whose one OR is that status test, and whose action is not return or goto, keeps the state in a chain both jump to: use another action, or test the status in a rule before that sets a mark and put the limit or counter in a rule matching that mark";
   if (m?.tcpMss !== undefined && isNegated(m.tcpMss) && !m.xt?.geoip)
     return "test the MSS in one rule that sets a mark, and put the limit or counter in a rule matching that mark";
   return "put the addresses into one set, or split the rule with a named meter";
