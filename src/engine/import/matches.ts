@@ -283,6 +283,35 @@ function ctOriginal(o: Options, d: RuleDraft): void {
     );
   setMatch(d, "ctOriginal", c, first);
 }
+/**
+ * xt_conntrack tests a packet without a conntrack entry (INVALID, UNTRACKED) on --ctstate
+ * alone: it returns the state test's answer and skips every other option of the match. So
+ * where the state test can pass for such a packet (positive INVALID/UNTRACKED, or negated
+ * without both), iptables matches it whatever --ctorig*, --ctproto or --ctstatus say, while
+ * the policy's keys (nft ct original, ct status) need an entry. One rule cannot say that:
+ * refused, with the two rules that do.
+ */
+function noEntryState(o: Options): void {
+  const s = o.get("--ctstate");
+  if (!s) return;
+  const others = [...CONNTRACK_ORIGINAL, "--ctstatus"].flatMap((k) => {
+    const x = o.get(k);
+    return x ? [x.opt] : [];
+  });
+  if (others.length === 0) return;
+  const words = val(s)
+    .split(",")
+    .map((w) => w.toUpperCase());
+  const noEntry = ["INVALID", "UNTRACKED"].filter((w) => words.includes(w) === !s.neg);
+  if (noEntry.length === 0) return;
+  const rest = s.neg ? [...words, ...noEntry] : words.filter((w) => !noEntry.includes(w));
+  const restState = rest.length === 0 ? "" : `${s.neg ? "! " : ""}--ctstate ${rest.join(",")} `;
+  fail(
+    "import_unsupported",
+    `-m conntrack ${s.neg ? "! " : ""}--ctstate ${val(s)} with ${others.join(", ")}: for a packet without a conntrack entry (${noEntry.join(", ")}), which this state test lets through, xt_conntrack skips the other options, so iptables matches it whatever the other options (${others.join(", ")}) say; the policy's conntrack keys need an entry. Write two rules with the same target: -m conntrack --ctstate ${noEntry.join(",")} (those packets), then -m conntrack ${restState}${others.map((x) => `${x} ...`).join(" ")} (the packets with an entry)`,
+    s.opt,
+  );
+}
 const conntrack: ModuleSpec = {
   options: {
     "--ctstate": negArg,
@@ -299,6 +328,7 @@ const conntrack: ModuleSpec = {
           x.opt,
         );
     }
+    noEntryState(o);
     ctOriginal(o, d);
     const s = o.get("--ctstate");
     const st = o.get("--ctstatus");
