@@ -1,7 +1,7 @@
 // iptables targets (-j NAME): their options and the policy action each becomes. Targets the
 // policy refuses (MIRROR, ECHO) or cannot express are errors with the reason.
 import type { ActionObject, Rule } from "../policy/index.ts";
-import { Address, AccountingDef, freeText } from "../policy/index.ts";
+import { Address, AccountingDef, NatTo, freeText } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { useSet } from "./ipset.ts";
 import type { OptionValue, Options, RuleDraft } from "./rule-draft.ts";
@@ -124,12 +124,22 @@ const natTo = (
   } else if ((text.match(/:/g) ?? []).length === 1) {
     [addr, port] = text.split(":") as [string, string];
   }
-  const out: { address?: string; port?: number | string } = {};
+  const out: { address?: string; addressLast?: string; port?: number | string } = {};
   if (addr !== "") {
-    if (addr.includes("-"))
-      fail("import_unsupported", `${what} to an address range (${addr}) has no equivalent: use one address`, addr);
-    if (!Address.safeParse(addr).success) fail("import_invalid_value", `${addr} is not an address`, addr);
-    out.address = addr;
+    // A-B: ip6tables writes [A-B]:P, nft [A]-[B]:P.
+    const ends = addr.split("-");
+    if (ends.length > 2) fail("import_invalid_value", `${addr} is not an address or a range first-last`, addr);
+    for (const e of ends) if (!Address.safeParse(e).success) fail("import_invalid_value", `${e} is not an address`, e);
+    out.address = ends[0]!;
+    if (ends.length === 2) {
+      if (!NatTo.safeParse({ address: ends[0], addressLast: ends[1] }).success)
+        fail(
+          "import_invalid_value",
+          `${what} address range ${addr} is not first-last with first <= last, of one family`,
+          addr,
+        );
+      out.addressLast = ends[1]!;
+    }
   }
   if (port !== undefined) out.port = natPort(port, what);
   return out;

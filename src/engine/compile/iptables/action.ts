@@ -300,6 +300,12 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
         return [];
       }
       const opt = a.type === "snat" ? "-j SNAT --to-source" : "-j DNAT --to-destination";
+      if (a.to.addressLast !== undefined) {
+        // iptables-save's forms (measured, 1.8.9): A-B[:P]; ip6tables [A-B]:P, A-B without a port.
+        const range = `${canonicalAddress(a.to.address)}-${canonicalAddress(a.to.addressLast)}`;
+        const v6 = familyOf(a.to.address) === "ipv6" && a.to.port !== undefined;
+        return t(`${opt} ${v6 ? `[${range}]` : range}${a.to.port === undefined ? "" : `:${a.to.port}`}`);
+      }
       return t(`${opt} ${hostPort(a.to.address, a.to.port)}`);
     }
     case "netmap": {

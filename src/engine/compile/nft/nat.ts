@@ -84,6 +84,14 @@ export function natStatements(
         return [];
       }
       const guard = a.to.port === undefined ? [] : l4Guard(env);
+      if (a.to.addressLast !== undefined) {
+        // nft 1.0.6 (measured): ip to A-B:P, ip6 to [A]-[B]:P, ip6 to A-B without a port.
+        const range =
+          fam === "ipv6" && a.to.port !== undefined
+            ? `[${a.to.address}]-[${a.to.addressLast}]:${a.to.port}`
+            : `${a.to.address}-${a.to.addressLast}${a.to.port === undefined ? "" : `:${a.to.port}`}`;
+        return [...guard, `${a.type} ${famWord(fam)} to ${range}`];
+      }
       return [...guard, `${a.type} ${famWord(fam)} to ${hostPort(a.to.address, a.to.port, fam)}`];
     }
     case "netmap": {
