@@ -52,6 +52,14 @@ export function isAddress(text: string): boolean {
   return isIPv4(text) || (isIPv6(text) && !text.includes("%"));
 }
 
+/** Whether address a comes no later than b, both of one family (false across families or for a non-address). */
+export function addressNotAfter(a: string, b: string): boolean {
+  const pa = parsePrefix(a);
+  const pb = parsePrefix(b);
+  if (!pa || !pb || pa.family !== pb.family) return false;
+  return pa.family === "ipv4" ? ipv4ToInt(a) <= ipv4ToInt(b) : ipv6ToBigInt(a) <= ipv6ToBigInt(b);
+}
+
 /** "a.b.c.d" (already validated) -> unsigned 32-bit integer. Parsed by char codes: hot on 1M-element sets. */
 export function ipv4ToInt(address: string): number {
   let n = 0;

@@ -2,7 +2,7 @@
 // (one target per rule). Terminating verdicts end evaluation; the others (log, counter,
 // account, mark, ...) let the packet continue to the next rule.
 import * as z from "zod";
-import { ipv4ToInt, ipv6ToBigInt, parsePrefix } from "../net/address.ts";
+import { addressNotAfter } from "../net/address.ts";
 import { Address, Cidr, Name, Port, U32, deferred, logPrefix } from "./primitives.ts";
 
 export const LOG_LEVELS = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"] as const;
@@ -28,19 +28,15 @@ export const NatTo = z
     /** Port or "low-high" range on the new destination/source. */
     port: z.union([Port, z.string().regex(/^\d{1,5}-\d{1,5}$/)]).optional(),
   })
-  .refine((t) => t.addressLast === undefined || (t.address !== undefined && addressOrder(t.address, t.addressLast)), {
-    message: "addressLast needs address, of its family and not below it",
-    path: ["addressLast"],
-  });
+  .refine(
+    (t) => t.addressLast === undefined || (t.address !== undefined && addressNotAfter(t.address, t.addressLast)),
+    {
+      message: "addressLast needs address, of its family and not below it",
+      path: ["addressLast"],
+    },
+  );
 
 /** True when a and b are addresses of one family with a <= b. */
-function addressOrder(a: string, b: string): boolean {
-  const pa = parsePrefix(a);
-  const pb = parsePrefix(b);
-  if (!pa || !pb || pa.family !== pb.family) return false;
-  return pa.family === "ipv4" ? ipv4ToInt(a) <= ipv4ToInt(b) : ipv6ToBigInt(a) <= ipv6ToBigInt(b);
-}
-
 /**
  * One action object, built when a rule first uses its type: the discriminated union below
  * finds an option by its `type` alone, so the option tells it that without being built

@@ -1,6 +1,7 @@
 // Reflection is refused always (seed: mirror-target): sending a packet back where it came
 // from makes loops between two reflecting hosts and turns the host into a DoS amplifier.
 import { error, type Diagnostic } from "../diagnostics.ts";
+import { addressNotAfter } from "../net/address.ts";
 import { unwrap, type Policy } from "../policy/index.ts";
 import { asList, rulesOf, type RuleRef } from "./model.ts";
 import { singleHost } from "./prefix.ts";
@@ -22,20 +23,20 @@ export function safetyErrors(policy: Policy): Diagnostic[] {
           `ECHO sends every packet back to its sender, which is MIRROR by another name; refused: ${WHY}`,
         ),
       );
-    else if (a.type === "dnat" && a.to.address && matchedHosts(r, "saddr").has(host(a.to.address))) {
+    else if (a.type === "dnat" && natReaches(a.to, matchedHosts(r, "saddr"))) {
       out.push(
         error(
           [...at, "to", "address"],
           "reflection_refused",
-          `DNAT to ${a.to.address}, the rule's own matched source, sends the traffic back to its sender; refused: ${WHY}`,
+          `DNAT to ${natTarget(a.to)}, ${a.to.addressLast ? "a range holding " : ""}the rule's own matched source, sends the traffic back to its sender; refused: ${WHY}`,
         ),
       );
-    } else if (a.type === "snat" && a.to.address && matchedHosts(r, "daddr").has(host(a.to.address))) {
+    } else if (a.type === "snat" && natReaches(a.to, matchedHosts(r, "daddr"))) {
       out.push(
         error(
           [...at, "to", "address"],
           "reflection_refused",
-          `SNAT to ${a.to.address}, the rule's own matched destination, makes the destination answer itself; refused: ${WHY}`,
+          `SNAT to ${natTarget(a.to)}, ${a.to.addressLast ? "a range holding " : ""}the rule's own matched destination, makes the destination answer itself; refused: ${WHY}`,
         ),
       );
     } else if (a.type === "tee" && matchedHosts(r, "saddr").has(host(a.gateway))) {
@@ -71,6 +72,21 @@ export function safetyErrors(policy: Policy): Diagnostic[] {
     });
   });
   return out;
+}
+
+/** Whether a NAT target (one address, or the range address..addressLast) holds one of `hosts`. */
+function natReaches(
+  to: { address?: string | undefined; addressLast?: string | undefined },
+  hosts: Set<string>,
+): boolean {
+  if (to.address === undefined) return false;
+  if (to.addressLast === undefined) return hosts.has(host(to.address));
+  const { address: first, addressLast: last } = to;
+  return [...hosts].some((h) => addressNotAfter(first, h) && addressNotAfter(h, last));
+}
+
+function natTarget(to: { address?: string | undefined; addressLast?: string | undefined }): string {
+  return to.addressLast === undefined ? `${to.address}` : `${to.address}-${to.addressLast}`;
 }
 
 function host(address: string): string {

@@ -26,6 +26,28 @@ test("DNAT back to the matched source is reflection", () => {
       table: "nat",
       hook: "prerouting",
     }),
+  ); // A range holding the matched source reflects too, wherever in the range it falls.
+  const nat = { table: "nat", hook: "prerouting" } as const;
+  for (const [src, first, last] of [
+    ["192.0.2.7", "192.0.2.1", "192.0.2.9"],
+    ["192.0.2.9", "192.0.2.1", "192.0.2.9"],
+    ["2001:db8::7", "2001:db8::1", "2001:db8::ff"],
+  ] as const)
+    hasError(
+      chain([{ match: { saddr: src }, action: { type: "dnat", to: { address: first, addressLast: last } } }], nat),
+      "reflection_refused",
+      "/chains/c/rules/0/action/to/address",
+    );
+  valid(
+    chain(
+      [
+        {
+          match: { saddr: "192.0.2.10" },
+          action: { type: "dnat", to: { address: "192.0.2.1", addressLast: "192.0.2.9" } },
+        },
+      ],
+      nat,
+    ),
   );
 });
 
