@@ -187,6 +187,12 @@ export const TARGETS: Record<string, TargetSpec> = {
         const hi = m && /^\d{1,5}$/.test(m[2]!) ? Number(m[2]) : NaN;
         if (!(lo >= 0 && hi <= 65535 && lo < hi))
           fail("import_invalid_value", `${what} is not a range A:B of queue numbers with A < B (0-65535)`, val(b));
+        if (hi - lo > 65534)
+          fail(
+            "import_invalid_value",
+            `${what} spans 65536 queues; the kernel counts at most 65535 (iptables: Invalid argument)`,
+            val(b),
+          );
         a.num = lo;
         a.to = hi;
       }

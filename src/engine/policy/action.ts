@@ -185,6 +185,11 @@ export const ActionObject = deferred(() =>
           fanout: z.boolean().optional(),
         })
         .refine((a) => a.to === undefined || a.to > a.num, { message: "to must be above num", path: ["to"] })
+        // The kernel counts the queues in 16 bits: 0..65535 (65536 queues) wraps to none (EINVAL).
+        .refine((a) => a.to === undefined || a.to - a.num <= 65534, {
+          message: "a range of queues holds at most 65535 queues (to - num at most 65534)",
+          path: ["to"],
+        })
         .refine((a) => !a.fanout || a.to !== undefined, {
           message: "fanout spreads over a range of queues: give to",
           path: ["fanout"],

@@ -32,14 +32,19 @@ export function lockoutWarnings(policy: Policy): Diagnostic[] {
   return out;
 }
 
-/** The path that drops everything: the default policy, or a final unconditional drop/reject. */
+/**
+ * The path that drops everything: the default policy, or a final unconditional drop/reject,
+ * or queue without bypass (with no program reading the queue, the kernel drops the packet).
+ */
 function dropsAll(name: string, chain: Chain): Path | null {
   const last = chain.rules[chain.rules.length - 1];
+  const a = last?.action;
   if (
     last &&
     !last.match &&
-    (last.action === "drop" ||
-      (typeof last.action === "object" && (last.action.type === "drop" || last.action.type === "reject")))
+    (a === "drop" ||
+      (typeof a === "object" &&
+        (a.type === "drop" || a.type === "reject" || (a.type === "queue" && a.bypass !== true))))
   ) {
     return ["chains", name, "rules", chain.rules.length - 1];
   }

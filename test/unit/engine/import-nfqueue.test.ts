@@ -43,6 +43,8 @@ test("NFQUEUE: out of range, negative, garbage, reversed balance, both num and b
     ["--queue-balance 2:2", /--queue-balance 2:2 is not a range/],
     ["--queue-balance 2:70000", /--queue-balance 2:70000 is not a range/],
     ["--queue-balance x", /--queue-balance x is not a range/],
+    // 65536 queues: iptables-restore refuses it (RULE_APPEND: Invalid argument); 0:65534 and 1:65535 load.
+    ["--queue-balance 0:65535", /--queue-balance 0:65535 spans 65536 queues/],
   ] as const) {
     const e = err(`iptables -A INPUT -j NFQUEUE ${args}`);
     assert.equal(e.length, 1, args);

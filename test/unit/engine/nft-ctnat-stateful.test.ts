@@ -42,3 +42,19 @@ test("! --ctstate DNAT with a limit and return or goto: refused, with advice abo
   assert.match(e.message, /conntrack entry/);
   assert.doesNotMatch(e.message, /addresses into one set/);
 });
+
+test("the helper chain is named by the rule's chain and index, also for chains named rules or chains", () => {
+  const rule = { match: { ctStatus: { not: ["dnat"] }, limit: { rate: "1/second" } }, action: "accept" };
+  const r = renderNft(
+    Policy.parse({
+      chains: {
+        input: { table: "filter", hook: "input", rules: [{ action: { type: "jump", chain: "rules" } }] },
+        rules: { table: "filter", rules: [rule] },
+        chains: { table: "filter", rules: [rule] },
+      },
+    }),
+  );
+  assert.ok(r.ok, JSON.stringify(r.ok ? [] : r.errors));
+  assert.equal(lines(r.text, /^add chain inet palisade ctnat_rules_0 /).length, 1, r.text);
+  assert.equal(lines(r.text, /^add chain inet palisade ctnat_chains_0 /).length, 1, r.text);
+});

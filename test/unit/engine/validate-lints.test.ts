@@ -88,6 +88,20 @@ test("lockout risk: default drop, failsafe off, nothing keeps the API connection
     "lockout_risk",
     "/chains/output/rules/0",
   );
+  // A final queue without bypass drops every packet while no program reads the queue.
+  for (const action of [
+    { type: "queue", num: 0 },
+    { type: "queue", num: 0, to: 3 },
+  ])
+    hasWarning(
+      { ...off, chains: { input: { hook: "input", rules: [{ action }] } } },
+      "lockout_risk",
+      "/chains/input/rules/0",
+    );
+  noWarning(
+    { ...off, chains: { input: { hook: "input", rules: [{ action: { type: "queue", num: 0, bypass: true } }] } } },
+    "lockout_risk",
+  );
 });
 
 test("unreachable user chain, unused objects, empty policy", () => {

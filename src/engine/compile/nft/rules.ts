@@ -132,7 +132,10 @@ export function compileRule(
       // ! --ctstate DNAT: both heads (no conntrack entry; an entry without the bit) jump to one
       // chain holding the rest of the rule, so the limit or nth counter keeps one state. A
       // packet meets one head; return or goto would act on the helper chain, not on this one.
-      const name = `ctnat_${path.filter((p) => p !== "chains" && p !== "rules").join("_")}${fam ? `_${fam === "ipv4" ? "v4" : "v6"}` : ""}`;
+      // CHAIN_INDEX from ["chains", CHAIN, "rules", INDEX] by position: a chain may itself be
+      // named "rules" or "chains". Other paths (mark forwards) are joined whole.
+      const where = path[0] === "chains" && path[2] === "rules" ? `${path[1]}_${path[3]}` : path.join("_");
+      const name = `ctnat_${where}${fam ? `_${fam === "ipv4" ? "v4" : "v6"}` : ""}`;
       const rest = mr.alternatives[0]!.slice(1);
       ctx.declareChain(
         {
