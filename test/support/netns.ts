@@ -1,5 +1,5 @@
 // Network-namespace lab for kernel tests. Every namespace gets a unique name
-// (pal<pid><random>n<k>), every command a timeout, every packet sender a count, and
+// (pal<pid>x<counter><random>n<k>), every command a timeout, every packet sender a count, and
 // every namespace is deleted by cleanup(), which runs from the test's after()/finally
 // AND, as a last resort, on process exit/SIGINT/SIGTERM. Veths are created directly
 // inside the lab's namespaces (`ip -n A link add ... peer ... netns B`), so nothing is
@@ -148,8 +148,17 @@ for seq in range(count):
 print(count, received)
 `;
 
+// Lab ids are unique within the process by a counter (a process runs many labs: the
+// corpus test one per file, and a 16-bit random suffix alone collided with a live lab in
+// CI); the random part keeps them apart from namespaces a dead process with the same pid
+// may have left behind.
+let labCount = 0;
+function newLabId(): string {
+  return `pal${process.pid}x${(labCount++).toString(36)}${randomBytes(3).toString("hex")}`;
+}
+
 export class NetnsLab {
-  readonly id = `pal${process.pid}${randomBytes(2).toString("hex")}`;
+  id = newLabId();
   readonly namespaces: string[] = [];
   private links = 0;
   private procs: ChildProcess[] = [];
@@ -157,8 +166,18 @@ export class NetnsLab {
   /** A new empty namespace with lo up. Name: <lab id>n<k>. */
   async addNamespace(): Promise<string> {
     hookProcess();
-    const ns = `${this.id}n${this.namespaces.length}`;
-    await run(["ip", "netns", "add", ns]);
+    let ns = `${this.id}n${this.namespaces.length}`;
+    // A name taken by a leftover namespace (a crashed run whose pid was reused): take a
+    // fresh id, a bounded number of times, rather than fail the test or reuse it.
+    for (let attempt = 0; ; attempt++) {
+      const r = await run(["ip", "netns", "add", ns], { allowFailure: true });
+      if (r.code === 0) break;
+      if (this.namespaces.length > 0 || attempt >= 3 || !/File exists/.test(r.stderr)) {
+        throw new Error(`ip netns add ${ns} exited ${r.code}: ${r.stderr.trim()}`);
+      }
+      this.id = newLabId();
+      ns = `${this.id}n0`;
+    }
     live.add(ns);
     this.namespaces.push(ns);
     await run(["ip", "-n", ns, "link", "set", "lo", "up"]);
