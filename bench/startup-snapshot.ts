@@ -37,12 +37,10 @@ const BIN = join(ROOT, "bin/palisade");
 const TIME = "/usr/bin/time";
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-// src/cli/main.ts's main(), run by the blob's deserialize-main function instead of at load.
+// src/cli/run.ts's runCli(), run by the blob's deserialize-main function instead of at load.
 const ENTRY = `
 import { startupSnapshot } from "node:v8";
-import type { CommanderError } from "commander";
-import { describeError, EXIT } from "./errors.ts";
-import { buildProgram } from "./program.ts";
+import { runCli } from "./run.ts";
 import * as renderVerb from "./commands/render.ts";
 import * as validateVerb from "./commands/validate.ts";
 import { readPolicyFile } from "./policy-file.ts";
@@ -51,23 +49,6 @@ import { renderNft, validatePolicy } from "../engine/index.ts";
 // Referenced, so that their top level (the policy schema) runs while the snapshot is built.
 (globalThis as { __palisadeVerbs?: unknown }).__palisadeVerbs = [renderVerb.register, validateVerb.register];
 
-async function main(args: string[]): Promise<void> {
-  try {
-    await (await buildProgram(args)).parseAsync(args, { from: "user" });
-  } catch (err) {
-    const code = (err as Partial<CommanderError>).code;
-    if (typeof code === "string" && code.startsWith("commander.")) {
-      const asked =
-        ["commander.helpDisplayed", "commander.version"].includes(code) || (err as CommanderError).exitCode === 0;
-      process.exitCode = asked ? 0 : EXIT.usage;
-    } else {
-      const { text, exit } = describeError(err);
-      process.stderr.write(text);
-      process.exitCode = exit;
-    }
-  }
-}
-
 if (process.env.PALISADE_SNAPSHOT_WARM === "1") {
   void readPolicyFile(${JSON.stringify(join(ROOT, "scripts/warm-up.policy.yaml"))}).then((p) => {
     const checked = p.ok ? validatePolicy(p.value, { target: "nftables" }) : undefined;
@@ -75,7 +56,7 @@ if (process.env.PALISADE_SNAPSHOT_WARM === "1") {
       throw new Error("the warm-up render failed");
   });
 }
-startupSnapshot.setDeserializeMainFunction(() => void main(process.argv.slice(2)));
+startupSnapshot.setDeserializeMainFunction(() => void runCli(process.argv.slice(2)));
 `;
 
 async function buildEntry(dir: string): Promise<string> {

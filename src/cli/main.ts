@@ -1,28 +1,5 @@
-// The `palisade` command: builds the program for the verb being run (program.ts), runs
-// it, and ends every failure the one way errors.ts describes (one `error: <code>: ...`
-// line on stderr, details and a hint, a documented exit status). No top-level await: the
-// build makes this a CommonJS bundle (scripts/build.mjs).
-import type { CommanderError } from "commander";
-import { describeError, EXIT } from "./errors.ts";
-import { buildProgram } from "./program.ts";
+// The `palisade` command's entry (run.ts does the work). No top-level await: the build
+// makes this a CommonJS bundle (scripts/build.mjs).
+import { runCli } from "./run.ts";
 
-async function main(args: string[]): Promise<void> {
-  try {
-    await (await buildProgram(args)).parseAsync(args, { from: "user" });
-  } catch (err) {
-    const code = (err as Partial<CommanderError>).code;
-    if (typeof code === "string" && code.startsWith("commander.")) {
-      // commander has printed its message (as `error: usage: ...`, see program.ts) or the help
-      // (asked for: exit 0; shown because a subcommand is missing: a usage error).
-      const asked =
-        ["commander.helpDisplayed", "commander.version"].includes(code) || (err as CommanderError).exitCode === 0;
-      process.exitCode = asked ? 0 : EXIT.usage;
-    } else {
-      const { text, exit } = describeError(err);
-      process.stderr.write(text);
-      process.exitCode = exit;
-    }
-  }
-}
-
-void main(process.argv.slice(2));
+void runCli(process.argv.slice(2));
