@@ -5,7 +5,7 @@ import { AddressRange, OWNER_NAME, TIME_DATE_MAX, WEEKDAYS, type PKT_TYPES, type
 import { zoneIdProblem } from "../net/address.ts";
 import { fail } from "./cursor.ts";
 import { negate, setMatch, type OptionValue, type Options, type RuleDraft } from "./rule-draft.ts";
-import { familyOf, parseAddress, parseDscp, parseDscpClass, parseInterface } from "./values.ts";
+import { familyOf, parseAddress, parseDscp, parseDscpClass, parseInterface, strtoulBase0 } from "./values.ts";
 
 /** The shape of matches.ts's ModuleSpec (kept structural so the two files do not import each other). */
 interface ExtraModule {
@@ -53,15 +53,11 @@ function ownerId(o: OptionValue, what: string): number | string {
   );
 }
 
-/** One id as strtoul base 0 reads it, or undefined where iptables says "Bad value". */
-function ownerNumber(t: string): number | undefined {
-  let n: number;
-  if (/^0[xX][0-9a-fA-F]{1,16}$/.test(t)) n = Number.parseInt(t.slice(2), 16);
-  else if (/^0[0-7]{0,22}$/.test(t)) n = Number.parseInt(t, 8);
-  else if (/^[1-9]\d{0,19}$/.test(t)) n = Number(t);
-  else return undefined;
-  return n <= 0xfffffffe ? n : undefined;
-}
+/**
+ * One id as strtoul base 0 reads it (digits capped at an unsigned long's: 16 hex, 0 and 22
+ * octal, 20 decimal), or undefined where iptables says "Bad value".
+ */
+const ownerNumber = (t: string): number | undefined => strtoulBase0(t, 0xfffffffe, { hex: 16, octal: 22, decimal: 20 });
 
 const owner: ExtraModule = {
   options: {

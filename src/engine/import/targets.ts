@@ -5,7 +5,7 @@ import { Address, AccountingDef, NatTo, freeText } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { useSet } from "./ipset.ts";
 import type { OptionValue, Options, RuleDraft } from "./rule-draft.ts";
-import { parseAddress, parseDscp, parseDscpClass, parseMarkValue, parseUint } from "./values.ts";
+import { parseAddress, parseDscp, parseDscpClass, parseMarkValue, parseUint, strtoulBase0 } from "./values.ts";
 import { LOG_LEVEL_BY_NAME, REJECT_BY_NAME } from "./vocab.ts";
 
 export interface TargetSpec {
@@ -156,16 +156,10 @@ function ignoreFlags(o: Options, d: RuleDraft, flags: string[], why: string): vo
   for (const f of flags) if (o.has(f)) d.notes.push(`${f} ${why}`);
 }
 
-/** A queue number as libxt_NFQUEUE reads it (strtoul base 0: `010` is 8), 0-65535. */
+/** A queue number as libxt_NFQUEUE reads it (strtoul base 0, at most 8 hex digits), 0-65535. */
 function queueNum(text: string, what: string): number {
-  const n = /^0x[0-9a-f]{1,8}$/i.test(text)
-    ? parseInt(text, 16)
-    : /^0[0-7]*$/.test(text)
-      ? parseInt(text, 8)
-      : /^[1-9]\d{0,9}$/.test(text)
-        ? Number(text)
-        : NaN;
-  return n >= 0 && n <= 65535 ? n : fail("import_invalid_value", `${what} is not a queue number (0-65535)`, text);
+  const n = strtoulBase0(text, 65535, { hex: 8, decimal: 10 });
+  return n ?? fail("import_invalid_value", `${what} is not a queue number (0-65535)`, text);
 }
 
 export const TARGETS: Record<string, TargetSpec> = {

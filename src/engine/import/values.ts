@@ -92,20 +92,39 @@ export function parseUint(text: string, what: string, max = Number.MAX_SAFE_INTE
   return n;
 }
 
+/** How many digits each form may have in {@link strtoulBase0} (a longer text is refused). */
+export interface DigitCaps {
+  /** After `0x`. */
+  hex?: number;
+  /** After the leading `0`. */
+  octal?: number;
+  /** In all (the first is 1-9). */
+  decimal?: number;
+}
+
 /**
- * A DSCP value as libxt_dscp/libxt_DSCP read it (strtoul base 0: 0x.. hex, a leading 0 octal,
- * so `010` is 8), 0-63.
+ * A number as C's strtoul(text, NULL, 0) reads it, as libxtables' modules do: `0x`/`0X` then
+ * hex digits, a leading `0` then octal digits (`010` is 8, `08` is refused), else decimal; or
+ * undefined where `text` is not such a number or is above `max`. Nothing else is taken: no
+ * spaces, no sign, no `0x` without digits, nothing after the digits (strtoul itself would skip
+ * leading spaces and take a sign; the importer has always refused them). `digits` caps each
+ * form's length, so that a caller keeps the exact texts it accepted before (leading zeros count).
  */
+export function strtoulBase0(text: string, max: number, digits: DigitCaps = {}): number | undefined {
+  const m = /^(?:0[xX]([0-9a-fA-F]+)|0([0-7]*)|([1-9][0-9]*))$/.exec(text);
+  if (!m) return undefined;
+  const [, hex, octal, decimal] = m;
+  let n: number;
+  if (hex !== undefined) n = hex.length <= (digits.hex ?? Infinity) ? Number.parseInt(hex, 16) : NaN;
+  else if (octal !== undefined) n = octal.length <= (digits.octal ?? Infinity) ? Number.parseInt(`0${octal}`, 8) : NaN;
+  else n = decimal!.length <= (digits.decimal ?? Infinity) ? Number(decimal) : NaN;
+  return n <= max ? n : undefined;
+}
+
+/** A DSCP value as libxt_dscp/libxt_DSCP read it (strtoul base 0, at most 8 hex digits), 0-63. */
 export function parseDscp(text: string, opt: string): number {
-  const n = /^0x[0-9a-f]{1,8}$/i.test(text)
-    ? parseInt(text, 16)
-    : /^0[0-7]*$/.test(text)
-      ? parseInt(text, 8)
-      : /^[1-9]\d{0,8}$/.test(text)
-        ? Number(text)
-        : NaN;
-  if (!(n >= 0 && n <= 0x3f)) fail("import_invalid_value", `${opt} ${text} is not a DSCP value (0-63)`, text);
-  return n;
+  const n = strtoulBase0(text, 0x3f, { hex: 8, decimal: 9 });
+  return n ?? fail("import_invalid_value", `${opt} ${text} is not a DSCP value (0-63)`, text);
 }
 
 /** libxt_dscp's class names (dscp_helper.c, any case): CS0-CS7, AF11-AF43, EF, BE. */
