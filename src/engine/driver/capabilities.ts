@@ -5,6 +5,7 @@
 // message is kept for the ones that fail (e.g. "No such file or directory" for queue).
 
 import { existsSync, readFileSync } from "node:fs";
+import type { KernelFeatureName } from "../nft/kernel-features.ts";
 import { check } from "./apply.ts";
 import { NftError } from "./errors.ts";
 import { runNft, type DriverOptions } from "./nft.ts";
@@ -66,6 +67,13 @@ export const PROBES = {
 
 export type Feature = keyof typeof PROBES;
 
+type Probed<T extends Feature> = T;
+/**
+ * The features the API gates deploys on (nft/kernel-features.ts). Each must be a probe here,
+ * since the agent reports only probes that passed: a name that is not fails to compile.
+ */
+export type GatedFeature = Probed<KernelFeatureName>;
+
 export interface Capabilities {
   /** e.g. "1.0.6". */
   nftVersion: string | null;
@@ -103,7 +111,13 @@ export async function probe(feature: Feature, opts: DriverOptions = {}): Promise
     await check(probeText(feature), { timeoutMs: 10_000, ...opts });
     return { ok: true };
   } catch (e) {
-    if (e instanceof NftError && (e.code === "nft_rejected" || e.code === "nft_failed" || e.code === "set_full")) {
+    if (
+      e instanceof NftError &&
+      (e.code === "nft_rejected" ||
+        e.code === "kernel_feature_missing" ||
+        e.code === "nft_failed" ||
+        e.code === "set_full")
+    ) {
       return { ok: false, reason: e.kernelMessage ?? e.message };
     }
     throw e;

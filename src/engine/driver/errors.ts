@@ -9,6 +9,11 @@ export type NftErrorCode =
   | "nft_timeout"
   /** nft refused the ruleset text (syntax or a kernel refusal); nothing was applied. */
   | "nft_rejected"
+  /**
+   * The kernel lacks a feature a rule uses (its module is not built: nft queue without
+   * CONFIG_NFT_QUEUE); `feature` names it (nft/kernel-features.ts). Nothing was applied.
+   */
+  | "kernel_feature_missing"
   /** A set/map at its size limit refused elements (the kernel says "Too many open files"). */
   | "set_full"
   /** Not allowed to change the ruleset (needs root or CAP_NET_ADMIN). */
@@ -45,6 +50,8 @@ export interface NftErrorDetails {
   size?: number;
   /** For foreign_table. */
   table?: string;
+  /** For kernel_feature_missing: the driver's probe name (e.g. "queue"). */
+  feature?: string;
   cause?: unknown;
 }
 
@@ -57,6 +64,7 @@ export class NftError extends Error {
   readonly set?: string;
   readonly size?: number;
   readonly table?: string;
+  readonly feature?: string;
 
   constructor(
     readonly code: NftErrorCode,
@@ -71,6 +79,7 @@ export class NftError extends Error {
     this.set = details.set;
     this.size = details.size;
     this.table = details.table;
+    this.feature = details.feature;
   }
 
   /** A plain object for logs and the agent protocol. */
@@ -83,6 +92,7 @@ export class NftError extends Error {
       set: this.set,
       size: this.size,
       table: this.table,
+      feature: this.feature,
     };
   }
 }

@@ -3,6 +3,7 @@
 // large sets. With `netns` the command runs as `ip netns exec <ns> nft ...`.
 
 import { spawn } from "node:child_process";
+import { KERNEL_FEATURES, missingFeatureAt } from "../nft/kernel-features.ts";
 import { NftError, type NftErrorCode, type NftErrorLocation } from "./errors.ts";
 
 export interface DriverOptions {
@@ -168,6 +169,30 @@ export function ownerRefusal(kernelMessage: string, location: NftErrorLocation, 
   );
 }
 
+/**
+ * A kernel without a statement's module answers "No such file or directory" and nft points
+ * at the statement (measured with nft 1.0.6 on a kernel without CONFIG_NFT_QUEUE:
+ * `/dev/stdin:3:17-21: Error: Could not process rule: No such file or directory`, the caret
+ * under `queue`). The bare ENOENT names neither the feature nor the fix; this does.
+ */
+export function featureRefusal(
+  kernelMessage: string,
+  location: NftErrorLocation,
+  source?: string,
+): { feature: string; message: string } | undefined {
+  // The echoed line is the input line as nft read it; the source has it in full when known.
+  const line = source?.split("\n")[location.line - 1] ?? location.text ?? "";
+  const feature = missingFeatureAt(kernelMessage, line, location.column);
+  if (!feature) return undefined;
+  const f = KERNEL_FEATURES[feature];
+  return {
+    feature,
+    message:
+      `the kernel has no ${f.what}: it refused the rule at line ${location.line} (${line.trim().slice(0, 120)}) ` +
+      `with "${kernelMessage}"; nothing was applied. To use it, ${f.remedy}`,
+  };
+}
+
 function classify(
   args: readonly string[],
   stderr: string,
@@ -205,6 +230,8 @@ function classify(
   if (isQuery && /No such file or directory/.test(kernelMessage)) {
     return new NftError("not_found", `not found: nft ${args.filter((a) => a !== "-j").join(" ")}`, details);
   }
+  const missing = location ? featureRefusal(kernelMessage, location, source) : undefined;
+  if (missing) return new NftError("kernel_feature_missing", missing.message, { ...details, feature: missing.feature });
   const unknownOwner = location ? ownerRefusal(kernelMessage, location, source) : undefined;
   if (unknownOwner) return new NftError("nft_rejected", unknownOwner, details);
   if (/Error:/.test(stderr)) {

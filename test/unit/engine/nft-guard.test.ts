@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { tablesTouched } from "../../../src/engine/driver/guard.ts";
 import { NftError } from "../../../src/engine/driver/errors.ts";
-import { findFullSet, parseNftStderr } from "../../../src/engine/driver/nft.ts";
+import { featureRefusal, findFullSet, parseNftStderr } from "../../../src/engine/driver/nft.ts";
 
 const refused = (code: string, text: string) =>
   assert.throws(
@@ -227,4 +227,19 @@ test("a full set is found from the failing line, with its size from the text", (
   const block =
     "table inet palisade {\n\tset bans {\n\t\ttype ipv4_addr\n\t\tsize 7\n\t\telements = { 1.1.1.1,\n1.1.1.2 }\n\t}\n}\n";
   assert.deepEqual(findFullSet(block, { line: 6, column: 1 }), { set: "bans", size: 7 });
+});
+
+test("ENOENT at a queue statement names the missing kernel feature; at anything else, none", () => {
+  // Recorded: nft 1.0.6 on a kernel without CONFIG_NFT_QUEUE (test/kernel/driver-kernel-feature.test.ts).
+  const stderr =
+    "/dev/stdin:4:43-47: Error: Could not process rule: No such file or directory\n" +
+    'add rule inet palisade_t i udp dport 7201 queue num 3-5 fanout,bypass comment "x"\n' +
+    "                                          ^^^^^\n";
+  const { message, location } = parseNftStderr(stderr);
+  const r = featureRefusal(message!, location!);
+  assert.equal(r?.feature, "queue");
+  assert.match(r!.message, /no nftables queue support .* line 4 \(add rule .*queue num 3-5.*modprobe nft_queue/);
+  // The same message at a jump to a missing chain, or another message at the queue: not a feature.
+  assert.equal(featureRefusal(message!, { line: 2, column: 5, text: "jump nowhere ; queue num 1" }), undefined);
+  assert.equal(featureRefusal("Could not process rule: Invalid argument", location!), undefined);
 });
