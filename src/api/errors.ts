@@ -34,7 +34,10 @@ export type ErrorCode =
   | "not_capable"
   /** The host's agent has no stream up (dynamic sets are read from its kernel, live). */
   | "host_offline"
-  /** The host's agent is too old for the request. */
+  /**
+   * The host's agent is too old for the request, or (deploys) its kernel lacks a feature the
+   * version needs (the detail's code names it: queue_unsupported).
+   */
   | "unsupported"
   /** The host's agent did not answer in time. */
   | "agent_timeout"

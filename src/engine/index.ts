@@ -11,6 +11,9 @@ export {
 } from "./source.ts";
 export { validatePolicy, type Target, type ValidateOptions, type ValidationResult } from "./validate/index.ts";
 export { targetSupport } from "./validate/target.ts";
+// Kernel features a version needs (nft queue), checked at deploy against what the host's agent reported.
+export { kernelFeatureUses, type KernelFeatureUse } from "./validate/kernel-features.ts";
+export { KERNEL_FEATURES, type KernelFeatureName } from "./nft/kernel-features.ts";
 export { policyChecksum, canonicalJson } from "./checksum.ts";
 export { policyJsonSchema } from "./schema-export.ts";
 export type { Policy, PolicyInput } from "./policy/index.ts";

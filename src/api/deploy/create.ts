@@ -8,9 +8,10 @@ import type { Queue } from "bullmq";
 import type { Actor } from "../audit.ts";
 import { recordAudit } from "../audit.ts";
 import type { Db, Prisma } from "../db/client.ts";
-import { canonicalJson, geoip, type Policy } from "../../engine/index.ts";
+import { canonicalJson, geoip, KERNEL_FEATURES, kernelFeatureUses, type Policy } from "../../engine/index.ts";
 import { countriesWithoutData, hostsWithoutGeoip, lockGeoData, type MissingCountryData } from "../geoip/index.ts";
 import { ApiError, conflict, notFound } from "../errors.ts";
+import { hostsLacking } from "../host-selection.ts";
 import type { Log } from "../log.ts";
 import { withinMs } from "../redis.ts";
 import { enqueueRollout, type RolloutJob } from "./queue.ts";
@@ -208,6 +209,47 @@ async function refuseWithoutGeoip(
   );
 }
 
+/** At most this many rules are named in a refusal's message (the count says how many more). */
+const RULES_NAMED = 10;
+
+function ruleList(rules: string[]): string {
+  const more = rules.length - RULES_NAMED;
+  return rules.slice(0, RULES_NAMED).join(", ") + (more > 0 ? ` and ${more} more` : "");
+}
+
+/**
+ * A version whose rules need a kernel feature (nft queue: KERNEL_FEATURES) goes only to hosts
+ * whose agent reported it: the agent probes its kernel when it starts and lists the features
+ * that passed. Elsewhere the kernel refuses the whole transaction with a bare "No such file
+ * or directory" and nothing is applied, so the deploy is refused before anything is written,
+ * naming the feature, the rules, the hosts and the fix. A host that has not reported yet
+ * (never connected) is not counted: its agent's own refusal names the feature
+ * (driver kernel_feature_missing). `groups`: each document with the hosts it would go to.
+ */
+async function refuseWithoutKernelFeatures(
+  db: Db,
+  groups: { document: Policy; hostIds: string[]; what: string }[],
+): Promise<void> {
+  for (const g of groups) {
+    for (const use of kernelFeatureUses(g.document)) {
+      const lacking = (await hostsLacking(db, g.hostIds, use.feature)).map((h) => h.name);
+      if (lacking.length === 0) continue;
+      const f = KERNEL_FEATURES[use.feature];
+      const rules = ruleList(use.rules);
+      throw new ApiError(
+        409,
+        "unsupported",
+        `${g.what} needs ${f.what} for ${use.rules.length} rule(s) (${rules}), and the kernel of ${lacking.length} selected host(s) lacks it (their agent reported no '${use.feature}' capability): ${lacking.join(", ")}. To deploy it there, ${f.remedy}; after loading the module restart the agent, which probes its kernel when it starts. Or narrow the selector`,
+        lacking.map((h) => ({
+          path: "/selector",
+          code: `${use.feature}_unsupported`,
+          message: `host ${h}: kernel without ${use.feature}, needed by ${rules}`,
+        })),
+      );
+    }
+  }
+}
+
 export async function createDeployment(
   deps: DeployDeps,
   actor: Actor,
@@ -233,6 +275,9 @@ async function newDeployment(
   }
   const hosts = await resolveSelector(deps.db, req.selector);
   const document = version.document as unknown as Policy;
+  await refuseWithoutKernelFeatures(deps.db, [
+    { document, hostIds: hosts.map((h) => h.id), what: `version ${req.version} of ruleset "${req.ruleset}"` },
+  ]);
   const id = await insert(
     deps,
     actor,
@@ -296,8 +341,18 @@ async function newRollback(
   // The versions gone back to may test countries whose data was emptied since (a forced load).
   const previous = await deps.db.rulesetVersion.findMany({
     where: { id: { in: [...tally.keys()] } },
-    select: { document: true },
+    select: { id: true, number: true, document: true, ruleset: { select: { name: true } } },
   });
+  // The kernel may have lost a module since (another kernel booted): each version is checked
+  // against the hosts that go back to it.
+  await refuseWithoutKernelFeatures(
+    deps.db,
+    previous.map((v) => ({
+      document: v.document as unknown as Policy,
+      hostIds: withPrevious.filter((t) => t.previousVersionId === v.id).map((t) => t.hostId),
+      what: `version ${v.number} of ruleset "${v.ruleset.name}" (which this rollback goes back to)`,
+    })),
+  );
   const countries = geoip.mergeCountryFamilies(
     previous.map((v) => geoip.policyCountryFamilies(v.document as unknown as Policy)),
   );
