@@ -112,6 +112,13 @@ export const FEATURES = {
     nftables: yes("ip/ip6 dscp set, ip/ip6 ecn set (kept bits: one case each)"),
     iptables: yes("-j TOS --set-tos value/mask"),
   },
+  "action.ttl": {
+    label: "TTL / hop limit (TTL and HL targets)",
+    nftables: yes(
+      "ip ttl set N / ip6 hoplimit set N; inc/dec: ip ttl vmap { OLD : jump ttl_v4_NEW } to chains that set the constant (saturating at 255 and 0 as xt_HL)",
+    ),
+    iptables: yes("-j TTL --ttl-set/--ttl-inc/--ttl-dec, ip6tables -j HL --hl-set/--hl-inc/--hl-dec (mangle table)"),
+  },
   "action.queue": {
     label: "NFQUEUE (userspace queue)",
     nftables: yes("queue num N / num A-B, flags bypass, fanout (needs nft_queue in the kernel)"),
@@ -669,6 +676,7 @@ const ACTION_FEATURE: Partial<Record<ActionObject["type"], Feature>> = {
   setUpdate: "action.setUpdate",
   tcpmss: "action.tcpmss",
   tos: "action.tos",
+  ttl: "action.ttl",
   queue: "action.queue",
   tarpit: "action.tarpit",
   delude: "action.delude",

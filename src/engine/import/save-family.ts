@@ -61,6 +61,10 @@ export function detectSaveFamily(lines: readonly string[]): SaveFamily | undefin
       } else if (w === "-m" || w === "--match") {
         if (is(V4_MODULES, next)) return { family: "ipv4", line: idx + 1, why: `-m ${next} exists only in iptables` };
         if (is(V6_MODULES, next)) v6 ??= { family: "ipv6", line: idx + 1, why: `-m ${next} exists only in ip6tables` };
+      } else if (w === "-j" || w === "--jump") {
+        // xt_HL's two targets: TTL is iptables', HL ip6tables' (the other tool: unknown option).
+        if (next === "TTL") return { family: "ipv4", line: idx + 1, why: "-j TTL exists only in iptables" };
+        if (next === "HL") v6 ??= { family: "ipv6", line: idx + 1, why: "-j HL exists only in ip6tables" };
       } else if (V4_OPTIONS.has(w) || (w === "--reject-with" && /^icmp-/.test(next))) {
         return { family: "ipv4", line: idx + 1, why: `${w} exists only in iptables` };
       } else if (V6_OPTIONS.has(w) || (w === "--reject-with" && /^icmp6-/.test(next))) {

@@ -162,6 +162,47 @@ function queueNum(text: string, what: string): number {
   return n ?? fail("import_invalid_value", `${what} is not a queue number (0-65535)`, text);
 }
 
+/**
+ * `-j TTL --ttl-set|--ttl-inc|--ttl-dec N` (iptables only) and `-j HL --hl-set|--hl-inc|--hl-dec N`
+ * (ip6tables only): libxt_TTL/libxt_HL read N as an 8-bit number (strtoul base 0), 0-255 for
+ * set and 1-255 for inc/dec (xt_HL's checkentry refuses 0 too), exactly one option; each tool
+ * knows only its own target (`unknown option`), so the rule keeps that target's family.
+ */
+function hopTarget(name: "TTL" | "HL"): TargetSpec {
+  const [p, family, other, field] =
+    name === "TTL" ? (["--ttl", "ipv4", "ipv6", "TTL"] as const) : (["--hl", "ipv6", "ipv4", "hop limit"] as const);
+  const opts = ["set", "inc", "dec"] as const;
+  return {
+    options: { [`${p}-set`]: 1, [`${p}-inc`]: 1, [`${p}-dec`]: 1 },
+    build(o, d) {
+      if (d.family === other || (name === "HL" && d.ipv4Program))
+        fail(
+          "import_invalid_value",
+          name === "TTL"
+            ? "ip6tables has no TTL target (ip6tables-restore refuses the rule); IPv6's hop limit is -j HL --hl-set/--hl-inc/--hl-dec"
+            : "iptables has no HL target (iptables-restore refuses the rule); IPv4's TTL is -j TTL --ttl-set/--ttl-inc/--ttl-dec",
+          name,
+        );
+      const given = opts.filter((k) => o.has(`${p}-${k}`));
+      if (given.length !== 1)
+        fail("import_syntax", `${name} needs exactly one of ${opts.map((k) => `${p}-${k}`).join(", ")}`, name);
+      const op = given[0]!;
+      const text = val(o.get(`${p}-${op}`));
+      const n = strtoulBase0(text);
+      const min = op === "set" ? 0 : 1;
+      if (!(n >= min && n <= 255))
+        fail(
+          "import_invalid_value",
+          `${p}-${op} ${text} is not ${op === "set" ? `a ${field} (0-255)` : `an amount to ${op === "inc" ? "raise" : "lower"} the ${field} by (1-255; the kernel refuses 0)`}`,
+          text,
+        );
+      // The target touches only its family's header: the rule is that family's.
+      d.family = family;
+      return op === "set" ? { type: "ttl", set: n } : op === "inc" ? { type: "ttl", inc: n } : { type: "ttl", dec: n };
+    },
+  };
+}
+
 export const TARGETS: Record<string, TargetSpec> = {
   ACCEPT: none("accept"),
   // ip_queue's QUEUE is queue 0 (iptables-nft 1.8.9 cannot load it; NFQUEUE --queue-num 0 is the same).
@@ -461,6 +502,8 @@ export const TARGETS: Record<string, TargetSpec> = {
       return { type: "tos", ...vm };
     },
   },
+  TTL: hopTarget("TTL"),
+  HL: hopTarget("HL"),
   DSCP: {
     options: { "--set-dscp": 1, "--set-dscp-class": 1 },
     build(o) {
@@ -599,7 +642,6 @@ export const REFUSED_TARGETS: Record<string, { code: "import_refused" | "import_
   MIRROR: { code: "import_refused", reason: `MIRROR ${REFLECTION}` },
   ECHO: { code: "import_refused", reason: `ECHO ${REFLECTION}` },
   ULOG: { code: "import_unsupported", reason: "ULOG was removed from the kernel: use NFLOG" },
-  TTL: { code: "import_unsupported", reason: "TTL rewriting has no equivalent in the policy schema" },
   CLASSIFY: { code: "import_unsupported", reason: "CLASSIFY has no equivalent in the policy schema" },
   SECMARK: { code: "import_unsupported", reason: "SECMARK has no equivalent in the policy schema" },
   MASQ: {

@@ -171,6 +171,23 @@ export const ActionObject = deferred(() =>
         }),
     ),
     /**
+     * TTL (IPv4) / hop limit (IPv6), by the rule's family, as xt_HL's `-j TTL` / `-j HL`: set
+     * it to `set` (0-255), or raise it by `inc` / lower it by `dec` (1-255: the kernel refuses
+     * 0), saturating at 255 and 0. Exactly one of the three. mangle only.
+     */
+    actionType("ttl", () =>
+      z
+        .strictObject({
+          type: z.literal("ttl"),
+          set: z.number().int().min(0).max(255).optional(),
+          inc: z.number().int().min(1).max(255).optional(),
+          dec: z.number().int().min(1).max(255).optional(),
+        })
+        .refine((a) => [a.set, a.inc, a.dec].filter((x) => x !== undefined).length === 1, {
+          message: "give exactly one of set, inc, dec",
+        }),
+    ),
+    /**
      * NFQUEUE: hand the packet to userspace queue `num`, or spread flows over queues num..to
      * (by hash; fanout: by CPU). A verdict: with no listener the packet is dropped, or with
      * bypass accepted (it leaves this hook's chain, as the listener's accept would).

@@ -19,6 +19,11 @@ interface Rule_ {
 const PLACEMENT: Partial<Record<ActionType, Rule_>> = {
   ipmark: { tables: ["mangle"], code: "mangle_only", why: "IPMARK is to be used inside the mangle table" },
   tos: { tables: ["mangle"], code: "mangle_only", why: "TOS can only be used in the mangle table" },
+  ttl: {
+    tables: ["mangle"],
+    code: "mangle_only",
+    why: "the TTL and HL targets can only be used in the mangle table (the kernel refuses them elsewhere)",
+  },
   checksumFill: { tables: ["mangle"], code: "mangle_only", why: "CHECKSUM can only be used in the mangle table" },
   dhcpmac: {
     tables: ["mangle"],

@@ -24,6 +24,9 @@ test("the header decides first; then IPv6 evidence in the rules, unless a rule u
     ["-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j ACCEPT", "ipv6", 5],
     ["[12:345] -A INPUT -p ipv6-icmp -j ACCEPT", "ipv6", 5],
     ["-A INPUT -m hl --hl-eq 255 -j ACCEPT", "ipv6", 5],
+    // xt_HL's targets: HL only in ip6tables, TTL only in iptables.
+    ["-A POSTROUTING -o wwan0 -j HL --hl-set 65", "ipv6", 5],
+    ["-A POSTROUTING -o wwan0 -j TTL --ttl-set 65", "ipv4", 5],
     ["-A INPUT -p tcp -j REJECT --reject-with icmp6-port-unreachable", "ipv6", 5],
     ["-A INPUT -d 2001:db8::1,2001:db8::2 -j DROP", "ipv6", 5],
     ["-A INPUT -s 192.0.2.0/24 -j ACCEPT", "ipv4", 5],

@@ -37,6 +37,7 @@ const TABLES_OF: Partial<Record<ActionObject["type"], readonly Table[]>> = {
   ipmark: ["mangle"],
   dhcpmac: ["mangle"],
   tee: ["mangle"],
+  ttl: ["mangle"],
   rawsnat: ["raw", "rawpost"],
   rawdnat: ["raw", "rawpost"],
 };
@@ -249,6 +250,12 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
     }
     case "checksumFill":
       return t("-j CHECKSUM --checksum-fill");
+    case "ttl": {
+      // xt_HL: TTL is the IPv4 target, HL the IPv6 one; each refuses the other's options.
+      const [target, p] = env.fam === "ipv6" ? ["HL", "--hl"] : ["TTL", "--ttl"];
+      const [op, n] = a.set !== undefined ? ["set", a.set] : a.inc !== undefined ? ["inc", a.inc] : ["dec", a.dec];
+      return t(`-j ${target} ${p}-${op} ${n}`);
+    }
     case "tos":
       return t(
         `-j TOS --set-tos 0x${a.value.toString(16).padStart(2, "0")}/0x${(a.mask ?? 0xff).toString(16).padStart(2, "0")}`,

@@ -9,6 +9,7 @@ import { accountRules } from "./accounting.ts";
 import { natFamily, natStatements, type NatEnv } from "./nat.ts";
 import { unsupportedAction } from "./unsupported.ts";
 import { tosStatements } from "./tos.ts";
+import { ttlStatements } from "./ttl.ts";
 
 /**
  * `log` and LOGMARK events go to this NFLOG group unless the action names one, so the
@@ -50,6 +51,7 @@ export function actionFamilies(
       return { allowed: new Set([parsePrefix(a.gateway)?.family ?? "ipv4"]), split: true };
     case "ipmark":
     case "tos":
+    case "ttl":
       return { split: true };
     case "dhcpmac":
       // DHCP (BOOTP) is IPv4 only.
@@ -312,6 +314,8 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
       ];
     case "tos":
       return fam ? tosStatements(a, fam, ctx, path) : [];
+    case "ttl":
+      return fam ? ttlStatements(a, fam, ctx, path) : [];
     case "setUpdate":
       return fam ? [[`${a.op} @${a.set} { ${fam === "ipv4" ? "ip" : "ip6"} ${a.key} }`]] : [];
     case "queue": {
