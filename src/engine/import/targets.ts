@@ -188,9 +188,8 @@ function hopTarget(name: "TTL" | "HL"): TargetSpec {
         fail("import_syntax", `${name} needs exactly one of ${opts.map((k) => `${p}-${k}`).join(", ")}`, name);
       const op = given[0]!;
       const text = val(o.get(`${p}-${op}`));
-      const n = strtoulBase0(text);
-      const min = op === "set" ? 0 : 1;
-      if (!(n >= min && n <= 255))
+      const n = strtoulBase0(text, 255);
+      if (n === undefined || (op !== "set" && n === 0))
         fail(
           "import_invalid_value",
           `${p}-${op} ${text} is not ${op === "set" ? `a ${field} (0-255)` : `an amount to ${op === "inc" ? "raise" : "lower"} the ${field} by (1-255; the kernel refuses 0)`}`,

@@ -127,21 +127,6 @@ export function parseDscp(text: string, opt: string): number {
   return n ?? fail("import_invalid_value", `${opt} ${text} is not a DSCP value (0-63)`, text);
 }
 
-/**
- * An unsigned number as libxtables reads it (strtoul base 0, after an optional `+`: `0x40` is
- * 64, `010` is octal 8, `08` is nothing), or NaN.
- */
-export function strtoulBase0(text: string): number {
-  const t = text.startsWith("+") ? text.slice(1) : text;
-  return /^0x[0-9a-f]{1,8}$/i.test(t)
-    ? parseInt(t.slice(2), 16)
-    : /^0[0-7]{0,11}$/.test(t)
-      ? parseInt(t, 8)
-      : /^[1-9]\d{0,9}$/.test(t)
-        ? Number(t)
-        : NaN;
-}
-
 /** libxt_dscp's class names (dscp_helper.c, any case): CS0-CS7, AF11-AF43, EF, BE. */
 const DSCP_CLASSES: Record<string, number> = {
   CS0: 0,
