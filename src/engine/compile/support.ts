@@ -129,6 +129,13 @@ export const FEATURES = {
     nftables: yes("add/delete @set { ip saddr }"),
     iptables: yes("-j SET --add-set/--del-set"),
   },
+  "action.tproxy": {
+    label: "TPROXY (transparent proxy)",
+    nftables: yes(
+      "tproxy ip/ip6 to ADDRESS:PORT meta mark set ... accept, then drop (the packet without a transparent socket, as xt_TPROXY)",
+    ),
+    iptables: yes("-j TPROXY --on-port --on-ip --tproxy-mark"),
+  },
   "action.tcpmss": {
     label: "TCPMSS (MSS clamping)",
     nftables: yes("tcp option maxseg size set rt mtu / N"),
@@ -255,6 +262,29 @@ export const FEATURES = {
     label: "TCP MSS option (tcpmss)",
     nftables: yes("tcp option maxseg size; negated: maxseg missing, or size outside (two rules)"),
     iptables: yes("-m tcpmss --mss"),
+  },
+  "match.socket": {
+    label: "local socket (socket) with wildcard",
+    nftables: yes("socket transparent 1 (with transparent) / socket transparent 0-1 (any socket)"),
+    iptables: yes("-m socket --nowildcard [--transparent]"),
+  },
+  "match.socketNoWildcard": {
+    label: "local socket (socket) without wildcard listeners",
+    // nft_socket (Linux 6.x): `socket wildcard` stops the rule (NFT_BREAK) for a socket that is
+    // not a full socket, where xt_socket skips its any-address test and matches.
+    nftables: no(
+      "nft's socket wildcard cannot be read for a half-open or time-wait connection's socket (the rule stops), where xt_socket matches it (the handshake's last ACK, a late FIN), so no nft expression skips only listeners bound to the any-address",
+      "give wildcard: true (iptables --nowildcard: a listener bound to the any-address at the packet's destination port counts too), or render with target iptables",
+    ),
+    iptables: yes("-m socket [--transparent]"),
+  },
+  "match.socketRestoreMark": {
+    label: "socket --restore-skmark",
+    nftables: no(
+      "nft's socket mark stops the rule for a half-open or time-wait connection's socket, where xt_socket still matches (leaving the packet mark) and the rule's action runs",
+      "set the mark with a connmark restore or a mark action, or render with target iptables",
+    ),
+    iptables: yes("-m socket --restore-skmark"),
   },
   "match.recentHitcount": {
     label: "recent --hitcount",
@@ -675,6 +705,7 @@ const ACTION_FEATURE: Partial<Record<ActionObject["type"], Feature>> = {
   checksumFill: "action.checksumFill",
   setUpdate: "action.setUpdate",
   tcpmss: "action.tcpmss",
+  tproxy: "action.tproxy",
   tos: "action.tos",
   ttl: "action.ttl",
   queue: "action.queue",
@@ -769,6 +800,10 @@ export function matchFeatures(m: Match, path: Path, where?: { table: string; hoo
   if (m.fragment !== undefined) at("match.fragment", "fragment");
   if (m.pktType !== undefined) at("match.pktType", "pktType");
   if (m.dscp !== undefined) at("match.dscp", "dscp");
+  if (m.socket !== undefined) {
+    at(m.socket.wildcard ? "match.socket" : "match.socketNoWildcard", "socket");
+    if (m.socket.restoreMark) at("match.socketRestoreMark", "socket", "restoreMark");
+  }
   if (m.ttl !== undefined) at("match.ttl", "ttl");
   if (m.connlimit !== undefined) at("match.connlimit", "connlimit");
   if (m.ipsec !== undefined) {

@@ -211,6 +211,21 @@ const dscp: ExtraModule = {
   },
 };
 
+/**
+ * `-m socket [--transparent] [--nowildcard] [--restore-skmark]` (both families; no negation,
+ * libxt_socket has none): `socket`, --nowildcard as `wildcard: true`.
+ */
+const socket: ExtraModule = {
+  options: { "--transparent": flag0, "--nowildcard": flag0, "--restore-skmark": flag0 },
+  build(o, d) {
+    const m: NonNullable<Match["socket"]> = {};
+    if (o.has("--transparent")) m.transparent = true;
+    if (o.has("--nowildcard")) m.wildcard = true;
+    if (o.has("--restore-skmark")) m.restoreMark = true;
+    setMatch(d, "socket", m, "-m socket");
+  },
+};
+
 /** `-m ttl` (IPv4) and `-m hl` (IPv6): one comparison; `! --ttl-eq` is ne. */
 function ttlModule(p: "--ttl" | "--hl"): ExtraModule {
   return {
@@ -477,6 +492,7 @@ export const EXTRA_MODULES = {
   pkttype,
   connlimit,
   dscp,
+  socket,
   ttl: ttlModule("--ttl"),
   hl: ttlModule("--hl"),
   rt,

@@ -5,7 +5,16 @@ import { Address, AccountingDef, NatTo, freeText } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { useSet } from "./ipset.ts";
 import type { OptionValue, Options, RuleDraft } from "./rule-draft.ts";
-import { parseAddress, parseDscp, parseDscpClass, parseMarkValue, parseUint, strtoulBase0 } from "./values.ts";
+import {
+  familyOf,
+  parseAddress,
+  parseDscp,
+  parseDscpClass,
+  parseMarkValue,
+  parsePort,
+  parseUint,
+  strtoulBase0,
+} from "./values.ts";
 import { LOG_LEVEL_BY_NAME, REJECT_BY_NAME } from "./vocab.ts";
 
 export interface TargetSpec {
@@ -464,6 +473,46 @@ export const TARGETS: Record<string, TargetSpec> = {
         set: name,
         key: dir === "src" ? "saddr" : "daddr",
       };
+    },
+  },
+  TPROXY: {
+    options: { "--on-port": 1, "--on-ip": 1, "--tproxy-mark": 1 },
+    build(o, d) {
+      const p = o.get("--on-port");
+      // libxt_TPROXY requires --on-port (0: the packet's own destination port).
+      if (!p)
+        fail(
+          "import_missing_argument",
+          'TPROXY needs --on-port (iptables: option "--on-port" must be specified)',
+          "TPROXY",
+        );
+      const a: Extract<ActionObject, { type: "tproxy" }> = { type: "tproxy", port: parsePort(val(p), "--on-port") };
+      const ip = o.get("--on-ip");
+      // iptables-save prints --on-ip 0.0.0.0 (ip6tables-save ::) for "none given": the receiving
+      // interface's first address, which is what leaving it out means.
+      if (ip && val(ip) !== "0.0.0.0" && val(ip) !== "::") {
+        const addr = val(ip);
+        if (!Address.safeParse(addr).success)
+          fail("import_invalid_value", `TPROXY --on-ip ${addr} is not an address`, addr);
+        if (d.family && familyOf(addr) !== d.family)
+          fail(
+            "import_invalid_value",
+            `TPROXY --on-ip ${addr} is not an ${d.family} address (${d.family === "ipv6" ? "ip6tables" : "iptables"}-restore refuses it)`,
+            addr,
+          );
+        a.address = addr;
+      }
+      const mk = o.get("--tproxy-mark");
+      if (mk) {
+        // mark = (mark & ~mask) ^ value; a value alone has mask 0xffffffff; 0x0/0x0 (what
+        // iptables-save prints when none was given) changes nothing.
+        const { value, mask } = parseMarkValue(val(mk), "--tproxy-mark");
+        if (value !== 0 || mask !== 0) {
+          a.mark = value;
+          if (mask !== undefined && mask !== 0xffffffff) a.mask = mask;
+        }
+      }
+      return a;
     },
   },
   TCPMSS: {

@@ -212,6 +212,23 @@ export const ActionObject = deferred(() =>
           path: ["fanout"],
         }),
     ),
+    /**
+     * TPROXY (mangle prerouting, TCP or UDP): hand the packet to a local socket listening on
+     * `port` (0: the packet's destination port) at `address` (absent: the receiving
+     * interface's first address) with IP_TRANSPARENT, without changing its header, and
+     * accept it with packet mark = (packet mark & ~mask) ^ mark (`--tproxy-mark mark/mask`, mask all ones
+     * when only the value is given); policy routing of that mark delivers it locally. No such
+     * socket: the packet is dropped, as xt_TPROXY drops it.
+     */
+    actionType("tproxy", () =>
+      z.strictObject({
+        type: z.literal("tproxy"),
+        port: z.number().int().min(0).max(65535),
+        address: Address.optional(),
+        mark: U32.optional(),
+        mask: U32.optional(),
+      }),
+    ),
     actionType("tarpit", () => z.strictObject({ type: z.literal("tarpit") })),
     actionType("delude", () => z.strictObject({ type: z.literal("delude") })),
     actionType("chaos", () =>
@@ -260,6 +277,7 @@ export const TERMINATING: ReadonlySet<ActionType> = new Set<ActionType>([
   "reject",
   "goto",
   "queue",
+  "tproxy",
   "tarpit",
   "delude",
   "chaos",

@@ -106,6 +106,23 @@ export function ipsecTunnelFamily(m: z.infer<typeof IpsecMatch>): "ipv4" | "ipv6
 
 export const PKT_TYPES = ["host", "broadcast", "multicast", "other"] as const;
 
+/**
+ * `-m socket` (xt_socket): the packet belongs to a local socket, found by the kernel's socket
+ * lookup (an established, time-wait or half-open connection's, or a listener's). Without
+ * `wildcard`, listeners bound to the any-address (0.0.0.0 / ::) do not count (xt_socket's
+ * default: a local service must not capture forwarded traffic); `wildcard: true` is
+ * `--nowildcard` (they count too). `transparent`: only sockets with IP_TRANSPARENT
+ * (`--transparent`). `restoreMark`: a matching full socket's mark is copied to the packet
+ * (`--restore-skmark`). Prerouting and input only, as the kernel allows.
+ */
+export const SocketMatch = deferred(() =>
+  z.strictObject({
+    transparent: z.boolean().optional(),
+    wildcard: z.boolean().optional(),
+    restoreMark: z.boolean().optional(),
+  }),
+);
+
 /** `op` of `ttl`: eq, ne (`! --ttl-eq`), lt, gt, as xt_ttl/xt_hl compare. */
 export const TtlMatch = deferred(() =>
   z.strictObject({
@@ -308,6 +325,8 @@ export const extraMatchKeys = {
   time: TimeMatch.optional(),
   /** Source MAC address (`-m mac --mac-source`, nft `ether saddr`): prerouting, input and forward only. */
   macSource: deferred(() => negatable(MacAddress)).optional(),
+  /** A local socket the packet belongs to (`-m socket`, nft `socket transparent`): prerouting and input only. */
+  socket: SocketMatch.optional(),
   /** Bridge ports of a bridged packet (`-m physdev`): iptables only (an inet table sees the bridge, not its ports). */
   physdev: PhysdevMatch.optional(),
 };

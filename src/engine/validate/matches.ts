@@ -201,6 +201,20 @@ function socketOwner(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
         ),
       );
   }
+  // xt_socket registers for prerouting and input only (iptables-restore: Invalid argument
+  // in OUTPUT and FORWARD, measured); the lookup finds the socket an arriving packet is for.
+  if (r.match.socket !== undefined) {
+    const bad = [...hooks].filter((h) => h !== "prerouting" && h !== "input").sort();
+    const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
+    if (bad.length)
+      out.push(
+        error(
+          [...r.path, "match", "socket"],
+          "socket_not_available",
+          `socket cannot match at the ${bad.join("/")} hook${reached}: the kernel's socket match only runs at prerouting and input, for packets arriving at this host`,
+        ),
+      );
+  }
   // xt_mac hooks only prerouting, input and forward (iptables refuses to load it elsewhere):
   // a locally generated packet has no link-layer source yet.
   if (r.match.macSource !== undefined) {
@@ -362,6 +376,19 @@ function rangesAndOptions(r: RuleRef, out: Diagnostic[]): void {
         );
       }
       break;
+    case "tproxy": {
+      // xt_TPROXY's checkentry and nft's tproxy both need a positive TCP or UDP match.
+      const p = m.protocol === undefined ? undefined : unwrap(m.protocol);
+      if (!p || p.negated || (p.value !== "tcp" && p.value !== "udp"))
+        out.push(
+          error(
+            ap,
+            "tproxy_needs_protocol",
+            "TPROXY hands the packet to a TCP or UDP socket: add match protocol tcp or udp (the kernel refuses it otherwise)",
+          ),
+        );
+      break;
+    }
     case "masquerade":
     case "redirect":
       checkRange(a.port, 65535, [...ap, "port"], "port", out);

@@ -76,6 +76,12 @@ const PLACEMENT: Partial<Record<ActionType, Rule_>> = {
     code: "netmap_placement",
     why: "NETMAP maps the source in nat postrouting and the destination in nat prerouting/output",
   },
+  tproxy: {
+    tables: ["mangle"],
+    hooks: ["prerouting"],
+    code: "tproxy_placement",
+    why: "TPROXY only runs in mangle prerouting (or mangle user chains reached only from there), as the kernel's xt_TPROXY and nft_tproxy allow",
+  },
   reject: {
     tables: ["filter"],
     hooks: ["input", "forward", "output"],

@@ -38,6 +38,7 @@ const TABLES_OF: Partial<Record<ActionObject["type"], readonly Table[]>> = {
   dhcpmac: ["mangle"],
   tee: ["mangle"],
   ttl: ["mangle"],
+  tproxy: ["mangle"],
   rawsnat: ["raw", "rawpost"],
   rawdnat: ["raw", "rawpost"],
 };
@@ -62,6 +63,8 @@ export function actionFamily(a: ActionObject, sets: Policy["sets"] = {}): Fam | 
       return "ipv4";
     case "tee":
       return familyOf(a.gateway);
+    case "tproxy":
+      return a.address ? familyOf(a.address) : undefined;
     case "snat":
     case "dnat":
       return a.to.address ? familyOf(a.to.address) : undefined;
@@ -264,6 +267,20 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
       const parts = ["-j NFQUEUE", a.to === undefined ? `--queue-num ${a.num}` : `--queue-balance ${a.num}:${a.to}`];
       if (a.bypass) parts.push("--queue-bypass");
       if (a.fanout) parts.push("--queue-cpu-fanout");
+      return t(parts.join(" "));
+    }
+    case "tproxy": {
+      // xt_TPROXY: mark = (mark & ~mask) ^ value; --tproxy-mark V alone means mask 0xffffffff.
+      const parts = ["-j TPROXY", `--on-port ${a.port}`];
+      if (a.address !== undefined) parts.push(`--on-ip ${canonicalAddress(a.address)}`);
+      if (a.mark !== undefined || a.mask !== undefined)
+        parts.push(`--tproxy-mark ${hex((a.mark ?? 0) >>> 0)}/${hex(a.mask ?? 0xffffffff)}`);
+      if (env.proto !== "tcp" && env.proto !== "udp")
+        ctx.error(
+          path,
+          "iptables_target_protocol",
+          "TPROXY works on TCP and UDP only: add protocol tcp or udp to the rule's match",
+        );
       return t(parts.join(" "));
     }
     case "tcpmss":

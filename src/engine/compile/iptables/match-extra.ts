@@ -141,6 +141,17 @@ export function extraPieces(m: Match, env: RuleEnv): Piece[] {
     }
     out.push(piece(SLOT.rt, ["-m rt", ...opts].join(" ")));
   }
+  if (m.socket !== undefined) {
+    // xt_socket (both families); options in iptables-save's order.
+    const s = m.socket;
+    const opts = [
+      "-m socket",
+      ...(s.transparent ? ["--transparent"] : []),
+      ...(s.wildcard ? ["--nowildcard"] : []),
+      ...(s.restoreMark ? ["--restore-skmark"] : []),
+    ];
+    out.push(piece(SLOT.socket, opts.join(" ")));
+  }
   if (m.dscp !== undefined) {
     // xt_dscp serves both families; written as iptables-save prints it.
     const { value, negated } = unwrap(m.dscp);

@@ -37,6 +37,7 @@ export const SLOT = {
   ipsec: 45,
   pkttype: 46,
   dscp: 46.5,
+  socket: 46.7,
   ttl: 47,
   rt: 47.5,
   time: 48,

@@ -49,6 +49,11 @@ export function actionFamilies(
     }
     case "tee":
       return { allowed: new Set([parsePrefix(a.gateway)?.family ?? "ipv4"]), split: true };
+    case "tproxy":
+      // `tproxy ip to` / `tproxy ip6 to`: an inet table needs the family in the statement.
+      return a.address
+        ? { allowed: new Set([parsePrefix(a.address)?.family ?? "ipv4"]), split: true }
+        : { split: true };
     case "ipmark":
     case "tos":
     case "ttl":
@@ -62,6 +67,39 @@ export function actionFamilies(
     default:
       return { split: false };
   }
+}
+
+/**
+ * TPROXY. xt_TPROXY accepts the packet (mark = (mark & ~mask) ^ value) when it finds a
+ * transparent socket and drops it otherwise; nft_tproxy only stops the rule (NFT_BREAK) when
+ * there is none, so the rule is followed by one dropping what is left (the same match). The
+ * mark is set after tproxy, so only on success, as xt_TPROXY does. nft needs the family in
+ * an inet table and a TCP/UDP match before the statement (nft 1.0.6: "Transparent proxy
+ * support requires transport protocol match").
+ */
+function tproxyRules(
+  a: Extract<ActionObject, { type: "tproxy" }>,
+  fam: Fam,
+  env: ActionEnv,
+  ctx: Ctx,
+  path: Path,
+): string[][] {
+  if (!env.tcp && !env.udp) {
+    ctx.error(path, "nft_tproxy_protocol", "tproxy needs a rule that matches protocol tcp or udp");
+    return [];
+  }
+  const host = a.address === undefined ? "" : fam === "ipv6" ? `[${a.address}]` : a.address;
+  // Port 0 is the packet's own destination port (nft_tproxy and xt_TPROXY alike).
+  const to = a.port === 0 ? host || ":0" : `${host}:${a.port}`;
+  const stmts = [`tproxy ${fam === "ipv4" ? "ip" : "ip6"} to ${to}`];
+  if (a.mark !== undefined || a.mask !== undefined) {
+    const value = (a.mark ?? 0) >>> 0;
+    const keep = ~(a.mask ?? 0xffffffff) >>> 0;
+    if (keep === 0) stmts.push(`meta mark set ${hex(value)}`);
+    else if (keep !== 0xffffffff) stmts.push(`meta mark set meta mark & ${hex(keep)} ^ ${hex(value)}`);
+    else if (value !== 0) stmts.push(`meta mark set meta mark ^ ${hex(value)}`);
+  }
+  return [[...stmts, "accept"], ["drop"]];
 }
 
 function rejectStatement(
@@ -322,6 +360,8 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
       const flags = [a.bypass && "bypass", a.fanout && "fanout"].filter(Boolean).join(",");
       return [[`queue num ${a.num}${a.to === undefined ? "" : `-${a.to}`}${flags ? ` ${flags}` : ""}`]];
     }
+    case "tproxy":
+      return fam ? tproxyRules(a, fam, env, ctx, path) : [];
     case "tcpmss":
       // Only SYNs carry the option; the rule's match selects them (validation asks for protocol tcp).
       return [[`tcp option maxseg size set ${a.mss === "pmtu" ? "rt mtu" : a.mss}`]];

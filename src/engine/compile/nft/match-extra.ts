@@ -119,6 +119,17 @@ export function extraParts(m: Match, fam: Fam | undefined): { parts: string[]; i
     parts.push(`ether saddr ${neg(negated)}${value}`);
   }
   if (m.time !== undefined) parts.push(...timeParts(m.time));
+  if (m.socket !== undefined) {
+    // nft_socket looks the socket up as xt_socket does and reads IP_TRANSPARENT for every kind
+    // of socket: `socket transparent 1` is --transparent --nowildcard, `0-1` "a socket
+    // exists" (--nowildcard). Without wildcard, or with restoreMark, support.ts refuses the
+    // rule for nftables (socket wildcard / socket mark stop the rule for half-open and
+    // time-wait sockets, which xt_socket matches); the forms below are never rendered then.
+    const s = m.socket;
+    parts.push(s.transparent ? "socket transparent 1" : "socket transparent 0-1");
+    if (!s.wildcard) parts.push("socket wildcard 0");
+    if (s.restoreMark) parts.push("meta mark set socket mark");
+  }
   if (m.dscp !== undefined) {
     // ip dscp / ip6 dscp each stop the other family's packets, negated too: one rule per family.
     if (fam === undefined) return null;

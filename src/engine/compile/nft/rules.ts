@@ -85,6 +85,21 @@ export function compileRule(
     tcp: (proto !== undefined && !proto.negated && proto.value === "tcp") || m?.tcpFlags !== undefined,
     udp: (proto !== undefined && !proto.negated && proto.value === "udp") || m?.xt?.dhcpmac !== undefined,
   };
+  if (a.type === "tproxy") {
+    // Two nft rules (tproxy ... accept, then drop) repeat the match: state of its own would
+    // be evaluated twice for a packet without a transparent socket.
+    const stateful = (["limit", "meter", "quota", "recent", "statistic", "connlimit", "xt"] as const).filter(
+      (k) => m?.[k] !== undefined,
+    );
+    if (stateful.length) {
+      ctx.error(
+        [...path, "match", stateful[0]!],
+        "nft_tproxy_stateful_match",
+        `tproxy is two nft rules on nftables (tproxy ... accept, then drop for a packet without a transparent socket, as xt_TPROXY drops it), each repeating the match, so ${stateful.join(", ")} would be evaluated twice: match them in a rule before that sets a mark, and test the mark here`,
+      );
+      return out;
+    }
+  }
   for (const fam of fams) {
     const mr = compileMatch(m, fam, ctx, [...path, "match"], timeouts);
     if (!mr) continue;
