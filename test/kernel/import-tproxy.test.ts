@@ -92,6 +92,9 @@ const DUMP = [
   "-A PREROUTING -p tcp -m socket --nowildcard -m tcp --tcp-flags PSH PSH",
   "-A PREROUTING -p tcp -m socket --transparent --nowildcard -j DIVERT",
   "-A PREROUTING -p tcp -m tcp --dport 80 -j TPROXY --on-port 3129 --on-ip 127.0.0.1 --tproxy-mark 0x1/0x1",
+  // Counted: what TPROXY let through. xt_TPROXY drops a packet it finds no socket for; on
+  // nftables the rule after tproxy does (nft_tproxy only stops its own rule).
+  "-A PREROUTING -p tcp -m tcp --dport 80",
   "-A DIVERT -j MARK --set-xmark 0x1/0xffffffff",
   "-A DIVERT -j ACCEPT",
   "COMMIT",
@@ -108,7 +111,7 @@ async function xtCounts(ns: string): Promise<number[]> {
   const r = await lab.exec(ns, ["iptables-save", "-c", "-t", "mangle"]);
   return r.stdout
     .split("\n")
-    .filter((l) => l.includes("-m socket") && l.includes("PSH") && !/ -j /.test(l))
+    .filter((l) => ((l.includes("-m socket") && l.includes("PSH")) || l.includes(" --dport 80")) && !/ -j /.test(l))
     .map((l) => Number(/^\[(\d+):/.exec(l)![1]));
 }
 
@@ -123,8 +126,11 @@ test("-m socket --transparent --nowildcard -j DIVERT and -j TPROXY: iptables-res
   if (missing) return t.skip(missing);
   const { pairs, nft } = await threePairs(lab, DUMP);
   // The counters the import gave the two target-less rules (named after chain and index).
-  const counters = [...nft.matchAll(/socket transparent \S+ counter name "([^"]+)"/g)].map((m) => m[1]!);
-  assert.equal(counters.length, 2, nft);
+  const counters = [
+    ...[...nft.matchAll(/socket transparent \S+ counter name "([^"]+)"/g)].map((m) => m[1]!),
+    ...[...nft.matchAll(/ tcp dport 80 counter name "([^"]+)"/g)].map((m) => m[1]!),
+  ];
+  assert.equal(counters.length, 3, nft);
   assert.match(nft, /socket transparent 1 .*jump DIVERT/);
   assert.match(nft, /tproxy ip to 127\.0\.0\.1:3129 meta mark set .* accept/);
   const seen = {} as Record<Variant, { answers: string; proxy: string; counts: number[] }>;
@@ -134,6 +140,16 @@ test("-m socket --transparent --nowildcard -j DIVERT and -j TPROXY: iptables-res
     const proxy = await listen(lab, p.server, PROXY);
     const c = await lab.exec(p.client, ["/usr/bin/python3", "-c", CLIENT, REMOTE], { allowFailure: true });
     await proxy.stop();
+    // No listener now: the SYN of a new connection finds no socket and is dropped (not let
+    // through to the counting rule after TPROXY).
+    const late = await lab.exec(
+      p.client,
+      ["/usr/bin/python3", "-c", CLIENT.replace("timeout=5", "timeout=1"), REMOTE],
+      {
+        allowFailure: true,
+      },
+    );
+    assert.notEqual(late.code, 0, `${v}: a connection without the proxy`);
     seen[v] = {
       answers: c.stdout.trim() || c.stderr.trim().split("\n").pop()!,
       proxy: proxy
@@ -144,7 +160,7 @@ test("-m socket --transparent --nowildcard -j DIVERT and -j TPROXY: iptables-res
       counts: v === "nft" ? await nftCounts(p.server, counters) : await xtCounts(p.server),
     };
   }
-  const want = { answers: "proxied m0|proxied m1|proxied m2", proxy: `accepted ${REMOTE}:80`, counts: [3, 3] };
+  const want = { answers: "proxied m0|proxied m1|proxied m2", proxy: `accepted ${REMOTE}:80`, counts: [3, 3, 0] };
   for (const v of VARIANTS) assert.deepEqual(seen[v], want, `${v}: ${JSON.stringify(seen)}`);
 });
 
