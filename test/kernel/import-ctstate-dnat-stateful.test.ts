@@ -8,42 +8,19 @@
 // counts 3 (two counters: 2 + 2 = 4; the status test alone: 2).
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { createLab, type Link } from "../support/netns.ts";
+import { createLab } from "../support/netns.ts";
 import { importPolicy, validatePolicy } from "../../src/engine/index.ts";
 import { applyPolicy, ruleCounter } from "../support/nft-lab.ts";
+import { CT_NAT_SEND, ctNatSave, variantPairs, xtCounts } from "../support/import-lab.ts";
 
 const lab = createLab();
 after(() => lab.cleanup());
 
-const SEND = `
-import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for port in (7001, 7002, 7003):
-    for _ in range(3):
-        s.sendto(b"x", (sys.argv[1], port))
-`;
-
-function save(server: string, stateful: string): string {
-  return [
-    "*raw",
-    ":PREROUTING ACCEPT [0:0]",
-    "-A PREROUTING -p udp -m udp --dport 7002 -j CT --notrack",
-    "COMMIT",
-    "*nat",
-    ":PREROUTING ACCEPT [0:0]",
-    `-A PREROUTING -p udp -m udp --dport 7003 -j DNAT --to-destination ${server}:7004`,
-    "COMMIT",
-    "*filter",
-    ":INPUT ACCEPT [0:0]",
-    `-A INPUT -p udp -m conntrack ! --ctstate DNAT ${stateful} -j ACCEPT`,
-    "COMMIT",
-    "",
-  ].join("\n");
-}
+const save = (server: string, stateful: string) =>
+  ctNatSave(server, [`-A INPUT -p udp -m conntrack ! --ctstate DNAT ${stateful} -j ACCEPT`]);
 
 async function counts(stateful: string): Promise<{ xt: number; nft: number }> {
-  const xt = await lab.pair();
-  const pal = await lab.pair();
+  const { original: xt, nft: pal } = await variantPairs(lab, ["original", "nft"]);
   await lab.exec(xt.server, ["iptables-restore"], { input: save(xt.link.b.ip4, stateful) });
 
   const imported = importPolicy("iptables-save", save(pal.link.b.ip4, stateful), { family: "ipv4" });
@@ -57,13 +34,9 @@ async function counts(stateful: string): Promise<{ xt: number; nft: number }> {
   const helper = /ct state invalid,untracked jump (ctnat_\S+)/.exec(text)?.[1];
   assert.ok(helper, text);
 
-  for (const p of [xt, pal] as { client: string; link: Link }[])
-    await lab.exec(p.client, ["/usr/bin/python3", "-c", SEND, p.link.b.ip4]);
-  const saved = (await lab.exec(xt.server, ["iptables-save", "-c"])).stdout;
-  const line = saved.split("\n").find((l) => l.includes("-A INPUT ") && l.includes("-j ACCEPT"));
-  assert.ok(line, saved);
+  for (const p of [xt, pal]) await lab.exec(p.client, ["/usr/bin/python3", "-c", CT_NAT_SEND, p.link.b.ip4]);
   return {
-    xt: Number(/^\[(\d+):/.exec(line)![1]),
+    xt: (await xtCounts(lab, xt.server, (l) => l.includes("-A INPUT ") && l.includes("-j ACCEPT")))[0]!,
     nft: (await ruleCounter(lab, pal.server, helper, `input rule ${at}`)).packets,
   };
 }

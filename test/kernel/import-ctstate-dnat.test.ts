@@ -12,55 +12,25 @@
 // counted once by the non-terminating MARK: 6 of 9 again (7001 and 7003).
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { createLab, type Link } from "../support/netns.ts";
+import { createLab } from "../support/netns.ts";
 import { importPolicy, validatePolicy } from "../../src/engine/index.ts";
 import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
 import { applyPolicy, ruleCounter } from "../support/nft-lab.ts";
+import { CT_NAT_SEND, ctNatSave, variantPairs, xtCounts } from "../support/import-lab.ts";
 
 const lab = createLab();
 after(() => lab.cleanup());
 
-const SEND = `
-import socket, sys
-dst = sys.argv[1]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for port in (7001, 7002, 7003):
-    for _ in range(3):
-        s.sendto(b"x", (dst, port))
-`;
-
 const NEG = "-A INPUT -p udp -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP";
 const POS = "-A INPUT -p udp -m conntrack --ctstate NEW,DNAT -j MARK --set-xmark 0x1/0xffffffff";
 
-function save(server: string, rule: string): string {
-  return [
-    "*raw",
-    ":PREROUTING ACCEPT [0:0]",
-    "-A PREROUTING -p udp -m udp --dport 7002 -j CT --notrack",
-    "COMMIT",
-    "*nat",
-    ":PREROUTING ACCEPT [0:0]",
-    `-A PREROUTING -p udp -m udp --dport 7003 -j DNAT --to-destination ${server}:7004`,
-    "COMMIT",
-    "*filter",
-    ":INPUT ACCEPT [0:0]",
-    rule,
-    "COMMIT",
-    "",
-  ].join("\n");
-}
-
-async function send(p: { client: string; link: Link }): Promise<void> {
-  await lab.exec(p.client, ["/usr/bin/python3", "-c", SEND, p.link.b.ip4]);
-}
+const save = (server: string, rule: string) => ctNatSave(server, [rule]);
 
 /** Packets counted by the rule in iptables-save -c of `chain` (the xt reference, Palisade's iptables text). */
 async function xtCount(ns: string, chain: string): Promise<number> {
-  const saved = (await lab.exec(ns, ["iptables-save", "-c"])).stdout;
   // The rule's lines (the import makes two of the positive form); the failsafe accepts, so it is not counted.
-  const lines = saved.split("\n").filter((l) => l.includes(`-A ${chain} `) && /-j (DROP|MARK)/.test(l));
-  assert.ok(lines.length > 0, saved);
-  return lines.reduce((n, l) => n + Number(/^\[(\d+):/.exec(l)![1]), 0);
+  const counts = await xtCounts(lab, ns, (l) => l.includes(`-A ${chain} `) && /-j (DROP|MARK)/.test(l));
+  return counts.reduce((a, b) => a + b, 0);
 }
 
 for (const [name, rule, action, extra] of [
@@ -78,9 +48,7 @@ for (const [name, rule, action, extra] of [
   ],
 ] as const)
   test(`${name}: 6 of 9 on all three`, async () => {
-    const xt = await lab.pair();
-    const pal = await lab.pair();
-    const palIpt = await lab.pair();
+    const { original: xt, nft: pal, iptables: palIpt } = await variantPairs(lab);
     await lab.exec(xt.server, ["iptables-restore"], { input: save(xt.link.b.ip4, rule) });
 
     const imported = importPolicy("iptables-save", save(pal.link.b.ip4, rule), { family: "ipv4" });
@@ -104,7 +72,7 @@ for (const [name, rule, action, extra] of [
     assert.ok(ipt.ok, JSON.stringify(ipt.ok ? [] : ipt.errors));
     await lab.exec(palIpt.server, ["iptables-restore", "--noflush"], { input: ipt.text, timeoutMs: 20_000 });
 
-    for (const p of [xt, pal, palIpt]) await send(p);
+    for (const p of [xt, pal, palIpt]) await lab.exec(p.client, ["/usr/bin/python3", "-c", CT_NAT_SEND, p.link.b.ip4]);
     let palCount = 0;
     for (const i of at) palCount += (await ruleCounter(lab, pal.server, "input", `input rule ${i}`)).packets;
     const counts = {

@@ -4,23 +4,14 @@
 // 3 untracked UDP datagrams (raw notrack) and 2 tracked ones; the import refuses that rule
 // (the policy's conntrack keys need an entry) and the two rules its message names count the
 // same packets under iptables-restore and under the import's nftables rendering.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createLab, type NetnsLab } from "../support/netns.ts";
 import { importPolicy } from "../../src/engine/import/index.ts";
 import { renderNft } from "../../src/engine/compile/nft/index.ts";
 import { validatePolicy } from "../../src/engine/validate/index.ts";
+import { nftCounters, variantLab, xtCounts } from "../support/import-lab.ts";
 
-const lab: NetnsLab = createLab();
-type Side = { client: string; server: string; target: string };
-const side: Record<"xt" | "nft", Side> = {} as never;
-before(async () => {
-  for (const k of ["xt", "nft"] as const) {
-    const { client, server, link } = await lab.pair();
-    side[k] = { client, server, target: link.b.ip4 };
-  }
-});
-after(() => lab.cleanup());
+const { lab, pairs: side } = variantLab(["original", "nft"]);
 
 const ORIGINAL = "-A INPUT -p udp -m conntrack ! --ctstate DNAT --ctorigdst 10.9.9.9";
 /** The two rules the refusal names: the no-entry packets the state lets through, then the rest. */
@@ -65,21 +56,15 @@ test("-m conntrack ! --ctstate DNAT --ctorigdst: iptables matches untracked pack
   const nft = renderNft(v.policy!);
   assert.ok(nft.ok, JSON.stringify(!nft.ok && nft.errors));
 
-  await lab.exec(side.xt.server, ["iptables-restore"], { input: dump([ORIGINAL, ...REWRITE]) });
+  await lab.exec(side.original.server, ["iptables-restore"], { input: dump([ORIGINAL, ...REWRITE]) });
   await lab.nft(side.nft.server, ["-f", "-"], nft.text);
-  for (const s of Object.values(side)) await lab.exec(s.client, ["/usr/bin/python3", "-c", SEND, s.target]);
+  for (const s of Object.values(side)) await lab.exec(s.client, ["/usr/bin/python3", "-c", SEND, s.link.b.ip4]);
 
-  const saved = (await lab.exec(side.xt.server, ["iptables-save", "-c", "-t", "filter"])).stdout;
-  const xt = saved
-    .split("\n")
-    .filter((l) => / -A INPUT -p udp /.test(l))
-    .map((l) => Number(/^\[(\d+):/.exec(l)![1]));
+  const xt = await xtCounts(lab, side.original.server, (l) => / -A INPUT -p udp /.test(l), { table: "filter" });
   // The original counts the 3 untracked datagrams (to the server, not 10.9.9.9) and no tracked one.
-  assert.deepEqual(xt, [3, 3, 0], saved);
+  assert.deepEqual(xt, [3, 3, 0]);
 
-  const r = await lab.nft(side.nft.server, ["-j", "list", "counters"]);
-  const objs = (JSON.parse(r.stdout) as { nftables: Array<{ counter?: { name: string; packets: number } }> }).nftables;
-  const counters = objs.flatMap((o) => (o.counter ? [[o.counter.name, o.counter.packets] as const] : []));
+  const counters = await nftCounters(lab, side.nft.server);
   assert.deepEqual(
     counters.filter(([n]) => n.startsWith("input_count_")).map(([, p]) => p),
     [3, 0],

@@ -2,24 +2,10 @@
 // (the reference), imported and rendered for nftables, and rendered back for
 // iptables-restore, each on a server of its own. The client sends UDP datagrams with chosen
 // TOS bytes / traffic classes; the per-rule counts of the target-less rules must agree.
-import { after, before, test } from "node:test";
-import assert from "node:assert/strict";
-import { createLab, type NetnsLab } from "../support/netns.ts";
-import { importPolicy } from "../../src/engine/import/index.ts";
-import { renderNft } from "../../src/engine/compile/nft/index.ts";
-import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
-import { validatePolicy } from "../../src/engine/validate/index.ts";
+import { test } from "node:test";
+import { assertVariantCounts, importRenders, loadVariants, variantLab } from "../support/import-lab.ts";
 
-const lab: NetnsLab = createLab();
-type Side = { client: string; server: string; ip4: string; ip6: string };
-const side: Record<"orig" | "nft" | "ipt", Side> = {} as never;
-before(async () => {
-  for (const k of ["orig", "nft", "ipt"] as const) {
-    const { client, server, link } = await lab.pair();
-    side[k] = { client, server, ip4: link.b.ip4, ip6: link.b.ip6 };
-  }
-});
-after(() => lab.cleanup());
+const { lab, pairs } = variantLab();
 
 const RULES = [
   "-A INPUT -p udp -m udp --dport 7100 -m dscp --dscp 0x2e",
@@ -43,43 +29,18 @@ for _ in range(n):
     s.sendto(b"x", (dst, 7100))
 `;
 
-async function xtCounts(ns: string, tool: string): Promise<number[]> {
-  const r = await lab.exec(ns, [`${tool}-save`, "-c", "-t", "filter"]);
-  return r.stdout
-    .split("\n")
-    .filter((l) => l.includes("-m dscp") && !/ -j /.test(l))
-    .map((l) => Number(/^\[(\d+):/.exec(l)![1]));
-}
-
-async function nftCounts(ns: string): Promise<number[]> {
-  const r = await lab.nft(ns, ["-j", "list", "counters"]);
-  const objs = (JSON.parse(r.stdout) as { nftables: Array<{ counter?: { name: string; packets: number } }> }).nftables;
-  const by = new Map(objs.flatMap((o) => (o.counter ? [[o.counter.name, o.counter.packets] as const] : [])));
-  return [1, 2, 3].map((i) => by.get(`input_count_${i}`) ?? -1);
-}
-
 for (const tool of ["iptables", "ip6tables"] as const) {
   test(`${tool} -m dscp --dscp, ! --dscp-class, --dscp 0: ${tool}-restore, the nftables and ${tool} renders count the same`, async () => {
     const text = dump(tool);
-    const imported = importPolicy("iptables-save", text);
-    assert.deepEqual(imported.errors, []);
-    const v = validatePolicy(imported.policy, { target: "nftables" });
-    assert.deepEqual(v.errors, []);
-    const nft = renderNft(v.policy!);
-    assert.ok(nft.ok, JSON.stringify(!nft.ok && nft.errors));
-    const ipt = renderIptables(v.policy!);
-    assert.ok(ipt.ok, JSON.stringify(!ipt.ok && ipt.errors));
-    const v6 = tool === "ip6tables";
-    for (const s of Object.values(side)) {
-      await lab.exec(s.server, ["iptables", "-F"]);
-      await lab.exec(s.server, ["ip6tables", "-F"]);
-      await lab.nft(s.server, ["flush", "ruleset"]);
+    const rendered = importRenders(text);
+    for (const p of Object.values(pairs)) {
+      await lab.exec(p.server, ["iptables", "-F"]);
+      await lab.exec(p.server, ["ip6tables", "-F"]);
+      await lab.nft(p.server, ["flush", "ruleset"]);
     }
-    await lab.exec(side.orig.server, [`${tool}-restore`], { input: text });
-    await lab.nft(side.nft.server, ["-f", "-"], nft.text);
-    await lab.exec(side.ipt.server, [`${tool}-restore`, "--noflush"], { input: v6 ? ipt.text6 : ipt.text });
-    for (const s of Object.values(side)) {
-      const dst = v6 ? s.ip6 : s.ip4;
+    await loadVariants(lab, pairs, text, rendered, tool);
+    for (const p of Object.values(pairs)) {
+      const dst = tool === "ip6tables" ? p.link.b.ip6 : p.link.b.ip4;
       // DSCP 46 (EF), 10 (AF11), 0 with both ECN bits set, 46 with ECT(0).
       for (const [tos, n] of [
         ["0xb8", 3],
@@ -87,11 +48,8 @@ for (const tool of ["iptables", "ip6tables"] as const) {
         ["0x03", 4],
         ["0xba", 1],
       ] as const)
-        await lab.exec(s.client, ["/usr/bin/python3", "-c", SEND, dst, tos, String(n)]);
+        await lab.exec(p.client, ["/usr/bin/python3", "-c", SEND, dst, tos, String(n)]);
     }
-    const want = [4, 8, 4];
-    assert.deepEqual(await xtCounts(side.orig.server, tool), want, `${tool}-restore of the dump`);
-    assert.deepEqual(await nftCounts(side.nft.server), want, "the nftables render");
-    assert.deepEqual(await xtCounts(side.ipt.server, tool), want, `the ${tool} render`);
+    await assertVariantCounts(lab, pairs, [4, 8, 4], (l) => l.includes("-m dscp"), tool);
   });
 }

@@ -3,27 +3,20 @@
 // addresses .2-.3, port 7302) is loaded with iptables-restore, and its import rendered for
 // nftables and for iptables-restore, each on a client of its own. A probe on the server (at
 // prerouting, before routing) counts datagrams whose source / destination fall in the ranges.
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createLab, type NetnsLab } from "../support/netns.ts";
 import { importPolicy } from "../../src/engine/import/index.ts";
 import { renderNft } from "../../src/engine/compile/nft/index.ts";
 import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
 import { validatePolicy } from "../../src/engine/validate/index.ts";
+import { addProbe, type Pair, probeCounts, VARIANTS, variantLab } from "../support/import-lab.ts";
 
-const lab: NetnsLab = createLab();
-type Side = { client: string; server: string; ip4: string; net: string };
-const side: Record<"orig" | "nft" | "ipt", Side> = {} as never;
-before(async () => {
-  for (const k of ["orig", "nft", "ipt"] as const) {
-    const { client, server, link } = await lab.pair();
-    const net = link.b.ip4.replace(/\.2$/, "");
-    // The DNAT range's second address is the server's too.
-    await lab.exec(server, ["ip", "addr", "add", `${net}.3/24`, "dev", link.b.ifname]);
-    side[k] = { client, server, ip4: link.b.ip4, net };
-  }
+/** The server's /24 without its last octet: the server is .2 and, for the DNAT range, .3. */
+const net = (p: Pair) => p.link.b.ip4.replace(/\.2$/, "");
+const { lab, pairs } = variantLab(VARIANTS, async (lab, pairs) => {
+  for (const p of Object.values(pairs))
+    await lab.exec(p.server, ["ip", "addr", "add", `${net(p)}.3/24`, "dev", p.link.b.ifname]);
 });
-after(() => lab.cleanup());
 
 const dump = (net: string) =>
   [
@@ -47,39 +40,22 @@ for port in (7300, 7301):
         s.close()
 `;
 
-async function counts(s: Side): Promise<number[]> {
-  await lab.nft(
-    s.server,
-    ["-f", "-"],
-    [
-      "table ip probe {",
-      " chain pre {",
-      "  type filter hook prerouting priority -300; policy accept;",
-      '  udp dport 7300 ip saddr 10.77.0.1-10.77.0.3 udp sport 1024-1030 counter comment "snat"',
-      '  udp dport 7300 counter comment "all7300"',
-      `  udp dport 7302 ip daddr ${s.net}.2-${s.net}.3 counter comment "dnat"`,
-      " }",
-      "}",
-      "",
-    ].join("\n"),
-  );
-  await lab.exec(s.client, ["/usr/bin/python3", "-c", SEND, s.ip4]);
-  const out = JSON.parse((await lab.nft(s.server, ["-j", "list", "table", "ip", "probe"])).stdout) as {
-    nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[];
-  };
-  const by = new Map(
-    out.nftables.flatMap((i) =>
-      i.rule ? [[i.rule.comment!, i.rule.expr.find((e) => e.counter)?.counter?.packets ?? 0] as const] : [],
-    ),
-  );
-  return ["snat", "all7300", "dnat"].map((c) => by.get(c) ?? -1);
+/** Datagrams seen at the server's prerouting (before routing): SNATed into the range, all to 7300, DNATed into it. */
+async function counts(p: Pair): Promise<number[]> {
+  await addProbe(lab, p.server, "prerouting", -300, [
+    ["snat", "udp dport 7300 ip saddr 10.77.0.1-10.77.0.3 udp sport 1024-1030"],
+    ["all7300", "udp dport 7300"],
+    ["dnat", `udp dport 7302 ip daddr ${net(p)}.2-${net(p)}.3`],
+  ]);
+  await lab.exec(p.client, ["/usr/bin/python3", "-c", SEND, p.link.b.ip4]);
+  return probeCounts(lab, p.server, ["snat", "all7300", "dnat"]);
 }
 
 test("SNAT and DNAT to address ranges: iptables-restore, the nftables and iptables renders send the same", async () => {
-  for (const k of ["orig", "nft", "ipt"] as const) {
-    const s = side[k];
-    const text = dump(s.net);
-    if (k === "orig") {
+  for (const k of VARIANTS) {
+    const s = pairs[k];
+    const text = dump(net(s));
+    if (k === "original") {
       await lab.exec(s.client, ["iptables-restore"], { input: text });
       continue;
     }
@@ -99,7 +75,7 @@ test("SNAT and DNAT to address ranges: iptables-restore, the nftables and iptabl
     }
   }
   const want = [3, 3, 3];
-  assert.deepEqual(await counts(side.orig), want, "iptables-restore of the dump");
-  assert.deepEqual(await counts(side.nft), want, "the nftables render");
-  assert.deepEqual(await counts(side.ipt), want, "the iptables render");
+  assert.deepEqual(await counts(pairs.original), want, "iptables-restore of the dump");
+  assert.deepEqual(await counts(pairs.nft), want, "the nftables render");
+  assert.deepEqual(await counts(pairs.iptables), want, "the iptables render");
 });

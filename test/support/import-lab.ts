@@ -2,7 +2,8 @@
 // ipset) beside the import's nftables and iptables renderings, each in a namespace of its own,
 // probed with the same packets.
 import assert from "node:assert/strict";
-import type { Background, Link, NetnsLab } from "./netns.ts";
+import { after, before } from "node:test";
+import { createLab, type Background, type Link, type NetnsLab } from "./netns.ts";
 import { importPolicy } from "../../src/engine/import/index.ts";
 import { renderNft } from "../../src/engine/compile/nft/index.ts";
 import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
@@ -77,6 +78,152 @@ export function importRendered(dump: string, ipsets?: string) {
 /** A client and its server, one link between them (NetnsLab.pair). */
 export type Pair = Awaited<ReturnType<NetnsLab["pair"]>>;
 
+/** One client/server pair per variant in `kinds`, made one after the other in that order. */
+export async function variantPairs<K extends Variant = Variant>(
+  lab: NetnsLab,
+  kinds: readonly K[] = VARIANTS as readonly Variant[] as readonly K[],
+): Promise<Record<K, Pair>> {
+  const pairs = {} as Record<K, Pair>;
+  for (const k of kinds) pairs[k] = await lab.pair();
+  return pairs;
+}
+
+/**
+ * The lab of a test file whose tests share one pair per variant in `kinds`: registers the
+ * file's before() that makes them (`pairs` is filled in then), then runs `setup` on them, and
+ * after() that removes the lab. A file's own before() would not do for the setup: node 20 runs
+ * a file's before() hooks concurrently (only the tests wait for all of them).
+ */
+export function variantLab<K extends Variant = Variant>(
+  kinds?: readonly K[],
+  setup?: (lab: NetnsLab, pairs: Record<K, Pair>) => Promise<void>,
+): { lab: NetnsLab; pairs: Record<K, Pair> } {
+  const lab = createLab();
+  const pairs = {} as Record<K, Pair>;
+  before(async () => {
+    Object.assign(pairs, await variantPairs(lab, kinds));
+    await setup?.(lab, pairs);
+  });
+  after(() => lab.cleanup());
+  return { lab, pairs };
+}
+
+/**
+ * `save` imported (no errors; the family from the dump), valid for nftables and rendered from
+ * the validated policy for nftables and for iptables (no failsafe chains).
+ */
+export function importRenders(save: string) {
+  const imported = importPolicy("iptables-save", save);
+  assert.deepEqual(imported.errors, []);
+  const v = validatePolicy(imported.policy, { target: "nftables" });
+  assert.deepEqual(v.errors, []);
+  const nft = renderNft(v.policy!);
+  assert.ok(nft.ok, JSON.stringify(!nft.ok && nft.errors));
+  const ipt = renderIptables(v.policy!);
+  assert.ok(ipt.ok, JSON.stringify(!ipt.ok && ipt.errors));
+  return { v, nft: nft.text, ipt };
+}
+
+/**
+ * Loads each variant on its server: `save` with `tool`-restore, the nftables render with nft
+ * -f, the iptables render (its `tool` half) with `tool`-restore --noflush.
+ */
+export async function loadVariants(
+  lab: NetnsLab,
+  pairs: Record<Variant, Pair>,
+  save: string,
+  rendered: { nft: string; ipt: { text: string; text6: string } },
+  tool: XtTool = "iptables",
+): Promise<void> {
+  await lab.exec(pairs.original.server, [`${tool}-restore`], { input: save });
+  await lab.nft(pairs.nft.server, ["-f", "-"], rendered.nft);
+  const ipt = tool === "ip6tables" ? rendered.ipt.text6 : rendered.ipt.text;
+  await lab.exec(pairs.iptables.server, [`${tool}-restore`, "--noflush"], { input: ipt });
+}
+
+export type XtTool = "iptables" | "ip6tables";
+
+/**
+ * Packets per rule from `tool`-save -c (of `table`, else of every table): one number per line
+ * `pick` keeps, in the dump's order. At least one line must be kept (else the dump is shown).
+ */
+export async function xtCounts(
+  lab: NetnsLab,
+  ns: string,
+  pick: (line: string) => boolean,
+  opts: { tool?: XtTool; table?: string } = {},
+): Promise<number[]> {
+  const table = opts.table === undefined ? [] : ["-t", opts.table];
+  const saved = (await lab.exec(ns, [`${opts.tool ?? "iptables"}-save`, "-c", ...table])).stdout;
+  const lines = saved.split("\n").filter(pick);
+  assert.ok(lines.length > 0, saved);
+  return lines.map((l) => Number(/^\[(\d+):/.exec(l)![1]));
+}
+
+/** The named counters (`nft -j list counters`) as [name, packets], in the listing's order. */
+export async function nftCounters(lab: NetnsLab, ns: string): Promise<Array<readonly [string, number]>> {
+  const r = await lab.nft(ns, ["-j", "list", "counters"]);
+  const objs = (JSON.parse(r.stdout) as { nftables: Array<{ counter?: { name: string; packets: number } }> }).nftables;
+  return objs.flatMap((o) => (o.counter ? [[o.counter.name, o.counter.packets] as const] : []));
+}
+
+/**
+ * Packets of the nftables render's counted rules 1..n of chain input (a rule with
+ * `counter: true` and no action gets the named counter input_count_N); -1 where one is missing.
+ */
+export async function nftCounts(lab: NetnsLab, ns: string, n: number): Promise<number[]> {
+  const by = new Map(await nftCounters(lab, ns));
+  return Array.from({ length: n }, (_, i) => by.get(`input_count_${i + 1}`) ?? -1);
+}
+
+/**
+ * Asserts that each variant counted `want` with its target-less (count-only) rules: the
+ * original and the iptables render in `tool`-save -c -t filter, the lines `pick` keeps; the
+ * nftables render in its counters input_count_1..N.
+ */
+export async function assertVariantCounts(
+  lab: NetnsLab,
+  pairs: Record<Variant, Pair>,
+  want: number[],
+  pick: (line: string) => boolean,
+  tool: XtTool = "iptables",
+): Promise<void> {
+  const counted = (l: string) => pick(l) && !/ -j /.test(l);
+  const xt = (ns: string) => xtCounts(lab, ns, counted, { tool, table: "filter" });
+  assert.deepEqual(await xt(pairs.original.server), want, `${tool}-restore of the dump`);
+  assert.deepEqual(await nftCounts(lab, pairs.nft.server, want.length), want, "the nftables render");
+  assert.deepEqual(await xt(pairs.iptables.server), want, `the ${tool} render`);
+}
+
+/**
+ * A probe beside the rules under test: `table ip probe`, one chain at `hook` and `priority`
+ * (policy accept), one counted rule `match counter comment "name"` per [name, match].
+ */
+export async function addProbe(
+  lab: NetnsLab,
+  ns: string,
+  hook: "prerouting" | "input",
+  priority: number,
+  rules: ReadonlyArray<readonly [string, string]>,
+): Promise<void> {
+  const lines = rules.map(([name, match]) => `  ${match} counter comment "${name}"`);
+  const chain = [` chain ${hook} {`, `  type filter hook ${hook} priority ${priority}; policy accept;`, ...lines, " }"];
+  await lab.nft(ns, ["-f", "-"], ["table ip probe {", ...chain, "}", ""].join("\n"));
+}
+
+/** Packets the probe's rules counted, by name (-1 for a name with no rule). */
+export async function probeCounts(lab: NetnsLab, ns: string, names: readonly string[]): Promise<number[]> {
+  const out = JSON.parse((await lab.nft(ns, ["-j", "list", "table", "ip", "probe"])).stdout) as {
+    nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[];
+  };
+  const by = new Map(
+    out.nftables.flatMap((i) =>
+      i.rule ? [[i.rule.comment!, i.rule.expr.find((e) => e.counter)?.counter?.packets ?? 0] as const] : [],
+    ),
+  );
+  return names.map((c) => by.get(c) ?? -1);
+}
+
 /**
  * The IPv4 iptables-save text `save` on three client/server pairs: loaded with
  * iptables-restore, imported and rendered for nftables, and rendered back by Palisade's
@@ -86,7 +233,7 @@ export async function threePairs(
   lab: NetnsLab,
   save: string,
 ): Promise<{ pairs: Record<Variant, Pair>; nft: string; ipt: string }> {
-  const pairs = { original: await lab.pair(), nft: await lab.pair(), iptables: await lab.pair() };
+  const pairs = await variantPairs(lab);
   await lab.exec(pairs.original.server, ["iptables-restore"], { input: save });
   const imported = importPolicy("iptables-save", save, { family: "ipv4" });
   assert.deepEqual(imported.errors, []);
@@ -105,3 +252,34 @@ export async function smallLargeAnswered(lab: NetnsLab, p: Pair): Promise<{ smal
   const large = await lab.ping(p.client, p.link.b.ip4, { count: 3, size: 300, waitS: 0.3 });
   return { small: small.received, large: large.received };
 }
+
+/**
+ * The conntrack-with-NAT scenario of the ctstate kernel tests: the server untracks UDP 7002
+ * (raw) and DNATs UDP 7003 to its own 7004; `filter` are the INPUT rules under test.
+ */
+export function ctNatSave(server: string, filter: readonly string[]): string {
+  return [
+    "*raw",
+    ":PREROUTING ACCEPT [0:0]",
+    "-A PREROUTING -p udp -m udp --dport 7002 -j CT --notrack",
+    "COMMIT",
+    "*nat",
+    ":PREROUTING ACCEPT [0:0]",
+    `-A PREROUTING -p udp -m udp --dport 7003 -j DNAT --to-destination ${server}:7004`,
+    "COMMIT",
+    "*filter",
+    ":INPUT ACCEPT [0:0]",
+    ...filter,
+    "COMMIT",
+    "",
+  ].join("\n");
+}
+
+/** Sends 3 UDP datagrams each to 7001 (tracked, no NAT), 7002 (untracked) and 7003 (DNAT'd) at argv[1]. */
+export const CT_NAT_SEND = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for port in (7001, 7002, 7003):
+    for _ in range(3):
+        s.sendto(b"x", (sys.argv[1], port))
+`;
