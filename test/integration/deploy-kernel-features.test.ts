@@ -1,14 +1,21 @@
-// A deploy of a version that needs a kernel feature (action queue: nft queue, CONFIG_NFT_QUEUE)
-// is refused for a host whose agent reported capabilities without it, against real
-// PostgreSQL and Redis: 409 `unsupported` with one `queue_unsupported` detail per such host,
-// the message naming the feature, the rules and what to do; nothing written or audited. A
-// host that never reported is not counted (its agent's own refusal names the feature), and
-// a rollback to a queue version is checked against the hosts that go back to it.
+// A deploy of a version that needs a kernel feature (action queue: nft queue, CONFIG_NFT_QUEUE;
+// action tproxy; match socket) is refused for a host whose agent reported capabilities
+// without it, against real PostgreSQL and Redis: 409 `unsupported` with one
+// `FEATURE_unsupported` detail per such host, the message naming the feature, the rules and
+// what to do; nothing written or audited. A host that never reported is not counted (its
+// agent's own refusal names the feature). A rollback is not refused for one such host: each
+// version is checked against the hosts that go back to it, and a host that lacks a feature
+// is skipped with the reason (as a host that ran nothing before); only when no host is left
+// is it refused, in a rollback's words.
 // The capabilities are what an agent stores in its Hello (src/agent/capabilities.ts): the
 // probes that passed, then the agent's own features.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { after, before, test } from "node:test";
-import { errorOf, startTestApp, type TestApp } from "../support/app.ts";
+import { fileURLToPath } from "node:url";
+import { errorOf, ROLE_TOKENS, startTestApp, type TestApp } from "../support/app.ts";
+
+const BIN = fileURLToPath(new URL("../../bin/palisade", import.meta.url));
 
 let t: TestApp;
 const KERNEL = ["ct", "fib", "limit", "log", "nat", "reject", "verdict_map"];
@@ -82,24 +89,169 @@ test("hosts that reported queue, or nothing yet, take the queue version; any hos
   assert.equal(plain.statusCode, 202, plain.body);
 });
 
-test("a rollback to a queue version is refused when the host's kernel no longer has nft queue", async () => {
-  const [v1, v2] = await t.db.rulesetVersion.findMany({ orderBy: { number: "asc" }, select: { id: true } });
+const rollback = (id: string) => t.req("POST", `/v1/deployments/${id}/rollback`, { as: "operator" });
+const versionIds = async () =>
+  (await t.db.rulesetVersion.findMany({ orderBy: { number: "asc" }, select: { id: true } })).map((v) => v.id);
+
+test("a rollback leaves out a host whose kernel no longer has nft queue, with the reason, and rolls back the others", async () => {
+  const [v1, v2] = await versionIds();
+  // r-lost and r-kept ran the queue version, then got the plain one; since then r-lost booted
+  // a kernel without nft_queue. r-new ran nothing before.
+  const full = { features: [...KERNEL, "queue", ...AGENT] };
+  const lost = await t.db.host.create({ data: { name: "r-lost", capabilities: full, appliedVersionId: v1! } });
+  const kept = await t.db.host.create({ data: { name: "r-kept", capabilities: full, appliedVersionId: v1! } });
+  await t.db.host.create({ data: { name: "r-new", capabilities: full } });
+  const d = await deploy(2, ["r-lost", "r-kept", "r-new"]);
+  assert.equal(d.statusCode, 202, d.body);
+  await t.db.host.update({
+    where: { id: lost.id },
+    data: { appliedVersionId: v2!, capabilities: { features: [...KERNEL, ...AGENT] } },
+  });
+  await t.db.host.update({ where: { id: kept.id }, data: { appliedVersionId: v2! } });
+  const res = await rollback(d.json().id);
+  assert.equal(res.statusCode, 202, res.body);
+  const body = res.json();
+  assert.equal(body.targets, 1);
+  assert.deepEqual([...body.skipped].sort(), ["r-lost", "r-new"]);
+  assert.deepEqual(
+    [...body.skippedReasons].sort((a: { host: string }, b: { host: string }) => (a.host < b.host ? -1 : 1)),
+    [
+      {
+        host: "r-lost",
+        code: "queue_unsupported",
+        reason:
+          "version 1 of ruleset \"ids\", which it would go back to, needs nftables queue support (NFQUEUE: the nft_queue module, CONFIG_NFT_QUEUE) for /chains/forward/rules/0, /chains/input/rules/1, and its agent reported no 'queue' capability",
+      },
+      { host: "r-new", code: "no_previous_version", reason: "ran no version before this deployment" },
+    ],
+  );
+  const targets = await t.db.deploymentTarget.findMany({
+    where: { deploymentId: body.id },
+    select: { versionId: true, host: { select: { name: true } } },
+  });
+  assert.deepEqual(targets, [{ versionId: v1!, host: { name: "r-kept" } }]);
+  const audit = await t.db.auditLog.findFirstOrThrow({ where: { target: `deployment:${body.id}` } });
+  assert.deepEqual((audit.details as { hosts: string[] }).hosts, ["r-kept"]);
+  assert.deepEqual([...(audit.details as { skipped: string[] }).skipped].sort(), ["r-lost", "r-new"]);
+  assert.equal((await t.db.deployment.findUniqueOrThrow({ where: { id: d.json().id } })).status, "rolled_back");
+});
+
+test("palisade deployments rollback prints each skipped host with its reason", async () => {
+  const [v1, v2] = await versionIds();
+  const full = { features: [...KERNEL, "queue", ...AGENT] };
+  const lost = await t.db.host.create({ data: { name: "c-lost", capabilities: full, appliedVersionId: v1! } });
+  const kept = await t.db.host.create({ data: { name: "c-kept", capabilities: full, appliedVersionId: v1! } });
+  const d = await deploy(2, ["c-lost", "c-kept"]);
+  assert.equal(d.statusCode, 202, d.body);
+  await t.db.host.update({
+    where: { id: lost.id },
+    data: { appliedVersionId: v2!, capabilities: { features: [...KERNEL, ...AGENT] } },
+  });
+  await t.db.host.update({ where: { id: kept.id }, data: { appliedVersionId: v2! } });
+  const url = await t.app.listen({ host: "127.0.0.1", port: 0 });
+  const child = spawn(process.execPath, [BIN, "deployments", "rollback", d.json().id], {
+    env: { ...process.env, PALISADE_URL: url, PALISADE_TOKEN: ROLE_TOKENS.operator },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
+  child.stderr!.on("data", (b: Buffer) => (out += b.toString()));
+  const timer = setTimeout(() => child.pid && process.kill(child.pid, "SIGKILL"), 120_000);
+  const code = await new Promise((resolve) => child.once("close", (c) => (clearTimeout(timer), resolve(c))));
+  assert.equal(code, 0, out);
+  assert.match(out, new RegExp(`rollback of ${d.json().id} to 1 host\\(s\\); skipped: c-lost\n`));
+  assert.match(
+    out,
+    /\n {2}skipped c-lost: version 1 of ruleset "ids", which it would go back to, needs nftables queue support .* for \/chains\/forward\/rules\/0, \/chains\/input\/rules\/1, and its agent reported no 'queue' capability\n/,
+  );
+  assert.doesNotMatch(out, /no earlier version/);
+});
+
+test("a rollback is refused, in a rollback's words, when every host that could go back lacks the feature", async () => {
+  const [v1, v2] = await versionIds();
   // q-yes ran the queue version, then got the plain one; since then it booted a kernel without nft_queue.
-  await t.db.host.update({ where: { name: "q-yes" }, data: { appliedVersionId: v1!.id } });
+  await t.db.host.update({ where: { name: "q-yes" }, data: { appliedVersionId: v1! } });
   const d = await deploy(2, ["q-yes"]);
   assert.equal(d.statusCode, 202, d.body);
   await t.db.host.update({
     where: { name: "q-yes" },
-    data: { appliedVersionId: v2!.id, capabilities: { features: [...KERNEL, ...AGENT] } },
+    data: { appliedVersionId: v2!, capabilities: { features: [...KERNEL, ...AGENT] } },
   });
-  const res = await t.req("POST", `/v1/deployments/${d.json().id}/rollback`, { as: "operator" });
+  const before = { deployments: await t.db.deployment.count(), audit: await t.db.auditLog.count() };
+  const res = await rollback(d.json().id);
   assert.equal(res.statusCode, 409, res.body);
   const e = errorOf(res);
   assert.equal(e.code, "unsupported");
-  assert.deepEqual(
-    e.details.map((x) => `${x.code} ${x.message}`),
-    ["queue_unsupported host q-yes: kernel without queue, needed by /chains/forward/rules/0, /chains/input/rules/1"],
+  assert.deepEqual(e.details, [
+    {
+      path: "",
+      code: "queue_unsupported",
+      message:
+        'host q-yes: kernel without queue, needed by version 1 of ruleset "ids" at /chains/forward/rules/0, /chains/input/rules/1',
+    },
+  ]);
+  assert.match(
+    e.message,
+    new RegExp(`^deployment ${d.json().id} cannot be rolled back on any host: .*nftables queue support`),
   );
-  assert.match(e.message, /version 1 of ruleset "ids" \(which this rollback goes back to\)/);
+  assert.match(
+    e.message,
+    /no 'queue' capability\): q-yes\. Nothing was changed\. To roll back, load the nft_queue module/,
+  );
+  assert.doesNotMatch(e.message, /selector/);
+  assert.equal(await t.db.deployment.count(), before.deployments);
+  assert.equal(await t.db.auditLog.count(), before.audit);
   assert.notEqual((await t.db.deployment.findUniqueOrThrow({ where: { id: d.json().id } })).status, "rolled_back");
+});
+
+const tproxyPolicy = {
+  chains: {
+    divert: {
+      hook: "prerouting",
+      table: "mangle",
+      policy: "accept",
+      rules: [
+        { match: { protocol: "tcp", socket: { transparent: true } }, action: { type: "mark", value: 1 } },
+        { match: { protocol: "tcp", dport: [80] }, action: { type: "tproxy", port: 3129, address: "127.0.0.1" } },
+      ],
+    },
+  },
+};
+
+test("tproxy (action) and socket (match) are gated like queue: an OpenWrt kernel without nft_tproxy / nft_socket", async () => {
+  assert.equal((await t.req("POST", "/v1/rulesets", { body: { name: "tp" } })).statusCode, 201);
+  const v = await t.req("POST", "/v1/rulesets/tp/versions", { body: { policy: tproxyPolicy } });
+  assert.equal(v.statusCode, 201, v.body);
+  // What an agent on such a kernel reports: the tproxy and socket probes failed.
+  await t.db.host.create({ data: { name: "owrt", capabilities: { features: [...KERNEL, ...AGENT] } } });
+  await t.db.host.create({ data: { name: "owrt-sock", capabilities: { features: [...KERNEL, "socket", ...AGENT] } } });
+  await t.db.host.create({
+    data: { name: "tp-yes", capabilities: { features: [...KERNEL, "socket", "tproxy", ...AGENT] } },
+  });
+  const at = (hosts: string[]) =>
+    t.req("POST", "/v1/deployments", { as: "operator", body: { ruleset: "tp", version: 1, selector: { hosts } } });
+  const res = await at(["owrt", "owrt-sock", "tp-yes"]);
+  assert.equal(res.statusCode, 409, res.body);
+  const e = errorOf(res);
+  assert.equal(e.code, "unsupported");
+  // The first feature refused (sorted): socket, lacking on owrt only.
+  assert.deepEqual(e.details, [
+    {
+      path: "/selector",
+      code: "socket_unsupported",
+      message: "host owrt: kernel without socket, needed by /chains/divert/rules/0",
+    },
+  ]);
+  assert.match(e.message, /needs nftables socket matching .*CONFIG_NFT_SOCKET.*modprobe nft_socket/);
+  const tp = errorOf(await at(["owrt-sock", "tp-yes"]));
+  assert.deepEqual(tp.details, [
+    {
+      path: "/selector",
+      code: "tproxy_unsupported",
+      message: "host owrt-sock: kernel without tproxy, needed by /chains/divert/rules/1",
+    },
+  ]);
+  assert.match(tp.message, /needs nftables transparent proxying .*kmod-nft-tproxy/);
+  const ok = await at(["tp-yes"]);
+  assert.equal(ok.statusCode, 202, ok.body);
 });

@@ -8,7 +8,14 @@ import type { Queue } from "bullmq";
 import type { Actor } from "../audit.ts";
 import { recordAudit } from "../audit.ts";
 import type { Db, Prisma } from "../db/client.ts";
-import { canonicalJson, geoip, KERNEL_FEATURES, kernelFeatureUses, type Policy } from "../../engine/index.ts";
+import {
+  canonicalJson,
+  geoip,
+  KERNEL_FEATURES,
+  type KernelFeatureName,
+  kernelFeatureUses,
+  type Policy,
+} from "../../engine/index.ts";
 import { countriesWithoutData, hostsWithoutGeoip, lockGeoData, type MissingCountryData } from "../geoip/index.ts";
 import { ApiError, conflict, notFound } from "../errors.ts";
 import { hostsLacking } from "../host-selection.ts";
@@ -218,13 +225,13 @@ function ruleList(rules: string[]): string {
 }
 
 /**
- * A version whose rules need a kernel feature (nft queue: KERNEL_FEATURES) goes only to hosts
- * whose agent reported it: the agent probes its kernel when it starts and lists the features
- * that passed. Elsewhere the kernel refuses the whole transaction with a bare "No such file
- * or directory" and nothing is applied, so the deploy is refused before anything is written,
- * naming the feature, the rules, the hosts and the fix. A host that has not reported yet
- * (never connected) is not counted: its agent's own refusal names the feature
- * (driver kernel_feature_missing). `groups`: each document with the hosts it would go to.
+ * A version whose rules need a kernel feature (queue, tproxy, socket: KERNEL_FEATURES) goes
+ * only to hosts whose agent reported it: the agent probes its kernel when it starts and lists
+ * the features that passed. Elsewhere the kernel refuses the whole transaction and nothing
+ * is applied, so the deploy is refused before anything is written, naming the feature, the
+ * rules, the hosts and the fix. A host that has not reported yet (never connected) is not
+ * counted: its agent's own refusal says so. `groups`: each document with the hosts it would
+ * go to. Rollbacks skip such hosts instead (lackingFeatures).
  */
 async function refuseWithoutKernelFeatures(
   db: Db,
@@ -301,10 +308,19 @@ async function newDeployment(
 
 /**
  * Put back what each target ran before: a new deployment whose targets carry their own
- * previous version. Targets that ran nothing before have nothing to go back to; they are
- * listed as skipped (Palisade never deletes a host's rules by itself).
+ * previous version. Targets that ran nothing before have nothing to go back to, and targets
+ * whose kernel lacks a feature the version they would go back to needs (their agent would
+ * refuse it: nothing applied) cannot take it; both are listed as skipped, with the reason,
+ * and left as they are (Palisade never deletes a host's rules by itself). A rollback is an
+ * emergency path: one such host must not hold back the others.
  */
-export type RolledBack = Created & { skipped: string[] };
+export interface SkippedTarget {
+  host: string;
+  /** no_previous_version, or FEATURE_unsupported (queue_unsupported, ...). */
+  code: string;
+  reason: string;
+}
+export type RolledBack = Created & { skipped: string[]; skippedReasons: SkippedTarget[] };
 
 export async function createRollback(
   deps: DeployDeps,
@@ -313,6 +329,26 @@ export async function createRollback(
   idem?: IdempotencyKey,
 ): Promise<RolledBack & { replayed?: true }> {
   return once(deps, actor, idem, () => newRollback(deps, actor, deploymentId, idem));
+}
+
+/**
+ * For each host of `groups`, the features its version needs that its agent did not report
+ * (same rule as refuseWithoutKernelFeatures: a host that never reported is not counted).
+ */
+async function lackingFeatures(
+  db: Db,
+  groups: { document: Policy; hostIds: string[] }[],
+): Promise<Map<string, { feature: KernelFeatureName; rules: string[] }[]>> {
+  const lacking = new Map<string, { feature: KernelFeatureName; rules: string[] }[]>();
+  for (const g of groups) {
+    for (const use of kernelFeatureUses(g.document)) {
+      for (const h of await hostsLacking(db, g.hostIds, use.feature)) {
+        if (!lacking.has(h.id)) lacking.set(h.id, []);
+        lacking.get(h.id)!.push(use);
+      }
+    }
+  }
+  return lacking;
 }
 
 async function newRollback(
@@ -329,32 +365,54 @@ async function newRollback(
   });
   if (!orig) throw notFound(`deployment ${deploymentId}`);
   if (orig.status === "rolled_back") throw conflict(`deployment ${deploymentId} was already rolled back`);
-  const withPrevious = orig.targets.filter((t) => t.previousVersionId);
-  const skipped = orig.targets.filter((t) => !t.previousVersionId).map((t) => t.host.name);
-  if (withPrevious.length === 0)
+  const hadPrevious = orig.targets.filter((t) => t.previousVersionId);
+  if (hadPrevious.length === 0)
     throw conflict(`no target of deployment ${deploymentId} ran a version before it; nothing to roll back to`);
+  // The versions gone back to may test countries whose data was emptied since (a forced load).
+  const previous = await deps.db.rulesetVersion.findMany({
+    where: { id: { in: [...new Set(hadPrevious.map((t) => t.previousVersionId!))] } },
+    select: { id: true, number: true, document: true, ruleset: { select: { name: true } } },
+  });
+  const versionOf = new Map(previous.map((v) => [v.id, v]));
+  // The kernel may have lost a module since (another kernel booted): each version is checked
+  // against the hosts that go back to it.
+  const lacking = await lackingFeatures(
+    deps.db,
+    previous.map((v) => ({
+      document: v.document as unknown as Policy,
+      hostIds: hadPrevious.filter((t) => t.previousVersionId === v.id).map((t) => t.hostId),
+    })),
+  );
+  const skippedReasons: SkippedTarget[] = [];
+  const withPrevious: typeof hadPrevious = [];
+  for (const t of orig.targets) {
+    const uses = lacking.get(t.hostId);
+    if (!t.previousVersionId) {
+      skippedReasons.push({
+        host: t.host.name,
+        code: "no_previous_version",
+        reason: "ran no version before this deployment",
+      });
+    } else if (uses) {
+      const v = versionOf.get(t.previousVersionId)!;
+      for (const u of uses) {
+        skippedReasons.push({
+          host: t.host.name,
+          code: `${u.feature}_unsupported`,
+          reason: `version ${v.number} of ruleset "${v.ruleset.name}", which it would go back to, needs ${KERNEL_FEATURES[u.feature].what} for ${ruleList(u.rules)}, and its agent reported no '${u.feature}' capability`,
+        });
+      }
+    } else withPrevious.push(t);
+  }
+  const skipped = [...new Set(skippedReasons.map((s) => s.host))];
+  if (withPrevious.length === 0) throw noHostCanGoBack(deploymentId, lacking, orig.targets, versionOf);
   // The deployment row names one version: the one most targets go back to.
   const tally = new Map<string, number>();
   for (const t of withPrevious) tally.set(t.previousVersionId!, (tally.get(t.previousVersionId!) ?? 0) + 1);
   const main = [...tally.entries()].sort((a, b) => b[1] - a[1])[0]![0];
   const strategy = storedStrategy(orig.strategy);
-  // The versions gone back to may test countries whose data was emptied since (a forced load).
-  const previous = await deps.db.rulesetVersion.findMany({
-    where: { id: { in: [...tally.keys()] } },
-    select: { id: true, number: true, document: true, ruleset: { select: { name: true } } },
-  });
-  // The kernel may have lost a module since (another kernel booted): each version is checked
-  // against the hosts that go back to it.
-  await refuseWithoutKernelFeatures(
-    deps.db,
-    previous.map((v) => ({
-      document: v.document as unknown as Policy,
-      hostIds: withPrevious.filter((t) => t.previousVersionId === v.id).map((t) => t.hostId),
-      what: `version ${v.number} of ruleset "${v.ruleset.name}" (which this rollback goes back to)`,
-    })),
-  );
   const countries = geoip.mergeCountryFamilies(
-    previous.map((v) => geoip.policyCountryFamilies(v.document as unknown as Policy)),
+    previous.filter((v) => tally.has(v.id)).map((v) => geoip.policyCountryFamilies(v.document as unknown as Policy)),
   );
   const id = await insert(
     deps,
@@ -365,10 +423,61 @@ async function newRollback(
       versionId: t.previousVersionId!,
       previousVersionId: t.host.appliedVersionId,
     })),
-    { action: "deployment.rollback", details: { of: orig.id, hosts: withPrevious.map((t) => t.host.name), skipped } },
+    {
+      action: "deployment.rollback",
+      details: {
+        of: orig.id,
+        hosts: withPrevious.map((t) => t.host.name),
+        skipped,
+        skippedReasons: skippedReasons as unknown as Prisma.InputJsonValue,
+      },
+    },
     idem,
-    (id) => ({ id, targets: withPrevious.length, skipped }),
+    (id) => ({
+      id,
+      targets: withPrevious.length,
+      skipped,
+      skippedReasons: skippedReasons as unknown as Prisma.InputJsonValue,
+    }),
     { countries },
   );
-  return { id, targets: withPrevious.length, skipped };
+  return { id, targets: withPrevious.length, skipped, skippedReasons };
+}
+
+/**
+ * Every target that ran a version before lacks a feature that version needs: nothing can be
+ * rolled back. The undone deployment stays as it is; the fix is the host's kernel (or a new
+ * deployment of a version without the feature).
+ */
+function noHostCanGoBack(
+  deploymentId: string,
+  lacking: Map<string, { feature: KernelFeatureName; rules: string[] }[]>,
+  targets: { hostId: string; previousVersionId: string | null; host: { name: string } }[],
+  versionOf: Map<string, { number: number; ruleset: { name: string } }>,
+): ApiError {
+  const details: { path: string; code: string; message: string }[] = [];
+  const features = new Set<KernelFeatureName>();
+  const hosts: string[] = [];
+  for (const t of targets) {
+    if (!t.previousVersionId) continue;
+    const v = versionOf.get(t.previousVersionId)!;
+    hosts.push(t.host.name);
+    for (const u of lacking.get(t.hostId) ?? []) {
+      features.add(u.feature);
+      details.push({
+        // A rollback has no body: the detail is about the request as a whole.
+        path: "",
+        code: `${u.feature}_unsupported`,
+        message: `host ${t.host.name}: kernel without ${u.feature}, needed by version ${v.number} of ruleset "${v.ruleset.name}" at ${ruleList(u.rules)}`,
+      });
+    }
+  }
+  const fs = [...features].sort();
+  const none = targets.filter((t) => !t.previousVersionId).map((t) => t.host.name);
+  return new ApiError(
+    409,
+    "unsupported",
+    `deployment ${deploymentId} cannot be rolled back on any host: the version(s) its targets would go back to need ${fs.map((f) => KERNEL_FEATURES[f].what).join(" and ")}, and the kernel of every such host lacks it (their agent reported no ${fs.map((f) => `'${f}'`).join(" / ")} capability): ${hosts.join(", ")}${none.length ? `; the other targets ran no version before (${none.join(", ")})` : ""}. Nothing was changed. To roll back, ${fs.map((f) => KERNEL_FEATURES[f].remedy).join("; and ")}; then restart the agent, which probes its kernel when it starts, and ask again. Or deploy a version without it`,
+    details,
+  );
 }

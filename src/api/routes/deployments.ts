@@ -28,7 +28,27 @@ const CreateDeployment = z.strictObject({
 });
 const Accepted = z.object({ id: z.uuid(), targets: z.number().int().describe("hosts the deployment targets") });
 const RollbackAccepted = Accepted.extend({
-  skipped: z.array(z.string()).describe("hosts that ran no version before; left as they are"),
+  skipped: z
+    .array(z.string())
+    .describe(
+      "hosts left as they are: they ran no version before, or their kernel lacks a feature the version they would go back to needs (skippedReasons says which)",
+    ),
+  skippedReasons: z
+    .array(
+      z.object({
+        host: z.string(),
+        code: z
+          .string()
+          .describe(
+            "no_previous_version, or FEATURE_unsupported (queue_unsupported, tproxy_unsupported, socket_unsupported)",
+          ),
+        reason: z.string(),
+      }),
+    )
+    .optional()
+    .describe(
+      "why each skipped host was skipped (one entry per missing feature); absent in the replay of an answer stored before this field existed",
+    ),
 });
 const IdParams = z.strictObject({ id: z.uuid() });
 // Other headers pass through untouched (auth, content type).

@@ -105,12 +105,17 @@ export function register(program: Command): void {
       .option("--timeout <seconds>", "with --wait: give up watching after this long", "600"),
   ).action(async (id: string, o: RestOptions & { wait?: boolean; timeout: string }) => {
     const rest = new Rest(o);
-    const r = await idempotentPost<{ id: string; targets: number; skipped: string[] }>(
-      rest,
-      `/v1/deployments/${seg(id)}/rollback`,
-    );
+    const r = await idempotentPost<{
+      id: string;
+      targets: number;
+      skipped: string[];
+      skippedReasons?: { host: string; reason: string }[];
+    }>(rest, `/v1/deployments/${seg(id)}/rollback`);
+    // An answer replayed from before skippedReasons existed: those hosts ran no earlier version.
+    const reasons = r.skippedReasons ?? r.skipped.map((host) => ({ host, reason: "no earlier version" }));
     out(
-      `deployment ${r.id}: rollback of ${id} to ${r.targets} host(s)${r.skipped.length ? `; skipped (no earlier version): ${r.skipped.join(", ")}` : ""}\n`,
+      `deployment ${r.id}: rollback of ${id} to ${r.targets} host(s)${r.skipped.length ? `; skipped: ${r.skipped.join(", ")}` : ""}\n` +
+        reasons.map((s) => `  skipped ${s.host}: ${s.reason}\n`).join(""),
     );
     if (o.wait) process.exitCode = await watchDeployment(rest, r.id, { timeoutS: Number(o.timeout) });
   });
