@@ -326,4 +326,9 @@ export interface IptablesContext {
   ipv4Program?: boolean;
   /** The rules cover both families though no family is given (ipfw's rules, translated). */
   bothFamilies?: boolean;
+  /**
+   * iptables-restore text: the user chains its `:NAME -` lines declared so far, in any table.
+   * After one, `-j NAME` is a jump to a chain of that name, not the target (iptables-save.ts).
+   */
+  declaredChains?: ReadonlySet<string>;
 }

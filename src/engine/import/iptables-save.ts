@@ -59,6 +59,10 @@ export function importSave(
   let ipsetSeen = false;
   // The dump's ipset lines as one ipset restore (its -exist flag and batches: ipset.ts).
   const session = ipsetSession();
+  // Measured (iptables-restore 1.8.9, nft and legacy): once `:TTL - [0:0]` is declared in any
+  // table, a later `-j TTL` in any table of that text jumps to a chain TTL (`unknown option
+  // "--ttl-set"`; without options, a table lacking the chain refuses it).
+  const declared = new Set<string>();
   lines.forEach((raw, idx) => {
     const text = raw.trim();
     if (!isIpset(raw)) return;
@@ -103,12 +107,17 @@ export function importSave(
           tableName ? `table ${tableName} is not imported` : "rule outside a *table section",
           text.split(/\s+/)[0],
         );
-      if (text.startsWith(":")) return chainHeader(text, table, draft, n, fam);
+      if (text.startsWith(":")) {
+        const r = chainHeader(text, table, draft, n, fam);
+        if (r.target.chain.hook === undefined) declared.add(r.target.chain.iptName);
+        return r;
+      }
       const words = splitSaveWords(text.replace(/^\[\d+:\d+\]\s*/, ""));
       return applyIptables(words, {
         draft,
         line: n,
         table,
+        declaredChains: declared,
         ...(fam ? { family: fam } : {}),
         ...((family ?? detected?.family) === "ipv4" ? { ipv4Program: true } : {}),
       });

@@ -202,7 +202,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
           fail("import_syntax", `a rule has one target: -${target.goto ? "g" : "j"} ${target.name} and ${w}`, w);
         const name = cur.arg(w.startsWith("-g") || w === "--goto" ? "chain name" : "target name", w);
         const isGoto = w === "-g" || w === "--goto";
-        const spec = isGoto ? undefined : TARGETS[name];
+        const spec = isGoto || userChainShadows(name, table, ctx) ? undefined : TARGETS[name];
         target = { name, word: w, goto: isGoto, opts: new Map() };
         if (spec) target.spec = spec;
         continue;
@@ -330,6 +330,15 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
     case "X":
       return deleteChain(draft, table, chainName);
     case "N": {
+      const own = ownHopTarget(ctx);
+      // iptables -N TTL / ip6tables -N HL (1.8.9, both builds): "chain name may not clash with
+      // target name". The other family's name is a free chain name (iptables -N HL loads).
+      if (chainName === own)
+        fail(
+          "import_conflict",
+          `${ctx.family === "ipv6" ? "ip6tables" : "iptables"} refuses a chain named ${own}: chain name may not clash with target name (${own} is its target)`,
+          chainName,
+        );
       const { chain, renamed } = draft.newUserChain(table, chainName!);
       return {
         status: "imported",
@@ -508,6 +517,27 @@ function checkPorts(d: RuleDraft): void {
       d.match.dport !== undefined ? "--dport" : "--sport",
     );
   }
+}
+
+/** The xt_HL target the line's program has: TTL for iptables, HL for ip6tables. */
+function ownHopTarget(ctx: IptablesContext): "TTL" | "HL" | undefined {
+  if (ctx.family === "ipv6") return "HL";
+  if (ctx.family === "ipv4" || ctx.ipv4Program) return "TTL";
+  return undefined;
+}
+
+/**
+ * `-j TTL` / `-j HL` where a user chain of that name exists is a jump to the chain, as iptables
+ * reads it (measured, 1.8.9): in restore text, once the text declared the chain (in any table);
+ * in a script, where the table has the chain and the name is not the program's own target
+ * (iptables cannot create a chain TTL, ip6tables none named HL, so there -j TTL / -j HL is
+ * the target). Other targets keep their meaning: only these two are new names.
+ */
+function userChainShadows(name: string, table: Table, ctx: IptablesContext): boolean {
+  if (name !== "TTL" && name !== "HL") return false;
+  if (ctx.declaredChains) return ctx.declaredChains.has(name);
+  const chain = ctx.draft.find(table, name);
+  return chain !== undefined && !chain.hook && ownHopTarget(ctx) !== name;
 }
 
 function buildAction(

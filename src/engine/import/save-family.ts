@@ -40,8 +40,13 @@ export function detectSaveFamily(lines: readonly string[]): SaveFamily | undefin
   if (lines.some((l) => V6_HEADER.test(l))) return { family: "ipv6", line: 0, why: "its header says ip6tables-save" };
   if (lines.some((l) => V4_HEADER.test(l))) return { family: "ipv4", line: 0, why: "its header says iptables-save" };
   let v6: SaveFamily | undefined;
+  // The chains declared so far: after `:TTL - [0:0]` (in any table) `-j TTL` is a jump to a
+  // chain TTL in either tool (iptables-restore 1.8.9 takes both, ip6tables-restore too), so it
+  // tells nothing (iptables-save.ts).
+  const declared = new Set<string>();
   for (const [idx, raw] of lines.entries()) {
     const text = raw.trim();
+    if (text.startsWith(":")) declared.add(text.slice(1).split(/\s+/)[0]!);
     if (!/^(\[\d+:\d+\]\s*)?-[AI]\s/.test(text)) continue;
     // Quoted words (comments, log prefixes) are free text, not evidence.
     const words = text.replace(/"(?:[^"\\]|\\.)*"/g, '""').split(/\s+/);
@@ -49,7 +54,11 @@ export function detectSaveFamily(lines: readonly string[]): SaveFamily | undefin
       const w = words[i]!;
       const next = words[i + 1] ?? "";
       const is = (set: Set<string>, v: string) => set.has(v.toLowerCase());
-      if (ADDRESS_OPTIONS.has(w)) {
+      if (w === "--on-ip") {
+        // TPROXY: iptables-save prints 0.0.0.0 and ip6tables-save :: when none was given.
+        if (isIPv4(next)) return { family: "ipv4", line: idx + 1, why: `--on-ip ${next} is an IPv4 address` };
+        if (isIPv6(next)) v6 ??= { family: "ipv6", line: idx + 1, why: `--on-ip ${next} is an IPv6 address` };
+      } else if (ADDRESS_OPTIONS.has(w)) {
         for (const a of next.split(",")) {
           const host = a.split("/")[0]!;
           if (isIPv4(host)) return { family: "ipv4", line: idx + 1, why: `${w} ${a} is an IPv4 address` };
@@ -61,7 +70,7 @@ export function detectSaveFamily(lines: readonly string[]): SaveFamily | undefin
       } else if (w === "-m" || w === "--match") {
         if (is(V4_MODULES, next)) return { family: "ipv4", line: idx + 1, why: `-m ${next} exists only in iptables` };
         if (is(V6_MODULES, next)) v6 ??= { family: "ipv6", line: idx + 1, why: `-m ${next} exists only in ip6tables` };
-      } else if (w === "-j" || w === "--jump") {
+      } else if ((w === "-j" || w === "--jump") && !declared.has(next)) {
         // xt_HL's two targets: TTL is iptables', HL ip6tables' (the other tool: unknown option).
         if (next === "TTL") return { family: "ipv4", line: idx + 1, why: "-j TTL exists only in iptables" };
         if (next === "HL") v6 ??= { family: "ipv6", line: idx + 1, why: "-j HL exists only in ip6tables" };

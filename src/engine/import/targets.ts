@@ -494,10 +494,13 @@ export const TARGETS: Record<string, TargetSpec> = {
         const addr = val(ip);
         if (!Address.safeParse(addr).success)
           fail("import_invalid_value", `TPROXY --on-ip ${addr} is not an address`, addr);
-        if (d.family && familyOf(addr) !== d.family)
+        // An iptables (IPv4) line carries ipv4Program, not a family: iptables-restore refuses an
+        // IPv6 --on-ip too (getaddrinfo: Address family for hostname not supported; measured 1.8.9).
+        const family = d.family ?? (d.ipv4Program ? "ipv4" : undefined);
+        if (family && familyOf(addr) !== family)
           fail(
             "import_invalid_value",
-            `TPROXY --on-ip ${addr} is not an ${d.family} address (${d.family === "ipv6" ? "ip6tables" : "iptables"}-restore refuses it)`,
+            `TPROXY --on-ip ${addr} is not an ${family} address (${family === "ipv6" ? "ip6tables" : "iptables"}-restore refuses it)`,
             addr,
           );
         a.address = addr;

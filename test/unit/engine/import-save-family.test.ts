@@ -42,6 +42,24 @@ test("the header decides first; then IPv6 evidence in the rules, unless a rule u
     assert.equal(got?.family, want, rule);
     if (line !== undefined) assert.equal(got?.line, line, rule);
   }
+  // A jump to a declared chain named TTL or HL is no evidence: both tools take such a chain
+  // (iptables-restore 1.8.9: `:HL - [0:0]`, `-j HL`; a declaration in another table counts too).
+  assert.equal(detectSaveFamily(lines(dump(":HL - [0:0]", "-A INPUT -j HL", "-A HL -j ACCEPT"))), undefined);
+  assert.equal(detectSaveFamily(lines(dump(":TTL - [0:0]", "-A FORWARD -j TTL"))), undefined);
+  assert.equal(
+    detectSaveFamily(lines(`*raw\n:HL - [0:0]\nCOMMIT\n${dump("-A INPUT -j HL")}`)),
+    undefined,
+    "declared in another table",
+  );
+  // TPROXY --on-ip: iptables-save prints 0.0.0.0 for none, ip6tables-save ::.
+  const onIp = (a: string) => `*mangle\n-A PREROUTING -p tcp -j TPROXY --on-port 1 --on-ip ${a}\nCOMMIT\n`;
+  assert.deepEqual(detectSaveFamily(lines(onIp("::1"))), {
+    family: "ipv6",
+    line: 2,
+    why: "--on-ip ::1 is an IPv6 address",
+  });
+  assert.equal(detectSaveFamily(lines(onIp("::")))?.family, "ipv6");
+  assert.equal(detectSaveFamily(lines(onIp("0.0.0.0")))?.family, "ipv4");
   // One IPv4 rule outweighs IPv6 evidence earlier in the file.
   assert.equal(
     detectSaveFamily(lines(dump("-A INPUT -p ipv6-icmp -j ACCEPT", "-A INPUT -s 10.0.0.0/8 -j ACCEPT")))?.family,
@@ -65,6 +83,13 @@ test("a headerless IPv6 dump imports IPv6-only: its DROP policy becomes an IPv6 
   // The caller's word wins over the rules.
   const as4 = importPolicy("iptables-save", text, { family: "ipv4" });
   assert.equal(as4.policy!.chains.input!.policy, "drop");
+});
+
+test("an IPv4 dump with a chain HL stays both families' (before, -j HL made it IPv6-only and its DROP IPv6's)", () => {
+  const r = importPolicy("iptables-save", dump(":HL - [0:0]", "-A INPUT -j HL", "-A HL -p tcp --dport 22 -j ACCEPT"));
+  assert.deepEqual(r.errors, []);
+  assert.equal(r.policy!.chains.input!.policy, "drop");
+  assert.deepEqual(r.policy!.chains.input!.rules.at(-1), { action: { type: "jump", chain: "HL" } });
 });
 
 test("a file's name tells only when the header and the rules do not", () => {
