@@ -13,7 +13,6 @@ import { importPolicy } from "../../src/engine/import/index.ts";
 import { renderNft } from "../../src/engine/compile/nft/index.ts";
 import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
 import { validatePolicy } from "../../src/engine/validate/index.ts";
-import { applyPolicy } from "../support/nft-lab.ts";
 
 const lab: NetnsLab = createLab();
 after(() => lab.cleanup());
@@ -149,19 +148,7 @@ async function nftCounts(ns: string, names: string[]): Promise<number[]> {
 
 /** The dump on three pairs: restored as is, the nftables render, the iptables render (beside its failsafe). */
 async function loaded(fam: Fam): Promise<{ pairs: Record<Variant, Pair>; nft: string }> {
-  const text = dump(fam);
-  if (fam === "ipv4") return threePairs(lab, text);
-  const pairs = { original: await lab.pair(), nft: await lab.pair(), iptables: await lab.pair() };
-  await lab.exec(pairs.original.server, ["ip6tables-restore"], { input: text });
-  const imported = importPolicy("iptables-save", text, { family: "ipv6" });
-  assert.deepEqual(imported.errors, []);
-  const v = validatePolicy(imported.policy, { target: "nftables" });
-  assert.ok(v.ok && v.policy, JSON.stringify(v.errors));
-  const nft = await applyPolicy(lab, pairs.nft.server, v.policy);
-  const ipt = renderIptables(v.policy, { failsafe: { apiAddresses: ["10.250.0.1"], apiPort: 8443 } });
-  assert.ok(ipt.ok, JSON.stringify(ipt.ok ? [] : ipt.errors));
-  await lab.exec(pairs.iptables.server, ["ip6tables-restore", "--noflush"], { input: ipt.text6, timeoutMs: 20_000 });
-  return { pairs, nft };
+  return threePairs(lab, dump(fam), fam);
 }
 
 for (const fam of ["ipv4", "ipv6"] as const) {

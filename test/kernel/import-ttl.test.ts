@@ -8,10 +8,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type Background, type NetnsLab } from "../support/netns.ts";
-import { importPolicy } from "../../src/engine/import/index.ts";
-import { renderNft } from "../../src/engine/compile/nft/index.ts";
-import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
-import { validatePolicy } from "../../src/engine/validate/index.ts";
+import { importRenders } from "../support/import-lab.ts";
 
 const lab: NetnsLab = createLab();
 const KINDS = ["orig", "nft", "ipt"] as const;
@@ -119,21 +116,14 @@ for (const tool of ["iptables", "ip6tables"] as const) {
       "COMMIT",
       "",
     ].join("\n");
-    const imported = importPolicy("iptables-save", text);
-    assert.deepEqual(imported.errors, []);
-    const v = validatePolicy(imported.policy, { target: "nftables" });
-    assert.deepEqual(v.errors, []);
-    const nft = renderNft(v.policy!);
-    assert.ok(nft.ok, JSON.stringify(!nft.ok && nft.errors));
-    const ipt = renderIptables(v.policy!);
-    assert.ok(ipt.ok, JSON.stringify(!ipt.ok && ipt.errors));
+    const { nft, ipt } = importRenders(text);
     for (const s of Object.values(side)) {
       await lab.exec(s.router, ["iptables", "-t", "mangle", "-F"]);
       await lab.exec(s.router, ["ip6tables", "-t", "mangle", "-F"]);
       await lab.nft(s.router, ["flush", "ruleset"]);
     }
     await lab.exec(side.orig.router, [`${tool}-restore`], { input: text });
-    await lab.nft(side.nft.router, ["-f", "-"], nft.text);
+    await lab.nft(side.nft.router, ["-f", "-"], nft);
     await lab.exec(side.ipt.router, [`${tool}-restore`, "--noflush"], { input: v6 ? ipt.text6 : ipt.text });
     const want = Object.fromEntries(PORTS.map((p) => [p, SENT.map((t) => WANT[p]!(t - 1))]));
     // The saturating cases are in it: dec 5 of 1 and 2 is 0, inc 16 of 254 is 255.

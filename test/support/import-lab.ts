@@ -225,25 +225,29 @@ export async function probeCounts(lab: NetnsLab, ns: string, names: readonly str
 }
 
 /**
- * The IPv4 iptables-save text `save` on three client/server pairs: loaded with
- * iptables-restore, imported and rendered for nftables, and rendered back by Palisade's
- * iptables compiler (beside its failsafe chains, as a host gets it). Returns both renderings.
+ * The iptables-save text `save` (ip6tables-save's with `family` ipv6) on three client/server
+ * pairs: loaded with iptables-restore (ip6tables-restore), imported as that family and
+ * rendered for nftables, and rendered back by Palisade's iptables compiler (beside its
+ * failsafe chains, as a host gets it; that family's half). Returns both renderings.
  */
 export async function threePairs(
   lab: NetnsLab,
   save: string,
+  family: "ipv4" | "ipv6" = "ipv4",
 ): Promise<{ pairs: Record<Variant, Pair>; nft: string; ipt: string }> {
+  const tool: XtTool = family === "ipv6" ? "ip6tables" : "iptables";
   const pairs = await variantPairs(lab);
-  await lab.exec(pairs.original.server, ["iptables-restore"], { input: save });
-  const imported = importPolicy("iptables-save", save, { family: "ipv4" });
+  await lab.exec(pairs.original.server, [`${tool}-restore`], { input: save });
+  const imported = importPolicy("iptables-save", save, { family });
   assert.deepEqual(imported.errors, []);
   const v = validatePolicy(imported.policy, { target: "nftables" });
   assert.ok(v.ok && v.policy, JSON.stringify(v.errors));
   const nft = await applyPolicy(lab, pairs.nft.server, v.policy);
-  const ipt = renderIptables(v.policy, { failsafe: { apiAddresses: ["10.250.0.1"], apiPort: 8443 } });
-  assert.ok(ipt.ok, JSON.stringify(ipt.ok ? [] : ipt.errors));
-  await lab.exec(pairs.iptables.server, ["iptables-restore", "--noflush"], { input: ipt.text, timeoutMs: 20_000 });
-  return { pairs, nft, ipt: ipt.text };
+  const rendered = renderIptables(v.policy, { failsafe: { apiAddresses: ["10.250.0.1"], apiPort: 8443 } });
+  assert.ok(rendered.ok, JSON.stringify(rendered.ok ? [] : rendered.errors));
+  const ipt = family === "ipv6" ? rendered.text6 : rendered.text;
+  await lab.exec(pairs.iptables.server, [`${tool}-restore`, "--noflush"], { input: ipt, timeoutMs: 20_000 });
+  return { pairs, nft, ipt };
 }
 
 /** Pings answered of 3 small (56-byte payload) and 3 large (300-byte) from the pair's client. */
