@@ -15,6 +15,7 @@ import type { z } from "zod";
 import type { CounterDef } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { reservedChainName } from "../validate/names.ts";
+import { isIdentifier } from "../nft/names.ts";
 import { baseChainKey, builtinHook, userChainKey, type Hook, type Table } from "./chains.ts";
 import type { Family } from "./values.ts";
 import { tupleSetElements, type ImportedIpsetType, type TupleAdd } from "./ipset-tuple.ts";
@@ -129,6 +130,18 @@ export class PolicyDraft {
     );
     const chain = this.add({ key, table, iptName, rules: [] });
     return { chain, renamed: key === iptName ? undefined : key };
+  }
+
+  /**
+   * A chain the import generates (no iptables line can name it): its key is `stem_N`, the
+   * first N free among every chain so far (any table: keys are one namespace), the base chain
+   * keys and the reserved names. A later `-N` of the same name is renamed as for any clash.
+   */
+  newGeneratedChain(table: Table, stem: string): DraftChain {
+    const taken = (k: string) =>
+      this.chains.has(k) || this.isReservedBaseKey(k) || reservedChainName(k) !== undefined || !isIdentifier(k);
+    const key = this.freshName(stem, taken);
+    return this.add({ key, table, iptName: `\u0000${key}`, rules: [] });
   }
 
   /** Base chain keys that a later builtin chain would need must not be taken by user chains. */

@@ -5,7 +5,7 @@ import type { Rule } from "../policy/index.ts";
 import { Cursor, fail } from "./cursor.ts";
 import { isTable, type Table } from "./chains.ts";
 import type { DraftChain, IptablesContext, LineResult, PolicyDraft, RuleEntry } from "./draft.ts";
-import { matchOrderWarning } from "./match-order.ts";
+import { matchOrderWarning, statefulBeforeLastLimit } from "./match-order.ts";
 import { IMPLICIT_MODULE, MODULES, UNSUPPORTED_MODULES, canonicalOption, type ModuleSpec } from "./matches.ts";
 import {
   finishRule,
@@ -377,11 +377,19 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   d.chainKey = chain.key;
   checkProtocolModules(d, modules);
   for (const m of modules) m.spec.build(m.opts, d);
-  const reordered = matchOrderWarning(modules);
+  // A stateful match before the last -m limit (recent --rcheck -m limit -j ACCEPT): the policy
+  // evaluates the limit first, so every packet reaching the rule would spend a token and change
+  // the verdict of later ones. The counting idiom of a hit count (recent --hitcount > 1) is
+  // compiled on its own terms (compile/hitcount.ts) and keeps the warning.
+  const hitcount = d.match.recent?.hitcount;
+  const beforeLimit = hitcount !== undefined && hitcount > 1 ? undefined : statefulBeforeLastLimit(modules);
+  const reordered = beforeLimit ? undefined : matchOrderWarning(modules);
   if (reordered) d.notes.push(reordered);
   checkPorts(d);
   if (d.pknock) return liftPknock(d, chain, target?.name, ctx);
   const action = buildAction(d, chain, target);
+  // The entries' action becomes the jump to the limit's chain below.
+  const limited = beforeLimit ? takeLimit(d, action, beforeLimit, target?.name ?? "") : undefined;
   const accepts = action === "accept" || (typeof action === "object" && action.type === "accept");
   if (d.match.ipsec?.protocol === "esp" && accepts) {
     // nft tests only that an IPsec policy applies, not the SA's protocol (validation warns too).
@@ -402,15 +410,21 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
         : "multiport --ports: split into a source-port and a destination-port rule",
     );
   if (d.rttl) settleRttl(d, d.rttl, chain.rules.slice(0, op === "I" ? (position ?? 1) - 1 : chain.rules.length));
+  if (op === "I" && (position ?? 1) - 1 > chain.rules.length)
+    fail(
+      "import_invalid_value",
+      `-I ${chainName} ${position}: the chain has only ${chain.rules.length} rules`,
+      String(position),
+    );
+  // Created last, when the line can no longer fail: a refused line leaves no chain behind.
+  if (limited) {
+    const helper = d.policy.newGeneratedChain(chain.table, `${chain.key.slice(0, 20)}_limit`);
+    helper.rules.push({ rule: limited.rule, line: ctx.line });
+    for (const e of entries) e.rule.action = { type: "jump", chain: helper.key };
+    d.notes.push(limited.note(helper.key));
+  }
   if (op === "I") {
-    const at = (position ?? 1) - 1;
-    if (at > chain.rules.length)
-      fail(
-        "import_invalid_value",
-        `-I ${chainName} ${position}: the chain has only ${chain.rules.length} rules`,
-        String(position),
-      );
-    chain.rules.splice(at, 0, ...entries);
+    chain.rules.splice((position ?? 1) - 1, 0, ...entries);
   } else {
     chain.rules.push(...entries);
   }
@@ -418,6 +432,41 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
     status: "imported",
     target: { kind: "rule", entry },
     reason: d.notes.length ? d.notes.join("; ") : undefined,
+  };
+}
+
+/**
+ * The rule of the chain that holds a line's last -m limit (statefulBeforeLastLimit): the limit
+ * and the line's action (and comment). The line's rule keeps every other match and jumps there,
+ * so the limit sees only the packets that passed them, as iptables evaluates the line; a
+ * packet over the limit returns from that chain and meets the next rule, as after a rule that
+ * did not match. Takes the limit out of the draft's matches.
+ * A RETURN or a goto cannot move into another chain: there it would return from (or go on
+ * from) that chain, not from the line's, and the packet would meet the line's next rule
+ * instead of leaving the chain. Refused: the policy cannot evaluate the limit after the other
+ * matches for them, and evaluating it first (as before) changes which packets it lets through.
+ */
+function takeLimit(
+  d: RuleDraft,
+  action: Rule["action"],
+  before: readonly string[],
+  targetName: string,
+): { rule: Rule; note: (chain: string) => string } {
+  const kind = typeof action === "string" ? action : action.type;
+  const mods = before.map((m) => `-m ${m}`).join(", ");
+  if (kind === "return" || kind === "goto")
+    fail(
+      "import_unsupported",
+      `${mods} before -m limit with ${kind === "goto" ? `-g ${targetName}` : "-j RETURN"}: the limit must see only the packets that pass ${mods}, which the policy can express only by moving the limit and the action into a chain of their own, where ${kind === "goto" ? "the goto" : "RETURN"} would act for that chain instead of this one (a packet the limit lets through would then meet this chain's next rule); put -m limit first if every packet reaching the rule may spend a token`,
+      "limit",
+    );
+  const rule: Rule = { match: { limit: d.match.limit! }, action: structuredClone(action) };
+  if (d.comment !== undefined) rule.comment = d.comment;
+  delete d.match.limit;
+  return {
+    rule,
+    note: (chain) =>
+      `${mods} before -m limit: the limit and the action are chain ${chain}'s rule, which this rule jumps to, so only packets that pass every other match spend a token, as in iptables (one over the limit returns and meets the next rule)`,
   };
 }
 

@@ -58,3 +58,20 @@ export function matchOrderWarning(modules: readonly Loaded[]): string | undefine
   }
   return undefined;
 }
+
+/**
+ * The stateful modules a line lists before its `-m limit`, when that is the line's only
+ * disorder: the limit is the last module (comments aside), there is one limit, and the
+ * other modules keep their order in the policy. Such a line is imported faithfully by
+ * moving the limit (with the action) into a chain of its own that the rule jumps to: the
+ * limit then sees exactly the packets that passed every other match (iptables.ts).
+ * Undefined when the line is in order or has another disorder (the warning stays).
+ */
+export function statefulBeforeLastLimit(modules: readonly Loaded[]): string[] | undefined {
+  const live = modules.filter((m) => !NO_EFFECT.has(m.name));
+  const last = live.at(-1);
+  if (last?.name !== "limit" || live.filter((m) => m.name === "limit").length !== 1) return undefined;
+  const rest = live.slice(0, -1);
+  if (matchOrderWarning(live) === undefined || matchOrderWarning(rest) !== undefined) return undefined;
+  return [...new Set(rest.filter((m) => (RANK[m.name] ?? 0) > RANK.limit!).map((m) => m.name))];
+}

@@ -26,10 +26,19 @@ test("an nth counter before the tcp port match (explicit -m tcp): warned", () =>
   );
 });
 
-test("recent --set before a limit: the limit now runs first, warned", () => {
+test("recent --set before a limit with a hit count (the counting idiom): the limit now runs first, warned", () => {
   assert.match(
-    reason("iptables -A INPUT -p tcp -m recent --set --name x -m limit --limit 1/s -j ACCEPT"),
+    reason(
+      "iptables -A INPUT -p tcp -m recent --update --seconds 60 --hitcount 4 --name x -m limit --limit 1/s -j ACCEPT",
+    ),
     /-m recent comes before -m limit/,
+  );
+});
+
+test("a limit after recent but before another match: not the last module, warned", () => {
+  assert.match(
+    reason("iptables -A INPUT -m recent --rcheck --name x -m limit --limit 1/s -m conntrack --ctstate NEW -j ACCEPT"),
+    /warning: -m recent comes before -m limit/,
   );
 });
 
