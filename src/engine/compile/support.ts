@@ -58,6 +58,13 @@ const REFLECT = no(
 export const FEATURES = {
   // ---- actions (targets)
   "action.notrack": { label: "NOTRACK", nftables: yes("notrack"), iptables: yes("-j CT --notrack (raw table)") },
+  "action.ctHelper": {
+    label: "CT --helper (conntrack helper: ftp, tftp, sip, ...)",
+    nftables: yes(
+      'ct helper object + ct helper set "NAME" in a chain ct_helper_<hook> at priority -199 (after conntrack; raw base chain only, no accept/return/jump before it)',
+    ),
+    iptables: yes("-j CT --helper NAME (raw table)"),
+  },
   "action.reject": { label: "REJECT", nftables: yes("reject with"), iptables: yes("-j REJECT --reject-with") },
   "action.log": {
     label: "LOG",
@@ -692,6 +699,7 @@ const NFT_IPV4_OPTION_NAMES: ReadonlySet<string> = new Set(["lsrr", "ssrr", "rec
 
 const ACTION_FEATURE: Partial<Record<ActionObject["type"], Feature>> = {
   notrack: "action.notrack",
+  ctHelper: "action.ctHelper",
   reject: "action.reject",
   counter: "action.counter",
   mark: "action.mark",

@@ -1,7 +1,7 @@
 // iptables targets (-j NAME): their options and the policy action each becomes. Targets the
 // policy refuses (MIRROR, ECHO) or cannot express are errors with the reason.
-import type { ActionObject, Rule } from "../policy/index.ts";
-import { Address, AccountingDef, NatTo, freeText } from "../policy/index.ts";
+import type { ActionObject, CtHelperName, Rule } from "../policy/index.ts";
+import { Address, AccountingDef, CT_HELPERS, NatTo, freeText } from "../policy/index.ts";
 import { fail } from "./cursor.ts";
 import { useSet } from "./ipset.ts";
 import type { OptionValue, Options, RuleDraft } from "./rule-draft.ts";
@@ -636,9 +636,26 @@ export const TARGETS: Record<string, TargetSpec> = {
       "--zone-reply": 1,
     },
     build(o) {
+      const helper = o.get("--helper");
+      if (helper && o.size === 1) {
+        const name = val(helper);
+        // Own keys only: "constructor" is no helper. Case matters, as in the kernel (FTP is ENOENT).
+        if (!Object.hasOwn(CT_HELPERS, name))
+          fail(
+            "import_invalid_value",
+            `CT --helper ${name || "(nothing)"} is not a conntrack helper of the kernel (${Object.keys(CT_HELPERS).join(", ")}; H.323 is RAS and Q.931); iptables-restore refuses it (No such file or directory)`,
+            name || "--helper",
+          );
+        return { type: "ctHelper", helper: name as CtHelperName };
+      }
       if (!o.has("--notrack") || o.size > 1) {
-        const other = [...o.keys()].find((k) => k !== "--notrack") ?? "CT";
-        fail("import_unsupported", "only CT --notrack has an equivalent in the policy schema", other);
+        const other =
+          [...o.keys()].find((k) => k !== "--notrack" && k !== "--helper") ?? (o.has("--helper") ? "--helper" : "CT");
+        fail(
+          "import_unsupported",
+          `CT ${other === "CT" ? "without --notrack or --helper" : other} has no equivalent in the policy schema (only CT --notrack, and CT --helper alone, have one)`,
+          other,
+        );
       }
       return "notrack";
     },

@@ -73,7 +73,20 @@ function block(parts: string[]): string {
 }
 
 function tableSpec(t: Table): string {
-  return block(t.comment ? [`comment ${quoteComment(t.comment)}`] : []);
+  const parts = t.comment ? [`comment ${quoteComment(t.comment)}`] : [];
+  for (const h of t.ctHelpers ?? []) {
+    identifier(h.name, "ct helper name");
+    if (!/^[A-Za-z0-9.-]{1,15}$/.test(h.type))
+      throw new NftModelError(
+        "invalid_rule",
+        `ct helper ${h.name}: type ${JSON.stringify(h.type)} is not a helper name`,
+      );
+    if (h.protocol !== "tcp" && h.protocol !== "udp")
+      throw new NftModelError("invalid_rule", `ct helper ${h.name}: protocol must be tcp or udp`);
+    // l3proto inet: one object serves both families of the inet table.
+    parts.push(`ct helper ${h.name} { type "${h.type}" protocol ${h.protocol} ; l3proto inet ; }`);
+  }
+  return block(parts);
 }
 
 function chainSpec(c: Chain): string {

@@ -18,6 +18,20 @@ export interface TableRef {
 export interface Table extends TableRef {
   kind: "table";
   comment?: string;
+  /**
+   * Conntrack helper objects (`ct helper NAME { type "ftp" protocol tcp; l3proto inet; }`),
+   * written inside the table's block: the driver's guard then sees only `add table`, and an
+   * `add` of an identical helper into an existing table succeeds (measured, nft 1.0.6).
+   */
+  ctHelpers?: CtHelper[];
+}
+
+/** A conntrack helper object: the kernel helper `type` for `protocol`, in both IP families. */
+export interface CtHelper {
+  name: string;
+  /** The kernel's helper name ("ftp", "Q.931", ...). */
+  type: string;
+  protocol: "tcp" | "udp";
 }
 
 export type ChainType = "filter" | "nat" | "route";

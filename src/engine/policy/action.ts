@@ -5,6 +5,27 @@ import * as z from "zod";
 import { addressNotAfter } from "../net/address.ts";
 import { Address, Cidr, Name, Port, U32, deferred, logPrefix } from "./primitives.ts";
 
+/**
+ * The kernel's conntrack helpers by the name CT --helper and nft's `ct helper` type take
+ * (case matters), with the protocols each registers: measured on 6.18 with nft 1.0.6 and
+ * iptables-restore 1.8.9, an unknown name or another protocol is refused (ENOENT). H.323
+ * is two helpers, RAS (udp) and Q.931 (tcp); "h323" is no helper name.
+ */
+export const CT_HELPERS = {
+  ftp: ["tcp"],
+  tftp: ["udp"],
+  sip: ["udp", "tcp"],
+  irc: ["tcp"],
+  pptp: ["tcp"],
+  RAS: ["udp"],
+  "Q.931": ["tcp"],
+  amanda: ["udp"],
+  snmp: ["udp"],
+  "netbios-ns": ["udp"],
+  sane: ["tcp"],
+} as const satisfies Record<string, readonly ("tcp" | "udp")[]>;
+export type CtHelperName = keyof typeof CT_HELPERS;
+
 export const LOG_LEVELS = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"] as const;
 export const REJECT_WITH = [
   "icmp-port-unreachable",
@@ -64,6 +85,17 @@ export const ActionObject = deferred(() =>
     actionType("drop", () => z.strictObject({ type: z.literal("drop") })),
     actionType("return", () => z.strictObject({ type: z.literal("return") })),
     actionType("notrack", () => z.strictObject({ type: z.literal("notrack") })),
+    /**
+     * CT --helper NAME (nft `ct helper set`): attach a conntrack helper to the new connection
+     * this packet starts, so the related connections it announces (FTP data, TFTP, SIP media)
+     * are expected. raw prerouting/output only; the rule must match the helper's protocol.
+     */
+    actionType("ctHelper", () =>
+      z.strictObject({
+        type: z.literal("ctHelper"),
+        helper: z.enum(Object.keys(CT_HELPERS) as [CtHelperName, ...CtHelperName[]]),
+      }),
+    ),
     actionType("reject", () => z.strictObject({ type: z.literal("reject"), with: z.enum(REJECT_WITH).optional() })),
     actionType("jump", () => z.strictObject({ type: z.literal("jump"), chain: Name })),
     actionType("goto", () => z.strictObject({ type: z.literal("goto"), chain: Name })),

@@ -2,7 +2,7 @@
 // prefixes, interfaces per hook, ranges, recent/ipmark/nat/xt options.
 import { error, warning, type Diagnostic, type Path } from "../diagnostics.ts";
 import { parsePrefix } from "../net/address.ts";
-import { isNegated, unwrap, type Policy } from "../policy/index.ts";
+import { CT_HELPERS, isNegated, unwrap, type Policy } from "../policy/index.ts";
 import { asList, chainHooks, rulesOf, type Hook, type RuleRef } from "./model.ts";
 import { hostBitsProblem, isUnspecified } from "./prefix.ts";
 
@@ -385,6 +385,21 @@ function rangesAndOptions(r: RuleRef, out: Diagnostic[]): void {
             ap,
             "tproxy_needs_protocol",
             "TPROXY hands the packet to a TCP or UDP socket: add match protocol tcp or udp (the kernel refuses it otherwise)",
+          ),
+        );
+      break;
+    }
+    case "ctHelper": {
+      // The kernel finds a helper by name and protocol: ftp on udp is ENOENT, as is a rule without -p.
+      const p = m.protocol === undefined ? undefined : unwrap(m.protocol);
+      const want: readonly string[] = CT_HELPERS[a.helper];
+      const proto = p === undefined ? undefined : String(p.value);
+      if (!p || p.negated || proto === undefined || !want.includes(proto))
+        out.push(
+          error(
+            ap,
+            "ct_helper_protocol",
+            `the ${a.helper} helper tracks ${want.join(" or ")}: add match protocol ${want.join(" or ")} (the kernel has no ${a.helper} helper for ${p && !p.negated ? proto : "other protocols"})`,
           ),
         );
       break;

@@ -46,6 +46,12 @@ const PLACEMENT: Partial<Record<ActionType, Rule_>> = {
     code: "notrack_raw_only",
     why: "NOTRACK must run before connection tracking, in raw prerouting or raw output",
   },
+  ctHelper: {
+    tables: ["raw"],
+    hooks: ["prerouting", "output"],
+    code: "ct_helper_raw_only",
+    why: "CT --helper runs only in raw prerouting or raw output (or raw user chains reached only from those): iptables-restore gets EINVAL elsewhere",
+  },
   snat: {
     tables: ["nat"],
     hooks: ["postrouting"],

@@ -28,6 +28,7 @@ const REJECT6: Record<string, string> = {
 /** Tables a target may live in (kernel-enforced); absent = any table. */
 const TABLES_OF: Partial<Record<ActionObject["type"], readonly Table[]>> = {
   notrack: ["raw"],
+  ctHelper: ["raw"],
   masquerade: ["nat"],
   snat: ["nat"],
   dnat: ["nat"],
@@ -137,6 +138,8 @@ export function actionPieces(a: ActionObject, env: ActionEnv): Piece[] {
       return t("-j RETURN");
     case "notrack":
       return t("-j CT --notrack");
+    case "ctHelper":
+      return t(`-j CT --helper ${a.helper}`);
     case "reject": {
       const w = a.with ?? "icmp-port-unreachable";
       if (w === "tcp-reset" && env.proto !== "tcp")

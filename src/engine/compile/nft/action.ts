@@ -30,6 +30,11 @@ export interface ActionEnv extends NatEnv {
 
 const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
 
+/** The nft object for a helper on a protocol: helper_ftp_tcp, helper_q931_tcp, helper_netbios_ns_udp. */
+export function ctHelperObjectName(helper: string, proto: "tcp" | "udp"): string {
+  return `helper_${helper.toLowerCase().replace(/\./g, "").replace(/-/g, "_")}_${proto}`;
+}
+
 /** Families an action pins a rule to; `split` = it has per-family statements. */
 export function actionFamilies(
   a: ActionObject,
@@ -257,6 +262,17 @@ export function compileAction(a: ActionObject, fam: Fam | undefined, env: Action
         return [];
       }
       return [[a.type]];
+    case "ctHelper": {
+      // index.ts moves the rule to a chain after conntrack; here: the object and the statement.
+      const proto = env.tcp ? "tcp" : env.udp ? "udp" : undefined;
+      if (!proto) {
+        ctx.error(path, "nft_ct_helper_protocol", `ct helper ${a.helper} needs the rule to match protocol tcp or udp`);
+        return [];
+      }
+      const name = ctHelperObjectName(a.helper, proto);
+      ctx.ctHelpers.set(name, { name, type: a.helper, protocol: proto });
+      return [[`ct helper set "${name}"`]];
+    }
     case "accept":
     case "drop":
     case "return":

@@ -3,7 +3,7 @@
 // are declared once, however many rules refer to them (an ACCOUNT table used from
 // three chains is still two sets and one counter).
 import { error, type Diagnostic, type Path } from "../../diagnostics.ts";
-import type { Chain, Counter, NamedMap, NamedSet, Quota } from "../../nft/index.ts";
+import type { Chain, Counter, CtHelper, NamedMap, NamedSet, Quota } from "../../nft/index.ts";
 import type { Match, Policy } from "../../policy/index.ts";
 import type { FailsafeContext } from "../failsafe.ts";
 
@@ -25,6 +25,8 @@ export class Ctx {
   readonly sets = new Map<string, NamedSet | NamedMap>();
   readonly counters = new Map<string, Counter>();
   readonly quotas = new Map<string, Quota>();
+  /** Conntrack helper objects by name (one per helper and protocol). */
+  readonly ctHelpers = new Map<string, CtHelper>();
   /** Chains the compiler adds for a rule (recent hit counts), with their rules, by name. */
   readonly chains = new Map<string, { name: string; chain: Chain; rules: RuleBody[] }>();
   /** "chain/index" of hit-count rules in the check-then-stamp idiom (compile/hitcount.ts stampAfterRules). */

@@ -21,6 +21,7 @@ import {
   type TableDefinition,
 } from "../../nft/index.ts";
 import type { MarkForward, Path, Policy } from "./deps.ts";
+import { normalizeAction } from "../../policy/index.ts";
 import { checkTargetSupport } from "../support.ts";
 import { Ctx, FAMILY, TABLE, type CompileContext, type Fam, type TeeRule } from "./context.ts";
 import { compileSet } from "./sets.ts";
@@ -145,6 +146,10 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
     if (presetJumps === 0) for (const r of accepts) rules.push(rule(name, r.body, r.comment));
     chain.rules.forEach((r, i) => {
       const path = ["chains", name, "rules", i];
+      if (normalizeAction(r.action).type === "ctHelper") {
+        ctHelperRule(name, chain, i, path, ctx, timeouts);
+        return;
+      }
       const out = compileRule(r, name, chain, path, ctx, timeouts, r.comment ?? defaultComment(name, i));
       for (const b of out.rules) rules.push(rule(name, b.body, b.comment));
       if (i + 1 === presetJumps) for (const a of accepts) rules.push(rule(name, a.body, a.comment));
@@ -178,6 +183,7 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
       family: FAMILY,
       name: TABLE,
       ...(policy.description ? { comment: policy.description } : {}),
+      ...(ctx.ctHelpers.size ? { ctHelpers: [...ctx.ctHelpers.values()] } : {}),
     },
     counters: [...ctx.counters.values()],
     quotas: [...ctx.quotas.values()],
@@ -188,6 +194,91 @@ function build(policy: Policy, ctx: Ctx, original: Policy): TableDefinition[] {
   };
   const teeDefs = teeTables(tee, ctx);
   return [main, ...(["ipv4", "ipv6"] as Fam[]).flatMap((f) => (teeDefs.has(f) ? [teeDefs.get(f)!] : []))];
+}
+
+/** Priority of the chains that attach conntrack helpers: right after conntrack (-200), before mangle (-150). */
+export const CT_HELPER_PRIORITY = -199;
+
+/** Actions after which a raw chain's later rules still see the packet (or it is gone, or untracked). */
+const HELPER_SAFE_BEFORE: ReadonlySet<string> = new Set([
+  "drop",
+  "reject",
+  "notrack",
+  "counter",
+  "log",
+  "mark",
+  "ctHelper",
+]);
+
+/**
+ * CT --helper NAME. iptables' CT target hangs a template on the packet in raw, before
+ * conntrack; nft's `ct helper set` needs the connection conntrack creates (priority -200):
+ * measured, at priority raw (-300) it attaches nothing and no expectation is made, at -199
+ * the FTP helper expects the data connection. So the rule goes, with its match, to a chain
+ * of its own on the same hook at priority -199. That keeps iptables' meaning only when no
+ * earlier rule of the raw chain can end the chain for a packet that is kept (accept, return,
+ * a jump); those, and user chains, are refused with a reason.
+ */
+function ctHelperRule(
+  name: string,
+  chain: Policy["chains"][string],
+  i: number,
+  path: Path,
+  ctx: Ctx,
+  timeouts: ReturnType<typeof planRecentTimeouts>,
+): void {
+  if (chain.hook !== "prerouting" && chain.hook !== "output") {
+    ctx.error(
+      path,
+      "nft_ct_helper_chain",
+      "nftables attaches a helper after conntrack, in a chain of its own: put the ctHelper rule in the raw prerouting or output base chain itself (not a user chain), or render with target iptables",
+    );
+    return;
+  }
+  // An earlier rule whose match is only a family (the importer's "IPv6 passes" accept) keeps
+  // that family's packets from the helper: the moved rule is narrowed to the other family.
+  const passed = new Set<string>();
+  for (const [j, e] of chain.rules.slice(0, i).entries()) {
+    const t = normalizeAction(e.action).type;
+    if (HELPER_SAFE_BEFORE.has(t)) continue;
+    const keys = Object.keys(e.match ?? {});
+    if (keys.length === 1 && keys[0] === "family" && typeof e.match?.family === "string") {
+      passed.add(e.match.family);
+      continue;
+    }
+    ctx.error(
+      path,
+      "nft_ct_helper_order",
+      `nftables attaches a helper after conntrack, in a chain of its own, so rule ${j} (${t}) before it could not keep a packet from it: move the ctHelper rule above that rule, or render with target iptables`,
+    );
+    return;
+  }
+  const own = chain.rules[i]!;
+  const families = (["ipv4", "ipv6"] as const).filter((f) => !passed.has(f) && (own.match?.family ?? f) === f);
+  // Every family the rule matches was passed on before it: the rule never runs.
+  if (families.length === 0) return;
+  const r = families.length === 1 && passed.size > 0 ? { ...own, match: { ...own.match, family: families[0]! } } : own;
+  const helperChain = `ct_helper_${chain.hook}`;
+  const existing = ctx.chains.get(helperChain);
+  const body = existing?.rules ?? [];
+  const out = compileRule(r, helperChain, chain, path, ctx, timeouts, r.comment ?? defaultComment(name, i));
+  body.push(...out.rules);
+  if (!existing)
+    ctx.declareChain(
+      {
+        kind: "chain",
+        family: FAMILY,
+        table: TABLE,
+        name: helperChain,
+        type: "filter",
+        hook: chain.hook,
+        priority: CT_HELPER_PRIORITY,
+        policy: "accept",
+      },
+      body,
+      `the ctHelper rules of ${chain.hook}`,
+      path,
+    );
 }
 
 /** Compile a validated policy to the transaction that replaces Palisade's tables. */

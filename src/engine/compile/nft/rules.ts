@@ -31,6 +31,7 @@ const REPEATABLE = new Set<ActionType>([
   "return",
   "goto",
   "notrack",
+  "ctHelper",
   "mark",
   "masquerade",
   "snat",
