@@ -1,6 +1,8 @@
 // Idempotency-Key on deployment creates and rollbacks, with Redis up: concurrent requests
 // with one key make one deployment; keys belong to the token that sent them; a rollback
-// retried with its key is not a second rollback. (Redis down: redis-down.test.ts.)
+// retried with its key is not a second rollback; concurrent rollbacks of one deployment
+// make one rollback (409 for the others, or its answer for those with its key).
+// (Redis down: redis-down.test.ts.)
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
@@ -73,4 +75,39 @@ test("a key that is not 1-255 visible ASCII characters is 400", async () => {
     const res = await t.req("POST", "/v1/deployments", { body, headers: { "idempotency-key": key } });
     assert.equal(res.statusCode, 400, key);
   }
+});
+
+test("concurrent rollbacks of one deployment (no key): one 202, the others 409 already rolled back, one rollback", async () => {
+  // edge-1 ran version 1 before (the test above set it); each request reads the deployment
+  // before any of them commits, so only the guarded status change inside the transaction
+  // can tell them apart.
+  const d = (await t.req("POST", "/v1/deployments", { body })).json().id as string;
+  const answers = await Promise.all(
+    Array.from({ length: 4 }, () => t.req("POST", `/v1/deployments/${d}/rollback`, { as: "operator" })),
+  );
+  const codes = answers.map((a) => a.statusCode).sort();
+  assert.deepEqual(codes, [202, 409, 409, 409], answers.map((a) => a.body).join("\n"));
+  for (const a of answers.filter((x) => x.statusCode === 409)) {
+    assert.equal(errorOf(a).code, "conflict");
+    assert.match(errorOf(a).message, /already rolled back/);
+  }
+  assert.equal(await t.db.deployment.count({ where: { rollbackOfId: d } }), 1);
+  assert.equal(await t.db.deploymentTarget.count({ where: { deployment: { rollbackOfId: d } } }), 1);
+  assert.equal(
+    await t.db.auditLog.count({ where: { action: "deployment.rollback", details: { path: ["of"], equals: d } } }),
+    1,
+  );
+});
+
+test("concurrent rollbacks with one key: all get the one rollback's answer", async () => {
+  const d = (await t.req("POST", "/v1/deployments", { body })).json().id as string;
+  const key = randomUUID();
+  const answers = await Promise.all(
+    Array.from({ length: 4 }, () =>
+      t.req("POST", `/v1/deployments/${d}/rollback`, { as: "operator", headers: { "idempotency-key": key } }),
+    ),
+  );
+  for (const a of answers) assert.equal(a.statusCode, 202, a.body);
+  assert.equal(new Set(answers.map((a) => a.json().id)).size, 1);
+  assert.equal(await t.db.deployment.count({ where: { rollbackOfId: d } }), 1);
 });

@@ -77,6 +77,17 @@ async function insert(
       await lockGeoData(tx);
       await refuseWithoutGeoip(tx, geo.countries, geo.capable ?? []);
     }
+    if (d.rollbackOfId) {
+      // The undone deployment stops where it is (its worker checks its status per batch).
+      // The status test is here, not only in newRollback's read: concurrent rollbacks all
+      // pass that read; the row lock makes each later one see rolled_back and change
+      // nothing, so it is refused before anything is written.
+      const marked = await tx.deployment.updateMany({
+        where: { id: d.rollbackOfId, status: { not: "rolled_back" } },
+        data: { status: "rolled_back", finishedAt: new Date(), updatedAt: new Date() },
+      });
+      if (marked.count === 0) throw conflict(`deployment ${d.rollbackOfId} was already rolled back`);
+    }
     const dep = await tx.deployment.create({
       data: {
         versionId: d.versionId,
@@ -97,13 +108,6 @@ async function insert(
         batch: batchOf(i, d.strategy),
       })),
     });
-    if (d.rollbackOfId) {
-      // The undone deployment stops where it is (its worker checks its status per batch).
-      await tx.deployment.updateMany({
-        where: { id: d.rollbackOfId },
-        data: { status: "rolled_back", finishedAt: new Date(), updatedAt: new Date() },
-      });
-    }
     await recordAudit(tx, actor, audit.action, `deployment:${dep.id}`, audit.details);
     return dep.id;
   });
@@ -160,7 +164,10 @@ async function once<T extends object>(
     const created: T & { replayed?: true } = await create();
     return created;
   } catch (err) {
-    const again = idem && (err as { code?: string }).code === "P2002" ? await replay<T>(deps, actor, idem) : undefined;
+    // A concurrent request with the same key won: the key's unique index (P2002), or for a
+    // rollback the status guard (409 already rolled back) when the other committed first.
+    const lost = (err as { code?: string }).code === "P2002" || (err instanceof ApiError && err.code === "conflict");
+    const again = idem && lost ? await replay<T>(deps, actor, idem) : undefined;
     if (again) return again;
     throw err;
   }
