@@ -340,8 +340,9 @@ export interface IptablesContext {
   /** The rules cover both families though no family is given (ipfw's rules, translated). */
   bothFamilies?: boolean;
   /**
-   * iptables-restore text: the user chains its `:NAME -` lines declared so far, in any table.
-   * After one, `-j NAME` is a jump to a chain of that name, not the target (iptables-save.ts).
+   * iptables-restore text: the user chains its `:NAME -` and `-N NAME` lines declared so far, in
+   * any table, with the line and table of the first. After one, `-j NAME` is a jump to a chain of
+   * that name, not the target (iptables-save.ts).
    */
-  declaredChains?: ReadonlySet<string>;
+  declaredChains?: ReadonlyMap<string, { line: number; table: Table }>;
 }

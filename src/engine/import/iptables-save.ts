@@ -5,7 +5,7 @@
 import { fail } from "./cursor.ts";
 import type { Collector } from "./collect.ts";
 import { isTable, type Table } from "./chains.ts";
-import type { PolicyDraft } from "./draft.ts";
+import type { LineResult, PolicyDraft } from "./draft.ts";
 import { applyIptables } from "./iptables.ts";
 import { detectSaveFamily, mixedSaveHeaders } from "./save-family.ts";
 import { splitSaveWords } from "./save-words.ts";
@@ -59,10 +59,18 @@ export function importSave(
   let ipsetSeen = false;
   // The dump's ipset lines as one ipset restore (its -exist flag and batches: ipset.ts).
   const session = ipsetSession();
-  // Measured (iptables-restore 1.8.9, nft and legacy): once `:TTL - [0:0]` is declared in any
-  // table, a later `-j TTL` in any table of that text jumps to a chain TTL (`unknown option
-  // "--ttl-set"`; without options, a table lacking the chain refuses it).
-  const declared = new Set<string>();
+  // Measured (iptables-restore 1.8.9, nft and legacy): once `:TTL - [0:0]` or `-N TTL` is
+  // declared in any table, a later `-j TTL` in any table of that text jumps to a chain TTL
+  // (`unknown option "--ttl-set"`; without options, a table lacking the chain refuses it).
+  // `-N HL` counts as `:HL -` does (iptables-restore takes `-N HL` then `-j HL`); the program's
+  // own name (`-N TTL` in iptables-restore) is refused by applyIptables, so it declares nothing.
+  // Each name keeps the line that declared it first, for the error that names it.
+  const declared = new Map<string, { line: number; table: Table }>();
+  const declare = (r: LineResult, line: number) => {
+    if (r.target?.kind !== "chain" || r.target.chain.hook !== undefined) return;
+    const { iptName, table } = r.target.chain;
+    if (!declared.has(iptName)) declared.set(iptName, { line, table });
+  };
   lines.forEach((raw, idx) => {
     const text = raw.trim();
     if (!isIpset(raw)) return;
@@ -109,11 +117,11 @@ export function importSave(
         );
       if (text.startsWith(":")) {
         const r = chainHeader(text, table, draft, n, fam);
-        if (r.target.chain.hook === undefined) declared.add(r.target.chain.iptName);
+        declare(r, n);
         return r;
       }
       const words = splitSaveWords(text.replace(/^\[\d+:\d+\]\s*/, ""));
-      return applyIptables(words, {
+      const r = applyIptables(words, {
         draft,
         line: n,
         table,
@@ -121,6 +129,9 @@ export function importSave(
         ...(fam ? { family: fam } : {}),
         ...((family ?? detected?.family) === "ipv4" ? { ipv4Program: true } : {}),
       });
+      // A `-N NAME` line (its result is the new user chain).
+      declare(r, n);
+      return r;
     });
   });
   if (table)

@@ -70,7 +70,9 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   if (ctx.family) d.family = ctx.family;
   if (ctx.ipv4Program) d.ipv4Program = true;
   const modules: ModuleInstance[] = [];
-  let target: { name: string; word: string; goto: boolean; spec?: TargetSpec; opts: Options } | undefined;
+  let target:
+    | { name: string; word: string; goto: boolean; spec?: TargetSpec; opts: Options; declared?: Declared }
+    | undefined;
   let neg = false;
 
   const takeNeg = (opt: string, allowed: boolean, hasArg = true): boolean => {
@@ -202,9 +204,13 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
           fail("import_syntax", `a rule has one target: -${target.goto ? "g" : "j"} ${target.name} and ${w}`, w);
         const name = cur.arg(w.startsWith("-g") || w === "--goto" ? "chain name" : "target name", w);
         const isGoto = w === "-g" || w === "--goto";
-        const spec = isGoto || userChainShadows(name, table, ctx) ? undefined : TARGETS[name];
+        const shadowed = userChainShadows(name, table, ctx);
+        const spec = isGoto || shadowed ? undefined : TARGETS[name];
         target = { name, word: w, goto: isGoto, opts: new Map() };
         if (spec) target.spec = spec;
+        // The restore text's line that made -j TTL / -j HL a jump, for the error if the table lacks it.
+        const at = shadowed && !isGoto ? ctx.declaredChains?.get(name) : undefined;
+        if (at) target.declared = at;
         continue;
       }
       case "-c":
@@ -589,10 +595,12 @@ function userChainShadows(name: string, table: Table, ctx: IptablesContext): boo
   return chain !== undefined && !chain.hook && ownHopTarget(ctx) !== name;
 }
 
+type Declared = { line: number; table: Table };
+
 function buildAction(
   d: RuleDraft,
   chain: DraftChain,
-  target: { name: string; goto: boolean; spec?: TargetSpec; opts: Options } | undefined,
+  target: { name: string; goto: boolean; spec?: TargetSpec; opts: Options; declared?: Declared } | undefined,
 ): Rule["action"] {
   if (d.counterTag !== undefined) {
     if (target)
@@ -618,6 +626,13 @@ function buildAction(
   const dest = d.policy.find(chain.table, target.name);
   if (!dest || dest.hook) {
     if (dest?.hook) fail("import_syntax", `cannot jump to builtin chain ${target.name}`, target.name);
+    const at = target.declared;
+    if (at)
+      fail(
+        "import_unknown_target",
+        `-j ${target.name} is a jump to a chain ${target.name} here, not the ${target.name} target: line ${at.line} declared a chain ${target.name} (in table ${at.table}), and from then on iptables-restore reads -j ${target.name} as a jump in every table; table ${chain.table} has no chain ${target.name}`,
+        target.name,
+      );
     fail(
       "import_unknown_target",
       `unknown target ${target.name} (not a supported target, and no chain of that name was created with -N in table ${chain.table})`,

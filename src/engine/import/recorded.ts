@@ -105,10 +105,13 @@ function restore(c: RecordedCommand, text: string, draft: PolicyDraft, out: Coll
     return;
   }
   const inner = new Collector();
-  const fam = c.program === "ip6tables-restore" ? "ipv6" : undefined;
+  // The program decides the family, as it does for the real tool: iptables-restore reads its
+  // input as IPv4 whatever the text holds (a TPROXY --on-ip ::1 line is refused, not taken as
+  // a sign of ip6tables-save output), ip6tables-restore as IPv6.
+  const fam = c.program === "ip6tables-restore" ? "ipv6" : "ipv4";
   // Beside ip6tables, iptables-restore's rules and policies are IPv4's only (as iptables lines are):
   // its DROP policy is settled per family, not overwritten by ip6tables-restore's ACCEPT.
-  importSave(c.input, draft, inner, fam, undefined, false, fam === undefined && mixed);
+  importSave(c.input, draft, inner, fam, undefined, false, fam === "ipv4" && mixed);
   for (const e of inner.entries) {
     e.text = `${c.program} <<< ${e.text}`;
     e.line = c.line;

@@ -40,13 +40,20 @@ export function detectSaveFamily(lines: readonly string[]): SaveFamily | undefin
   if (lines.some((l) => V6_HEADER.test(l))) return { family: "ipv6", line: 0, why: "its header says ip6tables-save" };
   if (lines.some((l) => V4_HEADER.test(l))) return { family: "ipv4", line: 0, why: "its header says iptables-save" };
   let v6: SaveFamily | undefined;
-  // The chains declared so far: after `:TTL - [0:0]` (in any table) `-j TTL` is a jump to a
-  // chain TTL in either tool (iptables-restore 1.8.9 takes both, ip6tables-restore too), so it
-  // tells nothing (iptables-save.ts).
+  // The chains declared so far: after `:TTL - [0:0]` or `-N TTL` (in any table) `-j TTL` is a
+  // jump to a chain TTL, so it tells nothing (iptables-save.ts). Measured, 1.8.9 nft and legacy:
+  // both tools take `:TTL -` and `:HL -`; `-N` of its own target's name each refuses ("chain
+  // name may not clash with target name"), so `-N TTL` is ip6tables' and `-N HL` iptables'.
   const declared = new Set<string>();
   for (const [idx, raw] of lines.entries()) {
     const text = raw.trim();
     if (text.startsWith(":")) declared.add(text.slice(1).split(/\s+/)[0]!);
+    const made = /^(?:-N|--new-chain|--new)\s+(\S+)/.exec(text)?.[1];
+    if (made !== undefined) {
+      declared.add(made);
+      if (made === "HL") return { family: "ipv4", line: idx + 1, why: "ip6tables refuses -N HL (HL is its target)" };
+      if (made === "TTL") v6 ??= { family: "ipv6", line: idx + 1, why: "iptables refuses -N TTL (TTL is its target)" };
+    }
     if (!/^(\[\d+:\d+\]\s*)?-[AI]\s/.test(text)) continue;
     // Quoted words (comments, log prefixes) are free text, not evidence.
     const words = text.replace(/"(?:[^"\\]|\\.)*"/g, '""').split(/\s+/);
