@@ -21,6 +21,9 @@ export const EXIT = {
   denied: 6,
   /** A watch (deploy --wait, status) gave up while the rollout was still running. */
   stillRunning: 7,
+  /** Done for some hosts only: `deployments rollback` left out hosts whose kernel lacks a
+   *  feature the version they would go back to needs (they still run the undone version). */
+  partial: 8,
 } as const;
 
 export interface ErrorDetail {

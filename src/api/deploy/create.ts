@@ -406,7 +406,7 @@ async function newRollback(
         skippedReasons.push({
           host: t.host.name,
           code: `${u.feature}_unsupported`,
-          reason: `version ${v.number} of ruleset "${v.ruleset.name}", which it would go back to, needs ${KERNEL_FEATURES[u.feature].what} for ${ruleList(u.rules)}, and its agent reported no '${u.feature}' capability`,
+          reason: `version ${v.number} of ruleset "${v.ruleset.name}", which it would go back to, needs ${KERNEL_FEATURES[u.feature].what} for ${ruleList(u.rules)}, and its agent reported no '${u.feature}' capability. This rollback leaves it on the version it runs, and a second rollback of this deployment is refused (already rolled back): once its kernel has it (load that module) and its agent was restarted (it probes the kernel when it starts), deploy version ${v.number} of ruleset "${v.ruleset.name}" to it (palisade deploy ${v.ruleset.name}@${v.number} --hosts ${t.host.name})`,
         });
       }
     } else withPrevious.push(t);

@@ -5,6 +5,7 @@
 //   rollback ID                   a new deployment that puts each target's previous version back
 import type { Command } from "commander";
 import { parseCount } from "../args.ts";
+import { EXIT } from "../errors.ts";
 import { formatOf, out, printList, printOne, table, when, withOutput, type Column } from "../output.ts";
 import { idempotentPost, Rest, seg, withRestOptions, type RestOptions } from "../rest.ts";
 import { relative } from "../time.ts";
@@ -109,14 +110,29 @@ export function register(program: Command): void {
       id: string;
       targets: number;
       skipped: string[];
-      skippedReasons?: { host: string; reason: string }[];
+      skippedReasons?: { host: string; code?: string; reason: string }[];
     }>(rest, `/v1/deployments/${seg(id)}/rollback`);
     // An answer replayed from before skippedReasons existed: those hosts ran no earlier version.
-    const reasons = r.skippedReasons ?? r.skipped.map((host) => ({ host, reason: "no earlier version" }));
+    const reasons =
+      r.skippedReasons ??
+      r.skipped.map((host) => ({ host, code: "no_previous_version", reason: "no earlier version" }));
+    // A host that ran nothing before has nothing to go back to: skipping it is the rollback
+    // done. Any other skip (a kernel without a feature) leaves the host on the version being
+    // undone, so a script (`rollback --wait && ...`) must not take the rollback as done.
+    const none = reasons.filter((s) => s.code === undefined || s.code === "no_previous_version");
+    const notDone = reasons.filter((s) => !none.includes(s));
     out(
       `deployment ${r.id}: rollback of ${id} to ${r.targets} host(s)${r.skipped.length ? `; skipped: ${r.skipped.join(", ")}` : ""}\n` +
-        reasons.map((s) => `  skipped ${s.host}: ${s.reason}\n`).join(""),
+        none.map((s) => `  skipped ${s.host}: ${s.reason}\n`).join(""),
     );
-    if (o.wait) process.exitCode = await watchDeployment(rest, r.id, { timeoutS: Number(o.timeout) });
+    const left = [...new Set(notDone.map((s) => s.host))];
+    if (left.length)
+      process.stderr.write(
+        `warning: not rolled back on ${left.length} host(s), which still run the version being undone: ${left.join(", ")}\n` +
+          notDone.map((s) => `  skipped ${s.host}: ${s.reason}\n`).join(""),
+      );
+    const watched = o.wait ? await watchDeployment(rest, r.id, { timeoutS: Number(o.timeout) }) : EXIT.ok;
+    // The rollout's own failure (or a watch that gave up) says more than the left-out hosts.
+    process.exitCode = watched !== EXIT.ok ? watched : left.length ? EXIT.partial : EXIT.ok;
   });
 }
