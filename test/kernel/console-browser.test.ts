@@ -4,7 +4,8 @@
 // Signs in, sees the agent connected, deploys and watches it succeed, reads the exact
 // bytes sent in the accounting table and chart, resets a quota, watches a log event
 // arrive live; then a viewer, who sees no write controls and whose writes the API
-// refuses. Every page is checked for labelled controls and keyboard reachability, and
+// refuses; then a rollback that leaves a host out (kernel without nft_queue) lists it with
+// the reason instead of moving on to the new deployment. Every page is checked for labelled controls and keyboard reachability, and
 // saved as a screenshot under test-artifacts/console/.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -384,5 +385,68 @@ describe("web console in a real browser", {
     })()`)) as number[];
     assert.deepEqual(statuses, [403, 403, 403]);
     await ctx.close();
+  });
+
+  it("a rollback that leaves a host out shows it with the reason, and does not move on", async () => {
+    // Hosts only in the database (no agent): r-lost ran the queue version, then the plain
+    // one, and has since reported a kernel without nft_queue; r-kept can go back.
+    assert.equal((await t.req("POST", "/v1/rulesets", { body: { name: "rbq" } })).statusCode, 201);
+    const queue = {
+      chains: {
+        input: {
+          hook: "input",
+          policy: "accept",
+          rules: [{ match: { protocol: "udp", dport: [7201] }, action: { type: "queue", num: 3 } }],
+        },
+      },
+    };
+    const plain = { chains: { input: { hook: "input", policy: "accept", rules: [{ action: "accept" }] } } };
+    for (const policy of [queue, plain]) {
+      const v = await t.req("POST", "/v1/rulesets/rbq/versions", { body: { policy } });
+      assert.equal(v.statusCode, 201, v.body);
+    }
+    const ids = (
+      await t.db.rulesetVersion.findMany({
+        where: { ruleset: { name: "rbq" } },
+        orderBy: { number: "asc" },
+        select: { id: true },
+      })
+    ).map((v) => v.id);
+    const base = ["ct", "fib", "limit", "log", "nat", "reject", "verdict_map", "bans", "conditions"];
+    for (const name of ["rb-lost", "rb-kept"])
+      await t.db.host.create({
+        data: { name, capabilities: { features: [...base, "queue"] }, appliedVersionId: ids[0]! },
+      });
+    const d = await t.req("POST", "/v1/deployments", {
+      body: { ruleset: "rbq", version: 2, selector: { hosts: ["rb-lost", "rb-kept"] } },
+    });
+    assert.equal(d.statusCode, 202, d.body);
+    await t.db.host.update({
+      where: { name: "rb-lost" },
+      data: { appliedVersionId: ids[1]!, capabilities: { features: base } },
+    });
+    await t.db.host.update({ where: { name: "rb-kept" }, data: { appliedVersionId: ids[1]! } });
+    const dep = d.json().id as string;
+    await go(page, `deployments/${dep}`, "[data-testid=deployment-status]");
+    const errorsBefore = pageErrors.length;
+    await page.getByRole("button", { name: "Roll back" }).click();
+    await page
+      .locator('[data-testid=rollback-skipped] li[data-host="rb-lost"]')
+      .waitFor({ timeout: 20_000 })
+      .catch(async (err) => {
+        throw new Error(`no skipped host shown; page says: ${(await page.locator("main").innerText()).slice(0, 800)}`, {
+          cause: err,
+        });
+      });
+    const text = await page.getByRole("status").filter({ hasText: "Not rolled back" }).innerText();
+    assert.match(text, /Rollback started as deployment [0-9a-f]{8} on 1 host\(s\)\. Not rolled back:/);
+    assert.match(text, /rb-lost: version 1 of ruleset "rbq", which it would go back to, needs nftables queue support/);
+    assert.match(text, /deploy version 1 of ruleset "rbq" to it \(palisade deploy rbq@1 --hosts rb-lost\)/);
+    assert.doesNotMatch(text, /rb-kept/);
+    assert.equal(new URL(page.url()).hash, `#/deployments/${dep}`, "stays on the undone deployment");
+    await page.getByRole("button", { name: "Roll back" }).waitFor({ state: "detached", timeout: 20_000 });
+    await assertLabelled(page, "rollback-skipped");
+    await snap(page, "rollback-skipped");
+    assert.deepEqual(pageErrors.slice(errorsBefore), []);
   });
 });

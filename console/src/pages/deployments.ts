@@ -87,7 +87,7 @@ export async function deploymentsPage(ctx: Ctx, main: HTMLElement, id?: string):
 async function deploymentDetail(ctx: Ctx, main: HTMLElement, id: string): Promise<void> {
   const head = h("div", { "aria-live": "polite" });
   const body = h("tbody");
-  const msg = h("p", { role: "status" });
+  const msg = h("div", { role: "status" });
   let timer: ReturnType<typeof setTimeout> | undefined;
   ctx.onLeave(() => clearTimeout(timer));
   const hostCache = new Map<string, Host>();
@@ -106,8 +106,31 @@ async function deploymentDetail(ctx: Ctx, main: HTMLElement, id: string): Promis
               type: "button",
               onclick: async () => {
                 try {
-                  const r = await api<{ id: string }>("POST", `/v1/deployments/${id}/rollback`, {});
-                  ctx.go(`#/deployments/${r.id}`);
+                  const r = await api<{
+                    id: string;
+                    targets: number;
+                    skippedReasons?: { host: string; reason: string }[];
+                  }>("POST", `/v1/deployments/${id}/rollback`, {});
+                  const skipped = r.skippedReasons ?? [];
+                  if (skipped.length === 0) return ctx.go(`#/deployments/${r.id}`);
+                  // Left-out hosts keep what they run (a kernel without a feature: the reason
+                  // says what to deploy once fixed); moving on would hide that, so stay here.
+                  clear(
+                    msg,
+                    h(
+                      "p",
+                      {},
+                      "Rollback started as ",
+                      h("a", { href: `#/deployments/${r.id}` }, `deployment ${r.id.slice(0, 8)}`),
+                      ` on ${r.targets} host(s). Not rolled back:`,
+                    ),
+                    h(
+                      "ul",
+                      { "data-testid": "rollback-skipped" },
+                      skipped.map((s) => h("li", { "data-host": s.host }, h("strong", {}, s.host), `: ${s.reason}`)),
+                    ),
+                  );
+                  await refresh();
                 } catch (x) {
                   msg.textContent = (x as Error).message;
                 }
