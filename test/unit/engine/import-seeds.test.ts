@@ -21,7 +21,7 @@ import { ipv4Rules } from "./import-ipv6-pass.ts";
 import { createLab } from "../../support/netns.ts";
 
 const FIXTURES = join(import.meta.dirname, "../../fixtures/import");
-// A verbatim copy of ../shared/seeds/iptables-hardening-tricks.txt, so the suite does not depend on a sibling checkout.
+// Verbatim copies of the seed documents the product comes from, so the suite needs nothing outside the repository.
 const SEEDS = join(import.meta.dirname, "../../fixtures/seeds");
 const lab = createLab();
 after(() => lab.cleanup());
