@@ -48,6 +48,8 @@ const PACKAGE: Record<string, string> = {
   promtool: "prometheus",
   "/usr/bin/chromium": "chromium",
   sleep: "coreutils",
+  // test/kernel/import-ct-helper.test.ts reads /proc/net/nf_conntrack_expect inside a namespace.
+  cat: "coreutils",
   // bench/footprint.ts reads CLK_TCK (the unit of /proc/PID/stat's CPU times).
   getconf: "libc-bin",
   tar: "tar",

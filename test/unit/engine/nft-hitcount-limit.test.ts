@@ -70,12 +70,27 @@ test("a limit beside a hit count stays refused where the jump would not count th
   ]);
   assert.ok(!atStamp.ok);
   assert.match(atStamp.errors[0]!.message, /together with limit is not supported on target nftables here/);
-  // A set rule with its own limit stamps fewer packets than the count would see.
+  // A set rule whose limit comes first stamps fewer packets than the count would see.
   const limitedSet = render([
     ...CHAIN,
-    `${SET} -m limit --limit 1/sec`,
+    SET.replace("-A ICMPFLOOD ", "-A ICMPFLOOD -m limit --limit 1/sec "),
     `-A ICMPFLOOD ${CHECK.replace(" --rttl", "")} -m limit --limit 1/sec -j DROP`,
   ]);
   assert.ok(!limitedSet.ok);
   assert.match(limitedSet.errors[0]!.message, /not in the same chain before this rule with the same matches/);
+});
+
+test("a set rule written --set then -m limit stamps every packet, as xt_recent does: its limit moves to a chain of its own", () => {
+  // iptables evaluates the stamp before the limit, so the limit never decides what is stamped;
+  // the import moves it (and the line's count) into ICMPFLOOD_limit_1, and the count is taken.
+  const r = render([
+    ...CHAIN,
+    `${SET} -m limit --limit 1/sec`,
+    `-A ICMPFLOOD ${CHECK.replace(" --rttl", "")} -m limit --limit 1/sec -j DROP`,
+  ]);
+  assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+  const stamp = rulesOf(r.text).find((l) => l.includes("update @recent_ICMP_v4"))!;
+  assert.match(stamp, /update @recent_ICMP_v4 \{ ip saddr \} jump ICMPFLOOD_limit_1 /);
+  assert.doesNotMatch(stamp, /limit rate/);
+  assert.equal(rulesOf(r.text).filter((l) => l.includes("jump recent_ICMP_hc6_1s_v4")).length, 1);
 });
