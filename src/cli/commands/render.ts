@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { EXIT } from "../errors.ts";
 import { renderIptables, renderNft, validatePolicy } from "../../engine/index.ts";
 import { formatDiagnostic, readPolicyFile } from "../policy-file.ts";
+import { writeStdout } from "../stdout.ts";
 
 export function register(program: Command): void {
   program
@@ -29,13 +30,13 @@ export function register(program: Command): void {
       if (o.target === "nftables") {
         const r = renderNft(checked.policy);
         if (!r.ok) return fail(file, r.errors.map(formatDiagnostic));
-        process.stdout.write(r.text);
+        writeStdout(r.text);
       } else {
         const r = renderIptables(checked.policy);
         if (!r.ok) return fail(file, r.errors.map(formatDiagnostic));
-        if (r.ipsets) process.stdout.write(`# --- ipset restore -exist ---\n${r.ipsets}`);
-        process.stdout.write(`# --- iptables-restore --noflush ---\n${r.text}`);
-        if (r.text6) process.stdout.write(`# --- ip6tables-restore --noflush ---\n${r.text6}`);
+        if (r.ipsets) writeStdout(`# --- ipset restore -exist ---\n${r.ipsets}`);
+        writeStdout(`# --- iptables-restore --noflush ---\n${r.text}`);
+        if (r.text6) writeStdout(`# --- ip6tables-restore --noflush ---\n${r.text6}`);
       }
     });
 }

@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { EXIT } from "../errors.ts";
 import { validatePolicy, type Target } from "../../engine/index.ts";
 import { formatDiagnostic, readPolicyFile } from "../policy-file.ts";
+import { writeStdout } from "../stdout.ts";
 
 export function register(program: Command): void {
   program
@@ -22,12 +23,12 @@ export function register(program: Command): void {
         ? validatePolicy(parsed.value, { target: o.target as Target | undefined })
         : { ok: false, errors: parsed.errors, warnings: [] };
       if (o.json) {
-        process.stdout.write(
+        writeStdout(
           JSON.stringify({ ok: result.ok, errors: result.errors, warnings: result.warnings }, null, 2) + "\n",
         );
       } else {
-        for (const d of [...result.errors, ...result.warnings]) process.stdout.write(formatDiagnostic(d) + "\n");
-        process.stdout.write(
+        for (const d of [...result.errors, ...result.warnings]) writeStdout(formatDiagnostic(d) + "\n");
+        writeStdout(
           `${file}: ${result.ok ? "valid" : "invalid"} (${result.errors.length} errors, ${result.warnings.length} warnings)\n`,
         );
       }

@@ -97,33 +97,38 @@ test("render of a YAML policy loads none of the server's packages", async () => 
   assert.deepEqual(loadedServerPackages(r.stderr), []);
 });
 
-test("render loads neither node:child_process nor node:net (commander's spawn and the address checks load nothing)", () => {
-  // Node's built-in modules are not in the module debug log: the process lists what it
-  // loaded. Its stdout is a file, as in bench/footprint.ts (a pipe as stdout or stderr is a
-  // net.Socket: the list goes to fd 2 directly).
-  const probe = `process.on("exit", () => require("node:fs").writeSync(2, "LOADED " + process.moduleLoadList.join(",")));
+for (const stdout of ["file", "pipe"] as const)
+  test(`render loads neither node:child_process, node:net nor the stream modules (stdout a ${stdout}: commander's spawn, the address checks and the output load nothing)`, () => {
+    // Node's built-in modules are not in the module debug log: the process lists what it
+    // loaded, on fd 2 directly (process.stderr would load the stream modules itself). Its
+    // stdout is a file, as in bench/footprint.ts, or a pipe, as in `palisade render | nft -f -`
+    // (process.stdout would be a net.Socket there: src/cli/stdout.ts).
+    const probe = `process.on("exit", () => require("node:fs").writeSync(2, "LOADED " + process.moduleLoadList.join(",")));
 process.argv.splice(1, 0, ${JSON.stringify(BIN)});
 require(${JSON.stringify(BIN)});`;
-  const dir = mkdtempSync(join(tmpdir(), "palisade-render-modules-"));
-  try {
-    const out = openSync(join(dir, "out"), "w");
-    const r = spawnSync(process.execPath, ["-e", probe, "render", join(ROOT, "bench/fixtures/small.yaml")], {
-      stdio: ["ignore", out, "pipe"],
-      encoding: "utf8",
-      timeout: 60_000,
-      env: { ...process.env, NODE_OPTIONS: "" },
-    });
-    closeSync(out);
-    assert.equal(r.status, 0, r.stderr);
-    assert.match(readFileSync(join(dir, "out"), "utf8"), /^add table inet palisade/m);
-    const loaded = /LOADED (.*)$/m.exec(r.stderr)?.[1]?.split(",") ?? [];
-    assert.ok(loaded.includes("NativeModule vm"), `no module list in: ${r.stderr}`);
-    for (const m of ["child_process", "net", "dgram"])
-      assert.ok(!loaded.includes(`NativeModule ${m}`), `render loaded node:${m}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+    const dir = mkdtempSync(join(tmpdir(), "palisade-render-modules-"));
+    try {
+      const out = stdout === "file" ? openSync(join(dir, "out"), "w") : "pipe";
+      const r = spawnSync(process.execPath, ["-e", probe, "render", join(ROOT, "bench/fixtures/small.yaml")], {
+        stdio: ["ignore", out, "pipe"],
+        encoding: "utf8",
+        timeout: 60_000,
+        env: { ...process.env, NODE_OPTIONS: "" },
+      });
+      if (typeof out === "number") closeSync(out);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(
+        typeof out === "number" ? readFileSync(join(dir, "out"), "utf8") : r.stdout,
+        /^add table inet palisade/m,
+      );
+      const loaded = /LOADED (.*)$/m.exec(r.stderr)?.[1]?.split(",") ?? [];
+      assert.ok(loaded.includes("NativeModule vm"), `no module list in: ${r.stderr}`);
+      for (const m of ["child_process", "net", "dgram", "stream", "tty"])
+        assert.ok(!loaded.includes(`NativeModule ${m}`), `render loaded node:${m}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
 test("render and validate run from the code cache the build made (under another Node, from the one their first run wrote)", async () => {
   const caches = readdirSync(join(ROOT, "dist/cli/commands")).filter((f) => f.endsWith(".cache"));
