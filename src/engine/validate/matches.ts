@@ -186,49 +186,62 @@ function interfaces(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
   }
 }
 
+/**
+ * A match the kernel runs only at the `allowed` hooks: an error at match.`key` naming the hooks
+ * outside them that the rule's chain is reached from, with `why`.
+ */
+function hookUnavailable(
+  r: RuleRef,
+  hooks: Set<Hook>,
+  key: "skuid" | "skgid" | "socket" | "macSource",
+  allowed: readonly Hook[],
+  code: string,
+  why: string,
+  out: Diagnostic[],
+): void {
+  if (r.match[key] === undefined) return;
+  const bad = [...hooks].filter((h) => !allowed.includes(h)).sort();
+  if (!bad.length) return;
+  const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
+  out.push(
+    error([...r.path, "match", key], code, `${key} cannot match at the ${bad.join("/")} hook${reached}: ${why}`),
+  );
+}
+
 /** The socket owner is known for locally generated packets only (iptables refuses -m owner elsewhere). */
 function socketOwner(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
-  for (const key of ["skuid", "skgid"] as const) {
-    if (r.match[key] === undefined) continue;
-    const bad = [...hooks].filter((h) => h !== "output" && h !== "postrouting").sort();
-    const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
-    if (bad.length)
-      out.push(
-        error(
-          [...r.path, "match", key],
-          "socket_owner_not_available",
-          `${key} cannot match at the ${bad.join("/")} hook${reached}: only locally generated packets have a socket owner (output, postrouting)`,
-        ),
-      );
-  }
+  for (const key of ["skuid", "skgid"] as const)
+    hookUnavailable(
+      r,
+      hooks,
+      key,
+      ["output", "postrouting"],
+      "socket_owner_not_available",
+      "only locally generated packets have a socket owner (output, postrouting)",
+      out,
+    );
   // xt_socket registers for prerouting and input only (iptables-restore: Invalid argument
   // in OUTPUT and FORWARD, measured); the lookup finds the socket an arriving packet is for.
-  if (r.match.socket !== undefined) {
-    const bad = [...hooks].filter((h) => h !== "prerouting" && h !== "input").sort();
-    const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
-    if (bad.length)
-      out.push(
-        error(
-          [...r.path, "match", "socket"],
-          "socket_not_available",
-          `socket cannot match at the ${bad.join("/")} hook${reached}: the kernel's socket match only runs at prerouting and input, for packets arriving at this host`,
-        ),
-      );
-  }
+  hookUnavailable(
+    r,
+    hooks,
+    "socket",
+    ["prerouting", "input"],
+    "socket_not_available",
+    "the kernel's socket match only runs at prerouting and input, for packets arriving at this host",
+    out,
+  );
   // xt_mac hooks only prerouting, input and forward (iptables refuses to load it elsewhere):
   // a locally generated packet has no link-layer source yet.
-  if (r.match.macSource !== undefined) {
-    const bad = [...hooks].filter((h) => h === "output" || h === "postrouting").sort();
-    const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
-    if (bad.length)
-      out.push(
-        error(
-          [...r.path, "match", "macSource"],
-          "mac_not_available",
-          `macSource cannot match at the ${bad.join("/")} hook${reached}: a packet has a link-layer source only at prerouting, input and forward (iptables refuses -m mac elsewhere too)`,
-        ),
-      );
-  }
+  hookUnavailable(
+    r,
+    hooks,
+    "macSource",
+    ["prerouting", "input", "forward"],
+    "mac_not_available",
+    "a packet has a link-layer source only at prerouting, input and forward (iptables refuses -m mac elsewhere too)",
+    out,
+  );
   // xt_physdev's checkentry: at output the bridge port is not chosen yet, so iptables refuses
   // --physdev-out and --physdev-is-out (negated too) there unless --physdev-is-bridged holds.
   const pd = r.match.physdev;
