@@ -3,7 +3,7 @@
 // iptables-restore, each on a server of its own. The client sends UDP datagrams with chosen
 // TOS bytes / traffic classes; the per-rule counts of the target-less rules must agree.
 import { test } from "node:test";
-import { assertVariantCounts, importRenders, loadVariants, variantLab } from "../support/import-lab.ts";
+import { assertVariantCounts, importRenders, reloadVariants, variantLab } from "../support/import-lab.ts";
 
 const { lab, pairs } = variantLab();
 
@@ -33,12 +33,7 @@ for (const tool of ["iptables", "ip6tables"] as const) {
   test(`${tool} -m dscp --dscp, ! --dscp-class, --dscp 0: ${tool}-restore, the nftables and ${tool} renders count the same`, async () => {
     const text = dump(tool);
     const rendered = importRenders(text);
-    for (const p of Object.values(pairs)) {
-      await lab.exec(p.server, ["iptables", "-F"]);
-      await lab.exec(p.server, ["ip6tables", "-F"]);
-      await lab.nft(p.server, ["flush", "ruleset"]);
-    }
-    await loadVariants(lab, pairs, text, rendered, tool);
+    await reloadVariants(lab, pairs, text, rendered, tool);
     for (const p of Object.values(pairs)) {
       const dst = tool === "ip6tables" ? p.link.b.ip6 : p.link.b.ip4;
       // DSCP 46 (EF), 10 (AF11), 0 with both ECN bits set, 46 with ECT(0).

@@ -11,7 +11,7 @@
 // datagram spent the token), the dumps [1, 6, 5]; both families.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assertVariantCounts, importRenders, loadVariants, variantLab } from "../support/import-lab.ts";
+import { assertVariantCounts, importRenders, reloadVariants, variantLab } from "../support/import-lab.ts";
 
 const { lab, pairs } = variantLab();
 
@@ -38,12 +38,7 @@ for (const tool of ["iptables", "ip6tables"] as const) {
     const text = dump(tool);
     const rendered = importRenders(text);
     assert.match(rendered.nft, / jump input_limit_1 /);
-    for (const p of Object.values(pairs)) {
-      await lab.exec(p.server, ["iptables", "-F"]);
-      await lab.exec(p.server, ["ip6tables", "-F"]);
-      await lab.nft(p.server, ["flush", "ruleset"]);
-    }
-    await loadVariants(lab, pairs, text, rendered, tool);
+    await reloadVariants(lab, pairs, text, rendered, tool);
     for (const p of Object.values(pairs)) {
       const dst = tool === "ip6tables" ? p.link.b.ip6 : p.link.b.ip4;
       for (const [port, n] of [

@@ -141,6 +141,26 @@ export async function loadVariants(
   await lab.exec(pairs.iptables.server, [`${tool}-restore`, "--noflush"], { input: ipt });
 }
 
+/**
+ * loadVariants on servers that ran an earlier load (a file whose tests load their dumps one
+ * after the other on the same pairs): first flushes each server's iptables and ip6tables filter
+ * tables and its nftables ruleset.
+ */
+export async function reloadVariants(
+  lab: NetnsLab,
+  pairs: Record<Variant, Pair>,
+  save: string,
+  rendered: { nft: string; ipt: { text: string; text6: string } },
+  tool: XtTool = "iptables",
+): Promise<void> {
+  for (const p of Object.values(pairs)) {
+    await lab.exec(p.server, ["iptables", "-F"]);
+    await lab.exec(p.server, ["ip6tables", "-F"]);
+    await lab.nft(p.server, ["flush", "ruleset"]);
+  }
+  await loadVariants(lab, pairs, save, rendered, tool);
+}
+
 export type XtTool = "iptables" | "ip6tables";
 
 /**
