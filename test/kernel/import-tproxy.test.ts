@@ -8,7 +8,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { createLab, type NetnsLab } from "../support/netns.ts";
-import { listen, threePairs, VARIANTS, type Pair, type Variant } from "../support/import-lab.ts";
+import { listen, nftCounts, threePairs, VARIANTS, xtCounts, type Pair, type Variant } from "../support/import-lab.ts";
 import { importPolicy } from "../../src/engine/import/index.ts";
 import { renderNft } from "../../src/engine/compile/nft/index.ts";
 import { renderIptables } from "../../src/engine/compile/iptables/index.ts";
@@ -131,19 +131,32 @@ async function routeThrough(p: Pair, fam: Fam): Promise<void> {
   ]);
 }
 
-async function xtCounts(ns: string, fam: Fam): Promise<number[]> {
-  const r = await lab.exec(ns, [`${TOOL[fam]}-save`, "-c", "-t", "mangle"]);
-  return r.stdout
-    .split("\n")
-    .filter((l) => ((l.includes("-m socket") && l.includes("PSH")) || l.includes(" --dport 80")) && !/ -j /.test(l))
-    .map((l) => Number(/^\[(\d+):/.exec(l)![1]));
-}
+/** The dump's target-less rules: the socket rules on data segments (PSH) and the one after TPROXY. */
+const counted = (l: string) =>
+  ((l.includes("-m socket") && l.includes("PSH")) || l.includes(" --dport 80")) && !/ -j /.test(l);
 
-async function nftCounts(ns: string, names: string[]): Promise<number[]> {
-  const r = await lab.nft(ns, ["-j", "list", "counters"]);
-  const objs = (JSON.parse(r.stdout) as { nftables: Array<{ counter?: { name: string; packets: number } }> }).nftables;
-  const by = new Map(objs.flatMap((o) => (o.counter ? [[o.counter.name, o.counter.packets] as const] : [])));
-  return names.map((n) => by.get(n) ?? -1);
+/** `-m socket` rules of the mangle table (iptables-save -c): their packets, in order. */
+const socketCounts = (ns: string) =>
+  xtCounts(lab, ns, (x) => x.includes("-m socket") && !/ -j /.test(x), { table: "mangle" });
+
+/**
+ * `save` imported as IPv4 (no errors) and valid; the nftables render refuses it with exactly
+ * unsupported_on_target at `paths`, the iptables render takes it. Returns the iptables text.
+ */
+function refusedByNft(save: string, paths: readonly string[]): string {
+  const imported = importPolicy("iptables-save", save, { family: "ipv4" });
+  assert.deepEqual(imported.errors, []);
+  const v = validatePolicy(imported.policy);
+  assert.ok(v.ok && v.policy, JSON.stringify(v.errors));
+  const nft = renderNft(v.policy);
+  assert.ok(!nft.ok);
+  assert.deepEqual(
+    nft.errors.map((e) => [e.code, e.path]),
+    paths.map((p) => ["unsupported_on_target", p]),
+  );
+  const ipt = renderIptables(v.policy);
+  assert.ok(ipt.ok, JSON.stringify(!ipt.ok && ipt.errors));
+  return ipt.text;
 }
 
 /** The dump on three pairs: restored as is, the nftables render, the iptables render (beside its failsafe). */
@@ -193,7 +206,10 @@ for (const fam of ["ipv4", "ipv6"] as const) {
           .split("\n")
           .filter((l) => l.startsWith("accepted"))
           .join(","),
-        counts: v === "nft" ? await nftCounts(p.server, counters) : await xtCounts(p.server, fam),
+        counts:
+          v === "nft"
+            ? await nftCounts(lab, p.server, counters)
+            : await xtCounts(lab, p.server, counted, { tool: TOOL[fam], table: "mangle" }),
       };
     }
     const want = { answers: "proxied m0|proxied m1|proxied m2", proxy: `accepted ${remote}:80`, counts: [3, 3, 0] };
@@ -237,22 +253,14 @@ const WILDCARD_DUMP = [
 
 test("-m socket ignores listeners bound to 0.0.0.0 unless --nowildcard: iptables-restore and the iptables render count alike; nftables refuses the rules without --nowildcard", async (t) => {
   if (missing) return t.skip(missing);
-  const imported = importPolicy("iptables-save", WILDCARD_DUMP, { family: "ipv4" });
-  assert.deepEqual(imported.errors, []);
-  const v = validatePolicy(imported.policy);
-  assert.ok(v.ok && v.policy, JSON.stringify(v.errors));
-  const nft = renderNft(v.policy);
-  assert.ok(!nft.ok);
-  assert.deepEqual(
-    nft.errors.map((e) => [e.code, e.path]),
-    [1, 4, 5].map((i) => ["unsupported_on_target", `/chains/mangle_prerouting/rules/${i}/match/socket`]),
+  const ipt = refusedByNft(
+    WILDCARD_DUMP,
+    [1, 4, 5].map((i) => `/chains/mangle_prerouting/rules/${i}/match/socket`),
   );
-  const ipt = renderIptables(v.policy);
-  assert.ok(ipt.ok, JSON.stringify(!ipt.ok && ipt.errors));
   const counts: number[][] = [];
-  for (const text of [WILDCARD_DUMP, ipt.text]) {
+  for (const text of [WILDCARD_DUMP, ipt]) {
     const p = await lab.pair();
-    await lab.exec(p.server, ["iptables-restore", ...(text === ipt.text ? ["--noflush"] : [])], { input: text });
+    await lab.exec(p.server, ["iptables-restore", ...(text === ipt ? ["--noflush"] : [])], { input: text });
     const l = await listen(
       lab,
       p.server,
@@ -262,13 +270,7 @@ test("-m socket ignores listeners bound to 0.0.0.0 unless --nowildcard: iptables
     const r = await lab.exec(p.client, ["/usr/bin/python3", "-c", send], { allowFailure: true });
     assert.equal(r.code, 0, r.stderr);
     await l.stop();
-    const save = await lab.exec(p.server, ["iptables-save", "-c", "-t", "mangle"]);
-    counts.push(
-      save.stdout
-        .split("\n")
-        .filter((x) => x.includes("-m socket") && !/ -j /.test(x))
-        .map((x) => Number(/^\[(\d+):/.exec(x)![1])),
-    );
+    counts.push(await socketCounts(p.server));
   }
   // SYN to the 0.0.0.0 listener: plain 0, --nowildcard 1, --transparent 0; SYN to the bound
   // listener: 1; the data segment on the established connection: 1.
@@ -299,10 +301,7 @@ test("why nftables refuses -m socket without --nowildcard: nft's socket wildcard
   const r = await lab.exec(p.client, ["/usr/bin/python3", "-c", send], { allowFailure: true });
   assert.equal(r.code, 0, r.stderr);
   await l.stop();
-  const xt = (await lab.exec(p.server, ["iptables-save", "-c", "-t", "mangle"])).stdout
-    .split("\n")
-    .filter((x) => x.includes("-m socket"))
-    .map((x) => Number(/^\[(\d+):/.exec(x)![1]));
+  const xt = await socketCounts(p.server);
   const nft = [...(await lab.nft(p.server, ["list", "table", "inet", "m"])).stdout.matchAll(/packets (\d+)/g)].map(
     (m) => Number(m[1]),
   );
@@ -326,23 +325,15 @@ test("-m socket --restore-skmark copies the socket's mark to its packets: iptabl
     "COMMIT",
     "",
   ].join("\n");
-  const imported = importPolicy("iptables-save", save, { family: "ipv4" });
-  assert.deepEqual(imported.errors, []);
-  const v = validatePolicy(imported.policy);
-  assert.ok(v.ok && v.policy, JSON.stringify(v.errors));
-  const nft = renderNft(v.policy);
-  assert.ok(!nft.ok);
-  assert.deepEqual(
-    nft.errors.map((e) => e.path),
-    ["/chains/mangle_prerouting/rules/1/match/socket", "/chains/mangle_prerouting/rules/1/match/socket/restoreMark"],
-  );
-  const ipt = renderIptables(v.policy);
-  assert.ok(ipt.ok, JSON.stringify(!ipt.ok && ipt.errors));
-  assert.match(ipt.text, /-m socket --restore-skmark/);
+  const ipt = refusedByNft(save, [
+    "/chains/mangle_prerouting/rules/1/match/socket",
+    "/chains/mangle_prerouting/rules/1/match/socket/restoreMark",
+  ]);
+  assert.match(ipt, /-m socket --restore-skmark/);
   const counts: number[] = [];
-  for (const text of [save, ipt.text]) {
+  for (const text of [save, ipt]) {
     const p = await lab.pair();
-    await lab.exec(p.server, ["iptables-restore", ...(text === ipt.text ? ["--noflush"] : [])], { input: text });
+    await lab.exec(p.server, ["iptables-restore", ...(text === ipt ? ["--noflush"] : [])], { input: text });
     // The accepted socket gets SO_MARK 5 (36) before the client's data arrives.
     const l = await listen(
       lab,
@@ -353,10 +344,8 @@ test("-m socket --restore-skmark copies the socket's mark to its packets: iptabl
     const r = await lab.exec(p.client, ["/usr/bin/python3", "-c", send], { allowFailure: true });
     assert.equal(r.code, 0, r.stderr);
     await l.stop();
-    const out = (await lab.exec(p.server, ["iptables-save", "-c", "-t", "mangle"])).stdout;
-    const line = out.split("\n").find((x) => x.includes("--mark 0x5") && !/ -j /.test(x));
-    assert.ok(line, out);
-    counts.push(Number(/^\[(\d+):/.exec(line)![1]));
+    const marked = (x: string) => x.includes("--mark 0x5") && !/ -j /.test(x);
+    counts.push(...(await xtCounts(lab, p.server, marked, { table: "mangle" })));
   }
   // The data segment carries the socket's mark: counted once under each.
   assert.deepEqual(counts, [1, 1]);

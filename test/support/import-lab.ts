@@ -189,11 +189,13 @@ export async function nftCounters(lab: NetnsLab, ns: string): Promise<Array<read
 
 /**
  * Packets of the nftables render's counted rules 1..n of chain input (a rule with
- * `counter: true` and no action gets the named counter input_count_N); -1 where one is missing.
+ * `counter: true` and no action gets the named counter input_count_N), or of the named
+ * counters `n` in that order; -1 where one is missing.
  */
-export async function nftCounts(lab: NetnsLab, ns: string, n: number): Promise<number[]> {
+export async function nftCounts(lab: NetnsLab, ns: string, n: number | readonly string[]): Promise<number[]> {
   const by = new Map(await nftCounters(lab, ns));
-  return Array.from({ length: n }, (_, i) => by.get(`input_count_${i + 1}`) ?? -1);
+  const names = typeof n === "number" ? Array.from({ length: n }, (_, i) => `input_count_${i + 1}`) : n;
+  return names.map((name) => by.get(name) ?? -1);
 }
 
 /**
