@@ -22,6 +22,8 @@ const BIN = fileURLToPath(new URL("../../bin/palisade", import.meta.url));
 let t: TestApp;
 const KERNEL = ["ct", "fib", "limit", "log", "nat", "reject", "verdict_map"];
 const AGENT = ["bans", "conditions", "dynamic_sets", "geoip"];
+/** A host's capabilities as its agent stores them: the probes that passed (KERNEL, then `features`), then AGENT. */
+const hostWith = (features: string[] = []) => ({ capabilities: { features: [...KERNEL, ...features, ...AGENT] } });
 
 const queuePolicy = {
   chains: {
@@ -49,8 +51,8 @@ before(async () => {
     const v = await t.req("POST", "/v1/rulesets/ids/versions", { body: { policy } });
     assert.equal(v.statusCode, 201, v.body);
   }
-  await t.db.host.create({ data: { name: "q-yes", capabilities: { features: [...KERNEL, "queue", ...AGENT] } } });
-  await t.db.host.create({ data: { name: "q-no", capabilities: { features: [...KERNEL, ...AGENT] } } });
+  await t.db.host.create({ data: { name: "q-yes", ...hostWith(["queue"]) } });
+  await t.db.host.create({ data: { name: "q-no", ...hostWith() } });
   await t.db.host.create({ data: { name: "q-never" } }); // enrolled, never connected: reported nothing
 });
 after(async () => {
@@ -99,15 +101,14 @@ test("a rollback leaves out a host whose kernel no longer has nft queue, with th
   const [v1, v2] = await versionIds();
   // r-lost and r-kept ran the queue version, then got the plain one; since then r-lost booted
   // a kernel without nft_queue. r-new ran nothing before.
-  const full = { features: [...KERNEL, "queue", ...AGENT] };
-  const lost = await t.db.host.create({ data: { name: "r-lost", capabilities: full, appliedVersionId: v1! } });
-  const kept = await t.db.host.create({ data: { name: "r-kept", capabilities: full, appliedVersionId: v1! } });
-  await t.db.host.create({ data: { name: "r-new", capabilities: full } });
+  const lost = await t.db.host.create({ data: { name: "r-lost", ...hostWith(["queue"]), appliedVersionId: v1! } });
+  const kept = await t.db.host.create({ data: { name: "r-kept", ...hostWith(["queue"]), appliedVersionId: v1! } });
+  await t.db.host.create({ data: { name: "r-new", ...hostWith(["queue"]) } });
   const d = await deploy(2, ["r-lost", "r-kept", "r-new"]);
   assert.equal(d.statusCode, 202, d.body);
   await t.db.host.update({
     where: { id: lost.id },
-    data: { appliedVersionId: v2!, capabilities: { features: [...KERNEL, ...AGENT] } },
+    data: { appliedVersionId: v2!, ...hostWith() },
   });
   await t.db.host.update({ where: { id: kept.id }, data: { appliedVersionId: v2! } });
   const res = await rollback(d.json().id);
@@ -163,15 +164,14 @@ function serverUrl(): string {
 
 test("palisade deployments rollback: hosts left out for a kernel feature on stderr with the reason, exit 8", async () => {
   const [v1, v2] = await versionIds();
-  const full = { features: [...KERNEL, "queue", ...AGENT] };
-  const lost = await t.db.host.create({ data: { name: "c-lost", capabilities: full, appliedVersionId: v1! } });
-  const kept = await t.db.host.create({ data: { name: "c-kept", capabilities: full, appliedVersionId: v1! } });
-  await t.db.host.create({ data: { name: "c-new", capabilities: full } });
+  const lost = await t.db.host.create({ data: { name: "c-lost", ...hostWith(["queue"]), appliedVersionId: v1! } });
+  const kept = await t.db.host.create({ data: { name: "c-kept", ...hostWith(["queue"]), appliedVersionId: v1! } });
+  await t.db.host.create({ data: { name: "c-new", ...hostWith(["queue"]) } });
   const d = await deploy(2, ["c-lost", "c-kept", "c-new"]);
   assert.equal(d.statusCode, 202, d.body);
   await t.db.host.update({
     where: { id: lost.id },
-    data: { appliedVersionId: v2!, capabilities: { features: [...KERNEL, ...AGENT] } },
+    data: { appliedVersionId: v2!, ...hostWith() },
   });
   await t.db.host.update({ where: { id: kept.id }, data: { appliedVersionId: v2! } });
   const r = await cli(["deployments", "rollback", d.json().id]);
@@ -196,7 +196,7 @@ test("palisade deployments rollback: hosts left out for a kernel feature on stde
 
   // The remedy the reason gives: the rollback itself cannot be asked again; a deploy of the
   // named version to that host, once its agent reports the feature, is taken.
-  await t.db.host.update({ where: { id: lost.id }, data: { capabilities: full } });
+  await t.db.host.update({ where: { id: lost.id }, data: hostWith(["queue"]) });
   const again = await rollback(d.json().id);
   assert.equal(again.statusCode, 409, again.body);
   assert.match(errorOf(again).message, /already rolled back/);
@@ -206,9 +206,8 @@ test("palisade deployments rollback: hosts left out for a kernel feature on stde
 
 test("palisade deployments rollback: hosts skipped only because they ran nothing before exit 0", async () => {
   const [v1, v2] = await versionIds();
-  const full = { features: [...KERNEL, "queue", ...AGENT] };
-  const kept = await t.db.host.create({ data: { name: "z-kept", capabilities: full, appliedVersionId: v1! } });
-  await t.db.host.create({ data: { name: "z-new", capabilities: full } });
+  const kept = await t.db.host.create({ data: { name: "z-kept", ...hostWith(["queue"]), appliedVersionId: v1! } });
+  await t.db.host.create({ data: { name: "z-new", ...hostWith(["queue"]) } });
   const d = await deploy(2, ["z-kept", "z-new"]);
   assert.equal(d.statusCode, 202, d.body);
   await t.db.host.update({ where: { id: kept.id }, data: { appliedVersionId: v2! } });
@@ -226,7 +225,7 @@ test("a rollback is refused, in a rollback's words, when every host that could g
   assert.equal(d.statusCode, 202, d.body);
   await t.db.host.update({
     where: { name: "q-yes" },
-    data: { appliedVersionId: v2!, capabilities: { features: [...KERNEL, ...AGENT] } },
+    data: { appliedVersionId: v2!, ...hostWith() },
   });
   const before = { deployments: await t.db.deployment.count(), audit: await t.db.auditLog.count() };
   const res = await rollback(d.json().id);
@@ -274,11 +273,9 @@ test("tproxy (action) and socket (match) are gated like queue: an OpenWrt kernel
   const v = await t.req("POST", "/v1/rulesets/tp/versions", { body: { policy: tproxyPolicy } });
   assert.equal(v.statusCode, 201, v.body);
   // What an agent on such a kernel reports: the tproxy and socket probes failed.
-  await t.db.host.create({ data: { name: "owrt", capabilities: { features: [...KERNEL, ...AGENT] } } });
-  await t.db.host.create({ data: { name: "owrt-sock", capabilities: { features: [...KERNEL, "socket", ...AGENT] } } });
-  await t.db.host.create({
-    data: { name: "tp-yes", capabilities: { features: [...KERNEL, "socket", "tproxy", ...AGENT] } },
-  });
+  await t.db.host.create({ data: { name: "owrt", ...hostWith() } });
+  await t.db.host.create({ data: { name: "owrt-sock", ...hostWith(["socket"]) } });
+  await t.db.host.create({ data: { name: "tp-yes", ...hostWith(["socket", "tproxy"]) } });
   const at = (hosts: string[]) =>
     t.req("POST", "/v1/deployments", { as: "operator", body: { ruleset: "tp", version: 1, selector: { hosts } } });
   const res = await at(["owrt", "owrt-sock", "tp-yes"]);
