@@ -146,19 +146,14 @@ export async function loadVariants(
  * after the other on the same pairs): first flushes each server's iptables and ip6tables filter
  * tables and its nftables ruleset.
  */
-export async function reloadVariants(
-  lab: NetnsLab,
-  pairs: Record<Variant, Pair>,
-  save: string,
-  rendered: { nft: string; ipt: { text: string; text6: string } },
-  tool: XtTool = "iptables",
-): Promise<void> {
+export async function reloadVariants(...args: Parameters<typeof loadVariants>): Promise<void> {
+  const [lab, pairs] = args;
   for (const p of Object.values(pairs)) {
     await lab.exec(p.server, ["iptables", "-F"]);
     await lab.exec(p.server, ["ip6tables", "-F"]);
     await lab.nft(p.server, ["flush", "ruleset"]);
   }
-  await loadVariants(lab, pairs, save, rendered, tool);
+  await loadVariants(...args);
 }
 
 export type XtTool = "iptables" | "ip6tables";
