@@ -130,7 +130,7 @@ function kernelText(e: unknown): string {
  * reads back (incrementally, or through the driver's verbatim restore) to the same tables.
  */
 export function snapshotOfText(text: string, tables: TableDefinition[]): Snapshot {
-  const objects: KernelObjects = { tables: [], chains: [], sets: [], counters: [], quotas: [] };
+  const objects: KernelObjects = { tables: [], chains: [], sets: [], counters: [], quotas: [], ctHelpers: [] };
   for (const d of tables) {
     const t = { family: d.table.family, table: d.table.name };
     objects.tables.push({
@@ -142,6 +142,7 @@ export function snapshotOfText(text: string, tables: TableDefinition[]): Snapsho
     for (const s of d.sets ?? []) objects.sets.push({ ...t, name: s.name, kind: s.kind });
     for (const c of d.counters ?? []) objects.counters.push({ ...t, name: c.name });
     for (const q of d.quotas ?? []) objects.quotas.push({ ...t, name: q.name });
+    for (const h of d.table.ctHelpers ?? []) objects.ctHelpers.push({ ...t, name: h.name });
   }
   const key = (a: { family: string; name: string }) => `${a.family} ${a.name}`;
   objects.tables.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));

@@ -107,7 +107,7 @@ async function script(d: Driver): Promise<{ step: string; outcome: Outcome; stat
   await step("readSet", () =>
     d
       .readSet("inet", "palisade", "acct_lan_src")
-      .then((s) => view({ tables: [], chains: [], rules: [], sets: [s], counters: [], quotas: [] }).sets),
+      .then((s) => view({ tables: [], chains: [], rules: [], sets: [s], counters: [], quotas: [], ctHelpers: [] }).sets),
   );
   await step("readCounters / readQuotas", async () => [
     (await d.readCounters("inet", "palisade")).length,

@@ -1,11 +1,13 @@
 // An in-memory Driver for unit tests of the agent's decisions (which plan, when to carry,
 // when to roll back): no root, no nft. It reads the statement form the compiler, the
 // agent's planner and carryReplace emit (`add|create|delete|destroy|flush|insert` of
-// tables, chains, sets/maps, counters, quotas, rules, elements) and keeps what the
+// tables, chains, sets/maps, counters, quotas, ct helpers, rules, elements) and keeps what the
 // kernel would keep, as measured on 6.18 / nft 1.0.6: a transaction is all or nothing;
 // re-adding a counter keeps its value, re-adding a quota updates its limit and keeps
 // `used`; a base chain's hook, type or priority cannot change in place, nor a set's type;
-// a full set refuses elements (set_full); deleting what does not exist fails.
+// a full set refuses elements (set_full); deleting what does not exist fails, and so does
+// deleting a counter, quota, set or ct helper a rule still uses, or a rule that names a ct
+// helper the table does not have.
 // test/kernel/driver-contract.test.ts runs the same operations against this and against
 // nftDriver in a namespace and compares what they read back. Not imitated: what rule
 // bodies mean (stored as text, never evaluated), packets (tests call count()/hit()),
@@ -43,6 +45,7 @@ interface FTable {
   sets: Map<string, FSet>;
   counters: Map<string, { packets: number; bytes: number; comment?: string }>;
   quotas: Map<string, { mode: "until" | "over"; bytes: number; used: number; comment?: string }>;
+  ctHelpers: Map<string, { type: string; protocol: string }>;
 }
 
 const PRIORITIES: Record<string, number> = {
@@ -156,7 +159,25 @@ function cloneTable(t: FTable): FTable {
     ),
     counters: new Map([...t.counters].map(([k, c]) => [k, { ...c }])),
     quotas: new Map([...t.quotas].map(([k, q]) => [k, { ...q }])),
+    ctHelpers: new Map([...t.ctHelpers].map(([k, h]) => [k, { ...h }])),
   };
+}
+
+/**
+ * `ct helper NAME { type "ftp" protocol tcp ; l3proto inet ; }` declarations in `tokens`
+ * (a table block's, or an `add ct helper F T NAME { ... }` statement's from its NAME).
+ */
+function ctHelperDecls(tokens: Statement["tokens"]): { name: string; type: string; protocol: string }[] {
+  const out: { name: string; type: string; protocol: string }[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i]!.text !== "ct" || tokens[i + 1]?.text !== "helper" || tokens[i + 3]?.kind !== "lbrace") continue;
+    const body = braceTokens(tokens, i + 3).map((t) => t.text);
+    const type = body[body.indexOf("type") + 1];
+    const protocol = body[body.indexOf("protocol") + 1];
+    if (!body.includes("type") || !type || !protocol) throw refused(`ct helper ${tokens[i + 2]!.text} needs a type`);
+    out.push({ name: tokens[i + 2]!.text, type: unquote(type), protocol });
+  }
+  return out;
 }
 
 export class FakeDriver implements Driver {
@@ -205,13 +226,14 @@ export class FakeDriver implements Driver {
   async snapshot(): Promise<Snapshot> {
     const tables = await this.listTables();
     // The object names, as nftDriver's snapshot lists them for the incremental plan.
-    const objects: KernelObjects = { tables, chains: [], sets: [], counters: [], quotas: [] };
+    const objects: KernelObjects = { tables, chains: [], sets: [], counters: [], quotas: [], ctHelpers: [] };
     for (const t of tables) {
       const st = await this.readTable(t.family, t.name);
       objects.chains.push(...st.chains.map((c) => ({ family: c.family, table: c.table, name: c.name })));
       objects.sets.push(...st.sets.map((x) => ({ family: x.family, table: x.table, name: x.name, kind: x.kind })));
       objects.counters.push(...st.counters.map((c) => ({ family: c.family, table: c.table, name: c.name })));
       objects.quotas.push(...st.quotas.map((q) => ({ family: q.family, table: q.table, name: q.name })));
+      objects.ctHelpers.push(...st.ctHelpers.map((h) => ({ family: h.family, table: h.table, name: h.name })));
     }
     return {
       tables,
@@ -242,6 +264,7 @@ export class FakeDriver implements Driver {
       sets: [],
       counters: [],
       quotas: [],
+      ctHelpers: [],
     };
     for (const c of t.chains.values()) {
       st.chains.push({
@@ -279,6 +302,7 @@ export class FakeDriver implements Driver {
         used: Math.min(q.used, q.bytes),
         ...(q.comment ? { comment: q.comment } : {}),
       });
+    for (const [name, h] of t.ctHelpers) st.ctHelpers.push({ family, table, name, ...h });
     return st;
   }
 
@@ -363,18 +387,21 @@ export class FakeDriver implements Driver {
     if (st.tokens[0]?.text === "table") throw refused("the fake driver reads the statement form only");
     if (obj === "table") {
       if (st.verb === "add" || st.verb === "create") {
-        if (tables.has(key)) {
-          if (st.verb === "create") throw refused(`File exists: table ${key}`);
-          return;
-        }
-        tables.set(key, {
-          family: st.family as Family,
-          name: st.table,
-          chains: new Map(),
-          sets: new Map(),
-          counters: new Map(),
-          quotas: new Map(),
-        });
+        if (tables.has(key) && st.verb === "create") throw refused(`File exists: table ${key}`);
+        if (!tables.has(key))
+          tables.set(key, {
+            family: st.family as Family,
+            name: st.table,
+            chains: new Map(),
+            sets: new Map(),
+            counters: new Map(),
+            quotas: new Map(),
+            ctHelpers: new Map(),
+          });
+        // measured: re-adding an identical helper to an existing table succeeds
+        const t = tables.get(key)!;
+        for (const h of ctHelperDecls(braceTokens(st.tokens, 0)))
+          if (!t.ctHelpers.has(h.name)) t.ctHelpers.set(h.name, { type: h.type, protocol: h.protocol });
       } else if (st.verb === "delete" || st.verb === "destroy") {
         if (!tables.delete(key) && st.verb === "delete") throw refused(`No such file or directory: table ${key}`);
       } else if (st.verb === "flush") {
@@ -387,7 +414,7 @@ export class FakeDriver implements Driver {
     if (obj === "chain") return this.chain(t, st, name);
     if (obj === "set" || obj === "map") return this.set(t, st, name, obj);
     if (
-      (obj === "counter" || obj === "quota" || obj === "set" || obj === "map") &&
+      (obj === "counter" || obj === "quota" || obj === "set" || obj === "map" || obj === "ct helper") &&
       (st.verb === "delete" || st.verb === "destroy") &&
       this.inUse(t, obj, name)
     ) {
@@ -437,6 +464,17 @@ export class FakeDriver implements Driver {
       );
       return;
     }
+    if (obj === "ct helper") {
+      if (st.verb === "delete" || st.verb === "destroy") {
+        if (!t.ctHelpers.delete(name) && st.verb === "delete")
+          throw refused(`No such file or directory: ct helper ${name}`);
+        return;
+      }
+      // `add ct helper F T NAME { ... }`: read as the block form's `ct helper NAME { ... }`.
+      for (const h of ctHelperDecls([st.tokens[1]!, st.tokens[2]!, ...st.tokens.slice(5)]))
+        if (!t.ctHelpers.has(h.name)) t.ctHelpers.set(h.name, { type: h.type, protocol: h.protocol });
+      return;
+    }
     if (obj === "rule") {
       const chain = t.chains.get(st.tokens[4]?.text ?? "");
       if (!chain) throw refused(`No such file or directory: chain ${st.tokens[4]?.text}`);
@@ -445,6 +483,10 @@ export class FakeDriver implements Driver {
       body.forEach((tk, i) => {
         const target = tk.text === "jump" || tk.text === "goto" ? body[i + 1]?.text : undefined;
         if (target !== undefined && !t.chains.has(target)) throw refused(`No such file or directory: chain ${target}`);
+        if (tk.text === "ct" && body[i + 1]?.text === "helper" && body[i + 2]?.text === "set") {
+          const h = unquote(body[i + 3]?.text ?? "");
+          if (!t.ctHelpers.has(h)) throw refused(`No such file or directory: ct helper ${h}`);
+        }
       });
       const last = body.length - 2;
       const comment =
@@ -474,14 +516,17 @@ export class FakeDriver implements Driver {
     throw refused(`${st.verb} ${obj} is not imitated`);
   }
 
-  /** A rule names it: `counter name "x"`, `quota name "x"`, `@x` (the kernel refuses to delete it). */
+  /**
+   * A rule names it: `counter name "x"`, `quota name "x"`, `ct helper set "x"`, `@x` (the
+   * kernel refuses to delete it).
+   */
   private inUse(t: FTable, obj: string, name: string): boolean {
-    const ref = obj === "counter" || obj === "quota" ? `${obj} name "${name}"` : `@${name}`;
+    const quoted = obj === "counter" || obj === "quota" || obj === "ct helper";
+    const ref = obj === "ct helper" ? `ct helper set "${name}"` : quoted ? `${obj} name "${name}"` : `@${name}`;
     for (const c of t.chains.values()) {
       for (const r of c.rules) {
         const at = r.text.indexOf(ref);
-        if (at >= 0 && (obj === "counter" || obj === "quota" || !/[A-Za-z0-9_]/.test(r.text[at + ref.length] ?? "")))
-          return true;
+        if (at >= 0 && (quoted || !/[A-Za-z0-9_]/.test(r.text[at + ref.length] ?? ""))) return true;
       }
     }
     return false;
@@ -607,6 +652,8 @@ export class FakeDriver implements Driver {
   private textOf(t: FTable): string {
     const k = `${t.family} ${t.name}`;
     const lines = [`add table ${k}`];
+    for (const [n, h] of t.ctHelpers)
+      lines.push(`add ct helper ${k} ${n} { type "${h.type}" protocol ${h.protocol} ; l3proto inet ; }`);
     for (const [n, c] of t.counters)
       lines.push(
         `add counter ${k} ${n} { packets ${c.packets} bytes ${c.bytes} ;${c.comment ? ` comment "${c.comment}" ;` : ""} }`,

@@ -5,7 +5,7 @@
 import type { Driver, RulesetState, TableState } from "../../engine/index.ts";
 
 export function emptyState(): RulesetState {
-  return { tables: [], chains: [], rules: [], sets: [], counters: [], quotas: [] };
+  return { tables: [], chains: [], rules: [], sets: [], counters: [], quotas: [], ctHelpers: [] };
 }
 
 /** `tables`: Palisade's tables as the caller just listed them (telemetry), else listed here. */
@@ -19,6 +19,7 @@ export async function readPalisade(driver: Driver, tables?: TableState[]): Promi
     st.sets.push(...one.sets);
     st.counters.push(...one.counters);
     st.quotas.push(...one.quotas);
+    st.ctHelpers.push(...one.ctHelpers);
   }
   return st;
 }

@@ -54,8 +54,11 @@ const NL = 10,
   LBRACE = 123,
   RBRACE = 125,
   COMMA = 44;
-/** Verb, object, family, table; or `table`, family, name and one more (refused). */
-const HEAD_WORDS = 4;
+/**
+ * Verb, object, family, table (the object `ct helper` is two words, so five); or `table`,
+ * family, name and more (refused).
+ */
+const HEAD_WORDS = 5;
 const IN_BLOCK = /["#\\{}\n]/g;
 const AFTER_HEAD = /["#\\{};\n]/g;
 const WORD = /[^\n \t\r\v\f;"#\\{},]+/y;
@@ -262,11 +265,13 @@ function statementTable(st: Word[], line: number): TouchedTable {
       throw forbiddenAt(line, first.col, "has words after a table block; put each command on its own line");
   } else if (VERBS.has(first.text)) {
     const obj = st[1];
-    if (!obj || obj.quoted || !OBJECTS.has(obj.text)) {
+    // `delete ct helper F T NAME`: the agent deletes a helper object a version no longer declares.
+    const ctHelper = obj?.text === "ct" && !obj.quoted && st[2]?.text === "helper" && !st[2].quoted;
+    if (!obj || obj.quoted || (!OBJECTS.has(obj.text) && !ctHelper)) {
       throw forbiddenAt(line, first.col, `uses '${first.text} ${obj?.text ?? ""}', which the driver does not send`);
     }
-    object = obj.text;
-    i = 2;
+    object = ctHelper ? "ct helper" : obj.text;
+    i = ctHelper ? 3 : 2;
   } else {
     throw forbiddenAt(line, first.col, `uses '${first.text}', which the driver does not send`);
   }

@@ -34,6 +34,7 @@ export {
   type SetElementState,
   type CounterState,
   type QuotaState,
+  type CtHelperState,
 } from "./read.ts";
 export { resetCounters, resetQuotas, resetCounter, resetQuota } from "./reset.ts";
 export {

@@ -1,5 +1,5 @@
 // Reading nft's own listing (`nft list ruleset` text): the blocks of Palisade's tables,
-// and the names of the chains, sets, maps, counters and quotas each declares. A snapshot
+// and the names of the chains, sets, maps, counters, quotas and ct helpers each declares. A snapshot
 // is taken this way in one nft run, and the agent's incremental plan, which needs only
 // those names, takes them from the snapshot instead of reading the kernel a second time
 // as JSON (for a 10k-rule table that read cost ~300 ms of nft plus ~115 ms parsing rules
@@ -7,7 +7,7 @@
 //
 // The listing format is fixed by nft: a table is `table FAMILY NAME {` at column 0 and
 // ends at a line `}`; its objects open on lines with exactly one leading tab. Anything
-// there that looks like one of the five objects but does not parse (a quoted name, a new
+// there that looks like one of those objects but does not parse (a quoted name, a new
 // syntax) makes the names unknown (`objects` undefined), and the caller reads the kernel.
 
 import { FAMILIES, isPalisadeTable, type Family } from "../nft/names.ts";
@@ -27,6 +27,8 @@ export interface KernelObjects {
   sets: (ObjectName & { kind: "set" | "map" })[];
   counters: ObjectName[];
   quotas: ObjectName[];
+  /** Conntrack helper objects (`ct helper NAME { ... }`): no values, but a rule may use one. */
+  ctHelpers: ObjectName[];
 }
 
 export interface Listing {
@@ -39,9 +41,9 @@ export interface Listing {
 }
 
 const TABLE_HEAD = /^table (\S+) (\S+) \{$/;
-const OBJECT_WORD = /^\t(chain|set|map|counter|quota) /;
+const OBJECT_WORD = /^\t(chain|set|map|counter|quota|ct helper) /;
 // nft's identifier (scanner.l): a letter or '_', then letters, digits, '/', '\', '_', '.', '-'.
-const OBJECT_HEAD = /^\t(chain|set|map|counter|quota) ([A-Za-z_][A-Za-z0-9/\\_.-]*) \{$/;
+const OBJECT_HEAD = /^\t(chain|set|map|counter|quota|ct helper) ([A-Za-z_][A-Za-z0-9/\\_.-]*) \{$/;
 const TABLE_COMMENT = /^\tcomment "([^"]*)"$/;
 
 const byFamilyName = (a: TableState, b: TableState) =>
@@ -50,7 +52,7 @@ const byFamilyName = (a: TableState, b: TableState) =>
 /** Palisade's tables in a `nft list ruleset` text (foreign tables are skipped). */
 export function palisadeListing(text: string): Listing {
   const blocks: { table: TableState; text: string }[] = [];
-  const objects: KernelObjects = { tables: [], chains: [], sets: [], counters: [], quotas: [] };
+  const objects: KernelObjects = { tables: [], chains: [], sets: [], counters: [], quotas: [], ctHelpers: [] };
   let certain = true;
   let cur: { table: TableState; start: number } | undefined;
   let skipping = false;
@@ -80,7 +82,8 @@ export function palisadeListing(text: string): Listing {
         if (m[1] === "chain") objects.chains.push(o);
         else if (m[1] === "set" || m[1] === "map") objects.sets.push({ ...o, kind: m[1] });
         else if (m[1] === "counter") objects.counters.push(o);
-        else objects.quotas.push(o);
+        else if (m[1] === "quota") objects.quotas.push(o);
+        else objects.ctHelpers.push(o);
       } else if (OBJECT_WORD.test(line)) certain = false;
       else {
         const cm = TABLE_COMMENT.exec(line);

@@ -1,5 +1,5 @@
 // Reading the kernel back with `nft -j`: the ruleset, one table, sets with their
-// per-element counters, named counters and quotas. JSON is parsed with zod into
+// per-element counters, named counters and quotas, ct helper names. JSON is parsed with zod into
 // plain typed values; element keys are rendered back into nft's text syntax
 // ("10.0.0.0/8", "1.2.3.4 . 80") so they compare equal to what the compiler wrote.
 //
@@ -12,7 +12,7 @@ import type { Family } from "../nft/names.ts";
 import { NftError } from "./errors.ts";
 import { nftablesEntries, type EntryPiece } from "./json-chunks.ts";
 import { runNft, type DriverOptions } from "./nft.ts";
-import { JChain, JCounter, JMetainfo, JQuota, JRule, JSet, JTable, type JValue } from "./schemas.ts";
+import { JChain, JCounter, JCtHelper, JMetainfo, JQuota, JRule, JSet, JTable, type JValue } from "./schemas.ts";
 
 export interface TableState {
   family: Family;
@@ -94,6 +94,16 @@ export interface QuotaState {
   comment?: string;
 }
 
+/** A conntrack helper object (`ct helper NAME { type "ftp" protocol tcp ; ... }`): no values, names only matter. */
+export interface CtHelperState {
+  family: Family;
+  table: string;
+  name: string;
+  /** The kernel's helper name ("ftp"), when nft printed it. */
+  type?: string;
+  protocol?: string;
+}
+
 export interface RulesetState {
   nftVersion?: string;
   tables: TableState[];
@@ -102,6 +112,7 @@ export interface RulesetState {
   sets: SetState[];
   counters: CounterState[];
   quotas: QuotaState[];
+  ctHelpers: CtHelperState[];
 }
 
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
@@ -249,7 +260,7 @@ export function parseRuleset(stdout: string): RulesetState {
  * parsed JSON of the whole document is never held at once.
  */
 function stateOf(entries: Iterable<EntryPiece>): RulesetState {
-  const st: RulesetState = { tables: [], chains: [], rules: [], sets: [], counters: [], quotas: [] };
+  const st: RulesetState = { tables: [], chains: [], rules: [], sets: [], counters: [], quotas: [], ctHelpers: [] };
   for (const piece of entries) {
     const entry = piece.head as Record<string, unknown>;
     if (entry === null || typeof entry !== "object" || Array.isArray(entry))
@@ -292,6 +303,16 @@ function stateOf(entries: Iterable<EntryPiece>): RulesetState {
     else if ("map" in entry) st.sets.push(setOf(entry.map, "map", piece.elements));
     else if ("counter" in entry) st.counters.push(counterOf(entry.counter));
     else if ("quota" in entry) st.quotas.push(quotaOf(entry.quota));
+    else if ("ct helper" in entry) {
+      const h = parseWith(JCtHelper, entry["ct helper"], "ct helper");
+      st.ctHelpers.push({
+        family: h.family as Family,
+        table: h.table,
+        name: h.name,
+        ...(h.type !== undefined ? { type: h.type } : {}),
+        ...(h.protocol !== undefined ? { protocol: h.protocol } : {}),
+      });
+    }
   }
   return st;
 }

@@ -89,6 +89,17 @@ export const JQuota = z.looseObject({
   comment: z.string().optional(),
 });
 
+/** A conntrack helper object (`{"ct helper": {...}}`); `type` is the kernel's helper name. */
+export const JCtHelper = z.looseObject({
+  family: z.string(),
+  table: z.string(),
+  name: z.string(),
+  handle: num.optional(),
+  type: z.string().optional(),
+  protocol: z.string().optional(),
+  l3proto: z.string().optional(),
+});
+
 export const JMetainfo = z.looseObject({ version: z.string(), json_schema_version: num.optional() });
 
 /** The top-level document: `{"nftables": [ {metainfo}, {table}, {chain}, ... ]}`. */

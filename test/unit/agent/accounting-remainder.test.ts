@@ -32,6 +32,7 @@ const state = (o: Partial<RulesetState>): RulesetState => ({
   sets: [],
   counters: [],
   quotas: [],
+  ctHelpers: [],
   ...o,
 });
 

@@ -11,6 +11,10 @@ const PAL = `table inet palisade {
 \tquota q1 {
 \t\tover 1000 bytes used 0 bytes
 \t}
+\tct helper helper_ftp_tcp {
+\t\ttype "ftp" protocol tcp
+\t\tl3proto inet
+\t}
 \tset bans {
 \t\ttype ipv4_addr
 \t\telements = { 192.0.2.1, 192.0.2.2,
@@ -62,13 +66,14 @@ describe("palisadeListing", () => {
       l.objects?.quotas.map((q) => q.name),
       ["q1"],
     );
+    assert.deepEqual(l.objects?.ctHelpers, [{ family: "inet", table: "palisade", name: "helper_ftp_tcp" }]);
   });
 
   it("an empty ruleset or only foreign tables is no table at all", () => {
     assert.deepEqual(palisadeListing(""), {
       tables: [],
       text: "",
-      objects: { tables: [], chains: [], sets: [], counters: [], quotas: [] },
+      objects: { tables: [], chains: [], sets: [], counters: [], quotas: [], ctHelpers: [] },
     });
     assert.equal(palisadeListing(FOREIGN).text, "");
   });
@@ -77,6 +82,7 @@ describe("palisadeListing", () => {
     const l = palisadeListing(PAL.replace("chain input {", 'chain "in put" {'));
     assert.equal(l.objects, undefined);
     assert.equal(l.tables.length, 1);
+    assert.equal(palisadeListing(PAL.replace("ct helper helper_ftp_tcp {", 'ct helper "ftp x" {')).objects, undefined);
   });
 
   it("a listing cut inside a table is an error, not a shorter snapshot", () => {

@@ -243,3 +243,20 @@ test("ENOENT at a queue statement names the missing kernel feature; at anything 
   assert.equal(featureRefusal(message!, { line: 2, column: 5, text: "jump nowhere ; queue num 1" }), undefined);
   assert.equal(featureRefusal("Could not process rule: Invalid argument", location!), undefined);
 });
+
+test("the guard lets the agent add and delete ct helper objects in Palisade's tables only", () => {
+  const text = `delete ct helper inet palisade helper_ftp_tcp
+add ct helper inet palisade helper_tftp_udp { type "tftp" protocol udp ; l3proto inet ; }
+delete ct helper palisade_x h ; flush table inet palisade
+`;
+  assert.deepEqual(
+    tablesTouched(text).map((t) => `${t.family} ${t.name} ${t.line}`),
+    ["inet palisade 1", "inet palisade 2", "ip palisade_x 3", "inet palisade 3"],
+  );
+  refused("foreign_table", "delete ct helper inet filter h\n");
+  refused("foreign_table", "delete ct helper ip foreign_fw ftp_foreign\n");
+  refused("forbidden_command", "delete ct timeout inet palisade t\n");
+  refused("forbidden_command", "delete ct\n");
+  refused("forbidden_command", 'delete "ct" helper inet palisade h\n');
+  refused("forbidden_command", 'add ct helper inet palisade h { type "ftp" protocol tcp ; } add table inet x\n');
+});
