@@ -15,8 +15,13 @@ import { brokenText, fixtureDefinition, fixtureText } from "../support/agent-rul
 
 const lab = createLab();
 let ns = "";
+/** Whether the kernel has the ftp and tftp conntrack helpers (the ct helper steps need them). */
+let helpers = false;
 before(async () => {
   ns = await lab.addNamespace();
+  const probe = `table inet palisade_probe {\n ct helper a { type "ftp" protocol tcp; l3proto inet; }\n ct helper b { type "tftp" protocol udp; l3proto inet; }\n}\n`;
+  helpers = (await lab.nft(ns, ["-f", "-"], probe, { allowFailure: true })).code === 0;
+  if (helpers) await lab.nft(ns, ["delete", "table", "inet", "palisade_probe"]);
 });
 after(() => lab.cleanup());
 
@@ -41,6 +46,7 @@ function view(st: RulesetState) {
     })),
     counters: by(st.counters, (c) => c.table + c.name).map((c) => [c.table, c.name, c.packets, c.bytes]),
     quotas: by(st.quotas, (q) => q.table + q.name).map((q) => [q.table, q.name, q.mode, q.bytes, q.used]),
+    ctHelpers: by(st.ctHelpers, (h) => h.table + h.name).map((h) => [h.table, h.name, h.type, h.protocol]),
   };
 }
 
@@ -79,6 +85,20 @@ async function script(d: Driver): Promise<{ step: string; outcome: Outcome; stat
       ),
     ),
   );
+  if (helpers) {
+    const FTP = { type: "ftp", protocol: "tcp", dport: 21 } as const;
+    const TFTP = { type: "tftp", protocol: "udp", dport: 69 } as const;
+    await step("the incremental plan adds ct helpers and the rules that set them", async () =>
+      d.apply(incrementalPlan(fixtureText({ lan: LAN, ctHelpers: [FTP, TFTP] }), await readPalisade(d))),
+    );
+    await step("a ct helper a rule uses cannot be deleted", () => d.apply(`delete ct helper ${T} helper_ftp_tcp\n`));
+    await step("a rule cannot set a ct helper the table does not have", () =>
+      d.apply(`add rule ${T} input tcp dport 2121 ct helper set "helper_nosuch_tcp"\n`),
+    );
+    await step("the incremental plan deletes the ct helper the next version drops", async () =>
+      d.apply(incrementalPlan(fixtureText({ lan: LAN, ctHelpers: [TFTP] }), await readPalisade(d))),
+    );
+  }
   await step("the incremental plan cannot move a base chain's priority", async () =>
     d.apply(incrementalPlan(fixtureText({ lan: LAN, priority: 10 }), await readPalisade(d))),
   );
@@ -107,7 +127,9 @@ async function script(d: Driver): Promise<{ step: string; outcome: Outcome; stat
   await step("readSet", () =>
     d
       .readSet("inet", "palisade", "acct_lan_src")
-      .then((s) => view({ tables: [], chains: [], rules: [], sets: [s], counters: [], quotas: [], ctHelpers: [] }).sets),
+      .then(
+        (s) => view({ tables: [], chains: [], rules: [], sets: [s], counters: [], quotas: [], ctHelpers: [] }).sets,
+      ),
   );
   await step("readCounters / readQuotas", async () => [
     (await d.readCounters("inet", "palisade")).length,
@@ -141,4 +163,9 @@ test("FakeDriver and nftDriver agree on every step", async () => {
   // The script is not vacuous: it saw values carried, refusals, and a restore.
   assert.match(real.map((s) => s.outcome).join(" "), /error nft_rejected.*error set_full.*error foreign_table/s);
   assert.ok(real.some((s) => JSON.stringify(s.state.counters).includes(`"extra",9,900`)));
+  if (helpers)
+    assert.ok(
+      real.some((s) => s.state.ctHelpers.length === 2) &&
+        real.some((s) => JSON.stringify(s.state.ctHelpers) === `[["palisade","helper_tftp_udp","tftp","udp"]]`),
+    );
 });

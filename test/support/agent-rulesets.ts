@@ -6,6 +6,7 @@
 // optionally a growing quota (its counter, named as the compiler names it).
 
 import { growCounterName } from "../../src/engine/index.ts";
+import { ctHelperObjectName } from "../../src/engine/compile/nft/action.ts";
 import { replaceTables, serialize, type Rule, type TableDefinition } from "../../src/engine/nft/index.ts";
 
 const F = "inet" as const;
@@ -35,14 +36,20 @@ export interface FixtureOptions {
   net6?: string;
   /** The input chain's priority (default 0): changing it forces a table replace. */
   priority?: number;
+  /**
+   * Conntrack helpers in the nftables compiler's shape: a `ct helper helper_TYPE_PROTO`
+   * object each in the table's block, set by a rule for `dport` in chain
+   * ct_helper_prerouting (filter, prerouting, priority -199).
+   */
+  ctHelpers?: { type: string; protocol: "tcp" | "udp"; dport: number }[];
 }
 
 export function fixtureDefinition(o: FixtureOptions): TableDefinition {
-  const rule = (body: string, comment?: string): Rule => ({
+  const rule = (body: string, comment?: string, chain = "input"): Rule => ({
     kind: "rule",
     family: F,
     table: T,
-    chain: "input",
+    chain,
     body,
     ...(comment ? { comment } : {}),
   });
@@ -83,6 +90,9 @@ export function fixtureDefinition(o: FixtureOptions): TableDefinition {
     rules.push(rule(`udp dport 7777 log prefix "PAL mark: " group ${o.logGroup}`));
   }
   for (const b of o.extra ?? []) rules.push(rule(b));
+  const helpers = (o.ctHelpers ?? []).map((h) => ({ ...h, name: ctHelperObjectName(h.type, h.protocol) }));
+  for (const h of helpers)
+    rules.push(rule(`${h.protocol} dport ${h.dport} ct helper set "${h.name}"`, undefined, "ct_helper_prerouting"));
   const set = (name: string, type = "ipv4_addr", comment?: string) => ({
     kind: "set" as const,
     family: F,
@@ -99,7 +109,14 @@ export function fixtureDefinition(o: FixtureOptions): TableDefinition {
     { kind: "counter" as const, family: F, table: T, name: `acct_${t}_dsttotal` },
   ];
   return {
-    table: { kind: "table", family: F, name: T },
+    table: {
+      kind: "table",
+      family: F,
+      name: T,
+      ...(helpers.length
+        ? { ctHelpers: helpers.map((h) => ({ name: h.name, type: h.type, protocol: h.protocol })) }
+        : {}),
+    },
     counters: [
       { kind: "counter", family: F, table: T, name: "acct_lan_srctotal" },
       { kind: "counter", family: F, table: T, name: "acct_lan_dsttotal" },
@@ -131,6 +148,20 @@ export function fixtureDefinition(o: FixtureOptions): TableDefinition {
         priority: o.priority ?? 0,
         policy: o.policy ?? "accept",
       },
+      ...(helpers.length
+        ? [
+            {
+              kind: "chain" as const,
+              family: F,
+              table: T,
+              name: "ct_helper_prerouting",
+              type: "filter" as const,
+              hook: "prerouting" as const,
+              priority: -199,
+              policy: "accept" as const,
+            },
+          ]
+        : []),
     ],
     rules,
   };

@@ -10,8 +10,8 @@ import { nft } from "../../engine/index.ts";
 type Token = nft.Token;
 import { AgentError } from "../errors.ts";
 
-export type ObjectKind = "chain" | "set" | "map" | "counter" | "quota" | "flowtable";
-const OBJECT_KINDS = new Set<string>(["chain", "set", "map", "counter", "quota", "flowtable"]);
+export type ObjectKind = "chain" | "set" | "map" | "counter" | "quota" | "flowtable" | "ct helper";
+const OBJECT_KINDS = new Set<string>(["chain", "set", "map", "counter", "quota", "flowtable", "ct helper"]);
 const FAMILIES: ReadonlySet<string> = new Set(nft.FAMILIES);
 
 export interface Statement {
@@ -19,11 +19,11 @@ export interface Statement {
   text: string;
   tokens: Token[];
   verb: string;
-  /** "table" for table blocks and table verbs, else the object kind ("rule", "element"...). */
+  /** "table" for table blocks and table verbs, else the object kind ("rule", "element", "ct helper"...). */
   object: string;
   family: string;
   table: string;
-  /** Object name for chain/set/map/counter/quota statements. */
+  /** Object name for chain/set/map/counter/quota/ct helper statements. */
   name?: string;
 }
 
@@ -103,8 +103,13 @@ function classify(text: string, tokens: Token[]): Statement {
     verb = w[0] ?? "";
     i = 1;
   }
-  const object = w[i] ?? "";
+  let object = w[i] ?? "";
   i++;
+  // `add ct helper F T NAME { ... }`: a two-word kind.
+  if (object === "ct" && w[i] === "helper") {
+    object = "ct helper";
+    i++;
+  }
   let family = "ip";
   if (FAMILIES.has(w[i] ?? "")) family = w[i++]!;
   const table = w[i++] ?? "";
@@ -138,6 +143,16 @@ export function declaredObjects(stmts: Statement[]): Map<string, TableObjects> {
         const t = tk[j]!;
         if (t.kind === "lbrace") depth++;
         else if (t.kind === "rbrace") depth--;
+        else if (
+          depth === 1 &&
+          t.kind === "word" &&
+          t.text === "ct" &&
+          tk[j + 1]?.kind === "word" &&
+          tk[j + 1]!.text === "helper" &&
+          tk[j + 2]?.kind === "word" &&
+          tk[j + 3]?.kind === "lbrace"
+        )
+          tbl.objects.add(`ct helper ${tk[j + 2]!.text}`);
         else if (
           depth === 1 &&
           t.kind === "word" &&

@@ -129,6 +129,27 @@ describe("Applier on the fake driver", () => {
     assert.equal(v.udp, 2, "not rewound to the snapshot's 0");
   });
 
+  it("a ct helper the new version drops is deleted; a rollback puts it back, counters kept", async () => {
+    const { apply, kernel, traffic } = setup();
+    const FTP = { type: "ftp", protocol: "tcp", dport: 21 } as const;
+    const TFTP = { type: "tftp", protocol: "udp", dport: 69 } as const;
+    const names = async () => (await kernel.readTable("inet", "palisade")).ctHelpers.map((h) => h.name).sort();
+    const udp = async () => (await kernel.readTable("inet", "palisade")).counters.find((c) => c.name === "udp_seen");
+    assert.equal((await apply(fixtureDesired({ lan: LAN, ctHelpers: [FTP, TFTP] }))).mode, "incremental");
+    traffic();
+    assert.deepEqual(await names(), ["helper_ftp_tcp", "helper_tftp_udp"]);
+    // Not confirmed: back to both helpers (the rollback target is the known state's text).
+    const v2 = fixtureDesired({ lan: LAN, ctHelpers: [TFTP] });
+    assert.equal((await apply({ ...v2, confirmed: async () => false })).status, "rolled_back");
+    assert.deepEqual(await names(), ["helper_ftp_tcp", "helper_tftp_udp"]);
+    // Confirmed, first from a listing (no known state after a rollback), then from the known state.
+    assert.deepEqual(await apply(v2), { status: "applied", mode: "incremental" });
+    assert.deepEqual(await names(), ["helper_tftp_udp"]);
+    assert.deepEqual(await apply(fixtureDesired({ lan: LAN })), { status: "applied", mode: "incremental" });
+    assert.deepEqual(await names(), []);
+    assert.equal((await udp())?.packets, 4, "counters kept");
+  });
+
   it("a rollback the incremental form cannot do is a verbatim restore, and telemetry is told (rewound)", async () => {
     const { apply, values, changes } = setup();
     await apply({ text: fixtureText({ lan: LAN }) });

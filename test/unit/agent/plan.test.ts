@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { compileNft, validatePolicy } from "../../../src/engine/index.ts";
 import { fixtureDesired } from "../../support/agent-rulesets.ts";
+import { palisadeListing, parseRuleset } from "../../../src/engine/driver/index.ts";
+import { snapshotOfText } from "../../../src/agent/apply.ts";
 
 const COMPILED = `add table inet palisade
 delete table inet palisade
@@ -179,5 +181,96 @@ describe("agent plan: from the compiled tables", () => {
     const lines = incrementalPlan(COMPILED, kernel()).trim().split("\n");
     assert.equal(lines.filter((l) => l === "delete table ip palisade_tee").length, 2);
     assert.ok(lines.lastIndexOf("delete table ip palisade_tee") > lines.indexOf("add table ip palisade_tee"));
+  });
+});
+
+describe("agent plan: ct helper objects", () => {
+  const FTP = { type: "ftp", protocol: "tcp", dport: 21 } as const;
+  const TFTP = { type: "tftp", protocol: "udp", dport: 69 } as const;
+  const lan = "10.9.0.0/24";
+  const v1 = fixtureDesired({ lan, ctHelpers: [FTP, TFTP] });
+  const v2 = fixtureDesired({ lan, ctHelpers: [TFTP] });
+  const v3 = fixtureDesired({ lan });
+  /** The kernel after v1, as `nft list ruleset` prints it (nft 1.0.6, rules and sets left out). */
+  const LISTED = `table inet palisade {
+	ct helper helper_ftp_tcp {
+		type "ftp" protocol tcp
+		l3proto inet
+	}
+
+	ct helper helper_tftp_udp {
+		type "tftp" protocol udp
+		l3proto inet
+	}
+
+	counter udp_seen {
+		packets 4 bytes 400
+	}
+
+	chain input {
+		type filter hook input priority filter; policy accept;
+	}
+
+	chain ct_helper_prerouting {
+		type filter hook prerouting priority -199; policy accept;
+		tcp dport 21 ct helper set "helper_ftp_tcp"
+		udp dport 69 ct helper set "helper_tftp_udp"
+	}
+}
+`;
+  const helpers = (plan: string) => plan.split("\n").filter((l) => / ct helper /.test(l) && !l.startsWith("add rule"));
+
+  it("the kernel's ct helpers are read from nft's listing, its JSON and the known state alike", () => {
+    const want = ["helper_ftp_tcp", "helper_tftp_udp"].map((name) => ({ family: "inet", table: "palisade", name }));
+    assert.deepEqual(palisadeListing(LISTED).objects?.ctHelpers, want);
+    assert.deepEqual(snapshotOfText(v1.text, v1.tables).objects?.ctHelpers, want);
+    // `nft -j list table inet palisade` (nft 1.0.6), what readPalisade reads for a drift repair.
+    const json = JSON.stringify({
+      nftables: [
+        { metainfo: { version: "1.0.6", json_schema_version: 1 } },
+        { table: { family: "inet", name: "palisade", handle: 1 } },
+        ...want.map((h, i) => ({
+          "ct helper": { ...h, handle: i + 1, type: "ftp", protocol: "tcp", l3proto: "inet" },
+        })),
+      ],
+    });
+    assert.deepEqual(
+      parseRuleset(json).ctHelpers.map(({ family, table, name }) => ({ family, table, name })),
+      want,
+    );
+    // The text path (a rollback's snapshot, a drift baseline) sees them declared in the table block.
+    const declared = declaredObjects(parseStatements(LISTED)).get("inet palisade")!.objects;
+    assert.ok(declared.has("ct helper helper_ftp_tcp") && declared.has("ct helper helper_tftp_udp"));
+  });
+
+  it("deletes the ct helpers the new version no longer declares, after the flush, and only those", () => {
+    for (const kernel of [palisadeListing(LISTED).objects!, snapshotOfText(v1.text, v1.tables).objects!]) {
+      for (const [v, gone] of [
+        [v1, []],
+        [v2, ["helper_ftp_tcp"]],
+        [v3, ["helper_ftp_tcp", "helper_tftp_udp"]],
+      ] as const) {
+        for (const plan of [incrementalPlan(v.text, kernel, [...v.tables]), incrementalPlan(v.text, kernel)]) {
+          const lines = plan.split("\n");
+          assert.deepEqual(
+            lines.filter((l) => l.startsWith("delete ct helper")),
+            gone.map((n) => `delete ct helper inet palisade ${n}`),
+          );
+          // nft refuses to delete a helper a rule still uses: the rules go first (flush table),
+          // and the new rules that follow name only the helpers the version declares.
+          const flush = lines.indexOf("flush table inet palisade");
+          const firstRule = lines.findIndex((l) => l.startsWith("add rule"));
+          for (const n of gone) {
+            const at = lines.indexOf(`delete ct helper inet palisade ${n}`);
+            assert.ok(flush >= 0 && flush < at && at < firstRule, `${n}: flush, then delete, then the rules`);
+            assert.ok(!lines.some((l) => l.startsWith("add rule") && l.includes(`"${n}"`)));
+          }
+          assert.equal(lines.includes("delete chain inet palisade ct_helper_prerouting"), v === v3);
+        }
+      }
+    }
+    assert.deepEqual(helpers(incrementalPlan(v1.text, palisadeListing(LISTED).objects!)), [
+      'add table inet palisade { ct helper helper_ftp_tcp { type "ftp" protocol tcp ; l3proto inet ; } ; ct helper helper_tftp_udp { type "tftp" protocol udp ; l3proto inet ; } ; }',
+    ]);
   });
 });
