@@ -9,6 +9,7 @@ import type { LineResult, PolicyDraft } from "./draft.ts";
 import { applyIptables } from "./iptables.ts";
 import { detectSaveFamily, mixedSaveHeaders } from "./save-family.ts";
 import { splitSaveWords } from "./save-words.ts";
+import { STANDARD_TARGETS } from "./vocab.ts";
 import { applyIpset, ipsetSession, isIpsetSaveLine } from "./ipset.ts";
 import type { Family } from "./values.ts";
 
@@ -59,11 +60,13 @@ export function importSave(
   let ipsetSeen = false;
   // The dump's ipset lines as one ipset restore (its -exist flag and batches: ipset.ts).
   const session = ipsetSession();
-  // Measured (iptables-restore 1.8.9, nft and legacy): once `:TTL - [0:0]` or `-N TTL` is
-  // declared in any table, a later `-j TTL` in any table of that text jumps to a chain TTL
-  // (`unknown option "--ttl-set"`; without options, a table lacking the chain refuses it).
-  // `-N HL` counts as `:HL -` does (iptables-restore takes `-N HL` then `-j HL`); the program's
-  // own name (`-N TTL` in iptables-restore) is refused by applyIptables, so it declares nothing.
+  // Measured (iptables-restore and ip6tables-restore 1.8.9, nft and legacy): once `:DNAT - [0:0]`
+  // (any target extension's name: TTL, LOG, MASQUERADE, ...) is declared in any table, a later
+  // `-j DNAT` in any table of that text jumps to a chain DNAT (`unknown option
+  // "--to-destination"`; without options, a table lacking the chain refuses it), also where an
+  // earlier line used the target. `-N HL` counts as `:HL -` does (iptables-restore takes `-N HL`
+  // then `-j HL`); `-N` of the program's own targets (`-N TTL`, `-N DNAT` in iptables-restore)
+  // is refused by applyIptables, so it declares nothing.
   // Each name keeps the line that declared it first, for the error that names it.
   const declared = new Map<string, { line: number; table: Table }>();
   const declare = (r: LineResult, line: number) => {
@@ -155,6 +158,13 @@ function chainHeader(text: string, table: Table, draft: PolicyDraft, line: numbe
   const [name, policy] = splitSaveWords(text.slice(1));
   if (!name || !policy) fail("import_syntax", "a chain line is :NAME POLICY [packets:bytes]", text);
   if (policy === "-") {
+    // Measured, 1.8.9: iptables-restore takes `:DNAT -` (any extension's name) but not a verdict's.
+    if (STANDARD_TARGETS.has(name))
+      fail(
+        "import_conflict",
+        `iptables-restore refuses a chain named ${name}: chain name may not clash with target name (the legacy build: error creating chain '${name}': File exists)`,
+        name,
+      );
     const { chain, renamed } = draft.newUserChain(table, name);
     return {
       status: "imported" as const,

@@ -18,7 +18,7 @@ import {
 } from "./rule-draft.ts";
 import { REFUSED_TARGETS, TARGETS, type TargetSpec } from "./targets.ts";
 import { parseAddressList, parseInterface } from "./values.ts";
-import { PORT_PROTOCOLS, PROTOCOLS } from "./vocab.ts";
+import { CHAIN_NAME_CLASH, PORT_PROTOCOLS, PROTOCOLS } from "./vocab.ts";
 import { liftPknock } from "./pknock.ts";
 
 type Op = "A" | "I" | "N" | "P" | "F" | "X" | "Z" | "L" | "D" | "R" | "E";
@@ -71,7 +71,15 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   if (ctx.ipv4Program) d.ipv4Program = true;
   const modules: ModuleInstance[] = [];
   let target:
-    | { name: string; word: string; goto: boolean; spec?: TargetSpec; opts: Options; declared?: Declared }
+    | {
+        name: string;
+        word: string;
+        goto: boolean;
+        spec?: TargetSpec;
+        opts: Options;
+        declared?: Declared;
+        shadowed?: boolean;
+      }
     | undefined;
   let neg = false;
 
@@ -211,6 +219,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
         // The restore text's line that made -j TTL / -j HL a jump, for the error if the table lacks it.
         const at = shadowed && !isGoto ? ctx.declaredChains?.get(name) : undefined;
         if (at) target.declared = at;
+        if (shadowed) target.shadowed = true;
         continue;
       }
       case "-c":
@@ -294,6 +303,15 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       continue;
     }
     if (!hit) {
+      if (target?.shadowed && !target.goto) {
+        const at = target.declared;
+        const where = at ? ` line ${at.line} declared (in table ${at.table})` : ` of table ${table}`;
+        fail(
+          "import_unknown_option",
+          `unknown option ${w}, as iptables says: -j ${target.name} is a jump to the user chain ${target.name}${where}, not the ${target.name} target, so it takes no options`,
+          w,
+        );
+      }
       if (target && !target.spec)
         fail("import_unknown_option", `unknown option ${w} (target ${target.name} takes no options here)`, w);
       fail(
@@ -336,13 +354,12 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
     case "X":
       return deleteChain(draft, table, chainName);
     case "N": {
-      const own = ownHopTarget(ctx);
-      // iptables -N TTL / ip6tables -N HL (1.8.9, both builds): "chain name may not clash with
-      // target name". The other family's name is a free chain name (iptables -N HL loads).
-      if (chainName === own)
+      // iptables -N DNAT, -N TTL / ip6tables -N HL (1.8.9, both builds): "chain name may not
+      // clash with target name". The other family's name is a free chain name (iptables -N HL loads).
+      if (chainName !== undefined && refusesChainName(chainName, ctx))
         fail(
           "import_conflict",
-          `${ctx.family === "ipv6" ? "ip6tables" : "iptables"} refuses a chain named ${own}: chain name may not clash with target name (${own} is its target)`,
+          `${ctx.family === "ipv6" ? "ip6tables" : "iptables"} refuses a chain named ${chainName}: chain name may not clash with target name (${chainName} is its target)`,
           chainName,
         );
       const { chain, renamed } = draft.newUserChain(table, chainName!);
@@ -574,25 +591,33 @@ function checkPorts(d: RuleDraft): void {
   }
 }
 
-/** The xt_HL target the line's program has: TTL for iptables, HL for ip6tables. */
-function ownHopTarget(ctx: IptablesContext): "TTL" | "HL" | undefined {
-  if (ctx.family === "ipv6") return "HL";
-  if (ctx.family === "ipv4" || ctx.ipv4Program) return "TTL";
+/** The program that reads the line: ip6tables, iptables, or either (a headerless restore text). */
+function program(ctx: IptablesContext): "ipv4" | "ipv6" | undefined {
+  if (ctx.family === "ipv6") return "ipv6";
+  if (ctx.family === "ipv4" || ctx.ipv4Program) return "ipv4";
   return undefined;
 }
 
+/** `-N NAME` that the line's program refuses: NAME is one of its targets (vocab.ts). */
+function refusesChainName(name: string, ctx: IptablesContext): boolean {
+  const p = program(ctx);
+  if (p) return CHAIN_NAME_CLASH[p].has(name);
+  return CHAIN_NAME_CLASH.ipv4.has(name) && CHAIN_NAME_CLASH.ipv6.has(name);
+}
+
 /**
- * `-j TTL` / `-j HL` where a user chain of that name exists is a jump to the chain, as iptables
- * reads it (measured, 1.8.9): in restore text, once the text declared the chain (in any table);
- * in a script, where the table has the chain and the name is not the program's own target
- * (iptables cannot create a chain TTL, ip6tables none named HL, so there -j TTL / -j HL is
- * the target). Other targets keep their meaning: only these two are new names.
+ * `-j NAME` where a user chain NAME exists is a jump to the chain, not the target NAME, as
+ * iptables reads it (measured, 1.8.9, nft and legacy, every target extension it ships: DNAT,
+ * SNAT, MASQUERADE, REDIRECT, LOG, MARK, REJECT, CONNMARK, NFLOG, TTL, HL, ...): in restore text,
+ * once the text declared the chain with `:NAME -` or `-N NAME` (in any table; a later table
+ * without the chain refuses the jump); in a script, where the table has the chain (iptables
+ * cannot create a chain named like its own targets, so there it is the other family's TTL / HL
+ * or a target this iptables lacks).
  */
 function userChainShadows(name: string, table: Table, ctx: IptablesContext): boolean {
-  if (name !== "TTL" && name !== "HL") return false;
   if (ctx.declaredChains) return ctx.declaredChains.has(name);
   const chain = ctx.draft.find(table, name);
-  return chain !== undefined && !chain.hook && ownHopTarget(ctx) !== name;
+  return chain !== undefined && !chain.hook && !refusesChainName(name, ctx);
 }
 
 type Declared = { line: number; table: Table };
@@ -600,7 +625,9 @@ type Declared = { line: number; table: Table };
 function buildAction(
   d: RuleDraft,
   chain: DraftChain,
-  target: { name: string; goto: boolean; spec?: TargetSpec; opts: Options; declared?: Declared } | undefined,
+  target:
+    | { name: string; goto: boolean; spec?: TargetSpec; opts: Options; declared?: Declared; shadowed?: boolean }
+    | undefined,
 ): Rule["action"] {
   if (d.counterTag !== undefined) {
     if (target)
@@ -622,7 +649,7 @@ function buildAction(
   }
   if (target.spec) return target.spec.build(target.opts, d);
   const refused = REFUSED_TARGETS[target.name];
-  if (refused && !target.goto) fail(refused.code, refused.reason, target.name);
+  if (refused && !target.goto && !target.shadowed) fail(refused.code, refused.reason, target.name);
   const dest = d.policy.find(chain.table, target.name);
   if (!dest || dest.hook) {
     if (dest?.hook) fail("import_syntax", `cannot jump to builtin chain ${target.name}`, target.name);

@@ -3,6 +3,7 @@
 // copies without the comment carry none, and an IPv6 dump read as IPv4 turns its `:INPUT
 // DROP` into a drop for both families. So the rules themselves are asked too.
 import { isIPv4, isIPv6 } from "../net/ip-syntax.ts";
+import { CHAIN_NAME_CLASH } from "./vocab.ts";
 
 export interface SaveFamily {
   family: "ipv4" | "ipv6";
@@ -43,7 +44,8 @@ export function detectSaveFamily(lines: readonly string[]): SaveFamily | undefin
   // The chains declared so far: after `:TTL - [0:0]` or `-N TTL` (in any table) `-j TTL` is a
   // jump to a chain TTL, so it tells nothing (iptables-save.ts). Measured, 1.8.9 nft and legacy:
   // both tools take `:TTL -` and `:HL -`; `-N` of its own target's name each refuses ("chain
-  // name may not clash with target name"), so `-N TTL` is ip6tables' and `-N HL` iptables'.
+  // name may not clash with target name"), so `-N TTL` is ip6tables' and `-N HL` iptables'
+  // (as `-N ECN` is ip6tables' and `-N DNPT` iptables': vocab.ts, CHAIN_NAME_CLASH).
   const declared = new Set<string>();
   for (const [idx, raw] of lines.entries()) {
     const text = raw.trim();
@@ -51,8 +53,12 @@ export function detectSaveFamily(lines: readonly string[]): SaveFamily | undefin
     const made = /^(?:-N|--new-chain|--new)\s+(\S+)/.exec(text)?.[1];
     if (made !== undefined) {
       declared.add(made);
-      if (made === "HL") return { family: "ipv4", line: idx + 1, why: "ip6tables refuses -N HL (HL is its target)" };
-      if (made === "TTL") v6 ??= { family: "ipv6", line: idx + 1, why: "iptables refuses -N TTL (TTL is its target)" };
+      const v4 = !CHAIN_NAME_CLASH.ipv4.has(made);
+      const v6ok = !CHAIN_NAME_CLASH.ipv6.has(made);
+      if (v4 && !v6ok)
+        return { family: "ipv4", line: idx + 1, why: `ip6tables refuses -N ${made} (${made} is its target)` };
+      if (v6ok && !v4)
+        v6 ??= { family: "ipv6", line: idx + 1, why: `iptables refuses -N ${made} (${made} is its target)` };
     }
     if (!/^(\[\d+:\d+\]\s*)?-[AI]\s/.test(text)) continue;
     // Quoted words (comments, log prefixes) are free text, not evidence.

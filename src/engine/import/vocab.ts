@@ -312,3 +312,23 @@ export const SERVICES: Record<string, number> = {
   webcache: 8080,
   git: 9418,
 };
+
+/**
+ * The target names iptables 1.8.9 refuses as a chain name (`-N NAME`: "chain name may not clash
+ * with target name"), per program: its standard verdicts and the target extensions it ships
+ * (nft and legacy builds, iptables-restore and the command alike, measured in a namespace). The
+ * xtables-addons targets (TARPIT, CHAOS, ...) and MIRROR, ECHO, MASQ are free chain names there.
+ * iptables-restore takes `:NAME -` for every extension name (not ACCEPT, DROP, RETURN, QUEUE),
+ * and from then on `-j NAME` is a jump to that chain (iptables-save.ts).
+ */
+export const STANDARD_TARGETS: ReadonlySet<string> = new Set(["ACCEPT", "DROP", "RETURN", "QUEUE"]);
+const BOTH_TARGETS = [
+  ...STANDARD_TARGETS,
+  ..."AUDIT CHECKSUM CLASSIFY CONNMARK CONNSECMARK CT DNAT DSCP HMARK IDLETIMER LED LOG MARK MASQUERADE NETMAP NFLOG NFQUEUE NOTRACK RATEEST REDIRECT REJECT SECMARK SET SNAT SYNPROXY TCPMSS TCPOPTSTRIP TEE TOS TPROXY TRACE".split(
+    " ",
+  ),
+];
+export const CHAIN_NAME_CLASH: Readonly<Record<"ipv4" | "ipv6", ReadonlySet<string>>> = {
+  ipv4: new Set([...BOTH_TARGETS, "TTL", "ULOG", "CLUSTERIP", "ECN"]),
+  ipv6: new Set([...BOTH_TARGETS, "HL", "DNPT", "SNPT"]),
+};
