@@ -135,7 +135,7 @@ async function routeThrough(p: Pair, fam: Fam): Promise<void> {
 const counted = (l: string) =>
   ((l.includes("-m socket") && l.includes("PSH")) || l.includes(" --dport 80")) && !/ -j /.test(l);
 
-/** `-m socket` rules of the mangle table (iptables-save -c): their packets, in order. */
+/** Target-less `-m socket` rules of the mangle table (iptables-save -c): their packets, in order. */
 const socketCounts = (ns: string) =>
   xtCounts(lab, ns, (x) => x.includes("-m socket") && !/ -j /.test(x), { table: "mangle" });
 
