@@ -335,3 +335,30 @@ test("a mark or connmark value never loses bits to its mask in silence; save/res
   valid(m({}, { type: "mark", value: 0x11 }));
   valid(m({}, { type: "connmark", op: "restore", mask: 0xff }));
 });
+
+test("the hook checks' messages name the hooks, the chain reached from them, and why", () => {
+  const messages = (doc: unknown) => validatePolicy(doc).errors.map((d) => `${d.code} ${d.path}: ${d.message}`);
+  // Base chains: the hook itself.
+  assert.deepEqual(messages(m({ skuid: 0 }, "accept", { hook: "input" })), [
+    "socket_owner_not_available /chains/c/rules/0/match/skuid: skuid cannot match at the input hook: only locally generated packets have a socket owner (output, postrouting)",
+  ]);
+  assert.deepEqual(messages(m({ socket: {} }, "accept", { hook: "output" })), [
+    "socket_not_available /chains/c/rules/0/match/socket: socket cannot match at the output hook: the kernel's socket match only runs at prerouting and input, for packets arriving at this host",
+  ]);
+  // A user chain: every hook it is reached from that cannot, sorted, and the chain named.
+  const reached = {
+    chains: {
+      f: { hook: "forward", rules: [{ action: { type: "jump", chain: "u" } }] },
+      o: { hook: "output", rules: [{ action: { type: "jump", chain: "u" } }] },
+      p: { hook: "postrouting", table: "mangle", rules: [{ action: { type: "jump", chain: "v" } }] },
+      u: { rules: [{ match: { skgid: 0, macSource: "02:00:00:00:00:01", socket: {} }, action: "accept" }] },
+      v: { table: "mangle", rules: [{ match: { macSource: "02:00:00:00:00:01" }, action: "accept" }] },
+    },
+  };
+  assert.deepEqual(messages(reached).sort(), [
+    'mac_not_available /chains/u/rules/0/match/macSource: macSource cannot match at the output hook (chain "u" is reached from there): a packet has a link-layer source only at prerouting, input and forward (iptables refuses -m mac elsewhere too)',
+    'mac_not_available /chains/v/rules/0/match/macSource: macSource cannot match at the postrouting hook (chain "v" is reached from there): a packet has a link-layer source only at prerouting, input and forward (iptables refuses -m mac elsewhere too)',
+    'socket_not_available /chains/u/rules/0/match/socket: socket cannot match at the forward/output hook (chain "u" is reached from there): the kernel\'s socket match only runs at prerouting and input, for packets arriving at this host',
+    'socket_owner_not_available /chains/u/rules/0/match/skgid: skgid cannot match at the forward hook (chain "u" is reached from there): only locally generated packets have a socket owner (output, postrouting)',
+  ]);
+});
