@@ -101,6 +101,7 @@ export interface CtHelperState {
   name: string;
   /** The kernel's helper name ("ftp"), when nft printed it. */
   type?: string;
+  /** "tcp", or its number ("6") where the host has no /etc/protocols. */
   protocol?: string;
 }
 
@@ -310,7 +311,7 @@ function stateOf(entries: Iterable<EntryPiece>): RulesetState {
         table: h.table,
         name: h.name,
         ...(h.type !== undefined ? { type: h.type } : {}),
-        ...(h.protocol !== undefined ? { protocol: h.protocol } : {}),
+        ...(h.protocol !== undefined ? { protocol: String(h.protocol) } : {}),
       });
     }
   }

@@ -89,15 +89,19 @@ export const JQuota = z.looseObject({
   comment: z.string().optional(),
 });
 
-/** A conntrack helper object (`{"ct helper": {...}}`); `type` is the kernel's helper name. */
+/**
+ * A conntrack helper object (`{"ct helper": {...}}`); `type` is the kernel's helper name.
+ * Without /etc/protocols (netbase, which nftables only recommends: a slim image) nft prints
+ * the protocol as its number, 6 rather than "tcp".
+ */
 export const JCtHelper = z.looseObject({
   family: z.string(),
   table: z.string(),
   name: z.string(),
   handle: num.optional(),
   type: z.string().optional(),
-  protocol: z.string().optional(),
-  l3proto: z.string().optional(),
+  protocol: z.union([z.string(), num]).optional(),
+  l3proto: z.union([z.string(), num]).optional(),
 });
 
 export const JMetainfo = z.looseObject({ version: z.string(), json_schema_version: num.optional() });

@@ -238,6 +238,13 @@ describe("agent plan: ct helper objects", () => {
       parseRuleset(json).ctHelpers.map(({ family, table, name }) => ({ family, table, name })),
       want,
     );
+    // A host without /etc/protocols (a slim image without netbase): nft prints the numbers.
+    const numeric = json.replaceAll('"protocol":"tcp"', '"protocol":6').replaceAll('"l3proto":"inet"', '"l3proto":1');
+    assert.ok(numeric.includes('"protocol":6'));
+    assert.deepEqual(
+      parseRuleset(numeric).ctHelpers.map(({ name, protocol }) => ({ name, protocol })),
+      want.map(({ name }) => ({ name, protocol: "6" })),
+    );
     // The text path (a rollback's snapshot, a drift baseline) sees them declared in the table block.
     const declared = declaredObjects(parseStatements(LISTED)).get("inet palisade")!.objects;
     assert.ok(declared.has("ct helper helper_ftp_tcp") && declared.has("ct helper helper_tftp_udp"));
