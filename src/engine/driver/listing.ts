@@ -45,6 +45,11 @@ const OBJECT_WORD = /^\t(chain|set|map|counter|quota|ct helper) /;
 // nft's identifier (scanner.l): a letter or '_', then letters, digits, '/', '\', '_', '.', '-'.
 const OBJECT_HEAD = /^\t(chain|set|map|counter|quota|ct helper) ([A-Za-z_][A-Za-z0-9/\\_.-]*) \{$/;
 const TABLE_COMMENT = /^\tcomment "([^"]*)"$/;
+// A ct helper's protocol as nft lists it without /etc/protocols (netbase, which nftables
+// only recommends): a number, which nft's own parser refuses in a helper ("expecting udp or
+// tcp"), so a snapshot holding it could not be put back. Measured with nft 1.0.6.
+const HELPER_PROTOCOL_NUMBER = /^(\t\ttype "[^"\n]*" protocol )(6|17)$/gm;
+const PROTOCOL_NAME: Record<string, string> = { "6": "tcp", "17": "udp" };
 
 const byFamilyName = (a: TableState, b: TableState) =>
   a.family + a.name < b.family + b.name ? -1 : a.family + a.name > b.family + b.name ? 1 : 0;
@@ -54,7 +59,7 @@ export function palisadeListing(text: string): Listing {
   const blocks: { table: TableState; text: string }[] = [];
   const objects: KernelObjects = { tables: [], chains: [], sets: [], counters: [], quotas: [], ctHelpers: [] };
   let certain = true;
-  let cur: { table: TableState; start: number } | undefined;
+  let cur: { table: TableState; start: number; helpers?: boolean } | undefined;
   let skipping = false;
   let pos = 0;
   while (pos < text.length) {
@@ -70,7 +75,13 @@ export function palisadeListing(text: string): Listing {
         cur = { table: { family: fam, name: m[2]! }, start: pos };
       else skipping = true;
     } else if (c0 === 125 /* } */ && end === pos + 1) {
-      if (cur) blocks.push({ table: cur.table, text: text.slice(cur.start, end) + "\n" });
+      if (cur) {
+        const block = text.slice(cur.start, end) + "\n";
+        blocks.push({
+          table: cur.table,
+          text: cur.helpers ? block.replace(HELPER_PROTOCOL_NUMBER, (_, head, n) => head + PROTOCOL_NAME[n]) : block,
+        });
+      }
       cur = undefined;
       skipping = false;
     } else if (cur && c0 === 9 && text.charCodeAt(pos + 1) !== 9) {
@@ -83,7 +94,10 @@ export function palisadeListing(text: string): Listing {
         else if (m[1] === "set" || m[1] === "map") objects.sets.push({ ...o, kind: m[1] });
         else if (m[1] === "counter") objects.counters.push(o);
         else if (m[1] === "quota") objects.quotas.push(o);
-        else objects.ctHelpers.push(o);
+        else {
+          objects.ctHelpers.push(o);
+          cur.helpers = true;
+        }
       } else if (OBJECT_WORD.test(line)) certain = false;
       else {
         const cm = TABLE_COMMENT.exec(line);

@@ -85,6 +85,21 @@ describe("palisadeListing", () => {
     assert.equal(palisadeListing(PAL.replace("ct helper helper_ftp_tcp {", 'ct helper "ftp x" {')).objects, undefined);
   });
 
+  it("a ct helper's protocol listed as a number (no /etc/protocols) is put back as nft parses it", () => {
+    // nft 1.0.6 lists `protocol 6` on a host without netbase, and refuses that text on input.
+    const withHelper = (proto: string) =>
+      SECOND.replace("palisade_b", "palisade_u").replace(
+        "chain helper {",
+        `ct helper h {\n\t\ttype "tftp" protocol ${proto}\n\t\tl3proto inet\n\t}\n\tchain helper {`,
+      );
+    const named = PAL + withHelper("udp");
+    const numeric = PAL.replace('type "ftp" protocol tcp', 'type "ftp" protocol 6') + withHelper("17");
+    // The same blocks as when nft printed names; a foreign table's text is not Palisade's to touch.
+    const l = palisadeListing(numeric + FOREIGN.replace("INPUT {", 'INPUT {\n\t\ttype "x" protocol 6'));
+    assert.equal(l.text, palisadeListing(named).text);
+    assert.match(l.text, /\t\ttype "ftp" protocol tcp\n[^]*\t\ttype "tftp" protocol udp\n/);
+  });
+
   it("a listing cut inside a table is an error, not a shorter snapshot", () => {
     assert.throws(
       () => palisadeListing(PAL.slice(0, -2)),
