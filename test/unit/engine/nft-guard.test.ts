@@ -259,4 +259,11 @@ delete ct helper palisade_x h ; flush table inet palisade
   refused("forbidden_command", "delete ct\n");
   refused("forbidden_command", 'delete "ct" helper inet palisade h\n');
   refused("forbidden_command", 'add ct helper inet palisade h { type "ftp" protocol tcp ; } add table inet x\n');
+  // Each measured refused (review): the family left out (a foreign table, read as ip), other
+  // ct objects, a quoted second word, the object split over lines, a second command after ';'.
+  refused("foreign_table", "delete ct helper foreign h\n");
+  refused("forbidden_command", "delete ct expectation inet palisade e\n");
+  refused("forbidden_command", 'delete ct "helper" inet palisade h\n');
+  refused("forbidden_command", "delete ct\nhelper inet palisade h\n");
+  refused("foreign_table", "delete ct helper inet palisade h; delete table ip foreign\n");
 });
