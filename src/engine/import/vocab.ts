@@ -317,13 +317,15 @@ export const SERVICES: Record<string, number> = {
  * The target names iptables 1.8.9 refuses as a chain name (`-N NAME`: "chain name may not clash
  * with target name"), per program: its standard verdicts and the target extensions it ships
  * (nft and legacy builds, iptables-restore and the command alike, measured in a namespace). The
- * xtables-addons targets (TARPIT, CHAOS, ...) and MIRROR, ECHO, MASQ are free chain names there.
+ * xtables-addons targets (TARPIT, CHAOS, ...) and MIRROR, ECHO, MASQ are free chain names there;
+ * `standard` (the standard target's own name) is refused by both, though `:standard -` loads.
  * iptables-restore takes `:NAME -` for every extension name (not ACCEPT, DROP, RETURN, QUEUE),
  * and from then on `-j NAME` is a jump to that chain (iptables-save.ts).
  */
 export const STANDARD_TARGETS: ReadonlySet<string> = new Set(["ACCEPT", "DROP", "RETURN", "QUEUE"]);
 const BOTH_TARGETS = [
   ...STANDARD_TARGETS,
+  "standard",
   ..."AUDIT CHECKSUM CLASSIFY CONNMARK CONNSECMARK CT DNAT DSCP HMARK IDLETIMER LED LOG MARK MASQUERADE NETMAP NFLOG NFQUEUE NOTRACK RATEEST REDIRECT REJECT SECMARK SET SNAT SYNPROXY TCPMSS TCPOPTSTRIP TEE TOS TPROXY TRACE".split(
     " ",
   ),

@@ -138,6 +138,7 @@ test("-N NAME of a target the program ships is refused as iptables refuses it; a
     "CONNMARK",
     "NFLOG",
     "ACCEPT",
+    "standard",
   ]) {
     for (const tool of ["iptables", "ip6tables"] as const) {
       refused(
