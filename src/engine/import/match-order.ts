@@ -49,6 +49,15 @@ export function matchOrderWarning(modules: readonly Loaded[]): string | undefine
       if (rb >= ra) continue;
       // Both read-only or stateless: moving one past the other changes no state.
       if (rb === 0 && readsOnly(a)) continue;
+      // The hit-count idiom (compile/hitcount.ts): the count still sees every packet that
+      // reaches the rule; it is the limit, tested before the hit count, that sees too many.
+      if (a.name === "recent" && b.name === "limit" && Number(a.opts.get("--hitcount")?.value ?? 0) > 1)
+        return (
+          "warning: -m recent comes before -m limit on this line; the policy tests the limit before the hit count, " +
+          "so every packet that reaches the rule spends a token, not only those at the hit count, and the rule " +
+          "matches fewer packets than in iptables. To keep iptables' meaning, jump to a chain of your own that " +
+          "holds the -m limit and the target"
+        );
       return (
         `warning: -m ${a.name} comes before -m ${b.name} on this line; the policy evaluates ${a.name} after ` +
         `${b.name} (stateful matches go last), so its state now sees only packets that also match -m ${b.name}. ` +

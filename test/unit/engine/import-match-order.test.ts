@@ -26,13 +26,15 @@ test("an nth counter before the tcp port match (explicit -m tcp): warned", () =>
   );
 });
 
-test("recent --set before a limit with a hit count (the counting idiom): the limit now runs first, warned", () => {
-  assert.match(
-    reason(
-      "iptables -A INPUT -p tcp -m recent --update --seconds 60 --hitcount 4 --name x -m limit --limit 1/s -j ACCEPT",
-    ),
-    /-m recent comes before -m limit/,
+test("recent --update with a hit count before a limit (the counting idiom): the limit now runs first, warned as such", () => {
+  const r = reason(
+    "iptables -A INPUT -p tcp -m recent --update --seconds 60 --hitcount 4 --name x -m limit --limit 1/s -j ACCEPT",
   );
+  assert.match(r, /-m recent comes before -m limit/);
+  // The count sees every packet (compile/hitcount.ts jumps to the counting chain without the
+  // limit); the limit, tested before the hit count, is what sees too many.
+  assert.match(r, /every packet that reaches the rule spends a token, not only those at the hit count/);
+  assert.doesNotMatch(r, /now sees only packets/);
 });
 
 test("a limit after recent but before another match: not the last module, warned", () => {
