@@ -1,6 +1,7 @@
 // Drift: does the kernel still hold what the agent applied? The baseline is the kernel's
 // own reading right after an apply (so nft's normalisation of what we wrote never looks
-// like drift), normalised to what an operator would call "the rules": no handles, no
+// like drift), normalised to what an operator would call "the rules" (and the objects they
+// use: sets, maps, counters, quotas, ct helpers): no handles, no
 // counter values, no quota usage, no elements of sets the kernel fills itself
 // (dynamic/timeout sets, e.g. accounting). A later reading is normalised the same way
 // and compared object by object; rules are compared in order per chain.
@@ -42,8 +43,12 @@ function stripState(v: unknown): unknown {
 
 const canon = (v: unknown) => JSON.stringify(stripState(v));
 
-/** `dynamic`: "family table kind name" of sets whose elements are not compared. */
-export function normalise(st: RulesetState, dynamic: Set<string>): Normalised {
+/**
+ * `dynamic`: "family table kind name" of sets whose elements are not compared. `ctHelpers`:
+ * compare helper objects (false for a baseline an older agent saved without them, so an
+ * upgrade does not report the policy's own helpers as unexpected).
+ */
+export function normalise(st: RulesetState, dynamic: Set<string>, ctHelpers = true): Normalised {
   const n: Normalised = { objects: {}, rules: {} };
   for (const t of st.tables) n.objects[`table ${tableKey(t.family, t.name)}`] = canon({ comment: t.comment });
   for (const c of st.chains)
@@ -71,6 +76,10 @@ export function normalise(st: RulesetState, dynamic: Set<string>): Normalised {
       bytes: q.bytes,
       comment: q.comment,
     });
+  // Helpers have no state; the protocol as read (a number where /etc/protocols is missing)
+  // is the same in every reading on one host.
+  for (const h of ctHelpers ? st.ctHelpers : [])
+    n.objects[`ct helper ${tableKey(h.family, h.table)} ${h.name}`] = canon({ type: h.type, protocol: h.protocol });
   for (const r of st.rules) {
     const key = `rule ${tableKey(r.family, r.table)} ${r.chain}`;
     (n.rules[key] ??= []).push(canon({ expr: r.expr, comment: r.comment }));
@@ -107,6 +116,8 @@ export interface Baseline {
   text: string;
   dynamic: string[];
   normalised: Normalised;
+  /** The normalised objects include ct helpers (absent in baselines of older agents). */
+  ctHelpers?: true;
 }
 
 /** Kernel-filled sets declared by the desired text, as "family table kind name". */
@@ -185,7 +196,7 @@ export class DriftDetector {
   async setDesired(text: string, tables?: TableDefinition[]): Promise<void> {
     const dynamic = tables ? dynamicSetsOfTables(tables) : dynamicSets(text);
     const normalised = normalise(await readPalisade(this.driver), dynamic);
-    const b: Baseline = { text, dynamic: [...dynamic], normalised };
+    const b: Baseline = { text, dynamic: [...dynamic], normalised, ctHelpers: true };
     // On disk first: a baseline that could not be recorded is not used either.
     if (this.file) await writeFileAtomic(this.file, JSON.stringify(b));
     this.baseline = b;
@@ -203,7 +214,8 @@ export class DriftDetector {
     return this.applier.exclusive(async () => {
       const b = this.baseline;
       if (!b) return { drifted: false, details: "no desired state yet", restored: false };
-      const have = normalise(await readPalisade(this.driver), new Set(b.dynamic));
+      const reading = async () => normalise(await readPalisade(this.driver), new Set(b.dynamic), b.ctHelpers === true);
+      const have = await reading();
       const diffs = compare(b.normalised, have);
       if (diffs.length === 0) return { drifted: false, details: "", restored: false };
       const details = diffs.join("; ");
@@ -213,7 +225,7 @@ export class DriftDetector {
       if (!opts.restore) return { drifted: true, details, restored: false };
       try {
         await this.applier.applyText(b.text);
-        const again = compare(b.normalised, normalise(await readPalisade(this.driver), new Set(b.dynamic)));
+        const again = compare(b.normalised, await reading());
         if (again.length > 0)
           return {
             drifted: true,

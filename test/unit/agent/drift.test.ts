@@ -3,7 +3,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Applier } from "../../../src/agent/apply.ts";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { DriftDetector, dynamicSets, dynamicSetsOfTables } from "../../../src/agent/drift.ts";
@@ -84,6 +85,49 @@ describe("drift on the Driver (fake)", () => {
     assert.deepEqual([fixed.drifted, fixed.restored], [true, true]);
     assert.equal((await drift.check({ restore: false })).drifted, false);
     assert.equal(await counter(kernel, "udp_seen"), 4, "the repair is incremental: counters kept");
+  });
+
+  it("a ct helper object added by hand to a Palisade table is drift; restore deletes it", async () => {
+    const { kernel, drift } = await setup();
+    await kernel.apply('add ct helper inet palisade by_hand { type "ftp" protocol tcp ; }\n');
+    const seen = await drift.check({ restore: true });
+    assert.deepEqual([seen.drifted, seen.restored], [true, true]);
+    assert.match(seen.details, /unexpected ct helper inet palisade by_hand/);
+    const left = (await kernel.readTable("inet", "palisade")).ctHelpers.map((h) => h.name);
+    assert.deepEqual(left, [], "the fixture declares no helper: restore left none");
+    assert.equal((await drift.check({ restore: false })).drifted, false);
+  });
+
+  it("a baseline an older agent saved (no ct helpers in it) does not report the policy's own helpers", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "palisade-drift-"));
+    try {
+      const file = join(dir, "drift-baseline.json");
+      const kernel = new FakeDriver();
+      const log = memoryLog("error");
+      const applier = new Applier(kernel, log);
+      const desired = fixtureDesired({ lan: LAN, ctHelpers: [{ type: "ftp", protocol: "tcp", dport: 21 }] });
+      const drift = new DriftDetector(kernel, applier, log, file);
+      const out = await applier.safeApply({
+        ...desired,
+        confirmTimeoutMs: 1000,
+        confirmed: async () => true,
+        onConfirmed: () => drift.setDesired(desired.text, desired.tables),
+      });
+      assert.equal(out.status, "applied");
+      assert.equal((await drift.check({ restore: false })).drifted, false);
+      // What an agent before helpers were compared wrote: no marker, no helper objects.
+      const saved = JSON.parse(readFileSync(file, "utf8"));
+      assert.ok(Object.keys(saved.normalised.objects).some((k) => k.startsWith("ct helper ")));
+      delete saved.ctHelpers;
+      for (const k of Object.keys(saved.normalised.objects))
+        if (k.startsWith("ct helper ")) delete saved.normalised.objects[k];
+      writeFileSync(file, JSON.stringify(saved));
+      const restarted = new DriftDetector(kernel, new Applier(kernel, log), log, file);
+      assert.equal(await restarted.load(desired.text), true);
+      assert.deepEqual(await restarted.check({ restore: true }), { drifted: false, details: "", restored: false });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("an emptied chain is drift, and after drift the next apply lists the kernel instead of trusting it", async () => {
