@@ -362,3 +362,33 @@ test("the hook checks' messages name the hooks, the chain reached from them, and
     'socket_owner_not_available /chains/u/rules/0/match/skgid: skgid cannot match at the forward hook (chain "u" is reached from there): only locally generated packets have a socket owner (output, postrouting)',
   ]);
 });
+
+test("the interface, ipsec direction and physdev checks name the chain reached from the hook too", () => {
+  const messages = (doc: unknown) => {
+    const r = validatePolicy(doc);
+    return [...r.errors, ...r.warnings].map((d) => `${d.code} ${d.path}: ${d.message}`).sort();
+  };
+  const match = { iif: "lo", ipsec: { direction: "in", policy: "ipsec" }, physdev: { oif: "vmnet1" } };
+  // Base chain: the hook itself.
+  assert.deepEqual(messages(m(match, "accept", { hook: "output" })), [
+    "iif_not_available /chains/c/rules/0/match/iif: iif cannot match at the output hook: locally generated and outgoing packets have no input interface; use oif",
+    "ipsec_direction_not_available /chains/c/rules/0/match/ipsec/direction: ipsec direction in cannot be tested at the output hook: a locally generated packet was not decapsulated; use direction out or move the rule",
+    "physdev_out_not_available /chains/c/rules/0/match/physdev/oif: physdev oif/isOut cannot be tested at the output hook without isBridged: true: a locally generated packet's bridge port is not chosen there (iptables refuses --physdev-out and --physdev-is-out in OUTPUT without --physdev-is-bridged); add isBridged: true or move the rule to postrouting",
+  ]);
+  // User chains: u from output only (errors), w from input and forward (oif: the warning).
+  const reached = {
+    chains: {
+      o: { hook: "output", rules: [{ action: { type: "jump", chain: "u" } }] },
+      i: { hook: "input", rules: [{ action: { type: "jump", chain: "w" } }] },
+      f: { hook: "forward", rules: [{ action: { type: "jump", chain: "w" } }] },
+      u: { rules: [{ match, action: "accept" }] },
+      w: { rules: [{ match: { oif: "eth0" }, action: "accept" }] },
+    },
+  };
+  assert.deepEqual(messages(reached), [
+    'iif_not_available /chains/u/rules/0/match/iif: iif cannot match at the output hook (chain "u" is reached from there): locally generated and outgoing packets have no input interface; use oif',
+    'ipsec_direction_not_available /chains/u/rules/0/match/ipsec/direction: ipsec direction in cannot be tested at the output hook (chain "u" is reached from there): a locally generated packet was not decapsulated; use direction out or move the rule',
+    'oif_not_available /chains/w/rules/0/match/oif: oif never matches at the input hook (chain "w" is reached from there): the output interface is not chosen yet (a negated oif always matches there)',
+    'physdev_out_not_available /chains/u/rules/0/match/physdev/oif: physdev oif/isOut cannot be tested at the output hook (chain "u" is reached from there) without isBridged: true: a locally generated packet\'s bridge port is not chosen there (iptables refuses --physdev-out and --physdev-is-out in OUTPUT without --physdev-is-bridged); add isBridged: true or move the rule to postrouting',
+  ]);
+});

@@ -1,4 +1,6 @@
 import { test } from "node:test";
+import assert from "node:assert/strict";
+import { validatePolicy } from "../../../src/engine/validate/index.ts";
 import { chain, hasError, hasWarning, valid } from "../../support/validate.ts";
 
 const one = (action: unknown, table: string, hook: string | null, match?: unknown) =>
@@ -104,4 +106,20 @@ test("SYSRQ needs udp and should be restricted", () => {
     "sysrq_unrestricted",
     "/chains/c/rules/0/action",
   );
+});
+
+test("a placement error names the hooks, and the chain when a user chain is reached from them", () => {
+  const messages = (doc: unknown) => validatePolicy(doc).errors.map((d) => `${d.code} ${d.path}: ${d.message}`);
+  assert.deepEqual(messages(one({ type: "masquerade" }, "nat", "prerouting")), [
+    "snat_placement /chains/c/rules/0/action: masquerade is not allowed at the prerouting hook: masquerading happens in nat postrouting (or a nat user chain reached only from there)",
+  ]);
+  const viaUser = {
+    chains: {
+      pre: { table: "nat", hook: "prerouting", rules: [{ action: { type: "jump", chain: "sn" } }] },
+      sn: { table: "nat", rules: [{ action: { type: "masquerade" } }] },
+    },
+  };
+  assert.deepEqual(messages(viaUser), [
+    'snat_placement /chains/sn/rules/0/action: masquerade is not allowed at the prerouting hook (chain "sn" is reached from there): masquerading happens in nat postrouting (or a nat user chain reached only from there)',
+  ]);
 });
