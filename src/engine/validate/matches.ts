@@ -3,7 +3,7 @@
 import { error, warning, type Diagnostic, type Path } from "../diagnostics.ts";
 import { parsePrefix } from "../net/address.ts";
 import { CT_HELPERS, isNegated, unwrap, type Policy } from "../policy/index.ts";
-import { asList, chainHooks, rulesOf, type Hook, type RuleRef } from "./model.ts";
+import { asList, chainHooks, reachedFrom, rulesOf, type Hook, type RuleRef } from "./model.ts";
 import { hostBitsProblem, isUnspecified } from "./prefix.ts";
 
 const PORT_PROTOCOLS = new Set(["tcp", "udp", "sctp", "udplite", "dccp"]);
@@ -153,7 +153,7 @@ function addresses(r: RuleRef, out: Diagnostic[]): void {
 }
 
 function interfaces(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
-  const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
+  const reached = reachedFrom(r);
   for (const [key, unavailable, why, instead] of [
     ["iif", NO_IIF, "locally generated and outgoing packets have no input interface", "oif"],
     ["oif", NO_OIF, "the output interface is not chosen yet", "iif"],
@@ -202,9 +202,8 @@ function hookUnavailable(
   if (r.match[key] === undefined) return;
   const bad = [...hooks].filter((h) => !allowed.includes(h)).sort();
   if (!bad.length) return;
-  const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
   out.push(
-    error([...r.path, "match", key], code, `${key} cannot match at the ${bad.join("/")} hook${reached}: ${why}`),
+    error([...r.path, "match", key], code, `${key} cannot match at the ${bad.join("/")} hook${reachedFrom(r)}: ${why}`),
   );
 }
 
@@ -246,12 +245,11 @@ function socketOwner(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
   // --physdev-out and --physdev-is-out (negated too) there unless --physdev-is-bridged holds.
   const pd = r.match.physdev;
   if (pd && (pd.oif !== undefined || pd.isOut !== undefined) && pd.isBridged !== true && hooks.has("output")) {
-    const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
     out.push(
       error(
         [...r.path, "match", "physdev", pd.oif !== undefined ? "oif" : "isOut"],
         "physdev_out_not_available",
-        `physdev oif/isOut cannot be tested at the output hook${reached} without isBridged: true: a locally generated packet's bridge port is not chosen there (iptables refuses --physdev-out and --physdev-is-out in OUTPUT without --physdev-is-bridged); add isBridged: true or move the rule to postrouting`,
+        `physdev oif/isOut cannot be tested at the output hook${reachedFrom(r)} without isBridged: true: a locally generated packet's bridge port is not chosen there (iptables refuses --physdev-out and --physdev-is-out in OUTPUT without --physdev-is-bridged); add isBridged: true or move the rule to postrouting`,
       ),
     );
   }
@@ -276,7 +274,6 @@ function ipsecDirection(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
   if (!m) return;
   const bad = [...hooks].filter((h) => (m.direction === "in" ? NO_IIF : NO_OIF).includes(h)).sort();
   if (!bad.length) return;
-  const reached = r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
   const why =
     m.direction === "in"
       ? "a locally generated packet was not decapsulated"
@@ -285,7 +282,7 @@ function ipsecDirection(r: RuleRef, hooks: Set<Hook>, out: Diagnostic[]): void {
     error(
       [...r.path, "match", "ipsec", "direction"],
       "ipsec_direction_not_available",
-      `ipsec direction ${m.direction} cannot be tested at the ${bad.join("/")} hook${reached}: ${why}; use direction ${m.direction === "in" ? "out" : "in"} or move the rule`,
+      `ipsec direction ${m.direction} cannot be tested at the ${bad.join("/")} hook${reachedFrom(r)}: ${why}; use direction ${m.direction === "in" ? "out" : "in"} or move the rule`,
     ),
   );
 }

@@ -78,3 +78,11 @@ export function chainHooks(policy: Policy): Map<string, Set<Hook>> {
 export function asList<T>(v: T | T[]): T[] {
   return Array.isArray(v) ? v : [v];
 }
+
+/**
+ * What a hook check's message adds after "at the X hook": nothing for a base chain (the hook is
+ * its own), ` (chain "NAME" is reached from there)` for a user chain, whose hooks are its callers'.
+ */
+export function reachedFrom(r: RuleRef): string {
+  return r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`;
+}

@@ -3,7 +3,7 @@
 // the hooks of the chains that jump to it, so its rules are checked against all of them.
 import { error, warning, type Diagnostic } from "../diagnostics.ts";
 import { TABLE_HOOKS, type CHAIN_TABLES, type ActionType, type Policy } from "../policy/index.ts";
-import { chainHooks, rulesOf, sortedEntries, type Hook, type RuleRef } from "./model.ts";
+import { chainHooks, reachedFrom, rulesOf, sortedEntries, type Hook, type RuleRef } from "./model.ts";
 
 type Table = (typeof CHAIN_TABLES)[number];
 
@@ -138,7 +138,7 @@ function actionPlacement(r: RuleRef, hooks: Set<Hook>): Diagnostic[] {
           error(
             at,
             rule.code,
-            `${r.action.type} is not allowed at the ${bad.join("/")} hook${r.chain.hook ? "" : ` (chain "${r.chainName}" is reached from there)`}: ${rule.why}`,
+            `${r.action.type} is not allowed at the ${bad.join("/")} hook${reachedFrom(r)}: ${rule.why}`,
           ),
         );
     }
