@@ -97,21 +97,32 @@ const rollback = (id: string) => t.req("POST", `/v1/deployments/${id}/rollback`,
 const versionIds = async () =>
   (await t.db.rulesetVersion.findMany({ orderBy: { number: "asc" }, select: { id: true } })).map((v) => v.id);
 
-test("a rollback leaves out a host whose kernel no longer has nft queue, with the reason, and rolls back the others", async () => {
+/**
+ * PREFIX-lost and PREFIX-kept ran the queue version, then got the plain one in the deployment
+ * returned; since then PREFIX-lost booted a kernel without nft_queue. PREFIX-new ran nothing before.
+ */
+async function deployThenLoseQueue(prefix: string) {
   const [v1, v2] = await versionIds();
-  // r-lost and r-kept ran the queue version, then got the plain one; since then r-lost booted
-  // a kernel without nft_queue. r-new ran nothing before.
-  const lost = await t.db.host.create({ data: { name: "r-lost", ...hostWith(["queue"]), appliedVersionId: v1! } });
-  const kept = await t.db.host.create({ data: { name: "r-kept", ...hostWith(["queue"]), appliedVersionId: v1! } });
-  await t.db.host.create({ data: { name: "r-new", ...hostWith(["queue"]) } });
-  const d = await deploy(2, ["r-lost", "r-kept", "r-new"]);
+  const lost = await t.db.host.create({
+    data: { name: `${prefix}-lost`, ...hostWith(["queue"]), appliedVersionId: v1! },
+  });
+  const kept = await t.db.host.create({
+    data: { name: `${prefix}-kept`, ...hostWith(["queue"]), appliedVersionId: v1! },
+  });
+  await t.db.host.create({ data: { name: `${prefix}-new`, ...hostWith(["queue"]) } });
+  const d = await deploy(2, [`${prefix}-lost`, `${prefix}-kept`, `${prefix}-new`]);
   assert.equal(d.statusCode, 202, d.body);
   await t.db.host.update({
     where: { id: lost.id },
     data: { appliedVersionId: v2!, ...hostWith() },
   });
   await t.db.host.update({ where: { id: kept.id }, data: { appliedVersionId: v2! } });
-  const res = await rollback(d.json().id);
+  return { id: d.json().id as string, lost, v1: v1! };
+}
+
+test("a rollback leaves out a host whose kernel no longer has nft queue, with the reason, and rolls back the others", async () => {
+  const { id, v1 } = await deployThenLoseQueue("r");
+  const res = await rollback(id);
   assert.equal(res.statusCode, 202, res.body);
   const body = res.json();
   assert.equal(body.targets, 1);
@@ -132,11 +143,11 @@ test("a rollback leaves out a host whose kernel no longer has nft queue, with th
     where: { deploymentId: body.id },
     select: { versionId: true, host: { select: { name: true } } },
   });
-  assert.deepEqual(targets, [{ versionId: v1!, host: { name: "r-kept" } }]);
+  assert.deepEqual(targets, [{ versionId: v1, host: { name: "r-kept" } }]);
   const audit = await t.db.auditLog.findFirstOrThrow({ where: { target: `deployment:${body.id}` } });
   assert.deepEqual((audit.details as { hosts: string[] }).hosts, ["r-kept"]);
   assert.deepEqual([...(audit.details as { skipped: string[] }).skipped].sort(), ["r-lost", "r-new"]);
-  assert.equal((await t.db.deployment.findUniqueOrThrow({ where: { id: d.json().id } })).status, "rolled_back");
+  assert.equal((await t.db.deployment.findUniqueOrThrow({ where: { id } })).status, "rolled_back");
 });
 
 // The CLI over HTTP against this app: stdout, stderr and exit status.
@@ -163,24 +174,11 @@ function serverUrl(): string {
 }
 
 test("palisade deployments rollback: hosts left out for a kernel feature on stderr with the reason, exit 8", async () => {
-  const [v1, v2] = await versionIds();
-  const lost = await t.db.host.create({ data: { name: "c-lost", ...hostWith(["queue"]), appliedVersionId: v1! } });
-  const kept = await t.db.host.create({ data: { name: "c-kept", ...hostWith(["queue"]), appliedVersionId: v1! } });
-  await t.db.host.create({ data: { name: "c-new", ...hostWith(["queue"]) } });
-  const d = await deploy(2, ["c-lost", "c-kept", "c-new"]);
-  assert.equal(d.statusCode, 202, d.body);
-  await t.db.host.update({
-    where: { id: lost.id },
-    data: { appliedVersionId: v2!, ...hostWith() },
-  });
-  await t.db.host.update({ where: { id: kept.id }, data: { appliedVersionId: v2! } });
-  const r = await cli(["deployments", "rollback", d.json().id]);
+  const { id, lost } = await deployThenLoseQueue("c");
+  const r = await cli(["deployments", "rollback", id]);
   // 8: done for some hosts only (docs/cli.md); c-lost still runs version 2.
   assert.equal(r.code, 8, r.stdout + r.stderr);
-  assert.match(
-    r.stdout,
-    new RegExp(`rollback of ${d.json().id} to 1 host\\(s\\); skipped: (c-lost, c-new|c-new, c-lost)\n`),
-  );
+  assert.match(r.stdout, new RegExp(`rollback of ${id} to 1 host\\(s\\); skipped: (c-lost, c-new|c-new, c-lost)\n`));
   assert.match(r.stdout, /\n {2}skipped c-new: ran no version before this deployment\n/);
   assert.doesNotMatch(r.stdout, /c-lost:/);
   assert.match(
@@ -197,7 +195,7 @@ test("palisade deployments rollback: hosts left out for a kernel feature on stde
   // The remedy the reason gives: the rollback itself cannot be asked again; a deploy of the
   // named version to that host, once its agent reports the feature, is taken.
   await t.db.host.update({ where: { id: lost.id }, data: hostWith(["queue"]) });
-  const again = await rollback(d.json().id);
+  const again = await rollback(id);
   assert.equal(again.statusCode, 409, again.body);
   assert.match(errorOf(again).message, /already rolled back/);
   const fix = await deploy(1, ["c-lost"]);
