@@ -16,7 +16,7 @@ import {
   type Options,
   type RuleDraft,
 } from "./rule-draft.ts";
-import { REFUSED_TARGETS, TARGETS, type TargetSpec } from "./targets.ts";
+import { REFUSED_TARGETS, TARGETS, isTargetName, type TargetSpec } from "./targets.ts";
 import { parseAddressList, parseInterface } from "./values.ts";
 import { CHAIN_NAME_CLASH, PORT_PROTOCOLS, PROTOCOLS } from "./vocab.ts";
 import { liftPknock } from "./pknock.ts";
@@ -79,6 +79,8 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
         opts: Options;
         declared?: Declared;
         shadowed?: boolean;
+        /** A shadowed NAME that is also a target's (not MYCHAIN): the messages tell the two apart. */
+        targetName?: boolean;
       }
     | undefined;
   let neg = false;
@@ -220,6 +222,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
         const at = shadowed && !isGoto ? ctx.declaredChains?.get(name) : undefined;
         if (at) target.declared = at;
         if (shadowed) target.shadowed = true;
+        if (shadowed && isTargetName(name, program(ctx))) target.targetName = true;
         continue;
       }
       case "-c":
@@ -306,9 +309,12 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
       if (target?.shadowed && !target.goto) {
         const at = target.declared;
         const where = at ? ` line ${at.line} declared (in table ${at.table})` : ` of table ${table}`;
+        const why = target.targetName
+          ? `not the ${target.name} target, so it takes no options`
+          : "and a jump takes no options";
         fail(
           "import_unknown_option",
-          `unknown option ${w}, as iptables says: -j ${target.name} is a jump to the user chain ${target.name}${where}, not the ${target.name} target, so it takes no options`,
+          `unknown option ${w}, as iptables says: -j ${target.name} is a jump to the user chain ${target.name}${where}, ${why}`,
           w,
         );
       }
@@ -626,7 +632,15 @@ function buildAction(
   d: RuleDraft,
   chain: DraftChain,
   target:
-    | { name: string; goto: boolean; spec?: TargetSpec; opts: Options; declared?: Declared; shadowed?: boolean }
+    | {
+        name: string;
+        goto: boolean;
+        spec?: TargetSpec;
+        opts: Options;
+        declared?: Declared;
+        shadowed?: boolean;
+        targetName?: boolean;
+      }
     | undefined,
 ): Rule["action"] {
   if (d.counterTag !== undefined) {
@@ -654,6 +668,12 @@ function buildAction(
   if (!dest || dest.hook) {
     if (dest?.hook) fail("import_syntax", `cannot jump to builtin chain ${target.name}`, target.name);
     const at = target.declared;
+    if (at && !target.targetName)
+      fail(
+        "import_unknown_target",
+        `-j ${target.name} is a jump to a chain ${target.name}, which table ${chain.table} lacks: line ${at.line} declared it in table ${at.table}, and a chain belongs to its table`,
+        target.name,
+      );
     if (at)
       fail(
         "import_unknown_target",

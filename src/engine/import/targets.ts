@@ -15,7 +15,7 @@ import {
   parseUint,
   strtoulBase0,
 } from "./values.ts";
-import { LOG_LEVEL_BY_NAME, REJECT_BY_NAME } from "./vocab.ts";
+import { CHAIN_NAME_CLASH, LOG_LEVEL_BY_NAME, REJECT_BY_NAME } from "./vocab.ts";
 
 export interface TargetSpec {
   /** Option name -> number of arguments. */
@@ -717,3 +717,17 @@ export const REFUSED_TARGETS: Record<string, { code: "import_refused" | "import_
     reason: "MASQ is ipchains syntax: in iptables use -t nat -A POSTROUTING ... -j MASQUERADE",
   },
 };
+
+/**
+ * NAME is a target of the program that reads the line (of either when it is unknown): one it
+ * ships (vocab.ts) or one the import knows, xtables-addons' included; not the other program's
+ * only (TTL is iptables', HL ip6tables'), nor ipchains' MASQ.
+ */
+export function isTargetName(name: string, program?: "ipv4" | "ipv6"): boolean {
+  if (
+    program ? CHAIN_NAME_CLASH[program].has(name) : CHAIN_NAME_CLASH.ipv4.has(name) || CHAIN_NAME_CLASH.ipv6.has(name)
+  )
+    return true;
+  if (program && CHAIN_NAME_CLASH[program === "ipv4" ? "ipv6" : "ipv4"].has(name)) return false;
+  return Object.hasOwn(TARGETS, name) || (Object.hasOwn(REFUSED_TARGETS, name) && name !== "MASQ");
+}

@@ -208,3 +208,30 @@ test("restore text: :ACCEPT, :DROP, :RETURN, :QUEUE are refused as iptables-rest
     );
   }
 });
+
+test("a chain that is no target's name: the refusal says the jump takes no options, not that it is not the target", () => {
+  const one = (format: "iptables" | "iptables-save", text: string, re: RegExp) => {
+    const e = importPolicy(format, text).errors;
+    assert.equal(e.length, 1, JSON.stringify(e));
+    assert.match(e[0]!.message, re);
+    assert.doesNotMatch(e[0]!.message, /not the MYCHAIN target/);
+    return e[0]!;
+  };
+  const opt = one(
+    "iptables-save",
+    "*filter\n:MYCHAIN - [0:0]\n-A INPUT -j MYCHAIN --foo\nCOMMIT\n",
+    /^line 3: unknown option --foo, as iptables says: -j MYCHAIN is a jump to the user chain MYCHAIN line 2 declared \(in table filter\), and a jump takes no options$/,
+  );
+  assert.equal(opt.code, "import_unknown_option");
+  one(
+    "iptables",
+    "iptables -N MYCHAIN\niptables -A INPUT -j MYCHAIN --foo",
+    /^line 2: unknown option --foo, as iptables says: -j MYCHAIN is a jump to the user chain MYCHAIN of table filter, and a jump takes no options$/,
+  );
+  const table = one(
+    "iptables-save",
+    "*filter\n:MYCHAIN - [0:0]\nCOMMIT\n*nat\n-A PREROUTING -j MYCHAIN\nCOMMIT\n",
+    /^line 5: -j MYCHAIN is a jump to a chain MYCHAIN, which table nat lacks: line 2 declared it in table filter, and a chain belongs to its table$/,
+  );
+  assert.equal(table.code, "import_unknown_target");
+});
