@@ -345,4 +345,16 @@ export interface IptablesContext {
    * that name, not the target (iptables-save.ts).
    */
   declaredChains?: ReadonlyMap<string, { line: number; table: Table }>;
+  /**
+   * iptables-restore text: each imported `-j NAME` (no options) that a declared chain made a
+   * jump though NAME is a target's; iptables before 1.8.8 read it as the target (iptables-save.ts).
+   */
+  shadowedJumps?: ShadowedJump[];
+}
+
+export interface ShadowedJump {
+  line: number;
+  name: string;
+  /** The line that declared the chain NAME. */
+  declared: number;
 }

@@ -58,6 +58,7 @@ export function importPolicy(format: ImportFormat, source: string, opts: ImportO
     importScript(source, draft, out, opts.variables);
     return assemble(draft, out, false);
   }
-  const family = importSave(source, draft, out, opts.family, opts.familyHint, true);
-  return { ...assemble(draft, out, true), ...(family && { family }) };
+  const { family, warnings } = importSave(source, draft, out, opts.family, opts.familyHint, true);
+  const result = assemble(draft, out, true);
+  return { ...result, warnings: [...result.warnings, ...warnings], ...(family && { family }) };
 }

@@ -5,9 +5,10 @@
 import { fail } from "./cursor.ts";
 import type { Collector } from "./collect.ts";
 import { isTable, type Table } from "./chains.ts";
-import type { LineResult, PolicyDraft } from "./draft.ts";
+import type { LineResult, PolicyDraft, ShadowedJump } from "./draft.ts";
+import { warning, type Diagnostic } from "../diagnostics.ts";
 import { applyIptables } from "./iptables.ts";
-import { detectSaveFamily, mixedSaveHeaders } from "./save-family.ts";
+import { detectSaveFamily, headerOlderThan, mixedSaveHeaders, type SaveHeader } from "./save-family.ts";
 import { splitSaveWords } from "./save-words.ts";
 import { STANDARD_TARGETS } from "./vocab.ts";
 import { applyIpset, ipsetSession, isIpsetSaveLine } from "./ipset.ts";
@@ -30,7 +31,7 @@ export function importSave(
   hint?: "ipv6",
   ipsetLines = false,
   ipv4Only = false,
-): "ipv4" | "ipv6" | undefined {
+): { family?: "ipv4" | "ipv6"; warnings: Diagnostic[] } {
   const lines = source.replace(/\r\n?/g, "\n").split("\n");
   const mixed = mixedSaveHeaders(lines);
   if (mixed) {
@@ -42,7 +43,7 @@ export function importSave(
       `the text holds iptables-save output (line ${mixed.ipv4}) and ip6tables-save output (line ${mixed.ipv6}): import each on its own, with family ipv4 and ipv6`,
       { code: "import_conflict" },
     );
-    return undefined;
+    return { warnings: [] };
   }
   // ip6tables-save's rules are IPv6 rules even where no address says so.
   const detected =
@@ -69,6 +70,7 @@ export function importSave(
   // is refused by applyIptables, so it declares nothing.
   // Each name keeps the line that declared it first, for the error that names it.
   const declared = new Map<string, { line: number; table: Table }>();
+  const shadowedJumps: ShadowedJump[] = [];
   const declare = (r: LineResult, line: number) => {
     if (r.target?.kind !== "chain" || r.target.chain.hook !== undefined) return;
     const { iptName, table } = r.target.chain;
@@ -129,6 +131,7 @@ export function importSave(
         line: n,
         table,
         declaredChains: declared,
+        shadowedJumps,
         ...(fam ? { family: fam } : {}),
         ...((family ?? detected?.family) === "ipv4" ? { ipv4Program: true } : {}),
       });
@@ -151,7 +154,24 @@ export function importSave(
     const sorted = out.entries.slice(first).sort((a, b) => a.line - b.line);
     for (let i = 0; i < sorted.length; i++) out.entries[first + i] = sorted[i]!;
   }
-  return fam ?? "ipv4";
+  const old = shadowedJumps.length > 0 ? headerOlderThan(lines, SHADOWING_SINCE) : undefined;
+  return { family: fam ?? "ipv4", warnings: old ? shadowedJumps.map((j) => oldDumpWarning(j, old)) : [] };
+}
+
+/** iptables 1.8.8 made a declared chain shadow the target of its name (above). */
+const SHADOWING_SINCE = [1, 8, 8];
+
+/**
+ * A dump an older iptables wrote: it loaded `-j LOG` after `:LOG -` as the LOG target (the chain
+ * was reached only by -g), which the import, reading it as 1.8.8 and later do, makes a jump.
+ */
+function oldDumpWarning(j: ShadowedJump, header: SaveHeader): Diagnostic {
+  const { line, name, declared } = j;
+  return warning(
+    ["source", "line", line],
+    "old_dump_chain_shadows_target",
+    `line ${line}: -j ${name} is imported as a jump to the chain ${name} that line ${declared} declared, as iptables 1.8.8 and later read it; the header (line ${header.line}) says ${header.writer} wrote this dump, and iptables before 1.8.8 read -j ${name} as the ${name} target, so that host ran the target here. To import the target, rename the chain ${name} in the dump (its :${name} line, its -A ${name} rules and any -g ${name}) and import again; if the jump is meant, keep it`,
+  );
 }
 
 function chainHeader(text: string, table: Table, draft: PolicyDraft, line: number, family?: Family) {

@@ -457,6 +457,8 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   } else {
     chain.rules.push(...entries);
   }
+  if (target?.targetName && target.declared && !target.goto)
+    ctx.shadowedJumps?.push({ line: ctx.line, name: target.name, declared: target.declared.line });
   return {
     status: "imported",
     target: { kind: "rule", entry },

@@ -111,6 +111,8 @@ function restore(c: RecordedCommand, text: string, draft: PolicyDraft, out: Coll
   const fam = c.program === "ip6tables-restore" ? "ipv6" : "ipv4";
   // Beside ip6tables, iptables-restore's rules and policies are IPv4's only (as iptables lines are):
   // its DROP policy is settled per family, not overwritten by ip6tables-restore's ACCEPT.
+  // Its warnings (an old dump's shadowed targets) are left out: the script's iptables-restore,
+  // not the one its input's header names, decides what `-j LOG` meant, and that is unknown here.
   importSave(c.input, draft, inner, fam, undefined, false, fam === "ipv4" && mixed);
   for (const e of inner.entries) {
     e.text = `${c.program} <<< ${e.text}`;
