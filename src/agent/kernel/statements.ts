@@ -5,13 +5,11 @@
 // Lexing is the engine's (src/engine/nft/lex.ts); the driver's guard checks the same text
 // with its own stricter scanner before nft sees it.
 
-import { nft } from "../../engine/index.ts";
+import { driver, nft } from "../../engine/index.ts";
 
 type Token = nft.Token;
 import { AgentError } from "../errors.ts";
 
-export type ObjectKind = "chain" | "set" | "map" | "counter" | "quota" | "flowtable" | "ct helper";
-const OBJECT_KINDS = new Set<string>(["chain", "set", "map", "counter", "quota", "flowtable", "ct helper"]);
 const FAMILIES: ReadonlySet<string> = new Set(nft.FAMILIES);
 
 export interface Statement {
@@ -103,19 +101,26 @@ function classify(text: string, tokens: Token[]): Statement {
     verb = w[0] ?? "";
     i = 1;
   }
-  let object = w[i] ?? "";
-  i++;
   // `add ct helper F T NAME { ... }`: a two-word kind.
-  if (object === "ct" && w[i] === "helper") {
-    object = "ct helper";
-    i++;
-  }
+  const kind = driver.objectKind(w[i], w[i + 1]);
+  const object = kind ?? w[i] ?? "";
+  i += kind ? driver.kindWords(kind) : 1;
   let family = "ip";
   if (FAMILIES.has(w[i] ?? "")) family = w[i++]!;
   const table = w[i++] ?? "";
   const st: Statement = { text, tokens, verb, object, family, table };
-  if (OBJECT_KINDS.has(object) && w[i] !== undefined && w[i] !== "{") st.name = w[i];
+  if (kind && w[i] !== undefined && w[i] !== "{") st.name = w[i];
   return st;
+}
+
+/** `KIND NAME {` at token j of a table block: the object it declares and where its block opens. */
+function declarationAt(tk: Token[], j: number): { kind: driver.ObjectKind; name: string; block: number } | undefined {
+  const word = (k: number) => (tk[k]?.kind === "word" ? tk[k]!.text : undefined);
+  const kind = driver.objectKind(word(j), word(j + 1));
+  if (!kind) return undefined;
+  const at = j + driver.kindWords(kind);
+  const name = word(at);
+  return name !== undefined && tk[at + 1]?.kind === "lbrace" ? { kind, name, block: at + 1 } : undefined;
 }
 
 /** Named objects declared per table, from both statement and block forms. */
@@ -143,26 +148,12 @@ export function declaredObjects(stmts: Statement[]): Map<string, TableObjects> {
         const t = tk[j]!;
         if (t.kind === "lbrace") depth++;
         else if (t.kind === "rbrace") depth--;
-        else if (
-          depth === 1 &&
-          t.kind === "word" &&
-          t.text === "ct" &&
-          tk[j + 1]?.kind === "word" &&
-          tk[j + 1]!.text === "helper" &&
-          tk[j + 2]?.kind === "word" &&
-          tk[j + 3]?.kind === "lbrace"
-        )
-          tbl.objects.add(`ct helper ${tk[j + 2]!.text}`);
-        else if (
-          depth === 1 &&
-          t.kind === "word" &&
-          OBJECT_KINDS.has(t.text) &&
-          tk[j + 1]?.kind === "word" &&
-          tk[j + 2]?.kind === "lbrace"
-        ) {
-          tbl.objects.add(`${t.text} ${tk[j + 1]!.text}`);
-          if ((t.text === "set" || t.text === "map") && isDynamicDecl(tk, j + 2))
-            tbl.dynamic.add(`${t.text} ${tk[j + 1]!.text}`);
+        else if (depth === 1) {
+          const d = declarationAt(tk, j);
+          if (!d) continue;
+          tbl.objects.add(`${d.kind} ${d.name}`);
+          if ((d.kind === "set" || d.kind === "map") && isDynamicDecl(tk, d.block))
+            tbl.dynamic.add(`${d.kind} ${d.name}`);
         }
       }
     } else if ((s.verb === "add" || s.verb === "create") && s.name !== undefined) {

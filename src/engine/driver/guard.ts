@@ -7,9 +7,13 @@
 
 import { FAMILIES, type Family } from "../nft/names.ts";
 import { NftError } from "./errors.ts";
+import { kindWords, OBJECT_KINDS, objectKind, ONE_WORD_KINDS } from "./object-kinds.ts";
 
 const VERBS = new Set(["add", "create", "insert", "replace", "delete", "destroy", "flush", "rename"]);
-const OBJECTS = new Set(["table", "chain", "rule", "set", "map", "element", "counter", "quota", "flowtable"]);
+/** What a verb acts on, besides the objects a table declares. */
+const NOT_DECLARED = ["table", "rule", "element"];
+/** The objects written as one word (all but `ct helper`): PLAIN_LINE's, and the word after a verb. */
+const OBJECTS = new Set([...NOT_DECLARED, ...ONE_WORD_KINDS]);
 /** A Palisade table name as nft will read it: one plain word. */
 const PALISADE_NAME = /^palisade[A-Za-z0-9_]{0,55}$/;
 
@@ -55,10 +59,10 @@ const NL = 10,
   RBRACE = 125,
   COMMA = 44;
 /**
- * Verb, object, family, table (the object `ct helper` is two words, so five); or `table`,
- * family, name and more (refused).
+ * Verb, object (`ct helper` is two words), family, table; or `table`, family, name and more
+ * (refused).
  */
-const HEAD_WORDS = 5;
+const HEAD_WORDS = 3 + Math.max(...OBJECT_KINDS.map(kindWords));
 const IN_BLOCK = /["#\\{}\n]/g;
 const AFTER_HEAD = /["#\\{};\n]/g;
 const WORD = /[^\n \t\r\v\f;"#\\{},]+/y;
@@ -266,12 +270,13 @@ function statementTable(st: Word[], line: number): TouchedTable {
   } else if (VERBS.has(first.text)) {
     const obj = st[1];
     // `delete ct helper F T NAME`: the agent deletes a helper object a version no longer declares.
-    const ctHelper = obj?.text === "ct" && !obj.quoted && st[2]?.text === "helper" && !st[2].quoted;
-    if (!obj || obj.quoted || (!OBJECTS.has(obj.text) && !ctHelper)) {
+    const next = st[2]?.quoted ? undefined : st[2]?.text;
+    const kind = obj && !obj.quoted ? objectKind(obj.text, next) : undefined;
+    if (!obj || obj.quoted || (!OBJECTS.has(obj.text) && !kind)) {
       throw forbiddenAt(line, first.col, `uses '${first.text} ${obj?.text ?? ""}', which the driver does not send`);
     }
-    object = ctHelper ? "ct helper" : obj.text;
-    i = ctHelper ? 3 : 2;
+    object = kind ?? obj.text;
+    i = 1 + (kind ? kindWords(kind) : 1);
   } else {
     throw forbiddenAt(line, first.col, `uses '${first.text}', which the driver does not send`);
   }

@@ -9,6 +9,7 @@ export {
   type NftResult,
 } from "./nft.ts";
 export { tablesTouched, assertPalisadeOnly, type TouchedTable } from "./guard.ts";
+export { OBJECT_KINDS, objectKind, kindWords, type ObjectKind } from "./object-kinds.ts";
 export { check, apply, type ApplyOptions, type ApplyResult } from "./apply.ts";
 export { snapshot, restore, restoreText, type Snapshot } from "./snapshot.ts";
 export { palisadeListing, type KernelObjects, type Listing, type ObjectName } from "./listing.ts";

@@ -12,6 +12,7 @@
 
 import { FAMILIES, isPalisadeTable, type Family } from "../nft/names.ts";
 import { NftError } from "./errors.ts";
+import { OBJECT_KINDS } from "./object-kinds.ts";
 import type { TableState } from "./read.ts";
 
 export interface ObjectName {
@@ -41,9 +42,11 @@ export interface Listing {
 }
 
 const TABLE_HEAD = /^table (\S+) (\S+) \{$/;
-const OBJECT_WORD = /^\t(chain|set|map|counter|quota|ct helper) /;
+// KernelObjects has no flowtables: Palisade declares none, and the JSON read skips them too.
+const LISTED_KINDS = OBJECT_KINDS.filter((k) => k !== "flowtable").join("|");
+const OBJECT_WORD = new RegExp(`^\t(${LISTED_KINDS}) `);
 // nft's identifier (scanner.l): a letter or '_', then letters, digits, '/', '\', '_', '.', '-'.
-const OBJECT_HEAD = /^\t(chain|set|map|counter|quota|ct helper) ([A-Za-z_][A-Za-z0-9/\\_.-]*) \{$/;
+const OBJECT_HEAD = new RegExp(`^\t(${LISTED_KINDS}) ([A-Za-z_][A-Za-z0-9/\\\\_.-]*) \\{$`);
 const TABLE_COMMENT = /^\tcomment "([^"]*)"$/;
 // A ct helper's protocol as nft lists it without /etc/protocols (netbase, which nftables
 // only recommends): a number, which nft's own parser refuses in a helper ("expecting udp or
