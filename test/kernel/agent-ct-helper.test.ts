@@ -40,11 +40,7 @@ describe("agent: ct helper objects a version drops (kernel, netns)", () => {
 
   before(async () => {
     lab = createLab();
-    const p = await lab.pair();
-    ns = p.server;
-    peer = p.client;
-    dst = p.link.b.ip4;
-    lan = p.link.net4;
+    ({ ns, peer, dst, lan } = await lab.pairWithLan());
     const r = await lab.nft(ns, ["-f", "-"], FOREIGN, { allowFailure: true });
     const t = await lab.nft(
       ns,

@@ -21,11 +21,7 @@ describe("agent drift (kernel, netns)", () => {
 
   before(async () => {
     lab = createLab();
-    const p = await lab.pair();
-    ns = p.server;
-    peer = p.client;
-    dst = p.link.b.ip4;
-    lan = p.link.net4;
+    ({ ns, peer, dst, lan } = await lab.pairWithLan());
     const log = memoryLog();
     applier = new Applier(nftDriver({ netns: ns }), log);
     drift = new DriftDetector(applier.driver, applier, log);

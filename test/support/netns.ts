@@ -250,6 +250,15 @@ export class NetnsLab {
     return { client, server, link };
   }
 
+  /**
+   * A pair seen from the server, whose firewall the test loads: `peer` sends to `dst` (the
+   * server's IPv4 address) from inside `lan` (the link's /24).
+   */
+  async pairWithLan(): Promise<{ ns: string; peer: string; dst: string; lan: string }> {
+    const p = await this.pair();
+    return { ns: p.server, peer: p.client, dst: p.link.b.ip4, lan: p.link.net4 };
+  }
+
   /** client -- router -- server, forwarding on in the router, default routes set. */
   async routed(): Promise<{ client: string; router: string; server: string; left: Link; right: Link }> {
     const client = await this.addNamespace();
