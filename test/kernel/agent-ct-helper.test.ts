@@ -6,7 +6,8 @@
 // unchanged). Run three ways, for the three places the plan gets the kernel's object names
 // from: the applier's known state (a second confirmed apply), a snapshot's listing (a fresh
 // applier), and the JSON read (applyText without compiled tables, as a drift repair runs).
-// Drift checks against the version applied find nothing.
+// Drift checks against the version applied find nothing. A helper added by hand is drift;
+// an unconfirmed apply that drops a helper rolls back with it.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -119,5 +120,52 @@ describe("agent: ct helper objects a version drops (kernel, netns)", () => {
     assert.doesNotMatch(none, /helper_(ftp|tftp)|ct_helper_prerouting/);
     assert.match(none, /counter udp_seen \{\n\t\tpackets 5 /);
     assert.match(none, /ct helper ftp_foreign \{/, "the foreign table's helper is not Palisade's");
+  });
+
+  it("a helper added by hand is drift and restore deletes it; an unconfirmed apply that drops one puts it back", async (t) => {
+    if (skip) {
+      t.skip(skip);
+      return;
+    }
+    const v1 = fixtureDesired({ lan, ctHelpers: [FTP, TFTP] });
+    const v2 = fixtureDesired({ lan, ctHelpers: [TFTP] });
+    const log = memoryLog();
+    const applier = new Applier(nftDriver({ netns: ns }), log);
+    const drift = new DriftDetector(applier.driver, applier, log);
+    const applied = await applier.safeApply({
+      text: v1.text,
+      tables: v1.tables,
+      confirmTimeoutMs: 5000,
+      confirmed: async () => true,
+      onConfirmed: () => drift.setDesired(v1.text, v1.tables),
+    });
+    assert.equal(applied.status, "applied");
+    await lab.sendUdp(peer, dst, 5000, { count: 3, size: 50 });
+    // The table is the first test's, counters kept: read the value rather than assume it.
+    const udpSeen = /counter udp_seen \{\n\t\tpackets \d+ bytes \d+/.exec(await ruleset())?.[0];
+    assert.ok(udpSeen && !udpSeen.includes("packets 0 "), "the UDP traffic was counted");
+
+    await lab.nft(ns, ["-f", "-"], 'add ct helper inet palisade by_hand { type "ftp" protocol tcp ; l3proto inet ; }\n');
+    const seen = await drift.check({ restore: true });
+    assert.deepEqual([seen.drifted, seen.restored], [true, true], seen.details);
+    assert.match(seen.details, /unexpected ct helper inet palisade by_hand/);
+    const repaired = await ruleset();
+    assert.doesNotMatch(repaired, /by_hand/);
+    assert.match(repaired, /ct helper helper_ftp_tcp \{/);
+    assert.ok(repaired.includes(udpSeen), "the repair is incremental: counters kept");
+
+    // v2 drops the ftp helper, and the apply is never confirmed: the rollback puts it back.
+    const rolled = await applier.safeApply({
+      text: v2.text,
+      tables: v2.tables,
+      confirmTimeoutMs: 200,
+      confirmed: async () => false,
+    });
+    assert.equal(rolled.status, "rolled_back");
+    const back = await ruleset();
+    assert.match(back, /ct helper helper_ftp_tcp \{/);
+    assert.match(back, /tcp dport 21 ct helper set "helper_ftp_tcp"/);
+    assert.ok(back.includes(udpSeen), "the rollback keeps counters");
+    assert.deepEqual(await drift.check({ restore: false }), { drifted: false, details: "", restored: false });
   });
 });
