@@ -145,7 +145,11 @@ describe("agent: ct helper objects a version drops (kernel, netns)", () => {
     const udpSeen = /counter udp_seen \{\n\t\tpackets \d+ bytes \d+/.exec(await ruleset())?.[0];
     assert.ok(udpSeen && !udpSeen.includes("packets 0 "), "the UDP traffic was counted");
 
-    await lab.nft(ns, ["-f", "-"], 'add ct helper inet palisade by_hand { type "ftp" protocol tcp ; l3proto inet ; }\n');
+    await lab.nft(
+      ns,
+      ["-f", "-"],
+      'add ct helper inet palisade by_hand { type "ftp" protocol tcp ; l3proto inet ; }\n',
+    );
     const seen = await drift.check({ restore: true });
     assert.deepEqual([seen.drifted, seen.restored], [true, true], seen.details);
     assert.match(seen.details, /unexpected ct helper inet palisade by_hand/);
