@@ -7,6 +7,7 @@ import { semanticErrors } from "./semantic.ts";
 import { lintWarnings } from "./lints.ts";
 import { targetSupport } from "./target.ts";
 import { limitErrors } from "./limits.ts";
+import { withRuleCache } from "./model.ts";
 import { expandPolicy } from "../expand/index.ts";
 import type { TargetCapabilities } from "../compile/hitcount.ts";
 
@@ -32,7 +33,7 @@ export interface ValidationResult {
 
 export function validatePolicy(doc: unknown, opts: ValidateOptions = {}): ValidationResult {
   try {
-    return run(doc, opts);
+    return withRuleCache(() => run(doc, opts));
   } catch (e) {
     // A validator bug must not become a 500 or a crash of the CLI: report it as a refusal.
     const msg = e instanceof Error ? e.message : String(e);

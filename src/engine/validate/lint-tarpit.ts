@@ -30,7 +30,7 @@ export function tarpitWarnings(policy: Policy): Diagnostic[] {
   return out;
 }
 
-function conntrackInUse(policy: Policy, rules: RuleRef[]): boolean {
+function conntrackInUse(policy: Policy, rules: readonly RuleRef[]): boolean {
   const f = policy.forwarding;
   if (f.portForwards.length || f.rangeForwards.length || f.markForwards.length) return true;
   const p = policy.protections;

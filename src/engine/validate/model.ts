@@ -15,7 +15,25 @@ export interface RuleRef {
   path: Path;
 }
 
-export function rulesOf(policy: Policy): RuleRef[] {
+// Every check walks the rules (about fifteen walks per validation): within one
+// validatePolicy call (withRuleCache) a policy's refs are built once. Only there: a policy
+// object is not guaranteed unchanged between calls (the importer builds one in place).
+let cache: WeakMap<Policy, readonly RuleRef[]> | undefined;
+
+/** Run `fn` (one validation, which changes no policy) with rulesOf's results kept. */
+export function withRuleCache<T>(fn: () => T): T {
+  const outer = cache;
+  cache ??= new WeakMap();
+  try {
+    return fn();
+  } finally {
+    cache = outer;
+  }
+}
+
+export function rulesOf(policy: Policy): readonly RuleRef[] {
+  const hit = cache?.get(policy);
+  if (hit) return hit;
   const out: RuleRef[] = [];
   for (const [chainName, chain] of sortedEntries(policy.chains)) {
     chain.rules.forEach((rule, index) => {
@@ -30,6 +48,7 @@ export function rulesOf(policy: Policy): RuleRef[] {
       });
     });
   }
+  cache?.set(policy, out);
   return out;
 }
 
