@@ -21,7 +21,17 @@ import { declaredObjects, parseStatements, tableKey } from "./kernel/statements.
 export interface Normalised {
   objects: Record<string, string>;
   rules: Record<string, string[]>;
+  /**
+   * ct helper objects, apart from `objects`: a baseline saved without them (an older agent's)
+   * compares none, and an older agent reading a newer baseline ignores them; either way an
+   * upgrade or a downgrade reports no drift for the policy's own helpers.
+   */
+  ctHelpers?: Record<string, string>;
 }
+
+// nft prints a helper's protocol as a number where /etc/protocols is missing (netbase is only
+// recommended); a helper's protocol is tcp or udp, so both readings compare equal.
+const HELPER_PROTOCOLS: Record<string, string> = { "6": "tcp", "17": "udp" };
 
 function stripState(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(stripState);
@@ -43,13 +53,10 @@ function stripState(v: unknown): unknown {
 
 const canon = (v: unknown) => JSON.stringify(stripState(v));
 
-/**
- * `dynamic`: "family table kind name" of sets whose elements are not compared. `ctHelpers`:
- * compare helper objects (false for a baseline an older agent saved without them, so an
- * upgrade does not report the policy's own helpers as unexpected).
- */
-export function normalise(st: RulesetState, dynamic: Set<string>, ctHelpers = true): Normalised {
-  const n: Normalised = { objects: {}, rules: {} };
+/** `dynamic`: "family table kind name" of sets whose elements are not compared. */
+export function normalise(st: RulesetState, dynamic: Set<string>): Normalised {
+  const ctHelpers: Record<string, string> = {};
+  const n: Normalised = { objects: {}, rules: {}, ctHelpers };
   for (const t of st.tables) n.objects[`table ${tableKey(t.family, t.name)}`] = canon({ comment: t.comment });
   for (const c of st.chains)
     n.objects[`chain ${tableKey(c.family, c.table)} ${c.name}`] = canon({ ...c, handle: undefined });
@@ -76,10 +83,11 @@ export function normalise(st: RulesetState, dynamic: Set<string>, ctHelpers = tr
       bytes: q.bytes,
       comment: q.comment,
     });
-  // Helpers have no state; the protocol as read (a number where /etc/protocols is missing)
-  // is the same in every reading on one host.
-  for (const h of ctHelpers ? st.ctHelpers : [])
-    n.objects[`ct helper ${tableKey(h.family, h.table)} ${h.name}`] = canon({ type: h.type, protocol: h.protocol });
+  for (const h of st.ctHelpers)
+    ctHelpers[`ct helper ${tableKey(h.family, h.table)} ${h.name}`] = canon({
+      type: h.type,
+      protocol: h.protocol === undefined ? undefined : (HELPER_PROTOCOLS[h.protocol] ?? h.protocol),
+    });
   for (const r of st.rules) {
     const key = `rule ${tableKey(r.family, r.table)} ${r.chain}`;
     (n.rules[key] ??= []).push(canon({ expr: r.expr, comment: r.comment }));
@@ -90,11 +98,15 @@ export function normalise(st: RulesetState, dynamic: Set<string>, ctHelpers = tr
 /** Human-readable differences; empty when equal. */
 export function compare(want: Normalised, have: Normalised, limit = 20): string[] {
   const out: string[] = [];
-  for (const k of new Set([...Object.keys(want.objects), ...Object.keys(have.objects)])) {
-    if (!(k in have.objects)) out.push(`missing ${k}`);
-    else if (!(k in want.objects)) out.push(`unexpected ${k}`);
-    else if (want.objects[k] !== have.objects[k]) out.push(`changed ${k}`);
-  }
+  const objects = (w: Record<string, string>, h: Record<string, string>) => {
+    for (const k of new Set([...Object.keys(w), ...Object.keys(h)])) {
+      if (!(k in h)) out.push(`missing ${k}`);
+      else if (!(k in w)) out.push(`unexpected ${k}`);
+      else if (w[k] !== h[k]) out.push(`changed ${k}`);
+    }
+  };
+  objects(want.objects, have.objects);
+  if (want.ctHelpers) objects(want.ctHelpers, have.ctHelpers ?? {});
   for (const k of new Set([...Object.keys(want.rules), ...Object.keys(have.rules)])) {
     const a = want.rules[k] ?? [];
     const b = have.rules[k] ?? [];
@@ -116,8 +128,6 @@ export interface Baseline {
   text: string;
   dynamic: string[];
   normalised: Normalised;
-  /** The normalised objects include ct helpers (absent in baselines of older agents). */
-  ctHelpers?: true;
 }
 
 /** Kernel-filled sets declared by the desired text, as "family table kind name". */
@@ -196,7 +206,7 @@ export class DriftDetector {
   async setDesired(text: string, tables?: TableDefinition[]): Promise<void> {
     const dynamic = tables ? dynamicSetsOfTables(tables) : dynamicSets(text);
     const normalised = normalise(await readPalisade(this.driver), dynamic);
-    const b: Baseline = { text, dynamic: [...dynamic], normalised, ctHelpers: true };
+    const b: Baseline = { text, dynamic: [...dynamic], normalised };
     // On disk first: a baseline that could not be recorded is not used either.
     if (this.file) await writeFileAtomic(this.file, JSON.stringify(b));
     this.baseline = b;
@@ -214,7 +224,7 @@ export class DriftDetector {
     return this.applier.exclusive(async () => {
       const b = this.baseline;
       if (!b) return { drifted: false, details: "no desired state yet", restored: false };
-      const reading = async () => normalise(await readPalisade(this.driver), new Set(b.dynamic), b.ctHelpers === true);
+      const reading = async () => normalise(await readPalisade(this.driver), new Set(b.dynamic));
       const have = await reading();
       const diffs = compare(b.normalised, have);
       if (diffs.length === 0) return { drifted: false, details: "", restored: false };

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { DriftDetector, dynamicSets, dynamicSetsOfTables } from "../../../src/agent/drift.ts";
+import { DriftDetector, compare, dynamicSets, dynamicSetsOfTables, normalise } from "../../../src/agent/drift.ts";
 import { renderDesired } from "../../../src/agent/render.ts";
 import { memoryLog } from "../../../src/runtime/log.ts";
 import { FakeDriver } from "../../support/fake-driver.ts";
@@ -115,12 +115,11 @@ describe("drift on the Driver (fake)", () => {
       });
       assert.equal(out.status, "applied");
       assert.equal((await drift.check({ restore: false })).drifted, false);
-      // What an agent before helpers were compared wrote: no marker, no helper objects.
+      // What an agent before helpers were compared wrote: no helpers in the normalised state.
       const saved = JSON.parse(readFileSync(file, "utf8"));
-      assert.ok(Object.keys(saved.normalised.objects).some((k) => k.startsWith("ct helper ")));
-      delete saved.ctHelpers;
-      for (const k of Object.keys(saved.normalised.objects))
-        if (k.startsWith("ct helper ")) delete saved.normalised.objects[k];
+      assert.ok(Object.keys(saved.normalised.ctHelpers).some((k) => k.startsWith("ct helper ")));
+      assert.ok(!Object.keys(saved.normalised.objects).some((k) => k.startsWith("ct helper ")), "apart");
+      delete saved.normalised.ctHelpers;
       writeFileSync(file, JSON.stringify(saved));
       const restarted = new DriftDetector(kernel, new Applier(kernel, log), log, file);
       assert.equal(await restarted.load(desired.text), true);
@@ -128,6 +127,23 @@ describe("drift on the Driver (fake)", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("a helper's protocol read as a number (no /etc/protocols) equals its name", () => {
+    const state = (protocol: string) => ({
+      tables: [{ family: "inet" as const, name: "palisade" }],
+      chains: [],
+      rules: [],
+      sets: [],
+      counters: [],
+      quotas: [],
+      ctHelpers: [{ family: "inet" as const, table: "palisade", name: "h", type: "ftp", protocol }],
+    });
+    assert.deepEqual(compare(normalise(state("tcp"), new Set()), normalise(state("6"), new Set())), []);
+    assert.deepEqual(compare(normalise(state("udp"), new Set()), normalise(state("17"), new Set())), []);
+    assert.deepEqual(compare(normalise(state("tcp"), new Set()), normalise(state("17"), new Set())), [
+      "changed ct helper inet palisade h",
+    ]);
   });
 
   it("an emptied chain is drift, and after drift the next apply lists the kernel instead of trusting it", async () => {
