@@ -1,10 +1,10 @@
 // Drift: does the kernel still hold what the agent applied? The baseline is the kernel's
 // own reading right after an apply (so nft's normalisation of what we wrote never looks
-// like drift), normalised to what an operator would call "the rules" (and the objects they
-// use: sets, maps, counters, quotas, ct helpers): no handles, no
-// counter values, no quota usage, no elements of sets the kernel fills itself
-// (dynamic/timeout sets, e.g. accounting). A later reading is normalised the same way
-// and compared object by object; rules are compared in order per chain.
+// like drift), normalised to what an operator would call "the rules" and the objects they
+// use (sets, maps, counters, quotas, ct helpers): no handles, no counter values, no quota
+// usage, no elements of sets the kernel fills itself (dynamic/timeout sets, e.g. accounting).
+// A later reading is normalised the same way and compared object by object; rules are
+// compared in order per chain.
 // Restoring re-applies the desired text through the applier (incremental: counters kept).
 
 import { readFile, rm } from "node:fs/promises";
