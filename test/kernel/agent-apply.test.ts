@@ -28,11 +28,7 @@ describe("agent safe apply (kernel, netns)", () => {
 
   before(async () => {
     lab = createLab();
-    const p = await lab.pair();
-    ns = p.server;
-    peer = p.client;
-    lan = p.link.net4;
-    dst = p.link.b.ip4;
+    ({ ns, peer, dst, lan } = await lab.pairWithLan());
     await lab.nft(ns, ["-f", "-"], FOREIGN);
   });
   after(async () => {
