@@ -154,8 +154,11 @@ export function importSave(
     const sorted = out.entries.slice(first).sort((a, b) => a.line - b.line);
     for (let i = 0; i < sorted.length; i++) out.entries[first + i] = sorted[i]!;
   }
-  const old = shadowedJumps.length > 0 ? headerOlderThan(lines, SHADOWING_SINCE) : undefined;
-  return { family: fam ?? "ipv4", warnings: old ? shadowedJumps.map((j) => oldDumpWarning(j, old)) : [] };
+  const warnings = shadowedJumps.flatMap((j) => {
+    const old = headerOlderThan(lines, j.line, SHADOWING_SINCE);
+    return old ? [oldDumpWarning(j, old)] : [];
+  });
+  return { family: fam ?? "ipv4", warnings };
 }
 
 /** iptables 1.8.8 made a declared chain shadow the target of its name (above). */

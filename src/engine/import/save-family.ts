@@ -34,12 +34,21 @@ export interface SaveHeader {
   writer: string;
 }
 
-/** The first header whose save program is older than `min` ([1, 8, 8]: 1.8.10 is newer). */
-export function headerOlderThan(lines: readonly string[], min: readonly number[]): SaveHeader | undefined {
-  for (const [idx, raw] of lines.entries()) {
-    const m = VERSIONED_HEADER.exec(raw.trim());
-    if (m && compareVersions(m[2]!.split(".").map(Number), min) < 0)
-      return { line: idx + 1, writer: `${m[1]} v${m[2]}` };
+/**
+ * The header that wrote line `line` (1-based), when its save program is older than `min` ([1, 8, 8]:
+ * 1.8.10 is newer): the nearest versioned header at or before it, since concatenated dumps each
+ * carry their own; none before the line, none.
+ */
+export function headerOlderThan(
+  lines: readonly string[],
+  line: number,
+  min: readonly number[],
+): SaveHeader | undefined {
+  for (let idx = Math.min(line, lines.length) - 1; idx >= 0; idx--) {
+    const m = VERSIONED_HEADER.exec(lines[idx]!.trim());
+    if (!m) continue;
+    if (compareVersions(m[2]!.split(".").map(Number), min) >= 0) return undefined;
+    return { line: idx + 1, writer: `${m[1]} v${m[2]}` };
   }
   return undefined;
 }
