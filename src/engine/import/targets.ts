@@ -719,15 +719,11 @@ export const REFUSED_TARGETS: Record<string, { code: "import_refused" | "import_
 };
 
 /**
- * NAME is a target of the program that reads the line (of either when it is unknown): one it
- * ships (vocab.ts) or one the import knows, xtables-addons' included; not the other program's
- * only (TTL is iptables', HL ip6tables'), nor ipchains' MASQ.
+ * NAME is a target the program that reads the line ships (of either when it is unknown): one
+ * it refuses as a chain name (vocab.ts). Not xtables-addons' (TARPIT), MIRROR, ECHO or MASQ,
+ * which stock iptables lacks, nor the other program's only (TTL is iptables', HL ip6tables').
  */
 export function isTargetName(name: string, program?: "ipv4" | "ipv6"): boolean {
-  if (
-    program ? CHAIN_NAME_CLASH[program].has(name) : CHAIN_NAME_CLASH.ipv4.has(name) || CHAIN_NAME_CLASH.ipv6.has(name)
-  )
-    return true;
-  if (program && CHAIN_NAME_CLASH[program === "ipv4" ? "ipv6" : "ipv4"].has(name)) return false;
-  return Object.hasOwn(TARGETS, name) || (Object.hasOwn(REFUSED_TARGETS, name) && name !== "MASQ");
+  if (program) return CHAIN_NAME_CLASH[program].has(name);
+  return CHAIN_NAME_CLASH.ipv4.has(name) || CHAIN_NAME_CLASH.ipv6.has(name);
 }

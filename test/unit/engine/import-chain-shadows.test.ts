@@ -362,3 +362,36 @@ test("concatenated dumps: the warning goes by the header of the jump's own secti
   assert.equal(w[0]!.path, "/source/line/10");
   assert.match(w[0]!.message, /^line 10: .*the header \(line 6\) says iptables-save v1\.8\.7 wrote this dump/);
 });
+
+test("old-dump warning only for a target iptables ships (vocab.ts): MIRROR, ECHO, TARPIT are free chain names", () => {
+  for (const name of ["MIRROR", "ECHO", "TARPIT", "CHAOS", "DELUDE"]) {
+    const text = OLD.replace(/LOG/g, name);
+    assert.deepEqual(quiet(text, OLD, name).errors, [], name);
+    // Its options are refused as a jump's, not as 'not the NAME target'.
+    const e = importPolicy(
+      "iptables-save",
+      shadowed("iptables-save v1.8.7", `-A INPUT -j ${name} --foo`).replace(/LOG/g, name),
+    ).errors;
+    assert.equal(e.length, 1, `${name}: ${JSON.stringify(e)}`);
+    assert.match(
+      e[0]!.message,
+      new RegExp(
+        `^line 5: unknown option --foo, as iptables says: -j ${name} is a jump to the user chain ${name} line 4 declared \\(in table filter\\), and a jump takes no options$`,
+      ),
+      name,
+    );
+    // In a table without the chain: that table lacks it.
+    const t = importPolicy(
+      "iptables-save",
+      `*filter\n:${name} - [0:0]\nCOMMIT\n*nat\n-A PREROUTING -j ${name}\nCOMMIT\n`,
+    ).errors;
+    assert.equal(t.length, 1, `${name}: ${JSON.stringify(t)}`);
+    assert.match(
+      t[0]!.message,
+      new RegExp(`^line 5: -j ${name} is a jump to a chain ${name}, which table nat lacks`),
+      name,
+    );
+  }
+  // LOG, a target iptables ships, still warns.
+  assert.equal(oldDumpWarnings(OLD).length, 1);
+});
