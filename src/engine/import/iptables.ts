@@ -52,6 +52,19 @@ const COMMANDS: Record<string, Op> = {
   "--check": "L",
 };
 
+/** The line's -j / -g: NAME, the word that gave it, and what the line's options made of it. */
+interface RuleTarget {
+  name: string;
+  word: string;
+  goto: boolean;
+  spec?: TargetSpec;
+  opts: Options;
+  declared?: Declared;
+  shadowed?: boolean;
+  /** A shadowed NAME that is also a target's (not MYCHAIN): the messages tell the two apart. */
+  targetName?: boolean;
+}
+
 interface ModuleInstance {
   name: string;
   spec: ModuleSpec;
@@ -70,19 +83,7 @@ export function applyIptables(words: readonly string[], ctx: IptablesContext): L
   if (ctx.family) d.family = ctx.family;
   if (ctx.ipv4Program) d.ipv4Program = true;
   const modules: ModuleInstance[] = [];
-  let target:
-    | {
-        name: string;
-        word: string;
-        goto: boolean;
-        spec?: TargetSpec;
-        opts: Options;
-        declared?: Declared;
-        shadowed?: boolean;
-        /** A shadowed NAME that is also a target's (not MYCHAIN): the messages tell the two apart. */
-        targetName?: boolean;
-      }
-    | undefined;
+  let target: RuleTarget | undefined;
   let neg = false;
 
   const takeNeg = (opt: string, allowed: boolean, hasArg = true): boolean => {
@@ -630,21 +631,7 @@ function userChainShadows(name: string, table: Table, ctx: IptablesContext): boo
 
 type Declared = { line: number; table: Table };
 
-function buildAction(
-  d: RuleDraft,
-  chain: DraftChain,
-  target:
-    | {
-        name: string;
-        goto: boolean;
-        spec?: TargetSpec;
-        opts: Options;
-        declared?: Declared;
-        shadowed?: boolean;
-        targetName?: boolean;
-      }
-    | undefined,
-): Rule["action"] {
+function buildAction(d: RuleDraft, chain: DraftChain, target: RuleTarget | undefined): Rule["action"] {
   if (d.counterTag !== undefined) {
     if (target)
       fail(
