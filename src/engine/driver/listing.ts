@@ -1,9 +1,9 @@
 // Reading nft's own listing (`nft list ruleset` text): the blocks of Palisade's tables,
-// and the names of the chains, sets, maps, counters, quotas and ct helpers each declares. A snapshot
-// is taken this way in one nft run, and the agent's incremental plan, which needs only
-// those names, takes them from the snapshot instead of reading the kernel a second time
-// as JSON (for a 10k-rule table that read cost ~300 ms of nft plus ~115 ms parsing rules
-// the plan never looks at).
+// and the names of the chains, sets, maps, counters, quotas and ct helpers each declares
+// (a helper with its type and protocol, the line after its head). A snapshot is taken this
+// way in one nft run, and the agent's incremental plan, which needs only those, takes them
+// from the snapshot instead of reading the kernel a second time as JSON (for a 10k-rule
+// table that read cost ~300 ms of nft plus ~115 ms parsing rules the plan never looks at).
 //
 // The listing format is fixed by nft: a table is `table FAMILY NAME {` at column 0 and
 // ends at a line `}`; its objects open on lines with exactly one leading tab. Anything
@@ -21,7 +21,19 @@ export interface ObjectName {
   name: string;
 }
 
-/** What the incremental plan needs from the kernel: names only. RulesetState is one. */
+/** A ct helper object and the kernel helper it runs, as nft printed them (CtHelperState's fields). */
+export interface KernelCtHelper extends ObjectName {
+  /** The kernel's helper name ("ftp"). */
+  type?: string;
+  /** "tcp", or its number ("6") where the host has no /etc/protocols. */
+  protocol?: string;
+}
+
+/**
+ * What the incremental plan needs from the kernel: names, and a ct helper's type and protocol
+ * (an existing helper is not changed by `add`, so the plan replaces one that differs).
+ * RulesetState is one.
+ */
 export interface KernelObjects {
   tables: TableState[];
   chains: ObjectName[];
@@ -29,7 +41,7 @@ export interface KernelObjects {
   counters: ObjectName[];
   quotas: ObjectName[];
   /** Conntrack helper objects (`ct helper NAME { ... }`): no values, but a rule may use one. */
-  ctHelpers: ObjectName[];
+  ctHelpers: KernelCtHelper[];
 }
 
 export interface Listing {
@@ -53,6 +65,8 @@ const TABLE_COMMENT = /^\tcomment "([^"]*)"$/;
 // tcp"), so a snapshot holding it could not be put back. Measured with nft 1.0.6.
 const HELPER_PROTOCOL_NUMBER = /^(\t\ttype "[^"\n]*" protocol )(6|17)$/gm;
 const PROTOCOL_NAME: Record<string, string> = { "6": "tcp", "17": "udp" };
+// The line after a helper's head (nft 1.0.6): `\t\ttype "ftp" protocol tcp` (or 6).
+const HELPER_TYPE = /^\t\ttype "([^"\n]*)" protocol (\S+)$/;
 
 const byFamilyName = (a: TableState, b: TableState) =>
   a.family + a.name < b.family + b.name ? -1 : a.family + a.name > b.family + b.name ? 1 : 0;
@@ -63,12 +77,22 @@ export function palisadeListing(text: string): Listing {
   const objects: KernelObjects = { tables: [], chains: [], sets: [], counters: [], quotas: [], ctHelpers: [] };
   let certain = true;
   let cur: { table: TableState; start: number; helpers?: boolean } | undefined;
+  // The helper whose head was the line before: its type line comes next.
+  let helper: KernelCtHelper | undefined;
   let skipping = false;
   let pos = 0;
   while (pos < text.length) {
     let end = text.indexOf("\n", pos);
     if (end < 0) end = text.length;
     const c0 = text.charCodeAt(pos);
+    if (helper) {
+      const m = HELPER_TYPE.exec(text.slice(pos, end));
+      if (m) {
+        helper.type = m[1]!;
+        helper.protocol = m[2]!;
+      } else certain = false;
+      helper = undefined;
+    }
     // Only column-0 lines and single-tab lines matter; rule and element lines start with two tabs or more.
     if (c0 === 116 /* t */ && !cur && !skipping) {
       const line = text.slice(pos, end);
@@ -98,6 +122,7 @@ export function palisadeListing(text: string): Listing {
         else if (m[1] === "counter") objects.counters.push(o);
         else if (m[1] === "quota") objects.quotas.push(o);
         else {
+          helper = o;
           objects.ctHelpers.push(o);
           cur.helpers = true;
         }

@@ -66,7 +66,10 @@ describe("palisadeListing", () => {
       l.objects?.quotas.map((q) => q.name),
       ["q1"],
     );
-    assert.deepEqual(l.objects?.ctHelpers, [{ family: "inet", table: "palisade", name: "helper_ftp_tcp" }]);
+    // With its type and protocol: the agent's plan replaces a helper that differs from the text.
+    assert.deepEqual(l.objects?.ctHelpers, [
+      { family: "inet", table: "palisade", name: "helper_ftp_tcp", type: "ftp", protocol: "tcp" },
+    ]);
   });
 
   it("an empty ruleset or only foreign tables is no table at all", () => {
@@ -83,6 +86,8 @@ describe("palisadeListing", () => {
     assert.equal(l.objects, undefined);
     assert.equal(l.tables.length, 1);
     assert.equal(palisadeListing(PAL.replace("ct helper helper_ftp_tcp {", 'ct helper "ftp x" {')).objects, undefined);
+    // A helper whose type line is not the one after its head: its type is not known.
+    assert.equal(palisadeListing(PAL.replace('\t\ttype "ftp" protocol tcp\n', "")).objects, undefined);
   });
 
   it("a ct helper's protocol listed as a number (no /etc/protocols) is put back as nft parses it", () => {
@@ -98,6 +103,11 @@ describe("palisadeListing", () => {
     const l = palisadeListing(numeric + FOREIGN.replace("INPUT {", 'INPUT {\n\t\ttype "x" protocol 6'));
     assert.equal(l.text, palisadeListing(named).text);
     assert.match(l.text, /\t\ttype "ftp" protocol tcp\n[^]*\t\ttype "tftp" protocol udp\n/);
+    // The names are the kernel's reading, as the JSON read gives them (the plan compares 6 as tcp).
+    assert.deepEqual(
+      l.objects?.ctHelpers.map((h) => `${h.name} ${h.type} ${h.protocol}`),
+      ["helper_ftp_tcp ftp 6", "h tftp 17"],
+    );
   });
 
   it("a listing cut inside a table is an error, not a shorter snapshot", () => {
