@@ -2,8 +2,11 @@
 //
 // Incremental (the default): a Palisade table that already exists is NOT deleted. The
 // transaction flushes its chains (`flush table` empties rules only), deletes the chains,
-// sets, counters, quotas and ct helpers the new text no longer declares, empties static
-// sets (their elements are rewritten), and then runs the desired text minus its `delete
+// sets, counters, quotas and ct helpers the new text no longer declares, and the ct helpers
+// whose type or protocol it declares otherwise (e.g. changed by hand: `add ct helper` keeps
+// an existing one as it is, so the text's add puts them back new; `delete` + `add` in one
+// transaction is accepted, measured on 6.18 / nft 1.0.6), empties static sets (their
+// elements are rewritten), and then runs the desired text minus its `delete
 // table`. The deletes come after the flush: the kernel refuses to delete a named object a
 // rule still uses (`delete ct helper` before `flush table` in one transaction: Device or
 // resource busy; after it: accepted, measured on 6.18 / nft 1.0.6), and the new rules that
@@ -20,7 +23,7 @@
 // nft.carryReplace() on the compiled tables (src/engine/nft/carry.ts), see apply.ts.
 
 import type { KernelObjects, TableDefinition } from "../../engine/index.ts";
-import { declaredObjects, parseStatements, tableKey, type TableObjects } from "./statements.ts";
+import { declaredObjects, helperShape, parseStatements, tableKey, type TableObjects } from "./statements.ts";
 
 export type PlanMode = "incremental" | "carry";
 
@@ -28,11 +31,20 @@ export type PlanMode = "incremental" | "carry";
 export function declaredByTables(tables: TableDefinition[]): Map<string, TableObjects> {
   const out = new Map<string, TableObjects>();
   for (const d of tables) {
-    const t: TableObjects = { family: d.table.family, table: d.table.name, objects: new Set(), dynamic: new Set() };
+    const t: TableObjects = {
+      family: d.table.family,
+      table: d.table.name,
+      objects: new Set(),
+      dynamic: new Set(),
+      helpers: new Map(),
+    };
     for (const c of d.chains) t.objects.add(`chain ${c.name}`);
     for (const c of d.counters ?? []) t.objects.add(`counter ${c.name}`);
     for (const q of d.quotas ?? []) t.objects.add(`quota ${q.name}`);
-    for (const h of d.table.ctHelpers ?? []) t.objects.add(`ct helper ${h.name}`);
+    for (const h of d.table.ctHelpers ?? []) {
+      t.objects.add(`ct helper ${h.name}`);
+      t.helpers.set(h.name, helperShape(h.type, h.protocol));
+    }
     for (const s of d.sets ?? []) {
       t.objects.add(`${s.kind} ${s.name}`);
       if (s.flags?.includes("dynamic") || s.flags?.includes("timeout") || s.timeout !== undefined)
@@ -41,6 +53,18 @@ export function declaredByTables(tables: TableDefinition[]): Map<string, TableOb
     out.set(tableKey(d.table.family, d.table.name), t);
   }
   return out;
+}
+
+/**
+ * True when the kernel's helper runs another type or protocol than the text declares. `add ct
+ * helper` keeps an existing helper of that name as it is, so the plan deletes it and the text
+ * adds it again. Only when both sides are known: the JSON read, the listing and the known
+ * state all give them, and a helper that is not known to differ is left alone.
+ */
+function helperChanged(h: KernelObjects["ctHelpers"][number], want: TableObjects): boolean {
+  const desired = want.helpers.get(h.name);
+  if (desired === undefined || h.type === undefined || h.protocol === undefined) return false;
+  return desired !== helperShape(h.type, h.protocol);
 }
 
 /**
@@ -89,7 +113,7 @@ export function incrementalPlan(desiredText: string, kernel: KernelObjects, tabl
         lines.push(`delete quota ${k} ${q.name}`);
     }
     for (const h of kernel.ctHelpers) {
-      if (tableKey(h.family, h.table) === k && !want.objects.has(`ct helper ${h.name}`))
+      if (tableKey(h.family, h.table) === k && (!want.objects.has(`ct helper ${h.name}`) || helperChanged(h, want)))
         lines.push(`delete ct helper ${k} ${h.name}`);
     }
   }

@@ -35,6 +35,32 @@ export interface TableObjects {
    * `timeout`. Read from the text because nft 1.0.6's JSON omits the dynamic flag.
    */
   dynamic: Set<string>;
+  /** ct helper name -> helperShape() of its type and protocol, where the text gives both. */
+  helpers: Map<string, string>;
+}
+
+// nft prints a helper's protocol as a number where /etc/protocols is missing; a helper's
+// protocol is tcp or udp, so both readings are the same helper (as drift.ts compares them).
+const HELPER_PROTOCOLS: Record<string, string> = { "6": "tcp", "17": "udp" };
+
+/** One string per kernel helper a ct helper object runs: "ftp tcp" for ftp/tcp and ftp/6 alike. */
+export const helperShape = (type: string, protocol: string) => `${type} ${HELPER_PROTOCOLS[protocol] ?? protocol}`;
+
+/** `{ type "ftp" protocol tcp ; ... }` from the brace at `from`: its helperShape(), if both are given. */
+function helperDecl(tokens: Token[], from: number): string | undefined {
+  let depth = 0;
+  let type: string | undefined;
+  let protocol: string | undefined;
+  for (let j = from; j < tokens.length; j++) {
+    const t = tokens[j]!;
+    if (t.kind === "lbrace") depth++;
+    else if (t.kind === "rbrace" && --depth === 0) break;
+    else if (depth === 1 && t.kind === "word" && t.text === "type" && tokens[j + 1]?.kind === "string")
+      type = tokens[j + 1]!.text.slice(1, -1);
+    else if (depth === 1 && t.kind === "word" && t.text === "protocol" && tokens[j + 1]?.kind === "word")
+      protocol = tokens[j + 1]!.text;
+  }
+  return type !== undefined && protocol !== undefined ? helperShape(type, protocol) : undefined;
 }
 
 const DYNAMIC_WORDS = new Set(["dynamic", "timeout"]);
@@ -123,13 +149,18 @@ function declarationAt(tk: Token[], j: number): { kind: driver.ObjectKind; name:
   return name !== undefined && tk[at + 1]?.kind === "lbrace" ? { kind, name, block: at + 1 } : undefined;
 }
 
+function setHelper(t: TableObjects, name: string, shape: string | undefined): void {
+  if (shape === undefined) t.helpers.delete(name);
+  else t.helpers.set(name, shape);
+}
+
 /** Named objects declared per table, from both statement and block forms. */
 export function declaredObjects(stmts: Statement[]): Map<string, TableObjects> {
   const out = new Map<string, TableObjects>();
   const get = (f: string, t: string) => {
     const k = tableKey(f, t);
     let v = out.get(k);
-    if (!v) out.set(k, (v = { family: f, table: t, objects: new Set(), dynamic: new Set() }));
+    if (!v) out.set(k, (v = { family: f, table: t, objects: new Set(), dynamic: new Set(), helpers: new Map() }));
     return v;
   };
   for (const s of stmts) {
@@ -154,6 +185,7 @@ export function declaredObjects(stmts: Statement[]): Map<string, TableObjects> {
           tbl.objects.add(`${d.kind} ${d.name}`);
           if ((d.kind === "set" || d.kind === "map") && isDynamicDecl(tk, d.block))
             tbl.dynamic.add(`${d.kind} ${d.name}`);
+          if (d.kind === "ct helper") setHelper(tbl, d.name, helperDecl(tk, d.block));
         }
       }
     } else if ((s.verb === "add" || s.verb === "create") && s.name !== undefined) {
@@ -162,6 +194,10 @@ export function declaredObjects(stmts: Statement[]): Map<string, TableObjects> {
       if (s.object === "set" || s.object === "map") {
         const at = s.tokens.findIndex((t) => t.kind === "lbrace");
         if (at >= 0 && isDynamicDecl(s.tokens, at)) tbl.dynamic.add(`${s.object} ${s.name}`);
+      }
+      if (s.object === "ct helper") {
+        const at = s.tokens.findIndex((t) => t.kind === "lbrace");
+        setHelper(tbl, s.name, at >= 0 ? helperDecl(s.tokens, at) : undefined);
       }
     }
   }

@@ -107,6 +107,21 @@ describe("agent plan: statements", () => {
     ]);
     assert.deepEqual([...t.dynamic], ["set acct_lan_src"]);
   });
+  it("reads a ct helper's type and protocol in both forms (6/17 read as tcp/udp)", () => {
+    const text = `add table inet palisade { ct helper a { type "ftp" protocol tcp ; l3proto inet ; } ; }
+add ct helper inet palisade b { type "tftp" protocol 17 ; l3proto inet ; }
+add ct helper inet palisade c { l3proto inet ; }
+`;
+    const d = declaredObjects(parseStatements(text)).get("inet palisade")!;
+    assert.deepEqual([...d.objects].sort(), ["ct helper a", "ct helper b", "ct helper c"]);
+    assert.deepEqual(
+      [...d.helpers],
+      [
+        ["a", "ftp tcp"],
+        ["b", "tftp udp"],
+      ],
+    );
+  });
   it("reads nft's listing (block) form too", () => {
     const d = declaredObjects(parseStatements(LISTING)).get("inet palisade")!;
     assert.deepEqual([...d.objects].sort(), ["chain input", "counter acct_lan_total", "quota q1", "set acct_lan_src"]);
@@ -221,7 +236,10 @@ describe("agent plan: ct helper objects", () => {
   const helpers = (plan: string) => plan.split("\n").filter((l) => / ct helper /.test(l) && !l.startsWith("add rule"));
 
   it("the kernel's ct helpers are read from nft's listing, its JSON and the known state alike", () => {
-    const want = ["helper_ftp_tcp", "helper_tftp_udp"].map((name) => ({ family: "inet", table: "palisade", name }));
+    const want = [
+      ["helper_ftp_tcp", "ftp", "tcp"],
+      ["helper_tftp_udp", "tftp", "udp"],
+    ].map(([name, type, protocol]) => ({ family: "inet", table: "palisade", name, type, protocol }));
     assert.deepEqual(palisadeListing(LISTED).objects?.ctHelpers, want);
     assert.deepEqual(snapshotOfText(v1.text, v1.tables).objects?.ctHelpers, want);
     // `nft -j list table inet palisade` (nft 1.0.6), what readPalisade reads for a drift repair.
@@ -229,21 +247,19 @@ describe("agent plan: ct helper objects", () => {
       nftables: [
         { metainfo: { version: "1.0.6", json_schema_version: 1 } },
         { table: { family: "inet", name: "palisade", handle: 1 } },
-        ...want.map((h, i) => ({
-          "ct helper": { ...h, handle: i + 1, type: "ftp", protocol: "tcp", l3proto: "inet" },
-        })),
+        ...want.map((h, i) => ({ "ct helper": { ...h, handle: i + 1, l3proto: "inet" } })),
       ],
     });
-    assert.deepEqual(
-      parseRuleset(json).ctHelpers.map(({ family, table, name }) => ({ family, table, name })),
-      want,
-    );
+    assert.deepEqual(parseRuleset(json).ctHelpers, want);
     // A host without /etc/protocols (a slim image without netbase): nft prints the numbers.
-    const numeric = json.replaceAll('"protocol":"tcp"', '"protocol":6').replaceAll('"l3proto":"inet"', '"l3proto":1');
-    assert.ok(numeric.includes('"protocol":6'));
+    const numeric = json
+      .replaceAll('"protocol":"tcp"', '"protocol":6')
+      .replaceAll('"protocol":"udp"', '"protocol":17')
+      .replaceAll('"l3proto":"inet"', '"l3proto":1');
+    assert.ok(numeric.includes('"protocol":6') && numeric.includes('"protocol":17'));
     assert.deepEqual(
       parseRuleset(numeric).ctHelpers.map(({ name, protocol }) => ({ name, protocol })),
-      want.map(({ name }) => ({ name, protocol: "6" })),
+      want.map(({ name, protocol }) => ({ name, protocol: protocol === "tcp" ? "6" : "17" })),
     );
     // The text path (a rollback's snapshot, a drift baseline) sees them declared in the table block.
     const declared = declaredObjects(parseStatements(LISTED)).get("inet palisade")!.objects;
@@ -279,5 +295,70 @@ describe("agent plan: ct helper objects", () => {
     assert.deepEqual(helpers(incrementalPlan(v1.text, palisadeListing(LISTED).objects!)), [
       'add table inet palisade { ct helper helper_ftp_tcp { type "ftp" protocol tcp ; l3proto inet ; } ; ct helper helper_tftp_udp { type "tftp" protocol udp ; l3proto inet ; } ; }',
     ]);
+  });
+
+  it("replaces a helper changed in place (same name, another type or protocol): deleted after the flush, added again", () => {
+    /** `nft -j list table inet palisade` with these helpers, as a drift repair reads it. */
+    const json = (hs: { name: string; type: string; protocol: string | number }[]) =>
+      parseRuleset(
+        JSON.stringify({
+          nftables: [
+            { metainfo: { version: "1.0.6", json_schema_version: 1 } },
+            { table: { family: "inet", name: "palisade", handle: 1 } },
+            ...hs.map((h, i) => ({
+              "ct helper": { family: "inet", table: "palisade", ...h, handle: i + 1, l3proto: "inet" },
+            })),
+          ],
+        }),
+      );
+    const tftp = { name: "helper_tftp_udp", type: "tftp", protocol: "udp" };
+    const replaced = ["delete ct helper inet palisade helper_ftp_tcp"];
+    for (const [kernel, want, why] of [
+      [palisadeListing(LISTED.replace('"ftp" protocol tcp', '"tftp" protocol udp')).objects!, replaced, "type"],
+      [palisadeListing(LISTED.replace('"ftp" protocol tcp', '"ftp" protocol udp')).objects!, replaced, "protocol"],
+      [json([{ name: "helper_ftp_tcp", type: "tftp", protocol: "udp" }, tftp]), replaced, "JSON: type"],
+      [json([{ name: "helper_ftp_tcp", type: "ftp", protocol: 17 }, tftp]), replaced, "JSON: numeric protocol"],
+      // nft prints 6/17 where /etc/protocols is missing: the same helper, nothing to replace.
+      [palisadeListing(LISTED.replace('"ftp" protocol tcp', '"ftp" protocol 6')).objects!, [], "listed as 6"],
+      [
+        json([
+          { name: "helper_ftp_tcp", type: "ftp", protocol: 6 },
+          { ...tftp, protocol: 17 },
+        ]),
+        [],
+        "JSON: 6/17",
+      ],
+    ] as const) {
+      for (const plan of [incrementalPlan(v1.text, kernel, [...v1.tables]), incrementalPlan(v1.text, kernel)]) {
+        const lines = plan.split("\n");
+        assert.deepEqual(
+          lines.filter((l) => l.startsWith("delete ct helper")),
+          want,
+          why,
+        );
+        if (!want.length) continue;
+        // A rule may still use it: the flush goes first; the text's table block adds it again.
+        const at = lines.indexOf(want[0]!);
+        const add = lines.findIndex((l) => l.startsWith("add table inet palisade {") && l.includes("helper_ftp_tcp {"));
+        assert.ok(lines.indexOf("flush table inet palisade") < at && at < add, `${why}: flush, delete, add`);
+      }
+      // A version that no longer declares it deletes it once.
+      assert.deepEqual(
+        incrementalPlan(v2.text, kernel, [...v2.tables])
+          .split("\n")
+          .filter((l) => l.startsWith("delete ct helper")),
+        ["delete ct helper inet palisade helper_ftp_tcp"],
+        why,
+      );
+    }
+    // The known state (the last confirmed version's model) carries the types too.
+    const before = structuredClone([...v1.tables]);
+    before[0]!.table.ctHelpers![0]!.type = "irc";
+    assert.deepEqual(
+      incrementalPlan(v1.text, snapshotOfText(v1.text, before).objects!, [...v1.tables])
+        .split("\n")
+        .filter((l) => l.startsWith("delete ct helper")),
+      replaced,
+    );
   });
 });
