@@ -7,7 +7,9 @@
 // from: the applier's known state (a second confirmed apply), a snapshot's listing (a fresh
 // applier), and the JSON read (applyText without compiled tables, as a drift repair runs).
 // Drift checks against the version applied find nothing. A helper added by hand is drift;
-// an unconfirmed apply that drops a helper rolls back with it.
+// an unconfirmed apply that drops a helper rolls back with it. A helper changed by hand in
+// place (same name, another type and protocol) is drift, and both a restore and the next
+// apply put the declared one back, counters kept.
 
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -170,6 +172,69 @@ describe("agent: ct helper objects a version drops (kernel, netns)", () => {
     assert.match(back, /ct helper helper_ftp_tcp \{/);
     assert.match(back, /tcp dport 21 ct helper set "helper_ftp_tcp"/);
     assert.ok(back.includes(udpSeen), "the rollback keeps counters");
+    assert.deepEqual(await drift.check({ restore: false }), { drifted: false, details: "", restored: false });
+  });
+
+  it("a helper changed by hand in place is drift; restore and the next apply replace it, counters kept", async (t) => {
+    if (skip) {
+      t.skip(skip);
+      return;
+    }
+    const v1 = fixtureDesired({ lan, ctHelpers: [FTP, TFTP] });
+    const log = memoryLog();
+    const confirm = { confirmTimeoutMs: 5000, confirmed: async () => true };
+    const applier = new Applier(nftDriver({ netns: ns }), log);
+    const drift = new DriftDetector(applier.driver, applier, log);
+    const applied = await applier.safeApply({
+      text: v1.text,
+      tables: v1.tables,
+      ...confirm,
+      onConfirmed: () => drift.setDesired(v1.text, v1.tables),
+    });
+    assert.equal(applied.status, "applied");
+    await lab.sendUdp(peer, dst, 5000, { count: 2, size: 50 });
+    const udpSeen = /counter udp_seen \{\n\t\tpackets \d+ bytes \d+/.exec(await ruleset())?.[0];
+    assert.ok(udpSeen && !udpSeen.includes("packets 0 "), "the UDP traffic was counted");
+    // 6/17 where the host has no /etc/protocols.
+    const declared = /ct helper helper_ftp_tcp \{\n\t\ttype "ftp" protocol (tcp|6)\n/;
+    assert.match(await ruleset(), declared);
+
+    // The rule that uses the helper must go for the delete; it comes back as it was, so only the helper differs.
+    const byHand = async () => {
+      await lab.nft(
+        ns,
+        ["-f", "-"],
+        [
+          "flush chain inet palisade ct_helper_prerouting",
+          "delete ct helper inet palisade helper_ftp_tcp",
+          'add ct helper inet palisade helper_ftp_tcp { type "tftp" protocol udp ; l3proto inet ; }',
+          'add rule inet palisade ct_helper_prerouting tcp dport 21 ct helper set "helper_ftp_tcp"',
+          'add rule inet palisade ct_helper_prerouting udp dport 69 ct helper set "helper_tftp_udp"',
+          "",
+        ].join("\n"),
+      );
+      assert.match(await ruleset(), /ct helper helper_ftp_tcp \{\n\t\ttype "tftp" protocol (udp|17)\n/);
+    };
+    await byHand();
+    const seen = await drift.check({ restore: true });
+    assert.deepEqual([seen.drifted, seen.restored], [true, true], seen.details);
+    assert.equal(seen.details, "changed ct helper inet palisade helper_ftp_tcp");
+    const repaired = await ruleset();
+    assert.match(repaired, declared);
+    assert.match(repaired, /tcp dport 21 ct helper set "helper_ftp_tcp"/);
+    assert.ok(repaired.includes(udpSeen), "the repair is incremental: counters kept");
+    assert.deepEqual(await drift.check({ restore: false }), { drifted: false, details: "", restored: false });
+
+    // Changed again, then the same version applied by a fresh applier (its plan reads the listing).
+    await byHand();
+    assert.equal(
+      (await new Applier(nftDriver({ netns: ns }), log).safeApply({ text: v1.text, tables: v1.tables, ...confirm }))
+        .status,
+      "applied",
+    );
+    const reapplied = await ruleset();
+    assert.match(reapplied, declared);
+    assert.ok(reapplied.includes(udpSeen), "the apply is incremental: counters kept");
     assert.deepEqual(await drift.check({ restore: false }), { drifted: false, details: "", restored: false });
   });
 });
