@@ -51,7 +51,16 @@ export * as nft from "./nft/index.ts";
 export * as driver from "./driver/index.ts";
 export { NftError, isNftError, type NftErrorCode, type DriverOptions, type Capabilities } from "./driver/index.ts";
 // The driver's and the transaction model's types the agent works with.
-export type { Driver, Snapshot, KernelObjects, RulesetState, CounterState, TableState } from "./driver/index.ts";
+export type {
+  Driver,
+  Snapshot,
+  KernelObjects,
+  RulesetState,
+  CounterState,
+  TableState,
+  SetState,
+  ReadOptions,
+} from "./driver/index.ts";
 export type { TableDefinition } from "./nft/index.ts";
 // Importers: iptables scripts, iptables-save and ipmasqadm -> policy + per-line report (import/).
 export {

@@ -131,6 +131,10 @@ async function script(d: Driver): Promise<{ step: string; outcome: Outcome; stat
         (s) => view({ tables: [], chains: [], rules: [], sets: [s], counters: [], quotas: [], ctHelpers: [] }).sets,
       ),
   );
+  await step("readWithoutElements: every Palisade table's sets, none of their elements", async () => {
+    const st = await d.readWithoutElements();
+    return [view(st), (await d.readTable("inet", "palisade")).sets.some((x) => x.elements.length > 0)];
+  });
   await step("readCounters / readQuotas", async () => [
     (await d.readCounters("inet", "palisade")).length,
     (await d.readQuotas("inet", "palisade")).length,
@@ -139,6 +143,9 @@ async function script(d: Driver): Promise<{ step: string; outcome: Outcome; stat
     d.apply(`add table ip palisade_tee\nadd counter ip palisade_tee c { packets 1 bytes 2 ; }\n`),
   );
   await step("listTables", () => d.listTables());
+  await step("readWithoutElements, two tables: each with its objects and counter values", async () =>
+    view(await d.readWithoutElements()),
+  );
   const snap = await d.snapshot();
   await step("a change after the snapshot", () =>
     d.apply(`delete table ip palisade_tee\nadd element ${T} acct_lan_src { 10.9.0.3 counter packets 5 bytes 500 }\n`),
@@ -163,6 +170,8 @@ test("FakeDriver and nftDriver agree on every step", async () => {
   // The script is not vacuous: it saw values carried, refusals, and a restore.
   assert.match(real.map((s) => s.outcome).join(" "), /error nft_rejected.*error set_full.*error foreign_table/s);
   assert.ok(real.some((s) => JSON.stringify(s.state.counters).includes(`"extra",9,900`)));
+  // The table read without elements had sets with elements at that point.
+  assert.match(real.find((s) => s.step.startsWith("readWithoutElements"))?.outcome ?? "", /,true\]$/);
   if (helpers)
     assert.ok(
       real.some((s) => s.state.ctHelpers.length === 2) &&

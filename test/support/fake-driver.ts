@@ -24,8 +24,10 @@ import {
   type Snapshot,
   type TableState,
   type KernelObjects,
+  type ReadOptions,
 } from "../../src/engine/driver/index.ts";
 import type { Family } from "../../src/engine/nft/index.ts";
+import { appendState, emptyState } from "../../src/agent/kernel/read.ts";
 import { parseStatements, type Statement } from "../../src/agent/kernel/statements.ts";
 
 interface FChain {
@@ -255,7 +257,21 @@ export class FakeDriver implements Driver {
       .sort((a, b) => (a.family + a.name < b.family + b.name ? -1 : 1));
   }
 
-  async readTable(family: Family, table: string): Promise<RulesetState> {
+  /** ReadOptions change nothing here: rule bodies are not read back (expr is []). */
+  async readWithoutElements(_read: ReadOptions = {}): Promise<RulesetState> {
+    const st = emptyState();
+    for (const t of await this.listTables()) {
+      const one = this.tableState(t.family, t.name);
+      appendState(st, { ...one, sets: one.sets.map((x) => ({ ...x, elements: [] })) });
+    }
+    return st;
+  }
+
+  async readTable(family: Family, table: string, _read: ReadOptions = {}): Promise<RulesetState> {
+    return this.tableState(family, table);
+  }
+
+  private tableState(family: Family, table: string): RulesetState {
     const t = this.existing(family, table);
     const st: RulesetState = {
       tables: [{ family, name: table }],
@@ -306,7 +322,13 @@ export class FakeDriver implements Driver {
     return st;
   }
 
-  async readSet(family: Family, table: string, name: string, kind: "set" | "map" = "set"): Promise<SetState> {
+  async readSet(
+    family: Family,
+    table: string,
+    name: string,
+    kind: "set" | "map" = "set",
+    _read: ReadOptions = {},
+  ): Promise<SetState> {
     const s = this.existing(family, table).sets.get(name);
     if (!s || s.kind !== kind)
       throw new NftError("not_found", `not found: nft list ${kind} ${family} ${table} ${name}`);

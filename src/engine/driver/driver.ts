@@ -13,7 +13,9 @@ import {
   readQuotas,
   readSet,
   readTable,
+  readWithoutElements,
   type CounterState,
+  type ReadOptions,
   type QuotaState,
   type RulesetState,
   type SetState,
@@ -33,8 +35,10 @@ export interface Driver {
   restore(snap: Snapshot): Promise<void>;
   /** Palisade's own tables, sorted by family then name. */
   listTables(): Promise<TableState[]>;
-  readTable(family: Family, table: string): Promise<RulesetState>;
-  readSet(family: Family, table: string, name: string, kind?: "set" | "map"): Promise<SetState>;
+  readTable(family: Family, table: string, read?: ReadOptions): Promise<RulesetState>;
+  readSet(family: Family, table: string, name: string, kind?: "set" | "map", read?: ReadOptions): Promise<SetState>;
+  /** Palisade's tables, every set without its elements: one listing whatever the sets hold. */
+  readWithoutElements(read?: ReadOptions): Promise<RulesetState>;
   readCounters(family: Family, table: string): Promise<CounterState[]>;
   readQuotas(family: Family, table: string): Promise<QuotaState[]>;
   /** Zero a named counter / quota; returns the values it had (atomic read-and-zero). */
@@ -51,8 +55,9 @@ export function nftDriver(opts: DriverOptions = {}): Driver & { readonly options
     snapshot: () => snapshot(opts),
     restore: async (snap) => void (await restore(snap, opts)),
     listTables: () => listPalisadeTables(opts),
-    readTable: (family, table) => readTable(family, table, opts),
-    readSet: (family, table, name, kind = "set") => readSet(family, table, name, { ...opts, kind }),
+    readTable: (family, table, read = {}) => readTable(family, table, { ...read, ...opts }),
+    readSet: (family, table, name, kind = "set", read = {}) => readSet(family, table, name, { ...read, ...opts, kind }),
+    readWithoutElements: (read = {}) => readWithoutElements({ ...read, ...opts }),
     readCounters: (family, table) => readCounters(family, table, opts),
     readQuotas: (family, table) => readQuotas(family, table, opts),
     resetCounter: (family, table, name) => resetCounter(family, table, name, opts),

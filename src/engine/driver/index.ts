@@ -19,6 +19,7 @@ export {
   listTables,
   listPalisadeTables,
   readTable,
+  readWithoutElements,
   readSet,
   listSetNames,
   readCounters,
@@ -36,6 +37,7 @@ export {
   type CounterState,
   type QuotaState,
   type CtHelperState,
+  type ReadOptions,
 } from "./read.ts";
 export { resetCounters, resetQuotas, resetCounter, resetQuota } from "./reset.ts";
 export {
