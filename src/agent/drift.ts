@@ -14,7 +14,7 @@ import type { Applier } from "./apply.ts";
 import { errorText } from "./errors.ts";
 import type { Logger } from "../runtime/log.ts";
 import { declaredByTables } from "./kernel/plan.ts";
-import { readPalisade } from "./kernel/read.ts";
+import { readForDrift } from "./kernel/read.ts";
 import { declaredObjects, parseStatements, tableKey } from "./kernel/statements.ts";
 
 /** Normalised objects, key -> canonical JSON. Rules: key "rule <table> <chain>" -> list. */
@@ -128,6 +128,18 @@ export interface Baseline {
   text: string;
   dynamic: string[];
   normalised: Normalised;
+  /**
+   * "numeric": read with protocols as numbers (`nft -p`), so installing or removing
+   * /etc/protocols (netbase) between an apply and a check is not drift. Absent in a
+   * baseline an older agent saved: it was read with names, and so are its checks, until the
+   * next apply records a new one.
+   */
+  protocols?: "numeric";
+}
+
+/** The kernel as `b` was read: the same way every time. */
+function readAs(driver: Driver, b: Pick<Baseline, "dynamic" | "protocols">): Promise<RulesetState> {
+  return readForDrift(driver, { numericProtocols: b.protocols === "numeric", dynamic: new Set(b.dynamic) });
 }
 
 /** Kernel-filled sets declared by the desired text, as "family table kind name". */
@@ -205,8 +217,9 @@ export class DriftDetector {
    */
   async setDesired(text: string, tables?: TableDefinition[]): Promise<void> {
     const dynamic = tables ? dynamicSetsOfTables(tables) : dynamicSets(text);
-    const normalised = normalise(await readPalisade(this.driver), dynamic);
-    const b: Baseline = { text, dynamic: [...dynamic], normalised };
+    const how = { dynamic: [...dynamic], protocols: "numeric" as const };
+    const normalised = normalise(await readAs(this.driver, how), dynamic);
+    const b: Baseline = { text, ...how, normalised };
     // On disk first: a baseline that could not be recorded is not used either.
     if (this.file) await writeFileAtomic(this.file, JSON.stringify(b));
     this.baseline = b;
@@ -224,7 +237,7 @@ export class DriftDetector {
     return this.applier.exclusive(async () => {
       const b = this.baseline;
       if (!b) return { drifted: false, details: "no desired state yet", restored: false };
-      const reading = async () => normalise(await readPalisade(this.driver), new Set(b.dynamic));
+      const reading = async () => normalise(await readAs(this.driver, b), new Set(b.dynamic));
       const have = await reading();
       const diffs = compare(b.normalised, have);
       if (diffs.length === 0) return { drifted: false, details: "", restored: false };

@@ -8,6 +8,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 
 export interface ExecResult {
   code: number | null;
@@ -27,9 +28,15 @@ const live = new Set<string>();
 const liveProcs = new Set<ChildProcess>();
 let hooked = false;
 
+/** The per-namespace /etc of `ip netns exec` (see NetnsLab.etcFile); only lab names reach it. */
+const etcDir = (ns: string) => `/etc/netns/${ns}`;
+
 function emergencyCleanup(): void {
   for (const p of liveProcs) if (p.pid !== undefined && p.exitCode === null) p.kill("SIGKILL");
-  for (const ns of live) spawnSync("ip", ["netns", "del", ns], { stdio: "ignore", timeout: 5000 });
+  for (const ns of live) {
+    spawnSync("ip", ["netns", "del", ns], { stdio: "ignore", timeout: 5000 });
+    rmSync(etcDir(ns), { recursive: true, force: true });
+  }
   live.clear();
 }
 
@@ -182,6 +189,18 @@ export class NetnsLab {
     this.namespaces.push(ns);
     await run(["ip", "-n", ns, "link", "set", "lo", "up"]);
     return ns;
+  }
+
+  /**
+   * A file that programs run in `ns` read in place of /etc/<name>: `ip netns exec`
+   * bind-mounts /etc/netns/<ns>/<name> over it (e.g. an empty `protocols`, a host without
+   * netbase). Removed with the namespace.
+   */
+  etcFile(ns: string, name: string, content: string): void {
+    this.own(ns);
+    if (!/^[a-z0-9._-]+$/.test(name)) throw new Error(`etcFile: not a plain file name: ${name}`);
+    mkdirSync(etcDir(ns), { recursive: true });
+    writeFileSync(`${etcDir(ns)}/${name}`, content);
   }
 
   /** Run argv inside `ns` (`ip netns exec ns ...`), bounded by a timeout. */
@@ -387,6 +406,7 @@ export class NetnsLab {
     this.procs = [];
     for (const ns of this.namespaces.splice(0)) {
       await run(["ip", "netns", "del", ns], { allowFailure: true, timeoutMs: 10_000 });
+      rmSync(etcDir(ns), { recursive: true, force: true });
       live.delete(ns);
     }
   }
