@@ -2,9 +2,9 @@
 // purpose. nft dumps a table's elements before its counter objects, so a packet landing
 // between the two counted in a direction's total but not in its element, and the
 // collector shipped it as unattributed, for good (seen once in CI: 2241 shipped against
-// 2240 in the kernel). readKernel now lists the counters in an earlier nft run; this
-// test puts traffic exactly between the two runs (an nft wrapper that sends datagrams
-// right after `list counters`), then checks the run order and that the shipped rows
+// 2240 in the kernel). readKernel now lists the counters in an earlier nft run (a terse
+// `list ruleset`, which reads no set element); this test puts traffic exactly between the
+// two runs (an nft wrapper that sends datagrams right after that listing), then checks the run order and that the shipped rows
 // still add up to the kernel's counters and the sender's count, with no unattributed row.
 
 import { after, before, describe, it } from "node:test";
@@ -60,7 +60,7 @@ describe("telemetry reading order (kernel, netns)", () => {
   });
 
   it("lists counters before elements, and traffic between the two runs never ships as unattributed", async () => {
-    // The wrapper logs every nft run; after each `list counters` it sends a burst from
+    // The wrapper logs every nft run; after each counters listing it sends a burst from
     // the sender namespace, so those packets reach the elements but not the totals read.
     const calls = join(dir, "calls.log");
     const senderJs = join(dir, "sender.js");
@@ -72,7 +72,7 @@ describe("telemetry reading order (kernel, netns)", () => {
         "#!/bin/sh",
         `echo "$*" >> '${calls}'`,
         'nft "$@"; rc=$?',
-        `case "$*" in *"list counters"*) ip netns exec '${sender}' '${process.execPath}' '${senderJs}' '${dst}' ${BURST} >/dev/null 2>>'${calls}.err' || exit 97;; esac`,
+        `case "$*" in *"-t list ruleset"*) ip netns exec '${sender}' '${process.execPath}' '${senderJs}' '${dst}' ${BURST} >/dev/null 2>>'${calls}.err' || exit 97;; esac`,
         "exit $rc",
         "",
       ].join("\n"),
@@ -105,16 +105,17 @@ describe("telemetry reading order (kernel, netns)", () => {
     }
 
     const runs = (await readFile(calls, "utf8")).trim().split("\n");
-    const counters = runs.filter((r) => r.includes("list counters"));
+    const countersRun = (r: string) => r.includes("-t list ruleset");
+    const counters = runs.filter(countersRun);
     assert.equal(counters.length, 4, `one counters listing per collection: ${runs.join(" | ")}`);
     for (let i = 0; i < runs.length; i++) {
       if (!/list table \S+ palisade\b/.test(runs[i]!)) continue;
       const prev = runs
         .slice(0, i)
         .reverse()
-        .find((r) => r.includes("list counters") || /list table \S+ \S+/.test(r));
+        .find((r) => countersRun(r) || /list table \S+ \S+/.test(r));
       assert.ok(
-        prev?.includes("list counters"),
+        prev !== undefined && countersRun(prev),
         `the counters were listed just before "${runs[i]}" (runs: ${runs.join(" | ")})`,
       );
     }
