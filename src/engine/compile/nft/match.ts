@@ -6,17 +6,9 @@
 // mixes literals and named sets is an OR nft cannot write in one expression: it is
 // returned as alternatives (one rule each), which only terminating verdicts allow.
 import type { Path } from "../../diagnostics.ts";
-import { parsePrefix } from "../../net/address.ts";
+import { parsePrefix, type Prefix } from "../../net/address.ts";
 import { ifname } from "../../nft/index.ts";
-import {
-  PROTOCOL_NUMBERS,
-  TUPLE_SET_TYPES,
-  isNegated,
-  parseRate,
-  unwrap,
-  type Match,
-  type Negatable,
-} from "../../policy/index.ts";
+import { PROTOCOL_NUMBERS, TUPLE_SET_TYPES, isNegated, parseRate, unwrap, type Match } from "../../policy/index.ts";
 import { FAMS, type Ctx, type Fam } from "./context.ts";
 import { ctStateFlags, setFamily, tupleLookup, tupleSetFamily, valueOrSet } from "./sets.ts";
 import {
@@ -39,6 +31,12 @@ import { declareLscanTracker, isLscanKind } from "./lscan.ts";
 
 const PORT_PROTOCOLS = new Set(["tcp", "udp", "udplite", "sctp", "dccp"]);
 const ANY_PORT_PROTOCOL = "meta l4proto { tcp, udp, udplite, sctp, dccp }";
+// Constant key lists are module constants: compileMatch runs once per rule and family, and
+// a cold worker runs it in the interpreter, where a literal is built on every call.
+const ADDRESS_KEYS = ["saddr", "daddr"] as const;
+const PORT_KEYS = ["sport", "dport"] as const;
+const IF_KEYS = ["iif", "oif"] as const;
+const IF_WORD = { iif: "iifname", oif: "oifname" } as const;
 
 export interface MatchResult {
   /** Alternatives: the rule is emitted once per entry (usually exactly one). */
@@ -104,7 +102,7 @@ export function matchFamilies(m: Match | undefined, ctx: Ctx, path: Path): Set<F
     allowed = allowed ? new Set([...allowed].filter((f) => s.has(f))) : s;
   };
   if (m.family) narrow([m.family]);
-  for (const key of ["saddr", "daddr"] as const) {
+  for (const key of ADDRESS_KEYS) {
     const v = m[key];
     if (v !== undefined) narrow(addressFamilies(asList(unwrap(v).value), ctx, [...path, key]));
   }
@@ -154,24 +152,23 @@ export function matchNeedsFamily(m: Match | undefined): boolean {
   );
 }
 
+/** An address list item: a named set (`@name`) or a literal already parsed (parsed once per rule and family). */
+type AddressItem = { ref: string } | { prefix: Prefix };
+
 function addressParts(
-  v: Negatable<string | string[]>,
+  items: AddressItem[],
+  negated: boolean,
   side: "saddr" | "daddr",
   fam: Fam,
 ): { parts: string[]; alternatives?: string[] } {
-  const { value, negated } = unwrap(v);
-  const items = asList(value).filter((i) => {
-    if (!i.startsWith("@")) return parsePrefix(i)?.family === fam;
-    return true; // named sets were checked by matchFamilies; filtered by the caller's ctx below
-  });
   const expr = `${fam === "ipv4" ? "ip" : "ip6"} ${side}`;
-  const literals = items
-    .filter((i) => !i.startsWith("@"))
-    .map((i) => {
-      const p = parsePrefix(i)!;
-      return p.length === (fam === "ipv4" ? 32 : 128) ? p.address : `${p.address}/${p.length}`;
-    });
-  const refs = items.filter((i) => i.startsWith("@"));
+  const full = fam === "ipv4" ? 32 : 128;
+  const literals: string[] = [];
+  const refs: string[] = [];
+  for (const i of items) {
+    if ("ref" in i) refs.push(i.ref);
+    else literals.push(i.prefix.length === full ? i.prefix.address : `${i.prefix.address}/${i.prefix.length}`);
+  }
   const pieces = [...(literals.length ? [valueOrSet(literals)] : []), ...refs];
   if (negated) return { parts: pieces.map((p) => `${expr} != ${p}`) };
   if (pieces.length === 1) return { parts: [`${expr} ${pieces[0]}`] };
@@ -204,14 +201,21 @@ export function compileMatch(
   const alternativeLists: string[][] = [];
   if (!m) return { alternatives: [parts], impliesFamily };
 
-  for (const side of ["saddr", "daddr"] as const) {
+  for (const side of ADDRESS_KEYS) {
     const v = m[side];
     if (v === undefined || fam === undefined) continue;
-    const items = asList(unwrap(v).value).filter((i) =>
-      i.startsWith("@") ? setFamily(ctx.policy.sets[i.slice(1)]) === fam : parsePrefix(i)?.family === fam,
-    );
+    const { value, negated } = unwrap(v);
+    const items: AddressItem[] = [];
+    for (const i of asList(value)) {
+      if (i.startsWith("@")) {
+        if (setFamily(ctx.policy.sets[i.slice(1)]) === fam) items.push({ ref: i });
+      } else {
+        const prefix = parsePrefix(i);
+        if (prefix?.family === fam) items.push({ prefix });
+      }
+    }
     if (items.length === 0) return null;
-    const r = addressParts(isNegated(v) ? { not: items } : items, side, fam);
+    const r = addressParts(items, negated, side, fam);
     parts.push(...r.parts);
     if (r.alternatives) alternativeLists.push(r.alternatives);
     impliesFamily = true;
@@ -232,22 +236,19 @@ export function compileMatch(
   if (proto && !protoImplied)
     parts.push(`meta l4proto ${neg(proto.negated)}${PROTOCOL_NUMBERS[proto.value] ?? proto.value}`);
   if (hasPorts && !portProto) parts.push(ANY_PORT_PROTOCOL);
-  for (const key of ["sport", "dport"] as const) {
+  for (const key of PORT_KEYS) {
     const v = m[key];
     if (v === undefined) continue;
     const { value, negated } = unwrap(v);
     parts.push(`${portProto ?? "th"} ${key} ${neg(negated)}${valueOrSet(asList(value).map(portText))}`);
   }
 
-  for (const [key, word] of [
-    ["iif", "iifname"],
-    ["oif", "oifname"],
-  ] as const) {
+  for (const key of IF_KEYS) {
     const v = m[key];
     if (v === undefined) continue;
     const { value, negated } = unwrap(v);
     const names = asList(value).map((n) => (n.endsWith("*") ? ifname(n.slice(0, -1), { wildcard: true }) : ifname(n)));
-    parts.push(`${word} ${neg(negated)}${valueOrSet(names)}`);
+    parts.push(`${IF_WORD[key]} ${neg(negated)}${valueOrSet(names)}`);
   }
 
   if (m.ctState !== undefined) {
@@ -391,10 +392,10 @@ export function compileMatch(
     impliesFamily = true;
   }
 
-  // Cartesian product of the OR-lists (at most saddr x daddr).
+  // Cartesian product of the OR-lists (at most saddr x daddr); most rules have none.
   let alternatives: string[][] = [[]];
   for (const list of alternativeLists) alternatives = alternatives.flatMap((a) => list.map((x) => [...a, x]));
-  let rules = alternatives.map((a) => [...a, ...parts]);
+  let rules = alternativeLists.length === 0 ? [parts] : alternatives.map((a) => [...a, ...parts]);
   // The jump that counts a hit leaves the limit out: the rule with the action evaluates it,
   // once, where the policy puts it (compile/hitcount.ts).
   const jumpRules =
@@ -403,16 +404,15 @@ export function compileMatch(
       : undefined;
   // A packet budget's split is the rule's last expression: the others decide first.
   if (quotaSplit) rules = rules.flatMap((a) => quotaSplit.map((x) => [...a, x]));
-  return {
-    alternatives: rules,
-    ...(quotaSplit ? { quotaSplit: true } : {}),
-    impliesFamily,
-    ...(hitcount ? { hitcount } : {}),
-    ...(jumpRules ? { jumpAlternatives: jumpRules } : {}),
-    ...(psd ? { psd } : {}),
-    ...(disjoint && !quotaSplit ? { disjoint } : {}),
-    ...(natStatus && alternativeLists.length === 1 && !quotaSplit && !hitcount && !psd ? { natSplit: true } : {}),
-  };
+  // Optional keys set one by one: spreading empty objects costs per rule in a cold worker.
+  const out: MatchResult = { alternatives: rules, impliesFamily };
+  if (quotaSplit) out.quotaSplit = true;
+  if (hitcount) out.hitcount = hitcount;
+  if (jumpRules) out.jumpAlternatives = jumpRules;
+  if (psd) out.psd = psd;
+  if (disjoint && !quotaSplit) out.disjoint = disjoint;
+  if (natStatus && alternativeLists.length === 1 && !quotaSplit && !hitcount && !psd) out.natSplit = true;
+  return out;
 }
 
 export { FAMS };
