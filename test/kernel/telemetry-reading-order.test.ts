@@ -37,21 +37,10 @@ const BURST = 25;
 
 describe("telemetry reading order (kernel, netns)", () => {
   let lab: NetnsLab;
-  let ns: string;
-  let sender: string;
-  let dst: string;
-  let lan: string;
-  let src: string;
   let dir: string;
 
   before(async () => {
     lab = createLab();
-    const p = await lab.pair();
-    ns = p.server;
-    sender = p.client;
-    dst = p.link.b.ip4;
-    lan = p.link.net4;
-    src = p.link.a.ip4;
     dir = await mkdtemp(join(tmpdir(), "palisade-read-order-"));
   });
   after(async () => {
@@ -59,20 +48,36 @@ describe("telemetry reading order (kernel, netns)", () => {
     if (!process.env.KEEP) await rm(dir, { recursive: true, force: true });
   });
 
+  // readKernel's first run is a terse `list ruleset` or, when the last reading held fewer
+  // than half as many set elements as rules, `list tables` + `list counters`: both orders.
+  const terse = (r: string) => r.includes("-t list ruleset");
   it("lists counters before elements, and traffic between the two runs never ships as unattributed", async () => {
+    const modes = await readingOrder("terse", []);
+    assert.deepEqual(modes, ["terse", "terse", "terse", "terse"]);
+  });
+  it("the same with the counters listed by `list counters` (a table of many rules and few elements)", async () => {
+    const extra = Array.from({ length: 20 }, (_, i) => `udp dport ${9000 + i} counter`);
+    const modes = await readingOrder("counters", extra);
+    assert.deepEqual(modes, ["terse", "list counters", "list counters", "list counters"]);
+  });
+
+  /** Four collections through an nft wrapper; returns how each listed the counters. */
+  async function readingOrder(tag: string, extra: string[]): Promise<string[]> {
+    const p = await lab.pair();
+    const [ns, sender, dst, lan, src] = [p.server, p.client, p.link.b.ip4, p.link.net4, p.link.a.ip4];
     // The wrapper logs every nft run; after each counters listing it sends a burst from
     // the sender namespace, so those packets reach the elements but not the totals read.
-    const calls = join(dir, "calls.log");
+    const calls = join(dir, `${tag}-calls.log`);
     const senderJs = join(dir, "sender.js");
     await writeFile(senderJs, SENDER);
-    const wrapper = join(dir, "nft-wrapper.sh");
+    const wrapper = join(dir, `${tag}-nft-wrapper.sh`);
     await writeFile(
       wrapper,
       [
         "#!/bin/sh",
         `echo "$*" >> '${calls}'`,
         'nft "$@"; rc=$?',
-        `case "$*" in *"-t list ruleset"*) ip netns exec '${sender}' '${process.execPath}' '${senderJs}' '${dst}' ${BURST} >/dev/null 2>>'${calls}.err' || exit 97;; esac`,
+        `case "$*" in *"-t list ruleset"*|*"list counters"*) ip netns exec '${sender}' '${process.execPath}' '${senderJs}' '${dst}' ${BURST} >/dev/null 2>>'${calls}.err' || exit 97;; esac`,
         "exit $rc",
         "",
       ].join("\n"),
@@ -82,7 +87,7 @@ describe("telemetry reading order (kernel, netns)", () => {
     const plain = { netns: ns };
     const wrapped = { netns: ns, nftPath: wrapper };
     const log = memoryLog("warn");
-    const state = await StateDir.open(join(dir, "state"));
+    const state = await StateDir.open(join(dir, `${tag}-state`));
     const spool = await Spool.open(state.spoolDir, { maxBytes: 1 << 24, maxBatches: 1000 }, log);
     const collector = await Collector.create({
       driver: nftDriver(wrapped),
@@ -93,8 +98,13 @@ describe("telemetry reading order (kernel, netns)", () => {
     });
     const applier = new Applier(nftDriver(plain), log);
     assert.equal(
-      (await applier.safeApply({ text: fixtureText({ lan }), confirmTimeoutMs: 1000, confirmed: async () => true }))
-        .status,
+      (
+        await applier.safeApply({
+          text: fixtureText({ lan, extra }),
+          confirmTimeoutMs: 1000,
+          confirmed: async () => true,
+        })
+      ).status,
       "applied",
     );
 
@@ -105,7 +115,7 @@ describe("telemetry reading order (kernel, netns)", () => {
     }
 
     const runs = (await readFile(calls, "utf8")).trim().split("\n");
-    const countersRun = (r: string) => r.includes("-t list ruleset");
+    const countersRun = (r: string) => terse(r) || r.includes("list counters");
     const counters = runs.filter(countersRun);
     assert.equal(counters.length, 4, `one counters listing per collection: ${runs.join(" | ")}`);
     for (let i = 0; i < runs.length; i++) {
@@ -162,5 +172,6 @@ describe("telemetry reading order (kernel, netns)", () => {
     assert.deepEqual(sum(""), { sp: 0, sb: 0, dp: 0, db: 0 }, "no unattributed row: every packet had its element");
     assert.equal(sum(src).sp, 4 * BURST);
     assert.equal(sum(dst).dp, 4 * BURST);
-  });
+    return counters.map((r) => (terse(r) ? "terse" : "list counters"));
+  }
 });

@@ -19,6 +19,7 @@ import {
   readKernel,
   type Direction,
   type KernelReading,
+  type ReadingShape,
 } from "./reading.ts";
 import type { Spool } from "./spool.ts";
 
@@ -57,6 +58,8 @@ const u64 = (n: number) => String(n);
 
 export class Collector {
   private prev: Reading = new Map();
+  /** What the last reading held: readKernel picks its first run by it. */
+  private shape: ReadingShape | undefined;
   private carry = new Map<string, Cum>();
   private lastQuotas = "";
   private seq = 0;
@@ -133,8 +136,10 @@ export class Collector {
     return run;
   }
 
-  private read(): Promise<KernelReading> {
-    return this.o.read ? this.o.read() : readKernel(this.o.driver);
+  private async read(): Promise<KernelReading> {
+    const r = await (this.o.read ? this.o.read() : readKernel(this.o.driver, this.shape));
+    this.shape = r.shape;
+    return r;
   }
 
   private async collectNow(): Promise<TelemetryBatch | undefined> {

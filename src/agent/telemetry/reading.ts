@@ -42,6 +42,14 @@ export interface KernelReading {
   /** Tables whose `t` key is a single total next to per-address sets (the layout before per-direction totals). */
   legacyTotals: Set<string>;
   takenAt: number;
+  /** What the tables held (readKernel's: it picks the next reading's first run by it). */
+  shape?: ReadingShape;
+}
+
+/** Rules and set elements in Palisade's tables at a reading. */
+export interface ReadingShape {
+  rules: number;
+  elements: number;
 }
 
 export type Direction = "src" | "dst";
@@ -125,12 +133,26 @@ export function readingOf(st: RulesetState, now = Date.now()): KernelReading {
  * only be ahead of the totals, and the collector nets that negative remainder against
  * the next interval (delta.ts, `unattributed`), so the sums stay exact.
  */
-export async function readKernel(driver: Driver): Promise<KernelReading> {
-  // The first run lists Palisade's tables and their counters without any set's elements:
-  // nft 1.0.6's `list tables` and `list counters` each fetch every element of the ruleset
-  // (65k accounting elements: ~0.45 CPU-s each), which only the second run needs.
-  const first = await driver.readWithoutElements();
+export async function readKernel(driver: Driver, last?: ReadingShape): Promise<KernelReading> {
+  const first = await tablesAndCounters(driver, last);
   const st = await readPalisade(driver, first.tables);
   st.counters = first.counters;
-  return readingOf(st);
+  const elements = st.sets.reduce((n, s) => n + s.elements.length, 0);
+  return { ...readingOf(st), shape: { rules: st.rules.length, elements } };
+}
+
+/**
+ * The first run: Palisade's tables and their counters. nft 1.0.6 fetches every rule and set
+ * element of the ruleset for `list tables` and for `list counters` (65k accounting
+ * elements: ~0.45 CPU-s each) without printing them; a terse `list ruleset` fetches no
+ * element but prints every rule (~24 µs a rule against ~2 x 8.5 µs fetched, and ~2 x 7 µs
+ * an element: bench/periodic-reads.ts). So the terse listing when the last reading held at
+ * least half as many elements as rules, or when there was none.
+ */
+async function tablesAndCounters(driver: Driver, last: ReadingShape | undefined) {
+  if (!last || last.elements * 2 >= last.rules) return driver.readWithoutElements();
+  const tables = await driver.listTables();
+  const counters: CounterState[] = [];
+  for (const t of tables) counters.push(...(await driver.readCounters(t.family, t.name)));
+  return { tables, counters };
 }
