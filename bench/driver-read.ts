@@ -21,6 +21,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLab } from "../test/support/netns.ts";
 import { unitNodeFlags } from "../test/support/unit-privileges.ts";
+import { BIG_ACCOUNTING, fillBigAccounting } from "./lib/big-accounting.ts";
 import { note } from "./lib/progress.ts";
 import { machine, median, ratio, table, NOISE_NOTE } from "./lib/stats.ts";
 
@@ -85,27 +86,12 @@ async function main(): Promise<void> {
   try {
     const ns = await lab.addNamespace();
     const { validatePolicy, compileNft } = await import("../src/engine/index.ts");
-    const v = validatePolicy(
-      {
-        description: "bench: a /16 accounting table",
-        accounting: { big: { prefix: "10.99.0.0/16" } },
-        chains: { input: { hook: "input", policy: "accept", rules: [{ action: { type: "account", table: "big" } }] } },
-      },
-      { target: "nftables" },
-    );
+    const v = validatePolicy(BIG_ACCOUNTING, { target: "nftables" });
     if (!v.ok || !v.policy) throw new Error(`policy: ${JSON.stringify(v.errors)}`);
     const c = compileNft(v.policy);
     if (!c.ok) throw new Error(`compile: ${JSON.stringify(c.errors)}`);
     await lab.nft(ns, ["-f", "-"], c.text);
-    note(`filling ${ELEMENTS} elements`);
-    for (let i = 0; i < ELEMENTS; i += 8192) {
-      const els: string[] = [];
-      for (let j = i; j < i + 8192; j++)
-        els.push(`10.99.${j >> 8}.${j & 255} counter packets 1 bytes ${60 + (j % 1000)}`);
-      await lab.nft(ns, ["-f", "-"], `add element inet palisade acct_big_src { ${els.join(", ")} }\n`, {
-        timeoutMs: 120_000,
-      });
-    }
+    await fillBigAccounting(lab, ns, ELEMENTS);
     const flags = unitNodeFlags(readFileSync(join(ROOT, "deploy/palisade-agent.service"), "utf8"));
     const samples = new Map<Case, Sample[]>(CASES.map((k) => [k, []]));
     for (let i = 0; i < RUNS; i++) {

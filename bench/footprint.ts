@@ -31,6 +31,7 @@ import { TestApi } from "../test/support/test-api.ts";
 import { createLab, type NetnsLab } from "../test/support/netns.ts";
 import { unitAllocatorEnv, unitNodeFlags } from "../test/support/unit-privileges.ts";
 import { linearRules } from "./lib/policies.ts";
+import { BIG_ACCOUNTING, fillBigAccounting } from "./lib/big-accounting.ts";
 import { note } from "./lib/progress.ts";
 import { machine, median, ratio, table, NOISE_NOTE } from "./lib/stats.ts";
 
@@ -131,13 +132,6 @@ async function restingRss(pid: number, samples = 5): Promise<number> {
     xs.push(status(pid).rss);
   }
   return median(xs);
-}
-
-/** nft text adding `n` addresses of 10.99.0.0/16 (each with a counter) to `set`. */
-function fillText(set: string, from: number, to: number): string {
-  const els: string[] = [];
-  for (let i = from; i < to; i++) els.push(`10.99.${i >> 8}.${i & 255} counter packets 1 bytes ${60 + (i % 1000)}`);
-  return `add element inet palisade ${set} { ${els.join(", ")} }\n`;
 }
 
 interface AgentFigures {
@@ -244,13 +238,8 @@ async function agentPhases(
     const apply10kPeak = status(pid).hwm;
 
     note(`${label}: 65,536 accounting elements`);
-    await apply({
-      description: "bench: a /16 accounting table",
-      accounting: { big: { prefix: "10.99.0.0/16" } },
-      chains: { input: { hook: "input", policy: "accept", rules: [{ action: { type: "account", table: "big" } }] } },
-    });
-    for (let i = 0; i < 65_536; i += 8192)
-      await lab.nft(ns, ["-f", "-"], fillText("acct_big_src", i, i + 8192), { timeoutMs: 120_000 });
+    await apply(BIG_ACCOUNTING);
+    await fillBigAccounting(lab, ns);
     resetPeak(pid);
     const c65k = cpuMs(pid);
     const seen = api.received.length;
