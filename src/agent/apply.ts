@@ -232,7 +232,9 @@ export class Applier {
   }
 
   private async applyTextNow(text: string, tables?: TableDefinition[], opts: ApplyTextOptions = {}): Promise<PlanMode> {
-    const kernel = opts.kernel ?? (await readPalisade(this.driver));
+    // The plan needs the objects' names (and ct helpers' types), never an element: the
+    // listing without elements costs nothing per element (an accounting set may hold 65k).
+    const kernel = opts.kernel ?? (await this.driver.readWithoutElements());
     const inc = incrementalPlan(text, kernel, tables);
     await this.hooks.beforeChange?.();
     try {

@@ -74,9 +74,17 @@ describe("agent drift reads (kernel, netns)", () => {
     assert.deepEqual(normalise(terse, dyn), normalise(full, dyn));
     assert.deepEqual(await drift.check({ restore: true }), clean);
 
-    // A static set edited by hand is still seen, and restored.
+    // A static set edited by hand is still seen, and restored; neither the check nor the
+    // restore's plan reads a whole table (its elements), nor lists the tables.
     await lab.nft(ns, ["add", "element", "inet", "palisade", "allow", "{ 203.0.113.7 }"]);
+    const whole: string[] = [];
+    const d = applier.driver;
+    const [readTable, listTables] = [d.readTable, d.listTables];
+    d.readTable = (...a) => (whole.push(`readTable ${a[1]}`), readTable(...a));
+    d.listTables = () => (whole.push("listTables"), listTables());
     const r = await drift.check({ restore: true });
+    [d.readTable, d.listTables] = [readTable, listTables];
+    assert.deepEqual(whole, []);
     assert.equal(r.drifted, true);
     assert.match(r.details, /changed set inet palisade allow/);
     assert.equal(r.restored, true);

@@ -244,8 +244,10 @@ function setOf(raw: unknown, kind: "set" | "map", more: Iterable<unknown[]> = []
   return out;
 }
 
-/** Parse a whole `nft -j list ...` document into typed state. */
-/** `keep`: the tables whose entries are read; the others' are skipped unparsed. */
+/**
+ * Parse a whole `nft -j list ...` document into typed state. `keep`: the tables whose
+ * entries are read; the others' are skipped unparsed.
+ */
 export function parseRuleset(stdout: string, keep?: (family: string, table: string) => boolean): RulesetState {
   try {
     const entries = nftablesEntries(stdout);
