@@ -130,12 +130,19 @@ export interface Baseline {
   normalised: Normalised;
   /**
    * "numeric": read with protocols as numbers (`nft -p`), so installing or removing
-   * /etc/protocols (netbase) between an apply and a check is not drift. Absent in a
-   * baseline an older agent saved: it was read with names, and so are its checks, until the
-   * next apply records a new one.
+   * /etc/protocols (netbase) between an apply and a check is not drift; kept in its own file
+   * (numericFile). Absent in a baseline an older agent saved: it was read with names, and so
+   * are its checks, until the next apply records a new one.
    */
   protocols?: "numeric";
 }
+
+/**
+ * Where a baseline read with numeric protocols is kept: beside the file an older agent reads
+ * (which it would check with protocol names, every such rule then drift), so that after a
+ * downgrade it finds no baseline and waits for its next apply.
+ */
+export const numericFile = (file: string) => `${file.replace(/\.json$/, "")}.numeric.json`;
 
 /** The kernel as `b` was read: the same way every time. */
 function readAs(driver: Driver, b: Pick<Baseline, "dynamic" | "protocols">): Promise<RulesetState> {
@@ -178,12 +185,16 @@ export class DriftDetector {
    */
   async load(appliedText?: string): Promise<boolean> {
     if (!this.file) return false;
-    let b: Baseline;
-    try {
-      b = JSON.parse(await readFile(this.file, "utf8")) as Baseline;
-    } catch {
-      return false;
+    let b: Baseline | undefined;
+    for (const f of [numericFile(this.file), this.file]) {
+      try {
+        b = JSON.parse(await readFile(f, "utf8")) as Baseline;
+        break;
+      } catch {
+        // Not there (or not readable): the older name next, then none.
+      }
     }
+    if (!b) return false;
     if (appliedText !== undefined && b.text !== appliedText) {
       this.log.warn("drift baseline does not match the applied version; drift checks wait for the next apply");
       return false;
@@ -200,13 +211,20 @@ export class DriftDetector {
   /** Go back to an earlier baseline (memory first; the file is best effort, load() checks it). */
   async revert(b: Baseline | undefined): Promise<void> {
     this.baseline = b;
-    if (!this.file) return;
     try {
-      if (b) await writeFileAtomic(this.file, JSON.stringify(b));
-      else await rm(this.file, { force: true });
+      await this.save(b);
     } catch (e) {
       this.log.warn({ err: errorText(e) }, "cannot write the drift baseline back");
     }
+  }
+
+  /** `b` on disk under the name for how it was read, the other name removed; none: both removed. */
+  private async save(b: Baseline | undefined): Promise<void> {
+    if (!this.file) return;
+    const keep = b && (b.protocols === "numeric" ? numericFile(this.file) : this.file);
+    if (b && keep) await writeFileAtomic(keep, JSON.stringify(b));
+    for (const f of [this.file, numericFile(this.file)])
+      if (f !== keep) await rm(f, { force: true }).catch(() => undefined); // load() prefers the numeric one
   }
 
   /**
@@ -221,7 +239,7 @@ export class DriftDetector {
     const normalised = normalise(await readAs(this.driver, how), dynamic);
     const b: Baseline = { text, ...how, normalised };
     // On disk first: a baseline that could not be recorded is not used either.
-    if (this.file) await writeFileAtomic(this.file, JSON.stringify(b));
+    await this.save(b);
     this.baseline = b;
   }
 

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLab, type NetnsLab } from "../support/netns.ts";
 import { Applier } from "../../src/agent/apply.ts";
-import { DriftDetector, dynamicSets, normalise } from "../../src/agent/drift.ts";
+import { DriftDetector, dynamicSets, normalise, numericFile } from "../../src/agent/drift.ts";
 import { readForDrift, readPalisade } from "../../src/agent/kernel/read.ts";
 import { memoryLog } from "../../src/runtime/log.ts";
 import { nftDriver } from "../../src/engine/driver/index.ts";
@@ -98,7 +98,7 @@ describe("agent drift reads (kernel, netns)", () => {
     try {
       const file = join(dir, "drift-baseline.json");
       const { applier, drift, log } = await applied(ns, file);
-      const saved = JSON.parse(readFileSync(file, "utf8"));
+      const saved = JSON.parse(readFileSync(numericFile(file), "utf8"));
       assert.equal(saved.protocols, "numeric");
       // The baseline an older agent wrote: the same reading, protocols by name.
       const dyn = dynamicSets(TEXT);

@@ -3,11 +3,18 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Applier } from "../../../src/agent/apply.ts";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { DriftDetector, compare, dynamicSets, dynamicSetsOfTables, normalise } from "../../../src/agent/drift.ts";
+import {
+  DriftDetector,
+  compare,
+  dynamicSets,
+  dynamicSetsOfTables,
+  normalise,
+  numericFile,
+} from "../../../src/agent/drift.ts";
 import { renderDesired } from "../../../src/agent/render.ts";
 import { memoryLog } from "../../../src/runtime/log.ts";
 import { FakeDriver } from "../../support/fake-driver.ts";
@@ -116,14 +123,47 @@ describe("drift on the Driver (fake)", () => {
       assert.equal(out.status, "applied");
       assert.equal((await drift.check({ restore: false })).drifted, false);
       // What an agent before helpers were compared wrote: no helpers in the normalised state.
-      const saved = JSON.parse(readFileSync(file, "utf8"));
+      const saved = JSON.parse(readFileSync(numericFile(file), "utf8"));
       assert.ok(Object.keys(saved.normalised.ctHelpers).some((k) => k.startsWith("ct helper ")));
       assert.ok(!Object.keys(saved.normalised.objects).some((k) => k.startsWith("ct helper ")), "apart");
       delete saved.normalised.ctHelpers;
+      // Under the name and in the form that agent wrote (protocol names, no `protocols`).
+      delete saved.protocols;
       writeFileSync(file, JSON.stringify(saved));
+      rmSync(numericFile(file));
       const restarted = new DriftDetector(kernel, new Applier(kernel, log), log, file);
       assert.equal(await restarted.load(desired.text), true);
       assert.deepEqual(await restarted.check({ restore: true }), { drifted: false, details: "", restored: false });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a baseline read with numeric protocols is kept under its own name, which an older agent does not read", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "palisade-drift-"));
+    try {
+      const file = join(dir, "drift-baseline.json");
+      writeFileSync(file, JSON.stringify({ text: "stale", dynamic: [], normalised: { objects: {}, rules: {} } }));
+      const kernel = new FakeDriver();
+      const log = memoryLog("error");
+      const applier = new Applier(kernel, log);
+      const drift = new DriftDetector(kernel, applier, log, file);
+      const desired = fixtureDesired({ lan: LAN });
+      const out = await applier.safeApply({
+        ...desired,
+        confirmTimeoutMs: 1000,
+        confirmed: async () => true,
+        onConfirmed: () => drift.setDesired(desired.text, desired.tables),
+      });
+      assert.equal(out.status, "applied");
+      assert.equal(JSON.parse(readFileSync(numericFile(file), "utf8")).protocols, "numeric");
+      assert.ok(!existsSync(file), "the name an older agent reads holds no baseline now");
+      const restarted = new DriftDetector(kernel, new Applier(kernel, log), log, file);
+      assert.equal(await restarted.load(desired.text), true);
+      assert.equal(restarted.current?.protocols, "numeric");
+      // A commit that cannot be recorded puts back nothing: neither name is left.
+      await restarted.revert(undefined);
+      assert.ok(!existsSync(file) && !existsSync(numericFile(file)));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
