@@ -40,8 +40,12 @@ export function appendState(st: RulesetState, one: RulesetState): void {
   st.ctHelpers.push(...one.ctHelpers);
 }
 
-/** Past this many sets to read one by one, reading each table whole costs less than the spawns. */
-export const MAX_SET_READS = 16;
+/**
+ * Past this many sets to read one by one, each table is read whole (its kernel-filled sets'
+ * elements too). A `list set` costs an nft spawn, ~5-20 ms; a table whose accounting set holds
+ * 60k elements ~0.9 s whole: many policies name more than a handful of sets.
+ */
+export const MAX_SET_READS = 64;
 
 const setKey = (s: SetState) => `${tableKey(s.family, s.table)} ${s.kind} ${s.name}`;
 
