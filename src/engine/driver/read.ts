@@ -265,14 +265,14 @@ export function parseRuleset(stdout: string, keep?: (family: string, table: stri
  */
 function* ofTables(entries: Iterable<EntryPiece>, keep: (family: string, table: string) => boolean) {
   for (const piece of entries) {
-    const entry = piece.head as Record<string, unknown> | null;
-    const inner = entry && typeof entry === "object" ? Object.values(entry)[0] : undefined;
-    if (entry && typeof entry === "object" && "metainfo" in entry) yield piece;
-    else if (inner && typeof inner === "object") {
-      const o = inner as Record<string, unknown>;
-      const table = "table" in (entry as object) ? o.name : o.table;
-      if (typeof o.family === "string" && typeof table === "string" && keep(o.family, table)) yield piece;
-    } else yield piece; // not an entry of any table: stateOf refuses it with its message
+    const entry = piece.head;
+    if (entry && typeof entry === "object" && !Array.isArray(entry) && !("metainfo" in entry)) {
+      const inner = Object.values(entry)[0] as Record<string, unknown> | null | undefined;
+      const table = inner && typeof inner === "object" ? ("table" in entry ? inner.name : inner.table) : undefined;
+      // Only an entry that names another table is skipped; the rest is stateOf's to read or refuse.
+      if (typeof inner?.family === "string" && typeof table === "string" && !keep(inner.family, table)) continue;
+    }
+    yield piece;
   }
 }
 
