@@ -60,9 +60,13 @@ describe("telemetry reading order (kernel, netns)", () => {
     const modes = await readingOrder("counters", extra);
     assert.deepEqual(modes, ["terse", "list counters", "list counters", "list counters"]);
   });
+  it("the same when the many rules are another table's (the terse listing prints them too)", async () => {
+    const modes = await readingOrder("foreign", [], 20);
+    assert.deepEqual(modes, ["terse", "list counters", "list counters", "list counters"]);
+  });
 
   /** Four collections through an nft wrapper; returns how each listed the counters. */
-  async function readingOrder(tag: string, extra: string[]): Promise<string[]> {
+  async function readingOrder(tag: string, extra: string[], foreignRules = 0): Promise<string[]> {
     const p = await lab.pair();
     const [ns, sender, dst, lan, src] = [p.server, p.client, p.link.b.ip4, p.link.net4, p.link.a.ip4];
     // The wrapper logs every nft run; after each counters listing it sends a burst from
@@ -108,6 +112,13 @@ describe("telemetry reading order (kernel, netns)", () => {
       "applied",
     );
 
+    if (foreignRules) {
+      const rules = Array.from(
+        { length: foreignRules },
+        (_, i) => `add rule inet other c tcp dport ${9000 + i} accept`,
+      );
+      await lab.nft(ns, ["-f", "-"], ["add table inet other", "add chain inet other c", ...rules, ""].join("\n"));
+    }
     const batches: TelemetryBatch[] = [];
     for (let i = 0; i < 4; i++) {
       const b = await collector.collect();

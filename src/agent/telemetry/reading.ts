@@ -20,6 +20,7 @@ import {
   parseAggregateComment,
   parseGrowCounterName,
   type CounterState,
+  type TableState,
   type Driver,
   type RulesetState,
 } from "../../engine/index.ts";
@@ -46,9 +47,13 @@ export interface KernelReading {
   shape?: ReadingShape;
 }
 
-/** Rules and set elements in Palisade's tables at a reading. */
+/** Rules and set elements at a reading. */
 export interface ReadingShape {
+  /** Rules of Palisade's tables. */
   rules: number;
+  /** Rules of the other tables, as the last terse listing counted them (it prints them too). */
+  foreignRules: number;
+  /** Elements of Palisade's sets. */
   elements: number;
 }
 
@@ -137,8 +142,12 @@ export async function readKernel(driver: Driver, last?: ReadingShape): Promise<K
   const first = await tablesAndCounters(driver, last);
   const st = await readPalisade(driver, first.tables);
   st.counters = first.counters;
-  const elements = st.sets.reduce((n, s) => n + s.elements.length, 0);
-  return { ...readingOf(st), shape: { rules: st.rules.length, elements } };
+  const shape: ReadingShape = {
+    rules: st.rules.length,
+    foreignRules: first.otherRules ?? last?.foreignRules ?? 0,
+    elements: st.sets.reduce((n, s) => n + s.elements.length, 0),
+  };
+  return { ...readingOf(st), shape };
 }
 
 /**
@@ -147,10 +156,13 @@ export async function readKernel(driver: Driver, last?: ReadingShape): Promise<K
  * elements: ~0.45 CPU-s each) without printing them; a terse `list ruleset` fetches no
  * element but prints every rule (~24 µs a rule against ~2 x 8.5 µs fetched, and ~2 x 7 µs
  * an element: bench/periodic-reads.ts). So the terse listing when the last reading held at
- * least half as many elements as rules, or when there was none.
+ * least half as many elements as rules, the other tables' rules counted, or when there was none.
  */
-async function tablesAndCounters(driver: Driver, last: ReadingShape | undefined) {
-  if (!last || last.elements * 2 >= last.rules) return driver.readWithoutElements();
+async function tablesAndCounters(
+  driver: Driver,
+  last: ReadingShape | undefined,
+): Promise<{ tables: TableState[]; counters: CounterState[]; otherRules?: number }> {
+  if (!last || last.elements * 2 >= last.rules + last.foreignRules) return driver.readWithoutElements();
   const tables = await driver.listTables();
   const counters: CounterState[] = [];
   for (const t of tables) counters.push(...(await driver.readCounters(t.family, t.name)));

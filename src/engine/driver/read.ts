@@ -114,6 +114,8 @@ export interface RulesetState {
   counters: CounterState[];
   quotas: QuotaState[];
   ctHelpers: CtHelperState[];
+  /** Read with a `keep` filter (parseRuleset): the rules of the other tables, skipped unparsed. */
+  otherRules?: number;
 }
 
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
@@ -251,7 +253,11 @@ function setOf(raw: unknown, kind: "set" | "map", more: Iterable<unknown[]> = []
 export function parseRuleset(stdout: string, keep?: (family: string, table: string) => boolean): RulesetState {
   try {
     const entries = nftablesEntries(stdout);
-    return stateOf(keep ? ofTables(entries, keep) : entries);
+    if (!keep) return stateOf(entries);
+    const skipped = { rules: 0 };
+    const st = stateOf(ofTables(entries, keep, skipped));
+    st.otherRules = skipped.rules;
+    return st;
   } catch (e) {
     if (e instanceof SyntaxError)
       throw new NftError("unexpected_output", `nft -j printed something that is not JSON: ${e.message}`, { cause: e });
@@ -263,14 +269,21 @@ export function parseRuleset(stdout: string, keep?: (family: string, table: stri
  * The entries of the tables `keep` accepts, the others dropped before they are parsed: a
  * foreign table may hold what Palisade's schemas do not read (it is never Palisade's to check).
  */
-function* ofTables(entries: Iterable<EntryPiece>, keep: (family: string, table: string) => boolean) {
+function* ofTables(
+  entries: Iterable<EntryPiece>,
+  keep: (family: string, table: string) => boolean,
+  skipped: { rules: number },
+) {
   for (const piece of entries) {
     const entry = piece.head;
     if (entry && typeof entry === "object" && !Array.isArray(entry) && !("metainfo" in entry)) {
       const inner = Object.values(entry)[0] as Record<string, unknown> | null | undefined;
       const table = inner && typeof inner === "object" ? ("table" in entry ? inner.name : inner.table) : undefined;
       // Only an entry that names another table is skipped; the rest is stateOf's to read or refuse.
-      if (typeof inner?.family === "string" && typeof table === "string" && !keep(inner.family, table)) continue;
+      if (typeof inner?.family === "string" && typeof table === "string" && !keep(inner.family, table)) {
+        if ("rule" in entry) skipped.rules++;
+        continue;
+      }
     }
     yield piece;
   }

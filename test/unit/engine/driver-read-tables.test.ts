@@ -22,6 +22,7 @@ test("another table's entries are skipped before they are parsed, whatever they 
     (_family, table) => palisade(table),
   );
   assert.equal(st.nftVersion, "1.0.6");
+  assert.equal(st.otherRules, 1, "the foreign rule is counted, not read");
   assert.deepEqual(
     st.tables.map((t) => t.name),
     ["palisade"],
