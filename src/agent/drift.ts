@@ -8,7 +8,7 @@
 // Restoring re-applies the desired text through the applier (incremental: counters kept).
 
 import { readFile, rm } from "node:fs/promises";
-import type { Driver, RulesetState, TableDefinition } from "../engine/index.ts";
+import { helperProtocolName, type Driver, type RulesetState, type TableDefinition } from "../engine/index.ts";
 import { writeFileAtomic } from "./atomic.ts";
 import type { Applier } from "./apply.ts";
 import { errorText } from "./errors.ts";
@@ -28,10 +28,6 @@ export interface Normalised {
    */
   ctHelpers?: Record<string, string>;
 }
-
-// nft prints a helper's protocol as a number where /etc/protocols is missing (netbase is only
-// recommended); a helper's protocol is tcp or udp, so both readings compare equal.
-const HELPER_PROTOCOLS: Record<string, string> = { "6": "tcp", "17": "udp" };
 
 function stripState(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(stripState);
@@ -86,7 +82,8 @@ export function normalise(st: RulesetState, dynamic: Set<string>): Normalised {
   for (const h of st.ctHelpers)
     ctHelpers[`ct helper ${tableKey(h.family, h.table)} ${h.name}`] = canon({
       type: h.type,
-      protocol: h.protocol === undefined ? undefined : (HELPER_PROTOCOLS[h.protocol] ?? h.protocol),
+      // 6/17 where /etc/protocols is missing: both readings compare equal.
+      protocol: h.protocol === undefined ? undefined : helperProtocolName(h.protocol),
     });
   for (const r of st.rules) {
     const key = `rule ${tableKey(r.family, r.table)} ${r.chain}`;

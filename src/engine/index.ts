@@ -49,7 +49,14 @@ export { trapShareExemption, trapShareOf, type TrapShare } from "./expand/port-s
 // nft.Transaction, nft.serialize, nft.replaceTables; driver.apply, driver.check, driver.snapshot, driver.detectCapabilities.
 export * as nft from "./nft/index.ts";
 export * as driver from "./driver/index.ts";
-export { NftError, isNftError, type NftErrorCode, type DriverOptions, type Capabilities } from "./driver/index.ts";
+export {
+  NftError,
+  isNftError,
+  helperProtocolName,
+  type NftErrorCode,
+  type DriverOptions,
+  type Capabilities,
+} from "./driver/index.ts";
 // The driver's and the transaction model's types the agent works with.
 export type {
   Driver,

@@ -5,7 +5,7 @@
 // Lexing is the engine's (src/engine/nft/lex.ts); the driver's guard checks the same text
 // with its own stricter scanner before nft sees it.
 
-import { driver, nft } from "../../engine/index.ts";
+import { driver, helperProtocolName, nft } from "../../engine/index.ts";
 
 type Token = nft.Token;
 import { AgentError } from "../errors.ts";
@@ -39,12 +39,8 @@ export interface TableObjects {
   helpers: Map<string, string>;
 }
 
-// nft prints a helper's protocol as a number where /etc/protocols is missing; a helper's
-// protocol is tcp or udp, so both readings are the same helper (as drift.ts compares them).
-const HELPER_PROTOCOLS: Record<string, string> = { "6": "tcp", "17": "udp" };
-
 /** One string per kernel helper a ct helper object runs: "ftp tcp" for ftp/tcp and ftp/6 alike. */
-export const helperShape = (type: string, protocol: string) => `${type} ${HELPER_PROTOCOLS[protocol] ?? protocol}`;
+export const helperShape = (type: string, protocol: string) => `${type} ${helperProtocolName(protocol)}`;
 
 /** `{ type "ftp" protocol tcp ; ... }` from the brace at `from`: its helperShape(), if both are given. */
 function helperDecl(tokens: Token[], from: number): string | undefined {

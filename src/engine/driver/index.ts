@@ -28,6 +28,7 @@ export {
   readQuota,
   parseRuleset,
   valueText,
+  helperProtocolName,
   type RulesetState,
   type TableState,
   type ChainState,

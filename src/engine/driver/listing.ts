@@ -13,7 +13,7 @@
 import { FAMILIES, isPalisadeTable, type Family } from "../nft/names.ts";
 import { NftError } from "./errors.ts";
 import { OBJECT_KINDS } from "./object-kinds.ts";
-import type { TableState } from "./read.ts";
+import { byFamilyThenName, helperProtocolName, type TableState } from "./read.ts";
 
 export interface ObjectName {
   family: Family;
@@ -64,12 +64,8 @@ const TABLE_COMMENT = /^\tcomment "([^"]*)"$/;
 // only recommends): a number, which nft's own parser refuses in a helper ("expecting udp or
 // tcp"), so a snapshot holding it could not be put back. Measured with nft 1.0.6.
 const HELPER_PROTOCOL_NUMBER = /^(\t\ttype "[^"\n]*" protocol )(6|17)$/gm;
-const PROTOCOL_NAME: Record<string, string> = { "6": "tcp", "17": "udp" };
 // The line after a helper's head (nft 1.0.6): `\t\ttype "ftp" protocol tcp` (or 6).
 const HELPER_TYPE = /^\t\ttype "([^"\n]*)" protocol (\S+)$/;
-
-const byFamilyName = (a: TableState, b: TableState) =>
-  a.family + a.name < b.family + b.name ? -1 : a.family + a.name > b.family + b.name ? 1 : 0;
 
 /** Palisade's tables in a `nft list ruleset` text (foreign tables are skipped). */
 export function palisadeListing(text: string): Listing {
@@ -106,7 +102,9 @@ export function palisadeListing(text: string): Listing {
         const block = text.slice(cur.start, end) + "\n";
         blocks.push({
           table: cur.table,
-          text: cur.helpers ? block.replace(HELPER_PROTOCOL_NUMBER, (_, head, n) => head + PROTOCOL_NAME[n]) : block,
+          text: cur.helpers
+            ? block.replace(HELPER_PROTOCOL_NUMBER, (_, head, n) => head + helperProtocolName(n))
+            : block,
         });
       }
       cur = undefined;
@@ -139,7 +137,7 @@ export function palisadeListing(text: string): Listing {
       "unexpected_output",
       `nft list ruleset ended inside table ${cur.table.family} ${cur.table.name}`,
     );
-  blocks.sort((a, b) => byFamilyName(a.table, b.table));
+  blocks.sort((a, b) => byFamilyThenName(a.table, b.table));
   const tables = blocks.map((b) => b.table);
   objects.tables = tables;
   return { tables, text: blocks.map((b) => b.text).join(""), ...(certain ? { objects } : {}) };

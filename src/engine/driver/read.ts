@@ -105,6 +105,13 @@ export interface CtHelperState {
   protocol?: string;
 }
 
+// nft prints a ct helper's protocol as a number where /etc/protocols is missing (netbase is
+// only recommended); a helper's protocol is tcp or udp.
+const HELPER_PROTOCOL_NAMES: Record<string, string> = { "6": "tcp", "17": "udp" };
+
+/** A ct helper's protocol by name, however nft printed it ("6" -> "tcp"). */
+export const helperProtocolName = (protocol: string): string => HELPER_PROTOCOL_NAMES[protocol] ?? protocol;
+
 export interface RulesetState {
   nftVersion?: string;
   tables: TableState[];
@@ -411,7 +418,8 @@ export async function listPalisadeTables(opts: DriverOptions = {}): Promise<Tabl
   return all.filter((t) => isPalisadeTable(t.name)).sort(byFamilyThenName);
 }
 
-const byFamilyThenName = (a: TableState, b: TableState) =>
+/** Tables in the order every reader gives them: by family, then name. */
+export const byFamilyThenName = (a: TableState, b: TableState) =>
   a.family + a.name < b.family + b.name ? -1 : a.family + a.name > b.family + b.name ? 1 : 0;
 
 /** How a read asks nft to print (the drift detector's readings, src/agent/drift.ts). */
