@@ -44,6 +44,22 @@ async function setup() {
   return { kernel, applier, drift, listings, desired };
 }
 
+/** `desired` applied and confirmed on a new fake kernel, its drift baseline kept in `file`. */
+async function appliedWithFile(file: string, desired: ReturnType<typeof fixtureDesired>) {
+  const kernel = new FakeDriver();
+  const log = memoryLog("error");
+  const applier = new Applier(kernel, log);
+  const drift = new DriftDetector(kernel, applier, log, file);
+  const out = await applier.safeApply({
+    ...desired,
+    confirmTimeoutMs: 1000,
+    confirmed: async () => true,
+    onConfirmed: () => drift.setDesired(desired.text, desired.tables),
+  });
+  assert.equal(out.status, "applied");
+  return { kernel, log, drift };
+}
+
 const counter = async (k: FakeDriver, name: string) =>
   (await k.readCounters("inet", "palisade")).find((c) => c.name === name)?.packets;
 
@@ -109,18 +125,8 @@ describe("drift on the Driver (fake)", () => {
     const dir = mkdtempSync(join(tmpdir(), "palisade-drift-"));
     try {
       const file = join(dir, "drift-baseline.json");
-      const kernel = new FakeDriver();
-      const log = memoryLog("error");
-      const applier = new Applier(kernel, log);
       const desired = fixtureDesired({ lan: LAN, ctHelpers: [{ type: "ftp", protocol: "tcp", dport: 21 }] });
-      const drift = new DriftDetector(kernel, applier, log, file);
-      const out = await applier.safeApply({
-        ...desired,
-        confirmTimeoutMs: 1000,
-        confirmed: async () => true,
-        onConfirmed: () => drift.setDesired(desired.text, desired.tables),
-      });
-      assert.equal(out.status, "applied");
+      const { kernel, log, drift } = await appliedWithFile(file, desired);
       assert.equal((await drift.check({ restore: false })).drifted, false);
       // What an agent before helpers were compared wrote: no helpers in the normalised state.
       const saved = JSON.parse(readFileSync(numericFile(file), "utf8"));
@@ -144,18 +150,8 @@ describe("drift on the Driver (fake)", () => {
     try {
       const file = join(dir, "drift-baseline.json");
       writeFileSync(file, JSON.stringify({ text: "stale", dynamic: [], normalised: { objects: {}, rules: {} } }));
-      const kernel = new FakeDriver();
-      const log = memoryLog("error");
-      const applier = new Applier(kernel, log);
-      const drift = new DriftDetector(kernel, applier, log, file);
       const desired = fixtureDesired({ lan: LAN });
-      const out = await applier.safeApply({
-        ...desired,
-        confirmTimeoutMs: 1000,
-        confirmed: async () => true,
-        onConfirmed: () => drift.setDesired(desired.text, desired.tables),
-      });
-      assert.equal(out.status, "applied");
+      const { kernel, log } = await appliedWithFile(file, desired);
       assert.equal(JSON.parse(readFileSync(numericFile(file), "utf8")).protocols, "numeric");
       assert.ok(!existsSync(file), "the name an older agent reads holds no baseline now");
       const restarted = new DriftDetector(kernel, new Applier(kernel, log), log, file);
