@@ -13,7 +13,7 @@
 import { FAMILIES, isPalisadeTable, type Family } from "../nft/names.ts";
 import { NftError } from "./errors.ts";
 import { OBJECT_KINDS } from "./object-kinds.ts";
-import { byFamilyThenName, helperProtocolName, type TableState } from "./read.ts";
+import { byFamilyThenName, helperProtocolName, type CtHelperState, type TableState } from "./read.ts";
 
 export interface ObjectName {
   family: Family;
@@ -21,13 +21,8 @@ export interface ObjectName {
   name: string;
 }
 
-/** A ct helper object and the kernel helper it runs, as nft printed them (CtHelperState's fields). */
-export interface KernelCtHelper extends ObjectName {
-  /** The kernel's helper name ("ftp"). */
-  type?: string;
-  /** "tcp", or its number ("6") where the host has no /etc/protocols. */
-  protocol?: string;
-}
+/** A ct helper object and the kernel helper it runs, as nft printed them. */
+export type KernelCtHelper = CtHelperState;
 
 /**
  * What the incremental plan needs from the kernel: names, and a ct helper's type and protocol
