@@ -143,7 +143,7 @@ export function snapshotOfText(text: string, tables: TableDefinition[]): Snapsho
     for (const c of d.counters ?? []) objects.counters.push({ ...t, name: c.name });
     for (const q of d.quotas ?? []) objects.quotas.push({ ...t, name: q.name });
     for (const h of d.table.ctHelpers ?? [])
-      objects.ctHelpers.push({ ...t, name: h.name, type: h.type, protocol: h.protocol });
+      objects.ctHelpers.push({ ...t, name: h.name, type: h.type, protocol: h.protocol, l3proto: "inet" });
   }
   const key = (a: { family: string; name: string }) => `${a.family} ${a.name}`;
   objects.tables.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));

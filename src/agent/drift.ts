@@ -84,6 +84,9 @@ export function normalise(st: RulesetState, dynamic: Set<string>): Normalised {
       type: h.type,
       // 6/17 where /etc/protocols is missing: both readings compare equal.
       protocol: h.protocol === undefined ? undefined : helperProtocolName(h.protocol),
+      // Only where it is not the table's family (nft's default, what the compiler writes), so
+      // a baseline saved before it was compared still equals a reading of the same helper.
+      l3proto: h.l3proto === undefined || h.l3proto === h.family ? undefined : h.l3proto,
     });
   for (const r of st.rules) {
     const key = `rule ${tableKey(r.family, r.table)} ${r.chain}`;

@@ -200,20 +200,23 @@ describe("agent: ct helper objects a version drops (kernel, netns)", () => {
     assert.match(await ruleset(), declared);
 
     // The rule that uses the helper must go for the delete; it comes back as it was, so only the helper differs.
-    const byHand = async () => {
+    const byHand = async (spec = 'type "tftp" protocol udp ; l3proto inet ;') => {
       await lab.nft(
         ns,
         ["-f", "-"],
         [
           "flush chain inet palisade ct_helper_prerouting",
           "delete ct helper inet palisade helper_ftp_tcp",
-          'add ct helper inet palisade helper_ftp_tcp { type "tftp" protocol udp ; l3proto inet ; }',
+          `add ct helper inet palisade helper_ftp_tcp { ${spec} }`,
           'add rule inet palisade ct_helper_prerouting tcp dport 21 ct helper set "helper_ftp_tcp"',
           'add rule inet palisade ct_helper_prerouting udp dport 69 ct helper set "helper_tftp_udp"',
           "",
         ].join("\n"),
       );
-      assert.match(await ruleset(), /ct helper helper_ftp_tcp \{\n\t\ttype "tftp" protocol (udp|17)\n/);
+      assert.doesNotMatch(
+        await ruleset(),
+        /ct helper helper_ftp_tcp \{\n\t\ttype "ftp" protocol (tcp|6)\n\t\tl3proto inet\n/,
+      );
     };
     await byHand();
     const seen = await drift.check({ restore: true });
@@ -235,6 +238,23 @@ describe("agent: ct helper objects a version drops (kernel, netns)", () => {
     const reapplied = await ruleset();
     assert.match(reapplied, declared);
     assert.ok(reapplied.includes(udpSeen), "the apply is incremental: counters kept");
+    assert.deepEqual(await drift.check({ restore: false }), { drifted: false, details: "", restored: false });
+
+    // Only its layer 3 changed by hand (IPv4 only: IPv6 connections would lose the helper).
+    const forBoth = /ct helper helper_ftp_tcp \{\n\t\ttype "ftp" protocol (tcp|6)\n\t\tl3proto inet\n/;
+    await byHand('type "ftp" protocol tcp ; l3proto ip ;');
+    const l3 = await drift.check({ restore: true });
+    assert.deepEqual([l3.drifted, l3.restored], [true, true], l3.details);
+    assert.equal(l3.details, "changed ct helper inet palisade helper_ftp_tcp");
+    assert.match(await ruleset(), forBoth);
+    await byHand('type "ftp" protocol tcp ; l3proto ip6 ;');
+    assert.equal(
+      (await new Applier(nftDriver({ netns: ns }), log).safeApply({ text: v1.text, tables: v1.tables, ...confirm }))
+        .status,
+      "applied",
+    );
+    assert.match(await ruleset(), forBoth);
+    assert.ok((await ruleset()).includes(udpSeen), "counters kept");
     assert.deepEqual(await drift.check({ restore: false }), { drifted: false, details: "", restored: false });
   });
 });

@@ -3,7 +3,7 @@
 // Incremental (the default): a Palisade table that already exists is NOT deleted. The
 // transaction flushes its chains (`flush table` empties rules only), deletes the chains,
 // sets, counters, quotas and ct helpers the new text no longer declares, and the ct helpers
-// whose type or protocol it declares otherwise (e.g. changed by hand: `add ct helper` keeps
+// whose type, protocol or l3proto it declares otherwise (e.g. changed by hand: `add ct helper` keeps
 // an existing one as it is, so the text's add puts them back new; `delete` + `add` in one
 // transaction is accepted, measured on 6.18 / nft 1.0.6), empties static sets (their
 // elements are rewritten), and then runs the desired text minus its `delete
@@ -43,7 +43,8 @@ export function declaredByTables(tables: TableDefinition[]): Map<string, TableOb
     for (const q of d.quotas ?? []) t.objects.add(`quota ${q.name}`);
     for (const h of d.table.ctHelpers ?? []) {
       t.objects.add(`ct helper ${h.name}`);
-      t.helpers.set(h.name, helperShape(h.type, h.protocol));
+      // serialize.ts writes `l3proto inet` for every helper.
+      t.helpers.set(h.name, helperShape(h.type, h.protocol, "inet"));
     }
     for (const s of d.sets ?? []) {
       t.objects.add(`${s.kind} ${s.name}`);
@@ -56,7 +57,7 @@ export function declaredByTables(tables: TableDefinition[]): Map<string, TableOb
 }
 
 /**
- * True when the kernel's helper runs another type or protocol than the text declares. `add ct
+ * True when the kernel's helper runs another type, protocol or l3proto than the text declares. `add ct
  * helper` keeps an existing helper of that name as it is, so the plan deletes it and the text
  * adds it again. Only when both sides are known: the JSON read, the listing and the known
  * state all give them, and a helper that is not known to differ is left alone.
@@ -64,7 +65,7 @@ export function declaredByTables(tables: TableDefinition[]): Map<string, TableOb
 function helperChanged(h: KernelObjects["ctHelpers"][number], want: TableObjects): boolean {
   const desired = want.helpers.get(h.name);
   if (desired === undefined || h.type === undefined || h.protocol === undefined) return false;
-  return desired !== helperShape(h.type, h.protocol);
+  return desired !== helperShape(h.type, h.protocol, h.l3proto ?? h.family);
 }
 
 /**

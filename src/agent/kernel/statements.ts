@@ -39,14 +39,22 @@ export interface TableObjects {
   helpers: Map<string, string>;
 }
 
-/** One string per kernel helper a ct helper object runs: "ftp tcp" for ftp/tcp and ftp/6 alike. */
-export const helperShape = (type: string, protocol: string) => `${type} ${helperProtocolName(protocol)}`;
+/**
+ * One string per kernel helper a ct helper object runs and the layer 3 it serves: "ftp tcp
+ * inet" for ftp/tcp and ftp/6 alike. `l3proto`: nft's default is the table's family.
+ */
+export const helperShape = (type: string, protocol: string, l3proto: string) =>
+  `${type} ${helperProtocolName(protocol)} ${l3proto}`;
 
-/** `{ type "ftp" protocol tcp ; ... }` from the brace at `from`: its helperShape(), if both are given. */
-function helperDecl(tokens: Token[], from: number): string | undefined {
+/**
+ * `{ type "ftp" protocol tcp ; l3proto inet ; }` from the brace at `from`: its helperShape(),
+ * if type and protocol are given (`family`: the table's, nft's default l3proto).
+ */
+function helperDecl(tokens: Token[], from: number, family: string): string | undefined {
   let depth = 0;
   let type: string | undefined;
   let protocol: string | undefined;
+  let l3proto = family;
   for (let j = from; j < tokens.length; j++) {
     const t = tokens[j]!;
     if (t.kind === "lbrace") depth++;
@@ -55,8 +63,10 @@ function helperDecl(tokens: Token[], from: number): string | undefined {
       type = tokens[j + 1]!.text.slice(1, -1);
     else if (depth === 1 && t.kind === "word" && t.text === "protocol" && tokens[j + 1]?.kind === "word")
       protocol = tokens[j + 1]!.text;
+    else if (depth === 1 && t.kind === "word" && t.text === "l3proto" && tokens[j + 1]?.kind === "word")
+      l3proto = tokens[j + 1]!.text;
   }
-  return type !== undefined && protocol !== undefined ? helperShape(type, protocol) : undefined;
+  return type !== undefined && protocol !== undefined ? helperShape(type, protocol, l3proto) : undefined;
 }
 
 const DYNAMIC_WORDS = new Set(["dynamic", "timeout"]);
@@ -181,7 +191,7 @@ export function declaredObjects(stmts: Statement[]): Map<string, TableObjects> {
           tbl.objects.add(`${d.kind} ${d.name}`);
           if ((d.kind === "set" || d.kind === "map") && isDynamicDecl(tk, d.block))
             tbl.dynamic.add(`${d.kind} ${d.name}`);
-          if (d.kind === "ct helper") setHelper(tbl, d.name, helperDecl(tk, d.block));
+          if (d.kind === "ct helper") setHelper(tbl, d.name, helperDecl(tk, d.block, tbl.family));
         }
       }
     } else if ((s.verb === "add" || s.verb === "create") && s.name !== undefined) {
@@ -193,7 +203,7 @@ export function declaredObjects(stmts: Statement[]): Map<string, TableObjects> {
       }
       if (s.object === "ct helper") {
         const at = s.tokens.findIndex((t) => t.kind === "lbrace");
-        setHelper(tbl, s.name, at >= 0 ? helperDecl(s.tokens, at) : undefined);
+        setHelper(tbl, s.name, at >= 0 ? helperDecl(s.tokens, at, tbl.family) : undefined);
       }
     }
   }

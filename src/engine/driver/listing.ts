@@ -61,6 +61,8 @@ const TABLE_COMMENT = /^\tcomment "([^"]*)"$/;
 const HELPER_PROTOCOL_NUMBER = /^(\t\ttype "[^"\n]*" protocol )(6|17)$/gm;
 // The line after a helper's head (nft 1.0.6): `\t\ttype "ftp" protocol tcp` (or 6).
 const HELPER_TYPE = /^\t\ttype "([^"\n]*)" protocol (\S+)$/;
+// And the line after that: `\t\tl3proto inet`.
+const HELPER_L3PROTO = /^\t\tl3proto (\S+)$/;
 
 /** Palisade's tables in a `nft list ruleset` text (foreign tables are skipped). */
 export function palisadeListing(text: string): Listing {
@@ -68,19 +70,27 @@ export function palisadeListing(text: string): Listing {
   const objects: KernelObjects = { tables: [], chains: [], sets: [], counters: [], quotas: [], ctHelpers: [] };
   let certain = true;
   let cur: { table: TableState; start: number; helpers?: boolean } | undefined;
-  // The helper whose head was the line before: its type line comes next.
+  // The helper whose head was the line before: its type line comes next, then its l3proto.
   let helper: KernelCtHelper | undefined;
+  let helperTyped: KernelCtHelper | undefined;
   let skipping = false;
   let pos = 0;
   while (pos < text.length) {
     let end = text.indexOf("\n", pos);
     if (end < 0) end = text.length;
     const c0 = text.charCodeAt(pos);
+    if (helperTyped) {
+      // Absent: nft's default, the table's family (what the plan then assumes).
+      const m = HELPER_L3PROTO.exec(text.slice(pos, end));
+      if (m) helperTyped.l3proto = m[1]!;
+      helperTyped = undefined;
+    }
     if (helper) {
       const m = HELPER_TYPE.exec(text.slice(pos, end));
       if (m) {
         helper.type = m[1]!;
         helper.protocol = m[2]!;
+        helperTyped = helper;
       } else certain = false;
       helper = undefined;
     }

@@ -103,6 +103,8 @@ export interface CtHelperState {
   type?: string;
   /** "tcp", or its number ("6") where the host has no /etc/protocols. */
   protocol?: string;
+  /** The layer 3 it serves ("inet", "ip", "ip6"); nft's default is the table's family. */
+  l3proto?: string;
 }
 
 // nft prints a ct helper's protocol as a number where /etc/protocols is missing (netbase is
@@ -353,6 +355,7 @@ function stateOf(entries: Iterable<EntryPiece>): RulesetState {
         name: h.name,
         ...(h.type !== undefined ? { type: h.type } : {}),
         ...(h.protocol !== undefined ? { protocol: String(h.protocol) } : {}),
+        ...(h.l3proto !== undefined ? { l3proto: String(h.l3proto) } : {}),
       });
     }
   }

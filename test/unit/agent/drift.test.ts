@@ -165,19 +165,33 @@ describe("drift on the Driver (fake)", () => {
     }
   });
 
-  it("a helper's protocol read as a number (no /etc/protocols) equals its name", () => {
-    const state = (protocol: string) => ({
+  it("a helper's protocol read as a number (no /etc/protocols) equals its name; its l3proto counts unless the table's", () => {
+    const state = (protocol: string, l3proto?: string) => ({
       tables: [{ family: "inet" as const, name: "palisade" }],
       chains: [],
       rules: [],
       sets: [],
       counters: [],
       quotas: [],
-      ctHelpers: [{ family: "inet" as const, table: "palisade", name: "h", type: "ftp", protocol }],
+      ctHelpers: [
+        {
+          family: "inet" as const,
+          table: "palisade",
+          name: "h",
+          type: "ftp",
+          protocol,
+          ...(l3proto ? { l3proto } : {}),
+        },
+      ],
     });
     assert.deepEqual(compare(normalise(state("tcp"), new Set()), normalise(state("6"), new Set())), []);
     assert.deepEqual(compare(normalise(state("udp"), new Set()), normalise(state("17"), new Set())), []);
     assert.deepEqual(compare(normalise(state("tcp"), new Set()), normalise(state("17"), new Set())), [
+      "changed ct helper inet palisade h",
+    ]);
+    // A baseline saved before l3proto was read equals a reading of the table's default.
+    assert.deepEqual(compare(normalise(state("tcp"), new Set()), normalise(state("tcp", "inet"), new Set())), []);
+    assert.deepEqual(compare(normalise(state("tcp", "inet"), new Set()), normalise(state("tcp", "ip"), new Set())), [
       "changed ct helper inet palisade h",
     ]);
   });

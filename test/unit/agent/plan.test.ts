@@ -111,14 +111,25 @@ describe("agent plan: statements", () => {
     const text = `add table inet palisade { ct helper a { type "ftp" protocol tcp ; l3proto inet ; } ; }
 add ct helper inet palisade b { type "tftp" protocol 17 ; l3proto inet ; }
 add ct helper inet palisade c { l3proto inet ; }
+add ct helper inet palisade d { type "ftp" protocol tcp ; }
+add ct helper inet palisade e { type "ftp" protocol tcp ; l3proto ip ; }
 `;
     const d = declaredObjects(parseStatements(text)).get("inet palisade")!;
-    assert.deepEqual([...d.objects].sort(), ["ct helper a", "ct helper b", "ct helper c"]);
+    assert.deepEqual([...d.objects].sort(), [
+      "ct helper a",
+      "ct helper b",
+      "ct helper c",
+      "ct helper d",
+      "ct helper e",
+    ]);
     assert.deepEqual(
       [...d.helpers],
       [
-        ["a", "ftp tcp"],
-        ["b", "tftp udp"],
+        ["a", "ftp tcp inet"],
+        ["b", "tftp udp inet"],
+        // No l3proto: nft's default, the table's family.
+        ["d", "ftp tcp inet"],
+        ["e", "ftp tcp ip"],
       ],
     );
   });
@@ -239,7 +250,7 @@ describe("agent plan: ct helper objects", () => {
     const want = [
       ["helper_ftp_tcp", "ftp", "tcp"],
       ["helper_tftp_udp", "tftp", "udp"],
-    ].map(([name, type, protocol]) => ({ family: "inet", table: "palisade", name, type, protocol }));
+    ].map(([name, type, protocol]) => ({ family: "inet", table: "palisade", name, type, protocol, l3proto: "inet" }));
     assert.deepEqual(palisadeListing(LISTED).objects?.ctHelpers, want);
     assert.deepEqual(snapshotOfText(v1.text, v1.tables).objects?.ctHelpers, want);
     // `nft -j list table inet palisade` (nft 1.0.6), what readPalisade reads for a drift repair.
@@ -297,16 +308,16 @@ describe("agent plan: ct helper objects", () => {
     ]);
   });
 
-  it("replaces a helper changed in place (same name, another type or protocol): deleted after the flush, added again", () => {
+  it("replaces a helper changed in place (same name, another type, protocol or l3proto): deleted after the flush, added again", () => {
     /** `nft -j list table inet palisade` with these helpers, as a drift repair reads it. */
-    const json = (hs: { name: string; type: string; protocol: string | number }[]) =>
+    const json = (hs: { name: string; type: string; protocol: string | number; l3proto?: string }[]) =>
       parseRuleset(
         JSON.stringify({
           nftables: [
             { metainfo: { version: "1.0.6", json_schema_version: 1 } },
             { table: { family: "inet", name: "palisade", handle: 1 } },
             ...hs.map((h, i) => ({
-              "ct helper": { family: "inet", table: "palisade", ...h, handle: i + 1, l3proto: "inet" },
+              "ct helper": { family: "inet", table: "palisade", l3proto: "inet", ...h, handle: i + 1 },
             })),
           ],
         }),
@@ -318,6 +329,13 @@ describe("agent plan: ct helper objects", () => {
       [palisadeListing(LISTED.replace('"ftp" protocol tcp', '"ftp" protocol udp')).objects!, replaced, "protocol"],
       [json([{ name: "helper_ftp_tcp", type: "tftp", protocol: "udp" }, tftp]), replaced, "JSON: type"],
       [json([{ name: "helper_ftp_tcp", type: "ftp", protocol: 17 }, tftp]), replaced, "JSON: numeric protocol"],
+      // Re-created for one layer 3 only (IPv6 connections would lose their helper).
+      [palisadeListing(LISTED.replace("l3proto inet", "l3proto ip")).objects!, replaced, "l3proto"],
+      [
+        json([{ name: "helper_ftp_tcp", type: "ftp", protocol: "tcp", l3proto: "ip6" }, tftp]),
+        replaced,
+        "JSON: l3proto",
+      ],
       // nft prints 6/17 where /etc/protocols is missing: the same helper, nothing to replace.
       [palisadeListing(LISTED.replace('"ftp" protocol tcp', '"ftp" protocol 6')).objects!, [], "listed as 6"],
       [

@@ -68,7 +68,7 @@ describe("palisadeListing", () => {
     );
     // With its type and protocol: the agent's plan replaces a helper that differs from the text.
     assert.deepEqual(l.objects?.ctHelpers, [
-      { family: "inet", table: "palisade", name: "helper_ftp_tcp", type: "ftp", protocol: "tcp" },
+      { family: "inet", table: "palisade", name: "helper_ftp_tcp", type: "ftp", protocol: "tcp", l3proto: "inet" },
     ]);
   });
 
