@@ -10,6 +10,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { memoryLog } from "../../src/runtime/log.ts";
 import { openAgentLab, type AgentLab } from "../support/agent-lab.ts";
+import { numericFile } from "../../src/agent/drift.ts";
 
 const policy = (port: number) => ({
   description: `recover ${port}`,
@@ -96,7 +97,7 @@ describe("agent start-up recovery of a pending apply (kernel, netns, grpc)", () 
   });
 
   it("a drift baseline of another text than applied.json is not used (no 'restore' of an uncommitted version)", async () => {
-    const file = join(l.dir, "drift-baseline.json");
+    const file = numericFile(join(l.dir, "drift-baseline.json"));
     const b = JSON.parse(await readFile(file, "utf8"));
     await writeFile(
       file,
