@@ -53,11 +53,11 @@ import { createLab } from "../test/support/netns.ts";
 import { unitAllocatorEnv, unitNodeFlags } from "../test/support/unit-privileges.ts";
 import { linearRules } from "./lib/policies.ts";
 import { note } from "./lib/progress.ts";
+import { procStatCpuMs, TICK_MS } from "./lib/proc-cpu.ts";
 import { machine, median, ms, ratio, table, NOISE_NOTE } from "./lib/stats.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const TICK_MS = 1000 / 100; // USER_HZ
 const CPUACCT = "/sys/fs/cgroup/cpuacct";
 const SETTLE = process.env.BENCH_SETTLE !== "0";
 
@@ -97,8 +97,8 @@ function cpuClock(): () => number {
     return () => Number(readFileSync(join(cg, "cpuacct.usage"), "utf8")) / 1e6;
   }
   return () => {
-    const f = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
-    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * TICK_MS;
+    const c = procStatCpuMs();
+    return c.own + c.children;
   };
 }
 const RAW_CPU = `(() => {

@@ -27,7 +27,6 @@
 // reading (GC timing); nft's own peak for each listing is in bench/README.md. A drift reading
 // that finds drift, or collector readings that disagree with the first one, stop the bench.
 // Needs root. Usage: npm run bench -- bench/periodic-reads.ts
-import { readFileSync } from "node:fs";
 import { Applier } from "../src/agent/apply.ts";
 import { compare, DriftDetector, dynamicSetsOfTables, normalise } from "../src/agent/drift.ts";
 import { readPalisade } from "../src/agent/kernel/read.ts";
@@ -39,20 +38,18 @@ import { createLab, type NetnsLab } from "../test/support/netns.ts";
 import { BIG_ACCOUNTING, fillBigAccounting } from "./lib/big-accounting.ts";
 import { linearRules } from "./lib/policies.ts";
 import { note } from "./lib/progress.ts";
+import { procStatCpuMs } from "./lib/proc-cpu.ts";
 import { machine, median, ratio, table, NOISE_NOTE } from "./lib/stats.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const ELEMENTS = 65_536;
-const TICK_MS = 10; // USER_HZ 100
 
 const STATIC_SET = "add set inet palisade allow { type ipv4_addr ; flags interval ; elements = { 192.0.2.0/24 } ; }\n";
 
-/** CPU ms of this process and its reaped children. */
+/** CPU ms of this process (µs-exact) and its reaped children (ticks). */
 function cpuMs(): number {
-  const f = readFileSync("/proc/self/stat", "utf8").split(") ")[1]!.split(" ");
-  const children = (Number(f[13]) + Number(f[14])) * TICK_MS;
   const own = process.cpuUsage();
-  return (own.user + own.system) / 1000 + children;
+  return (own.user + own.system) / 1000 + procStatCpuMs().children;
 }
 
 async function measure(fn: () => Promise<void>): Promise<number> {

@@ -144,9 +144,10 @@ export interface Baseline {
  */
 export const numericFile = (file: string) => `${file.replace(/\.json$/, "")}.numeric.json`;
 
-/** The kernel as `b` was read: the same way every time. */
-function readAs(driver: Driver, b: Pick<Baseline, "dynamic" | "protocols">): Promise<RulesetState> {
-  return readForDrift(driver, { numericProtocols: b.protocols === "numeric", dynamic: new Set(b.dynamic) });
+/** The kernel as `b` was read, normalised: the same way every time. */
+async function readAs(driver: Driver, b: Pick<Baseline, "dynamic" | "protocols">): Promise<Normalised> {
+  const dynamic = new Set(b.dynamic);
+  return normalise(await readForDrift(driver, { numericProtocols: b.protocols === "numeric", dynamic }), dynamic);
 }
 
 /** Kernel-filled sets declared by the desired text, as "family table kind name". */
@@ -236,7 +237,7 @@ export class DriftDetector {
   async setDesired(text: string, tables?: TableDefinition[]): Promise<void> {
     const dynamic = tables ? dynamicSetsOfTables(tables) : dynamicSets(text);
     const how = { dynamic: [...dynamic], protocols: "numeric" as const };
-    const normalised = normalise(await readAs(this.driver, how), dynamic);
+    const normalised = await readAs(this.driver, how);
     const b: Baseline = { text, ...how, normalised };
     // On disk first: a baseline that could not be recorded is not used either.
     await this.save(b);
@@ -255,8 +256,7 @@ export class DriftDetector {
     return this.applier.exclusive(async () => {
       const b = this.baseline;
       if (!b) return { drifted: false, details: "no desired state yet", restored: false };
-      const reading = async () => normalise(await readAs(this.driver, b), new Set(b.dynamic));
-      const have = await reading();
+      const have = await readAs(this.driver, b);
       const diffs = compare(b.normalised, have);
       if (diffs.length === 0) return { drifted: false, details: "", restored: false };
       const details = diffs.join("; ");
@@ -266,7 +266,7 @@ export class DriftDetector {
       if (!opts.restore) return { drifted: true, details, restored: false };
       try {
         await this.applier.applyText(b.text);
-        const again = compare(b.normalised, await reading());
+        const again = compare(b.normalised, await readAs(this.driver, b));
         if (again.length > 0)
           return {
             drifted: true,

@@ -61,17 +61,20 @@ export async function readForDrift(
 ): Promise<RulesetState> {
   const how: ReadOptions = { numericProtocols: read.numericProtocols === true };
   const terse = await driver.readWithoutElements(how);
-  const compared = terse.sets.filter((s) => !read.dynamic.has(setKey(s)));
-  if (compared.length > MAX_SET_READS) return readPalisade(driver, terse.tables, how);
-  const full = new Map<string, SetState | undefined>();
-  for (const s of compared) {
+  if (terse.sets.filter((s) => !read.dynamic.has(setKey(s))).length > MAX_SET_READS)
+    return readPalisade(driver, terse.tables, how);
+  const sets: SetState[] = [];
+  for (const s of terse.sets) {
+    if (read.dynamic.has(setKey(s))) {
+      sets.push(s);
+      continue;
+    }
     // A set deleted between the two reads is read as missing, as one listing would have it.
     const one = await driver.readSet(s.family, s.table, s.name, s.kind, how).catch((e: unknown) => {
       if (e instanceof NftError && e.code === "not_found") return undefined;
       throw e;
     });
-    full.set(setKey(s), one);
+    if (one) sets.push(one);
   }
-  const sets = terse.sets.flatMap((s) => (full.has(setKey(s)) ? (full.get(setKey(s)) ?? []) : [s]));
   return { ...terse, sets };
 }

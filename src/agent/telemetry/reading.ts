@@ -20,7 +20,6 @@ import {
   parseAggregateComment,
   parseGrowCounterName,
   type CounterState,
-  type TableState,
   type Driver,
   type RulesetState,
 } from "../../engine/index.ts";
@@ -161,7 +160,7 @@ export async function readKernel(driver: Driver, last?: ReadingShape): Promise<K
 async function tablesAndCounters(
   driver: Driver,
   last: ReadingShape | undefined,
-): Promise<{ tables: TableState[]; counters: CounterState[]; otherRules?: number }> {
+): Promise<Pick<RulesetState, "tables" | "counters" | "otherRules">> {
   if (!last || last.elements * 2 >= last.rules + last.foreignRules) return driver.readWithoutElements();
   const tables = await driver.listTables();
   const counters: CounterState[] = [];
