@@ -429,6 +429,48 @@ describe("telemetry ingest", () => {
     assert.deepEqual([...(await rawTotals(host, name))], [["10.0.0.1", [7, 1, 0, 0]]]);
   });
 
+  test("a log event outside the limits is dropped alone and counted; a 127-byte prefix (the policy's limit) is kept", async () => {
+    const host = await makeHost(db, "ingest-log-limits");
+    const event = (prefix: string, iif = "eth0") => ({
+      unixMs: Date.now(),
+      prefix,
+      level: 4,
+      mark: 0,
+      iif,
+      oif: "",
+      saddr: "192.0.2.1",
+      daddr: "192.0.2.2",
+      protocol: "tcp",
+      sport: 1,
+      dport: 22,
+      length: 60,
+    });
+    const longest = "p".repeat(127);
+    await ingestTelemetry(
+      { db },
+      host,
+      batch(
+        "lg",
+        1,
+        Date.now(),
+        [{ table: "lan", ip: "10.0.0.1", srcBytes: 9, srcPackets: 1, dstBytes: 0, dstPackets: 0 }],
+        {
+          logs: [event(longest), event("x".repeat(128)), event("ok", "an-interface-name-too-long")],
+        },
+      ),
+    );
+    assert.deepEqual([...(await rawTotals(host, "lan"))], [["10.0.0.1", [9, 1, 0, 0]]], "the accounting is stored");
+    const logs = await db.logEvent.findMany({ where: { hostId: host } });
+    assert.deepEqual(
+      logs.map((l) => l.prefix),
+      [longest],
+    );
+    const dropped = await db.counterTotal.findUniqueOrThrow({
+      where: { hostId_name: { hostId: host, name: "palisade.agent.logs_dropped" } },
+    });
+    assert.equal(dropped.packets, 2n);
+  });
+
   test("a malformed batch is refused whole with invalid_batch and stores nothing", async () => {
     const host = await makeHost(db, "ingest-bad");
     const bad = [

@@ -58,9 +58,12 @@ const Quota = z.object({
 
 const CounterDelta = z.object({ name: Name, bytes: U63, packets: U63 });
 
+// Limits are the kernel's: NFLOG prefixes up to 127 bytes (the policy allows as many),
+// interface names 15. An event outside them is dropped alone (counted as a dropped log
+// event), never the batch: its accounting and counters must not be lost for a log field.
 const LogEvent = z.object({
   unixMs: U63,
-  prefix: text(64),
+  prefix: text(127),
   level: z.coerce.number().int().min(0).max(8).default(4),
   mark: u32,
   ctmark: optU32,
@@ -92,7 +95,7 @@ export const IncomingBatch = z
       .nullish()
       .transform((a) => a ?? []),
     logs: z
-      .array(LogEvent)
+      .array(z.unknown())
       .nullish()
       .transform((a) => a ?? []),
     // Absent from agents before these fields (and from batches they spooled).
@@ -100,7 +103,13 @@ export const IncomingBatch = z
     spoolDroppedBytes: U63.optional(),
     logsDropped: U63.optional(),
   })
-  .transform(({ spoolDroppedBatches = 0n, spoolDroppedBytes = 0n, logsDropped = 0n, ...b }) => {
+  .transform(({ spoolDroppedBatches = 0n, spoolDroppedBytes = 0n, logsDropped: agentDropped = 0n, ...b }) => {
+    const logs: z.output<typeof LogEvent>[] = [];
+    for (const raw of b.logs) {
+      const e = LogEvent.safeParse(raw);
+      if (e.success) logs.push(e.data);
+    }
+    const logsDropped = agentDropped + BigInt(b.logs.length - logs.length);
     // The agent's losses are kept as counter totals under these names (nft object names
     // have no dots, so they cannot collide): agents before the proto fields sent them as
     // counter deltas with exactly these names, and both kinds of agent add up alike.
@@ -108,7 +117,7 @@ export const IncomingBatch = z
     if (spoolDroppedBatches > 0n || spoolDroppedBytes > 0n)
       counters.push({ name: SPOOL_DROPPED_COUNTER, bytes: spoolDroppedBytes, packets: spoolDroppedBatches });
     if (logsDropped > 0n) counters.push({ name: LOGS_DROPPED_COUNTER, bytes: 0n, packets: logsDropped });
-    return { ...b, counters };
+    return { ...b, logs, counters };
   });
 export type IncomingBatch = z.input<typeof IncomingBatch>;
 export type Batch = z.output<typeof IncomingBatch>;
