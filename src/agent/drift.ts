@@ -180,11 +180,12 @@ export class DriftDetector {
   ) {}
 
   /**
-   * Load a baseline saved by a previous run. `appliedText`: the text applied.json records;
-   * a baseline of another text (a commit interrupted between the two files) is not used,
-   * because checking against it would "restore" rules that were never committed.
+   * Load a baseline saved by a previous run. `appliedText`: the text applied.json records.
+   * A baseline of another text, or any baseline when there is no applied.json (a first
+   * deploy killed between the two files), is not used: that version was never committed,
+   * recovery takes it out of the kernel, and a drift restore would put it back unconfirmed.
    */
-  async load(appliedText?: string): Promise<boolean> {
+  async load(appliedText: string | undefined): Promise<boolean> {
     if (!this.file) return false;
     let b: Baseline | undefined;
     for (const f of [numericFile(this.file), this.file]) {
@@ -196,8 +197,12 @@ export class DriftDetector {
       }
     }
     if (!b) return false;
-    if (appliedText !== undefined && b.text !== appliedText) {
-      this.log.warn("drift baseline does not match the applied version; drift checks wait for the next apply");
+    if (appliedText === undefined || b.text !== appliedText) {
+      this.log.warn(
+        appliedText === undefined
+          ? "a drift baseline but no committed version (applied.json): drift checks wait for the first committed apply"
+          : "drift baseline does not match the applied version; drift checks wait for the next apply",
+      );
       return false;
     }
     this.baseline = b;

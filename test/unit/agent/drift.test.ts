@@ -15,7 +15,10 @@ import {
   normalise,
   numericFile,
 } from "../../../src/agent/drift.ts";
+import { Outbox } from "../../../src/agent/outbox.ts";
+import { recoverPending } from "../../../src/agent/recover.ts";
 import { renderDesired } from "../../../src/agent/render.ts";
+import { StateDir } from "../../../src/agent/state.ts";
 import { memoryLog } from "../../../src/runtime/log.ts";
 import { FakeDriver } from "../../support/fake-driver.ts";
 import { fixtureDesired } from "../../support/agent-rulesets.ts";
@@ -216,5 +219,52 @@ describe("drift on the Driver (fake)", () => {
       details: "no desired state yet",
       restored: false,
     });
+  });
+
+  it("a first deploy killed after its baseline, before applied.json: recovery takes it out and no drift restore puts it back", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "palisade-drift-"));
+    try {
+      const kernel = new FakeDriver(); // outlives the agent
+      const log = memoryLog("error");
+      const state = await StateDir.open(dir);
+      const desired = fixtureDesired({ lan: LAN });
+      const killed = new Promise<void>((stop) => {
+        const applier = new Applier(kernel, log);
+        const drift = new DriftDetector(kernel, applier, log, state.path("drift-baseline.json"));
+        void applier.safeApply({
+          ...desired,
+          confirmTimeoutMs: 60_000,
+          beforeApply: (snapshot) =>
+            state.writePending({
+              deploymentId: "d1",
+              targetId: "t1",
+              attempt: 1,
+              version: { ruleset: "r", version: 1, checksum: "c" },
+              snapshot,
+              startedAt: new Date().toISOString(),
+            }),
+          confirmed: async () => true,
+          onConfirmed: async () => {
+            await drift.setDesired(desired.text, desired.tables);
+            stop();
+            await new Promise(() => {}); // the agent dies here: applied.json is never written
+          },
+        });
+      });
+      await killed;
+      assert.equal(await state.readApplied(), undefined);
+      assert.equal((await kernel.listTables()).length, 1, "the kernel holds the unconfirmed version");
+      // The restart, in main.ts's order.
+      const applier = new Applier(kernel, log);
+      const drift = new DriftDetector(kernel, applier, log, state.path("drift-baseline.json"));
+      assert.equal(await drift.load((await state.readApplied())?.text), false);
+      const outbox = await Outbox.open(state.path("outbox.json"), () => false, log);
+      assert.equal(await recoverPending({ state, applier, outbox, log }), "rolled_back");
+      assert.equal((await kernel.listTables()).length, 0);
+      assert.equal((await drift.check({ restore: true })).restored, false);
+      assert.equal((await kernel.listTables()).length, 0, "the unconfirmed version stays out");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
