@@ -254,9 +254,11 @@ export class Applier {
         "incremental apply refused; replacing tables with carried counters (packets between the read and the commit are not counted)",
       );
     }
-    // Re-read: the values to carry must be as fresh as possible.
-    const fresh = await readPalisade(this.driver);
+    // Telemetry's final reading first, then the values to carry, as fresh as possible: read
+    // the other way round, the new tables would start below telemetry's last reading, and
+    // the collector takes a value that went down for a reset (it ships the whole value again).
     await this.hooks.beforeChange?.();
+    const fresh = await readPalisade(this.driver);
     await this.driver.apply(nft.serialize(nft.carryReplace(tables, fresh)));
     await this.hooks.afterChange?.("carry");
     return "carry";

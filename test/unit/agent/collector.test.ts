@@ -5,11 +5,13 @@ import assert from "node:assert/strict";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Applier } from "../../../src/agent/apply.ts";
 import { Collector } from "../../../src/agent/telemetry/collector.ts";
+import { readKernel } from "../../../src/agent/telemetry/reading.ts";
 import { Spool } from "../../../src/agent/telemetry/spool.ts";
 import { memoryLog } from "../../../src/runtime/log.ts";
 import { FakeDriver } from "../../support/fake-driver.ts";
-import { fixtureText } from "../../support/agent-rulesets.ts";
+import { fixtureDesired, fixtureText } from "../../support/agent-rulesets.ts";
 
 const dirs: string[] = [];
 after(async () => {
@@ -72,5 +74,51 @@ describe("collector on the Driver (fake)", () => {
     from("10.9.0.7", 2, 200);
     const c2 = await open();
     assert.deepEqual(rows(await c2.collect()), ["10.9.0.7 2/200"]);
+  });
+
+  it("a carry (the kernel refused the incremental form) ships every packet counted before its read of the values", async () => {
+    const { kernel, from } = await setup();
+    const dir = await mkdtemp(join(tmpdir(), "palisade-collector-"));
+    dirs.push(dir);
+    await mkdir(join(dir, "spool"));
+    const log = memoryLog("error");
+    let sent = 0;
+    // Packets keep coming: 100 bytes from 10.9.0.7 right after each of the collector's readings.
+    const c = await Collector.create({
+      driver: kernel,
+      spool: await Spool.open(join(dir, "spool"), { maxBytes: 1 << 20, maxBatches: 100 }, log),
+      epoch: "e1",
+      log,
+      resumeFile: join(dir, "resume.json"),
+      read: async () => {
+        const r = await readKernel(kernel);
+        from("10.9.0.7", 1, 100);
+        sent += 100;
+        return r;
+      },
+    });
+    const applier = new Applier(kernel, log, { beforeChange: async () => void (await c.collect()) });
+    let shipped = 0;
+    c.onBatch = (b) => {
+      for (const a of b.accounting) if (a.ip === "10.9.0.7") shipped += Number(a.srcBytes);
+    };
+    await c.collect(); // the base
+    from("10.9.0.7", 5, 5000);
+    sent += 5000;
+    // A new chain priority: the incremental form is refused, the tables are replaced, values carried.
+    const out = await applier.safeApply({
+      ...fixtureDesired({ lan: "10.9.0.0/24", priority: 10 }),
+      confirmTimeoutMs: 1000,
+      confirmed: async () => true,
+    });
+    assert.equal(out.mode, "carry");
+    const inKernel = (await kernel.readTable("inet", "palisade")).sets
+      .find((x) => x.name === "acct_lan_src")
+      ?.elements.find((e) => e.key === "10.9.0.7")?.bytes;
+    const sentBefore = sent;
+    await c.collect();
+    // Every packet up to the last reading is shipped, none twice; the kernel holds them all.
+    assert.equal(inKernel, sentBefore, "the carried value holds every packet counted before the carry's read");
+    assert.equal(shipped, sent - 100, "shipped: all but the packets after the last reading");
   });
 });
