@@ -71,8 +71,11 @@ export interface ApplyHooks {
   /**
    * Runs after every kernel change. "rewound" = counters went back to a snapshot's
    * values (last-resort verbatim restore): telemetry must rebase, not count a reset.
+   * "restored" = an incremental rollback to a listing's snapshot: objects the rolled-back
+   * version had removed are back with the values they had, which telemetry shipped before
+   * they were removed; it must take those as its base, not ship them again.
    */
-  afterChange?: (how: PlanMode | "rewound") => Promise<void>;
+  afterChange?: (how: PlanMode | "rewound" | "restored") => Promise<void>;
 }
 
 export interface SafeApplyRequest {
@@ -118,6 +121,8 @@ export interface ApplyTextOptions {
   kernel?: KernelObjects;
   /** When the kernel refuses the incremental form, `nft -c` the text before any carry. */
   checkOnRefusal?: boolean;
+  /** The text holds values (a listing's snapshot): an incremental apply is "restored". */
+  restoresValues?: boolean;
 }
 
 function kernelText(e: unknown): string {
@@ -239,7 +244,7 @@ export class Applier {
     await this.hooks.beforeChange?.();
     try {
       await this.driver.apply(inc);
-      await this.hooks.afterChange?.("incremental");
+      await this.hooks.afterChange?.(opts.restoresValues ? "restored" : "incremental");
       return "incremental";
     } catch (e) {
       // Refused as a whole: nothing changed. A text the kernel refuses on its own is not carried.
@@ -360,7 +365,7 @@ export class Applier {
       // With `tables` (a snapshot made from the known state, not a listing), a refused
       // incremental rollback carries the kernel's live counters, quota usage and set
       // elements into them; a listing's snapshot already holds its values.
-      await this.applyTextNow(snap.text, tables);
+      await this.applyTextNow(snap.text, tables, { restoresValues: !tables });
     } catch (e) {
       // Last resort: the driver's exact restore (deletes and reloads; counters rewind to the snapshot).
       this.log.warn({ err: kernelText(e) }, "incremental rollback refused; restoring the snapshot verbatim");

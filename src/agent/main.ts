@@ -7,10 +7,11 @@
 //   DriftWatch (interval + CheckDrift) -> DriftReport;  QuotaReset -> driver reset
 //   NFLOG readers (the groups the kernel's Palisade tables log to, after every change) -> log events into the next batch
 
-import { driver as kernel, type Driver, type DriverOptions } from "../engine/index.ts";
+import { driver as kernel, type DriverOptions } from "../engine/index.ts";
 import { createLog, type Logger } from "../runtime/log.ts";
-import { Applier } from "./apply.ts";
+import type { Applier } from "./apply.ts";
 import { ApplyPipeline } from "./apply-pipeline.ts";
+import { kernelApplier } from "./kernel-applier.ts";
 import { BanKeeper } from "./bans.ts";
 import { hostCapabilities } from "./capabilities.ts";
 import { AgentClient } from "./client.ts";
@@ -325,33 +326,6 @@ async function stopAgent(p: Parts): Promise<void> {
   p.spa.stop();
   await p.policyWorker.close();
   p.log.info("agent stopped");
-}
-
-/**
- * The applier on the kernel: telemetry's reading before every change; after it, the
- * condition sets' values and the log readers' groups.
- */
-function kernelApplier(
-  driver: Driver,
-  after: { collector: Collector; logGroups: LogGroups; resync: () => Promise<void> },
-  log: Logger,
-): Applier {
-  const { collector, logGroups } = after;
-  const applier = new Applier(driver, log);
-  applier.hooks = {
-    beforeChange: async () => {
-      await collector
-        .collect()
-        .catch((e) => log.warn({ err: errorText(e) }, "final telemetry read before a kernel change failed"));
-    },
-    afterChange: async (how) => {
-      if (how === "rewound") await collector.rebase();
-      await after.resync();
-      // Not awaited: an apply never waits for tcpdump; logGroups.idle() does.
-      void logGroups.syncFromKernel();
-    },
-  };
-  return applier;
 }
 
 /** Work started by stream messages, which a shutdown waits for; a failure is logged, never thrown. */

@@ -129,8 +129,34 @@ export class Collector {
 
   /** After a kernel change that rewound counters (verbatim snapshot restore): start over from now, shipping nothing. */
   rebase(): Promise<void> {
+    return this.rebaseWith((cur) => cur);
+  }
+
+  /**
+   * After a rollback that put back objects with a snapshot's values (shipped before the
+   * rolled-back version removed them): each value not in the base starts from what it is
+   * now, shipping nothing; the others carry on.
+   */
+  rebaseNew(): Promise<void> {
+    return this.rebaseWith((cur) => {
+      for (const [k, v] of this.prev) if (cur.has(k)) cur.set(k, v);
+      return cur;
+    });
+  }
+
+  /** The base becomes `next(reading now)`, kept in the resume file too (a restart must not ship it). */
+  private rebaseWith(next: (cur: Reading) => Reading): Promise<void> {
     const run = this.running.then(async () => {
-      this.prev = (await this.read()).counters;
+      this.prev = next((await this.read()).counters);
+      const resume: Resume = {
+        seq: this.seq,
+        reading: readingToJson(this.prev),
+        carry: readingToJson(this.carry),
+        quotas: this.lastQuotas,
+      };
+      await writeFileAtomic(this.o.resumeFile, JSON.stringify(resume)).catch((e) =>
+        this.o.log.warn({ err: errorText(e) }, "cannot write telemetry resume point"),
+      );
     });
     this.running = run.catch(() => undefined);
     return run;

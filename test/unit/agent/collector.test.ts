@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Applier } from "../../../src/agent/apply.ts";
+import { kernelApplier } from "../../../src/agent/kernel-applier.ts";
 import { Collector } from "../../../src/agent/telemetry/collector.ts";
 import { readKernel } from "../../../src/agent/telemetry/reading.ts";
 import { Spool } from "../../../src/agent/telemetry/spool.ts";
@@ -120,5 +121,69 @@ describe("collector on the Driver (fake)", () => {
     // Every packet up to the last reading is shipped, none twice; the kernel holds them all.
     assert.equal(inKernel, sentBefore, "the carried value holds every packet counted before the carry's read");
     assert.equal(shipped, sent - 100, "shipped: all but the packets after the last reading");
+  });
+
+  it("a rollback that puts back a removed counter with its value does not ship that value again (the agent's applier)", async () => {
+    const { kernel } = await setup();
+    // v1 (applied before this agent: no known state, so the rollback's snapshot is a listing with values).
+    await kernel.apply(fixtureText({ lan: "10.9.0.0/24", withAll: true }));
+    const dir = await mkdtemp(join(tmpdir(), "palisade-collector-"));
+    dirs.push(dir);
+    await mkdir(join(dir, "spool"));
+    const log = memoryLog("error");
+    const resumeFile = join(dir, "resume.json");
+    const spool = await Spool.open(join(dir, "spool"), { maxBytes: 1 << 20, maxBatches: 100 }, log);
+    const c = await Collector.create({ driver: kernel, spool, epoch: "e1", log, resumeFile });
+    let shipped = 0;
+    const ship = (b: { accounting: { table: string; srcBytes: string }[] } | undefined) => {
+      for (const a of b?.accounting ?? []) if (a.table === "all") shipped += Number(a.srcBytes);
+    };
+    c.onBatch = ship;
+    const applier = kernelApplier(
+      kernel,
+      { collector: c, logGroups: { syncFromKernel: async () => {} }, resync: async () => {} },
+      log,
+    );
+    await c.collect(); // the base
+    kernel.count("inet", "palisade", "acct_all_total", 7, 7000);
+    // v2 drops the 0.0.0.0/0 table's counter; no Confirm comes: rolled back, the counter back at 7000.
+    const out = await applier.safeApply({
+      ...fixtureDesired({ lan: "10.9.0.0/24" }),
+      confirmTimeoutMs: 1000,
+      confirmed: async () => false,
+    });
+    assert.equal(out.status, "rolled_back");
+    const counter = async () =>
+      (await kernel.readTable("inet", "palisade")).counters.find((x) => x.name === "acct_all_total")?.bytes;
+    assert.equal(await counter(), 7000, "the listing's snapshot put the value back");
+    kernel.count("inet", "palisade", "acct_all_total", 1, 100);
+    await c.collect();
+    assert.equal(shipped, 7100, "7000 once (before v2 removed it), then 100");
+    // A restart carries on from the same base.
+    kernel.count("inet", "palisade", "acct_all_total", 1, 10);
+    const again = await Collector.create({ driver: kernel, spool, epoch: "e1", log, resumeFile });
+    ship(await again.collect());
+    assert.equal(shipped, 7110);
+  });
+
+  it("a rebase after a rewind is kept across a restart: the rewound value is not shipped as a reset", async () => {
+    const { kernel } = await setup();
+    const dir = await mkdtemp(join(tmpdir(), "palisade-collector-"));
+    dirs.push(dir);
+    await mkdir(join(dir, "spool"));
+    const log = memoryLog("error");
+    const resumeFile = join(dir, "resume.json");
+    const spool = await Spool.open(join(dir, "spool"), { maxBytes: 1 << 20, maxBatches: 100 }, log);
+    const udp = (b: { counters: { name: string; bytes: string }[] } | undefined) =>
+      Number(b?.counters.find((x) => x.name === "udp_seen")?.bytes ?? 0);
+    const c = await Collector.create({ driver: kernel, spool, epoch: "e1", log, resumeFile });
+    await c.collect();
+    kernel.count("inet", "palisade", "udp_seen", 10, 1000);
+    assert.equal(udp(await c.collect()), 1000);
+    kernel.count("inet", "palisade", "udp_seen", -6, -600); // a verbatim restore put back 400
+    await c.rebase();
+    kernel.count("inet", "palisade", "udp_seen", 1, 50);
+    const restarted = await Collector.create({ driver: kernel, spool, epoch: "e1", log, resumeFile });
+    assert.equal(udp(await restarted.collect()), 50, "only what came after the rebase");
   });
 });
