@@ -217,7 +217,8 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         void answerDynamicSets(m, { driver, exclusive: (fn) => applier.exclusive(fn) }).then((r) =>
           client.send({ dynamicSets: r }),
         ),
-      quotaReset: (m) => results.track(answerQuotaReset(m, nft, outbox)),
+      quotaReset: (m) =>
+        results.track(answerQuotaReset(m, { driver: nft, exclusive: (fn) => applier.exclusive(fn) }, outbox)),
       telemetryAck: (m) => telemetry.acked(m),
       resultAck: (id) => void outbox.ack(id).catch((e) => log.warn({ err: errorText(e) }, "result ack failed")),
       disconnected: () => {

@@ -39,16 +39,28 @@ export async function resetQuotaByName(table: string, name: string, driver: Driv
   );
 }
 
+export interface QuotaResetOptions {
+  driver: Driver;
+  /**
+   * Serialises the reset with applies (Applier.exclusive): a replace that carries values
+   * reads the quota's usage and writes it back a moment later, which would undo a reset
+   * landing in between while the API was told it was done; a rollback likewise.
+   */
+  exclusive: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
 /** The API's QuotaReset, answered through the outbox: ok, or why not. */
 export function answerQuotaReset(
   m: { requestId: string; name: string },
-  driver: Driver,
+  o: QuotaResetOptions,
   outbox: Outbox,
 ): Promise<void> {
   const answer = (ok: boolean, error: string) =>
     outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok, error } });
-  return resetQuotaByName(PALISADE_TABLE, m.name, driver).then(
-    () => answer(true, ""),
-    (e) => answer(false, errorText(e)),
-  );
+  return o
+    .exclusive(() => resetQuotaByName(PALISADE_TABLE, m.name, o.driver))
+    .then(
+      () => answer(true, ""),
+      (e) => answer(false, errorText(e)),
+    );
 }

@@ -5,13 +5,14 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Applier } from "../../../src/agent/apply.ts";
 import { answerQuotaReset, resetQuotaByName } from "../../../src/agent/quota-reset.ts";
 import { AgentError } from "../../../src/agent/errors.ts";
 import { Outbox } from "../../../src/agent/outbox.ts";
 import type { AgentMessage } from "../../../src/protocol/agent.ts";
 import { memoryLog } from "../../../src/runtime/log.ts";
 import { FakeDriver } from "../../support/fake-driver.ts";
-import { fixtureText } from "../../support/agent-rulesets.ts";
+import { fixtureDesired, fixtureText } from "../../support/agent-rulesets.ts";
 
 async function kernelWithQuotas() {
   const kernel = new FakeDriver();
@@ -53,8 +54,9 @@ describe("quota reset on the Driver (fake)", () => {
     try {
       const sent: AgentMessage[] = [];
       const outbox = await Outbox.open(join(dir, "outbox.json"), (m) => (sent.push(m), true), memoryLog("error"));
-      await answerQuotaReset({ requestId: "r1", name: "q1" }, kernel, outbox);
-      await answerQuotaReset({ requestId: "r2", name: "nope" }, kernel, outbox);
+      const o = { driver: kernel, exclusive: <T>(fn: () => Promise<T>) => fn() };
+      await answerQuotaReset({ requestId: "r1", name: "q1" }, o, outbox);
+      await answerQuotaReset({ requestId: "r2", name: "nope" }, o, outbox);
       const answers = sent.flatMap((m) => (m.quotaReset ? [m.quotaReset] : []));
       assert.deepEqual(
         answers.map((a) => [a.requestId, a.ok]),
@@ -65,6 +67,48 @@ describe("quota reset on the Driver (fake)", () => {
       );
       assert.match(answers[1]!.error, /unknown_quota|no quota "nope"/);
       assert.equal(await used(), 0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a reset waits for an apply holding the applier's lock, so the apply's carried usage cannot undo it", async () => {
+    const { kernel, used } = await kernelWithQuotas();
+    const dir = await mkdtemp(join(tmpdir(), "palisade-quota-reset-"));
+    try {
+      const sent: AgentMessage[] = [];
+      const log = memoryLog("error");
+      const outbox = await Outbox.open(join(dir, "outbox.json"), (m) => (sent.push(m), true), log);
+      const applier = new Applier(kernel, log);
+      let confirm!: (ok: boolean) => void;
+      let waiting!: () => void;
+      const inWindow = new Promise<void>((r) => (waiting = r));
+      // A new chain priority: the tables are replaced, q1's usage carried into them.
+      const apply = applier.safeApply({
+        ...fixtureDesired({ lan: "10.9.0.0/24", growQuota: "bt", priority: 10 }),
+        confirmTimeoutMs: 60_000,
+        confirmed: () => {
+          waiting();
+          return new Promise<boolean>((r) => (confirm = r));
+        },
+      });
+      await inWindow;
+      const reset = answerQuotaReset(
+        { requestId: "r1", name: "q1" },
+        { driver: kernel, exclusive: (fn) => applier.exclusive(fn) },
+        outbox,
+      );
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(sent.length, 0, "not answered while the apply holds the lock");
+      assert.equal(await used(), 5_000);
+      confirm(true);
+      assert.equal((await apply).mode, "carry");
+      await reset;
+      assert.deepEqual(
+        sent.map((m) => [m.quotaReset?.requestId, m.quotaReset?.ok]),
+        [["r1", true]],
+      );
+      assert.equal(await used(), 0, "reset after the commit, not undone by it");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
