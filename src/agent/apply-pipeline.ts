@@ -141,7 +141,9 @@ export class ApplyPipeline {
             `${o.code ?? "failed"}: ${o.error ?? ""}`,
           );
           reported = true;
-          await state.clearPending();
+          // A rollback that failed leaves the way back on disk: the next start tries again
+          // (recover.ts), rather than leaving the unconfirmed version in the kernel for good.
+          if (o.code !== "rollback_failed") await state.clearPending();
         },
       })
       .finally(() => {

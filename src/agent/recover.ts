@@ -77,7 +77,8 @@ export async function recoverPending({ state, applier, outbox, log }: RecoverDep
     );
     out = "rollback_failed";
   }
-  await state.clearPending();
+  // Kept when the restore failed: the next start tries again.
+  if (out === "rolled_back") await state.clearPending();
   return out;
 }
 

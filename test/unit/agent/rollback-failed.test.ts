@@ -1,0 +1,119 @@
+// A rollback that fails (the kernel refuses both the incremental form and the verbatim
+// restore) keeps pending.json, the way back: the next start tries again, in the pipeline
+// and in the start-up recovery alike. On the FakeDriver, behind a switch that refuses writes.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ApplyPipeline } from "../../../src/agent/apply-pipeline.ts";
+import { Applier } from "../../../src/agent/apply.ts";
+import { DriftDetector } from "../../../src/agent/drift.ts";
+import { Outbox } from "../../../src/agent/outbox.ts";
+import { recoverPending } from "../../../src/agent/recover.ts";
+import { StateDir } from "../../../src/agent/state.ts";
+import { NftError, type Driver } from "../../../src/engine/driver/index.ts";
+import type { AgentMessage } from "../../../src/protocol/agent.ts";
+import { memoryLog } from "../../../src/runtime/log.ts";
+import { FakeDriver } from "../../support/fake-driver.ts";
+import { fixtureDesired, fixtureText } from "../../support/agent-rulesets.ts";
+
+const LAN = "10.9.0.0/24";
+
+/** The fake kernel, whose writes fail while `refusing` is set. */
+function switchable(kernel: FakeDriver): { driver: Driver; refuse(on: boolean): void } {
+  let refusing = false;
+  const no = () => {
+    throw new NftError("nft_rejected", "nft refused the ruleset: refused by the test", { kernelMessage: "test" });
+  };
+  const driver: Driver = Object.create(kernel);
+  driver.apply = async (text) => (refusing ? no() : kernel.apply(text));
+  driver.restore = async (snap) => (refusing ? no() : kernel.restore(snap));
+  return { driver, refuse: (on) => void (refusing = on) };
+}
+
+describe("a rollback that fails keeps the way back", () => {
+  it("in the pipeline: FAILED rollback_failed, pending.json kept; the next start restores the version before", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "palisade-rollback-failed-"));
+    try {
+      const log = memoryLog("error");
+      const kernel = new FakeDriver();
+      await kernel.apply(fixtureText({ lan: LAN })); // v1, before this agent
+      const rules = async () => (await kernel.readTable("inet", "palisade")).rules.length;
+      const v1Rules = await rules();
+      const { driver, refuse } = switchable(kernel);
+      const state = await StateDir.open(dir);
+      const sent: AgentMessage[] = [];
+      const outbox = await Outbox.open(state.path("outbox.json"), (m) => (sent.push(m), true), log);
+      const applier = new Applier(driver, log);
+      applier.hooks = { afterChange: async () => refuse(true) }; // v2 in, then every write refused
+      const v2 = fixtureDesired({ lan: LAN, extra: ["tcp dport 9 drop"] });
+      const pipeline = new ApplyPipeline(
+        {
+          state,
+          applier,
+          drift: new DriftDetector(driver, applier, log),
+          outbox,
+          log,
+          failsafe: async () => ({ apiAddresses: ["192.0.2.10"], apiPort: 50051 }),
+          render: async () => ({ ok: true, ...v2 }),
+        },
+        undefined,
+      );
+      const ok = await pipeline.apply({
+        deploymentId: "d2",
+        targetId: "t2",
+        version: { ruleset: "edge", version: 2, checksum: "c2" },
+        policyJson: "{}",
+        confirmTimeoutSeconds: 1, // no Confirm comes
+        attempt: 0,
+      });
+      assert.equal(ok, false);
+      const results = sent.flatMap((m) => (m.applyResult ? [m.applyResult] : []));
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ["APPLY_STATUS_APPLYING", "APPLY_STATUS_FAILED"],
+      );
+      assert.match(results[1]!.error, /^rollback_failed/);
+      assert.equal(await rules(), v1Rules + 1, "v2 is still in the kernel");
+      assert.equal((await state.readPending())?.targetId, "t2", "the way back is kept");
+
+      // The next start: the kernel takes writes again; recovery puts v1 back and only then forgets it.
+      refuse(false);
+      applier.hooks = {};
+      assert.equal(await recoverPending({ state, applier: new Applier(driver, log), outbox, log }), "rolled_back");
+      assert.equal(await rules(), v1Rules, "v1 again");
+      assert.equal(await state.readPending(), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("in the start-up recovery: a restore that fails keeps pending.json for the next start", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "palisade-rollback-failed-"));
+    try {
+      const log = memoryLog("error");
+      const kernel = new FakeDriver();
+      await kernel.apply(fixtureText({ lan: LAN }));
+      const { driver, refuse } = switchable(kernel);
+      const state = await StateDir.open(dir);
+      await state.writePending({
+        deploymentId: "d2",
+        targetId: "t2",
+        attempt: 0,
+        version: { ruleset: "edge", version: 2, checksum: "c2" },
+        snapshot: await kernel.snapshot(),
+        startedAt: new Date().toISOString(),
+      });
+      const outbox = await Outbox.open(state.path("outbox.json"), () => true, log);
+      refuse(true);
+      assert.equal(await recoverPending({ state, applier: new Applier(driver, log), outbox, log }), "rollback_failed");
+      assert.equal((await state.readPending())?.targetId, "t2");
+      refuse(false);
+      assert.equal(await recoverPending({ state, applier: new Applier(driver, log), outbox, log }), "rolled_back");
+      assert.equal(await state.readPending(), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
