@@ -110,6 +110,15 @@ export interface SafeApplyRequest {
 }
 
 /** `nft -c` refused the desired text itself (thrown by applyText with `checkOnRefusal`). */
+/**
+ * nft killed by its timeout, or failing in a way no code describes: the kernel may have
+ * committed the batch (it runs inside nft's sendmsg; nft then waits for the acks), so
+ * nothing can be assumed unchanged. Every other driver error is a refusal of the whole.
+ */
+function outcomeUnknown(e: unknown): boolean {
+  return isNftError(e) && (e.code === "nft_timeout" || e.code === "nft_failed");
+}
+
 class CheckRefused extends Error {
   constructor(readonly refusal: unknown) {
     super("the kernel refused the desired text");
@@ -247,6 +256,7 @@ export class Applier {
       await this.hooks.afterChange?.(opts.restoresValues ? "restored" : "incremental");
       return "incremental";
     } catch (e) {
+      if (outcomeUnknown(e)) throw e; // not a refusal: the caller puts the way back
       // Refused as a whole: nothing changed. A text the kernel refuses on its own is not carried.
       if (opts.checkOnRefusal) {
         await this.driver.check(text).catch((c: unknown) => {
@@ -300,11 +310,30 @@ export class Applier {
     try {
       mode = await this.applyTextNow(req.text, req.tables, { kernel: snap.objects, checkOnRefusal: true });
     } catch (e) {
-      if (e instanceof CheckRefused) {
+      if (e instanceof CheckRefused && !outcomeUnknown(e.refusal)) {
         this.log.warn({ err: kernelText(e.refusal) }, "ruleset refused by nft -c; kernel unchanged");
         return this.notApplied(req, { status: "failed", code: "check_failed", error: kernelText(e.refusal) });
       }
-      return this.notApplied(req, { status: "failed", code: "apply_failed", error: kernelText(e) });
+      const err = e instanceof CheckRefused ? e.refusal : e;
+      if (!outcomeUnknown(err))
+        return this.notApplied(req, { status: "failed", code: "apply_failed", error: kernelText(err) });
+      // The new version may be in the kernel, unconfirmed: put the snapshot back.
+      this.log.warn({ err: kernelText(err) }, "apply outcome unknown; restoring the previous ruleset");
+      try {
+        await this.rollback(snap, snapTables);
+      } catch (r) {
+        this.log.error({ err: kernelText(r) }, "rollback failed");
+        return this.notApplied(req, {
+          status: "failed",
+          code: "rollback_failed",
+          error: `${kernelText(err)}; the previous ruleset could not be restored either: ${kernelText(r)}`,
+        });
+      }
+      return this.notApplied(req, {
+        status: "failed",
+        code: "apply_failed",
+        error: `${kernelText(err)}; the previous ruleset was restored in case the kernel had taken the new one`,
+      });
     }
     this.log.info(
       { mode, confirmTimeoutMs: req.confirmTimeoutMs, tables: snap.tables.length },

@@ -108,7 +108,7 @@ export function runNft(args: readonly string[], opts: RunOptions = {}): Promise<
         finish(
           new NftError(
             "nft_timeout",
-            `nft ${args.join(" ")} did not finish within ${timeoutMs} ms and was killed; nothing is applied by a killed nft`,
+            `nft ${args.join(" ")} did not finish within ${timeoutMs} ms and was killed; a batch it had sent may be committed (the kernel commits inside nft's send, before the acks nft waits for)`,
             { stderr, exitCode },
           ),
         );

@@ -1,6 +1,8 @@
-// A rollback that fails (the kernel refuses both the incremental form and the verbatim
-// restore) keeps pending.json, the way back: the next start tries again, in the pipeline
-// and in the start-up recovery alike. On the FakeDriver, behind a switch that refuses writes.
+// Applies whose outcome is not a clean yes or no. A rollback that fails (the kernel refuses
+// both the incremental form and the verbatim restore) keeps pending.json, the way back: the
+// next start tries again, in the pipeline and in the start-up recovery alike. An nft killed
+// by its timeout may have had its batch committed: the snapshot is put back. On the
+// FakeDriver, behind switches.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -115,5 +117,37 @@ describe("a rollback that fails keeps the way back", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("an apply whose nft was killed by the timeout (the batch may be committed) puts the snapshot back", async () => {
+    const log = memoryLog("error");
+    const kernel = new FakeDriver();
+    await kernel.apply(fixtureText({ lan: LAN }));
+    const before = (await kernel.readTable("inet", "palisade")).rules.length;
+    const timeout = () =>
+      new NftError("nft_timeout", "nft -f - did not finish within 60000 ms and was killed", { exitCode: null });
+    // The kernel took the batch, then nft was killed waiting for the acks; `nft -c` of the
+    // same text times out too.
+    let killed = false;
+    const driver: Driver = Object.create(kernel);
+    driver.apply = async (text) => {
+      await kernel.apply(text);
+      if (!killed) {
+        killed = true;
+        throw timeout();
+      }
+    };
+    driver.check = async () => {
+      throw timeout();
+    };
+    const out = await new Applier(driver, log).safeApply({
+      ...fixtureDesired({ lan: LAN, extra: ["tcp dport 9 drop"] }),
+      confirmTimeoutMs: 1000,
+      confirmed: async () => true,
+    });
+    assert.equal(out.status, "failed");
+    assert.equal(out.code, "apply_failed");
+    assert.match(out.error ?? "", /previous ruleset was restored/);
+    assert.equal((await kernel.readTable("inet", "palisade")).rules.length, before, "not left unconfirmed");
   });
 });
