@@ -109,7 +109,6 @@ export interface SafeApplyRequest {
   onNotApplied?: (out: ApplyOutcome) => Promise<void>;
 }
 
-/** `nft -c` refused the desired text itself (thrown by applyText with `checkOnRefusal`). */
 /**
  * nft killed by its timeout, or failing in a way no code describes: the kernel may have
  * committed the batch (it runs inside nft's sendmsg; nft then waits for the acks), so
@@ -119,6 +118,7 @@ function outcomeUnknown(e: unknown): boolean {
   return isNftError(e) && (e.code === "nft_timeout" || e.code === "nft_failed");
 }
 
+/** `nft -c` refused the desired text itself (thrown by applyText with `checkOnRefusal`). */
 class CheckRefused extends Error {
   constructor(readonly refusal: unknown) {
     super("the kernel refused the desired text");
@@ -212,6 +212,7 @@ export function keepsStatefulObjects(from: KernelObjects, tables: TableDefinitio
 
 export class Applier {
   private queue: Promise<unknown> = Promise.resolve();
+  private held = 0;
   /** What the last confirmed apply made the kernel hold (see "Known state" above). */
   private known: { snap: Snapshot; tables: TableDefinition[] } | undefined;
 
@@ -225,9 +226,22 @@ export class Applier {
 
   /** Serialise kernel changes: applies, rollbacks and drift repairs never interleave. */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    this.held++;
     const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
+    this.queue = run.then(
+      () => void this.held--,
+      () => void this.held--,
+    );
     return run;
+  }
+
+  /**
+   * Something holds or waits for the lock: the kernel may be changing. Telemetry's interval
+   * readings wait (they are skipped): one between a carry's read of the values and its
+   * commit, or between a rollback and the collector's rebase, would ship values twice.
+   */
+  get busy(): boolean {
+    return this.held > 0;
   }
 
   /**
@@ -310,15 +324,17 @@ export class Applier {
     try {
       mode = await this.applyTextNow(req.text, req.tables, { kernel: snap.objects, checkOnRefusal: true });
     } catch (e) {
-      if (e instanceof CheckRefused && !outcomeUnknown(e.refusal)) {
-        this.log.warn({ err: kernelText(e.refusal) }, "ruleset refused by nft -c; kernel unchanged");
-        return this.notApplied(req, { status: "failed", code: "check_failed", error: kernelText(e.refusal) });
+      if (e instanceof CheckRefused) {
+        // The kernel refused the apply as a whole; the check only says whose fault it is
+        // (a check that timed out says nothing: reported as the apply's failure).
+        const code = outcomeUnknown(e.refusal) ? "apply_failed" : "check_failed";
+        this.log.warn({ err: kernelText(e.refusal) }, "ruleset refused; kernel unchanged");
+        return this.notApplied(req, { status: "failed", code, error: kernelText(e.refusal) });
       }
-      const err = e instanceof CheckRefused ? e.refusal : e;
-      if (!outcomeUnknown(err))
-        return this.notApplied(req, { status: "failed", code: "apply_failed", error: kernelText(err) });
+      if (!outcomeUnknown(e))
+        return this.notApplied(req, { status: "failed", code: "apply_failed", error: kernelText(e) });
       // The new version may be in the kernel, unconfirmed: put the snapshot back.
-      this.log.warn({ err: kernelText(err) }, "apply outcome unknown; restoring the previous ruleset");
+      this.log.warn({ err: kernelText(e) }, "apply outcome unknown; restoring the previous ruleset");
       try {
         await this.rollback(snap, snapTables);
       } catch (r) {
@@ -326,13 +342,13 @@ export class Applier {
         return this.notApplied(req, {
           status: "failed",
           code: "rollback_failed",
-          error: `${kernelText(err)}; the previous ruleset could not be restored either: ${kernelText(r)}`,
+          error: `${kernelText(e)}; the previous ruleset could not be restored either: ${kernelText(r)}`,
         });
       }
       return this.notApplied(req, {
         status: "failed",
         code: "apply_failed",
-        error: `${kernelText(err)}; the previous ruleset was restored in case the kernel had taken the new one`,
+        error: `${kernelText(e)}; the previous ruleset was restored in case the kernel had taken the new one`,
       });
     }
     this.log.info(

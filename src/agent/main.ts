@@ -251,7 +251,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
     await logGroups.stop();
     throw e;
   }
-  collector.start(config.telemetryInterval * 1000);
+  collector.start(config.telemetryInterval * 1000, () => applier.busy);
   driftWatch.start(config.driftInterval);
   log.info({ server: client.server, name: config.name, netns: config.netns, epoch }, "agent started");
 

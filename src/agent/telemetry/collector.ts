@@ -67,6 +67,7 @@ export class Collector {
   private logsDropped = 0;
   private running: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
+  private skip: () => boolean = () => false;
   /** Called with every batch once it is on disk. */
   onBatch: (b: TelemetryBatch) => void = () => {};
 
@@ -115,11 +116,24 @@ export class Collector {
     return run;
   }
 
-  start(intervalMs: number): void {
+  /**
+   * Collect every `intervalMs`. `skip`: while it says so the tick is skipped (the applier is
+   * busy: its own hooks take the readings around a change, and one in the middle of a change
+   * would ship values twice); nothing is lost, the next reading ships it.
+   */
+  start(intervalMs: number, skip: () => boolean = () => false): void {
     this.stop();
-    this.timer = setInterval(() => {
-      this.collect().catch((e) => this.o.log.warn({ err: errorText(e) }, "telemetry read failed"));
-    }, intervalMs);
+    this.skip = skip;
+    this.timer = setInterval(() => void this.tick(), intervalMs);
+  }
+
+  /** One interval's reading, unless `skip` says to wait (start). */
+  tick(): Promise<TelemetryBatch | undefined> {
+    if (this.skip()) return Promise.resolve(undefined);
+    return this.collect().catch((e) => {
+      this.o.log.warn({ err: errorText(e) }, "telemetry read failed");
+      return undefined;
+    });
   }
 
   stop(): void {

@@ -58,9 +58,10 @@ const Quota = z.object({
 
 const CounterDelta = z.object({ name: Name, bytes: U63, packets: U63 });
 
-// Limits are the kernel's: NFLOG prefixes up to 127 bytes (the policy allows as many),
-// interface names 15. An event outside them is dropped alone (counted as a dropped log
-// event), never the batch: its accounting and counters must not be lost for a log field.
+// Limits at or above the kernel's: NFLOG prefixes of 127 bytes (the policy allows as many;
+// counted here in characters, which is never less), interface names within IFNAMSIZ. An
+// event outside them is dropped alone (counted as a dropped log event), never the batch:
+// its accounting and counters must not be lost for a log field.
 const LogEvent = z.object({
   unixMs: U63,
   prefix: text(127),

@@ -72,7 +72,7 @@ describe("quota reset on the Driver (fake)", () => {
     }
   });
 
-  it("a reset waits for an apply holding the applier's lock, so the apply's carried usage cannot undo it", async () => {
+  it("a reset waits for an apply holding the applier's lock, so its rollback cannot undo it", async () => {
     const { kernel, used } = await kernelWithQuotas();
     const dir = await mkdtemp(join(tmpdir(), "palisade-quota-reset-"));
     try {
@@ -101,14 +101,16 @@ describe("quota reset on the Driver (fake)", () => {
       await new Promise((r) => setTimeout(r, 20));
       assert.equal(sent.length, 0, "not answered while the apply holds the lock");
       assert.equal(await used(), 5_000);
-      confirm(true);
-      assert.equal((await apply).mode, "carry");
+      // No Confirm: the rollback puts back the snapshot's tables, q1's usage (5000) with them.
+      confirm(false);
+      const out = await apply;
+      assert.deepEqual([out.status, out.mode], ["rolled_back", "carry"]);
       await reset;
       assert.deepEqual(
         sent.map((m) => [m.quotaReset?.requestId, m.quotaReset?.ok]),
         [["r1", true]],
       );
-      assert.equal(await used(), 0, "reset after the commit, not undone by it");
+      assert.equal(await used(), 0, "reset after the rollback, not undone by it");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
