@@ -335,21 +335,16 @@ export class Applier {
         return this.notApplied(req, { status: "failed", code: "apply_failed", error: kernelText(e) });
       // The new version may be in the kernel, unconfirmed: put the snapshot back.
       this.log.warn({ err: kernelText(e) }, "apply outcome unknown; restoring the previous ruleset");
-      try {
-        await this.rollback(snap, snapTables);
-      } catch (r) {
-        this.log.error({ err: kernelText(r) }, "rollback failed");
-        return this.notApplied(req, {
+      return this.undo(
+        req,
+        { snap, tables: snapTables },
+        {
           status: "failed",
-          code: "rollback_failed",
-          error: `${kernelText(e)}; the previous ruleset could not be restored either: ${kernelText(r)}`,
-        });
-      }
-      return this.notApplied(req, {
-        status: "failed",
-        code: "apply_failed",
-        error: `${kernelText(e)}; the previous ruleset was restored in case the kernel had taken the new one`,
-      });
+          code: "apply_failed",
+          error: `${kernelText(e)}; the previous ruleset was restored in case the kernel had taken the new one`,
+        },
+        (r) => `${kernelText(e)}; the previous ruleset could not be restored either: ${r}`,
+      );
     }
     this.log.info(
       { mode, confirmTimeoutMs: req.confirmTimeoutMs, tables: snap.tables.length },
@@ -380,18 +375,33 @@ export class Applier {
         error: `no confirmation within ${Math.round(req.confirmTimeoutMs / 1000)} s; previous ruleset restored`,
       };
     }
+    return this.undo(
+      req,
+      { snap, tables: snapTables },
+      { status: "rolled_back", ...why, mode },
+      (r) => `rollback failed: ${r}`,
+    );
+  }
+
+  /** Put the snapshot back and report `outcome`; a rollback that fails is reported as that instead. */
+  private async undo(
+    req: SafeApplyRequest,
+    back: { snap: Snapshot; tables?: TableDefinition[] },
+    outcome: ApplyOutcome,
+    rollbackFailed: (kernelError: string) => string,
+  ): Promise<ApplyOutcome> {
     try {
-      await this.rollback(snap, snapTables);
-    } catch (e) {
-      this.log.error({ err: kernelText(e) }, "rollback failed");
+      await this.rollback(back.snap, back.tables);
+    } catch (r) {
+      this.log.error({ err: kernelText(r) }, "rollback failed");
       return this.notApplied(req, {
         status: "failed",
         code: "rollback_failed",
-        error: `rollback failed: ${kernelText(e)}`,
-        mode,
+        error: rollbackFailed(kernelText(r)),
+        ...(outcome.mode ? { mode: outcome.mode } : {}),
       });
     }
-    return this.notApplied(req, { status: "rolled_back", ...why, mode });
+    return this.notApplied(req, outcome);
   }
 
   private async notApplied(req: SafeApplyRequest, out: ApplyOutcome): Promise<ApplyOutcome> {

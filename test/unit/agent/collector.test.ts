@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Applier } from "../../../src/agent/apply.ts";
 import { kernelApplier } from "../../../src/agent/kernel-applier.ts";
 import { Collector } from "../../../src/agent/telemetry/collector.ts";
-import { readKernel } from "../../../src/agent/telemetry/reading.ts";
+import { readKernel, type KernelReading } from "../../../src/agent/telemetry/reading.ts";
 import { Spool } from "../../../src/agent/telemetry/spool.ts";
 import type { Driver } from "../../../src/engine/driver/index.ts";
 import { memoryLog } from "../../../src/runtime/log.ts";
@@ -27,20 +27,22 @@ async function setup() {
   const log = memoryLog("error");
   const kernel = new FakeDriver();
   await kernel.apply(fixtureText({ lan: "10.9.0.0/24" }));
-  const open = async () =>
+  /** A collector on this state dir (again: a restarted agent); `read` in place of the driver's. */
+  const open = async (read?: () => Promise<KernelReading>) =>
     Collector.create({
       driver: kernel,
       spool: await Spool.open(join(dir, "spool"), { maxBytes: 1 << 20, maxBatches: 100 }, log),
       epoch: "e1",
       log,
       resumeFile: join(dir, "resume.json"),
+      read,
     });
   /** Packets from `ip` (its element and the direction's total, as the rule counts them). */
   const from = (ip: string, packets: number, bytes: number) => {
     kernel.hit("inet", "palisade", "acct_lan_src", ip, packets, bytes);
     kernel.count("inet", "palisade", "acct_lan_srctotal", packets, bytes);
   };
-  return { kernel, open, from };
+  return { kernel, open, from, log };
 }
 
 const rows = (b: { accounting: { ip: string; srcPackets: string; srcBytes: string }[] } | undefined) =>
@@ -79,25 +81,14 @@ describe("collector on the Driver (fake)", () => {
   });
 
   it("a carry (the kernel refused the incremental form) ships every packet counted before its read of the values", async () => {
-    const { kernel, from } = await setup();
-    const dir = await mkdtemp(join(tmpdir(), "palisade-collector-"));
-    dirs.push(dir);
-    await mkdir(join(dir, "spool"));
-    const log = memoryLog("error");
+    const { kernel, from, open, log } = await setup();
     let sent = 0;
     // Packets keep coming: 100 bytes from 10.9.0.7 right after each of the collector's readings.
-    const c = await Collector.create({
-      driver: kernel,
-      spool: await Spool.open(join(dir, "spool"), { maxBytes: 1 << 20, maxBatches: 100 }, log),
-      epoch: "e1",
-      log,
-      resumeFile: join(dir, "resume.json"),
-      read: async () => {
-        const r = await readKernel(kernel);
-        from("10.9.0.7", 1, 100);
-        sent += 100;
-        return r;
-      },
+    const c = await open(async () => {
+      const r = await readKernel(kernel);
+      from("10.9.0.7", 1, 100);
+      sent += 100;
+      return r;
     });
     const applier = new Applier(kernel, log, { beforeChange: async () => void (await c.collect()) });
     let shipped = 0;
@@ -125,16 +116,10 @@ describe("collector on the Driver (fake)", () => {
   });
 
   it("a rollback that puts back a removed counter with its value does not ship that value again (the agent's applier)", async () => {
-    const { kernel } = await setup();
+    const { kernel, open, log } = await setup();
     // v1 (applied before this agent: no known state, so the rollback's snapshot is a listing with values).
     await kernel.apply(fixtureText({ lan: "10.9.0.0/24", withAll: true }));
-    const dir = await mkdtemp(join(tmpdir(), "palisade-collector-"));
-    dirs.push(dir);
-    await mkdir(join(dir, "spool"));
-    const log = memoryLog("error");
-    const resumeFile = join(dir, "resume.json");
-    const spool = await Spool.open(join(dir, "spool"), { maxBytes: 1 << 20, maxBatches: 100 }, log);
-    const c = await Collector.create({ driver: kernel, spool, epoch: "e1", log, resumeFile });
+    const c = await open();
     let shipped = 0;
     const ship = (b: { accounting: { table: string; srcBytes: string }[] } | undefined) => {
       for (const a of b?.accounting ?? []) if (a.table === "all") shipped += Number(a.srcBytes);
@@ -162,40 +147,29 @@ describe("collector on the Driver (fake)", () => {
     assert.equal(shipped, 7100, "7000 once (before v2 removed it), then 100");
     // A restart carries on from the same base.
     kernel.count("inet", "palisade", "acct_all_total", 1, 10);
-    const again = await Collector.create({ driver: kernel, spool, epoch: "e1", log, resumeFile });
+    const again = await open();
     ship(await again.collect());
     assert.equal(shipped, 7110);
   });
 
   it("a rebase after a rewind is kept across a restart: the rewound value is not shipped as a reset", async () => {
-    const { kernel } = await setup();
-    const dir = await mkdtemp(join(tmpdir(), "palisade-collector-"));
-    dirs.push(dir);
-    await mkdir(join(dir, "spool"));
-    const log = memoryLog("error");
-    const resumeFile = join(dir, "resume.json");
-    const spool = await Spool.open(join(dir, "spool"), { maxBytes: 1 << 20, maxBatches: 100 }, log);
+    const { kernel, open } = await setup();
     const udp = (b: { counters: { name: string; bytes: string }[] } | undefined) =>
       Number(b?.counters.find((x) => x.name === "udp_seen")?.bytes ?? 0);
-    const c = await Collector.create({ driver: kernel, spool, epoch: "e1", log, resumeFile });
+    const c = await open();
     await c.collect();
     kernel.count("inet", "palisade", "udp_seen", 10, 1000);
     assert.equal(udp(await c.collect()), 1000);
     kernel.count("inet", "palisade", "udp_seen", -6, -600); // a verbatim restore put back 400
     await c.rebase();
     kernel.count("inet", "palisade", "udp_seen", 1, 50);
-    const restarted = await Collector.create({ driver: kernel, spool, epoch: "e1", log, resumeFile });
+    const restarted = await open();
     assert.equal(udp(await restarted.collect()), 50, "only what came after the rebase");
   });
 
   it("an interval reading that falls inside a change waits (the applier is busy): no value is shipped twice", async () => {
-    const { kernel, from } = await setup();
-    const dir = await mkdtemp(join(tmpdir(), "palisade-collector-"));
-    dirs.push(dir);
-    await mkdir(join(dir, "spool"));
-    const log = memoryLog("error");
-    const spool = await Spool.open(join(dir, "spool"), { maxBytes: 1 << 20, maxBatches: 100 }, log);
-    const c = await Collector.create({ driver: kernel, spool, epoch: "e1", log, resumeFile: join(dir, "resume.json") });
+    const { kernel, from, open, log } = await setup();
+    const c = await open();
     let shipped = 0;
     c.onBatch = (b) => {
       for (const a of b.accounting) if (a.ip === "10.9.0.7") shipped += Number(a.srcBytes);
