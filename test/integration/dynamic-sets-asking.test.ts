@@ -78,9 +78,14 @@ test("one host is asked at most once per gap; a read past the queue's limit is r
     assert.ok(Number(r.headers["retry-after"]) > 0, "Retry-After says when");
   }
   assert.equal(questions.length, ok.length, "each answered read was one question; refused ones asked nothing");
+  // Lower bounds only (the pacing's promise). The times are taken where the agent receives,
+  // after Redis and the gRPC stream, whose delay varies from one question to the next on a
+  // loaded machine (a CI run saw 973 ms): each gap may lose some of that, the span over all
+  // of them only what the first and the last lost. Without pacing they would all come at once.
   const gaps = questions.slice(1).map((q, i) => q.at - questions[i]!.at);
-  // Lower bounds only (the pacing's promise); 20 ms for timer granularity.
-  for (const g of gaps) assert.ok(g >= READ_GAP_MS - 20, `questions ${g} ms apart`);
+  for (const g of gaps) assert.ok(g >= READ_GAP_MS / 2, `questions ${g} ms apart`);
+  const span = questions.at(-1)!.at - questions[0]!.at;
+  assert.ok(span >= (questions.length - 1) * READ_GAP_MS - 100, `${questions.length} questions over ${span} ms`);
 });
 
 test("a lift is never served from the cache and clears it", async () => {
