@@ -82,7 +82,19 @@ export async function publishToHosts<C extends { hostId: string }>(
   return { delivered: deliveredTo.length, deliveredTo, offline, publishErrors };
 }
 
-type Listener = (notice: HostNotice) => void;
+/**
+ * Local only, never published: the subscriber came back after Redis was lost and the host's
+ * channel is subscribed again. Notices published meanwhile found no listener (a rollout took
+ * the host for offline), so the stream re-reads what they would have said.
+ */
+export interface Resubscribed {
+  type: "resubscribed";
+}
+
+/** The name of this process's agent bus connection in Redis. */
+export const agentBusConnectionName = () => `palisade-agent-bus:${process.pid}`;
+
+type Listener = (notice: HostNotice | Resubscribed) => void;
 
 /** One subscriber connection per replica, shared by all of its agent streams. */
 export class AgentBus {
@@ -95,10 +107,36 @@ export class AgentBus {
     sub.on("message", (channel: string, text: string) => this.dispatch(channel, text));
     // ioredis resubscribes by itself after a reconnect; say so when the link drops.
     sub.on("error", (err: Error) => log.warn({ err: err.message }, "agent bus subscriber error"));
+    // Registered after the first connect: every "ready" from here on is a reconnect.
+    sub.on("ready", () => void this.resubscribed());
+  }
+
+  /**
+   * After a reconnect: once Redis confirms the subscriptions (ours, queued behind the ones
+   * ioredis re-sends, confirm them all), every stream catches up on what it missed.
+   */
+  private async resubscribed(): Promise<void> {
+    const channels = [...this.listeners.keys()];
+    if (channels.length === 0) return;
+    try {
+      await this.sub.subscribe(...channels);
+    } catch (err) {
+      // Lost again before the answer: the next "ready" tries again.
+      this.log.warn({ err: (err as Error).message }, "agent bus could not subscribe again");
+      return;
+    }
+    this.log.info({ hosts: channels.length }, "agent bus subscribed again; streams catch up on missed notices");
+    for (const channel of channels) for (const fn of this.listeners.get(channel) ?? []) fn({ type: "resubscribed" });
   }
 
   static async start(redis: Redis, log: Log): Promise<AgentBus> {
-    const sub = redis.duplicate({ lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: null });
+    const sub = redis.duplicate({
+      lazyConnect: true,
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      // CLIENT LIST tells an operator which replica's subscriber a connection is.
+      connectionName: agentBusConnectionName(),
+    });
     await sub.connect();
     return new AgentBus(sub, log);
   }

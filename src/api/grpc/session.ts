@@ -14,7 +14,7 @@ import {
   type ClaimedTarget,
 } from "../deploy/targets.ts";
 import type { Prisma } from "../db/client.ts";
-import { publishToHost, type AgentBus, type HostNotice } from "../host-bus.ts";
+import { publishToHost, type AgentBus, type HostNotice, type Resubscribed } from "../host-bus.ts";
 import type { AgentContext } from "./context.ts";
 import { AgentRpcError, toStatus } from "./errors.ts";
 import type { AgentIdentity } from "./identity.ts";
@@ -337,6 +337,8 @@ export class AgentSession {
     });
   }
 
+  /** Its Hello was handled: capabilities known, state sent once. */
+  private helloDone = false;
   /** Its Hello listed the `bans` feature (docs/bans.md). */
   private bansCapable = false;
   /** Its Hello listed the `conditions` feature (docs/conditions.md). */
@@ -400,6 +402,19 @@ export class AgentSession {
     // Quota resets asked for while the agent was away.
     for (const m of await pendingQuotaResets(this.ctx, hostId))
       this.send({ quotaReset: { requestId: m.requestId, name: m.name } });
+    this.helloDone = true;
+    await this.catchUp(bansHeld);
+  }
+
+  /**
+   * What the host's notices carry, read from Postgres: after its Hello (it was offline), and
+   * after the bus lost Redis (notices published meanwhile found no listener). Every part is
+   * idempotent: a pending target is claimed once, bans and conditions are whole states.
+   * `bansHeld`: the agent may hold bans, so an empty state is sent too.
+   */
+  private async catchUp(bansHeld: boolean): Promise<void> {
+    const { db } = this.ctx;
+    const hostId = this.identity.hostId;
     // A host that was offline (or is new) gets what its deployments want it to run: first,
     // so nothing about bans (a failure, a message the stream refuses) can hold it back.
     const claimed = await claimForHost(db, hostId);
@@ -427,6 +442,9 @@ export class AgentSession {
         this.ctx.log.error({ hostId, err: (e as Error).message }, "condition state not sent");
       }
     }
+    // Country data loaded meanwhile: only what differs from the revisions this stream sent.
+    const held = [...this.geoHeld].map(([country, revision]) => ({ country, revision }));
+    if (held.length) this.sendGeo(await geoUpdatesFor(db, held));
   }
 
   /** The stored version the agent says it runs; null when unknown or its checksum differs. */
@@ -516,8 +534,12 @@ export class AgentSession {
     this.ackResult(d.resultId);
   }
 
-  private async onNotice(n: HostNotice): Promise<void> {
+  private async onNotice(n: HostNotice | Resubscribed): Promise<void> {
     switch (n.type) {
+      case "resubscribed":
+        // Before its Hello, the Hello catches up.
+        if (this.helloDone) await this.catchUp(true);
+        return;
       case "offer": {
         const claimed = await claimTarget(this.ctx.db, n.targetId, this.identity.hostId);
         if (claimed) await this.sendDesired(claimed);
