@@ -41,7 +41,18 @@ export interface CollectorOptions {
   maxLogEvents?: number;
   /** Injected for tests; default reads the kernel through the driver. */
   read?: () => Promise<KernelReading>;
+  /** Accounting rows per batch (default MAX_ACCOUNTING_ROWS); tests make it small. */
+  maxAccountingRows?: number;
 }
+
+/**
+ * Accounting rows per batch. A row is 30-60 bytes on the wire (IPv4 to IPv6 addresses,
+ * large counts), so 40k rows are at most ~2.4 MB and a batch with its log events (at most
+ * maxLogEvents) stays well under the stream's 8 MiB message limit (MAX_MESSAGE_BYTES).
+ * A reading with more rows (a few busy /16 tables) goes as several batches: one too large
+ * would be refused at every resend and stop the host's telemetry for good.
+ */
+export const MAX_ACCOUNTING_ROWS = 40_000;
 
 const ZERO: Cum = { bytes: 0, packets: 0 };
 
@@ -109,7 +120,7 @@ export class Collector {
     }
   }
 
-  /** Read now and spool a batch if anything changed. Calls never overlap. */
+  /** Read now and spool a batch if anything changed (its last batch, when it took several). Calls never overlap. */
   collect(): Promise<TelemetryBatch | undefined> {
     const run = this.running.then(() => this.collectNow());
     this.running = run.catch(() => undefined);
@@ -162,18 +173,17 @@ export class Collector {
   private rebaseWith(next: (cur: Reading) => Reading): Promise<void> {
     const run = this.running.then(async () => {
       this.prev = next((await this.read()).counters);
-      const resume: Resume = {
-        seq: this.seq,
-        reading: readingToJson(this.prev),
-        carry: readingToJson(this.carry),
-        quotas: this.lastQuotas,
-      };
-      await writeFileAtomic(this.o.resumeFile, JSON.stringify(resume)).catch((e) =>
-        this.o.log.warn({ err: errorText(e) }, "cannot write telemetry resume point"),
-      );
+      await this.writeResume(resumeJson(this.seq, this.prev, this.carry, this.lastQuotas));
     });
     this.running = run.catch(() => undefined);
     return run;
+  }
+
+  /** A failed write is only logged: the spool's newest batch holds the same point. */
+  private writeResume(json: string): Promise<void> {
+    return writeFileAtomic(this.o.resumeFile, json).catch((e) =>
+      this.o.log.warn({ err: errorText(e) }, "cannot write telemetry resume point"),
+    );
   }
 
   private async read(): Promise<KernelReading> {
@@ -285,12 +295,30 @@ export class Collector {
       this.logs = logs.concat(this.logs);
       return undefined;
     }
-    const seq = this.seq + 1;
+    // The first batches of a large reading hold accounting rows only; the last one holds
+    // the rest of the reading and, on disk, the resume point.
+    const perBatch = this.o.maxAccountingRows ?? MAX_ACCOUNTING_ROWS;
+    const parts = Math.max(1, Math.ceil(accounting.length / perBatch));
+    const seq = this.seq + parts;
+    const batches: TelemetryBatch[] = [];
+    for (let i = 0; i < parts - 1; i++)
+      batches.push({
+        epoch: this.o.epoch,
+        seq: u64(this.seq + 1 + i),
+        takenAtUnixMs: u64(cur.takenAt),
+        accounting: accounting.slice(i * perBatch, (i + 1) * perBatch),
+        quotas: [],
+        counters: [],
+        logs: [],
+        spoolDroppedBatches: "0",
+        spoolDroppedBytes: "0",
+        logsDropped: "0",
+      });
     const batch: TelemetryBatch = {
       epoch: this.o.epoch,
       seq: u64(seq),
       takenAtUnixMs: u64(cur.takenAt),
-      accounting,
+      accounting: parts > 1 ? accounting.slice((parts - 1) * perBatch) : accounting,
       quotas: quotaKey === this.lastQuotas ? [] : quotas,
       counters,
       logs,
@@ -298,15 +326,11 @@ export class Collector {
       spoolDroppedBytes: u64(drops.bytes),
       logsDropped: u64(logsDropped),
     };
+    batches.push(batch);
     // Serialised once: the spool entry embeds this text and the resume file is this text.
-    const resumeJson = JSON.stringify({
-      seq,
-      reading: readingToJson(cur.counters),
-      carry: readingToJson(carry),
-      quotas: quotaKey,
-    } satisfies Resume);
+    const resume = resumeJson(seq, cur.counters, carry, quotaKey);
     try {
-      await this.o.spool.append({ batch }, resumeJson);
+      await this.o.spool.appendReading(batches, resume);
     } catch (e) {
       this.logs = logs.concat(this.logs); // not durable: keep the events for the next try
       throw e;
@@ -318,10 +342,17 @@ export class Collector {
     this.lastQuotas = quotaKey;
     this.logsDropped -= logsDropped;
     if (drops.batches > 0) await this.o.spool.clearDrops(drops);
-    await writeFileAtomic(this.o.resumeFile, resumeJson).catch((e) =>
-      this.o.log.warn({ err: errorText(e) }, "cannot write telemetry resume point"),
-    );
-    this.onBatch(batch);
+    await this.writeResume(resume);
+    for (const b of batches) this.onBatch(b);
     return batch;
   }
+}
+
+function resumeJson(seq: number, reading: Reading, carry: Reading, quotas: string): string {
+  return JSON.stringify({
+    seq,
+    reading: readingToJson(reading),
+    carry: readingToJson(carry),
+    quotas,
+  } satisfies Resume);
 }

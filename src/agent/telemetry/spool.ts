@@ -7,6 +7,12 @@
 //
 // Each file also holds the collector's cumulative reading after that batch, so a
 // restarted agent resumes its delta baseline from the newest batch it wrote.
+//
+// A reading too large for one gRPC message is spooled as several batches (appendReading):
+// the first ones are marked `part` and hold no resume point, the last one holds it. An
+// agent that stopped between them left parts with no end: open() removes them (they were
+// never sent, the collector sends a reading only once all of it is on disk), and the next
+// reading ships their values from the last complete resume point.
 
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -24,6 +30,8 @@ export interface SpoolEntry {
   batch: TelemetryBatch;
   /** Opaque collector state to resume from (see collector.ts). */
   resume?: unknown;
+  /** One of the first batches of a reading spooled as several (appendReading). */
+  part?: true;
 }
 
 export interface Dropped {
@@ -88,6 +96,7 @@ export class Spool {
       const m = FILE.exec(n);
       if (m) s.files.set(Number(m[1]), (await stat(join(dir, n))).size);
     }
+    await s.dropUnfinishedReading();
     try {
       const d = JSON.parse(await readFile(join(dir, "dropped.json"), "utf8")) as Dropped;
       if (typeof d.batches === "number" && typeof d.bytes === "number") s.dropped = d;
@@ -117,6 +126,22 @@ export class Spool {
     return { ...this.dropped };
   }
 
+  /** Parts at the end of the spool whose last batch was never written (the agent stopped in between). */
+  private async dropUnfinishedReading(): Promise<void> {
+    let removed = 0;
+    for (let seq = this.lastSeq; seq > 0; seq = this.lastSeq) {
+      if (!(await this.read(seq))?.part) break;
+      await rm(join(this.dir, fileName(seq)), { force: true });
+      this.files.delete(seq);
+      removed++;
+    }
+    if (removed > 0)
+      this.log.warn(
+        { batches: removed },
+        "telemetry spool: removed the first batches of a reading whose last batch was never written (the agent stopped while spooling it); the next reading ships their values",
+      );
+  }
+
   /**
    * Write a batch; drop the oldest batches first if the bounds require it. `resumeJson`:
    * the entry's `resume` already serialised (the collector writes the same text to its
@@ -127,11 +152,33 @@ export class Spool {
       resumeJson === undefined
         ? JSON.stringify(entry)
         : `{"batch":${JSON.stringify(entry.batch)},"resume":${resumeJson}}`;
-    const size = Buffer.byteLength(data);
+    await this.write([{ seq: Number(entry.batch.seq), data }]);
+  }
+
+  /**
+   * One reading as several batches, in seq order: all but the last are written as parts,
+   * the last with the resume point. Nothing of it is dropped to make room for the rest.
+   */
+  async appendReading(batches: TelemetryBatch[], resumeJson: string): Promise<void> {
+    const last = batches.length - 1;
+    await this.write(
+      batches.map((b, i) => ({
+        seq: Number(b.seq),
+        data:
+          i < last ? JSON.stringify({ batch: b, part: true }) : `{"batch":${JSON.stringify(b)},"resume":${resumeJson}}`,
+      })),
+    );
+  }
+
+  private async write(entries: { seq: number; data: string }[]): Promise<void> {
+    const size = entries.reduce((n, e) => n + Buffer.byteLength(e.data), 0);
     const order = [...this.files.keys()].sort((a, b) => a - b);
     let bytes = this.bytes;
     let dropped = 0;
-    while (order.length > 0 && (order.length + 1 > this.limits.maxBatches || bytes + size > this.limits.maxBytes)) {
+    while (
+      order.length > 0 &&
+      (order.length + entries.length > this.limits.maxBatches || bytes + size > this.limits.maxBytes)
+    ) {
       const seq = order.shift()!;
       const sz = this.files.get(seq) ?? 0;
       await rm(join(this.dir, fileName(seq)), { force: true });
@@ -150,14 +197,19 @@ export class Spool {
         "telemetry spool full: oldest batches dropped",
       );
     }
-    try {
-      await writeFileAtomic(join(this.dir, fileName(Number(entry.batch.seq))), data);
-    } catch (e) {
-      throw new AgentError("spool_error", `cannot write telemetry batch ${entry.batch.seq}: ${(e as Error).message}`, {
-        cause: e,
-      });
+    // Listed (so resent, acked, counted) only once all of them are on disk: a resend in
+    // between must not send parts that a restart could still remove.
+    for (const [i, e] of entries.entries()) {
+      try {
+        await writeFileAtomic(join(this.dir, fileName(e.seq)), e.data);
+      } catch (err) {
+        for (const w of entries.slice(0, i)) await rm(join(this.dir, fileName(w.seq)), { force: true });
+        throw new AgentError("spool_error", `cannot write telemetry batch ${e.seq}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
     }
-    this.files.set(Number(entry.batch.seq), size);
+    for (const e of entries) this.files.set(e.seq, Buffer.byteLength(e.data));
   }
 
   /** The batch that carries a drop report has been written: clear the report. */

@@ -2,15 +2,16 @@
 // FakeDriver (the kernel tests test/kernel/agent-telemetry*.test.ts prove it with nft).
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Applier } from "../../../src/agent/apply.ts";
 import { kernelApplier } from "../../../src/agent/kernel-applier.ts";
-import { Collector } from "../../../src/agent/telemetry/collector.ts";
+import { Collector, MAX_ACCOUNTING_ROWS, type CollectorOptions } from "../../../src/agent/telemetry/collector.ts";
 import { readKernel, type KernelReading } from "../../../src/agent/telemetry/reading.ts";
 import { Spool } from "../../../src/agent/telemetry/spool.ts";
 import type { Driver } from "../../../src/engine/driver/index.ts";
+import { MAX_MESSAGE_BYTES, TelemetryBatch } from "../../../src/protocol/agent.ts";
 import { memoryLog } from "../../../src/runtime/log.ts";
 import { FakeDriver } from "../../support/fake-driver.ts";
 import { fixtureDesired, fixtureText } from "../../support/agent-rulesets.ts";
@@ -24,25 +25,26 @@ async function setup() {
   const dir = await mkdtemp(join(tmpdir(), "palisade-collector-"));
   dirs.push(dir);
   await mkdir(join(dir, "spool"));
-  const log = memoryLog("error");
+  const log = memoryLog("warn");
   const kernel = new FakeDriver();
   await kernel.apply(fixtureText({ lan: "10.9.0.0/24" }));
   /** A collector on this state dir (again: a restarted agent); `read` in place of the driver's. */
-  const open = async (read?: () => Promise<KernelReading>) =>
+  const open = async (read?: () => Promise<KernelReading>, extra: Partial<CollectorOptions> = {}) =>
     Collector.create({
       driver: kernel,
-      spool: await Spool.open(join(dir, "spool"), { maxBytes: 1 << 20, maxBatches: 100 }, log),
+      spool: await Spool.open(join(dir, "spool"), { maxBytes: 64 << 20, maxBatches: 100 }, log),
       epoch: "e1",
       log,
       resumeFile: join(dir, "resume.json"),
       read,
+      ...extra,
     });
   /** Packets from `ip` (its element and the direction's total, as the rule counts them). */
   const from = (ip: string, packets: number, bytes: number) => {
     kernel.hit("inet", "palisade", "acct_lan_src", ip, packets, bytes);
     kernel.count("inet", "palisade", "acct_lan_srctotal", packets, bytes);
   };
-  return { kernel, open, from, log };
+  return { kernel, open, from, log, dir };
 }
 
 const rows = (b: { accounting: { ip: string; srcPackets: string; srcBytes: string }[] } | undefined) =>
@@ -207,5 +209,101 @@ describe("collector on the Driver (fake)", () => {
     } finally {
       c.stop();
     }
+  });
+
+  describe("a reading larger than one batch", () => {
+    const ips = (n: number) => Array.from({ length: n }, (_, i) => `10.9.${i >> 8}.${i & 255}`);
+    it("goes as several batches with consecutive seqs: every row once, the rest of the reading and the resume point in the last", async () => {
+      const { open, from, kernel, dir } = await setup();
+      const c = await open(undefined, { maxAccountingRows: 3 });
+      await c.collect();
+      const sent: TelemetryBatch[] = [];
+      c.onBatch = (b) => sent.push(b);
+      for (const ip of ips(7)) from(ip, 1, 100);
+      kernel.count("inet", "palisade", "udp_seen", 2, 200);
+      kernel.spend("inet", "palisade", "q1", 700);
+      const last = await c.collect();
+      assert.deepEqual(
+        sent.map((b) => [b.seq, b.accounting.length, b.counters.length > 0, b.quotas.length > 0]),
+        [
+          ["2", 3, false, false],
+          ["3", 3, false, false],
+          ["4", 1, true, true],
+        ],
+      );
+      assert.equal(last, sent[2], "collect answers the reading's last batch");
+      assert.deepEqual(
+        sent.flatMap((b) => rows(b)).sort(),
+        ips(7)
+          .map((ip) => `${ip} 1/100`)
+          .sort(),
+      );
+      const onDisk = await Promise.all(
+        ["00000000000000000002", "00000000000000000003", "00000000000000000004"].map(
+          async (n) => JSON.parse(await readFile(join(dir, "spool", `b-${n}.json`), "utf8")) as Record<string, unknown>,
+        ),
+      );
+      assert.deepEqual(
+        onDisk.map((e) => [e.part === true, e.resume !== undefined]),
+        [
+          [true, false],
+          [true, false],
+          [false, true],
+        ],
+      );
+      from(ips(7)[0]!, 1, 10);
+      const next = await c.collect();
+      assert.equal(next?.seq, "5");
+      assert.deepEqual(rows(next), [`${ips(7)[0]} 1/10`]);
+    });
+
+    it("an agent stopped between a reading's batches: the parts are removed at start and the next reading ships their values once", async () => {
+      const { open, from, dir, log } = await setup();
+      const c1 = await open(undefined, { maxAccountingRows: 3 });
+      await c1.collect();
+      const resumeBefore = await readFile(join(dir, "resume.json"), "utf8");
+      for (const ip of ips(7)) from(ip, 1, 100);
+      await c1.collect();
+      // What a stop after the parts and before the last batch leaves: the parts on disk, the
+      // last batch and the new resume point not written.
+      await rm(join(dir, "spool", "b-00000000000000000004.json"));
+      await writeFile(join(dir, "resume.json"), resumeBefore);
+      const c2 = await open(undefined, { maxAccountingRows: 3 });
+      assert.deepEqual((await readdir(join(dir, "spool"))).filter((n) => n.startsWith("b-")).sort(), [
+        "b-00000000000000000001.json",
+      ]);
+      assert.ok(log.lines.some((l) => String(l.msg).includes("whose last batch was never written")));
+      const sent: TelemetryBatch[] = [];
+      c2.onBatch = (b) => sent.push(b);
+      await c2.collect();
+      assert.deepEqual(
+        sent.map((b) => b.seq),
+        ["2", "3", "4"],
+      );
+      assert.deepEqual(
+        sent.flatMap((b) => rows(b)).sort(),
+        ips(7)
+          .map((ip) => `${ip} 1/100`)
+          .sort(),
+      );
+    });
+
+    it("at the default size, every batch of a 100k-row reading fits the stream's message limit", async () => {
+      const { open, from } = await setup();
+      const c = await open();
+      await c.collect();
+      const sent: TelemetryBatch[] = [];
+      c.onBatch = (b) => sent.push(b);
+      const n = 100_000;
+      for (const ip of ips(n)) from(ip, 1_000_000, 1_000_000_000);
+      await c.collect();
+      assert.equal(sent.length, Math.ceil(n / MAX_ACCOUNTING_ROWS));
+      assert.equal(
+        sent.reduce((k, b) => k + b.accounting.length, 0),
+        n,
+      );
+      const sizes = sent.map((b) => TelemetryBatch.encode(b).finish().length);
+      assert.ok(Math.max(...sizes) < MAX_MESSAGE_BYTES / 2, `batches of ${sizes.join(", ")} bytes`);
+    });
   });
 });
