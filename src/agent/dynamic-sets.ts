@@ -5,6 +5,7 @@
 // A lift runs inside the applier's lock, so it never interleaves with an apply.
 import { driver as kernel, dynamicSets, type DriverOptions } from "../engine/index.ts";
 import type { DynamicSet, DynamicSetsRequest, DynamicSetsResult } from "../protocol/agent.ts";
+import type { Applier } from "./apply.ts";
 import { errorText } from "./errors.ts";
 
 /** Elements per set when the request names no limit; the total is always reported. */
@@ -14,7 +15,7 @@ const MAX_ELEMENT_LIMIT = 10_000;
 export interface DynamicSetsOptions {
   driver: DriverOptions;
   /** Serialises kernel writes with applies (Applier.exclusive). */
-  exclusive: <T>(fn: () => Promise<T>) => Promise<T>;
+  exclusive: Applier["exclusive"];
 }
 
 export async function answerDynamicSets(m: DynamicSetsRequest, o: DynamicSetsOptions): Promise<DynamicSetsResult> {

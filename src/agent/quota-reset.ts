@@ -7,6 +7,7 @@
 
 import { growCounterName, packetBucketSet, packetSpentSet, type Driver } from "../engine/index.ts";
 import { AgentError, errorText } from "./errors.ts";
+import type { Applier } from "./apply.ts";
 import type { Outbox } from "./outbox.ts";
 
 /** The table the compiler renders everything into (quota names live there). */
@@ -46,7 +47,7 @@ export interface QuotaResetOptions {
    * reads the quota's usage and writes it back a moment later, which would undo a reset
    * landing in between while the API was told it was done; a rollback likewise.
    */
-  exclusive: <T>(fn: () => Promise<T>) => Promise<T>;
+  exclusive: Applier["exclusive"];
 }
 
 /** The API's QuotaReset, answered through the outbox: ok, or why not. */
