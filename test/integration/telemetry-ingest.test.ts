@@ -199,6 +199,19 @@ describe("telemetry ingest", () => {
     );
     const q2 = await db.quotaState.findUniqueOrThrow({ where: { hostId_name: { hostId: host, name: "q1" } } });
     assert.deepEqual([q2.used, q2.limit, q2.mode, q2.grow], [0n, 2000n, "packets", true]);
+    // The agent's clock stepped back an hour: its next batch is still the newer sample.
+    const quota = (used: number) => ({
+      quotas: [{ name: "q1", mode: "packets" as const, limit: 2000, used, grow: true }],
+    });
+    await ingestTelemetry({ db }, host, batch("q", 4, t - 3_600_000, [], quota(70)));
+    const used = async () =>
+      (await db.quotaState.findUniqueOrThrow({ where: { hostId_name: { hostId: host, name: "q1" } } })).used;
+    assert.equal(await used(), 70n, "a later batch of the epoch wins, whatever the agent's clock says");
+    // A new epoch (the agent's state dir was reset) replaces what the old one held.
+    await ingestTelemetry({ db }, host, batch("q-new", 1, t - 7_200_000, [], quota(5)));
+    assert.equal(await used(), 5n);
+    await ingestTelemetry({ db }, host, batch("q-new", 2, t - 7_200_000, [], quota(9)));
+    assert.equal(await used(), 9n);
     const c = await db.counterTotal.findUniqueOrThrow({ where: { hostId_name: { hostId: host, name: "c" } } });
     assert.deepEqual([c.bytes, c.packets], [10n, 2n]);
     const { items: rows } = await addressTotals(db, { table: "big", hostId: host }, {}, { limit: 10 });

@@ -25,7 +25,8 @@
 //   the transaction therefore runs on a node-postgres client of the Db's pool, not in a
 //   Prisma transaction (Prisma has no COPY);
 // - the minute bucket is marked dirty for the rollups (rollups.ts);
-// - quotas are upserted unless the stored sample is newer; counters add their deltas;
+// - quotas are upserted unless the stored sample came from a later batch (seq) of the same
+//   agent epoch; counters add their deltas;
 // - log events are inserted, then published on palisade:logs after the commit.
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -161,13 +162,21 @@ async function upsertQuotas(q: Query, hostId: string, at: Date, b: Batch): Promi
   const byName = new Map(b.quotas.map((q) => [q.name, q])); // one row per name (last wins)
   const x = [...byName.values()];
   await q(
-    `INSERT INTO quota_states (host_id, name, mode, grow, "limit", used, sampled_at, updated_at)
-     SELECT $1::uuid, n, m::quota_mode, g, l, u, $2::timestamptz, now()
+    `INSERT INTO quota_states (host_id, name, mode, grow, "limit", used, sampled_at, sample_epoch, sample_seq, updated_at)
+     SELECT $1::uuid, n, m::quota_mode, g, l, u, $2::timestamptz, $8, $9::bigint, now()
      FROM unnest($3::text[], $4::text[], $5::boolean[], $6::bigint[], $7::bigint[]) AS x(n, m, g, l, u)
      ON CONFLICT (host_id, name) DO UPDATE SET
        mode = EXCLUDED.mode, grow = EXCLUDED.grow, "limit" = EXCLUDED."limit", used = EXCLUDED.used,
-       sampled_at = EXCLUDED.sampled_at, updated_at = now()
-     WHERE quota_states.sampled_at IS NULL OR quota_states.sampled_at <= EXCLUDED.sampled_at`,
+       sampled_at = EXCLUDED.sampled_at, sample_epoch = EXCLUDED.sample_epoch, sample_seq = EXCLUDED.sample_seq,
+       updated_at = now()
+     WHERE CASE
+       -- The agent's order within an epoch, whatever its clock says.
+       WHEN quota_states.sample_epoch = EXCLUDED.sample_epoch THEN quota_states.sample_seq < EXCLUDED.sample_seq
+       -- A sample stored before batches were recorded: by time, as then.
+       WHEN quota_states.sample_epoch IS NULL THEN quota_states.sampled_at IS NULL OR quota_states.sampled_at <= EXCLUDED.sampled_at
+       -- A new epoch (the agent's state was reset): its batches are the ones still coming.
+       ELSE true
+     END`,
     hostId,
     at,
     x.map((v) => v.name),
@@ -175,6 +184,8 @@ async function upsertQuotas(q: Query, hostId: string, at: Date, b: Batch): Promi
     x.map((v) => v.grow),
     x.map((v) => s(v.limit)),
     x.map((v) => s(v.used)),
+    b.epoch,
+    s(b.seq),
   );
 }
 
