@@ -27,7 +27,7 @@ import { errorText } from "./errors.ts";
 import { Outbox } from "./outbox.ts";
 import { PolicyWorker } from "./policy-worker.ts";
 import { checkPrograms } from "./programs.ts";
-import { answerQuotaReset } from "./quota-reset.ts";
+import { quotaResetAnswerer } from "./quota-reset.ts";
 import { recoverPending, restoreAfterReboot } from "./recover.ts";
 import { StateDir } from "./state.ts";
 import { Collector } from "./telemetry/collector.ts";
@@ -158,6 +158,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
   // Results are never dropped: kept in the state dir until the API acknowledged them.
   const outbox = await Outbox.open(state.path("outbox.json"), (m) => client.send(m), log);
   const results = new Tasks(log);
+  const answerQuotaReset = quotaResetAnswerer({ driver: nft, exclusive: (fn) => applier.exclusive(fn) }, outbox);
   const pipeline = new ApplyPipeline(
     {
       state,
@@ -217,8 +218,7 @@ export async function startAgent(config: AgentConfig, opts: StartOptions = {}): 
         void answerDynamicSets(m, { driver, exclusive: (fn) => applier.exclusive(fn) }).then((r) =>
           client.send({ dynamicSets: r }),
         ),
-      quotaReset: (m) =>
-        results.track(answerQuotaReset(m, { driver: nft, exclusive: (fn) => applier.exclusive(fn) }, outbox)),
+      quotaReset: (m) => results.track(answerQuotaReset(m)),
       telemetryAck: (m) => telemetry.acked(m),
       resultAck: (id) => void outbox.ack(id).catch((e) => log.warn({ err: errorText(e) }, "result ack failed")),
       disconnected: () => {

@@ -89,6 +89,11 @@ export class Outbox {
     return o;
   }
 
+  /** An answer to this quota reset request waits here for the API's ack. */
+  holdsQuotaReset(requestId: string): boolean {
+    return this.entries.some((e) => "quotaReset" in e.msg && e.msg.quotaReset.requestId === requestId);
+  }
+
   /** Results not yet acknowledged by the API. */
   get size(): number {
     return this.entries.length;

@@ -50,18 +50,32 @@ export interface QuotaResetOptions {
   exclusive: Applier["exclusive"];
 }
 
-/** The API's QuotaReset, answered through the outbox: ok, or why not. */
-export function answerQuotaReset(
-  m: { requestId: string; name: string },
+/**
+ * The API's QuotaResets, each answered through the outbox (ok, or why not) and run once per
+ * request. The API sends a request again after every Hello until the answer is in; a reset
+ * still waiting for the applier's lock (a confirm window), or answered and not yet
+ * acknowledged, is not run a second time: usage counted between the two would be lost.
+ */
+export function quotaResetAnswerer(
   o: QuotaResetOptions,
   outbox: Outbox,
-): Promise<void> {
-  const answer = (ok: boolean, error: string) =>
-    outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok, error } });
-  return o
-    .exclusive(() => resetQuotaByName(PALISADE_TABLE, m.name, o.driver))
-    .then(
-      () => answer(true, ""),
-      (e) => answer(false, errorText(e)),
-    );
+): (m: { requestId: string; name: string }) => Promise<void> {
+  const running = new Set<string>();
+  return async (m) => {
+    if (running.has(m.requestId) || outbox.holdsQuotaReset(m.requestId)) return;
+    running.add(m.requestId);
+    const answer = (ok: boolean, error: string) =>
+      outbox.post({ quotaReset: { requestId: m.requestId, name: m.name, ok, error } });
+    try {
+      await o
+        .exclusive(() => resetQuotaByName(PALISADE_TABLE, m.name, o.driver))
+        .then(
+          () => answer(true, ""),
+          (e) => answer(false, errorText(e)),
+        );
+    } finally {
+      // The answer is in the outbox by now: holdsQuotaReset covers it until its ack.
+      running.delete(m.requestId);
+    }
+  };
 }

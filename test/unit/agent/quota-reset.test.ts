@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Applier } from "../../../src/agent/apply.ts";
-import { answerQuotaReset, resetQuotaByName } from "../../../src/agent/quota-reset.ts";
+import { quotaResetAnswerer, resetQuotaByName } from "../../../src/agent/quota-reset.ts";
 import { AgentError } from "../../../src/agent/errors.ts";
 import { Outbox } from "../../../src/agent/outbox.ts";
 import type { AgentMessage } from "../../../src/protocol/agent.ts";
@@ -54,9 +54,9 @@ describe("quota reset on the Driver (fake)", () => {
     try {
       const sent: AgentMessage[] = [];
       const outbox = await Outbox.open(join(dir, "outbox.json"), (m) => (sent.push(m), true), memoryLog("error"));
-      const o = { driver: kernel, exclusive: <T>(fn: () => Promise<T>) => fn() };
-      await answerQuotaReset({ requestId: "r1", name: "q1" }, o, outbox);
-      await answerQuotaReset({ requestId: "r2", name: "nope" }, o, outbox);
+      const answer = quotaResetAnswerer({ driver: kernel, exclusive: <T>(fn: () => Promise<T>) => fn() }, outbox);
+      await answer({ requestId: "r1", name: "q1" });
+      await answer({ requestId: "r2", name: "nope" });
       const answers = sent.flatMap((m) => (m.quotaReset ? [m.quotaReset] : []));
       assert.deepEqual(
         answers.map((a) => [a.requestId, a.ok]),
@@ -93,11 +93,13 @@ describe("quota reset on the Driver (fake)", () => {
         },
       });
       await inWindow;
-      const reset = answerQuotaReset(
-        { requestId: "r1", name: "q1" },
+      const reset = quotaResetAnswerer(
         { driver: kernel, exclusive: (fn) => applier.exclusive(fn) },
         outbox,
-      );
+      )({
+        requestId: "r1",
+        name: "q1",
+      });
       await new Promise((r) => setTimeout(r, 20));
       assert.equal(sent.length, 0, "not answered while the apply holds the lock");
       assert.equal(await used(), 5_000);
@@ -111,6 +113,55 @@ describe("quota reset on the Driver (fake)", () => {
         [["r1", true]],
       );
       assert.equal(await used(), 0, "reset after the rollback, not undone by it");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a request sent again (after a reconnect's Hello) is not run again: waiting, answered, or after a restart", async () => {
+    const { kernel, used } = await kernelWithQuotas();
+    const dir = await mkdtemp(join(tmpdir(), "palisade-quota-reset-"));
+    try {
+      const sent: AgentMessage[] = [];
+      const log = memoryLog("error");
+      const file = join(dir, "outbox.json");
+      const outbox = await Outbox.open(file, (m) => (sent.push(m), true), log);
+      const applier = new Applier(kernel, log);
+      const answer = quotaResetAnswerer({ driver: kernel, exclusive: (fn) => applier.exclusive(fn) }, outbox);
+      // Both arrive while an apply holds the lock (the stream reconnected meanwhile).
+      let release!: () => void;
+      let entered!: () => void;
+      const inLock = new Promise<void>((r) => (entered = r));
+      const held = applier.exclusive(
+        () =>
+          new Promise<void>((r) => {
+            release = r;
+            entered();
+          }),
+      );
+      await inLock;
+      const first = answer({ requestId: "r1", name: "q1" });
+      const again = answer({ requestId: "r1", name: "q1" });
+      release();
+      await Promise.all([held, first, again]);
+      assert.equal(await used(), 0);
+      // Usage counted after the reset, then the request once more, its answer not acked yet.
+      kernel.spend("inet", "palisade", "q1", 300);
+      await answer({ requestId: "r1", name: "q1" });
+      assert.equal(await used(), 300, "the usage since the reset is kept");
+      // A restarted agent: its outbox still holds the answer.
+      const reopened = await Outbox.open(file, () => true, log);
+      await quotaResetAnswerer({ driver: kernel, exclusive: (fn) => fn() }, reopened)({ requestId: "r1", name: "q1" });
+      assert.equal(await used(), 300);
+      assert.deepEqual(
+        sent.map((m) => [m.quotaReset?.requestId, m.quotaReset?.ok]),
+        [["r1", true]],
+        "one answer",
+      );
+      // Once acked, a new request (another id) resets as usual.
+      await outbox.ack(sent[0]!.quotaReset!.resultId);
+      await answer({ requestId: "r2", name: "q1" });
+      assert.equal(await used(), 0);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
