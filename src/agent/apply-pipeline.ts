@@ -57,8 +57,11 @@ export class ApplyPipeline {
     else if (this.applying.has(k)) this.early.add(k);
   }
 
-  /** Shutting down: every apply still waiting for its Confirm is not confirmed (rolls back). */
+  private stopping = false;
+
+  /** Shutting down: every apply waiting for its Confirm, now or later, is not confirmed (rolls back). */
   refuseWaiting(): void {
+    this.stopping = true;
     for (const fn of [...this.confirms.values()]) fn(false);
   }
 
@@ -163,6 +166,7 @@ export class ApplyPipeline {
   private waitConfirm(key: string, ms: number): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
       if (this.early.delete(key)) return resolve(true);
+      if (this.stopping) return resolve(false);
       const t = setTimeout(() => {
         this.confirms.delete(key);
         resolve(false);

@@ -58,7 +58,7 @@ export type ApplyStatus = "applied" | "failed" | "rolled_back";
 
 export interface ApplyOutcome {
   status: ApplyStatus;
-  /** Stable code when not applied: check_failed, apply_failed, rollback_failed, confirm_timeout, state_error. */
+  /** Stable code when not applied: check_failed, apply_failed, rollback_failed, confirm_timeout, state_error, agent_stopping. */
   code?: string;
   /** Operator-facing text (the kernel's message for nft refusals). */
   error?: string;
@@ -298,7 +298,24 @@ export class Applier {
     return this.exclusive(() => this.safeApplyNow(req));
   }
 
+  private closing = false;
+
+  /**
+   * The agent is shutting down: an apply that gets the lock from now on is refused with the
+   * kernel untouched. Queued behind one in its confirm window, it would otherwise apply and
+   * wait a whole window of its own (past systemd's stop timeout, killed mid-way).
+   */
+  close(): void {
+    this.closing = true;
+  }
+
   private async safeApplyNow(req: SafeApplyRequest): Promise<ApplyOutcome> {
+    if (this.closing)
+      return {
+        status: "failed",
+        code: "agent_stopping",
+        error: "the agent is shutting down; nothing applied (deploy again once the host's agent is back)",
+      };
     const known = this.known;
     this.known = undefined;
     const useKnown =

@@ -308,6 +308,7 @@ async function stopAgent(p: Parts): Promise<void> {
   p.driftWatch.stop();
   // An apply still waiting for its Confirm is not confirmed: roll it back before exiting,
   // so a shutdown can never leave unconfirmed (possibly locking-out) rules behind.
+  p.applier.close();
   p.pipeline.refuseWaiting();
   await p.applier.exclusive(async () => undefined);
   // Their results (a shutdown's ROLLED_BACK) are in the outbox before the stream closes;

@@ -147,3 +147,72 @@ describe("a rollback that fails keeps the way back", () => {
     assert.equal((await kernel.readTable("inet", "palisade")).rules.length, before, "not left unconfirmed");
   });
 });
+
+describe("shutting down", () => {
+  it("an apply queued behind one in its confirm window is refused, the kernel untouched; neither waits a window", {
+    timeout: 20_000,
+  }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "palisade-stopping-"));
+    try {
+      const log = memoryLog("error");
+      const kernel = new FakeDriver();
+      await kernel.apply(fixtureText({ lan: LAN })); // v1
+      const v1 = await kernel.snapshot();
+      const state = await StateDir.open(dir);
+      const sent: AgentMessage[] = [];
+      const outbox = await Outbox.open(state.path("outbox.json"), (m) => (sent.push(m), true), log);
+      const applier = new Applier(kernel, log);
+      const versions = [
+        fixtureDesired({ lan: LAN, extra: ["tcp dport 9 drop"] }),
+        fixtureDesired({ lan: LAN, extra: ["tcp dport 10 drop"] }),
+      ];
+      let renders = 0;
+      const pipeline = new ApplyPipeline(
+        {
+          state,
+          applier,
+          drift: new DriftDetector(kernel, applier, log),
+          outbox,
+          log,
+          failsafe: async () => ({ apiAddresses: ["192.0.2.10"], apiPort: 50051 }),
+          render: async () => ({ ok: true, ...versions[renders++]! }),
+        },
+        undefined,
+      );
+      const desired = (n: number) => ({
+        deploymentId: `d${n}`,
+        targetId: `t${n}`,
+        version: { ruleset: "edge", version: n, checksum: `c${n}` },
+        policyJson: "{}",
+        confirmTimeoutSeconds: 600, // no Confirm comes; a test that waited for it would time out
+        attempt: 0,
+      });
+      const first = pipeline.apply(desired(2));
+      const second = pipeline.apply(desired(3));
+      await waitUntil(() => sent.some((m) => m.applyResult?.status === "APPLY_STATUS_APPLYING"));
+      // What the agent's shutdown does (main.ts stopAgent).
+      applier.close();
+      pipeline.refuseWaiting();
+      assert.deepEqual(await Promise.all([first, second]), [false, false]);
+      const results = sent.flatMap((m) =>
+        m.applyResult ? [[m.applyResult.targetId, m.applyResult.status, m.applyResult.error.split(":")[0]]] : [],
+      );
+      assert.deepEqual(results, [
+        ["t2", "APPLY_STATUS_APPLYING", ""],
+        ["t2", "APPLY_STATUS_ROLLED_BACK", "confirm_timeout"],
+        ["t3", "APPLY_STATUS_FAILED", "agent_stopping"],
+      ]);
+      assert.equal(renders, 2);
+      assert.equal((await kernel.snapshot()).text, v1.text, "v1 in the kernel, the refused one never applied");
+      assert.equal(await state.readPending(), undefined);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Polls `ok` every 10 ms, at most 5 s. */
+async function waitUntil(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(ok(), "condition never met");
+}
