@@ -126,7 +126,14 @@ export class AgentBus {
       return;
     }
     this.log.info({ hosts: channels.length }, "agent bus subscribed again; streams catch up on missed notices");
-    for (const channel of channels) for (const fn of this.listeners.get(channel) ?? []) fn({ type: "resubscribed" });
+    // Spread over up to 5 s (10 ms a host): a few queries each, not all at once on the pool.
+    const spread = Math.min(5_000, channels.length * 10);
+    for (const channel of channels) {
+      const t = setTimeout(() => {
+        for (const fn of this.listeners.get(channel) ?? []) fn({ type: "resubscribed" });
+      }, Math.random() * spread);
+      t.unref();
+    }
   }
 
   static async start(redis: Redis, log: Log): Promise<AgentBus> {

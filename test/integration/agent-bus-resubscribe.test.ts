@@ -6,6 +6,8 @@
 // against a second, real Redis where nobody listens, which is what a publish during the gap
 // meets; the gap itself is a real reconnect (CLIENT KILL of the bus connection).
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
 import { after, before, test } from "node:test";
 import { Redis } from "ioredis";
 import { silentLog } from "../../src/api/grpc/index.ts";
@@ -71,10 +73,29 @@ test("a target offered while the bus was reconnecting is sent once the bus is ba
     15_000,
     "the target to be applied",
   );
+});
 
-  // Another reconnect: nothing pending, nothing sent again.
+test("an unanswered quota reset is sent again once the bus is back (one asked during the gap found no listener)", async () => {
+  // As the agent's telemetry would have reported it.
+  await f.t.db.quotaState.create({ data: { hostId: sim.hostId, name: "q1", limit: 1000n, used: 900n } });
+  const res = await f.t.req("POST", "/v1/hosts/bus-edge/quotas/q1/reset", { as: "operator" });
+  assert.ok([200, 202].includes(res.statusCode), res.body);
+  await waitFor(async () => sim.received.some((m) => m.quotaReset), 5_000, "the reset delivered live");
+  const live = sim.received.filter((m) => m.quotaReset).length;
   assert.equal(await cutBus(), 1);
-  const messages = sim.received.length;
-  await waitFor(async () => sim.received.length > messages, 15_000, "the catch-up's ban state after the second cut");
-  assert.equal(sim.desired.length, 1, "a claimed target is not sent twice");
+  await waitFor(
+    async () => sim.received.filter((m) => m.quotaReset).length > live,
+    15_000,
+    "the pending reset sent again after the cut",
+  );
+});
+
+test("a stream replaced meanwhile (its kick lost with the link) ends instead of catching up", async () => {
+  await f.t.db.host.update({ where: { id: sim.hostId }, data: { sessionId: randomUUID() } });
+  const desired = sim.desired.length;
+  assert.equal(await cutBus(), 1);
+  const end = await Promise.race([sim.ended, new Promise<undefined>((r) => setTimeout(r, 15_000))]);
+  assert.equal(end?.code, grpc.status.ABORTED, JSON.stringify(end));
+  assert.match(end!.details, /newer stream/);
+  assert.equal(sim.desired.length, desired);
 });

@@ -399,22 +399,44 @@ export class AgentSession {
     if (appliedVersionId) {
       for (const t of await applyingWithVersion(db, hostId, appliedVersionId)) this.send({ confirm: t });
     }
-    // Quota resets asked for while the agent was away.
-    for (const m of await pendingQuotaResets(this.ctx, hostId))
-      this.send({ quotaReset: { requestId: m.requestId, name: m.name } });
     this.helloDone = true;
     await this.catchUp(bansHeld);
   }
 
   /**
+   * The bus is subscribed again after losing Redis. A stream that another one replaced
+   * meanwhile (its kick was lost with the link) ends instead of claiming its host's work;
+   * a failure is logged, not the end of the stream (every stream of the replica catches up
+   * at once, and a database blip then would cut them all).
+   */
+  private async afterResubscribe(): Promise<void> {
+    if (!this.helloDone) return; // the Hello catches up
+    const { hostId } = this.identity;
+    try {
+      const current = await this.ctx.db.host.count({ where: { id: hostId, sessionId: this.id } });
+      if (current === 0) return await this.terminate(grpc.status.ABORTED, "a newer stream for this host took over");
+      await this.catchUp(true);
+    } catch (e) {
+      this.ctx.log.warn(
+        { hostId, err: (e as Error).message },
+        "catch-up after the bus reconnected failed; the next Hello does it",
+      );
+    }
+  }
+
+  /**
    * What the host's notices carry, read from Postgres: after its Hello (it was offline), and
    * after the bus lost Redis (notices published meanwhile found no listener). Every part is
-   * idempotent: a pending target is claimed once, bans and conditions are whole states.
+   * idempotent: a pending target is claimed once, bans and conditions are whole states, the
+   * agent runs a quota reset request once.
    * `bansHeld`: the agent may hold bans, so an empty state is sent too.
    */
   private async catchUp(bansHeld: boolean): Promise<void> {
     const { db } = this.ctx;
     const hostId = this.identity.hostId;
+    // Quota resets asked for while the agent was away (the agent runs each request once).
+    for (const m of await pendingQuotaResets(this.ctx, hostId))
+      this.send({ quotaReset: { requestId: m.requestId, name: m.name } });
     // A host that was offline (or is new) gets what its deployments want it to run: first,
     // so nothing about bans (a failure, a message the stream refuses) can hold it back.
     const claimed = await claimForHost(db, hostId);
@@ -537,9 +559,7 @@ export class AgentSession {
   private async onNotice(n: HostNotice | Resubscribed): Promise<void> {
     switch (n.type) {
       case "resubscribed":
-        // Before its Hello, the Hello catches up.
-        if (this.helloDone) await this.catchUp(true);
-        return;
+        return this.afterResubscribe();
       case "offer": {
         const claimed = await claimTarget(this.ctx.db, n.targetId, this.identity.hostId);
         if (claimed) await this.sendDesired(claimed);
