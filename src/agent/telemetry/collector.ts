@@ -46,13 +46,15 @@ export interface CollectorOptions {
 }
 
 /**
- * Accounting rows per batch. A row is 30-60 bytes on the wire (IPv4 to IPv6 addresses,
- * large counts), so 40k rows are at most ~2.4 MB and a batch with its log events (at most
- * maxLogEvents) stays well under the stream's 8 MiB message limit (MAX_MESSAGE_BYTES).
- * A reading with more rows (a few busy /16 tables) goes as several batches: one too large
- * would be refused at every resend and stop the host's telemetry for good.
+ * Accounting rows per batch. A row is 30-120 bytes on the wire (an IPv4 address in a short
+ * table name to an IPv6 one in a 32-character name, large counts): 25k rows are at most
+ * ~3 MB, and with the most log events a batch holds (maxLogEvents, ~300 bytes each at their
+ * longest) and its counters and quotas it stays under the stream's 8 MiB message limit
+ * (MAX_MESSAGE_BYTES; collector.test.ts builds that worst case). A reading with more rows
+ * (a few busy /16 tables) goes as several batches: one too large would be refused at every
+ * resend and stop the host's telemetry for good.
  */
-export const MAX_ACCOUNTING_ROWS = 40_000;
+export const MAX_ACCOUNTING_ROWS = 25_000;
 
 const ZERO: Cum = { bytes: 0, packets: 0 };
 
@@ -101,6 +103,7 @@ export class Collector {
       c.carry = readingFromJson(resume.carry);
       c.lastQuotas = resume.quotas;
     }
+    await o.spool.dropUnfinished(c.seq);
     c.seq = Math.max(c.seq, o.spool.lastSeq);
     return c;
   }

@@ -9,10 +9,11 @@
 // restarted agent resumes its delta baseline from the newest batch it wrote.
 //
 // A reading too large for one gRPC message is spooled as several batches (appendReading):
-// the first ones are marked `part` and hold no resume point, the last one holds it. An
-// agent that stopped between them left parts with no end: open() removes them (they were
-// never sent, the collector sends a reading only once all of it is on disk), and the next
-// reading ships their values from the last complete resume point.
+// the first ones are marked `part` (with the seq of the reading's last batch) and hold no
+// resume point, the last one holds it. An agent that stopped between them left parts whose
+// reading ends past its resume point: the collector removes them at start
+// (dropUnfinished; they were never sent, a reading is sent only once all of it is on
+// disk), and the next reading ships their values from the resume point.
 
 import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -30,8 +31,8 @@ export interface SpoolEntry {
   batch: TelemetryBatch;
   /** Opaque collector state to resume from (see collector.ts). */
   resume?: unknown;
-  /** One of the first batches of a reading spooled as several (appendReading). */
-  part?: true;
+  /** One of the first batches of a reading spooled as several (appendReading): the seq of its last batch. */
+  part?: number;
 }
 
 export interface Dropped {
@@ -96,7 +97,6 @@ export class Spool {
       const m = FILE.exec(n);
       if (m) s.files.set(Number(m[1]), (await stat(join(dir, n))).size);
     }
-    await s.dropUnfinishedReading();
     try {
       const d = JSON.parse(await readFile(join(dir, "dropped.json"), "utf8")) as Dropped;
       if (typeof d.batches === "number" && typeof d.bytes === "number") s.dropped = d;
@@ -126,11 +126,16 @@ export class Spool {
     return { ...this.dropped };
   }
 
-  /** Parts at the end of the spool whose last batch was never written (the agent stopped in between). */
-  private async dropUnfinishedReading(): Promise<void> {
+  /**
+   * Parts of a reading that ends past `resumeSeq`, the collector's resume point: its last
+   * batch was never written (the agent stopped in between). A reading whose last batch was
+   * written moved the resume point there, even when that batch was acked and is gone.
+   */
+  async dropUnfinished(resumeSeq: number): Promise<void> {
     let removed = 0;
-    for (let seq = this.lastSeq; seq > 0; seq = this.lastSeq) {
-      if (!(await this.read(seq))?.part) break;
+    for (const seq of [...this.files.keys()].filter((k) => k > resumeSeq)) {
+      const part = (await this.read(seq))?.part;
+      if (part === undefined || part <= resumeSeq) continue;
       await rm(join(this.dir, fileName(seq)), { force: true });
       this.files.delete(seq);
       removed++;
@@ -161,11 +166,11 @@ export class Spool {
    */
   async appendReading(batches: TelemetryBatch[], resumeJson: string): Promise<void> {
     const last = batches.length - 1;
+    const part = Number(batches[last]!.seq);
     await this.write(
       batches.map((b, i) => ({
         seq: Number(b.seq),
-        data:
-          i < last ? JSON.stringify({ batch: b, part: true }) : `{"batch":${JSON.stringify(b)},"resume":${resumeJson}}`,
+        data: i < last ? JSON.stringify({ batch: b, part }) : `{"batch":${JSON.stringify(b)},"resume":${resumeJson}}`,
       })),
     );
   }
@@ -259,9 +264,12 @@ export class Spool {
     return undefined;
   }
 
-  /** The newest entry on disk (resume point after a restart). */
+  /** The newest entry on disk that is not a part (its resume point, after a restart). */
   async newest(): Promise<SpoolEntry | undefined> {
-    const seq = this.lastSeq;
-    return seq > 0 ? this.read(seq) : undefined;
+    for (const seq of [...this.files.keys()].sort((a, b) => b - a)) {
+      const e = await this.read(seq);
+      if (e?.part === undefined) return e;
+    }
+    return undefined;
   }
 }

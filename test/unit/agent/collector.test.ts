@@ -244,12 +244,13 @@ describe("collector on the Driver (fake)", () => {
         ),
       );
       assert.deepEqual(
-        onDisk.map((e) => [e.part === true, e.resume !== undefined]),
+        onDisk.map((e) => [e.part, e.resume !== undefined]),
         [
-          [true, false],
-          [true, false],
-          [false, true],
+          [4, false],
+          [4, false],
+          [undefined, true],
         ],
+        "parts name the reading's last batch",
       );
       from(ips(7)[0]!, 1, 10);
       const next = await c.collect();
@@ -288,6 +289,23 @@ describe("collector on the Driver (fake)", () => {
       );
     });
 
+    it("a reading whose last batch was acked before its parts keeps the parts at a restart", async () => {
+      const { open, from, dir } = await setup();
+      const c1 = await open(undefined, { maxAccountingRows: 3 });
+      await c1.collect();
+      for (const ip of ips(7)) from(ip, 1, 100);
+      await c1.collect();
+      await rm(join(dir, "spool", "b-00000000000000000004.json")); // acked first
+      const c2 = await open(undefined, { maxAccountingRows: 3 });
+      assert.deepEqual((await readdir(join(dir, "spool"))).filter((n) => n.startsWith("b-")).sort(), [
+        "b-00000000000000000001.json",
+        "b-00000000000000000002.json",
+        "b-00000000000000000003.json",
+      ]);
+      assert.equal(c2.lastSeq, 4, "the next batch does not reuse a seq");
+      assert.deepEqual(rows(await c2.collect()), [], "nothing shipped twice");
+    });
+
     it("at the default size, every batch of a 100k-row reading fits the stream's message limit", async () => {
       const { open, from } = await setup();
       const c = await open();
@@ -304,6 +322,55 @@ describe("collector on the Driver (fake)", () => {
       );
       const sizes = sent.map((b) => TelemetryBatch.encode(b).finish().length);
       assert.ok(Math.max(...sizes) < MAX_MESSAGE_BYTES / 2, `batches of ${sizes.join(", ")} bytes`);
+    });
+
+    it("the largest batch the collector can make fits the message limit", () => {
+      // MAX_ACCOUNTING_ROWS rows with 32-character table names, full-length IPv6 addresses and
+      // the largest counts; the most log events held between batches, every field at its
+      // longest; a thousand named counters and quotas.
+      const max = "18446744073709551615";
+      const ip6 = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+      const batch: TelemetryBatch = {
+        epoch: "e".repeat(36),
+        seq: max,
+        takenAtUnixMs: "9223372036854775807",
+        accounting: Array.from({ length: MAX_ACCOUNTING_ROWS }, () => ({
+          table: "t".repeat(32),
+          ip: ip6,
+          srcBytes: max,
+          srcPackets: max,
+          dstBytes: max,
+          dstPackets: max,
+        })),
+        quotas: Array.from({ length: 1000 }, () => ({
+          name: "q".repeat(32),
+          mode: "packets",
+          limit: max,
+          used: max,
+          grow: true,
+        })),
+        counters: Array.from({ length: 1000 }, () => ({ name: "c".repeat(64), bytes: max, packets: max })),
+        logs: Array.from({ length: 10_000 }, () => ({
+          unixMs: "9223372036854775807",
+          prefix: "p".repeat(127),
+          level: 7,
+          mark: 0xffffffff,
+          ctmark: 0xffffffff,
+          iif: "i".repeat(15),
+          oif: "o".repeat(15),
+          saddr: ip6,
+          daddr: ip6,
+          protocol: "p".repeat(16),
+          sport: 65535,
+          dport: 65535,
+          length: 65535,
+        })),
+        spoolDroppedBatches: max,
+        spoolDroppedBytes: max,
+        logsDropped: max,
+      };
+      const size = TelemetryBatch.encode(batch).finish().length;
+      assert.ok(size < MAX_MESSAGE_BYTES, `${size} bytes`);
     });
   });
 });
