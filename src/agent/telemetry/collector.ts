@@ -303,25 +303,7 @@ export class Collector {
     const perBatch = this.o.maxAccountingRows ?? MAX_ACCOUNTING_ROWS;
     const parts = Math.max(1, Math.ceil(accounting.length / perBatch));
     const seq = this.seq + parts;
-    const batches: TelemetryBatch[] = [];
-    for (let i = 0; i < parts - 1; i++)
-      batches.push({
-        epoch: this.o.epoch,
-        seq: u64(this.seq + 1 + i),
-        takenAtUnixMs: u64(cur.takenAt),
-        accounting: accounting.slice(i * perBatch, (i + 1) * perBatch),
-        quotas: [],
-        counters: [],
-        logs: [],
-        spoolDroppedBatches: "0",
-        spoolDroppedBytes: "0",
-        logsDropped: "0",
-      });
-    const batch: TelemetryBatch = {
-      epoch: this.o.epoch,
-      seq: u64(seq),
-      takenAtUnixMs: u64(cur.takenAt),
-      accounting: parts > 1 ? accounting.slice((parts - 1) * perBatch) : accounting,
+    const rest = {
       quotas: quotaKey === this.lastQuotas ? [] : quotas,
       counters,
       logs,
@@ -329,7 +311,22 @@ export class Collector {
       spoolDroppedBytes: u64(drops.bytes),
       logsDropped: u64(logsDropped),
     };
-    batches.push(batch);
+    const none = {
+      quotas: [],
+      counters: [],
+      logs: [],
+      spoolDroppedBatches: "0",
+      spoolDroppedBytes: "0",
+      logsDropped: "0",
+    };
+    const batches: TelemetryBatch[] = Array.from({ length: parts }, (_, i) => ({
+      epoch: this.o.epoch,
+      seq: u64(this.seq + 1 + i),
+      takenAtUnixMs: u64(cur.takenAt),
+      accounting: parts > 1 ? accounting.slice(i * perBatch, (i + 1) * perBatch) : accounting,
+      ...(i === parts - 1 ? rest : none),
+    }));
+    const batch = batches[parts - 1]!;
     // Serialised once: the spool entry embeds this text and the resume file is this text.
     const resume = resumeJson(seq, cur.counters, carry, quotaKey);
     try {

@@ -148,29 +148,20 @@ export class Spool {
   }
 
   /**
-   * Write a batch; drop the oldest batches first if the bounds require it. `resumeJson`:
-   * the entry's `resume` already serialised (the collector writes the same text to its
-   * resume file), spliced in rather than serialised a second time.
+   * One reading as one batch or several, in seq order; the oldest batches are dropped first
+   * if the bounds require it, nothing of this reading. All but the last are written as
+   * parts; the last carries `resumeJson`, the collector's resume point already serialised
+   * (its resume file is the same text), spliced in rather than serialised a second time.
    */
-  async append(entry: SpoolEntry, resumeJson?: string): Promise<void> {
-    const data =
-      resumeJson === undefined
-        ? JSON.stringify(entry)
-        : `{"batch":${JSON.stringify(entry.batch)},"resume":${resumeJson}}`;
-    await this.write([{ seq: Number(entry.batch.seq), data }]);
-  }
-
-  /**
-   * One reading as several batches, in seq order: all but the last are written as parts,
-   * the last with the resume point. Nothing of it is dropped to make room for the rest.
-   */
-  async appendReading(batches: TelemetryBatch[], resumeJson: string): Promise<void> {
+  async appendReading(batches: TelemetryBatch[], resumeJson?: string): Promise<void> {
     const last = batches.length - 1;
     const part = Number(batches[last]!.seq);
+    const lastData = (b: TelemetryBatch) =>
+      resumeJson === undefined ? JSON.stringify({ batch: b }) : `{"batch":${JSON.stringify(b)},"resume":${resumeJson}}`;
     await this.write(
       batches.map((b, i) => ({
         seq: Number(b.seq),
-        data: i < last ? JSON.stringify({ batch: b, part }) : `{"batch":${JSON.stringify(b)},"resume":${resumeJson}}`,
+        data: i < last ? JSON.stringify({ batch: b, part }) : lastData(b),
       })),
     );
   }

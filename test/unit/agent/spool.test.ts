@@ -34,7 +34,7 @@ describe("telemetry spool", () => {
   it("keeps batches in seq order until acked, across reopen", async () => {
     const d = await fresh();
     const s = await Spool.open(d, { maxBytes: 1 << 20, maxBatches: 100 }, memoryLog());
-    for (const seq of [1, 2, 3]) await s.append({ batch: batch(seq) });
+    for (const seq of [1, 2, 3]) await s.appendReading([batch(seq)]);
     assert.equal(await s.ack("e1", 2), true);
     assert.equal(await s.ack("e1", 2), false);
     assert.equal(await s.ack("other-epoch", 1), false);
@@ -50,7 +50,7 @@ describe("telemetry spool", () => {
     const d = await fresh();
     const log = memoryLog();
     const s = await Spool.open(d, { maxBytes: 1 << 20, maxBatches: 3 }, log);
-    for (let seq = 1; seq <= 5; seq++) await s.append({ batch: batch(seq) });
+    for (let seq = 1; seq <= 5; seq++) await s.appendReading([batch(seq)]);
     assert.deepEqual(
       (await s.pending()).map((b) => b.seq),
       ["3", "4", "5"],
@@ -67,7 +67,7 @@ describe("telemetry spool", () => {
   it("drops the oldest batches when the byte bound is hit; never the newest", async () => {
     const d = await fresh();
     const s = await Spool.open(d, { maxBytes: 4096, maxBatches: 1000 }, memoryLog());
-    for (let seq = 1; seq <= 10; seq++) await s.append({ batch: batch(seq, 900) });
+    for (let seq = 1; seq <= 10; seq++) await s.appendReading([batch(seq, 900)]);
     assert.ok(s.bytes <= 4096, `spool holds ${s.bytes} bytes`);
     const seqs = (await s.pending()).map((b) => Number(b.seq));
     assert.equal(seqs[seqs.length - 1], 10);
