@@ -18,6 +18,7 @@ import { NftError, type Driver } from "../../../src/engine/driver/index.ts";
 import type { AgentMessage } from "../../../src/protocol/agent.ts";
 import { memoryLog } from "../../../src/runtime/log.ts";
 import { FakeDriver } from "../../support/fake-driver.ts";
+import { waitFor } from "../../support/wait.ts";
 import { fixtureDesired, fixtureText } from "../../support/agent-rulesets.ts";
 
 const LAN = "10.9.0.0/24";
@@ -189,7 +190,12 @@ describe("shutting down", () => {
       });
       const first = pipeline.apply(desired(2));
       const second = pipeline.apply(desired(3));
-      await waitUntil(() => sent.some((m) => m.applyResult?.status === "APPLY_STATUS_APPLYING"));
+      await waitFor(
+        () => sent.some((m) => m.applyResult?.status === "APPLY_STATUS_APPLYING"),
+        5_000,
+        "the first apply in its confirm window",
+        10,
+      );
       // What the agent's shutdown does (main.ts stopAgent).
       applier.close();
       pipeline.refuseWaiting();
@@ -210,9 +216,3 @@ describe("shutting down", () => {
     }
   });
 });
-
-/** Polls `ok` every 10 ms, at most 5 s. */
-async function waitUntil(ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(ok(), "condition never met");
-}
