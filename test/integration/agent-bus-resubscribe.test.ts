@@ -15,7 +15,7 @@ import { runRollout } from "../../src/api/deploy/rollout.ts";
 import { agentBusConnectionName } from "../../src/api/host-bus.ts";
 import { startFleet, waitFor, type Fleet, type SimAgent } from "../support/grpc-fleet.ts";
 import { validPolicy } from "../support/policies.ts";
-import { startTestRedis, type TestRedis } from "../support/redis-server.ts";
+import { parseClientList, startTestRedis, type TestRedis } from "../support/redis-server.ts";
 
 let f: Fleet;
 let sim: SimAgent;
@@ -41,11 +41,9 @@ after(async () => {
 
 /** Ends this process's agent bus connection the way a Redis restart or a network cut does. */
 async function cutBus(): Promise<number> {
-  const list = (await f.t.redis.client("LIST")) as string;
-  const ids = list
-    .split("\n")
-    .filter((l) => l.includes(` name=${agentBusConnectionName()} `))
-    .map((l) => /\bid=(\d+)/.exec(l)![1]!);
+  const ids = parseClientList((await f.t.redis.client("LIST")) as string)
+    .filter((c) => c.name === agentBusConnectionName())
+    .map((c) => c.id!);
   for (const id of ids) await f.t.redis.client("KILL", "ID", id);
   return ids.length;
 }

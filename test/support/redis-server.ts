@@ -18,6 +18,16 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
+/** CLIENT LIST's text, one record (field -> value) per connection. */
+export function parseClientList(text: string): Record<string, string>[] {
+  return text
+    .trim()
+    .split("\n")
+    .map((line) =>
+      Object.fromEntries(line.split(" ").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
+    );
+}
+
 function launch(port: number): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(
@@ -80,15 +90,7 @@ export async function startTestRedis(): Promise<TestRedis> {
       const r = new Redis(port, "127.0.0.1", { maxRetriesPerRequest: 1, lazyConnect: true });
       try {
         await r.connect();
-        const text = (await r.client("LIST")) as string;
-        return text
-          .trim()
-          .split("\n")
-          .map((line) =>
-            Object.fromEntries(
-              line.split(" ").map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
-            ),
-          );
+        return parseClientList((await r.client("LIST")) as string);
       } finally {
         r.disconnect();
       }
